@@ -1,0 +1,22 @@
+// Builds the commander program from one register function per command group (one file each).
+import { Command } from 'commander';
+import { registerCaCommands } from './ca.js';
+import { registerCertCommands } from './cert.js';
+import { registerDemoCommand } from './demo.js';
+import { registerPolicyCommands } from './policy.js';
+import { registerSidecarCommand } from './sidecar.js';
+import { VERSION } from './version.js';
+
+export function buildProgram(): Command {
+  const program = new Command('meshauth')
+    .description('Service-mesh sidecar for mutual authentication: mTLS, SPIFFE identity, policy, passports')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride(); // commander errors become exceptions, so run.ts picks the exit code (2 for usage)
+  registerCaCommands(program);
+  registerCertCommands(program);
+  registerPolicyCommands(program);
+  registerSidecarCommand(program);
+  registerDemoCommand(program);
+  return program;
+}

@@ -1,0 +1,37 @@
+// Exit-code policy of the CLI: 0 success; 2 bad input (usage, config, invalid IDs, TTLs, policies: anything the
+// user can fix by changing what they typed); 1 for runtime failures. Expected errors print one line, no stack.
+import { CommanderError } from 'commander';
+import { MeshauthError } from '../errors/index.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+export function exitCodeFor(error: unknown): number {
+  if (error instanceof CommanderError) {
+    return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+  }
+  if (error instanceof MeshauthError) {
+    return error.status >= 500 ? EXIT_FAILURE : EXIT_USAGE;
+  }
+  return EXIT_FAILURE;
+}
+
+export function formatError(error: unknown): string {
+  if (error instanceof MeshauthError) {
+    return `meshauth: ${error.message} [${error.code}]`;
+  }
+  if (error instanceof Error) {
+    return process.env.MESHAUTH_DEBUG ? `meshauth: ${error.stack ?? error.message}` : `meshauth: ${error.message}`;
+  }
+  return `meshauth: ${String(error)}`;
+}
+
+export function exitWithError(error: unknown): never {
+  const code = exitCodeFor(error);
+  // commander already printed its own usage message (and --help/--version output exits 0).
+  if (!(error instanceof CommanderError)) {
+    process.stderr.write(`${formatError(error)}\n`);
+  }
+  process.exit(code);
+}

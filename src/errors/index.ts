@@ -1,0 +1,2 @@
+export { isMeshauthError, MeshauthError, type MeshauthErrorOptions } from './meshauth-error.js';
+export { ERRORS, type ErrorCode, type ErrorSpec, isErrorCode } from './registry.js';

@@ -1,0 +1,2 @@
+export { createLogger, type Logger, type LoggerOptions, silentLogger } from './logger.js';
+export { Metrics, type MetricsOptions } from './metrics.js';

@@ -1,0 +1,137 @@
+// The metrics of SPEC §8 on one prom-client registry per process role. Components receive a Metrics object
+// rather than importing a global, so a test (or `meshauth demo`) can run a CA and several sidecars in one process
+// with separate registries. Labels are bounded: no paths, no users, no raw client input (SPEC §8).
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface MetricsOptions {
+  /** Include process_* and nodejs_* metrics (on in real processes, off in tests that share a process). */
+  readonly defaultMetrics?: boolean;
+}
+
+// prom-client's default collector exposes three gauges named *_total, which promtool rejects (a _total suffix is
+// reserved for counters). They are dropped from the exposition; everything else of the default set stays.
+const PROMTOOL_INVALID_DEFAULTS = new Set([
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+]);
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: 'meshauth_requests_total',
+    help: 'Requests handled by the sidecar, by direction, authenticated peer SPIFFE ID and HTTP status code.',
+    labelNames: ['direction', 'peer_id', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly requestDuration = new Histogram({
+    name: 'meshauth_request_duration_seconds',
+    help: 'Time from request received to response headers sent, by direction.',
+    labelNames: ['direction'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly tlsHandshakeFailures = new Counter({
+    name: 'meshauth_tls_handshake_failures_total',
+    help: 'TLS handshakes refused or failed, by direction and reason.',
+    labelNames: ['direction', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly authzDecisions = new Counter({
+    name: 'meshauth_authz_decisions_total',
+    help: 'Authorization decisions, by decision and deciding rule.',
+    labelNames: ['decision', 'rule'] as const,
+    registers: [this.registry],
+  });
+
+  readonly svidExpiry = new Gauge({
+    name: 'meshauth_svid_expiry_timestamp_seconds',
+    help: 'Unix time at which the current X509-SVID expires.',
+    registers: [this.registry],
+  });
+
+  readonly svidRotations = new Counter({
+    name: 'meshauth_svid_rotations_total',
+    help: 'SVID fetch and rotation attempts, by result.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly caSvidsIssued = new Counter({
+    name: 'meshauth_ca_svids_issued_total',
+    help: 'X509-SVIDs and JWT-SVIDs issued by the CA, by method.',
+    labelNames: ['method'] as const,
+    registers: [this.registry],
+  });
+
+  readonly caRequestsRejected = new Counter({
+    name: 'meshauth_ca_requests_rejected_total',
+    help: 'CA API requests rejected, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly passportVerifications = new Counter({
+    name: 'meshauth_passport_verifications_total',
+    help: 'Passport verifications on inbound requests, by result.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly requestsRejected = new Counter({
+    name: 'meshauth_requests_rejected_total',
+    help: 'Requests rejected before reaching the app or the peer, by direction and error code.',
+    labelNames: ['direction', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tokenVerifications = new Counter({
+    name: 'meshauth_enduser_token_verifications_total',
+    help: 'End-user bearer token verifications, by result.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly policyReloads = new Counter({
+    name: 'meshauth_policy_reloads_total',
+    help: 'Policy file reloads, by result.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: MetricsOptions = {}) {
+    if (options.defaultMetrics) {
+      collectDefaultMetrics({ register: this.registry });
+    }
+  }
+
+  /** Prometheus text exposition without the promtool-invalid default gauges. */
+  async exposition(): Promise<string> {
+    const text = await this.registry.metrics();
+    if (!text.includes('_total')) return text;
+    return text
+      .split('\n')
+      .filter((line) => {
+        const name = metricNameOf(line);
+        return name === undefined || !PROMTOOL_INVALID_DEFAULTS.has(name);
+      })
+      .join('\n');
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+function metricNameOf(line: string): string | undefined {
+  if (line.startsWith('# HELP ') || line.startsWith('# TYPE ')) {
+    return line.slice(7).split(' ', 1)[0];
+  }
+  if (line === '' || line.startsWith('#')) return undefined;
+  const match = /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(line);
+  return match?.[0];
+}

@@ -1,0 +1,1 @@
+export { CredentialHolder, type Credentials, type CredentialsListener } from './credential-holder.js';

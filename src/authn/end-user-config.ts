@@ -1,0 +1,127 @@
+// What end-user token validation needs from `inbound.endUser` (SPEC §7) plus its tunables, and the one check
+// that rejects unsafe settings at start-up (RFC 8725 §3.1: allow-list, never `none`, never HMAC).
+// The config module owns parsing; this file only states the shape this area relies on and validates it.
+import { MeshauthError } from '../errors/index.js';
+import { checkFetchableUrl } from './fetch-json.js';
+
+export interface EndUserIssuerConfig {
+  /** Exact `iss` value; also the base of OIDC discovery when `jwksUri` is absent. */
+  readonly issuer: string;
+  /** At least one; a token must carry one of them in `aud` (RFC 8725 §3.9). */
+  readonly audiences: readonly string[];
+  /** JWKS URL; when absent, taken from `<issuer>/.well-known/openid-configuration` (same origin only). */
+  readonly jwksUri?: string;
+  /** Allow-list of JWS algorithms for this issuer (asymmetric only). */
+  readonly algorithms: readonly string[];
+  /** Required `typ` header (e.g. `at+jwt`, RFC 9068). Without it, `typ` may be absent, JWT, JOSE or at+jwt. */
+  readonly typ?: string;
+}
+
+export interface EndUserConfig {
+  /** When true, a request without a bearer token is refused (401 `Bearer`). */
+  readonly required: boolean;
+  readonly issuers: readonly EndUserIssuerConfig[];
+  /** SPIFFE IDs allowed to vouch for end users in a passport (used by the passport verifier, not here). */
+  readonly vouchers: readonly string[];
+  /** Claims copied into `x-meshauth-user` next to `sub` and `iss` (SPEC §5), e.g. scope, groups. */
+  readonly claims: readonly string[];
+}
+
+export interface EndUserTunables {
+  /** Leeway for exp/nbf/iat, seconds (default 30, max 60). */
+  readonly clockSkewSeconds: number;
+  /** Largest token accepted, in bytes; larger ones are rejected before any decoding. */
+  readonly maxTokenBytes: number;
+  readonly jwksFetchTimeoutMs: number;
+  readonly jwksMaxResponseBytes: number;
+  /** Background JWKS refresh period. */
+  readonly jwksRefreshIntervalMs: number;
+  /** Minimum time between two on-demand fetches (unknown `kid`, or no keys yet). */
+  readonly unknownKidCooldownMs: number;
+  /** Cached keys are dropped (fail closed) when the last successful fetch is older than this. */
+  readonly jwksMaxStaleMs: number;
+}
+
+export const END_USER_DEFAULTS: EndUserTunables = Object.freeze({
+  clockSkewSeconds: 30,
+  maxTokenBytes: 16 * 1024,
+  jwksFetchTimeoutMs: 3_000,
+  jwksMaxResponseBytes: 256 * 1024,
+  jwksRefreshIntervalMs: 5 * 60_000,
+  unknownKidCooldownMs: 30_000,
+  jwksMaxStaleMs: 24 * 60 * 60_000,
+});
+
+export const MAX_CLOCK_SKEW_SECONDS = 60;
+
+/** Asymmetric JWS algorithms we accept in config (JWT-SVID §2.1 set plus EdDSA). HS* and `none` never. */
+export const SUPPORTED_ALGORITHMS: ReadonlySet<string> = new Set([
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+]);
+
+const CLAIM_NAME = /^[A-Za-z0-9_:.-]{1,64}$/;
+
+function invalid(message: string, key: string): never {
+  throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `inbound.endUser.${key}: ${message}`, {
+    reason: 'end_user',
+    detail: { key },
+  });
+}
+
+/** Throws MESHAUTH_ERR_CONFIG_INVALID naming the key when the config is unsafe or incomplete. */
+export function validateEndUserConfig(config: EndUserConfig): void {
+  const seen = new Set<string>();
+  config.issuers.forEach((issuer, i) => {
+    const key = `issuers[${i}]`;
+    if (typeof issuer.issuer !== 'string' || issuer.issuer === '') invalid('issuer must be a non-empty string', key);
+    if (seen.has(issuer.issuer)) invalid(`issuer ${issuer.issuer} is listed twice`, key);
+    seen.add(issuer.issuer);
+    if (issuer.audiences.length === 0 || issuer.audiences.some((a) => typeof a !== 'string' || a === '')) {
+      invalid('audiences must list at least one non-empty audience (RFC 8725 §3.9)', `${key}.audiences`);
+    }
+    if (issuer.algorithms.length === 0) invalid('algorithms must list at least one algorithm', `${key}.algorithms`);
+    for (const alg of issuer.algorithms) {
+      if (!SUPPORTED_ALGORITHMS.has(alg)) {
+        invalid(
+          `algorithm ${JSON.stringify(alg)} is not allowed; use asymmetric ones (RS*, PS*, ES*, EdDSA), never none or HS*`,
+          `${key}.algorithms`,
+        );
+      }
+    }
+    if (issuer.typ !== undefined && !/^[A-Za-z0-9.+/-]{1,64}$/.test(issuer.typ))
+      invalid('typ is malformed', `${key}.typ`);
+    const fetchUrl = issuer.jwksUri ?? discoveryUrl(issuer.issuer);
+    const problem = checkFetchableUrl(fetchUrl);
+    if (problem !== undefined) invalid(problem, issuer.jwksUri === undefined ? `${key}.issuer` : `${key}.jwksUri`);
+  });
+  for (const claim of config.claims) {
+    if (!CLAIM_NAME.test(claim)) invalid(`claim name ${JSON.stringify(claim)} is malformed`, 'claims');
+  }
+}
+
+/** Fills defaults and checks bounds; validating and defaulting are separate steps (STYLE). */
+export function resolveEndUserTunables(partial: Partial<EndUserTunables> = {}): EndUserTunables {
+  const t: EndUserTunables = { ...END_USER_DEFAULTS, ...partial };
+  if (!(t.clockSkewSeconds >= 0 && t.clockSkewSeconds <= MAX_CLOCK_SKEW_SECONDS)) {
+    invalid(`clock skew must be between 0 and ${MAX_CLOCK_SKEW_SECONDS} s`, 'clockSkewSeconds');
+  }
+  for (const [name, value] of Object.entries(t)) {
+    if (!Number.isFinite(value) || value < 0) invalid('must be a non-negative number', name);
+  }
+  return Object.freeze(t);
+}
+
+/** OIDC Discovery 1.0 §4: the issuer with any trailing `/` removed, then `/.well-known/openid-configuration`. */
+export function discoveryUrl(issuer: string): string {
+  return `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
+}

@@ -1,0 +1,30 @@
+export {
+  BACKDATE_MS,
+  createIntermediateCertificate,
+  createLeafCertificate,
+  createRootCertificate,
+  INTERMEDIATE_TTL_MS,
+  type Issuer,
+  type LeafOptions,
+  ROOT_TTL_MS,
+} from './certificate-builder.js';
+export { parseCertificate, parseCertificatesPem, sha256Hex, toPemChain, uriSans } from './certificates.js';
+export { createCsrPem, type VerifiedCsr, verifyCsrPem } from './csr.js';
+export {
+  exportPrivateKeyPem,
+  generateKeyPair,
+  importPrivateKeyPem,
+  KEY_ALGORITHMS,
+  KEY_TYPES,
+  type KeyPair,
+  type KeyType,
+  keyTypeOf,
+  parseKeyType,
+  toPem,
+} from './keys.js';
+export { hostPermitted, permittedUriHosts, uriNameConstraintsExtension } from './name-constraints.js';
+export { randomSerialHex } from './serial.js';
+export { checkSvidLeaf, validateX509Svid } from './svid-validator.js';
+export { TrustBundle } from './trust-bundle.js';
+export { x509 } from './x509.js';
+export { X509Svid } from './x509-svid.js';

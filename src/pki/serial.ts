@@ -1,0 +1,8 @@
+// Certificate serial numbers: 128 random bits (SPEC §3), positive as DER INTEGER requires (RFC 5280 §4.1.2.2).
+import { randomBytes } from 'node:crypto';
+
+export function randomSerialHex(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x40; // clear the sign bit, keep all 16 bytes significant
+  return bytes.toString('hex');
+}

@@ -1,0 +1,36 @@
+// TrustBundle: the set of root certificates trusted for one trust domain (SPEC §3: more than one during a root
+// rotation). Pure value object; loading from disk or the CA lives elsewhere.
+import type { TrustDomain } from '../identity/index.js';
+import { parseCertificatesPem, toPemChain } from './certificates.js';
+import type { x509 } from './x509.js';
+
+export class TrustBundle {
+  readonly trustDomain: TrustDomain;
+  readonly roots: readonly x509.X509Certificate[];
+  readonly #rawRoots: readonly Uint8Array[];
+
+  constructor(trustDomain: TrustDomain, roots: readonly x509.X509Certificate[]) {
+    this.trustDomain = trustDomain;
+    this.roots = Object.freeze([...roots]);
+    this.#rawRoots = this.roots.map((r) => new Uint8Array(r.rawData));
+  }
+
+  static fromPem(trustDomain: TrustDomain, pem: string): TrustBundle {
+    return new TrustBundle(trustDomain, parseCertificatesPem(pem));
+  }
+
+  /** True when this exact certificate (byte for byte) is one of the roots. */
+  hasRoot(cert: x509.X509Certificate): boolean {
+    const raw = new Uint8Array(cert.rawData);
+    return this.#rawRoots.some((r) => r.length === raw.length && Buffer.compare(r, raw) === 0);
+  }
+
+  toPem(): string {
+    return toPemChain(this.roots);
+  }
+
+  /** The PEM strings one by one (the CA API's `bundle` array). */
+  toPemList(): string[] {
+    return this.roots.map((r) => `${r.toString('pem')}\n`);
+  }
+}

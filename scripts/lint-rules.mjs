@@ -60,7 +60,7 @@ for (const path of walk(join(root, 'src'))) {
     .split('\n')
     .map((line) => {
       const allow = /lint-allow: ([a-z-]+) — \S/.exec(line);
-      return allow ? line.replace(/\S/g, ' ') + ` ${allow[1]}-allowed` : line;
+      return allow ? `${line.replace(/\S/g, ' ')} ${allow[1]}-allowed` : line;
     })
     .join('\n');
   for (const rule of RULES) {

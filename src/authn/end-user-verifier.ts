@@ -1,0 +1,208 @@
+// Verifies end-user bearer JWTs from the configured issuers (SPEC §5; RFC 8725; security.md J01–J22): shape
+// checks first, then the issuer named by the unverified `iss` (only configured ones; an unknown issuer is an
+// invalid token, not an absent one — Envoy CVE-2021-21378), its key, then jose's jwtVerify with explicit rules.
+// One metric increment and, for a rejection, one log line per token; the token itself is never logged.
+import { errors, jwtVerify } from 'jose';
+import { isMeshauthError, MeshauthError } from '../errors/index.js';
+import { type Logger, type Metrics, silentLogger } from '../telemetry/index.js';
+import { type EndUser, endUserFromClaims } from './end-user.js';
+import {
+  type EndUserConfig,
+  type EndUserIssuerConfig,
+  type EndUserTunables,
+  resolveEndUserTunables,
+  validateEndUserConfig,
+} from './end-user-config.js';
+import { extractBearer, type RequestHeaders } from './extract-bearer.js';
+import { JwksCache } from './jwks-cache.js';
+import { type TokenRejectionDetail, type TokenRejectionReason, tokenInvalid } from './token-rejection.js';
+import { forLog, inspectToken } from './token-shape.js';
+
+export interface EndUserVerifierOptions {
+  readonly config: EndUserConfig;
+  readonly tunables?: Partial<EndUserTunables>;
+  readonly logger?: Logger;
+  readonly metrics?: Metrics;
+  /** Milliseconds since the epoch; tests inject it to move token time and JWKS cooldowns. */
+  readonly now?: () => number;
+}
+
+interface IssuerRules {
+  readonly config: EndUserIssuerConfig;
+  readonly algorithms: ReadonlySet<string>;
+  readonly cache: JwksCache;
+}
+
+// Without a configured `typ`, accept the generic JWT types and RFC 9068 access tokens only, so tokens of an
+// explicitly different kind (e.g. a mesh passport) never validate as end-user tokens (RFC 8725 §3.11, J15).
+const DEFAULT_TYPS: ReadonlySet<string> = new Set(['application/jwt', 'application/jose', 'application/at+jwt']);
+
+function normalizeTyp(typ: string): string {
+  const lower = typ.toLowerCase();
+  return lower.includes('/') ? lower : `application/${lower}`;
+}
+
+export class EndUserVerifier {
+  readonly required: boolean;
+  readonly #config: EndUserConfig;
+  readonly #tunables: EndUserTunables;
+  readonly #logger: Logger;
+  readonly #metrics: Metrics | undefined;
+  readonly #now: () => number;
+  readonly #issuers = new Map<string, IssuerRules>();
+
+  /** Throws MESHAUTH_ERR_CONFIG_INVALID for unsafe settings (HS*, none, no audience, plain-http JWKS…). */
+  constructor(options: EndUserVerifierOptions) {
+    validateEndUserConfig(options.config);
+    this.#config = options.config;
+    this.#tunables = resolveEndUserTunables(options.tunables);
+    this.#logger = options.logger ?? silentLogger();
+    this.#metrics = options.metrics;
+    this.#now = options.now ?? Date.now;
+    this.required = options.config.required;
+    for (const issuer of options.config.issuers) {
+      const cache = new JwksCache({
+        issuer: issuer.issuer,
+        ...(issuer.jwksUri === undefined ? {} : { jwksUri: issuer.jwksUri }),
+        tunables: this.#tunables,
+        logger: this.#logger,
+        now: this.#now,
+      });
+      this.#issuers.set(issuer.issuer, { config: issuer, algorithms: new Set(issuer.algorithms), cache });
+    }
+  }
+
+  /** Prefetches every issuer's keys and starts their background refresh (optional: verify() fetches lazily). */
+  start(): void {
+    for (const { cache } of this.#issuers.values()) cache.start();
+  }
+
+  /** The key cache of one configured issuer (readiness checks, tests). */
+  jwksCache(issuer: string): JwksCache | undefined {
+    return this.#issuers.get(issuer)?.cache;
+  }
+
+  /**
+   * Extracts and verifies the request's bearer token. Undefined when there is none and none is required.
+   * Throws MESHAUTH_ERR_TOKEN_REQUEST_MALFORMED (400), MESHAUTH_ERR_TOKEN_MISSING (401 when `required`) or
+   * MESHAUTH_ERR_TOKEN_INVALID (401).
+   */
+  async authenticate(headers: RequestHeaders): Promise<EndUser | undefined> {
+    let token: string | undefined;
+    try {
+      token = extractBearer(headers);
+    } catch (error) {
+      this.#metrics?.tokenVerifications.inc({ result: 'malformed_header' });
+      this.#logger.info({ reason: (error as MeshauthError).reason }, 'end-user authorization header rejected');
+      throw error;
+    }
+    if (token === undefined) {
+      if (!this.required) return undefined;
+      this.#metrics?.tokenVerifications.inc({ result: 'missing' });
+      throw new MeshauthError('MESHAUTH_ERR_TOKEN_MISSING', 'end-user token required', { reason: 'missing' });
+    }
+    return this.verify(token);
+  }
+
+  /** Verifies one compact JWS. Throws MESHAUTH_ERR_TOKEN_INVALID with a TokenRejectionReason as `reason`. */
+  async verify(token: string): Promise<EndUser> {
+    try {
+      const user = await this.#verify(token);
+      this.#metrics?.tokenVerifications.inc({ result: 'ok' });
+      return user;
+    } catch (error) {
+      const rejection = isMeshauthError(error, 'MESHAUTH_ERR_TOKEN_INVALID')
+        ? error
+        : tokenInvalid('format', 'token could not be verified', {}, error);
+      this.#metrics?.tokenVerifications.inc({ result: rejection.reason ?? 'format' });
+      this.#logger.info(
+        { reason: rejection.reason, ...rejection.detail, err: rejection.message },
+        'end-user token rejected',
+      );
+      throw rejection;
+    }
+  }
+
+  /** Stops background JWKS refreshes and closes connections to the issuers. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#issuers.values()].map(({ cache }) => cache.close()));
+  }
+
+  async #verify(token: string): Promise<EndUser> {
+    if (typeof token !== 'string') throw tokenInvalid('format', 'token is not a string');
+    const shape = inspectToken(token, this.#tunables.maxTokenBytes);
+    const detail: TokenRejectionDetail = {
+      issuer: forLog(shape.iss) ?? '',
+      alg: forLog(shape.alg) ?? '',
+      ...(shape.kid === undefined ? {} : { kid: forLog(shape.kid) ?? '' }),
+    };
+    const rules = this.#issuers.get(shape.iss);
+    if (rules === undefined) throw tokenInvalid('issuer', 'issuer not configured', detail);
+    if (!rules.algorithms.has(shape.alg)) throw tokenInvalid('alg_not_allowed', 'algorithm not allowed', detail);
+    this.#checkTyp(shape.header.typ, rules.config.typ, detail);
+
+    const key = await rules.cache.getKey(shape.kid, shape.alg);
+    const nowSeconds = Math.floor(this.#now() / 1000);
+    const skew = this.#tunables.clockSkewSeconds;
+    let payload: Record<string, unknown>;
+    try {
+      ({ payload } = await jwtVerify(token, key, {
+        algorithms: [shape.alg],
+        issuer: rules.config.issuer,
+        audience: [...rules.config.audiences],
+        clockTolerance: skew,
+        requiredClaims: ['exp'],
+        currentDate: new Date(nowSeconds * 1000),
+        ...(rules.config.typ === undefined ? {} : { typ: rules.config.typ }),
+      }));
+    } catch (error) {
+      throw tokenInvalid(reasonOf(error), (error as Error).message, detail, error);
+    }
+
+    // jose accepts any JSON number; Infinity (1e309) or NaN must not mean "never expires" (J04).
+    for (const claim of ['exp', 'nbf', 'iat'] as const) {
+      const value = payload[claim];
+      if (value !== undefined && !(typeof value === 'number' && Number.isFinite(value))) {
+        throw tokenInvalid(claim === 'exp' ? 'missing_exp' : 'claims', `${claim} is not a finite number`, detail);
+      }
+    }
+    if (typeof payload.iat === 'number' && payload.iat > nowSeconds + skew) {
+      throw tokenInvalid('not_yet_valid', 'iat is in the future', detail);
+    }
+    const user = endUserFromClaims(payload, this.#config.claims);
+    if (user === undefined) throw tokenInvalid('missing_sub', 'token has neither sub nor client_id', detail);
+    return user;
+  }
+
+  #checkTyp(typ: unknown, required: string | undefined, detail: TokenRejectionDetail): void {
+    if (typ === undefined && required === undefined) return;
+    if (typeof typ !== 'string') throw tokenInvalid('typ', 'typ header missing or not a string', detail);
+    const ok =
+      required === undefined ? DEFAULT_TYPS.has(normalizeTyp(typ)) : normalizeTyp(typ) === normalizeTyp(required);
+    if (!ok) throw tokenInvalid('typ', 'typ header not accepted', detail);
+  }
+}
+
+/** Maps jose's error classes to our bounded reasons. */
+function reasonOf(error: unknown): TokenRejectionReason {
+  if (error instanceof errors.JWTExpired) return 'expired';
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    switch (error.claim) {
+      case 'nbf':
+        return 'not_yet_valid';
+      case 'aud':
+        return 'audience';
+      case 'iss':
+        return 'issuer';
+      case 'typ':
+        return 'typ';
+      case 'exp':
+        return 'missing_exp';
+      default:
+        return 'claims';
+    }
+  }
+  if (error instanceof errors.JWSSignatureVerificationFailed) return 'signature';
+  if (error instanceof errors.JOSEAlgNotAllowed) return 'alg_not_allowed';
+  return 'format';
+}

@@ -1,0 +1,78 @@
+// The verified end user as the rest of meshauth sees it: what policy `when.user` reads (sub, iss, client_id,
+// scope, groups) and what the app receives in `x-meshauth-user` (sub, iss + configured claims, SPEC §5).
+// Pure: built from claims that were already verified.
+
+/** Claims the policy engine may match on, copied whenever the token carries them (SPEC §6 `when.user`). */
+export const POLICY_CLAIMS = ['sub', 'iss', 'client_id', 'scope', 'groups'] as const;
+
+export interface EndUser {
+  readonly sub: string;
+  readonly iss: string;
+  readonly clientId: string | undefined;
+  /** `scope` split on spaces (RFC 8693 §4.2 / RFC 9068 §2.2.3), or an `scp` array; empty when absent. */
+  readonly scopes: readonly string[];
+  /** `groups` when it is an array of strings; empty otherwise. */
+  readonly groups: readonly string[];
+  /** Policy view: sub, iss, client_id, scope, groups when present, plus the configured claims. */
+  readonly claims: Readonly<Record<string, unknown>>;
+  /** The `x-meshauth-user` view: sub, iss and the configured claims present in the token. */
+  readonly exposed: Readonly<Record<string, unknown>>;
+  /** `exp` of the token, seconds since the epoch (a passport must not outlive it). */
+  readonly expiresAt: number;
+}
+
+function stringList(value: unknown): string[] {
+  if (typeof value === 'string') return value.split(' ').filter((s) => s !== '');
+  if (Array.isArray(value)) return value.filter((s): s is string => typeof s === 'string');
+  return [];
+}
+
+/**
+ * Builds an EndUser from verified claims. `sub` falls back to `client_id` for client-credentials tokens
+ * (RFC 9068 §2.2: without a resource owner, `sub` identifies the client). Returns undefined when neither exists.
+ */
+export function endUserFromClaims(
+  verified: Readonly<Record<string, unknown>>,
+  configuredClaims: readonly string[],
+): EndUser | undefined {
+  const { iss, client_id: clientId, exp } = verified;
+  const sub = typeof verified.sub === 'string' && verified.sub !== '' ? verified.sub : clientId;
+  if (typeof sub !== 'string' || sub === '' || typeof iss !== 'string') return undefined;
+  const claims: Record<string, unknown> = { sub, iss };
+  const exposed: Record<string, unknown> = { sub, iss };
+  for (const name of POLICY_CLAIMS) {
+    if (name !== 'sub' && name !== 'iss' && Object.hasOwn(verified, name)) claims[name] = verified[name];
+  }
+  for (const name of configuredClaims) {
+    if (name === 'sub' || name === 'iss' || !Object.hasOwn(verified, name)) continue;
+    claims[name] = verified[name];
+    exposed[name] = verified[name];
+  }
+  return Object.freeze({
+    sub,
+    iss,
+    clientId: typeof clientId === 'string' ? clientId : undefined,
+    scopes: Object.freeze(stringList(verified.scope ?? verified.scp)),
+    groups: Object.freeze(Array.isArray(verified.groups) ? stringList(verified.groups) : []),
+    claims: Object.freeze(claims),
+    exposed: Object.freeze(exposed),
+    expiresAt: typeof exp === 'number' ? exp : 0,
+  });
+}
+
+/** The `x-meshauth-user` header value: base64url of the JSON of `user.exposed` (SPEC §5). */
+export function userHeaderValue(user: EndUser): string {
+  return Buffer.from(JSON.stringify(user.exposed), 'utf8').toString('base64url');
+}
+
+/** Decodes an `x-meshauth-user` value (for apps and tests); undefined when it is not base64url JSON object. */
+export function parseUserHeader(value: string): Record<string, unknown> | undefined {
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,18 @@
+export { algorithmForKey, decodeCompact, signCompact, verifyCompact } from './compact-jws.js';
+export { type MintOptions, mintOriginPassport, type ReceivedPassport, wrapPassport } from './mint-passport.js';
+export {
+  type ActorClaim,
+  actChain,
+  DEFAULT_MAX_DEPTH,
+  PASSPORT_HEADER,
+  PASSPORT_TTL_SECONDS,
+  PASSPORT_TYP,
+  type PassportClaims,
+} from './passport-format.js';
+export { leafKeyOf, sha256Base64url, thumbprintOfDer } from './signer-cache.js';
+export {
+  type PassportRejectionReason,
+  type PassportVerifyContext,
+  type VerifiedPassport,
+  verifyPassport,
+} from './verify-passport.js';

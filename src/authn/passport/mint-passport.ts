@@ -1,0 +1,79 @@
+// Minting passports: the origin (at the sidecar that validated an external token) and the per-hop link (when the
+// app forwards a received passport downstream). The signer is always this sidecar's current SVID.
+import { randomBytes } from 'node:crypto';
+import type { SpiffeId } from '../../identity/index.js';
+import type { X509Svid } from '../../pki/index.js';
+import type { EndUser } from '../end-user.js';
+import { signCompact } from './compact-jws.js';
+import { type ActorClaim, MAX_PASSPORT_TTL_SECONDS, PASSPORT_TTL_SECONDS, PASSPORT_TYP } from './passport-format.js';
+import { sha256Base64url, signingMaterial } from './signer-cache.js';
+
+export interface MintOptions {
+  readonly svid: X509Svid;
+  readonly audience: SpiffeId;
+  readonly now: Date;
+  readonly ttlSeconds?: number;
+}
+
+/** The origin passport: carries the verified end user; never outlives the end user's token (security.md X09). */
+export function mintOriginPassport(options: MintOptions & { readonly user: EndUser }): string {
+  const self = options.svid.id.toString();
+  const iat = Math.floor(options.now.getTime() / 1000);
+  const userExpiresAt = options.user.expiresAt || iat + MAX_PASSPORT_TTL_SECONDS;
+  const material = signingMaterial(options.svid);
+  return signCompact(
+    { typ: PASSPORT_TYP, x5c: material.x5c },
+    {
+      iss: self,
+      aud: options.audience.toString(),
+      iat,
+      exp: Math.min(iat + ttl(options), userExpiresAt),
+      jti: randomBytes(12).toString('base64url'),
+      cnf: { 'x5t#S256': material.thumbprint },
+      act: { sub: self },
+      usr: options.user.claims,
+      uex: userExpiresAt,
+    },
+    material.key,
+    material.algorithm,
+  );
+}
+
+/** What a sidecar keeps of a passport it verified, to wrap it for the next hop. */
+export interface ReceivedPassport {
+  /** The header value as received. */
+  readonly raw: string;
+  /** The origin JWS (carried unchanged down the chain). */
+  readonly origin: string;
+  /** The `act` chain of the newest JWS (its `sub` is the caller). */
+  readonly act: ActorClaim;
+  /** Expiry (seconds) of the end user's original token: no link outlives it. */
+  readonly userExpiresAt: number;
+}
+
+/** Wraps a received passport for the next hop: new signer, new `aud`, `act` extended with this sidecar. */
+export function wrapPassport(options: MintOptions & { readonly received: ReceivedPassport }): string {
+  const self = options.svid.id.toString();
+  const iat = Math.floor(options.now.getTime() / 1000);
+  const material = signingMaterial(options.svid);
+  const link = signCompact(
+    { typ: PASSPORT_TYP },
+    {
+      iss: self,
+      aud: options.audience.toString(),
+      iat,
+      exp: Math.min(iat + ttl(options), options.received.userExpiresAt),
+      jti: randomBytes(12).toString('base64url'),
+      cnf: { 'x5t#S256': material.thumbprint },
+      act: { sub: self, act: options.received.act },
+      org: sha256Base64url(options.received.origin),
+    },
+    material.key,
+    material.algorithm,
+  );
+  return `${link},${options.received.origin}`;
+}
+
+function ttl(options: MintOptions): number {
+  return Math.min(options.ttlSeconds ?? PASSPORT_TTL_SECONDS, MAX_PASSPORT_TTL_SECONDS);
+}

@@ -1,0 +1,60 @@
+// The passport wire format (SPEC §5). One header holds at most two compact JWS:
+//   x-meshauth-passport: <link>,<origin>      (or just <origin> on the first hop after the voucher)
+// The origin is minted where the external token was validated (a listener allowed to vouch for end users): it
+// carries the end user's claims (`usr`), `x5c` = the voucher's leaf + intermediate so every later hop can check it
+// against the trust bundle, and `aud` = the second hop. Each later hop mints a fresh link signed with its own SVID
+// key: `aud` = the next hop, `cnf.x5t#S256` = its leaf thumbprint (RFC 8705), the call chain as nested RFC 8693
+// `act` claims, and `org` = SHA-256 of the origin it vouches for. The receiver checks the link against its mTLS
+// peer (so the link needs no x5c) and the origin against the bundle, so the header does not grow with depth.
+// Explicit typing (RFC 8725 §3.11) keeps passports and end-user tokens apart.
+
+export const PASSPORT_HEADER = 'x-meshauth-passport';
+export const PASSPORT_TYP = 'meshauth-passport+jwt';
+/** Lifetime of a freshly minted passport; SPEC §5 caps it at 60 s. */
+export const PASSPORT_TTL_SECONDS = 30;
+export const MAX_PASSPORT_TTL_SECONDS = 60;
+export const DEFAULT_MAX_DEPTH = 8;
+/** JWS algorithms a passport may use: the SVID key types (P-256, Ed25519, RSA-2048). */
+export const PASSPORT_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const;
+
+/** RFC 8693 §4.1 actor claim: `sub` is the current actor, nested `act` the ones before it. */
+export interface ActorClaim {
+  readonly sub: string;
+  readonly act?: ActorClaim;
+}
+
+export interface PassportClaims {
+  /** SPIFFE ID of the signing sidecar. */
+  readonly iss: string;
+  /** SPIFFE ID of the hop this passport is addressed to. */
+  readonly aud: string;
+  readonly iat: number;
+  readonly exp: number;
+  readonly jti: string;
+  readonly cnf: { readonly 'x5t#S256': string };
+  readonly act: ActorClaim;
+  /** base64url SHA-256 of the origin JWS; present on links, absent on the origin itself. */
+  readonly org?: string;
+  /** The verified end-user claims; present only on the origin passport. */
+  readonly usr?: Readonly<Record<string, unknown>>;
+  /** Expiry (seconds) of the end user's original token; present only on the origin passport. */
+  readonly uex?: number;
+}
+
+export function splitPassportChain(value: string): string[] {
+  return value.split(',').map((part) => part.trim());
+}
+
+/** Depth of the `act` nesting (1 for a passport minted by the origin). */
+export function actDepth(act: ActorClaim | undefined): number {
+  let depth = 0;
+  for (let a = act; a !== undefined; a = a.act) depth++;
+  return depth;
+}
+
+/** The `act` chain as a list, first hop first (the order apps and policy `when.chain` use). */
+export function actChain(act: ActorClaim): string[] {
+  const newestFirst: string[] = [];
+  for (let a: ActorClaim | undefined = act; a !== undefined; a = a.act) newestFirst.push(a.sub);
+  return newestFirst.reverse();
+}

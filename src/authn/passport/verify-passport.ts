@@ -1,0 +1,204 @@
+// Verifying a received passport (SPEC §5). The newest JWS must be signed by the mTLS peer itself (checked with the
+// peer's certificate key; `cnf.x5t#S256` = the peer's leaf thumbprint, RFC 8705 §3), addressed to this sidecar and
+// short-lived. The origin must chain to the trust bundle, be signed by an allowed voucher, be the one the link
+// names (`org`), and agree with the link's `act` chain (first actor = origin signer, origin `aud` = second actor).
+import type { KeyObject } from 'node:crypto';
+import { MeshauthError } from '../../errors/index.js';
+import { SpiffeId } from '../../identity/index.js';
+import { parseCertificate, type TrustBundle, validateX509Svid } from '../../pki/index.js';
+import { type EndUser, endUserFromClaims } from '../end-user.js';
+import { type DecodedJws, decodeCompact, verifyCompact } from './compact-jws.js';
+import type { ReceivedPassport } from './mint-passport.js';
+import {
+  type ActorClaim,
+  actChain,
+  actDepth,
+  DEFAULT_MAX_DEPTH,
+  MAX_PASSPORT_TTL_SECONDS,
+  PASSPORT_TYP,
+  type PassportClaims,
+} from './passport-format.js';
+import { leafKeyOf, sha256Base64url } from './signer-cache.js';
+
+const MAX_PASSPORT_BYTES = 16 * 1024;
+const ORIGIN_HEADER = new Set(['alg', 'typ', 'x5c']);
+const LINK_HEADER = new Set(['alg', 'typ']);
+
+export interface PassportVerifyContext {
+  /** This sidecar's own SPIFFE ID: the `aud` of the newest JWS. */
+  readonly self: SpiffeId;
+  /** The authenticated mTLS peer: its ID, its leaf's public key and base64url SHA-256 thumbprint (DER). */
+  readonly peerId: SpiffeId;
+  readonly peerKey: KeyObject;
+  readonly peerThumbprint: string;
+  readonly bundle: TrustBundle;
+  /** SPIFFE IDs allowed to vouch for end users (`inbound.endUser.vouchers`). */
+  readonly vouchers: ReadonlySet<string>;
+  /** Claims exposed to the app in `x-meshauth-user` (`inbound.endUser.claims`). */
+  readonly claims: readonly string[];
+  readonly now: Date;
+  readonly maxDepth?: number;
+  readonly clockToleranceSeconds?: number;
+}
+
+export interface VerifiedPassport extends ReceivedPassport {
+  readonly user: EndUser;
+  /** The caller chain, first hop first; its last element is the mTLS peer. */
+  readonly chain: readonly string[];
+  /** Expiry (seconds) of the newest JWS. */
+  readonly expiresAt: number;
+}
+
+export type PassportRejectionReason =
+  | 'too_large'
+  | 'too_deep'
+  | 'format'
+  | 'signature'
+  | 'signer_not_peer'
+  | 'cnf_mismatch'
+  | 'audience'
+  | 'expired'
+  | 'lifetime'
+  | 'untrusted_signer'
+  | 'chain_broken'
+  | 'act_mismatch'
+  | 'not_vouched'
+  | 'no_user';
+
+export function verifyPassport(value: string, context: PassportVerifyContext): VerifiedPassport {
+  if (value.length > MAX_PASSPORT_BYTES) reject('too_large', 'passport header is larger than 16 KiB');
+  const parts = value.split(',');
+  if (parts.length > 2) reject('format', 'a passport holds at most a link and its origin');
+  const tolerance = context.clockToleranceSeconds ?? 5;
+  const nowSeconds = context.now.getTime() / 1000;
+  const newestJws = parts[0] as string;
+  const isOriginOnly = parts.length === 1;
+
+  // The newest JWS: signed by the mTLS peer, for us, now.
+  const newest = decode(newestJws, isOriginOnly ? ORIGIN_HEADER : LINK_HEADER);
+  if (isOriginOnly) {
+    const leaf = leafKeyOf(x5cOf(newest)[0] as string);
+    if (leaf.thumbprint !== context.peerThumbprint)
+      reject('signer_not_peer', 'passport is not signed by the mTLS peer');
+  }
+  if (!verifyCompact(newest, context.peerKey)) reject('signature', 'passport signature is invalid');
+  const claims = checkClaims(newest, context.peerId.toString(), context.peerThumbprint, nowSeconds, tolerance);
+  if (claims.aud !== context.self.toString()) reject('audience', `passport is addressed to ${String(claims.aud)}`);
+  const depth = actDepth(claims.act);
+  const maxDepth = context.maxDepth ?? DEFAULT_MAX_DEPTH;
+  if (depth > maxDepth) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_PASSPORT_TOO_DEEP',
+      `passport call chain has ${depth} hops; the limit is ${maxDepth}`,
+      {
+        reason: 'too_deep',
+      },
+    );
+  }
+  const chain = actChain(claims.act);
+
+  let originJws = newestJws;
+  let origin = claims;
+  if (!isOriginOnly) {
+    originJws = parts[1] as string;
+    if (claims.org !== sha256Base64url(originJws)) reject('chain_broken', 'passport link does not name this origin');
+    origin = verifyOrigin(originJws, context, claims.iat, tolerance);
+    if (chain[0] !== origin.iss || chain[1] !== origin.aud)
+      reject('act_mismatch', 'passport act chain does not start at its origin');
+  }
+  if (origin.org !== undefined || origin.act.act !== undefined)
+    reject('format', 'the origin passport claims a predecessor');
+  if (origin.usr === undefined || typeof origin.uex !== 'number')
+    reject('no_user', 'the origin passport carries no end user');
+  if (origin.uex < nowSeconds - tolerance) reject('expired', "the end user's token has expired");
+  if (!context.vouchers.has(origin.iss)) reject('not_vouched', `${origin.iss} is not allowed to vouch for end users`);
+  const user = endUserFromClaims({ ...origin.usr, exp: origin.uex }, context.claims);
+  if (user === undefined) reject('no_user', 'the origin passport carries no valid end user');
+  return {
+    raw: value,
+    origin: originJws,
+    act: claims.act,
+    userExpiresAt: origin.uex,
+    user,
+    chain,
+    expiresAt: claims.exp,
+  };
+}
+
+const MAX_CACHED_ORIGINS = 4096;
+const verifiedOrigins = new Map<string, PassportClaims>();
+
+/** Checks an origin against the bundle; results are cached per origin JWS (the same origin serves a whole chain). */
+function verifyOrigin(jws: string, context: PassportVerifyContext, linkIat: number, tolerance: number): PassportClaims {
+  const cacheKey = `${context.bundle.trustDomain.name}\n${jws}`;
+  const cached = verifiedOrigins.get(cacheKey);
+  // An origin must have been valid when the link naming it was minted.
+  if (cached !== undefined && cached.exp + tolerance >= linkIat) return cached;
+  const decoded = decode(jws, ORIGIN_HEADER);
+  const x5c = x5cOf(decoded);
+  const leaf = leafKeyOf(x5c[0] as string);
+  let signer: string;
+  try {
+    const certificates = x5c.map((c) => parseCertificate(Buffer.from(c, 'base64')));
+    signer = validateX509Svid(certificates, context.bundle, context.now).toString();
+  } catch (cause) {
+    reject('untrusted_signer', 'the origin passport signer is not trusted', cause);
+  }
+  if (!verifyCompact(decoded, leaf.key)) reject('signature', 'origin passport signature is invalid');
+  const claims = checkClaims(decoded, signer, leaf.thumbprint, linkIat, tolerance);
+  if (verifiedOrigins.size >= MAX_CACHED_ORIGINS) verifiedOrigins.clear();
+  verifiedOrigins.set(cacheKey, claims);
+  return claims;
+}
+
+/** Claim rules shared by links and origins: signer, binding, lifetime, expiry at `atSeconds`, actor. */
+function checkClaims(
+  decoded: DecodedJws,
+  signer: string,
+  thumbprint: string,
+  atSeconds: number,
+  tolerance: number,
+): PassportClaims {
+  if (decoded.header.typ !== PASSPORT_TYP) reject('format', 'passport typ is wrong');
+  const claims = decoded.payload as unknown as PassportClaims;
+  if (typeof claims.iat !== 'number' || typeof claims.exp !== 'number' || typeof claims.jti !== 'string') {
+    reject('format', 'passport lacks iat, exp or jti');
+  }
+  if (typeof claims.aud !== 'string') reject('audience', 'passport aud must be a single SPIFFE ID');
+  if (claims.iss !== signer) reject('signer_not_peer', 'passport iss is not its signer');
+  if (claims.cnf?.['x5t#S256'] !== thumbprint)
+    reject('cnf_mismatch', 'passport cnf does not match its signer certificate');
+  if (claims.exp - claims.iat > MAX_PASSPORT_TTL_SECONDS) reject('lifetime', 'passport lifetime exceeds 60 s');
+  if (claims.exp + tolerance < atSeconds) reject('expired', 'passport expired');
+  if (claims.iat - tolerance > atSeconds) reject('expired', 'passport issued in the future');
+  if (!isActor(claims.act) || claims.act.sub !== signer) reject('act_mismatch', 'passport act.sub is not its signer');
+  return claims;
+}
+
+function decode(jws: string, allowedHeader: ReadonlySet<string>): DecodedJws {
+  const decoded = decodeCompact(jws, allowedHeader);
+  if (decoded === undefined) reject('format', 'passport is not a strict compact JWS with allowed header parameters');
+  return decoded;
+}
+
+function x5cOf(decoded: DecodedJws): readonly string[] {
+  const x5c = decoded.header.x5c;
+  if (!Array.isArray(x5c) || x5c.length === 0 || x5c.length > 3 || !x5c.every((c) => typeof c === 'string')) {
+    reject('format', 'origin passport x5c header must hold 1 to 3 certificates');
+  }
+  return x5c as string[];
+}
+
+function isActor(value: unknown): value is ActorClaim {
+  if (typeof value !== 'object' || value === null) return false;
+  const actor = value as { sub?: unknown; act?: unknown };
+  return (
+    typeof actor.sub === 'string' &&
+    SpiffeId.tryParse(actor.sub) !== undefined &&
+    (actor.act === undefined || isActor(actor.act))
+  );
+}
+
+function reject(reason: PassportRejectionReason, message: string, cause?: unknown): never {
+  throw new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', message, { reason, cause });
+}

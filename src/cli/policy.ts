@@ -1,4 +1,219 @@
-// `meshauth policy …` commands. (Placeholder: filled in by the issue that builds them.)
+// `meshauth policy validate|test` (SPEC §6): the Policy Administration Point's CLI. Exit codes: 0 evaluated / valid;
+// 1 when a cases table has a mismatch; 2 for invalid input (policy, cases file, flags).
 import type { Command } from 'commander';
+import type { CaseResult, TestOutcome } from '../authz/index.js';
+import { type AuthzUser, evaluateTestRequest, loadPolicyFile, parseCases, runCases } from '../authz/index.js';
+import { readPolicyText } from '../authz/load-policy-file.js';
+import { formatProblem, type PolicyProblem } from '../authz/policy/parse-policy.js';
+import { MeshauthError } from '../errors/index.js';
+import { EXIT_FAILURE, EXIT_USAGE } from './run.js';
 
-export function registerPolicyCommands(_program: Command): void {}
+interface TestOptions {
+  readonly from?: string;
+  readonly method?: string;
+  readonly path?: string;
+  readonly host?: string;
+  readonly port?: string;
+  readonly user?: string;
+  readonly header: string[];
+  readonly sourceIp?: string;
+  readonly chain?: string;
+  readonly time?: string;
+  readonly json?: boolean;
+  readonly cases?: string;
+}
+
+export function registerPolicyCommands(program: Command): void {
+  const policy = program.command('policy').description('validate and dry-run authorization policies');
+
+  policy
+    .command('validate')
+    .description('check policy files; prints "FILE: ok (N rules)" or every problem with its rule and field')
+    .argument('<files...>', 'policy YAML files')
+    .action(async (files: string[]) => {
+      let failed = false;
+      for (const file of files) {
+        try {
+          const loaded = await loadPolicyFile(file);
+          const mode = loaded.policy.mode === 'audit' ? ', audit mode' : '';
+          out(`${file}: ok (${loaded.policy.rules.length} rules${mode})`);
+        } catch (error) {
+          failed = true;
+          printProblems(file, error);
+        }
+      }
+      if (failed) process.exitCode = EXIT_USAGE;
+    });
+
+  policy
+    .command('test')
+    .description('show the decision for one request (and why each rule did not match), or run a table of cases')
+    .argument('<file>', 'policy YAML file')
+    .option('--from <id>', "the caller's SPIFFE ID")
+    .option('--method <method>', 'HTTP method', 'GET')
+    .option('--path <path>', 'request path as sent (normalized like the sidecar does)')
+    .option('--host <host>', 'Host header')
+    .option('--port <port>', 'port the request arrives on')
+    .option('--user <json>', 'verified end-user claims as JSON, e.g. \'{"sub":"alice","scope":"orders:read"}\'')
+    .option('--header <name=value>', 'request header (repeat for several values)', collect, [])
+    .option('--source-ip <ip>', "the caller's address")
+    .option('--chain <ids>', 'comma-separated SPIFFE IDs of earlier hops, first hop first')
+    .option('--time <iso>', 'time of the request (default: now)')
+    .option('--json', 'machine-readable output')
+    .option('--cases <file>', 'YAML table of cases with expected decisions')
+    .action(async (file: string, options: TestOptions) => {
+      const loaded = await loadPolicyFile(file);
+      const now = options.time === undefined ? new Date() : parseTime(options.time);
+      if (options.cases !== undefined) {
+        const cases = parseCases(await readPolicyText(options.cases), options.cases);
+        const results = runCases(loaded.policy, cases, now);
+        printCases(results, options.json === true);
+        if (results.some((r) => !r.passed)) process.exitCode = EXIT_FAILURE;
+        return;
+      }
+      if (options.from === undefined || options.path === undefined) {
+        throw usage('policy test needs --from and --path (or --cases FILE)');
+      }
+      const outcome = evaluateTestRequest(loaded.policy, {
+        from: options.from,
+        method: options.method ?? 'GET',
+        path: options.path,
+        host: options.host,
+        port: options.port === undefined ? undefined : parsePort(options.port),
+        user: options.user === undefined ? undefined : parseUser(options.user),
+        headers: parseHeaders(options.header),
+        sourceIp: options.sourceIp,
+        chain: options.chain === undefined ? undefined : options.chain.split(',').map((s) => s.trim()),
+        now,
+      });
+      if (options.json === true) out(JSON.stringify(outcomeJson(outcome), null, 2));
+      else printOutcome(outcome);
+    });
+}
+
+function printOutcome(outcome: TestOutcome): void {
+  if (outcome.kind === 'reject') {
+    out(`reject: ${outcome.status} ${outcome.code} (${outcome.reason ?? 'invalid'})`);
+    out(`  ${outcome.message}`);
+    return;
+  }
+  const { explanation: e, request: r } = outcome;
+  const audit = e.enforced ? '' : ' — audit mode: reported, not enforced';
+  out(`${e.decision}: rule "${e.rule}"${audit}`);
+  out(
+    `  request: ${r.method} ${r.path} from ${r.peerId.toString()}${r.user?.sub === undefined ? '' : ` for user ${String(r.user.sub)}`}`,
+  );
+  for (const t of e.trace) {
+    if (t.matched) {
+      out(`  ${t.rule} (${t.action}): matched`);
+      continue;
+    }
+    out(`  ${t.rule} (${t.action}): no match`);
+    for (const m of t.misses) out(`    ${m.field}: got ${m.actual}, expected ${m.expected}`);
+  }
+  if (e.trace.length === 0) out('  (the policy has no rules)');
+}
+
+function outcomeJson(outcome: TestOutcome): unknown {
+  if (outcome.kind === 'reject') {
+    return { decision: 'reject', status: outcome.status, code: outcome.code, reason: outcome.reason };
+  }
+  const { explanation: e, request: r } = outcome;
+  return {
+    decision: e.decision,
+    rule: e.rule,
+    mode: e.mode,
+    enforced: e.enforced,
+    reasons: e.reasons,
+    request: { from: r.peerId.toString(), method: r.method, path: r.path, host: r.host, port: r.port },
+    trace: e.trace,
+  };
+}
+
+function printCases(results: readonly CaseResult[], json: boolean): void {
+  const failed = results.filter((r) => !r.passed).length;
+  if (json) {
+    out(
+      JSON.stringify(
+        {
+          passed: results.length - failed,
+          failed,
+          cases: results.map(({ name, passed, expected, actual, detail }) => ({
+            name,
+            passed,
+            expected,
+            actual,
+            detail,
+          })),
+        },
+        null,
+        2,
+      ),
+    );
+    return;
+  }
+  for (const r of results) {
+    const got = `${r.actual} (${r.detail})`;
+    out(r.passed ? `PASS ${r.name}: ${got}` : `FAIL ${r.name}: expected ${r.expected}, got ${got}`);
+  }
+  out(`${results.length} cases: ${results.length - failed} passed, ${failed} failed`);
+}
+
+function printProblems(file: string, error: unknown): void {
+  if (error instanceof MeshauthError && error.code === 'MESHAUTH_ERR_POLICY_INVALID') {
+    const problems = (error.detail?.problems as readonly PolicyProblem[] | undefined) ?? [];
+    if (problems.length > 0) {
+      for (const p of problems) process.stderr.write(`${formatProblem(file, p)}\n`);
+      return;
+    }
+  }
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function parseHeaders(pairs: readonly string[]): Record<string, string[]> {
+  const headers: Record<string, string[]> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw usage(`--header expects name=value, got ${JSON.stringify(pair)}`);
+    const name = pair.slice(0, eq).trim().toLowerCase();
+    headers[name] = [...(headers[name] ?? []), pair.slice(eq + 1)];
+  }
+  return headers;
+}
+
+function parseUser(json: string): AuthzUser {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    throw usage('--user expects a JSON object, e.g. \'{"sub":"alice"}\'');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw usage('--user expects a JSON object, e.g. \'{"sub":"alice"}\'');
+  }
+  return value as AuthzUser;
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw usage(`--port expects 0–65535, got ${text}`);
+  return port;
+}
+
+function parseTime(text: string): Date {
+  const time = new Date(text);
+  if (Number.isNaN(time.getTime())) throw usage(`--time expects an ISO 8601 time, got ${JSON.stringify(text)}`);
+  return time;
+}
+
+function usage(message: string): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_USAGE', message, { reason: 'usage' });
+}
+
+function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}

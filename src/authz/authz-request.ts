@@ -1,0 +1,47 @@
+// The input of a policy decision (SPEC §6; the Policy Information Point's attributes). Types only.
+// Everything the decision depends on is in here, time included, so decide() never reads a clock or does I/O.
+import type { SpiffeId } from '../identity/index.js';
+
+/** Request headers by lower-case name; every value of a repeated header, in arrival order. */
+export type AuthzHeaders =
+  | ReadonlyMap<string, readonly string[]>
+  | Readonly<Record<string, readonly string[] | undefined>>;
+
+/** The verified end user (from a passport or a validated JWT); never raw, unverified claims. */
+export interface AuthzUser {
+  readonly sub?: string;
+  readonly iss?: string;
+  /** OAuth scopes: a space-separated string (RFC 8693 §4.2) or an array. */
+  readonly scope?: string | readonly string[];
+  readonly groups?: string | readonly string[];
+  readonly client_id?: string;
+  readonly [claim: string]: unknown;
+}
+
+export interface AuthzRequest {
+  /** The authenticated mTLS peer. */
+  readonly peerId: SpiffeId;
+  /** Upper-case method, already checked with validateMethod(). */
+  readonly method: string;
+  /** Path already normalized with normalizePath() (no query). */
+  readonly path: string;
+  /** The Host / :authority as received; decide() lower-cases it and strips port and trailing dot. */
+  readonly host: string;
+  /** The port the request arrived on (inbound listener port). */
+  readonly port: number;
+  readonly headers: AuthzHeaders;
+  /** The peer's address as the socket reports it (IPv4, IPv6, or IPv4-mapped IPv6). */
+  readonly sourceIp: string;
+  readonly user?: AuthzUser | undefined;
+  /** SPIFFE IDs of the hops before the peer, first hop first (the passport's `act` chain). */
+  readonly chain?: readonly string[] | undefined;
+  /** The time the decision is made for (`when.time`). */
+  readonly now: Date;
+}
+
+/** All values of a header (lower-case name) or undefined when absent. Own properties only for records. */
+export function headerValues(headers: AuthzHeaders, name: string): readonly string[] | undefined {
+  if (headers instanceof Map) return headers.get(name);
+  const record = headers as Readonly<Record<string, readonly string[] | undefined>>;
+  return Object.hasOwn(record, name) ? record[name] : undefined;
+}

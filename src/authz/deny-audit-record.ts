@@ -1,0 +1,38 @@
+// The audit log line for a deny (SPEC §6: "every deny is one JSON audit log line"). Pure: builds the object, the
+// sidecar logs it with `logger.info(record, 'authz deny')`. Values are truncated so a line stays bounded.
+import type { AuthzRequest } from './authz-request.js';
+import type { Decision } from './policy/decision.js';
+
+export interface DenyAuditRecord {
+  readonly event: 'authz_deny';
+  readonly peerId: string;
+  readonly method: string;
+  /** The normalized path (what policy saw and what the app would have received). */
+  readonly path: string;
+  readonly userSub?: string;
+  readonly rule: string;
+  readonly mode: Decision['mode'];
+  /** False in audit mode: the request was let through. */
+  readonly enforced: boolean;
+}
+
+const MAX_PATH = 1024;
+const MAX_SUB = 256;
+
+export function denyAuditRecord(request: AuthzRequest, decision: Decision): DenyAuditRecord {
+  const sub = request.user?.sub;
+  return {
+    event: 'authz_deny',
+    peerId: request.peerId.toString(),
+    method: request.method,
+    path: truncate(request.path, MAX_PATH),
+    ...(typeof sub === 'string' ? { userSub: truncate(sub, MAX_SUB) } : {}),
+    rule: decision.rule,
+    mode: decision.mode,
+    enforced: decision.enforced,
+  };
+}
+
+function truncate(value: string, max: number): string {
+  return value.length > max ? `${value.slice(0, max)}…` : value;
+}

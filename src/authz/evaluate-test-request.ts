@@ -1,0 +1,71 @@
+// What the sidecar would do with one described request: normalize and check it like the inbound listener, then
+// explain the decision. Backs `meshauth policy test` (the Policy Administration Point's dry run). Pure.
+
+import type { ErrorCode } from '../errors/index.js';
+import { MeshauthError } from '../errors/index.js';
+import { SpiffeId } from '../identity/index.js';
+import type { AuthzRequest, AuthzUser } from './authz-request.js';
+import { type Explanation, explain } from './decide-explain.js';
+import { validateMethod } from './method-validate.js';
+import { normalizePath } from './path-normalize.js';
+import type { CompiledPolicy } from './policy/compiled-policy.js';
+
+export interface TestRequestInput {
+  readonly from: string;
+  readonly method: string;
+  /** The raw request-target, as a client would send it. */
+  readonly path: string;
+  readonly host?: string | undefined;
+  readonly port?: number | undefined;
+  readonly user?: AuthzUser | undefined;
+  /** Header name (any case) → values; each value is one header line. */
+  readonly headers?: Readonly<Record<string, string | readonly string[]>> | undefined;
+  readonly sourceIp?: string | undefined;
+  readonly chain?: readonly string[] | undefined;
+  readonly now: Date;
+}
+
+export type TestOutcome =
+  | {
+      readonly kind: 'reject';
+      readonly status: number;
+      readonly code: ErrorCode;
+      readonly reason: string | undefined;
+      readonly message: string;
+    }
+  | { readonly kind: 'decision'; readonly request: AuthzRequest; readonly explanation: Explanation };
+
+/** Throws MESHAUTH_ERR_SPIFFE_ID_INVALID for a bad `from` or chain ID (bad input, not an outcome). */
+export function evaluateTestRequest(policy: CompiledPolicy, input: TestRequestInput): TestOutcome {
+  const peerId = SpiffeId.parse(input.from);
+  for (const hop of input.chain ?? []) SpiffeId.parse(hop);
+  let method: string;
+  let path: string;
+  try {
+    method = validateMethod(input.method);
+    path = normalizePath(input.path).path;
+  } catch (error) {
+    if (error instanceof MeshauthError) {
+      return { kind: 'reject', status: error.status, code: error.code, reason: error.reason, message: error.message };
+    }
+    throw error;
+  }
+  const headers = new Map<string, string[]>();
+  for (const [name, value] of Object.entries(input.headers ?? {})) {
+    const key = name.toLowerCase();
+    headers.set(key, [...(headers.get(key) ?? []), ...(typeof value === 'string' ? [value] : value)]);
+  }
+  const request: AuthzRequest = {
+    peerId,
+    method,
+    path,
+    host: input.host ?? '',
+    port: input.port ?? 0,
+    headers,
+    sourceIp: input.sourceIp ?? '',
+    user: input.user,
+    chain: input.chain,
+    now: input.now,
+  };
+  return { kind: 'decision', request, explanation: explain(policy, request) };
+}

@@ -1,0 +1,16 @@
+export { type AuthzHeaders, type AuthzRequest, type AuthzUser, headerValues } from './authz-request.js';
+export { decide } from './decide.js';
+export { type ConditionMiss, type Explanation, explain, type RuleTrace } from './decide-explain.js';
+export { type DenyAuditRecord, denyAuditRecord } from './deny-audit-record.js';
+export { evaluateTestRequest, type TestOutcome, type TestRequestInput } from './evaluate-test-request.js';
+export { compilePolicyText, type LoadedPolicy, loadPolicyFile, MAX_POLICY_BYTES } from './load-policy-file.js';
+export { validateMethod } from './method-validate.js';
+export { type NormalizedTarget, normalizePath, type PathRejectReason } from './path-normalize.js';
+export { compilePolicy } from './policy/compile-policy.js';
+export { CompiledPolicy } from './policy/compiled-policy.js';
+export type { Decision, PolicyMode, RuleAction } from './policy/decision.js';
+export { normalizeHost } from './policy/match-host.js';
+export { formatProblem, type PolicyProblem, parsePolicy } from './policy/parse-policy.js';
+export { DEFAULT_DENY_RULE, type PolicyDocument, type PolicyRule } from './policy/schema.js';
+export { type CaseResult, type PolicyCase, parseCases, runCases } from './policy-cases.js';
+export { PolicyWatcher, type PolicyWatcherOptions } from './policy-watcher.js';

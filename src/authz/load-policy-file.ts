@@ -1,0 +1,46 @@
+// Reads, validates and compiles a policy file (the I/O half of the Policy Administration Point). Not pure.
+import { readFile } from 'node:fs/promises';
+import { MeshauthError } from '../errors/index.js';
+import { compilePolicy } from './policy/compile-policy.js';
+import type { CompiledPolicy } from './policy/compiled-policy.js';
+import { parsePolicy } from './policy/parse-policy.js';
+import type { PolicyDocument } from './policy/schema.js';
+
+export interface LoadedPolicy {
+  readonly file: string;
+  readonly text: string;
+  readonly document: PolicyDocument;
+  readonly policy: CompiledPolicy;
+}
+
+/** A policy file larger than this is refused: a real policy is a few hundred KiB at most. */
+export const MAX_POLICY_BYTES = 8 * 1024 * 1024;
+
+export async function loadPolicyFile(file: string): Promise<LoadedPolicy> {
+  const text = await readPolicyText(file);
+  return compilePolicyText(text, file);
+}
+
+export function compilePolicyText(text: string, file: string): LoadedPolicy {
+  const document = parsePolicy(text, file);
+  return { file, text, document, policy: compilePolicy(document) };
+}
+
+export async function readPolicyText(file: string): Promise<string> {
+  let buffer: Buffer;
+  try {
+    buffer = await readFile(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `cannot read policy file ${file}: ${code}`, {
+      reason: 'unreadable',
+      cause: error,
+    });
+  }
+  if (buffer.length > MAX_POLICY_BYTES) {
+    throw new MeshauthError('MESHAUTH_ERR_POLICY_INVALID', `${file}: larger than ${MAX_POLICY_BYTES} bytes`, {
+      reason: 'too_large',
+    });
+  }
+  return buffer.toString('utf8');
+}

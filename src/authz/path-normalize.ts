@@ -1,0 +1,141 @@
+// Request-path normalization for policy matching (SPEC §6, security.md M4/M5, P01–P08). Pure.
+// The normalized path is both what policy sees and what the sidecar forwards to the app (Istio practice), so a
+// path the app could read differently from the policy is rejected (400 MESHAUTH_ERR_PATH_AMBIGUOUS), never guessed.
+import { MeshauthError } from '../errors/index.js';
+
+export type PathRejectReason =
+  | 'not_origin_form'
+  | 'bad_char'
+  | 'nul'
+  | 'backslash'
+  | 'encoded_slash'
+  | 'bad_percent_encoding'
+  | 'path_param'
+  | 'fragment';
+
+export interface NormalizedTarget {
+  /** The normalized path: what policy matches (case-sensitive) and what the app receives. */
+  readonly path: string;
+  /** The raw query including its `?`, or '' when there is none. Not part of matching; forwarded unchanged. */
+  readonly query: string;
+  /** `path + query`: the request-target to forward to the app. */
+  readonly target: string;
+}
+
+const HEX = '0123456789ABCDEF';
+
+/**
+ * Normalizes an origin-form request-target (`/path?query`):
+ * single percent-decoding of unreserved characters only (RFC 3986 §2.3; other escapes keep their bytes, hex
+ * upper-cased per §6.2.2.1), duplicate slashes merged, then `.`/`..` removed per §5.2.4 (never above the root),
+ * query split off. Rejects encoded `/` and `\`, raw `\`, NUL, `;` path parameters, `#`, invalid escapes,
+ * controls, spaces and non-ASCII.
+ */
+export function normalizePath(target: string): NormalizedTarget {
+  if (target.length === 0 || target.charCodeAt(0) !== 0x2f) {
+    throw ambiguous('not_origin_form', 'the request-target must be an origin-form path starting with "/"');
+  }
+  const queryAt = target.indexOf('?');
+  const rawPath = queryAt === -1 ? target : target.slice(0, queryAt);
+  const query = queryAt === -1 ? '' : target.slice(queryAt);
+  checkQuery(query);
+  const decoded = decodeUnreserved(rawPath);
+  const path = removeDotSegments(mergeSlashes(decoded));
+  return { path, query, target: path + query };
+}
+
+function decodeUnreserved(raw: string): string {
+  let out = '';
+  let copiedTo = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (c === 0x25 /* % */) {
+      const hi = hexValue(raw.charCodeAt(i + 1));
+      const lo = hexValue(raw.charCodeAt(i + 2));
+      if (hi < 0 || lo < 0) {
+        throw ambiguous('bad_percent_encoding', 'a "%" is not followed by two hex digits');
+      }
+      const byte = hi * 16 + lo;
+      if (byte === 0) throw ambiguous('nul', 'the path contains an encoded NUL (%00)');
+      if (byte === 0x2f) throw ambiguous('encoded_slash', 'the path contains an encoded "/" (%2F)');
+      if (byte === 0x5c) throw ambiguous('backslash', 'the path contains an encoded "\\" (%5C)');
+      out += raw.slice(copiedTo, i);
+      // Unreserved characters are decoded once; everything else (including %25) keeps its escape, so a
+      // double-encoded %252e stays %252e and can never turn into a dot segment (security.md P03).
+      out += isUnreserved(byte) ? String.fromCharCode(byte) : `%${HEX[hi]}${HEX[lo]}`;
+      i += 2;
+      copiedTo = i + 1;
+      continue;
+    }
+    checkRawPathChar(c);
+  }
+  return copiedTo === 0 ? raw : out + raw.slice(copiedTo);
+}
+
+function checkRawPathChar(c: number): void {
+  if (c === 0) throw ambiguous('nul', 'the path contains a NUL byte');
+  if (c === 0x5c) throw ambiguous('backslash', 'the path contains "\\"');
+  // Servlet containers and some frameworks strip `;params` from segments before routing: `/admin;x` would reach
+  // /admin while a policy saw "/admin;x" (security.md P08), so `;` is refused like Envoy's strict mode.
+  if (c === 0x3b) throw ambiguous('path_param', 'the path contains a ";" path parameter');
+  if (c === 0x23) throw ambiguous('fragment', 'the request-target contains a fragment ("#")');
+  if (c <= 0x20 || c >= 0x7f) throw ambiguous('bad_char', 'the path contains a control, space or non-ASCII character');
+}
+
+function checkQuery(query: string): void {
+  for (let i = 0; i < query.length; i++) {
+    const c = query.charCodeAt(i);
+    if (c === 0) throw ambiguous('nul', 'the query contains a NUL byte');
+    if (c === 0x23) throw ambiguous('fragment', 'the request-target contains a fragment ("#")');
+    if (c <= 0x20 || c >= 0x7f) {
+      throw ambiguous('bad_char', 'the query contains a control, space or non-ASCII character');
+    }
+  }
+}
+
+function mergeSlashes(path: string): string {
+  return path.includes('//') ? path.replace(/\/{2,}/g, '/') : path;
+}
+
+/** RFC 3986 §5.2.4 on an absolute path whose slashes are already merged. */
+function removeDotSegments(path: string): string {
+  if (!path.includes('/.')) return path;
+  const segments = path.slice(1).split('/');
+  const out: string[] = [];
+  const last = segments.length - 1;
+  segments.forEach((segment, index) => {
+    if (segment === '.') {
+      if (index === last) out.push('');
+    } else if (segment === '..') {
+      out.pop();
+      if (index === last) out.push('');
+    } else {
+      out.push(segment);
+    }
+  });
+  return `/${out.join('/')}`;
+}
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  return -1;
+}
+
+/** ALPHA / DIGIT / "-" / "." / "_" / "~" (RFC 3986 §2.3). */
+function isUnreserved(c: number): boolean {
+  return (
+    (c >= 0x41 && c <= 0x5a) ||
+    (c >= 0x61 && c <= 0x7a) ||
+    (c >= 0x30 && c <= 0x39) ||
+    c === 0x2d ||
+    c === 0x2e ||
+    c === 0x5f ||
+    c === 0x7e
+  );
+}
+
+function ambiguous(reason: PathRejectReason, why: string): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_PATH_AMBIGUOUS', `ambiguous request path: ${why}`, { reason });
+}

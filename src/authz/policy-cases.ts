@@ -1,0 +1,98 @@
+// Tables of expected decisions for `meshauth policy test FILE --cases CASES.yaml`: users keep their policy's
+// intent under CI. Pure (the CLI reads the file). `expect: reject` covers requests the sidecar refuses with 400
+// before any rule runs (ambiguous path, invalid method).
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { MeshauthError } from '../errors/index.js';
+import { evaluateTestRequest, type TestOutcome } from './evaluate-test-request.js';
+import type { CompiledPolicy } from './policy/compiled-policy.js';
+
+const caseSchema = z
+  .strictObject({
+    name: z.string().min(1),
+    from: z.string(),
+    method: z.string(),
+    path: z.string(),
+    host: z.string().optional(),
+    port: z.int().min(0).max(65535).optional(),
+    user: z.record(z.string(), z.unknown()).optional(),
+    headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])).optional(),
+    sourceIp: z.string().optional(),
+    chain: z.array(z.string()).optional(),
+    time: z.iso.datetime({ offset: true }).optional(),
+    expect: z.enum(['allow', 'deny', 'reject']),
+    rule: z.string().optional(),
+  })
+  .refine((c) => !(c.expect === 'reject' && c.rule !== undefined), {
+    error: 'a rejected request has no deciding rule: drop `rule`',
+    path: ['rule'],
+  });
+
+const casesSchema = z.strictObject({ cases: z.array(caseSchema).min(1) });
+
+export type PolicyCase = z.infer<typeof caseSchema>;
+
+export interface CaseResult {
+  readonly name: string;
+  readonly passed: boolean;
+  readonly expected: string;
+  /** `allow`, `deny` or `reject`. */
+  readonly actual: string;
+  /** The deciding rule, or the error code of a reject. */
+  readonly detail: string;
+  readonly outcome: TestOutcome;
+}
+
+export function parseCases(text: string, file: string): PolicyCase[] {
+  const document = parseDocument(text, { uniqueKeys: true });
+  if (document.errors.length > 0) {
+    throw casesInvalid(file, [`YAML: ${document.errors[0]?.message.split('\n')[0] ?? ''}`]);
+  }
+  const result = casesSchema.safeParse(document.toJS({ maxAliasCount: 100 }));
+  if (!result.success) {
+    throw casesInvalid(
+      file,
+      result.error.issues.map(
+        (i) =>
+          `${i.path
+            .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+            .join('')
+            .replace(/^\./, '')}: ${i.message}`,
+      ),
+    );
+  }
+  return result.data.cases;
+}
+
+/** `now` is used for cases without their own `time`. Throws for a case with an invalid `from`/`chain` ID. */
+export function runCases(policy: CompiledPolicy, cases: readonly PolicyCase[], now: Date): CaseResult[] {
+  return cases.map((c) => {
+    const outcome = evaluateTestRequest(policy, {
+      from: c.from,
+      method: c.method,
+      path: c.path,
+      host: c.host,
+      port: c.port,
+      user: c.user,
+      headers: c.headers,
+      sourceIp: c.sourceIp,
+      chain: c.chain,
+      now: c.time === undefined ? now : new Date(c.time),
+    });
+    const actual = outcome.kind === 'reject' ? 'reject' : outcome.explanation.decision;
+    const detail = outcome.kind === 'reject' ? outcome.code : outcome.explanation.rule;
+    const expected = c.rule === undefined ? c.expect : `${c.expect} (${c.rule})`;
+    const passed = actual === c.expect && (c.rule === undefined || c.rule === detail);
+    return { name: c.name, passed, expected, actual, detail, outcome };
+  });
+}
+
+function casesInvalid(file: string, problems: readonly string[]): MeshauthError {
+  return new MeshauthError(
+    'MESHAUTH_ERR_CONFIG_INVALID',
+    `invalid cases file ${file}:\n  ${problems.map((p) => `${file}: ${p}`).join('\n  ')}`,
+    {
+      reason: 'cases_invalid',
+    },
+  );
+}

@@ -1,0 +1,166 @@
+// Holds the current compiled policy and reloads it when the file changes (SPEC §6). Not pure (fs). A valid change
+// is swapped in whole; an invalid one is logged and counted and the old policy stays (security.md P11).
+// Change detection: fs.watch on the directory (editors and Kubernetes ConfigMaps replace files, which a watch on
+// the file itself misses) plus a periodic stat as a fallback, both debounced, then a content comparison.
+import { type FSWatcher, watch } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { MeshauthError } from '../errors/index.js';
+import type { Logger, Metrics } from '../telemetry/index.js';
+import { compilePolicyText, type LoadedPolicy, readPolicyText } from './load-policy-file.js';
+import type { CompiledPolicy } from './policy/compiled-policy.js';
+
+export interface PolicyWatcherOptions {
+  readonly file: string;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  /** Called after a new policy was applied (not for the initial load). */
+  readonly onChange?: ((policy: CompiledPolicy) => void) | undefined;
+  /** Fallback stat interval; default 2,000 ms. */
+  readonly pollIntervalMs?: number | undefined;
+  /** Quiet time after a change event before reading; default 100 ms. */
+  readonly debounceMs?: number | undefined;
+  /** Use fs.watch besides the periodic stat (default true; false leaves only the fallback, for tests). */
+  readonly fsWatch?: boolean | undefined;
+}
+
+export class PolicyWatcher {
+  readonly #file: string;
+  readonly #logger: Logger;
+  readonly #metrics: Metrics;
+  readonly #onChange: ((policy: CompiledPolicy) => void) | undefined;
+  readonly #pollIntervalMs: number;
+  readonly #debounceMs: number;
+  readonly #fsWatch: boolean;
+  #current: LoadedPolicy | undefined;
+  #statSignature = '';
+  #watcher: FSWatcher | undefined;
+  #poll: NodeJS.Timeout | undefined;
+  #debounce: NodeJS.Timeout | undefined;
+  #reloading: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(options: PolicyWatcherOptions) {
+    this.#file = options.file;
+    this.#logger = options.logger;
+    this.#metrics = options.metrics;
+    this.#onChange = options.onChange;
+    this.#pollIntervalMs = options.pollIntervalMs ?? 2_000;
+    this.#debounceMs = options.debounceMs ?? 100;
+    this.#fsWatch = options.fsWatch ?? true;
+  }
+
+  /** Loads the file (throws if it is unreadable or invalid: with no policy, the caller must fail closed), then watches. */
+  async start(): Promise<CompiledPolicy> {
+    if (this.#current !== undefined) return this.#current.policy;
+    this.#statSignature = await this.#stat();
+    const loaded = compilePolicyText(await readPolicyText(this.#file), this.#file);
+    this.#current = loaded;
+    this.#logger.info(
+      { file: this.#file, rules: loaded.policy.rules.length, mode: loaded.policy.mode },
+      'policy loaded',
+    );
+    if (this.#closed) return loaded.policy;
+    if (this.#fsWatch) this.#watch();
+    this.#poll = setInterval(() => void this.#pollOnce(), this.#pollIntervalMs);
+    this.#poll.unref();
+    return loaded.policy;
+  }
+
+  #watch(): void {
+    try {
+      this.#watcher = watch(dirname(this.#file), { persistent: false }, () => this.#schedule());
+      this.#watcher.on('error', (error) => {
+        this.#logger.warn({ file: this.#file, err: error }, 'policy watch failed; relying on periodic checks');
+        this.#watcher?.close();
+        this.#watcher = undefined;
+      });
+    } catch (error) {
+      this.#logger.warn({ file: this.#file, err: error }, 'policy watch unavailable; relying on periodic checks');
+    }
+  }
+
+  /** The policy to use for this request; call it per request, never cache it. */
+  current(): CompiledPolicy {
+    if (this.#current === undefined) {
+      throw new MeshauthError('MESHAUTH_ERR_POLICY_INVALID', 'policy watcher used before start()', {
+        reason: 'not_started',
+      });
+    }
+    return this.#current.policy;
+  }
+
+  /** Re-reads the file now (also what change events end in). Resolves once the attempt is over. */
+  reload(): Promise<void> {
+    this.#reloading = this.#reloading.then(() => this.#reloadOnce());
+    return this.#reloading;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    if (this.#poll !== undefined) clearInterval(this.#poll);
+    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
+    this.#poll = undefined;
+    this.#debounce = undefined;
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
+    this.#debounce = setTimeout(() => {
+      this.#debounce = undefined;
+      void this.reload();
+    }, this.#debounceMs);
+    this.#debounce.unref();
+  }
+
+  async #pollOnce(): Promise<void> {
+    if (this.#closed) return;
+    if ((await this.#stat()) !== this.#statSignature) this.#schedule();
+  }
+
+  async #reloadOnce(): Promise<void> {
+    if (this.#closed || this.#current === undefined) return;
+    this.#statSignature = await this.#stat();
+    let text: string;
+    try {
+      text = await readPolicyText(this.#file);
+    } catch (error) {
+      this.#fail(error);
+      return;
+    }
+    if (this.#closed || text === this.#current.text) return;
+    let loaded: LoadedPolicy;
+    try {
+      loaded = compilePolicyText(text, this.#file);
+    } catch (error) {
+      this.#fail(error);
+      return;
+    }
+    this.#current = loaded;
+    this.#metrics.policyReloads.inc({ result: 'success' });
+    this.#logger.info(
+      { file: this.#file, rules: loaded.policy.rules.length, mode: loaded.policy.mode },
+      'policy reloaded',
+    );
+    this.#onChange?.(loaded.policy);
+  }
+
+  #fail(error: unknown): void {
+    this.#metrics.policyReloads.inc({ result: 'failure' });
+    const message = error instanceof Error ? error.message : String(error);
+    const code = error instanceof MeshauthError ? error.code : undefined;
+    this.#logger.error({ file: this.#file, code, error: message }, 'policy reload failed; keeping the previous policy');
+  }
+
+  async #stat(): Promise<string> {
+    try {
+      const s = await stat(this.#file);
+      return `${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+    } catch (error) {
+      return `missing:${(error as NodeJS.ErrnoException).code ?? ''}`;
+    }
+  }
+}

@@ -1,0 +1,59 @@
+// Header conditions for `when.headers` (SPEC §6, security.md I09). Pure and allocation-free.
+// Every value counts: a repeated header and each comma-separated element of every value are all evaluated, so
+// `x-role: user` + `x-role: admin` or `x-role: user,admin` can never be judged on its first value alone (the Istio
+// multi-value header bypass). Which way the extra values count depends on the rule's action, so an extra value
+// can only make the outcome stricter:
+//   allow rule: the header is present and EVERY element is one of the listed values;
+//   deny rule:  the header is present and ANY element is one of the listed values.
+import { type AuthzHeaders, headerValues } from '../authz-request.js';
+
+export interface HeaderCondition {
+  /** Lower-case header name. */
+  readonly name: string;
+  readonly allowed: readonly string[];
+}
+
+export type HeaderQuantifier = 'every' | 'any';
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+export function headerNameError(name: string): string | undefined {
+  return TOKEN.test(name) ? undefined : 'expected an HTTP header name (RFC 9110 token)';
+}
+
+export function headerMatches(
+  condition: HeaderCondition,
+  headers: AuthzHeaders,
+  quantifier: HeaderQuantifier,
+): boolean {
+  const values = headerValues(headers, condition.name);
+  if (values === undefined || values.length === 0) return false;
+  for (const value of values) {
+    let start = 0;
+    while (start <= value.length) {
+      let end = value.indexOf(',', start);
+      if (end === -1) end = value.length;
+      const listed = elementListed(condition.allowed, value, start, end);
+      if (quantifier === 'any' && listed) return true;
+      if (quantifier === 'every' && !listed) return false;
+      start = end + 1;
+    }
+  }
+  return quantifier === 'every';
+}
+
+/** Is value[start, end), without optional whitespace around it, one of the allowed strings? */
+function elementListed(allowed: readonly string[], value: string, start: number, end: number): boolean {
+  let s = start;
+  let e = end;
+  while (s < e && isOws(value.charCodeAt(s))) s++;
+  while (e > s && isOws(value.charCodeAt(e - 1))) e--;
+  for (const candidate of allowed) {
+    if (candidate.length === e - s && value.startsWith(candidate, s)) return true;
+  }
+  return false;
+}
+
+function isOws(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}

@@ -1,0 +1,96 @@
+// Policy text → validated PolicyDocument (SPEC §6). Pure: the caller reads the file. Every problem is reported,
+// each naming the file, the rule (name and index) and the field, and what was expected.
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { MeshauthError } from '../../errors/index.js';
+import { type PolicyDocument, policySchema } from './schema.js';
+
+export interface PolicyProblem {
+  /** e.g. `rules[2] "orders-read"`, or '' for top-level fields. */
+  readonly rule: string;
+  /** e.g. `to.paths[0]`. */
+  readonly field: string;
+  readonly message: string;
+}
+
+/** Parses and validates; throws MESHAUTH_ERR_POLICY_INVALID listing every problem (detail.problems). */
+export function parsePolicy(text: string, file: string): PolicyDocument {
+  const document = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (document.errors.length > 0) {
+    const problems = document.errors.map((e) => ({
+      rule: '',
+      field: '',
+      message: `YAML ${e.linePos?.[0] ? `line ${e.linePos[0].line}: ` : ''}${e.message.split('\n')[0] ?? ''}`,
+    }));
+    throw invalidPolicy(file, problems);
+  }
+  const data: unknown = document.toJS({ maxAliasCount: 100 });
+  const result = policySchema.safeParse(data);
+  if (!result.success) {
+    throw invalidPolicy(file, problemsOf(result.error.issues, data));
+  }
+  return result.data;
+}
+
+function problemsOf(issues: readonly z.core.$ZodIssue[], data: unknown): PolicyProblem[] {
+  return flattenUnions(issues).map((issue) => {
+    const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
+    let rule = '';
+    let fieldPath = path;
+    if (path[0] === 'rules' && typeof path[1] === 'number') {
+      rule = `rules[${path[1]}]${ruleNameAt(data, path[1])}`;
+      fieldPath = path.slice(2);
+    }
+    let message = issue.message;
+    if (issue.code === 'unrecognized_keys') {
+      message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    }
+    return { rule, field: formatPath(fieldPath), message };
+  });
+}
+
+/**
+ * `time` and `chain.startsWith` accept one value or a list. When neither fits, report the issues of the branch
+ * the input was meant for (the one whose root type matched) rather than a bare "invalid input".
+ */
+function flattenUnions(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
+  return issues.flatMap((issue) => {
+    if (issue.code !== 'invalid_union' || issue.errors.length === 0) return [issue];
+    const branch = issue.errors.find((b) => !b.some((i) => i.code === 'invalid_type' && i.path.length === 0));
+    if (branch === undefined) return [issue];
+    return flattenUnions(branch.map((i) => ({ ...i, path: [...issue.path, ...i.path] })));
+  });
+}
+
+function ruleNameAt(data: unknown, index: number): string {
+  if (typeof data !== 'object' || data === null) return '';
+  const rules = (data as { rules?: unknown }).rules;
+  if (!Array.isArray(rules)) return '';
+  const rule: unknown = rules[index];
+  if (typeof rule !== 'object' || rule === null) return '';
+  const name = (rule as { name?: unknown }).name;
+  return typeof name === 'string' ? ` "${name.slice(0, 128)}"` : '';
+}
+
+function formatPath(path: readonly (string | number)[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(part)) out += out === '' ? part : `.${part}`;
+    else out += `[${JSON.stringify(part)}]`;
+  }
+  return out;
+}
+
+export function formatProblem(file: string, problem: PolicyProblem): string {
+  const where = [problem.rule, problem.field].filter((s) => s !== '').join(' ');
+  return `${file}: ${where === '' ? '' : `${where}: `}${problem.message}`;
+}
+
+function invalidPolicy(file: string, problems: readonly PolicyProblem[]): MeshauthError {
+  const lines = problems.map((p) => formatProblem(file, p));
+  return new MeshauthError('MESHAUTH_ERR_POLICY_INVALID', `invalid policy ${file}:\n  ${lines.join('\n  ')}`, {
+    reason: 'invalid',
+    detail: { file, problems },
+  });
+}

@@ -1,0 +1,159 @@
+// `meshauth policy validate|test` through the built CLI (run `npm run build` first; the test refuses a dist/ older
+// than the sources it exercises, so it cannot pass on a stale build).
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const ROOT = new URL('../..', import.meta.url).pathname;
+const MAIN = join(ROOT, 'dist/src/cli/main.js');
+const POLICY = 'deploy/policy.example.yaml';
+const CASES = 'deploy/policy.example.cases.yaml';
+const FRONTEND = 'spiffe://example.org/ns/shop/sa/frontend';
+
+interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+async function meshauth(...args: string[]): Promise<Result> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [MAIN, ...args], { cwd: ROOT, timeout: 20_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+async function newestSource(dir: string): Promise<number> {
+  let newest = 0;
+  for (const entry of await readdir(join(ROOT, dir), { withFileTypes: true, recursive: true })) {
+    if (entry.isFile() && entry.name.endsWith('.ts')) {
+      newest = Math.max(newest, (await stat(join(entry.parentPath, entry.name))).mtimeMs);
+    }
+  }
+  return newest;
+}
+
+let scratch: string;
+
+beforeAll(async () => {
+  const built = await stat(MAIN).catch(() => undefined);
+  if (built === undefined) throw new Error('dist/src/cli/main.js is missing: run `npm run build` first');
+  const sources = Math.max(await newestSource('src/authz'), (await stat(join(ROOT, 'src/cli/policy.ts'))).mtimeMs);
+  const compiled = (await stat(join(ROOT, 'dist/src/cli/policy.js'))).mtimeMs;
+  if (compiled < sources) throw new Error('dist/ is older than src/authz or src/cli/policy.ts: run `npm run build`');
+  scratch = await mkdtemp(join(tmpdir(), 'meshauth-policy-cli-'));
+});
+
+afterAll(async () => {
+  if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
+});
+
+describe('meshauth policy (built CLI)', () => {
+  it('ok/the shipped example passes its own cases table', async () => {
+    const r = await meshauth('policy', 'test', POLICY, '--cases', CASES);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^(\d+) cases: \1 passed, 0 failed$/m);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('PASS ')).length).toBeGreaterThanOrEqual(10);
+  });
+
+  it('fail/a case table with a wrong expectation exits 1 and names the case', async () => {
+    const cases = join(scratch, 'wrong.cases.yaml');
+    await writeFile(
+      cases,
+      `cases:\n  - name: wrongly expected\n    from: ${FRONTEND}\n    method: GET\n    path: /admin\n    expect: allow\n`,
+    );
+    const r = await meshauth('policy', 'test', POLICY, '--cases', cases);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('FAIL wrongly expected: expected allow, got deny (admin-only-from-ops)');
+    expect(r.stdout).toContain('1 cases: 0 passed, 1 failed');
+  });
+
+  it('fail/an invalid cases file exits 2', async () => {
+    const cases = join(scratch, 'invalid.cases.yaml');
+    await writeFile(cases, `cases:\n  - name: x\n    from: ${FRONTEND}\n    path: /\n    expect: maybe\n`);
+    const r = await meshauth('policy', 'test', POLICY, '--cases', cases);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('MESHAUTH_ERR_CONFIG_INVALID');
+  });
+
+  it('ok/validate prints FILE: ok (N rules)', async () => {
+    const r = await meshauth('policy', 'validate', POLICY);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${POLICY}: ok (7 rules)\n`);
+  });
+
+  it('fail/validate names file, rule and field, and exits 2', async () => {
+    const bad = join(scratch, 'bad.yaml');
+    await writeFile(
+      bad,
+      'apiVersion: meshauth.dev/v1\nkind: Policy\nrules:\n  - name: orders-read\n    action: allow\n    to: { paths: ["orders/*"], verbs: [GET] }\n',
+    );
+    const r = await meshauth('policy', 'validate', POLICY, bad);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toContain(`${POLICY}: ok`);
+    expect(r.stderr).toContain(`${bad}: rules[0] "orders-read" to.paths[0]: expected a path starting with "/"`);
+    expect(r.stderr).toContain(`${bad}: rules[0] "orders-read" to: unknown field "verbs"`);
+  });
+
+  it('ok/test --json gives the decision, the deciding rule and a trace of every rule', async () => {
+    const r = await meshauth(
+      'policy',
+      'test',
+      POLICY,
+      '--from',
+      FRONTEND,
+      '--method',
+      'GET',
+      '--path',
+      '/orders/42',
+      '--user',
+      '{"sub":"alice","scope":"orders:read"}',
+      '--chain',
+      'spiffe://example.org/ns/edge/sa/gateway',
+      '--json',
+    );
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { decision: string; rule: string; trace: { rule: string; matched: boolean }[] };
+    expect(out).toMatchObject({ decision: 'allow', rule: 'frontend-read-orders' });
+    expect(out.trace).toHaveLength(7);
+    expect(out.trace.find((t) => t.rule === 'frontend-read-orders')?.matched).toBe(true);
+  });
+
+  it('ok/test exits 0 on a deny and explains the misses', async () => {
+    const r = await meshauth('policy', 'test', POLICY, '--from', FRONTEND, '--path', '/orders/../admin/x');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^deny: rule "admin-only-from-ops"/);
+    expect(r.stdout).toContain('request: GET /admin/x from');
+    expect(r.stdout).toContain('to.paths: got /admin/x, expected one of ["/healthz"]');
+  });
+
+  it('ok/test reports an ambiguous path as the 400 the sidecar would send', async () => {
+    const r = await meshauth('policy', 'test', POLICY, '--from', FRONTEND, '--path', '/admin%2Fx', '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      decision: 'reject',
+      status: 400,
+      code: 'MESHAUTH_ERR_PATH_AMBIGUOUS',
+      reason: 'encoded_slash',
+    });
+  });
+
+  it.each([
+    ['fail/bad SPIFFE ID', ['--from', 'frontend', '--path', '/'], 'MESHAUTH_ERR_SPIFFE_ID_INVALID'],
+    ['fail/bad --user JSON', ['--from', FRONTEND, '--path', '/', '--user', '{'], 'MESHAUTH_ERR_USAGE'],
+    ['fail/bad --header', ['--from', FRONTEND, '--path', '/', '--header', 'novalue'], 'MESHAUTH_ERR_USAGE'],
+    ['fail/missing --path', ['--from', FRONTEND], 'MESHAUTH_ERR_USAGE'],
+  ])('%s exits 2', async (_name, args, code) => {
+    const r = await meshauth('policy', 'test', POLICY, ...args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(code);
+  });
+});

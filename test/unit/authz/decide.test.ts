@@ -1,0 +1,242 @@
+// Precedence and every matcher through decide(); explain() must always agree with decide().
+import { describe, expect, it } from 'vitest';
+import { decide } from '../../../src/authz/decide.js';
+import { explain } from '../../../src/authz/decide-explain.js';
+import { FRONTEND, GATEWAY, ORDERS, OTHER_TD, policyOf, request } from './authz-fixtures.js';
+
+const allowAll = { name: 'allow-all', action: 'allow' };
+
+describe('decide: precedence', () => {
+  it('fail/empty policy denies everything with default-deny', () => {
+    const d = decide(policyOf([]), request());
+    expect(d).toMatchObject({ decision: 'deny', rule: 'default-deny', mode: 'enforce', enforced: true });
+    expect(d.reasons[0]).toContain('no rules');
+  });
+
+  it('fail/no matching rule → default deny', () => {
+    const policy = policyOf([{ name: 'only-orders', action: 'allow', to: { paths: ['/orders/*'] } }]);
+    expect(decide(policy, request({ path: '/admin' })).rule).toBe('default-deny');
+  });
+
+  it('ok/a matching allow allows', () => {
+    const policy = policyOf([{ name: 'orders', action: 'allow', to: { paths: ['/orders/*'] } }]);
+    expect(decide(policy, request({ path: '/orders/1' }))).toMatchObject({ decision: 'allow', rule: 'orders' });
+  });
+
+  it('fail/any matching deny wins over an allow, whatever the order', () => {
+    const deny = { name: 'no-admin', action: 'deny', to: { paths: ['/admin', '/admin/*'] } };
+    for (const rules of [
+      [allowAll, deny],
+      [deny, allowAll],
+    ]) {
+      const policy = policyOf(rules);
+      expect(decide(policy, request({ path: '/admin/x' }))).toMatchObject({ decision: 'deny', rule: 'no-admin' });
+      expect(decide(policy, request({ path: '/public' }))).toMatchObject({ decision: 'allow', rule: 'allow-all' });
+    }
+  });
+
+  it('ok/the first matching rule in file order is reported among equals', () => {
+    const policy = policyOf([
+      { name: 'a', action: 'allow', to: { paths: ['/x'] } },
+      { name: 'b', action: 'allow' },
+      { name: 'd1', action: 'deny', to: { paths: ['/y'] } },
+      { name: 'd2', action: 'deny', to: { paths: ['/y'] } },
+    ]);
+    expect(decide(policy, request({ path: '/x' })).rule).toBe('a');
+    expect(decide(policy, request({ path: '/y' })).rule).toBe('d1');
+  });
+
+  it('ok/audit mode reports the decision but does not enforce it', () => {
+    const policy = policyOf([{ name: 'no-admin', action: 'deny', to: { paths: ['/admin'] } }], { mode: 'audit' });
+    expect(decide(policy, request({ path: '/admin' }))).toMatchObject({
+      decision: 'deny',
+      rule: 'no-admin',
+      mode: 'audit',
+      enforced: false,
+    });
+    expect(decide(policy, request({ path: '/x' }))).toMatchObject({ rule: 'default-deny', enforced: false });
+  });
+
+  it('ok/exposeRuleNames defaults to false', () => {
+    expect(policyOf([]).exposeRuleNames).toBe(false);
+    expect(policyOf([], { exposeRuleNames: true }).exposeRuleNames).toBe(true);
+  });
+});
+
+describe('decide: from', () => {
+  it.each([
+    ['ok/ids-exact', { ids: [FRONTEND] }, FRONTEND, true],
+    ['fail/ids-exact', { ids: [FRONTEND] }, ORDERS, false],
+    ['ok/ids-prefix', { ids: ['spiffe://example.org/ns/shop/*'] }, ORDERS, true],
+    ['fail/ids-prefix-sibling', { ids: ['spiffe://example.org/ns/sh/*'] }, ORDERS, false],
+    ['ok/namespaces', { namespaces: ['shop'] }, FRONTEND, true],
+    ['fail/namespaces', { namespaces: ['edge'] }, FRONTEND, false],
+    ['fail/namespaces-non-k8s-id', { namespaces: ['shop'] }, 'spiffe://example.org/shop/frontend', false],
+    ['ok/trustDomains', { trustDomains: ['example.org'] }, FRONTEND, true],
+    ['fail/trustDomains', { trustDomains: ['example.org'] }, OTHER_TD, false],
+    ['fail/notIds', { notIds: [FRONTEND] }, FRONTEND, false],
+    ['ok/notIds-other', { notIds: [FRONTEND] }, ORDERS, true],
+    ['fail/notIds-prefix', { notIds: ['spiffe://example.org/ns/shop/*'] }, ORDERS, false],
+    ['ok/fields-are-AND', { namespaces: ['shop'], trustDomains: ['example.org'] }, FRONTEND, true],
+    ['fail/fields-are-AND', { namespaces: ['shop'], trustDomains: ['example.org'] }, OTHER_TD, false],
+    ['fail/ids-and-notIds', { ids: ['spiffe://example.org/ns/shop/*'], notIds: [ORDERS] }, ORDERS, false],
+  ])('%s', (_name, from, peer, allowed) => {
+    const policy = policyOf([{ name: 'r', action: 'allow', from }]);
+    expect(decide(policy, request({ peer })).decision).toBe(allowed ? 'allow' : 'deny');
+  });
+});
+
+describe('decide: to', () => {
+  const policy = policyOf([
+    {
+      name: 'r',
+      action: 'allow',
+      to: { methods: ['GET', 'HEAD'], paths: ['/orders/*'], hosts: ['Orders.Shop.svc'], ports: [8080] },
+    },
+  ]);
+  it.each([
+    ['ok/all-match', {}, true],
+    ['ok/host-case-and-port', { host: 'ORDERS.shop.svc.:8080' }, true],
+    ['fail/method', { method: 'POST' }, false],
+    ['fail/method-not-in-any-rule', { method: 'PURGE' }, false],
+    ['fail/path', { path: '/orders' }, false],
+    ['fail/host', { host: 'payments.shop.svc' }, false],
+    ['fail/port', { port: 9090 }, false],
+  ])('%s', (_name, overrides, allowed) => {
+    const d = decide(policy, request({ path: '/orders/1', ...overrides }));
+    expect(d.decision).toBe(allowed ? 'allow' : 'deny');
+  });
+});
+
+describe('decide: when', () => {
+  it('fail/a rule with when.user never matches without an end user', () => {
+    const policy = policyOf([{ name: 'r', action: 'allow', when: { user: {} } }]);
+    expect(decide(policy, request()).decision).toBe('deny');
+    expect(decide(policy, request({ user: { sub: 'alice' } })).decision).toBe('allow');
+  });
+
+  it('ok/user claims combine AND across fields', () => {
+    const policy = policyOf([
+      { name: 'r', action: 'allow', when: { user: { iss: ['https://idp'], scope: ['orders:read'] } } },
+    ]);
+    expect(decide(policy, request({ user: { iss: 'https://idp', scope: 'openid orders:read' } })).decision).toBe(
+      'allow',
+    );
+    expect(decide(policy, request({ user: { iss: 'https://evil', scope: 'orders:read' } })).decision).toBe('deny');
+  });
+
+  it('fail/I09: allow with a header needs every value listed; deny with a header triggers on any value', () => {
+    const policy = policyOf([
+      { name: 'users', action: 'allow', when: { headers: { 'X-Role': ['user'] } } },
+      { name: 'no-debug', action: 'deny', when: { headers: { 'x-debug': ['1'] } } },
+    ]);
+    const h = (entries: Record<string, string[]>) => new Map(Object.entries(entries));
+    expect(decide(policy, request({ headers: h({ 'x-role': ['user'] }) })).rule).toBe('users');
+    expect(decide(policy, request({ headers: h({ 'x-role': ['user', 'admin'] }) })).rule).toBe('default-deny');
+    expect(decide(policy, request({ headers: h({ 'x-role': ['user,admin'] }) })).rule).toBe('default-deny');
+    expect(decide(policy, request({ headers: h({ 'x-role': ['user'], 'x-debug': ['0, 1'] }) })).rule).toBe('no-debug');
+    expect(decide(policy, request({ headers: h({ 'x-role': ['user'], 'x-debug': ['0'] }) })).rule).toBe('users');
+  });
+
+  it('ok/sourceIps', () => {
+    const policy = policyOf([{ name: 'r', action: 'allow', when: { sourceIps: ['10.0.0.0/8', 'fd00::/8'] } }]);
+    expect(decide(policy, request({ sourceIp: '10.9.9.9' })).decision).toBe('allow');
+    expect(decide(policy, request({ sourceIp: '::ffff:10.9.9.9' })).decision).toBe('allow');
+    expect(decide(policy, request({ sourceIp: 'fd00::5' })).decision).toBe('allow');
+    expect(decide(policy, request({ sourceIp: '192.168.0.1' })).decision).toBe('deny');
+    expect(decide(policy, request({ sourceIp: 'garbage' })).decision).toBe('deny');
+  });
+
+  it('ok/time uses the request time only', () => {
+    const policy = policyOf([
+      {
+        name: 'office',
+        action: 'allow',
+        when: {
+          time: { days: ['Mon', 'Tue', 'Wed', 'Thu', 'Fri'], from: '09:00', to: '17:00', timeZone: 'Europe/Berlin' },
+        },
+      },
+    ]);
+    expect(decide(policy, request({ now: new Date('2026-03-04T10:00:00Z') })).decision).toBe('allow');
+    expect(decide(policy, request({ now: new Date('2026-03-04T17:00:00Z') })).decision).toBe('deny');
+    expect(decide(policy, request({ now: new Date('2026-03-07T10:00:00Z') })).decision).toBe('deny');
+  });
+
+  it('ok/chain includes and startsWith consider the chain, then the peer', () => {
+    const policy = policyOf([
+      { name: 'via-gateway', action: 'allow', to: { paths: ['/a'] }, when: { chain: { includes: [GATEWAY] } } },
+      { name: 'from-gateway', action: 'allow', to: { paths: ['/b'] }, when: { chain: { startsWith: GATEWAY } } },
+    ]);
+    expect(decide(policy, request({ path: '/a', chain: [GATEWAY] })).rule).toBe('via-gateway');
+    expect(decide(policy, request({ path: '/a', peer: GATEWAY })).rule).toBe('via-gateway');
+    expect(decide(policy, request({ path: '/a', chain: [ORDERS] })).rule).toBe('default-deny');
+    expect(decide(policy, request({ path: '/a' })).rule).toBe('default-deny');
+    expect(decide(policy, request({ path: '/b', chain: [GATEWAY, ORDERS] })).rule).toBe('from-gateway');
+    expect(decide(policy, request({ path: '/b', chain: [ORDERS, GATEWAY] })).rule).toBe('default-deny');
+    expect(decide(policy, request({ path: '/b', peer: GATEWAY, chain: [] })).rule).toBe('from-gateway');
+  });
+});
+
+describe('decide: index and cache', () => {
+  it('ok/repeated decisions for the same peer and method stay correct across peers and methods', () => {
+    const policy = policyOf([
+      { name: 'fe-get', action: 'allow', from: { ids: [FRONTEND] }, to: { methods: ['GET'] } },
+      { name: 'shop-post', action: 'allow', from: { namespaces: ['shop'] }, to: { methods: ['POST'] } },
+      { name: 'td-deny-delete', action: 'deny', from: { trustDomains: ['example.org'] }, to: { methods: ['DELETE'] } },
+      { name: 'any-options', action: 'allow', to: { methods: ['OPTIONS'] } },
+    ]);
+    for (let round = 0; round < 3; round++) {
+      expect(decide(policy, request({ method: 'GET' })).rule).toBe('fe-get');
+      expect(decide(policy, request({ method: 'GET', peer: ORDERS })).rule).toBe('default-deny');
+      expect(decide(policy, request({ method: 'POST', peer: ORDERS })).rule).toBe('shop-post');
+      expect(decide(policy, request({ method: 'DELETE', peer: ORDERS })).rule).toBe('td-deny-delete');
+      expect(decide(policy, request({ method: 'OPTIONS', peer: OTHER_TD })).rule).toBe('any-options');
+      expect(decide(policy, request({ method: 'PATCH', peer: OTHER_TD })).rule).toBe('default-deny');
+    }
+  });
+
+  it('ok/explain() agrees with decide() on a grid of requests', () => {
+    const policy = policyOf([
+      { name: 'fe', action: 'allow', from: { ids: ['spiffe://example.org/ns/shop/*'] }, to: { paths: ['/orders/*'] } },
+      { name: 'gw', action: 'allow', from: { ids: [GATEWAY] }, to: { methods: ['GET', 'POST'] } },
+      { name: 'admin', action: 'deny', to: { paths: ['/admin', '/admin/*'] } },
+      { name: 'post-users', action: 'allow', to: { methods: ['POST'], paths: ['/users/{id}'] }, when: { user: {} } },
+      { name: 'other-td', action: 'deny', from: { trustDomains: ['other.org'] } },
+    ]);
+    let checked = 0;
+    for (const peer of [FRONTEND, ORDERS, GATEWAY, OTHER_TD]) {
+      for (const method of ['GET', 'POST', 'DELETE']) {
+        for (const path of ['/orders/1', '/orders', '/admin', '/admin/x', '/users/7', '/']) {
+          for (const user of [undefined, { sub: 'alice' }]) {
+            const r = request({ peer, method, path, user });
+            const d = decide(policy, r);
+            const e = explain(policy, r);
+            expect([e.decision, e.rule]).toEqual([d.decision, d.rule]);
+            checked++;
+          }
+        }
+      }
+    }
+    expect(checked).toBe(144);
+  });
+});
+
+describe('explain', () => {
+  it('ok/names every rule and why it did not match', () => {
+    const policy = policyOf([
+      {
+        name: 'orders-read',
+        action: 'allow',
+        from: { ids: [FRONTEND] },
+        to: { methods: ['GET'], paths: ['/orders/*'] },
+      },
+      { name: 'no-admin', action: 'deny', to: { paths: ['/admin/*'] } },
+    ]);
+    const e = explain(policy, request({ peer: ORDERS, method: 'POST', path: '/orders/1' }));
+    expect(e.rule).toBe('default-deny');
+    expect(e.trace[0]).toMatchObject({ rule: 'orders-read', matched: false });
+    expect(e.trace[0]?.misses.map((m) => m.field)).toEqual(['from.ids', 'to.methods']);
+    expect(e.trace[0]?.misses[0]?.actual).toBe(ORDERS);
+    expect(e.trace[1]?.misses).toEqual([{ field: 'to.paths', expected: 'one of ["/admin/*"]', actual: '/orders/1' }]);
+  });
+});

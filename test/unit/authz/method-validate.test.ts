@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { validateMethod } from '../../../src/authz/method-validate.js';
+import { isMeshauthError } from '../../../src/errors/index.js';
+
+describe('validateMethod', () => {
+  it.each(['GET', 'POST', 'DELETE', 'PATCH', 'OPTIONS', 'M-SEARCH', 'PROPFIND'])('ok/%s', (method) => {
+    expect(validateMethod(method)).toBe(method);
+  });
+
+  it.each([
+    ['fail/lower', 'get'],
+    ['fail/mixed', 'GeT'],
+    ['fail/empty', ''],
+    ['fail/space', 'GET '],
+    ['fail/separator', 'GE/T'],
+    ['fail/too-long', 'A'.repeat(33)],
+    ['fail/non-ascii', 'G\u00c9T'],
+  ])('%s', (_name, method) => {
+    let caught: unknown;
+    try {
+      validateMethod(method);
+    } catch (error) {
+      caught = error;
+    }
+    expect(isMeshauthError(caught, 'MESHAUTH_ERR_METHOD_INVALID')).toBe(true);
+  });
+});

@@ -1,0 +1,132 @@
+// The policy file watcher with a real temporary file: a valid change is applied, an invalid one keeps the old
+// policy (and is counted), close() stops watching. Waits are bounded polls, not wall-clock assertions.
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { decide } from '../../../src/authz/decide.js';
+import type { CompiledPolicy } from '../../../src/authz/policy/compiled-policy.js';
+import { PolicyWatcher } from '../../../src/authz/policy-watcher.js';
+import { isMeshauthError } from '../../../src/errors/index.js';
+import { Metrics, silentLogger } from '../../../src/telemetry/index.js';
+import { request } from './authz-fixtures.js';
+
+const policyText = (path: string): string =>
+  `apiVersion: meshauth.dev/v1\nkind: Policy\nrules:\n  - name: allow-${path.slice(1)}\n    action: allow\n    to: { paths: ["${path}"] }\n`;
+
+async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function reloads(metrics: Metrics, result: string): Promise<number> {
+  const data = await metrics.policyReloads.get();
+  return data.values.find((v) => v.labels.result === result)?.value ?? 0;
+}
+
+describe('PolicyWatcher', () => {
+  let dir: string;
+  let file: string;
+  let watcher: PolicyWatcher | undefined;
+  let metrics: Metrics;
+  const changes: CompiledPolicy[] = [];
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'meshauth-policy-'));
+    file = join(dir, 'policy.yaml');
+    await writeFile(file, policyText('/one'));
+    metrics = new Metrics();
+    changes.length = 0;
+    watcher = new PolicyWatcher({
+      file,
+      logger: silentLogger(),
+      metrics,
+      onChange: (p) => changes.push(p),
+      pollIntervalMs: 50,
+      debounceMs: 20,
+    });
+  });
+
+  afterEach(async () => {
+    watcher?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const decides = (path: string): string => {
+    if (watcher === undefined) throw new Error('no watcher');
+    return decide(watcher.current(), request({ path })).decision;
+  };
+
+  it('ok/loads at start, then applies a valid change written in place', async () => {
+    await watcher?.start();
+    expect(decides('/one')).toBe('allow');
+    await writeFile(file, policyText('/two'));
+    await until(() => decides('/two') === 'allow', 'the new policy');
+    expect(decides('/one')).toBe('deny');
+    expect(changes).toHaveLength(1);
+    expect(await reloads(metrics, 'success')).toBe(1);
+  });
+
+  it('ok/applies a change made by atomic rename (how editors and ConfigMaps replace files)', async () => {
+    await watcher?.start();
+    const next = join(dir, '.policy.yaml.tmp');
+    await writeFile(next, policyText('/three'));
+    await rename(next, file);
+    await until(() => decides('/three') === 'allow', 'the renamed policy');
+  });
+
+  it('ok/the periodic stat alone picks up a change (fallback when fs.watch misses it)', async () => {
+    watcher?.close();
+    watcher = new PolicyWatcher({
+      file,
+      logger: silentLogger(),
+      metrics,
+      pollIntervalMs: 30,
+      debounceMs: 10,
+      fsWatch: false,
+    });
+    await watcher.start();
+    await writeFile(file, policyText('/polled'));
+    await until(() => decides('/polled') === 'allow', 'the polled policy');
+  });
+
+  it('fail/an invalid change keeps the old policy and counts a failure', async () => {
+    await watcher?.start();
+    const before = watcher?.current();
+    await writeFile(file, `${policyText('/two')}    bogus: true\n`);
+    await until(async () => (await reloads(metrics, 'failure')) === 1, 'the failed reload');
+    expect(watcher?.current()).toBe(before);
+    expect(decides('/one')).toBe('allow');
+    expect(changes).toHaveLength(0);
+    // A later valid change still goes through.
+    await writeFile(file, policyText('/four'));
+    await until(() => decides('/four') === 'allow', 'the fixed policy');
+  });
+
+  it('fail/an invalid file at start throws (the caller must fail closed)', async () => {
+    await writeFile(file, 'apiVersion: nope\n');
+    await expect(watcher?.start()).rejects.toSatisfy((e) => isMeshauthError(e, 'MESHAUTH_ERR_POLICY_INVALID'));
+    expect(() => watcher?.current()).toThrow();
+  });
+
+  it('ok/close() stops watching', async () => {
+    await watcher?.start();
+    watcher?.close();
+    await writeFile(file, policyText('/two'));
+    // Longer than several poll intervals and debounces: nothing may change any more.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(decides('/one')).toBe('allow');
+    expect(decides('/two')).toBe('deny');
+    expect(await reloads(metrics, 'success')).toBe(0);
+  });
+
+  it('ok/reload() with unchanged content is not counted', async () => {
+    await watcher?.start();
+    await watcher?.reload();
+    expect(await reloads(metrics, 'success')).toBe(0);
+    expect(changes).toHaveLength(0);
+  });
+});

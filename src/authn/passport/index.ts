@@ -1,5 +1,12 @@
 export { algorithmForKey, decodeCompact, signCompact, verifyCompact } from './compact-jws.js';
-export { type MintOptions, mintOriginPassport, type ReceivedPassport, wrapPassport } from './mint-passport.js';
+export {
+  type MintOptions,
+  mintOriginPassport,
+  type OriginOptions,
+  ownOrigin,
+  type ReceivedPassport,
+  wrapPassport,
+} from './mint-passport.js';
 export {
   type ActorClaim,
   actChain,

@@ -8,15 +8,21 @@ import { signCompact } from './compact-jws.js';
 import { type ActorClaim, MAX_PASSPORT_TTL_SECONDS, PASSPORT_TTL_SECONDS, PASSPORT_TYP } from './passport-format.js';
 import { sha256Base64url, signingMaterial } from './signer-cache.js';
 
-export interface MintOptions {
+export interface OriginOptions {
   readonly svid: X509Svid;
-  readonly audience: SpiffeId;
   readonly now: Date;
   readonly ttlSeconds?: number;
 }
 
-/** The origin passport: carries the verified end user; never outlives the end user's token (security.md X09). */
-export function mintOriginPassport(options: MintOptions & { readonly user: EndUser }): string {
+export interface MintOptions extends OriginOptions {
+  readonly audience: SpiffeId;
+}
+
+/**
+ * The origin passport, minted where the end user's token was validated and addressed to this sidecar itself. It
+ * carries the verified end user and never outlives the end user's token (security.md X09).
+ */
+export function mintOriginPassport(options: OriginOptions & { readonly user: EndUser }): string {
   const self = options.svid.id.toString();
   const iat = Math.floor(options.now.getTime() / 1000);
   const userExpiresAt = options.user.expiresAt || iat + MAX_PASSPORT_TTL_SECONDS;
@@ -25,7 +31,7 @@ export function mintOriginPassport(options: MintOptions & { readonly user: EndUs
     { typ: PASSPORT_TYP, x5c: material.x5c },
     {
       iss: self,
-      aud: options.audience.toString(),
+      aud: self,
       iat,
       exp: Math.min(iat + ttl(options), userExpiresAt),
       jti: randomBytes(12).toString('base64url'),
@@ -51,9 +57,19 @@ export interface ReceivedPassport {
   readonly userExpiresAt: number;
 }
 
-/** Wraps a received passport for the next hop: new signer, new `aud`, `act` extended with this sidecar. */
+/** The ReceivedPassport view of an origin this sidecar minted itself (what its app will forward). */
+export function ownOrigin(origin: string, self: SpiffeId, userExpiresAt: number): ReceivedPassport {
+  return { raw: origin, origin, act: { sub: self.toString() }, userExpiresAt };
+}
+
+/**
+ * Wraps a passport for the next hop: a new link signed by this sidecar, `aud` = the next hop, `act` extended with
+ * this sidecar (or started, when this sidecar minted the origin itself).
+ */
 export function wrapPassport(options: MintOptions & { readonly received: ReceivedPassport }): string {
   const self = options.svid.id.toString();
+  const received = options.received;
+  const act: ActorClaim = received.raw === received.origin ? { sub: self } : { sub: self, act: received.act };
   const iat = Math.floor(options.now.getTime() / 1000);
   const material = signingMaterial(options.svid);
   const link = signCompact(
@@ -62,18 +78,18 @@ export function wrapPassport(options: MintOptions & { readonly received: Receive
       iss: self,
       aud: options.audience.toString(),
       iat,
-      exp: Math.min(iat + ttl(options), options.received.userExpiresAt),
+      exp: Math.min(iat + ttl(options), received.userExpiresAt),
       jti: randomBytes(12).toString('base64url'),
       cnf: { 'x5t#S256': material.thumbprint },
-      act: { sub: self, act: options.received.act },
-      org: sha256Base64url(options.received.origin),
+      act,
+      org: sha256Base64url(received.origin),
     },
     material.key,
     material.algorithm,
   );
-  return `${link},${options.received.origin}`;
+  return `${link},${received.origin}`;
 }
 
-function ttl(options: MintOptions): number {
+function ttl(options: OriginOptions): number {
   return Math.min(options.ttlSeconds ?? PASSPORT_TTL_SECONDS, MAX_PASSPORT_TTL_SECONDS);
 }

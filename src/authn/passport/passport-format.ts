@@ -1,11 +1,13 @@
-// The passport wire format (SPEC §5). One header holds at most two compact JWS:
-//   x-meshauth-passport: <link>,<origin>      (or just <origin> on the first hop after the voucher)
-// The origin is minted where the external token was validated (a listener allowed to vouch for end users): it
-// carries the end user's claims (`usr`), `x5c` = the voucher's leaf + intermediate so every later hop can check it
-// against the trust bundle, and `aud` = the second hop. Each later hop mints a fresh link signed with its own SVID
-// key: `aud` = the next hop, `cnf.x5t#S256` = its leaf thumbprint (RFC 8705), the call chain as nested RFC 8693
-// `act` claims, and `org` = SHA-256 of the origin it vouches for. The receiver checks the link against its mTLS
-// peer (so the link needs no x5c) and the origin against the bundle, so the header does not grow with depth.
+// The passport wire format (SPEC §5). Between sidecars the header holds exactly two compact JWS:
+//   x-meshauth-passport: <link>,<origin>
+// The origin is minted where the external token was validated (a listener allowed to vouch for end users). It is
+// the voucher's statement about the end user, addressed to itself (`aud` = `iss`): it carries the user's claims
+// (`usr`), the expiry of the user's token (`uex`), and `x5c` = the voucher's leaf + intermediate, so every later hop
+// can check it against the trust bundle. The voucher hands it to its own app alone (one JWS); when the app calls
+// downstream, each sidecar on the way mints a fresh link signed with its own SVID key: `aud` = the next hop,
+// `cnf.x5t#S256` = its leaf thumbprint (RFC 8705), the call chain as nested RFC 8693 `act` claims (first actor =
+// the voucher), and `org` = SHA-256 of the origin it carries. The receiver checks the link against its mTLS peer
+// (so the link needs no x5c) and the origin against the bundle, so the header does not grow with depth.
 // Explicit typing (RFC 8725 §3.11) keeps passports and end-user tokens apart.
 
 export const PASSPORT_HEADER = 'x-meshauth-passport';

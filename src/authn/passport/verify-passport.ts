@@ -21,8 +21,8 @@ import {
 import { leafKeyOf, sha256Base64url } from './signer-cache.js';
 
 const MAX_PASSPORT_BYTES = 16 * 1024;
-const ORIGIN_HEADER = new Set(['alg', 'typ', 'x5c']);
-const LINK_HEADER = new Set(['alg', 'typ']);
+const ORIGIN_HEADER: ReadonlySet<string> = new Set(['alg', 'typ', 'x5c']);
+const LINK_HEADER: ReadonlySet<string> = new Set(['alg', 'typ']);
 
 export interface PassportVerifyContext {
   /** This sidecar's own SPIFFE ID: the `aud` of the newest JWS. */
@@ -68,21 +68,15 @@ export type PassportRejectionReason =
 export function verifyPassport(value: string, context: PassportVerifyContext): VerifiedPassport {
   if (value.length > MAX_PASSPORT_BYTES) reject('too_large', 'passport header is larger than 16 KiB');
   const parts = value.split(',');
-  if (parts.length > 2) reject('format', 'a passport holds at most a link and its origin');
+  if (parts.length !== 2) reject('format', 'a passport between sidecars is a link and its origin');
+  const [linkJws, originJws] = parts as [string, string];
   const tolerance = context.clockToleranceSeconds ?? 5;
   const nowSeconds = context.now.getTime() / 1000;
-  const newestJws = parts[0] as string;
-  const isOriginOnly = parts.length === 1;
 
-  // The newest JWS: signed by the mTLS peer, for us, now.
-  const newest = decode(newestJws, isOriginOnly ? ORIGIN_HEADER : LINK_HEADER);
-  if (isOriginOnly) {
-    const leaf = leafKeyOf(x5cOf(newest)[0] as string);
-    if (leaf.thumbprint !== context.peerThumbprint)
-      reject('signer_not_peer', 'passport is not signed by the mTLS peer');
-  }
-  if (!verifyCompact(newest, context.peerKey)) reject('signature', 'passport signature is invalid');
-  const claims = checkClaims(newest, context.peerId.toString(), context.peerThumbprint, nowSeconds, tolerance);
+  // The link: signed by the mTLS peer, for us, now.
+  const link = decode(linkJws, LINK_HEADER);
+  if (!verifyCompact(link, context.peerKey)) reject('signature', 'passport signature is invalid');
+  const claims = checkClaims(link, context.peerId.toString(), context.peerThumbprint, nowSeconds, tolerance);
   if (claims.aud !== context.self.toString()) reject('audience', `passport is addressed to ${String(claims.aud)}`);
   const depth = actDepth(claims.act);
   const maxDepth = context.maxDepth ?? DEFAULT_MAX_DEPTH;
@@ -95,19 +89,15 @@ export function verifyPassport(value: string, context: PassportVerifyContext): V
       },
     );
   }
-  const chain = actChain(claims.act);
+  if (claims.org !== sha256Base64url(originJws)) reject('chain_broken', 'passport link does not name this origin');
 
-  let originJws = newestJws;
-  let origin = claims;
-  if (!isOriginOnly) {
-    originJws = parts[1] as string;
-    if (claims.org !== sha256Base64url(originJws)) reject('chain_broken', 'passport link does not name this origin');
-    origin = verifyOrigin(originJws, context, claims.iat, tolerance);
-    if (chain[0] !== origin.iss || chain[1] !== origin.aud)
-      reject('act_mismatch', 'passport act chain does not start at its origin');
+  // The origin: signed by a voucher of the trust domain, about the end user, addressed to itself.
+  const origin = verifyOrigin(originJws, context, claims.iat, tolerance);
+  const chain = actChain(claims.act);
+  if (chain[0] !== origin.iss) reject('act_mismatch', 'passport act chain does not start at its origin');
+  if (origin.aud !== origin.iss || origin.org !== undefined || origin.act.act !== undefined) {
+    reject('format', 'the origin passport must be addressed to its own signer and have no predecessor');
   }
-  if (origin.org !== undefined || origin.act.act !== undefined)
-    reject('format', 'the origin passport claims a predecessor');
   if (origin.usr === undefined || typeof origin.uex !== 'number')
     reject('no_user', 'the origin passport carries no end user');
   if (origin.uex < nowSeconds - tolerance) reject('expired', "the end user's token has expired");

@@ -1,12 +1,16 @@
+import { createPrivateKey } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { endUserFromClaims } from '../../../src/authn/end-user.js';
 import {
   leafKeyOf,
   mintOriginPassport,
+  ownOrigin,
   PASSPORT_TYP,
   type PassportVerifyContext,
+  type ReceivedPassport,
   sha256Base64url,
+  signCompact,
   thumbprintOfDer,
   verifyPassport,
   wrapPassport,
@@ -23,10 +27,10 @@ let c: TestSvid;
 let d: TestSvid;
 let foreign: TestSvid;
 const now = new Date();
-const user = endUserFromClaims(
-  { sub: 'alice', iss: 'https://idp.test', scope: 'orders:read', exp: Math.floor(now.getTime() / 1000) + 600 },
-  ['scope'],
-);
+const userExpiresAt = Math.floor(now.getTime() / 1000) + 600;
+const user = endUserFromClaims({ sub: 'alice', iss: 'https://idp.test', scope: 'orders:read', exp: userExpiresAt }, [
+  'scope',
+]);
 
 beforeAll(async () => {
   ca = await TestCa.create('example.org');
@@ -56,19 +60,25 @@ function contextFor(
   };
 }
 
-async function origin(signer = gateway, audience = b): Promise<string> {
-  if (user === undefined) throw new Error('fixture user');
-  return mintOriginPassport({ svid: signer.svid, audience: SpiffeId.parse(audience.id), now, user });
+function id(svid: TestSvid): SpiffeId {
+  return SpiffeId.parse(svid.id);
 }
 
-async function expectRejected(
-  run: Promise<unknown> | (() => unknown),
-  reason: string,
-  code = 'MESHAUTH_ERR_PASSPORT_INVALID',
-) {
+/** What the voucher's app holds after its sidecar validated the end user's token. */
+function originAt(voucher = gateway): ReceivedPassport {
+  if (user === undefined) throw new Error('fixture user');
+  return ownOrigin(mintOriginPassport({ svid: voucher.svid, now, user }), id(voucher), userExpiresAt);
+}
+
+/** gateway → B on the wire. */
+function gatewayToB(voucher = gateway, to = b): string {
+  return wrapPassport({ svid: voucher.svid, audience: id(to), now, received: originAt(voucher) });
+}
+
+function expectRejected(run: () => unknown, reason: string, code = 'MESHAUTH_ERR_PASSPORT_INVALID') {
   let error: unknown;
   try {
-    await (typeof run === 'function' ? run() : run);
+    run();
   } catch (e) {
     error = e;
   }
@@ -78,142 +88,146 @@ async function expectRejected(
 }
 
 describe('passport', () => {
-  it('ok/origin: gateway → B carries the end user and the chain [gateway]', async () => {
-    const verified = await verifyPassport(await origin(), contextFor(b, gateway));
+  it('ok/first hop: gateway → B carries the end user and the chain [gateway]', () => {
+    const verified = verifyPassport(gatewayToB(), contextFor(b, gateway));
     expect(verified.user.sub).toBe('alice');
     expect(verified.user.exposed).toEqual({ sub: 'alice', iss: 'https://idp.test', scope: 'orders:read' });
     expect(verified.chain).toEqual([gateway.id]);
   });
 
-  it('ok/wrapped: gateway → B → C sees the user and the chain [gateway, B]', async () => {
-    const atB = await verifyPassport(await origin(), contextFor(b, gateway));
-    const wrapped = await wrapPassport({ svid: b.svid, audience: SpiffeId.parse(c.id), now, received: atB });
-    const atC = await verifyPassport(wrapped, contextFor(c, b));
+  it('ok/second hop: gateway → B → C sees the user and the chain [gateway, B]', () => {
+    const atB = verifyPassport(gatewayToB(), contextFor(b, gateway));
+    const toC = wrapPassport({ svid: b.svid, audience: id(c), now, received: atB });
+    const atC = verifyPassport(toC, contextFor(c, b));
     expect(atC.user.sub).toBe('alice');
     expect(atC.chain).toEqual([gateway.id, b.id]);
-    expect(wrapped.split(',')).toHaveLength(2);
+    expect(toC.split(',')).toHaveLength(2);
+    expect(toC.split(',')[1]).toBe(atB.origin);
   });
 
-  it('fail/replay: a passport captured at B and sent from C (another identity) is rejected', async () => {
-    await expectRejected(async () => verifyPassport(await origin(), contextFor(b, c)), 'signer_not_peer');
+  it('ok/the link: aud, act, org, short lifetime', () => {
+    const atB = verifyPassport(gatewayToB(), contextFor(b, gateway));
+    const toC = wrapPassport({ svid: b.svid, audience: id(c), now, received: atB });
+    const [link, origin] = toC.split(',');
+    const claims = JSON.parse(Buffer.from((link as string).split('.')[1] as string, 'base64url').toString());
+    expect(claims.org).toBe(sha256Base64url(origin as string));
+    expect(claims.act).toEqual({ sub: b.id, act: { sub: gateway.id } });
+    expect(claims.aud).toBe(c.id);
+    expect(claims.exp - claims.iat).toBeLessThanOrEqual(60);
   });
 
-  it('fail/audience: a passport addressed to B sent to D is rejected', async () => {
-    await expectRejected(async () => verifyPassport(await origin(), contextFor(d, gateway)), 'audience');
+  it('fail/replay: a passport captured at B and sent from C (another identity) is rejected', () => {
+    expectRejected(() => verifyPassport(gatewayToB(), contextFor(b, c)), 'signature');
   });
 
-  it('fail/expired: verified two minutes later', async () => {
+  it('fail/replay: C re-sends what B received, as its own link', () => {
+    const atB = gatewayToB();
+    expectRejected(() => verifyPassport(atB, contextFor(d, c)), 'signature');
+  });
+
+  it('fail/audience: a passport addressed to B sent to D is rejected', () => {
+    expectRejected(() => verifyPassport(gatewayToB(), contextFor(d, gateway)), 'audience');
+  });
+
+  it('fail/expired: verified two minutes later', () => {
     const later = new Date(now.getTime() + 120_000);
-    await expectRejected(async () => verifyPassport(await origin(), contextFor(b, gateway, { now: later })), 'expired');
+    expectRejected(() => verifyPassport(gatewayToB(), contextFor(b, gateway, { now: later })), 'expired');
   });
 
-  it('fail/tampered: a changed payload breaks the signature', async () => {
-    const jws = await origin();
-    const [h, p, s] = jws.split('.');
+  it('fail/tampered: a changed origin breaks the link', () => {
+    const [link, origin] = gatewayToB().split(',');
+    const [h, p, s] = (origin as string).split('.');
     const claims = JSON.parse(Buffer.from(p as string, 'base64url').toString());
     claims.usr.sub = 'mallory';
     const forged = [h, Buffer.from(JSON.stringify(claims)).toString('base64url'), s].join('.');
-    await expectRejected(() => verifyPassport(forged, contextFor(b, gateway)), 'signature');
+    expectRejected(() => verifyPassport(`${link},${forged}`, contextFor(b, gateway)), 'chain_broken');
   });
 
-  it('fail/not-vouched: an origin signed by a service that may not vouch for users', async () => {
-    await expectRejected(async () => verifyPassport(await origin(d, b), contextFor(b, d)), 'not_vouched');
+  it('fail/tampered: a changed link breaks its signature', () => {
+    const [link, origin] = gatewayToB().split(',');
+    const [h, p, s] = (link as string).split('.');
+    const claims = JSON.parse(Buffer.from(p as string, 'base64url').toString());
+    claims.aud = d.id;
+    const forged = [h, Buffer.from(JSON.stringify(claims)).toString('base64url'), s].join('.');
+    expectRejected(() => verifyPassport(`${forged},${origin}`, contextFor(d, gateway)), 'signature');
   });
 
-  it('fail/forged-act: B claims a different earlier actor than the one that signed the origin', async () => {
-    const atB = await verifyPassport(await origin(), contextFor(b, gateway));
-    const forgedAct = { ...atB, act: { sub: d.id } };
-    const wrapped = await wrapPassport({ svid: b.svid, audience: SpiffeId.parse(c.id), now, received: forgedAct });
-    await expectRejected(() => verifyPassport(wrapped, contextFor(c, b)), 'act_mismatch');
+  it('fail/not-vouched: an origin minted by a service that may not vouch for users', () => {
+    expectRejected(() => verifyPassport(gatewayToB(d, b), contextFor(b, d)), 'not_vouched');
   });
 
-  it('fail/forged-origin: B invents an origin passport as if from the gateway, signed with its own key', async () => {
+  it('fail/forged-act: B claims a different first actor than the origin signer', () => {
+    const atB = verifyPassport(gatewayToB(), contextFor(b, gateway));
+    const toC = wrapPassport({ svid: b.svid, audience: id(c), now, received: { ...atB, act: { sub: d.id } } });
+    expectRejected(() => verifyPassport(toC, contextFor(c, b)), 'act_mismatch');
+  });
+
+  it('fail/forged-origin: B invents an origin "from the gateway" signed with its own key', () => {
     const iat = Math.floor(now.getTime() / 1000);
-    const claims = {
-      iss: gateway.id,
-      aud: c.id,
-      iat,
-      exp: iat + 30,
-      jti: 'x',
-      act: { sub: gateway.id },
-      usr: { sub: 'root', iss: 'https://idp.test' },
-      uex: iat + 30,
-    };
-    const thumb = thumbprintOfDer(new Uint8Array(b.leaf.rawData));
-    const forged = await new SignJWT({ ...claims, cnf: { 'x5t#S256': thumb } })
-      .setProtectedHeader({ alg: 'ES256', typ: PASSPORT_TYP, x5c: [Buffer.from(b.leaf.rawData).toString('base64')] })
-      .sign(b.keys.privateKey);
-    await expectRejected(() => verifyPassport(forged, contextFor(c, b)), 'signer_not_peer');
-  });
-
-  it('fail/untrusted-signer: an older link signed by a certificate of another CA', async () => {
-    if (user === undefined) throw new Error('fixture user');
-    const fake = await mintOriginPassport({ svid: foreign.svid, audience: SpiffeId.parse(b.id), now, user });
-    const received = { raw: fake, origin: fake, act: { sub: foreign.id }, userExpiresAt: user.expiresAt };
-    const wrapped = await wrapPassport({ svid: b.svid, audience: SpiffeId.parse(c.id), now, received });
-    await expectRejected(() => verifyPassport(wrapped, contextFor(c, b)), 'untrusted_signer');
-  });
-
-  it('fail/broken-link: a link paired with another origin than the one it names', async () => {
-    const atB = await verifyPassport(await origin(), contextFor(b, gateway));
-    const wrapped = await wrapPassport({ svid: b.svid, audience: SpiffeId.parse(c.id), now, received: atB });
-    const other = await origin();
-    const [outer] = wrapped.split(',');
-    await expectRejected(() => verifyPassport(`${outer},${other}`, contextFor(c, b)), 'chain_broken');
-  });
-
-  it('fail/too-deep: a chain longer than maxDepth gets MESHAUTH_ERR_PASSPORT_TOO_DEEP', async () => {
-    const jws = await origin();
-    const atB = verifyPassport(jws, contextFor(b, gateway));
-    const atC = verifyPassport(
-      wrapPassport({ svid: b.svid, audience: SpiffeId.parse(c.id), now, received: atB }),
-      contextFor(c, b),
+    const self = leafKeyOf(Buffer.from(b.leaf.rawData).toString('base64'));
+    const fakeOrigin = signCompact(
+      {
+        typ: PASSPORT_TYP,
+        x5c: [Buffer.from(b.leaf.rawData).toString('base64'), Buffer.from(ca.intermediate.rawData).toString('base64')],
+      },
+      {
+        iss: gateway.id,
+        aud: gateway.id,
+        iat,
+        exp: iat + 30,
+        jti: 'x',
+        cnf: { 'x5t#S256': self.thumbprint },
+        act: { sub: gateway.id },
+        usr: { sub: 'root', iss: 'https://idp.test' },
+        uex: iat + 30,
+      },
+      createPrivateKey(b.keyPem),
+      { alg: 'ES256', hash: 'sha256', dsaEncoding: 'ieee-p1363' },
     );
-    const toD = wrapPassport({ svid: c.svid, audience: SpiffeId.parse(d.id), now, received: atC });
+    const received = { raw: 'x', origin: fakeOrigin, act: { sub: gateway.id }, userExpiresAt: iat + 30 };
+    const toC = wrapPassport({ svid: b.svid, audience: id(c), now, received });
+    expectRejected(() => verifyPassport(toC, contextFor(c, b)), 'signer_not_peer');
+  });
+
+  it('fail/untrusted-signer: an origin signed by a certificate of another CA', () => {
+    if (user === undefined) throw new Error('fixture user');
+    const fake = mintOriginPassport({ svid: foreign.svid, now, user });
+    const received = { raw: 'x', origin: fake, act: { sub: gateway.id }, userExpiresAt };
+    const toC = wrapPassport({ svid: b.svid, audience: id(c), now, received });
+    expectRejected(() => verifyPassport(toC, contextFor(c, b)), 'untrusted_signer');
+  });
+
+  it('fail/broken-link: a link paired with another origin than the one it names', () => {
+    const [link] = gatewayToB().split(',');
+    const [, otherOrigin] = gatewayToB().split(',');
+    expectRejected(() => verifyPassport(`${link},${otherOrigin}`, contextFor(b, gateway)), 'chain_broken');
+  });
+
+  it('fail/origin-alone: the self-addressed origin is never accepted on the wire', () => {
+    expectRejected(() => verifyPassport(originAt().raw, contextFor(b, gateway)), 'format');
+  });
+
+  it('fail/too-deep: a chain longer than maxDepth gets MESHAUTH_ERR_PASSPORT_TOO_DEEP', () => {
+    const atB = verifyPassport(gatewayToB(), contextFor(b, gateway));
+    const atC = verifyPassport(wrapPassport({ svid: b.svid, audience: id(c), now, received: atB }), contextFor(c, b));
+    const toD = wrapPassport({ svid: c.svid, audience: id(d), now, received: atC });
     expect(verifyPassport(toD, contextFor(d, c)).chain).toEqual([gateway.id, b.id, c.id]);
-    await expectRejected(
+    expectRejected(
       () => verifyPassport(toD, contextFor(d, c, { maxDepth: 2 })),
       'too_deep',
       'MESHAUTH_ERR_PASSPORT_TOO_DEEP',
     );
   });
 
-  it('fail/format: garbage and extra header parameters', async () => {
-    await expectRejected(() => verifyPassport('not-a-jws', contextFor(b, gateway)), 'format');
-    const jws = await new SignJWT({ iss: gateway.id })
-      .setProtectedHeader({ alg: 'ES256', typ: PASSPORT_TYP, jku: 'https://evil.test/jwks', x5c: ['AA'] })
+  it('fail/format: garbage, three parts, extra header parameters, alg none', async () => {
+    expectRejected(() => verifyPassport('not-a-jws', contextFor(b, gateway)), 'format');
+    const wire = gatewayToB();
+    expectRejected(() => verifyPassport(`${wire},${wire.split(',')[1]}`, contextFor(b, gateway)), 'format');
+    const withJku = await new SignJWT({ iss: gateway.id })
+      .setProtectedHeader({ alg: 'ES256', typ: PASSPORT_TYP, jku: 'https://evil.test/jwks' })
       .sign(gateway.keys.privateKey);
-    await expectRejected(() => verifyPassport(jws, contextFor(b, gateway)), 'format');
-    const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: PASSPORT_TYP })).toString('base64url')}.${Buffer.from('{}').toString('base64url')}.`;
-    await expectRejected(() => verifyPassport(none, contextFor(b, gateway)), 'format');
-    await expectRejected(() => verifyPassport(jws, contextFor(b, gateway)), 'format');
-  });
-
-  it('fail/too-many-parts: more than a link and its origin', async () => {
-    const jws = await origin();
-    await expectRejected(() => verifyPassport([jws, jws, jws].join(','), contextFor(b, gateway)), 'format');
-  });
-
-  it('fail/link-without-origin-voucher-check: an origin from another audience chain', async () => {
-    // The origin was addressed to D, but B wraps it as if it had been sent to B.
-    const toD = await origin(gateway, d);
-    const atD = verifyPassport(toD, contextFor(d, gateway));
-    const wrapped = wrapPassport({
-      svid: b.svid,
-      audience: SpiffeId.parse(c.id),
-      now,
-      received: { ...atD, act: { sub: gateway.id } },
-    });
-    await expectRejected(() => verifyPassport(wrapped, contextFor(c, b)), 'act_mismatch');
-  });
-
-  it('ok/org is the SHA-256 of the origin', async () => {
-    const atB = await verifyPassport(await origin(), contextFor(b, gateway));
-    const wrapped = await wrapPassport({ svid: b.svid, audience: SpiffeId.parse(c.id), now, received: atB });
-    const [outer, older] = wrapped.split(',');
-    const claims = JSON.parse(Buffer.from((outer as string).split('.')[1] as string, 'base64url').toString());
-    expect(claims.org).toBe(sha256Base64url(older as string));
-    expect(claims.act).toEqual({ sub: b.id, act: { sub: gateway.id } });
-    expect(claims.exp - claims.iat).toBeLessThanOrEqual(60);
+    expectRejected(() => verifyPassport(`${withJku},${wire.split(',')[1]}`, contextFor(b, gateway)), 'format');
+    const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: PASSPORT_TYP })).toString('base64url')}.${Buffer.from('{}').toString('base64url')}.AA`;
+    expectRejected(() => verifyPassport(`${none},${wire.split(',')[1]}`, contextFor(b, gateway)), 'signature');
   });
 });

@@ -1,0 +1,412 @@
+// The workload's certificate lifecycle (SPEC §3, §4, §9): bootstrap an X509-SVID with the bootstrap credential,
+// renew it over mTLS at about half its lifetime with a fresh in-memory key, refresh the trust bundle, and survive
+// a CA outage by keeping the current SVID and retrying with backoff capped by its remaining life (security.md F01).
+// It owns no listener: it writes the CredentialHolder, which the TLS side subscribes to.
+import { randomInt } from 'node:crypto';
+import { MeshauthError } from '../errors/index.js';
+import type { TrustDomain } from '../identity/index.js';
+import {
+  createCsrPem,
+  exportPrivateKeyPem,
+  generateKeyPair,
+  type KeyType,
+  TrustBundle,
+  validateX509Svid,
+} from '../pki/index.js';
+import type { Logger, Metrics } from '../telemetry/index.js';
+import { type CaConnection, caStatusOf, fetchBundle, requestSvid, type SvidResponse } from './ca-client.js';
+import { readBundleFile, readTokenFile } from './credential-files.js';
+import type { CredentialHolder, Credentials } from './credential-holder.js';
+import { renewalDelay, retryDelay } from './schedule.js';
+import { acceptSvidResponse, parseBundle } from './svid-response.js';
+
+export interface AgentOptions {
+  readonly trustDomain: TrustDomain;
+  /** `https://host:port` of the CA API. */
+  readonly caUrl: string;
+  /** PEM roots that anchor the CA at bootstrap (SPEC §7 `ca.bundle`). */
+  readonly bundleFile: string;
+  /** File holding the bootstrap credential, re-read at each bootstrap (SPEC §7 `ca.token`). */
+  readonly tokenFile: string;
+  readonly holder: CredentialHolder;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly keyType?: KeyType;
+  readonly now?: () => Date;
+  /** How often to fetch GET /v1/bundle (default 5 min). */
+  readonly bundleRefreshMs?: number;
+  /** Longest wait between two attempts (default 30 s); while the SVID is valid, a quarter of its remaining life caps it too. */
+  readonly maxBackoffMs?: number;
+  /** Wait cap of the first retry, doubled per attempt (default 500 ms). */
+  readonly minBackoffMs?: number;
+  /** Timeout of one CA request (default 10 s). */
+  readonly requestTimeoutMs?: number;
+}
+
+const DEFAULTS = {
+  keyType: 'p256',
+  bundleRefreshMs: 5 * 60_000,
+  maxBackoffMs: 30_000,
+  minBackoffMs: 500,
+  requestTimeoutMs: 10_000,
+} as const;
+
+/** A CA `Date` this far from our clock is worth a log line (the CA back-dates NotBefore by one minute). */
+const SKEW_WARN_MS = 60_000;
+
+type Mode = 'bootstrap' | 'renewal';
+
+export class Agent {
+  readonly #options: AgentOptions;
+  readonly #keyType: KeyType;
+  readonly #now: () => Date;
+  readonly #logger: Logger;
+  #state: 'idle' | 'running' | 'closed' = 'idle';
+  #rotationTimer: NodeJS.Timeout | undefined;
+  #bundleTimer: NodeJS.Timeout | undefined;
+  readonly #controllers = new Set<AbortController>();
+  readonly #tasks = new Set<Promise<void>>();
+  /** Consecutive failed attempts. */
+  #failures = 0;
+  /** Set when the CA refused our SVID for renewal: the next attempt uses the bootstrap credential. */
+  #bootstrapNext = false;
+  #tokenWarned = false;
+  /** One CA request for an SVID at a time; the running one schedules its successor when it ends. */
+  #rotating = false;
+  /** Bumped whenever we install a bundle, so a slow bundle fetch cannot overwrite a newer one. */
+  #bundleVersion = 0;
+  #ready = false;
+  readonly #readyPromise: Promise<void>;
+  #settleReady!: (error?: Error) => void;
+
+  constructor(options: AgentOptions) {
+    this.#options = options;
+    this.#keyType = options.keyType ?? DEFAULTS.keyType;
+    this.#now = options.now ?? (() => new Date());
+    this.#logger = options.logger;
+    this.#readyPromise = new Promise<void>((resolve, reject) => {
+      this.#settleReady = (error) => (error === undefined ? resolve() : reject(error));
+    });
+    // Whoever never awaits whenReady() must not get an unhandled rejection when the agent closes early.
+    this.#readyPromise.catch(() => {});
+  }
+
+  /** Starts bootstrap and the bundle refresh. Idempotent; does nothing after close(). */
+  start(): void {
+    if (this.#state !== 'idle') return;
+    this.#state = 'running';
+    this.#scheduleRotation(0);
+    this.#scheduleBundleRefresh();
+  }
+
+  /** Resolves once the first SVID is in the holder; rejects with MESHAUTH_ERR_NOT_READY if closed before. */
+  whenReady(): Promise<void> {
+    return this.#readyPromise;
+  }
+
+  /** Cancels every timer and in-flight CA request. The holder keeps its last credentials. */
+  async close(): Promise<void> {
+    if (this.#state !== 'closed') {
+      this.#state = 'closed';
+      clearTimeout(this.#rotationTimer);
+      clearTimeout(this.#bundleTimer);
+      for (const controller of this.#controllers) controller.abort();
+      if (!this.#ready) {
+        this.#settleReady(
+          new MeshauthError('MESHAUTH_ERR_NOT_READY', 'agent closed before it obtained an SVID', { reason: 'closed' }),
+        );
+      }
+    }
+    await Promise.allSettled([...this.#tasks]);
+  }
+
+  // --- scheduling ---
+
+  #scheduleRotation(delayMs: number): void {
+    if (this.#state !== 'running') return;
+    clearTimeout(this.#rotationTimer);
+    this.#rotationTimer = setTimeout(() => this.#run((signal) => this.#rotate(signal)), delayMs);
+    this.#rotationTimer.unref();
+  }
+
+  #scheduleBundleRefresh(): void {
+    if (this.#state !== 'running') return;
+    this.#bundleTimer = setTimeout(
+      () =>
+        this.#run(async (signal) => {
+          await this.#refreshBundle(signal);
+          this.#scheduleBundleRefresh();
+        }),
+      this.#options.bundleRefreshMs ?? DEFAULTS.bundleRefreshMs,
+    );
+    this.#bundleTimer.unref();
+  }
+
+  /** Runs one task with its own AbortController, tracked so close() can cancel and await it. */
+  #run(task: (signal: AbortSignal) => Promise<void>): void {
+    if (this.#state !== 'running') return;
+    const controller = new AbortController();
+    this.#controllers.add(controller);
+    const promise = task(controller.signal)
+      .catch((error: unknown) => this.#logger.error({ err: error }, 'agent task failed unexpectedly'))
+      .finally(() => {
+        this.#controllers.delete(controller);
+        this.#tasks.delete(promise);
+      });
+    this.#tasks.add(promise);
+  }
+
+  // --- rotation ---
+
+  async #rotate(signal: AbortSignal): Promise<void> {
+    if (this.#rotating) return;
+    this.#rotating = true;
+    try {
+      await this.#rotateOnce(signal);
+    } finally {
+      this.#rotating = false;
+    }
+  }
+
+  async #rotateOnce(signal: AbortSignal): Promise<void> {
+    const current = this.#options.holder.current;
+    const mode: Mode =
+      current !== undefined && current.svid.remainingMs(this.#now()) > 0 && !this.#bootstrapNext
+        ? 'renewal'
+        : 'bootstrap';
+    try {
+      const credentials =
+        mode === 'renewal' && current !== undefined
+          ? await this.#renew(current, signal)
+          : await this.#bootstrap(signal);
+      if (this.#state !== 'running') return;
+      this.#install(credentials, mode);
+    } catch (error) {
+      if (this.#state !== 'running') return;
+      this.#onFailure(error, mode);
+    }
+  }
+
+  async #bootstrap(signal: AbortSignal): Promise<Credentials> {
+    const { trustDomain, bundleFile, tokenFile, holder } = this.#options;
+    const configured = await readBundleFile(bundleFile, trustDomain);
+    // The configured roots, plus what the CA last told us (it may have added a root since the file was written).
+    const anchors = mergeBundles(configured, holder.current?.bundle);
+    const token = await readTokenFile(tokenFile);
+    const { keys, csrPem, privateKeyPem } = await this.#newKey();
+    const response = await requestSvid(this.#connection(anchors.toPem(), signal), { csrPem, token });
+    return this.#accept(response, keys.publicKey, privateKeyPem, undefined);
+  }
+
+  async #renew(current: Credentials, signal: AbortSignal): Promise<Credentials> {
+    const { keys, csrPem, privateKeyPem } = await this.#newKey();
+    const connection = this.#connection(current.bundle.toPem(), signal, {
+      clientCertPem: current.svid.certChainPem,
+      clientKeyPem: current.svid.privateKeyPem,
+    });
+    const response = await requestSvid(connection, { csrPem });
+    return this.#accept(response, keys.publicKey, privateKeyPem, current);
+  }
+
+  /** A new key for every SVID (SPEC §3): kept in memory only, never written anywhere. */
+  async #newKey() {
+    const keys = await generateKeyPair(this.#keyType);
+    const [csrPem, privateKeyPem] = await Promise.all([createCsrPem(keys), exportPrivateKeyPem(keys.privateKey)]);
+    return { keys, csrPem, privateKeyPem };
+  }
+
+  #accept(
+    response: SvidResponse,
+    publicKey: CryptoKey,
+    privateKeyPem: string,
+    current: Credentials | undefined,
+  ): Credentials {
+    const now = this.#now();
+    this.#checkSkew(response.serverDate, now);
+    try {
+      return acceptSvidResponse(response, {
+        trustDomain: this.#options.trustDomain,
+        publicKey,
+        privateKeyPem,
+        keyType: this.#keyType,
+        now,
+        ...(current === undefined ? {} : { expectedId: current.svid.id }),
+      });
+    } catch (error) {
+      if (error instanceof MeshauthError && error.reason === 'not_yet_valid') {
+        this.#logger.warn(
+          { localTime: now.toISOString(), code: error.code },
+          'clock skew suspected: the CA issued an SVID that is not yet valid by our clock (security.md F07)',
+        );
+      }
+      throw error;
+    }
+  }
+
+  #install(credentials: Credentials, mode: Mode): void {
+    const { holder, metrics } = this.#options;
+    const now = this.#now();
+    const previous = holder.current;
+    this.#bundleVersion += 1;
+    this.#failures = 0;
+    this.#bootstrapNext = false;
+    this.#tokenWarned = false;
+    try {
+      holder.set(credentials);
+    } catch (error) {
+      // The holder already holds the new value; a throwing subscriber is its own bug, not a failed rotation.
+      this.#logger.error({ err: error }, 'a credential subscriber threw while applying the new SVID');
+    }
+    const { svid, bundle } = credentials;
+    metrics.svidRotations.inc({ result: 'success' });
+    metrics.svidExpiry.set(svid.notAfter.getTime() / 1000);
+    this.#logger.info(
+      { mode, id: svid.id.toString(), serial: svid.leaf.serialNumber, notAfter: svid.notAfter.toISOString() },
+      mode === 'bootstrap' ? 'SVID obtained' : 'SVID renewed',
+    );
+    if (previous !== undefined && !sameRoots(previous.bundle, bundle)) {
+      this.#logger.info({ roots: bundle.roots.length }, 'trust bundle updated by the CA');
+    }
+    if (!this.#ready) {
+      this.#ready = true;
+      this.#settleReady();
+    }
+    const lifetime = { notBefore: svid.notBefore, notAfter: svid.notAfter, receivedAt: now };
+    this.#scheduleRotation(renewalDelay(lifetime, now, randomFraction()));
+  }
+
+  #onFailure(error: unknown, mode: Mode): void {
+    const { holder, metrics, tokenFile } = this.#options;
+    const now = this.#now();
+    this.#failures += 1;
+    metrics.svidRotations.inc({ result: 'failure' });
+    const status = caStatusOf(error);
+    const remainingMs = holder.current?.svid.remainingMs(now);
+    const valid = remainingMs !== undefined && remainingMs > 0;
+    // The CA refusing our still-valid SVID (e.g. its root left the bundle) is no reason to wait for expiry: the
+    // bootstrap credential may still work. A failed bootstrap goes back to renewal while the SVID lasts.
+    this.#bootstrapNext = mode === 'renewal' && (status === 401 || status === 403);
+    const delayMs = retryDelay(
+      this.#failures,
+      remainingMs,
+      {
+        baseMs: this.#options.minBackoffMs ?? DEFAULTS.minBackoffMs,
+        maxMs: this.#options.maxBackoffMs ?? DEFAULTS.maxBackoffMs,
+      },
+      randomFraction(),
+    );
+    const fields = {
+      mode,
+      attempt: this.#failures,
+      retryInMs: delayMs,
+      ...(remainingMs === undefined ? {} : { svidRemainingMs: remainingMs }),
+      ...describeError(error),
+    };
+    if (valid) this.#logger.warn(fields, `SVID ${mode} failed; keeping the current SVID and retrying`);
+    else this.#logger.error(fields, `SVID ${mode} failed; no valid SVID, retrying`);
+    if (mode === 'bootstrap' && status === 401 && !this.#tokenWarned) {
+      this.#tokenWarned = true;
+      this.#logger.warn(
+        { tokenFile },
+        'the CA rejected the bootstrap credential: a join token is single-use, so a used one cannot bootstrap ' +
+          'again after the SVID expired; write a new token to the token file (a Kubernetes service-account ' +
+          'token file is refreshed by the kubelet and re-read on each attempt)',
+      );
+    }
+    this.#scheduleRotation(delayMs);
+  }
+
+  // --- trust bundle ---
+
+  async #refreshBundle(signal: AbortSignal): Promise<void> {
+    const { holder, trustDomain } = this.#options;
+    const current = holder.current;
+    // Before the first SVID (or after expiry) bootstrap brings the bundle with it.
+    if (current === undefined || current.svid.remainingMs(this.#now()) <= 0) return;
+    const version = this.#bundleVersion;
+    try {
+      const response = await fetchBundle(this.#connection(current.bundle.toPem(), signal));
+      if (this.#state !== 'running') return;
+      const now = this.#now();
+      this.#checkSkew(response.serverDate, now);
+      const bundle = parseBundle(trustDomain, response.bundlePem);
+      const latest = holder.current;
+      if (version !== this.#bundleVersion || latest === undefined || sameRoots(latest.bundle, bundle)) return;
+      const stillTrusted = trustsSvid(bundle, latest, now);
+      this.#bundleVersion += 1;
+      holder.set({ svid: latest.svid, bundle });
+      if (stillTrusted) {
+        this.#logger.info({ roots: bundle.roots.length }, 'trust bundle updated');
+        return;
+      }
+      // Normal in a root rotation only after every SVID moved to the new root; ours has not: renew at once.
+      this.#logger.warn(
+        { roots: bundle.roots.length, id: latest.svid.id.toString() },
+        'new trust bundle no longer trusts the root of our current SVID; renewing now',
+      );
+      this.#scheduleRotation(0);
+    } catch (error) {
+      if (this.#state !== 'running') return;
+      this.#logger.warn(describeError(error), 'trust bundle refresh failed; keeping the current bundle');
+    }
+  }
+
+  // --- helpers ---
+
+  #connection(
+    bundlePem: string,
+    signal: AbortSignal,
+    client?: { clientCertPem: string; clientKeyPem: string },
+  ): CaConnection {
+    return {
+      caUrl: this.#options.caUrl,
+      trustDomain: this.#options.trustDomain,
+      bundlePem,
+      timeoutMs: this.#options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+      signal,
+      ...client,
+    };
+  }
+
+  #checkSkew(serverDate: Date | undefined, now: Date): void {
+    if (serverDate === undefined) return;
+    const skewMs = serverDate.getTime() - now.getTime();
+    if (Math.abs(skewMs) > SKEW_WARN_MS) {
+      this.#logger.warn(
+        { skewMs, localTime: now.toISOString(), caTime: serverDate.toISOString() },
+        'clock skew suspected between this workload and the CA (security.md F07)',
+      );
+    }
+  }
+}
+
+function mergeBundles(configured: TrustBundle, received: TrustBundle | undefined): TrustBundle {
+  if (received === undefined) return configured;
+  const extra = received.roots.filter((root) => !configured.hasRoot(root));
+  return extra.length === 0 ? configured : new TrustBundle(configured.trustDomain, [...configured.roots, ...extra]);
+}
+
+function sameRoots(a: TrustBundle, b: TrustBundle): boolean {
+  return a.roots.length === b.roots.length && b.roots.every((root) => a.hasRoot(root));
+}
+
+function trustsSvid(bundle: TrustBundle, credentials: Credentials, now: Date): boolean {
+  try {
+    validateX509Svid(credentials.svid.certificates, bundle, now);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Uniform in [0, 1) from the CSPRNG (lint: no Math.random). */
+function randomFraction(): number {
+  return randomInt(0, 1_000_000) / 1_000_000;
+}
+
+function describeError(error: unknown): Record<string, unknown> {
+  if (error instanceof MeshauthError) {
+    return { code: error.code, reason: error.reason, error: error.message, ...(error.detail ?? {}) };
+  }
+  return { error: error instanceof Error ? error.message : String(error) };
+}

@@ -1,0 +1,246 @@
+// The agent's HTTP client for the CA API (SPEC §4): POST /v1/svid (bootstrap with a token, or renewal over mTLS)
+// and GET /v1/bundle. It authenticates the CA by its chain to the given roots AND its SPIFFE ID
+// `spiffe://<td>/meshauth/ca` (never by hostname, never with verification off). It returns the CA's answer as
+// parsed but unvalidated data: deciding whether to trust an SVID is svid-response.ts's job.
+import type { PeerCertificate } from 'node:tls';
+import { request, Agent as UndiciAgent } from 'undici';
+import { isErrorCode, MeshauthError } from '../errors/index.js';
+import { caSpiffeId, SpiffeId, type TrustDomain } from '../identity/index.js';
+import { parseCertificate, uriSans } from '../pki/index.js';
+
+/** The CA's answers are a few KiB; anything far larger is not a CA talking. */
+const MAX_RESPONSE_BYTES = 256 * 1024;
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+export interface CaConnection {
+  readonly caUrl: string;
+  readonly trustDomain: TrustDomain;
+  /** PEM roots that must anchor the CA's serving certificate. */
+  readonly bundlePem: string;
+  /** Client certificate chain and key for mTLS (renewal); omitted for bootstrap. */
+  readonly clientCertPem?: string;
+  readonly clientKeyPem?: string;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface SvidResponse {
+  readonly certChainPem: string[];
+  readonly bundlePem: string[];
+  readonly expiresAt: string;
+  /** The CA's `Date` header, for clock-skew diagnostics (security.md F07). */
+  readonly serverDate: Date | undefined;
+}
+
+export interface BundleResponse {
+  readonly bundlePem: string[];
+  readonly serverDate: Date | undefined;
+}
+
+/** POST /v1/svid: `token` for bootstrap, or the connection's client certificate for renewal. */
+export async function requestSvid(
+  connection: CaConnection,
+  body: { readonly csrPem: string; readonly token?: string },
+): Promise<SvidResponse> {
+  const payload = body.token === undefined ? { csr: body.csrPem } : { csr: body.csrPem, token: body.token };
+  const { json, serverDate } = await call(connection, 'POST', '/v1/svid', JSON.stringify(payload));
+  const record = asRecord(json);
+  const certChainPem = pemList(record.certChain, 'certChain');
+  const bundlePem = pemList(record.bundle, 'bundle');
+  if (typeof record.expiresAt !== 'string') malformed('expiresAt is missing');
+  return { certChainPem, bundlePem, expiresAt: record.expiresAt, serverDate };
+}
+
+/** GET /v1/bundle: the CA's current trust bundle as a PEM list. */
+export async function fetchBundle(connection: CaConnection): Promise<BundleResponse> {
+  const { json, serverDate } = await call(connection, 'GET', '/v1/bundle', undefined);
+  return { bundlePem: pemList(asRecord(json).bundle, 'bundle'), serverDate };
+}
+
+/** The HTTP status of a CA rejection, or undefined when the CA did not answer with one. */
+export function caStatusOf(error: unknown): number | undefined {
+  if (!(error instanceof MeshauthError)) return undefined;
+  const status = error.detail?.status;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/** The TLS identity check: the CA must present exactly one URI SAN, equal to its well-known SPIFFE ID. */
+export function checkCaIdentity(trustDomain: TrustDomain, cert: PeerCertificate): Error | undefined {
+  const expected = caSpiffeId(trustDomain);
+  try {
+    const uris = uriSans(parseCertificate(new Uint8Array(cert.raw)));
+    const id = uris.length === 1 ? SpiffeId.tryParse(uris[0] as string) : undefined;
+    if (id?.equals(expected)) return undefined;
+    return identityError(
+      `CA certificate does not carry the SPIFFE ID ${expected} (found ${uris.join(', ') || 'none'})`,
+    );
+  } catch (cause) {
+    return identityError('CA certificate cannot be parsed', cause);
+  }
+}
+
+const CA_IDENTITY_ERROR = 'ERR_MESHAUTH_CA_IDENTITY';
+
+function identityError(message: string, cause?: unknown): Error {
+  return Object.assign(new Error(message, cause === undefined ? undefined : { cause }), { code: CA_IDENTITY_ERROR });
+}
+
+/** OpenSSL verification codes (a name-constraint violation surfaces as UNSPECIFIED) and Node's TLS errors,
+ * as opposed to a refused or timed-out connection. */
+function isTlsFailure(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (
+      typeof code === 'string' &&
+      (code === CA_IDENTITY_ERROR || /CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|ERR_SSL|^UNSPECIFIED$/.test(code))
+    ) {
+      return true;
+    }
+  }
+  return false;
+}
+
+async function call(
+  connection: CaConnection,
+  method: 'GET' | 'POST',
+  path: string,
+  body: string | undefined,
+): Promise<{ json: unknown; serverDate: Date | undefined }> {
+  const url = endpoint(connection.caUrl, path);
+  const timeoutMs = connection.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const tlsOptions: Record<string, unknown> = {
+    ca: connection.bundlePem,
+    checkServerIdentity: (_host: string, cert: PeerCertificate) => checkCaIdentity(connection.trustDomain, cert),
+    timeout: timeoutMs,
+    // A fresh dispatcher per call already means no session reuse; say so explicitly for mTLS renewal.
+    maxCachedSessions: 0,
+  };
+  if (connection.clientCertPem !== undefined) tlsOptions.cert = connection.clientCertPem;
+  if (connection.clientKeyPem !== undefined) tlsOptions.key = connection.clientKeyPem;
+  // One dispatcher per call: the trust anchors and client certificate change with every rotation.
+  const dispatcher = new UndiciAgent({ connect: tlsOptions, connections: 1 });
+  // undici keeps a request pending through an abort while the TLS handshake is under way; destroying the
+  // dispatcher ends it at once, so Agent.close() never waits for a stuck CA.
+  const { signal } = connection;
+  signal?.throwIfAborted();
+  const onAbort = () => {
+    dispatcher.destroy(abortReason(signal)).catch(() => {});
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    let response: Awaited<ReturnType<typeof request>>;
+    try {
+      response = await request(url, {
+        method,
+        dispatcher,
+        headers: body === undefined ? { accept: 'application/json' } : jsonHeaders,
+        ...(body === undefined ? {} : { body }),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        ...(connection.signal === undefined ? {} : { signal: connection.signal }),
+      });
+    } catch (cause) {
+      if (connection.signal?.aborted) throw cause;
+      const tls = isTlsFailure(cause);
+      const what = tls ? 'failed TLS authentication' : 'unreachable';
+      throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `CA ${url} ${what}: ${describe(cause)}`, {
+        reason: tls ? 'tls' : 'unreachable',
+        cause,
+      });
+    }
+    const text = await readLimited(response.body);
+    const serverDate = parseDate(response.headers.date);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (response.statusCode !== 200) throw rejection(url, response.statusCode, json);
+    if (json === undefined) malformed('response body is not JSON');
+    return { json, serverDate };
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    dispatcher.destroy().catch(() => {});
+  }
+}
+
+const jsonHeaders = { 'content-type': 'application/json', accept: 'application/json' };
+
+function endpoint(caUrl: string, path: string): string {
+  let base: URL;
+  try {
+    base = new URL(caUrl);
+  } catch (cause) {
+    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `CA URL ${JSON.stringify(caUrl)} is not a URL`, { cause });
+  }
+  if (base.protocol !== 'https:') {
+    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `CA URL must use https: (got ${base.protocol})`);
+  }
+  return `${base.origin}${base.pathname.replace(/\/+$/, '')}${path}`;
+}
+
+async function readLimited(body: AsyncIterable<Buffer | Uint8Array> & { destroy?: () => void }): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > MAX_RESPONSE_BYTES) {
+      body.destroy?.();
+      malformed(`response larger than ${MAX_RESPONSE_BYTES} bytes`);
+    }
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function rejection(url: string, status: number, json: unknown): MeshauthError {
+  const record = json !== null && typeof json === 'object' ? (json as Record<string, unknown>) : {};
+  const caCode = typeof record.code === 'string' ? record.code.slice(0, 100) : undefined;
+  const caMessage = typeof record.message === 'string' ? record.message.slice(0, 200) : undefined;
+  const detail = { status, caCode, caMessage };
+  const text = `CA ${url} answered ${status}${caCode === undefined ? '' : ` ${caCode}`}`;
+  if (status >= 500 || status === 429) {
+    return new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', text, { reason: `http_${status}`, detail });
+  }
+  // Keep the CA's own code when it is one of ours (e.g. MESHAUTH_ERR_CA_UNAUTHENTICATED for a used join token).
+  const code = caCode !== undefined && isErrorCode(caCode) ? caCode : 'MESHAUTH_ERR_CA_RESPONSE_INVALID';
+  return new MeshauthError(code, text, { reason: `http_${status}`, detail });
+}
+
+function asRecord(json: unknown): Record<string, unknown> {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) malformed('response is not a JSON object');
+  return json as Record<string, unknown>;
+}
+
+function pemList(value: unknown, field: string): string[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > 16) {
+    malformed(`${field} must be a non-empty array of PEM certificates`);
+  }
+  return value.map((item) => {
+    if (typeof item !== 'string') malformed(`${field} must contain only strings`);
+    return item;
+  });
+}
+
+function parseDate(header: string | string[] | undefined): Date | undefined {
+  if (typeof header !== 'string') return undefined;
+  const date = new Date(header);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+function abortReason(signal: AbortSignal | undefined): Error | null {
+  return signal?.reason instanceof Error ? signal.reason : null;
+}
+
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? `${code}: ${error.message}` : error.message;
+}
+
+function malformed(message: string): never {
+  throw new MeshauthError('MESHAUTH_ERR_CA_RESPONSE_INVALID', `CA response invalid: ${message}`, {
+    reason: 'malformed',
+  });
+}

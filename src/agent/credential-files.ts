@@ -1,0 +1,51 @@
+// The agent's two input files (SPEC §7 `ca.bundle`, `ca.token`), read afresh at each use: a projected
+// service-account token is rewritten by the kubelet, and an operator may replace the bundle or a join token.
+// The token's content is a secret: it is never put into an error message or a log line.
+import { readFile } from 'node:fs/promises';
+import { MeshauthError } from '../errors/index.js';
+import type { TrustDomain } from '../identity/index.js';
+import { TrustBundle } from '../pki/index.js';
+
+/** Projected SA tokens are a few KiB; refuse to read a file that cannot be a token into memory. */
+const MAX_TOKEN_BYTES = 64 * 1024;
+const MAX_BUNDLE_BYTES = 1024 * 1024;
+
+export async function readBundleFile(path: string, trustDomain: TrustDomain): Promise<TrustBundle> {
+  const text = await readText(path, MAX_BUNDLE_BYTES, 'trust bundle');
+  try {
+    return TrustBundle.fromPem(trustDomain, text);
+  } catch (cause) {
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `trust bundle ${path} holds no valid PEM certificate`, {
+      reason: 'bundle_invalid',
+      cause,
+    });
+  }
+}
+
+/** The bootstrap credential: the file's trimmed content (a join token or a Kubernetes SA token). */
+export async function readTokenFile(path: string): Promise<string> {
+  const token = (await readText(path, MAX_TOKEN_BYTES, 'token')).trim();
+  if (token === '') {
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `token file ${path} is empty`, { reason: 'token_empty' });
+  }
+  return token;
+}
+
+async function readText(path: string, maxBytes: number, what: string): Promise<string> {
+  let data: Buffer;
+  try {
+    data = await readFile(path);
+  } catch (cause) {
+    const code = (cause as { code?: unknown }).code;
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${what} file ${path} cannot be read (${String(code)})`, {
+      reason: `${what.replace(' ', '_')}_unreadable`,
+      cause,
+    });
+  }
+  if (data.length > maxBytes) {
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${what} file ${path} is larger than ${maxBytes} bytes`, {
+      reason: 'too_large',
+    });
+  }
+  return data.toString('utf8');
+}

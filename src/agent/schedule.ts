@@ -1,0 +1,66 @@
+// When the agent acts next: renewal at about half of an SVID's lifetime, and capped exponential backoff after a
+// failure. Pure: time and randomness come in as arguments, so every boundary is unit-tested without timers.
+// Practice behind the numbers: SPIRE renews at half-life ±10 %, Istio at 50 % (research/mission.md §1A).
+
+/** Renew between 45 % and 55 % of the lifetime (50 % ± 5 % jitter, so a fleet does not renew in lockstep). */
+export const RENEWAL_FRACTION_MIN = 0.45;
+export const RENEWAL_FRACTION_SPAN = 0.1;
+/** No timer shorter than this: a CA that hands out near-expired SVIDs must not make the agent spin. */
+export const MIN_DELAY_MS = 250;
+/** While an SVID is still valid, never wait longer than this share of its remaining life between retries. */
+export const REMAINING_LIFE_CAP = 0.25;
+
+export interface SvidLifetime {
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  /** When the agent received the SVID. */
+  readonly receivedAt: Date;
+}
+
+/**
+ * Milliseconds from `now` until the SVID should be renewed. The CA back-dates NotBefore by up to a minute for clock
+ * skew (SPEC §3), so the lifetime that counts starts at the later of NotBefore and the time it was received;
+ * otherwise a 5-second test SVID would look more than half used on arrival.
+ * `jitterFraction` in [0, 1) picks the point between 45 % and 55 %.
+ */
+export function renewalDelay(lifetime: SvidLifetime, now: Date, jitterFraction: number): number {
+  const notAfter = lifetime.notAfter.getTime();
+  const start = Math.min(Math.max(lifetime.notBefore.getTime(), lifetime.receivedAt.getTime()), notAfter);
+  const fraction = RENEWAL_FRACTION_MIN + RENEWAL_FRACTION_SPAN * clampUnit(jitterFraction);
+  const renewAt = start + (notAfter - start) * fraction;
+  return Math.max(MIN_DELAY_MS, Math.round(renewAt - now.getTime()));
+}
+
+export interface BackoffOptions {
+  /** Delay cap of the first retry; doubles with each further attempt. */
+  readonly baseMs: number;
+  /** Absolute cap. */
+  readonly maxMs: number;
+  /** Floor (default MIN_DELAY_MS). */
+  readonly floorMs?: number;
+}
+
+/**
+ * Milliseconds to wait before retry number `attempt` (1 for the first retry). Exponential with "equal jitter"
+ * (between half the cap and the cap), capped at `maxMs` and, while the current SVID is still valid, at a quarter
+ * of its remaining life, so several retries fit before it expires even for seconds-long SVIDs (F01).
+ * `remainingMs` is undefined when there is no SVID, and ≤ 0 once it expired: then only `maxMs` caps.
+ */
+export function retryDelay(
+  attempt: number,
+  remainingMs: number | undefined,
+  options: BackoffOptions,
+  randomFraction: number,
+): number {
+  const floorMs = options.floorMs ?? MIN_DELAY_MS;
+  const exponent = Math.min(Math.max(attempt, 1) - 1, 30);
+  let cap = Math.min(options.maxMs, options.baseMs * 2 ** exponent);
+  if (remainingMs !== undefined && remainingMs > 0) cap = Math.min(cap, remainingMs * REMAINING_LIFE_CAP);
+  const delay = cap / 2 + (cap / 2) * clampUnit(randomFraction);
+  return Math.max(floorMs, Math.round(delay));
+}
+
+function clampUnit(value: number): number {
+  if (!Number.isFinite(value) || value < 0) return 0;
+  return Math.min(value, 1);
+}

@@ -1,0 +1,151 @@
+// Test harness for the agent against a real CA (src/ca): a CA directory with a join token, a CA server on
+// 127.0.0.1 that can be stopped and restarted on the same port, an Agent with its own metrics and captured logs.
+// Every start registers its teardown with the caller's cleanup list right away.
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, type AgentOptions, CredentialHolder } from '../../src/agent/index.js';
+import { type CaServer, createJoinToken, initCa, startCaServer } from '../../src/ca/index.js';
+import { TrustDomain } from '../../src/identity/index.js';
+import { createLogger, Metrics, silentLogger } from '../../src/telemetry/index.js';
+
+export const TRUST_DOMAIN = TrustDomain.parse('example.org');
+export const WORKLOAD_ID = 'spiffe://example.org/ns/shop/sa/orders';
+
+export type Cleanup = () => Promise<void> | void;
+
+export interface LogLine {
+  readonly level: string;
+  readonly msg: string;
+  readonly [key: string]: unknown;
+}
+
+export class CaHarness {
+  readonly dir: string;
+  readonly svidTtlMs: number;
+  #server: CaServer | undefined;
+  #port = 0;
+
+  private constructor(dir: string, svidTtlMs: number) {
+    this.dir = dir;
+    this.svidTtlMs = svidTtlMs;
+  }
+
+  static async start(svidTtlMs: number, cleanups: Cleanup[]): Promise<CaHarness> {
+    const dir = mkdtempSync(join(tmpdir(), 'meshauth-agent-ca-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    await initCa({ dir, trustDomain: TRUST_DOMAIN });
+    const harness = new CaHarness(dir, svidTtlMs);
+    cleanups.push(() => harness.stop());
+    await harness.restart();
+    return harness;
+  }
+
+  get url(): string {
+    return `https://127.0.0.1:${this.#port}`;
+  }
+
+  get bundleFile(): string {
+    return join(this.dir, 'bundle.pem');
+  }
+
+  /** Listens again on the port it had (the first start picks a free one). */
+  async restart(): Promise<void> {
+    if (this.#server !== undefined) return;
+    this.#server = await startCaServer({
+      dir: this.dir,
+      listen: `127.0.0.1:${this.#port}`,
+      svidTtlMs: this.svidTtlMs,
+      logger: silentLogger(),
+      metrics: new Metrics(),
+    });
+    this.#port = this.#server.port;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    await server?.close();
+  }
+
+  token(id = WORKLOAD_ID): Promise<string> {
+    return createJoinToken({ dir: this.dir, id, ttlMs: 10 * 60_000 });
+  }
+}
+
+export interface AgentHarness {
+  readonly agent: Agent;
+  readonly holder: CredentialHolder;
+  readonly metrics: Metrics;
+  readonly logs: LogLine[];
+  readonly tokenFile: string;
+  readonly bundleFile: string;
+}
+
+/** An Agent against `ca`, with the bundle copied and `token` written to files in a fresh directory. */
+export function startAgent(
+  ca: { readonly url: string; readonly bundleFile: string },
+  token: string,
+  cleanups: Cleanup[],
+  overrides: Partial<AgentOptions> & { readonly bundlePem?: string } = {},
+): AgentHarness {
+  const dir = mkdtempSync(join(tmpdir(), 'meshauth-agent-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const tokenFile = join(dir, 'token');
+  const bundleFile = join(dir, 'bundle.pem');
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+  if (overrides.bundlePem === undefined) copyFileSync(ca.bundleFile, bundleFile);
+  else writeFileSync(bundleFile, overrides.bundlePem);
+  const logs: LogLine[] = [];
+  const logger = createLogger({
+    level: 'debug',
+    destination: { write: (line: string) => logs.push(JSON.parse(line)) },
+  });
+  const holder = new CredentialHolder();
+  const metrics = new Metrics();
+  const agent = new Agent({
+    trustDomain: TRUST_DOMAIN,
+    caUrl: ca.url,
+    bundleFile,
+    tokenFile,
+    holder,
+    logger,
+    metrics,
+    maxBackoffMs: 1_000,
+    minBackoffMs: 200,
+    ...withoutBundlePem(overrides),
+  });
+  cleanups.push(() => agent.close());
+  agent.start();
+  return { agent, holder, metrics, logs, tokenFile, bundleFile };
+}
+
+/** Polls `check` every 50 ms until it returns a truthy value; fails with `what` after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  check: () => T | Promise<T>,
+  timeoutMs: number,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** `meshauth_svid_rotations_total{result}` as a number. */
+export async function rotations(metrics: Metrics, result: 'success' | 'failure'): Promise<number> {
+  const { values } = await metrics.svidRotations.get();
+  return values.find((v) => v.labels.result === result)?.value ?? 0;
+}
+
+export async function runCleanups(cleanups: Cleanup[]): Promise<void> {
+  while (cleanups.length > 0) await cleanups.pop()?.();
+}
+
+function withoutBundlePem<T extends { readonly bundlePem?: string }>(options: T): Omit<T, 'bundlePem'> {
+  const { bundlePem: _ignored, ...rest } = options;
+  return rest;
+}

@@ -1,4 +1,200 @@
-// `meshauth ca …` commands. (Placeholder: filled in by the issue that builds them.)
+// `meshauth ca …`: init, issue, token create, serve, rotate (SPEC §4). Parses and bounds the flags, calls src/ca,
+// prints results. Every subcommand takes --dir (default `certs`).
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Command } from 'commander';
+import {
+  activateNextRoot,
+  createJoinToken,
+  initCa,
+  issueOffline,
+  publishNextRoot,
+  rotateIntermediate,
+  startCaServer,
+  writeFileAtomic,
+} from '../ca/index.js';
+import { assertDurationInRange, formatDuration, parseDuration } from '../config/duration.js';
+import { MeshauthError } from '../errors/index.js';
+import { SpiffeId } from '../identity/index.js';
+import { createPkcs12, KEY_TYPES, parseKeyType } from '../pki/index.js';
+import { createLogger, Metrics } from '../telemetry/index.js';
 
-export function registerCaCommands(_program: Command): void {}
+const DEFAULT_DIR = 'certs';
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+/** `ca issue --ttl`: 1 min … 24 h (SPEC §3 max). */
+const ISSUE_TTL = { min: MINUTE, max: 24 * HOUR };
+/** `ca serve --svid-ttl`: 5 s … 24 h, with a warning under 5 min (SPEC §4). */
+const SERVE_TTL = { min: 5_000, max: 24 * HOUR, warnBelow: 5 * MINUTE };
+const TOKEN_TTL = { min: MINUTE, max: 7 * 24 * HOUR };
+
+export function registerCaCommands(program: Command): void {
+  const ca = program.command('ca').description('run the built-in SPIFFE certificate authority');
+
+  ca.command('init')
+    .description('create a root and an intermediate CA in --dir (refuses to overwrite without --force)')
+    .requiredOption('--trust-domain <td>', 'SPIFFE trust domain, e.g. example.org')
+    .option('--dir <dir>', 'CA directory', DEFAULT_DIR)
+    .option('--force', 'replace an existing CA (every certificate it issued stops being trusted)')
+    .action(async (opts: { trustDomain: string; dir: string; force?: boolean }) => {
+      const { trustDomain, paths } = await initCa({
+        dir: opts.dir,
+        trustDomain: opts.trustDomain,
+        force: opts.force === true,
+      });
+      process.stdout.write(
+        `meshauth CA for trust domain ${trustDomain} created in ${opts.dir}\n` +
+          `  give peers the trust bundle: ${paths.bundle}\n` +
+          `  keys (0600): ${paths.rootKey}, ${paths.intermediateKey}\n`,
+      );
+    });
+
+  ca.command('issue')
+    .description(
+      'issue an X509-SVID offline: writes PREFIX.crt (leaf + intermediate), PREFIX.key and optionally PREFIX.p12',
+    )
+    .requiredOption('--id <spiffe-id>', 'SPIFFE ID of the workload, in the CA trust domain')
+    .option('--ttl <duration>', 'lifetime, 1m … 24h', '1h')
+    .option('--out <prefix>', 'output path prefix (default: last segment of the ID)')
+    .option('--key-type <type>', `key type: ${KEY_TYPES.join(', ')}`, 'p256')
+    .option('--p12', 'also write PREFIX.p12 (PKCS#12 for JVM services; needs --p12-password-file)')
+    .option('--p12-password-file <file>', 'file holding the PKCS#12 password')
+    .option('--dir <dir>', 'CA directory', DEFAULT_DIR)
+    .action(
+      async (opts: {
+        id: string;
+        ttl: string;
+        out?: string;
+        keyType: string;
+        p12?: boolean;
+        p12PasswordFile?: string;
+        dir: string;
+      }) => {
+        const id = SpiffeId.parse(opts.id);
+        const ttlMs = assertDurationInRange('--ttl', parseDuration(opts.ttl), ISSUE_TTL.min, ISSUE_TTL.max);
+        const keyType = parseKeyType(opts.keyType);
+        if (opts.p12 === true && opts.p12PasswordFile === undefined) {
+          throw usage('--p12 needs --p12-password-file FILE (the password is never taken on the command line)');
+        }
+        const password = opts.p12 === true ? await readPassword(opts.p12PasswordFile as string) : undefined;
+        const svid = await issueOffline({ dir: opts.dir, id, ttlMs, keyType });
+        const prefix = opts.out ?? id.segments.at(-1) ?? 'svid';
+        await mkdir(dirname(prefix), { recursive: true });
+        await writeFileAtomic(`${prefix}.key`, svid.privateKeyPem, 0o600);
+        await writeFileAtomic(`${prefix}.crt`, svid.certChainPem, 0o644);
+        const written = [`${prefix}.crt`, `${prefix}.key`];
+        if (password !== undefined) {
+          const p12 = await createPkcs12({
+            certificates: svid.certificates,
+            privateKeyPem: svid.privateKeyPem,
+            password,
+            friendlyName: id.segments.at(-1) ?? 'meshauth',
+          });
+          await writeFileAtomic(`${prefix}.p12`, p12, 0o600);
+          written.push(`${prefix}.p12`);
+        }
+        process.stdout.write(
+          `issued ${id} (${keyType}, expires ${svid.notAfter.toISOString()}): ${written.join(', ')}\n`,
+        );
+      },
+    );
+
+  const token = ca.command('token').description('one-time join tokens for workload bootstrap');
+  token
+    .command('create')
+    .description('create a one-time join token for --id and print only the token (TOKEN=$(meshauth ca token create …))')
+    .requiredOption('--id <spiffe-id>', 'SPIFFE ID the token bootstraps')
+    .option('--ttl <duration>', 'validity, 1m … 7d', '10m')
+    .option('--dir <dir>', 'CA directory', DEFAULT_DIR)
+    .action(async (opts: { id: string; ttl: string; dir: string }) => {
+      const id = SpiffeId.parse(opts.id);
+      const ttlMs = assertDurationInRange('--ttl', parseDuration(opts.ttl), TOKEN_TTL.min, TOKEN_TTL.max);
+      process.stdout.write(`${await createJoinToken({ dir: opts.dir, id, ttlMs })}\n`);
+    });
+
+  ca.command('serve')
+    .description('serve the CA API over TLS: POST /v1/svid, GET /v1/bundle, /healthz, /metrics')
+    .option('--dir <dir>', 'CA directory', DEFAULT_DIR)
+    .option('--listen <host:port>', 'listen address (port 0 picks a free port)', '127.0.0.1:8443')
+    .option('--svid-ttl <duration>', 'lifetime of issued SVIDs, 5s … 24h (warns under 5m)', '1h')
+    .option(
+      '--san <name-or-ip...>',
+      'extra DNS name or IP for the serving certificate (localhost, 127.0.0.1 and the host name are always included)',
+    )
+    .action(async (opts: { dir: string; listen: string; svidTtl: string; san?: string[] }) => {
+      const logger = createLogger({ name: 'ca' });
+      const svidTtlMs = assertDurationInRange('--svid-ttl', parseDuration(opts.svidTtl), SERVE_TTL.min, SERVE_TTL.max);
+      if (svidTtlMs < SERVE_TTL.warnBelow) {
+        logger.warn(
+          { event: 'short_svid_ttl', svidTtl: formatDuration(svidTtlMs) },
+          'SVID lifetime under 5 minutes: for tests and demos only',
+        );
+      }
+      const server = await startCaServer({
+        dir: opts.dir,
+        listen: opts.listen,
+        svidTtlMs,
+        sans: opts.san ?? [],
+        logger,
+        metrics: new Metrics({ defaultMetrics: true }),
+      });
+      process.stdout.write(`meshauth ca listening on ${server.url}\n`);
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        process.once('SIGTERM', resolve);
+        process.once('SIGINT', resolve);
+      });
+      logger.info({ event: 'ca_stopping', signal }, 'CA stopping');
+      await server.close();
+      process.exit(0);
+    });
+
+  ca.command('rotate')
+    .description('rotate the intermediate, or the root in two steps (publish, then --activate)')
+    .option('--intermediate', 'new intermediate under the active root; it signs new SVIDs at once')
+    .option('--root', 'publish a new root in bundle.pem next to the old one (not signing yet)')
+    .option('--activate', 'with --root: start signing under the published root, with a new intermediate')
+    .option('--dir <dir>', 'CA directory', DEFAULT_DIR)
+    .addHelpText(
+      'after',
+      `
+Root rotation, step by step (docs/ca.md):
+  1. meshauth ca rotate --root             new root added to bundle.pem; old root keeps signing
+  2. wait until every sidecar and client has fetched the new bundle (GET /v1/bundle, spiffe_refresh_hint)
+  3. meshauth ca rotate --root --activate  new intermediate under the new root signs from now on;
+                                           the old root moves to root-previous.crt/.key and stays in bundle.pem
+  4. after the longest SVID lifetime (24 h at most) has passed, retire the old root: remove its block from
+     bundle.pem (compare with root-previous.crt), let peers refresh, then delete root-previous.key.
+A running \`ca serve\` picks up every step within a second, without a restart.`,
+    )
+    .action(async (opts: { intermediate?: boolean; root?: boolean; activate?: boolean; dir: string }) => {
+      if (opts.intermediate === true && opts.root === true) throw usage('use either --intermediate or --root');
+      if (opts.activate === true && opts.root !== true) throw usage('--activate goes with --root');
+      let result: Awaited<ReturnType<typeof rotateIntermediate>>;
+      if (opts.intermediate === true) result = await rotateIntermediate(opts.dir);
+      else if (opts.root === true)
+        result = opts.activate === true ? await activateNextRoot(opts.dir) : await publishNextRoot(opts.dir);
+      else throw usage('say what to rotate: --intermediate or --root [--activate]');
+      const what = {
+        intermediate: 'new intermediate is signing',
+        root_published: 'new root published in bundle.pem (not signing yet; activate with --root --activate)',
+        root_activated: 'new root and intermediate are signing; the old root stays in bundle.pem until retired',
+      }[result.action];
+      process.stdout.write(`${what} (serial ${result.serial}; ${result.roots} root(s) in the bundle)\n`);
+    });
+}
+
+async function readPassword(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `cannot read password file ${file}`, { cause });
+  }
+  const password = text.replace(/\r?\n$/, '');
+  if (password.length === 0) throw usage(`password file ${file} is empty`);
+  return password;
+}
+
+function usage(message: string): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_USAGE', message, { reason: 'usage' });
+}

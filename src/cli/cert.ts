@@ -1,4 +1,221 @@
-// `meshauth cert …` commands. (Placeholder: filled in by the issue that builds them.)
+// `meshauth cert …`: inspect a certificate file, and request/renew an SVID from a running CA for workloads
+// without a sidecar (SPEC §1 security reviewer, §4). Keys are generated here, fresh on every request and renewal.
+import { createPublicKey } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Command } from 'commander';
+import { requestSvid, writeFileAtomic } from '../ca/index.js';
+import { MeshauthError } from '../errors/index.js';
+import { SpiffeId } from '../identity/index.js';
+import {
+  createCsrPem,
+  exportPrivateKeyPem,
+  generateKeyPair,
+  importPrivateKeyPem,
+  KEY_TYPES,
+  type KeyType,
+  keyTypeOf,
+  parseCertificatesPem,
+  parseKeyType,
+  sha256Hex,
+  TrustBundle,
+  uriSans,
+  validateX509Svid,
+  type x509,
+} from '../pki/index.js';
 
-export function registerCertCommands(_program: Command): void {}
+export function registerCertCommands(program: Command): void {
+  const cert = program.command('cert').description('inspect, request and renew certificates');
+
+  cert
+    .command('inspect <file>')
+    .description('print subject, SPIFFE ID, issuer, validity, time left, key type and SHA-256 fingerprint')
+    .option('--json', 'print JSON instead of text')
+    .action(async (file: string, opts: { json?: boolean }) => {
+      const certificates = parseCertificatesPem(await readText(file));
+      const now = new Date();
+      const described = await Promise.all(certificates.map((c) => describe(c, now)));
+      if (opts.json === true) {
+        process.stdout.write(`${JSON.stringify({ file, certificates: described }, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(formatLeaf(described[0] as CertificateSummary));
+      for (const [index, other] of described.slice(1).entries()) {
+        process.stdout.write(
+          `chain[${index + 1}]: ${other.subject} (issuer ${other.issuer}; ${other.keyType}; ${other.timeLeft}; sha256 ${other.sha256})\n`,
+        );
+      }
+    });
+
+  cert
+    .command('request')
+    .description('get an SVID from a running CA with a join token (identity comes from the token)')
+    .requiredOption('--ca-url <url>', 'CA URL, e.g. https://127.0.0.1:8443')
+    .requiredOption('--bundle <file>', "the CA's bundle.pem: the CA server is verified against it")
+    .requiredOption('--token <token>', 'one-time join token from `meshauth ca token create`')
+    .requiredOption('--out <prefix>', 'writes PREFIX.crt (leaf + intermediate) and PREFIX.key')
+    .option('--key-type <type>', `key type: ${KEY_TYPES.join(', ')}`, 'p256')
+    .action(async (opts: { caUrl: string; bundle: string; token: string; out: string; keyType: string }) => {
+      const bundlePem = await readText(opts.bundle);
+      const written = await fetchAndWrite({
+        caUrl: opts.caUrl,
+        bundlePem,
+        keyType: parseKeyType(opts.keyType),
+        prefix: opts.out,
+        token: opts.token,
+      });
+      process.stdout.write(`${written}\n`);
+    });
+
+  cert
+    .command('renew')
+    .description('renew an SVID in place over mTLS with the current certificate (new key every time)')
+    .requiredOption('--ca-url <url>', 'CA URL, e.g. https://127.0.0.1:8443')
+    .requiredOption('--bundle <file>', "the CA's bundle.pem")
+    .requiredOption('--cert <file>', 'current chain, PREFIX.crt (replaced)')
+    .requiredOption('--key <file>', 'current key, PREFIX.key (replaced)')
+    .option('--key-type <type>', `key type of the new key (default: same as the current one)`)
+    .action(async (opts: { caUrl: string; bundle: string; cert: string; key: string; keyType?: string }) => {
+      const [bundlePem, certPem, keyPem] = await Promise.all([
+        readText(opts.bundle),
+        readText(opts.cert),
+        readText(opts.key),
+      ]);
+      const current = await importPrivateKeyPem(keyPem);
+      const written = await fetchAndWrite({
+        caUrl: opts.caUrl,
+        bundlePem,
+        keyType: opts.keyType === undefined ? current.type : parseKeyType(opts.keyType),
+        certFile: opts.cert,
+        keyFile: opts.key,
+        clientCertPem: certPem,
+        clientKeyPem: keyPem,
+      });
+      process.stdout.write(`${written}\n`);
+    });
+}
+
+interface FetchOptions {
+  readonly caUrl: string;
+  readonly bundlePem: string;
+  readonly keyType: KeyType;
+  readonly prefix?: string;
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  readonly token?: string;
+  readonly clientCertPem?: string;
+  readonly clientKeyPem?: string;
+}
+
+/** New key → CSR → CA → check the answer → write key then chain, each atomically. */
+async function fetchAndWrite(options: FetchOptions): Promise<string> {
+  const keys = await generateKeyPair(options.keyType);
+  const response = await requestSvid({
+    caUrl: options.caUrl,
+    bundlePem: options.bundlePem,
+    csrPem: await createCsrPem(keys),
+    ...(options.token === undefined ? {} : { token: options.token }),
+    ...(options.clientCertPem === undefined ? {} : { clientCertPem: options.clientCertPem }),
+    ...(options.clientKeyPem === undefined ? {} : { clientKeyPem: options.clientKeyPem }),
+  });
+  const chainPem = response.certChainPem.join('');
+  const chain = parseCertificatesPem(chainPem);
+  const leaf = chain[0] as x509.X509Certificate;
+  const id = SpiffeId.parse(uriSans(leaf)[0] ?? '');
+  // Never write what we cannot use: the chain must lead to our bundle, and the leaf must carry our new key.
+  validateX509Svid(chain, TrustBundle.fromPem(id.trustDomain, options.bundlePem), new Date());
+  const ours = Buffer.from(await crypto.subtle.exportKey('spki', keys.publicKey));
+  if (Buffer.compare(ours, Buffer.from(leaf.publicKey.rawData)) !== 0) {
+    throw new MeshauthError('MESHAUTH_ERR_CA_RESPONSE_INVALID', 'the CA returned a certificate for another key', {
+      reason: 'key_mismatch',
+    });
+  }
+  const certFile = options.certFile ?? `${options.prefix}.crt`;
+  const keyFile = options.keyFile ?? `${options.prefix}.key`;
+  await mkdir(dirname(certFile), { recursive: true });
+  await writeFileAtomic(keyFile, await exportPrivateKeyPem(keys.privateKey), 0o600);
+  await writeFileAtomic(certFile, chainPem, 0o644);
+  return `issued ${id} (${options.keyType}, expires ${response.expiresAt.toISOString()}): ${certFile}, ${keyFile}`;
+}
+
+interface CertificateSummary {
+  readonly subject: string;
+  readonly spiffeId: string | null;
+  readonly issuer: string;
+  readonly serial: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly timeLeft: string;
+  readonly expired: boolean;
+  readonly keyType: string;
+  readonly sha256: string;
+}
+
+async function describe(cert: x509.X509Certificate, now: Date): Promise<CertificateSummary> {
+  const uris = uriSans(cert);
+  const leftMs = cert.notAfter.getTime() - now.getTime();
+  return {
+    subject: cert.subject === '' ? '(empty)' : cert.subject,
+    spiffeId: uris.length === 1 ? (SpiffeId.tryParse(uris[0] as string)?.toString() ?? null) : null,
+    issuer: cert.issuer,
+    serial: cert.serialNumber,
+    notBefore: cert.notBefore.toISOString(),
+    notAfter: cert.notAfter.toISOString(),
+    timeLeft: leftMs > 0 ? `${humanDuration(leftMs)} left` : 'expired',
+    expired: leftMs <= 0,
+    keyType: keyTypeName(cert),
+    sha256: await sha256Hex(cert),
+  };
+}
+
+/** `1d 2h`, `59m 59s`, `42s`: the two largest units, for people. */
+function humanDuration(ms: number): string {
+  const units: [string, number][] = [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ];
+  const parts: string[] = [];
+  let rest = ms;
+  for (const [unit, size] of units) {
+    const n = Math.floor(rest / size);
+    if (n > 0 || parts.length > 0) parts.push(`${n}${unit}`);
+    rest -= n * size;
+  }
+  return parts.slice(0, 2).join(' ') || '0s';
+}
+
+function keyTypeName(cert: x509.X509Certificate): string {
+  const key = createPublicKey({ key: Buffer.from(cert.publicKey.rawData), format: 'der', type: 'spki' });
+  try {
+    return keyTypeOf(key);
+  } catch {
+    return key.asymmetricKeyType ?? 'unknown';
+  }
+}
+
+function formatLeaf(s: CertificateSummary): string {
+  return [
+    `subject:     ${s.subject}`,
+    `spiffe id:   ${s.spiffeId ?? '(none)'}`,
+    `issuer:      ${s.issuer}`,
+    `serial:      ${s.serial}`,
+    `not before:  ${s.notBefore}`,
+    `not after:   ${s.notAfter}`,
+    `time left:   ${s.timeLeft}`,
+    `key type:    ${s.keyType}`,
+    `sha256:      ${s.sha256}`,
+    '',
+  ].join('\n');
+}
+
+async function readText(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `cannot read ${file}: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+}

@@ -1,7 +1,9 @@
 // Builds the three kinds of certificate of SPEC §3: self-signed root, intermediate (pathLen 0, name-constrained to
 // the trust domain) and leaf X509-SVID (SPIFFE X509-SVID §4: one critical URI SAN with an empty subject, CA:FALSE,
 // critical KU digitalSignature, EKU serverAuth+clientAuth, back-dated NotBefore, 128-bit random serial).
-import { randomBytes } from 'node:crypto';
+import { createHash, KeyObject, randomBytes, sign } from 'node:crypto';
+import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
+import * as asn1X509 from '@peculiar/asn1-x509';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import { KEY_ALGORITHMS, type KeyPair, type KeyType } from './keys.js';
 import { uriNameConstraintsExtension } from './name-constraints.js';
@@ -84,17 +86,29 @@ export interface LeafOptions {
 }
 
 export async function createLeafCertificate(options: LeafOptions): Promise<x509.X509Certificate> {
-  const { id, issuer, now } = options;
+  return createLeafCertificateWith(options, randomSerialHex());
+}
+
+/**
+ * createLeafCertificate with a given serial. P-256 issuers (every meshauth CA) take the fast path: the TBSCertificate
+ * is assembled from cached issuer-derived parts and signed with node:crypto's synchronous sign() (SPEC §9: ≥ 1,000
+ * SVIDs/s). Other issuers go through @peculiar/x509's generator. Both produce the same TBSCertificate bytes (a unit
+ * test compares them). Exported for that test only; not part of the pki index.
+ */
+export async function createLeafCertificateWith(
+  options: LeafOptions,
+  serialHex: string,
+  path: 'auto' | 'generic' = 'auto',
+): Promise<x509.X509Certificate> {
+  if (path === 'auto' && options.issuer.keyType === 'p256') return signLeafFast(options, serialHex);
+  const { issuer, now } = options;
   const publicKey =
     options.publicKey instanceof x509.PublicKey ? options.publicKey : await x509.PublicKey.create(options.publicKey);
-  const names: x509.JsonGeneralName[] = [{ type: 'url', value: id.toString() }];
-  for (const dns of options.dnsNames ?? []) names.push({ type: 'dns', value: dns });
-  for (const ip of options.ipAddresses ?? []) names.push({ type: 'ip', value: ip });
   const usage = isRsa(publicKey)
     ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
     : x509.KeyUsageFlags.digitalSignature;
   return x509.X509CertificateGenerator.create({
-    serialNumber: randomSerialHex(),
+    serialNumber: serialHex,
     subject: '',
     issuer: issuer.certificate.subjectName,
     notBefore: new Date(now.getTime() - BACKDATE_MS),
@@ -107,11 +121,157 @@ export async function createLeafCertificate(options: LeafOptions): Promise<x509.
       new x509.KeyUsagesExtension(usage, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
       // X509-SVID §3.1: with an empty subject the SAN extension must be critical.
-      new x509.SubjectAlternativeNameExtension(names, true),
+      subjectAltNames(options),
       await x509.SubjectKeyIdentifierExtension.create(publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(issuer.certificate, false),
     ],
   });
+}
+
+function subjectAltNames(options: LeafOptions): x509.SubjectAlternativeNameExtension {
+  const names: x509.JsonGeneralName[] = [{ type: 'url', value: options.id.toString() }];
+  for (const dns of options.dnsNames ?? []) names.push({ type: 'dns', value: dns });
+  for (const ip of options.ipAddresses ?? []) names.push({ type: 'ip', value: ip });
+  return new x509.SubjectAlternativeNameExtension(names, true);
+}
+
+// --- fast path (P-256 issuers) ---
+
+const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
+const RSA_KEY_OIDS = new Set(['1.2.840.113549.1.1.1', '1.2.840.113549.1.1.10']);
+
+/** What depends only on the issuer, computed once per issuer certificate + key. */
+interface IssuerParts {
+  readonly privateKey: CryptoKey;
+  readonly signingKey: KeyObject;
+  readonly name: asn1X509.Name;
+  readonly authorityKeyId: asn1X509.Extension;
+  readonly algorithm: asn1X509.AlgorithmIdentifier;
+}
+
+const issuerParts = new WeakMap<x509.X509Certificate, IssuerParts>();
+
+/** Leaf extensions that never vary, parsed once. */
+const STATIC_EXTENSIONS = {
+  basicConstraints: toAsnExtension(new x509.BasicConstraintsExtension(false, undefined, true)),
+  keyUsage: toAsnExtension(new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true)),
+  keyUsageRsa: toAsnExtension(
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+  ),
+  extKeyUsage: toAsnExtension(
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
+  ),
+};
+
+function partsOf(issuer: Issuer): IssuerParts {
+  const cached = issuerParts.get(issuer.certificate);
+  if (cached !== undefined && cached.privateKey === issuer.privateKey) return cached;
+  const parts: IssuerParts = {
+    privateKey: issuer.privateKey,
+    signingKey: KeyObject.from(issuer.privateKey),
+    name: AsnConvert.parse(issuer.certificate.subjectName.toArrayBuffer(), asn1X509.Name),
+    // Same key identifier as AuthorityKeyIdentifierExtension.create(issuerCertificate): SHA-1 of its public key bits.
+    authorityKeyId: toAsnExtension(
+      new x509.AuthorityKeyIdentifierExtension(
+        Buffer.from(
+          keyIdentifier(AsnConvert.parse(issuer.certificate.publicKey.rawData, asn1X509.SubjectPublicKeyInfo)),
+        ).toString('hex'),
+        false,
+      ),
+    ),
+    algorithm: new asn1X509.AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 }),
+  };
+  issuerParts.set(issuer.certificate, parts);
+  return parts;
+}
+
+function signLeafFast(options: LeafOptions, serialHex: string): x509.X509Certificate {
+  const { issuer, now } = options;
+  const parts = partsOf(issuer);
+  const spkiDer =
+    options.publicKey instanceof x509.PublicKey
+      ? options.publicKey.rawData
+      : KeyObject.from(options.publicKey).export({ type: 'spki', format: 'der' });
+  const spki = AsnConvert.parse(spkiDer, asn1X509.SubjectPublicKeyInfo);
+  const tbs = new asn1X509.TBSCertificate({
+    version: asn1X509.Version.v3,
+    serialNumber: positiveIntegerOctets(serialHex),
+    signature: parts.algorithm,
+    issuer: parts.name,
+    validity: new asn1X509.Validity({
+      notBefore: new Date(now.getTime() - BACKDATE_MS),
+      notAfter: clampToIssuer(new Date(now.getTime() + options.ttlMs), issuer),
+    }),
+    subjectPublicKeyInfo: spki,
+    extensions: new asn1X509.Extensions([
+      STATIC_EXTENSIONS.basicConstraints,
+      RSA_KEY_OIDS.has(spki.algorithm.algorithm) ? STATIC_EXTENSIONS.keyUsageRsa : STATIC_EXTENSIONS.keyUsage,
+      STATIC_EXTENSIONS.extKeyUsage,
+      subjectAltNamesFast(options),
+      new asn1X509.Extension({
+        extnID: asn1X509.id_ce_subjectKeyIdentifier,
+        critical: false,
+        extnValue: new OctetString(AsnConvert.serialize(new asn1X509.SubjectKeyIdentifier(keyIdentifier(spki)))),
+      }),
+      parts.authorityKeyId,
+    ]),
+  });
+  const tbsDer = Buffer.from(AsnConvert.serialize(tbs));
+  const signature = sign('sha256', tbsDer, { key: parts.signingKey, dsaEncoding: 'der' });
+  return new x509.X509Certificate(
+    derSequence(tbsDer, Buffer.from(AsnConvert.serialize(parts.algorithm)), derBitString(signature)),
+  );
+}
+
+/** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING value (what @peculiar/x509 computes). */
+function keyIdentifier(spki: asn1X509.SubjectPublicKeyInfo): Uint8Array {
+  return createHash('sha1').update(new Uint8Array(spki.subjectPublicKey)).digest();
+}
+
+/** The SAN extension, built directly for the usual URI-only leaf; via @peculiar/x509 when DNS names or IPs are asked. */
+function subjectAltNamesFast(options: LeafOptions): asn1X509.Extension {
+  if ((options.dnsNames?.length ?? 0) > 0 || (options.ipAddresses?.length ?? 0) > 0) {
+    return toAsnExtension(subjectAltNames(options));
+  }
+  const names = new asn1X509.SubjectAlternativeName([
+    new asn1X509.GeneralName({ uniformResourceIdentifier: options.id.toString() }),
+  ]);
+  return new asn1X509.Extension({
+    extnID: asn1X509.id_ce_subjectAltName,
+    critical: true,
+    extnValue: new OctetString(AsnConvert.serialize(names)),
+  });
+}
+
+function toAsnExtension(extension: x509.Extension): asn1X509.Extension {
+  return AsnConvert.parse(extension.rawData, asn1X509.Extension);
+}
+
+/** DER INTEGER content octets of a positive serial (as @peculiar/x509 encodes a hex serial). */
+function positiveIntegerOctets(hex: string): ArrayBuffer {
+  let bytes = Buffer.from(hex, 'hex');
+  let first = 0;
+  while (first < bytes.length - 1 && bytes[first] === 0) first++;
+  bytes = bytes.subarray(first);
+  if ((bytes[0] ?? 0) > 0x7f) bytes = Buffer.concat([Buffer.from([0]), bytes]);
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+function derLength(length: number): Buffer {
+  if (length < 0x80) return Buffer.from([length]);
+  const bytes: number[] = [];
+  for (let rest = length; rest > 0; rest >>= 8) bytes.unshift(rest & 0xff);
+  return Buffer.from([0x80 | bytes.length, ...bytes]);
+}
+
+function derSequence(...items: Buffer[]): ArrayBuffer {
+  const body = Buffer.concat(items);
+  const der = Buffer.concat([Buffer.from([0x30]), derLength(body.length), body]);
+  return der.buffer.slice(der.byteOffset, der.byteOffset + der.byteLength) as ArrayBuffer;
+}
+
+function derBitString(bytes: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([0x03]), derLength(bytes.length + 1), Buffer.from([0]), bytes]);
 }
 
 function caName(label: string, trustDomain: TrustDomain): string {

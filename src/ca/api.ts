@@ -1,0 +1,236 @@
+// The CA HTTP API (SPEC §4): POST /v1/svid (join-token bootstrap, or renewal over mTLS), GET /v1/bundle, /healthz,
+// /metrics. The CA takes only the public key from a CSR; the identity comes from the credential (security.md
+// A01–A03). Every rejection is a JSON {code, message}, one metric increment and one log line (never the token).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { z } from 'zod';
+import { MeshauthError } from '../errors/index.js';
+import type { SpiffeId } from '../identity/index.js';
+import { parseCertificate, validateX509Svid, verifyCsrPem, type x509 } from '../pki/index.js';
+import type { Logger, Metrics } from '../telemetry/index.js';
+import type { CaAuthority } from './authority.js';
+import { consumeJoinToken } from './join-tokens.js';
+import { readBodyLimited } from './read-body.js';
+import { toSpiffeBundle } from './spiffe-bundle.js';
+
+export const MAX_BODY_BYTES = 64 * 1024;
+const BUNDLE_REFRESH_HINT_SECONDS = 300;
+const MAX_PEER_CHAIN = 8;
+
+const SvidRequest = z.object({
+  csr: z.string().min(1).max(MAX_BODY_BYTES),
+  token: z.string().max(1024).optional(),
+});
+
+export interface CaApiOptions {
+  readonly dir: string;
+  readonly authority: CaAuthority;
+  readonly svidTtlMs: number;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly now: () => Date;
+}
+
+export function createCaRequestHandler(options: CaApiOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    route(options, req, res).catch((error: unknown) => {
+      if (error instanceof MeshauthError && error.status > 0 && error.status < 500) {
+        reject(options, req, res, error, error.reason ?? 'bad_request');
+        return;
+      }
+      options.logger.error({ event: 'ca_request_failed', err: error, path: pathOf(req) }, 'CA request failed');
+      reject(
+        options,
+        req,
+        res,
+        new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', 'internal error', { reason: 'internal' }),
+        'internal',
+      );
+    });
+  };
+}
+
+async function route(options: CaApiOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = pathOf(req);
+  const method = req.method ?? 'GET';
+  const allowed = ALLOWED_METHODS[path];
+  if (allowed === undefined) {
+    throw new MeshauthError('MESHAUTH_ERR_CA_NOT_FOUND', `no such path ${path.slice(0, 100)}`, { reason: 'not_found' });
+  }
+  if (!allowed.includes(method)) {
+    res.setHeader('allow', allowed.join(', '));
+    throw new MeshauthError('MESHAUTH_ERR_CA_METHOD_NOT_ALLOWED', `${method.slice(0, 20)} not allowed on ${path}`, {
+      reason: 'method_not_allowed',
+    });
+  }
+  await options.authority.refresh();
+  switch (path) {
+    case '/v1/svid':
+      return issueSvid(options, req, res);
+    case '/v1/bundle':
+      return sendBundle(options, req, res);
+    case '/healthz':
+      return send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
+    default: {
+      const text = await options.metrics.exposition();
+      return send(res, 200, options.metrics.contentType, text);
+    }
+  }
+}
+
+const ALLOWED_METHODS: Readonly<Record<string, readonly string[]>> = {
+  '/v1/svid': ['POST'],
+  '/v1/bundle': ['GET', 'HEAD'],
+  '/healthz': ['GET', 'HEAD'],
+  '/metrics': ['GET', 'HEAD'],
+};
+
+async function issueSvid(options: CaApiOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const mediaType = (req.headers['content-type'] ?? '').split(';', 1)[0]?.trim().toLowerCase();
+  if (mediaType !== 'application/json') {
+    throw new MeshauthError('MESHAUTH_ERR_CA_UNSUPPORTED_MEDIA_TYPE', 'content type is not application/json', {
+      reason: 'unsupported_media_type',
+    });
+  }
+  const body = parseSvidRequest(await readBodyLimited(req, MAX_BODY_BYTES));
+  let csr: Awaited<ReturnType<typeof verifyCsrPem>>;
+  try {
+    csr = await verifyCsrPem(body.csr);
+  } catch (error) {
+    if (error instanceof MeshauthError) {
+      throw new MeshauthError(error.code, error.message, { reason: `csr_${error.reason ?? 'invalid'}`, cause: error });
+    }
+    throw error;
+  }
+  const now = options.now();
+  const { id, method } =
+    body.token === undefined
+      ? { id: authenticatePeer(options, req, now), method: 'renewal' as const }
+      : { id: await consumeJoinToken(options.dir, body.token, now), method: 'join_token' as const };
+  const issued = await options.authority.issue({ id, publicKey: csr.publicKey, ttlMs: options.svidTtlMs, now });
+  options.metrics.caSvidsIssued.inc({ method });
+  options.logger.info(
+    {
+      event: 'svid_issued',
+      method,
+      spiffeId: id.toString(),
+      serial: issued.leaf.serialNumber,
+      keyType: csr.keyType,
+      expiresAt: issued.expiresAt.toISOString(),
+    },
+    'SVID issued',
+  );
+  sendJson(res, 200, {
+    certChain: issued.certChainPem,
+    bundle: issued.bundlePem,
+    expiresAt: issued.expiresAt.toISOString(),
+  });
+}
+
+function parseSvidRequest(raw: Buffer): z.infer<typeof SvidRequest> {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.toString('utf8'));
+  } catch (cause) {
+    throw new MeshauthError('MESHAUTH_ERR_CA_BAD_REQUEST', 'request body is not valid JSON', {
+      reason: 'malformed_json',
+      cause,
+    });
+  }
+  const parsed = SvidRequest.safeParse(json);
+  if (!parsed.success) {
+    throw new MeshauthError('MESHAUTH_ERR_CA_BAD_REQUEST', 'request body must be {"csr": PEM, "token"?: string}', {
+      reason: 'bad_request_body',
+    });
+  }
+  return parsed.data;
+}
+
+/** Renewal: the caller's current SVID, presented in the TLS handshake and validated here against the bundle. */
+function authenticatePeer(options: CaApiOptions, req: IncomingMessage, now: Date): SpiffeId {
+  const chain = peerChain(req.socket as TLSSocket);
+  if (chain.length === 0) {
+    throw new MeshauthError('MESHAUTH_ERR_CA_UNAUTHENTICATED', 'no join token and no client certificate', {
+      reason: 'no_credential',
+    });
+  }
+  try {
+    return validateX509Svid(chain, options.authority.material.bundle, now);
+  } catch (error) {
+    const reason = error instanceof MeshauthError ? (error.reason ?? 'invalid') : 'invalid';
+    throw new MeshauthError(
+      'MESHAUTH_ERR_CA_UNAUTHENTICATED',
+      `client certificate rejected: ${(error as Error).message}`,
+      {
+        reason: `client_cert_${reason}`,
+        cause: error,
+      },
+    );
+  }
+}
+
+/** The chain the client sent (leaf first), from Node's linked peer certificate objects. */
+function peerChain(socket: TLSSocket): x509.X509Certificate[] {
+  if (typeof socket.getPeerCertificate !== 'function') return [];
+  const chain: x509.X509Certificate[] = [];
+  const seen = new Set<string>();
+  let current = socket.getPeerCertificate(true);
+  while (current?.raw !== undefined && chain.length < MAX_PEER_CHAIN) {
+    if (seen.has(current.fingerprint256)) break;
+    seen.add(current.fingerprint256);
+    chain.push(parseCertificate(new Uint8Array(current.raw)));
+    current = current.issuerCertificate;
+  }
+  return chain;
+}
+
+function sendBundle(options: CaApiOptions, req: IncomingMessage, res: ServerResponse): void {
+  const bundle = options.authority.material.bundle;
+  if ((req.headers.accept ?? '').toLowerCase().includes('application/x-pem-file')) {
+    send(res, 200, 'application/x-pem-file', bundle.toPem());
+    return;
+  }
+  sendJson(res, 200, { bundle: bundle.toPemList(), spiffe: toSpiffeBundle(bundle, BUNDLE_REFRESH_HINT_SECONDS) });
+}
+
+function reject(
+  options: CaApiOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+  error: MeshauthError,
+  reason: string,
+): void {
+  options.metrics.caRequestsRejected.inc({ reason });
+  options.logger.warn(
+    {
+      event: 'ca_request_rejected',
+      code: error.code,
+      reason,
+      method: req.method,
+      path: pathOf(req).slice(0, 100),
+      remote: req.socket.remoteAddress,
+    },
+    error.message,
+  );
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (error.code === 'MESHAUTH_ERR_CA_BODY_TOO_LARGE') res.setHeader('connection', 'close');
+  sendJson(res, error.status, error.toJSON());
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  send(res, status, 'application/json', `${JSON.stringify(body)}\n`);
+}
+
+function send(res: ServerResponse, status: number, contentType: string, body: string): void {
+  res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store' });
+  res.end(res.req?.method === 'HEAD' ? undefined : body);
+}
+
+function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}

@@ -1,0 +1,134 @@
+// The signing authority of a running CA: holds the current intermediate, key and bundle, and picks up a rotation
+// done by another process (`ca rotate`) by re-reading the files when they change — checked at most once a second.
+// A half-written rotation (new key, old certificate) fails the consistency check and the old material stays.
+import { stat } from 'node:fs/promises';
+import { MeshauthError } from '../errors/index.js';
+import type { SpiffeId } from '../identity/index.js';
+import { createLeafCertificate, type x509 } from '../pki/index.js';
+import type { Logger } from '../telemetry/index.js';
+import { caPaths } from './ca-files.js';
+import { type CaMaterial, loadCaMaterial } from './store.js';
+
+const RELOAD_CHECK_INTERVAL_MS = 1000;
+
+export interface IssueRequest {
+  readonly id: SpiffeId;
+  readonly publicKey: CryptoKey | x509.PublicKey;
+  readonly ttlMs: number;
+  readonly now: Date;
+  readonly dnsNames?: readonly string[];
+  readonly ipAddresses?: readonly string[];
+}
+
+export interface IssuedSvid {
+  readonly leaf: x509.X509Certificate;
+  /** Leaf then intermediate, PEM. */
+  readonly certChainPem: readonly [string, string];
+  /** Every trusted root, PEM. */
+  readonly bundlePem: readonly string[];
+  readonly expiresAt: Date;
+}
+
+export class CaAuthority {
+  readonly #dir: string;
+  readonly #logger: Logger;
+  #material: CaMaterial;
+  #fingerprint: string;
+  #generation = 0;
+  #lastCheck = 0;
+  #checking: Promise<void> | undefined;
+
+  private constructor(dir: string, logger: Logger, material: CaMaterial, fingerprint: string) {
+    this.#dir = dir;
+    this.#logger = logger;
+    this.#material = material;
+    this.#fingerprint = fingerprint;
+  }
+
+  static async open(dir: string, logger: Logger): Promise<CaAuthority> {
+    const fingerprint = await filesFingerprint(dir);
+    return new CaAuthority(dir, logger, await loadCaMaterial(dir), fingerprint);
+  }
+
+  get material(): CaMaterial {
+    return this.#material;
+  }
+
+  /** Increases each time new material is loaded (the server re-issues its own certificate then). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** Reloads the files if they changed since the last check; checks at most once per second. Never throws. */
+  async refresh(): Promise<void> {
+    const wallClock = Date.now();
+    if (wallClock - this.#lastCheck < RELOAD_CHECK_INTERVAL_MS) return this.#checking;
+    this.#lastCheck = wallClock;
+    this.#checking = this.#reloadIfChanged().finally(() => {
+      this.#checking = undefined;
+    });
+    return this.#checking;
+  }
+
+  async #reloadIfChanged(): Promise<void> {
+    try {
+      const fingerprint = await filesFingerprint(this.#dir);
+      if (fingerprint === this.#fingerprint) return;
+      const material = await loadCaMaterial(this.#dir);
+      this.#material = material;
+      this.#fingerprint = fingerprint;
+      this.#generation += 1;
+      this.#logger.info(
+        {
+          event: 'ca_reloaded',
+          intermediateSerial: material.issuer.certificate.serialNumber,
+          roots: material.bundle.roots.length,
+        },
+        'CA material reloaded',
+      );
+    } catch (error) {
+      // Most likely a rotation in progress; the previous material keeps signing and the next check retries.
+      this.#logger.warn({ event: 'ca_reload_failed', err: error }, 'CA files changed but cannot be loaded yet');
+    }
+  }
+
+  /** Signs a leaf X509-SVID. The caller has authenticated `id`; this checks it belongs to the trust domain. */
+  async issue(request: IssueRequest): Promise<IssuedSvid> {
+    const material = this.#material;
+    if (!request.id.memberOf(material.trustDomain) || request.id.isTrustDomainId) {
+      throw new MeshauthError(
+        'MESHAUTH_ERR_SPIFFE_ID_INVALID',
+        `${request.id} is not a workload ID of trust domain ${material.trustDomain}`,
+        { reason: 'trust_domain' },
+      );
+    }
+    const leaf = await createLeafCertificate({
+      id: request.id,
+      publicKey: request.publicKey,
+      issuer: material.issuer,
+      now: request.now,
+      ttlMs: request.ttlMs,
+      ...(request.dnsNames === undefined ? {} : { dnsNames: request.dnsNames }),
+      ...(request.ipAddresses === undefined ? {} : { ipAddresses: request.ipAddresses }),
+    });
+    return {
+      leaf,
+      certChainPem: [`${leaf.toString('pem')}\n`, `${material.intermediatePem}\n`],
+      bundlePem: material.bundle.toPemList(),
+      expiresAt: leaf.notAfter,
+    };
+  }
+}
+
+async function filesFingerprint(dir: string): Promise<string> {
+  const paths = caPaths(dir);
+  const stats = await Promise.all(
+    [paths.intermediateCert, paths.intermediateKey, paths.bundle].map((file) =>
+      stat(file).then(
+        (s) => `${s.ino}:${s.mtimeMs}:${s.size}`,
+        () => 'missing',
+      ),
+    ),
+  );
+  return stats.join('|');
+}

@@ -1,0 +1,26 @@
+// `host:port` listen addresses (`127.0.0.1:8443`, `[::1]:0`, `0.0.0.0:8443`) and the URL a client would use.
+import { isIP } from 'node:net';
+import { MeshauthError } from '../errors/index.js';
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export function parseListenAddress(text: string): ListenAddress {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
+  const host = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
+  if (match === null || host === undefined || !Number.isInteger(port) || port > 65_535) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_USAGE',
+      `invalid listen address ${JSON.stringify(text.slice(0, 80))}: expected HOST:PORT, e.g. 127.0.0.1:8443 or [::1]:8443`,
+      { reason: 'bad_listen_address' },
+    );
+  }
+  return { host, port };
+}
+
+export function httpsUrl(host: string, port: number): string {
+  return `https://${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+}

@@ -1,0 +1,157 @@
+// `ca serve`: the CA API over TLS with a serving certificate from the CA's own chain (SPIFFE ID
+// spiffe://<td>/meshauth/ca plus DNS/IP SANs so curl and browsers can verify it by name). The serving certificate
+// is re-issued at half its lifetime and whenever the intermediate or bundle changes on disk.
+import { generateKeyPair as generateNodeKeyPair } from 'node:crypto';
+import { createServer, type Server } from 'node:https';
+import { isIP } from 'node:net';
+import { hostname } from 'node:os';
+import type { SecureContextOptions } from 'node:tls';
+import { promisify } from 'node:util';
+import { caSpiffeId } from '../identity/index.js';
+import { x509 } from '../pki/index.js';
+import type { Logger, Metrics } from '../telemetry/index.js';
+import { createCaRequestHandler } from './api.js';
+import { CaAuthority } from './authority.js';
+import { httpsUrl, parseListenAddress } from './listen-address.js';
+
+const SERVING_CHECK_INTERVAL_MS = 1000;
+
+export interface CaServerOptions {
+  readonly dir: string;
+  /** `host:port`; port 0 picks a free port. */
+  readonly listen: string;
+  /** Lifetime of issued SVIDs (and of the server's own certificate). The CLI bounds it (5 s … 24 h). */
+  readonly svidTtlMs: number;
+  /** Extra DNS names / IP addresses for the serving certificate, besides localhost, 127.0.0.1 and the host name. */
+  readonly sans?: readonly string[];
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly now?: () => Date;
+}
+
+export interface CaServer {
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function startCaServer(options: CaServerOptions): Promise<CaServer> {
+  const now = options.now ?? (() => new Date());
+  const address = parseListenAddress(options.listen);
+  const authority = await CaAuthority.open(options.dir, options.logger);
+  const sans = servingSans(options.sans ?? []);
+  const serving = new ServingIdentity(authority, options.svidTtlMs, sans, now);
+  const server = createServer(
+    {
+      ...(await serving.issue()),
+      minVersion: 'TLSv1.2',
+      // Renewal authenticates with the client certificate, bootstrap with a join token and no certificate: the
+      // handshake asks for a certificate but lets the request through, and api.ts validates the presented chain
+      // itself with validateX509Svid against the bundle (SPEC §4 renewal).
+      requestCert: true,
+      rejectUnauthorized: false, // lint-allow: no-reject-unauthorized-false — join-token bootstrap has no client cert; api.ts validates any presented chain
+    },
+    createCaRequestHandler({
+      dir: options.dir,
+      authority,
+      svidTtlMs: options.svidTtlMs,
+      logger: options.logger,
+      metrics: options.metrics,
+      now,
+    }),
+  );
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.on('tlsClientError', (error) => {
+    options.logger.debug({ event: 'tls_client_error', err: error }, 'TLS handshake failed');
+  });
+  await listen(server, address.host, address.port);
+  const port = (server.address() as { port: number }).port;
+  const timer = setInterval(() => {
+    serving
+      .refreshIfNeeded()
+      .then((context) => {
+        if (context !== undefined) server.setSecureContext({ ...context, minVersion: 'TLSv1.2' });
+      })
+      .catch((error: unknown) => {
+        options.logger.error({ event: 'serving_cert_failed', err: error }, 'cannot renew the CA serving certificate');
+      });
+  }, SERVING_CHECK_INTERVAL_MS);
+  timer.unref();
+  const url = httpsUrl(address.host, port);
+  options.logger.info(
+    { event: 'ca_listening', url, trustDomain: authority.material.trustDomain.name, sans },
+    'CA listening',
+  );
+  return {
+    url,
+    port,
+    close: async () => {
+      clearInterval(timer);
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
+
+/** The CA's own TLS certificate, issued by the current intermediate like any SVID. */
+class ServingIdentity {
+  readonly #authority: CaAuthority;
+  readonly #ttlMs: number;
+  readonly #sans: readonly string[];
+  readonly #now: () => Date;
+  #generation = -1;
+  #renewAt = 0;
+
+  constructor(authority: CaAuthority, ttlMs: number, sans: readonly string[], now: () => Date) {
+    this.#authority = authority;
+    this.#ttlMs = ttlMs;
+    this.#sans = sans;
+    this.#now = now;
+  }
+
+  async issue(): Promise<SecureContextOptions> {
+    const { publicKey, privateKey } = await promisify(generateNodeKeyPair)('ec', { namedCurve: 'P-256' });
+    const now = this.#now();
+    const generation = this.#authority.generation;
+    const issued = await this.#authority.issue({
+      id: caSpiffeId(this.#authority.material.trustDomain),
+      publicKey: new x509.PublicKey(publicKey.export({ type: 'spki', format: 'der' })),
+      ttlMs: this.#ttlMs,
+      now,
+      dnsNames: this.#sans.filter((san) => isIP(san) === 0),
+      ipAddresses: this.#sans.filter((san) => isIP(san) !== 0),
+    });
+    this.#generation = generation;
+    const lifetime = issued.expiresAt.getTime() - now.getTime();
+    this.#renewAt = Date.now() + Math.max(lifetime / 2, 1000);
+    return {
+      cert: issued.certChainPem.join(''),
+      key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      ca: issued.bundlePem.join(''),
+    };
+  }
+
+  /** A new context when the CA material changed or half the serving certificate's lifetime has passed. */
+  async refreshIfNeeded(): Promise<SecureContextOptions | undefined> {
+    await this.#authority.refresh();
+    if (this.#authority.generation === this.#generation && Date.now() < this.#renewAt) return undefined;
+    return this.issue();
+  }
+}
+
+function servingSans(extra: readonly string[]): string[] {
+  return [...new Set(['localhost', '127.0.0.1', hostname().toLowerCase(), ...extra])].filter((s) => s.length > 0);
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,202 @@
+// The CA's key material on disk (SPEC §4): `ca init` creates it, `ca issue`/`ca serve` load it. Keys are 0600 and
+// every file is replaced atomically, so a running server or another replica never reads a torn file.
+import { createPublicKey, X509Certificate as NodeX509Certificate } from 'node:crypto';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { MeshauthError } from '../errors/index.js';
+import { TrustDomain } from '../identity/index.js';
+import {
+  createIntermediateCertificate,
+  createRootCertificate,
+  exportPrivateKeyPem,
+  generateKeyPair,
+  type Issuer,
+  importPrivateKeyPem,
+  type KeyPair,
+  parseCertificatesPem,
+  TrustBundle,
+  toPemChain,
+  uriSans,
+  type x509,
+} from '../pki/index.js';
+import { type CaPaths, caPaths, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic } from './ca-files.js';
+
+export interface InitCaOptions {
+  readonly dir: string;
+  readonly trustDomain: string | TrustDomain;
+  readonly force?: boolean;
+  readonly now?: Date;
+}
+
+export interface CaState {
+  readonly trustDomain: string;
+}
+
+/** Creates root + intermediate, the bundle and the state file. Refuses to overwrite an existing CA unless forced. */
+export async function initCa(options: InitCaOptions): Promise<{ trustDomain: TrustDomain; paths: CaPaths }> {
+  const trustDomain =
+    typeof options.trustDomain === 'string' ? TrustDomain.parse(options.trustDomain) : options.trustDomain;
+  const paths = caPaths(options.dir);
+  const existing = await firstExisting([paths.rootCert, paths.rootKey, paths.intermediateCert, paths.intermediateKey]);
+  if (existing !== undefined && options.force !== true) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_CA_EXISTS',
+      `a CA already exists in ${options.dir} (${existing}); pass --force to replace it, which invalidates every certificate it issued`,
+      { reason: 'exists' },
+    );
+  }
+  await mkdir(options.dir, { recursive: true, mode: 0o700 });
+  if (existing !== undefined) {
+    // A replaced CA starts clean: tokens and a pending root belong to the old one.
+    await rm(paths.tokens, { recursive: true, force: true });
+    await rm(paths.pendingRootCert, { force: true });
+    await rm(paths.pendingRootKey, { force: true });
+  }
+  const now = options.now ?? new Date();
+  const root = await newRoot(trustDomain, now);
+  await writeKeyAndCert(paths.rootKey, paths.rootCert, root);
+  await writeIntermediateUnder(paths, trustDomain, root, now);
+  await writeFileAtomic(paths.bundle, toPemChain([root.certificate]), PUBLIC_FILE_MODE);
+  await writeState(paths, { trustDomain: trustDomain.name });
+  await mkdir(paths.usedTokens, { recursive: true, mode: 0o700 });
+  return { trustDomain, paths };
+}
+
+/** A CA certificate with its key, in memory. */
+export interface CaKey {
+  readonly certificate: x509.X509Certificate;
+  readonly keys: KeyPair;
+}
+
+/** What signing needs: the trust domain, the issuing intermediate with its key, the bundle of trusted roots. */
+export interface CaMaterial {
+  readonly trustDomain: TrustDomain;
+  readonly issuer: Issuer;
+  readonly intermediatePem: string;
+  readonly bundle: TrustBundle;
+}
+
+/** Loads the signing material and checks that it is consistent (key matches certificate, chain to a bundle root). */
+export async function loadCaMaterial(dir: string): Promise<CaMaterial> {
+  const paths = caPaths(dir);
+  const [certPem, keyPem, bundlePem] = await Promise.all([
+    readCaFile(paths, paths.intermediateCert),
+    readCaFile(paths, paths.intermediateKey),
+    readCaFile(paths, paths.bundle),
+  ]);
+  const [intermediate] = parseCertificatesPem(certPem);
+  if (intermediate === undefined) throw inconsistent(dir, 'intermediate.crt holds no certificate');
+  const keys = await importPrivateKeyPem(keyPem);
+  if (!keyMatchesCertificate(keyPem, intermediate)) {
+    throw inconsistent(dir, 'intermediate.key does not belong to intermediate.crt');
+  }
+  const trustDomain = await readTrustDomain(paths);
+  const bundle = TrustBundle.fromPem(trustDomain, bundlePem);
+  const nodeIntermediate = new NodeX509Certificate(Buffer.from(intermediate.rawData));
+  const chained = bundle.roots.some((root) => {
+    const nodeRoot = new NodeX509Certificate(Buffer.from(root.rawData));
+    return nodeIntermediate.checkIssued(nodeRoot) && nodeIntermediate.verify(nodeRoot.publicKey);
+  });
+  if (!chained) throw inconsistent(dir, 'intermediate.crt is not signed by a root in bundle.pem');
+  return {
+    trustDomain,
+    issuer: { certificate: intermediate, privateKey: keys.privateKey, keyType: keys.type },
+    intermediatePem: intermediate.toString('pem'),
+    bundle,
+  };
+}
+
+export async function readTrustDomain(paths: CaPaths): Promise<TrustDomain> {
+  const stateText = await readFile(paths.state, 'utf8').catch(() => undefined);
+  if (stateText !== undefined) {
+    const state = JSON.parse(stateText) as Partial<CaState>;
+    if (typeof state.trustDomain === 'string') return TrustDomain.parse(state.trustDomain);
+  }
+  // A CA directory assembled by hand (no ca.json): the root names its trust domain in its URI SAN.
+  const [root] = parseCertificatesPem(await readCaFile(paths, paths.rootCert));
+  const uri = root === undefined ? undefined : uriSans(root)[0];
+  if (uri === undefined) throw inconsistent(paths.dir, 'ca.json is missing and root.crt names no trust domain');
+  return TrustDomain.parse(uri);
+}
+
+export async function readCaFile(paths: CaPaths, file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new MeshauthError(
+        'MESHAUTH_ERR_CA_NOT_INITIALIZED',
+        `no CA in ${paths.dir} (${file} is missing): run \`meshauth ca init --trust-domain <td> --dir ${paths.dir}\` first`,
+        { reason: 'missing_file', cause },
+      );
+    }
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `cannot read ${file}: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+}
+
+export async function loadCaKey(paths: CaPaths, certFile: string, keyFile: string): Promise<CaKey> {
+  const [certPem, keyPem] = await Promise.all([readCaFile(paths, certFile), readCaFile(paths, keyFile)]);
+  const [certificate] = parseCertificatesPem(certPem);
+  if (certificate === undefined || !keyMatchesCertificate(keyPem, certificate)) {
+    throw inconsistent(paths.dir, `${keyFile} does not belong to ${certFile}`);
+  }
+  return { certificate, keys: await importPrivateKeyPem(keyPem) };
+}
+
+export async function newRoot(trustDomain: TrustDomain, now: Date): Promise<CaKey> {
+  const keys = await generateKeyPair('p256');
+  return { certificate: await createRootCertificate({ trustDomain, keys, now }), keys };
+}
+
+/** Generates a new intermediate under `root` and writes it (key first, then certificate: see CaReloader). */
+export async function writeIntermediateUnder(
+  paths: CaPaths,
+  trustDomain: TrustDomain,
+  root: CaKey,
+  now: Date,
+): Promise<CaKey> {
+  const keys = await generateKeyPair('p256');
+  const certificate = await createIntermediateCertificate({
+    trustDomain,
+    keys,
+    issuer: { certificate: root.certificate, privateKey: root.keys.privateKey, keyType: root.keys.type },
+    now,
+  });
+  const intermediate = { certificate, keys };
+  await writeKeyAndCert(paths.intermediateKey, paths.intermediateCert, intermediate);
+  return intermediate;
+}
+
+export async function writeKeyAndCert(keyFile: string, certFile: string, ca: CaKey): Promise<void> {
+  await writeFileAtomic(keyFile, await exportPrivateKeyPem(ca.keys.privateKey), PRIVATE_FILE_MODE);
+  await writeFileAtomic(certFile, ca.certificate.toString('pem').concat('\n'), PUBLIC_FILE_MODE);
+}
+
+export async function writeState(paths: CaPaths, state: CaState): Promise<void> {
+  await writeFileAtomic(paths.state, `${JSON.stringify(state, null, 2)}\n`, PUBLIC_FILE_MODE);
+}
+
+function keyMatchesCertificate(keyPem: string, certificate: x509.X509Certificate): boolean {
+  const spki = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
+  return Buffer.compare(spki, Buffer.from(certificate.publicKey.rawData)) === 0;
+}
+
+async function firstExisting(files: readonly string[]): Promise<string | undefined> {
+  for (const file of files) {
+    if (
+      await stat(file).then(
+        () => true,
+        () => false,
+      )
+    )
+      return file;
+  }
+  return undefined;
+}
+
+function inconsistent(dir: string, why: string): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `CA directory ${dir} is inconsistent: ${why}`, {
+    reason: 'inconsistent',
+  });
+}

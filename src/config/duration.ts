@@ -1,0 +1,41 @@
+// Durations as people type them in flags and config files (`90s`, `10m`, `1h`, `24h`, `500ms`, `7d`). One parser
+// for the whole project, so the CLI and the sidecar config accept exactly the same spellings.
+import { MeshauthError } from '../errors/index.js';
+
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const DURATION = /^(\d{1,9})(ms|s|m|h|d)$/;
+
+/** Parses `<integer><unit>` (units ms, s, m, h, d) to milliseconds. Throws MESHAUTH_ERR_USAGE otherwise. */
+export function parseDuration(text: string): number {
+  const match = DURATION.exec(text.trim());
+  if (match === null) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_USAGE',
+      `invalid duration ${JSON.stringify(text.slice(0, 40))}: expected a whole number and a unit (ms, s, m, h, d), e.g. 90s, 10m, 1h`,
+      { reason: 'bad_duration' },
+    );
+  }
+  const [, amount, unit] = match as unknown as [string, string, keyof typeof UNIT_MS];
+  return Number(amount) * UNIT_MS[unit];
+}
+
+/** The shortest exact spelling of a duration (`3600000` → `1h`, `90000` → `90s`), for messages. */
+export function formatDuration(ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    if (unit === 'd' && ms <= UNIT_MS.d) continue; // `24h` reads better than `1d` for SVID lifetimes
+    if (ms >= UNIT_MS[unit] && ms % UNIT_MS[unit] === 0) return `${ms / UNIT_MS[unit]}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/** Checks min ≤ ms ≤ max; throws MESHAUTH_ERR_TTL_OUT_OF_RANGE naming the bounds. */
+export function assertDurationInRange(what: string, ms: number, min: number, max: number): number {
+  if (ms < min || ms > max) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_TTL_OUT_OF_RANGE',
+      `${what} ${formatDuration(ms)} is out of range: must be between ${formatDuration(min)} and ${formatDuration(max)}`,
+      { reason: 'ttl_out_of_range' },
+    );
+  }
+  return ms;
+}

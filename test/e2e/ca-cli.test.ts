@@ -1,0 +1,207 @@
+// `meshauth ca init|issue|token create` through the built CLI: files, modes, exit codes (SPEC §4).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, meshauth } from '../helpers/meshauth-cli.js';
+
+let cwd: string;
+
+beforeAll(async () => {
+  assertBuilt();
+  cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-ca-'));
+  const init = await meshauth(['ca', 'init', '--trust-domain', 'example.org'], { cwd });
+  expect(init.code, init.stderr).toBe(0);
+});
+afterAll(() => {
+  if (cwd !== undefined) rmSync(cwd, { recursive: true, force: true });
+});
+
+describe('ca init', () => {
+  it('ok/writes the SPEC §4 files, keys 0600', () => {
+    for (const file of ['root.crt', 'intermediate.crt', 'bundle.pem']) {
+      expect(readFileSync(join(cwd, 'certs', file), 'utf8')).toContain('BEGIN CERTIFICATE');
+    }
+    for (const key of ['root.key', 'intermediate.key']) {
+      expect(statSync(join(cwd, 'certs', key)).mode & 0o777).toBe(0o600);
+    }
+  });
+
+  it('fail/init twice without --force → exit 2 and a clear message; nothing replaced', async () => {
+    const before = readFileSync(join(cwd, 'certs', 'root.crt'), 'utf8');
+    const again = await meshauth(['ca', 'init', '--trust-domain', 'example.org'], { cwd });
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already exists.*--force/);
+    expect(readFileSync(join(cwd, 'certs', 'root.crt'), 'utf8')).toBe(before);
+  });
+
+  it('ok/--force replaces the CA (in another --dir)', async () => {
+    const first = await meshauth(['ca', 'init', '--trust-domain', 'other.org', '--dir', 'other'], { cwd });
+    expect(first.code).toBe(0);
+    const before = readFileSync(join(cwd, 'other', 'root.crt'), 'utf8');
+    const forced = await meshauth(['ca', 'init', '--trust-domain', 'other.org', '--dir', 'other', '--force'], { cwd });
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(readFileSync(join(cwd, 'other', 'root.crt'), 'utf8')).not.toBe(before);
+  });
+
+  it('fail/bad trust domain → exit 2', async () => {
+    const result = await meshauth(['ca', 'init', '--trust-domain', 'Example.ORG', '--dir', 'bad'], { cwd });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('MESHAUTH_ERR_TRUST_DOMAIN_INVALID');
+  });
+});
+
+describe('ca issue', () => {
+  it.each([
+    ['fail/malformed ID', ['--id', 'spiffe://example.org/a//b'], 'MESHAUTH_ERR_SPIFFE_ID_INVALID'],
+    ['fail/ID of another trust domain', ['--id', 'spiffe://evil.org/ns/a/sa/b'], 'MESHAUTH_ERR_SPIFFE_ID_INVALID'],
+    ['fail/trust-domain ID without a path', ['--id', 'spiffe://example.org'], 'MESHAUTH_ERR_SPIFFE_ID_INVALID'],
+    ['fail/ttl 25h', ['--id', 'spiffe://example.org/ns/a/sa/b', '--ttl', '25h'], 'MESHAUTH_ERR_TTL_OUT_OF_RANGE'],
+    ['fail/ttl 30s', ['--id', 'spiffe://example.org/ns/a/sa/b', '--ttl', '30s'], 'MESHAUTH_ERR_TTL_OUT_OF_RANGE'],
+    ['fail/ttl garbage', ['--id', 'spiffe://example.org/ns/a/sa/b', '--ttl', 'soon'], 'MESHAUTH_ERR_USAGE'],
+    [
+      'fail/unknown key type',
+      ['--id', 'spiffe://example.org/ns/a/sa/b', '--key-type', 'p384'],
+      'MESHAUTH_ERR_KEY_TYPE',
+    ],
+    ['fail/--p12 without a password file', ['--id', 'spiffe://example.org/ns/a/sa/b', '--p12'], 'MESHAUTH_ERR_USAGE'],
+  ])('%s → exit 2', async (_name, args, code) => {
+    const result = await meshauth(['ca', 'issue', ...args, '--out', 'never/x'], { cwd });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(code);
+    expect(() => statSync(join(cwd, 'never'))).toThrow();
+  });
+
+  it('fail/no CA in --dir → exit 2 naming `ca init`', async () => {
+    const result = await meshauth(['ca', 'issue', '--id', 'spiffe://example.org/a', '--dir', 'nowhere'], { cwd });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('meshauth ca init');
+  });
+
+  it.each(['p256', 'ed25519', 'rsa2048'])('ok/issues PREFIX.crt + PREFIX.key + PREFIX.p12 (%s)', async (keyType) => {
+    writeFileSync(join(cwd, 'p12pass'), 'correct horse\n');
+    const prefix = `out/${keyType}`;
+    const result = await meshauth(
+      [
+        'ca',
+        'issue',
+        '--id',
+        'spiffe://example.org/ns/pay/sa/java',
+        '--ttl',
+        '2h',
+        '--out',
+        prefix,
+        '--key-type',
+        keyType,
+        '--p12',
+        '--p12-password-file',
+        'p12pass',
+      ],
+      { cwd },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(statSync(join(cwd, `${prefix}.key`)).mode & 0o777).toBe(0o600);
+    const chain = readFileSync(join(cwd, `${prefix}.crt`), 'utf8');
+    expect(chain.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+    const verify = spawnSync(
+      'openssl',
+      [
+        'verify',
+        '-x509_strict',
+        '-purpose',
+        'sslclient',
+        '-CAfile',
+        'certs/root.crt',
+        '-untrusted',
+        'certs/intermediate.crt',
+        `${prefix}.crt`,
+      ],
+      { cwd, encoding: 'utf8' },
+    );
+    expect(verify.stdout + verify.stderr).toContain(': OK');
+    // Stock OpenSSL 3 reads the PKCS#12 without -legacy: the certificates, then the key.
+    const certs = execFileSync(
+      'openssl',
+      ['pkcs12', '-info', '-in', `${prefix}.p12`, '-nokeys', '-passin', 'file:p12pass'],
+      { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    expect(certs.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+    const info = spawnSync(
+      'openssl',
+      ['pkcs12', '-info', '-in', `${prefix}.p12`, '-nodes', '-passin', 'file:p12pass'],
+      { cwd, encoding: 'utf8' },
+    );
+    expect(info.status, info.stderr).toBe(0);
+    expect(info.stderr).toContain('PBES2, PBKDF2, AES-256-CBC');
+    expect(info.stderr).toMatch(/MAC: sha256/);
+    expect(info.stdout).toContain('BEGIN PRIVATE KEY');
+    const wrong = spawnSync('openssl', ['pkcs12', '-info', '-in', `${prefix}.p12`, '-nodes', '-passin', 'pass:wrong'], {
+      cwd,
+      encoding: 'utf8',
+    });
+    expect(wrong.status).not.toBe(0);
+  });
+
+  it('ok/a JVM keystore accepts the PKCS#12 (keytool -list), every key type', async (context) => {
+    const keytool = spawnSync('keytool', ['-help'], { encoding: 'utf8' });
+    if (keytool.error !== undefined) {
+      console.info('skipped: keytool (Java) is not installed');
+      context.skip();
+    }
+    for (const keyType of ['p256', 'ed25519', 'rsa2048']) {
+      const prefix = `jvm/${keyType}`;
+      const issued = await meshauth(
+        [
+          'ca',
+          'issue',
+          '--id',
+          'spiffe://example.org/ns/pay/sa/java',
+          '--out',
+          prefix,
+          '--key-type',
+          keyType,
+          '--p12',
+          '--p12-password-file',
+          'p12pass',
+        ],
+        { cwd },
+      );
+      expect(issued.code, issued.stderr).toBe(0);
+      const list = spawnSync(
+        'keytool',
+        ['-list', '-storetype', 'PKCS12', '-keystore', `${prefix}.p12`, '-storepass', 'correct horse'],
+        { cwd, encoding: 'utf8' },
+      );
+      expect(list.status, `${keyType}: ${list.stdout}${list.stderr}`).toBe(0);
+      expect(list.stdout).toContain('PrivateKeyEntry');
+    }
+  });
+});
+
+describe('ca token create', () => {
+  it('ok/prints only the token (base64url, 256 bits) and stores only its hash', async () => {
+    const result = await meshauth(['ca', 'token', 'create', '--id', 'spiffe://example.org/ns/a/sa/b'], { cwd });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^[A-Za-z0-9_-]{43}\n$/);
+    expect(result.stderr).toBe('');
+    const token = result.stdout.trim();
+    const grep = spawnSync('grep', ['-rl', token, 'certs'], { cwd, encoding: 'utf8' });
+    expect(grep.status).toBe(1); // not found anywhere in the CA directory
+    const hash = createHash('sha256').update(token).digest('hex');
+    expect(JSON.parse(readFileSync(join(cwd, 'certs', 'tokens', `${hash}.json`), 'utf8'))).toMatchObject({
+      id: 'spiffe://example.org/ns/a/sa/b',
+    });
+  });
+
+  it.each([
+    ['fail/bad ID', ['--id', 'spiffe://example.org/ns/../x']],
+    ['fail/ID of another trust domain', ['--id', 'spiffe://evil.org/ns/a/sa/b']],
+    ['fail/ttl too long', ['--id', 'spiffe://example.org/ns/a/sa/b', '--ttl', '30d']],
+  ])('%s → exit 2, nothing on stdout', async (_name, args) => {
+    const result = await meshauth(['ca', 'token', 'create', ...args], { cwd });
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+  });
+});

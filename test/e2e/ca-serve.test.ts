@@ -1,0 +1,147 @@
+// `meshauth ca serve` as a real process: prints its URL, serves curl with the bundle, accepts tokens created after
+// it started, and stops cleanly on SIGTERM (SPEC §4). `cert request`/`cert renew` run against it as workloads would.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, meshauth, type RunningCli, spawnMeshauth } from '../helpers/meshauth-cli.js';
+
+const ID = 'spiffe://example.org/ns/shop/sa/batch';
+let cwd: string;
+let serve: RunningCli;
+let url: string;
+
+beforeAll(async () => {
+  assertBuilt();
+  cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-serve-'));
+  expect((await meshauth(['ca', 'init', '--trust-domain', 'example.org'], { cwd })).code).toBe(0);
+  serve = spawnMeshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--svid-ttl', '10m'], { cwd });
+  const line = await serve.line(/^meshauth ca listening on /);
+  url = line.replace('meshauth ca listening on ', '').trim();
+});
+afterAll(async () => {
+  await serve?.stop();
+  if (cwd !== undefined) rmSync(cwd, { recursive: true, force: true });
+});
+
+describe('ca serve', () => {
+  it('ok/prints one URL line on stdout and JSON logs on stderr', () => {
+    expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const first = serve.stderr().split('\n')[0] ?? '';
+    expect(JSON.parse(first)).toMatchObject({ event: 'ca_listening', url });
+  });
+
+  it('ok/curl --cacert bundle.pem https://127.0.0.1:PORT/v1/bundle', (context) => {
+    const probe = spawnSync('curl', ['--version']);
+    if (probe.error !== undefined) {
+      console.info('skipped: curl is not installed');
+      context.skip();
+    }
+    const result = spawnSync('curl', ['-sS', '--fail', '--cacert', 'certs/bundle.pem', `${url}/v1/bundle`], {
+      cwd,
+      encoding: 'utf8',
+    });
+    expect(result.status, result.stderr).toBe(0);
+    const json = JSON.parse(result.stdout) as { bundle: string[]; spiffe: { keys: { use: string }[] } };
+    expect(json.bundle.join('')).toBe(readFileSync(join(cwd, 'certs', 'bundle.pem'), 'utf8'));
+    expect(json.spiffe.keys[0]?.use).toBe('x509-svid');
+  });
+
+  it('ok/cert request with a token created after start, then cert renew in place, then cert inspect', async () => {
+    const token = await meshauth(['ca', 'token', 'create', '--id', ID], { cwd });
+    expect(token.code).toBe(0);
+    const request = await meshauth(
+      [
+        'cert',
+        'request',
+        '--ca-url',
+        url,
+        '--bundle',
+        'certs/bundle.pem',
+        '--token',
+        token.stdout.trim(),
+        '--out',
+        'wl/batch',
+      ],
+      { cwd },
+    );
+    expect(request.code, request.stderr).toBe(0);
+    expect(statSync(join(cwd, 'wl/batch.key')).mode & 0o777).toBe(0o600);
+    const firstKey = readFileSync(join(cwd, 'wl/batch.key'), 'utf8');
+    const firstCert = readFileSync(join(cwd, 'wl/batch.crt'), 'utf8');
+
+    const replay = await meshauth(
+      [
+        'cert',
+        'request',
+        '--ca-url',
+        url,
+        '--bundle',
+        'certs/bundle.pem',
+        '--token',
+        token.stdout.trim(),
+        '--out',
+        'wl/again',
+      ],
+      { cwd },
+    );
+    expect(replay.code).toBe(2);
+    expect(replay.stderr).toContain('MESHAUTH_ERR_CA_UNAUTHENTICATED');
+
+    const renew = await meshauth(
+      [
+        'cert',
+        'renew',
+        '--ca-url',
+        url,
+        '--bundle',
+        'certs/bundle.pem',
+        '--cert',
+        'wl/batch.crt',
+        '--key',
+        'wl/batch.key',
+      ],
+      { cwd },
+    );
+    expect(renew.code, renew.stderr).toBe(0);
+    expect(readFileSync(join(cwd, 'wl/batch.key'), 'utf8')).not.toBe(firstKey);
+    expect(readFileSync(join(cwd, 'wl/batch.crt'), 'utf8')).not.toBe(firstCert);
+
+    const inspect = await meshauth(['cert', 'inspect', 'wl/batch.crt', '--json'], { cwd });
+    expect(inspect.code, inspect.stderr).toBe(0);
+    const described = JSON.parse(inspect.stdout) as { certificates: { spiffeId: string | null; keyType: string }[] };
+    expect(described.certificates).toHaveLength(2);
+    expect(described.certificates[0]).toMatchObject({ spiffeId: ID, keyType: 'p256' });
+    expect(described.certificates[1]?.spiffeId).toBe('spiffe://example.org'); // a CA names its trust domain
+  });
+
+  it('fail/cert request against a CA the bundle does not trust → exit 1 (CA unavailable)', async () => {
+    expect((await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', 'other'], { cwd })).code).toBe(0);
+    const result = await meshauth(
+      ['cert', 'request', '--ca-url', url, '--bundle', 'other/bundle.pem', '--token', 'A'.repeat(43), '--out', 'wl/x'],
+      { cwd },
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('MESHAUTH_ERR_CA_UNAVAILABLE');
+  });
+
+  it.each([
+    ['fail/--svid-ttl 4s', '4s'],
+    ['fail/--svid-ttl 25h', '25h'],
+  ])('%s → exit 2', async (_name, ttl) => {
+    const result = await meshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--svid-ttl', ttl], { cwd });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('MESHAUTH_ERR_TTL_OUT_OF_RANGE');
+  });
+
+  it('ok/--svid-ttl 5s is accepted with a warning; SIGTERM exits 0', async () => {
+    const short = spawnMeshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--svid-ttl', '5s'], { cwd });
+    try {
+      await short.line(/^meshauth ca listening on https:/);
+      expect(short.stderr()).toContain('short_svid_ttl');
+    } finally {
+      expect(await short.stop()).toBe(0);
+    }
+  });
+});

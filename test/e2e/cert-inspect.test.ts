@@ -1,0 +1,60 @@
+// `meshauth cert inspect` on a chain file: the leaf in full, then one line per other certificate.
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, meshauth } from '../helpers/meshauth-cli.js';
+
+let cwd: string;
+
+beforeAll(async () => {
+  assertBuilt();
+  cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-inspect-'));
+  expect((await meshauth(['ca', 'init', '--trust-domain', 'example.org'], { cwd })).code).toBe(0);
+  const issued = await meshauth(
+    [
+      'ca',
+      'issue',
+      '--id',
+      'spiffe://example.org/ns/shop/sa/web',
+      '--ttl',
+      '2h',
+      '--out',
+      'web',
+      '--key-type',
+      'ed25519',
+    ],
+    { cwd },
+  );
+  expect(issued.code, issued.stderr).toBe(0);
+});
+afterAll(() => {
+  if (cwd !== undefined) rmSync(cwd, { recursive: true, force: true });
+});
+
+describe('cert inspect', () => {
+  it('ok/text: subject, SPIFFE ID, issuer, validity, time left, key type, fingerprint; one line per CA', async () => {
+    const result = await meshauth(['cert', 'inspect', 'web.crt'], { cwd });
+    expect(result.code, result.stderr).toBe(0);
+    const leafDer = new X509Certificate(readFileSync(join(cwd, 'web.crt'))).raw;
+    const fingerprint = createHash('sha256').update(leafDer).digest('hex');
+    expect(result.stdout).toContain('subject:     (empty)');
+    expect(result.stdout).toContain('spiffe id:   spiffe://example.org/ns/shop/sa/web');
+    expect(result.stdout).toMatch(/issuer: +CN=meshauth intermediate CA/);
+    expect(result.stdout).toMatch(/time left: +(2h 0m|1h 59m) left/);
+    expect(result.stdout).toContain('key type:    ed25519');
+    expect(result.stdout).toContain(`sha256:      ${fingerprint}`);
+    expect(result.stdout.split('\n').filter((l) => l.startsWith('chain['))).toHaveLength(1);
+  });
+
+  it('fail/not a certificate → exit 2', async () => {
+    const result = await meshauth(['cert', 'inspect', 'certs/ca.json'], { cwd });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('MESHAUTH_ERR_SVID_MALFORMED');
+  });
+
+  it('fail/missing file → exit 2', async () => {
+    expect((await meshauth(['cert', 'inspect', 'nope.crt'], { cwd })).code).toBe(2);
+  });
+});

@@ -1,0 +1,96 @@
+// Runs the built CLI (`node dist/src/cli/main.js`) for the CA and cert e2e tests. `npm ci` builds dist/ (prepare);
+// after editing sources run `npm run build`. The check below fails with a clear message on a missing or stale build.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const ROOT = new URL('../..', import.meta.url).pathname;
+export const MAIN = join(ROOT, 'dist/src/cli/main.js');
+
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Throws unless dist/ exists and is newer than the sources these tests exercise. */
+export function assertBuilt(sources: readonly string[] = ['src/ca', 'src/cli/ca.ts', 'src/cli/cert.ts']): void {
+  if (!existsSync(MAIN)) {
+    throw new Error(`${MAIN} is missing: run \`npm run build\` (npm ci does it) before the e2e tests`);
+  }
+  const built = statSync(MAIN).mtimeMs;
+  const newest = Math.max(...sources.map((s) => newestMtime(join(ROOT, s))));
+  const distCa = statSync(join(ROOT, 'dist/src/cli/ca.js')).mtimeMs;
+  if (newest > Math.max(built, distCa)) {
+    throw new Error('dist/ is older than src/: run `npm run build` before the e2e tests');
+  }
+}
+
+function newestMtime(path: string): number {
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  return Math.max(0, ...readdirSync(path).map((name) => newestMtime(join(path, name))));
+}
+
+export function meshauth(args: readonly string[], options: { cwd: string; input?: string }): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [MAIN, ...args],
+      { cwd: options.cwd, timeout: 30_000 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+        resolve({ code, stdout, stderr });
+      },
+    );
+    if (options.input !== undefined) child.stdin?.end(options.input);
+  });
+}
+
+export interface RunningCli {
+  readonly child: ChildProcess;
+  readonly stderr: () => string;
+  /** The first stdout line matching `pattern` (waits up to 15 s). */
+  readonly line: (pattern: RegExp) => Promise<string>;
+  /** SIGTERM and wait for the exit code. */
+  readonly stop: () => Promise<number | null>;
+}
+
+export function spawnMeshauth(args: readonly string[], options: { cwd: string }): RunningCli {
+  const child = spawn(process.execPath, [MAIN, ...args], { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    child,
+    stderr: () => stderr,
+    line: (pattern) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          child.stdout.off('data', check);
+          reject(new Error(`no stdout line matching ${pattern} within 15 s; stderr:\n${stderr}`));
+        }, 15_000);
+        const check = (): void => {
+          const found = stdout.split('\n').find((l) => pattern.test(l));
+          if (found !== undefined) {
+            clearTimeout(timer);
+            child.stdout.off('data', check);
+            resolve(found);
+          }
+        };
+        child.stdout.on('data', check);
+        check();
+        void exited.then(() => setTimeout(check, 0));
+      }),
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}

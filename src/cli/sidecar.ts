@@ -1,4 +1,34 @@
-// `meshauth sidecar --config FILE`. (Placeholder: filled in by the sidecar issue.)
+// `meshauth sidecar --config FILE` (SPEC §7): load and validate the config (bad config → exit 2 naming file and
+// key), start the sidecar, and on SIGTERM/SIGINT drain in-flight requests (bounded by drainTimeout), exit 0.
+// A second signal during the drain forces exit 1.
 import type { Command } from 'commander';
+import { loadSidecarConfig } from '../config/index.js';
+import { startSidecar } from '../sidecar/index.js';
+import { createLogger, Metrics } from '../telemetry/index.js';
 
-export function registerSidecarCommand(_program: Command): void {}
+export function registerSidecarCommand(program: Command): void {
+  program
+    .command('sidecar')
+    .description('run the sidecar: inbound mTLS policy enforcement point, outbound mTLS proxy, admin endpoints')
+    .option('-c, --config <file>', 'sidecar config (YAML, SPEC §7); MESHAUTH_* variables override its keys')
+    .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
+    .action(async (options: { config?: string; logLevel: string }) => {
+      const config = loadSidecarConfig(options.config, process.env);
+      const logger = createLogger({ name: 'sidecar', level: options.logLevel });
+      const metrics = new Metrics({ defaultMetrics: true });
+      const sidecar = await startSidecar(config, { logger, metrics });
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        process.once('SIGTERM', () => resolve('SIGTERM'));
+        process.once('SIGINT', () => resolve('SIGINT'));
+      });
+      logger.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, 'shutting down');
+      const force = () => {
+        logger.warn('second signal: exiting without finishing the drain');
+        process.exit(1);
+      };
+      process.once('SIGTERM', force);
+      process.once('SIGINT', force);
+      await sidecar.close(config.drainTimeoutMs);
+      process.exit(0);
+    });
+}

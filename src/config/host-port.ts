@@ -1,0 +1,39 @@
+// `host:port` values of the sidecar config (SPEC §7 `listen`, `app`, route `address`). Pure.
+// IPv6 literals are written in brackets (`[::1]:15001`); port 0 means "any free port" (tests).
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
+const IPV6 = /^[0-9A-Fa-f:.]{2,45}$/;
+
+/** Parses `host:port`, or returns undefined when the text is not one. */
+export function parseHostPort(text: string): HostPort | undefined {
+  const colon = text.lastIndexOf(':');
+  if (colon <= 0) return undefined;
+  let host = text.slice(0, colon);
+  const portText = text.slice(colon + 1);
+  if (!/^\d{1,5}$/.test(portText)) return undefined;
+  const port = Number(portText);
+  if (port > 65535) return undefined;
+  if (host.startsWith('[')) {
+    if (!host.endsWith(']')) return undefined;
+    host = host.slice(1, -1);
+    if (!IPV6.test(host) || !host.includes(':')) return undefined;
+  } else if (!HOST_NAME.test(host)) {
+    return undefined;
+  }
+  return Object.freeze({ host, port });
+}
+
+/** `host:port` again, with brackets around IPv6 literals. */
+export function formatHostPort(value: HostPort): string {
+  return value.host.includes(':') ? `[${value.host}]:${value.port}` : `${value.host}:${value.port}`;
+}
+
+/** True for addresses only the local machine can reach (the outbound listener must be one, SPEC §7). */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}

@@ -1,0 +1,156 @@
+// loadSidecarConfig: file (YAML) + MESHAUTH_* environment → one validated, frozen SidecarConfig (SPEC §7).
+// Validation runs once, on the whole merged document; every problem is reported with the file, the key path and
+// what was expected, as one MESHAUTH_ERR_CONFIG_INVALID (the CLI turns it into exit code 2).
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
+import { MeshauthError } from '../errors/index.js';
+import { type EnvBinding, SIDECAR_ENV } from './env-names.js';
+import { resolveSidecarConfig, type SidecarConfig } from './sidecar-config.js';
+import { sidecarSchema } from './sidecar-schema.js';
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+const MAX_REPORTED_ISSUES = 5;
+
+/** Reads `file` (optional: the environment alone may configure the sidecar), applies `env`, validates, freezes. */
+export function loadSidecarConfig(file: string | undefined, env: Environment = {}): SidecarConfig {
+  const source = file ?? 'environment';
+  const document = file === undefined ? {} : readDocument(file);
+  const fromEnv = applyEnvironment(document, env, source);
+  return sidecarConfigFromObject(document, source, fromEnv);
+}
+
+/** Validates an already parsed document (tests, `meshauth demo`). */
+export function sidecarConfigFromObject(
+  document: unknown,
+  source = 'config',
+  fromEnv: ReadonlyMap<string, string> = new Map(),
+): SidecarConfig {
+  const result = sidecarSchema.safeParse(document);
+  if (!result.success) throw configError(source, result.error.issues, fromEnv);
+  return resolveSidecarConfig(result.data, source);
+}
+
+function readDocument(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${file}: cannot read config file (${errnoOf(cause)})`, {
+      reason: 'config_unreadable',
+      cause,
+    });
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (cause) {
+    const where = cause instanceof YAMLParseError && cause.linePos ? ` line ${cause.linePos[0].line}` : '';
+    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${file}:${where}: not valid YAML`, {
+      reason: 'config_yaml',
+      cause,
+    });
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${file}: expected a YAML mapping at the top level`, {
+      reason: 'config_shape',
+    });
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Writes every set MESHAUTH_* variable into the document; returns key path → variable name for messages. */
+function applyEnvironment(document: Record<string, unknown>, env: Environment, source: string): Map<string, string> {
+  const applied = new Map<string, string>();
+  for (const binding of SIDECAR_ENV) {
+    const raw = env[binding.name];
+    if (raw === undefined || raw === '') continue;
+    setPath(document, binding.path, convert(binding, raw, source));
+    applied.set(binding.path.join('.'), binding.name);
+  }
+  return applied;
+}
+
+function convert(binding: EnvBinding, raw: string, source: string): unknown {
+  switch (binding.kind) {
+    case 'string':
+      return raw;
+    case 'boolean':
+      if (raw === 'true' || raw === '1') return true;
+      if (raw === 'false' || raw === '0') return false;
+      return raw; // left as a string: the schema reports "expected boolean" under the variable's name
+    case 'list':
+      return raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
+    case 'json':
+      try {
+        return JSON.parse(raw) as unknown;
+      } catch {
+        throw new MeshauthError(
+          'MESHAUTH_ERR_CONFIG_INVALID',
+          `${source}: ${binding.path.join('.')} (from ${binding.name}): expected a JSON object`,
+          { reason: 'config_env_json' },
+        );
+      }
+  }
+}
+
+function setPath(document: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let node = document;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (next === null || typeof next !== 'object' || Array.isArray(next)) {
+      node[key] = {};
+    }
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1] as string] = value;
+}
+
+function configError(source: string, issues: readonly z.core.$ZodIssue[], fromEnv: ReadonlyMap<string, string>) {
+  const lines = issues.slice(0, MAX_REPORTED_ISSUES).map((issue) => describeIssue(source, issue, fromEnv));
+  if (issues.length > MAX_REPORTED_ISSUES) lines.push(`(${issues.length - MAX_REPORTED_ISSUES} more problems)`);
+  const first = issues[0];
+  return new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', lines.join('\n'), {
+    reason: 'config_invalid',
+    detail: { file: source, key: first === undefined ? '' : keyPath(first.path) },
+  });
+}
+
+function describeIssue(source: string, issue: z.core.$ZodIssue, fromEnv: ReadonlyMap<string, string>): string {
+  const key = keyPath(issue.path);
+  const origin = envOrigin(key, fromEnv);
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => (key === '' ? k : `${key}.${k}`));
+    return `${source}: ${keys.join(', ')}${origin}: unknown key (see SPEC §7 / docs for the allowed keys)`;
+  }
+  if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) {
+    return `${source}: ${key}${origin}: required key is missing (expected ${issue.expected})`;
+  }
+  return `${source}: ${key === '' ? '(top level)' : key}${origin}: ${issue.message}`;
+}
+
+function keyPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else if (typeof part === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(part)) out += out === '' ? part : `.${part}`;
+    else out += `[${JSON.stringify(String(part))}]`;
+  }
+  return out;
+}
+
+function envOrigin(key: string, fromEnv: ReadonlyMap<string, string>): string {
+  for (const [path, name] of fromEnv) {
+    if (key === path || key.startsWith(`${path}.`) || key.startsWith(`${path}[`)) return ` (from ${name})`;
+  }
+  return '';
+}
+
+function errnoOf(error: unknown): string {
+  return typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : 'error';
+}

@@ -1,0 +1,106 @@
+// The shape of sidecar.yaml (SPEC §7) as a strict zod schema: unknown keys are rejected at every level, values
+// are checked (host:port, durations, SPIFFE IDs) but not defaulted — defaults are filled by resolveSidecarConfig,
+// so validating and defaulting stay two steps (STYLE 6).
+import { z } from 'zod';
+import { SpiffeId, TrustDomain } from '../identity/index.js';
+import { parseDuration } from './duration.js';
+import { isLoopbackHost, parseHostPort } from './host-port.js';
+
+const hostPort = z.string().refine((v) => parseHostPort(v) !== undefined, {
+  message: 'expected host:port, e.g. 127.0.0.1:8080 (IPv6 as [::1]:8080)',
+});
+
+const loopbackHostPort = hostPort.refine((v) => isLoopbackHost(parseHostPort(v)?.host ?? ''), {
+  message: 'the outbound listener must be on a loopback address (127.0.0.1, ::1 or localhost)',
+});
+
+const duration = z.string().refine(
+  (v) => {
+    try {
+      return parseDuration(v) > 0;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected a positive duration such as 500ms, 30s, 10m or 1h' },
+);
+
+const spiffeId = z.string().refine((v) => SpiffeId.tryParse(v) !== undefined, {
+  message: 'expected a SPIFFE ID, e.g. spiffe://example.org/ns/shop/sa/orders',
+});
+
+const trustDomain = z.string().refine((v) => tryTrustDomain(v), {
+  message: 'expected a trust domain name of lower-case letters, digits, ".", "-" and "_", e.g. example.org',
+});
+
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+const routeHost = z.string().refine((v) => HOST_NAME.test(v.toLowerCase()), {
+  message: 'route keys are host names such as orders.shop (no port, no scheme)',
+});
+const egressHost = z.string().refine((v) => HOST_NAME.test(v.startsWith('*.') ? v.slice(2) : v), {
+  message: 'expected a lower-case host name or a *.domain wildcard',
+});
+
+const url = z.string().refine((v) => URL.canParse(v), { message: 'expected an absolute URL, e.g. https://host:8443' });
+
+/** SPEC §7 `inbound.endUser`; validated further (algorithm allow-list, fetchable URLs) by src/authn. */
+export const endUserSchema = z.strictObject({
+  required: z.boolean().optional(),
+  issuers: z
+    .array(
+      z.strictObject({
+        issuer: url,
+        audiences: z.array(z.string().min(1)).min(1),
+        jwksUri: url.optional(),
+        algorithms: z.array(z.string().min(1)).min(1),
+        typ: z.string().min(1).optional(),
+      }),
+    )
+    .min(1),
+  vouchers: z.array(spiffeId).optional(),
+  claims: z.array(z.string().min(1)).optional(),
+  forwardOriginalToken: z.boolean().optional(),
+});
+
+export const routeSchema = z.strictObject({
+  address: hostPort,
+  ids: z.array(spiffeId).min(1).optional(),
+});
+
+export const sidecarSchema = z.strictObject({
+  trustDomain,
+  ca: z.strictObject({ url, bundle: z.string().min(1), token: z.string().min(1) }),
+  inbound: z
+    .strictObject({
+      listen: hostPort.optional(),
+      app: hostPort.optional(),
+      policy: z.string().min(1).optional(),
+      tls12: z.boolean().optional(),
+      appTimeout: duration.optional(),
+      endUser: endUserSchema.optional(),
+    })
+    .optional(),
+  outbound: z
+    .strictObject({
+      listen: loopbackHostPort.optional(),
+      routes: z.record(routeHost, routeSchema).optional(),
+      egress: z.array(egressHost).optional(),
+      timeout: duration.optional(),
+      http2: z.boolean().optional(),
+    })
+    .optional(),
+  admin: z.strictObject({ listen: hostPort.optional() }).optional(),
+  drainTimeout: duration.optional(),
+});
+
+export type SidecarFile = z.infer<typeof sidecarSchema>;
+export type EndUserFile = z.infer<typeof endUserSchema>;
+
+function tryTrustDomain(value: string): boolean {
+  try {
+    TrustDomain.parse(value);
+    return !value.startsWith('spiffe://');
+  } catch {
+    return false;
+  }
+}

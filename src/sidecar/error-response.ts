@@ -1,0 +1,44 @@
+// Error responses of the sidecar: JSON `{code, message}` with the registry's fixed sentence (SPEC, STYLE 5),
+// plus optional fields that may reach the caller (outbound: the host that has no route). Never a stack.
+import type { ServerResponse } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
+import type { MeshauthError } from '../errors/index.js';
+
+export function errorJson(error: MeshauthError, extra?: Readonly<Record<string, string>>): string {
+  return JSON.stringify(extra === undefined ? error.toJSON() : { ...error.toJSON(), ...extra });
+}
+
+/** Writes the error on an HTTP/1 response; `close` adds `Connection: close` (framing errors, draining). */
+export function writeErrorH1(
+  res: ServerResponse,
+  error: MeshauthError,
+  extra?: Readonly<Record<string, string>>,
+  close = false,
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = errorJson(error, extra);
+  res.writeHead(error.status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    ...(close ? { connection: 'close' } : {}),
+  });
+  res.end(body);
+}
+
+export function writeErrorH2(stream: ServerHttp2Stream, error: MeshauthError): void {
+  if (stream.destroyed || stream.closed) return;
+  if (stream.headersSent) {
+    stream.close(0x2); // INTERNAL_ERROR: the response cannot be completed (RFC 9113 §7)
+    return;
+  }
+  const body = errorJson(error);
+  stream.respond({
+    ':status': error.status,
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+  });
+  stream.end(body);
+}

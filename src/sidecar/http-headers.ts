@@ -1,0 +1,152 @@
+// Header hygiene at both edges of the data path (SPEC §5, security.md §2.4): hop-by-hop headers and the headers
+// named in `Connection` are removed (RFC 9110 §7.6.1) BEFORE identity headers are set, and every incoming
+// `x-forwarded-client-cert` / `x-meshauth-*` is removed whatever its case, so only the sidecar writes them.
+// Arrays are built in one pass over the raw header list; no per-request closures or intermediate objects.
+import type { IncomingHttpHeaders } from 'node:http';
+
+export const XFCC = 'x-forwarded-client-cert';
+export const PASSPORT_HEADER = 'x-meshauth-passport';
+const MESHAUTH_PREFIX = 'x-meshauth-';
+
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  // Not hop-by-hop, but already answered by Node's server (100 Continue) and refused by undici when forwarded.
+  'expect',
+]);
+
+/** Headers a `Connection` token may never remove: they frame or route the message. */
+const PROTECTED_FROM_TOKENS: ReadonlySet<string> = new Set(['host', 'content-length', 'content-type']);
+
+/** What a request's headers said about its body, found during the same pass. */
+export const HAS_BODY = 1;
+
+export interface ForwardPolicy {
+  /** Keep an app-sent `x-meshauth-passport` (outbound: the app forwards the passport it received, SPEC §5). */
+  readonly keepPassport: boolean;
+  /** Drop the incoming Host header (the caller sets its own, e.g. from an absolute-form URI). */
+  readonly dropHost: boolean;
+}
+
+export const INBOUND_POLICY: ForwardPolicy = Object.freeze({ keepPassport: false, dropHost: false });
+export const OUTBOUND_ORIGIN_FORM: ForwardPolicy = Object.freeze({ keepPassport: true, dropHost: false });
+export const OUTBOUND_PROXY_FORM: ForwardPolicy = Object.freeze({ keepPassport: true, dropHost: true });
+
+/** True for a header only the sidecar may set (lower-case name). */
+export function isIdentityHeader(lowerName: string, keepPassport: boolean): boolean {
+  if (lowerName === XFCC) return true;
+  if (!lowerName.startsWith(MESHAUTH_PREFIX)) return false;
+  return !(keepPassport && lowerName === PASSPORT_HEADER);
+}
+
+/**
+ * Copies an HTTP/1 raw header list (`[name, value, …]`) into `out` without hop-by-hop, Connection-named and
+ * identity headers. Returns HAS_BODY when Content-Length > 0 or Transfer-Encoding was present.
+ */
+export function copyRequestHeaders(raw: readonly string[], policy: ForwardPolicy, out: string[]): number {
+  const tokens = connectionTokens(raw);
+  let flags = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (lower === 'content-length') {
+      if (raw[i + 1] !== '0') flags |= HAS_BODY;
+    } else if (lower === 'transfer-encoding') {
+      flags |= HAS_BODY;
+      continue;
+    } else if (HOP_BY_HOP.has(lower) || isIdentityHeader(lower, policy.keepPassport)) {
+      continue;
+    } else if (lower === 'host' && policy.dropHost) {
+      continue;
+    }
+    if (tokens?.has(lower)) continue;
+    out.push(name, raw[i + 1] as string);
+  }
+  return flags;
+}
+
+/** Copies HTTP/2 request headers (lower-case names, pseudo-headers skipped) into `out`, host from :authority. */
+export function copyH2RequestHeaders(headers: IncomingHttpHeaders, out: string[]): void {
+  for (const name in headers) {
+    if (name.charCodeAt(0) === 0x3a /* : */ || HOP_BY_HOP.has(name) || isIdentityHeader(name, false)) continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (typeof value === 'string') out.push(name, value);
+    else for (const v of value) out.push(name, v);
+  }
+  const authority = headers[':authority'];
+  if (typeof authority === 'string' && headers.host === undefined) out.push('host', authority);
+}
+
+/** The lower-case header names listed in `Connection`, or undefined when there are none beyond close/keep-alive. */
+function connectionTokens(raw: readonly string[]): Set<string> | undefined {
+  let tokens: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length !== 10 || name.toLowerCase() !== 'connection') continue;
+    for (const part of (raw[i + 1] as string).split(',')) {
+      const token = part.trim().toLowerCase();
+      if (token === '' || token === 'close' || token === 'keep-alive' || PROTECTED_FROM_TOKENS.has(token)) continue;
+      tokens ??= new Set();
+      tokens.add(token);
+    }
+  }
+  return tokens;
+}
+
+/**
+ * Response headers from undici's raw list (Buffers) for an HTTP/1 ServerResponse: a flat string array without
+ * hop-by-hop headers (Node frames the response itself) and without names listed in the response's Connection.
+ */
+export function responseHeadersH1(raw: readonly Buffer[], out: string[]): string[] {
+  let tokens: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as Buffer).toString('latin1');
+    const lower = name.toLowerCase();
+    const value = (raw[i + 1] as Buffer).toString('latin1');
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') tokens = addTokens(tokens, value);
+      continue;
+    }
+    out.push(name, value);
+  }
+  return tokens === undefined ? out : out.filter((_, i, a) => !tokens.has((a[i - (i % 2)] as string).toLowerCase()));
+}
+
+/** Response headers for an HTTP/2 stream: an object with lower-case names (connection headers are illegal in h2). */
+export function responseHeadersH2(status: number, raw: readonly Buffer[]): Record<string, string | string[] | number> {
+  const out: Record<string, string | string[] | number> = { ':status': status };
+  let tokens: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = (raw[i] as Buffer).toString('latin1').toLowerCase();
+    const value = (raw[i + 1] as Buffer).toString('latin1');
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') tokens = addTokens(tokens, value);
+      continue;
+    }
+    const existing = out[lower];
+    if (existing === undefined) out[lower] = value;
+    else if (Array.isArray(existing)) existing.push(value);
+    else out[lower] = [existing as string, value];
+  }
+  if (tokens !== undefined) for (const token of tokens) delete out[token];
+  return out;
+}
+
+function addTokens(tokens: Set<string> | undefined, value: string): Set<string> | undefined {
+  for (const part of value.split(',')) {
+    const token = part.trim().toLowerCase();
+    if (token === '' || token === 'close' || token === 'keep-alive' || PROTECTED_FROM_TOKENS.has(token)) continue;
+    tokens ??= new Set();
+    tokens.add(token);
+  }
+  return tokens;
+}

@@ -1,0 +1,67 @@
+// The extension points of the inbound Policy Enforcement Point (SPEC §2, §5, §6). The PEP calls at most one
+// authenticateEndUser (async) and one authorize (sync) per request; when a hook is absent the call is skipped
+// entirely, so the mTLS-only path allocates no promise and no request view.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ErrorCode, MeshauthError } from '../../errors/index.js';
+import type { VerifiedPeer } from '../../tls/index.js';
+
+/** What the hooks see of one inbound request. Headers are as received (before identity headers are stripped). */
+export interface InboundRequestView {
+  readonly peer: VerifiedPeer;
+  /** Upper-case method as received. */
+  readonly method: string;
+  /** Request-target as received (`/path?query`), not normalized. */
+  readonly target: string;
+  /** Host header or `:authority`. */
+  readonly authority: string;
+  /** Lower-case names; repeated headers are arrays (Node's IncomingHttpHeaders). */
+  readonly headers: IncomingHttpHeaders;
+  readonly sourceIp: string;
+  /** The inbound listener port the request arrived on. */
+  readonly port: number;
+  readonly httpVersion: '1.1' | '2';
+  /** Set by authenticateEndUser for authorize to read (a verified end user, never raw claims). */
+  readonly user?: unknown;
+  /** SPIFFE IDs before the peer, from a verified passport (`act` chain). */
+  readonly chain?: readonly string[];
+}
+
+export interface AuthzVerdict {
+  readonly allow: boolean;
+  /** The deciding rule's name (metric label `rule`; bounded by the policy size). */
+  readonly rule?: string;
+  /** On deny: the status and code to answer with; defaults 403 MESHAUTH_ERR_FORBIDDEN. */
+  readonly status?: number;
+  readonly code?: ErrorCode;
+  /** Bounded reason for logs (e.g. `no_rule_matched`, `deny_rule`, `path_ambiguous`). */
+  readonly reason: string;
+  /** On allow: the request-target to forward instead of the received one (the normalized path, SPEC §6). */
+  readonly forwardTarget?: string;
+}
+
+/** SPEC §6 Policy Decision Point hook: synchronous, one call per request. */
+export type Authorize = (request: InboundRequestView) => AuthzVerdict;
+
+export interface EndUserOutcome {
+  /** Headers to set for the app (e.g. `x-meshauth-user`, `x-meshauth-passport`), added after stripping. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** The verified end user, handed to authorize. */
+  readonly user?: unknown;
+  readonly chain?: readonly string[];
+  /** Refuse the request with this error (401 token errors, passport errors). */
+  readonly reject?: MeshauthError;
+  /** Extra response headers for a rejection (e.g. `www-authenticate`). */
+  readonly rejectHeaders?: Readonly<Record<string, string>>;
+}
+
+/** SPEC §5 end-user hook (JWT / passport validation): async, optional. */
+export type AuthenticateEndUser = (request: InboundRequestView) => Promise<EndUserOutcome>;
+
+export interface InboundHooks {
+  readonly authorize?: Authorize;
+  readonly authenticateEndUser?: AuthenticateEndUser;
+}
+
+/** SPEC §6 default without `inbound.policy`: every authenticated peer of the trust domain (mTLS alone). */
+export const allowAuthenticatedPeers: Authorize = () => ALLOW_PEER;
+const ALLOW_PEER: AuthzVerdict = Object.freeze({ allow: true, rule: 'mtls', reason: 'authenticated_peer' });

@@ -1,0 +1,316 @@
+// The outbound listener (SPEC §7): plain HTTP/1.1 from the local app on loopback, in proxy form
+// (`GET http://orders.shop/x`, HTTP_PROXY) or origin form with Host. The host picks the route; the request
+// leaves over mTLS to the peer's inbound listener with identity headers stripped. CONNECT opens a raw TCP
+// tunnel only to hosts in `outbound.egress`.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect as netConnect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
+import type { Pool } from 'undici';
+import type { CredentialHolder } from '../../agent/credential-holder.js';
+import type { RouteConfig, SidecarConfig } from '../../config/index.js';
+import { isMeshauthError, MeshauthError } from '../../errors/index.js';
+import type { Logger, Metrics } from '../../telemetry/index.js';
+import { DataPlaneTelemetry } from '../data-plane-telemetry.js';
+import { errorJson, writeErrorH1 } from '../error-response.js';
+import { type DrainState, ForwardHandler } from '../forward-handler.js';
+import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM } from '../http-headers.js';
+import { listenOn, waitUntil } from '../listen.js';
+import { type EgressMatcher, egressMatcher } from './egress-matcher.js';
+import type { OnOutboundRequest } from './outbound-hooks.js';
+import { PeerPools } from './peer-pools.js';
+
+export interface OutboundListenerOptions {
+  readonly config: SidecarConfig;
+  readonly holder: CredentialHolder;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly onOutboundRequest?: OnOutboundRequest;
+  readonly now?: () => Date;
+}
+
+export const OUTBOUND_LIMITS = Object.freeze({
+  maxHeaderBytes: 16 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 300_000,
+  keepAliveTimeoutMs: 65_000,
+});
+
+export class OutboundListener {
+  readonly #config: SidecarConfig;
+  readonly #holder: CredentialHolder;
+  readonly #logger: Logger;
+  readonly #telemetry: DataPlaneTelemetry;
+  readonly #server: Server;
+  readonly #peers: PeerPools;
+  readonly #egress: EgressMatcher;
+  readonly #onOutboundRequest: OnOutboundRequest | undefined;
+  readonly #drain: DrainState = { draining: false };
+  readonly #sockets = new Set<Socket>();
+  readonly #tunnels = new Set<Duplex>();
+  #port = 0;
+
+  constructor(options: OutboundListenerOptions) {
+    this.#config = options.config;
+    this.#holder = options.holder;
+    this.#logger = options.logger;
+    this.#onOutboundRequest = options.onOutboundRequest;
+    this.#telemetry = new DataPlaneTelemetry('outbound', options.metrics, options.logger);
+    this.#egress = egressMatcher(options.config.outbound.egress);
+    this.#peers = new PeerPools({
+      trustDomain: options.config.trustDomain,
+      holder: options.holder,
+      profile: { tls12: options.config.inbound.tls12 },
+      timeoutMs: options.config.outbound.timeoutMs,
+      http2: options.config.outbound.http2,
+      ...(options.now === undefined ? {} : { now: options.now }),
+    });
+    this.#server = createServer(
+      {
+        insecureHTTPParser: false,
+        maxHeaderSize: OUTBOUND_LIMITS.maxHeaderBytes,
+        headersTimeout: OUTBOUND_LIMITS.headersTimeoutMs,
+        requestTimeout: OUTBOUND_LIMITS.requestTimeoutMs,
+        keepAliveTimeout: OUTBOUND_LIMITS.keepAliveTimeoutMs,
+        connectionsCheckingInterval: 1_000,
+        noDelay: true,
+      },
+      (req, res) => this.#onRequest(req, res),
+    );
+    this.#server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.#onConnect(req, socket, head),
+    );
+    this.#server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  async listen(): Promise<number> {
+    this.#port = await listenOn(this.#server, this.#config.outbound.listen);
+    return this.#port;
+  }
+
+  async close(deadline: number): Promise<void> {
+    this.#drain.draining = true;
+    this.#server.close();
+    await waitUntil(deadline, () => {
+      this.#server.closeIdleConnections();
+      return this.#sockets.size === 0;
+    });
+    this.#server.closeAllConnections();
+    for (const tunnel of this.#tunnels) tunnel.destroy();
+    for (const socket of this.#sockets) socket.destroy();
+    await this.#peers.close(deadline);
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const startedAt = performance.now();
+    res.on('error', ignore);
+    if (this.#holder.current === undefined) {
+      this.#reject(
+        res,
+        '',
+        new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet', { reason: 'not_ready' }),
+        startedAt,
+      );
+      return;
+    }
+    const url = req.url as string;
+    let authority: string | undefined;
+    let path: string;
+    let proxyForm = false;
+    if (url.charCodeAt(0) === 0x2f /* / */) {
+      authority = hostHeader(req.rawHeaders);
+      path = url;
+    } else if (url.startsWith('http://')) {
+      const slash = url.indexOf('/', 7);
+      authority = slash === -1 ? url.slice(7) : url.slice(7, slash);
+      path = slash === -1 ? '/' : url.slice(slash);
+      proxyForm = true;
+    } else {
+      const error = new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'request-target must be http:// or origin form', {
+        reason: 'target_form',
+      });
+      this.#reject(res, '', error, startedAt);
+      return;
+    }
+    const host = authority === undefined ? '' : hostOf(authority);
+    const route = this.#config.outbound.routes.get(host);
+    if (route === undefined) {
+      const error = new MeshauthError('MESHAUTH_ERR_ROUTE_NOT_FOUND', `no outbound route for host ${host}`, {
+        reason: 'no_route',
+        detail: { host },
+      });
+      this.#reject(res, '', error, startedAt, { host });
+      return;
+    }
+    const pool = this.#peers.poolFor(route);
+    if (pool === undefined) {
+      this.#reject(
+        res,
+        '',
+        new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet', { reason: 'not_ready' }),
+        startedAt,
+      );
+      return;
+    }
+    const headers: string[] = [];
+    const flags = copyRequestHeaders(req.rawHeaders, proxyForm ? OUTBOUND_PROXY_FORM : OUTBOUND_ORIGIN_FORM, headers);
+    if (proxyForm) headers.push('host', authority as string);
+    const method = req.method as string;
+    const hook = this.#onOutboundRequest;
+    if (hook === undefined) {
+      this.#dispatch(pool, route, req, res, method, path, headers, (flags & HAS_BODY) !== 0, startedAt);
+      return;
+    }
+    Promise.resolve(hook({ route, method, path, headers })).then(
+      () => this.#dispatch(pool, route, req, res, method, path, headers, (flags & HAS_BODY) !== 0, startedAt),
+      (error: unknown) => {
+        const rejection = isMeshauthError(error)
+          ? error
+          : new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', 'outbound hook failed', { cause: error });
+        this.#reject(res, this.#peers.peerIdOf(route), rejection, startedAt);
+      },
+    );
+  }
+
+  #dispatch(
+    pool: Pool,
+    route: RouteConfig,
+    req: IncomingMessage,
+    res: ServerResponse,
+    method: string,
+    path: string,
+    headers: string[],
+    hasBody: boolean,
+    startedAt: number,
+  ): void {
+    const handler = new ForwardHandler(
+      res,
+      false,
+      this.#peers.peerIdOf(route),
+      startedAt,
+      this.#telemetry,
+      classifyPeerError,
+      this.#drain,
+    );
+    pool.dispatch({ path, method: method as 'GET', headers, body: hasBody ? req : null }, handler);
+  }
+
+  #reject(
+    res: ServerResponse,
+    peerId: string,
+    error: MeshauthError,
+    startedAt: number,
+    extra?: Readonly<Record<string, string>>,
+  ): void {
+    writeErrorH1(res, error, extra, this.#drain.draining);
+    this.#telemetry.rejected(peerId, error, startedAt);
+  }
+
+  /** `CONNECT host:port`: a TCP tunnel to an allowed egress host, or 403 (no TLS interception). */
+  #onConnect(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const startedAt = performance.now();
+    socket.on('error', ignore);
+    const target = req.url ?? '';
+    const colon = target.lastIndexOf(':');
+    const host = colon > 0 ? target.slice(0, colon).replace(/^\[|\]$/g, '') : '';
+    const port = colon > 0 ? Number(target.slice(colon + 1)) : Number.NaN;
+    if (host === '' || !Number.isInteger(port) || port < 1 || port > 65535) {
+      this.#rejectTunnel(socket, new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'bad CONNECT target'), startedAt);
+      return;
+    }
+    if (this.#drain.draining || !this.#egress(host)) {
+      const error = new MeshauthError('MESHAUTH_ERR_EGRESS_FORBIDDEN', `egress to ${host} is not allowed`, {
+        reason: 'egress_forbidden',
+        detail: { host },
+      });
+      this.#rejectTunnel(socket, error, startedAt, { host });
+      return;
+    }
+    const upstream = netConnect({ host, port });
+    this.#tunnels.add(upstream);
+    upstream.once('close', () => {
+      this.#tunnels.delete(upstream);
+      socket.destroy();
+    });
+    socket.once('close', () => upstream.destroy());
+    upstream.once('error', (cause: Error) => {
+      if (upstream.connecting || !upstream.readable) {
+        const error = new MeshauthError('MESHAUTH_ERR_UPSTREAM_UNAVAILABLE', `egress to ${host} failed`, {
+          reason: 'connect',
+          cause,
+        });
+        this.#rejectTunnel(socket, error, startedAt, { host });
+      }
+    });
+    upstream.once('connect', () => {
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+      this.#telemetry.completed('', 200, startedAt);
+      this.#logger.debug({ direction: 'outbound', host, port }, 'egress tunnel opened');
+    });
+  }
+
+  #rejectTunnel(
+    socket: Duplex,
+    error: MeshauthError,
+    startedAt: number,
+    extra?: Readonly<Record<string, string>>,
+  ): void {
+    if (socket.writable) {
+      const body = errorJson(error, extra);
+      socket.end(
+        `HTTP/1.1 ${error.status} ${error.status === 403 ? 'Forbidden' : 'Error'}\r\ncontent-type: application/json\r\n` +
+          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    }
+    this.#telemetry.rejected('', error, startedAt);
+  }
+}
+
+/** Peer-side failures: identity mismatch → 502, timeouts → 504, everything else (refused, reset, TLS) → 503. */
+export function classifyPeerError(error: Error): MeshauthError {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if (isMeshauthError(e)) return e;
+  }
+  const code = (error as Error & { code?: string }).code ?? '';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'peer did not answer in time', {
+      reason: 'timeout',
+      cause: error,
+    });
+  }
+  return new MeshauthError('MESHAUTH_ERR_PEER_UNAVAILABLE', 'peer sidecar unavailable', {
+    reason: 'connect',
+    cause: error,
+  });
+}
+
+/** The Host header from a raw list (avoids building req.headers on the hot path). */
+function hostHeader(raw: readonly string[]): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') return raw[i + 1];
+  }
+  return undefined;
+}
+
+/** Lower-case host of an authority, without port or IPv6 brackets. */
+function hostOf(authority: string): string {
+  if (authority.startsWith('[')) {
+    const end = authority.indexOf(']');
+    return (end === -1 ? authority.slice(1) : authority.slice(1, end)).toLowerCase();
+  }
+  const colon = authority.indexOf(':');
+  return (colon === -1 ? authority : authority.slice(0, colon)).toLowerCase();
+}
+
+function ignore(): void {}

@@ -1,0 +1,152 @@
+// The sidecar composition root (SPEC §2, §7): the only place that starts the sidecar's listeners. It wires the
+// credential holder (fed by the certificate agent, or injected by tests), the inbound PEP, the outbound proxy and
+// the admin server, and owns the shutdown order (readiness off → stop accepting → drain → close pools).
+import { CredentialHolder } from '../agent/credential-holder.js';
+import type { SidecarConfig } from '../config/index.js';
+import { AdminServer } from '../telemetry/admin-server.js';
+import type { Logger, Metrics } from '../telemetry/index.js';
+import { AppProbe } from './app-probe.js';
+import type { InboundHooks } from './inbound/inbound-hooks.js';
+import { type InboundLimits, InboundListener } from './inbound/inbound-listener.js';
+import type { OnOutboundRequest } from './outbound/outbound-hooks.js';
+import { OutboundListener } from './outbound/outbound-listener.js';
+
+/** The certificate agent as the sidecar uses it (src/agent/agent.ts, written separately). */
+export interface SidecarAgent {
+  start(): void;
+  whenReady(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SidecarDependencies {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  /** Pre-filled credentials: when given, no agent is started (tests, static credentials). */
+  readonly holder?: CredentialHolder;
+  /** `false` starts no agent even without a holder (the sidecar then waits for someone to fill the holder). */
+  readonly agent?: false;
+  readonly hooks?: InboundHooks & { readonly onOutboundRequest?: OnOutboundRequest };
+  readonly now?: () => Date;
+  /** Inbound HTTP limits (tests shorten the slowloris timeouts). */
+  readonly inboundLimits?: Partial<InboundLimits>;
+}
+
+export interface RunningSidecar {
+  readonly inboundPort: number;
+  readonly outboundPort: number;
+  readonly adminPort: number;
+  readonly holder: CredentialHolder;
+  /** Holds a currently valid SVID and is not draining (the app probe is only part of /readyz). */
+  ready(): boolean;
+  /** What /readyz answers: ready() and the app accepts a TCP connection. */
+  readiness(): Promise<boolean>;
+  /** Drains for at most `drainMs` (default: config drainTimeout), then closes everything. Idempotent. */
+  close(drainMs?: number): Promise<void>;
+}
+
+export async function startSidecar(config: SidecarConfig, deps: SidecarDependencies): Promise<RunningSidecar> {
+  const { logger, metrics } = deps;
+  const now = deps.now ?? (() => new Date());
+  const holder = deps.holder ?? new CredentialHolder();
+  const agent = deps.holder === undefined && deps.agent !== false ? await createAgent(config, holder, deps) : undefined;
+
+  const inbound = new InboundListener({
+    config,
+    holder,
+    metrics,
+    logger: logger.child({ component: 'inbound' }),
+    ...(deps.hooks === undefined ? {} : { hooks: deps.hooks }),
+    ...(deps.inboundLimits === undefined ? {} : { limits: deps.inboundLimits }),
+    now,
+  });
+  const outbound = new OutboundListener({
+    config,
+    holder,
+    metrics,
+    logger: logger.child({ component: 'outbound' }),
+    ...(deps.hooks?.onOutboundRequest === undefined ? {} : { onOutboundRequest: deps.hooks.onOutboundRequest }),
+    now,
+  });
+  const probe = new AppProbe(config.inbound.app);
+  let draining = false;
+  const ready = (): boolean => !draining && holder.isValid(now());
+  const readiness = async (): Promise<boolean> => ready() && (await probe.reachable()) && !draining;
+  const admin = new AdminServer({
+    host: config.admin.listen.host,
+    port: config.admin.listen.port,
+    metrics,
+    logger: logger.child({ component: 'admin' }),
+    readiness,
+  });
+  const unsubscribe = holder.subscribe((credentials) => {
+    metrics.svidExpiry.set(credentials.svid.notAfter.getTime() / 1000);
+  });
+  if (holder.current !== undefined) metrics.svidExpiry.set(holder.current.svid.notAfter.getTime() / 1000);
+
+  let closing: Promise<void> | undefined;
+  const close = (drainMs = config.drainTimeoutMs): Promise<void> => {
+    closing ??= (async () => {
+      draining = true; // /readyz answers 503 from now on
+      const deadline = Date.now() + drainMs;
+      logger.info({ drainMs }, 'sidecar draining');
+      await Promise.all([inbound.close(deadline), outbound.close(deadline)]);
+      unsubscribe();
+      await agent?.close();
+      await admin.close();
+      logger.info('sidecar stopped');
+    })();
+    return closing;
+  };
+
+  try {
+    const [inboundPort, outboundPort, adminPort] = await Promise.all([
+      inbound.listen(),
+      outbound.listen(),
+      admin.listen(),
+    ]);
+    agent?.start();
+    logger.info(
+      { inbound: inboundPort, outbound: outboundPort, admin: adminPort, trustDomain: config.trustDomain.name },
+      'sidecar listening',
+    );
+    return { inboundPort, outboundPort, adminPort, holder, ready, readiness, close };
+  } catch (error) {
+    await close(0).catch(() => undefined);
+    throw error;
+  }
+}
+
+interface AgentModule {
+  Agent: new (options: {
+    trustDomain: SidecarConfig['trustDomain'];
+    caUrl: string;
+    bundleFile: string;
+    tokenFile: string;
+    holder: CredentialHolder;
+    logger: Logger;
+    metrics: Metrics;
+    now?: () => Date;
+  }) => SidecarAgent;
+}
+
+// The agent module is written in parallel (src/agent/agent.ts); loading it by a computed specifier keeps this
+// file compiling until it lands. Replace with a static import once it exists.
+const AGENT_MODULE = '../agent/agent.js';
+
+async function createAgent(
+  config: SidecarConfig,
+  holder: CredentialHolder,
+  deps: SidecarDependencies,
+): Promise<SidecarAgent> {
+  const { Agent } = (await import(AGENT_MODULE)) as AgentModule;
+  return new Agent({
+    trustDomain: config.trustDomain,
+    caUrl: config.ca.url,
+    bundleFile: config.ca.bundle,
+    tokenFile: config.ca.token,
+    holder,
+    logger: deps.logger.child({ component: 'agent' }),
+    metrics: deps.metrics,
+    ...(deps.now === undefined ? {} : { now: deps.now }),
+  });
+}

@@ -1,0 +1,67 @@
+// Bounded reasons for refused TLS handshakes (SPEC §8 `meshauth_tls_handshake_failures_total{reason}`): OpenSSL's
+// verification result for chain failures, the SVID validator's reason for SPIFFE-rule failures.
+import { isMeshauthError } from '../errors/index.js';
+
+export const HANDSHAKE_FAILURE_REASONS = [
+  'no_client_cert',
+  'unknown_ca',
+  'expired',
+  'not_yet_valid',
+  'trust_domain',
+  'no_uri_san',
+  'multiple_uri_san',
+  'leaf_is_ca',
+  'bad_key_usage',
+  'protocol_version',
+  'other',
+] as const;
+
+export type HandshakeFailureReason = (typeof HANDSHAKE_FAILURE_REASONS)[number];
+
+const BY_VERIFY_ERROR: Readonly<Record<string, HandshakeFailureReason>> = {
+  CERT_HAS_EXPIRED: 'expired',
+  CERT_NOT_YET_VALID: 'not_yet_valid',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'unknown_ca',
+  UNABLE_TO_GET_ISSUER_CERT: 'unknown_ca',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'unknown_ca',
+  SELF_SIGNED_CERT_IN_CHAIN: 'unknown_ca',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'unknown_ca',
+  CERT_SIGNATURE_FAILURE: 'unknown_ca',
+  CERT_UNTRUSTED: 'unknown_ca',
+  // The CA's intermediate carries a URI name constraint for its trust domain (SPEC §3): a violation is a foreign ID.
+  PERMITTED_SUBTREE_VIOLATION: 'trust_domain',
+  EXCLUDED_SUBTREE_VIOLATION: 'trust_domain',
+};
+
+const BY_SVID_REASON: Readonly<Record<string, HandshakeFailureReason>> = {
+  expired: 'expired',
+  not_yet_valid: 'not_yet_valid',
+  trust_domain: 'trust_domain',
+  no_uri_san: 'no_uri_san',
+  multiple_uri_san: 'multiple_uri_san',
+  leaf_is_ca: 'leaf_is_ca',
+  bad_key_usage: 'bad_key_usage',
+  no_client_cert: 'no_client_cert',
+};
+
+/** Reason for a `tlsClientError`: the socket's verification result first, then the OpenSSL error code. */
+export function tlsClientErrorReason(error: Error & { code?: string }, verifyError: unknown): HandshakeFailureReason {
+  if (typeof verifyError === 'string') {
+    const byVerify = BY_VERIFY_ERROR[verifyError];
+    if (byVerify !== undefined) return byVerify;
+  } else if (verifyError instanceof Error) {
+    const byVerify = BY_VERIFY_ERROR[(verifyError as Error & { code?: string }).code ?? ''];
+    if (byVerify !== undefined) return byVerify;
+  }
+  const code = error.code ?? '';
+  if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'no_client_cert';
+  if (code.includes('VERSION') || code.includes('PROTOCOL')) return 'protocol_version';
+  if (code === 'ERR_SSL_CERTIFICATE_VERIFY_FAILED') return 'unknown_ca';
+  return 'other';
+}
+
+/** Reason for a SPIFFE-rule failure found by verifyPeer() after the handshake. */
+export function svidFailureReason(error: unknown): HandshakeFailureReason {
+  if (!isMeshauthError(error)) return 'other';
+  return BY_SVID_REASON[error.reason ?? ''] ?? 'other';
+}

@@ -1,0 +1,10 @@
+// Node TLS adapters: the mesh TLS profile, the verified peer of a socket, SPIFFE server authentication.
+export {
+  HANDSHAKE_FAILURE_REASONS,
+  type HandshakeFailureReason,
+  svidFailureReason,
+  tlsClientErrorReason,
+} from './handshake-failure.js';
+export { type ServerIdentityCheck, spiffeServerIdentity } from './spiffe-server-identity.js';
+export { credentialOptions, mtlsServerOptions, protocolOptions, type TlsProfile } from './tls-profile.js';
+export { peerOf, type VerifiedPeer, verifyPeer } from './verified-peer.js';

@@ -1,0 +1,41 @@
+// Server authentication for outbound mTLS by SPIFFE ID instead of host name (security.md C21, C22): Node's
+// default checkServerIdentity matches DNS names, which SVIDs do not carry; this one checks the leaf's SPIFFE
+// rules and that its ID is one the route expects (or any ID of the trust domain when the route names none).
+import type { PeerCertificate } from 'node:tls';
+import { MeshauthError } from '../errors/index.js';
+import type { SpiffeId, TrustDomain } from '../identity/index.js';
+import { checkSvidLeaf, parseCertificate } from '../pki/index.js';
+
+export type ServerIdentityCheck = (host: string, cert: PeerCertificate) => Error | undefined;
+
+/**
+ * Returns a `checkServerIdentity` for tls.connect. OpenSSL has verified the chain against `ca` before it runs.
+ * `onVerified` receives the server's ID (used as the outbound `peer_id` label).
+ */
+export function spiffeServerIdentity(
+  trustDomain: TrustDomain,
+  allowed: readonly SpiffeId[],
+  onVerified?: (id: SpiffeId) => void,
+  now: () => Date = () => new Date(),
+): ServerIdentityCheck {
+  return (_host, cert) => {
+    let id: SpiffeId;
+    try {
+      if (cert?.raw === undefined) throw new Error('no server certificate');
+      id = checkSvidLeaf(parseCertificate(new Uint8Array(cert.raw)), trustDomain, now());
+    } catch (cause) {
+      return new MeshauthError('MESHAUTH_ERR_PEER_IDENTITY', 'peer certificate is not a valid SVID', {
+        reason: 'peer_svid_invalid',
+        cause,
+      });
+    }
+    if (allowed.length > 0 && !allowed.some((a) => a.equals(id))) {
+      return new MeshauthError('MESHAUTH_ERR_PEER_IDENTITY', `peer presented ${id}, not an ID the route allows`, {
+        reason: 'peer_id_mismatch',
+        detail: { peer: id.toString(), allowed: allowed.map(String) },
+      });
+    }
+    onVerified?.(id);
+    return undefined;
+  };
+}

@@ -1,0 +1,56 @@
+// The mesh TLS profile (SPEC §7, security.md §1.10): TLS 1.3 only by default (Mozilla "modern"); with tls12,
+// TLS 1.2 restricted to ECDHE + AEAD suites ("intermediate" minus DHE). No renegotiation, no compression.
+import { constants } from 'node:crypto';
+import type { SecureContextOptions, TlsOptions } from 'node:tls';
+import type { Credentials } from '../agent/credential-holder.js';
+
+const TLS13_SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'];
+const TLS12_AEAD_SUITES = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+];
+
+export interface TlsProfile {
+  /** Also accept TLS 1.2 (ECDHE + AEAD only). */
+  readonly tls12: boolean;
+}
+
+/** Protocol and cipher options shared by every mesh listener and connector. */
+export function protocolOptions(profile: TlsProfile): SecureContextOptions {
+  return {
+    minVersion: profile.tls12 ? 'TLSv1.2' : 'TLSv1.3',
+    maxVersion: 'TLSv1.3',
+    ciphers: (profile.tls12 ? [...TLS13_SUITES, ...TLS12_AEAD_SUITES] : TLS13_SUITES).join(':'),
+    // Renegotiation off (security.md T04); compression is never built into Node's OpenSSL.
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
+    ecdhCurve: 'X25519:P-256:P-384',
+  };
+}
+
+/** Secure-context options for a workload's credentials: its chain and key, the bundle roots as `ca`. */
+export function credentialOptions(credentials: Credentials): SecureContextOptions {
+  return {
+    cert: credentials.svid.certChainPem,
+    key: credentials.svid.privateKeyPem,
+    ca: credentials.bundle.toPemList(),
+  };
+}
+
+/**
+ * Server options of the inbound mTLS listener: the client certificate is required and its chain verified by
+ * OpenSSL against the bundle during the handshake; SPIFFE leaf rules are checked right after (verifiedPeer).
+ */
+export function mtlsServerOptions(profile: TlsProfile, credentials: Credentials | undefined): TlsOptions {
+  return {
+    ...protocolOptions(profile),
+    ...(credentials === undefined ? {} : credentialOptions(credentials)),
+    requestCert: true,
+    rejectUnauthorized: true,
+    ALPNProtocols: ['h2', 'http/1.1'],
+    handshakeTimeout: 10_000,
+  };
+}

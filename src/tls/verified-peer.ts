@@ -1,0 +1,45 @@
+// The verified identity of an mTLS peer, computed once per TLS connection and cached (WeakMap on the socket):
+// OpenSSL has verified the chain in the handshake; here the leaf's SPIFFE rules (X509-SVID §4) are checked on
+// the DER certificate, and the identity header value for the app (Envoy XFCC, SPEC §5) is built once.
+import { createHash } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { MeshauthError } from '../errors/index.js';
+import type { SpiffeId, TrustDomain } from '../identity/index.js';
+import { checkSvidLeaf, parseCertificate } from '../pki/index.js';
+
+export interface VerifiedPeer {
+  readonly id: SpiffeId;
+  /** `id.toString()`, kept for metric labels. */
+  readonly idString: string;
+  /** Lower-case hex SHA-256 of the peer leaf's DER. */
+  readonly hash: string;
+  /** `By=<own ID>;Hash=<hash>;URI=<peer ID>`: the whole x-forwarded-client-cert value. */
+  readonly xfcc: string;
+}
+
+const peers = new WeakMap<TLSSocket, VerifiedPeer>();
+
+/** The peer cached by verifyPeer(), or undefined for a socket that was never verified. */
+export function peerOf(socket: TLSSocket): VerifiedPeer | undefined {
+  return peers.get(socket);
+}
+
+/**
+ * Checks the peer leaf of an authorized TLS socket and caches the result on it. Throws MeshauthError with a
+ * bounded `reason` (SVID codes) when the leaf breaks a SPIFFE rule.
+ */
+export function verifyPeer(socket: TLSSocket, trustDomain: TrustDomain, ownId: SpiffeId, now: Date): VerifiedPeer {
+  const cached = peers.get(socket);
+  if (cached !== undefined) return cached;
+  const raw = socket.getPeerX509Certificate()?.raw;
+  if (raw === undefined) {
+    throw new MeshauthError('MESHAUTH_ERR_SVID_CHAIN', 'peer presented no certificate', { reason: 'no_client_cert' });
+  }
+  const id = checkSvidLeaf(parseCertificate(new Uint8Array(raw)), trustDomain, now);
+  const hash = createHash('sha256').update(raw).digest('hex');
+  const idString = id.toString();
+  // SPIFFE IDs contain none of , ; = " (SPIFFE-ID §2), so no quoting is needed (security.md I07).
+  const peer: VerifiedPeer = Object.freeze({ id, idString, hash, xfcc: `By=${ownId};Hash=${hash};URI=${idString}` });
+  peers.set(socket, peer);
+  return peer;
+}

@@ -1,0 +1,287 @@
+// Builders for sidecar integration tests (linkerd-style harness): a recording plain-HTTP app, a sidecar with
+// TestCa credentials in a static CredentialHolder, and an A → B sidecar pair. Everything listens on 127.0.0.1
+// port 0; every start returns its own close, which the tests register as teardown right away.
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CredentialHolder } from '../../src/agent/credential-holder.js';
+import { type SidecarConfig, sidecarConfigFromObject } from '../../src/config/index.js';
+import type { TrustBundle } from '../../src/pki/index.js';
+import { type RunningSidecar, type SidecarDependencies, startSidecar } from '../../src/sidecar/index.js';
+import { createLogger, Metrics, silentLogger } from '../../src/telemetry/index.js';
+import type { TestCa, TestSvid } from './test-ca.js';
+
+export interface SeenRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly httpVersion: string;
+  readonly headers: IncomingMessage['headers'];
+  readonly rawHeaders: readonly string[];
+  readonly bodyBytes: number;
+}
+
+export interface TestApp {
+  readonly port: number;
+  readonly seen: SeenRequest[];
+  close(): Promise<void>;
+}
+
+export type AppHandler = (req: IncomingMessage, res: ServerResponse, seen: SeenRequest) => void;
+
+/** Default app behaviour: drain the body, answer 200 JSON echoing what it saw. */
+export const echoApp: AppHandler = (_req, res, seen) => {
+  const body = JSON.stringify({ method: seen.method, url: seen.url, headers: seen.headers, bytes: seen.bodyBytes });
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+};
+
+/** A plain HTTP app on 127.0.0.1 that records every request (after reading its body) and calls `handler`. */
+export async function startApp(handler: AppHandler = echoApp): Promise<TestApp> {
+  const seen: SeenRequest[] = [];
+  const server: Server = createServer((req, res) => {
+    let bytes = 0;
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+    });
+    req.on('end', () => {
+      const record: SeenRequest = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        httpVersion: req.httpVersion,
+        headers: req.headers,
+        rawHeaders: req.rawHeaders,
+        bodyBytes: bytes,
+      };
+      seen.push(record);
+      handler(req, res, record);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export interface TestConfigOptions {
+  readonly trustDomain?: string;
+  readonly appPort: number;
+  readonly routes?: Record<string, { address: string; ids?: string[] }>;
+  readonly egress?: string[];
+  readonly tls12?: boolean;
+  readonly appTimeout?: string;
+  readonly outboundTimeout?: string;
+  readonly drainTimeout?: string;
+}
+
+export function testConfig(options: TestConfigOptions): SidecarConfig {
+  return sidecarConfigFromObject(
+    {
+      trustDomain: options.trustDomain ?? 'example.org',
+      ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent/bundle.pem', token: '/nonexistent/token' },
+      inbound: {
+        listen: '127.0.0.1:0',
+        app: `127.0.0.1:${options.appPort}`,
+        ...(options.tls12 === undefined ? {} : { tls12: options.tls12 }),
+        ...(options.appTimeout === undefined ? {} : { appTimeout: options.appTimeout }),
+      },
+      outbound: {
+        listen: '127.0.0.1:0',
+        routes: options.routes ?? {},
+        egress: options.egress ?? [],
+        ...(options.outboundTimeout === undefined ? {} : { timeout: options.outboundTimeout }),
+      },
+      admin: { listen: '127.0.0.1:0' },
+      ...(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout }),
+    },
+    'test-config',
+  );
+}
+
+export interface TestSidecar {
+  readonly sidecar: RunningSidecar;
+  readonly holder: CredentialHolder;
+  readonly metrics: Metrics;
+  readonly svid: TestSvid;
+  readonly config: SidecarConfig;
+}
+
+/** Starts a sidecar with a fresh SVID for `id` from `ca` in a static holder (no agent). */
+export async function startTestSidecar(
+  ca: TestCa,
+  id: string,
+  config: SidecarConfig,
+  extra: Partial<Pick<SidecarDependencies, 'hooks' | 'logger' | 'inboundLimits'>> & { bundle?: TrustBundle } = {},
+): Promise<TestSidecar> {
+  const svid = await ca.issue({ id });
+  const holder = new CredentialHolder({ svid: svid.svid, bundle: extra.bundle ?? ca.bundle });
+  const metrics = new Metrics();
+  const sidecar = await startSidecar(config, {
+    // SIDECAR_TEST_LOG=debug shows the sidecars' JSON logs while debugging a test.
+    logger:
+      extra.logger ??
+      (process.env.SIDECAR_TEST_LOG ? createLogger({ level: process.env.SIDECAR_TEST_LOG }) : silentLogger()),
+    metrics,
+    holder,
+    ...(extra.hooks === undefined ? {} : { hooks: extra.hooks }),
+    ...(extra.inboundLimits === undefined ? {} : { inboundLimits: extra.inboundLimits }),
+  });
+  return { sidecar, holder, metrics, svid, config };
+}
+
+export interface SidecarPair {
+  readonly appB: TestApp;
+  readonly a: TestSidecar;
+  readonly b: TestSidecar;
+  readonly idA: string;
+  readonly idB: string;
+  /** `http://127.0.0.1:<A outbound>`: what app A uses as HTTP_PROXY. */
+  readonly proxyUrl: string;
+  close(): Promise<void>;
+}
+
+export interface PairOptions {
+  readonly appHandler?: AppHandler;
+  /** IDs the route to B accepts (default: B's own ID). */
+  readonly routeIds?: string[];
+  readonly appTimeout?: string;
+  readonly drainTimeout?: string;
+  readonly egress?: string[];
+  /** Hooks of B's inbound (authz / authn) and A's outbound. */
+  readonly hooksB?: SidecarDependencies['hooks'];
+  readonly hooksA?: SidecarDependencies['hooks'];
+}
+
+/** app A → A's outbound → B's inbound → app B, with route host `b.mesh`. */
+export async function startPair(ca: TestCa, options: PairOptions = {}): Promise<SidecarPair> {
+  const idA = ca.idFor('/ns/shop/sa/a');
+  const idB = ca.idFor('/ns/shop/sa/b');
+  const appB = await startApp(options.appHandler);
+  const b = await startTestSidecar(
+    ca,
+    idB,
+    testConfig({
+      appPort: appB.port,
+      ...(options.appTimeout === undefined ? {} : { appTimeout: options.appTimeout }),
+      ...(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout }),
+    }),
+    options.hooksB === undefined ? {} : { hooks: options.hooksB },
+  );
+  const a = await startTestSidecar(
+    ca,
+    idA,
+    testConfig({
+      appPort: 1,
+      routes: { 'b.mesh': { address: `127.0.0.1:${b.sidecar.inboundPort}`, ids: options.routeIds ?? [idB] } },
+      ...(options.egress === undefined ? {} : { egress: options.egress }),
+      ...(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout }),
+    }),
+    options.hooksA === undefined ? {} : { hooks: options.hooksA },
+  );
+  return {
+    appB,
+    a,
+    b,
+    idA,
+    idB,
+    proxyUrl: `http://127.0.0.1:${a.sidecar.outboundPort}`,
+    close: async () => {
+      await a.sidecar.close(0);
+      await b.sidecar.close(0);
+      await appB.close();
+    },
+  };
+}
+
+export interface ProxyResponse {
+  readonly status: number;
+  readonly headers: IncomingMessage['headers'];
+  readonly body: string;
+}
+
+/**
+ * What an app does with HTTP_PROXY: an HTTP/1.1 request in proxy form (`GET http://host/path`) to the outbound
+ * listener. `origin: true` sends origin form with a Host header instead. Uses a fresh agent-less connection.
+ */
+export function viaProxy(
+  outboundPort: number,
+  url: string,
+  options: {
+    method?: string;
+    headers?: Record<string, string | string[]>;
+    body?: string | Buffer;
+    origin?: boolean;
+  } = {},
+): Promise<ProxyResponse> {
+  const target = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port: outboundPort,
+        method: options.method ?? 'GET',
+        path: options.origin ? `${target.pathname}${target.search}` : url,
+        headers: { host: target.host, ...options.headers },
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+// --- external tools (curl, openssl, promtool), run asynchronously so in-process servers keep serving ---
+
+export interface CommandResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export function available(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
+}
+
+export function runCommand(
+  command: string,
+  args: readonly string[],
+  options: { input?: string; timeoutMs?: number } = {},
+): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 15_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}

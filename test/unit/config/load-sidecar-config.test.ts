@@ -1,0 +1,180 @@
+// loadSidecarConfig (SPEC §7): strict validation naming file + key + expectation, defaults, env overrides, freeze.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadSidecarConfig, SIDECAR_ENV, sidecarConfigFromObject } from '../../../src/config/index.js';
+import { isMeshauthError } from '../../../src/errors/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'meshauth-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const MINIMAL = `trustDomain: example.org
+ca: { url: "https://ca.example:8443", bundle: /etc/meshauth/bundle.pem, token: /var/run/token }
+`;
+
+function write(name: string, text: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    if (isMeshauthError(error, 'MESHAUTH_ERR_CONFIG_INVALID') || isMeshauthError(error, 'MESHAUTH_ERR_FILE_UNREADABLE'))
+      return error.message;
+    throw error;
+  }
+  throw new Error('expected a config error');
+}
+
+describe('loadSidecarConfig', () => {
+  it('ok/minimal file gets the SPEC §7 defaults', () => {
+    const config = loadSidecarConfig(write('min.yaml', MINIMAL), {});
+    expect(config.trustDomain.name).toBe('example.org');
+    expect(config.inbound.listen).toEqual({ host: '0.0.0.0', port: 15006 });
+    expect(config.inbound.app).toEqual({ host: '127.0.0.1', port: 8080 });
+    expect(config.outbound.listen).toEqual({ host: '127.0.0.1', port: 15001 });
+    expect(config.admin.listen).toEqual({ host: '0.0.0.0', port: 15020 });
+    expect(config.inbound.tls12).toBe(false);
+    expect(config.inbound.appTimeoutMs).toBe(30_000);
+    expect(config.drainTimeoutMs).toBe(20_000);
+    expect(config.outbound.egress).toEqual([]);
+  });
+
+  it('ok/the SPEC §7 example parses, routes and endUser included', () => {
+    const config = loadSidecarConfig(
+      write(
+        'spec.yaml',
+        `${MINIMAL}inbound:  { listen: 0.0.0.0:15006, app: 127.0.0.1:8080, policy: /etc/meshauth/policy.yaml,
+            endUser: { required: false, issuers: [ { issuer: https://idp.example.com, audiences: [shop], jwksUri: https://idp.example.com/jwks, algorithms: [RS256, ES256] } ],
+                       vouchers: [ "spiffe://example.org/ns/edge/sa/gateway" ], claims: [scope, groups] } }
+outbound: { listen: 127.0.0.1:15001, routes: { "orders.shop": { address: "orders.shop.svc:80", ids: ["spiffe://example.org/ns/shop/sa/orders"] } }, egress: ["api.example.com", "*.googleapis.com"] }
+admin:    { listen: 0.0.0.0:15020 }
+drainTimeout: 5s
+`,
+      ),
+      {},
+    );
+    const route = config.outbound.routes.get('orders.shop');
+    expect(route?.address).toEqual({ host: 'orders.shop.svc', port: 80 });
+    expect(route?.ids.map(String)).toEqual(['spiffe://example.org/ns/shop/sa/orders']);
+    expect(config.inbound.endUser?.issuers[0]?.algorithms).toEqual(['RS256', 'ES256']);
+    expect(config.inbound.endUser?.forwardOriginalToken).toBe(false);
+    expect(config.inbound.policy).toBe('/etc/meshauth/policy.yaml');
+    expect(config.drainTimeoutMs).toBe(5_000);
+  });
+
+  it('ok/environment overrides the file', () => {
+    const config = loadSidecarConfig(write('env.yaml', `${MINIMAL}inbound: { listen: 0.0.0.0:1 }\n`), {
+      MESHAUTH_INBOUND_LISTEN: '127.0.0.1:16006',
+      MESHAUTH_INBOUND_TLS12: 'true',
+      MESHAUTH_OUTBOUND_EGRESS: 'a.example, *.b.example',
+      MESHAUTH_OUTBOUND_ROUTES: '{"x.mesh":{"address":"10.0.0.1:15006"}}',
+      MESHAUTH_TRUST_DOMAIN: 'other.org',
+      MESHAUTH_DRAIN_TIMEOUT: '1m',
+    });
+    expect(config.inbound.listen).toEqual({ host: '127.0.0.1', port: 16006 });
+    expect(config.inbound.tls12).toBe(true);
+    expect(config.outbound.egress).toEqual(['a.example', '*.b.example']);
+    expect(config.outbound.routes.get('x.mesh')?.address.port).toBe(15006);
+    expect(config.trustDomain.name).toBe('other.org');
+    expect(config.drainTimeoutMs).toBe(60_000);
+  });
+
+  it('ok/environment alone configures the sidecar', () => {
+    const config = loadSidecarConfig(undefined, {
+      MESHAUTH_TRUST_DOMAIN: 'example.org',
+      MESHAUTH_CA_URL: 'https://ca:8443',
+      MESHAUTH_CA_BUNDLE: '/b.pem',
+      MESHAUTH_CA_TOKEN: '/t',
+    });
+    expect(config.source).toBe('environment');
+    expect(config.ca.bundle).toBe('/b.pem');
+  });
+
+  it('ok/the result is frozen', () => {
+    const config = loadSidecarConfig(write('frozen.yaml', MINIMAL), {});
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.inbound)).toBe(true);
+    expect(() => (config.outbound.routes as Map<string, unknown>).set('x', {})).toThrow();
+  });
+
+  const bad: Array<[string, string, RegExp]> = [
+    ['fail/unknown top-level key', `${MINIMAL}inboud: {}\n`, /bad\.yaml: inboud: unknown key/],
+    ['fail/unknown nested key', `${MINIMAL}inbound: { lisen: 0.0.0.0:1 }\n`, /inbound\.lisen: unknown key/],
+    ['fail/wrong type', `${MINIMAL}inbound: { tls12: "yes" }\n`, /inbound\.tls12: .*expected boolean/],
+    ['fail/bad host:port', `${MINIMAL}inbound: { listen: "15006" }\n`, /inbound\.listen: expected host:port/],
+    ['fail/bad duration', `${MINIMAL}drainTimeout: 20\n`, /drainTimeout: /],
+    [
+      'fail/outbound not on loopback',
+      `${MINIMAL}outbound: { listen: 0.0.0.0:15001 }\n`,
+      /outbound\.listen: .*loopback/,
+    ],
+    [
+      'fail/route ID is not a SPIFFE ID',
+      `${MINIMAL}outbound: { routes: { a.mesh: { address: "a:1", ids: ["https://x"] } } }\n`,
+      /outbound\.routes\["a\.mesh"\]\.ids\[0\]: expected a SPIFFE ID/,
+    ],
+    [
+      'fail/missing trustDomain',
+      'ca: { url: "https://x", bundle: b, token: t }\n',
+      /trustDomain: required key is missing/,
+    ],
+    ['fail/bad trust domain', MINIMAL.replace('example.org', 'Example.ORG'), /trustDomain: expected a trust domain/],
+    [
+      'fail/endUser issuer without algorithms',
+      `${MINIMAL}inbound: { endUser: { issuers: [ { issuer: "https://idp", audiences: [a] } ] } }\n`,
+      /inbound\.endUser\.issuers\[0\]\.algorithms: required key is missing/,
+    ],
+    ['fail/not YAML', 'trustDomain: [unclosed\n', /bad\.yaml:.* not valid YAML/],
+  ];
+  it.each(bad)('%s', (_name, text, expected) => {
+    expect(errorOf(() => loadSidecarConfig(write('bad.yaml', text), {}))).toMatch(expected);
+  });
+
+  it('fail/a bad environment value names the variable', () => {
+    const message = errorOf(() =>
+      loadSidecarConfig(write('envbad.yaml', MINIMAL), { MESHAUTH_INBOUND_LISTEN: 'nonsense' }),
+    );
+    expect(message).toMatch(/inbound\.listen \(from MESHAUTH_INBOUND_LISTEN\): expected host:port/);
+  });
+
+  it('fail/missing file is named', () => {
+    expect(errorOf(() => loadSidecarConfig(join(dir, 'nope.yaml'), {}))).toMatch(/nope\.yaml: cannot read config file/);
+  });
+
+  it('ok/every env binding names a key the schema knows', () => {
+    for (const binding of SIDECAR_ENV) {
+      expect(binding.name).toMatch(/^MESHAUTH_[A-Z0-9_]+$/);
+    }
+    // A document setting every key through the env table validates (no binding points at an unknown key).
+    const env: Record<string, string> = {
+      MESHAUTH_TRUST_DOMAIN: 'example.org',
+      MESHAUTH_CA_URL: 'https://ca:1',
+      MESHAUTH_CA_BUNDLE: '/b',
+      MESHAUTH_CA_TOKEN: '/t',
+      MESHAUTH_INBOUND_LISTEN: '127.0.0.1:1',
+      MESHAUTH_INBOUND_APP: '127.0.0.1:2',
+      MESHAUTH_INBOUND_POLICY: '/p.yaml',
+      MESHAUTH_INBOUND_TLS12: 'false',
+      MESHAUTH_INBOUND_APP_TIMEOUT: '5s',
+      MESHAUTH_INBOUND_END_USER: '{"issuers":[{"issuer":"https://idp","audiences":["a"],"algorithms":["ES256"]}]}',
+      MESHAUTH_OUTBOUND_LISTEN: '127.0.0.1:3',
+      MESHAUTH_OUTBOUND_ROUTES: '{}',
+      MESHAUTH_OUTBOUND_EGRESS: 'x.example',
+      MESHAUTH_OUTBOUND_TIMEOUT: '9s',
+      MESHAUTH_OUTBOUND_HTTP2: 'false',
+      MESHAUTH_ADMIN_LISTEN: '127.0.0.1:4',
+      MESHAUTH_DRAIN_TIMEOUT: '3s',
+    };
+    expect(Object.keys(env).sort()).toEqual(SIDECAR_ENV.map((b) => b.name).sort());
+    expect(loadSidecarConfig(undefined, env).outbound.timeoutMs).toBe(9_000);
+  });
+
+  it('ok/sidecarConfigFromObject validates programmatic configs the same way', () => {
+    expect(() => sidecarConfigFromObject({ trustDomain: 'example.org' }, 'inline')).toThrow(/inline: ca: required/);
+  });
+});

@@ -1,0 +1,67 @@
+// Error classification on the data path (security.md F04, F05, C21) and bounded handshake reasons (SPEC §8).
+import { describe, expect, it } from 'vitest';
+import { MeshauthError } from '../../../src/errors/index.js';
+import { classifyAppError, classifyPeerError } from '../../../src/sidecar/index.js';
+import { egressMatcher } from '../../../src/sidecar/outbound/egress-matcher.js';
+import { HANDSHAKE_FAILURE_REASONS, svidFailureReason, tlsClientErrorReason } from '../../../src/tls/index.js';
+
+const err = (code: string) => Object.assign(new Error(code), { code });
+
+describe('classifyAppError', () => {
+  it.each([
+    ['fail/refused → 503', 'ECONNREFUSED', 'MESHAUTH_ERR_UPSTREAM_UNAVAILABLE'],
+    ['fail/reset → 503', 'UND_ERR_SOCKET', 'MESHAUTH_ERR_UPSTREAM_UNAVAILABLE'],
+    ['fail/headers timeout → 504', 'UND_ERR_HEADERS_TIMEOUT', 'MESHAUTH_ERR_UPSTREAM_TIMEOUT'],
+    ['fail/body timeout → 504', 'UND_ERR_BODY_TIMEOUT', 'MESHAUTH_ERR_UPSTREAM_TIMEOUT'],
+    ['fail/bad framing → 502', 'HPE_INVALID_CONSTANT', 'MESHAUTH_ERR_UPSTREAM_PROTOCOL'],
+  ])('%s', (_name, code, expected) => {
+    expect(classifyAppError(err(code)).code).toBe(expected);
+  });
+});
+
+describe('classifyPeerError', () => {
+  it('fail/identity mismatch wrapped in a cause stays a 502', () => {
+    const mismatch = new MeshauthError('MESHAUTH_ERR_PEER_IDENTITY', 'x');
+    const wrapped = new Error('connect failed', { cause: mismatch });
+    expect(classifyPeerError(wrapped).status).toBe(502);
+  });
+  it('fail/refused → 503 peer unavailable', () => {
+    expect(classifyPeerError(err('ECONNREFUSED')).code).toBe('MESHAUTH_ERR_PEER_UNAVAILABLE');
+  });
+});
+
+describe('handshake failure reasons', () => {
+  it.each([
+    ['fail/no cert', err('ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE'), null, 'no_client_cert'],
+    ['fail/expired', err('ECONNRESET'), 'CERT_HAS_EXPIRED', 'expired'],
+    ['fail/not yet valid', err('ECONNRESET'), 'CERT_NOT_YET_VALID', 'not_yet_valid'],
+    ['fail/unknown CA', err('ECONNRESET'), 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unknown_ca'],
+    ['fail/name constraints', err('ECONNRESET'), 'PERMITTED_SUBTREE_VIOLATION', 'trust_domain'],
+    ['fail/old protocol', err('ERR_SSL_UNSUPPORTED_PROTOCOL'), null, 'protocol_version'],
+    ['fail/anything else', err('EPIPE'), 'SOMETHING_NEW', 'other'],
+  ])('%s', (_name, error, verify, expected) => {
+    const reason = tlsClientErrorReason(error, verify);
+    expect(reason).toBe(expected);
+    expect(HANDSHAKE_FAILURE_REASONS).toContain(reason);
+  });
+  it('ok/SVID validator reasons map onto the bounded set', () => {
+    const svid = (reason: string) => new MeshauthError('MESHAUTH_ERR_SVID_CHAIN', 'x', { reason });
+    expect(svidFailureReason(svid('multiple_uri_san'))).toBe('multiple_uri_san');
+    expect(svidFailureReason(svid('root_id_leaf'))).toBe('other');
+    expect(svidFailureReason(new Error('x'))).toBe('other');
+  });
+});
+
+describe('egressMatcher', () => {
+  const allowed = egressMatcher(['api.example.com', '*.googleapis.com']);
+  it.each([
+    ['ok/exact', 'api.example.com', true],
+    ['ok/exact, other case, trailing dot', 'API.Example.com.', true],
+    ['ok/wildcard subdomain', 'storage.googleapis.com', true],
+    ['fail/wildcard does not match the apex', 'googleapis.com', false],
+    ['fail/suffix trick', 'evilgoogleapis.com', false],
+    ['fail/other host', 'example.com', false],
+  ])('%s', (_name, host, expected) => {
+    expect(allowed(host)).toBe(expected);
+  });
+});

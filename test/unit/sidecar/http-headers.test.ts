@@ -1,0 +1,140 @@
+// Header hygiene (SPEC §5, security.md I01–I05): identity and hop-by-hop headers stripped in every case variant,
+// Connection tokens processed before identity headers are set, passport kept only outbound.
+import { describe, expect, it } from 'vitest';
+import {
+  copyH2RequestHeaders,
+  copyRequestHeaders,
+  HAS_BODY,
+  INBOUND_POLICY,
+  OUTBOUND_ORIGIN_FORM,
+  OUTBOUND_PROXY_FORM,
+  responseHeadersH1,
+  responseHeadersH2,
+} from '../../../src/sidecar/http-headers.js';
+
+const names = (out: string[]) => out.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+
+describe('copyRequestHeaders', () => {
+  it('fail/identity headers in any case and duplicates are removed inbound', () => {
+    const out: string[] = [];
+    copyRequestHeaders(
+      [
+        'Host',
+        'b',
+        'X-Forwarded-Client-Cert',
+        'URI=spiffe://evil',
+        'x-FORWARDED-client-cert',
+        'URI=spiffe://evil2',
+        'X-Meshauth-User',
+        'e30',
+        'x-meshauth-passport',
+        'p',
+        'Accept',
+        '*/*',
+      ],
+      INBOUND_POLICY,
+      out,
+    );
+    expect(out).toEqual(['Host', 'b', 'Accept', '*/*']);
+  });
+
+  it('ok/outbound keeps the passport but strips other x-meshauth-* and XFCC', () => {
+    const out: string[] = [];
+    copyRequestHeaders(
+      ['Host', 'b', 'X-Meshauth-Passport', 'p', 'X-Meshauth-User', 'u', 'X-Forwarded-Client-Cert', 'x'],
+      OUTBOUND_ORIGIN_FORM,
+      out,
+    );
+    expect(out).toEqual(['Host', 'b', 'X-Meshauth-Passport', 'p']);
+  });
+
+  it('fail/hop-by-hop and Connection-named headers are removed; host and content-length are protected', () => {
+    const out: string[] = [];
+    const flags = copyRequestHeaders(
+      [
+        'Host',
+        'b',
+        'Connection',
+        'keep-alive, X-Custom, x-forwarded-client-cert, content-length, host',
+        'Keep-Alive',
+        'timeout=5',
+        'X-Custom',
+        'hop',
+        'Transfer-Encoding',
+        'chunked',
+        'TE',
+        'trailers',
+        'Upgrade',
+        'h2c',
+        'Proxy-Authorization',
+        'Basic x',
+        'Expect',
+        '100-continue',
+        'Content-Length',
+        '5',
+      ],
+      INBOUND_POLICY,
+      out,
+    );
+    expect(names(out)).toEqual(['host', 'content-length']);
+    expect(flags & HAS_BODY).toBe(HAS_BODY);
+  });
+
+  it('ok/no body without Content-Length or Transfer-Encoding, and for Content-Length: 0', () => {
+    expect(copyRequestHeaders(['Host', 'b'], INBOUND_POLICY, []) & HAS_BODY).toBe(0);
+    expect(copyRequestHeaders(['Host', 'b', 'Content-Length', '0'], INBOUND_POLICY, []) & HAS_BODY).toBe(0);
+  });
+
+  it('ok/proxy form drops the incoming Host (the caller sets the URI authority)', () => {
+    const out: string[] = [];
+    copyRequestHeaders(['Host', 'spoofed', 'Accept', 'x'], OUTBOUND_PROXY_FORM, out);
+    expect(names(out)).toEqual(['accept']);
+  });
+});
+
+describe('copyH2RequestHeaders', () => {
+  it('fail/pseudo-headers, identity headers removed; :authority becomes host', () => {
+    const out: string[] = [];
+    copyH2RequestHeaders(
+      {
+        ':method': 'GET',
+        ':path': '/',
+        ':authority': 'b.mesh',
+        ':scheme': 'https',
+        'x-forwarded-client-cert': 'URI=spiffe://evil',
+        'x-meshauth-user': 'u',
+        accept: 'a',
+        'set-cookie': ['1', '2'],
+      },
+      out,
+    );
+    expect(out).toEqual(['accept', 'a', 'set-cookie', '1', 'set-cookie', '2', 'host', 'b.mesh']);
+  });
+});
+
+describe('response headers', () => {
+  const raw = [
+    'Content-Type',
+    'text/plain',
+    'Connection',
+    'x-drop',
+    'X-Drop',
+    '1',
+    'Transfer-Encoding',
+    'chunked',
+    'Set-Cookie',
+    'a',
+    'Set-Cookie',
+    'b',
+  ].map((s) => Buffer.from(s));
+  it('ok/HTTP/1: hop-by-hop and Connection-named headers dropped, repeats kept', () => {
+    expect(responseHeadersH1(raw, [])).toEqual(['Content-Type', 'text/plain', 'Set-Cookie', 'a', 'Set-Cookie', 'b']);
+  });
+  it('ok/HTTP/2: lower-case names, repeats as arrays', () => {
+    expect(responseHeadersH2(200, raw)).toEqual({
+      ':status': 200,
+      'content-type': 'text/plain',
+      'set-cookie': ['a', 'b'],
+    });
+  });
+});

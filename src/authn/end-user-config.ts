@@ -105,7 +105,10 @@ export function validateEndUserConfig(config: EndUserConfig): void {
     if (problem !== undefined) invalid(problem, issuer.jwksUri === undefined ? `${key}.issuer` : `${key}.jwksUri`);
   });
   for (const claim of config.claims) {
-    if (!CLAIM_NAME.test(claim)) invalid(`claim name ${JSON.stringify(claim)} is malformed`, 'claims');
+    // `__proto__` fits the pattern, but copying it into a claims object would set that object's prototype.
+    if (!CLAIM_NAME.test(claim) || claim === '__proto__') {
+      invalid(`claim name ${JSON.stringify(claim)} is malformed`, 'claims');
+    }
   }
 }
 

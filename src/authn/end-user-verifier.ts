@@ -170,7 +170,7 @@ export class EndUserVerifier {
       throw tokenInvalid('not_yet_valid', 'iat is in the future', detail);
     }
     const user = endUserFromClaims(payload, this.#config.claims);
-    if (user === undefined) throw tokenInvalid('missing_sub', 'token has neither sub nor client_id', detail);
+    if (user === undefined) throw tokenInvalid('missing_sub', 'token has no valid sub (a string) or client_id', detail);
     return user;
   }
 

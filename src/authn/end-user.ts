@@ -29,13 +29,16 @@ function stringList(value: unknown): string[] {
 
 /**
  * Builds an EndUser from verified claims. `sub` falls back to `client_id` for client-credentials tokens
- * (RFC 9068 §2.2: without a resource owner, `sub` identifies the client). Returns undefined when neither exists.
+ * (RFC 9068 §2.2: without a resource owner, `sub` identifies the client). Returns undefined when neither exists
+ * or when `sub` is present but not a string.
  */
 export function endUserFromClaims(
   verified: Readonly<Record<string, unknown>>,
   configuredClaims: readonly string[],
 ): EndUser | undefined {
   const { iss, client_id: clientId, exp } = verified;
+  // A `sub` that is present must be a string (RFC 7519 §4.1.2): a malformed one is never replaced by client_id.
+  if (verified.sub !== undefined && typeof verified.sub !== 'string') return undefined;
   const sub = typeof verified.sub === 'string' && verified.sub !== '' ? verified.sub : clientId;
   if (typeof sub !== 'string' || sub === '' || typeof iss !== 'string') return undefined;
   const claims: Record<string, unknown> = { sub, iss };

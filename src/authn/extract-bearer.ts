@@ -43,7 +43,9 @@ export function extractBearer(headers: RequestHeaders): string | undefined {
   if (values.length > 1) throw malformed('duplicate', 'more than one authorization header');
   const value = (values[0] as string).trim();
   if (value === '') throw malformed('empty', 'empty authorization header');
-  const space = value.indexOf(' ');
+  // Any whitespace ends the scheme, not only SP (RFC 7235 says 1*SP): apps commonly split on /\s+/, so a token
+  // after a tab or a no-break space must be verified here rather than passed through as "no token".
+  const space = value.search(/\s/);
   const scheme = space === -1 ? value : value.slice(0, space);
   const credentials = space === -1 ? '' : value.slice(space + 1).trim();
   if (scheme.toLowerCase() !== 'bearer') {

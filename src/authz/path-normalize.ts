@@ -28,8 +28,8 @@ const HEX = '0123456789ABCDEF';
  * Normalizes an origin-form request-target (`/path?query`):
  * single percent-decoding of unreserved characters only (RFC 3986 §2.3; other escapes keep their bytes, hex
  * upper-cased per §6.2.2.1), duplicate slashes merged, then `.`/`..` removed per §5.2.4 (never above the root),
- * query split off. Rejects encoded `/` and `\`, raw `\`, NUL, `;` path parameters, `#`, invalid escapes,
- * controls, spaces and non-ASCII.
+ * query split off. Rejects encoded `/` and `\`, raw `\`, NUL, `;` path parameters, `#`, invalid escapes
+ * (including escaped bytes that are not valid UTF-8), controls, spaces and non-ASCII.
  */
 export function normalizePath(target: string): NormalizedTarget {
   if (target.length === 0 || target.charCodeAt(0) !== 0x2f) {
@@ -47,8 +47,14 @@ export function normalizePath(target: string): NormalizedTarget {
 function decodeUnreserved(raw: string): string {
   let out = '';
   let copiedTo = 0;
+  // Start of the current run of escaped bytes ≥ 0x80 (one or more UTF-8 sequences), or -1.
+  let highRun = -1;
   for (let i = 0; i < raw.length; i++) {
     const c = raw.charCodeAt(i);
+    if (highRun !== -1 && (c !== 0x25 || hexValue(raw.charCodeAt(i + 1)) < 8)) {
+      checkUtf8(raw, highRun, i);
+      highRun = -1;
+    }
     if (c === 0x25 /* % */) {
       const hi = hexValue(raw.charCodeAt(i + 1));
       const lo = hexValue(raw.charCodeAt(i + 2));
@@ -56,6 +62,7 @@ function decodeUnreserved(raw: string): string {
         throw ambiguous('bad_percent_encoding', 'a "%" is not followed by two hex digits');
       }
       const byte = hi * 16 + lo;
+      if (byte >= 0x80 && highRun === -1) highRun = i;
       if (byte === 0) throw ambiguous('nul', 'the path contains an encoded NUL (%00)');
       if (byte === 0x2f) throw ambiguous('encoded_slash', 'the path contains an encoded "/" (%2F)');
       if (byte === 0x5c) throw ambiguous('backslash', 'the path contains an encoded "\\" (%5C)');
@@ -69,7 +76,25 @@ function decodeUnreserved(raw: string): string {
     }
     checkRawPathChar(c);
   }
+  if (highRun !== -1) checkUtf8(raw, highRun, raw.length);
   return copiedTo === 0 ? raw : out + raw.slice(copiedTo);
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+// SPEC §6 "invalid encoding → 400": escaped bytes must form valid UTF-8. Overlong forms such as %C0%AE ('.') or
+// %C0%AF ('/') stay escaped here, but a lenient decoder in the app (old Tomcat, IIS) turns them into dot segments
+// or slashes the policy never saw; a lone %E9 (Latin-1) is equally ambiguous. `raw[from, to)` holds only escapes.
+function checkUtf8(raw: string, from: number, to: number): void {
+  const bytes = new Uint8Array((to - from) / 3);
+  for (let i = 0; i < bytes.length; i++) {
+    bytes[i] = hexValue(raw.charCodeAt(from + 3 * i + 1)) * 16 + hexValue(raw.charCodeAt(from + 3 * i + 2));
+  }
+  try {
+    UTF8.decode(bytes);
+  } catch {
+    throw ambiguous('bad_percent_encoding', 'percent-encoded bytes are not valid UTF-8 (e.g. an overlong %C0%AE)');
+  }
 }
 
 function checkRawPathChar(c: number): void {

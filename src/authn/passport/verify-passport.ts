@@ -1,7 +1,8 @@
 // Verifying a received passport (SPEC §5). The newest JWS must be signed by the mTLS peer itself (checked with the
 // peer's certificate key; `cnf.x5t#S256` = the peer's leaf thumbprint, RFC 8705 §3), addressed to this sidecar and
 // short-lived. The origin must chain to the trust bundle, be signed by an allowed voucher, be the one the link
-// names (`org`), and agree with the link's `act` chain (first actor = origin signer, origin `aud` = second actor).
+// names (`org`), be addressed to its own signer, and agree with the link's `act` chain (first actor = origin signer).
+// Hops between the first and the peer are asserted by the peer's link alone (see docs/policy.md `when.chain`).
 import type { KeyObject } from 'node:crypto';
 import { MeshauthError } from '../../errors/index.js';
 import { SpiffeId } from '../../identity/index.js';
@@ -116,28 +117,49 @@ export function verifyPassport(value: string, context: PassportVerifyContext): V
 }
 
 const MAX_CACHED_ORIGINS = 4096;
-const verifiedOrigins = new Map<string, PassportClaims>();
 
-/** Checks an origin against the bundle; results are cached per origin JWS (the same origin serves a whole chain). */
+interface VerifiedOrigin {
+  readonly claims: PassportClaims;
+  /** Earliest notAfter (ms) of the x5c certificates: past it the signer must be validated again. */
+  readonly certificatesValidUntil: number;
+}
+
+// Keyed by the bundle object itself, not its trust-domain name: a rotated bundle (a root removed) or another
+// bundle for the same name must validate the signer again, never inherit a result computed against other roots.
+const verifiedOrigins = new WeakMap<TrustBundle, Map<string, VerifiedOrigin>>();
+
+/** Checks an origin against the bundle; results are cached per bundle and origin JWS (one origin serves a chain). */
 function verifyOrigin(jws: string, context: PassportVerifyContext, linkIat: number, tolerance: number): PassportClaims {
-  const cacheKey = `${context.bundle.trustDomain.name}\n${jws}`;
-  const cached = verifiedOrigins.get(cacheKey);
-  // An origin must have been valid when the link naming it was minted.
-  if (cached !== undefined && cached.exp + tolerance >= linkIat) return cached;
+  let cache = verifiedOrigins.get(context.bundle);
+  if (cache === undefined) {
+    cache = new Map();
+    verifiedOrigins.set(context.bundle, cache);
+  }
+  const cached = cache.get(jws);
+  if (cached !== undefined && context.now.getTime() <= cached.certificatesValidUntil) {
+    // The signature and signer hold; the times depend on this link. An origin must have been valid when the link
+    // naming it was minted.
+    checkTimes(cached.claims, linkIat, tolerance);
+    return cached.claims;
+  }
   const decoded = decode(jws, ORIGIN_HEADER);
   const x5c = x5cOf(decoded);
-  const leaf = leafKeyOf(x5c[0] as string);
   let signer: string;
+  let leaf: ReturnType<typeof leafKeyOf>;
+  let certificatesValidUntil: number;
   try {
     const certificates = x5c.map((c) => parseCertificate(Buffer.from(c, 'base64')));
     signer = validateX509Svid(certificates, context.bundle, context.now).toString();
+    // Only after validation: a non-certificate x5c must end as a passport rejection, not a parser error.
+    leaf = leafKeyOf(x5c[0] as string);
+    certificatesValidUntil = Math.min(...certificates.map((c) => c.notAfter.getTime()));
   } catch (cause) {
     reject('untrusted_signer', 'the origin passport signer is not trusted', cause);
   }
   if (!verifyCompact(decoded, leaf.key)) reject('signature', 'origin passport signature is invalid');
   const claims = checkClaims(decoded, signer, leaf.thumbprint, linkIat, tolerance);
-  if (verifiedOrigins.size >= MAX_CACHED_ORIGINS) verifiedOrigins.clear();
-  verifiedOrigins.set(cacheKey, claims);
+  if (cache.size >= MAX_CACHED_ORIGINS) cache.clear();
+  cache.set(jws, { claims, certificatesValidUntil });
   return claims;
 }
 
@@ -159,10 +181,15 @@ function checkClaims(
   if (claims.cnf?.['x5t#S256'] !== thumbprint)
     reject('cnf_mismatch', 'passport cnf does not match its signer certificate');
   if (claims.exp - claims.iat > MAX_PASSPORT_TTL_SECONDS) reject('lifetime', 'passport lifetime exceeds 60 s');
-  if (claims.exp + tolerance < atSeconds) reject('expired', 'passport expired');
-  if (claims.iat - tolerance > atSeconds) reject('expired', 'passport issued in the future');
+  checkTimes(claims, atSeconds, tolerance);
   if (!isActor(claims.act) || claims.act.sub !== signer) reject('act_mismatch', 'passport act.sub is not its signer');
   return claims;
+}
+
+/** Valid at `atSeconds` (now for a link, the link's `iat` for its origin), within the clock tolerance. */
+function checkTimes(claims: PassportClaims, atSeconds: number, tolerance: number): void {
+  if (claims.exp + tolerance < atSeconds) reject('expired', 'passport expired');
+  if (claims.iat - tolerance > atSeconds) reject('expired', 'passport issued in the future');
 }
 
 function decode(jws: string, allowedHeader: ReadonlySet<string>): DecodedJws {

@@ -18,7 +18,16 @@ export type HeaderQuantifier = 'every' | 'any';
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 export function headerNameError(name: string): string | undefined {
-  return TOKEN.test(name) ? undefined : 'expected an HTTP header name (RFC 9110 token)';
+  if (!TOKEN.test(name)) return 'expected an HTTP header name (RFC 9110 token)';
+  const lower = name.toLowerCase();
+  // A `__proto__` key would be dropped by the schema's record parsing, silently removing the condition.
+  if (lower === '__proto__') return 'expected an HTTP header name, not "__proto__"';
+  // Identity headers are stripped and set by the sidecar itself (SPEC §5): before that a client can send any value,
+  // after it they are not request input. Either way a condition on them cannot mean what it says.
+  if (lower === 'x-forwarded-client-cert' || lower.startsWith('x-meshauth-')) {
+    return 'identity headers set by the sidecar cannot be matched: use from, when.user or when.chain';
+  }
+  return undefined;
 }
 
 export function headerMatches(

@@ -26,6 +26,14 @@ function list<T extends z.ZodType>(item: T) {
   return z.array(item).min(1, { error: 'must not be empty (omit the field instead)' });
 }
 
+// zod's record parsing drops an own `__proto__` key (which YAML produces) without validating it, so a condition
+// written under that name would vanish and widen its rule (P11): refuse it before the record is parsed.
+function refuseProtoKey(value: unknown, ctx: z.RefinementCtx): void {
+  if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) {
+    ctx.addIssue({ code: 'custom', path: ['__proto__'], message: 'expected an HTTP header name, not "__proto__"' });
+  }
+}
+
 const idPattern = checked(idPatternError);
 const namespace = checked((v) =>
   /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(v) && v.length <= 63
@@ -102,8 +110,13 @@ export const ruleSchema = z.strictObject({
         })
         .optional(),
       headers: z
-        .record(checked(headerNameError), list(z.string()))
-        .refine((r) => Object.keys(r).length > 0, { error: 'must not be empty (omit the field instead)' })
+        .unknown()
+        .superRefine(refuseProtoKey)
+        .pipe(
+          z
+            .record(checked(headerNameError), list(z.string()))
+            .refine((r) => Object.keys(r).length > 0, { error: 'must not be empty (omit the field instead)' }),
+        )
         .optional(),
       sourceIps: list(cidr).optional(),
       time: z.union([timeWindow, list(timeWindow)]).optional(),

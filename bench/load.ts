@@ -1,0 +1,263 @@
+// Load generation and the processes' own accounting. The load runs in a child process (`node dist/bench/load.js
+// --worker JSON`) so the runner's work never shares its event loop; the runner reads /proc/<pid>/stat (utime +
+// stime of all threads) of each measured process at the start and end of the measured window.
+// Closed loop (N connections, as fast as they answer): autocannon, with per-response latency taken from its
+// 'response' events at µs resolution (its own histogram rounds to whole ms). Fixed rate: an open-loop schedule
+// over an undici Pool (autocannon's rate limit sends each second's quota in one burst).
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { cpus, loadavg, release } from 'node:os';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Pool } from 'undici';
+import { firstJsonLine, spawnChild } from './children.js';
+
+export interface LoadSpec {
+  readonly url: string;
+  /** Host header sent (the meshauth outbound routes by it; the others ignore it). */
+  readonly host: string;
+  readonly mode: 'closed' | 'rate';
+  readonly connections: number;
+  readonly warmupSec: number;
+  readonly durationSec: number;
+  /** Requests per second for mode 'rate'. */
+  readonly rate?: number;
+}
+
+export interface LoadResult {
+  /** 2xx responses in the measured window. */
+  readonly requests: number;
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+  readonly non2xx: number;
+  /** CPU µs used in the measured window by each watched PID (all threads). */
+  readonly cpuUs: ReadonlyMap<number, number>;
+}
+
+interface WorkerResult {
+  readonly requests: number;
+  readonly seconds: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+  readonly non2xx: number;
+}
+
+const WORKER = fileURLToPath(import.meta.url);
+
+/** Runs one load phase in a child process; `watch` are the PIDs whose CPU time is read around the window. */
+export async function runLoad(spec: LoadSpec, watch: readonly number[]): Promise<LoadResult> {
+  const child = spawnChild('load', process.execPath, [WORKER, '--worker', JSON.stringify(spec)]);
+  try {
+    const timeoutMs = (spec.warmupSec + 30) * 1000;
+    await firstJsonLine<{ phase: string }>(child, timeoutMs); // warm-up done, window opens
+    const before = new Map(watch.map((pid) => [pid, cpuTimeUs(pid)]));
+    const result = await firstJsonLine<WorkerResult>(child, (spec.durationSec + 30) * 1000);
+    const cpuUs = new Map(watch.map((pid) => [pid, cpuTimeUs(pid) - (before.get(pid) ?? 0)]));
+    return {
+      requests: result.requests,
+      rps: result.requests / result.seconds,
+      p50Ms: result.p50Ms,
+      p99Ms: result.p99Ms,
+      errors: result.errors,
+      non2xx: result.non2xx,
+      cpuUs,
+    };
+  } finally {
+    await child.stop();
+  }
+}
+
+// ---- /proc accounting -------------------------------------------------------------------------------------------
+
+let ticksPerSecond: number | undefined;
+function clockTicks(): number {
+  if (ticksPerSecond === undefined) {
+    try {
+      ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      ticksPerSecond = 100;
+    }
+  }
+  return ticksPerSecond;
+}
+
+/** utime + stime of the whole process (every thread, live or exited), in µs; NaN when the process is gone. */
+export function cpuTimeUs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces): state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1e6) / clockTicks();
+  } catch {
+    return Number.NaN;
+  }
+}
+
+export interface MemoryKiB {
+  /** Resident set now. */
+  readonly rss: number;
+  /** Peak resident set since start (VmHWM). */
+  readonly hwm: number;
+}
+
+export function memoryKiB(pid: number): MemoryKiB {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
+    return { rss: field('VmRSS'), hwm: field('VmHWM') };
+  } catch {
+    return { rss: Number.NaN, hwm: Number.NaN };
+  }
+}
+
+/** Direct children of a process (nginx's worker under its master). */
+export function childPids(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+      readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
+    );
+  } catch {
+    // Kernels without /proc/<pid>/task/<tid>/children: scan every process's parent PID.
+    return readdirSync('/proc')
+      .filter((name) => /^\d+$/.test(name))
+      .filter((name) => {
+        try {
+          const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+          return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+  }
+}
+
+export interface Machine {
+  readonly cores: number;
+  readonly cpuModel: string;
+  readonly node: string;
+  readonly openssl: string;
+  readonly kernel: string;
+  readonly loadAverage1m: number;
+}
+
+export function machineInfo(): Machine {
+  const list = cpus();
+  return {
+    cores: list.length,
+    cpuModel: list[0]?.model.trim() ?? 'unknown',
+    node: process.version,
+    openssl: process.versions.openssl,
+    kernel: release(),
+    loadAverage1m: Math.round((loadavg()[0] ?? 0) * 100) / 100,
+  };
+}
+
+export function percentile(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}
+
+// ---- the worker (child process) ---------------------------------------------------------------------------------
+
+interface Recorder {
+  latenciesMs: number[];
+  errors: number;
+  non2xx: number;
+}
+
+interface AutocannonInstance {
+  on(event: 'response', listener: (client: unknown, status: number, bytes: number, ms: number) => void): void;
+  on(event: 'reqError', listener: (error: Error) => void): void;
+  on(event: 'done', listener: (result: unknown) => void): void;
+}
+type Autocannon = (options: Record<string, unknown>) => AutocannonInstance;
+
+async function closedLoop(spec: LoadSpec, seconds: number, recorder: Recorder): Promise<number> {
+  const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+  const start = process.hrtime.bigint();
+  const instance = autocannon({
+    url: spec.url,
+    connections: spec.connections,
+    pipelining: 1,
+    duration: seconds,
+    headers: { host: spec.host },
+  });
+  instance.on('response', (_client, status, _bytes, ms) => {
+    if (status >= 200 && status < 300) recorder.latenciesMs.push(ms);
+    else recorder.non2xx++;
+  });
+  instance.on('reqError', () => {
+    recorder.errors++;
+  });
+  await new Promise((resolve) => instance.on('done', resolve));
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/** Open loop: request i is due at i/rate s; a 1 ms timer sends whatever is due (queued in the pool if busy). */
+async function fixedRate(spec: LoadSpec, seconds: number, recorder: Recorder): Promise<number> {
+  const rate = spec.rate ?? 1000;
+  const pool = new Pool(new URL(spec.url).origin, { connections: spec.connections, pipelining: 1 });
+  const total = Math.round(rate * seconds);
+  let sent = 0;
+  const inFlight = new Set<Promise<void>>();
+  const one = async (): Promise<void> => {
+    const t0 = process.hrtime.bigint();
+    try {
+      const response = await pool.request({
+        path: new URL(spec.url).pathname,
+        method: 'GET',
+        headers: { host: spec.host },
+      });
+      await response.body.dump();
+      if (response.statusCode >= 200 && response.statusCode < 300) {
+        recorder.latenciesMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      } else recorder.non2xx++;
+    } catch {
+      recorder.errors++;
+    }
+  };
+  const start = process.hrtime.bigint();
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      const due = Math.min(total, Math.floor((Number(process.hrtime.bigint() - start) / 1e9) * rate));
+      for (; sent < due; sent++) {
+        const p = one().finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+      if (sent >= total) resolve();
+      else setTimeout(tick, 1);
+    };
+    tick();
+  });
+  await Promise.all(inFlight);
+  const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  await pool.close();
+  return elapsed;
+}
+
+async function worker(spec: LoadSpec): Promise<void> {
+  const run = spec.mode === 'closed' ? closedLoop : fixedRate;
+  if (spec.warmupSec > 0) await run(spec, spec.warmupSec, { latenciesMs: [], errors: 0, non2xx: 0 });
+  process.stdout.write(`${JSON.stringify({ phase: 'measure' })}\n`);
+  const recorder: Recorder = { latenciesMs: [], errors: 0, non2xx: 0 };
+  const seconds = await run(spec, spec.durationSec, recorder);
+  const sorted = Float64Array.from(recorder.latenciesMs).sort();
+  const result: WorkerResult = {
+    requests: sorted.length,
+    seconds,
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+    errors: recorder.errors,
+    non2xx: recorder.non2xx,
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  if (process.argv[2] === '--worker') await worker(JSON.parse(process.argv[3] ?? '{}') as LoadSpec);
+}

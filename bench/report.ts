@@ -1,0 +1,382 @@
+// The benchmark report: the result types, the SPEC §9 target checks (✓/✗/–) and three renderings of one result —
+// a terminal table, JSON (bench/results/latest.json) and markdown (latest.md). Pure: no I/O, no clock.
+import type { Machine } from './load.js';
+
+export interface Method {
+  readonly quick: boolean;
+  readonly loadTool: string;
+  readonly bodyBytes: number;
+  readonly throughputConnections: number;
+  readonly fixedRate: number;
+  readonly fixedRateConnections: number;
+  readonly warmupSec: number;
+  readonly throughputSec: number;
+  readonly fixedRateSec: number;
+  readonly singleConnectionSec: number;
+  readonly tls: string;
+}
+
+export interface PhaseResult {
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+}
+
+export interface ProxyRow {
+  readonly name: string;
+  readonly version?: string;
+  /** Why the row has no numbers (peer not installed, failed to start, …). */
+  readonly unavailable?: string;
+  /** Closed loop at `throughputConnections`. */
+  readonly throughput?: PhaseResult;
+  /** Open loop at `fixedRate` req/s. */
+  readonly fixedRate?: PhaseResult;
+  /** Closed loop on one connection. */
+  readonly single?: PhaseResult;
+  /** CPU time per request in the throughput phase, µs, per process. */
+  readonly cpuUsPerReq?: { readonly outbound: number; readonly inbound: number; readonly app: number };
+  /** MiB: VmRSS before any traffic, VmHWM (peak) after all phases. */
+  readonly rssMiB?: {
+    readonly outboundIdle: number;
+    readonly inboundIdle: number;
+    readonly outboundPeak: number;
+    readonly inboundPeak: number;
+  };
+}
+
+export type Micro<T> = { readonly ok: true; readonly result: T } | { readonly ok: false; readonly reason: string };
+
+export interface MicroResults {
+  readonly ca: Micro<{ name: string; svidsPerSec: number; keyType: string }>;
+  readonly pdp: Micro<{ name: string; rules: number; medianUs: number; p99Us: number; decisionsPerSec: number }>;
+  readonly passport: Micro<{
+    name: string;
+    mintVerifyP50Us: number;
+    mintVerifyP99Us: number;
+    headerBytesByDepth: readonly number[];
+  }>;
+  readonly handshake: Micro<{ name: string; msPerHandshake: number; p99Ms: number; handshakesPerSec: number }>;
+}
+
+export interface TargetCheck {
+  readonly what: string;
+  readonly target: string;
+  readonly measured: string;
+  /** true ✓, false ✗, undefined – (not measured). */
+  readonly met: boolean | undefined;
+}
+
+export interface BenchReport {
+  readonly startedAt: string;
+  readonly seconds: number;
+  readonly machine: Machine;
+  readonly method: Method;
+  readonly peers: Readonly<Record<string, string>>;
+  readonly proxies: readonly ProxyRow[];
+  readonly micro: MicroResults;
+  readonly targets: readonly TargetCheck[];
+  readonly notes: readonly string[];
+}
+
+const MESHAUTH = 'meshauth';
+
+/** SPEC §9, each evaluated honestly: no number, no tick. */
+export function checkTargets(proxies: readonly ProxyRow[], micro: MicroResults): TargetCheck[] {
+  const row = (name: string) => proxies.find((p) => p.name === name && p.unavailable === undefined);
+  const mesh = row(MESHAUTH);
+  const direct = row('direct');
+  const haproxy = row('haproxy');
+  const checks: TargetCheck[] = [];
+  const add = (what: string, target: string, value: number | undefined, ok: (v: number) => boolean, unit: string) =>
+    checks.push({
+      what,
+      target,
+      measured:
+        value === undefined || Number.isNaN(value)
+          ? 'not measured'
+          : `${Math.abs(value) >= 1000 ? fmtInt(value) : fmt(value)} ${unit}`.trim(),
+      met: value === undefined || Number.isNaN(value) ? undefined : ok(value),
+    });
+
+  const meshRps = mesh?.throughput?.rps;
+  const haRps = haproxy?.throughput?.rps;
+  add(
+    'pair throughput vs HAProxy pair',
+    '≥ 1.00× HAProxy',
+    meshRps !== undefined && haRps !== undefined ? meshRps / haRps : undefined,
+    (v) => v >= 1,
+    '×',
+  );
+  const cpu = mesh?.cpuUsPerReq;
+  add(
+    'CPU per request per sidecar (worst of the two)',
+    '≤ 30 µs',
+    cpu && Math.max(cpu.outbound, cpu.inbound),
+    (v) => v <= 30,
+    'µs',
+  );
+  add(
+    'latency added at 1 connection, p50',
+    '≤ 0.2 ms',
+    mesh?.single && direct?.single ? mesh.single.p50Ms - direct.single.p50Ms : undefined,
+    (v) => v <= 0.2,
+    'ms',
+  );
+  add(
+    'p99 added at the fixed rate',
+    '≤ 0.5 ms',
+    mesh?.fixedRate && direct?.fixedRate ? mesh.fixedRate.p99Ms - direct.fixedRate.p99Ms : undefined,
+    (v) => v <= 0.5,
+    'ms',
+  );
+  const rss = mesh?.rssMiB;
+  add(
+    'sidecar RSS idle (worst)',
+    '≤ 60 MiB',
+    rss && Math.max(rss.outboundIdle, rss.inboundIdle),
+    (v) => v <= 60,
+    'MiB',
+  );
+  add(
+    'sidecar RSS under load, peak (worst)',
+    '≤ 120 MiB',
+    rss && Math.max(rss.outboundPeak, rss.inboundPeak),
+    (v) => v <= 120,
+    'MiB',
+  );
+  add(
+    'CA signing, P-256, one core',
+    '≥ 1,000 SVIDs/s',
+    micro.ca.ok ? micro.ca.result.svidsPerSec : undefined,
+    (v) => v >= 1000,
+    '/s',
+  );
+  add(
+    'PDP median decision, 1,000 rules',
+    '≤ 10 µs',
+    micro.pdp.ok ? micro.pdp.result.medianUs : undefined,
+    (v) => v <= 10,
+    'µs',
+  );
+  add(
+    'passport mint+verify per hop, p50',
+    '< 0.2 ms',
+    micro.passport.ok ? micro.passport.result.mintVerifyP50Us / 1000 : undefined,
+    (v) => v < 0.2,
+    'ms',
+  );
+  return checks;
+}
+
+// ---- rendering --------------------------------------------------------------------------------------------------
+
+interface Table {
+  readonly head: readonly string[];
+  readonly rows: readonly (readonly string[])[];
+}
+
+function proxyTables(report: BenchReport): { throughput: Table; latency: Table } {
+  const { method } = report;
+  const direct = report.proxies.find((p) => p.name === 'direct' && p.unavailable === undefined);
+  const haproxy = report.proxies.find((p) => p.name === 'haproxy' && p.unavailable === undefined);
+  const ratio = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined || b === 0 ? '–' : `${(a / b).toFixed(2)}×`;
+  const added = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined ? '' : ` (${signed(a - b)})`;
+  const throughput: Table = {
+    head: [
+      'scenario',
+      `req/s @${method.throughputConnections} conn`,
+      '× direct',
+      '× HAProxy',
+      'CPU µs/req out / in',
+      'CPU × HAProxy',
+      'app µs/req',
+      'RSS MiB idle out / in',
+      'RSS MiB peak out / in',
+    ],
+    rows: report.proxies.map((p) => {
+      if (p.unavailable !== undefined) return [p.name, `not available: ${p.unavailable}`];
+      const t = p.throughput;
+      const cpu = p.cpuUsPerReq;
+      const haCpu = haproxy?.cpuUsPerReq;
+      const isDirect = p.name === 'direct';
+      return [
+        label(p),
+        t ? `${fmtInt(t.rps)}${t.errors > 0 ? ` (${t.errors} err)` : ''}` : '–',
+        ratio(t?.rps, direct?.throughput?.rps),
+        ratio(t?.rps, haproxy?.throughput?.rps),
+        cpu && !isDirect ? `${fmt(cpu.outbound)} / ${fmt(cpu.inbound)}` : '–',
+        cpu && haCpu && !isDirect ? ratio(cpu.outbound + cpu.inbound, haCpu.outbound + haCpu.inbound) : '–',
+        cpu ? fmt(cpu.app) : '–',
+        p.rssMiB && !isDirect ? `${fmt(p.rssMiB.outboundIdle)} / ${fmt(p.rssMiB.inboundIdle)}` : '–',
+        p.rssMiB && !isDirect ? `${fmt(p.rssMiB.outboundPeak)} / ${fmt(p.rssMiB.inboundPeak)}` : '–',
+      ];
+    }),
+  };
+  const latency: Table = {
+    head: [
+      'scenario',
+      '1 conn p50 ms (added)',
+      '1 conn p99 ms',
+      '1 conn req/s',
+      `@${fmtInt(method.fixedRate)} req/s p50 ms`,
+      `@${fmtInt(method.fixedRate)} req/s p99 ms (added)`,
+      `@${method.throughputConnections} conn p50 / p99 ms`,
+    ],
+    rows: report.proxies.map((p) => {
+      if (p.unavailable !== undefined) return [p.name, `not available: ${p.unavailable}`];
+      const isDirect = p.name === 'direct';
+      return [
+        label(p),
+        p.single ? `${fmt(p.single.p50Ms)}${isDirect ? '' : added(p.single.p50Ms, direct?.single?.p50Ms)}` : '–',
+        p.single ? fmt(p.single.p99Ms) : '–',
+        p.single ? fmtInt(p.single.rps) : '–',
+        p.fixedRate ? fmt(p.fixedRate.p50Ms) : '–',
+        p.fixedRate
+          ? `${fmt(p.fixedRate.p99Ms)}${isDirect ? '' : added(p.fixedRate.p99Ms, direct?.fixedRate?.p99Ms)}`
+          : '–',
+        p.throughput ? `${fmt(p.throughput.p50Ms)} / ${fmt(p.throughput.p99Ms)}` : '–',
+      ];
+    }),
+  };
+  return { throughput, latency };
+}
+
+function microTable(micro: MicroResults): Table {
+  const row = <T>(name: string, m: Micro<T>, cells: (r: T) => string[]): string[] =>
+    m.ok ? [name, ...cells(m.result)] : [name, `not available: ${m.reason}`];
+  return {
+    head: ['microbenchmark', 'result', 'detail'],
+    rows: [
+      row('CA signing (P-256)', micro.ca, (r) => [`${fmtInt(r.svidsPerSec)} SVIDs/s`, `key ${r.keyType}, one core`]),
+      row('PDP decision', micro.pdp, (r) => [
+        `${fmt(r.medianUs)} µs median`,
+        `p99 ${fmt(r.p99Us)} µs, ${fmtInt(r.decisionsPerSec)}/s, ${r.rules} rules`,
+      ]),
+      row('passport mint+verify per hop', micro.passport, (r) => [
+        `${fmt(r.mintVerifyP50Us)} µs p50`,
+        `p99 ${fmt(r.mintVerifyP99Us)} µs; header bytes by depth ${r.headerBytesByDepth.join(', ')}`,
+      ]),
+      row('mTLS handshake (P-256, new conn)', micro.handshake, (r) => [
+        `${fmt(r.msPerHandshake)} ms`,
+        `p99 ${fmt(r.p99Ms)} ms, ${fmtInt(r.handshakesPerSec)} handshakes/s (both sides, one process)`,
+      ]),
+    ],
+  };
+}
+
+function targetTable(targets: readonly TargetCheck[]): Table {
+  return {
+    head: ['SPEC §9 target', 'target', 'measured', ''],
+    rows: targets.map((t) => [t.what, t.target, t.measured, t.met === undefined ? '–' : t.met ? '✓' : '✗']),
+  };
+}
+
+export function methodLines(report: Pick<BenchReport, 'machine' | 'method' | 'peers' | 'startedAt'>): string[] {
+  const { machine: m, method: x } = report;
+  const peers = Object.entries(report.peers)
+    .map(([name, version]) => `${name} ${version}`)
+    .join(', ');
+  return [
+    `meshauth bench${x.quick ? ' --quick' : ''}, ${report.startedAt}`,
+    `machine: ${m.cores} cores, ${m.cpuModel}, Linux ${m.kernel}, Node ${m.node}, OpenSSL ${m.openssl}, load avg ${m.loadAverage1m} at start`,
+    `peers: ${peers || 'none'}`,
+    `method: app = node:http, ${x.bodyBytes} B bodies, one process; every pair = plain HTTP → outbound proxy → ${x.tls} → inbound proxy (client cert required) → app, one process/thread each, keep-alive upstream`,
+    `load (${x.loadTool}, child process): ${x.warmupSec} s warm-up per phase; ${x.throughputSec} s at ${x.throughputConnections} connections (closed loop);` +
+      ` ${x.fixedRateSec} s at ${fmtInt(x.fixedRate)} req/s over ${x.fixedRateConnections} connections (open loop); ${x.singleConnectionSec} s at 1 connection`,
+    'CPU = utime+stime (all threads) from /proc/<pid>/stat over the measured window ÷ requests; HAProxy/nginx: the worker process. RSS: VmRSS idle, VmHWM peak',
+    'caveat: load generator, app and both proxies share the cores; req/s swings ±30 % between runs, CPU/request stays within ±10 %: CPU/request is the headline',
+  ];
+}
+
+export function renderText(report: BenchReport): string {
+  const { throughput, latency } = proxyTables(report);
+  return [
+    ...methodLines(report),
+    '',
+    'Throughput and cost',
+    textTable(throughput),
+    '',
+    'Latency',
+    textTable(latency),
+    '',
+    textTable(microTable(report.micro)),
+    '',
+    textTable(targetTable(report.targets)),
+    ...(report.notes.length > 0 ? ['', ...report.notes.map((n) => `note: ${n}`)] : []),
+    '',
+  ].join('\n');
+}
+
+export function renderMarkdown(report: BenchReport): string {
+  const { throughput, latency } = proxyTables(report);
+  return [
+    '# meshauth benchmark',
+    '',
+    ...methodLines(report).map((line) => `- ${line}`),
+    '',
+    '## Throughput and cost',
+    '',
+    mdTable(throughput),
+    '',
+    '## Latency',
+    '',
+    mdTable(latency),
+    '',
+    '## Microbenchmarks',
+    '',
+    mdTable(microTable(report.micro)),
+    '',
+    '## SPEC §9 targets',
+    '',
+    mdTable(targetTable(report.targets)),
+    ...(report.notes.length > 0 ? ['', ...report.notes.map((n) => `- note: ${n}`)] : []),
+    '',
+  ].join('\n');
+}
+
+function textTable(table: Table): string {
+  const widths = table.head.map((h, i) =>
+    Math.max(h.length, ...table.rows.filter((r) => r.length > 2).map((r) => (r[i] ?? '').length)),
+  );
+  const line = (cells: readonly string[]) =>
+    cells.length === 2 && table.head.length > 2
+      ? `${(cells[0] ?? '').padEnd(widths[0] ?? 0)}  ${cells[1] ?? ''}`
+      : cells
+          .map((c, i) => c.padEnd(widths[i] ?? 0))
+          .join('  ')
+          .trimEnd();
+  return [line(table.head), widths.map((w) => '-'.repeat(w)).join('  '), ...table.rows.map(line)].join('\n');
+}
+
+function mdTable(table: Table): string {
+  const esc = (s: string) => s.replaceAll('|', '\\|');
+  const pad = (cells: readonly string[]) => table.head.map((_, i) => esc(cells[i] ?? '')).join(' | ');
+  return [
+    `| ${pad(table.head)} |`,
+    `|${table.head.map(() => '---').join('|')}|`,
+    ...table.rows.map((r) => `| ${pad(r)} |`),
+  ].join('\n');
+}
+
+function label(p: ProxyRow): string {
+  return p.version === undefined ? p.name : `${p.name} ${p.version}`;
+}
+
+/** Three significant digits, at most 3 decimals (0.087, 1.23, 27.4, 412). */
+export function fmt(n: number): string {
+  if (!Number.isFinite(n)) return '–';
+  const abs = Math.abs(n);
+  const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : abs >= 1 ? 2 : 3;
+  return n.toFixed(digits);
+}
+
+export function fmtInt(n: number): string {
+  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '–';
+}
+
+function signed(n: number): string {
+  return `${n >= 0 ? '+' : '−'}${fmt(Math.abs(n))}`;
+}

@@ -1,0 +1,281 @@
+// `npm run bench [-- --quick]` (SPEC §9, §11): one run, one table. Starts the app, then each scenario in turn
+// (direct, HAProxy pair, nginx pair, meshauth pair) and measures all of them with the same load loop (bench/load.ts),
+// then the microbenchmarks (CA, PDP, passport, handshake), checks the SPEC §9 targets and writes
+// bench/results/latest.{json,md}. A peer or colleague module that is missing or fails becomes a "not available: …"
+// row; only a crash of the runner itself exits non-zero.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { APP_BODY_BYTES } from './app.js';
+import { type BenchPki, createBenchPki } from './bench-pki.js';
+import { firstJsonLine, installCleanup, spawnChild, stopAll } from './children.js';
+import { benchHandshake } from './handshake.js';
+import { type LoadSpec, machineInfo, memoryKiB, runLoad } from './load.js';
+import { MESH_HOST, startMeshauthPair } from './meshauth-pair.js';
+import { findBinary, type PeerOptions, type ProxyPair, startHaproxyPair, startNginxPair } from './peers.js';
+import {
+  type BenchReport,
+  checkTargets,
+  type Method,
+  type Micro,
+  type MicroResults,
+  methodLines,
+  type PhaseResult,
+  type ProxyRow,
+  renderMarkdown,
+  renderText,
+} from './report.js';
+
+const quick = process.argv.includes('--quick');
+const METHOD: Method = quick
+  ? {
+      quick,
+      loadTool: 'autocannon 8 (closed loop) + undici Pool (fixed rate)',
+      bodyBytes: APP_BODY_BYTES,
+      throughputConnections: 32,
+      fixedRate: 1000,
+      fixedRateConnections: 16,
+      warmupSec: 1,
+      throughputSec: 3,
+      fixedRateSec: 3,
+      singleConnectionSec: 2,
+      tls: 'TLS 1.3 mTLS, ECDSA P-256 SVIDs',
+    }
+  : {
+      quick,
+      loadTool: 'autocannon 8 (closed loop) + undici Pool (fixed rate)',
+      bodyBytes: APP_BODY_BYTES,
+      throughputConnections: 32,
+      fixedRate: 1000,
+      fixedRateConnections: 16,
+      warmupSec: 2,
+      throughputSec: 10,
+      fixedRateSec: 10,
+      singleConnectionSec: 5,
+      tls: 'TLS 1.3 mTLS, ECDSA P-256 SVIDs',
+    };
+
+const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+const MiB = 1024;
+
+interface Scenario {
+  readonly name: string;
+  /** Undefined for direct (no proxies). */
+  readonly start?: (options: PeerOptions) => Promise<ProxyPair>;
+}
+
+async function main(): Promise<void> {
+  installCleanup();
+  const started = Date.now();
+  const dir = await mkdtemp(join(tmpdir(), 'meshauth-bench-'));
+  const notes: string[] = [];
+  try {
+    const peers: Record<string, string> = {};
+    const pki = await createBenchPki(dir);
+    const app = spawnChild('app', process.execPath, [fileURLToPath(new URL('./app.js', import.meta.url))]);
+    const { port: appPort } = await firstJsonLine<{ port: number }>(app, 10_000);
+    const meshPair = await meshauthPairStarter(notes);
+    const scenarios: Scenario[] = [
+      { name: 'direct' },
+      { name: 'haproxy', start: startHaproxyPair },
+      { name: 'nginx', start: startNginxPair },
+      { name: 'meshauth', start: meshPair },
+    ];
+    const header = {
+      startedAt: new Date(started).toISOString(),
+      machine: machineInfo(),
+      method: METHOD,
+      peers: installedPeers(),
+    };
+    for (const line of methodLines(header)) console.log(line);
+    console.log('');
+
+    const proxies: ProxyRow[] = [];
+    for (const scenario of scenarios) {
+      const row = await measureScenario(scenario, { dir, pki, appPort }, app.pid);
+      if (row.version !== undefined && scenario.start !== undefined) peers[row.name] = row.version;
+      proxies.push(row);
+      console.log(progressLine(row));
+    }
+    await app.stop();
+
+    console.log('microbenchmarks …');
+    const micro = await runMicro(pki);
+    const report: BenchReport = {
+      ...header,
+      peers: { ...header.peers, ...peers },
+      seconds: Math.round((Date.now() - started) / 100) / 10,
+      proxies,
+      micro,
+      targets: checkTargets(proxies, micro),
+      notes,
+    };
+    console.log('');
+    process.stdout.write(renderText(report));
+    await mkdir(RESULTS_DIR, { recursive: true });
+    await writeFile(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+    await writeFile(join(RESULTS_DIR, 'latest.md'), renderMarkdown(report));
+    console.log(`wrote bench/results/latest.json and latest.md (${report.seconds} s)`);
+  } finally {
+    await stopAll();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function measureScenario(scenario: Scenario, options: PeerOptions, appPid: number): Promise<ProxyRow> {
+  let pair: ProxyPair | undefined;
+  try {
+    const url = `http://127.0.0.1:${options.appPort}/`;
+    if (scenario.start !== undefined) pair = await scenario.start(options);
+    const target = pair?.url ?? url;
+    const pids = pair === undefined ? [] : [pair.outboundPid, pair.inboundPid];
+    await new Promise((r) => setTimeout(r, 300)); // let start-up settle before the idle RSS reading
+    const idle = pids.map((pid) => memoryKiB(pid).rss / MiB);
+    const spec = (extra: Partial<LoadSpec> & Pick<LoadSpec, 'mode' | 'connections' | 'durationSec'>): LoadSpec => ({
+      url: target,
+      host: MESH_HOST,
+      warmupSec: METHOD.warmupSec,
+      ...extra,
+    });
+    const watch = [...pids, appPid];
+    const throughput = await runLoad(
+      spec({ mode: 'closed', connections: METHOD.throughputConnections, durationSec: METHOD.throughputSec }),
+      watch,
+    );
+    const fixed = await runLoad(
+      spec({
+        mode: 'rate',
+        connections: METHOD.fixedRateConnections,
+        durationSec: METHOD.fixedRateSec,
+        rate: METHOD.fixedRate,
+        warmupSec: Math.min(1, METHOD.warmupSec),
+      }),
+      watch,
+    );
+    const single = await runLoad(
+      spec({
+        mode: 'closed',
+        connections: 1,
+        durationSec: METHOD.singleConnectionSec,
+        warmupSec: Math.min(1, METHOD.warmupSec),
+      }),
+      watch,
+    );
+    const peak = pids.map((pid) => memoryKiB(pid).hwm / MiB);
+    const perReq = (pid: number | undefined) =>
+      pid === undefined ? Number.NaN : (throughput.cpuUs.get(pid) ?? Number.NaN) / throughput.requests;
+    if (throughput.requests === 0) throw new Error('no successful responses (check the pair by hand)');
+    return {
+      name: scenario.name,
+      ...(pair === undefined ? {} : { version: pair.version }),
+      throughput: phase(throughput),
+      fixedRate: phase(fixed),
+      single: phase(single),
+      cpuUsPerReq: { outbound: perReq(pids[0]), inbound: perReq(pids[1]), app: perReq(appPid) },
+      ...(pair === undefined
+        ? {}
+        : {
+            rssMiB: {
+              outboundIdle: idle[0] ?? Number.NaN,
+              inboundIdle: idle[1] ?? Number.NaN,
+              outboundPeak: peak[0] ?? Number.NaN,
+              inboundPeak: peak[1] ?? Number.NaN,
+            },
+          }),
+    };
+  } catch (error) {
+    return { name: scenario.name, unavailable: reasonOf(error) };
+  } finally {
+    await pair?.stop();
+  }
+}
+
+function phase(result: { rps: number; p50Ms: number; p99Ms: number; errors: number; non2xx: number }): PhaseResult {
+  return { rps: result.rps, p50Ms: result.p50Ms, p99Ms: result.p99Ms, errors: result.errors + result.non2xx };
+}
+
+/** A `startMeshauthPair` exported by bench/proxy.ts (the colleague's module) wins; else bench/meshauth-pair.ts. */
+async function meshauthPairStarter(notes: string[]): Promise<(options: PeerOptions) => Promise<ProxyPair>> {
+  const module = await optionalModule('proxy');
+  const start = module.ok ? module.result.startMeshauthPair : undefined;
+  if (typeof start === 'function') {
+    notes.push('meshauth pair started by bench/proxy.ts startMeshauthPair');
+    return start as (options: PeerOptions) => Promise<ProxyPair>;
+  }
+  return startMeshauthPair;
+}
+
+function installedPeers(): Record<string, string> {
+  const found: Record<string, string> = {};
+  for (const name of ['haproxy', 'nginx']) found[name] = findBinary(name) === undefined ? 'not installed' : 'installed';
+  return found;
+}
+
+// ---- microbenchmarks: colleagues' modules, loaded dynamically so a missing or failing one is just a row ----------
+
+async function runMicro(pki: BenchPki): Promise<MicroResults> {
+  return {
+    ca: await micro('ca', 'benchCa', isRecordWith('svidsPerSec')),
+    pdp: await micro('pdp', 'benchPdp', isRecordWith('medianUs')),
+    passport: await micro('passport', 'benchPassport', isRecordWith('mintVerifyP50Us')),
+    handshake: await attempt(() => benchHandshake({ quick, pki })),
+  };
+}
+
+async function micro<T>(file: string, exportName: string, valid: (value: unknown) => value is T): Promise<Micro<T>> {
+  const module = await optionalModule(file);
+  if (!module.ok) return module;
+  const fn = module.result[exportName];
+  if (typeof fn !== 'function') return { ok: false, reason: `bench/${file}.ts has no ${exportName}()` };
+  const outcome = await attempt(() => (fn as (options: { quick: boolean }) => Promise<unknown>)({ quick }));
+  if (!outcome.ok) return outcome;
+  return valid(outcome.result)
+    ? { ok: true, result: outcome.result }
+    : { ok: false, reason: `unexpected result shape` };
+}
+
+async function optionalModule(file: string): Promise<Micro<Record<string, unknown>>> {
+  const specifier = new URL(`./${file}.js`, import.meta.url).href;
+  try {
+    return { ok: true, result: (await import(specifier)) as Record<string, unknown> };
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    return {
+      ok: false,
+      reason:
+        code === 'ERR_MODULE_NOT_FOUND' ? `bench/${file}.ts not built yet` : `bench/${file}.ts: ${reasonOf(error)}`,
+    };
+  }
+}
+
+async function attempt<T>(fn: () => Promise<T>): Promise<Micro<T>> {
+  try {
+    return { ok: true, result: await fn() };
+  } catch (error) {
+    return { ok: false, reason: reasonOf(error) };
+  }
+}
+
+function isRecordWith<T>(key: string): (value: unknown) => value is T {
+  return (value: unknown): value is T =>
+    typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>)[key] === 'number';
+}
+
+function reasonOf(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.replace(/\s+/g, ' ').trim().slice(0, 300);
+}
+
+function progressLine(row: ProxyRow): string {
+  if (row.unavailable !== undefined) return `${row.name.padEnd(9)} not available: ${row.unavailable}`;
+  const t = row.throughput;
+  const cpu = row.cpuUsPerReq;
+  const cpuText =
+    row.name === 'direct' || cpu === undefined
+      ? ''
+      : `, CPU ${cpu.outbound.toFixed(1)}/${cpu.inbound.toFixed(1)} µs/req`;
+  return `${row.name.padEnd(9)} ${Math.round(t?.rps ?? 0)} req/s${cpuText}, 1-conn p50 ${row.single?.p50Ms.toFixed(3)} ms`;
+}
+
+await main();

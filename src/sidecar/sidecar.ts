@@ -6,6 +6,7 @@ import type { SidecarConfig } from '../config/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { AppProbe } from './app-probe.js';
+import { startIdentityHooks } from './identity-hooks.js';
 import type { InboundHooks } from './inbound/inbound-hooks.js';
 import { type InboundLimits, InboundListener } from './inbound/inbound-listener.js';
 import type { OnOutboundRequest } from './outbound/outbound-hooks.js';
@@ -50,12 +51,15 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
   const holder = deps.holder ?? new CredentialHolder();
   const agent = deps.holder === undefined && deps.agent !== false ? await createAgent(config, holder, deps) : undefined;
 
+  const identity = await startIdentityHooks(config, holder, { logger, metrics, now });
+  const hooks = { ...identity.hooks, ...deps.hooks };
+
   const inbound = new InboundListener({
     config,
     holder,
     metrics,
     logger: logger.child({ component: 'inbound' }),
-    ...(deps.hooks === undefined ? {} : { hooks: deps.hooks }),
+    hooks,
     ...(deps.inboundLimits === undefined ? {} : { limits: deps.inboundLimits }),
     now,
   });
@@ -64,7 +68,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
     holder,
     metrics,
     logger: logger.child({ component: 'outbound' }),
-    ...(deps.hooks?.onOutboundRequest === undefined ? {} : { onOutboundRequest: deps.hooks.onOutboundRequest }),
+    ...(hooks.onOutboundRequest === undefined ? {} : { onOutboundRequest: hooks.onOutboundRequest }),
     now,
   });
   const probe = new AppProbe(config.inbound.app);
@@ -91,6 +95,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
       logger.info({ drainMs }, 'sidecar draining');
       await Promise.all([inbound.close(deadline), outbound.close(deadline)]);
       unsubscribe();
+      await identity.close();
       await agent?.close();
       await admin.close();
       logger.info('sidecar stopped');

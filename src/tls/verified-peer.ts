@@ -1,7 +1,7 @@
 // The verified identity of an mTLS peer, computed once per TLS connection and cached (WeakMap on the socket):
 // OpenSSL has verified the chain in the handshake; here the leaf's SPIFFE rules (X509-SVID §4) are checked on
 // the DER certificate, and the identity header value for the app (Envoy XFCC, SPEC §5) is built once.
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
@@ -15,6 +15,9 @@ export interface VerifiedPeer {
   readonly hash: string;
   /** `By=<own ID>;Hash=<hash>;URI=<peer ID>`: the whole x-forwarded-client-cert value. */
   readonly xfcc: string;
+  /** The leaf's public key and its RFC 8705 `x5t#S256` thumbprint (base64url): what a passport link is checked with. */
+  readonly publicKey: KeyObject;
+  readonly thumbprint: string;
 }
 
 const peers = new WeakMap<TLSSocket, VerifiedPeer>();
@@ -31,15 +34,24 @@ export function peerOf(socket: TLSSocket): VerifiedPeer | undefined {
 export function verifyPeer(socket: TLSSocket, trustDomain: TrustDomain, ownId: SpiffeId, now: Date): VerifiedPeer {
   const cached = peers.get(socket);
   if (cached !== undefined) return cached;
-  const raw = socket.getPeerX509Certificate()?.raw;
-  if (raw === undefined) {
+  const certificate = socket.getPeerX509Certificate();
+  const raw = certificate?.raw;
+  if (certificate === undefined || raw === undefined) {
     throw new MeshauthError('MESHAUTH_ERR_SVID_CHAIN', 'peer presented no certificate', { reason: 'no_client_cert' });
   }
   const id = checkSvidLeaf(parseCertificate(new Uint8Array(raw)), trustDomain, now);
-  const hash = createHash('sha256').update(raw).digest('hex');
+  const digest = createHash('sha256').update(raw).digest();
+  const hash = digest.toString('hex');
   const idString = id.toString();
   // SPIFFE IDs contain none of , ; = " (SPIFFE-ID §2), so no quoting is needed (security.md I07).
-  const peer: VerifiedPeer = Object.freeze({ id, idString, hash, xfcc: `By=${ownId};Hash=${hash};URI=${idString}` });
+  const peer: VerifiedPeer = Object.freeze({
+    id,
+    idString,
+    hash,
+    xfcc: `By=${ownId};Hash=${hash};URI=${idString}`,
+    publicKey: certificate.publicKey,
+    thumbprint: digest.toString('base64url'),
+  });
   peers.set(socket, peer);
   return peer;
 }

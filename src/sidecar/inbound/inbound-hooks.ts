@@ -16,6 +16,8 @@ export interface InboundRequestView {
   readonly authority: string;
   /** Lower-case names; repeated headers are arrays (Node's IncomingHttpHeaders). */
   readonly headers: IncomingHttpHeaders;
+  /** HTTP/1.1 only: the raw `[name, value, …]` list (Node drops duplicate `authorization` from `headers`). */
+  readonly rawHeaders?: readonly string[];
   readonly sourceIp: string;
   /** The inbound listener port the request arrived on. */
   readonly port: number;
@@ -28,6 +30,10 @@ export interface InboundRequestView {
 
 export interface AuthzVerdict {
   readonly allow: boolean;
+  /** The policy's decision for the metric when it differs from `allow` (audit mode: a deny that passes). */
+  readonly decision?: 'allow' | 'deny';
+  /** On deny: include the rule name in the 403 body (`exposeRuleNames`). */
+  readonly exposeRule?: boolean;
   /** The deciding rule's name (metric label `rule`; bounded by the policy size). */
   readonly rule?: string;
   /** On deny: the status and code to answer with; defaults 403 MESHAUTH_ERR_FORBIDDEN. */
@@ -52,6 +58,8 @@ export interface EndUserOutcome {
   readonly reject?: MeshauthError;
   /** Extra response headers for a rejection (e.g. `www-authenticate`). */
   readonly rejectHeaders?: Readonly<Record<string, string>>;
+  /** Remove `authorization` before forwarding (the raw end-user token stops here unless forwardOriginalToken). */
+  readonly dropAuthorization?: boolean;
 }
 
 /** SPEC §5 end-user hook (JWT / passport validation): async, optional. */

@@ -259,9 +259,10 @@ export class InboundListener {
       port: this.#port,
       httpVersion: '2',
     };
-    this.#withHooks(stream, true, view, startedAt, (extra, forwardTarget) => {
+    this.#withHooks(stream, true, view, startedAt, (extra, forwardTarget, dropAuthorization) => {
       const out: string[] = [];
       copyH2RequestHeaders(headers, out);
+      if (dropAuthorization) removeHeader(out, 'authorization');
       out.push(XFCC, peer.xfcc, ...extra);
       this.#dispatch(stream, true, peer, method, forwardTarget ?? target, out, hasBody, startedAt);
     });
@@ -293,13 +294,15 @@ export class InboundListener {
       target,
       authority: req.headers.host ?? '',
       headers: req.headers,
+      rawHeaders: req.rawHeaders,
       sourceIp: req.socket.remoteAddress ?? '',
       port: this.#port,
       httpVersion: '1.1',
     };
-    this.#withHooks(res, false, view, startedAt, (extra, forwardTarget) => {
+    this.#withHooks(res, false, view, startedAt, (extra, forwardTarget, dropAuthorization) => {
       const out: string[] = [];
       const flags = copyRequestHeaders(req.rawHeaders, INBOUND_POLICY, out);
+      if (dropAuthorization) removeHeader(out, 'authorization');
       out.push(XFCC, peer.xfcc, ...extra);
       this.#dispatch(res, false, peer, method, forwardTarget ?? target, out, (flags & HAS_BODY) !== 0, startedAt, req);
     });
@@ -311,7 +314,7 @@ export class InboundListener {
     h2: boolean,
     view: InboundRequestView,
     startedAt: number,
-    forward: (extra: string[], forwardTarget: string | undefined) => void,
+    forward: Forward,
   ): void {
     const { authenticateEndUser } = this.#hooks;
     if (authenticateEndUser === undefined) {
@@ -334,7 +337,7 @@ export class InboundListener {
     h2: boolean,
     view: InboundRequestView,
     outcome: EndUserOutcome | undefined,
-    forward: (extra: string[], forwardTarget: string | undefined) => void,
+    forward: Forward,
     startedAt: number,
   ): void {
     if (outcome?.reject !== undefined) {
@@ -356,14 +359,16 @@ export class InboundListener {
       } catch (error) {
         verdict = { allow: false, reason: 'authorize_error', code: errorCodeOf(error) };
       }
-      this.#metrics.authzDecisions.inc({ decision: verdict.allow ? 'allow' : 'deny', rule: verdict.rule ?? '' });
+      const decision = verdict.decision ?? (verdict.allow ? 'allow' : 'deny');
+      this.#metrics.authzDecisions.inc({ decision, rule: verdict.rule ?? '' });
       if (!verdict.allow) {
         const code = verdict.code ?? 'MESHAUTH_ERR_FORBIDDEN';
         const error = new MeshauthError(code, `denied by policy (${verdict.reason})`, {
           reason: verdict.reason,
           detail: { rule: verdict.rule, method: view.method, target: view.target.slice(0, 256) },
         });
-        this.#reject(sink, h2, view.peer, error, startedAt);
+        const body = verdict.exposeRule && verdict.rule !== undefined ? { rule: verdict.rule } : undefined;
+        this.#reject(sink, h2, view.peer, error, startedAt, undefined, body);
         return;
       }
     }
@@ -371,7 +376,7 @@ export class InboundListener {
     if (outcome?.headers !== undefined) {
       for (const [name, value] of Object.entries(outcome.headers)) extra.push(name.toLowerCase(), value);
     }
-    forward(extra, verdict?.forwardTarget);
+    forward(extra, verdict?.forwardTarget, outcome?.dropAuthorization === true);
   }
 
   #dispatch(
@@ -407,11 +412,12 @@ export class InboundListener {
     error: MeshauthError,
     startedAt: number,
     extraHeaders?: Readonly<Record<string, string>>,
+    extraBody?: Readonly<Record<string, string>>,
   ): void {
     if (h2) {
       const stream = sink as ServerHttp2Stream;
-      if (extraHeaders !== undefined && !stream.headersSent && !stream.destroyed) {
-        const body = errorJson(error);
+      if ((extraHeaders !== undefined || extraBody !== undefined) && !stream.headersSent && !stream.destroyed) {
+        const body = errorJson(error, extraBody);
         stream.respond({ ':status': error.status, 'content-type': 'application/json', ...extraHeaders });
         stream.end(body);
       } else {
@@ -422,7 +428,7 @@ export class InboundListener {
       if (extraHeaders !== undefined && !res.headersSent) {
         for (const [name, value] of Object.entries(extraHeaders)) res.setHeader(name, value);
       }
-      writeErrorH1(res, error, undefined, this.#drain.draining);
+      writeErrorH1(res, error, extraBody, this.#drain.draining);
     }
     this.#telemetry.rejected(peer.idString, error, startedAt);
   }
@@ -490,4 +496,17 @@ function ignore(): void {}
 function onStreamClose(this: ServerHttp2Stream): void {
   const session = this.session as PeerSession | undefined;
   if (session !== undefined) session[kInFlight]--;
+}
+
+type Forward = (extra: string[], forwardTarget: string | undefined, dropAuthorization: boolean) => void;
+
+/** Removes every `name` entry (lower-case) from a flat `[name, value, …]` header list, in place. */
+function removeHeader(flat: string[], name: string): void {
+  let write = 0;
+  for (let read = 0; read < flat.length; read += 2) {
+    if ((flat[read] as string).toLowerCase() === name) continue;
+    flat[write++] = flat[read] as string;
+    flat[write++] = flat[read + 1] as string;
+  }
+  flat.length = write;
 }

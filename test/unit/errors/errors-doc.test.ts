@@ -22,6 +22,6 @@ describe('docs/errors.md', () => {
   });
 
   it('ok/lists no code the registry does not have', () => {
-    expect([...rows.keys()].filter((code) => !(code in ERRORS))).toEqual([]);
+    expect([...rows.keys()].filter((code) => code === undefined || !(code in ERRORS))).toEqual([]);
   });
 });

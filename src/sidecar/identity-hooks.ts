@@ -1,0 +1,78 @@
+// Builds the sidecar's identity hooks from its config: the policy (PolicyWatcher → Authorize), end-user
+// authentication (EndUserVerifier + passports → AuthenticateEndUser) and passport wrapping on the way out.
+// Owns their lifecycles: an invalid policy file at start-up fails the start (fail closed); close() stops watching.
+import type { CredentialHolder } from '../agent/index.js';
+import { EndUserVerifier } from '../authn/index.js';
+import { PolicyWatcher } from '../authz/index.js';
+import type { SidecarConfig } from '../config/index.js';
+import type { Logger, Metrics } from '../telemetry/index.js';
+import { endUserAuthenticator } from './inbound/end-user-authenticator.js';
+import type { InboundHooks } from './inbound/inbound-hooks.js';
+import { policyAuthorizer } from './inbound/policy-authorizer.js';
+import type { OnOutboundRequest } from './outbound/outbound-hooks.js';
+import { passportWrapper } from './outbound/passport-wrapper.js';
+import { PassportStore } from './passport-store.js';
+
+export interface IdentityHooks {
+  readonly hooks: InboundHooks & { readonly onOutboundRequest?: OnOutboundRequest };
+  close(): Promise<void>;
+}
+
+export async function startIdentityHooks(
+  config: SidecarConfig,
+  holder: CredentialHolder,
+  deps: { readonly logger: Logger; readonly metrics: Metrics; readonly now: () => Date },
+): Promise<IdentityHooks> {
+  const { logger, metrics, now } = deps;
+  const store = new PassportStore();
+  let watcher: PolicyWatcher | undefined;
+  let verifier: EndUserVerifier | undefined;
+  const hooks: { -readonly [K in keyof IdentityHooks['hooks']]: IdentityHooks['hooks'][K] } = {
+    onOutboundRequest: passportWrapper({ holder, store, metrics, now }),
+  };
+  if (config.inbound.policy !== undefined) {
+    watcher = new PolicyWatcher({
+      file: config.inbound.policy,
+      logger: logger.child({ component: 'policy' }),
+      metrics,
+    });
+    await watcher.start();
+    const current = watcher;
+    hooks.authorize = policyAuthorizer({
+      policy: () => current.current(),
+      logger: logger.child({ component: 'authz' }),
+      now,
+    });
+  }
+  const endUser = config.inbound.endUser;
+  if (endUser !== undefined) {
+    verifier = new EndUserVerifier({
+      config: {
+        required: endUser.required,
+        issuers: endUser.issuers,
+        vouchers: endUser.vouchers,
+        claims: endUser.claims,
+      },
+      logger: logger.child({ component: 'authn' }),
+      metrics,
+      now: () => now().getTime(),
+    });
+    verifier.start();
+    hooks.authenticateEndUser = endUserAuthenticator({
+      settings: endUser,
+      verifier,
+      holder,
+      store,
+      logger: logger.child({ component: 'authn' }),
+      metrics,
+      now,
+    });
+  }
+  return {
+    hooks,
+    close: async () => {
+      watcher?.close();
+      await verifier?.close();
+    },
+  };
+}

@@ -1,0 +1,106 @@
+// The inbound end-user hook (SPEC §5). A request arriving with a passport is checked against the mTLS peer (the
+// link), the trust bundle and the vouchers (the origin); a request arriving with a bearer token from a configured
+// issuer is validated and the token is replaced by a fresh origin passport (this sidecar vouches for the user).
+// Either way the app gets `x-meshauth-passport` (to forward downstream) and `x-meshauth-user`, and the raw token
+// stops here unless `forwardOriginalToken` is set.
+import type { CredentialHolder } from '../../agent/index.js';
+import { bearerChallenge, type EndUser, type EndUserVerifier, userHeaderValue } from '../../authn/index.js';
+import { mintOriginPassport, ownOrigin, PASSPORT_HEADER, verifyPassport } from '../../authn/passport/index.js';
+import type { EndUserSettings } from '../../config/index.js';
+import { isMeshauthError, MeshauthError } from '../../errors/index.js';
+import type { Logger, Metrics } from '../../telemetry/index.js';
+import type { PassportStore } from '../passport-store.js';
+import type { AuthenticateEndUser, EndUserOutcome, InboundRequestView } from './inbound-hooks.js';
+
+/** How long the outbound side may wrap a received passport: the chain's origin lives ≤ 60 s anyway. */
+const STORE_TTL_MS = 60_000;
+const USER_HEADER = 'x-meshauth-user';
+
+export interface EndUserAuthenticatorOptions {
+  readonly settings: EndUserSettings;
+  readonly verifier: EndUserVerifier;
+  readonly holder: CredentialHolder;
+  readonly store: PassportStore;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly now: () => Date;
+  readonly maxDepth?: number;
+}
+
+export function endUserAuthenticator(options: EndUserAuthenticatorOptions): AuthenticateEndUser {
+  const { settings, verifier, holder, store, logger, metrics, now } = options;
+  const vouchers: ReadonlySet<string> = new Set(settings.vouchers);
+  const dropAuthorization = !settings.forwardOriginalToken;
+
+  const fromPassport = (view: InboundRequestView, value: string): EndUserOutcome => {
+    const credentials = holder.current;
+    if (credentials === undefined) return { reject: new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet') };
+    const at = now();
+    try {
+      const verified = verifyPassport(value, {
+        self: credentials.svid.id,
+        peerId: view.peer.id,
+        peerKey: view.peer.publicKey,
+        peerThumbprint: view.peer.thumbprint,
+        bundle: credentials.bundle,
+        vouchers,
+        claims: settings.claims,
+        now: at,
+        ...(options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth }),
+      });
+      metrics.passportVerifications.inc({ result: 'ok' });
+      store.remember(verified, Math.min(verified.userExpiresAt * 1000, at.getTime() + STORE_TTL_MS));
+      return {
+        user: verified.user,
+        chain: verified.chain,
+        headers: { [PASSPORT_HEADER]: value, [USER_HEADER]: userHeaderValue(verified.user) },
+        dropAuthorization,
+      };
+    } catch (error) {
+      if (!isMeshauthError(error)) throw error;
+      metrics.passportVerifications.inc({ result: error.reason ?? 'invalid' });
+      logger.warn({ peerId: view.peer.idString, code: error.code, reason: error.reason }, 'passport rejected');
+      return { reject: error };
+    }
+  };
+
+  const fromBearer = async (view: InboundRequestView): Promise<EndUserOutcome> => {
+    let user: EndUser | undefined;
+    try {
+      user = await verifier.authenticate(view.rawHeaders ?? view.headers);
+    } catch (error) {
+      if (!isMeshauthError(error)) throw error;
+      return { reject: error, rejectHeaders: bearerChallenge(error).headers };
+    }
+    if (user === undefined) return NO_USER;
+    const credentials = holder.current;
+    if (credentials === undefined) return { reject: new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet') };
+    const at = now();
+    const origin = mintOriginPassport({ svid: credentials.svid, now: at, user });
+    store.remember(
+      ownOrigin(origin, credentials.svid.id, user.expiresAt),
+      Math.min(user.expiresAt * 1000, at.getTime() + STORE_TTL_MS),
+    );
+    return {
+      user,
+      chain: [],
+      headers: { [PASSPORT_HEADER]: origin, [USER_HEADER]: userHeaderValue(user) },
+      dropAuthorization,
+    };
+  };
+
+  return async (view) => {
+    const passport = view.headers[PASSPORT_HEADER];
+    if (typeof passport === 'string') return fromPassport(view, passport);
+    if (Array.isArray(passport)) {
+      return {
+        reject: new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', 'more than one passport header', {
+          reason: 'format',
+        }),
+      };
+    }
+    return fromBearer(view);
+  };
+}
+
+const NO_USER: EndUserOutcome = Object.freeze({});

@@ -1,0 +1,81 @@
+// The inbound Policy Enforcement Point's call into the Policy Decision Point (SPEC §6): normalize the path
+// (ambiguous paths get 400), build the AuthzRequest from what the TLS layer, the request and the end-user hook
+// verified, decide, audit-log denies. The normalized path is also what the app receives (Istio practice).
+import type { EndUser } from '../../authn/index.js';
+import { type AuthzRequest, type CompiledPolicy, decide, denyAuditRecord, normalizePath } from '../../authz/index.js';
+import { isMeshauthError } from '../../errors/index.js';
+import type { Logger } from '../../telemetry/index.js';
+import type { Authorize, AuthzVerdict, InboundRequestView } from './inbound-hooks.js';
+
+export interface PolicyAuthorizerOptions {
+  /** The current compiled policy (the watcher swaps it on a valid change). */
+  readonly policy: () => CompiledPolicy;
+  readonly logger: Logger;
+  readonly now: () => Date;
+}
+
+export function policyAuthorizer(options: PolicyAuthorizerOptions): Authorize {
+  const { logger, now } = options;
+  return (view: InboundRequestView): AuthzVerdict => {
+    let normalized: ReturnType<typeof normalizePath>;
+    try {
+      normalized = normalizePath(view.target);
+    } catch (error) {
+      if (!isMeshauthError(error)) throw error;
+      return {
+        allow: false,
+        decision: 'deny',
+        rule: 'path-normalization',
+        status: 400,
+        code: error.code,
+        reason: error.reason ?? 'path_ambiguous',
+      };
+    }
+    const policy = options.policy();
+    const user = view.user as EndUser | undefined;
+    const request: AuthzRequest = {
+      peerId: view.peer.id,
+      method: view.method,
+      path: normalized.path,
+      host: view.authority,
+      port: view.port,
+      headers: new IncomingHeaderMap(view.headers),
+      sourceIp: view.sourceIp,
+      user: user?.claims,
+      chain: view.chain,
+      now: now(),
+    };
+    const decision = decide(policy, request);
+    if (decision.decision === 'deny') logger.info(denyAuditRecord(request, decision), 'authz deny');
+    const allow = decision.decision === 'allow' || !decision.enforced;
+    return {
+      allow,
+      decision: decision.decision,
+      rule: decision.rule,
+      reason: decision.decision === 'allow' ? 'rule_allowed' : decision.enforced ? 'policy_denied' : 'audit_only',
+      exposeRule: policy.exposeRuleNames,
+      ...(allow ? { forwardTarget: normalized.target } : {}),
+    };
+  };
+}
+
+/** Node's IncomingHttpHeaders seen as the policy's header map: every value as a list, read lazily. */
+class IncomingHeaderMap extends Map<string, readonly string[]> {
+  readonly #headers: InboundRequestView['headers'];
+
+  constructor(headers: InboundRequestView['headers']) {
+    super();
+    this.#headers = headers;
+  }
+
+  override get(name: string): readonly string[] | undefined {
+    if (name.startsWith(':')) return undefined;
+    const value = Object.hasOwn(this.#headers, name) ? this.#headers[name] : undefined;
+    if (value === undefined) return undefined;
+    return typeof value === 'string' ? [value] : value;
+  }
+
+  override has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+}

@@ -1,0 +1,59 @@
+// The outbound end of identity propagation (SPEC §5): when the app forwards the `x-meshauth-passport` it received,
+// the sidecar replaces it with a new link for the next hop (signed with its own SVID, `aud` = the route's SPIFFE
+// ID, `act` extended). Only passports this sidecar itself received or minted can be wrapped.
+import type { CredentialHolder } from '../../agent/index.js';
+import { PASSPORT_HEADER, wrapPassport } from '../../authn/passport/index.js';
+import { MeshauthError } from '../../errors/index.js';
+import type { Metrics } from '../../telemetry/index.js';
+import type { PassportStore } from '../passport-store.js';
+import type { OnOutboundRequest } from './outbound-hooks.js';
+
+export interface PassportWrapperOptions {
+  readonly holder: CredentialHolder;
+  readonly store: PassportStore;
+  readonly metrics: Metrics;
+  readonly now: () => Date;
+}
+
+export function passportWrapper(options: PassportWrapperOptions): OnOutboundRequest {
+  const { holder, store, now } = options;
+  // Failures are returned as a rejected promise (the listener answers with the error); success stays synchronous.
+  return (context) => {
+    try {
+      wrap(context);
+      return undefined;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
+
+  function wrap(context: Parameters<OnOutboundRequest>[0]): void {
+    const headers = context.headers;
+    let index = -1;
+    for (let i = 0; i < headers.length; i += 2) {
+      if ((headers[i] as string).toLowerCase() !== PASSPORT_HEADER) continue;
+      if (index !== -1) throw invalid('the app sent more than one passport header', 'format');
+      index = i;
+    }
+    if (index === -1) return;
+    const at = now();
+    const received = store.lookup(headers[index + 1] as string, at.getTime());
+    if (received === undefined) {
+      throw invalid('the app forwarded a passport this sidecar did not receive, or it has expired', 'unknown_passport');
+    }
+    const audience = context.route.ids.length === 1 ? context.route.ids[0] : undefined;
+    if (audience === undefined) {
+      throw invalid(
+        `route ${context.route.host} must name exactly one SPIFFE ID to carry a passport`,
+        'route_audience',
+      );
+    }
+    const credentials = holder.current;
+    if (credentials === undefined) throw new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet');
+    headers[index + 1] = wrapPassport({ svid: credentials.svid, audience, now: at, received });
+  }
+}
+
+function invalid(message: string, reason: string): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', message, { reason });
+}

@@ -1,4 +1,37 @@
-// `meshauth demo …` commands. (Placeholder: filled in by the issue that builds them.)
+// `meshauth demo [--once]` (SPEC §11): the whole mesh on 127.0.0.1, an authenticated call chain, a denied call,
+// and what to try by hand. `--once` runs the script and exits 0 (1 if the demo's own checks fail); otherwise it
+// keeps running until Ctrl-C / SIGTERM and then stops everything it started.
 import type { Command } from 'commander';
+import { startDemoMesh } from '../demo/demo-mesh.js';
+import { runDemoScript, tryItYourself } from '../demo/demo-run.js';
 
-export function registerDemoCommand(_program: Command): void {}
+export function registerDemoCommand(program: Command): void {
+  program
+    .command('demo')
+    .description('run a local demo mesh: CA, OpenID issuer, web → orders → payments with sidecars (npm start)')
+    .option('--once', 'run the demo calls, print what each hop saw, then stop and exit')
+    .action(async (options: { once?: boolean }) => {
+      const color = process.stdout.isTTY === true && process.env.NO_COLOR === undefined;
+      const write = (text: string) => process.stdout.write(text);
+      write('starting the CA, the OpenID issuer and three services with their sidecars…\n\n');
+      const mesh = await startDemoMesh();
+      let ok = false;
+      try {
+        const outcome = await runDemoScript(mesh, { write, color });
+        ok = outcome.allowedStatus === 200 && outcome.deniedStatus === 403;
+        if (!options.once) {
+          write(tryItYourself(mesh, color));
+          write('\nPress Ctrl-C to stop.\n');
+          await new Promise<void>((resolve) => {
+            process.once('SIGINT', () => resolve());
+            process.once('SIGTERM', () => resolve());
+          });
+          write('\nstopping…\n');
+        }
+      } finally {
+        await mesh.close();
+      }
+      if (!ok) process.stderr.write('meshauth demo: the demo calls did not give the expected answers (see above)\n');
+      process.exit(ok ? 0 : 1);
+    });
+}

@@ -1,0 +1,118 @@
+// The configuration reference in the README: every key of the sidecar's zod schema (walked through its JSON
+// Schema), with its type, default, environment variable and meaning. A test fails when the schema has a key this
+// table does not describe, or the README block is stale (`npm run docs` regenerates it).
+import { z } from 'zod';
+import { SIDECAR_ENV } from './env-names.js';
+import { SIDECAR_DEFAULTS } from './sidecar-config.js';
+import { sidecarSchema } from './sidecar-schema.js';
+
+/** Meaning of each key path; `[]` marks list items, `<host>` a routes map key. */
+export const CONFIG_DOCS: Readonly<Record<string, string>> = {
+  trustDomain: 'Trust domain of this workload and its peers, e.g. `example.org`.',
+  'ca.url':
+    'URL of `meshauth ca serve` (verified by the bundle and the ID `spiffe://<td>/meshauth/ca`, never by host name).',
+  'ca.bundle': 'PEM file with the trust bundle (every root): the anchor for the CA connection and for peers.',
+  'ca.token':
+    'File holding the bootstrap credential (join token or projected service-account token); read afresh at each use.',
+  'inbound.listen': 'mTLS listener for peers (`host:port`).',
+  'inbound.app': 'Where the local app listens (plain HTTP).',
+  'inbound.policy':
+    'Policy file (docs/policy.md); without it every authenticated peer of the trust domain is allowed. Reloaded on change.',
+  'inbound.tls12': 'Also accept TLS 1.2 (ECDHE + AEAD suites only); TLS 1.3 only otherwise.',
+  'inbound.appTimeout': 'Time the app has to send response headers before the caller gets 504.',
+  'inbound.endUser.required': 'Refuse requests without an end user (401 `Bearer`).',
+  'inbound.endUser.issuers[].issuer': 'Exact `iss` of the issuer; OIDC discovery base when `jwksUri` is absent.',
+  'inbound.endUser.issuers[].audiences': 'Accepted `aud` values (at least one).',
+  'inbound.endUser.issuers[].jwksUri': 'JWKS URL (https, or http to loopback); default from discovery.',
+  'inbound.endUser.issuers[].algorithms': 'Allowed JWS algorithms (asymmetric only; `none` and HS* are refused).',
+  'inbound.endUser.issuers[].typ': 'Required JWT `typ` header, e.g. `at+jwt`.',
+  'inbound.endUser.vouchers':
+    'SPIFFE IDs allowed to vouch for end users in passports (the sidecars that validate external tokens).',
+  'inbound.endUser.claims': 'Claims passed to the app in `x-meshauth-user` next to `sub` and `iss`.',
+  'inbound.endUser.forwardOriginalToken':
+    'Also pass the raw `Authorization` header to the app (off: the token stops at the first sidecar).',
+  'inbound.external.listen':
+    'Optional public listener (server TLS, no client certificate) for API clients with bearer tokens.',
+  'inbound.external.cert':
+    'PEM certificate chain of the public listener (a normal server certificate clients verify by name).',
+  'inbound.external.key': 'PEM private key of the public listener.',
+  'outbound.listen': "Listener for the app's outgoing calls (`HTTP_PROXY`); loopback only.",
+  'outbound.routes.<host>.address': "The peer sidecar's inbound listener for calls to `<host>`.",
+  'outbound.routes.<host>.ids':
+    'SPIFFE IDs the peer may have (default: any ID of the trust domain); exactly one to carry passports.',
+  'outbound.egress': 'Hosts (exact or `*.domain`) the app may reach with `CONNECT` tunnels; none by default.',
+  'outbound.timeout': 'Time a peer has to send response headers before the app gets 504.',
+  'outbound.http2': 'HTTP/2 between sidecars (one multiplexed connection per peer); `false` for HTTP/1.1 keep-alive.',
+  'admin.listen': 'Admin listener: `/healthz`, `/readyz`, `/metrics`.',
+  drainTimeout: 'On SIGTERM, how long in-flight requests may take before connections are closed.',
+};
+
+const DEFAULTS: Readonly<Record<string, string>> = {
+  'inbound.listen': SIDECAR_DEFAULTS.inboundListen,
+  'inbound.app': SIDECAR_DEFAULTS.inboundApp,
+  'inbound.tls12': String(SIDECAR_DEFAULTS.tls12),
+  'inbound.appTimeout': SIDECAR_DEFAULTS.appTimeout,
+  'inbound.endUser.required': 'false',
+  'inbound.endUser.forwardOriginalToken': 'false',
+  'outbound.listen': SIDECAR_DEFAULTS.outboundListen,
+  'outbound.timeout': SIDECAR_DEFAULTS.outboundTimeout,
+  'outbound.http2': String(SIDECAR_DEFAULTS.outboundHttp2),
+  'admin.listen': SIDECAR_DEFAULTS.adminListen,
+  drainTimeout: SIDECAR_DEFAULTS.drainTimeout,
+};
+
+export interface ConfigKey {
+  readonly path: string;
+  readonly type: string;
+  readonly required: boolean;
+}
+
+interface JsonSchema {
+  type?: string;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  items?: JsonSchema;
+  additionalProperties?: JsonSchema | boolean;
+}
+
+/** Every leaf key of the sidecar schema, in schema order. */
+export function configKeys(): ConfigKey[] {
+  const keys: ConfigKey[] = [];
+  const walk = (schema: JsonSchema, path: string, required: boolean) => {
+    if (schema.type === 'object' && schema.properties !== undefined) {
+      for (const [name, child] of Object.entries(schema.properties)) {
+        walk(child, path === '' ? name : `${path}.${name}`, required && (schema.required ?? []).includes(name));
+      }
+      return;
+    }
+    if (schema.type === 'object' && typeof schema.additionalProperties === 'object') {
+      walk(schema.additionalProperties, `${path}.<host>`, false);
+      return;
+    }
+    if (schema.type === 'array' && schema.items?.type === 'object') {
+      walk(schema.items, `${path}[]`, required);
+      return;
+    }
+    const type = schema.type === 'array' ? `list of ${schema.items?.type ?? 'value'}` : (schema.type ?? 'value');
+    keys.push({ path, type, required });
+  };
+  walk(z.toJSONSchema(sidecarSchema, { unrepresentable: 'any' }) as JsonSchema, '', true);
+  return keys;
+}
+
+export function renderConfigReference(): string {
+  const envByPath = new Map(SIDECAR_ENV.map((b) => [b.path.join('.'), b.name]));
+  const envFor = (path: string): string => {
+    for (let p = path; p !== ''; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '') {
+      const name = envByPath.get(p.replace(/\[\]$/, ''));
+      if (name !== undefined) return p === path ? `\`${name}\`` : `(in \`${name}\`)`;
+    }
+    return '';
+  };
+  const rows = configKeys().map((key) => {
+    const fallback = DEFAULTS[key.path];
+    const presence = key.required ? 'required' : fallback === undefined ? '' : `\`${fallback}\``;
+    return `| \`${key.path}\` | ${key.type} | ${presence} | ${envFor(key.path)} | ${CONFIG_DOCS[key.path] ?? ''} |`;
+  });
+  return ['| key | type | default | environment | meaning |', '|---|---|---|---|---|', ...rows].join('\n');
+}

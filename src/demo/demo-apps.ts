@@ -1,0 +1,117 @@
+// The three demo services (web → orders → payments): plain HTTP apps on 127.0.0.1 that know nothing about TLS.
+// Each reports what its sidecar told it (caller SPIFFE ID, end user, passport chain) and calls the next service
+// through its own outbound sidecar, forwarding the passport header as it would a trace header (SPEC §5).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { request } from 'undici';
+import { parseUserHeader } from '../authn/index.js';
+import { actChain, PASSPORT_HEADER } from '../authn/passport/index.js';
+
+/** What one service saw of the request that reached it. */
+export interface HopView {
+  readonly service: string;
+  /** The mTLS peer from x-forwarded-client-cert, or undefined for a request from outside the mesh. */
+  readonly caller: string | undefined;
+  readonly user: Readonly<Record<string, unknown>> | undefined;
+  /** The path the request took to get here, from the passport's `act` chain (first hop first, caller last). */
+  readonly chain: readonly string[];
+}
+
+export interface DemoResponse {
+  readonly hops: readonly HopView[];
+  readonly result?: unknown;
+  readonly error?: unknown;
+}
+
+export interface Downstream {
+  readonly host: string;
+  readonly outboundPort: () => number;
+}
+
+export interface DemoApp {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * web:      GET /shop/orders/:id          → orders GET /orders/:id
+ *           POST /shop/orders/:id/refund  → orders POST /orders/:id/refund
+ * orders:   GET /orders/:id               → payments GET /payments/:id
+ *           POST /orders/:id/refund       → (answers itself)
+ * payments: GET /payments/:id             → (answers itself)
+ */
+export async function startDemoApp(service: string, downstream?: Downstream): Promise<DemoApp> {
+  const server: Server = createServer((req, res) => {
+    handle(service, downstream, req, res).catch((error: Error) => reply(res, 500, { hops: [], error: error.message }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function handle(service: string, downstream: Downstream | undefined, req: IncomingMessage, res: ServerResponse) {
+  req.resume();
+  const view = hopView(service, req);
+  const url = new URL(req.url ?? '/', 'http://app');
+  if (downstream === undefined) {
+    reply(res, 200, { hops: [view], result: { payment: 'paid', id: url.pathname.split('/').at(-1) } });
+    return;
+  }
+  if (service === 'orders' && req.method === 'POST') {
+    reply(res, 200, { hops: [view], result: { refunded: true } });
+    return;
+  }
+  const path = service === 'web' ? url.pathname.replace(/^\/shop/, '') : url.pathname.replace(/^\/orders/, '/payments');
+  const passport = req.headers[PASSPORT_HEADER];
+  const response = await request(`http://127.0.0.1:${downstream.outboundPort()}${path}`, {
+    method: req.method === 'POST' ? 'POST' : 'GET',
+    headers: { host: downstream.host, ...(typeof passport === 'string' ? { [PASSPORT_HEADER]: passport } : {}) },
+  });
+  const text = await response.body.text();
+  let body: DemoResponse;
+  try {
+    body = JSON.parse(text) as DemoResponse;
+  } catch {
+    body = { hops: [], error: text };
+  }
+  const hops = Array.isArray(body.hops) ? body.hops : [];
+  reply(res, response.statusCode, {
+    hops: [view, ...hops],
+    ...(body.result === undefined ? {} : { result: body.result }),
+    ...(body.hops === undefined ? { error: body } : body.error === undefined ? {} : { error: body.error }),
+  });
+}
+
+function hopView(service: string, req: IncomingMessage): HopView {
+  const xfcc = req.headers['x-forwarded-client-cert'];
+  const caller = typeof xfcc === 'string' ? /(?:^|;)URI=([^;,]+)/.exec(xfcc)?.[1] : undefined;
+  const userHeader = req.headers['x-meshauth-user'];
+  const user = typeof userHeader === 'string' ? parseUserHeader(userHeader) : undefined;
+  return { service, caller, user, chain: chainOf(req.headers[PASSPORT_HEADER]) };
+}
+
+/** The `act` chain of the newest passport JWS, for display only (the sidecar has verified it). */
+function chainOf(passport: string | string[] | undefined): string[] {
+  if (typeof passport !== 'string' || !passport.includes(',')) return [];
+  try {
+    const link = passport.split(',')[0] as string;
+    const claims = JSON.parse(Buffer.from(link.split('.')[1] ?? '', 'base64url').toString()) as {
+      act?: { sub: string };
+    };
+    return claims.act === undefined ? [] : actChain(claims.act);
+  } catch {
+    return [];
+  }
+}
+
+function reply(res: ServerResponse, status: number, body: DemoResponse): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

@@ -1,7 +1,8 @@
-// The agent's HTTP client for the CA API (SPEC §4): POST /v1/svid (bootstrap with a token, or renewal over mTLS)
-// and GET /v1/bundle. It authenticates the CA by its chain to the given roots AND its SPIFFE ID
-// `spiffe://<td>/meshauth/ca` (never by hostname, never with verification off). It returns the CA's answer as
-// parsed but unvalidated data: deciding whether to trust an SVID is svid-response.ts's job.
+// The one HTTP client for the CA API (SPEC §4), used by the sidecar agent and by `meshauth cert`: POST /v1/svid
+// (bootstrap with a token, or renewal over mTLS), GET /v1/bundle and POST /v1/token (a JWT-SVID over mTLS). It
+// authenticates the CA by its chain to the given roots AND its SPIFFE ID `spiffe://<td>/meshauth/ca` (never by
+// hostname, never with verification off). It returns the CA's answer as parsed but unvalidated data: deciding
+// whether to trust an SVID is the caller's job (svid-response.ts for the agent).
 import type { PeerCertificate } from 'node:tls';
 import { request, Agent as UndiciAgent } from 'undici';
 import { isErrorCode, MeshauthError } from '../errors/index.js';
@@ -32,6 +33,13 @@ export interface SvidResponse {
   readonly serverDate: Date | undefined;
 }
 
+export interface JwtSvidResponse {
+  /** The JWT-SVID, compact JWS. Not verified here: the caller only forwards it. */
+  readonly accessToken: string;
+  readonly expiresIn: number;
+  readonly serverDate: Date | undefined;
+}
+
 export interface BundleResponse {
   readonly bundlePem: string[];
   readonly serverDate: Date | undefined;
@@ -43,7 +51,10 @@ export async function requestSvid(
   body: { readonly csrPem: string; readonly token?: string },
 ): Promise<SvidResponse> {
   const payload = body.token === undefined ? { csr: body.csrPem } : { csr: body.csrPem, token: body.token };
-  const { json, serverDate } = await call(connection, 'POST', '/v1/svid', JSON.stringify(payload));
+  const { json, serverDate } = await call(connection, 'POST', '/v1/svid', {
+    contentType: 'application/json',
+    text: JSON.stringify(payload),
+  });
   const record = asRecord(json);
   const certChainPem = pemList(record.certChain, 'certChain');
   const bundlePem = pemList(record.bundle, 'bundle');
@@ -53,8 +64,27 @@ export async function requestSvid(
 
 /** GET /v1/bundle: the CA's current trust bundle as a PEM list. */
 export async function fetchBundle(connection: CaConnection): Promise<BundleResponse> {
-  const { json, serverDate } = await call(connection, 'GET', '/v1/bundle', undefined);
+  const { json, serverDate } = await call(connection, 'GET', '/v1/bundle');
   return { bundlePem: pemList(asRecord(json).bundle, 'bundle'), serverDate };
+}
+
+/** POST /v1/token: the OAuth 2.0 client-credentials grant; the connection's client certificate is the client. */
+export async function requestJwtSvid(
+  connection: CaConnection,
+  request: { readonly audience: string },
+): Promise<JwtSvidResponse> {
+  const form = new URLSearchParams({ grant_type: 'client_credentials', audience: request.audience });
+  const { json, serverDate } = await call(connection, 'POST', '/v1/token', {
+    contentType: 'application/x-www-form-urlencoded',
+    text: form.toString(),
+  });
+  const record = asRecord(json);
+  if (typeof record.access_token !== 'string' || !/^[\w-]+\.[\w-]+\.[\w-]+$/.test(record.access_token)) {
+    malformed('access_token is missing or not a compact JWT');
+  }
+  if (record.token_type !== 'Bearer') malformed('token_type is not Bearer');
+  const expiresIn = typeof record.expires_in === 'number' ? record.expires_in : 0;
+  return { accessToken: record.access_token, expiresIn, serverDate };
 }
 
 /** The HTTP status of a CA rejection, or undefined when the CA did not answer with one. */
@@ -104,7 +134,7 @@ async function call(
   connection: CaConnection,
   method: 'GET' | 'POST',
   path: string,
-  body: string | undefined,
+  body?: { readonly contentType: string; readonly text: string },
 ): Promise<{ json: unknown; serverDate: Date | undefined }> {
   const url = endpoint(connection.caUrl, path);
   const timeoutMs = connection.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -133,8 +163,11 @@ async function call(
       response = await request(url, {
         method,
         dispatcher,
-        headers: body === undefined ? { accept: 'application/json' } : jsonHeaders,
-        ...(body === undefined ? {} : { body }),
+        headers:
+          body === undefined
+            ? { accept: 'application/json' }
+            : { 'content-type': body.contentType, accept: 'application/json' },
+        ...(body === undefined ? {} : { body: body.text }),
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         ...(connection.signal === undefined ? {} : { signal: connection.signal }),
@@ -164,8 +197,6 @@ async function call(
     dispatcher.destroy().catch(() => {});
   }
 }
-
-const jsonHeaders = { 'content-type': 'application/json', accept: 'application/json' };
 
 function endpoint(caUrl: string, path: string): string {
   let base: URL;
@@ -197,9 +228,12 @@ async function readLimited(body: AsyncIterable<Buffer | Uint8Array> & { destroy?
 function rejection(url: string, status: number, json: unknown): MeshauthError {
   const record = json !== null && typeof json === 'object' ? (json as Record<string, unknown>) : {};
   const caCode = typeof record.code === 'string' ? record.code.slice(0, 100) : undefined;
-  const caMessage = typeof record.message === 'string' ? record.message.slice(0, 200) : undefined;
+  // `message` on most endpoints; RFC 6749 §5.2 `error_description` on /v1/token.
+  const said = typeof record.message === 'string' ? record.message : record.error_description;
+  // Printable ASCII only: it reaches a terminal through the CLI.
+  const caMessage = typeof said === 'string' ? said.slice(0, 200).replace(/[^\x20-\x7e]/g, '?') : undefined;
   const detail = { status, caCode, caMessage };
-  const text = `CA ${url} answered ${status}${caCode === undefined ? '' : ` ${caCode}`}`;
+  const text = `CA ${url} answered ${status}${caCode === undefined ? '' : ` ${caCode}`}${caMessage === undefined ? '' : `: ${caMessage}`}`;
   if (status >= 500 || status === 429) {
     return new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', text, { reason: `http_${status}`, detail });
   }

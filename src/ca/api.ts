@@ -1,31 +1,45 @@
-// The CA HTTP API (SPEC §4): POST /v1/svid (join-token bootstrap, or renewal over mTLS), GET /v1/bundle, /healthz,
-// /metrics. The CA takes only the public key from a CSR; the identity comes from the credential (security.md
-// A01–A03). Every rejection is a JSON {code, message}, one metric increment and one log line (never the token).
+// The CA HTTP API (SPEC §4): POST /v1/svid (join token or Kubernetes service-account token bootstrap, or renewal
+// over mTLS), POST /v1/token (JWT-SVIDs, token-endpoint.ts), GET /v1/bundle, /v1/jwks, the OIDC discovery
+// document, /healthz, /metrics. The CA takes only the public key from a CSR; the identity comes from the
+// credential (security.md A01–A03). Every rejection is a JSON {code, message} (RFC 6749 §5.2 form on /v1/token),
+// one metric increment and one log line (never the token).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { TLSSocket } from 'node:tls';
 import { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId } from '../identity/index.js';
-import { parseCertificate, validateX509Svid, verifyCsrPem, type x509 } from '../pki/index.js';
+import { verifyCsrPem } from '../pki/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
 import { consumeJoinToken } from './join-tokens.js';
+import type { JwtSigningKey } from './jwt-signing-key.js';
+import { type KubernetesTokenVerifier, looksLikeJwt, MAX_K8S_TOKEN_BYTES } from './kubernetes-token.js';
+import { DISCOVERY_PATH, JWKS_PATH, openIdConfiguration, TOKEN_PATH } from './oidc-metadata.js';
+import { authenticatePeer } from './peer-svid.js';
 import { readBodyLimited } from './read-body.js';
 import { toSpiffeBundle } from './spiffe-bundle.js';
+import { issueAccessToken } from './token-endpoint.js';
+import { oauthErrorBody } from './token-request.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 const BUNDLE_REFRESH_HINT_SECONDS = 300;
-const MAX_PEER_CHAIN = 8;
 
 const SvidRequest = z.object({
   csr: z.string().min(1).max(MAX_BODY_BYTES),
-  token: z.string().max(1024).optional(),
+  // A join token is 43 characters; a projected service-account token 1–2 KiB.
+  token: z.string().max(MAX_K8S_TOKEN_BYTES).optional(),
 });
 
 export interface CaApiOptions {
   readonly dir: string;
   readonly authority: CaAuthority;
   readonly svidTtlMs: number;
+  /** Signs JWT-SVIDs (`POST /v1/token`) and is published at `GET /v1/jwks`. */
+  readonly jwtSigningKey: JwtSigningKey;
+  /** `iss` of JWT-SVIDs and base of the discovery document's URLs. */
+  readonly issuer: string;
+  readonly jwtTtlMs: number;
+  /** Accepts Kubernetes service-account tokens on `POST /v1/svid` when set (`ca serve --k8s-issuer`). */
+  readonly kubernetes?: KubernetesTokenVerifier;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now: () => Date;
@@ -67,8 +81,14 @@ async function route(options: CaApiOptions, req: IncomingMessage, res: ServerRes
   switch (path) {
     case '/v1/svid':
       return issueSvid(options, req, res);
+    case TOKEN_PATH:
+      return issueAccessToken({ ...options, signingKey: options.jwtSigningKey }, req, res);
     case '/v1/bundle':
       return sendBundle(options, req, res);
+    case JWKS_PATH:
+      return sendJson(res, 200, { keys: [options.jwtSigningKey.publicJwk] });
+    case DISCOVERY_PATH:
+      return sendJson(res, 200, openIdConfiguration(options.issuer));
     case '/healthz':
       return send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
     default: {
@@ -80,7 +100,10 @@ async function route(options: CaApiOptions, req: IncomingMessage, res: ServerRes
 
 const ALLOWED_METHODS: Readonly<Record<string, readonly string[]>> = {
   '/v1/svid': ['POST'],
+  [TOKEN_PATH]: ['POST'],
   '/v1/bundle': ['GET', 'HEAD'],
+  [JWKS_PATH]: ['GET', 'HEAD'],
+  [DISCOVERY_PATH]: ['GET', 'HEAD'],
   '/healthz': ['GET', 'HEAD'],
   '/metrics': ['GET', 'HEAD'],
 };
@@ -103,10 +126,7 @@ async function issueSvid(options: CaApiOptions, req: IncomingMessage, res: Serve
     throw error;
   }
   const now = options.now();
-  const { id, method } =
-    body.token === undefined
-      ? { id: authenticatePeer(options, req, now), method: 'renewal' as const }
-      : { id: await consumeJoinToken(options.dir, body.token, now), method: 'join_token' as const };
+  const { id, method } = await authenticateSvidRequest(options, req, body.token, now);
   const issued = await options.authority.issue({ id, publicKey: csr.publicKey, ttlMs: options.svidTtlMs, now });
   options.metrics.caSvidsIssued.inc({ method });
   options.logger.info(
@@ -146,42 +166,22 @@ function parseSvidRequest(raw: Buffer): z.infer<typeof SvidRequest> {
   return parsed.data;
 }
 
-/** Renewal: the caller's current SVID, presented in the TLS handshake and validated here against the bundle. */
-function authenticatePeer(options: CaApiOptions, req: IncomingMessage, now: Date): SpiffeId {
-  const chain = peerChain(req.socket as TLSSocket);
-  if (chain.length === 0) {
-    throw new MeshauthError('MESHAUTH_ERR_CA_UNAUTHENTICATED', 'no join token and no client certificate', {
-      reason: 'no_credential',
-    });
+/** Who the new SVID is for: the bootstrap token's identity, or (no token) the client certificate's (renewal). */
+async function authenticateSvidRequest(
+  options: CaApiOptions,
+  req: IncomingMessage,
+  token: string | undefined,
+  now: Date,
+): Promise<{ id: SpiffeId; method: 'renewal' | 'join_token' | 'k8s_sa_token' }> {
+  if (token === undefined) {
+    return { id: authenticatePeer(req, options.authority.material.bundle, now, 'no token'), method: 'renewal' };
   }
-  try {
-    return validateX509Svid(chain, options.authority.material.bundle, now);
-  } catch (error) {
-    const reason = error instanceof MeshauthError ? (error.reason ?? 'invalid') : 'invalid';
-    throw new MeshauthError(
-      'MESHAUTH_ERR_CA_UNAUTHENTICATED',
-      `client certificate rejected: ${(error as Error).message}`,
-      {
-        reason: `client_cert_${reason}`,
-        cause: error,
-      },
-    );
+  // A JWT is never a join token (43 base64url characters, no dots): without --k8s-issuer it is just unknown.
+  if (looksLikeJwt(token) && options.kubernetes !== undefined) {
+    const id = await options.kubernetes.verify(token, options.authority.material.trustDomain, now);
+    return { id, method: 'k8s_sa_token' };
   }
-}
-
-/** The chain the client sent (leaf first), from Node's linked peer certificate objects. */
-function peerChain(socket: TLSSocket): x509.X509Certificate[] {
-  if (typeof socket.getPeerCertificate !== 'function') return [];
-  const chain: x509.X509Certificate[] = [];
-  const seen = new Set<string>();
-  let current = socket.getPeerCertificate(true);
-  while (current?.raw !== undefined && chain.length < MAX_PEER_CHAIN) {
-    if (seen.has(current.fingerprint256)) break;
-    seen.add(current.fingerprint256);
-    chain.push(parseCertificate(new Uint8Array(current.raw)));
-    current = current.issuerCertificate;
-  }
-  return chain;
+  return { id: await consumeJoinToken(options.dir, token, now), method: 'join_token' };
 }
 
 function sendBundle(options: CaApiOptions, req: IncomingMessage, res: ServerResponse): void {
@@ -217,7 +217,8 @@ function reject(
     return;
   }
   if (error.code === 'MESHAUTH_ERR_CA_BODY_TOO_LARGE') res.setHeader('connection', 'close');
-  sendJson(res, error.status, error.toJSON());
+  // RFC 6749 §5.2: OAuth clients expect {error, error_description}; `code` keeps our registry code next to it.
+  sendJson(res, error.status, pathOf(req) === TOKEN_PATH ? oauthErrorBody(error) : error.toJSON());
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

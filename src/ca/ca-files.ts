@@ -2,7 +2,7 @@
 // it: to a temporary file in the same directory, fsync'd, then renamed, so a reader (another `ca serve` replica, a
 // running server picking up a rotation) sees either the old file or the new one, never half of one.
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { link, open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 export interface CaPaths {
@@ -20,6 +20,8 @@ export interface CaPaths {
   /** Join tokens, one file per token named by the SHA-256 of the token (the token itself is never stored). */
   readonly tokens: string;
   readonly usedTokens: string;
+  /** P-256 key that signs JWT-SVIDs from `POST /v1/token` (SPEC §4); its RFC 7638 thumbprint is the `kid`. */
+  readonly jwtKey: string;
 }
 
 export function caPaths(dir: string): CaPaths {
@@ -35,6 +37,7 @@ export function caPaths(dir: string): CaPaths {
     pendingRootKey: join(dir, 'root-next.key'),
     tokens: join(dir, 'tokens'),
     usedTokens: join(dir, 'tokens', 'used'),
+    jwtKey: join(dir, 'jwt.key'),
   };
 }
 
@@ -43,6 +46,34 @@ export const PUBLIC_FILE_MODE = 0o644;
 
 /** Writes `data` to `path` atomically (temp file in the same directory + fsync + rename). */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): Promise<void> {
+  const tmp = await writeTempFile(path, data, mode);
+  try {
+    await rename(tmp, path);
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Creates `path` with `data` only if it does not exist yet, atomically: link(2) of a complete temporary file fails
+ * with EEXIST when another process (a second `ca serve` replica) got there first. Returns whether this call won.
+ */
+export async function createFileExclusive(path: string, data: string | Uint8Array, mode: number): Promise<boolean> {
+  const tmp = await writeTempFile(path, data, mode);
+  try {
+    await link(tmp, path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+/** A complete, fsync'd temporary file next to `path`; the caller renames or links it into place. */
+async function writeTempFile(path: string, data: string | Uint8Array, mode: number): Promise<string> {
   const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
   const handle = await open(tmp, 'wx', mode);
   try {
@@ -55,10 +86,5 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     throw error;
   }
   await handle.close();
-  try {
-    await rename(tmp, path);
-  } catch (error) {
-    await rm(tmp, { force: true });
-    throw error;
-  }
+  return tmp;
 }

@@ -1,16 +1,38 @@
 export { CaAuthority, type IssuedSvid, type IssueRequest } from './authority.js';
-export { type CaPaths, caPaths, writeFileAtomic } from './ca-files.js';
-export {
-  type CaConnection,
-  fetchBundle,
-  type RequestSvidOptions,
-  requestSvid,
-  type SvidResponse,
-} from './client.js';
+export { type CaPaths, caPaths, createFileExclusive, writeFileAtomic } from './ca-files.js';
 export { type CreateJoinTokenOptions, consumeJoinToken, createJoinToken, hashToken } from './join-tokens.js';
+export {
+  JWT_SVID_ALG,
+  type JwtSigningKey,
+  loadOrCreateJwtSigningKey,
+  writeNewJwtSigningKey,
+} from './jwt-signing-key.js';
+export {
+  JWT_SVID_MAX_TTL_MS,
+  JWT_SVID_MIN_TTL_MS,
+  type MintedJwtSvid,
+  type MintJwtSvidOptions,
+  mintJwtSvid,
+} from './jwt-svid.js';
+export {
+  DEFAULT_K8S_AUDIENCE,
+  type KubernetesTokenOptions,
+  KubernetesTokenVerifier,
+  looksLikeJwt,
+  type SaTokenRejection,
+} from './kubernetes-token.js';
 export { httpsUrl, parseListenAddress } from './listen-address.js';
 export { type IssueOfflineOptions, issueOffline } from './offline-issue.js';
+export {
+  checkIssuerUrl,
+  DISCOVERY_PATH,
+  JWKS_PATH,
+  type OpenIdConfiguration,
+  openIdConfiguration,
+  TOKEN_PATH,
+} from './oidc-metadata.js';
 export { activateNextRoot, publishNextRoot, type RotateResult, rotateIntermediate } from './rotate.js';
 export { type CaServer, type CaServerOptions, startCaServer } from './server.js';
 export { toSpiffeBundle } from './spiffe-bundle.js';
 export { type CaMaterial, type InitCaOptions, initCa, loadCaMaterial } from './store.js';
+export { FORM_CONTENT_TYPE, type OAuthErrorCode, parseTokenRequest, type TokenRequest } from './token-request.js';

@@ -1,7 +1,7 @@
 // `ca serve`: the CA API over TLS with a serving certificate from the CA's own chain (SPIFFE ID
 // spiffe://<td>/meshauth/ca plus DNS/IP SANs so curl and browsers can verify it by name). The serving certificate
 // is re-issued at half its lifetime and whenever the intermediate or bundle changes on disk.
-import { generateKeyPair as generateNodeKeyPair } from 'node:crypto';
+import { constants as cryptoConstants, generateKeyPair as generateNodeKeyPair } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
@@ -12,9 +12,18 @@ import { x509 } from '../pki/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { createCaRequestHandler } from './api.js';
 import { CaAuthority } from './authority.js';
+import { loadOrCreateJwtSigningKey } from './jwt-signing-key.js';
+import { JWT_SVID_MAX_TTL_MS } from './jwt-svid.js';
+import { type KubernetesTokenOptions, KubernetesTokenVerifier } from './kubernetes-token.js';
 import { httpsUrl, parseListenAddress } from './listen-address.js';
+import { checkIssuerUrl } from './oidc-metadata.js';
 
 const SERVING_CHECK_INTERVAL_MS = 1000;
+/**
+ * No TLS session resumption: a resumed session carries no client certificate chain (OpenSSL keeps at most the leaf),
+ * and renewal and `POST /v1/token` authenticate by that chain (RFC 8705 §3: the certificate of the handshake).
+ */
+const TLS_OPTIONS = { minVersion: 'TLSv1.2', secureOptions: cryptoConstants.SSL_OP_NO_TICKET } as const;
 
 export interface CaServerOptions {
   readonly dir: string;
@@ -24,6 +33,12 @@ export interface CaServerOptions {
   readonly svidTtlMs: number;
   /** Extra DNS names / IP addresses for the serving certificate, besides localhost, 127.0.0.1 and the host name. */
   readonly sans?: readonly string[];
+  /** Lifetime of JWT-SVIDs from `POST /v1/token`; default and maximum 5 min (the CLI bounds it). */
+  readonly jwtTtlMs?: number;
+  /** `iss` of JWT-SVIDs; default `https://<listen host>:<port>` (the URL this server answers on). */
+  readonly issuerUrl?: string;
+  /** Accept Kubernetes projected service-account tokens on `POST /v1/svid` (SPEC §4). */
+  readonly kubernetes?: Omit<KubernetesTokenOptions, 'logger'>;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now?: () => Date;
@@ -32,6 +47,8 @@ export interface CaServerOptions {
 export interface CaServer {
   readonly url: string;
   readonly port: number;
+  /** `iss` of the JWT-SVIDs this server signs. */
+  readonly issuer: string;
   close(): Promise<void>;
 }
 
@@ -41,10 +58,18 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const authority = await CaAuthority.open(options.dir, options.logger);
   const sans = servingSans(options.sans ?? []);
   const serving = new ServingIdentity(authority, options.svidTtlMs, sans, now);
+  const jwtSigningKey = await loadOrCreateJwtSigningKey(options.dir);
+  if (options.issuerUrl !== undefined) checkIssuerUrl(options.issuerUrl);
+  const kubernetes =
+    options.kubernetes === undefined
+      ? undefined
+      : await KubernetesTokenVerifier.create({ ...options.kubernetes, logger: options.logger });
+  // The default issuer names the port actually bound, known only after listen(); the handler reads it lazily.
+  let issuer = options.issuerUrl ?? '';
   const server = createServer(
     {
       ...(await serving.issue()),
-      minVersion: 'TLSv1.2',
+      ...TLS_OPTIONS,
       // Renewal authenticates with the client certificate, bootstrap with a join token and no certificate: the
       // handshake asks for a certificate but lets the request through, and api.ts validates the presented chain
       // itself with validateX509Svid against the bundle (SPEC §4 renewal).
@@ -55,6 +80,12 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       dir: options.dir,
       authority,
       svidTtlMs: options.svidTtlMs,
+      jwtSigningKey,
+      get issuer() {
+        return issuer;
+      },
+      jwtTtlMs: Math.min(options.jwtTtlMs ?? JWT_SVID_MAX_TTL_MS, JWT_SVID_MAX_TTL_MS),
+      ...(kubernetes === undefined ? {} : { kubernetes }),
       logger: options.logger,
       metrics: options.metrics,
       now,
@@ -65,13 +96,18 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   server.on('tlsClientError', (error) => {
     options.logger.debug({ event: 'tls_client_error', err: error }, 'TLS handshake failed');
   });
-  await listen(server, address.host, address.port);
+  try {
+    await listen(server, address.host, address.port);
+  } catch (error) {
+    await kubernetes?.close();
+    throw error;
+  }
   const port = (server.address() as { port: number }).port;
   const timer = setInterval(() => {
     serving
       .refreshIfNeeded()
       .then((context) => {
-        if (context !== undefined) server.setSecureContext({ ...context, minVersion: 'TLSv1.2' });
+        if (context !== undefined) server.setSecureContext({ ...context, ...TLS_OPTIONS });
       })
       .catch((error: unknown) => {
         options.logger.error({ event: 'serving_cert_failed', err: error }, 'cannot renew the CA serving certificate');
@@ -79,15 +115,18 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   }, SERVING_CHECK_INTERVAL_MS);
   timer.unref();
   const url = httpsUrl(address.host, port);
+  if (issuer === '') issuer = url;
   options.logger.info(
-    { event: 'ca_listening', url, trustDomain: authority.material.trustDomain.name, sans },
+    { event: 'ca_listening', url, issuer, trustDomain: authority.material.trustDomain.name, sans },
     'CA listening',
   );
   return {
     url,
     port,
+    issuer,
     close: async () => {
       clearInterval(timer);
+      await kubernetes?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       server.closeAllConnections();

@@ -19,6 +19,7 @@ import {
   type x509,
 } from '../pki/index.js';
 import { type CaPaths, caPaths, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic } from './ca-files.js';
+import { writeNewJwtSigningKey } from './jwt-signing-key.js';
 
 export interface InitCaOptions {
   readonly dir: string;
@@ -56,6 +57,7 @@ export async function initCa(options: InitCaOptions): Promise<{ trustDomain: Tru
   await writeKeyAndCert(paths.rootKey, paths.rootCert, root);
   await writeIntermediateUnder(paths, trustDomain, root, now);
   await writeFileAtomic(paths.bundle, toPemChain([root.certificate]), PUBLIC_FILE_MODE);
+  await writeNewJwtSigningKey(options.dir);
   await writeState(paths, { trustDomain: trustDomain.name });
   await mkdir(paths.usedTokens, { recursive: true, mode: 0o700 });
   return { trustDomain, paths };

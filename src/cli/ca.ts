@@ -6,8 +6,11 @@ import type { Command } from 'commander';
 import {
   activateNextRoot,
   createJoinToken,
+  DEFAULT_K8S_AUDIENCE,
   initCa,
   issueOffline,
+  JWT_SVID_MAX_TTL_MS,
+  JWT_SVID_MIN_TTL_MS,
   publishNextRoot,
   rotateIntermediate,
   startCaServer,
@@ -27,6 +30,18 @@ const ISSUE_TTL = { min: MINUTE, max: 24 * HOUR };
 /** `ca serve --svid-ttl`: 5 s … 24 h, with a warning under 5 min (SPEC §4). */
 const SERVE_TTL = { min: 5_000, max: 24 * HOUR, warnBelow: 5 * MINUTE };
 const TOKEN_TTL = { min: MINUTE, max: 7 * 24 * HOUR };
+
+interface ServeOptions {
+  dir: string;
+  listen: string;
+  svidTtl: string;
+  san?: string[];
+  jwtTtl: string;
+  issuerUrl?: string;
+  k8sIssuer?: string;
+  k8sJwks?: string;
+  k8sAudience: string;
+}
 
 export function registerCaCommands(program: Command): void {
   const ca = program.command('ca').description('run the built-in SPIFFE certificate authority');
@@ -113,7 +128,10 @@ export function registerCaCommands(program: Command): void {
     });
 
   ca.command('serve')
-    .description('serve the CA API over TLS: POST /v1/svid, GET /v1/bundle, /healthz, /metrics')
+    .description(
+      'serve the CA API over TLS: POST /v1/svid, POST /v1/token, GET /v1/bundle, /v1/jwks, ' +
+        '/.well-known/openid-configuration, /healthz, /metrics',
+    )
     .option('--dir <dir>', 'CA directory', DEFAULT_DIR)
     .option('--listen <host:port>', 'listen address (port 0 picks a free port)', '127.0.0.1:8443')
     .option('--svid-ttl <duration>', 'lifetime of issued SVIDs, 5s … 24h (warns under 5m)', '1h')
@@ -121,9 +139,23 @@ export function registerCaCommands(program: Command): void {
       '--san <name-or-ip...>',
       'extra DNS name or IP for the serving certificate (localhost, 127.0.0.1 and the host name are always included)',
     )
-    .action(async (opts: { dir: string; listen: string; svidTtl: string; san?: string[] }) => {
+    .option('--jwt-ttl <duration>', 'lifetime of JWT-SVIDs from POST /v1/token, 30s … 5m', '5m')
+    .option('--issuer-url <url>', 'iss of JWT-SVIDs and base of the discovery URLs (default https://<listen address>)')
+    .option('--k8s-issuer <iss>', 'accept Kubernetes service-account tokens from this issuer on POST /v1/svid')
+    .option('--k8s-jwks <file-or-url>', "the cluster's service-account JWKS: a file, or an https URL (cached)")
+    .option('--k8s-audience <aud>', 'audience the service-account token must carry', DEFAULT_K8S_AUDIENCE)
+    .action(async (opts: ServeOptions) => {
       const logger = createLogger({ name: 'ca' });
       const svidTtlMs = assertDurationInRange('--svid-ttl', parseDuration(opts.svidTtl), SERVE_TTL.min, SERVE_TTL.max);
+      const jwtTtlMs = assertDurationInRange(
+        '--jwt-ttl',
+        parseDuration(opts.jwtTtl),
+        JWT_SVID_MIN_TTL_MS,
+        JWT_SVID_MAX_TTL_MS,
+      );
+      if ((opts.k8sIssuer === undefined) !== (opts.k8sJwks === undefined)) {
+        throw usage('--k8s-issuer and --k8s-jwks go together');
+      }
       if (svidTtlMs < SERVE_TTL.warnBelow) {
         logger.warn(
           { event: 'short_svid_ttl', svidTtl: formatDuration(svidTtlMs) },
@@ -135,6 +167,11 @@ export function registerCaCommands(program: Command): void {
         listen: opts.listen,
         svidTtlMs,
         sans: opts.san ?? [],
+        jwtTtlMs,
+        ...(opts.issuerUrl === undefined ? {} : { issuerUrl: opts.issuerUrl }),
+        ...(opts.k8sIssuer === undefined || opts.k8sJwks === undefined
+          ? {}
+          : { kubernetes: { issuer: opts.k8sIssuer, jwks: opts.k8sJwks, audience: opts.k8sAudience } }),
         logger,
         metrics: new Metrics({ defaultMetrics: true }),
       });

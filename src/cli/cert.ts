@@ -1,12 +1,14 @@
-// `meshauth cert …`: inspect a certificate file, and request/renew an SVID from a running CA for workloads
-// without a sidecar (SPEC §1 security reviewer, §4). Keys are generated here, fresh on every request and renewal.
+// `meshauth cert …`: inspect a certificate file, request/renew an SVID from a running CA for workloads without a
+// sidecar, and get a JWT-SVID for calling outside the mesh (SPEC §1, §4). Keys are generated here, fresh on every
+// request and renewal. The CA is reached through the agent's CA client, the only one (it pins the CA's SPIFFE ID).
 import { createPublicKey } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
-import { requestSvid, writeFileAtomic } from '../ca/index.js';
+import { type CaConnection, requestJwtSvid, requestSvid } from '../agent/ca-client.js';
+import { writeFileAtomic } from '../ca/index.js';
 import { MeshauthError } from '../errors/index.js';
-import { SpiffeId } from '../identity/index.js';
+import { SpiffeId, TrustDomain } from '../identity/index.js';
 import {
   createCsrPem,
   exportPrivateKeyPem,
@@ -93,6 +95,42 @@ export function registerCertCommands(program: Command): void {
       });
       process.stdout.write(`${written}\n`);
     });
+
+  cert
+    .command('token')
+    .description('get a JWT-SVID for --audience over mTLS with an SVID and print only the token (TOKEN=$(…))')
+    .requiredOption('--ca-url <url>', 'CA URL, e.g. https://127.0.0.1:8443')
+    .requiredOption('--bundle <file>', "the CA's bundle.pem")
+    .requiredOption('--cert <file>', 'current SVID chain, PREFIX.crt')
+    .requiredOption('--key <file>', 'its key, PREFIX.key')
+    .requiredOption('--audience <aud>', 'the service the token is for (its aud), e.g. https://api.example.com')
+    .action(async (opts: { caUrl: string; bundle: string; cert: string; key: string; audience: string }) => {
+      const [bundlePem, certPem, keyPem] = await Promise.all([
+        readText(opts.bundle),
+        readText(opts.cert),
+        readText(opts.key),
+      ]);
+      const response = await requestJwtSvid(
+        { ...connectionTo(opts.caUrl, bundlePem), clientCertPem: certPem, clientKeyPem: keyPem },
+        { audience: opts.audience },
+      );
+      process.stdout.write(`${response.accessToken}\n`);
+    });
+}
+
+/** The CA is pinned to spiffe://<td>/meshauth/ca, with <td> named by the bundle's roots (meshauth roots carry it). */
+function connectionTo(caUrl: string, bundlePem: string): CaConnection {
+  const named = parseCertificatesPem(bundlePem)
+    .map((root) => uriSans(root)[0])
+    .find((uri) => uri !== undefined);
+  if (named === undefined) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_CONFIG_INVALID',
+      'the --bundle roots name no trust domain (URI SAN): give the bundle.pem of a meshauth CA',
+      { reason: 'bundle_without_trust_domain' },
+    );
+  }
+  return { caUrl, bundlePem, trustDomain: TrustDomain.parse(named) };
 }
 
 interface FetchOptions {
@@ -110,13 +148,14 @@ interface FetchOptions {
 /** New key → CSR → CA → check the answer → write key then chain, each atomically. */
 async function fetchAndWrite(options: FetchOptions): Promise<string> {
   const keys = await generateKeyPair(options.keyType);
-  const response = await requestSvid({
-    caUrl: options.caUrl,
-    bundlePem: options.bundlePem,
-    csrPem: await createCsrPem(keys),
-    ...(options.token === undefined ? {} : { token: options.token }),
+  const connection: CaConnection = {
+    ...connectionTo(options.caUrl, options.bundlePem),
     ...(options.clientCertPem === undefined ? {} : { clientCertPem: options.clientCertPem }),
     ...(options.clientKeyPem === undefined ? {} : { clientKeyPem: options.clientKeyPem }),
+  };
+  const response = await requestSvid(connection, {
+    csrPem: await createCsrPem(keys),
+    ...(options.token === undefined ? {} : { token: options.token }),
   });
   const chainPem = response.certChainPem.join('');
   const chain = parseCertificatesPem(chainPem);
@@ -135,7 +174,7 @@ async function fetchAndWrite(options: FetchOptions): Promise<string> {
   await mkdir(dirname(certFile), { recursive: true });
   await writeFileAtomic(keyFile, await exportPrivateKeyPem(keys.privateKey), 0o600);
   await writeFileAtomic(certFile, chainPem, 0o644);
-  return `issued ${id} (${options.keyType}, expires ${response.expiresAt.toISOString()}): ${certFile}, ${keyFile}`;
+  return `issued ${id} (${options.keyType}, expires ${leaf.notAfter.toISOString()}): ${certFile}, ${keyFile}`;
 }
 
 interface CertificateSummary {

@@ -2,14 +2,13 @@
 // "another process" (the same functions the CLI calls) are picked up without a restart, no request fails, and
 // leaves issued before each step keep verifying against the bundle.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fetchBundle as fetchBundleResponse, requestSvid } from '../../src/agent/ca-client.js';
 import {
   activateNextRoot,
   type CaServer,
   createJoinToken,
-  fetchBundle,
   loadCaMaterial,
   publishNextRoot,
-  requestSvid,
   rotateIntermediate,
   startCaServer,
 } from '../../src/ca/index.js';
@@ -48,10 +47,14 @@ afterAll(async () => {
   await server?.close();
 });
 
+async function fetchBundle(connection: { caUrl: string; bundlePem: string }): Promise<string[]> {
+  return (await fetchBundleResponse({ ...connection, trustDomain: TD })).bundlePem;
+}
+
 async function issue(): Promise<x509.X509Certificate[]> {
   const token = await createJoinToken({ dir, id: ID, ttlMs: 60_000 });
   const csrPem = await createCsrPem(await generateKeyPair('p256'));
-  const response = await requestSvid({ caUrl: server.url, bundlePem, csrPem, token });
+  const response = await requestSvid({ caUrl: server.url, bundlePem, trustDomain: TD }, { csrPem, token });
   return parseCertificatesPem(response.certChainPem.join(''));
 }
 

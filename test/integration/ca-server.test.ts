@@ -2,16 +2,10 @@
 import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  type CaServer,
-  createJoinToken,
-  fetchBundle,
-  loadCaMaterial,
-  requestSvid,
-  startCaServer,
-} from '../../src/ca/index.js';
+import * as caClient from '../../src/agent/ca-client.js';
+import { type CaServer, createJoinToken, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
 import { MeshauthError } from '../../src/errors/index.js';
-import { SpiffeId } from '../../src/identity/index.js';
+import { SpiffeId, TrustDomain } from '../../src/identity/index.js';
 import {
   createCsrPem,
   createLeafCertificate,
@@ -30,6 +24,7 @@ import { TestCa } from '../helpers/test-ca.js';
 
 const ID = 'spiffe://example.org/ns/shop/sa/web';
 const SVID_TTL_MS = 15 * 60_000;
+const TD = TrustDomain.parse('example.org');
 
 let dir: string;
 let server: CaServer;
@@ -50,6 +45,24 @@ beforeAll(async () => {
     ca.cleanup();
   };
 });
+
+interface FlatRequest {
+  caUrl: string;
+  bundlePem: string;
+  csrPem: string;
+  token?: string;
+  clientCertPem?: string;
+  clientKeyPem?: string;
+}
+
+/** The one CA client (src/agent/ca-client.ts), called with flat options to keep the cases short. */
+function requestSvid({ csrPem, token, ...connection }: FlatRequest) {
+  return caClient.requestSvid({ ...connection, trustDomain: TD }, token === undefined ? { csrPem } : { csrPem, token });
+}
+
+async function fetchBundle(connection: { caUrl: string; bundlePem: string; timeoutMs?: number }) {
+  return (await caClient.fetchBundle({ ...connection, trustDomain: TD })).bundlePem;
+}
 
 async function bootstrap(id = ID, keyType: 'p256' | 'ed25519' | 'rsa2048' = 'p256') {
   const keys = await generateKeyPair(keyType);
@@ -80,7 +93,7 @@ describe('POST /v1/svid with a join token', () => {
     expect(Buffer.from(leaf.publicKey.rawData)).toEqual(
       Buffer.from(await crypto.subtle.exportKey('spki', keys.publicKey)),
     );
-    expect(response.expiresAt.getTime()).toBe(leaf.notAfter.getTime());
+    expect(new Date(response.expiresAt).getTime()).toBe(leaf.notAfter.getTime());
     expect(leaf.notAfter.getTime() - leaf.notBefore.getTime()).toBe(SVID_TTL_MS + 60_000); // + 1 min back-dating
   });
 
@@ -175,6 +188,7 @@ describe('POST /v1/svid renewal over mTLS', () => {
       clientKeyPem: await exportPrivateKeyPem(keys.privateKey),
     }).catch((e: unknown) => e);
     expect((error as MeshauthError).code).toBe('MESHAUTH_ERR_CA_UNAUTHENTICATED');
+    expect(caClient.caStatusOf(error)).toBe(401);
     expect(await rejected('client_cert_expired')).toBeGreaterThan(0);
   });
 

@@ -1,0 +1,53 @@
+// The CA's JWT-SVID signing key (SPEC §4 `POST /v1/token`): one P-256 key in `<dir>/jwt.key` (0600), separate from
+// the X.509 keys so a JWKS consumer never holds a key that can also sign certificates. `kid` is the key's RFC 7638
+// JWK thumbprint, so every replica sharing the directory publishes the same `kid` without coordination.
+import { readFile } from 'node:fs/promises';
+import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
+import { MeshauthError } from '../errors/index.js';
+import { exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem } from '../pki/index.js';
+import { caPaths, createFileExclusive, PRIVATE_FILE_MODE, writeFileAtomic } from './ca-files.js';
+
+/** JWS algorithm of every JWT-SVID the CA signs (JWT-SVID §2.1 allows it; one algorithm per key, RFC 8725 §3.1). */
+export const JWT_SVID_ALG = 'ES256';
+
+export interface JwtSigningKey {
+  readonly kid: string;
+  readonly privateKey: CryptoKey;
+  /** The public half as published in `GET /v1/jwks`: `{kty, crv, x, y, kid, alg: ES256, use: sig}`. */
+  readonly publicJwk: Readonly<JWK>;
+}
+
+/** Writes a new signing key, replacing any existing one (`ca init`, `ca init --force`). */
+export async function writeNewJwtSigningKey(dir: string): Promise<void> {
+  const keys = await generateKeyPair('p256');
+  await writeFileAtomic(caPaths(dir).jwtKey, await exportPrivateKeyPem(keys.privateKey), PRIVATE_FILE_MODE);
+}
+
+/**
+ * Loads `jwt.key`, creating it first when the CA directory predates JWT-SVIDs. Creation is exclusive (link(2)), so
+ * replicas starting together agree on one key instead of each keeping the one it generated.
+ */
+export async function loadOrCreateJwtSigningKey(dir: string): Promise<JwtSigningKey> {
+  const file = caPaths(dir).jwtKey;
+  let pem = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `cannot read ${file}: ${error.message}`, { cause: error });
+  });
+  if (pem === undefined) {
+    const keys = await generateKeyPair('p256');
+    await createFileExclusive(file, await exportPrivateKeyPem(keys.privateKey), PRIVATE_FILE_MODE);
+    pem = await readFile(file, 'utf8');
+  }
+  const keys = await importPrivateKeyPem(pem);
+  if (keys.type !== 'p256') {
+    throw new MeshauthError('MESHAUTH_ERR_KEY_TYPE', `${file} must hold a P-256 key (JWT-SVIDs are signed with ES256)`);
+  }
+  const { kty, crv, x, y } = await exportJWK(keys.publicKey);
+  const bare = { kty, crv, x, y } as JWK;
+  const kid = await calculateJwkThumbprint(bare, 'sha256');
+  return {
+    kid,
+    privateKey: keys.privateKey,
+    publicJwk: Object.freeze({ ...bare, kid, alg: JWT_SVID_ALG, use: 'sig' }),
+  };
+}

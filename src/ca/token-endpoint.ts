@@ -1,0 +1,68 @@
+// `POST /v1/token` (SPEC §4): the OAuth 2.0 client-credentials grant (RFC 6749 §4.4) with mutual-TLS client
+// authentication (RFC 8705 §2.1 tls_client_auth). The client is its current X509-SVID, nothing else; the answer is
+// a JWT-SVID for the one requested audience (RFC 6749 §5.1 body, `Cache-Control: no-store`).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger, Metrics } from '../telemetry/index.js';
+import type { CaAuthority } from './authority.js';
+import type { JwtSigningKey } from './jwt-signing-key.js';
+import { mintJwtSvid } from './jwt-svid.js';
+import { authenticatePeer } from './peer-svid.js';
+import { readBodyLimited } from './read-body.js';
+import { clientIdMismatch, parseTokenRequest } from './token-request.js';
+
+/** A token request is a few parameters; RFC 6749 sets no limit, we set a small one. */
+const MAX_TOKEN_REQUEST_BYTES = 8 * 1024;
+export const ISSUED_TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
+
+export interface TokenEndpointOptions {
+  readonly authority: CaAuthority;
+  readonly signingKey: JwtSigningKey;
+  readonly issuer: string;
+  readonly jwtTtlMs: number;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly now: () => Date;
+}
+
+export async function issueAccessToken(
+  options: TokenEndpointOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const now = options.now();
+  // Authenticate before reading or judging the body: an unauthenticated caller learns nothing about it.
+  const subject = authenticatePeer(req, options.authority.material.bundle, now, 'token request');
+  const request = parseTokenRequest(req.headers['content-type'], await readBodyLimited(req, MAX_TOKEN_REQUEST_BYTES));
+  if (request.clientId !== undefined && request.clientId !== subject.toString()) throw clientIdMismatch();
+  const minted = await mintJwtSvid({
+    key: options.signingKey,
+    issuer: options.issuer,
+    subject,
+    audience: request.audience,
+    ttlMs: options.jwtTtlMs,
+    now,
+  });
+  options.metrics.caSvidsIssued.inc({ method: 'jwt' });
+  options.logger.info(
+    {
+      event: 'jwt_svid_issued',
+      spiffeId: subject.toString(),
+      audience: request.audience.slice(0, 200),
+      jti: minted.jti,
+      expiresAt: minted.expiresAt.toISOString(),
+    },
+    'JWT-SVID issued',
+  );
+  const body = JSON.stringify({
+    access_token: minted.token,
+    token_type: 'Bearer',
+    expires_in: minted.expiresIn,
+    issued_token_type: ISSUED_TOKEN_TYPE_JWT,
+  });
+  res.writeHead(200, {
+    'content-type': 'application/json',
+    'cache-control': 'no-store',
+    pragma: 'no-cache',
+  });
+  res.end(`${body}\n`);
+}

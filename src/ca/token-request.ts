@@ -1,0 +1,113 @@
+// Parses an OAuth 2.0 client-credentials token request (RFC 6749 §4.4.2, §3.2; RFC 8707 `resource`; RFC 8693
+// `audience`) into the one audience a JWT-SVID is issued for, and maps every rejection to its RFC 6749 §5.2 `error`.
+// Pure: no I/O, no clock; client authentication (RFC 8705 tls_client_auth) happens before this, in token-endpoint.ts.
+import { MeshauthError } from '../errors/index.js';
+
+/** RFC 6749 §5.2 error values this endpoint uses (plus RFC 8707 §2 `invalid_target`). */
+export type OAuthErrorCode =
+  | 'invalid_client'
+  | 'invalid_request'
+  | 'unsupported_grant_type'
+  | 'invalid_target'
+  | 'server_error';
+
+export interface TokenRequest {
+  readonly audience: string;
+  /** RFC 8705 §2: optional here; when sent it must name the SPIFFE ID of the client certificate. */
+  readonly clientId: string | undefined;
+}
+
+export const FORM_CONTENT_TYPE = 'application/x-www-form-urlencoded';
+const MAX_AUDIENCE_LENGTH = 512;
+/** Printable ASCII without space: an audience is an identifier, never text (and it ends up in logs). */
+const AUDIENCE_SHAPE = /^[\x21-\x7e]+$/;
+const SINGLE_VALUED = ['grant_type', 'audience', 'resource', 'client_id'] as const;
+
+/** Fixed `error_description` per rejection reason: no request input ever reaches the client (STYLE 5). */
+const DESCRIPTIONS: Readonly<Record<string, string>> = {
+  unsupported_media_type: `the request body must be ${FORM_CONTENT_TYPE}`,
+  duplicate_parameter: 'a request parameter is repeated (RFC 6749 §3.2)',
+  missing_grant_type: 'grant_type is required',
+  unsupported_grant_type: 'only grant_type=client_credentials is supported',
+  missing_audience: 'audience (or resource) is required',
+  audience_invalid: 'audience must be 1-512 printable ASCII characters without spaces',
+  resource_invalid: 'resource must be an absolute URI without a fragment (RFC 8707 §2)',
+  audience_resource_mismatch: 'audience and resource name different targets; a token has a single audience',
+  client_id_mismatch: 'client_id does not match the client certificate',
+};
+
+/** Parses the form body; throws MeshauthError (MESHAUTH_ERR_CA_BAD_REQUEST) carrying the OAuth error code. */
+export function parseTokenRequest(contentType: string | undefined, body: Buffer): TokenRequest {
+  const mediaType = (contentType ?? '').split(';', 1)[0]?.trim().toLowerCase();
+  if (mediaType !== FORM_CONTENT_TYPE) throw badRequest('invalid_request', 'unsupported_media_type');
+  const params = new URLSearchParams(body.toString('utf8'));
+  for (const name of SINGLE_VALUED) {
+    if (params.getAll(name).length > 1) throw badRequest('invalid_request', 'duplicate_parameter');
+  }
+  const grantType = params.get('grant_type');
+  if (grantType === null || grantType === '') throw badRequest('invalid_request', 'missing_grant_type');
+  if (grantType !== 'client_credentials') throw badRequest('unsupported_grant_type', 'unsupported_grant_type');
+  const audience = params.get('audience');
+  const resource = params.get('resource');
+  if (audience !== null) checkAudience(audience);
+  if (resource !== null) checkResource(resource);
+  if (audience !== null && resource !== null && audience !== resource) {
+    throw badRequest('invalid_target', 'audience_resource_mismatch');
+  }
+  const target = audience ?? resource;
+  if (target === null || target === '') throw badRequest('invalid_request', 'missing_audience');
+  return { audience: target, clientId: params.get('client_id') ?? undefined };
+}
+
+/** The RFC 6749 §5.2 body for any error raised while serving the token endpoint (route, body size, auth, parse). */
+export function oauthErrorBody(error: MeshauthError): {
+  error: OAuthErrorCode;
+  error_description: string;
+  code: string;
+} {
+  const tagged = error.detail?.oauthError;
+  const oauthError: OAuthErrorCode =
+    typeof tagged === 'string'
+      ? (tagged as OAuthErrorCode)
+      : error.status >= 500
+        ? 'server_error'
+        : error.code === 'MESHAUTH_ERR_CA_UNAUTHENTICATED'
+          ? 'invalid_client'
+          : 'invalid_request';
+  const description =
+    oauthError === 'invalid_client' && error.reason !== 'client_id_mismatch'
+      ? 'client authentication failed: present a valid X509-SVID of this trust domain in the TLS handshake'
+      : (DESCRIPTIONS[error.reason ?? ''] ?? error.publicMessage);
+  return { error: oauthError, error_description: description, code: error.code };
+}
+
+export function clientIdMismatch(): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_CA_UNAUTHENTICATED', 'client_id does not match the client certificate', {
+    reason: 'client_id_mismatch',
+    detail: { oauthError: 'invalid_client' },
+  });
+}
+
+function checkAudience(audience: string): void {
+  if (audience.length === 0 || audience.length > MAX_AUDIENCE_LENGTH || !AUDIENCE_SHAPE.test(audience)) {
+    throw badRequest('invalid_target', 'audience_invalid');
+  }
+}
+
+function checkResource(resource: string): void {
+  checkAudience(resource);
+  let url: URL;
+  try {
+    url = new URL(resource);
+  } catch {
+    throw badRequest('invalid_target', 'resource_invalid');
+  }
+  if (url.hash !== '' || resource.includes('#')) throw badRequest('invalid_target', 'resource_invalid');
+}
+
+function badRequest(oauthError: Exclude<OAuthErrorCode, 'invalid_client' | 'server_error'>, reason: string) {
+  return new MeshauthError('MESHAUTH_ERR_CA_BAD_REQUEST', DESCRIPTIONS[reason] ?? reason, {
+    reason,
+    detail: { oauthError },
+  });
+}

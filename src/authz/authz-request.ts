@@ -19,8 +19,11 @@ export interface AuthzUser {
 }
 
 export interface AuthzRequest {
-  /** The authenticated mTLS peer. */
-  readonly peerId: SpiffeId;
+  /**
+   * The authenticated mTLS peer; undefined for a request from the sidecar's `external` listener (an API client
+   * authenticated by a bearer token only). Rules with `from` never match a request without a peer.
+   */
+  readonly peerId?: SpiffeId | undefined;
   /** Upper-case method, already checked with validateMethod(). */
   readonly method: string;
   /** Path already normalized with normalizePath() (no query). */
@@ -37,6 +40,11 @@ export interface AuthzRequest {
   readonly chain?: readonly string[] | undefined;
   /** The time the decision is made for (`when.time`). */
   readonly now: Date;
+}
+
+/** A request from the mesh: its mTLS peer is known (what `meshauth policy test` evaluates). */
+export interface MeshAuthzRequest extends AuthzRequest {
+  readonly peerId: SpiffeId;
 }
 
 /** All values of a header (lower-case name) or undefined when absent. Own properties only for records. */

@@ -1,6 +1,7 @@
 // The Policy Decision Point (SPEC §6): decide(policy, request) → Decision. Pure: no I/O, no clock (time is in the
 // request). Precedence: any matching deny wins; otherwise any matching allow; otherwise deny ("default-deny").
 // The index hands over only the rules whose `from` and `to.methods` fit; the result objects are precompiled.
+// A request without an mTLS peer (the external listener) only ever sees the rules without `from`.
 import type { AuthzRequest } from './authz-request.js';
 import type { CompiledPolicy, CompiledRule } from './policy/compiled-policy.js';
 import type { Decision } from './policy/decision.js';

@@ -5,6 +5,7 @@ import type { Decision } from './policy/decision.js';
 
 export interface DenyAuditRecord {
   readonly event: 'authz_deny';
+  /** The mTLS peer's SPIFFE ID; empty for a request from the external listener (no peer). */
   readonly peerId: string;
   readonly method: string;
   /** The normalized path (what policy saw and what the app would have received). */
@@ -23,7 +24,7 @@ export function denyAuditRecord(request: AuthzRequest, decision: Decision): Deny
   const sub = request.user?.sub;
   return {
     event: 'authz_deny',
-    peerId: request.peerId.toString(),
+    peerId: request.peerId?.toString() ?? '',
     method: request.method,
     path: truncate(request.path, MAX_PATH),
     ...(typeof sub === 'string' ? { userSub: truncate(sub, MAX_SUB) } : {}),

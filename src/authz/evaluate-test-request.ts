@@ -4,7 +4,7 @@
 import type { ErrorCode } from '../errors/index.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
-import type { AuthzRequest, AuthzUser } from './authz-request.js';
+import type { AuthzUser, MeshAuthzRequest } from './authz-request.js';
 import { type Explanation, explain } from './decide-explain.js';
 import { validateMethod } from './method-validate.js';
 import { normalizePath } from './path-normalize.js';
@@ -33,7 +33,7 @@ export type TestOutcome =
       readonly reason: string | undefined;
       readonly message: string;
     }
-  | { readonly kind: 'decision'; readonly request: AuthzRequest; readonly explanation: Explanation };
+  | { readonly kind: 'decision'; readonly request: MeshAuthzRequest; readonly explanation: Explanation };
 
 /** Throws MESHAUTH_ERR_SPIFFE_ID_INVALID for a bad `from` or chain ID (bad input, not an outcome). */
 export function evaluateTestRequest(policy: CompiledPolicy, input: TestRequestInput): TestOutcome {
@@ -55,7 +55,7 @@ export function evaluateTestRequest(policy: CompiledPolicy, input: TestRequestIn
     const key = name.toLowerCase();
     headers.set(key, [...(headers.get(key) ?? []), ...(typeof value === 'string' ? [value] : value)]);
   }
-  const request: AuthzRequest = {
+  const request: MeshAuthzRequest = {
     peerId,
     method,
     path,

@@ -1,4 +1,10 @@
-export { type AuthzHeaders, type AuthzRequest, type AuthzUser, headerValues } from './authz-request.js';
+export {
+  type AuthzHeaders,
+  type AuthzRequest,
+  type AuthzUser,
+  headerValues,
+  type MeshAuthzRequest,
+} from './authz-request.js';
 export { decide } from './decide.js';
 export { type ConditionMiss, type Explanation, explain, type RuleTrace } from './decide-explain.js';
 export { type DenyAuditRecord, denyAuditRecord } from './deny-audit-record.js';

@@ -1,11 +1,12 @@
 // The environment variables of `meshauth sidecar` (SPEC §7: every config key also from `MESHAUTH_*`). One table,
 // so the names are documented in one place (STYLE 6) and the loader, the docs and the tests read the same list.
-// Environment values override the file. Objects (routes, endUser) are JSON; lists are comma-separated;
+// Environment values override the file. Objects (routes, endUser, external) are JSON; lists are comma-separated;
 // booleans are true/false/1/0; durations are 500ms, 30s, 10m, 1h. The variables, one per key:
 //   MESHAUTH_TRUST_DOMAIN trustDomain · MESHAUTH_CA_URL ca.url · MESHAUTH_CA_BUNDLE ca.bundle · MESHAUTH_CA_TOKEN ca.token
 //   MESHAUTH_INBOUND_LISTEN inbound.listen · MESHAUTH_INBOUND_APP inbound.app · MESHAUTH_INBOUND_POLICY inbound.policy
 //   MESHAUTH_INBOUND_TLS12 inbound.tls12 · MESHAUTH_INBOUND_APP_TIMEOUT inbound.appTimeout
-//   MESHAUTH_INBOUND_END_USER inbound.endUser (JSON) · MESHAUTH_OUTBOUND_LISTEN outbound.listen
+//   MESHAUTH_INBOUND_END_USER inbound.endUser (JSON) · MESHAUTH_INBOUND_EXTERNAL inbound.external (JSON)
+//   MESHAUTH_OUTBOUND_LISTEN outbound.listen
 //   MESHAUTH_OUTBOUND_ROUTES outbound.routes (JSON) · MESHAUTH_OUTBOUND_EGRESS outbound.egress (list)
 //   MESHAUTH_OUTBOUND_TIMEOUT outbound.timeout · MESHAUTH_OUTBOUND_HTTP2 outbound.http2
 //   MESHAUTH_ADMIN_LISTEN admin.listen · MESHAUTH_DRAIN_TIMEOUT drainTimeout
@@ -34,6 +35,7 @@ export const MESHAUTH_INBOUND_POLICY = 'MESHAUTH_INBOUND_POLICY';
 export const MESHAUTH_INBOUND_TLS12 = 'MESHAUTH_INBOUND_TLS12';
 export const MESHAUTH_INBOUND_APP_TIMEOUT = 'MESHAUTH_INBOUND_APP_TIMEOUT';
 export const MESHAUTH_INBOUND_END_USER = 'MESHAUTH_INBOUND_END_USER';
+export const MESHAUTH_INBOUND_EXTERNAL = 'MESHAUTH_INBOUND_EXTERNAL';
 export const MESHAUTH_OUTBOUND_LISTEN = 'MESHAUTH_OUTBOUND_LISTEN';
 export const MESHAUTH_OUTBOUND_ROUTES = 'MESHAUTH_OUTBOUND_ROUTES';
 export const MESHAUTH_OUTBOUND_EGRESS = 'MESHAUTH_OUTBOUND_EGRESS';
@@ -54,6 +56,7 @@ export const SIDECAR_ENV: readonly EnvBinding[] = Object.freeze([
   bind(MESHAUTH_INBOUND_TLS12, 'inbound.tls12', 'boolean'),
   bind(MESHAUTH_INBOUND_APP_TIMEOUT, 'inbound.appTimeout'),
   bind(MESHAUTH_INBOUND_END_USER, 'inbound.endUser', 'json'),
+  bind(MESHAUTH_INBOUND_EXTERNAL, 'inbound.external', 'json'),
   bind(MESHAUTH_OUTBOUND_LISTEN, 'outbound.listen'),
   bind(MESHAUTH_OUTBOUND_ROUTES, 'outbound.routes', 'json'),
   bind(MESHAUTH_OUTBOUND_EGRESS, 'outbound.egress', 'list'),

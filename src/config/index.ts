@@ -5,9 +5,18 @@ export { formatHostPort, type HostPort, isLoopbackHost, parseHostPort } from './
 export { type Environment, loadSidecarConfig, sidecarConfigFromObject } from './load-sidecar-config.js';
 export {
   type EndUserSettings,
+  type ExternalListenerSettings,
   type RouteConfig,
   resolveSidecarConfig,
   SIDECAR_DEFAULTS,
   type SidecarConfig,
 } from './sidecar-config.js';
-export { type EndUserFile, endUserSchema, routeSchema, type SidecarFile, sidecarSchema } from './sidecar-schema.js';
+export {
+  type EndUserFile,
+  type ExternalFile,
+  endUserSchema,
+  externalSchema,
+  routeSchema,
+  type SidecarFile,
+  sidecarSchema,
+} from './sidecar-schema.js';

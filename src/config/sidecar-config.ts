@@ -3,7 +3,7 @@
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import { parseDuration } from './duration.js';
 import { type HostPort, parseHostPort } from './host-port.js';
-import type { EndUserFile, SidecarFile } from './sidecar-schema.js';
+import type { EndUserFile, ExternalFile, SidecarFile } from './sidecar-schema.js';
 
 /** SPEC §7 listener defaults; the outbound listener is loopback-only whatever the file says. */
 export const SIDECAR_DEFAULTS = Object.freeze({
@@ -33,6 +33,15 @@ export interface EndUserSettings {
   readonly forwardOriginalToken: boolean;
 }
 
+/** Issue 5 `inbound.external`: the public bearer-token listener (server TLS only). */
+export interface ExternalListenerSettings {
+  readonly listen: HostPort;
+  /** PEM certificate chain file (a server certificate for the host name clients use, not the SVID). */
+  readonly cert: string;
+  /** PEM private key file. */
+  readonly key: string;
+}
+
 export interface RouteConfig {
   /** The host name apps call (`orders.shop`), lower case, no port. */
   readonly host: string;
@@ -54,6 +63,8 @@ export interface SidecarConfig {
     readonly tls12: boolean;
     readonly appTimeoutMs: number;
     readonly endUser: EndUserSettings | undefined;
+    /** Set only together with endUser (the schema refuses it alone). */
+    readonly external: ExternalListenerSettings | undefined;
   };
   readonly outbound: {
     readonly listen: HostPort;
@@ -96,6 +107,7 @@ export function resolveSidecarConfig(file: SidecarFile, source: string): Sidecar
       tls12: inbound.tls12 ?? SIDECAR_DEFAULTS.tls12,
       appTimeoutMs: parseDuration(inbound.appTimeout ?? SIDECAR_DEFAULTS.appTimeout),
       endUser: inbound.endUser === undefined ? undefined : resolveEndUser(inbound.endUser),
+      external: inbound.external === undefined ? undefined : resolveExternal(inbound.external),
     },
     outbound: {
       listen: hp(outbound.listen ?? SIDECAR_DEFAULTS.outboundListen),
@@ -123,6 +135,10 @@ function resolveEndUser(file: EndUserFile): EndUserSettings {
     claims: [...(file.claims ?? [])],
     forwardOriginalToken: file.forwardOriginalToken ?? false,
   };
+}
+
+function resolveExternal(file: ExternalFile): ExternalListenerSettings {
+  return { listen: hp(file.listen), cert: file.cert, key: file.key };
 }
 
 function hp(text: string): HostPort {

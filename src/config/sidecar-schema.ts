@@ -62,6 +62,17 @@ export const endUserSchema = z.strictObject({
   forwardOriginalToken: z.boolean().optional(),
 });
 
+/**
+ * Issue 5 `inbound.external`: an optional public listener (server TLS only, no client certificate) for API
+ * clients that present bearer tokens. Its certificate is a normal server certificate clients verify by host name
+ * (not the SVID); both files are PEM, read once at start.
+ */
+export const externalSchema = z.strictObject({
+  listen: hostPort,
+  cert: z.string().min(1),
+  key: z.string().min(1),
+});
+
 export const routeSchema = z.strictObject({
   address: hostPort,
   ids: z.array(spiffeId).min(1).optional(),
@@ -78,6 +89,12 @@ export const sidecarSchema = z.strictObject({
       tls12: z.boolean().optional(),
       appTimeout: duration.optional(),
       endUser: endUserSchema.optional(),
+      external: externalSchema.optional(),
+    })
+    // External clients are authenticated by bearer tokens only: without issuers nobody could be let in.
+    .refine((inbound) => inbound.external === undefined || inbound.endUser !== undefined, {
+      path: ['external'],
+      message: 'requires inbound.endUser (the issuers whose bearer tokens external clients present)',
     })
     .optional(),
   outbound: z
@@ -95,6 +112,7 @@ export const sidecarSchema = z.strictObject({
 
 export type SidecarFile = z.infer<typeof sidecarSchema>;
 export type EndUserFile = z.infer<typeof endUserSchema>;
+export type ExternalFile = z.infer<typeof externalSchema>;
 
 function tryTrustDomain(value: string): boolean {
   try {

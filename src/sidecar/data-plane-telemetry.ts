@@ -6,7 +6,7 @@ import type { Counter, Histogram } from 'prom-client';
 import type { MeshauthError } from '../errors/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 
-export type Direction = 'inbound' | 'outbound';
+export type Direction = 'inbound' | 'outbound' | 'external';
 
 type CounterChild = ReturnType<Counter<'direction' | 'peer_id' | 'code'>['labels']>;
 type HistogramChild = ReturnType<Histogram<'direction'>['labels']>;

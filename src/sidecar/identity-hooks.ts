@@ -1,12 +1,16 @@
 // Builds the sidecar's identity hooks from its config: the policy (PolicyWatcher → Authorize), end-user
-// authentication (EndUserVerifier + passports → AuthenticateEndUser) and passport wrapping on the way out.
+// authentication (EndUserVerifier + passports → AuthenticateEndUser), passport wrapping on the way out, and the
+// external listener's hooks (bearer token → origin passport in the same PassportStore; the same policy).
 // Owns their lifecycles: an invalid policy file at start-up fails the start (fail closed); close() stops watching.
 import type { CredentialHolder } from '../agent/index.js';
 import { EndUserVerifier } from '../authn/index.js';
 import { PolicyWatcher } from '../authz/index.js';
 import type { SidecarConfig } from '../config/index.js';
+import { MeshauthError } from '../errors/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { endUserAuthenticator } from './inbound/end-user-authenticator.js';
+import { externalAuthenticator } from './inbound/external-authenticator.js';
+import type { ExternalHooks } from './inbound/external-hooks.js';
 import type { InboundHooks } from './inbound/inbound-hooks.js';
 import { policyAuthorizer } from './inbound/policy-authorizer.js';
 import type { OnOutboundRequest } from './outbound/outbound-hooks.js';
@@ -15,6 +19,8 @@ import { PassportStore } from './passport-store.js';
 
 export interface IdentityHooks {
   readonly hooks: InboundHooks & { readonly onOutboundRequest?: OnOutboundRequest };
+  /** Set when `inbound.external` is configured. */
+  readonly external: ExternalHooks | undefined;
   close(): Promise<void>;
 }
 
@@ -24,9 +30,17 @@ export async function startIdentityHooks(
   deps: { readonly logger: Logger; readonly metrics: Metrics; readonly now: () => Date },
 ): Promise<IdentityHooks> {
   const { logger, metrics, now } = deps;
+  if (config.inbound.external !== undefined && config.inbound.endUser === undefined) {
+    // The schema refuses this; a config built another way must not open a listener nobody can authenticate on.
+    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', 'inbound.external: requires inbound.endUser', {
+      reason: 'config_invalid',
+    });
+  }
   const store = new PassportStore();
   let watcher: PolicyWatcher | undefined;
   let verifier: EndUserVerifier | undefined;
+  let external: ExternalHooks | undefined;
+  let authorize: ReturnType<typeof policyAuthorizer> | undefined;
   const hooks: { -readonly [K in keyof IdentityHooks['hooks']]: IdentityHooks['hooks'][K] } = {
     onOutboundRequest: passportWrapper({ holder, store, metrics, now }),
   };
@@ -38,11 +52,12 @@ export async function startIdentityHooks(
     });
     await watcher.start();
     const current = watcher;
-    hooks.authorize = policyAuthorizer({
+    authorize = policyAuthorizer({
       policy: () => current.current(),
       logger: logger.child({ component: 'authz' }),
       now,
     });
+    hooks.authorize = authorize;
   }
   const endUser = config.inbound.endUser;
   if (endUser !== undefined) {
@@ -67,9 +82,16 @@ export async function startIdentityHooks(
       metrics,
       now,
     });
+    if (config.inbound.external !== undefined) {
+      external = {
+        authenticate: externalAuthenticator({ settings: endUser, verifier, holder, store, metrics, now }),
+        ...(authorize === undefined ? {} : { authorize }),
+      };
+    }
   }
   return {
     hooks,
+    external,
     close: async () => {
       watcher?.close();
       await verifier?.close();

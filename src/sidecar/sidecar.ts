@@ -1,12 +1,15 @@
 // The sidecar composition root (SPEC §2, §7): the only place that starts the sidecar's listeners. It wires the
-// credential holder (fed by the certificate agent, or injected by tests), the inbound PEP, the outbound proxy and
-// the admin server, and owns the shutdown order (readiness off → stop accepting → drain → close pools).
+// credential holder (fed by the certificate agent, or injected by tests), the inbound PEP, the optional external
+// listener (Issue 5), the outbound proxy and the admin server, and owns the shutdown order (readiness off → stop
+// accepting → drain → close pools).
 import { CredentialHolder } from '../agent/credential-holder.js';
 import type { SidecarConfig } from '../config/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { AppProbe } from './app-probe.js';
 import { startIdentityHooks } from './identity-hooks.js';
+import { loadExternalCertificate } from './inbound/external-certificate.js';
+import { ExternalListener } from './inbound/external-listener.js';
 import type { InboundHooks } from './inbound/inbound-hooks.js';
 import { type InboundLimits, InboundListener } from './inbound/inbound-listener.js';
 import type { OnOutboundRequest } from './outbound/outbound-hooks.js';
@@ -36,6 +39,8 @@ export interface RunningSidecar {
   readonly inboundPort: number;
   readonly outboundPort: number;
   readonly adminPort: number;
+  /** The external bearer-token listener's port, when `inbound.external` is configured. */
+  readonly externalPort: number | undefined;
   readonly holder: CredentialHolder;
   /** Holds a currently valid SVID and is not draining (the app probe is only part of /readyz). */
   ready(): boolean;
@@ -49,6 +54,10 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
   const { logger, metrics } = deps;
   const now = deps.now ?? (() => new Date());
   const holder = deps.holder ?? new CredentialHolder();
+  // Read before anything starts: a missing or mismatched certificate fails the start with nothing to undo.
+  const externalSettings = config.inbound.external;
+  const externalCertificate =
+    externalSettings === undefined ? undefined : loadExternalCertificate(externalSettings, now());
   const agent = deps.holder === undefined && deps.agent !== false ? await createAgent(config, holder, deps) : undefined;
 
   const identity = await startIdentityHooks(config, holder, { logger, metrics, now });
@@ -63,6 +72,18 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
     ...(deps.inboundLimits === undefined ? {} : { limits: deps.inboundLimits }),
     now,
   });
+  const external =
+    externalSettings === undefined || externalCertificate === undefined || identity.external === undefined
+      ? undefined
+      : new ExternalListener({
+          config,
+          listen: externalSettings.listen,
+          certificate: externalCertificate,
+          hooks: identity.external,
+          metrics,
+          logger: logger.child({ component: 'external' }),
+          ...(deps.inboundLimits === undefined ? {} : { limits: deps.inboundLimits }),
+        });
   const outbound = new OutboundListener({
     config,
     holder,
@@ -93,7 +114,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
       draining = true; // /readyz answers 503 from now on
       const deadline = Date.now() + drainMs;
       logger.info({ drainMs }, 'sidecar draining');
-      await Promise.all([inbound.close(deadline), outbound.close(deadline)]);
+      await Promise.all([inbound.close(deadline), outbound.close(deadline), external?.close(deadline)]);
       unsubscribe();
       await identity.close();
       await agent?.close();
@@ -104,17 +125,26 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
   };
 
   try {
-    const [inboundPort, outboundPort, adminPort] = await Promise.all([
+    const [inboundPort, outboundPort, adminPort, externalPort] = await Promise.all([
       inbound.listen(),
       outbound.listen(),
       admin.listen(),
+      external?.listen(),
     ]);
     agent?.start();
     logger.info(
-      { inbound: inboundPort, outbound: outboundPort, admin: adminPort, trustDomain: config.trustDomain.name },
+      {
+        inbound: inboundPort,
+        outbound: outboundPort,
+        admin: adminPort,
+        ...(externalPort === undefined
+          ? {}
+          : { external: externalPort, externalCertNotAfter: externalCertificate?.notAfter.toISOString() }),
+        trustDomain: config.trustDomain.name,
+      },
       'sidecar listening',
     );
-    return { inboundPort, outboundPort, adminPort, holder, ready, readiness, close };
+    return { inboundPort, outboundPort, adminPort, externalPort, holder, ready, readiness, close };
   } catch (error) {
     await close(0).catch(() => undefined);
     throw error;

@@ -27,6 +27,8 @@ import { DEFAULT_DENY_RULE, type PolicyDocument, type PolicyRule } from './schem
 // Peer checks never read the context; this one is only there to satisfy the Check signature.
 const PEER_CONTEXT = new RequestContext();
 const USER_FIELDS: readonly UserField[] = ['sub', 'iss', 'client_id', 'scope', 'groups'];
+/** How explain() shows the peer of a request from the external listener. */
+const NO_PEER = '(no mTLS peer: external client)';
 
 export function compilePolicy(document: PolicyDocument): CompiledPolicy {
   const mode: PolicyMode = document.mode ?? 'enforce';
@@ -57,7 +59,7 @@ function compileRule(
     index,
     action: rule.action,
     peerChecks,
-    testPeer: (peer: SpiffeId) => {
+    testPeer: (peer: SpiffeId | undefined) => {
       const request = peerOnly(peer);
       return peerChecks.every((c) => c.test(request, PEER_CONTEXT));
     },
@@ -81,24 +83,43 @@ function compilePeerChecks(rule: PolicyRule): Check[] {
   const from = rule.from;
   const checks: Check[] = [];
   if (from === undefined) return checks;
-  const peer = (r: AuthzRequest): string => r.peerId.toString();
+  // `from` describes an mTLS peer: a request without one (the external listener) never matches it, not even
+  // `from: {}` or `from.notIds`. The first check says so; every other one is false without a peer as well.
+  const peer = (r: AuthzRequest): string => r.peerId?.toString() ?? NO_PEER;
+  checks.push(
+    check(
+      'from',
+      'an mTLS peer (a mesh workload)',
+      (r) => r.peerId !== undefined,
+      (r) => (r.peerId === undefined ? NO_PEER : r.peerId.toString()),
+    ),
+  );
   if (from.ids !== undefined) {
     const m = compileIdMatcher(from.ids);
-    checks.push(check('from.ids', `one of ${list(from.ids)}`, (r) => idMatches(m, peer(r)), peer));
+    checks.push(
+      check('from.ids', `one of ${list(from.ids)}`, (r) => r.peerId !== undefined && idMatches(m, peer(r)), peer),
+    );
   }
   if (from.notIds !== undefined) {
     const m = compileIdMatcher(from.notIds);
-    checks.push(check('from.notIds', `none of ${list(from.notIds)}`, (r) => !idMatches(m, peer(r)), peer));
+    checks.push(
+      check(
+        'from.notIds',
+        `none of ${list(from.notIds)}`,
+        (r) => r.peerId !== undefined && !idMatches(m, peer(r)),
+        peer,
+      ),
+    );
   }
   if (from.namespaces !== undefined) {
     const set = new Set(from.namespaces);
-    const namespaceOf = (r: AuthzRequest): string | undefined => r.peerId.kubernetes?.namespace;
+    const namespaceOf = (r: AuthzRequest): string | undefined => r.peerId?.kubernetes?.namespace;
     checks.push(
       check(
         'from.namespaces',
         `one of ${list(from.namespaces)}`,
         (r) => set.has(namespaceOf(r) ?? ''),
-        (r) => namespaceOf(r) ?? '(not a Kubernetes ID)',
+        (r) => (r.peerId === undefined ? NO_PEER : (namespaceOf(r) ?? '(not a Kubernetes ID)')),
       ),
     );
   }
@@ -108,8 +129,8 @@ function compilePeerChecks(rule: PolicyRule): Check[] {
       check(
         'from.trustDomains',
         `one of ${list(from.trustDomains)}`,
-        (r) => set.has(r.peerId.trustDomain.name),
-        (r) => r.peerId.trustDomain.name,
+        (r) => r.peerId !== undefined && set.has(r.peerId.trustDomain.name),
+        (r) => r.peerId?.trustDomain.name ?? NO_PEER,
       ),
     );
   }
@@ -199,7 +220,8 @@ function compileWhenChecks(rule: PolicyRule, formatters: Map<string, Intl.DateTi
     }
   }
   if (when.chain !== undefined) {
-    const path = (r: AuthzRequest): string => showList([...(r.chain ?? []), r.peerId.toString()]);
+    const path = (r: AuthzRequest): string =>
+      showList([...(r.chain ?? []), ...(r.peerId === undefined ? [] : [r.peerId.toString()])]);
     const { includes, startsWith } = when.chain;
     if (includes !== undefined) {
       const m = compileIdMatcher(includes);
@@ -207,7 +229,7 @@ function compileWhenChecks(rule: PolicyRule, formatters: Map<string, Intl.DateTi
         check(
           'when.chain.includes',
           `a hop in ${list(includes)}`,
-          (r) => chainIncludes(m, r.chain, r.peerId.toString()),
+          (r) => chainIncludes(m, r.chain, r.peerId?.toString()),
           path,
         ),
       );
@@ -219,7 +241,7 @@ function compileWhenChecks(rule: PolicyRule, formatters: Map<string, Intl.DateTi
         check(
           'when.chain.startsWith',
           `first hop in ${list(firsts)}`,
-          (r) => chainStartsWith(m, r.chain, r.peerId.toString()),
+          (r) => chainStartsWith(m, r.chain, r.peerId?.toString()),
           path,
         ),
       );
@@ -300,7 +322,7 @@ function check(field: string, expected: string, test: Check['test'], actual: Che
 }
 
 /** Peer checks read only `peerId`, so the index can run them once per peer with a minimal request. */
-function peerOnly(peerId: SpiffeId): AuthzRequest {
+function peerOnly(peerId: SpiffeId | undefined): AuthzRequest {
   return { peerId } as AuthzRequest;
 }
 

@@ -21,7 +21,8 @@ export interface CompiledRule {
   readonly action: RuleAction;
   /** `from.*`: decided once per peer and cached in the index. */
   readonly peerChecks: readonly Check[];
-  readonly testPeer: (peer: SpiffeId) => boolean;
+  /** False for `undefined` (no mTLS peer) whenever the rule has `from`. */
+  readonly testPeer: (peer: SpiffeId | undefined) => boolean;
   /** `to.methods`, or undefined when any method matches. Decided by the index. */
   readonly methods: ReadonlySet<string> | undefined;
   readonly methodCheck: Check | undefined;
@@ -55,6 +56,8 @@ interface PeerRules {
 const SCHEME_LENGTH = 'spiffe://'.length;
 /** Peers are authenticated workloads, so the set is small; the bound only stops growth in a pathological mesh. */
 const MAX_CACHED_PEERS = 10_000;
+/** The cache key of "no mTLS peer": a SPIFFE ID is never empty. */
+const NO_PEER_KEY = '';
 
 export interface CompiledPolicyInit {
   readonly name: string | undefined;
@@ -96,9 +99,12 @@ export class CompiledPolicy {
     return this.mode === 'enforce';
   }
 
-  /** The rules whose `from` and `to.methods` accept this peer and method, denies and allows apart. */
-  rulesFor(peer: SpiffeId, method: string): RuleLists {
-    const key = peer.toString();
+  /**
+   * The rules whose `from` and `to.methods` accept this peer and method, denies and allows apart. Without a peer
+   * (a request from the external listener) only the rules without `from` apply.
+   */
+  rulesFor(peer: SpiffeId | undefined, method: string): RuleLists {
+    const key = peer === undefined ? NO_PEER_KEY : peer.toString();
     let entry = this.#peers.get(key);
     if (entry === undefined) {
       if (this.#peers.size >= MAX_CACHED_PEERS) this.#peers.clear();
@@ -135,8 +141,9 @@ export class CompiledPolicy {
     if (!filed) this.#anyPeer.push(rule);
   }
 
-  #peerRules(peer: SpiffeId, key: string): PeerRules {
+  #peerRules(peer: SpiffeId | undefined, key: string): PeerRules {
     const candidates = new Set<CompiledRule>(this.#anyPeer);
+    if (peer === undefined) return rulesOf([...candidates].filter((r) => r.testPeer(undefined)));
     const add = (rules: readonly CompiledRule[] | undefined): void => {
       if (rules !== undefined) for (const r of rules) candidates.add(r);
     };
@@ -147,9 +154,13 @@ export class CompiledPolicy {
     const namespace = peer.kubernetes?.namespace;
     if (namespace !== undefined) add(this.#byNamespace.get(namespace));
     add(this.#byTrustDomain.get(peer.trustDomain.name));
-    const rules = [...candidates].filter((r) => r.testPeer(peer)).sort((a, b) => a.index - b.index);
-    return { byMethod: new Map(), anyMethod: split(rules.filter((r) => r.methods === undefined)), rules };
+    return rulesOf([...candidates].filter((r) => r.testPeer(peer)));
   }
+}
+
+function rulesOf(candidates: readonly CompiledRule[]): PeerRules {
+  const rules = [...candidates].sort((a, b) => a.index - b.index);
+  return { byMethod: new Map(), anyMethod: split(rules.filter((r) => r.methods === undefined)), rules };
 }
 
 function split(rules: readonly CompiledRule[]): RuleLists {

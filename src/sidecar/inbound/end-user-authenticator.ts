@@ -52,7 +52,7 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
       store.remember(verified, Math.min(verified.userExpiresAt * 1000, at.getTime() + STORE_TTL_MS));
       return {
         user: verified.user,
-        chain: verified.chain,
+        chain: verified.chain.slice(0, -1), // the hops before the peer (AuthzRequest.chain)
         headers: { [PASSPORT_HEADER]: value, [USER_HEADER]: userHeaderValue(verified.user) },
         dropAuthorization,
       };

@@ -1,11 +1,15 @@
 // The inbound Policy Enforcement Point's call into the Policy Decision Point (SPEC §6): normalize the path
 // (ambiguous paths get 400), build the AuthzRequest from what the TLS layer, the request and the end-user hook
 // verified, decide, audit-log denies. The normalized path is also what the app receives (Istio practice).
+// The same authorizer serves the external listener, whose requests have no mTLS peer (AuthzRequest.peerId unset).
 import type { EndUser } from '../../authn/index.js';
 import { type AuthzRequest, type CompiledPolicy, decide, denyAuditRecord, normalizePath } from '../../authz/index.js';
 import { isMeshauthError } from '../../errors/index.js';
 import type { Logger } from '../../telemetry/index.js';
-import type { Authorize, AuthzVerdict, InboundRequestView } from './inbound-hooks.js';
+import type { AuthzVerdict, InboundRequestView } from './inbound-hooks.js';
+
+/** What the authorizer reads of a request: an inbound view, or an external one without an mTLS peer. */
+export type AuthorizerView = Omit<InboundRequestView, 'peer'> & { readonly peer?: InboundRequestView['peer'] };
 
 export interface PolicyAuthorizerOptions {
   /** The current compiled policy (the watcher swaps it on a valid change). */
@@ -14,9 +18,10 @@ export interface PolicyAuthorizerOptions {
   readonly now: () => Date;
 }
 
-export function policyAuthorizer(options: PolicyAuthorizerOptions): Authorize {
+/** The returned function is an `Authorize` (inbound) and an `ExternalAuthorize` (external listener) at once. */
+export function policyAuthorizer(options: PolicyAuthorizerOptions): (view: AuthorizerView) => AuthzVerdict {
   const { logger, now } = options;
-  return (view: InboundRequestView): AuthzVerdict => {
+  return (view: AuthorizerView): AuthzVerdict => {
     let normalized: ReturnType<typeof normalizePath>;
     try {
       normalized = normalizePath(view.target);
@@ -34,7 +39,7 @@ export function policyAuthorizer(options: PolicyAuthorizerOptions): Authorize {
     const policy = options.policy();
     const user = view.user as EndUser | undefined;
     const request: AuthzRequest = {
-      peerId: view.peer.id,
+      peerId: view.peer?.id,
       method: view.method,
       path: normalized.path,
       host: view.authority,
@@ -61,9 +66,9 @@ export function policyAuthorizer(options: PolicyAuthorizerOptions): Authorize {
 
 /** Node's IncomingHttpHeaders seen as the policy's header map: every value as a list, read lazily. */
 class IncomingHeaderMap extends Map<string, readonly string[]> {
-  readonly #headers: InboundRequestView['headers'];
+  readonly #headers: AuthorizerView['headers'];
 
-  constructor(headers: InboundRequestView['headers']) {
+  constructor(headers: AuthorizerView['headers']) {
     super();
     this.#headers = headers;
   }

@@ -13,6 +13,8 @@ const MINIMAL = `trustDomain: example.org
 ca: { url: "https://ca.example:8443", bundle: /etc/meshauth/bundle.pem, token: /var/run/token }
 `;
 
+const END_USER = 'endUser: { issuers: [ { issuer: "https://idp.example", audiences: [api], algorithms: [ES256] } ] }';
+
 function write(name: string, text: string): string {
   const file = join(dir, name);
   writeFileSync(file, text);
@@ -130,9 +132,55 @@ drainTimeout: 5s
       /inbound\.endUser\.issuers\[0\]\.algorithms: required key is missing/,
     ],
     ['fail/not YAML', 'trustDomain: [unclosed\n', /bad\.yaml:.* not valid YAML/],
+    [
+      'fail/external without endUser',
+      `${MINIMAL}inbound: { external: { listen: 0.0.0.0:8443, cert: /tls/a.crt, key: /tls/a.key } }\n`,
+      /bad\.yaml: inbound\.external: requires inbound\.endUser/,
+    ],
+    [
+      'fail/external without key',
+      `${MINIMAL}inbound: { ${END_USER}, external: { listen: 0.0.0.0:8443, cert: /tls/a.crt } }\n`,
+      /inbound\.external\.key: required key is missing/,
+    ],
+    [
+      'fail/external listen is not host:port',
+      `${MINIMAL}inbound: { ${END_USER}, external: { listen: "8443", cert: /a, key: /b } }\n`,
+      /inbound\.external\.listen: expected host:port/,
+    ],
+    [
+      'fail/external unknown key',
+      `${MINIMAL}inbound: { ${END_USER}, external: { listen: 0.0.0.0:1, cert: /a, key: /b, ca: /c } }\n`,
+      /inbound\.external\.ca: unknown key/,
+    ],
   ];
   it.each(bad)('%s', (_name, text, expected) => {
     expect(errorOf(() => loadSidecarConfig(write('bad.yaml', text), {}))).toMatch(expected);
+  });
+
+  it('ok/inbound.external with endUser: listen parsed, files kept as paths (read at sidecar start)', () => {
+    const config = loadSidecarConfig(
+      write(
+        'external.yaml',
+        `${MINIMAL}inbound: { ${END_USER}, external: { listen: "0.0.0.0:8443", cert: /tls/api.crt, key: /tls/api.key } }\n`,
+      ),
+      {},
+    );
+    expect(config.inbound.external).toEqual({
+      listen: { host: '0.0.0.0', port: 8443 },
+      cert: '/tls/api.crt',
+      key: '/tls/api.key',
+    });
+    expect(Object.isFrozen(config.inbound.external)).toBe(true);
+    expect(loadSidecarConfig(write('no-external.yaml', MINIMAL), {}).inbound.external).toBeUndefined();
+  });
+
+  it('fail/MESHAUTH_INBOUND_EXTERNAL without endUser names the key and the variable', () => {
+    const message = errorOf(() =>
+      loadSidecarConfig(write('env-external.yaml', MINIMAL), {
+        MESHAUTH_INBOUND_EXTERNAL: '{"listen":"127.0.0.1:8443","cert":"/a","key":"/b"}',
+      }),
+    );
+    expect(message).toMatch(/inbound\.external \(from MESHAUTH_INBOUND_EXTERNAL\): requires inbound\.endUser/);
   });
 
   it('fail/a bad environment value names the variable', () => {
@@ -162,6 +210,7 @@ drainTimeout: 5s
       MESHAUTH_INBOUND_TLS12: 'false',
       MESHAUTH_INBOUND_APP_TIMEOUT: '5s',
       MESHAUTH_INBOUND_END_USER: '{"issuers":[{"issuer":"https://idp","audiences":["a"],"algorithms":["ES256"]}]}',
+      MESHAUTH_INBOUND_EXTERNAL: '{"listen":"0.0.0.0:8443","cert":"/tls/api.crt","key":"/tls/api.key"}',
       MESHAUTH_OUTBOUND_LISTEN: '127.0.0.1:3',
       MESHAUTH_OUTBOUND_ROUTES: '{}',
       MESHAUTH_OUTBOUND_EGRESS: 'x.example',
@@ -171,7 +220,9 @@ drainTimeout: 5s
       MESHAUTH_DRAIN_TIMEOUT: '3s',
     };
     expect(Object.keys(env).sort()).toEqual(SIDECAR_ENV.map((b) => b.name).sort());
-    expect(loadSidecarConfig(undefined, env).outbound.timeoutMs).toBe(9_000);
+    const config = loadSidecarConfig(undefined, env);
+    expect(config.outbound.timeoutMs).toBe(9_000);
+    expect(config.inbound.external?.listen).toEqual({ host: '0.0.0.0', port: 8443 });
   });
 
   it('ok/sidecarConfigFromObject validates programmatic configs the same way', () => {

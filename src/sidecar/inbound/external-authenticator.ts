@@ -1,0 +1,72 @@
+// The external listener's client authentication (Issue 5, SPEC §5): every request must carry a valid bearer token
+// of a configured issuer (client-credentials tokens included); a passport is never accepted from outside the
+// mesh. A valid token becomes a fresh origin passport, minted and remembered exactly as the mTLS inbound does in
+// end-user-authenticator.ts `fromBearer`, so the app can forward it downstream through its outbound sidecar.
+import type { CredentialHolder } from '../../agent/index.js';
+import { bearerChallenge, type EndUser, type EndUserVerifier, userHeaderValue } from '../../authn/index.js';
+import { mintOriginPassport, ownOrigin, PASSPORT_HEADER } from '../../authn/passport/index.js';
+import type { EndUserSettings } from '../../config/index.js';
+import { isMeshauthError, MeshauthError } from '../../errors/index.js';
+import type { Metrics } from '../../telemetry/index.js';
+import type { PassportStore } from '../passport-store.js';
+import type { AuthenticateExternalClient, ExternalRequestView } from './external-hooks.js';
+import type { EndUserOutcome } from './inbound-hooks.js';
+
+/** As in end-user-authenticator.ts: the outbound side may wrap the origin for at most its own lifetime. */
+const STORE_TTL_MS = 60_000;
+const USER_HEADER = 'x-meshauth-user';
+
+export interface ExternalAuthenticatorOptions {
+  readonly settings: EndUserSettings;
+  /** The inbound's verifier (one JWKS cache per issuer); its `required` flag is ignored here: a token always is. */
+  readonly verifier: EndUserVerifier;
+  readonly holder: CredentialHolder;
+  readonly store: PassportStore;
+  readonly metrics: Metrics;
+  readonly now: () => Date;
+}
+
+export function externalAuthenticator(options: ExternalAuthenticatorOptions): AuthenticateExternalClient {
+  const { settings, verifier, holder, store, metrics, now } = options;
+  const dropAuthorization = !settings.forwardOriginalToken;
+
+  return async (view: ExternalRequestView): Promise<EndUserOutcome> => {
+    // Passports are mesh-internal (signed by a peer's SVID, bound to the mTLS link): outside there is no link to
+    // bind to, so one arriving here is refused before the token is even looked at (the listener logs it once).
+    if (view.headers[PASSPORT_HEADER] !== undefined) {
+      return {
+        reject: new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', 'passports are not accepted from outside the mesh', {
+          reason: 'external',
+        }),
+      };
+    }
+    let user: EndUser | undefined;
+    try {
+      user = await verifier.authenticate(view.rawHeaders ?? view.headers);
+      if (user === undefined) {
+        // The verifier lets a token-less request through when `inbound.endUser.required` is false; here it never is.
+        metrics.tokenVerifications.inc({ result: 'missing' });
+        throw new MeshauthError('MESHAUTH_ERR_TOKEN_MISSING', 'bearer token required on the external listener', {
+          reason: 'missing',
+        });
+      }
+    } catch (error) {
+      if (!isMeshauthError(error)) throw error;
+      return { reject: error, rejectHeaders: bearerChallenge(error).headers };
+    }
+    const credentials = holder.current;
+    if (credentials === undefined) return { reject: new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet') };
+    const at = now();
+    const origin = mintOriginPassport({ svid: credentials.svid, now: at, user });
+    store.remember(
+      ownOrigin(origin, credentials.svid.id, user.expiresAt),
+      Math.min(user.expiresAt * 1000, at.getTime() + STORE_TTL_MS),
+    );
+    return {
+      user,
+      chain: [],
+      headers: { [PASSPORT_HEADER]: origin, [USER_HEADER]: userHeaderValue(user) },
+      dropAuthorization,
+    };
+  };
+}

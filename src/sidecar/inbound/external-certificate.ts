@@ -1,0 +1,66 @@
+// The external listener's server certificate (Issue 5 `inbound.external.cert`/`key`): PEM files read once, at
+// start (no reload on SIGHUP; restart the sidecar to change them), checked so a wrong file fails the start with a
+// message naming the key instead of failing every handshake later. Not the SVID: clients verify it by host name.
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { ExternalListenerSettings } from '../../config/index.js';
+import { MeshauthError } from '../../errors/index.js';
+
+export interface ExternalCertificate {
+  /** PEM chain (leaf first) and key, as TLS secure-context options take them. */
+  readonly cert: string;
+  readonly key: string;
+  /** The leaf's validity end (logged at start; an expired leaf is refused). */
+  readonly notAfter: Date;
+  readonly subject: string;
+}
+
+const MAX_PEM_BYTES = 1024 * 1024;
+
+/** Throws MESHAUTH_ERR_FILE_UNREADABLE or MESHAUTH_ERR_CONFIG_INVALID (CLI exit 2) naming the config key. */
+export function loadExternalCertificate(settings: ExternalListenerSettings, now: Date): ExternalCertificate {
+  const cert = readPem(settings.cert, 'inbound.external.cert');
+  const key = readPem(settings.key, 'inbound.external.key');
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(cert); // the first certificate of the PEM chain
+  } catch (cause) {
+    throw invalid(`inbound.external.cert: ${settings.cert} holds no PEM certificate`, cause);
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (cause) {
+    throw invalid(`inbound.external.key: ${settings.key} holds no (unencrypted) PEM private key`, cause);
+  }
+  if (!leaf.checkPrivateKey(privateKey)) {
+    throw invalid(`inbound.external.key: ${settings.key} is not the key of the certificate in ${settings.cert}`);
+  }
+  const notAfter = new Date(leaf.validTo);
+  if (!(notAfter.getTime() > now.getTime())) {
+    throw invalid(`inbound.external.cert: ${settings.cert} expired at ${notAfter.toISOString()}`);
+  }
+  return { cert, key, notAfter, subject: leaf.subject };
+}
+
+function readPem(file: string, key: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    const errno = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : 'error';
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${key}: cannot read ${file} (${errno})`, {
+      reason: 'external_tls_unreadable',
+      cause,
+    });
+  }
+  if (text.length > MAX_PEM_BYTES) throw invalid(`${key}: ${file} is larger than ${MAX_PEM_BYTES} bytes`);
+  return text;
+}
+
+function invalid(message: string, cause?: unknown): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', message, {
+    reason: 'external_tls_invalid',
+    ...(cause === undefined ? {} : { cause }),
+  });
+}

@@ -97,7 +97,7 @@ class MemoryAdapter {
 export async function createDemoIssuer(options: DemoIssuerOptions): Promise<DemoIssuer> {
   // A variable specifier keeps tsc from requiring oidc-provider's types (it ships none) and keeps it optional.
   const specifier = 'oidc-provider';
-  const { default: Provider } = (await import(specifier)) as { default: ProviderClass };
+  const { default: Provider } = (await quietly(() => import(specifier))) as { default: ProviderClass };
   const issuer = options.issuer;
   const audience = options.audience ?? 'meshauth-demo';
   const scopes = options.scopes ?? ['orders:read', 'orders:write'];
@@ -178,4 +178,21 @@ export async function createDemoIssuer(options: DemoIssuerOptions): Promise<Demo
     },
     signingKey: () => keys[0] as JWK,
   };
+}
+
+/**
+ * oidc-provider warns "Unsupported runtime" on import under Node 20 (it prefers 22+) although it works there; the
+ * demo issuer is a local stand-in for a real IdP, so that one warning is dropped. Every other warning passes.
+ */
+async function quietly<T>(load: () => Promise<T>): Promise<T> {
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (typeof args[0] === 'string' && args[0].includes('Unsupported runtime')) return;
+    warn(...args);
+  };
+  try {
+    return await load();
+  } finally {
+    console.warn = warn;
+  }
 }

@@ -1,0 +1,42 @@
+// `meshauth demo --once` (npm start without the wait): the whole local mesh comes up, the end-user call goes
+// through web → orders → payments with the user and chain visible at each hop, the refund is denied by its rule,
+// and the process exits 0 having stopped everything it started.
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { MAIN } from '../helpers/meshauth-cli.js';
+
+function runDemoOnce(): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MAIN, 'demo', '--once'], { env: { ...process.env, NO_COLOR: '1' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('meshauth demo --once', () => {
+  it('ok/shows each hop, the denied call and its rule, then exits 0', async () => {
+    const { code, stdout, stderr } = await runDemoOnce();
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(
+      /orders\s+spiffe:\/\/example\.org\/ns\/shop\/sa\/web\s+shop-frontend \(orders:read\)\s+web\s+allow \(rule web-reads-orders\)/,
+    );
+    expect(stdout).toMatch(
+      /payments\s+spiffe:\/\/example\.org\/ns\/shop\/sa\/orders\s+shop-frontend \(orders:read\)\s+web → orders\s+allow \(rule orders-reads-payments\)/,
+    );
+    expect(stdout).toContain('HTTP 200');
+    expect(stdout).toMatch(/HTTP 403 MESHAUTH_ERR_FORBIDDEN rule no-refunds-from-web/);
+    expect(stdout).not.toContain('\u001b['); // plain output when not a TTY
+    expect(stderr).not.toMatch(/at .+\.js:\d+/); // no stack traces
+  }, 90_000);
+});

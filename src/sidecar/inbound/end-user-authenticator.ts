@@ -5,16 +5,13 @@
 // stops here unless `forwardOriginalToken` is set.
 import type { CredentialHolder } from '../../agent/index.js';
 import { bearerChallenge, type EndUser, type EndUserVerifier, userHeaderValue } from '../../authn/index.js';
-import { mintOriginPassport, ownOrigin, PASSPORT_HEADER, verifyPassport } from '../../authn/passport/index.js';
+import { PASSPORT_HEADER, verifyPassport } from '../../authn/passport/index.js';
 import type { EndUserSettings } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { PassportStore } from '../passport-store.js';
 import type { AuthenticateEndUser, EndUserOutcome, InboundRequestView } from './inbound-hooks.js';
-
-/** How long the outbound side may wrap a received passport: the chain's origin lives ≤ 60 s anyway. */
-const STORE_TTL_MS = 60_000;
-const USER_HEADER = 'x-meshauth-user';
+import { PASSPORT_STORE_TTL_MS, USER_HEADER, vouchForUser } from './vouch-for-user.js';
 
 export interface EndUserAuthenticatorOptions {
   readonly settings: EndUserSettings;
@@ -49,7 +46,7 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
         ...(options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth }),
       });
       metrics.passportVerifications.inc({ result: 'ok' });
-      store.remember(verified, Math.min(verified.userExpiresAt * 1000, at.getTime() + STORE_TTL_MS));
+      store.remember(verified, Math.min(verified.userExpiresAt * 1000, at.getTime() + PASSPORT_STORE_TTL_MS));
       return {
         user: verified.user,
         chain: verified.chain.slice(0, -1), // the hops before the peer (AuthzRequest.chain)
@@ -73,20 +70,7 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
       return { reject: error, rejectHeaders: bearerChallenge(error).headers };
     }
     if (user === undefined) return NO_USER;
-    const credentials = holder.current;
-    if (credentials === undefined) return { reject: new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet') };
-    const at = now();
-    const origin = mintOriginPassport({ svid: credentials.svid, now: at, user });
-    store.remember(
-      ownOrigin(origin, credentials.svid.id, user.expiresAt),
-      Math.min(user.expiresAt * 1000, at.getTime() + STORE_TTL_MS),
-    );
-    return {
-      user,
-      chain: [],
-      headers: { [PASSPORT_HEADER]: origin, [USER_HEADER]: userHeaderValue(user) },
-      dropAuthorization,
-    };
+    return vouchForUser(user, { holder, store, now, dropAuthorization });
   };
 
   return async (view) => {

@@ -1,20 +1,16 @@
 // The external listener's client authentication (Issue 5, SPEC §5): every request must carry a valid bearer token
 // of a configured issuer (client-credentials tokens included); a passport is never accepted from outside the
-// mesh. A valid token becomes a fresh origin passport, minted and remembered exactly as the mTLS inbound does in
-// end-user-authenticator.ts `fromBearer`, so the app can forward it downstream through its outbound sidecar.
+// mesh. A valid token becomes a fresh origin passport, minted and remembered by vouchForUser exactly as on the mTLS inbound, so the app can forward it downstream through its outbound sidecar.
 import type { CredentialHolder } from '../../agent/index.js';
-import { bearerChallenge, type EndUser, type EndUserVerifier, userHeaderValue } from '../../authn/index.js';
-import { mintOriginPassport, ownOrigin, PASSPORT_HEADER } from '../../authn/passport/index.js';
+import { bearerChallenge, type EndUser, type EndUserVerifier } from '../../authn/index.js';
+import { PASSPORT_HEADER } from '../../authn/passport/index.js';
 import type { EndUserSettings } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { Metrics } from '../../telemetry/index.js';
 import type { PassportStore } from '../passport-store.js';
 import type { AuthenticateExternalClient, ExternalRequestView } from './external-hooks.js';
 import type { EndUserOutcome } from './inbound-hooks.js';
-
-/** As in end-user-authenticator.ts: the outbound side may wrap the origin for at most its own lifetime. */
-const STORE_TTL_MS = 60_000;
-const USER_HEADER = 'x-meshauth-user';
+import { vouchForUser } from './vouch-for-user.js';
 
 export interface ExternalAuthenticatorOptions {
   readonly settings: EndUserSettings;
@@ -54,19 +50,6 @@ export function externalAuthenticator(options: ExternalAuthenticatorOptions): Au
       if (!isMeshauthError(error)) throw error;
       return { reject: error, rejectHeaders: bearerChallenge(error).headers };
     }
-    const credentials = holder.current;
-    if (credentials === undefined) return { reject: new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet') };
-    const at = now();
-    const origin = mintOriginPassport({ svid: credentials.svid, now: at, user });
-    store.remember(
-      ownOrigin(origin, credentials.svid.id, user.expiresAt),
-      Math.min(user.expiresAt * 1000, at.getTime() + STORE_TTL_MS),
-    );
-    return {
-      user,
-      chain: [],
-      headers: { [PASSPORT_HEADER]: origin, [USER_HEADER]: userHeaderValue(user) },
-      dropAuthorization,
-    };
+    return vouchForUser(user, { holder, store, now, dropAuthorization });
   };
 }

@@ -18,7 +18,7 @@ import { formatHostPort, type HostPort, type SidecarConfig } from '../../config/
 import { type ErrorCode, isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import { protocolOptions, tlsClientErrorReason } from '../../tls/index.js';
-import { DataPlaneTelemetry, type Direction } from '../data-plane-telemetry.js';
+import { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import { errorJson, writeErrorH1, writeErrorH2 } from '../error-response.js';
 import { type DrainState, ForwardHandler } from '../forward-handler.js';
 import { copyH2RequestHeaders, copyRequestHeaders, HAS_BODY, INBOUND_POLICY } from '../http-headers.js';

@@ -1,0 +1,38 @@
+// The voucher's step, shared by the mTLS inbound and the external listener (SPEC §5): once an end user's bearer
+// token is valid, this sidecar replaces it with an origin passport it signs itself, remembers that origin so the
+// app can forward it downstream through the outbound side, and hands the app the passport and the user header.
+import type { CredentialHolder } from '../../agent/index.js';
+import { type EndUser, userHeaderValue } from '../../authn/index.js';
+import { mintOriginPassport, ownOrigin, PASSPORT_HEADER } from '../../authn/passport/index.js';
+import { MeshauthError } from '../../errors/index.js';
+import type { PassportStore } from '../passport-store.js';
+import type { EndUserOutcome } from './inbound-hooks.js';
+
+/** How long the outbound side may wrap a remembered passport: a chain's origin lives ≤ 60 s anyway. */
+export const PASSPORT_STORE_TTL_MS = 60_000;
+export const USER_HEADER = 'x-meshauth-user';
+
+export interface VoucherContext {
+  readonly holder: CredentialHolder;
+  readonly store: PassportStore;
+  readonly now: () => Date;
+  /** Remove `authorization` before the app (false only with `forwardOriginalToken`). */
+  readonly dropAuthorization: boolean;
+}
+
+export function vouchForUser(user: EndUser, context: VoucherContext): EndUserOutcome {
+  const credentials = context.holder.current;
+  if (credentials === undefined) return { reject: new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet') };
+  const at = context.now();
+  const origin = mintOriginPassport({ svid: credentials.svid, now: at, user });
+  context.store.remember(
+    ownOrigin(origin, credentials.svid.id, user.expiresAt),
+    Math.min(user.expiresAt * 1000, at.getTime() + PASSPORT_STORE_TTL_MS),
+  );
+  return {
+    user,
+    chain: [],
+    headers: { [PASSPORT_HEADER]: origin, [USER_HEADER]: userHeaderValue(user) },
+    dropAuthorization: context.dropAuthorization,
+  };
+}

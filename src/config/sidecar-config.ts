@@ -73,7 +73,7 @@ export interface SidecarConfig {
     /** Host names (exact or `*.domain`) the CONNECT tunnel may reach. */
     readonly egress: readonly string[];
     readonly timeoutMs: number;
-    /** HTTP/2 to peer sidecars (SPEC §7); false = HTTP/1.1 keep-alive (cheaper per request with undici 7). */
+    /** HTTP/2 to peer sidecars (SPEC §7, one node:http2 session per peer); false = HTTP/1.1 keep-alive pools. */
     readonly http2: boolean;
   };
   readonly admin: { readonly listen: HostPort };

@@ -6,5 +6,11 @@ export {
   tlsClientErrorReason,
 } from './handshake-failure.js';
 export { type ServerIdentityCheck, spiffeServerIdentity } from './spiffe-server-identity.js';
-export { credentialOptions, mtlsServerOptions, protocolOptions, type TlsProfile } from './tls-profile.js';
+export {
+  clientSecureContext,
+  credentialOptions,
+  mtlsServerOptions,
+  protocolOptions,
+  type TlsProfile,
+} from './tls-profile.js';
 export { peerOf, type VerifiedPeer, verifyPeer } from './verified-peer.js';

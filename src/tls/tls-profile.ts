@@ -1,7 +1,7 @@
 // The mesh TLS profile (SPEC §7, security.md §1.10): TLS 1.3 only by default (Mozilla "modern"); with tls12,
 // TLS 1.2 restricted to ECDHE + AEAD suites ("intermediate" minus DHE). No renegotiation, no compression.
 import { constants } from 'node:crypto';
-import type { SecureContextOptions, TlsOptions } from 'node:tls';
+import { createSecureContext, type SecureContext, type SecureContextOptions, type TlsOptions } from 'node:tls';
 import type { Credentials } from '../agent/credential-holder.js';
 
 const TLS13_SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'];
@@ -38,6 +38,14 @@ export function credentialOptions(credentials: Credentials): SecureContextOption
     key: credentials.svid.privateKeyPem,
     ca: credentials.bundle.toPemList(),
   };
+}
+
+/**
+ * One client SecureContext per credential rotation: the PEM chain, key and bundle are parsed once and every
+ * outbound connection reuses it (`secureContext` option) instead of re-parsing them per connection.
+ */
+export function clientSecureContext(profile: TlsProfile, credentials: Credentials): SecureContext {
+  return createSecureContext({ ...protocolOptions(profile), ...credentialOptions(credentials) });
 }
 
 /**

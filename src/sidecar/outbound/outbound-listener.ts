@@ -1,12 +1,13 @@
 // The outbound listener (SPEC §7): plain HTTP/1.1 from the local app on loopback, in proxy form
 // (`GET http://orders.shop/x`, HTTP_PROXY) or origin form with Host. The host picks the route; the request
 // leaves over mTLS to the peer's inbound listener with identity headers stripped. CONNECT opens a raw TCP
-// tunnel only to hosts in `outbound.egress`.
+// tunnel only to hosts in `outbound.egress`. Between sidecars: one node:http2 session per peer (PeerSessions),
+// or undici HTTP/1.1 pools with `outbound.http2: false` (PeerPools).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import type { Pool } from 'undici';
+import { Pool } from 'undici';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import type { RouteConfig, SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
@@ -17,8 +18,10 @@ import { type DrainState, ForwardHandler } from '../forward-handler.js';
 import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM } from '../http-headers.js';
 import { listenOn, waitUntil } from '../listen.js';
 import { type EgressMatcher, egressMatcher } from './egress-matcher.js';
+import { H2Exchange, type H2ExchangeContext } from './h2-exchange.js';
 import type { OnOutboundRequest } from './outbound-hooks.js';
 import { PeerPools } from './peer-pools.js';
+import { PeerSessions, type PeerTarget } from './peer-sessions.js';
 
 export interface OutboundListenerOptions {
   readonly config: SidecarConfig;
@@ -43,6 +46,8 @@ export class OutboundListener {
   readonly #telemetry: DataPlaneTelemetry;
   readonly #server: Server;
   readonly #peers: PeerPools;
+  readonly #sessions: PeerSessions | undefined;
+  readonly #h2Context: H2ExchangeContext;
   readonly #egress: EgressMatcher;
   readonly #onOutboundRequest: OnOutboundRequest | undefined;
   readonly #drain: DrainState = { draining: false };
@@ -57,14 +62,23 @@ export class OutboundListener {
     this.#onOutboundRequest = options.onOutboundRequest;
     this.#telemetry = new DataPlaneTelemetry('outbound', options.metrics, options.logger);
     this.#egress = egressMatcher(options.config.outbound.egress);
-    this.#peers = new PeerPools({
+    const peerOptions = {
       trustDomain: options.config.trustDomain,
       holder: options.holder,
       profile: { tls12: options.config.inbound.tls12 },
       timeoutMs: options.config.outbound.timeoutMs,
-      http2: options.config.outbound.http2,
       ...(options.now === undefined ? {} : { now: options.now }),
-    });
+    };
+    this.#peers = new PeerPools(peerOptions);
+    this.#sessions = options.config.outbound.http2
+      ? new PeerSessions({ ...peerOptions, pools: this.#peers })
+      : undefined;
+    this.#h2Context = {
+      telemetry: this.#telemetry,
+      classify: classifyPeerError,
+      drain: this.#drain,
+      timeoutMs: options.config.outbound.timeoutMs,
+    };
     this.#server = createServer(
       {
         insecureHTTPParser: false,
@@ -105,7 +119,7 @@ export class OutboundListener {
     this.#server.closeAllConnections();
     for (const tunnel of this.#tunnels) tunnel.destroy();
     for (const socket of this.#sockets) socket.destroy();
-    await this.#peers.close(deadline);
+    await Promise.all([this.#sessions?.close(deadline), this.#peers.close(deadline)]);
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -149,8 +163,8 @@ export class OutboundListener {
       this.#reject(res, '', error, startedAt, { host });
       return;
     }
-    const pool = this.#peers.poolFor(route);
-    if (pool === undefined) {
+    const target = this.#sessions === undefined ? this.#peers.poolFor(route) : this.#sessions.targetFor(route);
+    if (target === undefined) {
       this.#reject(
         res,
         '',
@@ -163,43 +177,69 @@ export class OutboundListener {
     const flags = copyRequestHeaders(req.rawHeaders, proxyForm ? OUTBOUND_PROXY_FORM : OUTBOUND_ORIGIN_FORM, headers);
     if (proxyForm) headers.push('host', authority as string);
     const method = req.method as string;
+    const body = (flags & HAS_BODY) !== 0 ? req : null;
     const hook = this.#onOutboundRequest;
-    if (hook === undefined) {
-      this.#dispatch(pool, route, req, res, method, path, headers, (flags & HAS_BODY) !== 0, startedAt);
+    let pending: void | Promise<void> | undefined;
+    if (hook !== undefined) {
+      try {
+        pending = hook({ route, method, path, headers });
+      } catch (error) {
+        this.#hookFailed(res, route, error, startedAt);
+        return;
+      }
+    }
+    // The usual case (no hook, or a hook that finished synchronously) allocates no promise.
+    if (pending === undefined && !(target instanceof Promise)) {
+      this.#forward(target, route, res, method, path, headers, body, startedAt);
       return;
     }
-    Promise.resolve(hook({ route, method, path, headers })).then(
-      () => this.#dispatch(pool, route, req, res, method, path, headers, (flags & HAS_BODY) !== 0, startedAt),
-      (error: unknown) => {
-        const rejection = isMeshauthError(error)
-          ? error
-          : new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', 'outbound hook failed', { cause: error });
-        this.#reject(res, this.#peers.peerIdOf(route), rejection, startedAt);
-      },
+    Promise.resolve(pending).then(
+      () =>
+        Promise.resolve(target).then(
+          (ready) => this.#forward(ready, route, res, method, path, headers, body, startedAt),
+          (error: unknown) => this.#peerFailed(res, route, error, startedAt),
+        ),
+      (error: unknown) => this.#hookFailed(res, route, error, startedAt),
     );
   }
 
-  #dispatch(
-    pool: Pool,
+  #forward(
+    target: PeerTarget,
     route: RouteConfig,
-    req: IncomingMessage,
     res: ServerResponse,
     method: string,
     path: string,
     headers: string[],
-    hasBody: boolean,
+    body: IncomingMessage | null,
     startedAt: number,
   ): void {
-    const handler = new ForwardHandler(
-      res,
-      false,
-      this.#peers.peerIdOf(route),
-      startedAt,
-      this.#telemetry,
-      classifyPeerError,
-      this.#drain,
-    );
-    pool.dispatch({ path, method: method as 'GET', headers, body: hasBody ? req : null }, handler);
+    const peerId = this.#peers.peerIdOf(route);
+    if (target instanceof Pool) {
+      const handler = new ForwardHandler(
+        res,
+        false,
+        peerId,
+        startedAt,
+        this.#telemetry,
+        classifyPeerError,
+        this.#drain,
+      );
+      target.dispatch({ path, method: method as 'GET', headers, body }, handler);
+      return;
+    }
+    new H2Exchange(res, peerId, startedAt, this.#h2Context).start(target, method, path, headers, body);
+  }
+
+  #hookFailed(res: ServerResponse, route: RouteConfig, error: unknown, startedAt: number): void {
+    const rejection = isMeshauthError(error)
+      ? error
+      : new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', 'outbound hook failed', { cause: error });
+    this.#reject(res, this.#peers.peerIdOf(route), rejection, startedAt);
+  }
+
+  #peerFailed(res: ServerResponse, route: RouteConfig, error: unknown, startedAt: number): void {
+    const cause = error instanceof Error ? error : new Error(String(error));
+    new H2Exchange(res, this.#peers.peerIdOf(route), startedAt, this.#h2Context).fail(cause);
   }
 
   #reject(

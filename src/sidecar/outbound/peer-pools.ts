@@ -1,19 +1,19 @@
-// One undici Pool per route (peer sidecar): mTLS with the current SVID, HTTP/2 over one reused connection
-// (ALPN h2, HTTP/1.1 fallback), server authenticated by SPIFFE ID (security.md C21/C22). On rotation the pools
-// are replaced; the old ones close gracefully once their in-flight requests finish, so no request fails.
+// One undici Pool per route (peer sidecar): HTTP/1.1 keep-alive connections (`outbound.http2: false`, or a peer
+// that negotiated http/1.1 by ALPN), mTLS with the current SVID, server authenticated by SPIFFE ID (security.md
+// C21/C22). One SecureContext per rotation is shared by every connection. On rotation the pools are replaced; the
+// old ones close gracefully once their in-flight requests finish, so no request fails.
+import type { SecureContext } from 'node:tls';
 import { Pool } from 'undici';
 import type { CredentialHolder, Credentials } from '../../agent/credential-holder.js';
 import { formatHostPort, type RouteConfig } from '../../config/index.js';
 import type { TrustDomain } from '../../identity/index.js';
-import { credentialOptions, protocolOptions, spiffeServerIdentity, type TlsProfile } from '../../tls/index.js';
+import { clientSecureContext, spiffeServerIdentity, type TlsProfile } from '../../tls/index.js';
 
 export interface PeerPoolsOptions {
   readonly trustDomain: TrustDomain;
   readonly holder: CredentialHolder;
   readonly profile: TlsProfile;
   readonly timeoutMs: number;
-  /** Offer h2 by ALPN (SPEC §7 default); false keeps HTTP/1.1 keep-alive connections. */
-  readonly http2: boolean;
   readonly now?: () => Date;
 }
 
@@ -24,6 +24,7 @@ export class PeerPools {
   /** Last verified server ID per route host: the outbound `peer_id` metric label. */
   readonly #peerIds = new Map<string, string>();
   readonly #unsubscribe: () => void;
+  #context: { readonly credentials: Credentials; readonly secureContext: SecureContext } | undefined;
 
   constructor(options: PeerPoolsOptions) {
     this.#options = options;
@@ -56,18 +57,25 @@ export class PeerPools {
     await Promise.allSettled(pools.map((p) => p.destroy()));
   }
 
+  /** Records the server ID verified on a connection to `route` (also used by the h2 sessions). */
+  setPeerId(route: RouteConfig, id: string): void {
+    this.#peerIds.set(route.host, id);
+  }
+
   #create(route: RouteConfig, credentials: Credentials): Pool {
     const { trustDomain, profile, timeoutMs, now } = this.#options;
     const peerIds = this.#peerIds;
+    if (this.#context?.credentials !== credentials) {
+      this.#context = { credentials, secureContext: clientSecureContext(profile, credentials) };
+    }
     return new Pool(`https://${formatHostPort(route.address)}`, {
-      allowH2: this.#options.http2,
+      allowH2: false,
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       keepAliveTimeout: 60_000,
       connectTimeout: Math.min(timeoutMs, 10_000),
       connect: {
-        ...protocolOptions(profile),
-        ...credentialOptions(credentials),
+        secureContext: this.#context.secureContext,
         // An IP address sends no SNI; a host name is sent as SNI but never used to authenticate the server.
         checkServerIdentity: spiffeServerIdentity(
           trustDomain,

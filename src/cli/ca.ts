@@ -3,23 +3,13 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
-import {
-  activateNextRoot,
-  createJoinToken,
-  DEFAULT_K8S_AUDIENCE,
-  initCa,
-  issueOffline,
-  JWT_SVID_MAX_TTL_MS,
-  JWT_SVID_MIN_TTL_MS,
-  publishNextRoot,
-  rotateIntermediate,
-  startCaServer,
-  writeFileAtomic,
-} from '../ca/index.js';
+// The CA itself (server, jose, PKCS#12 via pkijs) is imported inside each action: `meshauth sidecar` shares this
+// program and must not load it (SPEC §9 idle RSS).
+import { writeFileAtomic } from '../ca/ca-files.js';
 import { assertDurationInRange, formatDuration, parseDuration } from '../config/duration.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
-import { createPkcs12, KEY_TYPES, parseKeyType } from '../pki/index.js';
+import { KEY_TYPES, parseKeyType } from '../pki/index.js';
 import { createLogger, Metrics } from '../telemetry/index.js';
 
 const DEFAULT_DIR = 'certs';
@@ -43,6 +33,9 @@ interface ServeOptions {
   k8sAudience: string;
 }
 
+/** DEFAULT_K8S_AUDIENCE of src/ca/kubernetes-token.ts (kept in step by test), not imported: that module loads jose. */
+export const K8S_AUDIENCE = 'meshauth';
+
 export function registerCaCommands(program: Command): void {
   const ca = program.command('ca').description('run the built-in SPIFFE certificate authority');
 
@@ -52,6 +45,7 @@ export function registerCaCommands(program: Command): void {
     .option('--dir <dir>', 'CA directory', DEFAULT_DIR)
     .option('--force', 'replace an existing CA (every certificate it issued stops being trusted)')
     .action(async (opts: { trustDomain: string; dir: string; force?: boolean }) => {
+      const { initCa } = await import('../ca/index.js');
       const { trustDomain, paths } = await initCa({
         dir: opts.dir,
         trustDomain: opts.trustDomain,
@@ -92,6 +86,7 @@ export function registerCaCommands(program: Command): void {
           throw usage('--p12 needs --p12-password-file FILE (the password is never taken on the command line)');
         }
         const password = opts.p12 === true ? await readPassword(opts.p12PasswordFile as string) : undefined;
+        const { issueOffline } = await import('../ca/index.js');
         const svid = await issueOffline({ dir: opts.dir, id, ttlMs, keyType });
         const prefix = opts.out ?? id.segments.at(-1) ?? 'svid';
         await mkdir(dirname(prefix), { recursive: true });
@@ -99,6 +94,7 @@ export function registerCaCommands(program: Command): void {
         await writeFileAtomic(`${prefix}.crt`, svid.certChainPem, 0o644);
         const written = [`${prefix}.crt`, `${prefix}.key`];
         if (password !== undefined) {
+          const { createPkcs12 } = await import('../pki/pkcs12.js'); // pkijs: loaded only for --p12
           const p12 = await createPkcs12({
             certificates: svid.certificates,
             privateKeyPem: svid.privateKeyPem,
@@ -124,6 +120,7 @@ export function registerCaCommands(program: Command): void {
     .action(async (opts: { id: string; ttl: string; dir: string }) => {
       const id = SpiffeId.parse(opts.id);
       const ttlMs = assertDurationInRange('--ttl', parseDuration(opts.ttl), TOKEN_TTL.min, TOKEN_TTL.max);
+      const { createJoinToken } = await import('../ca/index.js');
       process.stdout.write(`${await createJoinToken({ dir: opts.dir, id, ttlMs })}\n`);
     });
 
@@ -143,8 +140,9 @@ export function registerCaCommands(program: Command): void {
     .option('--issuer-url <url>', 'iss of JWT-SVIDs and base of the discovery URLs (default https://<listen address>)')
     .option('--k8s-issuer <iss>', 'accept Kubernetes service-account tokens from this issuer on POST /v1/svid')
     .option('--k8s-jwks <file-or-url>', "the cluster's service-account JWKS: a file, or an https URL (cached)")
-    .option('--k8s-audience <aud>', 'audience the service-account token must carry', DEFAULT_K8S_AUDIENCE)
+    .option('--k8s-audience <aud>', 'audience the service-account token must carry', K8S_AUDIENCE)
     .action(async (opts: ServeOptions) => {
+      const { JWT_SVID_MAX_TTL_MS, JWT_SVID_MIN_TTL_MS, startCaServer } = await import('../ca/index.js');
       const logger = createLogger({ name: 'ca' });
       const svidTtlMs = assertDurationInRange('--svid-ttl', parseDuration(opts.svidTtl), SERVE_TTL.min, SERVE_TTL.max);
       const jwtTtlMs = assertDurationInRange(
@@ -204,6 +202,7 @@ Root rotation, step by step (docs/ca.md):
 A running \`ca serve\` picks up every step within a second, without a restart.`,
     )
     .action(async (opts: { intermediate?: boolean; root?: boolean; activate?: boolean; dir: string }) => {
+      const { activateNextRoot, publishNextRoot, rotateIntermediate } = await import('../ca/index.js');
       if (opts.intermediate === true && opts.root === true) throw usage('use either --intermediate or --root');
       if (opts.activate === true && opts.root !== true) throw usage('--activate goes with --root');
       let result: Awaited<ReturnType<typeof rotateIntermediate>>;

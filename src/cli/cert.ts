@@ -6,7 +6,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { type CaConnection, requestJwtSvid, requestSvid } from '../agent/ca-client.js';
-import { writeFileAtomic } from '../ca/index.js';
+import { writeFileAtomic } from '../ca/ca-files.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import {

@@ -2,8 +2,6 @@
 // and what to try by hand. `--once` runs the script and exits 0 (1 if the demo's own checks fail); otherwise it
 // keeps running until Ctrl-C / SIGTERM and then stops everything it started.
 import type { Command } from 'commander';
-import { startDemoMesh } from '../demo/demo-mesh.js';
-import { runDemoScript, tryItYourself } from '../demo/demo-run.js';
 
 export function registerDemoCommand(program: Command): void {
   program
@@ -11,6 +9,9 @@ export function registerDemoCommand(program: Command): void {
     .description('run a local demo mesh: CA, OpenID issuer, web → orders → payments with sidecars (npm start)')
     .option('--once', 'run the demo calls, print what each hop saw, then stop and exit')
     .action(async (options: { once?: boolean }) => {
+      // Loaded here, not at the top: the demo (CA, oidc-provider, three meshes) is never part of `meshauth sidecar`.
+      const { startDemoMesh } = await import('../demo/demo-mesh.js');
+      const { runDemoScript, tryItYourself } = await import('../demo/demo-run.js');
       const color = process.stdout.isTTY === true && process.env.NO_COLOR === undefined;
       const write = (text: string) => process.stdout.write(text);
       write('starting the CA, the OpenID issuer and three services with their sidecars…\n\n');

@@ -23,7 +23,7 @@ export {
   toPem,
 } from './keys.js';
 export { hostPermitted, permittedUriHosts, uriNameConstraintsExtension } from './name-constraints.js';
-export { createPkcs12, type Pkcs12Options } from './pkcs12.js';
+// pkcs12.ts (pkijs, ~15 MiB) is not re-exported: only `ca issue --p12` needs it, and imports it directly.
 export { randomSerialHex } from './serial.js';
 export { checkSvidLeaf, validateX509Svid } from './svid-validator.js';
 export { TrustBundle } from './trust-bundle.js';

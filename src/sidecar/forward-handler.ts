@@ -49,7 +49,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#classify = classify;
     this.#drain = drain;
     this.#sink[kHandler] = this;
-    sink.once('close', onSinkClose);
+    sink.on('close', onSinkClose); // 'close' comes once; `on` skips the wrapper `once` allocates per request
   }
 
   onConnect(abort: (error?: Error) => void): void {

@@ -150,3 +150,14 @@ function addTokens(tokens: Set<string> | undefined, value: string): Set<string> 
   }
   return tokens;
 }
+
+/** Removes every `name` entry (lower-case) from a flat `[name, value, …]` header list, in place. */
+export function removeHeader(flat: string[], name: string): void {
+  let write = 0;
+  for (let read = 0; read < flat.length; read += 2) {
+    if ((flat[read] as string).toLowerCase() === name) continue;
+    flat[write++] = flat[read] as string;
+    flat[write++] = flat[read + 1] as string;
+  }
+  flat.length = write;
+}

@@ -3,7 +3,7 @@
 // external listener's hooks (bearer token → origin passport in the same PassportStore; the same policy).
 // Owns their lifecycles: an invalid policy file at start-up fails the start (fail closed); close() stops watching.
 import type { CredentialHolder } from '../agent/index.js';
-import { EndUserVerifier } from '../authn/index.js';
+import type { EndUserVerifier } from '../authn/end-user-verifier.js';
 import { PolicyWatcher } from '../authz/index.js';
 import type { SidecarConfig } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
@@ -61,6 +61,8 @@ export async function startIdentityHooks(
   }
   const endUser = config.inbound.endUser;
   if (endUser !== undefined) {
+    // jose and the JWKS cache load only when end-user authentication is configured (SPEC §9 idle RSS).
+    const { EndUserVerifier } = await import('../authn/end-user-verifier.js');
     verifier = new EndUserVerifier({
       config: {
         required: endUser.required,

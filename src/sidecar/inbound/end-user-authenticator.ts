@@ -4,7 +4,9 @@
 // Either way the app gets `x-meshauth-passport` (to forward downstream) and `x-meshauth-user`, and the raw token
 // stops here unless `forwardOriginalToken` is set.
 import type { CredentialHolder } from '../../agent/index.js';
-import { bearerChallenge, type EndUser, type EndUserVerifier, userHeaderValue } from '../../authn/index.js';
+import { bearerChallenge } from '../../authn/bearer-challenge.js';
+import { type EndUser, userHeaderValue } from '../../authn/end-user.js';
+import type { EndUserVerifier } from '../../authn/index.js';
 import { PASSPORT_HEADER, verifyPassport } from '../../authn/passport/index.js';
 import type { EndUserSettings } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';

@@ -2,7 +2,8 @@
 // of a configured issuer (client-credentials tokens included); a passport is never accepted from outside the
 // mesh. A valid token becomes a fresh origin passport, minted and remembered by vouchForUser exactly as on the mTLS inbound, so the app can forward it downstream through its outbound sidecar.
 import type { CredentialHolder } from '../../agent/index.js';
-import { bearerChallenge, type EndUser, type EndUserVerifier } from '../../authn/index.js';
+import { bearerChallenge } from '../../authn/bearer-challenge.js';
+import type { EndUser, EndUserVerifier } from '../../authn/index.js';
 import { PASSPORT_HEADER } from '../../authn/passport/index.js';
 import type { EndUserSettings } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';

@@ -2,7 +2,7 @@
 // token is valid, this sidecar replaces it with an origin passport it signs itself, remembers that origin so the
 // app can forward it downstream through the outbound side, and hands the app the passport and the user header.
 import type { CredentialHolder } from '../../agent/index.js';
-import { type EndUser, userHeaderValue } from '../../authn/index.js';
+import { type EndUser, userHeaderValue } from '../../authn/end-user.js';
 import { mintOriginPassport, ownOrigin, PASSPORT_HEADER } from '../../authn/passport/index.js';
 import { MeshauthError } from '../../errors/index.js';
 import type { PassportStore } from '../passport-store.js';

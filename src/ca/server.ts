@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { caSpiffeId } from '../identity/index.js';
 import { x509 } from '../pki/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
+import { protocolOptions } from '../tls/index.js';
 import { createCaRequestHandler } from './api.js';
 import { CaAuthority } from './authority.js';
 import { loadOrCreateJwtSigningKey } from './jwt-signing-key.js';
@@ -20,10 +21,14 @@ import { checkIssuerUrl } from './oidc-metadata.js';
 
 const SERVING_CHECK_INTERVAL_MS = 1000;
 /**
+ * The mesh TLS profile with TLS 1.2 allowed (ECDHE + AEAD suites only, no renegotiation: security.md T03, T04).
  * No TLS session resumption: a resumed session carries no client certificate chain (OpenSSL keeps at most the leaf),
  * and renewal and `POST /v1/token` authenticate by that chain (RFC 8705 §3: the certificate of the handshake).
  */
-const TLS_OPTIONS = { minVersion: 'TLSv1.2', secureOptions: cryptoConstants.SSL_OP_NO_TICKET } as const;
+const TLS_OPTIONS = {
+  ...protocolOptions({ tls12: true }),
+  secureOptions: cryptoConstants.SSL_OP_NO_TICKET | cryptoConstants.SSL_OP_NO_RENEGOTIATION,
+};
 
 export interface CaServerOptions {
   readonly dir: string;

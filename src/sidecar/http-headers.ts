@@ -104,7 +104,8 @@ function connectionTokens(raw: readonly string[]): Set<string> | undefined {
 
 /**
  * Response headers from undici's raw list (Buffers) for an HTTP/1 ServerResponse: a flat string array without
- * hop-by-hop headers (Node frames the response itself) and without names listed in the response's Connection.
+ * hop-by-hop headers (Node frames the response itself), without names listed in the response's Connection and
+ * without identity headers (an app cannot assert an identity to its caller, security.md I06).
  */
 export function responseHeadersH1(raw: readonly Buffer[], out: string[]): string[] {
   let tokens: Set<string> | undefined;
@@ -116,12 +117,16 @@ export function responseHeadersH1(raw: readonly Buffer[], out: string[]): string
       if (lower === 'connection') tokens = addTokens(tokens, value);
       continue;
     }
+    if (isIdentityHeader(lower, false)) continue;
     out.push(name, value);
   }
   return tokens === undefined ? out : out.filter((_, i, a) => !tokens.has((a[i - (i % 2)] as string).toLowerCase()));
 }
 
-/** Response headers for an HTTP/2 stream: an object with lower-case names (connection headers are illegal in h2). */
+/**
+ * Response headers for an HTTP/2 stream: an object with lower-case names (connection headers are illegal in h2),
+ * without identity headers (security.md I06).
+ */
 export function responseHeadersH2(status: number, raw: readonly Buffer[]): Record<string, string | string[] | number> {
   const out: Record<string, string | string[] | number> = { ':status': status };
   let tokens: Set<string> | undefined;
@@ -132,6 +137,7 @@ export function responseHeadersH2(status: number, raw: readonly Buffer[]): Recor
       if (lower === 'connection') tokens = addTokens(tokens, value);
       continue;
     }
+    if (isIdentityHeader(lower, false)) continue;
     const existing = out[lower];
     if (existing === undefined) out[lower] = value;
     else if (Array.isArray(existing)) existing.push(value);

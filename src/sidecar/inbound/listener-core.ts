@@ -178,6 +178,11 @@ export class ListenerCore {
     this.#h1.on('clientError', (error: Error & { code?: string }, socket: Socket) =>
       this.#onH1ClientError(error, socket),
     );
+    // Without a 'connect' listener Node destroys a CONNECT request's socket silently: answer it, counted and logged.
+    this.#h1.on('connect', (_req: IncomingMessage, socket: Socket) => {
+      const error = new MeshauthError('MESHAUTH_ERR_METHOD_INVALID', 'CONNECT is not forwarded', { reason: 'method' });
+      this.#answerAndClose(socket, error);
+    });
     const appTimeout = config.inbound.appTimeoutMs;
     this.#app = new Pool(`http://${formatHostPort(config.inbound.app)}`, {
       headersTimeout: appTimeout,
@@ -402,6 +407,15 @@ export class ListenerCore {
     const rejection = new MeshauthError(code, `HTTP parse error ${error.code ?? ''}`.trim(), {
       reason: (error.code ?? 'parse_error').toLowerCase(),
     });
+    if (error.code === 'ECONNRESET') {
+      socket.destroy(); // the peer went away; not a rejected request
+      return;
+    }
+    this.#answerAndClose(socket, rejection);
+  }
+
+  /** Writes the JSON error on a socket the HTTP server gave up on, closes it, counts and logs the rejection. */
+  #answerAndClose(socket: Socket, rejection: MeshauthError): void {
     if (socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
       const body = errorJson(rejection);
       socket.end(
@@ -410,7 +424,6 @@ export class ListenerCore {
       );
     }
     socket.destroy();
-    if (error.code === 'ECONNRESET') return; // the peer went away; not a rejected request
     this.telemetry.rejected(this.#peerIdOf(socket), rejection, performance.now());
   }
 }
@@ -424,7 +437,14 @@ export function classifyAppError(error: Error): MeshauthError {
       cause: error,
     });
   }
-  if (code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_INFO') {
+  // undici 7 leaves `code` unset on most response parse errors (client-h1 createError looks llhttp's name-keyed
+  // ERROR table up by number), so its HTTPParserError is recognised by name too.
+  if (
+    code.startsWith('HPE_') ||
+    error.name === 'HTTPParserError' ||
+    code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' ||
+    code === 'UND_ERR_INFO'
+  ) {
     return new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'app sent an invalid response', {
       reason: 'protocol',
       cause: error,

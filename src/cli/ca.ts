@@ -173,11 +173,13 @@ export function registerCaCommands(program: Command): void {
         logger,
         metrics: new Metrics({ defaultMetrics: true }),
       });
-      process.stdout.write(`meshauth ca listening on ${server.url}\n`);
-      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      // Handlers first, then the line scripts wait for: a signal sent right after it must find them in place.
+      const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
         process.once('SIGTERM', resolve);
         process.once('SIGINT', resolve);
       });
+      process.stdout.write(`meshauth ca listening on ${server.url}\n`);
+      const signal = await stopSignal;
       logger.info({ event: 'ca_stopping', signal }, 'CA stopping');
       await server.close();
       process.exit(0);

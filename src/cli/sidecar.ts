@@ -16,11 +16,13 @@ export function registerSidecarCommand(program: Command): void {
       const config = loadSidecarConfig(options.config, process.env);
       const logger = createLogger({ name: 'sidecar', level: options.logLevel });
       const metrics = new Metrics({ defaultMetrics: true });
-      const sidecar = await startSidecar(config, { logger, metrics });
-      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      // Handlers before the listeners: a SIGTERM during start-up still drains and exits 0.
+      const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
         process.once('SIGTERM', () => resolve('SIGTERM'));
         process.once('SIGINT', () => resolve('SIGINT'));
       });
+      const sidecar = await startSidecar(config, { logger, metrics });
+      const signal = await stopSignal;
       logger.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, 'shutting down');
       const force = () => {
         logger.warn('second signal: exiting without finishing the drain');

@@ -13,6 +13,7 @@ export const HANDSHAKE_FAILURE_REASONS = [
   'leaf_is_ca',
   'bad_key_usage',
   'protocol_version',
+  'no_shared_cipher',
   'other',
 ] as const;
 
@@ -56,6 +57,7 @@ export function tlsClientErrorReason(error: Error & { code?: string }, verifyErr
   const code = error.code ?? '';
   if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'no_client_cert';
   if (code.includes('VERSION') || code.includes('PROTOCOL')) return 'protocol_version';
+  if (code === 'ERR_SSL_NO_SHARED_CIPHER') return 'no_shared_cipher'; // e.g. a client offering only CBC suites
   if (code === 'ERR_SSL_CERTIFICATE_VERIFY_FAILED') return 'unknown_ca';
   return 'other';
 }

@@ -4,8 +4,8 @@
 // identity headers in an app's response never reach the caller.
 import { createHash } from 'node:crypto';
 import { createSecureServer, type Http2SecureServer, connect as h2Connect, type IncomingHttpHeaders } from 'node:http2';
-import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rawTlsExchange } from '../helpers/raw-tls.js';
 import {
   type AppHandler,
   echoApp,
@@ -239,29 +239,4 @@ function rawValues(raw: readonly string[], name: string): string[] {
 
 function rawNames(raw: readonly string[]): string[] {
   return raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
-}
-
-/** Writes raw bytes over mTLS (HTTP/1.1 by ALPN) and resolves with the reply read until close. */
-function rawTlsExchange(port: number, svid: TestSvid, caPem: string, bytes: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const socket = tlsConnect(
-      {
-        host: '127.0.0.1',
-        port,
-        cert: svid.chainPem,
-        key: svid.keyPem,
-        ca: [caPem],
-        checkServerIdentity: () => undefined, // SVIDs carry no DNS name; the chain is verified against the bundle
-        ALPNProtocols: ['http/1.1'],
-      },
-      () => socket.write(bytes),
-    );
-    socket.on('data', (d: Buffer) => {
-      text += d.toString('latin1');
-    });
-    socket.on('close', () => resolve(text));
-    socket.on('error', (e) => (text === '' ? reject(e) : resolve(text)));
-    socket.setTimeout(5_000, () => socket.destroy());
-  });
 }

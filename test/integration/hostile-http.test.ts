@@ -7,9 +7,9 @@ import { connect as h2Connect, type IncomingHttpHeaders } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SidecarConfig, sidecarConfigFromObject } from '../../src/config/index.js';
+import { rawTlsExchange } from '../helpers/raw-tls.js';
 import { startApp, startTestSidecar, type TestApp, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa, type TestSvid } from '../helpers/test-ca.js';
 
@@ -267,29 +267,4 @@ const STATUS_TEXT: Readonly<Record<number, string>> = { 400: 'Bad Request', 403:
 
 function body(reply: string): string {
   return reply.slice(reply.indexOf('\r\n\r\n') + 4);
-}
-
-/** Writes raw bytes over mTLS (HTTP/1.1 by ALPN) and resolves with the reply read until close. */
-function rawTlsExchange(port: number, svid: TestSvid, caPem: string, bytes: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const socket = tlsConnect(
-      {
-        host: '127.0.0.1',
-        port,
-        cert: svid.chainPem,
-        key: svid.keyPem,
-        ca: [caPem],
-        checkServerIdentity: () => undefined, // SVIDs carry no DNS name; the chain is verified against the bundle
-        ALPNProtocols: ['http/1.1'],
-      },
-      () => socket.write(bytes),
-    );
-    socket.on('data', (d: Buffer) => {
-      text += d.toString('latin1');
-    });
-    socket.on('close', () => resolve(text));
-    socket.on('error', (e) => (text === '' ? reject(e) : resolve(text)));
-    socket.setTimeout(5_000, () => socket.destroy());
-  });
 }

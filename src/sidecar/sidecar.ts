@@ -2,6 +2,7 @@
 // credential holder (fed by the certificate agent, or injected by tests), the inbound PEP, the optional external
 // listener (Issue 5), the outbound proxy and the admin server, and owns the shutdown order (readiness off → stop
 // accepting → drain → close pools).
+import { Agent } from '../agent/agent.js';
 import { CredentialHolder } from '../agent/credential-holder.js';
 import type { SidecarConfig } from '../config/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
@@ -15,7 +16,7 @@ import { type InboundLimits, InboundListener } from './inbound/inbound-listener.
 import type { OnOutboundRequest } from './outbound/outbound-hooks.js';
 import { OutboundListener } from './outbound/outbound-listener.js';
 
-/** The certificate agent as the sidecar uses it (src/agent/agent.ts, written separately). */
+/** What the sidecar needs of the certificate agent (src/agent/agent.ts). */
 export interface SidecarAgent {
   start(): void;
   whenReady(): Promise<void>;
@@ -58,7 +59,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
   const externalSettings = config.inbound.external;
   const externalCertificate =
     externalSettings === undefined ? undefined : loadExternalCertificate(externalSettings, now());
-  const agent = deps.holder === undefined && deps.agent !== false ? await createAgent(config, holder, deps) : undefined;
+  const agent = deps.holder === undefined && deps.agent !== false ? createAgent(config, holder, deps) : undefined;
 
   const identity = await startIdentityHooks(config, holder, { logger, metrics, now });
   const hooks = { ...identity.hooks, ...deps.hooks };
@@ -151,29 +152,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
   }
 }
 
-interface AgentModule {
-  Agent: new (options: {
-    trustDomain: SidecarConfig['trustDomain'];
-    caUrl: string;
-    bundleFile: string;
-    tokenFile: string;
-    holder: CredentialHolder;
-    logger: Logger;
-    metrics: Metrics;
-    now?: () => Date;
-  }) => SidecarAgent;
-}
-
-// The agent module is written in parallel (src/agent/agent.ts); loading it by a computed specifier keeps this
-// file compiling until it lands. Replace with a static import once it exists.
-const AGENT_MODULE = '../agent/agent.js';
-
-async function createAgent(
-  config: SidecarConfig,
-  holder: CredentialHolder,
-  deps: SidecarDependencies,
-): Promise<SidecarAgent> {
-  const { Agent } = (await import(AGENT_MODULE)) as AgentModule;
+function createAgent(config: SidecarConfig, holder: CredentialHolder, deps: SidecarDependencies): SidecarAgent {
   return new Agent({
     trustDomain: config.trustDomain,
     caUrl: config.ca.url,

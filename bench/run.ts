@@ -1,7 +1,7 @@
 // `npm run bench [-- --quick]` (SPEC §9, §11): one run, one table. Starts the app, then each scenario in turn
 // (direct, HAProxy pair, nginx pair, meshauth pair) and measures all of them with the same load loop (bench/load.ts),
 // then the microbenchmarks (CA, PDP, passport, handshake), checks the SPEC §9 targets and writes
-// bench/results/latest.{json,md}. A peer or colleague module that is missing or fails becomes a "not available: …"
+// bench/results/latest.{json,md}. A peer or benchmark module that is missing or fails becomes a "not available: …"
 // row; only a crash of the runner itself exits non-zero.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -195,7 +195,7 @@ function phase(result: { rps: number; p50Ms: number; p99Ms: number; errors: numb
   return { rps: result.rps, p50Ms: result.p50Ms, p99Ms: result.p99Ms, errors: result.errors + result.non2xx };
 }
 
-/** A `startMeshauthPair` exported by bench/proxy.ts (the colleague's module) wins; else bench/meshauth-pair.ts. */
+/** A `startMeshauthPair` exported by bench/proxy.ts wins; else bench/meshauth-pair.ts. */
 async function meshauthPairStarter(notes: string[]): Promise<(options: PeerOptions) => Promise<ProxyPair>> {
   const module = await optionalModule('proxy');
   const start = module.ok ? module.result.startMeshauthPair : undefined;
@@ -212,7 +212,7 @@ function installedPeers(): Record<string, string> {
   return found;
 }
 
-// ---- microbenchmarks: colleagues' modules, loaded dynamically so a missing or failing one is just a row ----------
+// ---- microbenchmarks: the bench modules, loaded dynamically so a missing or failing one is just a row ----------
 
 async function runMicro(pki: BenchPki): Promise<MicroResults> {
   return {

@@ -2,10 +2,13 @@
 // Everything the decision depends on is in here, time included, so decide() never reads a clock or does I/O.
 import type { SpiffeId } from '../identity/index.js';
 
-/** Request headers by lower-case name; every value of a repeated header, in arrival order. */
+/**
+ * Request headers by lower-case name; every value of a repeated header, in arrival order. A record may hold a
+ * single string per name, as Node's IncomingHttpHeaders does, so the sidecar passes its headers without copying.
+ */
 export type AuthzHeaders =
   | ReadonlyMap<string, readonly string[]>
-  | Readonly<Record<string, readonly string[] | undefined>>;
+  | Readonly<Record<string, string | readonly string[] | undefined>>;
 
 /** The verified end user (from a passport or a validated JWT); never raw, unverified claims. */
 export interface AuthzUser {
@@ -50,6 +53,7 @@ export interface MeshAuthzRequest extends AuthzRequest {
 /** All values of a header (lower-case name) or undefined when absent. Own properties only for records. */
 export function headerValues(headers: AuthzHeaders, name: string): readonly string[] | undefined {
   if (headers instanceof Map) return headers.get(name);
-  const record = headers as Readonly<Record<string, readonly string[] | undefined>>;
-  return Object.hasOwn(record, name) ? record[name] : undefined;
+  const record = headers as Readonly<Record<string, string | readonly string[] | undefined>>;
+  const value = Object.hasOwn(record, name) ? record[name] : undefined;
+  return typeof value === 'string' ? [value] : value;
 }

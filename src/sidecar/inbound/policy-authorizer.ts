@@ -44,7 +44,7 @@ export function policyAuthorizer(options: PolicyAuthorizerOptions): (view: Autho
       path: normalized.path,
       host: view.authority,
       port: view.port,
-      headers: new IncomingHeaderMap(view.headers),
+      headers: view.headers, // pseudo-headers (`:path`) never match: policy header names are RFC 9110 tokens
       sourceIp: view.sourceIp,
       user: user?.claims,
       chain: view.chain,
@@ -62,25 +62,4 @@ export function policyAuthorizer(options: PolicyAuthorizerOptions): (view: Autho
       ...(allow ? { forwardTarget: normalized.target } : {}),
     };
   };
-}
-
-/** Node's IncomingHttpHeaders seen as the policy's header map: every value as a list, read lazily. */
-class IncomingHeaderMap extends Map<string, readonly string[]> {
-  readonly #headers: AuthorizerView['headers'];
-
-  constructor(headers: AuthorizerView['headers']) {
-    super();
-    this.#headers = headers;
-  }
-
-  override get(name: string): readonly string[] | undefined {
-    if (name.startsWith(':')) return undefined;
-    const value = Object.hasOwn(this.#headers, name) ? this.#headers[name] : undefined;
-    if (value === undefined) return undefined;
-    return typeof value === 'string' ? [value] : value;
-  }
-
-  override has(name: string): boolean {
-    return this.get(name) !== undefined;
-  }
 }

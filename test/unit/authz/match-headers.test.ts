@@ -30,4 +30,10 @@ describe('header conditions', () => {
     const proto = { name: 'constructor', allowed: ['x'] };
     expect(headerMatches(proto, {}, 'any')).toBe(false);
   });
+
+  it('ok/a record with one string per name (Node IncomingHttpHeaders) is read like a one-value list', () => {
+    expect(headerMatches(ROLE, { 'x-role': 'user, viewer' }, 'every')).toBe(true);
+    expect(headerMatches(ROLE, { 'x-role': 'user,admin' }, 'every')).toBe(false);
+    expect(headerMatches(ROLE, { 'x-role': 'admin' }, 'any')).toBe(false);
+  });
 });

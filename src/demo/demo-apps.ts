@@ -73,19 +73,23 @@ async function handle(service: string, downstream: Downstream | undefined, req: 
     method: req.method === 'POST' ? 'POST' : 'GET',
     headers: { host: downstream.host, ...(typeof passport === 'string' ? { [PASSPORT_HEADER]: passport } : {}) },
   });
-  const text = await response.body.text();
-  let body: DemoResponse;
+  reply(res, response.statusCode, prependHop(view, await response.body.text()));
+}
+
+/**
+ * The downstream answer with this hop in front. A demo app's answer has `hops`; anything else (a sidecar's JSON
+ * error such as a 403 with its rule, or plain text) is carried as `error`.
+ */
+function prependHop(view: HopView, text: string): DemoResponse {
+  let parsed: unknown;
   try {
-    body = JSON.parse(text) as DemoResponse;
+    parsed = JSON.parse(text);
   } catch {
-    body = { hops: [], error: text };
+    return { hops: [view], error: text };
   }
-  const hops = Array.isArray(body.hops) ? body.hops : [];
-  reply(res, response.statusCode, {
-    hops: [view, ...hops],
-    ...(body.result === undefined ? {} : { result: body.result }),
-    ...(body.hops === undefined ? { error: body } : body.error === undefined ? {} : { error: body.error }),
-  });
+  const body = parsed as Partial<DemoResponse>;
+  if (!Array.isArray(body.hops)) return { hops: [view], error: parsed };
+  return { ...body, hops: [view, ...body.hops] };
 }
 
 function hopView(service: string, req: IncomingMessage): HopView {

@@ -1,6 +1,7 @@
 // The demo's script: one end-user call through web → orders → payments, one call the policy denies, then what to
 // try by hand. Policy decisions are read from each sidecar's own `meshauth_authz_decisions_total`, so what is
 // printed is what the sidecars decided, not a re-computation.
+import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'undici';
 import type { DemoResponse, HopView } from './demo-apps.js';
 import { DEMO_CLIENT, type DemoMesh, type DemoService, type ServiceName } from './demo-mesh.js';
@@ -22,7 +23,7 @@ export async function runDemoScript(mesh: DemoMesh, options: DemoRunOptions): Pr
   const s = makeStyle(options.color);
   const out = (text = '') => options.write(`${text}\n`);
   const services = [...mesh.services.values()].reverse(); // web, orders, payments
-  const edge = new Agent({ connect: { ca: await readBundle(mesh.bundleFile) } });
+  const edge = new Agent({ connect: { ca: await readFile(mesh.bundleFile, 'utf8') } });
   try {
     out(s.bold('meshauth demo') + s.dim(` — a local mesh on 127.0.0.1, trust domain example.org`));
     out();
@@ -158,9 +159,4 @@ async function decisionsSince(
     }
   }
   return result;
-}
-
-async function readBundle(file: string): Promise<string> {
-  const { readFile } = await import('node:fs/promises');
-  return readFile(file, 'utf8');
 }

@@ -55,15 +55,14 @@ const problems = [];
 for (const path of walk(join(root, 'src'))) {
   const file = relative(root, path);
   const text = readFileSync(path, 'utf8');
-  // A line may opt out of one rule with `// lint-allow: <rule-name> — <why>`; the reason is required and reviewed.
-  const checked = text
-    .split('\n')
-    .map((line) => {
-      const allow = /lint-allow: ([a-z-]+) — \S/.exec(line);
-      return allow ? `${line.replace(/\S/g, ' ')} ${allow[1]}-allowed` : line;
-    })
-    .join('\n');
+  // A line may opt out of exactly the rule it names with `// lint-allow: <rule-name> — <why>` (reason required);
+  // every other rule still sees the line, and an allow naming no known rule is itself a violation.
+  const lines = text.split('\n');
+  for (const match of text.matchAll(/lint-allow: ([a-z-]+)/g)) {
+    if (!RULES.some((rule) => rule.name === match[1])) problems.push(`${file}: lint-allow names no rule "${match[1]}"`);
+  }
   for (const rule of RULES) {
+    const checked = lines.filter((line) => !new RegExp(`lint-allow: ${rule.name} — \\S`).test(line)).join('\n');
     if (rule.test(file, checked)) problems.push(`${file}: ${rule.name} — ${rule.why}`);
   }
 }

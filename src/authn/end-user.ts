@@ -8,23 +8,12 @@ export const POLICY_CLAIMS = ['sub', 'iss', 'client_id', 'scope', 'groups'] as c
 export interface EndUser {
   readonly sub: string;
   readonly iss: string;
-  readonly clientId: string | undefined;
-  /** `scope` split on spaces (RFC 8693 §4.2 / RFC 9068 §2.2.3), or an `scp` array; empty when absent. */
-  readonly scopes: readonly string[];
-  /** `groups` when it is an array of strings; empty otherwise. */
-  readonly groups: readonly string[];
   /** Policy view: sub, iss, client_id, scope, groups when present, plus the configured claims. */
   readonly claims: Readonly<Record<string, unknown>>;
   /** The `x-meshauth-user` view: sub, iss and the configured claims present in the token. */
   readonly exposed: Readonly<Record<string, unknown>>;
   /** `exp` of the token, seconds since the epoch (a passport must not outlive it). */
   readonly expiresAt: number;
-}
-
-function stringList(value: unknown): string[] {
-  if (typeof value === 'string') return value.split(' ').filter((s) => s !== '');
-  if (Array.isArray(value)) return value.filter((s): s is string => typeof s === 'string');
-  return [];
 }
 
 /**
@@ -54,9 +43,6 @@ export function endUserFromClaims(
   return Object.freeze({
     sub,
     iss,
-    clientId: typeof clientId === 'string' ? clientId : undefined,
-    scopes: Object.freeze(stringList(verified.scope ?? verified.scp)),
-    groups: Object.freeze(Array.isArray(verified.groups) ? stringList(verified.groups) : []),
     claims: Object.freeze(claims),
     exposed: Object.freeze(exposed),
     expiresAt: typeof exp === 'number' ? exp : 0,

@@ -1,7 +1,8 @@
 // Bounded JSON GET for OIDC discovery and JWKS (security.md J18, J20): undici with a whole-request timeout,
 // a response-size cap, no redirects, and a URL policy (https only; http only to loopback for tests and demos).
-import { isIP } from 'node:net';
+
 import { type Dispatcher, request } from 'undici';
+import { isLoopbackHost } from '../config/host-port.js';
 
 export interface FetchJsonOptions {
   readonly timeoutMs: number;
@@ -23,14 +24,6 @@ export class FetchJsonError extends Error {
   }
 }
 
-function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) return host === '::1';
-  return false;
-}
-
 /**
  * Returns why `url` may not be fetched, or undefined when it may. `https:` always; `http:` only to 127.0.0.0/8,
  * ::1 or localhost, so local demos and tests work without TLS while nothing crosses a network in clear text.
@@ -44,7 +37,7 @@ export function checkFetchableUrl(url: string): string | undefined {
   }
   if (parsed.username !== '' || parsed.password !== '') return 'URL must not carry credentials';
   if (parsed.protocol === 'https:') return undefined;
-  if (parsed.protocol === 'http:' && isLoopbackHost(parsed.hostname)) return undefined;
+  if (parsed.protocol === 'http:' && isLoopbackHost(parsed.hostname.replace(/^\[(.*)\]$/, '$1'))) return undefined;
   return `${parsed.protocol}//${parsed.host} is not allowed: use https (http only to loopback)`;
 }
 

@@ -3,9 +3,9 @@
 // `x-forwarded-client-cert` / `x-meshauth-*` is removed whatever its case, so only the sidecar writes them.
 // Arrays are built in one pass over the raw header list; no per-request closures or intermediate objects.
 import type { IncomingHttpHeaders } from 'node:http';
+import { PASSPORT_HEADER } from '../authn/passport/passport-format.js';
 
 export const XFCC = 'x-forwarded-client-cert';
-export const PASSPORT_HEADER = 'x-meshauth-passport';
 const MESHAUTH_PREFIX = 'x-meshauth-';
 
 const HOP_BY_HOP: ReadonlySet<string> = new Set([

@@ -16,8 +16,6 @@ export const PASSPORT_TYP = 'meshauth-passport+jwt';
 export const PASSPORT_TTL_SECONDS = 30;
 export const MAX_PASSPORT_TTL_SECONDS = 60;
 export const DEFAULT_MAX_DEPTH = 8;
-/** JWS algorithms a passport may use: the SVID key types (P-256, Ed25519, RSA-2048). */
-export const PASSPORT_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const;
 
 /** RFC 8693 §4.1 actor claim: `sub` is the current actor, nested `act` the ones before it. */
 export interface ActorClaim {
@@ -41,10 +39,6 @@ export interface PassportClaims {
   readonly usr?: Readonly<Record<string, unknown>>;
   /** Expiry (seconds) of the end user's original token; present only on the origin passport. */
   readonly uex?: number;
-}
-
-export function splitPassportChain(value: string): string[] {
-  return value.split(',').map((part) => part.trim());
 }
 
 /** Depth of the `act` nesting (1 for a passport minted by the origin). */

@@ -6,6 +6,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { type CaConnection, requestJwtSvid, requestSvid } from '../agent/ca-client.js';
+import { acceptSvidResponse } from '../agent/svid-response.js';
 import { writeFileAtomic } from '../ca/ca-files.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
@@ -92,6 +93,7 @@ export function registerCertCommands(program: Command): void {
         keyFile: opts.key,
         clientCertPem: certPem,
         clientKeyPem: keyPem,
+        expectedId: SpiffeId.parse(uriSans(parseCertificatesPem(certPem)[0] as x509.X509Certificate)[0] ?? ''),
       });
       process.stdout.write(`${written}\n`);
     });
@@ -143,6 +145,8 @@ interface FetchOptions {
   readonly token?: string;
   readonly clientCertPem?: string;
   readonly clientKeyPem?: string;
+  /** On renewal: the SPIFFE ID of the current certificate, which the new one must carry. */
+  readonly expectedId?: SpiffeId;
 }
 
 /** New key → CSR → CA → check the answer → write key then chain, each atomically. */
@@ -157,22 +161,26 @@ async function fetchAndWrite(options: FetchOptions): Promise<string> {
     csrPem: await createCsrPem(keys),
     ...(options.token === undefined ? {} : { token: options.token }),
   });
-  const chainPem = response.certChainPem.join('');
-  const chain = parseCertificatesPem(chainPem);
-  const leaf = chain[0] as x509.X509Certificate;
-  const id = SpiffeId.parse(uriSans(leaf)[0] ?? '');
-  // Never write what we cannot use: the chain must lead to our bundle, and the leaf must carry our new key.
-  validateX509Svid(chain, TrustBundle.fromPem(id.trustDomain, options.bundlePem), new Date());
-  const ours = Buffer.from(await crypto.subtle.exportKey('spki', keys.publicKey));
-  if (Buffer.compare(ours, Buffer.from(leaf.publicKey.rawData)) !== 0) {
-    throw new MeshauthError('MESHAUTH_ERR_CA_RESPONSE_INVALID', 'the CA returned a certificate for another key', {
-      reason: 'key_mismatch',
-    });
-  }
+  const privateKeyPem = await exportPrivateKeyPem(keys.privateKey);
+  const now = new Date();
+  // The agent's own checks (trust domain pinned by the bundle, our key, the same ID on renewal), then the chain
+  // against the local --bundle too: never write what we cannot use.
+  const { svid } = acceptSvidResponse(response, {
+    trustDomain: connection.trustDomain,
+    publicKey: keys.publicKey,
+    privateKeyPem,
+    keyType: options.keyType,
+    now,
+    ...(options.expectedId === undefined ? {} : { expectedId: options.expectedId }),
+  });
+  validateX509Svid(svid.certificates, TrustBundle.fromPem(connection.trustDomain, options.bundlePem), now);
+  const id = svid.id;
+  const leaf = svid.leaf;
+  const chainPem = svid.certChainPem;
   const certFile = options.certFile ?? `${options.prefix}.crt`;
   const keyFile = options.keyFile ?? `${options.prefix}.key`;
   await mkdir(dirname(certFile), { recursive: true });
-  await writeFileAtomic(keyFile, await exportPrivateKeyPem(keys.privateKey), 0o600);
+  await writeFileAtomic(keyFile, privateKeyPem, 0o600);
   await writeFileAtomic(certFile, chainPem, 0o644);
   return `issued ${id} (${options.keyType}, expires ${leaf.notAfter.toISOString()}): ${certFile}, ${keyFile}`;
 }

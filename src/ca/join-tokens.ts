@@ -13,9 +13,6 @@ const TOKEN_BYTES = 32;
 /** base64url of 32 bytes is 43 characters; anything else cannot be a token of ours and is not hashed or looked up. */
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
-export const JOIN_TOKEN_MIN_TTL_MS = 60_000;
-export const JOIN_TOKEN_MAX_TTL_MS = 7 * 24 * 3_600_000;
-
 export interface CreateJoinTokenOptions {
   readonly dir: string;
   readonly id: string | SpiffeId;

@@ -25,10 +25,8 @@ const SERVING_CHECK_INTERVAL_MS = 1000;
  * No TLS session resumption: a resumed session carries no client certificate chain (OpenSSL keeps at most the leaf),
  * and renewal and `POST /v1/token` authenticate by that chain (RFC 8705 §3: the certificate of the handshake).
  */
-const TLS_OPTIONS = {
-  ...protocolOptions({ tls12: true }),
-  secureOptions: cryptoConstants.SSL_OP_NO_TICKET | cryptoConstants.SSL_OP_NO_RENEGOTIATION,
-};
+const PROFILE = protocolOptions({ tls12: true });
+const TLS_OPTIONS = { ...PROFILE, secureOptions: (PROFILE.secureOptions ?? 0) | cryptoConstants.SSL_OP_NO_TICKET };
 
 export interface CaServerOptions {
   readonly dir: string;

@@ -151,7 +151,7 @@ export async function newRoot(trustDomain: TrustDomain, now: Date): Promise<CaKe
   return { certificate: await createRootCertificate({ trustDomain, keys, now }), keys };
 }
 
-/** Generates a new intermediate under `root` and writes it (key first, then certificate: see CaReloader). */
+/** Generates a new intermediate under `root` and writes it (key first, then certificate: see CaAuthority). */
 export async function writeIntermediateUnder(
   paths: CaPaths,
   trustDomain: TrustDomain,

@@ -8,6 +8,7 @@ export class TrustBundle {
   readonly trustDomain: TrustDomain;
   readonly roots: readonly x509.X509Certificate[];
   readonly #rawRoots: readonly Uint8Array[];
+  #pemList: readonly string[] | undefined;
 
   constructor(trustDomain: TrustDomain, roots: readonly x509.X509Certificate[]) {
     this.trustDomain = trustDomain;
@@ -29,8 +30,9 @@ export class TrustBundle {
     return toPemChain(this.roots);
   }
 
-  /** The PEM strings one by one (the CA API's `bundle` array). */
-  toPemList(): string[] {
-    return this.roots.map((r) => `${r.toString('pem')}\n`);
+  /** The PEM strings one by one (the CA API's `bundle` array); encoded once, the bundle is immutable. */
+  toPemList(): readonly string[] {
+    this.#pemList ??= Object.freeze(this.roots.map((r) => `${r.toString('pem')}\n`));
+    return this.#pemList;
   }
 }

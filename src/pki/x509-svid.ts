@@ -47,8 +47,4 @@ export class X509Svid {
   remainingMs(now: Date): number {
     return this.notAfter.getTime() - now.getTime();
   }
-
-  lifetimeMs(): number {
-    return this.notAfter.getTime() - this.notBefore.getTime();
-  }
 }

@@ -1,13 +1,12 @@
 // The sidecar data plane: inbound PEP, outbound proxy, composition root.
 export type { DataPlaneTelemetry, Direction } from './data-plane-telemetry.js';
-export {
-  type AuthenticateEndUser,
-  type Authorize,
-  type AuthzVerdict,
-  allowAuthenticatedPeers,
-  type EndUserOutcome,
-  type InboundHooks,
-  type InboundRequestView,
+export type {
+  AuthenticateEndUser,
+  Authorize,
+  AuthzVerdict,
+  EndUserOutcome,
+  InboundHooks,
+  InboundRequestView,
 } from './inbound/inbound-hooks.js';
 export { classifyAppError, INBOUND_LIMITS, type InboundLimits, InboundListener } from './inbound/inbound-listener.js';
 export { type EgressMatcher, egressMatcher } from './outbound/egress-matcher.js';

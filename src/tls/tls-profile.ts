@@ -36,7 +36,7 @@ export function credentialOptions(credentials: Credentials): SecureContextOption
   return {
     cert: credentials.svid.certChainPem,
     key: credentials.svid.privateKeyPem,
-    ca: credentials.bundle.toPemList(),
+    ca: [...credentials.bundle.toPemList()],
   };
 }
 

@@ -36,8 +36,7 @@ export interface AuthzVerdict {
   readonly exposeRule?: boolean;
   /** The deciding rule's name (metric label `rule`; bounded by the policy size). */
   readonly rule?: string;
-  /** On deny: the status and code to answer with; defaults 403 MESHAUTH_ERR_FORBIDDEN. */
-  readonly status?: number;
+  /** On deny: the code to answer with (its status comes from the error registry); default MESHAUTH_ERR_FORBIDDEN. */
   readonly code?: ErrorCode;
   /** Bounded reason for logs (e.g. `no_rule_matched`, `deny_rule`, `path_ambiguous`). */
   readonly reason: string;
@@ -69,7 +68,3 @@ export interface InboundHooks {
   readonly authorize?: Authorize;
   readonly authenticateEndUser?: AuthenticateEndUser;
 }
-
-/** SPEC §6 default without `inbound.policy`: every authenticated peer of the trust domain (mTLS alone). */
-export const allowAuthenticatedPeers: Authorize = () => ALLOW_PEER;
-const ALLOW_PEER: AuthzVerdict = Object.freeze({ allow: true, rule: 'mtls', reason: 'authenticated_peer' });

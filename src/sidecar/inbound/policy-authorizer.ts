@@ -31,7 +31,6 @@ export function policyAuthorizer(options: PolicyAuthorizerOptions): (view: Autho
         allow: false,
         decision: 'deny',
         rule: 'path-normalization',
-        status: 400,
         code: error.code,
         reason: error.reason ?? 'path_ambiguous',
       };

@@ -140,6 +140,17 @@ describe('outbound faults', () => {
     expect(reply).toMatch(/^HTTP\/1\.1 403/);
     expect(reply).toContain('"code":"MESHAUTH_ERR_EGRESS_FORBIDDEN"');
   });
+
+  it.each([
+    ['fail/CONNECT target with a stray bracket', 'a]b:443'],
+    ['fail/CONNECT target with an unclosed IPv6 bracket', '[::1:443'],
+    ['fail/CONNECT target without a port', '127.0.0.1'],
+    ['fail/CONNECT target with port 0', '127.0.0.1:0'],
+  ])('%s → 400 MESHAUTH_ERR_BAD_REQUEST', async (_name, target) => {
+    const reply = await rawExchange(pair.a.sidecar.outboundPort, `CONNECT ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expect(reply).toMatch(/^HTTP\/1\.1 400/);
+    expect(reply).toContain('"code":"MESHAUTH_ERR_BAD_REQUEST"');
+  });
 });
 
 describe('inbound hostile HTTP/1.1', () => {

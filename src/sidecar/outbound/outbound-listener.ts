@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { Pool } from 'undici';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
-import type { RouteConfig, SidecarConfig } from '../../config/index.js';
+import { parseHostPort, type RouteConfig, type SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import { DataPlaneTelemetry } from '../data-plane-telemetry.js';
@@ -257,14 +257,14 @@ export class OutboundListener {
   #onConnect(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const startedAt = performance.now();
     socket.on('error', ignore);
-    const target = req.url ?? '';
-    const colon = target.lastIndexOf(':');
-    const host = colon > 0 ? target.slice(0, colon).replace(/^\[|\]$/g, '') : '';
-    const port = colon > 0 ? Number(target.slice(colon + 1)) : Number.NaN;
-    if (host === '' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    // The same strict host:port parser as the config (host-name characters, bracketed IPv6), never a hand split.
+    const target = parseHostPort(req.url ?? '');
+    if (target === undefined || target.port === 0) {
       this.#rejectTunnel(socket, new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'bad CONNECT target'), startedAt);
       return;
     }
+    const host = target.host.toLowerCase();
+    const { port } = target;
     if (this.#drain.draining || !this.#egress(host)) {
       const error = new MeshauthError('MESHAUTH_ERR_EGRESS_FORBIDDEN', `egress to ${host} is not allowed`, {
         reason: 'egress_forbidden',

@@ -18,7 +18,8 @@ export const CONFIG_DOCS: Readonly<Record<string, string>> = {
   'inbound.app': 'Where the local app listens (plain HTTP).',
   'inbound.policy':
     'Policy file (docs/policy.md); without it every authenticated peer of the trust domain is allowed. Reloaded on change.',
-  'inbound.tls12': 'Also accept TLS 1.2 (ECDHE + AEAD suites only); TLS 1.3 only otherwise.',
+  'inbound.tls12':
+    'Also allow TLS 1.2 (ECDHE + AEAD suites only) on the inbound and external listeners and on outbound connections to peers; TLS 1.3 only otherwise.',
   'inbound.appTimeout': 'Time the app has to send response headers before the caller gets 504.',
   'inbound.endUser.required': 'Refuse requests without an end user (401 `Bearer`).',
   'inbound.endUser.issuers[].issuer': 'Exact `iss` of the issuer; OIDC discovery base when `jwksUri` is absent.',
@@ -34,7 +35,7 @@ export const CONFIG_DOCS: Readonly<Record<string, string>> = {
   'inbound.external.listen':
     'Optional public listener (server TLS, no client certificate) for API clients with bearer tokens.',
   'inbound.external.cert':
-    'PEM certificate chain of the public listener (a normal server certificate clients verify by name).',
+    'PEM certificate chain of the public listener (a normal server certificate clients verify by name); read at start only: restart the sidecar after renewing it.',
   'inbound.external.key': 'PEM private key of the public listener.',
   'outbound.listen': "Listener for the app's outgoing calls (`HTTP_PROXY`); loopback only.",
   'outbound.routes.<host>.address': "The peer sidecar's inbound listener for calls to `<host>`.",

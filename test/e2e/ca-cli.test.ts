@@ -34,6 +34,7 @@ describe('ca init', () => {
     const again = await meshauth(['ca', 'init', '--trust-domain', 'example.org'], { cwd });
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/already exists.*--force/);
+    expect(again.stderr).toContain('MESHAUTH_ERR_CA_EXISTS');
     expect(readFileSync(join(cwd, 'certs', 'root.crt'), 'utf8')).toBe(before);
   });
 
@@ -78,6 +79,7 @@ describe('ca issue', () => {
     const result = await meshauth(['ca', 'issue', '--id', 'spiffe://example.org/a', '--dir', 'nowhere'], { cwd });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('meshauth ca init');
+    expect(result.stderr).toContain('MESHAUTH_ERR_CA_NOT_INITIALIZED');
   });
 
   it.each(['p256', 'ed25519', 'rsa2048'])('ok/issues PREFIX.crt + PREFIX.key + PREFIX.p12 (%s)', async (keyType) => {

@@ -180,6 +180,7 @@ describe('POST /v1/svid renewal over mTLS', () => {
       now: new Date(Date.now() - 3 * 3_600_000),
       ttlMs: 3_600_000,
     });
+    const before = await rejected('client_cert_expired');
     const error = await requestSvid({
       caUrl: server.url,
       bundlePem,
@@ -189,11 +190,12 @@ describe('POST /v1/svid renewal over mTLS', () => {
     }).catch((e: unknown) => e);
     expect((error as MeshauthError).code).toBe('MESHAUTH_ERR_CA_UNAUTHENTICATED');
     expect(caClient.caStatusOf(error)).toBe(401);
-    expect(await rejected('client_cert_expired')).toBeGreaterThan(0);
+    expect(await rejected('client_cert_expired')).toBe(before + 1);
   });
 
   it('fail/renewal with a certificate of another CA (same trust domain) → 401', async () => {
     const foreign = await (await TestCa.create('example.org')).issue({ id: ID });
+    const before = await rejected('client_cert_unknown_ca');
     const error = await requestSvid({
       caUrl: server.url,
       bundlePem,
@@ -202,7 +204,7 @@ describe('POST /v1/svid renewal over mTLS', () => {
       clientKeyPem: foreign.keyPem,
     }).catch((e: unknown) => e);
     expect((error as MeshauthError).code).toBe('MESHAUTH_ERR_CA_UNAUTHENTICATED');
-    expect(await rejected('client_cert_unknown_ca')).toBeGreaterThan(0);
+    expect(await rejected('client_cert_unknown_ca')).toBe(before + 1);
   });
 });
 

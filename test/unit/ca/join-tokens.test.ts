@@ -1,4 +1,5 @@
 // Join tokens (SPEC §4, security.md A06/A07): stored hashed, single use under concurrency, expiring.
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,6 +31,8 @@ describe('join tokens', () => {
   it('ok/a token is 256 bits of base64url, stored only as its SHA-256, and yields its ID once', async () => {
     const token = await createJoinToken({ dir, id: ID, ttlMs: 60_000 });
     expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const stored = createHash('sha256').update(token).digest('hex');
+    expect(readdirSync(join(dir, 'tokens'))).toContain(`${stored}.json`);
     for (const file of readdirSync(join(dir, 'tokens'), { recursive: true, encoding: 'utf8' })) {
       if (file.endsWith('.json')) expect(readFileSync(join(dir, 'tokens', file), 'utf8')).not.toContain(token);
     }

@@ -1,7 +1,8 @@
 // Error responses of the sidecar: JSON `{code, message}` with the registry's fixed sentence (SPEC, STYLE 5),
 // plus optional fields that may reach the caller (outbound: the host that has no route). Never a stack.
-import type { ServerResponse } from 'node:http';
+import { type ServerResponse, STATUS_CODES } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
+import type { Duplex } from 'node:stream';
 import type { MeshauthError } from '../errors/index.js';
 
 export function errorJson(error: MeshauthError, extra?: Readonly<Record<string, string>>): string {
@@ -41,4 +42,17 @@ export function writeErrorH2(stream: ServerHttp2Stream, error: MeshauthError): v
     'content-length': Buffer.byteLength(body),
   });
   stream.end(body);
+}
+
+/** A whole HTTP/1.1 error response written straight to a socket the HTTP server is not handling, then closed. */
+export function endSocketWithError(
+  socket: Duplex,
+  error: MeshauthError,
+  extra?: Readonly<Record<string, string>>,
+): void {
+  const body = errorJson(error, extra);
+  socket.end(
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }

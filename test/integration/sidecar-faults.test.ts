@@ -148,7 +148,7 @@ describe('outbound faults', () => {
     ['fail/CONNECT target with port 0', '127.0.0.1:0'],
   ])('%s → 400 MESHAUTH_ERR_BAD_REQUEST', async (_name, target) => {
     const reply = await rawExchange(pair.a.sidecar.outboundPort, `CONNECT ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
-    expect(reply).toMatch(/^HTTP\/1\.1 400/);
+    expect(reply).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
     expect(reply).toContain('"code":"MESHAUTH_ERR_BAD_REQUEST"');
   });
 });

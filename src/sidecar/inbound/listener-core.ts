@@ -19,7 +19,7 @@ import { type ErrorCode, isMeshauthError, MeshauthError } from '../../errors/ind
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { VerifiedPeer } from '../../tls/index.js';
 import { DataPlaneTelemetry, type Direction } from '../data-plane-telemetry.js';
-import { errorJson, writeErrorH1, writeErrorH2 } from '../error-response.js';
+import { endSocketWithError, errorJson, writeErrorH1, writeErrorH2 } from '../error-response.js';
 import { type DrainState, ForwardHandler } from '../forward-handler.js';
 import {
   copyH2RequestHeaders,
@@ -417,11 +417,7 @@ export class ListenerCore {
   /** Writes the JSON error on a socket the HTTP server gave up on, closes it, counts and logs the rejection. */
   #answerAndClose(socket: Socket, rejection: MeshauthError): void {
     if (socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
-      const body = errorJson(rejection);
-      socket.end(
-        `HTTP/1.1 ${rejection.status} ${statusText(rejection.status)}\r\ncontent-type: application/json\r\n` +
-          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-      );
+      endSocketWithError(socket, rejection);
     }
     socket.destroy();
     this.telemetry.rejected(this.#peerIdOf(socket), rejection, performance.now());
@@ -451,10 +447,6 @@ export function classifyAppError(error: Error): MeshauthError {
     });
   }
   return new MeshauthError('MESHAUTH_ERR_UPSTREAM_UNAVAILABLE', 'app unavailable', { reason: 'connect', cause: error });
-}
-
-function statusText(status: number): string {
-  return status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
 }
 
 function ignore(): void {}

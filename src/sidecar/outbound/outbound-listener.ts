@@ -13,7 +13,7 @@ import { parseHostPort, type RouteConfig, type SidecarConfig } from '../../confi
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import { DataPlaneTelemetry } from '../data-plane-telemetry.js';
-import { errorJson, writeErrorH1 } from '../error-response.js';
+import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, ForwardHandler } from '../forward-handler.js';
 import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM } from '../http-headers.js';
 import { listenOn, waitUntil } from '../listen.js';
@@ -305,13 +305,7 @@ export class OutboundListener {
     startedAt: number,
     extra?: Readonly<Record<string, string>>,
   ): void {
-    if (socket.writable) {
-      const body = errorJson(error, extra);
-      socket.end(
-        `HTTP/1.1 ${error.status} ${error.status === 403 ? 'Forbidden' : 'Error'}\r\ncontent-type: application/json\r\n` +
-          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-      );
-    }
+    if (socket.writable) endSocketWithError(socket, error, extra);
     this.#telemetry.rejected('', error, startedAt);
   }
 }

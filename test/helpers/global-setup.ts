@@ -16,13 +16,16 @@ export default function setup(): void {
   const main = join(ROOT, 'dist/src/cli/main.js');
   const stale =
     !existsSync(main) || Math.max(newest(join(ROOT, 'src')), newest(join(ROOT, 'bench'))) > newest(join(ROOT, 'dist'));
-  if (stale) {
+  if (!stale) return;
+  try {
     execFileSync(
       process.execPath,
       [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')],
-      {
-        stdio: 'inherit',
-      },
+      { stdio: 'inherit' },
     );
+  } catch (error) {
+    // tsc still emits on type errors; `npm run typecheck` is the gate for those. Only a missing CLI stops the suite.
+    if (!existsSync(main)) throw error;
+    console.warn('global-setup: tsc reported errors; the suite runs against what it emitted');
   }
 }

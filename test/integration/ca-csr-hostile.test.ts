@@ -1,0 +1,79 @@
+// Hostile CSRs against the real CA API (TLS on 127.0.0.1): an RSA key with a small public exponent and a CSR with
+// data after it are refused with MESHAUTH_ERR_CSR_INVALID, one metric increment and one log line; the CA stays up.
+import { Agent, request } from 'undici';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type CaServer, createJoinToken, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
+import { createCsrPem, generateKeyPair } from '../../src/pki/index.js';
+import { Metrics } from '../../src/telemetry/index.js';
+import { makeCaDir } from '../helpers/ca-dir.js';
+import { rsaCsrWithExponent, withDerTrailer } from '../helpers/csr-variants.js';
+import { type LogLines, logLines } from '../helpers/log-lines.js';
+
+const ID = 'spiffe://example.org/ns/shop/sa/web';
+let dir: string;
+let server: CaServer;
+let metrics: Metrics;
+let log: LogLines;
+let agent: Agent;
+
+beforeAll(async () => {
+  const ca = await makeCaDir();
+  dir = ca.dir;
+  metrics = new Metrics();
+  log = logLines();
+  server = await startCaServer({ dir, listen: '127.0.0.1:0', svidTtlMs: 600_000, logger: log.logger, metrics });
+  agent = new Agent({ connect: { ca: (await loadCaMaterial(dir)).bundle.toPem() } });
+  return async () => {
+    await agent.close();
+    await server.close();
+    ca.cleanup();
+  };
+});
+
+async function post(csr: string): Promise<{ status: number; body: { code?: string } }> {
+  const token = await createJoinToken({ dir, id: ID, ttlMs: 60_000 });
+  const response = await request(`${server.url}/v1/svid`, {
+    method: 'POST',
+    dispatcher: agent,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ csr, token }),
+  });
+  return { status: response.statusCode, body: (await response.body.json()) as { code?: string } };
+}
+
+async function rejected(reason: string): Promise<number> {
+  const { values } = await metrics.caRequestsRejected.get();
+  return values.find((v) => v.labels.reason === reason)?.value ?? 0;
+}
+
+describe('POST /v1/svid refuses hostile CSRs', () => {
+  it('ok/RSA-2048 with e = 65537 is issued', async () => {
+    expect((await post(await rsaCsrWithExponent(65537))).status).toBe(200);
+  });
+
+  it.each([
+    ['fail/RSA-2048 with e = 3', () => rsaCsrWithExponent(3), 'csr_rsa_exponent'],
+    [
+      'fail/CSR PEM followed by garbage',
+      async () => `${await createCsrPem(await generateKeyPair())}\u0000garbage after the block`,
+      'csr_trailing_data',
+    ],
+    [
+      'fail/CSR DER with bytes appended inside the PEM block',
+      async () => withDerTrailer(await createCsrPem(await generateKeyPair()), Buffer.from('trailer')),
+      'csr_trailing_data',
+    ],
+  ])('%s → 400 MESHAUTH_ERR_CSR_INVALID', async (_name, make, reason) => {
+    const before = await rejected(reason);
+    const logged = log.find({ event: 'ca_request_rejected', reason }).length;
+    const { status, body } = await post(await make());
+    expect(status).toBe(400);
+    expect(body.code).toBe('MESHAUTH_ERR_CSR_INVALID');
+    expect(await rejected(reason)).toBe(before + 1);
+    expect(log.find({ event: 'ca_request_rejected', reason, code: 'MESHAUTH_ERR_CSR_INVALID' })).toHaveLength(
+      logged + 1,
+    );
+    // The CA is still serving.
+    expect((await post(await createCsrPem(await generateKeyPair()))).status).toBe(200);
+  });
+});

@@ -103,6 +103,42 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly tcpConnections = new Counter({
+    name: 'meshauth_tcp_connections_total',
+    help: 'TCP tunnel connections (ALPN meshauth-tcp/1), by direction, peer SPIFFE ID and result.',
+    labelNames: ['direction', 'peer_id', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tcpSentBytes = new Counter({
+    name: 'meshauth_tcp_sent_bytes_total',
+    help: 'Payload bytes from the local app sent through TCP tunnels to the peer sidecar, by direction.',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tcpReceivedBytes = new Counter({
+    name: 'meshauth_tcp_received_bytes_total',
+    help: 'Payload bytes received through TCP tunnels from the peer sidecar for the local app, by direction.',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tcpConnectionsOpen = new Gauge({
+    name: 'meshauth_tcp_connections_open',
+    help: 'TCP tunnels currently open, by direction.',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tcpConnectionDuration = new Histogram({
+    name: 'meshauth_tcp_connection_duration_seconds',
+    help: 'Lifetime of established TCP tunnels, from tunnel start to close, by direction.',
+    labelNames: ['direction'] as const,
+    buckets: [0.01, 0.1, 1, 10, 60, 300, 900, 3600, 14400, 86400],
+    registers: [this.registry],
+  });
+
   constructor(options: MetricsOptions = {}) {
     if (options.defaultMetrics) {
       collectDefaultMetrics({ register: this.registry });

@@ -38,13 +38,38 @@ export const CONFIG_DOCS: Readonly<Record<string, string>> = {
     'PEM certificate chain of the public listener (a normal server certificate clients verify by name); read at start only: restart the sidecar after renewing it.',
   'inbound.external.key': 'PEM private key of the public listener.',
   'outbound.listen': "Listener for the app's outgoing calls (`HTTP_PROXY`); loopback only.",
-  'outbound.routes.<host>.address': "The peer sidecar's inbound listener for calls to `<host>`.",
+  'outbound.routes.<host>.address':
+    "The peer sidecar's inbound listener for calls to `<host>`: `host:port` (a DNS name's every A/AAAA record is an endpoint, balanced per request) or `{host}:port` (the name the app called).",
   'outbound.routes.<host>.ids':
-    'SPIFFE IDs the peer may have (default: any ID of the trust domain); exactly one to carry passports.',
-  'outbound.egress': 'Hosts (exact or `*.domain`) the app may reach with `CONNECT` tunnels; none by default.',
+    "SPIFFE IDs the peer may have (default: any ID of the trust domain); exactly one to carry passports. Patterns ending in `/sa/*` (any workload of that namespace — weaker than an exact ID) and `{namespace}` (the called host's second label) are allowed.",
+  'outbound.egress':
+    'Hosts (exact or `*.domain`, optionally `:port`, default port 443) the app may reach with `CONNECT` tunnels; none by default; never loopback.',
+  'outbound.dns.servers':
+    'DNS servers (`host:port`) for route addresses that are names; default: the system resolver (what a pod uses).',
+  'outbound.tcp.<listen>.address':
+    'Peer sidecar for TCP connections accepted on the loopback `<listen>` address (mTLS, ALPN `meshauth-tcp/1`).',
+  'outbound.tcp.<listen>.ids': 'SPIFFE IDs the TCP peer may have (at least one).',
+  'inbound.limits.maxConnections': 'Concurrent TLS connections on the inbound and external listeners.',
+  'inbound.limits.maxHandshakes': 'Connections still in the TLS handshake, at most.',
+  'inbound.limits.handshakeTimeout': 'Time a connection has to complete its TLS handshake.',
+  'inbound.limits.maxConnectionsPerPeer': 'Concurrent connections of one peer SPIFFE ID.',
+  'inbound.limits.maxConcurrentStreams': 'HTTP/2 concurrent streams per session (SETTINGS_MAX_CONCURRENT_STREAMS).',
+  'inbound.limits.streamIdleTimeout': 'A request stream without any frame for this long is reset.',
+  'inbound.limits.sessionIdleTimeout': 'A connection without a request for this long is closed.',
+  'inbound.limits.appConnections': 'Connections to the local app, at most (requests queue beyond).',
+  'inbound.limits.maxHeaderBytes': 'Request header block limit, HTTP/1.1 and HTTP/2 (431 past it).',
+  'inbound.tcp.app':
+    'Local TCP service that connections negotiating `meshauth-tcp/1` are piped to, after the L4 policy check.',
+  'admin.appProbes.<container>.livez.port': "Loopback port of the app container's liveness probe.",
+  'admin.appProbes.<container>.livez.path': "Path of the app container's liveness probe.",
+  'admin.appProbes.<container>.readyz.port': "Loopback port of the app container's readiness probe.",
+  'admin.appProbes.<container>.readyz.path': "Path of the app container's readiness probe.",
+  'admin.appProbes.<container>.startupz.port': "Loopback port of the app container's startup probe.",
+  'admin.appProbes.<container>.startupz.path': "Path of the app container's startup probe.",
   'outbound.timeout': 'Time a peer has to send response headers before the app gets 504.',
   'outbound.http2': 'HTTP/2 between sidecars (one multiplexed connection per peer); `false` for HTTP/1.1 keep-alive.',
-  'admin.listen': 'Admin listener: `/healthz`, `/readyz`, `/metrics`.',
+  'admin.listen':
+    'Admin listener: `/livez` (alias `/healthz`), `/startupz`, `/readyz`, `/app-health/<container>/<kind>`, `/metrics`.',
   drainTimeout: 'On SIGTERM, how long in-flight requests may take before connections are closed.',
 };
 
@@ -60,6 +85,13 @@ const DEFAULTS: Readonly<Record<string, string>> = {
   'outbound.http2': String(SIDECAR_DEFAULTS.outboundHttp2),
   'admin.listen': SIDECAR_DEFAULTS.adminListen,
   drainTimeout: SIDECAR_DEFAULTS.drainTimeout,
+};
+
+/** How the reference names the keys of each map-valued key. */
+const MAP_KEY_NAMES: Readonly<Record<string, string>> = {
+  'outbound.routes': '<host>',
+  'outbound.tcp': '<listen>',
+  'admin.appProbes': '<container>',
 };
 
 export interface ConfigKey {
@@ -87,7 +119,7 @@ export function configKeys(): ConfigKey[] {
       return;
     }
     if (schema.type === 'object' && typeof schema.additionalProperties === 'object') {
-      walk(schema.additionalProperties, `${path}.<host>`, false);
+      walk(schema.additionalProperties, `${path}.${MAP_KEY_NAMES[path] ?? '<key>'}`, false);
       return;
     }
     if (schema.type === 'array' && schema.items?.type === 'object') {

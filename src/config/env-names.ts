@@ -9,7 +9,11 @@
 //   MESHAUTH_OUTBOUND_LISTEN outbound.listen
 //   MESHAUTH_OUTBOUND_ROUTES outbound.routes (JSON) · MESHAUTH_OUTBOUND_EGRESS outbound.egress (list)
 //   MESHAUTH_OUTBOUND_TIMEOUT outbound.timeout · MESHAUTH_OUTBOUND_HTTP2 outbound.http2
-//   MESHAUTH_ADMIN_LISTEN admin.listen · MESHAUTH_DRAIN_TIMEOUT drainTimeout
+//   MESHAUTH_INBOUND_LIMITS inbound.limits (JSON) · MESHAUTH_INBOUND_TCP inbound.tcp (JSON)
+//   MESHAUTH_OUTBOUND_DNS outbound.dns (JSON) · MESHAUTH_OUTBOUND_TCP outbound.tcp (JSON)
+//   MESHAUTH_ADMIN_LISTEN admin.listen · MESHAUTH_ADMIN_APP_PROBES admin.appProbes (JSON)
+//   MESHAUTH_DRAIN_TIMEOUT drainTimeout
+// MESHAUTH_CONFIG_YAML holds a whole sidecar.yaml inline (injection sets it); `--config FILE` wins over it.
 
 export type EnvKind = 'string' | 'boolean' | 'list' | 'json';
 
@@ -43,6 +47,13 @@ export const MESHAUTH_OUTBOUND_TIMEOUT = 'MESHAUTH_OUTBOUND_TIMEOUT';
 export const MESHAUTH_OUTBOUND_HTTP2 = 'MESHAUTH_OUTBOUND_HTTP2';
 export const MESHAUTH_ADMIN_LISTEN = 'MESHAUTH_ADMIN_LISTEN';
 export const MESHAUTH_DRAIN_TIMEOUT = 'MESHAUTH_DRAIN_TIMEOUT';
+export const MESHAUTH_INBOUND_LIMITS = 'MESHAUTH_INBOUND_LIMITS';
+export const MESHAUTH_INBOUND_TCP = 'MESHAUTH_INBOUND_TCP';
+export const MESHAUTH_OUTBOUND_DNS = 'MESHAUTH_OUTBOUND_DNS';
+export const MESHAUTH_OUTBOUND_TCP = 'MESHAUTH_OUTBOUND_TCP';
+export const MESHAUTH_ADMIN_APP_PROBES = 'MESHAUTH_ADMIN_APP_PROBES';
+/** A whole sidecar.yaml, inline (not a key binding: it is the document the bindings apply to). */
+export const MESHAUTH_CONFIG_YAML = 'MESHAUTH_CONFIG_YAML';
 
 /** Every sidecar environment variable and the key it sets, in the order of SPEC §7. */
 export const SIDECAR_ENV: readonly EnvBinding[] = Object.freeze([
@@ -57,11 +68,16 @@ export const SIDECAR_ENV: readonly EnvBinding[] = Object.freeze([
   bind(MESHAUTH_INBOUND_APP_TIMEOUT, 'inbound.appTimeout'),
   bind(MESHAUTH_INBOUND_END_USER, 'inbound.endUser', 'json'),
   bind(MESHAUTH_INBOUND_EXTERNAL, 'inbound.external', 'json'),
+  bind(MESHAUTH_INBOUND_LIMITS, 'inbound.limits', 'json'),
+  bind(MESHAUTH_INBOUND_TCP, 'inbound.tcp', 'json'),
   bind(MESHAUTH_OUTBOUND_LISTEN, 'outbound.listen'),
   bind(MESHAUTH_OUTBOUND_ROUTES, 'outbound.routes', 'json'),
   bind(MESHAUTH_OUTBOUND_EGRESS, 'outbound.egress', 'list'),
   bind(MESHAUTH_OUTBOUND_TIMEOUT, 'outbound.timeout'),
   bind(MESHAUTH_OUTBOUND_HTTP2, 'outbound.http2', 'boolean'),
+  bind(MESHAUTH_OUTBOUND_DNS, 'outbound.dns', 'json'),
+  bind(MESHAUTH_OUTBOUND_TCP, 'outbound.tcp', 'json'),
   bind(MESHAUTH_ADMIN_LISTEN, 'admin.listen'),
+  bind(MESHAUTH_ADMIN_APP_PROBES, 'admin.appProbes', 'json'),
   bind(MESHAUTH_DRAIN_TIMEOUT, 'drainTimeout'),
 ]);

@@ -4,19 +4,38 @@ export * from './env-names.js';
 export { formatHostPort, type HostPort, isLoopbackHost, parseHostPort } from './host-port.js';
 export { type Environment, loadSidecarConfig, sidecarConfigFromObject } from './load-sidecar-config.js';
 export {
+  type ExpectedIds,
+  expectedIdsFor,
+  HOST_TEMPLATE,
+  idIsExpected,
+  parseEgressEntry,
+  type RouteAddress,
+  type RouteEntry,
+  RouteTable,
+  routeAddressFor,
+} from './route-match.js';
+export {
+  type AppProbeKind,
+  type AppProbeTarget,
   type EndUserSettings,
   type ExternalListenerSettings,
+  INBOUND_LIMIT_DEFAULTS,
+  type InboundLimitSettings,
   type RouteConfig,
   resolveSidecarConfig,
   SIDECAR_DEFAULTS,
   type SidecarConfig,
+  type TcpRouteConfig,
 } from './sidecar-config.js';
 export {
   type EndUserFile,
   type ExternalFile,
   endUserSchema,
   externalSchema,
+  type InboundLimitsFile,
+  inboundLimitsSchema,
   routeSchema,
   type SidecarFile,
   sidecarSchema,
+  tcpRouteSchema,
 } from './sidecar-schema.js';

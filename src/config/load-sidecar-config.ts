@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
-import { type EnvBinding, SIDECAR_ENV } from './env-names.js';
+import { type EnvBinding, MESHAUTH_CONFIG_YAML, SIDECAR_ENV } from './env-names.js';
 import { resolveSidecarConfig, type SidecarConfig } from './sidecar-config.js';
 import { sidecarSchema } from './sidecar-schema.js';
 
@@ -13,10 +13,15 @@ export type Environment = Readonly<Record<string, string | undefined>>;
 
 const MAX_REPORTED_ISSUES = 5;
 
-/** Reads `file` (optional: the environment alone may configure the sidecar), applies `env`, validates, freezes. */
+/**
+ * Reads `file` (optional: the environment alone may configure the sidecar) or, without one, the whole document
+ * inline from MESHAUTH_CONFIG_YAML (what injection sets); applies `env`, validates, freezes.
+ */
 export function loadSidecarConfig(file: string | undefined, env: Environment = {}): SidecarConfig {
-  const source = file ?? 'environment';
-  const document = file === undefined ? {} : readDocument(file);
+  const inline = env[MESHAUTH_CONFIG_YAML];
+  const fromInline = file === undefined && inline !== undefined && inline !== '';
+  const source = file ?? (fromInline ? MESHAUTH_CONFIG_YAML : 'environment');
+  const document = file !== undefined ? readDocument(file) : fromInline ? parseDocument(inline, source) : {};
   const fromEnv = applyEnvironment(document, env, source);
   return sidecarConfigFromObject(document, source, fromEnv);
 }
@@ -42,6 +47,10 @@ function readDocument(file: string): Record<string, unknown> {
       cause,
     });
   }
+  return parseDocument(text, file);
+}
+
+function parseDocument(text: string, file: string): Record<string, unknown> {
   let parsed: unknown;
   try {
     parsed = parseYaml(text);
@@ -127,6 +136,11 @@ function describeIssue(source: string, issue: z.core.$ZodIssue, fromEnv: Readonl
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys.map((k) => (key === '' ? k : `${key}.${k}`));
     return `${source}: ${keys.join(', ')}${origin}: unknown key (see SPEC §7 / docs for the allowed keys)`;
+  }
+  if (issue.code === 'invalid_key') {
+    // zod reports a refused map key generically; the key schema's own message says what was expected.
+    const inner = issue.issues[0]?.message ?? issue.message;
+    return `${source}: ${key}${origin}: invalid key: ${inner}`;
   }
   if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) {
     return `${source}: ${key}${origin}: required key is missing (expected ${issue.expected})`;

@@ -3,7 +3,8 @@
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import { parseDuration } from './duration.js';
 import { type HostPort, parseHostPort } from './host-port.js';
-import type { EndUserFile, ExternalFile, SidecarFile } from './sidecar-schema.js';
+import { isRouteIdPattern, parseEgressEntry, parseRouteAddress, type RouteAddress } from './route-match.js';
+import type { EndUserFile, ExternalFile, InboundLimitsFile, SidecarFile } from './sidecar-schema.js';
 
 /** SPEC §7 listener defaults; the outbound listener is loopback-only whatever the file says. */
 export const SIDECAR_DEFAULTS = Object.freeze({
@@ -17,6 +18,48 @@ export const SIDECAR_DEFAULTS = Object.freeze({
   drainTimeout: '20s',
   tls12: false,
 });
+
+/** `inbound.limits` defaults (SECURITY.md): bounds that keep one peer or a flood from exhausting the sidecar. */
+export const INBOUND_LIMIT_DEFAULTS: InboundLimitSettings = Object.freeze({
+  maxConnections: 4096,
+  maxHandshakes: 256,
+  handshakeTimeoutMs: 5_000,
+  maxConnectionsPerPeer: 256,
+  maxConcurrentStreams: 100,
+  streamIdleTimeoutMs: 30_000,
+  sessionIdleTimeoutMs: 75_000,
+  appConnections: 128,
+  maxHeaderBytes: 16 * 1024,
+});
+
+export interface InboundLimitSettings {
+  /** Concurrent TLS connections on the inbound (and the external) listener. */
+  readonly maxConnections: number;
+  /** Connections still in the TLS handshake. */
+  readonly maxHandshakes: number;
+  /** Time a connection has to finish its TLS handshake. */
+  readonly handshakeTimeoutMs: number;
+  /** Concurrent connections of one peer SPIFFE ID. */
+  readonly maxConnectionsPerPeer: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per session. */
+  readonly maxConcurrentStreams: number;
+  /** A stream with no frame in either direction for this long is reset. */
+  readonly streamIdleTimeoutMs: number;
+  /** A session (or HTTP/1.1 connection) with no stream for this long is closed. */
+  readonly sessionIdleTimeoutMs: number;
+  /** Connections to the local app, at most. */
+  readonly appConnections: number;
+  /** Request header block limit, HTTP/1.1 and HTTP/2 alike (431 past it). */
+  readonly maxHeaderBytes: number;
+}
+
+/** `admin.appProbes` entry: where the app container's own probe is answered, on loopback. */
+export interface AppProbeTarget {
+  readonly port: number;
+  readonly path: string;
+}
+
+export type AppProbeKind = 'livez' | 'readyz' | 'startupz';
 
 export interface EndUserSettings {
   readonly required: boolean;
@@ -43,11 +86,22 @@ export interface ExternalListenerSettings {
 }
 
 export interface RouteConfig {
-  /** The host name apps call (`orders.shop`), lower case, no port. */
+  /** The key as written, lower case: a host name apps call (`orders.shop`) or a pattern (`*.shop`). */
   readonly host: string;
-  /** The peer sidecar's inbound listener. */
-  readonly address: HostPort;
-  /** SPIFFE IDs the peer may present; empty means any ID of the trust domain. */
+  /** True when the key has `*` labels (each stands for exactly one DNS label). */
+  readonly pattern: boolean;
+  /** The peer sidecar's inbound listener; host may be a DNS name (every A/AAAA record an endpoint) or `{host}`. */
+  readonly address: RouteAddress;
+  /** SPIFFE IDs the peer may present; with idPatterns empty too, any ID of the trust domain. */
+  readonly ids: readonly SpiffeId[];
+  /** Expected-ID patterns as written (`spiffe://td/ns/{namespace}/sa/*`): see route-match.ts expectedIdsFor. */
+  readonly idPatterns: readonly string[];
+}
+
+/** `outbound.tcp` entry: a loopback port whose connections are tunnelled over mTLS (ALPN meshauth-tcp/1). */
+export interface TcpRouteConfig {
+  readonly listen: HostPort;
+  readonly address: RouteAddress;
   readonly ids: readonly SpiffeId[];
 }
 
@@ -65,18 +119,29 @@ export interface SidecarConfig {
     readonly endUser: EndUserSettings | undefined;
     /** Set only together with endUser (the schema refuses it alone). */
     readonly external: ExternalListenerSettings | undefined;
+    readonly limits: InboundLimitSettings;
+    /** Connections negotiating ALPN meshauth-tcp/1 are piped to this app port (after the L4 policy check). */
+    readonly tcp: { readonly app: HostPort } | undefined;
   };
   readonly outbound: {
     readonly listen: HostPort;
-    /** Keyed by lower-case host name. */
+    /** Keyed by the lower-case key (host name or pattern); match with route-match.ts RouteTable. */
     readonly routes: ReadonlyMap<string, RouteConfig>;
-    /** Host names (exact or `*.domain`) the CONNECT tunnel may reach. */
-    readonly egress: readonly string[];
+    /** Hosts (exact or `*.domain`) and ports the CONNECT tunnel may reach; never loopback. */
+    readonly egress: readonly HostPort[];
+    /** DNS servers for route addresses that are names; empty: the system resolver. */
+    readonly dns: { readonly servers: readonly HostPort[] };
+    /** Keyed by the listen address as written (`127.0.0.1:5432`). */
+    readonly tcp: ReadonlyMap<string, TcpRouteConfig>;
     readonly timeoutMs: number;
     /** HTTP/2 to peer sidecars (SPEC §7, one node:http2 session per peer); false = HTTP/1.1 keep-alive pools. */
     readonly http2: boolean;
   };
-  readonly admin: { readonly listen: HostPort };
+  readonly admin: {
+    readonly listen: HostPort;
+    /** Container name → the app's own probes, forwarded by `/app-health/<container>/<kind>`. */
+    readonly appProbes: ReadonlyMap<string, Readonly<Partial<Record<AppProbeKind, AppProbeTarget>>>>;
+  };
   readonly drainTimeoutMs: number;
 }
 
@@ -87,14 +152,34 @@ export function resolveSidecarConfig(file: SidecarFile, source: string): Sidecar
   const routes = new Map<string, RouteConfig>();
   for (const [host, route] of Object.entries(outbound.routes ?? {})) {
     const name = host.toLowerCase();
+    const written = route.ids ?? [];
     routes.set(
       name,
       Object.freeze({
         host: name,
-        address: hp(route.address),
-        ids: Object.freeze((route.ids ?? []).map((id) => SpiffeId.parse(id))),
+        pattern: name.includes('*'),
+        address: routeAddress(route.address),
+        ids: Object.freeze(written.filter((id) => !isRouteIdPattern(id)).map((id) => SpiffeId.parse(id))),
+        idPatterns: Object.freeze(written.filter((id) => isRouteIdPattern(id))),
       }),
     );
+  }
+  const tcp = new Map<string, TcpRouteConfig>();
+  for (const [listen, route] of Object.entries(outbound.tcp ?? {})) {
+    tcp.set(listen, {
+      listen: hp(listen),
+      address: routeAddress(route.address),
+      ids: route.ids.map((id) => SpiffeId.parse(id)),
+    });
+  }
+  const appProbes = new Map<string, Partial<Record<AppProbeKind, AppProbeTarget>>>();
+  for (const [container, probes] of Object.entries(file.admin?.appProbes ?? {})) {
+    const entry: Partial<Record<AppProbeKind, AppProbeTarget>> = {};
+    for (const kind of ['livez', 'readyz', 'startupz'] as const) {
+      const target = probes[kind];
+      if (target !== undefined) entry[kind] = { port: target.port, path: target.path };
+    }
+    appProbes.set(container, entry);
   }
   return deepFreeze({
     source,
@@ -108,15 +193,19 @@ export function resolveSidecarConfig(file: SidecarFile, source: string): Sidecar
       appTimeoutMs: parseDuration(inbound.appTimeout ?? SIDECAR_DEFAULTS.appTimeout),
       endUser: inbound.endUser === undefined ? undefined : resolveEndUser(inbound.endUser),
       external: inbound.external === undefined ? undefined : resolveExternal(inbound.external),
+      limits: resolveLimits(inbound.limits ?? {}),
+      tcp: inbound.tcp === undefined ? undefined : { app: hp(inbound.tcp.app) },
     },
     outbound: {
       listen: hp(outbound.listen ?? SIDECAR_DEFAULTS.outboundListen),
       routes,
-      egress: [...(outbound.egress ?? [])],
+      egress: (outbound.egress ?? []).map(egressEntry),
+      dns: { servers: (outbound.dns?.servers ?? []).map(hp) },
+      tcp,
       timeoutMs: parseDuration(outbound.timeout ?? SIDECAR_DEFAULTS.outboundTimeout),
       http2: outbound.http2 ?? SIDECAR_DEFAULTS.outboundHttp2,
     },
-    admin: { listen: hp(file.admin?.listen ?? SIDECAR_DEFAULTS.adminListen) },
+    admin: { listen: hp(file.admin?.listen ?? SIDECAR_DEFAULTS.adminListen), appProbes },
     drainTimeoutMs: parseDuration(file.drainTimeout ?? SIDECAR_DEFAULTS.drainTimeout),
   });
 }
@@ -139,6 +228,34 @@ function resolveEndUser(file: EndUserFile): EndUserSettings {
 
 function resolveExternal(file: ExternalFile): ExternalListenerSettings {
   return { listen: hp(file.listen), cert: file.cert, key: file.key };
+}
+
+function resolveLimits(file: InboundLimitsFile): InboundLimitSettings {
+  const d = INBOUND_LIMIT_DEFAULTS;
+  const ms = (text: string | undefined, fallback: number) => (text === undefined ? fallback : parseDuration(text));
+  return {
+    maxConnections: file.maxConnections ?? d.maxConnections,
+    maxHandshakes: file.maxHandshakes ?? d.maxHandshakes,
+    handshakeTimeoutMs: ms(file.handshakeTimeout, d.handshakeTimeoutMs),
+    maxConnectionsPerPeer: file.maxConnectionsPerPeer ?? d.maxConnectionsPerPeer,
+    maxConcurrentStreams: file.maxConcurrentStreams ?? d.maxConcurrentStreams,
+    streamIdleTimeoutMs: ms(file.streamIdleTimeout, d.streamIdleTimeoutMs),
+    sessionIdleTimeoutMs: ms(file.sessionIdleTimeout, d.sessionIdleTimeoutMs),
+    appConnections: file.appConnections ?? d.appConnections,
+    maxHeaderBytes: file.maxHeaderBytes ?? d.maxHeaderBytes,
+  };
+}
+
+function routeAddress(text: string): RouteAddress {
+  const value = parseRouteAddress(text);
+  if (value === undefined) throw new TypeError(`unvalidated route address ${text}`); // the schema checked it already
+  return value;
+}
+
+function egressEntry(text: string): HostPort {
+  const value = parseEgressEntry(text);
+  if (value === undefined) throw new TypeError(`unvalidated egress entry ${text}`); // the schema checked it already
+  return value;
 }
 
 function hp(text: string): HostPort {

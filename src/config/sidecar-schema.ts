@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import { parseDuration } from './duration.js';
 import { isLoopbackHost, parseHostPort } from './host-port.js';
+import { isRouteIdPattern, isRouteKey, parseEgressEntry, parseRouteAddress } from './route-match.js';
 
 const hostPort = z.string().refine((v) => parseHostPort(v) !== undefined, {
   message: 'expected host:port, e.g. 127.0.0.1:8080 (IPv6 as [::1]:8080)',
@@ -33,12 +34,23 @@ const trustDomain = z.string().refine((v) => tryTrustDomain(v), {
   message: 'expected a trust domain name of lower-case letters, digits, ".", "-" and "_", e.g. example.org',
 });
 
-const HOST_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
-const routeHost = z.string().refine((v) => HOST_NAME.test(v.toLowerCase()), {
-  message: 'route keys are host names such as orders.shop (no port, no scheme)',
+const routeHost = z.string().refine((v) => isRouteKey(v.toLowerCase()), {
+  message:
+    'route keys are host names such as orders.shop, or patterns where * stands for one label (*.shop, *.*.svc.cluster.local); no port, no scheme',
 });
-const egressHost = z.string().refine((v) => HOST_NAME.test(v.startsWith('*.') ? v.slice(2) : v), {
-  message: 'expected a lower-case host name or a *.domain wildcard',
+const egressEntry = z.string().refine((v) => parseEgressEntry(v) !== undefined, {
+  message: 'expected a host name or *.domain wildcard, optionally with :port (default 443); never a loopback name',
+});
+
+/** The route's peer address: `host:port`, where host may be the template `{host}` (the requested host name). */
+const routeAddress = z.string().refine((v) => parseRouteAddress(v) !== undefined, {
+  message: 'expected host:port (a DNS name or IP of the peer sidecar) or {host}:port, e.g. {host}:15006',
+});
+
+/** An expected peer ID: a SPIFFE ID, or a pattern ending in `/sa/*` and/or using `{namespace}`. */
+const routeId = z.string().refine((v) => isRouteIdPattern(v) || SpiffeId.tryParse(v) !== undefined, {
+  message:
+    'expected a SPIFFE ID (spiffe://example.org/ns/shop/sa/orders) or a pattern ending in /sa/* and/or using {namespace}',
 });
 
 const url = z.string().refine((v) => URL.canParse(v), { message: 'expected an absolute URL, e.g. https://host:8443' });
@@ -74,9 +86,46 @@ export const externalSchema = z.strictObject({
 });
 
 export const routeSchema = z.strictObject({
-  address: hostPort,
-  ids: z.array(spiffeId).min(1).optional(),
+  address: routeAddress,
+  ids: z.array(routeId).min(1).optional(),
 });
+
+/** `outbound.tcp` values: where the local port's connections are tunnelled to (ALPN meshauth-tcp/1). */
+export const tcpRouteSchema = z.strictObject({
+  address: routeAddress,
+  ids: z.array(spiffeId).min(1),
+});
+
+const count = z.number().int().positive();
+
+/** `inbound.limits`: every bound of the inbound listeners (SECURITY.md lists the defaults). */
+export const inboundLimitsSchema = z.strictObject({
+  maxConnections: count.optional(),
+  maxHandshakes: count.optional(),
+  handshakeTimeout: duration.optional(),
+  maxConnectionsPerPeer: count.optional(),
+  maxConcurrentStreams: count.optional(),
+  streamIdleTimeout: duration.optional(),
+  sessionIdleTimeout: duration.optional(),
+  appConnections: count.optional(),
+  maxHeaderBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(1024 * 1024)
+    .optional(),
+});
+
+const probeTarget = z.strictObject({
+  port: z.number().int().min(1).max(65535),
+  path: z.string().startsWith('/', { message: 'expected an absolute path such as /healthz' }),
+});
+
+/** `admin.appProbes`: the app containers' own probes, forwarded by `/app-health/<container>/<kind>`. */
+export const appProbesSchema = z.record(
+  z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, { message: 'expected a container name' }),
+  z.strictObject({ livez: probeTarget.optional(), readyz: probeTarget.optional(), startupz: probeTarget.optional() }),
+);
 
 export const sidecarSchema = z.strictObject({
   trustDomain,
@@ -90,6 +139,8 @@ export const sidecarSchema = z.strictObject({
       appTimeout: duration.optional(),
       endUser: endUserSchema.optional(),
       external: externalSchema.optional(),
+      limits: inboundLimitsSchema.optional(),
+      tcp: z.strictObject({ app: hostPort }).optional(),
     })
     // External clients are authenticated by bearer tokens only: without issuers nobody could be let in.
     .refine((inbound) => inbound.external === undefined || inbound.endUser !== undefined, {
@@ -101,18 +152,21 @@ export const sidecarSchema = z.strictObject({
     .strictObject({
       listen: loopbackHostPort.optional(),
       routes: z.record(routeHost, routeSchema).optional(),
-      egress: z.array(egressHost).optional(),
+      egress: z.array(egressEntry).optional(),
       timeout: duration.optional(),
       http2: z.boolean().optional(),
+      dns: z.strictObject({ servers: z.array(hostPort).min(1).optional() }).optional(),
+      tcp: z.record(loopbackHostPort, tcpRouteSchema).optional(),
     })
     .optional(),
-  admin: z.strictObject({ listen: hostPort.optional() }).optional(),
+  admin: z.strictObject({ listen: hostPort.optional(), appProbes: appProbesSchema.optional() }).optional(),
   drainTimeout: duration.optional(),
 });
 
 export type SidecarFile = z.infer<typeof sidecarSchema>;
 export type EndUserFile = z.infer<typeof endUserSchema>;
 export type ExternalFile = z.infer<typeof externalSchema>;
+export type InboundLimitsFile = z.infer<typeof inboundLimitsSchema>;
 
 function tryTrustDomain(value: string): boolean {
   try {

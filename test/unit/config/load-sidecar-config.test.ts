@@ -80,7 +80,10 @@ drainTimeout: 5s
     });
     expect(config.inbound.listen).toEqual({ host: '127.0.0.1', port: 16006 });
     expect(config.inbound.tls12).toBe(true);
-    expect(config.outbound.egress).toEqual(['a.example', '*.b.example']);
+    expect(config.outbound.egress).toEqual([
+      { host: 'a.example', port: 443 },
+      { host: '*.b.example', port: 443 },
+    ]);
     expect(config.outbound.routes.get('x.mesh')?.address.port).toBe(15006);
     expect(config.trustDomain.name).toBe('other.org');
     expect(config.drainTimeoutMs).toBe(60_000);
@@ -218,11 +221,33 @@ drainTimeout: 5s
       MESHAUTH_OUTBOUND_HTTP2: 'false',
       MESHAUTH_ADMIN_LISTEN: '127.0.0.1:4',
       MESHAUTH_DRAIN_TIMEOUT: '3s',
+      MESHAUTH_INBOUND_LIMITS: '{"maxConnections":10,"handshakeTimeout":"2s"}',
+      MESHAUTH_INBOUND_TCP: '{"app":"127.0.0.1:6379"}',
+      MESHAUTH_OUTBOUND_DNS: '{"servers":["127.0.0.1:5353"]}',
+      MESHAUTH_OUTBOUND_TCP:
+        '{"127.0.0.1:5432":{"address":"db.data:15006","ids":["spiffe://example.org/ns/data/sa/db"]}}',
+      MESHAUTH_ADMIN_APP_PROBES: '{"app":{"readyz":{"port":8080,"path":"/ready"}}}',
     };
     expect(Object.keys(env).sort()).toEqual(SIDECAR_ENV.map((b) => b.name).sort());
     const config = loadSidecarConfig(undefined, env);
     expect(config.outbound.timeoutMs).toBe(9_000);
     expect(config.inbound.external?.listen).toEqual({ host: '0.0.0.0', port: 8443 });
+    expect(config.inbound.limits.maxConnections).toBe(10);
+    expect(config.inbound.limits.handshakeTimeoutMs).toBe(2_000);
+    expect(config.inbound.limits.maxConcurrentStreams).toBe(100);
+    expect(config.inbound.tcp?.app).toEqual({ host: '127.0.0.1', port: 6379 });
+    expect(config.outbound.dns.servers).toEqual([{ host: '127.0.0.1', port: 5353 }]);
+    expect(config.outbound.tcp.get('127.0.0.1:5432')?.address).toEqual({ host: 'db.data', port: 15006 });
+    expect(config.admin.appProbes.get('app')?.readyz).toEqual({ port: 8080, path: '/ready' });
+  });
+
+  it('ok/MESHAUTH_CONFIG_YAML holds the whole document when no file is given', () => {
+    const yaml = 'trustDomain: example.org\nca: { url: "https://ca:1", bundle: /b, token: /t }\n';
+    const config = loadSidecarConfig(undefined, { MESHAUTH_CONFIG_YAML: yaml, MESHAUTH_OUTBOUND_TIMEOUT: '7s' });
+    expect(config.source).toBe('MESHAUTH_CONFIG_YAML');
+    expect(config.trustDomain.name).toBe('example.org');
+    expect(config.outbound.timeoutMs).toBe(7_000);
+    expect(() => loadSidecarConfig(undefined, { MESHAUTH_CONFIG_YAML: 'a: [' })).toThrow(/MESHAUTH_CONFIG_YAML/);
   });
 
   it('ok/sidecarConfigFromObject validates programmatic configs the same way', () => {

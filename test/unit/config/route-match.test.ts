@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import {
+  expectedIdsFor,
+  idIsExpected,
+  parseEgressEntry,
+  RouteTable,
+  routeAddressFor,
+  sidecarConfigFromObject,
+} from '../../../src/config/index.js';
+import { SpiffeId, TrustDomain } from '../../../src/identity/index.js';
+
+const BASE = { trustDomain: 'example.org', ca: { url: 'https://ca:1', bundle: '/b', token: '/t' } };
+const TD = TrustDomain.parse('example.org');
+
+function routesOf(routes: Record<string, unknown>) {
+  const config = sidecarConfigFromObject({ ...BASE, outbound: { routes } });
+  return { config, table: new RouteTable(config.outbound.routes.values()) };
+}
+
+describe('route keys and patterns', () => {
+  const { table } = routesOf({
+    'orders.shop': { address: '10.0.0.1:15006' },
+    '*.shop': { address: '{host}:15006', ids: ['spiffe://example.org/ns/shop/sa/*'] },
+    '*.*': { address: '{host}:15006', ids: ['spiffe://example.org/ns/{namespace}/sa/*'] },
+    '*.*.svc.cluster.local': { address: '{host}:15006', ids: ['spiffe://example.org/ns/{namespace}/sa/*'] },
+  });
+
+  it.each([
+    ['ok/exact beats pattern', 'orders.shop', 'orders.shop'],
+    ['ok/more literal labels win', 'payments.shop', '*.shop'],
+    ['ok/one * is one label', 'web.edge', '*.*'],
+    ['ok/cluster FQDN', 'web.edge.svc.cluster.local', '*.*.svc.cluster.local'],
+    ['fail/* never spans two labels', 'a.b.shop', undefined],
+    ['fail/single label', 'orders', undefined],
+  ])('%s', (_name, host, key) => {
+    expect(table.match(host)?.host).toBe(key);
+  });
+
+  it('ok/{host} is filled with the called name; a literal address is kept', () => {
+    const pattern = table.match('web.edge');
+    expect(pattern && routeAddressFor(pattern, 'web.edge')).toEqual({ host: 'web.edge', port: 15006 });
+    const exact = table.match('orders.shop');
+    expect(exact && routeAddressFor(exact, 'orders.shop')).toEqual({ host: '10.0.0.1', port: 15006 });
+  });
+
+  it('ok/{namespace} comes from the second label and /sa/* matches exactly one segment', () => {
+    const route = table.match('web.edge');
+    if (route === undefined) throw new Error('no route');
+    const expected = expectedIdsFor(route, 'web.edge', TD);
+    expect(expected.prefixes).toEqual(['spiffe://example.org/ns/edge/sa/']);
+    expect(idIsExpected(expected, SpiffeId.parse('spiffe://example.org/ns/edge/sa/web'))).toBe(true);
+    expect(idIsExpected(expected, SpiffeId.parse('spiffe://example.org/ns/shop/sa/web'))).toBe(false);
+    expect(idIsExpected(expected, SpiffeId.parse('spiffe://example.org/ns/edge/sa/web/x'))).toBe(false);
+    expect(idIsExpected(expected, SpiffeId.parse('spiffe://other.org/ns/edge/sa/web'))).toBe(false);
+  });
+
+  it.each([
+    ['fail/port in a key', { 'a.shop:80': { address: 'x:1' } }, /route keys/],
+    ['fail/partial wildcard label', { 'a*.shop': { address: 'x:1' } }, /route keys/],
+    ['fail/template in the middle', { 'a.shop': { address: 'x{host}:1' } }, /host:port/],
+    [
+      'fail/star in the middle of an id',
+      { 'a.shop': { address: 'x:1', ids: ['spiffe://example.org/*/sa/a'] } },
+      /pattern/,
+    ],
+    ['fail/unknown template', { 'a.shop': { address: 'x:1', ids: ['spiffe://example.org/ns/{ns}/sa/*'] } }, /pattern/],
+  ])('%s', (_name, routes, message) => {
+    expect(() => routesOf(routes)).toThrow(message);
+  });
+});
+
+describe('egress entries', () => {
+  it.each([
+    ['ok/host gets 443', 'api.example.com', { host: 'api.example.com', port: 443 }],
+    ['ok/explicit port', 'api.example.com:8443', { host: 'api.example.com', port: 8443 }],
+    ['ok/wildcard with port', '*.example.com:443', { host: '*.example.com', port: 443 }],
+    ['fail/localhost', 'localhost', undefined],
+    ['fail/loopback IP', '127.0.0.1:80', undefined],
+    ['fail/*.localhost', 'app.localhost', undefined],
+    ['fail/port 0', 'api.example.com:0', undefined],
+  ])('%s', (_name, text, expected) => {
+    expect(parseEgressEntry(text)).toEqual(expected);
+  });
+});

@@ -103,6 +103,34 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly connectionsOpen = new Gauge({
+    name: 'meshauth_connections_open',
+    help: 'Client connections currently open on a listener (TCP accepted, handshaking or established), by direction.',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+
+  readonly connectionsRejected = new Counter({
+    name: 'meshauth_connections_rejected_total',
+    help: 'Client connections refused or closed by a limit, by direction and reason.',
+    labelNames: ['direction', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly streamsReset = new Counter({
+    name: 'meshauth_streams_reset_total',
+    help: 'Exchanges ended by a reset instead of a complete message (truncation, idle stream), by direction and reason.',
+    labelNames: ['direction', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly logLinesSuppressed = new Counter({
+    name: 'meshauth_log_lines_suppressed_total',
+    help: 'Log lines not written because their event was rate-limited, by event.',
+    labelNames: ['event'] as const,
+    registers: [this.registry],
+  });
+
   readonly tcpConnections = new Counter({
     name: 'meshauth_tcp_connections_total',
     help: 'TCP tunnel connections (ALPN meshauth-tcp/1), by direction, peer SPIFFE ID and result.',

@@ -11,7 +11,7 @@ import { verifyCsrPem } from '../pki/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
 import { consumeJoinToken } from './join-tokens.js';
-import type { JwtSigningKey } from './jwt-signing-key.js';
+import type { JwtKeyRing } from './jwt-key-ring.js';
 import { type KubernetesTokenVerifier, looksLikeJwt, MAX_K8S_TOKEN_BYTES } from './kubernetes-token.js';
 import { DISCOVERY_PATH, JWKS_PATH, openIdConfiguration, TOKEN_PATH } from './oidc-metadata.js';
 import { authenticatePeer } from './peer-svid.js';
@@ -33,8 +33,8 @@ export interface CaApiOptions {
   readonly dir: string;
   readonly authority: CaAuthority;
   readonly svidTtlMs: number;
-  /** Signs JWT-SVIDs (`POST /v1/token`) and is published at `GET /v1/jwks`. */
-  readonly jwtSigningKey: JwtSigningKey;
+  /** The key that signs JWT-SVIDs (`POST /v1/token`) and every key published at `GET /v1/jwks`. */
+  readonly jwtKeys: JwtKeyRing;
   /** `iss` of JWT-SVIDs and base of the discovery document's URLs. */
   readonly issuer: string;
   readonly jwtTtlMs: number;
@@ -77,16 +77,16 @@ async function route(options: CaApiOptions, req: IncomingMessage, res: ServerRes
       reason: 'method_not_allowed',
     });
   }
-  await options.authority.refresh();
+  await Promise.all([options.authority.refresh(), options.jwtKeys.refresh()]);
   switch (path) {
     case '/v1/svid':
       return issueSvid(options, req, res);
     case TOKEN_PATH:
-      return issueAccessToken({ ...options, signingKey: options.jwtSigningKey }, req, res);
+      return issueAccessToken({ ...options, signingKey: options.jwtKeys.signingKey }, req, res);
     case '/v1/bundle':
       return sendBundle(options, req, res);
     case JWKS_PATH:
-      return sendJson(res, 200, { keys: [options.jwtSigningKey.publicJwk] });
+      return sendJson(res, 200, options.jwtKeys.jwks(options.now()));
     case DISCOVERY_PATH:
       return sendJson(res, 200, openIdConfiguration(options.issuer));
     case '/healthz':

@@ -22,6 +22,8 @@ export interface CaPaths {
   readonly usedTokens: string;
   /** P-256 key that signs JWT-SVIDs from `POST /v1/token` (SPEC §4); its RFC 7638 thumbprint is the `kid`. */
   readonly jwtKey: string;
+  /** Public JWKs of replaced JWT signing keys with the time until which `/v1/jwks` still publishes each. */
+  readonly jwtRetired: string;
 }
 
 export function caPaths(dir: string): CaPaths {
@@ -38,6 +40,7 @@ export function caPaths(dir: string): CaPaths {
     tokens: join(dir, 'tokens'),
     usedTokens: join(dir, 'tokens', 'used'),
     jwtKey: join(dir, 'jwt.key'),
+    jwtRetired: join(dir, 'jwt-retired.json'),
   };
 }
 

@@ -1,6 +1,8 @@
 export { CaAuthority, type IssuedSvid, type IssueRequest } from './authority.js';
 export { type CaPaths, caPaths, createFileExclusive, writeFileAtomic } from './ca-files.js';
 export { type CreateJoinTokenOptions, consumeJoinToken, createJoinToken, hashToken } from './join-tokens.js';
+export { JwtKeyRing, type JwtKeyRotation, rotateJwtSigningKey } from './jwt-key-ring.js';
+export { RETIRED_KEY_RETENTION_MS } from './jwt-retired-keys.js';
 export {
   JWT_SVID_ALG,
   type JwtSigningKey,

@@ -4,7 +4,8 @@
 import { readFile } from 'node:fs/promises';
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
 import { MeshauthError } from '../errors/index.js';
-import { exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem } from '../pki/index.js';
+import { exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem, type KeyPair } from '../pki/index.js';
+import type { Logger } from '../telemetry/index.js';
 import { caPaths, createFileExclusive, PRIVATE_FILE_MODE, writeFileAtomic } from './ca-files.js';
 
 /** JWS algorithm of every JWT-SVID the CA signs (JWT-SVID §2.1 allows it; one algorithm per key, RFC 8725 §3.1). */
@@ -17,7 +18,7 @@ export interface JwtSigningKey {
   readonly publicJwk: Readonly<JWK>;
 }
 
-/** Writes a new signing key, replacing any existing one (`ca init`, `ca init --force`). */
+/** Writes a new signing key, replacing any existing one (`ca init`, `ca init --force`, `ca rotate --jwt-key`). */
 export async function writeNewJwtSigningKey(dir: string): Promise<void> {
   const keys = await generateKeyPair('p256');
   await writeFileAtomic(caPaths(dir).jwtKey, await exportPrivateKeyPem(keys.privateKey), PRIVATE_FILE_MODE);
@@ -25,29 +26,55 @@ export async function writeNewJwtSigningKey(dir: string): Promise<void> {
 
 /**
  * Loads `jwt.key`, creating it first when the CA directory predates JWT-SVIDs. Creation is exclusive (link(2)), so
- * replicas starting together agree on one key instead of each keeping the one it generated.
+ * replicas starting together agree on one key instead of each keeping the one it generated. A read-only directory
+ * without `jwt.key` (a Secret assembled by hand) gets a key in memory, with a warning: replicas then disagree.
  */
-export async function loadOrCreateJwtSigningKey(dir: string): Promise<JwtSigningKey> {
+export async function loadOrCreateJwtSigningKey(dir: string, logger?: Logger): Promise<JwtSigningKey> {
   const file = caPaths(dir).jwtKey;
-  let pem = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+  let pem = await readJwtKeyFile(file);
+  if (pem === undefined) {
+    const keys = await generateKeyPair('p256');
+    try {
+      await createFileExclusive(file, await exportPrivateKeyPem(keys.privateKey), PRIVATE_FILE_MODE);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM') throw error;
+      logger?.warn(
+        { event: 'jwt_key_ephemeral', file, err: error },
+        'no jwt.key and the CA directory is read-only: JWT-SVIDs are signed with a key held in memory only ' +
+          '(add jwt.key to the CA Secret so every replica signs with the same key)',
+      );
+      return jwtSigningKeyOf(keys, file);
+    }
+    pem = await readFile(file, 'utf8');
+  }
+  return parseJwtSigningKey(pem, file);
+}
+
+/** `jwt.key`'s text, or undefined when the file does not exist. */
+export async function readJwtKeyFile(file: string): Promise<string | undefined> {
+  return readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
     throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `cannot read ${file}: ${error.message}`, { cause: error });
   });
-  if (pem === undefined) {
-    const keys = await generateKeyPair('p256');
-    await createFileExclusive(file, await exportPrivateKeyPem(keys.privateKey), PRIVATE_FILE_MODE);
-    pem = await readFile(file, 'utf8');
-  }
-  const keys = await importPrivateKeyPem(pem);
+}
+
+export async function parseJwtSigningKey(pem: string, file: string): Promise<JwtSigningKey> {
+  return jwtSigningKeyOf(await importPrivateKeyPem(pem), file);
+}
+
+/** The published form of a public key: `{kty, crv, x, y, kid, alg, use}` with the RFC 7638 thumbprint as kid. */
+export async function publicJwkOf(publicKey: CryptoKey): Promise<Readonly<JWK>> {
+  const { kty, crv, x, y } = await exportJWK(publicKey);
+  const bare = { kty, crv, x, y } as JWK;
+  const kid = await calculateJwkThumbprint(bare, 'sha256');
+  return Object.freeze({ ...bare, kid, alg: JWT_SVID_ALG, use: 'sig' });
+}
+
+async function jwtSigningKeyOf(keys: KeyPair, file: string): Promise<JwtSigningKey> {
   if (keys.type !== 'p256') {
     throw new MeshauthError('MESHAUTH_ERR_KEY_TYPE', `${file} must hold a P-256 key (JWT-SVIDs are signed with ES256)`);
   }
-  const { kty, crv, x, y } = await exportJWK(keys.publicKey);
-  const bare = { kty, crv, x, y } as JWK;
-  const kid = await calculateJwkThumbprint(bare, 'sha256');
-  return {
-    kid,
-    privateKey: keys.privateKey,
-    publicJwk: Object.freeze({ ...bare, kid, alg: JWT_SVID_ALG, use: 'sig' }),
-  };
+  const publicJwk = await publicJwkOf(keys.publicKey);
+  return { kid: publicJwk.kid as string, privateKey: keys.privateKey, publicJwk };
 }

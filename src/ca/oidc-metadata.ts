@@ -26,20 +26,36 @@ export interface OpenIdConfiguration {
   readonly issuer: string;
   readonly jwks_uri: string;
   readonly token_endpoint: string;
+  readonly response_types_supported: readonly string[];
+  readonly subject_types_supported: readonly string[];
+  readonly id_token_signing_alg_values_supported: readonly string[];
   readonly grant_types_supported: readonly string[];
   readonly token_endpoint_auth_methods_supported: readonly string[];
-  readonly id_token_signing_alg_values_supported: readonly string[];
+  readonly claims_supported: readonly string[];
+  readonly scopes_supported: readonly string[];
   readonly tls_client_certificate_bound_access_tokens: boolean;
 }
 
+/**
+ * OIDC Discovery 1.0 §3 requires `issuer`, `jwks_uri`, `response_types_supported`, `subject_types_supported` and
+ * `id_token_signing_alg_values_supported` of every provider (RFC 8414 §2 requires `issuer` and
+ * `response_types_supported`). The CA has no authorization endpoint — no end user ever signs in, the client
+ * authenticates by its certificate at the token endpoint — so `authorization_endpoint` is absent, as in the
+ * Kubernetes API server's own discovery document, and the response types name what a verifier checks: signed JWTs.
+ */
 export function openIdConfiguration(issuer: string): OpenIdConfiguration {
   return {
     issuer,
     jwks_uri: endpoint(issuer, JWKS_PATH),
     token_endpoint: endpoint(issuer, TOKEN_PATH),
+    response_types_supported: ['id_token'],
+    // `sub` is the workload's SPIFFE ID, the same for every audience (OIDC Core §8 "public").
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: ['ES256'],
     grant_types_supported: ['client_credentials'],
     token_endpoint_auth_methods_supported: ['tls_client_auth'],
-    id_token_signing_alg_values_supported: ['ES256'],
+    claims_supported: ['sub', 'aud', 'exp', 'iat', 'iss', 'jti'],
+    scopes_supported: ['openid'],
     // The JWT-SVID carries no `cnf`: it is a plain bearer token for services outside the mesh (RFC 8705 §3.3).
     tls_client_certificate_bound_access_tokens: false,
   };

@@ -13,7 +13,7 @@ import type { Logger, Metrics } from '../telemetry/index.js';
 import { protocolOptions } from '../tls/index.js';
 import { createCaRequestHandler } from './api.js';
 import { CaAuthority } from './authority.js';
-import { loadOrCreateJwtSigningKey } from './jwt-signing-key.js';
+import { JwtKeyRing } from './jwt-key-ring.js';
 import { JWT_SVID_MAX_TTL_MS } from './jwt-svid.js';
 import { type KubernetesTokenOptions, KubernetesTokenVerifier } from './kubernetes-token.js';
 import { httpsUrl, parseListenAddress } from './listen-address.js';
@@ -61,7 +61,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const authority = await CaAuthority.open(options.dir, options.logger);
   const sans = servingSans(options.sans ?? []);
   const serving = new ServingIdentity(authority, options.svidTtlMs, sans, now);
-  const jwtSigningKey = await loadOrCreateJwtSigningKey(options.dir);
+  const jwtKeys = await JwtKeyRing.open(options.dir, options.logger);
   if (options.issuerUrl !== undefined) checkIssuerUrl(options.issuerUrl);
   const kubernetes =
     options.kubernetes === undefined
@@ -83,7 +83,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       dir: options.dir,
       authority,
       svidTtlMs: options.svidTtlMs,
-      jwtSigningKey,
+      jwtKeys,
       get issuer() {
         return issuer;
       },

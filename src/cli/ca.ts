@@ -188,6 +188,10 @@ export function registerCaCommands(program: Command): void {
   ca.command('rotate')
     .description('rotate the intermediate, or the root in two steps (publish, then --activate)')
     .option('--intermediate', 'new intermediate under the active root; it signs new SVIDs at once')
+    .option(
+      '--jwt-key',
+      'new JWT-SVID signing key (jwt.key): it signs at once; the old key stays in /v1/jwks until its tokens expired',
+    )
     .option('--root', 'publish a new root in bundle.pem next to the old one (not signing yet)')
     .option('--activate', 'with --root: start signing under the published root, with a new intermediate')
     .option('--dir <dir>', 'CA directory', DEFAULT_DIR)
@@ -203,22 +207,35 @@ Root rotation, step by step (docs/ca.md):
      bundle.pem (compare with root-previous.crt), let peers refresh, then delete root-previous.key.
 A running \`ca serve\` picks up every step within a second, without a restart.`,
     )
-    .action(async (opts: { intermediate?: boolean; root?: boolean; activate?: boolean; dir: string }) => {
-      const { activateNextRoot, publishNextRoot, rotateIntermediate } = await import('../ca/index.js');
-      if (opts.intermediate === true && opts.root === true) throw usage('use either --intermediate or --root');
-      if (opts.activate === true && opts.root !== true) throw usage('--activate goes with --root');
-      let result: Awaited<ReturnType<typeof rotateIntermediate>>;
-      if (opts.intermediate === true) result = await rotateIntermediate(opts.dir);
-      else if (opts.root === true)
-        result = opts.activate === true ? await activateNextRoot(opts.dir) : await publishNextRoot(opts.dir);
-      else throw usage('say what to rotate: --intermediate or --root [--activate]');
-      const what = {
-        intermediate: 'new intermediate is signing',
-        root_published: 'new root published in bundle.pem (not signing yet; activate with --root --activate)',
-        root_activated: 'new root and intermediate are signing; the old root stays in bundle.pem until retired',
-      }[result.action];
-      process.stdout.write(`${what} (serial ${result.serial}; ${result.roots} root(s) in the bundle)\n`);
-    });
+    .action(
+      async (opts: { intermediate?: boolean; root?: boolean; activate?: boolean; jwtKey?: boolean; dir: string }) => {
+        const { activateNextRoot, publishNextRoot, rotateIntermediate, rotateJwtSigningKey } = await import(
+          '../ca/index.js'
+        );
+        const chosen = [opts.intermediate, opts.root, opts.jwtKey].filter((flag) => flag === true).length;
+        if (chosen > 1) throw usage('use one of --intermediate, --root, --jwt-key');
+        if (opts.jwtKey === true) {
+          const rotation = await rotateJwtSigningKey(opts.dir);
+          process.stdout.write(
+            `new JWT-SVID signing key ${rotation.kid} is signing; the previous key ${rotation.previousKid} stays in ` +
+              `/v1/jwks until ${rotation.previousPublishedUntil.toISOString()}\n`,
+          );
+          return;
+        }
+        if (opts.activate === true && opts.root !== true) throw usage('--activate goes with --root');
+        let result: Awaited<ReturnType<typeof rotateIntermediate>>;
+        if (opts.intermediate === true) result = await rotateIntermediate(opts.dir);
+        else if (opts.root === true)
+          result = opts.activate === true ? await activateNextRoot(opts.dir) : await publishNextRoot(opts.dir);
+        else throw usage('say what to rotate: --intermediate, --root [--activate] or --jwt-key');
+        const what = {
+          intermediate: 'new intermediate is signing',
+          root_published: 'new root published in bundle.pem (not signing yet; activate with --root --activate)',
+          root_activated: 'new root and intermediate are signing; the old root stays in bundle.pem until retired',
+        }[result.action];
+        process.stdout.write(`${what} (serial ${result.serial}; ${result.roots} root(s) in the bundle)\n`);
+      },
+    );
 }
 
 async function readPassword(file: string): Promise<string> {

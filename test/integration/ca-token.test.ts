@@ -104,9 +104,13 @@ describe('POST /v1/token', () => {
       issuer: server.url,
       jwks_uri: `${server.url}/v1/jwks`,
       token_endpoint: `${server.url}/v1/token`,
+      response_types_supported: ['id_token'],
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: ['ES256'],
       grant_types_supported: ['client_credentials'],
       token_endpoint_auth_methods_supported: ['tls_client_auth'],
-      id_token_signing_alg_values_supported: ['ES256'],
+      claims_supported: ['sub', 'aud', 'exp', 'iat', 'iss', 'jti'],
+      scopes_supported: ['openid'],
       tls_client_certificate_bound_access_tokens: false,
     });
     const jwks = (await getJson(anonymous, discovery.jwks_uri as string)) as unknown as JSONWebKeySet;

@@ -1,0 +1,128 @@
+// JWT-SVID signing key rotation on a running CA (TLS on 127.0.0.1): `meshauth ca rotate --jwt-key` (the built CLI)
+// makes a new key sign at once, the old key stays in /v1/jwks while any token it signed can still be valid, and
+// leaves it only after the last of them expired. The server's clock is offset to get there without waiting.
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose';
+import { Agent, request } from 'undici';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as caClient from '../../src/agent/ca-client.js';
+import {
+  type CaServer,
+  createJoinToken,
+  loadCaMaterial,
+  RETIRED_KEY_RETENTION_MS,
+  startCaServer,
+} from '../../src/ca/index.js';
+import { TrustDomain } from '../../src/identity/index.js';
+import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '../../src/pki/index.js';
+import { Metrics } from '../../src/telemetry/index.js';
+import { makeCaDir } from '../helpers/ca-dir.js';
+import { logLines } from '../helpers/log-lines.js';
+import { assertBuilt, meshauth } from '../helpers/meshauth-cli.js';
+
+const ID = 'spiffe://example.org/ns/shop/sa/web';
+const TD = TrustDomain.parse('example.org');
+const AUDIENCE = 'https://api.example.com';
+let dir: string;
+let server: CaServer;
+let anonymous: Agent;
+let workload: Agent;
+let clockOffsetMs = 0;
+const log = logLines();
+
+beforeAll(async () => {
+  assertBuilt();
+  const ca = await makeCaDir();
+  dir = ca.dir;
+  server = await startCaServer({
+    dir,
+    listen: '127.0.0.1:0',
+    svidTtlMs: 30 * 60_000,
+    logger: log.logger,
+    metrics: new Metrics(),
+    now: () => new Date(Date.now() + clockOffsetMs),
+  });
+  const bundlePem = (await loadCaMaterial(dir)).bundle.toPem();
+  anonymous = new Agent({ connect: { ca: bundlePem } });
+  const keys = await generateKeyPair('p256');
+  const response = await caClient.requestSvid(
+    { caUrl: server.url, bundlePem, trustDomain: TD },
+    { csrPem: await createCsrPem(keys), token: await createJoinToken({ dir, id: ID, ttlMs: 60_000 }) },
+  );
+  workload = new Agent({
+    connect: { ca: bundlePem, cert: response.certChainPem.join(''), key: await exportPrivateKeyPem(keys.privateKey) },
+  });
+  return async () => {
+    await Promise.all([anonymous.close(), workload.close()]);
+    await server.close();
+    ca.cleanup();
+  };
+});
+
+async function jwtSvid(): Promise<string> {
+  const response = await request(`${server.url}/v1/token`, {
+    method: 'POST',
+    dispatcher: workload,
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: `grant_type=client_credentials&audience=${encodeURIComponent(AUDIENCE)}`,
+  });
+  expect(response.statusCode).toBe(200);
+  return ((await response.body.json()) as { access_token: string }).access_token;
+}
+
+async function jwks(): Promise<JSONWebKeySet> {
+  const response = await request(`${server.url}/v1/jwks`, { dispatcher: anonymous });
+  expect(response.statusCode).toBe(200);
+  return (await response.body.json()) as JSONWebKeySet;
+}
+
+const kidOf = (token: string) => decodeProtectedHeader(token).kid;
+
+async function verifies(token: string, keys: JSONWebKeySet): Promise<boolean> {
+  return jwtVerify(token, createLocalJWKSet(keys), { issuer: server.issuer, audience: AUDIENCE }).then(
+    () => true,
+    () => false,
+  );
+}
+
+describe('ca rotate --jwt-key', () => {
+  it('ok/new key signs at once; old key published until every token it signed expired, then dropped', async () => {
+    const before = await jwtSvid();
+    const oldKid = kidOf(before);
+    expect((await jwks()).keys.map((k) => k.kid)).toEqual([oldKid]);
+
+    const rotated = await meshauth(['ca', 'rotate', '--jwt-key', '--dir', dir], { cwd: dir });
+    expect(rotated.code).toBe(0);
+    const match = /key (\S+) is signing; the previous key (\S+) stays in \/v1\/jwks until (\S+)\n$/.exec(
+      rotated.stdout,
+    );
+    expect(match?.[2]).toBe(oldKid);
+    const newKid = match?.[1] as string;
+    const publishedUntil = Date.parse(match?.[3] as string);
+
+    // The running server picks the new key up within its one-second file check: poll, bounded.
+    let after = await jwtSvid();
+    for (let i = 0; i < 40 && kidOf(after) !== newKid; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      after = await jwtSvid();
+    }
+    expect(kidOf(after)).toBe(newKid);
+    expect(log.find({ event: 'jwt_key_reloaded', kid: newKid, previousKid: oldKid })).toHaveLength(1);
+
+    // Both keys published, active first: a token from before and one from after both verify.
+    const during = await jwks();
+    expect(during.keys.map((k) => k.kid)).toEqual([newKid, oldKid]);
+    expect(during.keys.every((k) => k.d === undefined)).toBe(true);
+    expect(await verifies(before, during)).toBe(true);
+    expect(await verifies(after, during)).toBe(true);
+
+    // Every token the old key signed expires before the old key leaves the JWKS.
+    expect((decodeJwt(before).exp as number) * 1000).toBeLessThan(publishedUntil);
+
+    // Just before the end of the retention the old key is still there; just after, it is gone.
+    clockOffsetMs = publishedUntil - Date.now() - 5_000;
+    expect((await jwks()).keys.map((k) => k.kid)).toEqual([newKid, oldKid]);
+    clockOffsetMs = publishedUntil - Date.now() + 5_000;
+    expect((await jwks()).keys.map((k) => k.kid)).toEqual([newKid]);
+    expect(publishedUntil - Date.now()).toBeLessThanOrEqual(RETIRED_KEY_RETENTION_MS);
+  });
+});

@@ -222,6 +222,8 @@ function compileWhenChecks(rule: PolicyRule, formatters: Map<string, Intl.DateTi
   if (when.chain !== undefined) {
     const path = (r: AuthzRequest): string =>
       showList([...(r.chain ?? []), ...(r.peerId === undefined ? [] : [r.peerId.toString()])]);
+    // The call path ends at the mTLS peer: without one (the external listener) there is no path, whatever chain a
+    // request claims, so a chain condition never matches it (docs/policy.md).
     const { includes, startsWith } = when.chain;
     if (includes !== undefined) {
       const m = compileIdMatcher(includes);
@@ -229,7 +231,7 @@ function compileWhenChecks(rule: PolicyRule, formatters: Map<string, Intl.DateTi
         check(
           'when.chain.includes',
           `a hop in ${list(includes)}`,
-          (r) => chainIncludes(m, r.chain, r.peerId?.toString()),
+          (r) => r.peerId !== undefined && chainIncludes(m, r.chain, r.peerId.toString()),
           path,
         ),
       );
@@ -241,7 +243,7 @@ function compileWhenChecks(rule: PolicyRule, formatters: Map<string, Intl.DateTi
         check(
           'when.chain.startsWith',
           `first hop in ${list(firsts)}`,
-          (r) => chainStartsWith(m, r.chain, r.peerId?.toString()),
+          (r) => r.peerId !== undefined && chainStartsWith(m, r.chain, r.peerId.toString()),
           path,
         ),
       );

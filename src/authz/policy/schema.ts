@@ -72,8 +72,15 @@ const timeWindow = z
     ).optional(),
   })
   .superRefine((w, ctx) => {
-    if (w.from === w.to || (w.from === '00:00' && w.to === '24:00')) {
-      ctx.addIssue({ code: 'custom', path: ['to'], message: 'an empty or full-day window: omit `time` instead' });
+    // A whole day is a meaningful window when it names days ("weekends": Sat, Sun 00:00–24:00); on every day it
+    // is the same as no `time`, which says it more plainly.
+    const everyDay = w.days === undefined || new Set(w.days).size === WEEKDAYS.length;
+    if (w.from === w.to || (w.from === '00:00' && w.to === '24:00' && everyDay)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['to'],
+        message: 'an empty or every-day full-day window: omit `time` instead',
+      });
     }
   });
 

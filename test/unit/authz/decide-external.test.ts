@@ -44,6 +44,13 @@ describe('decide without an mTLS peer (external listener)', () => {
     ['fail/no user at all', { path: '/orders/1', user: undefined }, 'deny', 'default-deny'],
     ['fail/a peer-less deny rule still applies', { path: '/admin/x' }, 'deny', 'no-admin'],
     ['fail/other method', { path: '/orders/1', method: 'POST' }, 'deny', 'default-deny'],
+    // Found by the policy property test: a chain without a peer satisfied `when.chain` through its first hop.
+    [
+      'fail/a chain without a peer matches no chain rule',
+      { path: '/other', chain: [FRONTEND] },
+      'deny',
+      'default-deny',
+    ],
   ];
   it.each(cases)('%s', (_name, init, decision, rule) => {
     const r = external(init);

@@ -53,6 +53,15 @@ rules:
     expect(doc.rules[0]?.name).toBe('everything.v1_x-y');
   });
 
+  // Found by the policy property test: `days: [Sat, Sun], 00:00–24:00` ("weekends") was refused as a full day.
+  it('ok/a whole-day window on named days', () => {
+    const doc = parsePolicy(
+      `${HEAD}rules: [{ name: r, action: allow, when: { time: { days: [Sat, Sun], from: "00:00", to: "24:00" } } }]\n`,
+      'p.yaml',
+    );
+    expect(doc.rules[0]?.when?.time).toEqual({ days: ['Sat', 'Sun'], from: '00:00', to: '24:00' });
+  });
+
   it('ok/empty rule list is valid (it denies everything)', () => {
     expect(parsePolicy(`${HEAD}rules: []\n`, 'p.yaml').rules).toEqual([]);
   });
@@ -126,6 +135,12 @@ rules:
     [
       'fail/time-empty-window',
       `${HEAD}rules: [{ name: r, action: allow, when: { time: { from: "09:00", to: "09:00" } } }]\n`,
+      'rules[0] "r"',
+      'when.time.to',
+    ],
+    [
+      'fail/time-full-day-every-day',
+      `${HEAD}rules: [{ name: r, action: allow, when: { time: { from: "00:00", to: "24:00" } } }]\n`,
       'rules[0] "r"',
       'when.time.to',
     ],

@@ -5,6 +5,10 @@ import { performance } from 'node:perf_hooks';
 import type { Counter, Histogram } from 'prom-client';
 import type { MeshauthError } from '../errors/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
+import { RateLimitedLog } from './rate-limited-log.js';
+
+/** Caller aborts are routine (a cancelled download) and attacker-driven alike: one log line per this interval. */
+const ABORT_LOG_INTERVAL_MS = 10_000;
 
 export type Direction = 'inbound' | 'outbound' | 'external';
 
@@ -17,12 +21,14 @@ export class DataPlaneTelemetry {
   readonly #logger: Logger;
   readonly #byPeer = new Map<string, Map<number, CounterChild>>();
   readonly #duration: HistogramChild;
+  readonly #abortLog: RateLimitedLog;
 
   constructor(direction: Direction, metrics: Metrics, logger: Logger) {
     this.direction = direction;
     this.#metrics = metrics;
     this.#logger = logger;
     this.#duration = metrics.requestDuration.labels(direction);
+    this.#abortLog = new RateLimitedLog(logger, metrics, 'client_aborted', ABORT_LOG_INTERVAL_MS);
   }
 
   /** Counts a request whose response headers were just sent; `startedAt` is a performance.now() value. */
@@ -59,7 +65,35 @@ export class DataPlaneTelemetry {
       `request rejected: ${error.message}`,
     );
   }
+
+  /**
+   * Counts and logs an exchange that ended with a reset instead of a complete message (a truncated response or
+   * request, an idle stream): `reason` is a bounded label, `message` a fixed sentence.
+   */
+  /** The caller reset or closed before the exchange completed; the upstream exchange was aborted with it. */
+  aborted(peerId: string): void {
+    this.#metrics.streamsReset.inc({ direction: this.direction, reason: 'client_aborted' });
+    this.#abortLog.warn(
+      { direction: this.direction, reason: 'client_aborted', peer: peerId === '' ? undefined : peerId },
+      'exchange aborted: the caller went away before it completed',
+    );
+  }
+
+  reset(peerId: string, reason: StreamResetReason, message: string, cause?: unknown): void {
+    this.#metrics.streamsReset.inc({ direction: this.direction, reason });
+    this.#logger.warn(
+      { direction: this.direction, reason, peer: peerId === '' ? undefined : peerId, cause: causeText(cause) },
+      message,
+    );
+  }
 }
+
+/** Why an exchange was reset (the `reason` label of meshauth_streams_reset_total). */
+export type StreamResetReason =
+  | 'app_response_truncated'
+  | 'client_aborted'
+  | 'stream_idle_timeout'
+  | 'peer_response_truncated';
 
 function causeText(cause: unknown): string | undefined {
   if (cause instanceof Error) {

@@ -32,7 +32,9 @@ export function writeErrorH1(
 export function writeErrorH2(stream: ServerHttp2Stream, error: MeshauthError): void {
   if (stream.destroyed || stream.closed) return;
   if (stream.headersSent) {
-    stream.close(0x2); // INTERNAL_ERROR: the response cannot be completed (RFC 9113 §7)
+    // RST_STREAM(INTERNAL_ERROR) without END_STREAM: the response cannot be completed (RFC 9113 §7).
+    // Http2Stream.close() would end the writable side (END_STREAM) before resetting; destroy(error) does not.
+    stream.destroy(new Error(error.message));
     return;
   }
   const body = errorJson(error);

@@ -90,32 +90,38 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#done = true;
     const sink = this.#sink;
     if (sink.destroyed || (this.#h2 ? (sink as ServerHttp2Stream).closed : (sink as ServerResponse).writableEnded)) {
-      return; // the caller went away first; nothing to answer
+      this.#telemetry.aborted(this.#peerId); // the caller went away first (its request body failed); nothing to answer
+      return;
+    }
+    if (this.#h2 ? (sink as ServerHttp2Stream).headersSent : (sink as ServerResponse).headersSent) {
+      // Never frame a truncated body as complete: h2 gets RST_STREAM(INTERNAL_ERROR) with no END_STREAM
+      // (Http2Stream.close() would end the writable side first, which sends END_STREAM), HTTP/1.1 loses the
+      // connection before the terminating chunk.
+      sink.destroy(error);
+      const upstream = this.#telemetry.direction === 'outbound' ? 'peer' : 'app';
+      this.#telemetry.reset(
+        this.#peerId,
+        upstream === 'app' ? 'app_response_truncated' : 'peer_response_truncated',
+        `response truncated: the ${upstream} connection failed mid-body`,
+        error,
+      );
+      return;
     }
     const rejection = this.#classify(error);
-    if (this.#h2) {
-      const stream = sink as ServerHttp2Stream;
-      if (stream.headersSent) {
-        stream.close(0x2);
-        return;
-      }
-      writeErrorH2(stream, rejection);
-    } else {
-      const res = sink as ServerResponse;
-      if (res.headersSent) {
-        res.destroy(); // never frame a truncated body as complete (security.md F06)
-        return;
-      }
-      writeErrorH1(res, rejection, undefined, this.#drain.draining);
-    }
+    if (this.#h2) writeErrorH2(sink as ServerHttp2Stream, rejection);
+    else writeErrorH1(sink as ServerResponse, rejection, undefined, this.#drain.draining);
     this.#telemetry.rejected(this.#peerId, rejection, this.#startedAt);
   }
 
-  /** The downstream closed: abort the upstream exchange unless it already finished. */
+  /**
+   * The downstream closed: abort the upstream exchange unless it already finished. An abort destroys the upstream
+   * connection, so an upload cut by the caller reaches the app as a cut upload, never as a complete one.
+   */
   sinkClosed(): void {
     if (!this.#done && this.#abort !== undefined) {
       this.#done = true;
       this.#abort(new Error('downstream closed'));
+      this.#telemetry.aborted(this.#peerId);
     }
   }
 

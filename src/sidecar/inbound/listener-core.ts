@@ -11,7 +11,6 @@ import {
 } from 'node:http2';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { PassThrough } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { Pool } from 'undici';
 import { formatHostPort, type SidecarConfig } from '../../config/index.js';
@@ -32,6 +31,7 @@ import {
 import { waitUntil } from '../listen.js';
 import type { ExternalRequestView } from './external-hooks.js';
 import type { AuthzVerdict, EndUserOutcome, InboundRequestView } from './inbound-hooks.js';
+import { h2RequestBody } from './request-body.js';
 
 export interface InboundLimits {
   readonly maxHeaderBytes: number;
@@ -245,9 +245,7 @@ export class ListenerCore {
     req: IncomingMessage | undefined,
   ): void {
     const handler = new ForwardHandler(sink, h2, peerId, startedAt, this.telemetry, classifyAppError, this.drain);
-    // undici destroys a body stream once it has sent it; an Http2Stream is the response too, so it is piped
-    // through a PassThrough (backpressure kept by pipe) instead of being handed over directly.
-    const body = hasBody ? (h2 ? (sink as ServerHttp2Stream).pipe(new PassThrough()) : (req ?? null)) : null;
+    const body = hasBody ? (h2 ? h2RequestBody(sink as ServerHttp2Stream) : (req ?? null)) : null;
     this.#app.dispatch({ path, method: method as 'GET', headers, body }, handler);
   }
 

@@ -1,0 +1,77 @@
+// A raw TCP "app" for tests that must see the exact bytes a sidecar writes to its app (did the chunked body end
+// with `0\r\n\r\n`, was the connection reset mid-body) and must misbehave at the byte level (die mid-response).
+// Also an mTLS HTTP/2 client session for tests that drive the inbound with manual stream control.
+import { type ClientHttp2Session, connect as h2Connect } from 'node:http2';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import type { TestSvid } from './test-ca.js';
+
+export interface RawAppConnection {
+  /** Every byte received, latin1. */
+  received: string;
+  /** The connection ended or was reset by the sidecar. */
+  closed: boolean;
+  /** The sidecar ended its side cleanly (FIN) rather than resetting. */
+  ended: boolean;
+  readonly socket: Socket;
+}
+
+export interface RawApp {
+  readonly port: number;
+  readonly connections: RawAppConnection[];
+  close(): Promise<void>;
+}
+
+/** `onData` sees each connection's accumulated bytes after every chunk; it may write or destroy the socket. */
+export async function startRawApp(onData: (connection: RawAppConnection) => void = () => undefined): Promise<RawApp> {
+  const connections: RawAppConnection[] = [];
+  const server: Server = createServer((socket) => {
+    const connection: RawAppConnection = { received: '', closed: false, ended: false, socket };
+    connections.push(connection);
+    socket.on('data', (chunk: Buffer) => {
+      connection.received += chunk.toString('latin1');
+      onData(connection);
+    });
+    socket.on('end', () => {
+      connection.ended = true;
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      connection.closed = true;
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const c of connections) c.socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** An HTTP/2 session to a sidecar's inbound with `svid` as the client certificate. */
+export function mtlsH2Session(port: number, svid: TestSvid, caPem: string): Promise<ClientHttp2Session> {
+  return new Promise((resolve, reject) => {
+    const session = h2Connect(`https://127.0.0.1:${port}`, {
+      cert: svid.chainPem,
+      key: svid.keyPem,
+      ca: [caPem],
+      checkServerIdentity: () => undefined, // SVIDs carry no DNS name; the chain is verified against the bundle
+    });
+    session.once('connect', () => resolve(session));
+    session.once('error', reject);
+    session.on('error', () => undefined);
+  });
+}
+
+/** Polls `done` every 10 ms until it is true or `timeoutMs` passed; returns its last value. */
+export async function eventually(done: () => boolean, timeoutMs = 5_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return true;
+}

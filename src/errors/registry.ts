@@ -48,6 +48,12 @@ export const ERRORS = {
   MESHAUTH_ERR_CA_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
   MESHAUTH_ERR_CA_UNAVAILABLE: { status: 503, message: 'certificate authority unavailable' },
   MESHAUTH_ERR_CA_RESPONSE_INVALID: { status: 502, message: 'certificate authority returned an invalid response' },
+  MESHAUTH_ERR_CA_SA_TOKEN_AUDIENCE: { status: 401, message: 'service-account token is for another audience' },
+  MESHAUTH_ERR_CA_SA_TOKEN_EXPIRED: { status: 401, message: 'service-account token expired' },
+  MESHAUTH_ERR_CA_SA_TOKEN_ISSUER: { status: 401, message: 'service-account token is from another issuer' },
+  MESHAUTH_ERR_CA_SA_TOKEN_REVIEW_DENIED: { status: 401, message: 'service-account token rejected by the cluster' },
+  MESHAUTH_ERR_CA_IDENTITY_MISMATCH: { status: 403, message: 'requested identity does not match the credential' },
+  MESHAUTH_ERR_CA_JOIN_TOKENS_DISABLED: { status: 401, message: 'join tokens are not accepted by this CA' },
 
   // --- sidecar data plane ---
   MESHAUTH_ERR_NOT_READY: { status: 503, message: 'sidecar has no valid identity yet' },
@@ -74,6 +80,9 @@ export const ERRORS = {
   MESHAUTH_ERR_TOKEN_REQUEST_MALFORMED: { status: 400, message: 'malformed authorization header' },
   MESHAUTH_ERR_PASSPORT_INVALID: { status: 401, message: 'invalid passport' },
   MESHAUTH_ERR_PASSPORT_TOO_DEEP: { status: 431, message: 'passport call chain too long' },
+
+  // --- Kubernetes injection ---
+  MESHAUTH_ERR_MANIFEST_INVALID: { status: 0, message: 'invalid Kubernetes manifest' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,0 +1,20 @@
+// Kubernetes injection: the pure inject/uninject of manifests (inject-*.ts) and the admission webhook beside it.
+export {
+  INJECT_DEFAULTS,
+  type InjectConfig,
+  injectConfigSchema,
+  parseInjectConfig,
+  resolveInjectConfig,
+} from './inject-config.js';
+export { diffJson, escapePointerToken, type PatchOperation, parsePointer } from './inject-json-patch.js';
+export * from './inject-names.js';
+export {
+  describeObject,
+  injectObject,
+  injectObjects,
+  type ObjectOutcome,
+  type ObjectResult,
+  uninjectObject,
+} from './inject-object.js';
+export { sidecarConfigDocument } from './inject-sidecar.js';
+export { injectYaml, uninjectYaml, type YamlResult } from './inject-yaml.js';

@@ -1,0 +1,144 @@
+// inject.yaml: the cluster-wide settings of `meshauth inject` and the webhook. Validated whole with a strict zod
+// schema (unknown keys rejected; messages name the file, the key and what was expected), then defaulted in a
+// second step. Pure: the CLI and the webhook read the file.
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { MeshauthError } from '../errors/index.js';
+import { TrustDomain } from '../identity/index.js';
+import { isQuantity } from './inject-quantity.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const INJECT_DEFAULTS = Object.freeze({
+  trustDomain: 'cluster.local',
+  image: 'meshauth:0.2.0',
+  imagePullPolicy: 'IfNotPresent',
+  caUrl: 'https://meshauth-ca.meshauth.svc:8443',
+  clusterDomain: 'cluster.local',
+  // Idle RSS of the sidecar is about 90 MiB; the limit leaves room for bursts of concurrent streams.
+  proxy: Object.freeze({ cpu: '50m', memory: '128Mi', cpuLimit: '1', memoryLimit: '256Mi' }),
+  logLevel: 'info' as LogLevel,
+  failClosed: false,
+});
+
+const quantity = z.string().refine(isQuantity, {
+  message: 'expected a Kubernetes quantity such as 100m, 1, 128Mi or 1Gi',
+});
+const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+
+export const injectConfigSchema = z.strictObject({
+  trustDomain: z
+    .string()
+    .refine(isTrustDomain, { message: 'expected a trust domain such as example.org (no spiffe://, no path)' })
+    .optional(),
+  image: z.string().min(1, { message: 'expected an image reference such as meshauth:0.2.0' }).optional(),
+  imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
+  ca: z
+    .strictObject({
+      url: z
+        .string()
+        .refine((v) => URL.canParse(v) && v.startsWith('https://'), {
+          message: 'expected an https:// URL such as https://meshauth-ca.meshauth.svc:8443',
+        })
+        .optional(),
+    })
+    .optional(),
+  clusterDomain: z.string().regex(DNS_NAME, { message: 'expected a DNS domain such as cluster.local' }).optional(),
+  proxy: z
+    .strictObject({
+      cpu: quantity.optional(),
+      memory: quantity.optional(),
+      cpuLimit: quantity.optional(),
+      memoryLimit: quantity.optional(),
+    })
+    .optional(),
+  logLevel: z.enum(LOG_LEVELS).optional(),
+  noProxy: z
+    .array(z.string().regex(/^[^\s,]+$/, { message: 'expected a host, domain or address without spaces or commas' }))
+    .optional(),
+  failClosed: z.boolean().optional(),
+});
+
+export type InjectFile = z.infer<typeof injectConfigSchema>;
+
+export interface ProxyResources {
+  readonly cpu: string;
+  readonly memory: string;
+  readonly cpuLimit: string;
+  readonly memoryLimit: string;
+}
+
+/** The defaulted settings every injection reads. */
+export interface InjectConfig {
+  readonly trustDomain: string;
+  readonly image: string;
+  readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  readonly caUrl: string;
+  readonly clusterDomain: string;
+  readonly proxy: ProxyResources;
+  readonly logLevel: LogLevel;
+  readonly noProxy: readonly string[];
+  /** Webhook only: refuse (instead of admit unpatched) a review that cannot be handled. */
+  readonly failClosed: boolean;
+}
+
+export function resolveInjectConfig(file: InjectFile = {}): InjectConfig {
+  return Object.freeze({
+    trustDomain: file.trustDomain ?? INJECT_DEFAULTS.trustDomain,
+    image: file.image ?? INJECT_DEFAULTS.image,
+    imagePullPolicy: file.imagePullPolicy ?? INJECT_DEFAULTS.imagePullPolicy,
+    caUrl: file.ca?.url ?? INJECT_DEFAULTS.caUrl,
+    clusterDomain: file.clusterDomain ?? INJECT_DEFAULTS.clusterDomain,
+    proxy: Object.freeze({
+      cpu: file.proxy?.cpu ?? INJECT_DEFAULTS.proxy.cpu,
+      memory: file.proxy?.memory ?? INJECT_DEFAULTS.proxy.memory,
+      cpuLimit: file.proxy?.cpuLimit ?? INJECT_DEFAULTS.proxy.cpuLimit,
+      memoryLimit: file.proxy?.memoryLimit ?? INJECT_DEFAULTS.proxy.memoryLimit,
+    }),
+    logLevel: file.logLevel ?? INJECT_DEFAULTS.logLevel,
+    noProxy: Object.freeze([...(file.noProxy ?? [])]),
+    failClosed: file.failClosed ?? INJECT_DEFAULTS.failClosed,
+  });
+}
+
+/** Parses and validates inject.yaml text; `source` (the file name) starts every message. */
+export function parseInjectConfig(text: string, source: string): InjectConfig {
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (cause) {
+    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${source}: not valid YAML`, {
+      reason: 'config_yaml',
+      cause,
+    });
+  }
+  const result = injectConfigSchema.safeParse(parsed ?? {});
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => describeIssue(source, issue));
+    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', lines.join('\n'), {
+      reason: 'config_invalid',
+      detail: { file: source },
+    });
+  }
+  return resolveInjectConfig(result.data);
+}
+
+function describeIssue(source: string, issue: z.core.$ZodIssue): string {
+  const key = issue.path.map(String).join('.');
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => (key === '' ? k : `${key}.${k}`));
+    return `${source}: ${keys.join(', ')}: unknown key (allowed: see docs/injection.md)`;
+  }
+  return `${source}: ${key === '' ? '(top level)' : key}: ${issue.message}`;
+}
+
+function isTrustDomain(value: string): boolean {
+  if (value.startsWith('spiffe://')) return false;
+  try {
+    TrustDomain.parse(value);
+    return true;
+  } catch {
+    return false;
+  }
+}

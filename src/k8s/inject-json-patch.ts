@@ -1,0 +1,92 @@
+// RFC 6902 JSON Patch between two JSON values: what the webhook returns, and what the CLI applies to the YAML
+// document so comments and formatting outside the changed nodes survive. Arrays are aligned on their longest
+// common subsequence of equal items, so inserting the sidecar at initContainers[0] is one `add`, not a rewrite of
+// every item. Pure.
+import { deepEqual, isObject } from './inject-json.js';
+
+export type PatchOperation =
+  | { readonly op: 'add'; readonly path: string; readonly value: unknown }
+  | { readonly op: 'remove'; readonly path: string }
+  | { readonly op: 'replace'; readonly path: string; readonly value: unknown };
+
+/** Escapes one reference token (RFC 6901 §4: `~` → `~0`, `/` → `~1`). */
+export function escapePointerToken(token: string): string {
+  return token.replaceAll('~', '~0').replaceAll('/', '~1');
+}
+
+export function parsePointer(pointer: string): string[] {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((t) => t.replaceAll('~1', '/').replaceAll('~0', '~'));
+}
+
+/** The operations that turn `from` into `to`, applied in order. */
+export function diffJson(from: unknown, to: unknown, path = ''): PatchOperation[] {
+  if (deepEqual(from, to)) return [];
+  if (Array.isArray(from) && Array.isArray(to)) return diffArrays(from, to, path);
+  if (isObject(from) && isObject(to)) {
+    const ops: PatchOperation[] = [];
+    for (const key of Object.keys(from)) {
+      const child = `${path}/${escapePointerToken(key)}`;
+      if (!Object.hasOwn(to, key)) ops.push({ op: 'remove', path: child });
+      else ops.push(...diffJson(from[key], to[key], child));
+    }
+    for (const key of Object.keys(to)) {
+      if (!Object.hasOwn(from, key))
+        ops.push({ op: 'add', path: `${path}/${escapePointerToken(key)}`, value: to[key] });
+    }
+    return ops;
+  }
+  return [{ op: 'replace', path, value: to }];
+}
+
+function diffArrays(from: readonly unknown[], to: readonly unknown[], path: string): PatchOperation[] {
+  const matches = commonSubsequence(from, to);
+  const ops: PatchOperation[] = [];
+  let i = 0;
+  let j = 0;
+  let index = 0; // position in the array as the operations so far have left it
+  for (const [mi, mj] of [...matches, [from.length, to.length] as const]) {
+    const removed = from.slice(i, mi);
+    const added = to.slice(j, mj);
+    const paired = Math.min(removed.length, added.length);
+    for (let k = 0; k < paired; k++) ops.push(...diffJson(removed[k], added[k], `${path}/${index++}`));
+    for (let k = paired; k < removed.length; k++) ops.push({ op: 'remove', path: `${path}/${index}` });
+    for (let k = paired; k < added.length; k++) ops.push({ op: 'add', path: `${path}/${index++}`, value: added[k] });
+    index++; // the matched item itself
+    i = mi + 1;
+    j = mj + 1;
+  }
+  return ops;
+}
+
+/** Index pairs of a longest common subsequence of deep-equal items (manifest lists are short: O(n·m) is fine). */
+function commonSubsequence(a: readonly unknown[], b: readonly unknown[]): [number, number][] {
+  const n = a.length;
+  const m = b.length;
+  const table: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
+  for (let x = n - 1; x >= 0; x--) {
+    const row = table[x] as number[];
+    const below = table[x + 1] as number[];
+    for (let y = m - 1; y >= 0; y--) {
+      row[y] = deepEqual(a[x], b[y])
+        ? (below[y + 1] as number) + 1
+        : Math.max(below[y] as number, row[y + 1] as number);
+    }
+  }
+  const pairs: [number, number][] = [];
+  let x = 0;
+  let y = 0;
+  while (x < n && y < m) {
+    if (deepEqual(a[x], b[y])) {
+      pairs.push([x++, y++]);
+    } else if ((table[x + 1]?.[y] ?? 0) >= (table[x]?.[y + 1] ?? 0)) {
+      x++;
+    } else {
+      y++;
+    }
+  }
+  return pairs;
+}

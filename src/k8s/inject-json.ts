@@ -1,0 +1,59 @@
+// Small accessors for Kubernetes objects held as parsed JSON (the injection works on what YAML/JSON parsing
+// gives, without a typed model: unknown fields must survive untouched). Pure.
+
+export type JsonObject = { [key: string]: unknown };
+
+export function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function objectAt(parent: JsonObject, key: string): JsonObject | undefined {
+  const value = parent[key];
+  return isObject(value) ? value : undefined;
+}
+
+/** The object under `key`, created (and reported through `created`) when absent. */
+export function ensureObject(parent: JsonObject, key: string, created?: () => void): JsonObject {
+  const value = parent[key];
+  if (isObject(value)) return value;
+  const fresh: JsonObject = {};
+  parent[key] = fresh;
+  created?.();
+  return fresh;
+}
+
+export function arrayAt(parent: JsonObject, key: string): unknown[] | undefined {
+  const value = parent[key];
+  return Array.isArray(value) ? value : undefined;
+}
+
+export function ensureArray(parent: JsonObject, key: string, created?: () => void): unknown[] {
+  const value = parent[key];
+  if (Array.isArray(value)) return value;
+  const fresh: unknown[] = [];
+  parent[key] = fresh;
+  created?.();
+  return fresh;
+}
+
+export function stringAt(parent: JsonObject | undefined, key: string): string | undefined {
+  const value = parent?.[key];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** Entries of a list that are objects with a string `name` (containers, volumes, env, ports). */
+export function named(list: readonly unknown[] | undefined): JsonObject[] {
+  return (list ?? []).filter((item): item is JsonObject => isObject(item) && typeof item.name === 'string');
+}
+
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a)) {
+    return Array.isArray(b) && a.length === b.length && a.every((item, i) => deepEqual(item, b[i]));
+  }
+  if (isObject(a) && isObject(b)) {
+    const keys = Object.keys(a);
+    return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && deepEqual(a[k], b[k]));
+  }
+  return false;
+}

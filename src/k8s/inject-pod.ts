@@ -1,0 +1,322 @@
+// Injection into one pod template (a Pod's metadata+spec, or a workload's spec.template) and its exact undo.
+// Pure: works on a JSON object in place; callers pass a clone. What injection adds is recorded in the status
+// annotation, so uninject removes exactly that and nothing the user wrote.
+import { MeshauthError } from '../errors/index.js';
+import { type InjectConfig, LOG_LEVELS, type LogLevel } from './inject-config.js';
+import {
+  arrayAt,
+  ensureArray,
+  ensureObject,
+  isObject,
+  type JsonObject,
+  named,
+  objectAt,
+  stringAt,
+} from './inject-json.js';
+import {
+  ANNOTATION_APP_PORT,
+  ANNOTATION_INJECT,
+  ANNOTATION_LOG_LEVEL,
+  ANNOTATION_ORIGINAL_PROBES,
+  ANNOTATION_POLICY,
+  ANNOTATION_PROXY_CPU,
+  ANNOTATION_PROXY_MEMORY,
+  ANNOTATION_STATUS,
+  APP_ENV_NAMES,
+  INJECTED_VOLUMES,
+  PORT_ADMIN_NAME,
+  PORT_OUTBOUND,
+  PROBE_KINDS,
+  PROMETHEUS_ANNOTATIONS,
+  type ProbeField,
+  SIDECAR_NAME,
+  SIDECAR_PORTS,
+} from './inject-names.js';
+import { isQuantity } from './inject-quantity.js';
+import { type AppProbes, type SidecarSettings, sidecarContainer, sidecarVolumes } from './inject-sidecar.js';
+
+/** The status annotation: what injection created, so uninject can remove exactly that. */
+interface InjectStatus {
+  readonly version: 1;
+  /** Env variable names added, per app container. */
+  readonly env: Record<string, string[]>;
+  /** Pod annotations added (the Prometheus ones, when the pod had none of its own). */
+  readonly annotations: string[];
+  /** Collections that did not exist before: `annotations`, `initContainers`, `volumes`, `env:<container>`. */
+  readonly created: string[];
+}
+
+type OriginalProbes = Record<string, Partial<Record<ProbeField, unknown>>>;
+
+export type TemplateOutcome =
+  | { readonly kind: 'injected'; readonly warnings: readonly string[] }
+  | { readonly kind: 'skipped'; readonly reason: 'opted-out' | 'host-network'; readonly warnings: readonly string[] };
+
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+const LOOPBACK_NO_PROXY = ['127.0.0.1', 'localhost', '::1'];
+
+/** True when `meshauth.dev/inject` says "false" in these metadata annotations. */
+export function optedOut(metadata: JsonObject | undefined): boolean {
+  const value = objectAt(metadata ?? {}, 'annotations')?.[ANNOTATION_INJECT];
+  return value === 'false' || value === false;
+}
+
+/** True when the template carries a sidecar or the status annotation. */
+export function isInjected(template: JsonObject): boolean {
+  const spec = objectAt(template, 'spec') ?? {};
+  const annotations = objectAt(objectAt(template, 'metadata') ?? {}, 'annotations');
+  return (
+    named(arrayAt(spec, 'initContainers')).some((c) => c.name === SIDECAR_NAME) ||
+    (annotations !== undefined && ANNOTATION_STATUS in annotations)
+  );
+}
+
+/**
+ * Injects the sidecar into `template` (mutated). An already injected template is first uninjected, so injecting
+ * twice gives the same object and a changed config replaces the old sidecar. `where` names the object in messages.
+ */
+export function injectTemplate(template: JsonObject, config: InjectConfig, where: string): TemplateOutcome {
+  const warnings: string[] = [];
+  const metadataBefore = objectAt(template, 'metadata');
+  if (optedOut(metadataBefore)) return { kind: 'skipped', reason: 'opted-out', warnings };
+  const spec = objectAt(template, 'spec');
+  if (spec === undefined) throw invalid(where, 'spec', 'a pod template without spec cannot be injected');
+  if (spec.hostNetwork === true) {
+    warnings.push(`${where}: hostNetwork pod left without a sidecar (its ports would be the node's)`);
+    return { kind: 'skipped', reason: 'host-network', warnings };
+  }
+  uninjectTemplate(template);
+
+  const status: InjectStatus = { version: 1, env: {}, annotations: [], created: [] };
+  const created = (what: string) => () => status.created.push(what);
+  const metadata = ensureObject(template, 'metadata', created('metadata'));
+  const annotations = objectAt(metadata, 'annotations') ?? {};
+  const containers = named(arrayAt(spec, 'containers'));
+  checkConflicts(spec, containers, where, warnings);
+
+  const appProbes: AppProbes = {};
+  const originalProbes: OriginalProbes = {};
+  for (const container of containers) {
+    rewriteProbes(container, appProbes, originalProbes, where, warnings);
+  }
+  const settings: SidecarSettings = {
+    config,
+    appPort: appPortOf(annotations, containers, where),
+    policyConfigMap: policyOf(annotations, where),
+    logLevel: logLevelOf(annotations, config, where),
+    cpu: quantityOf(annotations, ANNOTATION_PROXY_CPU, config.proxy.cpu, where),
+    memory: quantityOf(annotations, ANNOTATION_PROXY_MEMORY, config.proxy.memory, where),
+    appProbes,
+  };
+
+  ensureArray(spec, 'initContainers', created('initContainers')).unshift(sidecarContainer(settings));
+  ensureArray(spec, 'volumes', created('volumes')).push(...sidecarVolumes(settings));
+  const noProxy = [...LOOPBACK_NO_PROXY, ...config.noProxy].join(',');
+  const proxyEnv: Record<string, string> = {
+    HTTP_PROXY: `http://127.0.0.1:${PORT_OUTBOUND}`,
+    http_proxy: `http://127.0.0.1:${PORT_OUTBOUND}`,
+    NO_PROXY: noProxy,
+    no_proxy: noProxy,
+    NODE_USE_ENV_PROXY: '1',
+  };
+  for (const container of containers) {
+    const name = container.name as string;
+    const env = ensureArray(container, 'env', created(`env:${name}`));
+    const present = new Set(named(env).map((e) => (e.name as string).toUpperCase()));
+    // HTTP_PROXY/http_proxy (and NO_PROXY/no_proxy) go together: a container that sets either spelling keeps its
+    // own pair, since clients differ in which one they read and two different values would be worse than none.
+    const added = APP_ENV_NAMES.filter((n) => !present.has(n.toUpperCase()));
+    const kept = APP_ENV_NAMES.filter((n) => present.has(n.toUpperCase()) && n === n.toUpperCase());
+    if (kept.length > 0) warnings.push(`${where}: container ${name} sets ${kept.join(', ')} itself; left as it is`);
+    for (const n of added) env.push({ name: n, value: proxyEnv[n] });
+    if (added.length > 0) status.env[name] = added;
+  }
+
+  const out = ensureObject(metadata, 'annotations', created('annotations'));
+  // A pod that already tells Prometheus where its own metrics are keeps that; the sidecar's are then not scraped.
+  if (!Object.keys(PROMETHEUS_ANNOTATIONS).some((k) => k in out)) {
+    for (const [key, value] of Object.entries(PROMETHEUS_ANNOTATIONS)) {
+      out[key] = value;
+      status.annotations.push(key);
+    }
+  } else {
+    warnings.push(`${where}: pod has its own prometheus.io annotations; the sidecar's metrics are not announced`);
+  }
+  if (Object.keys(originalProbes).length > 0) out[ANNOTATION_ORIGINAL_PROBES] = JSON.stringify(originalProbes);
+  out[ANNOTATION_STATUS] = JSON.stringify(status);
+  return { kind: 'injected', warnings };
+}
+
+/** Removes what injectTemplate added (mutates); a template without a sidecar is left as it is. */
+export function uninjectTemplate(template: JsonObject): boolean {
+  if (!isInjected(template)) return false;
+  const metadata = objectAt(template, 'metadata') ?? {};
+  const annotations = objectAt(metadata, 'annotations') ?? {};
+  const status = parseStatus(annotations[ANNOTATION_STATUS]);
+  const originals = parseOriginalProbes(annotations[ANNOTATION_ORIGINAL_PROBES]);
+  const wasCreated = (what: string) => status.created.includes(what);
+  const spec = objectAt(template, 'spec') ?? {};
+
+  removeNamed(spec, 'initContainers', (name) => name === SIDECAR_NAME, wasCreated('initContainers'));
+  removeNamed(spec, 'volumes', (name) => INJECTED_VOLUMES.includes(name), wasCreated('volumes'));
+  for (const container of named(arrayAt(spec, 'containers'))) {
+    const name = container.name as string;
+    const added = status.env[name] ?? [];
+    removeNamed(container, 'env', (n) => added.includes(n), wasCreated(`env:${name}`));
+    for (const [field, httpGet] of Object.entries(originals[name] ?? {})) {
+      const probe = objectAt(container, field);
+      if (probe !== undefined && isObject(httpGet)) probe.httpGet = httpGet;
+    }
+  }
+  for (const key of [...status.annotations, ANNOTATION_STATUS, ANNOTATION_ORIGINAL_PROBES]) delete annotations[key];
+  if (wasCreated('annotations') && Object.keys(annotations).length === 0) delete metadata.annotations;
+  if (wasCreated('metadata') && Object.keys(metadata).length === 0) delete template.metadata;
+  return true;
+}
+
+/**
+ * Points an app container's plain httpGet probes at the sidecar's `/app-health/<container>/<kind>`, which
+ * forwards them on loopback: the app may then listen on 127.0.0.1 only, out of reach of anything but its sidecar.
+ */
+function rewriteProbes(
+  container: JsonObject,
+  appProbes: AppProbes,
+  originals: OriginalProbes,
+  where: string,
+  warnings: string[],
+): void {
+  const name = container.name as string;
+  for (const [field, kind] of Object.entries(PROBE_KINDS) as [ProbeField, (typeof PROBE_KINDS)[ProbeField]][]) {
+    const probe = objectAt(container, field);
+    const httpGet = probe === undefined ? undefined : objectAt(probe, 'httpGet');
+    if (probe === undefined || httpGet === undefined) continue;
+    const scheme = stringAt(httpGet, 'scheme') ?? 'HTTP';
+    if (scheme !== 'HTTP' || httpGet.host !== undefined || httpGet.httpHeaders !== undefined) {
+      warnings.push(`${where}: container ${name} ${field} uses scheme HTTPS, host or httpHeaders; not rewritten`);
+      continue;
+    }
+    const port = resolvePort(httpGet.port, container);
+    if (port === undefined) {
+      warnings.push(`${where}: container ${name} ${field} port ${String(httpGet.port)} not found; not rewritten`);
+      continue;
+    }
+    const path = stringAt(httpGet, 'path') ?? '/';
+    if (!path.startsWith('/')) {
+      warnings.push(`${where}: container ${name} ${field} path does not start with /; not rewritten`);
+      continue;
+    }
+    originals[name] = { ...originals[name], [field]: structuredClone(httpGet) };
+    appProbes[name] = { ...appProbes[name], [kind]: { port, path } };
+    httpGet.path = `/app-health/${name}/${kind}`;
+    httpGet.port = PORT_ADMIN_NAME;
+  }
+}
+
+function resolvePort(port: unknown, container: JsonObject): number | undefined {
+  if (typeof port === 'number' && Number.isInteger(port) && port > 0 && port < 65536) return port;
+  if (typeof port === 'string' && /^\d+$/.test(port)) return resolvePort(Number(port), container);
+  if (typeof port !== 'string') return undefined;
+  const match = arrayAt(container, 'ports')?.find((p) => isObject(p) && p.name === port);
+  return isObject(match) && typeof match.containerPort === 'number' ? match.containerPort : undefined;
+}
+
+function appPortOf(annotations: JsonObject, containers: readonly JsonObject[], where: string): number | undefined {
+  const text = annotations[ANNOTATION_APP_PORT];
+  if (text !== undefined) {
+    const port = typeof text === 'string' && /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN;
+    if (!(port >= 1 && port <= 65535)) throw invalid(where, ANNOTATION_APP_PORT, 'expected a port number 1-65535');
+    return port;
+  }
+  for (const container of containers) {
+    for (const port of arrayAt(container, 'ports') ?? []) {
+      if (!isObject(port) || typeof port.containerPort !== 'number') continue;
+      if (port.protocol === undefined || port.protocol === 'TCP') return port.containerPort;
+    }
+  }
+  return undefined;
+}
+
+function policyOf(annotations: JsonObject, where: string): string | undefined {
+  const value = annotations[ANNOTATION_POLICY];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !DNS_SUBDOMAIN.test(value)) {
+    throw invalid(where, ANNOTATION_POLICY, 'expected the name of a ConfigMap (with key policy.yaml)');
+  }
+  return value;
+}
+
+function logLevelOf(annotations: JsonObject, config: InjectConfig, where: string): LogLevel {
+  const value = annotations[ANNOTATION_LOG_LEVEL];
+  if (value === undefined) return config.logLevel;
+  const level = LOG_LEVELS.find((l) => l === value);
+  if (level === undefined) throw invalid(where, ANNOTATION_LOG_LEVEL, `expected one of ${LOG_LEVELS.join(', ')}`);
+  return level;
+}
+
+function quantityOf(annotations: JsonObject, key: string, fallback: string, where: string): string {
+  const value = annotations[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || !isQuantity(value)) {
+    throw invalid(where, key, 'expected a Kubernetes quantity such as 100m or 128Mi');
+  }
+  return value;
+}
+
+function checkConflicts(spec: JsonObject, containers: readonly JsonObject[], where: string, warnings: string[]): void {
+  for (const list of ['containers', 'initContainers']) {
+    if (named(arrayAt(spec, list)).some((c) => c.name === SIDECAR_NAME)) {
+      throw invalid(where, list, `a container is already named ${SIDECAR_NAME}`);
+    }
+  }
+  if (named(arrayAt(spec, 'volumes')).some((v) => INJECTED_VOLUMES.includes(v.name as string))) {
+    throw invalid(where, 'volumes', `volume names ${INJECTED_VOLUMES.join(', ')} are reserved for the sidecar`);
+  }
+  for (const container of containers) {
+    for (const port of arrayAt(container, 'ports') ?? []) {
+      if (isObject(port) && SIDECAR_PORTS.includes(port.containerPort as number)) {
+        warnings.push(
+          `${where}: container ${String(container.name)} uses port ${String(port.containerPort)}, which the sidecar binds`,
+        );
+      }
+    }
+  }
+}
+
+function removeNamed(parent: JsonObject, key: string, match: (name: string) => boolean, created: boolean): void {
+  const list = arrayAt(parent, key);
+  if (list === undefined) return;
+  const kept = list.filter((item) => !(isObject(item) && typeof item.name === 'string' && match(item.name)));
+  if (kept.length === 0 && created) delete parent[key];
+  else if (kept.length !== list.length) parent[key] = kept;
+}
+
+function parseStatus(value: unknown): InjectStatus {
+  const empty: InjectStatus = { version: 1, env: {}, annotations: [], created: [] };
+  if (typeof value !== 'string') return empty;
+  try {
+    const parsed: unknown = JSON.parse(value);
+    if (!isObject(parsed)) return empty;
+    const strings = (v: unknown) => (Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string') : []);
+    const env: Record<string, string[]> = {};
+    for (const [k, v] of Object.entries(isObject(parsed.env) ? parsed.env : {})) env[k] = strings(v);
+    return { version: 1, env, annotations: strings(parsed.annotations), created: strings(parsed.created) };
+  } catch {
+    return empty;
+  }
+}
+
+function parseOriginalProbes(value: unknown): OriginalProbes {
+  if (typeof value !== 'string') return {};
+  try {
+    const parsed: unknown = JSON.parse(value);
+    return isObject(parsed) ? (parsed as OriginalProbes) : {};
+  } catch {
+    return {};
+  }
+}
+
+function invalid(where: string, key: string, expected: string): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_MANIFEST_INVALID', `${where}: ${key}: ${expected}`, {
+    reason: 'inject_invalid',
+  });
+}

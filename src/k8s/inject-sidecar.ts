@@ -1,0 +1,168 @@
+// The sidecar container and volumes injection adds to a pod, and the sidecar.yaml it carries in
+// MESHAUTH_CONFIG_YAML. Pure: settings in, plain Kubernetes objects out.
+import { stringify } from 'yaml';
+import type { InjectConfig, LogLevel } from './inject-config.js';
+import {
+  type AppProbeKind,
+  ENV_CONFIG_YAML,
+  MOUNT_POLICY,
+  MOUNT_TOKEN,
+  MOUNT_TRUST_BUNDLE,
+  POLICY_KEY,
+  PORT_ADMIN,
+  PORT_ADMIN_NAME,
+  PORT_INBOUND,
+  PORT_INBOUND_NAME,
+  PORT_OUTBOUND,
+  SIDECAR_NAME,
+  TOKEN_AUDIENCE,
+  TOKEN_EXPIRATION_SECONDS,
+  TRUST_BUNDLE_CONFIGMAP,
+  TRUST_BUNDLE_KEY,
+  VOLUME_POLICY,
+  VOLUME_TOKEN,
+  VOLUME_TRUST_BUNDLE,
+} from './inject-names.js';
+import { parseQuantity } from './inject-quantity.js';
+
+/** The user the distroless image runs as; numeric, so the kubelet can verify runAsNonRoot. */
+const SIDECAR_UID = 65532;
+const DEFAULT_APP_PORT = 8080;
+
+export type AppProbes = Record<string, Partial<Record<AppProbeKind, { port: number; path: string }>>>;
+
+export interface SidecarSettings {
+  readonly config: InjectConfig;
+  /** The app's port on loopback; undefined when the pod declares none (then readiness does not ask the app). */
+  readonly appPort: number | undefined;
+  readonly policyConfigMap: string | undefined;
+  readonly logLevel: LogLevel;
+  readonly cpu: string;
+  readonly memory: string;
+  readonly appProbes: AppProbes;
+}
+
+/** The whole sidecar.yaml: routes for every cluster Service name, identities derived from the name's namespace. */
+export function sidecarConfigDocument(settings: SidecarSettings): Record<string, unknown> {
+  const { config } = settings;
+  const peer = () => ({
+    address: `{host}:${PORT_INBOUND}`,
+    ids: [`spiffe://${config.trustDomain}/ns/{namespace}/sa/*`],
+  });
+  const inbound: Record<string, unknown> = {
+    listen: `0.0.0.0:${PORT_INBOUND}`,
+    app: `127.0.0.1:${settings.appPort ?? DEFAULT_APP_PORT}`,
+  };
+  if (settings.policyConfigMap !== undefined) inbound.policy = `${MOUNT_POLICY}/${POLICY_KEY}`;
+  const admin: Record<string, unknown> = { listen: `0.0.0.0:${PORT_ADMIN}` };
+  if (Object.keys(settings.appProbes).length > 0) admin.appProbes = settings.appProbes;
+  return {
+    trustDomain: config.trustDomain,
+    ca: {
+      url: config.caUrl,
+      bundle: `${MOUNT_TRUST_BUNDLE}/${TRUST_BUNDLE_KEY}`,
+      token: `${MOUNT_TOKEN}/token`,
+    },
+    inbound,
+    outbound: {
+      listen: `127.0.0.1:${PORT_OUTBOUND}`,
+      // `<service>.<namespace>`, `…svc`, `…svc.<cluster domain>`: the peer is the Service's own port 15006.
+      routes: {
+        '*.*': peer(),
+        '*.*.svc': peer(),
+        [`*.*.svc.${config.clusterDomain}`]: peer(),
+      },
+    },
+    admin,
+  };
+}
+
+export function sidecarContainer(settings: SidecarSettings): Record<string, unknown> {
+  const { config } = settings;
+  const admin = (path: string) => ({ httpGet: { path, port: PORT_ADMIN_NAME } });
+  const mounts: Record<string, unknown>[] = [
+    { name: VOLUME_TOKEN, mountPath: MOUNT_TOKEN, readOnly: true },
+    { name: VOLUME_TRUST_BUNDLE, mountPath: MOUNT_TRUST_BUNDLE, readOnly: true },
+  ];
+  if (settings.policyConfigMap !== undefined) {
+    mounts.push({ name: VOLUME_POLICY, mountPath: MOUNT_POLICY, readOnly: true });
+  }
+  const container: Record<string, unknown> = {
+    name: SIDECAR_NAME,
+    image: config.image,
+    imagePullPolicy: config.imagePullPolicy,
+    // A native sidecar (Kubernetes ≥ 1.29): started before the app, stopped after it, ignored by Job completion.
+    restartPolicy: 'Always',
+    args: ['sidecar', '--log-level', settings.logLevel],
+    env: [
+      {
+        name: ENV_CONFIG_YAML,
+        value: stringify(sidecarConfigDocument(settings), { lineWidth: 0, aliasDuplicateObjects: false }),
+      },
+    ],
+    ports: [
+      { name: PORT_INBOUND_NAME, containerPort: PORT_INBOUND, protocol: 'TCP' },
+      { name: PORT_ADMIN_NAME, containerPort: PORT_ADMIN, protocol: 'TCP' },
+    ],
+    resources: {
+      requests: { cpu: settings.cpu, memory: settings.memory },
+      limits: {
+        cpu: atLeast(config.proxy.cpuLimit, settings.cpu),
+        memory: atLeast(config.proxy.memoryLimit, settings.memory),
+      },
+    },
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      runAsUser: SIDECAR_UID,
+      runAsGroup: SIDECAR_UID,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    // The app starts only once this passes, so it asks for the SVID alone, never for the app.
+    startupProbe: { ...admin('/startupz'), periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 120 },
+    livenessProbe: { ...admin('/livez'), periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
+    // Without a declared app port there is nothing to reach (a worker, a Job): readiness would never pass.
+    ...(settings.appPort === undefined
+      ? {}
+      : { readinessProbe: { ...admin('/readyz'), periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 3 } }),
+    volumeMounts: mounts,
+  };
+  return container;
+}
+
+export function sidecarVolumes(settings: SidecarSettings): Record<string, unknown>[] {
+  const volumes: Record<string, unknown>[] = [
+    {
+      name: VOLUME_TOKEN,
+      projected: {
+        sources: [
+          {
+            serviceAccountToken: {
+              audience: TOKEN_AUDIENCE,
+              expirationSeconds: TOKEN_EXPIRATION_SECONDS,
+              path: 'token',
+            },
+          },
+        ],
+      },
+    },
+    {
+      name: VOLUME_TRUST_BUNDLE,
+      configMap: { name: TRUST_BUNDLE_CONFIGMAP, items: [{ key: TRUST_BUNDLE_KEY, path: TRUST_BUNDLE_KEY }] },
+    },
+  ];
+  if (settings.policyConfigMap !== undefined) {
+    // The whole ConfigMap as a directory (not subPath), so the kubelet's updates reach the policy watcher.
+    volumes.push({ name: VOLUME_POLICY, configMap: { name: settings.policyConfigMap } });
+  }
+  return volumes;
+}
+
+/** The limit, raised to the request when a per-workload request exceeds it (Kubernetes refuses request > limit). */
+function atLeast(limit: string, request: string): string {
+  const l = parseQuantity(limit);
+  const r = parseQuantity(request);
+  return l !== undefined && r !== undefined && r > l ? request : limit;
+}

@@ -16,12 +16,12 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const file = join(dir, 'sidecar.yaml');
 
 // The loader's YAML parser reports unresolved tags and unknown directives through process.emitWarning instead of
-// failing (the loader does not turn them into config errors yet); count them here rather than flood the test log.
-let yamlWarnings = 0;
+// failing (found by this test; reported): collect them here rather than flood the test log.
+const yamlWarnings: string[] = [];
 const emitWarning = process.emitWarning;
 beforeAll(() => {
   process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-    if (warning instanceof Error && warning.name === 'YAMLWarning') yamlWarnings++;
+    if (warning instanceof Error && warning.name === 'YAMLWarning') yamlWarnings.push(warning.message);
     else (emitWarning as (...args: unknown[]) => void).call(process, warning, ...rest);
   }) as typeof process.emitWarning;
 });
@@ -190,4 +190,13 @@ describe('loadSidecarConfig (property)', () => {
     },
     fuzzTimeout(RUNS, 3),
   );
+
+  // Confirmed defect, reported to the config owner: `parse()` in the loader turns an unresolved tag into a process
+  // warning on stderr (not a structured log line) and loads the value as if the tag were absent. Expected: a
+  // MESHAUTH_ERR_CONFIG_INVALID naming the line, like any other YAML problem.
+  it.fails('fail/an unresolved YAML tag is a config error, not a process warning', () => {
+    yamlWarnings.length = 0;
+    expect(load(VALID.replace('drainTimeout: 5s', 'drainTimeout: !!set 5s'), {})).toBe('MESHAUTH_ERR_CONFIG_INVALID');
+    expect(yamlWarnings).toEqual([]);
+  });
 });

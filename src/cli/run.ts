@@ -35,3 +35,15 @@ export function exitWithError(error: unknown): never {
   }
   process.exit(code);
 }
+
+/**
+ * `meshauth cert inspect … | head -1`: once the reader has gone, stdout writes fail with EPIPE, which Node raises as
+ * an unhandled 'error' event (a stack trace on stderr). A closed pipe means nobody wants the rest: exit quietly with
+ * success, like other Unix tools. Any other stdout error is still reported.
+ */
+export function exitQuietlyOnBrokenPipe(stream: NodeJS.WriteStream = process.stdout): void {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(EXIT_OK);
+    exitWithError(error);
+  });
+}

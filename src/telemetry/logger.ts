@@ -19,9 +19,23 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       base: options.name === undefined ? null : { component: options.name },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      onChild: replaceRepeatedBindings,
     },
     destination,
   );
+}
+
+// pino appends a child's bindings to its parent's as pre-serialized JSON, so `logger.child({ component: 'agent' })`
+// under a `component: 'sidecar'` logger writes the key twice: invalid for strict JSON readers and ambiguous in log
+// pipelines. A child binding replaces the parent's binding of the same name instead (runs once per child logger,
+// never per line).
+function replaceRepeatedBindings(child: Logger): void {
+  const holder = child as unknown as Record<symbol, unknown>;
+  const chindings = holder[pino.symbols.chindingsSym];
+  if (typeof chindings !== 'string' || chindings === '') return;
+  // JSON.parse keeps the last value of a repeated key, at the first key's position.
+  const merged = JSON.stringify(JSON.parse(`{${chindings.slice(1)}}`) as Record<string, unknown>);
+  holder[pino.symbols.chindingsSym] = merged === '{}' ? '' : `,${merged.slice(1, -1)}`;
 }
 
 /** A logger that discards everything, for unit tests and library use. */

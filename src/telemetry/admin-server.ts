@@ -1,8 +1,17 @@
-// The admin listener (SPEC §7): /healthz (the process runs), /readyz (ready to serve: valid SVID, app reachable,
-// not draining), /metrics (Prometheus exposition). Read-only by design: no mutating endpoints (security.md F12).
+// The admin listener (SPEC §7): /livez (the process runs; /healthz is its alias), /startupz (holds a valid SVID:
+// what a native sidecar's startup probe asks, since the app starts only after it passes), /readyz (valid SVID, app
+// reachable, not draining), /app-health/<container>/<livez|readyz|startupz> (an app container's own probe,
+// forwarded to the configured port on 127.0.0.1 and nowhere else; outside policy, like the kubelet's own probe),
+// /metrics (Prometheus exposition). Read-only by design: no mutating endpoints.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { type AppProbeForwardTarget, forwardAppProbe } from '../sidecar/app-probe.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
+
+export type AppProbeKind = 'livez' | 'readyz' | 'startupz';
+export type AppProbeTargets = ReadonlyMap<string, Readonly<Partial<Record<AppProbeKind, AppProbeForwardTarget>>>>;
+
+const APP_HEALTH = /^\/app-health\/([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)\/(livez|readyz|startupz)$/;
 
 export interface AdminServerOptions {
   readonly host: string;
@@ -11,6 +20,12 @@ export interface AdminServerOptions {
   readonly logger: Logger;
   /** Evaluated on every /readyz request. */
   readonly readiness: () => boolean | Promise<boolean>;
+  /** Evaluated on every /startupz request: true once the sidecar holds a valid SVID. Default: always true. */
+  readonly startup?: () => boolean | Promise<boolean>;
+  /** The app containers' probes `/app-health/<container>/<kind>` forwards (admin.appProbes). Default: none. */
+  readonly appProbes?: AppProbeTargets;
+  /** Bound on one forwarded app probe (the kubelet's own timeout also ends it). Default 5 s. */
+  readonly appProbeTimeoutMs?: number;
 }
 
 export class AdminServer {
@@ -59,9 +74,15 @@ export class AdminServer {
     }
     const path = (req.url ?? '/').split('?', 1)[0];
     switch (path) {
+      case '/livez':
       case '/healthz':
         send(res, 200, 'text/plain', 'ok\n');
         return;
+      case '/startupz': {
+        const started = (await this.#options.startup?.()) ?? true;
+        send(res, started ? 200 : 503, 'text/plain', started ? 'started\n' : 'no valid SVID yet\n');
+        return;
+      }
       case '/readyz': {
         const ready = await this.#options.readiness();
         send(res, ready ? 200 : 503, 'text/plain', ready ? 'ready\n' : 'not ready\n');
@@ -73,8 +94,38 @@ export class AdminServer {
         return;
       }
       default:
+        if (path?.startsWith('/app-health/')) {
+          await this.#appHealth(path, req, res);
+          return;
+        }
         send(res, 404, 'text/plain', 'not found\n');
     }
+  }
+
+  async #appHealth(path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const match = APP_HEALTH.exec(path);
+    const container = match?.[1];
+    const kind = match?.[3] as AppProbeKind | undefined;
+    const target =
+      container === undefined || kind === undefined ? undefined : this.#options.appProbes?.get(container)?.[kind];
+    if (target === undefined) {
+      send(res, 404, 'text/plain', 'no such app probe\n');
+      return;
+    }
+    // The kubelet gives up after its own timeoutSeconds: stop asking the app then too.
+    const abandoned = new AbortController();
+    res.once('close', () => abandoned.abort());
+    const status = await forwardAppProbe(target, {
+      signal: abandoned.signal,
+      ...(this.#options.appProbeTimeoutMs === undefined ? {} : { timeoutMs: this.#options.appProbeTimeoutMs }),
+      ...(req.headers['user-agent'] === undefined ? {} : { userAgent: req.headers['user-agent'] }),
+    });
+    if (res.destroyed) return;
+    if (status === 204 || status === 304) {
+      res.writeHead(status, { 'cache-control': 'no-store' }).end(); // statuses that carry no body
+      return;
+    }
+    send(res, status, 'text/plain', `app ${container} ${kind}: ${status}\n`);
   }
 }
 

@@ -1,4 +1,5 @@
-// Admin endpoints (SPEC §7, §8): /healthz, /readyz (valid SVID + app reachable), /metrics exposition that
+// Admin endpoints (SPEC §7, §8): /livez + /healthz, /startupz (valid SVID, app not needed), /readyz (valid SVID +
+// app reachable), /app-health/... (404 when the sidecar has no app probes), /metrics exposition that
 // `promtool check metrics` accepts (skipped with a reason when promtool is not installed).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available, runCommand, type SidecarPair, startPair, viaProxy } from '../helpers/sidecar-harness.js';
@@ -20,8 +21,18 @@ describe('admin server', () => {
     await pair?.close();
   });
 
-  it('ok/healthz', async () => {
+  it('ok/healthz and livez', async () => {
     expect((await admin('/healthz')).status).toBe(200);
+    expect((await admin('/livez')).status).toBe(200);
+  });
+
+  it('ok/startupz is 200 with a valid SVID even though the app is down (no start deadlock)', async () => {
+    // A's inbound app is 127.0.0.1:1, where nothing listens; its /readyz is 503 (below), /startupz must not be.
+    expect((await fetch(`http://127.0.0.1:${pair.a.sidecar.adminPort}/startupz`)).status).toBe(200);
+  });
+
+  it('fail/app-health of a container the config does not name is 404', async () => {
+    expect((await admin('/app-health/app/livez')).status).toBe(404);
   });
 
   it('ok/readyz is 200 with a valid SVID and a reachable app', async () => {

@@ -27,6 +27,8 @@ const SvidRequest = z.object({
   csr: z.string().min(1).max(MAX_BODY_BYTES),
   // A join token is 43 characters; a projected service-account token 1–2 KiB.
   token: z.string().max(MAX_K8S_TOKEN_BYTES).optional(),
+  // The SPIFFE ID the caller expects: when sent, it must be the credential's (never a way to choose one).
+  id: z.string().max(2048).optional(),
 });
 
 export interface CaApiOptions {
@@ -40,6 +42,8 @@ export interface CaApiOptions {
   readonly jwtTtlMs: number;
   /** Accepts Kubernetes service-account tokens on `POST /v1/svid` when set (`ca serve --k8s-issuer`). */
   readonly kubernetes?: KubernetesTokenVerifier;
+  /** False for a Kubernetes CA serving from a directory with no join-token store (a read-only Secret). */
+  readonly joinTokens: boolean;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now: () => Date;
@@ -48,7 +52,9 @@ export interface CaApiOptions {
 export function createCaRequestHandler(options: CaApiOptions): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     route(options, req, res).catch((error: unknown) => {
-      if (error instanceof MeshauthError && error.status > 0 && error.status < 500) {
+      // A 503 of the cluster (JWKS, TokenReview) is a named rejection too: its reason is the operator's clue.
+      const named = error instanceof MeshauthError && (error.status < 500 || error.reason?.startsWith('sa_') === true);
+      if (error instanceof MeshauthError && error.status > 0 && named) {
         reject(options, req, res, error, error.reason ?? 'bad_request');
         return;
       }
@@ -127,6 +133,13 @@ async function issueSvid(options: CaApiOptions, req: IncomingMessage, res: Serve
   }
   const now = options.now();
   const { id, method } = await authenticateSvidRequest(options, req, body.token, now);
+  if (body.id !== undefined && body.id !== id.toString()) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_CA_IDENTITY_MISMATCH',
+      `the request asks for ${body.id.slice(0, 200)} but the ${method} credential stands for ${id}`,
+      { reason: 'identity_mismatch' },
+    );
+  }
   const issued = await options.authority.issue({ id, publicKey: csr.publicKey, ttlMs: options.svidTtlMs, now });
   options.metrics.caSvidsIssued.inc({ method });
   options.logger.info(
@@ -159,7 +172,7 @@ function parseSvidRequest(raw: Buffer): z.infer<typeof SvidRequest> {
   }
   const parsed = SvidRequest.safeParse(json);
   if (!parsed.success) {
-    throw new MeshauthError('MESHAUTH_ERR_CA_BAD_REQUEST', 'request body must be {"csr": PEM, "token"?: string}', {
+    throw new MeshauthError('MESHAUTH_ERR_CA_BAD_REQUEST', 'request body must be {"csr": PEM, "token"?, "id"?}', {
       reason: 'bad_request_body',
     });
   }
@@ -178,8 +191,15 @@ async function authenticateSvidRequest(
   }
   // A JWT is never a join token (43 base64url characters, no dots): without --k8s-issuer it is just unknown.
   if (looksLikeJwt(token) && options.kubernetes !== undefined) {
-    const id = await options.kubernetes.verify(token, options.authority.material.trustDomain, now);
-    return { id, method: 'k8s_sa_token' };
+    const identity = await options.kubernetes.verify(token, options.authority.material.trustDomain, now);
+    return { id: identity.id, method: 'k8s_sa_token' };
+  }
+  if (!options.joinTokens) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_CA_JOIN_TOKENS_DISABLED',
+      'this CA accepts only Kubernetes service-account tokens: its directory has no join-token store',
+      { reason: 'join_tokens_disabled' },
+    );
   }
   return { id: await consumeJoinToken(options.dir, token, now), method: 'join_token' };
 }

@@ -1,5 +1,6 @@
 export { CaAuthority, type IssuedSvid, type IssueRequest } from './authority.js';
 export { type CaPaths, caPaths, createFileExclusive, writeFileAtomic } from './ca-files.js';
+export { DEFAULT_K8S_API_SERVER, DEFAULT_K8S_TOKEN_FILE } from './cluster-api-client.js';
 export { type CreateJoinTokenOptions, consumeJoinToken, createJoinToken, hashToken } from './join-tokens.js';
 export { JwtKeyRing, type JwtKeyRotation, rotateJwtSigningKey } from './jwt-key-ring.js';
 export { RETIRED_KEY_RETENTION_MS } from './jwt-retired-keys.js';
@@ -22,6 +23,7 @@ export {
   KubernetesTokenVerifier,
   looksLikeJwt,
   type SaTokenRejection,
+  type ServiceAccountIdentity,
 } from './kubernetes-token.js';
 export { httpsUrl, parseListenAddress } from './listen-address.js';
 export { type IssueOfflineOptions, issueOffline } from './offline-issue.js';
@@ -38,3 +40,9 @@ export { type CaServer, type CaServerOptions, startCaServer } from './server.js'
 export { toSpiffeBundle } from './spiffe-bundle.js';
 export { type CaMaterial, type InitCaOptions, initCa, loadCaMaterial } from './store.js';
 export { FORM_CONTENT_TYPE, type OAuthErrorCode, parseTokenRequest, type TokenRequest } from './token-request.js';
+export {
+  judgeTokenReview,
+  TOKEN_REVIEW_PATH,
+  type TokenReviewVerdict,
+  tokenReviewRequest,
+} from './token-review-judge.js';

@@ -1,13 +1,16 @@
 // Kubernetes projected service-account tokens as a bootstrap credential (SPEC §4; security.md A08–A10): verified
-// offline with jose against the cluster's JWKS (a file, or an https URL cached by authn's JwksCache), RS256/ES256
-// only, exact `iss`, our audience in `aud`, `exp` required, and the identity derived here from the token's
-// `kubernetes.io` claim as spiffe://<td>/ns/<namespace>/sa/<name>. Reusable by design: no replay bookkeeping.
-import { readFile } from 'node:fs/promises';
-import { importJWK, type JWTPayload, type JWTVerifyGetKey, errors as joseErrors, jwtVerify } from 'jose';
-import { END_USER_DEFAULTS, JwksCache, type UsableKey, usableKeys } from '../authn/index.js';
-import { MeshauthError } from '../errors/index.js';
+// with jose against the cluster's keys (cluster-jwks.ts: a file reloaded on change, or an https URL), RS256/ES256
+// only, exact `iss`, our audience in `aud`, `exp` required, the identity derived from the token's `kubernetes.io`
+// claim as spiffe://<td>/ns/<namespace>/sa/<name>; then, with `--k8s-token-review`, confirmed by the API server's
+// TokenReview, which knows whether the pod the token is bound to still exists. Reusable by design: no replay
+// bookkeeping (the kubelet hands the same token to every restart of the pod's containers).
+import { decodeJwt, type JWTPayload, type JWTVerifyGetKey, errors as joseErrors, jwtVerify } from 'jose';
+import { type ErrorCode, MeshauthError } from '../errors/index.js';
 import { SpiffeId, type TrustDomain } from '../identity/index.js';
 import type { Logger } from '../telemetry/index.js';
+import { ClusterApiClient, ClusterApiError, DEFAULT_K8S_API_SERVER } from './cluster-api-client.js';
+import { type ClusterKeySource, isJwksUrl, JwksFileKeys, RemoteJwksKeys } from './cluster-jwks.js';
+import { judgeTokenReview, TOKEN_REVIEW_PATH, tokenReviewRequest } from './token-review-judge.js';
 
 /** The audience kubelet is asked to put in the token (`serviceAccountToken.audience` in the pod spec). */
 export const DEFAULT_K8S_AUDIENCE = 'meshauth';
@@ -19,15 +22,46 @@ const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 /** Namespaces are DNS labels, service-account names DNS subdomains (Kubernetes object names). */
 const K8S_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
-export type SaTokenRejection = 'sa_token_audience' | 'sa_token_unbound' | 'sa_token_invalid' | 'sa_token_expired';
+export type SaTokenRejection =
+  | 'sa_token_audience'
+  | 'sa_token_unbound'
+  | 'sa_token_invalid'
+  | 'sa_token_expired'
+  | 'sa_token_issuer'
+  | 'sa_token_review_denied';
+
+const CODES: Readonly<Record<SaTokenRejection, ErrorCode>> = {
+  sa_token_audience: 'MESHAUTH_ERR_CA_SA_TOKEN_AUDIENCE',
+  sa_token_expired: 'MESHAUTH_ERR_CA_SA_TOKEN_EXPIRED',
+  sa_token_issuer: 'MESHAUTH_ERR_CA_SA_TOKEN_ISSUER',
+  sa_token_review_denied: 'MESHAUTH_ERR_CA_SA_TOKEN_REVIEW_DENIED',
+  sa_token_unbound: 'MESHAUTH_ERR_CA_UNAUTHENTICATED',
+  sa_token_invalid: 'MESHAUTH_ERR_CA_UNAUTHENTICATED',
+};
 
 export interface KubernetesTokenOptions {
   /** Exact `iss` of the cluster's service-account tokens (`kubectl get --raw /.well-known/openid-configuration`). */
   readonly issuer: string;
-  /** Path of a JWKS file, or an https URL of the cluster's JWKS (fetched with undici, cached, refreshed). */
-  readonly jwks: string;
+  /** Path of a JWKS file (reloaded when it changes), or an https URL; omitted: the issuer's discovery document. */
+  readonly jwks?: string;
   readonly audience?: string;
+  /** Cluster CA for https to the issuer, the JWKS URL and the API server (`--k8s-ca-file`). */
+  readonly caFile?: string;
+  /** The CA's own service-account token, the bearer for the API server (`--k8s-token-file`). */
+  readonly tokenFile?: string;
+  /** `--k8s-api-server`, default https://kubernetes.default.svc. */
+  readonly apiServer?: string;
+  /** Ask the API server's TokenReview about every token that verified offline (`--k8s-token-review`). */
+  readonly tokenReview?: boolean;
   readonly logger: Logger;
+}
+
+/** What a verified token says about the pod. */
+export interface ServiceAccountIdentity {
+  readonly id: SpiffeId;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly podName: string | undefined;
 }
 
 /** Three dot-separated base64url parts: a JWT, as opposed to a 43-character join token. */
@@ -38,39 +72,53 @@ export function looksLikeJwt(token: string): boolean {
 export class KubernetesTokenVerifier {
   readonly #issuer: string;
   readonly #audience: string;
-  readonly #getKey: (kid: string | undefined, alg: string) => Promise<CryptoKey>;
-  readonly #cache: JwksCache | undefined;
+  readonly #keys: ClusterKeySource;
+  readonly #client: ClusterApiClient;
+  readonly #reviewUrl: string | undefined;
+  readonly #logger: Logger;
 
-  private constructor(
-    options: KubernetesTokenOptions,
-    getKey: (kid: string | undefined, alg: string) => Promise<CryptoKey>,
-    cache: JwksCache | undefined,
-  ) {
+  private constructor(options: KubernetesTokenOptions, keys: ClusterKeySource, client: ClusterApiClient) {
     this.#issuer = options.issuer;
     this.#audience = options.audience ?? DEFAULT_K8S_AUDIENCE;
-    this.#getKey = getKey;
-    this.#cache = cache;
+    this.#keys = keys;
+    this.#client = client;
+    const apiServer = (options.apiServer ?? DEFAULT_K8S_API_SERVER).replace(/\/+$/, '');
+    this.#reviewUrl = options.tokenReview === true ? `${apiServer}${TOKEN_REVIEW_PATH}` : undefined;
+    this.#logger = options.logger;
   }
 
   static async create(options: KubernetesTokenOptions): Promise<KubernetesTokenVerifier> {
-    if (/^https?:\/\//i.test(options.jwks)) {
-      const cache = new JwksCache({
-        issuer: options.issuer,
-        jwksUri: options.jwks,
-        tunables: END_USER_DEFAULTS,
-        logger: options.logger,
-      });
-      cache.start();
-      return new KubernetesTokenVerifier(options, (kid, alg) => cache.getKey(kid, alg), cache);
-    }
-    const keys = await readJwksFile(options.jwks, options.logger);
-    return new KubernetesTokenVerifier(options, (kid, alg) => keyFromList(keys, kid, alg), undefined);
+    const apiServer = options.apiServer ?? DEFAULT_K8S_API_SERVER;
+    const client = new ClusterApiClient({
+      ...(options.caFile === undefined ? {} : { caFile: options.caFile }),
+      ...(options.tokenFile === undefined ? {} : { tokenFile: options.tokenFile }),
+      // The API server and the issuer (in a cluster, the same server under another name) may see the CA's token.
+      bearerOrigins: [apiServer, ...(/^https?:\/\//.test(options.issuer) ? [options.issuer] : [])],
+    });
+    const keys =
+      options.jwks !== undefined && !isJwksUrl(options.jwks)
+        ? await JwksFileKeys.open(options.jwks, options.logger)
+        : new RemoteJwksKeys({
+            issuer: options.issuer,
+            ...(options.jwks === undefined ? {} : { jwksUrl: options.jwks }),
+            client,
+            logger: options.logger,
+          });
+    return new KubernetesTokenVerifier(options, keys, client);
   }
 
-  /** The SPIFFE ID the token stands for, or MESHAUTH_ERR_CA_UNAUTHENTICATED with a SaTokenRejection reason. */
-  async verify(token: string, trustDomain: TrustDomain, now: Date): Promise<SpiffeId> {
+  /** The identity the token stands for, or a MeshauthError whose reason is a SaTokenRejection. */
+  async verify(token: string, trustDomain: TrustDomain, now: Date): Promise<ServiceAccountIdentity> {
     if (!looksLikeJwt(token)) throw rejected('sa_token_invalid', 'service-account token is not a compact JWT');
-    const getKey: JWTVerifyGetKey = (header) => this.#getKey(header.kid, header.alg ?? '');
+    // Another issuer's token is named as such before any key lookup: a flood of foreign tokens costs no JWKS fetch.
+    // (Unverified claims may only ever lead to a rejection.)
+    const claimed = unverifiedPayload(token);
+    if (typeof claimed?.iss === 'string' && claimed.iss !== this.#issuer) {
+      throw isProjectedShape(claimed)
+        ? rejected('sa_token_issuer', 'token is from another issuer')
+        : rejected('sa_token_unbound', 'not a projected token (no exp or no kubernetes.io claim)');
+    }
+    const getKey: JWTVerifyGetKey = (header) => this.#keys.getKey(header.kid, header.alg ?? '');
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, getKey, {
@@ -84,22 +132,55 @@ export class KubernetesTokenVerifier {
     } catch (error) {
       throw fromVerifyError(error);
     }
-    return identityOf(payload, trustDomain);
+    const identity = identityOf(payload, trustDomain);
+    if (this.#reviewUrl !== undefined) await this.#review(token, identity, podUidOf(payload));
+    return identity;
   }
 
   async close(): Promise<void> {
-    await this.#cache?.close();
+    await this.#keys.close();
+    await this.#client.close();
+  }
+
+  async #review(token: string, identity: ServiceAccountIdentity, podUid: string | undefined): Promise<void> {
+    const url = this.#reviewUrl as string;
+    let answer: Awaited<ReturnType<ClusterApiClient['postJson']>>;
+    try {
+      answer = await this.#client.postJson(url, tokenReviewRequest(token, this.#audience));
+    } catch (error) {
+      throw reviewUnavailable(error instanceof ClusterApiError ? error.message : String(error), error);
+    }
+    if (answer.status === 401 || answer.status === 403) {
+      // Our own credentials: the CA's service account lacks `create tokenreviews` (ClusterRole system:auth-delegator).
+      throw reviewUnavailable(
+        `the API server refused the CA's TokenReview (HTTP ${answer.status}): bind the CA's service account to ` +
+          'a role allowing create on tokenreviews.authentication.k8s.io',
+      );
+    }
+    if (answer.status !== 200 && answer.status !== 201) {
+      throw reviewUnavailable(`TokenReview answered HTTP ${answer.status}`);
+    }
+    const verdict = judgeTokenReview(answer.json, {
+      namespace: identity.namespace,
+      serviceAccount: identity.serviceAccount,
+      audience: this.#audience,
+      ...(podUid === undefined ? {} : { podUid }),
+    });
+    if (verdict.ok) return;
+    if (!verdict.denied) throw reviewUnavailable(verdict.why);
+    this.#logger.debug({ event: 'k8s_token_review_denied', spiffeId: identity.id.toString(), why: verdict.why });
+    throw rejected('sa_token_review_denied', `TokenReview: ${verdict.why}`);
   }
 }
 
 /** `kubernetes.io: {namespace, serviceaccount: {name}}` is what a projected token carries; a legacy secret-based
  * token has flat `kubernetes.io/serviceaccount/...` claims instead and no `exp` (A09). */
-function identityOf(payload: JWTPayload, trustDomain: TrustDomain): SpiffeId {
+function identityOf(payload: JWTPayload, trustDomain: TrustDomain): ServiceAccountIdentity {
   const k8s = payload['kubernetes.io'];
   if (typeof k8s !== 'object' || k8s === null || Array.isArray(k8s)) {
     throw rejected('sa_token_unbound', 'token has no kubernetes.io claim (not a projected service-account token)');
   }
-  const { namespace, serviceaccount } = k8s as { namespace?: unknown; serviceaccount?: unknown };
+  const { namespace, serviceaccount, pod } = k8s as { namespace?: unknown; serviceaccount?: unknown; pod?: unknown };
   const name = (serviceaccount as { name?: unknown } | null | undefined)?.name;
   if (typeof namespace !== 'string' || typeof name !== 'string') {
     throw rejected('sa_token_unbound', 'kubernetes.io claim lacks namespace or serviceaccount.name');
@@ -111,7 +192,26 @@ function identityOf(payload: JWTPayload, trustDomain: TrustDomain): SpiffeId {
   if (payload.sub !== `system:serviceaccount:${namespace}:${name}`) {
     throw rejected('sa_token_invalid', 'sub does not match the kubernetes.io claim');
   }
-  return SpiffeId.forKubernetes(trustDomain, namespace, name);
+  const podName = (pod as { name?: unknown } | null | undefined)?.name;
+  return {
+    id: SpiffeId.forKubernetes(trustDomain, namespace, name),
+    namespace,
+    serviceAccount: name,
+    podName: typeof podName === 'string' ? podName.slice(0, 253) : undefined,
+  };
+}
+
+function podUidOf(payload: JWTPayload): string | undefined {
+  const uid = (payload['kubernetes.io'] as { pod?: { uid?: unknown } } | undefined)?.pod?.uid;
+  return typeof uid === 'string' ? uid : undefined;
+}
+
+function unverifiedPayload(token: string): JWTPayload | undefined {
+  try {
+    return decodeJwt(token);
+  } catch {
+    return undefined; // jwtVerify names the malformation
+  }
 }
 
 function isProjectedShape(payload: JWTPayload): boolean {
@@ -120,15 +220,7 @@ function isProjectedShape(payload: JWTPayload): boolean {
 }
 
 function fromVerifyError(error: unknown): MeshauthError {
-  if (error instanceof MeshauthError) {
-    if (error.reason === 'jwks_unavailable') {
-      return new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', 'cluster JWKS unavailable', {
-        reason: 'sa_jwks_unavailable',
-        cause: error,
-      });
-    }
-    return rejected('sa_token_invalid', `no usable key: ${error.message}`, error);
-  }
+  if (error instanceof MeshauthError) return error; // from the key source: no key, or no key set at all
   if (error instanceof joseErrors.JWTClaimValidationFailed || error instanceof joseErrors.JWTExpired) {
     // jose reports claims only after the signature checked out, so the payload is the cluster's. A legacy
     // secret-based token (no exp, no kubernetes.io object, usually no aud) is named as such whatever jose
@@ -138,48 +230,26 @@ function fromVerifyError(error: unknown): MeshauthError {
     }
     if (error instanceof joseErrors.JWTExpired) return rejected('sa_token_expired', 'token expired', error);
     if (error.claim === 'aud') return rejected('sa_token_audience', 'token audience is not ours', error);
+    if (error.claim === 'iss') return rejected('sa_token_issuer', 'token is from another issuer', error);
     return rejected('sa_token_invalid', `claim ${error.claim} rejected (${error.reason})`, error);
   }
   const message = error instanceof Error ? error.message : String(error);
   return rejected('sa_token_invalid', `token rejected: ${message.slice(0, 200)}`, error);
 }
 
-async function readJwksFile(file: string, logger: Logger): Promise<readonly UsableKey[]> {
-  let document: unknown;
-  try {
-    document = JSON.parse(await readFile(file, 'utf8'));
-  } catch (cause) {
-    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `--k8s-jwks ${file} is not a readable JSON file`, {
-      cause,
-    });
-  }
-  let result: Awaited<ReturnType<typeof usableKeys>>;
-  try {
-    result = await usableKeys(document);
-  } catch (cause) {
-    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `--k8s-jwks ${file} is not a JWKS`, { cause });
-  }
-  if (result.rejected.length > 0) logger.warn({ file, rejected: result.rejected }, 'cluster JWKS keys ignored');
-  if (result.keys.length === 0) {
-    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `--k8s-jwks ${file} holds no usable signing key`);
-  }
-  return result.keys;
-}
-
-// `kid` is only a lookup key (RFC 8725 §3.10); without one, exactly one compatible key must exist.
-async function keyFromList(keys: readonly UsableKey[], kid: string | undefined, alg: string): Promise<CryptoKey> {
-  const candidates = keys.filter((key) => (kid === undefined || key.kid === kid) && key.algorithms.has(alg));
-  const [only] = candidates;
-  if (only === undefined || candidates.length > 1) {
-    throw rejected('sa_token_invalid', 'no single cluster key matches the token kid and alg');
-  }
-  return (await importJWK(only.jwk, alg)) as CryptoKey;
-}
-
 function rejected(reason: SaTokenRejection, message: string, cause?: unknown): MeshauthError {
   return new MeshauthError(
-    'MESHAUTH_ERR_CA_UNAUTHENTICATED',
+    CODES[reason],
     `service-account token rejected: ${message}`,
     cause === undefined ? { reason } : { reason, cause },
+  );
+}
+
+/** Fail closed: without the API server's answer no token is accepted (503, the sidecar retries). */
+function reviewUnavailable(message: string, cause?: unknown): MeshauthError {
+  return new MeshauthError(
+    'MESHAUTH_ERR_CA_UNAVAILABLE',
+    `TokenReview unavailable: ${message}`,
+    cause === undefined ? { reason: 'sa_token_review_unavailable' } : { reason: 'sa_token_review_unavailable', cause },
   );
 }

@@ -2,6 +2,7 @@
 // spiffe://<td>/meshauth/ca plus DNS/IP SANs so curl and browsers can verify it by name). The serving certificate
 // is re-issued at half its lifetime and whenever the intermediate or bundle changes on disk.
 import { constants as cryptoConstants, generateKeyPair as generateNodeKeyPair } from 'node:crypto';
+import { stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
@@ -13,6 +14,7 @@ import type { Logger, Metrics } from '../telemetry/index.js';
 import { protocolOptions } from '../tls/index.js';
 import { createCaRequestHandler } from './api.js';
 import { CaAuthority } from './authority.js';
+import { caPaths } from './ca-files.js';
 import { JwtKeyRing } from './jwt-key-ring.js';
 import { JWT_SVID_MAX_TTL_MS } from './jwt-svid.js';
 import { type KubernetesTokenOptions, KubernetesTokenVerifier } from './kubernetes-token.js';
@@ -67,6 +69,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     options.kubernetes === undefined
       ? undefined
       : await KubernetesTokenVerifier.create({ ...options.kubernetes, logger: options.logger });
+  // A Kubernetes CA serving from a read-only Secret has no join-token store; one with a writable --dir keeps both.
+  const joinTokens = kubernetes === undefined || (await isDirectory(caPaths(options.dir).tokens));
   // The default issuer names the port actually bound, known only after listen(); the handler reads it lazily.
   let issuer = options.issuerUrl ?? '';
   const server = createServer(
@@ -89,6 +93,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       },
       jwtTtlMs: Math.min(options.jwtTtlMs ?? JWT_SVID_MAX_TTL_MS, JWT_SVID_MAX_TTL_MS),
       ...(kubernetes === undefined ? {} : { kubernetes }),
+      joinTokens,
       logger: options.logger,
       metrics: options.metrics,
       now,
@@ -186,6 +191,13 @@ class ServingIdentity {
 
 function servingSans(extra: readonly string[]): string[] {
   return [...new Set(['localhost', '127.0.0.1', hostname().toLowerCase(), ...extra])].filter((s) => s.length > 0);
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  return stat(path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {

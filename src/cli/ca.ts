@@ -31,7 +31,15 @@ interface ServeOptions {
   k8sIssuer?: string;
   k8sJwks?: string;
   k8sAudience: string;
+  k8sCaFile?: string;
+  k8sTokenFile: string;
+  k8sApiServer: string;
+  k8sTokenReview?: boolean;
 }
+
+/** DEFAULT_K8S_TOKEN_FILE / DEFAULT_K8S_API_SERVER of src/ca/cluster-api-client.ts (kept in step by test). */
+export const K8S_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+export const K8S_API_SERVER = 'https://kubernetes.default.svc';
 
 /** DEFAULT_K8S_AUDIENCE of src/ca/kubernetes-token.ts (kept in step by test), not imported: that module loads jose. */
 export const K8S_AUDIENCE = 'meshauth';
@@ -139,8 +147,23 @@ export function registerCaCommands(program: Command): void {
     .option('--jwt-ttl <duration>', 'lifetime of JWT-SVIDs from POST /v1/token, 30s … 5m', '5m')
     .option('--issuer-url <url>', 'iss of JWT-SVIDs and base of the discovery URLs (default https://<listen address>)')
     .option('--k8s-issuer <iss>', 'accept Kubernetes service-account tokens from this issuer on POST /v1/svid')
-    .option('--k8s-jwks <file-or-url>', "the cluster's service-account JWKS: a file, or an https URL (cached)")
+    .option(
+      '--k8s-jwks <file-or-url>',
+      "the cluster's service-account JWKS: a file (reloaded when it changes) or an https URL (cached); " +
+        "default: the issuer's discovery document",
+    )
     .option('--k8s-audience <aud>', 'audience the service-account token must carry', K8S_AUDIENCE)
+    .option('--k8s-ca-file <file>', 'cluster CA (PEM) for https to the issuer, the JWKS URL and the API server')
+    .option(
+      '--k8s-token-file <file>',
+      "the CA's own service-account token: bearer for the API server, re-read on every use",
+      K8S_TOKEN_FILE,
+    )
+    .option('--k8s-api-server <url>', 'API server for TokenReview (and bearer auth)', K8S_API_SERVER)
+    .option(
+      '--k8s-token-review',
+      "also ask the API server's TokenReview about each service-account token (a deleted pod's token stops at once)",
+    )
     .action(async (opts: ServeOptions) => {
       const { JWT_SVID_MAX_TTL_MS, JWT_SVID_MIN_TTL_MS, startCaServer } = await import('../ca/index.js');
       const logger = createLogger({ name: 'ca' });
@@ -151,8 +174,13 @@ export function registerCaCommands(program: Command): void {
         JWT_SVID_MIN_TTL_MS,
         JWT_SVID_MAX_TTL_MS,
       );
-      if ((opts.k8sIssuer === undefined) !== (opts.k8sJwks === undefined)) {
-        throw usage('--k8s-issuer and --k8s-jwks go together');
+      if (opts.k8sIssuer === undefined) {
+        const stray = [
+          ['--k8s-jwks', opts.k8sJwks],
+          ['--k8s-ca-file', opts.k8sCaFile],
+          ['--k8s-token-review', opts.k8sTokenReview],
+        ].find(([, value]) => value !== undefined);
+        if (stray !== undefined) throw usage(`${stray[0]} needs --k8s-issuer`);
       }
       if (svidTtlMs < SERVE_TTL.warnBelow) {
         logger.warn(
@@ -167,9 +195,19 @@ export function registerCaCommands(program: Command): void {
         sans: opts.san ?? [],
         jwtTtlMs,
         ...(opts.issuerUrl === undefined ? {} : { issuerUrl: opts.issuerUrl }),
-        ...(opts.k8sIssuer === undefined || opts.k8sJwks === undefined
+        ...(opts.k8sIssuer === undefined
           ? {}
-          : { kubernetes: { issuer: opts.k8sIssuer, jwks: opts.k8sJwks, audience: opts.k8sAudience } }),
+          : {
+              kubernetes: {
+                issuer: opts.k8sIssuer,
+                ...(opts.k8sJwks === undefined ? {} : { jwks: opts.k8sJwks }),
+                audience: opts.k8sAudience,
+                ...(opts.k8sCaFile === undefined ? {} : { caFile: opts.k8sCaFile }),
+                tokenFile: opts.k8sTokenFile,
+                apiServer: opts.k8sApiServer,
+                tokenReview: opts.k8sTokenReview === true,
+              },
+            }),
         logger,
         metrics: new Metrics({ defaultMetrics: true }),
       });

@@ -156,7 +156,7 @@ describe('POST /v1/svid with a Kubernetes service-account token', () => {
     [
       'fail/wrong issuer (another cluster)',
       () => sign({ ...projectedClaims(), iss: 'https://other.cluster' }),
-      'sa_token_invalid',
+      'sa_token_issuer',
     ],
     [
       'fail/expired',
@@ -188,11 +188,16 @@ describe('POST /v1/svid with a Kubernetes service-account token', () => {
       'sa_token_invalid',
     ],
   ];
+  const CODES: Record<string, string> = {
+    sa_token_audience: 'MESHAUTH_ERR_CA_SA_TOKEN_AUDIENCE',
+    sa_token_expired: 'MESHAUTH_ERR_CA_SA_TOKEN_EXPIRED',
+    sa_token_issuer: 'MESHAUTH_ERR_CA_SA_TOKEN_ISSUER',
+  };
   it.each(cases)('%s → 401', async (_name, make, reason) => {
     const token = await make();
     const before = await rejected(reason);
     const error = await requestWith(token).catch((e: unknown) => e as MeshauthError);
-    expect((error as MeshauthError).code).toBe('MESHAUTH_ERR_CA_UNAUTHENTICATED');
+    expect((error as MeshauthError).code).toBe(CODES[reason] ?? 'MESHAUTH_ERR_CA_UNAUTHENTICATED');
     expect(caClient.caStatusOf(error)).toBe(401);
     expect(await rejected(reason)).toBe(before + 1);
   });
@@ -236,10 +241,54 @@ describe('--k8s-jwks as a URL', () => {
       const error = await requestWith(await sign(projectedClaims('ops', 'runner'), signer), fromUrl).catch(
         (e: unknown) => e as MeshauthError,
       );
-      expect((error as MeshauthError).code).toBe('MESHAUTH_ERR_CA_UNAUTHENTICATED');
+      expect((error as MeshauthError).code).toBe('MESHAUTH_ERR_CA_SA_TOKEN_AUDIENCE');
     } finally {
       await fromUrl.close();
       await new Promise<void>((resolve) => jwksServer.close(() => resolve()));
+    }
+  });
+});
+
+describe('--k8s-jwks as a file', () => {
+  it('ok/the file is reloaded when it changes: a key rotated in verifies without a restart', async () => {
+    const file = join(dir, '..', 'rotating-jwks.json');
+    const first = await generateJoseKeyPair('ES256');
+    const second = await generateJoseKeyPair('ES256');
+    const publish = async (...pairs: [Awaited<ReturnType<typeof generateJoseKeyPair>>, string][]) =>
+      writeFileSync(
+        file,
+        JSON.stringify({
+          keys: await Promise.all(
+            pairs.map(async ([pair, kid]) => ({ ...(await exportJWK(pair.publicKey)), kid, alg: 'ES256' })),
+          ),
+        }),
+      );
+    await publish([first, 'k-1']);
+    const reloading = await startCaServer({
+      dir,
+      listen: '127.0.0.1:0',
+      svidTtlMs: 10 * 60_000,
+      kubernetes: { issuer: K8S_ISSUER, jwks: file },
+      logger: silentLogger(),
+      metrics: new Metrics(),
+    });
+    try {
+      const oldToken = await sign(projectedClaims('ops', 'a'), { key: first.privateKey, alg: 'ES256', kid: 'k-1' });
+      const newToken = await sign(projectedClaims('ops', 'b'), { key: second.privateKey, alg: 'ES256', kid: 'k-2' });
+      expect(leafId((await requestWith(oldToken, reloading)).certChainPem)).toBe('spiffe://example.org/ns/ops/sa/a');
+      const refused = await requestWith(newToken, reloading).catch((e: unknown) => e as MeshauthError);
+      expect((refused as MeshauthError).code).toBe('MESHAUTH_ERR_CA_UNAUTHENTICATED');
+      await publish([first, 'k-1'], [second, 'k-2']);
+      expect(leafId((await requestWith(newToken, reloading)).certChainPem)).toBe('spiffe://example.org/ns/ops/sa/b');
+      // The old key leaves the file: its tokens stop verifying.
+      await publish([second, 'k-2']);
+      const gone = await requestWith(oldToken, reloading).catch((e: unknown) => e as MeshauthError);
+      expect((gone as MeshauthError).code).toBe('MESHAUTH_ERR_CA_UNAUTHENTICATED');
+      // A broken write keeps the keys loaded last.
+      writeFileSync(file, '{"keys": [');
+      expect(leafId((await requestWith(newToken, reloading)).certChainPem)).toBe('spiffe://example.org/ns/ops/sa/b');
+    } finally {
+      await reloading.close();
     }
   });
 });

@@ -1,0 +1,63 @@
+// The Kubernetes TokenReview exchange (authentication.k8s.io/v1), pure: the request body the CA sends and the
+// verdict it draws from the API server's answer. The API server checks what offline verification cannot: that the
+// pod (and secret) the token is bound to still exists, so a deleted pod's token stops working at once.
+// Fields: `spec.token`, `spec.audiences`; `status.authenticated`, `status.user.username`
+// (`system:serviceaccount:<ns>:<name>`), `status.user.extra["authentication.kubernetes.io/pod-uid"]`,
+// `status.audiences`, `status.error`.
+
+export const TOKEN_REVIEW_PATH = '/apis/authentication.k8s.io/v1/tokenreviews';
+const POD_UID_EXTRA = 'authentication.kubernetes.io/pod-uid';
+
+export interface TokenReviewExpectation {
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly audience: string;
+  /** `kubernetes.io.pod.uid` of the verified token, when it is bound to a pod. */
+  readonly podUid?: string;
+}
+
+export type TokenReviewVerdict =
+  | { readonly ok: true }
+  /** The API server answered and says no: the token is not (or no longer) valid for this identity. */
+  | { readonly ok: false; readonly denied: true; readonly why: string }
+  /** The answer is not a TokenReview at all: the CA cannot judge the token. */
+  | { readonly ok: false; readonly denied: false; readonly why: string };
+
+export function tokenReviewRequest(token: string, audience: string): unknown {
+  return {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenReview',
+    spec: { token, audiences: [audience] },
+  };
+}
+
+/** Judges an answer of status 200/201. Everything the API server writes is compared exactly; nothing is assumed. */
+export function judgeTokenReview(body: unknown, expected: TokenReviewExpectation): TokenReviewVerdict {
+  if (!isRecord(body) || body.kind !== 'TokenReview' || !isRecord(body.status)) {
+    return { ok: false, denied: false, why: 'answer is not a TokenReview with a status' };
+  }
+  const status = body.status;
+  if (status.authenticated !== true) {
+    const error = typeof status.error === 'string' ? status.error.slice(0, 300) : 'not authenticated';
+    return { ok: false, denied: true, why: `API server: ${error}` };
+  }
+  const user = isRecord(status.user) ? status.user : {};
+  const username = `system:serviceaccount:${expected.namespace}:${expected.serviceAccount}`;
+  if (user.username !== username) {
+    return { ok: false, denied: true, why: 'API server authenticated the token as another user' };
+  }
+  // The API server intersects the requested audiences with the token's and returns the intersection.
+  if (Array.isArray(status.audiences) && !status.audiences.includes(expected.audience)) {
+    return { ok: false, denied: true, why: 'API server did not confirm the audience' };
+  }
+  const extra = isRecord(user.extra) ? user.extra : {};
+  const podUids = extra[POD_UID_EXTRA];
+  if (expected.podUid !== undefined && Array.isArray(podUids) && !podUids.includes(expected.podUid)) {
+    return { ok: false, denied: true, why: 'API server bound the token to another pod' };
+  }
+  return { ok: true };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

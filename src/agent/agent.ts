@@ -16,7 +16,7 @@ import {
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { type CaConnection, caStatusOf, fetchBundle, requestSvid, type SvidResponse } from './ca-client.js';
 import { readBundleFile, readTokenFile } from './credential-files.js';
-import type { CredentialHolder, Credentials } from './credential-holder.js';
+import { type CredentialHolder, type Credentials, CredentialsApplyError } from './credential-holder.js';
 import { renewalDelay, retryDelay } from './schedule.js';
 import { acceptSvidResponse, parseBundle } from './svid-response.js';
 
@@ -247,16 +247,18 @@ export class Agent {
     const { holder, metrics } = this.#options;
     const now = this.#now();
     const previous = holder.current;
+    try {
+      holder.set(credentials);
+    } catch (error) {
+      // Something derived from the new SVID could not be built (or a listener refused it): the holder kept the
+      // old credentials everywhere, so this is a failed rotation, retried like a failed CA request.
+      this.#applyFailed(error, mode);
+      return;
+    }
     this.#bundleVersion += 1;
     this.#failures = 0;
     this.#bootstrapNext = false;
     this.#tokenWarned = false;
-    try {
-      holder.set(credentials);
-    } catch (error) {
-      // The holder already holds the new value; a throwing subscriber is its own bug, not a failed rotation.
-      this.#logger.error({ err: error }, 'a credential subscriber threw while applying the new SVID');
-    }
     const { svid, bundle } = credentials;
     metrics.svidRotations.inc({ result: 'success' });
     metrics.svidExpiry.set(svid.notAfter.getTime() / 1000);
@@ -273,6 +275,27 @@ export class Agent {
     }
     const lifetime = { notBefore: svid.notBefore, notAfter: svid.notAfter, receivedAt: now };
     this.#scheduleRotation(renewalDelay(lifetime, now, randomFraction()));
+  }
+
+  #applyFailed(error: unknown, mode: Mode): void {
+    const { holder, metrics } = this.#options;
+    this.#failures += 1;
+    metrics.svidRotations.inc({ result: 'apply_failure' });
+    const remainingMs = holder.current?.svid.remainingMs(this.#now());
+    const delayMs = retryDelay(
+      this.#failures,
+      remainingMs,
+      {
+        baseMs: this.#options.minBackoffMs ?? DEFAULTS.minBackoffMs,
+        maxMs: this.#options.maxBackoffMs ?? DEFAULTS.maxBackoffMs,
+      },
+      randomFraction(),
+    );
+    this.#logger.error(
+      { mode, attempt: this.#failures, retryInMs: delayMs, err: error, cause: causeMessage(error) },
+      'the new SVID could not be applied; keeping the current credentials and retrying',
+    );
+    this.#scheduleRotation(delayMs);
   }
 
   #onFailure(error: unknown, mode: Mode): void {
@@ -347,6 +370,7 @@ export class Agent {
       this.#scheduleRotation(0);
     } catch (error) {
       if (this.#state !== 'running') return;
+      if (error instanceof CredentialsApplyError) this.#options.metrics.svidRotations.inc({ result: 'apply_failure' });
       this.#logger.warn(describeError(error), 'trust bundle refresh failed; keeping the current bundle');
     }
   }
@@ -402,6 +426,11 @@ function trustsSvid(bundle: TrustBundle, credentials: Credentials, now: Date): b
 /** Uniform in [0, 1) from the CSPRNG (lint: no Math.random). */
 function randomFraction(): number {
   return randomInt(0, 1_000_000) / 1_000_000;
+}
+
+function causeMessage(error: unknown): string | undefined {
+  const cause = error instanceof Error ? error.cause : undefined;
+  return cause instanceof Error ? cause.message : cause === undefined ? undefined : String(cause);
 }
 
 function describeError(error: unknown): Record<string, unknown> {

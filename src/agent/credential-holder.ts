@@ -1,6 +1,10 @@
 // CredentialHolder: the workload's current SVID and trust bundle, swapped atomically as one value (STYLE 3).
-// The agent writes it (bootstrap, rotation, bundle refresh); the TLS listeners and the outbound connector read it
-// and subscribe to changes to rebuild their secure contexts. A failed renewal never touches it.
+// The agent writes it (bootstrap, rotation, bundle refresh); the TLS listeners and the outbound connector read it.
+// A change is applied in two phases so that every side switches or none does: first every preparer builds what it
+// derives from the new credentials (secure contexts, the passport signer) without touching live state, then the
+// subscribers apply, then the value and every prepared result switch together. A preparer that throws, or a
+// subscriber that throws (the ones before it are re-applied with the old credentials), leaves the old credentials
+// in force and makes set() throw CredentialsApplyError. A failed renewal never touches the holder at all.
 import type { TrustBundle, X509Svid } from '../pki/index.js';
 
 export interface Credentials {
@@ -10,8 +14,21 @@ export interface Credentials {
 
 export type CredentialsListener = (credentials: Credentials) => void;
 
+/**
+ * Builds everything derived from `next` without changing live state; returns the commit step, which must not
+ * throw (an assignment). Throwing refuses the new credentials.
+ */
+export type CredentialsPreparer = (next: Credentials) => () => void;
+
+/** New credentials could not be applied; the holder still holds (and serves) the previous ones. */
+export class CredentialsApplyError extends Error {
+  override readonly name = 'CredentialsApplyError';
+  readonly code = 'MESHAUTH_CREDENTIALS_APPLY_FAILED';
+}
+
 export class CredentialHolder {
   #current: Credentials | undefined;
+  readonly #preparers = new Set<CredentialsPreparer>();
   readonly #listeners = new Set<CredentialsListener>();
 
   constructor(initial?: Credentials) {
@@ -23,21 +40,65 @@ export class CredentialHolder {
     return this.#current;
   }
 
-  /** Replaces the credentials and tells every subscriber, in subscription order. */
+  /**
+   * Replaces the credentials: prepare everything, apply the subscribers in subscription order, then switch.
+   * Throws CredentialsApplyError (old credentials kept) when a preparer or a subscriber throws.
+   */
   set(credentials: Credentials): void {
+    const commits: (() => void)[] = [];
+    for (const prepare of this.#preparers) {
+      try {
+        commits.push(prepare(credentials));
+      } catch (cause) {
+        throw new CredentialsApplyError('preparing the new credentials failed', { cause });
+      }
+    }
+    const applied: CredentialsListener[] = [];
+    for (const listener of this.#listeners) {
+      try {
+        listener(credentials);
+        applied.push(listener);
+      } catch (cause) {
+        this.#rollBack(applied);
+        throw new CredentialsApplyError('a subscriber failed to apply the new credentials', { cause });
+      }
+    }
     this.#current = credentials;
-    for (const listener of this.#listeners) listener(credentials);
+    for (const commit of commits) commit();
   }
 
-  /** Calls `listener` on every change; returns the unsubscribe function. */
+  /** Calls `listener` on every change (it may throw to refuse it); returns the unsubscribe function. */
   subscribe(listener: CredentialsListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Registers a two-phase preparer (see CredentialsPreparer). When credentials are already held, it is prepared
+   * and committed for them right away, so its owner never sees a state without them.
+   */
+  prepare(preparer: CredentialsPreparer): () => void {
+    if (this.#current !== undefined) preparer(this.#current)();
+    this.#preparers.add(preparer);
+    return () => this.#preparers.delete(preparer);
   }
 
   /** True when there is an SVID valid at `now`. */
   isValid(now: Date): boolean {
     const svid = this.#current?.svid;
     return svid !== undefined && svid.notBefore <= now && now < svid.notAfter;
+  }
+
+  /** Puts the listeners that already applied the refused credentials back on the current ones (best effort). */
+  #rollBack(applied: readonly CredentialsListener[]): void {
+    const previous = this.#current;
+    if (previous === undefined) return;
+    for (const listener of applied) {
+      try {
+        listener(previous);
+      } catch {
+        // It accepted these credentials before; a second failure leaves it as the failed apply did.
+      }
+    }
   }
 }

@@ -9,6 +9,12 @@ export {
   type SvidResponse,
 } from './ca-client.js';
 export { readBundleFile, readTokenFile } from './credential-files.js';
-export { CredentialHolder, type Credentials, type CredentialsListener } from './credential-holder.js';
+export {
+  CredentialHolder,
+  type Credentials,
+  CredentialsApplyError,
+  type CredentialsListener,
+  type CredentialsPreparer,
+} from './credential-holder.js';
 export { type BackoffOptions, renewalDelay, retryDelay, type SvidLifetime } from './schedule.js';
 export { type AcceptOptions, acceptSvidResponse, parseBundle } from './svid-response.js';

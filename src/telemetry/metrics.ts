@@ -167,6 +167,76 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly endpoints = new Gauge({
+    name: 'meshauth_endpoints',
+    help: 'Endpoints (resolved peer addresses) of outbound routes, by route key and state (active or ejected).',
+    labelNames: ['route', 'state'] as const,
+    registers: [this.registry],
+  });
+
+  readonly endpointEjections = new Counter({
+    name: 'meshauth_endpoint_ejections_total',
+    help: 'Endpoints taken out of balancing after consecutive connect failures, by route key.',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+
+  readonly requestRetries = new Counter({
+    name: 'meshauth_request_retries_total',
+    help: 'Requests sent a second time because the peer provably never processed the first attempt, by reason.',
+    labelNames: ['direction', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly dnsResolutions = new Counter({
+    name: 'meshauth_dns_resolutions_total',
+    help: 'DNS resolutions of outbound route addresses, by result (success, empty, failure).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gatewayLogins = new Counter({
+    name: 'meshauth_gateway_logins_total',
+    help: 'Browser sign-ins at the gateway, by result (ok, or the reason the callback was refused).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gatewaySessionRefreshes = new Counter({
+    name: 'meshauth_gateway_session_refreshes_total',
+    help: 'Gateway sessions renewed with the refresh token before the access token expired, by result.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gatewaySessionsRejected = new Counter({
+    name: 'meshauth_gateway_sessions_rejected_total',
+    help: 'Session cookies the gateway could not use (tampered, unknown_key, malformed, idle, expired...), by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gatewayDecisions = new Counter({
+    name: 'meshauth_gateway_decisions_total',
+    help: 'Edge decisions of the gateway, by route, decision (allow, deny, login) and deciding rule.',
+    labelNames: ['route', 'decision', 'rule'] as const,
+    registers: [this.registry],
+  });
+
+  readonly webhookReviews = new Counter({
+    name: 'meshauth_webhook_reviews_total',
+    help: 'Admission reviews answered by the injection webhook, by result (injected, skipped, error).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly webhookCertReloads = new Counter({
+    name: 'meshauth_webhook_cert_reloads_total',
+    help: 'Reloads of the webhook serving certificate after its files changed, by result.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: MetricsOptions = {}) {
     if (options.defaultMetrics) {
       collectDefaultMetrics({ register: this.registry });

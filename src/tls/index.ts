@@ -1,10 +1,19 @@
 // Node TLS adapters: the mesh TLS profile, the verified peer of a socket, SPIFFE server authentication.
+
+export { type ClientContext, ClientTlsContext } from './client-context.js';
 export {
   HANDSHAKE_FAILURE_REASONS,
   type HandshakeFailureReason,
   svidFailureReason,
   tlsClientErrorReason,
 } from './handshake-failure.js';
+export {
+  type ConnectPhase,
+  connectPeer,
+  PeerConnectError,
+  type PeerConnection,
+  type PeerConnectOptions,
+} from './peer-connector.js';
 export { type ServerIdentityCheck, spiffeServerIdentity } from './spiffe-server-identity.js';
 export {
   clientSecureContext,

@@ -14,7 +14,7 @@ export type ServerIdentityCheck = (host: string, cert: PeerCertificate) => Error
  */
 export function spiffeServerIdentity(
   trustDomain: TrustDomain,
-  allowed: readonly SpiffeId[],
+  allowed: readonly SpiffeId[] | ((id: SpiffeId) => boolean),
   onVerified?: (id: SpiffeId) => void,
   now: () => Date = () => new Date(),
 ): ServerIdentityCheck {
@@ -29,10 +29,12 @@ export function spiffeServerIdentity(
         cause,
       });
     }
-    if (allowed.length > 0 && !allowed.some((a) => a.equals(id))) {
+    const accepted =
+      typeof allowed === 'function' ? allowed(id) : allowed.length === 0 || allowed.some((a) => a.equals(id));
+    if (!accepted) {
       return new MeshauthError('MESHAUTH_ERR_PEER_IDENTITY', `peer presented ${id}, not an ID the route allows`, {
         reason: 'peer_id_mismatch',
-        detail: { peer: id.toString(), allowed: allowed.map(String) },
+        detail: { peer: id.toString(), ...(typeof allowed === 'function' ? {} : { allowed: allowed.map(String) }) },
       });
     }
     onVerified?.(id);

@@ -1,163 +1,428 @@
-// One outbound request over a peer's HTTP/2 session: the app's HTTP/1.1 request becomes an h2 stream (body piped
-// with backpressure, never buffered) and the stream's response is streamed back into the ServerResponse. Errors
-// before the response head become JSON error responses; after it, the response is destroyed so a truncated body
-// is never framed as complete (security.md F06). Shared listeners read the exchange from a symbol slot, so a
-// request allocates no closures.
+// One outbound request over a peer's HTTP/2 session: the app's HTTP/1.1 request becomes an h2 stream on an
+// endpoint the set picks, its body is streamed with backpressure, and the stream's response is streamed back.
+// Retries (once, on another endpoint when there is one) only what the peer provably never processed: a stream it
+// refused (REFUSED_STREAM), a stream above the last id of its GOAWAY, a session that could not be opened or was
+// already going away, and — for bodiless GET/HEAD/OPTIONS only — a connection that died before the response
+// head. A body is replayable while it fits the replay buffer. Nothing is framed as complete unless it was:
+// a response cut by the peer (RST_STREAM, also with NO_ERROR, before END_STREAM) destroys the caller's response
+// (no terminating chunk), and an upload the app aborts resets the stream (RST_STREAM(CANCEL), never END_STREAM).
+// Shared listeners read the exchange from a symbol slot, so a request allocates no closures.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type ClientHttp2Session, type ClientHttp2Stream, constants, type IncomingHttpHeaders } from 'node:http2';
-import { MeshauthError } from '../../errors/index.js';
+import { Duplex } from 'node:stream';
+import type { Counter } from 'prom-client';
+import { isMeshauthError, MeshauthError } from '../../errors/index.js';
+import type { Logger } from '../../telemetry/index.js';
+import { PeerConnectError } from '../../tls/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
+import type { Endpoint, PeerTarget } from '../endpoints/endpoint.js';
+import { refusedByGoaway } from '../endpoints/endpoint.js';
+import type { EndpointSet } from '../endpoints/endpoint-set.js';
 import { writeErrorH1 } from '../error-response.js';
-import type { DrainState, ErrorClassifier } from '../forward-handler.js';
+import type { DrainState } from '../forward-handler.js';
+import { isIdentityHeader } from '../http-headers.js';
 
 const kExchange = Symbol('meshauth.h2Exchange');
-type Slot<T> = T & { [kExchange]?: H2Exchange | undefined };
+/** Set when the stream's readable side ended: true when the stream was already closed then (a reset). */
+const kEndedByReset = Symbol('meshauth.endedByReset');
+type Slot<T> = T & { [kExchange]?: H2Exchange | undefined; [kEndedByReset]?: boolean };
+type RetryCounter = ReturnType<Counter<'direction' | 'reason'>['labels']>;
+
+/** Request bodies up to this size are kept until the response head, so a refused stream can be sent again. */
+export const REPLAY_LIMIT_BYTES = 64 * 1024;
+
+export type RetryReason = 'refused_stream' | 'goaway' | 'connect' | 'connection_lost';
 
 export interface H2ExchangeContext {
   readonly telemetry: DataPlaneTelemetry;
-  readonly classify: ErrorClassifier;
   readonly drain: DrainState;
+  readonly logger: Logger;
   /** Idle limit of the stream (no header or body activity), answered with 504. */
   readonly timeoutMs: number;
+  readonly retries: Readonly<Record<RetryReason, RetryCounter>>;
+  /** Hands the request to an HTTP/1.1 pool (the endpoint's peer chose http/1.1, or `outbound.http2: false`). */
+  forwardHttp1(exchange: H2Exchange, endpoint: Endpoint, pool: Exclude<PeerTarget, ClientHttp2Session>): void;
 }
 
 export class H2Exchange {
-  readonly #res: Slot<ServerResponse>;
-  readonly #peerId: string;
-  readonly #startedAt: number;
+  readonly req: IncomingMessage;
+  readonly res: Slot<ServerResponse>;
+  readonly method: string;
+  readonly path: string;
+  /** Flat `[name, value, …]` list (for HTTP/1.1 pools); `host` becomes `:authority` on h2. */
+  readonly headers: readonly string[];
+  readonly hasBody: boolean;
+  readonly startedAt: number;
+  readonly #set: EndpointSet;
   readonly #context: H2ExchangeContext;
+  #h2Headers: Record<string, string | string[]> | undefined;
   #stream: Slot<ClientHttp2Stream> | undefined;
-  #error: Error | undefined;
+  #endpoint: Endpoint | undefined;
+  /** The endpoint whose in-flight count this exchange holds. */
+  #counted: Endpoint | undefined;
+  #attempts = 0;
+  #peerId = '';
+  #responded = false;
   #done = false;
+  #timedOut = false;
+  /** Body chunks already read from the app, kept for a retry until the response head (undefined: not kept). */
+  #replay: Buffer[] | undefined;
+  #replayBytes = 0;
+  #replayable = true;
+  #bodyAttached = false;
+  #bodyEnded = false;
 
-  constructor(res: ServerResponse, peerId: string, startedAt: number, context: H2ExchangeContext) {
-    this.#res = res;
-    this.#peerId = peerId;
-    this.#startedAt = startedAt;
-    this.#context = context;
-  }
-
-  /** Opens the stream; `headers` is the flat list to send (`host` becomes `:authority`). */
-  start(
-    session: ClientHttp2Session,
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    set: EndpointSet,
     method: string,
     path: string,
     headers: readonly string[],
-    body: IncomingMessage | null,
-  ): void {
-    const res = this.#res;
-    if (res.destroyed) return;
-    let stream: Slot<ClientHttp2Stream>;
-    try {
-      stream = session.request(requestHeaders(method, path, headers), { endStream: body === null });
-    } catch (error) {
-      this.fail(error instanceof Error ? error : new Error(String(error)));
-      return;
-    }
-    this.#stream = stream;
-    stream[kExchange] = this;
-    res[kExchange] = this;
-    stream.on('response', onResponse);
-    stream.once('end', onEnd);
-    stream.on('error', onError);
-    stream.once('close', onStreamClose);
-    stream.setTimeout(this.#context.timeoutMs, onTimeout);
-    res.once('close', onResClose);
-    if (body !== null) body.pipe(stream);
+    hasBody: boolean,
+    startedAt: number,
+    context: H2ExchangeContext,
+  ) {
+    this.req = req;
+    this.res = res;
+    this.#set = set;
+    this.method = method;
+    this.path = path;
+    this.headers = headers;
+    this.hasBody = hasBody;
+    this.startedAt = startedAt;
+    this.#context = context;
+    this.#replay = hasBody ? [] : undefined;
   }
 
-  /** The request could not start (connection failed, session gone): answer with the classified error. */
-  fail(error: Error): void {
+  get peerId(): string {
+    return this.#peerId;
+  }
+
+  start(): void {
+    this.res[kExchange] = this;
+    this.res.on('close', onResClose);
+    this.#attempt(undefined);
+  }
+
+  /** Answers the caller with `error` (before the response head) or cuts its response (after). */
+  fail(error: MeshauthError): void {
     if (this.#done) return;
     this.#done = true;
-    const res = this.#res;
+    this.#release();
+    const res = this.res;
     if (res.destroyed || res.writableEnded) return;
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    const rejection = this.#context.classify(error);
-    writeErrorH1(res, rejection, undefined, this.#context.drain.draining);
-    this.#context.telemetry.rejected(this.#peerId, rejection, this.#startedAt);
+    writeErrorH1(res, error, undefined, this.#context.drain.draining);
+    this.#context.telemetry.rejected(this.#peerId, error, this.startedAt);
   }
 
-  response(headers: IncomingHttpHeaders): void {
+  // --- attempts ---
+
+  #attempt(skip: Endpoint | undefined): void {
+    this.#attempts += 1;
+    let picked: Endpoint | Promise<Endpoint>;
+    try {
+      picked = this.#set.pick(skip);
+    } catch (error) {
+      this.fail(asMeshauthError(error));
+      return;
+    }
+    if (picked instanceof Promise) {
+      picked.then(
+        (endpoint) => this.#onEndpoint(endpoint),
+        (error: unknown) => this.fail(asMeshauthError(error)),
+      );
+    } else {
+      this.#onEndpoint(picked);
+    }
+  }
+
+  #onEndpoint(endpoint: Endpoint): void {
+    if (this.#done || this.res.destroyed) return;
+    this.#endpoint = endpoint;
+    const target = endpoint.target();
+    if (target === undefined) {
+      this.fail(new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet', { reason: 'not_ready' }));
+    } else if (target instanceof Promise) {
+      target.then(
+        (ready) => this.#send(endpoint, ready),
+        (error: unknown) => this.#connectFailed(endpoint, error),
+      );
+    } else {
+      this.#send(endpoint, target);
+    }
+  }
+
+  #send(endpoint: Endpoint, target: PeerTarget): void {
+    if (this.#done || this.res.destroyed) return;
+    this.#peerId = endpoint.peerId;
+    if (!isSession(target)) {
+      if (this.#bodyAttached) {
+        // The body already went (partly) to an h2 stream: it cannot be handed to a pool as a stream any more.
+        this.fail(peerUnavailable('the peer switched protocols during a retry', 'reset'));
+        return;
+      }
+      this.#done = true;
+      this.#context.forwardHttp1(this, endpoint, target);
+      return;
+    }
+    let stream: Slot<ClientHttp2Stream>;
+    try {
+      this.#h2Headers ??= requestHeaders(this.method, this.path, this.headers);
+      stream = target.request(this.#h2Headers, { endStream: !this.hasBody });
+    } catch (error) {
+      // The session was closing or gone: nothing was sent.
+      this.#retryOr('goaway', endpoint, peerUnavailable('peer session closed', 'goaway', error));
+      return;
+    }
+    this.#stream = stream;
+    this.#counted = endpoint;
+    endpoint.inflight += 1;
+    stream[kExchange] = this;
+    // node:http2 ends the readable side (push(null), then 'end') both when END_STREAM arrives — the stream is
+    // still open at that moment — and when RST_STREAM arrives, also with NO_ERROR — the stream is already closed.
+    // Recording which one it was is the only way to tell a complete response from a cut one.
+    stream.push = pushRecordingEnd;
+    stream.on('response', onResponse);
+    stream.once('end', onEnd);
+    stream.on('error', ignore); // the close handler reads rstCode and the session state instead
+    stream.once('close', onStreamClose);
+    stream.setTimeout(this.#context.timeoutMs, onTimeout);
+    if (this.hasBody) this.#sendBody(stream);
+  }
+
+  #connectFailed(endpoint: Endpoint, error: unknown): void {
+    if (error instanceof PeerConnectError && error.phase !== 'identity') {
+      this.#retryOr('connect', endpoint, peerUnavailable(error.message, 'connect', error));
+      return;
+    }
+    this.fail(asMeshauthError(error));
+  }
+
+  /** Retries when the first attempt failed for `reason` and the body can be sent again; else answers `error`. */
+  #retryOr(reason: RetryReason, failed: Endpoint, error: MeshauthError): void {
+    if (this.#done) return;
+    if (this.#attempts >= 2 || !this.#replayable || this.res.destroyed) {
+      this.fail(error);
+      return;
+    }
+    this.#context.retries[reason].inc();
+    this.#release();
+    this.#stream = undefined;
+    this.req.pause(); // body chunks wait in the socket until the next stream is there
+    this.#attempt(failed);
+  }
+
+  #release(): void {
+    const counted = this.#counted;
+    if (counted !== undefined) {
+      counted.inflight -= 1;
+      this.#counted = undefined;
+    }
+  }
+
+  // --- request body ---
+
+  #sendBody(stream: ClientHttp2Stream): void {
+    const req = this.req as Slot<IncomingMessage>;
+    if (!this.#bodyAttached) {
+      this.#bodyAttached = true;
+      req[kExchange] = this;
+      req.on('data', onReqData);
+      req.once('end', onReqEnd);
+      req.once('close', onReqClose);
+      req.on('error', ignore); // 'close' with complete === false says the upload was cut
+    } else {
+      for (const chunk of this.#replay ?? []) stream.write(chunk);
+    }
+    if (this.#bodyEnded) stream.end();
+    else req.resume();
+  }
+
+  bodyData(chunk: Buffer): void {
+    const replay = this.#replay;
+    if (replay !== undefined) {
+      this.#replayBytes += chunk.length;
+      if (this.#replayBytes > REPLAY_LIMIT_BYTES) {
+        this.#replay = undefined;
+        this.#replayable = false;
+      } else {
+        replay.push(chunk);
+      }
+    }
+    const stream = this.#stream;
+    if (stream === undefined || stream.destroyed) {
+      this.req.pause();
+      return;
+    }
+    if (!stream.write(chunk)) {
+      this.req.pause();
+      stream.once('drain', onStreamDrain);
+    }
+  }
+
+  bodyEnded(): void {
+    this.#bodyEnded = true;
+    const stream = this.#stream;
+    if (stream !== undefined && !stream.destroyed) stream.end();
+  }
+
+  /** The app's request closed: unless its body was complete, the peer must see a reset, never END_STREAM. */
+  bodyClosed(): void {
+    if (this.req.complete) return;
+    this.#replayable = false;
+    const stream = this.#stream;
+    if (stream !== undefined && !stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+    if (this.#done) return;
+    this.#done = true;
+    this.#release();
+    const error = new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'request body incomplete', {
+      reason: 'body_incomplete',
+    });
+    // The app is usually gone already; when its connection still writes (a bad chunk), it gets the 400.
+    const res = this.res;
+    if (!res.destroyed && !res.headersSent) writeErrorH1(res, error, undefined, true);
+    this.#context.telemetry.rejected(this.#peerId, error, this.startedAt, { route: this.#set.routeKey });
+  }
+
+  streamDrained(): void {
+    this.req.resume();
+  }
+
+  // --- response ---
+
+  response(stream: ClientHttp2Stream, headers: IncomingHttpHeaders): void {
+    if (stream !== this.#stream || this.#done) return;
+    this.#responded = true;
+    this.#replay = undefined;
+    this.#replayable = false;
     const status = Number(headers[':status']);
     const out: string[] = [];
     for (const name in headers) {
-      if (name.charCodeAt(0) === 0x3a /* : */) continue;
+      // Pseudo-headers, and identity headers: only the sidecar asserts identities to the app.
+      if (name.charCodeAt(0) === 0x3a /* : */ || isIdentityHeader(name, false)) continue;
       const value = headers[name];
       if (typeof value === 'string') out.push(name, value);
       else if (Array.isArray(value)) for (const v of value) out.push(name, v);
     }
     if (this.#context.drain.draining) out.push('connection', 'close'); // SIGTERM drain: no further keep-alive
     try {
-      this.#res.writeHead(status, out);
+      this.res.writeHead(status, out);
     } catch (cause) {
       // A status or header value node:http refuses to send (ERR_INVALID_CHAR…): the peer's answer is unusable.
-      this.#stream?.close(constants.NGHTTP2_CANCEL);
+      stream.close(constants.NGHTTP2_CANCEL);
       this.fail(
-        Object.assign(new Error('peer sent an unusable response head', { cause }), { code: 'ERR_HTTP2_PROTOCOL' }),
+        new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent an unusable response head', {
+          reason: 'response_head',
+          cause,
+        }),
       );
       return;
     }
-    this.#context.telemetry.completed(this.#peerId, status, this.#startedAt);
+    this.#context.telemetry.completed(this.#peerId, status, this.startedAt);
     // Only now: node:http2 emits 'response' on the next tick, so DATA read in the same chunk as HEADERS would
     // otherwise reach the response before its head. Until then the body waits in the stream's buffer.
-    this.#stream?.on('data', onData);
+    stream.on('data', onData);
   }
 
   data(chunk: Buffer): void {
-    if (!this.#res.write(chunk)) {
+    if (!this.res.write(chunk)) {
       this.#stream?.pause();
-      this.#res.once('drain', onResDrain);
+      this.res.once('drain', onResDrain);
     }
   }
 
-  end(): void {
-    if (!this.#res.headersSent) {
-      this.fail(Object.assign(new Error('stream ended without a response'), { code: 'ERR_HTTP2_PROTOCOL' }));
+  ended(stream: ClientHttp2Stream): void {
+    if (stream !== this.#stream || this.#done) return;
+    if (!this.#responded) {
+      this.fail(
+        new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'stream ended without a response', {
+          reason: 'no_response',
+        }),
+      );
+      return;
+    }
+    if ((stream as Slot<ClientHttp2Stream>)[kEndedByReset] !== false) {
+      this.#truncated(stream);
       return;
     }
     this.#done = true;
-    this.#res.end();
+    this.#release();
+    this.res.end();
   }
 
-  error(error: Error): void {
-    this.#error ??= error;
+  timedOut(stream: ClientHttp2Stream): void {
+    if (stream !== this.#stream) return;
+    this.#timedOut = true;
+    stream.close(constants.NGHTTP2_CANCEL);
   }
 
-  timedOut(): void {
-    this.#error ??= Object.assign(new Error('peer did not answer in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
-    this.#stream?.close(constants.NGHTTP2_CANCEL);
-  }
-
-  /** The stream closed: if the response did not complete, answer (or cut) it. */
-  streamClosed(): void {
-    const stream = this.#stream;
+  /** The stream closed: retry what the peer never processed, else answer (or cut) the caller's response. */
+  streamClosed(stream: Slot<ClientHttp2Stream>): void {
     // node:http2 frees a stream's native handle through a weak callback, so the stream object outlives its
     // request by a GC cycle or two; cutting its link to the exchange keeps the response and request objects
-    // from being promoted with it (measured: ~2.5 KB per request promoted, multi-ms scavenges, docs/performance.md).
-    if (stream !== undefined) stream[kExchange] = undefined;
-    if (this.#done) return;
-    const error =
-      this.#error ??
-      new MeshauthError('MESHAUTH_ERR_PEER_UNAVAILABLE', `peer reset the stream (code ${stream?.rstCode ?? '?'})`, {
-        reason: 'reset',
-      });
-    this.fail(error);
+    // from being promoted with it.
+    stream[kExchange] = undefined;
+    if (stream !== this.#stream || this.#done) {
+      if (stream === this.#stream) this.#release();
+      return;
+    }
+    if (this.#responded) {
+      this.#truncated(stream);
+      return;
+    }
+    const endpoint = this.#endpoint as Endpoint;
+    if (this.#timedOut) {
+      this.fail(
+        new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'peer did not answer in time', { reason: 'timeout' }),
+      );
+      return;
+    }
+    const session = stream.session as ClientHttp2Session | undefined;
+    const code = stream.rstCode;
+    if (code === constants.NGHTTP2_REFUSED_STREAM) {
+      this.#retryOr('refused_stream', endpoint, peerUnavailable('peer refused the stream', 'refused_stream'));
+    } else if (session !== undefined && refusedByGoaway(session, stream.id)) {
+      this.#retryOr('goaway', endpoint, peerUnavailable('peer went away before the stream', 'goaway'));
+    } else if ((session === undefined || session.destroyed) && this.#idempotentWithoutBody()) {
+      this.#retryOr('connection_lost', endpoint, peerUnavailable('peer connection lost', 'reset'));
+    } else {
+      this.fail(peerUnavailable(`peer reset the stream (code ${code ?? '?'})`, 'reset'));
+    }
   }
 
   /** The caller went away: cancel the stream unless it already finished. */
   resClosed(): void {
     if (this.#done) return;
     this.#done = true;
+    this.#release();
     const stream = this.#stream;
     if (stream !== undefined && !stream.closed) stream.close(constants.NGHTTP2_CANCEL);
   }
 
   resDrained(): void {
     this.#stream?.resume();
+  }
+
+  #truncated(stream: ClientHttp2Stream): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#release();
+    this.#context.logger.warn(
+      { direction: 'outbound', peer: this.#peerId || undefined, rstCode: stream.rstCode, route: this.#set.routeKey },
+      'peer reset the stream mid-response; response to the app aborted',
+    );
+    this.res.destroy(); // never frame a truncated body as complete
+  }
+
+  #idempotentWithoutBody(): boolean {
+    if (this.hasBody) return false;
+    const m = this.method;
+    return m === 'GET' || m === 'HEAD' || m === 'OPTIONS';
   }
 }
 
@@ -179,8 +444,36 @@ function requestHeaders(method: string, path: string, flat: readonly string[]): 
   return out;
 }
 
+function isSession(target: PeerTarget): target is ClientHttp2Session {
+  // undici's Pool has a request() too; only a session has goaway().
+  return typeof (target as ClientHttp2Session).goaway === 'function';
+}
+
+function peerUnavailable(message: string, reason: string, cause?: unknown): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_PEER_UNAVAILABLE', message, {
+    reason,
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+function asMeshauthError(error: unknown): MeshauthError {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if (isMeshauthError(e)) return e;
+  }
+  return peerUnavailable('peer sidecar unavailable', 'connect', error);
+}
+
+/** node:http2 streams do not override Readable.push (checked by the outbound truncation tests). */
+const readablePush = Duplex.prototype.push;
+
+/** Readable.push of client streams, recording how the readable side ended (see kEndedByReset). */
+function pushRecordingEnd(this: Slot<ClientHttp2Stream>, chunk: unknown, encoding?: BufferEncoding): boolean {
+  if (chunk === null && this[kEndedByReset] === undefined) this[kEndedByReset] = this.closed;
+  return readablePush.call(this, chunk, encoding);
+}
+
 function onResponse(this: Slot<ClientHttp2Stream>, headers: IncomingHttpHeaders): void {
-  this[kExchange]?.response(headers);
+  this[kExchange]?.response(this, headers);
 }
 
 function onData(this: Slot<ClientHttp2Stream>, chunk: Buffer): void {
@@ -188,19 +481,19 @@ function onData(this: Slot<ClientHttp2Stream>, chunk: Buffer): void {
 }
 
 function onEnd(this: Slot<ClientHttp2Stream>): void {
-  this[kExchange]?.end();
-}
-
-function onError(this: Slot<ClientHttp2Stream>, error: Error): void {
-  this[kExchange]?.error(error);
+  this[kExchange]?.ended(this);
 }
 
 function onTimeout(this: Slot<ClientHttp2Stream>): void {
-  this[kExchange]?.timedOut();
+  this[kExchange]?.timedOut(this);
 }
 
 function onStreamClose(this: Slot<ClientHttp2Stream>): void {
-  this[kExchange]?.streamClosed();
+  this[kExchange]?.streamClosed(this);
+}
+
+function onStreamDrain(this: Slot<ClientHttp2Stream>): void {
+  this[kExchange]?.streamDrained();
 }
 
 function onResClose(this: Slot<ServerResponse>): void {
@@ -210,3 +503,17 @@ function onResClose(this: Slot<ServerResponse>): void {
 function onResDrain(this: Slot<ServerResponse>): void {
   this[kExchange]?.resDrained();
 }
+
+function onReqData(this: Slot<IncomingMessage>, chunk: Buffer): void {
+  this[kExchange]?.bodyData(chunk);
+}
+
+function onReqEnd(this: Slot<IncomingMessage>): void {
+  this[kExchange]?.bodyEnded();
+}
+
+function onReqClose(this: Slot<IncomingMessage>): void {
+  this[kExchange]?.bodyClosed();
+}
+
+function ignore(): void {}

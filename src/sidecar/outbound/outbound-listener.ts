@@ -1,27 +1,30 @@
 // The outbound listener (SPEC §7): plain HTTP/1.1 from the local app on loopback, in proxy form
-// (`GET http://orders.shop/x`, HTTP_PROXY) or origin form with Host. The host picks the route; the request
-// leaves over mTLS to the peer's inbound listener with identity headers stripped. CONNECT opens a raw TCP
-// tunnel only to hosts in `outbound.egress`. Between sidecars: one node:http2 session per peer (PeerSessions),
-// or undici HTTP/1.1 pools with `outbound.http2: false` (PeerPools).
+// (`GET http://orders.shop/x`, HTTP_PROXY) or origin form with one Host. The host picks the route (exact name or
+// pattern); the request leaves over mTLS to one of the route's endpoints (PeerSessions: DNS-resolved, balanced per
+// request, one HTTP/2 session per endpoint, HTTP/1.1 pools when the peer or `outbound.http2: false` says so) with
+// identity headers stripped. CONNECT opens a raw TCP tunnel only to `outbound.egress` hosts and ports, never to
+// this machine.
+import { lookup } from 'node:dns';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
-import { parseHostPort, type RouteConfig, type SidecarConfig } from '../../config/index.js';
+import { parseHostPort, type RouteConfig, RouteTable, type SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import { DataPlaneTelemetry } from '../data-plane-telemetry.js';
+import type { Endpoint } from '../endpoints/endpoint.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, ForwardHandler } from '../forward-handler.js';
 import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM } from '../http-headers.js';
 import { listenOn, waitUntil } from '../listen.js';
-import { type EgressMatcher, egressMatcher } from './egress-matcher.js';
+import { type EgressMatcher, egressMatcher, isLoopbackTarget } from './egress-matcher.js';
 import { H2Exchange, type H2ExchangeContext } from './h2-exchange.js';
 import type { OnOutboundRequest } from './outbound-hooks.js';
-import { PeerPools } from './peer-pools.js';
-import { PeerSessions, type PeerTarget } from './peer-sessions.js';
+import { PeerSessions } from './peer-sessions.js';
+import { readRequestTarget } from './request-target.js';
 
 export interface OutboundListenerOptions {
   readonly config: SidecarConfig;
@@ -45,8 +48,8 @@ export class OutboundListener {
   readonly #logger: Logger;
   readonly #telemetry: DataPlaneTelemetry;
   readonly #server: Server;
-  readonly #peers: PeerPools;
-  readonly #sessions: PeerSessions | undefined;
+  readonly #routes: RouteTable<RouteConfig>;
+  readonly #sessions: PeerSessions;
   readonly #h2Context: H2ExchangeContext;
   readonly #egress: EgressMatcher;
   readonly #onOutboundRequest: OnOutboundRequest | undefined;
@@ -56,28 +59,34 @@ export class OutboundListener {
   #port = 0;
 
   constructor(options: OutboundListenerOptions) {
-    this.#config = options.config;
+    const { config, metrics, logger } = options;
+    this.#config = config;
     this.#holder = options.holder;
-    this.#logger = options.logger;
+    this.#logger = logger;
     this.#onOutboundRequest = options.onOutboundRequest;
-    this.#telemetry = new DataPlaneTelemetry('outbound', options.metrics, options.logger);
-    this.#egress = egressMatcher(options.config.outbound.egress);
-    const peerOptions = {
-      trustDomain: options.config.trustDomain,
+    this.#telemetry = new DataPlaneTelemetry('outbound', metrics, logger);
+    this.#egress = egressMatcher(config.outbound.egress);
+    this.#routes = new RouteTable(config.outbound.routes.values());
+    this.#sessions = new PeerSessions({
+      config,
       holder: options.holder,
-      profile: { tls12: options.config.inbound.tls12 },
-      timeoutMs: options.config.outbound.timeoutMs,
+      metrics,
+      logger,
       ...(options.now === undefined ? {} : { now: options.now }),
-    };
-    this.#peers = new PeerPools(peerOptions);
-    this.#sessions = options.config.outbound.http2
-      ? new PeerSessions({ ...peerOptions, pools: this.#peers })
-      : undefined;
+    });
+    const retry = (reason: string) => metrics.requestRetries.labels('outbound', reason);
     this.#h2Context = {
       telemetry: this.#telemetry,
-      classify: classifyPeerError,
       drain: this.#drain,
-      timeoutMs: options.config.outbound.timeoutMs,
+      logger,
+      timeoutMs: config.outbound.timeoutMs,
+      retries: {
+        refused_stream: retry('refused_stream'),
+        goaway: retry('goaway'),
+        connect: retry('connect'),
+        connection_lost: retry('connection_lost'),
+      },
+      forwardHttp1: (exchange, endpoint, pool) => this.#forwardHttp1(exchange, endpoint, pool),
     };
     this.#server = createServer(
       {
@@ -94,6 +103,7 @@ export class OutboundListener {
     this.#server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.#onConnect(req, socket, head),
     );
+    this.#server.on('clientError', (error: Error, socket: Duplex) => this.#onClientError(error, socket));
     this.#server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
@@ -119,7 +129,7 @@ export class OutboundListener {
     this.#server.closeAllConnections();
     for (const tunnel of this.#tunnels) tunnel.destroy();
     for (const socket of this.#sockets) socket.destroy();
-    await Promise.all([this.#sessions?.close(deadline), this.#peers.close(deadline)]);
+    await this.#sessions.close(deadline);
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -134,27 +144,13 @@ export class OutboundListener {
       );
       return;
     }
-    const url = req.url as string;
-    let authority: string | undefined;
-    let path: string;
-    let proxyForm = false;
-    if (url.charCodeAt(0) === 0x2f /* / */) {
-      authority = hostHeader(req.rawHeaders);
-      path = url;
-    } else if (url.startsWith('http://')) {
-      const slash = url.indexOf('/', 7);
-      authority = slash === -1 ? url.slice(7) : url.slice(7, slash);
-      path = slash === -1 ? '/' : url.slice(slash);
-      proxyForm = true;
-    } else {
-      const error = new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'request-target must be http:// or origin form', {
-        reason: 'target_form',
-      });
-      this.#reject(res, '', error, startedAt);
+    const target = readRequestTarget(req.url as string, req.rawHeaders);
+    if (isMeshauthError(target)) {
+      this.#reject(res, '', target, startedAt);
       return;
     }
-    const host = authority === undefined ? '' : hostOf(authority);
-    const route = this.#config.outbound.routes.get(host);
+    const { host, path, proxyForm } = target;
+    const route = this.#routes.match(host);
     if (route === undefined) {
       const error = new MeshauthError('MESHAUTH_ERR_ROUTE_NOT_FOUND', `no outbound route for host ${host}`, {
         reason: 'no_route',
@@ -163,83 +159,70 @@ export class OutboundListener {
       this.#reject(res, '', error, startedAt, { host });
       return;
     }
-    const target = this.#sessions === undefined ? this.#peers.poolFor(route) : this.#sessions.targetFor(route);
-    if (target === undefined) {
-      this.#reject(
-        res,
-        '',
-        new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet', { reason: 'not_ready' }),
-        startedAt,
-      );
-      return;
-    }
     const headers: string[] = [];
     const flags = copyRequestHeaders(req.rawHeaders, proxyForm ? OUTBOUND_PROXY_FORM : OUTBOUND_ORIGIN_FORM, headers);
-    if (proxyForm) headers.push('host', authority as string);
+    if (proxyForm) headers.push('host', target.authority);
     const method = req.method as string;
-    const body = (flags & HAS_BODY) !== 0 ? req : null;
+    const set = this.#sessions.setFor(route, host);
+    const exchange = new H2Exchange(
+      req,
+      res,
+      set,
+      method,
+      path,
+      headers,
+      (flags & HAS_BODY) !== 0,
+      startedAt,
+      this.#h2Context,
+    );
     const hook = this.#onOutboundRequest;
     let pending: void | Promise<void> | undefined;
     if (hook !== undefined) {
       try {
         pending = hook({ route, method, path, headers });
       } catch (error) {
-        this.#hookFailed(res, route, error, startedAt);
+        this.#hookFailed(res, error, startedAt);
         return;
       }
     }
     // The usual case (no hook, or a hook that finished synchronously) allocates no promise.
-    if (pending === undefined && !(target instanceof Promise)) {
-      this.#forward(target, route, res, method, path, headers, body, startedAt);
+    if (pending === undefined) {
+      exchange.start();
       return;
     }
-    Promise.resolve(pending).then(
-      () =>
-        Promise.resolve(target).then(
-          (ready) => this.#forward(ready, route, res, method, path, headers, body, startedAt),
-          (error: unknown) => this.#peerFailed(res, route, error, startedAt),
-        ),
-      (error: unknown) => this.#hookFailed(res, route, error, startedAt),
+    pending.then(
+      () => exchange.start(),
+      (error: unknown) => this.#hookFailed(res, error, startedAt),
     );
   }
 
-  #forward(
-    target: PeerTarget,
-    route: RouteConfig,
-    res: ServerResponse,
-    method: string,
-    path: string,
-    headers: string[],
-    body: IncomingMessage | null,
-    startedAt: number,
-  ): void {
-    const peerId = this.#peers.peerIdOf(route);
-    if (target instanceof Pool) {
-      const handler = new ForwardHandler(
-        res,
-        false,
-        peerId,
-        startedAt,
-        this.#telemetry,
-        classifyPeerError,
-        this.#drain,
-      );
-      target.dispatch({ path, method: method as 'GET', headers, body }, handler);
-      return;
-    }
-    new H2Exchange(res, peerId, startedAt, this.#h2Context).start(target, method, path, headers, body);
+  /** The endpoint's peer speaks HTTP/1.1 (ALPN, or `outbound.http2: false`): undici streams it. */
+  #forwardHttp1(exchange: H2Exchange, endpoint: Endpoint, pool: Pool): void {
+    const handler = new ForwardHandler(
+      exchange.res,
+      false,
+      endpoint.peerId,
+      exchange.startedAt,
+      this.#telemetry,
+      classifyPeerError,
+      this.#drain,
+    );
+    pool.dispatch(
+      {
+        path: exchange.path,
+        method: exchange.method as 'GET',
+        headers: exchange.headers as string[],
+        body: exchange.hasBody ? exchange.req : null,
+      },
+      handler,
+    );
   }
 
-  #hookFailed(res: ServerResponse, route: RouteConfig, error: unknown, startedAt: number): void {
+  #hookFailed(res: ServerResponse, error: unknown, startedAt: number): void {
     const rejection = isMeshauthError(error)
       ? error
       : new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', 'outbound hook failed', { cause: error });
-    this.#reject(res, this.#peers.peerIdOf(route), rejection, startedAt);
-  }
-
-  #peerFailed(res: ServerResponse, route: RouteConfig, error: unknown, startedAt: number): void {
-    const cause = error instanceof Error ? error : new Error(String(error));
-    new H2Exchange(res, this.#peers.peerIdOf(route), startedAt, this.#h2Context).fail(cause);
+    this.#reject(res, '', rejection, startedAt);
   }
 
   #reject(
@@ -249,31 +232,76 @@ export class OutboundListener {
     startedAt: number,
     extra?: Readonly<Record<string, string>>,
   ): void {
-    writeErrorH1(res, error, extra, this.#drain.draining);
+    writeErrorH1(res, error, extra, this.#drain.draining || error.code === 'MESHAUTH_ERR_BAD_REQUEST');
     this.#telemetry.rejected(peerId, error, startedAt);
   }
 
-  /** `CONNECT host:port`: a TCP tunnel to an allowed egress host, or 403 (no TLS interception). */
+  /** A request head (or chunked body) node:http could not parse: 400, counted and logged, connection closed. */
+  #onClientError(error: Error & { code?: string }, socket: Duplex): void {
+    if (error.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const code = error.code === 'HPE_HEADER_OVERFLOW' ? 'MESHAUTH_ERR_HEADERS_TOO_LARGE' : 'MESHAUTH_ERR_BAD_REQUEST';
+    const rejection = new MeshauthError(code, 'malformed request from the app', {
+      reason: error.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'parse_error',
+      detail: { parser: error.code ?? 'unknown' },
+    });
+    // A request in progress on this socket (its chunked body broke mid-way): answer on its response; the
+    // exchange sees the body incomplete, resets the peer stream and counts the rejection.
+    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (inFlight == null) {
+      this.#telemetry.rejected('', rejection, performance.now());
+      endSocketWithError(socket, rejection);
+    } else if (!inFlight.headersSent) {
+      writeErrorH1(inFlight, rejection, undefined, true);
+    } else {
+      socket.destroy();
+    }
+  }
+
+  /** `CONNECT host:port`: a TCP tunnel to an allowed egress host and port, or 403 (no TLS interception). */
   #onConnect(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const startedAt = performance.now();
     socket.on('error', ignore);
     // The same strict host:port parser as the config (host-name characters, bracketed IPv6), never a hand split.
     const target = parseHostPort(req.url ?? '');
     if (target === undefined || target.port === 0) {
-      this.#rejectTunnel(socket, new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'bad CONNECT target'), startedAt);
+      this.#rejectTunnel(
+        socket,
+        new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'bad CONNECT target', { reason: 'target_form' }),
+        startedAt,
+      );
       return;
     }
     const host = target.host.toLowerCase();
     const { port } = target;
-    if (this.#drain.draining || !this.#egress(host)) {
-      const error = new MeshauthError('MESHAUTH_ERR_EGRESS_FORBIDDEN', `egress to ${host} is not allowed`, {
-        reason: 'egress_forbidden',
-        detail: { host },
-      });
-      this.#rejectTunnel(socket, error, startedAt, { host });
+    if (this.#drain.draining || !this.#egress(host, port)) {
+      this.#rejectTunnel(socket, egressForbidden(host, port, 'egress_forbidden'), startedAt, { host });
       return;
     }
-    const upstream = netConnect({ host, port });
+    // Resolve once, refuse any loopback answer, and connect to exactly that address (no second lookup a DNS
+    // answer could change in between).
+    lookup(host, { all: true, verbatim: true }, (error, addresses) => {
+      if (socket.destroyed) return;
+      if (error !== null || addresses.length === 0) {
+        const failure = new MeshauthError('MESHAUTH_ERR_UPSTREAM_UNAVAILABLE', `egress to ${host} failed`, {
+          reason: 'dns',
+          ...(error === null ? {} : { cause: error }),
+        });
+        this.#rejectTunnel(socket, failure, startedAt, { host });
+        return;
+      }
+      if (addresses.some((a) => isLoopbackTarget(a.address))) {
+        this.#rejectTunnel(socket, egressForbidden(host, port, 'egress_loopback'), startedAt, { host });
+        return;
+      }
+      this.#openTunnel(socket, head, host, (addresses[0] as { address: string }).address, port, startedAt);
+    });
+  }
+
+  #openTunnel(socket: Duplex, head: Buffer, host: string, address: string, port: number, startedAt: number): void {
+    const upstream = netConnect({ host: address, port });
     this.#tunnels.add(upstream);
     upstream.once('close', () => {
       this.#tunnels.delete(upstream);
@@ -310,7 +338,7 @@ export class OutboundListener {
   }
 }
 
-/** Peer-side failures: identity mismatch → 502, timeouts → 504, everything else (refused, reset, TLS) → 503. */
+/** Peer-side failures of the HTTP/1.1 path (undici): identity mismatch → 502, timeouts → 504, else 503. */
 export function classifyPeerError(error: Error): MeshauthError {
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
     if (isMeshauthError(e)) return e;
@@ -322,29 +350,23 @@ export function classifyPeerError(error: Error): MeshauthError {
       cause: error,
     });
   }
+  if (code.startsWith('HPE_') || code === 'UND_ERR_INFO' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+    return new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent an invalid response', {
+      reason: 'response_head',
+      cause: error,
+    });
+  }
   return new MeshauthError('MESHAUTH_ERR_PEER_UNAVAILABLE', 'peer sidecar unavailable', {
     reason: 'connect',
     cause: error,
   });
 }
 
-/** The Host header from a raw list (avoids building req.headers on the hot path). */
-function hostHeader(raw: readonly string[]): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (name.length === 4 && name.toLowerCase() === 'host') return raw[i + 1];
-  }
-  return undefined;
-}
-
-/** Lower-case host of an authority, without port or IPv6 brackets. */
-function hostOf(authority: string): string {
-  if (authority.startsWith('[')) {
-    const end = authority.indexOf(']');
-    return (end === -1 ? authority.slice(1) : authority.slice(1, end)).toLowerCase();
-  }
-  const colon = authority.indexOf(':');
-  return (colon === -1 ? authority : authority.slice(0, colon)).toLowerCase();
+function egressForbidden(host: string, port: number, reason: string): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_EGRESS_FORBIDDEN', `egress to ${host}:${port} is not allowed`, {
+    reason,
+    detail: { host, port },
+  });
 }
 
 function ignore(): void {}

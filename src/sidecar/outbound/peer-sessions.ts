@@ -1,178 +1,132 @@
-// One HTTP/2 session per peer sidecar (SPEC §7: h2 over one reused mTLS connection, HTTP/1.1 fallback by ALPN),
-// on node:http2 directly: undici 7's h2 client cost about twice the CPU per request (docs/performance.md). The
-// TLS socket is opened here (one SecureContext per rotation, server authenticated by SPIFFE ID, security.md
-// C21/C22) and handed to http2 only once ALPN chose h2; a peer that chose http/1.1 is served by PeerPools.
-// GOAWAY, close or error forget the session so the next request reconnects; rotation retires sessions gracefully.
-import { type ClientHttp2Session, connect as h2Connect } from 'node:http2';
-import { isIP } from 'node:net';
-import { type SecureContext, connect as tlsConnect } from 'node:tls';
-import type { Pool } from 'undici';
-import type { CredentialHolder, Credentials } from '../../agent/credential-holder.js';
-import { formatHostPort, type RouteConfig } from '../../config/index.js';
-import type { TrustDomain } from '../../identity/index.js';
-import { clientSecureContext, spiffeServerIdentity, type TlsProfile } from '../../tls/index.js';
-import type { PeerPools } from './peer-pools.js';
+// The outbound's view of its peers: one EndpointSet per route address (a DNS name's endpoints, or one IP), each
+// endpoint with its own HTTP/2 session (SPEC §7; HTTP/1.1 pools when the peer chose http/1.1 by ALPN or with
+// `outbound.http2: false`). Pattern routes (`*.shop.svc.cluster.local` → `{host}:15006`) get a set per requested
+// host, with that host's expected IDs; sets unused for a while are closed, and their number is bounded.
+// Rotation: the one shared client context switches (ClientTlsContext); every endpoint then reconnects on its next
+// request while streams in flight finish on the old session.
+import { performance } from 'node:perf_hooks';
+import type { CredentialHolder } from '../../agent/credential-holder.js';
+import {
+  expectedIdsFor,
+  formatHostPort,
+  idIsExpected,
+  type RouteConfig,
+  routeAddressFor,
+  type SidecarConfig,
+} from '../../config/index.js';
+import type { SpiffeId } from '../../identity/index.js';
+import type { Logger, Metrics } from '../../telemetry/index.js';
+import { ClientTlsContext } from '../../tls/index.js';
+import { AddressResolver } from '../endpoints/dns-resolver.js';
+import type { EndpointContext } from '../endpoints/endpoint.js';
+import { EndpointSet } from '../endpoints/endpoint-set.js';
 
 export interface PeerSessionsOptions {
-  readonly trustDomain: TrustDomain;
+  readonly config: SidecarConfig;
   readonly holder: CredentialHolder;
-  readonly profile: TlsProfile;
-  readonly timeoutMs: number;
-  /** Serves peers that negotiate http/1.1, and keeps the verified peer IDs (metric label). */
-  readonly pools: PeerPools;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
   readonly now?: () => Date;
 }
 
-/** Where a request to a peer goes: its h2 session, or an HTTP/1.1 pool when the peer refused h2. */
-export type PeerTarget = ClientHttp2Session | Pool;
-
-/** Idle sessions close after this long (as the HTTP/1.1 pools' keep-alive). */
-const IDLE_MS = 60_000;
-
-interface PeerState {
-  session?: ClientHttp2Session | undefined;
-  connecting?: Promise<PeerTarget> | undefined;
-  /** The peer answered ALPN with http/1.1: use the pool until the next rotation. */
-  http1?: boolean;
-}
+/** A set nobody picked from for this long, with nothing in flight, is closed (pattern routes create many). */
+const SET_IDLE_MS = 5 * 60_000;
+/** Upper bound on endpoint sets (distinct addresses called); the least recently used idle one makes room. */
+const MAX_SETS = 1_024;
 
 export class PeerSessions {
-  readonly #options: PeerSessionsOptions;
-  #states = new Map<string, PeerState>();
-  readonly #open = new Set<ClientHttp2Session>();
-  #context: { readonly credentials: Credentials; readonly secureContext: SecureContext } | undefined;
+  readonly #config: SidecarConfig;
+  readonly #context: EndpointContext;
+  readonly #tls: ClientTlsContext;
+  readonly #resolver: AddressResolver;
+  readonly #sets = new Map<string, EndpointSet>();
+  readonly #closing = new Set<Promise<void>>();
   readonly #unsubscribe: () => void;
+  readonly #sweeper: NodeJS.Timeout;
 
   constructor(options: PeerSessionsOptions) {
-    this.#options = options;
-    this.#unsubscribe = options.holder.subscribe(() => this.#rotate());
+    const { config, holder, metrics, logger, now } = options;
+    this.#config = config;
+    this.#tls = new ClientTlsContext(holder, { tls12: config.inbound.tls12 });
+    this.#resolver = new AddressResolver(config.outbound.dns.servers, metrics);
+    this.#context = {
+      tls: this.#tls,
+      trustDomain: config.trustDomain,
+      connectTimeoutMs: Math.min(config.outbound.timeoutMs, 10_000),
+      timeoutMs: config.outbound.timeoutMs,
+      http2: config.outbound.http2,
+      metrics,
+      logger,
+      ...(now === undefined ? {} : { now }),
+    };
+    this.#unsubscribe = this.#tls.onChange(() => {
+      for (const set of this.#sets.values()) set.retire();
+    });
+    this.#sweeper = setInterval(() => this.#sweep(SET_IDLE_MS), 30_000);
+    this.#sweeper.unref();
   }
 
-  /**
-   * The session (or pool) for a route; a promise while the connection is being set up; undefined before the
-   * first SVID. A failed connection rejects with the TLS/identity error (classified by the caller).
-   */
-  targetFor(route: RouteConfig): PeerTarget | Promise<PeerTarget> | undefined {
-    let state = this.#states.get(route.host);
-    if (state === undefined) {
-      state = {};
-      this.#states.set(route.host, state);
-    }
-    const session = state.session;
-    if (session !== undefined) {
-      if (!session.closed && !session.destroyed) return session;
-      state.session = undefined; // closing (GOAWAY sent or received): new streams would be refused
-    }
-    if (state.http1 === true) return this.#options.pools.poolFor(route);
-    if (state.connecting !== undefined) return state.connecting;
-    const credentials = this.#options.holder.current;
-    if (credentials === undefined) return undefined;
-    const connecting = this.#connect(route, state, this.#secureContext(credentials));
-    state.connecting = connecting;
-    const settle = () => {
-      if (state.connecting === connecting) state.connecting = undefined;
-    };
-    connecting.then(settle, settle);
-    return connecting;
+  /** True once the first SVID is in (requests before it get 503 not ready). */
+  get ready(): boolean {
+    return this.#tls.current !== undefined;
+  }
+
+  /** The endpoints serving a call to `host` over `route`. */
+  setFor(route: RouteConfig, host: string): EndpointSet {
+    const key = route.pattern ? `${route.host}|${host}` : route.host;
+    let set = this.#sets.get(key);
+    if (set !== undefined) return set;
+    if (this.#sets.size >= MAX_SETS) this.#sweep(0);
+    const address = routeAddressFor(route, host);
+    set = new EndpointSet({
+      routeKey: route.host,
+      name: address.host,
+      port: address.port,
+      accepts: this.#accepts(route, host),
+      context: this.#context,
+      resolver: this.#resolver,
+    });
+    this.#sets.set(key, set);
+    this.#context.logger.debug(
+      { direction: 'outbound', route: route.host, address: formatHostPort(address) },
+      'endpoint set created',
+    );
+    return set;
   }
 
   /** Graceful close: streams in flight finish (bounded by `deadline`), then every session is destroyed. */
   async close(deadline: number): Promise<void> {
     this.#unsubscribe();
-    this.#states = new Map();
-    const sessions = [...this.#open];
-    const closed = sessions.map(
-      (s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.close(() => resolve()))),
-    );
-    const left = Math.max(0, deadline - Date.now());
-    await Promise.race([Promise.allSettled(closed), new Promise((r) => setTimeout(r, left).unref())]);
-    for (const session of sessions) session.destroy();
+    clearInterval(this.#sweeper);
+    this.#tls.close();
+    this.#resolver.cancel();
+    const sets = [...this.#sets.values()];
+    this.#sets.clear();
+    await Promise.all([...sets.map((s) => s.close(deadline)), ...this.#closing]);
   }
 
-  #secureContext(credentials: Credentials): SecureContext {
-    if (this.#context?.credentials !== credentials) {
-      this.#context = { credentials, secureContext: clientSecureContext(this.#options.profile, credentials) };
+  /** The expected-ID check for this host: exact IDs or `/sa/*` prefixes; any ID of the trust domain when none. */
+  #accepts(route: RouteConfig, host: string): ((id: SpiffeId) => boolean) | undefined {
+    if (route.ids.length === 0 && route.idPatterns.length === 0) return undefined;
+    const expected = expectedIdsFor(route, host, this.#config.trustDomain);
+    // A pattern the host cannot fill (no namespace label) leaves nothing expected: fail closed, never "any ID".
+    if (expected.exact.length === 0 && expected.prefixes.length === 0) return () => false;
+    if (expected.prefixes.length === 0 && expected.exact.length === 1) {
+      const only = expected.exact[0] as SpiffeId;
+      return (id) => only.equals(id);
     }
-    return this.#context.secureContext;
+    return (id) => idIsExpected(expected, id);
   }
 
-  #connect(route: RouteConfig, state: PeerState, secureContext: SecureContext): Promise<PeerTarget> {
-    const { trustDomain, timeoutMs, pools, now } = this.#options;
-    const { host, port } = route.address;
-    return new Promise<PeerTarget>((resolve, reject) => {
-      const socket = tlsConnect({
-        host,
-        port,
-        secureContext,
-        ALPNProtocols: ['h2', 'http/1.1'],
-        // An IP address sends no SNI; a host name is sent as SNI but never used to authenticate the server.
-        ...(isIP(host) === 0 ? { servername: host } : {}),
-        checkServerIdentity: spiffeServerIdentity(
-          trustDomain,
-          route.ids,
-          (id) => pools.setPeerId(route, String(id)),
-          now,
-        ),
-      });
-      const timer = setTimeout(
-        () => {
-          const error = new Error(`connect to ${formatHostPort(route.address)} timed out`);
-          socket.destroy(Object.assign(error, { code: 'UND_ERR_CONNECT_TIMEOUT' }));
-        },
-        Math.min(timeoutMs, 10_000),
-      );
-      const onError = (error: Error) => {
-        clearTimeout(timer);
-        reject(error);
-      };
-      socket.once('error', onError);
-      socket.once('secureConnect', () => {
-        clearTimeout(timer);
-        socket.off('error', onError);
-        socket.on('error', ignore); // the session reports socket errors from here on
-        if (socket.alpnProtocol !== 'h2') {
-          socket.destroy();
-          state.http1 = true;
-          const pool = pools.poolFor(route);
-          if (pool === undefined) reject(new Error('credentials withdrawn'));
-          else resolve(pool);
-          return;
-        }
-        socket.setNoDelay(true);
-        const session = h2Connect(`https://${formatHostPort(route.address)}`, {
-          createConnection: () => socket,
-          settings: { enablePush: false },
-        });
-        this.#track(route, state, session);
-        resolve(session);
-      });
-    });
-  }
-
-  #track(route: RouteConfig, state: PeerState, session: ClientHttp2Session): void {
-    this.#open.add(session);
-    const current = this.#states.get(route.host) === state;
-    if (current) state.session = session;
-    const forget = () => {
-      if (state.session === session) state.session = undefined;
-    };
-    session.on('error', ignore); // failures reach the streams in flight, which answer their callers
-    session.once('goaway', forget);
-    session.once('close', () => {
-      forget();
-      this.#open.delete(session);
-    });
-    session.setTimeout(IDLE_MS, () => session.close());
-    // Rotated while connecting: the waiting requests use it, then it retires like the others.
-    if (!current) setImmediate(() => session.close());
-  }
-
-  /** New credentials: new connections use them; existing sessions finish their streams and close. */
-  #rotate(): void {
-    const old = this.#states;
-    this.#states = new Map();
-    for (const state of old.values()) state.session?.close();
+  #sweep(idleMs: number): void {
+    const now = performance.now();
+    for (const [key, set] of this.#sets) {
+      if (now - set.lastUsed < idleMs || set.inflight > 0) continue;
+      this.#sets.delete(key);
+      const closing = set.close(Date.now() + 1_000);
+      this.#closing.add(closing);
+      void closing.then(() => this.#closing.delete(closing));
+      if (idleMs === 0 && this.#sets.size < MAX_SETS) return;
+    }
   }
 }
-
-function ignore(): void {}

@@ -1,0 +1,89 @@
+// Resolves route address names to IP addresses with their TTLs: A and AAAA through node:dns Resolver (c-ares, the
+// system's resolv.conf by default, which is what a pod uses; `outbound.dns.servers` when set). A name the DNS does
+// not know (NXDOMAIN/NODATA on both families) is retried once through getaddrinfo when no servers are configured, so
+// /etc/hosts names still work. Every query is counted in `meshauth_dns_resolutions_total{result}`.
+import { lookup, Resolver } from 'node:dns';
+import { formatHostPort, type HostPort } from '../../config/index.js';
+import type { Metrics } from '../../telemetry/index.js';
+
+export interface Resolution {
+  readonly addresses: readonly string[];
+  /** Smallest record TTL in seconds (0 when unknown). */
+  readonly ttlSeconds: number;
+}
+
+/** The TTL assumed for answers that carry none (getaddrinfo). */
+const LOOKUP_TTL_SECONDS = 5;
+const NO_RECORDS = new Set(['ENODATA', 'ENOTFOUND', 'NODATA', 'NOTFOUND']);
+
+type RecordWithTtl = { readonly address: string; readonly ttl: number };
+
+export class AddressResolver {
+  readonly #resolver: Resolver;
+  readonly #custom: boolean;
+  readonly #metrics: Metrics;
+
+  constructor(servers: readonly HostPort[], metrics: Metrics) {
+    this.#resolver = new Resolver({ timeout: 2_000, tries: 2 });
+    this.#custom = servers.length > 0;
+    if (this.#custom) this.#resolver.setServers(servers.map(formatHostPort));
+    this.#metrics = metrics;
+  }
+
+  /**
+   * Every A and AAAA address of `name`. Resolves with no addresses when the DNS says the name has none (the
+   * endpoints go away); rejects when the DNS could not be asked (the caller keeps what it had).
+   */
+  async resolve(name: string): Promise<Resolution> {
+    const [v4, v6] = await Promise.allSettled([this.#query(name, 4), this.#query(name, 6)]);
+    const records: RecordWithTtl[] = [];
+    if (v4.status === 'fulfilled') records.push(...v4.value);
+    if (v6.status === 'fulfilled') records.push(...v6.value);
+    if (records.length === 0) {
+      const failure = [v4, v6].find((r) => r.status === 'rejected' && !NO_RECORDS.has(codeOf(r.reason)));
+      if (failure !== undefined && failure.status === 'rejected') {
+        this.#metrics.dnsResolutions.inc({ result: 'failure' });
+        throw failure.reason;
+      }
+      if (!this.#custom) {
+        const fallback = await lookupAll(name).catch(() => []);
+        if (fallback.length > 0) {
+          this.#metrics.dnsResolutions.inc({ result: 'success' });
+          return { addresses: fallback, ttlSeconds: LOOKUP_TTL_SECONDS };
+        }
+      }
+      this.#metrics.dnsResolutions.inc({ result: 'empty' });
+      return { addresses: [], ttlSeconds: 0 };
+    }
+    this.#metrics.dnsResolutions.inc({ result: 'success' });
+    let ttl = Number.POSITIVE_INFINITY;
+    for (const record of records) ttl = Math.min(ttl, record.ttl);
+    return { addresses: [...new Set(records.map((r) => r.address))], ttlSeconds: ttl };
+  }
+
+  cancel(): void {
+    this.#resolver.cancel();
+  }
+
+  #query(name: string, family: 4 | 6): Promise<RecordWithTtl[]> {
+    return new Promise((resolve, reject) => {
+      const done = (error: NodeJS.ErrnoException | null, records: RecordWithTtl[]) =>
+        error === null ? resolve(records) : reject(error);
+      if (family === 4) this.#resolver.resolve4(name, { ttl: true }, done);
+      else this.#resolver.resolve6(name, { ttl: true }, done);
+    });
+  }
+}
+
+function lookupAll(name: string): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    lookup(name, { all: true }, (error, addresses) =>
+      error === null ? resolve(addresses.map((a) => a.address)) : reject(error),
+    );
+  });
+}
+
+function codeOf(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : '';
+}

@@ -1,0 +1,59 @@
+// Passive health of one endpoint (outlier ejection): after CONSECUTIVE_FAILURES connection attempts in a row fail,
+// the endpoint leaves the balancing for an ejection time that doubles with each ejection (bounded); when it runs
+// out, one request may try it (the probe): a successful connection brings it back, a failed one ejects it again.
+// Pure state transitions over a mutable record owned by the endpoint.
+
+export const EJECTION = Object.freeze({
+  consecutiveFailures: 3,
+  baseMs: 1_000,
+  maxMs: 30_000,
+});
+
+export interface EjectionState {
+  failures: number;
+  /** Times ejected in a row (resets on a successful connection); 0 = not ejected. */
+  ejections: number;
+  /** performance.now() until which the endpoint is out; a probe is allowed after it. */
+  ejectedUntil: number;
+  /** A probe connection is under way. */
+  probing: boolean;
+}
+
+export function newEjectionState(): EjectionState {
+  return { failures: 0, ejections: 0, ejectedUntil: 0, probing: false };
+}
+
+/** True when the endpoint may take a request now: not ejected, or ejected with its probe due and not started. */
+export function isAvailable(state: EjectionState, now: number): boolean {
+  return state.ejections === 0 || (!state.probing && now >= state.ejectedUntil);
+}
+
+/** The balancer chose an ejected endpoint whose probe was due: only this one request tries it. */
+export function startProbe(state: EjectionState): void {
+  if (state.ejections > 0) state.probing = true;
+}
+
+/** True when the endpoint is out of the balancing (ejected, probe not yet due or under way). */
+export function isEjected(state: EjectionState): boolean {
+  return state.ejections > 0;
+}
+
+/** Records a failed connection attempt; returns true when this failure ejects the endpoint. */
+export function connectFailed(state: EjectionState, now: number): boolean {
+  state.failures += 1;
+  const probeFailed = state.probing;
+  state.probing = false;
+  if (!probeFailed && state.failures < EJECTION.consecutiveFailures) return false;
+  if (!probeFailed && state.ejections > 0) return false; // already out (a connect that started before)
+  const exponent = Math.min(state.ejections, 10);
+  state.ejections += 1;
+  state.ejectedUntil = now + Math.min(EJECTION.maxMs, EJECTION.baseMs * 2 ** exponent);
+  return true;
+}
+
+export function connectSucceeded(state: EjectionState): void {
+  state.failures = 0;
+  state.ejections = 0;
+  state.ejectedUntil = 0;
+  state.probing = false;
+}

@@ -1,0 +1,279 @@
+// One resolved address of a route (IP and port): its HTTP/2 session to the peer sidecar (one at a time; a new one
+// after GOAWAY, close or rotation), or an HTTP/1.1 pool when the peer chose http/1.1 by ALPN or `outbound.http2`
+// is off; the streams in flight (the balancer's load signal) and the passive health record (ejection.ts).
+// Sessions are opened with the peer connector, which returns the verified peer ID with the socket: the ID is kept
+// here, per endpoint, as the metric label of the requests it carries.
+import { type ClientHttp2Session, connect as h2Connect } from 'node:http2';
+import { performance } from 'node:perf_hooks';
+import { Pool } from 'undici';
+import type { SpiffeId, TrustDomain } from '../../identity/index.js';
+import type { Logger, Metrics } from '../../telemetry/index.js';
+import {
+  type ClientContext,
+  type ClientTlsContext,
+  connectPeer,
+  PeerConnectError,
+  spiffeServerIdentity,
+} from '../../tls/index.js';
+import type { Candidate } from './balancer.js';
+import { connectFailed, connectSucceeded, type EjectionState, newEjectionState } from './ejection.js';
+
+/** What every endpoint of a sidecar shares. */
+export interface EndpointContext {
+  readonly tls: ClientTlsContext;
+  readonly trustDomain: TrustDomain;
+  /** Limit of one connection attempt (TCP + TLS). */
+  readonly connectTimeoutMs: number;
+  /** Per-request limit, also the HTTP/1.1 pools' header and body timeouts. */
+  readonly timeoutMs: number;
+  /** false: HTTP/1.1 keep-alive pools only (`outbound.http2: false`). */
+  readonly http2: boolean;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly now?: () => Date;
+}
+
+/** What an endpoint knows of its set. */
+export interface EndpointOwner {
+  /** The route key (metric label). */
+  readonly routeKey: string;
+  /** The name the route's address gave (SNI); an IP literal for static addresses. */
+  readonly servername: string;
+  readonly accepts: ((id: SpiffeId) => boolean) | undefined;
+  /** Called when the endpoint's ejection state changes (the set keeps its gauges and ejected count). */
+  ejectionChanged(endpoint: Endpoint, ejected: boolean): void;
+}
+
+export type PeerTarget = ClientHttp2Session | Pool;
+
+/** Idle sessions close after this long (as the HTTP/1.1 pools' keep-alive). */
+const IDLE_MS = 60_000;
+
+/** Last stream id of a GOAWAY the peer sent on a session: streams above it were never processed (RFC 9113 §6.8). */
+const goawayLastStream = new WeakMap<ClientHttp2Session, number>();
+
+/** True when the peer announced on `session` that it did not and will not process stream `streamId`. */
+export function refusedByGoaway(session: ClientHttp2Session, streamId: number | undefined): boolean {
+  const last = goawayLastStream.get(session);
+  return last !== undefined && streamId !== undefined && streamId > last;
+}
+
+export class Endpoint implements Candidate {
+  readonly address: string;
+  readonly port: number;
+  readonly health: EjectionState = newEjectionState();
+  inflight = 0;
+  /** The SPIFFE ID the peer at this endpoint last proved ('' before the first connection). */
+  peerId = '';
+  readonly #owner: EndpointOwner;
+  readonly #context: EndpointContext;
+  #session: ClientHttp2Session | undefined;
+  #sessionContext: ClientContext | undefined;
+  #pool: Pool | undefined;
+  #poolContext: ClientContext | undefined;
+  #http1 = false;
+  #connecting: Promise<PeerTarget> | undefined;
+  #removed = false;
+  readonly #open = new Set<ClientHttp2Session>();
+  readonly #retiringPools = new Set<Promise<void>>();
+
+  constructor(address: string, port: number, owner: EndpointOwner, context: EndpointContext) {
+    this.address = address;
+    this.port = port;
+    this.#owner = owner;
+    this.#context = context;
+  }
+
+  get removed(): boolean {
+    return this.#removed;
+  }
+
+  /**
+   * The session (or pool) to send a request on; a promise while connecting; undefined before the first SVID.
+   * A failed connection rejects with PeerConnectError (its `phase` says why; no request byte was written).
+   */
+  target(): PeerTarget | Promise<PeerTarget> | undefined {
+    const tls = this.#context.tls.current;
+    if (tls === undefined) return undefined;
+    const session = this.#session;
+    if (session !== undefined) {
+      if (!session.closed && !session.destroyed && this.#sessionContext === tls) return session;
+      this.#session = undefined;
+      if (!session.closed && !session.destroyed) session.close(); // made with retired credentials
+    }
+    if (!this.#context.http2 || this.#http1) return this.#poolFor(tls);
+    if (this.#connecting !== undefined) return this.#connecting;
+    const connecting = this.#connect(tls);
+    this.#connecting = connecting;
+    const settle = () => {
+      if (this.#connecting === connecting) this.#connecting = undefined;
+    };
+    connecting.then(settle, settle);
+    return connecting;
+  }
+
+  /** New credentials: the next request connects again; streams in flight finish on the old session. */
+  retire(): void {
+    const session = this.#session;
+    this.#session = undefined;
+    this.#http1 = false;
+    if (session !== undefined && !session.closed) session.close();
+    this.#retirePool();
+  }
+
+  /** The name no longer resolves to this address: drain (in-flight streams finish) and never connect again. */
+  remove(): void {
+    this.#removed = true;
+    this.retire();
+  }
+
+  /** Graceful close within `deadline` (ms since epoch), then destroy. */
+  async close(deadline: number): Promise<void> {
+    this.remove();
+    const sessions = [...this.#open];
+    const closed = sessions.map(
+      (s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.close(() => resolve()))),
+    );
+    const left = Math.max(0, deadline - Date.now());
+    await Promise.race([
+      Promise.allSettled([...closed, ...this.#retiringPools]),
+      new Promise((r) => setTimeout(r, left).unref()),
+    ]);
+    for (const session of sessions) session.destroy();
+  }
+
+  #connect(tls: ClientContext): Promise<PeerTarget> {
+    const { trustDomain, connectTimeoutMs, now } = this.#context;
+    const owner = this.#owner;
+    return connectPeer({
+      host: this.address,
+      port: this.port,
+      servername: owner.servername,
+      secureContext: tls.secureContext,
+      trustDomain,
+      accepts: owner.accepts,
+      alpn: ['h2', 'http/1.1'],
+      timeoutMs: connectTimeoutMs,
+      ...(now === undefined ? {} : { now }),
+    }).then(
+      (connection) => {
+        this.#healthy();
+        this.peerId = connection.peerIdString;
+        if (connection.protocol !== 'h2') {
+          connection.socket.destroy();
+          this.#http1 = true;
+          return this.#poolFor(tls);
+        }
+        const socket = connection.socket;
+        socket.on('error', ignore); // the session reports socket errors from here on
+        const session = h2Connect(`https://${this.#authority()}`, {
+          createConnection: () => socket,
+          settings: { enablePush: false },
+        });
+        this.#track(session, tls);
+        return session;
+      },
+      (error: unknown) => {
+        if (error instanceof PeerConnectError && error.phase !== 'identity') this.#unhealthy(error);
+        throw error;
+      },
+    );
+  }
+
+  #track(session: ClientHttp2Session, tls: ClientContext): void {
+    this.#open.add(session);
+    const current = !this.#removed && this.#context.tls.current === tls;
+    if (current) {
+      this.#session = session;
+      this.#sessionContext = tls;
+    }
+    const forget = () => {
+      if (this.#session === session) this.#session = undefined;
+    };
+    session.on('error', ignore); // failures reach the streams in flight, which answer their callers
+    session.once('goaway', (_code: number, lastStreamId: number) => {
+      goawayLastStream.set(session, lastStreamId);
+      forget();
+    });
+    session.once('close', () => {
+      forget();
+      this.#open.delete(session);
+    });
+    session.setTimeout(IDLE_MS, () => session.close());
+    // Rotated or removed while connecting: the waiting requests use it, then it retires like the others.
+    if (!current) setImmediate(() => session.close());
+  }
+
+  #poolFor(tls: ClientContext): Pool {
+    if (this.#pool !== undefined && this.#poolContext === tls) return this.#pool;
+    this.#retirePool();
+    const { trustDomain, timeoutMs, connectTimeoutMs, now } = this.#context;
+    const owner = this.#owner;
+    const pool = new Pool(`https://${this.#authority()}`, {
+      allowH2: false,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      keepAliveTimeout: IDLE_MS,
+      connectTimeout: connectTimeoutMs,
+      connect: {
+        secureContext: tls.secureContext,
+        ...(isIpLiteral(owner.servername) ? {} : { servername: owner.servername }),
+        checkServerIdentity: spiffeServerIdentity(
+          trustDomain,
+          owner.accepts ?? [],
+          (id) => {
+            this.peerId = id.toString();
+          },
+          now,
+        ),
+      },
+    });
+    this.#pool = pool;
+    this.#poolContext = tls;
+    return pool;
+  }
+
+  #retirePool(): void {
+    const pool = this.#pool;
+    if (pool === undefined) return;
+    this.#pool = undefined;
+    this.#poolContext = undefined;
+    const closing = pool.close().catch(() => undefined);
+    this.#retiringPools.add(closing);
+    void closing.then(() => this.#retiringPools.delete(closing));
+  }
+
+  #healthy(): void {
+    const wasEjected = this.health.ejections > 0;
+    connectSucceeded(this.health);
+    if (wasEjected) this.#owner.ejectionChanged(this, false);
+  }
+
+  #unhealthy(error: PeerConnectError): void {
+    if (connectFailed(this.health, performance.now())) {
+      this.#context.metrics.endpointEjections.inc({ route: this.#owner.routeKey });
+      this.#context.logger.warn(
+        {
+          direction: 'outbound',
+          route: this.#owner.routeKey,
+          endpoint: this.#authority(),
+          failures: this.health.failures,
+          ejectedForMs: Math.round(this.health.ejectedUntil - performance.now()),
+          error: error.code ?? error.message,
+        },
+        'endpoint ejected after consecutive connect failures',
+      );
+      this.#owner.ejectionChanged(this, true);
+    }
+  }
+
+  #authority(): string {
+    return this.address.includes(':') ? `[${this.address}]:${this.port}` : `${this.address}:${this.port}`;
+  }
+}
+
+function isIpLiteral(host: string): boolean {
+  return /^[0-9.]+$/.test(host) || host.includes(':');
+}
+
+function ignore(): void {}

@@ -1,0 +1,185 @@
+// A scriptable HTTP/2 peer written at the frame level (RFC 9113 §4, §6) over mTLS, for tests where node:http2's
+// server would smooth over the wire: it can reset a stream without ever sending END_STREAM, refuse a stream,
+// announce GOAWAY with a chosen last stream id, and it records exactly which frames the client sent per stream
+// (END_STREAM seen or not, RST_STREAM code, body bytes). Request header blocks are not decoded.
+import type { AddressInfo } from 'node:net';
+import { createServer, type Server, type TLSSocket } from 'node:tls';
+import type { TestSvid } from './test-ca.js';
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+const DATA = 0x0;
+const HEADERS = 0x1;
+const RST_STREAM = 0x3;
+const SETTINGS = 0x4;
+const PING = 0x6;
+const GOAWAY = 0x7;
+const END_STREAM = 0x1;
+const END_HEADERS = 0x4;
+const ACK = 0x1;
+
+export interface RawStream {
+  readonly id: number;
+  readonly connection: RawConnection;
+  /** The client sent END_STREAM on this stream (its request is complete). */
+  endStreamSeen: boolean;
+  /** RST_STREAM error code the client sent, if any. */
+  resetCode: number | undefined;
+  bodyBytes: number;
+  respond(status: number, headers?: Readonly<Record<string, string>>, endStream?: boolean): void;
+  data(bytes: string | Buffer, endStream?: boolean): void;
+  reset(code: number): void;
+}
+
+export interface RawConnection {
+  readonly socket: TLSSocket;
+  goaway(lastStreamId: number, code?: number): void;
+  destroy(): void;
+}
+
+/** Called for each request HEADERS frame; also `onBody` after each DATA frame and `onEnd` after END_STREAM. */
+export interface RawPeerScript {
+  onStream(stream: RawStream): void;
+  onData?(stream: RawStream): void;
+}
+
+export interface RawH2Peer {
+  readonly port: number;
+  readonly streams: RawStream[];
+  connections(): number;
+  close(): Promise<void>;
+}
+
+export async function startRawH2Peer(
+  svid: TestSvid,
+  bundlePem: string,
+  script: RawPeerScript,
+  host = '127.0.0.1',
+): Promise<RawH2Peer> {
+  const streams: RawStream[] = [];
+  const sockets = new Set<TLSSocket>();
+  let connections = 0;
+  const server: Server = createServer({
+    cert: svid.chainPem,
+    key: svid.keyPem,
+    ca: bundlePem,
+    requestCert: true,
+    rejectUnauthorized: true,
+    ALPNProtocols: ['h2'],
+  });
+  server.on('secureConnection', (socket: TLSSocket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.once('close', () => sockets.delete(socket));
+    const byId = new Map<number, RawStream>();
+    const connection: RawConnection = {
+      socket,
+      goaway: (lastStreamId, code = 0) => {
+        const payload = Buffer.alloc(8);
+        payload.writeUInt32BE(lastStreamId & 0x7fffffff, 0);
+        payload.writeUInt32BE(code, 4);
+        write(socket, GOAWAY, 0, 0, payload);
+      },
+      destroy: () => socket.destroy(),
+    };
+    write(socket, SETTINGS, 0, 0, Buffer.alloc(0));
+    let buffer = Buffer.alloc(0);
+    let prefaceDone = false;
+    socket.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      if (!prefaceDone) {
+        if (buffer.length < PREFACE.length) return;
+        buffer = buffer.subarray(PREFACE.length);
+        prefaceDone = true;
+      }
+      while (buffer.length >= 9) {
+        const length = buffer.readUIntBE(0, 3);
+        if (buffer.length < 9 + length) return;
+        const type = buffer[3] as number;
+        const flags = buffer[4] as number;
+        const streamId = buffer.readUInt32BE(5) & 0x7fffffff;
+        const payload = buffer.subarray(9, 9 + length);
+        buffer = buffer.subarray(9 + length);
+        if (type === SETTINGS && (flags & ACK) === 0) write(socket, SETTINGS, ACK, 0, Buffer.alloc(0));
+        else if (type === PING && (flags & ACK) === 0) write(socket, PING, ACK, 0, payload);
+        else if (type === HEADERS) {
+          const stream = rawStream(streamId, connection);
+          stream.endStreamSeen = (flags & END_STREAM) !== 0;
+          byId.set(streamId, stream);
+          streams.push(stream);
+          script.onStream(stream);
+        } else if (type === DATA) {
+          const stream = byId.get(streamId);
+          if (stream === undefined) continue;
+          stream.bodyBytes += length;
+          if ((flags & END_STREAM) !== 0) stream.endStreamSeen = true;
+          // Keep the client's flow-control window open (connection and stream).
+          if (length > 0) {
+            const increment = Buffer.alloc(4);
+            increment.writeUInt32BE(length);
+            write(socket, 0x8, 0, 0, increment);
+            write(socket, 0x8, 0, streamId, increment);
+          }
+          script.onData?.(stream);
+        } else if (type === RST_STREAM) {
+          const stream = byId.get(streamId);
+          if (stream !== undefined) stream.resetCode = payload.readUInt32BE(0);
+          if (stream !== undefined) script.onData?.(stream);
+        }
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    streams,
+    connections: () => connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function rawStream(id: number, connection: RawConnection): RawStream {
+  const socket = connection.socket;
+  return {
+    id,
+    connection,
+    endStreamSeen: false,
+    resetCode: undefined,
+    bodyBytes: 0,
+    respond(status, headers = {}, endStream = false) {
+      const parts: Buffer[] = [literal(':status', String(status))];
+      for (const [name, value] of Object.entries(headers)) parts.push(literal(name, value));
+      write(socket, HEADERS, END_HEADERS | (endStream ? END_STREAM : 0), id, Buffer.concat(parts));
+    },
+    data(bytes, endStream = false) {
+      write(socket, DATA, endStream ? END_STREAM : 0, id, Buffer.from(bytes));
+    },
+    reset(code) {
+      const payload = Buffer.alloc(4);
+      payload.writeUInt32BE(code);
+      write(socket, RST_STREAM, 0, id, payload);
+    },
+  };
+}
+
+/** HPACK literal header field without indexing, new name, no Huffman (RFC 7541 §6.2.2); short strings only. */
+function literal(name: string, value: string): Buffer {
+  const n = Buffer.from(name, 'latin1');
+  const v = Buffer.from(value, 'latin1');
+  if (n.length > 126 || v.length > 126) throw new RangeError('raw-h2-peer: header too long for this encoder');
+  return Buffer.concat([Buffer.from([0x00, n.length]), n, Buffer.from([v.length]), v]);
+}
+
+function write(socket: TLSSocket, type: number, flags: number, streamId: number, payload: Buffer): void {
+  if (socket.destroyed) return;
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(payload.length, 0, 3);
+  header[3] = type;
+  header[4] = flags;
+  header.writeUInt32BE(streamId & 0x7fffffff, 5);
+  socket.write(Buffer.concat([header, payload]));
+}

@@ -22,6 +22,7 @@ export class DataPlaneTelemetry {
   readonly #byPeer = new Map<string, Map<number, CounterChild>>();
   readonly #duration: HistogramChild;
   readonly #abortLog: RateLimitedLog;
+  readonly #idleLog: RateLimitedLog;
 
   constructor(direction: Direction, metrics: Metrics, logger: Logger) {
     this.direction = direction;
@@ -29,6 +30,7 @@ export class DataPlaneTelemetry {
     this.#logger = logger;
     this.#duration = metrics.requestDuration.labels(direction);
     this.#abortLog = new RateLimitedLog(logger, metrics, 'client_aborted', ABORT_LOG_INTERVAL_MS);
+    this.#idleLog = new RateLimitedLog(logger, metrics, 'stream_idle_timeout', ABORT_LOG_INTERVAL_MS);
   }
 
   /** Counts a request whose response headers were just sent; `startedAt` is a performance.now() value. */
@@ -77,6 +79,17 @@ export class DataPlaneTelemetry {
       { direction: this.direction, reason: 'client_aborted', peer: peerId === '' ? undefined : peerId },
       'exchange aborted: the caller went away before it completed',
     );
+  }
+
+  /** An exchange reset because nothing moved either way for the stream idle timeout. */
+  idleStream(): void {
+    this.#metrics.streamsReset.inc({ direction: this.direction, reason: 'stream_idle_timeout' });
+    this.#idleLog.warn({ direction: this.direction, reason: 'stream_idle_timeout' }, 'idle exchange reset');
+  }
+
+  /** A connection closed because it carried no exchange for the session idle timeout. */
+  idleSession(): void {
+    this.#metrics.connectionsRejected.inc({ direction: this.direction, reason: 'idle' });
   }
 
   reset(peerId: string, reason: StreamResetReason, message: string, cause?: unknown): void {

@@ -11,9 +11,11 @@ import { MeshauthError } from '../../errors/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import { protocolOptions, tlsClientErrorReason } from '../../tls/index.js';
 import { listenOn } from '../listen.js';
+import { ConnectionGuard } from './connection-guard.js';
 import type { ExternalCertificate } from './external-certificate.js';
 import type { ExternalHooks, ExternalRequestView } from './external-hooks.js';
-import { type HookedRequest, hookedRequest, type InboundLimits, ListenerCore, requestView } from './listener-core.js';
+import type { InboundLimits } from './limits.js';
+import { type HookedRequest, hookedRequest, ListenerCore, requestView } from './listener-core.js';
 
 export interface ExternalListenerOptions {
   readonly config: SidecarConfig;
@@ -36,8 +38,9 @@ export class ExternalListener {
   readonly #hooks: ExternalHooks;
   readonly #core: ListenerCore;
   readonly #tls: TlsServer;
-  readonly #onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void =>
-    this.#onH2Stream(stream, headers);
+  readonly #guard: ConnectionGuard;
+  readonly #onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: readonly string[]): void =>
+    this.#onH2Stream(stream, headers, rawHeaders);
   #port = 0;
 
   constructor(options: ExternalListenerOptions) {
@@ -60,14 +63,35 @@ export class ExternalListener {
       cert: options.certificate.cert,
       key: options.certificate.key,
       ALPNProtocols: ['h2', 'http/1.1'],
-      handshakeTimeout: 10_000,
+      handshakeTimeout: this.#core.limits.handshakeTimeoutMs,
     });
-    this.#tls.on('secureConnection', (socket: TLSSocket) => this.#core.adopt(socket, this.#onStream));
+    const guard = new ConnectionGuard({
+      direction: EXTERNAL_DIRECTION,
+      limits: this.#core.limits,
+      metrics,
+      logger,
+      tls: this.#tls,
+    });
+    this.#guard = guard;
+    this.#tls.on('secureConnection', (socket: TLSSocket) => {
+      // No client identity here: every external client shares one per-peer budget keyed by its address.
+      if (!guard.established(socket, `address:${socket.remoteAddress ?? ''}`)) {
+        socket.destroy();
+        return;
+      }
+      this.#core.adopt(socket, this.#onStream);
+    });
     this.#tls.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
-      const reason = tlsClientErrorReason(error, socket.authorizationError);
+      // Node does not close a socket whose handshake failed or timed out once 'tlsClientError' has a listener.
+      socket.destroy();
+      const reason =
+        error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT'
+          ? 'handshake_timeout'
+          : tlsClientErrorReason(error, socket.authorizationError);
       metrics.tlsHandshakeFailures.inc({ direction: EXTERNAL_DIRECTION, reason });
-      logger.warn(
-        { direction: EXTERNAL_DIRECTION, reason, remote: socket.remoteAddress, error: error.code ?? error.message },
+      guard.handshakeFailed(
+        reason,
+        { remote: socket.remoteAddress, error: error.code ?? error.message },
         'TLS handshake refused',
       );
     });
@@ -78,20 +102,20 @@ export class ExternalListener {
   }
 
   async listen(): Promise<number> {
-    this.#port = await listenOn(this.#tls, this.#listen);
+    this.#port = await listenOn(this.#guard.server, this.#listen);
     return this.#port;
   }
 
   /** Drain as the inbound does: stop accepting, finish in-flight requests until `deadline`, then close. */
   async close(deadline: number): Promise<void> {
-    this.#tls.close();
+    this.#guard.close();
     await this.#core.close(deadline);
   }
 
-  #onH2Stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+  #onH2Stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: readonly string[]): void {
     const startedAt = performance.now();
     const method = headers[':method'] as string;
-    if (this.#core.refusedMethod(stream, true, NO_PEER, method, startedAt)) return;
+    if (this.#core.refusedH2(stream, headers, rawHeaders, NO_PEER, method, startedAt)) return;
     const target = headers[':path'] as string;
     const view = requestView(undefined, stream, headers, method, target, this.#port, undefined);
     this.#serve(hookedRequest(stream, true, NO_PEER, method, target, startedAt, undefined, headers, undefined), view);
@@ -100,8 +124,8 @@ export class ExternalListener {
   #onH1Request(req: IncomingMessage, res: ServerResponse): void {
     const startedAt = performance.now();
     const method = req.method as string;
-    if (this.#core.refusedMethod(res, false, NO_PEER, method, startedAt)) return;
     const target = req.url as string;
+    if (this.#core.refusedH1(res, req, NO_PEER, method, target, startedAt)) return;
     const view = requestView(req, undefined, req.headers, method, target, this.#port, undefined);
     this.#serve(hookedRequest(res, false, NO_PEER, method, target, startedAt, req, undefined, undefined), view);
   }

@@ -19,10 +19,13 @@ import {
 } from '../../tls/index.js';
 import { copyH2RequestHeaders, copyRequestHeaders, HAS_BODY, INBOUND_POLICY, XFCC } from '../http-headers.js';
 import { listenOn } from '../listen.js';
+import { ConnectionGuard } from './connection-guard.js';
 import type { InboundHooks, InboundRequestView } from './inbound-hooks.js';
-import { type HookedRequest, hookedRequest, type InboundLimits, ListenerCore, requestView } from './listener-core.js';
+import type { InboundLimits } from './limits.js';
+import { type HookedRequest, hookedRequest, ListenerCore, requestView } from './listener-core.js';
 
-export { classifyAppError, INBOUND_LIMITS, type InboundLimits } from './listener-core.js';
+export { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
+export { classifyAppError, INBOUND_LIMITS } from './listener-core.js';
 
 export interface InboundListenerOptions {
   readonly config: SidecarConfig;
@@ -46,6 +49,7 @@ export class InboundListener {
   readonly #now: () => Date;
   readonly #core: ListenerCore;
   readonly #tls: TlsServer;
+  readonly #guard: ConnectionGuard;
   readonly #unsubscribe: () => void;
   #port = 0;
 
@@ -69,7 +73,19 @@ export class InboundListener {
     const profile = { tls12: this.#config.inbound.tls12 };
     // Without credentials the server has no certificate, so every handshake fails: traffic is refused at the TLS
     // layer until the first SVID arrives (then setSecureContext below).
-    this.#tls = createTlsServer(mtlsServerOptions(profile, this.#holder.current));
+    // The TLS server never listens: the guard's net.Server accepts, applies the accept-time limits and hands it
+    // each admitted socket.
+    this.#tls = createTlsServer({
+      ...mtlsServerOptions(profile, this.#holder.current),
+      handshakeTimeout: this.#core.limits.handshakeTimeoutMs,
+    });
+    this.#guard = new ConnectionGuard({
+      direction: 'inbound',
+      limits: this.#core.limits,
+      metrics: options.metrics,
+      logger: options.logger,
+      tls: this.#tls,
+    });
     this.#unsubscribe = this.#holder.subscribe((credentials) => {
       // Rotation: new handshakes use the new context; established connections keep theirs (no drops).
       this.#tls.setSecureContext(mtlsServerOptions(profile, credentials));
@@ -83,7 +99,7 @@ export class InboundListener {
   }
 
   async listen(): Promise<number> {
-    this.#port = await listenOn(this.#tls, this.#config.inbound.listen);
+    this.#port = await listenOn(this.#guard.server, this.#config.inbound.listen);
     return this.#port;
   }
 
@@ -93,15 +109,21 @@ export class InboundListener {
    */
   async close(deadline: number): Promise<void> {
     this.#unsubscribe();
-    this.#tls.close();
+    this.#guard.close();
     await this.#core.close(deadline);
   }
 
   #onTlsClientError(error: Error & { code?: string }, socket: TLSSocket): void {
-    const reason = tlsClientErrorReason(error, socket.authorizationError);
+    // Node does not close a socket whose handshake failed or timed out once 'tlsClientError' has a listener.
+    socket.destroy();
+    const reason =
+      error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT'
+        ? 'handshake_timeout'
+        : tlsClientErrorReason(error, socket.authorizationError);
     this.#metrics.tlsHandshakeFailures.inc({ direction: 'inbound', reason });
-    this.#logger.warn(
-      { direction: 'inbound', reason, remote: socket.remoteAddress, error: error.code ?? error.message },
+    this.#guard.handshakeFailed(
+      reason,
+      { remote: socket.remoteAddress, error: error.code ?? error.message },
       'TLS handshake refused',
     );
   }
@@ -129,13 +151,22 @@ export class InboundListener {
       socket.destroy();
       return;
     }
-    this.#core.adopt(socket, (stream, headers) => this.#onH2Stream(stream, headers, peer));
+    if (!this.#guard.established(socket, peer.idString)) {
+      socket.destroy();
+      return;
+    }
+    this.#core.adopt(socket, (stream, headers, rawHeaders) => this.#onH2Stream(stream, headers, rawHeaders, peer));
   }
 
-  #onH2Stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, peer: VerifiedPeer): void {
+  #onH2Stream(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    rawHeaders: readonly string[],
+    peer: VerifiedPeer,
+  ): void {
     const startedAt = performance.now();
     const method = headers[':method'] as string;
-    if (this.#core.refusedMethod(stream, true, peer.idString, method, startedAt)) return;
+    if (this.#core.refusedH2(stream, headers, rawHeaders, peer.idString, method, startedAt)) return;
     const target = headers[':path'] as string;
     if (this.#plain) {
       const out: string[] = [];
@@ -169,8 +200,8 @@ export class InboundListener {
       return;
     }
     const method = req.method as string;
-    if (this.#core.refusedMethod(res, false, peer.idString, method, startedAt)) return;
     const target = req.url as string;
+    if (this.#core.refusedH1(res, req, peer.idString, method, target, startedAt)) return;
     if (this.#plain) {
       const out: string[] = [];
       const flags = copyRequestHeaders(req.rawHeaders, INBOUND_POLICY, out);

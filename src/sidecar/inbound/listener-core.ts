@@ -31,30 +31,23 @@ import {
 import { waitUntil } from '../listen.js';
 import type { ExternalRequestView } from './external-hooks.js';
 import type { AuthzVerdict, EndUserOutcome, InboundRequestView } from './inbound-hooks.js';
+import { APP_POOL_PEER_SHARE, DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
 import { h2RequestBody } from './request-body.js';
+import { checkH1Head, checkH2Head } from './request-checks.js';
 
-export interface InboundLimits {
-  readonly maxHeaderBytes: number;
-  readonly headersTimeoutMs: number;
-  readonly requestTimeoutMs: number;
-  readonly keepAliveTimeoutMs: number;
-  readonly maxConcurrentStreams: number;
-}
-
-/** HTTP limits of the inbound and external listeners (security.md H07, H09). */
-export const INBOUND_LIMITS: InboundLimits = Object.freeze({
-  maxHeaderBytes: 16 * 1024,
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 300_000,
-  keepAliveTimeoutMs: 65_000,
-  maxConcurrentStreams: 256,
-});
+/** HTTP and connection limits of the inbound and external listeners (security.md H07, H09; SECURITY.md). */
+export const INBOUND_LIMITS: InboundLimits = DEFAULT_INBOUND_LIMITS;
 
 /** An h2 request method must be a token (RFC 9110 §9.1); Node's HTTP/1 parser checks its own. */
 const METHOD = /^[A-Z][A-Z0-9!#$%&'*+.^_`|~-]{0,31}$/;
 
 export type Sink = ServerResponse | ServerHttp2Stream;
-export type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
+/** `rawHeaders`: the decoded header list as received (Node's header object drops repeated single-value names). */
+export type StreamListener = (
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  rawHeaders: readonly string[],
+) => void;
 
 /** A request that went through the hooks, as `authorizeAndForward` needs it (built on the hooks path only). */
 export interface HookedRequest {
@@ -125,7 +118,7 @@ interface DecisionView {
 
 export interface ListenerCoreOptions {
   readonly config: SidecarConfig;
-  /** Overrides of INBOUND_LIMITS (tests shorten the timeouts). */
+  /** Overrides of `config.inbound.limits` and the defaults (tests shorten the timeouts). */
   readonly limits: Partial<InboundLimits> | undefined;
   readonly direction: Direction;
   readonly metrics: Metrics;
@@ -151,14 +144,31 @@ export class ListenerCore {
   readonly #sockets = new Set<TLSSocket>();
   /** h2 sessions and their streams in flight (GOAWAY only once a session is idle, see close()). */
   readonly #sessions = new Map<ServerHttp2Session, SessionState>();
+  /** App requests in flight per peer ID (fair share of the app pool). */
+  readonly #appInFlight = new Map<string, number>();
+  readonly #maxAppPerPeer: number;
+  readonly #onStreamIdle: (this: ServerHttp2Stream) => void;
 
   constructor(options: ListenerCoreOptions) {
     const { config } = options;
     this.telemetry = new DataPlaneTelemetry(options.direction, options.metrics, options.logger);
     this.#metrics = options.metrics;
     this.#peerIdOf = options.peerIdOf;
-    const limits: InboundLimits = { ...INBOUND_LIMITS, ...options.limits };
+    const limits: InboundLimits = Object.freeze({
+      ...DEFAULT_INBOUND_LIMITS,
+      // One idle limit for both protocols: an idle keep-alive HTTP/1.1 connection is an idle session.
+      keepAliveTimeoutMs: config.inbound.limits?.sessionIdleTimeoutMs ?? DEFAULT_INBOUND_LIMITS.keepAliveTimeoutMs,
+      ...config.inbound.limits,
+      ...options.limits,
+    });
     this.limits = limits;
+    this.#maxAppPerPeer = Math.max(1, Math.floor(limits.appConnections * APP_POOL_PEER_SHARE));
+    const telemetry = this.telemetry;
+    this.#onStreamIdle = function onStreamIdle(this: ServerHttp2Stream): void {
+      // No frame either way for streamIdleTimeout: reset (never END_STREAM) so both ends know it did not complete.
+      this.destroy(new Error('stream idle timeout'));
+      telemetry.idleStream();
+    };
     // The HTTP/1.1 server never listens: authenticated sockets are handed to it. Node's strict parser stays on
     // (insecureHTTPParser false: CL/TE conflicts, bare LF, obs-fold are 400s, security.md H01–H05).
     this.#h1 = createHttpServer(
@@ -173,6 +183,14 @@ export class ListenerCore {
       },
       options.onH1Request,
     );
+    // An HTTP/1.1 exchange idle in both directions for streamIdleTimeout is cut like an idle h2 stream.
+    // Node also reports an idle keep-alive connection here (no response in progress): that is an idle session.
+    this.#h1.setTimeout(limits.streamIdleTimeoutMs, (socket: Socket) => {
+      const busy = (socket as Socket & { _httpMessage?: unknown })._httpMessage != null;
+      socket.destroy();
+      if (busy) telemetry.idleStream();
+      else telemetry.idleSession();
+    });
     // Node starts the headersTimeout/requestTimeout sweeper on 'listening'; this server is fed sockets instead.
     this.#h1.emit('listening');
     this.#h1.on('clientError', (error: Error & { code?: string }, socket: Socket) =>
@@ -185,6 +203,8 @@ export class ListenerCore {
     });
     const appTimeout = config.inbound.appTimeoutMs;
     this.#app = new Pool(`http://${formatHostPort(config.inbound.app)}`, {
+      // Bounded: requests beyond this wait in the pool's queue instead of opening app connections without end.
+      connections: limits.appConnections,
       headersTimeout: appTimeout,
       bodyTimeout: appTimeout,
       keepAliveTimeout: 60_000,
@@ -211,7 +231,9 @@ export class ListenerCore {
         enablePush: false,
         maxHeaderListSize: this.limits.maxHeaderBytes,
       },
-      maxHeaderListPairs: 256,
+      // Node resets a stream above this many fields before we see it; twice what fits in maxHeaderBytes (each
+      // field counts ≥ 32 bytes) lets every list up to there reach checkH2Head and get its 431.
+      maxHeaderListPairs: Math.ceil(this.limits.maxHeaderBytes / 16),
       maxSessionRejectedStreams: 100,
       maxSessionInvalidFrames: 100,
     });
@@ -219,17 +241,30 @@ export class ListenerCore {
     this.#sessions.set(session, state);
     session.once('close', () => this.#sessions.delete(session));
     session.on('error', () => session.destroy());
+    // Idle session (no stream in flight for sessionIdleTimeout): GOAWAY, then the socket closes.
+    session.setTimeout(this.limits.sessionIdleTimeoutMs, () => {
+      if (state.inFlight === 0 && !session.closed) {
+        session.close();
+        this.telemetry.idleSession();
+      }
+    });
+    const onStreamIdle = this.#onStreamIdle;
+    const streamIdleMs = this.limits.streamIdleTimeoutMs;
     const drain = this.drain;
     // One listener per session, not per stream. (A stream's `session` is already unset when it emits 'close'.)
     const onStreamClose = (): void => {
       if (--state.inFlight === 0 && drain.draining && !session.closed) session.close();
     };
-    session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
-      state.inFlight++;
-      stream.on('error', ignore);
-      stream.on('close', onStreamClose);
-      onStream(stream, headers);
-    });
+    session.on(
+      'stream',
+      (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+        state.inFlight++;
+        stream.on('error', ignore);
+        stream.on('close', onStreamClose);
+        stream.setTimeout(streamIdleMs, onStreamIdle);
+        onStream(stream, headers, rawHeaders);
+      },
+    );
   }
 
   /** Streams the request to the app; `headers` is the final list for the app (identity headers set). */
@@ -244,6 +279,16 @@ export class ListenerCore {
     startedAt: number,
     req: IncomingMessage | undefined,
   ): void {
+    const inFlight = this.#appInFlight.get(peerId) ?? 0;
+    if (inFlight >= this.#maxAppPerPeer) {
+      const error = new MeshauthError('MESHAUTH_ERR_UPSTREAM_UNAVAILABLE', 'peer holds its share of the app pool', {
+        reason: 'app_pool_share',
+      });
+      this.reject(sink, h2, peerId, error, startedAt);
+      return;
+    }
+    this.#appInFlight.set(peerId, inFlight + 1);
+    sink.once('close', () => this.#releaseApp(peerId));
     const handler = new ForwardHandler(sink, h2, peerId, startedAt, this.telemetry, classifyAppError, this.drain);
     const body = hasBody ? (h2 ? h2RequestBody(sink as ServerHttp2Stream) : (req ?? null)) : null;
     this.#app.dispatch({ path, method: method as 'GET', headers, body }, handler);
@@ -362,6 +407,44 @@ export class ListenerCore {
     this.telemetry.rejected(peerId, error, startedAt);
   }
 
+  /** Method and head checks of an HTTP/1.x request (request-checks.ts); true when it was answered. */
+  refusedH1(
+    res: ServerResponse,
+    req: IncomingMessage,
+    peerId: string,
+    method: string,
+    target: string,
+    startedAt: number,
+  ): boolean {
+    if (this.refusedMethod(res, false, peerId, method, startedAt)) return true;
+    const error = checkH1Head(method, target, req.rawHeaders);
+    if (error === undefined) return false;
+    this.reject(res, false, peerId, error, startedAt);
+    return true;
+  }
+
+  /** Method and head checks of an h2 request (request-checks.ts); true when it was answered. */
+  refusedH2(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    rawHeaders: readonly string[],
+    peerId: string,
+    method: string,
+    startedAt: number,
+  ): boolean {
+    if (this.refusedMethod(stream, true, peerId, method, startedAt)) return true;
+    const error = checkH2Head(headers, rawHeaders, this.limits.maxHeaderBytes);
+    if (error === undefined) return false;
+    this.reject(stream, true, peerId, error, startedAt);
+    return true;
+  }
+
+  #releaseApp(peerId: string): void {
+    const left = (this.#appInFlight.get(peerId) ?? 1) - 1;
+    if (left === 0) this.#appInFlight.delete(peerId);
+    else this.#appInFlight.set(peerId, left);
+  }
+
   /**
    * Answers 400 to a method the app must not see: CONNECT (no tunnels through the PEP), and on h2 anything that is
    * not a token (Node's HTTP/1 parser already refuses those). True when the request was answered.
@@ -415,9 +498,14 @@ export class ListenerCore {
   /** Writes the JSON error on a socket the HTTP server gave up on, closes it, counts and logs the rejection. */
   #answerAndClose(socket: Socket, rejection: MeshauthError): void {
     if (socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+      // end() queues the answer; destroying now would drop it on a TLS socket (the bytes are still being
+      // encrypted). Close once it is flushed, or after a short grace for a peer that does not read.
       endSocketWithError(socket, rejection);
+      socket.once('finish', () => socket.destroy());
+      setTimeout(() => socket.destroy(), ANSWER_GRACE_MS).unref();
+    } else {
+      socket.destroy();
     }
-    socket.destroy();
     this.telemetry.rejected(this.#peerIdOf(socket), rejection, performance.now());
   }
 }
@@ -448,3 +536,6 @@ export function classifyAppError(error: Error): MeshauthError {
 }
 
 function ignore(): void {}
+
+/** How long an error answer written to a failed HTTP/1.1 connection may take to flush before it is destroyed. */
+const ANSWER_GRACE_MS = 1_000;

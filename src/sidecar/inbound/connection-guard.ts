@@ -1,0 +1,120 @@
+// Admission of client connections to a TLS listener, before and right after the handshake: a cap on open
+// connections (dropped at accept by net.Server.maxConnections), on handshakes in progress, on established
+// connections per authenticated SPIFFE ID, and a handshake timeout. Everything it refuses is counted
+// (meshauth_connections_rejected_total) and logged at most once per interval, so a flood of idle or failing
+// connections costs bounded file descriptors, memory and log volume. The listener owns the sockets; this class
+// only counts and decides.
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import type { TLSSocket, Server as TlsServer } from 'node:tls';
+import type { Logger, Metrics } from '../../telemetry/index.js';
+import type { Direction } from '../data-plane-telemetry.js';
+import { RateLimitedLog } from '../rate-limited-log.js';
+import { FLOOD_LOG_INTERVAL_MS, type InboundLimits } from './limits.js';
+
+export type ConnectionRejectReason = 'max_connections' | 'max_handshakes' | 'per_peer' | 'handshake_timeout';
+
+const kPeer = Symbol('meshauth.peerId');
+type Counted = TLSSocket & { [kPeer]?: string };
+
+export class ConnectionGuard {
+  /** The listening socket: accepts TCP, applies the accept-time limits, hands the rest to the TLS server. */
+  readonly server: NetServer;
+  readonly #direction: Direction;
+  readonly #limits: InboundLimits;
+  readonly #metrics: Metrics;
+  readonly #refusedLog: RateLimitedLog;
+  readonly #handshakeLog: RateLimitedLog;
+  readonly #perPeer = new Map<string, number>();
+  readonly #onPeerClose = (socket: Counted): void => this.#releasePeer(socket);
+  #open = 0;
+  #established = 0;
+
+  constructor(options: {
+    readonly direction: Direction;
+    readonly limits: InboundLimits;
+    readonly metrics: Metrics;
+    readonly logger: Logger;
+    readonly tls: TlsServer;
+  }) {
+    this.#direction = options.direction;
+    this.#limits = options.limits;
+    this.#metrics = options.metrics;
+    this.#refusedLog = new RateLimitedLog(options.logger, options.metrics, 'connection_refused', FLOOD_LOG_INTERVAL_MS);
+    this.#handshakeLog = new RateLimitedLog(
+      options.logger,
+      options.metrics,
+      'tls_handshake_failed',
+      FLOOD_LOG_INTERVAL_MS,
+    );
+    const tls = options.tls;
+    this.server = createNetServer({ noDelay: true });
+    // Above the cap Node closes the accepted handle before any JS socket exists (cheapest under a flood).
+    this.server.maxConnections = options.limits.maxConnections;
+    this.server.on('drop', () => this.#refuse('max_connections', undefined));
+    this.server.on('connection', (socket: Socket) => {
+      if (this.#open - this.#established >= this.#limits.maxHandshakes) {
+        this.#refuse('max_handshakes', socket.remoteAddress);
+        socket.destroy();
+        return;
+      }
+      this.#open++;
+      this.#metrics.connectionsOpen.inc({ direction: this.#direction });
+      socket.once('close', () => {
+        this.#open--;
+        this.#metrics.connectionsOpen.dec({ direction: this.#direction });
+      });
+      tls.emit('connection', socket);
+    });
+  }
+
+  /** Connections accepted and not yet closed (handshaking or established). */
+  get open(): number {
+    return this.#open;
+  }
+
+  /** After the handshake: counts the connection as established; false (and counted) above the per-peer cap. */
+  established(socket: TLSSocket, peerId: string): boolean {
+    const counted = socket as Counted;
+    const held = this.#perPeer.get(peerId) ?? 0;
+    this.#established++;
+    counted[kPeer] = peerId;
+    this.#perPeer.set(peerId, held + 1);
+    socket.once('close', () => this.#onPeerClose(counted));
+    if (held >= this.#limits.maxConnectionsPerPeer) {
+      this.#refuse('per_peer', socket.remoteAddress, peerId);
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * A failed handshake (the caller destroys the socket): a timeout is also a refused connection; the log line
+   * is rate-limited because a client can fail handshakes as fast as it can connect.
+   */
+  handshakeFailed(reason: string, fields: Readonly<Record<string, unknown>>, message: string): void {
+    if (reason === 'handshake_timeout') {
+      this.#metrics.connectionsRejected.inc({ direction: this.#direction, reason: 'handshake_timeout' });
+    }
+    this.#handshakeLog.warn({ direction: this.#direction, reason, ...fields }, message);
+  }
+
+  close(): void {
+    this.server.close();
+    this.#refusedLog.close();
+    this.#handshakeLog.close();
+  }
+
+  #releasePeer(socket: Counted): void {
+    const peerId = socket[kPeer];
+    if (peerId === undefined) return;
+    this.#established--;
+    const held = (this.#perPeer.get(peerId) ?? 1) - 1;
+    if (held === 0) this.#perPeer.delete(peerId);
+    else this.#perPeer.set(peerId, held);
+  }
+
+  #refuse(reason: ConnectionRejectReason, remote: string | undefined, peer?: string): void {
+    this.#metrics.connectionsRejected.inc({ direction: this.#direction, reason });
+    this.#refusedLog.warn({ direction: this.#direction, reason, remote, peer }, `connection refused: ${reason}`);
+  }
+}

@@ -1,0 +1,111 @@
+// What a request head must satisfy before any hook sees it, so that the policy judges exactly what the app
+// receives (pure, no I/O): one Host naming a host (and port), an `:authority` and `host` that agree on h2
+// (RFC 9113 §8.3.1), an origin-form target, and on h2 the same header-list limit HTTP/1.1 has (RFC 7541 §4.1
+// size: name + value + 32 per field). Returns the error to answer with, or undefined.
+import type { IncomingHttpHeaders } from 'node:http2';
+import { MeshauthError } from '../../errors/index.js';
+
+/**
+ * host[:port]: a DNS name / IPv4 address, or an IPv6 literal in brackets; never userinfo (`a@b`), a path, a
+ * scheme or whitespace. Stricter than RFC 3986 reg-name on purpose: URL parsers and the policy's host rule must
+ * read the same name from it.
+ */
+const HOST = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252}))(?::([0-9]{1,5}))?$/;
+
+/** Per-field overhead in the HPACK header list size (RFC 7541 §4.1). */
+const FIELD_OVERHEAD = 32;
+
+function badRequest(reason: string, message: string): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', message, { reason });
+}
+
+/** True for a Host / :authority value that is a host name or address with an optional port. */
+export function isHostPort(value: string): boolean {
+  const match = HOST.exec(value);
+  if (match === null) return false;
+  const port = match[1];
+  return port === undefined || Number(port) <= 65_535;
+}
+
+/** `/path…`, or `*` for OPTIONS (RFC 9112 §3.2.4): the only forms a sidecar sends to a peer's inbound. */
+function originForm(method: string, target: string): boolean {
+  return target.charCodeAt(0) === 0x2f /* / */ || (target === '*' && method === 'OPTIONS');
+}
+
+/** HTTP/1.x: exactly one valid Host line (also on HTTP/1.0), origin-form target. */
+export function checkH1Head(method: string, target: string, rawHeaders: readonly string[]): MeshauthError | undefined {
+  if (!originForm(method, target)) return badRequest('target_form', 'request-target is not origin-form');
+  let host: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length !== 4 || name.toLowerCase() !== 'host') continue;
+    if (host !== undefined) return badRequest('host_repeated', 'more than one Host header');
+    host = rawHeaders[i + 1] as string;
+  }
+  if (host === undefined) return badRequest('host_missing', 'no Host header');
+  if (!isHostPort(host)) return badRequest('host_invalid', 'Host is not host[:port]');
+  return undefined;
+}
+
+/**
+ * h2, from the decoded list (`rawHeaders`: Node's header object keeps only the first of a repeated `host` or
+ * `:authority`): one `:authority` (or one `host` without it) that is host[:port]; a `host` beside `:authority`
+ * names the same authority; origin-form `:path`; the header list within the limits HTTP/1.1 has (431 above).
+ */
+export function checkH2Head(
+  headers: IncomingHttpHeaders,
+  rawHeaders: readonly string[],
+  maxHeaderBytes: number,
+): MeshauthError | undefined {
+  let size = 0;
+  let authority: string | undefined;
+  let host: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    const value = rawHeaders[i + 1] as string;
+    size += name.length + value.length + FIELD_OVERHEAD;
+    if (name === ':authority') {
+      if (authority !== undefined) return badRequest('host_repeated', 'more than one :authority');
+      authority = value;
+    } else if (name === 'host') {
+      if (host !== undefined) return badRequest('host_repeated', 'more than one host header');
+      host = value;
+    }
+  }
+  const fields = rawHeaders.length / 2;
+  // Every field costs at least 32 bytes, so the size limit bounds the field count too (16 KB: 512 fields).
+  if (size > maxHeaderBytes) {
+    return new MeshauthError('MESHAUTH_ERR_HEADERS_TOO_LARGE', `header list of ${fields} fields, ${size} bytes`, {
+      reason: 'header_list_size',
+    });
+  }
+  const method = headers[':method'] as string;
+  const path = headers[':path'];
+  if (typeof path !== 'string' || !originForm(method, path)) {
+    return badRequest('target_form', ':path is not origin-form');
+  }
+  const name = authority ?? host;
+  if (name === undefined) return badRequest('host_missing', 'no :authority or host');
+  if (!isHostPort(name)) return badRequest('host_invalid', ':authority is not host[:port]');
+  if (authority !== undefined && host !== undefined && host.toLowerCase() !== authority.toLowerCase()) {
+    return badRequest('host_authority_mismatch', 'host differs from :authority (RFC 9113 §8.3.1)');
+  }
+  return undefined;
+}
+
+/**
+ * Every line of every header by lower-case name, in arrival order, from an HTTP/1 raw list: what the policy's
+ * header conditions read (Node's `req.headers` keeps only the first `user-agent`, `content-type`, … while the
+ * app receives every line).
+ */
+export function headerLines(rawHeaders: readonly string[]): Map<string, string[]> {
+  const lines = new Map<string, string[]>();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = (rawHeaders[i] as string).toLowerCase();
+    const value = rawHeaders[i + 1] as string;
+    const list = lines.get(name);
+    if (list === undefined) lines.set(name, [value]);
+    else list.push(value);
+  }
+  return lines;
+}

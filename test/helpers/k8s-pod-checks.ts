@@ -29,7 +29,11 @@ export function podSpecOf(obj: unknown): PodSpecAt | undefined {
   if (kind === 'Pod') return { spec: record(o.spec), path: 'spec', labels: record(record(o.metadata).labels) };
   if (['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job', 'ReplicationController'].includes(String(kind))) {
     const template = record(record(o.spec).template);
-    return { spec: record(template.spec), path: 'spec.template.spec', labels: record(record(template.metadata).labels) };
+    return {
+      spec: record(template.spec),
+      path: 'spec.template.spec',
+      labels: record(record(template.metadata).labels),
+    };
   }
   if (kind === 'CronJob') {
     const template = record(record(record(record(o.spec).jobTemplate).spec).template);
@@ -49,27 +53,16 @@ interface ContainerAt {
 }
 
 function containersOf(pod: PodSpecAt): ContainerAt[] {
-  const out: ContainerAt[] = [];
-  list(pod.spec.initContainers).forEach((container, i) =>
-    out.push({ container, path: `${pod.path}.initContainers[${i}]`, init: true }),
-  );
-  list(pod.spec.containers).forEach((container, i) =>
-    out.push({ container, path: `${pod.path}.containers[${i}]`, init: false }),
-  );
-  list(pod.spec.ephemeralContainers).forEach((container, i) =>
-    out.push({ container, path: `${pod.path}.ephemeralContainers[${i}]`, init: false }),
-  );
-  return out;
+  const at = (field: string, init: boolean): ContainerAt[] =>
+    list(pod.spec[field]).map((container, i) => ({ container, path: `${pod.path}.${field}[${i}]`, init }));
+  return [...at('initContainers', true), ...at('containers', false), ...at('ephemeralContainers', false)];
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 // IANA_SVC_NAME: at most 15 characters, lower-case letters, digits and single hyphens, at least one letter.
 function isPortName(name: string): boolean {
   return (
-    name.length <= 15 &&
-    /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name) &&
-    !name.includes('--') &&
-    /[a-z]/.test(name)
+    name.length <= 15 && /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name) && !name.includes('--') && /[a-z]/.test(name)
   );
 }
 
@@ -289,7 +282,8 @@ export function checkMeshauthSidecar(pod: PodSpecAt): string[] {
     }
     const tokenVolumes = list(pod.spec.volumes).filter((volume) =>
       list(record(volume.projected).sources).some(
-        (source) => source.serviceAccountToken !== undefined && record(source.serviceAccountToken).audience === 'meshauth',
+        (source) =>
+          source.serviceAccountToken !== undefined && record(source.serviceAccountToken).audience === 'meshauth',
       ),
     );
     if (tokenVolumes.length === 0) {

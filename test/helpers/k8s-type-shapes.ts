@@ -109,7 +109,9 @@ export function unknownKeys(value: unknown, shape: Shape, path: string): string[
 function walk(value: unknown, shape: Shape, path: string, problems: string[]): void {
   if (shape.kind === 'leaf' || value === null || typeof value !== 'object') return;
   if (shape.kind === 'array') {
-    if (Array.isArray(value)) value.forEach((item, i) => walk(item, shape.of, `${path}[${i}]`, problems));
+    if (Array.isArray(value)) {
+      for (const [i, item] of value.entries()) walk(item, shape.of, `${path}[${i}]`, problems);
+    }
     return;
   }
   if (Array.isArray(value)) return;

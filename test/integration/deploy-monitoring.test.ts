@@ -1,0 +1,141 @@
+// deploy/monitoring and deploy/prometheus: the alert rules pass `promtool check rules` and their unit tests
+// (`promtool test rules`), every metric the rules and the dashboard query is one meshauth exports, the dashboard is
+// well-formed Grafana JSON, and the scrape configuration finds the port that injection and the CA declare.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { PORT_ADMIN, PORT_ADMIN_NAME, PROMETHEUS_ANNOTATIONS } from '../../src/k8s/index.js';
+import { parseDocuments, ROOT, toolOrSkip } from '../helpers/deploy-tools.js';
+import { validateAll } from '../helpers/k8s-schema.js';
+
+type Obj = Record<string, unknown>;
+
+const PROMTOOL = toolOrSkip('promtool', ['--version']);
+const MONITORING = join(ROOT, 'deploy/monitoring');
+
+const ruleDocs = parseDocuments(readFileSync(join(MONITORING, 'prometheus-rule.yaml'), 'utf8'), 'prometheus-rule.yaml');
+const rule = ruleDocs.find((d) => d.kind === 'PrometheusRule') as Obj;
+const groups = (rule.spec as Obj).groups as { name: string; rules: Obj[] }[];
+const dashboard = JSON.parse(readFileSync(join(MONITORING, 'grafana-dashboard.json'), 'utf8')) as {
+  panels: Obj[];
+  uid: string;
+  templating: { list: Obj[] };
+};
+
+/** Metric names registered in src/telemetry/metrics.ts (the one registry every process uses). */
+function exportedMetrics(): Set<string> {
+  const source = readFileSync(join(ROOT, 'src/telemetry/metrics.ts'), 'utf8');
+  return new Set([...source.matchAll(/name: '(meshauth_[a-z_]+)'/g)].map((m) => m[1] ?? ''));
+}
+
+/** meshauth_* series a PromQL expression reads, with histogram suffixes mapped to the metric name. */
+function metricsIn(expr: string): string[] {
+  return [...expr.matchAll(/\bmeshauth_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, ''));
+}
+
+const panels = dashboard.panels.filter((p) => p.type !== 'row');
+const dashboardExprs = panels.flatMap((p) => (p.targets as Obj[]).map((t) => String(t.expr)));
+const ruleExprs = groups.flatMap((g) => g.rules.map((r) => String(r.expr)));
+
+describe('deploy/monitoring: alert rules', () => {
+  const work = mkdtempSync(join(tmpdir(), 'meshauth-rules-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('ok/the PrometheusRule and PodMonitors pass the structural schema', () => {
+    const podMonitors = parseDocuments(readFileSync(join(MONITORING, 'pod-monitor.yaml'), 'utf8'), 'pod-monitor.yaml');
+    expect(validateAll([...ruleDocs, ...podMonitors])).toEqual([]);
+  });
+
+  it('ok/alerts cover SVID expiry, rotation failures, CA rejections, CA certificate expiry and the deny rate', () => {
+    const alerts = Object.fromEntries(groups.flatMap((g) => g.rules.map((r) => [String(r.alert), String(r.expr)])));
+    expect(alerts.MeshauthSvidExpiringSoon).toContain('meshauth_svid_expiry_timestamp_seconds > 0) - time() < 600');
+    expect(alerts.MeshauthSvidRotationFailing).toBe(
+      'increase(meshauth_svid_rotations_total{result!="success"}[10m]) > 0',
+    );
+    expect(alerts.MeshauthCaRejectionsHigh).toContain('rate(meshauth_ca_requests_rejected_total[5m])');
+    expect(alerts.MeshauthCaCertificateExpiringSoon).toBe(
+      'meshauth_ca_certificate_expiry_timestamp_seconds - time() < 7 * 86400',
+    );
+    expect(alerts.MeshauthDenyRateHigh).toContain('meshauth_authz_decisions_total{decision="deny"}');
+  });
+
+  it.skipIf(!PROMTOOL)('ok/promtool check rules accepts spec.groups as a rules file', () => {
+    const file = join(work, 'rules.yaml');
+    writeFileSync(file, stringify({ groups }));
+    const out = execFileSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+    expect(out).toContain(`SUCCESS: ${ruleExprs.length} rules found`);
+  });
+
+  it.skipIf(!PROMTOOL)('ok/promtool test rules: the unit tests in prometheus-rule.tests.yaml pass', () => {
+    writeFileSync(join(work, 'rules.yaml'), stringify({ groups }));
+    copyFileSync(join(MONITORING, 'prometheus-rule.tests.yaml'), join(work, 'prometheus-rule.tests.yaml'));
+    const result = spawnSync('promtool', ['test', 'rules', join(work, 'prometheus-rule.tests.yaml')], {
+      encoding: 'utf8',
+    });
+    expect(result.stdout + result.stderr).toContain('SUCCESS');
+    expect(result.status).toBe(0);
+  });
+
+  it.skipIf(!PROMTOOL)('fail/promtool check rules rejects a broken expression (the check can fail)', () => {
+    const file = join(work, 'broken.yaml');
+    const broken = structuredClone(groups);
+    (broken[0]?.rules[0] as Obj).expr = 'rate(meshauth_requests_total[5m]';
+    writeFileSync(file, stringify({ groups: broken }));
+    const result = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+    expect(result.status).not.toBe(0);
+  });
+});
+
+describe('deploy/monitoring: metrics and dashboard', () => {
+  it('ok/every metric the rules and the dashboard query is exported by meshauth', () => {
+    const exported = exportedMetrics();
+    const used = new Set([...ruleExprs, ...dashboardExprs].flatMap(metricsIn));
+    expect(used.size).toBeGreaterThan(8);
+    expect([...used].filter((m) => !exported.has(m))).toEqual([]);
+  });
+
+  it('ok/the dashboard is Grafana JSON with unique ids, a query per panel and no overlapping panels', () => {
+    expect(dashboard.uid).toBe('meshauth');
+    const ids = dashboard.panels.map((p) => p.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    const cells = new Set<string>();
+    for (const panel of dashboard.panels) {
+      const { x, y, w, h } = panel.gridPos as { x: number; y: number; w: number; h: number };
+      expect(x + w, String(panel.title)).toBeLessThanOrEqual(24);
+      for (let row = y; row < y + h; row++) {
+        for (let col = x; col < x + w; col++) {
+          expect(cells.has(`${row}:${col}`), `${String(panel.title)} overlaps at ${row}:${col}`).toBe(false);
+          cells.add(`${row}:${col}`);
+        }
+      }
+    }
+    for (const panel of panels) {
+      const targets = panel.targets as Obj[];
+      expect(targets.length, String(panel.title)).toBeGreaterThan(0);
+      for (const target of targets) expect(String(target.expr)).toMatch(/meshauth_/);
+      // Grafana's variable syntax, not a template literal.
+      expect(panel.datasource).toEqual({ type: 'prometheus', uid: ['$', '{datasource}'].join('') });
+    }
+    expect(dashboard.templating.list.map((v) => v.name)).toEqual(['datasource', 'namespace']);
+  });
+
+  it('ok/scrape targets: the port injection and the CA declare is the one the PodMonitor and scrape config keep', () => {
+    const [sidecars] = parseDocuments(readFileSync(join(MONITORING, 'pod-monitor.yaml'), 'utf8'), 'pod-monitor.yaml');
+    const endpoints = (((sidecars?.spec ?? {}) as Obj).podMetricsEndpoints as Obj[]).map((e) => e.port);
+    expect(endpoints).toEqual([PORT_ADMIN_NAME]);
+    const scrape = parse(readFileSync(join(ROOT, 'deploy/prometheus/scrape-config.yaml'), 'utf8')) as {
+      scrape_configs: { relabel_configs: Obj[] }[];
+    };
+    const keeps = (scrape.scrape_configs[0]?.relabel_configs ?? []).filter((r) => r.action === 'keep');
+    expect(keeps.map((k) => k.regex)).toEqual(['true', PORT_ADMIN_NAME]);
+    expect(PROMETHEUS_ANNOTATIONS['prometheus.io/port']).toBe(String(PORT_ADMIN));
+    const ca = parseDocuments(readFileSync(join(ROOT, 'deploy/base/ca.yaml'), 'utf8'), 'ca.yaml').find(
+      (d) => d.kind === 'Deployment',
+    ) as Obj;
+    const template = (ca.spec as Obj).template as Obj;
+    expect((template.metadata as Obj).annotations).toEqual(PROMETHEUS_ANNOTATIONS);
+  });
+});

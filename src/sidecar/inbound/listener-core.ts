@@ -419,7 +419,9 @@ export class ListenerCore {
     if (this.refusedMethod(res, false, peerId, method, startedAt)) return true;
     const error = checkH1Head(method, target, req.rawHeaders);
     if (error === undefined) return false;
-    this.reject(res, false, peerId, error, startedAt);
+    // Connection: close: after a malformed head the rest of the connection's bytes cannot be trusted.
+    writeErrorH1(res, error, undefined, true);
+    this.telemetry.rejected(peerId, error, startedAt);
     return true;
   }
 
@@ -497,14 +499,22 @@ export class ListenerCore {
 
   /** Writes the JSON error on a socket the HTTP server gave up on, closes it, counts and logs the rejection. */
   #answerAndClose(socket: Socket, rejection: MeshauthError): void {
-    if (socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+    const pending = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (pending != null && pending.writableEnded) {
+      // The request was already answered (a head check refused it) and that answer is still flushing: let it
+      // go out, then close; it was counted when it was written.
+      pending.once('finish', () => socket.destroy());
+      setTimeout(() => socket.destroy(), ANSWER_GRACE_MS).unref();
+      return;
+    }
+    if (socket.writable && pending == null) {
       // end() queues the answer; destroying now would drop it on a TLS socket (the bytes are still being
       // encrypted). Close once it is flushed, or after a short grace for a peer that does not read.
       endSocketWithError(socket, rejection);
       socket.once('finish', () => socket.destroy());
       setTimeout(() => socket.destroy(), ANSWER_GRACE_MS).unref();
     } else {
-      socket.destroy();
+      socket.destroy(); // mid-exchange: the app request is aborted with it, never completed
     }
     this.telemetry.rejected(this.#peerIdOf(socket), rejection, performance.now());
   }

@@ -32,12 +32,20 @@ function originForm(method: string, target: string): boolean {
   return target.charCodeAt(0) === 0x2f /* / */ || (target === '*' && method === 'OPTIONS');
 }
 
-/** HTTP/1.x: exactly one valid Host line (also on HTTP/1.0), origin-form target. */
+/** HTTP/1.x: exactly one valid Host line (also on HTTP/1.0), origin-form target, no coding but chunked. */
 export function checkH1Head(method: string, target: string, rawHeaders: readonly string[]): MeshauthError | undefined {
   if (!originForm(method, target)) return badRequest('target_form', 'request-target is not origin-form');
   let host: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      // Only `chunked` (RFC 9112 §6.1): the app gets the body de-chunked without Transfer-Encoding, so any other
+      // coding would reach it undeclared; an unknown one (`xchunked`) leaves the body length undefined.
+      if ((rawHeaders[i + 1] as string).trim().toLowerCase() !== 'chunked') {
+        return badRequest('transfer_encoding', 'Transfer-Encoding other than chunked');
+      }
+      continue;
+    }
     if (name.length !== 4 || name.toLowerCase() !== 'host') continue;
     if (host !== undefined) return badRequest('host_repeated', 'more than one Host header');
     host = rawHeaders[i + 1] as string;

@@ -3,9 +3,12 @@ import { Command } from 'commander';
 import { registerCaCommands } from './ca.js';
 import { registerCertCommands } from './cert.js';
 import { registerDemoCommand } from './demo.js';
+import { registerGatewayCommand } from './gateway.js';
+import { registerInjectCommands } from './inject.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerSidecarCommand } from './sidecar.js';
 import { VERSION } from './version.js';
+import { registerWebhookCommand } from './webhook.js';
 
 export function buildProgram(): Command {
   const program = new Command('meshauth')
@@ -17,6 +20,9 @@ export function buildProgram(): Command {
   registerCertCommands(program);
   registerPolicyCommands(program);
   registerSidecarCommand(program);
+  registerGatewayCommand(program);
+  registerInjectCommands(program);
+  registerWebhookCommand(program);
   registerDemoCommand(program);
   return program;
 }

@@ -103,6 +103,9 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
     metrics,
     logger: logger.child({ component: 'admin' }),
     readiness,
+    // What a native sidecar's startup probe asks: the app starts only after it passes, so it must not need the app.
+    startup: () => holder.isValid(now()),
+    appProbes: config.admin.appProbes,
   });
   const unsubscribe = holder.subscribe((credentials) => {
     metrics.svidExpiry.set(credentials.svid.notAfter.getTime() / 1000);

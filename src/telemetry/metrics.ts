@@ -237,6 +237,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly webhookReviews = new Counter({
+    name: 'meshauth_webhook_reviews_total',
+    help: 'Admission reviews answered by the injection webhook, by result (injected, skipped, error).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly webhookCertReloads = new Counter({
+    name: 'meshauth_webhook_cert_reloads_total',
+    help: 'Reloads of the webhook serving certificate after its files changed, by result.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: MetricsOptions = {}) {
     if (options.defaultMetrics) {
       collectDefaultMetrics({ register: this.registry });

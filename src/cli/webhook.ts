@@ -1,0 +1,51 @@
+// `meshauth webhook --listen HOST:PORT --tls-cert FILE --tls-key FILE [--config inject.yaml]` (SPEC §12): the
+// mutating admission webhook that injects pods of opted-in namespaces. Prints one "listening" line on stdout;
+// on SIGTERM/SIGINT stops accepting, finishes in-flight reviews and exits 0.
+import type { Command } from 'commander';
+import { httpsUrl, parseListenAddress } from '../ca/listen-address.js';
+import { WebhookServer } from '../k8s/webhook-server.js';
+import { createLogger, Metrics } from '../telemetry/index.js';
+import { loadInjectConfig } from './inject.js';
+
+interface WebhookOptions {
+  readonly listen: string;
+  readonly tlsCert: string;
+  readonly tlsKey: string;
+  readonly config?: string;
+  readonly logLevel: string;
+}
+
+export function registerWebhookCommand(program: Command): void {
+  program
+    .command('webhook')
+    .description('run the admission webhook that injects the sidecar into pods (POST /mutate, /healthz, /metrics)')
+    .requiredOption('--listen <host:port>', 'HTTPS listen address, e.g. 0.0.0.0:8443')
+    .requiredOption('--tls-cert <file>', 'serving certificate chain (PEM); re-read when the file changes')
+    .requiredOption('--tls-key <file>', 'serving private key (PEM); re-read when the file changes')
+    .option('-c, --config <file>', 'inject.yaml (docs/injection.md)')
+    .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
+    .action(async (options: WebhookOptions) => {
+      const address = parseListenAddress(options.listen);
+      const config = loadInjectConfig(options.config);
+      const logger = createLogger({ name: 'webhook', level: options.logLevel });
+      const server = new WebhookServer({
+        host: address.host,
+        port: address.port,
+        certFile: options.tlsCert,
+        keyFile: options.tlsKey,
+        config,
+        metrics: new Metrics({ defaultMetrics: true }),
+        logger,
+      });
+      const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+        process.once('SIGTERM', resolve);
+        process.once('SIGINT', resolve);
+      });
+      const port = await server.listen();
+      process.stdout.write(`meshauth webhook listening on ${httpsUrl(address.host, port)}\n`);
+      const signal = await stopSignal;
+      logger.info({ signal }, 'webhook stopping');
+      await server.close();
+      process.exit(0);
+    });
+}

@@ -1,0 +1,102 @@
+// The admission webhook's decision (admission.k8s.io/v1): an AdmissionReview in, the AdmissionReview answer out,
+// with an RFC 6902 JSON Patch computed from the same pure injection `meshauth inject` uses. Pods are injected on
+// CREATE; Services gain the mesh port on CREATE and UPDATE. Whatever cannot be handled is admitted unpatched with
+// a warning (or refused when failClosed is set): the webhook never blocks a rollout by surprise. Pure.
+import type { InjectConfig } from './inject-config.js';
+import { isObject, type JsonObject, objectAt, stringAt } from './inject-json.js';
+import { diffJson } from './inject-json-patch.js';
+import { describeObject, injectObject } from './inject-object.js';
+
+export type ReviewResult = 'injected' | 'skipped' | 'error';
+
+export interface ReviewOutcome {
+  /** HTTP status of the answer: 200 for every review with a uid, 400 for a body that is not a review. */
+  readonly httpStatus: number;
+  readonly body: unknown;
+  readonly result: ReviewResult;
+  /** Bounded reason for the log line (never user input). */
+  readonly reason: string;
+  readonly warnings: readonly string[];
+  /** What the log line says about the object (kind namespace/name). */
+  readonly object: string | undefined;
+}
+
+const API_VERSION = 'admission.k8s.io/v1';
+/** Kubernetes shows warnings to kubectl users; it truncates long ones, so keep them short. */
+const MAX_WARNING_CHARS = 256;
+const MAX_WARNINGS = 8;
+
+export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOutcome {
+  const request = isObject(review) ? objectAt(review, 'request') : undefined;
+  const uid = stringAt(request, 'uid');
+  if (!isObject(review) || review.apiVersion !== API_VERSION || review.kind !== 'AdmissionReview' || !request || !uid) {
+    return {
+      httpStatus: 400,
+      body: { error: `expected an ${API_VERSION} AdmissionReview with request.uid` },
+      result: 'error',
+      reason: 'not_a_review',
+      warnings: [],
+      object: undefined,
+    };
+  }
+  const kind = stringAt(objectAt(request, 'kind'), 'kind');
+  const group = stringAt(objectAt(request, 'kind'), 'group') ?? '';
+  const operation = stringAt(request, 'operation');
+  const object = objectAt(request, 'object');
+  const answer = (result: ReviewResult, reason: string, extra: JsonObject = {}, warnings: string[] = []) => {
+    const shown = warnings
+      .slice(0, MAX_WARNINGS)
+      .map((w) => (w.length > MAX_WARNING_CHARS ? `${w.slice(0, MAX_WARNING_CHARS - 1)}…` : w));
+    return {
+      httpStatus: 200,
+      body: {
+        apiVersion: API_VERSION,
+        kind: 'AdmissionReview',
+        response: { uid, allowed: true, ...extra, ...(shown.length > 0 ? { warnings: shown } : {}) },
+      },
+      result,
+      reason,
+      warnings,
+      object: object === undefined ? undefined : describeObject({ ...object, kind }),
+    };
+  };
+
+  const handled =
+    group === '' &&
+    ((kind === 'Pod' && operation === 'CREATE') ||
+      (kind === 'Service' && (operation === 'CREATE' || operation === 'UPDATE')));
+  if (!handled) return answer('skipped', 'not_handled');
+  if (object === undefined) return cannotHandle(answer, config, 'no_object', 'the review carries no object');
+
+  // The object as the API server will store it; apiVersion/kind are set for the injection's kind dispatch only.
+  const typed: JsonObject = { ...object, apiVersion: 'v1', kind };
+  let injected: ReturnType<typeof injectObject>;
+  try {
+    injected = injectObject(typed, config);
+  } catch (error) {
+    return cannotHandle(answer, config, 'inject_failed', error instanceof Error ? error.message : String(error));
+  }
+  const after = isObject(injected.object) ? { ...injected.object } : typed;
+  if (object.apiVersion === undefined) delete after.apiVersion;
+  if (object.kind === undefined) delete after.kind;
+  const patch = diffJson(object, after);
+  const warnings = [...injected.warnings];
+  if (patch.length === 0) return answer('skipped', injected.outcome, {}, warnings);
+  return answer(
+    'injected',
+    injected.outcome,
+    { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') },
+    warnings,
+  );
+}
+
+function cannotHandle(
+  answer: (result: ReviewResult, reason: string, extra?: JsonObject, warnings?: string[]) => ReviewOutcome,
+  config: InjectConfig,
+  reason: string,
+  message: string,
+): ReviewOutcome {
+  const warning = `meshauth: sidecar not injected: ${message}`;
+  if (!config.failClosed) return answer('error', reason, {}, [warning]);
+  return answer('error', reason, { allowed: false, status: { code: 400, message: warning } });
+}

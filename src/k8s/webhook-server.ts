@@ -1,0 +1,238 @@
+// The injection webhook's HTTPS listener: POST /mutate (AdmissionReview → reviewAdmission), GET /healthz,
+// GET /metrics. The serving certificate and key are re-read when their files change (a Kubernetes Secret volume
+// swaps a symlink, so the files are polled with stat rather than watched); a pair that does not load keeps the old
+// one serving, with a warning and a metric.
+import { readFile, stat } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import { createSecureContext } from 'node:tls';
+import { MeshauthError } from '../errors/index.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { protocolOptions } from '../tls/tls-profile.js';
+import { reviewAdmission } from './inject-admission.js';
+import type { InjectConfig } from './inject-config.js';
+
+export interface WebhookServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly config: InjectConfig;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** How often the certificate files are checked for a change. Default 5 s. */
+  readonly reloadIntervalMs?: number;
+}
+
+/** The API server sends a pod or service; even a large pod spec is far below this. */
+const MAX_REVIEW_BYTES = 4 * 1024 * 1024;
+const DEFAULT_RELOAD_INTERVAL_MS = 5_000;
+// The API server speaks TLS 1.3, older ones 1.2: AEAD suites of both.
+const TLS = protocolOptions({ tls12: true });
+
+interface KeyPair {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
+
+export class WebhookServer {
+  readonly #options: WebhookServerOptions;
+  #server: Server | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #signature = '';
+  #port = 0;
+  #checking: Promise<void> | undefined;
+
+  constructor(options: WebhookServerOptions) {
+    this.#options = options;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Loads the certificate (a bad pair fails the start: there is nothing to serve with) and listens. */
+  async listen(): Promise<number> {
+    let pair: KeyPair;
+    try {
+      pair = await this.#readPair();
+      this.#signature = await this.#fileSignature();
+    } catch (cause) {
+      throw new MeshauthError(
+        'MESHAUTH_ERR_FILE_UNREADABLE',
+        `${this.#options.certFile}, ${this.#options.keyFile}: cannot read the webhook certificate and key`,
+        { reason: 'webhook_cert_unreadable', cause },
+      );
+    }
+    try {
+      createSecureContext({ ...TLS, ...pair }); // a cert/key mismatch fails here, before anything listens
+    } catch (cause) {
+      throw new MeshauthError(
+        'MESHAUTH_ERR_CONFIG_INVALID',
+        `${this.#options.certFile}, ${this.#options.keyFile}: not a PEM certificate chain and its private key (${String(cause)})`,
+        { reason: 'webhook_cert_invalid', cause },
+      );
+    }
+    const server = createServer({ ...TLS, ...pair, requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) => {
+      this.#handle(req, res).catch((error: unknown) => {
+        this.#options.logger.error({ error: String(error) }, 'webhook request failed');
+        if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+        else res.destroy();
+      });
+    });
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.#options.port, this.#options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address();
+    this.#port = typeof address === 'object' && address !== null ? address.port : this.#options.port;
+    this.#timer = setInterval(() => {
+      void this.checkCertificate();
+    }, this.#options.reloadIntervalMs ?? DEFAULT_RELOAD_INTERVAL_MS);
+    this.#timer.unref();
+    return this.#port;
+  }
+
+  /** Re-reads the certificate files if they changed since the last look (also runs on its own timer). */
+  checkCertificate(): Promise<void> {
+    this.#checking ??= this.#reloadIfChanged().finally(() => {
+      this.#checking = undefined;
+    });
+    return this.#checking;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    const server = this.#server;
+    if (server === undefined) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  async #reloadIfChanged(): Promise<void> {
+    const { logger, metrics } = this.#options;
+    let signature: string;
+    try {
+      signature = await this.#fileSignature();
+    } catch (error) {
+      logger.warn({ error: String(error) }, 'webhook certificate files unreadable; keeping the current certificate');
+      return;
+    }
+    if (signature === this.#signature) return;
+    this.#signature = signature; // a broken pair is reported once, and retried when the files change again
+    try {
+      const pair = await this.#readPair();
+      createSecureContext({ ...TLS, ...pair });
+      this.#server?.setSecureContext({ ...TLS, ...pair });
+      metrics.webhookCertReloads.inc({ result: 'success' });
+      logger.info({ cert: this.#options.certFile }, 'webhook certificate reloaded');
+    } catch (error) {
+      metrics.webhookCertReloads.inc({ result: 'failure' });
+      logger.warn({ error: String(error) }, 'webhook certificate did not load; keeping the current certificate');
+    }
+  }
+
+  async #readPair(): Promise<KeyPair> {
+    const [cert, key] = await Promise.all([readFile(this.#options.certFile), readFile(this.#options.keyFile)]);
+    return { cert, key };
+  }
+
+  /** stat follows the Secret volume's symlinks: a swapped `..data` shows up as another inode or time. */
+  async #fileSignature(): Promise<string> {
+    const stats = await Promise.all([stat(this.#options.certFile), stat(this.#options.keyFile)]);
+    return stats.map((s) => `${s.ino}:${s.size}:${s.mtimeMs}`).join('|');
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (path === '/mutate') {
+      if (req.method !== 'POST') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'POST' });
+      return this.#mutate(req, res);
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
+    }
+    if (path === '/healthz') return sendText(res, 200, 'text/plain', 'ok\n');
+    if (path === '/metrics') {
+      const { metrics } = this.#options;
+      return sendText(res, 200, metrics.contentType, await metrics.exposition());
+    }
+    sendJson(res, 404, { error: 'not found' });
+  }
+
+  async #mutate(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { logger, metrics, config } = this.#options;
+    const type = req.headers['content-type'] ?? '';
+    if (!/^application\/json\b/i.test(type)) {
+      metrics.webhookReviews.inc({ result: 'error' });
+      logger.warn({ reason: 'content_type' }, 'admission review refused: content type is not application/json');
+      return sendJson(res, 415, { error: 'content type must be application/json' });
+    }
+    const body = await readLimited(req, MAX_REVIEW_BYTES);
+    if (body === undefined) {
+      metrics.webhookReviews.inc({ result: 'error' });
+      logger.warn({ reason: 'too_large' }, 'admission review refused: body too large');
+      return sendJson(res, 413, { error: 'body too large' });
+    }
+    let review: unknown;
+    try {
+      review = JSON.parse(body.toString('utf8'));
+    } catch {
+      review = undefined;
+    }
+    const outcome = reviewAdmission(review, config);
+    metrics.webhookReviews.inc({ result: outcome.result });
+    const fields = { result: outcome.result, reason: outcome.reason, object: outcome.object };
+    if (outcome.result === 'error')
+      logger.warn({ ...fields, warnings: outcome.warnings }, 'admission review not handled');
+    else logger.info({ ...fields, warnings: outcome.warnings.length }, 'admission review');
+    sendJson(res, outcome.httpStatus, outcome.body);
+  }
+}
+
+/** The body, or undefined once it passes `limit` (the rest is not read). */
+function readLimited(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(size > limit ? undefined : Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+  sendText(res, status, 'application/json', JSON.stringify(body), extra);
+}
+
+function sendText(
+  res: ServerResponse,
+  status: number,
+  contentType: string,
+  body: string,
+  extra: Record<string, string> = {},
+): void {
+  res.writeHead(status, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...extra,
+  });
+  res.end(res.req.method === 'HEAD' ? undefined : body);
+}

@@ -200,7 +200,10 @@ describe.skipIf(!KUBECTL)('deploy/: rendered by kubectl kustomize and validated 
 
     it('ok/the CA runs with the arguments of the contract (issuer URL, admin port, cluster CA, TokenReview)', () => {
       const [container] = containersOf(find(base(), 'Deployment', 'meshauth-ca'));
-      const args = ((container?.args ?? []) as string[]).join(' ');
+      const list = (container?.args ?? []) as string[];
+      const args = list.join(' ');
+      // docs/kubernetes.md patches the issuer by index for managed clusters.
+      expect(list[14]).toBe('--k8s-issuer');
       for (const expected of [
         'ca serve --dir /etc/meshauth/ca --listen 0.0.0.0:8443 --admin-listen 0.0.0.0:15020',
         '--issuer-url https://meshauth-ca.meshauth.svc:8443',
@@ -255,7 +258,16 @@ describe.skipIf(!KUBECTL)('deploy/: rendered by kubectl kustomize and validated 
         admissionReviewVersions: ['v1'],
         clientConfig: { service: { name: 'meshauth-webhook', namespace: 'meshauth', path: '/mutate', port: 443 } },
         namespaceSelector: { matchLabels: { 'meshauth.dev/inject': 'enabled' } },
-        rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
+        rules: [
+          { operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' },
+          {
+            operations: ['CREATE', 'UPDATE'],
+            apiGroups: [''],
+            apiVersions: ['v1'],
+            resources: ['services'],
+            scope: 'Namespaced',
+          },
+        ],
       });
       expect(rec(find(base(), 'Service', 'meshauth-webhook').spec).ports).toEqual([
         { name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' },

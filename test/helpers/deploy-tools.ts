@@ -3,7 +3,7 @@
 // (fail in CI, which installs both; skip with a message on a developer machine).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 
 export const ROOT = new URL('../..', import.meta.url).pathname;
@@ -36,9 +36,12 @@ export function findKustomizations(root = DEPLOY): KustomizationDir[] {
   return found;
 }
 
-/** `kubectl kustomize DIR` with kustomize's default load restrictor (no file outside the folder tree). */
+/**
+ * `kubectl kustomize DIR` (relative to the repository root, or absolute) with kustomize's default load restrictor:
+ * a kustomization may not read a file outside its folder tree.
+ */
 export function renderKustomization(dir: string): string {
-  return execFileSync('kubectl', ['kustomize', '--load-restrictor', 'LoadRestrictionsRootOnly', join(ROOT, dir)], {
+  return execFileSync('kubectl', ['kustomize', '--load-restrictor', 'LoadRestrictionsRootOnly', resolve(ROOT, dir)], {
     encoding: 'utf8',
     timeout: 60_000,
     stdio: ['ignore', 'pipe', 'pipe'],

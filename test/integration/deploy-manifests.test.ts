@@ -2,7 +2,8 @@
 // restrictor: no file outside its folder), every object validated offline against the Kubernetes schemas, Pod
 // Security "restricted" and meshauth's hardening bar, then the wiring between objects (selectors, ports, Secrets,
 // RBAC, the webhook) and the names the CLI and the injector rely on.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compilePolicyText } from '../../src/authz/load-policy-file.js';
@@ -99,6 +100,21 @@ describe.skipIf(!KUBECTL)('deploy/: rendered by kubectl kustomize and validated 
       expect(validateAll(docs, { restricted: true, hardened: true })).toEqual([]);
     },
   );
+
+  it('fail/a kustomization that reads a file outside its folder does not render (the old example overlay bug)', () => {
+    const root = mkdtempSync(join(tmpdir(), 'meshauth-kustomize-'));
+    try {
+      mkdirSync(join(root, 'overlay'));
+      writeFileSync(join(root, 'policy.yaml'), 'rules: []\n');
+      writeFileSync(
+        join(root, 'overlay/kustomization.yaml'),
+        'configMapGenerator:\n  - name: p\n    files: [policy.yaml=../policy.yaml]\n',
+      );
+      expect(() => renderKustomization(join(root, 'overlay'))).toThrow(/security|outside|not in or below/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
 
   it.each(renderable.map((k) => k.dir))('ok/%s: every namespaced object has a namespace, no duplicates', (dir) => {
     const seen = new Set<string>();

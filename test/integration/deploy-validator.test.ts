@@ -2,6 +2,7 @@
 // injected-looking Deployment in one way the API server, the kubelet, Pod Security or meshauth's own rules would
 // refuse, and must be reported with the place and the reason. Without these, a green deploy test proves nothing.
 import { describe, expect, it } from 'vitest';
+import { toolOrSkip } from '../helpers/deploy-tools.js';
 import { validateAll, validateKubernetesObject } from '../helpers/k8s-schema.js';
 
 type Obj = Record<string, unknown>;
@@ -319,5 +320,15 @@ describe('the Kubernetes validator', () => {
         /^\[1\] Deployment shop\/orders: spec\.template\.spec\.containers\[0\]: unknown key "bogus"/,
       ),
     ]);
+  });
+});
+
+describe('missing tools', () => {
+  it('fail/in CI a missing kubectl or promtool fails the suite instead of skipping it', () => {
+    expect(() => toolOrSkip('meshauth-no-such-tool', ['--version'], 'true')).toThrow(/required in CI/);
+  });
+
+  it('ok/outside CI a missing tool skips (with a warning)', () => {
+    expect(toolOrSkip('meshauth-no-such-tool', ['--version'], undefined)).toBe(false);
   });
 });

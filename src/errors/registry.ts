@@ -83,6 +83,15 @@ export const ERRORS = {
 
   // --- Kubernetes injection ---
   MESHAUTH_ERR_MANIFEST_INVALID: { status: 0, message: 'invalid Kubernetes manifest' },
+
+  // --- the edge gateway (browser sign-in, API clients, edge policy) ---
+  MESHAUTH_ERR_LOGIN_REQUIRED: { status: 401, message: 'sign-in required' },
+  MESHAUTH_ERR_LOGIN_FAILED: { status: 401, message: 'sign-in failed' },
+  MESHAUTH_ERR_IDP_UNAVAILABLE: { status: 502, message: 'identity provider unavailable' },
+  MESHAUTH_ERR_SESSION_TOO_LARGE: { status: 500, message: 'session does not fit in cookies' },
+  MESHAUTH_ERR_CROSS_SITE_REQUEST: { status: 403, message: 'cross-site request refused' },
+  MESHAUTH_ERR_RATE_LIMITED: { status: 429, message: 'too many requests' },
+  MESHAUTH_ERR_EDGE_NO_ROUTE: { status: 404, message: 'not found' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -251,6 +251,34 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly gatewayLogins = new Counter({
+    name: 'meshauth_gateway_logins_total',
+    help: 'Browser sign-ins at the gateway, by result (ok, or the reason the callback was refused).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gatewaySessionRefreshes = new Counter({
+    name: 'meshauth_gateway_session_refreshes_total',
+    help: 'Gateway sessions renewed with the refresh token before the access token expired, by result.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gatewaySessionsRejected = new Counter({
+    name: 'meshauth_gateway_sessions_rejected_total',
+    help: 'Session cookies the gateway could not use (tampered, unknown_key, malformed, idle, expired...), by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gatewayDecisions = new Counter({
+    name: 'meshauth_gateway_decisions_total',
+    help: 'Edge decisions of the gateway, by route, decision (allow, deny, login) and deciding rule.',
+    labelNames: ['route', 'decision', 'rule'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: MetricsOptions = {}) {
     if (options.defaultMetrics) {
       collectDefaultMetrics({ register: this.registry });

@@ -1,7 +1,9 @@
 // End-user conditions for `when.user` (SPEC §6). Pure. A rule with `when.user` never matches a request without a
 // verified end user. Lists are OR (`sub`, `iss`, `client_id`: one of; `groups`: member of at least one listed
 // group), except `scope`: every listed scope must be granted (the scope claim is space-separated or an array).
+// `claims` matches any claim by dotted path (match-claims.ts); it is not a UserField but its own check.
 import type { AuthzUser } from '../authz-request.js';
+import { type ClaimConditions, claimsMatch } from './match-claims.js';
 
 export interface UserCondition {
   readonly sub?: readonly string[] | undefined;
@@ -9,9 +11,15 @@ export interface UserCondition {
   readonly client_id?: readonly string[] | undefined;
   readonly scope?: readonly string[] | undefined;
   readonly groups?: readonly string[] | undefined;
+  readonly claims?: ClaimConditions | undefined;
 }
 
-export type UserField = keyof UserCondition;
+export type UserField = Exclude<keyof UserCondition, 'claims'>;
+
+/** `when.user.claims`: every listed path holds its condition (false without an end user). */
+export function userClaimsMatch(conditions: ClaimConditions, user: AuthzUser | undefined): boolean {
+  return user !== undefined && claimsMatch(conditions, user);
+}
 
 export function userFieldMatches(condition: UserCondition, field: UserField, user: AuthzUser | undefined): boolean {
   const wanted = condition[field];

@@ -1,0 +1,59 @@
+// The gateway's own answers: JSON `{code, message}` errors (the registry's fixed sentence), redirects, and a small
+// HTML page for a failed sign-in. They work on node:http responses and on node:http2 compat responses alike
+// (header objects, never hop-by-hop headers). Every answer the gateway writes itself is `no-store`.
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { MeshauthError } from '../errors/index.js';
+
+export interface EdgeResponse {
+  readonly headersSent: boolean;
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+  writeHead(status: number, headers: OutgoingHttpHeaders): unknown;
+  end(body?: string): unknown;
+  destroy(error?: Error): unknown;
+}
+
+export function writeError(
+  res: EdgeResponse,
+  error: MeshauthError,
+  extra: OutgoingHttpHeaders = {},
+  fields?: Readonly<Record<string, string>>,
+): void {
+  if (res.destroyed || res.writableEnded) return;
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify(fields === undefined ? error.toJSON() : { ...error.toJSON(), ...fields });
+  res.writeHead(error.status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...extra,
+  });
+  res.end(body);
+}
+
+export function redirect(res: EdgeResponse, location: string, cookies: readonly string[]): void {
+  if (res.destroyed || res.writableEnded) return;
+  res.writeHead(302, {
+    location,
+    'cache-control': 'no-store',
+    'content-length': 0,
+    ...(cookies.length === 0 ? {} : { 'set-cookie': [...cookies] }),
+  });
+  res.end();
+}
+
+/** A human page for a refused sign-in: the fixed sentence, the code, a link to start again. */
+export function loginFailedPage(res: EdgeResponse, error: MeshauthError, cookies: readonly string[]): void {
+  if (res.destroyed || res.writableEnded) return;
+  const body = `<!doctype html><meta charset="utf-8"><title>Sign-in failed</title><h1>${error.publicMessage}</h1><p>Code ${error.code}.</p><p><a href="/">Sign in again</a></p>\n`;
+  res.writeHead(error.status, {
+    'content-type': 'text/html; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...(cookies.length === 0 ? {} : { 'set-cookie': [...cookies] }),
+  });
+  res.end(body);
+}

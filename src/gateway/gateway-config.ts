@@ -1,0 +1,232 @@
+// GatewayConfig: the validated, defaulted and frozen gateway settings. resolveGatewayConfig() fills defaults into
+// an already validated file and converts values into their types (HostPort, SpiffeId, milliseconds). It also checks
+// what one key alone cannot say (route names unique, a passport route names exactly one ID, an http issuer only on
+// loopback). Pure: files named here are read by the gateway at start-up.
+import type { ClaimConditions } from '../authz/policy/match-claims.js';
+import { parseDuration } from '../config/duration.js';
+import { type HostPort, isLoopbackHost, parseHostPort } from '../config/host-port.js';
+import { MeshauthError } from '../errors/index.js';
+import { SpiffeId, TrustDomain } from '../identity/index.js';
+import type { GatewayFile } from './gateway-schema.js';
+
+export const CALLBACK_PATH = '/.meshauth/callback';
+export const LOGOUT_PATH = '/.meshauth/logout';
+export const RESERVED_PREFIX = '/.meshauth/';
+
+export const GATEWAY_DEFAULTS = Object.freeze({
+  listen: '0.0.0.0:8443',
+  adminListen: '127.0.0.1:15021',
+  idleTimeout: '30m',
+  absoluteTimeout: '12h',
+  cookieName: '__Host-meshauth',
+  scopes: ['openid'],
+  refreshBefore: '60s',
+  rolesClaim: 'roles',
+  callbackPerMinute: 30,
+  maxHeaderBytes: 16 * 1024,
+  maxClaimBytes: 4096,
+  upstreamTimeout: '30s',
+  drainTimeout: '10s',
+});
+
+export type LoginMode = 'required' | 'optional' | 'none';
+
+export interface GatewayRoute {
+  readonly name: string;
+  /** Lower-case host, or `*` for any host. */
+  readonly host: string;
+  readonly pathPrefix: string;
+  readonly address: HostPort;
+  readonly ids: readonly SpiffeId[];
+  readonly login: LoginMode;
+  readonly scopes: readonly string[];
+  readonly roles: readonly string[];
+  readonly groups: readonly string[];
+  readonly claims: ClaimConditions | undefined;
+  readonly forwardToken: boolean;
+}
+
+export interface OidcSettings {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly clientSecretFile: string | undefined;
+  readonly redirectUri: string;
+  readonly scopes: readonly string[];
+  readonly caFile: string | undefined;
+  readonly claims: readonly string[];
+  readonly rolesClaim: string;
+  readonly postLogoutRedirectUri: string | undefined;
+  readonly refreshBeforeMs: number;
+  readonly idTokenAlgorithm: string | undefined;
+  /** True for an http:// issuer on a loopback address (local development; warned about at start). */
+  readonly insecureLoopback: boolean;
+}
+
+export interface ApiIssuerSettings {
+  readonly issuer: string;
+  readonly audiences: readonly string[];
+  readonly algorithms: readonly string[];
+  readonly jwksUri?: string;
+  readonly typ?: string;
+  readonly claims: readonly string[];
+}
+
+export interface GatewayConfig {
+  readonly source: string;
+  readonly trustDomain: TrustDomain;
+  readonly ca: { readonly url: string; readonly bundle: string; readonly token: string };
+  readonly listen: HostPort;
+  readonly tls: { readonly cert: string; readonly key: string };
+  readonly session: {
+    readonly keys: readonly string[];
+    readonly idleTimeoutMs: number;
+    readonly absoluteTimeoutMs: number;
+    readonly cookieName: string;
+  };
+  readonly oidc: OidcSettings | undefined;
+  readonly apiIssuers: readonly ApiIssuerSettings[];
+  readonly routes: readonly GatewayRoute[];
+  readonly policy: string | undefined;
+  readonly admin: { readonly listen: HostPort };
+  readonly limits: {
+    readonly callbackPerMinute: number;
+    readonly maxHeaderBytes: number;
+    readonly maxClaimBytes: number;
+    readonly upstreamTimeoutMs: number;
+  };
+  readonly drainTimeoutMs: number;
+}
+
+function invalid(source: string, key: string, message: string): never {
+  throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${source}: ${key}: ${message}`, {
+    reason: 'config_invalid',
+    detail: { file: source, key },
+  });
+}
+
+export function resolveGatewayConfig(file: GatewayFile, source: string): GatewayConfig {
+  const names = new Set<string>();
+  const routes = file.routes.map((route, i): GatewayRoute => {
+    const key = `routes[${i}]`;
+    if (names.has(route.name)) invalid(source, `${key}.name`, `route name "${route.name}" is used twice`);
+    names.add(route.name);
+    const login = route.login ?? 'required';
+    const ids = route.to.ids.map((id) => SpiffeId.parse(id));
+    // The passport's link is addressed to one SPIFFE ID (aud): a route that carries end users names exactly one.
+    if (login !== 'none' && ids.length !== 1) {
+      invalid(
+        source,
+        `${key}.to.ids`,
+        'a route with login required or optional carries a passport: name exactly one SPIFFE ID',
+      );
+    }
+    for (const id of ids) {
+      if (id.trustDomain.name !== file.trustDomain) {
+        invalid(source, `${key}.to.ids`, `${id.toString()} is not in trust domain ${file.trustDomain}`);
+      }
+    }
+    const needsUser = route.scopes ?? route.roles ?? route.groups ?? route.claims;
+    if (login === 'none' && needsUser !== undefined) {
+      invalid(source, key, 'scopes, roles, groups and claims need an end user: use login: required or optional');
+    }
+    if (route.forwardToken === true && login === 'none') invalid(source, `${key}.forwardToken`, 'needs login');
+    return Object.freeze({
+      name: route.name,
+      host: route.match.host,
+      pathPrefix: route.match.pathPrefix ?? '/',
+      address: parseHostPort(route.to.address) as HostPort,
+      ids: Object.freeze(ids),
+      login,
+      scopes: Object.freeze([...(route.scopes ?? [])]),
+      roles: Object.freeze([...(route.roles ?? [])]),
+      groups: Object.freeze([...(route.groups ?? [])]),
+      claims: route.claims,
+      forwardToken: route.forwardToken ?? false,
+    });
+  });
+  const needsLogin = routes.some((r) => r.login !== 'none');
+  if (needsLogin && file.oidc === undefined && (file.apiIssuers ?? []).length === 0) {
+    invalid(source, 'oidc', 'routes need a login: configure oidc (browsers) and/or apiIssuers (API clients)');
+  }
+  if (file.oidc !== undefined && file.session === undefined) {
+    invalid(source, 'session', 'oidc needs session.keys (the cookie encryption keys)');
+  }
+  const oidc = file.oidc === undefined ? undefined : resolveOidc(file.oidc, source);
+  const limits = file.limits ?? {};
+  return Object.freeze({
+    source,
+    trustDomain: TrustDomain.parse(file.trustDomain),
+    ca: Object.freeze({ ...file.ca }),
+    listen: parseHostPort(file.listen ?? GATEWAY_DEFAULTS.listen) as HostPort,
+    tls: Object.freeze({ ...file.tls }),
+    session: Object.freeze({
+      keys: Object.freeze([...(file.session?.keys ?? [])]),
+      idleTimeoutMs: parseDuration(file.session?.idleTimeout ?? GATEWAY_DEFAULTS.idleTimeout),
+      absoluteTimeoutMs: parseDuration(file.session?.absoluteTimeout ?? GATEWAY_DEFAULTS.absoluteTimeout),
+      cookieName: file.session?.cookieName ?? GATEWAY_DEFAULTS.cookieName,
+    }),
+    oidc,
+    apiIssuers: Object.freeze(
+      (file.apiIssuers ?? []).map((a) =>
+        Object.freeze({
+          issuer: a.issuer,
+          audiences: a.audiences,
+          algorithms: a.algorithms,
+          ...(a.jwksUri === undefined ? {} : { jwksUri: a.jwksUri }),
+          ...(a.typ === undefined ? {} : { typ: a.typ }),
+          claims: Object.freeze([...(a.claims ?? [])]),
+        }),
+      ),
+    ),
+    routes: Object.freeze(routes),
+    policy: file.policy,
+    admin: Object.freeze({ listen: parseHostPort(file.admin?.listen ?? GATEWAY_DEFAULTS.adminListen) as HostPort }),
+    limits: Object.freeze({
+      callbackPerMinute: limits.callbackPerMinute ?? GATEWAY_DEFAULTS.callbackPerMinute,
+      maxHeaderBytes: limits.maxHeaderBytes ?? GATEWAY_DEFAULTS.maxHeaderBytes,
+      maxClaimBytes: limits.maxClaimBytes ?? GATEWAY_DEFAULTS.maxClaimBytes,
+      upstreamTimeoutMs: parseDuration(limits.upstreamTimeout ?? GATEWAY_DEFAULTS.upstreamTimeout),
+    }),
+    drainTimeoutMs: parseDuration(file.drainTimeout ?? GATEWAY_DEFAULTS.drainTimeout),
+  });
+}
+
+function resolveOidc(oidc: NonNullable<GatewayFile['oidc']>, source: string): OidcSettings {
+  const issuer = new URL(oidc.issuer);
+  const host = issuer.hostname.replace(/^\[(.*)\]$/, '$1');
+  let insecureLoopback = false;
+  if (issuer.protocol === 'http:') {
+    if (!isLoopbackHost(host)) {
+      invalid(
+        source,
+        'oidc.issuer',
+        'an http:// issuer is refused (tokens and codes would cross the network in clear); use https (http only on loopback for local development)',
+      );
+    }
+    insecureLoopback = true;
+  } else if (issuer.protocol !== 'https:') {
+    invalid(source, 'oidc.issuer', 'expected an https:// URL');
+  }
+  if (oidc.caFile !== undefined && issuer.protocol !== 'https:')
+    invalid(source, 'oidc.caFile', 'only for an https issuer');
+  const redirect = new URL(oidc.redirectUri);
+  if (redirect.protocol !== 'https:') {
+    invalid(source, 'oidc.redirectUri', 'expected https:// (the session cookie is __Host- and Secure)');
+  }
+  const scopes = oidc.scopes ?? GATEWAY_DEFAULTS.scopes;
+  if (!scopes.includes('openid')) invalid(source, 'oidc.scopes', 'must include openid');
+  return Object.freeze({
+    issuer: oidc.issuer,
+    clientId: oidc.clientId,
+    clientSecretFile: oidc.clientSecretFile,
+    redirectUri: oidc.redirectUri,
+    scopes: Object.freeze([...scopes]),
+    caFile: oidc.caFile,
+    claims: Object.freeze([...(oidc.claims ?? [])]),
+    rolesClaim: oidc.rolesClaim ?? GATEWAY_DEFAULTS.rolesClaim,
+    postLogoutRedirectUri: oidc.postLogoutRedirectUri,
+    refreshBeforeMs: parseDuration(oidc.refreshBefore ?? GATEWAY_DEFAULTS.refreshBefore),
+    idTokenAlgorithm: oidc.idTokenAlgorithm,
+    insecureLoopback,
+  });
+}

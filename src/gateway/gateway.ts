@@ -1,0 +1,152 @@
+// The gateway composition root: the only place that starts the gateway's listeners. It joins the mesh like a
+// sidecar (an Agent bootstraps and renews its SVID into a CredentialHolder, or tests inject one), builds the
+// relying party, the API token verifier and the policy watcher from the config, and owns the shutdown order
+// (readiness off → stop accepting → drain → close).
+import { Agent } from '../agent/agent.js';
+import { CredentialHolder } from '../agent/credential-holder.js';
+import type { EndUserVerifier } from '../authn/end-user-verifier.js';
+import type { CompiledPolicy } from '../authz/index.js';
+import { PolicyWatcher } from '../authz/index.js';
+import { AdminServer } from '../telemetry/admin-server.js';
+import type { Logger, Metrics } from '../telemetry/index.js';
+import { EdgeHandler, type EdgeRequest, type EdgeResponseSink } from './edge-handler.js';
+import type { GatewayConfig } from './gateway-config.js';
+import { MeshForwarder } from './mesh-forwarder.js';
+import { OidcRelyingParty } from './oidc-relying-party.js';
+import { PublicListener } from './public-listener.js';
+import { loadKeyRing, type SessionKeyRing } from './session-keys.js';
+
+export interface GatewayDependencies {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  /** Pre-filled credentials: when given, no agent is started (tests). */
+  readonly holder?: CredentialHolder;
+  readonly now?: () => Date;
+  readonly certWatchIntervalMs?: number;
+}
+
+export interface RunningGateway {
+  readonly port: number;
+  readonly adminPort: number;
+  readonly holder: CredentialHolder;
+  ready(): boolean;
+  /** Re-reads the server certificate now (also done on file change). */
+  reloadCertificate(): boolean;
+  close(drainMs?: number): Promise<void>;
+}
+
+export async function startGateway(config: GatewayConfig, deps: GatewayDependencies): Promise<RunningGateway> {
+  const { logger, metrics } = deps;
+  const now = deps.now ?? (() => new Date());
+  const holder = deps.holder ?? new CredentialHolder();
+  const keyRing: SessionKeyRing | undefined =
+    config.session.keys.length === 0 ? undefined : loadKeyRing(config.session.keys, config.source);
+  const relyingParty =
+    config.oidc === undefined ? undefined : new OidcRelyingParty(config.oidc, logger.child({ component: 'oidc' }));
+  let apiVerifier: EndUserVerifier | undefined;
+  if (config.apiIssuers.length > 0) {
+    const { EndUserVerifier } = await import('../authn/end-user-verifier.js');
+    apiVerifier = new EndUserVerifier({
+      config: {
+        required: false,
+        issuers: config.apiIssuers,
+        vouchers: [],
+        claims: [...new Set(config.apiIssuers.flatMap((a) => a.claims))],
+      },
+      logger: logger.child({ component: 'authn' }),
+      metrics,
+      now: () => now().getTime(),
+    });
+    apiVerifier.start();
+  }
+  let watcher: PolicyWatcher | undefined;
+  if (config.policy !== undefined) {
+    watcher = new PolicyWatcher({ file: config.policy, logger: logger.child({ component: 'policy' }), metrics });
+    await watcher.start(); // an invalid policy at start-up fails the start (fail closed)
+  }
+  const current = watcher;
+  const forwarder = new MeshForwarder({
+    config,
+    holder,
+    metrics,
+    logger: logger.child({ component: 'gateway-outbound' }),
+    now,
+  });
+  let publicListener: PublicListener | undefined;
+  const edge = new EdgeHandler({
+    config,
+    forwarder,
+    metrics,
+    logger: logger.child({ component: 'edge' }),
+    now,
+    ...(keyRing === undefined ? {} : { keyRing: () => keyRing }),
+    ...(relyingParty === undefined ? {} : { relyingParty }),
+    ...(apiVerifier === undefined ? {} : { apiVerifier }),
+    ...(current === undefined ? {} : { policy: (): CompiledPolicy => current.current() }),
+    port: () => publicListener?.port ?? 0,
+  });
+  publicListener = new PublicListener({
+    listen: config.listen,
+    certFile: config.tls.cert,
+    keyFile: config.tls.key,
+    maxHeaderBytes: config.limits.maxHeaderBytes,
+    logger: logger.child({ component: 'public' }),
+    ...(deps.certWatchIntervalMs === undefined ? {} : { watchIntervalMs: deps.certWatchIntervalMs }),
+    onRequest: (req, res) => edge.handle(req as unknown as EdgeRequest, res as unknown as EdgeResponseSink),
+  });
+  const listener = publicListener;
+  const agent =
+    deps.holder === undefined
+      ? new Agent({
+          trustDomain: config.trustDomain,
+          caUrl: config.ca.url,
+          bundleFile: config.ca.bundle,
+          tokenFile: config.ca.token,
+          holder,
+          logger: logger.child({ component: 'agent' }),
+          metrics,
+          now,
+        })
+      : undefined;
+  let draining = false;
+  const ready = (): boolean => !draining && holder.isValid(now());
+  const admin = new AdminServer({
+    host: config.admin.listen.host,
+    port: config.admin.listen.port,
+    metrics,
+    logger: logger.child({ component: 'admin' }),
+    readiness: ready,
+    startup: () => holder.isValid(now()),
+  });
+  const unsubscribe = holder.subscribe((credentials) => {
+    metrics.svidExpiry.set(credentials.svid.notAfter.getTime() / 1000);
+  });
+
+  let closing: Promise<void> | undefined;
+  const close = (drainMs = config.drainTimeoutMs): Promise<void> => {
+    closing ??= (async () => {
+      draining = true;
+      const deadline = Date.now() + drainMs;
+      await listener.close(deadline);
+      await forwarder.close(deadline);
+      unsubscribe();
+      watcher?.close();
+      await apiVerifier?.close();
+      await relyingParty?.close();
+      await agent?.close();
+      await admin.close();
+      logger.info('gateway stopped');
+    })();
+    return closing;
+  };
+  try {
+    await forwarder.listen();
+    const [port, adminPort] = await Promise.all([listener.listen(), admin.listen()]);
+    agent?.start();
+    logger.info({ public: port, admin: adminPort, routes: config.routes.map((r) => r.name) }, 'gateway listening');
+    return { port, adminPort, holder, ready, reloadCertificate: () => listener.reload(), close };
+  } catch (error) {
+    await close(0).catch(() => undefined);
+    throw error;
+  }
+}

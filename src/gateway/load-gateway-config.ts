@@ -1,0 +1,79 @@
+// loadGatewayConfig: gateway.yaml → one validated, frozen GatewayConfig. Validation runs once on the whole
+// document; every problem names the file, the key path and what was expected, as one MESHAUTH_ERR_CONFIG_INVALID
+// (the CLI turns it into exit code 2).
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
+import { MeshauthError } from '../errors/index.js';
+import { type GatewayConfig, resolveGatewayConfig } from './gateway-config.js';
+import { gatewaySchema } from './gateway-schema.js';
+
+const MAX_REPORTED_ISSUES = 5;
+
+export function loadGatewayConfig(file: string): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code ?? 'error';
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${file}: cannot read config file (${code})`, {
+      reason: 'config_unreadable',
+      cause,
+    });
+  }
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (cause) {
+    const where = cause instanceof YAMLParseError && cause.linePos ? ` line ${cause.linePos[0].line}` : '';
+    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${file}:${where}: not valid YAML`, {
+      reason: 'config_yaml',
+      cause,
+    });
+  }
+  return gatewayConfigFromObject(document ?? {}, file);
+}
+
+/** Validates an already parsed document (tests, `meshauth demo`). */
+export function gatewayConfigFromObject(document: unknown, source = 'gateway config'): GatewayConfig {
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) {
+    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${source}: expected a YAML mapping at the top level`, {
+      reason: 'config_shape',
+    });
+  }
+  const result = gatewaySchema.safeParse(document);
+  if (!result.success) {
+    const issues = result.error.issues;
+    const lines = issues.slice(0, MAX_REPORTED_ISSUES).map((issue) => describeIssue(source, issue));
+    if (issues.length > MAX_REPORTED_ISSUES) lines.push(`(${issues.length - MAX_REPORTED_ISSUES} more problems)`);
+    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', lines.join('\n'), {
+      reason: 'config_invalid',
+      detail: { file: source, key: issues[0] === undefined ? '' : keyPath(issues[0].path) },
+    });
+  }
+  return resolveGatewayConfig(result.data, source);
+}
+
+function describeIssue(source: string, issue: z.core.$ZodIssue): string {
+  const key = keyPath(issue.path);
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => (key === '' ? k : `${key}.${k}`));
+    return `${source}: ${keys.join(', ')}: unknown key (see docs/gateway.md for the allowed keys)`;
+  }
+  if (issue.code === 'invalid_key')
+    return `${source}: ${key}: invalid key: ${issue.issues[0]?.message ?? issue.message}`;
+  if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) {
+    return `${source}: ${key}: required key is missing (expected ${issue.expected})`;
+  }
+  return `${source}: ${key === '' ? '(top level)' : key}: ${issue.message}`;
+}
+
+function keyPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else if (typeof part === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(part)) out += out === '' ? part : `.${part}`;
+    else out += `[${JSON.stringify(String(part))}]`;
+  }
+  return out;
+}

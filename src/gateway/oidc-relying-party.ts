@@ -1,0 +1,237 @@
+// The gateway as an OpenID Connect relying party, on openid-client 6 (an OpenID-certified RP): discovery (lazy,
+// retried after a failure), the authorization code flow with PKCE S256, `state` and `nonce` (OIDC Core §3.1,
+// OAuth 2.0 Security BCP §2.1.1), the refresh-token grant and RP-initiated logout. The ID token's algorithm is
+// pinned to one asymmetric algorithm (never `none`, never HS*: RFC 8725 §3.1), its issuer, audience, nonce and
+// times are checked by openid-client. An http:// issuer is allowed only on loopback (the config refuses others);
+// `oidc.caFile` trusts a private CA for an https issuer. Failures become MeshauthErrors with a bounded reason.
+import { readFileSync } from 'node:fs';
+import * as client from 'openid-client';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { MeshauthError } from '../errors/index.js';
+import type { Logger } from '../telemetry/index.js';
+import type { OidcSettings } from './gateway-config.js';
+
+export interface LoginStart {
+  readonly url: string;
+  readonly state: string;
+  readonly nonce: string;
+  readonly verifier: string;
+}
+
+export interface TokenResult {
+  /** Verified ID token claims (on sign-in; on refresh only when the provider sent a new ID token). */
+  readonly idClaims: Readonly<Record<string, unknown>> | undefined;
+  readonly accessToken: string;
+  readonly accessExpiresAt: number;
+  readonly refreshToken: string | undefined;
+  readonly idToken: string | undefined;
+  readonly scope: string | undefined;
+}
+
+const DISCOVERY_RETRY_MS = 5_000;
+const ASYMMETRIC = /^(RS|PS|ES)(256|384|512)$|^EdDSA$|^Ed25519$/;
+const DEFAULT_ACCESS_TTL_S = 300;
+
+export class OidcRelyingParty {
+  readonly #settings: OidcSettings;
+  readonly #logger: Logger;
+  readonly #secret: string | undefined;
+  readonly #dispatcher: Agent;
+  #config: Promise<client.Configuration> | undefined;
+  #failedAt = 0;
+
+  constructor(settings: OidcSettings, logger: Logger) {
+    this.#settings = settings;
+    this.#logger = logger;
+    this.#secret =
+      settings.clientSecretFile === undefined ? undefined : readFileSync(settings.clientSecretFile, 'utf8').trim();
+    const ca = settings.caFile === undefined ? undefined : readFileSync(settings.caFile, 'utf8');
+    // A private dispatcher: no proxy from the environment, bounded connect time, the private CA when configured.
+    this.#dispatcher = new Agent({ connect: { timeout: 5_000, ...(ca === undefined ? {} : { ca }) } });
+    if (settings.insecureLoopback) {
+      logger.warn(
+        { issuer: settings.issuer },
+        'oidc.issuer is http:// on loopback: acceptable for local development only',
+      );
+    }
+  }
+
+  /** The discovered configuration; a failed discovery is retried at most every few seconds. */
+  configuration(): Promise<client.Configuration> {
+    if (this.#config !== undefined) return this.#config;
+    if (Date.now() - this.#failedAt < DISCOVERY_RETRY_MS) {
+      return Promise.reject(unavailable('discovery failed recently', undefined));
+    }
+    const dispatcher = this.#dispatcher;
+    const customFetch: client.CustomFetch = (url, options) =>
+      undiciFetch(url, { ...options, dispatcher } as Parameters<typeof undiciFetch>[1]) as unknown as Promise<Response>;
+    const settings = this.#settings;
+    const auth = this.#secret === undefined ? client.None() : client.ClientSecretBasic(this.#secret);
+    const metadata: Partial<client.ClientMetadata> = {
+      ...(this.#secret === undefined ? {} : { client_secret: this.#secret }),
+      redirect_uris: [settings.redirectUri],
+    };
+    const configured = client
+      .discovery(new URL(settings.issuer), settings.clientId, metadata, auth, {
+        [client.customFetch]: customFetch,
+        timeout: 10,
+        ...(settings.insecureLoopback ? { execute: [client.allowInsecureRequests] } : {}),
+      })
+      .then((discovered) => {
+        const server = discovered.serverMetadata();
+        const alg = pickIdTokenAlgorithm(settings.idTokenAlgorithm, server.id_token_signing_alg_values_supported);
+        if (alg === undefined) {
+          throw new MeshauthError(
+            'MESHAUTH_ERR_CONFIG_INVALID',
+            `oidc.issuer ${settings.issuer} offers no asymmetric ID token algorithm; set oidc.idTokenAlgorithm`,
+            { reason: 'id_token_alg' },
+          );
+        }
+        // Pinned per client (openid-client checks the ID token header against it): HS* and none never validate.
+        const config = new client.Configuration(
+          server,
+          settings.clientId,
+          { ...metadata, id_token_signed_response_alg: alg },
+          auth,
+        );
+        config[client.customFetch] = customFetch;
+        config.timeout = 10;
+        if (settings.insecureLoopback) client.allowInsecureRequests(config);
+        this.#logger.info({ issuer: server.issuer, idTokenAlgorithm: alg }, 'OpenID provider discovered');
+        return config;
+      });
+    this.#config = configured;
+    configured.catch((cause: unknown) => {
+      this.#config = undefined;
+      this.#failedAt = Date.now();
+      this.#logger.warn({ issuer: settings.issuer, err: (cause as Error).message }, 'OpenID discovery failed');
+    });
+    return configured.catch((cause: unknown) => {
+      throw cause instanceof MeshauthError ? cause : unavailable('discovery failed', cause);
+    });
+  }
+
+  async startLogin(): Promise<LoginStart> {
+    const config = await this.configuration();
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: this.#settings.redirectUri,
+      scope: this.#settings.scopes.join(' '),
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+    });
+    return { url: url.href, state, nonce, verifier };
+  }
+
+  /** Validates the authorization response and exchanges the code. Throws MESHAUTH_ERR_LOGIN_FAILED (reason). */
+  async finishLogin(
+    callbackQuery: string,
+    expected: { readonly state: string; readonly nonce: string; readonly verifier: string },
+  ): Promise<TokenResult> {
+    const config = await this.configuration();
+    const current = new URL(this.#settings.redirectUri);
+    current.search = callbackQuery;
+    try {
+      const tokens = await client.authorizationCodeGrant(config, current, {
+        pkceCodeVerifier: expected.verifier,
+        expectedState: expected.state,
+        expectedNonce: expected.nonce,
+        idTokenExpected: true,
+      });
+      return tokenResult(tokens);
+    } catch (error) {
+      throw classify(error);
+    }
+  }
+
+  async refresh(refreshToken: string): Promise<TokenResult> {
+    const config = await this.configuration();
+    try {
+      return tokenResult(await client.refreshTokenGrant(config, refreshToken));
+    } catch (error) {
+      throw classify(error);
+    }
+  }
+
+  /** RP-initiated logout URL when the provider has an end_session_endpoint, else undefined. */
+  async endSessionUrl(idToken: string | undefined, postLogoutRedirectUri: string): Promise<string | undefined> {
+    let config: client.Configuration;
+    try {
+      config = await this.configuration();
+    } catch {
+      return undefined;
+    }
+    if (config.serverMetadata().end_session_endpoint === undefined) return undefined;
+    return client.buildEndSessionUrl(config, {
+      post_logout_redirect_uri: postLogoutRedirectUri,
+      client_id: this.#settings.clientId,
+      ...(idToken === undefined ? {} : { id_token_hint: idToken }),
+    }).href;
+  }
+
+  async close(): Promise<void> {
+    await this.#dispatcher.close();
+  }
+}
+
+function pickIdTokenAlgorithm(
+  configured: string | undefined,
+  supported: readonly string[] | undefined,
+): string | undefined {
+  if (configured !== undefined) return ASYMMETRIC.test(configured) ? configured : undefined;
+  // OIDC Discovery §3: RS256 must be supported when nothing is listed.
+  if (supported === undefined) return 'RS256';
+  return supported.find((alg) => ASYMMETRIC.test(alg));
+}
+
+function tokenResult(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): TokenResult {
+  const expiresIn = tokens.expiresIn();
+  return {
+    idClaims: tokens.id_token === undefined ? undefined : (tokens.claims() as Record<string, unknown> | undefined),
+    accessToken: tokens.access_token,
+    accessExpiresAt: Math.floor(Date.now() / 1000) + (expiresIn ?? DEFAULT_ACCESS_TTL_S),
+    refreshToken: tokens.refresh_token,
+    idToken: tokens.id_token,
+    scope: tokens.scope,
+  };
+}
+
+function unavailable(message: string, cause: unknown): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_IDP_UNAVAILABLE', message, { reason: 'idp_unavailable', cause });
+}
+
+/** openid-client errors → a bounded reason (metric label, log), never the provider's text to the client. */
+function classify(error: unknown): MeshauthError {
+  if (error instanceof MeshauthError) return error;
+  if (error instanceof client.AuthorizationResponseError) return failed('provider_error', error);
+  if (error instanceof client.ResponseBodyError) {
+    return failed(error.error === 'invalid_grant' ? 'code_rejected' : 'token_error', error);
+  }
+  const e = error as { code?: string; message?: string; cause?: { claim?: string; reason?: string } };
+  switch (e.code) {
+    case 'OAUTH_JWT_CLAIM_COMPARISON_FAILED':
+      return failed(`${e.cause?.claim ?? 'claim'}_mismatch`, error);
+    case 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED':
+      return failed('iss_mismatch', error);
+    case 'OAUTH_INVALID_RESPONSE':
+    case 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED':
+    case 'OAUTH_KEY_SELECTION_FAILED':
+    case 'OAUTH_RESPONSE_IS_NOT_CONFORM':
+    case 'OAUTH_PARSE_ERROR':
+      return failed('id_token_invalid', error);
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+    case 'OAUTH_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return failed('id_token_signature', error);
+    default:
+      if (error instanceof TypeError) return unavailable('token endpoint unreachable', error);
+      return failed('id_token_invalid', error);
+  }
+}
+
+function failed(reason: string, cause: unknown): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_LOGIN_FAILED', `sign-in refused: ${reason}`, { reason, cause });
+}

@@ -1,0 +1,136 @@
+// The browser session: what the gateway keeps about a signed-in user, sealed in its own cookie(s) — no server-side
+// store. Idle and absolute timeouts are enforced on every read; the idle clock is re-stamped at most once per
+// STAMP_INTERVAL (not on every request: that would add a Set-Cookie to every response). A sealed session longer
+// than one cookie is split into numbered chunks (`<name>=<count>:<part0>`, `<name>-1=<part1>`, …); more than
+// MAX_CHUNKS is a clear error at sign-in, never a truncated cookie.
+import { MeshauthError } from '../errors/index.js';
+import { clearCookie, setCookie } from './cookies.js';
+import { type OpenFailure, open, seal } from './sealed-box.js';
+import type { SessionKeyRing } from './session-keys.js';
+
+export interface SessionData {
+  /** The end user's claims (sub, iss, scope, groups, configured claims). */
+  readonly claims: Readonly<Record<string, unknown>>;
+  /** Seconds: sign-in time (absolute timeout), last activity (idle timeout), access-token expiry. */
+  readonly createdAt: number;
+  readonly seenAt: number;
+  readonly accessExpiresAt: number;
+  readonly refreshToken?: string | undefined;
+  /** Kept only when a route forwards the token (weaker, opt-in). */
+  readonly accessToken?: string | undefined;
+  /** Kept only for RP-initiated logout (`id_token_hint`). */
+  readonly idToken?: string | undefined;
+}
+
+export type SessionFailure = OpenFailure | 'missing_chunk' | 'idle' | 'expired' | 'shape';
+
+const CHUNK_CHARS = 3800;
+const MAX_CHUNKS = 4;
+const STAMP_INTERVAL_S = 60;
+
+export class SessionCodec {
+  readonly #ring: () => SessionKeyRing;
+  readonly #name: string;
+  readonly #idleS: number;
+  readonly #absoluteS: number;
+
+  constructor(options: {
+    readonly ring: () => SessionKeyRing;
+    readonly cookieName: string;
+    readonly idleTimeoutMs: number;
+    readonly absoluteTimeoutMs: number;
+  }) {
+    this.#ring = options.ring;
+    this.#name = options.cookieName;
+    this.#idleS = Math.floor(options.idleTimeoutMs / 1000);
+    this.#absoluteS = Math.floor(options.absoluteTimeoutMs / 1000);
+  }
+
+  get cookieName(): string {
+    return this.#name;
+  }
+
+  /** True for the names of this codec's cookies (the session and its chunks). */
+  owns(name: string): boolean {
+    return name === this.#name || (name.startsWith(`${this.#name}-`) && /^\d$/.test(name.slice(this.#name.length + 1)));
+  }
+
+  /** The session in `cookies`, or undefined (no cookie) or a failure (present but unusable). */
+  read(
+    cookies: ReadonlyMap<string, string>,
+    nowS: number,
+  ): { session: SessionData } | { failure: SessionFailure } | undefined {
+    const first = cookies.get(this.#name);
+    if (first === undefined || first === '') return undefined;
+    let sealed = first;
+    const chunked = /^([2-9]):(.*)$/s.exec(first);
+    if (chunked !== null) {
+      const count = Number(chunked[1]);
+      if (count > MAX_CHUNKS) return { failure: 'malformed' };
+      const parts = [chunked[2] as string];
+      for (let i = 1; i < count; i++) {
+        const part = cookies.get(`${this.#name}-${i}`);
+        if (part === undefined) return { failure: 'missing_chunk' };
+        parts.push(part);
+      }
+      sealed = parts.join('');
+    }
+    const opened = open(this.#ring(), this.#name, sealed);
+    if ('failure' in opened) return opened;
+    const session = opened.value as SessionData;
+    if (!isSession(session)) return { failure: 'shape' };
+    if (nowS >= session.createdAt + this.#absoluteS) return { failure: 'expired' };
+    if (nowS >= session.seenAt + this.#idleS) return { failure: 'idle' };
+    return { session };
+  }
+
+  /** Whether the idle clock should be re-stamped now (then call write() with seenAt = now). */
+  needsStamp(session: SessionData, nowS: number): boolean {
+    return nowS - session.seenAt >= Math.min(STAMP_INTERVAL_S, Math.max(1, Math.floor(this.#idleS / 10)));
+  }
+
+  /**
+   * Set-Cookie values for `session` (chunks past the first as needed), clearing chunks the request carried that
+   * are no longer used. Throws MESHAUTH_ERR_SESSION_TOO_LARGE when it does not fit in MAX_CHUNKS cookies.
+   */
+  write(session: SessionData, present: ReadonlyMap<string, string>): string[] {
+    const sealed = seal(this.#ring(), this.#name, session);
+    const maxAge = session.createdAt + this.#absoluteS - Math.floor(Date.now() / 1000);
+    const parts: string[] = [];
+    for (let i = 0; i < sealed.length; i += CHUNK_CHARS) parts.push(sealed.slice(i, i + CHUNK_CHARS));
+    if (parts.length > MAX_CHUNKS) {
+      throw new MeshauthError(
+        'MESHAUTH_ERR_SESSION_TOO_LARGE',
+        `the session needs ${sealed.length} bytes, more than ${MAX_CHUNKS} cookies of ${CHUNK_CHARS}; keep fewer claims in oidc.claims`,
+        { reason: 'session_too_large' },
+      );
+    }
+    const out: string[] = [];
+    out.push(setCookie(this.#name, parts.length === 1 ? (parts[0] as string) : `${parts.length}:${parts[0]}`, maxAge));
+    for (let i = 1; i < parts.length; i++) out.push(setCookie(`${this.#name}-${i}`, parts[i] as string, maxAge));
+    for (let i = parts.length; i < MAX_CHUNKS + 1; i++) {
+      if (present.has(`${this.#name}-${i}`)) out.push(clearCookie(`${this.#name}-${i}`));
+    }
+    return out;
+  }
+
+  /** Set-Cookie values that remove the session and every chunk the request carried. */
+  clear(present: ReadonlyMap<string, string>): string[] {
+    const out = [clearCookie(this.#name)];
+    for (const name of present.keys()) if (name !== this.#name && this.owns(name)) out.push(clearCookie(name));
+    return out;
+  }
+}
+
+function isSession(value: unknown): value is SessionData {
+  if (typeof value !== 'object' || value === null) return false;
+  const s = value as Record<string, unknown>;
+  return (
+    typeof s.claims === 'object' &&
+    s.claims !== null &&
+    typeof (s.claims as Record<string, unknown>).sub === 'string' &&
+    typeof s.createdAt === 'number' &&
+    typeof s.seenAt === 'number' &&
+    typeof s.accessExpiresAt === 'number'
+  );
+}

@@ -24,7 +24,7 @@ import {
   ANNOTATION_STATUS,
   APP_ENV_NAMES,
   INJECTED_VOLUMES,
-  PORT_ADMIN_NAME,
+  PORT_ADMIN,
   PORT_OUTBOUND,
   PROBE_KINDS,
   PROMETHEUS_ANNOTATIONS,
@@ -208,7 +208,8 @@ function rewriteProbes(
     originals[name] = { ...originals[name], [field]: structuredClone(httpGet) };
     appProbes[name] = { ...appProbes[name], [kind]: { port, path } };
     httpGet.path = `/app-health/${name}/${kind}`;
-    httpGet.port = PORT_ADMIN_NAME;
+    // A number, not the name: the kubelet looks a named probe port up in the probed container's own ports only.
+    httpGet.port = PORT_ADMIN;
   }
 }
 

@@ -266,6 +266,12 @@ export class H2Exchange {
   }
 
   bodyEnded(): void {
+    // node:http can end a request whose chunked body never finished (the app's connection ended mid-body and the
+    // response was written): only a body the parser saw complete may end the stream.
+    if (!this.req.complete) {
+      this.bodyClosed();
+      return;
+    }
     this.#bodyEnded = true;
     const stream = this.#stream;
     if (stream !== undefined && !stream.destroyed) stream.end();
@@ -276,7 +282,7 @@ export class H2Exchange {
     if (this.req.complete) return;
     this.#replayable = false;
     const stream = this.#stream;
-    if (stream !== undefined && !stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+    if (stream !== undefined) abortStream(stream);
     if (this.#done) return;
     this.#done = true;
     this.#release();
@@ -314,7 +320,7 @@ export class H2Exchange {
       this.res.writeHead(status, out);
     } catch (cause) {
       // A status or header value node:http refuses to send (ERR_INVALID_CHAR…): the peer's answer is unusable.
-      stream.close(constants.NGHTTP2_CANCEL);
+      abortStream(stream);
       this.fail(
         new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent an unusable response head', {
           reason: 'response_head',
@@ -358,7 +364,7 @@ export class H2Exchange {
   timedOut(stream: ClientHttp2Stream): void {
     if (stream !== this.#stream) return;
     this.#timedOut = true;
-    stream.close(constants.NGHTTP2_CANCEL);
+    abortStream(stream);
   }
 
   /** The stream closed: retry what the peer never processed, else answer (or cut) the caller's response. */
@@ -398,10 +404,14 @@ export class H2Exchange {
   /** The caller went away: cancel the stream unless it already finished. */
   resClosed(): void {
     if (this.#done) return;
+    if (this.#bodyAttached && !this.req.complete) {
+      this.bodyClosed(); // the app's connection broke mid-upload (node:http may close the response first)
+      return;
+    }
     this.#done = true;
     this.#release();
     const stream = this.#stream;
-    if (stream !== undefined && !stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+    if (stream !== undefined) abortStream(stream);
   }
 
   resDrained(): void {
@@ -424,6 +434,17 @@ export class H2Exchange {
     const m = this.method;
     return m === 'GET' || m === 'HEAD' || m === 'OPTIONS';
   }
+}
+
+/**
+ * Resets a stream without ever sending END_STREAM first: node:http2's close(code) ends the writable side (an empty
+ * DATA frame with END_STREAM) before the RST_STREAM, so a peer could take a cut upload as complete. While the
+ * request is still being sent, destroy() resets it (INTERNAL_ERROR) with the writable side already torn down.
+ */
+function abortStream(stream: ClientHttp2Stream): void {
+  if (stream.closed || stream.destroyed) return;
+  if (stream.writableEnded) stream.close(constants.NGHTTP2_CANCEL);
+  else stream.destroy(new Error('request aborted before its end'));
 }
 
 /** HTTP/2 request headers from the flat HTTP/1 list: lower-case names, `host` as `:authority`. */

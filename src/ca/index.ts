@@ -18,6 +18,21 @@ export {
   mintJwtSvid,
 } from './jwt-svid.js';
 export {
+  checkK8sTarget,
+  initCaForKubernetes,
+  type K8sInitOptions,
+  type K8sInitResult,
+  type K8sTarget,
+  writeCaSecretManifest,
+} from './k8s-init.js';
+export {
+  CA_SECRET_FILES,
+  caBundlePatchCommand,
+  TRUST_BUNDLE_CONFIGMAP,
+  WEBHOOK_TLS_SECRET,
+  webhookDnsNames,
+} from './k8s-manifests.js';
+export {
   DEFAULT_K8S_AUDIENCE,
   type KubernetesTokenOptions,
   KubernetesTokenVerifier,

@@ -39,8 +39,9 @@ export class JwtKeyRing {
     this.#fingerprint = fp;
   }
 
-  static async open(dir: string, logger: Logger): Promise<JwtKeyRing> {
-    const active = await loadOrCreateJwtSigningKey(dir, logger);
+  /** `create`: write jwt.key when missing (a directory `ca init` made); otherwise a missing key is held in memory. */
+  static async open(dir: string, logger: Logger, create = true): Promise<JwtKeyRing> {
+    const active = await loadOrCreateJwtSigningKey(dir, logger, create);
     const fingerprint = await keyFilesFingerprint(dir);
     return new JwtKeyRing(dir, logger, active, await readRetired(dir), fingerprint);
   }

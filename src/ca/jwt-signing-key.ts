@@ -26,14 +26,23 @@ export async function writeNewJwtSigningKey(dir: string): Promise<void> {
 
 /**
  * Loads `jwt.key`, creating it first when the CA directory predates JWT-SVIDs. Creation is exclusive (link(2)), so
- * replicas starting together agree on one key instead of each keeping the one it generated. A read-only directory
- * without `jwt.key` (a Secret assembled by hand) gets a key in memory, with a warning: replicas then disagree.
+ * replicas starting together agree on one key instead of each keeping the one it generated. Without `create` (a
+ * Secret's read-only copy) or in a read-only directory, a missing `jwt.key` becomes a key in memory, with a warning:
+ * replicas then disagree.
  */
-export async function loadOrCreateJwtSigningKey(dir: string, logger?: Logger): Promise<JwtSigningKey> {
+export async function loadOrCreateJwtSigningKey(dir: string, logger?: Logger, create = true): Promise<JwtSigningKey> {
   const file = caPaths(dir).jwtKey;
   let pem = await readJwtKeyFile(file);
   if (pem === undefined) {
     const keys = await generateKeyPair('p256');
+    if (!create) {
+      logger?.warn(
+        { event: 'jwt_key_ephemeral', file },
+        'no jwt.key in the CA directory: JWT-SVIDs are signed with a key held in memory only ' +
+          '(add jwt.key to the CA Secret so every replica signs with the same key)',
+      );
+      return jwtSigningKeyOf(keys, file);
+    }
     try {
       await createFileExclusive(file, await exportPrivateKeyPem(keys.privateKey), PRIVATE_FILE_MODE);
     } catch (error) {

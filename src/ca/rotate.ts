@@ -14,11 +14,12 @@ export interface RotateResult {
   readonly roots: number;
 }
 
-export async function rotateIntermediate(dir: string, now = new Date()): Promise<RotateResult> {
+/** A new intermediate under the active root; `ttlMs` defaults to INTERMEDIATE_TTL_MS (clamped to the root). */
+export async function rotateIntermediate(dir: string, now = new Date(), ttlMs?: number): Promise<RotateResult> {
   const paths = caPaths(dir);
   const trustDomain = await readTrustDomain(paths);
   const root = await loadCaKey(paths, paths.rootCert, paths.rootKey);
-  const intermediate = await writeIntermediateUnder(paths, trustDomain, root, now);
+  const intermediate = await writeIntermediateUnder(paths, trustDomain, root, now, ttlMs);
   return {
     action: 'intermediate',
     serial: intermediate.certificate.serialNumber,

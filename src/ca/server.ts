@@ -8,13 +8,16 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import type { SecureContextOptions } from 'node:tls';
 import { promisify } from 'node:util';
+import { MeshauthError } from '../errors/index.js';
 import { caSpiffeId } from '../identity/index.js';
 import { x509 } from '../pki/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { protocolOptions } from '../tls/index.js';
+import { type CaAdminListener, startCaAdminListener } from './admin-listener.js';
 import { createCaRequestHandler } from './api.js';
 import { CaAuthority } from './authority.js';
 import { caPaths } from './ca-files.js';
+import { CertificateWatch } from './certificate-watch.js';
 import { JwtKeyRing } from './jwt-key-ring.js';
 import { JWT_SVID_MAX_TTL_MS } from './jwt-svid.js';
 import { type KubernetesTokenOptions, KubernetesTokenVerifier } from './kubernetes-token.js';
@@ -44,6 +47,10 @@ export interface CaServerOptions {
   readonly issuerUrl?: string;
   /** Accept Kubernetes projected service-account tokens on `POST /v1/svid` (SPEC §4). */
   readonly kubernetes?: Omit<KubernetesTokenOptions, 'logger'>;
+  /** `host:port` of the plain-HTTP admin listener (/livez, /healthz, /readyz, /metrics). */
+  readonly adminListen?: string;
+  /** Self-managed mode: mint a new intermediate of this lifetime at half the current one's life (needs root.key). */
+  readonly autoRotateIntermediateTtlMs?: number;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now?: () => Date;
@@ -52,6 +59,8 @@ export interface CaServerOptions {
 export interface CaServer {
   readonly url: string;
   readonly port: number;
+  /** `http://host:port` of the admin listener, when `adminListen` was given. */
+  readonly adminUrl: string | undefined;
   /** `iss` of the JWT-SVIDs this server signs. */
   readonly issuer: string;
   close(): Promise<void>;
@@ -63,14 +72,24 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const authority = await CaAuthority.open(options.dir, options.logger);
   const sans = servingSans(options.sans ?? []);
   const serving = new ServingIdentity(authority, options.svidTtlMs, sans, now);
-  const jwtKeys = await JwtKeyRing.open(options.dir, options.logger);
+  if (options.autoRotateIntermediateTtlMs !== undefined && !(await exists(caPaths(options.dir).rootKey))) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_USAGE',
+      `--auto-rotate-intermediate needs the root key in the CA directory (${caPaths(options.dir).rootKey} is missing); ` +
+        'a CA without it rotates with `meshauth ca rotate --intermediate` where the root key is kept',
+      { reason: 'usage' },
+    );
+  }
+  // Only a directory `ca init` made (it has the join-token store) is written to; a Secret's copy never is.
+  const writable = await isDirectory(caPaths(options.dir).tokens);
+  const jwtKeys = await JwtKeyRing.open(options.dir, options.logger, writable);
   if (options.issuerUrl !== undefined) checkIssuerUrl(options.issuerUrl);
   const kubernetes =
     options.kubernetes === undefined
       ? undefined
       : await KubernetesTokenVerifier.create({ ...options.kubernetes, logger: options.logger });
   // A Kubernetes CA serving from a read-only Secret has no join-token store; one with a writable --dir keeps both.
-  const joinTokens = kubernetes === undefined || (await isDirectory(caPaths(options.dir).tokens));
+  const joinTokens = kubernetes === undefined || writable;
   // The default issuer names the port actually bound, known only after listen(); the handler reads it lazily.
   let issuer = options.issuerUrl ?? '';
   const server = createServer(
@@ -111,7 +130,35 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     throw error;
   }
   const port = (server.address() as { port: number }).port;
+  const watch = new CertificateWatch({
+    dir: options.dir,
+    authority,
+    metrics: options.metrics,
+    logger: options.logger,
+    now,
+    ...(options.autoRotateIntermediateTtlMs === undefined
+      ? {}
+      : { autoRotateTtlMs: options.autoRotateIntermediateTtlMs }),
+  });
+  watch.check();
+  let admin: CaAdminListener | undefined;
+  if (options.adminListen !== undefined) {
+    try {
+      admin = await startCaAdminListener({
+        listen: options.adminListen,
+        authority,
+        metrics: options.metrics,
+        logger: options.logger,
+        now,
+      });
+    } catch (error) {
+      await kubernetes?.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw error;
+    }
+  }
   const timer = setInterval(() => {
+    watch.check();
     serving
       .refreshIfNeeded()
       .then((context) => {
@@ -125,15 +172,27 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const url = httpsUrl(address.host, port);
   if (issuer === '') issuer = url;
   options.logger.info(
-    { event: 'ca_listening', url, issuer, trustDomain: authority.material.trustDomain.name, sans },
+    {
+      event: 'ca_listening',
+      url,
+      adminUrl: admin?.url,
+      issuer,
+      trustDomain: authority.material.trustDomain.name,
+      sans,
+      joinTokens,
+      autoRotateIntermediate: options.autoRotateIntermediateTtlMs !== undefined,
+    },
     'CA listening',
   );
   return {
     url,
     port,
+    adminUrl: admin?.url,
     issuer,
     close: async () => {
       clearInterval(timer);
+      await admin?.close();
+      await watch.settle();
       await kubernetes?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
@@ -191,6 +250,13 @@ class ServingIdentity {
 
 function servingSans(extra: readonly string[]): string[] {
   return [...new Set(['localhost', '127.0.0.1', hostname().toLowerCase(), ...extra])].filter((s) => s.length > 0);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function isDirectory(path: string): Promise<boolean> {

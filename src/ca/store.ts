@@ -75,6 +75,8 @@ export interface CaMaterial {
   readonly issuer: Issuer;
   readonly intermediatePem: string;
   readonly bundle: TrustBundle;
+  /** The root in the bundle that signed the intermediate (its expiry bounds every chain served). */
+  readonly root: x509.X509Certificate;
 }
 
 /** Loads the signing material and checks that it is consistent (key matches certificate, chain to a bundle root). */
@@ -94,16 +96,17 @@ export async function loadCaMaterial(dir: string): Promise<CaMaterial> {
   const trustDomain = await readTrustDomain(paths);
   const bundle = TrustBundle.fromPem(trustDomain, bundlePem);
   const nodeIntermediate = new NodeX509Certificate(Buffer.from(intermediate.rawData));
-  const chained = bundle.roots.some((root) => {
-    const nodeRoot = new NodeX509Certificate(Buffer.from(root.rawData));
+  const root = bundle.roots.find((candidate) => {
+    const nodeRoot = new NodeX509Certificate(Buffer.from(candidate.rawData));
     return nodeIntermediate.checkIssued(nodeRoot) && nodeIntermediate.verify(nodeRoot.publicKey);
   });
-  if (!chained) throw inconsistent(dir, 'intermediate.crt is not signed by a root in bundle.pem');
+  if (root === undefined) throw inconsistent(dir, 'intermediate.crt is not signed by a root in bundle.pem');
   return {
     trustDomain,
     issuer: { certificate: intermediate, privateKey: keys.privateKey, keyType: keys.type },
     intermediatePem: intermediate.toString('pem'),
     bundle,
+    root,
   };
 }
 
@@ -157,6 +160,7 @@ export async function writeIntermediateUnder(
   trustDomain: TrustDomain,
   root: CaKey,
   now: Date,
+  ttlMs?: number,
 ): Promise<CaKey> {
   const keys = await generateKeyPair('p256');
   const certificate = await createIntermediateCertificate({
@@ -164,6 +168,7 @@ export async function writeIntermediateUnder(
     keys,
     issuer: { certificate: root.certificate, privateKey: root.keys.privateKey, keyType: root.keys.type },
     now,
+    ...(ttlMs === undefined ? {} : { ttlMs }),
   });
   const intermediate = { certificate, keys };
   await writeKeyAndCert(paths.intermediateKey, paths.intermediateCert, intermediate);

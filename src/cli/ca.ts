@@ -35,7 +35,24 @@ interface ServeOptions {
   k8sTokenFile: string;
   k8sApiServer: string;
   k8sTokenReview?: boolean;
+  k8sSecret: string;
+  adminListen?: string;
+  autoRotateIntermediate?: boolean;
+  intermediateTtl: string;
 }
+
+interface InitOptions {
+  trustDomain: string;
+  dir: string;
+  force?: boolean;
+  k8sSecret?: string;
+  namespace?: string;
+  bundleNamespace?: string[];
+  out?: string;
+}
+
+/** `ca serve --intermediate-ttl`: 10 s (tests, demos) … 1 year. */
+const INTERMEDIATE_TTL = { min: 10_000, max: 365 * 24 * HOUR };
 
 /** DEFAULT_K8S_TOKEN_FILE / DEFAULT_K8S_API_SERVER of src/ca/cluster-api-client.ts (kept in step by test). */
 export const K8S_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -48,11 +65,25 @@ export function registerCaCommands(program: Command): void {
   const ca = program.command('ca').description('run the built-in SPIFFE certificate authority');
 
   ca.command('init')
-    .description('create a root and an intermediate CA in --dir (refuses to overwrite without --force)')
+    .description(
+      'create a root and an intermediate CA in --dir (refuses to overwrite without --force); with --k8s-secret, ' +
+        'also the Kubernetes Secrets and trust-bundle ConfigMaps (root.key stays out of them)',
+    )
     .requiredOption('--trust-domain <td>', 'SPIFFE trust domain, e.g. example.org')
     .option('--dir <dir>', 'CA directory', DEFAULT_DIR)
     .option('--force', 'replace an existing CA (every certificate it issued stops being trusted)')
-    .action(async (opts: { trustDomain: string; dir: string; force?: boolean }) => {
+    .option(
+      '--k8s-secret <name>',
+      'write secrets.yaml: the CA Secret NAME (mounted by `ca serve`), webhook TLS, bundle',
+    )
+    .option('--namespace <ns>', 'with --k8s-secret: namespace of the CA and the webhook')
+    .option('--bundle-namespace <ns...>', `with --k8s-secret: more namespaces that get the trust-bundle ConfigMap`)
+    .option('--out <dir>', 'with --k8s-secret: the CA directory to write (default meshauth-ca)')
+    .action(async (opts: InitOptions) => {
+      if (opts.k8sSecret !== undefined) return initForKubernetes(opts);
+      if (opts.namespace !== undefined || opts.bundleNamespace !== undefined || opts.out !== undefined) {
+        throw usage('--namespace, --bundle-namespace and --out go with --k8s-secret');
+      }
       const { initCa } = await import('../ca/index.js');
       const { trustDomain, paths } = await initCa({
         dir: opts.dir,
@@ -164,6 +195,13 @@ export function registerCaCommands(program: Command): void {
       '--k8s-token-review',
       "also ask the API server's TokenReview about each service-account token (a deleted pod's token stops at once)",
     )
+    .option('--k8s-secret <name>', 'name of the CA Secret, for the hint printed when --dir is empty', 'meshauth-ca')
+    .option('--admin-listen <host:port>', 'plain-HTTP admin listener: /livez, /healthz, /readyz, /metrics')
+    .option(
+      '--auto-rotate-intermediate',
+      "self-managed mode (needs root.key in --dir): mint a new intermediate at half the current one's life",
+    )
+    .option('--intermediate-ttl <duration>', 'lifetime of auto-rotated intermediates, 10s … 1y', '30d')
     .action(async (opts: ServeOptions) => {
       const { JWT_SVID_MAX_TTL_MS, JWT_SVID_MIN_TTL_MS, startCaServer } = await import('../ca/index.js');
       const logger = createLogger({ name: 'ca' });
@@ -188,8 +226,17 @@ export function registerCaCommands(program: Command): void {
           'SVID lifetime under 5 minutes: for tests and demos only',
         );
       }
+      if (opts.k8sIssuer !== undefined) await refuseEmptySecretDir(opts);
+      const intermediateTtlMs = assertDurationInRange(
+        '--intermediate-ttl',
+        parseDuration(opts.intermediateTtl),
+        INTERMEDIATE_TTL.min,
+        INTERMEDIATE_TTL.max,
+      );
       const server = await startCaServer({
         dir: opts.dir,
+        ...(opts.adminListen === undefined ? {} : { adminListen: opts.adminListen }),
+        ...(opts.autoRotateIntermediate === true ? { autoRotateIntermediateTtlMs: intermediateTtlMs } : {}),
         listen: opts.listen,
         svidTtlMs,
         sans: opts.san ?? [],
@@ -217,6 +264,7 @@ export function registerCaCommands(program: Command): void {
         process.once('SIGINT', resolve);
       });
       process.stdout.write(`meshauth ca listening on ${server.url}\n`);
+      if (server.adminUrl !== undefined) process.stdout.write(`meshauth ca admin listening on ${server.adminUrl}\n`);
       const signal = await stopSignal;
       logger.info({ event: 'ca_stopping', signal }, 'CA stopping');
       await server.close();
@@ -233,6 +281,9 @@ export function registerCaCommands(program: Command): void {
     .option('--root', 'publish a new root in bundle.pem next to the old one (not signing yet)')
     .option('--activate', 'with --root: start signing under the published root, with a new intermediate')
     .option('--dir <dir>', 'CA directory', DEFAULT_DIR)
+    .option('--k8s-secret <name>', 'then write DIR/ca-secret.yaml: the CA Secret NAME and trust-bundle ConfigMaps')
+    .option('--namespace <ns>', 'with --k8s-secret: namespace of the CA Secret')
+    .option('--bundle-namespace <ns...>', 'with --k8s-secret: more namespaces that get the trust-bundle ConfigMap')
     .addHelpText(
       'after',
       `
@@ -245,22 +296,20 @@ Root rotation, step by step (docs/ca.md):
      bundle.pem (compare with root-previous.crt), let peers refresh, then delete root-previous.key.
 A running \`ca serve\` picks up every step within a second, without a restart.`,
     )
-    .action(
-      async (opts: { intermediate?: boolean; root?: boolean; activate?: boolean; jwtKey?: boolean; dir: string }) => {
-        const { activateNextRoot, publishNextRoot, rotateIntermediate, rotateJwtSigningKey } = await import(
-          '../ca/index.js'
-        );
-        const chosen = [opts.intermediate, opts.root, opts.jwtKey].filter((flag) => flag === true).length;
-        if (chosen > 1) throw usage('use one of --intermediate, --root, --jwt-key');
-        if (opts.jwtKey === true) {
-          const rotation = await rotateJwtSigningKey(opts.dir);
-          process.stdout.write(
-            `new JWT-SVID signing key ${rotation.kid} is signing; the previous key ${rotation.previousKid} stays in ` +
-              `/v1/jwks until ${rotation.previousPublishedUntil.toISOString()}\n`,
-          );
-          return;
-        }
-        if (opts.activate === true && opts.root !== true) throw usage('--activate goes with --root');
+    .action(async (opts: RotateOptions) => {
+      const { activateNextRoot, publishNextRoot, rotateIntermediate, rotateJwtSigningKey, writeCaSecretManifest } =
+        await import('../ca/index.js');
+      const chosen = [opts.intermediate, opts.root, opts.jwtKey].filter((flag) => flag === true).length;
+      if (chosen > 1) throw usage('use one of --intermediate, --root, --jwt-key');
+      if (opts.activate === true && opts.root !== true) throw usage('--activate goes with --root');
+      const target = rotateTarget(opts);
+      let message: string;
+      if (opts.jwtKey === true) {
+        const rotation = await rotateJwtSigningKey(opts.dir);
+        message =
+          `new JWT-SVID signing key ${rotation.kid} is signing; the previous key ${rotation.previousKid} stays in ` +
+          `/v1/jwks until ${rotation.previousPublishedUntil.toISOString()}`;
+      } else {
         let result: Awaited<ReturnType<typeof rotateIntermediate>>;
         if (opts.intermediate === true) result = await rotateIntermediate(opts.dir);
         else if (opts.root === true)
@@ -271,9 +320,101 @@ A running \`ca serve\` picks up every step within a second, without a restart.`,
           root_published: 'new root published in bundle.pem (not signing yet; activate with --root --activate)',
           root_activated: 'new root and intermediate are signing; the old root stays in bundle.pem until retired',
         }[result.action];
-        process.stdout.write(`${what} (serial ${result.serial}; ${result.roots} root(s) in the bundle)\n`);
-      },
-    );
+        message = `${what} (serial ${result.serial}; ${result.roots} root(s) in the bundle)`;
+      }
+      process.stdout.write(`${message}\n`);
+      if (target === undefined) return;
+      const manifest = await writeCaSecretManifest(opts.dir, target);
+      process.stdout.write(
+        `wrote ${manifest.file} (Secret ${target.secretName}, trust bundle): apply it, and every CA replica and ` +
+          `sidecar picks it up without a restart:\n  kubectl apply -f ${manifest.file}\n` +
+          `the intermediate now expires ${manifest.intermediateNotAfter.toISOString()}\n`,
+      );
+    });
+}
+
+interface RotateOptions {
+  intermediate?: boolean;
+  root?: boolean;
+  activate?: boolean;
+  jwtKey?: boolean;
+  dir: string;
+  k8sSecret?: string;
+  namespace?: string;
+  bundleNamespace?: string[];
+}
+
+function rotateTarget(opts: RotateOptions) {
+  if (opts.k8sSecret === undefined) {
+    if (opts.namespace !== undefined || opts.bundleNamespace !== undefined) {
+      throw usage('--namespace and --bundle-namespace go with --k8s-secret');
+    }
+    return undefined;
+  }
+  if (opts.namespace === undefined) throw usage('--k8s-secret needs --namespace');
+  return { secretName: opts.k8sSecret, namespace: opts.namespace, bundleNamespaces: opts.bundleNamespace ?? [] };
+}
+
+/** `ca init --k8s-secret`: the CA directory for the operator, the manifests for the cluster, the next commands. */
+async function initForKubernetes(opts: InitOptions): Promise<void> {
+  if (opts.namespace === undefined) throw usage('--k8s-secret needs --namespace (where the CA runs)');
+  const dir = opts.out ?? (opts.dir === DEFAULT_DIR ? 'meshauth-ca' : opts.dir);
+  const { initCaForKubernetes } = await import('../ca/index.js');
+  const target = {
+    secretName: opts.k8sSecret as string,
+    namespace: opts.namespace,
+    bundleNamespaces: opts.bundleNamespace ?? [],
+  };
+  const result = await initCaForKubernetes({
+    dir,
+    trustDomain: opts.trustDomain,
+    force: opts.force === true,
+    ...target,
+  });
+  const namespaces = [...new Set([target.namespace, ...target.bundleNamespaces])].join(', ');
+  const bundleFlags = target.bundleNamespaces.map((ns) => ` --bundle-namespace ${ns}`).join('');
+  process.stdout.write(
+    `meshauth CA for trust domain ${result.trustDomain} created in ${dir}
+  ${result.secretsFile}  Secret ${target.secretName} (root.crt, intermediate.crt, intermediate.key, bundle.pem, jwt.key),
+      Secret meshauth-webhook-tls, ConfigMap meshauth-trust-bundle in ${namespaces}
+  ${result.webhookCaFile}  CA of the webhook's certificate (the MutatingWebhookConfiguration caBundle)
+  ${result.rootKeyFile}  the root key (0600): in no manifest; keep it offline, e.g. in a vault
+
+Next:
+  kubectl create namespace ${target.namespace} --dry-run=client -o yaml | kubectl apply -f -
+  kubectl apply -f ${result.secretsFile}
+  kubectl apply -k deploy/base
+  ${result.patchCommand}
+
+The intermediate expires ${result.intermediateNotAfter.toISOString()}. Before then, where ${result.rootKeyFile} is:
+  meshauth ca rotate --intermediate --dir ${dir} --k8s-secret ${target.secretName} --namespace ${target.namespace}${bundleFlags}
+  kubectl apply -f ${dir}/ca-secret.yaml
+`,
+  );
+}
+
+/**
+ * A Kubernetes CA whose Secret is empty or not mounted cannot start, and the distroless image has no shell to fix it
+ * from inside: say once, exactly, what to run outside, and exit 2 (MESHAUTH_ERR_CA_NOT_INITIALIZED).
+ */
+async function refuseEmptySecretDir(opts: ServeOptions): Promise<void> {
+  const { readdir } = await import('node:fs/promises');
+  const { dirname, join } = await import('node:path');
+  const present = await readdir(opts.dir).catch(() => [] as string[]);
+  const needed = ['root.crt', 'intermediate.crt', 'intermediate.key', 'bundle.pem'];
+  if (needed.some((file) => present.includes(file))) return;
+  // In a pod the service-account directory names the namespace the CA runs in.
+  const namespace =
+    (await readFile(join(dirname(opts.k8sTokenFile), 'namespace'), 'utf8').catch(() => '')).trim() || 'meshauth';
+  throw new MeshauthError(
+    'MESHAUTH_ERR_CA_NOT_INITIALIZED',
+    `no CA in ${opts.dir}: the Secret ${opts.k8sSecret} is missing or empty. Create it once, outside the cluster, ` +
+      `and keep the directory it makes (it holds the root key):
+  meshauth ca init --trust-domain <your trust domain> --k8s-secret ${opts.k8sSecret} --namespace ${namespace} --out meshauth-ca
+  kubectl apply -f meshauth-ca/secrets.yaml
+then this Deployment starts by itself (or: kubectl -n ${namespace} rollout restart deployment/meshauth-ca)`,
+    { reason: 'empty_secret' },
+  );
 }
 
 async function readPassword(file: string): Promise<string> {

@@ -26,6 +26,7 @@ export { hostPermitted, permittedUriHosts, uriNameConstraintsExtension } from '.
 // pkcs12.ts (pkijs, ~15 MiB) is not re-exported: only `ca issue --p12` needs it, and imports it directly.
 export { randomSerialHex } from './serial.js';
 export { checkSvidLeaf, validateX509Svid } from './svid-validator.js';
+export { createTlsServerIdentity, type TlsServerIdentity } from './tls-server-certificate.js';
 export { TrustBundle } from './trust-bundle.js';
 export { x509 } from './x509.js';
 export { X509Svid } from './x509-svid.js';

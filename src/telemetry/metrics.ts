@@ -279,6 +279,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly caCertificateExpiry = new Gauge({
+    name: 'meshauth_ca_certificate_expiry_timestamp_seconds',
+    help: 'Unix time at which the CA certificate in use expires, by kind (root, intermediate).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly caIntermediateRotations = new Counter({
+    name: 'meshauth_ca_intermediate_rotations_total',
+    help: 'Automatic intermediate rotations by the CA (--auto-rotate-intermediate), by result.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: MetricsOptions = {}) {
     if (options.defaultMetrics) {
       collectDefaultMetrics({ register: this.registry });

@@ -1,0 +1,127 @@
+// The CA watching its own certificates, once a second from the server's timer: the expiry of the root and the
+// intermediate in use as `meshauth_ca_certificate_expiry_timestamp_seconds{kind}`, a warning log line from 7 days
+// before either expires (at most hourly), and — in the self-managed mode (`--auto-rotate-intermediate`, the CA holds
+// root.key) — a new intermediate at half the current one's life. The new intermediate is written next to the old one
+// (key, then certificate); the authority switches once it reads a consistent pair, and every request meanwhile is
+// served with the old, still valid one: no request fails. A lock file keeps replicas sharing the directory from
+// rotating at the same time.
+import { rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { x509 } from '../pki/index.js';
+import type { Logger, Metrics } from '../telemetry/index.js';
+import type { CaAuthority } from './authority.js';
+import { expiresSoon, halfLifeOf } from './ca-expiry.js';
+import { createFileExclusive, PRIVATE_FILE_MODE } from './ca-files.js';
+import { rotateIntermediate } from './rotate.js';
+
+const WARNING_INTERVAL_MS = 3600_000;
+const RETRY_AFTER_FAILURE_MS = 30_000;
+/** A lock older than this belongs to a process that died mid-rotation. */
+const STALE_LOCK_MS = 60_000;
+const LOCK_FILE = '.intermediate-rotation.lock';
+
+export interface CertificateWatchOptions {
+  readonly dir: string;
+  readonly authority: CaAuthority;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly now: () => Date;
+  /** Lifetime of intermediates minted by auto-rotation; undefined: no auto-rotation. */
+  readonly autoRotateTtlMs?: number;
+}
+
+export class CertificateWatch {
+  readonly #options: CertificateWatchOptions;
+  readonly #lastWarned = new Map<string, number>();
+  #rotating: Promise<void> | undefined;
+  #notBefore = 0;
+
+  constructor(options: CertificateWatchOptions) {
+    this.#options = options;
+  }
+
+  /** Updates the gauges, warns, and starts a rotation when due. Never throws. */
+  check(): void {
+    const { authority, metrics, now } = this.#options;
+    const material = authority.material;
+    const current = now();
+    const certificates: [kind: 'root' | 'intermediate', cert: x509.X509Certificate][] = [
+      ['root', material.root],
+      ['intermediate', material.issuer.certificate],
+    ];
+    for (const [kind, cert] of certificates) {
+      metrics.caCertificateExpiry.set({ kind }, Math.floor(cert.notAfter.getTime() / 1000));
+      if (expiresSoon(cert, current)) this.#warn(kind, cert, current);
+    }
+    if (this.#options.autoRotateTtlMs === undefined || this.#rotating !== undefined) return;
+    if (Date.now() < this.#notBefore) return;
+    if (current.getTime() < halfLifeOf(material.issuer.certificate).getTime()) return;
+    this.#rotating = this.#rotate(material.issuer.certificate.serialNumber).finally(() => {
+      this.#rotating = undefined;
+    });
+  }
+
+  /** Resolves once a rotation in progress (if any) has finished; for shutdown. */
+  async settle(): Promise<void> {
+    await this.#rotating;
+  }
+
+  #warn(kind: string, cert: x509.X509Certificate, now: Date): void {
+    const key = `${kind}:${cert.serialNumber}`;
+    const last = this.#lastWarned.get(key);
+    if (last !== undefined && Date.now() - last < WARNING_INTERVAL_MS) return;
+    this.#lastWarned.set(key, Date.now());
+    const hoursLeft = Math.floor((cert.notAfter.getTime() - now.getTime()) / 3600_000);
+    const fix =
+      kind === 'intermediate'
+        ? 'mint the next one: meshauth ca rotate --intermediate (or run with --auto-rotate-intermediate)'
+        : 'rotate the root: meshauth ca rotate --root, then --root --activate (docs/ca.md)';
+    this.#options.logger.warn(
+      {
+        event: 'ca_certificate_expiring',
+        kind,
+        serial: cert.serialNumber,
+        notAfter: cert.notAfter.toISOString(),
+        hoursLeft,
+      },
+      `the CA ${kind} certificate expires in ${hoursLeft} h: ${fix}`,
+    );
+  }
+
+  async #rotate(fromSerial: string): Promise<void> {
+    const { dir, authority, metrics, logger, now } = this.#options;
+    const lock = join(dir, LOCK_FILE);
+    try {
+      if (!(await acquire(lock))) return; // another replica is rotating; its result is picked up on reload
+      try {
+        await authority.refresh();
+        // Someone else may have rotated already (another replica, or `ca rotate`): judge what is on disk now.
+        const onDisk = authority.material.issuer.certificate;
+        if (onDisk.serialNumber !== fromSerial && now().getTime() < halfLifeOf(onDisk).getTime()) return;
+        const result = await rotateIntermediate(dir, now(), this.#options.autoRotateTtlMs);
+        metrics.caIntermediateRotations.inc({ result: 'success' });
+        logger.info(
+          { event: 'intermediate_rotated', previousSerial: fromSerial, serial: result.serial },
+          'new intermediate minted at half-life (--auto-rotate-intermediate)',
+        );
+      } finally {
+        await rm(lock, { force: true });
+      }
+    } catch (error) {
+      this.#notBefore = Date.now() + RETRY_AFTER_FAILURE_MS;
+      metrics.caIntermediateRotations.inc({ result: 'failure' });
+      logger.error({ event: 'intermediate_rotation_failed', err: error }, 'cannot rotate the intermediate; retrying');
+    }
+  }
+}
+
+async function acquire(lock: string): Promise<boolean> {
+  if (await createFileExclusive(lock, `${process.pid}\n`, PRIVATE_FILE_MODE)) return true;
+  const age = await stat(lock).then(
+    (s) => Date.now() - s.mtimeMs,
+    () => 0,
+  );
+  if (age < STALE_LOCK_MS) return false;
+  await rm(lock, { force: true });
+  return createFileExclusive(lock, `${process.pid}\n`, PRIVATE_FILE_MODE);
+}

@@ -153,6 +153,15 @@ export class EdgeHandler {
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
     const headers = req.headers;
+    // node:http enforces maxHeaderSize on HTTP/1.1 (431); node:http2 only advertises SETTINGS_MAX_HEADER_LIST_SIZE,
+    // so the HTTP/2 header list is measured here (RFC 7541 §4.1 size: name + value + 32 per field).
+    if (req.httpVersionMajor === 2 && headerListSize(headers) > this.#config.limits.maxHeaderBytes) {
+      writeError(
+        res,
+        new MeshauthError('MESHAUTH_ERR_HEADERS_TOO_LARGE', 'header list too large', { reason: 'headers' }),
+      );
+      return;
+    }
     const authority = (headers[':authority'] as string | undefined) ?? headers.host ?? '';
     const host = hostOf(authority);
     const queryAt = url.indexOf('?');
@@ -604,6 +613,17 @@ export class EdgeHandler {
       'gateway deny',
     );
   }
+}
+
+function headerListSize(headers: IncomingHttpHeaders): number {
+  let size = 0;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (typeof value === 'string') size += name.length + value.length + 32;
+    else for (const v of value) size += name.length + v.length + 32;
+  }
+  return size;
 }
 
 function withCookies(cookies: readonly string[]): OutgoingHttpHeaders {

@@ -211,10 +211,16 @@ function classify(error: unknown): MeshauthError {
   if (error instanceof client.ResponseBodyError) {
     return failed(error.error === 'invalid_grant' ? 'code_rejected' : 'token_error', error);
   }
-  const e = error as { code?: string; message?: string; cause?: { claim?: string; reason?: string } };
+  const e = error as { code?: string; cause?: { claim?: unknown; cause?: { claim?: unknown } } };
   switch (e.code) {
-    case 'OAUTH_JWT_CLAIM_COMPARISON_FAILED':
-      return failed(`${e.cause?.claim ?? 'claim'}_mismatch`, error);
+    case 'OAUTH_JWT_CLAIM_COMPARISON_FAILED': {
+      // openid-client wraps oauth4webapi's error; the claim that differed is on the inner one's cause.
+      const claim = e.cause?.claim ?? e.cause?.cause?.claim;
+      return failed(
+        typeof claim === 'string' && /^[a-z_]{1,16}$/.test(claim) ? `${claim}_mismatch` : 'claim_mismatch',
+        error,
+      );
+    }
     case 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED':
       return failed('iss_mismatch', error);
     case 'OAUTH_INVALID_RESPONSE':

@@ -75,7 +75,10 @@ export class ScriptedBrowser {
   }
 
   /** Follows redirects (at most 10) like a navigation. */
-  async navigate(url: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Page> {
+  async navigate(
+    url: string,
+    options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+  ): Promise<Page> {
     let page = await this.fetch(url, options);
     for (let i = 0; i < 10 && page.status >= 300 && page.status < 400; i++) {
       const location = page.headers.location as string;
@@ -87,7 +90,8 @@ export class ScriptedBrowser {
   /** On the provider's login page: submits the password form and follows the redirects back. */
   async submitLogin(page: Page, username: string, password: string): Promise<Page> {
     const action = /<form method="post" action="([^"]+)"/.exec(page.body)?.[1];
-    if (action === undefined) throw new Error(`no login form on ${page.url}: ${page.status} ${page.body.slice(0, 200)}`);
+    if (action === undefined)
+      throw new Error(`no login form on ${page.url}: ${page.status} ${page.body.slice(0, 200)}`);
     return this.navigate(new URL(action, page.url).href, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },

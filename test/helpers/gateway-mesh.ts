@@ -124,7 +124,9 @@ function hopOf(service: string, req: IncomingMessage): HopSeen {
   const passport = req.headers[PASSPORT_HEADER];
   let chain: string[] = [];
   if (typeof passport === 'string' && passport.includes(',')) {
-    const link = JSON.parse(Buffer.from((passport.split(',')[0] as string).split('.')[1] as string, 'base64url').toString());
+    const link = JSON.parse(
+      Buffer.from((passport.split(',')[0] as string).split('.')[1] as string, 'base64url').toString(),
+    );
     chain = actChain(link.act);
   }
   return {
@@ -154,7 +156,10 @@ export async function startGatewayMesh(options: GatewayMeshOptions = {}): Promis
       writeFileSync(file, text, { mode: 0o600 });
       return file;
     };
-    const sessionKeys = [write('session-new.key', 'a'.repeat(20) + 'new-session-secret-0123456789'), write('session-old.key', 'b'.repeat(20) + 'old-session-secret-0123456789')];
+    const sessionKeys = [
+      write('session-new.key', 'a'.repeat(20) + 'new-session-secret-0123456789'),
+      write('session-old.key', 'b'.repeat(20) + 'old-session-secret-0123456789'),
+    ];
     const files: MeshFiles = { dir, sessionKeys, write };
     const port = await freePort();
     const origin = `https://127.0.0.1:${port}`;
@@ -227,7 +232,11 @@ export async function startGatewayMesh(options: GatewayMeshOptions = {}): Promis
     webOutbound = web.sidecar.outboundPort;
     closers.push(() => web.sidecar.close(0));
 
-    const server = await ca.issue({ id: ca.idFor('/ns/edge/sa/public'), ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'] });
+    const server = await ca.issue({
+      id: ca.idFor('/ns/edge/sa/public'),
+      ipAddresses: ['127.0.0.1'],
+      dnsNames: ['localhost'],
+    });
     const cert = write('gateway.crt', server.chainPem);
     const key = write('gateway.key', server.keyPem);
     const secret = write('client.secret', GATEWAY_CLIENT.clientSecret);

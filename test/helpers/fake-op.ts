@@ -1,0 +1,110 @@
+// A scripted OpenID provider for the ID-token attacks a real provider never produces: the token endpoint answers
+// with an ID token whose issuer, audience, nonce or algorithm the test chooses (`mode`). Discovery, JWKS,
+// an authorization endpoint that approves at once (echoing state, remembering nonce) and a token endpoint.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
+
+export type IdTokenMode = 'ok' | 'wrong_iss' | 'wrong_aud' | 'bad_nonce' | 'alg_none' | 'hs256_public_key' | 'expired';
+
+export interface FakeOp {
+  readonly issuer: string;
+  mode: IdTokenMode;
+  close(): Promise<void>;
+}
+
+export async function startFakeOp(clientId: string): Promise<FakeOp> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const publicJwk: JWK = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+  const nonces = new Map<string, string>();
+  const server: Server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.3', resolve));
+  const issuer = `http://127.0.0.3:${(server.address() as AddressInfo).port}`;
+  const op: FakeOp = {
+    issuer,
+    mode: 'ok',
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  server.on('request', (req, res) => {
+    const url = new URL(req.url ?? '/', issuer);
+    const json = (status: number, body: unknown) => {
+      const text = JSON.stringify(body);
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    if (url.pathname === '/.well-known/openid-configuration') {
+      json(200, {
+        issuer,
+        authorization_endpoint: `${issuer}/authorize`,
+        token_endpoint: `${issuer}/token`,
+        jwks_uri: `${issuer}/jwks`,
+        response_types_supported: ['code'],
+        subject_types_supported: ['public'],
+        id_token_signing_alg_values_supported: ['ES256'],
+        code_challenge_methods_supported: ['S256'],
+      });
+      return;
+    }
+    if (url.pathname === '/jwks') {
+      json(200, { keys: [publicJwk] });
+      return;
+    }
+    if (url.pathname === '/authorize') {
+      const code = `code-${Math.random().toString(36).slice(2)}`;
+      nonces.set(code, url.searchParams.get('nonce') ?? '');
+      const back = new URL(url.searchParams.get('redirect_uri') ?? '');
+      back.searchParams.set('code', code);
+      back.searchParams.set('state', url.searchParams.get('state') ?? '');
+      res.writeHead(302, { location: back.href }).end();
+      return;
+    }
+    if (url.pathname === '/token') {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      req.on('end', () => {
+        const code = new URLSearchParams(body).get('code') ?? '';
+        const nonce = nonces.get(code);
+        nonces.delete(code);
+        if (nonce === undefined) {
+          json(400, { error: 'invalid_grant' });
+          return;
+        }
+        idToken(op.mode, nonce)
+          .then((id_token) => json(200, { access_token: 'opaque-at', token_type: 'Bearer', expires_in: 300, id_token }))
+          .catch((error: Error) => json(500, { error: error.message }));
+      });
+      return;
+    }
+    res.writeHead(404).end();
+  });
+
+  async function idToken(mode: IdTokenMode, nonce: string): Promise<string> {
+    const now = Math.floor(Date.now() / 1000);
+    const claims = {
+      sub: 'mallory',
+      nonce: mode === 'bad_nonce' ? 'not-the-nonce' : nonce,
+    };
+    if (mode === 'alg_none') {
+      const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+      return `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ ...claims, iss: issuer, aud: clientId, iat: now, exp: now + 300 })}.`;
+    }
+    const jwt = new SignJWT(claims)
+      .setIssuer(mode === 'wrong_iss' ? 'http://127.0.0.3:1' : issuer)
+      .setAudience(mode === 'wrong_aud' ? 'another-client' : clientId)
+      .setIssuedAt(mode === 'expired' ? now - 7200 : now)
+      .setExpirationTime(mode === 'expired' ? now - 3600 : now + 300);
+    if (mode === 'hs256_public_key') {
+      // The classic confusion: HMAC keyed with the provider's public key, which anyone can fetch.
+      return jwt
+        .setProtectedHeader({ alg: 'HS256', kid: 'k1' })
+        .sign(new TextEncoder().encode(JSON.stringify(publicJwk)));
+    }
+    return jwt.setProtectedHeader({ alg: 'ES256', kid: 'k1' }).sign(privateKey);
+  }
+  return op;
+}

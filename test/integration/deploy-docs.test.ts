@@ -49,7 +49,7 @@ describe('docs/kubernetes.md', () => {
       expect(doc).toContain(name);
     }
     const annotations = [...doc.matchAll(/`((?:config\.)?meshauth\.dev\/[a-z-]+)/g)].map((m) => m[1]);
-    const known = Object.entries(names)
+    const known: unknown[] = Object.entries(names)
       .filter(([key]) => key.startsWith('ANNOTATION_'))
       .map(([, value]) => value);
     expect(annotations.filter((a) => !known.includes(a ?? ''))).toEqual([]);

@@ -18,7 +18,9 @@ export interface DrainState {
 }
 
 const kHandler = Symbol('meshauth.forwardHandler');
-type Sink = (ServerResponse | ServerHttp2Stream) & { [kHandler]?: ForwardHandler };
+/** Set on a sink the sidecar itself resets (idle timeout): its close is already counted, not a caller abort. */
+export const kResetBySidecar = Symbol('meshauth.resetBySidecar');
+type Sink = (ServerResponse | ServerHttp2Stream) & { [kHandler]?: ForwardHandler; [kResetBySidecar]?: boolean };
 
 export class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #sink: Sink;
@@ -90,7 +92,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#done = true;
     const sink = this.#sink;
     if (sink.destroyed || (this.#h2 ? (sink as ServerHttp2Stream).closed : (sink as ServerResponse).writableEnded)) {
-      this.#telemetry.aborted(this.#peerId); // the caller went away first (its request body failed); nothing to answer
+      // The caller went away first (its request body failed), unless the sidecar reset it: nothing to answer.
+      if (sink[kResetBySidecar] !== true) this.#telemetry.aborted(this.#peerId);
       return;
     }
     if (this.#h2 ? (sink as ServerHttp2Stream).headersSent : (sink as ServerResponse).headersSent) {
@@ -121,7 +124,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (!this.#done && this.#abort !== undefined) {
       this.#done = true;
       this.#abort(new Error('downstream closed'));
-      this.#telemetry.aborted(this.#peerId);
+      if (this.#sink[kResetBySidecar] !== true) this.#telemetry.aborted(this.#peerId);
     }
   }
 

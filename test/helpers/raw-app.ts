@@ -67,9 +67,9 @@ export function mtlsH2Session(port: number, svid: TestSvid, caPem: string): Prom
 }
 
 /** Polls `done` every 10 ms until it is true or `timeoutMs` passed; returns its last value. */
-export async function eventually(done: () => boolean, timeoutMs = 5_000): Promise<boolean> {
+export async function eventually(done: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (!done()) {
+  while (!(await done())) {
     if (Date.now() > deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }

@@ -19,7 +19,7 @@ import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { VerifiedPeer } from '../../tls/index.js';
 import { DataPlaneTelemetry, type Direction } from '../data-plane-telemetry.js';
 import { endSocketWithError, errorJson, writeErrorH1, writeErrorH2 } from '../error-response.js';
-import { type DrainState, ForwardHandler } from '../forward-handler.js';
+import { type DrainState, ForwardHandler, kResetBySidecar } from '../forward-handler.js';
 import {
   copyH2RequestHeaders,
   copyRequestHeaders,
@@ -164,7 +164,8 @@ export class ListenerCore {
     this.limits = limits;
     this.#maxAppPerPeer = Math.max(1, Math.floor(limits.appConnections * APP_POOL_PEER_SHARE));
     const telemetry = this.telemetry;
-    this.#onStreamIdle = function onStreamIdle(this: ServerHttp2Stream): void {
+    this.#onStreamIdle = function onStreamIdle(this: ServerHttp2Stream & { [kResetBySidecar]?: boolean }): void {
+      this[kResetBySidecar] = true;
       // No frame either way for streamIdleTimeout: reset (never END_STREAM) so both ends know it did not complete.
       this.destroy(new Error('stream idle timeout'));
       telemetry.idleStream();
@@ -186,7 +187,9 @@ export class ListenerCore {
     // An HTTP/1.1 exchange idle in both directions for streamIdleTimeout is cut like an idle h2 stream.
     // Node also reports an idle keep-alive connection here (no response in progress): that is an idle session.
     this.#h1.setTimeout(limits.streamIdleTimeoutMs, (socket: Socket) => {
-      const busy = (socket as Socket & { _httpMessage?: unknown })._httpMessage != null;
+      const response = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+      const busy = response != null;
+      if (busy) (response as ServerResponse & { [kResetBySidecar]?: boolean })[kResetBySidecar] = true;
       socket.destroy();
       if (busy) telemetry.idleStream();
       else telemetry.idleSession();

@@ -1,0 +1,223 @@
+// A peer cannot exhaust the inbound (SPEC §10): a flood of TCP connections that never send a ClientHello and
+// h2 sessions full of unfinished uploads are held against a sidecar with small limits, while a legitimate client
+// keeps getting 200; then every counted resource returns to its baseline. Real sockets; limits set low so the
+// attack stays small (bounded loops, conditions polled, no fixed sleeps asserted on).
+import { createServer, type Server } from 'node:http';
+import { type ClientHttp2Session, constants, type IncomingHttpHeaders } from 'node:http2';
+import { type AddressInfo, connect, type Socket } from 'node:net';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { InboundLimits } from '../../src/sidecar/index.js';
+import { createLogger } from '../../src/telemetry/index.js';
+import { eventually, mtlsH2Session } from '../helpers/raw-app.js';
+import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
+import { TestCa, type TestSvid } from '../helpers/test-ca.js';
+
+const TD = 'example.org';
+
+const LIMITS: Partial<InboundLimits> = {
+  maxConnections: 400,
+  maxHandshakes: 100,
+  handshakeTimeoutMs: 500,
+  maxConnectionsPerPeer: 4,
+  maxConcurrentStreams: 10,
+  streamIdleTimeoutMs: 1_000,
+  sessionIdleTimeoutMs: 1_500,
+  appConnections: 8,
+};
+
+/** An app that answers 200 once a request's body has ended, and counts its open connections. */
+async function countingApp(): Promise<{ server: Server; port: number; open: () => number; peak: () => number }> {
+  let open = 0;
+  let peak = 0;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  server.on('connection', (socket: Socket) => {
+    open++;
+    peak = Math.max(peak, open);
+    socket.on('close', () => open--);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as AddressInfo).port, open: () => open, peak: () => peak };
+}
+
+const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
+
+describe('exhaustion of the inbound is bounded', () => {
+  let ca: TestCa;
+  let app: Awaited<ReturnType<typeof countingApp>>;
+  let sidecar: TestSidecar;
+  let legit: TestSvid;
+  let attacker: TestSvid;
+  const logs: Record<string, unknown>[] = [];
+
+  beforeAll(async () => {
+    ca = await TestCa.create(TD);
+    app = await countingApp();
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n')) if (line !== '') logs.push(JSON.parse(line));
+        done();
+      },
+    });
+    sidecar = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), testConfig({ appPort: app.port }), {
+      logger: createLogger({ level: 'info', destination: sink }),
+      inboundLimits: LIMITS,
+    });
+    legit = await ca.issue({ id: ca.idFor('/ns/shop/sa/legit') });
+    attacker = await ca.issue({ id: ca.idFor('/ns/shop/sa/attacker') });
+  });
+  afterAll(async () => {
+    await sidecar?.sidecar.close(0);
+    app?.server.closeAllConnections();
+    await new Promise((resolve) => app?.server.close(resolve));
+  });
+
+  const metric = async (name: string, labels: string): Promise<number> => {
+    const text = await sidecar.metrics.registry.getSingleMetricAsString(name);
+    const line = text.split('\n').find((l) => l.includes(labels));
+    return line === undefined ? 0 : Number(line.split(' ').at(-1));
+  };
+  const openConnections = () => metric('meshauth_connections_open', 'direction="inbound"');
+
+  function get(session: ClientHttp2Session, path = '/'): Promise<number> {
+    return new Promise((resolve) => {
+      const stream = session.request({ ':method': 'GET', ':path': path }, { endStream: true });
+      let status = 0;
+      stream.on('response', (h: IncomingHttpHeaders) => {
+        status = Number(h[':status']);
+      });
+      stream.on('error', () => resolve(-1));
+      stream.on('close', () => resolve(status));
+      stream.resume();
+    });
+  }
+
+  it('fail/300 idle TCP connections that never send a ClientHello: capped, timed out, counted, logged rate-limited', async () => {
+    const session = await mtlsH2Session(sidecar.sidecar.inboundPort, legit, ca.bundlePem);
+    expect(await get(session)).toBe(200);
+    const baseline = await openConnections();
+    const rssBefore = process.memoryUsage().rss;
+    const linesBefore = logs.filter((l) => l.msg === 'TLS handshake refused').length;
+
+    const flood: Socket[] = [];
+    for (let i = 0; i < 300; i++) {
+      const socket = connect(sidecar.sidecar.inboundPort, '127.0.0.1');
+      socket.on('error', () => undefined);
+      flood.push(socket);
+    }
+    // Only maxHandshakes of them are admitted; the rest are closed at accept.
+    expect(
+      await eventually(
+        async () => (await metric('meshauth_connections_rejected_total', 'reason="max_handshakes"')) >= 190,
+      ),
+    ).toBe(true);
+    const during = await openConnections();
+    const rssDuring = process.memoryUsage().rss;
+    expect(during).toBeLessThanOrEqual(baseline + LIMITS.maxHandshakes!);
+    // The established session is not affected: the legitimate client keeps getting 200.
+    for (let i = 0; i < 5; i++) expect(await get(session)).toBe(200);
+    // handshakeTimeout closes the admitted ones.
+    expect(await eventually(() => flood.every((s) => s.destroyed || s.readableEnded), 5_000)).toBe(true);
+    for (const socket of flood) socket.destroy();
+    expect(await eventually(async () => (await openConnections()) === baseline)).toBe(true);
+    expect(await metric('meshauth_connections_rejected_total', 'reason="handshake_timeout"')).toBeGreaterThanOrEqual(
+      90,
+    );
+    // One log line per interval, the rest counted.
+    const lines = logs.filter((l) => l.msg === 'TLS handshake refused').length - linesBefore;
+    expect(lines).toBeLessThanOrEqual(2);
+    expect(await metric('meshauth_log_lines_suppressed_total', 'event="tls_handshake_failed"')).toBeGreaterThan(50);
+    // A new legitimate connection is served once the flood is gone.
+    const fresh = await mtlsH2Session(sidecar.sidecar.inboundPort, legit, ca.bundlePem);
+    expect(await get(fresh)).toBe(200);
+    fresh.close();
+    session.close();
+    expect(await eventually(async () => (await openConnections()) === 0)).toBe(true);
+    const rssAfter = process.memoryUsage().rss;
+    console.log(
+      `idle flood: 300 TCP connections, admitted ≤ ${LIMITS.maxHandshakes}, open during ${during} (baseline ${baseline}); ` +
+        `RSS before/during/after ${mb(rssBefore)}/${mb(rssDuring)}/${mb(rssAfter)} MiB`,
+    );
+  });
+
+  it('fail/h2 sessions full of unfinished uploads: streams, sessions and app connections bounded; legit client served', async () => {
+    const baseline = await openConnections();
+    const rssBefore = process.memoryUsage().rss;
+    const legitSession = await mtlsH2Session(sidecar.sidecar.inboundPort, legit, ca.bundlePem);
+    expect(await get(legitSession)).toBe(200);
+
+    // The attacker opens more sessions than its per-peer cap allows, each with more streams than allowed.
+    const sessions: ClientHttp2Session[] = [];
+    for (let i = 0; i < 6; i++) {
+      try {
+        sessions.push(await mtlsH2Session(sidecar.sidecar.inboundPort, attacker, ca.bundlePem));
+      } catch {
+        // refused above the per-peer cap
+      }
+    }
+    // Sessions past the cap complete their handshake and are then closed by the inbound.
+    expect(
+      await eventually(async () => (await metric('meshauth_connections_rejected_total', 'reason="per_peer"')) >= 2),
+    ).toBe(true);
+    expect(await eventually(() => sessions.filter((s) => !s.destroyed).length <= LIMITS.maxConnectionsPerPeer!)).toBe(
+      true,
+    );
+    const admitted = sessions.filter((s) => !s.destroyed);
+    const outcomes: Promise<number | string>[] = [];
+    for (const session of admitted) {
+      for (let i = 0; i < 15; i++) {
+        outcomes.push(
+          new Promise((resolve) => {
+            const stream = session.request({ ':method': 'POST', ':path': '/upload' });
+            stream.write('partial');
+            let status = 0;
+            stream.on('response', (h: IncomingHttpHeaders) => {
+              status = Number(h[':status']);
+            });
+            stream.on('error', () => undefined);
+            stream.on('close', () => resolve(status === 0 ? `rst:${stream.rstCode}` : status));
+            stream.resume();
+          }),
+        );
+      }
+    }
+    expect(
+      await eventually(async () => (await metric('meshauth_connections_rejected_total', 'reason="per_peer"')) >= 1),
+    ).toBe(true);
+    // While the attack holds its streams, the legitimate client keeps getting 200.
+    for (let i = 0; i < 5; i++) expect(await get(legitSession)).toBe(200);
+    expect(app.peak()).toBeLessThanOrEqual(LIMITS.appConnections!);
+    const rssDuring = process.memoryUsage().rss;
+
+    // streamIdleTimeout resets every unfinished upload; nothing is left on the app side but the pool.
+    const results = await Promise.all(outcomes);
+    const resetIdle = await metric('meshauth_streams_reset_total', 'reason="stream_idle_timeout"');
+    expect(resetIdle).toBeGreaterThanOrEqual(1);
+    expect(results.filter((r) => r === 503).length).toBeGreaterThanOrEqual(1); // beyond the peer's pool share
+    // The rest were reset by the stream idle timeout, without END_STREAM, and counted once each.
+    expect(results.filter((r) => r === `rst:${constants.NGHTTP2_INTERNAL_ERROR}`).length).toBe(resetIdle);
+    expect(await metric('meshauth_streams_reset_total', 'reason="client_aborted"')).toBe(0);
+
+    // sessionIdleTimeout closes the now idle sessions (GOAWAY), the legitimate one included.
+    expect(await eventually(() => sessions.every((s) => s.closed || s.destroyed), 5_000)).toBe(true);
+    expect(await eventually(() => legitSession.closed || legitSession.destroyed, 5_000)).toBe(true);
+    expect(await metric('meshauth_connections_rejected_total', 'reason="idle"')).toBeGreaterThanOrEqual(1);
+    expect(await eventually(async () => (await openConnections()) === baseline)).toBe(true);
+    for (const session of sessions) session.destroy();
+    const rssAfter = process.memoryUsage().rss;
+    console.log(
+      `stream flood: ${admitted.length} of ${sessions.length} attacker sessions admitted (cap ${LIMITS.maxConnectionsPerPeer}), ` +
+        `${outcomes.length} streams, app connections peak ${app.peak()} (cap ${LIMITS.appConnections}), ` +
+        `results ${JSON.stringify(countBy(results))}; RSS before/during/after ${mb(rssBefore)}/${mb(rssDuring)}/${mb(rssAfter)} MiB`,
+    );
+  });
+});
+
+function countBy(values: readonly (number | string)[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of values) out[String(v)] = (out[String(v)] ?? 0) + 1;
+  return out;
+}

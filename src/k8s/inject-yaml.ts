@@ -87,10 +87,11 @@ function parseChunk(chunk: Chunk): Document {
   const doc = parseDocument(chunk.text, YAML_OPTIONS);
   const error = doc.errors[0];
   if (error !== undefined) {
-    const line = error.linePos === undefined ? chunk.line : chunk.line + error.linePos[0].line - 1;
+    const offset = error.pos[0];
+    const line = chunk.line + (chunk.text.slice(0, offset).match(/\n/g)?.length ?? 0);
     throw new MeshauthError(
       'MESHAUTH_ERR_MANIFEST_INVALID',
-      `document ${chunk.index ?? 1} (line ${line}): not valid YAML: ${error.message.split('\n', 1)[0]}`,
+      `document ${chunk.index ?? 1} (starting at line ${chunk.line}): not valid YAML at line ${line}: ${error.message.split('\n', 1)[0]}`,
       { reason: 'manifest_yaml', detail: { document: chunk.index, line } },
     );
   }

@@ -18,7 +18,8 @@ export function applyJsonPatch(document: unknown, ops: readonly Operation[]): un
         doc = remove(doc, op.path);
         break;
       case 'replace':
-        doc = add(remove(doc, op.path), op.path, structuredClone(op.value));
+        doc =
+          op.path === '' ? structuredClone(op.value) : add(remove(doc, op.path), op.path, structuredClone(op.value));
         break;
       case 'test':
         if (JSON.stringify(get(doc, op.path)) !== JSON.stringify(op.value))

@@ -1,0 +1,71 @@
+// inject.yaml: strict keys, values checked, defaults filled in a second step; messages name file, key, expectation.
+import { describe, expect, it } from 'vitest';
+import { isMeshauthError } from '../../../src/errors/index.js';
+import { INJECT_DEFAULTS, parseInjectConfig } from '../../../src/k8s/index.js';
+
+function problem(text: string): string {
+  try {
+    parseInjectConfig(text, 'inject.yaml');
+  } catch (error) {
+    expect(isMeshauthError(error, 'MESHAUTH_ERR_CONFIG_INVALID')).toBe(true);
+    return (error as Error).message;
+  }
+  throw new Error('expected a config error');
+}
+
+describe('parseInjectConfig', () => {
+  it('ok/empty file: every default', () => {
+    const config = parseInjectConfig('', 'inject.yaml');
+    expect(config).toEqual({
+      trustDomain: INJECT_DEFAULTS.trustDomain,
+      image: INJECT_DEFAULTS.image,
+      imagePullPolicy: 'IfNotPresent',
+      caUrl: 'https://meshauth-ca.meshauth.svc:8443',
+      clusterDomain: 'cluster.local',
+      proxy: { cpu: '50m', memory: '128Mi', cpuLimit: '1', memoryLimit: '256Mi' },
+      logLevel: 'info',
+      noProxy: [],
+      failClosed: false,
+    });
+  });
+
+  it('ok/every key', () => {
+    const config = parseInjectConfig(
+      [
+        'trustDomain: prod.example.org',
+        'image: registry.example.org/meshauth:0.2.0',
+        'imagePullPolicy: Always',
+        'ca: { url: "https://ca.meshauth.svc:8443" }',
+        'clusterDomain: k8s.internal',
+        'proxy: { cpu: 100m, memory: 96Mi, cpuLimit: "2", memoryLimit: 1Gi }',
+        'logLevel: warn',
+        'noProxy: [".corp.example.com", "10.0.0.0/8"]',
+        'failClosed: true',
+      ].join('\n'),
+      'inject.yaml',
+    );
+    expect(config).toMatchObject({ trustDomain: 'prod.example.org', clusterDomain: 'k8s.internal', failClosed: true });
+    expect(config.proxy).toEqual({ cpu: '100m', memory: '96Mi', cpuLimit: '2', memoryLimit: '1Gi' });
+  });
+
+  for (const [name, text, expected] of [
+    ['unknown key', 'trustdomain: x', /inject\.yaml: trustdomain: unknown key/],
+    ['unknown nested key', 'proxy: { cpus: 1 }', /inject\.yaml: proxy\.cpus: unknown key/],
+    [
+      'trust domain with scheme',
+      'trustDomain: spiffe://example.org',
+      /inject\.yaml: trustDomain: expected a trust domain/,
+    ],
+    ['bad quantity', 'proxy: { memory: 1GB }', /inject\.yaml: proxy\.memory: expected a Kubernetes quantity/],
+    ['plain http CA', 'ca: { url: "http://ca:8080" }', /inject\.yaml: ca\.url: expected an https:\/\/ URL/],
+    ['bad pull policy', 'imagePullPolicy: sometimes', /inject\.yaml: imagePullPolicy: /],
+    ['bad log level', 'logLevel: loud', /inject\.yaml: logLevel: /],
+    ['noProxy with a comma', 'noProxy: ["a,b"]', /inject\.yaml: noProxy\.0: expected a host/],
+    ['not YAML', 'a: [', /inject\.yaml: not valid YAML/],
+    ['not a mapping', '- a', /inject\.yaml: \(top level\)/],
+  ] as const) {
+    it(`fail/${name}`, () => {
+      expect(problem(text)).toMatch(expected);
+    });
+  }
+});

@@ -1,0 +1,44 @@
+// diffJson against an independent RFC 6902 applier: for any two JSON values, applying diff(a, b) to a gives b.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { diffJson, escapePointerToken, parsePointer } from '../../../src/k8s/index.js';
+import { applyJsonPatch, type Operation } from '../../helpers/json-patch.js';
+
+const json = fc.letrec((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small' },
+    fc.constant(null),
+    fc.boolean(),
+    fc.integer(),
+    fc.string({ maxLength: 4 }),
+    fc.array(tie('value'), { maxLength: 4 }),
+    fc.dictionary(fc.constantFrom('a', 'b', 'c/d', 'e~f', ''), tie('value'), { maxKeys: 4 }),
+  ),
+})).value;
+
+describe('diffJson', () => {
+  it('ok/apply(a, diff(a, b)) = b for random JSON (keys with / ~ and empty keys included)', () => {
+    fc.assert(
+      fc.property(json, json, (a, b) => {
+        expect(applyJsonPatch(a, diffJson(a, b) as Operation[])).toEqual(b);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('ok/equal values give no operations', () => {
+    fc.assert(fc.property(json, (a) => diffJson(a, structuredClone(a)).length === 0));
+  });
+
+  it('ok/inserting at the front of a list is one add, not a rewrite of every item', () => {
+    const from = { list: [{ name: 'a' }, { name: 'b' }] };
+    const to = { list: [{ name: 's' }, { name: 'a' }, { name: 'b' }] };
+    expect(diffJson(from, to)).toEqual([{ op: 'add', path: '/list/0', value: { name: 's' } }]);
+  });
+
+  it('ok/pointer tokens escape ~ and / (RFC 6901 §4)', () => {
+    expect(escapePointerToken('meshauth.dev/status')).toBe('meshauth.dev~1status');
+    expect(escapePointerToken('a~/b')).toBe('a~0~1b');
+    expect(parsePointer('/metadata/annotations/a~0~1b')).toEqual(['metadata', 'annotations', 'a~/b']);
+  });
+});

@@ -113,6 +113,8 @@ export function checkPodSpecRules(pod: PodSpecAt): string[] {
       if (port.name === undefined) return;
       const portName = String(port.name);
       if (!isPortName(portName)) problems.push(`${path}.ports[${i}].name: "${portName}" is not an IANA_SVC_NAME`);
+      // The API server refuses a duplicate within a container and warns across containers (Services and probes
+      // that name the port then pick the first): both are mistakes in what meshauth emits.
       if (portNames.has(portName)) problems.push(`${path}.ports[${i}].name: port name "${portName}" used twice`);
       portNames.add(portName);
       ownPorts.add(portName);

@@ -101,6 +101,17 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_1035_LABEL = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const WORKLOADS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet']);
 
+const RBAC_KINDS = new Set(['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
+
+function validName(kind: string, name: string): boolean {
+  // RBAC names are path segments (`system:auth-delegator` is fine); Services are DNS-1035 labels; Namespaces are
+  // DNS-1123 labels; everything else a DNS-1123 subdomain.
+  if (RBAC_KINDS.has(kind)) return name !== '' && name !== '.' && name !== '..' && !/[/%]/.test(name);
+  if (kind === 'Service') return DNS_1035_LABEL.test(name);
+  if (kind === 'Namespace') return DNS_LABEL.test(name);
+  return DNS_SUBDOMAIN.test(name) && name.length <= 253;
+}
+
 /** Rules the API server applies to whole objects that the schema cannot express. */
 function objectRules(o: Record<string, unknown>): string[] {
   const problems: string[] = [];
@@ -108,9 +119,8 @@ function objectRules(o: Record<string, unknown>): string[] {
   const meta = record(o.metadata);
   const name = meta.name;
   if (typeof name !== 'string' && meta.generateName === undefined) problems.push('metadata.name: required');
-  if (typeof name === 'string') {
-    const pattern = kind === 'Service' ? DNS_1035_LABEL : kind === 'Namespace' ? DNS_LABEL : DNS_SUBDOMAIN;
-    if (!pattern.test(name) || name.length > 253) problems.push(`metadata.name: "${name}" is not a valid ${kind} name`);
+  if (typeof name === 'string' && !validName(kind, name)) {
+    problems.push(`metadata.name: "${name}" is not a valid ${kind} name`);
   }
   const spec = record(o.spec);
   if (WORKLOADS.has(kind)) {

@@ -311,6 +311,13 @@ describe('the Kubernetes validator', () => {
     ).toBe(true);
   });
 
+  it('ok/RBAC names may contain colons; other kinds may not', () => {
+    const role = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'meshauth:ca' } };
+    expect(validateKubernetesObject(role)).toEqual([]);
+    const map = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'meshauth:ca' } };
+    expect(validateKubernetesObject(map)).toEqual(['metadata.name: "meshauth:ca" is not a valid ConfigMap name']);
+  });
+
   it('ok/validateAll names the document, kind, namespace and name of each problem', () => {
     const bad = broken((_pod, _sidecar, app) => {
       app.bogus = 1;

@@ -1,0 +1,197 @@
+// The inbound half of a TCP tunnel: takes a TLS socket the inbound listener has already authenticated (chain by
+// OpenSSL, SPIFFE leaf rules by verifyPeer) and that negotiated ALPN meshauth-tcp/1, decides on the connection
+// with what L4 knows (tcp-policy.ts), connects to the `inbound.tcp` app and pipes both ways (TcpTunnel).
+// A refused connection is closed right after the handshake: one log line and `meshauth_tcp_connections_total`.
+import { connect as netConnect, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { type CompiledPolicy, decide, type PolicyProblem } from '../../authz/index.js';
+import type { HostPort } from '../../config/index.js';
+import type { Logger, Metrics } from '../../telemetry/index.js';
+import type { VerifiedPeer } from '../../tls/index.js';
+import { waitUntil } from '../listen.js';
+import { resetSocket } from './reset-socket.js';
+import { TCP_LIMITS, type TcpLimits } from './tcp-limits.js';
+import { tcpAuthzRequest, validateTcpPolicy } from './tcp-policy.js';
+import { errorText, TcpTelemetry } from './tcp-telemetry.js';
+import { TcpTunnel } from './tcp-tunnel.js';
+
+export interface TcpInboundOptions {
+  /** `inbound.tcp.app`: where accepted tunnels go. */
+  readonly app: HostPort;
+  /** The current policy (the watcher swaps it); absent: any authenticated peer of the trust domain (mTLS only). */
+  readonly policy?: (() => CompiledPolicy) | undefined;
+  readonly limits?: Partial<TcpLimits> | undefined;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly now?: (() => Date) | undefined;
+}
+
+export class TcpInboundHandler {
+  readonly #options: TcpInboundOptions;
+  readonly #limits: TcpLimits;
+  readonly #telemetry: TcpTelemetry;
+  readonly #now: () => Date;
+  /** Tunnels and app connects in progress, each with its shutdown. */
+  readonly #live = new Map<Socket, () => void>();
+  readonly #perPeer = new Map<string, number>();
+  /** Policies already checked for HTTP-only conditions (a policy normally passed that check when it was loaded). */
+  readonly #checked = new WeakMap<CompiledPolicy, readonly PolicyProblem[]>();
+  #draining = false;
+
+  constructor(options: TcpInboundOptions) {
+    this.#options = options;
+    this.#limits = { ...TCP_LIMITS, ...options.limits };
+    this.#telemetry = new TcpTelemetry('inbound', options.metrics, options.logger);
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /** Tunnels open or connecting to the app. */
+  get open(): number {
+    return this.#live.size;
+  }
+
+  /** Serves a verified TLS socket that negotiated ALPN meshauth-tcp/1. */
+  adopt(socket: TLSSocket, peer: VerifiedPeer): void {
+    socket.pause(); // nothing is read before the app connection is there to take it
+    socket.allowHalfOpen = true; // set before any 'end' can arrive: a FIN from the client must not end our side
+    const peerId = peer.idString;
+    const refuse = (result: 'denied' | 'limit' | 'draining', detail: Readonly<Record<string, unknown>>) => {
+      this.#telemetry.refused(peerId, result, { remote: socket.remoteAddress, ...detail });
+      socket.destroy();
+    };
+    const count = this.#perPeer.get(peerId) ?? 0;
+    const limit =
+      this.#live.size >= this.#limits.maxConnections
+        ? 'maxConnections'
+        : count >= this.#limits.maxConnectionsPerPeer
+          ? 'maxConnectionsPerPeer'
+          : undefined;
+    if (this.#draining) {
+      refuse('draining', {});
+      return;
+    }
+    if (limit !== undefined) {
+      refuse('limit', { code: 'MESHAUTH_ERR_PEER_UNAVAILABLE', limit });
+      return;
+    }
+    const denied = this.#authorize(socket, peer);
+    if (denied !== undefined) {
+      refuse('denied', denied);
+      return;
+    }
+    this.#perPeer.set(peerId, count + 1);
+    this.#connectApp(socket, peerId);
+  }
+
+  /** Drain: no new tunnel; open ones run until they end or `deadline` (ms since epoch), then are closed. */
+  async close(deadline: number): Promise<void> {
+    this.#draining = true;
+    await waitUntil(deadline, () => this.#live.size === 0);
+    for (const shutdown of [...this.#live.values()]) shutdown();
+    // Destroyed sockets report 'close' asynchronously; resolve once every tunnel has let go (bounded).
+    await waitUntil(Date.now() + 1_000, () => this.#live.size === 0);
+  }
+
+  /** Undefined when the connection may proceed, else the log detail of the deny. */
+  #authorize(socket: TLSSocket, peer: VerifiedPeer): Readonly<Record<string, unknown>> | undefined {
+    const current = this.#options.policy?.();
+    if (current === undefined) return undefined;
+    const appPort = this.#options.app.port;
+    let problems = this.#checked.get(current);
+    if (problems === undefined) {
+      problems = validateTcpPolicy(current, appPort);
+      this.#checked.set(current, problems);
+    }
+    if (problems.length > 0) {
+      // Loading should have refused this policy; if it got here, fail closed rather than skip the L7 conditions.
+      this.#options.metrics.authzDecisions.inc({ decision: 'deny', rule: 'tcp-policy-invalid' });
+      return { code: 'MESHAUTH_ERR_POLICY_INVALID', rule: 'tcp-policy-invalid', problems: problems.length };
+    }
+    const request = tcpAuthzRequest(peer.id, socket.remoteAddress ?? '', appPort, this.#now());
+    const decision = decide(current, request);
+    this.#options.metrics.authzDecisions.inc({ decision: decision.decision, rule: decision.rule });
+    if (decision.decision === 'allow') return undefined;
+    const audit = {
+      event: 'authz_deny',
+      code: 'MESHAUTH_ERR_FORBIDDEN',
+      rule: decision.rule,
+      mode: decision.mode,
+      enforced: decision.enforced,
+    };
+    if (decision.enforced) return audit;
+    this.#options.logger.info(
+      { ...audit, direction: 'inbound', protocol: 'tcp', peer: peer.idString, remote: socket.remoteAddress },
+      'authz deny (audit only)',
+    );
+    return undefined;
+  }
+
+  #connectApp(socket: TLSSocket, peerId: string): void {
+    const { app: address, logger } = this.#options;
+    const app = netConnect({ host: address.host, port: address.port, allowHalfOpen: true });
+    let connected = false;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.#live.delete(socket);
+      const left = (this.#perPeer.get(peerId) ?? 1) - 1;
+      if (left <= 0) this.#perPeer.delete(peerId);
+      else this.#perPeer.set(peerId, left);
+    };
+    const abort = () => {
+      app.destroy();
+      socket.destroy();
+    };
+    this.#live.set(socket, abort);
+    const timer = setTimeout(
+      () => app.destroy(Object.assign(new Error('app connect timed out'), { code: 'ETIMEDOUT' })),
+      this.#limits.connectTimeoutMs,
+    );
+    const onAppError = (error: Error) => {
+      clearTimeout(timer);
+      release();
+      this.#telemetry.refused(peerId, 'app_unavailable', {
+        code: 'MESHAUTH_ERR_UPSTREAM_UNAVAILABLE',
+        app: `${address.host}:${address.port}`,
+        error: errorText(error),
+      });
+      resetSocket(socket); // the client's app sees a reset, as if the app had refused the connection itself
+    };
+    const onEarlyClose = () => {
+      if (connected) return;
+      clearTimeout(timer);
+      app.off('error', onAppError);
+      app.on('error', ignore);
+      app.destroy();
+      release();
+    };
+    app.once('error', onAppError);
+    socket.once('close', onEarlyClose);
+    socket.on('error', ignore); // until the tunnel takes over: a reset before the app answered only closes it
+    app.once('connect', () => {
+      clearTimeout(timer);
+      if (socket.destroyed) return;
+      connected = true;
+      app.off('error', onAppError);
+      socket.off('close', onEarlyClose);
+      socket.off('error', ignore);
+      this.#telemetry.opened(peerId);
+      logger.debug({ direction: 'inbound', protocol: 'tcp', peer: peerId }, 'tcp tunnel established');
+      const tunnel = new TcpTunnel({
+        app,
+        mesh: socket,
+        idleTimeoutMs: this.#limits.idleTimeoutMs,
+        counters: this.#telemetry.counters,
+        onClose: (end, seconds) => {
+          release();
+          this.#telemetry.closed(end, seconds);
+        },
+      });
+      this.#live.set(socket, () => tunnel.shutdown());
+      socket.resume();
+    });
+  }
+}
+
+function ignore(): void {}

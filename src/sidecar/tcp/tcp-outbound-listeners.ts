@@ -1,0 +1,246 @@
+// The outbound half of TCP tunnels: one loopback net.Server per `outbound.tcp` entry. For each app connection it
+// opens mTLS to the peer sidecar (ALPN meshauth-tcp/1, one SecureContext per rotation, the server authenticated by
+// SPIFFE ID, never by host name) and pipes both ways (TcpTunnel). The app's bytes are not read before the tunnel
+// is up (pauseOnConnect). A failed tunnel resets the app's connection: one log line, one metric.
+import { isIP, connect as netConnect, createServer as netServer, type Server, type Socket } from 'node:net';
+import { type SecureContext, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import type { CredentialHolder } from '../../agent/credential-holder.js';
+import { formatHostPort, type HostPort } from '../../config/index.js';
+import { isMeshauthError } from '../../errors/index.js';
+import type { SpiffeId, TrustDomain } from '../../identity/index.js';
+import type { Logger, Metrics } from '../../telemetry/index.js';
+import { spiffeServerIdentity, type TlsProfile } from '../../tls/index.js';
+import { listenOn, waitUntil } from '../listen.js';
+import { ClientContextCache } from './client-context.js';
+import { resetSocket } from './reset-socket.js';
+import { type ResolveHost, systemResolveHost } from './resolve-host.js';
+import { TCP_ALPN } from './tcp-alpn.js';
+import { TCP_LIMITS, type TcpLimits } from './tcp-limits.js';
+import { errorText, TcpTelemetry } from './tcp-telemetry.js';
+import { TcpTunnel } from './tcp-tunnel.js';
+
+/** One `outbound.tcp` entry (structurally the config's TcpRouteConfig). */
+export interface TcpOutboundRoute {
+  /** Loopback address the app connects to. */
+  readonly listen: HostPort;
+  /** The peer sidecar's inbound listener (IP or DNS name). */
+  readonly address: { readonly host: string; readonly port: number };
+  /** SPIFFE IDs the peer may present; empty: any ID of the trust domain. */
+  readonly ids: readonly SpiffeId[];
+}
+
+export interface TcpOutboundOptions {
+  /** Keyed as in the config (`"127.0.0.1:5432"`); `ports` uses the same keys. */
+  readonly routes: ReadonlyMap<string, TcpOutboundRoute>;
+  readonly trustDomain: TrustDomain;
+  readonly holder: CredentialHolder;
+  readonly profile: TlsProfile;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly limits?: Partial<TcpLimits> | undefined;
+  /** Name resolution for route addresses (default: the system resolver). */
+  readonly resolveHost?: ResolveHost | undefined;
+  readonly now?: (() => Date) | undefined;
+}
+
+interface Listener {
+  readonly key: string;
+  readonly route: TcpOutboundRoute;
+  readonly server: Server;
+  /** Round-robin position over the resolved addresses. */
+  next: number;
+  port: number;
+}
+
+export class TcpOutboundListeners {
+  readonly #options: TcpOutboundOptions;
+  readonly #limits: TcpLimits;
+  readonly #telemetry: TcpTelemetry;
+  readonly #contexts: ClientContextCache;
+  readonly #resolve: ResolveHost;
+  readonly #listeners: Listener[] = [];
+  /** App connections being tunnelled or set up, each with its shutdown. */
+  readonly #live = new Map<Socket, () => void>();
+  #draining = false;
+
+  constructor(options: TcpOutboundOptions) {
+    this.#options = options;
+    this.#limits = { ...TCP_LIMITS, ...options.limits };
+    this.#telemetry = new TcpTelemetry('outbound', options.metrics, options.logger);
+    this.#contexts = new ClientContextCache(options.holder, options.profile);
+    this.#resolve = options.resolveHost ?? systemResolveHost;
+    for (const [key, route] of options.routes) {
+      const server = netServer({ allowHalfOpen: true, pauseOnConnect: true });
+      const listener: Listener = { key, route, server, next: 0, port: 0 };
+      server.maxConnections = this.#limits.maxConnections;
+      server.on('connection', (app: Socket) => this.#onConnection(listener, app));
+      server.on('drop', () =>
+        this.#telemetry.refused('', 'limit', {
+          listen: key,
+          code: 'MESHAUTH_ERR_PEER_UNAVAILABLE',
+          limit: 'maxConnections',
+        }),
+      );
+      this.#listeners.push(listener);
+    }
+  }
+
+  /** Binds every listener; resolves with the bound port by route key. */
+  async listen(): Promise<ReadonlyMap<string, number>> {
+    await Promise.all(
+      this.#listeners.map(async (l) => {
+        l.port = await listenOn(l.server, l.route.listen);
+      }),
+    );
+    return this.ports;
+  }
+
+  get ports(): ReadonlyMap<string, number> {
+    return new Map(this.#listeners.map((l) => [l.key, l.port]));
+  }
+
+  /** Tunnels open or being set up. */
+  get open(): number {
+    return this.#live.size;
+  }
+
+  /** Drain: stop accepting; open tunnels run until they end or `deadline` (ms since epoch), then are closed. */
+  async close(deadline: number): Promise<void> {
+    this.#draining = true;
+    for (const l of this.#listeners) l.server.close();
+    await waitUntil(deadline, () => this.#live.size === 0);
+    for (const shutdown of [...this.#live.values()]) shutdown();
+    // Destroyed sockets report 'close' asynchronously; resolve once every tunnel has let go (bounded).
+    await waitUntil(Date.now() + 1_000, () => this.#live.size === 0);
+  }
+
+  #onConnection(listener: Listener, app: Socket): void {
+    app.on('error', ignore); // until the tunnel takes over; failures below reset it
+    if (this.#draining) {
+      this.#telemetry.refused('', 'draining', { listen: listener.key });
+      resetSocket(app);
+      return;
+    }
+    const context = this.#contexts.current();
+    if (context === undefined) {
+      this.#telemetry.refused('', 'not_ready', { listen: listener.key, code: 'MESHAUTH_ERR_NOT_READY' });
+      resetSocket(app);
+      return;
+    }
+    let mesh: TLSSocket | undefined;
+    this.#live.set(app, () => {
+      mesh?.destroy();
+      app.destroy();
+    });
+    const forget = () => this.#live.delete(app);
+    app.once('close', () => {
+      if (mesh === undefined || !mesh.destroyed) return; // the tunnel or the connect attempt still owns it
+      forget();
+    });
+    this.#resolve(listener.route.address.host).then(
+      (addresses) => {
+        if (app.destroyed) {
+          forget();
+          return;
+        }
+        const ip = addresses[listener.next++ % addresses.length] ?? '';
+        mesh = this.#connect(listener, app, ip, context, forget);
+      },
+      (error: unknown) => {
+        forget();
+        this.#fail(listener, app, '', 'peer_unavailable', error);
+      },
+    );
+  }
+
+  #connect(listener: Listener, app: Socket, ip: string, context: SecureContext, forget: () => void): TLSSocket {
+    const { route } = listener;
+    const { trustDomain, now } = this.#options;
+    let peerId = '';
+    const tcp = netConnect({ host: ip, port: route.address.port, allowHalfOpen: true });
+    const host = route.address.host;
+    const mesh = tlsConnect({
+      socket: tcp,
+      secureContext: context,
+      ALPNProtocols: [TCP_ALPN],
+      // A DNS name is sent as SNI but never used to authenticate the server; an IP address sends no SNI.
+      ...(isIP(host) === 0 ? { servername: host } : {}),
+      checkServerIdentity: spiffeServerIdentity(
+        trustDomain,
+        route.ids,
+        (id) => {
+          peerId = id.toString();
+        },
+        now,
+      ),
+    });
+    // tls.connect's typings lack allowHalfOpen; set before any 'end' can arrive, a FIN must not end our side.
+    mesh.allowHalfOpen = true;
+    const timer = setTimeout(() => {
+      mesh.destroy(Object.assign(new Error('connect and TLS handshake timed out'), { code: 'ETIMEDOUT' }));
+    }, this.#limits.connectTimeoutMs);
+    const onError = (error: Error) => {
+      clearTimeout(timer);
+      tcp.destroy();
+      forget();
+      const result = isMeshauthError(error, 'MESHAUTH_ERR_PEER_IDENTITY') ? 'peer_identity' : 'peer_unavailable';
+      this.#fail(listener, app, peerId, result, error, ip);
+    };
+    const onAppClose = () => {
+      clearTimeout(timer);
+      mesh.off('error', onError);
+      mesh.on('error', ignore);
+      mesh.destroy();
+      forget();
+    };
+    mesh.once('error', onError);
+    app.once('close', onAppClose);
+    mesh.once('secureConnect', () => {
+      clearTimeout(timer);
+      if (mesh.alpnProtocol !== TCP_ALPN) {
+        // Only a server that ignores ALPN gets here (one that offers other protocols refuses the handshake).
+        mesh.destroy(Object.assign(new Error(`peer did not accept ALPN ${TCP_ALPN}`), { code: 'ALPN_REFUSED' }));
+        return;
+      }
+      mesh.off('error', onError);
+      app.off('close', onAppClose);
+      app.off('error', ignore);
+      this.#telemetry.opened(peerId);
+      const tunnel = new TcpTunnel({
+        app,
+        mesh,
+        meshTcp: tcp,
+        idleTimeoutMs: this.#limits.idleTimeoutMs,
+        counters: this.#telemetry.counters,
+        onClose: (end, seconds) => {
+          forget();
+          this.#telemetry.closed(end, seconds);
+        },
+      });
+      this.#live.set(app, () => tunnel.shutdown());
+      app.resume();
+    });
+    return mesh;
+  }
+
+  #fail(
+    listener: Listener,
+    app: Socket,
+    peerId: string,
+    result: 'peer_identity' | 'peer_unavailable',
+    error: unknown,
+    ip?: string,
+  ): void {
+    this.#telemetry.refused(peerId, result, {
+      listen: listener.key,
+      address: formatHostPort(listener.route.address),
+      ...(ip === undefined || ip === listener.route.address.host ? {} : { ip }),
+      code: result === 'peer_identity' ? 'MESHAUTH_ERR_PEER_IDENTITY' : 'MESHAUTH_ERR_PEER_UNAVAILABLE',
+      ...(isMeshauthError(error) && error.reason !== undefined ? { reason: error.reason } : {}),
+      error: errorText(error),
+    });
+    resetSocket(app);
+  }
+}
+
+function ignore(): void {}

@@ -1,0 +1,82 @@
+// Accounting of the TCP tunnels (SPEC §8 meshauth_tcp_*): one counter per connection decision, bytes each way,
+// the open gauge and the duration histogram; a refused connection is one warn line. Label children are cached so
+// the byte path costs one increment per chunk. Labels are bounded: peer IDs are authenticated SPIFFE IDs.
+import type { Counter } from 'prom-client';
+import type { Logger, Metrics } from '../../telemetry/index.js';
+import type { TunnelCounters, TunnelEnd } from './tcp-tunnel.js';
+
+export type TcpDirection = 'inbound' | 'outbound';
+
+/** The `result` label: the tunnel was established, or why not. */
+export type TcpResult =
+  | 'established'
+  | 'denied'
+  | 'limit'
+  | 'not_ready'
+  | 'draining'
+  | 'peer_identity'
+  | 'peer_unavailable'
+  | 'app_unavailable';
+
+type ConnectionChild = ReturnType<Counter<'direction' | 'peer_id' | 'result'>['labels']>;
+
+export class TcpTelemetry {
+  readonly direction: TcpDirection;
+  readonly counters: TunnelCounters;
+  readonly #metrics: Metrics;
+  readonly #logger: Logger;
+  readonly #children = new Map<string, ConnectionChild>();
+  readonly #open;
+  readonly #duration;
+
+  constructor(direction: TcpDirection, metrics: Metrics, logger: Logger) {
+    this.direction = direction;
+    this.#metrics = metrics;
+    this.#logger = logger;
+    this.#open = metrics.tcpConnectionsOpen.labels(direction);
+    this.#duration = metrics.tcpConnectionDuration.labels(direction);
+    const sent = metrics.tcpSentBytes.labels(direction);
+    const received = metrics.tcpReceivedBytes.labels(direction);
+    this.#open.set(0);
+    this.counters = { fromApp: (n) => sent.inc(n), toApp: (n) => received.inc(n) };
+  }
+
+  /** Counts one connection decision. */
+  connection(peerId: string, result: TcpResult): void {
+    const key = `${result} ${peerId}`;
+    let child = this.#children.get(key);
+    if (child === undefined) {
+      child = this.#metrics.tcpConnections.labels(this.direction, peerId, result);
+      this.#children.set(key, child);
+    }
+    child.inc();
+  }
+
+  /** A refused connection: counted and logged once. */
+  refused(peerId: string, result: Exclude<TcpResult, 'established'>, detail: Readonly<Record<string, unknown>>): void {
+    this.connection(peerId, result);
+    this.#logger.warn(
+      { direction: this.direction, protocol: 'tcp', result, ...(peerId === '' ? {} : { peer: peerId }), ...detail },
+      'tcp connection refused',
+    );
+  }
+
+  opened(peerId: string): void {
+    this.connection(peerId, 'established');
+    this.#open.inc();
+  }
+
+  closed(end: TunnelEnd, seconds: number): void {
+    this.#open.dec();
+    this.#duration.observe(seconds);
+    if (end !== 'closed')
+      this.#logger.debug({ direction: this.direction, protocol: 'tcp', end, seconds }, 'tcp tunnel ended');
+  }
+}
+
+/** The text of an error for a log line: its code when it has one, and its message. */
+export function errorText(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as Error & { code?: unknown }).code;
+  return typeof code === 'string' && !error.message.includes(code) ? `${code}: ${error.message}` : error.message;
+}

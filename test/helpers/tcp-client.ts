@@ -1,0 +1,91 @@
+// Raw TCP client ends for tunnel tests: connect, collect what arrives, and wait for end / close / reset as
+import { spawn, spawnSync } from 'node:child_process';
+// conditions (never fixed sleeps).
+import { connect, type Socket } from 'node:net';
+
+export interface RawClient {
+  readonly socket: Socket;
+  /** Everything received so far. */
+  received(): Buffer;
+  /** Resolves on 'end' (a FIN arrived). */
+  readonly ended: Promise<void>;
+  /** Resolves on 'close' with the error that closed it, if any (ECONNRESET for a reset). */
+  readonly closed: Promise<(Error & { code?: string }) | undefined>;
+}
+
+export async function rawClient(port: number, options: { allowHalfOpen?: boolean } = {}): Promise<RawClient> {
+  const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: options.allowHalfOpen ?? false });
+  const chunks: Buffer[] = [];
+  let error: (Error & { code?: string }) | undefined;
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  socket.on('error', (e: Error) => {
+    error = e;
+  });
+  const ended = new Promise<void>((resolve) => socket.once('end', resolve));
+  const closed = new Promise<(Error & { code?: string }) | undefined>((resolve) =>
+    socket.once('close', () => resolve(error)),
+  );
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  return { socket, received: () => Buffer.concat(chunks), ended, closed };
+}
+
+/** Polls `condition` every 10 ms until true; throws after `timeoutMs` naming `what`. */
+export async function until(what: string, condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Reads a socket's data until `bytes` have arrived. */
+export function readBytes(socket: Socket, bytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      total += chunk.length;
+      if (total >= bytes) {
+        socket.off('data', onData);
+        resolve(Buffer.concat(chunks));
+      }
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+  });
+}
+
+/** True when `tool` is on PATH. */
+export function available(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Runs a command asynchronously (in-process servers keep serving) with stdin `input`; killed after `timeoutMs`. */
+export function run(
+  command: string,
+  args: readonly string[],
+  options: { input?: string | Buffer; timeoutMs?: number } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 15_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}

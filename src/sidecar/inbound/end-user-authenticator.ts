@@ -13,7 +13,7 @@ import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { PassportStore } from '../passport-store.js';
 import type { AuthenticateEndUser, EndUserOutcome, InboundRequestView } from './inbound-hooks.js';
-import { PASSPORT_STORE_TTL_MS, USER_HEADER, vouchForUser } from './vouch-for-user.js';
+import { PASSPORT_STORE_TTL_MS, passportOwner, USER_HEADER, vouchForUser } from './vouch-for-user.js';
 
 export interface EndUserAuthenticatorOptions {
   readonly settings: EndUserSettings;
@@ -48,7 +48,11 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
         ...(options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth }),
       });
       metrics.passportVerifications.inc({ result: 'ok' });
-      store.remember(verified, Math.min(verified.userExpiresAt * 1000, at.getTime() + PASSPORT_STORE_TTL_MS));
+      store.remember(
+        verified,
+        Math.min(verified.userExpiresAt * 1000, at.getTime() + PASSPORT_STORE_TTL_MS),
+        passportOwner(verified.user),
+      );
       return {
         user: verified.user,
         chain: verified.chain.slice(0, -1), // the hops before the peer (AuthzRequest.chain)

@@ -20,6 +20,11 @@ export interface VoucherContext {
   readonly dropAuthorization: boolean;
 }
 
+/** The PassportStore owner of a user's passports: one bound per end user, whichever hop vouched for it. */
+export function passportOwner(user: EndUser): string {
+  return `${user.iss} ${user.sub}`;
+}
+
 export function vouchForUser(user: EndUser, context: VoucherContext): EndUserOutcome {
   const credentials = context.holder.current;
   if (credentials === undefined) return { reject: new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet') };
@@ -28,6 +33,7 @@ export function vouchForUser(user: EndUser, context: VoucherContext): EndUserOut
   context.store.remember(
     ownOrigin(origin, credentials.svid.id, user.expiresAt),
     Math.min(user.expiresAt * 1000, at.getTime() + PASSPORT_STORE_TTL_MS),
+    passportOwner(user),
   );
   return {
     user,

@@ -24,6 +24,8 @@ export interface RawStream {
   endStreamSeen: boolean;
   /** RST_STREAM error code the client sent, if any. */
   resetCode: number | undefined;
+  /** This peer reset the stream (reset() was called). */
+  resetSent: boolean;
   bodyBytes: number;
   respond(status: number, headers?: Readonly<Record<string, string>>, endStream?: boolean): void;
   data(bytes: string | Buffer, endStream?: boolean): void;
@@ -149,6 +151,7 @@ function rawStream(id: number, connection: RawConnection): RawStream {
     connection,
     endStreamSeen: false,
     resetCode: undefined,
+    resetSent: false,
     bodyBytes: 0,
     respond(status, headers = {}, endStream = false) {
       const parts: Buffer[] = [literal(':status', String(status))];
@@ -159,6 +162,7 @@ function rawStream(id: number, connection: RawConnection): RawStream {
       write(socket, DATA, endStream ? END_STREAM : 0, id, Buffer.from(bytes));
     },
     reset(code) {
+      this.resetSent = true;
       const payload = Buffer.alloc(4);
       payload.writeUInt32BE(code);
       write(socket, RST_STREAM, 0, id, payload);

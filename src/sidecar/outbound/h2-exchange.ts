@@ -57,6 +57,8 @@ export class H2Exchange {
   readonly #context: H2ExchangeContext;
   #h2Headers: Record<string, string | string[]> | undefined;
   #stream: Slot<ClientHttp2Stream> | undefined;
+  /** The session #stream was opened on. */
+  #session: ClientHttp2Session | undefined;
   #endpoint: Endpoint | undefined;
   /** The endpoint whose in-flight count this exchange holds. */
   #counted: Endpoint | undefined;
@@ -180,6 +182,7 @@ export class H2Exchange {
       return;
     }
     this.#stream = stream;
+    this.#session = target;
     this.#counted = endpoint;
     endpoint.inflight += 1;
     stream[kExchange] = this;
@@ -388,13 +391,21 @@ export class H2Exchange {
       );
       return;
     }
-    const session = stream.session as ClientHttp2Session | undefined;
+    // stream.session is already unset when the session was torn down: use the one the stream was opened on.
+    const session = this.#session as ClientHttp2Session;
     const code = stream.rstCode;
     if (code === constants.NGHTTP2_REFUSED_STREAM) {
       this.#retryOr('refused_stream', endpoint, peerUnavailable('peer refused the stream', 'refused_stream'));
-    } else if (session !== undefined && refusedByGoaway(session, stream.id)) {
+    } else if (refusedByGoaway(session, stream.id)) {
       this.#retryOr('goaway', endpoint, peerUnavailable('peer went away before the stream', 'goaway'));
-    } else if ((session === undefined || session.destroyed) && this.#idempotentWithoutBody()) {
+    } else if (code === constants.NGHTTP2_PROTOCOL_ERROR) {
+      // A malformed response (nghttp2 refuses it and resets the stream) or a peer that says we broke the protocol.
+      this.fail(
+        new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent a malformed response', {
+          reason: 'protocol_error',
+        }),
+      );
+    } else if (session.destroyed && this.#idempotentWithoutBody()) {
       this.#retryOr('connection_lost', endpoint, peerUnavailable('peer connection lost', 'reset'));
     } else {
       this.fail(peerUnavailable(`peer reset the stream (code ${code ?? '?'})`, 'reset'));

@@ -9,6 +9,13 @@ export function registerDemoCommand(program: Command): void {
     .description('run a local demo mesh: CA, OpenID issuer, web → orders → payments with sidecars (npm start)')
     .option('--once', 'run the demo calls, print what each hop saw, then stop and exit')
     .action(async (options: { once?: boolean }) => {
+      if (!demoDependenciesPresent()) {
+        process.stderr.write(
+          'meshauth demo needs the development dependency oidc-provider, which this installation (the container image) leaves out.\n' +
+            'Run it from a source checkout: npm ci && npm start\n',
+        );
+        process.exit(2);
+      }
       // Loaded here, not at the top: the demo (CA, oidc-provider, three meshes) is never part of `meshauth sidecar`.
       const { startDemoMesh } = await import('../demo/demo-mesh.js');
       const { runDemoScript, tryItYourself } = await import('../demo/demo-run.js');
@@ -35,4 +42,14 @@ export function registerDemoCommand(program: Command): void {
       if (!ok) process.stderr.write('meshauth demo: the demo calls did not give the expected answers (see above)\n');
       process.exit(ok ? 0 : 1);
     });
+}
+
+/** The demo's OpenID provider is a devDependency: the production image prunes it. */
+function demoDependenciesPresent(): boolean {
+  try {
+    import.meta.resolve('oidc-provider');
+    return true;
+  } catch {
+    return false;
+  }
 }

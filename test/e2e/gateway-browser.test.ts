@@ -43,7 +43,7 @@ describe.skipIf(!existsSync(CHROMIUM))('gateway with a real browser', () => {
     await page.fill('#password', ALICE.password);
     await Promise.all([page.waitForURL(`${mesh.origin}/shop/orders/42`), page.click('#submit')]);
 
-    const seen = JSON.parse(await page.evaluate(() => document.body.innerText));
+    const seen = JSON.parse(await page.evaluate(() => document.body.textContent));
     expect(seen.service).toBe('web');
     expect(seen.user.sub).toBe('alice');
     expect(seen.chain).toEqual([mesh.gatewayId]);

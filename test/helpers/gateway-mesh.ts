@@ -157,8 +157,8 @@ export async function startGatewayMesh(options: GatewayMeshOptions = {}): Promis
       return file;
     };
     const sessionKeys = [
-      write('session-new.key', 'a'.repeat(20) + 'new-session-secret-0123456789'),
-      write('session-old.key', 'b'.repeat(20) + 'old-session-secret-0123456789'),
+      write('session-new.key', `${'a'.repeat(20)}new-session-secret-0123456789`),
+      write('session-old.key', `${'b'.repeat(20)}old-session-secret-0123456789`),
     ];
     const files: MeshFiles = { dir, sessionKeys, write };
     const port = await freePort();

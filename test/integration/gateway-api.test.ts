@@ -30,7 +30,7 @@ rules:
   - name: signed-in-users
     action: allow
     to: { paths: ["/shop/*", "/shop", "/admin/*"] }
-    when: { user: { iss: ["${'${ISSUER}'}"] } }
+    when: { user: { iss: ["ISSUER"] } }
   - name: public-health
     action: allow
     to: { paths: ["/health"] }
@@ -38,15 +38,25 @@ rules:
     action: deny
     to: { paths: ["/admin/*"] }
     when: { user: { groups: [customers] } }
-`.replace('${ISSUER}', (base.oidc as { issuer: string }).issuer),
+`.replace('ISSUER', (base.oidc as { issuer: string }).issuer),
         );
         return {
           ...base,
           policy,
           routes: [
             { ...web, name: 'admin', match: { host: '127.0.0.1', pathPrefix: '/admin' }, roles: ['admin'] },
-            { ...web, name: 'reports', match: { host: '127.0.0.1', pathPrefix: '/shop/reports' }, scopes: ['orders:write'] },
-            { ...web, name: 'tenant', match: { host: '127.0.0.1', pathPrefix: '/shop/tenant' }, claims: { tenant: { equals: 'acme' }, groups: { includes: 'customers' } } },
+            {
+              ...web,
+              name: 'reports',
+              match: { host: '127.0.0.1', pathPrefix: '/shop/reports' },
+              scopes: ['orders:write'],
+            },
+            {
+              ...web,
+              name: 'tenant',
+              match: { host: '127.0.0.1', pathPrefix: '/shop/tenant' },
+              claims: { tenant: { equals: 'acme' }, groups: { includes: 'customers' } },
+            },
             { ...web, name: 'health', match: { host: '127.0.0.1', pathPrefix: '/health' }, login: 'none' },
             { ...web, name: 'optional', match: { host: '127.0.0.1', pathPrefix: '/public' }, login: 'optional' },
             web,
@@ -156,7 +166,11 @@ rules:
     await browser.signIn(`${mesh.origin}/shop`, ALICE.username, ALICE.password);
     browser.setCookie('127.0.0.1', 'theme', 'light');
     const page = await browser.fetch(`${mesh.origin}/shop/x`, {
-      headers: { 'x-meshauth-user': b64({ sub: 'root' }), 'x-forwarded-for': '10.0.0.1', 'x-gateway-forward-key': 'guess' },
+      headers: {
+        'x-meshauth-user': b64({ sub: 'root' }),
+        'x-forwarded-for': '10.0.0.1',
+        'x-gateway-forward-key': 'guess',
+      },
     });
     const seen = JSON.parse(page.body);
     expect(seen.user.sub).toBe('alice');
@@ -171,10 +185,13 @@ rules:
   it('ok/the server certificate is re-read when its files change', async () => {
     const serial = () =>
       new Promise<string>((resolve, reject) => {
-        const socket = tlsConnect({ host: '127.0.0.1', port: mesh.gateway.port, ca: mesh.ca.rootPem, checkServerIdentity: () => undefined }, () => {
-          resolve(socket.getPeerX509Certificate()?.serialNumber ?? '');
-          socket.destroy();
-        });
+        const socket = tlsConnect(
+          { host: '127.0.0.1', port: mesh.gateway.port, ca: mesh.ca.rootPem, checkServerIdentity: () => undefined },
+          () => {
+            resolve(socket.getPeerX509Certificate()?.serialNumber ?? '');
+            socket.destroy();
+          },
+        );
         socket.on('error', reject);
       });
     const before = await serial();

@@ -171,7 +171,7 @@ describe('gateway protections (real provider)', () => {
         ?.split(';')[0]
         ?.split('=')[1] as string;
     const browser = new ScriptedBrowser(mesh.ca.rootPem);
-    browser.setCookie('127.0.0.1', SESSION, sealWith('c'.repeat(20) + 'retired-session-secret-0123456789'));
+    browser.setCookie('127.0.0.1', SESSION, sealWith(`${'c'.repeat(20)}retired-session-secret-0123456789`));
     const before = await counter(mesh, 'gatewaySessionsRejected', 'unknown_key');
     expect((await browser.fetch(`${mesh.origin}/shop`)).status).toBe(302);
     expect(await counter(mesh, 'gatewaySessionsRejected', 'unknown_key')).toBe(before + 1);

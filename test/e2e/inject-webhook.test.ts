@@ -1,0 +1,125 @@
+// `meshauth webhook` as deployed (the built CLI), driven by curl as a real HTTPS client that verifies the serving
+// certificate: an AdmissionReview for a pod comes back with a JSON Patch that gives what `meshauth inject` writes;
+// /healthz and /metrics answer on the same port; SIGTERM exits 0.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { applyJsonPatch, type Operation } from '../helpers/json-patch.js';
+import { meshauth, type RunningCli, spawnMeshauth } from '../helpers/meshauth-cli.js';
+import { available, runCommand } from '../helpers/sidecar-harness.js';
+import { makeWebhookCert } from '../helpers/webhook-tls.js';
+
+const FIXTURES = new URL('../fixtures/k8s/', import.meta.url).pathname;
+const HAVE_CURL = available('curl');
+if (!HAVE_CURL) console.warn('inject-webhook: curl not on PATH, skipping');
+
+describe.skipIf(!HAVE_CURL)('meshauth webhook (CLI, curl)', () => {
+  let dir: string;
+  let webhook: RunningCli;
+  let url: string;
+  const curl = (path: string, args: readonly string[] = []) =>
+    runCommand('curl', [
+      '-sS',
+      '--cacert',
+      join(dir, 'serving.ca.crt'),
+      '-w',
+      '\n%{http_code}',
+      ...args,
+      `${url}${path}`,
+    ]);
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'meshauth-webhook-e2e-'));
+    const cert = makeWebhookCert(dir, 'serving');
+    writeFileSync(join(dir, 'tls.crt'), cert.certPem);
+    writeFileSync(join(dir, 'tls.key'), cert.keyPem);
+    writeFileSync(join(dir, 'inject.yaml'), 'trustDomain: example.org\nnoProxy: [".example.com"]\n');
+    webhook = spawnMeshauth(
+      [
+        'webhook',
+        '--listen',
+        '127.0.0.1:0',
+        '--tls-cert',
+        'tls.crt',
+        '--tls-key',
+        'tls.key',
+        '--config',
+        'inject.yaml',
+      ],
+      { cwd: dir },
+    );
+    const line = await webhook.line(/^meshauth webhook listening on https:/);
+    url = (line.split(' on ')[1] as string).trim();
+  });
+  afterAll(async () => {
+    await webhook?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("ok/a pod review is answered with the patch that gives inject's output", async () => {
+    const pod = parseAllDocuments(readFileSync(join(FIXTURES, 'pod.yaml'), 'utf8'))[0]?.toJS() as Record<
+      string,
+      unknown
+    >;
+    const injectedText = (
+      await meshauth(['inject', '-f', join(FIXTURES, 'pod.yaml'), '--config', 'inject.yaml'], { cwd: dir })
+    ).stdout;
+    const expected = parseAllDocuments(injectedText, { version: '1.1' })[0]?.toJS() as unknown;
+    writeFileSync(
+      join(dir, 'review.json'),
+      JSON.stringify({
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        request: {
+          uid: '0e1c2d3f-aaaa-bbbb-cccc-123456789abc',
+          kind: { group: '', version: 'v1', kind: 'Pod' },
+          resource: { group: '', version: 'v1', resource: 'pods' },
+          namespace: 'shop',
+          operation: 'CREATE',
+          object: pod,
+        },
+      }),
+    );
+    const result = await curl('/mutate', [
+      '-H',
+      'content-type: application/json',
+      '--data-binary',
+      `@${join(dir, 'review.json')}`,
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const [body, status] = splitStatus(result.stdout);
+    expect(status).toBe('200');
+    const answer = JSON.parse(body) as {
+      response: { uid: string; allowed: boolean; patchType: string; patch: string };
+    };
+    expect(answer.response).toMatchObject({
+      uid: '0e1c2d3f-aaaa-bbbb-cccc-123456789abc',
+      allowed: true,
+      patchType: 'JSONPatch',
+    });
+    const ops = JSON.parse(Buffer.from(answer.response.patch, 'base64').toString('utf8')) as Operation[];
+    expect(applyJsonPatch(pod, ops)).toEqual(expected);
+  });
+
+  it('ok/healthz and metrics (the review above counted as injected)', async () => {
+    expect(splitStatus((await curl('/healthz')).stdout)).toEqual(['ok\n', '200']);
+    const [metrics] = splitStatus((await curl('/metrics')).stdout);
+    expect(metrics).toMatch(/^meshauth_webhook_reviews_total\{result="injected"\} 1$/m);
+  });
+
+  it('fail/a plain-HTTP client gets no answer from the TLS port', async () => {
+    const plain = await runCommand('curl', ['-sS', '--max-time', '5', `${url.replace('https:', 'http:')}/healthz`]);
+    expect(plain.code).not.toBe(0);
+  });
+
+  it('ok/SIGTERM exits 0', async () => {
+    expect(await webhook.stop()).toBe(0);
+  });
+});
+
+function splitStatus(output: string): [string, string] {
+  const at = output.lastIndexOf('\n');
+  return [output.slice(0, at), output.slice(at + 1)];
+}

@@ -1,0 +1,42 @@
+// A renewed SVID that cannot be applied (something derived from it fails to build) is a failed rotation: the
+// holder keeps the old credentials everywhere, the agent counts result="apply_failure" (not success), logs one
+// line and retries; once the new SVID applies, rotation continues.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Credentials } from '../../src/agent/index.js';
+import { CaHarness, type Cleanup, runCleanups, startAgent, waitFor } from './agent-harness.js';
+
+const cleanups: Cleanup[] = [];
+afterEach(() => runCleanups(cleanups));
+
+describe('agent: applying a renewed SVID', () => {
+  it('fail/a preparer that throws keeps the old credentials and counts apply_failure, then recovers', async () => {
+    const ca = await CaHarness.start(4_000, cleanups);
+    const { agent, holder, metrics, logs } = startAgent(ca, await ca.token(), cleanups);
+    await agent.whenReady();
+    const count = async (result: string) =>
+      (await metrics.svidRotations.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+    const original = holder.current as Credentials;
+    const successes = await count('success');
+    let refuse = true;
+    cleanups.push(
+      holder.prepare((next) => {
+        if (refuse && next !== original) throw new Error('secure context cannot be built');
+        return () => undefined;
+      }),
+    );
+
+    await waitFor('an apply failure', async () => (await count('apply_failure')) >= 1, 15_000);
+    expect(holder.current).toBe(original);
+    expect(await count('success')).toBe(successes);
+    const line = logs.find(
+      (l) => l.msg === 'the new SVID could not be applied; keeping the current credentials and retrying',
+    );
+    expect(line?.level).toBe('error');
+    expect(line?.cause).toBe('secure context cannot be built');
+
+    refuse = false;
+    await waitFor('a successful rotation after the failure', async () => (await count('success')) > successes, 15_000);
+    expect(holder.current).not.toBe(original);
+    expect(holder.current?.svid.id.toString()).toBe(original.svid.id.toString());
+  }, 40_000);
+});

@@ -1,0 +1,102 @@
+// Atomic credential changes: prepare everything, apply the subscribers, then switch; a preparer or subscriber that
+// throws leaves the old credentials in force everywhere.
+import { describe, expect, it } from 'vitest';
+import { CredentialHolder, type Credentials, CredentialsApplyError } from '../../../src/agent/index.js';
+import { TestCa } from '../../helpers/test-ca.js';
+
+async function twoCredentials(): Promise<[Credentials, Credentials]> {
+  const ca = await TestCa.create();
+  const id = ca.idFor('/ns/shop/sa/a');
+  const [one, two] = await Promise.all([ca.issue({ id }), ca.issue({ id })]);
+  return [
+    { svid: one.svid, bundle: ca.bundle },
+    { svid: two.svid, bundle: ca.bundle },
+  ];
+}
+
+describe('CredentialHolder', () => {
+  it('ok/preparers commit together after every subscriber applied', async () => {
+    const [first, second] = await twoCredentials();
+    const holder = new CredentialHolder(first);
+    const events: string[] = [];
+    let prepared: Credentials | undefined;
+    holder.prepare((next) => {
+      events.push('prepare');
+      return () => {
+        events.push('commit');
+        prepared = next;
+      };
+    });
+    holder.subscribe(() => events.push(`subscriber sees current=${holder.current === first ? 'old' : 'new'}`));
+    events.length = 0;
+    holder.set(second);
+    expect(events).toEqual(['prepare', 'subscriber sees current=old', 'commit']);
+    expect(holder.current).toBe(second);
+    expect(prepared).toBe(second);
+  });
+
+  it('ok/prepare() on a holder that has credentials prepares and commits them at once', async () => {
+    const [first] = await twoCredentials();
+    const holder = new CredentialHolder(first);
+    let prepared: Credentials | undefined;
+    holder.prepare((next) => () => {
+      prepared = next;
+    });
+    expect(prepared).toBe(first);
+  });
+
+  it('fail/a preparer that throws: nothing applied, old credentials kept, CredentialsApplyError', async () => {
+    const [first, second] = await twoCredentials();
+    const holder = new CredentialHolder(first);
+    const applied: Credentials[] = [];
+    holder.subscribe((c) => applied.push(c));
+    holder.prepare((next) => {
+      if (next === second) throw new Error('bad key');
+      return () => undefined;
+    });
+    expect(() => holder.set(second)).toThrow(CredentialsApplyError);
+    expect(holder.current).toBe(first);
+    expect(applied).toEqual([]);
+  });
+
+  it('fail/a subscriber that throws: the ones before it get the old credentials back, old kept', async () => {
+    const [first, second] = await twoCredentials();
+    const holder = new CredentialHolder(first);
+    const inbound: Credentials[] = [];
+    let committed = 0;
+    holder.prepare(() => () => {
+      committed++;
+    });
+    committed = 0;
+    holder.subscribe((c) => inbound.push(c));
+    holder.subscribe((c) => {
+      if (c === second) throw new Error('cannot apply');
+    });
+    const error = (() => {
+      try {
+        holder.set(second);
+        return undefined;
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(CredentialsApplyError);
+    expect((error as Error).cause).toBeInstanceOf(Error);
+    expect(inbound).toEqual([second, first]); // applied, then rolled back
+    expect(holder.current).toBe(first);
+    expect(committed).toBe(0);
+  });
+
+  it('ok/unsubscribe and unprepare stop the calls', async () => {
+    const [first, second] = await twoCredentials();
+    const holder = new CredentialHolder(first);
+    let calls = 0;
+    const unsubscribe = holder.subscribe(() => calls++);
+    const unprepare = holder.prepare(() => () => calls++);
+    calls = 0;
+    unsubscribe();
+    unprepare();
+    holder.set(second);
+    expect(calls).toBe(0);
+  });
+});

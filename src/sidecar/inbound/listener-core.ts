@@ -29,6 +29,7 @@ import {
   XFCC,
 } from '../http-headers.js';
 import { waitUntil } from '../listen.js';
+import { pendingResponse, startTimeoutSweeper, UNDICI_CODES, UNDICI_PARSER_ERROR_NAME } from '../node-internals.js';
 import type { ExternalRequestView } from './external-hooks.js';
 import type { AuthzVerdict, EndUserOutcome, InboundRequestView } from './inbound-hooks.js';
 import { APP_POOL_PEER_SHARE, DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
@@ -187,15 +188,15 @@ export class ListenerCore {
     // An HTTP/1.1 exchange idle in both directions for streamIdleTimeout is cut like an idle h2 stream.
     // Node also reports an idle keep-alive connection here (no response in progress): that is an idle session.
     this.#h1.setTimeout(limits.streamIdleTimeoutMs, (socket: Socket) => {
-      const response = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-      const busy = response != null;
-      if (busy) (response as ServerResponse & { [kResetBySidecar]?: boolean })[kResetBySidecar] = true;
+      const response = pendingResponse(socket);
+      if (response !== undefined)
+        (response as ServerResponse & { [kResetBySidecar]?: boolean })[kResetBySidecar] = true;
       socket.destroy();
-      if (busy) telemetry.idleStream();
+      if (response !== undefined) telemetry.idleStream();
       else telemetry.idleSession();
     });
     // Node starts the headersTimeout/requestTimeout sweeper on 'listening'; this server is fed sockets instead.
-    this.#h1.emit('listening');
+    startTimeoutSweeper(this.#h1);
     this.#h1.on('clientError', (error: Error & { code?: string }, socket: Socket) =>
       this.#onH1ClientError(error, socket),
     );
@@ -502,15 +503,15 @@ export class ListenerCore {
 
   /** Writes the JSON error on a socket the HTTP server gave up on, closes it, counts and logs the rejection. */
   #answerAndClose(socket: Socket, rejection: MeshauthError): void {
-    const pending = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (pending != null && pending.writableEnded) {
+    const pending = pendingResponse(socket);
+    if (pending?.writableEnded === true) {
       // The request was already answered (a head check refused it) and that answer is still flushing: let it
       // go out, then close; it was counted when it was written.
       pending.once('finish', () => socket.destroy());
       setTimeout(() => socket.destroy(), ANSWER_GRACE_MS).unref();
       return;
     }
-    if (socket.writable && pending == null) {
+    if (socket.writable && pending === undefined) {
       // end() queues the answer; destroying now would drop it on a TLS socket (the bytes are still being
       // encrypted). Close once it is flushed, or after a short grace for a peer that does not read.
       endSocketWithError(socket, rejection);
@@ -526,7 +527,11 @@ export class ListenerCore {
 /** App-side failures (security.md F04, F05): refused/reset → 503, timeouts → 504, bad framing → 502. */
 export function classifyAppError(error: Error): MeshauthError {
   const code = (error as Error & { code?: string }).code ?? '';
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+  if (
+    code === UNDICI_CODES.headersTimeout ||
+    code === UNDICI_CODES.bodyTimeout ||
+    code === UNDICI_CODES.connectTimeout
+  ) {
     return new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'app did not answer in time', {
       reason: 'timeout',
       cause: error,
@@ -536,9 +541,9 @@ export function classifyAppError(error: Error): MeshauthError {
   // ERROR table up by number), so its HTTPParserError is recognised by name too.
   if (
     code.startsWith('HPE_') ||
-    error.name === 'HTTPParserError' ||
-    code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' ||
-    code === 'UND_ERR_INFO'
+    error.name === UNDICI_PARSER_ERROR_NAME ||
+    code === UNDICI_CODES.contentLengthMismatch ||
+    code === UNDICI_CODES.info
   ) {
     return new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'app sent an invalid response', {
       reason: 'protocol',

@@ -1,0 +1,49 @@
+// The Node and undici behaviours the data path relies on that are not (or not clearly) public API, in one place,
+// each with a test (test/integration/inbound-node-internals.test.ts) that fails loudly if an upgrade changes it.
+// Code elsewhere calls these helpers instead of reaching into internals itself.
+import type { Server as HttpServer, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+/**
+ * An http.Server that never listens (sockets are handed to it with emit('connection')) still needs its
+ * headersTimeout / requestTimeout sweeper, which Node starts on 'listening' (lib/_http_server.js
+ * setupConnectionsTracking).
+ */
+export function startTimeoutSweeper(server: HttpServer): void {
+  server.emit('listening');
+}
+
+/**
+ * The response an http.Server is writing on `socket` (Node's `socket._httpMessage`), or undefined between
+ * exchanges. Tells an idle keep-alive connection from one with an exchange in flight, and whether a parse error
+ * hit a request that was already answered.
+ */
+export function pendingResponse(socket: Socket): ServerResponse | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
+/**
+ * undici 7 leaves `code` unset on most response parse errors (client-h1 looks llhttp's name-keyed ERROR table up by
+ * number); its HTTPParserError is recognised by name.
+ */
+export const UNDICI_PARSER_ERROR_NAME = 'HTTPParserError';
+
+/** undici error codes the inbound classifies (lib/core/errors.js). */
+export const UNDICI_CODES = Object.freeze({
+  headersTimeout: 'UND_ERR_HEADERS_TIMEOUT',
+  bodyTimeout: 'UND_ERR_BODY_TIMEOUT',
+  connectTimeout: 'UND_ERR_CONNECT_TIMEOUT',
+  contentLengthMismatch: 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  info: 'UND_ERR_INFO',
+});
+
+/*
+ * Relied on without a helper (each pinned by a test):
+ * - Http2Session 'stream' passes the decoded header list as its 4th argument (`rawHeaders`), where the header object
+ *   keeps only the first of a repeated single-value field.
+ * - Http2Stream.close(code) ends the writable side first (END_STREAM) and only then sends RST_STREAM; destroy(error)
+ *   sends RST_STREAM(INTERNAL_ERROR) with no END_STREAM.
+ * - A server Http2Stream emits 'aborted' synchronously when it is reset before its response ended, before its
+ *   readable side ends.
+ * - With a 'tlsClientError' listener, Node no longer closes a socket whose handshake failed or timed out.
+ */

@@ -1,4 +1,5 @@
 // inject.yaml: strict keys, values checked, defaults filled in a second step; messages name file, key, expectation.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { isMeshauthError } from '../../../src/errors/index.js';
 import { INJECT_DEFAULTS, parseInjectConfig } from '../../../src/k8s/index.js';
@@ -46,6 +47,11 @@ describe('parseInjectConfig', () => {
     );
     expect(config).toMatchObject({ trustDomain: 'prod.example.org', clusterDomain: 'k8s.internal', failClosed: true });
     expect(config.proxy).toEqual({ cpu: '100m', memory: '96Mi', cpuLimit: '2', memoryLimit: '1Gi' });
+  });
+
+  it('ok/the inject.yaml that deploy/ ships is accepted', () => {
+    const file = new URL('../../../deploy/base/inject.yaml', import.meta.url).pathname;
+    expect(parseInjectConfig(readFileSync(file, 'utf8'), file).trustDomain).toBe('example.org');
   });
 
   for (const [name, text, expected] of [

@@ -378,6 +378,44 @@ describe('external listener: bearer-token clients without a mesh certificate', (
   });
 });
 
+describe("external listener: a client flooding requests cannot evict another user's passport", () => {
+  it("fail/1,200 requests with one token evict only that client's oldest passports; the other user's stays usable", async () => {
+    /** The passport api's app received for a request made with `bearer`. */
+    const passportFor = async (bearer: string): Promise<string> => {
+      const before = appApi.seen.length;
+      expect((await call(api, '/orders/1', { token: bearer })).status).toBe(200);
+      return appApi.seen[before]?.headers['x-meshauth-passport'] as string;
+    };
+    /** What the app gets when it forwards `passport` to orders.shop through its own outbound. */
+    const forward = async (passport: string) => {
+      const response = await request(`http://127.0.0.1:${api.sidecar.outboundPort}/orders/1`, {
+        headers: { host: 'orders.shop', 'x-meshauth-passport': passport },
+      });
+      return { status: response.statusCode, body: await response.body.text() };
+    };
+    const victim = await passportFor(await token());
+    const flooder = await token('intruder');
+    const first = await passportFor(flooder);
+    // More than one user's bound (1,000), 50 at a time on keep-alive connections.
+    for (let batch = 0; batch < 24; batch++) {
+      await Promise.all(
+        Array.from({ length: 50 }, () =>
+          call(api, '/orders/1', { token: flooder }).then((r) => expect(r.status).toBe(200)),
+        ),
+      );
+    }
+    const victimForward = await forward(victim);
+    expect(victimForward.status, victimForward.body).toBe(200);
+    expect(parseUserHeader(appOrders.seen.at(-1)?.headers['x-meshauth-user'] as string)).toMatchObject({
+      sub: 'reporting',
+    });
+    // The flooder's own oldest passport made way for its newer ones.
+    const evicted = await forward(first);
+    expect(evicted.status).toBe(401);
+    expect(JSON.parse(evicted.body)).toMatchObject({ code: 'MESHAUTH_ERR_PASSPORT_INVALID' });
+  });
+});
+
 describe('external listener: drain', () => {
   it('ok/close() lets an in-flight external request finish, then the port refuses connections', async () => {
     let release: () => void = () => undefined;

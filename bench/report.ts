@@ -1,6 +1,7 @@
 // The benchmark report: the result types, the SPEC §9 target checks (✓/✗/–) and three renderings of one result —
 // a terminal table, JSON (bench/results/latest.json) and markdown (latest.md). Pure: no I/O, no clock.
 import type { Machine } from './load.js';
+import type { TcpBenchResult } from './tcp.js';
 
 export interface Method {
   readonly quick: boolean;
@@ -75,6 +76,8 @@ export interface BenchReport {
   readonly peers: Readonly<Record<string, string>>;
   readonly proxies: readonly ProxyRow[];
   readonly micro: MicroResults;
+  /** TCP bulk transfer through tunnel pairs (direct, stunnel, meshauth). */
+  readonly tcp: Micro<TcpBenchResult>;
   readonly targets: readonly TargetCheck[];
   readonly notes: readonly string[];
 }
@@ -171,7 +174,7 @@ export function checkTargets(proxies: readonly ProxyRow[], micro: MicroResults):
 
 // ---- rendering --------------------------------------------------------------------------------------------------
 
-interface Table {
+export interface Table {
   readonly head: readonly string[];
   readonly rows: readonly (readonly string[])[];
 }
@@ -267,6 +270,35 @@ function microTable(micro: MicroResults): Table {
   };
 }
 
+/** TCP bulk transfer: MiB/s each way and CPU per MiB of each side, with the ratio to stunnel's. */
+export function tcpTable(tcp: Micro<TcpBenchResult>): Table {
+  const head = ['TCP tunnel pair', 'up MiB/s', 'down MiB/s', 'CPU µs/MiB out / in', 'CPU × stunnel'];
+  if (!tcp.ok) return { head, rows: [['tcp bulk transfer', `not available: ${tcp.reason}`]] };
+  const stunnel = tcp.result.rows.find((r) => r.name === 'stunnel' && r.unavailable === undefined)?.cpuUsPerMiB;
+  const total = (c: { outbound: number; inbound: number } | undefined) =>
+    c === undefined ? Number.NaN : c.outbound + c.inbound;
+  return {
+    head,
+    rows: tcp.result.rows.map((r) => {
+      if (r.unavailable !== undefined) return [r.name, `not available: ${r.unavailable}`];
+      const cpu = r.cpuUsPerMiB;
+      return [
+        r.version === undefined ? r.name : `${r.name} ${r.version}`,
+        fmt(r.upMiBps ?? Number.NaN),
+        fmt(r.downMiBps ?? Number.NaN),
+        cpu === undefined ? '–' : `${fmt(cpu.outbound)} / ${fmt(cpu.inbound)}`,
+        cpu === undefined || stunnel === undefined ? '–' : `${fmt(total(cpu) / total(stunnel))}×`,
+      ];
+    }),
+  };
+}
+
+function tcpLine(tcp: Micro<TcpBenchResult>): string {
+  return tcp.ok
+    ? `TCP bulk transfer: ${tcp.result.mib} MiB up then ${tcp.result.mib} MiB down on one connection per pair (${tcp.result.tls}); CPU = both directions ÷ MiB moved`
+    : 'TCP bulk transfer';
+}
+
 function targetTable(targets: readonly TargetCheck[]): Table {
   return {
     head: ['SPEC §9 target', 'target', 'measured', ''],
@@ -304,6 +336,9 @@ export function renderText(report: BenchReport): string {
     '',
     textTable(microTable(report.micro)),
     '',
+    tcpLine(report.tcp),
+    textTable(tcpTable(report.tcp)),
+    '',
     textTable(targetTable(report.targets)),
     ...(report.notes.length > 0 ? ['', ...report.notes.map((n) => `note: ${n}`)] : []),
     '',
@@ -329,6 +364,12 @@ export function renderMarkdown(report: BenchReport): string {
     '',
     mdTable(microTable(report.micro)),
     '',
+    '## TCP tunnels',
+    '',
+    `- ${tcpLine(report.tcp)}`,
+    '',
+    mdTable(tcpTable(report.tcp)),
+    '',
     '## SPEC §9 targets',
     '',
     mdTable(targetTable(report.targets)),
@@ -337,7 +378,7 @@ export function renderMarkdown(report: BenchReport): string {
   ].join('\n');
 }
 
-function textTable(table: Table): string {
+export function textTable(table: Table): string {
   const widths = table.head.map((h, i) =>
     Math.max(h.length, ...table.rows.filter((r) => r.length > 2).map((r) => (r[i] ?? '').length)),
   );

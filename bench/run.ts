@@ -25,9 +25,14 @@ import {
   type ProxyRow,
   renderMarkdown,
   renderText,
+  tcpTable,
+  textTable,
 } from './report.js';
+import { benchTcp } from './tcp.js';
 
 const quick = process.argv.includes('--quick');
+/** Only the TCP tunnel scenario, printed, nothing written (a check while working on the tunnels). */
+const tcpOnly = process.argv.includes('--tcp-only');
 const METHOD: Method = quick
   ? {
       quick,
@@ -73,6 +78,12 @@ async function main(): Promise<void> {
   try {
     const peers: Record<string, string> = {};
     const pki = await createBenchPki(dir);
+    if (tcpOnly) {
+      const tcp = await attempt(() => benchTcp({ quick, pki, dir }));
+      process.stdout.write(`${textTable(tcpTable(tcp))}\n`);
+      if (tcp.ok) console.log(JSON.stringify(tcp.result));
+      return;
+    }
     const app = spawnChild('app', process.execPath, [fileURLToPath(new URL('./app.js', import.meta.url))]);
     const { port: appPort } = await firstJsonLine<{ port: number }>(app, 10_000);
     const meshPair = await meshauthPairStarter(notes);
@@ -100,6 +111,8 @@ async function main(): Promise<void> {
     }
     await app.stop();
 
+    console.log('tcp tunnels …');
+    const tcp = await attempt(() => benchTcp({ quick, pki, dir }));
     console.log('microbenchmarks …');
     const micro = await runMicro(pki);
     const report: BenchReport = {
@@ -108,6 +121,7 @@ async function main(): Promise<void> {
       seconds: Math.round((Date.now() - started) / 100) / 10,
       proxies,
       micro,
+      tcp,
       targets: checkTargets(proxies, micro),
       notes,
     };

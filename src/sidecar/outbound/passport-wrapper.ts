@@ -3,6 +3,7 @@
 // ID, `act` extended). Only passports this sidecar itself received or minted can be wrapped.
 import type { CredentialHolder } from '../../agent/index.js';
 import { PASSPORT_HEADER, wrapPassport } from '../../authn/passport/index.js';
+import { signingMaterial } from '../../authn/passport/signer-cache.js';
 import { MeshauthError } from '../../errors/index.js';
 import type { Metrics } from '../../telemetry/index.js';
 import type { PassportStore } from '../passport-store.js';
@@ -17,6 +18,12 @@ export interface PassportWrapperOptions {
 
 export function passportWrapper(options: PassportWrapperOptions): OnOutboundRequest {
   const { holder, store, now } = options;
+  // The signing key of a new SVID is derived before the holder switches to it: a key that cannot sign passports
+  // refuses the rotation instead of failing every request that carries one afterwards.
+  holder.prepare((next) => {
+    signingMaterial(next.svid);
+    return noCommit;
+  });
   // Failures are returned as a rejected promise (the listener answers with the error); success stays synchronous.
   return (context) => {
     try {
@@ -53,6 +60,8 @@ export function passportWrapper(options: PassportWrapperOptions): OnOutboundRequ
     headers[index + 1] = wrapPassport({ svid: credentials.svid, audience, now: at, received });
   }
 }
+
+function noCommit(): void {}
 
 function invalid(message: string, reason: string): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', message, { reason });

@@ -4,6 +4,7 @@
 import { createServer, get as httpGet, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSidecarConfig } from '../../src/config/index.js';
 import { AdminServer, type AppProbeTargets } from '../../src/telemetry/admin-server.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 
@@ -162,6 +163,35 @@ describe('admin probe endpoints', () => {
     expect((await get('/app-health/api/livez', { method: 'POST' })).status).toBe(405);
     const head = await get('/app-health/api/livez', { method: 'HEAD' });
     expect(head.status).toBe(200);
+  });
+});
+
+describe('admin server with appProbes from a sidecar config (as sidecar.ts passes them)', () => {
+  it('ok/admin.appProbes of MESHAUTH_CONFIG_YAML reach the app', async () => {
+    const app = await startApp();
+    const config = loadSidecarConfig(undefined, {
+      MESHAUTH_CONFIG_YAML: [
+        'trustDomain: example.org',
+        'ca: { url: "https://ca:8443", bundle: /b.pem, token: /t }',
+        `admin: { appProbes: { api: { livez: { port: ${app.port}, path: /healthz } } } }`,
+      ].join('\n'),
+    });
+    const admin = new AdminServer({
+      host: '127.0.0.1',
+      port: 0,
+      metrics: new Metrics(),
+      logger: silentLogger(),
+      readiness: () => true,
+      appProbes: config.admin.appProbes,
+    });
+    await admin.listen();
+    try {
+      expect((await fetch(`http://127.0.0.1:${admin.port}/app-health/api/livez`)).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${admin.port}/app-health/api/readyz`)).status).toBe(404);
+    } finally {
+      await admin.close();
+      await new Promise<void>((resolve) => app.server.close(() => resolve()));
+    }
   });
 });
 

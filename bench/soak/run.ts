@@ -1,0 +1,309 @@
+// Soak: the built CLI as users run it, for minutes instead of seconds. A CA (`meshauth ca serve --svid-ttl 10s`)
+// and two sidecars (`meshauth sidecar`, bootstrapped with join tokens) carry steady moderate load from a small app
+// pair in this process, with keep-alive requests and a share of fresh connections, while every 10-second SVID is
+// renewed. Every few seconds each process is sampled: RSS, heap, open descriptors (/proc/PID and its /metrics),
+// event-loop lag. Exit 1 when RSS grows more than 10 % after warm-up, when descriptors leak, or when any request
+// fails. Writes bench/results/soak.json. Usage: node dist/bench/soak/run.js [--minutes N] [--rate R] [--json FILE]
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Agent, request } from 'undici';
+import { type Child, freePort, installCleanup, spawnChild, stopAll, waitForPort } from '../children.js';
+import { parseSamples, sumSamples } from './prometheus-text.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const MAIN = join(ROOT, 'dist/src/cli/main.js');
+const TD = 'example.org';
+const CLIENT_ID = `spiffe://${TD}/ns/soak/sa/client`;
+const SERVER_ID = `spiffe://${TD}/ns/soak/sa/server`;
+/** RSS may grow this much between the end of warm-up and the end of the run. */
+const MAX_RSS_GROWTH = 0.1;
+/** Descriptors may differ by this many (connection churn in flight at the moment of sampling). */
+const FD_SLACK = 16;
+
+interface Options {
+  readonly minutes: number;
+  readonly rate: number;
+  readonly json: string;
+}
+
+interface Sample {
+  readonly t: number;
+  readonly process: string;
+  readonly rssBytes: number;
+  readonly heapUsedBytes: number;
+  readonly openFds: number;
+  readonly eventLoopLagP99Ms: number;
+}
+
+interface Role {
+  readonly name: string;
+  readonly child: Child;
+  readonly metricsUrl: string;
+  readonly dispatcher?: Agent;
+}
+
+function parseOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      minutes: { type: 'string', default: '1' },
+      rate: { type: 'string', default: '100' },
+      json: { type: 'string', default: join(ROOT, 'bench/results/soak.json') },
+    },
+  });
+  const minutes = Number(values.minutes);
+  const rate = Number(values.rate);
+  if (!(minutes > 0) || !(rate > 0)) throw new Error('--minutes and --rate must be positive numbers');
+  return { minutes, rate, json: values.json as string };
+}
+
+function cli(args: readonly string[], cwd: string): string {
+  return execFileSync(process.execPath, [MAIN, ...args], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function procRss(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = /VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1];
+  return kb === undefined ? Number.NaN : Number(kb) * 1024;
+}
+
+function procFds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+async function sample(role: Role, t: number): Promise<Sample> {
+  const response = await request(role.metricsUrl, role.dispatcher === undefined ? {} : { dispatcher: role.dispatcher });
+  const text = await response.body.text();
+  const m = parseSamples(text);
+  return {
+    t,
+    process: role.name,
+    // /proc is the ground truth; the exporter's own view is cross-checked in the report.
+    rssBytes: procRss(role.child.pid),
+    heapUsedBytes: m.get('nodejs_heap_size_used_bytes') ?? Number.NaN,
+    openFds: procFds(role.child.pid),
+    eventLoopLagP99Ms: (m.get('nodejs_eventloop_lag_p99_seconds') ?? Number.NaN) * 1000,
+  };
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`soak: timed out waiting for ${what}`);
+}
+
+function startApp(): Promise<Server> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const body = `ok ${req.url}\n`;
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) }).end(body);
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions();
+  installCleanup();
+  const work = mkdtempSync(join(tmpdir(), 'meshauth-soak-'));
+  const app = await startApp();
+  const appPort = (app.address() as AddressInfo).port;
+  try {
+    // CA: 10-second SVIDs, so every sidecar renews every few seconds for the whole run.
+    cli(['ca', 'init', '--trust-domain', TD, '--dir', 'ca'], work);
+    const caPort = await freePort();
+    const ca = spawnChild('ca', process.execPath, [
+      MAIN,
+      'ca',
+      'serve',
+      '--dir',
+      join(work, 'ca'),
+      '--listen',
+      `127.0.0.1:${caPort}`,
+      '--svid-ttl',
+      '10s',
+    ]);
+    await waitForPort(caPort, ca, 20_000);
+    const bundle = join(work, 'ca', 'bundle.pem');
+    const caDispatcher = new Agent({ connect: { ca: readFileSync(bundle, 'utf8') } });
+
+    const sidecar = async (name: string, id: string, extra: string[]) => {
+      const token = join(work, `${name}.token`);
+      writeFileSync(token, cli(['ca', 'token', 'create', '--id', id, '--dir', 'ca'], work).trim(), { mode: 0o600 });
+      const [inbound, outbound, admin] = [await freePort(), await freePort(), await freePort()];
+      const config = join(work, `${name}.yaml`);
+      writeFileSync(
+        config,
+        [
+          `trustDomain: ${TD}`,
+          `ca: { url: "https://127.0.0.1:${caPort}", bundle: "${bundle}", token: "${token}" }`,
+          `inbound: { listen: "127.0.0.1:${inbound}", app: "127.0.0.1:${appPort}" }`,
+          `admin: { listen: "127.0.0.1:${admin}" }`,
+          ...extra.map((line) => line.replace('{outbound}', String(outbound))),
+        ].join('\n'),
+      );
+      const child = spawnChild(name, process.execPath, [MAIN, 'sidecar', '--config', config, '--log-level', 'warn']);
+      await until(
+        `${name} ready`,
+        async () => (await request(`http://127.0.0.1:${admin}/readyz`)).statusCode === 200,
+        30_000,
+      );
+      return { child, inbound, outbound, admin };
+    };
+    const server = await sidecar('server', SERVER_ID, ['outbound: { listen: "127.0.0.1:{outbound}" }']);
+    const client = await sidecar('client', CLIENT_ID, [
+      `outbound: { listen: "127.0.0.1:{outbound}", routes: { "server.soak": { address: "127.0.0.1:${server.inbound}", ids: ["${SERVER_ID}"] } } }`,
+    ]);
+    const roles: Role[] = [
+      { name: 'ca', child: ca, metricsUrl: `https://127.0.0.1:${caPort}/metrics`, dispatcher: caDispatcher },
+      { name: 'client', child: client.child, metricsUrl: `http://127.0.0.1:${client.admin}/metrics` },
+      { name: 'server', child: server.child, metricsUrl: `http://127.0.0.1:${server.admin}/metrics` },
+    ];
+
+    // Load: `rate` requests per second through the client sidecar's outbound listener; 1 in 20 on a fresh
+    // connection (a new mTLS handshake between the sidecars happens when the client sidecar's pool turns over
+    // with each renewed SVID anyway).
+    const keepAlive = new Agent({ connections: 8, pipelining: 1 });
+    let sent = 0;
+    let ok = 0;
+    const failures: string[] = [];
+    let inFlight = 0;
+    const fire = (): void => {
+      const n = sent++;
+      inFlight++;
+      const fresh = n % 20 === 0;
+      const dispatcher = fresh ? new Agent({ connections: 1 }) : keepAlive;
+      request(`http://127.0.0.1:${client.outbound}/soak/${n}`, {
+        headers: { host: 'server.soak' },
+        dispatcher,
+        ...(n % 10 === 0 ? { method: 'POST', body: 'x'.repeat(2048) } : {}),
+      })
+        .then(async (response) => {
+          const body = await response.body.text();
+          if (response.statusCode === 200 && body === `ok /soak/${n}\n`) ok++;
+          else failures.push(`#${n}: ${response.statusCode} ${body.slice(0, 120)}`);
+        })
+        .catch((error: Error) => failures.push(`#${n}: ${error.message}`))
+        .finally(() => {
+          inFlight--;
+          if (fresh) void dispatcher.close();
+        });
+    };
+
+    const durationMs = options.minutes * 60_000;
+    const warmUpMs = Math.min(Math.max(20_000, durationMs * 0.25), 120_000);
+    const sampleEveryMs = Math.max(5_000, Math.round(durationMs / 60 / 1000) * 1000);
+    const samples: Sample[] = [];
+    const started = Date.now();
+    const interval = 1000 / options.rate;
+    let next = started;
+    let nextSample = started;
+    process.stdout.write(
+      `soak: ${options.minutes} min at ${options.rate} req/s, SVID TTL 10 s, warm-up ${warmUpMs / 1000} s, sample every ${sampleEveryMs / 1000} s\n`,
+    );
+    while (Date.now() - started < durationMs) {
+      const now = Date.now();
+      // Open-loop pacing with a cap on requests in flight: a stalled mesh shows up as failures, not a pile-up.
+      while (next <= now && inFlight < 256) {
+        fire();
+        next += interval;
+      }
+      if (now >= nextSample) {
+        const t = Math.round((now - started) / 1000);
+        for (const role of roles) samples.push(await sample(role, t));
+        nextSample += sampleEveryMs;
+      }
+      await new Promise((r) => setTimeout(r, Math.max(1, Math.min(next, nextSample) - Date.now())));
+    }
+    await until('in-flight requests to finish', async () => inFlight === 0, 30_000);
+    await keepAlive.close();
+    const t = Math.round((Date.now() - started) / 1000);
+    for (const role of roles) samples.push(await sample(role, t));
+    const caMetrics = await (await request(roles[0]?.metricsUrl as string, { dispatcher: caDispatcher })).body.text();
+    const issued = sumSamples(caMetrics, 'meshauth_ca_svids_issued_total');
+    await caDispatcher.close();
+
+    // Verdicts per process: RSS at the end vs the first sample after warm-up; descriptors likewise.
+    const verdicts: string[] = [];
+    const rows: string[] = [];
+    for (const role of roles) {
+      const mine = samples.filter((s) => s.process === role.name);
+      const base = mine.find((s) => s.t * 1000 >= warmUpMs) ?? mine[0];
+      const last = mine[mine.length - 1];
+      if (base === undefined || last === undefined) continue;
+      const growth = last.rssBytes / base.rssBytes - 1;
+      const maxLag = Math.max(...mine.map((s) => s.eventLoopLagP99Ms).filter((v) => Number.isFinite(v)));
+      rows.push(
+        `${role.name.padEnd(7)} rss ${mib(base.rssBytes)} → ${mib(last.rssBytes)} MiB (${pct(growth)})  heap ${mib(base.heapUsedBytes)} → ${mib(last.heapUsedBytes)} MiB  fds ${base.openFds} → ${last.openFds}  max loop lag p99 ${maxLag.toFixed(1)} ms`,
+      );
+      if (growth > MAX_RSS_GROWTH) verdicts.push(`${role.name}: RSS grew ${pct(growth)} after warm-up`);
+      if (last.openFds > base.openFds + FD_SLACK) {
+        verdicts.push(`${role.name}: open descriptors ${base.openFds} → ${last.openFds}`);
+      }
+    }
+    if (failures.length > 0) verdicts.push(`${failures.length} of ${sent} requests failed (first: ${failures[0]})`);
+    if (ok + failures.length !== sent) verdicts.push(`${sent - ok - failures.length} requests never completed`);
+
+    process.stdout.write(`\n t(s)  process  rss MiB  heap MiB  fds  loop p99 ms\n`);
+    for (const s of samples) {
+      process.stdout.write(
+        `${String(s.t).padStart(5)}  ${s.process.padEnd(7)}  ${mib(s.rssBytes).padStart(7)}  ${mib(s.heapUsedBytes).padStart(8)}  ${String(s.openFds).padStart(3)}  ${s.eventLoopLagP99Ms.toFixed(1).padStart(10)}\n`,
+      );
+    }
+    process.stdout.write(
+      `\n${rows.join('\n')}\nrequests: ${ok} ok / ${sent} sent; SVIDs issued by the CA: ${issued}\n`,
+    );
+    process.stdout.write(verdicts.length === 0 ? 'soak: PASS\n' : `soak: FAIL\n  ${verdicts.join('\n  ')}\n`);
+    mkdirSync(dirname(options.json), { recursive: true });
+    writeFileSync(
+      options.json,
+      `${JSON.stringify(
+        {
+          startedAt: new Date(started).toISOString(),
+          node: process.version,
+          minutes: options.minutes,
+          rate: options.rate,
+          svidTtlSeconds: 10,
+          warmUpSeconds: warmUpMs / 1000,
+          requests: { sent, ok, failed: failures.length, firstFailures: failures.slice(0, 10) },
+          svidsIssued: issued,
+          samples,
+          pass: verdicts.length === 0,
+          verdicts,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    return verdicts.length === 0 ? 0 : 1;
+  } finally {
+    await stopAll();
+    await new Promise<void>((resolve) => app.close(() => resolve()));
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function mib(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(1);
+}
+
+function pct(x: number): string {
+  return `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`soak: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(2);
+  },
+);

@@ -237,48 +237,6 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly webhookReviews = new Counter({
-    name: 'meshauth_webhook_reviews_total',
-    help: 'Admission reviews answered by the injection webhook, by result (injected, skipped, error).',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  });
-
-  readonly webhookCertReloads = new Counter({
-    name: 'meshauth_webhook_cert_reloads_total',
-    help: 'Reloads of the webhook serving certificate after its files changed, by result.',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  });
-
-  readonly gatewayLogins = new Counter({
-    name: 'meshauth_gateway_logins_total',
-    help: 'Browser sign-ins at the gateway, by result (ok, or the reason the callback was refused).',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  });
-
-  readonly gatewaySessionRefreshes = new Counter({
-    name: 'meshauth_gateway_session_refreshes_total',
-    help: 'Gateway sessions renewed with the refresh token before the access token expired, by result.',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  });
-
-  readonly gatewaySessionsRejected = new Counter({
-    name: 'meshauth_gateway_sessions_rejected_total',
-    help: 'Session cookies the gateway could not use (tampered, unknown_key, malformed, idle, expired...), by reason.',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
-
-  readonly gatewayDecisions = new Counter({
-    name: 'meshauth_gateway_decisions_total',
-    help: 'Edge decisions of the gateway, by route, decision (allow, deny, login) and deciding rule.',
-    labelNames: ['route', 'decision', 'rule'] as const,
-    registers: [this.registry],
-  });
-
   readonly caCertificateExpiry = new Gauge({
     name: 'meshauth_ca_certificate_expiry_timestamp_seconds',
     help: 'Unix time at which the CA certificate in use expires, by kind (root, intermediate).',

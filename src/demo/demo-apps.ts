@@ -73,7 +73,33 @@ async function handle(service: string, downstream: Downstream | undefined, req: 
     method: req.method === 'POST' ? 'POST' : 'GET',
     headers: { host: downstream.host, ...(typeof passport === 'string' ? { [PASSPORT_HEADER]: passport } : {}) },
   });
-  reply(res, response.statusCode, prependHop(view, await response.body.text()));
+  const answer = prependHop(view, await response.body.text());
+  if (service === 'web' && String(req.headers.accept ?? '').includes('text/html')) {
+    replyHtml(res, response.statusCode, answer);
+    return;
+  }
+  reply(res, response.statusCode, answer);
+}
+
+/** What a browser signed in at the gateway sees: each hop's caller, end user and passport chain. */
+function replyHtml(res: ServerResponse, status: number, body: DemoResponse): void {
+  const esc = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  const rows = body.hops
+    .map(
+      (hop) =>
+        `<tr><td>${esc(hop.service)}</td><td>${esc(hop.caller ?? '(outside the mesh)')}</td><td>${esc(String(hop.user?.sub ?? '—'))}</td><td>${esc(hop.chain.join(' → ') || '—')}</td></tr>`,
+    )
+    .join('');
+  const text = `<!doctype html><meta charset="utf-8"><title>meshauth demo</title>
+<h1>Signed in as ${esc(String(body.hops[0]?.user?.sub ?? '?'))}</h1>
+<p>Each hop of GET /shop/orders/… and what its sidecar told it (verified mTLS caller, end user from the passport, the passport's call chain):</p>
+<table border="1" cellpadding="6"><tr><th>hop</th><th>caller (SPIFFE ID)</th><th>end user</th><th>passport chain</th></tr>${rows}</table>
+<p>Result: <code>${esc(JSON.stringify(body.result ?? body.error ?? null))}</code></p>
+<p><a href="/.meshauth/logout">Sign out</a></p>
+<script type="application/json" id="hops">${esc(JSON.stringify(body))}</script>
+`;
+  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
 }
 
 /**

@@ -48,9 +48,28 @@ export interface LoginProvider {
 
 interface ProviderInstance {
   callback(): (req: IncomingMessage, res: ServerResponse) => void;
-  interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<{ uid: string; prompt: { name: string } }>;
+  interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<InteractionDetails>;
   interactionFinished(req: IncomingMessage, res: ServerResponse, result: object, options?: object): Promise<void>;
-  Grant: new (init: { clientId: string; accountId: string }) => GrantInstance;
+  Grant: (new (init: {
+    clientId: string;
+    accountId: string;
+  }) => GrantInstance) & {
+    find(id: string): Promise<GrantInstance | undefined>;
+  };
+}
+interface InteractionDetails {
+  uid: string;
+  prompt: {
+    name: string;
+    details: {
+      missingOIDCScope?: string[];
+      missingOIDCClaims?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
+  };
+  params: { client_id: string };
+  session?: { accountId: string };
+  grantId?: string;
 }
 interface GrantInstance {
   addOIDCScope(scope: string): void;
@@ -232,6 +251,21 @@ export async function createLoginProvider(options: LoginProviderOptions): Promis
 
   async function interaction(req: IncomingMessage, res: ServerResponse, submit: boolean): Promise<void> {
     const details = await provider.interactionDetails(req, res);
+    if (details.prompt.name === 'consent' && details.session !== undefined) {
+      // First-party clients: consent to whatever is still missing (e.g. a resource scope) without a page.
+      const found = details.grantId === undefined ? undefined : await provider.Grant.find(details.grantId);
+      const grant =
+        found ?? new provider.Grant({ clientId: details.params.client_id, accountId: details.session.accountId });
+      const missing = details.prompt.details;
+      if (missing.missingOIDCScope !== undefined) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+      if (missing.missingOIDCClaims !== undefined) grant.addOIDCClaims(missing.missingOIDCClaims);
+      for (const [resource, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+        grant.addResourceScope(resource, scopes.join(' '));
+      }
+      const grantId = await grant.save();
+      await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+      return;
+    }
     if (!submit) {
       loginPage(res, details.uid, '');
       return;

@@ -1,6 +1,7 @@
 // `meshauth demo`: a whole mesh in one process on 127.0.0.1 with free ports (SPEC §11) — the built-in CA, a local
 // OpenID issuer, and web → orders → payments, each app behind its own sidecar that bootstraps its SVID from the
-// CA with a join token, exactly as in production. Everything it starts, it stops (close()).
+// CA with a join token, exactly as in production; in front of web, the edge gateway (browser sign-in at a local
+// OpenID provider with a password form). Everything it starts, it stops (close()).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +16,7 @@ import { createLeafCertificate, exportPrivateKeyPem, generateKeyPair } from '../
 import { type RunningSidecar, startSidecar } from '../sidecar/index.js';
 import { createLogger, type Logger, Metrics } from '../telemetry/index.js';
 import { type DemoApp, startDemoApp } from './demo-apps.js';
+import { type DemoGateway, GATEWAY_ID, startDemoGateway } from './demo-gateway.js';
 
 export const DEMO_TRUST_DOMAIN = 'example.org';
 export const DEMO_CLIENT = { clientId: 'shop-frontend', clientSecret: 'demo-secret-not-for-production' };
@@ -39,6 +41,8 @@ export interface DemoMesh {
   readonly edgeUrl: string;
   readonly bundleFile: string;
   readonly logDir: string;
+  /** The edge gateway in front of web, with its OpenID provider and demo user. */
+  readonly gateway: DemoGateway;
   close(): Promise<void>;
 }
 
@@ -84,8 +88,18 @@ export async function startDemoMesh(options: { readonly readyTimeoutMs?: number 
       });
       services.set(name, service);
     }
-    await waitReady([...services.values()], options.readyTimeoutMs ?? 20_000);
     const web = services.get('web') as DemoService;
+    const gateway = await startDemoGateway({
+      dir,
+      caDir,
+      caUrl: ca.url,
+      bundleFile,
+      edge,
+      web: { inboundPort: web.sidecar.inboundPort, id: serviceId('web') },
+      logger: fileLogger(logDir, 'gateway'),
+      closers,
+    });
+    await waitReady([...services.values()], options.readyTimeoutMs ?? 20_000, gateway);
     return {
       dir,
       caUrl: ca.url,
@@ -95,6 +109,7 @@ export async function startDemoMesh(options: { readonly readyTimeoutMs?: number 
       edgeUrl: `https://127.0.0.1:${web.sidecar.externalPort}`,
       bundleFile,
       logDir,
+      gateway,
       close,
     };
   } catch (error) {
@@ -189,8 +204,8 @@ async function startService(name: ServiceName, context: ServiceContext): Promise
         policy: policyFile,
         endUser: {
           issuers: [{ issuer: context.issuer.issuer, audiences: ['shop'], algorithms: ['ES256'] }],
-          vouchers: [serviceId('web')],
-          claims: ['scope', 'client_id'],
+          vouchers: [serviceId('web'), GATEWAY_ID],
+          claims: ['scope', 'client_id', 'email'],
         },
         ...(name === 'web'
           ? { external: { listen: '127.0.0.1:0', cert: context.edge.cert, key: context.edge.key } }
@@ -215,13 +230,14 @@ async function startService(name: ServiceName, context: ServiceContext): Promise
   return { name, id, app, sidecar, metrics };
 }
 
-async function waitReady(services: readonly DemoService[], timeoutMs: number): Promise<void> {
+async function waitReady(services: readonly DemoService[], timeoutMs: number, gateway: DemoGateway): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (services.every((s) => s.sidecar.ready())) return;
+    if (services.every((s) => s.sidecar.ready()) && gateway.gateway.ready()) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  const missing = services.filter((s) => !s.sidecar.ready()).map((s) => s.name);
+  const missing: string[] = services.filter((s) => !s.sidecar.ready()).map((s) => s.name);
+  if (!gateway.gateway.ready()) missing.push('gateway');
   throw new Error(`sidecars not ready after ${timeoutMs} ms: ${missing.join(', ')} (see the logs)`);
 }
 

@@ -4,6 +4,8 @@
 import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'undici';
 import type { DemoResponse, HopView } from './demo-apps.js';
+import { signInHeadless } from './demo-browser.js';
+import { GATEWAY_ID } from './demo-gateway.js';
 import { DEMO_CLIENT, type DemoMesh, type DemoService, type ServiceName } from './demo-mesh.js';
 import { makeStyle, type Style, shortId, table } from './demo-report.js';
 
@@ -17,6 +19,8 @@ export interface DemoOutcome {
   readonly deniedStatus: number;
   readonly deniedRule: string | undefined;
   readonly hops: readonly HopView[];
+  /** What each hop saw of the browser user signed in at the gateway. */
+  readonly browserHops: readonly HopView[];
 }
 
 export async function runDemoScript(mesh: DemoMesh, options: DemoRunOptions): Promise<DemoOutcome> {
@@ -32,6 +36,8 @@ export async function runDemoScript(mesh: DemoMesh, options: DemoRunOptions): Pr
         [s.dim('component'), s.dim('listening'), s.dim('identity')],
         ['CA', mesh.caUrl, s.dim('spiffe://example.org/meshauth/ca')],
         ['OpenID issuer', mesh.issuer.issuer, s.dim(`client ${DEMO_CLIENT.clientId}`)],
+        ['OpenID provider', mesh.gateway.providerUrl, s.dim(`user ${mesh.gateway.user.username}`)],
+        ['gateway', `public ${mesh.gateway.url}`, s.dim(GATEWAY_ID)],
         ...services.map((svc) => [
           svc.name,
           `app :${svc.app.port}  inbound :${svc.sidecar.inboundPort}  outbound :${svc.sidecar.outboundPort}  admin :${svc.sidecar.adminPort}${svc.name === 'web' ? `  public ${mesh.edgeUrl}` : ''}`,
@@ -66,7 +72,36 @@ export async function runDemoScript(mesh: DemoMesh, options: DemoRunOptions): Pr
       `   → ${statusText(s, denied.status)} ${error.code ?? ''} rule ${s.bold(error.rule ?? '?')} ${s.dim('(the deny is also one JSON audit line in the orders log)')}`,
     );
     out();
-    return { allowedStatus: allowed.status, deniedStatus: denied.status, deniedRule: error.rule, hops };
+
+    out(s.bold('3. A browser user signs in at the gateway'));
+    out(
+      s.dim(
+        `   GET ${mesh.gateway.url}/shop/orders/42 → the OpenID provider's password form → back with a session cookie`,
+      ),
+    );
+    const beforeBrowser = await snapshot(services);
+    const signedIn = await signInHeadless(
+      `${mesh.gateway.url}/shop/orders/42`,
+      mesh.gateway.user,
+      await readFile(mesh.bundleFile, 'utf8'),
+    );
+    const browserBody = hopsFromPage(signedIn.body);
+    const browserHops = browserBody.hops ?? [];
+    out(hopTable(s, browserHops, await decisionsSince(services, beforeBrowser)));
+    out(
+      `   → ${statusText(s, signedIn.status)} ${s.dim(`session cookie __Host-meshauth: ${signedIn.sessionCookie ?? '(none)'}`)}`,
+    );
+    out();
+    // payments, two hops behind web, must see the whole path the browser user's request took.
+    const expectedChain = [GATEWAY_ID, services[0]?.id, services[1]?.id].join(' ');
+    const browserOk = signedIn.status === 200 && browserHops.at(-1)?.chain.join(' ') === expectedChain;
+    return {
+      allowedStatus: browserOk ? allowed.status : signedIn.status === 200 ? 500 : signedIn.status,
+      deniedStatus: denied.status,
+      deniedRule: error.rule,
+      hops,
+      browserHops,
+    };
   } finally {
     await edge.close();
   }
@@ -76,6 +111,11 @@ export function tryItYourself(mesh: DemoMesh, color: boolean): string {
   const s = makeStyle(color);
   const web = mesh.services.get('web') as DemoService;
   const lines = [
+    s.bold('Sign in with a browser'),
+    `  open ${s.cyan(`${mesh.gateway.url}/shop/orders/42`)}  ${s.dim('(the demo CA signed its certificate: accept the warning)')}`,
+    `  user ${s.bold(mesh.gateway.user.username)}  password ${s.bold(mesh.gateway.user.password)}  ${s.dim(`at the OpenID provider ${mesh.gateway.providerUrl}`)}`,
+    s.dim('  the page shows what each hop saw: caller, end user, passport chain; sign out at /.meshauth/logout'),
+    '',
     s.bold('Try it yourself while the demo runs'),
     s.dim('  # a token from the demo issuer, then the call through the mesh'),
     `  TOKEN=$(curl -s -u ${DEMO_CLIENT.clientId}:${DEMO_CLIENT.clientSecret} -d grant_type=client_credentials -d scope=orders:read ${mesh.issuer.tokenEndpoint} | node -pe 'JSON.parse(require("fs").readFileSync(0)).access_token')`,
@@ -97,6 +137,19 @@ export function tryItYourself(mesh: DemoMesh, color: boolean): string {
     s.dim(`Logs (JSON, one file per component): ${mesh.logDir}`),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/** The hops a browser page carries (the JSON in its `hops` script element). */
+function hopsFromPage(html: string): DemoResponse {
+  const json = /<script type="application\/json" id="hops">(.*?)<\/script>/s.exec(html)?.[1];
+  if (json === undefined) return { hops: [], error: html.slice(0, 200) };
+  try {
+    return JSON.parse(
+      json.replace(/&#(\d+);/g, (_m, code: string) => String.fromCharCode(Number(code))),
+    ) as DemoResponse;
+  } catch {
+    return { hops: [], error: 'unreadable page' };
+  }
 }
 
 function hopTable(s: Style, hops: readonly HopView[], decisions: ReadonlyMap<ServiceName, string>): string {

@@ -36,6 +36,14 @@ describe('meshauth demo --once', () => {
     );
     expect(stdout).toContain('HTTP 200');
     expect(stdout).toMatch(/HTTP 403 MESHAUTH_ERR_FORBIDDEN rule no-refunds-from-web/);
+    // The browser user signed in at the gateway: every hop sees alice, payments sees the whole path.
+    expect(stdout).toMatch(
+      /web\s+spiffe:\/\/example\.org\/ns\/edge\/sa\/gateway\s+alice \(orders:read\)\s+gateway\s+allow/,
+    );
+    expect(stdout).toMatch(
+      /payments\s+spiffe:\/\/example\.org\/ns\/shop\/sa\/orders\s+alice \(orders:read\)\s+gateway → web → orders\s+allow/,
+    );
+    expect(stdout).toMatch(/session cookie __Host-meshauth: Path=\/; Secure; HttpOnly; SameSite=Lax/);
     expect(stdout).not.toContain('\u001b['); // plain output when not a TTY
     expect(stderr).not.toMatch(/at .+\.js:\d+/); // no stack traces
   }, 90_000);

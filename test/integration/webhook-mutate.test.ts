@@ -12,6 +12,7 @@ import { podTemplateOf } from '../../src/k8s/inject-object.js';
 import { WebhookServer } from '../../src/k8s/webhook-server.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { applyJsonPatch, type Operation } from '../helpers/json-patch.js';
+import { available, runCommand } from '../helpers/sidecar-harness.js';
 import { type Answer, fetchText, makeWebhookCert, post, type WebhookCert } from '../helpers/webhook-tls.js';
 
 const FIXTURES = new URL('../fixtures/k8s/', import.meta.url).pathname;
@@ -197,6 +198,13 @@ describe('webhook /mutate', () => {
     expect(await errorCount(metrics)).toBe(before + 3);
     const get = await fetchText(server.port, cert.caPem, '/mutate');
     expect(get.status).toBe(405);
+  });
+
+  it.skipIf(!available('promtool'))('ok/promtool check metrics accepts the webhook exposition', async () => {
+    const text = (await fetchText(server.port, cert.caPem, '/metrics')).text;
+    const result = await runCommand('promtool', ['check', 'metrics'], { input: text });
+    expect(result.stdout + result.stderr).toBe('');
+    expect(result.code).toBe(0);
   });
 
   it('ok/healthz and metrics on the same port', async () => {

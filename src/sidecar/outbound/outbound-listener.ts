@@ -14,6 +14,7 @@ import type { CredentialHolder } from '../../agent/credential-holder.js';
 import { parseHostPort, type RouteConfig, RouteTable, type SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
+import type { ClientTlsContext } from '../../tls/index.js';
 import { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
@@ -32,6 +33,8 @@ export interface OutboundListenerOptions {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly onOutboundRequest?: OnOutboundRequest;
+  /** The workload's one client TLS context, shared with other connectors; created by PeerSessions when absent. */
+  readonly clientTls?: ClientTlsContext;
   readonly now?: () => Date;
 }
 
@@ -72,6 +75,7 @@ export class OutboundListener {
       holder: options.holder,
       metrics,
       logger,
+      ...(options.clientTls === undefined ? {} : { clientTls: options.clientTls }),
       ...(options.now === undefined ? {} : { now: options.now }),
     });
     const retry = (reason: string) => metrics.requestRetries.labels('outbound', reason);

@@ -26,18 +26,22 @@ export interface PeerSessionsOptions {
   readonly holder: CredentialHolder;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** The workload's one client TLS context (sidecar.ts shares it with the TCP tunnels); created here when absent. */
+  readonly clientTls?: ClientTlsContext;
   readonly now?: () => Date;
 }
 
 /** A set nobody picked from for this long, with nothing in flight, is closed (pattern routes create many). */
 const SET_IDLE_MS = 5 * 60_000;
-/** Upper bound on endpoint sets (distinct addresses called); the least recently used idle one makes room. */
+/** Upper bound on endpoint sets (distinct addresses called); idle ones are closed to make room. */
 const MAX_SETS = 1_024;
 
 export class PeerSessions {
   readonly #config: SidecarConfig;
   readonly #context: EndpointContext;
   readonly #tls: ClientTlsContext;
+  /** True when this object created #tls (and so closes it). */
+  readonly #ownsTls: boolean;
   readonly #resolver: AddressResolver;
   readonly #sets = new Map<string, EndpointSet>();
   readonly #closing = new Set<Promise<void>>();
@@ -47,7 +51,8 @@ export class PeerSessions {
   constructor(options: PeerSessionsOptions) {
     const { config, holder, metrics, logger, now } = options;
     this.#config = config;
-    this.#tls = new ClientTlsContext(holder, { tls12: config.inbound.tls12 });
+    this.#ownsTls = options.clientTls === undefined;
+    this.#tls = options.clientTls ?? new ClientTlsContext(holder, { tls12: config.inbound.tls12 });
     this.#resolver = new AddressResolver(config.outbound.dns.servers, metrics);
     this.#context = {
       tls: this.#tls,
@@ -98,7 +103,7 @@ export class PeerSessions {
   async close(deadline: number): Promise<void> {
     this.#unsubscribe();
     clearInterval(this.#sweeper);
-    this.#tls.close();
+    if (this.#ownsTls) this.#tls.close();
     this.#resolver.cancel();
     const sets = [...this.#sets.values()];
     this.#sets.clear();

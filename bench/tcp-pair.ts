@@ -33,7 +33,10 @@ export interface TcpSide {
   readonly port: number;
 }
 
-const ENTRY = fileURLToPath(import.meta.url);
+// Children run the built file: under a test runner this module is the .ts source, which node cannot start.
+const ENTRY = fileURLToPath(
+  import.meta.url.endsWith('.ts') ? new URL('../dist/bench/tcp-pair.js', import.meta.url) : import.meta.url,
+);
 
 export async function startTcpSide(spec: SideSpec): Promise<TcpSide> {
   const child = spawnChild(`meshauth-tcp-${spec.role}`, process.execPath, [ENTRY, '--side', JSON.stringify(spec)]);

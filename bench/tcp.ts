@@ -32,7 +32,7 @@ export interface TcpBenchResult {
   readonly rows: readonly TcpBenchRow[];
 }
 
-interface TunnelPair {
+export interface TunnelPair {
   readonly port: number;
   readonly outboundPid: number;
   readonly inboundPid: number;
@@ -185,7 +185,7 @@ async function download(port: number, mib: number): Promise<number> {
 
 // ---- the pairs ------------------------------------------------------------------------------------------------
 
-async function startMeshauthTcpPair(pki: BenchPki, appPort: number): Promise<TunnelPair> {
+export async function startMeshauthTcpPair(pki: BenchPki, appPort: number): Promise<TunnelPair> {
   const server = await startTcpSide({
     role: 'server',
     files: pki.serverFiles,
@@ -222,7 +222,7 @@ async function startMeshauthTcpPair(pki: BenchPki, appPort: number): Promise<Tun
  * root on the server side, the server verified by root and name (localhost) on the client side; foreground, no pid
  * file; killed by PID.
  */
-async function startStunnelPair(dir: string, pki: BenchPki, appPort: number): Promise<TunnelPair> {
+export async function startStunnelPair(dir: string, pki: BenchPki, appPort: number): Promise<TunnelPair> {
   const binary = findBinary('stunnel4') ?? findBinary('stunnel');
   if (binary === undefined) throw new Error('stunnel not on PATH (apt-get install stunnel4)');
   const inPort = await freePort();

@@ -12,6 +12,7 @@ import { podTemplateOf } from '../../src/k8s/inject-object.js';
 import { WebhookServer } from '../../src/k8s/webhook-server.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { applyJsonPatch, type Operation } from '../helpers/json-patch.js';
+import { validateKubernetesObject } from '../helpers/k8s-schema.js';
 import { available, runCommand } from '../helpers/sidecar-harness.js';
 import { type Answer, fetchText, makeWebhookCert, post, type WebhookCert } from '../helpers/webhook-tls.js';
 
@@ -114,6 +115,25 @@ describe('webhook /mutate', () => {
       }
     });
   }
+
+  it('ok/a review as the API server sends it (defaults, generateName, service-account volume) gives a valid pod', async () => {
+    const body = readFileSync(join(FIXTURES, 'admission-review-pod.json'), 'utf8');
+    const pod = (JSON.parse(body) as { request: { object: Record<string, unknown> } }).request.object;
+    const response = responseOf(await mutate(body));
+    expect(response).toMatchObject({ uid: '5b0e8c7a-2f4d-4f1e-9c3a-7d6b2e1f0a9c', allowed: true });
+    const injected = patched(pod, response) as Record<string, unknown>;
+    // The API server sets the name from generateName after admission; the schema checks want one.
+    const named = { ...injected, metadata: { ...(injected.metadata as object), name: 'orders-7d9c8b6f5-abcde' } };
+    expect(validateKubernetesObject(named)).toEqual([]);
+    const spec = injected.spec as { initContainers: { name: string }[]; volumes: { name: string }[] };
+    expect(spec.initContainers.map((c) => c.name)).toEqual(['meshauth-proxy']);
+    expect(spec.volumes.map((v) => v.name)).toEqual([
+      'kube-api-access-x7k2p',
+      'meshauth-token',
+      'meshauth-trust-bundle',
+      'meshauth-policy',
+    ]);
+  });
 
   it('ok/a pod without apiVersion and kind (as the API server may send it) gets a patch that adds neither', async () => {
     const { before, after } = templatesOf('pod.yaml')[0] as {

@@ -24,6 +24,7 @@ import {
   LOGOUT_PATH,
   type OidcSettings,
 } from './gateway-config.js';
+import type { JwtSvidVerifier } from './jwt-svid-verifier.js';
 import { type LoginState, LoginStateCodec } from './login-state.js';
 import { isForwarderHeader, type MeshForwarder, type ResponseSink } from './mesh-forwarder.js';
 import type { OidcRelyingParty, TokenResult } from './oidc-relying-party.js';
@@ -55,6 +56,7 @@ export interface EdgeHandlerOptions {
   readonly keyRing?: () => SessionKeyRing;
   readonly relyingParty?: OidcRelyingParty;
   readonly apiVerifier?: EndUserVerifier;
+  readonly jwtSvidVerifier?: JwtSvidVerifier;
   readonly policy?: () => CompiledPolicy;
   /** The port the public listener is bound to (policy `to.ports`). */
   readonly port: () => number;
@@ -100,6 +102,7 @@ export class EdgeHandler {
   readonly #rp: OidcRelyingParty | undefined;
   readonly #oidc: OidcSettings | undefined;
   readonly #api: EndUserVerifier | undefined;
+  readonly #jwtSvids: JwtSvidVerifier | undefined;
   readonly #apiClaims: ReadonlyMap<string, readonly string[]>;
   readonly #sessionClaims: readonly string[];
   readonly #policy: (() => CompiledPolicy) | undefined;
@@ -119,6 +122,7 @@ export class EdgeHandler {
     this.#rp = options.relyingParty;
     this.#oidc = config.oidc;
     this.#api = options.apiVerifier;
+    this.#jwtSvids = options.jwtSvidVerifier;
     this.#policy = options.policy;
     this.#port = options.port;
     this.#callbackLimiter = new RateLimiter(config.limits.callbackPerMinute);
@@ -294,6 +298,13 @@ export class EdgeHandler {
   ): Promise<Caller> {
     const authorization = headers.authorization;
     if (authorization !== undefined) {
+      const jwtSvids = this.#jwtSvids;
+      if (jwtSvids !== undefined) {
+        const token = bearerToken(authorization);
+        if (token !== undefined && jwtSvids.claims(unverifiedIssuer(token))) {
+          return { user: await jwtSvids.verify(token), via: 'bearer', token };
+        }
+      }
       if (this.#api === undefined) {
         throw new MeshauthError('MESHAUTH_ERR_TOKEN_INVALID', 'no apiIssuers configured', { reason: 'no_issuer' });
       }
@@ -612,6 +623,23 @@ export class EdgeHandler {
       },
       'gateway deny',
     );
+  }
+}
+
+function bearerToken(authorization: string | string[]): string | undefined {
+  if (typeof authorization !== 'string') return undefined;
+  return /^bearer +([A-Za-z0-9._~+/=-]+)$/i.exec(authorization.trim())?.[1];
+}
+
+/** The `iss` of a token's payload without verifying anything: only chooses which verifier runs. */
+function unverifiedIssuer(token: string): string {
+  try {
+    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      iss?: unknown;
+    };
+    return typeof payload.iss === 'string' ? payload.iss : '';
+  } catch {
+    return '';
   }
 }
 

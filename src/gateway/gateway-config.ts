@@ -85,6 +85,7 @@ export interface GatewayConfig {
   };
   readonly oidc: OidcSettings | undefined;
   readonly apiIssuers: readonly ApiIssuerSettings[];
+  readonly jwtSvids: { readonly issuer: string; readonly audiences: readonly string[] } | undefined;
   readonly routes: readonly GatewayRoute[];
   readonly policy: string | undefined;
   readonly admin: { readonly listen: HostPort };
@@ -145,8 +146,8 @@ export function resolveGatewayConfig(file: GatewayFile, source: string): Gateway
     });
   });
   const needsLogin = routes.some((r) => r.login !== 'none');
-  if (needsLogin && file.oidc === undefined && (file.apiIssuers ?? []).length === 0) {
-    invalid(source, 'oidc', 'routes need a login: configure oidc (browsers) and/or apiIssuers (API clients)');
+  if (needsLogin && file.oidc === undefined && (file.apiIssuers ?? []).length === 0 && file.jwtSvids === undefined) {
+    invalid(source, 'oidc', 'routes need a login: configure oidc (browsers), apiIssuers and/or jwtSvids (API clients)');
   }
   if (file.oidc !== undefined && file.session === undefined) {
     invalid(source, 'session', 'oidc needs session.keys (the cookie encryption keys)');
@@ -178,6 +179,13 @@ export function resolveGatewayConfig(file: GatewayFile, source: string): Gateway
         }),
       ),
     ),
+    jwtSvids:
+      file.jwtSvids === undefined
+        ? undefined
+        : Object.freeze({
+            issuer: file.jwtSvids.issuer ?? file.ca.url,
+            audiences: Object.freeze([...file.jwtSvids.audiences]),
+          }),
     routes: Object.freeze(routes),
     policy: file.policy,
     admin: Object.freeze({ listen: parseHostPort(file.admin?.listen ?? GATEWAY_DEFAULTS.adminListen) as HostPort }),

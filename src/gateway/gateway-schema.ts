@@ -127,6 +127,14 @@ export const gatewaySchema = z.strictObject({
     })
     .optional(),
   apiIssuers: z.array(apiIssuerSchema).optional(),
+  /** The CA's JWT-SVIDs as API credentials (workloads outside the mesh); keys from `<ca.url>/v1/jwks`. */
+  jwtSvids: z
+    .strictObject({
+      audiences: list(nonEmpty),
+      /** The CA's issuer URL (`ca serve --issuer-url`); default ca.url. */
+      issuer: absoluteUrl.optional(),
+    })
+    .optional(),
   routes: list(routeSchema),
   policy: file.optional(),
   admin: z.strictObject({ listen: hostPort }).optional(),

@@ -11,6 +11,7 @@ import { AdminServer } from '../telemetry/admin-server.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { EdgeHandler, type EdgeRequest, type EdgeResponseSink } from './edge-handler.js';
 import type { GatewayConfig } from './gateway-config.js';
+import { JwtSvidVerifier } from './jwt-svid-verifier.js';
 import { MeshForwarder } from './mesh-forwarder.js';
 import { OidcRelyingParty } from './oidc-relying-party.js';
 import { PublicListener } from './public-listener.js';
@@ -59,6 +60,16 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     });
     apiVerifier.start();
   }
+  const jwtSvidVerifier =
+    config.jwtSvids === undefined
+      ? undefined
+      : new JwtSvidVerifier({
+          settings: config.jwtSvids,
+          caUrl: config.ca.url,
+          bundleFile: config.ca.bundle,
+          trustDomain: config.trustDomain,
+          metrics,
+        });
   let watcher: PolicyWatcher | undefined;
   if (config.policy !== undefined) {
     watcher = new PolicyWatcher({ file: config.policy, logger: logger.child({ component: 'policy' }), metrics });
@@ -82,6 +93,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     ...(keyRing === undefined ? {} : { keyRing: () => keyRing }),
     ...(relyingParty === undefined ? {} : { relyingParty }),
     ...(apiVerifier === undefined ? {} : { apiVerifier }),
+    ...(jwtSvidVerifier === undefined ? {} : { jwtSvidVerifier }),
     ...(current === undefined ? {} : { policy: (): CompiledPolicy => current.current() }),
     port: () => publicListener?.port ?? 0,
   });
@@ -132,6 +144,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
       unsubscribe();
       watcher?.close();
       await apiVerifier?.close();
+      await jwtSvidVerifier?.close();
       await relyingParty?.close();
       await agent?.close();
       await admin.close();

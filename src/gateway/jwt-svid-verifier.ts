@@ -1,0 +1,131 @@
+// JWT-SVIDs of this mesh's CA as API credentials for workloads outside the mesh (SPIFFE JWT-SVID §3, §4): ES256,
+// `iss` = the CA's issuer URL, `aud` one of the configured audiences, `sub` a SPIFFE ID of the trust domain, a
+// short `exp`. Keys come from the CA's JWKS over TLS anchored in `ca.bundle` (the CA's own PKI), refreshed every
+// few minutes and on an unknown `kid` (at most every 30 s). Failures are MESHAUTH_ERR_TOKEN_INVALID with a reason.
+import { readFileSync } from 'node:fs';
+import { createLocalJWKSet, errors, type JSONWebKeySet, jwtVerify } from 'jose';
+import { Agent } from 'undici';
+import { type EndUser, endUserFromClaims } from '../authn/end-user.js';
+import { fetchJson } from '../authn/fetch-json.js';
+import { tokenInvalid } from '../authn/token-rejection.js';
+import { inspectToken } from '../authn/token-shape.js';
+import { SpiffeId, type TrustDomain } from '../identity/index.js';
+import type { Metrics } from '../telemetry/index.js';
+
+const JWKS_PATH = '/v1/jwks';
+const REFRESH_MS = 5 * 60_000;
+const UNKNOWN_KID_COOLDOWN_MS = 30_000;
+const MAX_TOKEN_BYTES = 8 * 1024;
+
+export interface JwtSvidSettings {
+  readonly issuer: string;
+  readonly audiences: readonly string[];
+}
+
+export class JwtSvidVerifier {
+  readonly #settings: JwtSvidSettings;
+  readonly #trustDomain: TrustDomain;
+  readonly #jwksUrl: string;
+  readonly #agent: Agent;
+  readonly #metrics: Metrics | undefined;
+  #keys: ReturnType<typeof createLocalJWKSet> | undefined;
+  #kids = new Set<string>();
+  #fetchedAt = 0;
+  #fetching: Promise<void> | undefined;
+
+  constructor(options: {
+    readonly settings: JwtSvidSettings;
+    readonly caUrl: string;
+    readonly bundleFile: string;
+    readonly trustDomain: TrustDomain;
+    readonly metrics?: Metrics;
+  }) {
+    this.#settings = options.settings;
+    this.#trustDomain = options.trustDomain;
+    this.#jwksUrl = `${options.caUrl.replace(/\/+$/, '')}${JWKS_PATH}`;
+    this.#agent = new Agent({ connect: { ca: readFileSync(options.bundleFile, 'utf8'), timeout: 5_000 } });
+    this.#metrics = options.metrics;
+  }
+
+  /** True when the token names this CA as its issuer (unverified: only picks the verifier). */
+  claims(shapeIss: string): boolean {
+    return shapeIss === this.#settings.issuer;
+  }
+
+  async verify(token: string): Promise<EndUser> {
+    try {
+      const shape = inspectToken(token, MAX_TOKEN_BYTES);
+      if (shape.alg !== 'ES256') throw tokenInvalid('alg_not_allowed', `JWT-SVIDs are ES256, not ${shape.alg}`);
+      const now = Date.now();
+      if (this.#keys === undefined || now - this.#fetchedAt > REFRESH_MS) await this.#refresh();
+      else if (
+        shape.kid !== undefined &&
+        !this.#kids.has(shape.kid) &&
+        now - this.#fetchedAt > UNKNOWN_KID_COOLDOWN_MS
+      ) {
+        await this.#refresh();
+      }
+      const keys = this.#keys;
+      if (keys === undefined) throw tokenInvalid('jwks_unavailable', 'no keys from the CA');
+      const { payload } = await jwtVerify(token, keys, {
+        issuer: this.#settings.issuer,
+        audience: [...this.#settings.audiences],
+        algorithms: ['ES256'],
+        clockTolerance: 30,
+        maxTokenAge: '10m',
+        requiredClaims: ['sub', 'exp', 'iat'],
+      });
+      const id = typeof payload.sub === 'string' ? SpiffeId.tryParse(payload.sub) : undefined;
+      if (id === undefined || !id.trustDomain.equals(this.#trustDomain)) {
+        throw tokenInvalid('missing_sub', 'sub is not a SPIFFE ID of this trust domain');
+      }
+      const user = endUserFromClaims({ sub: id.toString(), iss: payload.iss, exp: payload.exp }, []);
+      if (user === undefined) throw tokenInvalid('missing_sub', 'no subject');
+      this.#metrics?.tokenVerifications.inc({ result: 'ok' });
+      return user;
+    } catch (error) {
+      const rejection =
+        error instanceof errors.JOSEError
+          ? tokenInvalid(joseReason(error), error.message)
+          : error instanceof Error && 'code' in error && String(error.code).startsWith('MESHAUTH_ERR')
+            ? (error as ReturnType<typeof tokenInvalid>)
+            : tokenInvalid('format', 'JWT-SVID could not be verified');
+      this.#metrics?.tokenVerifications.inc({ result: `jwt_svid_${rejection.reason ?? 'invalid'}` });
+      throw rejection;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close();
+  }
+
+  #refresh(): Promise<void> {
+    this.#fetching ??= (async () => {
+      try {
+        const document = (await fetchJson(this.#jwksUrl, {
+          timeoutMs: 3_000,
+          maxBytes: 256 * 1024,
+          dispatcher: this.#agent,
+        })) as JSONWebKeySet;
+        this.#keys = createLocalJWKSet(document);
+        this.#kids = new Set(document.keys.map((k) => k.kid).filter((k): k is string => typeof k === 'string'));
+      } finally {
+        this.#fetchedAt = Date.now();
+        this.#fetching = undefined;
+      }
+    })();
+    return this.#fetching.catch(() => undefined);
+  }
+}
+
+function joseReason(
+  error: InstanceType<typeof errors.JOSEError>,
+): 'expired' | 'audience' | 'issuer' | 'unknown_kid' | 'claims' | 'signature' {
+  if (error.code === 'ERR_JWT_EXPIRED') return 'expired';
+  if (error.code === 'ERR_JWKS_NO_MATCHING_KEY') return 'unknown_kid';
+  if (error.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') {
+    const claim = (error as InstanceType<typeof errors.JWTClaimValidationFailed>).claim;
+    return claim === 'aud' ? 'audience' : claim === 'iss' ? 'issuer' : 'claims';
+  }
+  return 'signature';
+}

@@ -54,6 +54,7 @@ export class TcpInboundHandler {
   adopt(socket: TLSSocket, peer: VerifiedPeer): void {
     socket.pause(); // nothing is read before the app connection is there to take it
     socket.allowHalfOpen = true; // set before any 'end' can arrive: a FIN from the client must not end our side
+    socket.setTimeout(0); // the listener's HTTP idle timers do not apply: a tunnel has its own idle timeout
     const peerId = peer.idString;
     const refuse = (result: 'denied' | 'limit' | 'draining', detail: Readonly<Record<string, unknown>>) => {
       this.#telemetry.refused(peerId, result, { remote: socket.remoteAddress, ...detail });

@@ -61,8 +61,11 @@ export class CaAuthority {
 
   /** Reloads the files if they changed since the last check; checks at most once per second. Never throws. */
   async refresh(): Promise<void> {
+    // Single flight: under load a reload can take longer than the interval, and two overlapping reloads could
+    // finish out of order and put older material back.
+    if (this.#checking !== undefined) return this.#checking;
     const wallClock = Date.now();
-    if (wallClock - this.#lastCheck < RELOAD_CHECK_INTERVAL_MS) return this.#checking;
+    if (wallClock - this.#lastCheck < RELOAD_CHECK_INTERVAL_MS) return;
     this.#lastCheck = wallClock;
     this.#checking = this.#reloadIfChanged().finally(() => {
       this.#checking = undefined;
@@ -82,6 +85,7 @@ export class CaAuthority {
         {
           event: 'ca_reloaded',
           intermediateSerial: material.issuer.certificate.serialNumber,
+          intermediateNotAfter: material.issuer.certificate.notAfter.toISOString(),
           roots: material.bundle.roots.length,
         },
         'CA material reloaded',

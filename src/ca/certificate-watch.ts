@@ -91,6 +91,7 @@ export class CertificateWatch {
   async #rotate(fromSerial: string): Promise<void> {
     const { dir, authority, metrics, logger, now } = this.#options;
     const lock = join(dir, LOCK_FILE);
+    const started = Date.now();
     try {
       if (!(await acquire(lock))) return; // another replica is rotating; its result is picked up on reload
       try {
@@ -101,7 +102,12 @@ export class CertificateWatch {
         const result = await rotateIntermediate(dir, now(), this.#options.autoRotateTtlMs);
         metrics.caIntermediateRotations.inc({ result: 'success' });
         logger.info(
-          { event: 'intermediate_rotated', previousSerial: fromSerial, serial: result.serial },
+          {
+            event: 'intermediate_rotated',
+            previousSerial: fromSerial,
+            serial: result.serial,
+            durationMs: Date.now() - started,
+          },
           'new intermediate minted at half-life (--auto-rotate-intermediate)',
         );
       } finally {

@@ -58,8 +58,11 @@ export class JwtKeyRing {
 
   /** Reloads the key files if they changed since the last check; at most once per second. Never throws. */
   async refresh(): Promise<void> {
+    // Single flight: under load a reload can take longer than the interval, and two overlapping reloads could
+    // finish out of order and put older material back.
+    if (this.#checking !== undefined) return this.#checking;
     const wallClock = Date.now();
-    if (wallClock - this.#lastCheck < RELOAD_CHECK_INTERVAL_MS) return this.#checking;
+    if (wallClock - this.#lastCheck < RELOAD_CHECK_INTERVAL_MS) return;
     this.#lastCheck = wallClock;
     this.#checking = this.#reloadIfChanged().finally(() => {
       this.#checking = undefined;

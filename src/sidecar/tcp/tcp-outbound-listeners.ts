@@ -197,6 +197,11 @@ export class TcpOutboundListeners {
     app.once('close', onAppClose);
     mesh.once('secureConnect', () => {
       clearTimeout(timer);
+      if (peerId === '') {
+        // checkServerIdentity runs for every verified chain; getting here without an ID would be a bug: fail closed.
+        mesh.destroy(Object.assign(new Error('peer identity was not verified'), { code: 'PEER_NOT_VERIFIED' }));
+        return;
+      }
       if (mesh.alpnProtocol !== TCP_ALPN) {
         // Only a server that ignores ALPN gets here (one that offers other protocols refuses the handshake).
         mesh.destroy(Object.assign(new Error(`peer did not accept ALPN ${TCP_ALPN}`), { code: 'ALPN_REFUSED' }));

@@ -78,6 +78,8 @@ export interface GatewayMeshOptions {
   /** Extra or replacing keys of the gateway config document. */
   readonly gateway?: (base: Record<string, unknown>, files: MeshFiles) => Record<string, unknown>;
   readonly accessTokenTtlSeconds?: number;
+  /** web's sidecar passes the Authorization header on (inbound.endUser.forwardOriginalToken). */
+  readonly webForwardsToken?: boolean;
 }
 
 export interface MeshFiles {
@@ -174,12 +176,20 @@ export async function startGatewayMesh(options: GatewayMeshOptions = {}): Promis
       vouchers: [gatewayId],
       claims: ['email', 'groups', 'scope', 'tenant'],
     };
-    const sidecarConfig = (appPort: number, routes: Record<string, { address: string; ids: string[] }>) =>
+    const sidecarConfig = (
+      appPort: number,
+      routes: Record<string, { address: string; ids: string[] }>,
+      forwardOriginalToken = false,
+    ) =>
       sidecarConfigFromObject(
         {
           trustDomain: 'example.org',
           ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent/bundle.pem', token: '/nonexistent/token' },
-          inbound: { listen: '127.0.0.1:0', app: `127.0.0.1:${appPort}`, endUser },
+          inbound: {
+            listen: '127.0.0.1:0',
+            app: `127.0.0.1:${appPort}`,
+            endUser: { ...endUser, forwardOriginalToken },
+          },
           outbound: { listen: '127.0.0.1:0', routes },
           admin: { listen: '127.0.0.1:0' },
           drainTimeout: '1s',
@@ -227,7 +237,11 @@ export async function startGatewayMesh(options: GatewayMeshOptions = {}): Promis
     const web = await startTestSidecar(
       ca,
       webId,
-      sidecarConfig(webApp.port, { 'app.shop': { address: `127.0.0.1:${app.sidecar.inboundPort}`, ids: [appId] } }),
+      sidecarConfig(
+        webApp.port,
+        { 'app.shop': { address: `127.0.0.1:${app.sidecar.inboundPort}`, ids: [appId] } },
+        options.webForwardsToken === true,
+      ),
     );
     webOutbound = web.sidecar.outboundPort;
     closers.push(() => web.sidecar.close(0));

@@ -8,6 +8,7 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScriptedBrowser } from '../helpers/browser.js';
 import { ALICE, API_CLIENT, type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
+import { available, runCommand } from '../helpers/sidecar-harness.js';
 
 function b64(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -18,6 +19,7 @@ describe('gateway API clients and edge rules', () => {
   let agent: Agent;
   beforeAll(async () => {
     mesh = await startGatewayMesh({
+      webForwardsToken: true, // so the test can see what the gateway sends; the sidecar must opt in as well
       gateway: (base, files) => {
         const web = (base.routes as Record<string, unknown>[])[0] as Record<string, unknown>;
         const policy = files.write(
@@ -58,6 +60,7 @@ rules:
               claims: { tenant: { equals: 'acme' }, groups: { includes: 'customers' } },
             },
             { ...web, name: 'health', match: { host: '127.0.0.1', pathPrefix: '/health' }, login: 'none' },
+            { ...web, name: 'tokens', match: { host: '127.0.0.1', pathPrefix: '/shop/tokens' }, forwardToken: true },
             { ...web, name: 'optional', match: { host: '127.0.0.1', pathPrefix: '/public' }, login: 'optional' },
             web,
           ],
@@ -181,6 +184,47 @@ rules:
     expect(seen.host).toBe('web');
     await browser.close();
   });
+
+  it('ok/forwardToken (opt-in, weaker) passes the access token; other routes never do', async () => {
+    const token = await mesh.provider.provider.getToken(API_CLIENT.clientId, 'orders:read');
+    const forwarded = (await call('/shop/tokens/1', { authorization: `Bearer ${token}` })).json();
+    expect(forwarded.authorization).toBe(`Bearer ${token}`);
+    const browser = new ScriptedBrowser(mesh.ca.rootPem);
+    await browser.signIn(`${mesh.origin}/shop`, ALICE.username, ALICE.password);
+    const page = JSON.parse((await browser.fetch(`${mesh.origin}/shop/tokens/2`)).body);
+    expect(page.authorization).toMatch(/^Bearer [A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+    expect(page.user.sub).toBe('alice');
+    expect(JSON.parse((await browser.fetch(`${mesh.origin}/shop/x`)).body).authorization).toBeUndefined();
+    await browser.close();
+  });
+
+  it.runIf(available('curl'))(
+    'ok/curl: 401 with WWW-Authenticate for an API call, 302 for a page, 200 with a token',
+    async () => {
+      const token = await mesh.provider.provider.getToken(API_CLIENT.clientId, 'orders:read');
+      const ca = mesh.files.write('root.pem', mesh.ca.rootPem);
+      const curl = (...args: string[]) =>
+        runCommand('curl', [
+          '-s',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code} %{header_json}',
+          '--cacert',
+          ca,
+          ...args,
+          `${mesh.origin}/shop/orders/1`,
+        ]);
+      const api = await curl('-H', 'Accept: application/json');
+      expect(api.stdout.startsWith('401 ')).toBe(true);
+      expect(api.stdout).toContain('Bearer realm=\\"meshauth\\"');
+      expect((await curl('-H', 'Accept: text/html', '-H', 'Sec-Fetch-Mode: navigate')).stdout.startsWith('302 ')).toBe(
+        true,
+      );
+      expect((await curl('-H', `Authorization: Bearer ${token}`)).stdout.startsWith('200 ')).toBe(true);
+      expect((await curl('--http2', '-H', `Authorization: Bearer ${token}`)).stdout.startsWith('200 ')).toBe(true);
+    },
+  );
 
   it('ok/the server certificate is re-read when its files change', async () => {
     const serial = () =>

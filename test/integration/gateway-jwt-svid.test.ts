@@ -27,7 +27,13 @@ describe('gateway API clients with JWT-SVIDs', () => {
 
   beforeAll(async () => {
     ({ dir, cleanup } = await makeCaDir());
-    ca = await startCaServer({ dir, listen: '127.0.0.1:0', svidTtlMs: 600_000, logger: silentLogger(), metrics: new Metrics() });
+    ca = await startCaServer({
+      dir,
+      listen: '127.0.0.1:0',
+      svidTtlMs: 600_000,
+      logger: silentLogger(),
+      metrics: new Metrics(),
+    });
     bundlePem = (await loadCaMaterial(dir)).bundle.toPem();
     const keys = await generateKeyPair('p256');
     const svid = await caClient.requestSvid(

@@ -97,6 +97,28 @@ describe('outbound retries of never-processed requests', () => {
     expect((await retries('goaway')) + (await retries('refused_stream'))).toBe(before + 1);
   });
 
+  it('ok/a stream at or below the GOAWAY last stream id still completes (graceful drain of the peer)', async () => {
+    reset();
+    script = (stream, i) => {
+      if (i === 0) {
+        stream.connection.goaway(stream.id);
+        setTimeout(() => {
+          stream.respond(200, {}, false);
+          stream.data('drained', true);
+        }, 300);
+        return;
+      }
+      stream.respond(200, {}, false);
+      stream.data('next session', true);
+    };
+    const streamsBefore = peer.streams.length;
+    const res = await viaProxy(a.sidecar.outboundPort, 'http://b.mesh/slow', { method: 'POST', body: 'x' });
+    expect([res.status, res.body]).toEqual([200, 'drained']);
+    expect(peer.streams.length - streamsBefore).toBe(1);
+    const next = await viaProxy(a.sidecar.outboundPort, 'http://b.mesh/after');
+    expect([next.status, next.body]).toEqual([200, 'next session']);
+  });
+
   it('ok/a GET whose connection dies before the response head is retried', async () => {
     reset();
     script = (stream, i) => {

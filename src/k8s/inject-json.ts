@@ -47,7 +47,7 @@ export function named(list: readonly unknown[] | undefined): JsonObject[] {
 }
 
 export function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
+  if (Object.is(a, b) || a === b) return true; // Object.is: a NaN (YAML `.nan`) equals itself
   if (Array.isArray(a)) {
     return Array.isArray(b) && a.length === b.length && a.every((item, i) => deepEqual(item, b[i]));
   }

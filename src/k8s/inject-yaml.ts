@@ -4,7 +4,7 @@
 import { type Document, isMap, isScalar, isSeq, type Node, parseDocument } from 'yaml';
 import { MeshauthError } from '../errors/index.js';
 import type { InjectConfig } from './inject-config.js';
-import { isObject } from './inject-json.js';
+import { deepEqual, isObject } from './inject-json.js';
 import { diffJson, type PatchOperation, parsePointer } from './inject-json-patch.js';
 import { injectObjects, type ObjectOutcome, type ObjectResult, uninjectObject } from './inject-object.js';
 
@@ -51,10 +51,26 @@ function transform(text: string, run: (objects: readonly unknown[]) => ObjectRes
       out.push(chunk.text);
       return;
     }
-    applyToDocument(doc, ops);
-    out.push(doc.toString(OUTPUT_OPTIONS));
+    out.push(editedText(doc, ops, result.object));
   });
   return { text: out.join(''), warnings: results.flatMap((r) => r.warnings), counts };
+}
+
+/**
+ * The document with the operations applied node by node; when that does not give exactly `expected` (anchors and
+ * aliases share nodes, merge keys are not nodes of their own), the document is written afresh from `expected`:
+ * correct output wins over kept comments.
+ */
+function editedText(doc: Document, ops: readonly PatchOperation[], expected: unknown): string {
+  const original = doc.clone();
+  try {
+    applyToDocument(doc, ops);
+    if (deepEqual(doc.toJS({ maxAliasCount: 100 }), expected)) return doc.toString(OUTPUT_OPTIONS);
+  } catch {
+    // fall through to the rewrite
+  }
+  original.contents = original.createNode(expected, { aliasDuplicateObjects: false }) as Node;
+  return original.toString(OUTPUT_OPTIONS);
 }
 
 /**

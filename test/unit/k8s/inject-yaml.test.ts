@@ -1,8 +1,9 @@
 // Multi-document YAML handling: documents kept byte for byte when untouched, comments kept in changed ones,
 // malformed input named by document number and line.
 import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { isMeshauthError } from '../../../src/errors/index.js';
-import { injectYaml, resolveInjectConfig, uninjectYaml } from '../../../src/k8s/index.js';
+import { injectObject, injectYaml, resolveInjectConfig, uninjectYaml } from '../../../src/k8s/index.js';
 
 const CONFIG = resolveInjectConfig({ trustDomain: 'example.org' });
 const POD = `apiVersion: v1
@@ -74,4 +75,32 @@ describe('injectYaml', () => {
       expect((caught as Error).message).toMatch(expected);
     });
   }
+});
+
+describe('injectYaml with anchors and aliases', () => {
+  it('ok/shared nodes: the output is still exactly the injected objects (the document is rewritten)', () => {
+    const text = `apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+spec:
+  containers:
+    - name: a
+      image: "a:1"
+      ports: [{ name: http, containerPort: 8080 }]
+      livenessProbe: &probe
+        httpGet: { path: /healthz, port: 8080 }
+      env: &env
+        - { name: MODE, value: x }
+    - name: b
+      image: "b:1"
+      livenessProbe: *probe
+      env: *env
+`;
+    const out = injectYaml(text, CONFIG).text;
+    const objects = parseAllDocuments(out, { version: '1.1' }).map((d) => d.toJS() as unknown);
+    const expected = injectObject(parseAllDocuments(text, { version: '1.1' })[0]?.toJS(), CONFIG).object;
+    expect(objects).toEqual([expected]);
+    expect(uninjectYaml(out).text).not.toContain('meshauth');
+  });
 });

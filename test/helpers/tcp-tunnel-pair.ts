@@ -7,7 +7,13 @@ import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { CredentialHolder } from '../../src/agent/credential-holder.js';
 import type { CompiledPolicy } from '../../src/authz/index.js';
 import { SpiffeId } from '../../src/identity/index.js';
-import { TCP_ALPN, TcpInboundHandler, type TcpLimits, TcpOutboundListeners } from '../../src/sidecar/tcp/index.js';
+import {
+  type ResolveHost,
+  TCP_ALPN,
+  TcpInboundHandler,
+  type TcpLimits,
+  TcpOutboundListeners,
+} from '../../src/sidecar/tcp/index.js';
 import { createLogger, type Logger, Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { mtlsServerOptions, verifyPeer } from '../../src/tls/index.js';
 import type { TestCa, TestSvid } from './test-ca.js';
@@ -39,8 +45,12 @@ export interface TcpTunnelPairOptions {
   readonly limits?: Partial<TcpLimits>;
   /** ALPN protocols the server offers (default: h2, http/1.1 and meshauth-tcp/1, as the inbound listener with inbound.tcp). */
   readonly serverAlpn?: readonly string[];
-  /** Route address host (default 127.0.0.1; `localhost` exercises name resolution). */
+  /** Route address host (default 127.0.0.1). */
   readonly addressHost?: string;
+  /** Name resolution for the route address (default: the system resolver). */
+  readonly resolveHost?: ResolveHost;
+  /** The client side starts without credentials (set them on clientHolder later). */
+  readonly clientWithoutSvid?: boolean;
 }
 
 export function testLogger(): Logger {
@@ -51,7 +61,9 @@ export function testLogger(): Logger {
 export async function startTcpTunnelPair(ca: TestCa, options: TcpTunnelPairOptions): Promise<TcpTunnelPair> {
   const clientSvid = await ca.issue({ id: options.clientId ?? ca.idFor('/ns/shop/sa/client') });
   const serverSvid = await ca.issue({ id: options.serverId ?? ca.idFor('/ns/data/sa/db') });
-  const clientHolder = new CredentialHolder({ svid: clientSvid.svid, bundle: ca.bundle });
+  const clientHolder = new CredentialHolder(
+    options.clientWithoutSvid === true ? undefined : { svid: clientSvid.svid, bundle: ca.bundle },
+  );
   const serverHolder = new CredentialHolder({ svid: serverSvid.svid, bundle: ca.bundle });
   const clientMetrics = new Metrics();
   const serverMetrics = new Metrics();
@@ -103,6 +115,7 @@ export async function startTcpTunnelPair(ca: TestCa, options: TcpTunnelPairOptio
     metrics: clientMetrics,
     logger: logger.child({ side: 'client' }),
     limits: options.limits,
+    resolveHost: options.resolveHost,
   });
   const ports = await outbound.listen();
   return {

@@ -222,6 +222,46 @@ describe('tcp tunnel', () => {
     );
   });
 
+  it('ok/a route name with several addresses: a refused address is skipped for the next one', async () => {
+    const a = await app();
+    const asked: string[] = [];
+    const p = await pair({
+      appPort: a.port,
+      addressHost: 'db.data.test',
+      resolveHost: async (host) => {
+        asked.push(host);
+        return ['127.0.0.2', '127.0.0.1']; // nothing listens on 127.0.0.2
+      },
+    });
+    for (const text of ['first', 'second']) {
+      const client = await rawClient(p.port);
+      client.socket.write(text);
+      await until(`echo ${text}`, () => client.received().toString() === text);
+      client.socket.end();
+      await client.closed;
+    }
+    expect(asked).toEqual(['db.data.test', 'db.data.test']);
+  });
+
+  it('fail/without an SVID yet the app connection is reset (not_ready), then works once credentials arrive', async () => {
+    const a = await app();
+    const p = await pair({ appPort: a.port, clientWithoutSvid: true });
+    // The reset may arrive before Node reports the connect itself.
+    const early = await rawClient(p.port).then(
+      (c) => c.closed,
+      (error: Error & { code?: string }) => error,
+    );
+    expect(early?.code).toBe('ECONNRESET');
+    expect(await p.clientMetrics.registry.metrics()).toContain(
+      'meshauth_tcp_connections_total{direction="outbound",peer_id="",result="not_ready"} 1',
+    );
+    p.clientHolder.set({ svid: p.clientSvid.svid, bundle: ca.bundle });
+    const later = await rawClient(p.port);
+    later.socket.write('ready');
+    await until('echo after credentials', () => later.received().toString() === 'ready');
+    later.socket.end();
+  });
+
   it('ok/an idle tunnel is closed after the idle timeout', async () => {
     const a = await app();
     const p = await pair({ appPort: a.port, limits: { idleTimeoutMs: 200 } });

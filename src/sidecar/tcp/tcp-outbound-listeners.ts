@@ -43,6 +43,11 @@ export interface TcpOutboundOptions {
   readonly now?: (() => Date) | undefined;
 }
 
+/** The connection attempt in progress for one app connection (replaced when the next address is tried). */
+interface Attempt {
+  mesh: TLSSocket | undefined;
+}
+
 interface Listener {
   readonly key: string;
   readonly route: TcpOutboundRoute;
@@ -127,14 +132,14 @@ export class TcpOutboundListeners {
       resetSocket(app);
       return;
     }
-    let mesh: TLSSocket | undefined;
+    const attempt: Attempt = { mesh: undefined };
     this.#live.set(app, () => {
-      mesh?.destroy();
+      attempt.mesh?.destroy();
       app.destroy();
     });
     const forget = () => this.#live.delete(app);
     app.once('close', () => {
-      if (mesh === undefined || !mesh.destroyed) return; // the tunnel or the connect attempt still owns it
+      if (attempt.mesh === undefined || !attempt.mesh.destroyed) return; // the tunnel or a connect attempt owns it
       forget();
     });
     this.#resolve(listener.route.address.host).then(
@@ -143,8 +148,10 @@ export class TcpOutboundListeners {
           forget();
           return;
         }
-        const ip = addresses[listener.next++ % addresses.length] ?? '';
-        mesh = this.#connect(listener, app, ip, context, forget);
+        // Round robin over the addresses; a refused TCP connect moves on to the next address (at most once each).
+        const start = listener.next++;
+        const order = addresses.map((_, i) => addresses[(start + i) % addresses.length] ?? '');
+        this.#connect(listener, app, order, context, forget, attempt);
       },
       (error: unknown) => {
         forget();
@@ -153,11 +160,23 @@ export class TcpOutboundListeners {
     );
   }
 
-  #connect(listener: Listener, app: Socket, ip: string, context: SecureContext, forget: () => void): TLSSocket {
+  #connect(
+    listener: Listener,
+    app: Socket,
+    addresses: readonly string[],
+    context: SecureContext,
+    forget: () => void,
+    attempt: Attempt,
+  ): void {
     const { route } = listener;
     const { trustDomain, now } = this.#options;
+    const ip = addresses[0] ?? '';
     let peerId = '';
     const tcp = netConnect({ host: ip, port: route.address.port, allowHalfOpen: true });
+    let tcpConnected = false;
+    tcp.once('connect', () => {
+      tcpConnected = true;
+    });
     const host = route.address.host;
     const mesh = tlsConnect({
       socket: tcp,
@@ -182,6 +201,11 @@ export class TcpOutboundListeners {
     const onError = (error: Error) => {
       clearTimeout(timer);
       tcp.destroy();
+      if (!tcpConnected && addresses.length > 1 && !app.destroyed && this.#live.has(app)) {
+        app.off('close', onAppClose);
+        this.#connect(listener, app, addresses.slice(1), context, forget, attempt);
+        return;
+      }
       forget();
       const result = isMeshauthError(error, 'MESHAUTH_ERR_PEER_IDENTITY') ? 'peer_identity' : 'peer_unavailable';
       this.#fail(listener, app, peerId, result, error, ip);
@@ -225,7 +249,7 @@ export class TcpOutboundListeners {
       this.#live.set(app, () => tunnel.shutdown());
       app.resume();
     });
-    return mesh;
+    attempt.mesh = mesh;
   }
 
   #fail(

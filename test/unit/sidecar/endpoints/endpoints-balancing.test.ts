@@ -56,7 +56,7 @@ describe('ejection', () => {
   it('fail/a failed probe ejects again for twice as long (bounded by maxMs)', () => {
     const state = newEjectionState();
     for (let i = 0; i < EJECTION.consecutiveFailures; i++) connectFailed(state, 0);
-    let now = EJECTION.baseMs;
+    let now: number = EJECTION.baseMs;
     let expected = EJECTION.baseMs * 2;
     for (let round = 0; round < 10; round++) {
       startProbe(state);

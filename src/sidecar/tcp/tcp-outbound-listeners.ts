@@ -95,6 +95,10 @@ export class TcpOutboundListeners {
     await Promise.all(
       this.#listeners.map(async (l) => {
         l.port = await listenOn(l.server, l.route.listen);
+        // After listen, errors come from accept (e.g. EMFILE): logged, the listener keeps serving.
+        l.server.on('error', (error: Error) =>
+          this.#options.logger.warn({ listen: l.key, protocol: 'tcp', error: errorText(error) }, 'tcp listener error'),
+        );
       }),
     );
     return this.ports;

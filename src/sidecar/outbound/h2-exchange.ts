@@ -216,7 +216,7 @@ export class H2Exchange {
     this.#context.retries[reason].inc();
     this.#release();
     this.#stream = undefined;
-    this.req.pause(); // body chunks wait in the socket until the next stream is there
+    if (this.hasBody) this.req.pause(); // body chunks wait in the socket until the next stream is there
     this.#attempt(failed);
   }
 
@@ -234,6 +234,11 @@ export class H2Exchange {
     const req = this.req as Slot<IncomingMessage>;
     if (!this.#bodyAttached) {
       this.#bodyAttached = true;
+      if (req.destroyed && !req.complete) {
+        // The app gave up while the connection to the peer was being set up: reset, never send what we have.
+        this.bodyClosed();
+        return;
+      }
       req[kExchange] = this;
       req.on('data', onReqData);
       req.once('end', onReqEnd);

@@ -192,7 +192,8 @@ export class WebhookServer {
     const fields = { result: outcome.result, reason: outcome.reason, object: outcome.object };
     if (outcome.result === 'error')
       logger.warn({ ...fields, warnings: outcome.warnings }, 'admission review not handled');
-    else logger.info({ ...fields, warnings: outcome.warnings.length }, 'admission review');
+    else
+      logger.info(outcome.warnings.length > 0 ? { ...fields, warnings: outcome.warnings } : fields, 'admission review');
     sendJson(res, outcome.httpStatus, outcome.body);
   }
 }

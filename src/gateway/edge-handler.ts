@@ -110,6 +110,10 @@ export class EdgeHandler {
   readonly #ownOrigin: string | undefined;
   readonly #port: () => number;
   readonly #keepTokens: boolean;
+  /** Refreshes in flight or just done, by refresh token: parallel requests near expiry renew once. */
+  readonly #refreshes = new Map<string, { readonly at: number; readonly result: Promise<SessionData | undefined> }>();
+  readonly #reservedCookie = (name: string): boolean =>
+    name.startsWith(this.#config.session.cookieName) || name.startsWith('__Host-meshauth');
 
   constructor(options: EdgeHandlerOptions) {
     const { config } = options;
@@ -284,7 +288,7 @@ export class EdgeHandler {
       };
     }
     await this.#forwarder.forward(
-      { route, method, target: normalized.target, headers: out, body, user },
+      { route, method, target: normalized.target, headers: out, body, user, reservedCookie: this.#reservedCookie },
       res,
       (error) => writeError(res, error),
     );
@@ -355,13 +359,30 @@ export class EdgeHandler {
     return { user, via: 'session', session };
   }
 
-  async #refresh(session: SessionData, nowS: number): Promise<SessionData | undefined> {
-    const rp = this.#rp;
-    if (rp === undefined || session.refreshToken === undefined) return undefined;
+  /**
+   * Renews once per refresh token: a browser sends several requests at once near expiry, and providers that rotate
+   * refresh tokens refuse the second use, which would end the session. Requests still carrying the old cookie
+   * within a minute get the same renewed session.
+   */
+  #refresh(session: SessionData, nowS: number): Promise<SessionData | undefined> {
+    const refreshToken = session.refreshToken;
+    if (this.#rp === undefined || refreshToken === undefined) return Promise.resolve(undefined);
+    const nowMs = nowS * 1000;
+    if (this.#refreshes.size > 1_000) {
+      for (const [token, entry] of this.#refreshes) if (nowMs - entry.at > 60_000) this.#refreshes.delete(token);
+    }
+    const known = this.#refreshes.get(refreshToken);
+    if (known !== undefined && nowMs - known.at <= 60_000) return known.result;
+    const result = this.#renew(session, nowS, refreshToken);
+    this.#refreshes.set(refreshToken, { at: nowMs, result });
+    return result;
+  }
+
+  async #renew(session: SessionData, nowS: number, refreshToken: string): Promise<SessionData | undefined> {
     try {
-      const tokens = await rp.refresh(session.refreshToken);
+      const tokens = await (this.#rp as OidcRelyingParty).refresh(refreshToken);
       this.#metrics.gatewaySessionRefreshes.inc({ result: 'ok' });
-      return this.#sessionFrom(tokens, session.claims, session.createdAt, nowS, session.refreshToken, session.idToken);
+      return this.#sessionFrom(tokens, session.claims, session.createdAt, nowS, refreshToken, session.idToken);
     } catch (error) {
       const reason = isMeshauthError(error) ? (error.reason ?? error.code) : 'error';
       this.#metrics.gatewaySessionRefreshes.inc({ result: reason });

@@ -46,6 +46,8 @@ export interface ForwardRequest {
   readonly headers: Record<string, string | string[]>;
   readonly body: Readable | null;
   readonly user: EndUser | undefined;
+  /** Cookie names the service may not set (the gateway's own): such Set-Cookie lines are dropped. */
+  readonly reservedCookie: (name: string) => boolean;
 }
 
 /** What the edge writes the answer to: node:http's ServerResponse or node:http2's compat response. */
@@ -177,6 +179,14 @@ export class MeshForwarder {
     const out: OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(response.headers)) {
       if (value === undefined || HOP_BY_HOP.has(name)) continue;
+      if (name === 'set-cookie') {
+        // A service must never plant or overwrite the gateway's session (session fixation by a compromised app).
+        const kept = (Array.isArray(value) ? value : [value]).filter(
+          (line) => !request.reservedCookie(line.slice(0, Math.max(0, line.indexOf('='))).trim()),
+        );
+        if (kept.length > 0) out[name] = kept;
+        continue;
+      }
       out[name] = value;
     }
     res.writeHead(response.statusCode, out);

@@ -225,7 +225,10 @@ export async function startGatewayMesh(options: GatewayMeshOptions = {}): Promis
           res.writeHead(200, {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(body),
-            'set-cookie': 'app-pref=dark; Path=/; Secure',
+            // A service trying to plant the gateway's session (/fixation) must be stopped at the gateway.
+            'set-cookie': (req.url ?? '').includes('fixation')
+              ? ['app-pref=dark; Path=/; Secure', '__Host-meshauth=planted; Path=/; Secure; HttpOnly']
+              : 'app-pref=dark; Path=/; Secure',
           });
           res.end(body);
         })

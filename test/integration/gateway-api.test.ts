@@ -185,6 +185,15 @@ rules:
     await browser.close();
   });
 
+  it('fail/a service cannot set the gateway session cookie (its other cookies pass)', async () => {
+    const token = await mesh.provider.provider.getToken(API_CLIENT.clientId, 'orders:read');
+    const answer = await call('/shop/fixation', { authorization: `Bearer ${token}` });
+    expect(answer.status).toBe(200);
+    const setCookie = [answer.headers['set-cookie']].flat().join('\n');
+    expect(setCookie).toContain('app-pref=dark');
+    expect(setCookie).not.toContain('__Host-meshauth');
+  });
+
   it('ok/forwardToken (opt-in, weaker) passes the access token; other routes never do', async () => {
     const token = await mesh.provider.provider.getToken(API_CLIENT.clientId, 'orders:read');
     const forwarded = (await call('/shop/tokens/1', { authorization: `Bearer ${token}` })).json();
@@ -280,6 +289,22 @@ describe('gateway session renewal', () => {
     expect(browser.cookie('__Host-meshauth')?.value).not.toBe(first);
     const refreshes = (await mesh.metrics.gatewaySessionRefreshes.get()).values;
     expect(refreshes).toContainEqual(expect.objectContaining({ labels: { result: 'ok' } }));
+    await browser.close();
+  });
+
+  it('ok/parallel requests near expiry renew once (a rotated refresh token is never used twice)', async () => {
+    const browser = new ScriptedBrowser(mesh.ca.rootPem);
+    await browser.signIn(`${mesh.origin}/shop`, ALICE.username, ALICE.password);
+    const ok = async () =>
+      (await mesh.metrics.gatewaySessionRefreshes.get()).values.find((v) => v.labels.result === 'ok')?.value ?? 0;
+    const before = await ok();
+    const pages = await Promise.all([1, 2, 3, 4].map((i) => browser.fetch(`${mesh.origin}/shop/parallel/${i}`)));
+    expect(pages.map((p) => p.status)).toEqual([200, 200, 200, 200]);
+    // At most one renewal for the four (none when this refresh token was renewed within the last minute).
+    expect((await ok()) - before).toBeLessThanOrEqual(1);
+    expect(pages.every((p) => String(p.headers['set-cookie']).includes('__Host-meshauth='))).toBe(true);
+    const failed = (await mesh.metrics.gatewaySessionRefreshes.get()).values.filter((v) => v.labels.result !== 'ok');
+    expect(failed).toEqual([]);
     await browser.close();
   });
 });

@@ -13,6 +13,7 @@ import { WebhookServer } from '../../src/k8s/webhook-server.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { applyJsonPatch, type Operation } from '../helpers/json-patch.js';
 import { validateKubernetesObject } from '../helpers/k8s-schema.js';
+import { logLines } from '../helpers/log-lines.js';
 import { available, runCommand } from '../helpers/sidecar-harness.js';
 import { type Answer, fetchText, makeWebhookCert, post, type WebhookCert } from '../helpers/webhook-tls.js';
 
@@ -76,6 +77,7 @@ describe('webhook /mutate', () => {
   let dir: string;
   let cert: WebhookCert;
   let metrics: Metrics;
+  const log = logLines('webhook');
   let server: WebhookServer;
   let closedServer: WebhookServer;
   const mutate = (body: string, type?: string) => post(server.port, cert.caPem, '/mutate', body, type);
@@ -87,7 +89,7 @@ describe('webhook /mutate', () => {
     writeFileSync(join(dir, 'tls.key'), cert.keyPem);
     metrics = new Metrics();
     const options = { host: '127.0.0.1', port: 0, certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') };
-    server = new WebhookServer({ ...options, config: CONFIG, metrics, logger: silentLogger() });
+    server = new WebhookServer({ ...options, config: CONFIG, metrics, logger: log.logger });
     await server.listen();
     closedServer = new WebhookServer({
       ...options,
@@ -197,6 +199,10 @@ describe('webhook /mutate', () => {
     expect(response.patch).toBeUndefined();
     expect(response.warnings?.[0]).toMatch(/not injected: .*config\.meshauth\.dev\/app-port/);
     expect(await errorCount(metrics)).toBe(before + 1);
+    // One structured log line for it, naming the object and the reason.
+    const lines = log.find({ msg: 'admission review not handled', object: 'Pod bad' });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 'warn', result: 'error', reason: 'inject_failed' });
   });
 
   it('fail/failClosed: the same pod is refused with the reason', async () => {

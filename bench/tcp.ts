@@ -1,4 +1,4 @@
-// TCP bulk transfer through a tunnel pair (issue: mTLS for any TCP protocol): one connection moves N MiB up
+// TCP bulk transfer through a tunnel pair (mutual TLS for any TCP protocol): one connection moves N MiB up
 // (client → app) and N MiB down (app → client), for direct, a stunnel pair and a meshauth pair, in the same run.
 // Reported per pair: MiB/s each way and CPU µs per MiB moved for the outbound and the inbound process.
 // The app and the client run in the runner's process (not measured); each proxy is its own process.

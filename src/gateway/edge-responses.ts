@@ -2,7 +2,7 @@
 // HTML page for a failed sign-in. They work on node:http responses and on node:http2 compat responses alike
 // (header objects, never hop-by-hop headers). Every answer the gateway writes itself is `no-store`.
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { MeshauthError } from '../errors/index.js';
+import { MeshauthError } from '../errors/index.js';
 
 export interface EdgeResponse {
   readonly headersSent: boolean;
@@ -56,4 +56,12 @@ export function loginFailedPage(res: EdgeResponse, error: MeshauthError, cookies
     ...(cookies.length === 0 ? {} : { 'set-cookie': [...cookies] }),
   });
   res.end(body);
+}
+
+export function withCookies(cookies: readonly string[]): OutgoingHttpHeaders {
+  return cookies.length === 0 ? {} : { 'set-cookie': [...cookies] };
+}
+
+export function loginRequired(): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_LOGIN_REQUIRED', 'sign-in required', { reason: 'login_required' });
 }

@@ -2,6 +2,7 @@
 // Returns the first unmet requirement's name (the `rule` label of the deny), or undefined when all hold.
 import type { EndUser } from '../authn/end-user.js';
 import { claimAt, claimsMatch } from '../authz/policy/match-claims.js';
+import { MeshauthError } from '../errors/index.js';
 import type { GatewayRoute } from './gateway-config.js';
 
 export type EdgeRequirement = 'scopes' | 'roles' | 'groups' | 'claims';
@@ -21,4 +22,18 @@ export function unmetRequirement(route: GatewayRoute, user: EndUser, rolesClaim:
 function hasValue(claim: unknown, value: string): boolean {
   if (typeof claim === 'string') return claim === value || claim.split(' ').includes(value);
   return Array.isArray(claim) && claim.includes(value);
+}
+
+/** The claims a passport carries are bounded (`limits.maxClaimBytes`): a larger user is refused, never truncated. */
+export function checkClaimSize(
+  user: EndUser,
+  maxBytes: number,
+  code: 'MESHAUTH_ERR_TOKEN_INVALID' | 'MESHAUTH_ERR_LOGIN_FAILED',
+): void {
+  const size = Buffer.byteLength(JSON.stringify(user.claims));
+  if (size > maxBytes) {
+    throw new MeshauthError(code, `end-user claims are ${size} bytes; limits.maxClaimBytes is ${maxBytes}`, {
+      reason: 'claims_too_large',
+    });
+  }
 }

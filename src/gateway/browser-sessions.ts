@@ -1,0 +1,163 @@
+// Browser sessions at the gateway: reading the sealed session cookie (a cookie that cannot be used is cleared and
+// counted, never an error), renewing it with the refresh token before the access token expires (once per refresh
+// token, whatever the number of parallel requests), re-stamping the idle clock, and building sessions from token
+// responses. The claims kept are sub, iss, scope, groups, client_id and `oidc.claims` (plus the roles claim).
+import type { EndUser } from '../authn/end-user.js';
+import { endUserFromClaims } from '../authn/end-user.js';
+import { isMeshauthError } from '../errors/index.js';
+import type { Logger, Metrics } from '../telemetry/index.js';
+import type { OidcSettings } from './gateway-config.js';
+import type { OidcRelyingParty, TokenResult } from './oidc-relying-party.js';
+import type { SessionCodec, SessionData } from './session.js';
+
+export class BrowserSessions {
+  readonly #codec: SessionCodec;
+  readonly #rp: OidcRelyingParty | undefined;
+  readonly #oidc: OidcSettings | undefined;
+  readonly #metrics: Metrics;
+  readonly #logger: Logger;
+  readonly #sessionClaims: readonly string[];
+  readonly #keepTokens: boolean;
+  /** Refreshes in flight or just done, by refresh token: parallel requests near expiry renew once. */
+  readonly #refreshes = new Map<string, { readonly at: number; readonly result: Promise<SessionData | undefined> }>();
+
+  constructor(options: {
+    readonly codec: SessionCodec;
+    readonly relyingParty: OidcRelyingParty | undefined;
+    readonly oidc: OidcSettings | undefined;
+    readonly metrics: Metrics;
+    readonly logger: Logger;
+    /** Keep the access token in the session (a route forwards it). */
+    readonly keepTokens: boolean;
+  }) {
+    this.#codec = options.codec;
+    this.#rp = options.relyingParty;
+    this.#oidc = options.oidc;
+    this.#metrics = options.metrics;
+    this.#logger = options.logger;
+    this.#keepTokens = options.keepTokens;
+    const rolesTop = options.oidc?.rolesClaim.split('.')[0];
+    this.#sessionClaims = [
+      ...new Set([...(options.oidc?.claims ?? []), ...(rolesTop === undefined ? [] : [rolesTop])]),
+    ];
+  }
+
+  get codec(): SessionCodec {
+    return this.#codec;
+  }
+
+  /**
+   * The signed-in user of the request's cookies, renewed or re-stamped as needed (the new cookies are pushed to
+   * `setCookies`), or undefined (no session, or one that cannot be used any more: its cookies are cleared).
+   */
+  async resolve(
+    cookies: ReadonlyMap<string, string>,
+    nowS: number,
+    setCookies: string[],
+  ): Promise<{ readonly user: EndUser; readonly session: SessionData } | undefined> {
+    const codec = this.#codec;
+    const read = codec.read(cookies, nowS);
+    if (read === undefined) return undefined;
+    if ('failure' in read) {
+      // Tampered, truncated, from a rotated-out key, idle or too old: forget it and sign in again (never a 500).
+      this.#metrics.gatewaySessionsRejected.inc({ reason: read.failure });
+      this.#logger.info({ event: 'session_rejected', reason: read.failure }, 'session cookie not usable');
+      setCookies.push(...codec.clear(cookies));
+      return undefined;
+    }
+    let session = read.session;
+    const refreshBeforeS = Math.floor((this.#oidc?.refreshBeforeMs ?? 60_000) / 1000);
+    if (session.accessExpiresAt - refreshBeforeS <= nowS) {
+      const renewed = session.refreshToken === undefined ? undefined : await this.#refresh(session, nowS);
+      if (renewed === undefined) {
+        if (session.accessExpiresAt <= nowS) {
+          this.#metrics.gatewaySessionsRejected.inc({ reason: 'token_expired' });
+          setCookies.push(...codec.clear(cookies));
+          return undefined;
+        }
+      } else {
+        session = renewed;
+        setCookies.push(...codec.write(session, cookies));
+      }
+    }
+    if (setCookies.length === 0 && codec.needsStamp(session, nowS)) {
+      session = { ...session, seenAt: nowS };
+      setCookies.push(...codec.write(session, cookies));
+    }
+    const user = this.userOf(session);
+    if (user === undefined) {
+      setCookies.push(...codec.clear(cookies));
+      return undefined;
+    }
+    return { user, session };
+  }
+
+  /**
+   * Renews once per refresh token: a browser sends several requests at once near expiry, and providers that rotate
+   * refresh tokens refuse the second use, which would end the session. Requests still carrying the old cookie
+   * within a minute get the same renewed session.
+   */
+  #refresh(session: SessionData, nowS: number): Promise<SessionData | undefined> {
+    const refreshToken = session.refreshToken;
+    if (this.#rp === undefined || refreshToken === undefined) return Promise.resolve(undefined);
+    const nowMs = nowS * 1000;
+    if (this.#refreshes.size > 1_000) {
+      for (const [token, entry] of this.#refreshes) if (nowMs - entry.at > 60_000) this.#refreshes.delete(token);
+    }
+    const known = this.#refreshes.get(refreshToken);
+    if (known !== undefined && nowMs - known.at <= 60_000) return known.result;
+    const result = this.#renew(session, nowS, refreshToken);
+    this.#refreshes.set(refreshToken, { at: nowMs, result });
+    return result;
+  }
+
+  async #renew(session: SessionData, nowS: number, refreshToken: string): Promise<SessionData | undefined> {
+    try {
+      const tokens = await (this.#rp as OidcRelyingParty).refresh(refreshToken);
+      this.#metrics.gatewaySessionRefreshes.inc({ result: 'ok' });
+      return this.fromTokens(tokens, session.claims, session.createdAt, nowS, refreshToken, session.idToken);
+    } catch (error) {
+      const reason = isMeshauthError(error) ? (error.reason ?? error.code) : 'error';
+      this.#metrics.gatewaySessionRefreshes.inc({ result: reason });
+      this.#logger.info({ event: 'session_refresh_failed', reason, sub: session.claims.sub }, 'session refresh failed');
+      return undefined;
+    }
+  }
+
+  /** The end user of a session (undefined when its claims are unusable). */
+  userOf(session: SessionData): EndUser | undefined {
+    return endUserFromClaims({ ...session.claims, exp: session.accessExpiresAt }, this.#sessionClaims);
+  }
+
+  /** A session from a token response; on renewal, what the provider did not send again is kept. */
+  fromTokens(
+    tokens: TokenResult,
+    previousClaims: Readonly<Record<string, unknown>> | undefined,
+    createdAt: number,
+    nowS: number,
+    previousRefresh?: string,
+    previousIdToken?: string,
+  ): SessionData {
+    const idClaims = tokens.idClaims;
+    let claims: Record<string, unknown>;
+    if (idClaims === undefined) {
+      claims = { ...(previousClaims ?? {}) };
+    } else {
+      claims = { sub: idClaims.sub, iss: idClaims.iss };
+      for (const name of ['groups', 'client_id', ...this.#sessionClaims]) {
+        if (Object.hasOwn(idClaims, name)) claims[name] = idClaims[name];
+      }
+    }
+    claims.scope = tokens.scope ?? previousClaims?.scope ?? this.#oidc?.scopes.join(' ');
+    const keepIdToken = tokens.idToken ?? previousIdToken;
+    return {
+      claims,
+      createdAt,
+      seenAt: nowS,
+      accessExpiresAt: tokens.accessExpiresAt,
+      refreshToken: tokens.refreshToken ?? previousRefresh,
+      ...(this.#keepTokens ? { accessToken: tokens.accessToken } : {}),
+      ...(keepIdToken === undefined ? {} : { idToken: keepIdToken }),
+    };
+  }
+}

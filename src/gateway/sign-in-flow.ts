@@ -1,0 +1,209 @@
+// Browser sign-in at the gateway (OpenID Connect authorization code flow with PKCE): the redirect to the provider
+// with a sealed pre-login cookie (state, nonce, verifier, return path), the callback (rate-limited per client IP,
+// state bound to that cookie, the code exchanged and the ID token checked by the relying party), and logout
+// (RP-initiated when the provider offers it). One structured log line per sign-in attempt and per sign-out.
+import { isMeshauthError, MeshauthError } from '../errors/index.js';
+import type { Logger, Metrics } from '../telemetry/index.js';
+import type { BrowserSessions } from './browser-sessions.js';
+import { parseCookies } from './cookies.js';
+import type { EdgeRequest, EdgeResponseSink } from './edge-handler.js';
+import { loginFailedPage, loginRequired, redirect, withCookies, writeError } from './edge-responses.js';
+import { checkClaimSize } from './edge-rule.js';
+import type { GatewayRoute, OidcSettings } from './gateway-config.js';
+import type { LoginState, LoginStateCodec } from './login-state.js';
+import type { OidcRelyingParty, TokenResult } from './oidc-relying-party.js';
+import { RateLimiter } from './rate-limiter.js';
+import { isApiRequest, isCrossSite } from './request-kind.js';
+import { safeReturnPath } from './return-url.js';
+import type { SessionData } from './session.js';
+
+export interface SignInFlowOptions {
+  readonly relyingParty: OidcRelyingParty;
+  readonly oidc: OidcSettings;
+  readonly logins: LoginStateCodec;
+  readonly sessions: BrowserSessions;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly now: () => Date;
+  readonly callbackPerMinute: number;
+  readonly maxClaimBytes: number;
+}
+
+export class SignInFlow {
+  readonly #rp: OidcRelyingParty;
+  readonly #oidc: OidcSettings;
+  readonly #logins: LoginStateCodec;
+  readonly #sessions: BrowserSessions;
+  readonly #metrics: Metrics;
+  readonly #logger: Logger;
+  readonly #now: () => Date;
+  readonly #callbackLimiter: RateLimiter;
+  readonly #maxClaimBytes: number;
+  /** The gateway's public origin (from the redirect URI): the only origin allowed to change state. */
+  readonly #ownOrigin: string;
+
+  constructor(options: SignInFlowOptions) {
+    this.#rp = options.relyingParty;
+    this.#oidc = options.oidc;
+    this.#logins = options.logins;
+    this.#sessions = options.sessions;
+    this.#metrics = options.metrics;
+    this.#logger = options.logger;
+    this.#now = options.now;
+    this.#callbackLimiter = new RateLimiter(options.callbackPerMinute);
+    this.#maxClaimBytes = options.maxClaimBytes;
+    this.#ownOrigin = new URL(options.oidc.redirectUri).origin;
+  }
+
+  get ownOrigin(): string {
+    return this.#ownOrigin;
+  }
+
+  /** The pre-login cookie's name (never forwarded). */
+  get loginCookieName(): string {
+    return this.#logins.name;
+  }
+
+  /** A `login: required` route without a user: 401 for an API call, else 302 to the provider. */
+  async loginRequired(
+    req: EdgeRequest,
+    res: EdgeResponseSink,
+    route: GatewayRoute,
+    method: string,
+    url: string,
+    setCookies: string[],
+  ): Promise<void> {
+    const rp = this.#rp;
+    const logins = this.#logins;
+    if (isApiRequest(method, req.headers)) {
+      this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'login', rule: 'api-401' });
+      writeError(res, loginRequired(), {
+        'www-authenticate': 'Bearer realm="meshauth"',
+        ...withCookies(setCookies),
+      });
+      return;
+    }
+    let start: Awaited<ReturnType<OidcRelyingParty['startLogin']>>;
+    try {
+      start = await rp.startLogin();
+    } catch (error) {
+      if (!isMeshauthError(error)) throw error;
+      this.#logger.warn(
+        { event: 'login_start_failed', code: error.code, reason: error.reason },
+        'sign-in could not start',
+      );
+      writeError(res, error, withCookies(setCookies));
+      return;
+    }
+    const state: LoginState = {
+      state: start.state,
+      nonce: start.nonce,
+      verifier: start.verifier,
+      returnTo: safeReturnPath(url),
+      startedAt: Math.floor(this.#now().getTime() / 1000),
+    };
+    this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'login', rule: 'redirect' });
+    redirect(res, start.url, [...setCookies, logins.write(state)]);
+  }
+
+  /** `/.meshauth/callback`: the authorization response, checked against this browser's pre-login cookie. */
+  async callback(req: EdgeRequest, res: EdgeResponseSink, method: string, query: string): Promise<void> {
+    req.resume();
+    const rp = this.#rp;
+    const logins = this.#logins;
+    const sessions = this.#sessions.codec;
+    const nowMs = this.#now().getTime();
+    const client = req.socket?.remoteAddress ?? '';
+    if (!this.#callbackLimiter.take(client, nowMs)) {
+      this.#metrics.gatewayLogins.inc({ result: 'rate_limited' });
+      this.#logger.warn({ event: 'login', result: 'rate_limited', client }, 'sign-in callback rate limited');
+      writeError(
+        res,
+        new MeshauthError('MESHAUTH_ERR_RATE_LIMITED', 'callback rate limit', { reason: 'rate_limited' }),
+        {
+          'retry-after': String(this.#callbackLimiter.retryAfterSeconds(nowMs)),
+        },
+      );
+      return;
+    }
+    const cookies = parseCookies(req.headers.cookie);
+    const clear = [logins.clear()];
+    const fail = (error: MeshauthError) => {
+      const reason = error.reason ?? error.code;
+      this.#metrics.gatewayLogins.inc({ result: reason });
+      this.#logger.warn({ event: 'login', result: 'failed', reason, code: error.code, client }, 'sign-in failed');
+      loginFailedPage(res, error, clear);
+    };
+    if (method !== 'GET') {
+      fail(new MeshauthError('MESHAUTH_ERR_LOGIN_FAILED', `callback by ${method}`, { reason: 'method' }));
+      return;
+    }
+    const nowS = Math.floor(nowMs / 1000);
+    const state = logins.read(cookies, nowS);
+    if (state === undefined) {
+      // No pre-login cookie: a callback this browser did not start (login CSRF), a replay, or an expired attempt.
+      fail(new MeshauthError('MESHAUTH_ERR_LOGIN_FAILED', 'no sign-in in progress', { reason: 'no_login_state' }));
+      return;
+    }
+    const params = new URLSearchParams(query);
+    if (params.getAll('state').length !== 1 || params.get('state') !== state.state) {
+      fail(new MeshauthError('MESHAUTH_ERR_LOGIN_FAILED', 'state does not match', { reason: 'state_mismatch' }));
+      return;
+    }
+    let tokens: TokenResult;
+    let session: SessionData;
+    let setCookies: string[];
+    try {
+      tokens = await rp.finishLogin(query, state);
+      session = this.#sessions.fromTokens(tokens, undefined, nowS, nowS);
+      const user = this.#sessions.userOf(session);
+      if (user === undefined) {
+        throw new MeshauthError('MESHAUTH_ERR_LOGIN_FAILED', 'ID token has no usable sub', { reason: 'no_subject' });
+      }
+      checkClaimSize(user, this.#maxClaimBytes, 'MESHAUTH_ERR_LOGIN_FAILED');
+      setCookies = sessions.write(session, cookies);
+    } catch (error) {
+      if (!isMeshauthError(error)) throw error;
+      fail(error);
+      return;
+    }
+    this.#metrics.gatewayLogins.inc({ result: 'ok' });
+    this.#logger.info(
+      {
+        event: 'login',
+        result: 'ok',
+        sub: session.claims.sub,
+        iss: session.claims.iss,
+        client,
+        refresh: tokens.refreshToken !== undefined,
+      },
+      'sign-in',
+    );
+    redirect(res, state.returnTo, [...setCookies, ...clear]);
+  }
+
+  /** `/.meshauth/logout`: clear the cookies; RP-initiated logout when the provider offers it. */
+  async logout(req: EdgeRequest, res: EdgeResponseSink, method: string): Promise<void> {
+    req.resume();
+    const cookies = parseCookies(req.headers.cookie);
+    const sessions = this.#sessions.codec;
+    if (method !== 'GET' && method !== 'POST') {
+      writeError(res, new MeshauthError('MESHAUTH_ERR_METHOD_INVALID', 'logout is GET or POST'));
+      return;
+    }
+    if (isCrossSite(method, req.headers, this.#ownOrigin)) {
+      writeError(
+        res,
+        new MeshauthError('MESHAUTH_ERR_CROSS_SITE_REQUEST', 'cross-site logout', { reason: 'cross_site' }),
+      );
+      return;
+    }
+    const read = sessions.read(cookies, Math.floor(this.#now().getTime() / 1000));
+    const session = read !== undefined && 'session' in read ? read.session : undefined;
+    const clear = sessions.clear(cookies);
+    const home = this.#oidc.postLogoutRedirectUri ?? `${this.#ownOrigin}/`;
+    const endSession = await this.#rp.endSessionUrl(session?.idToken, home);
+    this.#logger.info({ event: 'logout', sub: session?.claims.sub, rpInitiated: endSession !== undefined }, 'sign-out');
+    redirect(res, endSession ?? home, clear);
+  }
+}

@@ -4,6 +4,7 @@
 // real service would; each app answers what it saw (user header, passport chain, caller, headers).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,12 +43,17 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startLoginProvider(gatewayOrigin: string, accessTokenTtlSeconds = 300): Promise<ProviderHandle> {
-  const server: Server = createServer();
+export async function startLoginProvider(
+  gatewayOrigin: string,
+  accessTokenTtlSeconds = 300,
+  tls?: { readonly cert: string; readonly key: string },
+): Promise<ProviderHandle> {
+  // With `tls`, the provider is an https issuer whose certificate only a private CA vouches for (oidc.caFile).
+  const server: Server = tls === undefined ? createServer() : createHttpsServer({ cert: tls.cert, key: tls.key });
   // Another loopback address than the gateway's: cookies ignore ports, so the provider's own cookies would
   // otherwise reach the gateway (and, as the app's cookies, the services) in tests.
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.2', resolve));
-  const url = `http://127.0.0.2:${(server.address() as AddressInfo).port}`;
+  const url = `${tls === undefined ? 'http' : 'https'}://127.0.0.2:${(server.address() as AddressInfo).port}`;
   const provider = await createLoginProvider({
     issuer: url,
     users: [ALICE],
@@ -80,10 +86,14 @@ export interface GatewayMeshOptions {
   readonly accessTokenTtlSeconds?: number;
   /** web's sidecar passes the Authorization header on (inbound.endUser.forwardOriginalToken). */
   readonly webForwardsToken?: boolean;
+  /** Serve the provider over https with a certificate from the test CA (for oidc.caFile). */
+  readonly providerTls?: boolean;
 }
 
 export interface MeshFiles {
   readonly dir: string;
+  /** The test CA's root (the gateway's server certificate and, with providerTls, the provider's). */
+  readonly caPem: string;
   readonly sessionKeys: readonly string[];
   write(name: string, text: string): string;
 }
@@ -162,10 +172,18 @@ export async function startGatewayMesh(options: GatewayMeshOptions = {}): Promis
       write('session-new.key', `${'a'.repeat(20)}new-session-secret-0123456789`),
       write('session-old.key', `${'b'.repeat(20)}old-session-secret-0123456789`),
     ];
-    const files: MeshFiles = { dir, sessionKeys, write };
+    const files: MeshFiles = { dir, caPem: ca.rootPem, sessionKeys, write };
     const port = await freePort();
     const origin = `https://127.0.0.1:${port}`;
-    const provider = await startLoginProvider(origin, options.accessTokenTtlSeconds);
+    const providerCert =
+      options.providerTls === true
+        ? await ca.issue({ id: ca.idFor('/ns/idp/sa/provider'), ipAddresses: ['127.0.0.2'] })
+        : undefined;
+    const provider = await startLoginProvider(
+      origin,
+      options.accessTokenTtlSeconds,
+      providerCert === undefined ? undefined : { cert: providerCert.chainPem, key: providerCert.keyPem },
+    );
     closers.push(() => provider.close());
 
     const gatewayId = ca.idFor('/ns/edge/sa/gateway');

@@ -25,6 +25,7 @@ import {
   type GatewayRoute,
   LOGOUT_PATH,
   type OidcSettings,
+  RESERVED_PREFIX,
 } from './gateway-config.js';
 import type { JwtSvidVerifier } from './jwt-svid-verifier.js';
 import { LoginStateCodec } from './login-state.js';
@@ -192,6 +193,12 @@ export class EdgeHandler {
       }
       if (rawPath === CALLBACK_PATH) return signIn.callback(req, res, method, queryAt === -1 ? '' : url.slice(queryAt));
       return signIn.logout(req, res, method);
+    }
+    if (rawPath.startsWith(RESERVED_PREFIX)) {
+      // The gateway's own namespace: never forwarded, so no service can answer in the gateway's name there.
+      req.resume();
+      writeError(res, new MeshauthError('MESHAUTH_ERR_EDGE_NO_ROUTE', `reserved path ${rawPath.slice(0, 64)}`));
+      return;
     }
 
     let normalized: ReturnType<typeof normalizePath>;

@@ -24,6 +24,9 @@ import type { GatewayConfig, GatewayRoute } from './gateway-config.js';
 const KEY_HEADER = 'x-gateway-forward-key';
 /** How long the outbound side may wrap a minted origin (a passport lives ≤ 60 s anyway). */
 const ORIGIN_TTL_MS = 60_000;
+/** A cached origin is reused while at least this much of its life is left (every request still gets a new link). */
+const ORIGIN_REUSE_MARGIN_S = 10;
+const MAX_CACHED_ORIGINS = 10_000;
 
 // Response headers that describe the hop, not the message (RFC 9110 §7.6.1; HTTP/2 forbids them, RFC 9113 §8.2.2).
 const HOP_BY_HOP: ReadonlySet<string> = new Set([
@@ -66,6 +69,12 @@ export class MeshForwarder {
   readonly #key = randomBytes(24).toString('base64url');
   readonly #now: () => Date;
   #pool: Pool | undefined;
+  /**
+   * Origins minted per end user (by claims and expiry) and SVID: an ECDSA signature per request saved. The origin is
+   * addressed to the gateway itself and only travels inside a fresh per-request link, as one origin serves a chain.
+   */
+  readonly #origins = new Map<string, { readonly origin: string; readonly expiresAt: number }>();
+  #originsFor: object | undefined;
 
   constructor(options: {
     readonly config: GatewayConfig;
@@ -147,13 +156,7 @@ export class MeshForwarder {
         onError(new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet', { reason: 'not_ready' }));
         return;
       }
-      const at = this.#now();
-      const origin = mintOriginPassport({ svid: credentials.svid, now: at, user: request.user });
-      this.#store.remember(
-        ownOrigin(origin, credentials.svid.id, request.user.expiresAt),
-        Math.min(request.user.expiresAt * 1000, at.getTime() + ORIGIN_TTL_MS),
-      );
-      headers[PASSPORT_HEADER] = origin;
+      headers[PASSPORT_HEADER] = this.#originFor(request.user, credentials);
     }
     let response: Awaited<ReturnType<Pool['request']>>;
     try {
@@ -193,6 +196,29 @@ export class MeshForwarder {
     await pipeline(response.body, res as unknown as NodeJS.WritableStream).catch(() => {
       if (!res.destroyed) res.destroy();
     });
+  }
+
+  #originFor(user: EndUser, credentials: NonNullable<CredentialHolder['current']>): string {
+    const at = this.#now();
+    const nowS = at.getTime() / 1000;
+    if (this.#originsFor !== credentials) {
+      this.#origins.clear(); // a rotated SVID signs new origins from now on
+      this.#originsFor = credentials;
+    }
+    const key = `${user.expiresAt}|${JSON.stringify(user.claims)}`;
+    const cached = this.#origins.get(key);
+    if (cached !== undefined && cached.expiresAt - nowS >= ORIGIN_REUSE_MARGIN_S) return cached.origin;
+    const origin = mintOriginPassport({ svid: credentials.svid, now: at, user });
+    this.#store.remember(
+      ownOrigin(origin, credentials.svid.id, user.expiresAt),
+      Math.min(user.expiresAt * 1000, at.getTime() + ORIGIN_TTL_MS),
+    );
+    if (this.#origins.size >= MAX_CACHED_ORIGINS) this.#origins.clear();
+    const payload = JSON.parse(Buffer.from(origin.split('.')[1] as string, 'base64url').toString('utf8')) as {
+      exp: number;
+    };
+    this.#origins.set(key, { origin, expiresAt: payload.exp });
+    return origin;
   }
 
   async close(deadline: number): Promise<void> {

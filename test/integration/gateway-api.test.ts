@@ -185,6 +185,13 @@ rules:
     await browser.close();
   });
 
+  it('fail/the /.meshauth/ namespace is never forwarded', async () => {
+    const token = await mesh.provider.provider.getToken(API_CLIENT.clientId, 'orders:read');
+    const answer = await call('/.meshauth/anything', { authorization: `Bearer ${token}` });
+    expect(answer.status).toBe(404);
+    expect(answer.json().code).toBe('MESHAUTH_ERR_EDGE_NO_ROUTE');
+  });
+
   it('fail/a service cannot set the gateway session cookie (its other cookies pass)', async () => {
     const token = await mesh.provider.provider.getToken(API_CLIENT.clientId, 'orders:read');
     const answer = await call('/shop/fixation', { authorization: `Bearer ${token}` });

@@ -3,10 +3,9 @@
 // `x-forwarded-client-cert` / `x-meshauth-*` is removed whatever its case, so only the sidecar writes them.
 // Arrays are built in one pass over the raw header list; no per-request closures or intermediate objects.
 import type { IncomingHttpHeaders } from 'node:http';
-import { PASSPORT_HEADER } from '../authn/passport/passport-format.js';
+import { isIdentityHeader } from './identity-headers.js';
 
-export const XFCC = 'x-forwarded-client-cert';
-const MESHAUTH_PREFIX = 'x-meshauth-';
+export { isIdentityHeader, XFCC } from './identity-headers.js';
 
 const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
@@ -39,13 +38,6 @@ export interface ForwardPolicy {
 export const INBOUND_POLICY: ForwardPolicy = Object.freeze({ keepPassport: false, dropHost: false });
 export const OUTBOUND_ORIGIN_FORM: ForwardPolicy = Object.freeze({ keepPassport: true, dropHost: false });
 export const OUTBOUND_PROXY_FORM: ForwardPolicy = Object.freeze({ keepPassport: true, dropHost: true });
-
-/** True for a header only the sidecar may set (lower-case name). */
-export function isIdentityHeader(lowerName: string, keepPassport: boolean): boolean {
-  if (lowerName === XFCC) return true;
-  if (!lowerName.startsWith(MESHAUTH_PREFIX)) return false;
-  return !(keepPassport && lowerName === PASSPORT_HEADER);
-}
 
 /**
  * Copies an HTTP/1 raw header list (`[name, value, …]`) into `out` without hop-by-hop, Connection-named and

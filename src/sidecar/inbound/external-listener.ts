@@ -1,21 +1,15 @@
-// The optional external listener (Issue 5): a public server-TLS listener (no client certificate) for API clients
-// outside the mesh. Every request must carry a valid bearer token; passports are refused; identity headers are
-// stripped and set from the verified token (origin passport + user, never XFCC: there is no client certificate);
-// the same policy decides (no mTLS peer); the request streams to the app like the inbound's (ListenerCore).
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import { performance } from 'node:perf_hooks';
 import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import type { HostPort, SidecarConfig } from '../../config/index.js';
-import { MeshauthError } from '../../errors/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import { protocolOptions, tlsClientErrorReason } from '../../tls/index.js';
 import { listenOn } from '../listen.js';
+import { acceptHead, authenticateWith, authorizeWith, identityHeaders } from '../pipeline/stages.js';
 import { ConnectionGuard } from './connection-guard.js';
 import type { ExternalCertificate } from './external-certificate.js';
-import type { ExternalHooks, ExternalRequestView } from './external-hooks.js';
+import type { ExternalHooks } from './external-hooks.js';
+import type { AuthzVerdict, EndUserOutcome, InboundRequestView } from './inbound-hooks.js';
 import type { InboundLimits } from './limits.js';
-import { type HookedRequest, hookedRequest, ListenerCore, requestView } from './listener-core.js';
+import { ListenerCore } from './listener-core.js';
 
 export interface ExternalListenerOptions {
   readonly config: SidecarConfig;
@@ -30,8 +24,6 @@ export interface ExternalListenerOptions {
 
 /** The metric label of this listener (`meshauth_requests_total{direction="external",peer_id=""}`). */
 export const EXTERNAL_DIRECTION = 'external';
-/** External clients have no SPIFFE ID: the `peer_id` label stays empty (bounded). */
-const NO_PEER = '';
 
 export class ExternalListener {
   readonly #listen: HostPort;
@@ -39,8 +31,6 @@ export class ExternalListener {
   readonly #core: ListenerCore;
   readonly #tls: TlsServer;
   readonly #guard: ConnectionGuard;
-  readonly #onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: readonly string[]): void =>
-    this.#onH2Stream(stream, headers, rawHeaders);
   #port = 0;
 
   constructor(options: ExternalListenerOptions) {
@@ -53,9 +43,21 @@ export class ExternalListener {
       direction: EXTERNAL_DIRECTION,
       metrics,
       logger,
-      onH1Request: (req, res) => this.#onH1Request(req, res),
-      peerIdOf: () => NO_PEER,
+      peerOf: () => undefined,
+      port: () => this.#port,
     });
+    // accept → bearer token (always; fail closed without a verified client) → policy (if any) → identity headers
+    // (user + origin passport, never XFCC: there is no client certificate) → app.
+    // Exchange.view() leaves `peer` undefined here, which is the external view's contract (ExternalRequestView).
+    const authenticate = options.hooks.authenticate as (view: InboundRequestView) => Promise<EndUserOutcome>;
+    const authorize = options.hooks.authorize as ((view: InboundRequestView) => AuthzVerdict) | undefined;
+    this.#core.use([
+      acceptHead(this.#core.limits.maxHeaderBytes),
+      authenticateWith(authenticate, { failure: 'client authentication failed', requireUser: true }),
+      ...(authorize === undefined ? [] : [authorizeWith(authorize, metrics)]),
+      identityHeaders,
+      this.#core.app.forward,
+    ]);
     // Server TLS only: no requestCert, so no client certificate is asked for or looked at. Same protocol profile
     // as the mesh (TLS 1.3; 1.2 AEAD-only with inbound.tls12), ALPN h2 + http/1.1.
     this.#tls = createTlsServer({
@@ -79,7 +81,7 @@ export class ExternalListener {
         socket.destroy();
         return;
       }
-      this.#core.adopt(socket, this.#onStream);
+      this.#core.adopt(socket, undefined);
     });
     this.#tls.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
       // Node does not close a socket whose handshake failed or timed out once 'tlsClientError' has a listener.
@@ -110,37 +112,5 @@ export class ExternalListener {
   async close(deadline: number): Promise<void> {
     this.#guard.close();
     await this.#core.close(deadline);
-  }
-
-  #onH2Stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: readonly string[]): void {
-    const startedAt = performance.now();
-    const method = headers[':method'] as string;
-    if (this.#core.refusedH2(stream, headers, rawHeaders, NO_PEER, method, startedAt)) return;
-    const target = headers[':path'] as string;
-    const view = requestView(undefined, stream, headers, method, target, this.#port, undefined);
-    this.#serve(hookedRequest(stream, true, NO_PEER, method, target, startedAt, undefined, headers, undefined), view);
-  }
-
-  #onH1Request(req: IncomingMessage, res: ServerResponse): void {
-    const startedAt = performance.now();
-    const method = req.method as string;
-    const target = req.url as string;
-    if (this.#core.refusedH1(res, req, NO_PEER, method, target, startedAt)) return;
-    const view = requestView(req, undefined, req.headers, method, target, this.#port, undefined);
-    this.#serve(hookedRequest(res, false, NO_PEER, method, target, startedAt, req, undefined, undefined), view);
-  }
-
-  /** authenticate (always) → authorize (with a policy) → forward with the headers the authenticator set. */
-  #serve(request: HookedRequest, view: ExternalRequestView): void {
-    this.#core.authenticated(request, this.#hooks.authenticate(view), 'client authentication failed', (outcome) => {
-      if (outcome.reject === undefined && outcome.user === undefined) {
-        // An authenticator that lets a request through must have verified someone: fail closed.
-        const error = new MeshauthError('MESHAUTH_ERR_TOKEN_MISSING', 'no verified client');
-        this.#core.reject(request.sink, request.h2, NO_PEER, error, request.startedAt);
-        return;
-      }
-      const withUser: ExternalRequestView = { ...view, user: outcome.user, chain: outcome.chain ?? [] };
-      this.#core.authorizeAndForward(request, withUser, this.#hooks.authorize, outcome);
-    });
   }
 }

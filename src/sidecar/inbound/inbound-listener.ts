@@ -1,9 +1,3 @@
-// The inbound listener: the Policy Enforcement Point (SPEC §2). Terminates mTLS (chain verified by OpenSSL,
-// SPIFFE leaf rules checked once per connection before any HTTP byte is read), then serves h2 or HTTP/1.1 by
-// ALPN (ListenerCore), strips and sets identity headers, runs the authn/authz hooks and streams to the app.
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import { performance } from 'node:perf_hooks';
 import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import type { SidecarConfig } from '../../config/index.js';
@@ -17,12 +11,12 @@ import {
   type VerifiedPeer,
   verifyPeer,
 } from '../../tls/index.js';
-import { copyH2RequestHeaders, copyRequestHeaders, HAS_BODY, INBOUND_POLICY, XFCC } from '../http-headers.js';
 import { listenOn } from '../listen.js';
+import { acceptHead, authenticateWith, authorizeWith, identityHeaders } from '../pipeline/stages.js';
 import { ConnectionGuard } from './connection-guard.js';
-import type { InboundHooks, InboundRequestView } from './inbound-hooks.js';
+import type { InboundHooks } from './inbound-hooks.js';
 import type { InboundLimits } from './limits.js';
-import { type HookedRequest, hookedRequest, ListenerCore, requestView } from './listener-core.js';
+import { ListenerCore } from './listener-core.js';
 
 export { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
 export { classifyAppError, INBOUND_LIMITS } from './listener-core.js';
@@ -44,8 +38,6 @@ export class InboundListener {
   readonly #metrics: Metrics;
   readonly #logger: Logger;
   readonly #hooks: InboundHooks;
-  /** No hook at all (mTLS only): requests skip the request view and the hook calls. */
-  readonly #plain: boolean;
   readonly #now: () => Date;
   readonly #core: ListenerCore;
   readonly #tls: TlsServer;
@@ -59,7 +51,6 @@ export class InboundListener {
     this.#metrics = options.metrics;
     this.#logger = options.logger;
     this.#hooks = options.hooks ?? {};
-    this.#plain = this.#hooks.authorize === undefined && this.#hooks.authenticateEndUser === undefined;
     this.#now = options.now ?? (() => new Date());
     this.#core = new ListenerCore({
       config: options.config,
@@ -67,9 +58,21 @@ export class InboundListener {
       direction: 'inbound',
       metrics: options.metrics,
       logger: options.logger,
-      onH1Request: (req, res) => this.#onH1Request(req, res),
-      peerIdOf: (socket) => peerOf(socket as TLSSocket)?.idString ?? '',
+      peerOf: (socket) => peerOf(socket as TLSSocket),
+      port: () => this.#port,
     });
+    // accept → authenticate the end user → authorize → identity headers → app (hooks absent: skipped entirely,
+    // so the mTLS-only path builds no request view and allocates no promise).
+    const { authenticateEndUser, authorize } = this.#hooks;
+    this.#core.use([
+      acceptHead(this.#core.limits.maxHeaderBytes),
+      ...(authenticateEndUser === undefined
+        ? []
+        : [authenticateWith(authenticateEndUser, { failure: 'end-user authentication failed', requireUser: false })]),
+      ...(authorize === undefined ? [] : [authorizeWith(authorize, options.metrics)]),
+      identityHeaders,
+      this.#core.app.forward,
+    ]);
     const profile = { tls12: this.#config.inbound.tls12 };
     // Without credentials the server has no certificate, so every handshake fails: traffic is refused at the TLS
     // layer until the first SVID arrives (then setSecureContext below).
@@ -155,84 +158,6 @@ export class InboundListener {
       socket.destroy();
       return;
     }
-    this.#core.adopt(socket, (stream, headers, rawHeaders) => this.#onH2Stream(stream, headers, rawHeaders, peer));
-  }
-
-  #onH2Stream(
-    stream: ServerHttp2Stream,
-    headers: IncomingHttpHeaders,
-    rawHeaders: readonly string[],
-    peer: VerifiedPeer,
-  ): void {
-    const startedAt = performance.now();
-    const method = headers[':method'] as string;
-    if (this.#core.refusedH2(stream, headers, rawHeaders, peer.idString, method, startedAt)) return;
-    const target = headers[':path'] as string;
-    if (this.#plain) {
-      const out: string[] = [];
-      copyH2RequestHeaders(headers, out);
-      out.push(XFCC, peer.xfcc);
-      this.#core.dispatch(
-        stream,
-        true,
-        peer.idString,
-        method,
-        target,
-        out,
-        !stream.endAfterHeaders,
-        startedAt,
-        undefined,
-      );
-      return;
-    }
-    const view = requestView(undefined, stream, headers, method, target, this.#port, peer);
-    this.#withHooks(
-      hookedRequest(stream, true, peer.idString, method, target, startedAt, undefined, headers, peer.xfcc),
-      view,
-    );
-  }
-
-  #onH1Request(req: IncomingMessage, res: ServerResponse): void {
-    const startedAt = performance.now();
-    const peer = peerOf(req.socket as TLSSocket);
-    if (peer === undefined) {
-      res.destroy(); // unreachable: only verified sockets reach this server
-      return;
-    }
-    const method = req.method as string;
-    const target = req.url as string;
-    if (this.#core.refusedH1(res, req, peer.idString, method, target, startedAt)) return;
-    if (this.#plain) {
-      const out: string[] = [];
-      const flags = copyRequestHeaders(req.rawHeaders, INBOUND_POLICY, out);
-      out.push(XFCC, peer.xfcc);
-      this.#core.dispatch(res, false, peer.idString, method, target, out, (flags & HAS_BODY) !== 0, startedAt, req);
-      return;
-    }
-    const view = requestView(req, undefined, req.headers, method, target, this.#port, peer);
-    this.#withHooks(
-      hookedRequest(res, false, peer.idString, method, target, startedAt, req, undefined, peer.xfcc),
-      view,
-    );
-  }
-
-  /** Runs authenticateEndUser (if any), then authorize (if any) with what it verified, then forwards. */
-  #withHooks(request: HookedRequest, view: InboundRequestView): void {
-    const { authenticateEndUser, authorize } = this.#hooks;
-    if (authenticateEndUser === undefined) {
-      this.#core.authorizeAndForward(request, view, authorize, undefined);
-      return;
-    }
-    this.#core.authenticated(request, authenticateEndUser(view), 'end-user authentication failed', (outcome) => {
-      const withUser: InboundRequestView =
-        outcome.user === undefined && outcome.chain === undefined
-          ? view
-          : {
-              ...view,
-              ...(outcome.user === undefined ? {} : { user: outcome.user }),
-              ...(outcome.chain === undefined ? {} : { chain: outcome.chain }),
-            };
-      this.#core.authorizeAndForward(request, withUser, authorize, outcome);
-    });
+    this.#core.adopt(socket, peer);
   }
 }

@@ -5,12 +5,13 @@ import type { CredentialHolder } from '../../agent/index.js';
 import { type EndUser, userHeaderValue } from '../../authn/end-user.js';
 import { mintOriginPassport, ownOrigin, PASSPORT_HEADER } from '../../authn/passport/index.js';
 import { MeshauthError } from '../../errors/index.js';
+import { USER_HEADER } from '../identity-headers.js';
 import type { PassportStore } from '../passport-store.js';
 import type { EndUserOutcome } from './inbound-hooks.js';
 
 /** How long the outbound side may wrap a remembered passport: a chain's origin lives ≤ 60 s anyway. */
 export const PASSPORT_STORE_TTL_MS = 60_000;
-export const USER_HEADER = 'x-meshauth-user';
+export { USER_HEADER } from '../identity-headers.js';
 
 export interface VoucherContext {
   readonly holder: CredentialHolder;

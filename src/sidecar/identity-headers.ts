@@ -1,0 +1,35 @@
+// The one owner of the identity headers (SPEC §5; STYLE "strip, then set"): their names, the test that a header is
+// one of them, and setting them on the header list for the app after every received copy was stripped. Nothing else
+// in the data path names `x-forwarded-client-cert` or `x-meshauth-*`.
+import { PASSPORT_HEADER } from '../authn/passport/passport-format.js';
+
+export { PASSPORT_HEADER };
+export const XFCC = 'x-forwarded-client-cert';
+export const USER_HEADER = 'x-meshauth-user';
+const MESHAUTH_PREFIX = 'x-meshauth-';
+
+/** True for a header only the sidecar may set (lower-case name); `keepPassport` lets an app-sent passport pass. */
+export function isIdentityHeader(lowerName: string, keepPassport: boolean): boolean {
+  if (lowerName === XFCC) return true;
+  if (!lowerName.startsWith(MESHAUTH_PREFIX)) return false;
+  return !(keepPassport && lowerName === PASSPORT_HEADER);
+}
+
+/** What the authenticators verified, as the identity headers for the app. */
+export interface VerifiedIdentity {
+  /** XFCC value of the mTLS peer; undefined on the external listener (no client certificate). */
+  readonly xfcc: string | undefined;
+  /** Headers set by the end-user step (`x-meshauth-user`, `x-meshauth-passport`), names lower-case. */
+  readonly headers: Readonly<Record<string, string>> | undefined;
+}
+
+/**
+ * Sets the identity headers on `out`, a flat list that the copy step already stripped of every received identity
+ * header (http-headers.ts copy functions), so each one appears exactly once, with the verified value.
+ */
+export function setIdentityHeaders(out: string[], identity: VerifiedIdentity): void {
+  if (identity.xfcc !== undefined) out.push(XFCC, identity.xfcc);
+  if (identity.headers !== undefined) {
+    for (const name in identity.headers) out.push(name.toLowerCase(), identity.headers[name] as string);
+  }
+}

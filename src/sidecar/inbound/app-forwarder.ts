@@ -1,0 +1,61 @@
+// The last stage of the inbound and external pipelines: the request, with its identity headers set, streamed to
+// the app over a bounded undici pool (one per listener). A peer may hold at most a share of the pool's
+// connections with requests in flight, so one client's slow uploads cannot take the app from everyone else.
+import { Pool } from 'undici';
+import { formatHostPort, type SidecarConfig } from '../../config/index.js';
+import type { Exchange } from '../pipeline/exchange.js';
+import { appPoolShare } from '../pipeline/rejections.js';
+import { APP_POOL_PEER_SHARE, type InboundLimits } from './limits.js';
+
+export class AppForwarder {
+  readonly #pool: Pool;
+  readonly #maxPerPeer: number;
+  /** App requests in flight per peer ID. */
+  readonly #inFlight = new Map<string, number>();
+
+  constructor(config: SidecarConfig, limits: InboundLimits) {
+    const appTimeout = config.inbound.appTimeoutMs;
+    this.#pool = new Pool(`http://${formatHostPort(config.inbound.app)}`, {
+      // Bounded: requests beyond this wait in the pool's queue instead of opening app connections without end.
+      connections: limits.appConnections,
+      headersTimeout: appTimeout,
+      bodyTimeout: appTimeout,
+      keepAliveTimeout: 60_000,
+      connectTimeout: Math.min(appTimeout, 10_000),
+    });
+    this.#maxPerPeer = Math.max(1, Math.floor(limits.appConnections * APP_POOL_PEER_SHARE));
+  }
+
+  /** The forward stage (pipeline/stages.ts order: after identityHeaders, which built `appHeaders`). */
+  readonly forward = (exchange: Exchange): void => {
+    const peerId = exchange.peerId;
+    const inFlight = this.#inFlight.get(peerId) ?? 0;
+    if (inFlight >= this.#maxPerPeer) throw appPoolShare();
+    this.#inFlight.set(peerId, inFlight + 1);
+    const sink = exchange.sink;
+    sink.onClose(() => this.#release(peerId));
+    const handler = sink.forwardHandler(peerId, exchange.startedAt);
+    this.#pool.dispatch(
+      {
+        path: exchange.verdict?.forwardTarget ?? exchange.target,
+        method: exchange.method as 'GET',
+        headers: exchange.appHeaders as string[],
+        body: exchange.appHasBody ? sink.body() : null,
+      },
+      handler,
+    );
+  };
+
+  /** Waits for requests in flight until `deadline` (ms since epoch), then closes every app connection. */
+  async close(deadline: number): Promise<void> {
+    const closed = this.#pool.close();
+    await Promise.race([closed, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
+    await this.#pool.destroy().catch(() => undefined);
+  }
+
+  #release(peerId: string): void {
+    const left = (this.#inFlight.get(peerId) ?? 1) - 1;
+    if (left === 0) this.#inFlight.delete(peerId);
+    else this.#inFlight.set(peerId, left);
+  }
+}

@@ -1,0 +1,133 @@
+// One request on its way through a listener's stages (STYLE "the request path as a pipeline"): what arrived, what
+// the stages learned (end user, verdict), and the Sink that answers it (HTTP/1.1 or h2, so no stage branches on
+// the protocol). A stage throws a MeshauthError to stop the exchange; runStages answers it through the sink.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { isMeshauthError, MeshauthError } from '../../errors/index.js';
+import type { VerifiedPeer } from '../../tls/index.js';
+import type { ForwardHandler } from '../forward-handler.js';
+import type { AuthzVerdict, EndUserOutcome, InboundRequestView } from '../inbound/inbound-hooks.js';
+
+/** The downstream side of one exchange: reads the request as received, answers errors, feeds the app's answer. */
+export interface Sink {
+  readonly h2: boolean;
+  /** The received headers as Node's object (h2: one line per single-value name; HTTP/1.1: first line). */
+  readonly headers: IncomingHttpHeaders;
+  /** HTTP/1.1: the raw `[name, value, …]` list (every line); h2: undefined. */
+  readonly rawHeaders: readonly string[] | undefined;
+  /** Host / :authority as received (already checked to be one host[:port]). */
+  readonly authority: string;
+  readonly sourceIp: string;
+  /** The reason to refuse this request head before any stage that reads it (request-checks.ts), if any. */
+  refusal(method: string, target: string, maxHeaderBytes: number): MeshauthError | undefined;
+  /** Copies the received headers without hop-by-hop and identity headers into `out`; returns whether a body follows. */
+  copyHeaders(out: string[]): boolean;
+  /** The request body for the app (aborted, never ended, when the caller cuts it), or null. */
+  body(): Readable | null;
+  /** Answers with the sidecar's JSON error (plus optional response headers and body fields). */
+  reject(
+    error: MeshauthError,
+    extraHeaders: Readonly<Record<string, string>> | undefined,
+    extraBody: Readonly<Record<string, string>> | undefined,
+  ): void;
+  /** The undici handler that streams the app's response into this sink. */
+  forwardHandler(peerId: string, startedAt: number): ForwardHandler;
+  /** Registers `listener` for when the exchange is over (response done, or the caller gone). */
+  onClose(listener: () => void): void;
+}
+
+export class Exchange {
+  readonly sink: Sink;
+  /** The mTLS peer; undefined on the external listener. */
+  readonly peer: VerifiedPeer | undefined;
+  /** `peer_id` metric label ('' without a peer). */
+  readonly peerId: string;
+  readonly method: string;
+  readonly target: string;
+  /** The listener port the request arrived on. */
+  readonly port: number;
+  /** performance.now() at arrival. */
+  readonly startedAt: number;
+  /** What the end-user step verified (headers for the app, the user for authorize, a rejection). */
+  outcome: EndUserOutcome | undefined;
+  verdict: AuthzVerdict | undefined;
+  /** Extra response headers / body fields for a rejection thrown by the stage that set them. */
+  rejectHeaders: Readonly<Record<string, string>> | undefined;
+  rejectBody: Readonly<Record<string, string>> | undefined;
+  /** The header list for the app, built by the identity-headers stage. */
+  appHeaders: string[] | undefined;
+  appHasBody = false;
+
+  constructor(
+    sink: Sink,
+    peer: VerifiedPeer | undefined,
+    method: string,
+    target: string,
+    port: number,
+    startedAt: number,
+  ) {
+    this.sink = sink;
+    this.peer = peer;
+    this.peerId = peer?.idString ?? '';
+    this.method = method;
+    this.target = target;
+    this.port = port;
+    this.startedAt = startedAt;
+  }
+
+  /** The hooks' view (built once, on the hooks path only), with what the end-user step verified. */
+  view(): InboundRequestView {
+    const sink = this.sink;
+    const outcome = this.outcome;
+    return {
+      peer: this.peer as VerifiedPeer,
+      method: this.method,
+      target: this.target,
+      authority: sink.authority,
+      headers: sink.headers,
+      ...(sink.rawHeaders === undefined ? {} : { rawHeaders: sink.rawHeaders }),
+      sourceIp: sink.sourceIp,
+      port: this.port,
+      httpVersion: sink.h2 ? '2' : '1.1',
+      ...(outcome?.user === undefined ? {} : { user: outcome.user }),
+      ...(outcome?.chain === undefined ? {} : { chain: outcome.chain }),
+    };
+  }
+}
+
+/** One step of a listener. Throws a MeshauthError (or rejects with one) to answer the exchange and stop. */
+export type Stage = (exchange: Exchange) => void | Promise<void>;
+
+/** Reports a rejection (metric + one log line); the sink has already answered. */
+export type OnRejected = (exchange: Exchange, error: MeshauthError) => void;
+
+/**
+ * Runs `stages` in order: synchronously while they return nothing (the mTLS-only path allocates no promise),
+ * continuing after a stage's promise settles. The first error is answered through the sink and reported.
+ */
+export function runStages(stages: readonly Stage[], exchange: Exchange, onRejected: OnRejected, from = 0): void {
+  for (let i = from; i < stages.length; i++) {
+    let pending: void | Promise<void>;
+    try {
+      pending = (stages[i] as Stage)(exchange);
+    } catch (error) {
+      fail(exchange, error, onRejected);
+      return;
+    }
+    if (pending !== undefined) {
+      pending.then(
+        () => runStages(stages, exchange, onRejected, i + 1),
+        (error: unknown) => fail(exchange, error, onRejected),
+      );
+      return;
+    }
+  }
+}
+
+function fail(exchange: Exchange, error: unknown, onRejected: OnRejected): void {
+  const rejection = isMeshauthError(error)
+    ? error
+    : new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'request failed in a stage', { cause: error });
+  exchange.sink.reject(rejection, exchange.rejectHeaders, exchange.rejectBody);
+  onRejected(exchange, rejection);
+}

@@ -1,0 +1,39 @@
+// One factory per error a pipeline stage raises (STYLE 5): the code, the log message and the bounded reason are
+// decided here once, so every listener answers the same condition the same way.
+import { type ErrorCode, isMeshauthError, MeshauthError } from '../../errors/index.js';
+import type { AuthzVerdict } from '../inbound/inbound-hooks.js';
+
+export function methodInvalid(): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_METHOD_INVALID', 'malformed request', { reason: 'method' });
+}
+
+/** An authentication hook threw something that is not a MeshauthError. */
+export function tokenInvalid(message: string, cause: unknown): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_TOKEN_INVALID', message, { cause });
+}
+
+/** An authenticator that lets a request through without a verified client (fail closed). */
+export function noVerifiedClient(): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_TOKEN_MISSING', 'no verified client');
+}
+
+/** The policy's deny (its code defaults to MESHAUTH_ERR_FORBIDDEN). */
+export function deniedByPolicy(verdict: AuthzVerdict, method: string, target: string): MeshauthError {
+  return new MeshauthError(verdict.code ?? 'MESHAUTH_ERR_FORBIDDEN', `denied by policy (${verdict.reason})`, {
+    reason: verdict.reason,
+    detail: { rule: verdict.rule, method, target: target.slice(0, 256) },
+  });
+}
+
+/** An authorize hook that threw: a deny with the error's code. */
+export function authorizeError(error: unknown): AuthzVerdict {
+  const code: ErrorCode = isMeshauthError(error) ? error.code : 'MESHAUTH_ERR_FORBIDDEN';
+  return { allow: false, reason: 'authorize_error', code };
+}
+
+/** One peer already holds its share of the app connections. */
+export function appPoolShare(): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_UPSTREAM_UNAVAILABLE', 'peer holds its share of the app pool', {
+    reason: 'app_pool_share',
+  });
+}

@@ -1,0 +1,157 @@
+// The two Sinks (pipeline/exchange.ts): HTTP/1.1 over Node's ServerResponse and h2 over a server stream. Each knows
+// its protocol's header copy, body hand-off, error answer and forward handler, so stages never branch on `h2`.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { Readable } from 'node:stream';
+import type { MeshauthError } from '../../errors/index.js';
+import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
+import { errorJson, writeErrorH1, writeErrorH2 } from '../error-response.js';
+import { type DrainState, type ErrorClassifier, ForwardHandler } from '../forward-handler.js';
+import { copyH2RequestHeaders, copyRequestHeaders, HAS_BODY, INBOUND_POLICY } from '../http-headers.js';
+import { h2RequestBody } from '../inbound/request-body.js';
+import { checkH1Head, checkH2Head } from '../inbound/request-checks.js';
+import type { Sink } from './exchange.js';
+import { methodInvalid } from './rejections.js';
+
+/** An h2 request method must be a token (RFC 9110 §9.1); Node's HTTP/1 parser checks its own. */
+const METHOD = /^[A-Z][A-Z0-9!#$%&'*+.^_`|~-]{0,31}$/;
+
+/** Shared by every sink of one listener. */
+export interface SinkContext {
+  readonly telemetry: DataPlaneTelemetry;
+  readonly drain: DrainState;
+  readonly classify: ErrorClassifier;
+}
+
+export class H1Sink implements Sink {
+  readonly h2 = false;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #context: SinkContext;
+
+  constructor(req: IncomingMessage, res: ServerResponse, context: SinkContext) {
+    this.#req = req;
+    this.#res = res;
+    this.#context = context;
+  }
+
+  get headers(): IncomingHttpHeaders {
+    return this.#req.headers;
+  }
+
+  get rawHeaders(): readonly string[] {
+    return this.#req.rawHeaders;
+  }
+
+  get authority(): string {
+    return this.#req.headers.host ?? '';
+  }
+
+  get sourceIp(): string {
+    return this.#req.socket.remoteAddress ?? '';
+  }
+
+  refusal(method: string, target: string): MeshauthError | undefined {
+    // CONNECT: no tunnels through the PEP (without a 'connect' listener Node would not even get here).
+    if (method === 'CONNECT') return methodInvalid();
+    return checkH1Head(method, target, this.#req.rawHeaders);
+  }
+
+  copyHeaders(out: string[]): boolean {
+    return (copyRequestHeaders(this.#req.rawHeaders, INBOUND_POLICY, out) & HAS_BODY) !== 0;
+  }
+
+  body(): Readable {
+    return this.#req;
+  }
+
+  reject(
+    error: MeshauthError,
+    extraHeaders: Readonly<Record<string, string>> | undefined,
+    extraBody: Readonly<Record<string, string>> | undefined,
+  ): void {
+    const res = this.#res;
+    if (extraHeaders !== undefined && !res.headersSent) {
+      for (const name in extraHeaders) res.setHeader(name, extraHeaders[name] as string);
+    }
+    // A refused request head closes the connection: the rest of its bytes cannot be trusted.
+    const close = this.#context.drain.draining || error.code === 'MESHAUTH_ERR_BAD_REQUEST';
+    writeErrorH1(res, error, extraBody, close);
+  }
+
+  forwardHandler(peerId: string, startedAt: number): ForwardHandler {
+    const { telemetry, classify, drain } = this.#context;
+    return new ForwardHandler(this.#res, false, peerId, startedAt, telemetry, classify, drain);
+  }
+
+  onClose(listener: () => void): void {
+    this.#res.once('close', listener);
+  }
+}
+
+export class H2Sink implements Sink {
+  readonly h2 = true;
+  readonly rawHeaders = undefined;
+  readonly headers: IncomingHttpHeaders;
+  readonly #stream: ServerHttp2Stream;
+  /** The decoded header list as received (repeats included). */
+  readonly #received: readonly string[];
+  readonly #context: SinkContext;
+
+  constructor(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    received: readonly string[],
+    context: SinkContext,
+  ) {
+    this.#stream = stream;
+    this.headers = headers;
+    this.#received = received;
+    this.#context = context;
+  }
+
+  refusal(method: string, _target: string, maxHeaderBytes: number): MeshauthError | undefined {
+    if (method === 'CONNECT' || !METHOD.test(method)) return methodInvalid();
+    return checkH2Head(this.headers, this.#received, maxHeaderBytes);
+  }
+
+  get authority(): string {
+    return (this.headers[':authority'] as string | undefined) ?? this.headers.host ?? '';
+  }
+
+  get sourceIp(): string {
+    return this.#stream.session?.socket?.remoteAddress ?? '';
+  }
+
+  copyHeaders(out: string[]): boolean {
+    copyH2RequestHeaders(this.headers, out);
+    return !this.#stream.endAfterHeaders;
+  }
+
+  body(): Readable {
+    return h2RequestBody(this.#stream);
+  }
+
+  reject(
+    error: MeshauthError,
+    extraHeaders: Readonly<Record<string, string>> | undefined,
+    extraBody: Readonly<Record<string, string>> | undefined,
+  ): void {
+    const stream = this.#stream;
+    if ((extraHeaders !== undefined || extraBody !== undefined) && !stream.headersSent && !stream.destroyed) {
+      stream.respond({ ':status': error.status, 'content-type': 'application/json', ...extraHeaders });
+      stream.end(errorJson(error, extraBody));
+      return;
+    }
+    writeErrorH2(stream, error);
+  }
+
+  forwardHandler(peerId: string, startedAt: number): ForwardHandler {
+    const { telemetry, classify, drain } = this.#context;
+    return new ForwardHandler(this.#stream, true, peerId, startedAt, telemetry, classify, drain);
+  }
+
+  onClose(listener: () => void): void {
+    this.#stream.once('close', listener);
+  }
+}

@@ -1,0 +1,83 @@
+// The stages every listener is built from, in flow order: accept the head → authenticate → authorize → set the
+// identity headers → forward (AppForwarder). Authenticators and authorizers are the small functions the
+// composition root built from config (identity-hooks.ts); a stage only runs them and records what they decided.
+import { isMeshauthError } from '../../errors/index.js';
+import type { Metrics } from '../../telemetry/index.js';
+import { removeHeader } from '../http-headers.js';
+import { setIdentityHeaders } from '../identity-headers.js';
+import type { AuthzVerdict, EndUserOutcome, InboundRequestView } from '../inbound/inbound-hooks.js';
+import type { Exchange, Stage } from './exchange.js';
+import { authorizeError, deniedByPolicy, noVerifiedClient, tokenInvalid } from './rejections.js';
+
+/** Method and head checks (request-checks.ts): a head the policy and the app could read two ways stops here. */
+export function acceptHead(maxHeaderBytes: number): Stage {
+  return (exchange) => {
+    const refusal = exchange.sink.refusal(exchange.method, exchange.target, maxHeaderBytes);
+    if (refusal !== undefined) throw refusal;
+  };
+}
+
+export interface AuthenticateOptions {
+  /** The 401 message when the hook throws something that is not a MeshauthError. */
+  readonly failure: string;
+  /** The external listener: a request must come out with a verified user (fail closed), chain [] by default. */
+  readonly requireUser: boolean;
+}
+
+/** Runs an end-user authenticator; its rejection (and e.g. `www-authenticate`) answers the request. */
+export function authenticateWith(
+  hook: (view: InboundRequestView) => Promise<EndUserOutcome>,
+  options: AuthenticateOptions,
+): Stage {
+  return async (exchange) => {
+    let outcome: EndUserOutcome;
+    try {
+      outcome = await hook(exchange.view());
+    } catch (error) {
+      throw isMeshauthError(error) ? error : tokenInvalid(options.failure, error);
+    }
+    if (outcome.reject !== undefined) {
+      exchange.rejectHeaders = outcome.rejectHeaders;
+      throw outcome.reject;
+    }
+    if (options.requireUser) {
+      if (outcome.user === undefined) throw noVerifiedClient();
+      exchange.outcome = outcome.chain === undefined ? { ...outcome, chain: [] } : outcome;
+      return;
+    }
+    exchange.outcome = outcome;
+  };
+}
+
+/** Runs the authorizer (a throw is a deny), counts its decision, answers a deny (with the rule name if exposed). */
+export function authorizeWith(hook: (view: InboundRequestView) => AuthzVerdict, metrics: Metrics): Stage {
+  return (exchange) => {
+    let verdict: AuthzVerdict;
+    try {
+      verdict = hook(exchange.view());
+    } catch (error) {
+      verdict = authorizeError(error);
+    }
+    metrics.authzDecisions.inc({
+      decision: verdict.decision ?? (verdict.allow ? 'allow' : 'deny'),
+      rule: verdict.rule ?? '',
+    });
+    exchange.verdict = verdict;
+    if (verdict.allow) return;
+    if (verdict.exposeRule === true && verdict.rule !== undefined) exchange.rejectBody = { rule: verdict.rule };
+    throw deniedByPolicy(verdict, exchange.method, exchange.target);
+  };
+}
+
+/**
+ * Strip, then set (STYLE 4): the copy drops hop-by-hop and every received identity header, then the verified
+ * ones are set — XFCC from the mTLS peer, the end-user headers from the authenticator.
+ */
+export const identityHeaders: Stage = (exchange: Exchange) => {
+  const out: string[] = [];
+  exchange.appHasBody = exchange.sink.copyHeaders(out);
+  const outcome = exchange.outcome;
+  if (outcome?.dropAuthorization === true) removeHeader(out, 'authorization');
+  setIdentityHeaders(out, { xfcc: exchange.peer?.xfcc, headers: outcome?.headers });
+  exchange.appHeaders = out;
+};

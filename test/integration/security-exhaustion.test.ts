@@ -19,7 +19,7 @@ import { TestCa, type TestSvid } from '../helpers/test-ca.js';
 
 const TD = 'example.org';
 
-const LIMITS: Partial<InboundLimits> = {
+const LIMITS = {
   maxConnections: 400,
   maxHandshakes: 100,
   handshakeTimeoutMs: 1_000,
@@ -28,7 +28,7 @@ const LIMITS: Partial<InboundLimits> = {
   streamIdleTimeoutMs: 1_000,
   sessionIdleTimeoutMs: 1_500,
   appConnections: 8,
-};
+} satisfies Partial<InboundLimits>;
 
 /** An app that answers 200 once a request's body has ended, and counts its open connections. */
 async function countingApp(): Promise<{ server: Server; port: number; open: () => number; peak: () => number }> {
@@ -118,7 +118,7 @@ describe('exhaustion of the inbound is bounded', () => {
     expect(await eventually(async () => (await refused()) >= 1), 'refused at accept').toBe(true);
     const during = await openConnections();
     const rssDuring = process.memoryUsage().rss;
-    expect(during).toBeLessThanOrEqual(baseline + LIMITS.maxHandshakes!);
+    expect(during).toBeLessThanOrEqual(baseline + LIMITS.maxHandshakes);
     // The established session is not affected: the legitimate client keeps getting 200.
     for (let i = 0; i < 5; i++) expect(await get(session)).toBe(200);
     // handshakeTimeout closes the admitted ones: every flood connection ends refused or timed out.
@@ -169,7 +169,7 @@ describe('exhaustion of the inbound is bounded', () => {
     expect(
       await eventually(async () => (await metric('meshauth_connections_rejected_total', 'reason="per_peer"')) >= 2),
     ).toBe(true);
-    expect(await eventually(() => sessions.filter((s) => !s.destroyed).length <= LIMITS.maxConnectionsPerPeer!)).toBe(
+    expect(await eventually(() => sessions.filter((s) => !s.destroyed).length <= LIMITS.maxConnectionsPerPeer)).toBe(
       true,
     );
     const admitted = sessions.filter((s) => !s.destroyed);
@@ -196,7 +196,7 @@ describe('exhaustion of the inbound is bounded', () => {
     ).toBe(true);
     // While the attack holds its streams, the legitimate client keeps getting 200.
     for (let i = 0; i < 5; i++) expect(await get(legitSession)).toBe(200);
-    expect(app.peak()).toBeLessThanOrEqual(LIMITS.appConnections!);
+    expect(app.peak()).toBeLessThanOrEqual(LIMITS.appConnections);
     const rssDuring = process.memoryUsage().rss;
 
     // streamIdleTimeout resets every unfinished upload; nothing is left on the app side but the pool.

@@ -1,3 +1,7 @@
+// The optional external listener: a public server-TLS listener (no client certificate) for API clients outside the
+// mesh. The same pipeline as the inbound with other stages: every request must carry a valid bearer token;
+// passports are refused; identity headers are stripped and set from the verified token (origin passport + user,
+// never XFCC: there is no client certificate); the same policy decides (no mTLS peer); then the app.
 import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import type { HostPort, SidecarConfig } from '../../config/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
@@ -27,7 +31,6 @@ export const EXTERNAL_DIRECTION = 'external';
 
 export class ExternalListener {
   readonly #listen: HostPort;
-  readonly #hooks: ExternalHooks;
   readonly #core: ListenerCore;
   readonly #tls: TlsServer;
   readonly #guard: ConnectionGuard;
@@ -36,7 +39,6 @@ export class ExternalListener {
   constructor(options: ExternalListenerOptions) {
     const { config, metrics, logger } = options;
     this.#listen = options.listen;
-    this.#hooks = options.hooks;
     this.#core = new ListenerCore({
       config,
       limits: options.limits,

@@ -1,6 +1,9 @@
-// The pre-login cookie: what the callback needs to finish a sign-in this browser started (OAuth 2.0 Security BCP
+// The pre-login cookies: what the callback needs to finish a sign-in this browser started (OAuth 2.0 Security BCP
 // §4.7: `state` bound to the user agent, so a callback carrying someone else's code — login CSRF — is refused).
-// Sealed like the session, under its own name (the AAD), ten minutes at most.
+// One cookie per sign-in in progress, named after a hash of its state (`<session>-login-<tag>`), so two tabs that
+// both start a sign-in do not undo each other. Sealed like the session (purpose `<session>-login` as the AAD),
+// ten minutes at most; the callback clears its own.
+import { createHash } from 'node:crypto';
 import { clearCookie, setCookie } from './cookies.js';
 import { open, seal } from './sealed-box.js';
 import type { SessionKeyRing } from './session-keys.js';
@@ -25,12 +28,24 @@ export class LoginStateCodec {
     this.name = `${sessionCookieName}-login`;
   }
 
-  write(state: LoginState): string {
-    return setCookie(this.name, seal(this.#ring(), this.name, state), LOGIN_STATE_TTL_S);
+  /** The cookie name of the sign-in whose state is `state`. */
+  nameFor(state: string): string {
+    return `${this.name}-${createHash('sha256').update(state).digest('base64url').slice(0, 12)}`;
   }
 
-  read(cookies: ReadonlyMap<string, string>, nowS: number): LoginState | undefined {
-    const text = cookies.get(this.name);
+  /** True when the request carries any pre-login cookie (a callback for another state is then a mismatch). */
+  anyIn(cookies: ReadonlyMap<string, string>): boolean {
+    for (const name of cookies.keys()) if (name.startsWith(`${this.name}-`)) return true;
+    return false;
+  }
+
+  write(state: LoginState): string {
+    return setCookie(this.nameFor(state.state), seal(this.#ring(), this.name, state), LOGIN_STATE_TTL_S);
+  }
+
+  /** The sign-in this browser started with this `state`, if its cookie is here, intact, fresh and agrees. */
+  read(cookies: ReadonlyMap<string, string>, nowS: number, state: string): LoginState | undefined {
+    const text = cookies.get(this.nameFor(state));
     if (text === undefined) return undefined;
     const opened = open(this.#ring(), this.name, text);
     if ('failure' in opened) return undefined;
@@ -46,11 +61,11 @@ export class LoginStateCodec {
     ) {
       return undefined;
     }
-    if (nowS > s.startedAt + LOGIN_STATE_TTL_S) return undefined;
+    if (nowS > s.startedAt + LOGIN_STATE_TTL_S || s.state !== state) return undefined;
     return s;
   }
 
-  clear(): string {
-    return clearCookie(this.name);
+  clear(state: string): string {
+    return clearCookie(this.nameFor(state));
   }
 }

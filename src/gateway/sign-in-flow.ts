@@ -59,11 +59,6 @@ export class SignInFlow {
     return this.#ownOrigin;
   }
 
-  /** The pre-login cookie's name (never forwarded). */
-  get loginCookieName(): string {
-    return this.#logins.name;
-  }
-
   /** A `login: required` route without a user: 401 for an API call, else 302 to the provider. */
   async loginRequired(
     req: EdgeRequest,
@@ -127,7 +122,10 @@ export class SignInFlow {
       return;
     }
     const cookies = parseCookies(req.headers.cookie);
-    const clear = [logins.clear()];
+    const params = new URLSearchParams(query);
+    const states = params.getAll('state');
+    const stateParam = states.length === 1 ? (states[0] as string) : '';
+    const clear = stateParam === '' ? [] : [logins.clear(stateParam)];
     const fail = (error: MeshauthError) => {
       const reason = error.reason ?? error.code;
       this.#metrics.gatewayLogins.inc({ result: reason });
@@ -139,15 +137,12 @@ export class SignInFlow {
       return;
     }
     const nowS = Math.floor(nowMs / 1000);
-    const state = logins.read(cookies, nowS);
+    const state = stateParam === '' ? undefined : logins.read(cookies, nowS, stateParam);
     if (state === undefined) {
-      // No pre-login cookie: a callback this browser did not start (login CSRF), a replay, or an expired attempt.
-      fail(new MeshauthError('MESHAUTH_ERR_LOGIN_FAILED', 'no sign-in in progress', { reason: 'no_login_state' }));
-      return;
-    }
-    const params = new URLSearchParams(query);
-    if (params.getAll('state').length !== 1 || params.get('state') !== state.state) {
-      fail(new MeshauthError('MESHAUTH_ERR_LOGIN_FAILED', 'state does not match', { reason: 'state_mismatch' }));
+      // No pre-login cookie for this state: a callback this browser did not start (login CSRF), a swapped or
+      // replayed state, or an expired attempt. Another sign-in of this browser may be in progress: a mismatch.
+      const reason = stateParam !== '' && logins.anyIn(cookies) ? 'state_mismatch' : 'no_login_state';
+      fail(new MeshauthError('MESHAUTH_ERR_LOGIN_FAILED', 'no sign-in in progress for this state', { reason }));
       return;
     }
     let tokens: TokenResult;

@@ -36,6 +36,10 @@ export class ScriptedBrowser {
     return undefined;
   }
 
+  cookiesStartingWith(prefix: string): StoredCookie[] {
+    return [...this.jar.values()].filter((c) => c.name.startsWith(prefix));
+  }
+
   setCookie(host: string, name: string, value: string): void {
     this.jar.set(`${host}|${name}`, { name, value, attributes: '', host });
   }

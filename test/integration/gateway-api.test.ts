@@ -112,7 +112,7 @@ rules:
     expect(String(answer.headers.location)).toContain(`${mesh.provider.url}/auth?`);
     expect(String(answer.headers.location)).toContain('code_challenge_method=S256');
     const setCookie = String(answer.headers['set-cookie']);
-    expect(setCookie).toContain('__Host-meshauth-login=');
+    expect(setCookie).toMatch(/__Host-meshauth-login-[A-Za-z0-9_-]{12}=/);
     expect(setCookie).toMatch(/Path=\/; Secure; HttpOnly; SameSite=Lax/);
   });
 

@@ -79,6 +79,24 @@ describe('gateway protections (real provider)', () => {
     await victim.close();
   });
 
+  it('ok/two tabs signing in at once both complete (one pre-login cookie per state)', async () => {
+    const browser = new ScriptedBrowser(mesh.ca.rootPem);
+    const first = await browser.fetch(`${mesh.origin}/shop/tab-a`);
+    const second = await browser.fetch(`${mesh.origin}/shop/tab-b`);
+    expect(browser.cookiesStartingWith(`${SESSION}-login-`)).toHaveLength(2);
+    const a = await browser.submitLogin(
+      await browser.navigate(String(first.headers.location)),
+      ALICE.username,
+      ALICE.password,
+    );
+    expect(JSON.parse(a.body).path).toBe('/shop/tab-a');
+    const b = await browser.navigate(String(second.headers.location));
+    expect(b.status).toBe(200);
+    expect(JSON.parse(b.body).path).toBe('/shop/tab-b');
+    expect(browser.cookiesStartingWith(`${SESSION}-login-`)).toEqual([]);
+    await browser.close();
+  });
+
   it('fail/swapped state is refused', async () => {
     const browser = new ScriptedBrowser(mesh.ca.rootPem);
     const callback = new URL(await callbackUrl(browser, mesh));
@@ -94,7 +112,7 @@ describe('gateway protections (real provider)', () => {
   it('fail/replayed code: without the pre-login cookie, and with it (the provider refuses a used code)', async () => {
     const browser = new ScriptedBrowser(mesh.ca.rootPem);
     const callback = await callbackUrl(browser, mesh);
-    const loginCookie = browser.cookie(`${SESSION}-login`);
+    const loginCookie = browser.cookiesStartingWith(`${SESSION}-login-`)[0];
     expect((await browser.fetch(callback)).status).toBe(302);
     expect((await browser.fetch(callback)).status).toBe(401); // the pre-login cookie is gone
     const replayer = new ScriptedBrowser(mesh.ca.rootPem);

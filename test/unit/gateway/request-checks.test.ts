@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { endUserFromClaims } from '../../../src/authn/end-user.js';
 import { claimAt, claimsMatch } from '../../../src/authz/policy/match-claims.js';
 import { cookieHeaderWithout, parseCookies } from '../../../src/gateway/cookies.js';
+import { checkClaimSize } from '../../../src/gateway/edge-rule.js';
 import { isApiRequest, isCrossSite } from '../../../src/gateway/request-kind.js';
 import { safeReturnPath } from '../../../src/gateway/return-url.js';
 import { prefixMatches } from '../../../src/gateway/route-table.js';
@@ -91,5 +93,20 @@ describe('claims by dotted path', () => {
   it('fail/no own property lookups through the prototype', () => {
     expect(claimAt({}, 'constructor')).toBeUndefined();
     expect(claimAt({ a: {} }, 'a.toString')).toBeUndefined();
+  });
+});
+
+describe('claims carried in the passport are bounded', () => {
+  const user = (extra: Record<string, unknown>) =>
+    endUserFromClaims({ sub: 'alice', iss: 'https://idp', exp: 1, ...extra }, ['blob']) as NonNullable<
+      ReturnType<typeof endUserFromClaims>
+    >;
+  it('ok/within limits.maxClaimBytes', () => {
+    expect(() => checkClaimSize(user({ blob: 'x'.repeat(100) }), 4096, 'MESHAUTH_ERR_LOGIN_FAILED')).not.toThrow();
+  });
+  it('fail/past limits.maxClaimBytes: refused, never truncated', () => {
+    expect(() => checkClaimSize(user({ blob: 'x'.repeat(5000) }), 4096, 'MESHAUTH_ERR_LOGIN_FAILED')).toThrow(
+      expect.objectContaining({ code: 'MESHAUTH_ERR_LOGIN_FAILED', reason: 'claims_too_large' }),
+    );
   });
 });

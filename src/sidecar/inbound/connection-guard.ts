@@ -9,6 +9,7 @@ import type { TLSSocket, Server as TlsServer } from 'node:tls';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { Direction } from '../data-plane-telemetry.js';
 import { RateLimitedLog } from '../rate-limited-log.js';
+import { effectiveMaxConnections, openFileLimit } from './fd-budget.js';
 import { FLOOD_LOG_INTERVAL_MS, type InboundLimits } from './limits.js';
 
 export type ConnectionRejectReason = 'max_connections' | 'max_handshakes' | 'per_peer' | 'handshake_timeout';
@@ -49,7 +50,15 @@ export class ConnectionGuard {
     const tls = options.tls;
     this.server = createNetServer({ noDelay: true });
     // Above the cap Node closes the accepted handle before any JS socket exists (cheapest under a flood).
-    this.server.maxConnections = options.limits.maxConnections;
+    const limits = options.limits;
+    const maxConnections = effectiveMaxConnections(limits.maxConnections, openFileLimit(), limits.appConnections);
+    if (maxConnections < limits.maxConnections) {
+      options.logger.warn(
+        { direction: this.#direction, configured: limits.maxConnections, applied: maxConnections },
+        'inbound.limits.maxConnections lowered to fit the open-file limit (ulimit -n) with headroom for the app hop and the admin port',
+      );
+    }
+    this.server.maxConnections = maxConnections;
     this.server.on('drop', () => this.#refuse('max_connections', undefined));
     this.server.on('connection', (socket: Socket) => {
       if (this.#open - this.#established >= this.#limits.maxHandshakes) {

@@ -239,6 +239,17 @@ rules:
       );
       expect((await curl('-H', `Authorization: Bearer ${token}`)).stdout.startsWith('200 ')).toBe(true);
       expect((await curl('--http2', '-H', `Authorization: Bearer ${token}`)).stdout.startsWith('200 ')).toBe(true);
+      // A request body streams through over HTTP/2 too.
+      const post = await curl(
+        '--http2',
+        '-X',
+        'POST',
+        '--data-binary',
+        'x'.repeat(100_000),
+        '-H',
+        `Authorization: Bearer ${token}`,
+      );
+      expect(post.stdout.startsWith('200 ')).toBe(true);
     },
   );
 

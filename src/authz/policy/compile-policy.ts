@@ -7,6 +7,7 @@ import { headerValues } from '../authz-request.js';
 import { type Check, CompiledPolicy, type CompiledRule, type IndexKeys } from './compiled-policy.js';
 import type { Decision, PolicyMode } from './decision.js';
 import { chainIncludes, chainStartsWith } from './match-chain.js';
+import { claimAt, describeClaimCondition } from './match-claims.js';
 import { type HeaderCondition, headerMatches } from './match-headers.js';
 import { normalizeHost } from './match-host.js';
 import { compileIdMatcher, idMatches } from './match-id.js';
@@ -20,7 +21,7 @@ import {
   type TimeWindowSpec,
   WEEKDAYS,
 } from './match-time.js';
-import { type UserCondition, type UserField, userFieldMatches } from './match-user.js';
+import { type UserCondition, type UserField, userClaimsMatch, userFieldMatches } from './match-user.js';
 import { RequestContext } from './request-context.js';
 import { DEFAULT_DENY_RULE, type PolicyDocument, type PolicyRule } from './schema.js';
 
@@ -215,6 +216,18 @@ function compileWhenChecks(rule: PolicyRule, formatters: Map<string, Intl.DateTi
           expected,
           (r) => userFieldMatches(condition, field, r.user),
           (r) => showClaim(r.user?.[field]),
+        ),
+      );
+    }
+    // `when.user.claims`: one check per dotted path, so explain() names the claim that did not hold.
+    for (const [path, claim] of Object.entries(condition.claims ?? {})) {
+      const one = { [path]: claim };
+      checks.push(
+        check(
+          `when.user.claims.${path}`,
+          describeClaimCondition(claim),
+          (r) => userClaimsMatch(one, r.user),
+          (r) => showClaim(claimAt(r.user, path)),
         ),
       );
     }

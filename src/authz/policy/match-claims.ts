@@ -7,12 +7,6 @@
 // A missing claim never matches. Path segments are own properties only (no prototype lookups).
 import { z } from 'zod';
 
-/**
- * Whether the policy compiler turns `when.user.claims` into checks. Until it does, the policy schema refuses the
- * key: a condition that parses but is not enforced would widen its rule.
- */
-export const CLAIMS_IN_POLICY = false;
-
 export type ClaimScalar = string | number | boolean;
 
 export interface ClaimCondition {

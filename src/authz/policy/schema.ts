@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { MeshauthError } from '../../errors/index.js';
 import { TrustDomain } from '../../identity/index.js';
 import { validateMethod } from '../method-validate.js';
-import { CLAIMS_IN_POLICY, claimConditionsSchema } from './match-claims.js';
+import { claimConditionsSchema } from './match-claims.js';
 import { headerNameError } from './match-headers.js';
 import { hostPatternError } from './match-host.js';
 import { idPatternError } from './match-id.js';
@@ -115,9 +115,7 @@ export const ruleSchema = z.strictObject({
           ).optional(),
           groups: list(nonEmpty).optional(),
           client_id: list(nonEmpty).optional(),
-          claims: claimConditionsSchema
-            .refine(() => CLAIMS_IN_POLICY, { error: 'when.user.claims is not supported by this policy compiler yet' })
-            .optional(),
+          claims: claimConditionsSchema.optional(),
         })
         .optional(),
       headers: z

@@ -1,8 +1,6 @@
-// `when.user.claims` in the policy language the sidecars and the gateway share. A condition that parses must be
-// enforced: until the compiler turns claims into checks (CLAIMS_IN_POLICY), the schema refuses the key.
+// `when.user.claims` in the policy language the sidecars and the gateway share: every parsed condition is enforced.
 import { describe, expect, it } from 'vitest';
 import { compilePolicyText, decide } from '../../../src/authz/index.js';
-import { CLAIMS_IN_POLICY } from '../../../src/authz/policy/match-claims.js';
 
 const POLICY = `apiVersion: meshauth.dev/v1
 kind: Policy
@@ -24,7 +22,7 @@ const request = (user: Record<string, unknown> | undefined) => ({
   now: new Date(),
 });
 
-describe.runIf(CLAIMS_IN_POLICY)('policy when.user.claims (enforced)', () => {
+describe('policy when.user.claims (enforced)', () => {
   it('ok/every claim condition holds; fail/one fails → default deny', () => {
     const { policy } = compilePolicyText(POLICY, 'edge-policy.yaml');
     expect(decide(policy, request({ sub: 'a', tenant: 'acme', realm_access: { roles: ['admin'] } })).rule).toBe(
@@ -37,12 +35,6 @@ describe.runIf(CLAIMS_IN_POLICY)('policy when.user.claims (enforced)', () => {
       'default-deny',
     );
     expect(decide(policy, request(undefined)).rule).toBe('default-deny');
-  });
-});
-
-describe.runIf(!CLAIMS_IN_POLICY)('policy when.user.claims (not yet compiled)', () => {
-  it('fail/the policy is refused rather than parsed and ignored', () => {
-    expect(() => compilePolicyText(POLICY, 'edge-policy.yaml')).toThrow(/claims/);
   });
 });
 

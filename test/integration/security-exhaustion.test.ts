@@ -66,7 +66,7 @@ describe('exhaustion of the inbound is bounded', () => {
         done();
       },
     });
-    sidecar = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), testConfig({ appPort: app.port }), {
+    sidecar = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), testConfig({ appPort: app.port, appTimeout: '200ms' }), {
       logger: createLogger({ level: 'info', destination: sink }),
       inboundLimits: LIMITS,
     });

@@ -59,6 +59,7 @@ export class ListenerCore {
   readonly #sinks: SinkContext;
   readonly #onRejected: OnRejected;
   #stages: readonly Stage[] = [];
+  readonly #streamIdleMs: number;
   readonly #sockets = new Set<TLSSocket>();
   /** h2 sessions and their streams in flight (GOAWAY only once a session is idle, see close()). */
   readonly #sessions = new Map<ServerHttp2Session, SessionState>();
@@ -77,6 +78,9 @@ export class ListenerCore {
       ...options.limits,
     });
     this.limits = limits;
+    // While the app holds the exchange its own timeout answers first (a 504, not a reset): an idle exchange is
+    // cut only once the app timeout has had its chance.
+    this.#streamIdleMs = Math.max(limits.streamIdleTimeoutMs, config.inbound.appTimeoutMs + APP_TIMEOUT_MARGIN_MS);
     const telemetry = this.telemetry;
     this.#sinks = { telemetry, drain: this.drain, classify: classifyAppError };
     this.#onRejected = (exchange, error) => telemetry.rejected(exchange.peerId, error, exchange.startedAt);
@@ -103,7 +107,7 @@ export class ListenerCore {
     );
     // An HTTP/1.1 exchange idle in both directions for streamIdleTimeout is cut like an idle h2 stream.
     // Node also reports an idle keep-alive connection here (no response in progress): that is an idle session.
-    this.#h1.setTimeout(limits.streamIdleTimeoutMs, (socket: Socket) => {
+    this.#h1.setTimeout(this.#streamIdleMs, (socket: Socket) => {
       const response = pendingResponse(socket);
       if (response !== undefined)
         (response as ServerResponse & { [kResetBySidecar]?: boolean })[kResetBySidecar] = true;
@@ -160,7 +164,7 @@ export class ListenerCore {
       }
     });
     const onStreamIdle = this.#onStreamIdle;
-    const streamIdleMs = this.limits.streamIdleTimeoutMs;
+    const streamIdleMs = this.#streamIdleMs;
     const drain = this.drain;
     // One listener per session, not per stream. (A stream's `session` is already unset when it emits 'close'.)
     const onStreamClose = (): void => {
@@ -307,6 +311,9 @@ export function classifyAppError(error: Error): MeshauthError {
 }
 
 function ignore(): void {}
+
+/** How much later than the app timeout an idle exchange is reset (see #streamIdleMs). */
+const APP_TIMEOUT_MARGIN_MS = 1_000;
 
 /** How long an error answer written to a failed HTTP/1.1 connection may take to flush before it is destroyed. */
 const ANSWER_GRACE_MS = 1_000;

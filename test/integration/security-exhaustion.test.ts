@@ -66,10 +66,15 @@ describe('exhaustion of the inbound is bounded', () => {
         done();
       },
     });
-    sidecar = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), testConfig({ appPort: app.port, appTimeout: '200ms' }), {
-      logger: createLogger({ level: 'info', destination: sink }),
-      inboundLimits: LIMITS,
-    });
+    sidecar = await startTestSidecar(
+      ca,
+      ca.idFor('/ns/shop/sa/b'),
+      testConfig({ appPort: app.port, appTimeout: '200ms' }),
+      {
+        logger: createLogger({ level: 'info', destination: sink }),
+        inboundLimits: LIMITS,
+      },
+    );
     legit = await ca.issue({ id: ca.idFor('/ns/shop/sa/legit') });
     attacker = await ca.issue({ id: ca.idFor('/ns/shop/sa/attacker') });
   });

@@ -81,14 +81,18 @@ export class ConnectionGuard {
     return this.#open;
   }
 
-  /** After the handshake: counts the connection as established; false (and counted) above the per-peer cap. */
-  established(socket: TLSSocket, peerId: string): boolean {
+  /**
+   * After the handshake: counts the connection as established; false (and counted) above the per-peer cap.
+   * `peerId` undefined (external listener: no client identity at the connection level) skips the per-peer cap.
+   */
+  established(socket: TLSSocket, peerId: string | undefined): boolean {
     const counted = socket as Counted;
-    const held = this.#perPeer.get(peerId) ?? 0;
     this.#established++;
+    socket.once('close', () => this.#onPeerClose(counted));
+    if (peerId === undefined) return true;
+    const held = this.#perPeer.get(peerId) ?? 0;
     counted[kPeer] = peerId;
     this.#perPeer.set(peerId, held + 1);
-    socket.once('close', () => this.#onPeerClose(counted));
     if (held >= this.#limits.maxConnectionsPerPeer) {
       this.#refuse('per_peer', socket.remoteAddress, peerId);
       return false;
@@ -114,9 +118,9 @@ export class ConnectionGuard {
   }
 
   #releasePeer(socket: Counted): void {
+    this.#established--;
     const peerId = socket[kPeer];
     if (peerId === undefined) return;
-    this.#established--;
     const held = (this.#perPeer.get(peerId) ?? 1) - 1;
     if (held === 0) this.#perPeer.delete(peerId);
     else this.#perPeer.set(peerId, held);

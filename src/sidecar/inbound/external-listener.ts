@@ -78,11 +78,9 @@ export class ExternalListener {
     });
     this.#guard = guard;
     this.#tls.on('secureConnection', (socket: TLSSocket) => {
-      // No client identity here: every external client shares one per-peer budget keyed by its address.
-      if (!guard.established(socket, `address:${socket.remoteAddress ?? ''}`)) {
-        socket.destroy();
-        return;
-      }
+      // No client identity at the connection level (clients behind one NAT or load balancer share an address), so
+      // no per-peer cap here: the connection and handshake caps bound this listener.
+      guard.established(socket, undefined);
       this.#core.adopt(socket, undefined);
     });
     this.#tls.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {

@@ -34,6 +34,15 @@ export interface InboundListenerOptions {
   readonly logger: Logger;
   readonly hooks?: InboundHooks;
   readonly now?: () => Date;
+  /** Raw TCP tunnels on the same port: verified connections that negotiated `alpn` are handed to `adopt`. */
+  readonly tcp?: InboundTunnel;
+}
+
+/** Where the inbound hands a verified connection that asked for a TCP tunnel (ALPN) instead of HTTP. */
+export interface InboundTunnel {
+  /** The ALPN protocol id (offered after h2 and http/1.1, so HTTP clients never select it). */
+  readonly alpn: string;
+  adopt(socket: TLSSocket, peer: VerifiedPeer): void;
 }
 
 export class InboundListener {
@@ -47,6 +56,7 @@ export class InboundListener {
   readonly #tls: TlsServer;
   readonly #guard: ConnectionGuard;
   readonly #unsubscribe: () => void;
+  readonly #tunnel: InboundTunnel | undefined;
   #port = 0;
 
   constructor(options: InboundListenerOptions) {
@@ -56,6 +66,7 @@ export class InboundListener {
     this.#logger = options.logger;
     this.#hooks = options.hooks ?? {};
     this.#now = options.now ?? (() => new Date());
+    this.#tunnel = options.tcp;
     this.#core = new ListenerCore({
       config: options.config,
       limits: options.limits,
@@ -82,8 +93,12 @@ export class InboundListener {
     // layer until the first SVID arrives (then setSecureContext below).
     // The TLS server never listens: the guard's net.Server accepts, applies the accept-time limits and hands it
     // each admitted socket.
+    const withTunnel = (tls: ReturnType<typeof mtlsServerOptions>): ReturnType<typeof mtlsServerOptions> =>
+      this.#tunnel === undefined
+        ? tls
+        : { ...tls, ALPNProtocols: [...((tls.ALPNProtocols as string[] | undefined) ?? []), this.#tunnel.alpn] };
     this.#tls = createTlsServer({
-      ...mtlsServerOptions(profile, this.#holder.current),
+      ...withTunnel(mtlsServerOptions(profile, this.#holder.current)),
       handshakeTimeout: this.#core.limits.handshakeTimeoutMs,
     });
     this.#guard = new ConnectionGuard({
@@ -95,7 +110,7 @@ export class InboundListener {
     });
     this.#unsubscribe = this.#holder.subscribe((credentials) => {
       // Rotation: new handshakes use the new context; established connections keep theirs (no drops).
-      this.#tls.setSecureContext(mtlsServerOptions(profile, credentials));
+      this.#tls.setSecureContext(withTunnel(mtlsServerOptions(profile, credentials)));
     });
     this.#tls.on('secureConnection', (socket: TLSSocket) => this.#onSecureConnection(socket));
     this.#tls.on('tlsClientError', (error: Error, socket: TLSSocket) => this.#onTlsClientError(error, socket));
@@ -160,6 +175,10 @@ export class InboundListener {
     }
     if (!this.#guard.established(socket, peer.idString)) {
       socket.destroy();
+      return;
+    }
+    if (this.#tunnel !== undefined && socket.alpnProtocol === this.#tunnel.alpn) {
+      this.#tunnel.adopt(socket, peer);
       return;
     }
     this.#core.adopt(socket, peer);

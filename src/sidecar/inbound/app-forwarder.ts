@@ -1,10 +1,10 @@
 // The last stage of the inbound and external pipelines: the request, with its identity headers set, streamed to
 // the app over a bounded undici pool (one per listener). A peer may hold at most a share of the pool's
-// connections with requests in flight, so one client's slow uploads cannot take the app from everyone else.
+// connections with requests in flight; its further requests wait for one of its own to finish. So one client's
+// slow uploads cannot take the app from everyone else, and a busy client (a gateway, say) is slowed, not failed.
 import { Pool } from 'undici';
 import { formatHostPort, type SidecarConfig } from '../../config/index.js';
 import type { Exchange } from '../pipeline/exchange.js';
-import { appPoolShare } from '../pipeline/rejections.js';
 import { APP_POOL_PEER_SHARE, type InboundLimits } from './limits.js';
 
 export class AppForwarder {
@@ -12,6 +12,8 @@ export class AppForwarder {
   readonly #maxPerPeer: number;
   /** App requests in flight per peer ID. */
   readonly #inFlight = new Map<string, number>();
+  /** Requests of a peer over its share, oldest first (bounded by its streams: per-peer connections × streams). */
+  readonly #waiting = new Map<string, Exchange[]>();
 
   constructor(config: SidecarConfig, limits: InboundLimits) {
     const appTimeout = config.inbound.appTimeoutMs;
@@ -29,9 +31,23 @@ export class AppForwarder {
   /** The forward stage (pipeline/stages.ts order: after identityHeaders, which built `appHeaders`). */
   readonly forward = (exchange: Exchange): void => {
     const peerId = exchange.peerId;
-    const inFlight = this.#inFlight.get(peerId) ?? 0;
-    if (inFlight >= this.#maxPerPeer) throw appPoolShare();
-    this.#inFlight.set(peerId, inFlight + 1);
+    if ((this.#inFlight.get(peerId) ?? 0) < this.#maxPerPeer) {
+      this.#dispatch(exchange);
+      return;
+    }
+    let queue = this.#waiting.get(peerId);
+    if (queue === undefined) {
+      queue = [];
+      this.#waiting.set(peerId, queue);
+    }
+    queue.push(exchange);
+    // A waiting request whose stream ends (caller reset, stream idle timeout) leaves the queue unsent.
+    exchange.sink.onClose(() => this.#unqueue(peerId, exchange));
+  };
+
+  #dispatch(exchange: Exchange): void {
+    const peerId = exchange.peerId;
+    this.#inFlight.set(peerId, (this.#inFlight.get(peerId) ?? 0) + 1);
     const sink = exchange.sink;
     sink.onClose(() => this.#release(peerId));
     const handler = sink.forwardHandler(peerId, exchange.startedAt);
@@ -44,7 +60,7 @@ export class AppForwarder {
       },
       handler,
     );
-  };
+  }
 
   /** Waits for requests in flight until `deadline` (ms since epoch), then closes every app connection. */
   async close(deadline: number): Promise<void> {
@@ -57,5 +73,17 @@ export class AppForwarder {
     const left = (this.#inFlight.get(peerId) ?? 1) - 1;
     if (left === 0) this.#inFlight.delete(peerId);
     else this.#inFlight.set(peerId, left);
+    const queue = this.#waiting.get(peerId);
+    const next = queue?.shift();
+    if (queue?.length === 0) this.#waiting.delete(peerId);
+    if (next !== undefined) this.#dispatch(next);
+  }
+
+  #unqueue(peerId: string, exchange: Exchange): void {
+    const queue = this.#waiting.get(peerId);
+    const at = queue?.indexOf(exchange) ?? -1;
+    if (queue === undefined || at === -1) return;
+    queue.splice(at, 1);
+    if (queue.length === 0) this.#waiting.delete(peerId);
   }
 }

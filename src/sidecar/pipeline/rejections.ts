@@ -30,10 +30,3 @@ export function authorizeError(error: unknown): AuthzVerdict {
   const code: ErrorCode = isMeshauthError(error) ? error.code : 'MESHAUTH_ERR_FORBIDDEN';
   return { allow: false, reason: 'authorize_error', code };
 }
-
-/** One peer already holds its share of the app connections. */
-export function appPoolShare(): MeshauthError {
-  return new MeshauthError('MESHAUTH_ERR_UPSTREAM_UNAVAILABLE', 'peer holds its share of the app pool', {
-    reason: 'app_pool_share',
-  });
-}

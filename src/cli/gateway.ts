@@ -1,7 +1,6 @@
 // `meshauth gateway --config gateway.yaml`: load and validate the gateway config (bad config → exit 2 naming file
 // and key), start the edge gateway, and on SIGTERM/SIGINT drain (bounded by drainTimeout) and exit 0.
 import type { Command } from 'commander';
-import { loadGatewayConfig, startGateway } from '../gateway/index.js';
 import { createLogger, Metrics } from '../telemetry/index.js';
 
 export function registerGatewayCommand(program: Command): void {
@@ -11,6 +10,8 @@ export function registerGatewayCommand(program: Command): void {
     .requiredOption('-c, --config <file>', 'gateway config (YAML, docs/gateway.md)')
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
     .action(async (options: { config: string; logLevel: string }) => {
+      // Loaded here, not at the top: the gateway (openid-client, jose) is never part of `meshauth sidecar`.
+      const { loadGatewayConfig, startGateway } = await import('../gateway/index.js');
       const config = loadGatewayConfig(options.config);
       const logger = createLogger({ name: 'gateway', level: options.logLevel });
       const metrics = new Metrics({ defaultMetrics: true });

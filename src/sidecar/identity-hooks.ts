@@ -4,7 +4,7 @@
 // Owns their lifecycles: an invalid policy file at start-up fails the start (fail closed); close() stops watching.
 import type { CredentialHolder } from '../agent/index.js';
 import type { EndUserVerifier } from '../authn/end-user-verifier.js';
-import { PolicyWatcher } from '../authz/index.js';
+import { type CompiledPolicy, PolicyWatcher } from '../authz/index.js';
 import type { SidecarConfig } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
@@ -21,6 +21,8 @@ export interface IdentityHooks {
   readonly hooks: InboundHooks & { readonly onOutboundRequest?: OnOutboundRequest };
   /** Set when `inbound.external` is configured. */
   readonly external: ExternalHooks | undefined;
+  /** The current policy (the watcher swaps it on reload); undefined without `inbound.policy`. */
+  readonly policy: (() => CompiledPolicy) | undefined;
   close(): Promise<void>;
 }
 
@@ -91,9 +93,11 @@ export async function startIdentityHooks(
       };
     }
   }
+  const policyWatcher = watcher;
   return {
     hooks,
     external,
+    policy: policyWatcher === undefined ? undefined : () => policyWatcher.current(),
     close: async () => {
       watcher?.close();
       await verifier?.close();

@@ -4,10 +4,12 @@
 // accepting → drain → close pools).
 import { Agent } from '../agent/agent.js';
 import { CredentialHolder } from '../agent/credential-holder.js';
+import type { CompiledPolicy } from '../authz/index.js';
 import type { SidecarConfig } from '../config/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { AppProbe } from './app-probe.js';
+import { AddressResolver } from './endpoints/dns-resolver.js';
 import { startIdentityHooks } from './identity-hooks.js';
 import { loadExternalCertificate } from './inbound/external-certificate.js';
 import { ExternalListener } from './inbound/external-listener.js';
@@ -15,6 +17,7 @@ import type { InboundHooks } from './inbound/inbound-hooks.js';
 import { type InboundLimits, InboundListener } from './inbound/inbound-listener.js';
 import type { OnOutboundRequest } from './outbound/outbound-hooks.js';
 import { OutboundListener } from './outbound/outbound-listener.js';
+import { assertTcpPolicy, resolveHostWith, TCP_ALPN, TcpInboundHandler, TcpOutboundListeners } from './tcp/index.js';
 
 /** What the sidecar needs of the certificate agent (src/agent/agent.ts). */
 export interface SidecarAgent {
@@ -42,6 +45,8 @@ export interface RunningSidecar {
   readonly adminPort: number;
   /** The external bearer-token listener's port, when `inbound.external` is configured. */
   readonly externalPort: number | undefined;
+  /** `outbound.tcp` listen key → bound port (port 0 in the config picks a free one). */
+  readonly tcpPorts: ReadonlyMap<string, number>;
   readonly holder: CredentialHolder;
   /** Holds a currently valid SVID and is not draining (the app probe is only part of /readyz). */
   ready(): boolean;
@@ -64,6 +69,13 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
   const identity = await startIdentityHooks(config, holder, { logger, metrics, now });
   const hooks = { ...identity.hooks, ...deps.hooks };
 
+  let tcpInbound: TcpInboundHandler | undefined;
+  try {
+    tcpInbound = startTcpInbound(config, identity.policy, { logger, metrics, now });
+  } catch (error) {
+    await identity.close(); // nothing else has started yet
+    throw error;
+  }
   const inbound = new InboundListener({
     config,
     holder,
@@ -71,8 +83,24 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
     logger: logger.child({ component: 'inbound' }),
     hooks,
     ...(deps.inboundLimits === undefined ? {} : { limits: deps.inboundLimits }),
+    ...(tcpInbound === undefined
+      ? {}
+      : { tcp: { alpn: TCP_ALPN, adopt: (socket, peer) => tcpInbound?.adopt(socket, peer) } }),
     now,
   });
+  const tcpOutbound =
+    config.outbound.tcp.size === 0
+      ? undefined
+      : new TcpOutboundListeners({
+          routes: config.outbound.tcp,
+          trustDomain: config.trustDomain,
+          holder,
+          profile: { tls12: config.inbound.tls12 },
+          metrics,
+          logger: logger.child({ component: 'tcp' }),
+          resolveHost: resolveHostWith(new AddressResolver(config.outbound.dns.servers, metrics)),
+          now,
+        });
   const external =
     externalSettings === undefined || externalCertificate === undefined || identity.external === undefined
       ? undefined
@@ -118,7 +146,13 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
       draining = true; // /readyz answers 503 from now on
       const deadline = Date.now() + drainMs;
       logger.info({ drainMs }, 'sidecar draining');
-      await Promise.all([inbound.close(deadline), outbound.close(deadline), external?.close(deadline)]);
+      await Promise.all([
+        inbound.close(deadline),
+        outbound.close(deadline),
+        external?.close(deadline),
+        tcpInbound?.close(deadline),
+        tcpOutbound?.close(deadline),
+      ]);
       unsubscribe();
       await identity.close();
       await agent?.close();
@@ -129,11 +163,12 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
   };
 
   try {
-    const [inboundPort, outboundPort, adminPort, externalPort] = await Promise.all([
+    const [inboundPort, outboundPort, adminPort, externalPort, tcpPorts] = await Promise.all([
       inbound.listen(),
       outbound.listen(),
       admin.listen(),
       external?.listen(),
+      tcpOutbound?.listen(),
     ]);
     agent?.start();
     logger.info(
@@ -144,15 +179,47 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
         ...(externalPort === undefined
           ? {}
           : { external: externalPort, externalCertNotAfter: externalCertificate?.notAfter.toISOString() }),
+        ...(tcpPorts === undefined ? {} : { tcp: Object.fromEntries(tcpPorts) }),
         trustDomain: config.trustDomain.name,
       },
       'sidecar listening',
     );
-    return { inboundPort, outboundPort, adminPort, externalPort, holder, ready, readiness, close };
+    return {
+      inboundPort,
+      outboundPort,
+      adminPort,
+      externalPort,
+      tcpPorts: tcpPorts ?? new Map(),
+      holder,
+      ready,
+      readiness,
+      close,
+    };
   } catch (error) {
     await close(0).catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * The inbound end of TCP tunnels (`inbound.tcp`). A policy rule that could match a tunnel but needs HTTP (path,
+ * method, user, headers) fails the start, naming the rule; reloaded policies are checked the same way on use.
+ */
+function startTcpInbound(
+  config: SidecarConfig,
+  policy: (() => CompiledPolicy) | undefined,
+  deps: { readonly logger: Logger; readonly metrics: Metrics; readonly now: () => Date },
+): TcpInboundHandler | undefined {
+  const tcp = config.inbound.tcp;
+  if (tcp === undefined) return undefined;
+  if (policy !== undefined) assertTcpPolicy(policy(), tcp.app.port, config.inbound.policy ?? 'policy');
+  return new TcpInboundHandler({
+    app: tcp.app,
+    policy,
+    metrics: deps.metrics,
+    logger: deps.logger.child({ component: 'tcp' }),
+    now: deps.now,
+  });
 }
 
 function createAgent(config: SidecarConfig, holder: CredentialHolder, deps: SidecarDependencies): SidecarAgent {

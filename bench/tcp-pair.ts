@@ -1,18 +1,16 @@
-// The meshauth side of the TCP bulk-transfer benchmark: two child processes, one per side, each running the TCP
-// tunnel components as a sidecar wires them (client: TcpOutboundListeners; server: a TLS listener with the mesh
-// profile, client certificate required, verifyPeer, ALPN meshauth-tcp/1 → TcpInboundHandler), with the bench SVIDs
-// in the credential holder, metrics on, logs off, default policy (mTLS only).
+// The meshauth side of the TCP bulk-transfer benchmark: two sidecar processes (startSidecar, as `meshauth sidecar`
+// runs it, with the bench SVIDs in the credential holder instead of fetched from a CA): the client with one
+// `outbound.tcp` listener, the server with `inbound.tcp` in front of the bench app. Metrics on, logs off, default
+// policy (mTLS only).
 // Child entry: `node dist/bench/tcp-pair.js --side JSON`.
 import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CredentialHolder } from '../src/agent/credential-holder.js';
+import { sidecarConfigFromObject } from '../src/config/index.js';
 import { SpiffeId, TrustDomain } from '../src/identity/index.js';
 import { TrustBundle, X509Svid } from '../src/pki/index.js';
-import { TCP_ALPN, TcpInboundHandler, TcpOutboundListeners } from '../src/sidecar/tcp/index.js';
+import { startSidecar } from '../src/sidecar/index.js';
 import { Metrics, silentLogger } from '../src/telemetry/index.js';
-import { mtlsServerOptions, verifyPeer } from '../src/tls/index.js';
 import { BENCH_TRUST_DOMAIN, type PemFiles } from './bench-pki.js';
 import { type Child, firstJsonLine, spawnChild } from './children.js';
 
@@ -57,55 +55,39 @@ async function runSide(spec: SideSpec): Promise<void> {
     privateKeyPem: readFileSync(spec.files.keyFile, 'utf8'),
     keyType: 'p256',
   });
-  const holder = new CredentialHolder({ svid, bundle: TrustBundle.fromPem(td, readFileSync(spec.caFile, 'utf8')) });
-  const metrics = new Metrics({ defaultMetrics: true });
-  const logger = silentLogger();
-  const profile = { tls12: false };
-  let port: number;
-  if (spec.role === 'client') {
-    const key = '127.0.0.1:0';
-    const outbound = new TcpOutboundListeners({
-      routes: new Map([
-        [
-          key,
-          {
-            listen: { host: '127.0.0.1', port: 0 },
-            address: { host: '127.0.0.1', port: spec.targetPort },
-            ids: spec.peerId === undefined ? [] : [SpiffeId.parse(spec.peerId)],
-          },
-        ],
-      ]),
-      trustDomain: td,
-      holder,
-      profile,
-      metrics,
-      logger,
-    });
-    port = (await outbound.listen()).get(key) ?? 0;
-  } else {
-    const inbound = new TcpInboundHandler({ app: { host: '127.0.0.1', port: spec.targetPort }, metrics, logger });
-    const server = createTlsServer({
-      ...mtlsServerOptions(profile, holder.current),
-      ALPNProtocols: ['h2', 'http/1.1', TCP_ALPN],
-    });
-    server.on('secureConnection', (socket: TLSSocket) => {
-      const credentials = holder.current;
-      if (credentials === undefined || socket.alpnProtocol !== TCP_ALPN) {
-        socket.destroy();
-        return;
-      }
-      try {
-        inbound.adopt(socket, verifyPeer(socket, td, credentials.svid.id, new Date()));
-      } catch {
-        socket.destroy();
-      }
-    });
-    server.on('tlsClientError', () => undefined);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as AddressInfo).port;
-  }
+  const bundle = TrustBundle.fromPem(td, readFileSync(spec.caFile, 'utf8'));
+  const tcpKey = '127.0.0.1:0';
+  const config = sidecarConfigFromObject(
+    {
+      trustDomain: td.name,
+      // Never contacted: the holder is pre-filled, so no agent starts.
+      ca: { url: 'https://127.0.0.1:9', bundle: spec.caFile, token: spec.caFile },
+      inbound: {
+        listen: '127.0.0.1:0',
+        app: '127.0.0.1:9',
+        ...(spec.role === 'server' ? { tcp: { app: `127.0.0.1:${spec.targetPort}` } } : {}),
+      },
+      outbound: {
+        listen: '127.0.0.1:0',
+        ...(spec.role === 'client'
+          ? { tcp: { [tcpKey]: { address: `127.0.0.1:${spec.targetPort}`, ids: [spec.peerId ?? ''] } } }
+          : {}),
+      },
+      admin: { listen: '127.0.0.1:0' },
+      drainTimeout: '1s',
+    },
+    `bench tcp ${spec.role}`,
+  );
+  const sidecar = await startSidecar(config, {
+    logger: silentLogger(),
+    metrics: new Metrics({ defaultMetrics: true }), // as `meshauth sidecar` runs it
+    holder: new CredentialHolder({ svid, bundle }),
+  });
+  const port = spec.role === 'client' ? (sidecar.tcpPorts.get(tcpKey) ?? 0) : sidecar.inboundPort;
   process.stdout.write(`${JSON.stringify({ pid: process.pid, port })}\n`);
-  process.once('SIGTERM', () => process.exit(0));
+  process.once('SIGTERM', () => {
+    void sidecar.close(500).finally(() => process.exit(0));
+  });
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -10,6 +10,9 @@ type Source = ServerHttp2Stream & { [kBody]?: PassThrough };
 
 export function h2RequestBody(stream: ServerHttp2Stream): Readable {
   const body = new PassThrough();
+  // undici listens for the body's errors only while it writes the request; a body destroyed while the request
+  // still waits for an app connection (or after undici is done with it) must not become an uncaught exception.
+  body.on('error', ignore);
   (stream as Source)[kBody] = body;
   // 'aborted' is emitted synchronously when the stream closes while its response is still open, before the
   // readable side is ended, so the PassThrough is destroyed before pipe() could end it.
@@ -20,3 +23,5 @@ export function h2RequestBody(stream: ServerHttp2Stream): Readable {
 function onAborted(this: Source): void {
   this[kBody]?.destroy(new Error('request stream reset before END_STREAM'));
 }
+
+function ignore(): void {}

@@ -25,7 +25,7 @@ describe('outbound faults', () => {
 
   beforeAll(async () => {
     ca = await TestCa.create();
-    pair = await startPair(ca, { egress: ['localhost-alias.test', '127.0.0.1'] });
+    pair = await startPair(ca, { egress: ['api.example.test'] });
     slowPair = await startPair(ca, {
       appTimeout: '300ms',
       appHandler: (req, res) => {
@@ -122,14 +122,13 @@ describe('outbound faults', () => {
     }
   });
 
-  it('ok/CONNECT to an allowed egress host opens a TCP tunnel', async () => {
+  it('fail/CONNECT to loopback is refused whatever egress lists (never around the local sidecar)', async () => {
     const reply = await rawExchange(
       pair.a.sidecar.outboundPort,
-      `CONNECT 127.0.0.1:${echoPort} HTTP/1.1\r\nHost: 127.0.0.1:${echoPort}\r\n\r\nping`,
-      (text) => text.includes('ping'),
+      `CONNECT 127.0.0.1:${echoPort} HTTP/1.1\r\nHost: 127.0.0.1:${echoPort}\r\n\r\n`,
     );
-    expect(reply).toMatch(/^HTTP\/1\.1 200/);
-    expect(reply.endsWith('ping')).toBe(true);
+    expect(reply).toMatch(/^HTTP\/1\.1 403/);
+    expect(reply).toContain('"code":"MESHAUTH_ERR_EGRESS_FORBIDDEN"');
   });
 
   it('fail/CONNECT to a host outside egress → 403 MESHAUTH_ERR_EGRESS_FORBIDDEN', async () => {

@@ -1,0 +1,72 @@
+// The CA's bounded admission queue (pure): who signs, who waits, who gets 429 and which Retry-After.
+import { describe, expect, it } from 'vitest';
+import {
+  AdmissionQueue,
+  MAX_RETRY_AFTER_SECONDS,
+  MIN_RETRY_AFTER_SECONDS,
+} from '../../../src/ca/load-shedding.js';
+
+describe('AdmissionQueue', () => {
+  it('ok/admits up to maxConcurrent at once, queues up to maxQueue, refuses the next', async () => {
+    const queue = new AdmissionQueue({ maxConcurrent: 2, maxQueue: 3 });
+    const results = Array.from({ length: 6 }, () => queue.admit(0));
+    expect(results.map((r) => r.admitted)).toEqual([true, true, true, true, true, false]);
+    expect(queue.depth).toBe(5);
+    const refused = results[5];
+    if (refused === undefined || refused.admitted) throw new Error('expected a refusal');
+    expect(refused.retryAfterSeconds).toBeGreaterThanOrEqual(MIN_RETRY_AFTER_SECONDS);
+  });
+
+  it('ok/a waiting request starts when a signing one releases, in arrival order', async () => {
+    const queue = new AdmissionQueue({ maxConcurrent: 1, maxQueue: 2 });
+    const first = queue.admit(0);
+    const second = queue.admit(0);
+    const third = queue.admit(0);
+    if (!first.admitted || !second.admitted || !third.admitted) throw new Error('expected admissions');
+    const order: string[] = [];
+    void second.waited.then(() => order.push('second'));
+    void third.waited.then(() => order.push('third'));
+    await Promise.resolve();
+    expect(order).toEqual([]);
+    first.release();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(order).toEqual(['second']);
+    second.release();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(order).toEqual(['second', 'third']);
+    third.release();
+    expect(queue.depth).toBe(0);
+  });
+
+  it('ok/release is idempotent (a double release never frees a slot it does not hold)', () => {
+    const queue = new AdmissionQueue({ maxConcurrent: 1, maxQueue: 0 });
+    const first = queue.admit(0);
+    if (!first.admitted) throw new Error('expected admission');
+    first.release();
+    first.release();
+    expect(queue.depth).toBe(0);
+    expect(queue.admit(0).admitted).toBe(true);
+    expect(queue.admit(0).admitted).toBe(false);
+  });
+
+  it('ok/Retry-After follows queue depth over the measured rate, within [1, 30] s', () => {
+    const queue = new AdmissionQueue({ maxConcurrent: 1, maxQueue: 10_000 });
+    // 100 signings per second measured over two seconds.
+    for (let i = 1; i <= 400; i += 1) queue.recordCompletion(i * 10);
+    expect(queue.signingsPerSecond).toBeGreaterThan(90);
+    expect(queue.signingsPerSecond).toBeLessThan(500);
+    for (let i = 0; i < 10_000; i += 1) queue.admit(0);
+    expect(queue.retryAfterSeconds()).toBe(MAX_RETRY_AFTER_SECONDS);
+    const small = new AdmissionQueue({ maxConcurrent: 1, maxQueue: 1 });
+    small.admit(0);
+    expect(small.retryAfterSeconds()).toBe(MIN_RETRY_AFTER_SECONDS);
+  });
+
+  it.each([
+    ['fail/maxConcurrent 0', { maxConcurrent: 0, maxQueue: 1 }],
+    ['fail/maxQueue negative', { maxConcurrent: 1, maxQueue: -1 }],
+    ['fail/maxConcurrent fractional', { maxConcurrent: 1.5, maxQueue: 1 }],
+  ])('%s', (_name, options) => {
+    expect(() => new AdmissionQueue(options)).toThrow(RangeError);
+  });
+});

@@ -251,6 +251,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly caQueueDepth = new Gauge({
+    name: 'meshauth_ca_queue_depth',
+    help: 'CA requests signing or waiting to sign (bounded by ca serve --max-queue; past it, 429).',
+    registers: [this.registry],
+  });
+
   constructor(options: MetricsOptions = {}) {
     if (options.defaultMetrics) {
       collectDefaultMetrics({ register: this.registry });

@@ -56,7 +56,7 @@ export class AdmissionQueue {
    * Admits a request (it may have to wait: await `waited`, then call `release` exactly once when done, even on
    * failure) or refuses it with the seconds after which the queue should have drained.
    */
-  admit(nowMs: number): Admission {
+  admit(): Admission {
     if (this.#active < this.#maxConcurrent) {
       this.#active += 1;
       return { admitted: true, release: this.#releaser(), waited: Promise.resolve() };

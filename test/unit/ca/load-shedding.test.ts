@@ -1,15 +1,11 @@
 // The CA's bounded admission queue (pure): who signs, who waits, who gets 429 and which Retry-After.
 import { describe, expect, it } from 'vitest';
-import {
-  AdmissionQueue,
-  MAX_RETRY_AFTER_SECONDS,
-  MIN_RETRY_AFTER_SECONDS,
-} from '../../../src/ca/load-shedding.js';
+import { AdmissionQueue, MAX_RETRY_AFTER_SECONDS, MIN_RETRY_AFTER_SECONDS } from '../../../src/ca/load-shedding.js';
 
 describe('AdmissionQueue', () => {
   it('ok/admits up to maxConcurrent at once, queues up to maxQueue, refuses the next', async () => {
     const queue = new AdmissionQueue({ maxConcurrent: 2, maxQueue: 3 });
-    const results = Array.from({ length: 6 }, () => queue.admit(0));
+    const results = Array.from({ length: 6 }, () => queue.admit());
     expect(results.map((r) => r.admitted)).toEqual([true, true, true, true, true, false]);
     expect(queue.depth).toBe(5);
     const refused = results[5];
@@ -19,9 +15,9 @@ describe('AdmissionQueue', () => {
 
   it('ok/a waiting request starts when a signing one releases, in arrival order', async () => {
     const queue = new AdmissionQueue({ maxConcurrent: 1, maxQueue: 2 });
-    const first = queue.admit(0);
-    const second = queue.admit(0);
-    const third = queue.admit(0);
+    const first = queue.admit();
+    const second = queue.admit();
+    const third = queue.admit();
     if (!first.admitted || !second.admitted || !third.admitted) throw new Error('expected admissions');
     const order: string[] = [];
     void second.waited.then(() => order.push('second'));
@@ -40,13 +36,13 @@ describe('AdmissionQueue', () => {
 
   it('ok/release is idempotent (a double release never frees a slot it does not hold)', () => {
     const queue = new AdmissionQueue({ maxConcurrent: 1, maxQueue: 0 });
-    const first = queue.admit(0);
+    const first = queue.admit();
     if (!first.admitted) throw new Error('expected admission');
     first.release();
     first.release();
     expect(queue.depth).toBe(0);
-    expect(queue.admit(0).admitted).toBe(true);
-    expect(queue.admit(0).admitted).toBe(false);
+    expect(queue.admit().admitted).toBe(true);
+    expect(queue.admit().admitted).toBe(false);
   });
 
   it('ok/Retry-After follows queue depth over the measured rate, within [1, 30] s', () => {
@@ -55,10 +51,10 @@ describe('AdmissionQueue', () => {
     for (let i = 1; i <= 400; i += 1) queue.recordCompletion(i * 10);
     expect(queue.signingsPerSecond).toBeGreaterThan(90);
     expect(queue.signingsPerSecond).toBeLessThan(500);
-    for (let i = 0; i < 10_000; i += 1) queue.admit(0);
+    for (let i = 0; i < 10_000; i += 1) queue.admit();
     expect(queue.retryAfterSeconds()).toBe(MAX_RETRY_AFTER_SECONDS);
     const small = new AdmissionQueue({ maxConcurrent: 1, maxQueue: 1 });
-    small.admit(0);
+    small.admit();
     expect(small.retryAfterSeconds()).toBe(MIN_RETRY_AFTER_SECONDS);
   });
 

@@ -1,106 +1,101 @@
-// Load shedding for the CA: a bounded admission queue in front of signing. At most `maxConcurrent` requests sign
-// at once and at most `maxQueue` more wait; past that a request is refused at once with a Retry-After computed from
-// the queue depth and the measured signing rate, so a cluster-wide restart meets fast 429s instead of timeouts.
-// Pure bookkeeping: the clock comes in as an argument (no timers), so every boundary is unit-tested.
+// Load shedding at the CA's front door (`ca serve --max-queue`): every signing request (POST /v1/svid and
+// POST /v1/token) passes an AdmissionQueue; past its bound the CA answers 429 MESHAUTH_ERR_CA_OVERLOADED with
+// Retry-After at once, instead of letting a cluster-wide restart pile up into timeouts. The whole request counts
+// (TLS is done by then, but CSR and token checks and the signature are not), and read-only endpoints (bundle, JWKS,
+// health, metrics) are never shed: a struggling CA must still say how it is.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MeshauthError } from '../errors/index.js';
+import type { Logger, Metrics } from '../telemetry/index.js';
+import { AdmissionQueue } from './admission-queue.js';
 
-/** Shortest and longest Retry-After the CA sends (seconds, RFC 9110 §10.2.3 delay-seconds). */
-export const MIN_RETRY_AFTER_SECONDS = 1;
-export const MAX_RETRY_AFTER_SECONDS = 30;
-/** Weight of the newest sample in the signing-rate average (exponentially weighted). */
-const RATE_SMOOTHING = 0.2;
-/** Assumed signing throughput before any signature was measured (one core signs > 1,000 P-256 leaves/s). */
-const INITIAL_SIGNINGS_PER_SECOND = 500;
+/** Default bound of waiting requests per CA process: about a second of signing on one core. */
+export const DEFAULT_MAX_QUEUE = 1000;
+/** Requests processed at the same time per signing worker (keeps each worker fed while the main thread parses). */
+const CONCURRENCY_PER_WORKER = 8;
+/** At most one log line per this interval while shedding, with the count since the previous one. */
+const LOG_INTERVAL_MS = 10_000;
 
-export interface AdmissionOptions {
-  /** Requests signing at the same time (typically the number of signing workers × a small factor). */
-  readonly maxConcurrent: number;
-  /** Requests allowed to wait for a slot; the next one is refused. */
+const SHED_PATHS = new Set(['/v1/svid', '/v1/token']);
+
+export interface LoadSheddingOptions {
+  /** Requests allowed to wait beyond those being processed (`--max-queue`). */
   readonly maxQueue: number;
+  /** Signing workers (`--workers`, 0 = in-thread); sets how many requests are processed at once. */
+  readonly workers: number;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
 }
 
-export type Admission =
-  | { readonly admitted: true; readonly release: () => void; readonly waited: Promise<void> }
-  | { readonly admitted: false; readonly retryAfterSeconds: number };
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-export class AdmissionQueue {
-  readonly #maxConcurrent: number;
-  readonly #maxQueue: number;
-  readonly #waiting: Array<() => void> = [];
-  #active = 0;
-  /** Completed signings per second, smoothed. */
-  #rate = INITIAL_SIGNINGS_PER_SECOND;
-  #windowStart = -1;
-  #windowCount = 0;
-
-  constructor(options: AdmissionOptions) {
-    if (!Number.isInteger(options.maxConcurrent) || options.maxConcurrent < 1) {
-      throw new RangeError('maxConcurrent must be a positive integer');
+export function withLoadShedding(handler: RequestHandler, options: LoadSheddingOptions): RequestHandler {
+  const queue = new AdmissionQueue({
+    maxConcurrent: Math.max(1, options.workers) * CONCURRENCY_PER_WORKER,
+    maxQueue: options.maxQueue,
+  });
+  const { logger, metrics } = options;
+  let refusedSinceLog = 0;
+  let lastLog = 0;
+  return (req, res) => {
+    if (req.method !== 'POST' || !SHED_PATHS.has(pathOf(req))) {
+      handler(req, res);
+      return;
     }
-    if (!Number.isInteger(options.maxQueue) || options.maxQueue < 0) {
-      throw new RangeError('maxQueue must be a non-negative integer');
-    }
-    this.#maxConcurrent = options.maxConcurrent;
-    this.#maxQueue = options.maxQueue;
-  }
-
-  /** Requests signing plus requests waiting. */
-  get depth(): number {
-    return this.#active + this.#waiting.length;
-  }
-
-  get signingsPerSecond(): number {
-    return this.#rate;
-  }
-
-  /**
-   * Admits a request (it may have to wait: await `waited`, then call `release` exactly once when done, even on
-   * failure) or refuses it with the seconds after which the queue should have drained.
-   */
-  admit(): Admission {
-    if (this.#active < this.#maxConcurrent) {
-      this.#active += 1;
-      return { admitted: true, release: this.#releaser(), waited: Promise.resolve() };
-    }
-    if (this.#waiting.length >= this.#maxQueue) {
-      return { admitted: false, retryAfterSeconds: this.retryAfterSeconds() };
-    }
-    const waited = new Promise<void>((resolve) => {
-      this.#waiting.push(() => {
-        this.#active += 1;
-        resolve();
+    const admission = queue.admit();
+    if (!admission.admitted) {
+      metrics.caRequestsRejected.inc({ reason: 'overloaded' });
+      refusedSinceLog += 1;
+      const now = Date.now();
+      if (now - lastLog >= LOG_INTERVAL_MS) {
+        logger.warn(
+          {
+            event: 'ca_overloaded',
+            code: 'MESHAUTH_ERR_CA_OVERLOADED',
+            refused: refusedSinceLog,
+            queueDepth: queue.depth,
+            retryAfterSeconds: admission.retryAfterSeconds,
+            signingsPerSecond: Math.round(queue.signingsPerSecond),
+          },
+          'CA overloaded: refusing signing requests with 429 and Retry-After',
+        );
+        lastLog = now;
+        refusedSinceLog = 0;
+      }
+      const body = new MeshauthError('MESHAUTH_ERR_CA_OVERLOADED', 'signing queue full').toJSON();
+      // The body is not read: close the connection so a large upload does not keep it busy.
+      res.writeHead(429, {
+        'content-type': 'application/json',
+        'cache-control': 'no-store',
+        'retry-after': String(admission.retryAfterSeconds),
+        connection: 'close',
       });
-    });
-    return { admitted: true, release: this.#releaser(), waited };
-  }
-
-  /** Seconds until the current queue should have drained at the measured rate, within [1, 30]. */
-  retryAfterSeconds(): number {
-    const seconds = Math.ceil(this.depth / Math.max(this.#rate, 1));
-    return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(MIN_RETRY_AFTER_SECONDS, seconds));
-  }
-
-  /** Records one completed signing at `nowMs` (feeds the rate that Retry-After is computed from). */
-  recordCompletion(nowMs: number): void {
-    if (this.#windowStart < 0) this.#windowStart = nowMs;
-    this.#windowCount += 1;
-    const elapsed = nowMs - this.#windowStart;
-    // Whole windows of at least 250 ms: shorter ones are too noisy to be a rate.
-    if (elapsed >= 250) {
-      const sample = (this.#windowCount * 1000) / elapsed;
-      this.#rate = this.#rate * (1 - RATE_SMOOTHING) + sample * RATE_SMOOTHING;
-      this.#windowStart = nowMs;
-      this.#windowCount = 0;
+      res.end(`${JSON.stringify(body)}\n`);
+      return;
     }
-  }
-
-  #releaser(): () => void {
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.#active -= 1;
-      const next = this.#waiting.shift();
-      next?.();
+    metrics.caQueueDepth.set(queue.depth);
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      if (res.statusCode === 200) queue.recordCompletion(Date.now());
+      admission.release();
+      metrics.caQueueDepth.set(queue.depth);
     };
-  }
+    res.once('finish', finish);
+    res.once('close', finish);
+    void admission.waited.then(() => {
+      // A client that gave up while waiting costs no signature.
+      if (done || req.destroyed) {
+        finish();
+        return;
+      }
+      handler(req, res);
+    });
+  };
+}
+
+function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
 }

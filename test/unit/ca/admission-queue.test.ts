@@ -1,6 +1,6 @@
 // The CA's bounded admission queue (pure): who signs, who waits, who gets 429 and which Retry-After.
 import { describe, expect, it } from 'vitest';
-import { AdmissionQueue, MAX_RETRY_AFTER_SECONDS, MIN_RETRY_AFTER_SECONDS } from '../../../src/ca/load-shedding.js';
+import { AdmissionQueue, MAX_RETRY_AFTER_SECONDS, MIN_RETRY_AFTER_SECONDS } from '../../../src/ca/admission-queue.js';
 
 describe('AdmissionQueue', () => {
   it('ok/admits up to maxConcurrent at once, queues up to maxQueue, refuses the next', async () => {

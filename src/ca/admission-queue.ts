@@ -1,0 +1,106 @@
+// Load shedding for the CA: a bounded admission queue in front of signing. At most `maxConcurrent` requests sign
+// at once and at most `maxQueue` more wait; past that a request is refused at once with a Retry-After computed from
+// the queue depth and the measured signing rate, so a cluster-wide restart meets fast 429s instead of timeouts.
+// Pure bookkeeping: the clock comes in as an argument (no timers), so every boundary is unit-tested.
+
+/** Shortest and longest Retry-After the CA sends (seconds, RFC 9110 §10.2.3 delay-seconds). */
+export const MIN_RETRY_AFTER_SECONDS = 1;
+export const MAX_RETRY_AFTER_SECONDS = 30;
+/** Weight of the newest sample in the signing-rate average (exponentially weighted). */
+const RATE_SMOOTHING = 0.2;
+/** Assumed signing throughput before any signature was measured (one core signs > 1,000 P-256 leaves/s). */
+const INITIAL_SIGNINGS_PER_SECOND = 500;
+
+export interface AdmissionOptions {
+  /** Requests signing at the same time (typically the number of signing workers × a small factor). */
+  readonly maxConcurrent: number;
+  /** Requests allowed to wait for a slot; the next one is refused. */
+  readonly maxQueue: number;
+}
+
+export type Admission =
+  | { readonly admitted: true; readonly release: () => void; readonly waited: Promise<void> }
+  | { readonly admitted: false; readonly retryAfterSeconds: number };
+
+export class AdmissionQueue {
+  readonly #maxConcurrent: number;
+  readonly #maxQueue: number;
+  readonly #waiting: Array<() => void> = [];
+  #active = 0;
+  /** Completed signings per second, smoothed. */
+  #rate = INITIAL_SIGNINGS_PER_SECOND;
+  #windowStart = -1;
+  #windowCount = 0;
+
+  constructor(options: AdmissionOptions) {
+    if (!Number.isInteger(options.maxConcurrent) || options.maxConcurrent < 1) {
+      throw new RangeError('maxConcurrent must be a positive integer');
+    }
+    if (!Number.isInteger(options.maxQueue) || options.maxQueue < 0) {
+      throw new RangeError('maxQueue must be a non-negative integer');
+    }
+    this.#maxConcurrent = options.maxConcurrent;
+    this.#maxQueue = options.maxQueue;
+  }
+
+  /** Requests signing plus requests waiting. */
+  get depth(): number {
+    return this.#active + this.#waiting.length;
+  }
+
+  get signingsPerSecond(): number {
+    return this.#rate;
+  }
+
+  /**
+   * Admits a request (it may have to wait: await `waited`, then call `release` exactly once when done, even on
+   * failure) or refuses it with the seconds after which the queue should have drained.
+   */
+  admit(): Admission {
+    if (this.#active < this.#maxConcurrent) {
+      this.#active += 1;
+      return { admitted: true, release: this.#releaser(), waited: Promise.resolve() };
+    }
+    if (this.#waiting.length >= this.#maxQueue) {
+      return { admitted: false, retryAfterSeconds: this.retryAfterSeconds() };
+    }
+    const waited = new Promise<void>((resolve) => {
+      this.#waiting.push(() => {
+        this.#active += 1;
+        resolve();
+      });
+    });
+    return { admitted: true, release: this.#releaser(), waited };
+  }
+
+  /** Seconds until the current queue should have drained at the measured rate, within [1, 30]. */
+  retryAfterSeconds(): number {
+    const seconds = Math.ceil(this.depth / Math.max(this.#rate, 1));
+    return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(MIN_RETRY_AFTER_SECONDS, seconds));
+  }
+
+  /** Records one completed signing at `nowMs` (feeds the rate that Retry-After is computed from). */
+  recordCompletion(nowMs: number): void {
+    if (this.#windowStart < 0) this.#windowStart = nowMs;
+    this.#windowCount += 1;
+    const elapsed = nowMs - this.#windowStart;
+    // Whole windows of at least 250 ms: shorter ones are too noisy to be a rate.
+    if (elapsed >= 250) {
+      const sample = (this.#windowCount * 1000) / elapsed;
+      this.#rate = this.#rate * (1 - RATE_SMOOTHING) + sample * RATE_SMOOTHING;
+      this.#windowStart = nowMs;
+      this.#windowCount = 0;
+    }
+  }
+
+  #releaser(): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#active -= 1;
+      const next = this.#waiting.shift();
+      next?.();
+    };
+  }
+}

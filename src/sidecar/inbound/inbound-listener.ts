@@ -2,7 +2,12 @@
 // (ConnectionGuard), terminates mTLS (chain verified by OpenSSL, SPIFFE leaf rules checked once per connection
 // before any HTTP byte is read), then runs each request through its stages: accept the head → authenticate the end
 // user → authorize → identity headers → app (pipeline/, ListenerCore).
-import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
+import {
+  createSecureContext,
+  createServer as createTlsServer,
+  type TLSSocket,
+  type Server as TlsServer,
+} from 'node:tls';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import type { SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
@@ -108,9 +113,13 @@ export class InboundListener {
       logger: options.logger,
       tls: this.#tls,
     });
-    this.#unsubscribe = this.#holder.subscribe((credentials) => {
-      // Rotation: new handshakes use the new context; established connections keep theirs (no drops).
-      this.#tls.setSecureContext(withTunnel(mtlsServerOptions(profile, credentials)));
+    this.#unsubscribe = this.#holder.prepare((credentials) => {
+      // Prepared before anything switches: a key or chain OpenSSL refuses throws here and the rotation keeps the
+      // old credentials everywhere. Commit: new handshakes use the new context; established connections keep
+      // theirs (no drops).
+      const options = withTunnel(mtlsServerOptions(profile, credentials));
+      createSecureContext(options);
+      return () => this.#tls.setSecureContext(options);
     });
     this.#tls.on('secureConnection', (socket: TLSSocket) => this.#onSecureConnection(socket));
     this.#tls.on('tlsClientError', (error: Error, socket: TLSSocket) => this.#onTlsClientError(error, socket));

@@ -13,6 +13,7 @@ import {
   checkPodSpecRules,
   checkRestrictedPodSecurity,
   list,
+  type PodSpecAt,
   podSpecOf,
   record,
 } from './k8s-pod-checks.js';
@@ -53,13 +54,29 @@ export function validateKubernetesObject(obj: unknown, options: ValidateOptions 
   if (file === undefined) return [`.: no Kubernetes schema for ${apiVersion} ${kind} (unknown apiVersion or kind)`];
   const problems = [...schemaProblems(apiVersion, kind, o), ...unknownKeys(o, { kind: 'object', file }, '')];
   problems.push(...objectRules(o));
-  const pod = podSpecOf(o);
+  const pod = withClaimVolumes(o, podSpecOf(o));
   if (pod) {
     problems.push(...checkPodSpecRules(pod), ...checkMeshauthSidecar(pod));
     if (options.restricted) problems.push(...checkRestrictedPodSecurity(pod));
     if (options.hardened) problems.push(...checkHardening(pod));
   }
   return problems;
+}
+
+/**
+ * The pod spec as the pods will have it: a StatefulSet's controller adds one persistentVolumeClaim volume per
+ * volumeClaimTemplate (named after the template, replacing a pod volume of the same name), which the containers'
+ * volumeMounts may name.
+ */
+function withClaimVolumes(o: Record<string, unknown>, pod: PodSpecAt | undefined): PodSpecAt | undefined {
+  if (pod === undefined || o.kind !== 'StatefulSet') return pod;
+  const claims = list(record(o.spec).volumeClaimTemplates)
+    .map((template) => record(template.metadata).name)
+    .filter((name): name is string => typeof name === 'string');
+  if (claims.length === 0) return pod;
+  const volumes = list(pod.spec.volumes).filter((volume) => !claims.includes(String(volume.name)));
+  const claimVolumes = claims.map((name) => ({ name, persistentVolumeClaim: { claimName: name } }));
+  return { ...pod, spec: { ...pod.spec, volumes: [...volumes, ...claimVolumes] } };
 }
 
 /** Problems of every document, each prefixed with `[index] Kind namespace/name`. Null documents are skipped. */

@@ -311,6 +311,29 @@ describe('the Kubernetes validator', () => {
     ).toBe(true);
   });
 
+  it('ok/a StatefulSet mounts its volumeClaimTemplates (the controller adds them as pod volumes); fail/a name that is neither', () => {
+    const statefulSet = (mount: string): Obj => {
+      const o = broken((_pod, _sidecar, app) => {
+        app.volumeMounts = [{ name: mount, mountPath: '/data' }];
+      });
+      o.kind = 'StatefulSet';
+      Object.assign(o.spec as Obj, {
+        serviceName: 'orders',
+        volumeClaimTemplates: [
+          {
+            metadata: { name: 'data' },
+            spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+          },
+        ],
+      });
+      return o;
+    };
+    expect(validateKubernetesObject(statefulSet('data'), ALL)).toEqual([]);
+    expect(validateKubernetesObject(statefulSet('date'), ALL)).toEqual([
+      'spec.template.spec.containers[0].volumeMounts[0].name: no volume "date" in the pod',
+    ]);
+  });
+
   it('ok/RBAC names may contain colons; other kinds may not', () => {
     const role = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'meshauth:ca' } };
     expect(validateKubernetesObject(role)).toEqual([]);

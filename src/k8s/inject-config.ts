@@ -3,6 +3,7 @@
 // second step. Pure: the CLI and the webhook read the file.
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { type EndUserFile, endUserSchema } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import { TrustDomain } from '../identity/index.js';
 import { isQuantity } from './inject-quantity.js';
@@ -58,6 +59,9 @@ export const injectConfigSchema = z.strictObject({
     .array(z.string().regex(/^[^\s,]+$/, { message: 'expected a host, domain or address without spaces or commas' }))
     .optional(),
   failClosed: z.boolean().optional(),
+  // The sidecars' `inbound.endUser` (issuers of end-user tokens), mesh-wide; a pod's
+  // `config.meshauth.dev/end-user` ConfigMap replaces it for that pod.
+  endUser: endUserSchema.optional(),
 });
 
 export type InjectFile = z.infer<typeof injectConfigSchema>;
@@ -81,6 +85,8 @@ export interface InjectConfig {
   readonly noProxy: readonly string[];
   /** Webhook only: refuse (instead of admit unpatched) a review that cannot be handled. */
   readonly failClosed: boolean;
+  /** Mesh-wide `inbound.endUser` written into every sidecar's config (undefined: no end-user tokens). */
+  readonly endUser: EndUserFile | undefined;
 }
 
 export function resolveInjectConfig(file: InjectFile = {}): InjectConfig {
@@ -99,6 +105,7 @@ export function resolveInjectConfig(file: InjectFile = {}): InjectConfig {
     logLevel: file.logLevel ?? INJECT_DEFAULTS.logLevel,
     noProxy: Object.freeze([...(file.noProxy ?? [])]),
     failClosed: file.failClosed ?? INJECT_DEFAULTS.failClosed,
+    endUser: file.endUser === undefined ? undefined : structuredClone(file.endUser),
   });
 }
 

@@ -14,6 +14,8 @@ export const ANNOTATION_POLICY = 'config.meshauth.dev/policy';
 export const ANNOTATION_PROXY_CPU = 'config.meshauth.dev/proxy-cpu';
 export const ANNOTATION_PROXY_MEMORY = 'config.meshauth.dev/proxy-memory';
 export const ANNOTATION_LOG_LEVEL = 'config.meshauth.dev/log-level';
+/** A ConfigMap whose key `end-user.json` holds the pod's `inbound.endUser` (JSON), passed as an env variable. */
+export const ANNOTATION_END_USER = 'config.meshauth.dev/end-user';
 
 export const PROMETHEUS_ANNOTATIONS: Readonly<Record<string, string>> = Object.freeze({
   'prometheus.io/scrape': 'true',
@@ -40,6 +42,7 @@ export const TRUST_BUNDLE_KEY = 'bundle.pem';
 export const TOKEN_AUDIENCE = 'meshauth';
 export const TOKEN_EXPIRATION_SECONDS = 3600;
 export const POLICY_KEY = 'policy.yaml';
+export const END_USER_KEY = 'end-user.json';
 
 export const MOUNT_TOKEN = '/var/run/secrets/meshauth/token';
 export const MOUNT_TRUST_BUNDLE = '/var/run/secrets/meshauth/trust';
@@ -47,6 +50,8 @@ export const MOUNT_POLICY = '/etc/meshauth/policy';
 
 /** The variable that carries the whole sidecar.yaml into the sidecar container. */
 export const ENV_CONFIG_YAML = 'MESHAUTH_CONFIG_YAML';
+/** The sidecar variable for `inbound.endUser` (JSON); it overrides the inline document's value. */
+export const ENV_END_USER = 'MESHAUTH_INBOUND_END_USER';
 /** Variables set on app containers (only where the container does not set them itself). */
 export const APP_ENV_NAMES: readonly string[] = Object.freeze([
   'HTTP_PROXY',

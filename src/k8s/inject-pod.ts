@@ -15,6 +15,7 @@ import {
 } from './inject-json.js';
 import {
   ANNOTATION_APP_PORT,
+  ANNOTATION_END_USER,
   ANNOTATION_INJECT,
   ANNOTATION_LOG_LEVEL,
   ANNOTATION_ORIGINAL_PROBES,
@@ -23,7 +24,9 @@ import {
   ANNOTATION_PROXY_MEMORY,
   ANNOTATION_STATUS,
   APP_ENV_NAMES,
+  END_USER_KEY,
   INJECTED_VOLUMES,
+  POLICY_KEY,
   PORT_ADMIN,
   PORT_OUTBOUND,
   PROBE_KINDS,
@@ -102,7 +105,8 @@ export function injectTemplate(template: JsonObject, config: InjectConfig, where
   const settings: SidecarSettings = {
     config,
     appPort: appPortOf(annotations, containers, where),
-    policyConfigMap: policyOf(annotations, where),
+    policyConfigMap: configMapOf(annotations, ANNOTATION_POLICY, POLICY_KEY, where),
+    endUserConfigMap: configMapOf(annotations, ANNOTATION_END_USER, END_USER_KEY, where),
     logLevel: logLevelOf(annotations, config, where),
     cpu: quantityOf(annotations, ANNOTATION_PROXY_CPU, config.proxy.cpu, where),
     memory: quantityOf(annotations, ANNOTATION_PROXY_MEMORY, config.proxy.memory, where),
@@ -237,11 +241,12 @@ function appPortOf(annotations: JsonObject, containers: readonly JsonObject[], w
   return undefined;
 }
 
-function policyOf(annotations: JsonObject, where: string): string | undefined {
-  const value = annotations[ANNOTATION_POLICY];
+/** A ConfigMap named by an annotation (validated as a name; the key it must hold is named in the message). */
+function configMapOf(annotations: JsonObject, annotation: string, key: string, where: string): string | undefined {
+  const value = annotations[annotation];
   if (value === undefined) return undefined;
   if (typeof value !== 'string' || !DNS_SUBDOMAIN.test(value)) {
-    throw invalid(where, ANNOTATION_POLICY, 'expected the name of a ConfigMap (with key policy.yaml)');
+    throw invalid(where, annotation, `expected the name of a ConfigMap (with key ${key})`);
   }
   return value;
 }

@@ -40,7 +40,10 @@ export function retargetService(service: JsonObject, where: string): ServiceOutc
   const ports = ensureArray(spec, 'ports', () => status.created.push('ports'));
   const clash = ports.find((p) => isObject(p) && (p.port === PORT_INBOUND || p.name === PORT_INBOUND_NAME));
   if (clash !== undefined) {
-    warnings.push(`${where}: already has a port ${PORT_INBOUND} or ${PORT_INBOUND_NAME}; not retargeted`);
+    // A Service that declares the mesh port itself (as deploy/'s example does) is already what injection would
+    // make: nothing to add and nothing to warn about.
+    if (!isMeshPort(clash))
+      warnings.push(`${where}: already has a port ${PORT_INBOUND} or ${PORT_INBOUND_NAME}; not retargeted`);
     if (status.created.includes('ports')) delete spec.ports;
     return { kind: 'skipped', warnings };
   }
@@ -54,6 +57,17 @@ export function retargetService(service: JsonObject, where: string): ServiceOutc
   const annotations = ensureObject(metadata, 'annotations', () => status.created.push('annotations'));
   annotations[ANNOTATION_STATUS] = JSON.stringify(status);
   return { kind: 'retargeted', warnings };
+}
+
+/** The port exactly as injection adds it (protocol TCP written or left to its default). */
+function isMeshPort(port: unknown): boolean {
+  return (
+    isObject(port) &&
+    port.name === SERVICE_PORT.name &&
+    port.port === SERVICE_PORT.port &&
+    port.targetPort === SERVICE_PORT.targetPort &&
+    (port.protocol === undefined || port.protocol === SERVICE_PORT.protocol)
+  );
 }
 
 /** Removes what retargetService added (mutates); returns false when the Service was not retargeted. */

@@ -4,7 +4,9 @@ import { stringify } from 'yaml';
 import type { InjectConfig, LogLevel } from './inject-config.js';
 import {
   type AppProbeKind,
+  END_USER_KEY,
   ENV_CONFIG_YAML,
+  ENV_END_USER,
   MOUNT_POLICY,
   MOUNT_TOKEN,
   MOUNT_TRUST_BUNDLE,
@@ -36,6 +38,8 @@ export interface SidecarSettings {
   /** The app's port on loopback; undefined when the pod declares none (then readiness does not ask the app). */
   readonly appPort: number | undefined;
   readonly policyConfigMap: string | undefined;
+  /** ConfigMap with key end-user.json: the pod's own `inbound.endUser`, replacing inject.yaml's `endUser`. */
+  readonly endUserConfigMap: string | undefined;
   readonly logLevel: LogLevel;
   readonly cpu: string;
   readonly memory: string;
@@ -54,6 +58,9 @@ export function sidecarConfigDocument(settings: SidecarSettings): Record<string,
     app: `127.0.0.1:${settings.appPort ?? DEFAULT_APP_PORT}`,
   };
   if (settings.policyConfigMap !== undefined) inbound.policy = `${MOUNT_POLICY}/${POLICY_KEY}`;
+  // A pod's own end-user ConfigMap arrives as MESHAUTH_INBOUND_END_USER (which overrides the document): the
+  // mesh-wide issuers are then left out rather than shown and silently replaced.
+  if (settings.endUserConfigMap === undefined && config.endUser !== undefined) inbound.endUser = config.endUser;
   const admin: Record<string, unknown> = { listen: `0.0.0.0:${PORT_ADMIN}` };
   if (Object.keys(settings.appProbes).length > 0) admin.appProbes = settings.appProbes;
   return {
@@ -99,6 +106,16 @@ export function sidecarContainer(settings: SidecarSettings): Record<string, unkn
         name: ENV_CONFIG_YAML,
         value: stringify(sidecarConfigDocument(settings), { lineWidth: 0, aliasDuplicateObjects: false }),
       },
+      // Read when the container starts (not optional: a missing ConfigMap keeps the sidecar from starting rather
+      // than running it without the end-user checks its policy expects); a change needs a rollout restart.
+      ...(settings.endUserConfigMap === undefined
+        ? []
+        : [
+            {
+              name: ENV_END_USER,
+              valueFrom: { configMapKeyRef: { name: settings.endUserConfigMap, key: END_USER_KEY } },
+            },
+          ]),
     ],
     ports: [
       { name: PORT_INBOUND_NAME, containerPort: PORT_INBOUND, protocol: 'TCP' },

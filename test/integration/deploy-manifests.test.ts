@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compilePolicyText } from '../../src/authz/load-policy-file.js';
 import { parseCases, runCases } from '../../src/authz/policy-cases.js';
+import { loadSidecarConfig } from '../../src/config/index.js';
 import { injectObjects, parseInjectConfig } from '../../src/k8s/index.js';
 import { findKustomizations, parseDocuments, ROOT, renderKustomization, toolOrSkip } from '../helpers/deploy-tools.js';
 import { podSpecOf, validateAll } from '../helpers/k8s-schema.js';
@@ -366,6 +367,35 @@ describe.skipIf(!KUBECTL)('deploy/: rendered by kubectl kustomize and validated 
       const results = runCases(orders.policy, parseCases(readFileSync(casesFile, 'utf8'), casesFile), new Date(0));
       expect(results.filter((r) => !r.passed)).toEqual([]);
       expect(results.length).toBeGreaterThanOrEqual(4);
+    });
+
+    it('ok/orders accepts end users of one issuer: the ConfigMap its annotation names holds a valid inbound.endUser', () => {
+      const deployment = find(example(), 'Deployment', 'orders');
+      const name = meta(rec(rec(deployment.spec).template)).annotations['config.meshauth.dev/end-user'];
+      expect(name).toBe('orders-end-user');
+      const json = String(rec(find(example(), 'ConfigMap', String(name)).data)['end-user.json']);
+      // What the kubelet puts into MESHAUTH_INBOUND_END_USER, loaded by the sidecar's own loader over the
+      // document injection writes for orders.
+      const config = parseInjectConfig(readFileSync(join(ROOT, 'deploy/base/inject.yaml'), 'utf8'), 'inject.yaml');
+      const injected = rec(
+        injectObjects(example(), config).find(
+          (r) => meta(rec(r.object)).name === 'orders' && rec(r.object).kind === 'Deployment',
+        )?.object,
+      );
+      const sidecar = rec(arr(rec(rec(rec(injected.spec).template).spec).initContainers)[0]);
+      const env = arr(sidecar.env);
+      expect(env.find((e) => e.name === 'MESHAUTH_INBOUND_END_USER')).toEqual({
+        name: 'MESHAUTH_INBOUND_END_USER',
+        valueFrom: { configMapKeyRef: { name: 'orders-end-user', key: 'end-user.json' } },
+      });
+      const loaded = loadSidecarConfig(undefined, {
+        MESHAUTH_CONFIG_YAML: String(env.find((e) => e.name === 'MESHAUTH_CONFIG_YAML')?.value),
+        MESHAUTH_INBOUND_END_USER: json,
+      });
+      expect(loaded.inbound.endUser?.issuers.map((i) => i.issuer)).toEqual(['https://login.example.org']);
+      // The policy's when.user rule uses the scope claim, which the end-user settings pass on.
+      expect(String(rec(find(example(), 'ConfigMap', 'orders-policy').data)['policy.yaml'])).toContain('orders:write');
+      expect(JSON.parse(json).claims).toContain('scope');
     });
 
     it('ok/after injection (the injector with deploy/base/inject.yaml) every object still validates, restricted', () => {

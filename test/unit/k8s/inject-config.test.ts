@@ -27,6 +27,7 @@ describe('parseInjectConfig', () => {
       logLevel: 'info',
       noProxy: [],
       failClosed: false,
+      endUser: undefined,
     });
   });
 
@@ -42,11 +43,13 @@ describe('parseInjectConfig', () => {
         'logLevel: warn',
         'noProxy: [".corp.example.com", "10.0.0.0/8"]',
         'failClosed: true',
+        'endUser: { issuers: [{ issuer: "https://login.example.org", audiences: [orders], algorithms: [ES256] }] }',
       ].join('\n'),
       'inject.yaml',
     );
     expect(config).toMatchObject({ trustDomain: 'prod.example.org', clusterDomain: 'k8s.internal', failClosed: true });
     expect(config.proxy).toEqual({ cpu: '100m', memory: '96Mi', cpuLimit: '2', memoryLimit: '1Gi' });
+    expect(config.endUser?.issuers[0]?.issuer).toBe('https://login.example.org');
   });
 
   it('ok/the inject.yaml that deploy/ ships is accepted', () => {
@@ -67,6 +70,12 @@ describe('parseInjectConfig', () => {
     ['bad pull policy', 'imagePullPolicy: sometimes', /inject\.yaml: imagePullPolicy: /],
     ['bad log level', 'logLevel: loud', /inject\.yaml: logLevel: /],
     ['noProxy with a comma', 'noProxy: ["a,b"]', /inject\.yaml: noProxy\.0: expected a host/],
+    ['endUser with an unknown key', 'endUser: { issuer: x }', /inject\.yaml: endUser\.issuer: unknown key/],
+    [
+      'endUser issuer without audiences',
+      'endUser: { issuers: [{ issuer: "https://a.b", algorithms: [ES256] }] }',
+      /inject\.yaml: endUser\.issuers\.0\.audiences: /,
+    ],
     ['not YAML', 'a: [', /inject\.yaml: not valid YAML/],
     ['not a mapping', '- a', /inject\.yaml: \(top level\)/],
   ] as const) {

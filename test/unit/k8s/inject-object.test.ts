@@ -1,6 +1,7 @@
 // injectObject / injectObjects / uninjectObject on single objects: annotations, opt-outs, Service retargeting,
 // probe rewriting and the exact undo.
 import { describe, expect, it } from 'vitest';
+import { loadSidecarConfig } from '../../../src/config/index.js';
 import { isMeshauthError } from '../../../src/errors/index.js';
 import { injectObject, injectObjects, resolveInjectConfig, uninjectObject } from '../../../src/k8s/index.js';
 
@@ -89,6 +90,7 @@ describe('injectObject', () => {
     ['proxy-cpu not a quantity', 'config.meshauth.dev/proxy-cpu', 'lots'],
     ['proxy-memory not a quantity', 'config.meshauth.dev/proxy-memory', '1 GB'],
     ['log-level unknown', 'config.meshauth.dev/log-level', 'loud'],
+    ['end-user not a ConfigMap name', 'config.meshauth.dev/end-user', 'login/issuer'],
   ] as const) {
     it(`fail/${name}: MESHAUTH_ERR_MANIFEST_INVALID naming the object and the annotation`, () => {
       let caught: unknown;
@@ -102,6 +104,47 @@ describe('injectObject', () => {
       expect((caught as Error).message).toContain(key);
     });
   }
+
+  const ISSUER = {
+    issuer: 'https://login.example.org',
+    audiences: ['orders'],
+    algorithms: ['ES256'],
+  };
+
+  it("ok/inject.yaml endUser becomes every sidecar's inbound.endUser (loaded by the sidecar's own loader)", () => {
+    const config = resolveInjectConfig({
+      trustDomain: 'example.org',
+      endUser: { issuers: [ISSUER], claims: ['scope'] },
+    });
+    const out = injectObject(deployment(), config).object;
+    const loaded = loadSidecarConfig(undefined, { MESHAUTH_CONFIG_YAML: sidecarConfig(out) });
+    expect(loaded.inbound.endUser?.issuers.map((i) => i.issuer)).toEqual(['https://login.example.org']);
+    expect((sidecarOf(out).env as Json[]).map((e) => e.name)).toEqual(['MESHAUTH_CONFIG_YAML']);
+    // Without the block: no end-user section at all.
+    expect(sidecarConfig(injectObject(deployment(), CONFIG).object)).not.toContain('endUser');
+  });
+
+  it('ok/the end-user annotation: the ConfigMap key end-user.json arrives as MESHAUTH_INBOUND_END_USER and wins', () => {
+    const config = resolveInjectConfig({
+      trustDomain: 'example.org',
+      endUser: { issuers: [{ ...ISSUER, issuer: 'https://mesh-wide.example.org' }] },
+    });
+    const original = deployment({ annotations: { 'config.meshauth.dev/end-user': 'orders-end-user' } });
+    const out = injectObject(original, config).object;
+    const env = sidecarOf(out).env as Json[];
+    expect(env[1]).toEqual({
+      name: 'MESHAUTH_INBOUND_END_USER',
+      valueFrom: { configMapKeyRef: { name: 'orders-end-user', key: 'end-user.json' } },
+    });
+    // The mesh-wide issuers are left out of the document; what the kubelet puts in the variable is what counts.
+    expect(sidecarConfig(out)).not.toContain('mesh-wide');
+    const loaded = loadSidecarConfig(undefined, {
+      MESHAUTH_CONFIG_YAML: sidecarConfig(out),
+      MESHAUTH_INBOUND_END_USER: JSON.stringify({ issuers: [ISSUER] }),
+    });
+    expect(loaded.inbound.endUser?.issuers.map((i) => i.issuer)).toEqual(['https://login.example.org']);
+    expect(uninjectObject(out).object).toEqual(original);
+  });
 
   it('ok/opt-out on the object or on its template; hostNetwork left alone with a warning', () => {
     const onObject = deployment({ meta: { annotations: { 'meshauth.dev/inject': 'false' } } });
@@ -247,6 +290,18 @@ describe('Service retargeting', () => {
     const [, out] = injectObjects([deployment(), clash], CONFIG);
     expect(out?.object).toEqual(clash);
     expect(out?.warnings.join()).toMatch(/already has a port 15006/);
+  });
+
+  it('ok/a Service that already declares exactly the mesh port is left as it is, without a warning', () => {
+    for (const protocol of [{ protocol: 'TCP' }, {}]) {
+      const ready = service('shop', [{ name: 'meshauth-in', port: 15006, targetPort: 'meshauth-in', ...protocol }]);
+      const [, out] = injectObjects([deployment(), ready], CONFIG);
+      expect(out?.object).toEqual(ready);
+      expect(out?.warnings).toEqual([]);
+    }
+    // Same name and number, another target: not the mesh port, so the warning stays.
+    const other = service('shop', [{ name: 'meshauth-in', port: 15006, targetPort: 9000 }]);
+    expect(injectObjects([deployment(), other], CONFIG)[1]?.warnings.join()).toMatch(/already has a port 15006/);
   });
 
   it('ok/ExternalName and selector-less Services are never retargeted', () => {

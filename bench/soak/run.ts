@@ -2,7 +2,7 @@
 // and two sidecars (`meshauth sidecar`, bootstrapped with join tokens) carry steady moderate load from a small app
 // pair in this process, with keep-alive requests and a share of fresh connections, while every 10-second SVID is
 // renewed. Every few seconds each process is sampled: RSS, heap, open descriptors (/proc/PID and its /metrics),
-// event-loop lag. Exit 1 when RSS grows more than 10 % after warm-up, when descriptors leak, or when any request
+// event-loop lag. Exit 1 when RSS grows more than 10 % after warm-up (runs of 2+ minutes), when descriptors leak, or when any request
 // fails. Writes bench/results/soak.json. Usage: node dist/bench/soak/run.js [--minutes N] [--rate R] [--json FILE]
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -200,7 +200,11 @@ async function main(): Promise<number> {
     };
 
     const durationMs = options.minutes * 60_000;
-    const warmUpMs = Math.min(Math.max(20_000, durationMs * 0.25), 120_000);
+    const warmUpMs = Math.min(Math.max(30_000, durationMs * 0.25), 120_000);
+    // V8 grows its heap for the first minute or so under steady load before major collections settle (a 1-minute
+    // run showed +20 % RSS that a 3-minute run at the same load gave back): RSS is judged only with at least a
+    // minute of samples after warm-up. Failed requests and descriptor growth are judged on every run.
+    const judgeRss = durationMs - warmUpMs >= 60_000;
     const sampleEveryMs = Math.max(5_000, Math.round(durationMs / 60 / 1000) * 1000);
     const samples: Sample[] = [];
     const started = Date.now();
@@ -245,7 +249,7 @@ async function main(): Promise<number> {
       rows.push(
         `${role.name.padEnd(7)} rss ${mib(base.rssBytes)} → ${mib(last.rssBytes)} MiB (${pct(growth)})  heap ${mib(base.heapUsedBytes)} → ${mib(last.heapUsedBytes)} MiB  fds ${base.openFds} → ${last.openFds}  max loop lag p99 ${maxLag.toFixed(1)} ms`,
       );
-      if (growth > MAX_RSS_GROWTH) verdicts.push(`${role.name}: RSS grew ${pct(growth)} after warm-up`);
+      if (judgeRss && growth > MAX_RSS_GROWTH) verdicts.push(`${role.name}: RSS grew ${pct(growth)} after warm-up`);
       if (last.openFds > base.openFds + FD_SLACK) {
         verdicts.push(`${role.name}: open descriptors ${base.openFds} → ${last.openFds}`);
       }
@@ -262,6 +266,9 @@ async function main(): Promise<number> {
     process.stdout.write(
       `\n${rows.join('\n')}\nrequests: ${ok} ok / ${sent} sent; SVIDs issued by the CA: ${issued}\n`,
     );
+    if (!judgeRss) {
+      process.stdout.write(`RSS growth not judged: needs ${Math.ceil((warmUpMs + 60_000) / 60_000)}+ minutes\n`);
+    }
     process.stdout.write(verdicts.length === 0 ? 'soak: PASS\n' : `soak: FAIL\n  ${verdicts.join('\n  ')}\n`);
     mkdirSync(dirname(options.json), { recursive: true });
     writeFileSync(
@@ -274,6 +281,7 @@ async function main(): Promise<number> {
           rate: options.rate,
           svidTtlSeconds: 10,
           warmUpSeconds: warmUpMs / 1000,
+          rssJudged: judgeRss,
           requests: { sent, ok, failed: failures.length, firstFailures: failures.slice(0, 10) },
           svidsIssued: issued,
           samples,

@@ -14,10 +14,17 @@ import {
   validateX509Svid,
 } from '../pki/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
-import { type CaConnection, caStatusOf, fetchBundle, requestSvid, type SvidResponse } from './ca-client.js';
+import {
+  type CaConnection,
+  caRetryAfterMsOf,
+  caStatusOf,
+  fetchBundle,
+  requestSvid,
+  type SvidResponse,
+} from './ca-client.js';
 import { readBundleFile, readTokenFile } from './credential-files.js';
 import { type CredentialHolder, type Credentials, CredentialsApplyError } from './credential-holder.js';
-import { renewalDelay, retryDelay } from './schedule.js';
+import { REMAINING_LIFE_CAP, renewalDelay, retryAfterDelay, retryDelay } from './schedule.js';
 import { acceptSvidResponse, parseBundle } from './svid-response.js';
 
 export interface AgentOptions {
@@ -309,19 +316,26 @@ export class Agent {
     // The CA refusing our still-valid SVID (e.g. its root left the bundle) is no reason to wait for expiry: the
     // bootstrap credential may still work. A failed bootstrap goes back to renewal while the SVID lasts.
     this.#bootstrapNext = mode === 'renewal' && (status === 401 || status === 403);
-    const delayMs = retryDelay(
+    const maxMs = this.#options.maxBackoffMs ?? DEFAULTS.maxBackoffMs;
+    const backoffMs = retryDelay(
       this.#failures,
       remainingMs,
-      {
-        baseMs: this.#options.minBackoffMs ?? DEFAULTS.minBackoffMs,
-        maxMs: this.#options.maxBackoffMs ?? DEFAULTS.maxBackoffMs,
-      },
+      { baseMs: this.#options.minBackoffMs ?? DEFAULTS.minBackoffMs, maxMs },
       randomFraction(),
     );
+    // An overloaded CA (429) or one shedding load (503) says when to come back; a valid SVID's remaining life
+    // still caps the wait, so an agent never lets its SVID expire waiting for a busy CA.
+    const retryAfterMs = status === 429 || status === 503 ? caRetryAfterMsOf(error) : undefined;
+    const lifeCapMs = valid ? Math.max(backoffMs, remainingMs * REMAINING_LIFE_CAP) : maxMs;
+    const delayMs =
+      retryAfterMs === undefined
+        ? backoffMs
+        : retryAfterDelay(backoffMs, retryAfterMs, Math.min(maxMs, lifeCapMs), randomFraction());
     const fields = {
       mode,
       attempt: this.#failures,
       retryInMs: delayMs,
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
       ...(remainingMs === undefined ? {} : { svidRemainingMs: remainingMs }),
       ...describeError(error),
     };

@@ -87,6 +87,13 @@ export async function requestJwtSvid(
   return { accessToken: record.access_token, expiresIn, serverDate };
 }
 
+/** The CA's Retry-After (429, 503) in milliseconds, when it sent one. */
+export function caRetryAfterMsOf(error: unknown): number | undefined {
+  if (!(error instanceof MeshauthError)) return undefined;
+  const value = error.detail?.retryAfterMs;
+  return typeof value === 'number' ? value : undefined;
+}
+
 /** The HTTP status of a CA rejection, or undefined when the CA did not answer with one. */
 export function caStatusOf(error: unknown): number | undefined {
   if (!(error instanceof MeshauthError)) return undefined;
@@ -189,7 +196,9 @@ async function call(
     } catch {
       json = undefined;
     }
-    if (response.statusCode !== 200) throw rejection(url, response.statusCode, json);
+    if (response.statusCode !== 200) {
+      throw rejection(url, response.statusCode, json, parseRetryAfter(response.headers['retry-after']));
+    }
     if (json === undefined) malformed('response body is not JSON');
     return { json, serverDate };
   } finally {
@@ -225,14 +234,14 @@ async function readLimited(body: AsyncIterable<Buffer | Uint8Array> & { destroy?
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function rejection(url: string, status: number, json: unknown): MeshauthError {
+function rejection(url: string, status: number, json: unknown, retryAfterMs?: number): MeshauthError {
   const record = json !== null && typeof json === 'object' ? (json as Record<string, unknown>) : {};
   const caCode = typeof record.code === 'string' ? record.code.slice(0, 100) : undefined;
   // `message` on most endpoints; RFC 6749 §5.2 `error_description` on /v1/token.
   const said = typeof record.message === 'string' ? record.message : record.error_description;
   // Printable ASCII only: it reaches a terminal through the CLI.
   const caMessage = typeof said === 'string' ? said.slice(0, 200).replace(/[^\x20-\x7e]/g, '?') : undefined;
-  const detail = { status, caCode, caMessage };
+  const detail = { status, caCode, caMessage, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
   const text = `CA ${url} answered ${status}${caCode === undefined ? '' : ` ${caCode}`}${caMessage === undefined ? '' : `: ${caMessage}`}`;
   if (status >= 500 || status === 429) {
     return new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', text, { reason: `http_${status}`, detail });
@@ -255,6 +264,16 @@ function pemList(value: unknown, field: string): string[] {
     if (typeof item !== 'string') malformed(`${field} must contain only strings`);
     return item;
   });
+}
+
+/** RFC 9110 §10.2.3: delay-seconds or an HTTP-date; anything else (or a negative delay) is ignored. */
+function parseRetryAfter(header: string | string[] | undefined): number | undefined {
+  if (typeof header !== 'string') return undefined;
+  const trimmed = header.trim();
+  if (/^\d{1,9}$/.test(trimmed)) return Number(trimmed) * 1000;
+  const date = Date.parse(trimmed);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, date - Date.now());
 }
 
 function parseDate(header: string | string[] | undefined): Date | undefined {

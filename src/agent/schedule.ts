@@ -60,6 +60,21 @@ export function retryDelay(
   return Math.max(floorMs, Math.round(delay));
 }
 
+/**
+ * The wait after a 429/503 that carried Retry-After: never before the CA asked (`retryAfterMs`), plus full jitter
+ * over one more Retry-After so a fleet refused at the same moment does not come back at the same moment, and
+ * never shorter than the agent's own backoff. `maxMs` caps it (an agent never waits longer than its backoff cap).
+ */
+export function retryAfterDelay(
+  backoffMs: number,
+  retryAfterMs: number,
+  maxMs: number,
+  randomFraction: number,
+): number {
+  const honoured = retryAfterMs + retryAfterMs * clampUnit(randomFraction);
+  return Math.round(Math.min(maxMs, Math.max(backoffMs, honoured)));
+}
+
 function clampUnit(value: number): number {
   if (!Number.isFinite(value) || value < 0) return 0;
   return Math.min(value, 1);

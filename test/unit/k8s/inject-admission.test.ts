@@ -40,9 +40,68 @@ describe('reviewAdmission', () => {
     expect(responseOf(reviewAdmission(review(pod), CONFIG).body).patch).toBeUndefined();
   });
 
+  it('ok/dryRun, generateName, no namespace in the object, empty initContainers, annotations and env present: the patch applies strictly', () => {
+    const pod = {
+      metadata: { generateName: 'orders-7d9f-', labels: { app: 'orders' }, annotations: { 'team.example/owner': 'x' } },
+      spec: {
+        initContainers: [],
+        containers: [{ name: 'app', image: 'a:1', env: [{ name: 'A', value: '1' }], ports: [{ containerPort: 80 }] }],
+        volumes: [],
+      },
+    };
+    const body = review(pod) as { request: Record<string, unknown> };
+    body.request.dryRun = true; // sideEffects None: a dry run gets the same patch
+    delete body.request.namespace;
+    const outcome = reviewAdmission(body, CONFIG);
+    expect(outcome).toMatchObject({ result: 'injected', object: 'Pod orders-7d9f-' });
+    const ops = JSON.parse(Buffer.from(responseOf(outcome.body).patch as string, 'base64').toString()) as Operation[];
+    const patched = applyJsonPatch(pod, ops) as {
+      metadata: { annotations: Record<string, string> };
+      spec: { initContainers: { name: string }[]; containers: { env: { name: string }[] }[] };
+    };
+    expect(patched.spec.initContainers.map((c) => c.name)).toEqual(['meshauth-proxy']);
+    expect(patched.spec.containers[0]?.env.map((e) => e.name)).toEqual([
+      'A',
+      'HTTP_PROXY',
+      'http_proxy',
+      'NO_PROXY',
+      'no_proxy',
+      'NODE_USE_ENV_PROXY',
+    ]);
+    expect(patched.metadata.annotations['team.example/owner']).toBe('x');
+    expect(Object.keys(patched.metadata.annotations)).toContain('meshauth.dev/status');
+    // Every add targets an existing parent (RFC 6902 §4.1; the API server refuses the patch otherwise): the
+    // strict applier above throws on a missing one. The same for a pod with none of those collections:
+    const bare = { metadata: { generateName: 'w-' }, spec: { containers: [{ name: 'w', image: 'w:1' }] } };
+    const bareOps = JSON.parse(
+      Buffer.from(responseOf(reviewAdmission(review(bare), CONFIG).body).patch as string, 'base64').toString(),
+    ) as Operation[];
+    expect(() => applyJsonPatch(bare, bareOps)).not.toThrow();
+    expect(bareOps.every((op) => op.op === 'add')).toBe(true);
+  });
+
   for (const [name, body] of [
     ['pod UPDATE', review(POD, 'Pod', 'UPDATE')],
     ['pod DELETE', review(POD, 'Pod', 'DELETE')],
+    [
+      'pod DELETE (the API server sends object null and the old object)',
+      {
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        request: {
+          uid: 'u-1',
+          kind: { group: '', version: 'v1', kind: 'Pod' },
+          operation: 'DELETE',
+          object: null,
+          oldObject: POD,
+        },
+      },
+    ],
+    [
+      'pod exec (CONNECT on pods/exec)',
+      review({ kind: 'PodExecOptions', command: ['sh'] }, 'PodExecOptions', 'CONNECT'),
+    ],
+    ['Service DELETE', review({ metadata: { name: 's' }, spec: { selector: { a: 'b' } } }, 'Service', 'DELETE')],
     [
       'a Deployment (pods are injected, not their owners)',
       review({ metadata: { name: 'd' } }, 'Deployment', 'CREATE', 'apps'),

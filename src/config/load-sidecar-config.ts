@@ -2,7 +2,7 @@
 // Validation runs once, on the whole merged document; every problem is reported with the file, the key path and
 // what was expected, as one MESHAUTH_ERR_CONFIG_INVALID (the CLI turns it into exit code 2).
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { parseDocument as parseYamlDocument } from 'yaml';
 import type { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
 import { type EnvBinding, MESHAUTH_CONFIG_YAML, SIDECAR_ENV } from './env-names.js';
@@ -51,12 +51,22 @@ function readDocument(file: string): Record<string, unknown> {
 }
 
 function parseDocument(text: string, file: string): Record<string, unknown> {
+  // parseDocument, not parse: parse() reports an unresolved tag (`!!set`) as a process warning on stderr and loads
+  // the value anyway; here every YAML error and warning is a config error naming its line.
+  const document = parseYamlDocument(text, { prettyErrors: false });
+  const problem = document.errors[0] ?? document.warnings[0];
+  if (problem !== undefined) {
+    const where = problem.linePos ? ` line ${problem.linePos[0].line}` : '';
+    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${file}:${where}: not valid YAML (${problem.code})`, {
+      reason: 'config_yaml',
+      cause: problem,
+    });
+  }
   let parsed: unknown;
   try {
-    parsed = parseYaml(text);
+    parsed = document.toJS(); // throws on an alias without its anchor, or past yaml's alias-expansion bound
   } catch (cause) {
-    const where = cause instanceof YAMLParseError && cause.linePos ? ` line ${cause.linePos[0].line}` : '';
-    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${file}:${where}: not valid YAML`, {
+    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${file}: not valid YAML (${String(cause)})`, {
       reason: 'config_yaml',
       cause,
     });

@@ -57,6 +57,9 @@ export type TemplateOutcome =
 
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
 const LOOPBACK_NO_PROXY = ['127.0.0.1', 'localhost', '::1'];
+// The node-local metadata servers cloud SDKs call over plain HTTP (credentials, GKE Workload Identity, EKS Pod
+// Identity): never mesh services, and through the proxy they would be refused, breaking every cloud client.
+const METADATA_NO_PROXY = ['169.254.169.254', '169.254.170.23', 'metadata.google.internal'];
 
 /** True when `meshauth.dev/inject` says "false" in these metadata annotations. */
 export function optedOut(metadata: JsonObject | undefined): boolean {
@@ -115,7 +118,7 @@ export function injectTemplate(template: JsonObject, config: InjectConfig, where
 
   ensureArray(spec, 'initContainers', created('initContainers')).unshift(sidecarContainer(settings));
   ensureArray(spec, 'volumes', created('volumes')).push(...sidecarVolumes(settings));
-  const noProxy = [...LOOPBACK_NO_PROXY, ...config.noProxy].join(',');
+  const noProxy = [...LOOPBACK_NO_PROXY, ...METADATA_NO_PROXY, ...config.noProxy].join(',');
   const proxyEnv: Record<string, string> = {
     HTTP_PROXY: `http://127.0.0.1:${PORT_OUTBOUND}`,
     http_proxy: `http://127.0.0.1:${PORT_OUTBOUND}`,

@@ -146,6 +146,21 @@ describe('injectObject', () => {
     expect(uninjectObject(out).object).toEqual(original);
   });
 
+  it('ok/NO_PROXY keeps loopback and the cloud metadata servers (plain-HTTP credential endpoints) out of the proxy', () => {
+    const config = resolveInjectConfig({ trustDomain: 'example.org', noProxy: ['.corp.example.com'] });
+    const app = (podSpec(injectObject(deployment(), config).object).containers as Json[])[0] as Json;
+    const value = (app.env as Json[]).find((e) => e.name === 'NO_PROXY')?.value;
+    expect(String(value).split(',')).toEqual([
+      '127.0.0.1',
+      'localhost',
+      '::1',
+      '169.254.169.254',
+      '169.254.170.23',
+      'metadata.google.internal',
+      '.corp.example.com',
+    ]);
+  });
+
   it('ok/opt-out on the object or on its template; hostNetwork left alone with a warning', () => {
     const onObject = deployment({ meta: { annotations: { 'meshauth.dev/inject': 'false' } } });
     expect(injectObject(onObject, CONFIG)).toMatchObject({ outcome: 'opted-out', object: onObject });

@@ -1,0 +1,167 @@
+// A small fleet for the CA load tests: a cluster signing key with its JWKS file, one projected-style token file per
+// simulated pod, N real Agents started at once, and the times of their POST /v1/svid requests and refusals as seen
+// by undici's diagnostics channel (no hook inside the agent).
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Agent, CredentialHolder } from '../../src/agent/index.js';
+import { TrustDomain } from '../../src/identity/index.js';
+import { Metrics, silentLogger } from '../../src/telemetry/index.js';
+import { mintProjectedToken, newClusterSigningKey, pod } from './projected-token.js';
+
+export const FLEET_K8S_ISSUER = 'https://kubernetes.default.svc.cluster.local';
+
+export interface FleetCluster {
+  readonly jwksFile: string;
+  tokenFiles(count: number, prefix: string): Promise<string[]>;
+}
+
+export async function fleetCluster(dir: string): Promise<FleetCluster> {
+  const key = await newClusterSigningKey();
+  const jwksFile = join(dir, 'cluster-jwks.json');
+  writeFileSync(jwksFile, JSON.stringify({ keys: [key.publicJwk] }));
+  return {
+    jwksFile,
+    tokenFiles: async (count, prefix) => {
+      const files: string[] = [];
+      for (let i = 0; i < count; i += 1) {
+        const token = await mintProjectedToken({ issuer: FLEET_K8S_ISSUER, key, pod: pod('fleet', `${prefix}-${i}`) });
+        const file = join(dir, `${prefix}-${i}.token`);
+        writeFileSync(file, token);
+        files.push(file);
+      }
+      return files;
+    },
+  };
+}
+
+export interface SvidTraffic {
+  /** Start times (ms) of every POST /v1/svid. */
+  readonly requests: number[];
+  /** Times (ms) of every 429/503 answer to one, and its Retry-After header. */
+  readonly refusals: { at: number; retryAfter: string | undefined }[];
+  stop(): void;
+}
+
+/** Records the POST /v1/svid traffic of every undici client in this process until stop(). */
+export function recordSvidTraffic(): SvidTraffic {
+  const traffic = { requests: [] as number[], refusals: [] as { at: number; retryAfter: string | undefined }[] };
+  const onCreate = (message: unknown) => {
+    const { request } = message as { request: { method: string; path: string } };
+    if (request.method === 'POST' && request.path === '/v1/svid') traffic.requests.push(Date.now());
+  };
+  const onHeaders = (message: unknown) => {
+    const { request, response } = message as {
+      request: { method: string; path: string };
+      response: { statusCode: number; headers: Buffer[] };
+    };
+    if (request.method !== 'POST' || request.path !== '/v1/svid') return;
+    if (response.statusCode !== 429 && response.statusCode !== 503) return;
+    let retryAfter: string | undefined;
+    for (let i = 0; i + 1 < response.headers.length; i += 2) {
+      if (String(response.headers[i]).toLowerCase() === 'retry-after') retryAfter = String(response.headers[i + 1]);
+    }
+    traffic.refusals.push({ at: Date.now(), retryAfter });
+  };
+  subscribe('undici:request:create', onCreate);
+  subscribe('undici:request:headers', onHeaders);
+  return {
+    ...traffic,
+    stop: () => {
+      unsubscribe('undici:request:create', onCreate);
+      unsubscribe('undici:request:headers', onHeaders);
+    },
+  };
+}
+
+export interface Fleet {
+  readonly agents: Agent[];
+  readonly holders: CredentialHolder[];
+  readonly metrics: Metrics;
+  /** Agents holding an SVID. */
+  ready(): number;
+  close(): Promise<void>;
+}
+
+export function startFleet(options: {
+  readonly caUrl: string;
+  readonly bundleFile: string;
+  readonly tokenFiles: readonly string[];
+  readonly trustDomain?: string;
+}): Fleet {
+  const metrics = new Metrics();
+  const trustDomain = TrustDomain.parse(options.trustDomain ?? 'example.org');
+  const holders = options.tokenFiles.map(() => new CredentialHolder());
+  const agents = options.tokenFiles.map(
+    (tokenFile, i) =>
+      new Agent({
+        trustDomain,
+        caUrl: options.caUrl,
+        bundleFile: options.bundleFile,
+        tokenFile,
+        holder: holders[i] as CredentialHolder,
+        logger: silentLogger(),
+        metrics,
+        bundleRefreshMs: 3_600_000,
+        maxBackoffMs: 10_000,
+      }),
+  );
+  for (const agent of agents) agent.start();
+  return {
+    agents,
+    holders,
+    metrics,
+    ready: () => holders.filter((h) => h.current !== undefined).length,
+    close: async () => {
+      await Promise.all(agents.map((a) => a.close()));
+    },
+  };
+}
+
+/** Share (%) of `times` in the busiest 100 ms bucket. */
+export function busiestBucketPercent(times: readonly number[]): number {
+  const buckets = new Map<number, number>();
+  for (const t of times) buckets.set(Math.floor(t / 100), (buckets.get(Math.floor(t / 100)) ?? 0) + 1);
+  return (100 * Math.max(0, ...buckets.values())) / Math.max(1, times.length);
+}
+
+/**
+ * Fills `count` of the CA's signing slots with POST /v1/svid requests whose body never comes (the handler waits
+ * for it), so the next request meets a full queue at once; release() drops them. Waits until all are admitted.
+ */
+export async function holdSigningSlots(
+  caUrl: string,
+  bundlePem: string,
+  count: number,
+  queueDepth: () => Promise<number>,
+): Promise<{ release(): void }> {
+  const { request } = await import('node:https');
+  const url = new URL('/v1/svid', caUrl);
+  const held = Array.from({ length: count }, () => {
+    const req = request(url, {
+      method: 'POST',
+      ca: bundlePem,
+      checkServerIdentity: () => undefined,
+      headers: { 'content-type': 'application/json', 'content-length': '100' },
+    });
+    req.on('error', () => {});
+    req.flushHeaders();
+    return req;
+  });
+  const deadline = Date.now() + 15_000;
+  while ((await queueDepth()) < count) {
+    if (Date.now() > deadline) throw new Error(`the CA did not admit ${count} held requests`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return {
+    release: () => {
+      for (const req of held) req.destroy();
+    },
+  };
+}
+
+/** `meshauth_ca_queue_depth` of a Metrics registry. */
+export async function queueDepthOf(metrics: Metrics): Promise<number> {
+  const match = /^meshauth_ca_queue_depth (\d+)$/m.exec(await metrics.exposition());
+  return match === null ? 0 : Number(match[1]);
+}

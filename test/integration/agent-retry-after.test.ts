@@ -1,0 +1,76 @@
+// 200 real Agents bootstrap at once against a CA whose queue is full: the CA sheds them all with 429 + Retry-After,
+// the agents wait at least that long plus full jitter, so their retries are spread out (no synchronized wave when
+// the CA frees up), and every one of them ends up with an SVID.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CaServer, startCaServer } from '../../src/ca/index.js';
+import { Metrics, silentLogger } from '../../src/telemetry/index.js';
+import { makeCaDir } from '../helpers/ca-dir.js';
+import {
+  busiestBucketPercent,
+  FLEET_K8S_ISSUER,
+  type Fleet,
+  fleetCluster,
+  holdSigningSlots,
+  queueDepthOf,
+  recordSvidTraffic,
+  startFleet,
+} from '../helpers/fleet.js';
+import { waitFor } from './agent-harness.js';
+
+const AGENTS = 200;
+let ca: Awaited<ReturnType<typeof makeCaDir>>;
+let server: CaServer;
+let fleet: Fleet | undefined;
+let tokenFiles: string[];
+let metrics: Metrics;
+
+beforeAll(async () => {
+  ca = await makeCaDir();
+  const cluster = await fleetCluster(join(ca.dir, '..'));
+  tokenFiles = await cluster.tokenFiles(AGENTS, 'wl');
+  metrics = new Metrics();
+  server = await startCaServer({
+    dir: ca.dir,
+    listen: '127.0.0.1:0',
+    svidTtlMs: 10 * 60_000,
+    kubernetes: { issuer: FLEET_K8S_ISSUER, jwks: cluster.jwksFile },
+    maxQueue: 4,
+    workers: 1,
+    logger: silentLogger(),
+    metrics,
+  });
+});
+
+afterAll(async () => {
+  await fleet?.close();
+  await server?.close();
+  ca?.cleanup();
+});
+
+describe('agents under load shedding', () => {
+  it('ok/every agent gets its SVID; refusals carry Retry-After; retries are not synchronized', async () => {
+    const bundlePem = readFileSync(join(ca.dir, 'bundle.pem'), 'utf8');
+    // 8 in progress per worker + the queue of 4: the whole fleet meets a full CA.
+    const held = await holdSigningSlots(server.url, bundlePem, 12, () => queueDepthOf(metrics));
+    const traffic = recordSvidTraffic();
+    try {
+      fleet = startFleet({ caUrl: server.url, bundleFile: join(ca.dir, 'bundle.pem'), tokenFiles });
+      const current = fleet;
+      await waitFor('every agent refused once', () => traffic.refusals.length >= AGENTS, 60_000);
+      held.release();
+      await waitFor('every agent holding an SVID', () => current.ready() === AGENTS, 120_000);
+    } finally {
+      held.release();
+      traffic.stop();
+    }
+    expect(traffic.refusals.length).toBeGreaterThan(0);
+    expect(traffic.refusals.every((r) => r.retryAfter !== undefined && /^\d+$/.test(r.retryAfter))).toBe(true);
+    // Each agent's first request is not a retry: what comes after the first AGENTS requests is.
+    const retries = [...traffic.requests].sort((a, b) => a - b).slice(AGENTS);
+    expect(retries.length).toBeGreaterThanOrEqual(20);
+    // A synchronized fleet would put most retries into the same 100 ms (everyone back at exactly Retry-After).
+    expect(busiestBucketPercent(retries)).toBeLessThan(25);
+  }, 180_000);
+});

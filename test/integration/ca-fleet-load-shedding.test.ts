@@ -1,0 +1,93 @@
+// Load shedding (`ca serve --max-queue`): with every signing slot busy and the queue full, the CA answers the next
+// POST /v1/svid with 429 MESHAUTH_ERR_CA_OVERLOADED and Retry-After at once, counts it, logs it once, and keeps
+// serving the bundle; when the slots free up it admits and signs again (on its worker threads).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { caRetryAfterMsOf, caStatusOf, fetchBundle, requestSvid } from '../../src/agent/ca-client.js';
+import { type CaServer, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
+import { TrustDomain } from '../../src/identity/index.js';
+import { createCsrPem, generateKeyPair, parseCertificatesPem, uriSans } from '../../src/pki/index.js';
+import { Metrics } from '../../src/telemetry/index.js';
+import { makeCaDir } from '../helpers/ca-dir.js';
+import { FLEET_K8S_ISSUER, fleetCluster, holdSigningSlots, queueDepthOf } from '../helpers/fleet.js';
+import { type LogLines, logLines } from '../helpers/log-lines.js';
+
+const TD = TrustDomain.parse('example.org');
+/** 8 requests in progress per worker (load-shedding.ts) plus the queue. */
+const WORKERS = 1;
+const MAX_QUEUE = 3;
+const CAPACITY = 8 * WORKERS + MAX_QUEUE;
+let ca: Awaited<ReturnType<typeof makeCaDir>>;
+let server: CaServer;
+let metrics: Metrics;
+let bundlePem: string;
+let tokens: string[];
+let logs: LogLines;
+
+beforeAll(async () => {
+  ca = await makeCaDir();
+  bundlePem = (await loadCaMaterial(ca.dir)).bundle.toPem();
+  const cluster = await fleetCluster(join(ca.dir, '..'));
+  tokens = (await cluster.tokenFiles(5, 'burst')).map((file) => readFileSync(file, 'utf8'));
+  metrics = new Metrics();
+  logs = logLines('ca', 'info');
+  server = await startCaServer({
+    dir: ca.dir,
+    listen: '127.0.0.1:0',
+    svidTtlMs: 10 * 60_000,
+    kubernetes: { issuer: FLEET_K8S_ISSUER, jwks: cluster.jwksFile },
+    maxQueue: MAX_QUEUE,
+    workers: WORKERS,
+    logger: logs.logger,
+    metrics,
+  });
+});
+
+afterAll(async () => {
+  await server?.close();
+  ca?.cleanup();
+});
+
+describe('a full signing queue', () => {
+  it('ok/the next requests get 429 + Retry-After (1–30 s), the counter and one log line; the bundle is still served; freed slots sign again', async () => {
+    const connection = { caUrl: server.url, trustDomain: TD, bundlePem };
+    const held = await holdSigningSlots(server.url, bundlePem, CAPACITY, () => queueDepthOf(metrics));
+    try {
+      const refused = await Promise.allSettled(
+        tokens
+          .slice(0, 3)
+          .map(async (token) =>
+            requestSvid(connection, { csrPem: await createCsrPem(await generateKeyPair('p256')), token }),
+          ),
+      );
+      for (const r of refused) {
+        expect(r.status).toBe('rejected');
+        if (r.status !== 'rejected') continue;
+        expect(caStatusOf(r.reason)).toBe(429);
+        const retryAfterMs = caRetryAfterMsOf(r.reason) ?? -1;
+        expect(retryAfterMs).toBeGreaterThanOrEqual(1000);
+        expect(retryAfterMs).toBeLessThanOrEqual(30_000);
+        expect(String((r.reason as Error).message)).toContain('MESHAUTH_ERR_CA_OVERLOADED');
+      }
+      // Read-only endpoints are never shed.
+      expect((await fetchBundle(connection)).bundlePem.length).toBeGreaterThan(0);
+      const text = await metrics.exposition();
+      expect(text).toContain('meshauth_ca_requests_rejected_total{reason="overloaded"} 3');
+      expect(logs.find({ event: 'ca_overloaded', code: 'MESHAUTH_ERR_CA_OVERLOADED' })).toHaveLength(1);
+    } finally {
+      held.release();
+    }
+    const deadline = Date.now() + 10_000;
+    while ((await queueDepthOf(metrics)) > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(await queueDepthOf(metrics)).toBe(0);
+    const answer = await requestSvid(connection, {
+      csrPem: await createCsrPem(await generateKeyPair('p256')),
+      token: tokens[4] as string,
+    });
+    const [leaf] = parseCertificatesPem(answer.certChainPem.join(''));
+    expect(leaf === undefined ? undefined : uriSans(leaf)[0]).toBe('spiffe://example.org/ns/fleet/sa/burst-4');
+  });
+});

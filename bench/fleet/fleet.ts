@@ -174,7 +174,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
     });
     const secretDir = join(work, 'ca-secret');
     mkdirSync(secretDir);
-    for (const file of ['root.crt', 'intermediate.crt', 'intermediate.key', 'bundle.pem']) {
+    for (const file of ['root.crt', 'intermediate.crt', 'intermediate.key', 'bundle.pem', 'jwt.key']) {
       copyFileSync(join(initDir, file), join(secretDir, file));
       chmodSync(join(secretDir, file), 0o444);
     }

@@ -91,7 +91,12 @@ describe('Dockerfile', () => {
     // Every COPY from the context (not --from=build) names a source that is allowed, and nothing else is.
     const sources = [...args(build, 'COPY'), ...args(runtime, 'COPY')]
       .filter((c) => !c.includes('--from='))
-      .flatMap((c) => c.split(/\s+/).filter((w) => !w.startsWith('--')).slice(0, -1))
+      .flatMap((c) =>
+        c
+          .split(/\s+/)
+          .filter((w) => !w.startsWith('--'))
+          .slice(0, -1),
+      )
       .map((p) => p.replace(/\/$/, ''));
     expect([...new Set(sources)].sort()).toEqual([...allowed].sort());
     // The key and certificate exclusions come after the allow-list (the last matching line wins in .dockerignore).

@@ -5,8 +5,15 @@ import { readFile, stat } from 'node:fs/promises';
 import type { JWK } from 'jose';
 import type { Logger } from '../telemetry/index.js';
 import { caPaths, PUBLIC_FILE_MODE, writeFileAtomic } from './ca-files.js';
-import { liveRetiredKeys, parseRetiredKeys, type RetiredJwtKey, retire } from './jwt-retired-keys.js';
 import {
+  liveRetiredKeys,
+  parseRetiredKeys,
+  RETIRED_KEY_RETENTION_MS,
+  type RetiredJwtKey,
+  retire,
+} from './jwt-retired-keys.js';
+import {
+  deriveJwtSigningKey,
   type JwtSigningKey,
   loadOrCreateJwtSigningKey,
   parseJwtSigningKey,
@@ -21,6 +28,7 @@ export class JwtKeyRing {
   readonly #logger: Logger;
   #active: JwtSigningKey;
   #retired: readonly RetiredJwtKey[];
+  #memoryRetired: readonly RetiredJwtKey[] = [];
   #fingerprint: string;
   #lastCheck = 0;
   #checking: Promise<void> | undefined;
@@ -53,7 +61,8 @@ export class JwtKeyRing {
 
   /** `GET /v1/jwks`: the active key first, then every retired key whose tokens may still be live. */
   jwks(now: Date): { keys: Readonly<JWK>[] } {
-    return { keys: [this.#active.publicJwk, ...liveRetiredKeys(this.#retired, this.#active.kid, now)] };
+    const retired = [...this.#retired, ...this.#memoryRetired];
+    return { keys: [this.#active.publicJwk, ...liveRetiredKeys(retired, this.#active.kid, now)] };
   }
 
   /** Reloads the key files if they changed since the last check; at most once per second. Never throws. */
@@ -76,10 +85,21 @@ export class JwtKeyRing {
       if (fingerprint === this.#fingerprint) return;
       const file = caPaths(this.#dir).jwtKey;
       const pem = await readJwtKeyFile(file);
-      // No jwt.key on disk (an in-memory key in a read-only directory): keep signing with the one held.
-      const active = pem === undefined ? this.#active : await parseJwtSigningKey(pem, file);
+      // No jwt.key on disk (a Secret's copy): the key derived from the intermediate, which may have rotated.
+      const active =
+        pem === undefined
+          ? ((await deriveJwtSigningKey(this.#dir)) ?? this.#active)
+          : await parseJwtSigningKey(pem, file);
       const retired = await readRetired(this.#dir);
       const previousKid = this.#active.kid;
+      if (pem === undefined && active.kid !== previousKid) {
+        // Nobody wrote jwt-retired.json for a derived key: keep the previous one published here, as long as a
+        // file-based rotation would.
+        this.#memoryRetired = [
+          ...this.#memoryRetired,
+          { jwk: this.#active.publicJwk, until: new Date(Date.now() + RETIRED_KEY_RETENTION_MS) },
+        ].slice(-8);
+      }
       this.#active = active;
       this.#retired = retired;
       this.#fingerprint = fingerprint;
@@ -129,7 +149,8 @@ async function readRetired(dir: string): Promise<RetiredJwtKey[]> {
 async function keyFilesFingerprint(dir: string): Promise<string> {
   const paths = caPaths(dir);
   const stats = await Promise.all(
-    [paths.jwtKey, paths.jwtRetired].map((file) =>
+    // intermediate.key too: without jwt.key the signing key is derived from it.
+    [paths.jwtKey, paths.jwtRetired, paths.intermediateKey].map((file) =>
       stat(file).then(
         (s) => `${s.ino}:${s.mtimeMs}:${s.size}`,
         () => 'missing',

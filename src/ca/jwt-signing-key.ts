@@ -1,6 +1,7 @@
 // The CA's JWT-SVID signing key (SPEC §4 `POST /v1/token`): one P-256 key in `<dir>/jwt.key` (0600), separate from
 // the X.509 keys so a JWKS consumer never holds a key that can also sign certificates. `kid` is the key's RFC 7638
 // JWK thumbprint, so every replica sharing the directory publishes the same `kid` without coordination.
+import { createECDH, createPrivateKey, hkdfSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
 import { MeshauthError } from '../errors/index.js';
@@ -27,33 +28,21 @@ export async function writeNewJwtSigningKey(dir: string): Promise<void> {
 /**
  * Loads `jwt.key`, creating it first when the CA directory predates JWT-SVIDs. Creation is exclusive (link(2)), so
  * replicas starting together agree on one key instead of each keeping the one it generated. Without `create` (a
- * Secret's read-only copy) or in a read-only directory, a missing `jwt.key` becomes a key in memory, with a warning:
- * replicas then disagree.
+ * Secret's read-only copy) or in a read-only directory, a missing `jwt.key` is derived from the intermediate key
+ * (deriveJwtSigningKey), so replicas sharing the Secret still publish one key.
  */
 export async function loadOrCreateJwtSigningKey(dir: string, logger?: Logger, create = true): Promise<JwtSigningKey> {
   const file = caPaths(dir).jwtKey;
   let pem = await readJwtKeyFile(file);
   if (pem === undefined) {
+    if (!create) return derivedOrEphemeral(dir, file, logger);
     const keys = await generateKeyPair('p256');
-    if (!create) {
-      logger?.warn(
-        { event: 'jwt_key_ephemeral', file },
-        'no jwt.key in the CA directory: JWT-SVIDs are signed with a key held in memory only ' +
-          '(add jwt.key to the CA Secret so every replica signs with the same key)',
-      );
-      return jwtSigningKeyOf(keys, file);
-    }
     try {
       await createFileExclusive(file, await exportPrivateKeyPem(keys.privateKey), PRIVATE_FILE_MODE);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM') throw error;
-      logger?.warn(
-        { event: 'jwt_key_ephemeral', file, err: error },
-        'no jwt.key and the CA directory is read-only: JWT-SVIDs are signed with a key held in memory only ' +
-          '(add jwt.key to the CA Secret so every replica signs with the same key)',
-      );
-      return jwtSigningKeyOf(keys, file);
+      return derivedOrEphemeral(dir, file, logger);
     }
     pem = await readFile(file, 'utf8');
   }
@@ -78,6 +67,56 @@ export async function publicJwkOf(publicKey: CryptoKey): Promise<Readonly<JWK>> 
   const bare = { kty, crv, x, y } as JWK;
   const kid = await calculateJwkThumbprint(bare, 'sha256');
   return Object.freeze({ ...bare, kid, alg: JWT_SVID_ALG, use: 'sig' });
+}
+
+/**
+ * A P-256 key derived from the intermediate key with HKDF-SHA256 (RFC 5869): every replica holding the same
+ * intermediate derives the same JWT signing key, and it never signs certificates. It changes with the intermediate
+ * (JwtKeyRing keeps the previous one published meanwhile). Undefined when there is no intermediate key to read.
+ */
+export async function deriveJwtSigningKey(dir: string): Promise<JwtSigningKey | undefined> {
+  const keyFile = caPaths(dir).intermediateKey;
+  const keyPem = await readFile(keyFile, 'utf8').catch(() => undefined);
+  if (keyPem === undefined) return undefined;
+  const ikm = createPrivateKey(keyPem).export({ type: 'pkcs8', format: 'der' });
+  // A 32-byte string is a valid P-256 scalar unless it is 0 or ≥ n (probability about 2^-32): try the next one.
+  for (let counter = 0; counter < 8; counter++) {
+    const d = Buffer.from(hkdfSync('sha256', ikm, 'meshauth', `jwt-svid signing key ${counter}`, 32));
+    let point: Buffer;
+    try {
+      const ecdh = createECDH('prime256v1');
+      ecdh.setPrivateKey(d);
+      point = ecdh.getPublicKey();
+    } catch {
+      continue;
+    }
+    const jwk = {
+      kty: 'EC',
+      crv: 'P-256',
+      d: d.toString('base64url'),
+      x: point.subarray(1, 33).toString('base64url'),
+      y: point.subarray(33, 65).toString('base64url'),
+    };
+    const pem = createPrivateKey({ key: jwk, format: 'jwk' }).export({ type: 'pkcs8', format: 'pem' }) as string;
+    return parseJwtSigningKey(pem, `${keyFile} (derived)`);
+  }
+  return undefined;
+}
+
+async function derivedOrEphemeral(dir: string, file: string, logger: Logger | undefined): Promise<JwtSigningKey> {
+  const derived = await deriveJwtSigningKey(dir);
+  if (derived !== undefined) {
+    logger?.info(
+      { event: 'jwt_key_derived', file, kid: derived.kid },
+      'no jwt.key in the CA directory: the JWT-SVID signing key is derived from the intermediate key',
+    );
+    return derived;
+  }
+  logger?.warn(
+    { event: 'jwt_key_ephemeral', file },
+    'no jwt.key and no intermediate key: JWT-SVIDs are signed with a key held in memory only',
+  );
+  return jwtSigningKeyOf(await generateKeyPair('p256'), file);
 }
 
 async function jwtSigningKeyOf(keys: KeyPair, file: string): Promise<JwtSigningKey> {

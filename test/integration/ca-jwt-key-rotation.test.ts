@@ -126,3 +126,48 @@ describe('ca rotate --jwt-key', () => {
     expect(publishedUntil - Date.now()).toBeLessThanOrEqual(RETIRED_KEY_RETENTION_MS);
   });
 });
+
+describe('a CA directory without jwt.key (a Secret copied by hand)', () => {
+  it('ok/replicas derive the same key from the intermediate; after an intermediate rotation both keys are published', async () => {
+    const { mkdtempSync, copyFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { rotateIntermediate } = await import('../../src/ca/index.js');
+    const copy = mkdtempSync(join(tmpdir(), 'meshauth-nojwt-'));
+    for (const file of ['root.crt', 'root.key', 'intermediate.crt', 'intermediate.key', 'bundle.pem']) {
+      copyFileSync(join(dir, file), join(copy, file));
+    }
+    const start = () =>
+      startCaServer({
+        dir: copy,
+        listen: '127.0.0.1:0',
+        svidTtlMs: 60_000,
+        logger: log.logger,
+        metrics: new Metrics(),
+      });
+    const [a, b] = await Promise.all([start(), start()]);
+    const agent = new Agent({ connect: { ca: (await loadCaMaterial(copy)).bundle.toPem() } });
+    const keysOf = async (server: CaServer) =>
+      ((await (await request(`${server.url}/v1/jwks`, { dispatcher: agent })).body.json()) as JSONWebKeySet).keys.map(
+        (k) => k.kid,
+      );
+    try {
+      const first = await keysOf(a);
+      expect(first).toHaveLength(1);
+      expect(await keysOf(b)).toEqual(first);
+      await rotateIntermediate(copy);
+      let after = await keysOf(a);
+      for (let i = 0; i < 40 && after.length < 2; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        after = await keysOf(a);
+      }
+      expect(after).toHaveLength(2);
+      expect(after[1]).toBe(first[0]);
+      expect(after[0]).not.toBe(first[0]);
+    } finally {
+      await agent.close();
+      await Promise.all([a.close(), b.close()]);
+      rmSync(copy, { recursive: true, force: true });
+    }
+  });
+});

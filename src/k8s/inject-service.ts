@@ -34,6 +34,17 @@ export function retargetService(service: JsonObject, where: string): ServiceOutc
   if (optedOut(objectAt(service, 'metadata')) || serviceSelector(service) === undefined) {
     return { kind: 'skipped', warnings };
   }
+  const type = objectAt(service, 'spec')?.type;
+  if (type === 'NodePort' || type === 'LoadBalancer') {
+    // The mesh port would be opened on every node (and on the load balancer): an mTLS listener facing outside the
+    // cluster that no mesh caller needs. Mesh callers get a ClusterIP Service of their own. A Service retargeted
+    // earlier and now changed to this type loses the port again.
+    unretargetService(service);
+    warnings.push(
+      `${where}: type ${type}; the mesh port is not added (it would be exposed outside the cluster): give mesh callers a ClusterIP Service selecting the same pods`,
+    );
+    return { kind: 'skipped', warnings };
+  }
   unretargetService(service);
   const spec = objectAt(service, 'spec') as JsonObject;
   const status: { version: 1; namedPort?: string; created: string[] } = { version: 1, created: [] };

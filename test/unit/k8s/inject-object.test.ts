@@ -319,6 +319,26 @@ describe('Service retargeting', () => {
     expect(injectObjects([deployment(), other], CONFIG)[1]?.warnings.join()).toMatch(/already has a port 15006/);
   });
 
+  it('ok/NodePort and LoadBalancer Services get no mesh port (it would face outside the cluster), with a warning', () => {
+    for (const type of ['NodePort', 'LoadBalancer']) {
+      const exposed = service();
+      (exposed.spec as Json).type = type;
+      const [, out] = injectObjects([deployment(), exposed], CONFIG);
+      expect(out?.object).toEqual(exposed);
+      expect(out?.warnings.join()).toMatch(new RegExp(`type ${type}; the mesh port is not added`));
+    }
+    const clusterIp = service();
+    (clusterIp.spec as Json).type = 'ClusterIP';
+    const retargeted = injectObjects([deployment(), clusterIp], CONFIG)[1];
+    expect(retargeted?.outcome).toBe('retargeted');
+    // Changed to LoadBalancer later (the webhook sees the UPDATE): the mesh port and the status go away.
+    const changed = structuredClone(retargeted?.object) as Json;
+    (changed.spec as Json).type = 'LoadBalancer';
+    const out = injectObjects([deployment(), changed], CONFIG)[1]?.object as Json;
+    expect(((out.spec as Json).ports as Json[]).map((p) => p.name)).toEqual(['http']);
+    expect(out.metadata).toEqual({ name: 'orders', namespace: 'shop' });
+  });
+
   it('ok/ExternalName and selector-less Services are never retargeted', () => {
     const external = {
       apiVersion: 'v1',

@@ -40,33 +40,60 @@ export interface SvidTraffic {
   readonly requests: number[];
   /** Times (ms) of every 429/503 answer to one, and its Retry-After header. */
   readonly refusals: { at: number; retryAfter: string | undefined }[];
+  /** Per refusal that was followed by another request from the same agent: ms between the two, and Retry-After. */
+  readonly retryDelays: { delayMs: number; retryAfterMs: number }[];
   stop(): void;
 }
 
-/** Records the POST /v1/svid traffic of every undici client in this process until stop(). */
+/**
+ * Records the POST /v1/svid traffic of every undici client in this process until stop(). Requests are told apart
+ * by their body (each agent's bootstrap token is its own), which pairs a refusal with that agent's next attempt.
+ */
 export function recordSvidTraffic(): SvidTraffic {
-  const traffic = { requests: [] as number[], refusals: [] as { at: number; retryAfter: string | undefined }[] };
+  const requests: number[] = [];
+  const refusals: { at: number; retryAfter: string | undefined }[] = [];
+  const retryDelays: { delayMs: number; retryAfterMs: number }[] = [];
+  const agentOf = new WeakMap<object, string>();
+  const lastRefusal = new Map<string, { at: number; retryAfterMs: number }>();
+  const isSvidPost = (request: { method: string; path: string }) =>
+    request.method === 'POST' && request.path === '/v1/svid';
   const onCreate = (message: unknown) => {
-    const { request } = message as { request: { method: string; path: string } };
-    if (request.method === 'POST' && request.path === '/v1/svid') traffic.requests.push(Date.now());
+    const { request } = message as { request: { method: string; path: string; body?: unknown } };
+    if (!isSvidPost(request)) return;
+    const now = Date.now();
+    requests.push(now);
+    const body = typeof request.body === 'string' ? request.body : String(request.body);
+    const token = /"token":"([^"]+)"/.exec(body)?.[1];
+    if (token === undefined) return;
+    agentOf.set(request, token);
+    const refused = lastRefusal.get(token);
+    if (refused !== undefined) {
+      retryDelays.push({ delayMs: now - refused.at, retryAfterMs: refused.retryAfterMs });
+      lastRefusal.delete(token);
+    }
   };
   const onHeaders = (message: unknown) => {
     const { request, response } = message as {
       request: { method: string; path: string };
       response: { statusCode: number; headers: Buffer[] };
     };
-    if (request.method !== 'POST' || request.path !== '/v1/svid') return;
+    if (!isSvidPost(request)) return;
     if (response.statusCode !== 429 && response.statusCode !== 503) return;
     let retryAfter: string | undefined;
     for (let i = 0; i + 1 < response.headers.length; i += 2) {
       if (String(response.headers[i]).toLowerCase() === 'retry-after') retryAfter = String(response.headers[i + 1]);
     }
-    traffic.refusals.push({ at: Date.now(), retryAfter });
+    const now = Date.now();
+    refusals.push({ at: now, retryAfter });
+    const token = agentOf.get(request);
+    if (token !== undefined) lastRefusal.set(token, { at: now, retryAfterMs: Number(retryAfter ?? 0) * 1000 });
   };
   subscribe('undici:request:create', onCreate);
   subscribe('undici:request:headers', onHeaders);
   return {
-    ...traffic,
+    requests,
+    refusals,
+    retryDelays,
     stop: () => {
       unsubscribe('undici:request:create', onCreate);
       unsubscribe('undici:request:headers', onHeaders);

@@ -31,7 +31,8 @@ import {
 import { benchTcp } from './tcp.js';
 
 const quick = process.argv.includes('--quick');
-/** Only the TCP tunnel scenario, printed, nothing written (a check while working on the tunnels). */
+/** Only the TCP tunnel scenario, printed, nothing written (a check while working on the tunnels). `--fleet [N]`: only
+ * the fleet scenario (bench/fleet), which writes `fleet` into latest.json next to the other results. */
 const tcpOnly = process.argv.includes('--tcp-only');
 const METHOD: Method = quick
   ? {
@@ -71,6 +72,11 @@ interface Scenario {
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('--fleet')) {
+    // The fleet scenario alone: it needs both cores for minutes (agents and CA replicas), so it runs on its own.
+    await import('./fleet/run.js');
+    return;
+  }
   installCleanup();
   const started = Date.now();
   const dir = await mkdtemp(join(tmpdir(), 'meshauth-bench-'));

@@ -55,14 +55,26 @@ function diffArrays(from: readonly unknown[], to: readonly unknown[], path: stri
     for (let k = 0; k < paired; k++) ops.push(...diffJson(removed[k], added[k], `${path}/${index++}`));
     for (let k = paired; k < removed.length; k++) ops.push({ op: 'remove', path: `${path}/${index}` });
     for (let k = paired; k < added.length; k++) ops.push({ op: 'add', path: `${path}/${index++}`, value: added[k] });
-    index++; // the matched item itself
+    // The matched item itself: the same container (volume, env entry…) under its name, changed inside or not.
+    if (mi < from.length) ops.push(...diffJson(from[mi], to[mj], `${path}/${index}`));
+    index++;
     i = mi + 1;
     j = mj + 1;
   }
   return ops;
 }
 
-/** Index pairs of a longest common subsequence of deep-equal items (manifest lists are short: O(n·m) is fine). */
+/**
+ * Items that stand for the same thing: two objects with the same string `name` (Kubernetes lists of containers,
+ * volumes, env, ports are keyed by it), anything else when deep-equal. Aligning on names keeps a container that
+ * gained env variables in place, so the patch (and the YAML node it edits, with the user's comments) stays its own.
+ */
+function sameItem(a: unknown, b: unknown): boolean {
+  if (isObject(a) && isObject(b) && typeof a.name === 'string' && typeof b.name === 'string') return a.name === b.name;
+  return deepEqual(a, b);
+}
+
+/** Index pairs of a longest common subsequence of the same items (manifest lists are short: O(n·m) is fine). */
 function commonSubsequence(a: readonly unknown[], b: readonly unknown[]): [number, number][] {
   const n = a.length;
   const m = b.length;
@@ -71,16 +83,14 @@ function commonSubsequence(a: readonly unknown[], b: readonly unknown[]): [numbe
     const row = table[x] as number[];
     const below = table[x + 1] as number[];
     for (let y = m - 1; y >= 0; y--) {
-      row[y] = deepEqual(a[x], b[y])
-        ? (below[y + 1] as number) + 1
-        : Math.max(below[y] as number, row[y + 1] as number);
+      row[y] = sameItem(a[x], b[y]) ? (below[y + 1] as number) + 1 : Math.max(below[y] as number, row[y + 1] as number);
     }
   }
   const pairs: [number, number][] = [];
   let x = 0;
   let y = 0;
   while (x < n && y < m) {
-    if (deepEqual(a[x], b[y])) {
+    if (sameItem(a[x], b[y])) {
       pairs.push([x++, y++]);
     } else if ((table[x + 1]?.[y] ?? 0) >= (table[x]?.[y + 1] ?? 0)) {
       x++;

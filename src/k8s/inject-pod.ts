@@ -126,7 +126,8 @@ export function injectTemplate(template: JsonObject, config: InjectConfig, where
     no_proxy: noProxy,
     NODE_USE_ENV_PROXY: '1',
   };
-  for (const container of containers) {
+  // The app's own init containers too: they run after the sidecar is up (it is the first one) and may call the mesh.
+  for (const container of [...appInitContainers(spec), ...containers]) {
     const name = container.name as string;
     const env = ensureArray(container, 'env', created(`env:${name}`));
     const present = new Set(named(env).map((e) => (e.name as string).toUpperCase()));
@@ -166,7 +167,7 @@ export function uninjectTemplate(template: JsonObject): boolean {
 
   removeNamed(spec, 'initContainers', (name) => name === SIDECAR_NAME, wasCreated('initContainers'));
   removeNamed(spec, 'volumes', (name) => INJECTED_VOLUMES.includes(name), wasCreated('volumes'));
-  for (const container of named(arrayAt(spec, 'containers'))) {
+  for (const container of [...appInitContainers(spec), ...named(arrayAt(spec, 'containers'))]) {
     const name = container.name as string;
     const added = status.env[name] ?? [];
     removeNamed(container, 'env', (n) => added.includes(n), wasCreated(`env:${name}`));
@@ -218,6 +219,11 @@ function rewriteProbes(
     // A number, not the name: the kubelet looks a named probe port up in the probed container's own ports only.
     httpGet.port = PORT_ADMIN;
   }
+}
+
+/** The pod's init containers other than the sidecar. */
+function appInitContainers(spec: JsonObject): JsonObject[] {
+  return named(arrayAt(spec, 'initContainers')).filter((c) => c.name !== SIDECAR_NAME);
 }
 
 function resolvePort(port: unknown, container: JsonObject): number | undefined {

@@ -36,6 +36,17 @@ describe('diffJson', () => {
     expect(diffJson(from, to)).toEqual([{ op: 'add', path: '/list/0', value: { name: 's' } }]);
   });
 
+  it('ok/named items are aligned by name: a container that changed inside stays in place under the new one', () => {
+    const from = [{ name: 'migrate', image: 'm:1' }];
+    const to = [{ name: 'meshauth-proxy' }, { name: 'migrate', image: 'm:1', env: [{ name: 'A', value: '1' }] }];
+    const ops = diffJson(from, to);
+    expect(ops).toEqual([
+      { op: 'add', path: '/0', value: { name: 'meshauth-proxy' } },
+      { op: 'add', path: '/1/env', value: [{ name: 'A', value: '1' }] },
+    ]);
+    expect(applyJsonPatch(from, ops as Operation[])).toEqual(to);
+  });
+
   it('ok/pointer tokens escape ~ and / (RFC 6901 §4)', () => {
     expect(escapePointerToken('meshauth.dev/status')).toBe('meshauth.dev~1status');
     expect(escapePointerToken('a~/b')).toBe('a~0~1b');

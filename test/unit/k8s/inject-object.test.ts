@@ -161,6 +161,22 @@ describe('injectObject', () => {
     ]);
   });
 
+  it("ok/the app's own init containers get the proxy variables too (they start after the sidecar); uninject removes them", () => {
+    const original = deployment();
+    (templateOf(original).spec as Json).initContainers = [{ name: 'migrate', image: 'm:1' }];
+    const out = injectObject(original, CONFIG).object;
+    const init = podSpec(out).initContainers as Json[];
+    expect(init.map((c) => c.name)).toEqual(['meshauth-proxy', 'migrate']);
+    expect(((init[1] as Json).env as Json[]).map((e) => e.name)).toEqual([
+      'HTTP_PROXY',
+      'http_proxy',
+      'NO_PROXY',
+      'no_proxy',
+      'NODE_USE_ENV_PROXY',
+    ]);
+    expect(uninjectObject(out).object).toEqual(original);
+  });
+
   it('ok/opt-out on the object or on its template; hostNetwork left alone with a warning', () => {
     const onObject = deployment({ meta: { annotations: { 'meshauth.dev/inject': 'false' } } });
     expect(injectObject(onObject, CONFIG)).toMatchObject({ outcome: 'opted-out', object: onObject });

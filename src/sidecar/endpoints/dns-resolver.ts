@@ -1,7 +1,9 @@
-// Resolves route address names to IP addresses with their TTLs: A and AAAA through node:dns Resolver (c-ares, the
-// system's resolv.conf by default, which is what a pod uses; `outbound.dns.servers` when set). A name the DNS does
-// not know (NXDOMAIN/NODATA on both families) is retried once through getaddrinfo when no servers are configured, so
-// /etc/hosts names still work. Every query is counted in `meshauth_dns_resolutions_total{result}`.
+// Resolves route address names to IP addresses. By default through getaddrinfo — the system resolver as a pod's
+// apps use it: resolv.conf's search list and ndots (`orders.shop` becomes `orders.shop.svc.cluster.local` before it
+// could ever reach public DNS, where `.shop` is a real top-level domain) and /etc/hosts — with a fixed 5 s
+// re-resolution (getaddrinfo reports no TTL; Kubernetes Service records carry 5 s). With `outbound.dns.servers`:
+// A and AAAA through node:dns Resolver (c-ares) against those servers, with the records' TTLs, names used as
+// written. Every query is counted in `meshauth_dns_resolutions_total{result}`.
 import { lookup, Resolver } from 'node:dns';
 import { formatHostPort, type HostPort } from '../../config/index.js';
 import type { Metrics } from '../../telemetry/index.js';
@@ -35,6 +37,7 @@ export class AddressResolver {
    * endpoints go away); rejects when the DNS could not be asked (the caller keeps what it had).
    */
   async resolve(name: string): Promise<Resolution> {
+    if (!this.#custom) return this.#lookup(name);
     const [v4, v6] = await Promise.allSettled([this.#query(name, 4), this.#query(name, 6)]);
     const records: RecordWithTtl[] = [];
     if (v4.status === 'fulfilled') records.push(...v4.value);
@@ -45,13 +48,6 @@ export class AddressResolver {
         this.#metrics.dnsResolutions.inc({ result: 'failure' });
         throw failure.reason;
       }
-      if (!this.#custom) {
-        const fallback = await lookupAll(name).catch(() => []);
-        if (fallback.length > 0) {
-          this.#metrics.dnsResolutions.inc({ result: 'success' });
-          return { addresses: fallback, ttlSeconds: LOOKUP_TTL_SECONDS };
-        }
-      }
       this.#metrics.dnsResolutions.inc({ result: 'empty' });
       return { addresses: [], ttlSeconds: 0 };
     }
@@ -59,6 +55,21 @@ export class AddressResolver {
     let ttl = Number.POSITIVE_INFINITY;
     for (const record of records) ttl = Math.min(ttl, record.ttl);
     return { addresses: [...new Set(records.map((r) => r.address))], ttlSeconds: ttl };
+  }
+
+  async #lookup(name: string): Promise<Resolution> {
+    try {
+      const addresses = await lookupAll(name);
+      this.#metrics.dnsResolutions.inc({ result: addresses.length > 0 ? 'success' : 'empty' });
+      return { addresses, ttlSeconds: LOOKUP_TTL_SECONDS };
+    } catch (error) {
+      if (NO_RECORDS.has(codeOf(error))) {
+        this.#metrics.dnsResolutions.inc({ result: 'empty' });
+        return { addresses: [], ttlSeconds: 0 };
+      }
+      this.#metrics.dnsResolutions.inc({ result: 'failure' });
+      throw error;
+    }
   }
 
   cancel(): void {

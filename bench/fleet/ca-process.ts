@@ -25,7 +25,11 @@ export function serveSupports(flag: string): boolean {
 }
 
 export async function startCaProcess(args: readonly string[]): Promise<CaProcess> {
-  const child = spawn(process.execPath, [CLI, 'ca', 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // FLEET_CA_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the CA replicas alone.
+  const nodeArgs = (process.env.FLEET_CA_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'ca', 'serve', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     if (stderr.length < 20_000) stderr += chunk.toString();

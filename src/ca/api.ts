@@ -34,6 +34,8 @@ const SvidRequest = z.object({
 export interface CaApiOptions {
   readonly dir: string;
   readonly authority: CaAuthority;
+  /** Signs X509-SVIDs instead of `authority` (the worker pool of `ca serve --workers`); same checks, same result. */
+  readonly signer?: Pick<CaAuthority, 'issue'>;
   readonly svidTtlMs: number;
   /** The key that signs JWT-SVIDs (`POST /v1/token`) and every key published at `GET /v1/jwks`. */
   readonly jwtKeys: JwtKeyRing;
@@ -140,7 +142,12 @@ async function issueSvid(options: CaApiOptions, req: IncomingMessage, res: Serve
       { reason: 'identity_mismatch' },
     );
   }
-  const issued = await options.authority.issue({ id, publicKey: csr.publicKey, ttlMs: options.svidTtlMs, now });
+  const issued = await (options.signer ?? options.authority).issue({
+    id,
+    publicKey: csr.publicKey,
+    ttlMs: options.svidTtlMs,
+    now,
+  });
   options.metrics.caSvidsIssued.inc({ method });
   options.logger.info(
     {

@@ -22,7 +22,9 @@ import { JwtKeyRing } from './jwt-key-ring.js';
 import { JWT_SVID_MAX_TTL_MS } from './jwt-svid.js';
 import { type KubernetesTokenOptions, KubernetesTokenVerifier } from './kubernetes-token.js';
 import { httpsUrl, parseListenAddress } from './listen-address.js';
+import { DEFAULT_MAX_QUEUE, withLoadShedding } from './load-shedding.js';
 import { checkIssuerUrl } from './oidc-metadata.js';
+import { defaultWorkerCount, SigningPool } from './signing-pool.js';
 
 const SERVING_CHECK_INTERVAL_MS = 1000;
 /**
@@ -51,6 +53,10 @@ export interface CaServerOptions {
   readonly adminListen?: string;
   /** Self-managed mode: mint a new intermediate of this lifetime at half the current one's life (needs root.key). */
   readonly autoRotateIntermediateTtlMs?: number;
+  /** Signing requests allowed to wait beyond those in progress; past it, 429 + Retry-After (default 1000). */
+  readonly maxQueue?: number;
+  /** Signing worker threads; 0 signs in the main thread (default: available cores). */
+  readonly workers?: number;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now?: () => Date;
@@ -90,6 +96,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       : await KubernetesTokenVerifier.create({ ...options.kubernetes, logger: options.logger });
   // A Kubernetes CA serving from a read-only Secret has no join-token store; one with a writable --dir keeps both.
   const joinTokens = kubernetes === undefined || writable;
+  const workers = options.workers ?? defaultWorkerCount();
+  const signer = SigningPool.start(options.dir, authority, workers);
   // The default issuer names the port actually bound, known only after listen(); the handler reads it lazily.
   let issuer = options.issuerUrl ?? '';
   const server = createServer(
@@ -102,21 +110,30 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       requestCert: true,
       rejectUnauthorized: false, // lint-allow: no-reject-unauthorized-false — join-token bootstrap has no client cert; api.ts validates any presented chain
     },
-    createCaRequestHandler({
-      dir: options.dir,
-      authority,
-      svidTtlMs: options.svidTtlMs,
-      jwtKeys,
-      get issuer() {
-        return issuer;
+    withLoadShedding(
+      createCaRequestHandler({
+        dir: options.dir,
+        authority,
+        signer,
+        svidTtlMs: options.svidTtlMs,
+        jwtKeys,
+        get issuer() {
+          return issuer;
+        },
+        jwtTtlMs: Math.min(options.jwtTtlMs ?? JWT_SVID_MAX_TTL_MS, JWT_SVID_MAX_TTL_MS),
+        ...(kubernetes === undefined ? {} : { kubernetes }),
+        joinTokens,
+        logger: options.logger,
+        metrics: options.metrics,
+        now,
+      }),
+      {
+        maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,
+        workers,
+        logger: options.logger,
+        metrics: options.metrics,
       },
-      jwtTtlMs: Math.min(options.jwtTtlMs ?? JWT_SVID_MAX_TTL_MS, JWT_SVID_MAX_TTL_MS),
-      ...(kubernetes === undefined ? {} : { kubernetes }),
-      joinTokens,
-      logger: options.logger,
-      metrics: options.metrics,
-      now,
-    }),
+    ),
   );
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
@@ -127,6 +144,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     await listen(server, address.host, address.port);
   } catch (error) {
     await kubernetes?.close();
+    await signer.close();
     throw error;
   }
   const port = (server.address() as { port: number }).port;
@@ -153,6 +171,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       });
     } catch (error) {
       await kubernetes?.close();
+      await signer.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       throw error;
     }
@@ -181,6 +200,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       sans,
       joinTokens,
       autoRotateIntermediate: options.autoRotateIntermediateTtlMs !== undefined,
+      workers,
+      maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,
     },
     'CA listening',
   );
@@ -198,6 +219,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       server.closeIdleConnections();
       server.closeAllConnections();
       await closed;
+      await signer.close();
     },
   };
 }

@@ -39,6 +39,8 @@ interface ServeOptions {
   adminListen?: string;
   autoRotateIntermediate?: boolean;
   intermediateTtl: string;
+  maxQueue?: string;
+  workers?: string;
 }
 
 interface InitOptions {
@@ -202,6 +204,11 @@ export function registerCaCommands(program: Command): void {
       "self-managed mode (needs root.key in --dir): mint a new intermediate at half the current one's life",
     )
     .option('--intermediate-ttl <duration>', 'lifetime of auto-rotated intermediates, 10s … 1y', '30d')
+    .option(
+      '--max-queue <n>',
+      'signing requests that may wait (0 … 1000000); past it, 429 + Retry-After (default 1000)',
+    )
+    .option('--workers <n>', 'signing worker threads, 0 … 64 (0 signs in the main thread; default: available cores)')
     .action(async (opts: ServeOptions) => {
       const { JWT_SVID_MAX_TTL_MS, JWT_SVID_MIN_TTL_MS, startCaServer } = await import('../ca/index.js');
       const logger = createLogger({ name: 'ca' });
@@ -233,8 +240,13 @@ export function registerCaCommands(program: Command): void {
         INTERMEDIATE_TTL.min,
         INTERMEDIATE_TTL.max,
       );
+      const maxQueue =
+        opts.maxQueue === undefined ? undefined : integerOption('--max-queue', opts.maxQueue, 0, 1_000_000);
+      const workers = opts.workers === undefined ? undefined : integerOption('--workers', opts.workers, 0, 64);
       const server = await startCaServer({
         dir: opts.dir,
+        ...(maxQueue === undefined ? {} : { maxQueue }),
+        ...(workers === undefined ? {} : { workers }),
         ...(opts.adminListen === undefined ? {} : { adminListen: opts.adminListen }),
         ...(opts.autoRotateIntermediate === true ? { autoRotateIntermediateTtlMs: intermediateTtlMs } : {}),
         listen: opts.listen,
@@ -431,4 +443,10 @@ async function readPassword(file: string): Promise<string> {
 
 function usage(message: string): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_USAGE', message, { reason: 'usage' });
+}
+
+function integerOption(flag: string, value: string, min: number, max: number): number {
+  const n = /^\d{1,7}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(n) || n < min || n > max) throw usage(`${flag} must be an integer from ${min} to ${max}`);
+  return n;
 }

@@ -1,13 +1,16 @@
 // Load generation and the processes' own accounting. The load runs in a child process (`node dist/bench/load.js
 // --worker JSON`) so the runner's work never shares its event loop; the runner reads /proc/<pid>/stat (utime +
 // stime of all threads) of each measured process at the start and end of the measured window.
-// Closed loop (N connections, as fast as they answer): autocannon, with per-response latency taken from its
-// 'response' events at µs resolution (its own histogram rounds to whole ms). Fixed rate: an open-loop schedule
-// over an undici Pool (autocannon's rate limit sends each second's quota in one burst).
-import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+// Closed loop (N connections, as fast as they answer): wrk (C, one thread, so the load generator takes far less
+// CPU from the proxies than a Node one), its latency percentiles read at µs resolution from a Lua `done` hook;
+// autocannon (per-response latency from its 'response' events) only when wrk is not on PATH. Fixed rate: an
+// open-loop schedule over an undici Pool (wrk has no open-loop mode; autocannon's rate limit sends each second's
+// quota in one burst).
+import { execFile, execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { cpus, loadavg, release } from 'node:os';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Pool } from 'undici';
 import { firstJsonLine, spawnChild } from './children.js';
@@ -177,6 +180,68 @@ interface AutocannonInstance {
 }
 type Autocannon = (options: Record<string, unknown>) => AutocannonInstance;
 
+/** The closed-loop load generator `npm run bench` uses on this machine: wrk when on PATH, else autocannon. */
+export function closedLoopTool(): 'wrk' | 'autocannon' {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+    return 'wrk';
+  } catch (error) {
+    // `wrk --version` prints its banner and exits 1: only a missing binary (ENOENT) means no wrk.
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'autocannon' : 'wrk';
+  }
+}
+
+// wrk reports in a Lua `done` hook: one JSON line with the counts and the latency percentiles (µs).
+const WRK_REPORT = `done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests":%d,"durationUs":%d,"p50Us":%d,"p99Us":%d,"status":%d,"socket":%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), e.status,
+    e.connect + e.read + e.write + e.timeout))
+end
+`;
+
+interface WrkReport {
+  readonly requests: number;
+  readonly durationUs: number;
+  readonly p50Us: number;
+  readonly p99Us: number;
+  /** Responses with a status >= 400 (wrk's own definition of a status error). */
+  readonly status: number;
+  readonly socket: number;
+}
+
+let wrkScript: string | undefined;
+async function wrkClosedLoop(spec: LoadSpec, seconds: number, recorder: WindowResult): Promise<number> {
+  if (wrkScript === undefined) {
+    wrkScript = join(tmpdir(), `meshauth-bench-wrk-${process.pid}.lua`);
+    writeFileSync(wrkScript, WRK_REPORT);
+  }
+  const args = ['-t1', `-c${spec.connections}`, `-d${Math.max(1, Math.round(seconds))}s`, '-s', wrkScript];
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile('wrk', [...args, '-H', `Host: ${spec.host}`, spec.url], (error, out) =>
+      error === null ? resolve(out) : reject(error),
+    );
+  });
+  const line = stdout.split('\n').find((l) => l.startsWith('{"requests"'));
+  if (line === undefined) throw new Error(`wrk printed no report: ${stdout.slice(0, 400)}`);
+  const report = JSON.parse(line) as WrkReport;
+  recorder.ok = report.requests - report.status;
+  recorder.p50Ms = report.p50Us / 1000;
+  recorder.p99Ms = report.p99Us / 1000;
+  recorder.errors += report.socket;
+  recorder.non2xx += report.status;
+  return report.durationUs / 1e6;
+}
+
+/** What a wrk window reports (it keeps no per-response list: percentiles come from its own histogram). */
+interface WindowResult {
+  ok: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  non2xx: number;
+}
+
 async function closedLoop(spec: LoadSpec, seconds: number, recorder: Recorder): Promise<number> {
   const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
   const start = process.hrtime.bigint();
@@ -241,6 +306,23 @@ async function fixedRate(spec: LoadSpec, seconds: number, recorder: Recorder): P
 }
 
 async function worker(spec: LoadSpec): Promise<void> {
+  if (spec.mode === 'closed' && closedLoopTool() === 'wrk') {
+    const scratch = (): WindowResult => ({ ok: 0, p50Ms: 0, p99Ms: 0, errors: 0, non2xx: 0 });
+    if (spec.warmupSec > 0) await wrkClosedLoop(spec, spec.warmupSec, scratch());
+    process.stdout.write(`${JSON.stringify({ phase: 'measure' })}\n`);
+    const window = scratch();
+    const seconds = await wrkClosedLoop(spec, spec.durationSec, window);
+    const result: WorkerResult = {
+      requests: window.ok,
+      seconds,
+      p50Ms: window.p50Ms,
+      p99Ms: window.p99Ms,
+      errors: window.errors,
+      non2xx: window.non2xx,
+    };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
   const run = spec.mode === 'closed' ? closedLoop : fixedRate;
   if (spec.warmupSec > 0) await run(spec, spec.warmupSec, { latenciesMs: [], errors: 0, non2xx: 0 });
   process.stdout.write(`${JSON.stringify({ phase: 'measure' })}\n`);

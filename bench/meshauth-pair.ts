@@ -2,7 +2,9 @@
 // CLI runs it but with the bench SVIDs injected into the credential holder instead of fetched from a CA), so the
 // runner's one load loop measures meshauth exactly like HAProxy and nginx. Default policy (mTLS only, SPEC §6),
 // metrics on, logs off. Child entry: `node dist/bench/meshauth-pair.js --sidecar JSON`.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CredentialHolder } from '../src/agent/credential-holder.js';
 import { sidecarConfigFromObject } from '../src/config/index.js';
@@ -114,8 +116,22 @@ async function runSidecar(spec: SidecarSpec): Promise<void> {
   });
   const ready: Ready = { pid: process.pid, inboundPort: sidecar.inboundPort, outboundPort: sidecar.outboundPort };
   process.stdout.write(`${JSON.stringify(ready)}\n`);
+  // `--cpu-prof` is refused in NODE_OPTIONS: bench/profile asks for a profile through this variable instead.
+  const profileDir = process.env.MESHAUTH_BENCH_CPU_PROF;
+  const profiler = profileDir === undefined ? undefined : new Session();
+  if (profiler !== undefined) {
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+  }
   process.once('SIGTERM', () => {
-    void sidecar.close(500).finally(() => process.exit(0));
+    void (async () => {
+      if (profiler !== undefined && profileDir !== undefined) {
+        const { profile } = await profiler.post('Profiler.stop');
+        writeFileSync(join(profileDir, `${spec.role}-${process.pid}.cpuprofile`), JSON.stringify(profile));
+      }
+      await sidecar.close(500);
+    })().finally(() => process.exit(0));
   });
 }
 

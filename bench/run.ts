@@ -11,7 +11,7 @@ import { APP_BODY_BYTES } from './app.js';
 import { type BenchPki, createBenchPki } from './bench-pki.js';
 import { firstJsonLine, installCleanup, spawnChild, stopAll } from './children.js';
 import { benchHandshake } from './handshake.js';
-import { type LoadSpec, machineInfo, memoryKiB, runLoad } from './load.js';
+import { closedLoopTool, type LoadSpec, machineInfo, memoryKiB, runLoad } from './load.js';
 import { MESH_HOST, startMeshauthPair } from './meshauth-pair.js';
 import { findBinary, type PeerOptions, type ProxyPair, startHaproxyPair, startNginxPair } from './peers.js';
 import {
@@ -34,10 +34,11 @@ const quick = process.argv.includes('--quick');
 /** Only the TCP tunnel scenario, printed, nothing written (a check while working on the tunnels). `--fleet [N]`: only
  * the fleet scenario (bench/fleet), which writes `fleet` into latest.json next to the other results. */
 const tcpOnly = process.argv.includes('--tcp-only');
+const LOAD_TOOL = `${closedLoopTool() === 'wrk' ? 'wrk -t1 (closed loop)' : 'autocannon 8 (closed loop; wrk not on PATH)'} + undici Pool (fixed rate)`;
 const METHOD: Method = quick
   ? {
       quick,
-      loadTool: 'autocannon 8 (closed loop) + undici Pool (fixed rate)',
+      loadTool: LOAD_TOOL,
       bodyBytes: APP_BODY_BYTES,
       throughputConnections: 32,
       fixedRate: 1000,
@@ -50,7 +51,7 @@ const METHOD: Method = quick
     }
   : {
       quick,
-      loadTool: 'autocannon 8 (closed loop) + undici Pool (fixed rate)',
+      loadTool: LOAD_TOOL,
       bodyBytes: APP_BODY_BYTES,
       throughputConnections: 32,
       fixedRate: 1000,

@@ -1,0 +1,69 @@
+// The sidecar pair's cost per request, alone: the bench app, a CA-less meshauth pair with the bench SVIDs
+// (bench/meshauth-pair.ts) and one closed-loop window from a separate process (bench/load.ts: wrk, else
+// autocannon). Prints CPU µs per request of each sidecar from /proc/<pid>/stat over the window (stable on a busy
+// machine, unlike req/s), idle RSS before the load and peak RSS after. `--cpu-prof DIR` starts both sidecars with
+// the V8 profiler on (MESHAUTH_BENCH_CPU_PROF) so DIR gets one .cpuprofile per sidecar on exit.
+// Run: `node dist/bench/profile/pair-cpu.js [--seconds 5] [--connections 32] [--runs 3] [--cpu-prof DIR]`.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createBenchPki } from '../bench-pki.js';
+import { firstJsonLine, installCleanup, spawnChild, stopAll } from '../children.js';
+import { closedLoopTool, memoryKiB, runLoad } from '../load.js';
+import { MESH_HOST, startMeshauthPair } from '../meshauth-pair.js';
+
+function option(name: string, fallback: string): string {
+  const index = process.argv.indexOf(name);
+  return index >= 0 ? (process.argv[index + 1] ?? fallback) : fallback;
+}
+
+const seconds = Number(option('--seconds', '5'));
+const connections = Number(option('--connections', '32'));
+const runs = Number(option('--runs', '3'));
+const profileDir = option('--cpu-prof', '');
+
+installCleanup();
+const dir = await mkdtemp(join(tmpdir(), 'meshauth-profile-'));
+try {
+  const pki = await createBenchPki(dir);
+  const app = spawnChild('app', process.execPath, [fileURLToPath(new URL('../app.js', import.meta.url))]);
+  const { port: appPort } = await firstJsonLine<{ port: number }>(app, 10_000);
+  // Children inherit the environment: only the sidecars are started while it asks for a profile.
+  if (profileDir !== '') process.env.MESHAUTH_BENCH_CPU_PROF = resolve(profileDir);
+  const pair = await startMeshauthPair({ dir, pki, appPort });
+  delete process.env.MESHAUTH_BENCH_CPU_PROF;
+  try {
+    await new Promise((done) => setTimeout(done, 2000));
+    const idle = [pair.outboundPid, pair.inboundPid].map((pid) => Math.round(memoryKiB(pid).rss / 102.4) / 10);
+    console.log(
+      `tool ${closedLoopTool()}, ${connections} connections, ${seconds} s, idle RSS out/in ${idle.join(' / ')} MiB`,
+    );
+    for (let run = 0; run < runs; run++) {
+      const load = await runLoad(
+        { url: pair.url, host: MESH_HOST, mode: 'closed', connections, warmupSec: 1, durationSec: seconds },
+        [pair.outboundPid, pair.inboundPid],
+      );
+      const perRequest = (pid: number) => Math.round(((load.cpuUs.get(pid) ?? 0) / load.requests) * 10) / 10;
+      const peak = [pair.outboundPid, pair.inboundPid].map((pid) => Math.round(memoryKiB(pid).hwm / 102.4) / 10);
+      console.log(
+        JSON.stringify({
+          requests: load.requests,
+          rps: Math.round(load.rps),
+          cpuUsOut: perRequest(pair.outboundPid),
+          cpuUsIn: perRequest(pair.inboundPid),
+          p50Ms: load.p50Ms,
+          p99Ms: load.p99Ms,
+          failed: load.errors + load.non2xx,
+          peakRssMiB: peak,
+        }),
+      );
+    }
+  } finally {
+    await pair.stop();
+    await app.stop();
+  }
+} finally {
+  await stopAll();
+  await rm(dir, { recursive: true, force: true });
+}

@@ -2,6 +2,7 @@
 // (ConnectionGuard), terminates mTLS (chain verified by OpenSSL, SPIFFE leaf rules checked once per connection
 // before any HTTP byte is read), then runs each request through its stages: accept the head → authenticate the end
 // user → authorize → identity headers → app (pipeline/, ListenerCore).
+import type { X509Certificate } from 'node:crypto';
 import {
   createSecureContext,
   createServer as createTlsServer,
@@ -26,6 +27,7 @@ import { ConnectionGuard } from './connection-guard.js';
 import type { InboundHooks } from './inbound-hooks.js';
 import type { InboundLimits } from './limits.js';
 import { ListenerCore } from './listener-core.js';
+import { chainsToAny, peerChainOf, removedRoots } from './removed-roots.js';
 
 export { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
 export { classifyAppError, INBOUND_LIMITS } from './listener-core.js';
@@ -62,6 +64,9 @@ export class InboundListener {
   readonly #guard: ConnectionGuard;
   readonly #unsubscribe: () => void;
   readonly #tunnel: InboundTunnel | undefined;
+  /** Connections whose peer passed the SPIFFE checks (HTTP and tunnels) with the peer's chain, for cutting them
+   * when their root leaves the trust bundle. */
+  readonly #verified = new Map<TLSSocket, readonly Buffer[]>();
   #port = 0;
 
   constructor(options: InboundListenerOptions) {
@@ -116,10 +121,14 @@ export class InboundListener {
     this.#unsubscribe = this.#holder.prepare((credentials) => {
       // Prepared before anything switches: a key or chain OpenSSL refuses throws here and the rotation keeps the
       // old credentials everywhere. Commit: new handshakes use the new context; established connections keep
-      // theirs (no drops).
+      // theirs (no drops) — except those of peers whose root the new bundle no longer holds.
       const options = withTunnel(mtlsServerOptions(profile, credentials));
       createSecureContext(options);
-      return () => this.#tls.setSecureContext(options);
+      const removed = removedRoots(this.#holder.current?.bundle, credentials.bundle);
+      return () => {
+        this.#tls.setSecureContext(options);
+        if (removed.length > 0) this.#cutPeersOf(removed);
+      };
     });
     this.#tls.on('secureConnection', (socket: TLSSocket) => this.#onSecureConnection(socket));
     this.#tls.on('tlsClientError', (error: Error, socket: TLSSocket) => this.#onTlsClientError(error, socket));
@@ -144,6 +153,22 @@ export class InboundListener {
     await this.#core.close(deadline);
   }
 
+  /** Closes every connection (HTTP or tunnel) whose peer chain leads to a root that left the trust bundle. */
+  #cutPeersOf(roots: readonly X509Certificate[]): void {
+    let cut = 0;
+    for (const [socket, chain] of this.#verified) {
+      if (!chainsToAny(chain, roots)) continue;
+      socket.destroy();
+      cut++;
+    }
+    if (cut === 0) return;
+    this.#metrics.connectionsRejected.inc({ direction: 'inbound', reason: 'root_removed' }, cut);
+    this.#logger.warn(
+      { direction: 'inbound', connections: cut },
+      'connections closed: their root left the trust bundle',
+    );
+  }
+
   #onTlsClientError(error: Error & { code?: string }, socket: TLSSocket): void {
     // Node does not close a socket whose handshake failed or timed out once 'tlsClientError' has a listener.
     socket.destroy();
@@ -160,6 +185,8 @@ export class InboundListener {
   }
 
   #onSecureConnection(socket: TLSSocket): void {
+    // First: once getPeerX509Certificate() has run (verifyPeer), Node reports the leaf without its issuer chain.
+    const chain = peerChainOf(socket);
     const credentials = this.#holder.current;
     let peer: VerifiedPeer;
     try {
@@ -186,6 +213,8 @@ export class InboundListener {
       socket.destroy();
       return;
     }
+    this.#verified.set(socket, chain);
+    socket.once('close', () => this.#verified.delete(socket));
     if (this.#tunnel !== undefined && socket.alpnProtocol === this.#tunnel.alpn) {
       this.#tunnel.adopt(socket, peer);
       return;

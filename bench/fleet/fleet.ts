@@ -148,6 +148,12 @@ function quantile(sorted: readonly number[], q: number): number | null {
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? null;
 }
 
+/** Seconds until `share` of the WHOLE fleet (not of those that made it) held an SVID; null if it never did. */
+function fleetShareReady(sortedSeconds: readonly number[], agents: number, share: number): number | null {
+  const t = sortedSeconds[Math.ceil(share * agents) - 1];
+  return t === undefined ? null : round(t);
+}
+
 function round(value: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
@@ -252,8 +258,8 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       heap: (r.heapBytes - r.baselineHeapBytes) / Math.max(1, hosts[r.hostIndex]?.count ?? 1),
     }));
     const coldStart = {
-      halfReadySeconds: round(quantile(readyTimes, 0.5) ?? Number.NaN) || null,
-      p99ReadySeconds: round(quantile(readyTimes, 0.99) ?? Number.NaN) || null,
+      halfReadySeconds: fleetShareReady(readyTimes, options.agents, 0.5),
+      p99ReadySeconds: fleetShareReady(readyTimes, options.agents, 0.99),
       allReadySeconds: failedCold === 0 ? round(readyTimes.at(-1) ?? 0) : null,
       failedAgents: failedCold,
       p50IssueMs: quantile(latencies, 0.5),

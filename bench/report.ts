@@ -1,5 +1,7 @@
 // The benchmark report: the result types, the SPEC §9 target checks (✓/✗/–) and three renderings of one result —
 // a terminal table, JSON (bench/results/latest.json) and markdown (latest.md). Pure: no I/O, no clock.
+
+import type { GatewayBenchResult } from './gateway.js';
 import type { Machine } from './load.js';
 import type { TcpBenchResult } from './tcp.js';
 
@@ -78,6 +80,8 @@ export interface BenchReport {
   readonly micro: MicroResults;
   /** TCP bulk transfer through tunnel pairs (direct, stunnel, meshauth). */
   readonly tcp: Micro<TcpBenchResult>;
+  /** A browser request with a valid session cookie: gateway → sidecar (passport verified) → app. */
+  readonly gateway: Micro<GatewayBenchResult>;
   readonly targets: readonly TargetCheck[];
   readonly notes: readonly string[];
 }
@@ -293,6 +297,25 @@ export function tcpTable(tcp: Micro<TcpBenchResult>): Table {
   };
 }
 
+/** The edge gateway with a session cookie, beside the sidecar it forwards to (CPU of each process per request). */
+export function gatewayTable(gateway: Micro<GatewayBenchResult>): Table {
+  const head = ['edge request (session cookie)', 'req/s', 'p50 / p99 ms', 'CPU µs/req gateway / sidecar', 'errors'];
+  if (!gateway.ok) return { head, rows: [['gateway → sidecar → app', `not available: ${gateway.reason}`]] };
+  const r = gateway.result;
+  return {
+    head,
+    rows: [
+      [
+        r.name,
+        fmtInt(r.rps),
+        `${fmt(r.p50Ms)} / ${fmt(r.p99Ms)}`,
+        `${fmt(r.cpuUsPerReq.gateway)} / ${fmt(r.cpuUsPerReq.sidecar)}`,
+        fmtInt(r.errors),
+      ],
+    ],
+  };
+}
+
 function tcpLine(tcp: Micro<TcpBenchResult>): string {
   return tcp.ok
     ? `TCP bulk transfer: ${tcp.result.mib} MiB up then ${tcp.result.mib} MiB down on one connection per pair (${tcp.result.tls}); CPU = both directions ÷ MiB moved`
@@ -339,6 +362,8 @@ export function renderText(report: BenchReport): string {
     tcpLine(report.tcp),
     textTable(tcpTable(report.tcp)),
     '',
+    textTable(gatewayTable(report.gateway)),
+    '',
     textTable(targetTable(report.targets)),
     ...(report.notes.length > 0 ? ['', ...report.notes.map((n) => `note: ${n}`)] : []),
     '',
@@ -369,6 +394,10 @@ export function renderMarkdown(report: BenchReport): string {
     `- ${tcpLine(report.tcp)}`,
     '',
     mdTable(tcpTable(report.tcp)),
+    '',
+    '## Edge gateway',
+    '',
+    mdTable(gatewayTable(report.gateway)),
     '',
     '## SPEC §9 targets',
     '',

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { APP_BODY_BYTES } from './app.js';
 import { type BenchPki, createBenchPki } from './bench-pki.js';
 import { firstJsonLine, installCleanup, spawnChild, stopAll } from './children.js';
+import { benchGateway } from './gateway.js';
 import { benchHandshake } from './handshake.js';
 import { closedLoopTool, type LoadSpec, machineInfo, memoryKiB, runLoad } from './load.js';
 import { MESH_HOST, startMeshauthPair } from './meshauth-pair.js';
@@ -120,6 +121,8 @@ async function main(): Promise<void> {
 
     console.log('tcp tunnels …');
     const tcp = await attempt(() => benchTcp({ quick, pki, dir }));
+    console.log('edge gateway …');
+    const gateway = await attempt(() => benchGateway({ quick }));
     console.log('microbenchmarks …');
     const micro = await runMicro(pki);
     const report: BenchReport = {
@@ -129,6 +132,7 @@ async function main(): Promise<void> {
       proxies,
       micro,
       tcp,
+      gateway,
       targets: checkTargets(proxies, micro),
       notes,
     };

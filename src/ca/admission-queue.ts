@@ -16,6 +16,12 @@ export interface AdmissionOptions {
   readonly maxConcurrent: number;
   /** Requests allowed to wait for a slot; the next one is refused. */
   readonly maxQueue: number;
+  /**
+   * Longest expected wait (ms) at the measured signing rate: a request that would wait longer is refused even below
+   * maxQueue, so a client is told to come back before its own timeout (the agent's is 10 s) fires and it retries
+   * on top of a request still queued. Default 5 s.
+   */
+  readonly maxWaitMs?: number;
 }
 
 export type Admission =
@@ -25,6 +31,7 @@ export type Admission =
 export class AdmissionQueue {
   readonly #maxConcurrent: number;
   readonly #maxQueue: number;
+  readonly #maxWaitMs: number;
   readonly #waiting: Array<() => void> = [];
   #active = 0;
   /** Completed signings per second, smoothed. */
@@ -41,6 +48,7 @@ export class AdmissionQueue {
     }
     this.#maxConcurrent = options.maxConcurrent;
     this.#maxQueue = options.maxQueue;
+    this.#maxWaitMs = options.maxWaitMs ?? 5000;
   }
 
   /** Requests signing plus requests waiting. */
@@ -61,7 +69,8 @@ export class AdmissionQueue {
       this.#active += 1;
       return { admitted: true, release: this.#releaser(), waited: Promise.resolve() };
     }
-    if (this.#waiting.length >= this.#maxQueue) {
+    const expectedWaitMs = ((this.#waiting.length + 1) * 1000) / Math.max(this.#rate, 1);
+    if (this.#waiting.length >= this.#maxQueue || expectedWaitMs > this.#maxWaitMs) {
       return { admitted: false, retryAfterSeconds: this.retryAfterSeconds() };
     }
     const waited = new Promise<void>((resolve) => {

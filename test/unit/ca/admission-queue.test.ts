@@ -46,7 +46,7 @@ describe('AdmissionQueue', () => {
   });
 
   it('ok/Retry-After follows queue depth over the measured rate, within [1, 30] s', () => {
-    const queue = new AdmissionQueue({ maxConcurrent: 1, maxQueue: 10_000 });
+    const queue = new AdmissionQueue({ maxConcurrent: 1, maxQueue: 10_000, maxWaitMs: 3_600_000 });
     // 100 signings per second measured over two seconds.
     for (let i = 1; i <= 400; i += 1) queue.recordCompletion(i * 10);
     expect(queue.signingsPerSecond).toBeGreaterThan(90);
@@ -56,6 +56,17 @@ describe('AdmissionQueue', () => {
     const small = new AdmissionQueue({ maxConcurrent: 1, maxQueue: 1 });
     small.admit();
     expect(small.retryAfterSeconds()).toBe(MIN_RETRY_AFTER_SECONDS);
+  });
+
+  it('ok/refuses below maxQueue once the expected wait at the measured rate passes maxWaitMs', () => {
+    const queue = new AdmissionQueue({ maxConcurrent: 1, maxQueue: 10_000, maxWaitMs: 1000 });
+    // 20 signings per second measured.
+    for (let i = 1; i <= 100; i += 1) queue.recordCompletion(i * 50);
+    expect(queue.signingsPerSecond).toBeLessThan(100);
+    const admitted = Array.from({ length: 200 }, () => queue.admit()).filter((a) => a.admitted).length;
+    // One signing plus what drains within about a second at ≤ 100/s: far below maxQueue.
+    expect(admitted).toBeGreaterThan(1);
+    expect(admitted).toBeLessThan(110);
   });
 
   it.each([

@@ -114,9 +114,10 @@ export class SigningPool {
       chosen.pending.set(job.seq, { resolve });
       chosen.worker.postMessage(job);
     });
-    if (result.error !== undefined) throw new Error(result.error);
-    if (result.issuerSerial !== material.issuer.certificate.serialNumber) {
-      // The worker's files and ours disagree (a rotation half-way): sign here rather than serve a mismatched chain.
+    if (result.error !== undefined || result.issuerSerial !== material.issuer.certificate.serialNumber) {
+      // The worker could not sign (its read of the CA files caught a rotation half-way, or it crashed) or its
+      // files and ours disagree: sign here, with the material this thread validated, rather than fail or serve a
+      // mismatched chain. A rotation never costs a request.
       return this.#authority.issue(request);
     }
     const leaf = new x509.X509Certificate(result.der);

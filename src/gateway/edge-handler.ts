@@ -5,6 +5,7 @@
 // never a redirect), the route's requirements, the policy file (default deny), then the mesh. Strip, then set:
 // the gateway's cookies, Authorization (unless the route opts in), identity and forwarding headers never pass; the
 // end user travels only as a passport the gateway mints.
+
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { bearerChallenge } from '../authn/bearer-challenge.js';
@@ -13,6 +14,7 @@ import { endUserFromClaims } from '../authn/end-user.js';
 import type { EndUserVerifier } from '../authn/end-user-verifier.js';
 import { type AuthzRequest, type CompiledPolicy, decide, denyAuditRecord, normalizePath } from '../authz/index.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
+import { isIdentityHeader } from '../sidecar/identity-headers.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { BrowserSessions } from './browser-sessions.js';
 import { cookieHeaderWithout, parseCookies } from './cookies.js';
@@ -70,7 +72,8 @@ type Caller =
   | undefined;
 
 // Request headers that never reach the mesh from outside: hop-by-hop (RFC 9110 §7.6.1), the gateway's forwarding
-// headers (set below from what it saw), and identity headers (only sidecars set them).
+// headers (set below from what it saw), credentials (they stop here), and identity headers (only sidecars set them;
+// src/sidecar/identity-headers.ts owns their names).
 const DROP: ReadonlySet<string> = new Set([
   'host',
   'connection',
@@ -87,7 +90,6 @@ const DROP: ReadonlySet<string> = new Set([
   'x-forwarded-for',
   'x-forwarded-host',
   'x-forwarded-proto',
-  'x-forwarded-client-cert',
   'authorization',
   'cookie',
 ]);
@@ -368,7 +370,7 @@ export class EdgeHandler {
       if (
         name.charCodeAt(0) === 0x3a /* : */ ||
         DROP.has(name) ||
-        name.startsWith('x-meshauth-') ||
+        isIdentityHeader(name, false) ||
         isForwarderHeader(name)
       ) {
         continue;

@@ -359,6 +359,6 @@ describe('missing tools', () => {
   });
 
   it('ok/outside CI a missing tool skips (with a warning)', () => {
-    expect(toolOrSkip('meshauth-no-such-tool', ['--version'], undefined)).toBe(false);
+    expect(toolOrSkip('meshauth-no-such-tool', ['--version'], '')).toBe(false);
   });
 });

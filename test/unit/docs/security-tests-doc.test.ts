@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 const ROOT = new URL('../../..', import.meta.url).pathname;
 const DOC = readFileSync(join(ROOT, 'docs/security-tests.md'), 'utf8');
 const CHECKLIST = join(ROOT, '../shared/research/security.md');
-const RANGES: Readonly<Record<string, number>> = { A: 15, C: 22, F: 14, H: 15, I: 9, J: 22, L: 5, P: 12, T: 8, X: 11 };
+// In the checklist's order of sections (CI clones the repo without the research notes beside it).
+const RANGES: Readonly<Record<string, number>> = { C: 22, T: 8, H: 15, I: 9, P: 12, J: 22, X: 11, A: 15, F: 14, L: 5 };
 const STATUSES = new Set(['covered', 'partial', 'n/a', 'open']);
 
 function checklistIds(): string[] {

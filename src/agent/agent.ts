@@ -1,6 +1,6 @@
 // The workload's certificate lifecycle (SPEC §3, §4, §9): bootstrap an X509-SVID with the bootstrap credential,
 // renew it over mTLS at about half its lifetime with a fresh in-memory key, refresh the trust bundle, and survive
-// a CA outage by keeping the current SVID and retrying with backoff capped by its remaining life (security.md F01).
+// a CA outage by keeping the current SVID and retrying with backoff capped by its remaining life.
 // It owns no listener: it writes the CredentialHolder, which the TLS side subscribes to.
 import { randomInt } from 'node:crypto';
 import { MeshauthError } from '../errors/index.js';
@@ -243,7 +243,7 @@ export class Agent {
       if (error instanceof MeshauthError && error.reason === 'not_yet_valid') {
         this.#logger.warn(
           { localTime: now.toISOString(), code: error.code },
-          'clock skew suspected: the CA issued an SVID that is not yet valid by our clock (security.md F07)',
+          'clock skew suspected: the CA issued an SVID that is not yet valid by our clock',
         );
       }
       throw error;
@@ -412,7 +412,7 @@ export class Agent {
     if (Math.abs(skewMs) > SKEW_WARN_MS) {
       this.#logger.warn(
         { skewMs, localTime: now.toISOString(), caTime: serverDate.toISOString() },
-        'clock skew suspected between this workload and the CA (security.md F07)',
+        'clock skew suspected between this workload and the CA',
       );
     }
   }

@@ -29,7 +29,7 @@ export interface SvidResponse {
   readonly certChainPem: string[];
   readonly bundlePem: string[];
   readonly expiresAt: string;
-  /** The CA's `Date` header, for clock-skew diagnostics (security.md F07). */
+  /** The CA's `Date` header, for clock-skew diagnostics. */
   readonly serverDate: Date | undefined;
 }
 

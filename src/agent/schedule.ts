@@ -1,6 +1,6 @@
 // When the agent acts next: renewal at about half of an SVID's lifetime, and capped exponential backoff after a
 // failure. Pure: time and randomness come in as arguments, so every boundary is unit-tested without timers.
-// Practice behind the numbers: SPIRE renews at half-life ±10 %, Istio at 50 % (research/mission.md §1A).
+// Practice behind the numbers: SPIRE renews at half-life ±10 %, Istio at 50 %.
 
 /** Renew between 45 % and 55 % of the lifetime (50 % ± 5 % jitter, so a fleet does not renew in lockstep). */
 export const RENEWAL_FRACTION_MIN = 0.45;

@@ -1,4 +1,4 @@
-// The HTTP answer to a refused end-user token (RFC 6750 §3, security.md §2.6): 401 `Bearer error="invalid_token"`
+// The HTTP answer to a refused end-user token (RFC 6750 §3): 401 `Bearer error="invalid_token"`
 // for a bad token, 401 `Bearer` without an error for a missing one, 400 `invalid_request` for a malformed header.
 // The body is the fixed public sentence only; the reason stays in the log and the metric.
 import { isMeshauthError, MeshauthError } from '../errors/index.js';

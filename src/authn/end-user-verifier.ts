@@ -1,4 +1,4 @@
-// Verifies end-user bearer JWTs from the configured issuers (SPEC §5; RFC 8725; security.md J01–J22): shape
+// Verifies end-user bearer JWTs from the configured issuers (SPEC §5; RFC 8725): shape
 // checks first, then the issuer named by the unverified `iss` (only configured ones; an unknown issuer is an
 // invalid token, not an absent one — Envoy CVE-2021-21378), its key, then jose's jwtVerify with explicit rules.
 // One metric increment and, for a rejection, one log line per token; the token itself is never logged.

@@ -1,4 +1,4 @@
-// Finds the end-user bearer token in a request's `authorization` header (RFC 6750 §2.1; security.md J14).
+// Finds the end-user bearer token in a request's `authorization` header (RFC 6750 §2.1).
 // Only the header counts: `access_token` in the query string or body is never read (RFC 6750 §2.3 is a leak).
 // Ambiguous headers are a 400, never a guess.
 import { MeshauthError } from '../errors/index.js';

@@ -1,4 +1,4 @@
-// Bounded JSON GET for OIDC discovery and JWKS (security.md J18, J20): undici with a whole-request timeout,
+// Bounded JSON GET for OIDC discovery and JWKS: undici with a whole-request timeout,
 // a response-size cap, no redirects, and a URL policy (https only; http only to loopback for tests and demos).
 
 import { type Dispatcher, request } from 'undici';

@@ -1,4 +1,4 @@
-// One issuer's verification keys (SPEC §5, security.md J08, J16–J21): OIDC discovery, JWKS fetched with undici,
+// One issuer's verification keys (SPEC §5): OIDC discovery, JWKS fetched with undici,
 // refreshed in the background, single-flight, one rate-limited refresh for an unknown `kid`, and the last good key
 // set kept while the issuer is down or serves garbage (until max-stale). Owns the keys; knows nothing of tokens.
 import { importJWK } from 'jose';

@@ -1,4 +1,4 @@
-// Turns a fetched JWKS into the verification keys we are willing to use (security.md J16, RFC 8725 §3.1, §3.4):
+// Turns a fetched JWKS into the verification keys we are willing to use (RFC 8725 §3.1, §3.4):
 // symmetric keys, RSA under 2048 bits, keys not meant for signatures, private keys and keys WebCrypto refuses to
 // import (e.g. EC points off the curve) are dropped. Each usable key is bound to the algorithms its type allows.
 import { importJWK, type JWK } from 'jose';

@@ -1,4 +1,4 @@
-// The bounded reasons an end-user token is refused (metric label `result`, security.md §2.6) and the one way to
+// The bounded reasons an end-user token is refused (metric label `result`) and the one way to
 // build the error. Every reason maps to MESHAUTH_ERR_TOKEN_INVALID: the client sees one fixed sentence.
 import { MeshauthError } from '../errors/index.js';
 

@@ -1,5 +1,5 @@
 // Checks made on an end-user token before any key lookup or crypto (RFC 8725 §3.1, §3.10, bis "reject non-JWT
-// syntax"; security.md J01, J09–J12): size, compact JWS syntax, header hygiene, and the unverified `iss` used only
+// syntax"): size, compact JWS syntax, header hygiene, and the unverified `iss` used only
 // to pick which configured issuer's rules apply. Pure: no I/O, no clock.
 import { tokenInvalid } from './token-rejection.js';
 

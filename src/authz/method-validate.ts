@@ -1,4 +1,4 @@
-// Request-method check before policy matching (security.md M5, H14): a method is an upper-case HTTP token, so
+// Request-method check before policy matching (an unknown method never reaches a rule): a method is an upper-case HTTP token, so
 // `get` or `GeT` cannot slip past a rule written for GET. Pure.
 import { MeshauthError } from '../errors/index.js';
 

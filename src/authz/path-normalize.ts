@@ -1,4 +1,4 @@
-// Request-path normalization for policy matching (SPEC §6, security.md M4/M5, P01–P08). Pure.
+// Request-path normalization for policy matching (SPEC §6). Pure.
 // The normalized path is both what policy sees and what the sidecar forwards to the app (Istio practice), so a
 // path the app could read differently from the policy is rejected (400 MESHAUTH_ERR_PATH_AMBIGUOUS), never guessed.
 import { MeshauthError } from '../errors/index.js';
@@ -68,7 +68,7 @@ function decodeUnreserved(raw: string): string {
       if (byte === 0x5c) throw ambiguous('backslash', 'the path contains an encoded "\\" (%5C)');
       out += raw.slice(copiedTo, i);
       // Unreserved characters are decoded once; everything else (including %25) keeps its escape, so a
-      // double-encoded %252e stays %252e and can never turn into a dot segment (security.md P03).
+      // double-encoded %252e stays %252e and can never turn into a dot segment.
       out += isUnreserved(byte) ? String.fromCharCode(byte) : `%${HEX[hi]}${HEX[lo]}`;
       i += 2;
       copiedTo = i + 1;
@@ -101,7 +101,7 @@ function checkRawPathChar(c: number): void {
   if (c === 0) throw ambiguous('nul', 'the path contains a NUL byte');
   if (c === 0x5c) throw ambiguous('backslash', 'the path contains "\\"');
   // Servlet containers and some frameworks strip `;params` from segments before routing: `/admin;x` would reach
-  // /admin while a policy saw "/admin;x" (security.md P08), so `;` is refused like Envoy's strict mode.
+  // /admin while a policy saw "/admin;x", so `;` is refused like Envoy's strict mode.
   if (c === 0x3b) throw ambiguous('path_param', 'the path contains a ";" path parameter');
   if (c === 0x23) throw ambiguous('fragment', 'the request-target contains a fragment ("#")');
   if (c <= 0x20 || c >= 0x7f) throw ambiguous('bad_char', 'the path contains a control, space or non-ASCII character');

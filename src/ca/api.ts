@@ -1,7 +1,7 @@
 // The CA HTTP API (SPEC §4): POST /v1/svid (join token or Kubernetes service-account token bootstrap, or renewal
 // over mTLS), POST /v1/token (JWT-SVIDs, token-endpoint.ts), GET /v1/bundle, /v1/jwks, the OIDC discovery
 // document, /healthz, /metrics. The CA takes only the public key from a CSR; the identity comes from the
-// credential (security.md A01–A03). Every rejection is a JSON {code, message} (RFC 6749 §5.2 form on /v1/token),
+// credential. Every rejection is a JSON {code, message} (RFC 6749 §5.2 form on /v1/token),
 // one metric increment and one log line (never the token).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';

@@ -1,6 +1,6 @@
 // One-time join tokens (SPEC §4): 256 random bits, base64url, stored only as `tokens/<sha256hex>.json` holding
 // `{id, expiresAt}`. Consuming renames the file into `tokens/used/`: rename(2) is atomic, so among concurrent
-// requests — in this process or in another replica sharing the directory — exactly one wins (security.md A06).
+// requests — in this process or in another replica sharing the directory — exactly one wins.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// Mints a JWT-SVID (SPIFFE JWT-SVID spec; security.md W1–W6): compact JWS, protected header exactly {alg: ES256,
+// Mints a JWT-SVID (SPIFFE JWT-SVID spec): compact JWS, protected header exactly {alg: ES256,
 // kid, typ: JWT}, `sub` = the caller's SPIFFE ID, a single `aud`, `exp` at most 5 minutes away, plus `iss`, `iat`
 // and a random `jti`. The caller has authenticated `subject`; this file only signs. No I/O.
 import { randomUUID } from 'node:crypto';

@@ -1,4 +1,4 @@
-// Reads a request body up to a limit and stops at the limit (security.md A05: reject oversize input before parsing).
+// Reads a request body up to a limit and stops at the limit (oversize input is refused before any parsing).
 import type { IncomingMessage } from 'node:http';
 import { MeshauthError } from '../errors/index.js';
 

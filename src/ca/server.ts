@@ -28,7 +28,7 @@ import { defaultWorkerCount, SigningPool } from './signing-pool.js';
 
 const SERVING_CHECK_INTERVAL_MS = 1000;
 /**
- * The mesh TLS profile with TLS 1.2 allowed (ECDHE + AEAD suites only, no renegotiation: security.md T03, T04).
+ * The mesh TLS profile with TLS 1.2 allowed (ECDHE + AEAD suites only, no renegotiation).
  * No TLS session resumption: a resumed session carries no client certificate chain (OpenSSL keeps at most the leaf),
  * and renewal and `POST /v1/token` authenticate by that chain (RFC 8705 §3: the certificate of the handshake).
  */

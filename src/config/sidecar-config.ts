@@ -76,7 +76,7 @@ export interface EndUserSettings {
   readonly forwardOriginalToken: boolean;
 }
 
-/** Issue 5 `inbound.external`: the public bearer-token listener (server TLS only). */
+/** `inbound.external`: the public bearer-token listener (server TLS only). */
 export interface ExternalListenerSettings {
   readonly listen: HostPort;
   /** PEM certificate chain file (a server certificate for the host name clients use, not the SVID). */

@@ -75,7 +75,7 @@ export const endUserSchema = z.strictObject({
 });
 
 /**
- * Issue 5 `inbound.external`: an optional public listener (server TLS only, no client certificate) for API
+ * `inbound.external`: an optional public listener (server TLS only, no client certificate) for API
  * clients that present bearer tokens. Its certificate is a normal server certificate clients verify by host name
  * (not the SVID); both files are PEM, read once at start.
  */

@@ -1,4 +1,4 @@
-// Header hygiene at both edges of the data path (SPEC §5, security.md §2.4): hop-by-hop headers and the headers
+// Header hygiene at both edges of the data path (SPEC §5): hop-by-hop headers and the headers
 // named in `Connection` are removed (RFC 9110 §7.6.1) BEFORE identity headers are set, and every incoming
 // `x-forwarded-client-cert` / `x-meshauth-*` is removed whatever its case, so only the sidecar writes them.
 // Arrays are built in one pass over the raw header list; no per-request closures or intermediate objects.
@@ -97,7 +97,7 @@ function connectionTokens(raw: readonly string[]): Set<string> | undefined {
 /**
  * Response headers from undici's raw list (Buffers) for an HTTP/1 ServerResponse: a flat string array without
  * hop-by-hop headers (Node frames the response itself), without names listed in the response's Connection and
- * without identity headers (an app cannot assert an identity to its caller, security.md I06).
+ * without identity headers (an app cannot assert an identity to its caller).
  */
 export function responseHeadersH1(raw: readonly Buffer[], out: string[]): string[] {
   let tokens: Set<string> | undefined;
@@ -117,7 +117,7 @@ export function responseHeadersH1(raw: readonly Buffer[], out: string[]): string
 
 /**
  * Response headers for an HTTP/2 stream: an object with lower-case names (connection headers are illegal in h2),
- * without identity headers (security.md I06).
+ * without identity headers.
  */
 export function responseHeadersH2(status: number, raw: readonly Buffer[]): Record<string, string | string[] | number> {
   const out: Record<string, string | string[] | number> = { ':status': status };

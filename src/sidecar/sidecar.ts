@@ -1,6 +1,6 @@
 // The sidecar composition root (SPEC §2, §7): the only place that starts the sidecar's listeners. It wires the
 // credential holder (fed by the certificate agent, or injected by tests), the inbound PEP, the optional external
-// listener (Issue 5), the outbound proxy and the admin server, and owns the shutdown order (readiness off → stop
+// listener, the outbound proxy and the admin server, and owns the shutdown order (readiness off → stop
 // accepting → drain → close pools).
 import { Agent } from '../agent/agent.js';
 import { CredentialHolder } from '../agent/credential-holder.js';

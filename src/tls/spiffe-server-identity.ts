@@ -1,4 +1,4 @@
-// Server authentication for outbound mTLS by SPIFFE ID instead of host name (security.md C21, C22): Node's
+// Server authentication for outbound mTLS by SPIFFE ID instead of host name: Node's
 // default checkServerIdentity matches DNS names, which SVIDs do not carry; this one checks the leaf's SPIFFE
 // rules and that its ID is one the route expects (or any ID of the trust domain when the route names none).
 import type { PeerCertificate } from 'node:tls';

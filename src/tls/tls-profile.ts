@@ -1,4 +1,4 @@
-// The mesh TLS profile (SPEC §7, security.md §1.10): TLS 1.3 only by default (Mozilla "modern"); with tls12,
+// The mesh TLS profile (SPEC §7): TLS 1.3 only by default (Mozilla "modern"); with tls12,
 // TLS 1.2 restricted to ECDHE + AEAD suites ("intermediate" minus DHE). No renegotiation, no compression.
 import { constants } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type TlsOptions } from 'node:tls';
@@ -25,7 +25,7 @@ export function protocolOptions(profile: TlsProfile): SecureContextOptions {
     minVersion: profile.tls12 ? 'TLSv1.2' : 'TLSv1.3',
     maxVersion: 'TLSv1.3',
     ciphers: (profile.tls12 ? [...TLS13_SUITES, ...TLS12_AEAD_SUITES] : TLS13_SUITES).join(':'),
-    // Renegotiation off (security.md T04); compression is never built into Node's OpenSSL.
+    // Renegotiation off; compression is never built into Node's OpenSSL.
     secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
     ecdhCurve: 'X25519:P-256:P-384',
   };

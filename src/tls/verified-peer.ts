@@ -43,7 +43,7 @@ export function verifyPeer(socket: TLSSocket, trustDomain: TrustDomain, ownId: S
   const digest = createHash('sha256').update(raw).digest();
   const hash = digest.toString('hex');
   const idString = id.toString();
-  // SPIFFE IDs contain none of , ; = " (SPIFFE-ID §2), so no quoting is needed (security.md I07).
+  // SPIFFE IDs contain none of , ; = " (SPIFFE-ID §2), so no quoting is needed.
   const peer: VerifiedPeer = Object.freeze({
     id,
     idString,

@@ -20,7 +20,7 @@ export interface MintOptions extends OriginOptions {
 
 /**
  * The origin passport, minted where the end user's token was validated and addressed to this sidecar itself. It
- * carries the verified end user and never outlives the end user's token (security.md X09).
+ * carries the verified end user and never outlives the end user's token.
  */
 export function mintOriginPassport(options: OriginOptions & { readonly user: EndUser }): string {
   const self = options.svid.id.toString();

@@ -1,4 +1,4 @@
-// Header conditions for `when.headers` (SPEC §6, security.md I09). Pure and allocation-free.
+// Header conditions for `when.headers` (SPEC §6). Pure and allocation-free.
 // Every value counts: a repeated header and each comma-separated element of every value are all evaluated, so
 // `x-role: user` + `x-role: admin` or `x-role: user,admin` can never be judged on its first value alone (the Istio
 // multi-value header bypass). Which way the extra values count depends on the rule's action, so an extra value

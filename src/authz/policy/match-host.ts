@@ -1,4 +1,4 @@
-// Hosts for `to.hosts` (SPEC §6, security.md P09 / CVE-2021-39155): compared case-insensitively, without the
+// Hosts for `to.hosts` (SPEC §6, CVE-2021-39155): compared case-insensitively, without the
 // port and without a trailing dot, on both the policy side and the request side. Pure.
 const HOST_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
 const BRACKETED_V6 = /^\[[0-9a-f:.]+\]$/;

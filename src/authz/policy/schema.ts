@@ -1,5 +1,5 @@
 // The policy file schema (SPEC §6): apiVersion meshauth.dev/v1, kind Policy. Pure. Strict: unknown keys are
-// errors (a misspelt matcher must never be ignored and widen a rule, security.md P11). Validation only: defaults
+// errors (a misspelt matcher must never be ignored and widen a rule). Validation only: defaults
 // are applied by the compiler, not here (STYLE "validating and defaulting are two steps").
 import { z } from 'zod';
 import { MeshauthError } from '../../errors/index.js';

@@ -1,4 +1,4 @@
-// The external listener's server certificate (Issue 5 `inbound.external.cert`/`key`): PEM files read once, at
+// The external listener's server certificate (`inbound.external.cert`/`key`): PEM files read once, at
 // start (no reload on SIGHUP; restart the sidecar to change them), checked so a wrong file fails the start with a
 // message naming the key instead of failing every handshake later. Not the SVID: clients verify it by host name.
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';

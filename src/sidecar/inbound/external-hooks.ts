@@ -1,4 +1,4 @@
-// The extension points of the external listener (Issue 5): what it calls for every request from an API client
+// The extension points of the external listener: what it calls for every request from an API client
 // outside the mesh. The request has no mTLS peer; the client is authenticated by its bearer token alone.
 import type { AuthzVerdict, EndUserOutcome, InboundRequestView } from './inbound-hooks.js';
 

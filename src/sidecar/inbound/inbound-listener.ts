@@ -144,7 +144,7 @@ export class InboundListener {
   }
 
   /**
-   * SIGTERM drain (security.md F10): stop accepting, then let in-flight requests finish until `deadline` (ms since
+   * SIGTERM drain: stop accepting, then let in-flight requests finish until `deadline` (ms since
    * epoch); each connection closes as soon as it has nothing in flight (ListenerCore.close).
    */
   async close(deadline: number): Promise<void> {

@@ -26,7 +26,7 @@ import { H1Sink, H2Sink, type SinkContext } from '../pipeline/sinks.js';
 import { AppForwarder } from './app-forwarder.js';
 import { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
 
-/** HTTP and connection limits of the inbound and external listeners (security.md H07, H09; SECURITY.md). */
+/** HTTP and connection limits of the inbound and external listeners (SECURITY.md). */
 export const INBOUND_LIMITS: InboundLimits = DEFAULT_INBOUND_LIMITS;
 
 export interface ListenerCoreOptions {
@@ -92,7 +92,7 @@ export class ListenerCore {
       telemetry.idleStream();
     };
     // The HTTP/1.1 server never listens: authenticated sockets are handed to it. Node's strict parser stays on
-    // (insecureHTTPParser false: CL/TE conflicts, bare LF, obs-fold are 400s, security.md H01–H05).
+    // (insecureHTTPParser false: CL/TE conflicts, bare LF, obs-fold are 400s).
     this.#h1 = createHttpServer(
       {
         insecureHTTPParser: false,
@@ -222,7 +222,7 @@ export class ListenerCore {
   }
 
   /**
-   * SIGTERM drain (security.md F10), after the caller stopped accepting: `Connection: close` on h1 responses,
+   * SIGTERM drain, after the caller stopped accepting: `Connection: close` on h1 responses,
    * GOAWAY to each h2 session once it has no stream in flight (undici 7's h2 client fails every in-flight stream
    * when it receives GOAWAY, client-h2 onHttp2SessionGoAway, so an earlier GOAWAY would break them), which then
    * closes its socket. Ends when every socket is closed or at `deadline` (ms since epoch); then closes the pool.
@@ -281,7 +281,7 @@ export class ListenerCore {
   }
 }
 
-/** App-side failures (security.md F04, F05): refused/reset → 503, timeouts → 504, bad framing → 502. */
+/** App-side failures: refused/reset → 503, timeouts → 504, bad framing → 502. */
 export function classifyAppError(error: Error): MeshauthError {
   const code = (error as Error & { code?: string }).code ?? '';
   if (

@@ -1,7 +1,9 @@
 // `ca serve --admin-listen HOST:PORT`: plain HTTP for the kubelet and Prometheus, apart from the TLS API (whose
 // certificate a kubelet probe cannot verify): /livez (the process answers; /healthz is the same), /readyz (the CA
 // can sign: its intermediate is within its validity), /metrics. Read-only; nothing else is served.
+
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { sendAdminAnswer } from '../telemetry/admin-server.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
 import { parseListenAddress } from './listen-address.js';
@@ -25,7 +27,7 @@ export async function startCaAdminListener(options: CaAdminOptions): Promise<CaA
   const server: Server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) => {
     handle(options, req, res).catch((error: unknown) => {
       options.logger.error({ event: 'ca_admin_request_failed', err: error }, 'admin request failed');
-      if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
+      if (!res.headersSent) sendAdminAnswer(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
       else res.destroy();
     });
   });
@@ -51,41 +53,30 @@ export async function startCaAdminListener(options: CaAdminOptions): Promise<CaA
 
 async function handle(options: CaAdminOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'GET, HEAD' });
+    sendAdminAnswer(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'GET, HEAD' });
     return;
   }
   switch ((req.url ?? '/').split('?', 1)[0]) {
     case '/livez':
     case '/healthz':
-      send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
+      sendAdminAnswer(res, 200, 'text/plain; charset=utf-8', 'ok\n');
       return;
     case '/readyz': {
       const intermediate = options.authority.material.issuer.certificate;
       const now = options.now().getTime();
       const ready = intermediate.notBefore.getTime() <= now && now < intermediate.notAfter.getTime();
-      send(res, ready ? 200 : 503, 'text/plain; charset=utf-8', ready ? 'ready\n' : 'intermediate not valid\n');
+      sendAdminAnswer(
+        res,
+        ready ? 200 : 503,
+        'text/plain; charset=utf-8',
+        ready ? 'ready\n' : 'intermediate not valid\n',
+      );
       return;
     }
     case '/metrics':
-      send(res, 200, options.metrics.contentType, await options.metrics.exposition());
+      sendAdminAnswer(res, 200, options.metrics.contentType, await options.metrics.exposition());
       return;
     default:
-      send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+      sendAdminAnswer(res, 404, 'text/plain; charset=utf-8', 'not found\n');
   }
-}
-
-function send(
-  res: ServerResponse,
-  status: number,
-  contentType: string,
-  body: string,
-  extra: Record<string, string> = {},
-): void {
-  res.writeHead(status, {
-    'content-type': contentType,
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    ...extra,
-  });
-  res.end(res.req.method === 'HEAD' ? undefined : body);
 }

@@ -2,11 +2,13 @@
 // GET /metrics. The serving certificate and key are re-read when their files change (a Kubernetes Secret volume
 // swaps a symlink, so the files are polled with stat rather than watched); a pair that does not load keeps the old
 // one serving, with a warning and a metric.
+
 import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { MeshauthError } from '../errors/index.js';
+import { sendAdminAnswer } from '../telemetry/admin-server.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { protocolOptions } from '../tls/tls-profile.js';
@@ -159,10 +161,10 @@ export class WebhookServer {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
     }
-    if (path === '/healthz') return sendText(res, 200, 'text/plain', 'ok\n');
+    if (path === '/healthz') return sendAdminAnswer(res, 200, 'text/plain', 'ok\n');
     if (path === '/metrics') {
       const { metrics } = this.#options;
-      return sendText(res, 200, metrics.contentType, await metrics.exposition());
+      return sendAdminAnswer(res, 200, metrics.contentType, await metrics.exposition());
     }
     sendJson(res, 404, { error: 'not found' });
   }
@@ -219,21 +221,5 @@ function readLimited(req: IncomingMessage, limit: number): Promise<Buffer | unde
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
-  sendText(res, status, 'application/json', JSON.stringify(body), extra);
-}
-
-function sendText(
-  res: ServerResponse,
-  status: number,
-  contentType: string,
-  body: string,
-  extra: Record<string, string> = {},
-): void {
-  res.writeHead(status, {
-    'content-type': contentType,
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    ...extra,
-  });
-  res.end(res.req.method === 'HEAD' ? undefined : body);
+  sendAdminAnswer(res, status, 'application/json', JSON.stringify(body), extra);
 }

@@ -38,7 +38,7 @@ export class AdminServer {
     this.#server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) => {
       this.#handle(req, res).catch((error: unknown) => {
         options.logger.error({ error: String(error) }, 'admin request failed');
-        if (!res.headersSent) send(res, 500, 'text/plain', 'internal error\n');
+        if (!res.headersSent) sendAdminAnswer(res, 500, 'text/plain', 'internal error\n');
         else res.destroy();
       });
     });
@@ -69,28 +69,28 @@ export class AdminServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(res, 405, 'text/plain', 'method not allowed\n', { allow: 'GET, HEAD' });
+      sendAdminAnswer(res, 405, 'text/plain', 'method not allowed\n', { allow: 'GET, HEAD' });
       return;
     }
     const path = (req.url ?? '/').split('?', 1)[0];
     switch (path) {
       case '/livez':
       case '/healthz':
-        send(res, 200, 'text/plain', 'ok\n');
+        sendAdminAnswer(res, 200, 'text/plain', 'ok\n');
         return;
       case '/startupz': {
         const started = (await this.#options.startup?.()) ?? true;
-        send(res, started ? 200 : 503, 'text/plain', started ? 'started\n' : 'no valid SVID yet\n');
+        sendAdminAnswer(res, started ? 200 : 503, 'text/plain', started ? 'started\n' : 'no valid SVID yet\n');
         return;
       }
       case '/readyz': {
         const ready = await this.#options.readiness();
-        send(res, ready ? 200 : 503, 'text/plain', ready ? 'ready\n' : 'not ready\n');
+        sendAdminAnswer(res, ready ? 200 : 503, 'text/plain', ready ? 'ready\n' : 'not ready\n');
         return;
       }
       case '/metrics': {
         const text = await this.#options.metrics.exposition();
-        send(res, 200, this.#options.metrics.contentType, text);
+        sendAdminAnswer(res, 200, this.#options.metrics.contentType, text);
         return;
       }
       default:
@@ -98,7 +98,7 @@ export class AdminServer {
           await this.#appHealth(path, req, res);
           return;
         }
-        send(res, 404, 'text/plain', 'not found\n');
+        sendAdminAnswer(res, 404, 'text/plain', 'not found\n');
     }
   }
 
@@ -109,7 +109,7 @@ export class AdminServer {
     const target =
       container === undefined || kind === undefined ? undefined : this.#options.appProbes?.get(container)?.[kind];
     if (target === undefined) {
-      send(res, 404, 'text/plain', 'no such app probe\n');
+      sendAdminAnswer(res, 404, 'text/plain', 'no such app probe\n');
       return;
     }
     // The kubelet gives up after its own timeoutSeconds: stop asking the app then too.
@@ -125,11 +125,12 @@ export class AdminServer {
       res.writeHead(status, { 'cache-control': 'no-store' }).end(); // statuses that carry no body
       return;
     }
-    send(res, status, 'text/plain', `app ${container} ${kind}: ${status}\n`);
+    sendAdminAnswer(res, status, 'text/plain', `app ${container} ${kind}: ${status}\n`);
   }
 }
 
-function send(
+/** A small uncacheable answer of the admin-style listeners (sidecar admin, CA admin, webhook); HEAD gets no body. */
+export function sendAdminAnswer(
   res: ServerResponse,
   status: number,
   contentType: string,

@@ -255,10 +255,12 @@ class ServingIdentity {
     this.#generation = generation;
     const lifetime = issued.expiresAt.getTime() - now.getTime();
     this.#renewAt = Date.now() + Math.max(lifetime / 2, 1000);
+    // No `ca`: the TLS layer must not verify client chains itself. When it does and succeeds, Node (24 at least)
+    // reads the peer certificate in its own handshake callback and from then on reports the leaf without the
+    // intermediates the client sent — the chain peer-svid.ts validates against the bundle.
     return {
       cert: issued.certChainPem.join(''),
       key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-      ca: issued.bundlePem.join(''),
     };
   }
 

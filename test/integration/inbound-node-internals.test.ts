@@ -14,13 +14,14 @@ import {
 import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { classifyAppError } from '../../src/sidecar/inbound/listener-core.js';
 import { pendingResponse, startTimeoutSweeper, UNDICI_PARSER_ERROR_NAME } from '../../src/sidecar/node-internals.js';
 import { eventually } from '../helpers/raw-app.js';
 import { available, runCommand } from '../helpers/sidecar-harness.js';
+import { TestCa } from '../helpers/test-ca.js';
 
 const closers: (() => void)[] = [];
 afterAll(() => {
@@ -236,5 +237,39 @@ describe.skipIf(!available('openssl') || !available('curl'))('Node http2 and tls
     expect(failed?.destroyed).toBe(false);
     failed?.destroy();
     expect(await eventually(() => idle.destroyed || idle.readableEnded)).toBe(true);
+  });
+
+  it('a server that does not verify client chains itself reports the whole chain the client sent', async () => {
+    // The CA relies on this (src/ca/server.ts has no `ca`): once OpenSSL verified a client chain, Node 24 reports
+    // the leaf alone, and the inbound completes it (removed-roots.ts).
+    const ca = await TestCa.create('example.org');
+    const client = await ca.issue({ id: ca.idFor('/ns/a/sa/b') });
+    const reported = new Promise<string[]>((resolve) => {
+      const server = createTlsServer({ key, cert, requestCert: true, rejectUnauthorized: false }, (socket) => {
+        const subjects: string[] = [];
+        let peer = socket.getPeerCertificate(true);
+        while (peer?.raw !== undefined && subjects.length < 4) {
+          subjects.push(peer.subject?.CN ?? peer.subject?.O ?? '?');
+          if (peer.issuerCertificate === peer) break;
+          peer = peer.issuerCertificate;
+        }
+        socket.destroy();
+        resolve(subjects);
+      });
+      closers.push(() => server.close());
+      void listening(server).then((port) => {
+        const socket = tlsConnect({
+          port,
+          host: '127.0.0.1',
+          ca: cert,
+          checkServerIdentity: () => undefined,
+          cert: client.chainPem,
+          key: client.keyPem,
+        });
+        socket.on('error', () => undefined);
+        closers.push(() => socket.destroy());
+      });
+    });
+    expect(await reported).toHaveLength(2);
   });
 });

@@ -2,14 +2,14 @@
 // (ConnectionGuard), terminates mTLS (chain verified by OpenSSL, SPIFFE leaf rules checked once per connection
 // before any HTTP byte is read), then runs each request through its stages: accept the head → authenticate the end
 // user → authorize → identity headers → app (pipeline/, ListenerCore).
-import type { X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import {
   createSecureContext,
   createServer as createTlsServer,
   type TLSSocket,
   type Server as TlsServer,
 } from 'node:tls';
-import type { CredentialHolder } from '../../agent/credential-holder.js';
+import type { CredentialHolder, Credentials } from '../../agent/credential-holder.js';
 import type { SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
@@ -27,7 +27,7 @@ import { ConnectionGuard } from './connection-guard.js';
 import type { InboundHooks } from './inbound-hooks.js';
 import type { InboundLimits } from './limits.js';
 import { ListenerCore } from './listener-core.js';
-import { chainsToAny, peerChainOf, removedRoots } from './removed-roots.js';
+import { chainsToAny, completedChain, peerChainOf, removedRoots, rootsOf } from './removed-roots.js';
 
 export { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
 export { classifyAppError, INBOUND_LIMITS } from './listener-core.js';
@@ -67,6 +67,11 @@ export class InboundListener {
   /** Connections whose peer passed the SPIFFE checks (HTTP and tunnels) with the peer's chain, for cutting them
    * when their root leaves the trust bundle. */
   readonly #verified = new Map<TLSSocket, readonly Buffer[]>();
+  /** The intermediates of our own SVID (they sign every peer of our CA), converted once per credentials. */
+  #intermediates: { of: Credentials | undefined; certificates: readonly X509Certificate[] } = {
+    of: undefined,
+    certificates: [],
+  };
   #port = 0;
 
   constructor(options: InboundListenerOptions) {
@@ -124,10 +129,11 @@ export class InboundListener {
       // theirs (no drops) — except those of peers whose root the new bundle no longer holds.
       const options = withTunnel(mtlsServerOptions(profile, credentials));
       createSecureContext(options);
-      const removed = removedRoots(this.#holder.current?.bundle, credentials.bundle);
+      const rootRemoved = removedRoots(this.#holder.current?.bundle, credentials.bundle).length > 0;
+      const kept = rootRemoved ? rootsOf(credentials.bundle) : [];
       return () => {
         this.#tls.setSecureContext(options);
-        if (removed.length > 0) this.#cutPeersOf(removed);
+        if (rootRemoved) this.#keepOnlyPeersOf(kept);
       };
     });
     this.#tls.on('secureConnection', (socket: TLSSocket) => this.#onSecureConnection(socket));
@@ -153,11 +159,14 @@ export class InboundListener {
     await this.#core.close(deadline);
   }
 
-  /** Closes every connection (HTTP or tunnel) whose peer chain leads to a root that left the trust bundle. */
-  #cutPeersOf(roots: readonly X509Certificate[]): void {
+  /**
+   * Closes every connection (HTTP or tunnel) whose peer chain does not lead to one of `roots`, the roots that stayed
+   * in the trust bundle: those of a removed root, and those whose chain Node no longer reports in full.
+   */
+  #keepOnlyPeersOf(roots: readonly X509Certificate[]): void {
     let cut = 0;
     for (const [socket, chain] of this.#verified) {
-      if (!chainsToAny(chain, roots)) continue;
+      if (chainsToAny(chain, roots)) continue;
       socket.destroy();
       cut++;
     }
@@ -184,10 +193,21 @@ export class InboundListener {
     );
   }
 
+  #knownIntermediates(credentials: Credentials | undefined): readonly X509Certificate[] {
+    if (credentials !== this.#intermediates.of) {
+      const certificates = (credentials?.svid.certificates ?? [])
+        .slice(1)
+        .map((certificate) => new X509Certificate(Buffer.from(certificate.rawData)));
+      this.#intermediates = { of: credentials, certificates };
+    }
+    return this.#intermediates.certificates;
+  }
+
   #onSecureConnection(socket: TLSSocket): void {
-    // First: once getPeerX509Certificate() has run (verifyPeer), Node reports the leaf without its issuer chain.
-    const chain = peerChainOf(socket);
+    // Before verifyPeer: once getPeerX509Certificate() has run, Node reports the leaf without its issuer chain (and
+    // Node 24 runs it itself before this event; completedChain makes up for that).
     const credentials = this.#holder.current;
+    const chain = completedChain(peerChainOf(socket), this.#knownIntermediates(credentials));
     let peer: VerifiedPeer;
     try {
       if (credentials === undefined) throw new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet');

@@ -1,6 +1,11 @@
 // When the trust bundle loses a root, connections already established by peers whose chain leads to that root
 // must not outlive it: new handshakes use the new bundle at once (setSecureContext), and these helpers find the
 // live connections to cut. Synchronous node:crypto checks over the chain the peer presented.
+//
+// Node does not always report that chain: once the handshake verified, Node 24 reads the peer certificate itself
+// and from then on reports the leaf alone. The chain is completed from the intermediates this sidecar knows (its
+// own SVID's, which sign every peer of the same CA); a connection whose chain still cannot be shown to reach a
+// root that stays is cut — failing closed costs that peer one reconnect.
 import { X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { TrustBundle } from '../../pki/index.js';
@@ -28,6 +33,24 @@ export function peerChainOf(socket: TLSSocket): readonly Buffer[] {
     cert = cert.issuerCertificate;
   }
   return chain;
+}
+
+/** Roots of `bundle` as node:crypto certificates. */
+export function rootsOf(bundle: TrustBundle): X509Certificate[] {
+  return bundle.roots.map((root) => new X509Certificate(Buffer.from(root.rawData)));
+}
+
+/**
+ * `chain` with the issuer of its last certificate appended from `intermediates` when the peer's own report stopped
+ * at a certificate that is not self-issued (the intermediate is verified to have signed it).
+ */
+export function completedChain(chain: readonly Buffer[], intermediates: readonly X509Certificate[]): readonly Buffer[] {
+  const lastDer = chain.at(-1);
+  if (lastDer === undefined) return chain;
+  const last = new X509Certificate(lastDer);
+  if (last.checkIssued(last)) return chain;
+  const issuer = intermediates.find((candidate) => last.checkIssued(candidate) && last.verify(candidate.publicKey));
+  return issuer === undefined ? chain : [...chain, issuer.raw];
 }
 
 /** True when a certificate of `chain` was issued (and signed) by one of `roots`. */

@@ -3,14 +3,20 @@
 // The config module owns parsing; this file only states the shape this area relies on and validates it.
 import { MeshauthError } from '../errors/index.js';
 import { checkFetchableUrl } from './fetch-json.js';
+import { checkJwksFileUri, isFileUri } from './jwks-file.js';
 
 export interface EndUserIssuerConfig {
   /** Exact `iss` value; also the base of OIDC discovery when `jwksUri` is absent. */
   readonly issuer: string;
   /** At least one; a token must carry one of them in `aud` (RFC 8725 §3.9). */
   readonly audiences: readonly string[];
-  /** JWKS URL; when absent, taken from `<issuer>/.well-known/openid-configuration` (same origin only). */
+  /**
+   * JWKS URL; when absent, taken from `<issuer>/.well-known/openid-configuration` (same origin only). A
+   * `file:///absolute/path.json` names a local JWKS file, checked for changes every `jwksFileCheckIntervalMs`.
+   */
   readonly jwksUri?: string;
+  /** PEM file of the CAs trusted (instead of the system roots) for https to this issuer's discovery and JWKS. */
+  readonly caFile?: string;
   /** Allow-list of JWS algorithms for this issuer (asymmetric only). */
   readonly algorithms: readonly string[];
   /** Required `typ` header (e.g. `at+jwt`, RFC 9068). Without it, `typ` may be absent, JWT, JOSE or at+jwt. */
@@ -40,6 +46,8 @@ export interface EndUserTunables {
   readonly unknownKidCooldownMs: number;
   /** Cached keys are dropped (fail closed) when the last successful fetch is older than this. */
   readonly jwksMaxStaleMs: number;
+  /** How often a `file:` JWKS is stat'ed for a replacement (and the shortest time between two checks). */
+  readonly jwksFileCheckIntervalMs: number;
 }
 
 export const END_USER_DEFAULTS: EndUserTunables = Object.freeze({
@@ -50,6 +58,7 @@ export const END_USER_DEFAULTS: EndUserTunables = Object.freeze({
   jwksRefreshIntervalMs: 5 * 60_000,
   unknownKidCooldownMs: 30_000,
   jwksMaxStaleMs: 24 * 60 * 60_000,
+  jwksFileCheckIntervalMs: 1_000,
 });
 
 export const MAX_CLOCK_SKEW_SECONDS = 60;
@@ -100,9 +109,18 @@ export function validateEndUserConfig(config: EndUserConfig): void {
     }
     if (issuer.typ !== undefined && !/^[A-Za-z0-9.+/-]{1,64}$/.test(issuer.typ))
       invalid('typ is malformed', `${key}.typ`);
+    // Only an explicit jwksUri may name a file: the issuer itself is always a URL discovery can fetch.
     const fetchUrl = issuer.jwksUri ?? discoveryUrl(issuer.issuer);
-    const problem = checkFetchableUrl(fetchUrl);
+    const fromFile = issuer.jwksUri !== undefined && isFileUri(issuer.jwksUri);
+    const problem = fromFile ? checkJwksFileUri(fetchUrl) : checkFetchableUrl(fetchUrl);
     if (problem !== undefined) invalid(problem, issuer.jwksUri === undefined ? `${key}.issuer` : `${key}.jwksUri`);
+    if (issuer.caFile !== undefined) {
+      if (typeof issuer.caFile !== 'string' || issuer.caFile === '')
+        invalid('caFile must be a file path', `${key}.caFile`);
+      if (!fetchUrl.toLowerCase().startsWith('https:')) {
+        invalid('caFile applies only to an https JWKS or discovery URL', `${key}.caFile`);
+      }
+    }
   });
   for (const claim of config.claims) {
     // `__proto__` fits the pattern, but copying it into a claims object would set that object's prototype.

@@ -64,8 +64,10 @@ export class EndUserVerifier {
       const cache = new JwksCache({
         issuer: issuer.issuer,
         ...(issuer.jwksUri === undefined ? {} : { jwksUri: issuer.jwksUri }),
+        ...(issuer.caFile === undefined ? {} : { caFile: issuer.caFile }),
         tunables: this.#tunables,
         logger: this.#logger,
+        ...(this.#metrics === undefined ? {} : { metrics: this.#metrics }),
         now: this.#now,
       });
       this.#issuers.set(issuer.issuer, { config: issuer, algorithms: new Set(issuer.algorithms), cache });

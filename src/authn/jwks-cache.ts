@@ -1,34 +1,50 @@
 // One issuer's verification keys (SPEC §5): OIDC discovery, JWKS fetched with undici,
 // refreshed in the background, single-flight, one rate-limited refresh for an unknown `kid`, and the last good key
-// set kept while the issuer is down or serves garbage (until max-stale). Owns the keys; knows nothing of tokens.
+// set kept while the issuer is down or serves garbage (until max-stale). A `file:` jwksUri is a local file instead,
+// stat'ed on a short interval and read again when it was replaced. Owns the keys; knows nothing of tokens.
+import { readFileSync } from 'node:fs';
 import { importJWK } from 'jose';
 import { Agent } from 'undici';
-import type { Logger } from '../telemetry/index.js';
+import { MeshauthError } from '../errors/index.js';
+import type { Logger, Metrics } from '../telemetry/index.js';
 import { discoveryUrl, type EndUserTunables } from './end-user-config.js';
 import { checkFetchableUrl, FetchJsonError, fetchJson } from './fetch-json.js';
+import { isFileUri, JwksFileError, jwksFileFingerprint, jwksFilePath, readJwksFile } from './jwks-file.js';
 import { type UsableKey, usableKeys } from './jwks-keys.js';
 import { tokenInvalid } from './token-rejection.js';
 
 export type JwksTunables = Pick<
   EndUserTunables,
-  'jwksFetchTimeoutMs' | 'jwksMaxResponseBytes' | 'jwksRefreshIntervalMs' | 'unknownKidCooldownMs' | 'jwksMaxStaleMs'
+  | 'jwksFetchTimeoutMs'
+  | 'jwksMaxResponseBytes'
+  | 'jwksRefreshIntervalMs'
+  | 'unknownKidCooldownMs'
+  | 'jwksMaxStaleMs'
+  | 'jwksFileCheckIntervalMs'
 >;
+
+/** Why a key-set load failed: a fetch failure, a file failure, or a document without one usable key. */
+export type JwksFailure = FetchJsonError['failure'] | JwksFileError['failure'] | 'no_usable_key';
 
 export type RefreshTrigger = 'startup' | 'interval' | 'unknown_kid' | 'no_keys' | 'manual';
 
 export interface JwksCacheOptions {
   readonly issuer: string;
-  /** Explicit JWKS URL; otherwise discovered from the issuer (same origin only). */
+  /** Explicit JWKS URL (https, http to loopback, or file:///path); otherwise discovered from the issuer. */
   readonly jwksUri?: string;
+  /** PEM file of the CAs trusted for https to the issuer (read once, here); system roots otherwise. */
+  readonly caFile?: string;
   readonly tunables: JwksTunables;
   readonly logger: Logger;
+  /** Counts every load in meshauth_enduser_jwks_refreshes_total. */
+  readonly metrics?: Metrics;
   /** Milliseconds since the epoch; injectable so tests drive cooldown and staleness. */
   readonly now?: () => number;
 }
 
 export interface JwksCacheStats {
   readonly keys: number;
-  /** Completed fetch attempts of the JWKS document (successful or not). */
+  /** Completed fetch attempts of the JWKS document, or reads of a changed JWKS file (successful or not). */
   readonly fetches: number;
   readonly lastSuccessAt: number | undefined;
 }
@@ -38,8 +54,17 @@ export class JwksCache {
   readonly #configuredJwksUri: string | undefined;
   readonly #tunables: JwksTunables;
   readonly #logger: Logger;
+  readonly #metrics: Metrics | undefined;
   readonly #now: () => number;
   readonly #agent: Agent;
+  /** The local path when jwksUri is a `file:` URI. */
+  readonly #file: string | undefined;
+  /** The file version the current keys came from. */
+  #loadedFingerprint: string | undefined;
+  /** A file version (or stat failure) already counted and logged as a failure: not read or logged again. */
+  #failedFingerprint: string | undefined;
+  /** The failure of the latest attempt: a warning is logged when it changes, not at every attempt of an outage. */
+  #failing: JwksFailure | undefined;
   readonly #imported = new WeakMap<UsableKey, Map<string, Promise<CryptoKey>>>();
   #discoveredJwksUri: string | undefined;
   #keys: readonly UsableKey[] = [];
@@ -55,21 +80,30 @@ export class JwksCache {
     this.#configuredJwksUri = options.jwksUri;
     this.#tunables = options.tunables;
     this.#logger = options.logger;
+    this.#metrics = options.metrics;
     this.#now = options.now ?? Date.now;
+    this.#file =
+      options.jwksUri !== undefined && isFileUri(options.jwksUri) ? jwksFilePath(options.jwksUri) : undefined;
+    const ca = options.caFile === undefined ? undefined : readCaFile(options.caFile, this.issuer);
     // A private dispatcher: no proxy from the environment, bounded connect time, closed with the cache.
     this.#agent = new Agent({
-      connect: { timeout: options.tunables.jwksFetchTimeoutMs },
+      connect: { timeout: options.tunables.jwksFetchTimeoutMs, ...(ca === undefined ? {} : { ca }) },
       headersTimeout: options.tunables.jwksFetchTimeoutMs,
       bodyTimeout: options.tunables.jwksFetchTimeoutMs,
     });
   }
 
-  /** Fetches the keys now and then every refresh interval; timers are unref'd so they never hold the process. */
+  /**
+   * Fetches the keys now and then every refresh interval (a file: checks it every file-check interval); timers are
+   * unref'd so they never hold the process.
+   */
   start(): void {
     if (this.#closed || this.#timer !== undefined) return;
     void this.refresh('startup');
-    if (this.#tunables.jwksRefreshIntervalMs > 0) {
-      this.#timer = setInterval(() => void this.refresh('interval'), this.#tunables.jwksRefreshIntervalMs);
+    const interval =
+      this.#file === undefined ? this.#tunables.jwksRefreshIntervalMs : this.#tunables.jwksFileCheckIntervalMs;
+    if (interval > 0) {
+      this.#timer = setInterval(() => void this.refresh('interval'), interval);
       this.#timer.unref();
     }
   }
@@ -120,10 +154,15 @@ export class JwksCache {
   }
 
   // An on-demand fetch joins one in flight, else runs at most once per cooldown (J08, J21): a flood of tokens with
-  // random kids costs the issuer one request per cooldown, not one per token.
+  // random kids costs the issuer one request per cooldown, not one per token. A file costs only a stat: its
+  // cooldown is the file-check interval.
   #refreshOnDemand(trigger: RefreshTrigger): Promise<boolean> {
     if (this.#inflight !== undefined) return this.#inflight;
-    if (this.#now() - this.#lastAttemptAt < this.#tunables.unknownKidCooldownMs) return Promise.resolve(false);
+    const cooldown =
+      this.#file === undefined
+        ? this.#tunables.unknownKidCooldownMs
+        : Math.min(this.#tunables.unknownKidCooldownMs, this.#tunables.jwksFileCheckIntervalMs);
+    if (this.#now() - this.#lastAttemptAt < cooldown) return Promise.resolve(false);
     return this.refresh(trigger);
   }
 
@@ -136,32 +175,86 @@ export class JwksCache {
   }
 
   async #fetchKeys(trigger: RefreshTrigger): Promise<boolean> {
-    const limits = { timeoutMs: this.#tunables.jwksFetchTimeoutMs, maxBytes: this.#tunables.jwksMaxResponseBytes };
+    const source = this.#file === undefined ? 'url' : 'file';
+    let fingerprint: string | undefined;
     try {
-      const jwksUri = await this.#jwksUri(limits);
       let document: unknown;
-      try {
-        document = await fetchJson(jwksUri, { ...limits, dispatcher: this.#agent });
-      } finally {
+      if (this.#file === undefined) {
+        document = await this.#fetchDocument();
+      } else {
+        try {
+          fingerprint = await jwksFileFingerprint(this.#file);
+        } catch (error) {
+          // A missing file has a fingerprint too, so that a long absence is counted and logged once.
+          fingerprint = `missing:${(error as Error).message}`;
+          throw error;
+        }
+        // Unchanged since the last good read: the keys are confirmed as current (max-stale counts from here).
+        if (fingerprint === this.#loadedFingerprint) {
+          this.#lastSuccessAt = this.#now();
+          return true;
+        }
+        if (fingerprint === this.#failedFingerprint) return false;
         this.#fetches++;
+        const read = await readJwksFile(this.#file, this.#tunables.jwksMaxResponseBytes);
+        fingerprint = read.fingerprint;
+        document = read.document;
       }
       const { keys, rejected } = await usableKeys(document);
       if (rejected.length > 0) {
-        this.#logger.warn({ issuer: this.issuer, rejected }, 'JWKS keys ignored');
+        this.#logger.warn({ issuer: this.issuer, source, rejected }, 'JWKS keys ignored');
       }
-      if (keys.length === 0) throw new FetchJsonError('invalid_json', 'JWKS has no usable key');
+      if (keys.length === 0) throw new NoUsableKey();
       this.#keys = keys;
       this.#lastSuccessAt = this.#now();
-      this.#logger.debug({ issuer: this.issuer, trigger, keys: keys.length }, 'JWKS refreshed');
+      this.#loadedFingerprint = fingerprint;
+      this.#failedFingerprint = undefined;
+      this.#metrics?.enduserJwksRefreshes.inc({ source, result: 'ok' });
+      if (this.#failing !== undefined) {
+        this.#logger.info({ issuer: this.issuer, source, trigger, keys: keys.length }, 'JWKS loaded again');
+      } else {
+        this.#logger.debug({ issuer: this.issuer, source, trigger, keys: keys.length }, 'JWKS refreshed');
+      }
+      this.#failing = undefined;
       return true;
     } catch (error) {
+      // A file already known to be bad (or missing) is neither counted nor logged again until it changes.
+      if (fingerprint !== undefined && fingerprint === this.#failedFingerprint) return false;
+      if (fingerprint !== undefined) this.#failedFingerprint = fingerprint;
       // The previous key set stays in place (J19, J20): a broken issuer must not log everyone out at once.
-      const failure = error instanceof FetchJsonError ? error.failure : 'invalid_jwks';
-      this.#logger.warn(
-        { issuer: this.issuer, trigger, failure, err: (error as Error).message, cachedKeys: this.#keys.length },
-        'JWKS refresh failed',
-      );
+      const failure: JwksFailure =
+        error instanceof FetchJsonError || error instanceof JwksFileError
+          ? error.failure
+          : error instanceof NoUsableKey
+            ? 'no_usable_key'
+            : 'invalid_json';
+      this.#metrics?.enduserJwksRefreshes.inc({ source, result: failure });
+      // One line per kind of failure: an outage that lasts hours logs once, a change of symptom logs again.
+      if (failure !== this.#failing || source === 'file') {
+        this.#logger.warn(
+          {
+            issuer: this.issuer,
+            source,
+            trigger,
+            failure,
+            err: (error as Error).message,
+            cachedKeys: this.#freshKeys().length,
+          },
+          'JWKS refresh failed; keeping the last good key set',
+        );
+      }
+      this.#failing = failure;
       return false;
+    }
+  }
+
+  async #fetchDocument(): Promise<unknown> {
+    const limits = { timeoutMs: this.#tunables.jwksFetchTimeoutMs, maxBytes: this.#tunables.jwksMaxResponseBytes };
+    const jwksUri = await this.#jwksUri(limits);
+    try {
+      return await fetchJson(jwksUri, { ...limits, dispatcher: this.#agent });
+    } finally {
+      this.#fetches++;
     }
   }
 
@@ -214,4 +307,23 @@ function select(
   if (compatible.length === 0) return 'alg_key_mismatch';
   if (compatible.length > 1) return 'unknown_kid';
   return compatible[0] as UsableKey;
+}
+
+class NoUsableKey extends Error {
+  override readonly name = 'NoUsableKey';
+  constructor() {
+    super('JWKS has no usable key');
+  }
+}
+
+function readCaFile(file: string, issuer: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_CONFIG_INVALID',
+      `inbound.endUser issuer ${issuer}: caFile ${file} cannot be read (${(error as NodeJS.ErrnoException).code})`,
+      { reason: 'end_user', detail: { key: 'caFile', file } },
+    );
+  }
 }

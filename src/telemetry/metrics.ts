@@ -1,7 +1,7 @@
 // The metrics of SPEC §8 on one prom-client registry per process role. Components receive a Metrics object
 // rather than importing a global, so a test (or `meshauth demo`) can run a CA and several sidecars in one process
 // with separate registries. Labels are bounded: no paths, no users, no raw client input (SPEC §8).
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from './prom-client-core.js';
 
 export interface MetricsOptions {
   /** Include process_* and nodejs_* metrics (on in real processes, off in tests that share a process). */
@@ -257,9 +257,16 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly enduserJwksRefreshes = new Counter({
+    name: 'meshauth_enduser_jwks_refreshes_total',
+    help: 'End-user JWKS loads (URL fetches, reads of a changed file), by source (url, file) and result (ok or the failure).',
+    labelNames: ['source', 'result'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: MetricsOptions = {}) {
     if (options.defaultMetrics) {
-      collectDefaultMetrics({ register: this.registry });
+      collectDefaultMetrics(this.registry);
     }
   }
 

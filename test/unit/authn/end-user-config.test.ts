@@ -48,6 +48,10 @@ describe('validateEndUserConfig', () => {
     ['ok/http to ::1', config({ jwksUri: 'http://[::1]:9000/jwks' })],
     ['ok/typ at+jwt', config({ typ: 'at+jwt' })],
     ['ok/EdDSA and PS256', config({ algorithms: ['EdDSA', 'PS256'] })],
+    ['ok/a local JWKS file', config({ jwksUri: 'file:///etc/meshauth/jwks/jwks.json' })],
+    ['ok/a local JWKS file, percent-encoded space', config({ jwksUri: 'file:///etc/mesh%20auth/jwks.json' })],
+    ['ok/caFile for an https JWKS', config({ caFile: '/etc/meshauth/idp-ca.pem' })],
+    ['ok/caFile for https discovery', config({ jwksUri: undefined, caFile: '/etc/meshauth/idp-ca.pem' })],
   ];
   for (const [name, value] of OK) {
     it(name, () => {
@@ -68,7 +72,13 @@ describe('validateEndUserConfig', () => {
       /issuer/,
     ],
     ['fail/http to a look-alike host', config({ jwksUri: 'http://127.0.0.1.evil.example/jwks' }), /jwksUri/],
-    ['fail/file: JWKS', config({ jwksUri: 'file:///etc/passwd' }), /jwksUri/],
+    ['fail/file: JWKS on another host', config({ jwksUri: 'file://fileserver/jwks.json' }), /jwksUri.*host/],
+    ['fail/file: JWKS with a query', config({ jwksUri: 'file:///etc/jwks.json?v=2' }), /jwksUri.*query/],
+    ['fail/file: JWKS with an encoded slash', config({ jwksUri: 'file:///etc/a%2Fb.json' }), /jwksUri/],
+    ['fail/file: issuer (discovery needs a URL)', config({ issuer: 'file:///etc', jwksUri: undefined }), /issuer/],
+    ['fail/caFile with a file JWKS', config({ jwksUri: 'file:///etc/jwks.json', caFile: '/ca.pem' }), /caFile/],
+    ['fail/caFile with http to loopback', config({ jwksUri: 'http://127.0.0.1:9/jwks', caFile: '/ca.pem' }), /caFile/],
+    ['fail/empty caFile', config({ caFile: '' }), /caFile/],
     ['fail/JWKS URL with credentials', config({ jwksUri: 'https://u:p@idp.example.com/jwks' }), /credentials/],
     ['fail/issuer listed twice', { ...config(), issuers: [ISSUER, ISSUER] }, /twice/],
     ['fail/bad claim name', config({}, ['scope', 'a b']), /claim/],
@@ -78,6 +88,12 @@ describe('validateEndUserConfig', () => {
       expect(configError(() => validateEndUserConfig(value))).toMatch(message);
     });
   }
+
+  it('fail/the verifier refuses an unreadable caFile at construction, naming it', () => {
+    expect(configError(() => new EndUserVerifier({ config: config({ caFile: '/nonexistent/idp-ca.pem' }) }))).toMatch(
+      /caFile \/nonexistent\/idp-ca.pem cannot be read \(ENOENT\)/,
+    );
+  });
 
   it('fail/the verifier refuses HS256 at construction', () => {
     expect(configError(() => new EndUserVerifier({ config: config({ algorithms: ['HS256'] }) }))).toMatch(/HS256/);

@@ -1,0 +1,111 @@
+// A JWKS kept in a local file (`jwksUri: file:///etc/meshauth/jwks/jwks.json`), e.g. a mounted ConfigMap.
+// Kubernetes updates a ConfigMap volume by swapping a symlink (`..data` → a new timestamped directory), which an
+// fs.watch on the file does not report reliably; a stat(2) of the resolved path on a short interval notices every
+// kind of replacement — an atomic rename, a symlink swap, an in-place write — for one system call per check.
+import { open, stat } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+
+export type JwksFileFailure = 'unreadable' | 'too_large' | 'invalid_json';
+
+export class JwksFileError extends Error {
+  override readonly name = 'JwksFileError';
+  constructor(
+    readonly failure: JwksFileFailure,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export function isFileUri(uri: string): boolean {
+  return /^file:/i.test(uri);
+}
+
+/** Why `uri` is not a usable JWKS file URI (`file:///absolute/path`), or undefined when it is. */
+export function checkJwksFileUri(uri: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return `${JSON.stringify(uri)} is not a URL`;
+  }
+  if (url.protocol !== 'file:') return `${url.protocol} is not a file URL`;
+  // file://host/path would name another machine's file (SMB on Windows); only the local form is meaningful.
+  if (url.host !== '') return 'a file URL must not name a host: use file:///absolute/path.json';
+  if (url.search !== '' || url.hash !== '') return 'a file URL must not carry a query or a fragment';
+  try {
+    fileURLToPath(url);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  return undefined;
+}
+
+/** The local path of a `file:` JWKS URI (checked with checkJwksFileUri first). */
+export function jwksFilePath(uri: string): string {
+  return fileURLToPath(uri);
+}
+
+/**
+ * What identifies one version of the file: device, inode, size and both times of the file the path resolves to
+ * (stat follows symlinks, so a swapped link shows a new inode even when size and times happen to match).
+ */
+export async function jwksFileFingerprint(path: string): Promise<string> {
+  try {
+    return fingerprintOf(await stat(path, { bigint: true }));
+  } catch (error) {
+    throw unreadable(path, error);
+  }
+}
+
+/**
+ * Reads and parses the file, at most `maxBytes`. The fingerprint returned is that of the file actually read (fstat
+ * of the open descriptor), so a replacement racing with the read is seen by the next check.
+ */
+export async function readJwksFile(
+  path: string,
+  maxBytes: number,
+): Promise<{ document: unknown; fingerprint: string }> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    throw unreadable(path, error);
+  }
+  try {
+    const info = await handle.stat({ bigint: true });
+    if (!info.isFile()) throw new JwksFileError('unreadable', `${path} is not a regular file`);
+    if (info.size > BigInt(maxBytes)) throw new JwksFileError('too_large', `${path} is larger than ${maxBytes} bytes`);
+    // Read up to one byte past the limit: the file may have grown since the fstat.
+    const buffer = Buffer.alloc(Math.min(maxBytes, Number(info.size) + 4096) + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > maxBytes) throw new JwksFileError('too_large', `${path} is larger than ${maxBytes} bytes`);
+    let document: unknown;
+    try {
+      document = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buffer.subarray(0, length)));
+    } catch (cause) {
+      throw new JwksFileError('invalid_json', `${path} is not JSON`, { cause });
+    }
+    return { document, fingerprint: fingerprintOf(info) };
+  } catch (error) {
+    if (error instanceof JwksFileError) throw error;
+    throw unreadable(path, error);
+  } finally {
+    await handle.close();
+  }
+}
+
+function fingerprintOf(info: { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }): string {
+  return `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
+}
+
+function unreadable(path: string, error: unknown): JwksFileError {
+  const code = (error as NodeJS.ErrnoException).code;
+  return new JwksFileError('unreadable', `${path}: ${code ?? (error as Error).message}`, { cause: error });
+}

@@ -1,0 +1,231 @@
+// Fault injection: the end-user issuer's JWKS endpoint (real HTTPS on 127.0.0.1 under a private CA, trusted through
+// the issuer's `caFile`) flaps — down, garbage, 500, a stall, an empty key set, an oversized answer — while a steady
+// stream of tokens of the cached key is verified, and tokens of a key the issuer has just rotated in arrive. Tokens
+// of the cached key never fail; each kind of failure is counted and logged once; the last good key set is kept
+// until max-stale; once the endpoint is back with the rotated key set, the new key counts after one rate-limited
+// unknown-kid refresh.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EndUserVerifier } from '../../src/authn/index.js';
+import { isMeshauthError } from '../../src/errors/index.js';
+import { Metrics } from '../../src/telemetry/index.js';
+import { endUserToken, jwksText, type SigningKey, signingKey } from '../helpers/end-user-keys.js';
+import { captureLogger, waitFor } from '../helpers/fault-harness.js';
+import { makeWebhookCert } from '../helpers/webhook-tls.js';
+
+type Mode = 'ok' | 'garbage' | 'status_500' | 'stall' | 'empty' | 'huge';
+
+const AUDIENCE = 'shop';
+const COOLDOWN_MS = 30_000;
+const MAX_STALE_MS = 10 * 60_000;
+const FAILED = 'JWKS refresh failed; keeping the last good key set';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterAll(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+/** The issuer's JWKS endpoint, whose behaviour the test switches; `down()`/`up()` close and reopen the port. */
+class FlappingJwks {
+  mode: Mode = 'ok';
+  keys: SigningKey[] = [];
+  requests = 0;
+  readonly #server: Server;
+  #port = 0;
+
+  constructor(tls: { key: string; cert: string }) {
+    this.#server = createServer(tls, (req, res) => {
+      this.requests++;
+      switch (this.mode) {
+        case 'ok':
+          res.writeHead(200, { 'content-type': 'application/json' }).end(jwksText(...this.keys));
+          return;
+        case 'garbage':
+          res.writeHead(200, { 'content-type': 'application/json' }).end('<html>502 Bad Gateway</html>');
+          return;
+        case 'status_500':
+          res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error');
+          return;
+        case 'stall':
+          req.on('close', () => res.destroy());
+          return; // never answers: the cache's fetch timeout ends it
+        case 'empty':
+          res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys": []}');
+          return;
+        case 'huge':
+          res.writeHead(200, { 'content-type': 'application/json' }).end(`{"keys": [], "x": "${'x'.repeat(300_000)}"}`);
+          return;
+      }
+    });
+  }
+
+  get url(): string {
+    return `https://127.0.0.1:${this.#port}`;
+  }
+
+  async up(): Promise<void> {
+    await new Promise<void>((resolve) => this.#server.listen(this.#port, '127.0.0.1', resolve));
+    this.#port = (this.#server.address() as AddressInfo).port;
+  }
+
+  /** Listening again if it was down, answering as `mode` says. */
+  async serve(mode: Mode): Promise<void> {
+    if (!this.#server.listening) await this.up();
+    this.mode = mode;
+  }
+
+  async down(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+}
+
+async function rejection(verifier: EndUserVerifier, token: string): Promise<string | undefined> {
+  try {
+    await verifier.verify(token);
+    return undefined;
+  } catch (error) {
+    if (isMeshauthError(error, 'MESHAUTH_ERR_TOKEN_INVALID')) return error.reason;
+    throw error;
+  }
+}
+
+describe('the JWKS endpoint flaps while tokens are verified', () => {
+  let jwks: FlappingJwks;
+  let verifier: EndUserVerifier;
+  const metrics = new Metrics();
+  const log = captureLogger('sidecar');
+  let offset = 0;
+  let oldKey: SigningKey;
+  let newKey: SigningKey;
+
+  beforeAll(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshauth-faults-jwks-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const tls = makeWebhookCert(dir, 'idp');
+    const caFile = join(dir, 'idp-ca.pem');
+    writeFileSync(caFile, tls.caPem);
+    [oldKey, newKey] = await Promise.all([signingKey('2026-11'), signingKey('2026-12')]);
+    jwks = new FlappingJwks({ key: tls.keyPem, cert: tls.certPem });
+    jwks.keys = [oldKey];
+    await jwks.up();
+    cleanups.push(() => jwks.down().catch(() => undefined));
+    verifier = new EndUserVerifier({
+      config: {
+        required: true,
+        issuers: [
+          { issuer: jwks.url, audiences: [AUDIENCE], algorithms: ['ES256'], jwksUri: `${jwks.url}/jwks`, caFile },
+        ],
+        vouchers: [],
+        claims: [],
+      },
+      // No background refresh: every fetch below is one the test causes (start-up, or an unknown kid after the
+      // cooldown, which the test passes by moving the verifier's clock).
+      tunables: {
+        jwksRefreshIntervalMs: 0,
+        unknownKidCooldownMs: COOLDOWN_MS,
+        jwksMaxStaleMs: MAX_STALE_MS,
+        jwksFetchTimeoutMs: 500,
+      },
+      metrics,
+      logger: log.logger,
+      now: () => Date.now() + offset,
+    });
+    cleanups.push(() => verifier.close());
+  });
+
+  const loads = async (result: string): Promise<number> => {
+    const text = await metrics.registry.getSingleMetricAsString('meshauth_enduser_jwks_refreshes_total');
+    const line = text.split('\n').find((l) => l.includes('source="url"') && l.includes(`result="${result}"`));
+    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+  const failureLines = (failure: string) => log.records().filter((r) => r.msg === FAILED && r.failure === failure);
+
+  it('ok/cached-key tokens never fail; each failure kind is counted and logged once; the rotated key counts once back', async () => {
+    verifier.start();
+    const cached = await endUserToken(oldKey, jwks.url, AUDIENCE, 'alice', 3600);
+    const rotated = await endUserToken(newKey, jwks.url, AUDIENCE, 'bob', 3600);
+    await waitFor('the first key set', async () => (await rejection(verifier, cached)) === undefined || undefined);
+
+    // Steady traffic: 8 concurrent callers verify tokens of the cached key for the whole flapping phase.
+    let stop = false;
+    const outcomes = { ok: 0, failed: [] as string[] };
+    const callers = Array.from({ length: 8 }, async () => {
+      while (!stop) {
+        const reason = await rejection(verifier, cached);
+        if (reason === undefined) outcomes.ok++;
+        else outcomes.failed.push(reason);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    });
+
+    // Each fault: one token of the rotated key after the cooldown triggers one fetch, which fails with `failure`.
+    const faults: [string, Mode | 'down' | 'unchanged', string][] = [
+      ['down', 'down', 'network'],
+      ['still down', 'unchanged', 'network'],
+      ['garbage', 'garbage', 'invalid_json'],
+      ['500', 'status_500', 'status'],
+      ['stall', 'stall', 'timeout'],
+      ['no usable key', 'empty', 'no_usable_key'],
+      ['oversized', 'huge', 'too_large'],
+    ];
+    for (const [what, step, failure] of faults) {
+      if (step === 'down') await jwks.down();
+      else if (step !== 'unchanged') await jwks.serve(step);
+      const before = await loads(failure);
+      offset += COOLDOWN_MS + 1;
+      expect(await rejection(verifier, rotated), what).toBe('unknown_kid');
+      expect(await loads(failure), what).toBe(before + 1);
+      // Within the cooldown, a burst of unknown kids costs the issuer nothing more.
+      const requests = jwks.requests;
+      const burst = await Promise.all(Array.from({ length: 20 }, () => rejection(verifier, rotated)));
+      expect(new Set(burst), what).toEqual(new Set(['unknown_kid']));
+      expect(jwks.requests, what).toBe(requests);
+      expect(await rejection(verifier, cached), what).toBeUndefined();
+    }
+    stop = true;
+    await Promise.all(callers);
+    expect(outcomes.failed).toEqual([]);
+    expect(outcomes.ok).toBeGreaterThan(0);
+
+    // One line per kind: the two consecutive `network` failures (one outage) logged once; each later kind once.
+    expect(await loads('network')).toBe(2);
+    for (const failure of ['network', 'invalid_json', 'status', 'timeout', 'no_usable_key', 'too_large']) {
+      const lines = failureLines(failure);
+      expect(lines, failure).toHaveLength(1);
+      expect(lines[0], failure).toMatchObject({ level: 'warn', source: 'url', issuer: jwks.url, cachedKeys: 1 });
+    }
+
+    // Back with the rotated key set (new key first, old key still published): the next unknown kid after the
+    // cooldown fetches it once; both tokens pass; recovery is logged at info.
+    jwks.keys = [newKey, oldKey];
+    await jwks.serve('ok');
+    const okBefore = await loads('ok');
+    expect(await rejection(verifier, rotated)).toBe('unknown_kid'); // still inside the last cooldown
+    offset += COOLDOWN_MS + 1;
+    expect(await rejection(verifier, rotated)).toBeUndefined();
+    expect(await rejection(verifier, cached)).toBeUndefined();
+    expect(await loads('ok')).toBe(okBefore + 1);
+    expect(log.records().some((r) => r.msg === 'JWKS loaded again' && r.level === 'info')).toBe(true);
+  }, 60_000);
+
+  it('fail/the last good key set is kept only until max-stale: then tokens fail closed (jwks_unavailable)', async () => {
+    const cached = await endUserToken(oldKey, jwks.url, AUDIENCE, 'alice', 3600);
+    expect(await rejection(verifier, cached)).toBeUndefined();
+    await jwks.down();
+    offset += MAX_STALE_MS - 60_000;
+    expect(await rejection(verifier, cached)).toBeUndefined();
+    offset += 120_000;
+    expect(await rejection(verifier, cached)).toBe('jwks_unavailable');
+    // Back: the first token after the cooldown reloads the keys, with no restart.
+    await jwks.serve('ok');
+    offset += COOLDOWN_MS + 1;
+    expect(await rejection(verifier, cached)).toBeUndefined();
+  });
+});

@@ -1,7 +1,7 @@
 // The metrics of SPEC §8 on one prom-client registry per process role. Components receive a Metrics object
 // rather than importing a global, so a test (or `meshauth demo`) can run a CA and several sidecars in one process
 // with separate registries. Labels are bounded: no paths, no users, no raw client input (SPEC §8).
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from './prom-client-core.js';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface MetricsOptions {
   /** Include process_* and nodejs_* metrics (on in real processes, off in tests that share a process). */
@@ -266,7 +266,7 @@ export class Metrics {
 
   constructor(options: MetricsOptions = {}) {
     if (options.defaultMetrics) {
-      collectDefaultMetrics(this.registry);
+      collectDefaultMetrics({ register: this.registry });
     }
   }
 

@@ -1,0 +1,77 @@
+// The built CLI as a child process for fault tests: spawned with its output captured (JSON log lines parsed on
+// demand), ended by PID, and scraped over its admin /metrics. Every spawn registers its SIGKILL with the caller's
+// cleanup list, so a failing test never leaves a process behind.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { request } from 'undici';
+import { MAIN } from './meshauth-cli.js';
+
+export interface CliProcess {
+  readonly child: ChildProcess;
+  /** Everything written to stdout and stderr so far. */
+  output(): string;
+  /** The JSON log lines so far (other lines skipped). */
+  logs(): Record<string, unknown>[];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** True while the process has not exited. */
+  alive(): boolean;
+}
+
+export function spawnCli(
+  args: readonly string[],
+  cleanups: (() => Promise<void> | void)[],
+  env: NodeJS.ProcessEnv = process.env,
+): CliProcess {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  cleanups.push(() => {
+    if (alive() && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+  });
+  return {
+    child,
+    output: () => output,
+    logs: () =>
+      output
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .flatMap((line) => {
+          try {
+            return [JSON.parse(line) as Record<string, unknown>];
+          } catch {
+            return [];
+          }
+        }),
+    exited,
+    alive,
+  };
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** The sum of the samples of `name` whose labels include every `labels` fragment, from an admin /metrics. */
+export async function scrapeMetric(adminPort: number, name: string, ...labels: string[]): Promise<number> {
+  const response = await request(`http://127.0.0.1:${adminPort}/metrics`);
+  const text = await response.body.text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (labels.every((label) => line.includes(label))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}

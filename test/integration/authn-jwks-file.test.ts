@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EndUserVerifier } from '../../src/authn/index.js';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { isMeshauthError } from '../../src/errors/index.js';
+import { gatewayConfigFromObject } from '../../src/gateway/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
 import { endUserToken, jwksText, type SigningKey, signingKey } from '../helpers/end-user-keys.js';
 import { captureLogger, metricValue, waitFor } from '../helpers/fault-harness.js';
@@ -298,5 +299,39 @@ describe('a JWKS ConfigMap volume updated by symlink swap, through a real sideca
     expect((await call(token2)).status).toBe(200);
     expect(await metricValue(sidecar, 'meshauth_enduser_jwks_refreshes_total', 'result="ok"')).toBe(3);
     expect(sidecar.sidecar.ready()).toBe(true);
+  });
+});
+
+describe('the gateway’s apiIssuers take the same file form', () => {
+  it('ok/a gateway config with jwksUri file:/// verifies tokens of the file’s keys', async () => {
+    const file = join(dir, 'gateway-jwks.json');
+    writeFileSync(file, jwksText(key1));
+    const config = gatewayConfigFromObject(
+      {
+        trustDomain: 'example.org',
+        ca: { url: 'https://127.0.0.1:1', bundle: 'bundle.pem', token: 'token' },
+        listen: '127.0.0.1:0',
+        tls: { cert: 'gateway.crt', key: 'gateway.key' },
+        apiIssuers: [
+          { issuer: ISSUER, audiences: [AUDIENCE], algorithms: ['ES256'], jwksUri: pathToFileURL(file).href },
+        ],
+        routes: [
+          {
+            name: 'api',
+            match: { host: 'api.example.com', pathPrefix: '/' },
+            to: { address: '127.0.0.1:1', ids: ['spiffe://example.org/ns/shop/sa/api'] },
+          },
+        ],
+      },
+      'gateway.yaml',
+    );
+    // The gateway builds its API-token verifier from exactly these issuers (src/gateway/gateway.ts).
+    const verifier = new EndUserVerifier({
+      config: { required: false, issuers: config.apiIssuers, vouchers: [], claims: [] },
+      tunables: { jwksFileCheckIntervalMs: 20 },
+    });
+    cleanups.push(() => verifier.close());
+    verifier.start();
+    await waitFor('key 1 from the file', passes(verifier, await endUserToken(key1, ISSUER, AUDIENCE)));
   });
 });

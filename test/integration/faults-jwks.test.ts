@@ -3,18 +3,26 @@
 // stream of tokens of the cached key is verified, and tokens of a key the issuer has just rotated in arrive. Tokens
 // of the cached key never fail; each kind of failure is counted and logged once; the last good key set is kept
 // until max-stale; once the endpoint is back with the rotated key set, the new key counts after one rate-limited
-// unknown-kid refresh.
+// unknown-kid refresh. The same flapping, with a plain-http endpoint on loopback, through a real sidecar pair
+// (12 concurrent clients → sidecar A → sidecar B, which verifies the tokens).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CredentialHolder } from '../../src/agent/index.js';
 import { EndUserVerifier } from '../../src/authn/index.js';
+import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { isMeshauthError } from '../../src/errors/index.js';
+import { type RunningSidecar, startSidecar } from '../../src/sidecar/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
 import { endUserToken, jwksText, type SigningKey, signingKey } from '../helpers/end-user-keys.js';
 import { captureLogger, waitFor } from '../helpers/fault-harness.js';
+import { startApp, startTestSidecar, testConfig } from '../helpers/sidecar-harness.js';
+import { TestCa } from '../helpers/test-ca.js';
 import { makeWebhookCert } from '../helpers/webhook-tls.js';
 
 type Mode = 'ok' | 'garbage' | 'status_500' | 'stall' | 'empty' | 'huge';
@@ -29,16 +37,21 @@ afterAll(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
 
-/** The issuer's JWKS endpoint, whose behaviour the test switches; `down()`/`up()` close and reopen the port. */
+/**
+ * The issuer's JWKS endpoint (https with `tls`, else plain http), whose behaviour the test switches; `down()`/`up()`
+ * close and reopen the port.
+ */
 class FlappingJwks {
   mode: Mode = 'ok';
   keys: SigningKey[] = [];
   requests = 0;
-  readonly #server: Server;
+  readonly #server: Server | ReturnType<typeof createHttpServer>;
+  readonly #scheme: string;
   #port = 0;
 
-  constructor(tls: { key: string; cert: string }) {
-    this.#server = createServer(tls, (req, res) => {
+  constructor(tls?: { key: string; cert: string }) {
+    this.#scheme = tls === undefined ? 'http' : 'https';
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.requests++;
       switch (this.mode) {
         case 'ok':
@@ -60,11 +73,12 @@ class FlappingJwks {
           res.writeHead(200, { 'content-type': 'application/json' }).end(`{"keys": [], "x": "${'x'.repeat(300_000)}"}`);
           return;
       }
-    });
+    };
+    this.#server = tls === undefined ? createHttpServer(handler) : createServer(tls, handler);
   }
 
   get url(): string {
-    return `https://127.0.0.1:${this.#port}`;
+    return `${this.#scheme}://127.0.0.1:${this.#port}`;
   }
 
   async up(): Promise<void> {
@@ -228,4 +242,126 @@ describe('the JWKS endpoint flaps while tokens are verified', () => {
     offset += COOLDOWN_MS + 1;
     expect(await rejection(verifier, cached)).toBeUndefined();
   });
+});
+
+describe('the JWKS endpoint flaps under mesh traffic through a sidecar pair', () => {
+  const cleanupsHere: (() => Promise<void> | void)[] = [];
+  afterAll(async () => {
+    while (cleanupsHere.length > 0) await cleanupsHere.pop()?.();
+  });
+
+  it('ok/12 clients through A → B with cached-key tokens: all 200; rotated-key tokens 401 while it flaps, 200 once back', async () => {
+    const ca = await TestCa.create('example.org');
+    const app = await startApp();
+    cleanupsHere.push(() => app.close());
+    // Plain http on loopback: the sidecar config has no caFile key yet to trust a private CA for https.
+    const jwks = new FlappingJwks();
+    const [oldKey, newKey] = await Promise.all([signingKey('2026-11'), signingKey('2026-12')]);
+    jwks.keys = [oldKey];
+    await jwks.up();
+    cleanupsHere.push(() => jwks.down().catch(() => undefined));
+
+    // B verifies end-user tokens; its clock is the test's, so cooldowns pass without waiting.
+    let offset = 0;
+    const logB = captureLogger('sidecar');
+    const metricsB = new Metrics();
+    const idB = ca.idFor('/ns/shop/sa/b');
+    const svidB = await ca.issue({ id: idB });
+    const b: RunningSidecar = await startSidecar(
+      sidecarConfigFromObject(
+        {
+          trustDomain: 'example.org',
+          ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent/bundle.pem', token: '/nonexistent/token' },
+          inbound: {
+            listen: '127.0.0.1:0',
+            app: `127.0.0.1:${app.port}`,
+            endUser: {
+              required: true,
+              issuers: [
+                { issuer: jwks.url, audiences: [AUDIENCE], algorithms: ['ES256'], jwksUri: `${jwks.url}/jwks` },
+              ],
+            },
+          },
+          outbound: { listen: '127.0.0.1:0' },
+          admin: { listen: '127.0.0.1:0' },
+        },
+        'faults-jwks-b',
+      ),
+      {
+        logger: logB.logger,
+        metrics: metricsB,
+        holder: new CredentialHolder({ svid: svidB.svid, bundle: ca.bundle }),
+        now: () => new Date(Date.now() + offset),
+      },
+    );
+    cleanupsHere.push(() => b.close(0));
+    const a = await startTestSidecar(
+      ca,
+      ca.idFor('/ns/shop/sa/a'),
+      testConfig({ appPort: 1, routes: { 'b.mesh': { address: `127.0.0.1:${b.inboundPort}`, ids: [idB] } } }),
+    );
+    cleanupsHere.push(() => a.sidecar.close(0));
+    const dispatcher = new Agent({ connections: 12 });
+    cleanupsHere.push(() => dispatcher.close());
+    const call = async (token: string): Promise<{ status: number; code?: string }> => {
+      const res = await request(`http://127.0.0.1:${a.sidecar.outboundPort}/orders`, {
+        headers: { host: 'b.mesh', authorization: `Bearer ${token}` },
+        dispatcher,
+      });
+      const text = await res.body.text();
+      return res.statusCode === 200 ? { status: 200 } : { status: res.statusCode, code: JSON.parse(text).code };
+    };
+    const loads = async (result: string): Promise<number> => {
+      const text = await metricsB.registry.getSingleMetricAsString('meshauth_enduser_jwks_refreshes_total');
+      const line = text.split('\n').find((l) => l.includes(`result="${result}"`));
+      return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+
+    const cached = await endUserToken(oldKey, jwks.url, AUDIENCE, 'alice', 3600);
+    const rotated = await endUserToken(newKey, jwks.url, AUDIENCE, 'bob', 3600);
+    await waitFor('B to accept the cached key', async () => (await call(cached)).status === 200 || undefined);
+
+    let stop = false;
+    const outcomes: (number | string)[] = [];
+    const clients = Array.from({ length: 12 }, async () => {
+      while (!stop) {
+        try {
+          outcomes.push((await call(cached)).status);
+        } catch (error) {
+          outcomes.push((error as Error).message);
+        }
+      }
+    });
+
+    const faults: [Mode | 'down', string][] = [
+      ['down', 'network'],
+      ['garbage', 'invalid_json'],
+      ['status_500', 'status'],
+      ['stall', 'timeout'],
+      ['huge', 'too_large'],
+    ];
+    for (const [step, failure] of faults) {
+      if (step === 'down') await jwks.down();
+      else await jwks.serve(step);
+      offset += COOLDOWN_MS + 1;
+      expect(await call(rotated), step).toEqual({ status: 401, code: 'MESHAUTH_ERR_TOKEN_INVALID' });
+      expect(await loads(failure), step).toBe(1);
+    }
+    jwks.keys = [newKey, oldKey];
+    await jwks.serve('ok');
+    offset += COOLDOWN_MS + 1;
+    expect(await call(rotated)).toEqual({ status: 200 });
+    stop = true;
+    await Promise.all(clients);
+
+    expect(outcomes.length).toBeGreaterThan(0);
+    expect(outcomes.filter((o) => o !== 200)).toEqual([]);
+    for (const [, failure] of faults) {
+      const lines = logB.records().filter((r) => r.msg === FAILED && r.failure === failure);
+      expect(lines, failure).toHaveLength(1);
+      expect(lines[0], failure).toMatchObject({ level: 'warn', component: 'authn', cachedKeys: 1 });
+    }
+    expect(b.ready()).toBe(true);
+    console.log(JSON.stringify({ pairRequestsOk: outcomes.length }));
+  }, 60_000);
 });

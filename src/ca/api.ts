@@ -144,7 +144,7 @@ async function issueSvid(options: CaApiOptions, req: IncomingMessage, res: Serve
   }
   const issued = await (options.signer ?? options.authority).issue({
     id,
-    publicKey: csr.publicKey,
+    publicKey: csr.spki,
     ttlMs: options.svidTtlMs,
     now,
   });
@@ -154,7 +154,7 @@ async function issueSvid(options: CaApiOptions, req: IncomingMessage, res: Serve
       event: 'svid_issued',
       method,
       spiffeId: id.toString(),
-      serial: issued.leaf.serialNumber,
+      serial: issued.serialNumber,
       keyType: csr.keyType,
       expiresAt: issued.expiresAt.toISOString(),
     },

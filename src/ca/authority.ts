@@ -4,7 +4,8 @@
 import { stat } from 'node:fs/promises';
 import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId } from '../identity/index.js';
-import { createLeafCertificate, type x509 } from '../pki/index.js';
+import { signLeafDer } from '../pki/certificate-builder.js';
+import { createLeafCertificate, randomSerialHex, x509 } from '../pki/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { caPaths } from './ca-files.js';
 import { type CaMaterial, loadCaMaterial } from './store.js';
@@ -13,7 +14,8 @@ const RELOAD_CHECK_INTERVAL_MS = 1000;
 
 export interface IssueRequest {
   readonly id: SpiffeId;
-  readonly publicKey: CryptoKey | x509.PublicKey;
+  /** The subject's key: a CryptoKey, a parsed SPKI, or the SPKI's DER bytes (as taken from a verified CSR). */
+  readonly publicKey: CryptoKey | x509.PublicKey | Uint8Array;
   readonly ttlMs: number;
   readonly now: Date;
   readonly dnsNames?: readonly string[];
@@ -21,7 +23,10 @@ export interface IssueRequest {
 }
 
 export interface IssuedSvid {
+  /** The leaf, parsed on first use (the API answers with PEM and logs the serial: it needs no parse). */
   readonly leaf: x509.X509Certificate;
+  /** Hex serial of the leaf, as leaf.serialNumber reports it. */
+  readonly serialNumber: string;
   /** Leaf then intermediate, PEM. */
   readonly certChainPem: readonly [string, string];
   /** Every trusted root, PEM. */
@@ -106,7 +111,7 @@ export class CaAuthority {
         { reason: 'trust_domain' },
       );
     }
-    const leaf = await createLeafCertificate({
+    const options = {
       id: request.id,
       publicKey: request.publicKey,
       issuer: material.issuer,
@@ -114,14 +119,41 @@ export class CaAuthority {
       ttlMs: request.ttlMs,
       ...(request.dnsNames === undefined ? {} : { dnsNames: request.dnsNames }),
       ...(request.ipAddresses === undefined ? {} : { ipAddresses: request.ipAddresses }),
-    });
+    };
+    const signed = signLeafDer(options, randomSerialHex());
+    if (signed !== undefined) return issuedSvid(signed.der, signed.serialNumber, signed.notAfter, material);
+    const leaf = await createLeafCertificate(options);
     return {
       leaf,
+      serialNumber: leaf.serialNumber,
       certChainPem: [`${leaf.toString('pem')}\n`, `${material.intermediatePem}\n`],
       bundlePem: material.bundle.toPemList(),
       expiresAt: leaf.notAfter,
     };
   }
+}
+
+/** An IssuedSvid from a signed leaf's DER: PEM by base64 alone, the x509 object only if someone asks for it. */
+export function issuedSvid(der: Uint8Array, serialNumber: string, notAfter: Date, material: CaMaterial): IssuedSvid {
+  let leaf: x509.X509Certificate | undefined;
+  return {
+    get leaf() {
+      leaf ??= new x509.X509Certificate(new Uint8Array(der));
+      return leaf;
+    },
+    serialNumber,
+    certChainPem: [`${pemCertificate(der)}\n`, `${material.intermediatePem}\n`],
+    bundlePem: material.bundle.toPemList(),
+    expiresAt: notAfter,
+  };
+}
+
+/** The PEM @peculiar/x509 writes (64-column base64, no trailing newline), from the DER. */
+function pemCertificate(der: Uint8Array): string {
+  const base64 = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
+  const lines: string[] = [];
+  for (let i = 0; i < base64.length; i += 64) lines.push(base64.slice(i, i + 64));
+  return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----`;
 }
 
 async function filesFingerprint(dir: string): Promise<string> {

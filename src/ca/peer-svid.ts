@@ -5,20 +5,23 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId } from '../identity/index.js';
-import { parseCertificate, type TrustBundle, validateX509Svid, type x509 } from '../pki/index.js';
+import { parseCertificate, type TrustBundle, validateX509SvidDer, type x509 } from '../pki/index.js';
 
 const MAX_PEER_CHAIN = 8;
+/** Intermediates seen in client chains, parsed once: every workload of a trust domain sends the same few. */
+const MAX_CACHED_ISSUERS = 64;
+const parsedIssuers = new Map<string, x509.X509Certificate>();
 
 /** The caller's SPIFFE ID, or MESHAUTH_ERR_CA_UNAUTHENTICATED with reason `no_credential` / `client_cert_<why>`. */
 export function authenticatePeer(req: IncomingMessage, bundle: TrustBundle, now: Date, what: string): SpiffeId {
   const chain = peerChain(req.socket as TLSSocket);
-  if (chain.length === 0) {
+  if (chain === undefined) {
     throw new MeshauthError('MESHAUTH_ERR_CA_UNAUTHENTICATED', `${what}: no client certificate`, {
       reason: 'no_credential',
     });
   }
   try {
-    return validateX509Svid(chain, bundle, now);
+    return validateX509SvidDer(chain.leaf, chain.issuers, bundle, now);
   } catch (error) {
     const reason = error instanceof MeshauthError ? (error.reason ?? 'invalid') : 'invalid';
     throw new MeshauthError(
@@ -29,17 +32,31 @@ export function authenticatePeer(req: IncomingMessage, bundle: TrustBundle, now:
   }
 }
 
-/** The chain the client sent (leaf first), from Node's linked peer certificate objects. */
-function peerChain(socket: TLSSocket): x509.X509Certificate[] {
-  if (typeof socket.getPeerCertificate !== 'function') return [];
-  const chain: x509.X509Certificate[] = [];
-  const seen = new Set<string>();
-  let current = socket.getPeerCertificate(true);
-  while (current?.raw !== undefined && chain.length < MAX_PEER_CHAIN) {
+/** The chain the client sent: the leaf's DER and the certificates after it (parsed once, cached). */
+function peerChain(socket: TLSSocket): { leaf: Buffer; issuers: x509.X509Certificate[] } | undefined {
+  if (typeof socket.getPeerCertificate !== 'function') return undefined;
+  const first = socket.getPeerCertificate(true);
+  if (first?.raw === undefined) return undefined;
+  const issuers: x509.X509Certificate[] = [];
+  const seen = new Set<string>([first.fingerprint256]);
+  let current = first.issuerCertificate;
+  while (current?.raw !== undefined && issuers.length + 1 < MAX_PEER_CHAIN) {
     if (seen.has(current.fingerprint256)) break;
     seen.add(current.fingerprint256);
-    chain.push(parseCertificate(new Uint8Array(current.raw)));
+    issuers.push(cachedIssuer(current.raw));
     current = current.issuerCertificate;
   }
-  return chain;
+  return { leaf: first.raw, issuers };
+}
+
+/** The parsed certificate for these DER bytes, from the cache when seen before (keyed by the bytes themselves). */
+function cachedIssuer(raw: Buffer): x509.X509Certificate {
+  const key = raw.toString('base64');
+  const cached = parsedIssuers.get(key);
+  if (cached !== undefined) return cached;
+  const parsed = parseCertificate(new Uint8Array(raw));
+  // A client sending a new intermediate every time gains nothing: the cache starts over instead of growing.
+  if (parsedIssuers.size >= MAX_CACHED_ISSUERS) parsedIssuers.clear();
+  parsedIssuers.set(key, parsed);
+  return parsed;
 }

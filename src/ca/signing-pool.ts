@@ -6,19 +6,26 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { x509 } from '../pki/index.js';
-import type { CaAuthority, IssuedSvid, IssueRequest } from './authority.js';
+import { type CaAuthority, type IssuedSvid, type IssueRequest, issuedSvid } from './authority.js';
 
 export interface SignJob {
   readonly seq: number;
   readonly generation: number;
   readonly id: string;
-  readonly spki: ArrayBuffer;
+  readonly spki: Uint8Array;
   readonly ttlMs: number;
   readonly nowMs: number;
 }
 
 export type SignResult =
-  | { readonly seq: number; readonly der: ArrayBuffer; readonly issuerSerial: string; readonly error?: undefined }
+  | {
+      readonly seq: number;
+      readonly der: Uint8Array;
+      readonly serialNumber: string;
+      readonly notAfterMs: number;
+      readonly issuerSerial: string;
+      readonly error?: undefined;
+    }
   | { readonly seq: number; readonly error: string };
 
 /** Default pool size: one worker per core the process may use. */
@@ -93,8 +100,15 @@ export class SigningPool {
       // CaAuthority.issue refuses it with the registry error: let it say so.
       return this.#authority.issue(request);
     }
-    const publicKey =
-      request.publicKey instanceof x509.PublicKey ? request.publicKey : await x509.PublicKey.create(request.publicKey);
+    const spki =
+      request.publicKey instanceof Uint8Array
+        ? request.publicKey
+        : new Uint8Array(
+            (request.publicKey instanceof x509.PublicKey
+              ? request.publicKey
+              : await x509.PublicKey.create(request.publicKey)
+            ).rawData,
+          );
     // Least-loaded worker, ties broken round-robin.
     let chosen = this.#workers[this.#next % this.#workers.length] as PooledWorker;
     this.#next += 1;
@@ -104,7 +118,7 @@ export class SigningPool {
       seq: this.#seq,
       generation: this.#authority.generation,
       id: request.id.toString(),
-      spki: publicKey.rawData,
+      spki,
       ttlMs: request.ttlMs,
       nowMs: request.now.getTime(),
     };
@@ -120,13 +134,7 @@ export class SigningPool {
       // mismatched chain. A rotation never costs a request.
       return this.#authority.issue(request);
     }
-    const leaf = new x509.X509Certificate(result.der);
-    return {
-      leaf,
-      certChainPem: [`${leaf.toString('pem')}\n`, `${material.intermediatePem}\n`],
-      bundlePem: material.bundle.toPemList(),
-      expiresAt: leaf.notAfter,
-    };
+    return issuedSvid(result.der, result.serialNumber, new Date(result.notAfterMs), material);
   }
 
   async close(): Promise<void> {

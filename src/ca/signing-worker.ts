@@ -2,7 +2,8 @@
 // and reloads the material when the main thread reports a new generation (a rotation it has already picked up).
 import { parentPort, workerData } from 'node:worker_threads';
 import { SpiffeId } from '../identity/index.js';
-import { createLeafCertificate, x509 } from '../pki/index.js';
+import { signLeafDer } from '../pki/certificate-builder.js';
+import { createLeafCertificate, randomSerialHex } from '../pki/index.js';
 import type { SignJob, SignResult } from './signing-pool.js';
 import { type CaMaterial, loadCaMaterial } from './store.js';
 
@@ -19,15 +20,34 @@ function materialFor(generation: number): Promise<CaMaterial> {
 async function sign(job: SignJob): Promise<SignResult> {
   try {
     const current = await materialFor(job.generation);
-    const leaf = await createLeafCertificate({
+    const options = {
       id: SpiffeId.parse(job.id),
-      publicKey: new x509.PublicKey(job.spki),
+      publicKey: job.spki,
       issuer: current.issuer,
       now: new Date(job.nowMs),
       ttlMs: job.ttlMs,
-    });
+    };
     // The serial of the intermediate that signed: the main thread checks it is the one it expects.
-    return { seq: job.seq, der: leaf.rawData, issuerSerial: current.issuer.certificate.serialNumber };
+    const issuerSerial = current.issuer.certificate.serialNumber;
+    const signed = signLeafDer(options, randomSerialHex());
+    if (signed !== undefined) {
+      const der = new Uint8Array(signed.der);
+      return {
+        seq: job.seq,
+        der,
+        serialNumber: signed.serialNumber,
+        notAfterMs: signed.notAfter.getTime(),
+        issuerSerial,
+      };
+    }
+    const leaf = await createLeafCertificate(options);
+    return {
+      seq: job.seq,
+      der: new Uint8Array(leaf.rawData),
+      serialNumber: leaf.serialNumber,
+      notAfterMs: leaf.notAfter.getTime(),
+      issuerSerial,
+    };
   } catch (error) {
     // A failed load is not cached: the next job retries it.
     material = undefined;

@@ -25,7 +25,7 @@ export {
 export { hostPermitted, permittedUriHosts, uriNameConstraintsExtension } from './name-constraints.js';
 // pkcs12.ts (pkijs, ~15 MiB) is not re-exported: only `ca issue --p12` needs it, and imports it directly.
 export { randomSerialHex } from './serial.js';
-export { checkSvidLeaf, validateX509Svid } from './svid-validator.js';
+export { checkSvidLeaf, validateX509Svid, validateX509SvidDer } from './svid-validator.js';
 export { createTlsServerIdentity, type TlsServerIdentity } from './tls-server-certificate.js';
 export { TrustBundle } from './trust-bundle.js';
 export { x509 } from './x509.js';

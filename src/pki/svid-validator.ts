@@ -5,7 +5,8 @@
 import { X509Certificate as NodeX509Certificate } from 'node:crypto';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, type TrustDomain } from '../identity/index.js';
-import { uriSans } from './certificates.js';
+import { parseCertificate, uriSans } from './certificates.js';
+import { plainLeafFacts } from './leaf-der.js';
 import { hostPermitted, permittedUriHosts } from './name-constraints.js';
 import type { TrustBundle } from './trust-bundle.js';
 import { x509 } from './x509.js';
@@ -14,7 +15,37 @@ const MAX_CHAIN_LENGTH = 5;
 
 /** Checks the leaf rules of X509-SVID §4 and §5.2 and returns the leaf's SPIFFE ID. */
 export function checkSvidLeaf(leaf: x509.X509Certificate, trustDomain: TrustDomain, now: Date): SpiffeId {
-  const uris = uriSans(leaf);
+  return checkLeafFacts(leafFactsOf(leaf), trustDomain, now);
+}
+
+/** What the leaf rules look at, read from a parsed certificate or (leaf-der.ts) straight from its DER. */
+export interface LeafFacts {
+  readonly uris: readonly string[];
+  /** The basicConstraints cA flag; undefined without the extension. */
+  readonly ca: boolean | undefined;
+  /** null without the keyUsage extension. */
+  readonly keyUsage: { readonly critical: boolean; readonly usages: number } | null;
+  /** Extended key usage OIDs; null without the extension. */
+  readonly extKeyUsage: readonly string[] | null;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+function leafFactsOf(leaf: x509.X509Certificate): LeafFacts {
+  const usage = leaf.getExtension(x509.KeyUsagesExtension);
+  const eku = leaf.getExtension(x509.ExtendedKeyUsageExtension);
+  return {
+    uris: uriSans(leaf),
+    ca: leaf.getExtension(x509.BasicConstraintsExtension)?.ca,
+    keyUsage: usage === null ? null : { critical: usage.critical, usages: usage.usages },
+    extKeyUsage: eku === null ? null : eku.usages.map(String),
+    notBefore: leaf.notBefore,
+    notAfter: leaf.notAfter,
+  };
+}
+
+function checkLeafFacts(leaf: LeafFacts, trustDomain: TrustDomain, now: Date): SpiffeId {
+  const uris = leaf.uris;
   if (uris.length === 0) fail('MESHAUTH_ERR_SVID_NO_URI_SAN', 'leaf certificate has no URI SAN', 'no_uri_san');
   if (uris.length > 1)
     fail('MESHAUTH_ERR_SVID_MULTIPLE_URI_SAN', 'leaf certificate contains more than one URI SAN', 'multiple_uri_san');
@@ -37,10 +68,8 @@ export function checkSvidLeaf(leaf: x509.X509Certificate, trustDomain: TrustDoma
       'trust_domain',
     );
   }
-  const basic = leaf.getExtension(x509.BasicConstraintsExtension);
-  if (basic?.ca === true)
-    fail('MESHAUTH_ERR_SVID_LEAF_IS_CA', 'leaf certificate with CA flag set to true', 'leaf_is_ca');
-  const usage = leaf.getExtension(x509.KeyUsagesExtension);
+  if (leaf.ca === true) fail('MESHAUTH_ERR_SVID_LEAF_IS_CA', 'leaf certificate with CA flag set to true', 'leaf_is_ca');
+  const usage = leaf.keyUsage;
   if (usage === null || !usage.critical) {
     fail('MESHAUTH_ERR_SVID_KEY_USAGE', 'leaf certificate has no critical key usage extension', 'bad_key_usage');
   }
@@ -50,9 +79,8 @@ export function checkSvidLeaf(leaf: x509.X509Certificate, trustDomain: TrustDoma
   if ((usage.usages & (x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign)) !== 0) {
     fail('MESHAUTH_ERR_SVID_KEY_USAGE', 'leaf certificate has keyCertSign or cRLSign key usage', 'bad_key_usage');
   }
-  const eku = leaf.getExtension(x509.ExtendedKeyUsageExtension);
-  if (eku !== null) {
-    const usages = eku.usages.map(String);
+  const usages = leaf.extKeyUsage;
+  if (usages !== null) {
     if (!usages.includes(x509.ExtendedKeyUsage.serverAuth) || !usages.includes(x509.ExtendedKeyUsage.clientAuth)) {
       fail(
         'MESHAUTH_ERR_SVID_EXT_KEY_USAGE',
@@ -71,12 +99,50 @@ export function validateX509Svid(chain: readonly x509.X509Certificate[], bundle:
   if (leaf === undefined) fail('MESHAUTH_ERR_SVID_CHAIN', 'empty certificate chain', 'empty_chain');
   if (chain.length > MAX_CHAIN_LENGTH) fail('MESHAUTH_ERR_SVID_CHAIN', 'certificate chain too long', 'chain_too_long');
   const id = checkSvidLeaf(leaf, bundle.trustDomain, now);
-  const candidates = [...chain.slice(1), ...bundle.roots];
-  let current = leaf;
+  return validatePath(id, leaf, toNode(leaf), chain.slice(1), bundle, now);
+}
+
+/**
+ * validateX509Svid for a leaf given as DER (a TLS peer's): the leaf's facts are read from the DER directly when it
+ * has the plain shape meshauth issues (leaf-der.ts), with exactly the same rules; any other leaf is parsed and
+ * validated as by validateX509Svid. `issuers` are the intermediates the peer sent, already parsed.
+ */
+export function validateX509SvidDer(
+  leafDer: Uint8Array,
+  issuers: readonly x509.X509Certificate[],
+  bundle: TrustBundle,
+  now: Date,
+): SpiffeId {
+  const facts = issuers.length + 1 > MAX_CHAIN_LENGTH ? undefined : plainLeafFacts(leafDer, issuers);
+  let node: NodeX509Certificate | undefined;
+  try {
+    node = facts === undefined ? undefined : new NodeX509Certificate(leafDer);
+  } catch {
+    node = undefined;
+  }
+  if (facts === undefined || node === undefined) {
+    return validateX509Svid([parseCertificate(leafDer), ...issuers], bundle, now);
+  }
+  const id = checkLeafFacts(facts, bundle.trustDomain, now);
+  return validatePath(id, undefined, node, issuers, bundle, now);
+}
+
+/** RFC 5280 path validation from the leaf (`leaf` undefined: known only as `leafNode`) to a root of the bundle. */
+function validatePath(
+  id: SpiffeId,
+  leaf: x509.X509Certificate | undefined,
+  leafNode: NodeX509Certificate,
+  issuers: readonly x509.X509Certificate[],
+  bundle: TrustBundle,
+  now: Date,
+): SpiffeId {
+  const candidates = [...issuers, ...bundle.roots];
+  let current: x509.X509Certificate | undefined = leaf;
+  let currentNode = leafNode;
   let caCount = 0; // CA certificates above the leaf so far, checked against each issuer's pathLen
   for (let depth = 0; depth < MAX_CHAIN_LENGTH; depth++) {
-    if (depth > 0 && bundle.hasRoot(current)) return id;
-    const parent = findIssuer(current, candidates);
+    if (depth > 0 && current !== undefined && bundle.hasRoot(current)) return id;
+    const parent = findIssuer(current, currentNode, candidates);
     if (parent === undefined) {
       fail('MESHAUTH_ERR_SVID_UNKNOWN_CA', 'certificate chain does not lead to a trusted root', 'unknown_ca');
     }
@@ -88,22 +154,40 @@ export function validateX509Svid(chain: readonly x509.X509Certificate[], bundle:
     if (parent !== current && bundle.hasRoot(parent)) return id;
     caCount += 1;
     current = parent;
+    currentNode = toNode(parent);
   }
   fail('MESHAUTH_ERR_SVID_UNKNOWN_CA', 'certificate chain does not lead to a trusted root', 'unknown_ca');
 }
 
 function findIssuer(
-  child: x509.X509Certificate,
+  child: x509.X509Certificate | undefined,
+  nodeChild: NodeX509Certificate,
   candidates: readonly x509.X509Certificate[],
 ): x509.X509Certificate | undefined {
-  const nodeChild = toNode(child);
   for (const candidate of candidates) {
     if (candidate === child) continue;
+    if (child !== undefined && verifiedPairs.get(child)?.has(candidate) === true) return candidate;
     const nodeCandidate = toNode(candidate);
-    if (nodeChild.checkIssued(nodeCandidate) && nodeChild.verify(nodeCandidate.publicKey)) return candidate;
+    if (nodeChild.checkIssued(nodeCandidate) && nodeChild.verify(nodeCandidate.publicKey)) {
+      if (child === undefined) return candidate;
+      let parents = verifiedPairs.get(child);
+      if (parents === undefined) {
+        parents = new WeakSet();
+        verifiedPairs.set(child, parents);
+      }
+      parents.add(candidate);
+      return candidate;
+    }
   }
   return undefined;
 }
+
+/**
+ * Child → parents whose signature on it verified. Certificates are immutable, so a verified pair stays verified;
+ * the intermediate → root step of a chain the CA sees thousands of times (the same cached objects) is checked once.
+ * Validity, CA flags and constraints are still checked on every call.
+ */
+const verifiedPairs = new WeakMap<x509.X509Certificate, WeakSet<x509.X509Certificate>>();
 
 function checkCaCertificate(cert: x509.X509Certificate, casBelow: number, now: Date): void {
   const basic = cert.getExtension(x509.BasicConstraintsExtension);
@@ -118,7 +202,11 @@ function checkCaCertificate(cert: x509.X509Certificate, casBelow: number, now: D
   checkValidity(cert, now, 'issuer');
 }
 
-function checkValidity(cert: x509.X509Certificate, now: Date, which: 'leaf' | 'issuer'): void {
+function checkValidity(
+  cert: { readonly notBefore: Date; readonly notAfter: Date },
+  now: Date,
+  which: 'leaf' | 'issuer',
+): void {
   if (now < cert.notBefore) {
     fail(
       'MESHAUTH_ERR_SVID_NOT_YET_VALID',

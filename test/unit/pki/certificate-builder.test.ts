@@ -56,9 +56,11 @@ function elements(cert: x509.X509Certificate): Buffer[] {
 }
 
 describe('createLeafCertificate fast path', () => {
-  const shapes: [string, KeyType, 'crypto-key' | 'spki', { dnsNames?: string[]; ipAddresses?: string[] }][] = [
+  const shapes: [string, KeyType, 'crypto-key' | 'spki' | 'der', { dnsNames?: string[]; ipAddresses?: string[] }][] = [
     ['ok/p256 subject, CryptoKey', 'p256', 'crypto-key', {}],
     ['ok/p256 subject, SPKI from a CSR', 'p256', 'spki', {}],
+    ['ok/p256 subject, SPKI DER bytes', 'p256', 'der', {}],
+    ['ok/ed25519 subject, SPKI DER bytes', 'ed25519', 'der', {}],
     ['ok/ed25519 subject', 'ed25519', 'crypto-key', {}],
     ['ok/rsa2048 subject (keyEncipherment)', 'rsa2048', 'spki', {}],
     [
@@ -70,7 +72,12 @@ describe('createLeafCertificate fast path', () => {
   ];
   it.each(shapes)('%s: same TBSCertificate as the generic generator', async (_name, keyType, form, sans) => {
     const keys = await generateKeyPair(keyType);
-    const publicKey = form === 'spki' ? await x509.PublicKey.create(keys.publicKey) : keys.publicKey;
+    const publicKey =
+      form === 'spki'
+        ? await x509.PublicKey.create(keys.publicKey)
+        : form === 'der'
+          ? new Uint8Array((await x509.PublicKey.create(keys.publicKey)).rawData)
+          : keys.publicKey;
     const options = {
       id: SpiffeId.parse('spiffe://example.org/ns/shop/sa/web'),
       publicKey,

@@ -1,7 +1,12 @@
 // verifyCsrPem (SPEC §3): exactly one PKCS#10 block and nothing else, a supported key, RSA only with e = 65537.
+import { execFileSync } from 'node:child_process';
+import { createPrivateKey } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { MeshauthError } from '../../../src/errors/index.js';
-import { createCsrPem, generateKeyPair, verifyCsrPem } from '../../../src/pki/index.js';
+import { createCsrPem, generateKeyPair, toPem, verifyCsrPem, x509 } from '../../../src/pki/index.js';
 import { rsaCsrWithExponent, withDerTrailer } from '../../helpers/csr-variants.js';
 
 async function reasonOf(pem: string): Promise<string | undefined> {
@@ -54,5 +59,127 @@ describe('verifyCsrPem', () => {
     ],
   ])('%s', async (_name, make, reason) => {
     expect(await reasonOf(await make())).toBe(reason);
+  });
+
+  // The native path (strict DER, common algorithms) and the @peculiar/x509 path must agree on every verdict.
+  const derOf = (pem: string) => Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ''), 'base64');
+  const rePem = (der: Buffer) => toPem('CERTIFICATE REQUEST', der);
+  /** Replaces the first occurrence of `from` (ASCII) in the DER with `to` (same length): a change after signing. */
+  const tamper = (pem: string, from: string, to: string) => {
+    const der = derOf(pem);
+    const at = der.indexOf(Buffer.from(from));
+    Buffer.from(to).copy(der, at);
+    return rePem(der);
+  };
+  const openssl = (args: string[], input?: string) =>
+    execFileSync('openssl', args, { encoding: 'utf8', ...(input === undefined ? {} : { input }) });
+  /** A CSR made by the openssl CLI from a key PEM (a file: `req -key` reads it more than once). */
+  const opensslReq = (keyPem: string, args: string[]) => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshauth-csr-'));
+    try {
+      writeFileSync(join(dir, 'key.pem'), keyPem);
+      return openssl(['req', '-new', '-key', join(dir, 'key.pem'), ...args]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  const opensslCsr = (keyArgs: string[], digest: string[]) =>
+    opensslReq(openssl(['genpkey', ...keyArgs]), ['-subj', '/O=meshauth/CN=workload', ...digest]);
+
+  it.each([
+    [
+      'ok/openssl P-256 CSR (ecdsa-with-SHA256)',
+      () => opensslCsr(['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'], ['-sha256']),
+    ],
+    [
+      'ok/openssl P-256 CSR (ecdsa-with-SHA384)',
+      () => opensslCsr(['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'], ['-sha384']),
+    ],
+    ['ok/openssl Ed25519 CSR', () => opensslCsr(['-algorithm', 'ED25519'], [])],
+    [
+      'ok/openssl RSA-2048 CSR (sha256WithRSAEncryption)',
+      () => opensslCsr(['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048'], ['-sha256']),
+    ],
+    [
+      'ok/openssl RSA-2048 CSR (RSASSA-PSS, general path)',
+      () =>
+        opensslCsr(
+          ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048'],
+          ['-sha256', '-sigopt', 'rsa_padding_mode:pss'],
+        ),
+    ],
+  ])('%s', async (_name, make) => {
+    const pem = make();
+    const verified = await verifyCsrPem(pem);
+    // The SPKI handed to the CA is the CSR's own, and the lazily parsed key is the same key.
+    const theirs = new x509.Pkcs10CertificateRequest(pem).publicKey.rawData;
+    expect(Buffer.from(verified.spki).equals(Buffer.from(theirs))).toBe(true);
+    expect(Buffer.from(verified.publicKey.rawData).equals(Buffer.from(theirs))).toBe(true);
+  });
+
+  it.each([
+    [
+      'fail/subject changed after signing (P-256)',
+      async () => tamper(await createCsrPem(await generateKeyPair()), 'meshauth', 'meshautx'),
+      'signature',
+    ],
+    [
+      'fail/subject changed after signing (Ed25519)',
+      async () => tamper(await createCsrPem(await generateKeyPair('ed25519')), 'meshauth', 'meshautx'),
+      'signature',
+    ],
+    [
+      'fail/last signature byte flipped (P-256)',
+      async () => {
+        const der = derOf(await createCsrPem(await generateKeyPair()));
+        der[der.length - 1] = (der[der.length - 1] as number) ^ 0x01;
+        return rePem(der);
+      },
+      'signature',
+    ],
+    [
+      'fail/signature algorithm changed to ecdsa-with-SHA384 after signing',
+      async () => {
+        const der = derOf(await createCsrPem(await generateKeyPair()));
+        // ecdsa-with-SHA256 (06 08 2a8648ce3d040302) → a same-length OID the parser knows but the key cannot use.
+        const oid = Buffer.from('06082a8648ce3d040302', 'hex');
+        const at = der.lastIndexOf(oid);
+        Buffer.from('06082a8648ce3d040303', 'hex').copy(der, at); // ecdsa-with-SHA384: same key type, wrong digest
+        return rePem(der);
+      },
+      'signature',
+    ],
+    [
+      'fail/BER indefinite length (general path names it)',
+      async () => {
+        const der = derOf(await createCsrPem(await generateKeyPair()));
+        const body = der.subarray(der[1] === 0x81 ? 3 : 2);
+        return rePem(Buffer.concat([Buffer.from([0x30, 0x80]), body, Buffer.from([0, 0])]));
+      },
+      undefined,
+    ],
+    [
+      'fail/RSA key with e=3 via openssl',
+      () => {
+        const key = createPrivateKey(
+          openssl([
+            'genpkey',
+            '-algorithm',
+            'RSA',
+            '-pkeyopt',
+            'rsa_keygen_bits:2048',
+            '-pkeyopt',
+            'rsa_keygen_pubexp:3',
+          ]),
+        );
+        return opensslReq(key.export({ type: 'pkcs8', format: 'pem' }) as string, ['-subj', '/O=meshauth', '-sha256']);
+      },
+      'rsa_exponent',
+    ],
+  ])('%s', async (_name, make, reason) => {
+    const pem = await make();
+    const native = await reasonOf(pem);
+    if (reason !== undefined) expect(native).toBe(reason);
+    else expect(native).toBeDefined();
   });
 });

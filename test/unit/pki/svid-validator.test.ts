@@ -2,7 +2,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MeshauthError } from '../../../src/errors/index.js';
 import { TrustDomain } from '../../../src/identity/index.js';
-import { checkSvidLeaf, TrustBundle, validateX509Svid, x509 } from '../../../src/pki/index.js';
+import { checkSvidLeaf, TrustBundle, validateX509Svid, validateX509SvidDer, x509 } from '../../../src/pki/index.js';
+import { plainLeafFacts } from '../../../src/pki/leaf-der.js';
 import { type IssueOptions, TestCa } from '../../helpers/test-ca.js';
 
 const HOUR = 3_600_000;
@@ -172,6 +173,59 @@ describe('validateX509Svid (leaf rules + path to the bundle)', () => {
       code: 'MESHAUTH_ERR_SVID_CHAIN',
       reason: 'empty_chain',
     });
+  });
+});
+
+// The CA's renewal path reads the leaf's facts from its DER (leaf-der.ts) when the leaf has meshauth's plain
+// shape: every case must end exactly as with the parsed certificate, and the plain cases must take that path.
+describe('validateX509SvidDer (leaf as DER, the CA renewal path)', () => {
+  const direct = new Set<string>();
+  it.each(cases)('%s', async (name, issuer, options, code, reason) => {
+    const svid = await issuer().issue(options());
+    const [leaf, ...issuers] = svid.svid.certificates as [x509.X509Certificate, ...x509.X509Certificate[]];
+    const der = new Uint8Array(leaf.rawData);
+    if (plainLeafFacts(der, issuers) !== undefined) direct.add(name);
+    const result = outcome(() => validateX509SvidDer(der, issuers, ca.bundle, new Date()));
+    expect({ code: result.code, reason: result.reason }).toEqual({ code, reason });
+    if (code === null) expect(result.id).toBe(svid.id);
+  });
+
+  it('ok/the plain leaves meshauth issues are read from their DER, not parsed', () => {
+    expect(direct.has('ok/valid SVID')).toBe(true);
+    expect(direct.has('ok/ed25519 leaf')).toBe(true);
+    expect(direct.has('fail/expired')).toBe(true);
+    expect(direct.has('fail/other trust domain')).toBe(true);
+  });
+
+  it('fail/name constraints and a missing intermediate are caught on the DER path too', async () => {
+    const evil = await ca.issue({ id: 'spiffe://evil.org/ns/a/sa/b' });
+    const [evilLeaf, ...evilIssuers] = evil.svid.certificates as [x509.X509Certificate, ...x509.X509Certificate[]];
+    const evilBundle = new TrustBundle(TrustDomain.parse('evil.org'), ca.bundle.roots);
+    expect(
+      outcome(() => validateX509SvidDer(new Uint8Array(evilLeaf.rawData), evilIssuers, evilBundle, new Date())),
+    ).toEqual({ code: 'MESHAUTH_ERR_SVID_CHAIN', reason: 'name_constraints' });
+    const svid = await ca.issue();
+    expect(outcome(() => validateX509SvidDer(new Uint8Array(svid.leaf.rawData), [], ca.bundle, new Date()))).toEqual({
+      code: 'MESHAUTH_ERR_SVID_UNKNOWN_CA',
+      reason: 'unknown_ca',
+    });
+  });
+
+  it('fail/a leaf whose signature was altered does not chain on the DER path', async () => {
+    const svid = await ca.issue();
+    const [leaf, ...issuers] = svid.svid.certificates as [x509.X509Certificate, ...x509.X509Certificate[]];
+    const der = new Uint8Array(leaf.rawData);
+    der[der.length - 1] = (der[der.length - 1] as number) ^ 0x01;
+    expect(outcome(() => validateX509SvidDer(der, issuers, ca.bundle, new Date()))).toEqual({
+      code: 'MESHAUTH_ERR_SVID_UNKNOWN_CA',
+      reason: 'unknown_ca',
+    });
+  });
+
+  it('fail/bytes that are no certificate are malformed on the DER path', () => {
+    expect(
+      outcome(() => validateX509SvidDer(new Uint8Array([0x30, 0x03, 1, 2, 3]), [], ca.bundle, new Date())),
+    ).toEqual({ code: 'MESHAUTH_ERR_SVID_MALFORMED', reason: 'malformed' });
   });
 });
 

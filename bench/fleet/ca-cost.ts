@@ -1,0 +1,213 @@
+// CA CPU per issued SVID, measured apart from the agents: one `meshauth ca serve` process (the built CLI, like the
+// fleet bench's replicas) and a client that prepares every key, CSR and service-account token BEFORE the clock
+// starts, then sends POST /v1/svid with the real CA client (src/agent/ca-client.ts: a fresh TLS connection per
+// request, as the agent does) at a fixed concurrency. CA CPU comes from /proc, so the client's own work is never
+// counted. Two phases: bootstrap (service-account token) and renewal (mTLS with the SVID from the bootstrap).
+// Run: `node dist/bench/fleet/ca-cost.js [--n 400] [--concurrency 16] [--workers 1]`; with
+// FLEET_CA_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" the CA writes a CPU profile when it exits.
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair as joseKeyPair, SignJWT } from 'jose';
+import { requestSvid, type SvidResponse } from '../../src/agent/ca-client.js';
+import { TrustDomain } from '../../src/identity/index.js';
+import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '../../src/pki/index.js';
+import { CLI, startCaProcess } from './ca-process.js';
+
+/** CPU ms per thread name of a process (/proc/PID/task/TID/stat): main thread, signing workers, libuv pool, GC. */
+function threadCpuMs(pid: number | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  if (pid === undefined) return out;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+      const key = tid === String(pid) ? 'main' : `${name}-${tid}`;
+      out.set(key, (out.get(key) ?? 0) + ms);
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+function perThread(before: Map<string, number>, after: Map<string, number>, n: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, ms] of after) {
+    const delta = ms - (before.get(name) ?? 0);
+    if (delta > 0) out[name] = Math.round((delta / n) * 100) / 100;
+  }
+  return out;
+}
+
+const TRUST_DOMAIN = TrustDomain.parse('fleet.test');
+const K8S_ISSUER = 'https://kubernetes.default.svc.cluster.local';
+
+export interface CaCostResult {
+  readonly requests: number;
+  readonly concurrency: number;
+  readonly workers: number;
+  readonly bootstrapCpuMsPerSvid: number;
+  readonly renewalCpuMsPerSvid: number;
+  readonly bootstrapPerSecond: number;
+  readonly renewalPerSecond: number;
+  /** CPU ms per SVID by thread (main, signing workers, libuv pool, V8 helpers). */
+  readonly bootstrapThreads: Record<string, number>;
+  readonly renewalThreads: Record<string, number>;
+}
+
+interface Prepared {
+  readonly csrPem: string;
+  readonly keyPem: string;
+}
+
+async function prepare(n: number): Promise<Prepared[]> {
+  const out: Prepared[] = [];
+  for (let i = 0; i < n; i += 1) {
+    const keys = await generateKeyPair('p256');
+    out.push({ csrPem: await createCsrPem(keys), keyPem: await exportPrivateKeyPem(keys.privateKey) });
+  }
+  return out;
+}
+
+async function pool<T>(count: number, concurrency: number, task: (index: number) => Promise<T>): Promise<T[]> {
+  const results: T[] = new Array(count);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        const index = next;
+        next += 1;
+        results[index] = await task(index);
+      }
+    }),
+  );
+  return results;
+}
+
+export async function measureCaCost(n: number, concurrency: number, workers: number): Promise<CaCostResult> {
+  const work = mkdtempSync(join(tmpdir(), 'meshauth-cacost-'));
+  const initDir = join(work, 'ca-init');
+  execFileSync(process.execPath, [CLI, 'ca', 'init', '--trust-domain', TRUST_DOMAIN.name, '--dir', initDir], {
+    stdio: 'ignore',
+  });
+  const secretDir = join(work, 'ca-secret');
+  mkdirSync(secretDir);
+  for (const file of ['root.crt', 'intermediate.crt', 'intermediate.key', 'bundle.pem', 'jwt.key']) {
+    copyFileSync(join(initDir, file), join(secretDir, file));
+    chmodSync(join(secretDir, file), 0o444);
+  }
+  const { privateKey, publicKey } = await joseKeyPair('RS256', { extractable: true });
+  const jwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(jwk, 'sha256');
+  const jwksFile = join(work, 'jwks.json');
+  writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...jwk, kid, use: 'sig', alg: 'RS256' }] }));
+  const ca = await startCaProcess([
+    '--dir',
+    secretDir,
+    '--listen',
+    '127.0.0.1:0',
+    '--admin-listen',
+    '127.0.0.1:0',
+    '--svid-ttl',
+    '600s',
+    '--k8s-issuer',
+    K8S_ISSUER,
+    '--k8s-jwks',
+    jwksFile,
+    '--workers',
+    String(workers),
+    '--max-queue',
+    '100000',
+  ]);
+  try {
+    const bundlePem = readFileSync(join(secretDir, 'bundle.pem'), 'utf8');
+    const nowS = Math.floor(Date.now() / 1000);
+    const tokens: string[] = [];
+    for (let i = 0; i < n; i += 1) {
+      tokens.push(
+        await new SignJWT({
+          aud: ['meshauth'],
+          iss: K8S_ISSUER,
+          sub: `system:serviceaccount:cost:wl-${i}`,
+          'kubernetes.io': { namespace: 'cost', serviceaccount: { name: `wl-${i}`, uid: crypto.randomUUID() } },
+          iat: nowS,
+          nbf: nowS,
+          exp: nowS + 3600,
+        })
+          .setProtectedHeader({ alg: 'RS256', kid })
+          .sign(privateKey),
+      );
+    }
+    const first = await prepare(n);
+    const second = await prepare(n);
+    const connection = { caUrl: ca.url, trustDomain: TRUST_DOMAIN, bundlePem };
+    // Warm-up (JIT, the CA's lazy loads), not counted.
+    await pool(Math.min(50, n), concurrency, (i) =>
+      requestSvid(connection, { csrPem: first[i]?.csrPem as string, token: tokens[i] as string }),
+    );
+
+    let threads = threadCpuMs(ca.child.pid);
+    let cpu = ca.cpuMs();
+    let started = Date.now();
+    const svids: SvidResponse[] = await pool(n, concurrency, (i) =>
+      requestSvid(connection, { csrPem: first[i]?.csrPem as string, token: tokens[i] as string }),
+    );
+    const bootstrapCpu = ca.cpuMs() - cpu;
+    const bootstrapSeconds = (Date.now() - started) / 1000;
+    const bootstrapThreads = perThread(threads, threadCpuMs(ca.child.pid), n);
+    threads = threadCpuMs(ca.child.pid);
+
+    cpu = ca.cpuMs();
+    started = Date.now();
+    await pool(n, concurrency, (i) =>
+      requestSvid(
+        {
+          ...connection,
+          clientCertPem: (svids[i] as SvidResponse).certChainPem.join(''),
+          clientKeyPem: first[i]?.keyPem as string,
+        },
+        { csrPem: second[i]?.csrPem as string },
+      ),
+    );
+    const renewalCpu = ca.cpuMs() - cpu;
+    const renewalSeconds = (Date.now() - started) / 1000;
+    const renewalThreads = perThread(threads, threadCpuMs(ca.child.pid), n);
+    return {
+      requests: n,
+      concurrency,
+      workers,
+      bootstrapCpuMsPerSvid: Math.round((bootstrapCpu / n) * 100) / 100,
+      renewalCpuMsPerSvid: Math.round((renewalCpu / n) * 100) / 100,
+      bootstrapPerSecond: Math.round(n / bootstrapSeconds),
+      renewalPerSecond: Math.round(n / renewalSeconds),
+      bootstrapThreads,
+      renewalThreads,
+    };
+  } finally {
+    await ca.kill('SIGTERM');
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1]?.endsWith('ca-cost.js')) {
+  const arg = (flag: string, fallback: number) => {
+    const index = process.argv.indexOf(flag);
+    return index === -1 ? fallback : Number(process.argv[index + 1]);
+  };
+  const result = await measureCaCost(arg('--n', 400), arg('--concurrency', 16), arg('--workers', 1));
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  process.exit(0);
+}

@@ -39,3 +39,4 @@ export {
   sidecarSchema,
   tcpRouteSchema,
 } from './sidecar-schema.js';
+export { parseYamlText } from './yaml-text.js';

@@ -2,12 +2,12 @@
 // Validation runs once, on the whole merged document; every problem is reported with the file, the key path and
 // what was expected, as one MESHAUTH_ERR_CONFIG_INVALID (the CLI turns it into exit code 2).
 import { readFileSync } from 'node:fs';
-import { parseDocument as parseYamlDocument } from 'yaml';
 import type { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
 import { type EnvBinding, MESHAUTH_CONFIG_YAML, SIDECAR_ENV } from './env-names.js';
 import { resolveSidecarConfig, type SidecarConfig } from './sidecar-config.js';
 import { sidecarSchema } from './sidecar-schema.js';
+import { parseYamlText } from './yaml-text.js';
 
 export type Environment = Readonly<Record<string, string | undefined>>;
 
@@ -51,26 +51,7 @@ function readDocument(file: string): Record<string, unknown> {
 }
 
 function parseDocument(text: string, file: string): Record<string, unknown> {
-  // parseDocument, not parse: parse() reports an unresolved tag (`!!set`) as a process warning on stderr and loads
-  // the value anyway; here every YAML error and warning is a config error naming its line.
-  const document = parseYamlDocument(text, { prettyErrors: false });
-  const problem = document.errors[0] ?? document.warnings[0];
-  if (problem !== undefined) {
-    const where = problem.linePos ? ` line ${problem.linePos[0].line}` : '';
-    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${file}:${where}: not valid YAML (${problem.code})`, {
-      reason: 'config_yaml',
-      cause: problem,
-    });
-  }
-  let parsed: unknown;
-  try {
-    parsed = document.toJS(); // throws on an alias without its anchor, or past yaml's alias-expansion bound
-  } catch (cause) {
-    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${file}: not valid YAML (${String(cause)})`, {
-      reason: 'config_yaml',
-      cause,
-    });
-  }
+  const parsed = parseYamlText(text, file);
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${file}: expected a YAML mapping at the top level`, {

@@ -2,8 +2,8 @@
 // document; every problem names the file, the key path and what was expected, as one MESHAUTH_ERR_CONFIG_INVALID
 // (the CLI turns it into exit code 2).
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
+import { parseYamlText } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import { type GatewayConfig, resolveGatewayConfig } from './gateway-config.js';
 import { gatewaySchema } from './gateway-schema.js';
@@ -21,16 +21,7 @@ export function loadGatewayConfig(file: string): GatewayConfig {
       cause,
     });
   }
-  let document: unknown;
-  try {
-    document = parseYaml(text);
-  } catch (cause) {
-    const where = cause instanceof YAMLParseError && cause.linePos ? ` line ${cause.linePos[0].line}` : '';
-    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${file}:${where}: not valid YAML`, {
-      reason: 'config_yaml',
-      cause,
-    });
-  }
+  const document = parseYamlText(text, file);
   return gatewayConfigFromObject(document ?? {}, file);
 }
 

@@ -1,9 +1,8 @@
 // inject.yaml: the cluster-wide settings of `meshauth inject` and the webhook. Validated whole with a strict zod
 // schema (unknown keys rejected; messages name the file, the key and what was expected), then defaulted in a
 // second step. Pure: the CLI and the webhook read the file.
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { type EndUserFile, endUserSchema } from '../config/index.js';
+import { type EndUserFile, endUserSchema, parseYamlText } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import { TrustDomain } from '../identity/index.js';
 import { isQuantity } from './inject-quantity.js';
@@ -111,15 +110,7 @@ export function resolveInjectConfig(file: InjectFile = {}): InjectConfig {
 
 /** Parses and validates inject.yaml text; `source` (the file name) starts every message. */
 export function parseInjectConfig(text: string, source: string): InjectConfig {
-  let parsed: unknown;
-  try {
-    parsed = parseYaml(text);
-  } catch (cause) {
-    throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${source}: not valid YAML`, {
-      reason: 'config_yaml',
-      cause,
-    });
-  }
+  const parsed = parseYamlText(text, source);
   const result = injectConfigSchema.safeParse(parsed ?? {});
   if (!result.success) {
     const lines = result.error.issues.map((issue) => describeIssue(source, issue));

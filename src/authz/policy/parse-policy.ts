@@ -1,6 +1,6 @@
 // Policy text → validated PolicyDocument (SPEC §6). Pure: the caller reads the file. Every problem is reported,
 // each naming the file, the rule (name and index) and the field, and what was expected.
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { MeshauthError } from '../../errors/index.js';
 import { type PolicyDocument, policySchema } from './schema.js';
@@ -15,16 +15,25 @@ export interface PolicyProblem {
 
 /** Parses and validates; throws MESHAUTH_ERR_POLICY_INVALID listing every problem (detail.problems). */
 export function parsePolicy(text: string, file: string): PolicyDocument {
-  const document = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
-  if (document.errors.length > 0) {
-    const problems = document.errors.map((e) => ({
+  const lines = new LineCounter();
+  const document = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
+  // Warnings too: yaml loads a value with an unresolved tag anyway (and reports it on stderr).
+  const yamlProblems = [...document.errors, ...document.warnings];
+  if (yamlProblems.length > 0) {
+    const problems = yamlProblems.map((e) => ({
       rule: '',
       field: '',
-      message: `YAML ${e.linePos?.[0] ? `line ${e.linePos[0].line}: ` : ''}${e.message.split('\n')[0] ?? ''}`,
+      message: `YAML line ${lines.linePos(e.pos[0]).line}: ${e.message.split('\n')[0] ?? ''}`,
     }));
     throw invalidPolicy(file, problems);
   }
-  const data: unknown = document.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  try {
+    data = document.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    // An alias without its anchor, or one past the expansion bound.
+    throw invalidPolicy(file, [{ rule: '', field: '', message: `YAML ${(error as Error).message}` }]);
+  }
   const result = policySchema.safeParse(data);
   if (!result.success) {
     throw invalidPolicy(file, problemsOf(result.error.issues, data));

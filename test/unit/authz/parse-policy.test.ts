@@ -188,6 +188,11 @@ rules:
     expect(problems(`${HEAD}rules: []\nrules: []\n`)[0]?.message).toMatch(/^YAML/);
   });
 
+  it('fail/an unresolved tag and an alias without its anchor are policy errors, not values loaded anyway', () => {
+    expect(problems(`${HEAD}mode: !nonsense allow\nrules: []\n`)[0]?.message).toMatch(/^YAML line 3: /);
+    expect(problems(`${HEAD}rules: *nowhere\n`)[0]?.message).toMatch(/^YAML/);
+  });
+
   it('fail/not a mapping', () => {
     expect(problems('- a\n- b\n').length).toBeGreaterThan(0);
   });

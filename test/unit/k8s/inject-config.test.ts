@@ -76,7 +76,14 @@ describe('parseInjectConfig', () => {
       'endUser: { issuers: [{ issuer: "https://a.b", algorithms: [ES256] }] }',
       /inject\.yaml: endUser\.issuers\.0\.audiences: /,
     ],
-    ['not YAML', 'a: [', /inject\.yaml: not valid YAML/],
+    ['not YAML', 'a: [', /inject\.yaml: line 1: not valid YAML/],
+    [
+      'an unresolved tag (a warning of the YAML parser)',
+      'trustDomain: !nonsense a',
+      /inject\.yaml: line 1: not valid YAML \(TAG_RESOLVE_FAILED\)/,
+    ],
+    ['a key given twice', 'image: a\nimage: b', /inject\.yaml: line 2: not valid YAML \(DUPLICATE_KEY\)/],
+    ['an alias without its anchor', 'image: *nowhere', /inject\.yaml:.* not valid YAML/],
     ['not a mapping', '- a', /inject\.yaml: \(top level\)/],
   ] as const) {
     it(`fail/${name}`, () => {

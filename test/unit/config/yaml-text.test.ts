@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { parseYamlText } from '../../../src/config/index.js';
+import { MeshauthError } from '../../../src/errors/index.js';
+
+describe('parseYamlText', () => {
+  for (const [name, text, expected] of [
+    ['ok/a mapping', 'a: 1\nb: [x]', { a: 1, b: ['x'] }],
+    ['ok/an empty document', '', null],
+    ['ok/a resolved YAML 1.1 tag', 'a: !!str 1', { a: '1' }],
+  ] as const) {
+    it(name, () => {
+      expect(parseYamlText(text, 'f.yaml')).toEqual(expected);
+    });
+  }
+
+  for (const [name, text, expected] of [
+    ['fail/unclosed flow sequence', 'a: [', /^f\.yaml: line 1: not valid YAML \(/],
+    [
+      'fail/an unresolved tag is a warning of the parser, refused here',
+      'a: 1\nb: !nonsense x',
+      /^f\.yaml: line 2: not valid YAML \(TAG_RESOLVE_FAILED\)$/,
+    ],
+    ['fail/a key given twice', 'a: 1\na: 2', /^f\.yaml: line 2: not valid YAML \(DUPLICATE_KEY\)$/],
+    ['fail/an alias without its anchor', 'a: *nowhere', /^f\.yaml: (line 1: )?not valid YAML/],
+    [
+      'fail/an alias bomb past the expansion bound',
+      `a: &a [x, x, x, x, x, x, x, x, x, x]\n${Array.from(
+        { length: 12 },
+        (_, i) =>
+          `b${i}: &b${i} [${Array(10)
+            .fill(i === 0 ? '*a' : `*b${i - 1}`)
+            .join(', ')}]`,
+      ).join('\n')}`,
+      /^f\.yaml: not valid YAML/,
+    ],
+  ] as const) {
+    it(name, () => {
+      let thrown: unknown;
+      try {
+        parseYamlText(text, 'f.yaml');
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toBeInstanceOf(MeshauthError);
+      expect((thrown as MeshauthError).code).toBe('MESHAUTH_ERR_CONFIG_INVALID');
+      expect((thrown as MeshauthError).reason).toBe('config_yaml');
+      expect((thrown as MeshauthError).message).toMatch(expected);
+    });
+  }
+});

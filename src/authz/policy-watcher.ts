@@ -22,6 +22,11 @@ export interface PolicyWatcherOptions {
   readonly debounceMs?: number | undefined;
   /** Use fs.watch besides the periodic stat (default true; false leaves only the fallback, for tests). */
   readonly fsWatch?: boolean | undefined;
+  /**
+   * A further check of a compiled policy by its user (e.g. TCP tunnels refuse HTTP-only rules): throws a
+   * MESHAUTH_ERR_POLICY_INVALID. At start it fails the start; on reload the policy is refused like an invalid one.
+   */
+  readonly check?: ((policy: CompiledPolicy, file: string) => void) | undefined;
 }
 
 export class PolicyWatcher {
@@ -29,6 +34,7 @@ export class PolicyWatcher {
   readonly #logger: Logger;
   readonly #metrics: Metrics;
   readonly #onChange: ((policy: CompiledPolicy) => void) | undefined;
+  readonly #check: ((policy: CompiledPolicy, file: string) => void) | undefined;
   readonly #pollIntervalMs: number;
   readonly #debounceMs: number;
   readonly #fsWatch: boolean;
@@ -45,6 +51,7 @@ export class PolicyWatcher {
     this.#logger = options.logger;
     this.#metrics = options.metrics;
     this.#onChange = options.onChange;
+    this.#check = options.check;
     this.#pollIntervalMs = options.pollIntervalMs ?? 2_000;
     this.#debounceMs = options.debounceMs ?? 100;
     this.#fsWatch = options.fsWatch ?? true;
@@ -55,6 +62,7 @@ export class PolicyWatcher {
     if (this.#current !== undefined) return this.#current.policy;
     this.#statSignature = await this.#stat();
     const loaded = compilePolicyText(await readPolicyText(this.#file), this.#file);
+    this.#check?.(loaded.policy, this.#file);
     this.#current = loaded;
     this.#logger.info(
       { file: this.#file, rules: loaded.policy.rules.length, mode: loaded.policy.mode },
@@ -135,6 +143,7 @@ export class PolicyWatcher {
     let loaded: LoadedPolicy;
     try {
       loaded = compilePolicyText(text, this.#file);
+      this.#check?.(loaded.policy, this.#file);
     } catch (error) {
       this.#fail(error);
       return;

@@ -16,6 +16,7 @@ import { policyAuthorizer } from './inbound/policy-authorizer.js';
 import type { OnOutboundRequest } from './outbound/outbound-hooks.js';
 import { passportWrapper } from './outbound/passport-wrapper.js';
 import { PassportStore } from './passport-store.js';
+import { assertTcpPolicy } from './tcp/index.js';
 
 export interface IdentityHooks {
   readonly hooks: InboundHooks & { readonly onOutboundRequest?: OnOutboundRequest };
@@ -47,10 +48,14 @@ export async function startIdentityHooks(
     onOutboundRequest: passportWrapper({ holder, store, metrics, now }),
   };
   if (config.inbound.policy !== undefined) {
+    const tcpApp = config.inbound.tcp?.app;
     watcher = new PolicyWatcher({
       file: config.inbound.policy,
       logger: logger.child({ component: 'policy' }),
       metrics,
+      // A rule that could match a tunnel but needs HTTP (path, method, user, headers) fails the start, naming the
+      // rule; a reload with one is refused and the previous policy stays.
+      check: tcpApp === undefined ? undefined : (policy, file) => assertTcpPolicy(policy, tcpApp.port, file),
     });
     await watcher.start();
     const current = watcher;

@@ -17,7 +17,7 @@ import type { InboundHooks } from './inbound/inbound-hooks.js';
 import { type InboundLimits, InboundListener } from './inbound/inbound-listener.js';
 import type { OnOutboundRequest } from './outbound/outbound-hooks.js';
 import { OutboundListener } from './outbound/outbound-listener.js';
-import { assertTcpPolicy, resolveHostWith, TCP_ALPN, TcpInboundHandler, TcpOutboundListeners } from './tcp/index.js';
+import { resolveHostWith, TCP_ALPN, TcpInboundHandler, TcpOutboundListeners } from './tcp/index.js';
 
 /** What the sidecar needs of the certificate agent (src/agent/agent.ts). */
 export interface SidecarAgent {
@@ -202,8 +202,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
 }
 
 /**
- * The inbound end of TCP tunnels (`inbound.tcp`). A policy rule that could match a tunnel but needs HTTP (path,
- * method, user, headers) fails the start, naming the rule; reloaded policies are checked the same way on use.
+ * The inbound end of TCP tunnels (`inbound.tcp`). The policy watcher already refuses a policy with a rule that could
+ * match a tunnel but needs HTTP (identity-hooks.ts); the handler still denies tunnels if one ever got through.
  */
 function startTcpInbound(
   config: SidecarConfig,
@@ -212,7 +212,6 @@ function startTcpInbound(
 ): TcpInboundHandler | undefined {
   const tcp = config.inbound.tcp;
   if (tcp === undefined) return undefined;
-  if (policy !== undefined) assertTcpPolicy(policy(), tcp.app.port, config.inbound.policy ?? 'policy');
   return new TcpInboundHandler({
     app: tcp.app,
     policy,

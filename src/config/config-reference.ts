@@ -24,7 +24,10 @@ export const CONFIG_DOCS: Readonly<Record<string, string>> = {
   'inbound.endUser.required': 'Refuse requests without an end user (401 `Bearer`).',
   'inbound.endUser.issuers[].issuer': 'Exact `iss` of the issuer; OIDC discovery base when `jwksUri` is absent.',
   'inbound.endUser.issuers[].audiences': 'Accepted `aud` values (at least one).',
-  'inbound.endUser.issuers[].jwksUri': 'JWKS URL (https, or http to loopback); default from discovery.',
+  'inbound.endUser.issuers[].jwksUri':
+    'JWKS URL (https, or http to loopback), or file:///absolute/path.json re-read when it changes; default from discovery.',
+  'inbound.endUser.issuers[].caFile':
+    "PEM file of the CAs trusted (instead of the system roots) for https to the issuer's discovery and JWKS.",
   'inbound.endUser.issuers[].algorithms': 'Allowed JWS algorithms (asymmetric only; `none` and HS* are refused).',
   'inbound.endUser.issuers[].typ': 'Required JWT `typ` header, e.g. `at+jwt`.',
   'inbound.endUser.vouchers':

@@ -67,6 +67,7 @@ export interface EndUserSettings {
     readonly issuer: string;
     readonly audiences: readonly string[];
     readonly jwksUri?: string;
+    readonly caFile?: string;
     readonly algorithms: readonly string[];
     readonly typ?: string;
   }[];
@@ -218,6 +219,7 @@ function resolveEndUser(file: EndUserFile): EndUserSettings {
       audiences: [...i.audiences],
       algorithms: [...i.algorithms],
       ...(i.jwksUri === undefined ? {} : { jwksUri: i.jwksUri }),
+      ...(i.caFile === undefined ? {} : { caFile: i.caFile }),
       ...(i.typ === undefined ? {} : { typ: i.typ }),
     })),
     vouchers: [...(file.vouchers ?? [])],

@@ -64,6 +64,7 @@ export const endUserSchema = z.strictObject({
         issuer: url,
         audiences: z.array(z.string().min(1)).min(1),
         jwksUri: url.optional(),
+        caFile: z.string().min(1).optional(),
         algorithms: z.array(z.string().min(1)).min(1),
         typ: z.string().min(1).optional(),
       }),

@@ -67,6 +67,7 @@ export interface ApiIssuerSettings {
   readonly audiences: readonly string[];
   readonly algorithms: readonly string[];
   readonly jwksUri?: string;
+  readonly caFile?: string;
   readonly typ?: string;
   readonly claims: readonly string[];
 }
@@ -174,6 +175,7 @@ export function resolveGatewayConfig(file: GatewayFile, source: string): Gateway
           audiences: a.audiences,
           algorithms: a.algorithms,
           ...(a.jwksUri === undefined ? {} : { jwksUri: a.jwksUri }),
+          ...(a.caFile === undefined ? {} : { caFile: a.caFile }),
           ...(a.typ === undefined ? {} : { typ: a.typ }),
           claims: Object.freeze([...(a.claims ?? [])]),
         }),

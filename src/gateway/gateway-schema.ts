@@ -64,6 +64,7 @@ export const apiIssuerSchema = z.strictObject({
   audiences: list(nonEmpty),
   algorithms: list(nonEmpty),
   jwksUri: absoluteUrl.optional(),
+  caFile: file.optional(),
   typ: nonEmpty.optional(),
   /** Claims of this issuer's tokens that travel in the passport (next to sub, iss, scope, groups, client_id). */
   claims: z.array(claimName).optional(),

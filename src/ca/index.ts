@@ -50,6 +50,7 @@ export {
   openIdConfiguration,
   TOKEN_PATH,
 } from './oidc-metadata.js';
+export { type RetireResult, retirePreviousRoot, SVID_MAX_LIFETIME_MS } from './retire-root.js';
 export { activateNextRoot, publishNextRoot, type RotateResult, rotateIntermediate } from './rotate.js';
 export { type CaServer, type CaServerOptions, startCaServer } from './server.js';
 export { toSpiffeBundle } from './spiffe-bundle.js';

@@ -292,6 +292,8 @@ export function registerCaCommands(program: Command): void {
     )
     .option('--root', 'publish a new root in bundle.pem next to the old one (not signing yet)')
     .option('--activate', 'with --root: start signing under the published root, with a new intermediate')
+    .option('--retire', 'with --root: remove the previous root from bundle.pem once no SVID under it can be valid')
+    .option('--force', 'with --root --retire: retire even though SVIDs under the previous root may still be valid')
     .option('--dir <dir>', 'CA directory', DEFAULT_DIR)
     .option('--k8s-secret <name>', 'then write DIR/ca-secret.yaml: the CA Secret NAME and trust-bundle ConfigMaps')
     .option('--namespace <ns>', 'with --k8s-secret: namespace of the CA Secret')
@@ -304,16 +306,26 @@ Root rotation, step by step (docs/ca.md):
   2. wait until every sidecar and client has fetched the new bundle (GET /v1/bundle, spiffe_refresh_hint)
   3. meshauth ca rotate --root --activate  new intermediate under the new root signs from now on;
                                            the old root moves to root-previous.crt/.key and stays in bundle.pem
-  4. after the longest SVID lifetime (24 h at most) has passed, retire the old root: remove its block from
-     bundle.pem (compare with root-previous.crt), let peers refresh, then delete root-previous.key.
+  4. meshauth ca rotate --root --retire    once the longest SVID lifetime (24 h) has passed since step 3: the old
+                                           root leaves bundle.pem, root-previous.key is deleted; peers still on
+                                           it lose their connections (refused before then unless --force)
 A running \`ca serve\` picks up every step within a second, without a restart.`,
     )
     .action(async (opts: RotateOptions) => {
-      const { activateNextRoot, publishNextRoot, rotateIntermediate, rotateJwtSigningKey, writeCaSecretManifest } =
-        await import('../ca/index.js');
+      const {
+        activateNextRoot,
+        publishNextRoot,
+        retirePreviousRoot,
+        rotateIntermediate,
+        rotateJwtSigningKey,
+        writeCaSecretManifest,
+      } = await import('../ca/index.js');
       const chosen = [opts.intermediate, opts.root, opts.jwtKey].filter((flag) => flag === true).length;
       if (chosen > 1) throw usage('use one of --intermediate, --root, --jwt-key');
       if (opts.activate === true && opts.root !== true) throw usage('--activate goes with --root');
+      if (opts.retire === true && opts.root !== true) throw usage('--retire goes with --root');
+      if (opts.retire === true && opts.activate === true) throw usage('use one of --activate, --retire');
+      if (opts.force === true && opts.retire !== true) throw usage('--force goes with --root --retire');
       const target = rotateTarget(opts);
       let message: string;
       if (opts.jwtKey === true) {
@@ -322,15 +334,19 @@ A running \`ca serve\` picks up every step within a second, without a restart.`,
           `new JWT-SVID signing key ${rotation.kid} is signing; the previous key ${rotation.previousKid} stays in ` +
           `/v1/jwks until ${rotation.previousPublishedUntil.toISOString()}`;
       } else {
-        let result: Awaited<ReturnType<typeof rotateIntermediate>>;
+        let result: Awaited<ReturnType<typeof rotateIntermediate> | ReturnType<typeof retirePreviousRoot>>;
         if (opts.intermediate === true) result = await rotateIntermediate(opts.dir);
+        else if (opts.root === true && opts.retire === true)
+          result = await retirePreviousRoot(opts.dir, new Date(), opts.force === true);
         else if (opts.root === true)
           result = opts.activate === true ? await activateNextRoot(opts.dir) : await publishNextRoot(opts.dir);
-        else throw usage('say what to rotate: --intermediate, --root [--activate] or --jwt-key');
+        else throw usage('say what to rotate: --intermediate, --root [--activate | --retire] or --jwt-key');
         const what = {
           intermediate: 'new intermediate is signing',
           root_published: 'new root published in bundle.pem (not signing yet; activate with --root --activate)',
           root_activated: 'new root and intermediate are signing; the old root stays in bundle.pem until retired',
+          root_retired:
+            'previous root removed from bundle.pem (root-previous.key deleted, certificate kept as root-retired.crt)',
         }[result.action];
         message = `${what} (serial ${result.serial}; ${result.roots} root(s) in the bundle)`;
       }
@@ -349,6 +365,8 @@ interface RotateOptions {
   intermediate?: boolean;
   root?: boolean;
   activate?: boolean;
+  retire?: boolean;
+  force?: boolean;
   jwtKey?: boolean;
   dir: string;
   k8sSecret?: string;

@@ -1,0 +1,68 @@
+// The last step of a root rotation with the built CLI: `ca rotate --root --retire` refuses while SVIDs under the
+// previous root may still be valid, retires it with --force (or later), and leaves a bundle that openssl reads as
+// exactly the active root.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, meshauth } from '../helpers/meshauth-cli.js';
+
+let cwd: string;
+const dir = () => join(cwd, 'ca');
+const rotate = (...flags: string[]) => meshauth(['ca', 'rotate', '--dir', dir(), ...flags], { cwd });
+
+/** SHA-256 fingerprints of the certificates in a PEM file, via openssl (one per block). */
+function fingerprints(file: string): string[] {
+  const blocks = readFileSync(file, 'utf8').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  return blocks.map((pem) =>
+    execFileSync('openssl', ['x509', '-noout', '-fingerprint', '-sha256'], { input: pem }).toString().trim(),
+  );
+}
+
+beforeAll(async () => {
+  assertBuilt();
+  cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-retire-'));
+  const init = await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', dir()], { cwd });
+  expect(init.code, init.stderr).toBe(0);
+});
+afterAll(() => rmSync(cwd, { recursive: true, force: true }));
+
+describe('meshauth ca rotate --root --retire', () => {
+  it('fail/nothing to retire before a root was activated', async () => {
+    const result = await rotate('--root', '--retire');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('no previous root to retire');
+  });
+
+  it('fail/--retire and --force go with --root', async () => {
+    expect((await rotate('--retire')).code).toBe(2);
+    expect((await rotate('--intermediate', '--force')).code).toBe(2);
+  });
+
+  it('ok/publish, activate, refuse while old SVIDs may live, retire with --force', async () => {
+    const oldRoot = fingerprints(join(dir(), 'root.crt'));
+    expect((await rotate('--root')).code).toBe(0);
+    const activated = await rotate('--root', '--activate');
+    expect(activated.code, activated.stderr).toBe(0);
+    expect(fingerprints(join(dir(), 'bundle.pem'))).toHaveLength(2);
+
+    const early = await rotate('--root', '--retire');
+    expect(early.code).toBe(2);
+    expect(early.stderr).toMatch(/may be valid until \d{4}-\d\d-\d\dT.*--force/s);
+    expect(fingerprints(join(dir(), 'bundle.pem'))).toHaveLength(2);
+
+    const retired = await rotate('--root', '--retire', '--force');
+    expect(retired.code, retired.stderr).toBe(0);
+    expect(retired.stdout).toContain('previous root removed from bundle.pem');
+    expect(retired.stdout).toContain('1 root(s) in the bundle');
+    expect(fingerprints(join(dir(), 'bundle.pem'))).toEqual(fingerprints(join(dir(), 'root.crt')));
+    expect(fingerprints(join(dir(), 'root-retired.crt'))).toEqual(oldRoot);
+    expect(existsSync(join(dir(), 'root-previous.key'))).toBe(false);
+    expect(existsSync(join(dir(), 'root-previous.crt'))).toBe(false);
+    // The intermediate still chains to what the bundle holds.
+    execFileSync('openssl', ['verify', '-CAfile', join(dir(), 'bundle.pem'), join(dir(), 'intermediate.crt')]);
+
+    expect((await rotate('--root', '--retire', '--force')).code).toBe(2);
+  });
+});

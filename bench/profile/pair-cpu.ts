@@ -3,7 +3,9 @@
 // autocannon). Prints CPU µs per request of each sidecar from /proc/<pid>/stat over the window (stable on a busy
 // machine, unlike req/s), idle RSS before the load and peak RSS after. `--cpu-prof DIR` starts both sidecars with
 // the V8 profiler on (MESHAUTH_BENCH_CPU_PROF) so DIR gets one .cpuprofile per sidecar on exit.
-// Run: `node dist/bench/profile/pair-cpu.js [--seconds 5] [--connections 32] [--runs 3] [--cpu-prof DIR]`.
+// `--rate N` adds, after the closed-loop windows, one open-loop window at N req/s (16 connections) straight to the
+// app and one through the pair, and prints the p99 the pair adds (the SPEC §9 fixed-rate number).
+// Run: `node dist/bench/profile/pair-cpu.js [--seconds 5] [--connections 32] [--runs 3] [--cpu-prof DIR] [--rate N]`.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -22,6 +24,7 @@ const seconds = Number(option('--seconds', '5'));
 const connections = Number(option('--connections', '32'));
 const runs = Number(option('--runs', '3'));
 const profileDir = option('--cpu-prof', '');
+const rate = Number(option('--rate', '0'));
 
 installCleanup();
 const dir = await mkdtemp(join(tmpdir(), 'meshauth-profile-'));
@@ -56,6 +59,27 @@ try {
           p99Ms: load.p99Ms,
           failed: load.errors + load.non2xx,
           peakRssMiB: peak,
+        }),
+      );
+    }
+    if (rate > 0) {
+      const fixed = async (url: string) =>
+        runLoad({ url, host: MESH_HOST, mode: 'rate', connections: 16, warmupSec: 1, durationSec: seconds, rate }, [
+          pair.outboundPid,
+          pair.inboundPid,
+        ]);
+      const direct = await fixed(`http://127.0.0.1:${appPort}/`);
+      const through = await fixed(pair.url);
+      const round = (ms: number) => Math.round(ms * 1000) / 1000;
+      console.log(
+        JSON.stringify({
+          rate,
+          directP50Ms: round(direct.p50Ms),
+          directP99Ms: round(direct.p99Ms),
+          pairP50Ms: round(through.p50Ms),
+          pairP99Ms: round(through.p99Ms),
+          p99AddedMs: round(through.p99Ms - direct.p99Ms),
+          failed: through.errors + through.non2xx,
         }),
       );
     }

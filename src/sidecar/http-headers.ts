@@ -147,6 +147,8 @@ function latin1(field: Buffer | string | undefined): string {
 }
 
 function addTokens(tokens: Set<string> | undefined, value: string): Set<string> | undefined {
+  // What nearly every HTTP/1.1 app sends (Node's server on every response): nothing to remove, nothing to split.
+  if (value === 'keep-alive' || value === 'close') return tokens;
   for (const part of value.split(',')) {
     const token = part.trim().toLowerCase();
     if (token === '' || token === 'close' || token === 'keep-alive' || PROTECTED_FROM_TOKENS.has(token)) continue;

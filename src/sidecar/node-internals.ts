@@ -54,7 +54,8 @@ export const UNDICI_CODES = Object.freeze({
 
 // Node's own llhttp binding, as node:http's client uses it (lib/_http_client.js, lib/_http_common.js). `_http_common`
 // is a public module name on every Node line this runs on; the binding's callback slots and argument lists are
-// pinned by test/integration/inbound-node-internals.test.ts.
+// pinned by test/integration/inbound-app-client.test.ts (informational responses, HEAD, long header lists handed
+// over in parts, EOF-delimited and short bodies, parse errors).
 interface HttpParserBinding {
   initialize(type: number, resource: object, maxHeaderSize: number, lenientFlags: number): void;
   execute(data: Buffer): number | Error;

@@ -67,8 +67,7 @@ async function setup(
     authority: `127.0.0.1:${app.port}`,
     connections,
     connectTimeoutMs: 2_000,
-    headersTimeoutMs: 2_000,
-    bodyTimeoutMs: 2_000,
+    responseTimeoutMs: 2_000,
     keepAliveTimeoutMs: 10_000,
     maxHeaderBytes: 16 * 1024,
   });
@@ -174,7 +173,7 @@ describe('AppClient: responses through llhttp', () => {
 
   it('fail/no head within the headers timeout → MESHAUTH_ERR_UPSTREAM_TIMEOUT', async () => {
     const { client } = await setup(() => undefined);
-    const fast = new AppClient({ ...client.options, headersTimeoutMs: 100 });
+    const fast = new AppClient({ ...client.options, responseTimeoutMs: 100 });
     clients.push(fast);
     const outcome = await send(fast);
     expect(isMeshauthError(outcome.error) && outcome.error.code).toBe('MESHAUTH_ERR_UPSTREAM_TIMEOUT');
@@ -207,5 +206,19 @@ describe('AppClient: request bodies', () => {
     expect(outcome.error).toBeDefined();
     expect(await eventually(() => app.connections[0]?.closed === true)).toBe(true);
     expect(app.connections[0]?.received.endsWith('partial')).toBe(true);
+  });
+});
+
+describe('AppClient: idle connections', () => {
+  it('ok/a connection idle past the keep-alive hint is not reused (the app may be closing it)', async () => {
+    const { app, client } = await setup((c) =>
+      c.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nkeep-alive: timeout=3\r\n\r\nok'),
+    );
+    expect((await send(client)).body).toBe('ok');
+    expect((await send(client)).body).toBe('ok'); // at once: reused
+    expect(app.connections.length).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 1_100)); // timeout=3 less the 2 s margin
+    expect((await send(client)).body).toBe('ok');
+    expect(app.connections.length).toBe(2);
   });
 });

@@ -11,6 +11,7 @@
 // reused only after a complete exchange, never when the app said `Connection: close` or hinted a keep-alive
 // timeout too short to reuse safely; timeouts for the connect, the response head and an idle response body.
 import { connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { MeshauthError } from '../../errors/index.js';
 import { AppParser, invalidHeaderValue } from '../node-internals.js';
@@ -44,11 +45,12 @@ export interface AppClientOptions {
   /** At most this many connections to the app. */
   readonly connections: number;
   readonly connectTimeoutMs: number;
-  /** From the request's start until the response head. */
-  readonly headersTimeoutMs: number;
-  /** Between two reads of the response body (not while the caller is not reading). */
-  readonly bodyTimeoutMs: number;
-  /** An idle connection is closed after this (or sooner when the app's Keep-Alive hint says so). */
+  /**
+   * The app's time to answer: from the end of the request until the response head, and between two reads of the
+   * response body (not while the caller is not reading). One value, so the common exchange re-arms no timer.
+   */
+  readonly responseTimeoutMs: number;
+  /** An idle connection is not reused after this (or after what the app's Keep-Alive hint allows). */
   readonly keepAliveTimeoutMs: number;
   readonly maxHeaderBytes: number;
 }
@@ -79,7 +81,12 @@ export class AppClient {
       handler.onError(appUnavailable('the sidecar is closing'));
       return;
     }
-    const connection = this.#idle.pop() ?? (this.#open < this.options.connections ? this.#connect() : undefined);
+    let connection = this.#idle.pop();
+    while (connection?.expired() === true) {
+      connection.destroy();
+      connection = this.#idle.pop();
+    }
+    connection ??= this.#open < this.options.connections ? this.#connect() : undefined;
     if (connection === undefined) this.#queue.push({ request, handler });
     else this.#start(connection, request, handler);
   }
@@ -162,6 +169,8 @@ class AppConnection {
   #status = 0;
   #reusable = true;
   #idleTimeoutMs: number;
+  /** performance.now() when the connection went idle. */
+  #idleSince = 0;
   #requestSent = false;
   #responseDone = false;
   #bodyBytesLeft = -1;
@@ -216,6 +225,11 @@ class AppConnection {
     if (this.#connected) this.#send();
   }
 
+  /** Idle for longer than it may be reused (the app may be closing it right now). */
+  expired(): boolean {
+    return performance.now() - this.#idleSince > this.#idleTimeoutMs;
+  }
+
   destroy(error?: Error): void {
     if (error !== undefined) this.#error ??= error;
     this.#socket.destroy();
@@ -230,14 +244,14 @@ class AppConnection {
 
   readonly #resume = (): void => {
     if (this.#closed) return;
-    this.#socket.setTimeout(this.#client.options.bodyTimeoutMs);
+    this.#socket.setTimeout(this.#client.options.responseTimeoutMs);
     this.#socket.resume();
   };
 
   #onConnect(): void {
     this.#connected = true;
+    this.#socket.setTimeout(this.#client.options.responseTimeoutMs);
     if (this.#handler !== undefined) this.#send();
-    else this.#socket.setTimeout(this.#idleTimeoutMs);
   }
 
   #send(): void {
@@ -314,7 +328,7 @@ class AppConnection {
   /** The whole request is written: the app's time to answer starts now (as with the pool before). */
   #sent(): void {
     this.#requestSent = true;
-    if (!this.#head) this.#socket.setTimeout(this.#client.options.headersTimeoutMs);
+    if (this.#request?.body !== null) this.#socket.setTimeout(this.#client.options.responseTimeoutMs);
   }
 
   readonly #onBodyClose = (): void => {
@@ -368,12 +382,12 @@ class AppConnection {
     else this.#keepAliveHint(headers);
     const handler = this.#handler;
     if (handler === undefined) return false;
-    this.#socket.setTimeout(this.#client.options.bodyTimeoutMs);
     if (!handler.onHeaders(status, headers, this.#resume)) this.#pause();
     return this.#request?.method === 'HEAD';
   }
 
   #keepAliveHint(headers: readonly string[]): void {
+    this.#idleTimeoutMs = this.#client.options.keepAliveTimeoutMs;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i] as string;
       if (name.length !== 10 || name.toLowerCase() !== 'keep-alive') continue;
@@ -419,7 +433,7 @@ class AppConnection {
       return;
     }
     this.#busy = false;
-    this.#socket.setTimeout(this.#idleTimeoutMs);
+    this.#idleSince = performance.now();
     this.#client.released(this);
   }
 
@@ -437,7 +451,7 @@ class AppConnection {
 
   #onTimeout(): void {
     if (this.#handler === undefined) {
-      this.destroy(); // idle keep-alive connection (or a connect nobody waits for)
+      this.destroy(); // an idle keep-alive connection, or a connect nobody waits for any more
       return;
     }
     this.#fail(

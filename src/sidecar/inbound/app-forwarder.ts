@@ -23,8 +23,7 @@ export class AppForwarder {
       authority: formatHostPort(config.inbound.app),
       // Bounded: requests beyond this wait in the pool's queue instead of opening app connections without end.
       connections: limits.appConnections,
-      headersTimeoutMs: appTimeout,
-      bodyTimeoutMs: appTimeout,
+      responseTimeoutMs: appTimeout,
       keepAliveTimeoutMs: 60_000,
       connectTimeoutMs: Math.min(appTimeout, 10_000),
       maxHeaderBytes: APP_RESPONSE_MAX_HEADER_BYTES,

@@ -7,12 +7,12 @@
 //   replica kill N fresh agents bootstrap and one replica is SIGKILLed mid-storm: nobody may end without an SVID.
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import type { HostConfig, HostReport } from './agent-host.js';
-import { type CaProcess, CLI, serveSupports, startCaProcess } from './ca-process.js';
+import { type CaProcess, CLI, processCpuMs, serveSupports, startCaProcess } from './ca-process.js';
 import { startTcpBalancer } from './tcp-balancer.js';
 
 const HOST_SCRIPT = fileURLToPath(new URL('./agent-host.js', import.meta.url));
@@ -45,6 +45,11 @@ export interface FleetResult {
     readonly p99IssueMs: number | null;
     readonly caCpuSeconds: number;
     readonly caCpuMsPerSvid: number;
+    /** CPU of the agent processes (simulated workloads, same machine) during the cold start. */
+    readonly agentCpuSeconds: number;
+    readonly agentCpuMsPerSvid: number;
+    /** The machine's load average (1 min) at the end of the cold start. */
+    readonly loadAverage1m: number;
     readonly rejected429: number;
     readonly retries: number;
     readonly retrySpreadMaxBucketPercent: number | null;
@@ -83,8 +88,10 @@ async function startHosts(
   for (let h = 0; h < hosts; h += 1) {
     const count = Math.floor(agents / hosts) + (h < agents % hosts ? 1 : 0);
     const hostConfig: HostConfig = { ...config, hostIndex: base + h, count };
+    // FLEET_AGENT_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the agent processes.
+    const extraArgs = (process.env.FLEET_AGENT_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
     const child = fork(HOST_SCRIPT, [JSON.stringify(hostConfig)], {
-      execArgv: ['--expose-gc', '--max-old-space-size=2048'],
+      execArgv: ['--expose-gc', '--max-old-space-size=2048', ...extraArgs],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     await new Promise<void>((resolve, reject) => {
@@ -240,12 +247,16 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
     // --- cold start
     log(`fleet: minting ${options.agents} service-account tokens in ${options.hosts} agent processes…`);
     hosts = await startHosts(hostConfig, options.agents, options.hosts, 0);
+    const agentCpu = () => hosts.reduce((sum, h) => sum + processCpuMs(h.child.pid), 0);
     const cpuBefore = caCpu();
+    const agentCpuBefore = agentCpu();
     const startAt = Date.now() + 300;
     for (const h of hosts) h.child.send({ type: 'start', atMs: startAt });
     log(`fleet: cold start of ${options.agents} agents`);
     let cold = await waitForAll(hosts, startAt + options.deadlineSeconds * 1000);
     const coldCpuMs = caCpu() - cpuBefore;
+    const coldAgentCpuMs = agentCpu() - agentCpuBefore;
+    const loadAverage1m = round(loadavg()[0] ?? 0);
     const rejected429 = await caCounter('meshauth_ca_requests_rejected_total', 'reason="overloaded"');
     const readyTimes = cold.flatMap((r) => r.readyAtMs.map((t) => (t - startAt) / 1000)).sort((a, b) => a - b);
     const latencies = cold.flatMap((r) => r.issueLatencyMs).sort((a, b) => a - b);
@@ -266,6 +277,9 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       p99IssueMs: quantile(latencies, 0.99),
       caCpuSeconds: round(coldCpuMs / 1000),
       caCpuMsPerSvid: round(coldCpuMs / Math.max(1, coldIssued), 3),
+      agentCpuSeconds: round(coldAgentCpuMs / 1000),
+      agentCpuMsPerSvid: round(coldAgentCpuMs / Math.max(1, coldIssued), 3),
+      loadAverage1m,
       rejected429,
       retries,
       retrySpreadMaxBucketPercent: retrySpread,
@@ -363,7 +377,8 @@ export function fleetOptionsFromArgv(argv: readonly string[]): FleetOptions {
     agents,
     hosts: value('--fleet-hosts') ?? Math.max(2, Math.min(8, Math.ceil(agents / 2500))),
     steadySeconds: value('--fleet-steady') ?? (quick ? 20 : 60),
-    workers: value('--fleet-workers') ?? Math.max(1, Math.floor(availableParallelism() / 2)),
+    // In-thread signing: with the DER signer the worker hop costs more CPU than the signature it moves (ca-cost.ts).
+    workers: value('--fleet-workers') ?? 0,
     maxQueue: value('--fleet-max-queue'),
     killPhase: !argv.includes('--fleet-no-kill'),
     deadlineSeconds: value('--fleet-deadline') ?? 180,
@@ -387,6 +402,10 @@ export function fleetTable(r: FleetResult): string {
       `${fmt(r.coldStart.p50IssueMs, ' ms')} / ${fmt(r.coldStart.p99IssueMs, ' ms')}`,
     ],
     ['cold start: CA CPU (both replicas), per SVID', `${r.coldStart.caCpuSeconds} s, ${r.coldStart.caCpuMsPerSvid} ms`],
+    [
+      'cold start: agent processes CPU, per SVID',
+      `${r.coldStart.agentCpuSeconds} s, ${r.coldStart.agentCpuMsPerSvid} ms (load average ${r.coldStart.loadAverage1m})`,
+    ],
     ['cold start: 429s served / agent retries', `${r.coldStart.rejected429} / ${r.coldStart.retries}`],
     ['cold start: busiest 100 ms of refusals', fmt(r.coldStart.retrySpreadMaxBucketPercent, ' %')],
     [

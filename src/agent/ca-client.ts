@@ -104,10 +104,20 @@ export function caStatusOf(error: unknown): number | undefined {
 /** The TLS identity check: the CA must present exactly one URI SAN, equal to its well-known SPIFFE ID. */
 export function checkCaIdentity(trustDomain: TrustDomain, cert: PeerCertificate): Error | undefined {
   const expected = caSpiffeId(trustDomain);
+  // The CA's serving certificate is the same for every request until it is re-issued: checked once per certificate
+  // (keyed by its SHA-256 and the trust domain asked for; only a pass is remembered).
+  const key = `${trustDomain.name} ${cert.fingerprint256}`;
+  if (cert.fingerprint256 !== undefined && passedCaIdentity.has(key)) return undefined;
   try {
     const uris = uriSans(parseCertificate(new Uint8Array(cert.raw)));
     const id = uris.length === 1 ? SpiffeId.tryParse(uris[0] as string) : undefined;
-    if (id?.equals(expected)) return undefined;
+    if (id?.equals(expected)) {
+      if (cert.fingerprint256 !== undefined) {
+        if (passedCaIdentity.size >= 16) passedCaIdentity.clear();
+        passedCaIdentity.add(key);
+      }
+      return undefined;
+    }
     return identityError(
       `CA certificate does not carry the SPIFFE ID ${expected} (found ${uris.join(', ') || 'none'})`,
     );
@@ -117,6 +127,7 @@ export function checkCaIdentity(trustDomain: TrustDomain, cert: PeerCertificate)
 }
 
 const CA_IDENTITY_ERROR = 'ERR_MESHAUTH_CA_IDENTITY';
+const passedCaIdentity = new Set<string>();
 
 function identityError(message: string, cause?: unknown): Error {
   return Object.assign(new Error(message, cause === undefined ? undefined : { cause }), { code: CA_IDENTITY_ERROR });

@@ -9,11 +9,12 @@ import {
   type KeyType,
   parseCertificatesPem,
   TrustBundle,
-  validateX509Svid,
+  validateX509SvidDer,
   X509Svid,
   type x509,
 } from '../pki/index.js';
 import type { Credentials } from './credential-holder.js';
+import { parseCertificatesPemCached } from './parsed-certificates.js';
 
 export interface AcceptOptions {
   readonly trustDomain: TrustDomain;
@@ -31,12 +32,20 @@ export function acceptSvidResponse(
   response: { readonly certChainPem: readonly string[]; readonly bundlePem: readonly string[] },
   options: AcceptOptions,
 ): Credentials {
-  const chain = guard('malformed', () => response.certChainPem.flatMap((pem) => parseCertificatesPem(pem)));
+  // The leaf is new every time; the intermediates after it are the same for every SVID of this CA (cached).
+  const chain = guard('malformed', () =>
+    response.certChainPem.flatMap((pem, index) =>
+      index === 0 ? parseCertificatesPem(pem) : parseCertificatesPemCached(pem),
+    ),
+  );
   const bundle = parseBundle(options.trustDomain, response.bundlePem);
   // The CA should send leaf + intermediates; a root tacked on at the end is harmless but not part of the SVID.
   const certificates = chain.filter((cert, index) => index === 0 || !bundle.hasRoot(cert));
-  const id = guard('svid', () => validateX509Svid(certificates, bundle, options.now));
   const leaf = certificates[0] as x509.X509Certificate;
+  // Same rules as validateX509Svid; the leaf's facts are read from its DER (no second pass over its extensions).
+  const id = guard('svid', () =>
+    validateX509SvidDer(new Uint8Array(leaf.rawData), certificates.slice(1), bundle, options.now),
+  );
   if (!samePublicKey(leaf, options.publicKey)) {
     throw invalid('the certificate does not carry the public key of our CSR', 'wrong_key');
   }
@@ -49,7 +58,7 @@ export function acceptSvidResponse(
 
 /** A bundle from the CA: every entry a parseable CA certificate, labelled with our trust domain. */
 export function parseBundle(trustDomain: TrustDomain, bundlePem: readonly string[]): TrustBundle {
-  const roots = guard('malformed', () => bundlePem.flatMap((pem) => parseCertificatesPem(pem)));
+  const roots = guard('malformed', () => bundlePem.flatMap((pem) => parseCertificatesPemCached(pem)));
   if (roots.length === 0) throw invalid('empty trust bundle', 'empty_bundle');
   return new TrustBundle(trustDomain, roots);
 }

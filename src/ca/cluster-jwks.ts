@@ -54,7 +54,7 @@ export class JwksFileKeys implements ClusterKeySource {
     await this.#reloadIfChanged();
     const found = selectKey(this.#keys, kid, alg);
     if (found === undefined) throw noKey();
-    return (await importJWK(found.jwk, alg)) as CryptoKey;
+    return importedKey(found, alg);
   }
 
   async close(): Promise<void> {}
@@ -112,7 +112,7 @@ export class RemoteJwksKeys implements ClusterKeySource {
     if (this.#inflight !== undefined) await this.#inflight;
     let found = selectKey(this.#keys, kid, alg);
     if (found === undefined && (await this.#refreshOnDemand())) found = selectKey(this.#keys, kid, alg);
-    if (found !== undefined) return (await importJWK(found.jwk, alg)) as CryptoKey;
+    if (found !== undefined) return importedKey(found, alg);
     if (this.#keys.length === 0) {
       throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', 'cluster JWKS unavailable', {
         reason: 'sa_jwks_unavailable',
@@ -194,6 +194,25 @@ async function readJwksFile(file: string, logger: Logger): Promise<readonly Usab
     throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `--k8s-jwks ${file} holds no usable signing key`);
   }
   return result.keys;
+}
+
+/** Imported keys per key-set entry and algorithm: a cold-start storm verifies thousands of tokens with one key. */
+const imported = new WeakMap<UsableKey, Map<string, Promise<CryptoKey>>>();
+
+function importedKey(key: UsableKey, alg: string): Promise<CryptoKey> {
+  let byAlg = imported.get(key);
+  if (byAlg === undefined) {
+    byAlg = new Map();
+    imported.set(key, byAlg);
+  }
+  let promise = byAlg.get(alg);
+  if (promise === undefined) {
+    promise = importJWK(key.jwk, alg).then((k) => k as CryptoKey);
+    // A failed import is not remembered: the next token tries again.
+    promise.catch(() => byAlg.delete(alg));
+    byAlg.set(alg, promise);
+  }
+  return promise;
 }
 
 async function fileFingerprint(file: string): Promise<string> {

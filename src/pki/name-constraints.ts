@@ -17,6 +17,18 @@ export function uriNameConstraintsExtension(permittedHosts: readonly string[]): 
 
 /** Permitted URI hosts of a name-constraints extension, or undefined when the certificate has none. */
 export function permittedUriHosts(cert: x509.X509Certificate): string[] | undefined {
+  // Parsed once per certificate object: a CA validates chains through the same intermediate thousands of times.
+  let cached = permittedHosts.get(cert);
+  if (cached === undefined) {
+    cached = { hosts: parsePermittedUriHosts(cert) };
+    permittedHosts.set(cert, cached);
+  }
+  return cached.hosts === undefined ? undefined : [...cached.hosts];
+}
+
+const permittedHosts = new WeakMap<x509.X509Certificate, { readonly hosts: readonly string[] | undefined }>();
+
+function parsePermittedUriHosts(cert: x509.X509Certificate): string[] | undefined {
   const extension = cert.extensions.find((e) => e.type === NAME_CONSTRAINTS_OID);
   if (extension === undefined) return undefined;
   const constraints = AsnConvert.parse(extension.value, NameConstraints);

@@ -222,3 +222,19 @@ describe('AppClient: idle connections', () => {
     expect(app.connections.length).toBe(2);
   });
 });
+
+describe('AppClient: a connection closing while idle', () => {
+  it('ok/an idle connection the app just closed is never handed to the next request', async () => {
+    // The app answers, then closes the connection shortly after; requests sent at that moment must get a new one.
+    const { client } = await setup((c) => {
+      c.socket.write(OK);
+      setTimeout(() => c.socket.end(), 5);
+    });
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      statuses.push((await send(client)).status);
+      await new Promise((resolve) => setTimeout(resolve, i % 3 === 0 ? 6 : 0));
+    }
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+  });
+});

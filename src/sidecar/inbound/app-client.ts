@@ -9,11 +9,12 @@
 // destroys the app connection before the terminating chunk; a response the app cuts, or whose length does not
 // match, is reported as an error after the head, which the handler turns into a cut response); a connection is
 // reused only after a complete exchange, never when the app said `Connection: close` or hinted a keep-alive
-// timeout too short to reuse safely; timeouts for the connect, the response head and an idle response body.
+// timeout too short to reuse safely; timeouts for the connect, the response head and an idle response body; a
+// bodiless GET/HEAD/OPTIONS that met a keep-alive connection the app was just closing is sent once more.
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
-import { MeshauthError } from '../../errors/index.js';
+import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import { AppParser, invalidHeaderValue } from '../node-internals.js';
 
 export interface AppRequest {
@@ -82,7 +83,7 @@ export class AppClient {
       return;
     }
     let connection = this.#idle.pop();
-    while (connection?.expired() === true) {
+    while (connection !== undefined && !connection.reusable()) {
       connection.destroy();
       connection = this.#idle.pop();
     }
@@ -136,11 +137,12 @@ export class AppClient {
   }
 
   /** A connection closed (after its exchange, or failing it). */
-  closed(connection: AppConnection, wasBusy: boolean): void {
+  closed(connection: AppConnection, wasBusy: boolean, retry: Pending | undefined): void {
     this.#open -= 1;
     if (wasBusy) this.#busy -= 1;
     const at = this.#idle.indexOf(connection);
     if (at !== -1) this.#idle.splice(at, 1);
+    if (retry !== undefined) this.#queue.unshift(retry); // first in line, on a new connection
     const next = this.#queue.shift();
     if (next !== undefined) this.#start(this.#connect(), next.request, next.handler);
     this.#settle();
@@ -176,6 +178,13 @@ class AppConnection {
   #bodyBytesLeft = -1;
   #chunked = false;
   #closed = false;
+  /** Exchanges started on this connection; the current one runs on a reused connection when it is not the first. */
+  #exchanges = 0;
+  #reused = false;
+  /** Any byte of a response to the current request arrived. */
+  #responseBytes = false;
+  /** The request to send again on a new connection once this one has closed (see #retryable). */
+  #retry: Pending | undefined;
   /** Holds a request from start() until released or closed (the client's in-flight count). */
   #busy = false;
   /** Bytes of a response nobody asked for arrived: the connection is closed once the current parse returns. */
@@ -213,6 +222,9 @@ class AppConnection {
   }
 
   start(request: AppRequest, handler: AppResponseHandler): void {
+    this.#reused = this.#exchanges > 0;
+    this.#exchanges += 1;
+    this.#responseBytes = false;
     this.#busy = true;
     this.#request = request;
     this.#handler = handler;
@@ -225,9 +237,12 @@ class AppConnection {
     if (this.#connected) this.#send();
   }
 
-  /** Idle for longer than it may be reused (the app may be closing it right now). */
-  expired(): boolean {
-    return performance.now() - this.#idleSince > this.#idleTimeoutMs;
+  /**
+   * Still open, and idle for no longer than it may be reused (past that the app may be closing it right now). A
+   * connection being destroyed stays in the idle list until its 'close': it must not be handed out meanwhile.
+   */
+  reusable(): boolean {
+    return !this.#socket.destroyed && performance.now() - this.#idleSince <= this.#idleTimeoutMs;
   }
 
   destroy(error?: Error): void {
@@ -359,6 +374,7 @@ class AppConnection {
       this.destroy();
       return;
     }
+    this.#responseBytes = true;
     const failed = this.#parser.execute(data);
     if (failed !== undefined) this.#fail(failed);
     else if (this.#stray) this.#fail(appProtocol('app sent a response nobody asked for'));
@@ -463,24 +479,49 @@ class AppConnection {
 
   #fail(error: Error): void {
     const handler = this.#handler;
+    if (handler !== undefined && this.#retryable(error)) {
+      this.#retry = { request: this.#request as AppRequest, handler };
+      this.#handler = undefined;
+      this.destroy(error);
+      return;
+    }
     this.#handler = undefined;
     this.#detachBody();
     this.destroy(error);
     handler?.onError(error);
   }
 
+  /**
+   * A keep-alive connection the app closed just as the request was written on it (its FIN or RST was on the way):
+   * a request without a body, of a method that is safe to repeat (RFC 9110 §9.2.2), that got no byte of a response
+   * is sent again, once, on a new connection. Nothing else is repeated.
+   */
+  #retryable(error: Error | undefined): boolean {
+    const request = this.#request;
+    if (!this.#reused || this.#responseBytes || request === undefined || request.body !== null) return false;
+    if (isMeshauthError(error) && error.code === 'MESHAUTH_ERR_UPSTREAM_TIMEOUT') return false;
+    const method = request.method;
+    return method === 'GET' || method === 'HEAD' || method === 'OPTIONS';
+  }
+
   #onClose(): void {
     if (this.#closed) return;
     this.#closed = true;
     kConnections.get(this.#client)?.delete(this);
-    const handler = this.#handler;
+    let handler = this.#handler;
+    let retry = this.#retry;
+    if (handler !== undefined && this.#retryable(this.#error)) {
+      retry = { request: this.#request as AppRequest, handler };
+      handler = undefined;
+    }
     const busy = this.#busy;
     this.#busy = false;
     this.#handler = undefined;
+    this.#retry = undefined;
     this.#detachBody();
     this.#request = undefined;
     this.#parser.close();
-    this.#client.closed(this, busy);
+    this.#client.closed(this, busy, retry);
     handler?.onError(this.#error ?? appUnavailable('app closed the connection'));
   }
 }

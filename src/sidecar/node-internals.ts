@@ -123,7 +123,11 @@ export class AppParser {
       return events.headers(status, headers, keepAlive) ? 1 : 0;
     };
     parser[HTTPParser.kOnBody] = (chunk: Buffer) => events.body(chunk);
-    parser[HTTPParser.kOnMessageComplete] = () => events.complete();
+    parser[HTTPParser.kOnMessageComplete] = () => {
+      // Trailer fields arrive through kOnHeaders too; they are not forwarded and must not prefix the next head.
+      if (this.#partial.length > 0) this.#partial = [];
+      events.complete();
+    };
     this.#parser = parser;
   }
 

@@ -141,6 +141,21 @@ describe('AppClient: responses through llhttp', () => {
     expect(outcome.headers.slice(198)).toEqual(['x-f99', 'v99', 'content-length', '2']);
   });
 
+  it('ok/trailer fields of a chunked response are dropped, never prefixed to the next head', async () => {
+    const fields = Array.from({ length: 100 }, (_, i) => `x-f${i}: v${i}\r\n`).join('');
+    const { client } = await setup((c, n) =>
+      c.socket.write(
+        n === 1
+          ? 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nx-trailer: t\r\n\r\n'
+          : `HTTP/1.1 200 OK\r\n${fields}content-length: 2\r\n\r\nok`,
+      ),
+    );
+    expect((await send(client)).body).toBe('ok');
+    const second = await send(client);
+    expect(second.headers.length).toBe(202);
+    expect(second.headers.slice(0, 2)).toEqual(['x-f0', 'v0']);
+  });
+
   it('ok/a body delimited by the end of the connection', async () => {
     const { client } = await setup((c) => c.socket.end('HTTP/1.1 200 OK\r\n\r\nuntil-eof'));
     const outcome = await send(client);

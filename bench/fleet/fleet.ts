@@ -29,6 +29,8 @@ export interface FleetOptions {
   readonly maxQueue: number | undefined;
   readonly killPhase: boolean;
   readonly deadlineSeconds: number;
+  /** SVID lifetime during the run (`--fleet-svid-ttl`, default 60 s): N agents renew about N / (TTL / 2) per second. */
+  readonly svidTtlSeconds: number;
 }
 
 export interface FleetResult {
@@ -58,8 +60,11 @@ export interface FleetResult {
     readonly windowSeconds: number;
     readonly svidTtlSeconds: number;
     readonly renewals: number;
+    /** Marginal CA CPU per renewal: the window's CA CPU minus what the idle replicas burn anyway (timers, stats). */
     readonly caCpuMsPerRenewal: number | null;
     readonly caCpuPercentPer10k: number | null;
+    /** CPU both replicas use with no request at all, % of one core (fixed per replica, not per workload). */
+    readonly caIdleCpuPercent: number;
     readonly failures: number;
   };
   readonly replicaKill: {
@@ -201,7 +206,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
     writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...publicJwk, kid, use: 'sig', alg: 'RS256' }] }));
     const clusterKey = { ...(await exportJWK(privateKey)), kid };
 
-    const svidTtlSeconds = 60;
+    const svidTtlSeconds = options.svidTtlSeconds;
     const extra: string[] = [];
     const wired = serveSupports('--workers');
     if (wired) extra.push('--workers', String(options.workers));
@@ -243,6 +248,12 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
             .map((ca) => ca.counter(name, labels).catch(() => 0)),
         )
       ).reduce((a, b) => a + b, 0);
+
+    // --- idle baseline: what two replicas cost with nothing to do (measured before anyone asks)
+    const idleStart = caCpu();
+    const idleStartedAt = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    const idleCpuMsPerSecond = ((caCpu() - idleStart) * 1000) / (Date.now() - idleStartedAt);
 
     // --- cold start
     log(`fleet: minting ${options.agents} service-account tokens in ${options.hosts} agent processes…`);
@@ -291,10 +302,12 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
     await new Promise((resolve) => setTimeout(resolve, firstRenewals));
     const renewalsBefore = await caCounter('meshauth_ca_svids_issued_total', 'method="renewal"');
     const steadyCpuBefore = caCpu();
+    const steadyStartedAt = Date.now();
     const failuresBefore = (await reports(hosts)).reduce((sum, r) => sum + r.failures, 0);
     log(`fleet: steady state for ${options.steadySeconds} s with ${svidTtlSeconds} s SVIDs`);
     await new Promise((resolve) => setTimeout(resolve, options.steadySeconds * 1000));
-    const steadyCpuMs = caCpu() - steadyCpuBefore;
+    const steadyWindowMs = Date.now() - steadyStartedAt;
+    const steadyCpuMs = Math.max(0, caCpu() - steadyCpuBefore - (idleCpuMsPerSecond * steadyWindowMs) / 1000);
     const renewals = (await caCounter('meshauth_ca_svids_issued_total', 'method="renewal"')) - renewalsBefore;
     const failuresAfter = (await reports(hosts)).reduce((sum, r) => sum + r.failures, 0);
     const cpuPerRenewal = renewals > 0 ? steadyCpuMs / renewals : null;
@@ -306,6 +319,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       caCpuPercentPer10k:
         cpuPerRenewal === null ? null : round((RENEWALS_PER_SECOND_10K_1H * cpuPerRenewal * 100) / 1000, 3),
       failures: failuresAfter - failuresBefore,
+      caIdleCpuPercent: round(idleCpuMsPerSecond / 10, 3),
     };
     log(`fleet: steady ${JSON.stringify(steady)}`);
     await Promise.all(hosts.map((h) => h.stop()));
@@ -382,6 +396,7 @@ export function fleetOptionsFromArgv(argv: readonly string[]): FleetOptions {
     maxQueue: value('--fleet-max-queue'),
     killPhase: !argv.includes('--fleet-no-kill'),
     deadlineSeconds: value('--fleet-deadline') ?? 180,
+    svidTtlSeconds: value('--fleet-svid-ttl') ?? 60,
   };
 }
 
@@ -409,10 +424,11 @@ export function fleetTable(r: FleetResult): string {
     ['cold start: 429s served / agent retries', `${r.coldStart.rejected429} / ${r.coldStart.retries}`],
     ['cold start: busiest 100 ms of refusals', fmt(r.coldStart.retrySpreadMaxBucketPercent, ' %')],
     [
-      'steady: renewals in window (60 s SVIDs)',
+      `steady: renewals in window (${r.steady.svidTtlSeconds} s SVIDs)`,
       `${r.steady.renewals} in ${r.steady.windowSeconds} s, ${r.steady.failures} failures`,
     ],
-    ['steady: CA CPU per renewal', fmt(r.steady.caCpuMsPerRenewal, ' ms')],
+    ['steady: CA CPU per renewal (above idle)', fmt(r.steady.caCpuMsPerRenewal, ' ms')],
+    ['steady: CA CPU of the two idle replicas', `${r.steady.caIdleCpuPercent} % of one core`],
     ['steady: projected, 10,000 workloads at 1 h SVIDs', fmt(r.steady.caCpuPercentPer10k, ' % of one core')],
     [
       'replica killed mid-storm: all ready / without SVID',

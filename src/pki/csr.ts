@@ -13,6 +13,7 @@ const PEM_CSR = /-----BEGIN CERTIFICATE REQUEST-----[\s\S]+?-----END CERTIFICATE
 /** One PEM block and nothing else (RFC 7468 §3: whitespace before and after is allowed). */
 const WHOLE_PEM_CSR =
   /^\s*-----BEGIN CERTIFICATE REQUEST-----\r?\n([A-Za-z0-9+/=\s]+)-----END CERTIFICATE REQUEST-----\s*$/;
+const CANONICAL_BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 /** RSA public exponent F4: the only one accepted (small exponents such as 3 invite known attacks). */
 const RSA_EXPONENT = 65537n;
 
@@ -62,7 +63,11 @@ export async function verifyCsrPem(pem: string): Promise<VerifiedCsr> {
   if (blocks.length !== 1) invalid(`expected exactly one PEM CERTIFICATE REQUEST block, found ${blocks.length}`, 'pem');
   const whole = WHOLE_PEM_CSR.exec(pem);
   if (whole === null) invalid('CSR PEM has data before or after the CERTIFICATE REQUEST block', 'trailing_data');
-  const der = Buffer.from((whole[1] as string).replace(/\s+/g, ''), 'base64');
+  const base64 = (whole[1] as string).replace(/\s+/g, '');
+  // Buffer's decoder stops at the first '=' and skips what follows: base64 after the padding would be accepted
+  // unread (RFC 7468 §3 allows padding only at the end).
+  if (!CANONICAL_BASE64.test(base64) || base64.length % 4 !== 0) invalid('CSR PEM body is not base64', 'pem');
+  const der = Buffer.from(base64, 'base64');
   // The usual request (strict DER, a common signature algorithm) is split and verified natively: about a
   // millisecond less of JavaScript ASN.1 per SVID. Anything else takes the @peculiar/x509 path, which names the
   // problem exactly as before.
@@ -89,15 +94,18 @@ export async function verifyCsrPem(pem: string): Promise<VerifiedCsr> {
 /** The general path: @peculiar/x509 parses the request and WebCrypto verifies it. */
 async function verifyCsrDer(der: Buffer): Promise<VerifiedCsr> {
   let csr: x509.Pkcs10CertificateRequest;
+  let publicKey: x509.PublicKey;
   try {
     csr = new x509.Pkcs10CertificateRequest(new Uint8Array(der));
+    // The key is parsed on first access: a malformed SubjectPublicKeyInfo throws here, not at construction.
+    publicKey = csr.publicKey;
   } catch (cause) {
     invalid('CSR cannot be parsed', 'malformed', cause);
   }
   // The parser stops after the outer SEQUENCE: bytes after it would be unsigned passengers.
   if (derElementLength(der) !== der.length)
     invalid('CSR DER has bytes after the CertificationRequest', 'trailing_data');
-  const { keyType } = publicKeyOf(Buffer.from(csr.publicKey.rawData));
+  const { keyType } = publicKeyOf(Buffer.from(publicKey.rawData));
   let signatureValid = false;
   try {
     signatureValid = await csr.verify();
@@ -105,7 +113,7 @@ async function verifyCsrDer(der: Buffer): Promise<VerifiedCsr> {
     invalid('CSR signature cannot be verified', 'signature', cause);
   }
   if (!signatureValid) invalid('CSR signature is invalid', 'signature');
-  return { publicKey: csr.publicKey, spki: new Uint8Array(csr.publicKey.rawData), keyType };
+  return { publicKey, spki: new Uint8Array(publicKey.rawData), keyType };
 }
 
 /** The key of an SPKI, of a supported type, RSA only with e = 65537. */
@@ -157,7 +165,8 @@ function splitCsr(der: Buffer): CsrParts | undefined {
   const [version, subject, spki, attributes] = fields as [DerNode, DerNode, DerNode, DerNode];
   const versionContent = derContent(der, version);
   if (version.tag !== 0x02 || versionContent.length !== 1 || versionContent[0] !== 0) return undefined;
-  if (subject.tag !== 0x30 || !isName(der, subject) || spki.tag !== 0x30 || attributes.tag !== 0xa0) return undefined;
+  if (subject.tag !== 0x30 || !isName(der, subject) || spki.tag !== 0x30) return undefined;
+  if (attributes.tag !== 0xa0 || !isAttributes(der, attributes)) return undefined;
   const algorithmFields = derChildren(der, algorithm);
   if (algorithmFields === undefined || algorithmFields.length < 1 || algorithmFields.length > 2) return undefined;
   const signatureOid = derOid(der, algorithmFields[0] as DerNode);
@@ -184,6 +193,20 @@ function isName(der: Buffer, name: DerNode): boolean {
     for (const attribute of attributes) {
       const pair = derChildren(der, attribute);
       if (attribute.tag !== 0x30 || pair?.length !== 2 || derOid(der, pair[0] as DerNode) === undefined) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * attributes [0] IMPLICIT SET OF Attribute, Attribute ::= SEQUENCE { type OID, values SET OF ANY } (RFC 2986 §4.1).
+ * The CA ignores them, but a request whose attributes the reference parser refuses must not pass here either.
+ */
+function isAttributes(der: Buffer, attributes: DerNode): boolean {
+  for (const attribute of derChildren(der, attributes) ?? []) {
+    const pair = attribute.tag === 0x30 ? derChildren(der, attribute) : undefined;
+    if (pair?.length !== 2 || derOid(der, pair[0] as DerNode) === undefined || (pair[1] as DerNode).tag !== 0x31) {
+      return false;
     }
   }
   return true;

@@ -1,6 +1,6 @@
 // verifyCsrPem (SPEC §3): exactly one PKCS#10 block and nothing else, a supported key, RSA only with e = 65537.
 import { execFileSync } from 'node:child_process';
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { MeshauthError } from '../../../src/errors/index.js';
 import { createCsrPem, generateKeyPair, toPem, verifyCsrPem, x509 } from '../../../src/pki/index.js';
 import { rsaCsrWithExponent, withDerTrailer } from '../../helpers/csr-variants.js';
+import { oid, tlv } from '../../helpers/der-writer.js';
 
 async function reasonOf(pem: string): Promise<string | undefined> {
   const error = (await verifyCsrPem(pem).then(
@@ -181,5 +182,77 @@ describe('verifyCsrPem', () => {
     const native = await reasonOf(pem);
     if (reason !== undefined) expect(native).toBe(reason);
     else expect(native).toBeDefined();
+  });
+
+  /** A correctly self-signed P-256 request with the given info fields (the signature never is what refuses it). */
+  const signedCsr = (fields: (spki: Buffer) => Buffer[], algorithm = '1.2.840.10045.4.3.2', params: Buffer[] = []) => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const info = tlv(0x30, fields(publicKey.export({ type: 'spki', format: 'der' })));
+    const signature = sign('sha256', info, privateKey);
+    return rePem(tlv(0x30, [info, tlv(0x30, [oid(algorithm), ...params]), tlv(0x03, [Buffer.from([0]), signature])]));
+  };
+  const VERSION = Buffer.from([2, 1, 0]);
+  const EMPTY = Buffer.from([0x30, 0]);
+
+  // Shapes the strict-DER path once accepted although @peculiar/x509 (and OpenSSL) refuse them, and inputs that
+  // made the general path throw something other than MESHAUTH_ERR_CSR_INVALID.
+  it.each([
+    [
+      'fail/an attribute that is an INTEGER, not an Attribute SEQUENCE',
+      () => signedCsr((spki) => [VERSION, EMPTY, spki, tlv(0xa0, [Buffer.from([2, 1, 1])])]),
+      'malformed',
+    ],
+    [
+      'fail/an attribute whose values are not a SET',
+      () =>
+        signedCsr((spki) => [
+          VERSION,
+          EMPTY,
+          spki,
+          tlv(0xa0, [tlv(0x30, [oid('1.2.840.113549.1.9.7'), tlv(0x0c, Buffer.from('pw'))])]),
+        ]),
+      'malformed',
+    ],
+    [
+      'fail/an attribute without a type OID',
+      () =>
+        signedCsr((spki) => [VERSION, EMPTY, spki, tlv(0xa0, [tlv(0x30, [Buffer.from([2, 1, 1]), tlv(0x31, [])])])]),
+      'malformed',
+    ],
+    [
+      'fail/an SPKI @peculiar/x509 cannot read, on the general path (RSASSA-PSS OID), is CSR_INVALID, not a raw Error',
+      () =>
+        signedCsr(
+          (spki) => {
+            // The namedCurve OID's tag turned into NULL's (05 08 ...): the request parses, its key does not.
+            const broken = Buffer.from(spki);
+            broken[broken.indexOf(Buffer.from('06082a8648ce3d030107', 'hex'))] = 0x05;
+            return [VERSION, EMPTY, broken, tlv(0xa0, [])];
+          },
+          '1.2.840.113549.1.1.10',
+          [Buffer.from([5, 0])],
+        ),
+      'malformed',
+    ],
+    [
+      'fail/base64 after the padding inside the block (Buffer would stop reading at the first "=")',
+      async () => {
+        const pem = await createCsrPem(await generateKeyPair());
+        const body = derOf(pem).toString('base64');
+        const smuggled = `${body}${body.endsWith('=') ? '' : '='}QUJD`;
+        return `-----BEGIN CERTIFICATE REQUEST-----\n${smuggled.match(/.{1,64}/g)?.join('\n')}\n-----END CERTIFICATE REQUEST-----\n`;
+      },
+      'pem',
+    ],
+  ])('%s', async (_name, make, reason) => {
+    expect(await reasonOf(await make())).toBe(reason);
+  });
+
+  it('ok/a request with a well-formed extensionRequest attribute and an empty subject takes the fast path', async () => {
+    const san = new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'spiffe://example.org/a' }]);
+    const request = tlv(0x30, [oid('1.2.840.113549.1.9.14'), tlv(0x31, [tlv(0x30, [new Uint8Array(san.rawData)])])]);
+    const verified = await verifyCsrPem(signedCsr((spki) => [VERSION, EMPTY, spki, tlv(0xa0, [request])]));
+    expect(Object.getOwnPropertyDescriptor(verified, 'publicKey')?.get).toBeDefined();
+    expect(verified.keyType).toBe('p256');
   });
 });

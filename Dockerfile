@@ -40,5 +40,7 @@ ENV NODE_ENV=production
 USER 65532:65532
 # Ports: 15006 inbound mTLS, 15001 outbound (loopback only), 15020 admin (probes, metrics), 8443 CA API / webhook.
 EXPOSE 15006 15020 8443
-ENTRYPOINT ["/nodejs/bin/node", "dist/src/cli/main.js"]
+# A capped young generation: Node 24 otherwise grows it to 64 MiB per process under load (docs/performance.md
+# Round 4: 80–90 MiB less peak RSS per sidecar, no CPU cost measured). V8 reads it only at heap creation.
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=8", "dist/src/cli/main.js"]
 CMD ["--help"]

@@ -1,15 +1,14 @@
-// ForwardHandler: streams an upstream response into the downstream HTTP/1 response or HTTP/2 stream with
-// backpressure. It is both an undici dispatch handler (the outbound's HTTP/1.1 pools to peers) and the inbound app
-// client's handler (inbound/app-client.ts): the two interfaces have the same shape. One object per request; the
-// shared listeners below read it from a symbol slot instead of closing over it, so a request allocates no closures.
-// Errors before the response head become JSON error responses.
+// ForwardHandler: an undici dispatch handler that streams the upstream response into the downstream HTTP/1
+// response or HTTP/2 stream with backpressure (ecosystem.md Q2: `dispatch` with a raw handler was the fastest
+// proxy API). One object per request; the shared listeners below read it from a symbol slot instead of closing
+// over it, so a request allocates no closures. Errors before the response head become JSON error responses.
 import type { ServerResponse } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import type { MeshauthError } from '../errors/index.js';
 import type { DataPlaneTelemetry } from './data-plane-telemetry.js';
 import { writeErrorH1, writeErrorH2 } from './error-response.js';
-import { type RawResponseHeaders, responseHeadersH1, responseHeadersH2 } from './http-headers.js';
+import { responseHeadersH1, responseHeadersH2 } from './http-headers.js';
 
 export type ErrorClassifier = (error: Error) => MeshauthError;
 
@@ -60,7 +59,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.#sink.destroyed) abort();
   }
 
-  onHeaders(statusCode: number, rawHeaders: RawResponseHeaders, resume: () => void): boolean {
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) return true; // informational responses are not forwarded
     this.#resume = resume;
     if (this.#h2) {

@@ -99,12 +99,12 @@ function connectionTokens(raw: readonly string[]): Set<string> | undefined {
  * hop-by-hop headers (Node frames the response itself), without names listed in the response's Connection and
  * without identity headers (an app cannot assert an identity to its caller).
  */
-export function responseHeadersH1(raw: RawResponseHeaders, out: string[]): string[] {
+export function responseHeadersH1(raw: readonly Buffer[], out: string[]): string[] {
   let tokens: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = latin1(raw[i]);
+    const name = (raw[i] as Buffer).toString('latin1');
     const lower = name.toLowerCase();
-    const value = latin1(raw[i + 1]);
+    const value = (raw[i + 1] as Buffer).toString('latin1');
     if (HOP_BY_HOP.has(lower)) {
       if (lower === 'connection') tokens = addTokens(tokens, value);
       continue;
@@ -119,12 +119,12 @@ export function responseHeadersH1(raw: RawResponseHeaders, out: string[]): strin
  * Response headers for an HTTP/2 stream: an object with lower-case names (connection headers are illegal in h2),
  * without identity headers.
  */
-export function responseHeadersH2(status: number, raw: RawResponseHeaders): Record<string, string | string[] | number> {
+export function responseHeadersH2(status: number, raw: readonly Buffer[]): Record<string, string | string[] | number> {
   const out: Record<string, string | string[] | number> = { ':status': status };
   let tokens: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const lower = latin1(raw[i]).toLowerCase();
-    const value = latin1(raw[i + 1]);
+    const lower = (raw[i] as Buffer).toString('latin1').toLowerCase();
+    const value = (raw[i + 1] as Buffer).toString('latin1');
     if (HOP_BY_HOP.has(lower)) {
       if (lower === 'connection') tokens = addTokens(tokens, value);
       continue;
@@ -139,16 +139,7 @@ export function responseHeadersH2(status: number, raw: RawResponseHeaders): Reco
   return out;
 }
 
-/** A response's `[name, value, …]` list: Buffers from undici's pools, strings from the inbound's app client. */
-export type RawResponseHeaders = readonly (Buffer | string)[];
-
-function latin1(field: Buffer | string | undefined): string {
-  return typeof field === 'string' ? field : (field as Buffer).toString('latin1');
-}
-
 function addTokens(tokens: Set<string> | undefined, value: string): Set<string> | undefined {
-  // What nearly every HTTP/1.1 app sends (Node's server on every response): nothing to remove, nothing to split.
-  if (value === 'keep-alive' || value === 'close') return tokens;
   for (const part of value.split(',')) {
     const token = part.trim().toLowerCase();
     if (token === '' || token === 'close' || token === 'keep-alive' || PROTECTED_FROM_TOKENS.has(token)) continue;

@@ -35,13 +35,15 @@ describe('Dockerfile', () => {
     expect(args(runtime, 'FROM')[0]).toBe('gcr.io/distroless/nodejs24-debian12:nonroot');
   });
 
-  it('ok/runs as 65532:65532, declared after the last COPY; the entrypoint is the CLI of package.json', () => {
+  it('ok/runs as 65532:65532, declared after the last COPY; the entrypoint is the CLI of package.json with a capped young generation', () => {
     const users = args(runtime, 'USER');
     expect(users).toEqual(['65532:65532']);
     const lastCopy = runtime.map((i) => i.op).lastIndexOf('COPY');
     expect(runtime.findIndex((i) => i.op === 'USER')).toBeGreaterThan(lastCopy);
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
-    expect(args(runtime, 'ENTRYPOINT')).toEqual([`["/nodejs/bin/node", "${pkg.bin.meshauth}"]`]);
+    expect(args(runtime, 'ENTRYPOINT')).toEqual([
+      `["/nodejs/bin/node", "--max-semi-space-size=8", "${pkg.bin.meshauth}"]`,
+    ]);
   });
 
   it('ok/every file in the image is owned by root (the runtime user cannot rewrite its code)', () => {

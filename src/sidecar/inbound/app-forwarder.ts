@@ -1,14 +1,14 @@
 // The last stage of the inbound and external pipelines: the request, with its identity headers set, streamed to
-// the app over a bounded pool of keep-alive connections (AppClient, one per listener). A peer may hold at most a share of the pool's
+// the app over a bounded undici pool (one per listener). A peer may hold at most a share of the pool's
 // connections with requests in flight; its further requests wait for one of its own to finish. So one client's
 // slow uploads cannot take the app from everyone else, and a busy client (a gateway, say) is slowed, not failed.
+import { Pool } from 'undici';
 import { formatHostPort, type SidecarConfig } from '../../config/index.js';
 import type { Exchange } from '../pipeline/exchange.js';
-import { AppClient } from './app-client.js';
 import { APP_POOL_PEER_SHARE, type InboundLimits } from './limits.js';
 
 export class AppForwarder {
-  readonly #pool: AppClient;
+  readonly #pool: Pool;
   readonly #maxPerPeer: number;
   /** App requests in flight per peer ID. */
   readonly #inFlight = new Map<string, number>();
@@ -17,16 +17,13 @@ export class AppForwarder {
 
   constructor(config: SidecarConfig, limits: InboundLimits) {
     const appTimeout = config.inbound.appTimeoutMs;
-    this.#pool = new AppClient({
-      host: config.inbound.app.host,
-      port: config.inbound.app.port,
-      authority: formatHostPort(config.inbound.app),
+    this.#pool = new Pool(`http://${formatHostPort(config.inbound.app)}`, {
       // Bounded: requests beyond this wait in the pool's queue instead of opening app connections without end.
       connections: limits.appConnections,
-      responseTimeoutMs: appTimeout,
-      keepAliveTimeoutMs: 60_000,
-      connectTimeoutMs: Math.min(appTimeout, 10_000),
-      maxHeaderBytes: APP_RESPONSE_MAX_HEADER_BYTES,
+      headersTimeout: appTimeout,
+      bodyTimeout: appTimeout,
+      keepAliveTimeout: 60_000,
+      connectTimeout: Math.min(appTimeout, 10_000),
     });
     this.#maxPerPeer = Math.max(1, Math.floor(limits.appConnections * APP_POOL_PEER_SHARE));
   }
@@ -57,7 +54,7 @@ export class AppForwarder {
     this.#pool.dispatch(
       {
         path: exchange.verdict?.forwardTarget ?? exchange.target,
-        method: exchange.method,
+        method: exchange.method as 'GET',
         headers: exchange.appHeaders as string[],
         body: exchange.appHasBody ? sink.body() : null,
       },
@@ -69,7 +66,7 @@ export class AppForwarder {
   async close(deadline: number): Promise<void> {
     const closed = this.#pool.close();
     await Promise.race([closed, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
-    this.#pool.destroy();
+    await this.#pool.destroy().catch(() => undefined);
   }
 
   #release(peerId: string): void {
@@ -90,6 +87,3 @@ export class AppForwarder {
     if (queue.length === 0) this.#waiting.delete(peerId);
   }
 }
-
-/** The largest response head accepted from the app (undici's default, which the pool used). */
-const APP_RESPONSE_MAX_HEADER_BYTES = 16 * 1024;

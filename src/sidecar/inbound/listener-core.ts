@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import type { SidecarConfig } from '../../config/index.js';
-import { type ErrorCode, isMeshauthError, MeshauthError } from '../../errors/index.js';
+import { type ErrorCode, MeshauthError } from '../../errors/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { VerifiedPeer } from '../../tls/index.js';
 import { DataPlaneTelemetry, type Direction } from '../data-plane-telemetry.js';
@@ -283,7 +283,6 @@ export class ListenerCore {
 
 /** App-side failures: refused/reset → 503, timeouts → 504, bad framing → 502. */
 export function classifyAppError(error: Error): MeshauthError {
-  if (isMeshauthError(error)) return error; // the app client's own timeouts and refusals
   const code = (error as Error & { code?: string }).code ?? '';
   if (
     code === UNDICI_CODES.headersTimeout ||

@@ -1,8 +1,7 @@
-// The request body handed to the app client for an h2 stream. An Http2Stream is the response too, so the body is
-// piped through a PassThrough with backpressure, and the app client can stop reading it without touching the
-// response. The PassThrough only ends when the stream ended with END_STREAM: a stream reset or a session lost
-// mid-body destroys it with an error, so the app connection is destroyed instead of getting the terminating
-// `0\r\n\r\n`.
+// The request body handed to undici for an h2 stream. An Http2Stream is the response too (undici destroys a body
+// stream once it has sent it), so the body is piped through a PassThrough with backpressure. The PassThrough only
+// ends when the stream ended with END_STREAM: a stream reset or a session lost mid-body destroys it with an error,
+// so undici aborts the request and destroys the app connection instead of writing the terminating `0\r\n\r\n`.
 import type { ServerHttp2Stream } from 'node:http2';
 import { PassThrough, type Readable } from 'node:stream';
 
@@ -11,9 +10,8 @@ type Source = ServerHttp2Stream & { [kBody]?: PassThrough };
 
 export function h2RequestBody(stream: ServerHttp2Stream): Readable {
   const body = new PassThrough();
-  // The app client listens for the body's errors only while it writes the request; a body destroyed while the
-  // request still waits for an app connection (or after the client is done with it) must not become an uncaught
-  // exception.
+  // undici listens for the body's errors only while it writes the request; a body destroyed while the request
+  // still waits for an app connection (or after undici is done with it) must not become an uncaught exception.
   body.on('error', ignore);
   (stream as Source)[kBody] = body;
   // 'aborted' is emitted synchronously when the stream closes while its response is still open, before the

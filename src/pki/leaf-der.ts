@@ -33,10 +33,13 @@ export function plainLeafFacts(leaf: Uint8Array, issuers: readonly x509.X509Cert
   const der = Buffer.from(leaf.buffer, leaf.byteOffset, leaf.byteLength);
   const outer = readDer(der, 0);
   if (outer?.tag !== 0x30 || outer.end !== der.length || !derWellFormed(der, outer)) return undefined;
-  const [tbs] = derChildren(der, outer) ?? [];
-  if (tbs?.tag !== 0x30) return undefined;
+  const [tbs, outerAlgorithm, signatureValue, extraTop] = derChildren(der, outer) ?? [];
+  if (tbs?.tag !== 0x30 || outerAlgorithm?.tag !== 0x30 || extraTop !== undefined) return undefined;
+  if (signatureValue?.tag !== 0x03 || !isOctetAligned(der, signatureValue)) return undefined;
   const fields = derChildren(der, tbs) ?? [];
   if (fields.length !== 8) return undefined;
+  // RFC 5280 §4.1.2.3: the signature field inside equals signatureAlgorithm outside, byte for byte.
+  if (!derBytes(der, fields[2] as DerElement).equals(derBytes(der, outerAlgorithm))) return undefined;
   const [version, serial, , issuer, validity, subject, spki, extensions] = fields as DerElement[] as [
     DerElement,
     DerElement,
@@ -48,7 +51,13 @@ export function plainLeafFacts(leaf: Uint8Array, issuers: readonly x509.X509Cert
     DerElement,
   ];
   if (version.tag !== 0xa0 || !derBytes(der, version).equals(VERSION_V3)) return undefined;
-  if (serial.tag !== 0x02 || spki.tag !== 0x30 || extensions.tag !== 0xa3) return undefined;
+  if (!isSerialNumber(derContent(der, serial)) || serial.tag !== 0x02) return undefined;
+  if (spki.tag !== 0x30 || extensions.tag !== 0xa3) return undefined;
+  // SubjectPublicKeyInfo ::= SEQUENCE { AlgorithmIdentifier, BIT STRING } (the key itself is OpenSSL's to check).
+  const [keyAlgorithm, keyBits, extraKey] = derChildren(der, spki) ?? [];
+  if (keyAlgorithm?.tag !== 0x30 || keyBits?.tag !== 0x03 || !isOctetAligned(der, keyBits) || extraKey) {
+    return undefined;
+  }
   if (!derBytes(der, subject).equals(EMPTY_NAME)) return undefined;
   const issuerName = derBytes(der, issuer);
   if (!issuers.some((candidate) => subjectOf(candidate).equals(issuerName))) return undefined;
@@ -66,6 +75,7 @@ export function plainLeafFacts(leaf: Uint8Array, issuers: readonly x509.X509Cert
   let ca: boolean | undefined;
   let keyUsage: LeafFacts['keyUsage'] = null;
   let extKeyUsage: string[] | null = null;
+  let sanCritical = false;
   const seen = new Set<string>();
   for (const extension of derChildren(der, list) ?? []) {
     const parts = extension.tag === 0x30 ? derChildren(der, extension) : undefined;
@@ -104,6 +114,7 @@ export function plainLeafFacts(leaf: Uint8Array, issuers: readonly x509.X509Cert
         break;
       }
       case SUBJECT_ALT_NAME: {
+        sanCritical = critical;
         uris = uriNames(der, value);
         if (uris === undefined) return undefined;
         break;
@@ -116,12 +127,26 @@ export function plainLeafFacts(leaf: Uint8Array, issuers: readonly x509.X509Cert
         if (value.tag !== 0x30 || (derChildren(der, value) ?? []).some((e) => e.tag !== 0x80)) return undefined;
     }
   }
+  // With the subject empty, RFC 5280 §4.2.1.6 wants the SAN critical; meshauth also always names its key
+  // (authorityKeyIdentifier, §4.2.1.1). Leaves without either are read by the general path.
+  if (!sanCritical || !seen.has(AUTHORITY_KEY_ID)) return undefined;
   return { uris: uris ?? [], ca, keyUsage, extKeyUsage, notBefore, notAfter };
 }
 
 const VERSION_V3 = Buffer.from([0xa0, 0x03, 0x02, 0x01, 0x02]);
 const UTC_TIME = /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/;
 const GENERALIZED_TIME = /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/;
+
+/** A BIT STRING of whole octets: its unused-bits count is 0 (a signature, a public key). */
+function isOctetAligned(der: Buffer, bits: DerElement): boolean {
+  return bits.end - bits.contentStart >= 2 && der[bits.contentStart] === 0;
+}
+
+/** RFC 5280 §4.1.2.2: a positive INTEGER of at most 20 octets, minimally encoded (X.690 §8.3.2). */
+function isSerialNumber(content: Buffer): boolean {
+  if (content.length === 0 || content.length > 20 || ((content[0] as number) & 0x80) !== 0) return false;
+  return content.length === 1 || content[0] !== 0 || ((content[1] as number) & 0x80) !== 0;
+}
 
 function subjectOf(cert: x509.X509Certificate): Buffer {
   let name = subjectDer.get(cert);
@@ -138,7 +163,9 @@ function basicConstraintsCa(der: Buffer, value: DerElement): boolean | undefined
   const [first, second, extra] = derChildren(der, value) ?? [];
   if (extra !== undefined) return undefined;
   if (first === undefined) return false;
-  if (first.tag === 0x02) return second === undefined ? false : undefined;
+  // A pathLenConstraint without cA (RFC 5280 §4.2.1.9 forbids it; OpenSSL's strict mode refuses it) is not the plain
+  // shape: the general path reads it.
+  if (first.tag === 0x02) return undefined;
   const content = derContent(der, first);
   if (first.tag !== 0x01 || content.length !== 1 || (second !== undefined && second.tag !== 0x02)) return undefined;
   return content[0] !== 0;
@@ -147,7 +174,8 @@ function basicConstraintsCa(der: Buffer, value: DerElement): boolean | undefined
 /** A named-bit BIT STRING as flags, bit i (X.680 numbering) → 2^i, as @peculiar/asn1-schema's toNumber() reads it. */
 function bitFlags(der: Buffer, value: DerElement): number | undefined {
   const content = derContent(der, value);
-  if (value.tag !== 0x03 || content.length < 1 || content.length > 3 || (content[0] as number) > 7) return undefined;
+  // RFC 5280 §4.2.1.3: at least one bit is set, so at least one content octet after the unused-bits count.
+  if (value.tag !== 0x03 || content.length < 2 || content.length > 3 || (content[0] as number) > 7) return undefined;
   const bits = (content.length - 1) * 8 - (content[0] as number);
   let flags = 0;
   for (let i = 0; i < bits; i++) {

@@ -32,6 +32,72 @@ export interface LeafFacts {
 }
 
 function leafFactsOf(leaf: x509.X509Certificate): LeafFacts {
+  return readable(() => parsedLeafFacts(leaf));
+}
+
+/**
+ * @peculiar/x509 parses an extension's value on first access and throws a plain Error when it does not match its
+ * schema (a constructed URI name, a keyUsage that is no BIT STRING): that is a malformed certificate, not an
+ * internal error.
+ */
+function readable<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (cause) {
+    if (cause instanceof MeshauthError) throw cause;
+    throw new MeshauthError('MESHAUTH_ERR_SVID_MALFORMED', 'certificate extension cannot be parsed', {
+      reason: 'malformed',
+      cause,
+    });
+  }
+}
+
+/**
+ * Extensions a relying party may meet critical in a leaf: the ones OpenSSL's verifier processes. RFC 5280 §4.2:
+ * a certificate with a critical extension the verifier does not recognize must be rejected.
+ */
+const PROCESSED_EXTENSIONS = new Set([
+  '2.5.29.15', // keyUsage
+  '2.5.29.17', // subjectAltName
+  '2.5.29.19', // basicConstraints
+  '2.5.29.30', // nameConstraints
+  '2.5.29.32', // certificatePolicies
+  '2.5.29.33', // policyMappings
+  '2.5.29.36', // policyConstraints
+  '2.5.29.37', // extKeyUsage
+  '2.5.29.54', // inhibitAnyPolicy
+  '1.3.6.1.5.5.7.1.14', // proxyCertInfo
+  '2.16.840.1.113730.1.1', // Netscape certificate type
+]);
+
+/**
+ * The leaf rules read the first instance of an extension; a second one (RFC 5280 §4.2: "MUST NOT include more than
+ * one instance") or a critical one nobody processes would carry meaning this reader ignores. OpenSSL refuses both in
+ * a handshake; chains validated outside one (renewal, x5c) must too.
+ */
+function checkExtensionSet(leaf: x509.X509Certificate): void {
+  const seen = new Set<string>();
+  for (const extension of leaf.extensions) {
+    if (seen.has(extension.type)) {
+      fail(
+        'MESHAUTH_ERR_SVID_MALFORMED',
+        `leaf certificate repeats extension ${extension.type}`,
+        'duplicate_extension',
+      );
+    }
+    seen.add(extension.type);
+    if (extension.critical && !PROCESSED_EXTENSIONS.has(extension.type)) {
+      fail(
+        'MESHAUTH_ERR_SVID_MALFORMED',
+        `leaf certificate has an unknown critical extension ${extension.type}`,
+        'unknown_critical_extension',
+      );
+    }
+  }
+}
+
+function parsedLeafFacts(leaf: x509.X509Certificate): LeafFacts {
+  checkExtensionSet(leaf);
   const usage = leaf.getExtension(x509.KeyUsagesExtension);
   const eku = leaf.getExtension(x509.ExtendedKeyUsageExtension);
   return {
@@ -136,6 +202,15 @@ function validatePath(
   bundle: TrustBundle,
   now: Date,
 ): SpiffeId {
+  // OpenSSL refuses a chain whose leaf key it cannot decode; the leaf rules never look at the key, so check it here.
+  try {
+    void leafNode.publicKey;
+  } catch (cause) {
+    throw new MeshauthError('MESHAUTH_ERR_SVID_MALFORMED', 'leaf public key cannot be decoded', {
+      reason: 'malformed',
+      cause,
+    });
+  }
   const candidates = [...issuers, ...bundle.roots];
   let current: x509.X509Certificate | undefined = leaf;
   let currentNode = leafNode;
@@ -146,8 +221,8 @@ function validatePath(
     if (parent === undefined) {
       fail('MESHAUTH_ERR_SVID_UNKNOWN_CA', 'certificate chain does not lead to a trusted root', 'unknown_ca');
     }
-    checkCaCertificate(parent, caCount, now);
-    const permitted = permittedUriHosts(parent);
+    readable(() => checkCaCertificate(parent, caCount, now));
+    const permitted = readable(() => permittedUriHosts(parent));
     if (permitted !== undefined && !hostPermitted(id.trustDomain.name, permitted)) {
       fail('MESHAUTH_ERR_SVID_CHAIN', 'SPIFFE ID violates the issuer name constraints', 'name_constraints');
     }
@@ -224,7 +299,16 @@ const nodeCertificates = new WeakMap<x509.X509Certificate, NodeX509Certificate>(
 function toNode(cert: x509.X509Certificate): NodeX509Certificate {
   let node = nodeCertificates.get(cert);
   if (node === undefined) {
-    node = new NodeX509Certificate(Buffer.from(cert.rawData));
+    try {
+      node = new NodeX509Certificate(Buffer.from(cert.rawData));
+    } catch (cause) {
+      // @peculiar/x509 is more lenient than OpenSSL (an empty INTEGER serial, some BER): a certificate only one of
+      // them can read is malformed, not an internal error.
+      throw new MeshauthError('MESHAUTH_ERR_SVID_MALFORMED', 'certificate cannot be parsed', {
+        reason: 'malformed',
+        cause,
+      });
+    }
     nodeCertificates.set(cert, node);
   }
   return node;

@@ -21,7 +21,9 @@ export function authenticatePeer(req: IncomingMessage, bundle: TrustBundle, now:
     });
   }
   try {
-    return validateX509SvidDer(chain.leaf, chain.issuers, bundle, now);
+    // Parsing an intermediate can fail (OpenSSL read it in the handshake, @peculiar/x509 may not): that is a
+    // rejected client certificate like any other, not an error of another kind.
+    return validateX509SvidDer(chain.leaf, chain.issuers.map(cachedIssuer), bundle, now);
   } catch (error) {
     const reason = error instanceof MeshauthError ? (error.reason ?? 'invalid') : 'invalid';
     throw new MeshauthError(
@@ -32,18 +34,18 @@ export function authenticatePeer(req: IncomingMessage, bundle: TrustBundle, now:
   }
 }
 
-/** The chain the client sent: the leaf's DER and the certificates after it (parsed once, cached). */
-function peerChain(socket: TLSSocket): { leaf: Buffer; issuers: x509.X509Certificate[] } | undefined {
+/** The chain the client sent: the leaf's DER and the DER of the certificates after it. */
+function peerChain(socket: TLSSocket): { leaf: Buffer; issuers: Buffer[] } | undefined {
   if (typeof socket.getPeerCertificate !== 'function') return undefined;
   const first = socket.getPeerCertificate(true);
   if (first?.raw === undefined) return undefined;
-  const issuers: x509.X509Certificate[] = [];
+  const issuers: Buffer[] = [];
   const seen = new Set<string>([first.fingerprint256]);
   let current = first.issuerCertificate;
   while (current?.raw !== undefined && issuers.length + 1 < MAX_PEER_CHAIN) {
     if (seen.has(current.fingerprint256)) break;
     seen.add(current.fingerprint256);
-    issuers.push(cachedIssuer(current.raw));
+    issuers.push(current.raw);
     current = current.issuerCertificate;
   }
   return { leaf: first.raw, issuers };

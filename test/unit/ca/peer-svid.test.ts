@@ -1,0 +1,61 @@
+// authenticatePeer: every failure to read or validate the client's chain is MESHAUTH_ERR_CA_UNAUTHENTICATED with a
+// client_cert_* reason. The chain is handed over in the shape Node's TLSSocket#getPeerCertificate(true) returns
+// (the handshake itself is covered by the CA integration tests).
+import type { IncomingMessage } from 'node:http';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { authenticatePeer } from '../../../src/ca/peer-svid.js';
+import { MeshauthError } from '../../../src/errors/index.js';
+import { TestCa, type TestSvid } from '../../helpers/test-ca.js';
+
+let ca: TestCa;
+let svid: TestSvid;
+
+beforeAll(async () => {
+  ca = await TestCa.create('example.org');
+  svid = await ca.issue();
+});
+
+interface PeerCertificateShape {
+  raw: Buffer;
+  fingerprint256: string;
+  issuerCertificate?: PeerCertificateShape;
+}
+
+function requestWithChain(ders: readonly Buffer[]): IncomingMessage {
+  let chain: PeerCertificateShape | undefined;
+  for (const [index, raw] of [...ders].reverse().entries()) {
+    chain = { raw, fingerprint256: `fp-${index}`, ...(chain === undefined ? {} : { issuerCertificate: chain }) };
+  }
+  return { socket: { getPeerCertificate: () => chain ?? {} } } as unknown as IncomingMessage;
+}
+
+function outcome(run: () => unknown): { id?: string; code?: string; reason?: string } {
+  try {
+    return { id: String(run()) };
+  } catch (error) {
+    expect(error).toBeInstanceOf(MeshauthError);
+    return { code: (error as MeshauthError).code, reason: (error as MeshauthError).reason };
+  }
+}
+
+describe('authenticatePeer', () => {
+  it('ok/leaf and intermediate', () => {
+    const req = requestWithChain([Buffer.from(svid.leaf.rawData), Buffer.from(ca.intermediate.rawData)]);
+    expect(outcome(() => authenticatePeer(req, ca.bundle, new Date(), 'renewal'))).toEqual({ id: svid.id });
+  });
+
+  it('fail/no client certificate', () => {
+    expect(outcome(() => authenticatePeer(requestWithChain([]), ca.bundle, new Date(), 'renewal'))).toEqual({
+      code: 'MESHAUTH_ERR_CA_UNAUTHENTICATED',
+      reason: 'no_credential',
+    });
+  });
+
+  it('fail/an intermediate @peculiar/x509 cannot parse is a rejected client certificate, not another error', () => {
+    const req = requestWithChain([Buffer.from(svid.leaf.rawData), Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00])]);
+    expect(outcome(() => authenticatePeer(req, ca.bundle, new Date(), 'renewal'))).toEqual({
+      code: 'MESHAUTH_ERR_CA_UNAUTHENTICATED',
+      reason: 'client_cert_malformed',
+    });
+  });
+});

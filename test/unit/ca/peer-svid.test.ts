@@ -29,7 +29,7 @@ function requestWithChain(ders: readonly Buffer[]): IncomingMessage {
   return { socket: { getPeerCertificate: () => chain ?? {} } } as unknown as IncomingMessage;
 }
 
-function outcome(run: () => unknown): { id?: string; code?: string; reason?: string } {
+function outcome(run: () => unknown): { id?: string; code?: string; reason?: string | undefined } {
   try {
     return { id: String(run()) };
   } catch (error) {

@@ -349,7 +349,7 @@ describe('verifyCsrPem: strict-DER fast path vs @peculiar/x509 and OpenSSL', () 
           expect(ref).toEqual({ spki: ours.spki, keyType: ours.keyType });
           // OpenSSL is the second reference for what the fast path accepts (the @peculiar fallback is more
           // lenient than OpenSSL about some BER, e.g. an empty INTEGER version, but that is the reference itself).
-          if (ours.fast === true && accepted.length < 12 && !accepted.some((a) => a.equals(der))) accepted.push(der);
+          if (ours.fast === true && accepted.length < 8 && !accepted.some((a) => a.equals(der))) accepted.push(der);
         }),
         fuzzParams(RUNS),
       );

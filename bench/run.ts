@@ -3,7 +3,7 @@
 // then the microbenchmarks (CA, PDP, passport, handshake), checks the SPEC §9 targets and writes
 // bench/results/latest.{json,md}. A peer or benchmark module that is missing or fails becomes a "not available: …"
 // row; only a crash of the runner itself exits non-zero.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -135,6 +135,8 @@ async function main(): Promise<void> {
       gateway,
       targets: checkTargets(proxies, micro),
       notes,
+      // The fleet scenario runs on its own (`--fleet N`) and writes its key into the same file: keep its last result.
+      ...(await lastFleetResult()),
     };
     console.log('');
     process.stdout.write(renderText(report));
@@ -304,3 +306,12 @@ function progressLine(row: ProxyRow): string {
 }
 
 await main();
+
+async function lastFleetResult(): Promise<{ fleet?: unknown }> {
+  try {
+    const previous = JSON.parse(await readFile(join(RESULTS_DIR, 'latest.json'), 'utf8')) as { fleet?: unknown };
+    return previous.fleet === undefined ? {} : { fleet: previous.fleet };
+  } catch {
+    return {};
+  }
+}

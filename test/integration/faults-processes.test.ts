@@ -83,10 +83,11 @@ describe('the peer sidecar process is killed mid-stream and restarted', () => {
       ].join('\n'),
     );
     const peer = spawnCli(['sidecar', '--config', config]);
+    // Generous: a process start (module loading, bootstrap) under a full parallel suite on two cores took over 20 s.
     await waitFor(
       'the CLI peer sidecar to be ready',
       async () => (await request(`http://127.0.0.1:${adminPort}/readyz`).catch(() => undefined))?.statusCode === 200,
-      20_000,
+      60_000,
     );
     return peer;
   }
@@ -187,7 +188,7 @@ describe('the peer sidecar process is killed mid-stream and restarted', () => {
     expect(client.ready()).toBe(true);
     process.kill(again.child.pid as number, 'SIGTERM');
     expect((await again.exited).code).toBe(0);
-  }, 90_000);
+  }, 150_000);
 });
 
 describe('the CA process is killed during a renewal storm and comes back', () => {

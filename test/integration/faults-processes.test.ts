@@ -54,6 +54,31 @@ function spawnCli(args: readonly string[]): CliProcess {
   return { child, output: () => output, exited };
 }
 
+/** waitFor on a CLI process: fails at once if it exited, and says what it printed either way. */
+async function waitForCli<T>(
+  cli: CliProcess,
+  what: string,
+  check: () => T | Promise<T>,
+  timeoutMs: number,
+): Promise<NonNullable<T>> {
+  try {
+    return await waitFor(
+      what,
+      async () => {
+        if (cli.child.exitCode !== null || cli.child.signalCode !== null) {
+          throw new Error(
+            `the process exited (${cli.child.exitCode ?? cli.child.signalCode}) while waiting for ${what}`,
+          );
+        }
+        return check();
+      },
+      timeoutMs,
+    );
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; its output:\n${cli.output().slice(-3000)}`);
+  }
+}
+
 // The suite's global setup builds dist/; only its presence is checked here (sources may be newer while others edit).
 beforeAll(() => {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\``);
@@ -84,7 +109,8 @@ describe('the peer sidecar process is killed mid-stream and restarted', () => {
     );
     const peer = spawnCli(['sidecar', '--config', config]);
     // Generous: a process start (module loading, bootstrap) under a full parallel suite on two cores took over 20 s.
-    await waitFor(
+    await waitForCli(
+      peer,
       'the CLI peer sidecar to be ready',
       async () => (await request(`http://127.0.0.1:${adminPort}/readyz`).catch(() => undefined))?.statusCode === 200,
       60_000,
@@ -211,7 +237,7 @@ describe('the CA process is killed during a renewal storm and comes back', () =>
     let ca = serve();
     const url = `https://127.0.0.1:${port}`;
     const bundleFile = join(caDir, 'bundle.pem');
-    await waitFor('the CA to listen', () => ca.output().includes('listening') || undefined, 20_000);
+    await waitForCli(ca, 'the CA to listen', () => ca.output().includes('listening') || undefined, 20_000);
 
     // Eight agents renewing 20-second SVIDs (a renewal every ~10 s each); the CA stays down for less than an SVID's remaining life, since an expired SVID cannot renew without a new join token.
     const agents: ReturnType<typeof startAgent>[] = [];
@@ -246,12 +272,19 @@ describe('the CA process is killed during a renewal storm and comes back', () =>
     expect(agents[0]?.logs.some((l) => l.level === 'warn' || l.level === 'error')).toBe(true);
 
     ca = serve();
-    await waitFor('the CA to listen again', () => ca.output().includes('listening') || undefined, 20_000);
-    await waitFor(
+    await waitForCli(ca, 'the CA to listen again', () => ca.output().includes('listening') || undefined, 20_000);
+    const stale = () => agents.filter((a, i) => a.holder.current?.svid.leaf.serialNumber === serialsAtKill[i]);
+    await waitForCli(
+      ca,
       'every agent to renew from the restarted CA',
-      () => agents.every((a, i) => a.holder.current?.svid.leaf.serialNumber !== serialsAtKill[i]) || undefined,
+      () => stale().length === 0 || undefined,
       30_000,
-    );
+    ).catch((error: Error) => {
+      const last = stale()[0]?.logs.slice(-4);
+      throw new Error(
+        `${error.message}\n${stale().length} agent(s) without a new SVID; one's last log lines: ${JSON.stringify(last)}`,
+      );
+    });
     for (const a of agents) expect(a.holder.current?.svid.leaf.notAfter.getTime()).toBeGreaterThan(Date.now());
     process.kill(ca.child.pid as number, 'SIGTERM');
     expect((await ca.exited).code).toBe(0);

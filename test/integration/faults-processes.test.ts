@@ -1,6 +1,6 @@
 // Fault injection on real processes (the built CLI, `dist/src/cli/main.js`): the peer sidecar is SIGKILLed in the
 // middle of a streamed response and started again on the same port; the CA is SIGKILLed while a group of agents
-// renews 20-second SVIDs and comes back. Each case asserts what the client sees, the metric, the log line, that
+// renews 40-second SVIDs and comes back. Each case asserts what the client sees, the metric, the log line, that
 // the surviving processes did not crash, and recovery without restarting them.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -233,13 +233,13 @@ describe('the CA process is killed during a renewal storm and comes back', () =>
     ]);
     expect(init.code, init.stderr).toBe(0);
     const port = await freePort();
-    const serve = () => spawnCli(['ca', 'serve', '--dir', caDir, '--listen', `127.0.0.1:${port}`, '--svid-ttl', '20s']);
+    const serve = () => spawnCli(['ca', 'serve', '--dir', caDir, '--listen', `127.0.0.1:${port}`, '--svid-ttl', '40s']);
     let ca = serve();
     const url = `https://127.0.0.1:${port}`;
     const bundleFile = join(caDir, 'bundle.pem');
     await waitForCli(ca, 'the CA to listen', () => ca.output().includes('listening') || undefined, 20_000);
 
-    // Eight agents renewing 20-second SVIDs (a renewal every ~10 s each); the CA stays down for less than an SVID's remaining life, since an expired SVID cannot renew without a new join token.
+    // Eight agents renewing 40-second SVIDs (a renewal every ~20 s each); the CA stays down for less than an SVID's remaining life, since an expired SVID cannot renew without a new join token.
     const agents: ReturnType<typeof startAgent>[] = [];
     for (let i = 0; i < 8; i++) {
       const id = `spiffe://example.org/ns/storm/sa/w${i}`;
@@ -251,10 +251,10 @@ describe('the CA process is killed during a renewal storm and comes back', () =>
     await waitFor(
       'a first round of renewals',
       async () => {
-        for (const a of agents) if ((await rotations(a.metrics, 'success')) < 2) return false;
+        for (const a of agents) if ((await rotations(a.metrics, 'success')) < 1) return false;
         return true;
       },
-      30_000,
+      45_000,
     );
 
     // Kill the CA in the middle of the storm; keep it down for longer than one renewal interval.
@@ -262,14 +262,19 @@ describe('the CA process is killed during a renewal storm and comes back', () =>
     expect(await ca.exited).toMatchObject({ signal: 'SIGKILL' });
     const serialsAtKill = agents.map((a) => a.holder.current?.svid.leaf.serialNumber);
     const failuresAtKill = await Promise.all(agents.map((a) => rotations(a.metrics, 'failure')));
+    // Restart as soon as the first agent has failed a renewal: every other agent still holds at least ~half an SVID
+    // lifetime (40 s SVIDs renew at about 20 s left), so a restart slowed by a busy machine costs nobody its SVID.
     await waitFor(
-      'renewal failures to be counted while the CA is down',
-      async () => (await rotations(agents[0]?.metrics as Metrics, 'failure')) > (failuresAtKill[0] as number),
-      10_000,
+      'a renewal failure to be counted while the CA is down',
+      async () => {
+        const failures = await Promise.all(agents.map((a) => rotations(a.metrics, 'failure')));
+        return failures.some((n, i) => n > (failuresAtKill[i] as number));
+      },
+      30_000,
     );
     // Nobody dropped the SVID it holds: a failed renewal keeps the old one.
     for (const a of agents) expect(a.holder.current).toBeDefined();
-    expect(agents[0]?.logs.some((l) => l.level === 'warn' || l.level === 'error')).toBe(true);
+    expect(agents.some((a) => a.logs.some((l) => l.level === 'warn' || l.level === 'error'))).toBe(true);
 
     ca = serve();
     await waitForCli(ca, 'the CA to listen again', () => ca.output().includes('listening') || undefined, 20_000);
@@ -278,7 +283,7 @@ describe('the CA process is killed during a renewal storm and comes back', () =>
       ca,
       'every agent to renew from the restarted CA',
       () => stale().length === 0 || undefined,
-      30_000,
+      45_000,
     ).catch((error: Error) => {
       const last = stale()[0]?.logs.slice(-4);
       throw new Error(
@@ -288,5 +293,5 @@ describe('the CA process is killed during a renewal storm and comes back', () =>
     for (const a of agents) expect(a.holder.current?.svid.leaf.notAfter.getTime()).toBeGreaterThan(Date.now());
     process.kill(ca.child.pid as number, 'SIGTERM');
     expect((await ca.exited).code).toBe(0);
-  }, 150_000);
+  }, 200_000);
 });

@@ -107,69 +107,78 @@ function severe(findings: readonly Finding[]): Finding[] {
 describe.skipIf(TESTSSL === undefined && !REQUIRED)('testssl scan', () => {
   const results = new Map<string, Finding[]>();
 
-  beforeAll(async () => {
-    if (TESTSSL === undefined) throw new Error('testssl (Debian package testssl.sh) is required in CI');
-    dir = mkdtempSync(join(tmpdir(), 'meshauth-testssl-'));
-    closers.push(() => rmSync(dir, { recursive: true, force: true }));
-    const testCa = await TestCa.create('example.org');
-    const app = await startApp();
-    closers.push(() => app.close());
-    const server = await testCa.issue({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-    const cert = join(dir, 'external.crt');
-    const key = join(dir, 'external.key');
-    writeFileSync(cert, server.chainPem);
-    writeFileSync(key, server.keyPem, { mode: 0o600 });
-    const config = sidecarConfigFromObject(
-      {
-        trustDomain: 'example.org',
-        ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent', token: '/nonexistent' },
-        inbound: {
-          listen: '127.0.0.1:0',
-          app: `127.0.0.1:${app.port}`,
-          endUser: {
-            issuers: [
-              {
-                issuer: 'https://127.0.0.1:1/idp',
-                audiences: ['api'],
-                jwksUri: 'https://127.0.0.1:1/jwks',
-                algorithms: ['ES256'],
-              },
-            ],
+  beforeAll(
+    async () => {
+      if (TESTSSL === undefined) throw new Error('testssl (Debian package testssl.sh) is required in CI');
+      dir = mkdtempSync(join(tmpdir(), 'meshauth-testssl-'));
+      closers.push(() => rmSync(dir, { recursive: true, force: true }));
+      const testCa = await TestCa.create('example.org');
+      const app = await startApp();
+      closers.push(() => app.close());
+      const server = await testCa.issue({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+      const cert = join(dir, 'external.crt');
+      const key = join(dir, 'external.key');
+      writeFileSync(cert, server.chainPem);
+      writeFileSync(key, server.keyPem, { mode: 0o600 });
+      const config = sidecarConfigFromObject(
+        {
+          trustDomain: 'example.org',
+          ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent', token: '/nonexistent' },
+          inbound: {
+            listen: '127.0.0.1:0',
+            app: `127.0.0.1:${app.port}`,
+            endUser: {
+              issuers: [
+                {
+                  issuer: 'https://127.0.0.1:1/idp',
+                  audiences: ['api'],
+                  jwksUri: 'https://127.0.0.1:1/jwks',
+                  algorithms: ['ES256'],
+                },
+              ],
+            },
+            external: { listen: '127.0.0.1:0', cert, key },
           },
-          external: { listen: '127.0.0.1:0', cert, key },
+          outbound: { listen: '127.0.0.1:0', routes: {} },
+          admin: { listen: '127.0.0.1:0' },
         },
-        outbound: { listen: '127.0.0.1:0', routes: {} },
-        admin: { listen: '127.0.0.1:0' },
-      },
-      'testssl-test',
-    );
-    sidecar = await startTestSidecar(testCa, testCa.idFor('/ns/shop/sa/api'), config);
-    closers.push(() => sidecar.sidecar.close(0));
-    const caDir = await makeCaDir();
-    closers.push(caDir.cleanup);
-    ca = await startCaServer({
-      dir: caDir.dir,
-      listen: '127.0.0.1:0',
-      svidTtlMs: 3600_000,
-      logger: silentLogger(),
-      metrics: new Metrics(),
-    });
-    closers.push(() => ca.close());
-    const targets: [string, number][] = [
-      ['inbound', sidecar.sidecar.inboundPort],
-      ['external', sidecar.sidecar.externalPort as number],
-      ['ca', ca.port],
-    ];
-    // The inbound listener requires a client certificate, which testssl 3.0 cannot present: only the protocol
-    // probes are meaningful there (every handshake ends in certificate_required / handshake_failure).
-    const full = ['--fast', '-p', '-f', '-S', '-U'];
-    const scanned = await Promise.all(
-      targets.map(([name, port]) =>
-        name === 'inbound' ? scan(name, port, ['-p'], INBOUND_TIMEOUT_MS) : scan(name, port, full, SCAN_TIMEOUT_MS),
-      ),
-    );
-    for (const [i, [name]] of targets.entries()) results.set(name, scanned[i] as Finding[]);
-  }, SCAN_TIMEOUT_MS + 30_000);
+        'testssl-test',
+      );
+      sidecar = await startTestSidecar(testCa, testCa.idFor('/ns/shop/sa/api'), config);
+      closers.push(() => sidecar.sidecar.close(0));
+      const caDir = await makeCaDir();
+      closers.push(caDir.cleanup);
+      ca = await startCaServer({
+        dir: caDir.dir,
+        listen: '127.0.0.1:0',
+        svidTtlMs: 3600_000,
+        logger: silentLogger(),
+        metrics: new Metrics(),
+      });
+      closers.push(() => ca.close());
+      const targets: [string, number][] = [
+        ['inbound', sidecar.sidecar.inboundPort],
+        ['external', sidecar.sidecar.externalPort as number],
+        ['ca', ca.port],
+      ];
+      // The inbound listener requires a client certificate, which testssl 3.0 cannot present: only the protocol
+      // probes are meaningful there (every handshake ends in certificate_required / handshake_failure).
+      const full = ['--fast', '-p', '-f', '-S', '-U'];
+      const scanned = await Promise.all(
+        targets.map(([name, port]) =>
+          name === 'inbound' ? scan(name, port, ['-p'], INBOUND_TIMEOUT_MS) : scan(name, port, full, SCAN_TIMEOUT_MS),
+        ),
+      );
+      for (const [i, [name]] of targets.entries()) results.set(name, scanned[i] as Finding[]);
+      // testssl sometimes gives up on the inbound after its first probe when the three scans run beside a busy suite
+      // (every handshake there ends in an alert); its protocol probes are all that is asserted, so they get one more
+      // run, alone, before the assertions judge them.
+      if (!(results.get('inbound') ?? []).some((f) => f.id === 'TLS1_1')) {
+        results.set('inbound', await scan('inbound', sidecar.sidecar.inboundPort, ['-p'], INBOUND_TIMEOUT_MS));
+      }
+    },
+    SCAN_TIMEOUT_MS + INBOUND_TIMEOUT_MS + 30_000,
+  );
 
   afterAll(async () => {
     for (const close of closers.reverse()) await close();

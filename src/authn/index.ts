@@ -30,7 +30,7 @@ export {
   type JwksTunables,
   type RefreshTrigger,
 } from './jwks-cache.js';
-export { checkJwksFileUri, isFileUri } from './jwks-file.js';
-export { type KeySetResult, type UsableKey, usableKeys } from './jwks-keys.js';
+export { checkJwksFileUri, isFileUri, jwksFileFingerprint, readJwksFile } from './jwks-file.js';
+export { importedKey, type KeySetResult, type UsableKey, usableKeys } from './jwks-keys.js';
 export { TOKEN_REJECTION_REASONS, type TokenRejectionReason, tokenInvalid } from './token-rejection.js';
 export { inspectToken, type TokenShape } from './token-shape.js';

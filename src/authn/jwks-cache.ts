@@ -3,14 +3,13 @@
 // set kept while the issuer is down or serves garbage (until max-stale). A `file:` jwksUri is a local file instead,
 // stat'ed on a short interval and read again when it was replaced. Owns the keys; knows nothing of tokens.
 import { readFileSync } from 'node:fs';
-import { importJWK } from 'jose';
 import { Agent } from 'undici';
 import { MeshauthError } from '../errors/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { discoveryUrl, type EndUserTunables } from './end-user-config.js';
 import { checkFetchableUrl, FetchJsonError, fetchJson } from './fetch-json.js';
 import { isFileUri, JwksFileError, jwksFileFingerprint, jwksFilePath, readJwksFile } from './jwks-file.js';
-import { type UsableKey, usableKeys } from './jwks-keys.js';
+import { importedKey, type UsableKey, usableKeys } from './jwks-keys.js';
 import { tokenInvalid } from './token-rejection.js';
 
 export type JwksTunables = Pick<
@@ -65,7 +64,6 @@ export class JwksCache {
   #failedFingerprint: string | undefined;
   /** The failure of the latest attempt: a warning is logged when it changes, not at every attempt of an outage. */
   #failing: JwksFailure | undefined;
-  readonly #imported = new WeakMap<UsableKey, Map<string, Promise<CryptoKey>>>();
   #discoveredJwksUri: string | undefined;
   #keys: readonly UsableKey[] = [];
   #lastSuccessAt: number | undefined;
@@ -127,7 +125,7 @@ export class JwksCache {
     }
     if (found === 'unknown_kid') throw tokenInvalid('unknown_kid', 'no key matches the token kid', detail);
     if (found === 'alg_key_mismatch') throw tokenInvalid('alg_key_mismatch', 'key not usable with alg', detail);
-    return this.#importFor(found, alg);
+    return importedKey(found, alg);
   }
 
   /** Fetches the key set once (single flight: concurrent callers share one fetch). Resolves to success. */
@@ -278,20 +276,6 @@ export class JwksCache {
     }
     this.#discoveredJwksUri = jwksUri;
     return jwksUri;
-  }
-
-  #importFor(key: UsableKey, alg: string): Promise<CryptoKey> {
-    let byAlg = this.#imported.get(key);
-    if (byAlg === undefined) {
-      byAlg = new Map();
-      this.#imported.set(key, byAlg);
-    }
-    let imported = byAlg.get(alg);
-    if (imported === undefined) {
-      imported = importJWK(key.jwk, alg) as Promise<CryptoKey>;
-      byAlg.set(alg, imported);
-    }
-    return imported;
   }
 }
 

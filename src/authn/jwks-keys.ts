@@ -91,3 +91,23 @@ export async function usableKeys(document: unknown): Promise<KeySetResult> {
   if (members.length > MAX_JWKS_KEYS) rejected.push('too_many_keys');
   return { keys, rejected };
 }
+
+/** Imported keys per key-set entry and algorithm: a storm of tokens verifies thousands of times with one key. */
+const imported = new WeakMap<UsableKey, Map<string, Promise<CryptoKey>>>();
+
+/** The CryptoKey of a usable key for `alg`, imported once per key object (a failed import is tried again). */
+export function importedKey(key: UsableKey, alg: string): Promise<CryptoKey> {
+  let byAlg = imported.get(key);
+  if (byAlg === undefined) {
+    byAlg = new Map();
+    imported.set(key, byAlg);
+  }
+  let promise = byAlg.get(alg);
+  if (promise === undefined) {
+    const forKey = byAlg;
+    promise = importJWK(key.jwk, alg).then((k) => k as CryptoKey);
+    promise.catch(() => forKey.delete(alg));
+    forKey.set(alg, promise);
+  }
+  return promise;
+}

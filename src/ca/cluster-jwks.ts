@@ -2,15 +2,15 @@
 // ConfigMap update, a key rotation copied by an operator), or an https URL — given, or found in the issuer's OIDC
 // discovery document — fetched through the cluster API client, refreshed in the background, re-fetched at most
 // once per cooldown when a token names an unknown `kid`, and the last good key set kept while the source fails.
-import { readFile, stat } from 'node:fs/promises';
-import { importJWK } from 'jose';
-import { type UsableKey, usableKeys } from '../authn/index.js';
+import { importedKey, jwksFileFingerprint, readJwksFile, type UsableKey, usableKeys } from '../authn/index.js';
 import { MeshauthError } from '../errors/index.js';
 import type { Logger } from '../telemetry/index.js';
 import type { ClusterApiClient } from './cluster-api-client.js';
 
 const REMOTE_REFRESH_INTERVAL_MS = 5 * 60_000;
 const UNKNOWN_KID_COOLDOWN_MS = 10_000;
+/** A cluster publishes a handful of keys; a file past this is not a JWKS (same bound as an issuer's JWKS). */
+const MAX_JWKS_FILE_BYTES = 256 * 1024;
 
 export interface ClusterKeySource {
   /** The key for a token header, or MeshauthError: CA_UNAUTHENTICATED `sa_token_invalid` (no such key) or
@@ -46,7 +46,7 @@ export class JwksFileKeys implements ClusterKeySource {
   /** Reads the file once; a missing or invalid file at start is a configuration error (exit 2). */
   static async open(file: string, logger: Logger): Promise<JwksFileKeys> {
     const fingerprint = await fileFingerprint(file);
-    return new JwksFileKeys(file, logger, await readJwksFile(file, logger), fingerprint);
+    return new JwksFileKeys(file, logger, await readClusterKeys(file, logger), fingerprint);
   }
 
   async getKey(kid: string | undefined, alg: string): Promise<CryptoKey> {
@@ -70,7 +70,7 @@ export class JwksFileKeys implements ClusterKeySource {
     const fingerprint = await fileFingerprint(this.#file);
     if (fingerprint === this.#fingerprint) return;
     try {
-      this.#keys = await readJwksFile(this.#file, this.#logger);
+      this.#keys = await readClusterKeys(this.#file, this.#logger);
       this.#fingerprint = fingerprint;
       this.#logger.info(
         { event: 'k8s_jwks_reloaded', file: this.#file, keys: this.#keys.length },
@@ -174,10 +174,10 @@ async function discoverJwksUrl(client: ClusterApiClient, issuer: string): Promis
   return document.jwks_uri;
 }
 
-async function readJwksFile(file: string, logger: Logger): Promise<readonly UsableKey[]> {
+async function readClusterKeys(file: string, logger: Logger): Promise<readonly UsableKey[]> {
   let document: unknown;
   try {
-    document = JSON.parse(await readFile(file, 'utf8'));
+    ({ document } = await readJwksFile(file, MAX_JWKS_FILE_BYTES));
   } catch (cause) {
     throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `--k8s-jwks ${file} is not a readable JSON file`, {
       cause,
@@ -196,30 +196,8 @@ async function readJwksFile(file: string, logger: Logger): Promise<readonly Usab
   return result.keys;
 }
 
-/** Imported keys per key-set entry and algorithm: a cold-start storm verifies thousands of tokens with one key. */
-const imported = new WeakMap<UsableKey, Map<string, Promise<CryptoKey>>>();
-
-function importedKey(key: UsableKey, alg: string): Promise<CryptoKey> {
-  let byAlg = imported.get(key);
-  if (byAlg === undefined) {
-    byAlg = new Map();
-    imported.set(key, byAlg);
-  }
-  let promise = byAlg.get(alg);
-  if (promise === undefined) {
-    promise = importJWK(key.jwk, alg).then((k) => k as CryptoKey);
-    // A failed import is not remembered: the next token tries again.
-    promise.catch(() => byAlg.delete(alg));
-    byAlg.set(alg, promise);
-  }
-  return promise;
-}
-
 async function fileFingerprint(file: string): Promise<string> {
-  return stat(file).then(
-    (s) => `${s.ino}:${s.mtimeMs}:${s.size}`,
-    () => 'missing',
-  );
+  return jwksFileFingerprint(file).catch(() => 'missing');
 }
 
 function noKey(): MeshauthError {

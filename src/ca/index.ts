@@ -50,8 +50,13 @@ export {
   openIdConfiguration,
   TOKEN_PATH,
 } from './oidc-metadata.js';
-export { type RetireResult, retirePreviousRoot, SVID_MAX_LIFETIME_MS } from './retire-root.js';
-export { activateNextRoot, publishNextRoot, type RotateResult, rotateIntermediate } from './rotate.js';
+export {
+  activateNextRoot,
+  publishNextRoot,
+  type RotateResult,
+  retirePreviousRoot,
+  rotateIntermediate,
+} from './rotate.js';
 export { type CaServer, type CaServerOptions, startCaServer } from './server.js';
 export { toSpiffeBundle } from './spiffe-bundle.js';
 export { type CaMaterial, type InitCaOptions, initCa, loadCaMaterial } from './store.js';

@@ -1,15 +1,25 @@
 // CA rotation (SPEC §4). Intermediate: a new one under the active root signs new SVIDs at once; old leaves stay
 // valid because the root is unchanged. Root, in two steps: `--root` publishes a new root in bundle.pem beside the
 // old one (nothing signs with it yet, so every peer learns it first); `--root --activate` then signs a new
-// intermediate with it and makes it the active root. The old root stays in the bundle until the operator retires it.
+// intermediate with it and makes it the active root. The old root stays in the bundle until `--root --retire`
+// removes it, once no SVID under it can still be valid (every peer holding one would lose its connections: a root
+// that leaves the bundle cuts them), unless the operator forces it.
 import { rename, rm, stat } from 'node:fs/promises';
 import { MeshauthError } from '../errors/index.js';
-import { parseCertificatesPem, toPemChain, type x509 } from '../pki/index.js';
+import { BACKDATE_MS, parseCertificatesPem, SVID_MAX_TTL_MS, toPemChain, type x509 } from '../pki/index.js';
 import { caPaths, PUBLIC_FILE_MODE, writeFileAtomic } from './ca-files.js';
-import { loadCaKey, newRoot, readCaFile, readTrustDomain, writeIntermediateUnder, writeKeyAndCert } from './store.js';
+import {
+  inconsistent,
+  loadCaKey,
+  newRoot,
+  readCaFile,
+  readTrustDomain,
+  writeIntermediateUnder,
+  writeKeyAndCert,
+} from './store.js';
 
 export interface RotateResult {
-  readonly action: 'intermediate' | 'root_published' | 'root_activated';
+  readonly action: 'intermediate' | 'root_published' | 'root_activated' | 'root_retired';
   readonly serial: string;
   readonly roots: number;
 }
@@ -64,9 +74,9 @@ export async function activateNextRoot(dir: string, now = new Date()): Promise<R
   }
   // The intermediate first: a running server switches to it as soon as it sees a consistent pair.
   await writeIntermediateUnder(paths, trustDomain, next, now);
-  await rename(paths.rootCert, `${paths.dir}/root-previous.crt`);
-  await rm(`${paths.dir}/root-previous.key`, { force: true });
-  await rename(paths.rootKey, `${paths.dir}/root-previous.key`);
+  await rename(paths.rootCert, paths.previousRootCert);
+  await rm(paths.previousRootKey, { force: true });
+  await rename(paths.rootKey, paths.previousRootKey);
   await rename(paths.pendingRootKey, paths.rootKey);
   await rename(paths.pendingRootCert, paths.rootCert);
   return {
@@ -74,6 +84,44 @@ export async function activateNextRoot(dir: string, now = new Date()): Promise<R
     serial: next.certificate.serialNumber,
     roots: published ? bundle.length : bundle.length + 1,
   };
+}
+
+/**
+ * Step 3: root-previous.crt leaves bundle.pem, root-previous.key is deleted and the certificate kept as
+ * root-retired.crt. Refused (MESHAUTH_ERR_USAGE) before the longest SVID lifetime has passed since the current
+ * intermediate started signing, unless `force`.
+ */
+export async function retirePreviousRoot(dir: string, now = new Date(), force = false): Promise<RotateResult> {
+  const paths = caPaths(dir);
+  if (!(await exists(paths.previousRootCert))) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_USAGE',
+      `no previous root to retire (${paths.previousRootCert} is missing): it appears after \`meshauth ca rotate --root --activate\``,
+      { reason: 'no_previous_root' },
+    );
+  }
+  const [previous] = parseCertificatesPem(await readCaFile(paths, paths.previousRootCert));
+  const [intermediate] = parseCertificatesPem(await readCaFile(paths, paths.intermediateCert));
+  if (previous === undefined || intermediate === undefined) {
+    throw inconsistent(paths.dir, 'root-previous.crt or intermediate.crt holds no certificate');
+  }
+  // Every SVID under the old root was issued before the current intermediate (which activation created) started.
+  const safeAt = new Date(intermediate.notBefore.getTime() + BACKDATE_MS + SVID_MAX_TTL_MS);
+  if (!force && now < safeAt) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_USAGE',
+      `SVIDs issued under the previous root may be valid until ${safeAt.toISOString()}: retire it after that, or ` +
+        'pass --force (peers still holding one lose their connections and must bootstrap again)',
+      { reason: 'root_still_in_use' },
+    );
+  }
+  const bundle = await readBundle(paths);
+  const kept = bundle.filter((root) => !sameCertificate(root, previous));
+  if (kept.length === 0) throw inconsistent(paths.dir, 'bundle.pem holds no root besides the previous one');
+  if (kept.length !== bundle.length) await writeFileAtomic(paths.bundle, toPemChain(kept), PUBLIC_FILE_MODE);
+  await rm(paths.previousRootKey, { force: true });
+  await rename(paths.previousRootCert, paths.retiredRootCert);
+  return { action: 'root_retired', serial: previous.serialNumber, roots: kept.length };
 }
 
 async function readBundle(paths: ReturnType<typeof caPaths>): Promise<x509.X509Certificate[]> {

@@ -202,7 +202,8 @@ async function firstExisting(files: readonly string[]): Promise<string | undefin
   return undefined;
 }
 
-function inconsistent(dir: string, why: string): MeshauthError {
+/** MESHAUTH_ERR_CA_UNAVAILABLE (`inconsistent`): the CA directory's files do not fit together. */
+export function inconsistent(dir: string, why: string): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `CA directory ${dir} is inconsistent: ${why}`, {
     reason: 'inconsistent',
   });

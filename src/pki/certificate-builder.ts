@@ -14,6 +14,8 @@ import { x509 } from './x509.js';
 /** How far NotBefore is set back to tolerate clock skew between CA and peers (SPEC §3: at most one minute). */
 export const BACKDATE_MS = 60_000;
 export const ROOT_TTL_MS = 10 * 365 * 24 * 3600_000;
+/** The longest lifetime of an X509-SVID the CA issues (SPEC §3: `ca issue --ttl` and `ca serve --svid-ttl`). */
+export const SVID_MAX_TTL_MS = 24 * 3600_000;
 export const INTERMEDIATE_TTL_MS = 30 * 24 * 3600_000;
 
 export interface Issuer {

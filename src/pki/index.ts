@@ -7,6 +7,7 @@ export {
   type Issuer,
   type LeafOptions,
   ROOT_TTL_MS,
+  SVID_MAX_TTL_MS,
 } from './certificate-builder.js';
 export { parseCertificate, parseCertificatesPem, sha256Hex, toPemChain, uriSans } from './certificates.js';
 export { createCsrPem, type VerifiedCsr, verifyCsrPem } from './csr.js';

@@ -2,7 +2,7 @@
 // previous root may still be valid, retires it with --force (or later), and leaves a bundle that openssl reads as
 // exactly the active root.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,5 +64,19 @@ describe('meshauth ca rotate --root --retire', () => {
     execFileSync('openssl', ['verify', '-CAfile', join(dir(), 'bundle.pem'), join(dir(), 'intermediate.crt')]);
 
     expect((await rotate('--root', '--retire', '--force')).code).toBe(2);
+  });
+
+  it('fail/a bundle that holds only the previous root is refused, and nothing is deleted', async () => {
+    const other = join(cwd, 'ca-2');
+    const run = (...args: string[]) => meshauth(['ca', ...args, '--dir', other], { cwd });
+    expect((await run('init', '--trust-domain', 'example.org')).code).toBe(0);
+    expect((await run('rotate', '--root')).code).toBe(0);
+    expect((await run('rotate', '--root', '--activate')).code).toBe(0);
+    copyFileSync(join(other, 'root-previous.crt'), join(other, 'bundle.pem'));
+    const refused = await run('rotate', '--root', '--retire', '--force');
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('bundle.pem holds no root besides the previous one');
+    expect(existsSync(join(other, 'root-previous.key'))).toBe(true);
+    expect(fingerprints(join(other, 'bundle.pem'))).toEqual(fingerprints(join(other, 'root-previous.crt')));
   });
 });

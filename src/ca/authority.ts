@@ -4,8 +4,7 @@
 import { stat } from 'node:fs/promises';
 import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId } from '../identity/index.js';
-import { signLeafDer } from '../pki/certificate-builder.js';
-import { createLeafCertificate, randomSerialHex, x509 } from '../pki/index.js';
+import { certificatePem, issueLeafDer, x509 } from '../pki/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { caPaths } from './ca-files.js';
 import { type CaMaterial, loadCaMaterial } from './store.js';
@@ -120,16 +119,8 @@ export class CaAuthority {
       ...(request.dnsNames === undefined ? {} : { dnsNames: request.dnsNames }),
       ...(request.ipAddresses === undefined ? {} : { ipAddresses: request.ipAddresses }),
     };
-    const signed = signLeafDer(options, randomSerialHex());
-    if (signed !== undefined) return issuedSvid(signed.der, signed.serialNumber, signed.notAfter, material);
-    const leaf = await createLeafCertificate(options);
-    return {
-      leaf,
-      serialNumber: leaf.serialNumber,
-      certChainPem: [`${leaf.toString('pem')}\n`, `${material.intermediatePem}\n`],
-      bundlePem: material.bundle.toPemList(),
-      expiresAt: leaf.notAfter,
-    };
+    const signed = await issueLeafDer(options);
+    return issuedSvid(signed.der, signed.serialNumber, signed.notAfter, material);
   }
 }
 
@@ -142,18 +133,10 @@ export function issuedSvid(der: Uint8Array, serialNumber: string, notAfter: Date
       return leaf;
     },
     serialNumber,
-    certChainPem: [`${pemCertificate(der)}\n`, `${material.intermediatePem}\n`],
+    certChainPem: [`${certificatePem(der)}\n`, `${material.intermediatePem}\n`],
     bundlePem: material.bundle.toPemList(),
     expiresAt: notAfter,
   };
-}
-
-/** The PEM @peculiar/x509 writes (64-column base64, no trailing newline), from the DER. */
-function pemCertificate(der: Uint8Array): string {
-  const base64 = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
-  const lines: string[] = [];
-  for (let i = 0; i < base64.length; i += 64) lines.push(base64.slice(i, i + 64));
-  return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----`;
 }
 
 async function filesFingerprint(dir: string): Promise<string> {

@@ -2,8 +2,7 @@
 // and reloads the material when the main thread reports a new generation (a rotation it has already picked up).
 import { parentPort, workerData } from 'node:worker_threads';
 import { SpiffeId } from '../identity/index.js';
-import { signLeafDer } from '../pki/certificate-builder.js';
-import { createLeafCertificate, randomSerialHex } from '../pki/index.js';
+import { issueLeafDer } from '../pki/index.js';
 import type { SignJob, SignResult } from './signing-pool.js';
 import { type CaMaterial, loadCaMaterial } from './store.js';
 
@@ -29,23 +28,12 @@ async function sign(job: SignJob): Promise<SignResult> {
     };
     // The serial of the intermediate that signed: the main thread checks it is the one it expects.
     const issuerSerial = current.issuer.certificate.serialNumber;
-    const signed = signLeafDer(options, randomSerialHex());
-    if (signed !== undefined) {
-      const der = new Uint8Array(signed.der);
-      return {
-        seq: job.seq,
-        der,
-        serialNumber: signed.serialNumber,
-        notAfterMs: signed.notAfter.getTime(),
-        issuerSerial,
-      };
-    }
-    const leaf = await createLeafCertificate(options);
+    const signed = await issueLeafDer(options);
     return {
       seq: job.seq,
-      der: new Uint8Array(leaf.rawData),
-      serialNumber: leaf.serialNumber,
-      notAfterMs: leaf.notAfter.getTime(),
+      der: new Uint8Array(signed.der),
+      serialNumber: signed.serialNumber,
+      notAfterMs: signed.notAfter.getTime(),
       issuerSerial,
     };
   } catch (error) {

@@ -93,6 +93,18 @@ export async function createLeafCertificate(options: LeafOptions): Promise<x509.
 }
 
 /**
+ * A leaf with a random serial, as DER plus what a signer reports (no parse back): the DER templates when they apply
+ * (signLeafDer), createLeafCertificate's general path otherwise.
+ */
+export async function issueLeafDer(options: LeafOptions): Promise<SignedLeafDer> {
+  const serialHex = randomSerialHex();
+  const signed = signLeafDer(options, serialHex);
+  if (signed !== undefined) return signed;
+  const leaf = await createLeafCertificateWith(options, serialHex);
+  return { der: Buffer.from(leaf.rawData), notAfter: leaf.notAfter, serialNumber: leaf.serialNumber };
+}
+
+/**
  * createLeafCertificate with a given serial. P-256 issuers (every meshauth CA) take the fast path: the TBSCertificate
  * is assembled from cached issuer-derived parts and signed with node:crypto's synchronous sign() (SPEC §9: ≥ 1,000
  * SVIDs/s). Other issuers go through @peculiar/x509's generator. Both produce the same TBSCertificate bytes (a unit

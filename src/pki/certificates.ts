@@ -24,6 +24,14 @@ export function parseCertificate(data: string | Uint8Array | ArrayBuffer): x509.
   }
 }
 
+/** The PEM @peculiar/x509 writes for a certificate (64-column base64, no trailing newline), from its DER. */
+export function certificatePem(der: Uint8Array): string {
+  const base64 = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
+  const lines: string[] = [];
+  for (let i = 0; i < base64.length; i += 64) lines.push(base64.slice(i, i + 64));
+  return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----`;
+}
+
 export function toPemChain(certificates: readonly x509.X509Certificate[]): string {
   return certificates.map((c) => `${c.toString('pem')}\n`).join('');
 }

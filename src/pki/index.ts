@@ -5,11 +5,19 @@ export {
   createRootCertificate,
   INTERMEDIATE_TTL_MS,
   type Issuer,
+  issueLeafDer,
   type LeafOptions,
   ROOT_TTL_MS,
   SVID_MAX_TTL_MS,
 } from './certificate-builder.js';
-export { parseCertificate, parseCertificatesPem, sha256Hex, toPemChain, uriSans } from './certificates.js';
+export {
+  certificatePem,
+  parseCertificate,
+  parseCertificatesPem,
+  sha256Hex,
+  toPemChain,
+  uriSans,
+} from './certificates.js';
 export { createCsrPem, type VerifiedCsr, verifyCsrPem } from './csr.js';
 export {
   exportPrivateKeyPem,

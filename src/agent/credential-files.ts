@@ -4,8 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { MeshauthError } from '../errors/index.js';
 import type { TrustDomain } from '../identity/index.js';
-import { TrustBundle } from '../pki/index.js';
-import { parseCertificatesPemCached } from './parsed-certificates.js';
+import { parseCertificatesPemOnce, TrustBundle } from '../pki/index.js';
 
 /** Projected SA tokens are a few KiB; refuse to read a file that cannot be a token into memory. */
 const MAX_TOKEN_BYTES = 64 * 1024;
@@ -14,7 +13,7 @@ const MAX_BUNDLE_BYTES = 1024 * 1024;
 export async function readBundleFile(path: string, trustDomain: TrustDomain): Promise<TrustBundle> {
   const text = await readText(path, MAX_BUNDLE_BYTES, 'trust bundle');
   try {
-    return new TrustBundle(trustDomain, parseCertificatesPemCached(text));
+    return new TrustBundle(trustDomain, parseCertificatesPemOnce(text));
   } catch (cause) {
     throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `trust bundle ${path} holds no valid PEM certificate`, {
       reason: 'bundle_invalid',

@@ -8,13 +8,13 @@ import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import {
   type KeyType,
   parseCertificatesPem,
+  parseCertificatesPemOnce,
   TrustBundle,
   validateX509SvidDer,
   X509Svid,
   type x509,
 } from '../pki/index.js';
 import type { Credentials } from './credential-holder.js';
-import { parseCertificatesPemCached } from './parsed-certificates.js';
 
 export interface AcceptOptions {
   readonly trustDomain: TrustDomain;
@@ -35,7 +35,7 @@ export function acceptSvidResponse(
   // The leaf is new every time; the intermediates after it are the same for every SVID of this CA (cached).
   const chain = guard('malformed', () =>
     response.certChainPem.flatMap((pem, index) =>
-      index === 0 ? parseCertificatesPem(pem) : parseCertificatesPemCached(pem),
+      index === 0 ? parseCertificatesPem(pem) : parseCertificatesPemOnce(pem),
     ),
   );
   const bundle = parseBundle(options.trustDomain, response.bundlePem);
@@ -58,7 +58,7 @@ export function acceptSvidResponse(
 
 /** A bundle from the CA: every entry a parseable CA certificate, labelled with our trust domain. */
 export function parseBundle(trustDomain: TrustDomain, bundlePem: readonly string[]): TrustBundle {
-  const roots = guard('malformed', () => bundlePem.flatMap((pem) => parseCertificatesPemCached(pem)));
+  const roots = guard('malformed', () => bundlePem.flatMap((pem) => parseCertificatesPemOnce(pem)));
   if (roots.length === 0) throw invalid('empty trust bundle', 'empty_bundle');
   return new TrustBundle(trustDomain, roots);
 }

@@ -5,12 +5,9 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId } from '../identity/index.js';
-import { parseCertificate, type TrustBundle, validateX509SvidDer, type x509 } from '../pki/index.js';
+import { parseCertificateDerOnce, type TrustBundle, validateX509SvidDer } from '../pki/index.js';
 
 const MAX_PEER_CHAIN = 8;
-/** Intermediates seen in client chains, parsed once: every workload of a trust domain sends the same few. */
-const MAX_CACHED_ISSUERS = 64;
-const parsedIssuers = new Map<string, x509.X509Certificate>();
 
 /** The caller's SPIFFE ID, or MESHAUTH_ERR_CA_UNAUTHENTICATED with reason `no_credential` / `client_cert_<why>`. */
 export function authenticatePeer(req: IncomingMessage, bundle: TrustBundle, now: Date, what: string): SpiffeId {
@@ -23,7 +20,7 @@ export function authenticatePeer(req: IncomingMessage, bundle: TrustBundle, now:
   try {
     // Parsing an intermediate can fail (OpenSSL read it in the handshake, @peculiar/x509 may not): that is a
     // rejected client certificate like any other, not an error of another kind.
-    return validateX509SvidDer(chain.leaf, chain.issuers.map(cachedIssuer), bundle, now);
+    return validateX509SvidDer(chain.leaf, chain.issuers.map(parseCertificateDerOnce), bundle, now);
   } catch (error) {
     const reason = error instanceof MeshauthError ? (error.reason ?? 'invalid') : 'invalid';
     throw new MeshauthError(
@@ -49,16 +46,4 @@ function peerChain(socket: TLSSocket): { leaf: Buffer; issuers: Buffer[] } | und
     current = current.issuerCertificate;
   }
   return { leaf: first.raw, issuers };
-}
-
-/** The parsed certificate for these DER bytes, from the cache when seen before (keyed by the bytes themselves). */
-function cachedIssuer(raw: Buffer): x509.X509Certificate {
-  const key = raw.toString('base64');
-  const cached = parsedIssuers.get(key);
-  if (cached !== undefined) return cached;
-  const parsed = parseCertificate(new Uint8Array(raw));
-  // A client sending a new intermediate every time gains nothing: the cache starts over instead of growing.
-  if (parsedIssuers.size >= MAX_CACHED_ISSUERS) parsedIssuers.clear();
-  parsedIssuers.set(key, parsed);
-  return parsed;
 }

@@ -56,6 +56,33 @@ export function spawnCli(
   };
 }
 
+/**
+ * Polls `check` every 50 ms until it returns a truthy value. Fails at once when the process has exited, and after
+ * `timeoutMs` otherwise; either way the error carries the end of what the process printed.
+ */
+export async function waitForCli<T>(
+  cli: CliProcess,
+  what: string,
+  check: () => T | Promise<T>,
+  timeoutMs: number,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!cli.alive()) {
+      const how = cli.child.exitCode ?? cli.child.signalCode;
+      throw new Error(
+        `the process exited (${how}) while waiting for ${what}; its output:\n${cli.output().slice(-3000)}`,
+      );
+    }
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; its output:\n${cli.output().slice(-3000)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CliProcess, freePort, scrapeMetric, spawnCli } from '../helpers/cli-process.js';
+import { type CliProcess, freePort, scrapeMetric, spawnCli, waitForCli } from '../helpers/cli-process.js';
 import { waitFor } from '../helpers/fault-harness.js';
 import { MAIN } from '../helpers/meshauth-cli.js';
 import { runCommand } from '../helpers/sidecar-harness.js';
@@ -75,7 +75,7 @@ describe('the trust bundle changes under load (root rotation on real processes)'
     await cli('ca', 'init', '--trust-domain', TD, '--dir', caDir);
     for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
     ca = spawnCli(['ca', 'serve', '--dir', caDir, '--listen', `127.0.0.1:${ports.ca}`, '--svid-ttl', '10s'], cleanups);
-    await waitFor('the CA to listen', () => ca.output().includes('listening') || undefined, 20_000);
+    await waitForCli(ca, 'the CA to listen', () => ca.output().includes('listening') || undefined, 20_000);
 
     app = createServer((req, res) => {
       req.resume();
@@ -103,12 +103,13 @@ describe('the trust bundle changes under load (root rotation on real processes)'
       [a, ports.aAdmin],
       [b, ports.bAdmin],
     ] as const) {
-      await waitFor(
+      await waitForCli(
+        sidecar,
         'the sidecar to be ready',
         async () => (await request(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.statusCode === 200,
         20_000,
       ).catch((error: Error) => {
-        throw new Error(`${error.message}\n${sidecar.output().slice(-3000)}\nCA: ${ca.output().slice(-2000)}`);
+        throw new Error(`${error.message}\nCA: ${ca.output().slice(-2000)}`);
       });
     }
   }, 60_000);

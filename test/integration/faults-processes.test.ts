@@ -2,10 +2,8 @@
 // middle of a streamed response and started again on the same port; the CA is SIGKILLed while a group of agents
 // renews 40-second SVIDs and comes back. Each case asserts what the client sees, the metric, the log line, that
 // the surviving processes did not crash, and recovery without restarting them.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -13,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { type RunningSidecar, startSidecar } from '../../src/sidecar/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
+import { type CliProcess, freePort, spawnCli as spawnCliProcess, waitForCli } from '../helpers/cli-process.js';
 import { captureLogger } from '../helpers/fault-harness.js';
 import { MAIN } from '../helpers/meshauth-cli.js';
 import { runCommand } from '../helpers/sidecar-harness.js';
@@ -21,63 +20,8 @@ import { CaHarness, type Cleanup, rotations, runCleanups, startAgent, waitFor } 
 const cleanups: Cleanup[] = [];
 afterAll(() => runCleanups(cleanups));
 
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-interface CliProcess {
-  readonly child: ChildProcess;
-  output(): string;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function spawnCli(args: readonly string[]): CliProcess {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    output += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    output += d.toString();
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  cleanups.push(() => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined)
-      process.kill(child.pid, 'SIGKILL');
-  });
-  return { child, output: () => output, exited };
-}
-
-/** waitFor on a CLI process: fails at once if it exited, and says what it printed either way. */
-async function waitForCli<T>(
-  cli: CliProcess,
-  what: string,
-  check: () => T | Promise<T>,
-  timeoutMs: number,
-): Promise<NonNullable<T>> {
-  try {
-    return await waitFor(
-      what,
-      async () => {
-        if (cli.child.exitCode !== null || cli.child.signalCode !== null) {
-          throw new Error(
-            `the process exited (${cli.child.exitCode ?? cli.child.signalCode}) while waiting for ${what}`,
-          );
-        }
-        return check();
-      },
-      timeoutMs,
-    );
-  } catch (error) {
-    throw new Error(`${(error as Error).message}; its output:\n${cli.output().slice(-3000)}`);
-  }
-}
+/** The built CLI as a child process, killed by the suite's cleanups. */
+const spawnCli = (args: readonly string[]): CliProcess => spawnCliProcess(args, cleanups);
 
 // The suite's global setup builds dist/; only its presence is checked here (sources may be newer while others edit).
 beforeAll(() => {

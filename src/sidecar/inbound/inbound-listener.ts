@@ -2,14 +2,14 @@
 // (ConnectionGuard), terminates mTLS (chain verified by OpenSSL, SPIFFE leaf rules checked once per connection
 // before any HTTP byte is read), then runs each request through its stages: accept the head → authenticate the end
 // user → authorize → identity headers → app (pipeline/, ListenerCore).
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import {
   createSecureContext,
   createServer as createTlsServer,
   type TLSSocket,
   type Server as TlsServer,
 } from 'node:tls';
-import type { CredentialHolder, Credentials } from '../../agent/credential-holder.js';
+import type { CredentialHolder } from '../../agent/credential-holder.js';
 import type { SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
@@ -27,7 +27,7 @@ import { ConnectionGuard } from './connection-guard.js';
 import type { InboundHooks } from './inbound-hooks.js';
 import type { InboundLimits } from './limits.js';
 import { ListenerCore } from './listener-core.js';
-import { chainsToAny, completedChain, peerChainOf, removedRoots, rootsOf } from './removed-roots.js';
+import { chainsToAny, completedChain, intermediatesOf, peerChainOf, removedRoots, rootsOf } from './removed-roots.js';
 
 export { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
 export { classifyAppError, INBOUND_LIMITS } from './listener-core.js';
@@ -67,11 +67,6 @@ export class InboundListener {
   /** Connections whose peer passed the SPIFFE checks (HTTP and tunnels) with the peer's chain, for cutting them
    * when their root leaves the trust bundle. */
   readonly #verified = new Map<TLSSocket, readonly Buffer[]>();
-  /** The intermediates of our own SVID (they sign every peer of our CA), converted once per credentials. */
-  #intermediates: { of: Credentials | undefined; certificates: readonly X509Certificate[] } = {
-    of: undefined,
-    certificates: [],
-  };
   #port = 0;
 
   constructor(options: InboundListenerOptions) {
@@ -129,11 +124,14 @@ export class InboundListener {
       // theirs (no drops) — except those of peers whose root the new bundle no longer holds.
       const options = withTunnel(mtlsServerOptions(profile, credentials));
       createSecureContext(options);
-      const rootRemoved = removedRoots(this.#holder.current?.bundle, credentials.bundle).length > 0;
+      const previous = this.#holder.current;
+      const rootRemoved = removedRoots(previous?.bundle, credentials.bundle).length > 0;
       const kept = rootRemoved ? rootsOf(credentials.bundle) : [];
+      // Our own SVIDs' intermediates sign every peer of our CA: they complete the chains Node reported in part.
+      const intermediates = rootRemoved ? intermediatesOf([previous?.svid, credentials.svid]) : [];
       return () => {
         this.#tls.setSecureContext(options);
-        if (rootRemoved) this.#keepOnlyPeersOf(kept);
+        if (rootRemoved) this.#keepOnlyPeersOf(kept, intermediates);
       };
     });
     this.#tls.on('secureConnection', (socket: TLSSocket) => this.#onSecureConnection(socket));
@@ -161,12 +159,13 @@ export class InboundListener {
 
   /**
    * Closes every connection (HTTP or tunnel) whose peer chain does not lead to one of `roots`, the roots that stayed
-   * in the trust bundle: those of a removed root, and those whose chain Node no longer reports in full.
+   * in the trust bundle: those of a removed root, and those whose chain cannot be completed from `intermediates`
+   * where Node reported it in part. Done here, at the rare root removal, rather than at every handshake.
    */
-  #keepOnlyPeersOf(roots: readonly X509Certificate[]): void {
+  #keepOnlyPeersOf(roots: readonly X509Certificate[], intermediates: readonly X509Certificate[]): void {
     let cut = 0;
     for (const [socket, chain] of this.#verified) {
-      if (chainsToAny(chain, roots)) continue;
+      if (chainsToAny(completedChain(chain, intermediates), roots)) continue;
       socket.destroy();
       cut++;
     }
@@ -193,21 +192,11 @@ export class InboundListener {
     );
   }
 
-  #knownIntermediates(credentials: Credentials | undefined): readonly X509Certificate[] {
-    if (credentials !== this.#intermediates.of) {
-      const certificates = (credentials?.svid.certificates ?? [])
-        .slice(1)
-        .map((certificate) => new X509Certificate(Buffer.from(certificate.rawData)));
-      this.#intermediates = { of: credentials, certificates };
-    }
-    return this.#intermediates.certificates;
-  }
-
   #onSecureConnection(socket: TLSSocket): void {
     // Before verifyPeer: once getPeerX509Certificate() has run, Node reports the leaf without its issuer chain (and
-    // Node 24 runs it itself before this event; completedChain makes up for that).
+    // Node 24 runs it itself before this event; #keepOnlyPeersOf completes such chains when it needs them).
+    const chain = peerChainOf(socket);
     const credentials = this.#holder.current;
-    const chain = completedChain(peerChainOf(socket), this.#knownIntermediates(credentials));
     let peer: VerifiedPeer;
     try {
       if (credentials === undefined) throw new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet');

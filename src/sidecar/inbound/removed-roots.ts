@@ -8,7 +8,7 @@
 // root that stays is cut — failing closed costs that peer one reconnect.
 import { X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
-import type { TrustBundle } from '../../pki/index.js';
+import type { TrustBundle, X509Svid } from '../../pki/index.js';
 
 /** Roots of `before` that `after` no longer holds, as node:crypto certificates (empty when none left). */
 export function removedRoots(before: TrustBundle | undefined, after: TrustBundle): X509Certificate[] {
@@ -33,6 +33,13 @@ export function peerChainOf(socket: TLSSocket): readonly Buffer[] {
     cert = cert.issuerCertificate;
   }
   return chain;
+}
+
+/** The intermediates (certificates after the leaf) of these SVIDs, as node:crypto certificates. */
+export function intermediatesOf(svids: readonly (X509Svid | undefined)[]): X509Certificate[] {
+  return svids.flatMap((svid) =>
+    (svid?.certificates ?? []).slice(1).map((cert) => new X509Certificate(Buffer.from(cert.rawData))),
+  );
 }
 
 /** Roots of `bundle` as node:crypto certificates. */

@@ -1,28 +1,11 @@
-// CA CPU per issued SVID, measured apart from the agents: one `meshauth ca serve` process (the built CLI, like the
-// fleet bench's replicas) and a client that prepares every key, CSR and service-account token BEFORE the clock
-// starts, then sends POST /v1/svid with the real CA client (src/agent/ca-client.ts: a fresh TLS connection per
-// request, as the agent does) at a fixed concurrency. CA CPU comes from /proc, so the client's own work is never
-// counted. Two phases: bootstrap (service-account token) and renewal (mTLS with the SVID from the bootstrap).
-// Run: `node dist/bench/fleet/ca-cost.js [--n 400] [--concurrency 16] [--workers 1]`; with
-// FLEET_CA_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" the CA writes a CPU profile when it exits.
-import { execFileSync } from 'node:child_process';
-import {
-  chmodSync,
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair as joseKeyPair, SignJWT } from 'jose';
+import { SignJWT } from 'jose';
 import { requestSvid, type SvidResponse } from '../../src/agent/ca-client.js';
 import { TrustDomain } from '../../src/identity/index.js';
 import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '../../src/pki/index.js';
-import { CLI, startCaProcess } from './ca-process.js';
+import { stageCa, startCaProcess } from './ca-process.js';
 
 /** CPU ms per thread name of a process (/proc/PID/task/TID/stat): main thread, signing workers, libuv pool, GC. */
 function threadCpuMs(pid: number | undefined): Map<string, number> {
@@ -99,21 +82,7 @@ async function pool<T>(count: number, concurrency: number, task: (index: number)
 
 export async function measureCaCost(n: number, concurrency: number, workers: number): Promise<CaCostResult> {
   const work = mkdtempSync(join(tmpdir(), 'meshauth-cacost-'));
-  const initDir = join(work, 'ca-init');
-  execFileSync(process.execPath, [CLI, 'ca', 'init', '--trust-domain', TRUST_DOMAIN.name, '--dir', initDir], {
-    stdio: 'ignore',
-  });
-  const secretDir = join(work, 'ca-secret');
-  mkdirSync(secretDir);
-  for (const file of ['root.crt', 'intermediate.crt', 'intermediate.key', 'bundle.pem', 'jwt.key']) {
-    copyFileSync(join(initDir, file), join(secretDir, file));
-    chmodSync(join(secretDir, file), 0o444);
-  }
-  const { privateKey, publicKey } = await joseKeyPair('RS256', { extractable: true });
-  const jwk = await exportJWK(publicKey);
-  const kid = await calculateJwkThumbprint(jwk, 'sha256');
-  const jwksFile = join(work, 'jwks.json');
-  writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...jwk, kid, use: 'sig', alg: 'RS256' }] }));
+  const { secretDir, jwksFile, kid, privateKey } = await stageCa(work, TRUST_DOMAIN.name);
   const ca = await startCaProcess([
     '--dir',
     secretDir,

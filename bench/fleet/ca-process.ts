@@ -1,8 +1,10 @@
 // A CA replica for the fleet bench: `meshauth ca serve` of the built CLI as its own process, its CPU time read
 // from /proc and its counters from its admin listener's /metrics.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -97,4 +99,35 @@ export function processCpuMs(pid: number | undefined): number {
   } catch {
     return 0;
   }
+}
+
+/** What both fleet benchmarks serve from: a read-only CA Secret and the cluster's service-account signing key. */
+export interface StagedCa {
+  /** `ca init` output without root.key, files 0444 and the folder 0555 (a mounted Secret: no join-token store). */
+  readonly secretDir: string;
+  /** The cluster's public JWKS, for `ca serve --k8s-jwks FILE`. */
+  readonly jwksFile: string;
+  readonly kid: string;
+  /** The cluster key that signs service-account tokens (agent hosts get it as a JWK). */
+  readonly privateKey: CryptoKey;
+}
+
+export async function stageCa(work: string, trustDomain: string): Promise<StagedCa> {
+  const initDir = join(work, 'ca-init');
+  execFileSync(process.execPath, [CLI, 'ca', 'init', '--trust-domain', trustDomain, '--dir', initDir], {
+    stdio: 'ignore',
+  });
+  const secretDir = join(work, 'ca-secret');
+  mkdirSync(secretDir);
+  for (const file of ['root.crt', 'intermediate.crt', 'intermediate.key', 'bundle.pem', 'jwt.key']) {
+    copyFileSync(join(initDir, file), join(secretDir, file));
+    chmodSync(join(secretDir, file), 0o444);
+  }
+  chmodSync(secretDir, 0o555);
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  const jwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(jwk, 'sha256');
+  const jwksFile = join(work, 'jwks.json');
+  writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...jwk, kid, use: 'sig', alg: 'RS256' }] }));
+  return { secretDir, jwksFile, kid, privateKey };
 }

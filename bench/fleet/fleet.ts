@@ -5,14 +5,14 @@
 //                429s served, retries;
 //   steady       60 s SVIDs for a window: CA CPU per renewal, projected to 10,000 workloads at 1 h SVIDs;
 //   replica kill N fresh agents bootstrap and one replica is SIGKILLed mid-storm: nobody may end without an SVID.
-import { type ChildProcess, execFileSync, fork } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
+import { exportJWK } from 'jose';
 import type { HostConfig, HostReport } from './agent-host.js';
-import { type CaProcess, CLI, processCpuMs, serveSupports, startCaProcess } from './ca-process.js';
+import { type CaProcess, processCpuMs, serveSupports, stageCa, startCaProcess } from './ca-process.js';
 import { startTcpBalancer } from './tcp-balancer.js';
 
 const HOST_SCRIPT = fileURLToPath(new URL('./agent-host.js', import.meta.url));
@@ -185,25 +185,10 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
   let hosts: Host[] = [];
   let balancer: Awaited<ReturnType<typeof startTcpBalancer>> | undefined;
   try {
-    // One CA directory made by `ca init`, served read-only (a mounted Secret: no root key, no join-token store).
-    const initDir = join(work, 'ca-init');
-    execFileSync(process.execPath, [CLI, 'ca', 'init', '--trust-domain', TRUST_DOMAIN, '--dir', initDir], {
-      stdio: 'ignore',
-    });
-    const secretDir = join(work, 'ca-secret');
-    mkdirSync(secretDir);
-    for (const file of ['root.crt', 'intermediate.crt', 'intermediate.key', 'bundle.pem', 'jwt.key']) {
-      copyFileSync(join(initDir, file), join(secretDir, file));
-      chmodSync(join(secretDir, file), 0o444);
-    }
-    chmodSync(secretDir, 0o555);
+    // One CA directory made by `ca init`, served read-only (a mounted Secret: no root key, no join-token store);
+    // the cluster's service-account signing key: the CA gets its JWKS as a file, the agent hosts mint tokens.
+    const { secretDir, jwksFile, kid, privateKey } = await stageCa(work, TRUST_DOMAIN);
     const bundleFile = join(secretDir, 'bundle.pem');
-    // The cluster's service-account signing key: the CA gets its JWKS as a file, the agent hosts mint tokens.
-    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
-    const publicJwk = await exportJWK(publicKey);
-    const kid = await calculateJwkThumbprint(publicJwk, 'sha256');
-    const jwksFile = join(work, 'jwks.json');
-    writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...publicJwk, kid, use: 'sig', alg: 'RS256' }] }));
     const clusterKey = { ...(await exportJWK(privateKey)), kid };
 
     const svidTtlSeconds = options.svidTtlSeconds;

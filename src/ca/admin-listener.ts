@@ -1,7 +1,6 @@
 // `ca serve --admin-listen HOST:PORT`: plain HTTP for the kubelet and Prometheus, apart from the TLS API (whose
 // certificate a kubelet probe cannot verify): /livez (the process answers; /healthz is the same), /readyz (the CA
 // can sign: its intermediate is within its validity), /metrics. Read-only; nothing else is served.
-
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { sendAdminAnswer } from '../telemetry/admin-server.js';
 import type { Logger, Metrics } from '../telemetry/index.js';

@@ -2,7 +2,6 @@
 // GET /metrics. The serving certificate and key are re-read when their files change (a Kubernetes Secret volume
 // swaps a symlink, so the files are polled with stat rather than watched); a pair that does not load keeps the old
 // one serving, with a warning and a metric.
-
 import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';

@@ -92,6 +92,8 @@ describe('the trust bundle changes under load (root rotation on real processes)'
     const appPort = (app.address() as { port: number }).port;
     b = await startSidecar('b', ID_B, [
       `inbound: { listen: "127.0.0.1:${ports.bIn}", app: "127.0.0.1:${appPort}" }`,
+      // Never the default 15001: another CLI sidecar in the parallel suite may hold it.
+      'outbound: { listen: "127.0.0.1:0" }',
       `admin: { listen: "127.0.0.1:${ports.bAdmin}" }`,
     ]);
     a = await startSidecar('a', ID_A, [

@@ -48,6 +48,8 @@ describe('the peer sidecar process is killed mid-stream and restarted', () => {
         'trustDomain: example.org',
         `ca: { url: "${ca.url}", bundle: "${ca.bundleFile}", token: "${token}" }`,
         `inbound: { listen: "127.0.0.1:${inboundPort}", app: "127.0.0.1:${(app.address() as { port: number }).port}" }`,
+        // Never the default 15001: another CLI sidecar in the parallel suite may hold it.
+        'outbound: { listen: "127.0.0.1:0" }',
         `admin: { listen: "127.0.0.1:${adminPort}" }`,
       ].join('\n'),
     );

@@ -56,6 +56,8 @@ let ca: CaServer;
 
 async function scan(name: string, port: number, checks: readonly string[], timeoutMs: number): Promise<Finding[]> {
   const json = join(dir, `${name}.json`);
+  // testssl refuses to write over an earlier scan's file (a re-run below) and appends that refusal unseparated.
+  rmSync(json, { force: true });
   const result = await runCommand(
     TESTSSL as string,
     [

@@ -5,14 +5,7 @@
 import { randomInt } from 'node:crypto';
 import { MeshauthError } from '../errors/index.js';
 import type { TrustDomain } from '../identity/index.js';
-import {
-  createCsrPem,
-  exportPrivateKeyPem,
-  generateKeyPair,
-  type KeyType,
-  TrustBundle,
-  validateX509Svid,
-} from '../pki/index.js';
+import { type KeyType, type KeyWithCsr, newKeyWithCsr, TrustBundle, validateX509SvidDer } from '../pki/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import {
   type CaConnection,
@@ -200,41 +193,30 @@ export class Agent {
     // The configured roots, plus what the CA last told us (it may have added a root since the file was written).
     const anchors = mergeBundles(configured, holder.current?.bundle);
     const token = await readTokenFile(tokenFile);
-    const { keys, csrPem, privateKeyPem } = await this.#newKey();
-    const response = await requestSvid(this.#connection(anchors.toPem(), signal), { csrPem, token });
-    return this.#accept(response, keys.publicKey, privateKeyPem, undefined);
+    const key = await newKeyWithCsr(this.#keyType);
+    const response = await requestSvid(this.#connection(anchors.toPem(), signal), { csrPem: key.csrPem, token });
+    return this.#accept(response, key, undefined);
   }
 
   async #renew(current: Credentials, signal: AbortSignal): Promise<Credentials> {
-    const { keys, csrPem, privateKeyPem } = await this.#newKey();
+    const key = await newKeyWithCsr(this.#keyType);
     const connection = this.#connection(current.bundle.toPem(), signal, {
       clientCertPem: current.svid.certChainPem,
       clientKeyPem: current.svid.privateKeyPem,
     });
-    const response = await requestSvid(connection, { csrPem });
-    return this.#accept(response, keys.publicKey, privateKeyPem, current);
+    const response = await requestSvid(connection, { csrPem: key.csrPem });
+    return this.#accept(response, key, current);
   }
 
-  /** A new key for every SVID (SPEC §3): kept in memory only, never written anywhere. */
-  async #newKey() {
-    const keys = await generateKeyPair(this.#keyType);
-    const [csrPem, privateKeyPem] = await Promise.all([createCsrPem(keys), exportPrivateKeyPem(keys.privateKey)]);
-    return { keys, csrPem, privateKeyPem };
-  }
-
-  #accept(
-    response: SvidResponse,
-    publicKey: CryptoKey,
-    privateKeyPem: string,
-    current: Credentials | undefined,
-  ): Credentials {
+  #accept(response: SvidResponse, key: KeyWithCsr, current: Credentials | undefined): Credentials {
     const now = this.#now();
     this.#checkSkew(response.serverDate, now);
     try {
       return acceptSvidResponse(response, {
         trustDomain: this.#options.trustDomain,
-        publicKey,
-        privateKeyPem,
+        publicKey: key.publicKey,
+        publicKeySpki: key.spki,
+        privateKeyPem: key.privateKeyPem,
         keyType: this.#keyType,
         now,
         ...(current === undefined ? {} : { expectedId: current.svid.id }),
@@ -270,7 +252,7 @@ export class Agent {
     metrics.svidRotations.inc({ result: 'success' });
     metrics.svidExpiry.set(svid.notAfter.getTime() / 1000);
     this.#logger.info(
-      { mode, id: svid.id.toString(), serial: svid.leaf.serialNumber, notAfter: svid.notAfter.toISOString() },
+      { mode, id: svid.id.toString(), serial: svid.serialNumber, notAfter: svid.notAfter.toISOString() },
       mode === 'bootstrap' ? 'SVID obtained' : 'SVID renewed',
     );
     if (previous !== undefined && !sameRoots(previous.bundle, bundle)) {
@@ -430,7 +412,8 @@ function sameRoots(a: TrustBundle, b: TrustBundle): boolean {
 
 function trustsSvid(bundle: TrustBundle, credentials: Credentials, now: Date): boolean {
   try {
-    validateX509Svid(credentials.svid.certificates, bundle, now);
+    const { svid } = credentials;
+    validateX509SvidDer(svid.leafDer, svid.intermediates, bundle, now);
     return true;
   } catch {
     return false;

@@ -3,7 +3,7 @@
 // authenticates the CA by its chain to the given roots AND its SPIFFE ID `spiffe://<td>/meshauth/ca` (never by
 // hostname, never with verification off). It returns the CA's answer as parsed but unvalidated data: deciding
 // whether to trust an SVID is the caller's job (svid-response.ts for the agent).
-import type { PeerCertificate } from 'node:tls';
+import { createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls';
 import { request, Agent as UndiciAgent } from 'undici';
 import { isErrorCode, MeshauthError } from '../errors/index.js';
 import { caSpiffeId, SpiffeId, type TrustDomain } from '../identity/index.js';
@@ -156,15 +156,23 @@ async function call(
 ): Promise<{ json: unknown; serverDate: Date | undefined }> {
   const url = endpoint(connection.caUrl, path);
   const timeoutMs = connection.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  let secureContext: SecureContext;
+  try {
+    secureContext = clientContext(connection);
+  } catch (cause) {
+    // Roots, certificate or key that OpenSSL cannot load: nothing was sent.
+    throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `CA ${url} failed TLS authentication: ${describe(cause)}`, {
+      reason: 'tls',
+      cause,
+    });
+  }
   const tlsOptions: Record<string, unknown> = {
-    ca: connection.bundlePem,
+    secureContext,
     checkServerIdentity: (_host: string, cert: PeerCertificate) => checkCaIdentity(connection.trustDomain, cert),
     timeout: timeoutMs,
     // A fresh dispatcher per call already means no session reuse; say so explicitly for mTLS renewal.
     maxCachedSessions: 0,
   };
-  if (connection.clientCertPem !== undefined) tlsOptions.cert = connection.clientCertPem;
-  if (connection.clientKeyPem !== undefined) tlsOptions.key = connection.clientKeyPem;
   // One dispatcher per call: the trust anchors and client certificate change with every rotation.
   const dispatcher = new UndiciAgent({ connect: tlsOptions, connections: 1 });
   // undici keeps a request pending through an abort while the TLS handshake is under way; destroying the
@@ -216,6 +224,28 @@ async function call(
     signal?.removeEventListener('abort', onAbort);
     dispatcher.destroy().catch(() => {});
   }
+}
+
+/**
+ * Contexts without a client certificate (bootstrap, bundle refresh), by their roots: building one parses every
+ * root, and retries and refreshes present the same roots. A renewal's context holds the SVID being replaced and is
+ * used once, so it is built each time.
+ */
+const rootsOnlyContexts = new Map<string, SecureContext>();
+const MAX_ROOTS_ONLY_CONTEXTS = 4;
+
+function clientContext(connection: CaConnection): SecureContext {
+  const { bundlePem, clientCertPem, clientKeyPem } = connection;
+  if (clientCertPem !== undefined || clientKeyPem !== undefined) {
+    return createSecureContext({ ca: bundlePem, cert: clientCertPem, key: clientKeyPem });
+  }
+  let context = rootsOnlyContexts.get(bundlePem);
+  if (context === undefined) {
+    context = createSecureContext({ ca: bundlePem });
+    if (rootsOnlyContexts.size >= MAX_ROOTS_ONLY_CONTEXTS) rootsOnlyContexts.clear();
+    rootsOnlyContexts.set(bundlePem, context);
+  }
+  return context;
 }
 
 function endpoint(caUrl: string, path: string): string {

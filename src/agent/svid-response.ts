@@ -6,20 +6,23 @@ import { createPublicKey, KeyObject } from 'node:crypto';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import {
+  certificateDerOfPemBlock,
+  certificatePemBlocks,
+  certificateSpkiDer,
   type KeyType,
-  parseCertificatesPem,
   parseCertificatesPemOnce,
   TrustBundle,
-  validateX509SvidDer,
+  validateX509SvidLeafDer,
   X509Svid,
-  type x509,
 } from '../pki/index.js';
 import type { Credentials } from './credential-holder.js';
 
 export interface AcceptOptions {
   readonly trustDomain: TrustDomain;
   /** The public key we put in the CSR, and the private key that goes with it. */
-  readonly publicKey: CryptoKey;
+  readonly publicKey: CryptoKey | KeyObject;
+  /** The same public key as SubjectPublicKeyInfo DER, when the caller has it (saves exporting it again). */
+  readonly publicKeySpki?: Uint8Array;
   readonly privateKeyPem: string;
   readonly keyType: KeyType;
   /** On renewal: the ID the new SVID must carry. */
@@ -32,28 +35,41 @@ export function acceptSvidResponse(
   response: { readonly certChainPem: readonly string[]; readonly bundlePem: readonly string[] },
   options: AcceptOptions,
 ): Credentials {
-  // The leaf is new every time; the intermediates after it are the same for every SVID of this CA (cached).
-  const chain = guard('malformed', () =>
-    response.certChainPem.flatMap((pem, index) =>
-      index === 0 ? parseCertificatesPem(pem) : parseCertificatesPemOnce(pem),
-    ),
-  );
+  // The leaf is new every time and is read from its DER; the intermediates after it are the same for every SVID of
+  // this CA (parsed once and cached).
+  const [leafPem, ...rest] = response.certChainPem;
+  const { leafDer, alsoInLeafPem } = guard('malformed', () => splitLeafPem(leafPem ?? ''));
+  const after = guard('malformed', () => [...alsoInLeafPem, ...rest].flatMap((pem) => parseCertificatesPemOnce(pem)));
   const bundle = parseBundle(options.trustDomain, response.bundlePem);
   // The CA should send leaf + intermediates; a root tacked on at the end is harmless but not part of the SVID.
-  const certificates = chain.filter((cert, index) => index === 0 || !bundle.hasRoot(cert));
-  const leaf = certificates[0] as x509.X509Certificate;
+  const intermediates = after.filter((cert) => !bundle.hasRoot(cert));
   // Same rules as validateX509Svid; the leaf's facts are read from its DER (no second pass over its extensions).
-  const id = guard('svid', () =>
-    validateX509SvidDer(new Uint8Array(leaf.rawData), certificates.slice(1), bundle, options.now),
-  );
-  if (!samePublicKey(leaf, options.publicKey)) {
+  const leaf = guard('svid', () => validateX509SvidLeafDer(leafDer, intermediates, bundle, options.now));
+  if (!samePublicKey(leafDer, options)) {
     throw invalid('the certificate does not carry the public key of our CSR', 'wrong_key');
   }
-  if (options.expectedId !== undefined && !id.equals(options.expectedId)) {
-    throw invalid(`renewal returned ${id}, expected ${options.expectedId}`, 'id_changed');
+  if (options.expectedId !== undefined && !leaf.id.equals(options.expectedId)) {
+    throw invalid(`renewal returned ${leaf.id}, expected ${options.expectedId}`, 'id_changed');
   }
-  const svid = new X509Svid({ id, certificates, privateKeyPem: options.privateKeyPem, keyType: options.keyType });
+  const svid = new X509Svid({
+    id: leaf.id,
+    leafDer,
+    notBefore: leaf.notBefore,
+    notAfter: leaf.notAfter,
+    intermediates,
+    privateKeyPem: options.privateKeyPem,
+    keyType: options.keyType,
+  });
   return { svid, bundle };
+}
+
+/** The first certificate of a PEM text as DER, and the text of any further blocks in it. */
+function splitLeafPem(pem: string): { leafDer: Uint8Array; alsoInLeafPem: string[] } {
+  const [first, ...more] = certificatePemBlocks(pem);
+  if (first === undefined) {
+    throw new MeshauthError('MESHAUTH_ERR_SVID_MALFORMED', 'no PEM certificate found', { reason: 'no_certificate' });
+  }
+  return { leafDer: certificateDerOfPemBlock(first), alsoInLeafPem: more };
 }
 
 /** A bundle from the CA: every entry a parseable CA certificate, labelled with our trust domain. */
@@ -63,11 +79,17 @@ export function parseBundle(trustDomain: TrustDomain, bundlePem: readonly string
   return new TrustBundle(trustDomain, roots);
 }
 
-/** Public keys compared as keys, not as encodings (a CA may re-encode the SPKI it copied from the CSR). */
-function samePublicKey(leaf: x509.X509Certificate, ours: CryptoKey): boolean {
+/**
+ * Our key in the certificate. Equal SPKI bytes settle it at once (the usual case: the CA copies the CSR's SPKI);
+ * otherwise the keys are compared as keys, not as encodings (a CA may re-encode the SPKI it copied).
+ */
+function samePublicKey(leafDer: Uint8Array, options: AcceptOptions): boolean {
   try {
-    const theirs = createPublicKey({ key: Buffer.from(leaf.publicKey.rawData), format: 'der', type: 'spki' });
-    return theirs.equals(KeyObject.from(ours));
+    const theirs = certificateSpkiDer(leafDer);
+    if (theirs === undefined) return false;
+    const ours = options.publicKey instanceof KeyObject ? options.publicKey : KeyObject.from(options.publicKey);
+    if (theirs.equals(options.publicKeySpki ?? ours.export({ type: 'spki', format: 'der' }))) return true;
+    return createPublicKey({ key: theirs, format: 'der', type: 'spki' }).equals(ours);
   } catch {
     return false;
   }

@@ -6,11 +6,21 @@ const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
 
 /** Every certificate in a PEM text, in order. Throws when there is none or one does not parse. */
 export function parseCertificatesPem(pem: string): x509.X509Certificate[] {
-  const blocks = pem.match(PEM_CERT) ?? [];
+  const blocks = certificatePemBlocks(pem);
   if (blocks.length === 0) {
     throw new MeshauthError('MESHAUTH_ERR_SVID_MALFORMED', 'no PEM certificate found', { reason: 'no_certificate' });
   }
   return blocks.map((block) => parseCertificate(block));
+}
+
+/** The CERTIFICATE blocks of a PEM text, in order (none: an empty list). */
+export function certificatePemBlocks(pem: string): string[] {
+  return pem.match(PEM_CERT) ?? [];
+}
+
+/** The DER inside one CERTIFICATE block; not checked here (the caller parses or validates it). */
+export function certificateDerOfPemBlock(block: string): Uint8Array {
+  return new Uint8Array(Buffer.from(block.replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, ''), 'base64'));
 }
 
 export function parseCertificate(data: string | Uint8Array | ArrayBuffer): x509.X509Certificate {

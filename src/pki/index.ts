@@ -11,14 +11,16 @@ export {
   SVID_MAX_TTL_MS,
 } from './certificate-builder.js';
 export {
+  certificateDerOfPemBlock,
   certificatePem,
+  certificatePemBlocks,
   parseCertificate,
   parseCertificatesPem,
   sha256Hex,
   toPemChain,
   uriSans,
 } from './certificates.js';
-export { createCsrPem, type VerifiedCsr, verifyCsrPem } from './csr.js';
+export { createCsrPem, type KeyWithCsr, newKeyWithCsr, type VerifiedCsr, verifyCsrPem } from './csr.js';
 export {
   exportPrivateKeyPem,
   generateKeyPair,
@@ -31,11 +33,18 @@ export {
   parseKeyType,
   toPem,
 } from './keys.js';
+export { certificateSpkiDer } from './leaf-der.js';
 export { hostPermitted, permittedUriHosts, uriNameConstraintsExtension } from './name-constraints.js';
 export { parseCertificateDerOnce, parseCertificatesPemOnce } from './parsed-once.js';
 // pkcs12.ts (pkijs, ~15 MiB) is not re-exported: only `ca issue --p12` needs it, and imports it directly.
 export { randomSerialHex } from './serial.js';
-export { checkSvidLeaf, validateX509Svid, validateX509SvidDer } from './svid-validator.js';
+export {
+  checkSvidLeaf,
+  type ValidatedLeaf,
+  validateX509Svid,
+  validateX509SvidDer,
+  validateX509SvidLeafDer,
+} from './svid-validator.js';
 export { createTlsServerIdentity, type TlsServerIdentity } from './tls-server-certificate.js';
 export { TrustBundle } from './trust-bundle.js';
 export { x509 } from './x509.js';

@@ -138,6 +138,33 @@ const UTC_TIME = /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/;
 const GENERALIZED_TIME = /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/;
 
 /** A BIT STRING of whole octets: its unused-bits count is 0 (a signature, a public key). */
+/** A v3 certificate's SubjectPublicKeyInfo as DER, or undefined when the certificate does not split that way. */
+export function certificateSpkiDer(certificate: Uint8Array): Buffer | undefined {
+  const der = Buffer.from(certificate.buffer, certificate.byteOffset, certificate.byteLength);
+  const outer = readDer(der, 0);
+  const tbs = outer?.tag === 0x30 ? derChildren(der, outer)?.[0] : undefined;
+  const fields = tbs?.tag === 0x30 ? derChildren(der, tbs) : undefined;
+  const spki = fields?.[0]?.tag === 0xa0 ? fields[6] : undefined;
+  return spki?.tag === 0x30 ? derBytes(der, spki) : undefined;
+}
+
+/**
+ * A v3 certificate's serial number in hex as @peculiar/x509 prints it (the INTEGER's bytes, without the 00 that
+ * keeps a high first byte positive); empty when the certificate does not split that way.
+ */
+export function certificateSerialHex(certificate: Uint8Array): string {
+  const der = Buffer.from(certificate.buffer, certificate.byteOffset, certificate.byteLength);
+  const outer = readDer(der, 0);
+  const tbs = outer?.tag === 0x30 ? derChildren(der, outer)?.[0] : undefined;
+  const fields = tbs?.tag === 0x30 ? derChildren(der, tbs) : undefined;
+  const serial = fields?.[0]?.tag === 0xa0 ? fields[1] : undefined;
+  if (serial?.tag !== 0x02) return '';
+  const bytes = derContent(der, serial);
+  return (bytes.length > 1 && bytes[0] === 0 && (bytes[1] as number) > 0x7f ? bytes.subarray(1) : bytes).toString(
+    'hex',
+  );
+}
+
 function isOctetAligned(der: Buffer, bits: DerElement): boolean {
   return bits.end - bits.contentStart >= 2 && der[bits.contentStart] === 0;
 }

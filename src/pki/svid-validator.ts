@@ -168,6 +168,13 @@ export function validateX509Svid(chain: readonly x509.X509Certificate[], bundle:
   return validatePath(id, leaf, toNode(leaf), chain.slice(1), bundle, now);
 }
 
+/** What validation proved about a leaf given as DER: its SPIFFE ID and validity window. */
+export interface ValidatedLeaf {
+  readonly id: SpiffeId;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
 /**
  * validateX509Svid for a leaf given as DER (a TLS peer's): the leaf's facts are read from the DER directly when it
  * has the plain shape meshauth issues (leaf-der.ts), with exactly the same rules; any other leaf is parsed and
@@ -179,6 +186,16 @@ export function validateX509SvidDer(
   bundle: TrustBundle,
   now: Date,
 ): SpiffeId {
+  return validateX509SvidLeafDer(leafDer, issuers, bundle, now).id;
+}
+
+/** validateX509SvidDer, also returning the leaf's validity window (so a caller need not parse the leaf for it). */
+export function validateX509SvidLeafDer(
+  leafDer: Uint8Array,
+  issuers: readonly x509.X509Certificate[],
+  bundle: TrustBundle,
+  now: Date,
+): ValidatedLeaf {
   const facts = issuers.length + 1 > MAX_CHAIN_LENGTH ? undefined : plainLeafFacts(leafDer, issuers);
   let node: NodeX509Certificate | undefined;
   try {
@@ -187,10 +204,13 @@ export function validateX509SvidDer(
     node = undefined;
   }
   if (facts === undefined || node === undefined) {
-    return validateX509Svid([parseCertificate(leafDer), ...issuers], bundle, now);
+    const leaf = parseCertificate(leafDer);
+    const id = validateX509Svid([leaf, ...issuers], bundle, now);
+    return { id, notBefore: leaf.notBefore, notAfter: leaf.notAfter };
   }
   const id = checkLeafFacts(facts, bundle.trustDomain, now);
-  return validatePath(id, undefined, node, issuers, bundle, now);
+  validatePath(id, undefined, node, issuers, bundle, now);
+  return { id, notBefore: facts.notBefore, notAfter: facts.notAfter };
 }
 
 /** RFC 5280 path validation from the leaf (`leaf` undefined: known only as `leafNode`) to a root of the bundle. */

@@ -16,7 +16,8 @@ const signing = new WeakMap<X509Svid, SigningMaterial>();
 export function signingMaterial(svid: X509Svid): SigningMaterial {
   let material = signing.get(svid);
   if (material === undefined) {
-    const x5c = svid.certificates.map((c) => Buffer.from(c.rawData).toString('base64'));
+    const leaf = Buffer.from(svid.leafDer);
+    const x5c = [leaf, ...svid.intermediates.map((c) => Buffer.from(c.rawData))].map((der) => der.toString('base64'));
     const key = createPrivateKey(svid.privateKeyPem);
     const algorithm = algorithmForKey(key);
     if (algorithm === undefined) throw new TypeError(`no passport algorithm for a ${svid.keyType} key`);
@@ -24,7 +25,7 @@ export function signingMaterial(svid: X509Svid): SigningMaterial {
       key,
       algorithm,
       x5c,
-      thumbprint: thumbprintOfDer(Buffer.from(svid.leaf.rawData)),
+      thumbprint: thumbprintOfDer(leaf),
     };
     signing.set(svid, material);
   }

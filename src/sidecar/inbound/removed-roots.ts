@@ -38,7 +38,7 @@ export function peerChainOf(socket: TLSSocket): readonly Buffer[] {
 /** The intermediates (certificates after the leaf) of these SVIDs, as node:crypto certificates. */
 export function intermediatesOf(svids: readonly (X509Svid | undefined)[]): X509Certificate[] {
   return svids.flatMap((svid) =>
-    (svid?.certificates ?? []).slice(1).map((cert) => new X509Certificate(Buffer.from(cert.rawData))),
+    (svid?.intermediates ?? []).map((cert) => new X509Certificate(Buffer.from(cert.rawData))),
   );
 }
 

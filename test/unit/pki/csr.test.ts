@@ -1,12 +1,12 @@
 // verifyCsrPem (SPEC §3): exactly one PKCS#10 block and nothing else, a supported key, RSA only with e = 65537.
 import { execFileSync } from 'node:child_process';
-import { createPrivateKey, generateKeyPairSync, sign } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { MeshauthError } from '../../../src/errors/index.js';
-import { createCsrPem, generateKeyPair, toPem, verifyCsrPem, x509 } from '../../../src/pki/index.js';
+import { createCsrPem, generateKeyPair, newKeyWithCsr, toPem, verifyCsrPem, x509 } from '../../../src/pki/index.js';
 import { rsaCsrWithExponent, withDerTrailer } from '../../helpers/csr-variants.js';
 import { oid, tlv } from '../../helpers/der-writer.js';
 
@@ -254,5 +254,41 @@ describe('verifyCsrPem', () => {
     const verified = await verifyCsrPem(signedCsr((spki) => [VERSION, EMPTY, spki, tlv(0xa0, [request])]));
     expect(Object.getOwnPropertyDescriptor(verified, 'publicKey')?.get).toBeDefined();
     expect(verified.keyType).toBe('p256');
+  });
+});
+
+describe('newKeyWithCsr (the agent writes its request as DER)', () => {
+  it.each(['p256', 'ed25519', 'rsa2048'] as const)(
+    'ok/%s: OpenSSL verifies it, the CA verifies it natively, it carries exactly the new key',
+    async (type) => {
+      const made = await newKeyWithCsr(type);
+      const dir = mkdtempSync(join(tmpdir(), 'meshauth-csr-'));
+      try {
+        writeFileSync(join(dir, 'req.pem'), made.csrPem);
+        const out = execFileSync('openssl', ['req', '-in', join(dir, 'req.pem'), '-verify', '-noout', '-subject'], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }).toString();
+        expect(out).toMatch(/O ?= ?meshauth/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      const verified = await verifyCsrPem(made.csrPem);
+      expect(verified.keyType).toBe(type);
+      expect(Object.getOwnPropertyDescriptor(verified, 'publicKey')?.get).toBeDefined();
+      expect(Buffer.from(verified.spki).equals(made.publicKey.export({ type: 'spki', format: 'der' }))).toBe(true);
+      // The private key kept for TLS is the one that signed the request.
+      expect(createPublicKey(createPrivateKey(made.privateKeyPem)).equals(made.publicKey)).toBe(true);
+      const parsed = new x509.Pkcs10CertificateRequest(made.csrPem);
+      expect(parsed.subject).toBe('O=meshauth');
+      expect(await parsed.verify()).toBe(true);
+    },
+  );
+
+  it('ok/createCsrPem (WebCrypto keys, `meshauth cert`) writes the same shape', async () => {
+    const keys = await generateKeyPair('p256');
+    const pem = await createCsrPem(keys);
+    const parsed = new x509.Pkcs10CertificateRequest(pem);
+    expect(await parsed.verify()).toBe(true);
+    expect((await verifyCsrPem(pem)).keyType).toBe('p256');
   });
 });

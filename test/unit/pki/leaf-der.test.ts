@@ -1,10 +1,22 @@
 // Leaves signed by the test CA's intermediate with one hostile detail each, checked on both validation paths:
 // validateX509SvidDer (leaf facts read from DER, leaf-der.ts) and validateX509Svid (@peculiar/x509). Each case names
 // a shape where the two once differed, or where either accepted what OpenSSL refuses.
-import { createPrivateKey, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import {
+  createPrivateKey,
+  generateKeyPairSync,
+  type KeyObject,
+  X509Certificate as NodeX509Certificate,
+  sign,
+} from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MeshauthError } from '../../../src/errors/index.js';
-import { parseCertificate, validateX509Svid, validateX509SvidDer, x509 } from '../../../src/pki/index.js';
+import {
+  certificateSpkiDer,
+  parseCertificate,
+  validateX509Svid,
+  validateX509SvidDer,
+  x509,
+} from '../../../src/pki/index.js';
 import { plainLeafFacts } from '../../../src/pki/leaf-der.js';
 import { oid, tlv } from '../../helpers/der-writer.js';
 import { TestCa } from '../../helpers/test-ca.js';
@@ -197,5 +209,24 @@ describe('leaf shapes on the DER and the parsed path', () => {
     expect(result.read).toBe(false);
     expect('id' in result.der).toBe(false);
     expect(result.der).toEqual(result.parsed);
+  });
+});
+
+describe('certificateSpkiDer', () => {
+  it('ok/the SPKI of an issued leaf and of a CA certificate, byte for byte as OpenSSL reads it', async () => {
+    const svid = await ca.issue({ id: ID });
+    for (const cert of [svid.leaf, ca.intermediate, ca.root]) {
+      const der = new Uint8Array(cert.rawData);
+      const expected = new NodeX509Certificate(der).publicKey.export({ type: 'spki', format: 'der' });
+      expect(certificateSpkiDer(der)?.equals(expected)).toBe(true);
+    }
+  });
+
+  it.each([
+    ['fail/empty', Buffer.alloc(0)],
+    ['fail/not a SEQUENCE', Buffer.from([0x04, 0x01, 0x00])],
+    ['fail/a v1 certificate shape (no [0] version)', tlv(0x30, [tlv(0x30, [Buffer.from([2, 1, 1]), tlv(0x30, [])])])],
+  ])('%s → undefined', (_name, der) => {
+    expect(certificateSpkiDer(new Uint8Array(der))).toBeUndefined();
   });
 });

@@ -22,6 +22,12 @@ export interface AdmissionOptions {
    * on top of a request still queued. Default 5 s.
    */
   readonly maxWaitMs?: number;
+  /**
+   * Signing requests that may be ahead of a refused client beyond this queue: the server's open connections, most
+   * of them still in their TLS handshake during a storm (none reached the queue yet). Retry-After counts them, so
+   * a refused client is not sent back into the same crowd. Default: none.
+   */
+  readonly backlog?: () => number;
 }
 
 export type Admission =
@@ -32,6 +38,7 @@ export class AdmissionQueue {
   readonly #maxConcurrent: number;
   readonly #maxQueue: number;
   readonly #maxWaitMs: number;
+  readonly #backlog: () => number;
   readonly #waiting: Array<() => void> = [];
   #active = 0;
   /** Completed signings per second, smoothed. */
@@ -49,6 +56,7 @@ export class AdmissionQueue {
     this.#maxConcurrent = options.maxConcurrent;
     this.#maxQueue = options.maxQueue;
     this.#maxWaitMs = options.maxWaitMs ?? 5000;
+    this.#backlog = options.backlog ?? (() => 0);
   }
 
   /** Requests signing plus requests waiting. */
@@ -82,9 +90,10 @@ export class AdmissionQueue {
     return { admitted: true, release: this.#releaser(), waited };
   }
 
-  /** Seconds until the current queue should have drained at the measured rate, within [1, 30]. */
+  /** Seconds until the queue (or the backlog, if larger) should have drained at the measured rate, within [1, 30]. */
   retryAfterSeconds(): number {
-    const seconds = Math.ceil(this.depth / Math.max(this.#rate, 1));
+    const ahead = Math.max(this.depth, this.#backlog());
+    const seconds = Math.ceil(ahead / Math.max(this.#rate, 1));
     return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(MIN_RETRY_AFTER_SECONDS, seconds));
   }
 

@@ -22,6 +22,8 @@ export interface LoadSheddingOptions {
   readonly maxQueue: number;
   /** Signing workers (`--workers`, 0 = in-thread); sets how many requests are processed at once. */
   readonly workers: number;
+  /** Open connections of the server (see AdmissionOptions.backlog). */
+  readonly openConnections?: () => number;
   readonly logger: Logger;
   readonly metrics: Metrics;
 }
@@ -32,6 +34,7 @@ export function withLoadShedding(handler: RequestHandler, options: LoadSheddingO
   const queue = new AdmissionQueue({
     maxConcurrent: Math.max(1, options.workers) * CONCURRENCY_PER_WORKER,
     maxQueue: options.maxQueue,
+    ...(options.openConnections === undefined ? {} : { backlog: options.openConnections }),
   });
   const { logger, metrics } = options;
   let refusedSinceLog = 0;

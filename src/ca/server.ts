@@ -4,7 +4,7 @@
 import { constants as cryptoConstants, generateKeyPair as generateNodeKeyPair } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import type { SecureContextOptions } from 'node:tls';
 import { promisify } from 'node:util';
@@ -100,6 +100,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const signer = SigningPool.start(options.dir, authority, workers);
   // The default issuer names the port actually bound, known only after listen(); the handler reads it lazily.
   let issuer = options.issuerUrl ?? '';
+  let openConnections = 0;
   const server = createServer(
     {
       ...(await serving.issue()),
@@ -130,11 +131,19 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       {
         maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,
         workers,
+        openConnections: () => openConnections,
         logger: options.logger,
         metrics: options.metrics,
       },
     ),
   );
+  // Counted from TCP accept: during a storm most of them are still in their handshake, invisible to the queue.
+  server.on('connection', (socket: Socket) => {
+    openConnections += 1;
+    socket.once('close', () => {
+      openConnections -= 1;
+    });
+  });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.on('tlsClientError', (error) => {

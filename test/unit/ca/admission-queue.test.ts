@@ -77,3 +77,18 @@ describe('AdmissionQueue', () => {
     expect(() => new AdmissionQueue(options)).toThrow(RangeError);
   });
 });
+
+describe('Retry-After counts the backlog beyond the queue', () => {
+  it('ok/open connections still in their handshake lengthen Retry-After; none: the queue alone decides', () => {
+    let open = 0;
+    const queue = new AdmissionQueue({ maxConcurrent: 1, maxQueue: 0, backlog: () => open });
+    expect(queue.admit().admitted).toBe(true);
+    const alone = queue.admit();
+    expect(alone).toMatchObject({ admitted: false, retryAfterSeconds: MIN_RETRY_AFTER_SECONDS });
+    // The initial rate assumption is 500 signings/s: 5,000 connections ahead are 10 s of work.
+    open = 5_000;
+    expect(queue.admit()).toMatchObject({ admitted: false, retryAfterSeconds: 10 });
+    open = 1_000_000;
+    expect(queue.admit()).toMatchObject({ admitted: false, retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
+  });
+});

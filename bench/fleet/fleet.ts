@@ -381,7 +381,9 @@ export function fleetOptionsFromArgv(argv: readonly string[]): FleetOptions {
     maxQueue: value('--fleet-max-queue'),
     killPhase: !argv.includes('--fleet-no-kill'),
     deadlineSeconds: value('--fleet-deadline') ?? 180,
-    svidTtlSeconds: value('--fleet-svid-ttl') ?? 60,
+    // 60 s SVIDs up to 1,000 agents; above, N × 0.06 s (10,000 agents: 600 s, ~33 renewals a second), so the
+    // steady window is what two shared cores can carry and no renewal lands inside the cold-start storm.
+    svidTtlSeconds: value('--fleet-svid-ttl') ?? Math.max(60, Math.ceil(agents * 0.06)),
   };
 }
 

@@ -137,14 +137,10 @@ const VERSION_V3 = Buffer.from([0xa0, 0x03, 0x02, 0x01, 0x02]);
 const UTC_TIME = /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/;
 const GENERALIZED_TIME = /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/;
 
-/** A BIT STRING of whole octets: its unused-bits count is 0 (a signature, a public key). */
 /** A v3 certificate's SubjectPublicKeyInfo as DER, or undefined when the certificate does not split that way. */
 export function certificateSpkiDer(certificate: Uint8Array): Buffer | undefined {
-  const der = Buffer.from(certificate.buffer, certificate.byteOffset, certificate.byteLength);
-  const outer = readDer(der, 0);
-  const tbs = outer?.tag === 0x30 ? derChildren(der, outer)?.[0] : undefined;
-  const fields = tbs?.tag === 0x30 ? derChildren(der, tbs) : undefined;
-  const spki = fields?.[0]?.tag === 0xa0 ? fields[6] : undefined;
+  const { der, fields } = v3Fields(certificate);
+  const spki = fields?.[6];
   return spki?.tag === 0x30 ? derBytes(der, spki) : undefined;
 }
 
@@ -153,11 +149,8 @@ export function certificateSpkiDer(certificate: Uint8Array): Buffer | undefined 
  * keeps a high first byte positive); empty when the certificate does not split that way.
  */
 export function certificateSerialHex(certificate: Uint8Array): string {
-  const der = Buffer.from(certificate.buffer, certificate.byteOffset, certificate.byteLength);
-  const outer = readDer(der, 0);
-  const tbs = outer?.tag === 0x30 ? derChildren(der, outer)?.[0] : undefined;
-  const fields = tbs?.tag === 0x30 ? derChildren(der, tbs) : undefined;
-  const serial = fields?.[0]?.tag === 0xa0 ? fields[1] : undefined;
+  const { der, fields } = v3Fields(certificate);
+  const serial = fields?.[1];
   if (serial?.tag !== 0x02) return '';
   const bytes = derContent(der, serial);
   return (bytes.length > 1 && bytes[0] === 0 && (bytes[1] as number) > 0x7f ? bytes.subarray(1) : bytes).toString(
@@ -165,6 +158,16 @@ export function certificateSerialHex(certificate: Uint8Array): string {
   );
 }
 
+/** The TBSCertificate fields of a certificate that starts with a [0] version; fields undefined otherwise. */
+function v3Fields(certificate: Uint8Array): { der: Buffer; fields: DerElement[] | undefined } {
+  const der = Buffer.from(certificate.buffer, certificate.byteOffset, certificate.byteLength);
+  const outer = readDer(der, 0);
+  const tbs = outer?.tag === 0x30 ? derChildren(der, outer)?.[0] : undefined;
+  const fields = tbs?.tag === 0x30 ? derChildren(der, tbs) : undefined;
+  return { der, fields: fields?.[0]?.tag === 0xa0 ? fields : undefined };
+}
+
+/** A BIT STRING of whole octets: its unused-bits count is 0 (a signature, a public key). */
 function isOctetAligned(der: Buffer, bits: DerElement): boolean {
   return bits.end - bits.contentStart >= 2 && der[bits.contentStart] === 0;
 }

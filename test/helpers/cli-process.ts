@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { request } from 'undici';
 import { MAIN } from './meshauth-cli.js';
+import { waitFor } from './wait.js';
 
 export interface CliProcess {
   readonly child: ChildProcess;
@@ -66,20 +67,17 @@ export async function waitForCli<T>(
   check: () => T | Promise<T>,
   timeoutMs: number,
 ): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (!cli.alive()) {
-      const how = cli.child.exitCode ?? cli.child.signalCode;
-      throw new Error(
-        `the process exited (${how}) while waiting for ${what}; its output:\n${cli.output().slice(-3000)}`,
-      );
-    }
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; its output:\n${cli.output().slice(-3000)}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  try {
+    return await waitFor(
+      what,
+      () => {
+        if (cli.alive()) return check();
+        throw new Error(`the process exited (${cli.child.exitCode ?? cli.child.signalCode}) while waiting for ${what}`);
+      },
+      timeoutMs,
+    );
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; its output:\n${cli.output().slice(-3000)}`);
   }
 }
 

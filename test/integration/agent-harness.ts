@@ -8,6 +8,9 @@ import { Agent, type AgentOptions, CredentialHolder } from '../../src/agent/inde
 import { type CaServer, createJoinToken, initCa, startCaServer } from '../../src/ca/index.js';
 import { TrustDomain } from '../../src/identity/index.js';
 import { createLogger, Metrics, silentLogger } from '../../src/telemetry/index.js';
+import { waitFor } from '../helpers/wait.js';
+
+export { waitFor };
 
 export const TRUST_DOMAIN = TrustDomain.parse('example.org');
 export const WORKLOAD_ID = 'spiffe://example.org/ns/shop/sa/orders';
@@ -118,21 +121,6 @@ export function startAgent(
   cleanups.push(() => agent.close());
   agent.start();
   return { agent, holder, metrics, logs, tokenFile, bundleFile };
-}
-
-/** Polls `check` every 50 ms until it returns a truthy value; fails with `what` after `timeoutMs`. */
-export async function waitFor<T>(
-  what: string,
-  check: () => T | Promise<T>,
-  timeoutMs: number,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** `meshauth_svid_rotations_total{result}` as a number. */

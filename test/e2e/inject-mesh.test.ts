@@ -3,7 +3,7 @@
 // to this machine), bootstraps from a real `meshauth ca serve`, and `web` calls `orders` by its cluster names
 // through the injected wildcard routes (DNS from a real dnsmasq), with the identity derived from the name. The
 // startup probe passes before the app exists; the rewritten app probe is forwarded by the sidecar.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,11 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
+import { type CliProcess, spawnCli, waitForCli } from '../helpers/cli-process.js';
 import { type DnsServer, startDnsServer } from '../helpers/dns-server.js';
-import { MAIN, meshauth, type RunningCli, spawnMeshauth } from '../helpers/meshauth-cli.js';
+import { meshauth, type RunningCli, spawnMeshauth } from '../helpers/meshauth-cli.js';
 import { available, runCommand } from '../helpers/sidecar-harness.js';
+import { waitFor } from '../helpers/wait.js';
 
 const READY = available('dnsmasq') && available('curl');
+const cleanups: (() => Promise<void> | void)[] = [];
 if (!READY) console.warn('inject-mesh: dnsmasq or curl not on PATH, skipping');
 
 const MANIFESTS = `apiVersion: apps/v1
@@ -51,14 +54,6 @@ spec:
 
 type Json = Record<string, unknown>;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** The MESHAUTH_CONFIG_YAML of the sidecar in each injected Deployment, by Deployment name. */
 function injectedConfigs(text: string): Map<string, Json> {
   const configs = new Map<string, Json>();
@@ -72,22 +67,24 @@ function injectedConfigs(text: string): Map<string, Json> {
 }
 
 interface Sidecar {
-  readonly child: ChildProcess;
+  readonly cli: CliProcess;
   readonly admin: number;
   readonly outbound: number;
-  stderr(): string;
 }
 
-function startSidecar(config: Json, ports: { admin: number; outbound: number }): Sidecar {
-  const child = spawn(process.execPath, [MAIN, 'sidecar', '--log-level', 'warn'], {
-    env: { ...process.env, MESHAUTH_CONFIG_YAML: stringify(config) },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  return { child, ...ports, stderr: () => stderr };
+/**
+ * Runs the sidecar from the injected config alone, its admin and outbound listeners on port 0 (a port picked up
+ * front could be taken before the sidecar binds it), and reads the bound ports from its "sidecar listening" line.
+ */
+async function startSidecar(config: Json): Promise<Sidecar> {
+  const cli = spawnCli(['sidecar'], cleanups, { ...process.env, MESHAUTH_CONFIG_YAML: stringify(config) });
+  const listening = await waitForCli(
+    cli,
+    'the sidecar to listen',
+    () => cli.logs().find((l) => l.msg === 'sidecar listening'),
+    20_000,
+  );
+  return { cli, admin: listening.admin as number, outbound: listening.outbound as number };
 }
 
 async function status(url: string): Promise<number> {
@@ -98,12 +95,13 @@ async function status(url: string): Promise<number> {
   }
 }
 
+/** Polls `check` until it holds; on a timeout the error carries both sidecars' output. */
 async function until(check: () => Promise<boolean>, what: string, sidecars: readonly Sidecar[]): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    await waitFor(what, check, 15_000);
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; output:\n${sidecars.map((s) => s.cli.output()).join('\n')}`);
   }
-  throw new Error(`timed out waiting for ${what}; stderr:\n${sidecars.map((s) => s.stderr()).join('\n')}`);
 }
 
 function stop(child: ChildProcess | undefined): Promise<void> {
@@ -168,22 +166,22 @@ describe.skipIf(!READY)('an injected mesh: web → orders by cluster name', () =
     };
     const webConfig = local(configs.get('web') as Json, '127.0.0.2', 'web');
     const ordersConfig = local(configs.get('orders') as Json, '127.0.0.3', 'orders', appPort);
-    const ports = async () => ({ admin: await freePort(), outbound: await freePort() });
-    const withPorts = (config: Json, p: { admin: number; outbound: number }) => ({
+    const withPortZero = (config: Json) => ({
       ...config,
-      outbound: { ...(config.outbound as Json), listen: `127.0.0.1:${p.outbound}` },
-      admin: { ...(config.admin as Json), listen: `127.0.0.1:${p.admin}` },
+      outbound: { ...(config.outbound as Json), listen: '127.0.0.1:0' },
+      admin: { ...(config.admin as Json), listen: '127.0.0.1:0' },
     });
-    const webPorts = await ports();
-    const ordersPorts = await ports();
-    web = startSidecar(withPorts(webConfig, webPorts), webPorts);
-    orders = startSidecar(withPorts(ordersConfig, ordersPorts), ordersPorts);
+    [web, orders] = await Promise.all([
+      startSidecar(withPortZero(webConfig)),
+      startSidecar(withPortZero(ordersConfig)),
+    ]);
   });
   afterAll(async () => {
-    await Promise.all([stop(web?.child), stop(orders?.child)]);
+    await Promise.all([stop(web?.cli.child), stop(orders?.cli.child)]);
     await ca?.stop();
     await dns?.close();
     await new Promise<void>((resolve) => (app ? app.close(() => resolve()) : resolve()));
+    while (cleanups.length > 0) await cleanups.pop()?.();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -206,7 +204,7 @@ describe.skipIf(!READY)('an injected mesh: web → orders by cluster name', () =
         `http://127.0.0.1:${web.outbound}`,
         `http://${host}/orders/1`,
       ]);
-      expect(result.code, result.stderr + web.stderr()).toBe(0);
+      expect(result.code, result.stderr + web.cli.output()).toBe(0);
       expect(result.stdout).toBe('orders\n');
       const request = seen.slice(before).find((s) => s.path === '/orders/1');
       expect(request?.xfcc).toContain('URI=spiffe://example.org/ns/shop/sa/web');

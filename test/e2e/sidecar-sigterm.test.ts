@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { startSidecar } from '../../src/sidecar/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
+import { freePort } from '../helpers/free-port.js';
 import { MAIN } from '../helpers/meshauth-cli.js';
 import { CaHarness, type Cleanup } from '../integration/agent-harness.js';
 
@@ -26,14 +27,6 @@ async function until(check: () => Promise<boolean>, timeoutMs: number, what: str
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out waiting for ${what}`);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe('meshauth sidecar (the built CLI)', () => {

@@ -2,10 +2,11 @@
 // demand), ended by PID, and scraped over its admin /metrics. Every spawn registers its SIGKILL with the caller's
 // cleanup list, so a failing test never leaves a process behind.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { request } from 'undici';
 import { MAIN } from './meshauth-cli.js';
 import { waitFor } from './wait.js';
+
+export { freePort } from './free-port.js';
 
 export interface CliProcess {
   readonly child: ChildProcess;
@@ -79,14 +80,6 @@ export async function waitForCli<T>(
   } catch (error) {
     throw new Error(`${(error as Error).message}; its output:\n${cli.output().slice(-3000)}`);
   }
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** The sum of the samples of `name` whose labels include every `labels` fragment, from an admin /metrics. */

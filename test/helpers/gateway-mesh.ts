@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -16,6 +16,7 @@ import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { createLoginProvider, type DemoUser, type LoginProvider } from '../../src/demo/demo-login-provider.js';
 import { gatewayConfigFromObject, type RunningGateway, startGateway } from '../../src/gateway/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
+import { freePort } from './free-port.js';
 import { type LogLines, logLines } from './log-lines.js';
 import { startApp, startTestSidecar, type TestApp, type TestSidecar } from './sidecar-harness.js';
 import { TestCa } from './test-ca.js';
@@ -32,15 +33,6 @@ export interface ProviderHandle {
   readonly provider: LoginProvider;
   readonly url: string;
   close(): Promise<void>;
-}
-
-/** A free port on 127.0.0.1 (the redirect URI must be known before the gateway starts). */
-export async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 export async function startLoginProvider(

@@ -2,9 +2,9 @@
 // (`--save '' --appendonly no`), stopped by PID. Skips cleanly when redis is not installed.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './free-port.js';
 import { available, run } from './tcp-client.js';
 
 export const HAVE_REDIS = available('redis-server') && available('redis-cli');
@@ -13,16 +13,6 @@ export interface RedisServer {
   readonly port: number;
   readonly pid: number;
   stop(): Promise<void>;
-}
-
-/** A port that was free a moment ago (redis-server needs a number up front). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 export async function startRedis(): Promise<RedisServer> {

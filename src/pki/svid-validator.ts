@@ -185,21 +185,27 @@ export function validateX509SvidDer(
   issuers: readonly x509.X509Certificate[],
   bundle: TrustBundle,
   now: Date,
+  leafNode?: NodeX509Certificate,
 ): SpiffeId {
-  return validateX509SvidLeafDer(leafDer, issuers, bundle, now).id;
+  return validateX509SvidLeafDer(leafDer, issuers, bundle, now, leafNode).id;
 }
 
-/** validateX509SvidDer, also returning the leaf's validity window (so a caller need not parse the leaf for it). */
+/**
+ * validateX509SvidDer, also returning the leaf's validity window (so a caller need not parse the leaf for it).
+ * `leafNode`, when the caller already holds the leaf as a node:crypto certificate of the same DER, is used instead
+ * of parsing it again.
+ */
 export function validateX509SvidLeafDer(
   leafDer: Uint8Array,
   issuers: readonly x509.X509Certificate[],
   bundle: TrustBundle,
   now: Date,
+  leafNode?: NodeX509Certificate,
 ): ValidatedLeaf {
   const facts = issuers.length + 1 > MAX_CHAIN_LENGTH ? undefined : plainLeafFacts(leafDer, issuers);
   let node: NodeX509Certificate | undefined;
   try {
-    node = facts === undefined ? undefined : new NodeX509Certificate(leafDer);
+    node = facts === undefined ? undefined : (leafNode ?? new NodeX509Certificate(leafDer));
   } catch {
     node = undefined;
   }

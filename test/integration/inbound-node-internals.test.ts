@@ -240,21 +240,21 @@ describe.skipIf(!available('openssl') || !available('curl'))('Node http2 and tls
   });
 
   it('a server that does not verify client chains itself reports the whole chain the client sent', async () => {
-    // The CA relies on this (src/ca/server.ts has no `ca`): once OpenSSL verified a client chain, Node 24 reports
+    // The CA relies on this (src/ca/server.ts has no `ca`) through getPeerX509Certificate(): its issuerCertificate
+    // links are the certificates the client sent, in order. Once OpenSSL verified a client chain, Node 24 reports
     // the leaf alone, and the inbound completes it (removed-roots.ts).
     const ca = await TestCa.create('example.org');
     const client = await ca.issue({ id: ca.idFor('/ns/a/sa/b') });
+    const sent = [client.leaf, ca.intermediate].map((c) => Buffer.from(c.rawData).toString('hex'));
     const reported = new Promise<string[]>((resolve) => {
       const server = createTlsServer({ key, cert, requestCert: true, rejectUnauthorized: false }, (socket) => {
-        const subjects: string[] = [];
-        let peer = socket.getPeerCertificate(true);
-        while (peer?.raw !== undefined && subjects.length < 4) {
-          subjects.push(peer.fingerprint256);
-          if (peer.issuerCertificate === peer) break;
+        const ders: string[] = [];
+        for (let peer = socket.getPeerX509Certificate(); peer !== undefined && ders.length < 4; ) {
+          ders.push(peer.raw.toString('hex'));
           peer = peer.issuerCertificate;
         }
         socket.destroy();
-        resolve(subjects);
+        resolve(ders);
       });
       closers.push(() => server.close());
       void listening(server).then((port) => {
@@ -270,6 +270,6 @@ describe.skipIf(!available('openssl') || !available('curl'))('Node http2 and tls
         closers.push(() => socket.destroy());
       });
     });
-    expect(await reported).toHaveLength(2);
+    expect(await reported).toEqual(sent);
   });
 });

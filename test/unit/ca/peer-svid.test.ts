@@ -1,6 +1,7 @@
 // authenticatePeer: every failure to read or validate the client's chain is MESHAUTH_ERR_CA_UNAUTHENTICATED with a
-// client_cert_* reason. The chain is handed over in the shape Node's TLSSocket#getPeerCertificate(true) returns
+// client_cert_* reason. The chain is handed over in the shape Node's TLSSocket#getPeerX509Certificate() returns
 // (the handshake itself is covered by the CA integration tests).
+import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { authenticatePeer } from '../../../src/ca/peer-svid.js';
@@ -15,18 +16,21 @@ beforeAll(async () => {
   svid = await ca.issue();
 });
 
-interface PeerCertificateShape {
-  raw: Buffer;
-  fingerprint256: string;
-  issuerCertificate?: PeerCertificateShape;
-}
-
+/**
+ * A request whose socket reports `ders` as the chain the client sent, in the shape the CA reads it: the leaf from
+ * getPeerX509Certificate(), the rest through its issuerCertificate links.
+ */
 function requestWithChain(ders: readonly Buffer[]): IncomingMessage {
-  let chain: PeerCertificateShape | undefined;
-  for (const [index, raw] of [...ders].reverse().entries()) {
-    chain = { raw, fingerprint256: `fp-${index}`, ...(chain === undefined ? {} : { issuerCertificate: chain }) };
-  }
-  return { socket: { getPeerCertificate: () => chain ?? {} } } as unknown as IncomingMessage;
+  const [leafDer, ...issuerDers] = ders;
+  let next: { raw: Buffer; issuerCertificate?: unknown } | undefined;
+  for (const raw of [...issuerDers].reverse())
+    next = { raw, ...(next === undefined ? {} : { issuerCertificate: next }) };
+  // The leaf is a real certificate (the validator checks its key and signature) with the links above.
+  const leaf =
+    leafDer === undefined
+      ? undefined
+      : Object.create(new X509Certificate(leafDer), { issuerCertificate: { value: next } });
+  return { socket: { getPeerX509Certificate: () => leaf } } as unknown as IncomingMessage;
 }
 
 function outcome(run: () => unknown): { id?: string; code?: string; reason?: string | undefined } {

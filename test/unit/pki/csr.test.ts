@@ -248,6 +248,33 @@ describe('verifyCsrPem', () => {
     expect(await reasonOf(await make())).toBe(reason);
   });
 
+  // P-256 and Ed25519 keys of the usual layout are imported from their key bytes (JWK), not through OpenSSL's DER
+  // decoder: the same checks must hold, and the same key must come out.
+  it('fail/a P-256 point off the curve, in the usual SPKI layout → key_type', async () => {
+    const offCurve = (spki: Buffer) => {
+      const changed = Buffer.from(spki);
+      changed[90] = (changed[90] as number) ^ 1; // the last byte of y
+      return changed;
+    };
+    expect(await reasonOf(signedCsr((spki) => [VERSION, EMPTY, offCurve(spki)]))).toBe('key_type');
+  });
+
+  it.each(['p256', 'ed25519'] as const)('ok/%s: the key read from the SPKI bytes is the signing key', async (type) => {
+    const made = await newKeyWithCsr(type);
+    const verified = await verifyCsrPem(made.csrPem);
+    const imported = createPublicKey({ key: Buffer.from(verified.spki), format: 'der', type: 'spki' });
+    expect(imported.equals(made.publicKey)).toBe(true);
+    // A signature by another key of the same type does not verify against it.
+    const other = await newKeyWithCsr(type);
+    const derOther = derOf(other.csrPem);
+    const derMade = derOf(made.csrPem);
+    const spkiAt = derMade.indexOf(Buffer.from(verified.spki));
+    const swapped = Buffer.from(derOther);
+    Buffer.from(verified.spki).copy(swapped, derOther.indexOf(Buffer.from((await verifyCsrPem(other.csrPem)).spki)));
+    expect(spkiAt).toBeGreaterThan(0);
+    expect(await reasonOf(rePem(swapped))).toBe('signature');
+  });
+
   it('ok/a request with a well-formed extensionRequest attribute and an empty subject takes the fast path', async () => {
     const san = new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'spiffe://example.org/a' }]);
     const request = tlv(0x30, [oid('1.2.840.113549.1.9.14'), tlv(0x31, [tlv(0x30, [new Uint8Array(san.rawData)])])]);

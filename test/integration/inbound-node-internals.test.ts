@@ -241,8 +241,9 @@ describe.skipIf(!available('openssl') || !available('curl'))('Node http2 and tls
 
   it('a server that does not verify client chains itself reports the whole chain the client sent', async () => {
     // The CA relies on this (src/ca/server.ts has no `ca`) through getPeerX509Certificate(): its issuerCertificate
-    // links are the certificates the client sent, in order. Once OpenSSL verified a client chain, Node 24 reports
-    // the leaf alone, and the inbound completes it (removed-roots.ts).
+    // links are the certificates the client sent, in order (on the first call only: src/ca/peer-svid.ts keeps
+    // them per connection). Once OpenSSL verified a client chain, Node 24 reports the leaf alone, and the inbound
+    // completes it (removed-roots.ts).
     const ca = await TestCa.create('example.org');
     const client = await ca.issue({ id: ca.idFor('/ns/a/sa/b') });
     const sent = [client.leaf, ca.intermediate].map((c) => Buffer.from(c.rawData).toString('hex'));

@@ -30,7 +30,12 @@ function requestWithChain(ders: readonly Buffer[]): IncomingMessage {
     leafDer === undefined
       ? undefined
       : Object.create(new X509Certificate(leafDer), { issuerCertificate: { value: next } });
-  return { socket: { getPeerX509Certificate: () => leaf } } as unknown as IncomingMessage;
+  // Like Node, the issuer links come with the first call only; later calls report the leaf alone.
+  const bare = leafDer === undefined ? undefined : new X509Certificate(leafDer);
+  let calls = 0;
+  return {
+    socket: { getPeerX509Certificate: () => (calls++ === 0 ? leaf : bare) },
+  } as unknown as IncomingMessage;
 }
 
 function outcome(run: () => unknown): { id?: string; code?: string; reason?: string | undefined } {
@@ -46,6 +51,12 @@ describe('authenticatePeer', () => {
   it('ok/leaf and intermediate', () => {
     const req = requestWithChain([Buffer.from(svid.leaf.rawData), Buffer.from(ca.intermediate.rawData)]);
     expect(outcome(() => authenticatePeer(req, ca.bundle, new Date(), 'renewal'))).toEqual({ id: svid.id });
+  });
+
+  it('ok/a second request on the same connection is authenticated from the chain read for the first', () => {
+    const req = requestWithChain([Buffer.from(svid.leaf.rawData), Buffer.from(ca.intermediate.rawData)]);
+    expect(outcome(() => authenticatePeer(req, ca.bundle, new Date(), 'renewal'))).toEqual({ id: svid.id });
+    expect(outcome(() => authenticatePeer(req, ca.bundle, new Date(), 'token request'))).toEqual({ id: svid.id });
   });
 
   it('fail/no client certificate', () => {

@@ -46,7 +46,8 @@ export const UNDICI_CODES = Object.freeze({
  * - A server Http2Stream emits 'aborted' synchronously when it is reset before its response ended, before its
  *   readable side ends.
  * - With a 'tlsClientError' listener, Node no longer closes a socket whose handshake failed or timed out.
- * - A TLS server that does not verify client chains itself (no `ca`) reports the whole chain the client sent in
- *   getPeerCertificate(true); once OpenSSL verified it, Node 24 reports the leaf alone (the CA relies on the first,
- *   the inbound's root-removal check completes the chain for the second).
+ * - A TLS server that does not verify client chains itself (no `ca`) reports the whole chain the client sent, in
+ *   getPeerCertificate(true) and, on its first call only, through getPeerX509Certificate()'s issuerCertificate
+ *   links; once OpenSSL verified it, Node 24 reports the leaf alone (the CA relies on the first and keeps the chain
+ *   per connection, the inbound's root-removal check completes the chain for the second).
  */

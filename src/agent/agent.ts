@@ -215,7 +215,6 @@ export class Agent {
       return acceptSvidResponse(response, {
         trustDomain: this.#options.trustDomain,
         publicKey: key.publicKey,
-        publicKeySpki: key.spki,
         privateKeyPem: key.privateKeyPem,
         keyType: this.#keyType,
         now,

@@ -21,8 +21,6 @@ export interface AcceptOptions {
   readonly trustDomain: TrustDomain;
   /** The public key we put in the CSR, and the private key that goes with it. */
   readonly publicKey: CryptoKey | KeyObject;
-  /** The same public key as SubjectPublicKeyInfo DER, when the caller has it (saves exporting it again). */
-  readonly publicKeySpki?: Uint8Array;
   readonly privateKeyPem: string;
   readonly keyType: KeyType;
   /** On renewal: the ID the new SVID must carry. */
@@ -45,7 +43,7 @@ export function acceptSvidResponse(
   const intermediates = after.filter((cert) => !bundle.hasRoot(cert));
   // Same rules as validateX509Svid; the leaf's facts are read from its DER (no second pass over its extensions).
   const leaf = guard('svid', () => validateX509SvidLeafDer(leafDer, intermediates, bundle, options.now));
-  if (!samePublicKey(leafDer, options)) {
+  if (!samePublicKey(leafDer, options.publicKey)) {
     throw invalid('the certificate does not carry the public key of our CSR', 'wrong_key');
   }
   if (options.expectedId !== undefined && !leaf.id.equals(options.expectedId)) {
@@ -83,12 +81,12 @@ export function parseBundle(trustDomain: TrustDomain, bundlePem: readonly string
  * Our key in the certificate. Equal SPKI bytes settle it at once (the usual case: the CA copies the CSR's SPKI);
  * otherwise the keys are compared as keys, not as encodings (a CA may re-encode the SPKI it copied).
  */
-function samePublicKey(leafDer: Uint8Array, options: AcceptOptions): boolean {
+function samePublicKey(leafDer: Uint8Array, publicKey: CryptoKey | KeyObject): boolean {
   try {
     const theirs = certificateSpkiDer(leafDer);
     if (theirs === undefined) return false;
-    const ours = options.publicKey instanceof KeyObject ? options.publicKey : KeyObject.from(options.publicKey);
-    if (theirs.equals(options.publicKeySpki ?? ours.export({ type: 'spki', format: 'der' }))) return true;
+    const ours = publicKey instanceof KeyObject ? publicKey : KeyObject.from(publicKey);
+    if (theirs.equals(ours.export({ type: 'spki', format: 'der' }))) return true;
     return createPublicKey({ key: theirs, format: 'der', type: 'spki' }).equals(ours);
   } catch {
     return false;

@@ -46,8 +46,6 @@ export interface KeyWithCsr {
   readonly csrPem: string;
   readonly privateKeyPem: string;
   readonly publicKey: KeyObject;
-  /** The public key as SubjectPublicKeyInfo DER (what the CSR carries). */
-  readonly spki: Buffer;
 }
 
 /**
@@ -64,7 +62,7 @@ export async function newKeyWithCsr(type: KeyType): Promise<KeyWithCsr> {
         : await generateRsaKeyPair('rsa', { modulusLength: 2048, publicExponent: 0x10001 });
   const spki = publicKey.export({ type: 'spki', format: 'der' });
   const privateKeyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-  return { csrPem: csrPemOf(type, privateKey, spki), privateKeyPem, publicKey, spki };
+  return { csrPem: csrPemOf(type, privateKey, spki), privateKeyPem, publicKey };
 }
 
 /** A PKCS#10 request for the key pair, signed with its private key, written directly as DER. */

@@ -15,6 +15,7 @@ import {
 } from './sidecar-harness.js';
 import { parseStrictJson } from './strict-json.js';
 import type { TestCa } from './test-ca.js';
+import { waitFor as poll } from './wait.js';
 
 export interface CapturedLog {
   readonly logger: Logger;
@@ -131,20 +132,26 @@ export function onRequestHead(socket: Socket, then: (head: string) => void): voi
   });
 }
 
+/**
+ * waitFor (wait.ts) for probes that may throw while what they ask is still starting, and whose answer may be 0 or
+ * an empty string: any value but undefined or false ends the wait.
+ */
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined> | T | undefined,
   timeoutMs = 10_000,
-) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await Promise.resolve()
-      .then(probe)
-      .catch(() => undefined);
-    if (value !== undefined && value !== false) return value as T;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+): Promise<T> {
+  const found = await poll(
+    what,
+    async () => {
+      const value = await Promise.resolve()
+        .then(probe)
+        .catch(() => undefined);
+      return value === undefined || value === false ? undefined : { value };
+    },
+    timeoutMs,
+  );
+  return found.value;
 }
 
 /** The value of one sample (`name{labels}`) in a registry's text output, 0 when absent. */

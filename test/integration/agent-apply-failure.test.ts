@@ -3,7 +3,8 @@
 // line and retries; once the new SVID applies, rotation continues.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Credentials } from '../../src/agent/index.js';
-import { CaHarness, type Cleanup, runCleanups, startAgent, waitFor } from './agent-harness.js';
+import { waitFor } from '../helpers/wait.js';
+import { CaHarness, type Cleanup, runCleanups, startAgent } from './agent-harness.js';
 
 const cleanups: Cleanup[] = [];
 afterEach(() => runCleanups(cleanups));

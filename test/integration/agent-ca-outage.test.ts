@@ -5,7 +5,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Credentials } from '../../src/agent/index.js';
 import { TestCa } from '../helpers/test-ca.js';
-import { CaHarness, type Cleanup, rotations, runCleanups, startAgent, WORKLOAD_ID, waitFor } from './agent-harness.js';
+import { waitFor } from '../helpers/wait.js';
+import { CaHarness, type Cleanup, rotations, runCleanups, startAgent, WORKLOAD_ID } from './agent-harness.js';
 
 const cleanups: Cleanup[] = [];
 afterEach(() => runCleanups(cleanups));

@@ -8,9 +8,6 @@ import { Agent, type AgentOptions, CredentialHolder } from '../../src/agent/inde
 import { type CaServer, createJoinToken, initCa, startCaServer } from '../../src/ca/index.js';
 import { TrustDomain } from '../../src/identity/index.js';
 import { createLogger, Metrics, silentLogger } from '../../src/telemetry/index.js';
-import { waitFor } from '../helpers/wait.js';
-
-export { waitFor };
 
 export const TRUST_DOMAIN = TrustDomain.parse('example.org');
 export const WORKLOAD_ID = 'spiffe://example.org/ns/shop/sa/orders';

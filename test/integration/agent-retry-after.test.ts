@@ -17,7 +17,7 @@ import {
   recordSvidTraffic,
   startFleet,
 } from '../helpers/fleet.js';
-import { waitFor } from './agent-harness.js';
+import { waitFor } from '../helpers/wait.js';
 
 const AGENTS = 200;
 let ca: Awaited<ReturnType<typeof makeCaDir>>;

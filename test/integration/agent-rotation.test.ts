@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Credentials } from '../../src/agent/index.js';
 import { isMeshauthError } from '../../src/errors/index.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { waitFor } from '../helpers/wait.js';
 import {
   CaHarness,
   type Cleanup,
@@ -14,7 +15,6 @@ import {
   startAgent,
   TRUST_DOMAIN,
   WORKLOAD_ID,
-  waitFor,
 } from './agent-harness.js';
 
 const cleanups: Cleanup[] = [];

@@ -13,7 +13,7 @@ import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
 import { FLEET_K8S_ISSUER, type Fleet, fleetCluster, startFleet } from '../helpers/fleet.js';
 import { readOnlyCopy } from '../helpers/readonly-ca-dir.js';
-import { waitFor } from './agent-harness.js';
+import { waitFor } from '../helpers/wait.js';
 
 const TD = TrustDomain.parse('example.org');
 const AGENTS = 200;

@@ -15,7 +15,8 @@ import { type CliProcess, freePort, spawnCli as spawnCliProcess, waitForCli } fr
 import { captureLogger } from '../helpers/fault-harness.js';
 import { MAIN } from '../helpers/meshauth-cli.js';
 import { runCommand } from '../helpers/sidecar-harness.js';
-import { CaHarness, type Cleanup, rotations, runCleanups, startAgent, waitFor } from './agent-harness.js';
+import { waitFor } from '../helpers/wait.js';
+import { CaHarness, type Cleanup, rotations, runCleanups, startAgent } from './agent-harness.js';
 
 const cleanups: Cleanup[] = [];
 afterAll(() => runCleanups(cleanups));

@@ -8,7 +8,8 @@ import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { startSidecar } from '../../src/sidecar/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { startApp } from '../helpers/sidecar-harness.js';
-import { CaHarness, type Cleanup, rotations, runCleanups, startAgent, waitFor } from './agent-harness.js';
+import { waitFor } from '../helpers/wait.js';
+import { CaHarness, type Cleanup, rotations, runCleanups, startAgent } from './agent-harness.js';
 
 const cleanups: Cleanup[] = [];
 afterAll(() => runCleanups(cleanups));

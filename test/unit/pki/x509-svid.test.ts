@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { SpiffeId } from '../../../src/identity/index.js';
 import { validateX509SvidLeafDer, X509Svid } from '../../../src/pki/index.js';
 import { certificateSerialHex } from '../../../src/pki/leaf-der.js';
+import { tlv } from '../../helpers/der-writer.js';
 import { TestCa, type TestSvid } from '../../helpers/test-ca.js';
 
 const ID = 'spiffe://example.org/ns/a/sa/b';
@@ -38,11 +39,28 @@ describe('X509Svid from a validated leaf DER', () => {
     expect(lazy.serialNumber).toBe(parsed.leaf.serialNumber);
   });
 
-  it('ok/the serial number matches @peculiar/x509 for many leaves (high first bytes included)', async () => {
+  it('ok/the serial number matches @peculiar/x509 for many issued leaves', async () => {
     for (let i = 0; i < 40; i++) {
       const issued = await ca.issue({ id: ID, defects: {} });
       expect(certificateSerialHex(new Uint8Array(issued.leaf.rawData))).toBe(issued.leaf.serialNumber);
     }
-    expect(certificateSerialHex(new Uint8Array([0x30, 0x00]))).toBe('');
+  });
+
+  // meshauth's own serials never start with a high byte (serial.ts clears the sign bit), so the 00 that another CA
+  // puts before one is checked on written DER: a v3 TBSCertificate cut after its serial number.
+  it.each([
+    ['a high first byte: the sign-keeping 00 is dropped', [0x00, 0xff, 0x01], 'ff01'],
+    ['a low first byte: kept as it is', [0x7f, 0x01], '7f01'],
+    ['a single zero byte', [0x00], '00'],
+  ])('ok/%s', (_name, serial, hex) => {
+    const tbs = tlv(0x30, [Buffer.from([0xa0, 0x03, 0x02, 0x01, 0x02]), tlv(0x02, Buffer.from(serial))]);
+    expect(certificateSerialHex(new Uint8Array(tlv(0x30, [tbs])))).toBe(hex);
+  });
+
+  it.each([
+    ['not DER', [0x30, 0x00]],
+    ['a serial that is not an INTEGER', [0x30, 0x0a, 0x30, 0x08, 0xa0, 0x03, 0x02, 0x01, 0x02, 0x04, 0x01, 0x01]],
+  ])('fail/%s → empty', (_name, der) => {
+    expect(certificateSerialHex(new Uint8Array(der))).toBe('');
   });
 });

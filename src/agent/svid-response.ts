@@ -11,6 +11,7 @@ import {
   certificateSpkiDer,
   type KeyType,
   parseCertificatesPemOnce,
+  spkiDerOf,
   TrustBundle,
   validateX509SvidLeafDer,
   X509Svid,
@@ -86,7 +87,7 @@ function samePublicKey(leafDer: Uint8Array, publicKey: CryptoKey | KeyObject): b
     const theirs = certificateSpkiDer(leafDer);
     if (theirs === undefined) return false;
     const ours = publicKey instanceof KeyObject ? publicKey : KeyObject.from(publicKey);
-    if (theirs.equals(ours.export({ type: 'spki', format: 'der' }))) return true;
+    if (theirs.equals(spkiDerOf(ours))) return true;
     return createPublicKey({ key: theirs, format: 'der', type: 'spki' }).equals(ours);
   } catch {
     return false;

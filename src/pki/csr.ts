@@ -3,7 +3,6 @@
 // The input must be exactly one PEM block (whitespace around it allowed) whose DER is exactly one
 // CertificationRequest: anything appended is refused, so what was signed is all that was sent.
 import {
-  createPublicKey,
   generateKeyPair,
   generateKeyPairSync,
   KeyObject,
@@ -13,6 +12,7 @@ import {
 import { promisify } from 'node:util';
 import { MeshauthError } from '../errors/index.js';
 import { derBytes, derChildren, derContent, derOid, derTlv, derWellFormed, readDer } from './der.js';
+import { importSpki, pkcs8PemOf, spkiDerOf } from './key-der.js';
 import { type KeyPair, type KeyType, keyTypeOf, toPem } from './keys.js';
 import { x509 } from './x509.js';
 
@@ -60,9 +60,7 @@ export async function newKeyWithCsr(type: KeyType): Promise<KeyWithCsr> {
       : type === 'ed25519'
         ? generateKeyPairSync('ed25519')
         : await generateRsaKeyPair('rsa', { modulusLength: 2048, publicExponent: 0x10001 });
-  const spki = publicKey.export({ type: 'spki', format: 'der' });
-  const privateKeyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-  return { csrPem: csrPemOf(type, privateKey, spki), privateKeyPem, publicKey };
+  return { csrPem: csrPemOf(type, privateKey, spkiDerOf(publicKey)), privateKeyPem: pkcs8PemOf(privateKey), publicKey };
 }
 
 /** A PKCS#10 request for the key pair, signed with its private key, written directly as DER. */
@@ -74,8 +72,7 @@ function csrPemOf(type: KeyType, privateKey: KeyObject, spki: Uint8Array): strin
 }
 
 export async function createCsrPem(keys: KeyPair): Promise<string> {
-  const spki = KeyObject.from(keys.publicKey).export({ type: 'spki', format: 'der' });
-  return csrPemOf(keys.type, KeyObject.from(keys.privateKey), spki);
+  return csrPemOf(keys.type, KeyObject.from(keys.privateKey), spkiDerOf(KeyObject.from(keys.publicKey)));
 }
 
 export interface VerifiedCsr {
@@ -169,29 +166,6 @@ async function verifyCsrDer(der: Buffer): Promise<VerifiedCsr> {
 }
 
 /** The fixed bytes before the key of an uncompressed P-256 SPKI (91 bytes) and of an Ed25519 SPKI (44 bytes). */
-const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d03010703420004', 'hex');
-const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-
-/**
- * A KeyObject of a DER SubjectPublicKeyInfo. OpenSSL 3 reads DER keys through its generic decoder chain, about
- * 0.3 ms per key on Node 20 (a tenth of a whole SVID request); the two fixed-layout SPKIs agents send are
- * imported from their key bytes as JWK instead, which checks the same (a P-256 point must lie on the curve).
- * Every other SPKI, RSA included, goes through the decoder.
- */
-function importSpki(spki: Buffer): KeyObject {
-  if (spki.length === 91 && spki.subarray(0, 27).equals(P256_SPKI_PREFIX)) {
-    const [x, y] = [spki.subarray(27, 59).toString('base64url'), spki.subarray(59).toString('base64url')];
-    return createPublicKey({ key: { kty: 'EC', crv: 'P-256', x, y }, format: 'jwk' });
-  }
-  if (spki.length === 44 && spki.subarray(0, 12).equals(ED25519_SPKI_PREFIX)) {
-    return createPublicKey({
-      key: { kty: 'OKP', crv: 'Ed25519', x: spki.subarray(12).toString('base64url') },
-      format: 'jwk',
-    });
-  }
-  return createPublicKey({ key: spki, format: 'der', type: 'spki' });
-}
-
 /** The key of an SPKI, of a supported type, RSA only with e = 65537. */
 function publicKeyOf(spki: Buffer): { key: KeyObject; keyType: KeyType } {
   let keyType: KeyType;

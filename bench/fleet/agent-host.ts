@@ -1,7 +1,7 @@
 // One process of simulated workloads for the fleet bench: `count` REAL Agents (src/agent), each with its own
 // service-account token file and its own key and CSR (the Agent makes a fresh key per request), all started at
 // once on the parent's signal. It reports when each agent first held an SVID, the latency of every successful
-// POST /v1/svid (undici's diagnostics channel: from request creation, TLS handshake included, to response
+// POST /v1/svid (node:http's diagnostics channels: from request creation, TLS handshake included, to response
 // headers), when each refused request (429/503) and each retry happened, and its memory.
 import { subscribe } from 'node:diagnostics_channel';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -87,14 +87,15 @@ async function main(): Promise<void> {
   const issueLatencyMs: number[] = [];
   const refusedAtMs: number[] = [];
   const svidRequestsAtMs: number[] = [];
-  subscribe('undici:request:create', (message) => {
+  // node:http's channels: the agent's CA client is node:https (request start, then the response head).
+  subscribe('http.client.request.start', (message) => {
     const { request } = message as { request: { path: string; method: string } };
     if (request.method !== 'POST' || request.path !== '/v1/svid') return;
     const at = Date.now();
     started.set(request, { path: request.path, startedAt: at });
     svidRequestsAtMs.push(at);
   });
-  subscribe('undici:request:headers', (message) => {
+  subscribe('http.client.response.finish', (message) => {
     const { request, response } = message as { request: object; response: { statusCode: number } };
     const timed = started.get(request);
     if (timed === undefined) return;

@@ -3,8 +3,9 @@
 // authenticates the CA by its chain to the given roots AND its SPIFFE ID `spiffe://<td>/meshauth/ca` (never by
 // hostname, never with verification off). It returns the CA's answer as parsed but unvalidated data: deciding
 // whether to trust an SVID is the caller's job (svid-response.ts for the agent).
-import { createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls';
-import { request, Agent as UndiciAgent } from 'undici';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { type ConnectionOptions, createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls';
 import { isErrorCode, MeshauthError } from '../errors/index.js';
 import { caSpiffeId, SpiffeId, type TrustDomain } from '../identity/index.js';
 import { parseCertificate, uriSans } from '../pki/index.js';
@@ -166,48 +167,50 @@ async function call(
       cause,
     });
   }
-  const tlsOptions: Record<string, unknown> = {
-    secureContext,
-    checkServerIdentity: (_host: string, cert: PeerCertificate) => checkCaIdentity(connection.trustDomain, cert),
-    timeout: timeoutMs,
-    // A fresh dispatcher per call already means no session reuse; say so explicitly for mTLS renewal.
-    maxCachedSessions: 0,
-  };
-  // One dispatcher per call: the trust anchors and client certificate change with every rotation.
-  const dispatcher = new UndiciAgent({ connect: tlsOptions, connections: 1 });
-  // undici keeps a request pending through an abort while the TLS handshake is under way; destroying the
-  // dispatcher ends it at once, so Agent.close() never waits for a stuck CA.
   const { signal } = connection;
   signal?.throwIfAborted();
-  const onAbort = () => {
-    dispatcher.destroy(abortReason(signal)).catch(() => {});
-  };
-  signal?.addEventListener('abort', onAbort, { once: true });
+  let response: IncomingMessage;
+  let request: ClientRequest | undefined;
   try {
-    let response: Awaited<ReturnType<typeof request>>;
-    try {
-      response = await request(url, {
+    response = await new Promise<IncomingMessage>((resolve, reject) => {
+      // One connection per call (agent: false): the trust anchors and the client certificate change with every
+      // rotation, and a renewal must present the SVID it renews, never a session resumed from an older one.
+      const options: RequestOptions & Pick<ConnectionOptions, 'secureContext'> = {
         method,
-        dispatcher,
+        agent: false,
+        secureContext,
+        checkServerIdentity: (_host: string, cert: PeerCertificate) => checkCaIdentity(connection.trustDomain, cert),
         headers:
           body === undefined
             ? { accept: 'application/json' }
-            : { 'content-type': body.contentType, accept: 'application/json' },
-        ...(body === undefined ? {} : { body: body.text }),
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-        ...(connection.signal === undefined ? {} : { signal: connection.signal }),
-      });
-    } catch (cause) {
-      if (connection.signal?.aborted) throw cause;
-      const tls = isTlsFailure(cause);
-      const what = tls ? 'failed TLS authentication' : 'unreachable';
-      throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `CA ${url} ${what}: ${describe(cause)}`, {
-        reason: tls ? 'tls' : 'unreachable',
-        cause,
-      });
-    }
-    const text = await readLimited(response.body);
+            : {
+                'content-type': body.contentType,
+                'content-length': Buffer.byteLength(body.text),
+                accept: 'application/json',
+              },
+        // Idle time on the socket: connecting, the handshake, waiting for the head and between body chunks.
+        timeout: timeoutMs,
+        ...(signal === undefined ? {} : { signal }),
+      };
+      const sent = httpsRequest(url, options);
+      request = sent;
+      sent.once('response', resolve);
+      // Kept after the answer: a later error (a cut body) reaches the body reader; rejecting again is a no-op.
+      sent.on('error', reject);
+      sent.once('timeout', () => sent.destroy(timedOut(url, timeoutMs)));
+      sent.end(body?.text);
+    });
+  } catch (cause) {
+    if (signal?.aborted) throw cause;
+    const tls = isTlsFailure(cause);
+    const what = tls ? 'failed TLS authentication' : 'unreachable';
+    throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `CA ${url} ${what}: ${describe(cause)}`, {
+      reason: tls ? 'tls' : 'unreachable',
+      cause,
+    });
+  }
+  try {
+    const text = await readLimited(response);
     const serverDate = parseDate(response.headers.date);
     let json: unknown;
     try {
@@ -215,15 +218,17 @@ async function call(
     } catch {
       json = undefined;
     }
-    if (response.statusCode !== 200) {
-      throw rejection(url, response.statusCode, json, parseRetryAfter(response.headers['retry-after']));
-    }
+    const status = response.statusCode ?? 0;
+    if (status !== 200) throw rejection(url, status, json, parseRetryAfter(response.headers['retry-after']));
     if (json === undefined) malformed('response body is not JSON');
     return { json, serverDate };
   } finally {
-    signal?.removeEventListener('abort', onAbort);
-    dispatcher.destroy().catch(() => {});
+    (request as ClientRequest | undefined)?.destroy();
   }
+}
+
+function timedOut(url: string, timeoutMs: number): Error {
+  return Object.assign(new Error(`no progress from ${url} for ${timeoutMs} ms`), { code: 'ETIMEDOUT' });
 }
 
 /**
@@ -321,10 +326,6 @@ function parseDate(header: string | string[] | undefined): Date | undefined {
   if (typeof header !== 'string') return undefined;
   const date = new Date(header);
   return Number.isNaN(date.getTime()) ? undefined : date;
-}
-
-function abortReason(signal: AbortSignal | undefined): Error | null {
-  return signal?.reason instanceof Error ? signal.reason : null;
 }
 
 function describe(error: unknown): string {

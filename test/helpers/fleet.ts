@@ -1,6 +1,7 @@
 // A small fleet for the CA load tests: a cluster signing key with its JWKS file, one projected-style token file per
 // simulated pod, N real Agents started at once, and the times of their POST /v1/svid requests and refusals as seen
-// by undici's diagnostics channel (no hook inside the agent).
+// by node:http's diagnostics channels (no hook inside the agent).
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -46,8 +47,14 @@ export interface SvidTraffic {
 }
 
 /**
- * Records the POST /v1/svid traffic of every undici client in this process until stop(). Requests are told apart
- * by their body (each agent's bootstrap token is its own), which pairs a refusal with that agent's next attempt.
+ * Which fleet agent is running: startFleet starts each agent inside its own context (its token file), which its
+ * timers, promises and sockets carry along, so a request seen on a diagnostics channel can be told apart by agent.
+ */
+const agentContext = new AsyncLocalStorage<string>();
+
+/**
+ * Records the POST /v1/svid traffic of every node:http client in this process until stop(). Requests are told
+ * apart by the fleet agent that sent them (agentContext), which pairs a refusal with that agent's next attempt.
  */
 export function recordSvidTraffic(): SvidTraffic {
   const requests: number[] = [];
@@ -57,46 +64,43 @@ export function recordSvidTraffic(): SvidTraffic {
   const lastRefusal = new Map<string, { at: number; retryAfterMs: number }>();
   const isSvidPost = (request: { method: string; path: string }) =>
     request.method === 'POST' && request.path === '/v1/svid';
-  const onCreate = (message: unknown) => {
-    const { request } = message as { request: { method: string; path: string; body?: unknown } };
+  const onStart = (message: unknown) => {
+    const { request } = message as { request: { method: string; path: string } };
     if (!isSvidPost(request)) return;
     const now = Date.now();
     requests.push(now);
-    const body = typeof request.body === 'string' ? request.body : String(request.body);
-    const token = /"token":"([^"]+)"/.exec(body)?.[1];
-    if (token === undefined) return;
-    agentOf.set(request, token);
-    const refused = lastRefusal.get(token);
+    const agent = agentContext.getStore();
+    if (agent === undefined) return;
+    agentOf.set(request, agent);
+    const refused = lastRefusal.get(agent);
     if (refused !== undefined) {
       retryDelays.push({ delayMs: now - refused.at, retryAfterMs: refused.retryAfterMs });
-      lastRefusal.delete(token);
+      lastRefusal.delete(agent);
     }
   };
-  const onHeaders = (message: unknown) => {
+  const onResponse = (message: unknown) => {
     const { request, response } = message as {
       request: { method: string; path: string };
-      response: { statusCode: number; headers: Buffer[] };
+      response: { statusCode: number; headers: Record<string, string | string[] | undefined> };
     };
     if (!isSvidPost(request)) return;
     if (response.statusCode !== 429 && response.statusCode !== 503) return;
-    let retryAfter: string | undefined;
-    for (let i = 0; i + 1 < response.headers.length; i += 2) {
-      if (String(response.headers[i]).toLowerCase() === 'retry-after') retryAfter = String(response.headers[i + 1]);
-    }
+    const header = response.headers['retry-after'];
+    const retryAfter = typeof header === 'string' ? header : undefined;
     const now = Date.now();
     refusals.push({ at: now, retryAfter });
-    const token = agentOf.get(request);
-    if (token !== undefined) lastRefusal.set(token, { at: now, retryAfterMs: Number(retryAfter ?? 0) * 1000 });
+    const agent = agentOf.get(request);
+    if (agent !== undefined) lastRefusal.set(agent, { at: now, retryAfterMs: Number(retryAfter ?? 0) * 1000 });
   };
-  subscribe('undici:request:create', onCreate);
-  subscribe('undici:request:headers', onHeaders);
+  subscribe('http.client.request.start', onStart);
+  subscribe('http.client.response.finish', onResponse);
   return {
     requests,
     refusals,
     retryDelays,
     stop: () => {
-      unsubscribe('undici:request:create', onCreate);
-      unsubscribe('undici:request:headers', onHeaders);
+      unsubscribe('http.client.request.start', onStart);
+      unsubscribe('http.client.response.finish', onResponse);
     },
   };
 }
@@ -133,7 +137,9 @@ export function startFleet(options: {
         maxBackoffMs: 10_000,
       }),
   );
-  for (const agent of agents) agent.start();
+  for (const [i, agent] of agents.entries()) {
+    agentContext.run(options.tokenFiles[i] as string, () => agent.start());
+  }
   return {
     agents,
     holders,

@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
+import { monitorEventLoopDelay, PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CredentialHolder } from '../src/agent/credential-holder.js';
 import { sidecarConfigFromObject } from '../src/config/index.js';
@@ -37,11 +38,18 @@ interface Ready {
 }
 
 const ENTRY = fileURLToPath(import.meta.url);
+// V8 flags for both sidecars (NODE_OPTIONS refuses most of them), e.g. `--max-semi-space-size=2`.
+const nodeArgs = (process.env.MESHAUTH_BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '');
 
 export async function startMeshauthPair(options: PeerOptions): Promise<ProxyPair> {
   const { pki, appPort } = options;
   const spawnSidecar = async (spec: SidecarSpec) => {
-    const child = spawnChild(`meshauth-${spec.role}`, process.execPath, [ENTRY, '--sidecar', JSON.stringify(spec)]);
+    const child = spawnChild(`meshauth-${spec.role}`, process.execPath, [
+      ...nodeArgs,
+      ENTRY,
+      '--sidecar',
+      JSON.stringify(spec),
+    ]);
     try {
       return { child, ready: await firstJsonLine<Ready>(child, 15_000) };
     } catch (error) {
@@ -124,8 +132,13 @@ async function runSidecar(spec: SidecarSpec): Promise<void> {
     await profiler.post('Profiler.enable');
     await profiler.post('Profiler.start');
   }
+  const loopLog = process.env.MESHAUTH_BENCH_LOOP_LOG;
+  const loop = loopLog === undefined ? undefined : watchLoop();
   process.once('SIGTERM', () => {
     void (async () => {
+      if (loop !== undefined && loopLog !== undefined) {
+        writeFileSync(join(loopLog, `${spec.role}-${process.pid}.loop.json`), JSON.stringify(loop.report()));
+      }
       if (profiler !== undefined && profileDir !== undefined) {
         const { profile } = await profiler.post('Profiler.stop');
         writeFileSync(join(profileDir, `${spec.role}-${process.pid}.cpuprofile`), JSON.stringify(profile));
@@ -133,6 +146,50 @@ async function runSidecar(spec: SidecarSpec): Promise<void> {
       await sidecar.close(500);
     })().finally(() => process.exit(0));
   });
+}
+
+const GC_KINDS = new Map<number, string>([
+  [perfConstants.NODE_PERFORMANCE_GC_MINOR, 'scavenge'],
+  [perfConstants.NODE_PERFORMANCE_GC_MAJOR, 'mark-compact'],
+  [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL, 'incremental marking'],
+  [perfConstants.NODE_PERFORMANCE_GC_WEAKCB, 'weak callbacks'],
+]);
+
+// Why a sidecar's tail latency is what it is: every GC pause (kind, ms) and the event loop's delay histogram,
+// written on exit when MESHAUTH_BENCH_LOOP_LOG names a directory.
+function watchLoop(): { report(): unknown } {
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  const pauses: { kind: number; ms: number }[] = [];
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const detail = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail;
+      pauses.push({ kind: detail?.kind ?? 0, ms: Math.round(entry.duration * 1000) / 1000 });
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return {
+    report: () => {
+      const ms = (ns: number) => Math.round(ns / 1000) / 1000;
+      const byKind = new Map<string, number[]>();
+      for (const pause of pauses) {
+        const kind = GC_KINDS.get(pause.kind) ?? String(pause.kind);
+        const list = byKind.get(kind) ?? [];
+        list.push(pause.ms);
+        byKind.set(kind, list);
+      }
+      return {
+        loopDelayMs: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) },
+        gc: [...byKind].map(([kind, list]) => ({
+          kind,
+          count: list.length,
+          totalMs: Math.round(list.reduce((a, b) => a + b, 0)),
+          maxMs: Math.max(...list),
+          over2Ms: list.filter((x) => x > 2).length,
+        })),
+      };
+    },
+  };
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -137,7 +137,11 @@ async function runSidecar(spec: SidecarSpec): Promise<void> {
   process.once('SIGTERM', () => {
     void (async () => {
       if (loop !== undefined && loopLog !== undefined) {
-        writeFileSync(join(loopLog, `${spec.role}-${process.pid}.loop.json`), JSON.stringify(loop.report()));
+        try {
+          writeFileSync(join(loopLog, `${spec.role}-${process.pid}.loop.json`), JSON.stringify(loop.report()));
+        } catch (error) {
+          process.stderr.write(`loop log not written: ${String(error)}\n`);
+        }
       }
       if (profiler !== undefined && profileDir !== undefined) {
         const { profile } = await profiler.post('Profiler.stop');
@@ -155,6 +159,11 @@ const GC_KINDS = new Map<number, string>([
   [perfConstants.NODE_PERFORMANCE_GC_WEAKCB, 'weak callbacks'],
 ]);
 
+function gcPause(entry: PerformanceEntry): { kind: number; ms: number } {
+  const detail = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail;
+  return { kind: detail?.kind ?? 0, ms: Math.round(entry.duration * 1000) / 1000 };
+}
+
 // Why a sidecar's tail latency is what it is: every GC pause (kind, ms) and the event loop's delay histogram,
 // written on exit when MESHAUTH_BENCH_LOOP_LOG names a directory.
 function watchLoop(): { report(): unknown } {
@@ -162,14 +171,12 @@ function watchLoop(): { report(): unknown } {
   delay.enable();
   const pauses: { kind: number; ms: number }[] = [];
   const observer = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) {
-      const detail = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail;
-      pauses.push({ kind: detail?.kind ?? 0, ms: Math.round(entry.duration * 1000) / 1000 });
-    }
+    for (const entry of list.getEntries()) pauses.push(gcPause(entry));
   });
   observer.observe({ entryTypes: ['gc'] });
   return {
     report: () => {
+      for (const entry of observer.takeRecords()) pauses.push(gcPause(entry));
       const ms = (ns: number) => Math.round(ns / 1000) / 1000;
       const byKind = new Map<string, number[]>();
       for (const pause of pauses) {

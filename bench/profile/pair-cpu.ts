@@ -81,8 +81,8 @@ try {
           pairP50Ms: round(through.p50Ms),
           pairP99Ms: round(through.p99Ms),
           p99AddedMs: round(through.p99Ms - direct.p99Ms),
-          cpuUsOut: Math.round((through.cpuUs.get(pair.outboundPid) ?? 0) / through.requests),
-          cpuUsIn: Math.round((through.cpuUs.get(pair.inboundPid) ?? 0) / through.requests),
+          cpuUsOut: Math.round((through.cpuUs.get(pair.outboundPid) ?? 0) / Math.max(1, through.requests)),
+          cpuUsIn: Math.round((through.cpuUs.get(pair.inboundPid) ?? 0) / Math.max(1, through.requests)),
           failed: through.errors + through.non2xx,
         }),
       );

@@ -171,6 +171,7 @@ async function call(
   signal?.throwIfAborted();
   let response: IncomingMessage;
   let request: ClientRequest | undefined;
+  let stalled: Error | undefined;
   try {
     response = await new Promise<IncomingMessage>((resolve, reject) => {
       // One connection per call (agent: false): the trust anchors and the client certificate change with every
@@ -179,6 +180,8 @@ async function call(
         method,
         agent: false,
         secureContext,
+        // Explicit, so NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment cannot turn the CA's checks off.
+        rejectUnauthorized: true,
         checkServerIdentity: (_host: string, cert: PeerCertificate) => checkCaIdentity(connection.trustDomain, cert),
         headers:
           body === undefined
@@ -197,11 +200,14 @@ async function call(
       sent.once('response', resolve);
       // Kept after the answer: a later error (a cut body) reaches the body reader; rejecting again is a no-op.
       sent.on('error', reject);
-      sent.once('timeout', () => sent.destroy(timedOut(url, timeoutMs)));
+      sent.once('timeout', () => {
+        stalled = timedOut(url, timeoutMs);
+        sent.destroy(stalled);
+      });
       sent.end(body?.text);
     });
   } catch (cause) {
-    if (signal?.aborted) throw cause;
+    if (signal?.aborted) throw signal.reason;
     const tls = isTlsFailure(cause);
     const what = tls ? 'failed TLS authentication' : 'unreachable';
     throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `CA ${url} ${what}: ${describe(cause)}`, {
@@ -210,7 +216,18 @@ async function call(
     });
   }
   try {
-    const text = await readLimited(response);
+    let text: string;
+    try {
+      text = await readLimited(response);
+    } catch (cause) {
+      if (signal?.aborted) throw signal.reason;
+      if (cause instanceof MeshauthError) throw cause;
+      // The answer was cut: the stall timer, or the connection closed before the body ended.
+      throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `CA ${url} unreachable: ${describe(stalled ?? cause)}`, {
+        reason: 'unreachable',
+        cause,
+      });
+    }
     const serverDate = parseDate(response.headers.date);
     let json: unknown;
     try {

@@ -1,8 +1,10 @@
 // P-256 and Ed25519 keys have one DER layout each for their SubjectPublicKeyInfo and PKCS#8 forms: a fixed prefix
 // and the key bytes. Going through JWK (the raw numbers) instead of OpenSSL 3's generic encoder and decoder chains
 // costs a tenth of the CPU (about 0.3 ms less per key on Node 20), which the agent pays for every SVID and the CA
-// for every CSR. Any other key takes node:crypto's DER path. A unit test holds every encoding here to node:crypto's
-// own, byte for byte.
+// for every CSR. Any other key takes node:crypto's DER path. What is written is the canonical form: named curve,
+// uncompressed point, and for a P-256 private key its public key too. That is byte for byte what node:crypto writes
+// for keys it generated (a unit test holds it to that); a key imported with explicit curve parameters, a compressed
+// point or without its public key comes out in this canonical form instead of as it was read.
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { toPem } from './keys.js';
 

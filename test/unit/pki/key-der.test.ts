@@ -1,7 +1,7 @@
 // key-der: the fixed-layout P-256 / Ed25519 encodings are node:crypto's own, byte for byte (leading zero bytes
 // in a coordinate or in the private scalar included), and every other key goes through node:crypto unchanged.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { importSpki, pkcs8PemOf, spkiDerOf } from '../../../src/pki/key-der.js';
 
 type Pair = { publicKey: KeyObject; privateKey: KeyObject };
@@ -43,6 +43,29 @@ describe('key-der', () => {
 
   it.each(['x', 'd'] as const)('keeps a leading zero byte of the Ed25519 %s', (member) => {
     expectSameAsNodeCrypto(withLeadingZero(ed25519, member));
+  });
+
+  it('encodes P-256 and Ed25519 keys from their JWK alone, never through the DER encoder', () => {
+    const pairs = [p256(), ed25519()];
+    const first = pairs[0] as Pair;
+    // node:crypto defines export() on its public and private key classes, not on KeyObject itself.
+    const spies = [first.publicKey, first.privateKey].map((key) =>
+      vi.spyOn(Object.getPrototypeOf(key) as KeyObject, 'export'),
+    );
+    try {
+      for (const { publicKey, privateKey } of pairs) {
+        spkiDerOf(publicKey);
+        spkiDerOf(privateKey);
+        pkcs8PemOf(privateKey);
+      }
+      const formats = spies.flatMap((spy) =>
+        spy.mock.calls.map(([options]) => (options as { format?: string } | undefined)?.format),
+      );
+      expect(formats.length).toBe(6);
+      expect(formats.every((format) => format === 'jwk')).toBe(true);
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
   });
 
   it('leaves other keys to node:crypto', () => {

@@ -3,7 +3,7 @@
 // authenticates the CA by its chain to the given roots AND its SPIFFE ID `spiffe://<td>/meshauth/ca` (never by
 // hostname, never with verification off). It returns the CA's answer as parsed but unvalidated data: deciding
 // whether to trust an SVID is the caller's job (svid-response.ts for the agent).
-import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { type ConnectionOptions, createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls';
 import { isErrorCode, MeshauthError } from '../errors/index.js';
@@ -169,43 +169,42 @@ async function call(
   }
   const { signal } = connection;
   signal?.throwIfAborted();
-  let response: IncomingMessage;
-  let request: ClientRequest | undefined;
+  // One connection per call (agent: false): the trust anchors and the client certificate change with every
+  // rotation, and a renewal must present the SVID it renews, never a session resumed from an older one.
+  const options: RequestOptions & Pick<ConnectionOptions, 'secureContext'> = {
+    method,
+    agent: false,
+    secureContext,
+    // Explicit, so NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment cannot turn the CA's checks off.
+    rejectUnauthorized: true,
+    checkServerIdentity: (_host: string, cert: PeerCertificate) => checkCaIdentity(connection.trustDomain, cert),
+    headers:
+      body === undefined
+        ? { accept: 'application/json' }
+        : {
+            'content-type': body.contentType,
+            'content-length': Buffer.byteLength(body.text),
+            accept: 'application/json',
+          },
+    // Idle time on the socket: connecting, the handshake, waiting for the head and between body chunks.
+    timeout: timeoutMs,
+    ...(signal === undefined ? {} : { signal }),
+  };
+  const request = httpsRequest(url, options);
   let stalled: Error | undefined;
+  request.once('timeout', () => {
+    stalled = timedOut(url, timeoutMs);
+    request.destroy(stalled);
+  });
+  const answered = new Promise<IncomingMessage>((resolve, reject) => {
+    request.once('response', resolve);
+    // Kept after the answer: a later error (a cut body) reaches the body reader; rejecting again is a no-op.
+    request.on('error', reject);
+  });
+  request.end(body?.text);
+  let response: IncomingMessage;
   try {
-    response = await new Promise<IncomingMessage>((resolve, reject) => {
-      // One connection per call (agent: false): the trust anchors and the client certificate change with every
-      // rotation, and a renewal must present the SVID it renews, never a session resumed from an older one.
-      const options: RequestOptions & Pick<ConnectionOptions, 'secureContext'> = {
-        method,
-        agent: false,
-        secureContext,
-        // Explicit, so NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment cannot turn the CA's checks off.
-        rejectUnauthorized: true,
-        checkServerIdentity: (_host: string, cert: PeerCertificate) => checkCaIdentity(connection.trustDomain, cert),
-        headers:
-          body === undefined
-            ? { accept: 'application/json' }
-            : {
-                'content-type': body.contentType,
-                'content-length': Buffer.byteLength(body.text),
-                accept: 'application/json',
-              },
-        // Idle time on the socket: connecting, the handshake, waiting for the head and between body chunks.
-        timeout: timeoutMs,
-        ...(signal === undefined ? {} : { signal }),
-      };
-      const sent = httpsRequest(url, options);
-      request = sent;
-      sent.once('response', resolve);
-      // Kept after the answer: a later error (a cut body) reaches the body reader; rejecting again is a no-op.
-      sent.on('error', reject);
-      sent.once('timeout', () => {
-        stalled = timedOut(url, timeoutMs);
-        sent.destroy(stalled);
-      });
-      sent.end(body?.text);
-    });
+    response = await answered;
   } catch (cause) {
     if (signal?.aborted) throw signal.reason;
     const tls = isTlsFailure(cause);
@@ -240,7 +239,7 @@ async function call(
     if (json === undefined) malformed('response body is not JSON');
     return { json, serverDate };
   } finally {
-    (request as ClientRequest | undefined)?.destroy();
+    request.destroy();
   }
 }
 

@@ -165,7 +165,6 @@ async function verifyCsrDer(der: Buffer): Promise<VerifiedCsr> {
   return { publicKey, spki: new Uint8Array(publicKey.rawData), keyType };
 }
 
-/** The fixed bytes before the key of an uncompressed P-256 SPKI (91 bytes) and of an Ed25519 SPKI (44 bytes). */
 /** The key of an SPKI, of a supported type, RSA only with e = 65537. */
 function publicKeyOf(spki: Buffer): { key: KeyObject; keyType: KeyType } {
   let keyType: KeyType;

@@ -81,8 +81,13 @@ function startsWith(bytes: Buffer, prefix: Buffer): boolean {
   return bytes.subarray(0, prefix.length).equals(prefix);
 }
 
+/** A P-256 key's coordinates or an Ed25519 key's bytes, and `d` for a private key. */
+type FixedLayout =
+  | { readonly kind: 'p256'; readonly x: Buffer; readonly y: Buffer; readonly d?: Buffer }
+  | { readonly kind: 'ed25519'; readonly x: Buffer; readonly d?: Buffer };
+
 /** The key bytes of a P-256 or Ed25519 key, each of the exact length its layout needs; else undefined. */
-function fixedLayout(key: KeyObject): { kind: 'p256' | 'ed25519'; x: Buffer; y: Buffer; d?: Buffer } | undefined {
+function fixedLayout(key: KeyObject): FixedLayout | undefined {
   const type = key.asymmetricKeyType;
   if (type !== 'ec' && type !== 'ed25519') return undefined;
   if (type === 'ec' && key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') return undefined;
@@ -91,16 +96,12 @@ function fixedLayout(key: KeyObject): { kind: 'p256' | 'ed25519'; x: Buffer; y: 
     const decoded = value === undefined ? undefined : Buffer.from(value, 'base64url');
     return decoded?.length === length ? decoded : undefined;
   };
-  const d =
-    key.type === 'private' ? bytes(jwk.d, type === 'ec' ? P256_COORDINATE_BYTES : ED25519_KEY_BYTES) : undefined;
-  if (key.type === 'private' && d === undefined) return undefined;
-  if (type === 'ec') {
-    const x = bytes(jwk.x, P256_COORDINATE_BYTES);
-    const y = bytes(jwk.y, P256_COORDINATE_BYTES);
-    if (x === undefined || y === undefined) return undefined;
-    return { kind: 'p256', x, y, ...(d === undefined ? {} : { d }) };
-  }
-  const x = bytes(jwk.x, ED25519_KEY_BYTES);
-  if (x === undefined) return undefined;
-  return { kind: 'ed25519', x, y: Buffer.alloc(0), ...(d === undefined ? {} : { d }) };
+  const length = type === 'ec' ? P256_COORDINATE_BYTES : ED25519_KEY_BYTES;
+  const x = bytes(jwk.x, length);
+  const d = key.type === 'private' ? bytes(jwk.d, length) : undefined;
+  if (x === undefined || (key.type === 'private' && d === undefined)) return undefined;
+  const secret = d === undefined ? {} : { d };
+  if (type === 'ed25519') return { kind: 'ed25519', x, ...secret };
+  const y = bytes(jwk.y, length);
+  return y === undefined ? undefined : { kind: 'p256', x, y, ...secret };
 }

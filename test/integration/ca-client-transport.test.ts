@@ -1,0 +1,95 @@
+// The CA client's transport (node:https): a CA silent before its head, a connection closed mid-body or a body that
+// stalls past the timeout is MESHAUTH_ERR_CA_UNAVAILABLE (reason unreachable), never a half-read answer; an abort
+// mid-body throws the caller's own reason; NODE_TLS_REJECT_UNAUTHORIZED=0 does not turn the CA checks off. The "CA"
+// is an HTTPS server with a real serving certificate of the CA's SPIFFE ID.
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fetchBundle } from '../../src/agent/ca-client.js';
+import { MeshauthError } from '../../src/errors/index.js';
+import { TestCa } from '../helpers/test-ca.js';
+
+let ca: TestCa;
+let server: Server;
+let caUrl: string;
+
+/** '/silent/…' never answers; every other path sends a head promising 4,096 bytes, then 100, then what it says. */
+beforeAll(async () => {
+  ca = await TestCa.create();
+  const serving = await ca.issue({ id: ca.idFor('/meshauth/ca'), ipAddresses: ['127.0.0.1'] });
+  server = createServer({ cert: serving.chainPem, key: serving.keyPem }, (req, res) => {
+    if (req.url?.startsWith('/silent/')) return;
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
+    res.write(`{"bundle":["${'x'.repeat(88)}`);
+    if (req.url?.startsWith('/cut/')) setImmediate(() => res.socket?.destroy());
+    // '/stall/': nothing more until the client gives up (the server closes it in afterAll otherwise).
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  caUrl = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+async function failureOf(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => {
+      throw new Error('expected the call to fail');
+    },
+    (error: unknown) => error,
+  );
+}
+
+describe('CA client, answer missing or cut', () => {
+  // `said`: what the message must name (the idle timer), when it was the timer that gave up.
+  it.each([
+    ['no head within the timeout', 'silent', 'no progress'],
+    ['connection closed mid-body', 'cut', ''],
+    ['body stalls past the timeout', 'stall', 'no progress'],
+  ])('fail/%s → CA_UNAVAILABLE unreachable', async (_name, path, said) => {
+    const error = await failureOf(
+      fetchBundle({ caUrl: `${caUrl}/${path}`, trustDomain: ca.trustDomain, bundlePem: ca.bundlePem, timeoutMs: 300 }),
+    );
+    expect(error).toBeInstanceOf(MeshauthError);
+    expect((error as MeshauthError).code).toBe('MESHAUTH_ERR_CA_UNAVAILABLE');
+    expect((error as MeshauthError).reason).toBe('unreachable');
+    expect((error as MeshauthError).message).toContain(said);
+  });
+
+  it('fail/aborted mid-body → the caller’s own reason', async () => {
+    const controller = new AbortController();
+    const reason = new Error('agent closing');
+    const call = fetchBundle({
+      caUrl: `${caUrl}/stall`,
+      trustDomain: ca.trustDomain,
+      bundlePem: ca.bundlePem,
+      signal: controller.signal,
+    });
+    setTimeout(() => controller.abort(reason), 100);
+    expect(await failureOf(call)).toBe(reason);
+  });
+});
+
+describe('CA client, TLS checks', () => {
+  it('fail/NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment still refuses a CA outside the bundle', async () => {
+    const other = await TestCa.create();
+    const before = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+    const warn = process.emitWarning;
+    process.emitWarning = () => {}; // Node warns once that the variable disables verification
+    process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+    try {
+      const error = await failureOf(
+        fetchBundle({ caUrl: `${caUrl}/cut`, trustDomain: ca.trustDomain, bundlePem: other.bundlePem }),
+      );
+      expect(error).toBeInstanceOf(MeshauthError);
+      expect((error as MeshauthError).code).toBe('MESHAUTH_ERR_CA_UNAVAILABLE');
+      expect((error as MeshauthError).reason).toBe('tls');
+    } finally {
+      if (before === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+      else process.env.NODE_TLS_REJECT_UNAUTHORIZED = before;
+      process.emitWarning = warn;
+    }
+  });
+});

@@ -1,12 +1,13 @@
-// A real DNS server for tests: Debian's dnsmasq on 127.0.0.1 and a free UDP port, answering A records from a
-// hosts file with a fixed TTL (its `--local-ttl`), no upstream, no /etc/hosts. setRecords() rewrites the file and
-// sends SIGHUP (dnsmasq re-reads it), then waits until the server answers with the new set. Ended by its PID.
+// A real DNS server for tests: Debian's dnsmasq on 127.0.0.1 and a free port (it binds UDP and TCP; picked below
+// the ephemeral range, see free-port.ts), answering A records from a hosts file with a fixed TTL (its
+// `--local-ttl`), no upstream, no /etc/hosts. setRecords() rewrites the file and sends SIGHUP (dnsmasq re-reads it),
+// then waits until the server answers with the new set. Ended by its PID.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { Resolver } from 'node:dns';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './free-port.js';
 
 export interface DnsServer {
   /** `127.0.0.1:<port>`, for `outbound.dns.servers`. */
@@ -23,7 +24,7 @@ export async function startDnsServer(
   const dir = mkdtempSync(join(tmpdir(), 'meshauth-dns-'));
   const hostsFile = join(dir, 'hosts');
   writeHosts(hostsFile, records);
-  const port = await freeUdpPort();
+  const port = await freePort({ udp: true });
   const child: ChildProcess = spawn(
     'dnsmasq',
     [
@@ -75,17 +76,6 @@ function writeHosts(file: string, records: Readonly<Record<string, readonly stri
   const lines: string[] = [];
   for (const [name, addresses] of Object.entries(records)) for (const a of addresses) lines.push(`${a} ${name}`);
   writeFileSync(file, `${lines.join('\n')}\n`);
-}
-
-function freeUdpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const socket = createSocket('udp4');
-    socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', () => {
-      const { port } = socket.address();
-      socket.close(() => resolve(port));
-    });
-  });
 }
 
 /** Polls the server (bounded) until every name answers exactly its addresses. */

@@ -3,10 +3,19 @@
 // on its own: a port chosen by listen(0) and then freed can be taken as the source port of any outgoing
 // connection of the parallel suite before the process binds it (EADDRINUSE). Here only another test picking the
 // same random port in the same moment could collide. Where the process can report its port, listen on 0 instead.
+import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 
 const LOW = 20_000;
 const HIGH = 32_767;
+
+function udpBindable(port: number): Promise<boolean> {
+  const socket = createSocket('udp4');
+  return new Promise((resolve) => {
+    socket.once('error', () => resolve(false));
+    socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+  });
+}
 
 function bindable(port: number): Promise<boolean> {
   const server = createServer();
@@ -16,11 +25,14 @@ function bindable(port: number): Promise<boolean> {
   });
 }
 
-/** A port on 127.0.0.1 outside the ephemeral range that was free a moment ago. */
-export async function freePort(): Promise<number> {
+/**
+ * A port on 127.0.0.1 outside the ephemeral range that was free a moment ago, for TCP and, with `udp`, for UDP too
+ * (a DNS server binds both).
+ */
+export async function freePort(options: { readonly udp?: boolean } = {}): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = LOW + Math.floor(Math.random() * (HIGH - LOW + 1));
-    if (await bindable(port)) return port;
+    if ((await bindable(port)) && (options.udp !== true || (await udpBindable(port)))) return port;
   }
   throw new Error(`no free port in ${LOW}–${HIGH} after 50 attempts`);
 }

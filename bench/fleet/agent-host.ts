@@ -7,6 +7,7 @@ import { subscribe } from 'node:diagnostics_channel';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { importJWK, type JWK, SignJWT } from 'jose';
+import { pino } from 'pino';
 import { Agent, CredentialHolder } from '../../src/agent/index.js';
 import { TrustDomain } from '../../src/identity/index.js';
 import { createLogger, Metrics } from '../../src/telemetry/index.js';
@@ -47,7 +48,15 @@ interface Timed {
 
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '{}') as HostConfig;
-  const logger = createLogger({ level: 'silent' });
+  // FLEET_AGENT_LOG=PREFIX: the agents' warnings and errors (each failed attempt and why) go to PREFIX.<host>.log.
+  const logPrefix = process.env.FLEET_AGENT_LOG;
+  const logger =
+    logPrefix === undefined || logPrefix === ''
+      ? createLogger({ level: 'silent' })
+      : createLogger({
+          level: 'warn',
+          destination: pino.destination({ dest: `${logPrefix}.${config.hostIndex}.log`, sync: true }),
+        });
   const metrics = new Metrics();
   const key = await importJWK(config.clusterKey, 'RS256');
   const dir = join(config.workDir, `host-${config.hostIndex}`);

@@ -41,6 +41,8 @@ const K8S_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 export interface CaCostResult {
   readonly requests: number;
   readonly concurrency: number;
+  /** Requests per second when paced (open loop), 0 when `concurrency` requests run back to back. */
+  readonly rate: number;
   readonly workers: number;
   readonly bootstrapCpuMsPerSvid: number;
   readonly renewalCpuMsPerSvid: number;
@@ -80,7 +82,21 @@ async function pool<T>(count: number, concurrency: number, task: (index: number)
   return results;
 }
 
-export async function measureCaCost(n: number, concurrency: number, workers: number): Promise<CaCostResult> {
+/** Open loop: task i starts at i / rate seconds, whether or not the earlier ones have finished. */
+async function paced<T>(count: number, rate: number, task: (index: number) => Promise<T>): Promise<T[]> {
+  const started = Date.now();
+  const running: Promise<T>[] = [];
+  for (let index = 0; index < count; index += 1) {
+    const due = started + (index * 1000) / rate - Date.now();
+    if (due > 0) await new Promise((resolve) => setTimeout(resolve, due));
+    running.push(task(index));
+  }
+  return Promise.all(running);
+}
+
+export async function measureCaCost(n: number, concurrency: number, workers: number, rate = 0): Promise<CaCostResult> {
+  const run = <T>(count: number, task: (index: number) => Promise<T>) =>
+    rate > 0 ? paced(count, rate, task) : pool(count, concurrency, task);
   const work = mkdtempSync(join(tmpdir(), 'meshauth-cacost-'));
   const { secretDir, jwksFile, kid, privateKey } = await stageCa(work, TRUST_DOMAIN.name);
   const ca = await startCaProcess([
@@ -131,7 +147,7 @@ export async function measureCaCost(n: number, concurrency: number, workers: num
     let threads = threadCpuMs(ca.child.pid);
     let cpu = ca.cpuMs();
     let started = Date.now();
-    const svids: SvidResponse[] = await pool(n, concurrency, (i) =>
+    const svids: SvidResponse[] = await run(n, (i) =>
       requestSvid(connection, { csrPem: first[i]?.csrPem as string, token: tokens[i] as string }),
     );
     const bootstrapCpu = ca.cpuMs() - cpu;
@@ -141,7 +157,7 @@ export async function measureCaCost(n: number, concurrency: number, workers: num
 
     cpu = ca.cpuMs();
     started = Date.now();
-    await pool(n, concurrency, (i) =>
+    await run(n, (i) =>
       requestSvid(
         {
           ...connection,
@@ -157,6 +173,7 @@ export async function measureCaCost(n: number, concurrency: number, workers: num
     return {
       requests: n,
       concurrency,
+      rate,
       workers,
       bootstrapCpuMsPerSvid: Math.round((bootstrapCpu / n) * 100) / 100,
       renewalCpuMsPerSvid: Math.round((renewalCpu / n) * 100) / 100,
@@ -176,7 +193,7 @@ if (process.argv[1]?.endsWith('ca-cost.js')) {
     const index = process.argv.indexOf(flag);
     return index === -1 ? fallback : Number(process.argv[index + 1]);
   };
-  const result = await measureCaCost(arg('--n', 400), arg('--concurrency', 16), arg('--workers', 1));
+  const result = await measureCaCost(arg('--n', 400), arg('--concurrency', 16), arg('--workers', 1), arg('--rate', 0));
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0);
 }

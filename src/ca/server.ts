@@ -3,14 +3,15 @@
 // is re-issued at half its lifetime and whenever the intermediate or bundle changes on disk.
 import { constants as cryptoConstants, generateKeyPair as generateNodeKeyPair } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { createServer, type Server } from 'node:https';
-import { isIP, type Socket } from 'node:net';
+import { createServer } from 'node:https';
+import { createServer as createNetServer, isIP, type Server as NetServer, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import type { SecureContextOptions } from 'node:tls';
 import { promisify } from 'node:util';
 import { MeshauthError } from '../errors/index.js';
 import { caSpiffeId } from '../identity/index.js';
 import { x509 } from '../pki/index.js';
+import { startTimeoutSweeper } from '../sidecar/node-internals.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { protocolOptions } from '../tls/index.js';
 import { type CaAdminListener, startCaAdminListener } from './admin-listener.js';
@@ -18,6 +19,7 @@ import { createCaRequestHandler } from './api.js';
 import { CaAuthority } from './authority.js';
 import { caPaths } from './ca-files.js';
 import { CertificateWatch } from './certificate-watch.js';
+import { ConnectionGate, type ConnectionGateOptions, type ConnectionRefusal } from './connection-gate.js';
 import { JwtKeyRing } from './jwt-key-ring.js';
 import { JWT_SVID_MAX_TTL_MS } from './jwt-svid.js';
 import { type KubernetesTokenOptions, KubernetesTokenVerifier } from './kubernetes-token.js';
@@ -27,6 +29,12 @@ import { checkIssuerUrl } from './oidc-metadata.js';
 import { defaultWorkerCount, SigningPool } from './signing-pool.js';
 
 const SERVING_CHECK_INTERVAL_MS = 1000;
+/** How often waiting connections past their wait are closed when no arrival or departure did it. */
+const GATE_SWEEP_INTERVAL_MS = 500;
+/** A connection that has not sent a byte in this time is closed: the TLS handshake timeout would have. */
+const SILENT_CONNECTION_MS = 10_000;
+/** At most one log line per this interval while connections are refused at the door, with the count. */
+const GATE_LOG_INTERVAL_MS = 10_000;
 /**
  * The mesh TLS profile with TLS 1.2 allowed (ECDHE + AEAD suites only, no renegotiation).
  * No TLS session resumption: a resumed session carries no client certificate chain (OpenSSL keeps at most the leaf),
@@ -57,6 +65,11 @@ export interface CaServerOptions {
   readonly maxQueue?: number;
   /** Signing worker threads; 0 signs in the main thread (default: available cores). */
   readonly workers?: number;
+  /** The door before TLS (connection-gate.ts); defaults suit a CA process on one core. */
+  readonly connections?: Pick<ConnectionGateOptions<Socket>, 'maxActive' | 'maxWaiting' | 'maxWaitMs'> & {
+    /** A connection that sends nothing for this long is closed (default: the TLS handshake timeout, 10 s). */
+    readonly silentMs?: number;
+  };
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now?: () => Date;
@@ -137,26 +150,86 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       },
     ),
   );
-  // Counted from TCP accept: during a storm most of them are still in their handshake, invisible to the queue.
-  server.on('connection', (socket: Socket) => {
-    openConnections += 1;
-    socket.once('close', () => {
-      openConnections -= 1;
-    });
-  });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.on('tlsClientError', (error) => {
     options.logger.debug({ event: 'tls_client_error', err: error }, 'TLS handshake failed');
   });
+  // The TLS server never listens: the door below accepts, and hands it each connection whose turn has come.
+  startTimeoutSweeper(server);
+  let refusedSinceLog = 0;
+  let lastRefusalLog = 0;
+  const { silentMs = SILENT_CONNECTION_MS, ...gateLimits } = options.connections ?? {};
+  const gate = new ConnectionGate<Socket>({
+    ...gateLimits,
+    admit: (socket) => {
+      options.metrics.caConnectionsWaiting.set(gate.waiting);
+      server.emit('connection', socket);
+    },
+    refused: (reason: ConnectionRefusal) => {
+      options.metrics.caConnectionsWaiting.set(gate.waiting);
+      options.metrics.caRequestsRejected.inc({ reason: `overloaded_${reason}` });
+      refusedSinceLog += 1;
+      const nowMs = Date.now();
+      if (nowMs - lastRefusalLog < GATE_LOG_INTERVAL_MS) return;
+      options.logger.warn(
+        {
+          event: 'ca_overloaded',
+          code: 'MESHAUTH_ERR_CA_OVERLOADED',
+          refused: refusedSinceLog,
+          reason,
+          connectionsActive: gate.active,
+          connectionsWaiting: gate.waiting,
+        },
+        'CA overloaded: closing connections that found no turn before their TLS handshake',
+      );
+      lastRefusalLog = nowMs;
+      refusedSinceLog = 0;
+    },
+  });
+  // Connections that have not sent a byte yet, with when they came: only a connection that has spoken (its first
+  // bytes, normally the whole ClientHello, are read here and put back for the TLS server) joins the gate, so silent
+  // connections never hold a slot; they are closed after silentMs, as the handshake timeout did before.
+  const silent = new Map<Socket, number>();
+  const door: NetServer = createNetServer((socket) => {
+    // Counted from TCP accept: during a storm most of them are waiting or in their handshake, invisible to the
+    // admission queue, whose Retry-After counts them.
+    openConnections += 1;
+    silent.set(socket, Date.now());
+    socket.once('close', () => {
+      openConnections -= 1;
+      silent.delete(socket);
+    });
+    socket.on('error', () => socket.destroy());
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      silent.delete(socket);
+      gate.arrive(socket);
+      options.metrics.caConnectionsWaiting.set(gate.waiting);
+    });
+  });
+  const sweeper = setInterval(() => {
+    const nowMs = Date.now();
+    for (const [socket, arrivedAt] of silent) {
+      // Insertion order is arrival order: the first one young enough ends the sweep.
+      if (nowMs - arrivedAt < silentMs) break;
+      silent.delete(socket);
+      socket.destroy();
+    }
+    gate.expire();
+    options.metrics.caConnectionsWaiting.set(gate.waiting);
+  }, GATE_SWEEP_INTERVAL_MS);
+  sweeper.unref();
   try {
-    await listen(server, address.host, address.port);
+    await listen(door, address.host, address.port);
   } catch (error) {
+    clearInterval(sweeper);
     await kubernetes?.close();
     await signer.close();
     throw error;
   }
-  const port = (server.address() as { port: number }).port;
+  const port = (door.address() as { port: number }).port;
   const watch = new CertificateWatch({
     dir: options.dir,
     authority,
@@ -181,7 +254,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     } catch (error) {
       await kubernetes?.close();
       await signer.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      clearInterval(sweeper);
+      await new Promise<void>((resolve) => door.close(() => resolve()));
       throw error;
     }
   }
@@ -224,9 +298,13 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       await admin?.close();
       await watch.settle();
       await kubernetes?.close();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      clearInterval(sweeper);
+      const closed = new Promise<void>((resolve) => door.close(() => resolve()));
+      server.close();
       server.closeIdleConnections();
       server.closeAllConnections();
+      gate.close();
+      for (const socket of silent.keys()) socket.destroy();
       await closed;
       await signer.close();
     },
@@ -299,7 +377,7 @@ async function isDirectory(path: string): Promise<boolean> {
   );
 }
 
-function listen(server: Server, host: string, port: number): Promise<void> {
+function listen(server: NetServer, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -1,5 +1,6 @@
-// The Node and undici behaviours the data path relies on that are not (or not clearly) public API, in one place,
-// each with a test (test/integration/inbound-node-internals.test.ts) that fails loudly if an upgrade changes it.
+// The Node and undici behaviours the data path (and the CA's door, src/ca/server.ts) relies on that are not (or not
+// clearly) public API, in one place, each with a test (test/integration/inbound-node-internals.test.ts) that fails
+// loudly if an upgrade changes it.
 // Code elsewhere calls these helpers instead of reaching into internals itself.
 import type { Server as HttpServer, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -50,4 +51,7 @@ export const UNDICI_CODES = Object.freeze({
  *   getPeerCertificate(true) and, on its first call only, through getPeerX509Certificate()'s issuerCertificate
  *   links; once OpenSSL verified it, Node 24 reports the leaf alone (the CA relies on the first and keeps the chain
  *   per connection, the inbound's root-removal check completes the chain for the second).
+ * - A TLS server handed a net.Socket with emit('connection') first takes the bytes already read and put back with
+ *   unshift() (the CA's door reads a connection's first bytes before it lets the TLS server have it), then reads
+ *   through the socket's handle (test/integration/ca-connection-gate.test.ts).
  */

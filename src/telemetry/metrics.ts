@@ -257,6 +257,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly caConnectionsWaiting = new Gauge({
+    name: 'meshauth_ca_connections_waiting',
+    help: 'TCP connections to the CA API waiting, unread, for a turn at the TLS handshake.',
+    registers: [this.registry],
+  });
+
   readonly enduserJwksRefreshes = new Counter({
     name: 'meshauth_enduser_jwks_refreshes_total',
     help: 'End-user JWKS loads (URL fetches, reads of a changed file), by source (url, file) and result (ok or the failure).',

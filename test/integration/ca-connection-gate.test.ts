@@ -1,0 +1,149 @@
+// The CA's door before TLS (src/ca/connection-gate.ts) on a real CA: with every handshake slot held, the next
+// client waits unread and is served as soon as a slot frees; one that waits past the door's limit is closed before
+// its handshake (the CA client reports the CA unreachable), counted as overloaded_wait_timeout and logged once; a
+// connection that says nothing never takes a slot (only one that has sent its first bytes joins the gate) and is
+// closed after silentMs.
+import { connect as netConnect, type Socket } from 'node:net';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fetchBundle } from '../../src/agent/ca-client.js';
+import { type CaServer, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
+import { MeshauthError } from '../../src/errors/index.js';
+import { TrustDomain } from '../../src/identity/index.js';
+import { Metrics } from '../../src/telemetry/index.js';
+import { makeCaDir } from '../helpers/ca-dir.js';
+import { type LogLines, logLines } from '../helpers/log-lines.js';
+import { waitFor } from '../helpers/wait.js';
+
+const TD = TrustDomain.parse('example.org');
+const MAX_ACTIVE = 2;
+const MAX_WAIT_MS = 1500;
+let ca: Awaited<ReturnType<typeof makeCaDir>>;
+let server: CaServer;
+let metrics: Metrics;
+let bundlePem: string;
+let logs: LogLines;
+const holders: TLSSocket[] = [];
+
+beforeAll(async () => {
+  ca = await makeCaDir();
+  bundlePem = (await loadCaMaterial(ca.dir)).bundle.toPem();
+  metrics = new Metrics();
+  logs = logLines('ca', 'info');
+  server = await startCaServer({
+    dir: ca.dir,
+    listen: '127.0.0.1:0',
+    svidTtlMs: 10 * 60_000,
+    workers: 0,
+    connections: { maxActive: MAX_ACTIVE, maxWaitMs: MAX_WAIT_MS },
+    logger: logs.logger,
+    metrics,
+  });
+});
+
+afterAll(async () => {
+  for (const socket of holders) socket.destroy();
+  await server?.close();
+  ca?.cleanup();
+});
+
+/** A client that completes its TLS handshake and then says nothing: it holds a slot until it closes. */
+async function holdSlot(): Promise<TLSSocket> {
+  const socket = await new Promise<TLSSocket>((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port: server.port, ca: bundlePem, servername: 'localhost' }, () =>
+      resolve(s),
+    );
+    s.once('error', reject);
+  });
+  holders.push(socket);
+  return socket;
+}
+
+async function gauge(name: string): Promise<number> {
+  const line = (await metrics.exposition()).split('\n').find((l) => l.startsWith(`${name} `));
+  return Number(line?.split(' ')[1] ?? Number.NaN);
+}
+
+describe('the CA door before TLS', () => {
+  it('ok/a client arriving while every slot is held waits unread and is served when one frees', async () => {
+    const first = await holdSlot();
+    await holdSlot();
+    const connection = { caUrl: server.url, trustDomain: TD, bundlePem };
+    let settled = false;
+    const waiting = fetchBundle(connection).finally(() => {
+      settled = true;
+    });
+    await waitFor(
+      'the client to wait at the door',
+      async () => (await gauge('meshauth_ca_connections_waiting')) === 1,
+      5000,
+    );
+    expect(settled).toBe(false);
+    first.destroy();
+    const answer = await waiting;
+    expect(answer.bundlePem.length).toBeGreaterThan(0);
+    expect(await gauge('meshauth_ca_connections_waiting')).toBe(0);
+  });
+
+  it('refused/a client that finds no slot within the wait is closed before its handshake, counted and logged once', async () => {
+    // One holder is left from the first case; a second takes the slot its waiting client used.
+    await holdSlot();
+    const connection = { caUrl: server.url, trustDomain: TD, bundlePem, timeoutMs: 20_000 };
+    const outcome = await fetchBundle(connection).then(
+      () => 'answered',
+      (error: unknown) => error,
+    );
+    expect(outcome).toBeInstanceOf(MeshauthError);
+    expect((outcome as MeshauthError).code).toBe('MESHAUTH_ERR_CA_UNAVAILABLE');
+    expect((outcome as MeshauthError).reason).toBe('unreachable');
+    expect(await metrics.exposition()).toContain(
+      'meshauth_ca_requests_rejected_total{reason="overloaded_wait_timeout"} 1',
+    );
+    const lines = logs.find({ event: 'ca_overloaded', reason: 'wait_timeout' });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ code: 'MESHAUTH_ERR_CA_OVERLOADED', refused: 1, connectionsActive: MAX_ACTIVE });
+    // The CA is still up and serves once a slot frees.
+    for (const socket of holders.splice(0)) socket.destroy();
+    expect((await fetchBundle(connection)).bundlePem.length).toBeGreaterThan(0);
+  });
+});
+
+describe('a silent connection at the door', () => {
+  let quick: CaServer;
+  const silent: Socket[] = [];
+
+  beforeAll(async () => {
+    quick = await startCaServer({
+      dir: ca.dir,
+      listen: '127.0.0.1:0',
+      svidTtlMs: 10 * 60_000,
+      workers: 0,
+      connections: { maxActive: 1, maxWaitMs: 20_000, silentMs: 1500 },
+      logger: logLines('ca', 'info').logger,
+      metrics: new Metrics(),
+    });
+  });
+
+  afterAll(async () => {
+    for (const socket of silent) socket.destroy();
+    await quick?.close();
+  });
+
+  it('ok/a silent connection takes no slot: the next client is served at once, and the silent one is closed later', async () => {
+    const idle = netConnect(quick.port, '127.0.0.1');
+    silent.push(idle);
+    await new Promise<void>((resolve, reject) => {
+      idle.once('connect', resolve);
+      idle.once('error', reject);
+    });
+    let closed = false;
+    idle.once('close', () => {
+      closed = true;
+    });
+    idle.on('error', () => {});
+    const answer = await fetchBundle({ caUrl: quick.url, trustDomain: TD, bundlePem, timeoutMs: 20_000 });
+    expect(answer.bundlePem.length).toBeGreaterThan(0);
+    expect(closed).toBe(false);
+    await waitFor('the silent connection to be closed', () => closed, 10_000);
+  });
+});

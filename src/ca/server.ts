@@ -225,6 +225,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     await listen(door, address.host, address.port);
   } catch (error) {
     clearInterval(sweeper);
+    server.close();
     await kubernetes?.close();
     await signer.close();
     throw error;
@@ -255,6 +256,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       await kubernetes?.close();
       await signer.close();
       clearInterval(sweeper);
+      server.close();
       await new Promise<void>((resolve) => door.close(() => resolve()));
       throw error;
     }

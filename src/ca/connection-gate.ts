@@ -1,14 +1,13 @@
 // The CA's door before TLS: at most `maxActive` connections are in their handshake or request at once; the next
-// ones wait, unread, in arrival order. Each CA call is a fresh TLS connection, so in a cluster-wide restart
+// ones wait in arrival order, their TLS not started. Each CA call is a fresh TLS connection, so in a cluster-wide restart
 // thousands arrive within a second: handshaking all of them at once made every handshake slow, clients timed out
 // mid-handshake and retried, and a handshake finished for a request the admission queue then refused with 429 cost
 // both sides a handshake for nothing. A waiting connection costs neither side CPU. One that waited `maxWaitMs`
 // without a turn, or that finds `maxWaiting` ahead of it, is closed before its handshake: the client backs off and
 // retries (the agent's jittered exponential backoff) at no cost to the CA.
-// A slot is held from the handshake until the connection closes: the CA's clients make one call per connection, and
-// the TLS server's timeouts (handshake 10 s, headers, request, keep-alive) bound the rest. Only a connection that
-// has sent its first bytes reaches the gate (server.ts reads them first), so connections that say nothing cannot
-// hold slots. A slot is not taken from a connection that is merely slow: in a storm the agents' own event loops lag
+// A slot is held from the handshake until the connection closes: the CA's server answers one request per connection
+// and its timeouts (handshake 10 s, headers 10 s, request 30 s) bound the rest. Only a connection that has sent its
+// first bytes reaches the gate (server.ts reads them first), so connections that say nothing cannot hold slots. A slot is not taken from a connection that is merely slow: in a storm the agents' own event loops lag
 // by seconds, and letting more handshakes start then brings back the crowd the door is there to prevent.
 // Past the door, the admission queue (load-shedding.ts) still bounds signing work and answers 429 + Retry-After.
 // Bookkeeping only: sockets come in through a minimal interface and the clock is injected, so every boundary is
@@ -20,9 +19,9 @@ export const DEFAULT_MAX_WAITING_CONNECTIONS = 10_000;
 /**
  * As long as a patient client waits: served in arrival order, a waiting connection loses its turn only to this
  * deadline or to its own client giving up (the agent's 10 s idle timeout, whose first expiry Node defers while the
- * request body is still queued behind the handshake). A turn taken by a connection its client already left costs a
- * failed TLS read, not a handshake. In a 10,000-agent storm, 8 s here made 16,307 retries (each a new key, CSR and
- * ClientHello on the agent), 30 s made 1,000–4,000.
+ * request body is still queued behind the handshake; server.ts notices a waiting client that leaves). In a
+ * 10,000-agent storm, 8 s here made 16,307 retries (each a new key, CSR and ClientHello on the agent), 30 s made
+ * 1,000–4,000.
  */
 export const DEFAULT_MAX_CONNECTION_WAIT_MS = 30_000;
 
@@ -38,7 +37,7 @@ export interface ConnectionGateOptions<S extends GatedSocket> {
   readonly maxActive?: number;
   readonly maxWaiting?: number;
   readonly maxWaitMs?: number;
-  /** Milliseconds, monotonic enough for waits of seconds (default Date.now). */
+  /** Milliseconds from a monotonic clock (default performance.now). */
   readonly now?: () => number;
   /** Hands an admitted socket to the TLS server (it starts reading there). */
   readonly admit: (socket: S) => void;
@@ -69,7 +68,7 @@ export class ConnectionGate<S extends GatedSocket> {
     this.#maxActive = positiveInteger(options.maxActive ?? DEFAULT_MAX_ACTIVE_CONNECTIONS, 'maxActive');
     this.#maxWaiting = nonNegativeInteger(options.maxWaiting ?? DEFAULT_MAX_WAITING_CONNECTIONS, 'maxWaiting');
     this.#maxWaitMs = nonNegativeInteger(options.maxWaitMs ?? DEFAULT_MAX_CONNECTION_WAIT_MS, 'maxWaitMs');
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? (() => performance.now());
     this.#admit = options.admit;
     this.#refused = options.refused ?? (() => {});
   }

@@ -31,8 +31,10 @@ import { defaultWorkerCount, SigningPool } from './signing-pool.js';
 const SERVING_CHECK_INTERVAL_MS = 1000;
 /** How often waiting connections past their wait are closed when no arrival or departure did it. */
 const GATE_SWEEP_INTERVAL_MS = 500;
-/** A connection that has not sent a byte in this time is closed: the TLS handshake timeout would have. */
-const SILENT_CONNECTION_MS = 10_000;
+/** A TLS handshake (and a connection that has not sent a byte) gets this long. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** What a waiting connection may send before its turn: one TLS record (its ClientHello) and its header. */
+const MAX_EARLY_BYTES = 16_384 + 5 + 256;
 /** At most one log line per this interval while connections are refused at the door, with the count. */
 const GATE_LOG_INTERVAL_MS = 10_000;
 /**
@@ -123,6 +125,10 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       // itself with validateX509Svid against the bundle (SPEC §4 renewal).
       requestCert: true,
       rejectUnauthorized: false, // lint-allow: no-reject-unauthorized-false — join-token bootstrap has no client cert; api.ts validates any presented chain
+      // Node's default is 120 s; a connection in its handshake holds one of the door's slots.
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      // The headers/request timeouts are enforced by a sweep (default every 30 s); a slot is worth checking sooner.
+      connectionsCheckingInterval: 1000,
     },
     withLoadShedding(
       createCaRequestHandler({
@@ -152,6 +158,9 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   );
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  // One call per connection, as the CA's clients make them: a keep-alive connection would keep its door slot for as
+  // long as its client keeps asking (the answer says `Connection: close`).
+  server.maxRequestsPerSocket = 1;
   server.on('tlsClientError', (error) => {
     options.logger.debug({ event: 'tls_client_error', err: error }, 'TLS handshake failed');
   });
@@ -159,11 +168,20 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   startTimeoutSweeper(server);
   let refusedSinceLog = 0;
   let lastRefusalLog = 0;
-  const { silentMs = SILENT_CONNECTION_MS, ...gateLimits } = options.connections ?? {};
+  const { silentMs = HANDSHAKE_TIMEOUT_MS, ...gateLimits } = options.connections ?? {};
+  // What each connection sent before its turn, put back for the TLS server when the turn comes.
+  const early = new WeakMap<Socket, { chunks: Buffer[]; stopReading: () => void }>();
   const gate = new ConnectionGate<Socket>({
     ...gateLimits,
+    now: () => performance.now(),
     admit: (socket) => {
       options.metrics.caConnectionsWaiting.set(gate.waiting);
+      const sent = early.get(socket);
+      if (sent !== undefined) {
+        sent.stopReading();
+        socket.unshift(Buffer.concat(sent.chunks));
+        early.delete(socket);
+      }
       server.emit('connection', socket);
     },
     refused: (reason: ConnectionRefusal) => {
@@ -187,30 +205,58 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       refusedSinceLog = 0;
     },
   });
-  // Connections that have not sent a byte yet, with when they came: only a connection that has spoken (its first
-  // bytes, normally the whole ClientHello, are read here and put back for the TLS server) joins the gate, so silent
-  // connections never hold a slot; they are closed after silentMs, as the handshake timeout did before.
+  // Connections that have not sent a byte yet, with when they came: only a connection that has spoken joins the
+  // gate, so silent connections never hold a slot; they are closed after silentMs. While it waits, a connection is
+  // read (up to one TLS record, normally its whole ClientHello) so that a client that leaves is noticed at once and
+  // a waiting connection buffers no more than that; the bytes are put back for the TLS server at its turn.
   const silent = new Map<Socket, number>();
-  const door: NetServer = createNetServer((socket) => {
+  const open = new Set<Socket>();
+  const door: NetServer = createNetServer({ noDelay: true }, (socket) => {
     // Counted from TCP accept: during a storm most of them are waiting or in their handshake, invisible to the
     // admission queue, whose Retry-After counts them.
     openConnections += 1;
-    silent.set(socket, Date.now());
+    open.add(socket);
+    silent.set(socket, performance.now());
     socket.once('close', () => {
       openConnections -= 1;
+      open.delete(socket);
       silent.delete(socket);
     });
     socket.on('error', () => socket.destroy());
-    socket.once('data', (first: Buffer) => {
-      socket.pause();
-      socket.unshift(first);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_EARLY_BYTES) {
+        socket.destroy();
+        return;
+      }
+      chunks.push(chunk);
+      if (chunks.length > 1) return;
       silent.delete(socket);
       gate.arrive(socket);
       options.metrics.caConnectionsWaiting.set(gate.waiting);
+    };
+    const onEnd = () => socket.destroy();
+    early.set(socket, {
+      chunks,
+      stopReading: () => {
+        socket.pause();
+        socket.off('data', onData);
+        socket.off('end', onEnd);
+      },
     });
+    socket.on('data', onData);
+    socket.once('end', onEnd);
   });
+  /** Closes every connection the door holds: waiting, silent, and those the TLS server has not finished with. */
+  const shutDoor = () => {
+    clearInterval(sweeper);
+    gate.close();
+    for (const socket of open) socket.destroy();
+  };
   const sweeper = setInterval(() => {
-    const nowMs = Date.now();
+    const nowMs = performance.now();
     for (const [socket, arrivedAt] of silent) {
       // Insertion order is arrival order: the first one young enough ends the sweep.
       if (nowMs - arrivedAt < silentMs) break;
@@ -224,7 +270,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   try {
     await listen(door, address.host, address.port);
   } catch (error) {
-    clearInterval(sweeper);
+    shutDoor();
     server.close();
     await kubernetes?.close();
     await signer.close();
@@ -255,9 +301,10 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     } catch (error) {
       await kubernetes?.close();
       await signer.close();
-      clearInterval(sweeper);
+      const closed = new Promise<void>((resolve) => door.close(() => resolve()));
+      shutDoor();
       server.close();
-      await new Promise<void>((resolve) => door.close(() => resolve()));
+      await closed;
       throw error;
     }
   }
@@ -300,13 +347,11 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       await admin?.close();
       await watch.settle();
       await kubernetes?.close();
-      clearInterval(sweeper);
       const closed = new Promise<void>((resolve) => door.close(() => resolve()));
       server.close();
       server.closeIdleConnections();
       server.closeAllConnections();
-      gate.close();
-      for (const socket of silent.keys()) socket.destroy();
+      shutDoor();
       await closed;
       await signer.close();
     },

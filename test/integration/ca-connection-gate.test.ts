@@ -1,8 +1,10 @@
 // The CA's door before TLS (src/ca/connection-gate.ts) on a real CA: with every handshake slot held, the next
 // client waits unread and is served as soon as a slot frees; one that waits past the door's limit is closed before
 // its handshake (the CA client reports the CA unreachable), counted as overloaded_wait_timeout and logged once; a
-// connection that says nothing never takes a slot (only one that has sent its first bytes joins the gate) and is
-// closed after silentMs.
+// waiting client that leaves, or sends more than a ClientHello, is let go at once; a keep-alive client gets one answer
+// and `Connection: close`; a connection that says nothing never takes a slot (only one that has sent its first bytes
+// joins the gate) and is closed after silentMs; close() does not wait for a connection stuck in its handshake.
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { connect as netConnect, type Socket } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,6 +108,87 @@ describe('the CA door before TLS', () => {
     for (const socket of holders.splice(0)) socket.destroy();
     expect((await fetchBundle(connection)).bundlePem.length).toBeGreaterThan(0);
   });
+});
+
+/** A TCP client that sends `bytes` and then nothing more. */
+async function rawClient(port: number, bytes: Buffer): Promise<Socket> {
+  const socket = netConnect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  socket.write(bytes);
+  return socket;
+}
+
+describe('waiting clients that leave or say too much, keep-alive, and close()', () => {
+  let small: CaServer;
+  let smallMetrics: Metrics;
+  const sockets: Socket[] = [];
+
+  beforeAll(async () => {
+    smallMetrics = new Metrics();
+    small = await startCaServer({
+      dir: ca.dir,
+      listen: '127.0.0.1:0',
+      svidTtlMs: 10 * 60_000,
+      workers: 0,
+      connections: { maxActive: 1, maxWaitMs: 20_000 },
+      logger: logLines('ca', 'info').logger,
+      metrics: smallMetrics,
+    });
+  });
+
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+  });
+
+  const waitingGauge = async () => {
+    const line = (await smallMetrics.exposition())
+      .split('\n')
+      .find((l) => l.startsWith('meshauth_ca_connections_waiting '));
+    return Number(line?.split(' ')[1] ?? Number.NaN);
+  };
+
+  it('ok/a keep-alive client gets one answer with Connection: close, so it cannot keep its slot', async () => {
+    const agent = new HttpsAgent({ keepAlive: true, ca: bundlePem, servername: 'localhost' });
+    try {
+      const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        const req = httpsRequest(`${small.url}/v1/bundle`, { agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.headers));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(headers.connection).toBe('close');
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('ok/a waiting client that leaves is let go at once; one that sends more than a ClientHello is closed', async () => {
+    // A partial ClientHello holds the only slot (its handshake waits for the rest).
+    sockets.push(await rawClient(small.port, Buffer.from([0x16, 0x03, 0x01])));
+    const leaving = await rawClient(small.port, Buffer.from([0x16, 0x03, 0x01]));
+    await waitFor('the second client to wait', async () => (await waitingGauge()) === 1, 5000);
+    leaving.end();
+    // The sweep (every 500 ms) refreshes the gauge.
+    await waitFor('the leaving client to be counted out', async () => (await waitingGauge()) === 0, 5000);
+    const flooding = await rawClient(small.port, Buffer.from([0x16, 0x03, 0x01]));
+    let closed = false;
+    flooding.once('close', () => {
+      closed = true;
+    });
+    flooding.write(Buffer.alloc(20_000, 1));
+    await waitFor('the client that sent too much to be closed', () => closed, 5000);
+  });
+
+  it('ok/close() does not wait for a connection stuck in its handshake', async () => {
+    // The partial ClientHello from the case above still holds the slot; its handshake times out only after 10 s.
+    await small.close();
+  }, 5000);
 });
 
 describe('a silent connection at the door', () => {

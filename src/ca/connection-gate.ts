@@ -78,15 +78,15 @@ export class ConnectionGate<S extends GatedSocket> {
     return this.#active;
   }
 
-  /** Connections waiting for a turn, not yet read. */
+  /** Connections waiting for a turn, their handshake not started. */
   get waiting(): number {
     return this.#waitingCount;
   }
 
-  /** A new TCP connection, accepted paused. */
+  /** A new connection (it has sent its first bytes; the TLS server has not seen it). */
   arrive(socket: S): void {
     const nowMs = this.#now();
-    this.expire();
+    this.#expire(nowMs);
     if (this.#active < this.#maxActive) {
       this.#start(socket);
       return;
@@ -107,7 +107,10 @@ export class ConnectionGate<S extends GatedSocket> {
 
   /** Closes the waiting connections that had no turn within maxWaitMs (called on arrivals and by a timer). */
   expire(): void {
-    const nowMs = this.#now();
+    this.#expire(this.#now());
+  }
+
+  #expire(nowMs: number): void {
     for (let entry = this.#peek(); entry !== undefined; entry = this.#peek()) {
       if (nowMs - entry.arrivedAt < this.#maxWaitMs) return;
       this.#take();

@@ -12,6 +12,7 @@ import { MeshauthError } from '../errors/index.js';
 import { caSpiffeId } from '../identity/index.js';
 import { x509 } from '../pki/index.js';
 import { startTimeoutSweeper } from '../sidecar/node-internals.js';
+import { RateLimitedLog } from '../sidecar/rate-limited-log.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { protocolOptions } from '../tls/index.js';
 import { type CaAdminListener, startCaAdminListener } from './admin-listener.js';
@@ -115,7 +116,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const signer = SigningPool.start(options.dir, authority, workers);
   // The default issuer names the port actually bound, known only after listen(); the handler reads it lazily.
   let issuer = options.issuerUrl ?? '';
-  let openConnections = 0;
+  // Every connection the door accepted and that has not closed (waiting, silent, or with the TLS server).
+  const open = new Set<Socket>();
   const server = createServer(
     {
       ...(await serving.issue()),
@@ -150,7 +152,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       {
         maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,
         workers,
-        openConnections: () => openConnections,
+        openConnections: () => open.size,
         logger: options.logger,
         metrics: options.metrics,
       },
@@ -166,8 +168,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   });
   // The TLS server never listens: the door below accepts, and hands it each connection whose turn has come.
   startTimeoutSweeper(server);
-  let refusedSinceLog = 0;
-  let lastRefusalLog = 0;
+  const refusalLog = new RateLimitedLog(options.logger, options.metrics, 'ca_overloaded', GATE_LOG_INTERVAL_MS);
   const { silentMs = HANDSHAKE_TIMEOUT_MS, ...gateLimits } = options.connections ?? {};
   // What each connection sent before its turn, put back for the TLS server when the turn comes.
   const early = new WeakMap<Socket, { chunks: Buffer[]; stopReading: () => void }>();
@@ -179,7 +180,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       const sent = early.get(socket);
       if (sent !== undefined) {
         sent.stopReading();
-        socket.unshift(Buffer.concat(sent.chunks));
+        // Nearly always one chunk (the ClientHello): put back as it is, not copied.
+        socket.unshift(sent.chunks.length === 1 ? (sent.chunks[0] as Buffer) : Buffer.concat(sent.chunks));
         early.delete(socket);
       }
       server.emit('connection', socket);
@@ -187,22 +189,15 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     refused: (reason: ConnectionRefusal) => {
       options.metrics.caConnectionsWaiting.set(gate.waiting);
       options.metrics.caRequestsRejected.inc({ reason: `overloaded_${reason}` });
-      refusedSinceLog += 1;
-      const nowMs = Date.now();
-      if (nowMs - lastRefusalLog < GATE_LOG_INTERVAL_MS) return;
-      options.logger.warn(
+      refusalLog.warn(
         {
-          event: 'ca_overloaded',
           code: 'MESHAUTH_ERR_CA_OVERLOADED',
-          refused: refusedSinceLog,
           reason,
           connectionsActive: gate.active,
           connectionsWaiting: gate.waiting,
         },
         'CA overloaded: closing connections that found no turn before their TLS handshake',
       );
-      lastRefusalLog = nowMs;
-      refusedSinceLog = 0;
     },
   });
   // Connections that have not sent a byte yet, with when they came: only a connection that has spoken joins the
@@ -210,15 +205,12 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   // read (up to one TLS record, normally its whole ClientHello) so that a client that leaves is noticed at once and
   // a waiting connection buffers no more than that; the bytes are put back for the TLS server at its turn.
   const silent = new Map<Socket, number>();
-  const open = new Set<Socket>();
   const door: NetServer = createNetServer({ noDelay: true }, (socket) => {
     // Counted from TCP accept: during a storm most of them are waiting or in their handshake, invisible to the
     // admission queue, whose Retry-After counts them.
-    openConnections += 1;
     open.add(socket);
     silent.set(socket, performance.now());
     socket.once('close', () => {
-      openConnections -= 1;
       open.delete(socket);
       silent.delete(socket);
     });
@@ -252,6 +244,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   /** Closes every connection the door holds: waiting, silent, and those the TLS server has not finished with. */
   const shutDoor = () => {
     clearInterval(sweeper);
+    refusalLog.close();
     gate.close();
     for (const socket of open) socket.destroy();
   };

@@ -193,8 +193,13 @@ export async function holdSigningSlots(
   };
 }
 
-/** `meshauth_ca_queue_depth` of a Metrics registry. */
-export async function queueDepthOf(metrics: Metrics): Promise<number> {
-  const match = /^meshauth_ca_queue_depth (\d+)$/m.exec(await metrics.exposition());
+/** The value of an unlabelled gauge in a Metrics registry (0 before it was first set). */
+export async function gaugeOf(metrics: Metrics, name: string): Promise<number> {
+  const match = new RegExp(`^${name} (\\d+)$`, 'm').exec(await metrics.exposition());
   return match === null ? 0 : Number(match[1]);
+}
+
+/** `meshauth_ca_queue_depth` of a Metrics registry. */
+export function queueDepthOf(metrics: Metrics): Promise<number> {
+  return gaugeOf(metrics, 'meshauth_ca_queue_depth');
 }

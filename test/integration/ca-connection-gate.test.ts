@@ -5,7 +5,7 @@
 // and `Connection: close`; a connection that says nothing never takes a slot (only one that has sent its first bytes
 // joins the gate) and is closed after silentMs; close() does not wait for a connection stuck in its handshake.
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchBundle } from '../../src/agent/ca-client.js';
@@ -14,7 +14,9 @@ import { MeshauthError } from '../../src/errors/index.js';
 import { TrustDomain } from '../../src/identity/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
+import { gaugeOf } from '../helpers/fleet.js';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
+import { rawClient } from '../helpers/tcp-client.js';
 import { waitFor } from '../helpers/wait.js';
 
 const TD = TrustDomain.parse('example.org');
@@ -61,10 +63,7 @@ async function holdSlot(): Promise<TLSSocket> {
   return socket;
 }
 
-async function gauge(name: string): Promise<number> {
-  const line = (await metrics.exposition()).split('\n').find((l) => l.startsWith(`${name} `));
-  return Number(line?.split(' ')[1] ?? Number.NaN);
-}
+const WAITING = 'meshauth_ca_connections_waiting';
 
 describe('the CA door before TLS', () => {
   it('ok/a client arriving while every slot is held waits unread and is served when one frees', async () => {
@@ -75,16 +74,12 @@ describe('the CA door before TLS', () => {
     const waiting = fetchBundle(connection).finally(() => {
       settled = true;
     });
-    await waitFor(
-      'the client to wait at the door',
-      async () => (await gauge('meshauth_ca_connections_waiting')) === 1,
-      5000,
-    );
+    await waitFor('the client to wait at the door', async () => (await gaugeOf(metrics, WAITING)) === 1, 5000);
     expect(settled).toBe(false);
     first.destroy();
     const answer = await waiting;
     expect(answer.bundlePem.length).toBeGreaterThan(0);
-    expect(await gauge('meshauth_ca_connections_waiting')).toBe(0);
+    expect(await gaugeOf(metrics, WAITING)).toBe(0);
   });
 
   it('refused/a client that finds no slot within the wait is closed before its handshake, counted and logged once', async () => {
@@ -101,9 +96,16 @@ describe('the CA door before TLS', () => {
     expect(await metrics.exposition()).toContain(
       'meshauth_ca_requests_rejected_total{reason="overloaded_wait_timeout"} 1',
     );
-    const lines = logs.find({ event: 'ca_overloaded', reason: 'wait_timeout' });
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ code: 'MESHAUTH_ERR_CA_OVERLOADED', refused: 1, connectionsActive: MAX_ACTIVE });
+    const lines = () => logs.find({ event: 'ca_overloaded', reason: 'wait_timeout' });
+    expect(lines()).toHaveLength(1);
+    expect(lines()[0]).toMatchObject({ code: 'MESHAUTH_ERR_CA_OVERLOADED', connectionsActive: MAX_ACTIVE });
+    // A second refusal within the log interval is counted, not logged again.
+    await expect(fetchBundle(connection)).rejects.toMatchObject({ code: 'MESHAUTH_ERR_CA_UNAVAILABLE' });
+    expect(await metrics.exposition()).toContain(
+      'meshauth_ca_requests_rejected_total{reason="overloaded_wait_timeout"} 2',
+    );
+    expect(lines()).toHaveLength(1);
+    expect(await metrics.exposition()).toContain('meshauth_log_lines_suppressed_total{event="ca_overloaded"} 1');
     // The CA is still up and serves once a slot frees.
     for (const socket of holders.splice(0)) socket.destroy();
     expect((await fetchBundle(connection)).bundlePem.length).toBeGreaterThan(0);
@@ -111,13 +113,8 @@ describe('the CA door before TLS', () => {
 });
 
 /** A TCP client that sends `bytes` and then nothing more. */
-async function rawClient(port: number, bytes: Buffer): Promise<Socket> {
-  const socket = netConnect(port, '127.0.0.1');
-  socket.on('error', () => {});
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', reject);
-  });
+async function sending(port: number, bytes: Buffer): Promise<Socket> {
+  const { socket } = await rawClient(port);
   socket.write(bytes);
   return socket;
 }
@@ -144,12 +141,7 @@ describe('waiting clients that leave or say too much, keep-alive, and close()', 
     for (const socket of sockets) socket.destroy();
   });
 
-  const waitingGauge = async () => {
-    const line = (await smallMetrics.exposition())
-      .split('\n')
-      .find((l) => l.startsWith('meshauth_ca_connections_waiting '));
-    return Number(line?.split(' ')[1] ?? Number.NaN);
-  };
+  const waitingGauge = () => gaugeOf(smallMetrics, WAITING);
 
   it('ok/a keep-alive client gets one answer with Connection: close, so it cannot keep its slot', async () => {
     const agent = new HttpsAgent({ keepAlive: true, ca: bundlePem, servername: 'localhost' });
@@ -170,13 +162,13 @@ describe('waiting clients that leave or say too much, keep-alive, and close()', 
 
   it('ok/a waiting client that leaves is let go at once; one that sends more than a ClientHello is closed', async () => {
     // A partial ClientHello holds the only slot (its handshake waits for the rest).
-    sockets.push(await rawClient(small.port, Buffer.from([0x16, 0x03, 0x01])));
-    const leaving = await rawClient(small.port, Buffer.from([0x16, 0x03, 0x01]));
+    sockets.push(await sending(small.port, Buffer.from([0x16, 0x03, 0x01])));
+    const leaving = await sending(small.port, Buffer.from([0x16, 0x03, 0x01]));
     await waitFor('the second client to wait', async () => (await waitingGauge()) === 1, 5000);
     leaving.end();
     // The sweep (every 500 ms) refreshes the gauge.
     await waitFor('the leaving client to be counted out', async () => (await waitingGauge()) === 0, 5000);
-    const flooding = await rawClient(small.port, Buffer.from([0x16, 0x03, 0x01]));
+    const flooding = await sending(small.port, Buffer.from([0x16, 0x03, 0x01]));
     let closed = false;
     flooding.once('close', () => {
       closed = true;
@@ -213,17 +205,12 @@ describe('a silent connection at the door', () => {
   });
 
   it('ok/a silent connection takes no slot: the next client is served at once, and the silent one is closed later', async () => {
-    const idle = netConnect(quick.port, '127.0.0.1');
+    const idle = (await rawClient(quick.port)).socket;
     silent.push(idle);
-    await new Promise<void>((resolve, reject) => {
-      idle.once('connect', resolve);
-      idle.once('error', reject);
-    });
     let closed = false;
     idle.once('close', () => {
       closed = true;
     });
-    idle.on('error', () => {});
     const answer = await fetchBundle({ caUrl: quick.url, trustDomain: TD, bundlePem, timeoutMs: 20_000 });
     expect(answer.bundlePem.length).toBeGreaterThan(0);
     expect(closed).toBe(false);

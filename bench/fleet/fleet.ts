@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { exportJWK } from 'jose';
 import type { HostConfig, HostReport } from './agent-host.js';
 import { type CaProcess, processCpuMs, serveSupports, stageCa, startCaProcess } from './ca-process.js';
+import { startHaproxyBalancer } from './haproxy-balancer.js';
 import { startTcpBalancer } from './tcp-balancer.js';
 
 const HOST_SCRIPT = fileURLToPath(new URL('./agent-host.js', import.meta.url));
@@ -38,6 +39,8 @@ export interface FleetResult {
   readonly caReplicas: number;
   readonly agentProcesses: number;
   readonly caWorkersPerReplica: number | null;
+  /** What stands in for the Service in front of the replicas: `haproxy` (TCP mode) or `node` (the fallback). */
+  readonly balancer: string;
   readonly coldStart: {
     readonly halfReadySeconds: number | null;
     readonly p99ReadySeconds: number | null;
@@ -50,6 +53,8 @@ export interface FleetResult {
     /** CPU of the agent processes (simulated workloads, same machine) during the cold start. */
     readonly agentCpuSeconds: number;
     readonly agentCpuMsPerSvid: number;
+    /** CPU of the balancer in front of the replicas (HAProxy, or the bench process when it balances itself). */
+    readonly balancerCpuSeconds: number;
     /** The machine's load average (1 min) at the end of the cold start. */
     readonly loadAverage1m: number;
     readonly rejected429: number;
@@ -183,7 +188,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
   const work = mkdtempSync(join(tmpdir(), 'meshauth-fleet-'));
   const cas: CaProcess[] = [];
   let hosts: Host[] = [];
-  let balancer: Awaited<ReturnType<typeof startTcpBalancer>> | undefined;
+  let balancer: { readonly port: number; close(): Promise<void> } | undefined;
   try {
     // One CA directory made by `ca init`, served read-only (a mounted Secret: no root key, no join-token store);
     // the cluster's service-account signing key: the CA gets its JWKS as a file, the agent hosts mint tokens.
@@ -215,7 +220,17 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
         ]),
       );
     }
-    balancer = await startTcpBalancer(cas.map((ca) => ({ host: '127.0.0.1', port: ca.port })));
+    const backends = cas.map((ca) => ({ host: '127.0.0.1', port: ca.port }));
+    // Every agent of a storm may hold a connection at once (waiting at the CA's door), plus retries.
+    const haproxy = await startHaproxyBalancer(backends, work, options.agents * 2 + 1000);
+    balancer = haproxy ?? (await startTcpBalancer(backends));
+    const balancerName = haproxy === undefined ? 'node' : 'haproxy';
+    // The Node balancer runs in this process; HAProxy is a process of its own.
+    const balancerCpuMs = () => {
+      if (haproxy !== undefined) return processCpuMs(haproxy.pid);
+      const own = process.cpuUsage();
+      return (own.user + own.system) / 1000;
+    };
     const hostConfig = {
       caUrl: `https://127.0.0.1:${balancer.port}`,
       bundleFile,
@@ -246,12 +261,14 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
     const agentCpu = () => hosts.reduce((sum, h) => sum + processCpuMs(h.child.pid), 0);
     const cpuBefore = caCpu();
     const agentCpuBefore = agentCpu();
+    const balancerCpuBefore = balancerCpuMs();
     const startAt = Date.now() + 300;
     for (const h of hosts) h.child.send({ type: 'start', atMs: startAt });
     log(`fleet: cold start of ${options.agents} agents`);
     let cold = await waitForAll(hosts, startAt + options.deadlineSeconds * 1000);
     const coldCpuMs = caCpu() - cpuBefore;
     const coldAgentCpuMs = agentCpu() - agentCpuBefore;
+    const coldBalancerCpuMs = balancerCpuMs() - balancerCpuBefore;
     const loadAverage1m = round(loadavg()[0] ?? 0);
     const rejected429 = await caCounter('meshauth_ca_requests_rejected_total', 'reason="overloaded"');
     const readyTimes = cold.flatMap((r) => r.readyAtMs.map((t) => (t - startAt) / 1000)).sort((a, b) => a - b);
@@ -275,6 +292,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       caCpuMsPerSvid: round(coldCpuMs / Math.max(1, coldIssued), 3),
       agentCpuSeconds: round(coldAgentCpuMs / 1000),
       agentCpuMsPerSvid: round(coldAgentCpuMs / Math.max(1, coldIssued), 3),
+      balancerCpuSeconds: round(coldBalancerCpuMs / 1000),
       loadAverage1m,
       rejected429,
       retries,
@@ -344,6 +362,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       caReplicas: 2,
       agentProcesses: options.hosts,
       caWorkersPerReplica: wired ? options.workers : null,
+      balancer: balancerName,
       coldStart,
       steady,
       replicaKill,
@@ -408,6 +427,7 @@ export function fleetTable(r: FleetResult): string {
       'cold start: agent processes CPU, per SVID',
       `${r.coldStart.agentCpuSeconds} s, ${r.coldStart.agentCpuMsPerSvid} ms (load average ${r.coldStart.loadAverage1m})`,
     ],
+    [`cold start: balancer CPU (${r.balancer})`, `${r.coldStart.balancerCpuSeconds} s`],
     ['cold start: 429s served / agent retries', `${r.coldStart.rejected429} / ${r.coldStart.retries}`],
     ['cold start: busiest 100 ms of refusals', fmt(r.coldStart.retrySpreadMaxBucketPercent, ' %')],
     [

@@ -5,7 +5,14 @@
 // whether to trust an SVID is the caller's job (svid-response.ts for the agent).
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
-import { type ConnectionOptions, createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls';
+import {
+  type ConnectionOptions,
+  createSecureContext,
+  type PeerCertificate,
+  type SecureContext,
+  type TLSSocket,
+} from 'node:tls';
+import { DEFAULT_MAX_CONNECTION_WAIT_MS } from '../ca/connection-gate.js';
 import { isErrorCode, MeshauthError } from '../errors/index.js';
 import { caSpiffeId, SpiffeId, type TrustDomain } from '../identity/index.js';
 import { parseCertificate, uriSans } from '../pki/index.js';
@@ -13,6 +20,12 @@ import { parseCertificate, uriSans } from '../pki/index.js';
 /** The CA's answers are a few KiB; anything far larger is not a CA talking. */
 const MAX_RESPONSE_BYTES = 256 * 1024;
 const DEFAULT_TIMEOUT_MS = 10_000;
+/**
+ * Until the TLS handshake is done, the client waits longer than the CA's door makes a connection wait for its turn
+ * (30 s under a storm, then it is closed): giving up earlier only rejoins the queue at its back, with a new
+ * ClientHello for both sides to pay for.
+ */
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = DEFAULT_MAX_CONNECTION_WAIT_MS + 5_000;
 
 export interface CaConnection {
   readonly caUrl: string;
@@ -22,7 +35,10 @@ export interface CaConnection {
   /** Client certificate chain and key for mTLS (renewal); omitted for bootstrap. */
   readonly clientCertPem?: string;
   readonly clientKeyPem?: string;
+  /** Longest silence once connected (waiting for the head, between body chunks); default 10 s. */
   readonly timeoutMs?: number;
+  /** Longest time from the connect to the end of the TLS handshake; default 35 s (see above). */
+  readonly handshakeTimeoutMs?: number;
   readonly signal?: AbortSignal;
 }
 
@@ -186,15 +202,24 @@ async function call(
             'content-length': Buffer.byteLength(body.text),
             accept: 'application/json',
           },
-    // Idle time on the socket: connecting, the handshake, waiting for the head and between body chunks.
-    timeout: timeoutMs,
     ...(signal === undefined ? {} : { signal }),
   };
   const request = httpsRequest(url, options);
+  // Two limits: one wall-clock timer until the handshake is done (a socket idle timer would be suppressed once
+  // while the request waits queued behind the handshake, doubling it), then the socket's idle timer.
+  const handshakeTimeoutMs = connection.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   let stalled: Error | undefined;
-  request.once('timeout', () => {
-    stalled = timedOut(url, timeoutMs);
-    request.destroy(stalled);
+  const giveUp = (error: Error) => {
+    stalled = error;
+    request.destroy(error);
+  };
+  request.once('socket', (socket: TLSSocket) => {
+    const handshake = setTimeout(() => giveUp(noHandshake(url, handshakeTimeoutMs)), handshakeTimeoutMs);
+    socket.once('close', () => clearTimeout(handshake));
+    socket.once('secureConnect', () => {
+      clearTimeout(handshake);
+      socket.setTimeout(timeoutMs, () => giveUp(timedOut(url, timeoutMs)));
+    });
   });
   const answered = new Promise<IncomingMessage>((resolve, reject) => {
     request.once('response', resolve);
@@ -241,6 +266,10 @@ async function call(
   } finally {
     request.destroy();
   }
+}
+
+function noHandshake(url: string, timeoutMs: number): Error {
+  return Object.assign(new Error(`no TLS handshake with ${url} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' });
 }
 
 function timedOut(url: string, timeoutMs: number): Error {

@@ -1,9 +1,10 @@
-// The CA client's transport (node:https): a CA silent before its head, a connection closed mid-body or a body that
+// The CA client's transport (node:https): a handshake held at the CA's door is waited for (its own limit, longer
+// than the idle timeout); a CA silent before its head, a connection closed mid-body or a body that
 // stalls past the timeout is MESHAUTH_ERR_CA_UNAVAILABLE (reason unreachable), never a half-read answer; an abort
 // mid-body throws the caller's own reason; NODE_TLS_REJECT_UNAUTHORIZED=0 does not turn the CA checks off. The "CA"
 // is an HTTPS server with a real serving certificate of the CA's SPIFFE ID.
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createTcpServer, type Socket, type Server as TcpServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchBundle } from '../../src/agent/ca-client.js';
 import { MeshauthError } from '../../src/errors/index.js';
@@ -13,12 +14,19 @@ let ca: TestCa;
 let server: Server;
 let caUrl: string;
 
-/** '/silent/…' never answers; every other path sends a head promising 4,096 bytes, then 100, then what it says. */
+/**
+ * '/silent/…' never answers; '/whole/…' answers a bundle; every other path sends a head promising 4,096 bytes,
+ * then 100, then what it says.
+ */
 beforeAll(async () => {
   ca = await TestCa.create();
   const serving = await ca.issue({ id: ca.idFor('/meshauth/ca'), ipAddresses: ['127.0.0.1'] });
   server = createServer({ cert: serving.chainPem, key: serving.keyPem }, (req, res) => {
     if (req.url?.startsWith('/silent/')) return;
+    if (req.url?.startsWith('/whole/')) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ bundle: [ca.bundlePem] }));
+      return;
+    }
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
     res.write(`{"bundle":["${'x'.repeat(88)}`);
     if (req.url?.startsWith('/cut/')) setImmediate(() => res.socket?.destroy());
@@ -69,6 +77,67 @@ describe('CA client, answer missing or cut', () => {
     });
     setTimeout(() => controller.abort(reason), 100);
     expect(await failureOf(call)).toBe(reason);
+  });
+});
+
+/**
+ * A door in front of the CA server, as the CA's own under a storm: it holds each connection `holdMs` before the TLS
+ * server sees it (never, when undefined).
+ */
+async function startDoor(holdMs: number | undefined): Promise<{ url: string; close(): Promise<void> }> {
+  const held = new Set<Socket>();
+  const door: TcpServer = createTcpServer((socket) => {
+    held.add(socket);
+    socket.on('close', () => held.delete(socket));
+    if (holdMs !== undefined) setTimeout(() => server.emit('connection', socket), holdMs);
+  });
+  await new Promise<void>((resolve) => door.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `https://127.0.0.1:${(door.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise((resolve) => {
+        for (const socket of held) socket.destroy();
+        door.close(() => resolve());
+      }),
+  };
+}
+
+describe('CA client, waiting for the handshake', () => {
+  it('pass/a handshake held at the door longer than the idle timeout still completes', async () => {
+    const door = await startDoor(750);
+    try {
+      const answer = await fetchBundle({
+        caUrl: `${door.url}/whole`,
+        trustDomain: ca.trustDomain,
+        bundlePem: ca.bundlePem,
+        timeoutMs: 250,
+        handshakeTimeoutMs: 10_000,
+      });
+      expect(answer.bundlePem).toHaveLength(1);
+    } finally {
+      await door.close();
+    }
+  });
+
+  it('fail/no handshake within its own limit → CA_UNAVAILABLE unreachable, naming the handshake', async () => {
+    const door = await startDoor(undefined);
+    try {
+      const error = await failureOf(
+        fetchBundle({
+          caUrl: `${door.url}/whole`,
+          trustDomain: ca.trustDomain,
+          bundlePem: ca.bundlePem,
+          timeoutMs: 60_000,
+          handshakeTimeoutMs: 300,
+        }),
+      );
+      expect(error).toBeInstanceOf(MeshauthError);
+      expect((error as MeshauthError).code).toBe('MESHAUTH_ERR_CA_UNAVAILABLE');
+      expect((error as MeshauthError).reason).toBe('unreachable');
+      expect((error as MeshauthError).message).toContain('no TLS handshake');
+    } finally {
+      await door.close();
+    }
   });
 });
 

@@ -7,7 +7,7 @@
 // retries (the agent's jittered exponential backoff) at no cost to the CA.
 // A slot is held from the handshake until the connection closes: the CA's server answers one request per connection
 // and its timeouts (handshake 10 s, headers 10 s, request 30 s) bound the rest. Only a connection that has sent its
-// first bytes reaches the gate (server.ts reads them first), so connections that say nothing cannot hold slots. A slot is not taken from a connection that is merely slow: in a storm the agents' own event loops lag
+// first bytes reaches the gate (door.ts reads them first), so connections that say nothing cannot hold slots. A slot is not taken from a connection that is merely slow: in a storm the agents' own event loops lag
 // by seconds, and letting more handshakes start then brings back the crowd the door is there to prevent.
 // Past the door, the admission queue (load-shedding.ts) still bounds signing work and answers 429 + Retry-After.
 // Bookkeeping only: sockets come in through a minimal interface and the clock is injected, so every boundary is
@@ -19,7 +19,7 @@ export const DEFAULT_MAX_WAITING_CONNECTIONS = 10_000;
 /**
  * As long as a patient client waits: served in arrival order, a waiting connection loses its turn only to this
  * deadline or to its own client giving up (the agent's 10 s idle timeout, whose first expiry Node defers while the
- * request body is still queued behind the handshake; server.ts notices a waiting client that leaves). In a
+ * request body is still queued behind the handshake; door.ts notices a waiting client that leaves). In a
  * 10,000-agent storm, 8 s here made 16,307 retries (each a new key, CSR and ClientHello on the agent), 30 s made
  * 1,000–4,000.
  */

@@ -5,15 +5,13 @@
 // health, metrics) are never shed: a struggling CA must still say how it is.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MeshauthError } from '../errors/index.js';
-import type { Logger, Metrics } from '../telemetry/index.js';
+import type { Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { AdmissionQueue } from './admission-queue.js';
 
 /** Default bound of waiting requests per CA process: about a second of signing on one core. */
 export const DEFAULT_MAX_QUEUE = 1000;
 /** Requests processed at the same time per signing worker (keeps each worker fed while the main thread parses). */
 const CONCURRENCY_PER_WORKER = 8;
-/** At most one log line per this interval while shedding, with the count since the previous one. */
-const LOG_INTERVAL_MS = 10_000;
 
 const SHED_PATHS = new Set(['/v1/svid', '/v1/token']);
 
@@ -24,7 +22,8 @@ export interface LoadSheddingOptions {
   readonly workers: number;
   /** Open connections of the server (see AdmissionOptions.backlog). */
   readonly openConnections?: () => number;
-  readonly logger: Logger;
+  /** The `ca_overloaded` log (shared with the door): a refusal is logged at most once per its interval. */
+  readonly overloadLog: RateLimitedLog;
   readonly metrics: Metrics;
 }
 
@@ -36,9 +35,7 @@ export function withLoadShedding(handler: RequestHandler, options: LoadSheddingO
     maxQueue: options.maxQueue,
     ...(options.openConnections === undefined ? {} : { backlog: options.openConnections }),
   });
-  const { logger, metrics } = options;
-  let refusedSinceLog = 0;
-  let lastLog = 0;
+  const { overloadLog, metrics } = options;
   return (req, res) => {
     if (req.method !== 'POST' || !SHED_PATHS.has(pathOf(req))) {
       handler(req, res);
@@ -47,23 +44,15 @@ export function withLoadShedding(handler: RequestHandler, options: LoadSheddingO
     const admission = queue.admit();
     if (!admission.admitted) {
       metrics.caRequestsRejected.inc({ reason: 'overloaded' });
-      refusedSinceLog += 1;
-      const now = Date.now();
-      if (now - lastLog >= LOG_INTERVAL_MS) {
-        logger.warn(
-          {
-            event: 'ca_overloaded',
-            code: 'MESHAUTH_ERR_CA_OVERLOADED',
-            refused: refusedSinceLog,
-            queueDepth: queue.depth,
-            retryAfterSeconds: admission.retryAfterSeconds,
-            signingsPerSecond: Math.round(queue.signingsPerSecond),
-          },
-          'CA overloaded: refusing signing requests with 429 and Retry-After',
-        );
-        lastLog = now;
-        refusedSinceLog = 0;
-      }
+      overloadLog.warn(
+        {
+          code: 'MESHAUTH_ERR_CA_OVERLOADED',
+          queueDepth: queue.depth,
+          retryAfterSeconds: admission.retryAfterSeconds,
+          signingsPerSecond: Math.round(queue.signingsPerSecond),
+        },
+        'CA overloaded: refusing signing requests with 429 and Retry-After',
+      );
       const body = new MeshauthError('MESHAUTH_ERR_CA_OVERLOADED', 'signing queue full').toJSON();
       // The body is not read: close the connection so a large upload does not keep it busy.
       res.writeHead(429, {

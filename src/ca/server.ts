@@ -4,23 +4,21 @@
 import { constants as cryptoConstants, generateKeyPair as generateNodeKeyPair } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { createServer } from 'node:https';
-import { createServer as createNetServer, isIP, type Server as NetServer, type Socket } from 'node:net';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import type { SecureContextOptions } from 'node:tls';
 import { promisify } from 'node:util';
 import { MeshauthError } from '../errors/index.js';
 import { caSpiffeId } from '../identity/index.js';
 import { x509 } from '../pki/index.js';
-import { startTimeoutSweeper } from '../sidecar/node-internals.js';
-import { RateLimitedLog } from '../sidecar/rate-limited-log.js';
-import type { Logger, Metrics } from '../telemetry/index.js';
+import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { protocolOptions } from '../tls/index.js';
 import { type CaAdminListener, startCaAdminListener } from './admin-listener.js';
 import { createCaRequestHandler } from './api.js';
 import { CaAuthority } from './authority.js';
 import { caPaths } from './ca-files.js';
 import { CertificateWatch } from './certificate-watch.js';
-import { ConnectionGate, type ConnectionGateOptions, type ConnectionRefusal } from './connection-gate.js';
+import { type DoorLimits, openDoor } from './door.js';
 import { JwtKeyRing } from './jwt-key-ring.js';
 import { JWT_SVID_MAX_TTL_MS } from './jwt-svid.js';
 import { type KubernetesTokenOptions, KubernetesTokenVerifier } from './kubernetes-token.js';
@@ -30,14 +28,10 @@ import { checkIssuerUrl } from './oidc-metadata.js';
 import { defaultWorkerCount, SigningPool } from './signing-pool.js';
 
 const SERVING_CHECK_INTERVAL_MS = 1000;
-/** How often waiting connections past their wait are closed when no arrival or departure did it. */
-const GATE_SWEEP_INTERVAL_MS = 500;
 /** A TLS handshake (and a connection that has not sent a byte) gets this long. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
-/** What a waiting connection may send before its turn: one TLS record (its ClientHello) and its header. */
-const MAX_EARLY_BYTES = 16_384 + 5 + 256;
-/** At most one log line per this interval while connections are refused at the door, with the count. */
-const GATE_LOG_INTERVAL_MS = 10_000;
+/** At most one `ca_overloaded` line per this interval, from the door and load shedding together; the rest counted. */
+const OVERLOAD_LOG_INTERVAL_MS = 10_000;
 /**
  * The mesh TLS profile with TLS 1.2 allowed (ECDHE + AEAD suites only, no renegotiation).
  * No TLS session resumption: a resumed session carries no client certificate chain (OpenSSL keeps at most the leaf),
@@ -68,8 +62,8 @@ export interface CaServerOptions {
   readonly maxQueue?: number;
   /** Signing worker threads; 0 signs in the main thread (default: available cores). */
   readonly workers?: number;
-  /** The door before TLS (connection-gate.ts); defaults suit a CA process on one core. */
-  readonly connections?: Pick<ConnectionGateOptions<Socket>, 'maxActive' | 'maxWaiting' | 'maxWaitMs'> & {
+  /** The door before TLS (door.ts, connection-gate.ts); defaults suit a CA process on one core. */
+  readonly connections?: DoorLimits & {
     /** A connection that sends nothing for this long is closed (default: the TLS handshake timeout, 10 s). */
     readonly silentMs?: number;
   };
@@ -116,8 +110,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const signer = SigningPool.start(options.dir, authority, workers);
   // The default issuer names the port actually bound, known only after listen(); the handler reads it lazily.
   let issuer = options.issuerUrl ?? '';
-  // Every connection the door accepted and that has not closed (waiting, silent, or with the TLS server).
-  const open = new Set<Socket>();
+  // A storm is refused at the door and at the signing queue alike: one log for both keeps it to one line per interval.
+  const overloadLog = new RateLimitedLog(options.logger, options.metrics, 'ca_overloaded', OVERLOAD_LOG_INTERVAL_MS);
   const server = createServer(
     {
       ...(await serving.issue()),
@@ -152,8 +146,9 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       {
         maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,
         workers,
-        openConnections: () => open.size,
-        logger: options.logger,
+        // The door is opened below, before any request can arrive.
+        openConnections: () => door.openConnections(),
+        overloadLog,
         metrics: options.metrics,
       },
     ),
@@ -166,110 +161,20 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   server.on('tlsClientError', (error) => {
     options.logger.debug({ event: 'tls_client_error', err: error }, 'TLS handshake failed');
   });
-  // The TLS server never listens: the door below accepts, and hands it each connection whose turn has come.
-  startTimeoutSweeper(server);
-  const refusalLog = new RateLimitedLog(options.logger, options.metrics, 'ca_overloaded', GATE_LOG_INTERVAL_MS);
-  const { silentMs = HANDSHAKE_TIMEOUT_MS, ...gateLimits } = options.connections ?? {};
-  // What each connection sent before its turn, put back for the TLS server when the turn comes.
-  const early = new WeakMap<Socket, { chunks: Buffer[]; stopReading: () => void }>();
-  const gate = new ConnectionGate<Socket>({
-    ...gateLimits,
-    now: () => performance.now(),
-    admit: (socket) => {
-      options.metrics.caConnectionsWaiting.set(gate.waiting);
-      const sent = early.get(socket);
-      if (sent !== undefined) {
-        sent.stopReading();
-        // Nearly always one chunk (the ClientHello): put back as it is, not copied.
-        socket.unshift(sent.chunks.length === 1 ? (sent.chunks[0] as Buffer) : Buffer.concat(sent.chunks));
-        early.delete(socket);
-      }
-      server.emit('connection', socket);
-    },
-    refused: (reason: ConnectionRefusal) => {
-      options.metrics.caConnectionsWaiting.set(gate.waiting);
-      options.metrics.caRequestsRejected.inc({ reason: `overloaded_${reason}` });
-      refusalLog.warn(
-        {
-          code: 'MESHAUTH_ERR_CA_OVERLOADED',
-          reason,
-          connectionsActive: gate.active,
-          connectionsWaiting: gate.waiting,
-        },
-        'CA overloaded: closing connections that found no turn before their TLS handshake',
-      );
-    },
-  });
-  // Connections that have not sent a byte yet, with when they came: only a connection that has spoken joins the
-  // gate, so silent connections never hold a slot; they are closed after silentMs. While it waits, a connection is
-  // read (up to one TLS record, normally its whole ClientHello) so that a client that leaves is noticed at once and
-  // a waiting connection buffers no more than that; the bytes are put back for the TLS server at its turn.
-  const silent = new Map<Socket, number>();
-  const door: NetServer = createNetServer({ noDelay: true }, (socket) => {
-    // Counted from TCP accept: during a storm most of them are waiting or in their handshake, invisible to the
-    // admission queue, whose Retry-After counts them.
-    open.add(socket);
-    silent.set(socket, performance.now());
-    socket.once('close', () => {
-      open.delete(socket);
-      silent.delete(socket);
-    });
-    socket.on('error', () => socket.destroy());
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_EARLY_BYTES) {
-        socket.destroy();
-        return;
-      }
-      chunks.push(chunk);
-      if (chunks.length > 1) return;
-      silent.delete(socket);
-      gate.arrive(socket);
-      options.metrics.caConnectionsWaiting.set(gate.waiting);
-    };
-    const onEnd = () => socket.destroy();
-    early.set(socket, {
-      chunks,
-      stopReading: () => {
-        socket.pause();
-        socket.off('data', onData);
-        socket.off('end', onEnd);
-      },
-    });
-    socket.on('data', onData);
-    socket.once('end', onEnd);
-  });
-  /** Closes every connection the door holds: waiting, silent, and those the TLS server has not finished with. */
-  const shutDoor = () => {
-    clearInterval(sweeper);
-    refusalLog.close();
-    gate.close();
-    for (const socket of open) socket.destroy();
-  };
-  const sweeper = setInterval(() => {
-    const nowMs = performance.now();
-    for (const [socket, arrivedAt] of silent) {
-      // Insertion order is arrival order: the first one young enough ends the sweep.
-      if (nowMs - arrivedAt < silentMs) break;
-      silent.delete(socket);
-      socket.destroy();
-    }
-    gate.expire();
-    options.metrics.caConnectionsWaiting.set(gate.waiting);
-  }, GATE_SWEEP_INTERVAL_MS);
-  sweeper.unref();
+  // The TLS server never listens: the door accepts, and hands it each connection whose turn has come.
+  const { silentMs = HANDSHAKE_TIMEOUT_MS, ...limits } = options.connections ?? {};
+  const door = openDoor({ tlsServer: server, limits, silentMs, metrics: options.metrics, overloadLog });
+  let port: number;
   try {
-    await listen(door, address.host, address.port);
+    port = await door.listen(address.host, address.port);
   } catch (error) {
-    shutDoor();
+    await door.close();
+    overloadLog.close();
     server.close();
     await kubernetes?.close();
     await signer.close();
     throw error;
   }
-  const port = (door.address() as { port: number }).port;
   const watch = new CertificateWatch({
     dir: options.dir,
     authority,
@@ -294,8 +199,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     } catch (error) {
       await kubernetes?.close();
       await signer.close();
-      const closed = new Promise<void>((resolve) => door.close(() => resolve()));
-      shutDoor();
+      const closed = door.close();
+      overloadLog.close();
       server.close();
       await closed;
       throw error;
@@ -340,11 +245,11 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       await admin?.close();
       await watch.settle();
       await kubernetes?.close();
-      const closed = new Promise<void>((resolve) => door.close(() => resolve()));
       server.close();
       server.closeIdleConnections();
       server.closeAllConnections();
-      shutDoor();
+      const closed = door.close();
+      overloadLog.close();
       await closed;
       await signer.close();
     },
@@ -415,14 +320,4 @@ async function isDirectory(path: string): Promise<boolean> {
     (s) => s.isDirectory(),
     () => false,
   );
-}
-
-function listen(server: NetServer, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }

@@ -4,8 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Counter, Histogram } from 'prom-client';
 import type { MeshauthError } from '../errors/index.js';
-import type { Logger, Metrics } from '../telemetry/index.js';
-import { RateLimitedLog } from './rate-limited-log.js';
+import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 
 /** Caller aborts are routine (a cancelled download) and attacker-driven alike: one log line per this interval. */
 const ABORT_LOG_INTERVAL_MS = 10_000;

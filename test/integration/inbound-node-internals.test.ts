@@ -1,4 +1,4 @@
-// Pins the Node / undici behaviours the inbound relies on (src/sidecar/node-internals.ts): if an upgrade changes
+// Pins the Node / undici behaviours the inbound relies on (src/platform/node-internals.ts): if an upgrade changes
 // one, the test here fails with its name instead of a security test failing somewhere downstream. Real sockets on
 // 127.0.0.1, self-signed throwaway TLS where TLS is needed.
 import { execFileSync } from 'node:child_process';
@@ -17,8 +17,8 @@ import { join } from 'node:path';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pendingResponse, startTimeoutSweeper, UNDICI_PARSER_ERROR_NAME } from '../../src/platform/index.js';
 import { classifyAppError } from '../../src/sidecar/inbound/listener-core.js';
-import { pendingResponse, startTimeoutSweeper, UNDICI_PARSER_ERROR_NAME } from '../../src/sidecar/node-internals.js';
 import { eventually } from '../helpers/raw-app.js';
 import { available, runCommand } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';

@@ -6,9 +6,8 @@
 // only counts and decides.
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket, Server as TlsServer } from 'node:tls';
-import type { Logger, Metrics } from '../../telemetry/index.js';
+import { type Logger, type Metrics, RateLimitedLog } from '../../telemetry/index.js';
 import type { Direction } from '../data-plane-telemetry.js';
-import { RateLimitedLog } from '../rate-limited-log.js';
 import { effectiveMaxConnections, openFileLimit } from './fd-budget.js';
 import { FLOOD_LOG_INTERVAL_MS, type InboundLimits } from './limits.js';
 

@@ -1,7 +1,9 @@
-// One log event that an attacker can trigger at will (failed handshakes, aborted streams) written at most once per
-// interval: the first occurrence in a window is logged, the rest are counted (meshauth_log_lines_suppressed_total)
-// and summed into one summary line when the window closes. Bounded work and bounded output whatever the rate.
-import type { Logger, Metrics } from '../telemetry/index.js';
+// One log event that an attacker can trigger at will (failed handshakes, aborted streams, a CA storm) written at
+// most once per interval: the first occurrence in a window is logged, the rest are counted
+// (meshauth_log_lines_suppressed_total) and summed into one summary line when the window closes. Bounded work and
+// bounded output whatever the rate.
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
 
 export class RateLimitedLog {
   readonly #logger: Logger;

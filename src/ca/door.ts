@@ -1,0 +1,160 @@
+// The CA's door before TLS: the TCP listener in front of the CA's TLS server, which never listens itself. It accepts
+// each connection, reads its first bytes, joins it to the ConnectionGate (connection-gate.ts: the limits and the
+// order) and, at its turn, puts the bytes back and hands the socket to the TLS server. It keeps every socket it
+// accepted until that closes, and closes them all on close(). It must not look at a request: that is the handler
+// chain's, past TLS.
+import type { Server as HttpsServer } from 'node:https';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { startTimeoutSweeper } from '../platform/index.js';
+import type { Metrics, RateLimitedLog } from '../telemetry/index.js';
+import { ConnectionGate, type ConnectionGateOptions, type ConnectionRefusal } from './connection-gate.js';
+
+/** How often waiting connections past their wait are closed when no arrival or departure did it. */
+const GATE_SWEEP_INTERVAL_MS = 500;
+/** What a waiting connection may send before its turn: one TLS record (its ClientHello) and its header. */
+const MAX_EARLY_BYTES = 16_384 + 5 + 256;
+
+/** The gate's limits; connection-gate.ts has the defaults. */
+export type DoorLimits = Pick<ConnectionGateOptions<Socket>, 'maxActive' | 'maxWaiting' | 'maxWaitMs'>;
+
+export interface CaDoorOptions {
+  /** The CA's TLS server. It never listens: the door hands it each connection whose turn has come. */
+  readonly tlsServer: HttpsServer;
+  readonly limits: DoorLimits;
+  /** A connection that sends nothing for this long is closed. */
+  readonly silentMs: number;
+  readonly metrics: Metrics;
+  /** The `ca_overloaded` log; shared with load shedding so that a storm writes one line per interval, not two. */
+  readonly overloadLog: RateLimitedLog;
+}
+
+export interface CaDoor {
+  /** Binds `host:port` (port 0 picks a free port); resolves with the port bound. */
+  listen(host: string, port: number): Promise<number>;
+  /**
+   * Connections accepted and not closed yet: waiting, silent, or with the TLS server. Counted from TCP accept:
+   * during a storm most of them are waiting or in their handshake, invisible to the admission queue, whose
+   * Retry-After counts them.
+   */
+  openConnections(): number;
+  /**
+   * Stops accepting and closes every connection the door holds: waiting, silent, and those the TLS server has not
+   * finished with. Also the clean-up after a failed listen(). Resolves when the listener has closed.
+   */
+  close(): Promise<void>;
+}
+
+export function openDoor(options: CaDoorOptions): CaDoor {
+  const { tlsServer, metrics, overloadLog, silentMs } = options;
+  // Node starts the headers/request timeout sweep of an HTTP server on 'listening', which this one never emits.
+  startTimeoutSweeper(tlsServer);
+  const open = new Set<Socket>();
+  // What each connection sent before its turn, put back for the TLS server when the turn comes.
+  const early = new WeakMap<Socket, { chunks: Buffer[]; stopReading: () => void }>();
+  const gate = new ConnectionGate<Socket>({
+    ...options.limits,
+    now: () => performance.now(),
+    admit: (socket) => {
+      metrics.caConnectionsWaiting.set(gate.waiting);
+      const sent = early.get(socket);
+      if (sent !== undefined) {
+        sent.stopReading();
+        // Nearly always one chunk (the ClientHello): put back as it is, not copied.
+        socket.unshift(sent.chunks.length === 1 ? (sent.chunks[0] as Buffer) : Buffer.concat(sent.chunks));
+        early.delete(socket);
+      }
+      tlsServer.emit('connection', socket);
+    },
+    refused: (reason: ConnectionRefusal) => {
+      metrics.caConnectionsWaiting.set(gate.waiting);
+      metrics.caRequestsRejected.inc({ reason: `overloaded_${reason}` });
+      overloadLog.warn(
+        {
+          code: 'MESHAUTH_ERR_CA_OVERLOADED',
+          reason,
+          connectionsActive: gate.active,
+          connectionsWaiting: gate.waiting,
+        },
+        'CA overloaded: closing connections that found no turn before their TLS handshake',
+      );
+    },
+  });
+  // Connections that have not sent a byte yet, with when they came: only a connection that has spoken joins the
+  // gate, so silent connections never hold a slot; they are closed after silentMs. While it waits, a connection is
+  // read (up to one TLS record, normally its whole ClientHello) so that a client that leaves is noticed at once and
+  // a waiting connection buffers no more than that; the bytes are put back for the TLS server at its turn.
+  const silent = new Map<Socket, number>();
+  const listener: NetServer = createNetServer({ noDelay: true }, (socket) => {
+    open.add(socket);
+    silent.set(socket, performance.now());
+    socket.once('close', () => {
+      open.delete(socket);
+      silent.delete(socket);
+    });
+    socket.on('error', () => socket.destroy());
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_EARLY_BYTES) {
+        socket.destroy();
+        return;
+      }
+      chunks.push(chunk);
+      if (chunks.length > 1) return;
+      silent.delete(socket);
+      gate.arrive(socket);
+      metrics.caConnectionsWaiting.set(gate.waiting);
+    };
+    const onEnd = () => socket.destroy();
+    early.set(socket, {
+      chunks,
+      stopReading: () => {
+        socket.pause();
+        socket.off('data', onData);
+        socket.off('end', onEnd);
+      },
+    });
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+  });
+  const sweeper = setInterval(() => {
+    const nowMs = performance.now();
+    for (const [socket, arrivedAt] of silent) {
+      // Insertion order is arrival order: the first one young enough ends the sweep.
+      if (nowMs - arrivedAt < silentMs) break;
+      silent.delete(socket);
+      socket.destroy();
+    }
+    gate.expire();
+    metrics.caConnectionsWaiting.set(gate.waiting);
+  }, GATE_SWEEP_INTERVAL_MS);
+  sweeper.unref();
+  return {
+    listen: async (host, port) => {
+      await listen(listener, host, port);
+      return (listener.address() as { port: number }).port;
+    },
+    openConnections: () => open.size,
+    close: () => {
+      // A listener that never bound (listen() failed) has nothing to wait for.
+      const closed = listener.listening
+        ? new Promise<void>((resolve) => listener.close(() => resolve()))
+        : Promise.resolve();
+      clearInterval(sweeper);
+      gate.close();
+      for (const socket of open) socket.destroy();
+      return closed;
+    },
+  };
+}
+
+function listen(server: NetServer, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}

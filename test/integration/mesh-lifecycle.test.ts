@@ -65,8 +65,9 @@ function traffic(): { stop: () => Promise<{ sent: number; failures: string[] }> 
         const response = await request(`http://127.0.0.1:${a.sidecar.outboundPort}/ping/${i}`, {
           headers: { host: 'b.mesh' },
         });
-        await response.body.dump();
-        if (response.statusCode !== 200) failures.push(`HTTP ${response.statusCode}`);
+        if (response.statusCode === 200) await response.body.dump();
+        // The error body names the code and cause: what a failure here needs to be told apart.
+        else failures.push(`HTTP ${response.statusCode} ${(await response.body.text()).slice(0, 300)}`);
       } catch (error) {
         failures.push((error as Error).message);
       }

@@ -1,0 +1,91 @@
+// The agent's two input files on a real file system: a bundle and a token are read as they are; a missing, empty,
+// oversized or non-regular file is MESHAUTH_ERR_FILE_UNREADABLE with a reason, at once (a FIFO without a writer or a
+// device never blocks the process), and the token's content never appears in an error.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readBundleFile, readTokenFile } from '../../src/agent/index.js';
+import { MeshauthError } from '../../src/errors/index.js';
+import { TestCa } from '../helpers/test-ca.js';
+
+let dir: string;
+let ca: TestCa;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'meshauth-credential-files-'));
+  ca = await TestCa.create();
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function failureOf(promise: Promise<unknown>): Promise<MeshauthError> {
+  const error = await promise.then(
+    () => new Error('expected the read to fail'),
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(MeshauthError);
+  expect((error as MeshauthError).code).toBe('MESHAUTH_ERR_FILE_UNREADABLE');
+  return error as MeshauthError;
+}
+
+describe('agent input files', () => {
+  it('pass/a bundle file and a token file are read (the token trimmed)', async () => {
+    writeFileSync(join(dir, 'bundle.pem'), ca.bundlePem);
+    writeFileSync(join(dir, 'token'), '  join-token-value\n');
+    const bundle = await readBundleFile(join(dir, 'bundle.pem'), ca.trustDomain);
+    expect(bundle.toPem()).toContain('BEGIN CERTIFICATE');
+    expect(await readTokenFile(join(dir, 'token'))).toBe('join-token-value');
+  });
+
+  it('fail/missing token file → token_unreadable, naming the path and the cause', async () => {
+    const error = await failureOf(readTokenFile(join(dir, 'absent')));
+    expect(error.reason).toBe('token_unreadable');
+    expect(error.message).toContain('absent');
+    expect(error.message).toContain('ENOENT');
+  });
+
+  it('fail/empty token file → token_empty', async () => {
+    writeFileSync(join(dir, 'empty'), ' \n');
+    expect((await failureOf(readTokenFile(join(dir, 'empty')))).reason).toBe('token_empty');
+  });
+
+  it('fail/token file past 64 KiB → too_large, its content not in the message', async () => {
+    const secret = `secret-${'s'.repeat(70 * 1024)}`;
+    writeFileSync(join(dir, 'huge'), secret);
+    const error = await failureOf(readTokenFile(join(dir, 'huge')));
+    expect(error.reason).toBe('too_large');
+    expect(error.message).not.toContain('secret-');
+  });
+
+  it('fail/a bundle file that holds no certificate → bundle_invalid', async () => {
+    writeFileSync(join(dir, 'not-pem'), 'hello');
+    expect((await failureOf(readBundleFile(join(dir, 'not-pem'), ca.trustDomain))).reason).toBe('bundle_invalid');
+  });
+
+  // Each of these used to block: a FIFO's open waits for a writer, a device is read until memory runs out.
+  it.each([
+    [
+      'a FIFO with no writer',
+      () => {
+        const fifo = join(dir, 'fifo');
+        execFileSync('mkfifo', [fifo]);
+        return fifo;
+      },
+    ],
+    [
+      'a directory',
+      () => {
+        const sub = join(dir, 'sub');
+        mkdirSync(sub);
+        return sub;
+      },
+    ],
+    ['a device', () => '/dev/zero'],
+  ])('fail/%s at the token path → token_unreadable at once', async (_name, make) => {
+    const error = await failureOf(readTokenFile(make()));
+    expect(error.reason).toBe('token_unreadable');
+    expect(error.message).toContain('ENOTREG');
+  });
+});

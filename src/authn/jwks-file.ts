@@ -2,8 +2,9 @@
 // Kubernetes updates a ConfigMap volume by swapping a symlink (`..data` → a new timestamped directory), which an
 // fs.watch on the file does not report reliably; a stat(2) of the resolved path on a short interval notices every
 // kind of replacement — an atomic rename, a symlink swap, an in-place write — for one system call per check.
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { type RegularFile, readRegularFile } from '../platform/index.js';
 
 export type JwksFileFailure = 'unreadable' | 'too_large' | 'invalid_json';
 
@@ -67,38 +68,22 @@ export async function readJwksFile(
   path: string,
   maxBytes: number,
 ): Promise<{ document: unknown; fingerprint: string }> {
-  let handle: Awaited<ReturnType<typeof open>>;
+  let file: RegularFile;
   try {
-    handle = await open(path, 'r');
+    file = await readRegularFile(path, maxBytes);
   } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EFBIG') throw new JwksFileError('too_large', (error as Error).message);
+    if (code === 'ENOTREG') throw new JwksFileError('unreadable', (error as Error).message);
     throw unreadable(path, error);
   }
+  let document: unknown;
   try {
-    const info = await handle.stat({ bigint: true });
-    if (!info.isFile()) throw new JwksFileError('unreadable', `${path} is not a regular file`);
-    if (info.size > BigInt(maxBytes)) throw new JwksFileError('too_large', `${path} is larger than ${maxBytes} bytes`);
-    // Read up to one byte past the limit: the file may have grown since the fstat.
-    const buffer = Buffer.alloc(Math.min(maxBytes, Number(info.size) + 4096) + 1);
-    let length = 0;
-    while (length < buffer.length) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-    }
-    if (length > maxBytes) throw new JwksFileError('too_large', `${path} is larger than ${maxBytes} bytes`);
-    let document: unknown;
-    try {
-      document = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buffer.subarray(0, length)));
-    } catch (cause) {
-      throw new JwksFileError('invalid_json', `${path} is not JSON`, { cause });
-    }
-    return { document, fingerprint: fingerprintOf(info) };
-  } catch (error) {
-    if (error instanceof JwksFileError) throw error;
-    throw unreadable(path, error);
-  } finally {
-    await handle.close();
+    document = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(file.bytes));
+  } catch (cause) {
+    throw new JwksFileError('invalid_json', `${path} is not JSON`, { cause });
   }
+  return { document, fingerprint: fingerprintOf(file.stats) };
 }
 
 function fingerprintOf(info: { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }): string {

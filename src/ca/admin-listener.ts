@@ -2,6 +2,7 @@
 // certificate a kubelet probe cannot verify): /livez (the process answers; /healthz is the same), /readyz (the CA
 // can sign: its intermediate is within its validity), /metrics. Read-only; nothing else is served.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { listenOn } from '../platform/index.js';
 import { sendAdminAnswer } from '../telemetry/admin-server.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
@@ -30,14 +31,7 @@ export async function startCaAdminListener(options: CaAdminOptions): Promise<CaA
       else res.destroy();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(address.port, address.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as { port: number }).port;
+  const port = await listenOn(server, address);
   const host = address.host.includes(':') ? `[${address.host}]` : address.host;
   return {
     url: `http://${host}:${port}`,

@@ -2,6 +2,7 @@
 // at once and at most `maxQueue` more wait; past that a request is refused at once with a Retry-After computed from
 // the queue depth and the measured signing rate, so a cluster-wide restart meets fast 429s instead of timeouts.
 // Pure bookkeeping: the clock comes in as an argument (no timers), so every boundary is unit-tested.
+import { nonNegativeInteger, positiveInteger } from './count-options.js';
 
 /** Shortest and longest Retry-After the CA sends (seconds, RFC 9110 §10.2.3 delay-seconds). */
 export const MIN_RETRY_AFTER_SECONDS = 1;
@@ -47,14 +48,8 @@ export class AdmissionQueue {
   #windowCount = 0;
 
   constructor(options: AdmissionOptions) {
-    if (!Number.isInteger(options.maxConcurrent) || options.maxConcurrent < 1) {
-      throw new RangeError('maxConcurrent must be a positive integer');
-    }
-    if (!Number.isInteger(options.maxQueue) || options.maxQueue < 0) {
-      throw new RangeError('maxQueue must be a non-negative integer');
-    }
-    this.#maxConcurrent = options.maxConcurrent;
-    this.#maxQueue = options.maxQueue;
+    this.#maxConcurrent = positiveInteger(options.maxConcurrent, 'maxConcurrent');
+    this.#maxQueue = nonNegativeInteger(options.maxQueue, 'maxQueue');
     this.#maxWaitMs = options.maxWaitMs ?? 5000;
     this.#backlog = options.backlog ?? (() => 0);
   }

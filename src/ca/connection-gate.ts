@@ -7,21 +7,23 @@
 // retries (the agent's jittered exponential backoff) at no cost to the CA.
 // A slot is held from the handshake until the connection closes: the CA's server answers one request per connection
 // and its timeouts (handshake 10 s, headers 10 s, request 30 s) bound the rest. Only a connection that has sent its
-// first bytes reaches the gate (door.ts reads them first), so connections that say nothing cannot hold slots. A slot is not taken from a connection that is merely slow: in a storm the agents' own event loops lag
-// by seconds, and letting more handshakes start then brings back the crowd the door is there to prevent.
+// first bytes reaches the gate (door.ts reads them first), so connections that say nothing cannot hold slots. A slot
+// is not taken from a connection that is merely slow: in a storm the agents' own event loops lag by seconds, and
+// letting more handshakes start then brings back the crowd the door is there to prevent.
 // Past the door, the admission queue (load-shedding.ts) still bounds signing work and answers 429 + Retry-After.
 // Bookkeeping only: sockets come in through a minimal interface and the clock is injected, so every boundary is
 // unit-tested without a network.
+import { nonNegativeInteger, positiveInteger } from './count-options.js';
 
 /** Defaults per CA process: enough handshakes in flight to keep one core busy, a whole restart storm waiting. */
 export const DEFAULT_MAX_ACTIVE_CONNECTIONS = 64;
 export const DEFAULT_MAX_WAITING_CONNECTIONS = 10_000;
 /**
  * As long as a patient client waits: served in arrival order, a waiting connection loses its turn only to this
- * deadline or to its own client giving up (the agent's 10 s idle timeout, whose first expiry Node defers while the
- * request body is still queued behind the handshake; door.ts notices a waiting client that leaves). In a
- * 10,000-agent storm, 8 s here made 16,307 retries (each a new key, CSR and ClientHello on the agent), 30 s made
- * 1,000–4,000.
+ * deadline or to its own client giving up (door.ts notices a waiting client that leaves). The agent gives its
+ * handshake 5 s more than this (src/agent/ca-client.ts), so the door, not the agent, decides. In a 10,000-agent
+ * storm, 8 s here made 16,307 retries (each a new key, CSR and ClientHello on the agent), 30 s made 1,000–4,000
+ * while the agent still gave up after about 20 s, and none since it waits longer.
  */
 export const DEFAULT_MAX_CONNECTION_WAIT_MS = 30_000;
 
@@ -173,14 +175,4 @@ export class ConnectionGate<S extends GatedSocket> {
       this.#head = 0;
     }
   }
-}
-
-function positiveInteger(value: number, name: string): number {
-  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`);
-  return value;
-}
-
-function nonNegativeInteger(value: number, name: string): number {
-  if (!Number.isInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative integer`);
-  return value;
 }

@@ -5,7 +5,7 @@
 // chain's, past TLS.
 import type { Server as HttpsServer } from 'node:https';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { startTimeoutSweeper } from '../platform/index.js';
+import { listenOn, startTimeoutSweeper } from '../platform/index.js';
 import type { Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { ConnectionGate, type ConnectionGateOptions, type ConnectionRefusal } from './connection-gate.js';
 
@@ -131,10 +131,7 @@ export function openDoor(options: CaDoorOptions): CaDoor {
   }, GATE_SWEEP_INTERVAL_MS);
   sweeper.unref();
   return {
-    listen: async (host, port) => {
-      await listen(listener, host, port);
-      return (listener.address() as { port: number }).port;
-    },
+    listen: (host, port) => listenOn(listener, { host, port }),
     openConnections: () => open.size,
     close: () => {
       // A listener that never bound (listen() failed) has nothing to wait for.
@@ -147,14 +144,4 @@ export function openDoor(options: CaDoorOptions): CaDoor {
       return closed;
     },
   };
-}
-
-function listen(server: NetServer, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }

@@ -164,13 +164,19 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   // The TLS server never listens: the door accepts, and hands it each connection whose turn has come.
   const { silentMs = HANDSHAKE_TIMEOUT_MS, ...limits } = options.connections ?? {};
   const door = openDoor({ tlsServer: server, limits, silentMs, metrics: options.metrics, overloadLog });
+  // The front of the CA: every connection the door holds or handed on, and the pending log summary.
+  const closeFront = (): Promise<void> => {
+    server.close();
+    server.closeAllConnections();
+    const closed = door.close();
+    overloadLog.close();
+    return closed;
+  };
   let port: number;
   try {
     port = await door.listen(address.host, address.port);
   } catch (error) {
-    await door.close();
-    overloadLog.close();
-    server.close();
+    await closeFront();
     await kubernetes?.close();
     await signer.close();
     throw error;
@@ -199,10 +205,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     } catch (error) {
       await kubernetes?.close();
       await signer.close();
-      const closed = door.close();
-      overloadLog.close();
-      server.close();
-      await closed;
+      await closeFront();
       throw error;
     }
   }
@@ -245,12 +248,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       await admin?.close();
       await watch.settle();
       await kubernetes?.close();
-      server.close();
-      server.closeIdleConnections();
-      server.closeAllConnections();
-      const closed = door.close();
-      overloadLog.close();
-      await closed;
+      await closeFront();
       await signer.close();
     },
   };

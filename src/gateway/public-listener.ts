@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { HostPort } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
+import { listenOn } from '../platform/index.js';
 import type { Logger } from '../telemetry/index.js';
 
 export interface PublicListenerOptions {
@@ -64,17 +65,10 @@ export class PublicListener {
     return this.#port;
   }
 
-  listen(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.#options.listen.port, this.#options.listen.host, () => {
-        this.#server.off('error', reject);
-        const bound = this.#server.address();
-        this.#port = typeof bound === 'object' && bound !== null ? bound.port : this.#options.listen.port;
-        this.#watch();
-        resolve(this.#port);
-      });
-    });
+  async listen(): Promise<number> {
+    this.#port = await listenOn(this.#server, this.#options.listen);
+    this.#watch();
+    return this.#port;
   }
 
   /** Re-reads the certificate and key now; true when a new pair was installed. */

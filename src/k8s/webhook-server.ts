@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { MeshauthError } from '../errors/index.js';
+import { listenOn } from '../platform/index.js';
 import { sendAdminAnswer } from '../telemetry/admin-server.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -83,15 +84,7 @@ export class WebhookServer {
       });
     });
     this.#server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.#options.port, this.#options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = server.address();
-    this.#port = typeof address === 'object' && address !== null ? address.port : this.#options.port;
+    this.#port = await listenOn(server, this.#options);
     this.#timer = setInterval(() => {
       void this.checkCertificate();
     }, this.#options.reloadIntervalMs ?? DEFAULT_RELOAD_INTERVAL_MS);

@@ -1,2 +1,6 @@
-// What meshauth relies on from Node itself (and undici) beyond its public API: one place to check on an upgrade.
+// Thin helpers over Node itself that several folders share: binding a listener, reading a small local file, and
+// (node-internals.ts) the Node and undici behaviours relied on beyond their public API, one place to check on an
+// upgrade.
+export { listenOn } from './listen.js';
 export { pendingResponse, startTimeoutSweeper, UNDICI_CODES, UNDICI_PARSER_ERROR_NAME } from './node-internals.js';
+export { type RegularFile, readRegularFile } from './regular-file.js';

@@ -1,6 +1,5 @@
-// src/platform holds what meshauth relies on from Node itself. This file: the Node and undici behaviours the sidecar's
-// data path and the CA's door (src/ca/door.ts) rely on that are not (or not clearly) public API, in one place, each
-// with a test (test/integration/inbound-node-internals.test.ts) that fails loudly if an upgrade changes it.
+// The Node and undici behaviours the sidecar's data path and the CA's door (src/ca/door.ts) rely on that are not (or
+// not clearly) public API, in one place, each with a test (test/integration/inbound-node-internals.test.ts) that fails loudly if an upgrade changes it.
 // Code elsewhere calls these helpers instead of reaching into internals itself.
 import type { Server as HttpServer, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';

@@ -4,6 +4,7 @@
 // forwarded to the configured port on 127.0.0.1 and nowhere else; outside policy, like the kubelet's own probe),
 // /metrics (Prometheus exposition). Read-only by design: no mutating endpoints.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { listenOn } from '../platform/index.js';
 import { type AppProbeForwardTarget, forwardAppProbe } from '../sidecar/app-probe.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -48,16 +49,9 @@ export class AdminServer {
     return this.#port;
   }
 
-  listen(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.#options.port, this.#options.host, () => {
-        this.#server.off('error', reject);
-        const address = this.#server.address();
-        this.#port = typeof address === 'object' && address !== null ? address.port : this.#options.port;
-        resolve(this.#port);
-      });
-    });
+  async listen(): Promise<number> {
+    this.#port = await listenOn(this.#server, this.#options);
+    return this.#port;
   }
 
   close(): Promise<void> {

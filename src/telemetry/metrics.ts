@@ -259,7 +259,7 @@ export class Metrics {
 
   readonly caConnectionsWaiting = new Gauge({
     name: 'meshauth_ca_connections_waiting',
-    help: 'TCP connections to the CA API waiting, unread, for a turn at the TLS handshake.',
+    help: 'TCP connections to the CA API waiting for a turn at the TLS handshake (their first bytes read and held).',
     registers: [this.registry],
   });
 

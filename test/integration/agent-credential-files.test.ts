@@ -1,13 +1,13 @@
 // The agent's two input files on a real file system: a bundle and a token are read as they are; a missing, empty,
 // oversized or non-regular file is MESHAUTH_ERR_FILE_UNREADABLE with a reason, at once (a FIFO without a writer or a
 // device never blocks the process), and the token's content never appears in an error.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBundleFile, readTokenFile } from '../../src/agent/index.js';
 import { MeshauthError } from '../../src/errors/index.js';
+import { ENDLESS_DEVICE, fifoIn } from '../helpers/special-files.js';
 import { TestCa } from '../helpers/test-ca.js';
 
 let dir: string;
@@ -64,16 +64,10 @@ describe('agent input files', () => {
     expect((await failureOf(readBundleFile(join(dir, 'not-pem'), ca.trustDomain))).reason).toBe('bundle_invalid');
   });
 
-  // Each of these used to block: a FIFO's open waits for a writer, a device is read until memory runs out.
+  // A FIFO's open used to wait for a writer (a thread-pool thread per attempt), a device was read up to 2 GiB, a
+  // directory failed as EISDIR.
   it.each([
-    [
-      'a FIFO with no writer',
-      () => {
-        const fifo = join(dir, 'fifo');
-        execFileSync('mkfifo', [fifo]);
-        return fifo;
-      },
-    ],
+    ['a FIFO with no writer', () => fifoIn(dir, 'fifo')],
     [
       'a directory',
       () => {
@@ -82,7 +76,7 @@ describe('agent input files', () => {
         return sub;
       },
     ],
-    ['a device', () => '/dev/zero'],
+    ['a device', () => ENDLESS_DEVICE],
   ])('fail/%s at the token path → token_unreadable at once', async (_name, make) => {
     const error = await failureOf(readTokenFile(make()));
     expect(error.reason).toBe('token_unreadable');

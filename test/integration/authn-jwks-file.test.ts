@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EndUserVerifier } from '../../src/authn/index.js';
+import { JwksFileError, readJwksFile } from '../../src/authn/jwks-file.js';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { isMeshauthError } from '../../src/errors/index.js';
 import { gatewayConfigFromObject } from '../../src/gateway/index.js';
@@ -15,6 +16,7 @@ import { Metrics } from '../../src/telemetry/index.js';
 import { endUserToken, jwksText, type SigningKey, signingKey } from '../helpers/end-user-keys.js';
 import { captureLogger, metricValue, waitFor } from '../helpers/fault-harness.js';
 import { startApp, startTestSidecar, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';
+import { ENDLESS_DEVICE, fifoIn } from '../helpers/special-files.js';
 import { TestCa } from '../helpers/test-ca.js';
 
 const ISSUER = 'https://idp.example.test';
@@ -167,6 +169,19 @@ describe('a JWKS file replaced by rename', () => {
     const token3 = await endUserToken(key3, ISSUER, AUDIENCE);
     await waitFor('key 3 to be loaded', passes(verifier, token3));
     expect(await rejection(verifier, token1)).toBeUndefined();
+  });
+
+  // Opening a FIFO without a writer used to block a thread-pool thread (one per check); a device was read on and on.
+  it.each([
+    ['a FIFO with no writer', () => fifoIn(dir, 'jwks.fifo')],
+    ['a device', () => ENDLESS_DEVICE],
+  ])('fail/%s at the JWKS path → unreadable at once', async (_name, make) => {
+    const error = await readJwksFile(make(), 256 * 1024).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(JwksFileError);
+    expect(error).toMatchObject({ failure: 'unreadable', message: expect.stringContaining('not a regular file') });
   });
 
   it('fail/no file at start: jwks_unavailable, no crash; ok/the file appears and its keys count', async () => {

@@ -1,5 +1,5 @@
 // The CA's door before TLS (src/ca/connection-gate.ts) on a real CA: with every handshake slot held, the next
-// client waits unread and is served as soon as a slot frees; one that waits past the door's limit is closed before
+// client waits (its handshake not started) and is served as soon as a slot frees; one that waits past the door's limit is closed before
 // its handshake (the CA client reports the CA unreachable), counted as overloaded_wait_timeout and logged once; a
 // waiting client that leaves, or sends more than a ClientHello, is let go at once; a keep-alive client gets one answer
 // and `Connection: close`; a connection that says nothing never takes a slot (only one that has sent its first bytes
@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchBundle } from '../../src/agent/ca-client.js';
-import { type CaServer, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
+import { type CaServer, type CaServerOptions, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
 import { MeshauthError } from '../../src/errors/index.js';
 import { TrustDomain } from '../../src/identity/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
@@ -29,20 +29,29 @@ let bundlePem: string;
 let logs: LogLines;
 const holders: TLSSocket[] = [];
 
+/** A CA on the shared directory with the given door limits, signing in-thread. */
+function startDoorCa(
+  connections: NonNullable<CaServerOptions['connections']>,
+  serverMetrics = new Metrics(),
+  logger = logLines('ca', 'info').logger,
+): Promise<CaServer> {
+  return startCaServer({
+    dir: ca.dir,
+    listen: '127.0.0.1:0',
+    svidTtlMs: 10 * 60_000,
+    workers: 0,
+    connections,
+    logger,
+    metrics: serverMetrics,
+  });
+}
+
 beforeAll(async () => {
   ca = await makeCaDir();
   bundlePem = (await loadCaMaterial(ca.dir)).bundle.toPem();
   metrics = new Metrics();
   logs = logLines('ca', 'info');
-  server = await startCaServer({
-    dir: ca.dir,
-    listen: '127.0.0.1:0',
-    svidTtlMs: 10 * 60_000,
-    workers: 0,
-    connections: { maxActive: MAX_ACTIVE, maxWaitMs: MAX_WAIT_MS },
-    logger: logs.logger,
-    metrics,
-  });
+  server = await startDoorCa({ maxActive: MAX_ACTIVE, maxWaitMs: MAX_WAIT_MS }, metrics, logs.logger);
 });
 
 afterAll(async () => {
@@ -66,7 +75,7 @@ async function holdSlot(): Promise<TLSSocket> {
 const WAITING = 'meshauth_ca_connections_waiting';
 
 describe('the CA door before TLS', () => {
-  it('ok/a client arriving while every slot is held waits unread and is served when one frees', async () => {
+  it('ok/a client arriving while every slot is held waits and is served when one frees', async () => {
     const first = await holdSlot();
     await holdSlot();
     const connection = { caUrl: server.url, trustDomain: TD, bundlePem };
@@ -126,15 +135,7 @@ describe('waiting clients that leave or say too much, keep-alive, and close()', 
 
   beforeAll(async () => {
     smallMetrics = new Metrics();
-    small = await startCaServer({
-      dir: ca.dir,
-      listen: '127.0.0.1:0',
-      svidTtlMs: 10 * 60_000,
-      workers: 0,
-      connections: { maxActive: 1, maxWaitMs: 20_000 },
-      logger: logLines('ca', 'info').logger,
-      metrics: smallMetrics,
-    });
+    small = await startDoorCa({ maxActive: 1, maxWaitMs: 20_000 }, smallMetrics);
   });
 
   afterAll(async () => {
@@ -188,15 +189,7 @@ describe('a silent connection at the door', () => {
   const silent: Socket[] = [];
 
   beforeAll(async () => {
-    quick = await startCaServer({
-      dir: ca.dir,
-      listen: '127.0.0.1:0',
-      svidTtlMs: 10 * 60_000,
-      workers: 0,
-      connections: { maxActive: 1, maxWaitMs: 20_000, silentMs: 1500 },
-      logger: logLines('ca', 'info').logger,
-      metrics: new Metrics(),
-    });
+    quick = await startDoorCa({ maxActive: 1, maxWaitMs: 20_000, silentMs: 1500 });
   });
 
   afterAll(async () => {

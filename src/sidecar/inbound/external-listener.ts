@@ -4,9 +4,9 @@
 // never XFCC: there is no client certificate); the same policy decides (no mTLS peer); then the app.
 import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import type { HostPort, SidecarConfig } from '../../config/index.js';
+import { listenOn } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import { protocolOptions, tlsClientErrorReason } from '../../tls/index.js';
-import { listenOn } from '../listen.js';
 import { acceptHead, authenticateWith, authorizeWith, identityHeaders } from '../pipeline/stages.js';
 import { ConnectionGuard } from './connection-guard.js';
 import type { ExternalCertificate } from './external-certificate.js';

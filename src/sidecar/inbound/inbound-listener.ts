@@ -12,6 +12,7 @@ import {
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import type { SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
+import { listenOn } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   mtlsServerOptions,
@@ -21,7 +22,6 @@ import {
   type VerifiedPeer,
   verifyPeer,
 } from '../../tls/index.js';
-import { listenOn } from '../listen.js';
 import { acceptHead, authenticateWith, authorizeWith, identityHeaders } from '../pipeline/stages.js';
 import { ConnectionGuard } from './connection-guard.js';
 import type { InboundHooks } from './inbound-hooks.js';

@@ -63,7 +63,7 @@ function gateOf(options: { maxActive?: number; maxWaiting?: number; maxWaitMs?: 
 }
 
 describe('ConnectionGate', () => {
-  it('admits up to maxActive at once; the next wait unread and get the freed slots in arrival order', () => {
+  it('admits up to maxActive at once; the next wait, their handshake not started, and get the freed slots in arrival order', () => {
     const { gate, admitted, arrive } = gateOf();
     const [a, b] = [arrive(), arrive()];
     arrive();
@@ -79,7 +79,7 @@ describe('ConnectionGate', () => {
     expect(gate.active).toBe(2);
   });
 
-  it('closes an arrival that finds maxWaiting ahead of it, before any byte is read (waiting_full)', () => {
+  it('closes an arrival that finds maxWaiting ahead of it, before its handshake (waiting_full)', () => {
     const { gate, refused, arrive, admitted } = gateOf({ maxActive: 1, maxWaiting: 2 });
     arrive();
     arrive();

@@ -162,3 +162,47 @@ describe('CA client, TLS checks', () => {
     }
   });
 });
+
+describe('CA client, TLS profile', () => {
+  /** A CA-like server that offers only `groups` for the key exchange. */
+  async function caOffering(groups: string): Promise<{ url: string; close(): Promise<void> }> {
+    const serving = await ca.issue({ id: ca.idFor('/meshauth/ca'), ipAddresses: ['127.0.0.1'] });
+    const only = createServer({ cert: serving.chainPem, key: serving.keyPem, ecdhCurve: groups }, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ bundle: [ca.bundlePem] }));
+    });
+    await new Promise<void>((resolve) => only.listen(0, '127.0.0.1', resolve));
+    return {
+      url: `https://127.0.0.1:${(only.address() as AddressInfo).port}`,
+      close: () =>
+        new Promise((resolve) => {
+          only.closeAllConnections();
+          only.close(() => resolve());
+        }),
+    };
+  }
+
+  // Node's default groups include P-521 (and, on Node 24, a post-quantum hybrid the CA never picks); the client
+  // offers the mesh's X25519, P-256 and P-384 only, as the CA does.
+  it.each([['X25519'], ['P-256'], ['P-384']])('pass/a CA offering only %s', async (groups) => {
+    const only = await caOffering(groups);
+    try {
+      const answer = await fetchBundle({ caUrl: only.url, trustDomain: ca.trustDomain, bundlePem: ca.bundlePem });
+      expect(answer.bundlePem).toHaveLength(1);
+    } finally {
+      await only.close();
+    }
+  });
+
+  it('fail/a CA offering only P-521 → CA_UNAVAILABLE, no shared group', async () => {
+    const only = await caOffering('P-521');
+    try {
+      const error = await failureOf(
+        fetchBundle({ caUrl: only.url, trustDomain: ca.trustDomain, bundlePem: ca.bundlePem }),
+      );
+      expect(error).toBeInstanceOf(MeshauthError);
+      expect((error as MeshauthError).code).toBe('MESHAUTH_ERR_CA_UNAVAILABLE');
+    } finally {
+      await only.close();
+    }
+  });
+});

@@ -5,6 +5,7 @@ import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
+import { imageNodeFlags } from '../image-node-flags.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -27,8 +28,9 @@ export function serveSupports(flag: string): boolean {
 }
 
 export async function startCaProcess(args: readonly string[]): Promise<CaProcess> {
-  // FLEET_CA_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the CA replicas alone.
-  const nodeArgs = (process.env.FLEET_CA_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  // The image's flags, as a replica started from it runs; FLEET_CA_NODE_ARGS (e.g. "--cpu-prof
+  // --cpu-prof-dir=/tmp/prof") adds to them.
+  const nodeArgs = [...imageNodeFlags(), ...(process.env.FLEET_CA_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')];
   const child = spawn(process.execPath, [...nodeArgs, CLI, 'ca', 'serve', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

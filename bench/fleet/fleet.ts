@@ -1,6 +1,7 @@
 // `npm run bench -- --fleet N` (default 10,000; `--quick` 1,000): N simulated workloads — the real Agent, each its
 // own key, CSR and service-account token — in a few processes, against 2 stateless CA replicas (`ca serve
-// --k8s-issuer … --k8s-jwks FILE` over one read-only directory) behind one TCP address:
+// --k8s-issuer … --k8s-jwks FILE` over one read-only directory) behind one TCP address (shared with SO_REUSEPORT, so
+// the kernel spreads connections as a Service's rules do; HAProxy or a Node balancer where Node cannot):
 //   cold start   all N bootstrap at once: time until 50/99/100 % hold an SVID, CA CPU, p99 issuance latency,
 //                429s served, retries;
 //   steady       60 s SVIDs for a window: CA CPU per renewal, projected to 10,000 workloads at 1 h SVIDs;
@@ -11,6 +12,9 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exportJWK } from 'jose';
+import { reusePortSupported } from '../../src/platform/index.js';
+import { imageNodeFlags } from '../image-node-flags.js';
+import { findBinary } from '../peers.js';
 import type { HostConfig, HostReport } from './agent-host.js';
 import { type CaProcess, processCpuMs, serveSupports, stageCa, startCaProcess } from './ca-process.js';
 import { startHaproxyBalancer } from './haproxy-balancer.js';
@@ -39,8 +43,13 @@ export interface FleetResult {
   readonly caReplicas: number;
   readonly agentProcesses: number;
   readonly caWorkersPerReplica: number | null;
-  /** What stands in for the Service in front of the replicas: `haproxy` (TCP mode) or `node` (the fallback). */
+  /**
+   * What stands in for the Service in front of the replicas: `reuseport` (both replicas bind one address with
+   * SO_REUSEPORT and the kernel spreads connections, no process in between), `haproxy` (TCP mode) or `node`.
+   */
   readonly balancer: string;
+  /** Node flags every CA replica and agent process ran with: the image's ENTRYPOINT flags (bench/image-node-flags.ts). */
+  readonly nodeFlags: readonly string[];
   readonly coldStart: {
     readonly halfReadySeconds: number | null;
     readonly p99ReadySeconds: number | null;
@@ -53,7 +62,7 @@ export interface FleetResult {
     /** CPU of the agent processes (simulated workloads, same machine) during the cold start. */
     readonly agentCpuSeconds: number;
     readonly agentCpuMsPerSvid: number;
-    /** CPU of the balancer in front of the replicas (HAProxy, or the bench process when it balances itself). */
+    /** CPU of the balancer in front of the replicas (HAProxy, the bench process when it balances itself, 0 for the kernel). */
     readonly balancerCpuSeconds: number;
     /** The machine's load average (1 min) at the end of the cold start. */
     readonly loadAverage1m: number;
@@ -98,10 +107,11 @@ async function startHosts(
   for (let h = 0; h < hosts; h += 1) {
     const count = Math.floor(agents / hosts) + (h < agents % hosts ? 1 : 0);
     const hostConfig: HostConfig = { ...config, hostIndex: base + h, count };
-    // FLEET_AGENT_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the agent processes.
+    // The image's flags (an agent runs inside a sidecar started from it); FLEET_AGENT_NODE_ARGS (e.g. "--cpu-prof
+    // --cpu-prof-dir=/tmp/prof") adds to them.
     const extraArgs = (process.env.FLEET_AGENT_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
     const child = fork(HOST_SCRIPT, [JSON.stringify(hostConfig)], {
-      execArgv: ['--expose-gc', '--max-old-space-size=2048', ...extraArgs],
+      execArgv: ['--expose-gc', '--max-old-space-size=2048', ...imageNodeFlags(), ...extraArgs],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     await new Promise<void>((resolve, reject) => {
@@ -184,6 +194,21 @@ function maxBucketPercent(times: readonly number[]): number | null {
   return round((100 * Math.max(...buckets.values())) / times.length, 1);
 }
 
+/**
+ * FLEET_BALANCER=reuseport|haproxy|node picks one; by default SO_REUSEPORT where the CLI and Node support it, else
+ * HAProxy when installed, else the Node balancer.
+ */
+function chooseBalancer(cliReusePort: boolean): 'reuseport' | 'haproxy' | 'node' {
+  const wanted = process.env.FLEET_BALANCER ?? '';
+  const reusePort = cliReusePort && reusePortSupported();
+  if (wanted === 'reuseport' && !reusePort)
+    throw new Error('FLEET_BALANCER=reuseport needs ca serve --reuse-port and Node ≥ 22.12');
+  if (wanted === 'reuseport' || wanted === 'haproxy' || wanted === 'node') return wanted;
+  if (wanted !== '') throw new Error(`FLEET_BALANCER=${wanted}: expected reuseport, haproxy or node`);
+  if (reusePort) return 'reuseport';
+  return findBinary('haproxy') === undefined ? 'node' : 'haproxy';
+}
+
 export async function runFleet(options: FleetOptions): Promise<FleetResult> {
   const work = mkdtempSync(join(tmpdir(), 'meshauth-fleet-'));
   const cas: CaProcess[] = [];
@@ -201,33 +226,40 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
     const wired = serveSupports('--workers');
     if (wired) extra.push('--workers', String(options.workers));
     if (wired && options.maxQueue !== undefined) extra.push('--max-queue', String(options.maxQueue));
-    for (let i = 0; i < 2; i += 1) {
-      cas.push(
-        await startCaProcess([
-          '--dir',
-          secretDir,
-          '--listen',
-          '127.0.0.1:0',
-          '--admin-listen',
-          '127.0.0.1:0',
-          '--svid-ttl',
-          `${svidTtlSeconds}s`,
-          '--k8s-issuer',
-          K8S_ISSUER,
-          '--k8s-jwks',
-          jwksFile,
-          ...extra,
-        ]),
-      );
-    }
+    const balancerName = chooseBalancer(serveSupports('--reuse-port'));
+    const caArgs = (listen: string) => [
+      '--dir',
+      secretDir,
+      '--listen',
+      listen,
+      '--admin-listen',
+      '127.0.0.1:0',
+      '--svid-ttl',
+      `${svidTtlSeconds}s`,
+      '--k8s-issuer',
+      K8S_ISSUER,
+      '--k8s-jwks',
+      jwksFile,
+      ...extra,
+      ...(balancerName === 'reuseport' ? ['--reuse-port'] : []),
+    ];
+    cas.push(await startCaProcess(caArgs('127.0.0.1:0')));
+    // With SO_REUSEPORT the second replica binds the port the first one got.
+    cas.push(await startCaProcess(caArgs(balancerName === 'reuseport' ? `127.0.0.1:${cas[0]?.port}` : '127.0.0.1:0')));
     const backends = cas.map((ca) => ({ host: '127.0.0.1', port: ca.port }));
     // Every agent of a storm may hold a connection at once (waiting at the CA's door), plus retries.
-    const haproxy = await startHaproxyBalancer(backends, work, options.agents * 2 + 1000);
-    balancer = haproxy ?? (await startTcpBalancer(backends));
-    const balancerName = haproxy === undefined ? 'node' : 'haproxy';
-    // The Node balancer runs in this process; HAProxy is a process of its own.
+    const haproxy =
+      balancerName === 'haproxy' ? await startHaproxyBalancer(backends, work, options.agents * 2 + 1000) : undefined;
+    if (balancerName === 'haproxy' && haproxy === undefined)
+      throw new Error('FLEET_BALANCER=haproxy: HAProxy did not start');
+    balancer =
+      balancerName === 'reuseport'
+        ? { port: cas[0]?.port ?? 0, close: async () => {} }
+        : (haproxy ?? (await startTcpBalancer(backends)));
+    // HAProxy is a process of its own; the Node balancer runs in this process; the kernel's work is the replicas'.
     const balancerCpuMs = () => {
       if (haproxy !== undefined) return processCpuMs(haproxy.pid);
+      if (balancerName === 'reuseport') return 0;
       const own = process.cpuUsage();
       return (own.user + own.system) / 1000;
     };
@@ -363,6 +395,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       agentProcesses: options.hosts,
       caWorkersPerReplica: wired ? options.workers : null,
       balancer: balancerName,
+      nodeFlags: imageNodeFlags(),
       coldStart,
       steady,
       replicaKill,
@@ -413,6 +446,8 @@ export function fleetTable(r: FleetResult): string {
       'agents (processes) / CA replicas (workers each)',
       `${r.agents} (${r.agentProcesses}) / ${r.caReplicas} (${fmt(r.caWorkersPerReplica)})`,
     ],
+    // Older results (read back from latest.json) have no flags recorded.
+    ["node flags (the image's)", (r.nodeFlags ?? []).join(' ') || 'none'],
     [
       'cold start: 50 % / 99 % / 100 % hold an SVID',
       `${fmt(r.coldStart.halfReadySeconds, ' s')} / ${fmt(r.coldStart.p99ReadySeconds, ' s')} / ${fmt(r.coldStart.allReadySeconds, ' s')}`,

@@ -29,8 +29,11 @@ export interface CaDoorOptions {
 }
 
 export interface CaDoor {
-  /** Binds `host:port` (port 0 picks a free port); resolves with the port bound. */
-  listen(host: string, port: number): Promise<number>;
+  /**
+   * Binds `host:port` (port 0 picks a free port); resolves with the port bound. With `reusePort`, other CA processes
+   * may bind the same address and the kernel spreads connections over them.
+   */
+  listen(host: string, port: number, reusePort?: boolean): Promise<number>;
   /**
    * Connections accepted and not closed yet: waiting, silent, or with the TLS server. Counted from TCP accept:
    * during a storm most of them are waiting or in their handshake, invisible to the admission queue, whose
@@ -131,7 +134,7 @@ export function openDoor(options: CaDoorOptions): CaDoor {
   }, GATE_SWEEP_INTERVAL_MS);
   sweeper.unref();
   return {
-    listen: (host, port) => listenOn(listener, { host, port }),
+    listen: (host, port, reusePort) => listenOn(listener, { host, port, reusePort: reusePort === true }),
     openConnections: () => open.size,
     close: () => {
       // A listener that never bound (listen() failed) has nothing to wait for.

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { MeshauthError } from '../errors/index.js';
 import { caSpiffeId } from '../identity/index.js';
 import { x509 } from '../pki/index.js';
+import { REUSE_PORT_MIN_NODE, reusePortSupported } from '../platform/index.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { protocolOptions } from '../tls/index.js';
 import { type CaAdminListener, startCaAdminListener } from './admin-listener.js';
@@ -62,6 +63,11 @@ export interface CaServerOptions {
   readonly maxQueue?: number;
   /** Signing worker threads; 0 signs in the main thread (default: available cores). */
   readonly workers?: number;
+  /**
+   * Bind `listen` with SO_REUSEPORT: several CA processes on one host share the address and the kernel spreads new
+   * connections over them, as a Service's kernel rules do across pods (Node ≥ 22.12).
+   */
+  readonly reusePort?: boolean;
   /** The door before TLS (door.ts, connection-gate.ts); defaults suit a CA process on one core. */
   readonly connections?: DoorLimits & {
     /** A connection that sends nothing for this long is closed (default: the TLS handshake timeout, 10 s). */
@@ -85,6 +91,15 @@ export interface CaServer {
 export async function startCaServer(options: CaServerOptions): Promise<CaServer> {
   const now = options.now ?? (() => new Date());
   const address = parseListenAddress(options.listen);
+  if (options.reusePort === true && !reusePortSupported()) {
+    const { major, minor } = REUSE_PORT_MIN_NODE;
+    throw new MeshauthError(
+      'MESHAUTH_ERR_USAGE',
+      `--reuse-port needs Node ${major}.${minor} or newer (this is Node ${process.versions.node}, which would ignore ` +
+        'it and refuse the second process with EADDRINUSE)',
+      { reason: 'usage' },
+    );
+  }
   const authority = await CaAuthority.open(options.dir, options.logger);
   const sans = servingSans(options.sans ?? []);
   const serving = new ServingIdentity(authority, options.svidTtlMs, sans, now);
@@ -174,7 +189,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   };
   let port: number;
   try {
-    port = await door.listen(address.host, address.port);
+    port = await door.listen(address.host, address.port, options.reusePort === true);
   } catch (error) {
     await closeFront();
     await kubernetes?.close();
@@ -235,6 +250,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       autoRotateIntermediate: options.autoRotateIntermediateTtlMs !== undefined,
       workers,
       maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,
+      reusePort: options.reusePort === true,
     },
     'CA listening',
   );

@@ -41,6 +41,7 @@ interface ServeOptions {
   intermediateTtl: string;
   maxQueue?: string;
   workers?: string;
+  reusePort?: boolean;
 }
 
 interface InitOptions {
@@ -209,6 +210,10 @@ export function registerCaCommands(program: Command): void {
       'signing requests that may wait (0 … 1000000); past it, 429 + Retry-After (default 1000)',
     )
     .option('--workers <n>', 'signing worker threads, 0 … 64 (0 signs in the main thread; default: available cores)')
+    .option(
+      '--reuse-port',
+      'bind --listen with SO_REUSEPORT so several ca serve processes on one host share it (Node 22.12 or newer)',
+    )
     .action(async (opts: ServeOptions) => {
       const { JWT_SVID_MAX_TTL_MS, JWT_SVID_MIN_TTL_MS, startCaServer } = await import('../ca/index.js');
       const logger = createLogger({ name: 'ca' });
@@ -247,6 +252,7 @@ export function registerCaCommands(program: Command): void {
         dir: opts.dir,
         ...(maxQueue === undefined ? {} : { maxQueue }),
         ...(workers === undefined ? {} : { workers }),
+        ...(opts.reusePort === true ? { reusePort: true } : {}),
         ...(opts.adminListen === undefined ? {} : { adminListen: opts.adminListen }),
         ...(opts.autoRotateIntermediate === true ? { autoRotateIntermediateTtlMs: intermediateTtlMs } : {}),
         listen: opts.listen,

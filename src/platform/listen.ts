@@ -1,12 +1,32 @@
 // Binding a server and learning the port it got: shared by every listener of the sidecar, the gateway and the CA.
-import type { Server } from 'node:net';
+import type { ListenOptions, Server } from 'node:net';
 
-/** Listens on `address` (port 0 picks a free port) and resolves with the port bound. */
-export function listenOn(server: Server, address: { readonly host: string; readonly port: number }): Promise<number> {
+/** Node lines whose `listen()` knows `reusePort`; older ones ignore the option and the second bind fails. */
+export const REUSE_PORT_MIN_NODE = { major: 22, minor: 12 } as const;
+
+/** Whether this Node sets SO_REUSEPORT when `listen({ reusePort: true })` asks for it. */
+export function reusePortSupported(version: string = process.versions.node): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return (
+    major > REUSE_PORT_MIN_NODE.major || (major === REUSE_PORT_MIN_NODE.major && minor >= REUSE_PORT_MIN_NODE.minor)
+  );
+}
+
+/**
+ * Listens on `address` (port 0 picks a free port) and resolves with the port bound. With `reusePort`, several
+ * processes may bind the same address and the kernel spreads new connections over them (SO_REUSEPORT).
+ */
+export function listenOn(
+  server: Server,
+  address: { readonly host: string; readonly port: number; readonly reusePort?: boolean },
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (error: Error) => reject(error);
     server.once('error', onError);
-    server.listen(address.port, address.host, () => {
+    // `reusePort` is newer than the Node typings this project builds against.
+    const options: ListenOptions & { reusePort?: boolean } = { host: address.host, port: address.port };
+    if (address.reusePort === true) options.reusePort = true;
+    server.listen(options, () => {
       server.off('error', onError);
       const bound = server.address();
       resolve(typeof bound === 'object' && bound !== null ? bound.port : address.port);

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { reusePortSupported } from '../../src/platform/index.js';
 import { assertBuilt, meshauth, type RunningCli, spawnMeshauth } from '../helpers/meshauth-cli.js';
 
 const ID = 'spiffe://example.org/ns/shop/sa/batch';
@@ -144,4 +145,32 @@ describe('ca serve', () => {
       expect(await short.stop()).toBe(0);
     }
   });
+
+  it.skipIf(!reusePortSupported())('ok/two `ca serve --reuse-port` processes share one address', async () => {
+    const first = spawnMeshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--reuse-port'], { cwd });
+    let second: RunningCli | undefined;
+    try {
+      const firstUrl = (await first.line(/^meshauth ca listening on /)).replace('meshauth ca listening on ', '').trim();
+      const listen = firstUrl.replace('https://', '');
+      second = spawnMeshauth(['ca', 'serve', '--listen', listen, '--reuse-port'], { cwd });
+      expect(await second.line(/^meshauth ca listening on /)).toBe(`meshauth ca listening on ${firstUrl}`);
+      expect(JSON.parse(second.stderr().split('\n')[0] ?? '')).toMatchObject({
+        event: 'ca_listening',
+        reusePort: true,
+      });
+    } finally {
+      expect(await second?.stop()).toBe(0);
+      expect(await first.stop()).toBe(0);
+    }
+  });
+
+  it.skipIf(reusePortSupported())(
+    'fail/--reuse-port on a Node that would ignore it → exit 2 naming the version',
+    async () => {
+      const result = await meshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--reuse-port'], { cwd });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain('MESHAUTH_ERR_USAGE');
+      expect(result.stderr).toContain('22.12');
+    },
+  );
 });

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { imageNodeFlags } from '../../bench/image-node-flags.js';
 import { ROOT } from '../helpers/deploy-tools.js';
 
 interface Instruction {
@@ -44,6 +45,19 @@ describe('Dockerfile', () => {
     expect(args(runtime, 'ENTRYPOINT')).toEqual([
       `["/nodejs/bin/node", "--max-semi-space-size=8", "${pkg.bin.meshauth}"]`,
     ]);
+  });
+
+  it("ok/the fleet bench starts its CA replicas and agents with the entrypoint's Node flags", () => {
+    const before = process.env.BENCH_IMAGE_FLAGS;
+    try {
+      delete process.env.BENCH_IMAGE_FLAGS;
+      expect(imageNodeFlags()).toEqual(['--max-semi-space-size=8']);
+      process.env.BENCH_IMAGE_FLAGS = '0';
+      expect(imageNodeFlags()).toEqual([]);
+    } finally {
+      if (before === undefined) delete process.env.BENCH_IMAGE_FLAGS;
+      else process.env.BENCH_IMAGE_FLAGS = before;
+    }
   });
 
   it('ok/every file in the image is owned by root (the runtime user cannot rewrite its code)', () => {

@@ -18,5 +18,6 @@ export function imageNodeFlags(): string[] {
   if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string')) {
     throw new Error('Dockerfile: ENTRYPOINT is not a JSON array of strings');
   }
-  return argv.slice(1).filter((arg) => arg.startsWith('--'));
+  const script = argv.findIndex((arg, i) => i > 0 && !arg.startsWith('-'));
+  return argv.slice(1, script === -1 ? undefined : script);
 }

@@ -202,7 +202,7 @@ function chooseBalancer(cliReusePort: boolean): 'reuseport' | 'haproxy' | 'node'
   const wanted = process.env.FLEET_BALANCER ?? '';
   const reusePort = cliReusePort && reusePortSupported();
   if (wanted === 'reuseport' && !reusePort)
-    throw new Error('FLEET_BALANCER=reuseport needs ca serve --reuse-port and Node ≥ 22.12');
+    throw new Error('FLEET_BALANCER=reuseport needs ca serve --reuse-port and Node ≥ 22.12 on Linux or FreeBSD');
   if (wanted === 'reuseport' || wanted === 'haproxy' || wanted === 'node') return wanted;
   if (wanted !== '') throw new Error(`FLEET_BALANCER=${wanted}: expected reuseport, haproxy or node`);
   if (reusePort) return 'reuseport';
@@ -243,18 +243,19 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       ...extra,
       ...(balancerName === 'reuseport' ? ['--reuse-port'] : []),
     ];
-    cas.push(await startCaProcess(caArgs('127.0.0.1:0')));
+    const first = await startCaProcess(caArgs('127.0.0.1:0'));
+    cas.push(first);
     // With SO_REUSEPORT the second replica binds the port the first one got.
-    cas.push(await startCaProcess(caArgs(balancerName === 'reuseport' ? `127.0.0.1:${cas[0]?.port}` : '127.0.0.1:0')));
+    cas.push(await startCaProcess(caArgs(balancerName === 'reuseport' ? `127.0.0.1:${first.port}` : '127.0.0.1:0')));
     const backends = cas.map((ca) => ({ host: '127.0.0.1', port: ca.port }));
     // Every agent of a storm may hold a connection at once (waiting at the CA's door), plus retries.
     const haproxy =
       balancerName === 'haproxy' ? await startHaproxyBalancer(backends, work, options.agents * 2 + 1000) : undefined;
     if (balancerName === 'haproxy' && haproxy === undefined)
-      throw new Error('FLEET_BALANCER=haproxy: HAProxy did not start');
+      throw new Error('FLEET_BALANCER=haproxy: HAProxy is not installed');
     balancer =
       balancerName === 'reuseport'
-        ? { port: cas[0]?.port ?? 0, close: async () => {} }
+        ? { port: first.port, close: async () => {} }
         : (haproxy ?? (await startTcpBalancer(backends)));
     // HAProxy is a process of its own; the Node balancer runs in this process; the kernel's work is the replicas'.
     const balancerCpuMs = () => {

@@ -16,7 +16,7 @@ export interface HaproxyBalancer {
   close(): Promise<void>;
 }
 
-/** Undefined when HAProxy is not installed (the caller falls back to the Node balancer). */
+/** Undefined when HAProxy is not installed (the caller picks another balancer, or stops). */
 export async function startHaproxyBalancer(
   backends: readonly Backend[],
   dir: string,

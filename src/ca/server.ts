@@ -65,7 +65,7 @@ export interface CaServerOptions {
   readonly workers?: number;
   /**
    * Bind `listen` with SO_REUSEPORT: several CA processes on one host share the address and the kernel spreads new
-   * connections over them, as a Service's kernel rules do across pods (Node ≥ 22.12).
+   * connections over them, as a Service's kernel rules do across pods (Node ≥ 22.12, Linux or FreeBSD).
    */
   readonly reusePort?: boolean;
   /** The door before TLS (door.ts, connection-gate.ts); defaults suit a CA process on one core. */
@@ -95,8 +95,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     const { major, minor } = REUSE_PORT_MIN_NODE;
     throw new MeshauthError(
       'MESHAUTH_ERR_USAGE',
-      `--reuse-port needs Node ${major}.${minor} or newer (this is Node ${process.versions.node}, which would ignore ` +
-        'it and refuse the second process with EADDRINUSE)',
+      `--reuse-port needs Node ${major}.${minor} or newer on Linux or FreeBSD (this is Node ${process.versions.node} ` +
+        `on ${process.platform}; an older Node ignores it and refuses the second process with EADDRINUSE)`,
       { reason: 'usage' },
     );
   }

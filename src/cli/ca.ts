@@ -212,7 +212,7 @@ export function registerCaCommands(program: Command): void {
     .option('--workers <n>', 'signing worker threads, 0 … 64 (0 signs in the main thread; default: available cores)')
     .option(
       '--reuse-port',
-      'bind --listen with SO_REUSEPORT so several ca serve processes on one host share it (Node 22.12 or newer)',
+      'bind --listen with SO_REUSEPORT so several ca serve processes on one host share it (Node 22.12+, Linux or FreeBSD)',
     )
     .action(async (opts: ServeOptions) => {
       const { JWT_SVID_MAX_TTL_MS, JWT_SVID_MIN_TTL_MS, startCaServer } = await import('../ca/index.js');

@@ -4,12 +4,21 @@ import type { ListenOptions, Server } from 'node:net';
 /** Node lines whose `listen()` knows `reusePort`; older ones ignore the option and the second bind fails. */
 export const REUSE_PORT_MIN_NODE = { major: 22, minor: 12 } as const;
 
-/** Whether this Node sets SO_REUSEPORT when `listen({ reusePort: true })` asks for it. */
-export function reusePortSupported(version: string = process.versions.node): boolean {
+/**
+ * Systems whose kernel spreads connections over SO_REUSEPORT listeners; elsewhere (macOS, Windows) Node refuses the
+ * option with ENOTSUP.
+ */
+export const REUSE_PORT_PLATFORMS: readonly NodeJS.Platform[] = ['linux', 'freebsd'];
+
+/** Whether this Node on this system sets SO_REUSEPORT when `listen({ reusePort: true })` asks for it. */
+export function reusePortSupported(
+  version: string = process.versions.node,
+  platform: NodeJS.Platform = process.platform,
+): boolean {
   const [major = 0, minor = 0] = version.split('.').map(Number);
-  return (
-    major > REUSE_PORT_MIN_NODE.major || (major === REUSE_PORT_MIN_NODE.major && minor >= REUSE_PORT_MIN_NODE.minor)
-  );
+  const newEnough =
+    major > REUSE_PORT_MIN_NODE.major || (major === REUSE_PORT_MIN_NODE.major && minor >= REUSE_PORT_MIN_NODE.minor);
+  return newEnough && REUSE_PORT_PLATFORMS.includes(platform);
 }
 
 /**

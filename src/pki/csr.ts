@@ -24,7 +24,7 @@ const WHOLE_PEM_CSR =
 const CANONICAL_BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 /** RSA public exponent F4: the only one accepted (small exponents such as 3 invite known attacks). */
 const RSA_EXPONENT = 65537n;
-const generateRsaKeyPair = promisify(generateKeyPair);
+const generateAsync = promisify(generateKeyPair);
 
 /**
  * The signature algorithm of the requests we write, per key type: its AlgorithmIdentifier as DER and the digest
@@ -49,17 +49,31 @@ export interface KeyWithCsr {
 }
 
 /**
+ * Whether a key from generateKeyPairSync may be exported as JWK (key-der.ts does, for every new key). On Node 20 the
+ * synchronous generation job is freed by the garbage collector, and a collection that frees it while the key is being
+ * exported deadlocks the process: the export holds the key's lock, the job's destructor waits for it (seen as a
+ * frozen agent; reproduced in a loop of generate-and-export within seconds). Node 24 does not. A job on libuv's pool
+ * is freed right after its callback, so older lines make every key there.
+ */
+const SYNC_KEYGEN_SAFE = Number(process.versions.node.split('.')[0]) >= 24;
+
+/**
  * A new key of the type and its CSR, in node:crypto alone, the request written directly as DER (the agent's
  * per-SVID cost; the WebCrypto and ASN.1-object path cost about 1 ms of CPU more). P-256 and Ed25519 keys are made
- * in this thread (~50 µs, less than the hop to libuv's pool); RSA keys, which take far longer, on the pool.
+ * in this thread where that is safe (~50 µs, less than the hop to libuv's pool); RSA keys, which take far longer,
+ * always on the pool.
  */
 export async function newKeyWithCsr(type: KeyType): Promise<KeyWithCsr> {
   const { privateKey, publicKey } =
-    type === 'p256'
-      ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
-      : type === 'ed25519'
-        ? generateKeyPairSync('ed25519')
-        : await generateRsaKeyPair('rsa', { modulusLength: 2048, publicExponent: 0x10001 });
+    type === 'rsa2048'
+      ? await generateAsync('rsa', { modulusLength: 2048, publicExponent: 0x10001 })
+      : type === 'p256'
+        ? SYNC_KEYGEN_SAFE
+          ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+          : await generateAsync('ec', { namedCurve: 'prime256v1' })
+        : SYNC_KEYGEN_SAFE
+          ? generateKeyPairSync('ed25519')
+          : await generateAsync('ed25519');
   return { csrPem: csrPemOf(type, privateKey, spkiDerOf(publicKey)), privateKeyPem: pkcs8PemOf(privateKey), publicKey };
 }
 

@@ -265,7 +265,11 @@ export class OutboundListener {
     }
   }
 
-  /** `CONNECT host:port`: a TCP tunnel to an allowed egress host and port, or 403 (no TLS interception). */
+  /**
+   * `CONNECT host:port`: a TCP tunnel to an allowed egress host and port; to a mesh route's host, the requests inside
+   * the tunnel are served as if sent here directly (clients such as fetch behind an HTTP proxy tunnel even to
+   * `http://` URLs); anything else 403 (no TLS interception).
+   */
   #onConnect(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const startedAt = performance.now();
     socket.on('error', ignore);
@@ -281,6 +285,10 @@ export class OutboundListener {
     }
     const host = target.host.toLowerCase();
     const { port } = target;
+    if (!this.#drain.draining && !this.#egress(host, port) && this.#routes.match(host) !== undefined) {
+      this.#serveRouteTunnel(socket, head, host, port, startedAt);
+      return;
+    }
     if (this.#drain.draining || !this.#egress(host, port)) {
       this.#rejectTunnel(socket, egressForbidden(host, port, 'egress_forbidden'), startedAt, { host });
       return;
@@ -303,6 +311,26 @@ export class OutboundListener {
       }
       this.#openTunnel(socket, head, host, (addresses[0] as { address: string }).address, port, startedAt);
     });
+  }
+
+  /**
+   * A tunnel to a mesh route's host carries plain HTTP/1.1 from the app: this listener parses it like any other
+   * connection, so each request inside takes the route, policy and passport path of its own Host. A client that
+   * would speak TLS inside (port 443) is refused: the sidecar adds the mTLS, and it does not intercept TLS.
+   */
+  #serveRouteTunnel(socket: Duplex, head: Buffer, host: string, port: number, startedAt: number): void {
+    if (port === 443) {
+      const error = new MeshauthError(
+        'MESHAUTH_ERR_EGRESS_FORBIDDEN',
+        `${host} is a mesh route: call it over http:// (the sidecar adds mTLS)`,
+        { reason: 'route_tls', detail: { host, port } },
+      );
+      this.#rejectTunnel(socket, error, startedAt, { host });
+      return;
+    }
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) socket.unshift(head);
+    this.#server.emit('connection', socket);
   }
 
   #openTunnel(socket: Duplex, head: Buffer, host: string, address: string, port: number, startedAt: number): void {

@@ -21,6 +21,11 @@ export function parseListenAddress(text: string): ListenAddress {
   return { host, port };
 }
 
+/** Hosts that mean "every interface": no client dials them, one on this machine dials loopback instead. */
+const ALL_INTERFACES: Readonly<Record<string, string>> = { '0.0.0.0': '127.0.0.1', '::': '::1' };
+
+/** The URL a client would use: for a listener on every interface, the loopback address of the same family. */
 export function httpsUrl(host: string, port: number): string {
-  return `https://${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+  const dialed = ALL_INTERFACES[host] ?? host;
+  return `https://${isIP(dialed) === 6 ? `[${dialed}]` : dialed}:${port}`;
 }

@@ -108,7 +108,10 @@ export function registerCaCommands(program: Command): void {
     .option('--ttl <duration>', 'lifetime, 1m … 24h', '1h')
     .option('--out <prefix>', 'output path prefix (default: last segment of the ID)')
     .option('--key-type <type>', `key type: ${KEY_TYPES.join(', ')}`, 'p256')
-    .option('--p12', 'also write PREFIX.p12 (PKCS#12 for JVM services; needs --p12-password-file)')
+    .option(
+      '--p12',
+      'also write PREFIX.p12 (PKCS#12 for JVM services; needs --p12-password-file: a password on the command line would show in ps)',
+    )
     .option('--p12-password-file <file>', 'file holding the PKCS#12 password')
     .option('--dir <dir>', 'CA directory', DEFAULT_DIR)
     .action(
@@ -172,14 +175,17 @@ export function registerCaCommands(program: Command): void {
         '/.well-known/openid-configuration, /healthz, /metrics',
     )
     .option('--dir <dir>', 'CA directory', DEFAULT_DIR)
-    .option('--listen <host:port>', 'listen address (port 0 picks a free port)', '127.0.0.1:8443')
+    .option('--listen <host:port>', 'listen address (port 0 picks a free port)', '0.0.0.0:8443')
     .option('--svid-ttl <duration>', 'lifetime of issued SVIDs, 5s … 24h (warns under 5m)', '1h')
     .option(
       '--san <name-or-ip...>',
       'extra DNS name or IP for the serving certificate (localhost, 127.0.0.1 and the host name are always included)',
     )
     .option('--jwt-ttl <duration>', 'lifetime of JWT-SVIDs from POST /v1/token, 30s … 5m', '5m')
-    .option('--issuer-url <url>', 'iss of JWT-SVIDs and base of the discovery URLs (default https://<listen address>)')
+    .option(
+      '--issuer-url <url>',
+      'iss of JWT-SVIDs and base of the discovery URLs (default https://<listen address>, loopback for 0.0.0.0)',
+    )
     .option('--k8s-issuer <iss>', 'accept Kubernetes service-account tokens from this issuer on POST /v1/svid')
     .option(
       '--k8s-jwks <file-or-url>',
@@ -407,7 +413,12 @@ async function initForKubernetes(opts: InitOptions): Promise<void> {
     force: opts.force === true,
     ...target,
   });
-  const namespaces = [...new Set([target.namespace, ...target.bundleNamespaces])].join(', ');
+  const namespaceList = [...new Set([target.namespace, ...target.bundleNamespaces])];
+  const namespaces = namespaceList.join(', ');
+  // secrets.yaml puts a ConfigMap in every one of them: each must exist before it is applied.
+  const createNamespaces = namespaceList
+    .map((ns) => `  kubectl create namespace ${ns} --dry-run=client -o yaml | kubectl apply -f -`)
+    .join('\n');
   const bundleFlags = target.bundleNamespaces.map((ns) => ` --bundle-namespace ${ns}`).join('');
   process.stdout.write(
     `meshauth CA for trust domain ${result.trustDomain} created in ${dir}
@@ -417,7 +428,7 @@ async function initForKubernetes(opts: InitOptions): Promise<void> {
   ${result.rootKeyFile}  the root key (0600): in no manifest; keep it offline, e.g. in a vault
 
 Next:
-  kubectl create namespace ${target.namespace} --dry-run=client -o yaml | kubectl apply -f -
+${createNamespaces}
   kubectl apply -f ${result.secretsFile}
   kubectl apply -k deploy/base
   ${result.patchCommand}

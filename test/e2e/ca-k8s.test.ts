@@ -118,7 +118,14 @@ describe('ca init --k8s-secret', () => {
 
   it('ok/prints the next steps: kubectl apply, the exact caBundle patch, the next intermediate command', () => {
     const caBundle = readFileSync(join(OUT(), 'webhook-ca-bundle.pem')).toString('base64');
-    expect(initOut.stdout).toContain(`kubectl apply -f ${join('meshauth-ca', 'secrets.yaml')}`);
+    const applySecrets = `kubectl apply -f ${join('meshauth-ca', 'secrets.yaml')}`;
+    expect(initOut.stdout).toContain(applySecrets);
+    // secrets.yaml has a ConfigMap in every namespace named: each is created before it is applied.
+    for (const namespace of ['meshauth', 'shop', 'pay']) {
+      const create = `kubectl create namespace ${namespace} --dry-run=client -o yaml | kubectl apply -f -`;
+      expect(initOut.stdout).toContain(create);
+      expect(initOut.stdout.indexOf(create)).toBeLessThan(initOut.stdout.indexOf(applySecrets));
+    }
     expect(initOut.stdout).toContain(
       `kubectl patch mutatingwebhookconfiguration meshauth-injector --type=json -p '[{"op":"replace","path":"/webhooks/0/clientConfig/caBundle","value":"${caBundle}"}]'`,
     );

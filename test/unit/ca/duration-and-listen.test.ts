@@ -44,6 +44,9 @@ describe('parseListenAddress', () => {
     ['ok/port 0', '127.0.0.1:0', { host: '127.0.0.1', port: 0 }, 'https://127.0.0.1:0'],
     ['ok/IPv6', '[::1]:8443', { host: '::1', port: 8443 }, 'https://[::1]:8443'],
     ['ok/name', 'localhost:9000', { host: 'localhost', port: 9000 }, 'https://localhost:9000'],
+    // Nobody dials "every interface": the URL (and the default issuer) names loopback of the same family.
+    ['ok/every IPv4 interface', '0.0.0.0:8443', { host: '0.0.0.0', port: 8443 }, 'https://127.0.0.1:8443'],
+    ['ok/every IPv6 interface', '[::]:8443', { host: '::', port: 8443 }, 'https://[::1]:8443'],
   ])('%s', (_name, text, address, url) => {
     expect(parseListenAddress(text)).toEqual(address);
     expect(httpsUrl(address.host, address.port)).toBe(url);

@@ -215,6 +215,7 @@ export class Agent {
       return acceptSvidResponse(response, {
         trustDomain: this.#options.trustDomain,
         publicKey: key.publicKey,
+        spkiDer: key.spkiDer,
         privateKeyPem: key.privateKeyPem,
         keyType: this.#keyType,
         now,

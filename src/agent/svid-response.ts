@@ -22,6 +22,8 @@ export interface AcceptOptions {
   readonly trustDomain: TrustDomain;
   /** The public key we put in the CSR, and the private key that goes with it. */
   readonly publicKey: CryptoKey | KeyObject;
+  /** The same public key as the CSR's SPKI DER, when the caller has it: compared byte for byte, no export. */
+  readonly spkiDer?: Uint8Array;
   readonly privateKeyPem: string;
   readonly keyType: KeyType;
   /** On renewal: the ID the new SVID must carry. */
@@ -44,7 +46,7 @@ export function acceptSvidResponse(
   const intermediates = after.filter((cert) => !bundle.hasRoot(cert));
   // Same rules as validateX509Svid; the leaf's facts are read from its DER (no second pass over its extensions).
   const leaf = guard('svid', () => validateX509SvidLeafDer(leafDer, intermediates, bundle, options.now));
-  if (!samePublicKey(leafDer, options.publicKey)) {
+  if (!samePublicKey(leafDer, options.publicKey, options.spkiDer)) {
     throw invalid('the certificate does not carry the public key of our CSR', 'wrong_key');
   }
   if (options.expectedId !== undefined && !leaf.id.equals(options.expectedId)) {
@@ -82,12 +84,16 @@ export function parseBundle(trustDomain: TrustDomain, bundlePem: readonly string
  * Our key in the certificate. Equal SPKI bytes settle it at once (the usual case: the CA copies the CSR's SPKI);
  * otherwise the keys are compared as keys, not as encodings (a CA may re-encode the SPKI it copied).
  */
-function samePublicKey(leafDer: Uint8Array, publicKey: CryptoKey | KeyObject): boolean {
+function samePublicKey(
+  leafDer: Uint8Array,
+  publicKey: CryptoKey | KeyObject,
+  spkiDer: Uint8Array | undefined,
+): boolean {
   try {
     const theirs = certificateSpkiDer(leafDer);
     if (theirs === undefined) return false;
     const ours = publicKey instanceof KeyObject ? publicKey : KeyObject.from(publicKey);
-    if (theirs.equals(spkiDerOf(ours))) return true;
+    if (theirs.equals(spkiDer ?? spkiDerOf(ours))) return true;
     return createPublicKey({ key: theirs, format: 'der', type: 'spki' }).equals(ours);
   } catch {
     return false;

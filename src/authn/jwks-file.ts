@@ -2,7 +2,7 @@
 // Kubernetes updates a ConfigMap volume by swapping a symlink (`..data` → a new timestamped directory), which an
 // fs.watch on the file does not report reliably; a stat(2) of the resolved path on a short interval notices every
 // kind of replacement — an atomic rename, a symlink swap, an in-place write — for one system call per check.
-import { stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type RegularFile, readRegularFile } from '../platform/index.js';
 
@@ -54,7 +54,9 @@ export function jwksFilePath(uri: string): string {
  */
 export async function jwksFileFingerprint(path: string): Promise<string> {
   try {
-    return fingerprintOf(await stat(path, { bigint: true }));
+    // In this thread: the CA checks once per service-account token, and a stat of a local file costs ~4 µs here
+    // against ~40 µs of CPU as a promise through libuv's pool (a 10,000-pod restart checks 10,000 times).
+    return fingerprintOf(statSync(path, { bigint: true }));
   } catch (error) {
     throw unreadable(path, error);
   }

@@ -46,6 +46,8 @@ export interface KeyWithCsr {
   readonly csrPem: string;
   readonly privateKeyPem: string;
   readonly publicKey: KeyObject;
+  /** The public key as the CSR carries it (SPKI DER): what the CA's certificate must carry too. */
+  readonly spkiDer: Buffer;
 }
 
 /**
@@ -64,17 +66,25 @@ const SYNC_KEYGEN_SAFE = Number(process.versions.node.split('.')[0]) >= 24;
  * always on the pool.
  */
 export async function newKeyWithCsr(type: KeyType): Promise<KeyWithCsr> {
-  const { privateKey, publicKey } =
-    type === 'rsa2048'
-      ? await generateAsync('rsa', { modulusLength: 2048, publicExponent: 0x10001 })
-      : type === 'p256'
-        ? SYNC_KEYGEN_SAFE
-          ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
-          : await generateAsync('ec', { namedCurve: 'prime256v1' })
-        : SYNC_KEYGEN_SAFE
-          ? generateKeyPairSync('ed25519')
-          : await generateAsync('ed25519');
-  return { csrPem: csrPemOf(type, privateKey, spkiDerOf(publicKey)), privateKeyPem: pkcs8PemOf(privateKey), publicKey };
+  const { privateKey, publicKey } = await newKeyPair(type);
+  const spkiDer = spkiDerOf(publicKey);
+  return { csrPem: csrPemOf(type, privateKey, spkiDer), privateKeyPem: pkcs8PemOf(privateKey), publicKey, spkiDer };
+}
+
+interface KeyPairObjects {
+  readonly privateKey: KeyObject;
+  readonly publicKey: KeyObject;
+}
+
+/** In this thread where that is safe (P-256 and Ed25519 on Node 24), on libuv's pool otherwise. */
+function newKeyPair(type: KeyType): KeyPairObjects | Promise<KeyPairObjects> {
+  if (type === 'rsa2048') return generateAsync('rsa', { modulusLength: 2048, publicExponent: 0x10001 });
+  if (type === 'p256') {
+    return SYNC_KEYGEN_SAFE
+      ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+      : generateAsync('ec', { namedCurve: 'prime256v1' });
+  }
+  return SYNC_KEYGEN_SAFE ? generateKeyPairSync('ed25519') : generateAsync('ed25519');
 }
 
 /** A PKCS#10 request for the key pair, signed with its private key, written directly as DER. */

@@ -1,3 +1,4 @@
+import { KeyObject } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { acceptSvidResponse, parseBundle } from '../../../src/agent/svid-response.js';
 import { isMeshauthError } from '../../../src/errors/index.js';
@@ -27,7 +28,7 @@ function response(svid: TestSvid, bundle: TestCa = ca) {
 function accept(
   resp: { certChainPem: string[]; bundlePem: string[] },
   keys: KeyPair,
-  extra: { expectedId?: SpiffeId; now?: Date } = {},
+  extra: { expectedId?: SpiffeId; now?: Date; spkiDer?: Uint8Array } = {},
 ) {
   return acceptSvidResponse(resp, {
     trustDomain: td,
@@ -36,8 +37,12 @@ function accept(
     keyType: 'p256',
     now: extra.now ?? new Date(),
     ...(extra.expectedId === undefined ? {} : { expectedId: extra.expectedId }),
+    ...(extra.spkiDer === undefined ? {} : { spkiDer: extra.spkiDer }),
   });
 }
+
+/** Our key's SPKI DER, as the agent carries it from its CSR. */
+const spkiOf = (keys: KeyPair) => KeyObject.from(keys.publicKey).export({ type: 'spki', format: 'der' });
 
 function reasonOf(run: () => unknown): string | undefined {
   try {
@@ -80,8 +85,18 @@ describe('acceptSvidResponse', () => {
     expect(credentials.svid.certificates).toHaveLength(2);
   });
 
+  it('ok/our key recognised by the SPKI bytes of our CSR', () => {
+    const credentials = accept(response(good), good.keys, { spkiDer: spkiOf(good.keys) });
+    expect(credentials.svid.id.toString()).toBe(ID);
+  });
+
   it.each([
     ['fail/wrong-key', async () => accept(response(good), otherKey), 'wrong_key'],
+    [
+      'fail/wrong-key, our SPKI bytes given',
+      async () => accept(response(good), otherKey, { spkiDer: spkiOf(otherKey) }),
+      'wrong_key',
+    ],
     [
       'fail/id-changed-on-renewal',
       async () => accept(response(good), good.keys, { expectedId: SpiffeId.parse(`${ID}x`) }),

@@ -303,6 +303,8 @@ describe('newKeyWithCsr (the agent writes its request as DER)', () => {
       expect(verified.keyType).toBe(type);
       expect(Object.getOwnPropertyDescriptor(verified, 'publicKey')?.get).toBeDefined();
       expect(Buffer.from(verified.spki).equals(made.publicKey.export({ type: 'spki', format: 'der' }))).toBe(true);
+      // The SPKI the agent carries to recognise its certificate is the one its CSR holds.
+      expect(made.spkiDer.equals(Buffer.from(verified.spki))).toBe(true);
       // The private key kept for TLS is the one that signed the request.
       expect(createPublicKey(createPrivateKey(made.privateKeyPem)).equals(made.publicKey)).toBe(true);
       const parsed = new x509.Pkcs10CertificateRequest(made.csrPem);

@@ -1,5 +1,5 @@
 // The CA's door before TLS: at most `maxActive` connections are in their handshake or request at once; the next
-// ones wait in arrival order, their TLS not started. Each CA call is a fresh TLS connection, so in a cluster-wide restart
+// ones wait, their TLS not started, in arrival order per source address and taking turns between sources. Each CA call is a fresh TLS connection, so in a cluster-wide restart
 // thousands arrive within a second: handshaking all of them at once made every handshake slow, clients timed out
 // mid-handshake and retried, and a handshake finished for a request the admission queue then refused with 429 cost
 // both sides a handshake for nothing. A waiting connection costs neither side CPU. One that waited `maxWaitMs`
@@ -10,6 +10,11 @@
 // first bytes reaches the gate (door.ts reads them first), so connections that say nothing cannot hold slots. A slot
 // is not taken from a connection that is merely slow: in a storm the agents' own event loops lag by seconds, and
 // letting more handshakes start then brings back the crowd the door is there to prevent.
+// A slot is held until the handshake times out by a client that stalls in it, so one source could fill every slot
+// and, in arrival order, the waiting line in front of everybody else. Sources therefore take turns: a freed slot goes
+// to the source that has waited longest for one among those holding fewer than a quarter of the slots, and a full
+// line makes room by closing the newest waiting connection of a source holding more than a quarter of it. With one
+// source (a load balancer that hides addresses, or the fleet bench) this is plain arrival order, as before.
 // Past the door, the admission queue (load-shedding.ts) still bounds signing work and answers 429 + Retry-After.
 // Bookkeeping only: sockets come in through a minimal interface and the clock is injected, so every boundary is
 // unit-tested without a network.
@@ -26,6 +31,8 @@ export const DEFAULT_MAX_WAITING_CONNECTIONS = 10_000;
  * while the agent still gave up after about 20 s, and none since it waits longer.
  */
 export const DEFAULT_MAX_CONNECTION_WAIT_MS = 30_000;
+/** A source holding more than this share of the slots, or of the waiting line, gives way to the others. */
+const SOURCE_SHARE = 4;
 
 /** What the gate needs of a socket. */
 export interface GatedSocket {
@@ -47,8 +54,18 @@ export interface ConnectionGateOptions<S extends GatedSocket> {
   readonly refused?: (reason: ConnectionRefusal) => void;
 }
 
+/** The connections of one source address: how many hold a slot, and the ones waiting, oldest first. */
+interface Source<S> {
+  readonly address: string;
+  active: number;
+  waiting: number;
+  readonly line: Waiting<S>[];
+  head: number;
+}
+
 interface Waiting<S> {
   readonly socket: S;
+  readonly source: Source<S>;
   readonly arrivedAt: number;
   closed: boolean;
 }
@@ -57,19 +74,29 @@ export class ConnectionGate<S extends GatedSocket> {
   readonly #maxActive: number;
   readonly #maxWaiting: number;
   readonly #maxWaitMs: number;
+  readonly #activeShare: number;
+  readonly #waitingShare: number;
   readonly #now: () => number;
   readonly #admit: (socket: S) => void;
   readonly #refused: (reason: ConnectionRefusal) => void;
-  /** Arrival order; entries whose client already left are skipped (and counted out of `#waitingCount`). */
+  /** Every waiting connection in arrival order, for the deadline; entries no longer waiting are skipped. */
   readonly #queue: Waiting<S>[] = [];
   #head = 0;
   #waitingCount = 0;
   #active = 0;
+  /** Sources with a connection in the gate. */
+  readonly #sources = new Map<string, Source<S>>();
+  /** Sources with connections waiting, the one served longest ago first (served ones move to the end). */
+  readonly #turns = new Map<string, Source<S>>();
+  /** Sources holding more than their share of the waiting line. */
+  readonly #crowded = new Set<Source<S>>();
 
   constructor(options: ConnectionGateOptions<S>) {
     this.#maxActive = positiveInteger(options.maxActive ?? DEFAULT_MAX_ACTIVE_CONNECTIONS, 'maxActive');
     this.#maxWaiting = nonNegativeInteger(options.maxWaiting ?? DEFAULT_MAX_WAITING_CONNECTIONS, 'maxWaiting');
     this.#maxWaitMs = nonNegativeInteger(options.maxWaitMs ?? DEFAULT_MAX_CONNECTION_WAIT_MS, 'maxWaitMs');
+    this.#activeShare = Math.max(1, Math.floor(this.#maxActive / SOURCE_SHARE));
+    this.#waitingShare = Math.max(1, Math.floor(this.#maxWaiting / SOURCE_SHARE));
     this.#now = options.now ?? (() => performance.now());
     this.#admit = options.admit;
     this.#refused = options.refused ?? (() => {});
@@ -85,26 +112,28 @@ export class ConnectionGate<S extends GatedSocket> {
     return this.#waitingCount;
   }
 
-  /** A new connection (it has sent its first bytes; the TLS server has not seen it). */
-  arrive(socket: S): void {
+  /** A new connection from `source` (its address; it has sent its first bytes, the TLS server has not seen it). */
+  arrive(socket: S, source = ''): void {
     const nowMs = this.#now();
     this.#expire(nowMs);
+    const from = this.#sourceOf(source);
     if (this.#active < this.#maxActive) {
-      this.#start(socket);
+      this.#start(socket, from);
       return;
     }
-    if (this.#waitingCount >= this.#maxWaiting) {
+    if (this.#waitingCount >= this.#maxWaiting && !this.#makeRoomFor(from)) {
+      this.#forget(from);
       this.#refuse(socket, 'waiting_full');
       return;
     }
-    const entry: Waiting<S> = { socket, arrivedAt: nowMs, closed: false };
+    const entry: Waiting<S> = { socket, source: from, arrivedAt: nowMs, closed: false };
     this.#queue.push(entry);
+    from.line.push(entry);
+    from.waiting += 1;
     this.#waitingCount += 1;
-    socket.once('close', () => {
-      if (entry.closed) return;
-      entry.closed = true;
-      this.#waitingCount -= 1;
-    });
+    if (from.waiting === 1) this.#turns.set(from.address, from);
+    if (from.waiting > this.#waitingShare) this.#crowded.add(from);
+    socket.once('close', () => this.#leave(entry));
   }
 
   /** Closes the waiting connections that had no turn within maxWaitMs (called on arrivals and by a timer). */
@@ -113,30 +142,108 @@ export class ConnectionGate<S extends GatedSocket> {
   }
 
   #expire(nowMs: number): void {
-    for (let entry = this.#peek(); entry !== undefined; entry = this.#peek()) {
+    for (let entry = this.#oldest(); entry !== undefined; entry = this.#oldest()) {
       if (nowMs - entry.arrivedAt < this.#maxWaitMs) return;
-      this.#take();
+      this.#leave(entry);
       this.#refuse(entry.socket, 'wait_timeout');
     }
   }
 
   /** Closes every waiting connection (the server is stopping); admitted ones are the TLS server's to close. */
   close(): void {
-    for (let entry = this.#take(); entry !== undefined; entry = this.#take()) entry.socket.destroy();
+    for (let entry = this.#oldest(); entry !== undefined; entry = this.#oldest()) {
+      this.#leave(entry);
+      entry.socket.destroy();
+    }
   }
 
-  #start(socket: S): void {
+  #sourceOf(address: string): Source<S> {
+    let source = this.#sources.get(address);
+    if (source === undefined) {
+      source = { address, active: 0, waiting: 0, line: [], head: 0 };
+      this.#sources.set(address, source);
+    }
+    return source;
+  }
+
+  /** Drops a source that has nothing in the gate any more. */
+  #forget(source: Source<S>): void {
+    if (source.active === 0 && source.waiting === 0) this.#sources.delete(source.address);
+  }
+
+  #start(socket: S, source: Source<S>): void {
     this.#active += 1;
+    source.active += 1;
     let released = false;
     socket.once('close', () => {
       if (released) return;
       released = true;
       this.#active -= 1;
-      if (this.#active >= this.#maxActive) return;
-      const entry = this.#take();
-      if (entry !== undefined) this.#start(entry.socket);
+      source.active -= 1;
+      this.#forget(source);
+      if (this.#active < this.#maxActive) this.#admitNext();
     });
     this.#admit(socket);
+  }
+
+  /**
+   * Gives a freed slot to the oldest waiting connection of the source served longest ago among those under their
+   * share of the slots, or, when every waiting source holds its share already, of the source served longest ago.
+   */
+  #admitNext(): void {
+    let fallback: Waiting<S> | undefined;
+    for (const source of this.#turns.values()) {
+      const entry = this.#firstWaiting(source);
+      if (entry === undefined) {
+        this.#turns.delete(source.address);
+        continue;
+      }
+      if (source.active < this.#activeShare) {
+        this.#startWaiting(entry);
+        return;
+      }
+      fallback ??= entry;
+    }
+    if (fallback !== undefined) this.#startWaiting(fallback);
+  }
+
+  #startWaiting(entry: Waiting<S>): void {
+    const { source } = entry;
+    this.#leave(entry);
+    // Served now: to the back of the turns.
+    this.#turns.delete(source.address);
+    if (source.waiting > 0) this.#turns.set(source.address, source);
+    this.#start(entry.socket, source);
+  }
+
+  /** A full line makes room by closing the newest waiting connection of a source over its share (not `from`). */
+  #makeRoomFor(from: Source<S>): boolean {
+    if (this.#crowded.has(from)) return false;
+    const crowded = this.#crowded.values().next().value;
+    if (crowded === undefined) return false;
+    for (let i = crowded.line.length - 1; i >= crowded.head; i -= 1) {
+      const newest = crowded.line[i] as Waiting<S>;
+      if (newest.closed) continue;
+      this.#leave(newest);
+      this.#refuse(newest.socket, 'waiting_full');
+      return true;
+    }
+    return false;
+  }
+
+  /** A waiting connection stops waiting: admitted, expired, refused to make room, or its client left. */
+  #leave(entry: Waiting<S>): void {
+    if (entry.closed) return;
+    entry.closed = true;
+    const { source } = entry;
+    source.waiting -= 1;
+    this.#waitingCount -= 1;
+    if (source.waiting <= this.#waitingShare) this.#crowded.delete(source);
+    if (source.waiting === 0) {
+      source.line.length = 0;
+      source.head = 0;
+    }
+    this.#forget(source);
   }
 
   #refuse(socket: S, reason: ConnectionRefusal): void {
@@ -144,34 +251,40 @@ export class ConnectionGate<S extends GatedSocket> {
     this.#refused(reason);
   }
 
-  /** The oldest connection still waiting, or undefined; drops entries whose client left. */
-  #peek(): Waiting<S> | undefined {
+  /** The oldest connection of `source` still waiting; drops the entries before it. */
+  #firstWaiting(source: Source<S>): Waiting<S> | undefined {
+    while (source.head < source.line.length) {
+      const entry = source.line[source.head] as Waiting<S>;
+      if (!entry.closed) {
+        // A source that never runs dry (one address in a storm) would otherwise keep every entry it ever had.
+        if (source.head > 1024 && source.head * 2 > source.line.length) {
+          source.line.splice(0, source.head);
+          source.head = 0;
+        }
+        return entry;
+      }
+      source.head += 1;
+    }
+    return undefined;
+  }
+
+  /** The oldest connection still waiting, or undefined; drops entries no longer waiting. */
+  #oldest(): Waiting<S> | undefined {
     while (this.#head < this.#queue.length) {
       const entry = this.#queue[this.#head] as Waiting<S>;
       if (!entry.closed) return entry;
       this.#head += 1;
+      this.#compact();
     }
-    this.#compact();
+    this.#queue.length = 0;
+    this.#head = 0;
     return undefined;
-  }
-
-  #take(): Waiting<S> | undefined {
-    const entry = this.#peek();
-    if (entry === undefined) return undefined;
-    entry.closed = true;
-    this.#head += 1;
-    this.#waitingCount -= 1;
-    this.#compact();
-    return entry;
   }
 
   /** Drops the consumed prefix once it is most of the array (amortised O(1) per connection). */
   #compact(): void {
     if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
       this.#queue.splice(0, this.#head);
-      this.#head = 0;
-    } else if (this.#head === this.#queue.length) {
-      this.#queue.length = 0;
       this.#head = 0;
     }
   }

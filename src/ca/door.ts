@@ -1,6 +1,6 @@
 // The CA's door before TLS: the TCP listener in front of the CA's TLS server, which never listens itself. It accepts
 // each connection, reads its first bytes, joins it to the ConnectionGate (connection-gate.ts: the limits and the
-// order) and, at its turn, puts the bytes back and hands the socket to the TLS server. It keeps every socket it
+// order, by source address) and, at its turn, puts the bytes back and hands the socket to the TLS server. It keeps every socket it
 // accepted until that closes, and closes them all on close(). It must not look at a request: that is the handler
 // chain's, past TLS.
 import type { Server as HttpsServer } from 'node:https';
@@ -106,7 +106,7 @@ export function openDoor(options: CaDoorOptions): CaDoor {
       chunks.push(chunk);
       if (chunks.length > 1) return;
       silent.delete(socket);
-      gate.arrive(socket);
+      gate.arrive(socket, socket.remoteAddress ?? '');
       metrics.caConnectionsWaiting.set(gate.waiting);
     };
     const onEnd = () => socket.destroy();

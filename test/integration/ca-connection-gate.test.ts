@@ -5,7 +5,7 @@
 // and `Connection: close`; a connection that says nothing never takes a slot (only one that has sent its first bytes
 // joins the gate) and is closed after silentMs; close() does not wait for a connection stuck in its handshake.
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchBundle } from '../../src/agent/ca-client.js';
@@ -208,5 +208,47 @@ describe('a silent connection at the door', () => {
     expect(answer.bundlePem.length).toBeGreaterThan(0);
     expect(closed).toBe(false);
     await waitFor('the silent connection to be closed', () => closed, 10_000);
+  });
+});
+
+describe('sources take turns at the door', () => {
+  let fair: CaServer;
+  let fairMetrics: Metrics;
+  const attacker: Socket[] = [];
+
+  beforeAll(async () => {
+    fairMetrics = new Metrics();
+    // Four slots: a source holding one is at its share.
+    fair = await startDoorCa({ maxActive: 4, maxWaitMs: 20_000 }, fairMetrics);
+  });
+
+  afterAll(async () => {
+    for (const socket of attacker) socket.destroy();
+    await fair?.close();
+  });
+
+  /** A connection from 127.0.0.2 that sends the start of a ClientHello and stalls: its slot is held until it goes. */
+  function stall(): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = netConnect({ host: '127.0.0.1', port: fair.port, localAddress: '127.0.0.2' }, () => {
+        socket.write(Buffer.from([0x16, 0x03, 0x01]));
+        resolve(socket);
+      });
+      socket.once('error', reject);
+      attacker.push(socket);
+    });
+  }
+
+  it('ok/one source holding every slot and a line of stalled connections cannot keep another source out', async () => {
+    const held = [await stall(), await stall(), await stall(), await stall()];
+    for (let i = 0; i < 6; i += 1) await stall();
+    await waitFor('the stalled line to wait', async () => (await gaugeOf(fairMetrics, WAITING)) === 6, 5000);
+    const answer = fetchBundle({ caUrl: fair.url, trustDomain: TD, bundlePem, timeoutMs: 20_000 });
+    await waitFor('the client to wait too', async () => (await gaugeOf(fairMetrics, WAITING)) === 7, 5000);
+    // One stalled slot frees: in arrival order it would go to the next stalled connection, and the client would wait
+    // behind all six for their handshakes to time out.
+    held[0]?.destroy();
+    expect((await answer).bundlePem.length).toBeGreaterThan(0);
+    expect(await gaugeOf(fairMetrics, WAITING)).toBe(6);
   });
 });

@@ -46,9 +46,11 @@ function gateOf(options: { maxActive?: number; maxWaiting?: number; maxWaitMs?: 
     clock = nowMs;
     gate.expire();
   };
-  const arrive = (nowMs = clock) => {
+  const sourceOf = new Map<number, string>();
+  const arrive = (nowMs = clock, source = '') => {
     clock = nowMs;
     const socket = new FakeSocket(next);
+    sourceOf.set(socket.id, source);
     next += 1;
     sockets.set(socket.id, socket);
     const destroy = socket.destroy.bind(socket);
@@ -56,10 +58,10 @@ function gateOf(options: { maxActive?: number; maxWaiting?: number; maxWaitMs?: 
       lastRefused = socket;
       destroy();
     };
-    gate.arrive(socket);
+    gate.arrive(socket, source);
     return socket;
   };
-  return { gate, admitted, refused, arrive, expire, sockets };
+  return { gate, admitted, refused, arrive, expire, sockets, sourceOf };
 }
 
 describe('ConnectionGate', () => {
@@ -127,6 +129,51 @@ describe('ConnectionGate', () => {
     expect(gate.waiting).toBe(0);
   });
 
+  it('a freed slot goes to a source under a quarter of the slots before earlier arrivals of a source holding more', () => {
+    const { gate, admitted, arrive } = gateOf({ maxActive: 4, maxWaiting: 20 });
+    const held = [arrive(0, 'x'), arrive(0, 'x'), arrive(0, 'x'), arrive(0, 'x')];
+    arrive(0, 'x');
+    arrive(0, 'x');
+    arrive(0, 'y');
+    expect(gate.waiting).toBe(3);
+    held[0]?.destroy();
+    // y holds no slot (under its share of 1); x holds three.
+    expect(admitted).toEqual([0, 1, 2, 3, 6]);
+    held[1]?.destroy();
+    // Nobody under its share waits: x's oldest.
+    expect(admitted).toEqual([0, 1, 2, 3, 6, 4]);
+  });
+
+  it('sources take turns: the one served longest ago goes first', () => {
+    const { admitted, arrive, sockets } = gateOf({ maxActive: 1, maxWaiting: 20 });
+    arrive(0, 'x');
+    arrive(0, 'x');
+    arrive(0, 'x');
+    arrive(0, 'y');
+    arrive(0, 'y');
+    for (let step = 0; step < 4; step += 1) sockets.get(admitted.at(-1) as number)?.destroy();
+    // Arrival order would be 0, 1, 2, 3, 4.
+    expect(admitted).toEqual([0, 1, 3, 2, 4]);
+  });
+
+  it('a full line makes room by closing the newest waiting connection of a source holding over a quarter of it', () => {
+    const { gate, refused, arrive, sockets } = gateOf({ maxActive: 1, maxWaiting: 4 });
+    arrive(0, 'x');
+    for (let i = 0; i < 4; i += 1) arrive(0, 'x');
+    expect(gate.waiting).toBe(4);
+    const y = arrive(0, 'y');
+    expect(y.destroyed).toBe(false);
+    expect(sockets.get(4)?.destroyed).toBe(true);
+    expect(refused).toEqual([{ id: 4, reason: 'waiting_full' }]);
+    arrive(0, 'y');
+    expect(sockets.get(3)?.destroyed).toBe(true);
+    // x still holds more than its share of the line: a newcomer from x is the one refused.
+    const late = arrive(0, 'x');
+    expect(late.destroyed).toBe(true);
+    expect(refused.map((r) => r.id)).toEqual([4, 3, late.id]);
+    expect(gate.waiting).toBe(4);
+  });
+
   it('refuses options that are not counts', () => {
     const admit = () => {};
     expect(() => new ConnectionGate({ admit, maxActive: 0 })).toThrow(RangeError);
@@ -134,9 +181,9 @@ describe('ConnectionGate', () => {
     expect(() => new ConnectionGate({ admit, maxWaitMs: 1.5 })).toThrow(RangeError);
   });
 
-  it('property: never more than maxActive admitted at once, admissions in arrival order, every connection accounted for', () => {
+  it('property: never more than maxActive admitted at once, admissions in arrival order per source, a freed slot to a source under its share when one waits, every connection accounted for', () => {
     const op = fc.oneof(
-      fc.constant({ kind: 'arrive' as const }),
+      fc.record({ kind: fc.constant('arrive' as const), source: fc.constantFrom('a', 'b', 'c') }),
       fc.record({ kind: fc.constant('closeActive' as const), pick: fc.nat() }),
       fc.record({ kind: fc.constant('clientLeaves' as const), pick: fc.nat() }),
       fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 700 }) }),
@@ -147,19 +194,35 @@ describe('ConnectionGate', () => {
         fc.integer({ min: 0, max: 5 }),
         fc.array(op, { maxLength: 120 }),
         (maxActive, maxWaiting, ops) => {
-          const { gate, admitted, refused, arrive, expire, sockets } = gateOf({
+          const { gate, admitted, refused, arrive, expire, sockets, sourceOf } = gateOf({
             maxActive,
             maxWaiting,
             maxWaitMs: 1000,
           });
+          const share = Math.max(1, Math.floor(maxActive / 4));
           let now = 0;
           const left = new Set<number>();
           const live = () => admitted.filter((id) => !sockets.get(id)?.destroyed);
+          const waitingIds = () =>
+            [...sockets.values()].filter((s) => !s.destroyed && !admitted.includes(s.id)).map((s) => s.id);
+          const activeOf = (source: string) => live().filter((id) => sourceOf.get(id) === source).length;
           for (const step of ops) {
-            if (step.kind === 'arrive') arrive();
+            if (step.kind === 'arrive') arrive(now, step.source);
             else if (step.kind === 'closeActive') {
               const open = live();
-              if (open.length > 0) sockets.get(open[step.pick % open.length] as number)?.destroy();
+              if (open.length === 0) continue;
+              const closing = open[step.pick % open.length] as number;
+              // Who was under its share among the waiting sources, counting the slot about to free.
+              const underShare = new Set(
+                waitingIds()
+                  .map((id) => sourceOf.get(id) as string)
+                  .filter((source) => activeOf(source) - (sourceOf.get(closing) === source ? 1 : 0) < share),
+              );
+              const before = admitted.length;
+              sockets.get(closing)?.destroy();
+              const next = admitted[before];
+              if (next !== undefined && underShare.size > 0)
+                expect(underShare.has(sourceOf.get(next) as string)).toBe(true);
             } else if (step.kind === 'clientLeaves') {
               const waiting = [...sockets.values()].filter((s) => !s.destroyed && !admitted.includes(s.id));
               const leaving = waiting[step.pick % Math.max(1, waiting.length)];
@@ -177,8 +240,11 @@ describe('ConnectionGate', () => {
             if (gate.active < maxActive) expect(gate.waiting).toBe(0);
             expect(gate.waiting).toBeLessThanOrEqual(maxWaiting);
           }
-          // Arrival order is id order: admissions never overtake.
-          expect(admitted).toEqual([...admitted].sort((a, b) => a - b));
+          // Arrival order is id order: within a source, admissions never overtake.
+          for (const source of ['a', 'b', 'c']) {
+            const ofSource = admitted.filter((id) => sourceOf.get(id) === source);
+            expect(ofSource).toEqual([...ofSource].sort((x, y) => x - y));
+          }
           // Each connection is admitted, refused, still waiting or left by its client while waiting: exactly one.
           const refusedIds = new Set(refused.map((r) => r.id));
           for (const socket of sockets.values()) {

@@ -22,7 +22,10 @@ export interface AcceptOptions {
   readonly trustDomain: TrustDomain;
   /** The public key we put in the CSR, and the private key that goes with it. */
   readonly publicKey: CryptoKey | KeyObject;
-  /** The same public key as the CSR's SPKI DER, when the caller has it: compared byte for byte, no export. */
+  /**
+   * `publicKey` as the SPKI DER of the CSR it was written into (the caller made both from one key): compared byte for
+   * byte, no export. Trusted as given, so it must never come from anywhere else.
+   */
   readonly spkiDer?: Uint8Array;
   readonly privateKeyPem: string;
   readonly keyType: KeyType;

@@ -133,7 +133,10 @@ export class ConnectionGate<S extends GatedSocket> {
     this.#waitingCount += 1;
     if (from.waiting === 1) this.#turns.set(from.address, from);
     if (from.waiting > this.#waitingShare) this.#crowded.add(from);
-    socket.once('close', () => this.#leave(entry));
+    socket.once('close', () => {
+      this.#leave(entry);
+      this.#forget(from);
+    });
   }
 
   /** Closes the waiting connections that had no turn within maxWaitMs (called on arrivals and by a timer). */
@@ -145,6 +148,7 @@ export class ConnectionGate<S extends GatedSocket> {
     for (let entry = this.#oldest(); entry !== undefined; entry = this.#oldest()) {
       if (nowMs - entry.arrivedAt < this.#maxWaitMs) return;
       this.#leave(entry);
+      this.#forget(entry.source);
       this.#refuse(entry.socket, 'wait_timeout');
     }
   }
@@ -153,6 +157,7 @@ export class ConnectionGate<S extends GatedSocket> {
   close(): void {
     for (let entry = this.#oldest(); entry !== undefined; entry = this.#oldest()) {
       this.#leave(entry);
+      this.#forget(entry.source);
       entry.socket.destroy();
     }
   }
@@ -166,9 +171,11 @@ export class ConnectionGate<S extends GatedSocket> {
     return source;
   }
 
-  /** Drops a source that has nothing in the gate any more. */
+  /** Drops a source that has nothing in the gate any more (only the record kept for its address). */
   #forget(source: Source<S>): void {
-    if (source.active === 0 && source.waiting === 0) this.#sources.delete(source.address);
+    if (source.active === 0 && source.waiting === 0 && this.#sources.get(source.address) === source) {
+      this.#sources.delete(source.address);
+    }
   }
 
   #start(socket: S, source: Source<S>): void {
@@ -209,6 +216,7 @@ export class ConnectionGate<S extends GatedSocket> {
 
   #startWaiting(entry: Waiting<S>): void {
     const { source } = entry;
+    // Not forgotten in between: the source is about to hold a slot.
     this.#leave(entry);
     // Served now: to the back of the turns.
     this.#turns.delete(source.address);
@@ -221,17 +229,22 @@ export class ConnectionGate<S extends GatedSocket> {
     if (this.#crowded.has(from)) return false;
     const crowded = this.#crowded.values().next().value;
     if (crowded === undefined) return false;
-    for (let i = crowded.line.length - 1; i >= crowded.head; i -= 1) {
-      const newest = crowded.line[i] as Waiting<S>;
+    // Entries that stopped waiting are dropped from the end as they are passed: each is passed once.
+    while (crowded.line.length > crowded.head) {
+      const newest = crowded.line.pop() as Waiting<S>;
       if (newest.closed) continue;
       this.#leave(newest);
+      this.#forget(crowded);
       this.#refuse(newest.socket, 'waiting_full');
       return true;
     }
     return false;
   }
 
-  /** A waiting connection stops waiting: admitted, expired, refused to make room, or its client left. */
+  /**
+   * A waiting connection stops waiting: admitted, expired, refused to make room, or its client left. The caller
+   * forgets the source when it is done with it (an admitted one is about to hold a slot).
+   */
   #leave(entry: Waiting<S>): void {
     if (entry.closed) return;
     entry.closed = true;
@@ -243,7 +256,6 @@ export class ConnectionGate<S extends GatedSocket> {
       source.line.length = 0;
       source.head = 0;
     }
-    this.#forget(source);
   }
 
   #refuse(socket: S, reason: ConnectionRefusal): void {

@@ -21,11 +21,15 @@ export function parseListenAddress(text: string): ListenAddress {
   return { host, port };
 }
 
-/** Hosts that mean "every interface": no client dials them, one on this machine dials loopback instead. */
-const ALL_INTERFACES: Readonly<Record<string, string>> = { '0.0.0.0': '127.0.0.1', '::': '::1' };
-
 /** The URL a client would use: for a listener on every interface, the loopback address of the same family. */
 export function httpsUrl(host: string, port: number): string {
-  const dialed = ALL_INTERFACES[host] ?? host;
+  const dialed = dialedHost(host);
   return `https://${isIP(dialed) === 6 ? `[${dialed}]` : dialed}:${port}`;
+}
+
+/** No client dials "every interface" (0.0.0.0, ::, 0:0:…:0); one on this machine dials loopback instead. */
+function dialedHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (isIP(host) === 6 && /^[0:]+$/.test(host)) return '::1';
+  return host;
 }

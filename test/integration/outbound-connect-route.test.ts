@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { connect as netConnect } from 'node:net';
 import { ProxyAgent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SidecarPair, startPair } from '../helpers/sidecar-harness.js';
+import { echoApp, type SidecarPair, startPair } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 
 const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
@@ -29,10 +29,20 @@ function rawExchange(port: number, bytes: string): Promise<string> {
 describe('outbound: CONNECT to a mesh route host', () => {
   let ca: TestCa;
   let pair: SidecarPair;
+  /** Answers of /slow wait until this is called. */
+  let releaseSlow: () => void = () => {};
 
   beforeAll(async () => {
     ca = await TestCa.create();
-    pair = await startPair(ca);
+    pair = await startPair(ca, {
+      appHandler: (req, res, seen) => {
+        if (req.url !== '/slow') {
+          echoApp(req, res, seen);
+          return;
+        }
+        releaseSlow = () => echoApp(req, res, seen);
+      },
+    });
   });
 
   afterAll(async () => {
@@ -110,6 +120,37 @@ describe('outbound: CONNECT to a mesh route host', () => {
     );
     expect(reply).toMatch(/^HTTP\/1\.1 403 /);
     expect(reply).toContain('MESHAUTH_ERR_EGRESS_FORBIDDEN');
+  });
+
+  it('ok/CONNECTs nested in a route tunnel add no listeners: the request after fifteen of them is served', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      const connects = 'CONNECT b.mesh:80 HTTP/1.1\r\nHost: b.mesh:80\r\n\r\n'.repeat(15);
+      const reply = await rawExchange(
+        pair.a.sidecar.outboundPort,
+        `${connects}GET /nested HTTP/1.1\r\nHost: b.mesh\r\nConnection: close\r\n\r\n`,
+      );
+      expect(reply.split('HTTP/1.1 200 Connection Established').length - 1).toBe(15);
+      expect(reply).toMatch(/HTTP\/1\.1 200 OK\r\n/);
+      expect(pair.appB.seen.at(-1)?.url).toBe('/nested');
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
+  it('fail/a CONNECT pipelined behind a request still being answered closes the connection, no tunnel opens', async () => {
+    const replying = rawExchange(
+      pair.a.sidecar.outboundPort,
+      'GET /slow HTTP/1.1\r\nHost: b.mesh\r\n\r\nCONNECT b.mesh:80 HTTP/1.1\r\nHost: b.mesh:80\r\n\r\n' +
+        'GET /inner HTTP/1.1\r\nHost: b.mesh\r\n\r\n',
+    );
+    const reply = await replying;
+    releaseSlow();
+    expect(reply).not.toContain('Connection Established');
+    expect(pair.appB.seen.some((seen) => seen.url === '/inner')).toBe(false);
   });
 
   it('fail/a request inside a route tunnel naming an unknown host → 502 route not found', async () => {

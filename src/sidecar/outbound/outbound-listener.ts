@@ -110,6 +110,8 @@ export class OutboundListener {
     );
     this.#server.on('clientError', (error: Error, socket: Duplex) => this.#onClientError(error, socket));
     this.#server.on('connection', (socket: Socket) => {
+      // A route tunnel comes back here on the socket that carried its CONNECT: already tracked.
+      if (this.#sockets.has(socket)) return;
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
@@ -272,7 +274,17 @@ export class OutboundListener {
    */
   #onConnect(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const startedAt = performance.now();
-    socket.on('error', ignore);
+    if (!socket.listeners('error').includes(ignore)) socket.on('error', ignore);
+    // A CONNECT sent behind a request still being answered: the tunnel's first bytes would overtake that response.
+    const answering = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (answering != null && !answering.writableFinished) {
+      const error = new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'CONNECT pipelined behind a request', {
+        reason: 'connect_pipelined',
+      });
+      this.#telemetry.rejected('', error, startedAt);
+      socket.destroy();
+      return;
+    }
     // The same strict host:port parser as the config (host-name characters, bracketed IPv6), never a hand split.
     const target = parseHostPort(req.url ?? '');
     if (target === undefined || target.port === 0) {

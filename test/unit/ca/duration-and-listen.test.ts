@@ -47,6 +47,18 @@ describe('parseListenAddress', () => {
     // Nobody dials "every interface": the URL (and the default issuer) names loopback of the same family.
     ['ok/every IPv4 interface', '0.0.0.0:8443', { host: '0.0.0.0', port: 8443 }, 'https://127.0.0.1:8443'],
     ['ok/every IPv6 interface', '[::]:8443', { host: '::', port: 8443 }, 'https://[::1]:8443'],
+    [
+      'ok/every IPv6 interface, long form',
+      '[0:0:0:0:0:0:0:0]:8443',
+      { host: '0:0:0:0:0:0:0:0', port: 8443 },
+      'https://[::1]:8443',
+    ],
+    [
+      'ok/a name that is an Object property',
+      'constructor:8443',
+      { host: 'constructor', port: 8443 },
+      'https://constructor:8443',
+    ],
   ])('%s', (_name, text, address, url) => {
     expect(parseListenAddress(text)).toEqual(address);
     expect(httpsUrl(address.host, address.port)).toBe(url);

@@ -1,19 +1,28 @@
 // Load shedding at the CA's front door (`ca serve --max-queue`): every signing request (POST /v1/svid and
 // POST /v1/token) passes an AdmissionQueue; past its bound the CA answers 429 MESHAUTH_ERR_CA_OVERLOADED with
-// Retry-After at once, instead of letting a cluster-wide restart pile up into timeouts. The whole request counts
-// (TLS is done by then, but CSR and token checks and the signature are not), and read-only endpoints (bundle, JWKS,
-// health, metrics) are never shed: a struggling CA must still say how it is.
+// Retry-After at once, instead of letting a cluster-wide restart pile up into timeouts. A request takes its place
+// once its body has arrived (read once, bounded, handed to the handler): a client trickling a body must not hold
+// one of the few places in progress for the whole request timeout, which took a handful of connections without any
+// credential to stop all issuance. From there the whole request counts (CSR and token checks and the signature),
+// and read-only endpoints (bundle, JWKS, health, metrics) are never shed: a struggling CA must still say how it is.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MeshauthError } from '../errors/index.js';
 import type { Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { AdmissionQueue } from './admission-queue.js';
+import { MAX_BODY_BYTES } from './api.js';
+import { readBodyLimited } from './read-body.js';
+import { MAX_TOKEN_REQUEST_BYTES } from './token-endpoint.js';
 
 /** Default bound of waiting requests per CA process: about a second of signing on one core. */
 export const DEFAULT_MAX_QUEUE = 1000;
 /** Requests processed at the same time per signing worker (keeps each worker fed while the main thread parses). */
 const CONCURRENCY_PER_WORKER = 8;
 
-const SHED_PATHS = new Set(['/v1/svid', '/v1/token']);
+/** The signing endpoints, with the body limit of each (the handler reads the same body through readBodyLimited). */
+const SHED_PATHS: ReadonlyMap<string, number> = new Map([
+  ['/v1/svid', MAX_BODY_BYTES],
+  ['/v1/token', MAX_TOKEN_REQUEST_BYTES],
+]);
 
 export interface LoadSheddingOptions {
   /** Requests allowed to wait beyond those being processed (`--max-queue`). */
@@ -36,11 +45,7 @@ export function withLoadShedding(handler: RequestHandler, options: LoadSheddingO
     ...(options.openConnections === undefined ? {} : { backlog: options.openConnections }),
   });
   const { overloadLog, metrics } = options;
-  return (req, res) => {
-    if (req.method !== 'POST' || !SHED_PATHS.has(pathOf(req))) {
-      handler(req, res);
-      return;
-    }
+  const admitted = (req: IncomingMessage, res: ServerResponse): void => {
     const admission = queue.admit();
     if (!admission.admitted) {
       metrics.caRequestsRejected.inc({ reason: 'overloaded' });
@@ -66,23 +71,36 @@ export function withLoadShedding(handler: RequestHandler, options: LoadSheddingO
     }
     metrics.caQueueDepth.set(queue.depth);
     let done = false;
-    const finish = () => {
+    const finish = (answered: boolean) => {
       if (done) return;
       done = true;
-      if (res.statusCode === 200) queue.recordCompletion(Date.now());
+      // Only a signature sent teaches the queue its signing rate; a request cut short taught it a rate never reached.
+      if (answered && res.statusCode === 200) queue.recordCompletion(Date.now());
       admission.release();
       metrics.caQueueDepth.set(queue.depth);
     };
-    res.once('finish', finish);
-    res.once('close', finish);
+    res.once('finish', () => finish(true));
+    res.once('close', () => finish(false));
     void admission.waited.then(() => {
       // A client that gave up while waiting costs no signature.
-      if (done || req.destroyed) {
-        finish();
+      if (done || req.socket.destroyed) {
+        finish(false);
         return;
       }
       handler(req, res);
     });
+  };
+  return (req, res) => {
+    const limit = req.method === 'POST' ? SHED_PATHS.get(pathOf(req)) : undefined;
+    if (limit === undefined) {
+      handler(req, res);
+      return;
+    }
+    // A body that cannot be read (too large, cut short) is the handler's to refuse, with its own code: no place.
+    readBodyLimited(req, limit).then(
+      () => admitted(req, res),
+      () => handler(req, res),
+    );
   };
 }
 

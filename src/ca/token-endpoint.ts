@@ -11,7 +11,7 @@ import { readBodyLimited } from './read-body.js';
 import { clientIdMismatch, parseTokenRequest } from './token-request.js';
 
 /** A token request is a few parameters; RFC 6749 sets no limit, we set a small one. */
-const MAX_TOKEN_REQUEST_BYTES = 8 * 1024;
+export const MAX_TOKEN_REQUEST_BYTES = 8 * 1024;
 export const ISSUED_TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
 
 export interface TokenEndpointOptions {

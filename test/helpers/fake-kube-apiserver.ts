@@ -40,6 +40,8 @@ export interface FakeApiServer {
   setCaToken(token: string): void;
   /** Answer TokenReview with this status instead (e.g. 500, 403), or undefined for normal answers. */
   reviewStatusOverride: number | undefined;
+  /** Holds every TokenReview answer until the returned function is called (a CA request waits inside its handler). */
+  holdReviews(): () => void;
   mint(options: Omit<MintOptions, 'issuer' | 'key'> & { key?: ClusterSigningKey; issuer?: string }): Promise<string>;
   close(): Promise<void>;
 }
@@ -64,6 +66,7 @@ export async function startFakeApiServer(
   const requests: RecordedRequest[] = [];
   const livePods = new Set<string>();
   const state = { keys: [await newClusterSigningKey()], reviewStatusOverride: undefined as number | undefined };
+  let heldReviews: Array<() => void> | undefined;
 
   const server: Server = createServer({ cert: serving.chainPem, key: serving.keyPem }, (req, res) => {
     const chunks: Buffer[] = [];
@@ -111,7 +114,9 @@ export async function startFakeApiServer(
         if (state.reviewStatusOverride !== undefined) {
           return send(state.reviewStatusOverride, statusBody(state.reviewStatusOverride, 'InternalError'));
         }
-        void review(body).then((answer) => send(201, answer));
+        const answer = () => void review(body).then((reply) => send(201, reply));
+        if (heldReviews === undefined) answer();
+        else heldReviews.push(answer);
         return;
       }
       send(404, statusBody(404, 'NotFound'));
@@ -202,6 +207,14 @@ export async function startFakeApiServer(
     },
     set reviewStatusOverride(status: number | undefined) {
       state.reviewStatusOverride = status;
+    },
+    holdReviews() {
+      heldReviews ??= [];
+      return () => {
+        const waiting = heldReviews ?? [];
+        heldReviews = undefined;
+        for (const answer of waiting) answer();
+      };
     },
     setCaToken(token: string) {
       caToken = token;

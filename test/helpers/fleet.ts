@@ -6,8 +6,11 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, CredentialHolder } from '../../src/agent/index.js';
+import type { CaServerOptions } from '../../src/ca/index.js';
 import { TrustDomain } from '../../src/identity/index.js';
+import { createCsrPem, generateKeyPair } from '../../src/pki/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
+import { type FakeApiServer, startFakeApiServer } from './fake-kube-apiserver.js';
 import { mintProjectedToken, newClusterSigningKey, pod } from './projected-token.js';
 
 export const FLEET_K8S_ISSUER = 'https://kubernetes.default.svc.cluster.local';
@@ -15,6 +18,44 @@ export const FLEET_K8S_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 export interface FleetCluster {
   readonly jwksFile: string;
   tokenFiles(count: number, prefix: string): Promise<string[]>;
+}
+
+/**
+ * A fleet cluster behind a stand-in API server, for a CA with `--k8s-token-review`: every service-account token is
+ * also reviewed by the API server, whose answers a test can hold to keep requests inside the CA's handler.
+ */
+export interface ReviewedFleetCluster {
+  readonly api: FakeApiServer;
+  /** What `startCaServer` takes as `kubernetes`. */
+  readonly kubernetes: NonNullable<CaServerOptions['kubernetes']>;
+  tokens(count: number, prefix: string): Promise<string[]>;
+  tokenFiles(count: number, prefix: string): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export async function reviewedFleetCluster(dir: string): Promise<ReviewedFleetCluster> {
+  const api = await startFakeApiServer(FLEET_K8S_ISSUER);
+  const tokens = (count: number, prefix: string) =>
+    Promise.all(Array.from({ length: count }, (_, i) => api.mint({ pod: pod('fleet', `${prefix}-${i}`) })));
+  return {
+    api,
+    kubernetes: {
+      issuer: api.issuer,
+      jwks: `${api.url}/openid/v1/jwks`,
+      caFile: api.caFile,
+      tokenFile: api.tokenFile,
+      apiServer: api.url,
+      tokenReview: true,
+    },
+    tokens,
+    tokenFiles: async (count, prefix) =>
+      (await tokens(count, prefix)).map((token, i) => {
+        const file = join(dir, `${prefix}-${i}.token`);
+        writeFileSync(file, token);
+        return file;
+      }),
+    close: () => api.close(),
+  };
 }
 
 export async function fleetCluster(dir: string): Promise<FleetCluster> {
@@ -162,33 +203,44 @@ export function busiestBucketPercent(times: readonly number[]): number {
  * Fills `count` of the CA's signing slots with POST /v1/svid requests whose body never comes (the handler waits
  * for it), so the next request meets a full queue at once; release() drops them. Waits until all are admitted.
  */
+/**
+ * Fills `tokens.length` of the CA's signing places with complete bootstrap requests that wait inside its handler for
+ * TokenReview answers the API server holds (a body still arriving takes no place). release() lets the reviews answer
+ * and closes the requests.
+ */
 export async function holdSigningSlots(
   caUrl: string,
   bundlePem: string,
-  count: number,
+  cluster: ReviewedFleetCluster,
+  tokens: readonly string[],
   queueDepth: () => Promise<number>,
 ): Promise<{ release(): void }> {
   const { request } = await import('node:https');
   const url = new URL('/v1/svid', caUrl);
-  const held = Array.from({ length: count }, () => {
+  const answerReviews = cluster.api.holdReviews();
+  const csrPem = await createCsrPem(await generateKeyPair('p256'));
+  const held = tokens.map((token) => {
+    const body = JSON.stringify({ csr: csrPem, token });
     const req = request(url, {
       method: 'POST',
       ca: bundlePem,
       checkServerIdentity: () => undefined,
-      headers: { 'content-type': 'application/json', 'content-length': '100' },
+      headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) },
     });
     req.on('error', () => {});
-    req.flushHeaders();
+    req.on('response', (res) => res.resume());
+    req.end(body);
     return req;
   });
   const deadline = Date.now() + 15_000;
-  while ((await queueDepth()) < count) {
-    if (Date.now() > deadline) throw new Error(`the CA did not admit ${count} held requests`);
+  while ((await queueDepth()) < tokens.length) {
+    if (Date.now() > deadline) throw new Error(`the CA did not admit ${tokens.length} held requests`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   return {
     release: () => {
       for (const req of held) req.destroy();
+      answerReviews();
     },
   };
 }

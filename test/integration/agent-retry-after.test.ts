@@ -9,12 +9,12 @@ import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
 import {
   busiestBucketPercent,
-  FLEET_K8S_ISSUER,
   type Fleet,
-  fleetCluster,
   holdSigningSlots,
   queueDepthOf,
+  type ReviewedFleetCluster,
   recordSvidTraffic,
+  reviewedFleetCluster,
   startFleet,
 } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/wait.js';
@@ -25,17 +25,18 @@ let server: CaServer;
 let fleet: Fleet | undefined;
 let tokenFiles: string[];
 let metrics: Metrics;
+let cluster: ReviewedFleetCluster;
 
 beforeAll(async () => {
   ca = await makeCaDir();
-  const cluster = await fleetCluster(join(ca.dir, '..'));
+  cluster = await reviewedFleetCluster(join(ca.dir, '..'));
   tokenFiles = await cluster.tokenFiles(AGENTS, 'wl');
   metrics = new Metrics();
   server = await startCaServer({
     dir: ca.dir,
     listen: '127.0.0.1:0',
     svidTtlMs: 10 * 60_000,
-    kubernetes: { issuer: FLEET_K8S_ISSUER, jwks: cluster.jwksFile },
+    kubernetes: cluster.kubernetes,
     maxQueue: 4,
     workers: 1,
     logger: silentLogger(),
@@ -46,6 +47,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await fleet?.close();
   await server?.close();
+  await cluster?.close();
   ca?.cleanup();
 });
 
@@ -53,7 +55,9 @@ describe('agents under load shedding', () => {
   it('ok/every agent gets its SVID; refusals carry Retry-After; retries are not synchronized', async () => {
     const bundlePem = readFileSync(join(ca.dir, 'bundle.pem'), 'utf8');
     // 8 in progress per worker + the queue of 4: the whole fleet meets a full CA.
-    const held = await holdSigningSlots(server.url, bundlePem, 12, () => queueDepthOf(metrics));
+    const held = await holdSigningSlots(server.url, bundlePem, cluster, await cluster.tokens(12, 'hold'), () =>
+      queueDepthOf(metrics),
+    );
     const traffic = recordSvidTraffic();
     try {
       fleet = startFleet({ caUrl: server.url, bundleFile: join(ca.dir, 'bundle.pem'), tokenFiles });

@@ -2,7 +2,7 @@
 // POST /v1/svid with 429 MESHAUTH_ERR_CA_OVERLOADED and Retry-After at once, counts it, logs the first refusal of
 // its 10 s (the rest counted in meshauth_log_lines_suppressed_total), and keeps serving the bundle; when the slots
 // free up it admits and signs again (on its worker threads).
-import { readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { caRetryAfterMsOf, caStatusOf, fetchBundle, requestSvid } from '../../src/agent/ca-client.js';
@@ -11,8 +11,9 @@ import { TrustDomain } from '../../src/identity/index.js';
 import { createCsrPem, generateKeyPair, parseCertificatesPem, uriSans } from '../../src/pki/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
-import { FLEET_K8S_ISSUER, fleetCluster, holdSigningSlots, queueDepthOf } from '../helpers/fleet.js';
+import { holdSigningSlots, queueDepthOf, type ReviewedFleetCluster, reviewedFleetCluster } from '../helpers/fleet.js';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
+import { waitFor } from '../helpers/wait.js';
 
 const TD = TrustDomain.parse('example.org');
 /** 8 requests in progress per worker (load-shedding.ts) plus the queue. */
@@ -25,19 +26,20 @@ let metrics: Metrics;
 let bundlePem: string;
 let tokens: string[];
 let logs: LogLines;
+let cluster: ReviewedFleetCluster;
 
 beforeAll(async () => {
   ca = await makeCaDir();
   bundlePem = (await loadCaMaterial(ca.dir)).bundle.toPem();
-  const cluster = await fleetCluster(join(ca.dir, '..'));
-  tokens = (await cluster.tokenFiles(5, 'burst')).map((file) => readFileSync(file, 'utf8'));
+  cluster = await reviewedFleetCluster(join(ca.dir, '..'));
+  tokens = await cluster.tokens(5, 'burst');
   metrics = new Metrics();
   logs = logLines('ca', 'info');
   server = await startCaServer({
     dir: ca.dir,
     listen: '127.0.0.1:0',
     svidTtlMs: 10 * 60_000,
-    kubernetes: { issuer: FLEET_K8S_ISSUER, jwks: cluster.jwksFile },
+    kubernetes: cluster.kubernetes,
     maxQueue: MAX_QUEUE,
     workers: WORKERS,
     logger: logs.logger,
@@ -47,13 +49,16 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close();
+  await cluster?.close();
   ca?.cleanup();
 });
 
 describe('a full signing queue', () => {
   it('ok/the next requests get 429 + Retry-After (1–30 s), the counter and one log line (the rest suppressed); the bundle is still served; freed slots sign again', async () => {
     const connection = { caUrl: server.url, trustDomain: TD, bundlePem };
-    const held = await holdSigningSlots(server.url, bundlePem, CAPACITY, () => queueDepthOf(metrics));
+    const held = await holdSigningSlots(server.url, bundlePem, cluster, await cluster.tokens(CAPACITY, 'hold'), () =>
+      queueDepthOf(metrics),
+    );
     try {
       const refused = await Promise.allSettled(
         tokens
@@ -96,3 +101,44 @@ describe('a full signing queue', () => {
     expect(leaf === undefined ? undefined : uriSans(leaf)[0]).toBe('spiffe://example.org/ns/fleet/sa/burst-4');
   });
 });
+
+describe('request bodies that trickle', () => {
+  it('fail/bodies still arriving take no signing place: sixteen stalled uploads leave the queue empty and a client is served', async () => {
+    const url = new URL('/v1/svid', server.url);
+    // Each announces 1,000 bytes, sends ten and stalls, as a client trickling its body to hold a place would.
+    const stalled = Array.from({ length: 16 }, () => {
+      const req = httpsRequest(url, {
+        method: 'POST',
+        ca: bundlePem,
+        checkServerIdentity: () => undefined,
+        headers: { 'content-type': 'application/json', 'content-length': '1000' },
+      });
+      req.on('error', () => {});
+      req.write('{"csr":"xx');
+      return req;
+    });
+    try {
+      const before = await rejectedOverloaded();
+      const connection = { caUrl: server.url, trustDomain: TD, bundlePem };
+      const [token] = await cluster.tokens(1, 'trickle');
+      const answer = await requestSvid(connection, {
+        csrPem: await createCsrPem(await generateKeyPair('p256')),
+        token: token as string,
+      });
+      expect(answer.certChainPem.length).toBeGreaterThan(0);
+      expect(await queueDepthOf(metrics)).toBe(0);
+      expect(await rejectedOverloaded()).toBe(before);
+    } finally {
+      for (const req of stalled) req.destroy();
+    }
+    // A body cut short is a rejection of its own (not an internal error): counted once per request.
+    await waitFor('the cut bodies to be counted', async () => (await rejected('body_incomplete')) === 16, 5000);
+  });
+});
+
+async function rejected(reason: string): Promise<number> {
+  const { values } = await metrics.caRequestsRejected.get();
+  return values.find((v) => v.labels.reason === reason)?.value ?? 0;
+}
+
+const rejectedOverloaded = () => rejected('overloaded');

@@ -40,7 +40,9 @@ function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
     req.once('end', () => resolve(Buffer.concat(chunks)));
     // The client left, or the server's request timeout cut it: a rejection of its own, not an internal error.
     const incomplete = () =>
-      reject(new MeshauthError('MESHAUTH_ERR_CA_BAD_REQUEST', 'request body incomplete', { reason: 'body_incomplete' }));
+      reject(
+        new MeshauthError('MESHAUTH_ERR_CA_BAD_REQUEST', 'request body incomplete', { reason: 'body_incomplete' }),
+      );
     req.once('error', incomplete);
     req.once('close', () => {
       if (!req.complete) incomplete();

@@ -117,7 +117,10 @@ describe('exhaustion of the inbound is bounded', () => {
       socket.on('error', () => undefined);
       flood.push(socket);
     }
-    const refused = () => metric('meshauth_connections_rejected_total', 'reason="max_handshakes"');
+    // One address: past half the places it meets its own share (max_handshakes_per_source) before the global cap.
+    const refused = async () =>
+      (await metric('meshauth_connections_rejected_total', 'reason="max_handshakes"')) +
+      (await metric('meshauth_connections_rejected_total', 'reason="max_handshakes_per_source"'));
     const timedOut = () => metric('meshauth_connections_rejected_total', 'reason="handshake_timeout"');
     // Only maxHandshakes of them are admitted at a time; the rest are closed at accept.
     expect(await eventually(async () => (await refused()) >= 1), 'refused at accept').toBe(true);
@@ -152,6 +155,29 @@ describe('exhaustion of the inbound is bounded', () => {
     console.log(
       `idle flood: 300 TCP connections, admitted ≤ ${LIMITS.maxHandshakes}, open during ${during} (baseline ${baseline}); ` +
         `RSS before/during/after ${mb(rssBefore)}/${mb(rssDuring)}/${mb(rssAfter)} MiB`,
+    );
+  });
+
+  it('ok/one address stalling handshakes cannot take every place: a client from another address is served', async () => {
+    const baseline = await openConnections();
+    const flood: Socket[] = [];
+    for (let i = 0; i < 300; i++) {
+      const socket = connect({ port: sidecar.sidecar.inboundPort, host: '127.0.0.1', localAddress: '127.0.0.2' });
+      socket.on('error', () => undefined);
+      // The start of a ClientHello, then nothing: the handshake holds its place until handshakeTimeout.
+      socket.on('connect', () => socket.write(Buffer.from([0x16, 0x03, 0x01])));
+      flood.push(socket);
+    }
+    const perSource = () => metric('meshauth_connections_rejected_total', 'reason="max_handshakes_per_source"');
+    expect(await eventually(async () => (await perSource()) >= 1), 'the address refused past its share').toBe(true);
+    // At most half the places, then a quarter of them per address: 50 here.
+    expect(await openConnections()).toBeLessThanOrEqual(baseline + LIMITS.maxHandshakes / 2);
+    const fresh = await mtlsH2Session(sidecar.sidecar.inboundPort, legit, ca.bundlePem);
+    expect(await get(fresh)).toBe(200);
+    fresh.close();
+    for (const socket of flood) socket.destroy();
+    expect(await eventually(async () => (await openConnections()) === baseline), 'open gauge back to baseline').toBe(
+      true,
     );
   });
 

@@ -1,6 +1,9 @@
 // Admission of client connections to a TLS listener, before and right after the handshake: a cap on open
 // connections (dropped at accept by net.Server.maxConnections), on handshakes in progress, on established
-// connections per authenticated SPIFFE ID, and a handshake timeout. Everything it refuses is counted
+// connections per authenticated SPIFFE ID, and a handshake timeout. Once half of the handshake places are taken, one
+// client address may hold at most a quarter of them: a handshake holds its place until it completes or times out,
+// and a few bytes of ClientHello on every place would otherwise shut every other client out (a burst from one
+// address, e.g. a TCP service's pool, still gets the places nobody else needs). Everything it refuses is counted
 // (meshauth_connections_rejected_total) and logged at most once per interval, so a flood of idle or failing
 // connections costs bounded file descriptors, memory and log volume. The listener owns the sockets; this class
 // only counts and decides.
@@ -11,10 +14,16 @@ import type { Direction } from '../data-plane-telemetry.js';
 import { effectiveMaxConnections, openFileLimit } from './fd-budget.js';
 import { FLOOD_LOG_INTERVAL_MS, type InboundLimits } from './limits.js';
 
-export type ConnectionRejectReason = 'max_connections' | 'max_handshakes' | 'per_peer' | 'handshake_timeout';
+export type ConnectionRejectReason =
+  | 'max_connections'
+  | 'max_handshakes'
+  | 'max_handshakes_per_source'
+  | 'per_peer'
+  | 'handshake_timeout';
 
 const kPeer = Symbol('meshauth.peerId');
-type Counted = TLSSocket & { [kPeer]?: string };
+const kSource = Symbol('meshauth.source');
+type Counted = TLSSocket & { [kPeer]?: string; [kSource]?: string };
 
 export class ConnectionGuard {
   /** The listening socket: accepts TCP, applies the accept-time limits, hands the rest to the TLS server. */
@@ -25,6 +34,9 @@ export class ConnectionGuard {
   readonly #refusedLog: RateLimitedLog;
   readonly #handshakeLog: RateLimitedLog;
   readonly #perPeer = new Map<string, number>();
+  /** Per client address: connections accepted and not closed, and those past their handshake. */
+  readonly #openBySource = new Map<string, number>();
+  readonly #establishedBySource = new Map<string, number>();
   readonly #onPeerClose = (socket: Counted): void => this.#releasePeer(socket);
   #open = 0;
   #established = 0;
@@ -60,15 +72,19 @@ export class ConnectionGuard {
     this.server.maxConnections = maxConnections;
     this.server.on('drop', () => this.#refuse('max_connections', undefined));
     this.server.on('connection', (socket: Socket) => {
-      if (this.#open - this.#established >= this.#limits.maxHandshakes) {
-        this.#refuse('max_handshakes', socket.remoteAddress);
+      const source = socket.remoteAddress ?? '';
+      const refusal = this.#handshakeRefusal(source);
+      if (refusal !== undefined) {
+        this.#refuse(refusal, socket.remoteAddress);
         socket.destroy();
         return;
       }
       this.#open++;
+      addTo(this.#openBySource, source, 1);
       this.#metrics.connectionsOpen.inc({ direction: this.#direction });
       socket.once('close', () => {
         this.#open--;
+        addTo(this.#openBySource, source, -1);
         this.#metrics.connectionsOpen.dec({ direction: this.#direction });
       });
       tls.emit('connection', socket);
@@ -87,6 +103,9 @@ export class ConnectionGuard {
   established(socket: TLSSocket, peerId: string | undefined): boolean {
     const counted = socket as Counted;
     this.#established++;
+    const source = socket.remoteAddress ?? '';
+    counted[kSource] = source;
+    addTo(this.#establishedBySource, source, 1);
     socket.once('close', () => this.#onPeerClose(counted));
     if (peerId === undefined) return true;
     const held = this.#perPeer.get(peerId) ?? 0;
@@ -116,8 +135,20 @@ export class ConnectionGuard {
     this.#handshakeLog.close();
   }
 
+  /** Why a new connection from `source` may not start a handshake now, if it may not. */
+  #handshakeRefusal(source: string): ConnectionRejectReason | undefined {
+    const { maxHandshakes } = this.#limits;
+    const handshaking = this.#open - this.#established;
+    if (handshaking >= maxHandshakes) return 'max_handshakes';
+    if (handshaking < Math.floor(maxHandshakes / 2)) return undefined;
+    const fromSource = (this.#openBySource.get(source) ?? 0) - (this.#establishedBySource.get(source) ?? 0);
+    return fromSource >= Math.max(1, Math.floor(maxHandshakes / 4)) ? 'max_handshakes_per_source' : undefined;
+  }
+
   #releasePeer(socket: Counted): void {
     this.#established--;
+    const source = socket[kSource];
+    if (source !== undefined) addTo(this.#establishedBySource, source, -1);
     const peerId = socket[kPeer];
     if (peerId === undefined) return;
     const held = (this.#perPeer.get(peerId) ?? 1) - 1;
@@ -129,4 +160,11 @@ export class ConnectionGuard {
     this.#metrics.connectionsRejected.inc({ direction: this.#direction, reason });
     this.#refusedLog.warn({ direction: this.#direction, reason, remote, peer }, `connection refused: ${reason}`);
   }
+}
+
+/** Adds `delta` to a count kept per key; a count back at zero is removed. */
+function addTo(counts: Map<string, number>, key: string, delta: number): void {
+  const next = (counts.get(key) ?? 0) + delta;
+  if (next <= 0) counts.delete(key);
+  else counts.set(key, next);
 }

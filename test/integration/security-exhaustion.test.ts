@@ -260,3 +260,39 @@ function countBy(values: readonly (number | string)[]): Record<string, number> {
   for (const v of values) out[String(v)] = (out[String(v)] ?? 0) + 1;
   return out;
 }
+
+describe('an h2 session that opens no stream', () => {
+  let ca: TestCa;
+  let app: Awaited<ReturnType<typeof countingApp>>;
+  let sidecar: TestSidecar;
+  let client: TestSvid;
+
+  beforeAll(async () => {
+    ca = await TestCa.create(TD);
+    app = await countingApp();
+    sidecar = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), testConfig({ appPort: app.port }), {
+      inboundLimits: { headersTimeoutMs: 800 },
+    });
+    client = await ca.issue({ id: ca.idFor('/ns/shop/sa/client') });
+  });
+  afterAll(async () => {
+    await sidecar?.sidecar.close(0);
+    app?.server.closeAllConnections();
+    await new Promise((resolve) => app?.server.close(resolve));
+  });
+
+  it('fail/is closed after headersTimeout, as an HTTP/1.1 connection without a request head is; one that asked stays', async () => {
+    const idle = await mtlsH2Session(sidecar.sidecar.inboundPort, client, ca.bundlePem);
+    const busy = await mtlsH2Session(sidecar.sidecar.inboundPort, client, ca.bundlePem);
+    const status = await new Promise<number>((resolve) => {
+      const stream = busy.request({ ':method': 'GET', ':path': '/' }, { endStream: true });
+      stream.on('response', (h: IncomingHttpHeaders) => resolve(Number(h[':status'])));
+      stream.on('error', () => resolve(-1));
+      stream.resume();
+    });
+    expect(status).toBe(200);
+    expect(await eventually(() => idle.closed || idle.destroyed), 'the idle session closed').toBe(true);
+    expect(busy.closed || busy.destroyed).toBe(false);
+    busy.close();
+  });
+});

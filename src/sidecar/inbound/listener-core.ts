@@ -163,6 +163,18 @@ export class ListenerCore {
         this.telemetry.idleSession();
       }
     });
+    // A session that opens no stream within headersTimeout is closed, as an HTTP/1.1 connection that sends no request
+    // head is: otherwise idle sessions held a place of maxConnections each for the whole sessionIdleTimeout, and a
+    // few thousand handshakes shut every other client out.
+    const firstStream = setTimeout(() => {
+      if (!session.closed) {
+        session.close();
+        this.telemetry.idleSession();
+      }
+    }, this.limits.headersTimeoutMs);
+    firstStream.unref();
+    session.once('stream', () => clearTimeout(firstStream));
+    session.once('close', () => clearTimeout(firstStream));
     const onStreamIdle = this.#onStreamIdle;
     const streamIdleMs = this.#streamIdleMs;
     const drain = this.drain;

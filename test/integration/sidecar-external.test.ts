@@ -3,8 +3,9 @@
 // spoofed identity headers, refuses passports from outside, applies the policy without an mTLS peer, and the app
 // can forward the passport to another sidecar that trusts this one as a voucher. Real sockets, real TLS.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as http2Connect } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -17,6 +18,7 @@ import { isMeshauthError } from '../../src/errors/index.js';
 import { startSidecar } from '../../src/sidecar/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { type OidcIssuer, startOidcIssuer } from '../helpers/oidc-issuer.js';
+import { eventually } from '../helpers/raw-app.js';
 import {
   available,
   echoApp,
@@ -478,5 +480,57 @@ describe('external listener: start-up checks', () => {
     const error = await startWith(certFile, otherKey);
     expect(isMeshauthError(error, 'MESHAUTH_ERR_CONFIG_INVALID')).toBe(true);
     expect((error as Error).message).toMatch(/inbound\.external\.key: .* is not the key of the certificate/);
+  });
+});
+
+describe('the app pool share on the external listener', () => {
+  let shared: TestSidecar;
+  let appShared: Server;
+  let uploadsStarted = 0;
+
+  beforeAll(async () => {
+    // Uploads are answered once their body ends; anything else at once.
+    appShared = createServer((req, res) => {
+      if (req.url === '/upload') uploadsStarted += 1;
+      req.resume();
+      req.on('end', () => res.end('ok'));
+    });
+    await new Promise<void>((resolve) => appShared.listen(0, '127.0.0.1', resolve));
+    // Four app connections: one caller may hold three of them.
+    shared = await startTestSidecar(ca, API, config((appShared.address() as AddressInfo).port, { external: true }), {
+      inboundLimits: { appConnections: 4 },
+    });
+  });
+
+  afterAll(async () => {
+    await shared?.sidecar.close(0);
+    appShared?.closeAllConnections();
+    await new Promise((resolve) => appShared?.close(resolve));
+  });
+
+  it('ok/one token holder with unfinished uploads on every place of its share leaves another user served', async () => {
+    const intruder = await idp.getToken({ clientId: 'intruder', scope: 'orders:read' });
+    const session = http2Connect(`https://127.0.0.1:${shared.sidecar.externalPort}`, { ca: ca.rootPem });
+    session.on('error', () => undefined);
+    try {
+      const uploads = Array.from({ length: 3 }, () => {
+        const stream = session.request({
+          ':method': 'POST',
+          ':path': '/upload',
+          authorization: `Bearer ${intruder}`,
+          'content-type': 'application/octet-stream',
+        });
+        stream.on('error', () => undefined);
+        stream.write('x');
+        return stream;
+      });
+      expect(await eventually(() => uploadsStarted === 3, 10_000), 'three uploads at the app').toBe(true);
+      // Before: every external caller counted as one peer, so this waited for an upload to end.
+      const answer = await call(shared, '/orders/1', { token: await token('reporting', 'orders:read') });
+      expect(answer.status).toBe(200);
+      expect(uploads.every((stream) => !stream.closed)).toBe(true);
+    } finally {
+      session.destroy();
+    }
   });
 });

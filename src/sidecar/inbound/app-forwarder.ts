@@ -2,15 +2,18 @@
 // the app over a bounded undici pool (one per listener). A peer may hold at most a share of the pool's
 // connections with requests in flight; its further requests wait for one of its own to finish. So one client's
 // slow uploads cannot take the app from everyone else, and a busy client (a gateway, say) is slowed, not failed.
+// The peer is the caller's SPIFFE ID; on the external listener, where no client certificate names the caller, it is
+// the verified end user (every client there used to share one share, so one token holder could take it all).
 import { Pool } from 'undici';
 import { formatHostPort, type SidecarConfig } from '../../config/index.js';
+import { USER_HEADER } from '../identity-headers.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import { APP_POOL_PEER_SHARE, type InboundLimits } from './limits.js';
 
 export class AppForwarder {
   readonly #pool: Pool;
   readonly #maxPerPeer: number;
-  /** App requests in flight per peer ID. */
+  /** App requests in flight per peer (shareKey). */
   readonly #inFlight = new Map<string, number>();
   /** Requests of a peer over its share, oldest first (bounded by its streams: per-peer connections × streams). */
   readonly #waiting = new Map<string, Exchange[]>();
@@ -30,27 +33,26 @@ export class AppForwarder {
 
   /** The forward stage (pipeline/stages.ts order: after identityHeaders, which built `appHeaders`). */
   readonly forward = (exchange: Exchange): void => {
-    const peerId = exchange.peerId;
-    if ((this.#inFlight.get(peerId) ?? 0) < this.#maxPerPeer) {
-      this.#dispatch(exchange);
+    const key = shareKey(exchange);
+    if ((this.#inFlight.get(key) ?? 0) < this.#maxPerPeer) {
+      this.#dispatch(exchange, key);
       return;
     }
-    let queue = this.#waiting.get(peerId);
+    let queue = this.#waiting.get(key);
     if (queue === undefined) {
       queue = [];
-      this.#waiting.set(peerId, queue);
+      this.#waiting.set(key, queue);
     }
     queue.push(exchange);
     // A waiting request whose stream ends (caller reset, stream idle timeout) leaves the queue unsent.
-    exchange.sink.onClose(() => this.#unqueue(peerId, exchange));
+    exchange.sink.onClose(() => this.#unqueue(key, exchange));
   };
 
-  #dispatch(exchange: Exchange): void {
-    const peerId = exchange.peerId;
-    this.#inFlight.set(peerId, (this.#inFlight.get(peerId) ?? 0) + 1);
+  #dispatch(exchange: Exchange, key: string): void {
+    this.#inFlight.set(key, (this.#inFlight.get(key) ?? 0) + 1);
     const sink = exchange.sink;
-    sink.onClose(() => this.#release(peerId));
-    const handler = sink.forwardHandler(peerId, exchange.startedAt);
+    sink.onClose(() => this.#release(key));
+    const handler = sink.forwardHandler(exchange.peerId, exchange.startedAt);
     this.#pool.dispatch(
       {
         path: exchange.verdict?.forwardTarget ?? exchange.target,
@@ -69,21 +71,28 @@ export class AppForwarder {
     await this.#pool.destroy().catch(() => undefined);
   }
 
-  #release(peerId: string): void {
-    const left = (this.#inFlight.get(peerId) ?? 1) - 1;
-    if (left === 0) this.#inFlight.delete(peerId);
-    else this.#inFlight.set(peerId, left);
-    const queue = this.#waiting.get(peerId);
+  #release(key: string): void {
+    const left = (this.#inFlight.get(key) ?? 1) - 1;
+    if (left === 0) this.#inFlight.delete(key);
+    else this.#inFlight.set(key, left);
+    const queue = this.#waiting.get(key);
     const next = queue?.shift();
-    if (queue?.length === 0) this.#waiting.delete(peerId);
-    if (next !== undefined) this.#dispatch(next);
+    if (queue?.length === 0) this.#waiting.delete(key);
+    if (next !== undefined) this.#dispatch(next, key);
   }
 
-  #unqueue(peerId: string, exchange: Exchange): void {
-    const queue = this.#waiting.get(peerId);
+  #unqueue(key: string, exchange: Exchange): void {
+    const queue = this.#waiting.get(key);
     const at = queue?.indexOf(exchange) ?? -1;
     if (queue === undefined || at === -1) return;
     queue.splice(at, 1);
-    if (queue.length === 0) this.#waiting.delete(peerId);
+    if (queue.length === 0) this.#waiting.delete(key);
   }
+}
+
+/** Whose share a request counts against: the caller's SPIFFE ID, else (external listener) its verified end user. */
+function shareKey(exchange: Exchange): string {
+  if (exchange.peerId !== '') return exchange.peerId;
+  const user = exchange.outcome?.headers?.[USER_HEADER];
+  return user === undefined ? '' : `user:${user}`;
 }

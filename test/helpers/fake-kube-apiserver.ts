@@ -232,3 +232,15 @@ export async function startFakeApiServer(
     },
   };
 }
+
+/** What a meshauth CA is given to trust this API server: its JWKS over https, its CA, the bearer, TokenReview on. */
+export function reviewingCaOptions(api: FakeApiServer) {
+  return {
+    issuer: api.issuer,
+    jwks: `${api.url}/openid/v1/jwks`,
+    caFile: api.caFile,
+    tokenFile: api.tokenFile,
+    apiServer: api.url,
+    tokenReview: true,
+  };
+}

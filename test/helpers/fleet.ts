@@ -10,7 +10,7 @@ import type { CaServerOptions } from '../../src/ca/index.js';
 import { TrustDomain } from '../../src/identity/index.js';
 import { createCsrPem, generateKeyPair } from '../../src/pki/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
-import { type FakeApiServer, startFakeApiServer } from './fake-kube-apiserver.js';
+import { type FakeApiServer, reviewingCaOptions, startFakeApiServer } from './fake-kube-apiserver.js';
 import { mintProjectedToken, newClusterSigningKey, pod } from './projected-token.js';
 
 export const FLEET_K8S_ISSUER = 'https://kubernetes.default.svc.cluster.local';
@@ -39,14 +39,7 @@ export async function reviewedFleetCluster(dir: string): Promise<ReviewedFleetCl
     Promise.all(Array.from({ length: count }, (_, i) => api.mint({ pod: pod('fleet', `${prefix}-${i}`) })));
   return {
     api,
-    kubernetes: {
-      issuer: api.issuer,
-      jwks: `${api.url}/openid/v1/jwks`,
-      caFile: api.caFile,
-      tokenFile: api.tokenFile,
-      apiServer: api.url,
-      tokenReview: true,
-    },
+    kubernetes: reviewingCaOptions(api),
     tokens,
     tokenFiles: async (count, prefix) =>
       (await tokens(count, prefix)).map((token, i) => {

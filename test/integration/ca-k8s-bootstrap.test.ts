@@ -11,7 +11,7 @@ import { TrustDomain } from '../../src/identity/index.js';
 import { createCsrPem, generateKeyPair, parseCertificatesPem, uriSans } from '../../src/pki/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
-import { type FakeApiServer, startFakeApiServer } from '../helpers/fake-kube-apiserver.js';
+import { type FakeApiServer, reviewingCaOptions, startFakeApiServer } from '../helpers/fake-kube-apiserver.js';
 import { logLines } from '../helpers/log-lines.js';
 import { newClusterSigningKey, pod } from '../helpers/projected-token.js';
 
@@ -30,15 +30,7 @@ function caOptions(overrides: Partial<CaServerOptions['kubernetes']> = {}): CaSe
     dir,
     listen: '127.0.0.1:0',
     svidTtlMs: 10 * 60_000,
-    kubernetes: {
-      issuer: api.issuer,
-      jwks: `${api.url}/openid/v1/jwks`,
-      caFile: api.caFile,
-      tokenFile: api.tokenFile,
-      apiServer: api.url,
-      tokenReview: true,
-      ...overrides,
-    },
+    kubernetes: { ...reviewingCaOptions(api), ...overrides },
     logger: log.logger,
     metrics,
   };

@@ -6,7 +6,7 @@
 // without a turn, or that finds `maxWaiting` ahead of it, is closed before its handshake: the client backs off and
 // retries (the agent's jittered exponential backoff) at no cost to the CA.
 // A slot is held from the handshake until the connection closes: the CA's server answers one request per connection
-// and its timeouts (handshake 10 s, headers 10 s, request 30 s) bound the rest. Only a connection that has sent its
+// and its timeouts (handshake 10 s, headers 10 s, request 10 s) bound the rest. Only a connection that has sent its
 // first bytes reaches the gate (door.ts reads them first), so connections that say nothing cannot hold slots. A slot
 // is not taken from a connection that is merely slow: in a storm the agents' own event loops lag by seconds, and
 // letting more handshakes start then brings back the crowd the door is there to prevent.

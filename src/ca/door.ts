@@ -5,7 +5,7 @@
 // chain's, past TLS.
 import type { Server as HttpsServer } from 'node:https';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { listenOn, startTimeoutSweeper } from '../platform/index.js';
+import { clientSourceKey, listenOn, startTimeoutSweeper } from '../platform/index.js';
 import type { Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { ConnectionGate, type ConnectionGateOptions, type ConnectionRefusal } from './connection-gate.js';
 
@@ -106,7 +106,7 @@ export function openDoor(options: CaDoorOptions): CaDoor {
       chunks.push(chunk);
       if (chunks.length > 1) return;
       silent.delete(socket);
-      gate.arrive(socket, socket.remoteAddress ?? '');
+      gate.arrive(socket, clientSourceKey(socket.remoteAddress));
       metrics.caConnectionsWaiting.set(gate.waiting);
     };
     const onEnd = () => socket.destroy();

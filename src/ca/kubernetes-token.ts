@@ -53,6 +53,8 @@ export interface KubernetesTokenOptions {
   readonly apiServer?: string;
   /** Ask the API server's TokenReview about every token that verified offline (`--k8s-token-review`). */
   readonly tokenReview?: boolean;
+  /** How long a call to the API server or the issuer may take (default 5 s). */
+  readonly apiTimeoutMs?: number;
   readonly logger: Logger;
 }
 
@@ -94,6 +96,7 @@ export class KubernetesTokenVerifier {
       ...(options.tokenFile === undefined ? {} : { tokenFile: options.tokenFile }),
       // The API server and the issuer (in a cluster, the same server under another name) may see the CA's token.
       bearerOrigins: [apiServer, ...(/^https?:\/\//.test(options.issuer) ? [options.issuer] : [])],
+      ...(options.apiTimeoutMs === undefined ? {} : { timeoutMs: options.apiTimeoutMs }),
     });
     const keys =
       options.jwks !== undefined && !isJwksUrl(options.jwks)

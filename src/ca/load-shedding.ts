@@ -59,7 +59,7 @@ export function withLoadShedding(handler: RequestHandler, options: LoadSheddingO
         'CA overloaded: refusing signing requests with 429 and Retry-After',
       );
       const body = new MeshauthError('MESHAUTH_ERR_CA_OVERLOADED', 'signing queue full').toJSON();
-      // The body is not read: close the connection so a large upload does not keep it busy.
+      // Nothing more is read from this connection: close it so a client that keeps sending does not keep it busy.
       res.writeHead(429, {
         'content-type': 'application/json',
         'cache-control': 'no-store',

@@ -30,7 +30,8 @@ export async function issueAccessToken(
   res: ServerResponse,
 ): Promise<void> {
   const now = options.now();
-  // Authenticate before reading or judging the body: an unauthenticated caller learns nothing about it.
+  // Authenticate before judging the body (load shedding has read it already, bounded): an unauthenticated caller
+  // learns nothing about it.
   const subject = authenticatePeer(req, options.authority.material.bundle, now, 'token request');
   const request = parseTokenRequest(req.headers['content-type'], await readBodyLimited(req, MAX_TOKEN_REQUEST_BYTES));
   if (request.clientId !== undefined && request.clientId !== subject.toString()) throw clientIdMismatch();

@@ -1,6 +1,8 @@
 // Thin helpers over Node itself that several folders share: binding a listener, reading a small local file, and
 // (node-internals.ts) the Node and undici behaviours relied on beyond their public API, one place to check on an
 // upgrade.
+
+export { clientSourceKey } from './client-source.js';
 export { listenOn, REUSE_PORT_MIN_NODE, reusePortSupported } from './listen.js';
 export { pendingResponse, startTimeoutSweeper, UNDICI_CODES, UNDICI_PARSER_ERROR_NAME } from './node-internals.js';
 export { type RegularFile, readRegularFile } from './regular-file.js';

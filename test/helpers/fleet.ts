@@ -39,7 +39,8 @@ export async function reviewedFleetCluster(dir: string): Promise<ReviewedFleetCl
     Promise.all(Array.from({ length: count }, (_, i) => api.mint({ pod: pod('fleet', `${prefix}-${i}`) })));
   return {
     api,
-    kubernetes: reviewingCaOptions(api),
+    // Held reviews must outlast the test that holds them, not the CA's default 5 s for an API call.
+    kubernetes: { ...reviewingCaOptions(api), apiTimeoutMs: 120_000 },
     tokens,
     tokenFiles: async (count, prefix) =>
       (await tokens(count, prefix)).map((token, i) => {
@@ -227,7 +228,11 @@ export async function holdSigningSlots(
   });
   const deadline = Date.now() + 15_000;
   while ((await queueDepth()) < tokens.length) {
-    if (Date.now() > deadline) throw new Error(`the CA did not admit ${tokens.length} held requests`);
+    if (Date.now() > deadline) {
+      for (const req of held) req.destroy();
+      answerReviews();
+      throw new Error(`the CA did not admit ${tokens.length} held requests`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   return {

@@ -272,6 +272,12 @@ describe('an h2 session that opens no stream', () => {
     app = await countingApp();
     sidecar = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), testConfig({ appPort: app.port }), {
       inboundLimits: { headersTimeoutMs: 800 },
+      hooks: {
+        authorize: (request) =>
+          request.target.startsWith('/denied')
+            ? { allow: false, rule: 'no-denied', reason: 'deny_rule' }
+            : { allow: true, rule: 'all', reason: 'allow_rule' },
+      },
     });
     client = await ca.issue({ id: ca.idFor('/ns/shop/sa/client') });
   });
@@ -281,17 +287,23 @@ describe('an h2 session that opens no stream', () => {
     await new Promise((resolve) => app?.server.close(resolve));
   });
 
-  it('fail/is closed after headersTimeout, as an HTTP/1.1 connection without a request head is; one that asked stays', async () => {
-    const idle = await mtlsH2Session(sidecar.sidecar.inboundPort, client, ca.bundlePem);
-    const busy = await mtlsH2Session(sidecar.sidecar.inboundPort, client, ca.bundlePem);
-    const status = await new Promise<number>((resolve) => {
-      const stream = busy.request({ ':method': 'GET', ':path': '/' }, { endStream: true });
+  const statusOf = (session: ClientHttp2Session, path: string) =>
+    new Promise<number>((resolve) => {
+      const stream = session.request({ ':method': 'GET', ':path': path }, { endStream: true });
       stream.on('response', (h: IncomingHttpHeaders) => resolve(Number(h[':status'])));
       stream.on('error', () => resolve(-1));
       stream.resume();
     });
-    expect(status).toBe(200);
+
+  it('fail/is closed after headersTimeout unless a request reached the app, as an HTTP/1.1 connection without a request head is', async () => {
+    const idle = await mtlsH2Session(sidecar.sidecar.inboundPort, client, ca.bundlePem);
+    const refused = await mtlsH2Session(sidecar.sidecar.inboundPort, client, ca.bundlePem);
+    const busy = await mtlsH2Session(sidecar.sidecar.inboundPort, client, ca.bundlePem);
+    // A request the policy denies (403) never reaches the app: such requests alone keep no session.
+    expect(await statusOf(refused, '/denied')).toBe(403);
+    expect(await statusOf(busy, '/')).toBe(200);
     expect(await eventually(() => idle.closed || idle.destroyed), 'the idle session closed').toBe(true);
+    expect(await eventually(() => refused.closed || refused.destroyed), 'the refused-only session closed').toBe(true);
     expect(busy.closed || busy.destroyed).toBe(false);
     busy.close();
   });

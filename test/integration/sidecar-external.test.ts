@@ -254,6 +254,18 @@ describe('external listener: bearer-token clients without a mesh certificate', (
     expect(appApi.seen.length).toBe(before);
   });
 
+  it('fail/a refusal on a connection that never had a request served closes it (Connection: close)', async () => {
+    const fresh = new Agent({ connect: { ca: ca.rootPem } });
+    try {
+      const refused = await request(`https://127.0.0.1:${api.sidecar.externalPort}/orders/1`, { dispatcher: fresh });
+      await refused.body.text();
+      expect(refused.statusCode).toBe(401);
+      expect(refused.headers.connection).toBe('close');
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it.each([
     ['fail/garbage token', async () => 'not.a.token'],
     ['fail/token for another audience', () => idp.getToken({ clientId: 'reporting', resource: 'urn:other' })],
@@ -508,16 +520,18 @@ describe('the app pool share on the external listener', () => {
     await new Promise((resolve) => appShared?.close(resolve));
   });
 
-  it('ok/one token holder with unfinished uploads on every place of its share leaves another user served', async () => {
+  it('ok/one client with unfinished uploads on every place of its share, under two tokens, leaves another user served', async () => {
     const intruder = await idp.getToken({ clientId: 'intruder', scope: 'orders:read' });
     const session = http2Connect(`https://127.0.0.1:${shared.sidecar.externalPort}`, { ca: ca.rootPem });
     session.on('error', () => undefined);
+    // A second token of the same client that differs in a claim: still the same caller.
+    const again = await idp.getToken({ clientId: 'intruder', scope: 'orders:write' });
     try {
-      const uploads = Array.from({ length: 3 }, () => {
+      const uploads = [intruder, intruder, intruder, again].map((bearer) => {
         const stream = session.request({
           ':method': 'POST',
           ':path': '/upload',
-          authorization: `Bearer ${intruder}`,
+          authorization: `Bearer ${bearer}`,
           'content-type': 'application/octet-stream',
         });
         stream.on('error', () => undefined);

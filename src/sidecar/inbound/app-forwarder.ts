@@ -5,8 +5,8 @@
 // The peer is the caller's SPIFFE ID; on the external listener, where no client certificate names the caller, it is
 // the verified end user (every client there used to share one share, so one token holder could take it all).
 import { Pool } from 'undici';
+import type { EndUser } from '../../authn/index.js';
 import { formatHostPort, type SidecarConfig } from '../../config/index.js';
-import { USER_HEADER } from '../identity-headers.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import { APP_POOL_PEER_SHARE, type InboundLimits } from './limits.js';
 
@@ -90,9 +90,12 @@ export class AppForwarder {
   }
 }
 
-/** Whose share a request counts against: the caller's SPIFFE ID, else (external listener) its verified end user. */
+/**
+ * Whose share a request counts against: the caller's SPIFFE ID, else (external listener) its verified end user by
+ * issuer and subject alone (two tokens of one client that differ in a claim are still one caller).
+ */
 function shareKey(exchange: Exchange): string {
   if (exchange.peerId !== '') return exchange.peerId;
-  const user = exchange.outcome?.headers?.[USER_HEADER];
-  return user === undefined ? '' : `user:${user}`;
+  const user = exchange.outcome?.user as EndUser | undefined;
+  return user === undefined ? '' : `user:${user.iss} ${user.sub}`;
 }

@@ -9,6 +9,7 @@
 // only counts and decides.
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket, Server as TlsServer } from 'node:tls';
+import { clientSourceKey } from '../../platform/index.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../../telemetry/index.js';
 import type { Direction } from '../data-plane-telemetry.js';
 import { effectiveMaxConnections, openFileLimit } from './fd-budget.js';
@@ -72,7 +73,7 @@ export class ConnectionGuard {
     this.server.maxConnections = maxConnections;
     this.server.on('drop', () => this.#refuse('max_connections', undefined));
     this.server.on('connection', (socket: Socket) => {
-      const source = socket.remoteAddress ?? '';
+      const source = clientSourceKey(socket.remoteAddress);
       const refusal = this.#handshakeRefusal(source);
       if (refusal !== undefined) {
         this.#refuse(refusal, socket.remoteAddress);
@@ -103,7 +104,7 @@ export class ConnectionGuard {
   established(socket: TLSSocket, peerId: string | undefined): boolean {
     const counted = socket as Counted;
     this.#established++;
-    const source = socket.remoteAddress ?? '';
+    const source = clientSourceKey(socket.remoteAddress);
     counted[kSource] = source;
     addTo(this.#establishedBySource, source, 1);
     socket.once('close', () => this.#onPeerClose(counted));

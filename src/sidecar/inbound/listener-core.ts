@@ -82,7 +82,7 @@ export class ListenerCore {
     // cut only once the app timeout has had its chance.
     this.#streamIdleMs = Math.max(limits.streamIdleTimeoutMs, config.inbound.appTimeoutMs + APP_TIMEOUT_MARGIN_MS);
     const telemetry = this.telemetry;
-    this.#sinks = { telemetry, drain: this.drain, classify: classifyAppError };
+    this.#sinks = { telemetry, drain: this.drain, classify: classifyAppError, served: new WeakSet() };
     this.#onRejected = (exchange, error) => telemetry.rejected(exchange.peerId, error, exchange.startedAt);
     this.app = new AppForwarder(config, limits);
     this.#onStreamIdle = function onStreamIdle(this: ServerHttp2Stream & { [kResetBySidecar]?: boolean }): void {
@@ -163,18 +163,19 @@ export class ListenerCore {
         this.telemetry.idleSession();
       }
     });
-    // A session that opens no stream within headersTimeout is closed, as an HTTP/1.1 connection that sends no request
-    // head is: otherwise idle sessions held a place of maxConnections each for the whole sessionIdleTimeout, and a
-    // few thousand handshakes shut every other client out.
-    const firstStream = setTimeout(() => {
-      if (!session.closed) {
+    // A session that has had no request forwarded to the app within headersTimeout is closed (GOAWAY: streams in
+    // flight finish), as an HTTP/1.1 connection without a request head is: otherwise sessions that send nothing, or
+    // only requests that are refused (no token), held a place of maxConnections each for the whole
+    // sessionIdleTimeout, and a few thousand handshakes shut every other client out.
+    const served = this.#sinks.served;
+    const firstRequest = setTimeout(() => {
+      if (!served.has(session) && !session.closed) {
         session.close();
         this.telemetry.idleSession();
       }
     }, this.limits.headersTimeoutMs);
-    firstStream.unref();
-    session.once('stream', () => clearTimeout(firstStream));
-    session.once('close', () => clearTimeout(firstStream));
+    firstRequest.unref();
+    session.once('close', () => clearTimeout(firstRequest));
     const onStreamIdle = this.#onStreamIdle;
     const streamIdleMs = this.#streamIdleMs;
     const drain = this.drain;

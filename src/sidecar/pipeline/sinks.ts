@@ -21,6 +21,12 @@ export interface SinkContext {
   readonly telemetry: DataPlaneTelemetry;
   readonly drain: DrainState;
   readonly classify: ErrorClassifier;
+  /**
+   * HTTP/1.1 sockets and HTTP/2 sessions that have had a request forwarded to the app. Until then a connection has
+   * earned nothing: a refusal closes an HTTP/1.1 one, and an HTTP/2 session is closed at its first-request deadline
+   * (listener-core.ts), so requests that are only ever refused (no token) cannot keep a connection's place.
+   */
+  readonly served: WeakSet<object>;
 }
 
 export class H1Sink implements Sink {
@@ -74,13 +80,16 @@ export class H1Sink implements Sink {
     if (extraHeaders !== undefined && !res.headersSent) {
       for (const name in extraHeaders) res.setHeader(name, extraHeaders[name] as string);
     }
-    // A refused request head closes the connection: the rest of its bytes cannot be trusted.
-    const close = this.#context.drain.draining || error.code === 'MESHAUTH_ERR_BAD_REQUEST';
+    // A refused request head closes the connection: the rest of its bytes cannot be trusted. So does any refusal on a
+    // connection that has never had a request served.
+    const { drain, served } = this.#context;
+    const close = drain.draining || error.code === 'MESHAUTH_ERR_BAD_REQUEST' || !served.has(this.#req.socket);
     writeErrorH1(res, error, extraBody, close);
   }
 
   forwardHandler(peerId: string, startedAt: number): ForwardHandler {
-    const { telemetry, classify, drain } = this.#context;
+    const { telemetry, classify, drain, served } = this.#context;
+    served.add(this.#req.socket);
     return new ForwardHandler(this.#res, false, peerId, startedAt, telemetry, classify, drain);
   }
 
@@ -147,7 +156,9 @@ export class H2Sink implements Sink {
   }
 
   forwardHandler(peerId: string, startedAt: number): ForwardHandler {
-    const { telemetry, classify, drain } = this.#context;
+    const { telemetry, classify, drain, served } = this.#context;
+    const session = this.#stream.session;
+    if (session !== undefined) served.add(session);
     return new ForwardHandler(this.#stream, true, peerId, startedAt, telemetry, classify, drain);
   }
 

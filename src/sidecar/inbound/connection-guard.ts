@@ -2,10 +2,10 @@
 // connections (dropped at accept by net.Server.maxConnections), on handshakes in progress, on established
 // connections per authenticated SPIFFE ID, and a handshake timeout. Once half of the handshake places are taken, one
 // client address may hold at most a quarter of them: a handshake holds its place until it completes or times out,
-// and a few bytes of ClientHello on every place would otherwise shut every other client out (a burst from one
-// address, e.g. a TCP service's pool, still gets the places nobody else needs). Everything it refuses is counted
-// (meshauth_connections_rejected_total) and logged at most once per interval, so a flood of idle or failing
-// connections costs bounded file descriptors, memory and log volume. The listener owns the sockets; this class
+// and a few bytes of ClientHello on every place would otherwise shut every other client out. A burst from one
+// address (a TCP service's pool) still gets up to half of them; clients behind a NAT that hides them share that half.
+// Everything it refuses is counted (meshauth_connections_rejected_total) and logged at most once per interval, so a
+// flood of idle or failing connections costs bounded file descriptors, memory and log volume. The listener owns the sockets; this class
 // only counts and decides.
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket, Server as TlsServer } from 'node:tls';

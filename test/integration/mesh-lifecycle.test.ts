@@ -1,4 +1,4 @@
-// Issue 3's lifecycle proof with every part real: a CA issuing 4-second SVIDs, two sidecars whose agents bootstrap
+// Issue 3's lifecycle proof with every part real: a CA issuing 6-second SVIDs, two sidecars whose agents bootstrap
 // with join tokens and renew over mTLS, and continuous requests app → A → B → app through several rotations with
 // zero failures; then the CA is stopped mid-traffic (requests keep flowing on the current SVIDs) and restarted on
 // the same port (renewal resumes by itself before the SVIDs expire).
@@ -14,7 +14,11 @@ import { CaHarness, type Cleanup } from './agent-harness.js';
 
 const A = 'spiffe://example.org/ns/shop/sa/a';
 const B = 'spiffe://example.org/ns/shop/sa/b';
-const SVID_TTL_MS = 4_000;
+// Renewal comes at half-life, so a CA outage must end, and both agents renew, within the other half. With 4 s that
+// was 2 s for a CA restart plus each agent's backoff, and twice the whole suite on two busy cores saw a few 503
+// PEER_UNAVAILABLE in this case (most likely a peer whose SVID expired first; never alone in many runs); 6 s leaves
+// 3 s and still gives three rotations per side in about 10 s.
+const SVID_TTL_MS = 6_000;
 const cleanups: Cleanup[] = [];
 let ca: CaHarness;
 let app: TestApp;

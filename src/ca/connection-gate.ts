@@ -1,10 +1,11 @@
 // The CA's door before TLS: at most `maxActive` connections are in their handshake or request at once; the next
-// ones wait, their TLS not started, in arrival order per source address and taking turns between sources. Each CA call is a fresh TLS connection, so in a cluster-wide restart
-// thousands arrive within a second: handshaking all of them at once made every handshake slow, clients timed out
-// mid-handshake and retried, and a handshake finished for a request the admission queue then refused with 429 cost
-// both sides a handshake for nothing. A waiting connection costs neither side CPU. One that waited `maxWaitMs`
-// without a turn, or that finds `maxWaiting` ahead of it, is closed before its handshake: the client backs off and
-// retries (the agent's jittered exponential backoff) at no cost to the CA.
+// ones wait, their TLS not started, in arrival order per source address and taking turns between sources. Each CA
+// call is a fresh TLS connection, so in a cluster-wide restart thousands arrive within a second: handshaking all of
+// them at once made every handshake slow, clients timed out mid-handshake and retried, and a handshake finished for
+// a request the admission queue then refused with 429 cost both sides a handshake for nothing. A waiting connection
+// costs neither side CPU. One that waited `maxWaitMs` without a turn, or that finds `maxWaiting` ahead of it, is
+// closed before its handshake: the client backs off and retries (the agent's jittered exponential backoff) at no cost
+// to the CA.
 // A slot is held from the handshake until the connection closes: the CA's server answers one request per connection
 // and its timeouts (handshake 10 s, headers 10 s, request 10 s) bound the rest. Only a connection that has sent its
 // first bytes reaches the gate (door.ts reads them first), so connections that say nothing cannot hold slots. A slot
@@ -59,8 +60,7 @@ interface Source<S> {
   readonly address: string;
   active: number;
   waiting: number;
-  readonly line: Waiting<S>[];
-  head: number;
+  readonly line: Line<Waiting<S>>;
 }
 
 interface Waiting<S> {
@@ -79,9 +79,8 @@ export class ConnectionGate<S extends GatedSocket> {
   readonly #now: () => number;
   readonly #admit: (socket: S) => void;
   readonly #refused: (reason: ConnectionRefusal) => void;
-  /** Every waiting connection in arrival order, for the deadline; entries no longer waiting are skipped. */
-  readonly #queue: Waiting<S>[] = [];
-  #head = 0;
+  /** Every waiting connection in arrival order, for the deadline. */
+  readonly #queue = new Line<Waiting<S>>();
   #waitingCount = 0;
   #active = 0;
   /** Sources with a connection in the gate. */
@@ -145,7 +144,7 @@ export class ConnectionGate<S extends GatedSocket> {
   }
 
   #expire(nowMs: number): void {
-    for (let entry = this.#oldest(); entry !== undefined; entry = this.#oldest()) {
+    for (let entry = this.#queue.first(); entry !== undefined; entry = this.#queue.first()) {
       if (nowMs - entry.arrivedAt < this.#maxWaitMs) return;
       this.#leave(entry);
       this.#forget(entry.source);
@@ -155,7 +154,7 @@ export class ConnectionGate<S extends GatedSocket> {
 
   /** Closes every waiting connection (the server is stopping); admitted ones are the TLS server's to close. */
   close(): void {
-    for (let entry = this.#oldest(); entry !== undefined; entry = this.#oldest()) {
+    for (let entry = this.#queue.first(); entry !== undefined; entry = this.#queue.first()) {
       this.#leave(entry);
       this.#forget(entry.source);
       entry.socket.destroy();
@@ -165,7 +164,7 @@ export class ConnectionGate<S extends GatedSocket> {
   #sourceOf(address: string): Source<S> {
     let source = this.#sources.get(address);
     if (source === undefined) {
-      source = { address, active: 0, waiting: 0, line: [], head: 0 };
+      source = { address, active: 0, waiting: 0, line: new Line() };
       this.#sources.set(address, source);
     }
     return source;
@@ -200,7 +199,7 @@ export class ConnectionGate<S extends GatedSocket> {
   #admitNext(): void {
     let fallback: Waiting<S> | undefined;
     for (const source of this.#turns.values()) {
-      const entry = this.#firstWaiting(source);
+      const entry = source.line.first();
       if (entry === undefined) {
         this.#turns.delete(source.address);
         continue;
@@ -229,16 +228,12 @@ export class ConnectionGate<S extends GatedSocket> {
     if (this.#crowded.has(from)) return false;
     const crowded = this.#crowded.values().next().value;
     if (crowded === undefined) return false;
-    // Entries that stopped waiting are dropped from the end as they are passed: each is passed once.
-    while (crowded.line.length > crowded.head) {
-      const newest = crowded.line.pop() as Waiting<S>;
-      if (newest.closed) continue;
-      this.#leave(newest);
-      this.#forget(crowded);
-      this.#refuse(newest.socket, 'waiting_full');
-      return true;
-    }
-    return false;
+    const newest = crowded.line.popLast();
+    if (newest === undefined) return false;
+    this.#leave(newest);
+    this.#forget(crowded);
+    this.#refuse(newest.socket, 'waiting_full');
+    return true;
   }
 
   /**
@@ -252,52 +247,55 @@ export class ConnectionGate<S extends GatedSocket> {
     source.waiting -= 1;
     this.#waitingCount -= 1;
     if (source.waiting <= this.#waitingShare) this.#crowded.delete(source);
-    if (source.waiting === 0) {
-      source.line.length = 0;
-      source.head = 0;
-    }
+    if (source.waiting === 0) source.line.clear();
   }
 
   #refuse(socket: S, reason: ConnectionRefusal): void {
     socket.destroy();
     this.#refused(reason);
   }
+}
 
-  /** The oldest connection of `source` still waiting; drops the entries before it. */
-  #firstWaiting(source: Source<S>): Waiting<S> | undefined {
-    while (source.head < source.line.length) {
-      const entry = source.line[source.head] as Waiting<S>;
-      if (!entry.closed) {
-        // A source that never runs dry (one address in a storm) would otherwise keep every entry it ever had.
-        if (source.head > 1024 && source.head * 2 > source.line.length) {
-          source.line.splice(0, source.head);
-          source.head = 0;
+/**
+ * Entries read from the front in the order they came, each until it is `closed` (no longer waiting): closed entries
+ * are dropped as they are passed, and the consumed prefix once it is most of the array (amortised O(1) per entry).
+ */
+class Line<T extends { readonly closed: boolean }> {
+  readonly #items: T[] = [];
+  #head = 0;
+
+  push(item: T): void {
+    this.#items.push(item);
+  }
+
+  /** The oldest entry not closed. */
+  first(): T | undefined {
+    while (this.#head < this.#items.length) {
+      const item = this.#items[this.#head] as T;
+      if (!item.closed) {
+        if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+          this.#items.splice(0, this.#head);
+          this.#head = 0;
         }
-        return entry;
+        return item;
       }
-      source.head += 1;
-    }
-    return undefined;
-  }
-
-  /** The oldest connection still waiting, or undefined; drops entries no longer waiting. */
-  #oldest(): Waiting<S> | undefined {
-    while (this.#head < this.#queue.length) {
-      const entry = this.#queue[this.#head] as Waiting<S>;
-      if (!entry.closed) return entry;
       this.#head += 1;
-      this.#compact();
     }
-    this.#queue.length = 0;
-    this.#head = 0;
+    this.clear();
     return undefined;
   }
 
-  /** Drops the consumed prefix once it is most of the array (amortised O(1) per connection). */
-  #compact(): void {
-    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue.splice(0, this.#head);
-      this.#head = 0;
+  /** Takes the newest entry not closed off the end (closed ones after it go with it: each is passed once). */
+  popLast(): T | undefined {
+    while (this.#items.length > this.#head) {
+      const item = this.#items.pop() as T;
+      if (!item.closed) return item;
     }
+    return undefined;
+  }
+
+  clear(): void {
+    this.#items.length = 0;
+    this.#head = 0;
   }
 }

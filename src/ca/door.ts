@@ -1,8 +1,8 @@
 // The CA's door before TLS: the TCP listener in front of the CA's TLS server, which never listens itself. It accepts
 // each connection, reads its first bytes, joins it to the ConnectionGate (connection-gate.ts: the limits and the
-// order, by source address) and, at its turn, puts the bytes back and hands the socket to the TLS server. It keeps every socket it
-// accepted until that closes, and closes them all on close(). It must not look at a request: that is the handler
-// chain's, past TLS.
+// order, by source address) and, at its turn, puts the bytes back and hands the socket to the TLS server. It keeps
+// every socket it accepted until that closes, and closes them all on close(). It must not look at a request: that
+// is the handler chain's, past TLS.
 import type { Server as HttpsServer } from 'node:https';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { clientSourceKey, listenOn, startTimeoutSweeper } from '../platform/index.js';

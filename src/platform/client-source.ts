@@ -18,5 +18,5 @@ function expandIpv6(address: string): string[] {
   const left = head === '' ? [] : head.split(':');
   const right = tail === undefined || tail === '' ? [] : tail.split(':');
   const groups = [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
-  return groups.map((group) => (group.includes('.') ? group : String(Number.parseInt(group, 16).toString(16))));
+  return groups.map((group) => (group.includes('.') ? group : Number.parseInt(group, 16).toString(16)));
 }

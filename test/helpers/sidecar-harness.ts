@@ -161,6 +161,8 @@ export interface PairOptions {
   /** Hooks of B's inbound (authz / authn) and A's outbound. */
   readonly hooksB?: SidecarDependencies['hooks'];
   readonly hooksA?: SidecarDependencies['hooks'];
+  /** A's logger (default silent), for a test that checks the line a rejection writes. */
+  readonly loggerA?: SidecarDependencies['logger'];
 }
 
 /** app A → A's outbound → B's inbound → app B, with route host `b.mesh`. */
@@ -187,7 +189,10 @@ export async function startPair(ca: TestCa, options: PairOptions = {}): Promise<
       ...(options.egress === undefined ? {} : { egress: options.egress }),
       ...(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout }),
     }),
-    options.hooksA === undefined ? {} : { hooks: options.hooksA },
+    {
+      ...(options.hooksA === undefined ? {} : { hooks: options.hooksA }),
+      ...(options.loggerA === undefined ? {} : { logger: options.loggerA }),
+    },
   );
   return {
     appB,

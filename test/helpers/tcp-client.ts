@@ -13,8 +13,16 @@ export interface RawClient {
   readonly closed: Promise<(Error & { code?: string }) | undefined>;
 }
 
-export async function rawClient(port: number, options: { allowHalfOpen?: boolean } = {}): Promise<RawClient> {
-  const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: options.allowHalfOpen ?? false });
+export async function rawClient(
+  port: number,
+  options: { allowHalfOpen?: boolean; localAddress?: string } = {},
+): Promise<RawClient> {
+  const socket = connect({
+    host: '127.0.0.1',
+    port,
+    allowHalfOpen: options.allowHalfOpen ?? false,
+    ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
+  });
   const chunks: Buffer[] = [];
   let error: (Error & { code?: string }) | undefined;
   socket.on('data', (chunk: Buffer) => chunks.push(chunk));

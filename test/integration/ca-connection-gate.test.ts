@@ -5,7 +5,7 @@
 // and `Connection: close`; a connection that says nothing never takes a slot (only one that has sent its first bytes
 // joins the gate) and is closed after silentMs; close() does not wait for a connection stuck in its handshake.
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchBundle } from '../../src/agent/ca-client.js';
@@ -121,9 +121,9 @@ describe('the CA door before TLS', () => {
   });
 });
 
-/** A TCP client that sends `bytes` and then nothing more. */
-async function sending(port: number, bytes: Buffer): Promise<Socket> {
-  const { socket } = await rawClient(port);
+/** A TCP client (from `localAddress`, default 127.0.0.1) that sends `bytes` and then nothing more. */
+async function sending(port: number, bytes: Buffer, localAddress?: string): Promise<Socket> {
+  const { socket } = await rawClient(port, localAddress === undefined ? {} : { localAddress });
   socket.write(bytes);
   return socket;
 }
@@ -228,15 +228,10 @@ describe('sources take turns at the door', () => {
   });
 
   /** A connection from 127.0.0.2 that sends the start of a ClientHello and stalls: its slot is held until it goes. */
-  function stall(): Promise<Socket> {
-    return new Promise((resolve, reject) => {
-      const socket = netConnect({ host: '127.0.0.1', port: fair.port, localAddress: '127.0.0.2' }, () => {
-        socket.write(Buffer.from([0x16, 0x03, 0x01]));
-        resolve(socket);
-      });
-      socket.once('error', reject);
-      attacker.push(socket);
-    });
+  async function stall(): Promise<Socket> {
+    const socket = await sending(fair.port, Buffer.from([0x16, 0x03, 0x01]), '127.0.0.2');
+    attacker.push(socket);
+    return socket;
   }
 
   it('ok/one source holding every slot and a line of stalled connections cannot keep another source out', async () => {

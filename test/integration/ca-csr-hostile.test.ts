@@ -6,6 +6,7 @@ import { type CaServer, createJoinToken, loadCaMaterial, startCaServer } from '.
 import { createCsrPem, generateKeyPair } from '../../src/pki/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
+import { caRejections } from '../helpers/ca-metrics.js';
 import { rsaCsrWithExponent, withDerTrailer } from '../helpers/csr-variants.js';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
 
@@ -41,10 +42,7 @@ async function post(csr: string): Promise<{ status: number; body: { code?: strin
   return { status: response.statusCode, body: (await response.body.json()) as { code?: string } };
 }
 
-async function rejected(reason: string): Promise<number> {
-  const { values } = await metrics.caRequestsRejected.get();
-  return values.find((v) => v.labels.reason === reason)?.value ?? 0;
-}
+const rejected = (reason: string): Promise<number> => caRejections(metrics, reason);
 
 describe('POST /v1/svid refuses hostile CSRs', () => {
   it('ok/RSA-2048 with e = 65537 is issued', async () => {

@@ -11,6 +11,7 @@ import { TrustDomain } from '../../src/identity/index.js';
 import { createCsrPem, generateKeyPair, parseCertificatesPem, uriSans } from '../../src/pki/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
+import { caRejections } from '../helpers/ca-metrics.js';
 import { holdSigningSlots, queueDepthOf, type ReviewedFleetCluster, reviewedFleetCluster } from '../helpers/fleet.js';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
 import { waitFor } from '../helpers/wait.js';
@@ -136,9 +137,6 @@ describe('request bodies that trickle', () => {
   });
 });
 
-async function rejected(reason: string): Promise<number> {
-  const { values } = await metrics.caRequestsRejected.get();
-  return values.find((v) => v.labels.reason === reason)?.value ?? 0;
-}
+const rejected = (reason: string): Promise<number> => caRejections(metrics, reason);
 
 const rejectedOverloaded = () => rejected('overloaded');

@@ -11,6 +11,7 @@ import { TrustDomain } from '../../src/identity/index.js';
 import { createCsrPem, generateKeyPair, parseCertificatesPem, uriSans } from '../../src/pki/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
+import { caRejections } from '../helpers/ca-metrics.js';
 import { type FakeApiServer, reviewingCaOptions, startFakeApiServer } from '../helpers/fake-kube-apiserver.js';
 import { logLines } from '../helpers/log-lines.js';
 import { newClusterSigningKey, pod } from '../helpers/projected-token.js';
@@ -58,10 +59,7 @@ async function bootstrap(token: string, target: CaServer = server): Promise<stri
   return leaf === undefined ? undefined : uriSans(leaf)[0];
 }
 
-async function rejectedCount(reason: string): Promise<number> {
-  const { values } = await metrics.caRequestsRejected.get();
-  return values.find((v) => v.labels.reason === reason)?.value ?? 0;
-}
+const rejectedCount = (reason: string): Promise<number> => caRejections(metrics, reason);
 
 /** Runs `attempt`, expects the CA to refuse it with `code`/`status`, one metric increment and one log line. */
 async function expectRefused(attempt: () => Promise<unknown>, code: string, status: number, reason: string) {

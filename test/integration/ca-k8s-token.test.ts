@@ -12,6 +12,7 @@ import { TrustDomain } from '../../src/identity/index.js';
 import { createCsrPem, generateKeyPair, parseCertificatesPem, uriSans } from '../../src/pki/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
+import { caRejections } from '../helpers/ca-metrics.js';
 
 const TD = TrustDomain.parse('example.org');
 const K8S_ISSUER = 'https://kubernetes.default.svc.cluster.local';
@@ -99,10 +100,7 @@ async function requestWith(token: string, target: CaServer = server) {
   );
 }
 
-async function rejected(reason: string, from: Metrics = metrics): Promise<number> {
-  const { values } = await from.caRequestsRejected.get();
-  return values.find((v) => v.labels.reason === reason)?.value ?? 0;
-}
+const rejected = (reason: string, from: Metrics = metrics): Promise<number> => caRejections(from, reason);
 
 function leafId(certChainPem: readonly string[]): string | undefined {
   const leaf = parseCertificatesPem(certChainPem[0] ?? '')[0];

@@ -20,6 +20,7 @@ import {
 } from '../../src/pki/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
+import { caRejections } from '../helpers/ca-metrics.js';
 import { TestCa } from '../helpers/test-ca.js';
 
 const ID = 'spiffe://example.org/ns/shop/sa/web';
@@ -77,10 +78,7 @@ async function post(body: string | Readable, headers: Record<string, string> = {
   return { status: response.statusCode, json: JSON.parse(text) as { code: string; message: string } };
 }
 
-async function rejected(reason: string): Promise<number> {
-  const { values } = await metrics.caRequestsRejected.get();
-  return values.find((v) => v.labels.reason === reason)?.value ?? 0;
-}
+const rejected = (reason: string): Promise<number> => caRejections(metrics, reason);
 
 describe('POST /v1/svid with a join token', () => {
   it.each(['p256', 'ed25519', 'rsa2048'] as const)('ok/bootstrap issues the token identity (%s)', async (keyType) => {

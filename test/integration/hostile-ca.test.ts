@@ -10,6 +10,7 @@ import { SpiffeId } from '../../src/identity/index.js';
 import { createLeafCertificate, exportPrivateKeyPem, generateKeyPair } from '../../src/pki/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
+import { caRejections } from '../helpers/ca-metrics.js';
 
 let server: CaServer;
 let metrics: Metrics;
@@ -51,10 +52,7 @@ beforeAll(async () => {
   };
 });
 
-async function rejected(reason: string): Promise<number> {
-  const { values } = await metrics.caRequestsRejected.get();
-  return values.find((v) => v.labels.reason === reason)?.value ?? 0;
-}
+const rejected = (reason: string): Promise<number> => caRejections(metrics, reason);
 
 describe('POST /v1/token body limits', () => {
   it.each([

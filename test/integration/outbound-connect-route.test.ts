@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { connect as netConnect } from 'node:net';
 import { ProxyAgent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { logLines } from '../helpers/log-lines.js';
 import { echoApp, type SidecarPair, startPair } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 
@@ -29,12 +30,14 @@ function rawExchange(port: number, bytes: string): Promise<string> {
 describe('outbound: CONNECT to a mesh route host', () => {
   let ca: TestCa;
   let pair: SidecarPair;
+  const logs = logLines('outbound', 'info');
   /** Answers of /slow wait until this is called. */
   let releaseSlow: () => void = () => {};
 
   beforeAll(async () => {
     ca = await TestCa.create();
     pair = await startPair(ca, {
+      loggerA: logs.logger,
       appHandler: (req, res, seen) => {
         if (req.url !== '/slow') {
           echoApp(req, res, seen);
@@ -110,6 +113,7 @@ describe('outbound: CONNECT to a mesh route host', () => {
     );
     expect(reply).toMatch(/^HTTP\/1\.1 403 /);
     expect(reply).toContain('MESHAUTH_ERR_EGRESS_FORBIDDEN');
+    expect(logs.find({ code: 'MESHAUTH_ERR_EGRESS_FORBIDDEN', reason: 'route_tls', host: 'b.mesh' })).toHaveLength(1);
     expect(pair.appB.seen.length).toBe(before);
   });
 
@@ -151,6 +155,7 @@ describe('outbound: CONNECT to a mesh route host', () => {
     releaseSlow();
     expect(reply).not.toContain('Connection Established');
     expect(pair.appB.seen.some((seen) => seen.url === '/inner')).toBe(false);
+    expect(logs.find({ code: 'MESHAUTH_ERR_BAD_REQUEST', reason: 'connect_pipelined' })).toHaveLength(1);
   });
 
   it('fail/a request inside a route tunnel naming an unknown host → 502 route not found', async () => {

@@ -5,8 +5,8 @@
 // and a few bytes of ClientHello on every place would otherwise shut every other client out. A burst from one
 // address (a TCP service's pool) still gets up to half of them; clients behind a NAT that hides them share that half.
 // Everything it refuses is counted (meshauth_connections_rejected_total) and logged at most once per interval, so a
-// flood of idle or failing connections costs bounded file descriptors, memory and log volume. The listener owns the sockets; this class
-// only counts and decides.
+// flood of idle or failing connections costs bounded file descriptors, memory and log volume. The listener owns the
+// sockets; this class only counts and decides.
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket, Server as TlsServer } from 'node:tls';
 import { clientSourceKey } from '../../platform/index.js';

@@ -13,7 +13,7 @@ import type { Pool } from 'undici';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import { parseHostPort, type RouteConfig, RouteTable, type SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
-import { listenOn } from '../../platform/index.js';
+import { listenOn, pendingResponse } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { ClientTlsContext } from '../../tls/index.js';
 import { DataPlaneTelemetry } from '../data-plane-telemetry.js';
@@ -114,6 +114,8 @@ export class OutboundListener {
       if (this.#sockets.has(socket)) return;
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
+      // Node drops its own error listener from a socket it hands to 'connect'; a tunnel's errors end in 'close'.
+      socket.on('error', ignore);
     });
   }
 
@@ -256,8 +258,8 @@ export class OutboundListener {
     });
     // A request in progress on this socket (its chunked body broke mid-way): answer on its response; the
     // exchange sees the body incomplete, resets the peer stream and counts the rejection.
-    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (inFlight == null) {
+    const inFlight = pendingResponse(socket as Socket);
+    if (inFlight === undefined) {
       this.#telemetry.rejected('', rejection, performance.now());
       endSocketWithError(socket, rejection);
     } else if (!inFlight.headersSent) {
@@ -274,10 +276,9 @@ export class OutboundListener {
    */
   #onConnect(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const startedAt = performance.now();
-    if (!socket.listeners('error').includes(ignore)) socket.on('error', ignore);
     // A CONNECT sent behind a request still being answered: the tunnel's first bytes would overtake that response.
-    const answering = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (answering != null && !answering.writableFinished) {
+    const answering = pendingResponse(socket as Socket);
+    if (answering !== undefined && !answering.writableFinished) {
       const error = new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'CONNECT pipelined behind a request', {
         reason: 'connect_pipelined',
       });
@@ -297,12 +298,13 @@ export class OutboundListener {
     }
     const host = target.host.toLowerCase();
     const { port } = target;
-    if (!this.#drain.draining && !this.#egress(host, port) && this.#routes.match(host) !== undefined) {
-      this.#serveRouteTunnel(socket, head, host, port, startedAt);
+    if (this.#drain.draining) {
+      this.#rejectTunnel(socket, egressForbidden(host, port, 'egress_forbidden'), startedAt, { host });
       return;
     }
-    if (this.#drain.draining || !this.#egress(host, port)) {
-      this.#rejectTunnel(socket, egressForbidden(host, port, 'egress_forbidden'), startedAt, { host });
+    if (!this.#egress(host, port)) {
+      if (this.#routes.match(host) !== undefined) this.#serveRouteTunnel(socket, head, host, port, startedAt);
+      else this.#rejectTunnel(socket, egressForbidden(host, port, 'egress_forbidden'), startedAt, { host });
       return;
     }
     // Resolve once, refuse any loopback answer, and connect to exactly that address (no second lookup a DNS

@@ -4,24 +4,34 @@
 // outside the mesh still go through jose. Rules: exactly three base64url segments, JSON header with only the
 // parameters the caller allows, the algorithm fixed by the key (RFC 8725 §3.1: one key, one algorithm).
 import { type KeyObject, sign, verify } from 'node:crypto';
+import { derFromP1363, p1363FromDer } from './ecdsa-signature.js';
 
 const SEGMENT = /^[A-Za-z0-9_-]+$/;
 
 export interface JwsAlgorithm {
   readonly alg: 'ES256' | 'EdDSA' | 'RS256';
   readonly hash: 'sha256' | null;
-  readonly dsaEncoding?: 'ieee-p1363';
+  /** ECDSA: the byte length of r and of s in the JWS signature (r ‖ s, not DER). */
+  readonly ecdsaSize?: number;
 }
+
+const ES256: JwsAlgorithm = { alg: 'ES256', hash: 'sha256', ecdsaSize: 32 };
+const EDDSA: JwsAlgorithm = { alg: 'EdDSA', hash: null };
+const RS256: JwsAlgorithm = { alg: 'RS256', hash: 'sha256' };
 
 /** The one JWS algorithm a key may be used with. */
 export function algorithmForKey(key: KeyObject): JwsAlgorithm | undefined {
-  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') {
-    return { alg: 'ES256', hash: 'sha256', dsaEncoding: 'ieee-p1363' };
-  }
-  if (key.asymmetricKeyType === 'ed25519') return { alg: 'EdDSA', hash: null };
-  if (key.asymmetricKeyType === 'rsa') return { alg: 'RS256', hash: 'sha256' };
-  return undefined;
+  // A key's details are read from OpenSSL on every access; a key object never changes, so once per key.
+  if (algorithms.has(key)) return algorithms.get(key);
+  let algorithm: JwsAlgorithm | undefined;
+  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') algorithm = ES256;
+  else if (key.asymmetricKeyType === 'ed25519') algorithm = EDDSA;
+  else if (key.asymmetricKeyType === 'rsa') algorithm = RS256;
+  algorithms.set(key, algorithm);
+  return algorithm;
 }
+
+const algorithms = new WeakMap<KeyObject, JwsAlgorithm | undefined>();
 
 export function signCompact(
   header: Record<string, unknown>,
@@ -30,11 +40,9 @@ export function signCompact(
   algorithm: JwsAlgorithm,
 ): string {
   const input = `${b64(JSON.stringify({ ...header, alg: algorithm.alg }))}.${b64(JSON.stringify(payload))}`;
-  const signature = sign(algorithm.hash, Buffer.from(input), {
-    key,
-    ...(algorithm.dsaEncoding ? { dsaEncoding: algorithm.dsaEncoding } : {}),
-  });
-  return `${input}.${signature.toString('base64url')}`;
+  const signature = sign(algorithm.hash, Buffer.from(input), key);
+  const jwsSignature = algorithm.ecdsaSize === undefined ? signature : p1363FromDer(signature, algorithm.ecdsaSize);
+  return `${input}.${jwsSignature.toString('base64url')}`;
 }
 
 export interface DecodedJws {
@@ -60,13 +68,11 @@ export function decodeCompact(jws: string, allowedHeader: ReadonlySet<string>): 
 export function verifyCompact(decoded: DecodedJws, key: KeyObject): boolean {
   const algorithm = algorithmForKey(key);
   if (algorithm === undefined || decoded.header.alg !== algorithm.alg) return false;
+  const signature =
+    algorithm.ecdsaSize === undefined ? decoded.signature : derFromP1363(decoded.signature, algorithm.ecdsaSize);
+  if (signature === undefined) return false;
   try {
-    return verify(
-      algorithm.hash,
-      Buffer.from(decoded.signingInput),
-      { key, ...(algorithm.dsaEncoding ? { dsaEncoding: algorithm.dsaEncoding } : {}) },
-      decoded.signature,
-    );
+    return verify(algorithm.hash, Buffer.from(decoded.signingInput), key, signature);
   } catch {
     return false;
   }

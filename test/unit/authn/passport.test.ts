@@ -182,7 +182,7 @@ describe('passport', () => {
         uex: iat + 30,
       },
       createPrivateKey(b.keyPem),
-      { alg: 'ES256', hash: 'sha256', dsaEncoding: 'ieee-p1363' },
+      { alg: 'ES256', hash: 'sha256', ecdsaSize: 32 },
     );
     const received = { raw: 'x', origin: fakeOrigin, act: { sub: gateway.id }, userExpiresAt: iat + 30 };
     const toC = wrapPassport({ svid: b.svid, audience: id(c), now, received });

@@ -5,18 +5,12 @@
 // whether to trust an SVID is the caller's job (svid-response.ts for the agent).
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
-import {
-  type ConnectionOptions,
-  createSecureContext,
-  type PeerCertificate,
-  type SecureContext,
-  type TLSSocket,
-} from 'node:tls';
+import { type ConnectionOptions, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { DEFAULT_MAX_CONNECTION_WAIT_MS } from '../ca/connection-gate.js';
 import { isErrorCode, MeshauthError } from '../errors/index.js';
 import { caSpiffeId, SpiffeId, type TrustDomain } from '../identity/index.js';
 import { parseCertificate, uriSans } from '../pki/index.js';
-import { protocolOptions } from '../tls/index.js';
+import { answerIdentityCheckWithLeaf, type LeafCertificate, protocolOptions } from '../tls/index.js';
 
 /** The CA's answers are a few KiB; anything far larger is not a CA talking. */
 const MAX_RESPONSE_BYTES = 256 * 1024;
@@ -120,7 +114,7 @@ export function caStatusOf(error: unknown): number | undefined {
 }
 
 /** The TLS identity check: the CA must present exactly one URI SAN, equal to its well-known SPIFFE ID. */
-export function checkCaIdentity(trustDomain: TrustDomain, cert: PeerCertificate): Error | undefined {
+export function checkCaIdentity(trustDomain: TrustDomain, cert: LeafCertificate): Error | undefined {
   const expected = caSpiffeId(trustDomain);
   // The CA's serving certificate is the same for every request until it is re-issued: checked once per certificate
   // (keyed by its SHA-256 and the trust domain asked for; only a pass is remembered).
@@ -194,7 +188,7 @@ async function call(
     secureContext,
     // Explicit, so NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment cannot turn the CA's checks off.
     rejectUnauthorized: true,
-    checkServerIdentity: (_host: string, cert: PeerCertificate) => checkCaIdentity(connection.trustDomain, cert),
+    checkServerIdentity: (_host: string, cert: LeafCertificate) => checkCaIdentity(connection.trustDomain, cert),
     headers:
       body === undefined
         ? { accept: 'application/json' }
@@ -215,6 +209,7 @@ async function call(
     request.destroy(error);
   };
   request.once('socket', (socket: TLSSocket) => {
+    answerIdentityCheckWithLeaf(socket);
     const handshake = setTimeout(() => giveUp(noHandshake(url, handshakeTimeoutMs)), handshakeTimeoutMs);
     socket.once('close', () => clearTimeout(handshake));
     socket.once('secureConnect', () => {

@@ -11,7 +11,7 @@ const MAX_TOKEN_BYTES = 64 * 1024;
 const MAX_BUNDLE_BYTES = 1024 * 1024;
 
 export async function readBundleFile(path: string, trustDomain: TrustDomain): Promise<TrustBundle> {
-  const text = await readText(path, MAX_BUNDLE_BYTES, 'trust bundle');
+  const text = readText(path, MAX_BUNDLE_BYTES, 'trust bundle');
   try {
     return new TrustBundle(trustDomain, parseCertificatesPemOnce(text));
   } catch (cause) {
@@ -24,16 +24,16 @@ export async function readBundleFile(path: string, trustDomain: TrustDomain): Pr
 
 /** The bootstrap credential: the file's trimmed content (a join token or a Kubernetes SA token). */
 export async function readTokenFile(path: string): Promise<string> {
-  const token = (await readText(path, MAX_TOKEN_BYTES, 'token')).trim();
+  const token = readText(path, MAX_TOKEN_BYTES, 'token').trim();
   if (token === '') {
     throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `token file ${path} is empty`, { reason: 'token_empty' });
   }
   return token;
 }
 
-async function readText(path: string, maxBytes: number, what: string): Promise<string> {
+function readText(path: string, maxBytes: number, what: string): string {
   try {
-    return (await readRegularFile(path, maxBytes)).bytes.toString('utf8');
+    return readRegularFile(path, maxBytes).bytes.toString('utf8');
   } catch (cause) {
     const code = (cause as { code?: unknown }).code;
     if (code === 'EFBIG') {

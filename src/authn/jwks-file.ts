@@ -72,7 +72,7 @@ export async function readJwksFile(
 ): Promise<{ document: unknown; fingerprint: string }> {
   let file: RegularFile;
   try {
-    file = await readRegularFile(path, maxBytes);
+    file = readRegularFile(path, maxBytes);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EFBIG') throw new JwksFileError('too_large', (error as Error).message);

@@ -290,7 +290,9 @@ export function signLeafDer(options: LeafOptions, serialHex: string): SignedLeaf
       ),
     ),
   );
-  const signature = sign('sha256', tbs, { key: parts.signingKey, dsaEncoding: 'der' });
+  // The KeyObject itself: ECDSA signatures are DER by default, and on Node 24 an options object around the key
+  // costs two internal exceptions per signature.
+  const signature = sign('sha256', tbs, parts.signingKey);
   const der = derTlv(0x30, tbs, parts.algorithmDer, derTlv(0x03, Buffer.from([0]), signature));
   // The certificate holds whole seconds (derTime): report what it says.
   const written = new Date(Math.floor(notAfter.getTime() / 1000) * 1000);
@@ -326,7 +328,7 @@ function signLeafSchema(options: LeafOptions, serialHex: string): x509.X509Certi
     ]),
   });
   const tbsDer = Buffer.from(AsnConvert.serialize(tbs));
-  const signature = sign('sha256', tbsDer, { key: parts.signingKey, dsaEncoding: 'der' });
+  const signature = sign('sha256', tbsDer, parts.signingKey);
   return new x509.X509Certificate(
     derSequence(tbsDer, Buffer.from(AsnConvert.serialize(parts.algorithm)), derBitString(signature)),
   );

@@ -151,12 +151,9 @@ export async function verifyCsrPem(pem: string): Promise<VerifiedCsr> {
   if (key.keyType !== native.keyType) return verifyCsrDer(der);
   let signatureValid = false;
   try {
-    signatureValid = verifySignature(
-      native.digest,
-      parts.info,
-      native.keyType === 'p256' ? { key: key.key, dsaEncoding: 'der' } : key.key,
-      parts.signature,
-    );
+    // The KeyObject itself, not an options object around it: ECDSA signatures are DER by default, and on Node 24
+    // every argument that is not a KeyObject costs two internal exceptions before the key is found.
+    signatureValid = verifySignature(native.digest, parts.info, key.key, parts.signature);
   } catch (cause) {
     invalid('CSR signature cannot be verified', 'signature', cause);
   }

@@ -7,6 +7,7 @@ export {
   svidFailureReason,
   tlsClientErrorReason,
 } from './handshake-failure.js';
+export { answerIdentityCheckWithLeaf, type LeafCertificate } from './leaf-only-identity-check.js';
 export {
   type ConnectPhase,
   connectPeer,

@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { type SecureContext, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
+import { answerIdentityCheckWithLeaf } from './leaf-only-identity-check.js';
 import { spiffeServerIdentity } from './spiffe-server-identity.js';
 
 export interface PeerConnectOptions {
@@ -72,6 +73,7 @@ export function connectPeer(options: PeerConnectOptions): Promise<PeerConnection
         return error;
       },
     });
+    answerIdentityCheckWithLeaf(socket);
     const timer = setTimeout(() => {
       socket.destroy(new PeerConnectError(`connect to ${host}:${port} timed out`, 'timeout', undefined));
     }, options.timeoutMs);

@@ -1,12 +1,12 @@
 // Server authentication for outbound mTLS by SPIFFE ID instead of host name: Node's
 // default checkServerIdentity matches DNS names, which SVIDs do not carry; this one checks the leaf's SPIFFE
 // rules and that its ID is one the route expects (or any ID of the trust domain when the route names none).
-import type { PeerCertificate } from 'node:tls';
 import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import { checkSvidLeaf, parseCertificate } from '../pki/index.js';
+import type { LeafCertificate } from './leaf-only-identity-check.js';
 
-export type ServerIdentityCheck = (host: string, cert: PeerCertificate) => Error | undefined;
+export type ServerIdentityCheck = (host: string, cert: LeafCertificate) => Error | undefined;
 
 /**
  * Returns a `checkServerIdentity` for tls.connect. OpenSSL has verified the chain against `ca` before it runs.

@@ -10,7 +10,7 @@ import { isMeshauthError } from '../../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../../identity/index.js';
 import { listenOn } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
-import { spiffeServerIdentity, type TlsProfile } from '../../tls/index.js';
+import { answerIdentityCheckWithLeaf, spiffeServerIdentity, type TlsProfile } from '../../tls/index.js';
 import { waitUntil } from '../listen.js';
 import { ClientContextCache } from './client-context.js';
 import { resetSocket } from './reset-socket.js';
@@ -200,6 +200,7 @@ export class TcpOutboundListeners {
     });
     // tls.connect's typings lack allowHalfOpen; set before any 'end' can arrive, a FIN must not end our side.
     mesh.allowHalfOpen = true;
+    answerIdentityCheckWithLeaf(mesh);
     const timer = setTimeout(() => {
       mesh.destroy(Object.assign(new Error('connect and TLS handshake timed out'), { code: 'ETIMEDOUT' }));
     }, this.#limits.connectTimeoutMs);

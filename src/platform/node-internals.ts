@@ -54,6 +54,7 @@ export const UNDICI_CODES = Object.freeze({
  *   unshift() (the CA's door reads a connection's first bytes before it lets the TLS server have it), then reads
  *   through the socket's handle (test/integration/ca-connection-gate.test.ts).
  * - A TLS client socket takes the certificate it hands checkServerIdentity from `this.getPeerCertificate(true)`, so
- *   an own property of the socket answers that call (src/tls/leaf-only-identity-check.ts;
- *   test/integration/tls-leaf-identity-check.test.ts).
+ *   an own property of the socket answers that call; Node skips it after a chain error or a resumed session
+ *   (src/tls/leaf-only-identity-check.ts; test/integration/tls-leaf-identity-check.test.ts, and through
+ *   node:https in test/integration/ca-client-transport.test.ts).
  */

@@ -1,11 +1,13 @@
 // Reading a small local file that an operator or the kubelet controls (a token, a trust bundle, a JWKS): bounded
-// in size, and in time. The file is opened non-blocking and refused unless it is a regular file, so a FIFO or a
-// device at the path fails at once: opening a FIFO would otherwise block until a writer came, and a device would be
-// read without end.
+// in size. The file is opened non-blocking and refused unless it is a regular file, so a FIFO or a device at the
+// path fails at once: opening a FIFO would otherwise block until a writer came, and a device would be read without
+// end.
 //
 // The read is synchronous. These files are a few KiB on a local or in-memory volume (a Secret, a ConfigMap, a
 // projected token): reading one that way costs about 12 µs of CPU, where fs.promises' four thread-pool round trips
-// (open, fstat, read, close) cost about 100 µs, and an agent reads two at every bootstrap.
+// (open, fstat, read, close) cost about 100 µs, and an agent reads two at every bootstrap. The paths must be on such
+// a volume: a read from a hung network mount stalls the whole process (through the thread pool it held one of its
+// four threads, and with four such reads every asynchronous file, DNS and crypto call).
 import { type BigIntStats, closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 
 export interface RegularFile {

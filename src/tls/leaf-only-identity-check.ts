@@ -10,7 +10,9 @@ export type LeafCertificate = Pick<PeerCertificate, 'raw'> & Partial<Pick<PeerCe
 /**
  * The socket's next `getPeerCertificate(true)` (Node's own, for checkServerIdentity) returns the leaf's record
  * without its issuer chain, as `getPeerCertificate()` does; from then on the socket's own method answers every call.
- * Call it before the handshake ends: right after tls.connect, or on a request's 'socket' event.
+ * Node skips that call when OpenSSL refused the chain or the session was resumed: the next caller's `true` then gets
+ * the leaf alone, once. Call it on a socket whose handshake has not ended: right after tls.connect, or on the
+ * 'socket' event of a request that opens its own connection (`agent: false`).
  */
 export function answerIdentityCheckWithLeaf(socket: TLSSocket): void {
   const leafOnly = (): PeerCertificate => {

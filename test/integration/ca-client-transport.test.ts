@@ -5,6 +5,7 @@
 // is an HTTPS server with a real serving certificate of the CA's SPIFFE ID.
 import { createServer, type Server } from 'node:https';
 import { type AddressInfo, createServer as createTcpServer, type Socket, type Server as TcpServer } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchBundle } from '../../src/agent/ca-client.js';
 import { MeshauthError } from '../../src/errors/index.js';
@@ -142,6 +143,26 @@ describe('CA client, waiting for the handshake', () => {
 });
 
 describe('CA client, TLS checks', () => {
+  it('pass/the identity check gets the CA’s leaf alone: Node never builds its record of the whole chain', async () => {
+    const asked: unknown[] = [];
+    const own = TLSSocket.prototype.getPeerCertificate;
+    TLSSocket.prototype.getPeerCertificate = function (this: TLSSocket, detailed?: boolean) {
+      asked.push(detailed);
+      return own.call(this, detailed as false);
+    } as typeof own;
+    try {
+      const answer = await fetchBundle({
+        caUrl: `${caUrl}/whole`,
+        trustDomain: ca.trustDomain,
+        bundlePem: ca.bundlePem,
+      });
+      expect(answer.bundlePem).toEqual([ca.bundlePem]);
+    } finally {
+      TLSSocket.prototype.getPeerCertificate = own;
+    }
+    expect(asked).toEqual([false]);
+  });
+
   it('fail/NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment still refuses a CA outside the bundle', async () => {
     const other = await TestCa.create();
     const before = process.env.NODE_TLS_REJECT_UNAUTHORIZED;

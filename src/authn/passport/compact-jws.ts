@@ -19,9 +19,9 @@ const ES256: JwsAlgorithm = { alg: 'ES256', hash: 'sha256', ecdsaSize: 32 };
 const EDDSA: JwsAlgorithm = { alg: 'EdDSA', hash: null };
 const RS256: JwsAlgorithm = { alg: 'RS256', hash: 'sha256' };
 
+/** Key → its JWS algorithm: on Node 24 a key's details are read from OpenSSL on every access, and keys never change. */
 /** The one JWS algorithm a key may be used with. */
 export function algorithmForKey(key: KeyObject): JwsAlgorithm | undefined {
-  // A key's details are read from OpenSSL on every access; a key object never changes, so once per key.
   if (algorithms.has(key)) return algorithms.get(key);
   let algorithm: JwsAlgorithm | undefined;
   if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') algorithm = ES256;

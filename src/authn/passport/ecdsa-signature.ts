@@ -7,12 +7,15 @@
 const SEQUENCE = 0x30;
 const INTEGER = 0x02;
 
+/** The largest r and s whose DER SEQUENCE still has a one-byte length (2 × (2 + 1 + 60) = 126 bytes). */
+const MAX_SIZE = 60;
+
 /** r ‖ s (each `size` bytes) → DER; undefined unless `raw` is exactly 2 × size bytes (such a signature is invalid). */
 export function derFromP1363(raw: Uint8Array, size: number): Buffer | undefined {
+  if (size > MAX_SIZE) throw new RangeError(`ECDSA values of ${size} bytes are not supported`);
   if (raw.length !== 2 * size) return undefined;
   const r = derInteger(raw.subarray(0, size));
   const s = derInteger(raw.subarray(size));
-  // At most 2 × (2 + 33) bytes for P-256: the short length form always fits.
   return Buffer.concat([Buffer.from([SEQUENCE, r.length + s.length]), r, s]);
 }
 

@@ -1,7 +1,7 @@
 // The JWS ↔ DER conversions of ES256 signatures, held to node:crypto's own ieee-p1363 encoding: a signature converted
-// either way verifies exactly when node:crypto's conversion would, every 64-byte string survives a round trip, and
-// malformed DER is refused.
-import { generateKeyPairSync, sign, verify } from 'node:crypto';
+// either way verifies exactly when node:crypto's conversion would (valid ones and every kind of altered one), every
+// 64-byte string survives a round trip, and malformed DER is refused.
+import { generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { derFromP1363, p1363FromDer } from '../../../../src/authn/passport/ecdsa-signature.js';
@@ -51,6 +51,53 @@ describe('ES256 signature conversions', () => {
     );
   });
 
+  it('any r ‖ s verifies through DER exactly when node:crypto’s own conversion verifies it', () => {
+    const n = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+    const bytes32 = (value: bigint) => Buffer.from(value.toString(16).padStart(64, '0'), 'hex');
+    const asBig = (bytes: Buffer) => BigInt(`0x${bytes.toString('hex')}`);
+    const nodeVerifies = (message: Uint8Array, raw: Buffer) => {
+      try {
+        return verify('sha256', message, { key: publicKey, dsaEncoding: 'ieee-p1363' }, raw);
+      } catch {
+        return false;
+      }
+    };
+    const oursVerifies = (message: Uint8Array, raw: Buffer) => {
+      const der = derFromP1363(raw, 32);
+      return der !== undefined && verify('sha256', message, publicKey, der);
+    };
+    // Each variant of a valid signature: itself, its high-S twin, r or s plus n, zeros, n, random bytes, a flipped
+    // bit, one byte short or long, and DER bytes passed off as r ‖ s.
+    const variants = (message: Uint8Array, flip: number): Buffer[] => {
+      const raw = sign('sha256', message, { key: privateKey, dsaEncoding: 'ieee-p1363' });
+      const r = asBig(raw.subarray(0, 32));
+      const s = asBig(raw.subarray(32));
+      const below = (value: bigint) => (value < 2n ** 256n ? value : 0n);
+      const flipped = Buffer.from(raw);
+      flipped[flip % 64] = (flipped[flip % 64] as number) ^ (1 << (flip % 8));
+      return [
+        raw,
+        Buffer.concat([bytes32(r), bytes32(n - s)]),
+        Buffer.concat([bytes32(below(r + n)), bytes32(s)]),
+        Buffer.concat([bytes32(r), bytes32(below(s + n))]),
+        Buffer.concat([bytes32(0n), bytes32(s)]),
+        Buffer.concat([bytes32(r), bytes32(0n)]),
+        Buffer.concat([bytes32(n), bytes32(s)]),
+        randomBytes(64),
+        flipped,
+        raw.subarray(0, 63),
+        Buffer.concat([raw, Buffer.alloc(1)]),
+        sign('sha256', message, privateKey),
+      ];
+    };
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.nat(), (message, flip) => {
+        for (const raw of variants(message, flip)) expect(oursVerifies(message, raw)).toBe(nodeVerifies(message, raw));
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('a tampered r ‖ s does not verify after conversion, and a wrong length converts to nothing', () => {
     const message = Buffer.from('passport');
     const raw = sign('sha256', message, { key: privateKey, dsaEncoding: 'ieee-p1363' });
@@ -59,6 +106,7 @@ describe('ES256 signature conversions', () => {
     expect(verify('sha256', message, publicKey, derFromP1363(tampered, 32) as Buffer)).toBe(false);
     expect(derFromP1363(raw.subarray(0, 63), 32)).toBeUndefined();
     expect(derFromP1363(Buffer.concat([raw, Buffer.from([0])]), 32)).toBeUndefined();
+    expect(() => derFromP1363(Buffer.alloc(132), 66)).toThrow(RangeError);
   });
 
   it.each([

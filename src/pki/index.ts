@@ -21,6 +21,7 @@ export {
   uriSans,
 } from './certificates.js';
 export { createCsrPem, type KeyWithCsr, newKeyWithCsr, type VerifiedCsr, verifyCsrPem } from './csr.js';
+export { derFromP1363, p1363FromDer } from './ecdsa-signature.js';
 export { pkcs8PemOf, spkiDerOf } from './key-der.js';
 export {
   exportPrivateKeyPem,

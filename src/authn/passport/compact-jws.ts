@@ -4,7 +4,7 @@
 // outside the mesh still go through jose. Rules: exactly three base64url segments, JSON header with only the
 // parameters the caller allows, the algorithm fixed by the key (RFC 8725 §3.1: one key, one algorithm).
 import { type KeyObject, sign, verify } from 'node:crypto';
-import { derFromP1363, p1363FromDer } from './ecdsa-signature.js';
+import { derFromP1363, p1363FromDer } from '../../pki/index.js';
 
 const SEGMENT = /^[A-Za-z0-9_-]+$/;
 
@@ -22,16 +22,16 @@ const RS256: JwsAlgorithm = { alg: 'RS256', hash: 'sha256' };
 /** Key → its JWS algorithm: on Node 24 a key's details are read from OpenSSL on every access, and keys never change. */
 /** The one JWS algorithm a key may be used with. */
 export function algorithmForKey(key: KeyObject): JwsAlgorithm | undefined {
-  if (algorithms.has(key)) return algorithms.get(key);
-  let algorithm: JwsAlgorithm | undefined;
+  let algorithm = algorithms.get(key);
+  if (algorithm !== undefined) return algorithm;
   if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') algorithm = ES256;
   else if (key.asymmetricKeyType === 'ed25519') algorithm = EDDSA;
   else if (key.asymmetricKeyType === 'rsa') algorithm = RS256;
-  algorithms.set(key, algorithm);
+  if (algorithm !== undefined) algorithms.set(key, algorithm);
   return algorithm;
 }
 
-const algorithms = new WeakMap<KeyObject, JwsAlgorithm | undefined>();
+const algorithms = new WeakMap<KeyObject, JwsAlgorithm>();
 
 export function signCompact(
   header: Record<string, unknown>,

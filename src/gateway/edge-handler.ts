@@ -7,6 +7,7 @@
 // end user travels only as a passport the gateway mints.
 
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { bearerChallenge } from '../authn/bearer-challenge.js';
 import type { EndUser } from '../authn/end-user.js';
@@ -15,6 +16,7 @@ import type { EndUserVerifier } from '../authn/end-user-verifier.js';
 import { type AuthzRequest, type CompiledPolicy, decide, denyAuditRecord, normalizePath } from '../authz/index.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
+import { h2RequestBody } from '../sidecar/inbound/request-body.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { BrowserSessions } from './browser-sessions.js';
 import { cookieHeaderWithout, parseCookies } from './cookies.js';
@@ -46,7 +48,8 @@ export interface EdgeRequest extends Readable {
   readonly headers: IncomingHttpHeaders;
   readonly httpVersionMajor: number;
   readonly socket: { readonly remoteAddress?: string | undefined } | null;
-  readonly stream?: { readonly endAfterHeaders?: boolean } | undefined;
+  /** HTTP/2 only: the stream under node:http2's compat request. */
+  readonly stream?: ServerHttp2Stream | undefined;
 }
 
 export type EdgeResponseSink = EdgeResponse & ResponseSink;
@@ -304,7 +307,7 @@ export class EdgeHandler {
     }
 
     const out = this.#forwardHeaders(req, authority, cookies, route, caller);
-    const body = hasBody(req) ? req : null;
+    const body = hasBody(req) ? requestBody(req) : null;
     if (body === null) req.resume();
     if (setCookies.length > 0) {
       // The session was renewed or re-stamped: the cookies ride on the service's answer.
@@ -437,6 +440,17 @@ function headerListSize(headers: IncomingHttpHeaders): number {
     else for (const v of value) size += name.length + v.length + 32;
   }
   return size;
+}
+
+/**
+ * The body to forward. node:http2's compat request ends its readable side whenever its stream closes, a reset
+ * mid-body included, so a cut upload would reach the service as complete; over HTTP/2 the body is read from the
+ * stream itself, which ends only on END_STREAM and is destroyed when the stream is reset (request-body.ts).
+ */
+function requestBody(req: EdgeRequest): Readable {
+  return req.httpVersionMajor === 2
+    ? h2RequestBody(req.stream as ServerHttp2Stream) /* set on every HTTP/2 request */
+    : req;
 }
 
 function hasBody(req: EdgeRequest): boolean {

@@ -1,0 +1,103 @@
+// A minimal HTTP/2 client written at the frame level (RFC 9113 §4, §6) over TLS, for tests where node:http2's
+// client would smooth over the wire: it can reset a request stream with RST_STREAM(NO_ERROR) without ever sending
+// END_STREAM, which node:http2's close() cannot (it ends the writable side first). Header blocks are sent as
+// HPACK literals without indexing (RFC 7541 §6.2.2), never Huffman-coded; responses are not decoded.
+import { connect, type TLSSocket } from 'node:tls';
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+const DATA = 0x0;
+const HEADERS = 0x1;
+const RST_STREAM = 0x3;
+const SETTINGS = 0x4;
+const END_STREAM = 0x1;
+const END_HEADERS = 0x4;
+const ACK = 0x1;
+
+export interface RawH2Client {
+  /** Opens stream `id` (odd, increasing) with the given header fields, pseudo-headers first. */
+  headers(id: number, fields: ReadonlyArray<readonly [string, string]>, endStream?: boolean): void;
+  data(id: number, bytes: Buffer | string, endStream?: boolean): void;
+  reset(id: number, code: number): void;
+  /** Frame types received so far, in order, with their stream ids. */
+  readonly received: Array<{ readonly type: number; readonly stream: number; readonly flags: number }>;
+  readonly socket: TLSSocket;
+  close(): void;
+}
+
+export function rawH2Client(port: number, caPem: string): Promise<RawH2Client> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, ca: [caPem], ALPNProtocols: ['h2'], servername: 'localhost' });
+    const received: RawH2Client['received'] = [];
+    let buffered = Buffer.alloc(0);
+    const frame = (type: number, flags: number, stream: number, payload: Buffer) => {
+      const header = Buffer.alloc(9);
+      header.writeUIntBE(payload.length, 0, 3);
+      header[3] = type;
+      header[4] = flags;
+      header.writeUInt32BE(stream, 5);
+      socket.write(Buffer.concat([header, payload]));
+    };
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      for (let guard = 0; guard < 1_000 && buffered.length >= 9; guard++) {
+        const length = buffered.readUIntBE(0, 3);
+        if (buffered.length < 9 + length) break;
+        const type = buffered[3] as number;
+        const flags = buffered[4] as number;
+        const stream = buffered.readUInt32BE(5) & 0x7fffffff;
+        received.push({ type, stream, flags });
+        if (type === SETTINGS && (flags & ACK) === 0) frame(SETTINGS, ACK, 0, Buffer.alloc(0));
+        buffered = buffered.subarray(9 + length);
+      }
+    });
+    socket.once('error', reject);
+    socket.once('secureConnect', () => {
+      if (socket.alpnProtocol !== 'h2') {
+        reject(new Error(`server chose ${String(socket.alpnProtocol)}, not h2`));
+        return;
+      }
+      socket.on('error', () => undefined);
+      socket.write(PREFACE);
+      frame(SETTINGS, 0, 0, Buffer.alloc(0));
+      resolve({
+        received,
+        socket,
+        headers(id, fields, endStream = false) {
+          const block = Buffer.concat(
+            fields.flatMap(([name, value]) => [Buffer.from([0]), hpackString(name), hpackString(value)]),
+          );
+          frame(HEADERS, END_HEADERS | (endStream ? END_STREAM : 0), id, block);
+        },
+        data(id, bytes, endStream = false) {
+          frame(DATA, endStream ? END_STREAM : 0, id, Buffer.from(bytes));
+        },
+        reset(id, code) {
+          const payload = Buffer.alloc(4);
+          payload.writeUInt32BE(code);
+          frame(RST_STREAM, 0, id, payload);
+        },
+        close() {
+          socket.destroy();
+        },
+      });
+    });
+  });
+}
+
+/** An HPACK string literal, not Huffman-coded: length as a 7-bit prefix integer (RFC 7541 §5.1), then the bytes. */
+function hpackString(text: string): Buffer {
+  const bytes = Buffer.from(text, 'latin1');
+  const length: number[] = [];
+  if (bytes.length < 127) {
+    length.push(bytes.length);
+  } else {
+    length.push(127);
+    let rest = bytes.length - 127;
+    while (rest >= 128) {
+      length.push((rest % 128) + 128);
+      rest = Math.floor(rest / 128);
+    }
+    length.push(rest);
+  }
+  return Buffer.concat([Buffer.from(length), bytes]);
+}

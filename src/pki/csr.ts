@@ -12,7 +12,7 @@ import {
 import { promisify } from 'node:util';
 import { MeshauthError } from '../errors/index.js';
 import { derBytes, derChildren, derContent, derOid, derTlv, derWellFormed, readDer } from './der.js';
-import { importSpki, pkcs8PemOf, spkiDerOf } from './key-der.js';
+import { importSpki, privateKeyEncodings, spkiDerOf } from './key-der.js';
 import { type KeyPair, type KeyType, keyTypeOf, toPem } from './keys.js';
 import { x509 } from './x509.js';
 
@@ -67,8 +67,8 @@ const SYNC_KEYGEN_SAFE = Number(process.versions.node.split('.')[0]) >= 24;
  */
 export async function newKeyWithCsr(type: KeyType): Promise<KeyWithCsr> {
   const { privateKey, publicKey } = await newKeyPair(type);
-  const spkiDer = spkiDerOf(publicKey);
-  return { csrPem: csrPemOf(type, privateKey, spkiDer), privateKeyPem: pkcs8PemOf(privateKey), publicKey, spkiDer };
+  const { spkiDer, pkcs8Pem } = privateKeyEncodings(privateKey);
+  return { csrPem: csrPemOf(type, privateKey, spkiDer), privateKeyPem: pkcs8Pem, publicKey, spkiDer };
 }
 
 interface KeyPairObjects {

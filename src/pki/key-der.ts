@@ -42,20 +42,24 @@ export function spkiDerOf(key: KeyObject): Buffer {
   if (fixed === undefined) {
     return (key.type === 'private' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
   }
-  return fixed.kind === 'p256'
-    ? Buffer.concat([P256_SPKI_PREFIX, fixed.x, fixed.y])
-    : Buffer.concat([ED25519_SPKI_PREFIX, fixed.x]);
+  return spkiOfLayout(fixed);
 }
 
 /** The private key as PKCS#8 PEM (`BEGIN PRIVATE KEY`). */
 export function pkcs8PemOf(privateKey: KeyObject): string {
   const fixed = fixedLayout(privateKey);
   if (fixed?.d === undefined) return privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-  const der =
-    fixed.kind === 'p256'
-      ? Buffer.concat([P256_PKCS8_PREFIX, fixed.d, P256_PKCS8_PUBLIC_KEY, fixed.x, fixed.y])
-      : Buffer.concat([ED25519_PKCS8_PREFIX, fixed.d]);
-  return toPem('PRIVATE KEY', der);
+  return pkcs8PemOfLayout(fixed, fixed.d);
+}
+
+/**
+ * A new private key's SubjectPublicKeyInfo (DER) and PKCS#8 PEM together, from one JWK export of the key: the
+ * agent writes both for every SVID, and the export is the largest part of each.
+ */
+export function privateKeyEncodings(privateKey: KeyObject): { readonly spkiDer: Buffer; readonly pkcs8Pem: string } {
+  const fixed = fixedLayout(privateKey);
+  if (fixed?.d === undefined) return { spkiDer: spkiDerOf(privateKey), pkcs8Pem: pkcs8PemOf(privateKey) };
+  return { spkiDer: spkiOfLayout(fixed), pkcs8Pem: pkcs8PemOfLayout(fixed, fixed.d) };
 }
 
 /**
@@ -85,6 +89,20 @@ function startsWith(bytes: Buffer, prefix: Buffer): boolean {
 type FixedLayout =
   | { readonly kind: 'p256'; readonly x: Buffer; readonly y: Buffer; readonly d?: Buffer }
   | { readonly kind: 'ed25519'; readonly x: Buffer; readonly d?: Buffer };
+
+function spkiOfLayout(fixed: FixedLayout): Buffer {
+  return fixed.kind === 'p256'
+    ? Buffer.concat([P256_SPKI_PREFIX, fixed.x, fixed.y])
+    : Buffer.concat([ED25519_SPKI_PREFIX, fixed.x]);
+}
+
+function pkcs8PemOfLayout(fixed: FixedLayout, d: Buffer): string {
+  const der =
+    fixed.kind === 'p256'
+      ? Buffer.concat([P256_PKCS8_PREFIX, d, P256_PKCS8_PUBLIC_KEY, fixed.x, fixed.y])
+      : Buffer.concat([ED25519_PKCS8_PREFIX, d]);
+  return toPem('PRIVATE KEY', der);
+}
 
 /** The key bytes of a P-256 or Ed25519 key, each of the exact length its layout needs; else undefined. */
 function fixedLayout(key: KeyObject): FixedLayout | undefined {

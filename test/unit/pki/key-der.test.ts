@@ -3,7 +3,7 @@
 import { generateKeyPair, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { describe, expect, it, vi } from 'vitest';
-import { importSpki, pkcs8PemOf, spkiDerOf } from '../../../src/pki/key-der.js';
+import { importSpki, pkcs8PemOf, privateKeyEncodings, spkiDerOf } from '../../../src/pki/key-der.js';
 
 type Pair = { publicKey: KeyObject; privateKey: KeyObject };
 
@@ -19,6 +19,9 @@ function expectSameAsNodeCrypto({ publicKey, privateKey }: Pair): void {
   expect(spkiDerOf(privateKey).equals(spki)).toBe(true);
   expect(pkcs8PemOf(privateKey)).toBe(privateKey.export({ type: 'pkcs8', format: 'pem' }));
   expect(importSpki(spki).equals(publicKey)).toBe(true);
+  const both = privateKeyEncodings(privateKey);
+  expect(both.spkiDer.equals(spki)).toBe(true);
+  expect(both.pkcs8Pem).toBe(privateKey.export({ type: 'pkcs8', format: 'pem' }));
 }
 
 /** A key whose JWK member `member` starts with a zero byte (about one key in 256), within a bounded search. */
@@ -69,6 +72,20 @@ describe('key-der', () => {
       expect(formats.every((format) => format === 'jwk')).toBe(true);
     } finally {
       for (const spy of spies) spy.mockRestore();
+    }
+  });
+
+  it('writes both encodings of a new key from one JWK export', async () => {
+    for (const { privateKey } of await Promise.all([p256(), ed25519()])) {
+      const spy = vi.spyOn(Object.getPrototypeOf(privateKey) as KeyObject, 'export');
+      try {
+        privateKeyEncodings(privateKey);
+        expect(spy.mock.calls.map(([options]) => (options as { format?: string } | undefined)?.format)).toEqual([
+          'jwk',
+        ]);
+      } finally {
+        spy.mockRestore();
+      }
     }
   });
 

@@ -22,6 +22,8 @@ export class DataPlaneTelemetry {
   readonly #duration: HistogramChild;
   readonly #abortLog: RateLimitedLog;
   readonly #idleLog: RateLimitedLog;
+  readonly #strippedLog: RateLimitedLog;
+  #strippedCount: ReturnType<Counter<'direction'>['labels']> | undefined;
 
   constructor(direction: Direction, metrics: Metrics, logger: Logger) {
     this.direction = direction;
@@ -30,6 +32,20 @@ export class DataPlaneTelemetry {
     this.#duration = metrics.requestDuration.labels(direction);
     this.#abortLog = new RateLimitedLog(logger, metrics, 'client_aborted', ABORT_LOG_INTERVAL_MS);
     this.#idleLog = new RateLimitedLog(logger, metrics, 'stream_idle_timeout', ABORT_LOG_INTERVAL_MS);
+    this.#strippedLog = new RateLimitedLog(logger, metrics, 'identity_headers_stripped', ABORT_LOG_INTERVAL_MS);
+  }
+
+  /**
+   * A request arrived with identity headers only the sidecar may set; they were removed and the request went on.
+   * A peer or client can send them on every request, so the log line is rate-limited like aborts.
+   */
+  identityHeadersStripped(peerId: string): void {
+    this.#strippedCount ??= this.#metrics.identityHeadersStripped.labels(this.direction);
+    this.#strippedCount.inc();
+    this.#strippedLog.warn(
+      { direction: this.direction, reason: 'identity_headers_stripped', peer: peerId === '' ? undefined : peerId },
+      'identity headers from the caller removed: only the sidecar sets them',
+    );
   }
 
   /** Counts a request whose response headers were just sent; `startedAt` is a performance.now() value. */

@@ -3,7 +3,7 @@
 // `x-forwarded-client-cert` / `x-meshauth-*` is removed whatever its case, so only the sidecar writes them.
 // Arrays are built in one pass over the raw header list; no per-request closures or intermediate objects.
 import type { IncomingHttpHeaders } from 'node:http';
-import { isIdentityHeader } from './identity-headers.js';
+import { isIdentityHeader, PASSPORT_HEADER } from './identity-headers.js';
 
 export { isIdentityHeader, XFCC } from './identity-headers.js';
 
@@ -27,6 +27,11 @@ const PROTECTED_FROM_TOKENS: ReadonlySet<string> = new Set(['host', 'content-len
 
 /** What a request's headers said about its body, found during the same pass. */
 export const HAS_BODY = 1;
+/**
+ * A received identity header other than the passport was removed: someone tried to assert an identity only the
+ * sidecar may assert (the passport is expected from a peer sidecar; the end-user step reads and replaces it).
+ */
+export const STRIPPED_IDENTITY = 2;
 
 export interface ForwardPolicy {
   /** Keep an app-sent `x-meshauth-passport` (outbound: the app forwards the passport it received, SPEC §5). */
@@ -41,7 +46,8 @@ export const OUTBOUND_PROXY_FORM: ForwardPolicy = Object.freeze({ keepPassport: 
 
 /**
  * Copies an HTTP/1 raw header list (`[name, value, …]`) into `out` without hop-by-hop, Connection-named and
- * identity headers. Returns HAS_BODY when Content-Length > 0 or Transfer-Encoding was present.
+ * identity headers. Returns HAS_BODY when Content-Length > 0 or Transfer-Encoding was present, STRIPPED_IDENTITY
+ * when an identity header other than the passport was dropped.
  */
 export function copyRequestHeaders(raw: readonly string[], policy: ForwardPolicy, out: string[]): number {
   const tokens = connectionTokens(raw);
@@ -54,7 +60,10 @@ export function copyRequestHeaders(raw: readonly string[], policy: ForwardPolicy
     } else if (lower === 'transfer-encoding') {
       flags |= HAS_BODY;
       continue;
-    } else if (HOP_BY_HOP.has(lower) || isIdentityHeader(lower, policy.keepPassport)) {
+    } else if (HOP_BY_HOP.has(lower)) {
+      continue;
+    } else if (isIdentityHeader(lower, policy.keepPassport)) {
+      if (lower !== PASSPORT_HEADER) flags |= STRIPPED_IDENTITY;
       continue;
     } else if (lower === 'host' && policy.dropHost) {
       continue;
@@ -65,10 +74,18 @@ export function copyRequestHeaders(raw: readonly string[], policy: ForwardPolicy
   return flags;
 }
 
-/** Copies HTTP/2 request headers (lower-case names, pseudo-headers skipped) into `out`, host from :authority. */
-export function copyH2RequestHeaders(headers: IncomingHttpHeaders, out: string[]): void {
+/**
+ * Copies HTTP/2 request headers (lower-case names, pseudo-headers skipped) into `out`, host from :authority.
+ * Returns STRIPPED_IDENTITY when an identity header other than the passport was dropped.
+ */
+export function copyH2RequestHeaders(headers: IncomingHttpHeaders, out: string[]): number {
+  let flags = 0;
   for (const name in headers) {
-    if (name.charCodeAt(0) === 0x3a /* : */ || HOP_BY_HOP.has(name) || isIdentityHeader(name, false)) continue;
+    if (name.charCodeAt(0) === 0x3a /* : */ || HOP_BY_HOP.has(name)) continue;
+    if (isIdentityHeader(name, false)) {
+      if (name !== PASSPORT_HEADER) flags |= STRIPPED_IDENTITY;
+      continue;
+    }
     const value = headers[name];
     if (value === undefined) continue;
     if (typeof value === 'string') out.push(name, value);
@@ -76,6 +93,7 @@ export function copyH2RequestHeaders(headers: IncomingHttpHeaders, out: string[]
   }
   const authority = headers[':authority'];
   if (typeof authority === 'string' && headers.host === undefined) out.push('host', authority);
+  return flags;
 }
 
 /** The lower-case header names listed in `Connection`, or undefined when there are none beyond close/keep-alive. */

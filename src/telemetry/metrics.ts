@@ -124,6 +124,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly identityHeadersStripped = new Counter({
+    name: 'meshauth_identity_headers_stripped_total',
+    help: 'Requests from a peer or client that carried identity headers only the sidecar may set (x-forwarded-client-cert, x-meshauth-* but the passport), removed before the app, by direction.',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+
   readonly logLinesSuppressed = new Counter({
     name: 'meshauth_log_lines_suppressed_total',
     help: 'Log lines not written because their event was rate-limited, by event.',

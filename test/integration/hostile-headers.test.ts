@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { createSecureServer, type Http2SecureServer, connect as h2Connect, type IncomingHttpHeaders } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { logLines } from '../helpers/log-lines.js';
 import { rawTlsExchange } from '../helpers/raw-tls.js';
 import {
   type AppHandler,
@@ -39,12 +40,17 @@ describe('inbound: a peer cannot plant or remove identity headers (I01–I03)', 
   let server: TestSidecar;
   let client: TestSvid;
   let expectedXfcc: string;
+  const log = logLines('inbound', 'info');
+  /** meshauth_identity_headers_stripped_total{direction="inbound"}. */
+  const stripped = async () =>
+    (await server.metrics.identityHeadersStripped.get()).values.find((v) => v.labels.direction === 'inbound')?.value ??
+    0;
 
   beforeAll(async () => {
     ca = await TestCa.create();
     app = await startApp(respondWithIdentityHeaders);
     const serverId = ca.idFor('/ns/a/sa/server');
-    server = await startTestSidecar(ca, serverId, testConfig({ appPort: app.port }));
+    server = await startTestSidecar(ca, serverId, testConfig({ appPort: app.port }), { logger: log.logger });
     client = await ca.issue({ id: ca.idFor('/ns/a/sa/client') });
     const hash = createHash('sha256').update(Buffer.from(client.leaf.rawData)).digest('hex');
     expectedXfcc = `By=${serverId};Hash=${hash};URI=${client.id}`;
@@ -54,7 +60,8 @@ describe('inbound: a peer cannot plant or remove identity headers (I01–I03)', 
     await app?.close();
   });
 
-  const h1Cases: Array<[string, string[]]> = [
+  // The last field: whether the request carried an identity header to strip (counted and logged) or only named one.
+  const h1Cases: Array<[string, string[], number]> = [
     [
       'fail/case variants, duplicates and comma-joined XFCC (I01, I02)',
       [
@@ -65,18 +72,22 @@ describe('inbound: a peer cannot plant or remove identity headers (I01–I03)', 
         'x-meshauth-passport: forged',
         'X-Meshauth-Chain: spiffe://example.org/ns/admin/sa/admin',
       ],
+      1,
     ],
     [
       'fail/Connection names XFCC so a proxy would delete its own header (I03)',
       ['Connection: close, x-forwarded-client-cert', `x-forwarded-client-cert: ${SPOOFED_XFCC}`],
+      1,
     ],
     [
       'fail/Connection names XFCC in another case, next to x-meshauth-user (I03)',
       ['Connection: X-Forwarded-Client-Cert, x-meshauth-user', 'Connection: close'],
+      0,
     ],
   ];
-  it.each(h1Cases)('%s → the app sees exactly the sidecar’s XFCC (HTTP/1.1)', async (_name, lines) => {
+  it.each(h1Cases)('%s → the app sees exactly the sidecar’s XFCC (HTTP/1.1)', async (_name, lines, counted) => {
     const seen = app.seen.length;
+    const before = await stripped();
     const reply = await rawTlsExchange(
       server.sidecar.inboundPort,
       client,
@@ -88,9 +99,11 @@ describe('inbound: a peer cannot plant or remove identity headers (I01–I03)', 
     const raw = app.seen.at(-1)?.rawHeaders ?? [];
     expect(rawValues(raw, 'x-forwarded-client-cert')).toEqual([expectedXfcc]);
     expect(rawNames(raw).filter((n) => n.startsWith('x-meshauth-'))).toEqual([]);
+    expect((await stripped()) - before).toBe(counted);
   });
 
   it('fail/spoofed XFCC and x-meshauth-* over h2 (repeated, mixed case) → only the sidecar’s XFCC (I02)', async () => {
+    const before = await stripped();
     const session = h2Connect(`https://127.0.0.1:${server.sidecar.inboundPort}`, {
       cert: client.chainPem,
       key: client.keyPem,
@@ -120,6 +133,12 @@ describe('inbound: a peer cannot plant or remove identity headers (I01–I03)', 
     expect(seen?.url).toBe('/h2');
     expect(rawValues(seen?.rawHeaders ?? [], 'x-forwarded-client-cert')).toEqual([expectedXfcc]);
     expect(rawNames(seen?.rawHeaders ?? []).filter((n) => n.startsWith('x-meshauth-'))).toEqual([]);
+    expect((await stripped()) - before).toBe(1);
+    // Counted every time, logged at most once per window (a peer can send them on every request): one line for
+    // all of this file’s requests.
+    const lines = log.find({ event: 'identity_headers_stripped', direction: 'inbound' });
+    expect(lines.length).toBe(1);
+    expect(lines[0]?.peer).toBe(client.id.toString());
   });
 
   it('fail/the app’s response carries identity headers → the caller never sees them (I06, inbound)', async () => {

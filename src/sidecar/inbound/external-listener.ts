@@ -57,7 +57,7 @@ export class ExternalListener {
       acceptHead(this.#core.limits.maxHeaderBytes),
       authenticateWith(authenticate, { failure: 'client authentication failed', requireUser: true }),
       ...(authorize === undefined ? [] : [authorizeWith(authorize, metrics)]),
-      identityHeaders,
+      identityHeaders((exchange) => this.#core.telemetry.identityHeadersStripped(exchange.peerId)),
       this.#core.app.forward,
     ]);
     // Server TLS only: no requestCert, so no client certificate is asked for or looked at. Same protocol profile

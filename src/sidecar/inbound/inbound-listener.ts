@@ -95,7 +95,7 @@ export class InboundListener {
         ? []
         : [authenticateWith(authenticateEndUser, { failure: 'end-user authentication failed', requireUser: false })]),
       ...(authorize === undefined ? [] : [authorizeWith(authorize, options.metrics)]),
-      identityHeaders,
+      identityHeaders((exchange) => this.#core.telemetry.identityHeadersStripped(exchange.peerId)),
       this.#core.app.forward,
     ]);
     const profile = { tls12: this.#config.inbound.tls12 };

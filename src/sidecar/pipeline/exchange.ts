@@ -20,8 +20,11 @@ export interface Sink {
   readonly sourceIp: string;
   /** The reason to refuse this request head before any stage that reads it (request-checks.ts), if any. */
   refusal(method: string, target: string, maxHeaderBytes: number): MeshauthError | undefined;
-  /** Copies the received headers without hop-by-hop and identity headers into `out`; returns whether a body follows. */
-  copyHeaders(out: string[]): boolean;
+  /**
+   * Copies the received headers without hop-by-hop and identity headers into `out`; returns http-headers.ts flags:
+   * HAS_BODY when a body follows, STRIPPED_IDENTITY when a received identity header was dropped.
+   */
+  copyHeaders(out: string[]): number;
   /** The request body for the app (aborted, never ended, when the caller cuts it), or null. */
   body(): Readable | null;
   /** Answers with the sidecar's JSON error (plus optional response headers and body fields). */

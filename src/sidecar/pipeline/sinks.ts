@@ -63,8 +63,8 @@ export class H1Sink implements Sink {
     return checkH1Head(method, target, this.#req.rawHeaders);
   }
 
-  copyHeaders(out: string[]): boolean {
-    return (copyRequestHeaders(this.#req.rawHeaders, INBOUND_POLICY, out) & HAS_BODY) !== 0;
+  copyHeaders(out: string[]): number {
+    return copyRequestHeaders(this.#req.rawHeaders, INBOUND_POLICY, out);
   }
 
   body(): Readable {
@@ -132,9 +132,9 @@ export class H2Sink implements Sink {
     return this.#stream.session?.socket?.remoteAddress ?? '';
   }
 
-  copyHeaders(out: string[]): boolean {
-    copyH2RequestHeaders(this.headers, out);
-    return !this.#stream.endAfterHeaders;
+  copyHeaders(out: string[]): number {
+    const flags = copyH2RequestHeaders(this.headers, out);
+    return this.#stream.endAfterHeaders ? flags : flags | HAS_BODY;
   }
 
   body(): Readable {

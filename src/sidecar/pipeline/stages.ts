@@ -3,7 +3,7 @@
 // composition root built from config (identity-hooks.ts); a stage only runs them and records what they decided.
 import { isMeshauthError } from '../../errors/index.js';
 import type { Metrics } from '../../telemetry/index.js';
-import { removeHeader } from '../http-headers.js';
+import { HAS_BODY, removeHeader, STRIPPED_IDENTITY } from '../http-headers.js';
 import { setIdentityHeaders } from '../identity-headers.js';
 import type { AuthzVerdict, EndUserOutcome, InboundRequestView } from '../inbound/inbound-hooks.js';
 import type { Exchange, Stage } from './exchange.js';
@@ -71,13 +71,22 @@ export function authorizeWith(hook: (view: InboundRequestView) => AuthzVerdict, 
 
 /**
  * Strip, then set (STYLE 4): the copy drops hop-by-hop and every received identity header, then the verified
- * ones are set — XFCC from the mTLS peer, the end-user headers from the authenticator.
+ * ones are set — XFCC from the mTLS peer, the end-user headers from the authenticator. A request that tried to set
+ * one of them itself is reported (`onStripped`: a metric and a rate-limited log line); it still goes on, without them.
  */
-export const identityHeaders: Stage = (exchange: Exchange) => {
-  const out: string[] = [];
-  exchange.appHasBody = exchange.sink.copyHeaders(out);
+export function identityHeaders(onStripped: (exchange: Exchange) => void): Stage {
+  return (exchange) => {
+    const out: string[] = [];
+    const flags = exchange.sink.copyHeaders(out);
+    exchange.appHasBody = (flags & HAS_BODY) !== 0;
+    if ((flags & STRIPPED_IDENTITY) !== 0) onStripped(exchange);
+    setVerifiedIdentity(exchange, out);
+  };
+}
+
+function setVerifiedIdentity(exchange: Exchange, out: string[]): void {
   const outcome = exchange.outcome;
   if (outcome?.dropAuthorization === true) removeHeader(out, 'authorization');
   setIdentityHeaders(out, { xfcc: exchange.peer?.xfcc, headers: outcome?.headers });
   exchange.appHeaders = out;
-};
+}

@@ -10,6 +10,7 @@ import {
   OUTBOUND_PROXY_FORM,
   responseHeadersH1,
   responseHeadersH2,
+  STRIPPED_IDENTITY,
 } from '../../../src/sidecar/http-headers.js';
 
 const names = (out: string[]) => out.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
@@ -85,6 +86,15 @@ describe('copyRequestHeaders', () => {
     expect(copyRequestHeaders(['Host', 'b', 'Content-Length', '0'], INBOUND_POLICY, []) & HAS_BODY).toBe(0);
   });
 
+  it('fail/a received XFCC or x-meshauth-* other than the passport is flagged STRIPPED_IDENTITY; the passport is not', () => {
+    const flag = (raw: string[], policy = INBOUND_POLICY) => copyRequestHeaders(raw, policy, []) & STRIPPED_IDENTITY;
+    expect(flag(['Host', 'b', 'X-Forwarded-Client-Cert', 'URI=spiffe://evil'])).toBe(STRIPPED_IDENTITY);
+    expect(flag(['Host', 'b', 'x-MESHAUTH-user', 'e30'])).toBe(STRIPPED_IDENTITY);
+    expect(flag(['Host', 'b', 'X-Meshauth-Passport', 'a.b.c'])).toBe(0);
+    expect(flag(['Host', 'b', 'X-Meshauth-Passport', 'a.b.c'], OUTBOUND_ORIGIN_FORM)).toBe(0);
+    expect(flag(['Host', 'b', 'X-Forwarded-For', '1.2.3.4', 'Connection', 'x-meshauth-user'])).toBe(0);
+  });
+
   it('ok/proxy form drops the incoming Host (the caller sets the URI authority)', () => {
     const out: string[] = [];
     copyRequestHeaders(['Host', 'spoofed', 'Accept', 'x'], OUTBOUND_PROXY_FORM, out);
@@ -109,6 +119,13 @@ describe('copyH2RequestHeaders', () => {
       out,
     );
     expect(out).toEqual(['accept', 'a', 'set-cookie', '1', 'set-cookie', '2', 'host', 'b.mesh']);
+  });
+
+  it('fail/identity headers other than the passport are flagged STRIPPED_IDENTITY', () => {
+    expect(copyH2RequestHeaders({ ':authority': 'b', 'x-meshauth-user': 'u' }, []) & STRIPPED_IDENTITY).toBe(
+      STRIPPED_IDENTITY,
+    );
+    expect(copyH2RequestHeaders({ ':authority': 'b', 'x-meshauth-passport': 'p', accept: 'a' }, [])).toBe(0);
   });
 });
 

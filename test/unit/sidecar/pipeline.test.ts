@@ -10,7 +10,7 @@ import { parsePolicy } from '../../../src/authz/policy/parse-policy.js';
 import { MeshauthError } from '../../../src/errors/index.js';
 import { SpiffeId } from '../../../src/identity/index.js';
 import type { ForwardHandler } from '../../../src/sidecar/forward-handler.js';
-import { copyRequestHeaders, HAS_BODY, INBOUND_POLICY } from '../../../src/sidecar/http-headers.js';
+import { copyRequestHeaders, INBOUND_POLICY } from '../../../src/sidecar/http-headers.js';
 import { policyAuthorizer } from '../../../src/sidecar/inbound/policy-authorizer.js';
 import { Exchange, runStages, type Sink, type Stage } from '../../../src/sidecar/pipeline/exchange.js';
 import { authenticateWith, authorizeWith, identityHeaders } from '../../../src/sidecar/pipeline/stages.js';
@@ -36,8 +36,8 @@ class RecordingSink implements Sink {
   refusal(): MeshauthError | undefined {
     return undefined;
   }
-  copyHeaders(out: string[]): boolean {
-    return (copyRequestHeaders(this.rawHeaders, INBOUND_POLICY, out) & HAS_BODY) !== 0;
+  copyHeaders(out: string[]): number {
+    return copyRequestHeaders(this.rawHeaders, INBOUND_POLICY, out);
   }
   body(): null {
     return null;
@@ -213,7 +213,9 @@ describe('identity headers stage: strip, then set', () => {
       '3',
     ]);
     ex.outcome = { headers: { 'X-MeshAuth-User': 'verified' }, dropAuthorization: true };
-    identityHeaders(ex);
+    const stripped: Exchange[] = [];
+    identityHeaders((e) => stripped.push(e))(ex);
+    expect(stripped).toEqual([ex]);
     const out = ex.appHeaders ?? [];
     const names = out.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
     expect(names.filter((n) => n === 'x-forwarded-client-cert')).toHaveLength(1);
@@ -222,5 +224,16 @@ describe('identity headers stage: strip, then set', () => {
     expect(out[out.indexOf('x-forwarded-client-cert') + 1]).toBe(peer.xfcc);
     expect(out[out.indexOf('x-meshauth-user') + 1]).toBe('verified');
     expect(ex.appHasBody).toBe(true);
+  });
+
+  it('ok/a request without identity headers, or with only a passport (a peer sidecar sends one), is not reported', () => {
+    const stripped: Exchange[] = [];
+    const stage = identityHeaders((e) => stripped.push(e));
+    stage(exchange(['Host', 'orders', 'Accept', '*/*']).ex);
+    const withPassport = exchange(['Host', 'orders', 'X-Meshauth-Passport', 'a.b.c']).ex;
+    stage(withPassport);
+    expect(stripped).toEqual([]);
+    expect(withPassport.appHeaders?.map((n) => n.toLowerCase())).not.toContain('x-meshauth-passport');
+    expect(withPassport.appHasBody).toBe(false);
   });
 });

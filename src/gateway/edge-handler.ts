@@ -17,7 +17,7 @@ import { type AuthzRequest, type CompiledPolicy, decide, denyAuditRecord, normal
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
 import { h2RequestBody } from '../sidecar/inbound/request-body.js';
-import type { Logger, Metrics } from '../telemetry/index.js';
+import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { BrowserSessions } from './browser-sessions.js';
 import { cookieHeaderWithout, parseCookies } from './cookies.js';
 import { type EdgeResponse, loginRequired, withCookies, writeError } from './edge-responses.js';
@@ -112,6 +112,8 @@ export class EdgeHandler {
   readonly #apiClaims: ReadonlyMap<string, readonly string[]>;
   readonly #policy: (() => CompiledPolicy) | undefined;
   readonly #port: () => number;
+  /** Clients can send identity headers on every request: one line per 10 s, the rest counted. */
+  readonly #strippedLog: RateLimitedLog;
   readonly #reservedCookie = (name: string): boolean =>
     name.startsWith(this.#config.session.cookieName) || name.startsWith('__Host-meshauth');
 
@@ -128,6 +130,7 @@ export class EdgeHandler {
     this.#jwtSvids = options.jwtSvidVerifier;
     this.#policy = options.policy;
     this.#port = options.port;
+    this.#strippedLog = new RateLimitedLog(options.logger, options.metrics, 'identity_headers_stripped', 10_000);
     this.#apiClaims = new Map(config.apiIssuers.map((a: ApiIssuerSettings) => [a.issuer, a.claims]));
     if (options.keyRing !== undefined) {
       const codec = new SessionCodec({
@@ -369,17 +372,27 @@ export class EdgeHandler {
   ): Record<string, string | string[]> {
     const out: Record<string, string | string[]> = {};
     const headers = req.headers;
+    let spoofed = false;
     for (const name in headers) {
-      if (
-        name.charCodeAt(0) === 0x3a /* : */ ||
-        DROP.has(name) ||
-        isIdentityHeader(name, false) ||
-        isForwarderHeader(name)
-      ) {
+      if (name.charCodeAt(0) === 0x3a /* : */ || DROP.has(name) || isForwarderHeader(name)) continue;
+      if (isIdentityHeader(name, false)) {
+        spoofed = true; // only the gateway's passport and the sidecars' headers may assert an identity
         continue;
       }
       const value = headers[name];
       if (value !== undefined) out[name] = value;
+    }
+    if (spoofed) {
+      this.#metrics.identityHeadersStripped.inc({ direction: 'edge' });
+      this.#strippedLog.warn(
+        {
+          direction: 'edge',
+          reason: 'identity_headers_stripped',
+          route: route.name,
+          sourceIp: req.socket?.remoteAddress,
+        },
+        'identity headers from the caller removed: only the sidecar sets them',
+      );
     }
     if (cookies.size > 0) {
       const rest = cookieHeaderWithout(headers.cookie, this.#reservedCookie);

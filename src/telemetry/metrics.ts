@@ -126,7 +126,7 @@ export class Metrics {
 
   readonly identityHeadersStripped = new Counter({
     name: 'meshauth_identity_headers_stripped_total',
-    help: 'Requests from a peer or client that carried identity headers only the sidecar may set (x-forwarded-client-cert, x-meshauth-* but the passport), removed before the app, by direction.',
+    help: 'Requests that carried identity headers only meshauth may set (x-forwarded-client-cert, x-meshauth-*; from a peer sidecar the passport excepted), removed before the app or service, by direction (inbound, external, edge).',
     labelNames: ['direction'] as const,
     registers: [this.registry],
   });

@@ -182,6 +182,9 @@ rules:
     expect(seen.authorization).toBeUndefined();
     expect(seen.forwardedHost).toBe(`127.0.0.1:${mesh.gateway.port}`);
     expect(seen.host).toBe('web');
+    const stripped = (await mesh.metrics.identityHeadersStripped.get()).values;
+    expect(stripped).toContainEqual(expect.objectContaining({ labels: { direction: 'edge' }, value: 1 }));
+    expect(mesh.log.find({ event: 'identity_headers_stripped', direction: 'edge', route: 'web' }).length).toBe(1);
     await browser.close();
   });
 

@@ -17,6 +17,7 @@ import { type AuthzRequest, type CompiledPolicy, decide, denyAuditRecord, normal
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
 import { h2RequestBody } from '../sidecar/inbound/request-body.js';
+import type { CallerBody } from '../sidecar/outbound/h2-exchange.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { BrowserSessions } from './browser-sessions.js';
 import { cookieHeaderWithout, parseCookies } from './cookies.js';
@@ -30,10 +31,11 @@ import {
   LOGOUT_PATH,
   type OidcSettings,
   RESERVED_PREFIX,
+  reservedCookieTest,
 } from './gateway-config.js';
 import type { JwtSvidVerifier } from './jwt-svid-verifier.js';
 import { LoginStateCodec } from './login-state.js';
-import { isForwarderHeader, type MeshForwarder, type ResponseSink } from './mesh-forwarder.js';
+import type { MeshForwarder, ResponseSink } from './mesh-forwarder.js';
 import type { OidcRelyingParty } from './oidc-relying-party.js';
 import { isCrossSite } from './request-kind.js';
 import { RouteTable } from './route-table.js';
@@ -47,6 +49,8 @@ export interface EdgeRequest extends Readable {
   readonly url?: string | undefined;
   readonly headers: IncomingHttpHeaders;
   readonly httpVersionMajor: number;
+  /** True once the whole body arrived (on HTTP/2 also after a reset: see requestBody). */
+  readonly complete: boolean;
   readonly socket: { readonly remoteAddress?: string | undefined } | null;
   /** HTTP/2 only: the stream under node:http2's compat request. */
   readonly stream?: ServerHttp2Stream | undefined;
@@ -114,12 +118,12 @@ export class EdgeHandler {
   readonly #port: () => number;
   /** Clients can send identity headers on every request: one line per 10 s, the rest counted. */
   readonly #strippedLog: RateLimitedLog;
-  readonly #reservedCookie = (name: string): boolean =>
-    name.startsWith(this.#config.session.cookieName) || name.startsWith('__Host-meshauth');
+  readonly #reservedCookie: (name: string) => boolean;
 
   constructor(options: EdgeHandlerOptions) {
     const { config } = options;
     this.#config = config;
+    this.#reservedCookie = reservedCookieTest(config);
     this.#forwarder = options.forwarder;
     this.#metrics = options.metrics;
     this.#logger = options.logger;
@@ -324,11 +328,7 @@ export class EdgeHandler {
         return writeHead(status, { ...h, 'set-cookie': merged });
       };
     }
-    await this.#forwarder.forward(
-      { route, method, target: normalized.target, headers: out, body, user, reservedCookie: this.#reservedCookie },
-      res,
-      (error) => writeError(res, error),
-    );
+    await this.#forwarder.forward({ route, method, target: normalized.target, headers: out, body, user }, res);
   }
 
   /** API bearer token first (never combined with the cookie), then the session. */
@@ -374,7 +374,7 @@ export class EdgeHandler {
     const headers = req.headers;
     let spoofed = false;
     for (const name in headers) {
-      if (name.charCodeAt(0) === 0x3a /* : */ || DROP.has(name) || isForwarderHeader(name)) continue;
+      if (name.charCodeAt(0) === 0x3a /* : */ || DROP.has(name)) continue;
       if (isIdentityHeader(name, false)) {
         spoofed = true; // only the gateway's passport and the sidecars' headers may assert an identity
         continue;
@@ -460,7 +460,7 @@ function headerListSize(headers: IncomingHttpHeaders): number {
  * mid-body included, so a cut upload would reach the service as complete; over HTTP/2 the body is read from the
  * stream itself, which ends only on END_STREAM and is destroyed when the stream is reset (request-body.ts).
  */
-function requestBody(req: EdgeRequest): Readable {
+function requestBody(req: EdgeRequest): CallerBody {
   return req.httpVersionMajor === 2
     ? h2RequestBody(req.stream as ServerHttp2Stream) /* set on every HTTP/2 request */
     : req;

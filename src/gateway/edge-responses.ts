@@ -6,7 +6,8 @@ import { MeshauthError } from '../errors/index.js';
 
 export interface EdgeResponse {
   readonly headersSent: boolean;
-  readonly destroyed: boolean;
+  /** node:http2's compat response has none (undefined). */
+  readonly destroyed?: boolean;
   readonly writableEnded: boolean;
   writeHead(status: number, headers: OutgoingHttpHeaders): unknown;
   end(body?: string): unknown;

@@ -72,6 +72,15 @@ export interface ApiIssuerSettings {
   readonly claims: readonly string[];
 }
 
+/**
+ * A test for cookie names only the gateway may set or read: its session and sign-in cookies, and the nameless cookie
+ * (a browser that stores `Set-Cookie: =__Host-meshauth=x` sends it back as `__Host-meshauth=x`).
+ */
+export function reservedCookieTest(config: GatewayConfig): (name: string) => boolean {
+  const own = config.session.cookieName;
+  return (name) => name === '' || name.startsWith(own) || name.startsWith('__Host-meshauth');
+}
+
 export interface GatewayConfig {
   readonly source: string;
   readonly trustDomain: TrustDomain;

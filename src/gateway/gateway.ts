@@ -10,7 +10,7 @@ import { PolicyWatcher } from '../authz/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { EdgeHandler, type EdgeRequest, type EdgeResponseSink } from './edge-handler.js';
-import type { GatewayConfig } from './gateway-config.js';
+import { type GatewayConfig, reservedCookieTest } from './gateway-config.js';
 import { JwtSvidVerifier } from './jwt-svid-verifier.js';
 import { MeshForwarder } from './mesh-forwarder.js';
 import { OidcRelyingParty } from './oidc-relying-party.js';
@@ -82,6 +82,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     metrics,
     logger: logger.child({ component: 'gateway-outbound' }),
     now,
+    reservedCookie: reservedCookieTest(config),
   });
   let publicListener: PublicListener | undefined;
   const edge = new EdgeHandler({
@@ -153,7 +154,6 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     return closing;
   };
   try {
-    await forwarder.listen();
     const [port, adminPort] = await Promise.all([listener.listen(), admin.listen()]);
     agent?.start();
     logger.info({ public: port, admin: adminPort, routes: config.routes.map((r) => r.name) }, 'gateway listening');

@@ -1,27 +1,37 @@
-// The gateway's one adapter onto the sidecar's outbound machinery (src/sidecar/outbound): the gateway runs an
-// OutboundListener of its own on an ephemeral loopback port, with one outbound route per gateway route (key =
-// route name, the route's address and SPIFFE ID), so mTLS with its SVID, server authentication by SPIFFE ID,
-// HTTP/2 session reuse, rotation and passport wrapping are exactly the sidecar's. The edge hands it each request
-// with the origin passport it minted; the outbound's passport wrapper turns it into link + origin for the route's
-// ID (the gateway is the voucher and the first actor). A random per-process key, checked and removed by the
-// outbound hook, keeps other local processes from using that loopback port to act as the gateway.
-import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+// The gateway's hop into the mesh, in this process: each edge request goes straight onto the sidecar's outbound
+// machinery (src/sidecar/outbound) — PeerSessions (mTLS with the gateway's SVID, the server checked by SPIFFE ID, one
+// HTTP/2 session per endpoint, balancing, rotation) and H2Exchange (both bodies streamed with backpressure, safe
+// retries, a cut message never framed as complete) — with one outbound route per gateway route (key = route name,
+// the route's address and SPIFFE ID). The edge hands it each request with the origin passport it minted; the
+// outbound's passport wrapper turns it into link + origin for the route's ID (the gateway is the voucher and the
+// first actor). No listener and no second HTTP hop: nothing local can reach the mesh as the gateway.
+import type { OutgoingHttpHeaders } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import type { CredentialHolder } from '../agent/index.js';
 import type { EndUser } from '../authn/end-user.js';
 import { mintOriginPassport, ownOrigin, PASSPORT_HEADER } from '../authn/passport/index.js';
-import { formatHostPort, sidecarConfigFromObject } from '../config/index.js';
-import { MeshauthError } from '../errors/index.js';
-import { OutboundListener } from '../sidecar/outbound/outbound-listener.js';
+import { formatHostPort, type RouteConfig, sidecarConfigFromObject } from '../config/index.js';
+import { isMeshauthError, MeshauthError } from '../errors/index.js';
+import { DataPlaneTelemetry } from '../sidecar/data-plane-telemetry.js';
+import type { Endpoint } from '../sidecar/endpoints/endpoint.js';
+import {
+  type CallerBody,
+  type CallerResponse,
+  H2Exchange,
+  type H2ExchangeContext,
+} from '../sidecar/outbound/h2-exchange.js';
+import type { OnOutboundRequest } from '../sidecar/outbound/outbound-hooks.js';
+import { classifyPeerError } from '../sidecar/outbound/outbound-listener.js';
 import { passportWrapper } from '../sidecar/outbound/passport-wrapper.js';
+import { PeerSessions } from '../sidecar/outbound/peer-sessions.js';
 import { PassportStore } from '../sidecar/passport-store.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
+import { type EdgeResponse, writeError } from './edge-responses.js';
 import type { GatewayConfig, GatewayRoute } from './gateway-config.js';
 
-const KEY_HEADER = 'x-gateway-forward-key';
 /** How long the outbound side may wrap a minted origin (a passport lives ≤ 60 s anyway). */
 const ORIGIN_TTL_MS = 60_000;
 /** A cached origin is reused while at least this much of its life is left (every request still gets a new link). */
@@ -47,28 +57,25 @@ export interface ForwardRequest {
   readonly target: string;
   /** Already cleaned by the edge (no cookies of ours, no Authorization unless opted in, no identity headers). */
   readonly headers: Record<string, string | string[]>;
-  readonly body: Readable | null;
+  /** The body (`complete` only once it all arrived), or null. */
+  readonly body: CallerBody | null;
   readonly user: EndUser | undefined;
-  /** Cookie names the service may not set (the gateway's own): such Set-Cookie lines are dropped. */
-  readonly reservedCookie: (name: string) => boolean;
 }
 
 /** What the edge writes the answer to: node:http's ServerResponse or node:http2's compat response. */
-export interface ResponseSink {
-  readonly headersSent: boolean;
-  readonly destroyed: boolean;
-  writeHead(status: number, headers: OutgoingHttpHeaders): unknown;
-  destroy(error?: Error): unknown;
-  on(event: 'close', listener: () => void): unknown;
-}
+export type ResponseSink = CallerResponse & EdgeResponse;
 
 export class MeshForwarder {
   readonly #holder: CredentialHolder;
-  readonly #outbound: OutboundListener;
+  readonly #sessions: PeerSessions;
+  readonly #routes: ReadonlyMap<string, RouteConfig>;
+  readonly #telemetry: DataPlaneTelemetry;
+  readonly #context: H2ExchangeContext<ResponseSink>;
+  readonly #wrap: OnOutboundRequest;
   readonly #store = new PassportStore();
-  readonly #key = randomBytes(24).toString('base64url');
+  /** Cookie names a service may not set (the gateway's own): such Set-Cookie lines are dropped. */
+  readonly #reservedCookie: (name: string) => boolean;
   readonly #now: () => Date;
-  #pool: Pool | undefined;
   /**
    * Origins minted per end user (by claims and expiry) and SVID: an ECDSA signature per request saved. The origin is
    * addressed to the gateway itself and only travels inside a fresh per-request link, as one origin serves a chain.
@@ -82,14 +89,17 @@ export class MeshForwarder {
     readonly metrics: Metrics;
     readonly logger: Logger;
     readonly now: () => Date;
+    readonly reservedCookie: (name: string) => boolean;
   }) {
     const { config, holder, metrics, logger, now } = options;
     this.#holder = holder;
     this.#now = now;
+    this.#reservedCookie = options.reservedCookie;
     const routes: Record<string, { address: string; ids: string[] }> = {};
     for (const route of config.routes) {
       routes[route.name] = { address: formatHostPort(route.address), ids: route.ids.map((id) => id.toString()) };
     }
+    // The outbound part of a sidecar config, so routes, endpoints and timeouts read exactly as a sidecar's.
     const sidecarConfig = sidecarConfigFromObject(
       {
         trustDomain: config.trustDomain.name,
@@ -100,102 +110,139 @@ export class MeshForwarder {
       },
       `${config.source} (gateway outbound)`,
     );
-    const wrap = passportWrapper({ holder, store: this.#store, metrics, now });
-    const key = Buffer.from(this.#key);
-    this.#outbound = new OutboundListener({
-      config: sidecarConfig,
-      holder,
-      metrics,
+    this.#routes = sidecarConfig.outbound.routes;
+    this.#sessions = new PeerSessions({ config: sidecarConfig, holder, metrics, logger, now });
+    this.#telemetry = new DataPlaneTelemetry('outbound', metrics, logger);
+    this.#wrap = passportWrapper({ holder, store: this.#store, metrics, now });
+    const retry = (reason: string) => metrics.requestRetries.labels('outbound', reason);
+    this.#context = {
+      telemetry: this.#telemetry,
+      drain: { draining: false }, // the public listener drains; its connections carry no keep-alive decision here
       logger,
-      now,
-      onOutboundRequest: (context) => {
-        const headers = context.headers;
-        let found = false;
-        for (let i = 0; i < headers.length; i += 2) {
-          if ((headers[i] as string).toLowerCase() !== KEY_HEADER) continue;
-          const given = Buffer.from(headers[i + 1] as string);
-          found = given.length === key.length && timingSafeEqual(given, key);
-          headers.splice(i, 2);
-          break;
-        }
-        if (!found) {
-          return Promise.reject(
-            new MeshauthError('MESHAUTH_ERR_FORBIDDEN', 'the gateway outbound serves the gateway only', {
-              reason: 'not_gateway',
-            }),
-          );
-        }
-        return wrap(context);
+      timeoutMs: sidecarConfig.outbound.timeoutMs,
+      retries: {
+        refused_stream: retry('refused_stream'),
+        goaway: retry('goaway'),
+        connect: retry('connect'),
+        connection_lost: retry('connection_lost'),
       },
-    });
-  }
-
-  async listen(): Promise<void> {
-    const port = await this.#outbound.listen();
-    this.#pool = new Pool(`http://127.0.0.1:${port}`, {
-      connections: 256,
-      keepAliveTimeout: 30_000,
-      headersTimeout: 0,
-      bodyTimeout: 0,
-    });
+      writeHead: (res, status, headers) => void res.writeHead(status, this.#responseHeaders(headers)),
+      answer: (res, error) => writeError(res, error),
+      forwardHttp1: (exchange, endpoint, pool) => this.#forwardHttp1(exchange, endpoint, pool),
+    };
   }
 
   /** Sends the request into the mesh and streams the answer into `res`. Never throws: errors become responses. */
-  async forward(request: ForwardRequest, res: ResponseSink, onError: (error: MeshauthError) => void): Promise<void> {
-    const pool = this.#pool;
-    if (pool === undefined) {
-      onError(new MeshauthError('MESHAUTH_ERR_NOT_READY', 'gateway outbound not started', { reason: 'not_ready' }));
+  forward(request: ForwardRequest, res: ResponseSink): void {
+    const startedAt = performance.now();
+    const credentials = this.#holder.current;
+    const route = this.#routes.get(request.route.name);
+    if (credentials === undefined || route === undefined) {
+      this.#reject(res, new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet', { reason: 'not_ready' }), startedAt);
       return;
     }
-    const headers = request.headers;
-    headers.host = request.route.name;
-    headers[KEY_HEADER] = this.#key;
-    if (request.user !== undefined) {
-      const credentials = this.#holder.current;
-      if (credentials === undefined) {
-        onError(new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet', { reason: 'not_ready' }));
-        return;
-      }
-      headers[PASSPORT_HEADER] = this.#originFor(request.user, credentials);
+    const headers: string[] = [];
+    for (const name in request.headers) {
+      const value = request.headers[name] as string | string[];
+      if (typeof value === 'string') headers.push(name, value);
+      else for (const v of value) headers.push(name, v);
     }
-    let response: Awaited<ReturnType<Pool['request']>>;
+    headers.push('host', request.route.name);
+    if (request.user !== undefined) headers.push(PASSPORT_HEADER, this.#originFor(request.user, credentials));
+    const exchange = new H2Exchange(
+      request.body ?? undefined,
+      res,
+      this.#sessions.setFor(route, request.route.name),
+      request.method,
+      request.target,
+      headers,
+      request.body !== null,
+      startedAt,
+      this.#context,
+    );
+    let pending: void | Promise<void>;
     try {
-      response = await pool.request({
-        path: request.target,
-        method: request.method as 'GET',
-        headers,
-        body: request.body,
-      });
-    } catch (cause) {
-      onError(
-        new MeshauthError('MESHAUTH_ERR_UPSTREAM_UNAVAILABLE', 'gateway outbound failed', {
-          reason: 'outbound',
-          cause,
-        }),
+      pending = this.#wrap({ route, method: request.method, path: request.target, headers });
+    } catch (error) {
+      this.#reject(res, asPassportError(error), startedAt);
+      return;
+    }
+    if (pending === undefined) exchange.start();
+    else
+      pending.then(
+        () => exchange.start(),
+        (error: unknown) => this.#reject(res, asPassportError(error), startedAt),
       );
-      return;
-    }
-    if (res.destroyed) {
-      response.body.destroy();
-      return;
-    }
+  }
+
+  async close(deadline: number): Promise<void> {
+    await this.#sessions.close(deadline);
+  }
+
+  /** The peer's response head for the edge: hop-by-hop headers and Set-Cookie lines for the gateway's cookies dropped. */
+  #responseHeaders(flat: readonly string[]): OutgoingHttpHeaders {
     const out: OutgoingHttpHeaders = {};
-    for (const [name, value] of Object.entries(response.headers)) {
-      if (value === undefined || HOP_BY_HOP.has(name)) continue;
-      if (name === 'set-cookie') {
-        // A service must never plant or overwrite the gateway's session (session fixation by a compromised app).
-        const kept = (Array.isArray(value) ? value : [value]).filter(
-          (line) => !request.reservedCookie(line.slice(0, Math.max(0, line.indexOf('='))).trim()),
-        );
-        if (kept.length > 0) out[name] = kept;
+    for (let i = 0; i < flat.length; i += 2) {
+      const name = (flat[i] as string).toLowerCase();
+      const value = flat[i + 1] as string;
+      if (HOP_BY_HOP.has(name)) continue;
+      // A service must never plant or overwrite the gateway's session (session fixation by a compromised app).
+      if (name === 'set-cookie' && this.#reservedCookie(value.slice(0, Math.max(0, value.indexOf('='))).trim())) {
         continue;
       }
-      out[name] = value;
+      const existing = out[name];
+      if (existing === undefined) out[name] = value;
+      else if (Array.isArray(existing)) existing.push(value);
+      else out[name] = [String(existing), value];
     }
-    res.writeHead(response.statusCode, out);
-    await pipeline(response.body, res as unknown as NodeJS.WritableStream).catch(() => {
-      if (!res.destroyed) res.destroy();
-    });
+    return out;
+  }
+
+  /** The route's peer speaks HTTP/1.1 only (ALPN): undici's pool to it carries the request. */
+  #forwardHttp1(exchange: H2Exchange<ResponseSink>, endpoint: Endpoint, pool: Pool): void {
+    const { res } = exchange;
+    const telemetry = this.#telemetry;
+    pool
+      .request({
+        path: exchange.path,
+        method: exchange.method as 'GET',
+        headers: exchange.headers as string[],
+        body: (exchange.req as Readable | undefined) ?? null,
+      })
+      .then(
+        async (response) => {
+          if (res.writableEnded || res.destroyed === true) {
+            response.body.destroy();
+            return;
+          }
+          const flat: string[] = [];
+          for (const [name, value] of Object.entries(response.headers)) {
+            if (typeof value === 'string') flat.push(name, value);
+            else if (Array.isArray(value)) for (const v of value) flat.push(name, v);
+          }
+          res.writeHead(response.statusCode, this.#responseHeaders(flat));
+          telemetry.completed(endpoint.peerId, response.statusCode, exchange.startedAt);
+          await pipeline(response.body, res as unknown as NodeJS.WritableStream).catch((error: unknown) => {
+            res.destroy(); // never frame a truncated body as complete
+            telemetry.reset(
+              endpoint.peerId,
+              'peer_response_truncated',
+              'response truncated: the peer failed mid-body',
+              error,
+            );
+          });
+        },
+        (error: Error) => {
+          const rejection = classifyPeerError(error);
+          writeError(res, rejection);
+          telemetry.rejected(endpoint.peerId, rejection, exchange.startedAt);
+        },
+      );
+  }
+
+  #reject(res: ResponseSink, error: MeshauthError, startedAt: number): void {
+    writeError(res, error);
+    this.#telemetry.rejected('', error, startedAt);
   }
 
   #originFor(user: EndUser, credentials: NonNullable<CredentialHolder['current']>): string {
@@ -220,16 +267,10 @@ export class MeshForwarder {
     this.#origins.set(key, { origin, expiresAt: payload.exp });
     return origin;
   }
-
-  async close(deadline: number): Promise<void> {
-    await this.#pool?.close().catch(() => undefined);
-    await this.#outbound.close(deadline);
-  }
 }
 
-/** Header names the edge must never pass on from the client (the forwarder sets them). */
-export function isForwarderHeader(lowerName: string): boolean {
-  return lowerName === KEY_HEADER;
+function asPassportError(error: unknown): MeshauthError {
+  return isMeshauthError(error)
+    ? error
+    : new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', 'outbound hook failed', { cause: error });
 }
-
-export type { IncomingHttpHeaders };

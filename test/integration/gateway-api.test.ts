@@ -172,7 +172,6 @@ rules:
       headers: {
         'x-meshauth-user': b64({ sub: 'root' }),
         'x-forwarded-for': '10.0.0.1',
-        'x-gateway-forward-key': 'guess',
       },
     });
     const seen = JSON.parse(page.body);

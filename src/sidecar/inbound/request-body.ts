@@ -1,15 +1,23 @@
-// The request body handed to undici for an h2 stream. An Http2Stream is the response too (undici destroys a body
-// stream once it has sent it), so the body is piped through a PassThrough with backpressure. The PassThrough only
-// ends when the stream ended with END_STREAM: a stream reset or a session lost mid-body destroys it with an error,
-// so undici aborts the request and destroys the app connection instead of writing the terminating `0\r\n\r\n`.
+// The request body of an h2 server stream, handed on to undici (the inbound) or to the outbound exchange (the edge
+// gateway). An Http2Stream is the response too (undici destroys a body stream once it has sent it), so the body is
+// piped through a PassThrough with backpressure. The PassThrough only ends when the stream ended with END_STREAM: a
+// stream reset or a session lost mid-body destroys it with an error, so the request upstream is aborted instead of
+// ended (no terminating `0\r\n\r\n`, no END_STREAM).
 import type { ServerHttp2Stream } from 'node:http2';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 
 const kBody = Symbol('meshauth.requestBody');
 type Source = ServerHttp2Stream & { [kBody]?: PassThrough };
 
-export function h2RequestBody(stream: ServerHttp2Stream): Readable {
-  const body = new PassThrough();
+/** `complete` as on node:http's IncomingMessage: true once the whole body arrived, never for a cut one. */
+export class H2RequestBody extends PassThrough {
+  get complete(): boolean {
+    return this.readableEnded;
+  }
+}
+
+export function h2RequestBody(stream: ServerHttp2Stream): H2RequestBody {
+  const body = new H2RequestBody();
   // undici listens for the body's errors only while it writes the request; a body destroyed while the request
   // still waits for an app connection (or after undici is done with it) must not become an uncaught exception.
   body.on('error', ignore);

@@ -1,5 +1,7 @@
-// One outbound request over a peer's HTTP/2 session: the app's HTTP/1.1 request becomes an h2 stream on an
-// endpoint the set picks, its body is streamed with backpressure, and the stream's response is streamed back.
+// One outbound request over a peer's HTTP/2 session: the caller's request (the app's HTTP/1.1 request at the
+// outbound listener, a browser's at the edge gateway) becomes an h2 stream on an endpoint the set picks, its body is
+// streamed with backpressure, and the stream's response is streamed back. The caller's side is the CallerBody and
+// CallerResponse below; how a response head or an error is written to it is the listener's (H2ExchangeContext).
 // Retries (once, on another endpoint when there is one) only what the peer provably never processed: a stream it
 // refused (REFUSED_STREAM), a stream above the last id of its GOAWAY, a session that could not be opened or was
 // already going away, and — for bodiless GET/HEAD/OPTIONS only — a connection that died before the response
@@ -7,9 +9,8 @@
 // a response cut by the peer (RST_STREAM, also with NO_ERROR, before END_STREAM) destroys the caller's response
 // (no terminating chunk), and an upload the app aborts resets the stream (RST_STREAM(CANCEL), never END_STREAM).
 // Shared listeners read the exchange from a symbol slot, so a request allocates no closures.
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type ClientHttp2Session, type ClientHttp2Stream, constants, type IncomingHttpHeaders } from 'node:http2';
-import { Duplex } from 'node:stream';
+import { Duplex, type Readable } from 'node:stream';
 import type { Counter } from 'prom-client';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { Logger } from '../../telemetry/index.js';
@@ -18,7 +19,6 @@ import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import type { Endpoint, PeerTarget } from '../endpoints/endpoint.js';
 import { refusedByGoaway } from '../endpoints/endpoint.js';
 import type { EndpointSet } from '../endpoints/endpoint-set.js';
-import { writeErrorH1 } from '../error-response.js';
 import type { DrainState } from '../forward-handler.js';
 import { isIdentityHeader } from '../http-headers.js';
 
@@ -33,20 +33,46 @@ export const REPLAY_LIMIT_BYTES = 64 * 1024;
 
 export type RetryReason = 'refused_stream' | 'goaway' | 'connect' | 'connection_lost';
 
-export interface H2ExchangeContext {
+/** The caller's request body: `complete` only once the whole body arrived (a cut upload is never complete). */
+export interface CallerBody extends Readable {
+  readonly complete: boolean;
+}
+
+/** What the exchange writes the answer to: node:http's ServerResponse, or node:http2's compat response. */
+export interface CallerResponse {
+  readonly headersSent: boolean;
+  readonly writableEnded: boolean;
+  /** node:http2's compat response has no `destroyed`: its 'close' says the caller is gone. */
+  readonly destroyed?: boolean;
+  write(chunk: Buffer): boolean;
+  end(): unknown;
+  destroy(): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  once(event: 'drain', listener: () => void): unknown;
+}
+
+export interface H2ExchangeContext<R extends CallerResponse> {
   readonly telemetry: DataPlaneTelemetry;
   readonly drain: DrainState;
   readonly logger: Logger;
   /** Idle limit of the stream (no header or body activity), answered with 504. */
   readonly timeoutMs: number;
   readonly retries: Readonly<Record<RetryReason, RetryCounter>>;
+  /**
+   * Writes the peer's response head: `headers` is a flat list without pseudo-headers and identity headers, which
+   * the writer may extend. A throw means the head cannot be sent (answered as an unusable response).
+   */
+  writeHead(res: R, status: number, headers: string[]): void;
+  /** Answers the caller with `error` before any response head; `close`: the caller's connection should close. */
+  answer(res: R, error: MeshauthError, close: boolean): void;
   /** Hands the request to an HTTP/1.1 pool (the endpoint's peer chose http/1.1, or `outbound.http2: false`). */
-  forwardHttp1(exchange: H2Exchange, endpoint: Endpoint, pool: Exclude<PeerTarget, ClientHttp2Session>): void;
+  forwardHttp1(exchange: H2Exchange<R>, endpoint: Endpoint, pool: Exclude<PeerTarget, ClientHttp2Session>): void;
 }
 
-export class H2Exchange {
-  readonly req: IncomingMessage;
-  readonly res: Slot<ServerResponse>;
+export class H2Exchange<R extends CallerResponse = CallerResponse> {
+  /** The request body; undefined when there is none. */
+  readonly req: CallerBody | undefined;
+  readonly res: Slot<R>;
   readonly method: string;
   readonly path: string;
   /** Flat `[name, value, …]` list (for HTTP/1.1 pools); `host` becomes `:authority` on h2. */
@@ -54,7 +80,7 @@ export class H2Exchange {
   readonly hasBody: boolean;
   readonly startedAt: number;
   readonly #set: EndpointSet;
-  readonly #context: H2ExchangeContext;
+  readonly #context: H2ExchangeContext<R>;
   #h2Headers: Record<string, string | string[]> | undefined;
   #stream: Slot<ClientHttp2Stream> | undefined;
   /** The session #stream was opened on. */
@@ -66,6 +92,8 @@ export class H2Exchange {
   #peerId = '';
   #responded = false;
   #done = false;
+  /** The caller's response emitted 'close' (finished, or the caller went away). */
+  #callerClosed = false;
   #timedOut = false;
   /** Body chunks already read from the app, kept for a retry until the response head (undefined: not kept). */
   #replay: Buffer[] | undefined;
@@ -75,17 +103,17 @@ export class H2Exchange {
   #bodyEnded = false;
 
   constructor(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: CallerBody | undefined,
+    res: R,
     set: EndpointSet,
     method: string,
     path: string,
     headers: readonly string[],
     hasBody: boolean,
     startedAt: number,
-    context: H2ExchangeContext,
+    context: H2ExchangeContext<R>,
   ) {
-    this.req = req;
+    this.req = hasBody ? req : undefined;
     this.res = res;
     this.#set = set;
     this.method = method;
@@ -101,6 +129,11 @@ export class H2Exchange {
     return this.#peerId;
   }
 
+  /** The caller is gone (or its answer is complete): nothing more may be written. */
+  #callerGone(): boolean {
+    return this.#callerClosed || this.res.destroyed === true;
+  }
+
   start(): void {
     this.res[kExchange] = this;
     this.res.on('close', onResClose);
@@ -113,12 +146,12 @@ export class H2Exchange {
     this.#done = true;
     this.#release();
     const res = this.res;
-    if (res.destroyed || res.writableEnded) return;
+    if (this.#callerGone() || res.writableEnded) return;
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    writeErrorH1(res, error, undefined, this.#context.drain.draining);
+    this.#context.answer(res, error, this.#context.drain.draining);
     this.#context.telemetry.rejected(this.#peerId, error, this.startedAt);
   }
 
@@ -144,7 +177,7 @@ export class H2Exchange {
   }
 
   #onEndpoint(endpoint: Endpoint): void {
-    if (this.#done || this.res.destroyed) return;
+    if (this.#done || this.#callerGone()) return;
     this.#endpoint = endpoint;
     const target = endpoint.target();
     if (target === undefined) {
@@ -160,7 +193,7 @@ export class H2Exchange {
   }
 
   #send(endpoint: Endpoint, target: PeerTarget): void {
-    if (this.#done || this.res.destroyed) return;
+    if (this.#done || this.#callerGone()) return;
     this.#peerId = endpoint.peerId;
     if (!isSession(target)) {
       if (this.#bodyAttached) {
@@ -209,14 +242,14 @@ export class H2Exchange {
   /** Retries when the first attempt failed for `reason` and the body can be sent again; else answers `error`. */
   #retryOr(reason: RetryReason, failed: Endpoint, error: MeshauthError): void {
     if (this.#done) return;
-    if (this.#attempts >= 2 || !this.#replayable || this.res.destroyed) {
+    if (this.#attempts >= 2 || !this.#replayable || this.#callerGone()) {
       this.fail(error);
       return;
     }
     this.#context.retries[reason].inc();
     this.#release();
     this.#stream = undefined;
-    if (this.hasBody) this.req.pause(); // body chunks wait in the socket until the next stream is there
+    this.req?.pause(); // body chunks wait in the socket until the next stream is there
     this.#attempt(failed);
   }
 
@@ -231,7 +264,7 @@ export class H2Exchange {
   // --- request body ---
 
   #sendBody(stream: ClientHttp2Stream): void {
-    const req = this.req as Slot<IncomingMessage>;
+    const req = this.req as Slot<CallerBody>; // hasBody
     if (!this.#bodyAttached) {
       this.#bodyAttached = true;
       if (req.destroyed && !req.complete) {
@@ -264,11 +297,11 @@ export class H2Exchange {
     }
     const stream = this.#stream;
     if (stream === undefined || stream.destroyed) {
-      this.req.pause();
+      this.req?.pause();
       return;
     }
     if (!stream.write(chunk)) {
-      this.req.pause();
+      this.req?.pause();
       stream.once('drain', onStreamDrain);
     }
   }
@@ -276,7 +309,7 @@ export class H2Exchange {
   bodyEnded(): void {
     // node:http can end a request whose chunked body never finished (the app's connection ended mid-body and the
     // response was written): only a body the parser saw complete may end the stream.
-    if (!this.req.complete) {
+    if (this.req?.complete !== true) {
       this.bodyClosed();
       return;
     }
@@ -287,7 +320,7 @@ export class H2Exchange {
 
   /** The app's request closed: unless its body was complete, the peer must see a reset, never END_STREAM. */
   bodyClosed(): void {
-    if (this.req.complete) return;
+    if (this.req?.complete === true) return;
     this.#replayable = false;
     const stream = this.#stream;
     if (stream !== undefined) abortStream(stream);
@@ -299,12 +332,12 @@ export class H2Exchange {
     });
     // The app is usually gone already; when its connection still writes (a bad chunk), it gets the 400.
     const res = this.res;
-    if (!res.destroyed && !res.headersSent) writeErrorH1(res, error, undefined, true);
+    if (!this.#callerGone() && !res.headersSent) this.#context.answer(res, error, true);
     this.#context.telemetry.rejected(this.#peerId, error, this.startedAt, { route: this.#set.routeKey });
   }
 
   streamDrained(): void {
-    this.req.resume();
+    this.req?.resume();
   }
 
   // --- response ---
@@ -323,11 +356,10 @@ export class H2Exchange {
       if (typeof value === 'string') out.push(name, value);
       else if (Array.isArray(value)) for (const v of value) out.push(name, v);
     }
-    if (this.#context.drain.draining) out.push('connection', 'close'); // SIGTERM drain: no further keep-alive
     try {
-      this.res.writeHead(status, out);
+      this.#context.writeHead(this.res, status, out);
     } catch (cause) {
-      // A status or header value node:http refuses to send (ERR_INVALID_CHAR…): the peer's answer is unusable.
+      // A status or header value Node refuses to send (ERR_INVALID_CHAR…): the peer's answer is unusable.
       abortStream(stream);
       this.fail(
         new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent an unusable response head', {
@@ -419,8 +451,9 @@ export class H2Exchange {
 
   /** The caller went away: cancel the stream unless it already finished. */
   resClosed(): void {
+    this.#callerClosed = true;
     if (this.#done) return;
-    if (this.#bodyAttached && !this.req.complete) {
+    if (this.#bodyAttached && this.req?.complete !== true) {
       this.bodyClosed(); // the app's connection broke mid-upload (node:http may close the response first)
       return;
     }
@@ -533,23 +566,23 @@ function onStreamDrain(this: Slot<ClientHttp2Stream>): void {
   this[kExchange]?.streamDrained();
 }
 
-function onResClose(this: Slot<ServerResponse>): void {
+function onResClose(this: Slot<CallerResponse>): void {
   this[kExchange]?.resClosed();
 }
 
-function onResDrain(this: Slot<ServerResponse>): void {
+function onResDrain(this: Slot<CallerResponse>): void {
   this[kExchange]?.resDrained();
 }
 
-function onReqData(this: Slot<IncomingMessage>, chunk: Buffer): void {
+function onReqData(this: Slot<CallerBody>, chunk: Buffer): void {
   this[kExchange]?.bodyData(chunk);
 }
 
-function onReqEnd(this: Slot<IncomingMessage>): void {
+function onReqEnd(this: Slot<CallerBody>): void {
   this[kExchange]?.bodyEnded();
 }
 
-function onReqClose(this: Slot<IncomingMessage>): void {
+function onReqClose(this: Slot<CallerBody>): void {
   this[kExchange]?.bodyClosed();
 }
 

@@ -54,7 +54,7 @@ export class OutboundListener {
   readonly #server: Server;
   readonly #routes: RouteTable<RouteConfig>;
   readonly #sessions: PeerSessions;
-  readonly #h2Context: H2ExchangeContext;
+  readonly #h2Context: H2ExchangeContext<ServerResponse>;
   readonly #egress: EgressMatcher;
   readonly #onOutboundRequest: OnOutboundRequest | undefined;
   readonly #drain: DrainState = { draining: false };
@@ -91,6 +91,11 @@ export class OutboundListener {
         connect: retry('connect'),
         connection_lost: retry('connection_lost'),
       },
+      writeHead: (res, status, headers) => {
+        if (this.#drain.draining) headers.push('connection', 'close'); // SIGTERM drain: no further keep-alive
+        res.writeHead(status, headers);
+      },
+      answer: (res, error, close) => writeErrorH1(res, error, undefined, close),
       forwardHttp1: (exchange, endpoint, pool) => this.#forwardHttp1(exchange, endpoint, pool),
     };
     this.#server = createServer(
@@ -206,7 +211,7 @@ export class OutboundListener {
   }
 
   /** The endpoint's peer speaks HTTP/1.1 (ALPN, or `outbound.http2: false`): undici streams it. */
-  #forwardHttp1(exchange: H2Exchange, endpoint: Endpoint, pool: Pool): void {
+  #forwardHttp1(exchange: H2Exchange<ServerResponse>, endpoint: Endpoint, pool: Pool): void {
     const handler = new ForwardHandler(
       exchange.res,
       false,
@@ -221,7 +226,7 @@ export class OutboundListener {
         path: exchange.path,
         method: exchange.method as 'GET',
         headers: exchange.headers as string[],
-        body: exchange.hasBody ? exchange.req : null,
+        body: exchange.req ?? null,
       },
       handler,
     );

@@ -17,6 +17,7 @@ import { type AuthzRequest, type CompiledPolicy, decide, denyAuditRecord, normal
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
 import { h2RequestBody } from '../sidecar/inbound/request-body.js';
+import { checkH1Head, checkH2Head } from '../sidecar/inbound/request-checks.js';
 import type { CallerBody } from '../sidecar/outbound/h2-exchange.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { BrowserSessions } from './browser-sessions.js';
@@ -49,6 +50,8 @@ export interface EdgeRequest extends Readable {
   readonly url?: string | undefined;
   readonly headers: IncomingHttpHeaders;
   readonly httpVersionMajor: number;
+  /** The header lines as received (on HTTP/2 the decoded list, pseudo-headers included). */
+  readonly rawHeaders: readonly string[];
   /** True once the whole body arrived (on HTTP/2 also after a reset: see requestBody). */
   readonly complete: boolean;
   readonly socket: { readonly remoteAddress?: string | undefined } | null;
@@ -78,9 +81,10 @@ type Caller =
   | { readonly user: EndUser; readonly via: 'session'; readonly session: SessionData }
   | undefined;
 
-// Request headers that never reach the mesh from outside: hop-by-hop (RFC 9110 §7.6.1), the gateway's forwarding
-// headers (set below from what it saw), credentials (they stop here), and identity headers (only sidecars set them;
-// src/sidecar/identity-headers.ts owns their names).
+// Request headers that never reach the mesh from outside: hop-by-hop (RFC 9110 §7.6.1), forwarding headers (every
+// `x-forwarded-*` too: the gateway sets its own three from what it saw, and apps behind auth proxies trust
+// X-Forwarded-User/-Email/-Prefix), client-certificate headers (RFC 9440), credentials (they stop here), and
+// identity headers (only sidecars set them; src/sidecar/identity-headers.ts owns their names).
 const DROP: ReadonlySet<string> = new Set([
   'host',
   'connection',
@@ -94,9 +98,9 @@ const DROP: ReadonlySet<string> = new Set([
   'http2-settings',
   'expect',
   'forwarded',
-  'x-forwarded-for',
-  'x-forwarded-host',
-  'x-forwarded-proto',
+  'x-real-ip',
+  'client-cert',
+  'client-cert-chain',
   'authorization',
   'cookie',
 ]);
@@ -183,13 +187,18 @@ export class EdgeHandler {
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
     const headers = req.headers;
-    // node:http enforces maxHeaderSize on HTTP/1.1 (431); node:http2 only advertises SETTINGS_MAX_HEADER_LIST_SIZE,
-    // so the HTTP/2 header list is measured here (RFC 7541 §4.1 size: name + value + 32 per field).
-    if (req.httpVersionMajor === 2 && headerListSize(headers) > this.#config.limits.maxHeaderBytes) {
-      writeError(
-        res,
-        new MeshauthError('MESHAUTH_ERR_HEADERS_TOO_LARGE', 'header list too large', { reason: 'headers' }),
-      );
+    // The sidecar's head checks (request-checks.ts): one Host (or :authority, agreeing with host) that is
+    // host[:port], origin-form target, no coding but chunked, and on HTTP/2 the header-list limit node:http2 only
+    // advertises (node:http enforces maxHeaderSize on HTTP/1.1 itself). The route, the policy, X-Forwarded-Host and
+    // the service then all read the same host.
+    const refusal =
+      req.httpVersionMajor === 2
+        ? checkH2Head(headers, req.rawHeaders, this.#config.limits.maxHeaderBytes)
+        : checkH1Head(method, url, req.rawHeaders);
+    if (refusal !== undefined) {
+      req.resume();
+      this.#refuse(refusal, req);
+      writeError(res, refusal);
       return;
     }
     const authority = (headers[':authority'] as string | undefined) ?? headers.host ?? '';
@@ -219,6 +228,13 @@ export class EdgeHandler {
     } catch (error) {
       if (!isMeshauthError(error)) throw error;
       writeError(res, error);
+      return;
+    }
+    if (normalized.path === RESERVED_PREFIX.slice(0, -1) || normalized.path.startsWith(RESERVED_PREFIX)) {
+      // A path that only normalizes into the gateway's namespace (`//.meshauth/…`, `/%2Emeshauth/…`): not the
+      // gateway's endpoints, and never forwarded either.
+      req.resume();
+      writeError(res, new MeshauthError('MESHAUTH_ERR_EDGE_NO_ROUTE', `reserved path ${normalized.path.slice(0, 64)}`));
       return;
     }
     const route = this.#routes.match(host, normalized.path);
@@ -374,7 +390,7 @@ export class EdgeHandler {
     const headers = req.headers;
     let spoofed = false;
     for (const name in headers) {
-      if (name.charCodeAt(0) === 0x3a /* : */ || DROP.has(name)) continue;
+      if (name.charCodeAt(0) === 0x3a /* : */ || DROP.has(name) || name.startsWith('x-forwarded-')) continue;
       if (isIdentityHeader(name, false)) {
         spoofed = true; // only the gateway's passport and the sidecars' headers may assert an identity
         continue;
@@ -407,6 +423,23 @@ export class EdgeHandler {
     out['x-forwarded-proto'] = 'https';
     out['x-forwarded-for'] = req.socket?.remoteAddress ?? '';
     return out;
+  }
+
+  /** A request head refused before routing: counted as a deny without a route, one log line. */
+  #refuse(error: MeshauthError, req: EdgeRequest): void {
+    this.#metrics.gatewayDecisions.inc({ route: '', decision: 'deny', rule: error.reason ?? 'bad_request' });
+    this.#logger.info(
+      {
+        event: 'gateway_deny',
+        route: '',
+        rule: error.reason,
+        code: error.code,
+        reason: error.reason,
+        method: req.method,
+        sourceIp: req.socket?.remoteAddress,
+      },
+      'gateway deny',
+    );
   }
 
   #deny(route: GatewayRoute, rule: string, error: MeshauthError, req: EdgeRequest, user?: EndUser): void {
@@ -442,17 +475,6 @@ function unverifiedIssuer(token: string): string {
   } catch {
     return '';
   }
-}
-
-function headerListSize(headers: IncomingHttpHeaders): number {
-  let size = 0;
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    if (typeof value === 'string') size += name.length + value.length + 32;
-    else for (const v of value) size += name.length + v.length + 32;
-  }
-  return size;
 }
 
 /**

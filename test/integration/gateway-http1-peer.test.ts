@@ -2,6 +2,7 @@
 // gateway's in-process outbound carries the request over the endpoint's HTTP/1.1 pool, filters the answer as for an
 // h2 peer (no Set-Cookie for the gateway's cookies, no hop-by-hop headers), and never frames a cut body as complete.
 import { createServer as createHttpsServer, type Server } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
@@ -56,7 +57,7 @@ describe('gateway → a peer that speaks only HTTP/1.1', () => {
         ALPNProtocols: ['http/1.1'],
       },
       (req, res) => {
-        seen.push(`${req.method} ${req.url} ${req.socket.alpnProtocol}`);
+        seen.push(`${req.method} ${req.url} ${(req.socket as TLSSocket).alpnProtocol}`);
         if (req.url === '/legacy/cut') {
           res.writeHead(200, { 'content-type': 'text/plain' });
           res.write('partial');

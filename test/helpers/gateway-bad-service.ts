@@ -1,0 +1,139 @@
+// For gateway tests: the gateway mesh (gateway-mesh.ts) plus a "bad" service (app + sidecar) on route /bad whose app misbehaves by path:
+// /bad/cl-cut and /bad/chunk-cut cut the response mid-body, /bad/stall-body never finishes it, /bad/stall-head never answers,
+// /bad/cookie?c=<set-cookie lines> sets cookies, anything else echoes what the app received.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { connect as tlsConnect } from 'node:tls';
+import { sidecarConfigFromObject } from '../../src/config/index.js';
+import { freePort } from './free-port.js';
+import { type GatewayMesh, startGatewayMesh } from './gateway-mesh.js';
+import { startApp, startTestSidecar, type TestApp, type TestSidecar } from './sidecar-harness.js';
+
+export interface BadMesh {
+  readonly mesh: GatewayMesh;
+  readonly port: number;
+  readonly badApp: TestApp;
+  readonly bad: TestSidecar;
+  readonly open: Set<ServerResponse>;
+  close(): Promise<void>;
+}
+
+export function badHandler(open: Set<ServerResponse>) {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const url = req.url ?? '';
+    const sock = res.socket;
+    if (url.startsWith('/bad/cl-cut')) {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 1000 });
+      res.write('x'.repeat(100));
+      setTimeout(() => sock?.destroy(), 200);
+    } else if (url.startsWith('/bad/chunk-cut')) {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('x'.repeat(100));
+      setTimeout(() => sock?.destroy(), 200);
+    } else if (url.startsWith('/bad/stall-body')) {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('x'.repeat(100));
+      open.add(res);
+    } else if (url.startsWith('/bad/stall-head')) {
+      open.add(res);
+    } else if (url.startsWith('/bad/cookie')) {
+      res.writeHead(200, {
+        'content-type': 'text/plain',
+        'content-length': 2,
+        'set-cookie': decodeURIComponent(new URL(url, 'http://x').searchParams.get('c') ?? '').split('\n'),
+      });
+      res.end('ok');
+    } else {
+      const body = JSON.stringify({ url, headers: req.headers, rawHeaders: req.rawHeaders, method: req.method });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    }
+  };
+}
+
+export async function startBadMesh(
+  extra: (base: Record<string, unknown>) => Record<string, unknown> = (b) => b,
+): Promise<BadMesh> {
+  const badPort = await freePort();
+  const badId = 'spiffe://example.org/ns/shop/sa/bad';
+  const mesh = await startGatewayMesh({
+    gateway: (base) =>
+      extra({
+        ...base,
+        limits: { upstreamTimeout: '2s' },
+        routes: [
+          ...(base.routes as Record<string, unknown>[]).map((route) => ({ ...route, login: 'none' })),
+          {
+            name: 'bad',
+            match: { host: '127.0.0.1', pathPrefix: '/bad' },
+            to: { address: `127.0.0.1:${badPort}`, ids: [badId] },
+            login: 'none',
+          },
+        ],
+      }),
+  });
+  const open = new Set<ServerResponse>();
+  const badApp = await startApp(badHandler(open));
+  const bad = await startTestSidecar(
+    mesh.ca,
+    badId,
+    sidecarConfigFromObject(
+      {
+        trustDomain: 'example.org',
+        ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent/bundle.pem', token: '/nonexistent/token' },
+        inbound: { listen: `127.0.0.1:${badPort}`, app: `127.0.0.1:${badApp.port}`, appTimeout: '5s' },
+        outbound: { listen: '127.0.0.1:0', routes: {} },
+        admin: { listen: '127.0.0.1:0' },
+        drainTimeout: '1s',
+      },
+      'bad',
+    ),
+  );
+  return {
+    mesh,
+    port: Number(new URL(mesh.origin).port),
+    badApp,
+    bad,
+    open,
+    close: async () => {
+      for (const r of open) r.socket?.destroy();
+      await bad.sidecar.close(0).catch(() => undefined);
+      await badApp.close().catch(() => undefined);
+      await mesh.close();
+    },
+  };
+}
+
+/** Raw HTTP/1.1 over TLS: writes `head`, collects bytes until the socket closes or `ms` pass. */
+export async function h1Exchange(
+  port: number,
+  caPem: string,
+  request: string,
+  ms = 4_000,
+): Promise<{ text: string; closed: boolean; error: string | undefined }> {
+  const socket = tlsConnect({
+    host: '127.0.0.1',
+    port,
+    ca: [caPem],
+    ALPNProtocols: ['http/1.1'],
+    servername: 'localhost',
+  });
+  let text = '';
+  let error: string | undefined;
+  socket.on('data', (c: Buffer) => {
+    text += c.toString('latin1');
+  });
+  socket.on('error', (e) => {
+    error = e.message;
+  });
+  await new Promise((resolve) => socket.once('secureConnect', resolve));
+  socket.write(request);
+  const closed = await new Promise<boolean>((resolve) => {
+    const t = setTimeout(() => resolve(false), ms);
+    socket.once('close', () => {
+      clearTimeout(t);
+      resolve(true);
+    });
+  });
+  socket.destroy();
+  return { text, closed, error };
+}

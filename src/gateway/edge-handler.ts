@@ -50,6 +50,7 @@ export interface EdgeRequest extends Readable {
   readonly url?: string | undefined;
   readonly headers: IncomingHttpHeaders;
   readonly httpVersionMajor: number;
+  readonly httpVersionMinor: number;
   /** The header lines as received (on HTTP/2 the decoded list, pseudo-headers included). */
   readonly rawHeaders: readonly string[];
   /** True once the whole body arrived (on HTTP/2 also after a reset: see requestBody). */
@@ -187,6 +188,15 @@ export class EdgeHandler {
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
     const headers = req.headers;
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) {
+      // An HTTP/1.0 response without Content-Length ends with the connection, so a response the service cuts would
+      // reach the client looking complete: refused, as Envoy does by default.
+      const refusal = new MeshauthError('MESHAUTH_ERR_HTTP_VERSION', 'HTTP/1.0 request', { reason: 'http_1_0' });
+      req.resume();
+      this.#refuse(refusal, req);
+      writeError(res, refusal, { upgrade: 'HTTP/1.1', connection: 'Upgrade, close' });
+      return;
+    }
     // The sidecar's head checks (request-checks.ts): one Host (or :authority, agreeing with host) that is
     // host[:port], origin-form target, no coding but chunked, and on HTTP/2 the header-list limit node:http2 only
     // advertises (node:http enforces maxHeaderSize on HTTP/1.1 itself). The route, the policy, X-Forwarded-Host and

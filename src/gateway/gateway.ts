@@ -104,6 +104,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     keyFile: config.tls.key,
     maxHeaderBytes: config.limits.maxHeaderBytes,
     logger: logger.child({ component: 'public' }),
+    metrics,
     ...(deps.certWatchIntervalMs === undefined ? {} : { watchIntervalMs: deps.certWatchIntervalMs }),
     onRequest: (req, res) => edge.handle(req as unknown as EdgeRequest, res as unknown as EdgeResponseSink),
   });

@@ -1,20 +1,44 @@
 // The gateway's public listener: TLS with a normal server certificate (not the SVID), HTTP/2 and HTTP/1.1 chosen by
 // ALPN (node:http2 with allowHTTP1). The certificate and key files are watched and re-read when they change (a
 // cert-manager renewal or a Secret update): a pair that does not load keeps the old one in service and is logged.
-// Header blocks are bounded (431 on HTTP/1.1; HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE), connections time out when idle.
+// Header blocks are bounded (431 on HTTP/1.1; HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE). The limits of the sidecar's
+// inbound apply to this public port too (PUBLIC_LIMITS): a connection cap and a per-address share, handshake and
+// request-head deadlines, an HTTP/2 session closed when it sends no request in time, and HTTP/2 sessions that abuse
+// the protocol (rapid reset, invalid frames, floods nghttp2 detects) closed. Every connection closed by a limit is
+// counted in meshauth_connections_rejected_total{direction="edge",reason} with a rate-limited warn line.
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   createSecureServer,
   type Http2SecureServer,
   type Http2ServerRequest,
   type Http2ServerResponse,
+  type ServerHttp2Session,
 } from 'node:http2';
 import type { Socket } from 'node:net';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type TLSSocket } from 'node:tls';
 import type { HostPort } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import { listenOn } from '../platform/index.js';
-import type { Logger } from '../telemetry/index.js';
+import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
+
+export const PUBLIC_LIMITS = Object.freeze({
+  /** Open connections (TLS and plain TCP still handshaking); more are closed at accept. */
+  maxConnections: 4096,
+  /** Of those, at most this many from one client address (an IPv6 client by its address as given). */
+  maxConnectionsPerAddress: 1024,
+  /** A TLS handshake, an HTTP/1.1 request head, and an HTTP/2 session's first request must come within this. */
+  handshakeTimeoutMs: 10_000,
+  headersTimeoutMs: 10_000,
+  /** A whole HTTP/1.1 request (head and body). */
+  requestTimeoutMs: 300_000,
+  keepAliveTimeoutMs: 65_000,
+  /** Idle connections (no byte either way). */
+  idleTimeoutMs: 120_000,
+  maxConcurrentStreams: 100,
+});
+
+const LIMIT_LOG_INTERVAL_MS = 10_000;
 
 export interface PublicListenerOptions {
   readonly listen: HostPort;
@@ -22,6 +46,7 @@ export interface PublicListenerOptions {
   readonly keyFile: string;
   readonly maxHeaderBytes: number;
   readonly logger: Logger;
+  readonly metrics: Metrics;
   /** How often the files are polled for changes (ms). */
   readonly watchIntervalMs?: number;
   readonly onRequest: (req: Http2ServerRequest, res: Http2ServerResponse) => void;
@@ -31,14 +56,26 @@ export class PublicListener {
   readonly #options: PublicListenerOptions;
   readonly #server: Http2SecureServer;
   readonly #sockets = new Set<Socket>();
+  /** The head deadline of each HTTP/1.1 connection. */
+  readonly #http1 = new WeakMap<TLSSocket, Http1Deadline>();
+  /** Open TCP connections per client address. */
+  readonly #perAddress = new Map<string, number>();
+  readonly #closedLog: RateLimitedLog;
   #material: string;
   #port = 0;
   #watching = false;
 
   constructor(options: PublicListenerOptions) {
     this.#options = options;
+    this.#closedLog = new RateLimitedLog(
+      options.logger,
+      options.metrics,
+      'gateway_connection_closed',
+      LIMIT_LOG_INTERVAL_MS,
+    );
     const { cert, key } = readPair(options.certFile, options.keyFile);
     this.#material = cert + key;
+    const limits = PUBLIC_LIMITS;
     this.#server = createSecureServer(
       {
         cert,
@@ -46,19 +83,97 @@ export class PublicListener {
         allowHTTP1: true,
         ALPNProtocols: ['h2', 'http/1.1'],
         minVersion: 'TLSv1.2',
+        handshakeTimeout: limits.handshakeTimeoutMs,
         maxHeaderSize: options.maxHeaderBytes,
-        settings: { maxHeaderListSize: options.maxHeaderBytes, enablePush: false, maxConcurrentStreams: 100 },
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        keepAliveTimeout: limits.keepAliveTimeoutMs,
+        connectionsCheckingInterval: 1_000,
+        settings: {
+          maxHeaderListSize: options.maxHeaderBytes,
+          enablePush: false,
+          maxConcurrentStreams: limits.maxConcurrentStreams,
+        },
+        // Node resets a stream above this many fields before the edge sees it; twice what fits in maxHeaderBytes.
+        maxHeaderListPairs: Math.ceil(options.maxHeaderBytes / 16),
+        // Rapid reset (CVE-2023-44487) and garbage frames: the session is torn down past these.
+        maxSessionRejectedStreams: 100,
+        maxSessionInvalidFrames: 100,
         maxSessionMemory: 10,
       } as Parameters<typeof createSecureServer>[0],
       options.onRequest,
     );
-    this.#server.setTimeout(120_000);
-    this.#server.on('secureConnection', (socket: Socket) => {
+    this.#server.maxConnections = limits.maxConnections;
+    this.#server.setTimeout(limits.idleTimeoutMs);
+    this.#server.on('connection', (socket: Socket) => this.#onConnection(socket));
+    this.#server.on('drop', () => this.#closed('max_connections'));
+    this.#server.on('session', (session: ServerHttp2Session) => this.#onSession(session));
+    this.#server.on('secureConnection', (socket: TLSSocket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
+      if (socket.alpnProtocol !== 'h2')
+        this.#http1.set(socket, new Http1Deadline(socket, (reason) => this.#closed(reason)));
     });
-    // Handshake failures (scanners, old clients) are routine on a public port: no stack, no crash.
-    this.#server.on('tlsClientError', () => undefined);
+    // node:http2's HTTP/1.1 fallback keeps none of node:http's head and request deadlines: Http1Deadline does.
+    this.#server.on(
+      'request',
+      (req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse) => {
+        if (req.httpVersionMajor === 2) return;
+        this.#http1.get(req.socket as TLSSocket)?.started(req as IncomingMessage, res as ServerResponse);
+      },
+    );
+    // Handshake failures (scanners, old clients) are routine on a public port: counted, no stack, no crash.
+    this.#server.on('tlsClientError', (error: Error & { code?: string }) => {
+      if (error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.#closed('handshake_timeout');
+    });
+  }
+
+  /** TCP accept: at most maxConnectionsPerAddress open connections per client address. */
+  #onConnection(socket: Socket): void {
+    const address = socket.remoteAddress ?? '';
+    const open = (this.#perAddress.get(address) ?? 0) + 1;
+    if (open > PUBLIC_LIMITS.maxConnectionsPerAddress) {
+      socket.destroy();
+      this.#closed('per_address');
+      return;
+    }
+    this.#perAddress.set(address, open);
+    socket.once('close', () => {
+      const left = (this.#perAddress.get(address) ?? 1) - 1;
+      if (left === 0) this.#perAddress.delete(address);
+      else this.#perAddress.set(address, left);
+    });
+  }
+
+  /**
+   * An HTTP/2 session: closed (GOAWAY) when it has sent no request within headersTimeout, as an HTTP/1.1 connection
+   * without a request head is; torn down and counted when it breaks the protocol or floods (Node and nghttp2 end it).
+   */
+  #onSession(session: ServerHttp2Session): void {
+    let requested = false;
+    const firstRequest = setTimeout(() => {
+      if (!requested && !session.closed) {
+        session.close();
+        this.#closed('idle');
+      }
+    }, PUBLIC_LIMITS.headersTimeoutMs);
+    firstRequest.unref();
+    session.once('stream', () => {
+      requested = true;
+      clearTimeout(firstRequest);
+    });
+    session.once('close', () => clearTimeout(firstRequest));
+    session.on('error', (error: Error & { code?: string }) => {
+      this.#closed(sessionErrorReason(error));
+      session.destroy();
+    });
+    session.on('frameError', () => this.#closed('frame_error'));
+    session.on('goaway', () => undefined);
+  }
+
+  #closed(reason: string): void {
+    this.#options.metrics.connectionsRejected.inc({ direction: 'edge', reason });
+    this.#closedLog.warn({ direction: 'edge', reason }, `public connection closed: ${reason}`);
   }
 
   get port(): number {
@@ -117,6 +232,79 @@ export class PublicListener {
     unwatchFile(this.#options.certFile);
     unwatchFile(this.#options.keyFile);
     this.#watching = false;
+  }
+}
+
+/**
+ * An HTTP/1.1 connection's next request head must arrive within headersTimeout of the connection or of the end of its
+ * last response, the rest of a request (its body) within requestTimeout. Past the first with part of a head received: 408 and close
+ * (counted); with nothing received, the idle keep-alive connection just closes. Past the second: closed.
+ */
+class Http1Deadline {
+  readonly #socket: TLSSocket;
+  readonly #onTimeout: (reason: 'headers_timeout' | 'request_timeout') => void;
+  #timer: NodeJS.Timeout | undefined;
+  #inFlight = 0;
+  /** socket.bytesRead when the head deadline was armed: more by expiry means a head was on its way. */
+  #bytesAtArm = 0;
+
+  constructor(socket: TLSSocket, onTimeout: (reason: 'headers_timeout' | 'request_timeout') => void) {
+    this.#socket = socket;
+    this.#onTimeout = onTimeout;
+    this.#arm(PUBLIC_LIMITS.headersTimeoutMs);
+    socket.once('close', () => clearTimeout(this.#timer));
+  }
+
+  /** A request head arrived: its body must arrive within requestTimeout (the response may take as long as it needs). */
+  started(req: IncomingMessage, res: ServerResponse): void {
+    this.#inFlight += 1;
+    this.#arm(PUBLIC_LIMITS.requestTimeoutMs);
+    req.once('end', () => {
+      if (this.#inFlight === 1) clearTimeout(this.#timer);
+    });
+    res.once('close', () => {
+      this.#inFlight -= 1;
+      if (this.#inFlight === 0) this.#arm(PUBLIC_LIMITS.headersTimeoutMs);
+    });
+  }
+
+  #arm(ms: number): void {
+    clearTimeout(this.#timer);
+    if (this.#socket.destroyed) return;
+    this.#bytesAtArm = this.#socket.bytesRead;
+    this.#timer = setTimeout(() => this.#expired(), ms);
+    this.#timer.unref();
+  }
+
+  #expired(): void {
+    const socket = this.#socket;
+    if (socket.destroyed) return;
+    if (this.#inFlight > 0) {
+      this.#onTimeout('request_timeout');
+      socket.destroy();
+      return;
+    }
+    if (socket.bytesRead > this.#bytesAtArm && socket.writable) {
+      this.#onTimeout('headers_timeout');
+      socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    } else {
+      socket.end(); // idle keep-alive: nothing was asked, nothing to answer
+    }
+    setTimeout(() => socket.destroy(), 1_000).unref();
+  }
+}
+
+/** A bounded reason for an HTTP/2 session error (the label of meshauth_connections_rejected_total). */
+function sessionErrorReason(error: Error & { code?: string }): string {
+  switch (error.code) {
+    case 'ERR_HTTP2_TOO_MANY_INVALID_FRAMES':
+      return 'h2_invalid_frames';
+    case 'ERR_HTTP2_SESSION_ERROR':
+      return 'h2_session_error';
+    case 'ERR_HTTP2_ERROR':
+      return 'h2_protocol_error';
+    default:
+      return 'h2_error';
   }
 }
 

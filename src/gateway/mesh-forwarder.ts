@@ -128,6 +128,7 @@ export class MeshForwarder {
       },
       writeHead: (res, status, headers) => void res.writeHead(status, this.#responseHeaders(headers)),
       answer: (res, error) => writeError(res, error),
+      cut: (res) => void res.destroy(), // HTTP/1.0 is refused at the edge: every response here is framed
       forwardHttp1: (exchange, endpoint, pool) => this.#forwardHttp1(exchange, endpoint, pool),
     };
   }

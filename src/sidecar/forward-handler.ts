@@ -6,6 +6,7 @@ import type { ServerResponse } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import type { MeshauthError } from '../errors/index.js';
+import { cutResponse } from './cut-response.js';
 import type { DataPlaneTelemetry } from './data-plane-telemetry.js';
 import { writeErrorH1, writeErrorH2 } from './error-response.js';
 import { responseHeadersH1, responseHeadersH2 } from './http-headers.js';
@@ -100,7 +101,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       // Never frame a truncated body as complete: h2 gets RST_STREAM(INTERNAL_ERROR) with no END_STREAM
       // (Http2Stream.close() would end the writable side first, which sends END_STREAM), HTTP/1.1 loses the
       // connection before the terminating chunk.
-      sink.destroy(error);
+      if (this.#h2) sink.destroy(error);
+      else cutResponse(sink as ServerResponse);
       const upstream = this.#telemetry.direction === 'outbound' ? 'peer' : 'app';
       this.#telemetry.reset(
         this.#peerId,

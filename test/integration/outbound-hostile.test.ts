@@ -174,6 +174,25 @@ describe('outbound: hostile peers and hostile app requests', () => {
       ).toBe(true);
     });
 
+    it('fail/an HTTP/1.0 app client (close-delimited response) sees the cut as a reset, never a clean end', async () => {
+      script = (stream: RawStream) => {
+        stream.respond(200, { 'content-type': 'text/plain' });
+        stream.data('partial');
+        setTimeout(() => stream.reset(NO_ERROR), 30);
+      };
+      const result = await runCommand('curl', [
+        '-sS',
+        '--http1.0',
+        '--noproxy',
+        '',
+        '-x',
+        `http://127.0.0.1:${a.sidecar.outboundPort}`,
+        'http://b.mesh/cut-1.0',
+      ]);
+      expect(result.stdout).toBe('partial');
+      expect(result.code).toBe(56); // "Failure when receiving data from the peer": the connection was reset
+    });
+
     it('ok/the same peer ending with END_STREAM → curl exit 0', async () => {
       script = (stream: RawStream) => {
         stream.respond(200, { 'content-type': 'text/plain' });

@@ -146,6 +146,39 @@ describe('truncated responses and requests on the inbound', () => {
     expect(await counter(sidecar, 'meshauth_streams_reset_total', 'reason="app_response_truncated"')).toBe(1);
   });
 
+  it('fail/HTTP/1.0 (close-delimited response): the app cuts its body → the caller sees a reset, never a clean end', async () => {
+    const app = await rawApp(cutResponse('', (s) => s.resetAndDestroy()));
+    const sidecar = await inboundTo(app);
+    const outcome = await new Promise<{ text: string; error: string | undefined }>((resolve) => {
+      let text = '';
+      let error: string | undefined;
+      const socket = tlsConnect(
+        {
+          host: '127.0.0.1',
+          port: sidecar.sidecar.inboundPort,
+          cert: client.chainPem,
+          key: client.keyPem,
+          ca: [ca.bundlePem],
+          checkServerIdentity: () => undefined,
+          ALPNProtocols: ['http/1.1'],
+        },
+        () => socket.write('GET /download HTTP/1.0\r\nHost: b\r\n\r\n'),
+      );
+      socket.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+      });
+      socket.on('error', (e: Error & { code?: string }) => {
+        error = e.code ?? e.message;
+      });
+      socket.on('close', () => resolve({ text, error }));
+      socket.setTimeout(5_000, () => socket.destroy());
+    });
+    expect(outcome.text.startsWith('HTTP/1.1 200 OK')).toBe(true);
+    expect(outcome.text.toLowerCase()).not.toContain('content-length');
+    expect(outcome.text.endsWith('hello')).toBe(true);
+    expect(outcome.error).toBe('ECONNRESET'); // a clean close would end the close-delimited body as complete
+  });
+
   /** Raw app that answers 200 only once it has the whole chunked body; records what it saw. */
   const recordingApp = () =>
     rawApp((c) => {

@@ -17,6 +17,7 @@ import { type ErrorCode, MeshauthError } from '../../errors/index.js';
 import { pendingResponse, startTimeoutSweeper, UNDICI_CODES, UNDICI_PARSER_ERROR_NAME } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { VerifiedPeer } from '../../tls/index.js';
+import { cutResponse } from '../cut-response.js';
 import { DataPlaneTelemetry, type Direction } from '../data-plane-telemetry.js';
 import { endSocketWithError } from '../error-response.js';
 import { type DrainState, kResetBySidecar } from '../forward-handler.js';
@@ -109,8 +110,10 @@ export class ListenerCore {
     // Node also reports an idle keep-alive connection here (no response in progress): that is an idle session.
     this.#h1.setTimeout(this.#streamIdleMs, (socket: Socket) => {
       const response = pendingResponse(socket);
-      if (response !== undefined)
+      if (response !== undefined) {
         (response as ServerResponse & { [kResetBySidecar]?: boolean })[kResetBySidecar] = true;
+        cutResponse(response as ServerResponse);
+      }
       socket.destroy();
       if (response !== undefined) telemetry.idleStream();
       else telemetry.idleSession();

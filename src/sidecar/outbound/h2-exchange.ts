@@ -65,6 +65,8 @@ export interface H2ExchangeContext<R extends CallerResponse> {
   writeHead(res: R, status: number, headers: string[]): void;
   /** Answers the caller with `error` before any response head; `close`: the caller's connection should close. */
   answer(res: R, error: MeshauthError, close: boolean): void;
+  /** Ends a response whose head went out but whose body cannot be completed, so the caller sees it cut. */
+  cut(res: R): void;
   /** Hands the request to an HTTP/1.1 pool (the endpoint's peer chose http/1.1, or `outbound.http2: false`). */
   forwardHttp1(exchange: H2Exchange<R>, endpoint: Endpoint, pool: Exclude<PeerTarget, ClientHttp2Session>): void;
 }
@@ -148,7 +150,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     const res = this.res;
     if (this.#callerGone() || res.writableEnded) return;
     if (res.headersSent) {
-      res.destroy();
+      this.#context.cut(res);
       return;
     }
     this.#context.answer(res, error, this.#context.drain.draining);
@@ -475,7 +477,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
       { direction: 'outbound', peer: this.#peerId || undefined, rstCode: stream.rstCode, route: this.#set.routeKey },
       'peer reset the stream mid-response; response to the app aborted',
     );
-    this.res.destroy(); // never frame a truncated body as complete
+    this.#context.cut(this.res); // never frame a truncated body as complete
   }
 
   #idempotentWithoutBody(): boolean {

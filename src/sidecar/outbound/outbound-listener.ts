@@ -16,6 +16,7 @@ import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import { listenOn, pendingResponse } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { ClientTlsContext } from '../../tls/index.js';
+import { cutResponse } from '../cut-response.js';
 import { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
@@ -96,6 +97,7 @@ export class OutboundListener {
         res.writeHead(status, headers);
       },
       answer: (res, error, close) => writeErrorH1(res, error, undefined, close),
+      cut: cutResponse,
       forwardHttp1: (exchange, endpoint, pool) => this.#forwardHttp1(exchange, endpoint, pool),
     };
     this.#server = createServer(

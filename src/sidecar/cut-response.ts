@@ -1,0 +1,17 @@
+// Ends an HTTP/1.x response whose body was cut (upstream reset, idle timeout), so the caller can tell. A chunked or
+// Content-Length body shows the cut once the connection closes early; an HTTP/1.0 response without Content-Length is
+// close-delimited, so a clean close would end it like a complete body: its connection is reset (TCP RST) instead.
+import type { ServerResponse } from 'node:http';
+import { resetSocket } from './tcp/reset-socket.js';
+
+export function cutResponse(res: ServerResponse): void {
+  const req = res.req as ServerResponse['req'] | undefined;
+  const socket = res.socket;
+  if (req?.httpVersionMajor === 1 && req.httpVersionMinor === 0 && socket !== null && !socket.destroyed) {
+    // resetSocket destroys the socket itself once the TCP socket under it is reset (a TLS socket: on a timer, so a
+    // destroy here would close it cleanly first).
+    resetSocket(socket);
+    return;
+  }
+  res.destroy();
+}

@@ -400,11 +400,12 @@ export class EdgeHandler {
     const headers = req.headers;
     let spoofed = false;
     for (const name in headers) {
-      if (name.charCodeAt(0) === 0x3a /* : */ || DROP.has(name) || name.startsWith('x-forwarded-')) continue;
+      if (name.charCodeAt(0) === 0x3a /* : */) continue;
       if (isIdentityHeader(name, false)) {
         spoofed = true; // only the gateway's passport and the sidecars' headers may assert an identity
         continue;
       }
+      if (DROP.has(name) || name.startsWith('x-forwarded-')) continue;
       const value = headers[name];
       if (value !== undefined) out[name] = value;
     }

@@ -9,7 +9,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Pool } from 'undici';
+import type { Dispatcher, Pool } from 'undici';
 import type { CredentialHolder } from '../agent/index.js';
 import type { EndUser } from '../authn/end-user.js';
 import { mintOriginPassport, ownOrigin, PASSPORT_HEADER } from '../authn/passport/index.js';
@@ -126,9 +126,11 @@ export class MeshForwarder {
         connect: retry('connect'),
         connection_lost: retry('connection_lost'),
       },
-      writeHead: (res, status, headers) => void res.writeHead(status, this.#responseHeaders(headers)),
+      writeHead: (res, status, headers) => writeHeadOrClear(res, status, this.#responseHeaders(headers)),
       answer: (res, error) => writeError(res, error),
-      cut: (res) => void res.destroy(), // HTTP/1.0 is refused at the edge: every response here is framed
+      // HTTP/1.0 is refused at the edge, so every response here is framed; an error makes node:http2's compat
+      // response reset with INTERNAL_ERROR (RST_STREAM(NO_ERROR) without END_STREAM would be ambiguous).
+      cut: (res) => void res.destroy(new Error('response cut upstream')),
       forwardHttp1: (exchange, endpoint, pool) => this.#forwardHttp1(exchange, endpoint, pool),
     };
   }
@@ -203,42 +205,58 @@ export class MeshForwarder {
   #forwardHttp1(exchange: H2Exchange<ResponseSink>, endpoint: Endpoint, pool: Pool): void {
     const { res } = exchange;
     const telemetry = this.#telemetry;
+    const abort = new AbortController();
+    res.on('close', () => abort.abort()); // the browser left: the peer's request goes too
+    const reject = (error: MeshauthError) => {
+      writeError(res, error);
+      telemetry.rejected(endpoint.peerId, error, exchange.startedAt);
+    };
+    const answered = (response: Dispatcher.ResponseData): void => {
+      if (res.writableEnded || abort.signal.aborted) {
+        response.body.destroy();
+        return;
+      }
+      const flat: string[] = [];
+      for (const [name, value] of Object.entries(response.headers)) {
+        if (typeof value === 'string') flat.push(name, value);
+        else if (Array.isArray(value)) for (const v of value) flat.push(name, v);
+      }
+      try {
+        writeHeadOrClear(res, response.statusCode, this.#responseHeaders(flat));
+      } catch (cause) {
+        // A head the browser's protocol cannot carry (a repeated single-value field on HTTP/2, status 600).
+        response.body.destroy();
+        reject(
+          new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent an unusable response head', {
+            reason: 'response_head',
+            cause,
+          }),
+        );
+        return;
+      }
+      telemetry.completed(endpoint.peerId, response.statusCode, exchange.startedAt);
+      pipeline(response.body, res as unknown as NodeJS.WritableStream).catch((error: unknown) => {
+        res.destroy(new Error('response cut')); // never frame a truncated body as complete
+        if (abort.signal.aborted) return; // the browser left; the peer did nothing wrong
+        telemetry.reset(
+          endpoint.peerId,
+          'peer_response_truncated',
+          'response truncated: the peer failed mid-body',
+          error,
+        );
+      });
+    };
     pool
       .request({
         path: exchange.path,
         method: exchange.method as 'GET',
         headers: exchange.headers as string[],
         body: (exchange.req as Readable | undefined) ?? null,
+        signal: abort.signal,
       })
-      .then(
-        async (response) => {
-          if (res.writableEnded || res.destroyed === true) {
-            response.body.destroy();
-            return;
-          }
-          const flat: string[] = [];
-          for (const [name, value] of Object.entries(response.headers)) {
-            if (typeof value === 'string') flat.push(name, value);
-            else if (Array.isArray(value)) for (const v of value) flat.push(name, v);
-          }
-          res.writeHead(response.statusCode, this.#responseHeaders(flat));
-          telemetry.completed(endpoint.peerId, response.statusCode, exchange.startedAt);
-          await pipeline(response.body, res as unknown as NodeJS.WritableStream).catch((error: unknown) => {
-            res.destroy(); // never frame a truncated body as complete
-            telemetry.reset(
-              endpoint.peerId,
-              'peer_response_truncated',
-              'response truncated: the peer failed mid-body',
-              error,
-            );
-          });
-        },
-        (error: Error) => {
-          const rejection = classifyPeerError(error);
-          writeError(res, rejection);
-          telemetry.rejected(endpoint.peerId, rejection, exchange.startedAt);
-        },
-      );
+      .then(answered, (error: Error) => {
+        if (!abort.signal.aborted) reject(classifyPeerError(error));
+      });
   }
 
   #reject(res: ResponseSink, error: MeshauthError, startedAt: number): void {
@@ -267,6 +285,20 @@ export class MeshForwarder {
     };
     this.#origins.set(key, { origin, expiresAt: payload.exp });
     return origin;
+  }
+}
+
+/**
+ * Writes a response head; when Node refuses it (an invalid status, a repeated single-value field on HTTP/2), the
+ * fields it had already taken are removed before the error goes on, so the error answer carries none of them.
+ */
+function writeHeadOrClear(res: ResponseSink, status: number, headers: OutgoingHttpHeaders): void {
+  try {
+    res.writeHead(status, headers);
+  } catch (error) {
+    const taken = res as unknown as { getHeaderNames?(): string[]; removeHeader?(name: string): void };
+    for (const name of taken.getHeaderNames?.() ?? []) taken.removeHeader?.(name);
+    throw error;
   }
 }
 

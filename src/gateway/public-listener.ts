@@ -30,9 +30,8 @@ export const PUBLIC_LIMITS = Object.freeze({
   /** A TLS handshake, an HTTP/1.1 request head, and an HTTP/2 session's first request must come within this. */
   handshakeTimeoutMs: 10_000,
   headersTimeoutMs: 10_000,
-  /** A whole HTTP/1.1 request (head and body). */
+  /** The body of an HTTP/1.1 request, from its head on. */
   requestTimeoutMs: 300_000,
-  keepAliveTimeoutMs: 65_000,
   /** Idle connections (no byte either way). */
   idleTimeoutMs: 120_000,
   maxConcurrentStreams: 100,
@@ -85,10 +84,6 @@ export class PublicListener {
         minVersion: 'TLSv1.2',
         handshakeTimeout: limits.handshakeTimeoutMs,
         maxHeaderSize: options.maxHeaderBytes,
-        headersTimeout: limits.headersTimeoutMs,
-        requestTimeout: limits.requestTimeoutMs,
-        keepAliveTimeout: limits.keepAliveTimeoutMs,
-        connectionsCheckingInterval: 1_000,
         settings: {
           maxHeaderListSize: options.maxHeaderBytes,
           enablePush: false,
@@ -244,7 +239,10 @@ class Http1Deadline {
   readonly #socket: TLSSocket;
   readonly #onTimeout: (reason: 'headers_timeout' | 'request_timeout') => void;
   #timer: NodeJS.Timeout | undefined;
+  /** Requests whose response is not over yet. */
   #inFlight = 0;
+  /** Requests whose body has not all arrived yet. */
+  #receiving = 0;
   /** socket.bytesRead when the head deadline was armed: more by expiry means a head was on its way. */
   #bytesAtArm = 0;
 
@@ -258,11 +256,19 @@ class Http1Deadline {
   /** A request head arrived: its body must arrive within requestTimeout (the response may take as long as it needs). */
   started(req: IncomingMessage, res: ServerResponse): void {
     this.#inFlight += 1;
+    this.#receiving += 1;
     this.#arm(PUBLIC_LIMITS.requestTimeoutMs);
-    req.once('end', () => {
-      if (this.#inFlight === 1) clearTimeout(this.#timer);
-    });
+    let received = false;
+    const done = () => {
+      if (received) return;
+      received = true;
+      this.#receiving -= 1;
+      // Bodies all in: responses may take as long as they need (pipelined ones included).
+      if (this.#receiving === 0 && this.#inFlight > 0) clearTimeout(this.#timer);
+    };
+    req.once('end', done);
     res.once('close', () => {
+      done();
       this.#inFlight -= 1;
       if (this.#inFlight === 0) this.#arm(PUBLIC_LIMITS.headersTimeoutMs);
     });

@@ -4,14 +4,16 @@
 import type { ServerResponse } from 'node:http';
 import { resetSocket } from './tcp/reset-socket.js';
 
-export function cutResponse(res: ServerResponse): void {
+/** Returns true when the socket is being reset (the caller must leave it to that, not destroy it first). */
+export function cutResponse(res: ServerResponse): boolean {
   const req = res.req as ServerResponse['req'] | undefined;
   const socket = res.socket;
   if (req?.httpVersionMajor === 1 && req.httpVersionMinor === 0 && socket !== null && !socket.destroyed) {
     // resetSocket destroys the socket itself once the TCP socket under it is reset (a TLS socket: on a timer, so a
     // destroy here would close it cleanly first).
     resetSocket(socket);
-    return;
+    return true;
   }
   res.destroy();
+  return false;
 }

@@ -110,11 +110,12 @@ export class ListenerCore {
     // Node also reports an idle keep-alive connection here (no response in progress): that is an idle session.
     this.#h1.setTimeout(this.#streamIdleMs, (socket: Socket) => {
       const response = pendingResponse(socket);
+      let resetting = false;
       if (response !== undefined) {
         (response as ServerResponse & { [kResetBySidecar]?: boolean })[kResetBySidecar] = true;
-        cutResponse(response as ServerResponse);
+        resetting = cutResponse(response as ServerResponse);
       }
-      socket.destroy();
+      if (!resetting) socket.destroy();
       if (response !== undefined) telemetry.idleStream();
       else telemetry.idleSession();
     });

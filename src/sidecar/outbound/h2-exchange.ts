@@ -42,8 +42,10 @@ export interface CallerBody extends Readable {
 export interface CallerResponse {
   readonly headersSent: boolean;
   readonly writableEnded: boolean;
-  /** node:http2's compat response has no `destroyed`: its 'close' says the caller is gone. */
+  /** node:http2's compat response has no `destroyed`: its 'close' or its stream says the caller is gone. */
   readonly destroyed?: boolean;
+  /** node:http2's compat response: the stream under it (closed once the browser reset it). */
+  readonly stream?: { readonly closed: boolean };
   write(chunk: Buffer): boolean;
   end(): unknown;
   destroy(): unknown;
@@ -133,10 +135,16 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
 
   /** The caller is gone (or its answer is complete): nothing more may be written. */
   #callerGone(): boolean {
-    return this.#callerClosed || this.res.destroyed === true;
+    return this.#callerClosed || this.res.destroyed === true || this.res.stream?.closed === true;
   }
 
   start(): void {
+    if (this.#callerGone()) {
+      // Gone while earlier stages ran (an HTTP/2 browser's reset during token verification): nothing to send.
+      this.#done = true;
+      this.#context.telemetry.aborted('');
+      return;
+    }
     this.res[kExchange] = this;
     this.res.on('close', onResClose);
     this.#attempt(undefined);

@@ -1,8 +1,9 @@
 // SidecarConfig: the validated, defaulted and frozen sidecar settings (SPEC §7). resolveSidecarConfig() fills
 // defaults into an already validated file and parses values into their types (TrustDomain, SpiffeId, HostPort).
+import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import { parseDuration } from './duration.js';
-import { type HostPort, parseHostPort } from './host-port.js';
+import { formatHostPort, type HostPort, isLoopbackHost, parseHostPort } from './host-port.js';
 import { isRouteIdPattern, parseEgressEntry, parseRouteAddress, type RouteAddress } from './route-match.js';
 import type { EndUserFile, ExternalFile, InboundLimitsFile, SidecarFile } from './sidecar-schema.js';
 
@@ -182,20 +183,44 @@ export function resolveSidecarConfig(file: SidecarFile, source: string): Sidecar
     }
     appProbes.set(container, entry);
   }
+  const inboundApp = hp(inbound.app ?? SIDECAR_DEFAULTS.inboundApp);
+  const tcpApp = inbound.tcp === undefined ? undefined : hp(inbound.tcp.app);
+  if (tcpApp !== undefined) {
+    // A tunnel hands a peer raw bytes: into the HTTP app they would skip header stripping and L7 policy, into one of
+    // the sidecar's own listeners they would act as this workload.
+    const own: Array<[string, HostPort]> = [
+      ['inbound.app', inboundApp],
+      ['inbound.listen', hp(inbound.listen ?? SIDECAR_DEFAULTS.inboundListen)],
+      ['outbound.listen', hp(outbound.listen ?? SIDECAR_DEFAULTS.outboundListen)],
+      ['admin.listen', hp(file.admin?.listen ?? SIDECAR_DEFAULTS.adminListen)],
+      ...(inbound.external === undefined
+        ? []
+        : [['inbound.external.listen', hp(inbound.external.listen)] as [string, HostPort]]),
+      ...[...tcp.keys()].map((listen) => [`outbound.tcp["${listen}"]`, hp(listen)] as [string, HostPort]),
+    ];
+    const clash = own.find(([, place]) => samePlace(place, tcpApp));
+    if (clash !== undefined) {
+      throw new MeshauthError(
+        'MESHAUTH_ERR_CONFIG_INVALID',
+        `${source}: inbound.tcp.app: expected a TCP service of its own, not ${clash[0]} (${formatHostPort(clash[1])}): a tunnel there would bypass the HTTP path or act as this workload`,
+        { reason: 'config_tcp_app' },
+      );
+    }
+  }
   return deepFreeze({
     source,
     trustDomain: TrustDomain.parse(file.trustDomain),
     ca: { url: file.ca.url, bundle: file.ca.bundle, token: file.ca.token },
     inbound: {
       listen: hp(inbound.listen ?? SIDECAR_DEFAULTS.inboundListen),
-      app: hp(inbound.app ?? SIDECAR_DEFAULTS.inboundApp),
+      app: inboundApp,
       policy: inbound.policy,
       tls12: inbound.tls12 ?? SIDECAR_DEFAULTS.tls12,
       appTimeoutMs: parseDuration(inbound.appTimeout ?? SIDECAR_DEFAULTS.appTimeout),
       endUser: inbound.endUser === undefined ? undefined : resolveEndUser(inbound.endUser),
       external: inbound.external === undefined ? undefined : resolveExternal(inbound.external),
       limits: resolveLimits(inbound.limits ?? {}),
-      tcp: inbound.tcp === undefined ? undefined : { app: hp(inbound.tcp.app) },
+      tcp: tcpApp === undefined ? undefined : { app: tcpApp },
     },
     outbound: {
       listen: hp(outbound.listen ?? SIDECAR_DEFAULTS.outboundListen),
@@ -209,6 +234,14 @@ export function resolveSidecarConfig(file: SidecarFile, source: string): Sidecar
     admin: { listen: hp(file.admin?.listen ?? SIDECAR_DEFAULTS.adminListen), appProbes },
     drainTimeoutMs: parseDuration(file.drainTimeout ?? SIDECAR_DEFAULTS.drainTimeout),
   });
+}
+
+/** The same port on the same host, a wildcard listener or loopback on both sides counting as the same host. */
+function samePlace(a: HostPort, b: HostPort): boolean {
+  if (a.port !== b.port) return false;
+  const wildcard = (h: string) => h === '0.0.0.0' || h === '::' || h === '';
+  if (a.host === b.host || wildcard(a.host) || wildcard(b.host)) return true;
+  return isLoopbackHost(a.host) && isLoopbackHost(b.host);
 }
 
 function resolveEndUser(file: EndUserFile): EndUserSettings {

@@ -15,6 +15,7 @@ import { endUserFromClaims } from '../authn/end-user.js';
 import type { EndUserVerifier } from '../authn/end-user-verifier.js';
 import { type AuthzRequest, type CompiledPolicy, decide, denyAuditRecord, normalizePath } from '../authz/index.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
+import { isForwardingHeader } from '../sidecar/http-headers.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
 import { h2RequestBody } from '../sidecar/inbound/request-body.js';
 import { checkH1Head, checkH2Head } from '../sidecar/inbound/request-checks.js';
@@ -82,10 +83,9 @@ type Caller =
   | { readonly user: EndUser; readonly via: 'session'; readonly session: SessionData }
   | undefined;
 
-// Request headers that never reach the mesh from outside: hop-by-hop (RFC 9110 §7.6.1), forwarding headers (every
-// `x-forwarded-*` too: the gateway sets its own three from what it saw, and apps behind auth proxies trust
-// X-Forwarded-User/-Email/-Prefix), client-certificate headers (RFC 9440), credentials (they stop here), and
-// identity headers (only sidecars set them; src/sidecar/identity-headers.ts owns their names).
+// Request headers that never reach the mesh from outside: hop-by-hop (RFC 9110 §7.6.1), credentials (they stop
+// here), identity headers (only sidecars set them; src/sidecar/identity-headers.ts owns their names) and forwarding
+// and client-certificate headers (isForwardingHeader: the gateway sets its own X-Forwarded-For/-Host/-Proto).
 const DROP: ReadonlySet<string> = new Set([
   'host',
   'connection',
@@ -98,10 +98,6 @@ const DROP: ReadonlySet<string> = new Set([
   'upgrade',
   'http2-settings',
   'expect',
-  'forwarded',
-  'x-real-ip',
-  'client-cert',
-  'client-cert-chain',
   'authorization',
   'cookie',
 ]);
@@ -405,7 +401,7 @@ export class EdgeHandler {
         spoofed = true; // only the gateway's passport and the sidecars' headers may assert an identity
         continue;
       }
-      if (DROP.has(name) || name.startsWith('x-forwarded-')) continue;
+      if (DROP.has(name) || isForwardingHeader(name)) continue;
       const value = headers[name];
       if (value !== undefined) out[name] = value;
     }

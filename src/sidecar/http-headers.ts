@@ -38,11 +38,43 @@ export interface ForwardPolicy {
   readonly keepPassport: boolean;
   /** Drop the incoming Host header (the caller sets its own, e.g. from an absolute-form URI). */
   readonly dropHost: boolean;
+  /** Drop forwarding and client-certificate headers (isForwardingHeader): the caller is outside the mesh. */
+  readonly dropForwarding: boolean;
 }
 
-export const INBOUND_POLICY: ForwardPolicy = Object.freeze({ keepPassport: false, dropHost: false });
-export const OUTBOUND_ORIGIN_FORM: ForwardPolicy = Object.freeze({ keepPassport: true, dropHost: false });
-export const OUTBOUND_PROXY_FORM: ForwardPolicy = Object.freeze({ keepPassport: true, dropHost: true });
+export const INBOUND_POLICY: ForwardPolicy = Object.freeze({
+  keepPassport: false,
+  dropHost: false,
+  dropForwarding: false,
+});
+/** The external listener: its callers are outside the mesh, so what they say about proxies and clients is dropped. */
+export const EXTERNAL_POLICY: ForwardPolicy = Object.freeze({
+  keepPassport: false,
+  dropHost: false,
+  dropForwarding: true,
+});
+export const OUTBOUND_ORIGIN_FORM: ForwardPolicy = Object.freeze({
+  keepPassport: true,
+  dropHost: false,
+  dropForwarding: false,
+});
+export const OUTBOUND_PROXY_FORM: ForwardPolicy = Object.freeze({
+  keepPassport: true,
+  dropHost: true,
+  dropForwarding: false,
+});
+
+const FORWARDING: ReadonlySet<string> = new Set(['forwarded', 'x-real-ip', 'client-cert', 'client-cert-chain']);
+
+/**
+ * Headers in which a proxy tells the next hop about the client (RFC 7239 Forwarded, every `x-forwarded-*` —
+ * X-Forwarded-For/-Host/-Proto/-User/-Email/-Prefix…, which apps behind auth proxies trust —, X-Real-IP, the
+ * RFC 9440 client-certificate fields): from a caller outside the mesh they are claims nobody checked.
+ * Lower-case name.
+ */
+export function isForwardingHeader(lowerName: string): boolean {
+  return lowerName.startsWith('x-forwarded-') || FORWARDING.has(lowerName);
+}
 
 /**
  * Copies an HTTP/1 raw header list (`[name, value, …]`) into `out` without hop-by-hop, Connection-named and
@@ -67,6 +99,8 @@ export function copyRequestHeaders(raw: readonly string[], policy: ForwardPolicy
       continue;
     } else if (lower === 'host' && policy.dropHost) {
       continue;
+    } else if (policy.dropForwarding && isForwardingHeader(lower)) {
+      continue;
     }
     if (tokens?.has(lower)) continue;
     out.push(name, raw[i + 1] as string);
@@ -78,7 +112,7 @@ export function copyRequestHeaders(raw: readonly string[], policy: ForwardPolicy
  * Copies HTTP/2 request headers (lower-case names, pseudo-headers skipped) into `out`, host from :authority.
  * Returns STRIPPED_IDENTITY when an identity header other than the passport was dropped.
  */
-export function copyH2RequestHeaders(headers: IncomingHttpHeaders, out: string[]): number {
+export function copyH2RequestHeaders(headers: IncomingHttpHeaders, out: string[], dropForwarding = false): number {
   let flags = 0;
   for (const name in headers) {
     if (name.charCodeAt(0) === 0x3a /* : */ || HOP_BY_HOP.has(name)) continue;
@@ -86,6 +120,7 @@ export function copyH2RequestHeaders(headers: IncomingHttpHeaders, out: string[]
       if (name !== PASSPORT_HEADER) flags |= STRIPPED_IDENTITY;
       continue;
     }
+    if (dropForwarding && isForwardingHeader(name)) continue;
     const value = headers[name];
     if (value === undefined) continue;
     if (typeof value === 'string') out.push(name, value);

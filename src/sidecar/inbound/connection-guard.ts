@@ -4,6 +4,8 @@
 // client address may hold at most a quarter of them: a handshake holds its place until it completes or times out,
 // and a few bytes of ClientHello on every place would otherwise shut every other client out. A burst from one
 // address (a TCP service's pool) still gets up to half of them; clients behind a NAT that hides them share that half.
+// On the external listener, where a connection has no SPIFFE ID to cap, one client address (an IPv6 client by its
+// /64) may also hold at most a quarter of all open connections, idle or not.
 // Everything it refuses is counted (meshauth_connections_rejected_total) and logged at most once per interval, so a
 // flood of idle or failing connections costs bounded file descriptors, memory and log volume. The listener owns the
 // sockets; this class only counts and decides.
@@ -17,6 +19,7 @@ import { FLOOD_LOG_INTERVAL_MS, type InboundLimits } from './limits.js';
 
 export type ConnectionRejectReason =
   | 'max_connections'
+  | 'max_connections_per_source'
   | 'max_handshakes'
   | 'max_handshakes_per_source'
   | 'per_peer'
@@ -139,6 +142,12 @@ export class ConnectionGuard {
   /** Why a new connection from `source` may not start a handshake now, if it may not. */
   #handshakeRefusal(source: string): ConnectionRejectReason | undefined {
     const { maxHandshakes } = this.#limits;
+    if (
+      this.#direction === 'external' &&
+      (this.#openBySource.get(source) ?? 0) >= Math.max(1, Math.floor(this.server.maxConnections / 4))
+    ) {
+      return 'max_connections_per_source';
+    }
     const handshaking = this.#open - this.#established;
     if (handshaking >= maxHandshakes) return 'max_handshakes';
     if (handshaking < Math.floor(maxHandshakes / 2)) return undefined;

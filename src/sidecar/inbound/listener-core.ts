@@ -21,6 +21,7 @@ import { cutResponse } from '../cut-response.js';
 import { DataPlaneTelemetry, type Direction } from '../data-plane-telemetry.js';
 import { endSocketWithError } from '../error-response.js';
 import { type DrainState, kResetBySidecar } from '../forward-handler.js';
+import { EXTERNAL_POLICY, INBOUND_POLICY } from '../http-headers.js';
 import { waitUntil } from '../listen.js';
 import { Exchange, type OnRejected, runStages, type Stage } from '../pipeline/exchange.js';
 import { H1Sink, H2Sink, type SinkContext } from '../pipeline/sinks.js';
@@ -83,7 +84,13 @@ export class ListenerCore {
     // cut only once the app timeout has had its chance.
     this.#streamIdleMs = Math.max(limits.streamIdleTimeoutMs, config.inbound.appTimeoutMs + APP_TIMEOUT_MARGIN_MS);
     const telemetry = this.telemetry;
-    this.#sinks = { telemetry, drain: this.drain, classify: classifyAppError, served: new WeakSet() };
+    this.#sinks = {
+      telemetry,
+      drain: this.drain,
+      classify: classifyAppError,
+      served: new WeakSet(),
+      policy: options.direction === 'external' ? EXTERNAL_POLICY : INBOUND_POLICY,
+    };
     this.#onRejected = (exchange, error) => telemetry.rejected(exchange.peerId, error, exchange.startedAt);
     this.app = new AppForwarder(config, limits);
     this.#onStreamIdle = function onStreamIdle(this: ServerHttp2Stream & { [kResetBySidecar]?: boolean }): void {

@@ -7,7 +7,7 @@ import type { MeshauthError } from '../../errors/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import { errorJson, writeErrorH1, writeErrorH2 } from '../error-response.js';
 import { type DrainState, type ErrorClassifier, ForwardHandler } from '../forward-handler.js';
-import { copyH2RequestHeaders, copyRequestHeaders, HAS_BODY, INBOUND_POLICY } from '../http-headers.js';
+import { copyH2RequestHeaders, copyRequestHeaders, type ForwardPolicy, HAS_BODY } from '../http-headers.js';
 import { h2RequestBody } from '../inbound/request-body.js';
 import { checkH1Head, checkH2Head } from '../inbound/request-checks.js';
 import type { Sink } from './exchange.js';
@@ -27,6 +27,8 @@ export interface SinkContext {
    * (listener-core.ts), so requests that are only ever refused (no token) cannot keep a connection's place.
    */
   readonly served: WeakSet<object>;
+  /** How received headers are copied for the app (the external listener drops forwarding headers). */
+  readonly policy: ForwardPolicy;
 }
 
 export class H1Sink implements Sink {
@@ -64,7 +66,7 @@ export class H1Sink implements Sink {
   }
 
   copyHeaders(out: string[]): number {
-    return copyRequestHeaders(this.#req.rawHeaders, INBOUND_POLICY, out);
+    return copyRequestHeaders(this.#req.rawHeaders, this.#context.policy, out);
   }
 
   body(): Readable {
@@ -133,7 +135,7 @@ export class H2Sink implements Sink {
   }
 
   copyHeaders(out: string[]): number {
-    const flags = copyH2RequestHeaders(this.headers, out);
+    const flags = copyH2RequestHeaders(this.headers, out, this.#context.policy.dropForwarding);
     return this.#stream.endAfterHeaders ? flags : flags | HAS_BODY;
   }
 

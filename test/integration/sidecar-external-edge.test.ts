@@ -1,0 +1,169 @@
+// The external listener (server TLS + bearer token) as an outside security test (2026-12-02) found it: one client
+// address could take every connection place of the public port, and client-sent forwarding / client-certificate
+// headers reached the app unchanged. Now one address holds at most a quarter of the places, and those headers are
+// dropped as at the edge gateway.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sidecarConfigFromObject } from '../../src/config/index.js';
+import { endUserToken, jwksText, signingKey } from '../helpers/end-user-keys.js';
+import { startApp, startTestSidecar, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';
+import { TestCa } from '../helpers/test-ca.js';
+
+const TD = 'example.org';
+const ISS = 'https://issuer.test';
+const MAX_CONNECTIONS = 16;
+let ca: TestCa;
+let dir: string;
+let app: TestApp;
+let sc: TestSidecar;
+let token: string;
+const sockets = new Set<TLSSocket>();
+
+beforeAll(async () => {
+  ca = await TestCa.create(TD);
+  dir = mkdtempSync(join(tmpdir(), 'meshauth-ext-edge-'));
+  const key = await signingKey('k1');
+  writeFileSync(join(dir, 'jwks.json'), jwksText(key));
+  const server = await ca.issue({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  writeFileSync(join(dir, 'c.crt'), server.chainPem);
+  writeFileSync(join(dir, 'c.key'), server.keyPem, { mode: 0o600 });
+  app = await startApp();
+  const config = sidecarConfigFromObject(
+    {
+      trustDomain: TD,
+      ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent', token: '/nonexistent' },
+      inbound: {
+        listen: '127.0.0.1:0',
+        app: `127.0.0.1:${app.port}`,
+        endUser: {
+          issuers: [
+            { issuer: ISS, jwksUri: `file://${join(dir, 'jwks.json')}`, audiences: ['api'], algorithms: ['ES256'] },
+          ],
+          vouchers: [`spiffe://${TD}/ns/a/sa/api`],
+        },
+        external: { listen: '127.0.0.1:0', cert: join(dir, 'c.crt'), key: join(dir, 'c.key') },
+      },
+      outbound: { listen: '127.0.0.1:0', routes: {} },
+      admin: { listen: '127.0.0.1:0' },
+    },
+    'external-edge.yaml',
+  );
+  sc = await startTestSidecar(ca, `spiffe://${TD}/ns/a/sa/api`, config, {
+    inboundLimits: { maxConnections: MAX_CONNECTIONS },
+  });
+  token = await endUserToken(key, ISS, 'api', 'alice');
+});
+
+afterAll(async () => {
+  for (const s of sockets) s.destroy();
+  await sc?.sidecar.close(0);
+  await app?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A TLS connection to the external port from `localAddress`; resolves once the handshake is done (or fails). */
+function open(localAddress: string): Promise<TLSSocket | undefined> {
+  return new Promise((resolve) => {
+    const s = tlsConnect({
+      host: '127.0.0.1',
+      port: sc.sidecar.externalPort as number,
+      ...({ localAddress } as object), // passed on to net.connect (not in @types/node's TLS options)
+      ca: ca.rootPem,
+      servername: 'localhost',
+      ALPNProtocols: ['http/1.1'],
+    });
+    sockets.add(s);
+    const timer = setTimeout(() => resolve(undefined), 2_000);
+    s.once('secureConnect', () => {
+      clearTimeout(timer);
+      resolve(s);
+    });
+    s.on('error', () => {
+      clearTimeout(timer);
+      resolve(undefined);
+    });
+  });
+}
+
+/** Sends one request on `s`, resolves with the response text (until close or 2 s). */
+function ask(s: TLSSocket, head: string): Promise<string> {
+  return new Promise((resolve) => {
+    let out = '';
+    s.on('data', (d: Buffer) => {
+      out += d.toString('latin1');
+    });
+    const timer = setTimeout(() => resolve(out), 2_000);
+    s.once('close', () => {
+      clearTimeout(timer);
+      resolve(out);
+    });
+    s.write(head);
+  });
+}
+
+describe('external listener: a public port', () => {
+  it('fail/client-sent X-Forwarded-User / X-Forwarded-For / Forwarded / X-Real-IP / Client-Cert never reach the app', async () => {
+    const s = await open('127.0.0.1');
+    expect(s).toBeDefined();
+    const answer = await ask(
+      s as TLSSocket,
+      `GET /x HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\n` +
+        'X-Forwarded-User: admin\r\nX-Forwarded-Email: admin@example.org\r\nX-Forwarded-Groups: admins\r\n' +
+        'X-Forwarded-For: 10.0.0.1\r\nForwarded: for=10.0.0.1\r\nX-Real-IP: 10.0.0.1\r\n' +
+        'Client-Cert: :MIIB:\r\nConnection: close\r\n\r\n',
+    );
+    expect(answer.startsWith('HTTP/1.1 200')).toBe(true);
+    const seen = app.seen.at(-1)?.headers ?? {};
+    // An app behind an auth proxy trusts X-Forwarded-User; none of them may come from the caller.
+    expect({
+      user: seen['x-forwarded-user'],
+      email: seen['x-forwarded-email'],
+      groups: seen['x-forwarded-groups'],
+      forwarded: seen.forwarded,
+      realIp: seen['x-real-ip'],
+      clientCert: seen['client-cert'],
+    }).toEqual({
+      user: undefined,
+      email: undefined,
+      groups: undefined,
+      forwarded: undefined,
+      realIp: undefined,
+      clientCert: undefined,
+    });
+    // X-Forwarded-For: absent or the real client address, never the client's claim.
+    expect(seen['x-forwarded-for']).not.toBe('10.0.0.1');
+  });
+
+  it('fail/one client address holding idle TLS connections cannot take every place: another address is served', async () => {
+    // 127.0.0.1 opens maxConnections TLS connections and sends nothing (each lives headersTimeout, 10 s, and can
+    // be renewed as fast as handshakes go). The external listener has no per-address share (the gateway's public
+    // listener caps one address at a quarter: PUBLIC_LIMITS.maxConnectionsPerAddress 1,024 of 4,096).
+    // Sanity: from 127.0.0.2 a request is served while the port is not full.
+    const first = await open('127.0.0.2');
+    expect(first).toBeDefined();
+    const served = await ask(
+      first as TLSSocket,
+      `GET /x HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`,
+    );
+    expect(served.startsWith('HTTP/1.1 200')).toBe(true);
+    const held: TLSSocket[] = [];
+    for (let i = 0; i < MAX_CONNECTIONS; i++) {
+      const s = await open('127.0.0.1');
+      if (s !== undefined) held.push(s);
+    }
+    const other = await open('127.0.0.2');
+    // Before the per-address share, the connection from 127.0.0.2 was dropped at accept (max_connections).
+    expect(other).toBeDefined();
+    const answer = await ask(
+      other as TLSSocket,
+      `GET /x HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`,
+    );
+    expect(answer.startsWith('HTTP/1.1 200')).toBe(true);
+    for (const s of held) s.destroy();
+    // Let the listener see the closes before the next test.
+    await new Promise((r) => setTimeout(r, 300));
+  });
+});

@@ -50,7 +50,7 @@ export const CONFIG_DOCS: Readonly<Record<string, string>> = {
   'outbound.dns.servers':
     'DNS servers (`host:port`) for route addresses that are names; default: the system resolver (what a pod uses).',
   'outbound.tcp.<listen>.address':
-    'Peer sidecar for TCP connections accepted on the loopback `<listen>` address (mTLS, ALPN `meshauth-tcp/1`).',
+    'Peer sidecar for TCP connections accepted on the loopback `<listen>` address (mTLS, ALPN `meshauth-tcp/2`, framed: a cut is never a clean end).',
   'outbound.tcp.<listen>.ids': 'SPIFFE IDs the TCP peer may have (at least one).',
   'inbound.limits.maxConnections': 'Concurrent TLS connections on the inbound and external listeners.',
   'inbound.limits.maxHandshakes': 'Connections still in the TLS handshake, at most.',
@@ -62,7 +62,7 @@ export const CONFIG_DOCS: Readonly<Record<string, string>> = {
   'inbound.limits.appConnections': 'Connections to the local app, at most (requests queue beyond).',
   'inbound.limits.maxHeaderBytes': 'Request header block limit, HTTP/1.1 and HTTP/2 (431 past it).',
   'inbound.tcp.app':
-    'Local TCP service that connections negotiating `meshauth-tcp/1` are piped to, after the L4 policy check.',
+    'Local TCP service that tunnel connections (ALPN `meshauth-tcp/2`, or `/1` from older peers) are piped to, after the L4 policy check.',
   'admin.appProbes.<container>.livez.port': "Loopback port of the app container's liveness probe.",
   'admin.appProbes.<container>.livez.path': "Path of the app container's liveness probe.",
   'admin.appProbes.<container>.readyz.port': "Loopback port of the app container's readiness probe.",

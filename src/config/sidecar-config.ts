@@ -100,7 +100,7 @@ export interface RouteConfig {
   readonly idPatterns: readonly string[];
 }
 
-/** `outbound.tcp` entry: a loopback port whose connections are tunnelled over mTLS (ALPN meshauth-tcp/1). */
+/** `outbound.tcp` entry: a loopback port whose connections are tunnelled over mTLS (ALPN meshauth-tcp/2). */
 export interface TcpRouteConfig {
   readonly listen: HostPort;
   readonly address: RouteAddress;
@@ -122,7 +122,7 @@ export interface SidecarConfig {
     /** Set only together with endUser (the schema refuses it alone). */
     readonly external: ExternalListenerSettings | undefined;
     readonly limits: InboundLimitSettings;
-    /** Connections negotiating ALPN meshauth-tcp/1 are piped to this app port (after the L4 policy check). */
+    /** Connections negotiating a tunnel ALPN (meshauth-tcp/2 or /1) are piped to this app port (after the L4 policy check). */
     readonly tcp: { readonly app: HostPort } | undefined;
   };
   readonly outbound: {

@@ -91,7 +91,7 @@ export const routeSchema = z.strictObject({
   ids: z.array(routeId).min(1).optional(),
 });
 
-/** `outbound.tcp` values: where the local port's connections are tunnelled to (ALPN meshauth-tcp/1). */
+/** `outbound.tcp` values: where the local port's connections are tunnelled to (ALPN meshauth-tcp/2). */
 export const tcpRouteSchema = z.strictObject({
   address: routeAddress,
   ids: z.array(spiffeId).min(1),

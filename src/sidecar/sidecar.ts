@@ -17,7 +17,7 @@ import type { InboundHooks } from './inbound/inbound-hooks.js';
 import { type InboundLimits, InboundListener } from './inbound/inbound-listener.js';
 import type { OnOutboundRequest } from './outbound/outbound-hooks.js';
 import { OutboundListener } from './outbound/outbound-listener.js';
-import { resolveHostWith, TCP_ALPN, TcpInboundHandler, TcpOutboundListeners } from './tcp/index.js';
+import { resolveHostWith, TCP_ALPNS, TcpInboundHandler, TcpOutboundListeners } from './tcp/index.js';
 
 /** What the sidecar needs of the certificate agent (src/agent/agent.ts). */
 export interface SidecarAgent {
@@ -85,7 +85,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
     ...(deps.inboundLimits === undefined ? {} : { limits: deps.inboundLimits }),
     ...(tcpInbound === undefined
       ? {}
-      : { tcp: { alpn: TCP_ALPN, adopt: (socket, peer) => tcpInbound?.adopt(socket, peer) } }),
+      : { tcp: { alpns: TCP_ALPNS, adopt: (socket, peer) => tcpInbound?.adopt(socket, peer) } }),
     now,
   });
   const tcpOutbound =

@@ -140,7 +140,7 @@ export class Metrics {
 
   readonly tcpConnections = new Counter({
     name: 'meshauth_tcp_connections_total',
-    help: 'TCP tunnel connections (ALPN meshauth-tcp/1), by direction, peer SPIFFE ID and result.',
+    help: 'TCP tunnel connections (ALPN meshauth-tcp/2, or /1 from older peers), by direction, peer SPIFFE ID and result.',
     labelNames: ['direction', 'peer_id', 'result'] as const,
     registers: [this.registry],
   });

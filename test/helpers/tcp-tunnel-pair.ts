@@ -1,6 +1,6 @@
 // A TCP tunnel pair built from the src/sidecar/tcp components, without the rest of the sidecar: client side
 // TcpOutboundListeners (loopback listener → mTLS to the server), server side a TLS server shaped like the inbound
-// listener's dispatch (mesh TLS profile, client certificate required, verifyPeer, ALPN meshauth-tcp/1 →
+// listener's dispatch (mesh TLS profile, client certificate required, verifyPeer, ALPN meshauth-tcp/2 (or /1) →
 // TcpInboundHandler.adopt) in front of a TCP app. Real SVIDs from TestCa; everything on 127.0.0.1 port 0.
 import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
@@ -9,7 +9,7 @@ import type { CompiledPolicy } from '../../src/authz/index.js';
 import { SpiffeId } from '../../src/identity/index.js';
 import {
   type ResolveHost,
-  TCP_ALPN,
+  TCP_ALPNS,
   TcpInboundHandler,
   type TcpLimits,
   TcpOutboundListeners,
@@ -43,7 +43,7 @@ export interface TcpTunnelPairOptions {
   readonly routeIds?: readonly string[];
   readonly policy?: () => CompiledPolicy;
   readonly limits?: Partial<TcpLimits>;
-  /** ALPN protocols the server offers (default: h2, http/1.1 and meshauth-tcp/1, as the inbound listener with inbound.tcp). */
+  /** ALPN protocols the server offers (default: h2, http/1.1, meshauth-tcp/2 and /1, as the inbound listener with inbound.tcp). */
   readonly serverAlpn?: readonly string[];
   /** Route address host (default 127.0.0.1). */
   readonly addressHost?: string;
@@ -76,7 +76,7 @@ export async function startTcpTunnelPair(ca: TestCa, options: TcpTunnelPairOptio
     logger: logger.child({ side: 'server' }),
   });
   const profile = { tls12: false };
-  const alpn = [...(options.serverAlpn ?? ['h2', 'http/1.1', TCP_ALPN])];
+  const alpn = [...(options.serverAlpn ?? ['h2', 'http/1.1', ...TCP_ALPNS])];
   const server = createTlsServer({ ...mtlsServerOptions(profile, serverHolder.current), ALPNProtocols: alpn });
   serverHolder.subscribe((credentials) => server.setSecureContext(mtlsServerOptions(profile, credentials)));
   const serverSockets = new Set<TLSSocket>();
@@ -84,7 +84,11 @@ export async function startTcpTunnelPair(ca: TestCa, options: TcpTunnelPairOptio
     serverSockets.add(socket);
     socket.once('close', () => serverSockets.delete(socket));
     const credentials = serverHolder.current;
-    if (credentials === undefined || socket.alpnProtocol !== TCP_ALPN) {
+    if (
+      credentials === undefined ||
+      typeof socket.alpnProtocol !== 'string' ||
+      !TCP_ALPNS.includes(socket.alpnProtocol)
+    ) {
       socket.destroy();
       return;
     }

@@ -30,7 +30,7 @@ describe('inbound tunnel hook', () => {
       metrics: new Metrics(),
       logger: silentLogger(),
       tcp: {
-        alpn: ALPN,
+        alpns: [ALPN],
         adopt: (socket, peer) => {
           adopted.push(peer);
           socket.end(`tunnel for ${peer.idString}`);

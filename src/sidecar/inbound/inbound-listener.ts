@@ -23,6 +23,7 @@ import {
   verifyPeer,
 } from '../../tls/index.js';
 import { acceptHead, authenticateWith, authorizeWith, identityHeaders } from '../pipeline/stages.js';
+import { resetSocket } from '../tcp/reset-socket.js';
 import { ConnectionGuard } from './connection-guard.js';
 import type { InboundHooks } from './inbound-hooks.js';
 import type { InboundLimits } from './limits.js';
@@ -47,8 +48,8 @@ export interface InboundListenerOptions {
 
 /** Where the inbound hands a verified connection that asked for a TCP tunnel (ALPN) instead of HTTP. */
 export interface InboundTunnel {
-  /** The ALPN protocol id (offered after h2 and http/1.1, so HTTP clients never select it). */
-  readonly alpn: string;
+  /** The ALPN protocol ids, preferred first (offered after h2 and http/1.1, so HTTP clients never select them). */
+  readonly alpns: readonly string[];
   adopt(socket: TLSSocket, peer: VerifiedPeer): void;
 }
 
@@ -106,7 +107,7 @@ export class InboundListener {
     const withTunnel = (tls: ReturnType<typeof mtlsServerOptions>): ReturnType<typeof mtlsServerOptions> =>
       this.#tunnel === undefined
         ? tls
-        : { ...tls, ALPNProtocols: [...((tls.ALPNProtocols as string[] | undefined) ?? []), this.#tunnel.alpn] };
+        : { ...tls, ALPNProtocols: [...((tls.ALPNProtocols as string[] | undefined) ?? []), ...this.#tunnel.alpns] };
     this.#tls = createTlsServer({
       ...withTunnel(mtlsServerOptions(profile, this.#holder.current)),
       handshakeTimeout: this.#core.limits.handshakeTimeoutMs,
@@ -166,7 +167,7 @@ export class InboundListener {
     let cut = 0;
     for (const [socket, chain] of this.#verified) {
       if (chainsToAny(completedChain(chain, intermediates), roots)) continue;
-      socket.destroy();
+      resetSocket(socket); // a tunnel's app must see a reset, not a clean end of its stream
       cut++;
     }
     if (cut === 0) return;
@@ -224,7 +225,11 @@ export class InboundListener {
     }
     this.#verified.set(socket, chain);
     socket.once('close', () => this.#verified.delete(socket));
-    if (this.#tunnel !== undefined && socket.alpnProtocol === this.#tunnel.alpn) {
+    if (
+      this.#tunnel !== undefined &&
+      typeof socket.alpnProtocol === 'string' &&
+      this.#tunnel.alpns.includes(socket.alpnProtocol)
+    ) {
       this.#tunnel.adopt(socket, peer);
       return;
     }

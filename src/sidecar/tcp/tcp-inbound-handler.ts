@@ -1,7 +1,7 @@
 // The inbound half of a TCP tunnel: takes a TLS socket the inbound listener has already authenticated (chain by
-// OpenSSL, SPIFFE leaf rules by verifyPeer) and that negotiated ALPN meshauth-tcp/1, decides on the connection
-// with what L4 knows (tcp-policy.ts), connects to the `inbound.tcp` app and pipes both ways (TcpTunnel).
-// A refused connection is closed right after the handshake: one log line and `meshauth_tcp_connections_total`.
+// OpenSSL, SPIFFE leaf rules by verifyPeer) and that negotiated a tunnel ALPN (meshauth-tcp/2 or /1), decides on the
+// connection with what L4 knows (tcp-policy.ts), connects to the `inbound.tcp` app and pipes both ways (TcpTunnel). A
+// refused connection is closed right after the handshake: one log line and `meshauth_tcp_connections_total`.
 import { connect as netConnect, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { type CompiledPolicy, decide, type PolicyProblem } from '../../authz/index.js';
@@ -10,6 +10,7 @@ import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { VerifiedPeer } from '../../tls/index.js';
 import { waitUntil } from '../listen.js';
 import { resetSocket } from './reset-socket.js';
+import { TCP_ALPN } from './tcp-alpn.js';
 import { TCP_LIMITS, type TcpLimits } from './tcp-limits.js';
 import { tcpAuthzRequest, validateTcpPolicy } from './tcp-policy.js';
 import { errorText, TcpTelemetry } from './tcp-telemetry.js';
@@ -50,7 +51,7 @@ export class TcpInboundHandler {
     return this.#live.size;
   }
 
-  /** Serves a verified TLS socket that negotiated ALPN meshauth-tcp/1. */
+  /** Serves a verified TLS socket that negotiated a tunnel ALPN (meshauth-tcp/2, or /1 from an older peer). */
   adopt(socket: TLSSocket, peer: VerifiedPeer): void {
     socket.pause(); // nothing is read before the app connection is there to take it
     socket.allowHalfOpen = true; // set before any 'end' can arrive: a FIN from the client must not end our side
@@ -58,7 +59,7 @@ export class TcpInboundHandler {
     const peerId = peer.idString;
     const refuse = (result: 'denied' | 'limit' | 'draining', detail: Readonly<Record<string, unknown>>) => {
       this.#telemetry.refused(peerId, result, { remote: socket.remoteAddress, ...detail });
-      socket.destroy();
+      resetSocket(socket); // the client's app may already be writing: a FIN would look like a clean end
     };
     const count = this.#perPeer.get(peerId) ?? 0;
     const limit =
@@ -141,8 +142,8 @@ export class TcpInboundHandler {
       else this.#perPeer.set(peerId, left);
     };
     const abort = () => {
-      app.destroy();
-      socket.destroy();
+      resetSocket(app);
+      resetSocket(socket);
     };
     this.#live.set(socket, abort);
     const timer = setTimeout(
@@ -183,6 +184,7 @@ export class TcpInboundHandler {
         app,
         mesh: socket,
         idleTimeoutMs: this.#limits.idleTimeoutMs,
+        framed: socket.alpnProtocol === TCP_ALPN,
         counters: this.#telemetry.counters,
         onClose: (end, seconds) => {
           release();

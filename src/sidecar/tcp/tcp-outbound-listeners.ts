@@ -1,7 +1,7 @@
-// The outbound half of TCP tunnels: one loopback net.Server per `outbound.tcp` entry. For each app connection it
-// opens mTLS to the peer sidecar (ALPN meshauth-tcp/1, one SecureContext per rotation, the server authenticated by
-// SPIFFE ID, never by host name) and pipes both ways (TcpTunnel). The app's bytes are not read before the tunnel
-// is up (pauseOnConnect). A failed tunnel resets the app's connection: one log line, one metric.
+// The outbound half of TCP tunnels: one loopback net.Server per `outbound.tcp` entry. For each app connection it opens
+// mTLS to the peer sidecar (ALPN meshauth-tcp/2, /1 accepted from older peers, one SecureContext per rotation, the
+// server authenticated by SPIFFE ID, never by host name) and pipes both ways (TcpTunnel). The app's bytes are not read
+// before the tunnel is up (pauseOnConnect). A failed tunnel resets the app's connection: one log line, one metric.
 import { isIP, connect as netConnect, createServer as netServer, type Server, type Socket } from 'node:net';
 import { type SecureContext, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
@@ -15,7 +15,7 @@ import { waitUntil } from '../listen.js';
 import { ClientContextCache } from './client-context.js';
 import { resetSocket } from './reset-socket.js';
 import { type ResolveHost, systemResolveHost } from './resolve-host.js';
-import { TCP_ALPN } from './tcp-alpn.js';
+import { TCP_ALPN, TCP_ALPNS } from './tcp-alpn.js';
 import { TCP_LIMITS, type TcpLimits } from './tcp-limits.js';
 import { errorText, TcpTelemetry } from './tcp-telemetry.js';
 import { TcpTunnel } from './tcp-tunnel.js';
@@ -186,7 +186,7 @@ export class TcpOutboundListeners {
     const mesh = tlsConnect({
       socket: tcp,
       secureContext: context,
-      ALPNProtocols: [TCP_ALPN],
+      ALPNProtocols: [...TCP_ALPNS],
       // A DNS name is sent as SNI but never used to authenticate the server; an IP address sends no SNI.
       ...(isIP(host) === 0 ? { servername: host } : {}),
       checkServerIdentity: spiffeServerIdentity(
@@ -232,7 +232,7 @@ export class TcpOutboundListeners {
         mesh.destroy(Object.assign(new Error('peer identity was not verified'), { code: 'PEER_NOT_VERIFIED' }));
         return;
       }
-      if (mesh.alpnProtocol !== TCP_ALPN) {
+      if (typeof mesh.alpnProtocol !== 'string' || !TCP_ALPNS.includes(mesh.alpnProtocol)) {
         // Only a server that ignores ALPN gets here (one that offers other protocols refuses the handshake).
         mesh.destroy(Object.assign(new Error(`peer did not accept ALPN ${TCP_ALPN}`), { code: 'ALPN_REFUSED' }));
         return;
@@ -246,6 +246,7 @@ export class TcpOutboundListeners {
         mesh,
         meshTcp: tcp,
         idleTimeoutMs: this.#limits.idleTimeoutMs,
+        framed: mesh.alpnProtocol === TCP_ALPN,
         counters: this.#telemetry.counters,
         onClose: (end, seconds) => {
           forget();

@@ -1,11 +1,14 @@
-// One established TCP tunnel: bytes piped both ways between the app's plain socket and the mTLS socket of the
-// peer sidecar, with backpressure (pipe pauses a side whose destination is full), half-close (a FIN one way ends
-// only that way: allowHalfOpen on both sockets, end() on 'end'), resets (an error or RST on one side is an RST on
-// the other), an idle timeout, and a forced end at the drain deadline. No per-chunk work beyond two counters.
+// One established TCP tunnel: bytes carried both ways between the app's plain socket and the mTLS socket of the
+// peer sidecar, with backpressure (a side whose destination is full is paused), half-close (an end one way ends only
+// that way: allowHalfOpen on both sockets), resets (an error or RST on one side is an RST on the other), an idle
+// timeout, and a forced end at the drain deadline. On the mesh side of a meshauth-tcp/2 tunnel the bytes travel in
+// frames and the app's FIN becomes the end frame (tcp-framing.ts): a mesh side that ends without that frame was cut
+// and the app gets a reset. A meshauth-tcp/1 tunnel pipes raw bytes, a FIN passed on as a FIN.
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import { resetSocket } from './reset-socket.js';
+import { END_FRAME, FrameReader, frameHeader } from './tcp-framing.js';
 
 /** How a tunnel ended: both sides closed, a reset or error on one side, the idle timeout, or a drain deadline. */
 export type TunnelEnd = 'closed' | 'reset' | 'idle' | 'shutdown';
@@ -23,6 +26,8 @@ export interface TunnelOptions {
   /** The TCP socket under `mesh` when the caller created it (outbound); found from `mesh` otherwise. */
   readonly meshTcp?: Socket | undefined;
   readonly idleTimeoutMs: number;
+  /** meshauth-tcp/2 (framed mesh side) rather than meshauth-tcp/1 (raw). */
+  readonly framed: boolean;
   readonly counters: TunnelCounters;
   /** Called once, when both sockets have closed. */
   readonly onClose: (end: TunnelEnd, seconds: number) => void;
@@ -35,6 +40,8 @@ export class TcpTunnel {
   #open = 2;
   /** A reset is on its way to the other side: it must not be ended cleanly meanwhile. */
   #resetting = false;
+  /** The framed tunnel's reader of the mesh side (undefined: raw). */
+  #reader: FrameReader | undefined;
 
   constructor(options: TunnelOptions) {
     this.#options = options;
@@ -49,6 +56,10 @@ export class TcpTunnel {
     mesh.once('close', () => this.#closed(mesh));
     // Reads and writes on the app socket both count as activity, so one timer covers both directions.
     app.setTimeout(options.idleTimeoutMs, () => this.#stop('idle'));
+    if (options.framed) {
+      this.#pipeFramed();
+      return;
+    }
     app.on('data', (chunk: Buffer) => counters.fromApp(chunk.length));
     // OpenSSL hands over one TLS record (at most 16 KiB) per 'data' event, several in a row per TCP read: corking
     // the app socket until the next tick sends them in one writev instead of one syscall per record.
@@ -66,15 +77,87 @@ export class TcpTunnel {
     mesh.pipe(app);
   }
 
-  /** Ends the tunnel now (drain deadline): both sockets are destroyed. */
+  /** meshauth-tcp/2: one frame per read from the app, its FIN as the end frame; frames from the mesh unwrapped. */
+  #pipeFramed(): void {
+    const { app, mesh, counters } = this.#options;
+    let meshFull = false;
+    const resumeApp = () => {
+      meshFull = false;
+      app.resume();
+    };
+    app.on('data', (chunk: Buffer) => {
+      counters.fromApp(chunk.length);
+      mesh.cork();
+      mesh.write(frameHeader(chunk.length));
+      const more = mesh.write(chunk);
+      mesh.uncork();
+      if (!more && !meshFull) {
+        meshFull = true;
+        app.pause();
+        mesh.once('drain', resumeApp);
+      }
+    });
+    app.once('end', () => {
+      if (mesh.destroyed || this.#resetting) return;
+      mesh.write(END_FRAME);
+      mesh.end();
+    });
+    const reader = new FrameReader();
+    this.#reader = reader;
+    let appFull = false;
+    const resumeMesh = () => {
+      appFull = false;
+      mesh.resume();
+    };
+    const toApp = (payload: Buffer) => {
+      counters.toApp(payload.length);
+      if (!app.write(payload) && !appFull) {
+        appFull = true;
+        mesh.pause();
+        app.once('drain', resumeMesh);
+      }
+    };
+    // As in the raw tunnel: the records of one TCP read leave for the app in one writev.
+    const uncork = () => app.uncork();
+    mesh.on('data', (chunk: Buffer) => {
+      if (app.writableCorked === 0) {
+        app.cork();
+        process.nextTick(uncork);
+      }
+      const broken = reader.push(chunk, toApp);
+      if (broken !== undefined) this.#failed(mesh, new Error(`meshauth-tcp/2 framing: ${broken}`));
+    });
+    mesh.once('end', () => {
+      if (this.#resetting) return;
+      if (reader.ended) app.end();
+      else this.#cut(); // a FIN without the end frame: the stream was cut, not ended
+    });
+  }
+
+  /** The mesh side ended or closed without its end frame: the app gets a reset, the mesh side goes too. */
+  #cut(): void {
+    if (this.#end === 'closed') this.#end = 'reset';
+    this.#resetting = true;
+    const { app, mesh, meshTcp } = this.#options;
+    resetSocket(app);
+    resetSocket(mesh, meshTcp);
+  }
+
+  /** Ends the tunnel now (drain deadline): both sides are reset. */
   shutdown(): void {
     this.#stop('shutdown');
   }
 
+  /**
+   * A cut the sidecar makes (drain deadline, idle timeout): both sides get a reset, never a FIN, which the apps
+   * would take as the other side's clean end of its stream.
+   */
   #stop(end: TunnelEnd): void {
     if (this.#end === 'closed') this.#end = end;
-    this.#options.app.destroy();
-    this.#options.mesh.destroy();
+    this.#resetting = true;
+    const { app, mesh, meshTcp } = this.#options;
+    resetSocket(app);
+    resetSocket(mesh, meshTcp);
   }
 
   #failed(side: Socket, _error: Error): void {
@@ -87,7 +170,11 @@ export class TcpTunnel {
   }
 
   #closed(side: Socket): void {
-    const other = side === this.#options.app ? this.#options.mesh : this.#options.app;
+    const { app, mesh } = this.#options;
+    if (side === mesh && this.#reader !== undefined && !this.#reader.ended && !this.#resetting && !app.destroyed) {
+      this.#cut(); // the mesh side closed before its end frame
+    }
+    const other = side === app ? mesh : app;
     // Closed cleanly (FIN both ways) the other side finishes on its own; closed early, nothing the other side
     // still reads can be delivered: end it once what it has to write is flushed.
     if (!other.destroyed && !this.#resetting) {

@@ -3,7 +3,7 @@
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import { parseDuration } from './duration.js';
-import { formatHostPort, type HostPort, isLoopbackHost, parseHostPort } from './host-port.js';
+import { formatHostPort, type HostPort, parseHostPort } from './host-port.js';
 import { isRouteIdPattern, parseEgressEntry, parseRouteAddress, type RouteAddress } from './route-match.js';
 import type { EndUserFile, ExternalFile, InboundLimitsFile, SidecarFile } from './sidecar-schema.js';
 
@@ -122,7 +122,7 @@ export interface SidecarConfig {
     /** Set only together with endUser (the schema refuses it alone). */
     readonly external: ExternalListenerSettings | undefined;
     readonly limits: InboundLimitSettings;
-    /** Connections negotiating a tunnel ALPN (meshauth-tcp/2 or /1) are piped to this app port (after the L4 policy check). */
+    /** Tunnel connections (ALPN meshauth-tcp/2 or /1) are piped to this app port, after the L4 policy check. */
     readonly tcp: { readonly app: HostPort } | undefined;
   };
   readonly outbound: {
@@ -189,7 +189,8 @@ export function resolveSidecarConfig(file: SidecarFile, source: string): Sidecar
     // A tunnel hands a peer raw bytes: into the HTTP app they would skip header stripping and L7 policy, into one of
     // the sidecar's own listeners they would act as this workload.
     const own: Array<[string, HostPort]> = [
-      ['inbound.app', inboundApp],
+      // The default inbound.app (unused by a TCP-only workload) is no clash; one that is set is.
+      ...(inbound.app === undefined ? [] : [['inbound.app', inboundApp] as [string, HostPort]]),
       ['inbound.listen', hp(inbound.listen ?? SIDECAR_DEFAULTS.inboundListen)],
       ['outbound.listen', hp(outbound.listen ?? SIDECAR_DEFAULTS.outboundListen)],
       ['admin.listen', hp(file.admin?.listen ?? SIDECAR_DEFAULTS.adminListen)],
@@ -236,12 +237,33 @@ export function resolveSidecarConfig(file: SidecarFile, source: string): Sidecar
   });
 }
 
-/** The same port on the same host, a wildcard listener or loopback on both sides counting as the same host. */
+/**
+ * The same port on the same host as a connection would reach it: hosts compared in the WHATWG URL parser's canonical
+ * form (case, IPv4 short forms such as `127.1` and `0`, IPv6 long forms, IPv4-mapped IPv6), a wildcard listener
+ * taking every host, `localhost` standing for 127.0.0.1 and ::1.
+ */
 function samePlace(a: HostPort, b: HostPort): boolean {
   if (a.port !== b.port) return false;
+  const [x, y] = [canonicalHost(a.host), canonicalHost(b.host)];
   const wildcard = (h: string) => h === '0.0.0.0' || h === '::' || h === '';
-  if (a.host === b.host || wildcard(a.host) || wildcard(b.host)) return true;
-  return isLoopbackHost(a.host) && isLoopbackHost(b.host);
+  if (x === y || wildcard(x) || wildcard(y)) return true;
+  const local = (h: string) => h === '127.0.0.1' || h === '::1';
+  return (x === 'localhost' && local(y)) || (y === 'localhost' && local(x));
+}
+
+function canonicalHost(host: string): string {
+  let name: string;
+  try {
+    name = new URL(`http://${host.includes(':') ? `[${host}]` : host}/`).hostname;
+  } catch {
+    return host.toLowerCase();
+  }
+  name = name.replace(/^\[|\]$/g, '');
+  // ::ffff:7f00:1 → 127.0.0.1
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(name);
+  if (mapped === null) return name;
+  const [hi, lo] = [Number.parseInt(mapped[1] as string, 16), Number.parseInt(mapped[2] as string, 16)];
+  return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
 }
 
 function resolveEndUser(file: EndUserFile): EndUserSettings {

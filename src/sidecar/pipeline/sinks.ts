@@ -66,7 +66,9 @@ export class H1Sink implements Sink {
   }
 
   copyHeaders(out: string[]): number {
-    return copyRequestHeaders(this.#req.rawHeaders, this.#context.policy, out);
+    const flags = copyRequestHeaders(this.#req.rawHeaders, this.#context.policy, out);
+    if (this.#context.policy.dropForwarding) setForwarding(out, this.sourceIp);
+    return flags;
   }
 
   body(): Readable {
@@ -136,6 +138,7 @@ export class H2Sink implements Sink {
 
   copyHeaders(out: string[]): number {
     const flags = copyH2RequestHeaders(this.headers, out, this.#context.policy.dropForwarding);
+    if (this.#context.policy.dropForwarding) setForwarding(out, this.sourceIp);
     return this.#stream.endAfterHeaders ? flags : flags | HAS_BODY;
   }
 
@@ -167,4 +170,9 @@ export class H2Sink implements Sink {
   onClose(listener: () => void): void {
     this.#stream.once('close', listener);
   }
+}
+
+/** Strip, then set: what the caller said about proxies was dropped; the listener says what it saw itself. */
+function setForwarding(out: string[], sourceIp: string): void {
+  out.push('x-forwarded-for', sourceIp, 'x-forwarded-proto', 'https');
 }

@@ -1,4 +1,5 @@
-// TCP tunnels over mTLS (ALPN meshauth-tcp/2, framed; meshauth-tcp/1 still accepted): outbound listeners, the inbound handler, L4 policy checks.
+// TCP tunnels over mTLS (ALPN meshauth-tcp/2, framed; meshauth-tcp/1 still accepted): outbound listeners, the inbound
+// handler, L4 policy checks.
 export type { ResolveHost } from './resolve-host.js';
 export { type AddressSource, resolveHostWith, systemResolveHost } from './resolve-host.js';
 export { TCP_ALPN, TCP_ALPN_RAW, TCP_ALPNS } from './tcp-alpn.js';

@@ -234,7 +234,9 @@ export class TcpOutboundListeners {
       }
       if (typeof mesh.alpnProtocol !== 'string' || !TCP_ALPNS.includes(mesh.alpnProtocol)) {
         // Only a server that ignores ALPN gets here (one that offers other protocols refuses the handshake).
-        mesh.destroy(Object.assign(new Error(`peer did not accept ALPN ${TCP_ALPN}`), { code: 'ALPN_REFUSED' }));
+        mesh.destroy(
+          Object.assign(new Error(`peer accepted neither ALPN ${TCP_ALPNS.join(' nor ')}`), { code: 'ALPN_REFUSED' }),
+        );
         return;
       }
       mesh.off('error', onError);

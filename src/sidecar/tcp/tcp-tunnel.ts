@@ -86,6 +86,7 @@ export class TcpTunnel {
       app.resume();
     };
     app.on('data', (chunk: Buffer) => {
+      if (chunk.length === 0) return; // an empty frame is the end frame
       counters.fromApp(chunk.length);
       mesh.cork();
       mesh.write(frameHeader(chunk.length));
@@ -125,22 +126,14 @@ export class TcpTunnel {
         process.nextTick(uncork);
       }
       const broken = reader.push(chunk, toApp);
+      // A reset: what this read already handed the corked app socket is dropped with it.
       if (broken !== undefined) this.#failed(mesh, new Error(`meshauth-tcp/2 framing: ${broken}`));
     });
     mesh.once('end', () => {
       if (this.#resetting) return;
       if (reader.ended) app.end();
-      else this.#cut(); // a FIN without the end frame: the stream was cut, not ended
+      else this.#stop('reset'); // a FIN without the end frame: the stream was cut, not ended
     });
-  }
-
-  /** The mesh side ended or closed without its end frame: the app gets a reset, the mesh side goes too. */
-  #cut(): void {
-    if (this.#end === 'closed') this.#end = 'reset';
-    this.#resetting = true;
-    const { app, mesh, meshTcp } = this.#options;
-    resetSocket(app);
-    resetSocket(mesh, meshTcp);
   }
 
   /** Ends the tunnel now (drain deadline): both sides are reset. */
@@ -149,8 +142,9 @@ export class TcpTunnel {
   }
 
   /**
-   * A cut the sidecar makes (drain deadline, idle timeout): both sides get a reset, never a FIN, which the apps
-   * would take as the other side's clean end of its stream.
+   * A cut (the drain deadline, the idle timeout, a mesh side that ended without its end): both sides get a reset,
+   * never a FIN, which the apps would take as the other side's clean end of its stream. An idle pooled connection
+   * cut at the deadline sees ECONNRESET rather than EOF.
    */
   #stop(end: TunnelEnd): void {
     if (this.#end === 'closed') this.#end = end;
@@ -171,9 +165,10 @@ export class TcpTunnel {
 
   #closed(side: Socket): void {
     const { app, mesh } = this.#options;
-    if (side === mesh && this.#reader !== undefined && !this.#reader.ended && !this.#resetting && !app.destroyed) {
-      this.#cut(); // the mesh side closed before its end frame
-    }
+    // The mesh side closed before its end frame (framed), or without any end at all (raw: destroyed under us, e.g.
+    // its peer's root left the bundle): a cut, never a clean end for the app.
+    const cut = this.#reader === undefined ? !mesh.readableEnded : !this.#reader.ended;
+    if (side === mesh && cut && !this.#resetting && !app.destroyed) this.#stop('reset');
     const other = side === app ? mesh : app;
     // Closed cleanly (FIN both ways) the other side finishes on its own; closed early, nothing the other side
     // still reads can be delivered: end it once what it has to write is flushed.

@@ -1,5 +1,5 @@
 // Found by an outside security test (2026-12-02): `inbound.tcp.app` may name the HTTP app (`inbound.app`), the
-// sidecar's own admin or outbound listener. A mesh peer that negotiates ALPN meshauth-tcp/1 then gets raw bytes to that
+// sidecar's own admin or outbound listener. A mesh peer that negotiates a tunnel ALPN then gets raw bytes to that
 // port: to the HTTP app past the whole HTTP pipeline (no identity-header stripping: it can write its own
 // x-forwarded-client-cert / x-meshauth-user; no L7 policy), or into this workload's outbound proxy (calls made with
 // this workload's SVID: a confused deputy). The config loader refuses them by name.

@@ -56,6 +56,8 @@ export const CONFIG_DOCS: Readonly<Record<string, string>> = {
   'inbound.limits.maxHandshakes': 'Connections still in the TLS handshake, at most.',
   'inbound.limits.handshakeTimeout': 'Time a connection has to complete its TLS handshake.',
   'inbound.limits.maxConnectionsPerPeer': 'Concurrent connections of one peer SPIFFE ID.',
+  'inbound.limits.maxConnectionsPerSource':
+    'External listener: concurrent connections from one client address (IPv6: its /64); default a quarter of maxConnections. Raise it behind a load balancer that hides client addresses.',
   'inbound.limits.maxConcurrentStreams': 'HTTP/2 concurrent streams per session (SETTINGS_MAX_CONCURRENT_STREAMS).',
   'inbound.limits.streamIdleTimeout': 'A request stream without any frame for this long is reset.',
   'inbound.limits.sessionIdleTimeout': 'A connection without a request for this long is closed.',

@@ -26,6 +26,7 @@ export const INBOUND_LIMIT_DEFAULTS: InboundLimitSettings = Object.freeze({
   maxHandshakes: 256,
   handshakeTimeoutMs: 5_000,
   maxConnectionsPerPeer: 256,
+  maxConnectionsPerSource: undefined,
   maxConcurrentStreams: 100,
   streamIdleTimeoutMs: 30_000,
   sessionIdleTimeoutMs: 75_000,
@@ -42,6 +43,11 @@ export interface InboundLimitSettings {
   readonly handshakeTimeoutMs: number;
   /** Concurrent connections of one peer SPIFFE ID. */
   readonly maxConnectionsPerPeer: number;
+  /**
+   * External listener: concurrent connections from one client address (an IPv6 client by its /64); undefined: a
+   * quarter of maxConnections. Raise it behind a load balancer that hides client addresses (SNAT).
+   */
+  readonly maxConnectionsPerSource: number | undefined;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per session. */
   readonly maxConcurrentStreams: number;
   /** A stream with no frame in either direction for this long is reset. */
@@ -295,6 +301,7 @@ function resolveLimits(file: InboundLimitsFile): InboundLimitSettings {
     maxHandshakes: file.maxHandshakes ?? d.maxHandshakes,
     handshakeTimeoutMs: ms(file.handshakeTimeout, d.handshakeTimeoutMs),
     maxConnectionsPerPeer: file.maxConnectionsPerPeer ?? d.maxConnectionsPerPeer,
+    maxConnectionsPerSource: file.maxConnectionsPerSource,
     maxConcurrentStreams: file.maxConcurrentStreams ?? d.maxConcurrentStreams,
     streamIdleTimeoutMs: ms(file.streamIdleTimeout, d.streamIdleTimeoutMs),
     sessionIdleTimeoutMs: ms(file.sessionIdleTimeout, d.sessionIdleTimeoutMs),

@@ -105,6 +105,7 @@ export const inboundLimitsSchema = z.strictObject({
   maxHandshakes: count.optional(),
   handshakeTimeout: duration.optional(),
   maxConnectionsPerPeer: count.optional(),
+  maxConnectionsPerSource: count.optional(),
   maxConcurrentStreams: count.optional(),
   streamIdleTimeout: duration.optional(),
   sessionIdleTimeout: duration.optional(),

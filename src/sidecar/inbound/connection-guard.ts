@@ -5,7 +5,7 @@
 // and a few bytes of ClientHello on every place would otherwise shut every other client out. A burst from one
 // address (a TCP service's pool) still gets up to half of them; clients behind a NAT that hides them share that half.
 // On the external listener, where a connection has no SPIFFE ID to cap, one client address (an IPv6 client by its
-// /64) may also hold at most a quarter of all open connections, idle or not.
+// /64) may also hold at most maxConnectionsPerSource open connections, idle or not (a quarter of all by default).
 // Everything it refuses is counted (meshauth_connections_rejected_total) and logged at most once per interval, so a
 // flood of idle or failing connections costs bounded file descriptors, memory and log volume. The listener owns the
 // sockets; this class only counts and decides.
@@ -142,11 +142,9 @@ export class ConnectionGuard {
   /** Why a new connection from `source` may not start a handshake now, if it may not. */
   #handshakeRefusal(source: string): ConnectionRejectReason | undefined {
     const { maxHandshakes } = this.#limits;
-    if (
-      this.#direction === 'external' &&
-      (this.#openBySource.get(source) ?? 0) >= Math.max(1, Math.floor(this.server.maxConnections / 4))
-    ) {
-      return 'max_connections_per_source';
+    if (this.#direction === 'external') {
+      const share = this.#limits.maxConnectionsPerSource ?? Math.max(1, Math.floor(this.server.maxConnections / 4));
+      if ((this.#openBySource.get(source) ?? 0) >= share) return 'max_connections_per_source';
     }
     const handshaking = this.#open - this.#established;
     if (handshaking >= maxHandshakes) return 'max_handshakes';

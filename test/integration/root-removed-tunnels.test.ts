@@ -108,7 +108,7 @@ describe('a root leaves the bundle: its tunnels are cut as resets', () => {
 describe('a root leaves the bundle: busy HTTP connections are reset without harm', () => {
   let http: Server;
   it('ok/an h2 download and an HTTP/1.1 download in flight are cut; the sidecar keeps serving', async () => {
-    const big = Buffer.alloc(32 * 1024 * 1024, 0x61);
+    const big = Buffer.alloc(16 * 1024 * 1024, 0x61);
     http = createServer((_req, res) => {
       res.end(big);
     });
@@ -154,12 +154,17 @@ describe('a root leaves the bundle: busy HTTP connections are reset without harm
     h1.on('data', (d: Buffer) => {
       received += d.length;
     });
-    await until('downloads under way', () => received > 4 * 1024 * 1024, 5_000);
+    await until('downloads under way', () => received > 1024 * 1024, 5_000);
     const current = holder.current;
     if (current === undefined) throw new Error('no credentials');
     holder.set({ svid: current.svid, bundle: kept.bundle });
-    await Promise.all(done);
-    expect(await eventually(() => h1.destroyed)).toBe(true);
+    // Every stream ends (cut, or complete when it finished first) within a bound: a hang is a failure, not a timeout.
+    const settled = await Promise.race([
+      Promise.all(done).then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 10_000)),
+    ]);
+    expect(settled).toBe(true);
+    expect(await eventually(() => h1.destroyed, 10_000)).toBe(true);
     // still serving a kept-root peer
     const fresh = await mtlsH2Session(
       sidecar.inboundPort,
@@ -169,6 +174,9 @@ describe('a root leaves the bundle: busy HTTP connections are reset without harm
     const status = await new Promise<number>((resolve) => {
       const s = fresh.request({ ':path': '/' }, { endStream: true });
       s.on('response', (h) => resolve(Number(h[':status'])));
+      s.on('error', () => resolve(0));
+      s.on('close', () => resolve(0));
+      setTimeout(() => resolve(-1), 10_000).unref();
       s.resume();
     });
     fresh.close();

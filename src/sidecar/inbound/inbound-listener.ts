@@ -23,7 +23,6 @@ import {
   verifyPeer,
 } from '../../tls/index.js';
 import { acceptHead, authenticateWith, authorizeWith, identityHeaders } from '../pipeline/stages.js';
-import { resetSocket } from '../tcp/reset-socket.js';
 import { ConnectionGuard } from './connection-guard.js';
 import type { InboundHooks } from './inbound-hooks.js';
 import type { InboundLimits } from './limits.js';
@@ -167,7 +166,10 @@ export class InboundListener {
     let cut = 0;
     for (const [socket, chain] of this.#verified) {
       if (chainsToAny(completedChain(chain, intermediates), roots)) continue;
-      resetSocket(socket); // a tunnel's app must see a reset, not a clean end of its stream
+      // A destroy, not resetSocket: an HTTP/2 session over this socket would not notice a reset of the TCP socket
+      // under it. A tunnel on it passes the cut on to its app as a reset itself (TcpTunnel: a mesh side closed
+      // without its end).
+      socket.destroy();
       cut++;
     }
     if (cut === 0) return;

@@ -65,6 +65,8 @@ export async function fetchJson(url: string, options: FetchJsonOptions): Promise
     }
     const declared = Number(response.headers['content-length']);
     if (Number.isFinite(declared) && declared > options.maxBytes) {
+      // Destroyed unread, undici's body emits an AbortError: with no listener that would be an uncaught exception.
+      response.body.on('error', () => undefined);
       response.body.destroy();
       throw new FetchJsonError('too_large', `content-length ${declared} exceeds ${options.maxBytes}`);
     }

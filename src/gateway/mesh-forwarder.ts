@@ -213,7 +213,7 @@ export class MeshForwarder {
     };
     const answered = (response: Dispatcher.ResponseData): void => {
       if (res.writableEnded || abort.signal.aborted) {
-        response.body.destroy();
+        discard(response.body);
         return;
       }
       const flat: string[] = [];
@@ -225,7 +225,7 @@ export class MeshForwarder {
         writeHeadOrClear(res, response.statusCode, this.#responseHeaders(flat));
       } catch (cause) {
         // A head the browser's protocol cannot carry (a repeated single-value field on HTTP/2, status 600).
-        response.body.destroy();
+        discard(response.body);
         reject(
           new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent an unusable response head', {
             reason: 'response_head',
@@ -307,3 +307,11 @@ function asPassportError(error: unknown): MeshauthError {
     ? error
     : new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', 'outbound hook failed', { cause: error });
 }
+
+/** Drops a response body nobody will read. undici's body emits an AbortError when destroyed unread: listened to. */
+function discard(body: Readable): void {
+  body.on('error', ignore);
+  body.destroy();
+}
+
+function ignore(): void {}

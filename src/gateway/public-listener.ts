@@ -22,6 +22,8 @@ import { MeshauthError } from '../errors/index.js';
 import { listenOn } from '../platform/index.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 
+export type PublicLimits = { readonly [K in keyof typeof PUBLIC_LIMITS]: number };
+
 export const PUBLIC_LIMITS = Object.freeze({
   /** Open connections (TLS and plain TCP still handshaking); more are closed at accept. */
   maxConnections: 4096,
@@ -46,6 +48,8 @@ export interface PublicListenerOptions {
   readonly maxHeaderBytes: number;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Overrides of PUBLIC_LIMITS (tests). */
+  readonly limits?: Partial<PublicLimits>;
   /** How often the files are polled for changes (ms). */
   readonly watchIntervalMs?: number;
   readonly onRequest: (req: Http2ServerRequest, res: Http2ServerResponse) => void;
@@ -60,6 +64,7 @@ export class PublicListener {
   /** Open TCP connections per client address. */
   readonly #perAddress = new Map<string, number>();
   readonly #closedLog: RateLimitedLog;
+  readonly #limits: PublicLimits;
   #material: string;
   #port = 0;
   #watching = false;
@@ -74,7 +79,8 @@ export class PublicListener {
     );
     const { cert, key } = readPair(options.certFile, options.keyFile);
     this.#material = cert + key;
-    const limits = PUBLIC_LIMITS;
+    const limits: PublicLimits = { ...PUBLIC_LIMITS, ...options.limits };
+    this.#limits = limits;
     this.#server = createSecureServer(
       {
         cert,
@@ -107,7 +113,7 @@ export class PublicListener {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
       if (socket.alpnProtocol !== 'h2')
-        this.#http1.set(socket, new Http1Deadline(socket, (reason) => this.#closed(reason)));
+        this.#http1.set(socket, new Http1Deadline(socket, this.#limits, (reason) => this.#closed(reason)));
     });
     // node:http2's HTTP/1.1 fallback keeps none of node:http's head and request deadlines: Http1Deadline does.
     this.#server.on(
@@ -127,7 +133,7 @@ export class PublicListener {
   #onConnection(socket: Socket): void {
     const address = socket.remoteAddress ?? '';
     const open = (this.#perAddress.get(address) ?? 0) + 1;
-    if (open > PUBLIC_LIMITS.maxConnectionsPerAddress) {
+    if (open > this.#limits.maxConnectionsPerAddress) {
       socket.destroy();
       this.#closed('per_address');
       return;
@@ -151,7 +157,7 @@ export class PublicListener {
         session.close();
         this.#closed('idle');
       }
-    }, PUBLIC_LIMITS.headersTimeoutMs);
+    }, this.#limits.headersTimeoutMs);
     firstRequest.unref();
     session.once('stream', () => {
       requested = true;
@@ -237,6 +243,7 @@ export class PublicListener {
  */
 class Http1Deadline {
   readonly #socket: TLSSocket;
+  readonly #limits: PublicLimits;
   readonly #onTimeout: (reason: 'headers_timeout' | 'request_timeout') => void;
   #timer: NodeJS.Timeout | undefined;
   /** Requests whose response is not over yet. */
@@ -246,10 +253,15 @@ class Http1Deadline {
   /** socket.bytesRead when the head deadline was armed: more by expiry means a head was on its way. */
   #bytesAtArm = 0;
 
-  constructor(socket: TLSSocket, onTimeout: (reason: 'headers_timeout' | 'request_timeout') => void) {
+  constructor(
+    socket: TLSSocket,
+    limits: PublicLimits,
+    onTimeout: (reason: 'headers_timeout' | 'request_timeout') => void,
+  ) {
     this.#socket = socket;
+    this.#limits = limits;
     this.#onTimeout = onTimeout;
-    this.#arm(PUBLIC_LIMITS.headersTimeoutMs);
+    this.#arm(this.#limits.headersTimeoutMs);
     socket.once('close', () => clearTimeout(this.#timer));
   }
 
@@ -257,7 +269,7 @@ class Http1Deadline {
   started(req: IncomingMessage, res: ServerResponse): void {
     this.#inFlight += 1;
     this.#receiving += 1;
-    this.#arm(PUBLIC_LIMITS.requestTimeoutMs);
+    this.#arm(this.#limits.requestTimeoutMs);
     let received = false;
     const done = () => {
       if (received) return;
@@ -270,7 +282,7 @@ class Http1Deadline {
     res.once('close', () => {
       done();
       this.#inFlight -= 1;
-      if (this.#inFlight === 0) this.#arm(PUBLIC_LIMITS.headersTimeoutMs);
+      if (this.#inFlight === 0) this.#arm(this.#limits.headersTimeoutMs);
     });
   }
 

@@ -17,11 +17,13 @@ import { formatHostPort, type RouteConfig, sidecarConfigFromObject } from '../co
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import { DataPlaneTelemetry } from '../sidecar/data-plane-telemetry.js';
 import type { Endpoint } from '../sidecar/endpoints/endpoint.js';
+import { isHopByHop } from '../sidecar/http-headers.js';
 import {
   type CallerBody,
   type CallerResponse,
   H2Exchange,
   type H2ExchangeContext,
+  outboundRetryCounters,
 } from '../sidecar/outbound/h2-exchange.js';
 import type { OnOutboundRequest } from '../sidecar/outbound/outbound-hooks.js';
 import { classifyPeerError } from '../sidecar/outbound/outbound-listener.js';
@@ -37,18 +39,6 @@ const ORIGIN_TTL_MS = 60_000;
 /** A cached origin is reused while at least this much of its life is left (every request still gets a new link). */
 const ORIGIN_REUSE_MARGIN_S = 10;
 const MAX_CACHED_ORIGINS = 10_000;
-
-// Response headers that describe the hop, not the message (RFC 9110 §7.6.1; HTTP/2 forbids them, RFC 9113 §8.2.2).
-const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'trailer',
-  'http2-settings',
-]);
 
 export interface ForwardRequest {
   readonly route: GatewayRoute;
@@ -114,18 +104,12 @@ export class MeshForwarder {
     this.#sessions = new PeerSessions({ config: sidecarConfig, holder, metrics, logger, now });
     this.#telemetry = new DataPlaneTelemetry('outbound', metrics, logger);
     this.#wrap = passportWrapper({ holder, store: this.#store, metrics, now });
-    const retry = (reason: string) => metrics.requestRetries.labels('outbound', reason);
     this.#context = {
       telemetry: this.#telemetry,
       drain: { draining: false }, // the public listener drains; its connections carry no keep-alive decision here
       logger,
       timeoutMs: sidecarConfig.outbound.timeoutMs,
-      retries: {
-        refused_stream: retry('refused_stream'),
-        goaway: retry('goaway'),
-        connect: retry('connect'),
-        connection_lost: retry('connection_lost'),
-      },
+      retries: outboundRetryCounters(metrics),
       writeHead: (res, status, headers) => writeHeadOrClear(res, status, this.#responseHeaders(headers)),
       answer: (res, error) => writeError(res, error),
       // HTTP/1.0 is refused at the edge, so every response here is framed; an error makes node:http2's compat
@@ -188,7 +172,7 @@ export class MeshForwarder {
     for (let i = 0; i < flat.length; i += 2) {
       const name = (flat[i] as string).toLowerCase();
       const value = flat[i + 1] as string;
-      if (HOP_BY_HOP.has(name)) continue;
+      if (isHopByHop(name)) continue;
       // A service must never plant or overwrite the gateway's session (session fixation by a compromised app).
       if (name === 'set-cookie' && this.#reservedCookie(value.slice(0, Math.max(0, value.indexOf('='))).trim())) {
         continue;

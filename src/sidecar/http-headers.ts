@@ -22,6 +22,11 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'expect',
 ]);
 
+/** True for a hop-by-hop header (lower-case name): it describes one connection, never the message. */
+export function isHopByHop(lowerName: string): boolean {
+  return HOP_BY_HOP.has(lowerName);
+}
+
 /** Headers a `Connection` token may never remove: they frame or route the message. */
 const PROTECTED_FROM_TOKENS: ReadonlySet<string> = new Set(['host', 'content-length', 'content-type']);
 

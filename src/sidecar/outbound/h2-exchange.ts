@@ -13,7 +13,7 @@ import { type ClientHttp2Session, type ClientHttp2Stream, constants, type Incomi
 import { Duplex, type Readable } from 'node:stream';
 import type { Counter } from 'prom-client';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
-import type { Logger } from '../../telemetry/index.js';
+import type { Logger, Metrics } from '../../telemetry/index.js';
 import { PeerConnectError } from '../../tls/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import type { Endpoint, PeerTarget } from '../endpoints/endpoint.js';
@@ -51,6 +51,17 @@ export interface CallerResponse {
   destroy(): unknown;
   on(event: 'close', listener: () => void): unknown;
   once(event: 'drain', listener: () => void): unknown;
+}
+
+/** The retry counters of the outbound direction (`meshauth_request_retries_total`), one child per reason. */
+export function outboundRetryCounters(metrics: Metrics): Readonly<Record<RetryReason, RetryCounter>> {
+  const retry = (reason: RetryReason) => metrics.requestRetries.labels('outbound', reason);
+  return {
+    refused_stream: retry('refused_stream'),
+    goaway: retry('goaway'),
+    connect: retry('connect'),
+    connection_lost: retry('connection_lost'),
+  };
 }
 
 export interface H2ExchangeContext<R extends CallerResponse> {

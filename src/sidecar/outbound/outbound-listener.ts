@@ -24,7 +24,7 @@ import { type DrainState, ForwardHandler } from '../forward-handler.js';
 import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM } from '../http-headers.js';
 import { waitUntil } from '../listen.js';
 import { type EgressMatcher, egressMatcher, isLoopbackTarget } from './egress-matcher.js';
-import { H2Exchange, type H2ExchangeContext } from './h2-exchange.js';
+import { H2Exchange, type H2ExchangeContext, outboundRetryCounters } from './h2-exchange.js';
 import type { OnOutboundRequest } from './outbound-hooks.js';
 import { PeerSessions } from './peer-sessions.js';
 import { readRequestTarget } from './request-target.js';
@@ -80,18 +80,12 @@ export class OutboundListener {
       ...(options.clientTls === undefined ? {} : { clientTls: options.clientTls }),
       ...(options.now === undefined ? {} : { now: options.now }),
     });
-    const retry = (reason: string) => metrics.requestRetries.labels('outbound', reason);
     this.#h2Context = {
       telemetry: this.#telemetry,
       drain: this.#drain,
       logger,
       timeoutMs: config.outbound.timeoutMs,
-      retries: {
-        refused_stream: retry('refused_stream'),
-        goaway: retry('goaway'),
-        connect: retry('connect'),
-        connection_lost: retry('connection_lost'),
-      },
+      retries: outboundRetryCounters(metrics),
       writeHead: (res, status, headers) => {
         if (this.#drain.draining) headers.push('connection', 'close'); // SIGTERM drain: no further keep-alive
         res.writeHead(status, headers);

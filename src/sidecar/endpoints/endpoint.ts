@@ -48,6 +48,12 @@ export type PeerTarget = ClientHttp2Session | Pool;
 
 /** Idle sessions close after this long (as the HTTP/1.1 pools' keep-alive). */
 const IDLE_MS = 60_000;
+/**
+ * HTTP/1.1 to a peer carries one request per connection at a time: at most this many connections per endpoint,
+ * requests beyond them wait in the pool. Well under the peer inbound's default share per caller identity
+ * (`inbound.limits.maxConnectionsPerPeer`, 256), which a burst would otherwise run into and get 503s.
+ */
+const H1_CONNECTIONS = 64;
 
 /** Last stream id of a GOAWAY the peer sent on a session: streams above it were never processed (RFC 9113 §6.8). */
 const goawayLastStream = new WeakMap<ClientHttp2Session, number>();
@@ -211,11 +217,14 @@ export class Endpoint implements Candidate {
     const owner = this.#owner;
     const pool = new Pool(`https://${this.#authority()}`, {
       allowH2: false,
+      connections: H1_CONNECTIONS,
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       keepAliveTimeout: IDLE_MS,
       connectTimeout: connectTimeoutMs,
       connect: {
+        // No session cache: Node skips checkServerIdentity (the SPIFFE ID, the SVID's expiry) on a resumed session.
+        maxCachedSessions: 0,
         secureContext: tls.secureContext,
         ...(isIpLiteral(owner.servername) ? {} : { servername: owner.servername }),
         checkServerIdentity: spiffeServerIdentity(

@@ -130,6 +130,11 @@ export interface SidecarConfig {
     readonly limits: InboundLimitSettings;
     /** Tunnel connections (ALPN meshauth-tcp/2 or /1) are piped to this app port, after the L4 policy check. */
     readonly tcp: { readonly app: HostPort } | undefined;
+    /**
+     * The app ports /readyz needs to accept a connection: `app`, unless the sidecar is TCP-only (`tcp` set and `app`
+     * left out, so `app` is only its default and nothing may listen there), and `tcp.app`.
+     */
+    readonly readinessApps: readonly HostPort[];
   };
   readonly outbound: {
     readonly listen: HostPort;
@@ -228,6 +233,10 @@ export function resolveSidecarConfig(file: SidecarFile, source: string): Sidecar
       external: inbound.external === undefined ? undefined : resolveExternal(inbound.external),
       limits: resolveLimits(inbound.limits ?? {}),
       tcp: tcpApp === undefined ? undefined : { app: tcpApp },
+      readinessApps: [
+        ...(tcpApp !== undefined && inbound.app === undefined ? [] : [inboundApp]),
+        ...(tcpApp === undefined ? [] : [tcpApp]),
+      ],
     },
     outbound: {
       listen: hp(outbound.listen ?? SIDECAR_DEFAULTS.outboundListen),

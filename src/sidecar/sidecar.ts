@@ -121,10 +121,12 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
     ...(hooks.onOutboundRequest === undefined ? {} : { onOutboundRequest: hooks.onOutboundRequest }),
     now,
   });
-  const probe = new AppProbe(config.inbound.app);
+  const probes = config.inbound.readinessApps.map((app) => new AppProbe(app));
   let draining = false;
   const ready = (): boolean => !draining && holder.isValid(now());
-  const readiness = async (): Promise<boolean> => ready() && (await probe.reachable()) && !draining;
+  const appsReachable = async (): Promise<boolean> =>
+    (await Promise.all(probes.map((probe) => probe.reachable()))).every(Boolean);
+  const readiness = async (): Promise<boolean> => ready() && (await appsReachable()) && !draining;
   const admin = new AdminServer({
     host: config.admin.listen.host,
     port: config.admin.listen.port,

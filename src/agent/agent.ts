@@ -200,7 +200,7 @@ export class Agent {
 
   async #renew(current: Credentials, signal: AbortSignal): Promise<Credentials> {
     const key = await newKeyWithCsr(this.#keyType);
-    const connection = this.#connection(current.bundle.toPem(), signal, {
+    const connection = this.#connection((await this.#caAnchors(current.bundle)).toPem(), signal, {
       clientCertPem: current.svid.certChainPem,
       clientKeyPem: current.svid.privateKeyPem,
     });
@@ -344,7 +344,7 @@ export class Agent {
     if (current === undefined || current.svid.remainingMs(this.#now()) <= 0) return;
     const version = this.#bundleVersion;
     try {
-      const response = await fetchBundle(this.#connection(current.bundle.toPem(), signal));
+      const response = await fetchBundle(this.#connection((await this.#caAnchors(current.bundle)).toPem(), signal));
       if (this.#state !== 'running') return;
       const now = this.#now();
       this.#checkSkew(response.serverDate, now);
@@ -372,6 +372,22 @@ export class Agent {
   }
 
   // --- helpers ---
+
+  /**
+   * The roots a renewal or a bundle refresh trusts the CA's serving certificate by: the bundle we hold, plus the
+   * configured bundle file as it is now. If the CA moved to a new root before we learned it (activated too soon),
+   * the bundle we hold no longer reaches the CA, and an operator who updates the file lets us back in without a
+   * restart. A file that cannot be read leaves the bundle we hold.
+   */
+  async #caAnchors(held: TrustBundle): Promise<TrustBundle> {
+    const { bundleFile, trustDomain } = this.#options;
+    try {
+      return mergeBundles(held, await readBundleFile(bundleFile, trustDomain));
+    } catch (error) {
+      this.#logger.debug(describeError(error), 'configured trust bundle not read; using the bundle held');
+      return held;
+    }
+  }
 
   #connection(
     bundlePem: string,

@@ -4,7 +4,9 @@
 import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
+import { configKeys } from './config-reference.js';
 import { type EnvBinding, MESHAUTH_CONFIG_YAML, SIDECAR_ENV } from './env-names.js';
+import { closestKey, keysAt } from './key-suggestion.js';
 import { resolveSidecarConfig, type SidecarConfig } from './sidecar-config.js';
 import { sidecarSchema } from './sidecar-schema.js';
 import { parseYamlText } from './yaml-text.js';
@@ -125,8 +127,13 @@ function describeIssue(source: string, issue: z.core.$ZodIssue, fromEnv: Readonl
   const key = keyPath(issue.path);
   const origin = envOrigin(key, fromEnv);
   if (issue.code === 'unrecognized_keys') {
-    const keys = issue.keys.map((k) => (key === '' ? k : `${key}.${k}`));
-    return `${source}: ${keys.join(', ')}${origin}: unknown key (see SPEC §7 / docs for the allowed keys)`;
+    const allowed = keysAt(issue.path, leafPaths());
+    const unknown = issue.keys.map((k) => {
+      const near = closestKey(k, allowed);
+      return `${key === '' ? k : `${key}.${k}`}${near === undefined ? '' : ` (did you mean ${near}?)`}`;
+    });
+    const here = allowed.length === 0 ? '' : `; allowed here: ${allowed.join(', ')}`;
+    return `${source}: ${unknown.join(', ')}${origin}: unknown key${here} (README: "Configuration reference")`;
   }
   if (issue.code === 'invalid_key') {
     // zod reports a refused map key generically; the key schema's own message says what was expected.
@@ -137,6 +144,14 @@ function describeIssue(source: string, issue: z.core.$ZodIssue, fromEnv: Readonl
     return `${source}: ${key}${origin}: required key is missing (expected ${issue.expected})`;
   }
   return `${source}: ${key === '' ? '(top level)' : key}${origin}: ${issue.message}`;
+}
+
+let leafPathCache: readonly string[] | undefined;
+
+/** Every key path of the schema (computed on the first unknown key only: it walks the whole schema). */
+function leafPaths(): readonly string[] {
+  leafPathCache ??= configKeys().map((k) => k.path);
+  return leafPathCache;
 }
 
 function keyPath(path: readonly PropertyKey[]): string {

@@ -7,53 +7,71 @@ import { parseDuration } from './duration.js';
 import { isLoopbackHost, parseHostPort } from './host-port.js';
 import { isRouteIdPattern, isRouteKey, parseEgressEntry, parseRouteAddress } from './route-match.js';
 
-const hostPort = z.string().refine((v) => parseHostPort(v) !== undefined, {
-  message: 'expected host:port, e.g. 127.0.0.1:8080 (IPv6 as [::1]:8080)',
-});
+/**
+ * A string in a format: a value of another type (YAML `listen: 15006`, `appTimeout: 30`) gets the format's own
+ * message instead of zod's "expected string, received number". A missing key keeps zod's (the loader says so).
+ */
+function formatted(message: string, check: (value: string) => boolean) {
+  return z
+    .string({ error: (issue) => (issue.input === undefined ? undefined : `${message}, not ${kindOf(issue.input)}`) })
+    .refine(check, { message });
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  return typeof value === 'object' ? 'a map' : `a ${typeof value}`;
+}
+
+const hostPort = formatted(
+  'expected host:port, e.g. 127.0.0.1:8080 (IPv6 as [::1]:8080)',
+  (v) => parseHostPort(v) !== undefined,
+);
 
 const loopbackHostPort = hostPort.refine((v) => isLoopbackHost(parseHostPort(v)?.host ?? ''), {
   message: 'the outbound listener must be on a loopback address (127.0.0.1, ::1 or localhost)',
 });
 
-const duration = z.string().refine(
-  (v) => {
-    try {
-      return parseDuration(v) > 0;
-    } catch {
-      return false;
-    }
-  },
-  { message: 'expected a positive duration such as 500ms, 30s, 10m or 1h' },
+const duration = formatted('expected a positive duration such as 500ms, 30s, 10m or 1h', (v) => {
+  try {
+    return parseDuration(v) > 0;
+  } catch {
+    return false;
+  }
+});
+
+const spiffeId = formatted(
+  'expected a SPIFFE ID, e.g. spiffe://example.org/ns/shop/sa/orders',
+  (v) => SpiffeId.tryParse(v) !== undefined,
 );
 
-const spiffeId = z.string().refine((v) => SpiffeId.tryParse(v) !== undefined, {
-  message: 'expected a SPIFFE ID, e.g. spiffe://example.org/ns/shop/sa/orders',
-});
-
-const trustDomain = z.string().refine((v) => tryTrustDomain(v), {
-  message: 'expected a trust domain name of lower-case letters, digits, ".", "-" and "_", e.g. example.org',
-});
+const trustDomain = formatted(
+  'expected a trust domain name of lower-case letters, digits, ".", "-" and "_", e.g. example.org',
+  (v) => tryTrustDomain(v),
+);
 
 const routeHost = z.string().refine((v) => isRouteKey(v.toLowerCase()), {
   message:
     'route keys are host names such as orders.shop, or patterns where * stands for one label (*.shop, *.*.svc.cluster.local); no port, no scheme',
 });
-const egressEntry = z.string().refine((v) => parseEgressEntry(v) !== undefined, {
-  message: 'expected a host name or *.domain wildcard, optionally with :port (default 443); never a loopback name',
-});
+const egressEntry = formatted(
+  'expected a host name or *.domain wildcard, optionally with :port (default 443); never a loopback name',
+  (v) => parseEgressEntry(v) !== undefined,
+);
 
 /** The route's peer address: `host:port`, where host may be the template `{host}` (the requested host name). */
-const routeAddress = z.string().refine((v) => parseRouteAddress(v) !== undefined, {
-  message: 'expected host:port (a DNS name or IP of the peer sidecar) or {host}:port, e.g. {host}:15006',
-});
+const routeAddress = formatted(
+  'expected host:port (a DNS name or IP of the peer sidecar) or {host}:port, e.g. {host}:15006',
+  (v) => parseRouteAddress(v) !== undefined,
+);
 
 /** An expected peer ID: a SPIFFE ID, or a pattern ending in `/sa/*` and/or using `{namespace}`. */
-const routeId = z.string().refine((v) => isRouteIdPattern(v) || SpiffeId.tryParse(v) !== undefined, {
-  message:
-    'expected a SPIFFE ID (spiffe://example.org/ns/shop/sa/orders) or a pattern ending in /sa/* and/or using {namespace}',
-});
+const routeId = formatted(
+  'expected a SPIFFE ID (spiffe://example.org/ns/shop/sa/orders) or a pattern ending in /sa/* and/or using {namespace}',
+  (v) => isRouteIdPattern(v) || SpiffeId.tryParse(v) !== undefined,
+);
 
-const url = z.string().refine((v) => URL.canParse(v), { message: 'expected an absolute URL, e.g. https://host:8443' });
+const url = formatted('expected an absolute URL, e.g. https://host:8443', (v) => URL.canParse(v));
 
 /** SPEC §7 `inbound.endUser`; validated further (algorithm allow-list, fetchable URLs) by src/authn. */
 export const endUserSchema = z.strictObject({

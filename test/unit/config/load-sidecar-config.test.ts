@@ -108,11 +108,40 @@ drainTimeout: 5s
   });
 
   const bad: Array<[string, string, RegExp]> = [
-    ['fail/unknown top-level key', `${MINIMAL}inboud: {}\n`, /bad\.yaml: inboud: unknown key/],
-    ['fail/unknown nested key', `${MINIMAL}inbound: { lisen: 0.0.0.0:1 }\n`, /inbound\.lisen: unknown key/],
+    [
+      'fail/unknown top-level key, with the closest allowed one',
+      `${MINIMAL}inboud: {}\n`,
+      /bad\.yaml: inboud \(did you mean inbound\?\): unknown key; allowed here: trustDomain, ca, inbound, outbound/,
+    ],
+    [
+      'fail/unknown nested key, with the keys allowed at that place',
+      `${MINIMAL}inbound: { lisen: 0.0.0.0:1 }\n`,
+      /inbound\.lisen \(did you mean listen\?\): unknown key; allowed here: listen, app, .*README: "Configuration reference"/,
+    ],
+    ['fail/a key differing in case', `${MINIMAL}inbound: { apptimeout: 5s }\n`, /did you mean appTimeout\?/],
+    [
+      'fail/an unknown key nothing is close to gets no guess',
+      `${MINIMAL}inbound: { frobnicate: 1 }\n`,
+      /inbound\.frobnicate: unknown key; allowed here/,
+    ],
+    [
+      'fail/an unknown key under a route names the route keys',
+      `${MINIMAL}outbound: { routes: { a.mesh: { address: "a:1", idz: [] } } }\n`,
+      /idz \(did you mean ids\?\): unknown key; allowed here: address, ids/,
+    ],
     ['fail/wrong type', `${MINIMAL}inbound: { tls12: "yes" }\n`, /inbound\.tls12: .*expected boolean/],
     ['fail/bad host:port', `${MINIMAL}inbound: { listen: "15006" }\n`, /inbound\.listen: expected host:port/],
-    ['fail/bad duration', `${MINIMAL}drainTimeout: 20\n`, /drainTimeout: /],
+    [
+      'fail/a number where host:port is expected says so',
+      `${MINIMAL}inbound: { listen: 15006 }\n`,
+      /inbound\.listen: expected host:port, e\.g\. 127\.0\.0\.1:8080 .*, not a number/,
+    ],
+    [
+      'fail/a number where a duration is expected says so',
+      `${MINIMAL}drainTimeout: 20\n`,
+      /drainTimeout: expected a positive duration such as 500ms, 30s, 10m or 1h, not a number/,
+    ],
+    ['fail/a list where a string is expected', `${MINIMAL}inbound: { app: [a] }\n`, /inbound\.app: .*, not a list/],
     [
       'fail/outbound not on loopback',
       `${MINIMAL}outbound: { listen: 0.0.0.0:15001 }\n`,

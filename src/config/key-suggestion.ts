@@ -1,0 +1,51 @@
+// What an unknown config key could have meant: the keys the schema allows at that place, and the closest of them.
+// Pure; the allowed keys come from the schema's leaf paths (config-reference.ts `configKeys`), in which `[]` marks a
+// list item and `<name>` a map key.
+
+/** The keys allowed directly under `parent` (a zod issue path), or [] when the place is unknown. */
+export function keysAt(parent: readonly PropertyKey[], leafPaths: readonly string[]): string[] {
+  const keys = new Set<string>();
+  for (const leaf of leafPaths) {
+    const tokens = tokenize(leaf);
+    if (tokens.length <= parent.length) continue;
+    if (!parent.every((part, i) => matches(tokens[i] as string, part))) continue;
+    const next = tokens[parent.length] as string;
+    if (next !== '[]' && !next.startsWith('<')) keys.add(next);
+  }
+  return [...keys];
+}
+
+/** The allowed key closest to `name` (case aside, or a few letters off), if any is close enough to suggest. */
+export function closestKey(name: string, allowed: readonly string[]): string | undefined {
+  let best: { key: string; distance: number } | undefined;
+  for (const key of allowed) {
+    const distance = editDistance(name.toLowerCase(), key.toLowerCase());
+    if (best === undefined || distance < best.distance) best = { key, distance };
+  }
+  if (best === undefined) return undefined;
+  return best.distance <= Math.max(1, Math.floor(name.length / 3)) ? best.key : undefined;
+}
+
+function tokenize(leaf: string): string[] {
+  return leaf.split('.').flatMap((segment) => (segment.endsWith('[]') ? [segment.slice(0, -2), '[]'] : [segment]));
+}
+
+function matches(token: string, part: PropertyKey): boolean {
+  if (token === '[]') return typeof part === 'number';
+  if (token.startsWith('<')) return typeof part === 'string';
+  return token === part;
+}
+
+/** Levenshtein distance (both strings are short key names). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      const substitution = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
+}

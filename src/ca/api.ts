@@ -21,7 +21,8 @@ import { issueAccessToken } from './token-endpoint.js';
 import { oauthErrorBody } from './token-request.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
-const BUNDLE_REFRESH_HINT_SECONDS = 300;
+/** How often clients should fetch the bundle (`spiffe_refresh_hint`); the agent's default refresh is the same. */
+export const BUNDLE_REFRESH_HINT_SECONDS = 300;
 
 const SvidRequest = z.object({
   csr: z.string().min(1).max(MAX_BODY_BYTES),

@@ -1,3 +1,4 @@
+export { BUNDLE_REFRESH_HINT_SECONDS } from './api.js';
 export { CaAuthority, type IssuedSvid, type IssueRequest } from './authority.js';
 export { type CaPaths, caPaths, createFileExclusive, writeFileAtomic } from './ca-files.js';
 export { DEFAULT_K8S_API_SERVER, DEFAULT_K8S_TOKEN_FILE } from './cluster-api-client.js';

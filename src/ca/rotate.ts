@@ -22,6 +22,8 @@ export interface RotateResult {
   readonly action: 'intermediate' | 'root_published' | 'root_activated' | 'root_retired';
   readonly serial: string;
   readonly roots: number;
+  /** root_activated: when the root was published (`--root`), for the warning about activating too soon. */
+  readonly publishedAt?: Date;
 }
 
 /** A new intermediate under the active root; `ttlMs` defaults to INTERMEDIATE_TTL_MS (clamped to the root). */
@@ -66,6 +68,7 @@ export async function activateNextRoot(dir: string, now = new Date()): Promise<R
     );
   }
   const trustDomain = await readTrustDomain(paths);
+  const publishedAt = (await stat(paths.pendingRootCert)).mtime;
   const next = await loadCaKey(paths, paths.pendingRootCert, paths.pendingRootKey);
   const bundle = await readBundle(paths);
   const published = bundle.some((root) => sameCertificate(root, next.certificate));
@@ -83,6 +86,7 @@ export async function activateNextRoot(dir: string, now = new Date()): Promise<R
     action: 'root_activated',
     serial: next.certificate.serialNumber,
     roots: published ? bundle.length : bundle.length + 1,
+    publishedAt,
   };
 }
 

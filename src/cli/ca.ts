@@ -296,7 +296,9 @@ export function registerCaCommands(program: Command): void {
     });
 
   ca.command('rotate')
-    .description('rotate the intermediate, or the root in two steps (publish, then --activate)')
+    .description(
+      'rotate the intermediate or the JWT key, or the root in three steps (--root, --root --activate, --root --retire)',
+    )
     .option('--intermediate', 'new intermediate under the active root; it signs new SVIDs at once')
     .option(
       '--jwt-key',
@@ -325,6 +327,7 @@ A running \`ca serve\` picks up every step within a second, without a restart.`,
     )
     .action(async (opts: RotateOptions) => {
       const {
+        BUNDLE_REFRESH_HINT_SECONDS,
         activateNextRoot,
         publishNextRoot,
         retirePreviousRoot,
@@ -361,6 +364,14 @@ A running \`ca serve\` picks up every step within a second, without a restart.`,
             'previous root removed from bundle.pem (root-previous.key deleted, certificate kept as root-retired.crt)',
         }[result.action];
         message = `${what} (serial ${result.serial}; ${result.roots} root(s) in the bundle)`;
+        const sincePublished = result.publishedAt === undefined ? undefined : Date.now() - result.publishedAt.getTime();
+        if (sincePublished !== undefined && sincePublished < BUNDLE_REFRESH_HINT_SECONDS * 1000) {
+          process.stderr.write(
+            `meshauth: warning: the new root was published ${Math.round(sincePublished / 1000)} s ago; sidecars ` +
+              'fetch the bundle every 5 minutes, and one that has not fetched it since cannot reach the CA or ' +
+              'peers under the new root until its ca.bundle file holds both roots (docs/ca.md, step 2)\n',
+          );
+        }
       }
       process.stdout.write(`${message}\n`);
       if (target === undefined) return;

@@ -45,6 +45,10 @@ describe('meshauth ca rotate --root --retire', () => {
     expect((await rotate('--root')).code).toBe(0);
     const activated = await rotate('--root', '--activate');
     expect(activated.code, activated.stderr).toBe(0);
+    // Activated right after publishing: done, with a warning that sidecars may not have the new root yet.
+    expect(activated.stderr).toMatch(
+      /warning: the new root was published \d+ s ago; sidecars fetch the bundle every 5 minutes/,
+    );
     expect(fingerprints(join(dir(), 'bundle.pem'))).toHaveLength(2);
 
     const early = await rotate('--root', '--retire');

@@ -239,7 +239,7 @@ export class MeshForwarder {
         signal: abort.signal,
       })
       .then(answered, (error: Error) => {
-        if (!abort.signal.aborted) reject(classifyPeerError(error));
+        if (!abort.signal.aborted && !exchange.retryHttp1(error, endpoint)) reject(classifyPeerError(error));
       });
   }
 

@@ -31,6 +31,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #drain: DrainState;
   readonly #peerId: string;
   readonly #startedAt: number;
+  readonly #retry: ((error: Error) => boolean) | undefined;
   #abort: ((error?: Error) => void) | undefined;
   #resume: (() => void) | undefined;
   #done = false;
@@ -43,6 +44,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     telemetry: DataPlaneTelemetry,
     classify: ErrorClassifier,
     drain: DrainState,
+    /** Asked before an error is answered (no response head yet): true when it sent the request again. */
+    retry?: (error: Error) => boolean,
   ) {
     this.#sink = sink as Sink;
     this.#h2 = h2;
@@ -51,6 +54,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#telemetry = telemetry;
     this.#classify = classify;
     this.#drain = drain;
+    this.#retry = retry;
     this.#sink[kHandler] = this;
     sink.on('close', onSinkClose); // 'close' comes once; `on` skips the wrapper `once` allocates per request
   }
@@ -112,6 +116,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       );
       return;
     }
+    if (this.#retry?.(error) === true) return;
     const rejection = this.#classify(error);
     if (this.#h2) writeErrorH2(sink as ServerHttp2Stream, rejection);
     else writeErrorH1(sink as ServerResponse, rejection, undefined, this.#drain.draining);

@@ -5,16 +5,10 @@
 // here, per endpoint, as the metric label of the requests it carries.
 import { type ClientHttp2Session, connect as h2Connect } from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import { Pool } from 'undici';
+import { type buildConnector, Pool } from 'undici';
 import type { SpiffeId, TrustDomain } from '../../identity/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
-import {
-  type ClientContext,
-  type ClientTlsContext,
-  connectPeer,
-  PeerConnectError,
-  spiffeServerIdentity,
-} from '../../tls/index.js';
+import { type ClientContext, type ClientTlsContext, connectPeer, PeerConnectError } from '../../tls/index.js';
 import type { Candidate } from './balancer.js';
 import { connectFailed, connectSucceeded, type EjectionState, newEjectionState } from './ejection.js';
 
@@ -213,33 +207,49 @@ export class Endpoint implements Candidate {
   #poolFor(tls: ClientContext): Pool {
     if (this.#pool !== undefined && this.#poolContext === tls) return this.#pool;
     this.#retirePool();
-    const { trustDomain, timeoutMs, connectTimeoutMs, now } = this.#context;
-    const owner = this.#owner;
+    const { timeoutMs } = this.#context;
     const pool = new Pool(`https://${this.#authority()}`, {
       allowH2: false,
       connections: H1_CONNECTIONS,
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       keepAliveTimeout: IDLE_MS,
-      connectTimeout: connectTimeoutMs,
-      connect: {
-        // No session cache: Node skips checkServerIdentity (the SPIFFE ID, the SVID's expiry) on a resumed session.
-        maxCachedSessions: 0,
-        secureContext: tls.secureContext,
-        ...(isIpLiteral(owner.servername) ? {} : { servername: owner.servername }),
-        checkServerIdentity: spiffeServerIdentity(
-          trustDomain,
-          owner.accepts ?? [],
-          (id) => {
-            this.peerId = id.toString();
-          },
-          now,
-        ),
-      },
+      connect: (_options, callback) => this.#connectHttp1(tls, callback),
     });
     this.#pool = pool;
     this.#poolContext = tls;
     return pool;
+  }
+
+  /**
+   * A connection for the HTTP/1.1 pool through the same connector as the HTTP/2 sessions: the peer's SPIFFE ID
+   * checked before any request byte, no TLS session offered (Node skips the identity check on a resumed session),
+   * and the endpoint's health kept by its connects. A failure reaches the request as a PeerConnectError, so the
+   * exchange knows the peer never saw it.
+   */
+  #connectHttp1(tls: ClientContext, callback: buildConnector.Callback): void {
+    const { trustDomain, connectTimeoutMs, now } = this.#context;
+    connectPeer({
+      host: this.address,
+      port: this.port,
+      servername: this.#owner.servername,
+      secureContext: tls.secureContext,
+      trustDomain,
+      accepts: this.#owner.accepts,
+      alpn: ['http/1.1'],
+      timeoutMs: connectTimeoutMs,
+      ...(now === undefined ? {} : { now }),
+    }).then(
+      (connection) => {
+        this.#healthy();
+        this.peerId = connection.peerIdString;
+        callback(null, connection.socket);
+      },
+      (error: unknown) => {
+        if (error instanceof PeerConnectError && error.phase !== 'identity') this.#unhealthy(error);
+        callback(error instanceof Error ? error : new Error(String(error)), null);
+      },
+    );
   }
 
   #retirePool(): void {
@@ -279,10 +289,6 @@ export class Endpoint implements Candidate {
   #authority(): string {
     return this.address.includes(':') ? `[${this.address}]:${this.port}` : `${this.address}:${this.port}`;
   }
-}
-
-function isIpLiteral(host: string): boolean {
-  return /^[0-9.]+$/.test(host) || host.includes(':');
 }
 
 function ignore(): void {}

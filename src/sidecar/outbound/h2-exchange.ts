@@ -176,6 +176,20 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     this.#context.telemetry.rejected(this.#peerId, error, this.startedAt);
   }
 
+  /**
+   * The HTTP/1.1 path to `endpoint` failed before any response head (`forwardHttp1` handed the request to a pool).
+   * As on HTTP/2, retry once what the peer provably never processed: a failed connect for every method (the pool's
+   * connector reports it as a PeerConnectError, before any request byte), a connection lost before the head only
+   * for a bodiless GET/HEAD/OPTIONS. True when the retry took the request over; false: the caller answers `error`.
+   */
+  retryHttp1(error: Error, endpoint: Endpoint): boolean {
+    const reason = http1RetryReason(error, this.#idempotentWithoutBody());
+    if (reason === undefined || this.#attempts >= 2 || !this.#replayable || this.#callerGone()) return false;
+    this.#done = false;
+    this.#retryOr(reason, endpoint, peerUnavailable(error.message, reason, error));
+    return true;
+  }
+
   // --- attempts ---
 
   #attempt(skip: Endpoint | undefined): void {
@@ -538,6 +552,13 @@ function requestHeaders(method: string, path: string, flat: readonly string[]): 
 function isSession(target: PeerTarget): target is ClientHttp2Session {
   // undici's Pool has a request() too; only a session has goaway().
   return typeof (target as ClientHttp2Session).goaway === 'function';
+}
+
+function http1RetryReason(error: Error, bodilessIdempotent: boolean): RetryReason | undefined {
+  if (error instanceof PeerConnectError) return error.phase === 'identity' ? undefined : 'connect';
+  const code = (error as Error & { code?: string }).code;
+  const lost = code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE';
+  return lost && bodilessIdempotent ? 'connection_lost' : undefined;
 }
 
 function peerUnavailable(message: string, reason: string, cause?: unknown): MeshauthError {

@@ -216,6 +216,7 @@ export class OutboundListener {
       this.#telemetry,
       classifyPeerError,
       this.#drain,
+      (error) => exchange.retryHttp1(error, endpoint),
     );
     pool.dispatch(
       {

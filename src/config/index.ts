@@ -2,7 +2,12 @@
 export { assertDurationInRange, formatDuration, parseDuration } from './duration.js';
 export * from './env-names.js';
 export { formatHostPort, type HostPort, isLoopbackHost, parseHostPort } from './host-port.js';
-export { type Environment, loadSidecarConfig, sidecarConfigFromObject } from './load-sidecar-config.js';
+export {
+  type Environment,
+  loadSidecarConfig,
+  sidecarConfigFromObject,
+  unknownMeshauthVariables,
+} from './load-sidecar-config.js';
 export {
   type ExpectedIds,
   expectedIdsFor,

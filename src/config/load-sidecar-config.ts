@@ -28,6 +28,20 @@ export function loadSidecarConfig(file: string | undefined, env: Environment = {
   return sidecarConfigFromObject(document, source, fromEnv);
 }
 
+/** Variables named MESHAUTH_* that are not settings but are read elsewhere (error stacks, benchmarks). */
+const OTHER_VARIABLES = /^MESHAUTH_(DEBUG|BENCH_[A-Z0-9_]+)$/;
+
+/**
+ * `MESHAUTH_*` variables in `env` that set nothing (a misspelled setting is otherwise ignored without a word),
+ * each with the setting it most likely meant, if one is close.
+ */
+export function unknownMeshauthVariables(env: Environment): { name: string; meant: string | undefined }[] {
+  const known = new Set([MESHAUTH_CONFIG_YAML, ...SIDECAR_ENV.map((binding) => binding.name)]);
+  return Object.keys(env)
+    .filter((name) => name.startsWith('MESHAUTH_') && !known.has(name) && !OTHER_VARIABLES.test(name))
+    .map((name) => ({ name, meant: closestKey(name, [...known]) }));
+}
+
 /** Validates an already parsed document (tests, `meshauth demo`). */
 export function sidecarConfigFromObject(
   document: unknown,

@@ -3,7 +3,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadSidecarConfig, SIDECAR_ENV, sidecarConfigFromObject } from '../../../src/config/index.js';
+import {
+  loadSidecarConfig,
+  SIDECAR_ENV,
+  sidecarConfigFromObject,
+  unknownMeshauthVariables,
+} from '../../../src/config/index.js';
 import { isMeshauthError } from '../../../src/errors/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'meshauth-config-'));
@@ -281,5 +286,24 @@ drainTimeout: 5s
 
   it('ok/sidecarConfigFromObject validates programmatic configs the same way', () => {
     expect(() => sidecarConfigFromObject({ trustDomain: 'example.org' }, 'inline')).toThrow(/inline: ca: required/);
+  });
+});
+
+describe('unknownMeshauthVariables', () => {
+  it('fail/a misspelled MESHAUTH_* variable is reported with the setting it most likely meant', () => {
+    expect(
+      unknownMeshauthVariables({
+        MESHAUTH_INBOUND_APP_TIMOUT: '5s',
+        MESHAUTH_SOMETHING_ELSE_ENTIRELY: '1',
+        MESHAUTH_CA_URL: 'https://ca:8443',
+        MESHAUTH_CONFIG_YAML: 'trustDomain: example.org',
+        MESHAUTH_DEBUG: '1',
+        MESHAUTH_BENCH_HTTP2: '0',
+        PATH: '/usr/bin',
+      }),
+    ).toEqual([
+      { name: 'MESHAUTH_INBOUND_APP_TIMOUT', meant: 'MESHAUTH_INBOUND_APP_TIMEOUT' },
+      { name: 'MESHAUTH_SOMETHING_ELSE_ENTIRELY', meant: undefined },
+    ]);
   });
 });

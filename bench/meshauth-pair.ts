@@ -108,6 +108,8 @@ async function runSidecar(spec: SidecarSpec): Promise<void> {
       inbound: { listen: '127.0.0.1:0', app: `127.0.0.1:${spec.appPort}` },
       outbound: {
         listen: '127.0.0.1:0',
+        // MESHAUTH_BENCH_HTTP2=0 measures the HTTP/1.1 keep-alive pools between the sidecars instead of HTTP/2.
+        http2: process.env.MESHAUTH_BENCH_HTTP2 !== '0',
         ...(spec.peerPort === undefined || spec.peerId === undefined
           ? {}
           : { routes: { [MESH_HOST]: { address: `127.0.0.1:${spec.peerPort}`, ids: [spec.peerId] } } }),

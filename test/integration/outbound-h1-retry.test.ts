@@ -97,6 +97,24 @@ describe('outbound HTTP/1.1 retries', () => {
     expect(heads).toHaveLength(1);
   });
 
+  it('ok/a single endpoint that refuses connections: 503 after one retry, for a GET and a POST', async () => {
+    const heads = await scriptedPeer(ok);
+    const port = portOf(heads);
+    const a = await caller(route(port));
+    // Nothing listens on 127.0.0.4 at that port.
+    const down = await caller({ routes: { 'b.mesh': { address: `127.0.0.4:${port}`, ids: [peerId] } } });
+    for (const options of [{}, { method: 'POST', body: 'x' }]) {
+      const res = await viaProxy(down.sidecar.outboundPort, 'http://b.mesh/down', options);
+      expect(res.status).toBe(503);
+      expect(JSON.parse(res.body).code).toBe('MESHAUTH_ERR_PEER_UNAVAILABLE');
+    }
+    expect(await down.metrics.registry.getSingleMetricAsString('meshauth_request_retries_total')).toMatch(
+      /meshauth_request_retries_total\{direction="outbound",reason="connect"\} 2/,
+    );
+    // The process and the pool are fine: the route to a live peer still works.
+    expect((await viaProxy(a.sidecar.outboundPort, 'http://b.mesh/up')).status).toBe(200);
+  });
+
   it.skipIf(!available('dnsmasq'))(
     'fail/with one of two endpoints refusing connections, every request (GETs and POSTs) is answered by the live one, and the dead one is ejected',
     async () => {

@@ -186,7 +186,8 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     const reason = http1RetryReason(error, this.#idempotentWithoutBody());
     if (reason === undefined || this.#attempts >= 2 || !this.#replayable || this.#callerGone()) return false;
     this.#done = false;
-    this.#retryOr(reason, endpoint, peerUnavailable(error.message, reason, error));
+    // Not from inside the pool's error handling (it may be erroring a whole queue): the retry may go to that pool.
+    queueMicrotask(() => this.#retryOr(reason, endpoint, peerUnavailable(error.message, reason, error)));
     return true;
   }
 

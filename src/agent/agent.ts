@@ -75,6 +75,8 @@ export class Agent {
   #rotating = false;
   /** Bumped whenever we install a bundle, so a slow bundle fetch cannot overwrite a newer one. */
   #bundleVersion = 0;
+  /** Roots the CA dropped from a bundle we held (a retired root): never trusted again from the configured file. */
+  #droppedRoots: TrustBundle | undefined;
   #ready = false;
   readonly #readyPromise: Promise<void>;
   #settleReady!: (error?: Error) => void;
@@ -245,6 +247,7 @@ export class Agent {
       return;
     }
     this.#bundleVersion += 1;
+    this.#noteDroppedRoots(previous?.bundle, credentials.bundle);
     this.#failures = 0;
     this.#bootstrapNext = false;
     this.#tokenWarned = false;
@@ -354,6 +357,7 @@ export class Agent {
       const stillTrusted = trustsSvid(bundle, latest, now);
       this.#bundleVersion += 1;
       holder.set({ svid: latest.svid, bundle });
+      this.#noteDroppedRoots(latest.bundle, bundle);
       if (stillTrusted) {
         this.#logger.info({ roots: bundle.roots.length }, 'trust bundle updated');
         return;
@@ -381,12 +385,28 @@ export class Agent {
    */
   async #caAnchors(held: TrustBundle): Promise<TrustBundle> {
     const { bundleFile, trustDomain } = this.#options;
+    let configured: TrustBundle;
     try {
-      return mergeBundles(held, await readBundleFile(bundleFile, trustDomain));
+      configured = await readBundleFile(bundleFile, trustDomain);
     } catch (error) {
       this.#logger.debug(describeError(error), 'configured trust bundle not read; using the bundle held');
       return held;
     }
+    // The file may still list a root the CA has since retired: that one stays out.
+    const dropped = this.#droppedRoots;
+    const added = configured.roots.filter((root) => !held.hasRoot(root) && dropped?.hasRoot(root) !== true);
+    return added.length === 0 ? held : new TrustBundle(trustDomain, [...held.roots, ...added]);
+  }
+
+  /** Remembers the roots `previous` held and `next` (from the CA) no longer does; forgets those it holds again. */
+  #noteDroppedRoots(previous: TrustBundle | undefined, next: TrustBundle): void {
+    const known = this.#droppedRoots?.roots ?? [];
+    const gone = previous?.roots.filter((root) => !next.hasRoot(root)) ?? [];
+    if (known.length === 0 && gone.length === 0) return;
+    const still = known.filter((root) => !next.hasRoot(root));
+    const fresh = gone.filter((root) => this.#droppedRoots?.hasRoot(root) !== true);
+    const dropped = [...still, ...fresh];
+    this.#droppedRoots = dropped.length === 0 ? undefined : new TrustBundle(next.trustDomain, dropped);
   }
 
   #connection(

@@ -185,6 +185,10 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   retryHttp1(error: Error, endpoint: Endpoint): boolean {
     const reason = http1RetryReason(error, this.#idempotentWithoutBody());
     if (reason === undefined || this.#attempts >= 2 || !this.#replayable || this.#callerGone()) return false;
+    // The body goes again only as it came: untouched (an HTTP/1.1 client that fails may destroy it, undici's
+    // `request` does; read from, it would arrive in part).
+    const body = this.req;
+    if (this.hasBody && (body === undefined || body.destroyed || body.readableDidRead)) return false;
     this.#done = false;
     // Not from inside the pool's error handling (it may be erroring a whole queue): the retry may go to that pool.
     queueMicrotask(() => this.#retryOr(reason, endpoint, peerUnavailable(error.message, reason, error)));

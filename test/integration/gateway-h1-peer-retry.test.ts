@@ -1,0 +1,114 @@
+// The gateway's path to an HTTP/1.1-only peer retries a failed connect like the outbound does: a GET whose first
+// TLS connection is reset is sent again and answered. A request with a body is answered 503 instead: the pool's
+// `request` API destroys the body stream when the connect fails, so it could not go again as it came (found by a
+// review; before, the retry sent the destroyed body and failed the same way after one more useless connection).
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import type { Socket } from 'node:net';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
+import { type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
+
+const PEER_ID = 'spiffe://example.org/ns/legacy/sa/h1';
+
+describe('gateway → HTTP/1.1 peer, retry after a failed connect', () => {
+  let mesh: GatewayMesh;
+  let peer: Server;
+  let refuseNext = false;
+  const seen: string[] = [];
+  beforeAll(async () => {
+    const peerPort = await freePort();
+    mesh = await startGatewayMesh({
+      gateway: (base) => ({
+        ...base,
+        routes: [
+          {
+            name: 'legacy',
+            match: { host: '127.0.0.1', pathPrefix: '/legacy' },
+            to: { address: `127.0.0.1:${peerPort}`, ids: [PEER_ID] },
+            login: 'none',
+          },
+          ...(base.routes as unknown[]),
+        ],
+      }),
+    });
+    const svid = await mesh.ca.issue({ id: PEER_ID });
+    peer = createHttpsServer(
+      {
+        cert: svid.chainPem,
+        key: svid.keyPem,
+        ca: [mesh.ca.rootPem],
+        requestCert: true,
+        rejectUnauthorized: true,
+        ALPNProtocols: ['http/1.1'],
+        keepAliveTimeout: 100, // the next request needs a new connection
+      },
+      (req, res) => {
+        let body = '';
+        req.setEncoding('utf8');
+        req.on('data', (chunk: string) => {
+          body += chunk;
+        });
+        req.on('end', () => {
+          seen.push(`${req.method} ${req.url} ${JSON.stringify(body)}`);
+          res.setHeader('connection', 'close');
+          res.end('ok');
+        });
+      },
+    );
+    peer.on('connection', (socket: Socket) => {
+      if (refuseNext) {
+        refuseNext = false;
+        socket.destroy();
+      }
+    });
+    await new Promise<void>((resolve) => peer.listen(peerPort, '127.0.0.1', resolve));
+  });
+  afterAll(async () => {
+    peer?.closeAllConnections();
+    await new Promise<void>((resolve) => (peer ? peer.close(() => resolve()) : resolve()));
+    await mesh?.close();
+  });
+
+  async function send(method: string, path: string, body?: string) {
+    const agent = new Agent({ connect: { ca: mesh.files.caPem } });
+    try {
+      const answer = await request(`${mesh.origin}${path}`, {
+        dispatcher: agent,
+        method: method as 'GET',
+        headersTimeout: 5_000,
+        bodyTimeout: 5_000,
+        ...(body === undefined ? {} : { body, headers: { 'content-type': 'text/plain' } }),
+      });
+      return { status: answer.statusCode, body: await answer.body.text() };
+    } catch (error) {
+      return { status: 0, body: String(error) };
+    } finally {
+      await agent.close();
+    }
+  }
+
+  it('ok/a GET whose first connect is reset is retried and answered', async () => {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    refuseNext = true;
+    const res = await send('GET', '/legacy/get');
+    expect(res).toEqual({ status: 200, body: 'ok' });
+    expect(seen).toContain('GET /legacy/get ""');
+  });
+
+  it('fail/a POST whose first connect is reset is answered 503 at once, its body never sent in part', async () => {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    refuseNext = true;
+    let connections = 0;
+    const count = () => {
+      connections += 1;
+    };
+    peer.on('connection', count);
+    const res = await send('POST', '/legacy/post', 'hello');
+    peer.off('connection', count);
+    expect(res.status).toBe(503);
+    expect(JSON.parse(res.body).code).toBe('MESHAUTH_ERR_PEER_UNAVAILABLE');
+    expect(seen.some((line) => line.startsWith('POST'))).toBe(false);
+    expect(connections).toBe(1); // no second connection for a request that cannot go again
+  });
+});

@@ -238,9 +238,17 @@ export class MeshForwarder {
         body: (exchange.req as Readable | undefined) ?? null,
         signal: abort.signal,
       })
-      .then(answered, (error: Error) => {
-        if (!abort.signal.aborted && !exchange.retryHttp1(error, endpoint)) reject(classifyPeerError(error));
-      });
+      .then(
+        (response) => {
+          endpoint.answered();
+          answered(response);
+        },
+        (error: Error) => {
+          if (abort.signal.aborted) return;
+          endpoint.requestFailed(error);
+          if (!exchange.retryHttp1(error, endpoint)) reject(classifyPeerError(error));
+        },
+      );
   }
 
   #reject(res: ResponseSink, error: MeshauthError, startedAt: number): void {

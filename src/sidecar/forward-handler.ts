@@ -23,6 +23,14 @@ const kHandler = Symbol('meshauth.forwardHandler');
 export const kResetBySidecar = Symbol('meshauth.resetBySidecar');
 type Sink = (ServerResponse | ServerHttp2Stream) & { [kHandler]?: ForwardHandler; [kResetBySidecar]?: boolean };
 
+/** What the outbound's HTTP/1.1 path to a peer learns from an exchange. */
+export interface ForwardHooks {
+  /** A response head arrived (the endpoint answered). */
+  headReceived?(): void;
+  /** Asked before an error is answered (no response head yet): true when it sent the request again. */
+  retry?(error: Error): boolean;
+}
+
 export class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #sink: Sink;
   readonly #h2: boolean;
@@ -31,7 +39,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #drain: DrainState;
   readonly #peerId: string;
   readonly #startedAt: number;
-  readonly #retry: ((error: Error) => boolean) | undefined;
+  readonly #hooks: ForwardHooks | undefined;
   #abort: ((error?: Error) => void) | undefined;
   #resume: (() => void) | undefined;
   #done = false;
@@ -44,8 +52,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     telemetry: DataPlaneTelemetry,
     classify: ErrorClassifier,
     drain: DrainState,
-    /** Asked before an error is answered (no response head yet): true when it sent the request again. */
-    retry?: (error: Error) => boolean,
+    hooks?: ForwardHooks,
   ) {
     this.#sink = sink as Sink;
     this.#h2 = h2;
@@ -54,7 +61,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#telemetry = telemetry;
     this.#classify = classify;
     this.#drain = drain;
-    this.#retry = retry;
+    this.#hooks = hooks;
     this.#sink[kHandler] = this;
     sink.on('close', onSinkClose); // 'close' comes once; `on` skips the wrapper `once` allocates per request
   }
@@ -66,6 +73,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) return true; // informational responses are not forwarded
+    this.#hooks?.headReceived?.();
     this.#resume = resume;
     if (this.#h2) {
       const stream = this.#sink as ServerHttp2Stream;
@@ -116,7 +124,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       );
       return;
     }
-    if (this.#retry?.(error) === true) return;
+    if (this.#hooks?.retry?.(error) === true) return;
     const rejection = this.#classify(error);
     if (this.#h2) writeErrorH2(sink as ServerHttp2Stream, rejection);
     else writeErrorH1(sink as ServerResponse, rejection, undefined, this.#drain.draining);

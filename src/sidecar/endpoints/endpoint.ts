@@ -112,6 +112,21 @@ export class Endpoint implements Candidate {
     return connecting;
   }
 
+  /**
+   * A response head arrived over this endpoint's HTTP/1.1 pool. The pool carries most requests on kept connections,
+   * so a probe of an ejected endpoint may make no connection at all: its answer ends the probe (and the ejection).
+   */
+  answered(): void {
+    if (this.health.ejections > 0) this.#healthy();
+  }
+
+  /** An HTTP/1.1 request failed before its head on a kept connection (not at connect): a probe of it failed. */
+  requestFailed(error: Error): void {
+    if (this.health.probing && !(error instanceof PeerConnectError)) {
+      this.#unhealthy(new PeerConnectError(error.message, 'connect', error));
+    }
+  }
+
   /** New credentials: the next request connects again; streams in flight finish on the old session. */
   retire(): void {
     const session = this.#session;

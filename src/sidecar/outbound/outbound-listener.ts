@@ -216,7 +216,13 @@ export class OutboundListener {
       this.#telemetry,
       classifyPeerError,
       this.#drain,
-      (error) => exchange.retryHttp1(error, endpoint),
+      {
+        headReceived: () => endpoint.answered(),
+        retry: (error) => {
+          endpoint.requestFailed(error);
+          return exchange.retryHttp1(error, endpoint);
+        },
+      },
     );
     pool.dispatch(
       {

@@ -29,6 +29,16 @@ export interface ForwardHooks {
   headReceived?(): void;
   /** Asked before an error is answered (no response head yet): true when it sent the request again. */
   retry?(error: Error): boolean;
+  /**
+   * Time from now to the response head, waiting for a connection of a bounded pool included (undici's
+   * headersTimeout starts only when the request is written); past it the request is dropped and answered 504.
+   */
+  headTimeoutMs?: number;
+}
+
+/** What a head that did not come in time is answered with (the classifiers map undici's code to 504). */
+function headTimeout(): Error {
+  return Object.assign(new Error('no response head in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
 }
 
 export class ForwardHandler implements Dispatcher.DispatchHandler {
@@ -41,6 +51,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #startedAt: number;
   readonly #hooks: ForwardHooks | undefined;
   #abort: ((error?: Error) => void) | undefined;
+  #headTimer: NodeJS.Timeout | undefined;
   #resume: (() => void) | undefined;
   #done = false;
 
@@ -62,17 +73,19 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#classify = classify;
     this.#drain = drain;
     this.#hooks = hooks;
+    if (hooks?.headTimeoutMs !== undefined) this.#headTimer = setTimeout(onHeadTimeout, hooks.headTimeoutMs, this);
     this.#sink[kHandler] = this;
     sink.on('close', onSinkClose); // 'close' comes once; `on` skips the wrapper `once` allocates per request
   }
 
   onConnect(abort: (error?: Error) => void): void {
     this.#abort = abort;
-    if (this.#sink.destroyed) abort();
+    if (this.#sink.destroyed || this.#done) abort(); // the caller left, or the head timed out while queued
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) return true; // informational responses are not forwarded
+    clearTimeout(this.#headTimer);
     this.#hooks?.headReceived?.();
     this.#resume = resume;
     if (this.#h2) {
@@ -103,6 +116,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   onError(error: Error): void {
     if (this.#done) return;
     this.#done = true;
+    clearTimeout(this.#headTimer);
     const sink = this.#sink;
     if (sink.destroyed || (this.#h2 ? (sink as ServerHttp2Stream).closed : (sink as ServerResponse).writableEnded)) {
       // The caller went away first (its request body failed), unless the sidecar reset it: nothing to answer.
@@ -135,7 +149,15 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
    * The downstream closed: abort the upstream exchange unless it already finished. An abort destroys the upstream
    * connection, so an upload cut by the caller reaches the app as a cut upload, never as a complete one.
    */
+  /** No response head within `headTimeoutMs`: answer 504 and drop the request (now, or when the pool starts it). */
+  headTimedOut(): void {
+    if (this.#done) return;
+    this.onError(headTimeout());
+    this.#abort?.(headTimeout());
+  }
+
   sinkClosed(): void {
+    clearTimeout(this.#headTimer);
     if (!this.#done && this.#abort !== undefined) {
       this.#done = true;
       this.#abort(new Error('downstream closed'));
@@ -146,6 +168,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   sinkDrained(): void {
     this.#resume?.();
   }
+}
+
+function onHeadTimeout(handler: ForwardHandler): void {
+  handler.headTimedOut();
 }
 
 function onSinkClose(this: Sink): void {

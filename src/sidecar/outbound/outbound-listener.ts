@@ -217,6 +217,7 @@ export class OutboundListener {
       classifyPeerError,
       this.#drain,
       {
+        headTimeoutMs: this.#config.outbound.timeoutMs,
         headReceived: () => endpoint.answered(),
         retry: (error) => {
           endpoint.requestFailed(error);

@@ -19,7 +19,11 @@ const BASE =
 
 describe.skipIf(!BUILT)('meshauth sidecar with a bad config', () => {
   const cases: Array<[string, string, RegExp]> = [
-    ['fail/unknown key', `${BASE}inbound: { listn: 127.0.0.1:0 }\n`, /inbound\.listn: unknown key/],
+    [
+      'fail/unknown key',
+      `${BASE}inbound: { listn: 127.0.0.1:0 }\n`,
+      /inbound\.listn \(did you mean listen\?\): unknown key; allowed here: listen, app/,
+    ],
     ['fail/wrong type', `${BASE}inbound: { tls12: 1 }\n`, /inbound\.tls12: .*expected boolean/],
     ['fail/bad value', `${BASE}admin: { listen: everywhere }\n`, /admin\.listen: expected host:port/],
   ];

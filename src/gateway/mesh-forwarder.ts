@@ -190,16 +190,7 @@ export class MeshForwarder {
     const { res } = exchange;
     const telemetry = this.#telemetry;
     const abort = new AbortController();
-    // The response head is due within the timeout, waiting for one of the pool's connections included.
-    const deadline = setTimeout(() => {
-      if (abort.signal.aborted) return;
-      abort.abort();
-      reject(new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'peer did not answer in time', { reason: 'timeout' }));
-    }, this.#context.timeoutMs);
-    res.on('close', () => {
-      clearTimeout(deadline);
-      abort.abort(); // the browser left: the peer's request goes too
-    });
+    res.on('close', () => abort.abort()); // the browser left: the peer's request goes too
     const reject = (error: MeshauthError) => {
       writeError(res, error);
       telemetry.rejected(endpoint.peerId, error, exchange.startedAt);
@@ -249,12 +240,10 @@ export class MeshForwarder {
       })
       .then(
         (response) => {
-          clearTimeout(deadline);
           endpoint.answered();
           answered(response);
         },
         (error: Error) => {
-          clearTimeout(deadline);
           if (abort.signal.aborted) return;
           endpoint.requestFailed(error);
           if (!exchange.retryHttp1(error, endpoint)) reject(classifyPeerError(error));

@@ -30,8 +30,8 @@ export interface ForwardHooks {
   /** Asked before an error is answered (no response head yet): true when it sent the request again. */
   retry?(error: Error): boolean;
   /**
-   * Time from now to the response head, waiting for a connection of a bounded pool included (undici's
-   * headersTimeout starts only when the request is written); past it the request is dropped and answered 504.
+   * How long the request may wait for a connection of a bounded pool (undici's headersTimeout starts only when the
+   * request is written, and then takes over); past it the request is dropped and answered 504.
    */
   headTimeoutMs?: number;
 }
@@ -79,8 +79,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onConnect(abort: (error?: Error) => void): void {
+    // Written now: from here undici's headersTimeout, which a body being sent keeps alive, bounds the wait.
+    clearTimeout(this.#headTimer);
+    // Timed out while it waited for a connection (answered 504): throwing drops the request before it is written
+    // and leaves the connection to the next one; abort() would destroy a healthy kept-alive connection.
+    if (this.#done) throw headTimeout();
     this.#abort = abort;
-    if (this.#sink.destroyed || this.#done) abort(); // the caller left, or the head timed out while queued
+    if (this.#sink.destroyed) abort();
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
@@ -149,11 +154,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
    * The downstream closed: abort the upstream exchange unless it already finished. An abort destroys the upstream
    * connection, so an upload cut by the caller reaches the app as a cut upload, never as a complete one.
    */
-  /** No response head within `headTimeoutMs`: answer 504 and drop the request (now, or when the pool starts it). */
+  /** Not started within `headTimeoutMs`: answer 504; the request is dropped when the pool would start it. */
   headTimedOut(): void {
     if (this.#done) return;
     this.onError(headTimeout());
-    this.#abort?.(headTimeout());
   }
 
   sinkClosed(): void {

@@ -117,7 +117,7 @@ export class Endpoint implements Candidate {
    * so a probe of an ejected endpoint may make no connection at all: its answer ends the probe (and the ejection).
    */
   answered(): void {
-    if (this.health.ejections > 0) this.#healthy();
+    if (this.health.probing) this.#healthy();
   }
 
   /** An HTTP/1.1 request failed before its head on a kept connection (not at connect): a probe of it failed. */

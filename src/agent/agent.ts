@@ -398,10 +398,16 @@ export class Agent {
     return added.length === 0 ? held : new TrustBundle(trustDomain, [...held.roots, ...added]);
   }
 
-  /** Remembers the roots `previous` held and `next` (from the CA) no longer does; forgets those it holds again. */
+  /**
+   * Remembers the roots `previous` held and `next` (from the CA) no longer does, when that looks like a retirement:
+   * a root older than one `next` keeps. A root newer than every root left is one a lagging replica (its Secret not
+   * yet updated) has not heard of: not remembered, or the recovery through the file would be blocked. Forgets the
+   * roots `next` holds again.
+   */
   #noteDroppedRoots(previous: TrustBundle | undefined, next: TrustBundle): void {
     const known = this.#droppedRoots?.roots ?? [];
-    const gone = previous?.roots.filter((root) => !next.hasRoot(root)) ?? [];
+    const newestKept = Math.max(...next.roots.map((root) => root.notBefore.getTime()));
+    const gone = previous?.roots.filter((root) => !next.hasRoot(root) && root.notBefore.getTime() < newestKept) ?? [];
     if (known.length === 0 && gone.length === 0) return;
     const still = known.filter((root) => !next.hasRoot(root));
     const fresh = gone.filter((root) => this.#droppedRoots?.hasRoot(root) !== true);

@@ -94,6 +94,9 @@ export function run(
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+    // A command that exits before reading its input (redis-cli on a refused connection) closes the pipe: EPIPE on
+    // stdin is then no error of the test, and unhandled it would be an uncaught exception. Its exit code tells.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
 }

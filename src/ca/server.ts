@@ -1,7 +1,7 @@
 // `ca serve`: the CA API over TLS with a serving certificate from the CA's own chain (SPIFFE ID
 // spiffe://<td>/meshauth/ca plus DNS/IP SANs so curl and browsers can verify it by name). The serving certificate
 // is re-issued at half its lifetime and whenever the intermediate or bundle changes on disk.
-import { constants as cryptoConstants, generateKeyPair as generateNodeKeyPair } from 'node:crypto';
+import { generateKeyPair as generateNodeKeyPair } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { createServer } from 'node:https';
 import { isIP } from 'node:net';
@@ -13,7 +13,7 @@ import { caSpiffeId } from '../identity/index.js';
 import { x509 } from '../pki/index.js';
 import { REUSE_PORT_MIN_NODE, reusePortSupported } from '../platform/index.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
-import { protocolOptions } from '../tls/index.js';
+import { protocolOptions, withoutResumption } from '../tls/index.js';
 import { type CaAdminListener, startCaAdminListener } from './admin-listener.js';
 import { createCaRequestHandler } from './api.js';
 import { CaAuthority } from './authority.js';
@@ -39,7 +39,7 @@ const OVERLOAD_LOG_INTERVAL_MS = 10_000;
  * and renewal and `POST /v1/token` authenticate by that chain (RFC 8705 §3: the certificate of the handshake).
  */
 const PROFILE = protocolOptions({ tls12: true });
-const TLS_OPTIONS = { ...PROFILE, secureOptions: (PROFILE.secureOptions ?? 0) | cryptoConstants.SSL_OP_NO_TICKET };
+const TLS_OPTIONS = { ...PROFILE, secureOptions: withoutResumption(PROFILE.secureOptions) };
 
 export interface CaServerOptions {
   readonly dir: string;

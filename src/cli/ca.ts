@@ -368,7 +368,7 @@ A running \`ca serve\` picks up every step within a second, without a restart.`,
         if (sincePublished !== undefined && sincePublished < BUNDLE_REFRESH_HINT_SECONDS * 1000) {
           process.stderr.write(
             `meshauth: warning: the new root was published ${Math.round(sincePublished / 1000)} s ago; sidecars ` +
-              'fetch the bundle every 5 minutes, and one that has not fetched it since cannot reach the CA or ' +
+              `fetch the bundle every ${BUNDLE_REFRESH_HINT_SECONDS / 60} minutes, and one that has not fetched it since cannot reach the CA or ` +
               'peers under the new root until its ca.bundle file holds both roots (docs/ca.md, step 2)\n',
           );
         }

@@ -22,5 +22,6 @@ export {
   mtlsServerOptions,
   protocolOptions,
   type TlsProfile,
+  withoutResumption,
 } from './tls-profile.js';
 export { peerOf, type VerifiedPeer, verifyPeer } from './verified-peer.js';

@@ -31,6 +31,16 @@ export function protocolOptions(profile: TlsProfile): SecureContextOptions {
   };
 }
 
+/**
+ * `secureOptions` of a server that resumes no TLS session: a resumed session is not verified again (neither the
+ * chain by OpenSSL nor, on a client, the SPIFFE rules by checkServerIdentity), and carries no client chain, so it
+ * would stand for a peer certificate checked once, however long ago. Node keeps no server session cache without
+ * 'newSession' listeners, so with tickets off nothing can be resumed.
+ */
+export function withoutResumption(secureOptions: number | undefined): number {
+  return (secureOptions ?? 0) | constants.SSL_OP_NO_TICKET;
+}
+
 /** Secure-context options for a workload's credentials: its chain and key, the bundle roots as `ca`. */
 export function credentialOptions(credentials: Credentials): SecureContextOptions {
   return {
@@ -59,10 +69,8 @@ export function mtlsServerOptions(profile: TlsProfile, credentials: Credentials 
     ...(credentials === undefined ? {} : credentialOptions(credentials)),
     requestCert: true,
     rejectUnauthorized: true,
-    // No session tickets: a resumed session is not verified again (neither the chain by OpenSSL nor, on the client,
-    // the SPIFFE rules by checkServerIdentity), so it would stand for a peer certificate checked once, however
-    // long ago. Between sidecars a connection lasts, so a full handshake per connection costs next to nothing.
-    secureOptions: (protocol.secureOptions ?? 0) | constants.SSL_OP_NO_TICKET,
+    // Between sidecars a connection lasts, so a full handshake per connection costs next to nothing.
+    secureOptions: withoutResumption(protocol.secureOptions),
     ALPNProtocols: ['h2', 'http/1.1'],
     handshakeTimeout: 10_000,
   };

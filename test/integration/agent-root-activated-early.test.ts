@@ -2,11 +2,11 @@
 // CA's serving certificate now chains to a root the agent does not hold, so its bundle refresh and its renewal
 // fail the TLS check. docs/ca.md says clients configured with a file need the new bundle.pem: with the file
 // updated, the agent must get back in without a restart (it used to trust only the bundle it held, for ever).
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { activateNextRoot, publishNextRoot } from '../../src/ca/index.js';
 import { waitFor } from '../helpers/wait.js';
-import { CaHarness, type Cleanup, runCleanups, startAgent } from './agent-harness.js';
+import { CaHarness, type Cleanup, rotations, runCleanups, startAgent } from './agent-harness.js';
 
 const cleanups: Cleanup[] = [];
 afterEach(() => runCleanups(cleanups));
@@ -29,5 +29,14 @@ describe('agent after a root activated too soon', () => {
     expect(holder.current?.bundle.roots).toHaveLength(1);
     copyFileSync(ca.bundleFile, bundleFile); // the operator's step: both roots in the configured file
     await waitFor('the refresh to succeed', () => holder.current?.bundle.roots.length === 2, 10_000);
+  });
+
+  it('ok/a configured bundle file that is gone leaves renewals on the bundle held', async () => {
+    const ca = await CaHarness.start(6_000, cleanups);
+    const { agent, metrics, bundleFile } = startAgent(ca, await ca.token(), cleanups);
+    await agent.whenReady();
+    rmSync(bundleFile);
+    await waitFor('a renewal without the file', async () => (await rotations(metrics, 'success')) >= 2, 15_000);
+    expect(await rotations(metrics, 'failure')).toBe(0);
   });
 });

@@ -8,7 +8,13 @@ import { performance } from 'node:perf_hooks';
 import { type buildConnector, Pool } from 'undici';
 import type { SpiffeId, TrustDomain } from '../../identity/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
-import { type ClientContext, type ClientTlsContext, connectPeer, PeerConnectError } from '../../tls/index.js';
+import {
+  type ClientContext,
+  type ClientTlsContext,
+  connectPeer,
+  PeerConnectError,
+  type PeerConnection,
+} from '../../tls/index.js';
 import type { Candidate } from './balancer.js';
 import { connectFailed, connectSucceeded, type EjectionState, newEjectionState } from './ejection.js';
 
@@ -122,9 +128,7 @@ export class Endpoint implements Candidate {
 
   /** An HTTP/1.1 request failed before its head on a kept connection (not at connect): a probe of it failed. */
   requestFailed(error: Error): void {
-    if (this.health.probing && !(error instanceof PeerConnectError)) {
-      this.#unhealthy(new PeerConnectError(error.message, 'connect', error));
-    }
+    if (this.health.probing && !(error instanceof PeerConnectError)) this.#unhealthy(error);
   }
 
   /** New credentials: the next request connects again; streams in flight finish on the old session. */
@@ -158,35 +162,45 @@ export class Endpoint implements Candidate {
   }
 
   #connect(tls: ClientContext): Promise<PeerTarget> {
+    return this.#dial(tls, ['h2', 'http/1.1']).then((connection) => {
+      if (connection.protocol !== 'h2') {
+        connection.socket.destroy();
+        this.#http1 = true;
+        return this.#poolFor(tls);
+      }
+      const socket = connection.socket;
+      socket.on('error', ignore); // the session reports socket errors from here on
+      const session = h2Connect(`https://${this.#authority()}`, {
+        createConnection: () => socket,
+        settings: { enablePush: false },
+      });
+      this.#track(session, tls);
+      return session;
+    });
+  }
+
+  /**
+   * One mTLS connection to this endpoint, for an HTTP/2 session or the HTTP/1.1 pool alike: the peer's SPIFFE ID
+   * checked before any request byte, no TLS session offered (Node skips the identity check on a resumed session),
+   * and the endpoint's health kept by the outcome. A failure is a PeerConnectError (its phase says why).
+   */
+  #dial(tls: ClientContext, alpn: readonly string[]): Promise<PeerConnection> {
     const { trustDomain, connectTimeoutMs, now } = this.#context;
-    const owner = this.#owner;
     return connectPeer({
       host: this.address,
       port: this.port,
-      servername: owner.servername,
+      servername: this.#owner.servername,
       secureContext: tls.secureContext,
       trustDomain,
-      accepts: owner.accepts,
-      alpn: ['h2', 'http/1.1'],
+      accepts: this.#owner.accepts,
+      alpn,
       timeoutMs: connectTimeoutMs,
       ...(now === undefined ? {} : { now }),
     }).then(
       (connection) => {
         this.#healthy();
         this.peerId = connection.peerIdString;
-        if (connection.protocol !== 'h2') {
-          connection.socket.destroy();
-          this.#http1 = true;
-          return this.#poolFor(tls);
-        }
-        const socket = connection.socket;
-        socket.on('error', ignore); // the session reports socket errors from here on
-        const session = h2Connect(`https://${this.#authority()}`, {
-          createConnection: () => socket,
-          settings: { enablePush: false },
-        });
-        this.#track(session, tls);
-        return session;
+        return connection;
       },
       (error: unknown) => {
         if (error instanceof PeerConnectError && error.phase !== 'identity') this.#unhealthy(error);
@@ -236,34 +250,11 @@ export class Endpoint implements Candidate {
     return pool;
   }
 
-  /**
-   * A connection for the HTTP/1.1 pool through the same connector as the HTTP/2 sessions: the peer's SPIFFE ID
-   * checked before any request byte, no TLS session offered (Node skips the identity check on a resumed session),
-   * and the endpoint's health kept by its connects. A failure reaches the request as a PeerConnectError, so the
-   * exchange knows the peer never saw it.
-   */
+  /** The HTTP/1.1 pool's connector (undici's contract); a failure reaches the request as a PeerConnectError. */
   #connectHttp1(tls: ClientContext, callback: buildConnector.Callback): void {
-    const { trustDomain, connectTimeoutMs, now } = this.#context;
-    connectPeer({
-      host: this.address,
-      port: this.port,
-      servername: this.#owner.servername,
-      secureContext: tls.secureContext,
-      trustDomain,
-      accepts: this.#owner.accepts,
-      alpn: ['http/1.1'],
-      timeoutMs: connectTimeoutMs,
-      ...(now === undefined ? {} : { now }),
-    }).then(
-      (connection) => {
-        this.#healthy();
-        this.peerId = connection.peerIdString;
-        callback(null, connection.socket);
-      },
-      (error: unknown) => {
-        if (error instanceof PeerConnectError && error.phase !== 'identity') this.#unhealthy(error);
-        callback(error instanceof Error ? error : new Error(String(error)), null);
-      },
+    this.#dial(tls, ['http/1.1']).then(
+      (connection) => callback(null, connection.socket),
+      (error: unknown) => callback(error instanceof Error ? error : new Error(String(error)), null),
     );
   }
 
@@ -283,7 +274,7 @@ export class Endpoint implements Candidate {
     if (wasEjected) this.#owner.ejectionChanged(this, false);
   }
 
-  #unhealthy(error: PeerConnectError): void {
+  #unhealthy(error: Error & { readonly code?: string | undefined }): void {
     if (connectFailed(this.health, performance.now())) {
       this.#context.metrics.endpointEjections.inc({ route: this.#owner.routeKey });
       this.#context.logger.warn(

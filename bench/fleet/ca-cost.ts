@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import { requestSvid, type SvidResponse } from '../../src/agent/ca-client.js';
+import { fetchBundle, requestSvid, type SvidResponse } from '../../src/agent/ca-client.js';
 import { TrustDomain } from '../../src/identity/index.js';
 import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '../../src/pki/index.js';
 import { stageCa, startCaProcess } from './ca-process.js';
@@ -48,6 +48,8 @@ export interface CaCostResult {
   readonly renewalCpuMsPerSvid: number;
   readonly bootstrapPerSecond: number;
   readonly renewalPerSecond: number;
+  /** GET /v1/bundle over a fresh TLS connection without a client certificate, as an agent's refresh makes it. */
+  readonly bundleCpuMsPerFetch: number;
   /** CPU ms per SVID by thread (main, signing workers, libuv pool, V8 helpers). */
   readonly bootstrapThreads: Record<string, number>;
   readonly renewalThreads: Record<string, number>;
@@ -170,6 +172,10 @@ export async function measureCaCost(n: number, concurrency: number, workers: num
     const renewalCpu = ca.cpuMs() - cpu;
     const renewalSeconds = (Date.now() - started) / 1000;
     const renewalThreads = perThread(threads, threadCpuMs(ca.child.pid), n);
+
+    cpu = ca.cpuMs();
+    await run(n, () => fetchBundle(connection));
+    const bundleCpu = ca.cpuMs() - cpu;
     return {
       requests: n,
       concurrency,
@@ -179,6 +185,7 @@ export async function measureCaCost(n: number, concurrency: number, workers: num
       renewalCpuMsPerSvid: Math.round((renewalCpu / n) * 100) / 100,
       bootstrapPerSecond: Math.round(n / bootstrapSeconds),
       renewalPerSecond: Math.round(n / renewalSeconds),
+      bundleCpuMsPerFetch: Math.round((bundleCpu / n) * 100) / 100,
       bootstrapThreads,
       renewalThreads,
     };

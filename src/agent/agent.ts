@@ -17,7 +17,7 @@ import {
 } from './ca-client.js';
 import { readBundleFile, readTokenFile } from './credential-files.js';
 import { type CredentialHolder, type Credentials, CredentialsApplyError } from './credential-holder.js';
-import { REMAINING_LIFE_CAP, renewalDelay, retryAfterDelay, retryDelay } from './schedule.js';
+import { bundleRefreshDelay, REMAINING_LIFE_CAP, renewalDelay, retryAfterDelay, retryDelay } from './schedule.js';
 import { acceptSvidResponse, parseBundle } from './svid-response.js';
 
 export interface AgentOptions {
@@ -33,7 +33,7 @@ export interface AgentOptions {
   readonly metrics: Metrics;
   readonly keyType?: KeyType;
   readonly now?: () => Date;
-  /** How often to fetch GET /v1/bundle (default 5 min). */
+  /** Longest wait between two fetches of GET /v1/bundle (default 5 min); the first comes at a random point of it. */
   readonly bundleRefreshMs?: number;
   /** Longest wait between two attempts (default 30 s); while the SVID is valid, a quarter of its remaining life caps it too. */
   readonly maxBackoffMs?: number;
@@ -98,7 +98,7 @@ export class Agent {
     if (this.#state !== 'idle') return;
     this.#state = 'running';
     this.#scheduleRotation(0);
-    this.#scheduleBundleRefresh();
+    this.#scheduleBundleRefresh(true);
   }
 
   /** Resolves once the first SVID is in the holder; rejects with MESHAUTH_ERR_NOT_READY if closed before. */
@@ -131,15 +131,16 @@ export class Agent {
     this.#rotationTimer.unref();
   }
 
-  #scheduleBundleRefresh(): void {
+  #scheduleBundleRefresh(first: boolean): void {
     if (this.#state !== 'running') return;
+    const intervalMs = this.#options.bundleRefreshMs ?? DEFAULTS.bundleRefreshMs;
     this.#bundleTimer = setTimeout(
       () =>
         this.#run(async (signal) => {
           await this.#refreshBundle(signal);
-          this.#scheduleBundleRefresh();
+          this.#scheduleBundleRefresh(false);
         }),
-      this.#options.bundleRefreshMs ?? DEFAULTS.bundleRefreshMs,
+      bundleRefreshDelay(intervalMs, first, randomFraction()),
     );
     this.#bundleTimer.unref();
   }

@@ -31,6 +31,22 @@ export function renewalDelay(lifetime: SvidLifetime, now: Date, jitterFraction: 
   return Math.max(MIN_DELAY_MS, Math.round(renewAt - now.getTime()));
 }
 
+/** A later bundle refresh comes between 90 % and 100 % of the interval after the one before. */
+export const BUNDLE_REFRESH_FRACTION_MIN = 0.9;
+
+/**
+ * Milliseconds until the next trust-bundle refresh. Never longer than `intervalMs`, the most a root rotation is told
+ * to wait for (`ca rotate --root --activate`). The first one falls anywhere in the interval: a fleet started at once
+ * (a cluster restart) would otherwise fetch the bundle in the same second, every interval, for good. Each later one
+ * comes after 90–100 % of the interval, so the phases stay spread and never drift back into step.
+ * `randomFraction` in [0, 1).
+ */
+export function bundleRefreshDelay(intervalMs: number, first: boolean, randomFraction: number): number {
+  const fromFraction = first ? 0 : BUNDLE_REFRESH_FRACTION_MIN;
+  const fraction = fromFraction + (1 - fromFraction) * clampUnit(randomFraction);
+  return Math.max(MIN_DELAY_MS, Math.round(intervalMs * fraction));
+}
+
 export interface BackoffOptions {
   /** Delay cap of the first retry; doubles with each further attempt. */
   readonly baseMs: number;

@@ -78,6 +78,8 @@ export interface SvidTraffic {
   readonly refusals: { at: number; retryAfter: string | undefined }[];
   /** Per refusal that was followed by another request from the same agent: ms between the two, and Retry-After. */
   readonly retryDelays: { delayMs: number; retryAfterMs: number }[];
+  /** Start times (ms) of every GET /v1/bundle, and the fleet agent that sent it. */
+  readonly bundleFetches: { agent: string; at: number }[];
   stop(): void;
 }
 
@@ -88,19 +90,25 @@ export interface SvidTraffic {
 const agentContext = new AsyncLocalStorage<string>();
 
 /**
- * Records the POST /v1/svid traffic of every node:http client in this process until stop(). Requests are told
+ * Records the POST /v1/svid traffic (and the GET /v1/bundle fetches) of every node:http client in this process until stop(). Requests are told
  * apart by the fleet agent that sent them (agentContext), which pairs a refusal with that agent's next attempt.
  */
 export function recordSvidTraffic(): SvidTraffic {
   const requests: number[] = [];
   const refusals: { at: number; retryAfter: string | undefined }[] = [];
   const retryDelays: { delayMs: number; retryAfterMs: number }[] = [];
+  const bundleFetches: { agent: string; at: number }[] = [];
   const agentOf = new WeakMap<object, string>();
   const lastRefusal = new Map<string, { at: number; retryAfterMs: number }>();
   const isSvidPost = (request: { method: string; path: string }) =>
     request.method === 'POST' && request.path === '/v1/svid';
   const onStart = (message: unknown) => {
     const { request } = message as { request: { method: string; path: string } };
+    if (request.method === 'GET' && request.path === '/v1/bundle') {
+      const agent = agentContext.getStore();
+      if (agent !== undefined) bundleFetches.push({ agent, at: Date.now() });
+      return;
+    }
     if (!isSvidPost(request)) return;
     const now = Date.now();
     requests.push(now);
@@ -133,6 +141,7 @@ export function recordSvidTraffic(): SvidTraffic {
     requests,
     refusals,
     retryDelays,
+    bundleFetches,
     stop: () => {
       unsubscribe('http.client.request.start', onStart);
       unsubscribe('http.client.response.finish', onResponse);
@@ -154,6 +163,8 @@ export function startFleet(options: {
   readonly bundleFile: string;
   readonly tokenFiles: readonly string[];
   readonly trustDomain?: string;
+  /** The agents' bundle refresh interval (default 1 h: none in a short test). */
+  readonly bundleRefreshMs?: number;
 }): Fleet {
   const metrics = new Metrics();
   const trustDomain = TrustDomain.parse(options.trustDomain ?? 'example.org');
@@ -168,7 +179,7 @@ export function startFleet(options: {
         holder: holders[i] as CredentialHolder,
         logger: silentLogger(),
         metrics,
-        bundleRefreshMs: 3_600_000,
+        bundleRefreshMs: options.bundleRefreshMs ?? 3_600_000,
         maxBackoffMs: 10_000,
       }),
   );

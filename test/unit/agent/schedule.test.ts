@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MIN_DELAY_MS, renewalDelay, retryDelay } from '../../../src/agent/schedule.js';
+import { bundleRefreshDelay, MIN_DELAY_MS, renewalDelay, retryDelay } from '../../../src/agent/schedule.js';
 
 const t0 = new Date('2030-01-01T00:00:00Z');
 const at = (ms: number) => new Date(t0.getTime() + ms);
@@ -65,6 +65,30 @@ describe('retryDelay', () => {
       for (let attempt = 1; attempt < 40; attempt++) {
         expect(retryDelay(attempt, remaining, backoff, 1)).toBeLessThanOrEqual(remaining / 4);
       }
+    }
+  });
+});
+
+describe('bundleRefreshDelay', () => {
+  const interval = 300_000;
+
+  it.each([
+    ['ok/first-low-end-is-the-floor', true, 0, MIN_DELAY_MS],
+    ['ok/first-middle-is-half-the-interval', true, 0.5, 150_000],
+    ['ok/first-high-end-is-the-interval', true, 1, 300_000],
+    ['ok/later-low-end-is-90-percent', false, 0, 270_000],
+    ['ok/later-middle-is-95-percent', false, 0.5, 285_000],
+    ['ok/later-high-end-is-the-interval', false, 1, 300_000],
+    ['ok/nan-is-low-end', false, Number.NaN, 270_000],
+    ['ok/above-one-is-clamped', false, 7, 300_000],
+  ])('%s', (_name, first, random, expected) => {
+    expect(bundleRefreshDelay(interval, first, random)).toBe(expected);
+  });
+
+  it('ok/never-longer-than-the-interval-a-root-rotation-waits-for', () => {
+    for (let i = 0; i <= 20; i++) {
+      expect(bundleRefreshDelay(interval, true, i / 20)).toBeLessThanOrEqual(interval);
+      expect(bundleRefreshDelay(interval, false, i / 20)).toBeLessThanOrEqual(interval);
     }
   });
 });

@@ -191,6 +191,14 @@ export class MeshForwarder {
     const telemetry = this.#telemetry;
     const abort = new AbortController();
     res.on('close', () => abort.abort()); // the browser left: the peer's request goes too
+    // The balancer's load signal, as an HTTP/2 stream counts: from the request until its response body is over.
+    endpoint.inflight += 1;
+    let counted = true;
+    const release = () => {
+      if (!counted) return;
+      counted = false;
+      endpoint.inflight -= 1;
+    };
     const reject = (error: MeshauthError) => {
       writeError(res, error);
       telemetry.rejected(endpoint.peerId, error, exchange.startedAt);
@@ -240,10 +248,12 @@ export class MeshForwarder {
       })
       .then(
         (response) => {
+          response.body.once('close', release);
           endpoint.answered();
           answered(response);
         },
         (error: Error) => {
+          release();
           if (abort.signal.aborted) return;
           endpoint.requestFailed(error);
           if (!exchange.retryHttp1(error, endpoint)) reject(classifyPeerError(error));

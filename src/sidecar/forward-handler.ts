@@ -29,6 +29,8 @@ export interface ForwardHooks {
   headReceived?(): void;
   /** Asked before an error is answered (no response head yet): true when it sent the request again. */
   retry?(error: Error): boolean;
+  /** This dispatch is over (completed, failed, retried elsewhere or dropped): called once. */
+  settled?(): void;
   /**
    * How long the request may wait for a connection of a bounded pool (undici's headersTimeout starts only when the
    * request is written, and then takes over); past it the request is dropped and answered 504.
@@ -54,6 +56,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #headTimer: NodeJS.Timeout | undefined;
   #resume: (() => void) | undefined;
   #done = false;
+  #settled = false;
 
   constructor(
     sink: ServerResponse | ServerHttp2Stream,
@@ -115,10 +118,12 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onComplete(): void {
     this.#done = true;
+    this.#settle();
     this.#sink.end();
   }
 
   onError(error: Error): void {
+    this.#settle();
     if (this.#done) return;
     this.#done = true;
     clearTimeout(this.#headTimer);
@@ -171,6 +176,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   sinkDrained(): void {
     this.#resume?.();
+  }
+
+  #settle(): void {
+    const settled = this.#hooks?.settled;
+    if (settled === undefined || this.#settled) return;
+    this.#settled = true;
+    settled();
   }
 }
 

@@ -208,6 +208,7 @@ export class OutboundListener {
 
   /** The endpoint's peer speaks HTTP/1.1 (ALPN, or `outbound.http2: false`): undici streams it. */
   #forwardHttp1(exchange: H2Exchange<ServerResponse>, endpoint: Endpoint, pool: Pool): void {
+    endpoint.inflight += 1; // the balancer's load signal, as an HTTP/2 stream counts
     const handler = new ForwardHandler(
       exchange.res,
       false,
@@ -222,6 +223,9 @@ export class OutboundListener {
         retry: (error) => {
           endpoint.requestFailed(error);
           return exchange.retryHttp1(error, endpoint);
+        },
+        settled: () => {
+          endpoint.inflight -= 1;
         },
       },
     );

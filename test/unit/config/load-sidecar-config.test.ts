@@ -125,6 +125,11 @@ drainTimeout: 5s
     ],
     ['fail/a key differing in case', `${MINIMAL}inbound: { apptimeout: 5s }\n`, /did you mean appTimeout\?/],
     [
+      'fail/two letters swapped in a short required key',
+      MINIMAL.replace('url:', 'ulr:'),
+      /ca\.url: required key is missing[\s\S]*ca\.ulr \(did you mean url\?\): unknown key/,
+    ],
+    [
       'fail/an unknown key nothing is close to gets no guess',
       `${MINIMAL}inbound: { frobnicate: 1 }\n`,
       /inbound\.frobnicate: unknown key; allowed here/,

@@ -90,10 +90,12 @@ export async function benchGateway(options: { quick: boolean }): Promise<Gateway
       cookieName: '__Host-meshauth',
       idleTimeoutMs: 3_600_000,
       absoluteTimeoutMs: 3_600_000,
+      signedInBy: `${ISSUER} bench`, // the gateway's oidc.issuer and clientId below
     });
     const cookie = (
       codec.write(
         {
+          sid: 'bench-session',
           claims: { sub: 'alice', iss: ISSUER, scope: 'openid orders:read', email: 'alice@example.org' },
           createdAt: now,
           seenAt: now + 3_000, // never re-stamped during the run: no Set-Cookie on the measured path

@@ -2,6 +2,9 @@
 // counted, never an error), renewing it with the refresh token before the access token expires (once per refresh
 // token, whatever the number of parallel requests), re-stamping the idle clock, and building sessions from token
 // responses. The claims kept are sub, iss, scope, groups, client_id and `oidc.claims` (plus the roles claim).
+// Sessions live in cookies, so a sign-out only ends a copy of the cookie (taken before it) because this process
+// remembers the signed-out sessions until their absolute timeout; another gateway replica does not know of it.
+import { randomBytes } from 'node:crypto';
 import type { EndUser } from '../authn/end-user.js';
 import { endUserFromClaims } from '../authn/end-user.js';
 import { isMeshauthError } from '../errors/index.js';
@@ -9,6 +12,14 @@ import type { Logger, Metrics } from '../telemetry/index.js';
 import type { OidcSettings } from './gateway-config.js';
 import type { OidcRelyingParty, TokenResult } from './oidc-relying-party.js';
 import type { SessionCodec, SessionData } from './session.js';
+
+/** Sign-outs remembered per process (a few MiB at most). */
+const MAX_SIGNED_OUT = 100_000;
+
+/** One sign-in (kept through refreshes and re-stamps). */
+function sessionKey(session: SessionData): string {
+  return session.sid;
+}
 
 export class BrowserSessions {
   readonly #codec: SessionCodec;
@@ -18,6 +29,8 @@ export class BrowserSessions {
   readonly #logger: Logger;
   readonly #sessionClaims: readonly string[];
   readonly #keepTokens: boolean;
+  /** Signed-out sessions (sid) → their absolute expiry (seconds); a copy of their cookie is refused. */
+  readonly #signedOut = new Map<string, number>();
   /** Refreshes in flight or just done, by refresh token: parallel requests near expiry renew once. */
   readonly #refreshes = new Map<string, { readonly at: number; readonly result: Promise<SessionData | undefined> }>();
 
@@ -66,6 +79,13 @@ export class BrowserSessions {
       return undefined;
     }
     let session = read.session;
+    const signedOutUntil = this.#signedOut.get(sessionKey(session));
+    if (signedOutUntil !== undefined && nowS < signedOutUntil) {
+      this.#metrics.gatewaySessionsRejected.inc({ reason: 'revoked' });
+      this.#logger.info({ event: 'session_rejected', reason: 'revoked', sub: session.claims.sub }, 'signed-out session');
+      setCookies.push(...codec.clear(cookies));
+      return undefined;
+    }
     const refreshBeforeS = Math.floor((this.#oidc?.refreshBeforeMs ?? 60_000) / 1000);
     if (session.accessExpiresAt - refreshBeforeS <= nowS) {
       const renewed = session.refreshToken === undefined ? undefined : await this.#refresh(session, nowS);
@@ -93,6 +113,22 @@ export class BrowserSessions {
   }
 
   /**
+   * Remembers `session` as signed out until its absolute timeout, so a copy of its cookie no longer works here. At
+   * most MAX_SIGNED_OUT are kept; past that, the ones that ended are forgotten first, then the oldest sign-outs.
+   */
+  signOut(session: SessionData, nowS: number): void {
+    const signedOut = this.#signedOut;
+    if (signedOut.size >= MAX_SIGNED_OUT) {
+      for (const [key, until] of signedOut) if (until <= nowS) signedOut.delete(key);
+      for (const key of signedOut.keys()) {
+        if (signedOut.size < MAX_SIGNED_OUT) break;
+        signedOut.delete(key);
+      }
+    }
+    signedOut.set(sessionKey(session), this.#codec.expiresAt(session));
+  }
+
+  /**
    * Renews once per refresh token: a browser sends several requests at once near expiry, and providers that rotate
    * refresh tokens refuse the second use, which would end the session. Requests still carrying the old cookie
    * within a minute get the same renewed session.
@@ -115,7 +151,7 @@ export class BrowserSessions {
     try {
       const tokens = await (this.#rp as OidcRelyingParty).refresh(refreshToken);
       this.#metrics.gatewaySessionRefreshes.inc({ result: 'ok' });
-      return this.fromTokens(tokens, session.claims, session.createdAt, nowS, refreshToken, session.idToken);
+      return this.fromTokens(tokens, nowS, session);
     } catch (error) {
       const reason = isMeshauthError(error) ? (error.reason ?? error.code) : 'error';
       this.#metrics.gatewaySessionRefreshes.inc({ result: reason });
@@ -129,33 +165,30 @@ export class BrowserSessions {
     return endUserFromClaims({ ...session.claims, exp: session.accessExpiresAt }, this.#sessionClaims);
   }
 
-  /** A session from a token response; on renewal, what the provider did not send again is kept. */
-  fromTokens(
-    tokens: TokenResult,
-    previousClaims: Readonly<Record<string, unknown>> | undefined,
-    createdAt: number,
-    nowS: number,
-    previousRefresh?: string,
-    previousIdToken?: string,
-  ): SessionData {
+  /**
+   * A session from a token response: a new sign-in at `nowS`, or the renewal of `previous`, which keeps its sign-in
+   * (sid, createdAt) and what the provider did not send again.
+   */
+  fromTokens(tokens: TokenResult, nowS: number, previous?: SessionData): SessionData {
     const idClaims = tokens.idClaims;
     let claims: Record<string, unknown>;
     if (idClaims === undefined) {
-      claims = { ...(previousClaims ?? {}) };
+      claims = { ...(previous?.claims ?? {}) };
     } else {
       claims = { sub: idClaims.sub, iss: idClaims.iss };
       for (const name of ['groups', 'client_id', ...this.#sessionClaims]) {
         if (Object.hasOwn(idClaims, name)) claims[name] = idClaims[name];
       }
     }
-    claims.scope = tokens.scope ?? previousClaims?.scope ?? this.#oidc?.scopes.join(' ');
-    const keepIdToken = tokens.idToken ?? previousIdToken;
+    claims.scope = tokens.scope ?? previous?.claims.scope ?? this.#oidc?.scopes.join(' ');
+    const keepIdToken = tokens.idToken ?? previous?.idToken;
     return {
+      sid: previous?.sid ?? randomBytes(16).toString('base64url'),
       claims,
-      createdAt,
+      createdAt: previous?.createdAt ?? nowS,
       seenAt: nowS,
       accessExpiresAt: tokens.accessExpiresAt,
-      refreshToken: tokens.refreshToken ?? previousRefresh,
+      refreshToken: tokens.refreshToken ?? previous?.refreshToken,
       ...(this.#keepTokens ? { accessToken: tokens.accessToken } : {}),
       ...(keepIdToken === undefined ? {} : { idToken: keepIdToken }),
     };

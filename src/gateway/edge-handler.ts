@@ -143,6 +143,7 @@ export class EdgeHandler {
         cookieName: config.session.cookieName,
         idleTimeoutMs: config.session.idleTimeoutMs,
         absoluteTimeoutMs: config.session.absoluteTimeoutMs,
+        signedInBy: config.oidc === undefined ? '' : `${config.oidc.issuer} ${config.oidc.clientId}`,
       });
       const sessions = new BrowserSessions({
         codec,
@@ -253,7 +254,9 @@ export class EdgeHandler {
     const setCookies: string[] = [];
     let caller: Caller;
     try {
-      caller = await this.#authenticate(headers, cookies, setCookies);
+      // A `login: none` route carries no user and no passport: its session or bearer token is not even read, so
+      // a signed-in browser's identity never reaches a public page, and a bad token there is no reason to refuse.
+      caller = route.login === 'none' ? undefined : await this.#authenticate(headers, cookies, setCookies);
     } catch (error) {
       if (!isMeshauthError(error)) throw error;
       this.#deny(route, 'authentication', error, req);

@@ -18,6 +18,12 @@ export interface LoginState {
 }
 
 export const LOGIN_STATE_TTL_S = 600;
+/**
+ * Sign-ins one browser may have in progress. Each is a cookie, and any page can start one with a top-level
+ * navigation: without a bound a few of them would push the browser's Cookie header past the gateway's head limit
+ * (431 on every request, the callback included, for ten minutes).
+ */
+export const MAX_LOGINS_IN_PROGRESS = 3;
 
 export class LoginStateCodec {
   readonly #ring: () => SessionKeyRing;
@@ -67,5 +73,24 @@ export class LoginStateCodec {
 
   clear(state: string): string {
     return clearCookie(this.nameFor(state));
+  }
+
+  /**
+   * Before one more sign-in starts: Set-Cookie values that remove the pre-login cookies past the newest
+   * MAX_LOGINS_IN_PROGRESS - 1 (those that cannot be opened or have expired first, then the oldest).
+   */
+  makeRoom(cookies: ReadonlyMap<string, string>, nowS: number): string[] {
+    const present: { name: string; startedAt: number }[] = [];
+    for (const [name, text] of cookies) {
+      if (!name.startsWith(`${this.name}-`)) continue;
+      const opened = open(this.#ring(), this.name, text);
+      const startedAt = 'value' in opened ? (opened.value as Partial<LoginState> | null)?.startedAt : undefined;
+      const usable = typeof startedAt === 'number' && nowS <= startedAt + LOGIN_STATE_TTL_S;
+      present.push({ name, startedAt: usable ? startedAt : Number.NEGATIVE_INFINITY });
+    }
+    const excess = present.length - (MAX_LOGINS_IN_PROGRESS - 1);
+    if (excess <= 0) return [];
+    present.sort((a, b) => a.startedAt - b.startedAt);
+    return present.slice(0, excess).map((cookie) => clearCookie(cookie.name));
   }
 }

@@ -18,6 +18,7 @@ import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import { DataPlaneTelemetry } from '../sidecar/data-plane-telemetry.js';
 import type { Endpoint } from '../sidecar/endpoints/endpoint.js';
 import { isHopByHop } from '../sidecar/http-headers.js';
+import { isIdentityHeader } from '../sidecar/identity-headers.js';
 import {
   type CallerBody,
   type CallerResponse,
@@ -166,13 +167,16 @@ export class MeshForwarder {
     await this.#sessions.close(deadline);
   }
 
-  /** The peer's response head for the edge: hop-by-hop headers and Set-Cookie lines for the gateway's cookies dropped. */
+  /**
+   * The peer's response head for the edge: hop-by-hop headers, identity headers (a peer asserts no identity to a
+   * browser; the HTTP/2 path drops them too) and Set-Cookie lines for the gateway's cookies dropped.
+   */
   #responseHeaders(flat: readonly string[]): OutgoingHttpHeaders {
     const out: OutgoingHttpHeaders = {};
     for (let i = 0; i < flat.length; i += 2) {
       const name = (flat[i] as string).toLowerCase();
       const value = flat[i + 1] as string;
-      if (isHopByHop(name)) continue;
+      if (isHopByHop(name) || isIdentityHeader(name, false)) continue;
       // A service must never plant or overwrite the gateway's session (session fixation by a compromised app).
       if (name === 'set-cookie' && this.#reservedCookie(value.slice(0, Math.max(0, value.indexOf('='))).trim())) {
         continue;

@@ -31,3 +31,12 @@ export function isCrossSite(method: string, headers: IncomingHttpHeaders, ownOri
   if (typeof origin === 'string') return origin !== ownOrigin;
   return true;
 }
+
+/**
+ * A request another site started (Sec-Fetch-Site cross-site or same-site), whatever its method: for the few GET
+ * endpoints that change state. Without the header (an older browser, a script) it is not refused.
+ */
+export function isCrossSiteNavigation(headers: IncomingHttpHeaders): boolean {
+  const site = headers['sec-fetch-site'];
+  return site === 'cross-site' || site === 'same-site';
+}

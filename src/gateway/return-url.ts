@@ -1,7 +1,8 @@
 // Where to send the browser after sign-in: a path on this gateway only (no open redirect, OAuth 2.0 Security BCP
 // §4.11). Anything that a browser could read as another origin — `//evil`, `/\evil`, a scheme, control
 // characters — becomes `/`. Pure.
-const MAX_RETURN_CHARS = 2048;
+// It travels sealed in a pre-login cookie: a longer deep link returns to `/` rather than growing the cookie.
+const MAX_RETURN_CHARS = 512;
 
 export function safeReturnPath(candidate: string | undefined): string {
   if (candidate === undefined || candidate.length === 0 || candidate.length > MAX_RETURN_CHARS) return '/';
@@ -17,7 +18,11 @@ export function safeReturnPath(candidate: string | undefined): string {
     const base = new URL('https://gateway.invalid');
     const resolved = new URL(candidate, base);
     if (resolved.origin !== base.origin) return '/';
-    return `${resolved.pathname}${resolved.search}`;
+    const path = `${resolved.pathname}${resolved.search}`;
+    // Dot segments are removed while resolving: `/.//evil.example` and `/a/..//evil.example` become
+    // `//evil.example`, which a browser reads as another origin. The result is checked as the input was.
+    const first = path.charCodeAt(1);
+    return first === 0x2f || first === 0x5c ? '/' : path;
   } catch {
     return '/';
   }

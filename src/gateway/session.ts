@@ -9,6 +9,8 @@ import { type OpenFailure, open, seal } from './sealed-box.js';
 import type { SessionKeyRing } from './session-keys.js';
 
 export interface SessionData {
+  /** This sign-in's random ID: what a sign-out remembers. */
+  readonly sid: string;
   /** The end user's claims (sub, iss, scope, groups, configured claims). */
   readonly claims: Readonly<Record<string, unknown>>;
   /** Seconds: sign-in time (absolute timeout), last activity (idle timeout), access-token expiry. */
@@ -22,7 +24,7 @@ export interface SessionData {
   readonly idToken?: string | undefined;
 }
 
-export type SessionFailure = OpenFailure | 'missing_chunk' | 'idle' | 'expired' | 'shape';
+export type SessionFailure = OpenFailure | 'missing_chunk' | 'idle' | 'expired' | 'shape' | 'revoked';
 
 const CHUNK_CHARS = 3800;
 const MAX_CHUNKS = 4;
@@ -31,6 +33,8 @@ const STAMP_INTERVAL_S = 60;
 export class SessionCodec {
   readonly #ring: () => SessionKeyRing;
   readonly #name: string;
+  /** The AAD: the cookie name and the gateway's provider and client, so no other gateway's session opens here. */
+  readonly #purpose: string;
   readonly #idleS: number;
   readonly #absoluteS: number;
 
@@ -39,9 +43,15 @@ export class SessionCodec {
     readonly cookieName: string;
     readonly idleTimeoutMs: number;
     readonly absoluteTimeoutMs: number;
+    /**
+     * Who signs users in here (the OIDC issuer and client ID): gateways that share session keys but not their
+     * provider must not accept each other's sessions.
+     */
+    readonly signedInBy: string;
   }) {
     this.#ring = options.ring;
     this.#name = options.cookieName;
+    this.#purpose = `${options.cookieName} ${options.signedInBy}`;
     this.#idleS = Math.floor(options.idleTimeoutMs / 1000);
     this.#absoluteS = Math.floor(options.absoluteTimeoutMs / 1000);
   }
@@ -75,13 +85,18 @@ export class SessionCodec {
       }
       sealed = parts.join('');
     }
-    const opened = open(this.#ring(), this.#name, sealed);
+    const opened = open(this.#ring(), this.#purpose, sealed);
     if ('failure' in opened) return opened;
     const session = opened.value as SessionData;
     if (!isSession(session)) return { failure: 'shape' };
     if (nowS >= session.createdAt + this.#absoluteS) return { failure: 'expired' };
     if (nowS >= session.seenAt + this.#idleS) return { failure: 'idle' };
     return { session };
+  }
+
+  /** When a session ends whatever its use: its absolute timeout (seconds). */
+  expiresAt(session: SessionData): number {
+    return session.createdAt + this.#absoluteS;
   }
 
   /** Whether the idle clock should be re-stamped now (then call write() with seenAt = now). */
@@ -94,7 +109,7 @@ export class SessionCodec {
    * are no longer used. Throws MESHAUTH_ERR_SESSION_TOO_LARGE when it does not fit in MAX_CHUNKS cookies.
    */
   write(session: SessionData, present: ReadonlyMap<string, string>): string[] {
-    const sealed = seal(this.#ring(), this.#name, session);
+    const sealed = seal(this.#ring(), this.#purpose, session);
     const maxAge = session.createdAt + this.#absoluteS - Math.floor(Date.now() / 1000);
     const parts: string[] = [];
     for (let i = 0; i < sealed.length; i += CHUNK_CHARS) parts.push(sealed.slice(i, i + CHUNK_CHARS));
@@ -126,6 +141,7 @@ function isSession(value: unknown): value is SessionData {
   if (typeof value !== 'object' || value === null) return false;
   const s = value as Record<string, unknown>;
   return (
+    typeof s.sid === 'string' &&
     typeof s.claims === 'object' &&
     s.claims !== null &&
     typeof (s.claims as Record<string, unknown>).sub === 'string' &&

@@ -13,7 +13,7 @@ import type { GatewayRoute, OidcSettings } from './gateway-config.js';
 import type { LoginState, LoginStateCodec } from './login-state.js';
 import type { OidcRelyingParty, TokenResult } from './oidc-relying-party.js';
 import { RateLimiter } from './rate-limiter.js';
-import { isApiRequest, isCrossSite } from './request-kind.js';
+import { isApiRequest, isCrossSite, isCrossSiteNavigation } from './request-kind.js';
 import { safeReturnPath } from './return-url.js';
 import type { SessionData } from './session.js';
 
@@ -98,7 +98,8 @@ export class SignInFlow {
       startedAt: Math.floor(this.#now().getTime() / 1000),
     };
     this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'login', rule: 'redirect' });
-    redirect(res, start.url, [...setCookies, logins.write(state)]);
+    const room = logins.makeRoom(parseCookies(req.headers.cookie), state.startedAt);
+    redirect(res, start.url, [...setCookies, ...room, logins.write(state)]);
   }
 
   /** `/.meshauth/callback`: the authorization response, checked against this browser's pre-login cookie. */
@@ -150,7 +151,7 @@ export class SignInFlow {
     let setCookies: string[];
     try {
       tokens = await rp.finishLogin(query, state);
-      session = this.#sessions.fromTokens(tokens, undefined, nowS, nowS);
+      session = this.#sessions.fromTokens(tokens, nowS);
       const user = this.#sessions.userOf(session);
       if (user === undefined) {
         throw new MeshauthError('MESHAUTH_ERR_LOGIN_FAILED', 'ID token has no usable sub', { reason: 'no_subject' });
@@ -186,7 +187,9 @@ export class SignInFlow {
       writeError(res, new MeshauthError('MESHAUTH_ERR_METHOD_INVALID', 'logout is GET or POST'));
       return;
     }
-    if (isCrossSite(method, req.headers, this.#ownOrigin)) {
+    // A GET may sign out (a link on our own pages), but not one another site started: with RP-initiated logout it
+    // would end the user's session at the provider too.
+    if (isCrossSite(method, req.headers, this.#ownOrigin) || isCrossSiteNavigation(req.headers)) {
       writeError(
         res,
         new MeshauthError('MESHAUTH_ERR_CROSS_SITE_REQUEST', 'cross-site logout', { reason: 'cross_site' }),
@@ -195,6 +198,7 @@ export class SignInFlow {
     }
     const read = sessions.read(cookies, Math.floor(this.#now().getTime() / 1000));
     const session = read !== undefined && 'session' in read ? read.session : undefined;
+    if (session !== undefined) this.#sessions.signOut(session, Math.floor(this.#now().getTime() / 1000));
     const clear = sessions.clear(cookies);
     const home = this.#oidc.postLogoutRedirectUri ?? `${this.#ownOrigin}/`;
     const endSession = await this.#rp.endSessionUrl(session?.idToken, home);

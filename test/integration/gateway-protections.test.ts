@@ -175,9 +175,15 @@ describe('gateway protections (real provider)', () => {
   });
 
   it('fail/a cookie sealed with a rotated-out key starts a new sign-in; ok/the older listed key still opens', async () => {
-    const options = { cookieName: SESSION, idleTimeoutMs: 1_800_000, absoluteTimeoutMs: 43_200_000 };
+    const options = {
+      cookieName: SESSION,
+      idleTimeoutMs: 1_800_000,
+      absoluteTimeoutMs: 43_200_000,
+      signedInBy: `${mesh.provider.url} ${GATEWAY_CLIENT.clientId}`,
+    };
     const now = Math.floor(Date.now() / 1000);
     const session = {
+      sid: 'rotated-key-session',
       claims: { sub: 'alice', iss: mesh.provider.url },
       createdAt: now,
       seenAt: now,

@@ -9,9 +9,11 @@ const codec = new SessionCodec({
   cookieName: '__Host-s',
   idleTimeoutMs: 600_000,
   absoluteTimeoutMs: 3_600_000,
+  signedInBy: 'https://idp gateway',
 });
 const NOW = 1_800_000_000;
 const session: SessionData = {
+  sid: 'unit-session',
   claims: { sub: 'alice', iss: 'https://idp' },
   createdAt: NOW,
   seenAt: NOW,

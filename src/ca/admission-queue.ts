@@ -31,6 +31,11 @@ export interface AdmissionOptions {
   readonly backlog?: () => number;
 }
 
+interface Waiter {
+  /** Takes the slot just freed and lets the request go on. */
+  readonly start: () => void;
+}
+
 export type Admission =
   | { readonly admitted: true; readonly release: () => void; readonly waited: Promise<void> }
   | { readonly admitted: false; readonly retryAfterSeconds: number };
@@ -40,7 +45,8 @@ export class AdmissionQueue {
   readonly #maxQueue: number;
   readonly #maxWaitMs: number;
   readonly #backlog: () => number;
-  readonly #waiting: Array<() => void> = [];
+  /** Requests waiting for a slot, oldest first. */
+  readonly #waiting = new Set<Waiter>();
   #active = 0;
   /** Completed signings per second, smoothed. */
   #rate = INITIAL_SIGNINGS_PER_SECOND;
@@ -56,7 +62,7 @@ export class AdmissionQueue {
 
   /** Requests signing plus requests waiting. */
   get depth(): number {
-    return this.#active + this.#waiting.length;
+    return this.#active + this.#waiting.size;
   }
 
   get signingsPerSecond(): number {
@@ -70,19 +76,23 @@ export class AdmissionQueue {
   admit(): Admission {
     if (this.#active < this.#maxConcurrent) {
       this.#active += 1;
-      return { admitted: true, release: this.#releaser(), waited: Promise.resolve() };
+      return { admitted: true, release: this.#releaser(undefined), waited: Promise.resolve() };
     }
-    const expectedWaitMs = ((this.#waiting.length + 1) * 1000) / Math.max(this.#rate, 1);
-    if (this.#waiting.length >= this.#maxQueue || expectedWaitMs > this.#maxWaitMs) {
+    const expectedWaitMs = ((this.#waiting.size + 1) * 1000) / Math.max(this.#rate, 1);
+    if (this.#waiting.size >= this.#maxQueue || expectedWaitMs > this.#maxWaitMs) {
       return { admitted: false, retryAfterSeconds: this.retryAfterSeconds() };
     }
+    let waiter: Waiter | undefined;
     const waited = new Promise<void>((resolve) => {
-      this.#waiting.push(() => {
-        this.#active += 1;
-        resolve();
-      });
+      waiter = {
+        start: () => {
+          this.#active += 1;
+          resolve();
+        },
+      };
+      this.#waiting.add(waiter);
     });
-    return { admitted: true, release: this.#releaser(), waited };
+    return { admitted: true, release: this.#releaser(waiter), waited };
   }
 
   /** Seconds until the queue (or the backlog, if larger) should have drained at the measured rate, within [1, 30]. */
@@ -106,14 +116,21 @@ export class AdmissionQueue {
     }
   }
 
-  #releaser(): () => void {
+  /**
+   * Ends an admission: a started one frees its slot for the oldest waiter; one released while still waiting (its
+   * client left) only gives up its place, since it never held a slot.
+   */
+  #releaser(waiter: Waiter | undefined): () => void {
     let released = false;
     return () => {
       if (released) return;
       released = true;
+      if (waiter !== undefined && this.#waiting.delete(waiter)) return;
       this.#active -= 1;
-      const next = this.#waiting.shift();
-      next?.();
+      const next: Waiter | undefined = this.#waiting.values().next().value;
+      if (next === undefined) return;
+      this.#waiting.delete(next);
+      next.start();
     };
   }
 }

@@ -135,6 +135,7 @@ async function issueSvid(options: CaApiOptions, req: IncomingMessage, res: Serve
     throw error;
   }
   const now = options.now();
+  options.authority.assertCanSign(now);
   const { id, method } = await authenticateSvidRequest(options, req, body.token, now);
   if (body.id !== undefined && body.id !== id.toString()) {
     throw new MeshauthError(

@@ -100,6 +100,28 @@ export class CaAuthority {
     }
   }
 
+  /**
+   * Throws MESHAUTH_ERR_CA_UNAVAILABLE (`intermediate_expired`, `intermediate_not_yet_valid`) when the intermediate
+   * cannot sign a usable leaf at `now`: a leaf's NotAfter is clamped to the intermediate's, so an expired one would
+   * sign leaves that expired before they began. The API checks it before the caller's credential is spent (a join
+   * token is single-use); the CA's own serving certificate is still issued, so the CA starts, serves its bundle and
+   * answers /readyz 503 until the intermediate is rotated.
+   */
+  assertCanSign(now: Date): void {
+    const { notBefore, notAfter } = this.#material.issuer.certificate;
+    const at = now.getTime();
+    if (at < notBefore.getTime()) {
+      throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `the intermediate is valid from ${notBefore.toISOString()}`, {
+        reason: 'intermediate_not_yet_valid',
+      });
+    }
+    if (at >= notAfter.getTime()) {
+      throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `the intermediate expires ${notAfter.toISOString()}`, {
+        reason: 'intermediate_expired',
+      });
+    }
+  }
+
   /** Signs a leaf X509-SVID. The caller has authenticated `id`; this checks it belongs to the trust domain. */
   async issue(request: IssueRequest): Promise<IssuedSvid> {
     const material = this.#material;

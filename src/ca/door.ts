@@ -13,6 +13,14 @@ import { ConnectionGate, type ConnectionGateOptions, type ConnectionRefusal } fr
 const GATE_SWEEP_INTERVAL_MS = 500;
 /** What a waiting connection may send before its turn: one TLS record (its ClientHello) and its header. */
 const MAX_EARLY_BYTES = 16_384 + 5 + 256;
+/**
+ * What all waiting connections may hold together. A ClientHello is a few hundred bytes (2 KiB with a post-quantum
+ * key share), so a full line of honest clients holds a few MiB; without this bound one client could park a 16 KiB
+ * record on each of the 10,000 places in the line and hold 160 MiB, past a pod's memory limit.
+ */
+export const MAX_EARLY_BYTES_TOTAL = 16 * 1024 * 1024;
+/** A connection that sent more than this before its turn is the first to go when the total runs out. */
+const LARGE_EARLY_BYTES = 4096;
 
 /** The gate's limits; connection-gate.ts has the defaults. */
 export type DoorLimits = Pick<ConnectionGateOptions<Socket>, 'maxActive' | 'maxWaiting' | 'maxWaitMs'>;
@@ -53,7 +61,15 @@ export function openDoor(options: CaDoorOptions): CaDoor {
   startTimeoutSweeper(tlsServer);
   const open = new Set<Socket>();
   // What each connection sent before its turn, put back for the TLS server when the turn comes.
-  const early = new WeakMap<Socket, { chunks: Buffer[]; stopReading: () => void }>();
+  const early = new WeakMap<Socket, EarlyBytes>();
+  // Their sum, and the connections holding more than LARGE_EARLY_BYTES, oldest first.
+  let earlyTotal = 0;
+  const large = new Set<Socket>();
+  const forget = (socket: Socket, sent: EarlyBytes) => {
+    earlyTotal -= sent.size;
+    sent.size = 0;
+    large.delete(socket);
+  };
   const gate = new ConnectionGate<Socket>({
     ...options.limits,
     now: () => performance.now(),
@@ -61,6 +77,7 @@ export function openDoor(options: CaDoorOptions): CaDoor {
       metrics.caConnectionsWaiting.set(gate.waiting);
       const sent = early.get(socket);
       if (sent !== undefined) {
+        forget(socket, sent);
         sent.stopReading();
         // Nearly always one chunk (the ClientHello): put back as it is, not copied.
         socket.unshift(sent.chunks.length === 1 ? (sent.chunks[0] as Buffer) : Buffer.concat(sent.chunks));
@@ -90,37 +107,60 @@ export function openDoor(options: CaDoorOptions): CaDoor {
   const listener: NetServer = createNetServer({ noDelay: true }, (socket) => {
     open.add(socket);
     silent.set(socket, performance.now());
+    const chunks: Buffer[] = [];
+    const sent: EarlyBytes = { chunks, size: 0, stopReading: () => undefined };
     socket.once('close', () => {
       open.delete(socket);
       silent.delete(socket);
+      forget(socket, sent);
     });
     socket.on('error', () => socket.destroy());
-    const chunks: Buffer[] = [];
-    let size = 0;
     const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_EARLY_BYTES) {
+      sent.size += chunk.length;
+      earlyTotal += chunk.length;
+      if (sent.size > MAX_EARLY_BYTES) {
+        forget(socket, sent);
         socket.destroy();
         return;
       }
       chunks.push(chunk);
+      if (sent.size > LARGE_EARLY_BYTES) large.add(socket);
+      if (earlyTotal > MAX_EARLY_BYTES_TOTAL && !makeRoom(socket)) return;
       if (chunks.length > 1) return;
       silent.delete(socket);
       gate.arrive(socket, clientSourceKey(socket.remoteAddress));
       metrics.caConnectionsWaiting.set(gate.waiting);
     };
     const onEnd = () => socket.destroy();
-    early.set(socket, {
-      chunks,
-      stopReading: () => {
-        socket.pause();
-        socket.off('data', onData);
-        socket.off('end', onEnd);
-      },
-    });
+    sent.stopReading = () => {
+      socket.pause();
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+    };
+    early.set(socket, sent);
     socket.on('data', onData);
     socket.once('end', onEnd);
   });
+  /**
+   * The waiting connections hold more than MAX_EARLY_BYTES_TOTAL: close the oldest that sent a large first record
+   * (an honest ClientHello is small) until they fit, else `arriving` itself. False when `arriving` was closed.
+   */
+  const makeRoom = (arriving: Socket): boolean => {
+    while (earlyTotal > MAX_EARLY_BYTES_TOTAL) {
+      const victim = large.values().next().value ?? arriving;
+      const victimSent = early.get(victim);
+      if (victimSent !== undefined) forget(victim, victimSent);
+      large.delete(victim);
+      metrics.caRequestsRejected.inc({ reason: 'overloaded_early_bytes' });
+      overloadLog.warn(
+        { code: 'MESHAUTH_ERR_CA_OVERLOADED', reason: 'early_bytes', connectionsWaiting: gate.waiting },
+        'CA overloaded: closing connections that found no turn before their TLS handshake',
+      );
+      victim.destroy();
+      if (victim === arriving) return false;
+    }
+    return true;
+  };
   const sweeper = setInterval(() => {
     const nowMs = performance.now();
     for (const [socket, arrivedAt] of silent) {
@@ -147,4 +187,11 @@ export function openDoor(options: CaDoorOptions): CaDoor {
       return closed;
     },
   };
+}
+
+/** The bytes one connection sent before its turn. */
+interface EarlyBytes {
+  readonly chunks: Buffer[];
+  size: number;
+  stopReading: () => void;
 }

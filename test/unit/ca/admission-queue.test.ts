@@ -92,3 +92,40 @@ describe('Retry-After counts the backlog beyond the queue', () => {
     expect(queue.admit()).toMatchObject({ admitted: false, retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
   });
 });
+
+describe('a waiting request whose client leaves', () => {
+  it('fail/gives up its place, not a slot: no more than maxConcurrent ever run', async () => {
+    const queue = new AdmissionQueue({ maxConcurrent: 2, maxQueue: 10 });
+    let running = 0;
+    let most = 0;
+    const started: string[] = [];
+    const take = (name: string) => {
+      const admission = queue.admit();
+      if (!admission.admitted) throw new Error('refused');
+      void admission.waited.then(() => {
+        running += 1;
+        most = Math.max(most, running);
+        started.push(name);
+      });
+      return () => {
+        if (started.includes(name)) running -= 1;
+        admission.release();
+      };
+    };
+    const a = take('a');
+    take('b');
+    take('c');
+    const leaves = take('d');
+    await Promise.resolve();
+    expect(started).toEqual(['a', 'b']);
+    leaves(); // the client of d disconnected while it waited
+    await Promise.resolve();
+    expect(started).toEqual(['a', 'b']); // before: c started in a slot nobody had freed
+    expect(queue.depth).toBe(3);
+    a();
+    await Promise.resolve();
+    expect(started).toEqual(['a', 'b', 'c']);
+    expect(most).toBe(2);
+    expect(queue.depth).toBe(2);
+  });
+});

@@ -111,9 +111,13 @@ export class CaAuthority {
     const { notBefore, notAfter } = this.#material.issuer.certificate;
     const at = now.getTime();
     if (at < notBefore.getTime()) {
-      throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `the intermediate is valid from ${notBefore.toISOString()}`, {
-        reason: 'intermediate_not_yet_valid',
-      });
+      throw new MeshauthError(
+        'MESHAUTH_ERR_CA_UNAVAILABLE',
+        `the intermediate is valid from ${notBefore.toISOString()}`,
+        {
+          reason: 'intermediate_not_yet_valid',
+        },
+      );
     }
     if (at >= notAfter.getTime()) {
       throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `the intermediate expires ${notAfter.toISOString()}`, {

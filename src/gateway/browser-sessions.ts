@@ -82,7 +82,10 @@ export class BrowserSessions {
     const signedOutUntil = this.#signedOut.get(sessionKey(session));
     if (signedOutUntil !== undefined && nowS < signedOutUntil) {
       this.#metrics.gatewaySessionsRejected.inc({ reason: 'revoked' });
-      this.#logger.info({ event: 'session_rejected', reason: 'revoked', sub: session.claims.sub }, 'signed-out session');
+      this.#logger.info(
+        { event: 'session_rejected', reason: 'revoked', sub: session.claims.sub },
+        'signed-out session',
+      );
       setCookies.push(...codec.clear(cookies));
       return undefined;
     }

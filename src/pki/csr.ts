@@ -176,6 +176,10 @@ async function verifyCsrDer(der: Buffer): Promise<VerifiedCsr> {
   if (derElementLength(der) !== der.length)
     invalid('CSR DER has bytes after the CertificationRequest', 'trailing_data');
   const { keyType } = publicKeyOf(Buffer.from(publicKey.rawData));
+  // A collision-prone digest proves little: SHA-1 (and anything weaker, which WebCrypto cannot verify) is refused.
+  if ((csr.signatureAlgorithm as { hash?: { name?: string } }).hash?.name === 'SHA-1') {
+    invalid('CSR is signed with SHA-1', 'weak_signature');
+  }
   let signatureValid = false;
   try {
     signatureValid = await csr.verify();

@@ -32,3 +32,15 @@ export function withDerTrailer(pem: string, junk: Buffer): string {
 }
 
 export { createCsrPem };
+
+/** A self-signed CSR for a P-256 key whose proof of possession is signed with SHA-1 (ecdsa-with-SHA1). */
+export async function p256CsrSignedWithSha1(): Promise<string> {
+  const algorithm = { name: 'ECDSA', namedCurve: 'P-256' };
+  const keys = await subtle.generateKey(algorithm, true, ['sign', 'verify']);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: 'O=meshauth',
+    keys,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-1' },
+  });
+  return csr.toString('pem');
+}

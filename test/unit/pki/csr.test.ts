@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { MeshauthError } from '../../../src/errors/index.js';
 import { createCsrPem, generateKeyPair, newKeyWithCsr, toPem, verifyCsrPem, x509 } from '../../../src/pki/index.js';
-import { rsaCsrWithExponent, withDerTrailer } from '../../helpers/csr-variants.js';
+import { p256CsrSignedWithSha1, rsaCsrWithExponent, withDerTrailer } from '../../helpers/csr-variants.js';
 import { oid, tlv } from '../../helpers/der-writer.js';
 
 async function reasonOf(pem: string): Promise<string | undefined> {
@@ -33,6 +33,7 @@ describe('verifyCsrPem', () => {
   it.each([
     ['fail/RSA-2048 e=3', () => rsaCsrWithExponent(3), 'rsa_exponent'],
     ['fail/RSA-2048 e=17', () => rsaCsrWithExponent(17), 'rsa_exponent'],
+    ['fail/proof of possession signed with SHA-1', () => p256CsrSignedWithSha1(), 'weak_signature'],
     [
       'fail/text after the PEM block',
       async () => `${await createCsrPem(await generateKeyPair())}garbage`,

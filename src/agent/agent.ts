@@ -33,6 +33,8 @@ export interface AgentOptions {
   readonly metrics: Metrics;
   readonly keyType?: KeyType;
   readonly now?: () => Date;
+  /** Uniform in [0, 1): the jitter of every wait (default: the CSPRNG). A test pins it to place a refresh. */
+  readonly random?: () => number;
   /** Longest wait between two fetches of GET /v1/bundle (default 5 min); the first comes at a random point of it. */
   readonly bundleRefreshMs?: number;
   /** Longest wait between two attempts (default 30 s); while the SVID is valid, a quarter of its remaining life caps it too. */
@@ -60,6 +62,7 @@ export class Agent {
   readonly #options: AgentOptions;
   readonly #keyType: KeyType;
   readonly #now: () => Date;
+  readonly #random: () => number;
   readonly #logger: Logger;
   #state: 'idle' | 'running' | 'closed' = 'idle';
   #rotationTimer: NodeJS.Timeout | undefined;
@@ -85,6 +88,7 @@ export class Agent {
     this.#options = options;
     this.#keyType = options.keyType ?? DEFAULTS.keyType;
     this.#now = options.now ?? (() => new Date());
+    this.#random = options.random ?? randomFraction;
     this.#logger = options.logger;
     this.#readyPromise = new Promise<void>((resolve, reject) => {
       this.#settleReady = (error) => (error === undefined ? resolve() : reject(error));
@@ -140,7 +144,7 @@ export class Agent {
           await this.#refreshBundle(signal);
           this.#scheduleBundleRefresh(false);
         }),
-      bundleRefreshDelay(intervalMs, first, randomFraction()),
+      bundleRefreshDelay(intervalMs, first, this.#random()),
     );
     this.#bundleTimer.unref();
   }
@@ -267,7 +271,7 @@ export class Agent {
       this.#settleReady();
     }
     const lifetime = { notBefore: svid.notBefore, notAfter: svid.notAfter, receivedAt: now };
-    this.#scheduleRotation(renewalDelay(lifetime, now, randomFraction()));
+    this.#scheduleRotation(renewalDelay(lifetime, now, this.#random()));
   }
 
   #applyFailed(error: unknown, mode: Mode): void {
@@ -282,7 +286,7 @@ export class Agent {
         baseMs: this.#options.minBackoffMs ?? DEFAULTS.minBackoffMs,
         maxMs: this.#options.maxBackoffMs ?? DEFAULTS.maxBackoffMs,
       },
-      randomFraction(),
+      this.#random(),
     );
     this.#logger.error(
       { mode, attempt: this.#failures, retryInMs: delayMs, err: error, cause: causeMessage(error) },
@@ -307,7 +311,7 @@ export class Agent {
       this.#failures,
       remainingMs,
       { baseMs: this.#options.minBackoffMs ?? DEFAULTS.minBackoffMs, maxMs },
-      randomFraction(),
+      this.#random(),
     );
     // An overloaded CA (429) or one shedding load (503) says when to come back; a valid SVID's remaining life
     // still caps the wait, so an agent never lets its SVID expire waiting for a busy CA.
@@ -316,7 +320,7 @@ export class Agent {
     const delayMs =
       retryAfterMs === undefined
         ? backoffMs
-        : retryAfterDelay(backoffMs, retryAfterMs, Math.min(maxMs, lifeCapMs), randomFraction());
+        : retryAfterDelay(backoffMs, retryAfterMs, Math.min(maxMs, lifeCapMs), this.#random());
     const fields = {
       mode,
       attempt: this.#failures,

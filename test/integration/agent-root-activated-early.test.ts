@@ -16,6 +16,7 @@ describe('agent after a root activated too soon', () => {
     const ca = await CaHarness.start(60_000, cleanups);
     const { agent, holder, logs, bundleFile } = startAgent(ca, await ca.token(), cleanups, {
       bundleRefreshMs: 3_000,
+      random: () => 0.999, // the first refresh at the end of its interval: after the activation below
     });
     await agent.whenReady();
     expect(holder.current?.bundle.roots).toHaveLength(1);

@@ -5,7 +5,14 @@
 import { randomInt } from 'node:crypto';
 import { MeshauthError } from '../errors/index.js';
 import type { TrustDomain } from '../identity/index.js';
-import { type KeyType, type KeyWithCsr, newKeyWithCsr, TrustBundle, validateX509SvidDer } from '../pki/index.js';
+import {
+  type KeyType,
+  type KeyWithCsr,
+  newKeyWithCsr,
+  TrustBundle,
+  validateX509SvidDer,
+  type x509,
+} from '../pki/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import {
   type CaConnection,
@@ -80,6 +87,8 @@ export class Agent {
   #bundleVersion = 0;
   /** Roots the CA dropped from a bundle we held (a retired root): never trusted again from the configured file. */
   #droppedRoots: TrustBundle | undefined;
+  /** Roots held or dropped, in the order this agent first saw them: which of two is older, within one second. */
+  #learned: x509.X509Certificate[] = [];
   #ready = false;
   readonly #readyPromise: Promise<void>;
   #settleReady!: (error?: Error) => void;
@@ -407,17 +416,28 @@ export class Agent {
    * Remembers the roots `previous` held and `next` (from the CA) no longer does, when that looks like a retirement:
    * a root older than one `next` keeps. A root newer than every root left is one a lagging replica (its Secret not
    * yet updated) has not heard of: not remembered, or the recovery through the file would be blocked. Forgets the
-   * roots `next` holds again.
+   * roots `next` holds again. Older means an earlier NotBefore, or the same second and learned by this agent first
+   * (a rotation within one second, as in tests, leaves NotBefore equal).
    */
   #noteDroppedRoots(previous: TrustBundle | undefined, next: TrustBundle): void {
+    for (const root of [...(previous?.roots ?? []), ...next.roots]) {
+      if (!this.#learned.some((known) => sameCertificate(known, root))) this.#learned.push(root);
+    }
+    const age = (root: x509.X509Certificate) => ({
+      notBefore: root.notBefore.getTime(),
+      learned: this.#learned.findIndex((known) => sameCertificate(known, root)),
+    });
+    const newestKept = next.roots.map(age).reduce((a, b) => (isOlder(a, b) ? b : a));
+    const gone = previous?.roots.filter((root) => !next.hasRoot(root) && isOlder(age(root), newestKept)) ?? [];
     const known = this.#droppedRoots?.roots ?? [];
-    const newestKept = Math.max(...next.roots.map((root) => root.notBefore.getTime()));
-    const gone = previous?.roots.filter((root) => !next.hasRoot(root) && root.notBefore.getTime() < newestKept) ?? [];
-    if (known.length === 0 && gone.length === 0) return;
-    const still = known.filter((root) => !next.hasRoot(root));
-    const fresh = gone.filter((root) => this.#droppedRoots?.hasRoot(root) !== true);
-    const dropped = [...still, ...fresh];
-    this.#droppedRoots = dropped.length === 0 ? undefined : new TrustBundle(next.trustDomain, dropped);
+    if (known.length > 0 || gone.length > 0) {
+      const still = known.filter((root) => !next.hasRoot(root));
+      const fresh = gone.filter((root) => this.#droppedRoots?.hasRoot(root) !== true);
+      const dropped = [...still, ...fresh];
+      this.#droppedRoots = dropped.length === 0 ? undefined : new TrustBundle(next.trustDomain, dropped);
+    }
+    // Only roots held or remembered as dropped need an age.
+    this.#learned = this.#learned.filter((root) => next.hasRoot(root) || this.#droppedRoots?.hasRoot(root) === true);
   }
 
   #connection(
@@ -482,4 +502,12 @@ function describeError(error: unknown): Record<string, unknown> {
     return { code: error.code, reason: error.reason, error: error.message, ...(error.detail ?? {}) };
   }
   return { error: error instanceof Error ? error.message : String(error) };
+}
+
+function sameCertificate(a: x509.X509Certificate, b: x509.X509Certificate): boolean {
+  return Buffer.compare(Buffer.from(a.rawData), Buffer.from(b.rawData)) === 0;
+}
+
+function isOlder(a: { notBefore: number; learned: number }, b: { notBefore: number; learned: number }): boolean {
+  return a.notBefore < b.notBefore || (a.notBefore === b.notBefore && a.learned < b.learned);
 }

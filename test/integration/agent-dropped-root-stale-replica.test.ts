@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { activateNextRoot, publishNextRoot, startCaServer } from '../../src/ca/index.js';
+import { BACKDATE_MS } from '../../src/pki/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { waitFor } from '../helpers/wait.js';
 import { CaHarness, type Cleanup, runCleanups, startAgent } from './agent-harness.js';
@@ -26,7 +27,9 @@ describe('agent after a lagging CA replica served the bundle without the new roo
     cleanups.push(() => rmSync(lagging, { recursive: true, force: true }));
     cpSync(ca.dir, lagging, { recursive: true }); // a replica whose Secret mount is not updated yet
 
-    await publishNextRoot(ca.dir);
+    // Both roots' NotBefore in one second: the replica's missing root must still count as the newer one.
+    const oldRoot = holder.current?.bundle.roots[0];
+    await publishNextRoot(ca.dir, new Date((oldRoot?.notBefore.getTime() ?? 0) + BACKDATE_MS));
     await waitFor('the agent to hold both roots', () => holder.current?.bundle.roots.length === 2, 10_000);
 
     // The agent's next refresh reaches the lagging replica (same address: behind one Service).

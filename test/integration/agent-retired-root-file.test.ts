@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { activateNextRoot, publishNextRoot, retirePreviousRoot, startCaServer } from '../../src/ca/index.js';
+import { BACKDATE_MS } from '../../src/pki/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { waitFor } from '../helpers/wait.js';
 import { CaHarness, type Cleanup, runCleanups, startAgent } from './agent-harness.js';
@@ -28,7 +29,10 @@ describe('agent after the old root was retired', () => {
     cleanups.push(() => rmSync(snapshot, { recursive: true, force: true }));
     cpSync(ca.dir, snapshot, { recursive: true }); // the old root's key, as an attacker who has it
 
-    await publishNextRoot(ca.dir);
+    // The new root's NotBefore in the same second as the old one's (a rotation within a second, as a fast test
+    // makes it): which of the two is older must not depend on the clock's resolution.
+    const oldRoot = holder.current?.bundle.roots[0];
+    await publishNextRoot(ca.dir, new Date((oldRoot?.notBefore.getTime() ?? 0) + BACKDATE_MS));
     await waitFor('the agent to hold both roots', () => holder.current?.bundle.roots.length === 2, 10_000);
     await activateNextRoot(ca.dir);
     const renewedBefore = logs.filter((l) => l.msg === 'SVID renewed').length;

@@ -19,8 +19,6 @@ const MAX_EARLY_BYTES = 16_384 + 5 + 256;
  * record on each of the 10,000 places in the line and hold 160 MiB, past a pod's memory limit.
  */
 export const MAX_EARLY_BYTES_TOTAL = 16 * 1024 * 1024;
-/** A connection that sent more than this before its turn is the first to go when the total runs out. */
-const LARGE_EARLY_BYTES = 4096;
 
 /** The gate's limits; connection-gate.ts has the defaults. */
 export type DoorLimits = Pick<ConnectionGateOptions<Socket>, 'maxActive' | 'maxWaiting' | 'maxWaitMs'>;
@@ -62,13 +60,18 @@ export function openDoor(options: CaDoorOptions): CaDoor {
   const open = new Set<Socket>();
   // What each connection sent before its turn, put back for the TLS server when the turn comes.
   const early = new WeakMap<Socket, EarlyBytes>();
-  // Their sum, and the connections holding more than LARGE_EARLY_BYTES, oldest first.
+  // Their sum, and per source address what its connections hold (connections oldest first).
   let earlyTotal = 0;
-  const large = new Set<Socket>();
+  const bySource = new Map<string, SourceBytes>();
   const forget = (socket: Socket, sent: EarlyBytes) => {
     earlyTotal -= sent.size;
+    const source = bySource.get(sent.source);
+    if (source !== undefined) {
+      source.bytes -= sent.size;
+      source.sockets.delete(socket);
+      if (source.sockets.size === 0) bySource.delete(sent.source);
+    }
     sent.size = 0;
-    large.delete(socket);
   };
   const gate = new ConnectionGate<Socket>({
     ...options.limits,
@@ -108,7 +111,8 @@ export function openDoor(options: CaDoorOptions): CaDoor {
     open.add(socket);
     silent.set(socket, performance.now());
     const chunks: Buffer[] = [];
-    const sent: EarlyBytes = { chunks, size: 0, stopReading: () => undefined };
+    const sourceKey = clientSourceKey(socket.remoteAddress);
+    const sent: EarlyBytes = { chunks, size: 0, source: sourceKey, stopReading: () => undefined };
     socket.once('close', () => {
       open.delete(socket);
       silent.delete(socket);
@@ -116,19 +120,25 @@ export function openDoor(options: CaDoorOptions): CaDoor {
     });
     socket.on('error', () => socket.destroy());
     const onData = (chunk: Buffer) => {
-      sent.size += chunk.length;
-      earlyTotal += chunk.length;
-      if (sent.size > MAX_EARLY_BYTES) {
+      if (sent.size + chunk.length > MAX_EARLY_BYTES) {
         forget(socket, sent);
         socket.destroy();
         return;
       }
+      sent.size += chunk.length;
+      earlyTotal += chunk.length;
+      let source = bySource.get(sourceKey);
+      if (source === undefined) {
+        source = { bytes: 0, sockets: new Set() };
+        bySource.set(sourceKey, source);
+      }
+      source.bytes += chunk.length;
+      source.sockets.add(socket);
       chunks.push(chunk);
-      if (sent.size > LARGE_EARLY_BYTES) large.add(socket);
-      if (earlyTotal > MAX_EARLY_BYTES_TOTAL && !makeRoom(socket)) return;
+      if (earlyTotal > MAX_EARLY_BYTES_TOTAL && !makeRoom(socket, sent.size)) return;
       if (chunks.length > 1) return;
       silent.delete(socket);
-      gate.arrive(socket, clientSourceKey(socket.remoteAddress));
+      gate.arrive(socket, sourceKey);
       metrics.caConnectionsWaiting.set(gate.waiting);
     };
     const onEnd = () => socket.destroy();
@@ -142,15 +152,25 @@ export function openDoor(options: CaDoorOptions): CaDoor {
     socket.once('end', onEnd);
   });
   /**
-   * The waiting connections hold more than MAX_EARLY_BYTES_TOTAL: close the oldest that sent a large first record
-   * (an honest ClientHello is small) until they fit, else `arriving` itself. False when `arriving` was closed.
+   * The waiting connections hold more than MAX_EARLY_BYTES_TOTAL: from the source address holding the most, close
+   * its oldest connection that holds at least as much as `arriving` (an honest ClientHello is small; one client's
+   * pile of large records goes first), until they fit; `arriving` itself when there is none. False when `arriving`
+   * was closed.
    */
-  const makeRoom = (arriving: Socket): boolean => {
+  const makeRoom = (arriving: Socket, arrivingSize: number): boolean => {
     while (earlyTotal > MAX_EARLY_BYTES_TOTAL) {
-      const victim = large.values().next().value ?? arriving;
+      let heaviest: SourceBytes | undefined;
+      for (const source of bySource.values())
+        if (heaviest === undefined || source.bytes > heaviest.bytes) heaviest = source;
+      let victim = arriving;
+      for (const socket of heaviest?.sockets ?? []) {
+        if ((early.get(socket)?.size ?? 0) >= arrivingSize) {
+          victim = socket;
+          break;
+        }
+      }
       const victimSent = early.get(victim);
       if (victimSent !== undefined) forget(victim, victimSent);
-      large.delete(victim);
       metrics.caRequestsRejected.inc({ reason: 'overloaded_early_bytes' });
       overloadLog.warn(
         { code: 'MESHAUTH_ERR_CA_OVERLOADED', reason: 'early_bytes', connectionsWaiting: gate.waiting },
@@ -193,5 +213,14 @@ export function openDoor(options: CaDoorOptions): CaDoor {
 interface EarlyBytes {
   readonly chunks: Buffer[];
   size: number;
+  /** Its source address (clientSourceKey). */
+  readonly source: string;
   stopReading: () => void;
+}
+
+/** What the waiting connections of one source address hold. */
+interface SourceBytes {
+  bytes: number;
+  /** Oldest first. */
+  readonly sockets: Set<Socket>;
 }

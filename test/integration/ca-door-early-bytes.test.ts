@@ -48,9 +48,9 @@ afterAll(async () => {
 });
 
 /** A raw connection that sends `bytes` and then nothing; `closed` tells when the CA closed it. */
-function park(bytes: Buffer): { socket: Socket; closed: () => boolean } {
+function park(bytes: Buffer, port = server.port): { socket: Socket; closed: () => boolean } {
   let closed = false;
-  const socket = connect(server.port, '127.0.0.1', () => socket.write(bytes));
+  const socket = connect(port, '127.0.0.1', () => socket.write(bytes));
   socket.on('error', () => undefined);
   socket.once('close', () => {
     closed = true;
@@ -93,5 +93,54 @@ describe('the CA door: bytes held by waiting connections', () => {
     );
     expect(small.filter((c) => c.closed())).toEqual([]);
     expect(await gaugeOf(metrics, 'meshauth_ca_connections_waiting')).toBeLessThanOrEqual(fits + SMALL);
+  }, 60_000);
+
+  it('fail/a pile of records just under any size threshold does not shut out ordinary ClientHellos', async () => {
+    // Found by a review of the first version of this bound, which evicted only records over 4 KiB: a line full of
+    // 4,096-byte records closed every arriving ClientHello instead. The source holding the most gives way first.
+    const second = new Metrics();
+    const other = await startCaServer({
+      dir: ca.dir,
+      listen: '127.0.0.1:0',
+      svidTtlMs: 10 * 60_000,
+      workers: 0,
+      connections: { maxActive: 2, maxWaitMs: 60_000 },
+      logger: silentLogger(),
+      metrics: second,
+    });
+    try {
+      const bundlePem = (await loadCaMaterial(ca.dir)).bundle.toPem();
+      for (let i = 0; i < 2; i += 1) {
+        const holder = await new Promise<TLSSocket>((resolve, reject) => {
+          const s = tlsConnect({ host: '127.0.0.1', port: other.port, ca: bundlePem, servername: 'localhost' }, () =>
+            resolve(s),
+          );
+          s.once('error', reject);
+        });
+        sockets.push(holder);
+      }
+      const record = RECORD.subarray(0, 4096);
+      const parked = Math.floor(MAX_EARLY_BYTES_TOTAL / record.length) + 50;
+      const pile = Array.from({ length: parked }, () => park(record, other.port));
+      await waitFor(
+        'every parked connection waiting or closed',
+        async () =>
+          pile.filter((c) => c.closed()).length + (await gaugeOf(second, 'meshauth_ca_connections_waiting')) === parked,
+        30_000,
+      );
+      expect(await caRejections(second, 'overloaded_early_bytes')).toBeGreaterThan(0);
+      const honest = Array.from({ length: 10 }, () => park(RECORD.subarray(0, 512), other.port));
+      await waitFor(
+        'every connection waiting or closed',
+        async () =>
+          [...pile, ...honest].filter((c) => c.closed()).length +
+            (await gaugeOf(second, 'meshauth_ca_connections_waiting')) ===
+          parked + 10,
+        30_000,
+      );
+      expect(honest.filter((c) => c.closed())).toEqual([]);
+    } finally {
+      await other.close();
+    }
   }, 60_000);
 });

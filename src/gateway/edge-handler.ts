@@ -15,7 +15,7 @@ import { endUserFromClaims } from '../authn/end-user.js';
 import type { EndUserVerifier } from '../authn/end-user-verifier.js';
 import { type AuthzRequest, type CompiledPolicy, decide, denyAuditRecord, normalizePath } from '../authz/index.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
-import { isForwardingHeader } from '../sidecar/http-headers.js';
+import { connectionListed, isForwardingHeader } from '../sidecar/http-headers.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
 import { h2RequestBody } from '../sidecar/inbound/request-body.js';
 import { checkH1Head, checkH2Head } from '../sidecar/inbound/request-checks.js';
@@ -397,9 +397,11 @@ export class EdgeHandler {
   ): Record<string, string | string[]> {
     const out: Record<string, string | string[]> = {};
     const headers = req.headers;
+    // Headers the browser's Connection names are for the hop to the gateway only.
+    const listed = typeof headers.connection === 'string' ? connectionListed(headers.connection) : undefined;
     let spoofed = false;
     for (const name in headers) {
-      if (name.charCodeAt(0) === 0x3a /* : */) continue;
+      if (name.charCodeAt(0) === 0x3a /* : */ || listed?.has(name) === true) continue;
       if (isIdentityHeader(name, false)) {
         spoofed = true; // only the gateway's passport and the sidecars' headers may assert an identity
         continue;

@@ -142,12 +142,22 @@ function connectionTokens(raw: readonly string[]): Set<string> | undefined {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     if (name.length !== 10 || name.toLowerCase() !== 'connection') continue;
-    for (const part of (raw[i + 1] as string).split(',')) {
-      const token = part.trim().toLowerCase();
-      if (token === '' || token === 'close' || token === 'keep-alive' || PROTECTED_FROM_TOKENS.has(token)) continue;
-      tokens ??= new Set();
-      tokens.add(token);
-    }
+    tokens = connectionListed(raw[i + 1] as string, tokens);
+  }
+  return tokens;
+}
+
+/**
+ * The lower-case header names a `Connection` value lists (hop-by-hop for this connection only, RFC 9110 §7.6.1),
+ * added to `into`; close, keep-alive and the headers that frame or route the message are never listed.
+ */
+export function connectionListed(value: string, into?: Set<string>): Set<string> | undefined {
+  let tokens = into;
+  for (const part of value.split(',')) {
+    const token = part.trim().toLowerCase();
+    if (token === '' || token === 'close' || token === 'keep-alive' || PROTECTED_FROM_TOKENS.has(token)) continue;
+    tokens ??= new Set();
+    tokens.add(token);
   }
   return tokens;
 }

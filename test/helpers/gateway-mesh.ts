@@ -119,6 +119,8 @@ export interface HopSeen {
   readonly authorization: string | undefined;
   readonly forwardedHost: string | undefined;
   readonly host: string | undefined;
+  /** The request's `x-probe` header, for tests of what reaches a service. */
+  readonly probe: string | undefined;
   readonly next?: HopSeen;
 }
 
@@ -143,6 +145,7 @@ function hopOf(service: string, req: IncomingMessage): HopSeen {
     authorization: req.headers.authorization,
     forwardedHost: req.headers['x-forwarded-host'] as string | undefined,
     host: req.headers.host,
+    probe: req.headers['x-probe'] as string | undefined,
   };
 }
 

@@ -136,7 +136,7 @@ async function issueSvid(options: CaApiOptions, req: IncomingMessage, res: Serve
   }
   const now = options.now();
   options.authority.assertCanSign(now);
-  const { id, method } = await authenticateSvidRequest(options, req, body.token, now);
+  const { id, method } = await authenticateSvidRequest(options, req, body.token, now, body.id);
   if (body.id !== undefined && body.id !== id.toString()) {
     throw new MeshauthError(
       'MESHAUTH_ERR_CA_IDENTITY_MISMATCH',
@@ -194,6 +194,7 @@ async function authenticateSvidRequest(
   req: IncomingMessage,
   token: string | undefined,
   now: Date,
+  requestedId: string | undefined,
 ): Promise<{ id: SpiffeId; method: 'renewal' | 'join_token' | 'k8s_sa_token' }> {
   if (token === undefined) {
     return { id: authenticatePeer(req, options.authority.material.bundle, now, 'no token'), method: 'renewal' };
@@ -210,7 +211,7 @@ async function authenticateSvidRequest(
       { reason: 'join_tokens_disabled' },
     );
   }
-  return { id: await consumeJoinToken(options.dir, token, now), method: 'join_token' };
+  return { id: await consumeJoinToken(options.dir, token, now, requestedId), method: 'join_token' };
 }
 
 function sendBundle(options: CaApiOptions, req: IncomingMessage, res: ServerResponse): void {

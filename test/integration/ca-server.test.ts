@@ -134,6 +134,19 @@ describe('POST /v1/svid with a join token', () => {
     expect(leaf.notAfter.getTime() - leaf.notBefore.getTime()).toBe(SVID_TTL_MS + 60_000);
   });
 
+  it('fail/a request for another ID is refused (403) without spending the join token', async () => {
+    const token = await createJoinToken({ dir, id: ID, ttlMs: 60_000 });
+    const csr = await createCsrPem(await generateKeyPair('p256'));
+    const before = await rejected('identity_mismatch');
+    const wrong = await post(JSON.stringify({ csr, token, id: 'spiffe://example.org/ns/other/sa/typo' }));
+    expect(wrong.status).toBe(403);
+    expect(wrong.json.code).toBe('MESHAUTH_ERR_CA_IDENTITY_MISMATCH');
+    expect(await rejected('identity_mismatch')).toBe(before + 1);
+    // The token still works for its own identity.
+    const right = await post(JSON.stringify({ csr, token, id: ID }));
+    expect(right.status).toBe(200);
+  });
+
   it('ok/50 concurrent uses of one join token yield exactly one certificate', async () => {
     const token = await createJoinToken({ dir, id: ID, ttlMs: 60_000 });
     const csr = await createCsrPem(await generateKeyPair('p256'));

@@ -52,12 +52,7 @@ export async function createJoinToken(options: CreateJoinTokenOptions): Promise<
  * Consumes a token: returns the SPIFFE ID it was created for, or throws MESHAUTH_ERR_CA_UNAUTHENTICATED with reason
  * token_unknown, token_used or token_expired. The token value never appears in an error or a log.
  */
-export async function consumeJoinToken(
-  dir: string,
-  token: string,
-  now: Date,
-  expectedId?: string,
-): Promise<SpiffeId> {
+export async function consumeJoinToken(dir: string, token: string, now: Date, expectedId?: string): Promise<SpiffeId> {
   if (!TOKEN_SHAPE.test(token)) reject('token_unknown', 'join token is malformed');
   const paths = caPaths(dir);
   const name = `${hashToken(token)}.json`;

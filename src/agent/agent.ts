@@ -88,7 +88,7 @@ export class Agent {
   /** Roots the CA dropped from a bundle we held (a retired root): never trusted again from the configured file. */
   #droppedRoots: TrustBundle | undefined;
   /** Roots held or dropped, in the order this agent first saw them: which of two is older, within one second. */
-  #learned: x509.X509Certificate[] = [];
+  #learned: TrustBundle | undefined;
   #ready = false;
   readonly #readyPromise: Promise<void>;
   #settleReady!: (error?: Error) => void;
@@ -420,24 +420,29 @@ export class Agent {
    * (a rotation within one second, as in tests, leaves NotBefore equal).
    */
   #noteDroppedRoots(previous: TrustBundle | undefined, next: TrustBundle): void {
+    let learned = this.#learned ?? new TrustBundle(next.trustDomain, []);
     for (const root of [...(previous?.roots ?? []), ...next.roots]) {
-      if (!this.#learned.some((known) => sameCertificate(known, root))) this.#learned.push(root);
+      if (!learned.hasRoot(root)) learned = new TrustBundle(next.trustDomain, [...learned.roots, root]);
     }
     const age = (root: x509.X509Certificate) => ({
       notBefore: root.notBefore.getTime(),
-      learned: this.#learned.findIndex((known) => sameCertificate(known, root)),
+      learned: learned.indexOfRoot(root),
     });
     const newestKept = next.roots.map(age).reduce((a, b) => (isOlder(a, b) ? b : a));
     const gone = previous?.roots.filter((root) => !next.hasRoot(root) && isOlder(age(root), newestKept)) ?? [];
     const known = this.#droppedRoots?.roots ?? [];
     if (known.length > 0 || gone.length > 0) {
       const still = known.filter((root) => !next.hasRoot(root));
-      const fresh = gone.filter((root) => this.#droppedRoots?.hasRoot(root) !== true);
-      const dropped = [...still, ...fresh];
+      const newlyGone = gone.filter((root) => this.#droppedRoots?.hasRoot(root) !== true);
+      const dropped = [...still, ...newlyGone];
       this.#droppedRoots = dropped.length === 0 ? undefined : new TrustBundle(next.trustDomain, dropped);
     }
     // Only roots held or remembered as dropped need an age.
-    this.#learned = this.#learned.filter((root) => next.hasRoot(root) || this.#droppedRoots?.hasRoot(root) === true);
+    const remembered = this.#droppedRoots;
+    this.#learned = new TrustBundle(
+      next.trustDomain,
+      learned.roots.filter((root) => next.hasRoot(root) || remembered?.hasRoot(root) === true),
+    );
   }
 
   #connection(
@@ -502,10 +507,6 @@ function describeError(error: unknown): Record<string, unknown> {
     return { code: error.code, reason: error.reason, error: error.message, ...(error.detail ?? {}) };
   }
   return { error: error instanceof Error ? error.message : String(error) };
-}
-
-function sameCertificate(a: x509.X509Certificate, b: x509.X509Certificate): boolean {
-  return Buffer.compare(Buffer.from(a.rawData), Buffer.from(b.rawData)) === 0;
 }
 
 function isOlder(a: { notBefore: number; learned: number }, b: { notBefore: number; learned: number }): boolean {

@@ -55,8 +55,10 @@ export interface CaApiOptions {
 export function createCaRequestHandler(options: CaApiOptions): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     route(options, req, res).catch((error: unknown) => {
-      // A 503 of the cluster (JWKS, TokenReview) is a named rejection too: its reason is the operator's clue.
-      const named = error instanceof MeshauthError && (error.status < 500 || error.reason?.startsWith('sa_') === true);
+      // A 503 of the cluster (JWKS, TokenReview) or of an intermediate that cannot sign now is a named rejection
+      // too: its reason is the operator's clue.
+      const named =
+        error instanceof MeshauthError && (error.status < 500 || /^(sa|intermediate)_/.test(error.reason ?? ''));
       if (error instanceof MeshauthError && error.status > 0 && named) {
         reject(options, req, res, error, error.reason ?? 'bad_request');
         return;
@@ -136,14 +138,19 @@ async function issueSvid(options: CaApiOptions, req: IncomingMessage, res: Serve
   }
   const now = options.now();
   options.authority.assertCanSign(now);
-  const { id, method } = await authenticateSvidRequest(options, req, body.token, now, body.id);
-  if (body.id !== undefined && body.id !== id.toString()) {
-    throw new MeshauthError(
-      'MESHAUTH_ERR_CA_IDENTITY_MISMATCH',
-      `the request asks for ${body.id.slice(0, 200)} but the ${method} credential stands for ${id}`,
-      { reason: 'identity_mismatch' },
-    );
-  }
+  const asked = (id: SpiffeId, method: SvidMethod) => {
+    if (body.id !== undefined && body.id !== id.toString()) {
+      throw new MeshauthError(
+        'MESHAUTH_ERR_CA_IDENTITY_MISMATCH',
+        `the request asks for ${body.id.slice(0, 200)} but the ${method} credential stands for ${id}`,
+        { reason: 'identity_mismatch' },
+      );
+    }
+  };
+  const { id, method } = await authenticateSvidRequest(options, req, body.token, now, (joinId) =>
+    asked(joinId, 'join_token'),
+  );
+  asked(id, method);
   const issued = await (options.signer ?? options.authority).issue({
     id,
     publicKey: csr.spki,
@@ -188,14 +195,19 @@ function parseSvidRequest(raw: Buffer): z.infer<typeof SvidRequest> {
   return parsed.data;
 }
 
-/** Who the new SVID is for: the bootstrap token's identity, or (no token) the client certificate's (renewal). */
+type SvidMethod = 'renewal' | 'join_token' | 'k8s_sa_token';
+
+/**
+ * Who the new SVID is for: the bootstrap token's identity, or (no token) the client certificate's (renewal).
+ * `checkJoinId` sees a join token's identity before the token is spent.
+ */
 async function authenticateSvidRequest(
   options: CaApiOptions,
   req: IncomingMessage,
   token: string | undefined,
   now: Date,
-  requestedId: string | undefined,
-): Promise<{ id: SpiffeId; method: 'renewal' | 'join_token' | 'k8s_sa_token' }> {
+  checkJoinId: (id: SpiffeId) => void,
+): Promise<{ id: SpiffeId; method: SvidMethod }> {
   if (token === undefined) {
     return { id: authenticatePeer(req, options.authority.material.bundle, now, 'no token'), method: 'renewal' };
   }
@@ -211,7 +223,7 @@ async function authenticateSvidRequest(
       { reason: 'join_tokens_disabled' },
     );
   }
-  return { id: await consumeJoinToken(options.dir, token, now, requestedId), method: 'join_token' };
+  return { id: await consumeJoinToken(options.dir, token, now, checkJoinId), method: 'join_token' };
 }
 
 function sendBundle(options: CaApiOptions, req: IncomingMessage, res: ServerResponse): void {

@@ -110,19 +110,12 @@ export class CaAuthority {
   assertCanSign(now: Date): void {
     const { notBefore, notAfter } = this.#material.issuer.certificate;
     const at = now.getTime();
+    const unusable = (why: string, reason: string) => new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', why, { reason });
     if (at < notBefore.getTime()) {
-      throw new MeshauthError(
-        'MESHAUTH_ERR_CA_UNAVAILABLE',
-        `the intermediate is valid from ${notBefore.toISOString()}`,
-        {
-          reason: 'intermediate_not_yet_valid',
-        },
-      );
+      throw unusable(`the intermediate is valid from ${notBefore.toISOString()}`, 'intermediate_not_yet_valid');
     }
     if (at >= notAfter.getTime()) {
-      throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `the intermediate expires ${notAfter.toISOString()}`, {
-        reason: 'intermediate_expired',
-      });
+      throw unusable(`the intermediate expired ${notAfter.toISOString()}`, 'intermediate_expired');
     }
   }
 

@@ -68,10 +68,19 @@ export function openDoor(options: CaDoorOptions): CaDoor {
     const source = bySource.get(sent.source);
     if (source !== undefined) {
       source.bytes -= sent.size;
-      source.sockets.delete(socket);
-      if (source.sockets.size === 0) bySource.delete(sent.source);
+      source.connections.delete(socket);
+      if (source.connections.size === 0) bySource.delete(sent.source);
     }
     sent.size = 0;
+  };
+  /** A connection closed before its handshake, for `reason`: counted and logged (at most once per interval). */
+  const refuse = (reason: ConnectionRefusal | 'early_bytes') => {
+    metrics.caConnectionsWaiting.set(gate.waiting);
+    metrics.caRequestsRejected.inc({ reason: `overloaded_${reason}` });
+    overloadLog.warn(
+      { code: 'MESHAUTH_ERR_CA_OVERLOADED', reason, connectionsActive: gate.active, connectionsWaiting: gate.waiting },
+      'CA overloaded: closing connections that found no turn before their TLS handshake',
+    );
   };
   const gate = new ConnectionGate<Socket>({
     ...options.limits,
@@ -88,19 +97,7 @@ export function openDoor(options: CaDoorOptions): CaDoor {
       }
       tlsServer.emit('connection', socket);
     },
-    refused: (reason: ConnectionRefusal) => {
-      metrics.caConnectionsWaiting.set(gate.waiting);
-      metrics.caRequestsRejected.inc({ reason: `overloaded_${reason}` });
-      overloadLog.warn(
-        {
-          code: 'MESHAUTH_ERR_CA_OVERLOADED',
-          reason,
-          connectionsActive: gate.active,
-          connectionsWaiting: gate.waiting,
-        },
-        'CA overloaded: closing connections that found no turn before their TLS handshake',
-      );
-    },
+    refused: refuse,
   });
   // Connections that have not sent a byte yet, with when they came: only a connection that has spoken joins the
   // gate, so silent connections never hold a slot; they are closed after silentMs. While it waits, a connection is
@@ -129,11 +126,11 @@ export function openDoor(options: CaDoorOptions): CaDoor {
       earlyTotal += chunk.length;
       let source = bySource.get(sourceKey);
       if (source === undefined) {
-        source = { bytes: 0, sockets: new Set() };
+        source = { bytes: 0, connections: new Map() };
         bySource.set(sourceKey, source);
       }
       source.bytes += chunk.length;
-      source.sockets.add(socket);
+      source.connections.set(socket, sent);
       chunks.push(chunk);
       if (earlyTotal > MAX_EARLY_BYTES_TOTAL && !makeRoom(socket, sent.size)) return;
       if (chunks.length > 1) return;
@@ -163,20 +160,16 @@ export function openDoor(options: CaDoorOptions): CaDoor {
       for (const source of bySource.values())
         if (heaviest === undefined || source.bytes > heaviest.bytes) heaviest = source;
       let victim = arriving;
-      for (const socket of heaviest?.sockets ?? []) {
-        if ((early.get(socket)?.size ?? 0) >= arrivingSize) {
+      for (const [socket, sent] of heaviest?.connections ?? []) {
+        if (sent.size >= arrivingSize) {
           victim = socket;
           break;
         }
       }
       const victimSent = early.get(victim);
       if (victimSent !== undefined) forget(victim, victimSent);
-      metrics.caRequestsRejected.inc({ reason: 'overloaded_early_bytes' });
-      overloadLog.warn(
-        { code: 'MESHAUTH_ERR_CA_OVERLOADED', reason: 'early_bytes', connectionsWaiting: gate.waiting },
-        'CA overloaded: closing connections that found no turn before their TLS handshake',
-      );
       victim.destroy();
+      refuse('early_bytes');
       if (victim === arriving) return false;
     }
     return true;
@@ -222,5 +215,5 @@ interface EarlyBytes {
 interface SourceBytes {
   bytes: number;
   /** Oldest first. */
-  readonly sockets: Set<Socket>;
+  readonly connections: Map<Socket, EarlyBytes>;
 }

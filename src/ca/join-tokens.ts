@@ -52,7 +52,12 @@ export async function createJoinToken(options: CreateJoinTokenOptions): Promise<
  * Consumes a token: returns the SPIFFE ID it was created for, or throws MESHAUTH_ERR_CA_UNAUTHENTICATED with reason
  * token_unknown, token_used or token_expired. The token value never appears in an error or a log.
  */
-export async function consumeJoinToken(dir: string, token: string, now: Date, expectedId?: string): Promise<SpiffeId> {
+export async function consumeJoinToken(
+  dir: string,
+  token: string,
+  now: Date,
+  check?: (id: SpiffeId) => void,
+): Promise<SpiffeId> {
   if (!TOKEN_SHAPE.test(token)) reject('token_unknown', 'join token is malformed');
   const paths = caPaths(dir);
   const name = `${hashToken(token)}.json`;
@@ -66,20 +71,15 @@ export async function consumeJoinToken(dir: string, token: string, now: Date, ex
     reject('token_unknown', 'join token is unknown');
   }
   if (!(now.getTime() < Date.parse(stored.expiresAt))) reject('token_expired', 'join token expired');
-  // A request for another identity is refused before the token is spent: a typo must not cost a single-use token.
-  if (expectedId !== undefined && expectedId !== stored.id) {
-    throw new MeshauthError(
-      'MESHAUTH_ERR_CA_IDENTITY_MISMATCH',
-      `the request asks for ${expectedId.slice(0, 200)} but the join_token credential stands for ${stored.id}`,
-      { reason: 'identity_mismatch' },
-    );
-  }
+  const id = SpiffeId.parse(stored.id);
+  // The caller's own checks (the identity asked for) come before the token is spent: a typo must not cost it.
+  check?.(id);
   try {
     await rename(pending, used); // the single winner: every other concurrent rename finds the file gone
   } catch {
     reject('token_used', 'join token was already used');
   }
-  return SpiffeId.parse(stored.id);
+  return id;
 }
 
 export function hashToken(token: string): string {

@@ -16,11 +16,6 @@ import type { SessionCodec, SessionData } from './session.js';
 /** Sign-outs remembered per process (a few MiB at most). */
 const MAX_SIGNED_OUT = 100_000;
 
-/** One sign-in (kept through refreshes and re-stamps). */
-function sessionKey(session: SessionData): string {
-  return session.sid;
-}
-
 export class BrowserSessions {
   readonly #codec: SessionCodec;
   readonly #rp: OidcRelyingParty | undefined;
@@ -79,7 +74,7 @@ export class BrowserSessions {
       return undefined;
     }
     let session = read.session;
-    const signedOutUntil = this.#signedOut.get(sessionKey(session));
+    const signedOutUntil = this.#signedOut.get(session.sid);
     if (signedOutUntil !== undefined && nowS < signedOutUntil) {
       this.#metrics.gatewaySessionsRejected.inc({ reason: 'revoked' });
       this.#logger.info(
@@ -128,7 +123,7 @@ export class BrowserSessions {
         signedOut.delete(key);
       }
     }
-    signedOut.set(sessionKey(session), this.#codec.expiresAt(session));
+    signedOut.set(session.sid, this.#codec.expiresAt(session));
   }
 
   /**

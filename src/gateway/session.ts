@@ -24,7 +24,7 @@ export interface SessionData {
   readonly idToken?: string | undefined;
 }
 
-export type SessionFailure = OpenFailure | 'missing_chunk' | 'idle' | 'expired' | 'shape' | 'revoked';
+export type SessionFailure = OpenFailure | 'missing_chunk' | 'idle' | 'expired' | 'shape';
 
 const CHUNK_CHARS = 3800;
 const MAX_CHUNKS = 4;

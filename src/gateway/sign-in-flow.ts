@@ -196,9 +196,10 @@ export class SignInFlow {
       );
       return;
     }
-    const read = sessions.read(cookies, Math.floor(this.#now().getTime() / 1000));
+    const nowS = Math.floor(this.#now().getTime() / 1000);
+    const read = sessions.read(cookies, nowS);
     const session = read !== undefined && 'session' in read ? read.session : undefined;
-    if (session !== undefined) this.#sessions.signOut(session, Math.floor(this.#now().getTime() / 1000));
+    if (session !== undefined) this.#sessions.signOut(session, nowS);
     const clear = sessions.clear(cookies);
     const home = this.#oidc.postLogoutRedirectUri ?? `${this.#ownOrigin}/`;
     const endSession = await this.#rp.endSessionUrl(session?.idToken, home);

@@ -22,8 +22,13 @@ export class TrustBundle {
 
   /** True when this exact certificate (byte for byte) is one of the roots. */
   hasRoot(cert: x509.X509Certificate): boolean {
+    return this.indexOfRoot(cert) !== -1;
+  }
+
+  /** The position of this exact certificate (byte for byte) among the roots, or -1. */
+  indexOfRoot(cert: x509.X509Certificate): number {
     const raw = new Uint8Array(cert.rawData);
-    return this.#rawRoots.some((r) => r.length === raw.length && Buffer.compare(r, raw) === 0);
+    return this.#rawRoots.findIndex((r) => r.length === raw.length && Buffer.compare(r, raw) === 0);
   }
 
   toPem(): string {

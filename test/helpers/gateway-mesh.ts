@@ -3,8 +3,12 @@
 // behind it: web (app + sidecar) → app (app + sidecar). Web's app forwards the passport it received to app, as a
 // real service would; each app answers what it saw (user header, passport chain, caller, headers).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
+import {
+  createServer as createHttpsServer,
+  type Server as HttpsServer,
+  type ServerOptions as HttpsServerOptions,
+} from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -326,4 +330,62 @@ export async function startGatewayMesh(options: GatewayMeshOptions = {}): Promis
     await close();
     throw error;
   }
+}
+
+/** The SPIFFE ID of the peer behind startGatewayWithHttp1Peer's `/legacy` route. */
+export const HTTP1_PEER_ID = 'spiffe://example.org/ns/legacy/sa/h1';
+
+export interface GatewayWithHttp1Peer {
+  readonly mesh: GatewayMesh;
+  /** The peer: HTTPS with its own SVID, client certificates required, ALPN `http/1.1` only. */
+  readonly peer: HttpsServer;
+  close(): Promise<void>;
+}
+
+/**
+ * A gateway mesh with one more route, `login: none` on `/legacy`, to a peer that speaks only HTTP/1.1 (not a
+ * meshauth sidecar: a legacy mTLS service), answering with `handler`. `options` go to the peer's HTTPS server.
+ */
+export async function startGatewayWithHttp1Peer(
+  handler: RequestListener,
+  options: HttpsServerOptions = {},
+): Promise<GatewayWithHttp1Peer> {
+  const peerPort = await freePort();
+  const mesh = await startGatewayMesh({
+    gateway: (base) => ({
+      ...base,
+      routes: [
+        {
+          name: 'legacy',
+          match: { host: '127.0.0.1', pathPrefix: '/legacy' },
+          to: { address: `127.0.0.1:${peerPort}`, ids: [HTTP1_PEER_ID] },
+          login: 'none',
+        },
+        ...(base.routes as unknown[]),
+      ],
+    }),
+  });
+  const svid = await mesh.ca.issue({ id: HTTP1_PEER_ID });
+  const peer = createHttpsServer(
+    {
+      cert: svid.chainPem,
+      key: svid.keyPem,
+      ca: [mesh.ca.rootPem],
+      requestCert: true,
+      rejectUnauthorized: true,
+      ALPNProtocols: ['http/1.1'],
+      ...options,
+    },
+    handler,
+  );
+  await new Promise<void>((resolve) => peer.listen(peerPort, '127.0.0.1', resolve));
+  return {
+    mesh,
+    peer,
+    close: async () => {
+      peer.closeAllConnections();
+      await new Promise<void>((resolve) => peer.close(() => resolve()));
+      await mesh.close();
+    },
+  };
 }

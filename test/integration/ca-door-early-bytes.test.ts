@@ -59,19 +59,21 @@ function park(bytes: Buffer, port = server.port): { socket: Socket; closed: () =
   return { socket, closed: () => closed };
 }
 
+/** Both handshake slots (maxActive 2) held by clients that finished their handshake and say nothing. */
+async function holdBothSlots(port: number): Promise<void> {
+  const bundlePem = (await loadCaMaterial(ca.dir)).bundle.toPem();
+  for (let i = 0; i < 2; i += 1) {
+    const holder = await new Promise<TLSSocket>((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port, ca: bundlePem, servername: 'localhost' }, () => resolve(s));
+      s.once('error', reject);
+    });
+    sockets.push(holder);
+  }
+}
+
 describe('the CA door: bytes held by waiting connections', () => {
   it('fail/a line of 16 KiB records is bounded; ordinary first records still get their place', async () => {
-    const bundlePem = (await loadCaMaterial(ca.dir)).bundle.toPem();
-    // Both handshake slots held by clients that finished their handshake and say nothing.
-    for (let i = 0; i < 2; i += 1) {
-      const holder = await new Promise<TLSSocket>((resolve, reject) => {
-        const s = tlsConnect({ host: '127.0.0.1', port: server.port, ca: bundlePem, servername: 'localhost' }, () =>
-          resolve(s),
-        );
-        s.once('error', reject);
-      });
-      sockets.push(holder);
-    }
+    await holdBothSlots(server.port);
     const large = Array.from({ length: LARGE }, () => park(RECORD));
     const closedLarge = () => large.filter((c) => c.closed()).length;
     await waitFor(
@@ -109,16 +111,7 @@ describe('the CA door: bytes held by waiting connections', () => {
       metrics: second,
     });
     try {
-      const bundlePem = (await loadCaMaterial(ca.dir)).bundle.toPem();
-      for (let i = 0; i < 2; i += 1) {
-        const holder = await new Promise<TLSSocket>((resolve, reject) => {
-          const s = tlsConnect({ host: '127.0.0.1', port: other.port, ca: bundlePem, servername: 'localhost' }, () =>
-            resolve(s),
-          );
-          s.once('error', reject);
-        });
-        sockets.push(holder);
-      }
+      await holdBothSlots(other.port);
       const record = RECORD.subarray(0, 4096);
       const parked = Math.floor(MAX_EARLY_BYTES_TOTAL / record.length) + 50;
       const pile = Array.from({ length: parked }, () => park(record, other.port));

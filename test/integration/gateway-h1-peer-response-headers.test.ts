@@ -1,57 +1,25 @@
 // The gateway's path to an HTTP/1.1-only peer drops identity headers from the peer's response, as the HTTP/2 path
 // does (found by an outside audit): a peer that is not a meshauth sidecar (a legacy mTLS service) could otherwise
 // hand a browser `x-meshauth-*` or `x-forwarded-client-cert` values the gateway seems to vouch for.
-import { createServer as createHttpsServer, type Server } from 'node:https';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../helpers/free-port.js';
-import { type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
-
-const PEER_ID = 'spiffe://example.org/ns/legacy/sa/h1';
+import { type GatewayMesh, type GatewayWithHttp1Peer, startGatewayWithHttp1Peer } from '../helpers/gateway-mesh.js';
 
 describe('gateway → HTTP/1.1 peer, response headers', () => {
   let mesh: GatewayMesh;
-  let peer: Server;
+  let started: GatewayWithHttp1Peer | undefined;
   beforeAll(async () => {
-    const peerPort = await freePort();
-    mesh = await startGatewayMesh({
-      gateway: (base) => ({
-        ...base,
-        routes: [
-          {
-            name: 'legacy',
-            match: { host: '127.0.0.1', pathPrefix: '/legacy' },
-            to: { address: `127.0.0.1:${peerPort}`, ids: [PEER_ID] },
-            login: 'none',
-          },
-          ...(base.routes as unknown[]),
-        ],
-      }),
+    started = await startGatewayWithHttp1Peer((req, res) => {
+      req.resume();
+      res.setHeader('x-meshauth-user', '{"sub":"admin"}');
+      res.setHeader('x-forwarded-client-cert', 'By=spiffe://example.org/ns/x/sa/y');
+      res.setHeader('x-kept', 'yes');
+      res.end('ok');
     });
-    const svid = await mesh.ca.issue({ id: PEER_ID });
-    peer = createHttpsServer(
-      {
-        cert: svid.chainPem,
-        key: svid.keyPem,
-        ca: [mesh.ca.rootPem],
-        requestCert: true,
-        rejectUnauthorized: true,
-        ALPNProtocols: ['http/1.1'],
-      },
-      (req, res) => {
-        req.resume();
-        res.setHeader('x-meshauth-user', '{"sub":"admin"}');
-        res.setHeader('x-forwarded-client-cert', 'By=spiffe://example.org/ns/x/sa/y');
-        res.setHeader('x-kept', 'yes');
-        res.end('ok');
-      },
-    );
-    await new Promise<void>((resolve) => peer.listen(peerPort, '127.0.0.1', resolve));
+    ({ mesh } = started);
   });
   afterAll(async () => {
-    peer?.closeAllConnections();
-    await new Promise<void>((resolve) => (peer ? peer.close(() => resolve()) : resolve()));
-    await mesh?.close();
+    await started?.close();
   });
 
   it('fail/identity headers of the peer never reach the browser; other headers do', async () => {

@@ -2,47 +2,20 @@
 // TLS connection is reset is sent again and answered. A request with a body is answered 503 instead: the pool's
 // `request` API destroys the body stream when the connect fails, so it could not go again as it came (found by a
 // review; before, the retry sent the destroyed body and failed the same way after one more useless connection).
-import { createServer as createHttpsServer, type Server } from 'node:https';
+import type { Server } from 'node:https';
 import type { Socket } from 'node:net';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../helpers/free-port.js';
-import { type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
-
-const PEER_ID = 'spiffe://example.org/ns/legacy/sa/h1';
+import { type GatewayMesh, type GatewayWithHttp1Peer, startGatewayWithHttp1Peer } from '../helpers/gateway-mesh.js';
 
 describe('gateway → HTTP/1.1 peer, retry after a failed connect', () => {
   let mesh: GatewayMesh;
   let peer: Server;
+  let started: GatewayWithHttp1Peer | undefined;
   let refuseNext = false;
   const seen: string[] = [];
   beforeAll(async () => {
-    const peerPort = await freePort();
-    mesh = await startGatewayMesh({
-      gateway: (base) => ({
-        ...base,
-        routes: [
-          {
-            name: 'legacy',
-            match: { host: '127.0.0.1', pathPrefix: '/legacy' },
-            to: { address: `127.0.0.1:${peerPort}`, ids: [PEER_ID] },
-            login: 'none',
-          },
-          ...(base.routes as unknown[]),
-        ],
-      }),
-    });
-    const svid = await mesh.ca.issue({ id: PEER_ID });
-    peer = createHttpsServer(
-      {
-        cert: svid.chainPem,
-        key: svid.keyPem,
-        ca: [mesh.ca.rootPem],
-        requestCert: true,
-        rejectUnauthorized: true,
-        ALPNProtocols: ['http/1.1'],
-        keepAliveTimeout: 100, // the next request needs a new connection
-      },
+    started = await startGatewayWithHttp1Peer(
       (req, res) => {
         let body = '';
         req.setEncoding('utf8');
@@ -55,19 +28,18 @@ describe('gateway → HTTP/1.1 peer, retry after a failed connect', () => {
           res.end('ok');
         });
       },
+      { keepAliveTimeout: 100 }, // the next request needs a new connection
     );
+    ({ mesh, peer } = started);
     peer.on('connection', (socket: Socket) => {
       if (refuseNext) {
         refuseNext = false;
         socket.destroy();
       }
     });
-    await new Promise<void>((resolve) => peer.listen(peerPort, '127.0.0.1', resolve));
   });
   afterAll(async () => {
-    peer?.closeAllConnections();
-    await new Promise<void>((resolve) => (peer ? peer.close(() => resolve()) : resolve()));
-    await mesh?.close();
+    await started?.close();
   });
 
   async function send(method: string, path: string, body?: string) {

@@ -1,15 +1,12 @@
 // A gateway route whose peer speaks only HTTP/1.1 (ALPN), e.g. an mTLS server that is not a meshauth sidecar: the
 // gateway's in-process outbound carries the request over the endpoint's HTTP/1.1 pool, filters the answer as for an
 // h2 peer (no Set-Cookie for the gateway's cookies, no hop-by-hop headers), and never frames a cut body as complete.
-import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../helpers/free-port.js';
-import { type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
+import { type GatewayMesh, type GatewayWithHttp1Peer, startGatewayWithHttp1Peer } from '../helpers/gateway-mesh.js';
 import { rawH2Client } from '../helpers/raw-h2-client.js';
 
-const PEER_ID = 'spiffe://example.org/ns/legacy/sa/h1';
 const HEADERS = 0x1;
 const DATA = 0x0;
 const RST_STREAM = 0x3;
@@ -26,57 +23,29 @@ async function until(done: () => boolean, timeoutMs = 5_000): Promise<boolean> {
 
 describe('gateway → a peer that speaks only HTTP/1.1', () => {
   let mesh: GatewayMesh;
-  let peer: Server;
+  let started: GatewayWithHttp1Peer | undefined;
   let port: number;
   const seen: string[] = [];
   beforeAll(async () => {
-    const peerPort = await freePort();
-    mesh = await startGatewayMesh({
-      gateway: (base) => ({
-        ...base,
-        routes: [
-          {
-            name: 'legacy',
-            match: { host: '127.0.0.1', pathPrefix: '/legacy' },
-            to: { address: `127.0.0.1:${peerPort}`, ids: [PEER_ID] },
-            login: 'none',
-          },
-          ...(base.routes as unknown[]),
-        ],
-      }),
+    started = await startGatewayWithHttp1Peer((req, res) => {
+      seen.push(`${req.method} ${req.url} ${(req.socket as TLSSocket).alpnProtocol}`);
+      if (req.url === '/legacy/cut') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('partial');
+        setTimeout(() => res.socket?.destroy(), 30);
+        return;
+      }
+      res.writeHead(200, {
+        'content-type': 'text/plain',
+        'set-cookie': ['app=1; Path=/; Secure', '__Host-meshauth=planted; Path=/; Secure', '=__Host-meshauth=x'],
+      });
+      res.end('hello from http/1.1');
     });
+    ({ mesh } = started);
     port = Number(new URL(mesh.origin).port);
-    const svid = await mesh.ca.issue({ id: PEER_ID });
-    peer = createHttpsServer(
-      {
-        cert: svid.chainPem,
-        key: svid.keyPem,
-        ca: [mesh.ca.rootPem],
-        requestCert: true,
-        rejectUnauthorized: true,
-        ALPNProtocols: ['http/1.1'],
-      },
-      (req, res) => {
-        seen.push(`${req.method} ${req.url} ${(req.socket as TLSSocket).alpnProtocol}`);
-        if (req.url === '/legacy/cut') {
-          res.writeHead(200, { 'content-type': 'text/plain' });
-          res.write('partial');
-          setTimeout(() => res.socket?.destroy(), 30);
-          return;
-        }
-        res.writeHead(200, {
-          'content-type': 'text/plain',
-          'set-cookie': ['app=1; Path=/; Secure', '__Host-meshauth=planted; Path=/; Secure', '=__Host-meshauth=x'],
-        });
-        res.end('hello from http/1.1');
-      },
-    );
-    await new Promise<void>((resolve) => peer.listen(peerPort, '127.0.0.1', resolve));
   });
   afterAll(async () => {
-    peer?.closeAllConnections();
-    await new Promise<void>((resolve) => (peer ? peer.close(() => resolve()) : resolve()));
-    await mesh?.close();
+    await started?.close();
   });
 
   it('ok/the request reaches the peer over HTTP/1.1; its cookies for the gateway are dropped, its own pass', async () => {

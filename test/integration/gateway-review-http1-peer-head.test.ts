@@ -3,66 +3,34 @@
 // single-value header, a status outside 200-599) becomes an unhandled rejection instead of a 502; before the change the
 // edge's handle().catch answered it.
 import { connect as h2Connect, type IncomingHttpHeaders } from 'node:http2';
-import { createServer as createHttpsServer, type Server } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../helpers/free-port.js';
-import { type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
-
-const PEER_ID = 'spiffe://example.org/ns/legacy/sa/h1';
+import { type GatewayMesh, type GatewayWithHttp1Peer, startGatewayWithHttp1Peer } from '../helpers/gateway-mesh.js';
 
 describe('gateway (outside review): gateway → HTTP/1.1-only peer, heads an HTTP/2 browser cannot take', () => {
   let mesh: GatewayMesh;
-  let peer: Server;
+  let started: GatewayWithHttp1Peer | undefined;
   const rejections: unknown[] = [];
   const onRejection = (reason: unknown) => rejections.push(reason);
   beforeAll(async () => {
     process.on('unhandledRejection', onRejection);
-    const peerPort = await freePort();
-    mesh = await startGatewayMesh({
-      gateway: (base) => ({
-        ...base,
-        routes: [
-          {
-            name: 'legacy',
-            match: { host: '127.0.0.1', pathPrefix: '/legacy' },
-            to: { address: `127.0.0.1:${peerPort}`, ids: [PEER_ID] },
-            login: 'none',
-          },
-          ...(base.routes as unknown[]),
-        ],
-      }),
+    started = await startGatewayWithHttp1Peer((req, res) => {
+      if (req.url === '/legacy/two-etags') {
+        res.writeHead(200, [
+          ['content-type', 'text/plain'],
+          ['etag', '"a"'],
+          ['etag', '"b"'],
+        ]);
+        res.end('hello');
+        return;
+      }
+      res.writeHead(600, { 'content-type': 'text/plain' });
+      res.end('odd status');
     });
-    const svid = await mesh.ca.issue({ id: PEER_ID });
-    peer = createHttpsServer(
-      {
-        cert: svid.chainPem,
-        key: svid.keyPem,
-        ca: [mesh.ca.rootPem],
-        requestCert: true,
-        rejectUnauthorized: true,
-        ALPNProtocols: ['http/1.1'],
-      },
-      (req, res) => {
-        if (req.url === '/legacy/two-etags') {
-          res.writeHead(200, [
-            ['content-type', 'text/plain'],
-            ['etag', '"a"'],
-            ['etag', '"b"'],
-          ]);
-          res.end('hello');
-          return;
-        }
-        res.writeHead(600, { 'content-type': 'text/plain' });
-        res.end('odd status');
-      },
-    );
-    await new Promise<void>((resolve) => peer.listen(peerPort, '127.0.0.1', resolve));
+    ({ mesh } = started);
   });
   afterAll(async () => {
     process.off('unhandledRejection', onRejection);
-    peer?.closeAllConnections();
-    await new Promise<void>((resolve) => (peer ? peer.close(() => resolve()) : resolve()));
-    await mesh?.close();
+    await started?.close();
   });
 
   function h2Get(path: string): Promise<number> {

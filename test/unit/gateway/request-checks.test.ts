@@ -3,7 +3,7 @@ import { endUserFromClaims } from '../../../src/authn/end-user.js';
 import { claimAt, claimsMatch } from '../../../src/authz/policy/match-claims.js';
 import { cookieHeaderWithout, parseCookies } from '../../../src/gateway/cookies.js';
 import { checkClaimSize } from '../../../src/gateway/edge-rule.js';
-import { isApiRequest, isCrossSite } from '../../../src/gateway/request-kind.js';
+import { isApiRequest, isCrossSite, isCrossSiteNavigation } from '../../../src/gateway/request-kind.js';
 import { safeReturnPath } from '../../../src/gateway/return-url.js';
 import { prefixMatches } from '../../../src/gateway/route-table.js';
 
@@ -46,6 +46,14 @@ describe('request kind', () => {
     expect(isCrossSite('POST', { 'sec-fetch-site': 'same-origin' }, origin)).toBe(false);
     expect(isCrossSite('PUT', { origin }, origin)).toBe(false);
     expect(isCrossSite('GET', { 'sec-fetch-site': 'cross-site' }, origin)).toBe(false);
+  });
+
+  it('fail/a request another site started, whatever its method (GET logout); ok/same origin, typed, no header', () => {
+    expect(isCrossSiteNavigation({ 'sec-fetch-site': 'cross-site' })).toBe(true);
+    expect(isCrossSiteNavigation({ 'sec-fetch-site': 'same-site' })).toBe(true);
+    expect(isCrossSiteNavigation({ 'sec-fetch-site': 'same-origin' })).toBe(false);
+    expect(isCrossSiteNavigation({ 'sec-fetch-site': 'none' })).toBe(false);
+    expect(isCrossSiteNavigation({})).toBe(false);
   });
 });
 

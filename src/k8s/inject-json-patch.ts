@@ -1,7 +1,7 @@
 // RFC 6902 JSON Patch between two JSON values: what the webhook returns, and what the CLI applies to the YAML
-// document so comments and formatting outside the changed nodes survive. Arrays are aligned on their longest
-// common subsequence of equal items, so inserting the sidecar at initContainers[0] is one `add`, not a rewrite of
-// every item. Pure.
+// document so comments and formatting outside the changed nodes survive. Arrays are aligned on their common prefix
+// and suffix and a longest common subsequence of what lies between, so inserting the sidecar at initContainers[0]
+// is one `add`, not a rewrite of every item. Pure.
 import { deepEqual, isObject } from './inject-json.js';
 
 export type PatchOperation =
@@ -42,8 +42,17 @@ export function diffJson(from: unknown, to: unknown, path = ''): PatchOperation[
   return [{ op: 'replace', path, value: to }];
 }
 
+/**
+ * Past this many cells (middle of `from` × middle of `to`) an array is replaced whole instead of aligned. The pod
+ * under review comes from whoever may create pods, before the API server validates it: a container with thousands
+ * of env entries made the O(n·m) table take the webhook past its memory limit. Injection itself only prepends,
+ * appends and edits items in place, which the prefix and suffix absorb, so real pods never come near it.
+ */
+export const MAX_ALIGNMENT_CELLS = 250_000;
+
 function diffArrays(from: readonly unknown[], to: readonly unknown[], path: string): PatchOperation[] {
-  const matches = commonSubsequence(from, to);
+  const matches = alignedItems(from, to);
+  if (matches === undefined) return [{ op: 'replace', path, value: to }];
   const ops: PatchOperation[] = [];
   let i = 0;
   let j = 0;
@@ -74,7 +83,29 @@ function sameItem(a: unknown, b: unknown): boolean {
   return deepEqual(a, b);
 }
 
-/** Index pairs of a longest common subsequence of the same items (manifest lists are short: O(n·m) is fine). */
+/**
+ * Index pairs of the same items, in order: the common prefix and suffix, and between them a longest common
+ * subsequence; undefined when the middle is too large to align (MAX_ALIGNMENT_CELLS).
+ */
+function alignedItems(a: readonly unknown[], b: readonly unknown[]): [number, number][] | undefined {
+  let start = 0;
+  while (start < a.length && start < b.length && sameItem(a[start], b[start])) start++;
+  let endA = a.length;
+  let endB = b.length;
+  while (endA > start && endB > start && sameItem(a[endA - 1], b[endB - 1])) {
+    endA--;
+    endB--;
+  }
+  if ((endA - start) * (endB - start) > MAX_ALIGNMENT_CELLS) return undefined;
+  const pairs: [number, number][] = [];
+  for (let k = 0; k < start; k++) pairs.push([k, k]);
+  for (const [x, y] of commonSubsequence(a.slice(start, endA), b.slice(start, endB)))
+    pairs.push([x + start, y + start]);
+  for (let k = 0; k < a.length - endA; k++) pairs.push([endA + k, endB + k]);
+  return pairs;
+}
+
+/** Index pairs of a longest common subsequence of the same items: O(n·m), so only on a bounded middle. */
 function commonSubsequence(a: readonly unknown[], b: readonly unknown[]): [number, number][] {
   const n = a.length;
   const m = b.length;

@@ -2,6 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { diffJson, escapePointerToken, parsePointer } from '../../../src/k8s/index.js';
+import { MAX_ALIGNMENT_CELLS } from '../../../src/k8s/inject-json-patch.js';
 import { applyJsonPatch, type Operation } from '../../helpers/json-patch.js';
 
 const json = fc.letrec((tie) => ({
@@ -43,6 +44,34 @@ describe('diffJson', () => {
     expect(ops).toEqual([
       { op: 'add', path: '/0', value: { name: 'meshauth-proxy' } },
       { op: 'add', path: '/1/env', value: [{ name: 'A', value: '1' }] },
+    ]);
+    expect(applyJsonPatch(from, ops as Operation[])).toEqual(to);
+  });
+
+  it('ok/a long list that gained items at its end costs a diff in linear time: one add per new item', () => {
+    // A pod under review is the creator's input: 20,000 env entries used to mean a 400-million-cell table.
+    const env = Array.from({ length: 20_000 }, (_, i) => ({ name: `E${i}` }));
+    const added = [{ name: 'HTTP_PROXY', value: 'x' }];
+    const ops = diffJson({ env }, { env: [...env, ...added] });
+    expect(ops).toEqual([{ op: 'add', path: '/env/20000', value: added[0] }]);
+  });
+
+  it('ok/a middle too large to align is replaced whole, and the patch still gives the target', () => {
+    const size = Math.ceil(Math.sqrt(MAX_ALIGNMENT_CELLS)) + 1;
+    const from = Array.from({ length: size }, (_, i) => ({ name: `n${i}` }));
+    const to = [...from].reverse();
+    const ops = diffJson({ list: from }, { list: to });
+    expect(ops).toEqual([{ op: 'replace', path: '/list', value: to }]);
+    expect(applyJsonPatch({ list: from }, ops as Operation[])).toEqual({ list: to });
+  });
+
+  it('ok/prefix, suffix and a changed middle: the middle is aligned, the rest matched in place', () => {
+    const from = ['a', 'b', 'x', 'y', 'c', 'd'];
+    const to = ['a', 'b', 'y', 'z', 'c', 'd'];
+    const ops = diffJson(from, to);
+    expect(ops).toEqual([
+      { op: 'remove', path: '/2' },
+      { op: 'add', path: '/3', value: 'z' },
     ]);
     expect(applyJsonPatch(from, ops as Operation[])).toEqual(to);
   });

@@ -1,0 +1,97 @@
+// A pod review the creator controls, with the webhook's memory as its Deployment gives it: a container with 6,000
+// env entries (a ~100 KB AdmissionReview, far under the 4 MiB body cap, and sent to the webhook before the API server
+// validates anything) made the JSON-Patch diff build a 36-million-cell table, and `meshauth webhook` died of heap
+// exhaustion (found by an outside audit). The diff now aligns prefix and suffix in linear time.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAIN } from '../helpers/meshauth-cli.js';
+import { makeWebhookCert, post, type WebhookCert } from '../helpers/webhook-tls.js';
+
+function reviewWithEnv(n: number): string {
+  const env = Array.from({ length: n }, (_, i) => ({ name: `E${i}` }));
+  return JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: 'u-dos',
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      namespace: 'shop',
+      operation: 'CREATE',
+      object: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'p' },
+        spec: { containers: [{ name: 'app', image: 'a:1', env }] },
+      },
+    },
+  });
+}
+
+describe('webhook: a large pod review', () => {
+  let dir: string;
+  let cert: WebhookCert;
+  let child: ChildProcess;
+  let port: number;
+  let exited: { code: number | null; signal: string | null } | undefined;
+  let stderr = '';
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'audit-webhook-'));
+    cert = makeWebhookCert(dir, 'serving');
+    writeFileSync(join(dir, 'tls.crt'), cert.certPem);
+    writeFileSync(join(dir, 'tls.key'), cert.keyPem);
+    child = spawn(
+      process.execPath,
+      [
+        '--max-old-space-size=160',
+        MAIN,
+        'webhook',
+        '--listen',
+        '127.0.0.1:0',
+        '--tls-cert',
+        join(dir, 'tls.crt'),
+        '--tls-key',
+        join(dir, 'tls.key'),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child.stderr?.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    child.once('exit', (code, signal) => {
+      exited = { code, signal };
+    });
+    port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      child.stdout?.on('data', (c: Buffer) => {
+        out += c.toString();
+        const m = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      child.once('exit', () => reject(new Error(`webhook exited: ${stderr}`)));
+    });
+  });
+  afterAll(() => {
+    if (exited === undefined) child.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('ok/a ~100 KB pod review (6,000 env entries) is answered with a small patch and the webhook survives', async () => {
+    const body = reviewWithEnv(6000);
+    expect(body.length).toBeLessThan(120 * 1024); // tiny next to MAX_REVIEW_BYTES (4 MiB)
+    const answer = await post(port, cert.caPem, '/mutate', body).catch((e: Error) => ({
+      status: -1,
+      body: { error: e.message },
+    }));
+    expect(exited, `webhook died: ${stderr.slice(-300)}`).toBeUndefined();
+    expect(answer.status).toBe(200);
+    const response = (answer.body as { response?: { allowed?: boolean; patch?: string } }).response;
+    expect(response?.allowed).toBe(true);
+    // Five proxy variables appended, not 6,000 entries rewritten.
+    expect(Buffer.from(response?.patch ?? '', 'base64').length).toBeLessThan(64 * 1024);
+  });
+});

@@ -20,6 +20,8 @@ export const TOKEN_REJECTION_REASONS = [
   'missing_exp',
   'missing_sub',
   'claims',
+  // A token beside a passport (forwardOriginalToken) that names another user than the passport.
+  'not_passport_user',
 ] as const;
 
 export type TokenRejectionReason = (typeof TOKEN_REJECTION_REASONS)[number];

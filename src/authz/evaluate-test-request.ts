@@ -9,6 +9,7 @@ import { type Explanation, explain } from './decide-explain.js';
 import { validateMethod } from './method-validate.js';
 import { normalizePath } from './path-normalize.js';
 import type { CompiledPolicy } from './policy/compiled-policy.js';
+import { policyHeaderName } from './policy/match-headers.js';
 
 export interface TestRequestInput {
   readonly from: string;
@@ -52,7 +53,7 @@ export function evaluateTestRequest(policy: CompiledPolicy, input: TestRequestIn
   }
   const headers = new Map<string, string[]>();
   for (const [name, value] of Object.entries(input.headers ?? {})) {
-    const key = name.toLowerCase();
+    const key = policyHeaderName(name);
     headers.set(key, [...(headers.get(key) ?? []), ...(typeof value === 'string' ? [value] : value)]);
   }
   const request: MeshAuthzRequest = {

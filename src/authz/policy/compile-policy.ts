@@ -8,7 +8,7 @@ import { type Check, CompiledPolicy, type CompiledRule, type IndexKeys } from '.
 import type { Decision, PolicyMode } from './decision.js';
 import { chainIncludes, chainStartsWith } from './match-chain.js';
 import { claimAt, describeClaimCondition } from './match-claims.js';
-import { type HeaderCondition, headerMatches } from './match-headers.js';
+import { type HeaderCondition, headerMatches, policyHeaderName } from './match-headers.js';
 import { normalizeHost } from './match-host.js';
 import { compileIdMatcher, idMatches } from './match-id.js';
 import { type Cidr, cidrContains, parseCidr } from './match-ip.js';
@@ -54,7 +54,7 @@ function compileRule(
   formatters: Map<string, Intl.DateTimeFormat>,
 ): CompiledRule {
   const peerChecks = compilePeerChecks(rule);
-  const methods = rule.to?.methods === undefined ? undefined : new Set(rule.to.methods);
+  const methods = rule.to?.methods === undefined ? undefined : methodSet(rule.to.methods);
   return {
     name: rule.name,
     index,
@@ -78,6 +78,17 @@ function compileRule(
     indexKeys: indexKeysOf(rule),
     decision: frozenDecision(rule.action, rule.name, mode, [`rule "${rule.name}" (${rule.action}) matched`]),
   };
+}
+
+/**
+ * The methods a rule's `to.methods` covers: those listed, and HEAD wherever GET is. A HEAD is a GET without the
+ * body (RFC 9110 §9.3.2), and Express, Spring, Flask, Rails and Go's ServeMux run the GET handler for it, with its
+ * side effects and response headers: a deny on GET that let HEAD through would not deny what it says.
+ */
+function methodSet(listed: readonly string[]): ReadonlySet<string> {
+  const methods = new Set(listed);
+  if (methods.has('GET')) methods.add('HEAD');
+  return methods;
 }
 
 function compilePeerChecks(rule: PolicyRule): Check[] {
@@ -185,7 +196,7 @@ function compileWhenChecks(rule: PolicyRule, formatters: Map<string, Intl.DateTi
   if (when.headers !== undefined) {
     const quantifier = rule.action === 'allow' ? 'every' : 'any';
     for (const [rawName, allowed] of Object.entries(when.headers)) {
-      const condition: HeaderCondition = { name: rawName.toLowerCase(), allowed };
+      const condition: HeaderCondition = { name: policyHeaderName(rawName), allowed };
       checks.push(
         check(
           `when.headers.${condition.name}`,

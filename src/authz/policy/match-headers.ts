@@ -17,11 +17,21 @@ export type HeaderQuantifier = 'every' | 'any';
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
+/**
+ * The name a header condition matches by: lower case, `_` read as `-`. CGI, WSGI, PHP and Rack hand an app
+ * `x-role` and `x_role` alike as `HTTP_X_ROLE`, so a deny rule on `x-role` must also see `x_role` (and an allow
+ * rule must see both values), or one underscore walks past it.
+ */
+export function policyHeaderName(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.includes('_') ? lower.replaceAll('_', '-') : lower;
+}
+
 export function headerNameError(name: string): string | undefined {
   if (!TOKEN.test(name)) return 'expected an HTTP header name (RFC 9110 token)';
-  const lower = name.toLowerCase();
+  const lower = policyHeaderName(name);
   // A `__proto__` key would be dropped by the schema's record parsing, silently removing the condition.
-  if (lower === '__proto__') return 'expected an HTTP header name, not "__proto__"';
+  if (name.toLowerCase() === '__proto__') return 'expected an HTTP header name, not "__proto__"';
   // Identity headers are stripped and set by the sidecar itself (SPEC §5): before that a client can send any value,
   // after it they are not request input. Either way a condition on them cannot mean what it says.
   if (lower === 'x-forwarded-client-cert' || lower.startsWith('x-meshauth-')) {

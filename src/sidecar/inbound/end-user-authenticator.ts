@@ -2,12 +2,15 @@
 // link), the trust bundle and the vouchers (the origin); a request arriving with a bearer token from a configured
 // issuer is validated and the token is replaced by a fresh origin passport (this sidecar vouches for the user).
 // Either way the app gets `x-meshauth-passport` (to forward downstream) and `x-meshauth-user`, and the raw token
-// stops here unless `forwardOriginalToken` is set.
+// stops here unless `forwardOriginalToken` is set. With that set, a token beside a passport reaches the app only once
+// verified here and found to name the passport's user: any peer holding a passport could otherwise hand the app a
+// token nobody checked (forged, expired, someone else's) next to a verified `x-meshauth-user`.
 import type { CredentialHolder } from '../../agent/index.js';
 import { bearerChallenge } from '../../authn/bearer-challenge.js';
 import { type EndUser, userHeaderValue } from '../../authn/end-user.js';
 import type { EndUserVerifier } from '../../authn/index.js';
 import { PASSPORT_HEADER, verifyPassport } from '../../authn/passport/index.js';
+import { tokenInvalid } from '../../authn/token-rejection.js';
 import type { EndUserSettings } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
@@ -31,7 +34,7 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
   const vouchers: ReadonlySet<string> = new Set(settings.vouchers);
   const dropAuthorization = !settings.forwardOriginalToken;
 
-  const fromPassport = (view: InboundRequestView, value: string): EndUserOutcome => {
+  const fromPassport = (view: InboundRequestView, value: string): EndUserOutcome | Promise<EndUserOutcome> => {
     const credentials = holder.current;
     if (credentials === undefined) return { reject: new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet') };
     const at = now();
@@ -53,12 +56,13 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
         Math.min(verified.userExpiresAt * 1000, at.getTime() + PASSPORT_STORE_TTL_MS),
         passportOwner(verified.user),
       );
-      return {
+      const outcome = {
         user: verified.user,
         chain: verified.chain.slice(0, -1), // the hops before the peer (AuthzRequest.chain)
         headers: { [PASSPORT_HEADER]: value, [USER_HEADER]: userHeaderValue(verified.user) },
         dropAuthorization,
       };
+      return dropAuthorization ? outcome : withForwardedToken(view, outcome, verified.user);
     } catch (error) {
       if (!isMeshauthError(error)) throw error;
       metrics.passportVerifications.inc({ result: error.reason ?? 'invalid' });
@@ -77,6 +81,30 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
     }
     if (user === undefined) return NO_USER;
     return vouchForUser(user, { holder, store, now, dropAuthorization });
+  };
+
+  /** The passport's outcome, with the request's bearer token verified against its user (forwardOriginalToken). */
+  const withForwardedToken = async (
+    view: InboundRequestView,
+    outcome: EndUserOutcome,
+    passportUser: EndUser,
+  ): Promise<EndUserOutcome> => {
+    if (view.headers.authorization === undefined) return outcome;
+    let tokenUser: EndUser | undefined;
+    try {
+      tokenUser = await verifier.authenticate(view.rawHeaders ?? view.headers);
+    } catch (error) {
+      if (!isMeshauthError(error)) throw error;
+      return { reject: error, rejectHeaders: bearerChallenge(error).headers };
+    }
+    if (tokenUser === undefined) return { ...outcome, dropAuthorization: true };
+    if (tokenUser.iss === passportUser.iss && tokenUser.sub === passportUser.sub) return outcome;
+    const error = tokenInvalid('not_passport_user', 'the token names another user than the passport', {
+      issuer: tokenUser.iss.slice(0, 200),
+    });
+    logger.warn({ peerId: view.peer.idString, code: error.code, reason: error.reason }, 'end-user token rejected');
+    metrics.tokenVerifications.inc({ result: 'not_passport_user' });
+    return { reject: error, rejectHeaders: bearerChallenge(error).headers };
   };
 
   return async (view) => {

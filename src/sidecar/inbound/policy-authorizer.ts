@@ -7,7 +7,7 @@ import { type AuthzRequest, type CompiledPolicy, decide, denyAuditRecord, normal
 import { isMeshauthError } from '../../errors/index.js';
 import type { Logger } from '../../telemetry/index.js';
 import type { AuthzVerdict, InboundRequestView } from './inbound-hooks.js';
-import { headerLines } from './request-checks.js';
+import { h2HeaderView, headerLines } from './request-checks.js';
 
 /** What the authorizer reads of a request: an inbound view, or an external one without an mTLS peer. */
 export type AuthorizerView = Omit<InboundRequestView, 'peer'> & { readonly peer?: InboundRequestView['peer'] };
@@ -45,9 +45,9 @@ export function policyAuthorizer(options: PolicyAuthorizerOptions): (view: Autho
       host: view.authority,
       port: view.port,
       // Every line of a repeated header counts (HTTP/1.1: Node's `headers` keeps only the first `user-agent`, the
-      // app receives them all). h2: the object is what is forwarded. Pseudo-headers never match: policy header
-      // names are RFC 9110 tokens.
-      headers: view.rawHeaders === undefined ? view.headers : headerLines(view.rawHeaders),
+      // app receives them all), none the request's Connection names, and `_` reads as `-` (headerLines). h2: the
+      // object is what is forwarded. Pseudo-headers never match: policy header names are RFC 9110 tokens.
+      headers: view.rawHeaders === undefined ? h2HeaderView(view.headers) : headerLines(view.rawHeaders),
       sourceIp: view.sourceIp,
       user: user?.claims,
       chain: view.chain,

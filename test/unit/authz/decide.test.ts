@@ -240,3 +240,33 @@ describe('explain', () => {
     expect(e.trace[1]?.misses).toEqual([{ field: 'to.paths', expected: 'one of ["/admin/*"]', actual: '/orders/1' }]);
   });
 });
+
+describe('decide: what a rule covers beyond its literal text', () => {
+  it('ok/a rule listing GET also covers HEAD (the app runs its GET handler for it); HEAD alone covers only HEAD', () => {
+    const policy = policyOf([
+      { name: 'no-admin-reads', action: 'deny', to: { methods: ['GET'], paths: ['/admin/*'] } },
+      { name: 'head-only', action: 'allow', to: { methods: ['HEAD'], paths: ['/probe'] } },
+      { name: 'rest', action: 'allow' },
+    ]);
+    expect(decide(policy, request({ method: 'HEAD', path: '/admin/users' })).rule).toBe('no-admin-reads');
+    expect(decide(policy, request({ method: 'GET', path: '/admin/users' })).rule).toBe('no-admin-reads');
+    expect(decide(policy, request({ method: 'POST', path: '/admin/users' })).rule).toBe('rest');
+    expect(decide(policy, request({ method: 'HEAD', path: '/probe' })).rule).toBe('head-only');
+    const getOnly = policyOf([{ name: 'get', action: 'allow', to: { methods: ['GET'] } }]);
+    expect(decide(getOnly, request({ method: 'HEAD' })).rule).toBe('get');
+    const headOnly = policyOf([{ name: 'head', action: 'allow', to: { methods: ['HEAD'] } }]);
+    expect(decide(headOnly, request({ method: 'GET' })).rule).toBe('default-deny');
+  });
+
+  it('ok/header names read "_" as "-", in the rule and in the request', () => {
+    const policy = policyOf([
+      { name: 'no-admin', action: 'deny', when: { headers: { 'x-role': ['admin'] } } },
+      { name: 'no-debug', action: 'deny', when: { headers: { x_debug: ['1'] } } },
+      { name: 'rest', action: 'allow' },
+    ]);
+    const lines = (name: string, value: string) => new Map([[name, [value]]]);
+    expect(decide(policy, request({ headers: lines('x-role', 'admin') })).rule).toBe('no-admin');
+    expect(decide(policy, request({ headers: lines('x-debug', '1') })).rule).toBe('no-debug');
+    expect(decide(policy, request({ headers: lines('x-role', 'user') })).rule).toBe('rest');
+  });
+});

@@ -225,12 +225,13 @@ describe('review/authz: regression table for correct behaviour', () => {
     expect(decide(policy, request({ now: new Date('2026-03-29T02:00:00Z') })).decision).toBe('deny');
   });
 
-  it('ok/methods: a rule for GET does not cover get/HEAD, and unnamed methods only see method-free rules', () => {
+  it('ok/methods: a rule for GET covers HEAD (a HEAD runs the GET handler) but not OPTIONS, and unnamed methods only see method-free rules', () => {
     const policy = policyOf([
       { name: 'get', action: 'allow', to: { methods: ['GET'] } },
       { name: 'no-orders', action: 'deny', from: { ids: [ORDERS] } },
     ]);
-    expect(decide(policy, request({ method: 'HEAD' })).decision).toBe('deny');
+    expect(decide(policy, request({ method: 'HEAD' })).rule).toBe('get');
+    expect(decide(policy, request({ method: 'OPTIONS' })).decision).toBe('deny');
     expect(decide(policy, request({ peer: ORDERS, method: 'PURGE' })).rule).toBe('no-orders');
     expect(decide(policy, request({ peer: ORDERS, method: 'GET' })).rule).toBe('no-orders');
   });

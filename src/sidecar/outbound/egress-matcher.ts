@@ -2,6 +2,7 @@
 // wildcards (a wildcard matches subdomains only, not the domain itself), each with its port (443 unless written).
 // Pure; case-insensitive. Loopback targets are refused here too, whatever the list says: egress must never reach
 // the local app around its own sidecar.
+import { BlockList, isIP } from 'node:net';
 import { type HostPort, isLoopbackHost, parseEgressEntry } from '../../config/index.js';
 
 export type EgressMatcher = (host: string, port?: number) => boolean;
@@ -29,17 +30,21 @@ export function egressMatcher(entries: readonly (HostPort | string)[]): EgressMa
   };
 }
 
-/** Loopback and unspecified addresses, and names that mean this machine. */
+/**
+ * Addresses a connect reaches this machine through: 127.0.0.0/8, 0.0.0.0/8 (Linux connects "this network" to the
+ * local host), `::` and `::1`. Node's BlockList also matches their IPv4-mapped forms (`::ffff:127.0.0.1`,
+ * `::ffff:7f00:1`, `::ffff:0.0.0.0`) against the IPv4 ranges, which text patterns missed.
+ */
+const THIS_MACHINE = new BlockList();
+THIS_MACHINE.addSubnet('127.0.0.0', 8, 'ipv4');
+THIS_MACHINE.addSubnet('0.0.0.0', 8, 'ipv4');
+THIS_MACHINE.addAddress('::', 'ipv6');
+THIS_MACHINE.addAddress('::1', 'ipv6');
+
+/** Loopback and unspecified addresses in any notation, and names that mean this machine. */
 export function isLoopbackTarget(host: string): boolean {
   const h = host.toLowerCase();
-  return (
-    isLoopbackHost(h) ||
-    h.endsWith('.localhost') ||
-    h === '0.0.0.0' ||
-    h === '::' ||
-    h === '0:0:0:0:0:0:0:1' ||
-    h === '0:0:0:0:0:0:0:0' ||
-    /^::ffff:127\./.test(h) ||
-    /^::ffff:7f/.test(h)
-  );
+  const family = isIP(h);
+  if (family !== 0) return THIS_MACHINE.check(h, family === 6 ? 'ipv6' : 'ipv4');
+  return isLoopbackHost(h) || h === 'localhost' || h.endsWith('.localhost');
 }

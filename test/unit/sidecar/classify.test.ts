@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { MeshauthError } from '../../../src/errors/index.js';
 import { classifyAppError, classifyPeerError } from '../../../src/sidecar/index.js';
-import { egressMatcher } from '../../../src/sidecar/outbound/egress-matcher.js';
+import { egressMatcher, isLoopbackTarget } from '../../../src/sidecar/outbound/egress-matcher.js';
 import { HANDSHAKE_FAILURE_REASONS, svidFailureReason, tlsClientErrorReason } from '../../../src/tls/index.js';
 
 const err = (code: string) => Object.assign(new Error(code), { code });
@@ -63,5 +63,31 @@ describe('egressMatcher', () => {
     ['fail/other host', 'example.com', false],
   ])('%s', (_name, host, expected) => {
     expect(allowed(host)).toBe(expected);
+  });
+});
+
+describe('isLoopbackTarget', () => {
+  it.each([
+    '127.0.0.1',
+    '127.9.8.7',
+    '0.0.0.0',
+    '0.1.2.3',
+    '::',
+    '::1',
+    '0:0:0:0:0:0:0:1',
+    '0::0',
+    '::ffff:127.0.0.1',
+    '::FFFF:7f00:1',
+    // The IPv4-mapped unspecified address: Linux connects it to the local host (found by an outside audit).
+    '::ffff:0.0.0.0',
+    '::ffff:0:0',
+    'localhost',
+    'app.localhost',
+  ])('fail/%s is this machine', (host) => {
+    expect(isLoopbackTarget(host)).toBe(true);
+  });
+
+  it.each(['10.0.0.1', '::ffff:10.0.0.1', '2001:db8::1', 'example.com', '128.0.0.1'])('ok/%s is elsewhere', (host) => {
+    expect(isLoopbackTarget(host)).toBe(false);
   });
 });

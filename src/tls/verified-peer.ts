@@ -18,6 +18,8 @@ export interface VerifiedPeer {
   /** The leaf's public key and its RFC 8705 `x5t#S256` thumbprint (base64url): what a passport link is checked with. */
   readonly publicKey: KeyObject;
   readonly thumbprint: string;
+  /** The leaf's notAfter (ms since the epoch): past it, requests on the connection no longer speak for `id`. */
+  readonly notAfterMs: number;
 }
 
 const peers = new WeakMap<TLSSocket, VerifiedPeer>();
@@ -39,7 +41,8 @@ export function verifyPeer(socket: TLSSocket, trustDomain: TrustDomain, ownId: S
   if (certificate === undefined || raw === undefined) {
     throw new MeshauthError('MESHAUTH_ERR_SVID_CHAIN', 'peer presented no certificate', { reason: 'no_client_cert' });
   }
-  const id = checkSvidLeaf(parseCertificate(new Uint8Array(raw)), trustDomain, now);
+  const leaf = parseCertificate(new Uint8Array(raw));
+  const id = checkSvidLeaf(leaf, trustDomain, now);
   const digest = createHash('sha256').update(raw).digest();
   const hash = digest.toString('hex');
   const idString = id.toString();
@@ -51,6 +54,7 @@ export function verifyPeer(socket: TLSSocket, trustDomain: TrustDomain, ownId: S
     xfcc: `By=${ownId};Hash=${hash};URI=${idString}`,
     publicKey: certificate.publicKey,
     thumbprint: digest.toString('base64url'),
+    notAfterMs: leaf.notAfter.getTime(),
   });
   peers.set(socket, peer);
   return peer;

@@ -22,12 +22,15 @@ import {
   type VerifiedPeer,
   verifyPeer,
 } from '../../tls/index.js';
-import { acceptHead, authenticateWith, authorizeWith, identityHeaders } from '../pipeline/stages.js';
+import { acceptHead, authenticateWith, authorizeWith, identityHeaders, peerUnexpired } from '../pipeline/stages.js';
 import { ConnectionGuard } from './connection-guard.js';
 import type { InboundHooks } from './inbound-hooks.js';
 import type { InboundLimits } from './limits.js';
 import { ListenerCore } from './listener-core.js';
 import { chainsToAny, completedChain, intermediatesOf, peerChainOf, removedRoots, rootsOf } from './removed-roots.js';
+
+/** Node's longest timer delay (2^31 − 1 ms); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
 export { classifyAppError, INBOUND_LIMITS } from './listener-core.js';
@@ -91,6 +94,7 @@ export class InboundListener {
     const { authenticateEndUser, authorize } = this.#hooks;
     this.#core.use([
       acceptHead(this.#core.limits.maxHeaderBytes),
+      peerUnexpired(() => this.#now().getTime()),
       ...(authenticateEndUser === undefined
         ? []
         : [authenticateWith(authenticateEndUser, { failure: 'end-user authentication failed', requireUser: false })]),
@@ -180,6 +184,29 @@ export class InboundListener {
     );
   }
 
+  /**
+   * At the peer's notAfter its connection is retired (HTTP/2: GOAWAY, streams in flight finish; an idle HTTP/1.1
+   * connection or a tunnel: closed), counted under connections_rejected{reason="peer_svid_expired"}. Requests that
+   * still arrive on it are refused by the peerUnexpired stage. A peer that renewed has long moved to a new
+   * connection; one the CA stopped renewing loses its access here.
+   */
+  #retireAtExpiry(socket: TLSSocket, peer: VerifiedPeer): NodeJS.Timeout | undefined {
+    const delay = peer.notAfterMs - this.#now().getTime();
+    // Past Node's longest timer (24.8 days) the per-request check alone guards the connection.
+    if (delay > MAX_TIMER_MS) return undefined;
+    const timer = setTimeout(
+      () => {
+        if (socket.destroyed) return;
+        this.#metrics.connectionsRejected.inc({ direction: 'inbound', reason: 'peer_svid_expired' });
+        this.#logger.info({ direction: 'inbound', peerId: peer.idString }, 'connection retired: peer SVID expired');
+        if (!this.#core.retire(socket)) socket.destroy();
+      },
+      Math.max(0, delay),
+    );
+    timer.unref();
+    return timer;
+  }
+
   #onTlsClientError(error: Error & { code?: string }, socket: TLSSocket): void {
     // Node does not close a socket whose handshake failed or timed out once 'tlsClientError' has a listener.
     socket.destroy();
@@ -226,7 +253,11 @@ export class InboundListener {
       return;
     }
     this.#verified.set(socket, chain);
-    socket.once('close', () => this.#verified.delete(socket));
+    const expiry = this.#retireAtExpiry(socket, peer);
+    socket.once('close', () => {
+      this.#verified.delete(socket);
+      clearTimeout(expiry);
+    });
     if (
       this.#tunnel !== undefined &&
       typeof socket.alpnProtocol === 'string' &&

@@ -65,6 +65,7 @@ export class ListenerCore {
   readonly #sockets = new Set<TLSSocket>();
   /** h2 sessions and their streams in flight (GOAWAY only once a session is idle, see close()). */
   readonly #sessions = new Map<ServerHttp2Session, SessionState>();
+  readonly #sessionOf = new WeakMap<TLSSocket, ServerHttp2Session>();
   readonly #onStreamIdle: (this: ServerHttp2Stream) => void;
 
   constructor(options: ListenerCoreOptions) {
@@ -165,6 +166,7 @@ export class ListenerCore {
     });
     const state: SessionState = { inFlight: 0 };
     this.#sessions.set(session, state);
+    this.#sessionOf.set(socket, session);
     session.once('close', () => this.#sessions.delete(session));
     session.on('error', () => session.destroy());
     // Idle session (no stream in flight for sessionIdleTimeout): GOAWAY, then the socket closes.
@@ -204,6 +206,24 @@ export class ListenerCore {
         this.#onH2Stream(stream, headers, rawHeaders, peer);
       },
     );
+  }
+
+  /**
+   * Ends a connection this core serves without cutting what is in flight: an HTTP/2 session gets GOAWAY (its streams
+   * finish), an idle HTTP/1.1 connection is closed, a busy one closes after its response. False for a socket this
+   * core does not serve (a tunnel).
+   */
+  retire(socket: TLSSocket): boolean {
+    if (!this.#sockets.has(socket)) return false;
+    const session = this.#sessionOf.get(socket);
+    if (session !== undefined) {
+      if (!session.closed) session.close();
+      return true;
+    }
+    const pending = pendingResponse(socket);
+    if (pending === undefined) socket.destroy();
+    else pending.shouldKeepAlive = false;
+    return true;
   }
 
   /** The stages every request of this listener goes through (set once, by the listener, after construction). */

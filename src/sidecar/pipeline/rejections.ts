@@ -30,3 +30,10 @@ export function authorizeError(error: unknown): AuthzVerdict {
   const code: ErrorCode = isMeshauthError(error) ? error.code : 'MESHAUTH_ERR_FORBIDDEN';
   return { allow: false, reason: 'authorize_error', code };
 }
+
+/** The peer's SVID expired while its connection stayed open: the connection no longer speaks for that identity. */
+export function peerSvidExpired(): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_SVID_EXPIRED', 'peer certificate expired since the handshake', {
+    reason: 'peer_svid_expired',
+  });
+}

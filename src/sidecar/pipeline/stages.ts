@@ -7,13 +7,24 @@ import { HAS_BODY, removeHeader, STRIPPED_IDENTITY } from '../http-headers.js';
 import { setIdentityHeaders } from '../identity-headers.js';
 import type { AuthzVerdict, EndUserOutcome, InboundRequestView } from '../inbound/inbound-hooks.js';
 import type { Exchange, Stage } from './exchange.js';
-import { authorizeError, deniedByPolicy, noVerifiedClient, tokenInvalid } from './rejections.js';
+import { authorizeError, deniedByPolicy, noVerifiedClient, peerSvidExpired, tokenInvalid } from './rejections.js';
 
 /** Method and head checks (request-checks.ts): a head the policy and the app could read two ways stops here. */
 export function acceptHead(maxHeaderBytes: number): Stage {
   return (exchange) => {
     const refusal = exchange.sink.refusal(exchange.method, exchange.target, maxHeaderBytes);
     if (refusal !== undefined) throw refusal;
+  };
+}
+
+/**
+ * The peer's certificate, checked at the handshake, is still valid: a connection kept busy must not outlive the SVID
+ * it was opened with (short lifetimes are how the mesh revokes an identity: the CA stops renewing it).
+ */
+export function peerUnexpired(nowMs: () => number): Stage {
+  return (exchange) => {
+    const peer = exchange.peer;
+    if (peer !== undefined && peer.notAfterMs <= nowMs()) throw peerSvidExpired();
   };
 }
 

@@ -13,7 +13,12 @@ import type { ForwardHandler } from '../../../src/sidecar/forward-handler.js';
 import { copyRequestHeaders, INBOUND_POLICY } from '../../../src/sidecar/http-headers.js';
 import { policyAuthorizer } from '../../../src/sidecar/inbound/policy-authorizer.js';
 import { Exchange, runStages, type Sink, type Stage } from '../../../src/sidecar/pipeline/exchange.js';
-import { authenticateWith, authorizeWith, identityHeaders } from '../../../src/sidecar/pipeline/stages.js';
+import {
+  authenticateWith,
+  authorizeWith,
+  identityHeaders,
+  peerUnexpired,
+} from '../../../src/sidecar/pipeline/stages.js';
 import { Metrics, silentLogger } from '../../../src/telemetry/index.js';
 import type { VerifiedPeer } from '../../../src/tls/index.js';
 
@@ -66,6 +71,7 @@ const peer: VerifiedPeer = {
   xfcc: `By=spiffe://example.org/ns/shop/sa/orders;Hash=ab;URI=${PEER_ID}`,
   publicKey: generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey,
   thumbprint: 'x',
+  notAfterMs: Date.parse('2026-12-02T12:00:00Z'),
 };
 
 function exchange(raw: string[], target = '/orders/1', method = 'GET'): { ex: Exchange; sink: RecordingSink } {
@@ -115,6 +121,24 @@ describe('runStages', () => {
     expect(after).toBe(false);
     expect(sink.rejected).toEqual([{ code: 'MESHAUTH_ERR_FORBIDDEN' }]);
     expect(rejections.length).toBe(before + 1);
+  });
+});
+
+describe('peer validity stage', () => {
+  it('ok/a request before the peer SVID notAfter goes on', () => {
+    const { ex, sink } = exchange(['Host', 'orders']);
+    const reached: boolean[] = [];
+    runStages([peerUnexpired(() => peer.notAfterMs - 1), () => void reached.push(true)], ex, onRejected);
+    expect(reached).toEqual([true]);
+    expect(sink.rejected).toEqual([]);
+  });
+
+  it('fail/a request at or after the notAfter of the SVID the connection was opened with is refused', () => {
+    const { ex, sink } = exchange(['Host', 'orders']);
+    const reached: boolean[] = [];
+    runStages([peerUnexpired(() => peer.notAfterMs), () => void reached.push(true)], ex, onRejected);
+    expect(reached).toEqual([]);
+    expect(sink.rejected).toEqual([{ code: 'MESHAUTH_ERR_SVID_EXPIRED' }]);
   });
 });
 

@@ -35,7 +35,7 @@ describe('headerLines (HTTP/1)', () => {
 
 describe('h2HeaderView', () => {
   it('ok/without "_" in any name the object itself is the view (no copy per request)', () => {
-    const headers = { ':method': 'GET', 'x-role': 'a', accept: ['b', 'c'] };
+    const headers = { ':method': 'GET', 'x-role': 'a', 'set-cookie': ['b', 'c'] };
     expect(h2HeaderView(headers)).toBe(headers);
   });
 

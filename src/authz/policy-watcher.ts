@@ -20,6 +20,12 @@ export interface PolicyWatcherOptions {
   readonly pollIntervalMs?: number | undefined;
   /** Quiet time after a change event before reading; default 100 ms. */
   readonly debounceMs?: number | undefined;
+  /**
+   * How long new text must stay the same before it is applied; default 1,000 ms. A file rewritten in place can be
+   * read half written, and a prefix can be a valid policy without the deny rules further down: wider than both the
+   * old file and the new one. A rename over the file (what a ConfigMap update does) is never read half written.
+   */
+  readonly settleMs?: number | undefined;
   /** Use fs.watch besides the periodic stat (default true; false leaves only the fallback, for tests). */
   readonly fsWatch?: boolean | undefined;
   /**
@@ -37,6 +43,7 @@ export class PolicyWatcher {
   readonly #check: ((policy: CompiledPolicy, file: string) => void) | undefined;
   readonly #pollIntervalMs: number;
   readonly #debounceMs: number;
+  readonly #settleMs: number;
   readonly #fsWatch: boolean;
   #current: LoadedPolicy | undefined;
   #statSignature = '';
@@ -54,6 +61,7 @@ export class PolicyWatcher {
     this.#check = options.check;
     this.#pollIntervalMs = options.pollIntervalMs ?? 2_000;
     this.#debounceMs = options.debounceMs ?? 100;
+    this.#settleMs = options.settleMs ?? 1_000;
     this.#fsWatch = options.fsWatch ?? true;
   }
 
@@ -140,6 +148,22 @@ export class PolicyWatcher {
       return;
     }
     if (this.#closed || text === this.#current.text) return;
+    if (this.#settleMs > 0) {
+      await new Promise((settled) => setTimeout(settled, this.#settleMs).unref());
+      let again: string;
+      try {
+        again = await readPolicyText(this.#file);
+      } catch (error) {
+        this.#fail(error);
+        return;
+      }
+      if (this.#closed) return;
+      if (again !== text) {
+        // Still being written: judge it once it has settled.
+        this.#schedule();
+        return;
+      }
+    }
     let loaded: LoadedPolicy;
     try {
       loaded = compilePolicyText(text, this.#file);

@@ -1,6 +1,6 @@
 // The policy file watcher with a real temporary file: a valid change is applied, an invalid one keeps the old
 // policy (and is counted), close() stops watching. Waits are bounded polls, not wall-clock assertions.
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -121,6 +121,39 @@ describe('PolicyWatcher', () => {
     expect(decides('/one')).toBe('allow');
     expect(decides('/two')).toBe('deny');
     expect(await reloads(metrics, 'success')).toBe(0);
+  });
+
+  it('fail/a file caught half written is not applied: its valid prefix lacks the deny rule further down', async () => {
+    // Found by an outside audit: `cat > policy.yaml`, kubectl cp and config tools truncate, then write; a prefix read
+    // in between was applied, a policy wider than both the old file and the new one.
+    const head = `apiVersion: meshauth.dev/v1\nkind: Policy\nrules:\n  - name: public\n    action: allow\n    to: { paths: ["/public/*"] }\n`;
+    const deny = `  - name: no-secret\n    action: deny\n    to: { paths: ["/public/secret"] }\n`;
+    const extra = `  - name: health\n    action: allow\n    to: { paths: ["/healthz"] }\n`;
+    await writeFile(file, head + deny);
+    watcher?.close();
+    watcher = new PolicyWatcher({
+      file,
+      logger: silentLogger(),
+      metrics,
+      pollIntervalMs: 50,
+      debounceMs: 20,
+      settleMs: 600,
+    });
+    await watcher.start();
+    expect(decides('/public/secret')).toBe('deny');
+    const handle = await open(file, 'w');
+    await handle.write(head);
+    const seen = new Set<string>();
+    // The writer pauses for 300 ms, half the settle time; poll the decision all along (bounded).
+    for (let i = 0; i < 12; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      seen.add(decides('/public/secret'));
+    }
+    await handle.write(deny + extra);
+    await handle.close();
+    await until(() => decides('/healthz') === 'allow', 'the whole new file');
+    seen.add(decides('/public/secret'));
+    expect([...seen]).toEqual(['deny']);
   });
 
   it('ok/reload() with unchanged content is not counted', async () => {

@@ -48,6 +48,8 @@ export interface VerifiedPassport extends ReceivedPassport {
   readonly chain: readonly string[];
   /** Expiry (seconds) of the newest JWS. */
   readonly expiresAt: number;
+  /** Expiry (seconds) of the origin: a link minted after it is refused by the next hop. */
+  readonly originExpiresAt: number;
 }
 
 export type PassportRejectionReason =
@@ -113,6 +115,7 @@ export function verifyPassport(value: string, context: PassportVerifyContext): V
     user,
     chain,
     expiresAt: claims.exp,
+    originExpiresAt: origin.exp,
   };
 }
 

@@ -16,7 +16,7 @@ import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { PassportStore } from '../passport-store.js';
 import type { AuthenticateEndUser, EndUserOutcome, InboundRequestView } from './inbound-hooks.js';
-import { PASSPORT_STORE_TTL_MS, passportOwner, USER_HEADER, vouchForUser } from './vouch-for-user.js';
+import { passportOwner, passportStoreExpiry, USER_HEADER, vouchForUser } from './vouch-for-user.js';
 
 export interface EndUserAuthenticatorOptions {
   readonly settings: EndUserSettings;
@@ -53,7 +53,7 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
       metrics.passportVerifications.inc({ result: 'ok' });
       store.remember(
         verified,
-        Math.min(verified.userExpiresAt * 1000, at.getTime() + PASSPORT_STORE_TTL_MS),
+        passportStoreExpiry(verified.userExpiresAt, verified.originExpiresAt, at.getTime()),
         passportOwner(verified.user),
       );
       const outcome = {

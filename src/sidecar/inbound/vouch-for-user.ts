@@ -3,14 +3,23 @@
 // app can forward it downstream through the outbound side, and hands the app the passport and the user header.
 import type { CredentialHolder } from '../../agent/index.js';
 import { type EndUser, userHeaderValue } from '../../authn/end-user.js';
-import { mintOriginPassport, ownOrigin, PASSPORT_HEADER } from '../../authn/passport/index.js';
+import { mintOriginPassport, ownOrigin, PASSPORT_HEADER, PASSPORT_TTL_SECONDS } from '../../authn/passport/index.js';
 import { MeshauthError } from '../../errors/index.js';
 import { USER_HEADER } from '../identity-headers.js';
 import type { PassportStore } from '../passport-store.js';
 import type { EndUserOutcome } from './inbound-hooks.js';
 
-/** How long the outbound side may wrap a remembered passport: a chain's origin lives ≤ 60 s anyway. */
+/**
+ * How long the outbound side may wrap a remembered passport at most. Each entry is also kept no longer than its
+ * origin lives (passportStoreExpiry): a link minted after that is refused by the next hop, so the call should fail
+ * here, where it is made, and not one hop later as "expired".
+ */
 export const PASSPORT_STORE_TTL_MS = 60_000;
+
+/** Until when (ms) a passport whose user and origin expire at the given seconds may be wrapped, from `atMs`. */
+export function passportStoreExpiry(userExpiresAt: number, originExpiresAt: number, atMs: number): number {
+  return Math.min(userExpiresAt * 1000, originExpiresAt * 1000, atMs + PASSPORT_STORE_TTL_MS);
+}
 export { USER_HEADER } from '../identity-headers.js';
 
 export interface VoucherContext {
@@ -33,7 +42,7 @@ export function vouchForUser(user: EndUser, context: VoucherContext): EndUserOut
   const origin = mintOriginPassport({ svid: credentials.svid, now: at, user });
   context.store.remember(
     ownOrigin(origin, credentials.svid.id, user.expiresAt),
-    Math.min(user.expiresAt * 1000, at.getTime() + PASSPORT_STORE_TTL_MS),
+    passportStoreExpiry(user.expiresAt, at.getTime() / 1000 + PASSPORT_TTL_SECONDS, at.getTime()),
     passportOwner(user),
   );
   return {

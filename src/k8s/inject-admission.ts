@@ -25,6 +25,15 @@ const API_VERSION = 'admission.k8s.io/v1';
 /** Kubernetes shows warnings to kubectl users; it truncates long ones, so keep them short. */
 const MAX_WARNING_CHARS = 256;
 const MAX_WARNINGS = 8;
+/**
+ * Namespaces whose pods are never injected, whatever their labels: the cluster's own components (CoreDNS, kube-proxy)
+ * must start without a CA that may itself depend on them. The meshauth namespace is kept out by the opt-out
+ * annotation on the CA's and webhook's pod templates (its name is the user's to choose) and by the
+ * MutatingWebhookConfiguration's namespaceSelector.
+ */
+const NEVER_INJECTED_NAMESPACES: ReadonlySet<string> = new Set(['kube-system', 'kube-public', 'kube-node-lease']);
+/** The API server's limit on the total size of an object's annotations (names and values), in bytes. */
+export const MAX_ANNOTATION_BYTES = 256 * 1024;
 
 export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOutcome {
   const request = isObject(review) ? objectAt(review, 'request') : undefined;
@@ -66,6 +75,7 @@ export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOu
     ((kind === 'Pod' && operation === 'CREATE') ||
       (kind === 'Service' && (operation === 'CREATE' || operation === 'UPDATE')));
   if (!handled) return answer('skipped', 'not_handled');
+  if (NEVER_INJECTED_NAMESPACES.has(stringAt(request, 'namespace') ?? '')) return answer('skipped', 'system_namespace');
   if (object === undefined) return cannotHandle(answer, config, 'no_object', 'the review carries no object');
 
   // The object as the API server will store it; apiVersion/kind are set for the injection's kind dispatch only.
@@ -77,6 +87,16 @@ export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOu
     return cannotHandle(answer, config, 'inject_failed', error instanceof Error ? error.message : String(error));
   }
   const after = isObject(injected.object) ? { ...injected.object } : typed;
+  const annotationBytes = annotationSize(objectAt(objectAt(after, 'metadata') ?? {}, 'annotations'));
+  if (annotationBytes > MAX_ANNOTATION_BYTES) {
+    // The API server validates after mutation: it would refuse the pod ("Too long") without saying why.
+    return cannotHandle(
+      answer,
+      config,
+      'annotations_too_large',
+      `with the sidecar's annotations the pod's annotations would be ${annotationBytes} bytes, over the ${MAX_ANNOTATION_BYTES} the API server accepts`,
+    );
+  }
   if (object.apiVersion === undefined) delete after.apiVersion;
   if (object.kind === undefined) delete after.kind;
   const patch = diffJson(object, after);
@@ -88,6 +108,15 @@ export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOu
     { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') },
     warnings,
   );
+}
+
+/** Bytes of annotation names and values, counted as the API server does. */
+function annotationSize(annotations: JsonObject | undefined): number {
+  let bytes = 0;
+  for (const [name, value] of Object.entries(annotations ?? {})) {
+    bytes += Buffer.byteLength(name) + (typeof value === 'string' ? Buffer.byteLength(value) : 0);
+  }
+  return bytes;
 }
 
 function cannotHandle(

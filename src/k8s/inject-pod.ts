@@ -57,6 +57,8 @@ export type TemplateOutcome =
 
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
 const LOOPBACK_NO_PROXY = ['127.0.0.1', 'localhost', '::1'];
+/** The proxy variables a container may set itself (upper case; either spelling counts). */
+const PROXY_ENV_NAMES = ['HTTP_PROXY', 'NO_PROXY'];
 // The node-local metadata servers cloud SDKs call over plain HTTP (credentials, GKE Workload Identity, EKS Pod
 // Identity): never mesh services, and through the proxy they would be refused, breaking every cloud client.
 const METADATA_NO_PROXY = ['169.254.169.254', '169.254.170.23', 'metadata.google.internal'];
@@ -131,11 +133,16 @@ export function injectTemplate(template: JsonObject, config: InjectConfig, where
     const name = container.name as string;
     const env = ensureArray(container, 'env', created(`env:${name}`));
     const present = new Set(named(env).map((e) => (e.name as string).toUpperCase()));
-    // HTTP_PROXY/http_proxy (and NO_PROXY/no_proxy) go together: a container that sets either spelling keeps its
-    // own pair, since clients differ in which one they read and two different values would be worse than none.
-    const added = APP_ENV_NAMES.filter((n) => !present.has(n.toUpperCase()));
-    const kept = APP_ENV_NAMES.filter((n) => present.has(n.toUpperCase()) && n === n.toUpperCase());
-    if (kept.length > 0) warnings.push(`${where}: container ${name} sets ${kept.join(', ')} itself; left as it is`);
+    // The proxy variables go together: a container that sets HTTP_PROXY or NO_PROXY (either spelling) keeps its own
+    // and gets none of ours. Clients differ in which spelling they read, two values would be worse than none, and
+    // our HTTP_PROXY beside its own NO_PROXY would send localhost and the cloud metadata server to the sidecar.
+    const own = PROXY_ENV_NAMES.filter((n) => present.has(n));
+    const added = own.length > 0 ? [] : APP_ENV_NAMES.filter((n) => !present.has(n.toUpperCase()));
+    if (own.length > 0) {
+      warnings.push(
+        `${where}: container ${name} sets ${own.join(', ')} itself; no proxy variables added (its plain-HTTP calls do not go through the sidecar)`,
+      );
+    }
     for (const n of added) env.push({ name: n, value: proxyEnv[n] });
     if (added.length > 0) status.env[name] = added;
   }

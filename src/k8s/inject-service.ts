@@ -34,14 +34,17 @@ export function retargetService(service: JsonObject, where: string): ServiceOutc
   if (optedOut(objectAt(service, 'metadata')) || serviceSelector(service) === undefined) {
     return { kind: 'skipped', warnings };
   }
-  const type = objectAt(service, 'spec')?.type;
-  if (type === 'NodePort' || type === 'LoadBalancer') {
+  const spec0 = objectAt(service, 'spec');
+  const type = spec0?.type;
+  const externalIPs = Array.isArray(spec0?.externalIPs) && spec0.externalIPs.length > 0;
+  if (type === 'NodePort' || type === 'LoadBalancer' || externalIPs) {
     // The mesh port would be opened on every node (and on the load balancer): an mTLS listener facing outside the
     // cluster that no mesh caller needs. Mesh callers get a ClusterIP Service of their own. A Service retargeted
     // earlier and now changed to this type loses the port again.
     unretargetService(service);
+    const exposure = externalIPs ? 'externalIPs' : `type ${type}`;
     warnings.push(
-      `${where}: type ${type}; the mesh port is not added (it would be exposed outside the cluster): give mesh callers a ClusterIP Service selecting the same pods`,
+      `${where}: ${exposure}; the mesh port is not added (it would be exposed outside the cluster): give mesh callers a ClusterIP Service selecting the same pods`,
     );
     return { kind: 'skipped', warnings };
   }

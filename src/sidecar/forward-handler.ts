@@ -36,6 +36,13 @@ export interface ForwardHooks {
    * request is written, and then takes over); past it the request is dropped and answered 504.
    */
   headTimeoutMs?: number;
+  /**
+   * How long a write to the caller may wait for 'drain' before the exchange is reset. node:http2's stream timeout
+   * does not see a stalled stream while other streams of its session move (it counts session writes), so a caller
+   * that stops reading one response held it, and the app connection under it, for as long as it kept another
+   * stream busy.
+   */
+  stallTimeoutMs?: number;
 }
 
 /** What a head that did not come in time is answered with (the classifiers map undici's code to 504). */
@@ -54,6 +61,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #hooks: ForwardHooks | undefined;
   #abort: ((error?: Error) => void) | undefined;
   #headTimer: NodeJS.Timeout | undefined;
+  #stallTimer: NodeJS.Timeout | undefined;
   #resume: (() => void) | undefined;
   #done = false;
   #settled = false;
@@ -112,17 +120,23 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     const written = this.#sink.write(chunk);
-    if (!written) this.#sink.once('drain', onSinkDrain);
+    if (!written) {
+      this.#sink.once('drain', onSinkDrain);
+      const stallMs = this.#hooks?.stallTimeoutMs;
+      if (stallMs !== undefined) this.#stallTimer ??= setTimeout(onStall, stallMs, this);
+    }
     return written;
   }
 
   onComplete(): void {
     this.#done = true;
+    clearTimeout(this.#stallTimer);
     this.#settle();
     this.#sink.end();
   }
 
   onError(error: Error): void {
+    clearTimeout(this.#stallTimer);
     this.#settle();
     if (this.#done) return;
     this.#done = true;
@@ -167,6 +181,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   sinkClosed(): void {
     clearTimeout(this.#headTimer);
+    clearTimeout(this.#stallTimer);
     if (!this.#done && this.#abort !== undefined) {
       this.#done = true;
       this.#abort(new Error('downstream closed'));
@@ -175,7 +190,20 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   sinkDrained(): void {
+    clearTimeout(this.#stallTimer);
+    this.#stallTimer = undefined;
     this.#resume?.();
+  }
+
+  /** The caller read nothing for stallTimeoutMs while a write waited: reset it, never framed as complete. */
+  stalled(): void {
+    this.#stallTimer = undefined;
+    if (this.#done) return;
+    const sink = this.#sink;
+    sink[kResetBySidecar] = true;
+    if (this.#h2) sink.destroy(new Error('caller stopped reading'));
+    else cutResponse(sink as ServerResponse);
+    this.#telemetry.idleStream();
   }
 
   #settle(): void {
@@ -192,6 +220,10 @@ function onHeadTimeout(handler: ForwardHandler): void {
 
 function onSinkClose(this: Sink): void {
   this[kHandler]?.sinkClosed();
+}
+
+function onStall(handler: ForwardHandler): void {
+  handler.stalled();
 }
 
 function onSinkDrain(this: Sink): void {

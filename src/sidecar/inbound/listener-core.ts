@@ -91,6 +91,7 @@ export class ListenerCore {
       classify: classifyAppError,
       served: new WeakSet(),
       policy: options.direction === 'external' ? EXTERNAL_POLICY : INBOUND_POLICY,
+      forwardHooks: Object.freeze({ stallTimeoutMs: this.#streamIdleMs }),
     };
     this.#onRejected = (exchange, error) => telemetry.rejected(exchange.peerId, error, exchange.startedAt);
     this.app = new AppForwarder(config, limits);

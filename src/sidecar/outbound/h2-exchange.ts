@@ -110,6 +110,12 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   /** The caller's response emitted 'close' (finished, or the caller went away). */
   #callerClosed = false;
   #timedOut = false;
+  /**
+   * Armed while a write waits for 'drain' (either direction). node:http2's own stream timeout does not see a stalled
+   * stream while other streams of the session move (it counts session writes), so a peer that stops reading one
+   * upload, or an app that stops reading one response, would hold the exchange forever.
+   */
+  #stall: NodeJS.Timeout | undefined;
   /** Body chunks already read from the app, kept for a retry until the response head (undefined: not kept). */
   #replay: Buffer[] | undefined;
   #replayBytes = 0;
@@ -293,7 +299,24 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     this.#attempt(failed);
   }
 
+  #armStall(): void {
+    this.#stall ??= setTimeout(onStall, this.#context.timeoutMs, this);
+  }
+
+  #disarmStall(): void {
+    clearTimeout(this.#stall);
+    this.#stall = undefined;
+  }
+
+  /** A write has waited for 'drain' for the whole outbound.timeout: treated as the stream's own timeout (504 or a cut). */
+  stalled(): void {
+    this.#stall = undefined;
+    const stream = this.#stream;
+    if (stream !== undefined && !this.#done) this.timedOut(stream);
+  }
+
   #release(): void {
+    this.#disarmStall();
     const counted = this.#counted;
     if (counted !== undefined) {
       counted.inflight -= 1;
@@ -343,6 +366,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     if (!stream.write(chunk)) {
       this.req?.pause();
       stream.once('drain', onStreamDrain);
+      this.#armStall();
     }
   }
 
@@ -377,6 +401,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   }
 
   streamDrained(): void {
+    this.#disarmStall();
     this.req?.resume();
   }
 
@@ -419,6 +444,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     if (!this.res.write(chunk)) {
       this.#stream?.pause();
       this.res.once('drain', onResDrain);
+      this.#armStall();
     }
   }
 
@@ -504,6 +530,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   }
 
   resDrained(): void {
+    this.#disarmStall();
     this.#stream?.resume();
   }
 
@@ -603,6 +630,10 @@ function onEnd(this: Slot<ClientHttp2Stream>): void {
 
 function onTimeout(this: Slot<ClientHttp2Stream>): void {
   this[kExchange]?.timedOut(this);
+}
+
+function onStall(exchange: H2Exchange): void {
+  exchange.stalled();
 }
 
 function onStreamClose(this: Slot<ClientHttp2Stream>): void {

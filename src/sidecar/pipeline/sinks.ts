@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import type { MeshauthError } from '../../errors/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import { errorJson, writeErrorH1, writeErrorH2 } from '../error-response.js';
-import { type DrainState, type ErrorClassifier, ForwardHandler } from '../forward-handler.js';
+import { type DrainState, type ErrorClassifier, ForwardHandler, type ForwardHooks } from '../forward-handler.js';
 import { copyH2RequestHeaders, copyRequestHeaders, type ForwardPolicy, HAS_BODY } from '../http-headers.js';
 import { h2RequestBody } from '../inbound/request-body.js';
 import { checkH1Head, checkH2Head } from '../inbound/request-checks.js';
@@ -29,6 +29,8 @@ export interface SinkContext {
   readonly served: WeakSet<object>;
   /** How received headers are copied for the app (the external listener drops forwarding headers). */
   readonly policy: ForwardPolicy;
+  /** The same for every exchange of the listener: how long a response write may wait for the caller to read. */
+  readonly forwardHooks: ForwardHooks;
 }
 
 export class H1Sink implements Sink {
@@ -94,7 +96,7 @@ export class H1Sink implements Sink {
   forwardHandler(peerId: string, startedAt: number): ForwardHandler {
     const { telemetry, classify, drain, served } = this.#context;
     served.add(this.#req.socket);
-    return new ForwardHandler(this.#res, false, peerId, startedAt, telemetry, classify, drain);
+    return new ForwardHandler(this.#res, false, peerId, startedAt, telemetry, classify, drain, this.#context.forwardHooks);
   }
 
   onClose(listener: () => void): void {
@@ -164,7 +166,16 @@ export class H2Sink implements Sink {
     const { telemetry, classify, drain, served } = this.#context;
     const session = this.#stream.session;
     if (session !== undefined) served.add(session);
-    return new ForwardHandler(this.#stream, true, peerId, startedAt, telemetry, classify, drain);
+    return new ForwardHandler(
+      this.#stream,
+      true,
+      peerId,
+      startedAt,
+      telemetry,
+      classify,
+      drain,
+      this.#context.forwardHooks,
+    );
   }
 
   onClose(listener: () => void): void {

@@ -136,6 +136,9 @@ describe('deploy/monitoring: metrics and dashboard', () => {
       (d) => d.kind === 'Deployment',
     ) as Obj;
     const template = (ca.spec as Obj).template as Obj;
-    expect((template.metadata as Obj).annotations).toEqual({ 'meshauth.dev/inject': 'false', ...PROMETHEUS_ANNOTATIONS });
+    expect((template.metadata as Obj).annotations).toEqual({
+      'meshauth.dev/inject': 'false',
+      ...PROMETHEUS_ANNOTATIONS,
+    });
   });
 });

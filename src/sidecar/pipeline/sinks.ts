@@ -96,7 +96,16 @@ export class H1Sink implements Sink {
   forwardHandler(peerId: string, startedAt: number): ForwardHandler {
     const { telemetry, classify, drain, served } = this.#context;
     served.add(this.#req.socket);
-    return new ForwardHandler(this.#res, false, peerId, startedAt, telemetry, classify, drain, this.#context.forwardHooks);
+    return new ForwardHandler(
+      this.#res,
+      false,
+      peerId,
+      startedAt,
+      telemetry,
+      classify,
+      drain,
+      this.#context.forwardHooks,
+    );
   }
 
   onClose(listener: () => void): void {

@@ -23,6 +23,7 @@ export class DataPlaneTelemetry {
   readonly #abortLog: RateLimitedLog;
   readonly #idleLog: RateLimitedLog;
   readonly #strippedLog: RateLimitedLog;
+  readonly #resetFloodLog: RateLimitedLog;
   #strippedCount: ReturnType<Counter<'direction'>['labels']> | undefined;
 
   constructor(direction: Direction, metrics: Metrics, logger: Logger) {
@@ -33,6 +34,7 @@ export class DataPlaneTelemetry {
     this.#abortLog = new RateLimitedLog(logger, metrics, 'client_aborted', ABORT_LOG_INTERVAL_MS);
     this.#idleLog = new RateLimitedLog(logger, metrics, 'stream_idle_timeout', ABORT_LOG_INTERVAL_MS);
     this.#strippedLog = new RateLimitedLog(logger, metrics, 'identity_headers_stripped', ABORT_LOG_INTERVAL_MS);
+    this.#resetFloodLog = new RateLimitedLog(logger, metrics, 'premature_reset', ABORT_LOG_INTERVAL_MS);
   }
 
   /**
@@ -100,6 +102,21 @@ export class DataPlaneTelemetry {
   idleStream(): void {
     this.#metrics.streamsReset.inc({ direction: this.direction, reason: 'stream_idle_timeout' });
     this.#idleLog.warn({ direction: this.direction, reason: 'stream_idle_timeout' }, 'idle exchange reset');
+  }
+
+  /** An HTTP/2 session closed because its peer cancelled most of its streams before their answer (rapid reset). */
+  prematureResets(peerId: string, streams: number, resets: number): void {
+    this.#metrics.connectionsRejected.inc({ direction: this.direction, reason: 'premature_reset' });
+    this.#resetFloodLog.warn(
+      {
+        direction: this.direction,
+        reason: 'premature_reset',
+        peer: peerId === '' ? undefined : peerId,
+        streams,
+        resets,
+      },
+      'session closed: the peer reset most of its streams before their response',
+    );
   }
 
   /** A connection closed because it carried no exchange for the session idle timeout. */

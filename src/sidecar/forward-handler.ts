@@ -95,8 +95,14 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // Timed out while it waited for a connection (answered 504): throwing drops the request before it is written
     // and leaves the connection to the next one; abort() would destroy a healthy kept-alive connection.
     if (this.#done) throw headTimeout();
+    if (this.#sink.destroyed) {
+      // The caller left while the request waited: dropped unsent, so the app connection (perhaps a kept-alive one)
+      // serves the next request instead of being destroyed with it.
+      this.#done = true;
+      if (this.#sink[kResetBySidecar] !== true) this.#telemetry.aborted(this.#peerId);
+      throw new Error('downstream closed');
+    }
     this.#abort = abort;
-    if (this.#sink.destroyed) abort();
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {

@@ -30,6 +30,8 @@ export interface PeerConnection {
   readonly peerIdString: string;
   /** The ALPN protocol the peer chose, or false. */
   readonly protocol: string | false;
+  /** The peer leaf's notAfter (ms since the epoch): past it the connection no longer speaks for `peerId`. */
+  readonly notAfterMs: number;
 }
 
 /** Where a connection attempt failed: always before any request byte was written. */
@@ -95,7 +97,15 @@ export function connectPeer(options: PeerConnectOptions): Promise<PeerConnection
         return;
       }
       socket.setNoDelay(true);
-      resolve({ socket, peerId: verified, peerIdString: verified.toString(), protocol: socket.alpnProtocol ?? false });
+      // validTo is OpenSSL's "Mon DD HH:MM:SS YYYY GMT", which Date.parse reads (validToDate needs Node 22).
+      const validTo = socket.getPeerX509Certificate()?.validTo;
+      resolve({
+        socket,
+        peerId: verified,
+        peerIdString: verified.toString(),
+        protocol: socket.alpnProtocol ?? false,
+        notAfterMs: validTo === undefined ? Number.POSITIVE_INFINITY : Date.parse(validTo),
+      });
     });
   });
 }

@@ -175,6 +175,7 @@ export class Endpoint implements Candidate {
         settings: { enablePush: false },
       });
       this.#track(session, tls);
+      retireAtExpiry(session, connection.notAfterMs - (this.#context.now?.() ?? new Date()).getTime());
       return session;
     });
   }
@@ -298,3 +299,23 @@ export class Endpoint implements Candidate {
 }
 
 function ignore(): void {}
+
+/** Node's longest timer delay (2^31 − 1 ms); a longer one would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Closes a session (gracefully: streams in flight finish, new requests open a new session) when the peer's
+ * certificate expires, so no request goes to a peer on the strength of an SVID that no longer holds. A peer that
+ * renewed is reached with its new certificate on the next session.
+ */
+function retireAtExpiry(session: ClientHttp2Session, inMs: number): void {
+  if (!(inMs <= MAX_TIMER_MS)) return; // no expiry, or further than a timer reaches
+  const timer = setTimeout(
+    () => {
+      if (!session.closed) session.close();
+    },
+    Math.max(0, inMs),
+  );
+  timer.unref();
+  session.once('close', () => clearTimeout(timer));
+}

@@ -46,7 +46,19 @@ export interface ListenerCoreOptions {
 
 interface SessionState {
   inFlight: number;
+  /** Streams opened, and those the peer reset before their response head (rapid reset, CVE-2023-44487). */
+  streams: number;
+  prematureResets: number;
 }
+
+/**
+ * A session whose peer reset this many streams before their response, and more than half of all it opened, is
+ * closed (GOAWAY ENHANCE_YOUR_CALM): each such stream cost an app exchange started and cut, and nghttp2's own limit
+ * let a session churn about a thousand app connections before it stepped in. Clients that cancel now and then
+ * (a browser navigating away, a timeout) stay far below it.
+ */
+const MAX_PREMATURE_RESETS = 100;
+const NGHTTP2_ENHANCE_YOUR_CALM = 0xb;
 
 export class ListenerCore {
   readonly telemetry: DataPlaneTelemetry;
@@ -165,7 +177,7 @@ export class ListenerCore {
       maxSessionRejectedStreams: 100,
       maxSessionInvalidFrames: 100,
     });
-    const state: SessionState = { inFlight: 0 };
+    const state: SessionState = { inFlight: 0, streams: 0, prematureResets: 0 };
     this.#sessions.set(session, state);
     this.#sessionOf.set(socket, session);
     session.once('close', () => this.#sessions.delete(session));
@@ -193,14 +205,27 @@ export class ListenerCore {
     const onStreamIdle = this.#onStreamIdle;
     const streamIdleMs = this.#streamIdleMs;
     const drain = this.drain;
+    const telemetry = this.telemetry;
     // One listener per session, not per stream. (A stream's `session` is already unset when it emits 'close'.)
-    const onStreamClose = (): void => {
+    const onStreamClose = function onStreamClose(this: ServerHttp2Stream & { [kResetBySidecar]?: boolean }): void {
+      if (this.rstCode !== 0 && !this.headersSent && this[kResetBySidecar] !== true) {
+        state.prematureResets++;
+        if (state.prematureResets >= MAX_PREMATURE_RESETS && state.prematureResets * 2 > state.streams) {
+          if (!session.destroyed) {
+            telemetry.prematureResets(peer?.idString ?? '', state.streams, state.prematureResets);
+            session.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
+            session.destroy();
+          }
+          return;
+        }
+      }
       if (--state.inFlight === 0 && drain.draining && !session.closed) session.close();
     };
     session.on(
       'stream',
       (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
         state.inFlight++;
+        state.streams++;
         stream.on('error', ignore);
         stream.on('close', onStreamClose);
         stream.setTimeout(streamIdleMs, onStreamIdle);

@@ -20,7 +20,7 @@ import type { Endpoint, PeerTarget } from '../endpoints/endpoint.js';
 import { refusedByGoaway } from '../endpoints/endpoint.js';
 import type { EndpointSet } from '../endpoints/endpoint-set.js';
 import type { DrainState } from '../forward-handler.js';
-import { isIdentityHeader } from '../http-headers.js';
+import { isHopByHop, isIdentityHeader } from '../http-headers.js';
 
 const kExchange = Symbol('meshauth.h2Exchange');
 /** Set when the stream's readable side ended: true when the stream was already closed then (a reset). */
@@ -415,8 +415,10 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     const status = Number(headers[':status']);
     const out: string[] = [];
     for (const name in headers) {
-      // Pseudo-headers, and identity headers: only the sidecar asserts identities to the app.
-      if (name.charCodeAt(0) === 0x3a /* : */ || isIdentityHeader(name, false)) continue;
+      // Pseudo-headers; identity headers (only the sidecar asserts identities to the app); hop-by-hop headers that
+      // HTTP/2 lets through (Proxy-Authenticate would tell the app's client that its proxy, the sidecar, wants
+      // credentials).
+      if (name.charCodeAt(0) === 0x3a /* : */ || isIdentityHeader(name, false) || isHopByHop(name)) continue;
       const value = headers[name];
       if (typeof value === 'string') out.push(name, value);
       else if (Array.isArray(value)) for (const v of value) out.push(name, v);

@@ -114,3 +114,18 @@ describe('injection hardening', () => {
     expect(reviewAdmission(review(pod, 'shop'), CONFIG).warnings.join(' ')).toMatch(/sets NO_PROXY itself/);
   });
 });
+
+describe('the app-port annotation', () => {
+  it.each(['15001', '15006', '15020'])(
+    'fail/%s, one of the sidecar ports, is refused (it would forward to itself)',
+    (port) => {
+      const pod = {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'p', annotations: { 'config.meshauth.dev/app-port': port } },
+        spec: { containers: [{ name: 'app', image: 'a:1' }] },
+      };
+      expect(() => injectObject(pod, CONFIG)).toThrow(/not one of the sidecar's/);
+    },
+  );
+});

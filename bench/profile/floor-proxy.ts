@@ -1,0 +1,318 @@
+// Reference proxies for the floor measurement (bench/profile/floor.ts), each a few lines of Node with no meshauth
+// code, to split the sidecar pair's CPU per request into what Node itself costs and what meshauth adds. Each runs
+// as its own process: `node dist/bench/profile/floor-proxy.js JSON` with {mode, role, target, files, caFile}, and
+// prints `{"port":N}` once listening on 127.0.0.1.
+//   pipe     bytes only: plain TCP in, one mTLS connection per client connection, no HTTP parsing
+//   lean     Node's llhttp (`_http_common`) on every request and response head, the request head rewritten
+//            (identity header set from the connection's peer certificate, read once), bodies and responses
+//            streamed as they come, one mTLS connection per client connection (the connection's requests in order)
+//   node-h1  node:http server → node:https keep-alive agent (outbound); node:https server → node:http agent (inbound)
+//   node-h2  node:http server → one node:http2 session (outbound); node:http2 server → node:http agent (inbound):
+//            meshauth's own protocol layout with none of its code
+// Not product code: no limits, no timeouts, no policy; measurement only.
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { type ClientHttp2Session, createSecureServer, connect as http2Connect } from 'node:http2';
+import { createServer as createHttpsServer, Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { createRequire } from 'node:module';
+import { createServer as createNetServer, connect as netConnect, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import type { PemFiles } from '../bench-pki.js';
+
+export type FloorMode = 'pipe' | 'lean' | 'node-h1' | 'node-h2';
+
+export interface FloorProxySpec {
+  readonly mode: FloorMode;
+  readonly role: 'out' | 'in';
+  /** Outbound: the inbound's port; inbound: the app's port. */
+  readonly target: number;
+  readonly files: PemFiles;
+  readonly caFile: string;
+}
+
+const IDENTITY_HEADER = 'x-forwarded-client-cert';
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
+
+function tlsMaterial(spec: FloorProxySpec) {
+  return {
+    cert: readFileSync(spec.files.chainFile),
+    key: readFileSync(spec.files.keyFile),
+    ca: readFileSync(spec.caFile),
+  };
+}
+
+/** The URI SAN of the peer's leaf, read once per connection. */
+function peerIdentity(socket: TLSSocket): string {
+  const san = socket.getPeerCertificate().subjectaltname ?? '';
+  const uri = san.split(', ').find((entry) => entry.startsWith('URI:'));
+  return `URI=${uri?.slice(4) ?? ''}`;
+}
+
+function pair(a: Socket, b: Socket): void {
+  const destroyBoth = () => {
+    a.destroy();
+    b.destroy();
+  };
+  a.on('error', destroyBoth).on('close', destroyBoth);
+  b.on('error', destroyBoth).on('close', destroyBoth);
+}
+
+function connectInbound(spec: FloorProxySpec, alpn: string[]): TLSSocket {
+  const socket = tlsConnect({
+    host: '127.0.0.1',
+    port: spec.target,
+    servername: 'localhost',
+    ALPNProtocols: alpn,
+    ...tlsMaterial(spec),
+  });
+  socket.setNoDelay(true);
+  return socket;
+}
+
+// ---- pipe --------------------------------------------------------------------------------------------------------
+
+function pipeProxy(spec: FloorProxySpec) {
+  if (spec.role === 'out') {
+    return createNetServer((client) => {
+      client.setNoDelay(true);
+      const upstream = connectInbound(spec, ['http/1.1']);
+      pair(client, upstream);
+      client.pipe(upstream).pipe(client);
+    });
+  }
+  return createTlsServer({ ...tlsMaterial(spec), requestCert: true, rejectUnauthorized: true }, (peer) => {
+    peer.setNoDelay(true);
+    const app = netConnect({ host: '127.0.0.1', port: spec.target, noDelay: true });
+    pair(peer, app);
+    peer.pipe(app).pipe(peer);
+  });
+}
+
+// ---- lean (llhttp) -------------------------------------------------------------------------------------------------
+
+interface ParserBinding {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenientFlags: number): void;
+  execute(data: Buffer): number | Error;
+  [slot: number]: unknown;
+}
+interface ParserClass {
+  new (): ParserBinding;
+  readonly REQUEST: number;
+  readonly RESPONSE: number;
+  readonly kOnHeaders: number;
+  readonly kOnHeadersComplete: number;
+  readonly kOnBody: number;
+  readonly kOnMessageComplete: number;
+}
+const httpCommon = createRequire(import.meta.url)('_http_common') as { HTTPParser: ParserClass; methods: string[] };
+const { HTTPParser, methods } = httpCommon;
+
+const responsesByStatus = new Map<number, number>();
+
+/**
+ * Parses the requests arriving on `from`, writes each head rebuilt by `head` and each body chunk to `to`; the
+ * responses coming back on `to` are parsed (for their framing and status) and written to `from` as they came.
+ */
+function leanRelay(from: Socket, to: Socket, head: (method: string, url: string, fields: string[]) => string): void {
+  const requests = new HTTPParser();
+  requests.initialize(HTTPParser.REQUEST, {}, 16 * 1024, 0);
+  let pending: string[] = [];
+  requests[HTTPParser.kOnHeaders] = (fields: string[]) => {
+    pending = pending.concat(fields);
+  };
+  requests[HTTPParser.kOnHeadersComplete] = (
+    _major: number,
+    _minor: number,
+    fields: string[] | undefined,
+    method: number,
+    url: string,
+  ) => {
+    const all = fields ?? pending;
+    pending = [];
+    to.write(head(methods[method] ?? 'GET', url, all));
+    return 0;
+  };
+  requests[HTTPParser.kOnBody] = (chunk: Buffer) => {
+    to.write(chunk);
+  };
+  requests[HTTPParser.kOnMessageComplete] = () => undefined;
+  const responses = new HTTPParser();
+  responses.initialize(HTTPParser.RESPONSE, {}, 16 * 1024, 0);
+  responses[HTTPParser.kOnHeadersComplete] = (
+    _major: number,
+    _minor: number,
+    _fields: unknown,
+    _method: unknown,
+    _url: unknown,
+    status: number,
+  ) => {
+    // What a product counts per response (its status), to keep that cost in the measurement.
+    responsesByStatus.set(status, (responsesByStatus.get(status) ?? 0) + 1);
+    return 0;
+  };
+  responses[HTTPParser.kOnBody] = () => undefined;
+  responses[HTTPParser.kOnMessageComplete] = () => undefined;
+  from.on('data', (chunk: Buffer) => {
+    if (requests.execute(chunk) instanceof Error) from.destroy();
+  });
+  to.on('data', (chunk: Buffer) => {
+    if (responses.execute(chunk) instanceof Error) to.destroy();
+    else from.write(chunk);
+  });
+  pair(from, to);
+}
+
+/** A request head with hop-by-hop and identity fields dropped and `extra` (one CRLF-terminated line or '') added. */
+function rebuiltHead(method: string, url: string, fields: string[], extra: string): string {
+  let head = `${method} ${url} HTTP/1.1\r\n`;
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = (fields[i] as string).toLowerCase();
+    if (HOP_BY_HOP.has(name) || name === IDENTITY_HEADER) continue;
+    head += `${fields[i]}: ${fields[i + 1]}\r\n`;
+  }
+  return `${head}${extra}\r\n`;
+}
+
+function leanProxy(spec: FloorProxySpec) {
+  if (spec.role === 'out') {
+    return createNetServer((client) => {
+      client.setNoDelay(true);
+      leanRelay(client, connectInbound(spec, ['http/1.1']), (method, url, fields) =>
+        rebuiltHead(method, url, fields, ''),
+      );
+    });
+  }
+  return createTlsServer({ ...tlsMaterial(spec), requestCert: true, rejectUnauthorized: true }, (peer) => {
+    peer.setNoDelay(true);
+    const line = `${IDENTITY_HEADER}: ${peerIdentity(peer)}\r\n`;
+    const app = netConnect({ host: '127.0.0.1', port: spec.target, noDelay: true });
+    leanRelay(peer, app, (method, url, fields) => rebuiltHead(method, url, fields, line));
+  });
+}
+
+// ---- node-h1 / node-h2 ---------------------------------------------------------------------------------------------
+
+function forwardHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || name === IDENTITY_HEADER || name.startsWith(':')) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function toApp(
+  spec: FloorProxySpec,
+  agent: HttpAgent,
+  method: string,
+  path: string,
+  headers: Record<string, string | string[]>,
+) {
+  return httpRequest({ host: '127.0.0.1', port: spec.target, agent, method, path, headers });
+}
+
+function nodeH1Proxy(spec: FloorProxySpec) {
+  if (spec.role === 'out') {
+    const agent = new HttpsAgent({ keepAlive: true, maxSockets: 256, servername: 'localhost', ...tlsMaterial(spec) });
+    return createHttpServer((req, res) => {
+      const upstream = httpsRequest(
+        {
+          host: '127.0.0.1',
+          port: spec.target,
+          agent,
+          method: req.method,
+          path: req.url,
+          headers: forwardHeaders(req.headers),
+        },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, forwardHeaders(answer.headers));
+          answer.pipe(res);
+        },
+      );
+      req.pipe(upstream);
+    });
+  }
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: 256 });
+  const identities = new WeakMap<object, string>();
+  return createHttpsServer({ ...tlsMaterial(spec), requestCert: true, rejectUnauthorized: true }, (req, res) => {
+    const socket = req.socket as TLSSocket;
+    let identity = identities.get(socket);
+    if (identity === undefined) {
+      identity = peerIdentity(socket);
+      identities.set(socket, identity);
+    }
+    const headers = forwardHeaders(req.headers);
+    headers[IDENTITY_HEADER] = identity;
+    const upstream = toApp(spec, agent, req.method ?? 'GET', req.url ?? '/', headers);
+    upstream.on('response', (answer) => {
+      res.writeHead(answer.statusCode ?? 502, forwardHeaders(answer.headers));
+      answer.pipe(res);
+    });
+    req.pipe(upstream);
+  });
+}
+
+function nodeH2Proxy(spec: FloorProxySpec) {
+  if (spec.role === 'out') {
+    let session: ClientHttp2Session | undefined;
+    const open = () => {
+      if (session === undefined || session.closed || session.destroyed) {
+        const material = tlsMaterial(spec);
+        session = http2Connect(`https://127.0.0.1:${spec.target}`, {
+          createConnection: () => connectInbound(spec, ['h2']),
+          ...material,
+        });
+        session.on('error', () => undefined);
+      }
+      return session;
+    };
+    return createHttpServer((req, res) => {
+      const stream = open().request({
+        ...forwardHeaders(req.headers),
+        ':method': req.method ?? 'GET',
+        ':path': req.url ?? '/',
+        ':authority': req.headers.host ?? 'app',
+      });
+      stream.on('response', (headers) => {
+        res.writeHead(Number(headers[':status']), forwardHeaders(headers));
+        stream.pipe(res);
+      });
+      stream.on('error', () => res.destroy());
+      req.pipe(stream);
+    });
+  }
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: 256 });
+  const server = createSecureServer({ ...tlsMaterial(spec), requestCert: true, rejectUnauthorized: true });
+  const identities = new WeakMap<object, string>();
+  server.on('stream', (stream, headers) => {
+    const socket = stream.session?.socket as TLSSocket;
+    let identity = identities.get(socket);
+    if (identity === undefined) {
+      identity = peerIdentity(socket);
+      identities.set(socket, identity);
+    }
+    const forwarded = forwardHeaders(headers);
+    forwarded[IDENTITY_HEADER] = identity;
+    forwarded.host = String(headers[':authority'] ?? 'app');
+    const upstream = toApp(spec, agent, String(headers[':method']), String(headers[':path']), forwarded);
+    upstream.on('response', (answer) => {
+      stream.respond({ ':status': answer.statusCode ?? 502, ...forwardHeaders(answer.headers) });
+      answer.pipe(stream);
+    });
+    upstream.on('error', () => stream.destroy());
+    stream.pipe(upstream);
+  });
+  return server;
+}
+
+const PROXIES = { pipe: pipeProxy, lean: leanProxy, 'node-h1': nodeH1Proxy, 'node-h2': nodeH2Proxy } as const;
+
+const spec = JSON.parse(process.argv[2] ?? '{}') as FloorProxySpec;
+const server = PROXIES[spec.mode](spec);
+server.listen(0, '127.0.0.1', () => {
+  const address = server.address();
+  process.stdout.write(
+    `${JSON.stringify({ port: typeof address === 'object' && address !== null ? address.port : 0 })}\n`,
+  );
+});

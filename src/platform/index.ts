@@ -1,8 +1,10 @@
-// Thin helpers over Node itself that several folders share: binding a listener, reading a small local file, and
+// Thin helpers over Node itself that several folders share: binding a listener, reading a small local file, acting at
+// a peer certificate's expiry, and
 // (node-internals.ts) the Node and undici behaviours relied on beyond their public API, one place to check on an
 // upgrade.
 
 export { clientSourceKey } from './client-source.js';
 export { listenOn, REUSE_PORT_MIN_NODE, reusePortSupported } from './listen.js';
 export { pendingResponse, startTimeoutSweeper, UNDICI_CODES, UNDICI_PARSER_ERROR_NAME } from './node-internals.js';
+export { atPeerExpiry, MAX_TIMER_MS, notAfterMs } from './peer-expiry.js';
 export { type RegularFile, readRegularFile } from './regular-file.js';

@@ -45,28 +45,38 @@ export interface ForwardPolicy {
   readonly dropHost: boolean;
   /** Drop forwarding and client-certificate headers (isForwardingHeader): the caller is outside the mesh. */
   readonly dropForwarding: boolean;
+  /**
+   * Drop headers whose names contain `_` (as nginx does by default): CGI, WSGI, PHP and Rack hand `x_role` to the app
+   * as `HTTP_X_ROLE`, the same as `x-role`, so an underscore spelling could pass beside a policy condition or an
+   * identity header's strip and reach the app as the real thing.
+   */
+  readonly dropUnderscored: boolean;
 }
 
 export const INBOUND_POLICY: ForwardPolicy = Object.freeze({
   keepPassport: false,
   dropHost: false,
   dropForwarding: false,
+  dropUnderscored: true,
 });
 /** The external listener: its callers are outside the mesh, so what they say about proxies and clients is dropped. */
 export const EXTERNAL_POLICY: ForwardPolicy = Object.freeze({
   keepPassport: false,
   dropHost: false,
   dropForwarding: true,
+  dropUnderscored: true,
 });
 export const OUTBOUND_ORIGIN_FORM: ForwardPolicy = Object.freeze({
   keepPassport: true,
   dropHost: false,
   dropForwarding: false,
+  dropUnderscored: false,
 });
 export const OUTBOUND_PROXY_FORM: ForwardPolicy = Object.freeze({
   keepPassport: true,
   dropHost: true,
   dropForwarding: false,
+  dropUnderscored: false,
 });
 
 const FORWARDING: ReadonlySet<string> = new Set(['forwarded', 'x-real-ip', 'client-cert', 'client-cert-chain']);
@@ -106,6 +116,8 @@ export function copyRequestHeaders(raw: readonly string[], policy: ForwardPolicy
       continue;
     } else if (policy.dropForwarding && isForwardingHeader(lower)) {
       continue;
+    } else if (policy.dropUnderscored && lower.includes('_')) {
+      continue;
     }
     if (tokens?.has(lower)) continue;
     out.push(name, raw[i + 1] as string);
@@ -117,10 +129,16 @@ export function copyRequestHeaders(raw: readonly string[], policy: ForwardPolicy
  * Copies HTTP/2 request headers (lower-case names, pseudo-headers skipped) into `out`, host from :authority.
  * Returns STRIPPED_IDENTITY when an identity header other than the passport was dropped.
  */
-export function copyH2RequestHeaders(headers: IncomingHttpHeaders, out: string[], dropForwarding = false): number {
+export function copyH2RequestHeaders(
+  headers: IncomingHttpHeaders,
+  out: string[],
+  dropForwarding = false,
+  dropUnderscored = false,
+): number {
   let flags = 0;
   for (const name in headers) {
     if (name.charCodeAt(0) === 0x3a /* : */ || HOP_BY_HOP.has(name)) continue;
+    if (dropUnderscored && name.includes('_')) continue;
     if (isIdentityHeader(name, false)) {
       if (name !== PASSPORT_HEADER) flags |= STRIPPED_IDENTITY;
       continue;

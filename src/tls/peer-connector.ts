@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { type SecureContext, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
+import { notAfterMs } from '../platform/index.js';
 import { answerIdentityCheckWithLeaf } from './leaf-only-identity-check.js';
 import { spiffeServerIdentity } from './spiffe-server-identity.js';
 
@@ -30,7 +31,7 @@ export interface PeerConnection {
   readonly peerIdString: string;
   /** The ALPN protocol the peer chose, or false. */
   readonly protocol: string | false;
-  /** The peer leaf's notAfter (ms since the epoch): past it the connection no longer speaks for `peerId`. */
+  /** The peer leaf's notAfter (ms since the epoch; NaN if unreadable): past it the connection no longer speaks for `peerId`. */
   readonly notAfterMs: number;
 }
 
@@ -97,14 +98,12 @@ export function connectPeer(options: PeerConnectOptions): Promise<PeerConnection
         return;
       }
       socket.setNoDelay(true);
-      // validTo is OpenSSL's "Mon DD HH:MM:SS YYYY GMT", which Date.parse reads (validToDate needs Node 22).
-      const validTo = socket.getPeerX509Certificate()?.validTo;
       resolve({
         socket,
         peerId: verified,
         peerIdString: verified.toString(),
         protocol: socket.alpnProtocol ?? false,
-        notAfterMs: validTo === undefined ? Number.POSITIVE_INFINITY : Date.parse(validTo),
+        notAfterMs: notAfterMs(socket.getPeerX509Certificate()?.validTo),
       });
     });
   });

@@ -117,6 +117,30 @@ export interface TestSidecar {
   readonly config: SidecarConfig;
 }
 
+/** The host a routed sidecar's outbound sends to its raw peer (startRoutedSidecar). */
+export const PEER_HOST = 'b.mesh';
+
+/**
+ * A sidecar (SPIFFE ID …/ns/a/sa/a, no app) whose outbound routes `b.mesh` to a peer server of the test's own on
+ * 127.0.0.1:`peerPort` that must present `peerId`: for tests of what the outbound does with a peer's bytes.
+ */
+export function startRoutedSidecar(
+  ca: TestCa,
+  peerPort: number,
+  peerId: string,
+  options: Omit<TestConfigOptions, 'appPort' | 'routes'> = {},
+): Promise<TestSidecar> {
+  return startTestSidecar(
+    ca,
+    ca.idFor('/ns/a/sa/a'),
+    testConfig({
+      ...options,
+      appPort: 1,
+      routes: { [PEER_HOST]: { address: `127.0.0.1:${peerPort}`, ids: [peerId] } },
+    }),
+  );
+}
+
 /** Starts a sidecar with a fresh SVID for `id` from `ca` in a static holder (no agent). */
 export async function startTestSidecar(
   ca: TestCa,

@@ -39,6 +39,8 @@ export interface TcpTunnelPairOptions {
   readonly appPort: number;
   readonly clientId?: string;
   readonly serverId?: string;
+  /** Lifetime of the server side's SVID (default: the test CA's). */
+  readonly serverTtlMs?: number;
   /** IDs the outbound route accepts (default: the server's ID). */
   readonly routeIds?: readonly string[];
   readonly policy?: () => CompiledPolicy;
@@ -60,7 +62,10 @@ export function testLogger(): Logger {
 
 export async function startTcpTunnelPair(ca: TestCa, options: TcpTunnelPairOptions): Promise<TcpTunnelPair> {
   const clientSvid = await ca.issue({ id: options.clientId ?? ca.idFor('/ns/shop/sa/client') });
-  const serverSvid = await ca.issue({ id: options.serverId ?? ca.idFor('/ns/data/sa/db') });
+  const serverSvid = await ca.issue({
+    id: options.serverId ?? ca.idFor('/ns/data/sa/db'),
+    ...(options.serverTtlMs === undefined ? {} : { ttlMs: options.serverTtlMs }),
+  });
   const clientHolder = new CredentialHolder(
     options.clientWithoutSvid === true ? undefined : { svid: clientSvid.svid, bundle: ca.bundle },
   );

@@ -15,8 +15,10 @@ describe('agent after a root activated too soon', () => {
   it('fail/the bundle refresh fails until the configured bundle file holds the new root, then succeeds', async () => {
     const ca = await CaHarness.start(60_000, cleanups);
     const { agent, holder, logs, bundleFile } = startAgent(ca, await ca.token(), cleanups, {
-      bundleRefreshMs: 3_000,
-      random: () => 0.999, // the first refresh at the end of its interval: after the activation below
+      // The first refresh at the end of its interval (counted from the agent's start), after the activation below
+      // even on a loaded machine: with 3 s, a slow bootstrap let it learn the published root first (a CI run).
+      bundleRefreshMs: 6_000,
+      random: () => 0.999,
     });
     await agent.whenReady();
     expect(holder.current?.bundle.roots).toHaveLength(1);
@@ -25,12 +27,12 @@ describe('agent after a root activated too soon', () => {
     await waitFor(
       'a refresh that fails the CA certificate check',
       () => logs.some((line) => line.msg === 'trust bundle refresh failed; keeping the current bundle'),
-      10_000,
+      15_000,
     );
     expect(holder.current?.bundle.roots).toHaveLength(1);
     copyFileSync(ca.bundleFile, bundleFile); // the operator's step: both roots in the configured file
-    await waitFor('the refresh to succeed', () => holder.current?.bundle.roots.length === 2, 10_000);
-  });
+    await waitFor('the refresh to succeed', () => holder.current?.bundle.roots.length === 2, 15_000);
+  }, 45_000);
 
   it('ok/a configured bundle file that is gone leaves renewals on the bundle held', async () => {
     const ca = await CaHarness.start(6_000, cleanups);

@@ -208,23 +208,33 @@ describe("a header the request's Connection names is not read by the policy", ()
   });
 });
 
-describe('header conditions read "_" as "-" (CGI, WSGI, PHP and Rack read x_role as x-role)', () => {
+describe('request headers whose names hold "_" reach neither the policy nor the app (CGI, WSGI, PHP and Rack read x_role as x-role)', () => {
   it('ok/x-role: admin is denied', async () => {
     const r = await raw('GET /public/x HTTP/1.1\r\nHost: svc\r\nx-role: admin\r\nConnection: close\r\n\r\n');
     expect(r.status).toBe(403);
   });
 
-  it('ok/x_role: admin is denied as well and never reaches the app (it did before)', async () => {
+  it('ok/x_role: admin is dropped before the policy and the app (it passed the deny rule and reached the app before)', async () => {
     const before = app.seen.length;
     const r = await raw('GET /public/x HTTP/1.1\r\nHost: svc\r\nx_role: admin\r\nConnection: close\r\n\r\n');
+    expect(r.status).toBe(200);
+    expect(app.seen[before]?.headers.x_role).toBeUndefined();
+  });
+
+  it('ok/x_tenant: a does not meet an allow condition on x-tenant (a first version read it as x-tenant)', async () => {
+    const before = app.seen.length;
+    const r = await raw('GET /tenant/x HTTP/1.1\r\nHost: svc\r\nx_tenant: a\r\nConnection: close\r\n\r\n');
     expect(r.status).toBe(403);
     expect(app.seen.slice(before)).toEqual([]);
   });
 
-  it('ok/x_role: user is allowed and reaches the app as sent', async () => {
+  it('ok/an identity header spelled with "_" never reaches the app (found by a review)', async () => {
     const before = app.seen.length;
-    const r = await raw('GET /public/x HTTP/1.1\r\nHost: svc\r\nx_role: user\r\nConnection: close\r\n\r\n');
+    const r = await raw(
+      'GET /public/x HTTP/1.1\r\nHost: svc\r\nx_meshauth_user: {"sub":"admin"}\r\nx_forwarded_client_cert: By=x\r\nConnection: close\r\n\r\n',
+    );
     expect(r.status).toBe(200);
-    expect(app.seen[before]?.headers.x_role).toBe('user');
+    expect(app.seen[before]?.headers.x_meshauth_user).toBeUndefined();
+    expect(app.seen[before]?.headers.x_forwarded_client_cert).toBeUndefined();
   });
 });

@@ -69,14 +69,12 @@ describe('inbound h2: rapid reset', () => {
   let client: TestSvid;
   let app: Server;
   let appConnections = 0;
-  let appRequests = 0;
   let sidecar: TestSidecar;
 
   beforeAll(async () => {
     ca = await TestCa.create('example.org');
     client = await ca.issue({ id: ca.idFor('/ns/evil/sa/resetter') });
     app = createServer((req, res) => {
-      appRequests++;
       req.resume();
       setTimeout(() => res.end('ok'), 50); // any real work
     });
@@ -94,32 +92,44 @@ describe('inbound h2: rapid reset', () => {
     await new Promise((r) => app?.close(r));
   });
 
-  it('ok/a session sending HEADERS+RST_STREAM pairs is closed with GOAWAY before it churns the app connections', async () => {
-    const { socket, frames } = await rawMtls(sidecar.sidecar.inboundPort, client, ca.bundlePem);
-    const block = Buffer.concat([
-      hpackLiteral(':method', 'GET'),
-      hpackLiteral(':scheme', 'https'),
-      hpackLiteral(':path', '/'),
-      hpackLiteral(':authority', 'server.shop'),
-    ]);
-    const cancel = Buffer.alloc(4);
-    cancel.writeUInt32BE(0x8);
-    const PAIRS = 2_000;
-    for (let batch = 0; batch < PAIRS / 100; batch++) {
-      const out: Buffer[] = [];
-      for (let i = 0; i < 100; i++) {
-        const id = 2 * (batch * 100 + i) + 1;
-        out.push(frame(1, 0x4 | 0x1, id, block), frame(3, 0, id, cancel));
+  it.each([
+    ['CANCEL', 0x8, 1],
+    // RST_STREAM(NO_ERROR) leaves rstCode at 0: a first version counted only non-zero codes (found by a review).
+    ['NO_ERROR', 0x0, 2],
+  ])(
+    'ok/a session sending HEADERS+RST_STREAM(%s) pairs is closed with GOAWAY before it churns the app connections',
+    async (_name, code, counted) => {
+      const connectionsBefore = appConnections;
+      const { socket, frames } = await rawMtls(sidecar.sidecar.inboundPort, client, ca.bundlePem);
+      const block = Buffer.concat([
+        hpackLiteral(':method', 'GET'),
+        hpackLiteral(':scheme', 'https'),
+        hpackLiteral(':path', '/'),
+        hpackLiteral(':authority', 'server.shop'),
+      ]);
+      const cancel = Buffer.alloc(4);
+      cancel.writeUInt32BE(code);
+      const PAIRS = 2_000;
+      for (let batch = 0; batch < PAIRS / 100; batch++) {
+        const out: Buffer[] = [];
+        for (let i = 0; i < 100; i++) {
+          const id = 2 * (batch * 100 + i) + 1;
+          out.push(frame(1, 0x4 | 0x1, id, block), frame(3, 0, id, cancel));
+        }
+        if (socket.destroyed) break;
+        socket.write(Buffer.concat(out));
+        await sleep(20);
       }
-      if (socket.destroyed) break;
-      socket.write(Buffer.concat(out));
-      await sleep(20);
-    }
-    expect(await eventually(() => frames.includes(7), 5_000), 'GOAWAY from the sidecar').toBe(true);
-    socket.destroy();
-    // Before: about 1,100 app connections for 2,000 pairs.
-    expect(appConnections, 'app connections opened for streams the caller cancelled at once').toBeLessThan(200);
-    const metrics = await sidecar.metrics.registry.metrics();
-    expect(metrics).toMatch(/meshauth_connections_rejected_total\{direction="inbound",reason="premature_reset"\} 1/);
-  });
+      expect(await eventually(() => frames.includes(7), 5_000), 'GOAWAY from the sidecar').toBe(true);
+      socket.destroy();
+      // Before: about 1,100 app connections for 2,000 pairs.
+      expect(appConnections - connectionsBefore, 'app connections opened for streams cancelled at once').toBeLessThan(
+        200,
+      );
+      const metrics = await sidecar.metrics.registry.metrics();
+      expect(metrics).toContain(
+        `meshauth_connections_rejected_total{direction="inbound",reason="premature_reset"} ${counted}`,
+      );
+    },
+  );
 });

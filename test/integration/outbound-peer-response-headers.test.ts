@@ -4,7 +4,7 @@
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestSidecar, type TestSidecar, testConfig, viaProxy } from '../helpers/sidecar-harness.js';
+import { startRoutedSidecar, type TestSidecar, viaProxy } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 
 describe('outbound h2: the response head the app receives', () => {
@@ -34,14 +34,7 @@ describe('outbound h2: the response head the app receives', () => {
       stream.end('pong');
     });
     await new Promise<void>((done) => peer.listen(0, '127.0.0.1', done));
-    sidecar = await startTestSidecar(
-      ca,
-      ca.idFor('/ns/a/sa/a'),
-      testConfig({
-        appPort: 1,
-        routes: { 'b.mesh': { address: `127.0.0.1:${(peer.address() as AddressInfo).port}`, ids: [peerId] } },
-      }),
-    );
+    sidecar = await startRoutedSidecar(ca, (peer.address() as AddressInfo).port, peerId);
   });
   afterAll(async () => {
     await sidecar?.sidecar.close(0);

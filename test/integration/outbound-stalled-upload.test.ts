@@ -5,7 +5,7 @@
 import { createSecureServer, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestSidecar, type TestSidecar, testConfig, viaProxy } from '../helpers/sidecar-harness.js';
+import { startRoutedSidecar, type TestSidecar, viaProxy } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -37,15 +37,7 @@ describe('outbound h2: an upload the peer stops reading', () => {
       stream.end('pong');
     });
     await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
-    a = await startTestSidecar(
-      ca,
-      ca.idFor('/ns/a/sa/a'),
-      testConfig({
-        appPort: 1,
-        outboundTimeout: '1s',
-        routes: { 'b.mesh': { address: `127.0.0.1:${(peer.address() as AddressInfo).port}`, ids: [peerId] } },
-      }),
-    );
+    a = await startRoutedSidecar(ca, (peer.address() as AddressInfo).port, peerId, { outboundTimeout: '1s' });
   });
   afterAll(async () => {
     await a?.sidecar.close(0);

@@ -346,3 +346,21 @@ describe('tcp tunnel', () => {
     }
   });
 });
+
+describe('tcp tunnel: the server certificate expires while the tunnel is open', () => {
+  // The peer no longer speaks for the SPIFFE ID it was checked against (noted by a review; the inbound end does
+  // the same at the client's notAfter, tested in inbound-peer-expiry).
+  it('fail/the tunnel is reset (never a FIN) at the notAfter, not kept', async () => {
+    const echoApp = await app();
+    const p = await pair({ appPort: echoApp.port, serverTtlMs: 2_500 });
+    const notAfter = p.serverSvid.leaf.notAfter.getTime();
+    const client = await rawClient(p.port);
+    client.socket.write('before');
+    await until('echo', () => client.received().toString() === 'before');
+    const closedAt = client.closed.then((error) => ({ at: Date.now(), code: error?.code }));
+    const closed = await Promise.race([closedAt, new Promise<undefined>((done) => setTimeout(done, 8_000))]);
+    expect(closed, 'closed within 8 s').toBeDefined();
+    expect(closed?.at).toBeGreaterThanOrEqual(notAfter - 50);
+    expect(closed?.code).toBe('ECONNRESET');
+  });
+});

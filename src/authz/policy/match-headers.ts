@@ -18,9 +18,9 @@ export type HeaderQuantifier = 'every' | 'any';
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /**
- * The name a header condition matches by: lower case, `_` read as `-`. CGI, WSGI, PHP and Rack hand an app
- * `x-role` and `x_role` alike as `HTTP_X_ROLE`, so a deny rule on `x-role` must also see `x_role` (and an allow
- * rule must see both values), or one underscore walks past it.
+ * The name a header condition matches by: lower case, `_` read as `-`. The sidecar drops request headers whose names
+ * hold `_` (CGI, WSGI, PHP and Rack read `x_role` as `x-role`), so a rule written `x_debug` means the header the app
+ * reads as `HTTP_X_DEBUG`: `x-debug`.
  */
 export function policyHeaderName(name: string): string {
   const lower = name.toLowerCase();

@@ -7,6 +7,7 @@ import { type ClientHttp2Session, connect as h2Connect } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { type buildConnector, Pool } from 'undici';
 import type { SpiffeId, TrustDomain } from '../../identity/index.js';
+import { atPeerExpiry } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   type ClientContext,
@@ -244,17 +245,27 @@ export class Endpoint implements Candidate {
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       keepAliveTimeout: IDLE_MS,
-      connect: (_options, callback) => this.#connectHttp1(tls, callback),
+      connect: (_options, callback) => this.#connectHttp1(tls, pool, callback),
     });
     this.#pool = pool;
     this.#poolContext = tls;
     return pool;
   }
 
-  /** The HTTP/1.1 pool's connector (undici's contract); a failure reaches the request as a PeerConnectError. */
-  #connectHttp1(tls: ClientContext, callback: buildConnector.Callback): void {
+  /**
+   * The HTTP/1.1 pool's connector (undici's contract); a failure reaches the request as a PeerConnectError. At the
+   * peer certificate's notAfter the pool is retired (requests in flight finish, the next ones open a new pool and
+   * handshake), as an HTTP/2 session is closed then.
+   */
+  #connectHttp1(tls: ClientContext, pool: Pool, callback: buildConnector.Callback): void {
     this.#dial(tls, ['http/1.1']).then(
-      (connection) => callback(null, connection.socket),
+      (connection) => {
+        const inMs = connection.notAfterMs - (this.#context.now?.() ?? new Date()).getTime();
+        atPeerExpiry(connection.socket, inMs, () => {
+          if (this.#pool === pool) this.#retirePool();
+        });
+        callback(null, connection.socket);
+      },
       (error: unknown) => callback(error instanceof Error ? error : new Error(String(error)), null),
     );
   }
@@ -300,22 +311,9 @@ export class Endpoint implements Candidate {
 
 function ignore(): void {}
 
-/** Node's longest timer delay (2^31 − 1 ms); a longer one would fire at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/**
- * Closes a session (gracefully: streams in flight finish, new requests open a new session) when the peer's
- * certificate expires, so no request goes to a peer on the strength of an SVID that no longer holds. A peer that
- * renewed is reached with its new certificate on the next session.
- */
+/** Closes an HTTP/2 session gracefully at the peer's notAfter: streams in flight finish, new requests open another. */
 function retireAtExpiry(session: ClientHttp2Session, inMs: number): void {
-  if (!(inMs <= MAX_TIMER_MS)) return; // no expiry, or further than a timer reaches
-  const timer = setTimeout(
-    () => {
-      if (!session.closed) session.close();
-    },
-    Math.max(0, inMs),
-  );
-  timer.unref();
-  session.once('close', () => clearTimeout(timer));
+  atPeerExpiry(session, inMs, () => {
+    if (!session.closed) session.close();
+  });
 }

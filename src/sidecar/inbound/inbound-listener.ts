@@ -12,7 +12,7 @@ import {
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import type { SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
-import { listenOn } from '../../platform/index.js';
+import { atPeerExpiry, listenOn } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   mtlsServerOptions,
@@ -28,9 +28,6 @@ import type { InboundHooks } from './inbound-hooks.js';
 import type { InboundLimits } from './limits.js';
 import { ListenerCore } from './listener-core.js';
 import { chainsToAny, completedChain, intermediatesOf, peerChainOf, removedRoots, rootsOf } from './removed-roots.js';
-
-/** Node's longest timer delay (2^31 − 1 ms); a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
 export { classifyAppError, INBOUND_LIMITS } from './listener-core.js';
@@ -190,21 +187,13 @@ export class InboundListener {
    * still arrive on it are refused by the peerUnexpired stage. A peer that renewed has long moved to a new
    * connection; one the CA stopped renewing loses its access here.
    */
-  #retireAtExpiry(socket: TLSSocket, peer: VerifiedPeer): NodeJS.Timeout | undefined {
-    const delay = peer.notAfterMs - this.#now().getTime();
-    // Past Node's longest timer (24.8 days) the per-request check alone guards the connection.
-    if (delay > MAX_TIMER_MS) return undefined;
-    const timer = setTimeout(
-      () => {
-        if (socket.destroyed) return;
-        this.#metrics.connectionsRejected.inc({ direction: 'inbound', reason: 'peer_svid_expired' });
-        this.#logger.info({ direction: 'inbound', peerId: peer.idString }, 'connection retired: peer SVID expired');
-        if (!this.#core.retire(socket)) socket.destroy();
-      },
-      Math.max(0, delay),
-    );
-    timer.unref();
-    return timer;
+  #retireAtExpiry(socket: TLSSocket, peer: VerifiedPeer): void {
+    atPeerExpiry(socket, peer.notAfterMs - this.#now().getTime(), () => {
+      if (socket.destroyed) return;
+      this.#metrics.connectionsRejected.inc({ direction: 'inbound', reason: 'peer_svid_expired' });
+      this.#logger.info({ direction: 'inbound', peerId: peer.idString }, 'connection retired: peer SVID expired');
+      if (!this.#core.retire(socket)) socket.destroy();
+    });
   }
 
   #onTlsClientError(error: Error & { code?: string }, socket: TLSSocket): void {
@@ -253,11 +242,8 @@ export class InboundListener {
       return;
     }
     this.#verified.set(socket, chain);
-    const expiry = this.#retireAtExpiry(socket, peer);
-    socket.once('close', () => {
-      this.#verified.delete(socket);
-      clearTimeout(expiry);
-    });
+    this.#retireAtExpiry(socket, peer);
+    socket.once('close', () => this.#verified.delete(socket));
     if (
       this.#tunnel !== undefined &&
       typeof socket.alpnProtocol === 'string' &&

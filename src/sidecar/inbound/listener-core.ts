@@ -52,13 +52,17 @@ interface SessionState {
 }
 
 /**
- * A session whose peer reset this many streams before their response, and more than half of all it opened, is
- * closed (GOAWAY ENHANCE_YOUR_CALM): each such stream cost an app exchange started and cut, and nghttp2's own limit
- * let a session churn about a thousand app connections before it stepped in. Clients that cancel now and then
- * (a browser navigating away, a timeout) stay far below it.
+ * A session whose peer closed this many streams within PREMATURE_LIFETIME_MS of opening them and before their
+ * response head (RST_STREAM with any code, NO_ERROR included), and more than half of all it opened, is closed: each
+ * such stream cost an app exchange started and cut, and nghttp2's own limit let a session churn about a thousand app
+ * connections before it stepped in. The close is graceful (GOAWAY NO_ERROR naming the last stream taken): streams in
+ * flight finish and later ones are refused, which a peer sidecar retries on a new session, so a mesh peer whose
+ * callers give up in a burst pays a reconnect, nothing more. A non-zero GOAWAY code would make node:http2 clients
+ * fail every stream in flight.
  */
 const MAX_PREMATURE_RESETS = 100;
-const NGHTTP2_ENHANCE_YOUR_CALM = 0xb;
+const PREMATURE_LIFETIME_MS = 1_000;
+const kOpenedAt = Symbol('meshauth.openedAt');
 
 export class ListenerCore {
   readonly telemetry: DataPlaneTelemetry;
@@ -207,16 +211,19 @@ export class ListenerCore {
     const drain = this.drain;
     const telemetry = this.telemetry;
     // One listener per session, not per stream. (A stream's `session` is already unset when it emits 'close'.)
-    const onStreamClose = function onStreamClose(this: ServerHttp2Stream & { [kResetBySidecar]?: boolean }): void {
-      if (this.rstCode !== 0 && !this.headersSent && this[kResetBySidecar] !== true) {
+    const onStreamClose = function onStreamClose(
+      this: ServerHttp2Stream & { [kResetBySidecar]?: boolean; [kOpenedAt]?: number },
+    ): void {
+      if (
+        !this.headersSent &&
+        this[kResetBySidecar] !== true &&
+        !session.closed &&
+        performance.now() - (this[kOpenedAt] ?? 0) < PREMATURE_LIFETIME_MS
+      ) {
         state.prematureResets++;
         if (state.prematureResets >= MAX_PREMATURE_RESETS && state.prematureResets * 2 > state.streams) {
-          if (!session.destroyed) {
-            telemetry.prematureResets(peer?.idString ?? '', state.streams, state.prematureResets);
-            session.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
-            session.destroy();
-          }
-          return;
+          telemetry.prematureResets(peer?.idString ?? '', state.streams, state.prematureResets);
+          session.close();
         }
       }
       if (--state.inFlight === 0 && drain.draining && !session.closed) session.close();
@@ -226,6 +233,7 @@ export class ListenerCore {
       (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
         state.inFlight++;
         state.streams++;
+        (stream as ServerHttp2Stream & { [kOpenedAt]?: number })[kOpenedAt] = performance.now();
         stream.on('error', ignore);
         stream.on('close', onStreamClose);
         stream.setTimeout(streamIdleMs, onStreamIdle);

@@ -3,7 +3,6 @@
 // (RFC 9113 §8.3.1), an origin-form target, and on h2 the same header-list limit HTTP/1.1 has (RFC 7541 §4.1
 // size: name + value + 32 per field). Returns the error to answer with, or undefined.
 import type { IncomingHttpHeaders } from 'node:http2';
-import { policyHeaderName } from '../../authz/index.js';
 import { MeshauthError } from '../../errors/index.js';
 import { connectionListed } from '../http-headers.js';
 
@@ -104,11 +103,10 @@ export function checkH2Head(
 }
 
 /**
- * What the policy's header conditions read: every line of every header by policy name, in arrival order. From an
- * HTTP/1 raw list, because Node's `req.headers` keeps only the first `user-agent`, `content-type`, … while the app
- * receives every line; without the headers the request's `Connection` names, which never reach the app (a
- * condition met by a header the app does not get would be judged on input the app never sees). The policy name
- * is the lower-case name with `_` read as `-` (policyHeaderName).
+ * What the policy's header conditions read: every line of every header by lower-case name, in arrival order. From
+ * an HTTP/1 raw list, because Node's `req.headers` keeps only the first `user-agent`, `content-type`, … while the app
+ * receives every line. Without what never reaches the app, so that no condition is judged on input the app does not
+ * get: the headers the request's `Connection` names, and names with `_` (dropped before the app, INBOUND_POLICY).
  */
 export function headerLines(rawHeaders: readonly string[]): Map<string, string[]> {
   const lines = new Map<string, string[]>();
@@ -120,9 +118,8 @@ export function headerLines(rawHeaders: readonly string[]): Map<string, string[]
     }
   }
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    const lower = (rawHeaders[i] as string).toLowerCase();
-    if (connectionNamed?.has(lower)) continue;
-    const name = policyHeaderName(lower);
+    const name = (rawHeaders[i] as string).toLowerCase();
+    if (connectionNamed?.has(name) || name.includes('_')) continue;
     const value = rawHeaders[i + 1] as string;
     const list = lines.get(name);
     if (list === undefined) lines.set(name, [value]);
@@ -132,8 +129,8 @@ export function headerLines(rawHeaders: readonly string[]): Map<string, string[]
 }
 
 /**
- * The HTTP/2 request headers as the policy reads them: the object itself, or, when a name holds `_`, every line by
- * policy name (an h2 request cannot carry `Connection`: the protocol refuses it).
+ * The HTTP/2 request headers as the policy reads them: the object itself, or, when a name holds `_` (dropped before
+ * the app), every other line by name (an h2 request cannot carry `Connection`: the protocol refuses it).
  */
 export function h2HeaderView(headers: IncomingHttpHeaders): IncomingHttpHeaders | Map<string, string[]> {
   let underscored = false;
@@ -147,12 +144,8 @@ export function h2HeaderView(headers: IncomingHttpHeaders): IncomingHttpHeaders 
   const lines = new Map<string, string[]>();
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || name.charCodeAt(0) === 0x3a /* : */) continue;
-    const key = policyHeaderName(name);
-    const list = lines.get(key) ?? [];
-    if (typeof value === 'string') list.push(value);
-    else list.push(...value);
-    lines.set(key, list);
+    if (value === undefined || name.charCodeAt(0) === 0x3a /* : */ || name.includes('_')) continue;
+    lines.set(name, typeof value === 'string' ? [value] : [...value]);
   }
   return lines;
 }

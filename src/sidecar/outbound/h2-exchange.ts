@@ -111,11 +111,12 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   #callerClosed = false;
   #timedOut = false;
   /**
-   * Armed while a write waits for 'drain' (either direction). node:http2's own stream timeout does not see a stalled
+   * Armed while a write waits for 'drain', one per direction. node:http2's own stream timeout does not see a stalled
    * stream while other streams of the session move (it counts session writes), so a peer that stops reading one
    * upload, or an app that stops reading one response, would hold the exchange forever.
    */
-  #stall: NodeJS.Timeout | undefined;
+  #uploadStall: NodeJS.Timeout | undefined;
+  #downloadStall: NodeJS.Timeout | undefined;
   /** Body chunks already read from the app, kept for a retry until the response head (undefined: not kept). */
   #replay: Buffer[] | undefined;
   #replayBytes = 0;
@@ -299,24 +300,22 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     this.#attempt(failed);
   }
 
-  #armStall(): void {
-    this.#stall ??= setTimeout(onStall, this.#context.timeoutMs, this);
-  }
-
-  #disarmStall(): void {
-    clearTimeout(this.#stall);
-    this.#stall = undefined;
-  }
-
   /** A write has waited for 'drain' for the whole outbound.timeout: treated as the stream's own timeout (504 or a cut). */
   stalled(): void {
-    this.#stall = undefined;
+    this.#disarmStalls();
     const stream = this.#stream;
     if (stream !== undefined && !this.#done) this.timedOut(stream);
   }
 
+  #disarmStalls(): void {
+    clearTimeout(this.#uploadStall);
+    clearTimeout(this.#downloadStall);
+    this.#uploadStall = undefined;
+    this.#downloadStall = undefined;
+  }
+
   #release(): void {
-    this.#disarmStall();
+    this.#disarmStalls();
     const counted = this.#counted;
     if (counted !== undefined) {
       counted.inflight -= 1;
@@ -366,7 +365,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     if (!stream.write(chunk)) {
       this.req?.pause();
       stream.once('drain', onStreamDrain);
-      this.#armStall();
+      this.#uploadStall ??= setTimeout(onStall, this.#context.timeoutMs, this);
     }
   }
 
@@ -401,7 +400,8 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   }
 
   streamDrained(): void {
-    this.#disarmStall();
+    clearTimeout(this.#uploadStall);
+    this.#uploadStall = undefined;
     this.req?.resume();
   }
 
@@ -446,7 +446,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     if (!this.res.write(chunk)) {
       this.#stream?.pause();
       this.res.once('drain', onResDrain);
-      this.#armStall();
+      this.#downloadStall ??= setTimeout(onStall, this.#context.timeoutMs, this);
     }
   }
 
@@ -532,7 +532,8 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   }
 
   resDrained(): void {
-    this.#disarmStall();
+    clearTimeout(this.#downloadStall);
+    this.#downloadStall = undefined;
     this.#stream?.resume();
   }
 

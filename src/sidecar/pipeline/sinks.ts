@@ -148,7 +148,8 @@ export class H2Sink implements Sink {
   }
 
   copyHeaders(out: string[]): number {
-    const flags = copyH2RequestHeaders(this.headers, out, this.#context.policy.dropForwarding);
+    const { dropForwarding, dropUnderscored } = this.#context.policy;
+    const flags = copyH2RequestHeaders(this.headers, out, dropForwarding, dropUnderscored);
     if (this.#context.policy.dropForwarding) setForwarding(out, this.sourceIp);
     return this.#stream.endAfterHeaders ? flags : flags | HAS_BODY;
   }

@@ -8,7 +8,7 @@ import type { CredentialHolder } from '../../agent/credential-holder.js';
 import { formatHostPort, type HostPort } from '../../config/index.js';
 import { isMeshauthError } from '../../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../../identity/index.js';
-import { listenOn } from '../../platform/index.js';
+import { atPeerExpiry, listenOn, notAfterMs } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import { answerIdentityCheckWithLeaf, spiffeServerIdentity, type TlsProfile } from '../../tls/index.js';
 import { waitUntil } from '../listen.js';
@@ -256,6 +256,7 @@ export class TcpOutboundListeners {
         },
       });
       this.#live.set(app, () => tunnel.shutdown());
+      shutdownAtPeerExpiry(mesh, tunnel);
       app.resume();
     });
     attempt.mesh = mesh;
@@ -282,3 +283,11 @@ export class TcpOutboundListeners {
 }
 
 function ignore(): void {}
+
+/**
+ * Cuts the tunnel (a reset both ways, as at the drain deadline) when the server's certificate expires: the peer no
+ * longer speaks for the ID it was checked against. The inbound end does the same at the client's notAfter.
+ */
+function shutdownAtPeerExpiry(mesh: TLSSocket, tunnel: TcpTunnel): void {
+  atPeerExpiry(mesh, notAfterMs(mesh.getPeerX509Certificate()?.validTo) - Date.now(), () => tunnel.shutdown());
+}

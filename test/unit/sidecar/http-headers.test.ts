@@ -39,6 +39,16 @@ describe('copyRequestHeaders', () => {
     expect(out).toEqual(['Host', 'b', 'Accept', '*/*']);
   });
 
+  it('fail/inbound drops names with "_" (an app reads x_meshauth_user as x-meshauth-user); outbound keeps them', () => {
+    const raw = ['Host', 'b', 'X_Meshauth_User', 'forged', 'x_role', 'admin', 'Accept', '*/*'];
+    const inbound: string[] = [];
+    copyRequestHeaders(raw, INBOUND_POLICY, inbound);
+    expect(inbound).toEqual(['Host', 'b', 'Accept', '*/*']);
+    const outbound: string[] = [];
+    copyRequestHeaders(raw, OUTBOUND_ORIGIN_FORM, outbound);
+    expect(outbound).toContain('x_role');
+  });
+
   it('ok/outbound keeps the passport but strips other x-meshauth-* and XFCC', () => {
     const out: string[] = [];
     copyRequestHeaders(
@@ -119,6 +129,16 @@ describe('copyH2RequestHeaders', () => {
       out,
     );
     expect(out).toEqual(['accept', 'a', 'set-cookie', '1', 'set-cookie', '2', 'host', 'b.mesh']);
+  });
+
+  it('fail/names with "_" are dropped when asked (inbound and external listener), kept otherwise', () => {
+    const headers = { ':authority': 'b', x_role: 'admin', x_meshauth_user: 'u', 'x-role': 'user' };
+    const dropped: string[] = [];
+    copyH2RequestHeaders(headers, dropped, false, true);
+    expect(dropped).toEqual(['x-role', 'user', 'host', 'b']);
+    const kept: string[] = [];
+    copyH2RequestHeaders(headers, kept);
+    expect(kept).toContain('x_role');
   });
 
   it('fail/identity headers other than the passport are flagged STRIPPED_IDENTITY', () => {

@@ -15,7 +15,6 @@ export { type NormalizedTarget, normalizePath, type PathRejectReason } from './p
 export { compilePolicy } from './policy/compile-policy.js';
 export { CompiledPolicy } from './policy/compiled-policy.js';
 export type { Decision, PolicyMode, RuleAction } from './policy/decision.js';
-export { policyHeaderName } from './policy/match-headers.js';
 export { normalizeHost } from './policy/match-host.js';
 export { formatProblem, type PolicyProblem, parsePolicy } from './policy/parse-policy.js';
 export { DEFAULT_DENY_RULE, type PolicyDocument, type PolicyRule } from './policy/schema.js';

@@ -28,7 +28,6 @@ import {
   INJECTED_VOLUMES,
   POLICY_KEY,
   PORT_ADMIN,
-  PORT_INBOUND,
   PORT_OUTBOUND,
   PROBE_KINDS,
   PROMETHEUS_ANNOTATIONS,
@@ -248,11 +247,11 @@ function appPortOf(annotations: JsonObject, containers: readonly JsonObject[], w
     const port = typeof text === 'string' && /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN;
     if (!(port >= 1 && port <= 65535)) throw invalid(where, ANNOTATION_APP_PORT, 'expected a port number 1-65535');
     // The sidecar's own ports: it would forward every inbound request to itself.
-    if (port === PORT_INBOUND || port === PORT_OUTBOUND || port === PORT_ADMIN) {
+    if (SIDECAR_PORTS.includes(port)) {
       throw invalid(
         where,
         ANNOTATION_APP_PORT,
-        `expected the app's port, not one of the sidecar's (${PORT_OUTBOUND}, ${PORT_INBOUND}, ${PORT_ADMIN})`,
+        `expected the app's port, not one of the sidecar's (${SIDECAR_PORTS.join(', ')})`,
       );
     }
     return port;

@@ -28,21 +28,26 @@ export function serviceSelector(service: JsonObject): Record<string, string> | u
   return Object.fromEntries(Object.entries(selector).map(([k, v]) => [k, String(v)]));
 }
 
+/** How a Service's ports would be reachable from outside the cluster, or undefined when they are not. */
+function exposedOutside(spec: JsonObject | undefined): string | undefined {
+  const type = spec?.type;
+  if (type === 'NodePort' || type === 'LoadBalancer') return `type ${type}`;
+  if (Array.isArray(spec?.externalIPs) && spec.externalIPs.length > 0) return 'externalIPs';
+  return undefined;
+}
+
 /** Adds the mesh port to `service` (mutated); idempotent. */
 export function retargetService(service: JsonObject, where: string): ServiceOutcome {
   const warnings: string[] = [];
   if (optedOut(objectAt(service, 'metadata')) || serviceSelector(service) === undefined) {
     return { kind: 'skipped', warnings };
   }
-  const spec0 = objectAt(service, 'spec');
-  const type = spec0?.type;
-  const externalIPs = Array.isArray(spec0?.externalIPs) && spec0.externalIPs.length > 0;
-  if (type === 'NodePort' || type === 'LoadBalancer' || externalIPs) {
-    // The mesh port would be opened on every node (and on the load balancer): an mTLS listener facing outside the
-    // cluster that no mesh caller needs. Mesh callers get a ClusterIP Service of their own. A Service retargeted
-    // earlier and now changed to this type loses the port again.
+  const exposure = exposedOutside(objectAt(service, 'spec'));
+  if (exposure !== undefined) {
+    // The mesh port would be opened on every node, on the load balancer or on the external IPs: an mTLS listener
+    // facing outside the cluster that no mesh caller needs. Mesh callers get a ClusterIP Service of their own. A
+    // Service retargeted earlier and now changed this way loses the port again.
     unretargetService(service);
-    const exposure = externalIPs ? 'externalIPs' : `type ${type}`;
     warnings.push(
       `${where}: ${exposure}; the mesh port is not added (it would be exposed outside the cluster): give mesh callers a ClusterIP Service selecting the same pods`,
     );

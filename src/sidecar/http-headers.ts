@@ -155,7 +155,7 @@ export function copyH2RequestHeaders(
 }
 
 /** The lower-case header names listed in `Connection`, or undefined when there are none beyond close/keep-alive. */
-function connectionTokens(raw: readonly string[]): Set<string> | undefined {
+export function connectionTokens(raw: readonly string[]): Set<string> | undefined {
   let tokens: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;

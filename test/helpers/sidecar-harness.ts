@@ -117,6 +117,11 @@ export interface TestSidecar {
   readonly config: SidecarConfig;
 }
 
+/** TLS options for a test's own peer server: `svid`'s chain and key, a client certificate from `ca` required. */
+export function peerServerTls(svid: TestSvid, ca: TestCa) {
+  return { cert: svid.chainPem, key: svid.keyPem, ca: ca.bundlePem, requestCert: true, rejectUnauthorized: true };
+}
+
 /** The host a routed sidecar's outbound sends to its raw peer (startRoutedSidecar). */
 export const PEER_HOST = 'b.mesh';
 

@@ -74,6 +74,9 @@ describe('inbound: a peer whose SVID expires while its connection is open', () =
       expect(arrivals.length).toBeGreaterThan(0);
       // Timers and the handshake clock have millisecond resolution; nothing got through well past the notAfter.
       expect(Math.max(...arrivals)).toBeLessThan(notAfter + 100);
+      expect(await sidecar.metrics.registry.metrics()).toMatch(
+        /meshauth_connections_rejected_total\{direction="inbound",reason="peer_svid_expired"\} 1\n/,
+      );
     } finally {
       session.destroy();
     }
@@ -104,6 +107,9 @@ describe('inbound: a peer whose SVID expires while its connection is open', () =
     expect(received).toMatch(/^HTTP\/1\.1 200/);
     const closedAt = await closed;
     expect(closedAt).toBeGreaterThanOrEqual(notAfter - 50);
+    expect(await sidecar.metrics.registry.metrics()).toMatch(
+      /meshauth_connections_rejected_total\{direction="inbound",reason="peer_svid_expired"\} 2\n/,
+    );
     expect(arrivals.length).toBe(1);
   });
 });

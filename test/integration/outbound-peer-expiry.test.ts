@@ -7,7 +7,13 @@ import { createSecureServer } from 'node:http2';
 import { createServer } from 'node:https';
 import type { AddressInfo, Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PEER_HOST, startRoutedSidecar, type TestSidecar, viaProxy } from '../helpers/sidecar-harness.js';
+import {
+  PEER_HOST,
+  peerServerTls,
+  startRoutedSidecar,
+  type TestSidecar,
+  viaProxy,
+} from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 
 const SVID_TTL_MS = 2_500;
@@ -29,13 +35,7 @@ describe.each([
     const peerId = 'spiffe://example.org/ns/b/sa/b';
     const svid = await ca.issue({ id: peerId, ttlMs: SVID_TTL_MS });
     notAfter = svid.leaf.notAfter.getTime();
-    const tls = {
-      cert: svid.chainPem,
-      key: svid.keyPem,
-      ca: ca.bundlePem,
-      requestCert: true,
-      rejectUnauthorized: true,
-    };
+    const tls = peerServerTls(svid, ca);
     if (alpn === 'h2') {
       const server = createSecureServer(tls);
       server.on('stream', (stream) => {

@@ -4,7 +4,7 @@
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRoutedSidecar, type TestSidecar, viaProxy } from '../helpers/sidecar-harness.js';
+import { peerServerTls, startRoutedSidecar, type TestSidecar, viaProxy } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 
 describe('outbound h2: the response head the app receives', () => {
@@ -15,13 +15,7 @@ describe('outbound h2: the response head the app receives', () => {
     const ca = await TestCa.create();
     const peerId = 'spiffe://example.org/ns/b/sa/b';
     const svid = await ca.issue({ id: peerId });
-    peer = createSecureServer({
-      cert: svid.chainPem,
-      key: svid.keyPem,
-      ca: ca.bundlePem,
-      requestCert: true,
-      rejectUnauthorized: true,
-    });
+    peer = createSecureServer(peerServerTls(svid, ca));
     peer.on('stream', (stream) => {
       stream.on('error', () => undefined);
       stream.respond({

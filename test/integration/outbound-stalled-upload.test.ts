@@ -5,7 +5,7 @@
 import { createSecureServer, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRoutedSidecar, type TestSidecar, viaProxy } from '../helpers/sidecar-harness.js';
+import { peerServerTls, startRoutedSidecar, type TestSidecar, viaProxy } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -19,13 +19,7 @@ describe('outbound h2: an upload the peer stops reading', () => {
     const ca = await TestCa.create();
     const peerId = 'spiffe://example.org/ns/b/sa/b';
     const svid = await ca.issue({ id: peerId });
-    peer = createSecureServer({
-      cert: svid.chainPem,
-      key: svid.keyPem,
-      ca: ca.bundlePem,
-      requestCert: true,
-      rejectUnauthorized: true,
-    });
+    peer = createSecureServer(peerServerTls(svid, ca));
     peer.on('stream', (stream, headers) => {
       stream.on('error', () => undefined);
       if (headers[':path'] === '/upload') {

@@ -176,7 +176,7 @@ export class Endpoint implements Candidate {
         settings: { enablePush: false },
       });
       this.#track(session, tls);
-      retireAtExpiry(session, connection.notAfterMs - (this.#context.now?.() ?? new Date()).getTime());
+      retireAtExpiry(session, this.#untilExpiry(connection));
       return session;
     });
   }
@@ -260,14 +260,18 @@ export class Endpoint implements Candidate {
   #connectHttp1(tls: ClientContext, pool: Pool, callback: buildConnector.Callback): void {
     this.#dial(tls, ['http/1.1']).then(
       (connection) => {
-        const inMs = connection.notAfterMs - (this.#context.now?.() ?? new Date()).getTime();
-        atPeerExpiry(connection.socket, inMs, () => {
+        atPeerExpiry(connection.socket, this.#untilExpiry(connection), () => {
           if (this.#pool === pool) this.#retirePool();
         });
         callback(null, connection.socket);
       },
       (error: unknown) => callback(error instanceof Error ? error : new Error(String(error)), null),
     );
+  }
+
+  /** Milliseconds until the peer's certificate of `connection` expires (NaN when it could not be read). */
+  #untilExpiry(connection: PeerConnection): number {
+    return connection.notAfterMs - (this.#context.now?.() ?? new Date()).getTime();
   }
 
   #retirePool(): void {

@@ -91,7 +91,8 @@ export class InboundListener {
     const { authenticateEndUser, authorize } = this.#hooks;
     this.#core.use([
       acceptHead(this.#core.limits.maxHeaderBytes),
-      peerUnexpired(() => this.#now().getTime()),
+      // Date.now() unless a test clock is injected: no Date per request.
+      peerUnexpired(options.now === undefined ? Date.now : () => this.#now().getTime()),
       ...(authenticateEndUser === undefined
         ? []
         : [authenticateWith(authenticateEndUser, { failure: 'end-user authentication failed', requireUser: false })]),

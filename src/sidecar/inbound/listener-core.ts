@@ -233,11 +233,12 @@ export class ListenerCore {
       (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
         state.inFlight++;
         state.streams++;
-        (stream as ServerHttp2Stream & { [kOpenedAt]?: number })[kOpenedAt] = performance.now();
+        const openedAt = performance.now();
+        (stream as ServerHttp2Stream & { [kOpenedAt]?: number })[kOpenedAt] = openedAt;
         stream.on('error', ignore);
         stream.on('close', onStreamClose);
         stream.setTimeout(streamIdleMs, onStreamIdle);
-        this.#onH2Stream(stream, headers, rawHeaders, peer);
+        this.#onH2Stream(stream, headers, rawHeaders, peer, openedAt);
       },
     );
   }
@@ -284,8 +285,8 @@ export class ListenerCore {
     headers: IncomingHttpHeaders,
     rawHeaders: readonly string[],
     peer: VerifiedPeer | undefined,
+    startedAt: number,
   ): void {
-    const startedAt = performance.now();
     const sink = new H2Sink(stream, headers, rawHeaders, this.#sinks);
     const method = headers[':method'] as string;
     const exchange = new Exchange(

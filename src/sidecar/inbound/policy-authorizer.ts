@@ -45,8 +45,8 @@ export function policyAuthorizer(options: PolicyAuthorizerOptions): (view: Autho
       host: view.authority,
       port: view.port,
       // Every line of a repeated header counts (HTTP/1.1: Node's `headers` keeps only the first `user-agent`, the
-      // app receives them all), none the request's Connection names, and `_` reads as `-` (headerLines). h2: the
-      // object is what is forwarded. Pseudo-headers never match: policy header names are RFC 9110 tokens.
+      // app receives them all); none the request's Connection names and no name with `_`, which never reach the app
+      // (headerLines, h2HeaderView). Pseudo-headers never match: policy header names are RFC 9110 tokens.
       headers: view.rawHeaders === undefined ? h2HeaderView(view.headers) : headerLines(view.rawHeaders),
       sourceIp: view.sourceIp,
       user: user?.claims,

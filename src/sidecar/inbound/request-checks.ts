@@ -4,7 +4,7 @@
 // size: name + value + 32 per field). Returns the error to answer with, or undefined.
 import type { IncomingHttpHeaders } from 'node:http2';
 import { MeshauthError } from '../../errors/index.js';
-import { connectionListed } from '../http-headers.js';
+import { connectionTokens } from '../http-headers.js';
 
 /**
  * host[:port]: a DNS name / IPv4 address, or an IPv6 literal in brackets; never userinfo (`a@b`), a path, a
@@ -110,13 +110,7 @@ export function checkH2Head(
  */
 export function headerLines(rawHeaders: readonly string[]): Map<string, string[]> {
   const lines = new Map<string, string[]>();
-  let connectionNamed: Set<string> | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] as string;
-    if (name.length === 10 && name.toLowerCase() === 'connection') {
-      connectionNamed = connectionListed(rawHeaders[i + 1] as string, connectionNamed);
-    }
-  }
+  const connectionNamed = connectionTokens(rawHeaders);
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = (rawHeaders[i] as string).toLowerCase();
     if (connectionNamed?.has(name) || name.includes('_')) continue;

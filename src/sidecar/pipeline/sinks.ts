@@ -94,18 +94,8 @@ export class H1Sink implements Sink {
   }
 
   forwardHandler(peerId: string, startedAt: number): ForwardHandler {
-    const { telemetry, classify, drain, served } = this.#context;
-    served.add(this.#req.socket);
-    return new ForwardHandler(
-      this.#res,
-      false,
-      peerId,
-      startedAt,
-      telemetry,
-      classify,
-      drain,
-      this.#context.forwardHooks,
-    );
+    this.#context.served.add(this.#req.socket);
+    return forwardHandlerFor(this.#res, false, peerId, startedAt, this.#context);
   }
 
   onClose(listener: () => void): void {
@@ -173,19 +163,9 @@ export class H2Sink implements Sink {
   }
 
   forwardHandler(peerId: string, startedAt: number): ForwardHandler {
-    const { telemetry, classify, drain, served } = this.#context;
     const session = this.#stream.session;
-    if (session !== undefined) served.add(session);
-    return new ForwardHandler(
-      this.#stream,
-      true,
-      peerId,
-      startedAt,
-      telemetry,
-      classify,
-      drain,
-      this.#context.forwardHooks,
-    );
+    if (session !== undefined) this.#context.served.add(session);
+    return forwardHandlerFor(this.#stream, true, peerId, startedAt, this.#context);
   }
 
   onClose(listener: () => void): void {
@@ -196,4 +176,16 @@ export class H2Sink implements Sink {
 /** Strip, then set: what the caller said about proxies was dropped; the listener says what it saw itself. */
 function setForwarding(out: string[], sourceIp: string): void {
   out.push('x-forwarded-for', sourceIp, 'x-forwarded-proto', 'https');
+}
+
+/** The app exchange's handler for a sink of this listener: its telemetry, classifier, drain and stall limit. */
+function forwardHandlerFor(
+  sink: ServerResponse | ServerHttp2Stream,
+  h2: boolean,
+  peerId: string,
+  startedAt: number,
+  context: SinkContext,
+): ForwardHandler {
+  const { telemetry, classify, drain, forwardHooks } = context;
+  return new ForwardHandler(sink, h2, peerId, startedAt, telemetry, classify, drain, forwardHooks);
 }

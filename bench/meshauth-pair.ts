@@ -15,6 +15,7 @@ import { startSidecar } from '../src/sidecar/index.js';
 import { Metrics, silentLogger } from '../src/telemetry/index.js';
 import { BENCH_TRUST_DOMAIN, type PemFiles } from './bench-pki.js';
 import { firstJsonLine, spawnChild } from './children.js';
+import { imageNodeFlags } from './image-node-flags.js';
 import type { PeerOptions, ProxyPair } from './peers.js';
 
 /** The host name the load generator sends; the client sidecar routes it to the server sidecar. */
@@ -38,14 +39,18 @@ interface Ready {
 }
 
 const ENTRY = fileURLToPath(import.meta.url);
-// V8 flags for both sidecars (NODE_OPTIONS refuses most of them), e.g. `--max-semi-space-size=2`.
-const nodeArgs = (process.env.MESHAUTH_BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '');
+// V8 flags for both sidecars (NODE_OPTIONS refuses most of them), e.g. `--max-semi-space-size=2`; by default the
+// image's (a sidecar in a pod runs with them), none with BENCH_IMAGE_FLAGS=0.
+export const SIDECAR_NODE_FLAGS: readonly string[] =
+  process.env.MESHAUTH_BENCH_NODE_ARGS === undefined
+    ? imageNodeFlags()
+    : process.env.MESHAUTH_BENCH_NODE_ARGS.split(' ').filter((arg) => arg !== '');
 
 export async function startMeshauthPair(options: PeerOptions): Promise<ProxyPair> {
   const { pki, appPort } = options;
   const spawnSidecar = async (spec: SidecarSpec) => {
     const child = spawnChild(`meshauth-${spec.role}`, process.execPath, [
-      ...nodeArgs,
+      ...SIDECAR_NODE_FLAGS,
       ENTRY,
       '--sidecar',
       JSON.stringify(spec),

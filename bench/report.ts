@@ -17,6 +17,8 @@ export interface Method {
   readonly fixedRateSec: number;
   readonly singleConnectionSec: number;
   readonly tls: string;
+  /** The Node flags both meshauth sidecars ran with (the image's unless MESHAUTH_BENCH_NODE_ARGS says otherwise). */
+  readonly sidecarNodeFlags?: readonly string[];
 }
 
 export interface PhaseResult {
@@ -338,7 +340,7 @@ export function methodLines(report: Pick<BenchReport, 'machine' | 'method' | 'pe
     `meshauth bench${x.quick ? ' --quick' : ''}, ${report.startedAt}`,
     `machine: ${m.cores} cores, ${m.cpuModel}, Linux ${m.kernel}, Node ${m.node}, OpenSSL ${m.openssl}, load avg ${m.loadAverage1m} at start`,
     `peers: ${peers || 'none'}`,
-    `method: app = node:http, ${x.bodyBytes} B bodies, one process; every pair = plain HTTP → outbound proxy → ${x.tls} → inbound proxy (client cert required) → app, one process/thread each, keep-alive upstream`,
+    `method: app = node:http, ${x.bodyBytes} B bodies, one process; every pair = plain HTTP → outbound proxy → ${x.tls} → inbound proxy (client cert required) → app, one process/thread each, keep-alive upstream; meshauth's Node flags: ${x.sidecarNodeFlags?.join(' ') || 'none'}`,
     `load (${x.loadTool}, child process): ${x.warmupSec} s warm-up per phase; ${x.throughputSec} s at ${x.throughputConnections} connections (closed loop);` +
       ` ${x.fixedRateSec} s at ${fmtInt(x.fixedRate)} req/s over ${x.fixedRateConnections} connections (open loop); ${x.singleConnectionSec} s at 1 connection`,
     'CPU = utime+stime (all threads) from /proc/<pid>/stat over the measured window ÷ requests; HAProxy/nginx: the worker process. RSS: VmRSS idle, VmHWM peak',

@@ -13,7 +13,7 @@ import { firstJsonLine, installCleanup, spawnChild, stopAll } from './children.j
 import { benchGateway } from './gateway.js';
 import { benchHandshake } from './handshake.js';
 import { closedLoopTool, type LoadSpec, machineInfo, memoryKiB, runLoad } from './load.js';
-import { MESH_HOST, startMeshauthPair } from './meshauth-pair.js';
+import { MESH_HOST, SIDECAR_NODE_FLAGS, startMeshauthPair } from './meshauth-pair.js';
 import { findBinary, type PeerOptions, type ProxyPair, startHaproxyPair, startNginxPair } from './peers.js';
 import {
   type BenchReport,
@@ -49,6 +49,7 @@ const METHOD: Method = quick
       fixedRateSec: 3,
       singleConnectionSec: 2,
       tls: 'TLS 1.3 mTLS, ECDSA P-256 SVIDs',
+      sidecarNodeFlags: SIDECAR_NODE_FLAGS,
     }
   : {
       quick,
@@ -62,6 +63,7 @@ const METHOD: Method = quick
       fixedRateSec: 10,
       singleConnectionSec: 5,
       tls: 'TLS 1.3 mTLS, ECDSA P-256 SVIDs',
+      sidecarNodeFlags: SIDECAR_NODE_FLAGS,
     };
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));

@@ -36,7 +36,7 @@ export {
   toPem,
 } from './keys.js';
 export { certificateSpkiDer } from './leaf-der.js';
-export { hostPermitted, permittedUriHosts, uriNameConstraintsExtension } from './name-constraints.js';
+export { uriNameConstraintsExtension } from './name-constraints.js';
 export { parseCertificateDerOnce, parseCertificatesPemOnce } from './parsed-once.js';
 // pkcs12.ts (pkijs, ~15 MiB) is not re-exported: only `ca issue --p12` needs it, and imports it directly.
 export { randomSerialHex } from './serial.js';

@@ -15,31 +15,60 @@ export function uriNameConstraintsExtension(permittedHosts: readonly string[]): 
   return new x509.Extension(NAME_CONSTRAINTS_OID, true, value);
 }
 
-/** Permitted URI hosts of a name-constraints extension, or undefined when the certificate has none. */
-export function permittedUriHosts(cert: x509.X509Certificate): string[] | undefined {
-  // Parsed once per certificate object: a CA validates chains through the same intermediate thousands of times.
-  let cached = permittedHosts.get(cert);
-  if (cached === undefined) {
-    cached = { hosts: parsePermittedUriHosts(cert) };
-    permittedHosts.set(cert, cached);
-  }
-  return cached.hosts === undefined ? undefined : [...cached.hosts];
+/**
+ * The URI hosts a certificate's name constraints permit and exclude, or undefined without the extension. `permitted`
+ * is undefined when no permitted subtree is a URI: RFC 5280 §4.2.1.10 constrains a name form only through subtrees
+ * of that form (a CA constrained to DNS names may still sign SPIFFE IDs, as OpenSSL accepts in a handshake).
+ */
+export interface UriConstraints {
+  readonly permitted: readonly string[] | undefined;
+  readonly excluded: readonly string[];
 }
 
-const permittedHosts = new WeakMap<x509.X509Certificate, { readonly hosts: readonly string[] | undefined }>();
+export function uriConstraints(cert: x509.X509Certificate): UriConstraints | undefined {
+  // Parsed once per certificate object: a CA validates chains through the same intermediate thousands of times.
+  let cached = constraintsOf.get(cert);
+  if (cached === undefined) {
+    cached = { constraints: parseUriConstraints(cert) };
+    constraintsOf.set(cert, cached);
+  }
+  return cached.constraints;
+}
 
-function parsePermittedUriHosts(cert: x509.X509Certificate): string[] | undefined {
+const constraintsOf = new WeakMap<x509.X509Certificate, { readonly constraints: UriConstraints | undefined }>();
+
+function parseUriConstraints(cert: x509.X509Certificate): UriConstraints | undefined {
   const extension = cert.extensions.find((e) => e.type === NAME_CONSTRAINTS_OID);
   if (extension === undefined) return undefined;
   const constraints = AsnConvert.parse(extension.value, NameConstraints);
-  const hosts: string[] = [];
-  for (const subtree of constraints.permittedSubtrees ?? []) {
-    if (subtree.base.uniformResourceIdentifier !== undefined) hosts.push(subtree.base.uniformResourceIdentifier);
-  }
-  return hosts;
+  const hosts = (subtrees: GeneralSubtrees | undefined): string[] => {
+    const found: string[] = [];
+    for (const subtree of subtrees ?? []) {
+      if (subtree.base.uniformResourceIdentifier !== undefined) found.push(subtree.base.uniformResourceIdentifier);
+    }
+    return found;
+  };
+  const permitted = hosts(constraints.permittedSubtrees);
+  return {
+    permitted: permitted.length === 0 ? undefined : Object.freeze(permitted),
+    excluded: Object.freeze(hosts(constraints.excludedSubtrees)),
+  };
 }
 
-/** RFC 5280: a constraint `.example.org` permits subdomains; `example.org` permits exactly that host. */
-export function hostPermitted(host: string, permitted: readonly string[]): boolean {
-  return permitted.some((p) => (p.startsWith('.') ? host.endsWith(p) : host === p));
+/**
+ * RFC 5280: a constraint `.example.org` matches subdomains; `example.org` matches exactly that host. Host names
+ * compare case-insensitively (RFC 5280 §7.2, and OpenSSL's nc_uri); SPIFFE trust domains are lowercase already.
+ */
+function hostPermitted(host: string, permitted: readonly string[]): boolean {
+  const name = host.toLowerCase();
+  return permitted.some((constraint) => {
+    const p = constraint.toLowerCase();
+    return p.startsWith('.') ? name.endsWith(p) : name === p;
+  });
+}
+
+/** Whether `host` passes the constraints: within a permitted subtree (if any) and in no excluded one. */
+export function hostAllowed(host: string, constraints: UriConstraints): boolean {
+  if (constraints.permitted !== undefined && !hostPermitted(host, constraints.permitted)) return false;
+  return !hostPermitted(host, constraints.excluded);
 }

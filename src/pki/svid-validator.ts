@@ -7,7 +7,7 @@ import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, type TrustDomain } from '../identity/index.js';
 import { parseCertificate, uriSans } from './certificates.js';
 import { plainLeafFacts } from './leaf-der.js';
-import { hostPermitted, permittedUriHosts } from './name-constraints.js';
+import { hostAllowed, uriConstraints } from './name-constraints.js';
 import type { TrustBundle } from './trust-bundle.js';
 import { x509 } from './x509.js';
 
@@ -75,13 +75,13 @@ const PROCESSED_EXTENSIONS = new Set([
  * one instance") or a critical one nobody processes would carry meaning this reader ignores. OpenSSL refuses both in
  * a handshake; chains validated outside one (renewal, x5c) must too.
  */
-function checkExtensionSet(leaf: x509.X509Certificate): void {
+function checkExtensionSet(cert: x509.X509Certificate, which: 'leaf' | 'issuer' = 'leaf'): void {
   const seen = new Set<string>();
-  for (const extension of leaf.extensions) {
+  for (const extension of cert.extensions) {
     if (seen.has(extension.type)) {
       fail(
         'MESHAUTH_ERR_SVID_MALFORMED',
-        `leaf certificate repeats extension ${extension.type}`,
+        `${which} certificate repeats extension ${extension.type}`,
         'duplicate_extension',
       );
     }
@@ -89,7 +89,7 @@ function checkExtensionSet(leaf: x509.X509Certificate): void {
     if (extension.critical && !PROCESSED_EXTENSIONS.has(extension.type)) {
       fail(
         'MESHAUTH_ERR_SVID_MALFORMED',
-        `leaf certificate has an unknown critical extension ${extension.type}`,
+        `${which} certificate has an unknown critical extension ${extension.type}`,
         'unknown_critical_extension',
       );
     }
@@ -248,8 +248,8 @@ function validatePath(
       fail('MESHAUTH_ERR_SVID_UNKNOWN_CA', 'certificate chain does not lead to a trusted root', 'unknown_ca');
     }
     readable(() => checkCaCertificate(parent, caCount, now));
-    const permitted = readable(() => permittedUriHosts(parent));
-    if (permitted !== undefined && !hostPermitted(id.trustDomain.name, permitted)) {
+    const constraints = readable(() => uriConstraints(parent));
+    if (constraints !== undefined && !hostAllowed(id.trustDomain.name, constraints)) {
       fail('MESHAUTH_ERR_SVID_CHAIN', 'SPIFFE ID violates the issuer name constraints', 'name_constraints');
     }
     if (parent !== current && bundle.hasRoot(parent)) return id;
@@ -291,6 +291,7 @@ function findIssuer(
 const verifiedPairs = new WeakMap<x509.X509Certificate, WeakSet<x509.X509Certificate>>();
 
 function checkCaCertificate(cert: x509.X509Certificate, casBelow: number, now: Date): void {
+  checkIssuerShape(cert);
   const basic = cert.getExtension(x509.BasicConstraintsExtension);
   if (basic?.ca !== true) fail('MESHAUTH_ERR_SVID_CHAIN', 'issuer is not a CA certificate', 'issuer_not_ca');
   if (basic.pathLength !== undefined && casBelow > basic.pathLength) {
@@ -302,6 +303,25 @@ function checkCaCertificate(cert: x509.X509Certificate, casBelow: number, now: D
   }
   checkValidity(cert, now, 'issuer');
 }
+
+/**
+ * What never changes for an issuer certificate, checked once per (immutable) certificate object. The same extension
+ * rules as the leaf's: OpenSSL refuses an unknown critical extension at any depth, and this validator is the only
+ * chain check where no handshake verified the chain (CA renewal, passport x5c). X509-SVID §3.2: a signing
+ * certificate may carry a SPIFFE ID, but one without a path; a workload's ID on a CA certificate is refused.
+ */
+function checkIssuerShape(cert: x509.X509Certificate): void {
+  if (issuerShapeChecked.has(cert)) return;
+  checkExtensionSet(cert, 'issuer');
+  for (const uri of uriSans(cert)) {
+    if (SpiffeId.tryParse(uri)?.isTrustDomainId === false) {
+      fail('MESHAUTH_ERR_SVID_CHAIN', `issuer certificate carries the workload ID ${uri}`, 'bad_intermediate');
+    }
+  }
+  issuerShapeChecked.add(cert);
+}
+
+const issuerShapeChecked = new WeakSet<x509.X509Certificate>();
 
 function checkValidity(
   cert: { readonly notBefore: Date; readonly notAfter: Date },

@@ -35,6 +35,7 @@ const BY_VERIFY_ERROR: Readonly<Record<string, HandshakeFailureReason>> = {
 };
 
 const BY_SVID_REASON: Readonly<Record<string, HandshakeFailureReason>> = {
+  unknown_ca: 'unknown_ca',
   expired: 'expired',
   not_yet_valid: 'not_yet_valid',
   trust_domain: 'trust_domain',

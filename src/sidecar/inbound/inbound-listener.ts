@@ -3,6 +3,7 @@
 // before any HTTP byte is read), then runs each request through its stages: accept the head → authenticate the end
 // user → authorize → identity headers → app (pipeline/, ListenerCore).
 import type { X509Certificate } from 'node:crypto';
+import type { Socket } from 'node:net';
 import {
   createSecureContext,
   createServer as createTlsServer,
@@ -28,6 +29,12 @@ import type { InboundHooks } from './inbound-hooks.js';
 import type { InboundLimits } from './limits.js';
 import { ListenerCore } from './listener-core.js';
 import { chainsToAny, completedChain, intermediatesOf, peerChainOf, removedRoots, rootsOf } from './removed-roots.js';
+
+/** A connection's address pair, or undefined once it has none (closed). */
+function connectionKey(socket: Socket): string | undefined {
+  const { remoteAddress, remotePort } = socket;
+  return remoteAddress === undefined || remotePort === undefined ? undefined : `${remoteAddress}|${remotePort}`;
+}
 
 export { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
 export { classifyAppError, INBOUND_LIMITS } from './listener-core.js';
@@ -67,6 +74,18 @@ export class InboundListener {
   /** Connections whose peer passed the SPIFFE checks (HTTP and tunnels) with the peer's chain, for cutting them
    * when their root leaves the trust bundle. */
   readonly #verified = new Map<TLSSocket, readonly Buffer[]>();
+  /**
+   * Root removals so far, and what the last one kept. A TLS socket is bound to the secure context current when its
+   * TCP connection was accepted (setSecureContext changes later sockets only), so a handshake still under way at a
+   * removal is verified against the old roots and is missed by #keepOnlyPeersOf: it is checked when it completes.
+   */
+  #removals = 0;
+  #kept: { readonly roots: readonly X509Certificate[]; readonly intermediates: readonly X509Certificate[] } = {
+    roots: [],
+    intermediates: [],
+  };
+  /** `remoteAddress|remotePort` of each accepted connection → #removals when it was accepted (open ones only). */
+  readonly #acceptedAt = new Map<string, number>();
   #port = 0;
 
   constructor(options: InboundListenerOptions) {
@@ -133,8 +152,19 @@ export class InboundListener {
       const intermediates = rootRemoved ? intermediatesOf([previous?.svid, credentials.svid]) : [];
       return () => {
         this.#tls.setSecureContext(options);
-        if (rootRemoved) this.#keepOnlyPeersOf(kept, intermediates);
+        if (!rootRemoved) return;
+        this.#removals++;
+        this.#kept = { roots: kept, intermediates };
+        this.#keepOnlyPeersOf(kept, intermediates);
       };
+    });
+    // Keyed by the connection's address pair (unique among open connections of this port): the TLSSocket that
+    // 'secureConnection' hands over wraps this socket but does not name it in public API.
+    this.#tls.on('connection', (raw: Socket) => {
+      const key = connectionKey(raw);
+      if (key === undefined) return;
+      this.#acceptedAt.set(key, this.#removals);
+      raw.once('close', () => this.#acceptedAt.delete(key));
     });
     this.#tls.on('secureConnection', (socket: TLSSocket) => this.#onSecureConnection(socket));
     this.#tls.on('tlsClientError', (error: Error, socket: TLSSocket) => this.#onTlsClientError(error, socket));
@@ -197,6 +227,18 @@ export class InboundListener {
     });
   }
 
+  /**
+   * True for a connection accepted before the last root removal (its handshake verified against the roots before
+   * it) whose chain does not lead to a root that stayed. A connection not found (closed meanwhile) is checked too.
+   */
+  #handshookAcrossRemoval(socket: TLSSocket, chain: readonly Buffer[]): boolean {
+    if (this.#removals === 0) return false;
+    const key = connectionKey(socket);
+    const acceptedAt = key === undefined ? undefined : this.#acceptedAt.get(key);
+    if (acceptedAt === this.#removals) return false;
+    return !chainsToAny(completedChain(chain, this.#kept.intermediates), this.#kept.roots);
+  }
+
   #onTlsClientError(error: Error & { code?: string }, socket: TLSSocket): void {
     // Node does not close a socket whose handshake failed or timed out once 'tlsClientError' has a listener.
     socket.destroy();
@@ -220,6 +262,11 @@ export class InboundListener {
     let peer: VerifiedPeer;
     try {
       if (credentials === undefined) throw new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet');
+      if (this.#handshookAcrossRemoval(socket, chain)) {
+        throw new MeshauthError('MESHAUTH_ERR_SVID_UNKNOWN_CA', 'peer chain leads to a root removed from the bundle', {
+          reason: 'unknown_ca',
+        });
+      }
       peer = verifyPeer(socket, this.#config.trustDomain, credentials.svid.id, this.#now());
     } catch (error) {
       // SPIFFE-rule failure after OpenSSL accepted the chain: drop the connection before reading any HTTP byte.

@@ -1,0 +1,156 @@
+// The rules validateX509Svid applies to the CA certificates above the leaf. That validator is the only chain
+// check on the CA's renewal and token endpoints (their TLS server sets no `ca` and does not reject), and the one for
+// passport x5c chains and CA answers, so it must refuse what OpenSSL's verifier refuses in a handshake (RFC 5280)
+// and what X509-SVID §3.2 forbids, and accept what both accept.
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { GeneralName, GeneralSubtree, GeneralSubtrees, NameConstraints } from '@peculiar/asn1-x509';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { MeshauthError } from '../../../src/errors/index.js';
+import { SpiffeId, TrustDomain } from '../../../src/identity/index.js';
+import {
+  createLeafCertificate,
+  generateKeyPair,
+  KEY_ALGORITHMS,
+  type KeyPair,
+  randomSerialHex,
+  TrustBundle,
+  validateX509Svid,
+  validateX509SvidDer,
+  x509,
+} from '../../../src/pki/index.js';
+
+interface Ca {
+  readonly cert: x509.X509Certificate;
+  readonly keys: KeyPair;
+}
+
+const td = TrustDomain.parse('example.org');
+const HOUR = 3_600_000;
+let root: Ca;
+let bundle: TrustBundle;
+
+beforeAll(async () => {
+  const keys = await generateKeyPair('p256');
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerialHex(),
+    name: 'CN=audit root, O=example.org',
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 24 * HOUR),
+    signingAlgorithm: KEY_ALGORITHMS.p256.sign,
+    keys,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 1, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  root = { cert, keys };
+  bundle = new TrustBundle(td, [cert]);
+});
+
+/** An intermediate under the root: CA:TRUE pathLen 0, keyCertSign, plus `extra`. */
+async function intermediate(extra: x509.Extension[]): Promise<Ca> {
+  const keys = await generateKeyPair('p256');
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerialHex(),
+    subject: 'CN=audit intermediate, O=example.org',
+    issuer: root.cert.subjectName,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 24 * HOUR),
+    signingAlgorithm: KEY_ALGORITHMS.p256.sign,
+    publicKey: keys.publicKey,
+    signingKey: root.keys.privateKey,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      ...extra,
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(root.cert, false),
+    ],
+  });
+  return { cert, keys };
+}
+
+async function leafUnder(issuer: Ca, id = 'spiffe://example.org/ns/a/sa/b'): Promise<x509.X509Certificate> {
+  const keys = await generateKeyPair('p256');
+  return createLeafCertificate({
+    id: SpiffeId.parse(id),
+    publicKey: keys.publicKey,
+    issuer: { certificate: issuer.cert, privateKey: issuer.keys.privateKey, keyType: 'p256' },
+    now: new Date(),
+    ttlMs: HOUR,
+  });
+}
+
+function nameConstraints(permitted: GeneralName[], excluded: GeneralName[] = []): x509.Extension {
+  const subtrees = (names: GeneralName[]) => new GeneralSubtrees(names.map((base) => new GeneralSubtree({ base })));
+  const value = new NameConstraints({
+    ...(permitted.length > 0 ? { permittedSubtrees: subtrees(permitted) } : {}),
+    ...(excluded.length > 0 ? { excludedSubtrees: subtrees(excluded) } : {}),
+  });
+  return new x509.Extension('2.5.29.30', true, AsnConvert.serialize(value));
+}
+
+const uri = (host: string) => new GeneralName({ uniformResourceIdentifier: host });
+const dns = (host: string) => new GeneralName({ dNSName: host });
+
+/** The reason both validator entry points give (the parsed chain and the DER leaf), or 'ok'. */
+async function outcomes(issuer: Ca, id?: string): Promise<[string, string]> {
+  const leaf = await leafUnder(issuer, id);
+  const run = (f: () => unknown) => {
+    try {
+      f();
+      return 'ok';
+    } catch (error) {
+      expect(error).toBeInstanceOf(MeshauthError);
+      return (error as MeshauthError).reason ?? 'no reason';
+    }
+  };
+  return [
+    run(() => validateX509Svid([leaf, issuer.cert], bundle, new Date())),
+    run(() => validateX509SvidDer(new Uint8Array(leaf.rawData), [issuer.cert], bundle, new Date())),
+  ];
+}
+
+describe('issuer certificates: what must be refused', () => {
+  it('fail/an intermediate with a critical extension nobody processes (RFC 5280 §4.2; OpenSSL: unhandled critical extension)', async () => {
+    const ca = await intermediate([new x509.Extension('1.3.6.1.4.1.99999.1', true, new Uint8Array([0x05, 0x00]))]);
+    expect(await outcomes(ca)).toEqual(['unknown_critical_extension', 'unknown_critical_extension']);
+  });
+
+  it('fail/an intermediate whose SPIFFE ID has a path (X509-SVID §3.2: a signing certificate’s ID has none)', async () => {
+    const ca = await intermediate([
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'spiffe://example.org/ns/x/sa/y' }], false),
+    ]);
+    expect(await outcomes(ca)).toEqual(['bad_intermediate', 'bad_intermediate']);
+  });
+
+  it('fail/an excluded URI subtree naming the trust domain (RFC 5280 §4.2.1.10)', async () => {
+    const ca = await intermediate([nameConstraints([uri('.org'), uri('example.org')], [uri('example.org')])]);
+    expect(await outcomes(ca)).toEqual(['name_constraints', 'name_constraints']);
+  });
+});
+
+describe('issuer certificates: what must be accepted (OpenSSL accepts them in a handshake)', () => {
+  it('ok/an intermediate whose own SPIFFE ID is the trust domain (what meshauth issues)', async () => {
+    const ca = await intermediate([
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'spiffe://example.org' }], false),
+    ]);
+    expect(await outcomes(ca)).toEqual(['ok', 'ok']);
+  });
+
+  it('ok/name constraints with DNS subtrees only leave URIs unconstrained', async () => {
+    const ca = await intermediate([nameConstraints([dns('svc.example.org')])]);
+    expect(await outcomes(ca)).toEqual(['ok', 'ok']);
+  });
+
+  it('ok/a URI name constraint matches the host case-insensitively', async () => {
+    const ca = await intermediate([nameConstraints([uri('EXAMPLE.ORG')])]);
+    expect(await outcomes(ca)).toEqual(['ok', 'ok']);
+  });
+
+  it('fail/still: a URI constraint for another trust domain', async () => {
+    const ca = await intermediate([nameConstraints([uri('other.org')])]);
+    expect(await outcomes(ca)).toEqual(['name_constraints', 'name_constraints']);
+  });
+});

@@ -30,7 +30,13 @@ export interface IdentityHooks {
 export async function startIdentityHooks(
   config: SidecarConfig,
   holder: CredentialHolder,
-  deps: { readonly logger: Logger; readonly metrics: Metrics; readonly now: () => Date },
+  deps: {
+    readonly logger: Logger;
+    readonly metrics: Metrics;
+    readonly now: () => Date;
+    /** Called after a reloaded policy was applied (TCP tunnels, authorized once, are asked again). */
+    readonly onPolicyChange?: (() => void) | undefined;
+  },
 ): Promise<IdentityHooks> {
   const { logger, metrics, now } = deps;
   if (config.inbound.external !== undefined && config.inbound.endUser === undefined) {
@@ -56,6 +62,7 @@ export async function startIdentityHooks(
       // A rule that could match a tunnel but needs HTTP (path, method, user, headers) fails the start, naming the
       // rule; a reload with one is refused and the previous policy stays.
       check: tcpApp === undefined ? undefined : (policy, file) => assertTcpPolicy(policy, tcpApp.port, file),
+      onChange: deps.onPolicyChange === undefined ? undefined : () => deps.onPolicyChange?.(),
     });
     await watcher.start();
     const current = watcher;

@@ -66,10 +66,12 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
     externalSettings === undefined ? undefined : loadExternalCertificate(externalSettings, now());
   const agent = deps.holder === undefined && deps.agent !== false ? createAgent(config, holder, deps) : undefined;
 
-  const identity = await startIdentityHooks(config, holder, { logger, metrics, now });
+  let tcpInbound: TcpInboundHandler | undefined;
+  // A reloaded policy also applies to tunnels already open (they were authorized once, when they opened).
+  const onPolicyChange = () => tcpInbound?.reauthorize();
+  const identity = await startIdentityHooks(config, holder, { logger, metrics, now, onPolicyChange });
   const hooks = { ...identity.hooks, ...deps.hooks };
 
-  let tcpInbound: TcpInboundHandler | undefined;
   try {
     tcpInbound = startTcpInbound(config, identity.policy, { logger, metrics, now });
   } catch (error) {

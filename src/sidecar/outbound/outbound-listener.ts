@@ -23,6 +23,7 @@ import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, ForwardHandler } from '../forward-handler.js';
 import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM } from '../http-headers.js';
 import { waitUntil } from '../listen.js';
+import { resetSocket } from '../tcp/reset-socket.js';
 import { type EgressMatcher, egressMatcher, isLoopbackTarget } from './egress-matcher.js';
 import { H2Exchange, type H2ExchangeContext, outboundRetryCounters } from './h2-exchange.js';
 import type { OnOutboundRequest } from './outbound-hooks.js';
@@ -363,13 +364,24 @@ export class OutboundListener {
   #openTunnel(socket: Duplex, head: Buffer, host: string, address: string, port: number, startedAt: number): void {
     const upstream = netConnect({ host: address, port });
     this.#tunnels.add(upstream);
-    upstream.once('close', () => {
+    // A reset on one side is a reset on the other (as in the mesh tunnels, tcp-tunnel.ts): a plain destroy sends a
+    // FIN, which the app would take for the upstream's clean end of a shorter stream (and the upstream for the end of
+    // a shorter upload). A clean close is passed on as a close, as before.
+    let connected = false;
+    upstream.once('close', (hadError: boolean) => {
       this.#tunnels.delete(upstream);
-      socket.destroy();
+      if (hadError && connected) resetSocket(socket as Socket);
+      else socket.destroy(); // a failed connect: after the 503 below
     });
-    socket.once('close', () => upstream.destroy());
+    socket.on('error', ignore); // its close (hadError) passes the reset on
+    socket.once('close', (hadError: boolean) => {
+      if (hadError) resetSocket(upstream);
+      else upstream.destroy();
+    });
     upstream.once('error', (cause: Error) => {
-      if (upstream.connecting || !upstream.readable) {
+      // Once connected the tunnel carries raw bytes: an HTTP answer written into it now would reach the app as part
+      // of the upstream's stream. The close that follows (hadError) resets the app's connection instead.
+      if (!connected) {
         const error = new MeshauthError('MESHAUTH_ERR_UPSTREAM_UNAVAILABLE', `egress to ${host} failed`, {
           reason: 'connect',
           cause,
@@ -378,6 +390,7 @@ export class OutboundListener {
       }
     });
     upstream.once('connect', () => {
+      connected = true;
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length > 0) upstream.write(head);
       upstream.pipe(socket);

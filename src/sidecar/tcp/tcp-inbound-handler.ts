@@ -34,6 +34,8 @@ export class TcpInboundHandler {
   readonly #now: () => Date;
   /** Tunnels and app connects in progress, each with its shutdown. */
   readonly #live = new Map<Socket, () => void>();
+  /** The verified peer of each tunnel in #live: what a changed policy is asked about again (reauthorize). */
+  readonly #peers = new Map<TLSSocket, VerifiedPeer>();
   readonly #perPeer = new Map<string, number>();
   /** Policies already checked for HTTP-only conditions (a policy normally passed that check when it was loaded). */
   readonly #checked = new WeakMap<CompiledPolicy, readonly PolicyProblem[]>();
@@ -82,7 +84,30 @@ export class TcpInboundHandler {
       return;
     }
     this.#perPeer.set(peerId, count + 1);
+    this.#peers.set(socket, peer);
     this.#connectApp(socket, peerId);
+  }
+
+  /**
+   * The policy changed (the watcher applied a new file): every tunnel open or connecting is asked again, and those the
+   * new policy denies are reset. HTTP asks the policy per request, so a caller whose access was removed loses it with
+   * its next request; a tunnel is authorized once, and a connection pool keeps its tunnels for hours — without this
+   * the caller would keep the access until its SVID expires. `mode: audit` logs the deny and keeps the tunnel.
+   */
+  reauthorize(): void {
+    if (this.#options.policy === undefined) return;
+    for (const [socket, peer] of [...this.#peers]) {
+      const shutdown = this.#live.get(socket);
+      if (shutdown === undefined || socket.destroyed) continue;
+      const denied = this.#authorize(socket, peer);
+      if (denied === undefined) continue;
+      this.#options.metrics.connectionsRejected.inc({ direction: 'inbound', reason: 'policy_changed' });
+      this.#options.logger.warn(
+        { direction: 'inbound', protocol: 'tcp', peer: peer.idString, remote: socket.remoteAddress, ...denied },
+        'tcp tunnel closed: the changed policy no longer allows it',
+      );
+      shutdown(); // a reset both ways, as at the drain deadline: the apps must not take it for a clean end
+    }
   }
 
   /** Drain: no new tunnel; open ones run until they end or `deadline` (ms since epoch), then are closed. */
@@ -137,6 +162,7 @@ export class TcpInboundHandler {
       if (released) return;
       released = true;
       this.#live.delete(socket);
+      this.#peers.delete(socket);
       const left = (this.#perPeer.get(peerId) ?? 1) - 1;
       if (left <= 0) this.#perPeer.delete(peerId);
       else this.#perPeer.set(peerId, left);

@@ -1,6 +1,6 @@
 // Reads, validates and compiles a policy file (the I/O half of the Policy Administration Point). Not pure.
-import { readFile } from 'node:fs/promises';
 import { MeshauthError } from '../errors/index.js';
+import { readRegularFile } from '../platform/index.js';
 import { compilePolicy } from './policy/compile-policy.js';
 import type { CompiledPolicy } from './policy/compiled-policy.js';
 import { parsePolicy } from './policy/parse-policy.js';
@@ -26,21 +26,24 @@ export function compilePolicyText(text: string, file: string): LoadedPolicy {
   return { file, text, document, policy: compilePolicy(document) };
 }
 
+/**
+ * The policy file's text. Read as a bounded regular file (platform/regular-file.ts): a FIFO at the path used to hang
+ * `policy validate`, the sidecar's start and, on a reload, every later reload behind it; a device such as /dev/zero
+ * was read to Node's 2 GiB buffer limit before the size check ran.
+ */
 export async function readPolicyText(file: string): Promise<string> {
-  let buffer: Buffer;
   try {
-    buffer = await readFile(file);
+    return readRegularFile(file, MAX_POLICY_BYTES).bytes.toString('utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    if (code === 'EFBIG') {
+      throw new MeshauthError('MESHAUTH_ERR_POLICY_INVALID', `${file}: larger than ${MAX_POLICY_BYTES} bytes`, {
+        reason: 'too_large',
+      });
+    }
     throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `cannot read policy file ${file}: ${code}`, {
       reason: 'unreadable',
       cause: error,
     });
   }
-  if (buffer.length > MAX_POLICY_BYTES) {
-    throw new MeshauthError('MESHAUTH_ERR_POLICY_INVALID', `${file}: larger than ${MAX_POLICY_BYTES} bytes`, {
-      reason: 'too_large',
-    });
-  }
-  return buffer.toString('utf8');
 }

@@ -6,6 +6,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { type CaConnection, requestJwtSvid, requestSvid } from '../agent/ca-client.js';
+import { readTokenFile } from '../agent/credential-files.js';
 import { acceptSvidResponse } from '../agent/svid-response.js';
 import { writeFileAtomic } from '../ca/ca-files.js';
 import { MeshauthError } from '../errors/index.js';
@@ -55,20 +56,34 @@ export function registerCertCommands(program: Command): void {
     .description('get an SVID from a running CA with a join token (identity comes from the token)')
     .requiredOption('--ca-url <url>', 'CA URL, e.g. https://127.0.0.1:8443')
     .requiredOption('--bundle <file>', "the CA's bundle.pem: the CA server is verified against it")
-    .requiredOption('--token <token>', 'one-time join token from `meshauth ca token create`')
+    .option('--token-file <file>', 'file holding the one-time join token (`meshauth ca token create … > FILE`)')
+    .option(
+      '--token <token>',
+      'the join token itself: other local users see it in ps while this runs; prefer --token-file',
+    )
     .requiredOption('--out <prefix>', 'writes PREFIX.crt (leaf + intermediate) and PREFIX.key')
     .option('--key-type <type>', `key type: ${KEY_TYPES.join(', ')}`, 'p256')
-    .action(async (opts: { caUrl: string; bundle: string; token: string; out: string; keyType: string }) => {
-      const bundlePem = await readText(opts.bundle);
-      const written = await fetchAndWrite({
-        caUrl: opts.caUrl,
-        bundlePem,
-        keyType: parseKeyType(opts.keyType),
-        prefix: opts.out,
-        token: opts.token,
-      });
-      process.stdout.write(`${written}\n`);
-    });
+    .action(
+      async (opts: {
+        caUrl: string;
+        bundle: string;
+        token?: string;
+        tokenFile?: string;
+        out: string;
+        keyType: string;
+      }) => {
+        const token = await joinToken(opts);
+        const bundlePem = await readText(opts.bundle);
+        const written = await fetchAndWrite({
+          caUrl: opts.caUrl,
+          bundlePem,
+          keyType: parseKeyType(opts.keyType),
+          prefix: opts.out,
+          token,
+        });
+        process.stdout.write(`${written}\n`);
+      },
+    );
 
   cert
     .command('renew')
@@ -118,6 +133,25 @@ export function registerCertCommands(program: Command): void {
       );
       process.stdout.write(`${response.accessToken}\n`);
     });
+}
+
+/**
+ * The join token of `cert request`: from --token-file (read like the sidecar's ca.token: a bounded regular file,
+ * trimmed, never quoted in a message), or from --token. A token on the command line is readable by every local user
+ * in /proc/<pid>/cmdline (ps) for as long as the request runs, and one who redeems it first gets the SVID: the file is
+ * the way that keeps it private, as --p12-password-file is for `ca issue`.
+ */
+async function joinToken(opts: { token?: string; tokenFile?: string }): Promise<string> {
+  if ((opts.token === undefined) === (opts.tokenFile === undefined)) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_USAGE',
+      'give the join token with --token-file FILE (or --token), exactly one',
+      {
+        reason: 'usage',
+      },
+    );
+  }
+  return opts.tokenFile === undefined ? (opts.token as string) : readTokenFile(opts.tokenFile);
 }
 
 /** The CA is pinned to spiffe://<td>/meshauth/ca, with <td> named by the bundle's roots (meshauth roots carry it). */

@@ -11,9 +11,9 @@ export function registerGatewayCommand(program: Command): void {
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
     .action(async (options: { config: string; logLevel: string }) => {
       // Loaded here, not at the top: the gateway (openid-client, jose) is never part of `meshauth sidecar`.
+      const logger = createLogger({ name: 'gateway', level: options.logLevel }); // a bad --log-level: usage, exit 2
       const { loadGatewayConfig, startGateway } = await import('../gateway/index.js');
       const config = loadGatewayConfig(options.config);
-      const logger = createLogger({ name: 'gateway', level: options.logLevel });
       const metrics = new Metrics({ defaultMetrics: true });
       const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
         process.once('SIGTERM', () => resolve('SIGTERM'));

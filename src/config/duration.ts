@@ -5,6 +5,30 @@ import { MeshauthError } from '../errors/index.js';
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const DURATION = /^(\d{1,9})(ms|s|m|h|d)$/;
 
+/**
+ * The longest duration a setting that becomes a Node timer may take (the sidecar's and the gateway's timeouts):
+ * Node holds a delay in a signed 32-bit integer, and a longer one (past ~24.8 days) fires after 1 ms with only a
+ * TimeoutOverflowWarning, so `outbound.timeout: 25d` failed every request at once. 24 days leaves room for the
+ * margins code adds on top (the inbound's stream idle timer is appTimeout + 1 s).
+ */
+export const MAX_TIMER_DURATION_MS = 24 * UNIT_MS.d;
+
+/**
+ * True unless `text` is a duration longer than MAX_TIMER_DURATION_MS (text that is no duration at all is left to
+ * the format check, so it gets one message, not two).
+ */
+export function withinTimerRange(text: string): boolean {
+  try {
+    return parseDuration(text) <= MAX_TIMER_DURATION_MS;
+  } catch {
+    return true;
+  }
+}
+
+/** The schema message of withinTimerRange. */
+export const TIMER_RANGE_MESSAGE =
+  'expected at most 24d: a longer timeout or drain would not wait at all (Node timers fire after 1 ms past ~24.8 days)';
+
 /** Parses `<integer><unit>` (units ms, s, m, h, d) to milliseconds. Throws MESHAUTH_ERR_USAGE otherwise. */
 export function parseDuration(text: string): number {
   const match = DURATION.exec(text.trim());

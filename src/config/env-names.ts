@@ -12,7 +12,7 @@
 //   MESHAUTH_INBOUND_LIMITS inbound.limits (JSON) · MESHAUTH_INBOUND_TCP inbound.tcp (JSON)
 //   MESHAUTH_OUTBOUND_DNS outbound.dns (JSON) · MESHAUTH_OUTBOUND_TCP outbound.tcp (JSON)
 //   MESHAUTH_ADMIN_LISTEN admin.listen · MESHAUTH_ADMIN_APP_PROBES admin.appProbes (JSON)
-//   MESHAUTH_DRAIN_TIMEOUT drainTimeout
+//   MESHAUTH_DRAIN_TIMEOUT drainTimeout (every duration at most 24d: duration.ts MAX_TIMER_DURATION_MS)
 // MESHAUTH_CONFIG_YAML holds a whole sidecar.yaml inline (injection sets it); `--config FILE` wins over it.
 
 export type EnvKind = 'string' | 'boolean' | 'list' | 'json';

@@ -219,6 +219,15 @@ export function resolveSidecarConfig(file: SidecarFile, source: string): Sidecar
       );
     }
   }
+  checkListenersApart(source, [
+    ['inbound.listen', hp(inbound.listen ?? SIDECAR_DEFAULTS.inboundListen)],
+    ['outbound.listen', hp(outbound.listen ?? SIDECAR_DEFAULTS.outboundListen)],
+    ['admin.listen', hp(file.admin?.listen ?? SIDECAR_DEFAULTS.adminListen)],
+    ...(inbound.external === undefined
+      ? []
+      : [['inbound.external.listen', hp(inbound.external.listen)] as [string, HostPort]]),
+    ...[...tcp.entries()].map(([listen, route]) => [`outbound.tcp["${listen}"]`, route.listen] as [string, HostPort]),
+  ]);
   return deepFreeze({
     source,
     trustDomain: TrustDomain.parse(file.trustDomain),
@@ -250,6 +259,24 @@ export function resolveSidecarConfig(file: SidecarFile, source: string): Sidecar
     admin: { listen: hp(file.admin?.listen ?? SIDECAR_DEFAULTS.adminListen), appProbes },
     drainTimeoutMs: parseDuration(file.drainTimeout ?? SIDECAR_DEFAULTS.drainTimeout),
   });
+}
+
+/**
+ * Two of the sidecar's own listeners on one address: the config used to pass, and the start then failed on the
+ * second bind with Node's raw `listen EADDRINUSE` (exit 1, no code, no key), after the first listeners were up.
+ * Refused here, naming both keys. Port 0 (any free port, tests) never clashes.
+ */
+function checkListenersApart(source: string, listeners: readonly [string, HostPort][]): void {
+  for (const [index, [key, place]] of listeners.entries()) {
+    if (place.port === 0) continue;
+    const earlier = listeners.slice(0, index).find(([, other]) => other.port !== 0 && samePlace(other, place));
+    if (earlier === undefined) continue;
+    throw new MeshauthError(
+      'MESHAUTH_ERR_CONFIG_INVALID',
+      `${source}: ${key}: expected an address of its own, not the one of ${earlier[0]} (${formatHostPort(earlier[1])}): two listeners cannot bind one port`,
+      { reason: 'config_listen_clash', detail: { file: source, key } },
+    );
+  }
 }
 
 /**

@@ -1,9 +1,10 @@
 // The shape of sidecar.yaml (SPEC §7) as a strict zod schema: unknown keys are rejected at every level, values
 // are checked (host:port, durations, SPIFFE IDs) but not defaulted — defaults are filled by resolveSidecarConfig,
 // so validating and defaulting stay two steps (STYLE 6).
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
-import { parseDuration } from './duration.js';
+import { parseDuration, TIMER_RANGE_MESSAGE, withinTimerRange } from './duration.js';
 import { isLoopbackHost, parseHostPort } from './host-port.js';
 import { isRouteIdPattern, isRouteKey, parseEgressEntry, parseRouteAddress } from './route-match.js';
 
@@ -28,17 +29,30 @@ const hostPort = formatted(
   (v) => parseHostPort(v) !== undefined,
 );
 
+/**
+ * `outbound.dns.servers`: what node:dns setServers() takes, an IP literal and a port. A host name used to pass and end
+ * the start with a raw "Invalid IP address" (exit 1), and port 0 with a native assertion failure (abort, exit 134).
+ */
+const dnsServer = formatted(
+  'expected the IP address and port of a DNS server, e.g. 10.96.0.10:53 or [fd00::a]:53',
+  (v) => {
+    const server = parseHostPort(v);
+    return server !== undefined && server.port > 0 && isIP(server.host) !== 0;
+  },
+);
+
 const loopbackHostPort = hostPort.refine((v) => isLoopbackHost(parseHostPort(v)?.host ?? ''), {
   message: 'the outbound listener must be on a loopback address (127.0.0.1, ::1 or localhost)',
 });
 
+// Every sidecar duration becomes a Node timer: bounded so none silently turns into 1 ms (duration.ts).
 const duration = formatted('expected a positive duration such as 500ms, 30s, 10m or 1h', (v) => {
   try {
     return parseDuration(v) > 0;
   } catch {
     return false;
   }
-});
+}).refine(withinTimerRange, { message: TIMER_RANGE_MESSAGE });
 
 const spiffeId = formatted(
   'expected a SPIFFE ID, e.g. spiffe://example.org/ns/shop/sa/orders',
@@ -54,6 +68,26 @@ const routeHost = z.string().refine((v) => isRouteKey(v.toLowerCase()), {
   message:
     'route keys are host names such as orders.shop, or patterns where * stands for one label (*.shop, *.*.svc.cluster.local); no port, no scheme',
 });
+/**
+ * Route keys are host names, matched case-insensitively (resolveSidecarConfig lower-cases them): two keys that differ
+ * only in case are one route, and the resolved config kept the last of them without a word. Refused instead, so
+ * what a reviewer reads in the file is what the sidecar does.
+ */
+function distinctRouteKeys(routes: Record<string, unknown>, ctx: z.core.$RefinementCtx<Record<string, unknown>>) {
+  const seen = new Map<string, string>();
+  for (const key of Object.keys(routes)) {
+    const first = seen.get(key.toLowerCase());
+    if (first === undefined) {
+      seen.set(key.toLowerCase(), key);
+      continue;
+    }
+    ctx.addIssue({
+      code: 'custom',
+      message: `${JSON.stringify(first)} and ${JSON.stringify(key)} are the same route (host names are case-insensitive): keep one`,
+    });
+  }
+}
+
 const egressEntry = formatted(
   'expected a host name or *.domain wildcard, optionally with :port (default 443); never a loopback name',
   (v) => parseEgressEntry(v) !== undefined,
@@ -124,7 +158,11 @@ export const inboundLimitsSchema = z.strictObject({
   handshakeTimeout: duration.optional(),
   maxConnectionsPerPeer: count.optional(),
   maxConnectionsPerSource: count.optional(),
-  maxConcurrentStreams: count.optional(),
+  // An HTTP/2 SETTINGS value (RFC 9113 §6.5.2, at most 2^32-1): a larger one passed validation, /readyz said ready,
+  // and the first peer connection threw ERR_HTTP2_INVALID_SETTING_VALUE out of the accept path, crashing the sidecar.
+  maxConcurrentStreams: count
+    .max(2 ** 32 - 1, { message: 'expected at most 4294967295 (the HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS range)' })
+    .optional(),
   streamIdleTimeout: duration.optional(),
   sessionIdleTimeout: duration.optional(),
   appConnections: count.optional(),
@@ -171,11 +209,11 @@ export const sidecarSchema = z.strictObject({
   outbound: z
     .strictObject({
       listen: loopbackHostPort.optional(),
-      routes: z.record(routeHost, routeSchema).optional(),
+      routes: z.record(routeHost, routeSchema).superRefine(distinctRouteKeys).optional(),
       egress: z.array(egressEntry).optional(),
       timeout: duration.optional(),
       http2: z.boolean().optional(),
-      dns: z.strictObject({ servers: z.array(hostPort).min(1).optional() }).optional(),
+      dns: z.strictObject({ servers: z.array(dnsServer).min(1).optional() }).optional(),
       tcp: z.record(loopbackHostPort, tcpRouteSchema).optional(),
     })
     .optional(),

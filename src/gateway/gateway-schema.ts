@@ -3,7 +3,7 @@
 // and defaulting stay two steps. The key names are a contract (README "Edge gateway and single sign-on").
 import { z } from 'zod';
 import { claimConditionsSchema } from '../authz/policy/match-claims.js';
-import { parseDuration } from '../config/duration.js';
+import { parseDuration, TIMER_RANGE_MESSAGE, withinTimerRange } from '../config/duration.js';
 import { parseHostPort } from '../config/host-port.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 
@@ -21,6 +21,9 @@ const duration = z.string().refine(
   },
   { message: 'expected a positive duration such as 30s, 30m or 12h' },
 );
+
+/** A duration that becomes a Node timer (upstream timeout, drain): bounded so it never turns into 1 ms. */
+const timerDuration = duration.refine(withinTimerRange, { message: TIMER_RANGE_MESSAGE });
 
 const spiffeId = z.string().refine((v) => SpiffeId.tryParse(v) !== undefined, {
   message: 'expected a SPIFFE ID, e.g. spiffe://example.org/ns/shop/sa/web',
@@ -144,10 +147,10 @@ export const gatewaySchema = z.strictObject({
       callbackPerMinute: z.int().min(1).max(100_000).optional(),
       maxHeaderBytes: z.int().min(1024).max(65_536).optional(),
       maxClaimBytes: z.int().min(256).max(8192).optional(),
-      upstreamTimeout: duration.optional(),
+      upstreamTimeout: timerDuration.optional(),
     })
     .optional(),
-  drainTimeout: duration.optional(),
+  drainTimeout: timerDuration.optional(),
 });
 
 export type GatewayFile = z.infer<typeof gatewaySchema>;

@@ -4,10 +4,10 @@
 // pinned to one asymmetric algorithm (never `none`, never HS*: RFC 8725 §3.1), its issuer, audience, nonce and
 // times are checked by openid-client. An http:// issuer is allowed only on loopback (the config refuses others);
 // `oidc.caFile` trusts a private CA for an https issuer. Failures become MeshauthErrors with a bounded reason.
-import { readFileSync } from 'node:fs';
 import * as client from 'openid-client';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { MeshauthError } from '../errors/index.js';
+import { readRegularFile } from '../platform/index.js';
 import type { Logger } from '../telemetry/index.js';
 import type { OidcSettings } from './gateway-config.js';
 
@@ -43,9 +43,8 @@ export class OidcRelyingParty {
   constructor(settings: OidcSettings, logger: Logger) {
     this.#settings = settings;
     this.#logger = logger;
-    this.#secret =
-      settings.clientSecretFile === undefined ? undefined : readFileSync(settings.clientSecretFile, 'utf8').trim();
-    const ca = settings.caFile === undefined ? undefined : readFileSync(settings.caFile, 'utf8');
+    this.#secret = settings.clientSecretFile === undefined ? undefined : readClientSecret(settings.clientSecretFile);
+    const ca = settings.caFile === undefined ? undefined : readSettingFile('oidc.caFile', settings.caFile);
     // A private dispatcher: no proxy from the environment, bounded connect time, the private CA when configured.
     this.#dispatcher = new Agent({ connect: { timeout: 5_000, ...(ca === undefined ? {} : { ca }) } });
     if (settings.insecureLoopback) {
@@ -240,4 +239,35 @@ function classify(error: unknown): MeshauthError {
 
 function failed(reason: string, cause: unknown): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_LOGIN_FAILED', `sign-in refused: ${reason}`, { reason, cause });
+}
+
+/** The client secret, trimmed (a trailing newline is not part of it); an empty file is refused at start. */
+function readClientSecret(path: string): string {
+  const secret = readSettingFile('oidc.clientSecretFile', path).trim();
+  if (secret === '') throw unreadableSetting('oidc.clientSecretFile', path, 'empty');
+  return secret;
+}
+
+/** A client secret or a CA file is a few KiB; a FIFO or a device at the path is refused, not read without end. */
+const MAX_SETTING_FILE_BYTES = 256 * 1024;
+
+/**
+ * A file named by the gateway config, read at start. An unreadable one is a config problem the operator fixes: one
+ * MESHAUTH_ERR_FILE_UNREADABLE naming the key, the path and the errno (exit code 2), never Node's raw error (exit 1,
+ * no code). The content (a secret) is never part of the message.
+ */
+function readSettingFile(key: string, path: string): string {
+  try {
+    return readRegularFile(path, MAX_SETTING_FILE_BYTES).bytes.toString('utf8');
+  } catch (cause) {
+    throw unreadableSetting(key, path, String((cause as { code?: unknown }).code ?? 'error'), cause);
+  }
+}
+
+function unreadableSetting(key: string, path: string, why: string, cause?: unknown): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${key}: cannot use ${path} (${why})`, {
+    reason: 'oidc_file_unreadable',
+    detail: { key },
+    ...(cause === undefined ? {} : { cause }),
+  });
 }

@@ -1,6 +1,7 @@
 // Structured JSON logs (pino). One logger per process role; components take a Logger, never import a global.
 // Secrets (tokens, keys) must never be passed to it: log fingerprints and serials instead.
 import { type DestinationStream, type Logger as PinoLogger, pino } from 'pino';
+import { MeshauthError } from '../errors/index.js';
 
 export type Logger = PinoLogger;
 
@@ -11,11 +12,15 @@ export interface LoggerOptions {
   readonly destination?: DestinationStream;
 }
 
+/** The `--log-level` values (pino's levels; `silent` writes nothing). */
+export const LOG_LEVELS: readonly string[] = Object.freeze([...Object.keys(pino.levels.values), 'silent']);
+
 export function createLogger(options: LoggerOptions = {}): Logger {
+  const level = logLevel(options.level ?? 'info');
   const destination = options.destination ?? pino.destination({ dest: 2, sync: true });
   return pino(
     {
-      level: options.level ?? 'info',
+      level,
       base: options.name === undefined ? null : { component: options.name },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
@@ -36,6 +41,21 @@ function replaceRepeatedBindings(child: Logger): void {
   // JSON.parse keeps the last value of a repeated key, at the first key's position.
   const merged = JSON.stringify(JSON.parse(`{${chindings.slice(1)}}`) as Record<string, unknown>);
   holder[pino.symbols.chindingsSym] = merged === '{}' ? '' : `,${merged.slice(1, -1)}`;
+}
+
+/**
+ * `--log-level` as typed (any case). pino's own refusal of an unknown level is a bare Error ("default level:bogus must
+ * be included in custom levels"): the CLI exited 1 with it, as for a runtime failure, and without a code. A level is
+ * something the user typed: MESHAUTH_ERR_USAGE (exit 2) naming the values allowed.
+ */
+function logLevel(text: string): string {
+  const level = text.toLowerCase();
+  if (LOG_LEVELS.includes(level)) return level;
+  throw new MeshauthError(
+    'MESHAUTH_ERR_USAGE',
+    `unknown log level ${JSON.stringify(text.slice(0, 40))}: expected one of ${LOG_LEVELS.join(', ')}`,
+    { reason: 'log_level' },
+  );
 }
 
 /** A logger that discards everything, for unit tests and library use. */

@@ -24,3 +24,16 @@ describe('inbound.limits.maxConnectionsPerSource', () => {
     expect(() => load({ maxConnectionsPerSource: value })).toThrow(/inbound\.limits\.maxConnectionsPerSource/);
   });
 });
+
+// An HTTP/2 SETTINGS value: past 2^32-1 the config used to load, /readyz said ready, and the first peer connection
+// threw ERR_HTTP2_INVALID_SETTING_VALUE out of the inbound accept path (an uncaught exception: the sidecar crashed).
+describe('inbound.limits.maxConcurrentStreams', () => {
+  it('ok/the HTTP/2 maximum, 2^32-1, is accepted', () => {
+    expect(load({ maxConcurrentStreams: 4_294_967_295 }).inbound.limits.maxConcurrentStreams).toBe(4_294_967_295);
+  });
+  it.each([4_294_967_296, 5_000_000_000])('fail/%s is refused, naming the key and the HTTP/2 range', (value) => {
+    expect(() => load({ maxConcurrentStreams: value })).toThrow(
+      /limits\.yaml: inbound\.limits\.maxConcurrentStreams: expected at most 4294967295/,
+    );
+  });
+});

@@ -1,0 +1,81 @@
+// `meshauth sidecar` refuses, before it binds anything, configs that used to start badly: exit 2 with
+// [MESHAUTH_ERR_CONFIG_INVALID] naming the file and the key, never exit 1 with a raw Node error (two listeners on
+// one port: "listen EADDRINUSE") or a sidecar that is up but fails every request at once (a timeout past the range
+// of a Node timer fires after 1 ms).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
+import { assertBuilt, MAIN } from '../helpers/meshauth-cli.js';
+import { runCommand } from '../helpers/sidecar-harness.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'meshauth-e2e-refused-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('meshauth sidecar: configs refused up front', () => {
+  let ports: number[];
+  beforeAll(async () => {
+    assertBuilt(['src/config', 'src/cli', 'src/sidecar']);
+    ports = [await freePort(), await freePort(), await freePort()];
+  });
+
+  const run = async (name: string, lines: string[]) => {
+    const file = join(dir, name);
+    writeFileSync(
+      file,
+      ['trustDomain: example.org', 'ca: { url: "https://127.0.0.1:1", bundle: /nonexistent, token: /nonexistent }']
+        .concat(lines)
+        .join('\n'),
+    );
+    // A sidecar that does start is stopped after 10 s (the failing case before the fix would run for ever).
+    const result = await runCommand(process.execPath, [MAIN, 'sidecar', '--config', file], { timeoutMs: 10_000 });
+    return { file, ...result };
+  };
+
+  it('fail/admin.listen on the inbound listener → exit 2 naming both keys', async () => {
+    const [inbound, outbound] = ports as [number, number, number];
+    const result = await run('clash.yaml', [
+      `inbound: { listen: "127.0.0.1:${inbound}", app: "127.0.0.1:1" }`,
+      `outbound: { listen: "127.0.0.1:${outbound}" }`,
+      `admin: { listen: "127.0.0.1:${inbound}" }`,
+    ]);
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain(`${result.file}: admin.listen: expected an address of its own`);
+    expect(result.stderr).toContain('[MESHAUTH_ERR_CONFIG_INVALID]');
+    expect(result.stderr).not.toContain('EADDRINUSE');
+  });
+
+  it('fail/a 25d outbound.timeout → exit 2 naming the key', async () => {
+    const [inbound, outbound, admin] = ports as [number, number, number];
+    const result = await run('timeout.yaml', [
+      `inbound: { listen: "127.0.0.1:${inbound}", app: "127.0.0.1:1" }`,
+      `outbound: { listen: "127.0.0.1:${outbound}", http2: false, timeout: 25d }`,
+      `admin: { listen: "127.0.0.1:${admin}" }`,
+    ]);
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain(`${result.file}: outbound.timeout: expected at most 24d`);
+  });
+
+  it('fail/inbound.limits.maxConcurrentStreams past the HTTP/2 range → exit 2 (it used to start, then crash)', async () => {
+    const [inbound, outbound, admin] = ports as [number, number, number];
+    const result = await run('streams.yaml', [
+      `inbound: { listen: "127.0.0.1:${inbound}", app: "127.0.0.1:1", limits: { maxConcurrentStreams: 5000000000 } }`,
+      `outbound: { listen: "127.0.0.1:${outbound}" }`,
+      `admin: { listen: "127.0.0.1:${admin}" }`,
+    ]);
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain(`${result.file}: inbound.limits.maxConcurrentStreams: expected at most 4294967295`);
+  });
+
+  it('fail/a DNS server with port 0 → exit 2 (it used to abort on a native assertion, exit 134)', async () => {
+    const [inbound, outbound, admin] = ports as [number, number, number];
+    const result = await run('dns.yaml', [
+      `inbound: { listen: "127.0.0.1:${inbound}", app: "127.0.0.1:1" }`,
+      `outbound: { listen: "127.0.0.1:${outbound}", dns: { servers: ["127.0.0.1:0"] } }`,
+      `admin: { listen: "127.0.0.1:${admin}" }`,
+    ]);
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain(`${result.file}: outbound.dns.servers[0]: expected the IP address and port`);
+  });
+});

@@ -31,7 +31,7 @@ export async function startCaAdminListener(options: CaAdminOptions): Promise<CaA
       else res.destroy();
     });
   });
-  const port = await listenOn(server, address);
+  const port = await listenOn(server, address, '--admin-listen');
   const host = address.host.includes(':') ? `[${address.host}]` : address.host;
   return {
     url: `http://${host}:${port}`,

@@ -187,7 +187,7 @@ export function openDoor(options: CaDoorOptions): CaDoor {
   }, GATE_SWEEP_INTERVAL_MS);
   sweeper.unref();
   return {
-    listen: (host, port, reusePort) => listenOn(listener, { host, port, reusePort: reusePort === true }),
+    listen: (host, port, reusePort) => listenOn(listener, { host, port, reusePort: reusePort === true }, '--listen'),
     openConnections: () => open.size,
     close: () => {
       // A listener that never bound (listen() failed) has nothing to wait for.

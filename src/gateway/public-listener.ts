@@ -182,7 +182,7 @@ export class PublicListener {
   }
 
   async listen(): Promise<number> {
-    this.#port = await listenOn(this.#server, this.#options.listen);
+    this.#port = await listenOn(this.#server, this.#options.listen, 'listen');
     this.#watch();
     return this.#port;
   }

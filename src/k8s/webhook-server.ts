@@ -84,7 +84,7 @@ export class WebhookServer {
       });
     });
     this.#server = server;
-    this.#port = await listenOn(server, this.#options);
+    this.#port = await listenOn(server, this.#options, '--listen');
     this.#timer = setInterval(() => {
       void this.checkCertificate();
     }, this.#options.reloadIntervalMs ?? DEFAULT_RELOAD_INTERVAL_MS);

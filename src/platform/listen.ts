@@ -1,5 +1,6 @@
 // Binding a server and learning the port it got: shared by every listener of the sidecar, the gateway and the CA.
 import type { ListenOptions, Server } from 'node:net';
+import { MeshauthError } from '../errors/index.js';
 
 /** Node lines whose `listen()` knows `reusePort`; older ones ignore the option and the second bind fails. */
 export const REUSE_PORT_MIN_NODE = { major: 22, minor: 12 } as const;
@@ -21,16 +22,26 @@ export function reusePortSupported(
   return newEnough && REUSE_PORT_PLATFORMS.includes(platform);
 }
 
+/** Why a bind fails, in the words an operator acts on (errno of listen(2)). */
+const BIND_FAILURES: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'another process (or another listener of this one) holds the port',
+  EACCES: 'the port is privileged (below 1024) or the user may not bind it',
+  EADDRNOTAVAIL: "the address is not one of this host's",
+};
+
 /**
  * Listens on `address` (port 0 picks a free port) and resolves with the port bound. With `reusePort`, several
- * processes may bind the same address and the kernel spreads new connections over them (SO_REUSEPORT).
+ * processes may bind the same address and the kernel spreads new connections over them (SO_REUSEPORT). A failed
+ * bind is MESHAUTH_ERR_LISTEN naming `setting` (the config key or flag the address came from), not Node's bare
+ * `listen EADDRINUSE`, so the operator learns which setting to change.
  */
 export function listenOn(
   server: Server,
   address: { readonly host: string; readonly port: number; readonly reusePort?: boolean },
+  setting = 'listen',
 ): Promise<number> {
   return new Promise((resolve, reject) => {
-    const onError = (error: Error) => reject(error);
+    const onError = (error: NodeJS.ErrnoException) => reject(listenError(error, address, setting));
     server.once('error', onError);
     // `reusePort` is newer than the Node typings this project builds against.
     const options: ListenOptions & { reusePort?: boolean } = { host: address.host, port: address.port };
@@ -41,4 +52,19 @@ export function listenOn(
       resolve(typeof bound === 'object' && bound !== null ? bound.port : address.port);
     });
   });
+}
+
+function listenError(
+  error: NodeJS.ErrnoException,
+  address: { readonly host: string; readonly port: number },
+  setting: string,
+): MeshauthError {
+  const code = error.code ?? 'error';
+  const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+  const why = BIND_FAILURES[code];
+  return new MeshauthError(
+    'MESHAUTH_ERR_LISTEN',
+    `${setting}: cannot listen on ${host}:${address.port}: ${code}${why === undefined ? '' : ` (${why})`}`,
+    { reason: 'listen_failed', detail: { key: setting, errno: code }, cause: error },
+  );
 }

@@ -50,7 +50,7 @@ export class AdminServer {
   }
 
   async listen(): Promise<number> {
-    this.#port = await listenOn(this.#server, this.#options);
+    this.#port = await listenOn(this.#server, this.#options, 'admin.listen');
     return this.#port;
   }
 

@@ -1,8 +1,10 @@
 // `meshauth sidecar` refuses, before it binds anything, configs that used to start badly: exit 2 with
 // [MESHAUTH_ERR_CONFIG_INVALID] naming the file and the key, never exit 1 with a raw Node error (two listeners on
 // one port: "listen EADDRINUSE") or a sidecar that is up but fails every request at once (a timeout past the range
-// of a Node timer fires after 1 ms).
+// of a Node timer fires after 1 ms). A port held by another process is only found at bind: exit 2 with
+// [MESHAUTH_ERR_LISTEN] naming the key.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,5 +79,24 @@ describe('meshauth sidecar: configs refused up front', () => {
     ]);
     expect(result.code, result.stderr).toBe(2);
     expect(result.stderr).toContain(`${result.file}: outbound.dns.servers[0]: expected the IP address and port`);
+  });
+
+  it('fail/admin.listen on a port another process holds → exit 2 naming the key and the errno', async () => {
+    const [inbound, outbound] = ports as [number, number, number];
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const taken = (holder.address() as { port: number }).port;
+    try {
+      const result = await run('taken.yaml', [
+        `inbound: { listen: "127.0.0.1:${inbound}", app: "127.0.0.1:1" }`,
+        `outbound: { listen: "127.0.0.1:${outbound}" }`,
+        `admin: { listen: "127.0.0.1:${taken}" }`,
+      ]);
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr).toContain(`admin.listen: cannot listen on 127.0.0.1:${taken}: EADDRINUSE`);
+      expect(result.stderr).toContain('[MESHAUTH_ERR_LISTEN]');
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
   });
 });

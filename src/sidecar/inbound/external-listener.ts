@@ -104,7 +104,7 @@ export class ExternalListener {
   }
 
   async listen(): Promise<number> {
-    this.#port = await listenOn(this.#guard.server, this.#listen);
+    this.#port = await listenOn(this.#guard.server, this.#listen, 'inbound.external.listen');
     return this.#port;
   }
 

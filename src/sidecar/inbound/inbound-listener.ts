@@ -175,7 +175,7 @@ export class InboundListener {
   }
 
   async listen(): Promise<number> {
-    this.#port = await listenOn(this.#guard.server, this.#config.inbound.listen);
+    this.#port = await listenOn(this.#guard.server, this.#config.inbound.listen, 'inbound.listen');
     return this.#port;
   }
 

@@ -126,7 +126,7 @@ export class OutboundListener {
   }
 
   async listen(): Promise<number> {
-    this.#port = await listenOn(this.#server, this.#config.outbound.listen);
+    this.#port = await listenOn(this.#server, this.#config.outbound.listen, 'outbound.listen');
     return this.#port;
   }
 

@@ -95,7 +95,7 @@ export class TcpOutboundListeners {
   async listen(): Promise<ReadonlyMap<string, number>> {
     await Promise.all(
       this.#listeners.map(async (l) => {
-        l.port = await listenOn(l.server, l.route.listen);
+        l.port = await listenOn(l.server, l.route.listen, `outbound.tcp["${l.key}"]`);
         // After listen, errors come from accept (e.g. EMFILE): logged, the listener keeps serving.
         l.server.on('error', (error: Error) =>
           this.#options.logger.warn({ listen: l.key, protocol: 'tcp', error: errorText(error) }, 'tcp listener error'),

@@ -178,7 +178,12 @@ export class PolicyWatcher {
       { file: this.#file, rules: loaded.policy.rules.length, mode: loaded.policy.mode },
       'policy reloaded',
     );
-    this.#onChange?.(loaded.policy);
+    try {
+      this.#onChange?.(loaded.policy);
+    } catch (error) {
+      // The new policy is in force either way; a failing subscriber must not stop later reloads.
+      this.#logger.error({ file: this.#file, error: String(error) }, 'policy change subscriber failed');
+    }
   }
 
   #fail(error: unknown): void {

@@ -53,7 +53,8 @@ function readable<T>(read: () => T): T {
 }
 
 /**
- * Extensions a relying party may meet critical in a leaf: the ones OpenSSL's verifier processes. RFC 5280 §4.2:
+ * Extensions a relying party may meet critical in any certificate of a chain: the ones OpenSSL 3's verifier
+ * recognizes (X509_supported_extension; its RFC 3779 ones excepted). RFC 5280 §4.2:
  * a certificate with a critical extension the verifier does not recognize must be rejected.
  */
 const PROCESSED_EXTENSIONS = new Set([
@@ -61,12 +62,14 @@ const PROCESSED_EXTENSIONS = new Set([
   '2.5.29.17', // subjectAltName
   '2.5.29.19', // basicConstraints
   '2.5.29.30', // nameConstraints
+  '2.5.29.31', // cRLDistributionPoints
   '2.5.29.32', // certificatePolicies
   '2.5.29.33', // policyMappings
   '2.5.29.36', // policyConstraints
   '2.5.29.37', // extKeyUsage
   '2.5.29.54', // inhibitAnyPolicy
   '1.3.6.1.5.5.7.1.14', // proxyCertInfo
+  '1.3.6.1.5.5.7.48.1.5', // OCSP no-check
   '2.16.840.1.113730.1.1', // Netscape certificate type
 ]);
 

@@ -62,7 +62,7 @@ export async function startIdentityHooks(
       // A rule that could match a tunnel but needs HTTP (path, method, user, headers) fails the start, naming the
       // rule; a reload with one is refused and the previous policy stays.
       check: tcpApp === undefined ? undefined : (policy, file) => assertTcpPolicy(policy, tcpApp.port, file),
-      onChange: deps.onPolicyChange === undefined ? undefined : () => deps.onPolicyChange?.(),
+      onChange: deps.onPolicyChange,
     });
     await watcher.start();
     const current = watcher;

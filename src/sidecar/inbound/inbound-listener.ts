@@ -24,17 +24,12 @@ import {
   verifyPeer,
 } from '../../tls/index.js';
 import { acceptHead, authenticateWith, authorizeWith, identityHeaders, peerUnexpired } from '../pipeline/stages.js';
+import { tcpSocketOf } from '../tcp/reset-socket.js';
 import { ConnectionGuard } from './connection-guard.js';
 import type { InboundHooks } from './inbound-hooks.js';
 import type { InboundLimits } from './limits.js';
 import { ListenerCore } from './listener-core.js';
 import { chainsToAny, completedChain, intermediatesOf, peerChainOf, removedRoots, rootsOf } from './removed-roots.js';
-
-/** A connection's address pair, or undefined once it has none (closed). */
-function connectionKey(socket: Socket): string | undefined {
-  const { remoteAddress, remotePort } = socket;
-  return remoteAddress === undefined || remotePort === undefined ? undefined : `${remoteAddress}|${remotePort}`;
-}
 
 export { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
 export { classifyAppError, INBOUND_LIMITS } from './listener-core.js';
@@ -84,8 +79,11 @@ export class InboundListener {
     roots: [],
     intermediates: [],
   };
-  /** `remoteAddress|remotePort` of each accepted connection → #removals when it was accepted (open ones only). */
-  readonly #acceptedAt = new Map<string, number>();
+  /**
+   * The TCP socket of each accepted connection → #removals when it was accepted. Keyed by the socket itself, not by
+   * its remote address|port: that pair is unique per local address only, and a wildcard listener has several.
+   */
+  readonly #acceptedAt = new WeakMap<Socket, number>();
   #port = 0;
 
   constructor(options: InboundListenerOptions) {
@@ -158,14 +156,8 @@ export class InboundListener {
         this.#keepOnlyPeersOf(kept, intermediates);
       };
     });
-    // Keyed by the connection's address pair (unique among open connections of this port): the TLSSocket that
-    // 'secureConnection' hands over wraps this socket but does not name it in public API.
-    this.#tls.on('connection', (raw: Socket) => {
-      const key = connectionKey(raw);
-      if (key === undefined) return;
-      this.#acceptedAt.set(key, this.#removals);
-      raw.once('close', () => this.#acceptedAt.delete(key));
-    });
+    // The TLSSocket that 'secureConnection' hands over wraps this socket (tcpSocketOf finds it again).
+    this.#tls.on('connection', (raw: Socket) => this.#acceptedAt.set(raw, this.#removals));
     this.#tls.on('secureConnection', (socket: TLSSocket) => this.#onSecureConnection(socket));
     this.#tls.on('tlsClientError', (error: Error, socket: TLSSocket) => this.#onTlsClientError(error, socket));
   }
@@ -229,12 +221,12 @@ export class InboundListener {
 
   /**
    * True for a connection accepted before the last root removal (its handshake verified against the roots before
-   * it) whose chain does not lead to a root that stayed. A connection not found (closed meanwhile) is checked too.
+   * it) whose chain does not lead to a root that stayed. A connection whose TCP socket is not found is checked too.
    */
   #handshookAcrossRemoval(socket: TLSSocket, chain: readonly Buffer[]): boolean {
     if (this.#removals === 0) return false;
-    const key = connectionKey(socket);
-    const acceptedAt = key === undefined ? undefined : this.#acceptedAt.get(key);
+    const raw = tcpSocketOf(socket);
+    const acceptedAt = raw === undefined ? undefined : this.#acceptedAt.get(raw);
     if (acceptedAt === this.#removals) return false;
     return !chainsToAny(completedChain(chain, this.#kept.intermediates), this.#kept.roots);
   }

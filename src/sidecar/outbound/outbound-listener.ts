@@ -61,7 +61,8 @@ export class OutboundListener {
   readonly #onOutboundRequest: OnOutboundRequest | undefined;
   readonly #drain: DrainState = { draining: false };
   readonly #sockets = new Set<Socket>();
-  readonly #tunnels = new Set<Duplex>();
+  /** Open egress tunnels (their upstream socket), each with its cut: a reset both ways, for the drain deadline. */
+  readonly #tunnels = new Map<Socket, () => void>();
   #port = 0;
 
   constructor(options: OutboundListenerOptions) {
@@ -137,8 +138,9 @@ export class OutboundListener {
       this.#server.closeIdleConnections();
       return this.#sockets.size === 0;
     });
+    // Egress tunnels first: closeAllConnections would end their app sockets with a FIN, a cut taken for a clean end.
+    for (const cut of [...this.#tunnels.values()]) cut();
     this.#server.closeAllConnections();
-    for (const tunnel of this.#tunnels) tunnel.destroy();
     for (const socket of this.#sockets) socket.destroy();
     await this.#sessions.close(deadline);
   }
@@ -362,18 +364,22 @@ export class OutboundListener {
   }
 
   #openTunnel(socket: Duplex, head: Buffer, host: string, address: string, port: number, startedAt: number): void {
-    const upstream = netConnect({ host: address, port });
-    this.#tunnels.add(upstream);
+    // allowHalfOpen: the upstream's FIN ends only the direction toward the app (pipe passes it on), as in the mesh
+    // tunnels; without it Node ends our side too, and the app's next bytes fail on it with an EPIPE of Node's own.
+    const upstream = netConnect({ host: address, port, allowHalfOpen: true });
+    this.#tunnels.set(upstream, () => {
+      resetSocket(socket as Socket);
+      resetSocket(upstream);
+    });
     // A reset on one side is a reset on the other (as in the mesh tunnels, tcp-tunnel.ts): a plain destroy sends a
     // FIN, which the app would take for the upstream's clean end of a shorter stream (and the upstream for the end of
-    // a shorter upload). A clean close is passed on as a close, as before.
+    // a shorter upload). A clean close (both directions ended) is passed on as a close.
     let connected = false;
     upstream.once('close', (hadError: boolean) => {
       this.#tunnels.delete(upstream);
       if (hadError && connected) resetSocket(socket as Socket);
       else socket.destroy(); // a failed connect: after the 503 below
     });
-    socket.on('error', ignore); // its close (hadError) passes the reset on
     socket.once('close', (hadError: boolean) => {
       if (hadError) resetSocket(upstream);
       else upstream.destroy();

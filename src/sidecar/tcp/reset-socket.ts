@@ -28,7 +28,8 @@ function reset(socket: Socket, tcp: Socket): void {
   socket.destroy();
 }
 
-function tcpSocketOf(socket: Socket): Socket | undefined {
+/** The TCP socket under `socket` (itself when it is one), or undefined when Node kept no reference to it. */
+export function tcpSocketOf(socket: Socket): Socket | undefined {
   if (!(socket instanceof TLSSocket)) return socket;
   // A TLSSocket made by tls.Server (or over a given socket) keeps that net.Socket as `_parent`; Node has no public
   // accessor for it. Without one (tls.connect made the TCP socket itself) the caller must pass `tcp`.

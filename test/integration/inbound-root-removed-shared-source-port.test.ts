@@ -1,0 +1,138 @@
+// The inbound remembers when each connection was accepted (before or after the last root removal), by its TCP
+// socket. Keyed by the remote `address|port` instead, it failed here: that pair is unique per local address only: the inbound listens on a
+// wildcard by default (0.0.0.0:15006), so one source address and port can hold two open connections to the same
+// TLS server through two local addresses (multi-homed pod, hostNetwork, loopback + pod IP). The second accept then
+// overwrites the first's entry, and a peer of the removed root whose handshake was under way at the switch is
+// taken for a connection accepted after it: never checked, served.
+//
+// Only 127.0.0.1 is used here: a second loopback server hands its sockets to the same TLS server (what the guard of
+// a wildcard listener does for connections to its other local address). Both client sockets bind the same source
+// port (libuv sets SO_REUSEADDR on bind).
+import { createServer, type Server } from 'node:http';
+import { type ClientHttp2Session, connect as h2Connect, type IncomingHttpHeaders } from 'node:http2';
+import {
+  type AddressInfo,
+  createServer as createNetServer,
+  type Server as NetServer,
+  connect as netConnect,
+  type Socket,
+} from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { TrustBundle } from '../../src/pki/index.js';
+import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
+import { TestCa } from '../helpers/test-ca.js';
+
+const tlsServers = vi.hoisted(() => [] as TlsServer[]);
+vi.mock('node:tls', async (original) => {
+  const tls = await original<typeof import('node:tls')>();
+  const createServer = ((...args: Parameters<typeof tls.createServer>) => {
+    const server = tls.createServer(...args);
+    tlsServers.push(server);
+    return server;
+  }) as typeof tls.createServer;
+  return { ...tls, default: { ...tls, createServer }, createServer };
+});
+
+function get(session: ClientHttp2Session): Promise<number> {
+  return new Promise((resolve) => {
+    const stream = session.request({ ':method': 'GET', ':path': '/' }, { endStream: true });
+    let status = 0;
+    stream.on('response', (h: IncomingHttpHeaders) => {
+      status = Number(h[':status']);
+    });
+    stream.on('error', () => undefined);
+    stream.on('close', () => resolve(status));
+    stream.resume();
+  });
+}
+
+function connectFrom(localPort: number, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect({ host: '127.0.0.1', port, localAddress: '127.0.0.1', localPort }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+async function freePort(): Promise<number> {
+  const probe = createNetServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+describe('root removed mid-handshake: two open connections with the same remote address|port', () => {
+  let kept: TestCa;
+  let retired: TestCa;
+  let app: Server;
+  let secondAddress: NetServer;
+  let sidecar: TestSidecar;
+  let appRequests = 0;
+  const sockets: Socket[] = [];
+
+  beforeAll(async () => {
+    kept = await TestCa.create('example.org');
+    retired = await TestCa.create('example.org');
+    app = createServer((_req, res) => {
+      appRequests++;
+      res.end('ok');
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    tlsServers.length = 0;
+    sidecar = await startTestSidecar(
+      kept,
+      kept.idFor('/ns/shop/sa/b'),
+      testConfig({ appPort: (app.address() as AddressInfo).port }),
+      { bundle: new TrustBundle(kept.trustDomain, [...kept.bundle.roots, ...retired.bundle.roots]) },
+    );
+    expect(tlsServers).toHaveLength(1);
+    const inboundTls = tlsServers[0] as TlsServer;
+    // The inbound's other local address.
+    secondAddress = createNetServer((socket) => inboundTls.emit('connection', socket));
+    await new Promise<void>((resolve) => secondAddress.listen(0, '127.0.0.1', resolve));
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await sidecar?.sidecar.close(0);
+    secondAddress?.close();
+    app?.closeAllConnections();
+    await new Promise((resolve) => app?.close(resolve));
+  });
+
+  it('fail/a peer of the removed root, accepted before the switch, is refused although its source port was reused', async () => {
+    const sourcePort = await freePort();
+    // 1. The peer of the retired root connects (TCP only) while both roots are trusted.
+    const early = await connectFrom(sourcePort, sidecar.sidecar.inboundPort);
+    sockets.push(early);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // 2. The retired root leaves the bundle.
+    const current = sidecar.holder.current;
+    if (current === undefined) throw new Error('no credentials');
+    sidecar.holder.set({ svid: current.svid, bundle: kept.bundle });
+    // 3. The same source address and port connects to the inbound's other local address (after the removal).
+    const late = await connectFrom(sourcePort, (secondAddress.address() as AddressInfo).port);
+    sockets.push(late);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // 4. The early connection completes its handshake as a peer of the removed root.
+    const svid = await retired.issue({ id: retired.idFor('/ns/shop/sa/old') });
+    const before = appRequests;
+    const session = h2Connect('https://127.0.0.1', {
+      createConnection: () =>
+        tlsConnect({
+          socket: early,
+          cert: svid.chainPem,
+          key: svid.keyPem,
+          ca: [kept.bundlePem, retired.bundlePem],
+          ALPNProtocols: ['h2'],
+          checkServerIdentity: () => undefined,
+        }),
+    });
+    session.on('error', () => undefined);
+    const status = await get(session).catch(() => 0);
+    session.destroy();
+    expect(status, 'a peer of the removed root was served').toBe(0);
+    expect(appRequests).toBe(before);
+  });
+});

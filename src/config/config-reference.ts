@@ -31,7 +31,7 @@ export const CONFIG_DOCS: Readonly<Record<string, string>> = {
   'inbound.endUser.issuers[].algorithms': 'Allowed JWS algorithms (asymmetric only; `none` and HS* are refused).',
   'inbound.endUser.issuers[].typ': 'Required JWT `typ` header, e.g. `at+jwt`.',
   'inbound.endUser.vouchers':
-    'SPIFFE IDs allowed to vouch for end users in passports (the sidecars that validate external tokens).',
+    'SPIFFE IDs allowed to vouch for end users in passports (the sidecars that validate external tokens). A sidecar that only receives passports still names at least one issuer in `issuers`.',
   'inbound.endUser.claims': 'Claims passed to the app in `x-meshauth-user` next to `sub` and `iss`.',
   'inbound.endUser.forwardOriginalToken':
     'Also pass the raw `Authorization` header to the app (off: the token stops at the first sidecar).',
@@ -103,6 +103,11 @@ export interface ConfigKey {
   readonly path: string;
   readonly type: string;
   readonly required: boolean;
+  /**
+   * For a key that must be set whenever an optional object above it is (`inbound.endUser.issuers[].issuer` with
+   * `inbound.endUser`): that object's path. Undefined for keys required outright and for optional keys.
+   */
+  readonly requiredWith?: string;
 }
 
 interface JsonSchema {
@@ -116,25 +121,33 @@ interface JsonSchema {
 /** Every leaf key of the sidecar schema, in schema order. */
 export function configKeys(): ConfigKey[] {
   const keys: ConfigKey[] = [];
-  const walk = (schema: JsonSchema, path: string, required: boolean) => {
+  // `optionalFrom`: the nearest optional object (or map entry) above, from which every level down to here is
+  // required; '' while every level from the top is required; undefined once an optional level breaks the chain.
+  const walk = (schema: JsonSchema, path: string, optionalFrom: string | undefined) => {
     if (schema.type === 'object' && schema.properties !== undefined) {
       for (const [name, child] of Object.entries(schema.properties)) {
-        walk(child, path === '' ? name : `${path}.${name}`, required && (schema.required ?? []).includes(name));
+        const childPath = path === '' ? name : `${path}.${name}`;
+        const requiredHere = (schema.required ?? []).includes(name);
+        walk(child, childPath, requiredHere ? optionalFrom : childPath);
       }
       return;
     }
     if (schema.type === 'object' && typeof schema.additionalProperties === 'object') {
-      walk(schema.additionalProperties, `${path}.${MAP_KEY_NAMES[path] ?? '<key>'}`, false);
+      const entry = `${path}.${MAP_KEY_NAMES[path] ?? '<key>'}`;
+      walk(schema.additionalProperties, entry, entry);
       return;
     }
     if (schema.type === 'array' && schema.items?.type === 'object') {
-      walk(schema.items, `${path}[]`, required);
+      walk(schema.items, `${path}[]`, optionalFrom);
       return;
     }
     const type = schema.type === 'array' ? `list of ${schema.items?.type ?? 'value'}` : (schema.type ?? 'value');
-    keys.push({ path, type, required });
+    const required = optionalFrom === '';
+    const requiredWith =
+      optionalFrom !== undefined && optionalFrom !== '' && optionalFrom !== path ? optionalFrom : undefined;
+    keys.push({ path, type, required, ...(requiredWith === undefined ? {} : { requiredWith }) });
   };
-  walk(z.toJSONSchema(sidecarSchema, { unrepresentable: 'any' }) as JsonSchema, '', true);
+  walk(z.toJSONSchema(sidecarSchema, { unrepresentable: 'any' }) as JsonSchema, '', '');
   return keys;
 }
 
@@ -149,7 +162,13 @@ export function renderConfigReference(): string {
   };
   const rows = configKeys().map((key) => {
     const fallback = DEFAULTS[key.path];
-    const presence = key.required ? 'required' : fallback === undefined ? '' : `\`${fallback}\``;
+    const presence = key.required
+      ? 'required'
+      : key.requiredWith !== undefined
+        ? `required with \`${key.requiredWith}\``
+        : fallback === undefined
+          ? ''
+          : `\`${fallback}\``;
     return `| \`${key.path}\` | ${key.type} | ${presence} | ${envFor(key.path)} | ${CONFIG_DOCS[key.path] ?? ''} |`;
   });
   return ['| key | type | default | environment | meaning |', '|---|---|---|---|---|', ...rows].join('\n');

@@ -316,6 +316,15 @@ function checkCaCertificate(cert: x509.X509Certificate, casBelow: number, now: D
 function checkIssuerShape(cert: x509.X509Certificate): void {
   if (issuerShapeChecked.has(cert)) return;
   checkExtensionSet(cert, 'issuer');
+  // An issuer that restricts its extended key usage must allow both of an SVID's uses: OpenSSL refuses a client chain
+  // through a serverAuth-only CA (and a server chain through a clientAuth-only one) in a handshake.
+  const usages = cert.getExtension(x509.ExtendedKeyUsageExtension)?.usages;
+  if (
+    usages !== undefined &&
+    (!usages.includes(x509.ExtendedKeyUsage.serverAuth) || !usages.includes(x509.ExtendedKeyUsage.clientAuth))
+  ) {
+    fail('MESHAUTH_ERR_SVID_CHAIN', 'issuer extended key usage excludes serverAuth or clientAuth', 'issuer_eku');
+  }
   for (const uri of uriSans(cert)) {
     if (SpiffeId.tryParse(uri)?.isTrustDomainId === false) {
       fail('MESHAUTH_ERR_SVID_CHAIN', `issuer certificate carries the workload ID ${uri}`, 'bad_intermediate');

@@ -33,7 +33,7 @@ beforeAll(async () => {
   const keys = await generateKeyPair('p256');
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerialHex(),
-    name: 'CN=audit root, O=example.org',
+    name: 'CN=test root, O=example.org',
     notBefore: new Date(Date.now() - 60_000),
     notAfter: new Date(Date.now() + 24 * HOUR),
     signingAlgorithm: KEY_ALGORITHMS.p256.sign,
@@ -53,7 +53,7 @@ async function intermediate(extra: x509.Extension[]): Promise<Ca> {
   const keys = await generateKeyPair('p256');
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerialHex(),
-    subject: 'CN=audit intermediate, O=example.org',
+    subject: 'CN=test intermediate, O=example.org',
     issuer: root.cert.subjectName,
     notBefore: new Date(Date.now() - 60_000),
     notAfter: new Date(Date.now() + 24 * HOUR),
@@ -125,6 +125,11 @@ describe('issuer certificates: what must be refused', () => {
     expect(await outcomes(ca)).toEqual(['bad_intermediate', 'bad_intermediate']);
   });
 
+  it('fail/an intermediate whose extended key usage allows serverAuth only (OpenSSL refuses it for a client chain)', async () => {
+    const ca = await intermediate([new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false)]);
+    expect(await outcomes(ca)).toEqual(['issuer_eku', 'issuer_eku']);
+  });
+
   it('fail/an excluded URI subtree naming the trust domain (RFC 5280 §4.2.1.10)', async () => {
     const ca = await intermediate([nameConstraints([uri('.org'), uri('example.org')], [uri('example.org')])]);
     expect(await outcomes(ca)).toEqual(['name_constraints', 'name_constraints']);
@@ -135,6 +140,13 @@ describe('issuer certificates: what must be accepted (OpenSSL accepts them in a 
   it('ok/an intermediate whose own SPIFFE ID is the trust domain (what meshauth issues)', async () => {
     const ca = await intermediate([
       new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'spiffe://example.org' }], false),
+    ]);
+    expect(await outcomes(ca)).toEqual(['ok', 'ok']);
+  });
+
+  it('ok/an intermediate whose extended key usage allows both serverAuth and clientAuth', async () => {
+    const ca = await intermediate([
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
     ]);
     expect(await outcomes(ca)).toEqual(['ok', 'ok']);
   });

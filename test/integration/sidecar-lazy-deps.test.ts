@@ -1,4 +1,4 @@
-// SPEC §9 idle RSS: `meshauth sidecar` must not load what only other commands or optional features need. The
+// Idle RSS: `meshauth sidecar` must not load what only other commands or optional features need. The
 // built CLI program is imported in a child process whose module resolve hook lists every package it loads.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -8,9 +8,12 @@ import { DEFAULT_K8S_AUDIENCE } from '../../src/ca/kubernetes-token.js';
 import { K8S_AUDIENCE } from '../../src/cli/ca.js';
 import { ROOT } from '../helpers/meshauth-cli.js';
 
-const HOOKS = `export async function resolve(specifier, context, next) {
+// Hooks run on their own thread: process.stderr.write there is asynchronous and may be lost when the main thread
+// exits first (seen on a loaded machine), so each line is written to fd 2 synchronously.
+const HOOKS = `import { writeSync } from 'node:fs';
+export async function resolve(specifier, context, next) {
   if (!specifier.startsWith('.') && !specifier.startsWith('node:') && !specifier.startsWith('file:')) {
-    process.stderr.write('[package] ' + specifier + '\\n');
+    writeSync(2, '[package] ' + specifier + '\\n');
   }
   return next(specifier, context);
 }`;

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { imageNodeFlags } from '../../bench/image-node-flags.js';
+import { INJECT_DEFAULTS } from '../../src/k8s/inject-config.js';
 import { ROOT } from '../helpers/deploy-tools.js';
 
 interface Instruction {
@@ -96,6 +97,17 @@ describe('Dockerfile', () => {
     // The Dockerfile's build-arg syntax, not a template literal.
     expect(labels).toContain(['org.opencontainers.image.version="$', '{VERSION}"'].join(''));
     expect(args(runtime, 'ARG')).toEqual(expect.arrayContaining(['REVISION=unknown']));
+  });
+
+  it("ok/the image's version is package.json's: the VERSION build arg, the injected sidecar's image, the manifests", () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(args(runtime, 'ARG')).toEqual(expect.arrayContaining([`VERSION=${version}`]));
+    expect(INJECT_DEFAULTS.image).toBe(`meshauth:${version}`);
+    for (const file of ['deploy/base/ca.yaml', 'deploy/base/webhook.yaml', 'deploy/base/inject.yaml']) {
+      const images = [...readFileSync(join(ROOT, file), 'utf8').matchAll(/image: (\S+)/g)].map((m) => m[1]);
+      expect(images.length, file).toBeGreaterThan(0);
+      for (const image of images) expect(image, file).toBe(`meshauth:${version}`);
+    }
   });
 
   it('ok/the build context is an allow-list of exactly what the Dockerfile copies, never keys or certificates', () => {

@@ -5,6 +5,12 @@
 
 export { clientSourceKey } from './client-source.js';
 export { listenOn, REUSE_PORT_MIN_NODE, reusePortSupported } from './listen.js';
-export { pendingResponse, startTimeoutSweeper, UNDICI_CODES, UNDICI_PARSER_ERROR_NAME } from './node-internals.js';
+export {
+  pendingResponse,
+  startTimeoutSweeper,
+  tcpSocketOf,
+  UNDICI_CODES,
+  UNDICI_PARSER_ERROR_NAME,
+} from './node-internals.js';
 export { atPeerExpiry, notAfterMs } from './peer-expiry.js';
 export { type RegularFile, readRegularFile } from './regular-file.js';

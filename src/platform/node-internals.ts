@@ -2,7 +2,8 @@
 // not clearly) public API, in one place, each with a test (test/integration/inbound-node-internals.test.ts) that fails loudly if an upgrade changes it.
 // Code elsewhere calls these helpers instead of reaching into internals itself.
 import type { Server as HttpServer, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 
 /**
  * An http.Server that never listens (sockets are handed to it with emit('connection')) still needs its
@@ -20,6 +21,17 @@ export function startTimeoutSweeper(server: HttpServer): void {
  */
 export function pendingResponse(socket: Socket): ServerResponse | undefined {
   return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
+/**
+ * The TCP socket under `socket` (itself when it is one), or undefined when Node kept no reference to it. A TLSSocket
+ * made by tls.Server (or over a given socket) keeps that net.Socket as `_parent`; Node has no public accessor for it.
+ * Without one (tls.connect made the TCP socket itself) the caller must know the TCP socket some other way.
+ */
+export function tcpSocketOf(socket: Socket): Socket | undefined {
+  if (!(socket instanceof TLSSocket)) return socket;
+  const parent = (socket as unknown as { _parent?: unknown })._parent;
+  return parent instanceof Socket ? parent : undefined;
 }
 
 /**

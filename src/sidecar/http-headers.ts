@@ -129,12 +129,8 @@ export function copyRequestHeaders(raw: readonly string[], policy: ForwardPolicy
  * Copies HTTP/2 request headers (lower-case names, pseudo-headers skipped) into `out`, host from :authority.
  * Returns STRIPPED_IDENTITY when an identity header other than the passport was dropped.
  */
-export function copyH2RequestHeaders(
-  headers: IncomingHttpHeaders,
-  out: string[],
-  dropForwarding = false,
-  dropUnderscored = false,
-): number {
+export function copyH2RequestHeaders(headers: IncomingHttpHeaders, out: string[], policy: ForwardPolicy): number {
+  const { dropForwarding, dropUnderscored } = policy;
   let flags = 0;
   for (const name in headers) {
     if (name.charCodeAt(0) === 0x3a /* : */ || HOP_BY_HOP.has(name)) continue;

@@ -13,7 +13,7 @@ export interface LoggerOptions {
 }
 
 /** The `--log-level` values (pino's levels; `silent` writes nothing). */
-export const LOG_LEVELS: readonly string[] = Object.freeze([...Object.keys(pino.levels.values), 'silent']);
+const LOG_LEVELS: readonly string[] = Object.freeze([...Object.keys(pino.levels.values), 'silent']);
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = logLevel(options.level ?? 'info');

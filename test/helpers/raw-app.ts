@@ -1,7 +1,7 @@
 // A raw TCP "app" for tests that must see the exact bytes a sidecar writes to its app (did the chunked body end
 // with `0\r\n\r\n`, was the connection reset mid-body) and must misbehave at the byte level (die mid-response).
 // Also an mTLS HTTP/2 client session for tests that drive the inbound with manual stream control.
-import { type ClientHttp2Session, connect as h2Connect } from 'node:http2';
+import { type ClientHttp2Session, connect as h2Connect, type IncomingHttpHeaders } from 'node:http2';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import type { TestSvid } from './test-ca.js';
 
@@ -63,6 +63,20 @@ export function mtlsH2Session(port: number, svid: TestSvid, caPem: string): Prom
     session.once('connect', () => resolve(session));
     session.once('error', reject);
     session.on('error', () => undefined);
+  });
+}
+
+/** The status of a GET / on `session`, once its stream closed; 0 when no response head arrived (a reset, a cut). */
+export function h2GetStatus(session: ClientHttp2Session): Promise<number> {
+  return new Promise((resolve) => {
+    const stream = session.request({ ':method': 'GET', ':path': '/' }, { endStream: true });
+    let status = 0;
+    stream.on('response', (h: IncomingHttpHeaders) => {
+      status = Number(h[':status']);
+    });
+    stream.on('error', () => undefined);
+    stream.on('close', () => resolve(status));
+    stream.resume();
   });
 }
 

@@ -6,7 +6,9 @@ import { type AddressInfo, createServer as createNetServer, type Server, type So
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { CredentialHolder } from '../../src/agent/credential-holder.js';
 import type { CompiledPolicy } from '../../src/authz/index.js';
+import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { SpiffeId } from '../../src/identity/index.js';
+import { type RunningSidecar, startSidecar } from '../../src/sidecar/index.js';
 import {
   type ResolveHost,
   TCP_ALPNS,
@@ -179,4 +181,40 @@ export async function startTcpApp(onSocket: (socket: Socket) => void): Promise<T
 /** Echoes every byte; ends its side when the client ends. */
 export function echo(socket: Socket): void {
   socket.pipe(socket);
+}
+
+/** A whole sidecar started as `meshauth sidecar` runs it, with its own metrics registry. */
+export interface DocumentSidecar {
+  readonly sidecar: RunningSidecar;
+  readonly metrics: Metrics;
+}
+
+/**
+ * startSidecar with an SVID for `id` from `ca` in its credential holder (no CA is contacted) and the config keys of
+ * `document` over loopback defaults (outbound and admin on port 0, a 1 s drain). The caller closes it.
+ */
+export async function startDocumentSidecar(
+  ca: TestCa,
+  id: string,
+  document: Record<string, unknown>,
+): Promise<DocumentSidecar> {
+  const svid = await ca.issue({ id });
+  const metrics = new Metrics();
+  const config = sidecarConfigFromObject(
+    {
+      trustDomain: 'example.org',
+      ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent/bundle.pem', token: '/nonexistent/token' },
+      outbound: { listen: '127.0.0.1:0' },
+      admin: { listen: '127.0.0.1:0' },
+      drainTimeout: '1s',
+      ...document,
+    },
+    `sidecar ${id}`,
+  );
+  const sidecar = await startSidecar(config, {
+    logger: testLogger(),
+    metrics,
+    holder: new CredentialHolder({ svid: svid.svid, bundle: ca.bundle }),
+  });
+  return { sidecar, metrics };
 }

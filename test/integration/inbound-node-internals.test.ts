@@ -17,7 +17,12 @@ import { join } from 'node:path';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pendingResponse, startTimeoutSweeper, UNDICI_PARSER_ERROR_NAME } from '../../src/platform/index.js';
+import {
+  pendingResponse,
+  startTimeoutSweeper,
+  tcpSocketOf,
+  UNDICI_PARSER_ERROR_NAME,
+} from '../../src/platform/index.js';
 import { classifyAppError } from '../../src/sidecar/inbound/listener-core.js';
 import { eventually } from '../helpers/raw-app.js';
 import { available, runCommand } from '../helpers/sidecar-harness.js';
@@ -237,6 +242,27 @@ describe.skipIf(!available('openssl') || !available('curl'))('Node http2 and tls
     expect(failed?.destroyed).toBe(false);
     failed?.destroy();
     expect(await eventually(() => idle.destroyed || idle.readableEnded)).toBe(true);
+  });
+
+  it("a TLS server's socket keeps the TCP socket it was accepted on as `_parent` (tcpSocketOf)", async () => {
+    const server = createTlsServer({ key, cert });
+    let accepted: Socket | undefined;
+    let secured: TLSSocket | undefined;
+    server.on('connection', (raw: Socket) => {
+      accepted = raw;
+    });
+    server.on('secureConnection', (socket: TLSSocket) => {
+      secured = socket;
+    });
+    closers.push(() => server.close());
+    const port = await listening(server);
+    const client = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false });
+    client.on('error', () => undefined);
+    closers.push(() => client.destroy());
+    expect(await eventually(() => secured !== undefined)).toBe(true);
+    expect(tcpSocketOf(secured as TLSSocket)).toBe(accepted);
+    expect(tcpSocketOf(accepted as Socket)).toBe(accepted);
+    secured?.destroy();
   });
 
   it('a server that does not verify client chains itself reports the whole chain the client sent', async () => {

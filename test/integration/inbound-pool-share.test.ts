@@ -2,10 +2,9 @@
 // is slowed, not failed: its further requests wait for one of its own to finish, and the app never sees more of
 // its connections than the share. (A gateway in front of one service is exactly such a caller.)
 import { createServer, type Server } from 'node:http';
-import type { IncomingHttpHeaders } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mtlsH2Session } from '../helpers/raw-app.js';
+import { h2GetStatus, mtlsH2Session } from '../helpers/raw-app.js';
 import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 
@@ -43,20 +42,7 @@ describe('app pool share of one peer', () => {
   it('ok/twelve concurrent requests of one caller all get 200 through three app connections', async () => {
     const caller = await ca.issue({ id: ca.idFor('/ns/edge/sa/gateway') });
     const session = await mtlsH2Session(sidecar.sidecar.inboundPort, caller, ca.bundlePem);
-    const statuses = Array.from(
-      { length: 12 },
-      () =>
-        new Promise<number>((resolve) => {
-          const stream = session.request({ ':method': 'GET', ':path': '/' }, { endStream: true });
-          let status = 0;
-          stream.on('response', (h: IncomingHttpHeaders) => {
-            status = Number(h[':status']);
-          });
-          stream.on('error', () => undefined);
-          stream.on('close', () => resolve(status));
-          stream.resume();
-        }),
-    );
+    const statuses = Array.from({ length: 12 }, () => h2GetStatus(session));
     // Release answers as they arrive until all twelve are done (bounded: each round releases what waits).
     const all = Promise.all(statuses);
     let done = false;

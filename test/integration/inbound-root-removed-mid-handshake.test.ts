@@ -4,26 +4,14 @@
 // sockets. A peer of the removed root that connected before the switch and finishes its handshake after it is
 // verified against the old roots, and #keepOnlyPeersOf (run at the switch) never saw it.
 import { createServer, type Server } from 'node:http';
-import { type ClientHttp2Session, connect as h2Connect, type IncomingHttpHeaders } from 'node:http2';
+import { type ClientHttp2Session, connect as h2Connect } from 'node:http2';
 import { type AddressInfo, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TrustBundle } from '../../src/pki/index.js';
+import { h2GetStatus } from '../helpers/raw-app.js';
 import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa, type TestSvid } from '../helpers/test-ca.js';
-
-function get(session: ClientHttp2Session): Promise<number> {
-  return new Promise((resolve) => {
-    const stream = session.request({ ':method': 'GET', ':path': '/' }, { endStream: true });
-    let status = 0;
-    stream.on('response', (h: IncomingHttpHeaders) => {
-      status = Number(h[':status']);
-    });
-    stream.on('error', () => undefined);
-    stream.on('close', () => resolve(status));
-    stream.resume();
-  });
-}
 
 /** TCP first (accepted under the current context), the mTLS handshake only when `handshake()` is called. */
 async function tcpThenTls(port: number, svid: TestSvid, caPem: string) {
@@ -96,7 +84,7 @@ describe('root removed while a peer of that root is mid-handshake', () => {
 
     const before = appRequests;
     const session = await pending.handshake();
-    const status = await get(session).catch(() => 0);
+    const status = await h2GetStatus(session).catch(() => 0);
     session.destroy();
     pending.raw.destroy();
     expect(status).toBe(0);
@@ -116,7 +104,7 @@ describe('root removed while a peer of that root is mid-handshake', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     sidecar.holder.set({ svid: current.svid, bundle: kept.bundle });
     const session = await pending.handshake();
-    expect(await get(session)).toBe(200);
+    expect(await h2GetStatus(session)).toBe(200);
     session.close();
   });
 });

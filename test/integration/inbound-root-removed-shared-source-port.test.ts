@@ -9,7 +9,7 @@
 // a wildcard listener does for connections to its other local address). Both client sockets bind the same source
 // port (libuv sets SO_REUSEADDR on bind).
 import { createServer, type Server } from 'node:http';
-import { type ClientHttp2Session, connect as h2Connect, type IncomingHttpHeaders } from 'node:http2';
+import { connect as h2Connect } from 'node:http2';
 import {
   type AddressInfo,
   createServer as createNetServer,
@@ -21,6 +21,7 @@ import type { Server as TlsServer } from 'node:tls';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TrustBundle } from '../../src/pki/index.js';
+import { h2GetStatus } from '../helpers/raw-app.js';
 import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 
@@ -34,19 +35,6 @@ vi.mock('node:tls', async (original) => {
   }) as typeof tls.createServer;
   return { ...tls, default: { ...tls, createServer }, createServer };
 });
-
-function get(session: ClientHttp2Session): Promise<number> {
-  return new Promise((resolve) => {
-    const stream = session.request({ ':method': 'GET', ':path': '/' }, { endStream: true });
-    let status = 0;
-    stream.on('response', (h: IncomingHttpHeaders) => {
-      status = Number(h[':status']);
-    });
-    stream.on('error', () => undefined);
-    stream.on('close', () => resolve(status));
-    stream.resume();
-  });
-}
 
 function connectFrom(localPort: number, port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -130,7 +118,7 @@ describe('root removed mid-handshake: two open connections with the same remote 
         }),
     });
     session.on('error', () => undefined);
-    const status = await get(session).catch(() => 0);
+    const status = await h2GetStatus(session).catch(() => 0);
     session.destroy();
     expect(status, 'a peer of the removed root was served').toBe(0);
     expect(appRequests).toBe(before);

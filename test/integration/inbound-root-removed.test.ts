@@ -2,28 +2,14 @@
 // C18): new handshakes already use the new bundle; established ones are closed when the credentials switch, with
 // a metric and one log line. Peers of the roots that stay keep their connections.
 import { createServer, type Server } from 'node:http';
-import type { ClientHttp2Session, IncomingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TrustBundle } from '../../src/pki/index.js';
 import { createLogger } from '../../src/telemetry/index.js';
-import { eventually, mtlsH2Session } from '../helpers/raw-app.js';
+import { eventually, h2GetStatus, mtlsH2Session } from '../helpers/raw-app.js';
 import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
-
-function get(session: ClientHttp2Session): Promise<number> {
-  return new Promise((resolve) => {
-    const stream = session.request({ ':method': 'GET', ':path': '/' }, { endStream: true });
-    let status = 0;
-    stream.on('response', (h: IncomingHttpHeaders) => {
-      status = Number(h[':status']);
-    });
-    stream.on('error', () => undefined);
-    stream.on('close', () => resolve(status));
-    stream.resume();
-  });
-}
 
 describe('trust bundle loses a root', () => {
   let kept: TestCa;
@@ -71,8 +57,8 @@ describe('trust bundle loses a root', () => {
       await retired.issue({ id: retired.idFor('/ns/shop/sa/old') }),
       bothRoots,
     );
-    expect(await get(stays)).toBe(200);
-    expect(await get(goes)).toBe(200);
+    expect(await h2GetStatus(stays)).toBe(200);
+    expect(await h2GetStatus(goes)).toBe(200);
 
     const current = sidecar.holder.current;
     if (current === undefined) throw new Error('no credentials');
@@ -80,7 +66,7 @@ describe('trust bundle loses a root', () => {
 
     expect(await eventually(() => goes.closed || goes.destroyed)).toBe(true);
     expect(stays.closed || stays.destroyed).toBe(false);
-    expect(await get(stays)).toBe(200);
+    expect(await h2GetStatus(stays)).toBe(200);
     const text = await sidecar.metrics.registry.getSingleMetricAsString('meshauth_connections_rejected_total');
     expect(text).toContain('direction="inbound",reason="root_removed"} 1');
     expect(logs.filter((l) => l.msg === 'connections closed: their root left the trust bundle')).toHaveLength(1);
@@ -91,7 +77,7 @@ describe('trust bundle loses a root', () => {
       await retired.issue({ id: retired.idFor('/ns/shop/sa/old') }),
       bothRoots,
     )
-      .then(get)
+      .then(h2GetStatus)
       .catch(() => 0);
     expect(retry).toBe(0);
     stays.close();

@@ -8,53 +8,35 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CredentialHolder } from '../../src/agent/credential-holder.js';
-import { sidecarConfigFromObject } from '../../src/config/index.js';
-import { type RunningSidecar, startSidecar } from '../../src/sidecar/index.js';
-import { Metrics } from '../../src/telemetry/index.js';
+import type { RunningSidecar } from '../../src/sidecar/index.js';
 import { rawClient, until } from '../helpers/tcp-client.js';
-import { echo, startTcpApp, type TcpApp, testLogger } from '../helpers/tcp-tunnel-pair.js';
+import {
+  type DocumentSidecar,
+  echo,
+  startDocumentSidecar,
+  startTcpApp,
+  type TcpApp,
+} from '../helpers/tcp-tunnel-pair.js';
 import { TestCa } from '../helpers/test-ca.js';
-
-interface Started {
-  readonly sidecar: RunningSidecar;
-  readonly metrics: Metrics;
-}
 
 describe('tcp tunnel: the policy changes while it is open', () => {
   let ca: TestCa;
   let app: TcpApp;
   let dir: string;
-  let server: Started;
+  let server: DocumentSidecar;
   let ordersPort: number;
   let billingPort: number;
   const started: RunningSidecar[] = [];
 
-  async function sidecar(id: string, document: Record<string, unknown>): Promise<Started> {
-    const svid = await ca.issue({ id });
-    const metrics = new Metrics();
-    const config = sidecarConfigFromObject(
-      {
-        trustDomain: 'example.org',
-        ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent/bundle.pem', token: '/nonexistent/token' },
-        outbound: { listen: '127.0.0.1:0' },
-        admin: { listen: '127.0.0.1:0' },
-        drainTimeout: '1s',
-        ...document,
-      },
-      `sidecar ${id}`,
-    );
-    const running = await startSidecar(config, {
-      logger: testLogger(),
-      metrics,
-      holder: new CredentialHolder({ svid: svid.svid, bundle: ca.bundle }),
-    });
-    started.push(running);
-    return { sidecar: running, metrics };
+  async function sidecar(id: string, document: Record<string, unknown>): Promise<DocumentSidecar> {
+    const running = await startDocumentSidecar(ca, id, document);
+    started.push(running.sidecar);
+    return running;
   }
 
-  const policyText = (ids: readonly string[]) => `apiVersion: meshauth.dev/v1
+  const policyText = (ids: readonly string[], mode = 'enforce') => `apiVersion: meshauth.dev/v1
 kind: Policy
+mode: ${mode}
 rules:
   - name: callers-to-db
     action: allow
@@ -94,6 +76,24 @@ rules:
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
+  /** Replaces the policy file by rename and waits until the server sidecar has applied it. */
+  async function replacePolicy(text: string): Promise<void> {
+    const reloads = async () =>
+      Number(
+        /meshauth_policy_reloads_total\{result="success"\} (\d+)/.exec(await server.metrics.registry.metrics())?.[1] ??
+          0,
+      );
+    const before = await reloads();
+    const file = join(dir, 'policy.yaml');
+    writeFileSync(`${file}.tmp`, text);
+    renameSync(`${file}.tmp`, file);
+    const deadline = Date.now() + 15_000;
+    while ((await reloads()) === before) {
+      if (Date.now() > deadline) throw new Error('the new policy was never applied');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   it('fail/a tunnel of a caller the reloaded policy no longer allows is reset; an allowed one keeps running', async () => {
     const revoked = await rawClient(ordersPort);
     const kept = await rawClient(billingPort);
@@ -104,20 +104,7 @@ rules:
       () => revoked.received().toString() === 'orders' && kept.received().toString() === 'billing',
     );
 
-    const reloads = async () =>
-      Number(
-        /meshauth_policy_reloads_total\{result="success"\} (\d+)/.exec(await server.metrics.registry.metrics())?.[1] ??
-          0,
-      );
-    const before = await reloads();
-    const file = join(dir, 'policy.yaml');
-    writeFileSync(`${file}.tmp`, policyText([BILLING])); // orders loses its access
-    renameSync(`${file}.tmp`, file);
-    const deadline = Date.now() + 15_000;
-    while ((await reloads()) === before) {
-      if (Date.now() > deadline) throw new Error('the new policy was never applied');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await replacePolicy(policyText([BILLING])); // orders loses its access
 
     // A new tunnel of orders is refused at once (that already worked) …
     const fresh = await rawClient(ordersPort);
@@ -134,5 +121,19 @@ rules:
     const text = await server.metrics.registry.metrics();
     expect(text).toContain('meshauth_connections_rejected_total{direction="inbound",reason="policy_changed"} 1');
     kept.socket.destroy();
+  }, 40_000);
+
+  it('ok/in audit mode a tunnel the reloaded policy denies is logged and kept', async () => {
+    const audited = await rawClient(billingPort);
+    audited.socket.write('billing');
+    await until('billing echo', () => audited.received().toString() === 'billing');
+    await replacePolicy(policyText([ORDERS], 'audit')); // billing denied, but only audited
+
+    audited.socket.write(' still');
+    await until('audited echo', () => audited.received().toString() === 'billing still');
+    const text = await server.metrics.registry.metrics();
+    // Only the enforced revocation of the test above was counted.
+    expect(text).toContain('meshauth_connections_rejected_total{direction="inbound",reason="policy_changed"} 1');
+    audited.socket.destroy();
   }, 40_000);
 });

@@ -7,51 +7,26 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CredentialHolder } from '../../src/agent/credential-holder.js';
-import { sidecarConfigFromObject } from '../../src/config/index.js';
-import { type RunningSidecar, startSidecar } from '../../src/sidecar/index.js';
-import { Metrics } from '../../src/telemetry/index.js';
+import type { RunningSidecar } from '../../src/sidecar/index.js';
 import { HAVE_REDIS, type RedisServer, startRedis } from '../helpers/redis-server.js';
 import { run } from '../helpers/tcp-client.js';
-import { testLogger } from '../helpers/tcp-tunnel-pair.js';
+import { type DocumentSidecar, startDocumentSidecar } from '../helpers/tcp-tunnel-pair.js';
 import { TestCa } from '../helpers/test-ca.js';
-
-interface Started {
-  readonly sidecar: RunningSidecar;
-  readonly metrics: Metrics;
-}
 
 describe.skipIf(!HAVE_REDIS)('sidecar pair with TCP tunnels and redis', () => {
   let ca: TestCa;
   let redis: RedisServer;
   let dir: string;
-  let server: Started;
-  let orders: Started;
+  let server: DocumentSidecar;
+  let orders: DocumentSidecar;
   let ordersPort: number;
   let frontendPort: number;
   const started: RunningSidecar[] = [];
 
-  async function sidecar(id: string, document: Record<string, unknown>): Promise<Started> {
-    const svid = await ca.issue({ id });
-    const metrics = new Metrics();
-    const config = sidecarConfigFromObject(
-      {
-        trustDomain: 'example.org',
-        ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent/bundle.pem', token: '/nonexistent/token' },
-        outbound: { listen: '127.0.0.1:0' },
-        admin: { listen: '127.0.0.1:0' },
-        drainTimeout: '1s',
-        ...document,
-      },
-      `sidecar ${id}`,
-    );
-    const running = await startSidecar(config, {
-      logger: testLogger(),
-      metrics,
-      holder: new CredentialHolder({ svid: svid.svid, bundle: ca.bundle }),
-    });
-    started.push(running);
-    return { sidecar: running, metrics };
+  async function sidecar(id: string, document: Record<string, unknown>): Promise<DocumentSidecar> {
+    const running = await startDocumentSidecar(ca, id, document);
+    started.push(running.sidecar);
+    return running;
   }
 
   const policyText = (extraRule = '') => `apiVersion: meshauth.dev/v1

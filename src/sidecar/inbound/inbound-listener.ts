@@ -13,7 +13,7 @@ import {
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import type { SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
-import { atPeerExpiry, listenOn } from '../../platform/index.js';
+import { atPeerExpiry, listenOn, tcpSocketOf } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   mtlsServerOptions,
@@ -24,7 +24,6 @@ import {
   verifyPeer,
 } from '../../tls/index.js';
 import { acceptHead, authenticateWith, authorizeWith, identityHeaders, peerUnexpired } from '../pipeline/stages.js';
-import { tcpSocketOf } from '../tcp/reset-socket.js';
 import { ConnectionGuard } from './connection-guard.js';
 import type { InboundHooks } from './inbound-hooks.js';
 import type { InboundLimits } from './limits.js';
@@ -156,8 +155,11 @@ export class InboundListener {
         this.#keepOnlyPeersOf(kept, intermediates);
       };
     });
-    // The TLSSocket that 'secureConnection' hands over wraps this socket (tcpSocketOf finds it again).
-    this.#tls.on('connection', (raw: Socket) => this.#acceptedAt.set(raw, this.#removals));
+    // The TLSSocket that 'secureConnection' hands over wraps this socket (tcpSocketOf finds it again). Before any
+    // removal nothing is recorded: a connection without a record counts as accepted before the last removal.
+    this.#tls.on('connection', (raw: Socket) => {
+      if (this.#removals > 0) this.#acceptedAt.set(raw, this.#removals);
+    });
     this.#tls.on('secureConnection', (socket: TLSSocket) => this.#onSecureConnection(socket));
     this.#tls.on('tlsClientError', (error: Error, socket: TLSSocket) => this.#onTlsClientError(error, socket));
   }

@@ -138,8 +138,7 @@ export class H2Sink implements Sink {
   }
 
   copyHeaders(out: string[]): number {
-    const { dropForwarding, dropUnderscored } = this.#context.policy;
-    const flags = copyH2RequestHeaders(this.headers, out, dropForwarding, dropUnderscored);
+    const flags = copyH2RequestHeaders(this.headers, out, this.#context.policy);
     if (this.#context.policy.dropForwarding) setForwarding(out, this.sourceIp);
     return this.#stream.endAfterHeaders ? flags : flags | HAS_BODY;
   }

@@ -1,8 +1,8 @@
 // Sends a TCP RST instead of a FIN: how a tunnel passes a reset on (the peer of a reset connection must see a
 // reset too, not a clean end that would look like a complete reply). Node can only reset a socket that owns a
 // TCP handle, so for a TLS socket the reset goes to the TCP socket under it.
-import { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
+import { tcpSocketOf } from '../../platform/index.js';
 
 /** Resets `socket` (through `tcp`, its TCP socket, when given); falls back to a plain destroy when it cannot. */
 export function resetSocket(socket: Socket, tcp: Socket | undefined = tcpSocketOf(socket)): void {
@@ -26,13 +26,4 @@ function reset(socket: Socket, tcp: Socket): void {
     }
   }
   socket.destroy();
-}
-
-/** The TCP socket under `socket` (itself when it is one), or undefined when Node kept no reference to it. */
-export function tcpSocketOf(socket: Socket): Socket | undefined {
-  if (!(socket instanceof TLSSocket)) return socket;
-  // A TLSSocket made by tls.Server (or over a given socket) keeps that net.Socket as `_parent`; Node has no public
-  // accessor for it. Without one (tls.connect made the TCP socket itself) the caller must pass `tcp`.
-  const parent = (socket as unknown as { _parent?: unknown })._parent;
-  return parent instanceof Socket ? parent : undefined;
 }

@@ -256,7 +256,7 @@ export class TcpOutboundListeners {
         },
       });
       this.#live.set(app, () => tunnel.shutdown());
-      shutdownAtPeerExpiry(mesh, tunnel);
+      shutdownAtPeerExpiry(mesh, tunnel, (now?.() ?? new Date()).getTime());
       app.resume();
     });
     attempt.mesh = mesh;
@@ -288,6 +288,6 @@ function ignore(): void {}
  * Cuts the tunnel (a reset both ways, as at the drain deadline) when the server's certificate expires: the peer no
  * longer speaks for the ID it was checked against. The inbound end does the same at the client's notAfter.
  */
-function shutdownAtPeerExpiry(mesh: TLSSocket, tunnel: TcpTunnel): void {
-  atPeerExpiry(mesh, notAfterMs(mesh.getPeerX509Certificate()?.validTo) - Date.now(), () => tunnel.shutdown());
+function shutdownAtPeerExpiry(mesh: TLSSocket, tunnel: TcpTunnel, nowMs: number): void {
+  atPeerExpiry(mesh, notAfterMs(mesh.getPeerX509Certificate()?.validTo) - nowMs, () => tunnel.shutdown());
 }

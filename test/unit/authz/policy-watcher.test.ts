@@ -93,6 +93,28 @@ describe('PolicyWatcher', () => {
     await until(() => decides('/polled') === 'allow', 'the polled policy');
   });
 
+  it('fail/a subscriber that throws does not stop later reloads (the new policy is in force either way)', async () => {
+    watcher?.close();
+    let calls = 0;
+    watcher = new PolicyWatcher({
+      file,
+      logger: silentLogger(),
+      metrics,
+      onChange: () => {
+        calls++;
+        throw new Error('subscriber failed');
+      },
+      pollIntervalMs: 30,
+      debounceMs: 10,
+    });
+    await watcher.start();
+    await writeFile(file, policyText('/first'));
+    await until(() => decides('/first') === 'allow', 'the first change');
+    await writeFile(file, policyText('/second'));
+    await until(() => decides('/second') === 'allow', 'the change after the failing subscriber');
+    expect(calls).toBe(2);
+  });
+
   it('fail/an invalid change keeps the old policy and counts a failure', async () => {
     await watcher?.start();
     const before = watcher?.current();

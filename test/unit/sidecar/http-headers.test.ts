@@ -127,6 +127,7 @@ describe('copyH2RequestHeaders', () => {
         'set-cookie': ['1', '2'],
       },
       out,
+      INBOUND_POLICY,
     );
     expect(out).toEqual(['accept', 'a', 'set-cookie', '1', 'set-cookie', '2', 'host', 'b.mesh']);
   });
@@ -134,18 +135,20 @@ describe('copyH2RequestHeaders', () => {
   it('fail/names with "_" are dropped when asked (inbound and external listener), kept otherwise', () => {
     const headers = { ':authority': 'b', x_role: 'admin', x_meshauth_user: 'u', 'x-role': 'user' };
     const dropped: string[] = [];
-    copyH2RequestHeaders(headers, dropped, false, true);
+    copyH2RequestHeaders(headers, dropped, INBOUND_POLICY);
     expect(dropped).toEqual(['x-role', 'user', 'host', 'b']);
     const kept: string[] = [];
-    copyH2RequestHeaders(headers, kept);
+    copyH2RequestHeaders(headers, kept, OUTBOUND_ORIGIN_FORM);
     expect(kept).toContain('x_role');
   });
 
   it('fail/identity headers other than the passport are flagged STRIPPED_IDENTITY', () => {
-    expect(copyH2RequestHeaders({ ':authority': 'b', 'x-meshauth-user': 'u' }, []) & STRIPPED_IDENTITY).toBe(
-      STRIPPED_IDENTITY,
-    );
-    expect(copyH2RequestHeaders({ ':authority': 'b', 'x-meshauth-passport': 'p', accept: 'a' }, [])).toBe(0);
+    expect(
+      copyH2RequestHeaders({ ':authority': 'b', 'x-meshauth-user': 'u' }, [], INBOUND_POLICY) & STRIPPED_IDENTITY,
+    ).toBe(STRIPPED_IDENTITY);
+    expect(
+      copyH2RequestHeaders({ ':authority': 'b', 'x-meshauth-passport': 'p', accept: 'a' }, [], INBOUND_POLICY),
+    ).toBe(0);
   });
 });
 

@@ -1,0 +1,249 @@
+// An egress tunnel (CONNECT host:port to an `outbound.egress` entry) is a raw TCP relay, like the mesh tunnels
+// (tcp-tunnel.ts), and must never hide a truncation (docs/outbound.md "Truncation is never hidden"): plain protocols
+// go through egress too (`host:port` entries), where nothing but TCP tells a complete stream from a cut one.
+// - a reset on one side reaches the other as a reset, not as a clean end (FIN) of a shorter stream or upload;
+// - a clean half-close reaches the other side as one, direction by direction (allowHalfOpen on both sockets);
+// - the drain deadline resets both sides.
+//
+// Every server here is on loopback, which egress refuses by design (a resolved loopback address is a 403
+// egress_loopback). The test replaces only that check (isLoopbackTarget) so the tunnel can reach a loopback server;
+// everything else — the matcher, the sockets — is the real code, and the lookup answers the upstream's name alone.
+import { createServer as createTcpServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
+import { until } from '../helpers/tcp-client.js';
+import { TestCa } from '../helpers/test-ca.js';
+
+// The upstream's name: config refuses loopback egress entries, so the test gives the upstream a name of its own
+// that the outbound's lookup (and nothing else) resolves to 127.0.0.1.
+const UPSTREAM_NAME = 'egress-upstream.test';
+
+vi.mock('../../src/sidecar/outbound/egress-matcher.js', async (original) => ({
+  ...(await original<typeof import('../../src/sidecar/outbound/egress-matcher.js')>()),
+  isLoopbackTarget: () => false,
+}));
+
+vi.mock('node:dns', async (original) => {
+  const dns = await original<typeof import('node:dns')>();
+  const lookup = ((host: string, options: unknown, callback: (...args: unknown[]) => void) =>
+    host === 'egress-upstream.test'
+      ? callback(null, [{ address: '127.0.0.1', family: 4 }])
+      : (dns.lookup as (...args: unknown[]) => void)(host, options, callback)) as typeof dns.lookup;
+  return { ...dns, default: { ...dns, lookup }, lookup };
+});
+
+/** What the upstream saw of one connection. */
+interface Seen {
+  bytes: number;
+  ended: boolean;
+  error: string | undefined;
+}
+
+/** An upstream server on 127.0.0.1 and a sidecar whose egress allows it; `onSocket` plays the upstream's part. */
+interface Egress {
+  readonly sidecar: TestSidecar;
+  readonly port: number;
+  readonly sockets: Socket[];
+  readonly seen: Seen[];
+  close(): Promise<void>;
+}
+
+async function startEgress(ca: TestCa, onSocket: (socket: Socket, seen: Seen) => void = () => undefined) {
+  const sockets: Socket[] = [];
+  const seen: Seen[] = [];
+  const upstream: Server = createTcpServer({ allowHalfOpen: true }, (socket) => {
+    const record: Seen = { bytes: 0, ended: false, error: undefined };
+    seen.push(record);
+    sockets.push(socket);
+    socket.on('data', (d: Buffer) => {
+      record.bytes += d.length;
+    });
+    socket.on('end', () => {
+      record.ended = true;
+    });
+    socket.on('error', (e: Error & { code?: string }) => {
+      record.error = e.code ?? e.message;
+    });
+    onSocket(socket, record);
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  const port = (upstream.address() as { port: number }).port;
+  const sidecar = await startTestSidecar(
+    ca,
+    ca.idFor('/ns/a/sa/a'),
+    testConfig({ appPort: 1, egress: [`${UPSTREAM_NAME}:${port}`] }),
+  );
+  const egress: Egress = {
+    sidecar,
+    port,
+    sockets,
+    seen,
+    close: async () => {
+      await sidecar.sidecar.close(0);
+      for (const s of sockets) s.destroy();
+      upstream.close();
+    },
+  };
+  return egress;
+}
+
+interface Tunnel {
+  readonly socket: Socket;
+  /** The bytes received after the CONNECT answer. */
+  received(): string;
+  /** How the app's socket ended: a clean end and/or an error code. */
+  readonly closed: Promise<{ ended: boolean; code: string | undefined }>;
+  /** The same, as far as it has got. */
+  state(): { ended: boolean; code: string | undefined };
+}
+
+/** A raw app connection through CONNECT; resolves once the tunnel is up (200 Connection Established). */
+async function tunnel(egress: Egress, options: { allowHalfOpen?: boolean } = {}): Promise<Tunnel> {
+  const socket = netConnect({
+    host: '127.0.0.1',
+    port: egress.sidecar.sidecar.outboundPort,
+    allowHalfOpen: options.allowHalfOpen === true,
+  });
+  let text = '';
+  let ended = false;
+  let code: string | undefined;
+  socket.on('data', (d: Buffer) => {
+    text += d.toString('latin1');
+  });
+  socket.on('end', () => {
+    ended = true;
+  });
+  socket.on('error', (e: Error & { code?: string }) => {
+    code = e.code;
+  });
+  const closed = new Promise<{ ended: boolean; code: string | undefined }>((resolve) =>
+    socket.once('close', () => resolve({ ended, code })),
+  );
+  const target = `${UPSTREAM_NAME}:${egress.port}`;
+  socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+  await until('200 Connection Established', () => text.includes('\r\n\r\n'));
+  expect(text).toMatch(/^HTTP\/1\.1 200/);
+  const headLength = text.indexOf('\r\n\r\n') + 4;
+  return { socket, received: () => text.slice(headLength), closed, state: () => ({ ended, code }) };
+}
+
+describe('egress tunnel: resets pass through as resets', () => {
+  let ca: TestCa;
+  let egress: Egress;
+
+  beforeAll(async () => {
+    ca = await TestCa.create();
+    egress = await startEgress(ca);
+  });
+  afterAll(async () => {
+    await egress?.close();
+  });
+
+  it('fail/the upstream resets mid-stream: the app sees a reset, not a clean end', async () => {
+    const before = egress.sockets.length;
+    const client = await tunnel(egress);
+    await until('upstream accepted', () => egress.sockets.length > before);
+    const server = egress.sockets[egress.sockets.length - 1] as Socket;
+    server.write('partial answer');
+    await until('partial arrives', () => client.received() === 'partial answer');
+    server.resetAndDestroy();
+    const closed = await client.closed;
+    // Nothing after the upstream's bytes: the tunnel is a byte stream, no error response belongs in it.
+    expect(client.received()).toBe('partial answer');
+    expect(closed, 'the app was told the stream ended cleanly').toEqual({ ended: false, code: 'ECONNRESET' });
+  });
+
+  it('fail/the app resets mid-upload: the upstream sees a reset, not a clean end', async () => {
+    const before = egress.sockets.length;
+    const client = await tunnel(egress);
+    await until('upstream accepted', () => egress.sockets.length > before);
+    const seen = egress.seen[egress.seen.length - 1] as Seen;
+    client.socket.write('partial upload');
+    await until('upload arrives', () => seen.bytes === 'partial upload'.length);
+    client.socket.resetAndDestroy();
+    const server = egress.sockets[egress.sockets.length - 1] as Socket;
+    await until('upstream closed', () => server.destroyed || seen.ended || seen.error !== undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(seen, 'the upstream was told the upload ended cleanly').toMatchObject({ ended: false, error: 'ECONNRESET' });
+  });
+
+  it('ok/the upstream sends 8 MiB and closes at once, the app reads slowly: every byte arrives before the FIN', async () => {
+    const size = 8 * 1024 * 1024;
+    const before = egress.sockets.length;
+    const client = await tunnel(egress);
+    await until('upstream accepted', () => egress.sockets.length > before);
+    // A slow reader: the sidecar's writes toward the app queue up behind it until the very end.
+    client.socket.on('data', () => {
+      client.socket.pause();
+      setTimeout(() => client.socket.resume(), 2);
+    });
+    const server = egress.sockets[egress.sockets.length - 1] as Socket;
+    server.end(Buffer.alloc(size, 0x61));
+    const closed = await client.closed;
+    expect(closed.ended, 'a clean end').toBe(true);
+    expect(client.received().length, 'bytes before the clean end').toBe(size);
+  }, 20_000);
+});
+
+describe('egress tunnel: a clean half-close passes through as one', () => {
+  let ca: TestCa;
+  let egress: Egress;
+
+  beforeAll(async () => {
+    ca = await TestCa.create();
+    // Answers at the first bytes and half-closes (shutdown SHUT_WR), still reading the rest of the upload. Without
+    // allowHalfOpen on the sidecar's upstream socket, Node ended our side too and the app's next bytes failed with a
+    // self-made EPIPE, which was then passed on as a reset.
+    egress = await startEgress(ca, (socket, seen) => {
+      socket.on('data', () => {
+        if (seen.bytes > 0 && !socket.writableEnded) socket.end('answer');
+      });
+    });
+  });
+  afterAll(async () => {
+    await egress?.close();
+  });
+
+  it('fail/the upstream answers and half-closes while the app still uploads: a clean end for the app, the whole upload for the upstream', async () => {
+    const client = await tunnel(egress, { allowHalfOpen: true });
+    // The upload: 2 MiB in 16 KiB writes, one every millisecond, then the app's own clean end.
+    const chunk = Buffer.alloc(16 * 1024, 0x62);
+    let sent = 0;
+    while (sent < 2 * 1024 * 1024 && !client.socket.destroyed) {
+      client.socket.write(chunk);
+      sent += chunk.length;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    client.socket.end();
+    await Promise.race([client.closed, new Promise((r) => setTimeout(r, 3_000))]);
+    expect(client.received()).toBe('answer');
+    expect(client.state(), "the upstream's clean end reached the app as").toEqual({ ended: true, code: undefined });
+    const seen = egress.seen[egress.seen.length - 1];
+    await until('upstream saw the end of the upload', () => seen?.ended === true || seen?.error !== undefined);
+    expect(seen).toEqual({ bytes: sent, ended: true, error: undefined });
+  }, 20_000);
+});
+
+describe('egress tunnel cut at the drain deadline', () => {
+  let ca: TestCa;
+  let egress: Egress;
+
+  beforeAll(async () => {
+    ca = await TestCa.create();
+    egress = await startEgress(ca, (socket) => socket.write('partial download'));
+  });
+  afterAll(async () => {
+    await egress?.close();
+  });
+
+  it('fail/both the app and the upstream see a reset, not a clean end', async () => {
+    const client = await tunnel(egress);
+    await until('partial download', () => client.received().endsWith('partial download'));
+    await egress.sidecar.sidecar.close(0);
+    const closed = await client.closed;
+    expect(closed, 'the app was told the download ended cleanly').toEqual({ ended: false, code: 'ECONNRESET' });
+    const seen = egress.seen[egress.seen.length - 1];
+    await until('upstream closed', () => seen?.ended === true || seen?.error !== undefined);
+    expect(seen, 'the upstream was told the tunnel ended cleanly').toMatchObject({ ended: false, error: 'ECONNRESET' });
+  }, 20_000);
+});

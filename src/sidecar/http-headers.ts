@@ -51,6 +51,11 @@ export interface ForwardPolicy {
    * identity header's strip and reach the app as the real thing.
    */
   readonly dropUnderscored: boolean;
+  /**
+   * Drop what only this listener may say about the request it received (isTerminatedClaim): it terminated the
+   * caller's TLS and authorized the method of the request line.
+   */
+  readonly dropTerminatedClaims: boolean;
 }
 
 export const INBOUND_POLICY: ForwardPolicy = Object.freeze({
@@ -58,6 +63,7 @@ export const INBOUND_POLICY: ForwardPolicy = Object.freeze({
   dropHost: false,
   dropForwarding: false,
   dropUnderscored: true,
+  dropTerminatedClaims: true,
 });
 /** The external listener: its callers are outside the mesh, so what they say about proxies and clients is dropped. */
 export const EXTERNAL_POLICY: ForwardPolicy = Object.freeze({
@@ -65,21 +71,43 @@ export const EXTERNAL_POLICY: ForwardPolicy = Object.freeze({
   dropHost: false,
   dropForwarding: true,
   dropUnderscored: true,
+  dropTerminatedClaims: true,
 });
 export const OUTBOUND_ORIGIN_FORM: ForwardPolicy = Object.freeze({
   keepPassport: true,
   dropHost: false,
   dropForwarding: false,
   dropUnderscored: false,
+  dropTerminatedClaims: false,
 });
 export const OUTBOUND_PROXY_FORM: ForwardPolicy = Object.freeze({
   keepPassport: true,
   dropHost: true,
   dropForwarding: false,
   dropUnderscored: false,
+  dropTerminatedClaims: false,
 });
 
 const FORWARDING: ReadonlySet<string> = new Set(['forwarded', 'x-real-ip', 'client-cert', 'client-cert-chain']);
+
+const TERMINATED_CLAIMS: ReadonlySet<string> = new Set([
+  'client-cert',
+  'client-cert-chain',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+]);
+
+/**
+ * Headers that speak for the proxy which terminated the caller's TLS, so that proxy removes any it receives: the
+ * RFC 9440 client-certificate fields (an app behind a proxy that sets them takes them as the verified client
+ * certificate), and the method-override headers that Express, Rails, Symfony and ASP.NET honour (policy decides on
+ * the request line's method; an app that honoured `X-HTTP-Method-Override: DELETE` on an allowed GET would run a
+ * method no rule allowed). Lower-case name.
+ */
+export function isTerminatedClaim(lowerName: string): boolean {
+  return TERMINATED_CLAIMS.has(lowerName);
+}
 
 /**
  * Headers in which a proxy tells the next hop about the client (RFC 7239 Forwarded, every `x-forwarded-*` —
@@ -118,6 +146,8 @@ export function copyRequestHeaders(raw: readonly string[], policy: ForwardPolicy
       continue;
     } else if (policy.dropUnderscored && lower.includes('_')) {
       continue;
+    } else if (policy.dropTerminatedClaims && TERMINATED_CLAIMS.has(lower)) {
+      continue;
     }
     if (tokens?.has(lower)) continue;
     out.push(name, raw[i + 1] as string);
@@ -130,7 +160,7 @@ export function copyRequestHeaders(raw: readonly string[], policy: ForwardPolicy
  * Returns STRIPPED_IDENTITY when an identity header other than the passport was dropped.
  */
 export function copyH2RequestHeaders(headers: IncomingHttpHeaders, out: string[], policy: ForwardPolicy): number {
-  const { dropForwarding, dropUnderscored } = policy;
+  const { dropForwarding, dropUnderscored, dropTerminatedClaims } = policy;
   let flags = 0;
   for (const name in headers) {
     if (name.charCodeAt(0) === 0x3a /* : */ || HOP_BY_HOP.has(name)) continue;
@@ -140,6 +170,7 @@ export function copyH2RequestHeaders(headers: IncomingHttpHeaders, out: string[]
       continue;
     }
     if (dropForwarding && isForwardingHeader(name)) continue;
+    if (dropTerminatedClaims && TERMINATED_CLAIMS.has(name)) continue;
     const value = headers[name];
     if (value === undefined) continue;
     if (typeof value === 'string') out.push(name, value);

@@ -141,6 +141,67 @@ describe('inbound: a peer cannot plant or remove identity headers (I01–I03)', 
     expect(lines[0]?.peer).toBe(client.id.toString());
   });
 
+  // RFC 9440 §4: a TLS-terminating proxy removes Client-Cert/-Chain it receives; H14: the policy decided on the
+  // request line's method, so a header an app would take as the method instead never reaches it.
+  const TERMINATED_CLAIMS = [
+    'client-cert',
+    'client-cert-chain',
+    'x-http-method-override',
+    'x-http-method',
+    'x-method-override',
+  ];
+  it('fail/Client-Cert, Client-Cert-Chain and method overrides from a peer never reach the app (HTTP/1.1, H3, H14)', async () => {
+    const reply = await rawTlsExchange(
+      server.sidecar.inboundPort,
+      client,
+      ca.bundlePem,
+      'GET /claims-h1 HTTP/1.1\r\nHost: b\r\nClient-Cert: :MIIBqDCCAU6gAwIBAgIBBzAKBggqhkjOPQQDAjA6MRswGQYDVQQKDBJMZXQncyBBdXRoZW50aWNhdGU=:\r\n' +
+        'CLIENT-CERT-CHAIN: :MIIB=:\r\nX-HTTP-Method-Override: DELETE\r\nx-http-method: PUT\r\nX-Method-Override: PATCH\r\n' +
+        'X-Forwarded-For: 10.0.0.1\r\nConnection: close\r\n\r\n',
+    );
+    expect(reply).toMatch(/^HTTP\/1\.1 200/);
+    const seen = app.seen.at(-1);
+    expect(seen?.url).toBe('/claims-h1');
+    expect(seen?.method).toBe('GET');
+    const names = rawNames(seen?.rawHeaders ?? []);
+    expect(names.filter((n) => TERMINATED_CLAIMS.includes(n))).toEqual([]);
+    // Not a claim this hop can check or replace: passed on as before.
+    expect(rawValues(seen?.rawHeaders ?? [], 'x-forwarded-for')).toEqual(['10.0.0.1']);
+  });
+
+  it('fail/the same over h2 → none reaches the app', async () => {
+    const session = h2Connect(`https://127.0.0.1:${server.sidecar.inboundPort}`, {
+      cert: client.chainPem,
+      key: client.keyPem,
+      ca: [ca.bundlePem],
+      checkServerIdentity: () => undefined, // SVIDs carry no DNS name; the chain is verified against the bundle
+    });
+    session.on('error', () => undefined);
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const stream = session.request({
+          ':method': 'GET',
+          ':path': '/claims-h2',
+          'client-cert': ':MIIB=:',
+          'client-cert-chain': ':MIIB=:',
+          'x-http-method-override': 'DELETE',
+          'x-http-method': 'PUT',
+          'x-method-override': 'PATCH',
+        });
+        stream.on('response', (headers: IncomingHttpHeaders) => resolve(Number(headers[':status'])));
+        stream.on('error', reject);
+        stream.resume();
+        stream.end();
+      });
+      expect(status).toBe(200);
+    } finally {
+      session.close();
+    }
+    const seen = app.seen.at(-1);
+    expect(seen?.url).toBe('/claims-h2');
+    expect(rawNames(seen?.rawHeaders ?? []).filter((n) => TERMINATED_CLAIMS.includes(n))).toEqual([]);
+  });
+
   it('fail/the app’s response carries identity headers → the caller never sees them (I06, inbound)', async () => {
     const reply = await rawTlsExchange(
       server.sidecar.inboundPort,

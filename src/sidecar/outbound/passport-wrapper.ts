@@ -48,10 +48,14 @@ export function passportWrapper(options: PassportWrapperOptions): OnOutboundRequ
     if (received === undefined) {
       throw invalid('the app forwarded a passport this sidecar did not receive, or it has expired', 'unknown_passport');
     }
-    const audience = context.route.ids.length === 1 ? context.route.ids[0] : undefined;
+    // The link is addressed to one ID, so that ID must be the only peer the route accepts: with an ID pattern
+    // (`/sa/*`, `{namespace}`) beside it, the connection may reach another workload, which would receive the end
+    // user's origin without being its audience.
+    const audience =
+      context.route.ids.length === 1 && context.route.idPatterns.length === 0 ? context.route.ids[0] : undefined;
     if (audience === undefined) {
       throw invalid(
-        `route ${context.route.host} must name exactly one SPIFFE ID to carry a passport`,
+        `route ${context.route.host} must name exactly one SPIFFE ID and no ID pattern to carry a passport`,
         'route_audience',
       );
     }

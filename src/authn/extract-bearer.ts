@@ -8,8 +8,11 @@ export type RequestHeaders = Readonly<Record<string, string | readonly string[] 
 
 // RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
-// Something that is plainly a JWT, whatever scheme (or none) it was sent with.
-const JWT_LIKE = /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\./;
+// Something that is plainly a JWT, whatever scheme (or none) it was sent with, starting anywhere a token can start
+// in the value: apps that take the token with `substring(7)` or an unanchored /Bearer\s+(\S+)/ read it from
+// `Bearer,eyJ…` or from `Basic …, Bearer eyJ…` too, so it must not pass to them unverified. Base64 (Basic,
+// Negotiate) never has a `.`.
+const JWT_LIKE = /(?:^|[^A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\./;
 
 function malformed(reason: string, message: string): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_TOKEN_REQUEST_MALFORMED', message, { reason });
@@ -49,7 +52,7 @@ export function extractBearer(headers: RequestHeaders): string | undefined {
   const scheme = space === -1 ? value : value.slice(0, space);
   const credentials = space === -1 ? '' : value.slice(space + 1).trim();
   if (scheme.toLowerCase() !== 'bearer') {
-    if (JWT_LIKE.test(value) || JWT_LIKE.test(credentials)) {
+    if (JWT_LIKE.test(value)) {
       throw malformed('scheme', 'token sent without the Bearer scheme');
     }
     return undefined;

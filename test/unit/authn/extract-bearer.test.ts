@@ -30,6 +30,14 @@ const FAIL: [string, RequestHeaders, string][] = [
   ['fail/characters outside b64token', { authorization: 'Bearer {"alg":"none"}' }, 'syntax'],
   ['fail/JWT under another scheme', { authorization: `Token ${JWT}` }, 'scheme'],
   ['fail/JWT without a scheme', { authorization: JWT }, 'scheme'],
+  // Apps that pick the token with `substring(7)` or an unanchored /Bearer\s+(\S+)/ would read these JWTs, which the
+  // sidecar never verified: a JWT starting anywhere in a header that is not one Bearer credential is refused.
+  ['fail/JWT glued to Bearer with a comma', { authorization: `Bearer,${JWT}` }, 'scheme'],
+  [
+    'fail/JWT after Basic credentials in the same header',
+    { authorization: `Basic dXNlcjpwYXNz, Bearer ${JWT}` },
+    'scheme',
+  ],
 ];
 
 describe('extractBearer', () => {

@@ -13,6 +13,7 @@ import { bearerChallenge } from '../authn/bearer-challenge.js';
 import type { EndUser } from '../authn/end-user.js';
 import { endUserFromClaims } from '../authn/end-user.js';
 import type { EndUserVerifier } from '../authn/end-user-verifier.js';
+import { extractBearer } from '../authn/extract-bearer.js';
 import { type AuthzRequest, type CompiledPolicy, decide, denyAuditRecord, normalizePath } from '../authz/index.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import { connectionListed, isForwardingHeader } from '../sidecar/http-headers.js';
@@ -256,7 +257,8 @@ export class EdgeHandler {
     try {
       // A `login: none` route carries no user and no passport: its session or bearer token is not even read, so
       // a signed-in browser's identity never reaches a public page, and a bad token there is no reason to refuse.
-      caller = route.login === 'none' ? undefined : await this.#authenticate(headers, cookies, setCookies);
+      caller =
+        route.login === 'none' ? undefined : await this.#authenticate(headers, req.rawHeaders, cookies, setCookies);
     } catch (error) {
       if (!isMeshauthError(error)) throw error;
       this.#deny(route, 'authentication', error, req);
@@ -359,11 +361,15 @@ export class EdgeHandler {
   /** API bearer token first (never combined with the cookie), then the session. */
   async #authenticate(
     headers: IncomingHttpHeaders,
+    rawHeaders: readonly string[],
     cookies: ReadonlyMap<string, string>,
     setCookies: string[],
   ): Promise<Caller> {
     const authorization = headers.authorization;
     if (authorization !== undefined) {
+      // `headers` holds only the first of repeated `authorization` lines: the received list is what shows two, which
+      // are refused before either is verified, as at the sidecars.
+      extractBearer(rawHeaders);
       const jwtSvids = this.#jwtSvids;
       if (jwtSvids !== undefined) {
         const token = bearerToken(authorization);
@@ -374,7 +380,7 @@ export class EdgeHandler {
       if (this.#api === undefined) {
         throw new MeshauthError('MESHAUTH_ERR_TOKEN_INVALID', 'no apiIssuers configured', { reason: 'no_issuer' });
       }
-      const user = await this.#api.authenticate(headers);
+      const user = await this.#api.authenticate(rawHeaders);
       if (user === undefined) return undefined;
       const scoped = endUserFromClaims({ ...user.claims, exp: user.expiresAt }, this.#apiClaims.get(user.iss) ?? []);
       if (scoped === undefined) throw new MeshauthError('MESHAUTH_ERR_TOKEN_INVALID', 'no subject', { reason: 'sub' });

@@ -131,6 +131,17 @@ rules:
     }
   });
 
+  it('fail/two Authorization lines are refused (400) before either token is verified', async () => {
+    const token = await mesh.provider.provider.getToken(API_CLIENT.clientId, 'orders:read');
+    const response = await request(`${mesh.origin}/shop/orders/7`, {
+      dispatcher: agent,
+      headers: ['authorization', `Bearer ${token}`, 'authorization', 'Bearer other'],
+    });
+    const body = await response.body.text();
+    expect(response.statusCode, body).toBe(400);
+    expect(JSON.parse(body).code).toBe('MESHAUTH_ERR_TOKEN_REQUEST_MALFORMED');
+  });
+
   it('fail/route requirements: roles, scopes; ok/claims by dotted path', async () => {
     const token = await mesh.provider.provider.getToken(API_CLIENT.clientId, 'orders:read');
     const auth = { authorization: `Bearer ${token}` };

@@ -16,7 +16,10 @@ export interface InboundRequestView {
   readonly authority: string;
   /** Lower-case names; repeated headers are arrays (Node's IncomingHttpHeaders). */
   readonly headers: IncomingHttpHeaders;
-  /** HTTP/1.1 only: the raw `[name, value, …]` list (Node drops duplicate `authorization` from `headers`). */
+  /**
+   * Every received line, `[name, value, …]` (HTTP/1.1: Node's raw list; h2: the decoded list, pseudo-headers
+   * included): on both, Node keeps only the first of a repeated `authorization` in `headers`.
+   */
   readonly rawHeaders?: readonly string[];
   readonly sourceIp: string;
   /** The inbound listener port the request arrived on. */

@@ -47,7 +47,10 @@ export function policyAuthorizer(options: PolicyAuthorizerOptions): (view: Autho
       // Every line of a repeated header counts (HTTP/1.1: Node's `headers` keeps only the first `user-agent`, the
       // app receives them all); none the request's Connection names and no name with `_`, which never reach the app
       // (headerLines, h2HeaderView). Pseudo-headers never match: policy header names are RFC 9110 tokens.
-      headers: view.rawHeaders === undefined ? h2HeaderView(view.headers) : headerLines(view.rawHeaders),
+      headers:
+        view.httpVersion === '2' || view.rawHeaders === undefined
+          ? h2HeaderView(view.headers)
+          : headerLines(view.rawHeaders),
       sourceIp: view.sourceIp,
       user: user?.claims,
       chain: view.chain,

@@ -13,8 +13,8 @@ export interface Sink {
   readonly h2: boolean;
   /** The received headers as Node's object (h2: one line per single-value name; HTTP/1.1: first line). */
   readonly headers: IncomingHttpHeaders;
-  /** HTTP/1.1: the raw `[name, value, …]` list (every line); h2: undefined. */
-  readonly rawHeaders: readonly string[] | undefined;
+  /** Every received line, `[name, value, …]`: HTTP/1.1 Node's raw list; h2 the decoded list, pseudo-headers included. */
+  readonly rawHeaders: readonly string[];
   /** Host / :authority as received (already checked to be one host[:port]). */
   readonly authority: string;
   readonly sourceIp: string;
@@ -88,7 +88,7 @@ export class Exchange {
       target: this.target,
       authority: sink.authority,
       headers: sink.headers,
-      ...(sink.rawHeaders === undefined ? {} : { rawHeaders: sink.rawHeaders }),
+      rawHeaders: sink.rawHeaders,
       sourceIp: sink.sourceIp,
       port: this.port,
       httpVersion: sink.h2 ? '2' : '1.1',

@@ -105,7 +105,6 @@ export class H1Sink implements Sink {
 
 export class H2Sink implements Sink {
   readonly h2 = true;
-  readonly rawHeaders = undefined;
   readonly headers: IncomingHttpHeaders;
   readonly #stream: ServerHttp2Stream;
   /** The decoded header list as received (repeats included). */
@@ -127,6 +126,10 @@ export class H2Sink implements Sink {
   refusal(method: string, _target: string, maxHeaderBytes: number): MeshauthError | undefined {
     if (method === 'CONNECT' || !METHOD.test(method)) return methodInvalid();
     return checkH2Head(this.headers, this.#received, maxHeaderBytes);
+  }
+
+  get rawHeaders(): readonly string[] {
+    return this.#received;
   }
 
   get authority(): string {

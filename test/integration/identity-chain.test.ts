@@ -147,9 +147,14 @@ afterAll(async () => {
   for (const close of closers.reverse()) await close().catch(() => undefined);
 });
 
-async function callGateway(token: string | undefined, path = '/pay/42', extra: Record<string, string> = {}) {
+async function callGateway(
+  token: string | undefined,
+  path = '/pay/42',
+  extra: Record<string, string> = {},
+  dispatcher: Agent = mtlsClient(ingress),
+) {
   const response = await request(`https://127.0.0.1:${gateway.sidecar.inboundPort}${path}`, {
-    dispatcher: mtlsClient(ingress),
+    dispatcher,
     headers: { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...extra },
   });
   return { status: response.statusCode, headers: response.headers, body: await response.body.text() };
@@ -225,6 +230,48 @@ describe('end-user identity through gateway → orders → payments', () => {
     expect(response.statusCode).toBe(401);
     expect((await response.body.json()) as object).toMatchObject({ code: 'MESHAUTH_ERR_PASSPORT_INVALID' });
   });
+
+  // X02: a link is bound to the leaf it was signed with (strict binding), not to the SPIFFE ID alone; a sidecar
+  // mints a new link per request, so after a rotation its links carry the new leaf.
+  it('fail/X02: a link captured at payments, replayed by the same identity with a rotated key, is rejected', async () => {
+    const token = await idp.getToken({ clientId: 'orders-client', scope: 'orders:read payments:read' });
+    await callGateway(token);
+    const captured = appPayments.seen.at(-1)?.headers['x-meshauth-passport'] as string;
+    const rotatedOrders = await ca.issue({ id: ORDERS });
+    const response = await request(`https://127.0.0.1:${payments.sidecar.inboundPort}/pay/1`, {
+      dispatcher: mtlsClient(rotatedOrders),
+      headers: { 'x-meshauth-passport': captured },
+    });
+    expect(response.statusCode).toBe(401);
+    expect((await response.body.json()) as object).toMatchObject({ code: 'MESHAUTH_ERR_PASSPORT_INVALID' });
+  });
+
+  it('ok/X02: rotations of the gateway and orders under 16 concurrent callers → every call 200', async () => {
+    const token = await idp.getToken({ clientId: 'orders-client', scope: 'orders:read payments:read' });
+    const statuses: number[] = [];
+    let rotated = 0;
+    // One client with keep-alive connections (a client per call would pass the inbound's per-peer connection cap).
+    const client = mtlsClient(ingress);
+    const caller = async (w: number) => {
+      for (let i = 0; i < 25; i++) {
+        const result = await callGateway(token, `/pay/${w}-${i}`, {}, client);
+        statuses.push(result.status);
+        // Rotations land while requests are in flight on every hop: each side's SVID twice, at different points.
+        if (w === 0 && (i === 5 || i === 15)) {
+          orders.holder.set({ svid: (await ca.issue({ id: ORDERS })).svid, bundle: ca.bundle });
+          rotated++;
+        }
+        if (w === 1 && (i === 10 || i === 20)) {
+          gateway.holder.set({ svid: (await ca.issue({ id: GATEWAY })).svid, bundle: ca.bundle });
+          rotated++;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, (_, w) => caller(w)));
+    expect(rotated).toBe(4);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    expect(statuses).toHaveLength(16 * 25);
+  }, 60_000);
 
   it('fail/inject: an app cannot send a passport its sidecar never received', async () => {
     const token = await idp.getToken({ clientId: 'orders-client', scope: 'orders:read payments:read' });

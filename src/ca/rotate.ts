@@ -67,6 +67,16 @@ export async function activateNextRoot(dir: string, now = new Date()): Promise<R
       { reason: 'no_pending_root' },
     );
   }
+  // root-previous.* holds the root an earlier activation replaced, in bundle.pem until --retire removes it. A second
+  // activation would overwrite it with the root replaced now: the older root would stay trusted for good, with
+  // nothing left for --retire to find it by.
+  if (await exists(paths.previousRootCert)) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_USAGE',
+      `the previous root (${paths.previousRootCert}) is not retired yet: run \`meshauth ca rotate --root --retire\` first`,
+      { reason: 'previous_root_not_retired' },
+    );
+  }
   const trustDomain = await readTrustDomain(paths);
   const publishedAt = (await stat(paths.pendingRootCert)).mtime;
   const next = await loadCaKey(paths, paths.pendingRootCert, paths.pendingRootKey);

@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshauthError } from '../errors/index.js';
-import { SpiffeId } from '../identity/index.js';
+import { caSpiffeId, SpiffeId } from '../identity/index.js';
 import { caPaths, writeFileAtomic } from './ca-files.js';
 import { readTrustDomain } from './store.js';
 
@@ -38,6 +38,12 @@ export async function createJoinToken(options: CreateJoinTokenOptions): Promise<
   if (id.isTrustDomainId) {
     throw new MeshauthError('MESHAUTH_ERR_SPIFFE_ID_INVALID', `${id} has no path: a workload ID needs one`, {
       reason: 'root_id',
+    });
+  }
+  // Agents accept the CA by this ID alone; the CA refuses to issue it for a token anyway (api.ts).
+  if (id.equals(caSpiffeId(trustDomain))) {
+    throw new MeshauthError('MESHAUTH_ERR_SPIFFE_ID_INVALID', `${id} is the CA's own ID, not a workload ID`, {
+      reason: 'reserved_id',
     });
   }
   const now = options.now ?? new Date();

@@ -1,9 +1,12 @@
 // The CA API against a real TLS server on 127.0.0.1 port 0 (SPEC §4, security.md A01–A07).
+import { randomBytes } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as caClient from '../../src/agent/ca-client.js';
-import { type CaServer, createJoinToken, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
+import { type CaServer, createJoinToken, hashToken, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
 import { MeshauthError } from '../../src/errors/index.js';
 import { SpiffeId, TrustDomain } from '../../src/identity/index.js';
 import {
@@ -145,6 +148,21 @@ describe('POST /v1/svid with a join token', () => {
     // The token still works for its own identity.
     const right = await post(JSON.stringify({ csr, token, id: ID }));
     expect(right.status).toBe(200);
+  });
+
+  it("fail/a join token for the CA's own ID gets no SVID (its holder could pose as the CA) and is not spent", async () => {
+    // A token file as an older version (or a hand-made token store) could have left: createJoinToken refuses the ID.
+    const token = randomBytes(32).toString('base64url');
+    const file = join(dir, 'tokens', `${hashToken(token)}.json`);
+    const expiresAt = new Date(Date.now() + 60_000).toISOString();
+    writeFileSync(file, JSON.stringify({ id: 'spiffe://example.org/meshauth/ca', expiresAt }), { mode: 0o600 });
+    const csr = await createCsrPem(await generateKeyPair('p256'));
+    const before = await rejected('reserved_id');
+    const answer = await post(JSON.stringify({ csr, token }));
+    expect(answer.status).toBe(400);
+    expect(answer.json.code).toBe('MESHAUTH_ERR_SPIFFE_ID_INVALID');
+    expect(await rejected('reserved_id')).toBe(before + 1);
+    expect(existsSync(file)).toBe(true);
   });
 
   it('ok/50 concurrent uses of one join token yield exactly one certificate', async () => {

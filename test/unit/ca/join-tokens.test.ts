@@ -70,6 +70,8 @@ describe('join tokens', () => {
     ['fail/other trust domain', 'spiffe://evil.org/ns/a/sa/b'],
     ['fail/trust-domain ID', 'spiffe://example.org'],
     ['fail/malformed ID', 'spiffe://example.org/a/../b'],
+    // Agents accept the CA by this ID alone: its holder could pose as the CA and collect bootstrap tokens.
+    ["fail/the CA's own ID", 'spiffe://example.org/meshauth/ca'],
   ])('%s cannot get a token', async (_name, id) => {
     const error = await createJoinToken({ dir, id, ttlMs: 60_000 }).catch((e: unknown) => e);
     expect((error as MeshauthError).code).toBe('MESHAUTH_ERR_SPIFFE_ID_INVALID');

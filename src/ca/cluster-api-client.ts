@@ -161,7 +161,9 @@ export class ClusterApiClient {
     }
     const previous = this.#agent;
     this.#agent = new Agent({
-      connect: { timeout: this.#timeoutMs, ...(ca === undefined ? {} : { ca }) },
+      // rejectUnauthorized explicit: left out, tls.connect takes it from NODE_TLS_REJECT_UNAUTHORIZED, and =0 in the
+      // environment would make the CA trust any cluster JWKS and send its own bearer token to any server.
+      connect: { timeout: this.#timeoutMs, rejectUnauthorized: true, ...(ca === undefined ? {} : { ca }) },
       headersTimeout: this.#timeoutMs,
       bodyTimeout: this.#timeoutMs,
     });

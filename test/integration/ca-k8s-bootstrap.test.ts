@@ -238,6 +238,25 @@ describe('ca serve --k8s-issuer --k8s-ca-file --k8s-token-review', () => {
   });
 });
 
+describe('NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment', () => {
+  it('fail/the untrusted API server stays untrusted: no JWKS → 503 sa_jwks_unavailable', async () => {
+    const { caFile: _caFile, ...withoutCa } = caOptions().kubernetes as NonNullable<CaServerOptions['kubernetes']>;
+    const previous = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+    process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+    let untrusting: CaServer | undefined;
+    try {
+      untrusting = await startCaServer({ ...caOptions(), kubernetes: withoutCa });
+      const token = await api.mint({ pod: pod('shop', 'web') });
+      const target = untrusting;
+      await expectRefused(() => bootstrap(token, target), 'MESHAUTH_ERR_CA_UNAVAILABLE', 503, 'sa_jwks_unavailable');
+    } finally {
+      if (previous === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+      else process.env.NODE_TLS_REJECT_UNAUTHORIZED = previous;
+      await untrusting?.close();
+    }
+  });
+});
+
 describe('--k8s-issuer without --k8s-jwks: the issuer discovery document names the JWKS', () => {
   it('ok/discovered over the cluster CA with the bearer token', async () => {
     const selfIssued = await startFakeApiServer('self');

@@ -135,6 +135,11 @@ export class KubernetesTokenVerifier {
     } catch (error) {
       throw fromVerifyError(error);
     }
+    // jose checks iat only against a maximum age; the API server itself refuses a token issued in the future, and
+    // exp alone does not bound how far ahead it was minted.
+    if (typeof payload.iat === 'number' && payload.iat > now.getTime() / 1000 + CLOCK_TOLERANCE_SECONDS) {
+      throw rejected('sa_token_invalid', 'token is issued in the future (iat)');
+    }
     const identity = identityOf(payload, trustDomain);
     if (this.#reviewUrl !== undefined) await this.#review(token, identity, podUidOf(payload));
     return identity;

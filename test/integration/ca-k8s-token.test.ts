@@ -162,6 +162,12 @@ describe('POST /v1/svid with a Kubernetes service-account token', () => {
       'sa_token_expired',
     ],
     [
+      // The API server's own validator refuses it too ("issued in the future"); exp alone does not bound it.
+      'fail/issued an hour in the future (iat ahead of the clock)',
+      () => sign({ ...projectedClaims(), iat: NOW_S() + 3600, exp: NOW_S() + 7200 }),
+      'sa_token_invalid',
+    ],
+    [
       'fail/HS256 (a MAC, never accepted)',
       () =>
         new SignJWT(projectedClaims())

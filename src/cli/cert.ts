@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { type CaConnection, requestJwtSvid, requestSvid } from '../agent/ca-client.js';
 import { readTokenFile } from '../agent/credential-files.js';
 import { acceptSvidResponse } from '../agent/svid-response.js';
-import { writeFileAtomic } from '../ca/ca-files.js';
+import { writeFilesAtomic } from '../ca/ca-files.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import {
@@ -213,10 +213,25 @@ async function fetchAndWrite(options: FetchOptions): Promise<string> {
   const chainPem = svid.certChainPem;
   const certFile = options.certFile ?? `${options.prefix}.crt`;
   const keyFile = options.keyFile ?? `${options.prefix}.key`;
-  await mkdir(dirname(certFile), { recursive: true });
-  await writeFileAtomic(keyFile, privateKeyPem, 0o600);
-  await writeFileAtomic(certFile, chainPem, 0o644);
+  await writeKeyAndChain(keyFile, certFile, privateKeyPem, chainPem);
   return `issued ${id} (${options.keyType}, expires ${leaf.notAfter.toISOString()}): ${certFile}, ${keyFile}`;
+}
+
+/**
+ * Writes the new key and chain in place of the files there. Both are staged before either is replaced: the old pair
+ * stays usable (for a retry of `cert renew`, which authenticates with it) when one of them cannot be written.
+ */
+export async function writeKeyAndChain(
+  keyFile: string,
+  certFile: string,
+  privateKeyPem: string,
+  chainPem: string,
+): Promise<void> {
+  await mkdir(dirname(certFile), { recursive: true });
+  await writeFilesAtomic([
+    { path: keyFile, data: privateKeyPem, mode: 0o600 },
+    { path: certFile, data: chainPem, mode: 0o644 },
+  ]);
 }
 
 interface CertificateSummary {

@@ -1,0 +1,63 @@
+// `meshauth cert request/renew` replace PREFIX.key and PREFIX.crt. Each file is written atomically, but the two
+// are one credential: a write that fails half-way must leave the old key with the old chain, or the workload holds a
+// key that matches no certificate and cannot even renew (renewal authenticates with that pair).
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+/** Paths under this prefix behave as on a full file system: creating a file there fails with ENOSPC. */
+const full = vi.hoisted(() => ({ prefix: undefined as string | undefined }));
+
+vi.mock('node:fs/promises', async (original) => {
+  const fs = await original<typeof import('node:fs/promises')>();
+  const open = ((path: Parameters<typeof fs.open>[0], ...rest: unknown[]) => {
+    if (full.prefix !== undefined && String(path).startsWith(full.prefix)) {
+      return Promise.reject(
+        Object.assign(new Error(`ENOSPC: no space left on device, open '${path}'`), { code: 'ENOSPC' }),
+      );
+    }
+    return (fs.open as (...args: unknown[]) => ReturnType<typeof fs.open>)(path, ...rest);
+  }) as typeof fs.open;
+  return { ...fs, default: { ...fs, open }, open };
+});
+
+const { writeKeyAndChain } = await import('../../../src/cli/cert.js');
+
+let root: string;
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'meshauth-cert-files-'));
+  full.prefix = undefined;
+});
+afterEach(() => {
+  full.prefix = undefined;
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('writeKeyAndChain', () => {
+  it('ok/writes the key 0600 and the chain 0644', async () => {
+    const keyFile = join(root, 'svid.key');
+    const certFile = join(root, 'certs', 'svid.crt');
+    await writeKeyAndChain(keyFile, certFile, 'NEW KEY\n', 'NEW CHAIN\n');
+    expect(readFileSync(keyFile, 'utf8')).toBe('NEW KEY\n');
+    expect(readFileSync(certFile, 'utf8')).toBe('NEW CHAIN\n');
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    expect(statSync(certFile).mode & 0o777).toBe(0o644);
+  });
+
+  it("fail/the chain's file system is full: the old key and chain stay as they were (still a pair)", async () => {
+    const keyFile = join(root, 'keys', 'svid.key');
+    const certDir = join(root, 'certs');
+    const certFile = join(certDir, 'svid.crt');
+    mkdirSync(join(root, 'keys'));
+    mkdirSync(certDir);
+    writeFileSync(keyFile, 'OLD KEY\n', { mode: 0o600 });
+    writeFileSync(certFile, 'OLD CHAIN\n');
+    full.prefix = certDir;
+    await expect(writeKeyAndChain(keyFile, certFile, 'NEW KEY\n', 'NEW CHAIN\n')).rejects.toMatchObject({
+      code: 'ENOSPC',
+    });
+    expect(readFileSync(keyFile, 'utf8')).toBe('OLD KEY\n');
+    expect(readFileSync(certFile, 'utf8')).toBe('OLD CHAIN\n');
+  });
+});

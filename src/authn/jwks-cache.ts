@@ -84,8 +84,14 @@ export class JwksCache {
       options.jwksUri !== undefined && isFileUri(options.jwksUri) ? jwksFilePath(options.jwksUri) : undefined;
     const ca = options.caFile === undefined ? undefined : readCaFile(options.caFile, this.issuer);
     // A private dispatcher: no proxy from the environment, bounded connect time, closed with the cache.
+    // rejectUnauthorized explicit: left out, node:tls takes it from NODE_TLS_REJECT_UNAUTHORIZED, and =0 in the
+    // environment would let any server on the JWKS path sign end users.
     this.#agent = new Agent({
-      connect: { timeout: options.tunables.jwksFetchTimeoutMs, ...(ca === undefined ? {} : { ca }) },
+      connect: {
+        timeout: options.tunables.jwksFetchTimeoutMs,
+        rejectUnauthorized: true,
+        ...(ca === undefined ? {} : { ca }),
+      },
       headersTimeout: options.tunables.jwksFetchTimeoutMs,
       bodyTimeout: options.tunables.jwksFetchTimeoutMs,
     });

@@ -43,7 +43,10 @@ export class JwtSvidVerifier {
     this.#settings = options.settings;
     this.#trustDomain = options.trustDomain;
     this.#jwksUrl = `${options.caUrl.replace(/\/+$/, '')}${JWKS_PATH}`;
-    this.#agent = new Agent({ connect: { ca: readFileSync(options.bundleFile, 'utf8'), timeout: 5_000 } });
+    // rejectUnauthorized explicit, so NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment cannot untrust the CA.
+    this.#agent = new Agent({
+      connect: { ca: readFileSync(options.bundleFile, 'utf8'), timeout: 5_000, rejectUnauthorized: true },
+    });
     this.#metrics = options.metrics;
   }
 

@@ -46,7 +46,10 @@ export class OidcRelyingParty {
     this.#secret = settings.clientSecretFile === undefined ? undefined : readClientSecret(settings.clientSecretFile);
     const ca = settings.caFile === undefined ? undefined : readSettingFile('oidc.caFile', settings.caFile);
     // A private dispatcher: no proxy from the environment, bounded connect time, the private CA when configured.
-    this.#dispatcher = new Agent({ connect: { timeout: 5_000, ...(ca === undefined ? {} : { ca }) } });
+    // rejectUnauthorized explicit, so NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment cannot untrust the provider.
+    this.#dispatcher = new Agent({
+      connect: { timeout: 5_000, rejectUnauthorized: true, ...(ca === undefined ? {} : { ca }) },
+    });
     if (settings.insecureLoopback) {
       logger.warn(
         { issuer: settings.issuer },

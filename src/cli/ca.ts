@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import type { Command } from 'commander';
 // The CA itself (server, jose, PKCS#12 via pkijs) is imported inside each action: `meshauth sidecar` shares this
 // program and must not load it (SPEC §9 idle RSS).
-import { writeFileAtomic } from '../ca/ca-files.js';
+import { writeFilesAtomic } from '../ca/ca-files.js';
 import { assertDurationInRange, formatDuration, parseDuration } from '../config/duration.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
@@ -135,9 +135,11 @@ export function registerCaCommands(program: Command): void {
         const svid = await issueOffline({ dir: opts.dir, id, ttlMs, keyType });
         const prefix = opts.out ?? id.segments.at(-1) ?? 'svid';
         await mkdir(dirname(prefix), { recursive: true });
-        await writeFileAtomic(`${prefix}.key`, svid.privateKeyPem, 0o600);
-        await writeFileAtomic(`${prefix}.crt`, svid.certChainPem, 0o644);
-        const written = [`${prefix}.crt`, `${prefix}.key`];
+        // All staged before any replaces its file: a failed write never leaves a key beside another certificate.
+        const files: { path: string; data: string | Uint8Array; mode: number }[] = [
+          { path: `${prefix}.key`, data: svid.privateKeyPem, mode: 0o600 },
+          { path: `${prefix}.crt`, data: svid.certChainPem, mode: 0o644 },
+        ];
         if (password !== undefined) {
           const { createPkcs12 } = await import('../pki/pkcs12.js'); // pkijs: loaded only for --p12
           const p12 = await createPkcs12({
@@ -146,9 +148,10 @@ export function registerCaCommands(program: Command): void {
             password,
             friendlyName: id.segments.at(-1) ?? 'meshauth',
           });
-          await writeFileAtomic(`${prefix}.p12`, p12, 0o600);
-          written.push(`${prefix}.p12`);
+          files.push({ path: `${prefix}.p12`, data: p12, mode: 0o600 });
         }
+        await writeFilesAtomic(files);
+        const written = files.map((f) => f.path).sort();
         process.stdout.write(
           `issued ${id} (${keyType}, expires ${svid.notAfter.toISOString()}): ${written.join(', ')}\n`,
         );

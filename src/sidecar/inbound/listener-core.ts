@@ -19,7 +19,7 @@ import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { VerifiedPeer } from '../../tls/index.js';
 import { cutResponse } from '../cut-response.js';
 import { DataPlaneTelemetry, type Direction } from '../data-plane-telemetry.js';
-import { endSocketWithError } from '../error-response.js';
+import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, kResetBySidecar } from '../forward-handler.js';
 import { EXTERNAL_POLICY, INBOUND_POLICY } from '../http-headers.js';
 import { waitUntil } from '../listen.js';
@@ -352,6 +352,12 @@ export class ListenerCore {
       // encrypted). Close once it is flushed, or after a short grace for a peer that does not read.
       endSocketWithError(socket, rejection);
       socket.once('finish', () => socket.destroy());
+      setTimeout(() => socket.destroy(), ANSWER_GRACE_MS).unref();
+    } else if (socket.writable && pending !== undefined && !pending.headersSent) {
+      // The body broke mid-way (a bad chunk line) before the app answered: the peer gets the 400 on this request's
+      // response, and the app request is aborted with the body, never completed.
+      writeErrorH1(pending, rejection, undefined, true);
+      pending.once('finish', () => socket.destroy());
       setTimeout(() => socket.destroy(), ANSWER_GRACE_MS).unref();
     } else {
       socket.destroy(); // mid-exchange: the app request is aborted with it, never completed

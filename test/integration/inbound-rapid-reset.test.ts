@@ -69,12 +69,14 @@ describe('inbound h2: rapid reset', () => {
   let client: TestSvid;
   let app: Server;
   let appConnections = 0;
+  const appPaths: string[] = [];
   let sidecar: TestSidecar;
 
   beforeAll(async () => {
     ca = await TestCa.create('example.org');
     client = await ca.issue({ id: ca.idFor('/ns/evil/sa/resetter') });
     app = createServer((req, res) => {
+      appPaths.push(req.url ?? '');
       req.resume();
       setTimeout(() => res.end('ok'), 50); // any real work
     });
@@ -132,4 +134,71 @@ describe('inbound h2: rapid reset', () => {
       );
     },
   );
+
+  /** True once the sidecar ended the connection (GOAWAY or a close). */
+  const ended = (c: { socket: TLSSocket; frames: number[] }) => c.socket.destroyed || c.frames.includes(7);
+
+  it('fail/a CONTINUATION flood (a header block that never ends) is cut, nothing reaches the app, the sidecar serves on', async () => {
+    const flood = await rawMtls(sidecar.sidecar.inboundPort, client, ca.bundlePem);
+    flood.socket.write(
+      frame(1, 0, 1, Buffer.concat([hpackLiteral(':method', 'GET'), hpackLiteral(':path', '/continuation')])),
+    );
+    const filler = frame(9, 0, 1, hpackLiteral('x-a', 'b'.repeat(100)));
+    for (let i = 0; i < 20_000 && !ended(flood); i++) {
+      flood.socket.write(filler);
+      if (i % 500 === 0) await sleep(1);
+    }
+    expect(await eventually(() => ended(flood), 5_000), 'the flooding connection ended by the sidecar').toBe(true);
+    flood.socket.destroy();
+    expect(appPaths).not.toContain('/continuation');
+    const after = await rawMtls(sidecar.sidecar.inboundPort, client, ca.bundlePem);
+    after.socket.write(
+      frame(
+        1,
+        0x4 | 0x1,
+        1,
+        Buffer.concat([
+          hpackLiteral(':method', 'GET'),
+          hpackLiteral(':scheme', 'https'),
+          hpackLiteral(':path', '/'),
+          hpackLiteral(':authority', 'server.shop'),
+        ]),
+      ),
+    );
+    expect(await eventually(() => after.frames.includes(1), 5_000), 'a response HEADERS on a new connection').toBe(
+      true,
+    );
+    after.socket.destroy();
+  });
+
+  it('fail/a PING flood whose ACKs are never read is cut, the sidecar serves on', async () => {
+    const flood = await rawMtls(sidecar.sidecar.inboundPort, client, ca.bundlePem);
+    flood.socket.pause(); // never read: the sidecar's ACKs pile up on its side
+    const ping = frame(6, 0, 0, Buffer.alloc(8));
+    for (let i = 0; i < 100_000 && !flood.socket.destroyed; i++) {
+      flood.socket.write(ping);
+      if (i % 1_000 === 0) await sleep(1);
+    }
+    flood.socket.resume();
+    expect(await eventually(() => ended(flood), 5_000), 'the flooding connection ended by the sidecar').toBe(true);
+    flood.socket.destroy();
+    const after = await rawMtls(sidecar.sidecar.inboundPort, client, ca.bundlePem);
+    after.socket.write(
+      frame(
+        1,
+        0x4 | 0x1,
+        1,
+        Buffer.concat([
+          hpackLiteral(':method', 'GET'),
+          hpackLiteral(':scheme', 'https'),
+          hpackLiteral(':path', '/'),
+          hpackLiteral(':authority', 'server.shop'),
+        ]),
+      ),
+    );
+    expect(await eventually(() => after.frames.includes(1), 5_000), 'a response HEADERS on a new connection').toBe(
+      true,
+    );
+    after.socket.destroy();
+  });
 });

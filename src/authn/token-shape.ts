@@ -1,6 +1,7 @@
 // Checks made on an end-user token before any key lookup or crypto (RFC 8725 §3.1, §3.10, bis "reject non-JWT
 // syntax"): size, compact JWS syntax, header hygiene, and the unverified `iss` used only
 // to pick which configured issuer's rules apply. Pure: no I/O, no clock.
+import { jsonShapeError } from './json-shape.js';
 import { tokenInvalid } from './token-rejection.js';
 
 export interface TokenShape {
@@ -16,18 +17,24 @@ const COMPACT_JWE = /^[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*){4}$/;
 /** Header parameters that point at keys or certificates we would have to fetch or trust blindly (J09). */
 const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'b64'] as const;
 const MAX_KID_LENGTH = 256;
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+// ignoreBOM: a byte-order mark stays in the text, where JSON.parse refuses it (a JWT is UTF-8 without one).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function decodeSegment(segment: string, what: string): Record<string, unknown> {
+  let text: string;
   let value: unknown;
   try {
-    value = JSON.parse(utf8.decode(Buffer.from(segment, 'base64url')));
+    text = utf8.decode(Buffer.from(segment, 'base64url'));
+    value = JSON.parse(text);
   } catch {
     throw tokenInvalid('format', `${what} is not base64url JSON`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw tokenInvalid('format', `${what} is not a JSON object`);
   }
+  const shape = jsonShapeError(text);
+  if (shape === 'duplicate_name') throw tokenInvalid('format', `${what} names a member twice`);
+  if (shape === 'too_deep') throw tokenInvalid('format', `${what} is nested too deeply`);
   return value as Record<string, unknown>;
 }
 

@@ -250,6 +250,43 @@ const CASES: readonly Case[] = [
   ['fail/signed by another key under the issuer kid', 'signature', () => sign(header(), claims(), otherEcKey)],
   // No subject at all
   ['fail/neither sub nor client_id', 'missing_sub', () => sign(header(), claims({ sub: undefined }))],
+  // J13: claims JSON another parser could read differently, signed by the issuer's own key.
+  [
+    'fail/aud twice (JSON.parse keeps the last, other parsers the first)',
+    'format',
+    () => sign(header(), JSON.stringify(claims({ aud: 'billing' })).replace(/}$/, `,"aud":"${AUDIENCE}"}`)),
+  ],
+  [
+    'fail/sub twice, the second spelled with an escape',
+    'format',
+    () => sign(header(), JSON.stringify(claims({ sub: 'mallory' })).replace(/}$/, ',"s\\u0075b":"alice"}')),
+  ],
+  [
+    'fail/a name twice inside a nested claim',
+    'format',
+    () =>
+      sign(header(), JSON.stringify(claims()).replace(/}$/, ',"realm_access":{"roles":["user"],"roles":["admin"]}}')),
+  ],
+  [
+    'fail/claims nested 100 deep',
+    'format',
+    () => sign(header(), JSON.stringify(claims()).replace(/}$/, `,"x":${'['.repeat(100)}${']'.repeat(100)}}`)),
+  ],
+  ['fail/claims starting with a byte-order mark', 'format', () => sign(header(), `\uFEFF${JSON.stringify(claims())}`)],
+  [
+    'fail/a header name twice (signed as written)',
+    'format',
+    async () => {
+      const kid = JSON.stringify(issuerJwk.kid);
+      const input = `${b64(`{"alg":"ES256","typ":"at+jwt","kid":${kid},"typ":"JWT"}`)}.${b64(claims())}`;
+      const signature = await crypto.subtle.sign(
+        { name: 'ECDSA', hash: 'SHA-256' },
+        issuerKey,
+        new TextEncoder().encode(input),
+      );
+      return `${input}.${Buffer.from(signature).toString('base64url')}`;
+    },
+  ],
 ];
 
 describe('hostile end-user tokens', () => {

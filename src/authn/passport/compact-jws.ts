@@ -5,6 +5,7 @@
 // parameters the caller allows, the algorithm fixed by the key (RFC 8725 §3.1: one key, one algorithm).
 import { type KeyObject, sign, verify } from 'node:crypto';
 import { derFromP1363, p1363FromDer } from '../../pki/index.js';
+import { jsonShapeError } from '../json-shape.js';
 
 const SEGMENT = /^[A-Za-z0-9_-]+$/;
 
@@ -84,8 +85,10 @@ function b64(text: string): string {
 
 function parseObject(segment: string): Record<string, unknown> | undefined {
   try {
-    const value: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
+    const text = Buffer.from(segment, 'base64url').toString('utf8');
+    const value: unknown = JSON.parse(text);
+    // A name twice (JSON.parse keeps the last, an app reading the passport may keep the first) or deep nesting.
+    return typeof value === 'object' && value !== null && !Array.isArray(value) && jsonShapeError(text) === undefined
       ? (value as Record<string, unknown>)
       : undefined;
   } catch {

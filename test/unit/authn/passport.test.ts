@@ -1,4 +1,4 @@
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, sign } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { endUserFromClaims } from '../../../src/authn/end-user.js';
@@ -150,6 +150,18 @@ describe('passport', () => {
     claims.aud = d.id;
     const forged = [h, Buffer.from(JSON.stringify(claims)).toString('base64url'), s].join('.');
     expectRejected(() => verifyPassport(`${forged},${origin}`, contextFor(d, gateway)), 'signature');
+  });
+
+  it('fail/ambiguous: a link naming aud twice (JSON.parse reads the last, other readers the first) is refused', () => {
+    const [link, origin] = gatewayToB(gateway, d).split(',');
+    const [h, p] = (link as string).split('.');
+    const claims = JSON.parse(Buffer.from(p as string, 'base64url').toString());
+    // Signed by the gateway itself: only the duplicate name is wrong. Without the check, B took it as its own.
+    const text = JSON.stringify(claims).replace(/}$/, `,"aud":${JSON.stringify(b.id)}}`);
+    const input = `${h}.${Buffer.from(text).toString('base64url')}`;
+    const signature = sign('sha256', Buffer.from(input), { key: gateway.keyPem, dsaEncoding: 'ieee-p1363' });
+    const forged = `${input}.${signature.toString('base64url')}`;
+    expectRejected(() => verifyPassport(`${forged},${origin}`, contextFor(b, gateway)), 'format');
   });
 
   it('fail/not-vouched: an origin minted by a service that may not vouch for users', () => {

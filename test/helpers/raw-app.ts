@@ -66,10 +66,16 @@ export function mtlsH2Session(port: number, svid: TestSvid, caPem: string): Prom
   });
 }
 
-/** The status of a GET / on `session`, once its stream closed; 0 when no response head arrived (a reset, a cut). */
-export function h2GetStatus(session: ClientHttp2Session): Promise<number> {
+/**
+ * The status of a GET on `session` (path `/` unless `headers` name one), once its stream closed; 0 when no response
+ * head arrived (a reset, a cut).
+ */
+export function h2GetStatus(
+  session: ClientHttp2Session,
+  headers: Readonly<Record<string, string | string[]>> = {},
+): Promise<number> {
   return new Promise((resolve) => {
-    const stream = session.request({ ':method': 'GET', ':path': '/' }, { endStream: true });
+    const stream = session.request({ ':method': 'GET', ':path': '/', ...headers }, { endStream: true });
     let status = 0;
     stream.on('response', (h: IncomingHttpHeaders) => {
       status = Number(h[':status']);

@@ -3,9 +3,10 @@
 // identity header the app reads; what the app sends on an outbound request never reaches the wire to the peer;
 // identity headers in an app's response never reach the caller.
 import { createHash } from 'node:crypto';
-import { createSecureServer, type Http2SecureServer, connect as h2Connect, type IncomingHttpHeaders } from 'node:http2';
+import { createSecureServer, type Http2SecureServer, type IncomingHttpHeaders } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLines } from '../helpers/log-lines.js';
+import { h2GetStatus, mtlsH2Session } from '../helpers/raw-app.js';
 import { rawTlsExchange } from '../helpers/raw-tls.js';
 import {
   type AppHandler,
@@ -60,6 +61,16 @@ describe('inbound: a peer cannot plant or remove identity headers (I01–I03)', 
     await app?.close();
   });
 
+  /** A GET over a fresh mTLS h2 session with `headers` added; resolves with the response status. */
+  async function h2Get(headers: Record<string, string | string[]>): Promise<number> {
+    const session = await mtlsH2Session(server.sidecar.inboundPort, client, ca.bundlePem);
+    try {
+      return await h2GetStatus(session, headers);
+    } finally {
+      session.close();
+    }
+  }
+
   // The last field: whether the request carried an identity header to strip (counted and logged) or only named one.
   const h1Cases: Array<[string, string[], number]> = [
     [
@@ -104,31 +115,14 @@ describe('inbound: a peer cannot plant or remove identity headers (I01–I03)', 
 
   it('fail/spoofed XFCC and x-meshauth-* over h2 (repeated, mixed case) → only the sidecar’s XFCC (I02)', async () => {
     const before = await stripped();
-    const session = h2Connect(`https://127.0.0.1:${server.sidecar.inboundPort}`, {
-      cert: client.chainPem,
-      key: client.keyPem,
-      ca: [ca.bundlePem],
-      checkServerIdentity: () => undefined, // SVIDs carry no DNS name; the chain is verified against the bundle
-    });
-    session.on('error', () => undefined);
-    try {
-      const status = await new Promise<number>((resolve, reject) => {
-        const stream = session.request({
-          ':method': 'GET',
-          ':path': '/h2',
-          'X-Forwarded-Client-Cert': [SPOOFED_XFCC, 'URI=spiffe://evil.org/x'],
-          'x-meshauth-user': 'eyJzdWIiOiJhZG1pbiJ9',
-          'X-Meshauth-Passport': 'forged',
-        });
-        stream.on('response', (headers: IncomingHttpHeaders) => resolve(Number(headers[':status'])));
-        stream.on('error', reject);
-        stream.resume();
-        stream.end();
-      });
-      expect(status).toBe(200);
-    } finally {
-      session.close();
-    }
+    expect(
+      await h2Get({
+        ':path': '/h2',
+        'X-Forwarded-Client-Cert': [SPOOFED_XFCC, 'URI=spiffe://evil.org/x'],
+        'x-meshauth-user': 'eyJzdWIiOiJhZG1pbiJ9',
+        'X-Meshauth-Passport': 'forged',
+      }),
+    ).toBe(200);
     const seen = app.seen.at(-1);
     expect(seen?.url).toBe('/h2');
     expect(rawValues(seen?.rawHeaders ?? [], 'x-forwarded-client-cert')).toEqual([expectedXfcc]);
@@ -170,33 +164,16 @@ describe('inbound: a peer cannot plant or remove identity headers (I01–I03)', 
   });
 
   it('fail/the same over h2 → none reaches the app', async () => {
-    const session = h2Connect(`https://127.0.0.1:${server.sidecar.inboundPort}`, {
-      cert: client.chainPem,
-      key: client.keyPem,
-      ca: [ca.bundlePem],
-      checkServerIdentity: () => undefined, // SVIDs carry no DNS name; the chain is verified against the bundle
-    });
-    session.on('error', () => undefined);
-    try {
-      const status = await new Promise<number>((resolve, reject) => {
-        const stream = session.request({
-          ':method': 'GET',
-          ':path': '/claims-h2',
-          'client-cert': ':MIIB=:',
-          'client-cert-chain': ':MIIB=:',
-          'x-http-method-override': 'DELETE',
-          'x-http-method': 'PUT',
-          'x-method-override': 'PATCH',
-        });
-        stream.on('response', (headers: IncomingHttpHeaders) => resolve(Number(headers[':status'])));
-        stream.on('error', reject);
-        stream.resume();
-        stream.end();
-      });
-      expect(status).toBe(200);
-    } finally {
-      session.close();
-    }
+    expect(
+      await h2Get({
+        ':path': '/claims-h2',
+        'client-cert': ':MIIB=:',
+        'client-cert-chain': ':MIIB=:',
+        'x-http-method-override': 'DELETE',
+        'x-http-method': 'PUT',
+        'x-method-override': 'PATCH',
+      }),
+    ).toBe(200);
     const seen = app.seen.at(-1);
     expect(seen?.url).toBe('/claims-h2');
     expect(rawNames(seen?.rawHeaders ?? []).filter((n) => TERMINATED_CLAIMS.includes(n))).toEqual([]);

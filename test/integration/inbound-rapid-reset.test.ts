@@ -135,6 +135,28 @@ describe('inbound h2: rapid reset', () => {
     },
   );
 
+  /** A GET on a new connection gets a response HEADERS: the sidecar serves on after the flood. */
+  async function servesOnNewConnection(): Promise<void> {
+    const after = await rawMtls(sidecar.sidecar.inboundPort, client, ca.bundlePem);
+    after.socket.write(
+      frame(
+        1,
+        0x4 | 0x1,
+        1,
+        Buffer.concat([
+          hpackLiteral(':method', 'GET'),
+          hpackLiteral(':scheme', 'https'),
+          hpackLiteral(':path', '/'),
+          hpackLiteral(':authority', 'server.shop'),
+        ]),
+      ),
+    );
+    expect(await eventually(() => after.frames.includes(1), 5_000), 'a response HEADERS on a new connection').toBe(
+      true,
+    );
+    after.socket.destroy();
+  }
+
   /** True once the sidecar ended the connection (GOAWAY or a close). */
   const ended = (c: { socket: TLSSocket; frames: number[] }) => c.socket.destroyed || c.frames.includes(7);
 
@@ -151,24 +173,7 @@ describe('inbound h2: rapid reset', () => {
     expect(await eventually(() => ended(flood), 5_000), 'the flooding connection ended by the sidecar').toBe(true);
     flood.socket.destroy();
     expect(appPaths).not.toContain('/continuation');
-    const after = await rawMtls(sidecar.sidecar.inboundPort, client, ca.bundlePem);
-    after.socket.write(
-      frame(
-        1,
-        0x4 | 0x1,
-        1,
-        Buffer.concat([
-          hpackLiteral(':method', 'GET'),
-          hpackLiteral(':scheme', 'https'),
-          hpackLiteral(':path', '/'),
-          hpackLiteral(':authority', 'server.shop'),
-        ]),
-      ),
-    );
-    expect(await eventually(() => after.frames.includes(1), 5_000), 'a response HEADERS on a new connection').toBe(
-      true,
-    );
-    after.socket.destroy();
+    await servesOnNewConnection();
   });
 
   it('fail/a PING flood whose ACKs are never read is cut, the sidecar serves on', async () => {
@@ -182,23 +187,6 @@ describe('inbound h2: rapid reset', () => {
     flood.socket.resume();
     expect(await eventually(() => ended(flood), 5_000), 'the flooding connection ended by the sidecar').toBe(true);
     flood.socket.destroy();
-    const after = await rawMtls(sidecar.sidecar.inboundPort, client, ca.bundlePem);
-    after.socket.write(
-      frame(
-        1,
-        0x4 | 0x1,
-        1,
-        Buffer.concat([
-          hpackLiteral(':method', 'GET'),
-          hpackLiteral(':scheme', 'https'),
-          hpackLiteral(':path', '/'),
-          hpackLiteral(':authority', 'server.shop'),
-        ]),
-      ),
-    );
-    expect(await eventually(() => after.frames.includes(1), 5_000), 'a response HEADERS on a new connection').toBe(
-      true,
-    );
-    after.socket.destroy();
+    await servesOnNewConnection();
   });
 });

@@ -41,6 +41,7 @@ export { parseCertificateDerOnce, parseCertificatesPemOnce } from './parsed-once
 // pkcs12.ts (pkijs, ~15 MiB) is not re-exported: only `ca issue --p12` needs it, and imports it directly.
 export { randomSerialHex } from './serial.js';
 export {
+  checkSvidIssuer,
   checkSvidLeaf,
   type ValidatedLeaf,
   validateX509Svid,

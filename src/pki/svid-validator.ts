@@ -335,6 +335,14 @@ function checkIssuerShape(cert: x509.X509Certificate): void {
 
 const issuerShapeChecked = new WeakSet<x509.X509Certificate>();
 
+/**
+ * The issuer rules that OpenSSL's chain verification does not know, for a CA certificate of a chain a TLS handshake
+ * already verified (cA, pathLen, key usage are OpenSSL's): no workload ID on a signing certificate (X509-SVID §3.2).
+ */
+export function checkSvidIssuer(cert: x509.X509Certificate): void {
+  readable(() => checkIssuerShape(cert));
+}
+
 function checkValidity(
   cert: { readonly notBefore: Date; readonly notAfter: Date },
   now: Date,

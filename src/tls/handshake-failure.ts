@@ -12,6 +12,8 @@ export const HANDSHAKE_FAILURE_REASONS = [
   'multiple_uri_san',
   'leaf_is_ca',
   'bad_key_usage',
+  'bad_intermediate',
+  'bad_purpose',
   'protocol_version',
   'no_shared_cipher',
   'other',
@@ -32,6 +34,14 @@ const BY_VERIFY_ERROR: Readonly<Record<string, HandshakeFailureReason>> = {
   // The CA's intermediate carries a URI name constraint for its trust domain (SPEC §3): a violation is a foreign ID.
   PERMITTED_SUBTREE_VIOLATION: 'trust_domain',
   EXCLUDED_SUBTREE_VIOLATION: 'trust_domain',
+  // A CA certificate of the chain that may not sign: no cA flag, or more CAs below it than its pathLen allows.
+  INVALID_CA: 'bad_intermediate',
+  INVALID_NON_CA: 'bad_intermediate',
+  PATH_LENGTH_EXCEEDED: 'bad_intermediate',
+  // OpenSSL reports the last error of the chain, and a CA certificate with cA=false ends on its purpose check as a
+  // CA, as does a leaf without clientAuth: the peer certificate is gone by then (Node destroyed the socket), so
+  // which one it was cannot be told apart here.
+  INVALID_PURPOSE: 'bad_purpose',
 };
 
 const BY_SVID_REASON: Readonly<Record<string, HandshakeFailureReason>> = {
@@ -43,6 +53,7 @@ const BY_SVID_REASON: Readonly<Record<string, HandshakeFailureReason>> = {
   multiple_uri_san: 'multiple_uri_san',
   leaf_is_ca: 'leaf_is_ca',
   bad_key_usage: 'bad_key_usage',
+  bad_intermediate: 'bad_intermediate',
   no_client_cert: 'no_client_cert',
 };
 

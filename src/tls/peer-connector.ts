@@ -4,10 +4,12 @@
 // application byte is written. Failures carry `phase` so the caller knows no request byte left this process.
 import { isIP } from 'node:net';
 import { type SecureContext, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import { notAfterMs } from '../platform/index.js';
 import { answerIdentityCheckWithLeaf } from './leaf-only-identity-check.js';
 import { spiffeServerIdentity } from './spiffe-server-identity.js';
+import { checkPeerIssuers } from './verified-peer.js';
 
 export interface PeerConnectOptions {
   /** Where to connect (usually an IP address from the endpoint set). */
@@ -97,13 +99,31 @@ export function connectPeer(options: PeerConnectOptions): Promise<PeerConnection
         reject(new PeerConnectError('peer identity was not verified', 'identity', undefined));
         return;
       }
+      // checkServerIdentity saw the leaf only: the CA certificates above it are checked here, before any byte.
+      const leaf = socket.getPeerX509Certificate();
+      try {
+        if (leaf === undefined) throw new Error('no server certificate');
+        checkPeerIssuers(leaf);
+      } catch (cause) {
+        socket.destroy();
+        const error = new MeshauthError(
+          'MESHAUTH_ERR_PEER_IDENTITY',
+          'peer certificate chain is not a valid SVID chain',
+          {
+            reason: 'peer_svid_invalid',
+            cause,
+          },
+        );
+        reject(new PeerConnectError(error.message, 'identity', error));
+        return;
+      }
       socket.setNoDelay(true);
       resolve({
         socket,
         peerId: verified,
         peerIdString: verified.toString(),
         protocol: socket.alpnProtocol ?? false,
-        notAfterMs: notAfterMs(socket.getPeerX509Certificate()?.validTo),
+        notAfterMs: notAfterMs(leaf?.validTo),
       });
     });
   });

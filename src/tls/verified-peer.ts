@@ -1,11 +1,11 @@
 // The verified identity of an mTLS peer, computed once per TLS connection and cached (WeakMap on the socket):
 // OpenSSL has verified the chain in the handshake; here the leaf's SPIFFE rules (X509-SVID §4) are checked on
 // the DER certificate, and the identity header value for the app (Envoy XFCC, SPEC §5) is built once.
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash, type KeyObject, type X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
-import { checkSvidLeaf, parseCertificate } from '../pki/index.js';
+import { checkSvidIssuer, checkSvidLeaf, parseCertificate } from '../pki/index.js';
 
 export interface VerifiedPeer {
   readonly id: SpiffeId;
@@ -43,6 +43,7 @@ export function verifyPeer(socket: TLSSocket, trustDomain: TrustDomain, ownId: S
   }
   const leaf = parseCertificate(new Uint8Array(raw));
   const id = checkSvidLeaf(leaf, trustDomain, now);
+  checkPeerIssuers(certificate);
   const digest = createHash('sha256').update(raw).digest();
   const hash = digest.toString('hex');
   const idString = id.toString();
@@ -59,3 +60,35 @@ export function verifyPeer(socket: TLSSocket, trustDomain: TrustDomain, ownId: S
   peers.set(socket, peer);
   return peer;
 }
+
+/**
+ * Checks the CA certificates above a TLS peer's leaf (OpenSSL verified the chain; cA, pathLen and key usage are its
+ * part) against the rule it does not know: an intermediate carrying a workload's SPIFFE ID (one with a path) is no
+ * SPIFFE signing certificate, whatever root signed it. Walks node's issuerCertificate links, which stay available
+ * whatever else already read the peer certificate. Throws MeshauthError with reason `bad_intermediate`.
+ */
+export function checkPeerIssuers(leaf: X509Certificate): void {
+  const seen = new Set<string>([leaf.fingerprint256]);
+  let cert = leaf.issuerCertificate;
+  for (let depth = 0; cert !== undefined && depth < MAX_ISSUERS; depth++) {
+    const fingerprint = cert.fingerprint256;
+    if (seen.has(fingerprint)) {
+      cert = cert.issuerCertificate;
+      continue;
+    }
+    seen.add(fingerprint);
+    if (!goodIssuers.has(fingerprint)) {
+      checkSvidIssuer(parseCertificate(new Uint8Array(cert.raw)));
+      // Intermediates are few and long-lived: remember the good ones rather than parse them per connection.
+      if (goodIssuers.size >= MAX_GOOD_ISSUERS) goodIssuers.clear();
+      goodIssuers.add(fingerprint);
+    }
+    if (cert.issuerCertificate === cert) break;
+    cert = cert.issuerCertificate;
+  }
+}
+
+/** More CA certificates than any chain the handshake accepts (the roots' pathLen allows one intermediate). */
+const MAX_ISSUERS = 8;
+const MAX_GOOD_ISSUERS = 256;
+const goodIssuers = new Set<string>();

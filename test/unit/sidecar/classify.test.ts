@@ -37,6 +37,9 @@ describe('handshake failure reasons', () => {
     ['fail/not yet valid', err('ECONNRESET'), 'CERT_NOT_YET_VALID', 'not_yet_valid'],
     ['fail/unknown CA', err('ECONNRESET'), 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unknown_ca'],
     ['fail/name constraints', err('ECONNRESET'), 'PERMITTED_SUBTREE_VIOLATION', 'trust_domain'],
+    ['fail/intermediate without cA (C15)', err('ECONNRESET'), 'INVALID_CA', 'bad_intermediate'],
+    ['fail/pathLen exceeded (C15)', err('ECONNRESET'), 'PATH_LENGTH_EXCEEDED', 'bad_intermediate'],
+    ['fail/a purpose refused (C15: intermediate cA=false)', err('ECONNRESET'), 'INVALID_PURPOSE', 'bad_purpose'],
     ['fail/old protocol', err('ERR_SSL_UNSUPPORTED_PROTOCOL'), null, 'protocol_version'],
     ['fail/anything else', err('EPIPE'), 'SOMETHING_NEW', 'other'],
   ])('%s', (_name, error, verify, expected) => {
@@ -47,6 +50,7 @@ describe('handshake failure reasons', () => {
   it('ok/SVID validator reasons map onto the bounded set', () => {
     const svid = (reason: string) => new MeshauthError('MESHAUTH_ERR_SVID_CHAIN', 'x', { reason });
     expect(svidFailureReason(svid('multiple_uri_san'))).toBe('multiple_uri_san');
+    expect(svidFailureReason(svid('bad_intermediate'))).toBe('bad_intermediate');
     expect(svidFailureReason(svid('root_id_leaf'))).toBe('other');
     expect(svidFailureReason(new Error('x'))).toBe('other');
   });

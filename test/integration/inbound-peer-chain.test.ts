@@ -1,0 +1,158 @@
+// Peer chains the sidecar must refuse although every certificate in them is well formed and signed by the trust
+// bundle's root (security.md C15): an intermediate that carries a workload's SPIFFE ID (one with a path), an
+// intermediate that is no CA (cA=false, or no basicConstraints), a chain with more CAs than a pathLen allows. A real
+// client (curl) is refused at the handshake, the app sees nothing, meshauth_tls_handshake_failures_total counts
+// reason="bad_intermediate", and the sidecar goes on serving. The outbound refuses a server with such a chain
+// before it writes a request byte.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  available,
+  PEER_HOST,
+  peerServerTls,
+  runCommand,
+  startApp,
+  startRoutedSidecar,
+  startTestSidecar,
+  type TestApp,
+  type TestSidecar,
+  testConfig,
+  viaProxy,
+} from '../helpers/sidecar-harness.js';
+import { TestCa, type TestSvid, writeSvidFiles } from '../helpers/test-ca.js';
+
+const HAVE_CURL = available('curl');
+if (!HAVE_CURL) console.warn('inbound-peer-chain: curl not on PATH, skipping the curl cases');
+
+/** Defective chains by name, each signed by `ca`'s root (or its real intermediate), for the workload `id`. */
+async function defectiveChains(ca: TestCa, id: string): Promise<Record<string, TestSvid>> {
+  return {
+    // A CA certificate with a workload's ID: X509-SVID §3.2 allows a signing certificate only the trust-domain ID.
+    pathId: await ca.issueThrough([{ uris: [ca.idFor('/ns/shop/sa/admin')], pathLength: 0 }], { id }),
+    notCa: await ca.issueThrough([{ isCa: false }], { id }),
+    noBasicConstraints: await ca.issueThrough([{ isCa: null }], { id }),
+    // The real intermediate has pathLen 0: a CA under it exceeds it.
+    pathLenIntermediate: await ca.issueThrough([{}], { id, under: 'intermediate' }),
+    // Two CAs under the root, whose pathLen is 1.
+    pathLenRoot: await ca.issueThrough([{}, {}], { id }),
+  };
+}
+
+describe('inbound refuses a client chain with a defective intermediate (C15)', () => {
+  let ca: TestCa;
+  let app: TestApp;
+  let sidecar: TestSidecar;
+  let dir: string;
+  const files: Record<string, { cert: string; key: string }> = {};
+
+  beforeAll(async () => {
+    ca = await TestCa.create('example.org');
+    dir = mkdtempSync(join(tmpdir(), 'meshauth-chain-'));
+    app = await startApp();
+    sidecar = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/server'), testConfig({ appPort: app.port }));
+    const id = ca.idFor('/ns/shop/sa/client');
+    files.good = writeSvidFiles(dir, 'good', await ca.issue({ id }));
+    for (const [name, svid] of Object.entries(await defectiveChains(ca, id))) {
+      files[name] = writeSvidFiles(dir, name, svid);
+    }
+  });
+  afterAll(async () => {
+    await sidecar?.sidecar.close(0);
+    await app?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const curl = (name: string) =>
+    runCommand('curl', [
+      '-sk',
+      '--max-time',
+      '5',
+      '--cert',
+      files[name]?.cert ?? '',
+      '--key',
+      files[name]?.key ?? '',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      `https://127.0.0.1:${sidecar.sidecar.inboundPort}/hello`,
+    ]);
+  const failures = async (reason: string) => {
+    const text = await sidecar.metrics.registry.getSingleMetricAsString('meshauth_tls_handshake_failures_total');
+    const line = text.split('\n').find((l) => l.includes(`reason="${reason}"`));
+    return line === undefined ? 0 : Number(line.split(' ').at(-1));
+  };
+
+  // cA=false ends on OpenSSL's INVALID_PURPOSE, which a leaf without clientAuth gives too: counted bad_purpose.
+  const refused: Array<[string, string, string]> = [
+    ['fail/intermediate with a workload SPIFFE ID (a path)', 'pathId', 'bad_intermediate'],
+    ['fail/intermediate with cA=false', 'notCa', 'bad_purpose'],
+    ['fail/intermediate without basicConstraints', 'noBasicConstraints', 'bad_intermediate'],
+    ['fail/a CA under the pathLen-0 intermediate', 'pathLenIntermediate', 'bad_intermediate'],
+    ['fail/two CAs under the pathLen-1 root', 'pathLenRoot', 'bad_intermediate'],
+  ];
+  it.skipIf(!HAVE_CURL).each(refused)('%s → refused and counted, app sees nothing', async (_t, name, reason) => {
+    const seenBefore = app.seen.length;
+    const before = await failures(reason);
+    const result = await curl(name);
+    expect(result.code).not.toBe(0);
+    expect(result.stdout).not.toBe('200');
+    await expect.poll(() => failures(reason), { timeout: 2_000, interval: 20 }).toBe(before + 1);
+    expect(app.seen.length).toBe(seenBefore);
+    // Still serving.
+    const good = await curl('good');
+    expect(good.stdout).toBe('200');
+  });
+});
+
+describe('outbound refuses a server chain with a defective intermediate (C15)', () => {
+  let ca: TestCa;
+  let chains: Record<string, TestSvid>;
+  const peerId = () => ca.idFor('/ns/shop/sa/b');
+
+  beforeAll(async () => {
+    ca = await TestCa.create('example.org');
+    chains = await defectiveChains(ca, peerId());
+  });
+
+  /** A TLS server of the test's own presenting `svid`; counts the application bytes it receives. */
+  async function peerServer(svid: TestSvid): Promise<{ server: TlsServer; port: number; bytes: () => number }> {
+    let bytes = 0;
+    const server = createTlsServer({ ...peerServerTls(svid, ca), ALPNProtocols: ['h2', 'http/1.1'] }, (socket) => {
+      socket.on('data', (d: Buffer) => {
+        bytes += d.length;
+      });
+      socket.on('error', () => undefined);
+    });
+    server.on('tlsClientError', () => undefined);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    return { server, port: address.port, bytes: () => bytes };
+  }
+
+  const cases: Array<[string, string, number]> = [
+    ['fail/server intermediate with a workload SPIFFE ID (a path)', 'pathId', 502],
+    ['fail/server intermediate with cA=false', 'notCa', 503],
+    ['fail/server intermediate without basicConstraints', 'noBasicConstraints', 503],
+    ['fail/server chain past the pathLen-0 intermediate', 'pathLenIntermediate', 503],
+  ];
+  it.each(cases)('%s → refused before any request byte', async (_t, name, status) => {
+    const peer = await peerServer(chains[name] as TestSvid);
+    const client = await startRoutedSidecar(ca, peer.port, peerId());
+    try {
+      const res = await viaProxy(client.sidecar.outboundPort, `http://${PEER_HOST}/x`);
+      expect(res.status).toBe(status);
+      expect(JSON.parse(res.body).code).toBe(
+        status === 502 ? 'MESHAUTH_ERR_PEER_IDENTITY' : 'MESHAUTH_ERR_PEER_UNAVAILABLE',
+      );
+      expect(peer.bytes()).toBe(0);
+    } finally {
+      await client.sidecar.close(0);
+      await new Promise<void>((resolve) => peer.server.close(() => resolve()));
+    }
+  });
+});

@@ -14,6 +14,7 @@ export const HANDSHAKE_FAILURE_REASONS = [
   'bad_key_usage',
   'bad_intermediate',
   'bad_purpose',
+  'policy',
   'protocol_version',
   'no_shared_cipher',
   'other',
@@ -42,6 +43,11 @@ const BY_VERIFY_ERROR: Readonly<Record<string, HandshakeFailureReason>> = {
   // CA, as does a leaf without clientAuth: the peer certificate is gone by then (Node destroyed the socket), so
   // which one it was cannot be told apart here.
   INVALID_PURPOSE: 'bad_purpose',
+  // Below the security level (a SHA-1 signature, a short key). Node 20 names none of these (it reports UNSPECIFIED,
+  // counted as other); later versions do.
+  CA_MD_TOO_WEAK: 'policy',
+  EE_KEY_TOO_SMALL: 'policy',
+  CA_KEY_TOO_SMALL: 'policy',
 };
 
 const BY_SVID_REASON: Readonly<Record<string, HandshakeFailureReason>> = {
@@ -54,6 +60,7 @@ const BY_SVID_REASON: Readonly<Record<string, HandshakeFailureReason>> = {
   leaf_is_ca: 'leaf_is_ca',
   bad_key_usage: 'bad_key_usage',
   bad_intermediate: 'bad_intermediate',
+  policy: 'policy',
   no_client_cert: 'no_client_cert',
 };
 
@@ -71,6 +78,8 @@ export function tlsClientErrorReason(error: Error & { code?: string }, verifyErr
   if (code.includes('VERSION') || code.includes('PROTOCOL')) return 'protocol_version';
   if (code === 'ERR_SSL_NO_SHARED_CIPHER') return 'no_shared_cipher'; // e.g. a client offering only CBC suites
   if (code === 'ERR_SSL_CERTIFICATE_VERIFY_FAILED') return 'unknown_ca';
+  // A handshake message over OpenSSL's limit (100 KiB by default): an oversized certificate chain.
+  if (code === 'ERR_SSL_EXCESSIVE_MESSAGE_SIZE') return 'policy';
   return 'other';
 }
 

@@ -9,7 +9,7 @@ import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import { notAfterMs } from '../platform/index.js';
 import { answerIdentityCheckWithLeaf } from './leaf-only-identity-check.js';
 import { spiffeServerIdentity } from './spiffe-server-identity.js';
-import { checkPeerIssuers } from './verified-peer.js';
+import { checkPeerIssuers, checkPeerKey } from './verified-peer.js';
 
 export interface PeerConnectOptions {
   /** Where to connect (usually an IP address from the endpoint set). */
@@ -99,11 +99,13 @@ export function connectPeer(options: PeerConnectOptions): Promise<PeerConnection
         reject(new PeerConnectError('peer identity was not verified', 'identity', undefined));
         return;
       }
-      // checkServerIdentity saw the leaf only: the CA certificates above it are checked here, before any byte.
+      // checkServerIdentity saw the leaf only: the CA certificates above it and the leaf's key size are checked
+      // here, before any byte.
       const leaf = socket.getPeerX509Certificate();
       try {
         if (leaf === undefined) throw new Error('no server certificate');
         checkPeerIssuers(leaf);
+        checkPeerKey(leaf.publicKey);
       } catch (cause) {
         socket.destroy();
         const error = new MeshauthError(

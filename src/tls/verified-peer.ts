@@ -44,6 +44,7 @@ export function verifyPeer(socket: TLSSocket, trustDomain: TrustDomain, ownId: S
   const leaf = parseCertificate(new Uint8Array(raw));
   const id = checkSvidLeaf(leaf, trustDomain, now);
   checkPeerIssuers(certificate);
+  checkPeerKey(certificate.publicKey);
   const digest = createHash('sha256').update(raw).digest();
   const hash = digest.toString('hex');
   const idString = id.toString();
@@ -92,3 +93,18 @@ export function checkPeerIssuers(leaf: X509Certificate): void {
 const MAX_ISSUERS = 8;
 const MAX_GOOD_ISSUERS = 256;
 const goodIssuers = new Set<string>();
+
+/**
+ * The mesh's key types are P-256, Ed25519 and RSA-2048 (the CA issues nothing else): an RSA key shorter than 2048
+ * bits is refused, which OpenSSL's default security level (1) would let through. Throws MeshauthError with reason
+ * `policy`.
+ */
+export function checkPeerKey(key: KeyObject): void {
+  if (key.asymmetricKeyType !== 'rsa' && key.asymmetricKeyType !== 'rsa-pss') return;
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (bits < MIN_RSA_BITS) {
+    throw new MeshauthError('MESHAUTH_ERR_KEY_TYPE', `peer leaf has a ${bits}-bit RSA key`, { reason: 'policy' });
+  }
+}
+
+const MIN_RSA_BITS = 2048;

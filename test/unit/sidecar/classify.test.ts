@@ -40,6 +40,8 @@ describe('handshake failure reasons', () => {
     ['fail/intermediate without cA (C15)', err('ECONNRESET'), 'INVALID_CA', 'bad_intermediate'],
     ['fail/pathLen exceeded (C15)', err('ECONNRESET'), 'PATH_LENGTH_EXCEEDED', 'bad_intermediate'],
     ['fail/a purpose refused (C15: intermediate cA=false)', err('ECONNRESET'), 'INVALID_PURPOSE', 'bad_purpose'],
+    ['fail/SHA-1 signature below the security level (C19)', err('ECONNRESET'), 'CA_MD_TOO_WEAK', 'policy'],
+    ['fail/oversized certificate chain (C19)', err('ERR_SSL_EXCESSIVE_MESSAGE_SIZE'), null, 'policy'],
     ['fail/old protocol', err('ERR_SSL_UNSUPPORTED_PROTOCOL'), null, 'protocol_version'],
     ['fail/anything else', err('EPIPE'), 'SOMETHING_NEW', 'other'],
   ])('%s', (_name, error, verify, expected) => {
@@ -51,6 +53,7 @@ describe('handshake failure reasons', () => {
     const svid = (reason: string) => new MeshauthError('MESHAUTH_ERR_SVID_CHAIN', 'x', { reason });
     expect(svidFailureReason(svid('multiple_uri_san'))).toBe('multiple_uri_san');
     expect(svidFailureReason(svid('bad_intermediate'))).toBe('bad_intermediate');
+    expect(svidFailureReason(svid('policy'))).toBe('policy');
     expect(svidFailureReason(svid('root_id_leaf'))).toBe('other');
     expect(svidFailureReason(new Error('x'))).toBe('other');
   });

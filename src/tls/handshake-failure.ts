@@ -15,6 +15,7 @@ export const HANDSHAKE_FAILURE_REASONS = [
   'bad_intermediate',
   'bad_purpose',
   'policy',
+  'not_tls',
   'protocol_version',
   'no_shared_cipher',
   'other',
@@ -64,6 +65,12 @@ const BY_SVID_REASON: Readonly<Record<string, HandshakeFailureReason>> = {
   no_client_cert: 'no_client_cert',
 };
 
+const NOT_TLS_CODES: ReadonlySet<string> = new Set([
+  'ERR_SSL_HTTP_REQUEST',
+  'ERR_SSL_HTTPS_PROXY_REQUEST',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
+
 /** Reason for a `tlsClientError`: the socket's verification result first, then the OpenSSL error code. */
 export function tlsClientErrorReason(error: Error & { code?: string }, verifyError: unknown): HandshakeFailureReason {
   if (typeof verifyError === 'string') {
@@ -75,6 +82,9 @@ export function tlsClientErrorReason(error: Error & { code?: string }, verifyErr
   }
   const code = error.code ?? '';
   if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'no_client_cert';
+  // The first bytes are no TLS record: plain-text HTTP (OpenSSL names a request line and CONNECT), or a record
+  // header whose version is not 3.x. Checked before the VERSION match below, which would call them an old protocol.
+  if (NOT_TLS_CODES.has(code)) return 'not_tls';
   if (code.includes('VERSION') || code.includes('PROTOCOL')) return 'protocol_version';
   if (code === 'ERR_SSL_NO_SHARED_CIPHER') return 'no_shared_cipher'; // e.g. a client offering only CBC suites
   if (code === 'ERR_SSL_CERTIFICATE_VERIFY_FAILED') return 'unknown_ca';

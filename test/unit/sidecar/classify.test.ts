@@ -42,6 +42,9 @@ describe('handshake failure reasons', () => {
     ['fail/a purpose refused (C15: intermediate cA=false)', err('ECONNRESET'), 'INVALID_PURPOSE', 'bad_purpose'],
     ['fail/SHA-1 signature below the security level (C19)', err('ECONNRESET'), 'CA_MD_TOO_WEAK', 'policy'],
     ['fail/oversized certificate chain (C19)', err('ERR_SSL_EXCESSIVE_MESSAGE_SIZE'), null, 'policy'],
+    ['fail/plain-text HTTP (C17)', err('ERR_SSL_HTTP_REQUEST'), null, 'not_tls'],
+    ['fail/plain-text CONNECT (C17)', err('ERR_SSL_HTTPS_PROXY_REQUEST'), null, 'not_tls'],
+    ['fail/no TLS record header (C17)', err('ERR_SSL_WRONG_VERSION_NUMBER'), null, 'not_tls'],
     ['fail/old protocol', err('ERR_SSL_UNSUPPORTED_PROTOCOL'), null, 'protocol_version'],
     ['fail/anything else', err('EPIPE'), 'SOMETHING_NEW', 'other'],
   ])('%s', (_name, error, verify, expected) => {

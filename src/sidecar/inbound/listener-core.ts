@@ -79,6 +79,11 @@ export class ListenerCore {
   #stages: readonly Stage[] = [];
   readonly #streamIdleMs: number;
   readonly #sockets = new Set<TLSSocket>();
+  /**
+   * Sockets whose request failed to parse: the parser keeps failing on every later read while the 400 flushes, and
+   * node:http emits clientError each time; only the first is answered and counted (one broken request, one count).
+   */
+  readonly #parseFailed = new WeakSet<Socket>();
   /** h2 sessions and their streams in flight (GOAWAY only once a session is idle, see close()). */
   readonly #sessions = new Map<ServerHttp2Session, SessionState>();
   readonly #sessionOf = new WeakMap<TLSSocket, ServerHttp2Session>();
@@ -334,6 +339,8 @@ export class ListenerCore {
       socket.destroy(); // the peer went away; not a rejected request
       return;
     }
+    if (this.#parseFailed.has(socket)) return;
+    this.#parseFailed.add(socket);
     this.#answerAndClose(socket, rejection);
   }
 

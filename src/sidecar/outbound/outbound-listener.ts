@@ -61,6 +61,13 @@ export class OutboundListener {
   readonly #onOutboundRequest: OnOutboundRequest | undefined;
   readonly #drain: DrainState = { draining: false };
   readonly #sockets = new Set<Socket>();
+  /**
+   * Sockets whose request failed to parse: the parser keeps failing on every later read while the 400 flushes, and
+   * node:http emits clientError each time; only the first is answered and counted (one broken request, one count).
+   */
+  readonly #parseFailed = new WeakSet<Duplex>();
+  /** Responses whose request went to an HTTP/1.1 peer pool (undici), not an h2 exchange stream. */
+  readonly #http1Forwarded = new WeakSet<ServerResponse>();
   /** Open egress tunnels (their upstream socket), each with its cut: a reset both ways, for the drain deadline. */
   readonly #tunnels = new Map<Socket, () => void>();
   #port = 0;
@@ -212,6 +219,7 @@ export class OutboundListener {
   /** The endpoint's peer speaks HTTP/1.1 (ALPN, or `outbound.http2: false`): undici streams it. */
   #forwardHttp1(exchange: H2Exchange<ServerResponse>, endpoint: Endpoint, pool: Pool): void {
     endpoint.inflight += 1; // the balancer's load signal, as an HTTP/2 stream counts
+    this.#http1Forwarded.add(exchange.res);
     const handler = new ForwardHandler(
       exchange.res,
       false,
@@ -267,16 +275,22 @@ export class OutboundListener {
       socket.destroy();
       return;
     }
+    if (this.#parseFailed.has(socket)) return;
+    this.#parseFailed.add(socket);
     const code = error.code === 'HPE_HEADER_OVERFLOW' ? 'MESHAUTH_ERR_HEADERS_TOO_LARGE' : 'MESHAUTH_ERR_BAD_REQUEST';
     const rejection = new MeshauthError(code, 'malformed request from the app', {
       reason: error.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'parse_error',
       detail: { parser: error.code ?? 'unknown' },
     });
     // A request in progress on this socket (its chunked body broke mid-way): answer on its response; the
-    // exchange sees the body incomplete, resets the peer stream and counts the rejection.
+    // exchange sees the body incomplete, resets the peer stream and counts the rejection. An HTTP/1.1 peer's
+    // request is aborted with its connection (never reused after a body that broke off), and its handler sees only
+    // a caller that went away: that rejection is counted here.
     const inFlight = pendingResponse(socket as Socket);
-    if (inFlight === undefined) {
+    if (inFlight === undefined || this.#http1Forwarded.has(inFlight)) {
       this.#telemetry.rejected('', rejection, performance.now());
+    }
+    if (inFlight === undefined) {
       endSocketWithError(socket, rejection);
     } else if (!inFlight.headersSent) {
       writeErrorH1(inFlight, rejection, undefined, true);

@@ -33,6 +33,13 @@ export interface IssuedSvid {
   readonly expiresAt: Date;
 }
 
+/** CA files on disk that cannot be loaded: which state of the files, since when (ms since epoch), why. */
+export interface UnloadableFiles {
+  readonly fingerprint: string;
+  readonly since: number;
+  readonly error: unknown;
+}
+
 export class CaAuthority {
   readonly #dir: string;
   readonly #logger: Logger;
@@ -41,6 +48,8 @@ export class CaAuthority {
   #generation = 0;
   #lastCheck = 0;
   #checking: Promise<void> | undefined;
+  /** The files on disk changed and cannot be loaded (cleared by the next successful load). */
+  #unloadable: UnloadableFiles | undefined;
 
   private constructor(dir: string, logger: Logger, material: CaMaterial, fingerprint: string) {
     this.#dir = dir;
@@ -63,6 +72,14 @@ export class CaAuthority {
     return this.#generation;
   }
 
+  /**
+   * Set while the CA files on disk differ from the material in use and cannot be loaded (key not the certificate's,
+   * intermediate not under a root of bundle.pem, unreadable): `since` is when that was first seen.
+   */
+  get unloadable(): UnloadableFiles | undefined {
+    return this.#unloadable;
+  }
+
   /** Reloads the files if they changed since the last check; checks at most once per second. Never throws. */
   async refresh(): Promise<void> {
     // Single flight: under load a reload can take longer than the interval, and two overlapping reloads could
@@ -80,8 +97,24 @@ export class CaAuthority {
   async #reloadIfChanged(): Promise<void> {
     try {
       const fingerprint = await filesFingerprint(this.#dir);
-      if (fingerprint === this.#fingerprint) return;
-      const material = await loadCaMaterial(this.#dir);
+      if (fingerprint === this.#fingerprint) {
+        this.#unloadable = undefined; // the files in use are back
+        return;
+      }
+      let material: CaMaterial;
+      try {
+        material = await loadCaMaterial(this.#dir);
+      } catch (error) {
+        // Most likely a rotation in progress; the previous material keeps signing and the next check retries.
+        // Logged once per state of the files (the check runs every second); CertificateWatch turns a state that
+        // lasts into meshauth_ca_issuer_valid 0 and an error line.
+        if (this.#unloadable?.fingerprint !== fingerprint) {
+          this.#logger.warn({ event: 'ca_reload_failed', err: error }, 'CA files changed but cannot be loaded yet');
+        }
+        this.#unloadable = { fingerprint, since: this.#unloadable?.since ?? Date.now(), error };
+        return;
+      }
+      this.#unloadable = undefined;
       this.#material = material;
       this.#fingerprint = fingerprint;
       this.#generation += 1;
@@ -95,8 +128,7 @@ export class CaAuthority {
         'CA material reloaded',
       );
     } catch (error) {
-      // Most likely a rotation in progress; the previous material keeps signing and the next check retries.
-      this.#logger.warn({ event: 'ca_reload_failed', err: error }, 'CA files changed but cannot be loaded yet');
+      this.#logger.warn({ event: 'ca_reload_failed', err: error }, 'CA files changed but cannot be checked');
     }
   }
 

@@ -7,6 +7,7 @@
 // rotating at the same time.
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { MeshauthError } from '../errors/index.js';
 import type { x509 } from '../pki/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
@@ -15,6 +16,11 @@ import { createFileExclusive, PRIVATE_FILE_MODE } from './ca-files.js';
 import { rotateIntermediate } from './rotate.js';
 
 const WARNING_INTERVAL_MS = 3600_000;
+/**
+ * How long the CA files on disk may stay unloadable before the issuer counts as invalid: a rotation writes the new
+ * key, then its certificate, and a reload between the two sees a pair that does not fit for a moment.
+ */
+const UNLOADABLE_GRACE_MS = 3_000;
 const RETRY_AFTER_FAILURE_MS = 30_000;
 /** A lock older than this belongs to a process that died mid-rotation. */
 const STALE_LOCK_MS = 60_000;
@@ -35,6 +41,8 @@ export class CertificateWatch {
   readonly #lastWarned = new Map<string, number>();
   #rotating: Promise<void> | undefined;
   #notBefore = 0;
+  /** The reason the issuer was last judged invalid ('' valid, undefined not judged yet). */
+  #issuerProblem: string | undefined;
 
   constructor(options: CertificateWatchOptions) {
     this.#options = options;
@@ -53,12 +61,50 @@ export class CertificateWatch {
       metrics.caCertificateExpiry.set({ kind }, Math.floor(cert.notAfter.getTime() / 1000));
       if (expiresSoon(cert, current)) this.#warn(kind, cert, current);
     }
+    this.#judgeIssuer(current);
     if (this.#options.autoRotateTtlMs === undefined || this.#rotating !== undefined) return;
     if (Date.now() < this.#notBefore) return;
     if (current.getTime() < halfLifeOf(material.issuer.certificate).getTime()) return;
     this.#rotating = this.#rotate(material.issuer.certificate.serialNumber).finally(() => {
       this.#rotating = undefined;
     });
+  }
+
+  /**
+   * meshauth_ca_issuer_valid, and one error line when the issuer becomes invalid (one info line when it is valid
+   * again): an intermediate that cannot sign now refuses every CSR, and files on disk that do not load leave the CA
+   * signing with an intermediate nobody can rotate until they are fixed. Either needs an operator.
+   */
+  #judgeIssuer(now: Date): void {
+    const { authority, metrics, logger } = this.#options;
+    let problem = '';
+    let detail: Record<string, unknown> = {};
+    try {
+      authority.assertCanSign(now);
+    } catch (error) {
+      problem = (error as MeshauthError).reason ?? 'unusable';
+      detail = { err: error };
+    }
+    const unloadable = authority.unloadable;
+    if (problem === '' && unloadable !== undefined && Date.now() - unloadable.since >= UNLOADABLE_GRACE_MS) {
+      problem = (unloadable.error as MeshauthError).reason ?? 'unloadable';
+      detail = { err: unloadable.error, since: new Date(unloadable.since).toISOString() };
+    }
+    metrics.caIssuerValid.set(problem === '' ? 1 : 0);
+    if (problem === this.#issuerProblem) return;
+    const first = this.#issuerProblem === undefined;
+    this.#issuerProblem = problem;
+    const serial = authority.material.issuer.certificate.serialNumber;
+    if (problem !== '') {
+      logger.error(
+        { event: 'ca_issuer_invalid', reason: problem, serial, ...detail },
+        unloadable !== undefined && detail.since !== undefined
+          ? 'the CA files on disk hold an intermediate that cannot be loaded; the last good one signs on: fix or rotate it (meshauth ca rotate --intermediate)'
+          : 'the CA intermediate cannot sign now; every CSR is refused until it is rotated (meshauth ca rotate --intermediate)',
+      );
+    } else if (!first) {
+      logger.info({ event: 'ca_issuer_valid', serial }, 'the CA intermediate is valid again');
+    }
   }
 
   /** Resolves once a rotation in progress (if any) has finished; for shutdown. */

@@ -251,6 +251,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly caIssuerValid = new Gauge({
+    name: 'meshauth_ca_issuer_valid',
+    help: 'Whether the CA can sign with its intermediate (1) or not (0: expired or not valid yet, every CSR refused; or the CA files on disk changed to an intermediate that cannot be loaded, while the last good one signs on).',
+    registers: [this.registry],
+  });
+
   readonly caIntermediateRotations = new Counter({
     name: 'meshauth_ca_intermediate_rotations_total',
     help: 'Automatic intermediate rotations by the CA (--auto-rotate-intermediate), by result.',

@@ -8,8 +8,9 @@ import { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
 import { caSpiffeId, type SpiffeId } from '../identity/index.js';
 import { verifyCsrPem } from '../pki/index.js';
-import type { Logger, Metrics } from '../telemetry/index.js';
+import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
+import { IdentityRateLimit } from './identity-rate-limit.js';
 import { consumeJoinToken } from './join-tokens.js';
 import type { JwtKeyRing } from './jwt-key-ring.js';
 import { type KubernetesTokenVerifier, looksLikeJwt, MAX_K8S_TOKEN_BYTES } from './kubernetes-token.js';
@@ -50,11 +51,18 @@ export interface CaApiOptions {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now: () => Date;
+  /** Per-identity CSR limit (identity-rate-limit.ts); its defaults when omitted. */
+  readonly identityRateLimit?: IdentityRateLimit;
 }
 
 export function createCaRequestHandler(options: CaApiOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const limit: IdentityLimit = {
+    buckets: options.identityRateLimit ?? new IdentityRateLimit(),
+    // One identity in a loop can refuse a thousand requests a second: one line per interval, the rest counted.
+    log: new RateLimitedLog(options.logger, options.metrics, 'ca_identity_rate_limited', RATE_LIMITED_LOG_INTERVAL_MS),
+  };
   return (req, res) => {
-    route(options, req, res).catch((error: unknown) => {
+    route(options, req, res, limit).catch((error: unknown) => {
       // A 503 of the cluster (JWKS, TokenReview) or of an intermediate that cannot sign now is a named rejection
       // too: its reason is the operator's clue.
       const named =
@@ -75,7 +83,12 @@ export function createCaRequestHandler(options: CaApiOptions): (req: IncomingMes
   };
 }
 
-async function route(options: CaApiOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function route(
+  options: CaApiOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+  limit: IdentityLimit,
+): Promise<void> {
   const path = pathOf(req);
   const method = req.method ?? 'GET';
   const allowed = ALLOWED_METHODS[path];
@@ -91,7 +104,7 @@ async function route(options: CaApiOptions, req: IncomingMessage, res: ServerRes
   await Promise.all([options.authority.refresh(), options.jwtKeys.refresh()]);
   switch (path) {
     case '/v1/svid':
-      return issueSvid(options, req, res);
+      return issueSvid(options, req, res, limit);
     case TOKEN_PATH:
       return issueAccessToken({ ...options, signingKey: options.jwtKeys.signingKey }, req, res);
     case '/v1/bundle':
@@ -119,7 +132,12 @@ const ALLOWED_METHODS: Readonly<Record<string, readonly string[]>> = {
   '/metrics': ['GET', 'HEAD'],
 };
 
-async function issueSvid(options: CaApiOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function issueSvid(
+  options: CaApiOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+  limit: IdentityLimit,
+): Promise<void> {
   const mediaType = (req.headers['content-type'] ?? '').split(';', 1)[0]?.trim().toLowerCase();
   if (mediaType !== 'application/json') {
     throw new MeshauthError('MESHAUTH_ERR_CA_UNSUPPORTED_MEDIA_TYPE', 'content type is not application/json', {
@@ -158,6 +176,26 @@ async function issueSvid(options: CaApiOptions, req: IncomingMessage, res: Serve
     asked(joinId, 'join_token'),
   );
   asked(id, method);
+  // After authentication (the identity is the credential's, never one the caller names) and before the signature.
+  // A join token is not limited: it is single-use, and refusing it here would spend it for nothing.
+  if (method !== 'join_token') {
+    const admission = limit.buckets.take(id.toString(), now.getTime());
+    if (!admission.allowed) {
+      res.setHeader('retry-after', String(admission.retryAfterSeconds));
+      limit.log.warn(
+        {
+          code: 'MESHAUTH_ERR_CA_RATE_LIMITED',
+          id: id.toString(),
+          method,
+          retryAfterSeconds: admission.retryAfterSeconds,
+        },
+        'one identity is asking for SVIDs faster than any agent does: refusing with 429 and Retry-After',
+      );
+      throw new MeshauthError('MESHAUTH_ERR_CA_RATE_LIMITED', `too many SVID requests for ${id}`, {
+        reason: IDENTITY_RATE_LIMITED,
+      });
+    }
+  }
   const issued = await (options.signer ?? options.authority).issue({
     id,
     publicKey: csr.spki,
@@ -203,6 +241,15 @@ function parseSvidRequest(raw: Buffer): z.infer<typeof SvidRequest> {
 }
 
 type SvidMethod = 'renewal' | 'join_token' | 'k8s_sa_token';
+
+const IDENTITY_RATE_LIMITED = 'identity_rate_limited';
+const RATE_LIMITED_LOG_INTERVAL_MS = 10_000;
+
+/** The per-identity limit of one CA handler and its log. */
+interface IdentityLimit {
+  readonly buckets: IdentityRateLimit;
+  readonly log: RateLimitedLog;
+}
 
 /**
  * Who the new SVID is for: the bootstrap token's identity, or (no token) the client certificate's (renewal).
@@ -250,17 +297,19 @@ function reject(
   reason: string,
 ): void {
   options.metrics.caRequestsRejected.inc({ reason });
-  options.logger.warn(
-    {
-      event: 'ca_request_rejected',
-      code: error.code,
-      reason,
-      method: req.method,
-      path: pathOf(req).slice(0, 100),
-      remote: req.socket.remoteAddress,
-    },
-    error.message,
-  );
+  // Logged where it was refused, at most once per interval (a flood would otherwise write a line per request).
+  if (reason !== IDENTITY_RATE_LIMITED)
+    options.logger.warn(
+      {
+        event: 'ca_request_rejected',
+        code: error.code,
+        reason,
+        method: req.method,
+        path: pathOf(req).slice(0, 100),
+        remote: req.socket.remoteAddress,
+      },
+      error.message,
+    );
   if (res.headersSent) {
     res.destroy();
     return;

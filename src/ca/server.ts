@@ -20,6 +20,7 @@ import { CaAuthority } from './authority.js';
 import { caPaths } from './ca-files.js';
 import { CertificateWatch } from './certificate-watch.js';
 import { type DoorLimits, openDoor } from './door.js';
+import type { IdentityRateLimit } from './identity-rate-limit.js';
 import { JwtKeyRing } from './jwt-key-ring.js';
 import { JWT_SVID_MAX_TTL_MS } from './jwt-svid.js';
 import { type KubernetesTokenOptions, KubernetesTokenVerifier } from './kubernetes-token.js';
@@ -76,6 +77,11 @@ export interface CaServerOptions {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now?: () => Date;
+  /**
+   * Per-identity CSR limit; default IdentityRateLimit's (identity-rate-limit.ts), far above any agent. Not a flag:
+   * for load tests that loop one identity as fast as the CA signs.
+   */
+  readonly identityRateLimit?: IdentityRateLimit;
 }
 
 export interface CaServer {
@@ -157,6 +163,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         logger: options.logger,
         metrics: options.metrics,
         now,
+        ...(options.identityRateLimit === undefined ? {} : { identityRateLimit: options.identityRateLimit }),
       }),
       {
         maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,

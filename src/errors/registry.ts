@@ -56,6 +56,7 @@ export const ERRORS = {
   MESHAUTH_ERR_CA_IDENTITY_MISMATCH: { status: 403, message: 'requested identity does not match the credential' },
   MESHAUTH_ERR_CA_JOIN_TOKENS_DISABLED: { status: 401, message: 'join tokens are not accepted by this CA' },
   MESHAUTH_ERR_CA_OVERLOADED: { status: 429, message: 'certificate authority overloaded, retry later' },
+  MESHAUTH_ERR_CA_RATE_LIMITED: { status: 429, message: 'too many SVID requests for this identity, retry later' },
 
   // --- sidecar data plane ---
   MESHAUTH_ERR_NOT_READY: { status: 503, message: 'sidecar has no valid identity yet' },

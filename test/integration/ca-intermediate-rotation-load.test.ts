@@ -9,7 +9,13 @@ import { exportJWK, generateKeyPair as generateJoseKeyPair, SignJWT } from 'jose
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as caClient from '../../src/agent/ca-client.js';
-import { type CaServer, loadCaMaterial, rotateIntermediate, startCaServer } from '../../src/ca/index.js';
+import {
+  type CaServer,
+  IdentityRateLimit,
+  loadCaMaterial,
+  rotateIntermediate,
+  startCaServer,
+} from '../../src/ca/index.js';
 import { TrustDomain } from '../../src/identity/index.js';
 import {
   createCsrPem,
@@ -74,6 +80,9 @@ describe('--auto-rotate-intermediate', () => {
       autoRotateIntermediateTtlMs: INTERMEDIATE_TTL_MS,
       logger: log.logger,
       metrics,
+      // Each worker renews its identity in a loop as fast as the CA signs, which no agent does: lifted here, the
+      // per-identity limit has its own test (ca-identity-rate-limit).
+      identityRateLimit: new IdentityRateLimit(1_000_000, 1_000_000),
     });
     const serials = new Set<string>();
     const failures: string[] = [];

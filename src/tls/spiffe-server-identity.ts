@@ -24,10 +24,16 @@ export function spiffeServerIdentity(
       if (cert?.raw === undefined) throw new Error('no server certificate');
       id = checkSvidLeaf(parseCertificate(new Uint8Array(cert.raw)), trustDomain, now());
     } catch (cause) {
-      return new MeshauthError('MESHAUTH_ERR_PEER_IDENTITY', 'peer certificate is not a valid SVID', {
-        reason: 'peer_svid_invalid',
-        cause,
-      });
+      // The CA backdates every SVID by a minute, so a server SVID not valid yet by this clock almost always means
+      // this host's clock is behind the CA's: the log line says so.
+      const early = cause instanceof MeshauthError && cause.reason === 'not_yet_valid';
+      return new MeshauthError(
+        'MESHAUTH_ERR_PEER_IDENTITY',
+        early
+          ? 'peer certificate is not valid yet by this clock (clock skew suspected: this host is likely behind the CA by over a minute)'
+          : 'peer certificate is not a valid SVID',
+        { reason: 'peer_svid_invalid', cause, ...(early ? { detail: { localTime: now().toISOString() } } : {}) },
+      );
     }
     const accepted =
       typeof allowed === 'function' ? allowed(id) : allowed.length === 0 || allowed.some((a) => a.equals(id));

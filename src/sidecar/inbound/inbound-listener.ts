@@ -266,6 +266,9 @@ export class InboundListener {
       // SPIFFE-rule failure after OpenSSL accepted the chain: drop the connection before reading any HTTP byte.
       const reason = svidFailureReason(error);
       this.#metrics.tlsHandshakeFailures.inc({ direction: 'inbound', reason });
+      // The CA backdates every SVID by a minute (BACKDATE_MS), so a peer's SVID that is not valid yet by this clock
+      // almost always means this host's clock is behind the CA's: say so, with the time this sidecar read.
+      const skewed = reason === 'not_yet_valid';
       this.#logger.warn(
         {
           direction: 'inbound',
@@ -273,8 +276,11 @@ export class InboundListener {
           remote: socket.remoteAddress,
           code: isMeshauthError(error) ? error.code : undefined,
           error: error instanceof Error ? error.message : String(error),
+          ...(skewed ? { localTime: this.#now().toISOString() } : {}),
         },
-        'peer certificate refused',
+        skewed
+          ? 'peer certificate refused: not valid yet by this clock (clock skew suspected: this host is likely behind the CA by over a minute)'
+          : 'peer certificate refused',
       );
       socket.destroy();
       return;

@@ -90,20 +90,27 @@ export class EndUserVerifier {
    * MESHAUTH_ERR_TOKEN_INVALID (401).
    */
   async authenticate(headers: RequestHeaders): Promise<EndUser | undefined> {
-    let token: string | undefined;
-    try {
-      token = extractBearer(headers);
-    } catch (error) {
-      this.#metrics?.tokenVerifications.inc({ result: 'malformed_header' });
-      this.#logger.info({ reason: (error as MeshauthError).reason }, 'end-user authorization header rejected');
-      throw error;
-    }
+    const token = this.bearerOf(headers);
     if (token === undefined) {
       if (!this.required) return undefined;
       this.#metrics?.tokenVerifications.inc({ result: 'missing' });
       throw new MeshauthError('MESHAUTH_ERR_TOKEN_MISSING', 'end-user token required', { reason: 'missing' });
     }
     return this.verify(token);
+  }
+
+  /**
+   * The request's bearer token (extractBearer), or undefined when it carries none; a malformed header is counted
+   * and logged before MESHAUTH_ERR_TOKEN_REQUEST_MALFORMED is thrown. Pass the raw list to see repeated lines.
+   */
+  bearerOf(headers: RequestHeaders): string | undefined {
+    try {
+      return extractBearer(headers);
+    } catch (error) {
+      this.#metrics?.tokenVerifications.inc({ result: 'malformed_header' });
+      this.#logger.info({ reason: (error as MeshauthError).reason }, 'end-user authorization header rejected');
+      throw error;
+    }
   }
 
   /** Verifies one compact JWS. Throws MESHAUTH_ERR_TOKEN_INVALID with a TokenRejectionReason as `reason`. */

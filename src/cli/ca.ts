@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 // The CA itself (server, jose, PKCS#12 via pkijs) is imported inside each action: `meshauth sidecar` shares this
 // program and must not load it (SPEC §9 idle RSS).
 import { writeFilesAtomic } from '../ca/ca-files.js';
+import { IDENTITY_BURST, IDENTITY_RATE_PER_SECOND } from '../ca/identity-rate-limit.js';
 import { assertDurationInRange, formatDuration, parseDuration } from '../config/duration.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
@@ -222,6 +223,16 @@ export function registerCaCommands(program: Command): void {
     .option(
       '--reuse-port',
       'bind --listen with SO_REUSEPORT so several ca serve processes on one host share it (Node 22.12+, Linux or FreeBSD)',
+    )
+    .addHelpText(
+      'after',
+      [
+        '',
+        `Besides --max-queue, one SPIFFE ID (every replica of a workload shares it) may have ${IDENTITY_BURST} SVIDs`,
+        `signed at once, then ${IDENTITY_RATE_PER_SECOND} a second per CA process; past that, 429`,
+        'MESHAUTH_ERR_CA_RATE_LIMITED with Retry-After. Join tokens (single use) are not limited. The CA never',
+        'issues its own ID spiffe://<td>/meshauth/ca to a workload.',
+      ].join('\n'),
     )
     .action(async (opts: ServeOptions) => {
       const { JWT_SVID_MAX_TTL_MS, JWT_SVID_MIN_TTL_MS, startCaServer } = await import('../ca/index.js');

@@ -365,28 +365,23 @@ export class EdgeHandler {
     cookies: ReadonlyMap<string, string>,
     setCookies: string[],
   ): Promise<Caller> {
-    const authorization = headers.authorization;
-    if (authorization !== undefined) {
-      // `headers` holds only the first of repeated `authorization` lines: the received list is what shows two, which
-      // are refused before either is verified, as at the sidecars.
-      extractBearer(rawHeaders);
-      const jwtSvids = this.#jwtSvids;
-      if (jwtSvids !== undefined) {
-        const token = bearerToken(authorization);
-        if (token !== undefined && jwtSvids.claims(unverifiedIssuer(token))) {
-          return { user: await jwtSvids.verify(token), via: 'bearer', token };
-        }
+    if (headers.authorization !== undefined) {
+      // From the received list: `headers` holds only the first of repeated `authorization` lines, and two are
+      // refused before either is verified, as at the sidecars.
+      const token = this.#api === undefined ? extractBearer(rawHeaders) : this.#api.bearerOf(rawHeaders);
+      if (token !== undefined && this.#jwtSvids?.claims(unverifiedIssuer(token)) === true) {
+        return { user: await this.#jwtSvids.verify(token), via: 'bearer', token };
       }
       if (this.#api === undefined) {
         throw new MeshauthError('MESHAUTH_ERR_TOKEN_INVALID', 'no apiIssuers configured', { reason: 'no_issuer' });
       }
-      const user = await this.#api.authenticate(rawHeaders);
+      // No bearer token (another scheme): the verifier decides whether one is required.
+      const user = token === undefined ? await this.#api.authenticate(rawHeaders) : await this.#api.verify(token);
       if (user === undefined) return undefined;
       const scoped = endUserFromClaims({ ...user.claims, exp: user.expiresAt }, this.#apiClaims.get(user.iss) ?? []);
       if (scoped === undefined) throw new MeshauthError('MESHAUTH_ERR_TOKEN_INVALID', 'no subject', { reason: 'sub' });
       checkClaimSize(scoped, this.#config.limits.maxClaimBytes, 'MESHAUTH_ERR_TOKEN_INVALID');
-      const token = /^bearer\s+(.*)$/i.exec(String(authorization))?.[1]?.trim() ?? '';
-      return { user: scoped, via: 'bearer', token };
+      return { user: scoped, via: 'bearer', token: token ?? '' };
     }
     const sessions = this.#sessions;
     if (sessions === undefined) return undefined;
@@ -476,11 +471,6 @@ export class EdgeHandler {
       'gateway deny',
     );
   }
-}
-
-function bearerToken(authorization: string | string[]): string | undefined {
-  if (typeof authorization !== 'string') return undefined;
-  return /^bearer +([A-Za-z0-9._~+/=-]+)$/i.exec(authorization.trim())?.[1];
 }
 
 /** The `iss` of a token's payload without verifying anything: only chooses which verifier runs. */

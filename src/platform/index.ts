@@ -6,6 +6,7 @@
 export { clientSourceKey } from './client-source.js';
 export { listenOn, REUSE_PORT_MIN_NODE, reusePortSupported } from './listen.js';
 export {
+  firstClientErrorOnly,
   pendingResponse,
   startTimeoutSweeper,
   tcpSocketOf,

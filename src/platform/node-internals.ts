@@ -24,6 +24,22 @@ export function pendingResponse(socket: Socket): ServerResponse | undefined {
 }
 
 /**
+ * A 'clientError' listener that passes on each socket's first error only: after a parse error node:http emits
+ * clientError again on every later read while the answer to the broken request flushes (the parser stays failed),
+ * so one broken request would be answered, counted and logged several times.
+ */
+export function firstClientErrorOnly<E extends Error, S extends object>(
+  listener: (error: E, socket: S) => void,
+): (error: E, socket: S) => void {
+  const failed = new WeakSet<S>();
+  return (error, socket) => {
+    if (failed.has(socket)) return;
+    failed.add(socket);
+    listener(error, socket);
+  };
+}
+
+/**
  * The TCP socket under `socket` (itself when it is one), or undefined when Node kept no reference to it. A TLSSocket
  * made by tls.Server (or over a given socket) keeps that net.Socket as `_parent`; Node has no public accessor for it.
  * Without one (tls.connect made the TCP socket itself) the caller must know the TCP socket some other way.

@@ -15,7 +15,11 @@ export {
   type PeerConnection,
   type PeerConnectOptions,
 } from './peer-connector.js';
-export { type ServerIdentityCheck, spiffeServerIdentity } from './spiffe-server-identity.js';
+export {
+  NOT_VALID_YET_BY_THIS_CLOCK,
+  type ServerIdentityCheck,
+  spiffeServerIdentity,
+} from './spiffe-server-identity.js';
 export {
   clientSecureContext,
   credentialOptions,

@@ -12,6 +12,13 @@ export type ServerIdentityCheck = (host: string, cert: LeafCertificate) => Error
  * Returns a `checkServerIdentity` for tls.connect. OpenSSL has verified the chain against `ca` before it runs.
  * `onVerified` receives the server's ID (used as the outbound `peer_id` label).
  */
+/**
+ * What a peer SVID refused as not valid yet says about this host: the CA backdates every SVID by a minute, so by
+ * this clock it almost always runs behind the CA's. Both directions log it in these words.
+ */
+export const NOT_VALID_YET_BY_THIS_CLOCK =
+  'not valid yet by this clock (clock skew suspected: this host is likely behind the CA by over a minute)';
+
 export function spiffeServerIdentity(
   trustDomain: TrustDomain,
   allowed: readonly SpiffeId[] | ((id: SpiffeId) => boolean),
@@ -24,14 +31,10 @@ export function spiffeServerIdentity(
       if (cert?.raw === undefined) throw new Error('no server certificate');
       id = checkSvidLeaf(parseCertificate(new Uint8Array(cert.raw)), trustDomain, now());
     } catch (cause) {
-      // The CA backdates every SVID by a minute, so a server SVID not valid yet by this clock almost always means
-      // this host's clock is behind the CA's: the log line says so.
       const early = cause instanceof MeshauthError && cause.reason === 'not_yet_valid';
       return new MeshauthError(
         'MESHAUTH_ERR_PEER_IDENTITY',
-        early
-          ? 'peer certificate is not valid yet by this clock (clock skew suspected: this host is likely behind the CA by over a minute)'
-          : 'peer certificate is not a valid SVID',
+        early ? `peer certificate is ${NOT_VALID_YET_BY_THIS_CLOCK}` : 'peer certificate is not a valid SVID',
         { reason: 'peer_svid_invalid', cause, ...(early ? { detail: { localTime: now().toISOString() } } : {}) },
       );
     }

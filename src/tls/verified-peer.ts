@@ -65,10 +65,12 @@ export function verifyPeer(socket: TLSSocket, trustDomain: TrustDomain, ownId: S
 /**
  * Checks the CA certificates above a TLS peer's leaf (OpenSSL verified the chain; cA, pathLen and key usage are its
  * part) against the rule it does not know: an intermediate carrying a workload's SPIFFE ID (one with a path) is no
- * SPIFFE signing certificate, whatever root signed it. Walks node's issuerCertificate links, which stay available
- * whatever else already read the peer certificate. Throws MeshauthError with reason `bad_intermediate`.
+ * SPIFFE signing certificate, whatever root signed it. Walks Node's issuerCertificate links: a TLS client has them
+ * (the outbound); a TLS server on Node 24 has none (the inbound cannot see a client's intermediates there), so there
+ * is nothing to check. Throws MeshauthError with reason `bad_intermediate`.
  */
 export function checkPeerIssuers(leaf: X509Certificate): void {
+  // By fingerprint, the leaf included: Node's links on a server can lead from the root back to the leaf.
   const seen = new Set<string>([leaf.fingerprint256]);
   let cert = leaf.issuerCertificate;
   for (let depth = 0; cert !== undefined && depth < MAX_ISSUERS; depth++) {

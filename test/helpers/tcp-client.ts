@@ -100,3 +100,31 @@ export function run(
     child.stdin.end(options.input ?? '');
   });
 }
+
+/** How a server ended a plain-TCP exchange: the bytes it sent and whether it closed first (not our 5 s timeout). */
+export interface RawReply {
+  readonly bytes: Buffer;
+  readonly closedByServer: boolean;
+}
+
+/**
+ * Writes `payload` on a new plain TCP connection to 127.0.0.1:`port` and resolves with the reply.
+ * `firstBytesOnly`: close as soon as the server sent something (a handshake that goes on is not followed).
+ */
+export function rawTcpExchange(port: number, payload: Buffer, firstBytesOnly = false): Promise<RawReply> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let timedOut = false;
+    const socket = connect(port, '127.0.0.1', () => socket.write(payload));
+    socket.on('data', (d: Buffer) => {
+      chunks.push(d);
+      if (firstBytesOnly) socket.destroy();
+    });
+    socket.on('error', () => undefined); // a reset is a close too
+    socket.setTimeout(5_000, () => {
+      timedOut = true;
+      socket.destroy();
+    });
+    socket.on('close', () => resolve({ bytes: Buffer.concat(chunks), closedByServer: !timedOut }));
+  });
+}

@@ -132,6 +132,10 @@ rules:
   });
 
   it('fail/two Authorization lines are refused (400) before either token is verified', async () => {
+    const malformed = async () =>
+      (await mesh.metrics.tokenVerifications.get()).values.find((v) => v.labels.result === 'malformed_header')?.value ??
+      0;
+    const before = await malformed();
     const token = await mesh.provider.provider.getToken(API_CLIENT.clientId, 'orders:read');
     const response = await request(`${mesh.origin}/shop/orders/7`, {
       dispatcher: agent,
@@ -140,6 +144,7 @@ rules:
     const body = await response.body.text();
     expect(response.statusCode, body).toBe(400);
     expect(JSON.parse(body).code).toBe('MESHAUTH_ERR_TOKEN_REQUEST_MALFORMED');
+    expect((await malformed()) - before).toBe(1);
   });
 
   it('fail/route requirements: roles, scopes; ok/claims by dotted path', async () => {

@@ -130,6 +130,17 @@ describe('inbound: request smuggling (H06)', () => {
     await app?.close();
   });
 
+  /** An HTTP/1.1 connection over mTLS to the inbound, for bytes written a piece at a time. */
+  const openMtls = () =>
+    tlsConnect({
+      host: '127.0.0.1',
+      port: sidecar.sidecar.inboundPort,
+      cert: client.chainPem,
+      key: client.keyPem,
+      ca: [ca.bundlePem],
+      checkServerIdentity: () => undefined, // SVIDs carry no DNS name; the chain is verified against the bundle
+      ALPNProtocols: ['http/1.1'],
+    });
   const send = (bytes: string) =>
     rawTlsExchange(sidecar.sidecar.inboundPort, client, ca.bundlePem, bytes).catch(() => '');
   const badRequests = async () => {
@@ -162,15 +173,7 @@ describe('inbound: request smuggling (H06)', () => {
 
   it('ok/chunk size ffffffffffffffff: what follows stays body; the caller leaving cuts the app request, its connection not reused', async () => {
     const seen = app.seen.length;
-    const socket = tlsConnect({
-      host: '127.0.0.1',
-      port: sidecar.sidecar.inboundPort,
-      cert: client.chainPem,
-      key: client.keyPem,
-      ca: [ca.bundlePem],
-      checkServerIdentity: () => undefined, // SVIDs carry no DNS name; the chain is verified against the bundle
-      ALPNProtocols: ['http/1.1'],
-    });
+    const socket = openMtls();
     const reply = readAll(socket);
     socket.write(`POST /upload HTTP/1.1\r\nHost: b\r\n${HUGE_CHUNK}`);
     const cut = await waitFor(
@@ -194,15 +197,7 @@ describe('inbound: request smuggling (H06)', () => {
   it('fail/a chunk size overflow once the app has the request → its app connection is closed, not reused', async () => {
     const seen = app.seen.length;
     const before = await badRequests();
-    const socket = tlsConnect({
-      host: '127.0.0.1',
-      port: sidecar.sidecar.inboundPort,
-      cert: client.chainPem,
-      key: client.keyPem,
-      ca: [ca.bundlePem],
-      checkServerIdentity: () => undefined, // SVIDs carry no DNS name; the chain is verified against the bundle
-      ALPNProtocols: ['http/1.1'],
-    });
+    const socket = openMtls();
     const reply = readAll(socket);
     socket.write('POST /upload HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
     const cut = await waitFor(

@@ -3,7 +3,6 @@
 // HTTP (no 400 page), nothing reaches the app, each is counted as meshauth_tls_handshake_failures_total
 // {reason="not_tls"}, and the sidecar goes on serving mTLS.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,31 +15,11 @@ import {
   type TestSidecar,
   testConfig,
 } from '../helpers/sidecar-harness.js';
+import { rawTcpExchange } from '../helpers/tcp-client.js';
 import { TestCa, writeSvidFiles } from '../helpers/test-ca.js';
 
 const HAVE_CURL = available('curl');
 if (!HAVE_CURL) console.warn('inbound-not-tls: curl not on PATH, skipping the curl cases');
-
-/** How the server ended a plain-TCP exchange: the bytes it sent and whether it closed first (not our timeout). */
-interface RawReply {
-  readonly bytes: Buffer;
-  readonly closedByServer: boolean;
-}
-
-function rawExchange(port: number, payload: Buffer): Promise<RawReply> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let timedOut = false;
-    const socket = connect(port, '127.0.0.1', () => socket.write(payload));
-    socket.on('data', (d: Buffer) => chunks.push(d));
-    socket.on('error', () => undefined); // a reset is a close too
-    socket.setTimeout(5_000, () => {
-      timedOut = true;
-      socket.destroy();
-    });
-    socket.on('close', () => resolve({ bytes: Buffer.concat(chunks), closedByServer: !timedOut }));
-  });
-}
 
 describe('plain text to the mTLS inbound port (C17)', () => {
   let ca: TestCa;
@@ -111,7 +90,7 @@ describe('plain text to the mTLS inbound port (C17)', () => {
   it.each(payloads)('%s → closed without an HTTP byte, counted not_tls', async (_name, text) => {
     const seen = app.seen.length;
     const before = await notTls();
-    const reply = await rawExchange(port(), Buffer.from(text, 'latin1'));
+    const reply = await rawTcpExchange(port(), Buffer.from(text, 'latin1'));
     expect(reply.closedByServer).toBe(true);
     expect(reply.bytes.toString('latin1')).not.toContain('HTTP/');
     // Nothing at all, or at most a TLS alert record.
@@ -123,7 +102,7 @@ describe('plain text to the mTLS inbound port (C17)', () => {
   it.skipIf(!HAVE_CURL)('ok/after 50 plain-text connections the sidecar still serves mTLS', async () => {
     const before = await notTls();
     const replies = await Promise.all(
-      Array.from({ length: 50 }, () => rawExchange(port(), Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))),
+      Array.from({ length: 50 }, () => rawTcpExchange(port(), Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))),
     );
     expect(replies.every((r) => r.closedByServer && r.bytes.length === 0)).toBe(true);
     await expect.poll(notTls, { timeout: 5_000, interval: 20 }).toBe(before + 50);

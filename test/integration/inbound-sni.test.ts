@@ -3,7 +3,6 @@
 // no_client_cert) and with it is served as the identity in its certificate; an SNI over the 255 bytes a host name
 // may have (up to 64 KB, in a hand-written ClientHello) is refused cleanly, and the sidecar goes on serving.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,37 +15,12 @@ import {
   type TestSidecar,
   testConfig,
 } from '../helpers/sidecar-harness.js';
+import { rawTcpExchange } from '../helpers/tcp-client.js';
 import { TestCa, writeSvidFiles } from '../helpers/test-ca.js';
 import { clientHelloRecords } from '../helpers/tls-client-hello.js';
 
 const HAVE_OPENSSL = available('openssl');
 if (!HAVE_OPENSSL) console.warn('inbound-sni: openssl not on PATH, skipping the s_client cases');
-
-/**
- * Writes `payload` on a plain TCP connection; resolves with what the server sent and whether it closed first.
- * `firstBytesOnly`: close as soon as the server sent something (a handshake that goes on is not followed).
- */
-function rawExchange(
-  port: number,
-  payload: Buffer,
-  firstBytesOnly = false,
-): Promise<{ bytes: Buffer; closedByServer: boolean }> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let timedOut = false;
-    const socket = connect(port, '127.0.0.1', () => socket.write(payload));
-    socket.on('data', (d: Buffer) => {
-      chunks.push(d);
-      if (firstBytesOnly) socket.destroy();
-    });
-    socket.on('error', () => undefined);
-    socket.setTimeout(5_000, () => {
-      timedOut = true;
-      socket.destroy();
-    });
-    socket.on('close', () => resolve({ bytes: Buffer.concat(chunks), closedByServer: !timedOut }));
-  });
-}
 
 describe('inbound SNI (T07)', () => {
   let ca: TestCa;
@@ -130,7 +104,7 @@ describe('inbound SNI (T07)', () => {
   it.each(oversize)('%s → refused at the ClientHello, closed, counted; still serving', async (_n, length) => {
     const seen = app.seen.length;
     const before = await failures();
-    const reply = await rawExchange(port(), clientHelloRecords(`${'a'.repeat(length - 8)}.example`));
+    const reply = await rawTcpExchange(port(), clientHelloRecords(`${'a'.repeat(length - 8)}.example`));
     expect(reply.closedByServer).toBe(true);
     // No ServerHello: nothing, or a TLS alert record.
     if (reply.bytes.length > 0) expect(reply.bytes[0]).toBe(0x15);
@@ -140,7 +114,7 @@ describe('inbound SNI (T07)', () => {
   });
 
   it('ok/the hand-written ClientHello with a short SNI gets a ServerHello (the refusals above are the size)', async () => {
-    const reply = await rawExchange(port(), clientHelloRecords('server.example'), true);
+    const reply = await rawTcpExchange(port(), clientHelloRecords('server.example'), true);
     expect(reply.bytes[0]).toBe(0x16); // a handshake record: the ServerHello
   });
 });

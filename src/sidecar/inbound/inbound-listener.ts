@@ -17,6 +17,7 @@ import { atPeerExpiry, listenOn, tcpSocketOf } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   mtlsServerOptions,
+  NOT_VALID_YET_BY_THIS_CLOCK,
   peerOf,
   svidFailureReason,
   tlsClientErrorReason,
@@ -266,8 +267,7 @@ export class InboundListener {
       // SPIFFE-rule failure after OpenSSL accepted the chain: drop the connection before reading any HTTP byte.
       const reason = svidFailureReason(error);
       this.#metrics.tlsHandshakeFailures.inc({ direction: 'inbound', reason });
-      // The CA backdates every SVID by a minute (BACKDATE_MS), so a peer's SVID that is not valid yet by this clock
-      // almost always means this host's clock is behind the CA's: say so, with the time this sidecar read.
+      // With the time this sidecar read (NOT_VALID_YET_BY_THIS_CLOCK says why it matters).
       const skewed = reason === 'not_yet_valid';
       this.#logger.warn(
         {
@@ -278,9 +278,7 @@ export class InboundListener {
           error: error instanceof Error ? error.message : String(error),
           ...(skewed ? { localTime: this.#now().toISOString() } : {}),
         },
-        skewed
-          ? 'peer certificate refused: not valid yet by this clock (clock skew suspected: this host is likely behind the CA by over a minute)'
-          : 'peer certificate refused',
+        skewed ? `peer certificate refused: ${NOT_VALID_YET_BY_THIS_CLOCK}` : 'peer certificate refused',
       );
       socket.destroy();
       return;

@@ -14,7 +14,13 @@ import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import type { SidecarConfig } from '../../config/index.js';
 import { type ErrorCode, MeshauthError } from '../../errors/index.js';
-import { pendingResponse, startTimeoutSweeper, UNDICI_CODES, UNDICI_PARSER_ERROR_NAME } from '../../platform/index.js';
+import {
+  firstClientErrorOnly,
+  pendingResponse,
+  startTimeoutSweeper,
+  UNDICI_CODES,
+  UNDICI_PARSER_ERROR_NAME,
+} from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { VerifiedPeer } from '../../tls/index.js';
 import { cutResponse } from '../cut-response.js';
@@ -79,11 +85,6 @@ export class ListenerCore {
   #stages: readonly Stage[] = [];
   readonly #streamIdleMs: number;
   readonly #sockets = new Set<TLSSocket>();
-  /**
-   * Sockets whose request failed to parse: the parser keeps failing on every later read while the 400 flushes, and
-   * node:http emits clientError each time; only the first is answered and counted (one broken request, one count).
-   */
-  readonly #parseFailed = new WeakSet<Socket>();
   /** h2 sessions and their streams in flight (GOAWAY only once a session is idle, see close()). */
   readonly #sessions = new Map<ServerHttp2Session, SessionState>();
   readonly #sessionOf = new WeakMap<TLSSocket, ServerHttp2Session>();
@@ -151,8 +152,9 @@ export class ListenerCore {
     });
     // Node starts the headersTimeout/requestTimeout sweeper on 'listening'; this server is fed sockets instead.
     startTimeoutSweeper(this.#h1);
-    this.#h1.on('clientError', (error: Error & { code?: string }, socket: Socket) =>
-      this.#onH1ClientError(error, socket),
+    this.#h1.on(
+      'clientError',
+      firstClientErrorOnly((error: Error & { code?: string }, socket: Socket) => this.#onH1ClientError(error, socket)),
     );
     // Without a 'connect' listener Node destroys a CONNECT request's socket silently: answer it, counted and logged.
     this.#h1.on('connect', (_req: IncomingMessage, socket: Socket) => {
@@ -339,8 +341,6 @@ export class ListenerCore {
       socket.destroy(); // the peer went away; not a rejected request
       return;
     }
-    if (this.#parseFailed.has(socket)) return;
-    this.#parseFailed.add(socket);
     this.#answerAndClose(socket, rejection);
   }
 

@@ -13,7 +13,7 @@ import type { Pool } from 'undici';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import { parseHostPort, type RouteConfig, RouteTable, type SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
-import { listenOn, pendingResponse } from '../../platform/index.js';
+import { firstClientErrorOnly, listenOn, pendingResponse } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { ClientTlsContext } from '../../tls/index.js';
 import { cutResponse } from '../cut-response.js';
@@ -61,11 +61,6 @@ export class OutboundListener {
   readonly #onOutboundRequest: OnOutboundRequest | undefined;
   readonly #drain: DrainState = { draining: false };
   readonly #sockets = new Set<Socket>();
-  /**
-   * Sockets whose request failed to parse: the parser keeps failing on every later read while the 400 flushes, and
-   * node:http emits clientError each time; only the first is answered and counted (one broken request, one count).
-   */
-  readonly #parseFailed = new WeakSet<Duplex>();
   /** Responses whose request went to an HTTP/1.1 peer pool (undici), not an h2 exchange stream. */
   readonly #http1Forwarded = new WeakSet<ServerResponse>();
   /** Open egress tunnels (their upstream socket), each with its cut: a reset both ways, for the drain deadline. */
@@ -118,7 +113,10 @@ export class OutboundListener {
     this.#server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.#onConnect(req, socket, head),
     );
-    this.#server.on('clientError', (error: Error, socket: Duplex) => this.#onClientError(error, socket));
+    this.#server.on(
+      'clientError',
+      firstClientErrorOnly((error: Error, socket: Duplex) => this.#onClientError(error, socket)),
+    );
     this.#server.on('connection', (socket: Socket) => {
       // A route tunnel comes back here on the socket that carried its CONNECT: already tracked.
       if (this.#sockets.has(socket)) return;
@@ -275,8 +273,6 @@ export class OutboundListener {
       socket.destroy();
       return;
     }
-    if (this.#parseFailed.has(socket)) return;
-    this.#parseFailed.add(socket);
     const code = error.code === 'HPE_HEADER_OVERFLOW' ? 'MESHAUTH_ERR_HEADERS_TOO_LARGE' : 'MESHAUTH_ERR_BAD_REQUEST';
     const rejection = new MeshauthError(code, 'malformed request from the app', {
       reason: error.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'parse_error',

@@ -226,6 +226,9 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
     const wired = serveSupports('--workers');
     if (wired) extra.push('--workers', String(options.workers));
     if (wired && options.maxQueue !== undefined) extra.push('--max-queue', String(options.maxQueue));
+    // The agents refresh the bundle once a day (agent-host.ts): the window measures renewals. They follow the CA's
+    // hint after a first fetch, so the CA says the same.
+    if (serveSupports('--bundle-refresh-hint')) extra.push('--bundle-refresh-hint', '24h');
     const balancerName = chooseBalancer(serveSupports('--reuse-port'));
     const caArgs = (listen: string) => [
       '--dir',

@@ -24,7 +24,14 @@ import {
 } from './ca-client.js';
 import { readBundleFile, readTokenFile } from './credential-files.js';
 import { type CredentialHolder, type Credentials, CredentialsApplyError } from './credential-holder.js';
-import { bundleRefreshDelay, REMAINING_LIFE_CAP, renewalDelay, retryAfterDelay, retryDelay } from './schedule.js';
+import {
+  bundleRefreshDelay,
+  bundleRefreshInterval,
+  REMAINING_LIFE_CAP,
+  renewalDelay,
+  retryAfterDelay,
+  retryDelay,
+} from './schedule.js';
 import { acceptSvidResponse, parseBundle } from './svid-response.js';
 
 export interface AgentOptions {
@@ -42,7 +49,10 @@ export interface AgentOptions {
   readonly now?: () => Date;
   /** Uniform in [0, 1): the jitter of every wait (default: the CSPRNG). A test pins it to place a refresh. */
   readonly random?: () => number;
-  /** Longest wait between two fetches of GET /v1/bundle (default 5 min); the first comes at a random point of it. */
+  /**
+   * Longest wait between two fetches of GET /v1/bundle (default 5 min) until a fetch brings the CA's
+   * `spiffe_refresh_hint`, which replaces it; the first fetch comes at a random point of it.
+   */
   readonly bundleRefreshMs?: number;
   /** Longest wait between two attempts (default 30 s); while the SVID is valid, a quarter of its remaining life caps it too. */
   readonly maxBackoffMs?: number;
@@ -83,6 +93,8 @@ export class Agent {
   #tokenWarned = false;
   /** One CA request for an SVID at a time; the running one schedules its successor when it ends. */
   #rotating = false;
+  /** The CA's `spiffe_refresh_hint` from the last bundle fetch that carried one. */
+  #bundleRefreshHintMs: number | undefined;
   /** Bumped whenever we install a bundle, so a slow bundle fetch cannot overwrite a newer one. */
   #bundleVersion = 0;
   /** Roots the CA dropped from a bundle we held (a retired root): never trusted again from the configured file. */
@@ -146,7 +158,10 @@ export class Agent {
 
   #scheduleBundleRefresh(first: boolean): void {
     if (this.#state !== 'running') return;
-    const intervalMs = this.#options.bundleRefreshMs ?? DEFAULTS.bundleRefreshMs;
+    const intervalMs = bundleRefreshInterval(
+      this.#options.bundleRefreshMs ?? DEFAULTS.bundleRefreshMs,
+      this.#bundleRefreshHintMs,
+    );
     this.#bundleTimer = setTimeout(
       () =>
         this.#run(async (signal) => {
@@ -365,6 +380,7 @@ export class Agent {
       if (this.#state !== 'running') return;
       const now = this.#now();
       this.#checkSkew(response.serverDate, now);
+      this.#noteRefreshHint(response.refreshHintMs);
       const bundle = parseBundle(trustDomain, response.bundlePem);
       const latest = holder.current;
       if (version !== this.#bundleVersion || latest === undefined || sameRoots(latest.bundle, bundle)) return;
@@ -387,6 +403,16 @@ export class Agent {
       if (error instanceof CredentialsApplyError) this.#options.metrics.svidRotations.inc({ result: 'apply_failure' });
       this.#logger.warn(describeError(error), 'trust bundle refresh failed; keeping the current bundle');
     }
+  }
+
+  #noteRefreshHint(hintMs: number | undefined): void {
+    if (hintMs === undefined || hintMs === this.#bundleRefreshHintMs) return;
+    this.#bundleRefreshHintMs = hintMs;
+    const ownMs = this.#options.bundleRefreshMs ?? DEFAULTS.bundleRefreshMs;
+    this.#logger.info(
+      { event: 'bundle_refresh_interval', intervalMs: bundleRefreshInterval(ownMs, hintMs), hintMs },
+      "trust bundle refresh follows the CA's spiffe_refresh_hint",
+    );
   }
 
   // --- helpers ---

@@ -54,6 +54,8 @@ export interface JwtSvidResponse {
 
 export interface BundleResponse {
   readonly bundlePem: string[];
+  /** The CA's `spiffe_refresh_hint` in milliseconds, when it sent a positive whole number of seconds. */
+  readonly refreshHintMs: number | undefined;
   readonly serverDate: Date | undefined;
 }
 
@@ -77,7 +79,8 @@ export async function requestSvid(
 /** GET /v1/bundle: the CA's current trust bundle as a PEM list. */
 export async function fetchBundle(connection: CaConnection): Promise<BundleResponse> {
   const { json, serverDate } = await call(connection, 'GET', '/v1/bundle');
-  return { bundlePem: pemList(asRecord(json).bundle, 'bundle'), serverDate };
+  const record = asRecord(json);
+  return { bundlePem: pemList(record.bundle, 'bundle'), refreshHintMs: refreshHintMs(record.spiffe), serverDate };
 }
 
 /** POST /v1/token: the OAuth 2.0 client-credentials grant; the connection's client certificate is the client. */
@@ -97,6 +100,13 @@ export async function requestJwtSvid(
   if (record.token_type !== 'Bearer') malformed('token_type is not Bearer');
   const expiresIn = typeof record.expires_in === 'number' ? record.expires_in : 0;
   return { accessToken: record.access_token, expiresIn, serverDate };
+}
+
+/** A hint that is absent or not a positive whole number of seconds is ignored: the agent keeps its own interval. */
+function refreshHintMs(spiffe: unknown): number | undefined {
+  if (typeof spiffe !== 'object' || spiffe === null) return undefined;
+  const seconds = (spiffe as { spiffe_refresh_hint?: unknown }).spiffe_refresh_hint;
+  return typeof seconds === 'number' && Number.isSafeInteger(seconds) && seconds > 0 ? seconds * 1000 : undefined;
 }
 
 /** The CA's Retry-After (429, 503) in milliseconds, when it sent one. */

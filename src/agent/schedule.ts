@@ -31,6 +31,20 @@ export function renewalDelay(lifetime: SvidLifetime, now: Date, jitterFraction: 
   return Math.max(MIN_DELAY_MS, Math.round(renewAt - now.getTime()));
 }
 
+/** The CA's `spiffe_refresh_hint` is followed within these bounds (`ca serve --bundle-refresh-hint`'s range). */
+export const BUNDLE_REFRESH_HINT_MIN_MS = 1_000;
+export const BUNDLE_REFRESH_HINT_MAX_MS = 24 * 60 * 60_000;
+
+/**
+ * The interval between bundle refreshes: the CA's hint once a fetch brought one (an operator sizes a fleet's CA by
+ * it), else the agent's own. A hint out of range is clamped, so a CA can neither make agents poll it in a loop nor
+ * stop them polling.
+ */
+export function bundleRefreshInterval(ownMs: number, hintMs: number | undefined): number {
+  if (hintMs === undefined) return ownMs;
+  return Math.min(Math.max(hintMs, BUNDLE_REFRESH_HINT_MIN_MS), BUNDLE_REFRESH_HINT_MAX_MS);
+}
+
 /** A later bundle refresh comes between 90 % and 100 % of the interval after the one before. */
 export const BUNDLE_REFRESH_FRACTION_MIN = 0.9;
 

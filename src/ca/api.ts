@@ -22,7 +22,8 @@ import { issueAccessToken } from './token-endpoint.js';
 import { oauthErrorBody } from './token-request.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
-/** How often clients should fetch the bundle (`spiffe_refresh_hint`); the agent's default refresh is the same. */
+/** How often clients should fetch the bundle (`spiffe_refresh_hint`) unless `ca serve --bundle-refresh-hint` says
+ * otherwise; an agent refreshes this often until its first fetch tells it the CA's hint. */
 export const BUNDLE_REFRESH_HINT_SECONDS = 300;
 
 const SvidRequest = z.object({
@@ -53,6 +54,8 @@ export interface CaApiOptions {
   readonly now: () => Date;
   /** Per-identity CSR limit (identity-rate-limit.ts); its defaults when omitted. */
   readonly identityRateLimit?: IdentityRateLimit;
+  /** `spiffe_refresh_hint` of GET /v1/bundle, which agents follow (`ca serve --bundle-refresh-hint`). */
+  readonly bundleRefreshHintSeconds?: number;
 }
 
 export function createCaRequestHandler(options: CaApiOptions): (req: IncomingMessage, res: ServerResponse) => void {
@@ -286,7 +289,10 @@ function sendBundle(options: CaApiOptions, req: IncomingMessage, res: ServerResp
     send(res, 200, 'application/x-pem-file', bundle.toPem());
     return;
   }
-  sendJson(res, 200, { bundle: bundle.toPemList(), spiffe: toSpiffeBundle(bundle, BUNDLE_REFRESH_HINT_SECONDS) });
+  sendJson(res, 200, {
+    bundle: bundle.toPemList(),
+    spiffe: toSpiffeBundle(bundle, options.bundleRefreshHintSeconds ?? BUNDLE_REFRESH_HINT_SECONDS),
+  });
 }
 
 function reject(

@@ -82,6 +82,8 @@ export interface CaServerOptions {
    * for load tests that loop one identity as fast as the CA signs.
    */
   readonly identityRateLimit?: IdentityRateLimit;
+  /** How often agents should fetch the bundle, served as `spiffe_refresh_hint` (default 5 min; whole seconds). */
+  readonly bundleRefreshHintMs?: number;
 }
 
 export interface CaServer {
@@ -164,6 +166,9 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         metrics: options.metrics,
         now,
         ...(options.identityRateLimit === undefined ? {} : { identityRateLimit: options.identityRateLimit }),
+        ...(options.bundleRefreshHintMs === undefined
+          ? {}
+          : { bundleRefreshHintSeconds: Math.max(1, Math.round(options.bundleRefreshHintMs / 1000)) }),
       }),
       {
         maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,

@@ -43,6 +43,7 @@ interface ServeOptions {
   maxQueue?: string;
   workers?: string;
   reusePort?: boolean;
+  bundleRefreshHint: string;
 }
 
 interface InitOptions {
@@ -57,6 +58,8 @@ interface InitOptions {
 
 /** `ca serve --intermediate-ttl`: 10 s (tests, demos) … 1 year. */
 const INTERMEDIATE_TTL = { min: 10_000, max: 365 * 24 * HOUR };
+/** `ca serve --bundle-refresh-hint`: the agents' bundle refresh interval (seconds for tests, a day at most). */
+const BUNDLE_REFRESH_HINT = { min: 1_000, max: 24 * HOUR };
 
 /** DEFAULT_K8S_TOKEN_FILE / DEFAULT_K8S_API_SERVER of src/ca/cluster-api-client.ts (kept in step by test). */
 export const K8S_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -221,6 +224,11 @@ export function registerCaCommands(program: Command): void {
     )
     .option('--workers <n>', 'signing worker threads, 0 … 64 (0 signs in the main thread; default: available cores)')
     .option(
+      '--bundle-refresh-hint <duration>',
+      'how often agents fetch GET /v1/bundle (its spiffe_refresh_hint), 1s … 24h; renewals bring the bundle too',
+      '5m',
+    )
+    .option(
       '--reuse-port',
       'bind --listen with SO_REUSEPORT so several ca serve processes on one host share it (Node 22.12+, Linux or FreeBSD)',
     )
@@ -268,6 +276,12 @@ export function registerCaCommands(program: Command): void {
       const maxQueue =
         opts.maxQueue === undefined ? undefined : integerOption('--max-queue', opts.maxQueue, 0, 1_000_000);
       const workers = opts.workers === undefined ? undefined : integerOption('--workers', opts.workers, 0, 64);
+      const bundleRefreshHintMs = assertDurationInRange(
+        '--bundle-refresh-hint',
+        parseDuration(opts.bundleRefreshHint),
+        BUNDLE_REFRESH_HINT.min,
+        BUNDLE_REFRESH_HINT.max,
+      );
       const server = await startCaServer({
         dir: opts.dir,
         ...(maxQueue === undefined ? {} : { maxQueue }),
@@ -277,6 +291,7 @@ export function registerCaCommands(program: Command): void {
         ...(opts.autoRotateIntermediate === true ? { autoRotateIntermediateTtlMs: intermediateTtlMs } : {}),
         listen: opts.listen,
         svidTtlMs,
+        bundleRefreshHintMs,
         sans: opts.san ?? [],
         jwtTtlMs,
         ...(opts.issuerUrl === undefined ? {} : { issuerUrl: opts.issuerUrl }),
@@ -382,7 +397,8 @@ A running \`ca serve\` picks up every step within a second, without a restart.`,
         if (sincePublished !== undefined && sincePublished < BUNDLE_REFRESH_HINT_SECONDS * 1000) {
           process.stderr.write(
             `meshauth: warning: the new root was published ${Math.round(sincePublished / 1000)} s ago; sidecars ` +
-              `fetch the bundle every ${BUNDLE_REFRESH_HINT_SECONDS / 60} minutes, and one that has not fetched it since cannot reach the CA or ` +
+              `fetch the bundle every ${BUNDLE_REFRESH_HINT_SECONDS / 60} minutes by default (ca serve --bundle-refresh-hint) and ` +
+              'at every renewal, and one that has not fetched it since cannot reach the CA or ' +
               'peers under the new root until its ca.bundle file holds both roots (docs/ca.md, step 2)\n',
           );
         }

@@ -49,6 +49,38 @@ describe('ca serve', () => {
     expect(json.spiffe.keys[0]?.use).toBe('x509-svid');
   });
 
+  it('ok/--bundle-refresh-hint 30m is the spiffe_refresh_hint curl reads (default 300 s)', async (context) => {
+    if (spawnSync('curl', ['--version']).error !== undefined) {
+      console.info('skipped: curl is not installed');
+      context.skip();
+    }
+    const hint = (base: string) => {
+      const result = spawnSync('curl', ['-sS', '--fail', '--cacert', 'certs/bundle.pem', `${base}/v1/bundle`], {
+        cwd,
+        encoding: 'utf8',
+      });
+      expect(result.status, result.stderr).toBe(0);
+      return (JSON.parse(result.stdout) as { spiffe: { spiffe_refresh_hint: number } }).spiffe.spiffe_refresh_hint;
+    };
+    expect(hint(url)).toBe(300);
+    const hinted = spawnMeshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--bundle-refresh-hint', '30m'], { cwd });
+    try {
+      const line = await hinted.line(/^meshauth ca listening on /);
+      expect(hint(line.replace('meshauth ca listening on ', '').trim())).toBe(1800);
+    } finally {
+      expect(await hinted.stop()).toBe(0);
+    }
+  });
+
+  it.each([
+    ['fail/--bundle-refresh-hint 0s', '0s'],
+    ['fail/--bundle-refresh-hint 25h', '25h'],
+  ])('%s → exit 2, naming the flag and its range', async (_name, hint) => {
+    const result = await meshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--bundle-refresh-hint', hint], { cwd });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--bundle-refresh-hint');
+  });
+
   it('ok/cert request with a token created after start, then cert renew in place, then cert inspect', async () => {
     const token = await meshauth(['ca', 'token', 'create', '--id', ID], { cwd });
     expect(token.code).toBe(0);

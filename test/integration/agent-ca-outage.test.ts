@@ -67,7 +67,7 @@ describe('agent through CA outages', () => {
   });
 
   it('ok/bundle-refresh-adds-a-root-and-keeps-the-svid', async () => {
-    const ca = await CaHarness.start(60_000, cleanups);
+    const ca = await CaHarness.start(60_000, cleanups, { bundleRefreshHintMs: 1_000 });
     const { agent, holder, logs } = startAgent(ca, await ca.token(), cleanups, { bundleRefreshMs: 300 });
     await agent.whenReady();
     const first = holder.current as Credentials;

@@ -20,7 +20,7 @@ afterEach(() => runCleanups(cleanups));
 
 describe('agent after a lagging CA replica served the bundle without the new root', () => {
   it('fail/the updated ca.bundle file still lets the agent back in after an early activation', async () => {
-    const ca = await CaHarness.start(120_000, cleanups);
+    const ca = await CaHarness.start(120_000, cleanups, { bundleRefreshHintMs: 1_000 });
     const { agent, holder, logs, bundleFile } = startAgent(ca, await ca.token(), cleanups, { bundleRefreshMs: 300 });
     await agent.whenReady();
     const lagging = mkdtempSync(join(tmpdir(), 'meshauth-lagging-ca-'));
@@ -39,6 +39,7 @@ describe('agent after a lagging CA replica served the bundle without the new roo
       dir: lagging,
       listen: `127.0.0.1:${url.port}`,
       svidTtlMs: 120_000,
+      bundleRefreshHintMs: 1_000,
       logger: silentLogger(),
       metrics: new Metrics(),
     });

@@ -5,7 +5,7 @@ import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, type AgentOptions, CredentialHolder } from '../../src/agent/index.js';
-import { type CaServer, createJoinToken, initCa, startCaServer } from '../../src/ca/index.js';
+import { type CaServer, type CaServerOptions, createJoinToken, initCa, startCaServer } from '../../src/ca/index.js';
 import { TrustDomain } from '../../src/identity/index.js';
 import { createLogger, Metrics, silentLogger } from '../../src/telemetry/index.js';
 
@@ -20,22 +20,36 @@ export interface LogLine {
   readonly [key: string]: unknown;
 }
 
+/**
+ * What a test may set on the CA server beyond its directory, address and SVID lifetime. An agent follows the CA's
+ * `spiffe_refresh_hint` after its first bundle fetch: a test that counts on frequent refreshes gives the CA a
+ * hint as short as the agent's `bundleRefreshMs`.
+ */
+export type CaHarnessServerOptions = Pick<CaServerOptions, 'bundleRefreshHintMs'>;
+
 export class CaHarness {
   readonly dir: string;
   readonly svidTtlMs: number;
   #server: CaServer | undefined;
   #port = 0;
 
-  private constructor(dir: string, svidTtlMs: number) {
+  readonly #serverOptions: CaHarnessServerOptions;
+
+  private constructor(dir: string, svidTtlMs: number, serverOptions: CaHarnessServerOptions) {
     this.dir = dir;
     this.svidTtlMs = svidTtlMs;
+    this.#serverOptions = serverOptions;
   }
 
-  static async start(svidTtlMs: number, cleanups: Cleanup[]): Promise<CaHarness> {
+  static async start(
+    svidTtlMs: number,
+    cleanups: Cleanup[],
+    serverOptions: CaHarnessServerOptions = {},
+  ): Promise<CaHarness> {
     const dir = mkdtempSync(join(tmpdir(), 'meshauth-agent-ca-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     await initCa({ dir, trustDomain: TRUST_DOMAIN });
-    const harness = new CaHarness(dir, svidTtlMs);
+    const harness = new CaHarness(dir, svidTtlMs, serverOptions);
     cleanups.push(() => harness.stop());
     await harness.restart();
     return harness;
@@ -58,6 +72,7 @@ export class CaHarness {
       svidTtlMs: this.svidTtlMs,
       logger: silentLogger(),
       metrics: new Metrics(),
+      ...this.#serverOptions,
     });
     this.#port = this.#server.port;
   }

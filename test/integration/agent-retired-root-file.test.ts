@@ -21,7 +21,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('agent after the old root was retired', () => {
   it('fail/a CA serving a certificate under the retired root is refused, though the configured file still lists it', async () => {
-    const ca = await CaHarness.start(6_000, cleanups);
+    const ca = await CaHarness.start(6_000, cleanups, { bundleRefreshHintMs: 1_000 });
     const { agent, holder, logs } = startAgent(ca, await ca.token(), cleanups, { bundleRefreshMs: 500 });
     await agent.whenReady();
     const oldRootPem = holder.current?.bundle.toPem() ?? '';
@@ -58,6 +58,7 @@ describe('agent after the old root was retired', () => {
       dir: snapshot,
       listen: `127.0.0.1:${url.port}`,
       svidTtlMs: 6_000,
+      bundleRefreshHintMs: 1_000,
       logger: silentLogger(),
       metrics: new Metrics(),
     });

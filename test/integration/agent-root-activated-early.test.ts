@@ -13,7 +13,7 @@ afterEach(() => runCleanups(cleanups));
 
 describe('agent after a root activated too soon', () => {
   it('fail/the bundle refresh fails until the configured bundle file holds the new root, then succeeds', async () => {
-    const ca = await CaHarness.start(60_000, cleanups);
+    const ca = await CaHarness.start(60_000, cleanups, { bundleRefreshHintMs: 6_000 });
     const { agent, holder, logs, bundleFile } = startAgent(ca, await ca.token(), cleanups, {
       // The first refresh at the end of its interval (counted from the agent's start), after the activation below
       // even on a loaded machine: with 3 s, a slow bootstrap let it learn the published root first (a CI run).

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { bundleRefreshDelay, MIN_DELAY_MS, renewalDelay, retryDelay } from '../../../src/agent/schedule.js';
+import {
+  BUNDLE_REFRESH_HINT_MAX_MS,
+  BUNDLE_REFRESH_HINT_MIN_MS,
+  bundleRefreshDelay,
+  bundleRefreshInterval,
+  MIN_DELAY_MS,
+  renewalDelay,
+  retryDelay,
+} from '../../../src/agent/schedule.js';
 
 const t0 = new Date('2030-01-01T00:00:00Z');
 const at = (ms: number) => new Date(t0.getTime() + ms);
@@ -66,6 +74,18 @@ describe('retryDelay', () => {
         expect(retryDelay(attempt, remaining, backoff, 1)).toBeLessThanOrEqual(remaining / 4);
       }
     }
+  });
+});
+
+describe('bundleRefreshInterval', () => {
+  it.each([
+    ['ok/no hint yet: the agent’s own interval', 300_000, undefined, 300_000],
+    ['ok/the CA’s hint replaces it, longer', 300_000, 1_800_000, 1_800_000],
+    ['ok/the CA’s hint replaces it, shorter', 300_000, 60_000, 60_000],
+    ['fail/a hint under a second is clamped up', 300_000, 10, BUNDLE_REFRESH_HINT_MIN_MS],
+    ['fail/a hint over a day is clamped down', 300_000, 10 * BUNDLE_REFRESH_HINT_MAX_MS, BUNDLE_REFRESH_HINT_MAX_MS],
+  ])('%s', (_name, ownMs, hintMs, expected) => {
+    expect(bundleRefreshInterval(ownMs, hintMs)).toBe(expected);
   });
 });
 

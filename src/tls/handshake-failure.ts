@@ -18,6 +18,8 @@ export const HANDSHAKE_FAILURE_REASONS = [
   'not_tls',
   'protocol_version',
   'no_shared_cipher',
+  // Outbound only: the server's SVID is valid but names an ID the route does not expect.
+  'peer_id_mismatch',
   'other',
 ] as const;
 
@@ -97,4 +99,25 @@ export function tlsClientErrorReason(error: Error & { code?: string }, verifyErr
 export function svidFailureReason(error: unknown): HandshakeFailureReason {
   if (!isMeshauthError(error)) return 'other';
   return BY_SVID_REASON[error.reason ?? ''] ?? 'other';
+}
+
+/**
+ * Reason for an outbound connection whose TLS handshake refused the server (peer-connector.ts), or undefined when
+ * the attempt failed before or around TLS (refused, reset, timed out): those are the endpoint's health, not a bad
+ * certificate. `phase` and `cause` are PeerConnectError's.
+ */
+export function peerConnectFailureReason(phase: string, cause: unknown): HandshakeFailureReason | undefined {
+  if (phase === 'identity') {
+    if (!isMeshauthError(cause)) return 'other';
+    if (cause.reason === 'peer_id_mismatch') return 'peer_id_mismatch';
+    // The SPIFFE-rule, issuer and key checks wrap the rule that failed.
+    return svidFailureReason(cause.cause);
+  }
+  if (phase !== 'connect' || !(cause instanceof Error)) return undefined;
+  const code = (cause as Error & { code?: unknown }).code;
+  if (typeof code !== 'string') return undefined;
+  // A client sees OpenSSL's verification result as the error's code.
+  const byVerify = BY_VERIFY_ERROR[code];
+  if (byVerify !== undefined) return byVerify;
+  return code.startsWith('ERR_SSL_') ? tlsClientErrorReason(cause, undefined) : undefined;
 }

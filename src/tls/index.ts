@@ -4,6 +4,7 @@ export { type ClientContext, ClientTlsContext } from './client-context.js';
 export {
   HANDSHAKE_FAILURE_REASONS,
   type HandshakeFailureReason,
+  peerConnectFailureReason,
   svidFailureReason,
   tlsClientErrorReason,
 } from './handshake-failure.js';

@@ -5,7 +5,7 @@ import { createServer as createTcpServer, type Socket, type Server as TcpServer 
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TrustDomain } from '../../src/identity/index.js';
-import { clientSecureContext, connectPeer, PeerConnectError } from '../../src/tls/index.js';
+import { clientSecureContext, connectPeer, PeerConnectError, peerConnectFailureReason } from '../../src/tls/index.js';
 import { TestCa } from '../helpers/test-ca.js';
 
 describe('connectPeer', () => {
@@ -70,6 +70,7 @@ describe('connectPeer', () => {
     expect(error).toBeInstanceOf(PeerConnectError);
     expect((error as PeerConnectError).phase).toBe('identity');
     expect(((error as Error).cause as { code?: string }).code).toBe('MESHAUTH_ERR_PEER_IDENTITY');
+    expect(peerConnectFailureReason('identity', (error as Error).cause)).toBe('peer_id_mismatch');
   });
 
   it('fail/nothing listening → phase connect (ECONNREFUSED)', async () => {
@@ -81,6 +82,7 @@ describe('connectPeer', () => {
     expect(error).toBeInstanceOf(PeerConnectError);
     expect(error.phase).toBe('connect');
     expect(error.code).toBe('ECONNREFUSED');
+    expect(peerConnectFailureReason(error.phase, error.cause), 'not a handshake failure').toBeUndefined();
   });
 
   it('fail/a peer that never completes the handshake → phase timeout', async () => {
@@ -89,6 +91,7 @@ describe('connectPeer', () => {
     )) as PeerConnectError;
     expect(error).toBeInstanceOf(PeerConnectError);
     expect(error.phase).toBe('timeout');
+    expect(peerConnectFailureReason(error.phase, error.cause)).toBeUndefined();
   });
 
   it('fail/a server whose chain the bundle does not anchor → phase connect, never an accepted ID', async () => {
@@ -103,6 +106,7 @@ describe('connectPeer', () => {
       ).catch((e: unknown) => e)) as PeerConnectError;
       expect(error).toBeInstanceOf(PeerConnectError);
       expect(error.phase).toBe('connect');
+      expect(peerConnectFailureReason(error.phase, error.cause)).toBe('unknown_ca');
     } finally {
       foreign.close();
     }

@@ -84,6 +84,8 @@ describe('outbound faults', () => {
     expect(wrongId.appB.seen).toHaveLength(0);
     const rejected = await wrongId.a.metrics.registry.getSingleMetricAsString('meshauth_requests_rejected_total');
     expect(rejected).toContain('direction="outbound",code="MESHAUTH_ERR_PEER_IDENTITY"');
+    const refused = await wrongId.a.metrics.registry.getSingleMetricAsString('meshauth_tls_handshake_failures_total');
+    expect(refused).toMatch(/direction="outbound",reason="peer_id_mismatch"} [1-9]/);
   });
 
   it('fail/peer unreachable → 503 MESHAUTH_ERR_PEER_UNAVAILABLE', async () => {
@@ -98,6 +100,8 @@ describe('outbound faults', () => {
       const res = await viaProxy(client.sidecar.outboundPort, 'http://gone.mesh/x');
       expect(res.status).toBe(503);
       expect(JSON.parse(res.body).code).toBe('MESHAUTH_ERR_PEER_UNAVAILABLE');
+      const refused = await client.metrics.registry.getSingleMetricAsString('meshauth_tls_handshake_failures_total');
+      expect(refused, 'a refused connection is no handshake failure').not.toContain('direction="outbound"');
     } finally {
       await client.sidecar.close(0);
     }

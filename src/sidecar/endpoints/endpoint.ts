@@ -15,6 +15,7 @@ import {
   connectPeer,
   PeerConnectError,
   type PeerConnection,
+  peerConnectFailureReason,
 } from '../../tls/index.js';
 import type { Candidate } from './balancer.js';
 import { connectFailed, connectSucceeded, type EjectionState, newEjectionState } from './ejection.js';
@@ -205,7 +206,12 @@ export class Endpoint implements Candidate {
         return connection;
       },
       (error: unknown) => {
-        if (error instanceof PeerConnectError && error.phase !== 'identity') this.#unhealthy(error);
+        if (error instanceof PeerConnectError) {
+          if (error.phase !== 'identity') this.#unhealthy(error);
+          // The request that needed the connection logs the failure; the reason is counted once per handshake.
+          const reason = peerConnectFailureReason(error.phase, error.cause);
+          if (reason !== undefined) this.#context.metrics.tlsHandshakeFailures.inc({ direction: 'outbound', reason });
+        }
         throw error;
       },
     );

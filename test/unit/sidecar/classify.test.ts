@@ -3,7 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { MeshauthError } from '../../../src/errors/index.js';
 import { classifyAppError, classifyPeerError } from '../../../src/sidecar/index.js';
 import { egressMatcher, isLoopbackTarget } from '../../../src/sidecar/outbound/egress-matcher.js';
-import { HANDSHAKE_FAILURE_REASONS, svidFailureReason, tlsClientErrorReason } from '../../../src/tls/index.js';
+import {
+  HANDSHAKE_FAILURE_REASONS,
+  peerConnectFailureReason,
+  svidFailureReason,
+  tlsClientErrorReason,
+} from '../../../src/tls/index.js';
 
 const err = (code: string) => Object.assign(new Error(code), { code });
 
@@ -99,5 +104,36 @@ describe('isLoopbackTarget', () => {
 
   it.each(['10.0.0.1', '::ffff:10.0.0.1', '2001:db8::1', 'example.com', '128.0.0.1'])('ok/%s is elsewhere', (host) => {
     expect(isLoopbackTarget(host)).toBe(false);
+  });
+});
+
+describe('peerConnectFailureReason (outbound handshakes)', () => {
+  const wrapped = (reason: string) =>
+    new MeshauthError('MESHAUTH_ERR_PEER_IDENTITY', 'x', {
+      reason: 'peer_svid_invalid',
+      cause: new MeshauthError('MESHAUTH_ERR_SVID_CHAIN', 'y', { reason }),
+    });
+  it.each([
+    [
+      'fail/route expects another ID',
+      'identity',
+      new MeshauthError('MESHAUTH_ERR_PEER_IDENTITY', 'x', { reason: 'peer_id_mismatch' }),
+      'peer_id_mismatch',
+    ],
+    ['fail/server SVID breaks a rule', 'identity', wrapped('multiple_uri_san'), 'multiple_uri_san'],
+    ['fail/server chain through a workload intermediate', 'identity', wrapped('bad_intermediate'), 'bad_intermediate'],
+    ['fail/identity without a reason', 'identity', new Error('peer identity was not verified'), 'other'],
+    ['fail/chain not under our roots', 'connect', err('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), 'unknown_ca'],
+    ['fail/server SVID expired', 'connect', err('CERT_HAS_EXPIRED'), 'expired'],
+    ['fail/an alert from OpenSSL', 'connect', err('ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION'), 'protocol_version'],
+  ])('%s → %s', (_name, phase, cause, expected) => {
+    expect(peerConnectFailureReason(phase, cause)).toBe(expected);
+  });
+  it.each([
+    ['ok/refused is the endpoint’s health, not a certificate', 'connect', err('ECONNREFUSED')],
+    ['ok/reset before the handshake ended', 'connect', err('ECONNRESET')],
+    ['ok/timed out', 'timeout', undefined],
+  ])('%s → not counted', (_name, phase, cause) => {
+    expect(peerConnectFailureReason(phase, cause)).toBeUndefined();
   });
 });

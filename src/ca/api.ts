@@ -8,9 +8,10 @@ import { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
 import { caSpiffeId, type SpiffeId } from '../identity/index.js';
 import { verifyCsrPem } from '../pki/index.js';
-import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
+import type { Logger, Metrics } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
-import { IdentityRateLimit } from './identity-rate-limit.js';
+import { IDENTITY_RATE_LIMITED, IdentityLimit } from './identity-limit.js';
+import type { IdentityRateLimit } from './identity-rate-limit.js';
 import { consumeJoinToken } from './join-tokens.js';
 import type { JwtKeyRing } from './jwt-key-ring.js';
 import { type KubernetesTokenVerifier, looksLikeJwt, MAX_K8S_TOKEN_BYTES } from './kubernetes-token.js';
@@ -56,16 +57,37 @@ export interface CaApiOptions {
   readonly identityRateLimit?: IdentityRateLimit;
   /** `spiffe_refresh_hint` of GET /v1/bundle, which agents follow (`ca serve --bundle-refresh-hint`). */
   readonly bundleRefreshHintSeconds?: number;
+  /** Per-identity JWT-SVID limit, buckets of its own; the same defaults when omitted. */
+  readonly jwtIdentityRateLimit?: IdentityRateLimit;
+}
+
+/** The per-identity limits of one CA handler, one per issuing endpoint. */
+interface IdentityLimits {
+  readonly svid: IdentityLimit;
+  readonly jwt: IdentityLimit;
 }
 
 export function createCaRequestHandler(options: CaApiOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const limit: IdentityLimit = {
-    buckets: options.identityRateLimit ?? new IdentityRateLimit(),
-    // One identity in a loop can refuse a thousand requests a second: one line per interval, the rest counted.
-    log: new RateLimitedLog(options.logger, options.metrics, 'ca_identity_rate_limited', RATE_LIMITED_LOG_INTERVAL_MS),
+  const telemetry = { logger: options.logger, metrics: options.metrics };
+  // Separate buckets: a workload fetching JWT-SVIDs (one per audience, each living minutes) must never spend the
+  // budget its agent needs to renew the X509-SVID, without which it loses its mesh identity altogether.
+  const limits: IdentityLimits = {
+    svid: new IdentityLimit({
+      what: 'SVID',
+      event: 'ca_identity_rate_limited',
+      ...(options.identityRateLimit === undefined ? {} : { buckets: options.identityRateLimit }),
+      ...telemetry,
+    }),
+    jwt: new IdentityLimit({
+      what: 'JWT-SVID',
+      event: 'ca_jwt_identity_rate_limited',
+      ...(options.jwtIdentityRateLimit === undefined ? {} : { buckets: options.jwtIdentityRateLimit }),
+      refusalDetail: { oauthError: 'temporarily_unavailable' },
+      ...telemetry,
+    }),
   };
   return (req, res) => {
-    route(options, req, res, limit).catch((error: unknown) => {
+    route(options, req, res, limits).catch((error: unknown) => {
       // A 503 of the cluster (JWKS, TokenReview) or of an intermediate that cannot sign now is a named rejection
       // too: its reason is the operator's clue.
       const named =
@@ -90,7 +112,7 @@ async function route(
   options: CaApiOptions,
   req: IncomingMessage,
   res: ServerResponse,
-  limit: IdentityLimit,
+  limits: IdentityLimits,
 ): Promise<void> {
   const path = pathOf(req);
   const method = req.method ?? 'GET';
@@ -107,9 +129,9 @@ async function route(
   await Promise.all([options.authority.refresh(), options.jwtKeys.refresh()]);
   switch (path) {
     case '/v1/svid':
-      return issueSvid(options, req, res, limit);
+      return issueSvid(options, req, res, limits.svid);
     case TOKEN_PATH:
-      return issueAccessToken({ ...options, signingKey: options.jwtKeys.signingKey }, req, res);
+      return issueAccessToken({ ...options, signingKey: options.jwtKeys.signingKey, limit: limits.jwt }, req, res);
     case '/v1/bundle':
       return sendBundle(options, req, res);
     case JWKS_PATH:
@@ -181,24 +203,7 @@ async function issueSvid(
   asked(id, method);
   // After authentication (the identity is the credential's, never one the caller names) and before the signature.
   // A join token is not limited: it is single-use, and refusing it here would spend it for nothing.
-  if (method !== 'join_token') {
-    const admission = limit.buckets.take(id.toString(), now.getTime());
-    if (!admission.allowed) {
-      res.setHeader('retry-after', String(admission.retryAfterSeconds));
-      limit.log.warn(
-        {
-          code: 'MESHAUTH_ERR_CA_RATE_LIMITED',
-          id: id.toString(),
-          method,
-          retryAfterSeconds: admission.retryAfterSeconds,
-        },
-        'one identity is asking for SVIDs faster than any agent does: refusing with 429 and Retry-After',
-      );
-      throw new MeshauthError('MESHAUTH_ERR_CA_RATE_LIMITED', `too many SVID requests for ${id}`, {
-        reason: IDENTITY_RATE_LIMITED,
-      });
-    }
-  }
+  if (method !== 'join_token') limit.admit(id, now, res, { method });
   const issued = await (options.signer ?? options.authority).issue({
     id,
     publicKey: csr.spki,
@@ -244,15 +249,6 @@ function parseSvidRequest(raw: Buffer): z.infer<typeof SvidRequest> {
 }
 
 type SvidMethod = 'renewal' | 'join_token' | 'k8s_sa_token';
-
-const IDENTITY_RATE_LIMITED = 'identity_rate_limited';
-const RATE_LIMITED_LOG_INTERVAL_MS = 10_000;
-
-/** The per-identity limit of one CA handler and its log. */
-interface IdentityLimit {
-  readonly buckets: IdentityRateLimit;
-  readonly log: RateLimitedLog;
-}
 
 /**
  * Who the new SVID is for: the bootstrap token's identity, or (no token) the client certificate's (renewal).

@@ -2,6 +2,8 @@
 // renews in a loop (hundreds of CSRs a second with one valid SVID, or a service-account token replayed) gets 429
 // MESHAUTH_ERR_CA_RATE_LIMITED with Retry-After, while every other identity is signed as before. The global queue
 // (load-shedding.ts) protects the CA; this keeps one identity from taking the whole queue from the others.
+// JWT-SVIDs (POST /v1/token) have a bucket set of their own with the same numbers (identity-limit.ts): all replicas
+// of a workload fetching a 5-minute token for each of their audiences stay far below 50 a second.
 //
 // A token bucket per SPIFFE ID. The defaults are far above anything a legitimate fleet asks for, because one SPIFFE
 // ID is shared by every replica of a workload (all pods of a service account): an agent renews once per half-life

@@ -84,6 +84,8 @@ export interface CaServerOptions {
   readonly identityRateLimit?: IdentityRateLimit;
   /** How often agents should fetch the bundle, served as `spiffe_refresh_hint` (default 5 min; whole seconds). */
   readonly bundleRefreshHintMs?: number;
+  /** Per-identity JWT-SVID limit (`POST /v1/token`), buckets of its own; the same defaults. Not a flag either. */
+  readonly jwtIdentityRateLimit?: IdentityRateLimit;
 }
 
 export interface CaServer {
@@ -169,6 +171,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         ...(options.bundleRefreshHintMs === undefined
           ? {}
           : { bundleRefreshHintSeconds: Math.max(1, Math.round(options.bundleRefreshHintMs / 1000)) }),
+        ...(options.jwtIdentityRateLimit === undefined ? {} : { jwtIdentityRateLimit: options.jwtIdentityRateLimit }),
       }),
       {
         maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,

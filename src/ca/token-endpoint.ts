@@ -1,9 +1,11 @@
 // `POST /v1/token` (SPEC §4): the OAuth 2.0 client-credentials grant (RFC 6749 §4.4) with mutual-TLS client
 // authentication (RFC 8705 §2.1 tls_client_auth). The client is its current X509-SVID, nothing else; the answer is
-// a JWT-SVID for the one requested audience (RFC 6749 §5.1 body, `Cache-Control: no-store`).
+// a JWT-SVID for the one requested audience (RFC 6749 §5.1 body, `Cache-Control: no-store`), within the caller's
+// per-identity JWT-SVID limit (identity-limit.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
+import type { IdentityLimit } from './identity-limit.js';
 import type { JwtSigningKey } from './jwt-signing-key.js';
 import { mintJwtSvid } from './jwt-svid.js';
 import { authenticatePeer } from './peer-svid.js';
@@ -22,6 +24,8 @@ export interface TokenEndpointOptions {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now: () => Date;
+  /** Per-identity JWT-SVID limit (identity-limit.ts), its buckets apart from the X509-SVID ones. */
+  readonly limit: IdentityLimit;
 }
 
 export async function issueAccessToken(
@@ -35,6 +39,8 @@ export async function issueAccessToken(
   const subject = authenticatePeer(req, options.authority.material.bundle, now, 'token request');
   const request = parseTokenRequest(req.headers['content-type'], await readBodyLimited(req, MAX_TOKEN_REQUEST_BYTES));
   if (request.clientId !== undefined && request.clientId !== subject.toString()) throw clientIdMismatch();
+  // Counted only for a request that would be signed: a malformed one costs no signature and is refused anyway.
+  options.limit.admit(subject, now, res, { method: 'jwt' });
   const minted = await mintJwtSvid({
     key: options.signingKey,
     issuer: options.issuer,

@@ -3,13 +3,18 @@
 // Pure: no I/O, no clock; client authentication (RFC 8705 tls_client_auth) happens before this, in token-endpoint.ts.
 import { MeshauthError } from '../errors/index.js';
 
-/** RFC 6749 §5.2 error values this endpoint uses (plus RFC 8707 §2 `invalid_target`). */
+/**
+ * RFC 6749 §5.2 error values this endpoint uses, plus RFC 8707 §2 `invalid_target`, and `server_error` and
+ * `temporarily_unavailable` of RFC 6749 §4.1.2.1: §5.2 has no value for "retry later", and `invalid_request` would
+ * tell a client that is merely too fast that its request is malformed. The 429 status and Retry-After say the rest.
+ */
 export type OAuthErrorCode =
   | 'invalid_client'
   | 'invalid_request'
   | 'unsupported_grant_type'
   | 'invalid_target'
-  | 'server_error';
+  | 'server_error'
+  | 'temporarily_unavailable';
 
 export interface TokenRequest {
   readonly audience: string;
@@ -34,6 +39,7 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   resource_invalid: 'resource must be an absolute URI without a fragment (RFC 8707 §2)',
   audience_resource_mismatch: 'audience and resource name different targets; a token has a single audience',
   client_id_mismatch: 'client_id does not match the client certificate',
+  identity_rate_limited: 'too many token requests for this client; retry after the Retry-After delay',
 };
 
 /** Parses the form body; throws MeshauthError (MESHAUTH_ERR_CA_BAD_REQUEST) carrying the OAuth error code. */

@@ -238,8 +238,9 @@ export function registerCaCommands(program: Command): void {
         '',
         `Besides --max-queue, one SPIFFE ID (every replica of a workload shares it) may have ${IDENTITY_BURST} SVIDs`,
         `signed at once, then ${IDENTITY_RATE_PER_SECOND} a second per CA process; past that, 429`,
-        'MESHAUTH_ERR_CA_RATE_LIMITED with Retry-After. Join tokens (single use) are not limited. The CA never',
-        'issues its own ID spiffe://<td>/meshauth/ca to a workload.',
+        'MESHAUTH_ERR_CA_RATE_LIMITED with Retry-After. Join tokens (single use) are not limited. JWT-SVIDs',
+        '(POST /v1/token) have the same limit, counted apart, so they never use up X509-SVID renewals. The CA',
+        'never issues its own ID spiffe://<td>/meshauth/ca to a workload.',
       ].join('\n'),
     )
     .action(async (opts: ServeOptions) => {

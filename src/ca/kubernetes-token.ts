@@ -28,13 +28,15 @@ export type SaTokenRejection =
   | 'sa_token_invalid'
   | 'sa_token_expired'
   | 'sa_token_issuer'
-  | 'sa_token_review_denied';
+  | 'sa_token_review_denied'
+  | 'sa_token_review_audience';
 
 const CODES: Readonly<Record<SaTokenRejection, ErrorCode>> = {
   sa_token_audience: 'MESHAUTH_ERR_CA_SA_TOKEN_AUDIENCE',
   sa_token_expired: 'MESHAUTH_ERR_CA_SA_TOKEN_EXPIRED',
   sa_token_issuer: 'MESHAUTH_ERR_CA_SA_TOKEN_ISSUER',
   sa_token_review_denied: 'MESHAUTH_ERR_CA_SA_TOKEN_REVIEW_DENIED',
+  sa_token_review_audience: 'MESHAUTH_ERR_CA_SA_TOKEN_REVIEW_DENIED',
   sa_token_unbound: 'MESHAUTH_ERR_CA_UNAUTHENTICATED',
   sa_token_invalid: 'MESHAUTH_ERR_CA_UNAUTHENTICATED',
 };
@@ -177,7 +179,7 @@ export class KubernetesTokenVerifier {
     if (verdict.ok) return;
     if (!verdict.denied) throw reviewUnavailable(verdict.why);
     this.#logger.debug({ event: 'k8s_token_review_denied', spiffeId: identity.id.toString(), why: verdict.why });
-    throw rejected('sa_token_review_denied', `TokenReview: ${verdict.why}`);
+    throw rejected(verdict.reason, `TokenReview: ${verdict.why}`);
   }
 }
 

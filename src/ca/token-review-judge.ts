@@ -16,10 +16,13 @@ export interface TokenReviewExpectation {
   readonly podUid?: string;
 }
 
+/** Why an answer denies the token: the API server's own no, or no confirmation of the audience the CA asked for. */
+export type TokenReviewDenial = 'sa_token_review_denied' | 'sa_token_review_audience';
+
 export type TokenReviewVerdict =
   | { readonly ok: true }
-  /** The API server answered and says no: the token is not (or no longer) valid for this identity. */
-  | { readonly ok: false; readonly denied: true; readonly why: string }
+  /** The API server answered and says no: the token is not (or no longer) valid for this identity and audience. */
+  | { readonly ok: false; readonly denied: true; readonly reason: TokenReviewDenial; readonly why: string }
   /** The answer is not a TokenReview at all: the CA cannot judge the token. */
   | { readonly ok: false; readonly denied: false; readonly why: string };
 
@@ -39,21 +42,46 @@ export function judgeTokenReview(body: unknown, expected: TokenReviewExpectation
   const status = body.status;
   if (status.authenticated !== true) {
     const error = typeof status.error === 'string' ? status.error.slice(0, 300) : 'not authenticated';
-    return { ok: false, denied: true, why: `API server: ${error}` };
+    return { ok: false, denied: true, reason: 'sa_token_review_denied', why: `API server: ${error}` };
   }
   const user = isRecord(status.user) ? status.user : {};
   const username = `system:serviceaccount:${expected.namespace}:${expected.serviceAccount}`;
   if (user.username !== username) {
-    return { ok: false, denied: true, why: 'API server authenticated the token as another user' };
+    return {
+      ok: false,
+      denied: true,
+      reason: 'sa_token_review_denied',
+      why: 'API server authenticated the token as another user',
+    };
   }
-  // The API server intersects the requested audiences with the token's and returns the intersection.
-  if (Array.isArray(status.audiences) && !status.audiences.includes(expected.audience)) {
-    return { ok: false, denied: true, why: 'API server did not confirm the audience' };
+  // The API server intersects the requested audiences with the token's and returns the intersection. An answer
+  // without it is from an authenticator that ignored spec.audiences: it says the token is valid for the API server,
+  // not that it is valid for us, so it is refused like a wrong audience.
+  if (!Array.isArray(status.audiences)) {
+    return {
+      ok: false,
+      denied: true,
+      reason: 'sa_token_review_audience',
+      why: 'API server did not return status.audiences (not audience-aware)',
+    };
+  }
+  if (!status.audiences.includes(expected.audience)) {
+    return {
+      ok: false,
+      denied: true,
+      reason: 'sa_token_review_audience',
+      why: 'API server did not confirm the audience',
+    };
   }
   const extra = isRecord(user.extra) ? user.extra : {};
   const podUids = extra[POD_UID_EXTRA];
   if (expected.podUid !== undefined && Array.isArray(podUids) && !podUids.includes(expected.podUid)) {
-    return { ok: false, denied: true, why: 'API server bound the token to another pod' };
+    return {
+      ok: false,
+      denied: true,
+      reason: 'sa_token_review_denied',
+      why: 'API server bound the token to another pod',
+    };
   }
   return { ok: true };
 }

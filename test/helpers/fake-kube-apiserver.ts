@@ -40,6 +40,8 @@ export interface FakeApiServer {
   setCaToken(token: string): void;
   /** Answer TokenReview with this status instead (e.g. 500, 403), or undefined for normal answers. */
   reviewStatusOverride: number | undefined;
+  /** Rewrites the status of every authenticated TokenReview answer (e.g. drops `audiences`), or undefined. */
+  reviewStatusEdit: ((status: Record<string, unknown>) => void) | undefined;
   /** Holds every TokenReview answer until the returned function is called (a CA request waits inside its handler). */
   holdReviews(): () => void;
   mint(options: Omit<MintOptions, 'issuer' | 'key'> & { key?: ClusterSigningKey; issuer?: string }): Promise<string>;
@@ -65,7 +67,11 @@ export async function startFakeApiServer(
   writeFileSync(tokenFile, `${caToken}\n`);
   const requests: RecordedRequest[] = [];
   const livePods = new Set<string>();
-  const state = { keys: [await newClusterSigningKey()], reviewStatusOverride: undefined as number | undefined };
+  const state = {
+    keys: [await newClusterSigningKey()],
+    reviewStatusOverride: undefined as number | undefined,
+    reviewStatusEdit: undefined as ((status: Record<string, unknown>) => void) | undefined,
+  };
   let heldReviews: Array<() => void> | undefined;
 
   const server: Server = createServer({ cert: serving.chainPem, key: serving.keyPem }, (req, res) => {
@@ -157,33 +163,32 @@ export async function startFakeApiServer(
     if (k8s.pod !== undefined && !livePods.has(k8s.pod.uid)) {
       return fail(`[invalid bearer token, pod "${k8s.pod.name}" not found]`);
     }
-    return {
-      ...base,
-      status: {
-        authenticated: true,
-        user: {
-          username: `system:serviceaccount:${k8s.namespace}:${k8s.serviceaccount.name}`,
-          uid: k8s.serviceaccount.uid,
-          groups: ['system:serviceaccounts', `system:serviceaccounts:${k8s.namespace}`, 'system:authenticated'],
-          extra: {
-            'authentication.kubernetes.io/credential-id': [`JTI=${payload.jti as string}`],
-            ...(k8s.node === undefined
-              ? {}
-              : {
-                  'authentication.kubernetes.io/node-name': [k8s.node.name],
-                  'authentication.kubernetes.io/node-uid': [k8s.node.uid],
-                }),
-            ...(k8s.pod === undefined
-              ? {}
-              : {
-                  'authentication.kubernetes.io/pod-name': [k8s.pod.name],
-                  'authentication.kubernetes.io/pod-uid': [k8s.pod.uid],
-                }),
-          },
+    const status: Record<string, unknown> = {
+      authenticated: true,
+      user: {
+        username: `system:serviceaccount:${k8s.namespace}:${k8s.serviceaccount.name}`,
+        uid: k8s.serviceaccount.uid,
+        groups: ['system:serviceaccounts', `system:serviceaccounts:${k8s.namespace}`, 'system:authenticated'],
+        extra: {
+          'authentication.kubernetes.io/credential-id': [`JTI=${payload.jti as string}`],
+          ...(k8s.node === undefined
+            ? {}
+            : {
+                'authentication.kubernetes.io/node-name': [k8s.node.name],
+                'authentication.kubernetes.io/node-uid': [k8s.node.uid],
+              }),
+          ...(k8s.pod === undefined
+            ? {}
+            : {
+                'authentication.kubernetes.io/pod-name': [k8s.pod.name],
+                'authentication.kubernetes.io/pod-uid': [k8s.pod.uid],
+              }),
         },
-        audiences,
       },
+      audiences,
     };
+    state.reviewStatusEdit?.(status);
+    return { ...base, status };
   }
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -207,6 +212,12 @@ export async function startFakeApiServer(
     },
     set reviewStatusOverride(status: number | undefined) {
       state.reviewStatusOverride = status;
+    },
+    get reviewStatusEdit() {
+      return state.reviewStatusEdit;
+    },
+    set reviewStatusEdit(edit: ((status: Record<string, unknown>) => void) | undefined) {
+      state.reviewStatusEdit = edit;
     },
     holdReviews() {
       heldReviews ??= [];

@@ -169,6 +169,50 @@ describe('ca serve --k8s-issuer --k8s-ca-file --k8s-token-review', () => {
     await expectRefused(() => bootstrap(token), code, 401, reason);
   });
 
+  it.each([
+    [
+      'fail/an authenticated answer without status.audiences (an authenticator that ignored spec.audiences)',
+      (status: Record<string, unknown>) => {
+        delete status.audiences;
+      },
+    ],
+    [
+      'fail/status.audiences without meshauth (valid for the API server only)',
+      (status: Record<string, unknown>) => {
+        status.audiences = ['https://kubernetes.default.svc.cluster.local'];
+      },
+    ],
+    [
+      'fail/status.audiences empty',
+      (status: Record<string, unknown>) => {
+        status.audiences = [];
+      },
+    ],
+    [
+      'fail/status.audiences a string, not a list',
+      (status: Record<string, unknown>) => {
+        status.audiences = 'meshauth';
+      },
+    ],
+  ])(
+    '%s → 401 SA_TOKEN_REVIEW_DENIED (sa_token_review_audience); signed again once the audience is confirmed',
+    async (_name, edit) => {
+      const token = await api.mint({ pod: pod('shop', 'web') });
+      api.reviewStatusEdit = edit;
+      try {
+        await expectRefused(
+          () => bootstrap(token),
+          'MESHAUTH_ERR_CA_SA_TOKEN_REVIEW_DENIED',
+          401,
+          'sa_token_review_audience',
+        );
+      } finally {
+        api.reviewStatusEdit = undefined;
+      }
+      expect(await bootstrap(token)).toBe('spiffe://example.org/ns/shop/sa/web');
+    },
+  );
+
   it('fail/namespace A asking for namespace B → 403 IDENTITY_MISMATCH; asking for its own ID is fine', async () => {
     const token = await api.mint({ pod: pod('shop', 'web') });
     const agent = new Agent({ connect: { ca: bundlePem } });

@@ -30,14 +30,24 @@ describe('judgeTokenReview', () => {
       answer({ authenticated: true, user: user(), audiences: ['meshauth'] }),
       'ok',
     ],
-    ['ok/no audiences echoed (older API servers)', answer({ authenticated: true, user: user() }), 'ok'],
+    [
+      'fail/no audiences echoed (an authenticator that ignored spec.audiences)',
+      answer({ authenticated: true, user: user() }),
+      'audience',
+    ],
+    ['fail/audiences empty', answer({ authenticated: true, user: user(), audiences: [] }), 'audience'],
+    ['fail/audiences a string', answer({ authenticated: true, user: user(), audiences: 'meshauth' }), 'audience'],
     [
       'fail/authenticated false with error',
       answer({ user: {}, error: '[invalid bearer token, pod "web-0" not found]' }),
       'denied',
     ],
-    ['fail/authenticated missing', answer({ user: user() }), 'denied'],
-    ['fail/authenticated "true" (a string)', answer({ authenticated: 'true', user: user() }), 'denied'],
+    ['fail/authenticated missing', answer({ user: user(), audiences: ['meshauth'] }), 'denied'],
+    [
+      'fail/authenticated "true" (a string)',
+      answer({ authenticated: 'true', user: user(), audiences: ['meshauth'] }),
+      'denied',
+    ],
     [
       'fail/another user',
       answer({ authenticated: true, user: user('system:serviceaccount:pay:web'), audiences: ['meshauth'] }),
@@ -46,7 +56,7 @@ describe('judgeTokenReview', () => {
     [
       'fail/audience not confirmed',
       answer({ authenticated: true, user: user(), audiences: ['https://kubernetes.default.svc'] }),
-      'denied',
+      'audience',
     ],
     [
       'fail/bound to another pod',
@@ -58,7 +68,14 @@ describe('judgeTokenReview', () => {
     ['fail/not an object', 'ok', 'unjudgeable'],
   ])('%s', (_name, body, outcome) => {
     const verdict = judgeTokenReview(body, expected);
-    expect(verdict.ok ? 'ok' : verdict.denied ? 'denied' : 'unjudgeable').toBe(outcome);
+    const got = verdict.ok
+      ? 'ok'
+      : !verdict.denied
+        ? 'unjudgeable'
+        : verdict.reason === 'sa_token_review_audience'
+          ? 'audience'
+          : 'denied';
+    expect(got).toBe(outcome);
   });
 
   it('ok/request body', () => {

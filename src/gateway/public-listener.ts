@@ -19,7 +19,7 @@ import type { Socket } from 'node:net';
 import { createSecureContext, type TLSSocket } from 'node:tls';
 import type { HostPort } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
-import { listenOn } from '../platform/index.js';
+import { h2SessionErrorReason, listenOn } from '../platform/index.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 
 export type PublicLimits = { readonly [K in keyof typeof PUBLIC_LIMITS]: number };
@@ -165,7 +165,7 @@ export class PublicListener {
     });
     session.once('close', () => clearTimeout(firstRequest));
     session.on('error', (error: Error & { code?: string }) => {
-      this.#closed(sessionErrorReason(error));
+      this.#closed(h2SessionErrorReason(error));
       session.destroy();
     });
     session.on('frameError', () => this.#closed('frame_error'));
@@ -309,20 +309,6 @@ class Http1Deadline {
       socket.end(); // idle keep-alive: nothing was asked, nothing to answer
     }
     setTimeout(() => socket.destroy(), 1_000).unref();
-  }
-}
-
-/** A bounded reason for an HTTP/2 session error (the label of meshauth_connections_rejected_total). */
-function sessionErrorReason(error: Error & { code?: string }): string {
-  switch (error.code) {
-    case 'ERR_HTTP2_TOO_MANY_INVALID_FRAMES':
-      return 'h2_invalid_frames';
-    case 'ERR_HTTP2_SESSION_ERROR':
-      return 'h2_session_error';
-    case 'ERR_HTTP2_ERROR':
-      return 'h2_protocol_error';
-    default:
-      return 'h2_error';
   }
 }
 

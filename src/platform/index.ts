@@ -1,9 +1,10 @@
 // Thin helpers over Node itself that several folders share: binding a listener, reading a small local file, acting at
-// a peer certificate's expiry, and
+// a peer certificate's expiry, naming an HTTP/2 session error, and
 // (node-internals.ts) the Node and undici behaviours relied on beyond their public API, one place to check on an
 // upgrade.
 
 export { clientSourceKey } from './client-source.js';
+export { type H2SessionErrorReason, h2SessionErrorReason } from './h2-session-error.js';
 export { listenOn, REUSE_PORT_MIN_NODE, reusePortSupported } from './listen.js';
 export {
   firstClientErrorOnly,

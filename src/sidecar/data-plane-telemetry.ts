@@ -4,6 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Counter, Histogram } from 'prom-client';
 import type { MeshauthError } from '../errors/index.js';
+import { h2SessionErrorReason } from '../platform/index.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 
 /** Caller aborts are routine (a cancelled download) and attacker-driven alike: one log line per this interval. */
@@ -24,6 +25,7 @@ export class DataPlaneTelemetry {
   readonly #idleLog: RateLimitedLog;
   readonly #strippedLog: RateLimitedLog;
   readonly #resetFloodLog: RateLimitedLog;
+  readonly #sessionErrorLog: RateLimitedLog;
   #strippedCount: ReturnType<Counter<'direction'>['labels']> | undefined;
 
   constructor(direction: Direction, metrics: Metrics, logger: Logger) {
@@ -35,6 +37,7 @@ export class DataPlaneTelemetry {
     this.#idleLog = new RateLimitedLog(logger, metrics, 'stream_idle_timeout', ABORT_LOG_INTERVAL_MS);
     this.#strippedLog = new RateLimitedLog(logger, metrics, 'identity_headers_stripped', ABORT_LOG_INTERVAL_MS);
     this.#resetFloodLog = new RateLimitedLog(logger, metrics, 'premature_reset', ABORT_LOG_INTERVAL_MS);
+    this.#sessionErrorLog = new RateLimitedLog(logger, metrics, 'h2_session_error', ABORT_LOG_INTERVAL_MS);
   }
 
   /**
@@ -116,6 +119,27 @@ export class DataPlaneTelemetry {
         resets,
       },
       'session closed: the peer reset most of its streams before their response',
+    );
+  }
+
+  /**
+   * An HTTP/2 session node:http2 tore down with an error (a protocol breach, or a CONTINUATION, PING or SETTINGS
+   * flood nghttp2 detects), under the gateway's bounded reasons. A session emits 'error' once, so this is one count
+   * and at most one line per session; the line is rate-limited because a flooding client can open sessions in a
+   * loop (the suppressed ones are summed in meshauth_log_lines_suppressed_total and a summary line).
+   */
+  sessionError(peerId: string, error: Error & { code?: string }): void {
+    const reason = h2SessionErrorReason(error);
+    this.#metrics.connectionsRejected.inc({ direction: this.direction, reason });
+    this.#sessionErrorLog.warn(
+      {
+        direction: this.direction,
+        reason,
+        peer: peerId === '' ? undefined : peerId,
+        code: error.code,
+        error: error.message,
+      },
+      'session closed: the peer broke the HTTP/2 protocol or flooded it',
     );
   }
 

@@ -1,14 +1,17 @@
 // A minimal HTTP/2 client written at the frame level (RFC 9113 §4, §6) over TLS, for tests where node:http2's
 // client would smooth over the wire: it can reset a request stream with RST_STREAM(NO_ERROR) without ever sending
 // END_STREAM, which node:http2's close() cannot (it ends the writable side first). Header blocks are sent as
-// HPACK literals without indexing (RFC 7541 §6.2.2), never Huffman-coded; responses are not decoded.
+// HPACK literals without indexing (RFC 7541 §6.2.2), never Huffman-coded; responses are not decoded. With a client
+// SVID it speaks to a sidecar's inbound (mTLS), and h2Frame/hpackBlock build frames a test writes in bulk (floods).
 import { connect, type TLSSocket } from 'node:tls';
+import type { TestSvid } from './test-ca.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const DATA = 0x0;
 const HEADERS = 0x1;
 const RST_STREAM = 0x3;
 const SETTINGS = 0x4;
+const GOAWAY = 0x7;
 const END_STREAM = 0x1;
 const END_HEADERS = 0x4;
 const ACK = 0x1;
@@ -21,21 +24,31 @@ export interface RawH2Client {
   /** Frame types received so far, in order, with their stream ids. */
   readonly received: Array<{ readonly type: number; readonly stream: number; readonly flags: number }>;
   readonly socket: TLSSocket;
+  /** The server ended the connection: GOAWAY received, or the socket closed. */
+  ended(): boolean;
   close(): void;
 }
 
-export function rawH2Client(port: number, caPem: string): Promise<RawH2Client> {
+/**
+ * Connects to 127.0.0.1:`port` over TLS with ALPN h2 and sends the preface and an empty SETTINGS. With `client`,
+ * presents that SVID (the server's SVID carries no DNS name: only its chain is checked against `caPem`).
+ */
+export function rawH2Client(port: number, caPem: string, client?: TestSvid): Promise<RawH2Client> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, ca: [caPem], ALPNProtocols: ['h2'], servername: 'localhost' });
+    const socket = connect({
+      host: '127.0.0.1',
+      port,
+      ca: [caPem],
+      ALPNProtocols: ['h2'],
+      servername: 'localhost',
+      ...(client === undefined
+        ? {}
+        : { cert: client.chainPem, key: client.keyPem, checkServerIdentity: () => undefined }),
+    });
     const received: RawH2Client['received'] = [];
     let buffered = Buffer.alloc(0);
     const frame = (type: number, flags: number, stream: number, payload: Buffer) => {
-      const header = Buffer.alloc(9);
-      header.writeUIntBE(payload.length, 0, 3);
-      header[3] = type;
-      header[4] = flags;
-      header.writeUInt32BE(stream, 5);
-      socket.write(Buffer.concat([header, payload]));
+      socket.write(h2Frame(type, flags, stream, payload));
     };
     socket.on('data', (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk]);
@@ -62,11 +75,9 @@ export function rawH2Client(port: number, caPem: string): Promise<RawH2Client> {
       resolve({
         received,
         socket,
+        ended: () => socket.destroyed || received.some((f) => f.type === GOAWAY),
         headers(id, fields, endStream = false) {
-          const block = Buffer.concat(
-            fields.flatMap(([name, value]) => [Buffer.from([0]), hpackString(name), hpackString(value)]),
-          );
-          frame(HEADERS, END_HEADERS | (endStream ? END_STREAM : 0), id, block);
+          frame(HEADERS, END_HEADERS | (endStream ? END_STREAM : 0), id, hpackBlock(fields));
         },
         data(id, bytes, endStream = false) {
           frame(DATA, endStream ? END_STREAM : 0, id, Buffer.from(bytes));
@@ -82,6 +93,21 @@ export function rawH2Client(port: number, caPem: string): Promise<RawH2Client> {
       });
     });
   });
+}
+
+/** One HTTP/2 frame (RFC 9113 §4.1): 9-byte header, then `payload`. */
+export function h2Frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(payload.length, 0, 3);
+  header[3] = type;
+  header[4] = flags;
+  header.writeUInt32BE(stream, 5);
+  return Buffer.concat([header, payload]);
+}
+
+/** A header block of literal fields without indexing, in the order given (pseudo-headers first). */
+export function hpackBlock(fields: ReadonlyArray<readonly [string, string]>): Buffer {
+  return Buffer.concat(fields.flatMap(([name, value]) => [Buffer.from([0]), hpackString(name), hpackString(value)]));
 }
 
 /** An HPACK string literal, not Huffman-coded: length as a 7-bit prefix integer (RFC 7541 §5.1), then the bytes. */

@@ -3,66 +3,27 @@
 // pair cost the app a connection, started and cut (about 1,100 connections for 2,000 pairs before nghttp2's own
 // limit stepped in; found by an outside audit). The session is now closed with GOAWAY once its peer reset 100
 // streams before their response and more than half of all it opened, and a request whose caller left before it
-// was written is dropped without cutting the app connection it was given.
+// was written is dropped without cutting the app connection it was given. CONTINUATION, PING and SETTINGS floods are
+// cut by node:http2 (nghttp2's limits); each such session is counted once under the gateway's h2_* reasons with at
+// most one warn line (before, the inbound cut them silently).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { connect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { logLines } from '../helpers/log-lines.js';
 import { eventually } from '../helpers/raw-app.js';
+import { h2Frame, hpackBlock, type RawH2Client, rawH2Client } from '../helpers/raw-h2-client.js';
 import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa, type TestSvid } from '../helpers/test-ca.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const GOAWAY = 0x7;
 
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(payload.length, 0, 3);
-  header[3] = type;
-  header[4] = flags;
-  header.writeUInt32BE(stream, 5);
-  return Buffer.concat([header, payload]);
-}
-function hpackLiteral(name: string, value: string): Buffer {
-  const n = Buffer.from(name, 'latin1');
-  const v = Buffer.from(value, 'latin1');
-  return Buffer.concat([Buffer.from([0, n.length]), n, Buffer.from([v.length]), v]);
-}
-
-/** A raw mTLS h2 connection: returns the socket and a log of frame types received (GOAWAY = 7). */
-function rawMtls(port: number, svid: TestSvid, caPem: string): Promise<{ socket: TLSSocket; frames: number[] }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({
-      host: '127.0.0.1',
-      port,
-      cert: svid.chainPem,
-      key: svid.keyPem,
-      ca: [caPem],
-      ALPNProtocols: ['h2'],
-      checkServerIdentity: () => undefined,
-    });
-    const frames: number[] = [];
-    let buf = Buffer.alloc(0);
-    socket.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 9) {
-        const len = buf.readUIntBE(0, 3);
-        if (buf.length < 9 + len) break;
-        const type = buf[3] as number;
-        const flags = buf[4] as number;
-        frames.push(type);
-        if (type === 4 && (flags & 1) === 0) socket.write(frame(4, 1, 0, Buffer.alloc(0)));
-        buf = buf.subarray(9 + len);
-      }
-    });
-    socket.on('error', () => undefined);
-    socket.once('secureConnect', () => {
-      socket.write(Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'));
-      socket.write(frame(4, 0, 0, Buffer.alloc(0)));
-      resolve({ socket, frames });
-    });
-    socket.once('error', reject);
-  });
-}
+const GET_ROOT = hpackBlock([
+  [':method', 'GET'],
+  [':scheme', 'https'],
+  [':path', '/'],
+  [':authority', 'server.shop'],
+]);
 
 describe('inbound h2: rapid reset', () => {
   let ca: TestCa;
@@ -71,6 +32,8 @@ describe('inbound h2: rapid reset', () => {
   let appConnections = 0;
   const appPaths: string[] = [];
   let sidecar: TestSidecar;
+  const log = logLines('inbound');
+  const rawMtls = (): Promise<RawH2Client> => rawH2Client(sidecar.sidecar.inboundPort, ca.bundlePem, client);
 
   beforeAll(async () => {
     ca = await TestCa.create('example.org');
@@ -86,6 +49,7 @@ describe('inbound h2: rapid reset', () => {
       ca,
       ca.idFor('/ns/shop/sa/server'),
       testConfig({ appPort: (app.address() as AddressInfo).port }),
+      { logger: log.logger },
     );
   });
   afterAll(async () => {
@@ -102,13 +66,7 @@ describe('inbound h2: rapid reset', () => {
     'ok/a session sending HEADERS+RST_STREAM(%s) pairs is closed with GOAWAY before it churns the app connections',
     async (_name, code, counted) => {
       const connectionsBefore = appConnections;
-      const { socket, frames } = await rawMtls(sidecar.sidecar.inboundPort, client, ca.bundlePem);
-      const block = Buffer.concat([
-        hpackLiteral(':method', 'GET'),
-        hpackLiteral(':scheme', 'https'),
-        hpackLiteral(':path', '/'),
-        hpackLiteral(':authority', 'server.shop'),
-      ]);
+      const { socket, received } = await rawMtls();
       const cancel = Buffer.alloc(4);
       cancel.writeUInt32BE(code);
       const PAIRS = 2_000;
@@ -116,13 +74,15 @@ describe('inbound h2: rapid reset', () => {
         const out: Buffer[] = [];
         for (let i = 0; i < 100; i++) {
           const id = 2 * (batch * 100 + i) + 1;
-          out.push(frame(1, 0x4 | 0x1, id, block), frame(3, 0, id, cancel));
+          out.push(h2Frame(1, 0x4 | 0x1, id, GET_ROOT), h2Frame(3, 0, id, cancel));
         }
         if (socket.destroyed) break;
         socket.write(Buffer.concat(out));
         await sleep(20);
       }
-      expect(await eventually(() => frames.includes(7), 5_000), 'GOAWAY from the sidecar').toBe(true);
+      expect(await eventually(() => received.some((f) => f.type === GOAWAY), 5_000), 'GOAWAY from the sidecar').toBe(
+        true,
+      );
       socket.destroy();
       // Before: about 1,100 app connections for 2,000 pairs.
       expect(appConnections - connectionsBefore, 'app connections opened for streams cancelled at once').toBeLessThan(
@@ -137,56 +97,95 @@ describe('inbound h2: rapid reset', () => {
 
   /** A GET on a new connection gets a response HEADERS: the sidecar serves on after the flood. */
   async function servesOnNewConnection(): Promise<void> {
-    const after = await rawMtls(sidecar.sidecar.inboundPort, client, ca.bundlePem);
-    after.socket.write(
-      frame(
+    const after = await rawMtls();
+    after.socket.write(h2Frame(1, 0x4 | 0x1, 1, GET_ROOT));
+    expect(
+      await eventually(() => after.received.some((f) => f.type === 1), 5_000),
+      'a response HEADERS on a new connection',
+    ).toBe(true);
+    after.close();
+  }
+
+  /** Sessions ended by an HTTP/2 error so far, by reason, and the log lines (written or suppressed) about them. */
+  async function sessionErrors(): Promise<{ counted: Record<string, number>; lines: number }> {
+    const counted: Record<string, number> = {};
+    for (const v of (await sidecar.metrics.connectionsRejected.get()).values) {
+      if (v.labels.direction === 'inbound' && String(v.labels.reason).startsWith('h2_')) {
+        counted[String(v.labels.reason)] = v.value;
+      }
+    }
+    const suppressed = (await sidecar.metrics.logLinesSuppressed.get()).values.find(
+      (v) => v.labels.event === 'h2_session_error',
+    );
+    return { counted, lines: log.find({ event: 'h2_session_error' }).length + (suppressed?.value ?? 0) };
+  }
+
+  /**
+   * The flooding session was counted exactly once as h2_protocol_error (nghttp2's flood and CONTINUATION limits on
+   * Node 20 and 24) with one log line, written or, inside the rate-limit window, suppressed; a written line names
+   * the peer.
+   */
+  async function countedOnce(before: Awaited<ReturnType<typeof sessionErrors>>): Promise<void> {
+    const total = (c: Record<string, number>) => Object.values(c).reduce((a, b) => a + b, 0);
+    expect(
+      await eventually(async () => total((await sessionErrors()).counted) > total(before.counted), 5_000),
+      'the session error counted',
+    ).toBe(true);
+    const after = await sessionErrors();
+    expect(after.counted.h2_protocol_error ?? 0).toBe((before.counted.h2_protocol_error ?? 0) + 1);
+    expect(total(after.counted)).toBe(total(before.counted) + 1);
+    expect(after.lines).toBe(before.lines + 1);
+    for (const line of log.find({ event: 'h2_session_error' })) {
+      expect(line).toMatchObject({
+        direction: 'inbound',
+        reason: 'h2_protocol_error',
+        peer: client.svid.id.toString(),
+      });
+    }
+  }
+
+  it('fail/a CONTINUATION flood (a header block that never ends) is cut, counted once, nothing reaches the app, the sidecar serves on', async () => {
+    const before = await sessionErrors();
+    const flood = await rawMtls();
+    flood.socket.write(
+      h2Frame(
         1,
-        0x4 | 0x1,
+        0,
         1,
-        Buffer.concat([
-          hpackLiteral(':method', 'GET'),
-          hpackLiteral(':scheme', 'https'),
-          hpackLiteral(':path', '/'),
-          hpackLiteral(':authority', 'server.shop'),
+        hpackBlock([
+          [':method', 'GET'],
+          [':path', '/continuation'],
         ]),
       ),
     );
-    expect(await eventually(() => after.frames.includes(1), 5_000), 'a response HEADERS on a new connection').toBe(
-      true,
-    );
-    after.socket.destroy();
-  }
-
-  /** True once the sidecar ended the connection (GOAWAY or a close). */
-  const ended = (c: { socket: TLSSocket; frames: number[] }) => c.socket.destroyed || c.frames.includes(7);
-
-  it('fail/a CONTINUATION flood (a header block that never ends) is cut, nothing reaches the app, the sidecar serves on', async () => {
-    const flood = await rawMtls(sidecar.sidecar.inboundPort, client, ca.bundlePem);
-    flood.socket.write(
-      frame(1, 0, 1, Buffer.concat([hpackLiteral(':method', 'GET'), hpackLiteral(':path', '/continuation')])),
-    );
-    const filler = frame(9, 0, 1, hpackLiteral('x-a', 'b'.repeat(100)));
-    for (let i = 0; i < 20_000 && !ended(flood); i++) {
+    const filler = h2Frame(9, 0, 1, hpackBlock([['x-a', 'b'.repeat(100)]]));
+    for (let i = 0; i < 20_000 && !flood.ended(); i++) {
       flood.socket.write(filler);
       if (i % 500 === 0) await sleep(1);
     }
-    expect(await eventually(() => ended(flood), 5_000), 'the flooding connection ended by the sidecar').toBe(true);
-    flood.socket.destroy();
+    expect(await eventually(() => flood.ended(), 5_000), 'the flooding connection ended by the sidecar').toBe(true);
+    flood.close();
     expect(appPaths).not.toContain('/continuation');
+    await countedOnce(before);
     await servesOnNewConnection();
   });
 
-  it('fail/a PING flood whose ACKs are never read is cut, the sidecar serves on', async () => {
-    const flood = await rawMtls(sidecar.sidecar.inboundPort, client, ca.bundlePem);
+  // PING and SETTINGS each oblige an ACK: a peer that sends them without reading makes the ACKs pile up here.
+  it.each([
+    ['PING', h2Frame(6, 0, 0, Buffer.alloc(8))],
+    ['SETTINGS', h2Frame(4, 0, 0, Buffer.alloc(0))],
+  ])('fail/a %s flood whose ACKs are never read is cut, counted once, the sidecar serves on', async (_name, frame) => {
+    const before = await sessionErrors();
+    const flood = await rawMtls();
     flood.socket.pause(); // never read: the sidecar's ACKs pile up on its side
-    const ping = frame(6, 0, 0, Buffer.alloc(8));
     for (let i = 0; i < 100_000 && !flood.socket.destroyed; i++) {
-      flood.socket.write(ping);
+      flood.socket.write(frame);
       if (i % 1_000 === 0) await sleep(1);
     }
     flood.socket.resume();
-    expect(await eventually(() => ended(flood), 5_000), 'the flooding connection ended by the sidecar').toBe(true);
-    flood.socket.destroy();
+    expect(await eventually(() => flood.ended(), 5_000), 'the flooding connection ended by the sidecar').toBe(true);
+    flood.close();
+    await countedOnce(before);
     await servesOnNewConnection();
   });
 });

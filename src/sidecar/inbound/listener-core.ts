@@ -192,7 +192,11 @@ export class ListenerCore {
     this.#sessions.set(session, state);
     this.#sessionOf.set(socket, session);
     session.once('close', () => this.#sessions.delete(session));
-    session.on('error', () => session.destroy());
+    // node:http2 has already decided to end the session (nghttp2 saw a flood or a protocol breach): count it once.
+    session.on('error', (error: Error) => {
+      this.telemetry.sessionError(peer?.idString ?? '', error);
+      session.destroy();
+    });
     // Idle session (no stream in flight for sessionIdleTimeout): GOAWAY, then the socket closes.
     session.setTimeout(this.limits.sessionIdleTimeoutMs, () => {
       if (state.inFlight === 0 && !session.closed) {

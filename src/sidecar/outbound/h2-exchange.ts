@@ -68,7 +68,7 @@ export interface H2ExchangeContext<R extends CallerResponse> {
   readonly telemetry: DataPlaneTelemetry;
   readonly drain: DrainState;
   readonly logger: Logger;
-  /** Idle limit of the stream (no header or body activity), answered with 504. */
+  /** Idle limit of the stream (no header or body activity): 504, or 408 when the caller's body stalled (idle()). */
   readonly timeoutMs: number;
   readonly retries: Readonly<Record<RetryReason, RetryCounter>>;
   /**
@@ -110,6 +110,8 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   /** The caller's response emitted 'close' (finished, or the caller went away). */
   #callerClosed = false;
   #timedOut = false;
+  /** The stream went idle while the caller's body was still due and nothing waited on the peer (see idle()). */
+  #callerStalled = false;
   /**
    * Armed while a write waits for 'drain', one per direction. node:http2's own stream timeout does not see a stalled
    * stream while other streams of the session move (it counts session writes), so a peer that stops reading one
@@ -399,6 +401,17 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     this.#context.telemetry.rejected(this.#peerId, error, this.startedAt, { route: this.#set.routeKey });
   }
 
+  /** The caller's body stopped arriving (idle()): 408 on a connection that closes, since the body is left unread. */
+  #bodyStalled(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#release();
+    const error = new MeshauthError('MESHAUTH_ERR_REQUEST_TIMEOUT', 'request body stalled', { reason: 'body_stalled' });
+    const res = this.res;
+    if (!this.#callerGone() && !res.headersSent) this.#context.answer(res, error, true);
+    this.#context.telemetry.rejected(this.#peerId, error, this.startedAt, { route: this.#set.routeKey });
+  }
+
   streamDrained(): void {
     clearTimeout(this.#uploadStall);
     this.#uploadStall = undefined;
@@ -469,6 +482,18 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     this.res.end();
   }
 
+  /**
+   * node:http2's stream timer: no frame either way for outbound.timeout. With the caller's body still due, no
+   * response head yet and no write waiting for the peer's window, what stalled is the caller's own upload (a slow
+   * body, RUDY): answered 408 and logged as the caller's, not 504 blaming a peer that was waiting for the body.
+   */
+  idle(stream: ClientHttp2Stream): void {
+    if (this.hasBody && !this.#bodyEnded && !this.#responded && this.#uploadStall === undefined) {
+      this.#callerStalled = true;
+    }
+    this.timedOut(stream);
+  }
+
   timedOut(stream: ClientHttp2Stream): void {
     if (stream !== this.#stream) return;
     this.#timedOut = true;
@@ -490,6 +515,10 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
       return;
     }
     const endpoint = this.#endpoint as Endpoint;
+    if (this.#timedOut && this.#callerStalled) {
+      this.#bodyStalled();
+      return;
+    }
     if (this.#timedOut) {
       this.fail(
         new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'peer did not answer in time', { reason: 'timeout' }),
@@ -632,7 +661,7 @@ function onEnd(this: Slot<ClientHttp2Stream>): void {
 }
 
 function onTimeout(this: Slot<ClientHttp2Stream>): void {
-  this[kExchange]?.timedOut(this);
+  this[kExchange]?.idle(this);
 }
 
 function onStall(exchange: H2Exchange): void {

@@ -17,7 +17,7 @@ import type { InboundHooks } from './inbound/inbound-hooks.js';
 import { type InboundLimits, InboundListener } from './inbound/inbound-listener.js';
 import type { OnOutboundRequest } from './outbound/outbound-hooks.js';
 import { OutboundListener } from './outbound/outbound-listener.js';
-import { resolveHostWith, TCP_ALPNS, TcpInboundHandler, TcpOutboundListeners } from './tcp/index.js';
+import { resolveHostWith, TCP_ALPNS, TcpInboundHandler, type TcpLimits, TcpOutboundListeners } from './tcp/index.js';
 
 /** What the sidecar needs of the certificate agent (src/agent/agent.ts). */
 export interface SidecarAgent {
@@ -37,6 +37,8 @@ export interface SidecarDependencies {
   readonly now?: () => Date;
   /** Inbound HTTP limits (tests shorten the slowloris timeouts). */
   readonly inboundLimits?: Partial<InboundLimits>;
+  /** Limits of the TCP tunnels, mesh and egress alike (tests shorten the idle timeout). */
+  readonly tcpLimits?: Partial<TcpLimits>;
 }
 
 export interface RunningSidecar {
@@ -73,7 +75,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
   const hooks = { ...identity.hooks, ...deps.hooks };
 
   try {
-    tcpInbound = startTcpInbound(config, identity.policy, { logger, metrics, now });
+    tcpInbound = startTcpInbound(config, identity.policy, { logger, metrics, now, limits: deps.tcpLimits });
   } catch (error) {
     await identity.close(); // nothing else has started yet
     throw error;
@@ -101,6 +103,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
           metrics,
           logger: logger.child({ component: 'tcp' }),
           resolveHost: resolveHostWith(new AddressResolver(config.outbound.dns.servers, metrics)),
+          limits: deps.tcpLimits,
           now,
         });
   const external =
@@ -121,6 +124,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
     metrics,
     logger: logger.child({ component: 'outbound' }),
     ...(hooks.onOutboundRequest === undefined ? {} : { onOutboundRequest: hooks.onOutboundRequest }),
+    tcpLimits: deps.tcpLimits,
     now,
   });
   const probes = config.inbound.readinessApps.map((app) => new AppProbe(app));
@@ -212,7 +216,12 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
 function startTcpInbound(
   config: SidecarConfig,
   policy: (() => CompiledPolicy) | undefined,
-  deps: { readonly logger: Logger; readonly metrics: Metrics; readonly now: () => Date },
+  deps: {
+    readonly logger: Logger;
+    readonly metrics: Metrics;
+    readonly now: () => Date;
+    readonly limits: Partial<TcpLimits> | undefined;
+  },
 ): TcpInboundHandler | undefined {
   const tcp = config.inbound.tcp;
   if (tcp === undefined) return undefined;
@@ -221,6 +230,7 @@ function startTcpInbound(
     policy,
     metrics: deps.metrics,
     logger: deps.logger.child({ component: 'tcp' }),
+    limits: deps.limits,
     now: deps.now,
   });
 }

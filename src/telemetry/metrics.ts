@@ -140,21 +140,21 @@ export class Metrics {
 
   readonly tcpConnections = new Counter({
     name: 'meshauth_tcp_connections_total',
-    help: 'TCP tunnel connections (ALPN meshauth-tcp/2, or /1 from older peers), by direction, peer SPIFFE ID and result.',
+    help: 'TCP tunnel connections (ALPN meshauth-tcp/2, or /1 from older peers; egress: CONNECT tunnels), by direction, peer SPIFFE ID and result.',
     labelNames: ['direction', 'peer_id', 'result'] as const,
     registers: [this.registry],
   });
 
   readonly tcpSentBytes = new Counter({
     name: 'meshauth_tcp_sent_bytes_total',
-    help: 'Payload bytes from the local app sent through TCP tunnels to the peer sidecar, by direction.',
+    help: 'Payload bytes from the local app sent through TCP tunnels to the peer sidecar (egress: the destination), by direction.',
     labelNames: ['direction'] as const,
     registers: [this.registry],
   });
 
   readonly tcpReceivedBytes = new Counter({
     name: 'meshauth_tcp_received_bytes_total',
-    help: 'Payload bytes received through TCP tunnels from the peer sidecar for the local app, by direction.',
+    help: 'Payload bytes received through TCP tunnels from the peer sidecar (egress: the destination) for the local app, by direction.',
     labelNames: ['direction'] as const,
     registers: [this.registry],
   });

@@ -151,7 +151,9 @@ export async function startTestSidecar(
   ca: TestCa,
   id: string,
   config: SidecarConfig,
-  extra: Partial<Pick<SidecarDependencies, 'hooks' | 'logger' | 'inboundLimits'>> & { bundle?: TrustBundle } = {},
+  extra: Partial<Pick<SidecarDependencies, 'hooks' | 'logger' | 'inboundLimits' | 'tcpLimits'>> & {
+    bundle?: TrustBundle;
+  } = {},
 ): Promise<TestSidecar> {
   const svid = await ca.issue({ id });
   const holder = new CredentialHolder({ svid: svid.svid, bundle: extra.bundle ?? ca.bundle });
@@ -165,6 +167,7 @@ export async function startTestSidecar(
     holder,
     ...(extra.hooks === undefined ? {} : { hooks: extra.hooks }),
     ...(extra.inboundLimits === undefined ? {} : { inboundLimits: extra.inboundLimits }),
+    ...(extra.tcpLimits === undefined ? {} : { tcpLimits: extra.tcpLimits }),
   });
   return { sidecar, holder, metrics, svid, config };
 }

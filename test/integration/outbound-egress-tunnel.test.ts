@@ -3,13 +3,15 @@
 // go through egress too (`host:port` entries), where nothing but TCP tells a complete stream from a cut one.
 // - a reset on one side reaches the other as a reset, not as a clean end (FIN) of a shorter stream or upload;
 // - a clean half-close reaches the other side as one, direction by direction (allowHalfOpen on both sockets);
-// - the drain deadline resets both sides.
+// - the drain deadline resets both sides;
+// - a tunnel silent both ways for the TCP idle timeout is reset and counted, one where bytes flow is not.
 //
 // Every server here is on loopback, which egress refuses by design (a resolved loopback address is a 403
 // egress_loopback). The test replaces only that check (isLoopbackTarget) so the tunnel can reach a loopback server;
 // everything else — the matcher, the sockets — is the real code, and the lookup answers the upstream's name alone.
 import { createServer as createTcpServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { type LogLines, logLines } from '../helpers/log-lines.js';
 import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { until } from '../helpers/tcp-client.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -48,7 +50,11 @@ interface Egress {
   close(): Promise<void>;
 }
 
-async function startEgress(ca: TestCa, onSocket: (socket: Socket, seen: Seen) => void = () => undefined) {
+async function startEgress(
+  ca: TestCa,
+  onSocket: (socket: Socket, seen: Seen) => void = () => undefined,
+  extra: Parameters<typeof startTestSidecar>[3] = {},
+) {
   const sockets: Socket[] = [];
   const seen: Seen[] = [];
   const upstream: Server = createTcpServer({ allowHalfOpen: true }, (socket) => {
@@ -72,6 +78,7 @@ async function startEgress(ca: TestCa, onSocket: (socket: Socket, seen: Seen) =>
     ca,
     ca.idFor('/ns/a/sa/a'),
     testConfig({ appPort: 1, egress: [`${UPSTREAM_NAME}:${port}`] }),
+    extra,
   );
   const egress: Egress = {
     sidecar,
@@ -246,4 +253,104 @@ describe('egress tunnel cut at the drain deadline', () => {
     await until('upstream closed', () => seen?.ended === true || seen?.error !== undefined);
     expect(seen, 'the upstream was told the tunnel ended cleanly').toMatchObject({ ended: false, error: 'ECONNRESET' });
   }, 20_000);
+});
+
+describe("egress tunnel idle timeout (the TCP tunnels' idleTimeoutMs)", () => {
+  const IDLE_MS = 300;
+  let ca: TestCa;
+  let egress: Egress;
+  let log: LogLines;
+  /** The upstream's part per test: what it does with a new connection. */
+  let play: (socket: Socket) => void = () => undefined;
+
+  beforeAll(async () => {
+    ca = await TestCa.create();
+    log = logLines('sidecar');
+    egress = await startEgress(ca, (socket) => play(socket), {
+      tcpLimits: { idleTimeoutMs: IDLE_MS },
+      logger: log.logger,
+    });
+  });
+  afterAll(async () => {
+    await egress?.close();
+  });
+
+  const metric = async (line: string) =>
+    (await egress.sidecar.metrics.registry.metrics()).split('\n').find((l) => l.startsWith(line));
+
+  it('fail/a tunnel silent both ways is reset on both sides, counted and logged once', async () => {
+    play = () => undefined;
+    const before = egress.sockets.length;
+    const client = await tunnel(egress);
+    await until('upstream accepted', () => egress.sockets.length > before);
+    const seen = egress.seen[egress.seen.length - 1] as Seen;
+    client.socket.write('hello');
+    await until('upload arrives', () => seen.bytes === 5);
+    // Nothing more either way: the sidecar must let go of both sockets on its own.
+    let closed = false;
+    void client.closed.then(() => {
+      closed = true;
+    });
+    await until('idle tunnel closed', () => closed, 20 * IDLE_MS);
+    expect(await client.closed, 'the app was told the stream ended cleanly').toEqual({
+      ended: false,
+      code: 'ECONNRESET',
+    });
+    await until('upstream closed', () => seen.ended || seen.error !== undefined);
+    expect(seen, 'the upstream was told the tunnel ended cleanly').toMatchObject({ ended: false, error: 'ECONNRESET' });
+    await until('tunnel accounted', () => log.find({ msg: 'tcp tunnel ended', direction: 'egress' }).length > 0);
+    expect(log.find({ msg: 'tcp tunnel ended', direction: 'egress' })).toMatchObject([
+      { end: 'idle', protocol: 'tcp' },
+    ]);
+    expect(await metric('meshauth_tcp_connections_open{direction="egress"}')).toBe(
+      'meshauth_tcp_connections_open{direction="egress"} 0',
+    );
+    expect(await metric('meshauth_tcp_connection_duration_seconds_count{direction="egress"}')).toBe(
+      'meshauth_tcp_connection_duration_seconds_count{direction="egress"} 1',
+    );
+    expect(await metric('meshauth_tcp_connections_total{direction="egress"')).toBe(
+      'meshauth_tcp_connections_total{direction="egress",peer_id="",result="established"} 1',
+    );
+  });
+
+  // Bytes one way only, each gap a third of the timeout, the whole exchange several timeouts long: reads and writes
+  // of the app's socket both count as activity.
+  for (const [name, from] of [
+    ['ok/bytes flowing only from the destination keep the tunnel open', 'upstream'],
+    ['ok/bytes flowing only from the app keep the tunnel open', 'app'],
+  ] as const) {
+    it(name, async () => {
+      const rounds = 12;
+      const drip = (socket: Socket, done: () => void) => {
+        let n = 0;
+        const timer = setInterval(() => {
+          if (socket.destroyed) return clearInterval(timer);
+          socket.write('.');
+          if (++n === rounds) {
+            clearInterval(timer);
+            done();
+          }
+        }, IDLE_MS / 3);
+      };
+      play = from === 'upstream' ? (socket) => drip(socket, () => socket.end()) : () => undefined;
+      const before = egress.sockets.length;
+      const client = await tunnel(egress, { allowHalfOpen: true });
+      await until('upstream accepted', () => egress.sockets.length > before);
+      const seen = egress.seen[egress.seen.length - 1] as Seen;
+      const server = egress.sockets[egress.sockets.length - 1] as Socket;
+      if (from === 'upstream') {
+        await until('every byte from the destination', () => client.state().ended, 20 * IDLE_MS);
+        expect(client.received()).toBe('.'.repeat(rounds));
+      } else {
+        drip(client.socket, () => client.socket.end());
+        await until('every byte from the app', () => seen.ended, 20 * IDLE_MS);
+        expect(seen.bytes).toBe(rounds);
+      }
+      expect(client.state().code, 'the tunnel was cut while bytes flowed').toBeUndefined();
+      expect(seen.error, 'the tunnel was cut while bytes flowed').toBeUndefined();
+      client.socket.end();
+      server.end();
+      await client.closed;
+    });
+  }
 });

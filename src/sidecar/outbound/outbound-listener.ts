@@ -2,8 +2,8 @@
 // (`GET http://orders.shop/x`, HTTP_PROXY) or origin form with one Host. The host picks the route (exact name or
 // pattern); the request leaves over mTLS to one of the route's endpoints (PeerSessions: DNS-resolved, balanced per
 // request, one HTTP/2 session per endpoint, HTTP/1.1 pools when the peer or `outbound.http2: false` says so) with
-// identity headers stripped. CONNECT opens a raw TCP tunnel only to `outbound.egress` hosts and ports, never to
-// this machine.
+// identity headers stripped. CONNECT opens a raw TCP tunnel (TcpTunnel, with the TCP tunnels' idle timeout) only to
+// `outbound.egress` hosts and ports, never to this machine.
 import { lookup } from 'node:dns';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
@@ -24,6 +24,9 @@ import { type DrainState, ForwardHandler } from '../forward-handler.js';
 import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM } from '../http-headers.js';
 import { waitUntil } from '../listen.js';
 import { resetSocket } from '../tcp/reset-socket.js';
+import { TCP_LIMITS, type TcpLimits } from '../tcp/tcp-limits.js';
+import { TcpTelemetry } from '../tcp/tcp-telemetry.js';
+import { TcpTunnel } from '../tcp/tcp-tunnel.js';
 import { type EgressMatcher, egressMatcher, isLoopbackTarget } from './egress-matcher.js';
 import { H2Exchange, type H2ExchangeContext, outboundRetryCounters } from './h2-exchange.js';
 import type { OnOutboundRequest } from './outbound-hooks.js';
@@ -38,6 +41,8 @@ export interface OutboundListenerOptions {
   readonly onOutboundRequest?: OnOutboundRequest;
   /** The workload's one client TLS context, shared with other connectors; created by PeerSessions when absent. */
   readonly clientTls?: ClientTlsContext;
+  /** The TCP tunnels' limits: egress tunnels use their idle timeout (tests shorten it). */
+  readonly tcpLimits?: Partial<TcpLimits> | undefined;
   readonly now?: () => Date;
 }
 
@@ -53,6 +58,9 @@ export class OutboundListener {
   readonly #holder: CredentialHolder;
   readonly #logger: Logger;
   readonly #telemetry: DataPlaneTelemetry;
+  /** Established egress tunnels, counted as the mesh's TCP tunnels are (direction `egress`). */
+  readonly #egressTelemetry: TcpTelemetry;
+  readonly #egressIdleTimeoutMs: number;
   readonly #server: Server;
   readonly #routes: RouteTable<RouteConfig>;
   readonly #sessions: PeerSessions;
@@ -63,7 +71,7 @@ export class OutboundListener {
   readonly #sockets = new Set<Socket>();
   /** Responses whose request went to an HTTP/1.1 peer pool (undici), not an h2 exchange stream. */
   readonly #http1Forwarded = new WeakSet<ServerResponse>();
-  /** Open egress tunnels (their upstream socket), each with its cut: a reset both ways, for the drain deadline. */
+  /** Egress tunnels open or connecting (their upstream socket), each with its cut: a reset both ways, for the drain deadline. */
   readonly #tunnels = new Map<Socket, () => void>();
   #port = 0;
 
@@ -74,6 +82,8 @@ export class OutboundListener {
     this.#logger = logger;
     this.#onOutboundRequest = options.onOutboundRequest;
     this.#telemetry = new DataPlaneTelemetry('outbound', metrics, logger);
+    this.#egressTelemetry = new TcpTelemetry('egress', metrics, logger);
+    this.#egressIdleTimeoutMs = options.tcpLimits?.idleTimeoutMs ?? TCP_LIMITS.idleTimeoutMs;
     this.#egress = egressMatcher(config.outbound.egress);
     this.#routes = new RouteTable(config.outbound.routes.values());
     this.#sessions = new PeerSessions({
@@ -374,44 +384,56 @@ export class OutboundListener {
   }
 
   #openTunnel(socket: Duplex, head: Buffer, host: string, address: string, port: number, startedAt: number): void {
-    // allowHalfOpen: the upstream's FIN ends only the direction toward the app (pipe passes it on), as in the mesh
-    // tunnels; without it Node ends our side too, and the app's next bytes fail on it with an EPIPE of Node's own.
+    const app = socket as Socket;
+    // allowHalfOpen: the upstream's FIN ends only the direction toward the app, as in the mesh tunnels; without it
+    // Node ends our side too, and the app's next bytes fail on it with an EPIPE of Node's own.
     const upstream = netConnect({ host: address, port, allowHalfOpen: true });
+    let tunnel: TcpTunnel | undefined;
     this.#tunnels.set(upstream, () => {
-      resetSocket(socket as Socket);
-      resetSocket(upstream);
+      if (tunnel !== undefined) tunnel.shutdown();
+      else {
+        resetSocket(app);
+        resetSocket(upstream);
+      }
     });
-    // A reset on one side is a reset on the other (as in the mesh tunnels, tcp-tunnel.ts): a plain destroy sends a
-    // FIN, which the app would take for the upstream's clean end of a shorter stream (and the upstream for the end of
-    // a shorter upload). A clean close (both directions ended) is passed on as a close.
-    let connected = false;
-    upstream.once('close', (hadError: boolean) => {
+    // Until the upstream answers, the app's going away ends the attempt, and a failed connect ends the app's
+    // connection after the 503 below. From then on the tunnel owns both sockets: a reset on one side is a reset on
+    // the other, a clean half-close is passed on as one, and a tunnel silent both ways for the idle timeout is cut.
+    const appLeft = () => upstream.destroy();
+    app.once('close', appLeft);
+    upstream.once('close', () => {
       this.#tunnels.delete(upstream);
-      if (hadError && connected) resetSocket(socket as Socket);
-      else socket.destroy(); // a failed connect: after the 503 below
-    });
-    socket.once('close', (hadError: boolean) => {
-      if (hadError) resetSocket(upstream);
-      else upstream.destroy();
+      if (tunnel === undefined) app.destroy();
     });
     upstream.once('error', (cause: Error) => {
       // Once connected the tunnel carries raw bytes: an HTTP answer written into it now would reach the app as part
-      // of the upstream's stream. The close that follows (hadError) resets the app's connection instead.
-      if (!connected) {
-        const error = new MeshauthError('MESHAUTH_ERR_UPSTREAM_UNAVAILABLE', `egress to ${host} failed`, {
-          reason: 'connect',
-          cause,
-        });
-        this.#rejectTunnel(socket, error, startedAt, { host });
-      }
+      // of the upstream's stream. The tunnel resets the app's connection instead.
+      if (tunnel !== undefined) return;
+      const error = new MeshauthError('MESHAUTH_ERR_UPSTREAM_UNAVAILABLE', `egress to ${host} failed`, {
+        reason: 'connect',
+        cause,
+      });
+      this.#rejectTunnel(app, error, startedAt, { host });
     });
     upstream.once('connect', () => {
-      connected = true;
-      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length > 0) upstream.write(head);
-      upstream.pipe(socket);
-      socket.pipe(upstream);
+      app.off('close', appLeft);
+      app.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      const counters = this.#egressTelemetry.counters;
+      if (head.length > 0) {
+        counters.fromApp(head.length);
+        upstream.write(head);
+      }
       this.#telemetry.completed('', 200, startedAt);
+      this.#egressTelemetry.opened('');
+      tunnel = new TcpTunnel({
+        app,
+        mesh: upstream,
+        meshTcp: upstream,
+        idleTimeoutMs: this.#egressIdleTimeoutMs,
+        framed: false,
+        counters,
+        onClose: (end, seconds) => this.#egressTelemetry.closed(end, seconds),
+      });
       this.#logger.debug({ direction: 'outbound', host, port }, 'egress tunnel opened');
     });
   }

@@ -5,7 +5,8 @@ import type { Counter } from 'prom-client';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { TunnelCounters, TunnelEnd } from './tcp-tunnel.js';
 
-export type TcpDirection = 'inbound' | 'outbound';
+/** `egress`: the raw tunnels of CONNECT to an `outbound.egress` destination (no peer, refusals are HTTP answers). */
+export type TcpDirection = 'inbound' | 'outbound' | 'egress';
 
 /** The `result` label: the tunnel was established, or why not. */
 export type TcpResult =

@@ -1,12 +1,11 @@
 // One established TCP tunnel: bytes carried both ways between the app's plain socket and the mTLS socket of the
-// peer sidecar, with backpressure (a side whose destination is full is paused), half-close (an end one way ends only
+// peer sidecar (or, for an egress tunnel, the plain socket of the outside destination), with backpressure (a side whose destination is full is paused), half-close (an end one way ends only
 // that way: allowHalfOpen on both sockets), resets (an error or RST on one side is an RST on the other), an idle
 // timeout, and a forced end at the drain deadline. On the mesh side of a meshauth-tcp/2 tunnel the bytes travel in
 // frames and the app's FIN becomes the end frame (tcp-framing.ts): a mesh side that ends without that frame was cut
 // and the app gets a reset. A meshauth-tcp/1 tunnel pipes raw bytes, a FIN passed on as a FIN.
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { TLSSocket } from 'node:tls';
 import { resetSocket } from './reset-socket.js';
 import { END_FRAME, FrameReader, frameHeader } from './tcp-framing.js';
 
@@ -22,7 +21,8 @@ export interface TunnelCounters {
 
 export interface TunnelOptions {
   readonly app: Socket;
-  readonly mesh: TLSSocket;
+  /** The far side: the mTLS socket to the peer sidecar, or the plain socket to an egress destination (raw). */
+  readonly mesh: Socket;
   /** The TCP socket under `mesh` when the caller created it (outbound); found from `mesh` otherwise. */
   readonly meshTcp?: Socket | undefined;
   readonly idleTimeoutMs: number;

@@ -8,7 +8,7 @@ import type { CredentialHolder } from '../../agent/credential-holder.js';
 import { formatHostPort, type HostPort } from '../../config/index.js';
 import { isMeshauthError } from '../../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../../identity/index.js';
-import { atPeerExpiry, listenOn, notAfterMs } from '../../platform/index.js';
+import { atPeerExpiry, listenOn } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import { answerIdentityCheckWithLeaf, spiffeServerIdentity, type TlsProfile } from '../../tls/index.js';
 import { waitUntil } from '../listen.js';
@@ -177,6 +177,7 @@ export class TcpOutboundListeners {
     const { trustDomain, now } = this.#options;
     const ip = addresses[0] ?? '';
     let peerId = '';
+    let peerNotAfterMs = Number.NaN;
     const tcp = netConnect({ host: ip, port: route.address.port, allowHalfOpen: true });
     let tcpConnected = false;
     tcp.once('connect', () => {
@@ -192,8 +193,9 @@ export class TcpOutboundListeners {
       checkServerIdentity: spiffeServerIdentity(
         trustDomain,
         route.ids,
-        (id) => {
+        (id, notAfterMs) => {
           peerId = id.toString();
+          peerNotAfterMs = notAfterMs;
         },
         now,
       ),
@@ -256,7 +258,9 @@ export class TcpOutboundListeners {
         },
       });
       this.#live.set(app, () => tunnel.shutdown());
-      shutdownAtPeerExpiry(mesh, tunnel, (now?.() ?? new Date()).getTime());
+      // At the server certificate's notAfter the peer no longer speaks for the ID it was checked against: the
+      // tunnel is cut (a reset both ways, as at the drain deadline). The inbound end does the same at the client's.
+      atPeerExpiry(mesh, peerNotAfterMs - (now?.() ?? new Date()).getTime(), () => tunnel.shutdown());
       app.resume();
     });
     attempt.mesh = mesh;
@@ -283,11 +287,3 @@ export class TcpOutboundListeners {
 }
 
 function ignore(): void {}
-
-/**
- * Cuts the tunnel (a reset both ways, as at the drain deadline) when the server's certificate expires: the peer no
- * longer speaks for the ID it was checked against. The inbound end does the same at the client's notAfter.
- */
-function shutdownAtPeerExpiry(mesh: TLSSocket, tunnel: TcpTunnel, nowMs: number): void {
-  atPeerExpiry(mesh, notAfterMs(mesh.getPeerX509Certificate()?.validTo) - nowMs, () => tunnel.shutdown());
-}

@@ -4,12 +4,10 @@
 // application byte is written. Failures carry `phase` so the caller knows no request byte left this process.
 import { isIP } from 'node:net';
 import { type SecureContext, type TLSSocket, connect as tlsConnect } from 'node:tls';
-import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
-import { notAfterMs } from '../platform/index.js';
 import { answerIdentityCheckWithLeaf } from './leaf-only-identity-check.js';
 import { spiffeServerIdentity } from './spiffe-server-identity.js';
-import { checkPeerIssuers, checkPeerKey } from './verified-peer.js';
+import { serverChainError } from './verified-peer.js';
 
 export interface PeerConnectOptions {
   /** Where to connect (usually an IP address from the endpoint set). */
@@ -57,12 +55,14 @@ export function connectPeer(options: PeerConnectOptions): Promise<PeerConnection
   const { host, port, servername } = options;
   return new Promise<PeerConnection>((resolve, reject) => {
     let verified: SpiffeId | undefined;
+    let verifiedNotAfterMs = Number.NaN;
     let identityError: Error | undefined;
     const check = spiffeServerIdentity(
       options.trustDomain,
       options.accepts ?? [],
-      (id) => {
+      (id, notAfterMs) => {
         verified = id;
+        verifiedNotAfterMs = notAfterMs;
       },
       options.now,
     );
@@ -99,24 +99,10 @@ export function connectPeer(options: PeerConnectOptions): Promise<PeerConnection
         reject(new PeerConnectError('peer identity was not verified', 'identity', undefined));
         return;
       }
-      // checkServerIdentity saw the leaf only: the CA certificates above it and the leaf's key size are checked
-      // here, before any byte.
-      const leaf = socket.getPeerX509Certificate();
-      try {
-        if (leaf === undefined) throw new Error('no server certificate');
-        checkPeerIssuers(leaf);
-        checkPeerKey(leaf.publicKey);
-      } catch (cause) {
+      const chainError = serverChainError(socket);
+      if (chainError !== undefined) {
         socket.destroy();
-        const error = new MeshauthError(
-          'MESHAUTH_ERR_PEER_IDENTITY',
-          'peer certificate chain is not a valid SVID chain',
-          {
-            reason: 'peer_svid_invalid',
-            cause,
-          },
-        );
-        reject(new PeerConnectError(error.message, 'identity', error));
+        reject(new PeerConnectError(chainError.message, 'identity', chainError));
         return;
       }
       socket.setNoDelay(true);
@@ -125,7 +111,7 @@ export function connectPeer(options: PeerConnectOptions): Promise<PeerConnection
         peerId: verified,
         peerIdString: verified.toString(),
         protocol: socket.alpnProtocol ?? false,
-        notAfterMs: notAfterMs(leaf?.validTo),
+        notAfterMs: verifiedNotAfterMs,
       });
     });
   });

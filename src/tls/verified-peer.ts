@@ -110,3 +110,23 @@ export function checkPeerKey(key: KeyObject): void {
 }
 
 const MIN_RSA_BITS = 2048;
+
+/**
+ * A server's chain after the handshake, for every outbound connection to a peer (HTTP and TCP): checkServerIdentity
+ * saw the leaf only, so the CA certificates above it and the leaf's key are checked here, before any byte. The
+ * failure is MESHAUTH_ERR_PEER_IDENTITY, reason `peer_svid_invalid`, the failed rule as its cause.
+ */
+export function serverChainError(socket: TLSSocket): MeshauthError | undefined {
+  const leaf = socket.getPeerX509Certificate();
+  try {
+    if (leaf === undefined) throw new Error('no server certificate');
+    checkPeerIssuers(leaf);
+    checkPeerKey(leaf.publicKey);
+    return undefined;
+  } catch (cause) {
+    return new MeshauthError('MESHAUTH_ERR_PEER_IDENTITY', 'peer certificate chain is not a valid SVID chain', {
+      reason: 'peer_svid_invalid',
+      cause,
+    });
+  }
+}

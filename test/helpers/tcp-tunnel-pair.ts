@@ -41,6 +41,8 @@ export interface TcpTunnelPairOptions {
   readonly appPort: number;
   readonly clientId?: string;
   readonly serverId?: string;
+  /** The server side presents this SVID instead of one issued for `serverId` (e.g. a defective chain). */
+  readonly serverSvid?: TestSvid;
   /** Lifetime of the server side's SVID (default: the test CA's). */
   readonly serverTtlMs?: number;
   /** IDs the outbound route accepts (default: the server's ID). */
@@ -64,10 +66,12 @@ export function testLogger(): Logger {
 
 export async function startTcpTunnelPair(ca: TestCa, options: TcpTunnelPairOptions): Promise<TcpTunnelPair> {
   const clientSvid = await ca.issue({ id: options.clientId ?? ca.idFor('/ns/shop/sa/client') });
-  const serverSvid = await ca.issue({
-    id: options.serverId ?? ca.idFor('/ns/data/sa/db'),
-    ...(options.serverTtlMs === undefined ? {} : { ttlMs: options.serverTtlMs }),
-  });
+  const serverSvid =
+    options.serverSvid ??
+    (await ca.issue({
+      id: options.serverId ?? ca.idFor('/ns/data/sa/db'),
+      ...(options.serverTtlMs === undefined ? {} : { ttlMs: options.serverTtlMs }),
+    }));
   const clientHolder = new CredentialHolder(
     options.clientWithoutSvid === true ? undefined : { svid: clientSvid.svid, bundle: ca.bundle },
   );

@@ -197,6 +197,21 @@ describe('tcp tunnel', () => {
     );
   });
 
+  it('fail/a server whose chain runs through an intermediate with a workload ID is refused: reset, peer_identity', async () => {
+    const a = await app();
+    const id = ca.idFor('/ns/data/sa/db');
+    // Every certificate is signed under the bundle's root; the intermediate claims a workload's ID (C15).
+    const serverSvid = await ca.issueThrough([{ uris: [ca.idFor('/ns/shop/sa/admin')], pathLength: 0 }], { id });
+    const p = await pair({ appPort: a.port, serverSvid });
+    const client = await rawClient(p.port);
+    const error = await client.closed;
+    expect(error?.code).toBe('ECONNRESET');
+    expect(a.sockets.length).toBe(0);
+    expect(await p.clientMetrics.registry.metrics()).toContain(
+      `meshauth_tcp_connections_total{direction="outbound",peer_id="${id}",result="peer_identity"} 1`,
+    );
+  });
+
   it('fail/a server that offers only HTTP ALPN refuses the tunnel handshake', async () => {
     const a = await app();
     const p = await pair({ appPort: a.port, serverAlpn: ['h2', 'http/1.1'] });

@@ -10,7 +10,12 @@ import { isMeshauthError } from '../../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../../identity/index.js';
 import { atPeerExpiry, listenOn } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
-import { answerIdentityCheckWithLeaf, spiffeServerIdentity, type TlsProfile } from '../../tls/index.js';
+import {
+  answerIdentityCheckWithLeaf,
+  serverChainError,
+  spiffeServerIdentity,
+  type TlsProfile,
+} from '../../tls/index.js';
 import { waitUntil } from '../listen.js';
 import { ClientContextCache } from './client-context.js';
 import { resetSocket } from './reset-socket.js';
@@ -232,6 +237,11 @@ export class TcpOutboundListeners {
       if (peerId === '') {
         // checkServerIdentity runs for every verified chain; getting here without an ID would be a bug: fail closed.
         mesh.destroy(Object.assign(new Error('peer identity was not verified'), { code: 'PEER_NOT_VERIFIED' }));
+        return;
+      }
+      const chainError = serverChainError(mesh);
+      if (chainError !== undefined) {
+        mesh.destroy(chainError);
         return;
       }
       if (typeof mesh.alpnProtocol !== 'string' || !TCP_ALPNS.includes(mesh.alpnProtocol)) {

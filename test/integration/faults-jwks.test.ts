@@ -6,9 +6,6 @@
 // unknown-kid refresh. The same flapping, with a plain-http endpoint on loopback, through a real sidecar pair
 // (12 concurrent clients → sidecar A → sidecar B, which verifies the tokens).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -19,13 +16,12 @@ import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { isMeshauthError } from '../../src/errors/index.js';
 import { type RunningSidecar, startSidecar } from '../../src/sidecar/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
-import { endUserToken, jwksText, type SigningKey, signingKey } from '../helpers/end-user-keys.js';
+import { endUserToken, type SigningKey, signingKey } from '../helpers/end-user-keys.js';
 import { captureLogger, waitFor } from '../helpers/fault-harness.js';
+import { FlappingJwks, type JwksServerMode as Mode } from '../helpers/flapping-jwks.js';
 import { startApp, startTestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { makeWebhookCert } from '../helpers/webhook-tls.js';
-
-type Mode = 'ok' | 'garbage' | 'status_500' | 'stall' | 'empty' | 'huge';
 
 const AUDIENCE = 'shop';
 const COOLDOWN_MS = 30_000;
@@ -36,69 +32,6 @@ const cleanups: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
-
-/**
- * The issuer's JWKS endpoint (https with `tls`, else plain http), whose behaviour the test switches; `down()`/`up()`
- * close and reopen the port.
- */
-class FlappingJwks {
-  mode: Mode = 'ok';
-  keys: SigningKey[] = [];
-  requests = 0;
-  readonly #server: Server | ReturnType<typeof createHttpServer>;
-  readonly #scheme: string;
-  #port = 0;
-
-  constructor(tls?: { key: string; cert: string }) {
-    this.#scheme = tls === undefined ? 'http' : 'https';
-    const handler = (req: IncomingMessage, res: ServerResponse) => {
-      this.requests++;
-      switch (this.mode) {
-        case 'ok':
-          res.writeHead(200, { 'content-type': 'application/json' }).end(jwksText(...this.keys));
-          return;
-        case 'garbage':
-          res.writeHead(200, { 'content-type': 'application/json' }).end('<html>502 Bad Gateway</html>');
-          return;
-        case 'status_500':
-          res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error');
-          return;
-        case 'stall':
-          req.on('close', () => res.destroy());
-          return; // never answers: the cache's fetch timeout ends it
-        case 'empty':
-          res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys": []}');
-          return;
-        case 'huge':
-          res.writeHead(200, { 'content-type': 'application/json' }).end(`{"keys": [], "x": "${'x'.repeat(300_000)}"}`);
-          return;
-      }
-    };
-    this.#server = tls === undefined ? createHttpServer(handler) : createServer(tls, handler);
-  }
-
-  get url(): string {
-    return `${this.#scheme}://127.0.0.1:${this.#port}`;
-  }
-
-  async up(): Promise<void> {
-    await new Promise<void>((resolve) => this.#server.listen(this.#port, '127.0.0.1', resolve));
-    this.#port = (this.#server.address() as AddressInfo).port;
-  }
-
-  /** Listening again if it was down, answering as `mode` says. */
-  async serve(mode: Mode): Promise<void> {
-    if (!this.#server.listening) await this.up();
-    this.mode = mode;
-  }
-
-  async down(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
-    });
-  }
-}
 
 async function rejection(verifier: EndUserVerifier, token: string): Promise<string | undefined> {
   try {

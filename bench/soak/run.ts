@@ -3,7 +3,10 @@
 // pair in this process, with keep-alive requests and a share of fresh connections, while every 10-second SVID is
 // renewed. Every few seconds each process is sampled: RSS, heap, open descriptors (/proc/PID and its /metrics),
 // event-loop lag. Exit 1 when RSS grows more than 10 % after warm-up (runs of 2+ minutes), when descriptors leak, or when any request
-// fails. Writes bench/results/soak.json. Usage: node dist/bench/soak/run.js [--minutes N] [--rate R] [--json FILE]
+// fails. `--handshake-storm` adds checklist L04 at full size: new mTLS connections to the server sidecar's inbound at
+// `--storm-rate` a second (default 500), one in five refused (handshake-storm.ts); exit 1 also when one of them ends
+// otherwise or the server counts the refusals otherwise. Writes bench/results/soak.json.
+// Usage: node dist/bench/soak/run.js [--minutes N] [--rate R] [--handshake-storm [--storm-rate S]] [--json FILE]
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -14,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { type Child, freePort, installCleanup, spawnChild, stopAll, waitForPort } from '../children.js';
+import { HandshakeStorm, STORM_MAX_IN_FLIGHT, STORM_REASONS } from './handshake-storm.js';
 import { parseSamples, sumSamples } from './prometheus-text.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -29,6 +33,8 @@ const FD_SLACK = 16;
 interface Options {
   readonly minutes: number;
   readonly rate: number;
+  /** New mTLS connections a second to the server's inbound (checklist L04), 0 for none. */
+  readonly stormRate: number;
   readonly json: string;
 }
 
@@ -53,13 +59,17 @@ function parseOptions(): Options {
     options: {
       minutes: { type: 'string', default: '1' },
       rate: { type: 'string', default: '100' },
+      'handshake-storm': { type: 'boolean', default: false },
+      'storm-rate': { type: 'string', default: '500' },
       json: { type: 'string', default: join(ROOT, 'bench/results/soak.json') },
     },
   });
   const minutes = Number(values.minutes);
   const rate = Number(values.rate);
+  const stormRate = values['handshake-storm'] === true ? Number(values['storm-rate']) : 0;
   if (!(minutes > 0) || !(rate > 0)) throw new Error('--minutes and --rate must be positive numbers');
-  return { minutes, rate, json: values.json as string };
+  if (values['handshake-storm'] === true && !(stormRate > 0)) throw new Error('--storm-rate must be a positive number');
+  return { minutes, rate, stormRate, json: values.json as string };
 }
 
 function cli(args: readonly string[], cwd: string): string {
@@ -163,6 +173,10 @@ async function main(): Promise<number> {
     const client = await sidecar('client', CLIENT_ID, [
       `outbound: { listen: "127.0.0.1:{outbound}", routes: { "server.soak": { address: "127.0.0.1:${server.inbound}", ids: ["${SERVER_ID}"] } } }`,
     ]);
+    const storm =
+      options.stormRate > 0
+        ? new HandshakeStorm({ main: MAIN, work, caDir: join(work, 'ca'), td: TD, port: server.inbound })
+        : undefined;
     const roles: Role[] = [
       { name: 'ca', child: ca, metricsUrl: `https://127.0.0.1:${caPort}/metrics`, dispatcher: caDispatcher },
       { name: 'client', child: client.child, metricsUrl: `http://127.0.0.1:${client.admin}/metrics` },
@@ -211,8 +225,10 @@ async function main(): Promise<number> {
     const interval = 1000 / options.rate;
     let next = started;
     let nextSample = started;
+    const stormInterval = 1000 / Math.max(options.stormRate, Number.MIN_VALUE);
+    let nextStorm = storm === undefined ? Number.POSITIVE_INFINITY : started;
     process.stdout.write(
-      `soak: ${options.minutes} min at ${options.rate} req/s, SVID TTL 10 s, warm-up ${warmUpMs / 1000} s, sample every ${sampleEveryMs / 1000} s\n`,
+      `soak: ${options.minutes} min at ${options.rate} req/s, SVID TTL 10 s, warm-up ${warmUpMs / 1000} s, sample every ${sampleEveryMs / 1000} s${storm === undefined ? '' : `, handshake storm ${options.stormRate}/s`}\n`,
     );
     while (Date.now() - started < durationMs) {
       const now = Date.now();
@@ -221,20 +237,27 @@ async function main(): Promise<number> {
         fire();
         next += interval;
       }
+      // The storm keeps its own schedule; connections it could not open on time are counted, not queued.
+      while (storm !== undefined && nextStorm <= now) {
+        storm.fire();
+        nextStorm += stormInterval;
+      }
       if (now >= nextSample) {
         const t = Math.round((now - started) / 1000);
         for (const role of roles) samples.push(await sample(role, t));
         nextSample += sampleEveryMs;
       }
-      await new Promise((r) => setTimeout(r, Math.max(1, Math.min(next, nextSample) - Date.now())));
+      await new Promise((r) => setTimeout(r, Math.max(1, Math.min(next, nextSample, nextStorm) - Date.now())));
     }
-    await until('in-flight requests to finish', async () => inFlight === 0, 30_000);
+    const stormSeconds = (Date.now() - started) / 1000;
+    await until('in-flight requests to finish', async () => inFlight === 0 && (storm?.inFlight ?? 0) === 0, 30_000);
     await keepAlive.close();
     const t = Math.round((Date.now() - started) / 1000);
     for (const role of roles) samples.push(await sample(role, t));
     const caMetrics = await (await request(roles[0]?.metricsUrl as string, { dispatcher: caDispatcher })).body.text();
     const issued = sumSamples(caMetrics, 'meshauth_ca_svids_issued_total');
     await caDispatcher.close();
+    const serverMetrics = await (await request(roles[2]?.metricsUrl as string)).body.text();
 
     // Verdicts per process: RSS at the end vs the most it held up to the first sample after warm-up (a footprint it
     // has already reached is not growth: one sample taken just after a collection gave back memory made a steady
@@ -259,6 +282,33 @@ async function main(): Promise<number> {
     }
     if (failures.length > 0) verdicts.push(`${failures.length} of ${sent} requests failed (first: ${failures[0]})`);
     if (ok + failures.length !== sent) verdicts.push(`${sent - ok - failures.length} requests never completed`);
+    const stormResult = storm?.result();
+    const stormLines: string[] = [];
+    if (stormResult !== undefined) {
+      const total = stormResult.sent.ok + stormResult.sent.untrusted + stormResult.sent.no_cert;
+      stormLines.push(
+        `handshake storm: ${total} new connections in ${stormSeconds.toFixed(0)} s (${(total / stormSeconds).toFixed(0)}/s, target ${options.stormRate}/s, ${stormResult.deferred} deferred while ${STORM_MAX_IN_FLIGHT} were open); ok ${stormResult.asExpected.ok}/${stormResult.sent.ok}, untrusted refused ${stormResult.asExpected.untrusted}/${stormResult.sent.untrusted}, no certificate refused ${stormResult.asExpected.no_cert}/${stormResult.sent.no_cert}`,
+      );
+      for (const kind of ['ok', 'untrusted', 'no_cert'] as const) {
+        const wrong = stormResult.sent[kind] - stormResult.asExpected[kind];
+        if (wrong > 0)
+          verdicts.push(
+            `handshake storm: ${wrong} ${kind} connections ended otherwise (first: ${stormResult.firstUnexpected[0]})`,
+          );
+      }
+      for (const kind of ['untrusted', 'no_cert'] as const) {
+        const reason = STORM_REASONS[kind];
+        const counted = sumSamples(serverMetrics, 'meshauth_tls_handshake_failures_total', `reason="${reason}"`);
+        stormLines.push(`server meshauth_tls_handshake_failures_total{reason="${reason}"} ${counted}`);
+        if (counted !== stormResult.sent[kind]) {
+          verdicts.push(
+            `handshake storm: ${stormResult.sent[kind]} ${kind} handshakes, ${counted} counted as ${reason}`,
+          );
+        }
+      }
+      const limited = sumSamples(serverMetrics, 'meshauth_connections_rejected_total', 'direction="inbound"');
+      stormLines.push(`server meshauth_connections_rejected_total{direction="inbound"} ${limited}`);
+    }
 
     process.stdout.write(`\n t(s)  process  rss MiB  heap MiB  fds  loop p99 ms\n`);
     for (const s of samples) {
@@ -267,7 +317,7 @@ async function main(): Promise<number> {
       );
     }
     process.stdout.write(
-      `\n${rows.join('\n')}\nrequests: ${ok} ok / ${sent} sent; SVIDs issued by the CA: ${issued}\n`,
+      `\n${rows.join('\n')}\nrequests: ${ok} ok / ${sent} sent; SVIDs issued by the CA: ${issued}\n${stormLines.map((l) => `${l}\n`).join('')}`,
     );
     if (!judgeRss) {
       process.stdout.write(`RSS growth not judged: needs ${Math.ceil((warmUpMs + 60_000) / 60_000)}+ minutes\n`);
@@ -287,6 +337,7 @@ async function main(): Promise<number> {
           rssJudged: judgeRss,
           requests: { sent, ok, failed: failures.length, firstFailures: failures.slice(0, 10) },
           svidsIssued: issued,
+          ...(stormResult === undefined ? {} : { handshakeStorm: { rate: options.stormRate, ...stormResult } }),
           samples,
           pass: verdicts.length === 0,
           verdicts,

@@ -250,8 +250,8 @@ export class InboundListener {
   }
 
   #onSecureConnection(socket: TLSSocket): void {
-    // Before verifyPeer: once getPeerX509Certificate() has run, Node reports the leaf without its issuer chain (and
-    // Node 24 runs it itself before this event; #keepOnlyPeersOf completes such chains when it needs them).
+    // Read once, for verifyPeer and #keepOnlyPeersOf. Node 24 reports the leaf alone here (its TLS server has called
+    // getPeerX509Certificate() itself before this event; #keepOnlyPeersOf completes such chains when it needs them).
     const chain = peerChainOf(socket);
     const credentials = this.#holder.current;
     let peer: VerifiedPeer;
@@ -262,7 +262,7 @@ export class InboundListener {
           reason: 'unknown_ca',
         });
       }
-      peer = verifyPeer(socket, this.#config.trustDomain, credentials.svid.id, this.#now());
+      peer = verifyPeer(socket, this.#config.trustDomain, credentials.svid.id, this.#now(), chain);
     } catch (error) {
       // SPIFFE-rule failure after OpenSSL accepted the chain: drop the connection before reading any HTTP byte.
       const reason = svidFailureReason(error);

@@ -29,4 +29,4 @@ export {
   type TlsProfile,
   withoutResumption,
 } from './tls-profile.js';
-export { peerOf, serverChainError, type VerifiedPeer, verifyPeer } from './verified-peer.js';
+export { peerChainDer, peerOf, serverChainError, type VerifiedPeer, verifyPeer } from './verified-peer.js';

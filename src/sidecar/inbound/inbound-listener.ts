@@ -18,6 +18,7 @@ import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   mtlsServerOptions,
   NOT_VALID_YET_BY_THIS_CLOCK,
+  peerChainDer,
   peerOf,
   svidFailureReason,
   tlsClientErrorReason,
@@ -29,7 +30,7 @@ import { ConnectionGuard } from './connection-guard.js';
 import type { InboundHooks } from './inbound-hooks.js';
 import type { InboundLimits } from './limits.js';
 import { ListenerCore } from './listener-core.js';
-import { chainsToAny, completedChain, intermediatesOf, peerChainOf, removedRoots, rootsOf } from './removed-roots.js';
+import { chainsToAny, completedChain, intermediatesOf, removedRoots, rootsOf } from './removed-roots.js';
 
 export { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
 export { classifyAppError, INBOUND_LIMITS } from './listener-core.js';
@@ -252,7 +253,7 @@ export class InboundListener {
   #onSecureConnection(socket: TLSSocket): void {
     // Read once, for verifyPeer and #keepOnlyPeersOf. Node 24 reports the leaf alone here (its TLS server has called
     // getPeerX509Certificate() itself before this event; #keepOnlyPeersOf completes such chains when it needs them).
-    const chain = peerChainOf(socket);
+    const chain = peerChainDer(socket);
     const credentials = this.#holder.current;
     let peer: VerifiedPeer;
     try {

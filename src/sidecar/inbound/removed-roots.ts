@@ -7,7 +7,6 @@
 // own SVID's, which sign every peer of the same CA); a connection whose chain still cannot be shown to reach a
 // root that stays is cut — failing closed costs that peer one reconnect.
 import { X509Certificate } from 'node:crypto';
-import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { TrustBundle, X509Svid } from '../../pki/index.js';
 
 /** Roots of `before` that `after` no longer holds, as node:crypto certificates (empty when none left). */
@@ -18,21 +17,6 @@ export function removedRoots(before: TrustBundle | undefined, after: TrustBundle
   return before.roots
     .filter((root) => !kept.has(der(root)))
     .map((root) => new X509Certificate(Buffer.from(root.rawData)));
-}
-
-/**
- * The DER certificates of the peer's verified chain, leaf first. Read before anything else asks for the peer
- * certificate: after getPeerX509Certificate(), Node reports the leaf without its issuer chain.
- */
-export function peerChainOf(socket: TLSSocket): readonly Buffer[] {
-  const chain: Buffer[] = [];
-  let cert: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
-  while (cert?.raw !== undefined && chain.length < 8) {
-    chain.push(cert.raw);
-    if (cert.issuerCertificate === cert) break; // a self-signed root ends the chain
-    cert = cert.issuerCertificate;
-  }
-  return chain;
 }
 
 /** The intermediates (certificates after the leaf) of these SVIDs, as node:crypto certificates. */

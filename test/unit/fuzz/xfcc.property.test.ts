@@ -86,7 +86,8 @@ describe('x-forwarded-client-cert (property)', () => {
     for (const segs of samples) {
       const svid = await ca.issue({ id: SpiffeId.fromSegments(ca.trustDomain, ...segs).toString() });
       const certificate = new X509Certificate(svid.certPem);
-      const socket = { getPeerX509Certificate: () => certificate } as unknown as TLSSocket;
+      // A server socket as verifyPeer reads it: getPeerCertificate(true), the leaf's DER (no issuer sent).
+      const socket = { getPeerCertificate: () => ({ raw: certificate.raw }) } as unknown as TLSSocket;
       const peer = verifyPeer(socket, ca.trustDomain, own, new Date());
       const hash = Buffer.from(await crypto.subtle.digest('SHA-256', certificate.raw)).toString('hex');
       expect(parseXfcc(peer.xfcc)).toEqual([{ By: own.toString(), Hash: hash, URI: svid.id }]);

@@ -10,7 +10,7 @@ import { createHash, type KeyObject, X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
-import { checkSvidIssuer, checkSvidLeaf, parseCertificate } from '../pki/index.js';
+import { checkSvidIssuer, checkSvidLeaf, parseCertificate, parseCertificateDerOnce } from '../pki/index.js';
 
 export interface VerifiedPeer {
   readonly id: SpiffeId;
@@ -131,7 +131,8 @@ export function checkPeerIssuerChain(chain: readonly Buffer[]): void {
     const key = createHash('sha256').update(der).digest('base64');
     if (seen.has(key) || goodIssuers.has(key)) continue;
     seen.add(key);
-    const cert = parseCertificate(new Uint8Array(der));
+    // Parsed once per exact DER: the root that ends Node 20's chain is skipped below, never remembered as good.
+    const cert = parseCertificateDerOnce(der);
     if (i === chain.length - 1 && cert.subject === cert.issuer) break;
     checkSvidIssuer(cert);
     if (goodIssuers.size >= MAX_GOOD_ISSUERS) goodIssuers.clear();

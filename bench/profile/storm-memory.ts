@@ -9,7 +9,8 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { connect, createSecureContext, createServer as createTlsServer, type SecureContext } from 'node:tls';
+import { createServer as createNetServer } from 'node:net';
+import { connect, createSecureContext, createServer as createTlsServer, type SecureContext, TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CredentialHolder } from '../../src/agent/credential-holder.js';
@@ -83,7 +84,7 @@ async function child(): Promise<void> {
     const options = mtlsServerOptions({ tls12: false }, credentials);
     const tlsOptions =
       mode === 'bare-norequest' ? { ...options, requestCert: false, rejectUnauthorized: false } : options;
-    const server = createTlsServer(tlsOptions, (socket) => {
+    const answer = (socket: TLSSocket) => {
       if (mode === 'bare-chain' || mode === 'bare-both') socket.getPeerCertificate(true);
       if (mode === 'bare-x509' || mode === 'bare-both') socket.getPeerX509Certificate();
       let head = '';
@@ -93,7 +94,27 @@ async function child(): Promise<void> {
           socket.end('HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n');
       });
       socket.on('error', () => undefined);
-    });
+    };
+    // bare-own: the TLSSocket made over the accepted TCP socket here, not by tls.Server, whose 'secure' handler
+    // reads the peer with getPeerX509Certificate() on Node 24; the verification result read from the handle.
+    const ownContext = mode === 'bare-own' ? createSecureContext(options) : undefined;
+    const server =
+      mode === 'bare-own'
+        ? createNetServer((raw) => {
+            const socket = new TLSSocket(raw, {
+              isServer: true,
+              secureContext: ownContext,
+              requestCert: true,
+              rejectUnauthorized: true,
+            });
+            socket.on('secure', () => {
+              const handle = (socket as unknown as { _handle: { verifyError(): Error | null } })._handle;
+              if (handle.verifyError() !== null || socket.getPeerCertificate().raw === undefined) socket.destroy();
+              else answer(socket);
+            });
+            socket.on('error', () => undefined);
+          })
+        : createTlsServer(tlsOptions, answer);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
   }

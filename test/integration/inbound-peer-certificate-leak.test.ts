@@ -4,6 +4,7 @@
 // connection. A handshake storm of 300 good connections a second grew the server sidecar's RSS linearly
 // (bench/profile/storm-memory.ts: Node 20, 10,000 connections, +45 MiB with the call, flat without it). Counted here
 // on real sockets: the calls the sidecar makes on its server-side sockets while good peers connect and are served.
+import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { rawTlsExchange } from '../helpers/raw-tls.js';
@@ -60,5 +61,32 @@ describe('inbound peer certificate: no getPeerX509Certificate() per connection (
       );
     }
     expect(serverSideCalls).toBe(0);
+  });
+
+  // Node 24's tls.Server makes the same native call itself, before any listener sees the socket, whenever a client
+  // certificate was asked for and verified (Node 20's does not): the inbound starts its handshakes without
+  // tls.Server (src/platform/tls-accept.ts). Counted on the native handle, where that call is made.
+  it(`serves ${CONNECTIONS} verified connections without the native getPeerX509Certificate() call either`, async () => {
+    const probe = new TLSSocket(new Socket());
+    const handle = (probe as unknown as { _handle: object })._handle;
+    const tlsWrap = Object.getPrototypeOf(handle) as { getPeerX509Certificate: (...args: unknown[]) => unknown };
+    probe.destroy();
+    const original = tlsWrap.getPeerX509Certificate;
+    let nativeCalls = 0;
+    vi.spyOn(tlsWrap, 'getPeerX509Certificate').mockImplementation(function (this: unknown, ...args: unknown[]) {
+      nativeCalls++;
+      return original.apply(this, args);
+    });
+    for (let i = 0; i < CONNECTIONS; i++) {
+      const reply = await rawTlsExchange(
+        server.sidecar.inboundPort,
+        client,
+        ca.bundlePem,
+        `GET /native/${i} HTTP/1.1\r\nHost: server.test\r\nConnection: close\r\n\r\n`,
+      );
+      expect(reply.startsWith('HTTP/1.1 200 '), reply.slice(0, 80)).toBe(true);
+    }
+    // Only the inbound's handshakes ran in the window (the test's client reads its server through getPeerCertificate).
+    expect(nativeCalls).toBe(0);
   });
 });

@@ -5,8 +5,8 @@
 // overwrites the first's entry, and a peer of the removed root whose handshake was under way at the switch is
 // taken for a connection accepted after it: never checked, served.
 //
-// Only 127.0.0.1 is used here: a second loopback server hands its sockets to the same TLS server (what the guard of
-// a wildcard listener does for connections to its other local address). Both client sockets bind the same source
+// Only 127.0.0.1 is used here: a second loopback server hands its sockets to the inbound's listening socket (as a
+// wildcard listener accepts connections to its other local address). Both client sockets bind the same source
 // port (libuv sets SO_REUSEADDR on bind).
 import { createServer, type Server } from 'node:http';
 import { connect as h2Connect } from 'node:http2';
@@ -17,7 +17,6 @@ import {
   connect as netConnect,
   type Socket,
 } from 'node:net';
-import type { Server as TlsServer } from 'node:tls';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TrustBundle } from '../../src/pki/index.js';
@@ -25,15 +24,17 @@ import { h2GetStatus } from '../helpers/raw-app.js';
 import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 
-const tlsServers = vi.hoisted(() => [] as TlsServer[]);
-vi.mock('node:tls', async (original) => {
-  const tls = await original<typeof import('node:tls')>();
-  const createServer = ((...args: Parameters<typeof tls.createServer>) => {
-    const server = tls.createServer(...args);
-    tlsServers.push(server);
+// Every net.Server made while the sidecar starts: one of them is the inbound's guard, the listening socket whose
+// accepted connections go on to TLS.
+const netServers = vi.hoisted(() => [] as NetServer[]);
+vi.mock('node:net', async (original) => {
+  const net = await original<typeof import('node:net')>();
+  const createServer = ((...args: Parameters<typeof net.createServer>) => {
+    const server = net.createServer(...args);
+    netServers.push(server);
     return server;
-  }) as typeof tls.createServer;
-  return { ...tls, default: { ...tls, createServer }, createServer };
+  }) as typeof net.createServer;
+  return { ...net, default: { ...net, createServer }, createServer };
 });
 
 function connectFrom(localPort: number, port: number): Promise<Socket> {
@@ -68,17 +69,19 @@ describe('root removed mid-handshake: two open connections with the same remote 
       res.end('ok');
     });
     await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
-    tlsServers.length = 0;
+    netServers.length = 0;
     sidecar = await startTestSidecar(
       kept,
       kept.idFor('/ns/shop/sa/b'),
       testConfig({ appPort: (app.address() as AddressInfo).port }),
       { bundle: new TrustBundle(kept.trustDomain, [...kept.bundle.roots, ...retired.bundle.roots]) },
     );
-    expect(tlsServers).toHaveLength(1);
-    const inboundTls = tlsServers[0] as TlsServer;
-    // The inbound's other local address.
-    secondAddress = createNetServer((socket) => inboundTls.emit('connection', socket));
+    const inboundPort = sidecar.sidecar.inboundPort;
+    const guards = netServers.filter((server) => (server.address() as AddressInfo | null)?.port === inboundPort);
+    expect(guards).toHaveLength(1);
+    const inbound = guards[0] as NetServer;
+    // The inbound's other local address: its connections go through the same guard and TLS as the first's.
+    secondAddress = createNetServer((socket) => inbound.emit('connection', socket));
     await new Promise<void>((resolve) => secondAddress.listen(0, '127.0.0.1', resolve));
   });
   afterAll(async () => {

@@ -10,7 +10,7 @@
 // flood of idle or failing connections costs bounded file descriptors, memory and log volume. The listener owns the
 // sockets; this class only counts and decides.
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import type { TLSSocket, Server as TlsServer } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { clientSourceKey } from '../../platform/index.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../../telemetry/index.js';
 import type { Direction } from '../data-plane-telemetry.js';
@@ -30,7 +30,7 @@ const kSource = Symbol('meshauth.source');
 type Counted = TLSSocket & { [kPeer]?: string; [kSource]?: string };
 
 export class ConnectionGuard {
-  /** The listening socket: accepts TCP, applies the accept-time limits, hands the rest to the TLS server. */
+  /** The listening socket: accepts TCP, applies the accept-time limits, hands the rest on to TLS. */
   readonly server: NetServer;
   readonly #direction: Direction;
   readonly #limits: InboundLimits;
@@ -50,7 +50,8 @@ export class ConnectionGuard {
     readonly limits: InboundLimits;
     readonly metrics: Metrics;
     readonly logger: Logger;
-    readonly tls: TlsServer;
+    /** Starts TLS on each admitted socket (the listener's TLS server, or its own acceptor). */
+    readonly handOver: (socket: Socket) => void;
   }) {
     this.#direction = options.direction;
     this.#limits = options.limits;
@@ -62,7 +63,7 @@ export class ConnectionGuard {
       'tls_handshake_failed',
       FLOOD_LOG_INTERVAL_MS,
     );
-    const tls = options.tls;
+    const handOver = options.handOver;
     this.server = createNetServer({ noDelay: true });
     // Above the cap Node closes the accepted handle before any JS socket exists (cheapest under a flood).
     const limits = options.limits;
@@ -91,7 +92,7 @@ export class ConnectionGuard {
         addTo(this.#openBySource, source, -1);
         this.#metrics.connectionsOpen.dec({ direction: this.#direction });
       });
-      tls.emit('connection', socket);
+      handOver(socket);
     });
   }
 

@@ -74,7 +74,7 @@ export class ExternalListener {
       limits: this.#core.limits,
       metrics,
       logger,
-      tls: this.#tls,
+      handOver: (socket) => this.#tls.emit('connection', socket),
     });
     this.#guard = guard;
     this.#tls.on('secureConnection', (socket: TLSSocket) => {

@@ -4,16 +4,11 @@
 // user → authorize → identity headers → app (pipeline/, ListenerCore).
 import type { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
-import {
-  createSecureContext,
-  createServer as createTlsServer,
-  type TLSSocket,
-  type Server as TlsServer,
-} from 'node:tls';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import type { SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
-import { atPeerExpiry, listenOn, tcpSocketOf } from '../../platform/index.js';
+import { acceptMtls, atPeerExpiry, listenOn, tcpSocketOf } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   mtlsServerOptions,
@@ -63,7 +58,8 @@ export class InboundListener {
   readonly #hooks: InboundHooks;
   readonly #now: () => Date;
   readonly #core: ListenerCore;
-  readonly #tls: TlsServer;
+  /** The TLS context of the next accepted connection (one built per rotation, not per connection). */
+  #secureContext: SecureContext;
   readonly #guard: ConnectionGuard;
   readonly #unsubscribe: () => void;
   readonly #tunnel: InboundTunnel | undefined;
@@ -72,7 +68,7 @@ export class InboundListener {
   readonly #verified = new Map<TLSSocket, readonly Buffer[]>();
   /**
    * Root removals so far, and what the last one kept. A TLS socket is bound to the secure context current when its
-   * TCP connection was accepted (setSecureContext changes later sockets only), so a handshake still under way at a
+   * TCP connection was accepted (a rotation changes later sockets only), so a handshake still under way at a
    * removal is verified against the old roots and is missed by #keepOnlyPeersOf: it is checked when it completes.
    */
   #removals = 0;
@@ -127,43 +123,47 @@ export class InboundListener {
       this.#tunnel === undefined
         ? tls
         : { ...tls, ALPNProtocols: [...((tls.ALPNProtocols as string[] | undefined) ?? []), ...this.#tunnel.alpns] };
-    this.#tls = createTlsServer({
-      ...withTunnel(mtlsServerOptions(profile, this.#holder.current)),
-      handshakeTimeout: this.#core.limits.handshakeTimeoutMs,
-    });
+    const serverOptions = withTunnel(mtlsServerOptions(profile, this.#holder.current));
+    const alpnProtocols = (serverOptions.ALPNProtocols as string[] | undefined) ?? [];
+    this.#secureContext = createSecureContext(serverOptions);
+    // Not tls.Server: acceptMtls starts each handshake as tls.Server does, without the peer-certificate read that
+    // leaks on Node 24 (src/platform/tls-accept.ts).
     this.#guard = new ConnectionGuard({
       direction: 'inbound',
       limits: this.#core.limits,
       metrics: options.metrics,
       logger: options.logger,
-      tls: this.#tls,
+      handOver: (raw) => {
+        // The TLSSocket that reaches #onSecureConnection wraps this socket (tcpSocketOf finds it again). Before any
+        // removal nothing is recorded: a connection without a record counts as accepted before the last removal.
+        if (this.#removals > 0) this.#acceptedAt.set(raw, this.#removals);
+        acceptMtls(raw, {
+          secureContext: this.#secureContext,
+          handshakeTimeoutMs: this.#core.limits.handshakeTimeoutMs,
+          alpnProtocols,
+          onSecure: (socket) => this.#onSecureConnection(socket),
+          onFailure: (error, socket) => this.#onTlsClientError(error, socket),
+        });
+      },
     });
     this.#unsubscribe = this.#holder.prepare((credentials) => {
       // Prepared before anything switches: a key or chain OpenSSL refuses throws here and the rotation keeps the
       // old credentials everywhere. Commit: new handshakes use the new context; established connections keep
       // theirs (no drops) — except those of peers whose root the new bundle no longer holds.
-      const options = withTunnel(mtlsServerOptions(profile, credentials));
-      createSecureContext(options);
+      const context = createSecureContext(withTunnel(mtlsServerOptions(profile, credentials)));
       const previous = this.#holder.current;
       const rootRemoved = removedRoots(previous?.bundle, credentials.bundle).length > 0;
       const kept = rootRemoved ? rootsOf(credentials.bundle) : [];
       // Our own SVIDs' intermediates sign every peer of our CA: they complete the chains Node reported in part.
       const intermediates = rootRemoved ? intermediatesOf([previous?.svid, credentials.svid]) : [];
       return () => {
-        this.#tls.setSecureContext(options);
+        this.#secureContext = context;
         if (!rootRemoved) return;
         this.#removals++;
         this.#kept = { roots: kept, intermediates };
         this.#keepOnlyPeersOf(kept, intermediates);
       };
     });
-    // The TLSSocket that 'secureConnection' hands over wraps this socket (tcpSocketOf finds it again). Before any
-    // removal nothing is recorded: a connection without a record counts as accepted before the last removal.
-    this.#tls.on('connection', (raw: Socket) => {
-      if (this.#removals > 0) this.#acceptedAt.set(raw, this.#removals);
-    });
-    this.#tls.on('secureConnection', (socket: TLSSocket) => this.#onSecureConnection(socket));
-    this.#tls.on('tlsClientError', (error: Error, socket: TLSSocket) => this.#onTlsClientError(error, socket));
   }
 
   get port(): number {
@@ -251,8 +251,8 @@ export class InboundListener {
   }
 
   #onSecureConnection(socket: TLSSocket): void {
-    // Read once, for verifyPeer and #keepOnlyPeersOf. Node 24 reports the leaf alone here (its TLS server has called
-    // getPeerX509Certificate() itself before this event; #keepOnlyPeersOf completes such chains when it needs them).
+    // Read once, for verifyPeer and #keepOnlyPeersOf: the chain the client sent (#keepOnlyPeersOf still completes a
+    // chain reported in part, as Node 24's tls.Server left them).
     const chain = peerChainDer(socket);
     const credentials = this.#holder.current;
     let peer: VerifiedPeer;

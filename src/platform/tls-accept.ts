@@ -1,0 +1,84 @@
+// The server side of an mTLS handshake on an accepted TCP socket, as tls.Server's own connection listener starts it
+// (lib/_tls_wrap.js: tlsConnectionListener, onServerSocketSecure), minus one call. When a client certificate was
+// asked for and its chain verified, Node 24's tls.Server reads the peer through its handle's
+// getPeerX509Certificate() before the socket reaches any listener, only to see that a certificate is there; on a
+// server socket that call copies the first intermediate of the client's chain and drops the original from the TLS
+// session unfreed: about 8–10 KB of RSS per connection that no one ever gets back (bench/profile/storm-memory.ts,
+// Node 24: 616 MiB after 48,000 connections through tls.Server, 276 MiB and flat through this function, the same as
+// a server that asks for no certificate). Node 20's tls.Server makes no such call. Here the same checks are made
+// with getPeerCertificate(), which owns what it reads.
+//
+// Node internals relied on (pinned by test/integration/inbound-node-internals.test.ts): the TLSSocket emits 'secure'
+// when the server handshake completes, reports handshake errors as '_tlsError' until _releaseControl() is called,
+// honours `handshakeTimeout`, and exposes OpenSSL's verification result as `_handle.verifyError()`.
+import type { Socket } from 'node:net';
+import { type SecureContext, TLSSocket } from 'node:tls';
+
+export interface MtlsAcceptOptions {
+  /** The context of this connection (a later rotation changes later connections only, as setSecureContext does). */
+  readonly secureContext: SecureContext;
+  readonly handshakeTimeoutMs: number;
+  readonly alpnProtocols: readonly string[];
+  /** The handshake completed and OpenSSL verified the client's chain against the context's CAs. */
+  readonly onSecure: (socket: TLSSocket) => void;
+  /**
+   * The handshake failed, timed out, or ended in a chain OpenSSL refused (`socket.authorizationError` then says
+   * why); called once, the socket still to be destroyed by the caller (as for tls.Server's 'tlsClientError').
+   */
+  readonly onFailure: (error: Error & { code?: string }, socket: TLSSocket) => void;
+}
+
+interface ServerTlsInternals {
+  readonly _controlReleased: boolean | undefined;
+  secureConnecting: boolean;
+  _releaseControl(): boolean;
+  readonly _handle: { verifyError(): (Error & { code?: string }) | null } | null;
+}
+
+/** Starts the TLS server handshake on `raw` with a client certificate required and verified; returns the socket. */
+export function acceptMtls(raw: Socket, options: MtlsAcceptOptions): TLSSocket {
+  const socket = new TLSSocket(raw, {
+    isServer: true,
+    secureContext: options.secureContext,
+    requestCert: true,
+    rejectUnauthorized: true,
+    ALPNProtocols: [...options.alpnProtocols],
+    handshakeTimeout: options.handshakeTimeoutMs,
+  } as ConstructorParameters<typeof TLSSocket>[1]);
+  const internals = socket as unknown as ServerTlsInternals;
+  // Node stores OpenSSL's verification code (a string) here, although its type says Error.
+  const refuse = (code: string): void => {
+    (socket as unknown as { authorizationError: string }).authorizationError = code;
+    socket.destroy();
+  };
+  let reported = false;
+  const fail = (error: Error & { code?: string }): void => {
+    if (reported || internals._controlReleased) return;
+    reported = true;
+    options.onFailure(error, socket);
+  };
+  socket.on('secure', () => {
+    const verifyError = internals._handle?.verifyError() ?? null;
+    if (verifyError !== null) {
+      refuse(verifyError.code ?? verifyError.message);
+      return;
+    }
+    // A TLS 1.3 resumption verifies with no certificate at all (these listeners turn resumption off; checked anyway).
+    if (socket.getPeerCertificate().raw === undefined) {
+      refuse('UNABLE_TO_GET_ISSUER_CERT');
+      return;
+    }
+    socket.authorized = true;
+    if (socket.destroyed || !internals._releaseControl()) return;
+    internals.secureConnecting = false;
+    options.onSecure(socket);
+  });
+  socket.on('_tlsError', fail);
+  socket.on('error', fail);
+  // Closed before the handshake completed without an error of its own (a refused chain, or the client left):
+  // tls.Server reports that as ECONNRESET.
+  socket.on('close', (hadError: boolean) => {
+    if (!hadError) fail(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+  });
+  return socket;
+}

@@ -39,6 +39,12 @@ async function metric(text: Promise<string>): Promise<string> {
   return text;
 }
 
+/** The client side's `meshauth_tls_handshake_failures_total` lines (the HTTP path's counter, SPEC §8). */
+async function handshakeFailures(p: TcpTunnelPair): Promise<string[]> {
+  const text = await p.clientMetrics.registry.getSingleMetricAsString('meshauth_tls_handshake_failures_total');
+  return text.split('\n').filter((line) => line.startsWith('meshauth_tls_handshake_failures_total{'));
+}
+
 describe('tcp tunnel', () => {
   it('ok/bytes go both ways and are counted; the peer IDs label both sides', async () => {
     const echoApp = await app();
@@ -195,6 +201,10 @@ describe('tcp tunnel', () => {
     expect(await p.clientMetrics.registry.metrics()).toContain(
       `meshauth_tcp_connections_total{direction="outbound",peer_id="",result="peer_identity"} 1`,
     );
+    // The same refusal of the HTTP path counts as a handshake failure with the same reason (peerConnectFailureReason).
+    expect(await handshakeFailures(p)).toEqual([
+      'meshauth_tls_handshake_failures_total{direction="outbound",reason="peer_id_mismatch"} 1',
+    ]);
   });
 
   it('fail/a server whose chain runs through an intermediate with a workload ID is refused: reset, peer_identity', async () => {
@@ -210,6 +220,40 @@ describe('tcp tunnel', () => {
     expect(await p.clientMetrics.registry.metrics()).toContain(
       `meshauth_tcp_connections_total{direction="outbound",peer_id="${id}",result="peer_identity"} 1`,
     );
+    // Refused by serverChainError after the handshake: the failed rule is the reason, as on the HTTP path.
+    expect(await handshakeFailures(p)).toEqual([
+      'meshauth_tls_handshake_failures_total{direction="outbound",reason="bad_intermediate"} 1',
+    ]);
+  });
+
+  it('fail/a server whose SVID another CA issued is refused by OpenSSL: reset, counted as unknown_ca', async () => {
+    const a = await app();
+    const other = await TestCa.create();
+    const id = ca.idFor('/ns/data/sa/db');
+    const p = await pair({ appPort: a.port, serverSvid: await other.issue({ id }) });
+    const client = await rawClient(p.port);
+    const error = await client.closed;
+    expect(error?.code).toBe('ECONNRESET');
+    expect(a.sockets.length).toBe(0);
+    expect(await p.clientMetrics.registry.metrics()).toContain(
+      'meshauth_tcp_connections_total{direction="outbound",peer_id="",result="peer_unavailable"} 1',
+    );
+    expect(await handshakeFailures(p)).toEqual([
+      'meshauth_tls_handshake_failures_total{direction="outbound",reason="unknown_ca"} 1',
+    ]);
+  });
+
+  it('fail/a refused TCP connect is no handshake failure (the endpoint is down, no certificate was refused)', async () => {
+    const a = await app();
+    // Nothing listens on 127.0.0.2 at the server's port: the connect itself is refused.
+    const p = await pair({ appPort: a.port, addressHost: 'db.data.test', resolveHost: async () => ['127.0.0.2'] });
+    const client = await rawClient(p.port);
+    const error = await client.closed;
+    expect(error?.code).toBe('ECONNRESET');
+    expect(await p.clientMetrics.registry.metrics()).toContain(
+      'meshauth_tcp_connections_total{direction="outbound",peer_id="",result="peer_unavailable"} 1',
+    );
+    expect(await handshakeFailures(p)).toEqual([]);
   });
 
   it('fail/a server that offers only HTTP ALPN refuses the tunnel handshake', async () => {
@@ -222,6 +266,11 @@ describe('tcp tunnel', () => {
     expect(await p.clientMetrics.registry.metrics()).toMatch(
       /meshauth_tcp_connections_total\{direction="outbound",peer_id="",result="peer_unavailable"\} 1/,
     );
+    // The server's no_application_protocol alert ends the handshake: counted, with the shared classifier's reading of
+    // OpenSSL's code (ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL, a *PROTOCOL* code), as the inbound counts it.
+    expect(await handshakeFailures(p)).toEqual([
+      'meshauth_tls_handshake_failures_total{direction="outbound",reason="protocol_version"} 1',
+    ]);
   });
 
   it('fail/app down: the client sees a reset, the server counts app_unavailable', async () => {

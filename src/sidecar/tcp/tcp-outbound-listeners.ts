@@ -1,7 +1,8 @@
 // The outbound half of TCP tunnels: one loopback net.Server per `outbound.tcp` entry. For each app connection it opens
 // mTLS to the peer sidecar (ALPN meshauth-tcp/2, /1 accepted from older peers, one SecureContext per rotation, the
 // server authenticated by SPIFFE ID, never by host name) and pipes both ways (TcpTunnel). The app's bytes are not read
-// before the tunnel is up (pauseOnConnect). A failed tunnel resets the app's connection: one log line, one metric.
+// before the tunnel is up (pauseOnConnect). A failed tunnel resets the app's connection: one log line, one metric;
+// a refused server certificate also counts in meshauth_tls_handshake_failures_total, classified as the HTTP path's.
 import { isIP, connect as netConnect, createServer as netServer, type Server, type Socket } from 'node:net';
 import { type SecureContext, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
@@ -12,6 +13,8 @@ import { atPeerExpiry, listenOn } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   answerIdentityCheckWithLeaf,
+  type ConnectPhase,
+  peerConnectFailureReason,
   serverChainError,
   spiffeServerIdentity,
   type TlsProfile,
@@ -183,6 +186,18 @@ export class TcpOutboundListeners {
     const ip = addresses[0] ?? '';
     let peerId = '';
     let peerNotAfterMs = Number.NaN;
+    // Where the attempt failed, in connectPeer's terms (PeerConnectError.phase), so that peerConnectFailureReason
+    // classifies a refused certificate exactly as on the HTTP path; a refused, reset or timed-out connect is none.
+    let phase: ConnectPhase = 'connect';
+    const checkIdentity = spiffeServerIdentity(
+      trustDomain,
+      route.ids,
+      (id, notAfterMs) => {
+        peerId = id.toString();
+        peerNotAfterMs = notAfterMs;
+      },
+      now,
+    );
     const tcp = netConnect({ host: ip, port: route.address.port, allowHalfOpen: true });
     let tcpConnected = false;
     tcp.once('connect', () => {
@@ -195,25 +210,25 @@ export class TcpOutboundListeners {
       ALPNProtocols: [...TCP_ALPNS],
       // A DNS name is sent as SNI but never used to authenticate the server; an IP address sends no SNI.
       ...(isIP(host) === 0 ? { servername: host } : {}),
-      checkServerIdentity: spiffeServerIdentity(
-        trustDomain,
-        route.ids,
-        (id, notAfterMs) => {
-          peerId = id.toString();
-          peerNotAfterMs = notAfterMs;
-        },
-        now,
-      ),
+      checkServerIdentity: (name, cert) => {
+        const error = checkIdentity(name, cert);
+        if (error !== undefined) phase = 'identity';
+        return error;
+      },
     });
     // tls.connect's typings lack allowHalfOpen; set before any 'end' can arrive, a FIN must not end our side.
     mesh.allowHalfOpen = true;
     answerIdentityCheckWithLeaf(mesh);
     const timer = setTimeout(() => {
+      phase = 'timeout';
       mesh.destroy(Object.assign(new Error('connect and TLS handshake timed out'), { code: 'ETIMEDOUT' }));
     }, this.#limits.connectTimeoutMs);
     const onError = (error: Error) => {
       clearTimeout(timer);
       tcp.destroy();
+      const refused = peerConnectFailureReason(phase, error);
+      if (refused !== undefined)
+        this.#options.metrics.tlsHandshakeFailures.inc({ direction: 'outbound', reason: refused });
       if (!tcpConnected && addresses.length > 1 && !app.destroyed && this.#live.has(app)) {
         app.off('close', onAppClose);
         this.#connect(listener, app, addresses.slice(1), context, forget, attempt);
@@ -236,11 +251,13 @@ export class TcpOutboundListeners {
       clearTimeout(timer);
       if (peerId === '') {
         // checkServerIdentity runs for every verified chain; getting here without an ID would be a bug: fail closed.
+        phase = 'identity';
         mesh.destroy(Object.assign(new Error('peer identity was not verified'), { code: 'PEER_NOT_VERIFIED' }));
         return;
       }
       const chainError = serverChainError(mesh);
       if (chainError !== undefined) {
+        phase = 'identity';
         mesh.destroy(chainError);
         return;
       }

@@ -5,6 +5,7 @@
 // - a clean half-close reaches the other side as one, direction by direction (allowHalfOpen on both sockets);
 // - the drain deadline resets both sides;
 // - a tunnel silent both ways for the TCP idle timeout is reset and counted, one where bytes flow is not.
+// - past the TCP tunnels' maxConnections open tunnels a CONNECT is refused (503), counted and logged once.
 //
 // Every server here is on loopback, which egress refuses by design (a resolved loopback address is a 403
 // egress_loopback). The test replaces only that check (isLoopbackTarget) so the tunnel can reach a loopback server;
@@ -353,4 +354,99 @@ describe("egress tunnel idle timeout (the TCP tunnels' idleTimeoutMs)", () => {
       await client.closed;
     });
   }
+});
+
+/** Sends `CONNECT` for the upstream and reads the answer: a refusal whole (the sidecar then closes), a 200 head alone. */
+async function connectAnswer(egress: Egress): Promise<{ status: number; body: string }> {
+  const socket = netConnect({ host: '127.0.0.1', port: egress.sidecar.sidecar.outboundPort });
+  let text = '';
+  let closed = false;
+  socket.on('data', (d: Buffer) => {
+    text += d.toString('latin1');
+  });
+  socket.on('error', () => undefined);
+  socket.once('close', () => {
+    closed = true;
+  });
+  const target = `${UPSTREAM_NAME}:${egress.port}`;
+  socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+  await until('the CONNECT answer', () => closed || text.startsWith('HTTP/1.1 200 '));
+  socket.destroy();
+  const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(text)?.[1] ?? 0);
+  return { status, body: text.slice(text.indexOf('\r\n\r\n') + 4) };
+}
+
+describe("egress tunnel limit (the TCP tunnels' maxConnections)", () => {
+  const MAX = 2;
+  let ca: TestCa;
+  let egress: Egress;
+  let log: LogLines;
+
+  beforeAll(async () => {
+    ca = await TestCa.create();
+    log = logLines('sidecar');
+    egress = await startEgress(ca, (socket) => socket.pipe(socket), {
+      tcpLimits: { maxConnections: MAX },
+      logger: log.logger,
+    });
+  });
+  afterAll(async () => {
+    await egress?.close();
+  });
+
+  const metric = async (line: string) =>
+    (await egress.sidecar.metrics.registry.metrics()).split('\n').find((l) => l.startsWith(line));
+
+  it('fail/past maxConnections open tunnels a CONNECT is refused with a 503, counted and logged once; the open ones keep working', async () => {
+    const open = [await tunnel(egress), await tunnel(egress)];
+    await until('upstream accepted both', () => egress.sockets.length === MAX);
+    const refused = await connectAnswer(egress);
+    expect(refused.status).toBe(503);
+    expect(JSON.parse(refused.body)).toMatchObject({
+      code: 'MESHAUTH_ERR_UPSTREAM_UNAVAILABLE',
+      message: 'upstream unavailable',
+    });
+    expect(egress.sockets.length, 'the refused CONNECT reached the upstream').toBe(MAX);
+    expect(await metric('meshauth_tcp_connections_total{direction="egress",peer_id="",result="limit"}')).toBe(
+      'meshauth_tcp_connections_total{direction="egress",peer_id="",result="limit"} 1',
+    );
+    expect(await metric('meshauth_requests_rejected_total{direction="outbound"')).toBe(
+      'meshauth_requests_rejected_total{direction="outbound",code="MESHAUTH_ERR_UPSTREAM_UNAVAILABLE"} 1',
+    );
+    expect(log.find({ reason: 'egress_limit' })).toMatchObject([
+      {
+        level: 'warn',
+        direction: 'outbound',
+        code: 'MESHAUTH_ERR_UPSTREAM_UNAVAILABLE',
+        status: 503,
+        host: UPSTREAM_NAME,
+        limit: 'maxConnections',
+        max: MAX,
+      },
+    ]);
+    // The tunnels already open are untouched.
+    for (const [i, t] of open.entries()) {
+      t.socket.write(`ping ${i}`);
+      await until(`echo ${i}`, () => t.received() === `ping ${i}`);
+    }
+    // A tunnel that closes frees its place for the next CONNECT.
+    const first = open[0] as Tunnel;
+    first.socket.end();
+    await first.closed;
+    // The place is free once both of its sockets have closed (the open gauge counts them down then).
+    const openNow = 'meshauth_tcp_connections_open{direction="egress"}';
+    let gauge = await metric(openNow);
+    for (const deadline = Date.now() + 5_000; gauge !== `${openNow} 1` && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 10));
+      gauge = await metric(openNow);
+    }
+    expect(gauge).toBe(`${openNow} 1`);
+    const next = await tunnel(egress);
+    next.socket.write('after');
+    await until('echo after', () => next.received() === 'after');
+    for (const t of [open[1] as Tunnel, next]) {
+      t.socket.end();
+      await t.closed;
+    }
+  });
 });

@@ -2,8 +2,8 @@
 // (`GET http://orders.shop/x`, HTTP_PROXY) or origin form with one Host. The host picks the route (exact name or
 // pattern); the request leaves over mTLS to one of the route's endpoints (PeerSessions: DNS-resolved, balanced per
 // request, one HTTP/2 session per endpoint, HTTP/1.1 pools when the peer or `outbound.http2: false` says so) with
-// identity headers stripped. CONNECT opens a raw TCP tunnel (TcpTunnel, with the TCP tunnels' idle timeout) only to
-// `outbound.egress` hosts and ports, never to this machine.
+// identity headers stripped. CONNECT opens a raw TCP tunnel (TcpTunnel, with the TCP tunnels' idle timeout and
+// connection cap) only to `outbound.egress` hosts and ports, never to this machine.
 import { lookup } from 'node:dns';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
@@ -41,7 +41,7 @@ export interface OutboundListenerOptions {
   readonly onOutboundRequest?: OnOutboundRequest;
   /** The workload's one client TLS context, shared with other connectors; created by PeerSessions when absent. */
   readonly clientTls?: ClientTlsContext;
-  /** The TCP tunnels' limits: egress tunnels use their idle timeout (tests shorten it). */
+  /** The TCP tunnels' limits: egress tunnels use their idle timeout and maxConnections (tests lower them). */
   readonly tcpLimits?: Partial<TcpLimits> | undefined;
   readonly now?: () => Date;
 }
@@ -61,6 +61,8 @@ export class OutboundListener {
   /** Established egress tunnels, counted as the mesh's TCP tunnels are (direction `egress`). */
   readonly #egressTelemetry: TcpTelemetry;
   readonly #egressIdleTimeoutMs: number;
+  /** Egress tunnels open or connecting at most (TcpLimits.maxConnections); past it a CONNECT gets a 503. */
+  readonly #egressMaxTunnels: number;
   readonly #server: Server;
   readonly #routes: RouteTable<RouteConfig>;
   readonly #sessions: PeerSessions;
@@ -83,7 +85,9 @@ export class OutboundListener {
     this.#onOutboundRequest = options.onOutboundRequest;
     this.#telemetry = new DataPlaneTelemetry('outbound', metrics, logger);
     this.#egressTelemetry = new TcpTelemetry('egress', metrics, logger);
-    this.#egressIdleTimeoutMs = options.tcpLimits?.idleTimeoutMs ?? TCP_LIMITS.idleTimeoutMs;
+    const tcpLimits = { ...TCP_LIMITS, ...options.tcpLimits };
+    this.#egressIdleTimeoutMs = tcpLimits.idleTimeoutMs;
+    this.#egressMaxTunnels = tcpLimits.maxConnections;
     this.#egress = egressMatcher(config.outbound.egress);
     this.#routes = new RouteTable(config.outbound.routes.values());
     this.#sessions = new PeerSessions({
@@ -385,6 +389,15 @@ export class OutboundListener {
 
   #openTunnel(socket: Duplex, head: Buffer, host: string, address: string, port: number, startedAt: number): void {
     const app = socket as Socket;
+    // Each tunnel holds two descriptors (the app's socket and the upstream's) for as long as the app keeps it, up to
+    // the idle timeout: without a cap an app that leaks tunnels (or a compromised one) runs the process out of file
+    // descriptors, and every listener with it. The cap is the TCP tunnels' own (TcpLimits.maxConnections, as on one
+    // outbound.tcp listener), counted here, after the lookup, where the tunnel would take its sockets.
+    if (this.#tunnels.size >= this.#egressMaxTunnels) {
+      this.#egressTelemetry.connection('', 'limit');
+      this.#rejectTunnel(socket, egressLimit(host, port, this.#egressMaxTunnels), startedAt, { host });
+      return;
+    }
     // allowHalfOpen: the upstream's FIN ends only the direction toward the app, as in the mesh tunnels; without it
     // Node ends our side too, and the app's next bytes fail on it with an EPIPE of Node's own.
     const upstream = netConnect({ host: address, port, allowHalfOpen: true });
@@ -470,6 +483,14 @@ export function classifyPeerError(error: Error): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_PEER_UNAVAILABLE', 'peer sidecar unavailable', {
     reason: 'connect',
     cause: error,
+  });
+}
+
+/** The egress tunnel cap was reached: 503 to the app (it may retry once a tunnel closes), the cap in the log line. */
+function egressLimit(host: string, port: number, max: number): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_UPSTREAM_UNAVAILABLE', `egress tunnel limit reached (${max} open)`, {
+    reason: 'egress_limit',
+    detail: { host, port, limit: 'maxConnections', max },
   });
 }
 

@@ -2,7 +2,10 @@
 // pass overrides (tests shorten the timeouts).
 
 export interface TcpLimits {
-  /** Concurrent tunnels per outbound listener, and in total on the inbound side. */
+  /**
+   * Concurrent tunnels per outbound listener, in total on the inbound side, and in total for the outbound's egress
+   * tunnels (CONNECT to an `outbound.egress` entry). Not a config key: the composition root may override it.
+   */
   readonly maxConnections: number;
   /** Concurrent inbound tunnels of one peer SPIFFE ID. */
   readonly maxConnectionsPerPeer: number;

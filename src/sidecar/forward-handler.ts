@@ -92,8 +92,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   onConnect(abort: (error?: Error) => void): void {
     // Written now: from here undici's headersTimeout, which a body being sent keeps alive, bounds the wait.
     clearTimeout(this.#headTimer);
-    // Timed out while it waited for a connection (answered 504): throwing drops the request before it is written
-    // and leaves the connection to the next one; abort() would destroy a healthy kept-alive connection.
+    // Answered while it waited for a connection (504 past headTimeoutMs, or superseded): throwing drops the request
+    // before it is written and leaves the connection to the next one; abort() would destroy a healthy kept-alive one.
     if (this.#done) throw headTimeout();
     if (this.#sink.destroyed) {
       // The caller left while the request waited: dropped unsent, so the app connection (perhaps a kept-alive one)
@@ -183,6 +183,20 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   headTimedOut(): void {
     if (this.#done) return;
     this.onError(headTimeout());
+  }
+
+  /**
+   * The sidecar answers the caller itself (its request body stalled before the app's head, H2Sink.idle): the app
+   * exchange is aborted, which destroys its connection, so the app sees a cut upload and never a complete one; a
+   * request still waiting for a pool connection is dropped unsent (onConnect). Nothing of the app reaches the sink.
+   */
+  supersede(): void {
+    clearTimeout(this.#headTimer);
+    clearTimeout(this.#stallTimer);
+    if (this.#done) return;
+    this.#done = true;
+    this.#settle();
+    this.#abort?.(new Error('answered by the sidecar'));
   }
 
   sinkClosed(): void {

@@ -16,13 +16,20 @@ const END_STREAM = 0x1;
 const END_HEADERS = 0x4;
 const ACK = 0x1;
 
+export interface RawH2Frame {
+  readonly type: number;
+  readonly stream: number;
+  readonly flags: number;
+  readonly payload: Buffer;
+}
+
 export interface RawH2Client {
   /** Opens stream `id` (odd, increasing) with the given header fields, pseudo-headers first. */
   headers(id: number, fields: ReadonlyArray<readonly [string, string]>, endStream?: boolean): void;
   data(id: number, bytes: Buffer | string, endStream?: boolean): void;
   reset(id: number, code: number): void;
-  /** Frame types received so far, in order, with their stream ids. */
-  readonly received: Array<{ readonly type: number; readonly stream: number; readonly flags: number }>;
+  /** Frames received so far, in order: type, stream id, flags and payload. */
+  readonly received: Array<RawH2Frame>;
   readonly socket: TLSSocket;
   /** The server ended the connection: GOAWAY received, or the socket closed. */
   ended(): boolean;
@@ -58,7 +65,7 @@ export function rawH2Client(port: number, caPem: string, client?: TestSvid): Pro
         const type = buffered[3] as number;
         const flags = buffered[4] as number;
         const stream = buffered.readUInt32BE(5) & 0x7fffffff;
-        received.push({ type, stream, flags });
+        received.push({ type, stream, flags, payload: Buffer.from(buffered.subarray(9, 9 + length)) });
         if (type === SETTINGS && (flags & ACK) === 0) frame(SETTINGS, ACK, 0, Buffer.alloc(0));
         buffered = buffered.subarray(9 + length);
       }
@@ -126,4 +133,34 @@ function hpackString(text: string): Buffer {
     length.push(rest);
   }
   return Buffer.concat([Buffer.from(length), bytes]);
+}
+
+/** The error code of a received RST_STREAM frame (RFC 9113 §6.4). */
+export function rstCodeOf(frame: RawH2Frame): number {
+  return frame.payload.readUInt32BE(0);
+}
+
+/** `:status` values in the HPACK static table (RFC 7541 Appendix A, indices 8–14). */
+const STATIC_STATUS = [200, 204, 206, 304, 400, 404, 500];
+
+/**
+ * The `:status` of a response HEADERS frame without padding or priority, read from its first field (RFC 9113
+ * §8.3.2 puts it first): an indexed static entry, or a literal whose name is `:status` and whose value is not
+ * Huffman-coded (nghttp2 codes "408" raw: its Huffman form is no shorter). Anything else throws rather than guess.
+ */
+export function statusOf(frame: RawH2Frame): number {
+  const block = frame.payload;
+  const first = block[0] ?? 0;
+  if ((first & 0x80) !== 0) {
+    const status = STATIC_STATUS[(first & 0x7f) - 8];
+    if (status === undefined) throw new Error(`:status from a dynamic table entry (0x${first.toString(16)})`);
+    return status;
+  }
+  // Literal with incremental indexing (01xxxxxx), without indexing (0000xxxx) or never indexed (0001xxxx).
+  const nameIndex = (first & 0x40) !== 0 ? first & 0x3f : first & 0x0f;
+  const length = block[1] ?? 0;
+  if (nameIndex < 8 || nameIndex > 14 || (length & 0x80) !== 0) {
+    throw new Error(`unsupported :status representation ${block.subarray(0, 4).toString('hex')}`);
+  }
+  return Number(block.subarray(2, 2 + length).toString('latin1'));
 }

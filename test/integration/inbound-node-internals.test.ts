@@ -14,6 +14,7 @@ import {
 import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { addAbortSignal } from 'node:stream';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -190,8 +191,16 @@ describe.skipIf(!available('openssl') || !available('curl'))('Node http2 and tls
       false,
       constants.NGHTTP2_INTERNAL_ERROR,
     ],
+    [
+      // Why the sidecar resets a cut response with INTERNAL_ERROR, not CANCEL (H2Sink.idle): without END_STREAM on
+      // the wire, a node:http2 client still ends the response cleanly ('end', no 'error') on CANCEL.
+      'destroy with an AbortError resets with CANCEL, which a node:http2 client ends like END_STREAM',
+      (s) => addAbortSignal(AbortSignal.abort(), s),
+      true,
+      constants.NGHTTP2_CANCEL,
+    ],
   ];
-  it.each(endings)('Http2Stream.%s', async (_name, end, endedExpected, _code) => {
+  it.each(endings)('Http2Stream.%s', async (_name, end, endedExpected, code) => {
     const client = await h2Pair((stream) => {
       stream.on('error', () => undefined);
       stream.respond({ ':status': 200 });
@@ -206,6 +215,7 @@ describe.skipIf(!available('openssl') || !available('curl'))('Node http2 and tls
     stream.resume();
     await new Promise((resolve) => stream.on('close', resolve));
     expect(ended).toBe(endedExpected);
+    expect(stream.rstCode).toBe(code);
   });
 
   it("a reset request stream emits 'aborted' before its readable side ends", async () => {

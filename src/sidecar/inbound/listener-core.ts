@@ -69,6 +69,14 @@ interface SessionState {
 const MAX_PREMATURE_RESETS = 100;
 const PREMATURE_LIFETIME_MS = 1_000;
 const kOpenedAt = Symbol('meshauth.openedAt');
+/** The exchange of an h2 stream, for the listener's one idle-timeout function (no closure per stream). */
+const kExchange = Symbol('meshauth.exchange');
+
+type InboundStream = ServerHttp2Stream & {
+  [kResetBySidecar]?: boolean;
+  [kOpenedAt]?: number;
+  [kExchange]?: Exchange<H2Sink> | undefined;
+};
 
 export class ListenerCore {
   readonly telemetry: DataPlaneTelemetry;
@@ -117,11 +125,21 @@ export class ListenerCore {
     };
     this.#onRejected = (exchange, error) => telemetry.rejected(exchange.peerId, error, exchange.startedAt);
     this.app = new AppForwarder(config, limits);
-    this.#onStreamIdle = function onStreamIdle(this: ServerHttp2Stream & { [kResetBySidecar]?: boolean }): void {
+    const onRejected = this.#onRejected;
+    this.#onStreamIdle = function onStreamIdle(this: InboundStream): void {
+      // No frame either way for the stream idle timeout. A stalled request body is answered 408 and reported as a
+      // rejection; anything else is reset, never with END_STREAM, so both ends know it did not complete (H2Sink.idle).
       this[kResetBySidecar] = true;
-      // No frame either way for streamIdleTimeout: reset (never END_STREAM) so both ends know it did not complete.
-      this.destroy(new Error('stream idle timeout'));
-      telemetry.idleStream();
+      const exchange = this[kExchange];
+      if (exchange === undefined) {
+        this.destroy(new Error('stream idle timeout'));
+        telemetry.idleStream();
+        return;
+      }
+      exchange.ended = true;
+      const rejection = exchange.sink.idle();
+      if (rejection === undefined) telemetry.idleStream();
+      else onRejected(exchange, rejection);
     };
     // The HTTP/1.1 server never listens: authenticated sockets are handed to it. Node's strict parser stays on
     // (insecureHTTPParser false: CL/TE conflicts, bare LF, obs-fold are 400s).
@@ -222,9 +240,9 @@ export class ListenerCore {
     const drain = this.drain;
     const telemetry = this.telemetry;
     // One listener per session, not per stream. (A stream's `session` is already unset when it emits 'close'.)
-    const onStreamClose = function onStreamClose(
-      this: ServerHttp2Stream & { [kResetBySidecar]?: boolean; [kOpenedAt]?: number },
-    ): void {
+    const onStreamClose = function onStreamClose(this: InboundStream): void {
+      // The stream object outlives its request until node:http2's weak callback frees it: drop the exchange now.
+      this[kExchange] = undefined;
       if (
         !this.headersSent &&
         this[kResetBySidecar] !== true &&
@@ -245,7 +263,7 @@ export class ListenerCore {
         state.inFlight++;
         state.streams++;
         const openedAt = performance.now();
-        (stream as ServerHttp2Stream & { [kOpenedAt]?: number })[kOpenedAt] = openedAt;
+        (stream as InboundStream)[kOpenedAt] = openedAt;
         stream.on('error', ignore);
         stream.on('close', onStreamClose);
         stream.setTimeout(streamIdleMs, onStreamIdle);
@@ -308,6 +326,7 @@ export class ListenerCore {
       this.#port(),
       startedAt,
     );
+    (stream as InboundStream)[kExchange] = exchange;
     runStages(this.#stages, exchange, this.#onRejected);
   }
 

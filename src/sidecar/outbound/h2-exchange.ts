@@ -21,6 +21,7 @@ import { refusedByGoaway } from '../endpoints/endpoint.js';
 import type { EndpointSet } from '../endpoints/endpoint-set.js';
 import type { DrainState } from '../forward-handler.js';
 import { isHopByHop, isIdentityHeader } from '../http-headers.js';
+import { requestBodyStalled } from '../pipeline/rejections.js';
 
 const kExchange = Symbol('meshauth.h2Exchange');
 /** Set when the stream's readable side ended: true when the stream was already closed then (a reset). */
@@ -406,7 +407,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     if (this.#done) return;
     this.#done = true;
     this.#release();
-    const error = new MeshauthError('MESHAUTH_ERR_REQUEST_TIMEOUT', 'request body stalled', { reason: 'body_stalled' });
+    const error = requestBodyStalled();
     const res = this.res;
     if (!this.#callerGone() && !res.headersSent) this.#context.answer(res, error, true);
     this.#context.telemetry.rejected(this.#peerId, error, this.startedAt, { route: this.#set.routeKey });

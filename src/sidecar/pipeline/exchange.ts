@@ -39,8 +39,8 @@ export interface Sink {
   onClose(listener: () => void): void;
 }
 
-export class Exchange {
-  readonly sink: Sink;
+export class Exchange<S extends Sink = Sink> {
+  readonly sink: S;
   /** The mTLS peer; undefined on the external listener. */
   readonly peer: VerifiedPeer | undefined;
   /** `peer_id` metric label ('' without a peer). */
@@ -60,9 +60,14 @@ export class Exchange {
   /** The header list for the app, built by the identity-headers stage. */
   appHeaders: string[] | undefined;
   appHasBody = false;
+  /**
+   * The sidecar ended the exchange outside the stages (the stream idle timeout answered or reset it, and reported
+   * it): a stage still pending when that happened is not followed by the next one, nor reported.
+   */
+  ended = false;
 
   constructor(
-    sink: Sink,
+    sink: S,
     peer: VerifiedPeer | undefined,
     method: string,
     target: string,
@@ -119,8 +124,12 @@ export function runStages(stages: readonly Stage[], exchange: Exchange, onReject
     }
     if (pending !== undefined) {
       pending.then(
-        () => runStages(stages, exchange, onRejected, i + 1),
-        (error: unknown) => fail(exchange, error, onRejected),
+        () => {
+          if (!exchange.ended) runStages(stages, exchange, onRejected, i + 1);
+        },
+        (error: unknown) => {
+          if (!exchange.ended) fail(exchange, error, onRejected);
+        },
       );
       return;
     }

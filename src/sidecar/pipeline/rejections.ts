@@ -37,3 +37,11 @@ export function peerSvidExpired(): MeshauthError {
     reason: 'peer_svid_expired',
   });
 }
+
+/**
+ * The caller's request body stopped arriving before any response head (a slow upload, RUDY): the caller's request
+ * timed out, not the app or a peer (SPEC §10). Both sidecar directions answer it so.
+ */
+export function requestBodyStalled(): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_REQUEST_TIMEOUT', 'request body stalled', { reason: 'body_stalled' });
+}

@@ -1,17 +1,17 @@
 // The two Sinks (pipeline/exchange.ts): HTTP/1.1 over Node's ServerResponse and h2 over a server stream. Each knows
 // its protocol's header copy, body hand-off, error answer and forward handler, so stages never branch on `h2`.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { MeshauthError } from '../../errors/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import { errorJson, writeErrorH1, writeErrorH2 } from '../error-response.js';
 import { type DrainState, type ErrorClassifier, ForwardHandler, type ForwardHooks } from '../forward-handler.js';
 import { copyH2RequestHeaders, copyRequestHeaders, type ForwardPolicy, HAS_BODY } from '../http-headers.js';
-import { h2RequestBody } from '../inbound/request-body.js';
+import { cutRequestBody, h2RequestBody } from '../inbound/request-body.js';
 import { checkH1Head, checkH2Head } from '../inbound/request-checks.js';
 import type { Sink } from './exchange.js';
-import { methodInvalid } from './rejections.js';
+import { methodInvalid, requestBodyStalled } from './rejections.js';
 
 /** An h2 request method must be a token (RFC 9110 §9.1); Node's HTTP/1 parser checks its own. */
 const METHOD = /^[A-Z][A-Z0-9!#$%&'*+.^_`|~-]{0,31}$/;
@@ -110,6 +110,8 @@ export class H2Sink implements Sink {
   /** The decoded header list as received (repeats included). */
   readonly #received: readonly string[];
   readonly #context: SinkContext;
+  /** The app exchange's handler, once the request was dispatched to the app. */
+  #handler: ForwardHandler | undefined;
 
   constructor(
     stream: ServerHttp2Stream,
@@ -167,12 +169,51 @@ export class H2Sink implements Sink {
   forwardHandler(peerId: string, startedAt: number): ForwardHandler {
     const session = this.#stream.session;
     if (session !== undefined) this.#context.served.add(session);
-    return forwardHandlerFor(this.#stream, true, peerId, startedAt, this.#context);
+    this.#handler = forwardHandlerFor(this.#stream, true, peerId, startedAt, this.#context);
+    return this.#handler;
+  }
+
+  /**
+   * No frame either way for the stream idle timeout (listener-core.ts). Before any response head, with the request
+   * body still due and the peer free to send it, what stalled is the peer's upload (a slow body, RUDY): the app
+   * exchange, if it began, is cut (the app sees an incomplete body), the peer gets 408 body_stalled, as the outbound
+   * answers an app's stalled upload, and the rejection is returned to be reported. Otherwise (a response head went out, or
+   * the wait is on this side: the body complete, or the peer's flow-control window used up because the request is
+   * queued or the app is not reading) the stream is reset and undefined is returned.
+   */
+  idle(): MeshauthError | undefined {
+    const stream = this.#stream;
+    if (stream.headersSent || !peerStalled(stream)) {
+      // A reset is all that is left once a head went out (a 408 cannot follow it). destroy(error): RST_STREAM
+      // (INTERNAL_ERROR), never END_STREAM. Not CANCEL, though "no longer needed" (RFC 9113 §7) reads closer to a
+      // timeout: node:http2 clients take a CANCEL reset as a clean end ('end', no error) of a response that was
+      // cut, while INTERNAL_ERROR fails it, as for the sidecar's other cut responses (ForwardHandler.onError);
+      // test/integration/inbound-node-internals.test.ts pins both.
+      stream.destroy(new Error('stream idle timeout'));
+      return undefined;
+    }
+    this.#handler?.supersede();
+    cutRequestBody(stream);
+    const error = requestBodyStalled();
+    writeErrorH2(stream, error);
+    // The rest of the body is not wanted: RST_STREAM(NO_ERROR) once the answer is flushed (RFC 9113 §8.1, a complete
+    // response before the whole request), so the stream is freed, not left half-open to idle out again.
+    stream.close(constants.NGHTTP2_NO_ERROR);
+    return error;
   }
 
   onClose(listener: () => void): void {
     this.#stream.once('close', listener);
   }
+}
+
+/**
+ * The peer could send more of the request body and does not: no END_STREAM yet, and its flow-control window for the
+ * stream is open (RFC 9113 §5.2), so nothing it sent is waiting on this side (a queued request, an app not reading).
+ */
+function peerStalled(stream: ServerHttp2Stream): boolean {
+  const state = stream.state;
+  return state.remoteClose === 0 && (state.localWindowSize ?? 0) > 0;
 }
 
 /** Strip, then set: what the caller said about proxies was dropped; the listener says what it saw itself. */

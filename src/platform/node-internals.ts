@@ -74,10 +74,10 @@ export const UNDICI_CODES = Object.freeze({
  * - A server Http2Stream emits 'aborted' synchronously when it is reset before its response ended, before its
  *   readable side ends.
  * - With a 'tlsClientError' listener, Node no longer closes a socket whose handshake failed or timed out.
- * - A TLS server that does not verify client chains itself (no `ca`) reports the whole chain the client sent, in
- *   getPeerCertificate(true) and, on its first call only, through getPeerX509Certificate()'s issuerCertificate
- *   links; once OpenSSL verified it, Node 24 reports the leaf alone (the CA relies on the first and keeps the chain
- *   per connection, the inbound's root-removal check completes the chain for the second).
+ * - A TLS server that does not verify client chains itself (no `ca`) reports the whole chain the client sent in
+ *   getPeerCertificate(true), leaf first; once OpenSSL verified it, Node 24 reports the leaf alone (the CA relies on
+ *   the first, the inbound's root-removal check completes the chain for the second). Neither reads a server-side
+ *   peer through getPeerX509Certificate(), which leaks a native certificate per call (src/tls/verified-peer.ts).
  * - A TLS server handed a net.Socket with emit('connection') first takes the bytes already read and put back with
  *   unshift() (the CA's door reads a connection's first bytes before it lets the TLS server have it), then reads
  *   through the socket's handle (test/integration/ca-connection-gate.test.ts).

@@ -25,6 +25,7 @@ import {
   UNDICI_PARSER_ERROR_NAME,
 } from '../../src/platform/index.js';
 import { classifyAppError } from '../../src/sidecar/inbound/listener-core.js';
+import { peerChainDer } from '../../src/tls/index.js';
 import { eventually } from '../helpers/raw-app.js';
 import { available, runCommand } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -276,20 +277,15 @@ describe.skipIf(!available('openssl') || !available('curl'))('Node http2 and tls
   });
 
   it('a server that does not verify client chains itself reports the whole chain the client sent', async () => {
-    // The CA relies on this (src/ca/server.ts has no `ca`) through getPeerX509Certificate(): its issuerCertificate
-    // links are the certificates the client sent, in order (on the first call only: src/ca/peer-svid.ts keeps
-    // them per connection). Once OpenSSL verified a client chain, Node 24 reports the leaf alone, and the inbound
-    // completes it (removed-roots.ts).
+    // The CA relies on this (src/ca/server.ts has no `ca`) through getPeerCertificate(true) (peerChainDer): the
+    // certificates the client sent, leaf first. Once OpenSSL verified a client chain, Node 24 reports the leaf alone,
+    // and the inbound completes it (removed-roots.ts).
     const ca = await TestCa.create('example.org');
     const client = await ca.issue({ id: ca.idFor('/ns/a/sa/b') });
     const sent = [client.leaf, ca.intermediate].map((c) => Buffer.from(c.rawData).toString('hex'));
     const reported = new Promise<string[]>((resolve) => {
       const server = createTlsServer({ key, cert, requestCert: true, rejectUnauthorized: false }, (socket) => {
-        const ders: string[] = [];
-        for (let peer = socket.getPeerX509Certificate(); peer !== undefined && ders.length < 4; ) {
-          ders.push(peer.raw.toString('hex'));
-          peer = peer.issuerCertificate;
-        }
+        const ders = peerChainDer(socket).map((der) => der.toString('hex'));
         socket.destroy();
         resolve(ders);
       });

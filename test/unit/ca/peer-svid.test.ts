@@ -1,7 +1,6 @@
 // authenticatePeer: every failure to read or validate the client's chain is MESHAUTH_ERR_CA_UNAUTHENTICATED with a
-// client_cert_* reason. The chain is handed over in the shape Node's TLSSocket#getPeerX509Certificate() returns
+// client_cert_* reason. The chain is handed over in the shape Node's TLSSocket#getPeerCertificate(true) returns
 // (the handshake itself is covered by the CA integration tests).
-import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { authenticatePeer } from '../../../src/ca/peer-svid.js';
@@ -17,25 +16,28 @@ beforeAll(async () => {
 });
 
 /**
- * A request whose socket reports `ders` as the chain the client sent, in the shape the CA reads it: the leaf from
- * getPeerX509Certificate(), the rest through its issuerCertificate links.
+ * A request whose socket reports `ders` as the chain the client sent, in the shape the CA reads it: each certificate
+ * of getPeerCertificate(true) with its DER and a link to the next. `reads` counts the socket's calls.
  */
-function requestWithChain(ders: readonly Buffer[]): IncomingMessage {
-  const [leafDer, ...issuerDers] = ders;
-  let next: { raw: Buffer; issuerCertificate?: unknown } | undefined;
-  for (const raw of [...issuerDers].reverse())
-    next = { raw, ...(next === undefined ? {} : { issuerCertificate: next }) };
-  // The leaf is a real certificate (the validator checks its key and signature) with the links above.
-  const leaf =
-    leafDer === undefined
-      ? undefined
-      : Object.create(new X509Certificate(leafDer), { issuerCertificate: { value: next } });
-  // Like Node, the issuer links come with the first call only; later calls report the leaf alone.
-  const bare = leafDer === undefined ? undefined : new X509Certificate(leafDer);
+function requestWithChain(
+  ders: readonly Buffer[],
+  lastSelfSigned = false,
+): { req: IncomingMessage; reads: () => number } {
+  let chain: { raw: Buffer; issuerCertificate?: unknown } | undefined;
+  for (const raw of [...ders].reverse()) chain = { raw, ...(chain === undefined ? {} : { issuerCertificate: chain }) };
+  // Node links a self-signed certificate that ends the chain to itself.
+  let last = chain;
+  while (last?.issuerCertificate !== undefined) last = last.issuerCertificate as typeof chain;
+  if (lastSelfSigned && last !== undefined) last.issuerCertificate = last;
   let calls = 0;
-  return {
-    socket: { getPeerX509Certificate: () => (calls++ === 0 ? leaf : bare) },
-  } as unknown as IncomingMessage;
+  const socket = {
+    getPeerCertificate: (detailed?: boolean) => {
+      calls++;
+      // Node's answer for a connection without a client certificate is an empty object.
+      return detailed === true ? (chain ?? {}) : {};
+    },
+  };
+  return { req: { socket } as unknown as IncomingMessage, reads: () => calls };
 }
 
 function outcome(run: () => unknown): { id?: string; code?: string; reason?: string | undefined } {
@@ -49,25 +51,35 @@ function outcome(run: () => unknown): { id?: string; code?: string; reason?: str
 
 describe('authenticatePeer', () => {
   it('ok/leaf and intermediate', () => {
-    const req = requestWithChain([Buffer.from(svid.leaf.rawData), Buffer.from(ca.intermediate.rawData)]);
+    const { req } = requestWithChain([Buffer.from(svid.leaf.rawData), Buffer.from(ca.intermediate.rawData)]);
     expect(outcome(() => authenticatePeer(req, ca.bundle, new Date(), 'renewal'))).toEqual({ id: svid.id });
   });
 
   it('ok/a second request on the same connection is authenticated from the chain read for the first', () => {
-    const req = requestWithChain([Buffer.from(svid.leaf.rawData), Buffer.from(ca.intermediate.rawData)]);
+    const { req, reads } = requestWithChain([Buffer.from(svid.leaf.rawData), Buffer.from(ca.intermediate.rawData)]);
     expect(outcome(() => authenticatePeer(req, ca.bundle, new Date(), 'renewal'))).toEqual({ id: svid.id });
     expect(outcome(() => authenticatePeer(req, ca.bundle, new Date(), 'token request'))).toEqual({ id: svid.id });
+    expect(reads()).toBe(1);
+  });
+
+  it('ok/a client that also sent the root: the chain ends there', () => {
+    const { req } = requestWithChain(
+      [svid.leaf, ca.intermediate, ca.root].map((c) => Buffer.from(c.rawData)),
+      true,
+    );
+    expect(outcome(() => authenticatePeer(req, ca.bundle, new Date(), 'renewal'))).toEqual({ id: svid.id });
   });
 
   it('fail/no client certificate', () => {
-    expect(outcome(() => authenticatePeer(requestWithChain([]), ca.bundle, new Date(), 'renewal'))).toEqual({
+    const { req } = requestWithChain([]);
+    expect(outcome(() => authenticatePeer(req, ca.bundle, new Date(), 'renewal'))).toEqual({
       code: 'MESHAUTH_ERR_CA_UNAUTHENTICATED',
       reason: 'no_credential',
     });
   });
 
   it('fail/an intermediate @peculiar/x509 cannot parse is a rejected client certificate, not another error', () => {
-    const req = requestWithChain([Buffer.from(svid.leaf.rawData), Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00])]);
+    const { req } = requestWithChain([Buffer.from(svid.leaf.rawData), Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00])]);
     expect(outcome(() => authenticatePeer(req, ca.bundle, new Date(), 'renewal'))).toEqual({
       code: 'MESHAUTH_ERR_CA_UNAUTHENTICATED',
       reason: 'client_cert_malformed',

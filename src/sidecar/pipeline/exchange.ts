@@ -37,6 +37,8 @@ export interface Sink {
   forwardHandler(peerId: string, startedAt: number): ForwardHandler;
   /** Registers `listener` for when the exchange is over (response done, or the caller gone). */
   onClose(listener: () => void): void;
+  /** The exchange is over already: its stream or response closed (the caller reset or disconnected, say). */
+  readonly closed: boolean;
 }
 
 export class Exchange<S extends Sink = Sink> {
@@ -62,7 +64,8 @@ export class Exchange<S extends Sink = Sink> {
   appHasBody = false;
   /**
    * The sidecar ended the exchange outside the stages (the stream idle timeout answered or reset it, and reported
-   * it): a stage still pending when that happened is not followed by the next one, nor reported.
+   * it): a stage still pending when that happened is not followed by the next one, nor reported (runStages; the
+   * same holds when the caller went away, `sink.closed`).
    */
   ended = false;
 
@@ -125,15 +128,24 @@ export function runStages(stages: readonly Stage[], exchange: Exchange, onReject
     if (pending !== undefined) {
       pending.then(
         () => {
-          if (!exchange.ended) runStages(stages, exchange, onRejected, i + 1);
+          if (!over(exchange)) runStages(stages, exchange, onRejected, i + 1);
         },
         (error: unknown) => {
-          if (!exchange.ended) fail(exchange, error, onRejected);
+          if (!over(exchange)) fail(exchange, error, onRejected);
         },
       );
       return;
     }
   }
+}
+
+/**
+ * A stage settled after the exchange ended: the sidecar ended it (`ended`), or the caller reset the stream or
+ * disconnected while the stage waited (a JWKS fetch, say). Nothing follows: no later stage (AppForwarder would take
+ * a per-peer slot whose release waits on a 'close' already emitted), no answer, no rejection nobody received.
+ */
+function over(exchange: Exchange): boolean {
+  return exchange.ended || exchange.sink.closed;
 }
 
 function fail(exchange: Exchange, error: unknown, onRejected: OnRejected): void {

@@ -101,6 +101,10 @@ export class H1Sink implements Sink {
   onClose(listener: () => void): void {
     this.#res.once('close', listener);
   }
+
+  get closed(): boolean {
+    return this.#res.destroyed;
+  }
 }
 
 export class H2Sink implements Sink {
@@ -204,6 +208,10 @@ export class H2Sink implements Sink {
 
   onClose(listener: () => void): void {
     this.#stream.once('close', listener);
+  }
+
+  get closed(): boolean {
+    return this.#stream.destroyed;
   }
 }
 

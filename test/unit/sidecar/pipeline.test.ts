@@ -62,6 +62,7 @@ class RecordingSink implements Sink {
     throw new Error('not forwarded in unit tests');
   }
   onClose(): void {}
+  closed = false;
 }
 
 const peer: VerifiedPeer = {
@@ -121,6 +122,32 @@ describe('runStages', () => {
     expect(after).toBe(false);
     expect(sink.rejected).toEqual([{ code: 'MESHAUTH_ERR_FORBIDDEN' }]);
     expect(rejections.length).toBe(before + 1);
+  });
+
+  it('ok/a stage that settles after the caller went away is followed by nothing: no next stage, no answer', async () => {
+    const before = rejections.length;
+    for (const settle of ['resolve', 'reject'] as const) {
+      const { ex, sink } = exchange(['Host', 'orders']);
+      let after = false;
+      let release: () => void = () => undefined;
+      const pending = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const stage: Stage = async () => {
+        await pending;
+        if (settle === 'reject') throw new MeshauthError('MESHAUTH_ERR_FORBIDDEN', 'no');
+      };
+      const next: Stage = () => {
+        after = true;
+      };
+      runStages([stage, next], ex, onRejected);
+      sink.closed = true; // the caller reset the stream while the stage waited
+      release();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(after, settle).toBe(false);
+      expect(sink.rejected, settle).toEqual([]);
+    }
+    expect(rejections.length).toBe(before);
   });
 });
 

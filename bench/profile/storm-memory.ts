@@ -3,7 +3,7 @@
 // (startSidecar with static bench SVIDs) or a bare node:tls server with the same options (mtlsServerOptions), run as
 // a child process; RSS (/proc/PID/status VmRSS, RssAnon) and process.memoryUsage() are sampled every --every
 // connections and printed as a table (JSON with --json). Pass MALLOC_* in the environment to try glibc's knobs.
-// Run: node dist/bench/profile/storm-memory.js --server meshauth|bare|bare-chain|bare-x509|bare-both|bare-norequest --kind ok|untrusted|no_cert|mix
+// Run: node dist/bench/profile/storm-memory.js --server meshauth|bare|bare-chain|bare-x509|bare-both|bare-norequest|bare-noca|bare-own --kind ok|untrusted|no_cert|mix
 //        [--count 20000] [--every 2000] [--in-flight 60] [--gc]
 import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -82,8 +82,13 @@ async function child(): Promise<void> {
     const mode = values.server as string;
     // bare-norequest: no client certificate asked for (Node 24 reads the peer certificate itself when one is).
     const options = mtlsServerOptions({ tls12: false }, credentials);
+    // bare-noca: a client certificate asked for but no chain verified by OpenSSL (no `ca`), as the CA's server does.
     const tlsOptions =
-      mode === 'bare-norequest' ? { ...options, requestCert: false, rejectUnauthorized: false } : options;
+      mode === 'bare-norequest'
+        ? { ...options, requestCert: false, rejectUnauthorized: false }
+        : mode === 'bare-noca'
+          ? { ...options, ca: undefined, rejectUnauthorized: false }
+          : options;
     const answer = (socket: TLSSocket) => {
       if (mode === 'bare-chain' || mode === 'bare-both') socket.getPeerCertificate(true);
       if (mode === 'bare-x509' || mode === 'bare-both') socket.getPeerX509Certificate();

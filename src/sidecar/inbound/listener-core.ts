@@ -69,7 +69,7 @@ interface SessionState {
 const MAX_PREMATURE_RESETS = 100;
 const PREMATURE_LIFETIME_MS = 1_000;
 const kOpenedAt = Symbol('meshauth.openedAt');
-/** The exchange of an h2 stream, for the listener's one idle-timeout function (no closure per stream). */
+/** The exchange of an h2 stream or HTTP/1.1 response, for the listener's idle-timeout functions (no closure each). */
 const kExchange = Symbol('meshauth.exchange');
 
 type InboundStream = ServerHttp2Stream & {
@@ -77,6 +77,8 @@ type InboundStream = ServerHttp2Stream & {
   [kOpenedAt]?: number;
   [kExchange]?: Exchange<H2Sink> | undefined;
 };
+/** The same for an HTTP/1.1 response, set when its request starts through the stages. */
+type InboundResponse = ServerResponse & { [kResetBySidecar]?: boolean; [kExchange]?: Exchange<H1Sink> };
 
 export class ListenerCore {
   readonly telemetry: DataPlaneTelemetry;
@@ -155,14 +157,29 @@ export class ListenerCore {
       },
       (req: IncomingMessage, res: ServerResponse) => this.#onH1Request(req, res),
     );
-    // An HTTP/1.1 exchange idle in both directions for streamIdleTimeout is cut like an idle h2 stream.
+    // An HTTP/1.1 exchange idle in both directions for streamIdleTimeout is handled like an idle h2 stream: a stalled
+    // request body is answered 408 and reported as a rejection (H1Sink.idle), anything else is cut.
     // Node also reports an idle keep-alive connection here (no response in progress): that is an idle session.
     this.#h1.setTimeout(this.#streamIdleMs, (socket: Socket) => {
-      const response = pendingResponse(socket);
+      const response = pendingResponse(socket) as InboundResponse | undefined;
+      const exchange = response?.[kExchange];
+      if (exchange?.ended === true) {
+        // Answered 408 at the last timeout and the peer has not read the answer since: already reported.
+        socket.destroy();
+        return;
+      }
+      if (exchange !== undefined) {
+        exchange.ended = true;
+        const rejection = exchange.sink.idle();
+        if (rejection !== undefined) {
+          onRejected(exchange, rejection);
+          return;
+        }
+      }
       let resetting = false;
       if (response !== undefined) {
-        (response as ServerResponse & { [kResetBySidecar]?: boolean })[kResetBySidecar] = true;
-        resetting = cutResponse(response as ServerResponse);
+        response[kResetBySidecar] = true;
+        resetting = cutResponse(response);
       }
       if (!resetting) socket.destroy();
       if (response !== undefined) telemetry.idleStream();
@@ -306,6 +323,7 @@ export class ListenerCore {
       this.#port(),
       startedAt,
     );
+    (res as InboundResponse)[kExchange] = exchange;
     runStages(this.#stages, exchange, this.#onRejected);
   }
 

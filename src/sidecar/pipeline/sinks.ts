@@ -38,6 +38,8 @@ export class H1Sink implements Sink {
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #context: SinkContext;
+  /** The app exchange's handler, once the request was dispatched to the app. */
+  #handler: ForwardHandler | undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse, context: SinkContext) {
     this.#req = req;
@@ -95,7 +97,28 @@ export class H1Sink implements Sink {
 
   forwardHandler(peerId: string, startedAt: number): ForwardHandler {
     this.#context.served.add(this.#req.socket);
-    return forwardHandlerFor(this.#res, false, peerId, startedAt, this.#context);
+    this.#handler = forwardHandlerFor(this.#res, false, peerId, startedAt, this.#context);
+    return this.#handler;
+  }
+
+  /**
+   * Nothing either way for the stream idle timeout (listener-core.ts), as H2Sink.idle. Before any response head,
+   * with the request body still due and the socket read (nothing the peer sent waits on this side), what stalled is
+   * the peer's upload (a slow body, RUDY): the app exchange, if it began, is cut (the app sees an incomplete body),
+   * the peer gets 408 body_stalled with `Connection: close` (the rest of its body will not be read, so the
+   * connection cannot carry another request), and the rejection is returned to be reported; node:http closes the
+   * connection once the answer is written. Otherwise (a head went out, the body is complete, or reading is paused
+   * because the request is queued or the app is not reading) the response is cut and undefined is returned: the
+   * caller closes the connection.
+   */
+  idle(): MeshauthError | undefined {
+    const res = this.#res;
+    if (res.headersSent || !peerStalledH1(this.#req)) return undefined;
+    // Before the answer: an abort destroys the body the app read (undici unhooks it from the socket first).
+    this.#handler?.supersede();
+    const error = requestBodyStalled();
+    writeErrorH1(res, error, undefined, true);
+    return error;
   }
 
   onClose(listener: () => void): void {
@@ -222,6 +245,17 @@ export class H2Sink implements Sink {
 function peerStalled(stream: ServerHttp2Stream): boolean {
   const state = stream.state;
   return state.remoteClose === 0 && (state.localWindowSize ?? 0) > 0;
+}
+
+/**
+ * The peer could send more of the request body and does not: the body is not complete, and node:http is reading the
+ * socket (it pauses it when the request's buffer is full because the request is queued or the app does not read:
+ * the HTTP/1.1 form of a used-up flow-control window), so nothing the peer sent waits on this side.
+ */
+function peerStalledH1(req: IncomingMessage): boolean {
+  // undici unsets `socket` on a request body it destroyed (the app exchange ended): not a stall of the peer's then.
+  const socket = req.socket as IncomingMessage['socket'] | null;
+  return !req.complete && socket !== null && !socket.isPaused();
 }
 
 /** Strip, then set: what the caller said about proxies was dropped; the listener says what it saw itself. */

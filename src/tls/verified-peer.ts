@@ -11,6 +11,7 @@ import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import { checkSvidIssuer, checkSvidLeaf, parseCertificate, parseCertificateDerOnce } from '../pki/index.js';
+import { peerIssuerPath } from './peer-issuer-path.js';
 
 export interface VerifiedPeer {
   readonly id: SpiffeId;
@@ -37,8 +38,9 @@ export function peerOf(socket: TLSSocket): VerifiedPeer | undefined {
 /**
  * Checks the peer leaf of an authorized server-side TLS socket and caches the result on it. `chain` is the peer's
  * chain as DER, leaf first, as getPeerCertificate(true) reports it (peerChainDer; the inbound reads it once per
- * connection and passes it). Throws MeshauthError with a bounded `reason` (SVID codes) when the leaf breaks a
- * SPIFFE rule.
+ * connection and passes it). `roots`, the trust bundle's roots, make the CA certificates above the leaf checked
+ * along the path to them (checkPeerIssuerChain). Throws MeshauthError with a bounded `reason` (SVID codes) when the
+ * leaf breaks a SPIFFE rule.
  */
 export function verifyPeer(
   socket: TLSSocket,
@@ -46,6 +48,7 @@ export function verifyPeer(
   ownId: SpiffeId,
   now: Date,
   chain: readonly Buffer[] = peerChainDer(socket),
+  roots?: readonly X509Certificate[],
 ): VerifiedPeer {
   const cached = peers.get(socket);
   if (cached !== undefined) return cached;
@@ -55,7 +58,7 @@ export function verifyPeer(
   }
   const leaf = parseCertificate(new Uint8Array(raw));
   const id = checkSvidLeaf(leaf, trustDomain, now);
-  checkPeerIssuerChain(chain);
+  checkPeerIssuerChain(chain, roots);
   const certificate = new X509Certificate(raw);
   checkPeerKey(certificate.publicKey);
   const digest = createHash('sha256').update(raw).digest();
@@ -123,8 +126,24 @@ export function peerChainDer(socket: TLSSocket): readonly Buffer[] {
 /**
  * checkPeerIssuers for a chain given as DER, leaf first: each CA certificate above the leaf, except a self-issued
  * last one (the trust anchor OpenSSL matched in the bundle, which Node appends), is checked once.
+ *
+ * With `roots` (the bundle's), the certificates checked are those of the path from the leaf to one of them, built
+ * from the reported certificates in any order (peerIssuerPath): Node's links skip an intermediate the client sent
+ * nearest-last or out of order, and follow a look-alike that did not sign, while OpenSSL verifies the path through
+ * it. A reported chain with no such path hides part of the verified one, so it is refused (`bad_intermediate`). A
+ * leaf reported alone (Node 24's TLS server) leaves nothing to check.
  */
-export function checkPeerIssuerChain(chain: readonly Buffer[]): void {
+export function checkPeerIssuerChain(chain: readonly Buffer[], roots?: readonly X509Certificate[]): void {
+  if (roots !== undefined && chain.length > 1) {
+    const path = peerIssuerPath(chain, roots, MAX_ISSUERS);
+    if (!path.complete) {
+      throw new MeshauthError('MESHAUTH_ERR_SVID_CHAIN', 'peer chain as reported does not lead to a bundle root', {
+        reason: 'bad_intermediate',
+      });
+    }
+    for (const der of path.issuers) checkIssuerDer(der);
+    return;
+  }
   const seen = new Set<string>();
   for (let i = 1; i < chain.length && i <= MAX_ISSUERS; i++) {
     const der = chain[i] as Buffer;
@@ -138,6 +157,15 @@ export function checkPeerIssuerChain(chain: readonly Buffer[]): void {
     if (goodIssuers.size >= MAX_GOOD_ISSUERS) goodIssuers.clear();
     goodIssuers.add(key);
   }
+}
+
+/** checkSvidIssuer on one CA certificate below a bundle root, skipped for one already found good. */
+function checkIssuerDer(der: Buffer): void {
+  const key = createHash('sha256').update(der).digest('base64');
+  if (goodIssuers.has(key)) return;
+  checkSvidIssuer(parseCertificateDerOnce(der));
+  if (goodIssuers.size >= MAX_GOOD_ISSUERS) goodIssuers.clear();
+  goodIssuers.add(key);
 }
 
 /** More CA certificates than any chain the handshake accepts (the roots' pathLen allows one intermediate). */

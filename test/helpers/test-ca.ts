@@ -61,6 +61,11 @@ export interface IntermediateSpec {
   readonly pathLength?: number;
   /** Size of an opaque non-critical extension added to make the certificate large (default none). */
   readonly paddingBytes?: number;
+  /**
+   * Subject DN (default `CN=test intermediate <n>, O=<trust domain>`). Its issuer's subject makes it self-issued,
+   * which a pathLen does not count (RFC 5280 §4.2.1.9): how a second CA fits under the pathLen-1 root.
+   */
+  readonly subject?: string;
 }
 
 export interface TestSvid {
@@ -196,7 +201,7 @@ export class TestCa {
       }
       const certificate = await x509.X509CertificateGenerator.create({
         serialNumber: randomSerialHex(),
-        subject: `CN=test intermediate ${cas.length + 1}, O=${this.trustDomain.name}`,
+        subject: spec.subject ?? `CN=test intermediate ${cas.length + 1}, O=${this.trustDomain.name}`,
         issuer: issuer.certificate.subjectName,
         notBefore: new Date(now.getTime() - 60_000),
         notAfter: new Date(now.getTime() + 24 * 3600_000),

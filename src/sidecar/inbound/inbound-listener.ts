@@ -8,6 +8,7 @@ import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tl
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import type { SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
+import type { TrustBundle } from '../../pki/index.js';
 import { acceptMtls, atPeerExpiry, listenOn, tcpSocketOf } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
@@ -82,6 +83,8 @@ export class InboundListener {
    */
   readonly #acceptedAt = new WeakMap<Socket, number>();
   #port = 0;
+  /** Each trust bundle's roots, parsed once: the ends of the paths verifyPeer checks a client's intermediates along. */
+  readonly #bundleRoots = new WeakMap<TrustBundle, readonly X509Certificate[]>();
 
   constructor(options: InboundListenerOptions) {
     this.#config = options.config;
@@ -227,6 +230,15 @@ export class InboundListener {
    * True for a connection accepted before the last root removal (its handshake verified against the roots before
    * it) whose chain does not lead to a root that stayed. A connection whose TCP socket is not found is checked too.
    */
+  #rootsOf(bundle: TrustBundle): readonly X509Certificate[] {
+    let roots = this.#bundleRoots.get(bundle);
+    if (roots === undefined) {
+      roots = rootsOf(bundle);
+      this.#bundleRoots.set(bundle, roots);
+    }
+    return roots;
+  }
+
   #handshookAcrossRemoval(socket: TLSSocket, chain: readonly Buffer[]): boolean {
     if (this.#removals === 0) return false;
     const raw = tcpSocketOf(socket);
@@ -263,7 +275,8 @@ export class InboundListener {
           reason: 'unknown_ca',
         });
       }
-      peer = verifyPeer(socket, this.#config.trustDomain, credentials.svid.id, this.#now(), chain);
+      const roots = this.#rootsOf(credentials.bundle);
+      peer = verifyPeer(socket, this.#config.trustDomain, credentials.svid.id, this.#now(), chain, roots);
     } catch (error) {
       // SPIFFE-rule failure after OpenSSL accepted the chain: drop the connection before reading any HTTP byte.
       const reason = svidFailureReason(error);

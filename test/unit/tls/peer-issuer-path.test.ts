@@ -1,0 +1,40 @@
+import { X509Certificate } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { peerIssuerPath } from '../../../src/tls/peer-issuer-path.js';
+import { TestCa } from '../../helpers/test-ca.js';
+
+const ders = (chainPem: string) =>
+  (chainPem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []).map(
+    (pem) => new X509Certificate(pem).raw,
+  );
+
+describe('peerIssuerPath', async () => {
+  const ca = await TestCa.create('example.org');
+  const other = await TestCa.create('example.org');
+  const roots = [new X509Certificate(ca.rootPem)];
+  const rootDer = roots[0]?.raw as Buffer;
+  const top = 'CN=top, O=example.org';
+  const [leaf, mid, topCa] = ders((await ca.issueThrough([{ subject: top }, { subject: top }])).chainPem) as Buffer[];
+  const [ownLeaf, ownIntermediate] = ders((await ca.issue()).chainPem) as Buffer[];
+  const [, foreignIntermediate] = ders((await other.issue()).chainPem) as Buffer[];
+
+  it.each([
+    ['ok/one intermediate, the root appended', [ownLeaf, ownIntermediate, rootDer], [ownIntermediate], true],
+    ['ok/two intermediates nearest first', [leaf, mid, topCa], [mid, topCa], true],
+    ['ok/two intermediates nearest last', [leaf, topCa, mid], [mid, topCa], true],
+    ['ok/leaf signed by the root', [ownIntermediate, rootDer], [], true],
+    ['fail/leaf alone', [leaf], [], false],
+    ['fail/the upper intermediate missing', [leaf, mid], [mid], false],
+    // Same names, another key: Node would link it; its key does not verify the leaf's signature.
+    ['fail/look-alike intermediate of another CA', [ownLeaf, foreignIntermediate, rootDer], [], false],
+  ] as Array<[string, Buffer[], Buffer[], boolean]>)('%s', (_t, chain, issuers, complete) => {
+    expect(peerIssuerPath(chain, roots, 8)).toEqual({ issuers, complete });
+  });
+
+  it('fail/longer than maxIssuers', () => {
+    expect(peerIssuerPath([leaf as Buffer, mid as Buffer, topCa as Buffer], roots, 1)).toEqual({
+      issuers: [mid],
+      complete: false,
+    });
+  });
+});

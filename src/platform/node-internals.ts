@@ -75,9 +75,11 @@ export const UNDICI_CODES = Object.freeze({
  *   readable side ends.
  * - With a 'tlsClientError' listener, Node no longer closes a socket whose handshake failed or timed out.
  * - A TLS server that does not verify client chains itself (no `ca`) reports the whole chain the client sent in
- *   getPeerCertificate(true), leaf first; once OpenSSL verified it, Node 24 reports the leaf alone (the CA relies on
- *   the first, the inbound's root-removal check completes the chain for the second). Neither reads a server-side
- *   peer through getPeerX509Certificate(), which leaks a native certificate per call (src/tls/verified-peer.ts).
+ *   getPeerCertificate(true), leaf first, and so does one whose chain OpenSSL verified, unless something called
+ *   getPeerX509Certificate() on the socket first: that call takes the intermediates out of the session (and leaks
+ *   them), after which Node reports the leaf alone. Node 24's tls.Server makes that call itself for every verified
+ *   client, so the inbound starts its handshakes without tls.Server (src/platform/tls-accept.ts); nothing in
+ *   meshauth makes it on a server socket.
  * - A TLS server handed a net.Socket with emit('connection') first takes the bytes already read and put back with
  *   unshift() (the CA's door reads a connection's first bytes before it lets the TLS server have it), then reads
  *   through the socket's handle (test/integration/ca-connection-gate.test.ts).

@@ -109,8 +109,8 @@ export function checkPeerIssuers(leaf: X509Certificate): void {
 
 /**
  * The DER certificates of a server socket's verified peer chain, leaf first (at most MAX_ISSUERS + 1): what
- * getPeerCertificate(true) reports. Node 20 reports the chain the client sent and the root OpenSSL found for it;
- * Node 24 reports the leaf alone (its TLS server has read the peer certificate itself by then).
+ * getPeerCertificate(true) reports: the chain the client sent and the root OpenSSL found for it, or the leaf alone
+ * on a socket of Node 24's tls.Server (which has read the peer through getPeerX509Certificate() by then).
  */
 export function peerChainDer(socket: TLSSocket): readonly Buffer[] {
   const chain: Buffer[] = [];

@@ -2,8 +2,8 @@
 // must not outlive it: new handshakes use the new bundle at once (setSecureContext), and these helpers find the
 // live connections to cut. Synchronous node:crypto checks over the chain the peer presented.
 //
-// Node does not always report that chain: once the handshake verified, Node 24 reads the peer certificate itself
-// and from then on reports the leaf alone. The chain is completed from the intermediates this sidecar knows (its
+// Node does not always report that chain: on a socket of Node 24's tls.Server (which the inbound no longer uses)
+// it reports the leaf alone, and its issuer links stop early on some orders. The chain is completed from the intermediates this sidecar knows (its
 // own SVID's, which sign every peer of the same CA); a connection whose chain still cannot be shown to reach a
 // root that stays is cut — failing closed costs that peer one reconnect.
 import { X509Certificate } from 'node:crypto';

@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { CredentialHolder } from '../../src/agent/credential-holder.js';
 import { type SidecarConfig, sidecarConfigFromObject } from '../../src/config/index.js';
 import type { TrustBundle } from '../../src/pki/index.js';
+import type { EndUserOutcome } from '../../src/sidecar/inbound/inbound-hooks.js';
 import { type RunningSidecar, type SidecarDependencies, startSidecar } from '../../src/sidecar/index.js';
 import { createLogger, Metrics, silentLogger } from '../../src/telemetry/index.js';
 import type { TestCa, TestSvid } from './test-ca.js';
@@ -83,6 +84,8 @@ export interface TestConfigOptions {
   readonly appTimeout?: string;
   readonly outboundTimeout?: string;
   readonly drainTimeout?: string;
+  /** End users required, from one ES256 issuer whose JWKS is `${url}/jwks`, for `audience`. */
+  readonly endUserIssuer?: { readonly url: string; readonly audience: string };
 }
 
 export function testConfig(options: TestConfigOptions): SidecarConfig {
@@ -95,6 +98,7 @@ export function testConfig(options: TestConfigOptions): SidecarConfig {
         app: `127.0.0.1:${options.appPort}`,
         ...(options.tls12 === undefined ? {} : { tls12: options.tls12 }),
         ...(options.appTimeout === undefined ? {} : { appTimeout: options.appTimeout }),
+        ...(options.endUserIssuer === undefined ? {} : { endUser: endUserRequired(options.endUserIssuer) }),
       },
       outbound: {
         listen: '127.0.0.1:0',
@@ -107,6 +111,15 @@ export function testConfig(options: TestConfigOptions): SidecarConfig {
     },
     'test-config',
   );
+}
+
+function endUserRequired(issuer: { readonly url: string; readonly audience: string }) {
+  return {
+    required: true,
+    issuers: [
+      { issuer: issuer.url, audiences: [issuer.audience], algorithms: ['ES256'], jwksUri: `${issuer.url}/jwks` },
+    ],
+  };
 }
 
 export interface TestSidecar {
@@ -170,6 +183,29 @@ export async function startTestSidecar(
     ...(extra.tcpLimits === undefined ? {} : { tcpLimits: extra.tcpLimits }),
   });
   return { sidecar, holder, metrics, svid, config };
+}
+
+/**
+ * B (`/ns/shop/sa/b`) in front of `appPort` with an end-user stage that holds every request whose target starts with
+ * `/held/` until the test calls `held.get(target)`, and an idle exchange cut after max(streamIdleTimeout 300 ms,
+ * appTimeout 200 ms + 1 s) = 1.2 s: the set-up of the stalled-body tests.
+ */
+export function startHeldStageSidecar(
+  ca: TestCa,
+  appPort: number,
+  logger: SidecarDependencies['logger'],
+  held: Map<string, () => void>,
+): Promise<TestSidecar> {
+  return startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), testConfig({ appPort, appTimeout: '200ms' }), {
+    logger,
+    inboundLimits: { streamIdleTimeoutMs: 300 },
+    hooks: {
+      authenticateEndUser: (view) =>
+        view.target.startsWith('/held/')
+          ? new Promise<EndUserOutcome>((resolve) => held.set(view.target, () => resolve({})))
+          : Promise.resolve({}),
+    },
+  });
 }
 
 export interface SidecarPair {

@@ -12,7 +12,6 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CredentialHolder } from '../../src/agent/index.js';
 import { EndUserVerifier } from '../../src/authn/index.js';
-import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { isMeshauthError } from '../../src/errors/index.js';
 import { type RunningSidecar, startSidecar } from '../../src/sidecar/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
@@ -202,25 +201,7 @@ describe('the JWKS endpoint flaps under mesh traffic through a sidecar pair', ()
     const idB = ca.idFor('/ns/shop/sa/b');
     const svidB = await ca.issue({ id: idB });
     const b: RunningSidecar = await startSidecar(
-      sidecarConfigFromObject(
-        {
-          trustDomain: 'example.org',
-          ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent/bundle.pem', token: '/nonexistent/token' },
-          inbound: {
-            listen: '127.0.0.1:0',
-            app: `127.0.0.1:${app.port}`,
-            endUser: {
-              required: true,
-              issuers: [
-                { issuer: jwks.url, audiences: [AUDIENCE], algorithms: ['ES256'], jwksUri: `${jwks.url}/jwks` },
-              ],
-            },
-          },
-          outbound: { listen: '127.0.0.1:0' },
-          admin: { listen: '127.0.0.1:0' },
-        },
-        'faults-jwks-b',
-      ),
+      testConfig({ appPort: app.port, endUserIssuer: { url: jwks.url, audience: AUDIENCE } }),
       {
         logger: logB.logger,
         metrics: metricsB,

@@ -7,11 +7,10 @@ import { constants, type IncomingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { endUserToken, jwksText, type SigningKey, signingKey } from '../helpers/end-user-keys.js';
 import { eventually, mtlsH2Session } from '../helpers/raw-app.js';
 import { rawH2Client } from '../helpers/raw-h2-client.js';
-import { startApp, startTestSidecar, type TestApp } from '../helpers/sidecar-harness.js';
+import { startApp, startTestSidecar, type TestApp, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa, type TestSvid } from '../helpers/test-ca.js';
 
 const AUDIENCE = 'shop';
@@ -59,23 +58,7 @@ async function setUp() {
   const b = await startTestSidecar(
     ca,
     ca.idFor('/ns/shop/sa/b'),
-    sidecarConfigFromObject(
-      {
-        trustDomain: 'example.org',
-        ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent/bundle.pem', token: '/nonexistent/token' },
-        inbound: {
-          listen: '127.0.0.1:0',
-          app: `127.0.0.1:${app.port}`,
-          endUser: {
-            required: true,
-            issuers: [{ issuer: jwks.url, audiences: [AUDIENCE], algorithms: ['ES256'], jwksUri: `${jwks.url}/jwks` }],
-          },
-        },
-        outbound: { listen: '127.0.0.1:0' },
-        admin: { listen: '127.0.0.1:0' },
-      },
-      'caller-gone-mid-stage',
-    ),
+    testConfig({ appPort: app.port, endUserIssuer: { url: jwks.url, audience: AUDIENCE } }),
     { inboundLimits: { appConnections: APP_CONNECTIONS } },
   );
   teardown.push(() => b.sidecar.close(0));

@@ -6,11 +6,10 @@
 // While the sidecar is not reading the body the connection is still cut and counted stream_idle_timeout (as once a
 // response head went out: H1Sink.idle leaves that path as it was).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EndUserOutcome } from '../../src/sidecar/inbound/inbound-hooks.js';
 import { logLines } from '../helpers/log-lines.js';
 import { eventually, type RawApp, startRawApp } from '../helpers/raw-app.js';
 import { rawTlsExchange } from '../helpers/raw-tls.js';
-import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
+import { startHeldStageSidecar, type TestSidecar } from '../helpers/sidecar-harness.js';
 import { TestCa, type TestSvid } from '../helpers/test-ca.js';
 
 describe('inbound HTTP/1.1: a request body that stalls is answered 408 before a response head, cut after', () => {
@@ -27,17 +26,8 @@ describe('inbound HTTP/1.1: a request body that stalls is answered 408 before a 
     peer = await ca.issue({ id: ca.idFor('/ns/shop/sa/peer') });
     // The app never answers: it waits for bodies that never end.
     app = await startRawApp();
-    // An idle exchange is cut after max(streamIdleTimeout, appTimeout + 1 s) = 1.2 s.
-    b = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), testConfig({ appPort: app.port, appTimeout: '200ms' }), {
-      logger: log.logger,
-      inboundLimits: { streamIdleTimeoutMs: 300 },
-      hooks: {
-        authenticateEndUser: (view) =>
-          view.target.startsWith('/held/')
-            ? new Promise<EndUserOutcome>((resolve) => held.set(view.target, () => resolve({})))
-            : Promise.resolve({}),
-      },
-    });
+    // An idle exchange is cut after 1.2 s (startHeldStageSidecar).
+    b = await startHeldStageSidecar(ca, app.port, log.logger, held);
   });
   afterAll(async () => {
     await b?.sidecar.close(0);

@@ -7,11 +7,10 @@
 // flow-control window used up) is not blamed on the peer. A raw HTTP/2 client shows the frames.
 import { constants } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EndUserOutcome } from '../../src/sidecar/inbound/inbound-hooks.js';
 import { logLines } from '../helpers/log-lines.js';
 import { eventually, type RawApp, startRawApp } from '../helpers/raw-app.js';
 import { type RawH2Client, type RawH2Frame, rawH2Client, rstCodeOf, statusOf } from '../helpers/raw-h2-client.js';
-import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
+import { startHeldStageSidecar, type TestSidecar } from '../helpers/sidecar-harness.js';
 import { TestCa, type TestSvid } from '../helpers/test-ca.js';
 
 const DATA = 0x0;
@@ -46,17 +45,8 @@ describe('inbound h2: a request body that stalls is answered 408 before a respon
         }
       }
     });
-    // An idle stream is cut after max(streamIdleTimeout, appTimeout + 1 s) = 1.2 s.
-    b = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), testConfig({ appPort: app.port, appTimeout: '200ms' }), {
-      logger: log.logger,
-      inboundLimits: { streamIdleTimeoutMs: 300 },
-      hooks: {
-        authenticateEndUser: (view) =>
-          view.target.startsWith('/held/')
-            ? new Promise<EndUserOutcome>((resolve) => held.set(view.target, () => resolve({})))
-            : Promise.resolve({}),
-      },
-    });
+    // An idle exchange is cut after 1.2 s (startHeldStageSidecar).
+    b = await startHeldStageSidecar(ca, app.port, log.logger, held);
   });
   afterAll(async () => {
     await b?.sidecar.close(0);

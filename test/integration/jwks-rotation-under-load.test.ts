@@ -11,7 +11,6 @@ import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CredentialHolder } from '../../src/agent/index.js';
 import { END_USER_DEFAULTS } from '../../src/authn/index.js';
-import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { startSidecar } from '../../src/sidecar/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
 import { endUserToken, signingKey } from '../helpers/end-user-keys.js';
@@ -66,25 +65,7 @@ describe('JWKS key rotation under load (L03)', () => {
     // From B's start until its background refresh has been fired: B's JWKS cache schedules it with setInterval.
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     const b = await startSidecar(
-      sidecarConfigFromObject(
-        {
-          trustDomain: 'example.org',
-          ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent/bundle.pem', token: '/nonexistent/token' },
-          inbound: {
-            listen: '127.0.0.1:0',
-            app: `127.0.0.1:${app.port}`,
-            endUser: {
-              required: true,
-              issuers: [
-                { issuer: jwks.url, audiences: [AUDIENCE], algorithms: ['ES256'], jwksUri: `${jwks.url}/jwks` },
-              ],
-            },
-          },
-          outbound: { listen: '127.0.0.1:0' },
-          admin: { listen: '127.0.0.1:0' },
-        },
-        'jwks-rotation-b',
-      ),
+      testConfig({ appPort: app.port, endUserIssuer: { url: jwks.url, audience: AUDIENCE } }),
       {
         logger: captureLogger('sidecar').logger,
         metrics: metricsB,

@@ -10,6 +10,7 @@ import { cutResponse } from './cut-response.js';
 import type { DataPlaneTelemetry } from './data-plane-telemetry.js';
 import { writeErrorH1, writeErrorH2 } from './error-response.js';
 import { responseHeadersH1, responseHeadersH2 } from './http-headers.js';
+import { closeAfterEarlyResponse } from './inbound/request-body.js';
 
 export type ErrorClassifier = (error: Error) => MeshauthError;
 
@@ -139,6 +140,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     clearTimeout(this.#stallTimer);
     this.#settle();
     this.#sink.end();
+    // An h2 request body still open once the app's answer ended is not wanted: RST_STREAM(NO_ERROR) after the answer.
+    if (this.#h2) closeAfterEarlyResponse(this.#sink as ServerHttp2Stream);
   }
 
   onError(error: Error): void {

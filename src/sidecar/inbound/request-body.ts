@@ -3,7 +3,7 @@
 // piped through a PassThrough with backpressure. The PassThrough only ends when the stream ended with END_STREAM: a
 // stream reset or a session lost mid-body destroys it with an error, so the request upstream is aborted instead of
 // ended (no terminating `0\r\n\r\n`, no END_STREAM).
-import type { ServerHttp2Stream } from 'node:http2';
+import { constants, type ServerHttp2Stream } from 'node:http2';
 import { PassThrough } from 'node:stream';
 
 const kBody = Symbol('meshauth.requestBody');
@@ -38,6 +38,19 @@ function onAborted(this: Source): void {
  */
 export function cutRequestBody(stream: ServerHttp2Stream): void {
   (stream as Source)[kBody]?.destroy(new Error('request body cut by the sidecar'));
+}
+
+/**
+ * The response ended (END_STREAM queued) before the request body did: the app answered without waiting for the rest.
+ * The stream is closed with RST_STREAM(NO_ERROR) once the response is flushed, asking the peer to stop sending
+ * (RFC 9113 §8.1), instead of staying half-open, holding its concurrency slot, until the stream idle timeout resets it
+ * (INTERNAL_ERROR, which a client reads as a failed request). The body pipe is cut first: the close would otherwise
+ * end it, and what reaches the app after its answer must not read as a complete body.
+ */
+export function closeAfterEarlyResponse(stream: ServerHttp2Stream): void {
+  if (stream.destroyed || stream.closed || stream.state.remoteClose !== 0) return;
+  cutRequestBody(stream);
+  stream.close(constants.NGHTTP2_NO_ERROR);
 }
 
 function ignore(): void {}

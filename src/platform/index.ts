@@ -16,4 +16,4 @@ export {
 } from './node-internals.js';
 export { atPeerExpiry, notAfterMs } from './peer-expiry.js';
 export { type RegularFile, readRegularFile } from './regular-file.js';
-export { acceptMtls, type MtlsAcceptOptions } from './tls-accept.js';
+export { acceptMtls, type MtlsAcceptOptions, mtlsSecureContext } from './tls-accept.js';

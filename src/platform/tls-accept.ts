@@ -12,10 +12,22 @@
 // when the server handshake completes, reports handshake errors as '_tlsError' until _releaseControl() is called,
 // honours `handshakeTimeout`, and exposes OpenSSL's verification result as `_handle.verifyError()`.
 import type { Socket } from 'node:net';
-import { type SecureContext, TLSSocket } from 'node:tls';
+import { createSecureContext, type SecureContext, type SecureContextOptions, TLSSocket } from 'node:tls';
+
+/**
+ * The context of acceptMtls's sockets, built as tls.Server builds its own (lib/_tls_wrap.js, setSecureContext):
+ * the server's cipher-suite order wins (honorCipherOrder, default true there and false in createSecureContext), so
+ * a client that lists ChaCha20 or AES-256 first still gets the profile's first suite.
+ */
+export function mtlsSecureContext(options: SecureContextOptions): SecureContext {
+  return createSecureContext({ ...options, honorCipherOrder: options.honorCipherOrder ?? true });
+}
 
 export interface MtlsAcceptOptions {
-  /** The context of this connection (a later rotation changes later connections only, as setSecureContext does). */
+  /**
+   * The context of this connection, from mtlsSecureContext (a later rotation changes later connections only, as
+   * setSecureContext does).
+   */
   readonly secureContext: SecureContext;
   readonly handshakeTimeoutMs: number;
   readonly alpnProtocols: readonly string[];

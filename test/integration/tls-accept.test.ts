@@ -3,9 +3,9 @@
 // one, the Node internals it relies on ('secure', '_tlsError' until control is released, the handshake timeout,
 // `_handle.verifyError()`), and that an error after the handshake is not reported as a handshake failure.
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
-import { createSecureContext, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acceptMtls } from '../../src/platform/index.js';
+import { acceptMtls, mtlsSecureContext } from '../../src/platform/index.js';
 import { mtlsServerOptions, tlsClientErrorReason } from '../../src/tls/index.js';
 import { eventually } from '../helpers/raw-app.js';
 import { TestCa, type TestSvid } from '../helpers/test-ca.js';
@@ -29,7 +29,7 @@ describe('acceptMtls: the inbound handshake without tls.Server', () => {
     client = await ca.issue({ id: ca.idFor('/ns/a/sa/client') });
     const serverSvid = await ca.issue({ id: ca.idFor('/ns/a/sa/server') });
     const options = mtlsServerOptions({ tls12: false }, { svid: serverSvid.svid, bundle: ca.bundle });
-    const secureContext = createSecureContext(options);
+    const secureContext = mtlsSecureContext(options);
     server = createServer((raw) => {
       raws.push(raw);
       acceptMtls(raw, {

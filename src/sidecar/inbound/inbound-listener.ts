@@ -4,12 +4,12 @@
 // user → authorize → identity headers → app (pipeline/, ListenerCore).
 import type { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import type { SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { TrustBundle } from '../../pki/index.js';
-import { acceptMtls, atPeerExpiry, listenOn, tcpSocketOf } from '../../platform/index.js';
+import { acceptMtls, atPeerExpiry, listenOn, mtlsSecureContext, tcpSocketOf } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   mtlsServerOptions,
@@ -128,7 +128,7 @@ export class InboundListener {
         : { ...tls, ALPNProtocols: [...((tls.ALPNProtocols as string[] | undefined) ?? []), ...this.#tunnel.alpns] };
     const serverOptions = withTunnel(mtlsServerOptions(profile, this.#holder.current));
     const alpnProtocols = (serverOptions.ALPNProtocols as string[] | undefined) ?? [];
-    this.#secureContext = createSecureContext(serverOptions);
+    this.#secureContext = mtlsSecureContext(serverOptions);
     // Not tls.Server: acceptMtls starts each handshake as tls.Server does, without the peer-certificate read that
     // leaks on Node 24 (src/platform/tls-accept.ts).
     this.#guard = new ConnectionGuard({
@@ -153,7 +153,7 @@ export class InboundListener {
       // Prepared before anything switches: a key or chain OpenSSL refuses throws here and the rotation keeps the
       // old credentials everywhere. Commit: new handshakes use the new context; established connections keep
       // theirs (no drops) — except those of peers whose root the new bundle no longer holds.
-      const context = createSecureContext(withTunnel(mtlsServerOptions(profile, credentials)));
+      const context = mtlsSecureContext(withTunnel(mtlsServerOptions(profile, credentials)));
       const previous = this.#holder.current;
       const rootRemoved = removedRoots(previous?.bundle, credentials.bundle).length > 0;
       const kept = rootRemoved ? rootsOf(credentials.bundle) : [];

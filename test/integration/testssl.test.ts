@@ -18,8 +18,8 @@ import { TestCa } from '../helpers/test-ca.js';
 const TESTSSL = ['testssl', 'testssl.sh'].find((tool) => available(tool));
 const REQUIRED = process.env.CI === 'true' || process.env.CI === '1';
 const SCAN_TIMEOUT_MS = Number(process.env.TESTSSL_TIMEOUT_MS ?? 240_000);
-/** Without a client certificate the inbound scan learns all it can from the protocol probes within a minute. */
-const INBOUND_TIMEOUT_MS = 60_000;
+/** Without a client certificate the inbound scan learns all it can from the protocol probes: a minute when idle, twice that under load. */
+const INBOUND_TIMEOUT_MS = 120_000;
 /** The last scan's text and JSON output stay here for reading (the report's findings table). */
 const KEEP = join(tmpdir(), 'meshauth-testssl-last');
 
@@ -89,7 +89,12 @@ async function scan(name: string, port: number, checks: readonly string[], timeo
   } catch {
     throw new Error(`testssl wrote no JSON for ${name} (exit ${result.code}):\n${result.stdout}\n${result.stderr}`);
   }
-  if (!text.endsWith(']')) text = `${text.replace(/,\s*$/, '')}]`;
+  if (!text.endsWith(']')) {
+    // Cut short: keep every finding written whole, up to the last closing brace (the kill can land after the
+    // separator or inside the next object).
+    const end = text.lastIndexOf('}');
+    text = `${end === -1 ? '[' : text.slice(0, end + 1)}]`;
+  }
   writeFileSync(join(KEEP, `${name}.json`), text);
   return JSON.parse(text) as Finding[];
 }

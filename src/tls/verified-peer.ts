@@ -144,18 +144,12 @@ export function checkPeerIssuerChain(chain: readonly Buffer[], roots?: readonly 
     for (const der of path.issuers) checkIssuerDer(der);
     return;
   }
-  const seen = new Set<string>();
   for (let i = 1; i < chain.length && i <= MAX_ISSUERS; i++) {
     const der = chain[i] as Buffer;
-    const key = createHash('sha256').update(der).digest('base64');
-    if (seen.has(key) || goodIssuers.has(key)) continue;
-    seen.add(key);
-    // Parsed once per exact DER: the root that ends Node 20's chain is skipped below, never remembered as good.
+    // Parsed once per exact DER: the root that ends Node 20's chain is skipped, never remembered as good.
     const cert = parseCertificateDerOnce(der);
     if (i === chain.length - 1 && cert.subject === cert.issuer) break;
-    checkSvidIssuer(cert);
-    if (goodIssuers.size >= MAX_GOOD_ISSUERS) goodIssuers.clear();
-    goodIssuers.add(key);
+    checkIssuerDer(der);
   }
 }
 

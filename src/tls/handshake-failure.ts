@@ -18,6 +18,8 @@ export const HANDSHAKE_FAILURE_REASONS = [
   'not_tls',
   'protocol_version',
   'no_shared_cipher',
+  // No protocol in common between the client's ALPN list and the server's (the TLS alert no_application_protocol, 120).
+  'no_application_protocol',
   // Outbound only: the server's SVID is valid but names an ID the route does not expect.
   'peer_id_mismatch',
   'other',
@@ -73,6 +75,12 @@ const NOT_TLS_CODES: ReadonlySet<string> = new Set([
   'ERR_SSL_WRONG_VERSION_NUMBER',
 ]);
 
+// A server finding no ALPN protocol in common names the failure; a client names the alert it received.
+const NO_APPLICATION_PROTOCOL_CODES: ReadonlySet<string> = new Set([
+  'ERR_SSL_NO_APPLICATION_PROTOCOL',
+  'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL',
+]);
+
 /** Reason for a `tlsClientError`: the socket's verification result first, then the OpenSSL error code. */
 export function tlsClientErrorReason(error: Error & { code?: string }, verifyError: unknown): HandshakeFailureReason {
   if (typeof verifyError === 'string') {
@@ -87,6 +95,8 @@ export function tlsClientErrorReason(error: Error & { code?: string }, verifyErr
   // The first bytes are no TLS record: plain-text HTTP (OpenSSL names a request line and CONNECT), or a record
   // header whose version is not 3.x. Checked before the VERSION match below, which would call them an old protocol.
   if (NOT_TLS_CODES.has(code)) return 'not_tls';
+  // Checked before the PROTOCOL match below too: the TLS version was fine, the application protocols were not.
+  if (NO_APPLICATION_PROTOCOL_CODES.has(code)) return 'no_application_protocol';
   if (code.includes('VERSION') || code.includes('PROTOCOL')) return 'protocol_version';
   if (code === 'ERR_SSL_NO_SHARED_CIPHER') return 'no_shared_cipher'; // e.g. a client offering only CBC suites
   if (code === 'ERR_SSL_CERTIFICATE_VERIFY_FAILED') return 'unknown_ca';

@@ -266,10 +266,10 @@ describe('tcp tunnel', () => {
     expect(await p.clientMetrics.registry.metrics()).toMatch(
       /meshauth_tcp_connections_total\{direction="outbound",peer_id="",result="peer_unavailable"\} 1/,
     );
-    // The server's no_application_protocol alert ends the handshake: counted, with the shared classifier's reading of
-    // OpenSSL's code (ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL, a *PROTOCOL* code), as the inbound counts it.
+    // The server's no_application_protocol alert ends the handshake: counted under that reason, as the inbound
+    // counts a client it refuses for the same cause.
     expect(await handshakeFailures(p)).toEqual([
-      'meshauth_tls_handshake_failures_total{direction="outbound",reason="protocol_version"} 1',
+      'meshauth_tls_handshake_failures_total{direction="outbound",reason="no_application_protocol"} 1',
     ]);
   });
 

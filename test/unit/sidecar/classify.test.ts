@@ -51,6 +51,7 @@ describe('handshake failure reasons', () => {
     ['fail/plain-text CONNECT (C17)', err('ERR_SSL_HTTPS_PROXY_REQUEST'), null, 'not_tls'],
     ['fail/no TLS record header (C17)', err('ERR_SSL_WRONG_VERSION_NUMBER'), null, 'not_tls'],
     ['fail/old protocol', err('ERR_SSL_UNSUPPORTED_PROTOCOL'), null, 'protocol_version'],
+    ['fail/no ALPN protocol in common (T06)', err('ERR_SSL_NO_APPLICATION_PROTOCOL'), null, 'no_application_protocol'],
     ['fail/anything else', err('EPIPE'), 'SOMETHING_NEW', 'other'],
   ])('%s', (_name, error, verify, expected) => {
     const reason = tlsClientErrorReason(error, verify);
@@ -126,6 +127,12 @@ describe('peerConnectFailureReason (outbound handshakes)', () => {
     ['fail/chain not under our roots', 'connect', err('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), 'unknown_ca'],
     ['fail/server SVID expired', 'connect', err('CERT_HAS_EXPIRED'), 'expired'],
     ['fail/an alert from OpenSSL', 'connect', err('ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION'), 'protocol_version'],
+    [
+      'fail/the server offers none of our ALPN protocols',
+      'connect',
+      err('ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL'),
+      'no_application_protocol',
+    ],
   ])('%s → %s', (_name, phase, cause, expected) => {
     expect(peerConnectFailureReason(phase, cause)).toBe(expected);
   });

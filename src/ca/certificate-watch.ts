@@ -5,15 +5,14 @@
 // (key, then certificate); the authority switches once it reads a consistent pair, and every request meanwhile is
 // served with the old, still valid one: no request fails. A lock file keeps replicas sharing the directory from
 // rotating at the same time.
-import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MeshauthError } from '../errors/index.js';
 import type { x509 } from '../pki/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
 import { expiresSoon, halfLifeOf } from './ca-expiry.js';
-import { createFileExclusive, PRIVATE_FILE_MODE } from './ca-files.js';
 import { rotateIntermediate } from './rotate.js';
+import { acquireRotationLock } from './rotation-lock.js';
 
 const WARNING_INTERVAL_MS = 3600_000;
 /**
@@ -22,8 +21,6 @@ const WARNING_INTERVAL_MS = 3600_000;
  */
 const UNLOADABLE_GRACE_MS = 3_000;
 const RETRY_AFTER_FAILURE_MS = 30_000;
-/** A lock older than this belongs to a process that died mid-rotation. */
-const STALE_LOCK_MS = 60_000;
 const LOCK_FILE = '.intermediate-rotation.lock';
 
 export interface CertificateWatchOptions {
@@ -136,10 +133,10 @@ export class CertificateWatch {
 
   async #rotate(fromSerial: string): Promise<void> {
     const { dir, authority, metrics, logger, now } = this.#options;
-    const lock = join(dir, LOCK_FILE);
     const started = Date.now();
     try {
-      if (!(await acquire(lock))) return; // another replica is rotating; its result is picked up on reload
+      const lock = await acquireRotationLock(join(dir, LOCK_FILE));
+      if (lock === undefined) return; // another replica is rotating; its result is picked up on reload
       try {
         await authority.refresh();
         // Someone else may have rotated already (another replica, or `ca rotate`): judge what is on disk now.
@@ -157,7 +154,7 @@ export class CertificateWatch {
           'new intermediate minted at half-life (--auto-rotate-intermediate)',
         );
       } finally {
-        await rm(lock, { force: true });
+        await lock.release();
       }
     } catch (error) {
       this.#notBefore = Date.now() + RETRY_AFTER_FAILURE_MS;
@@ -165,15 +162,4 @@ export class CertificateWatch {
       logger.error({ event: 'intermediate_rotation_failed', err: error }, 'cannot rotate the intermediate; retrying');
     }
   }
-}
-
-async function acquire(lock: string): Promise<boolean> {
-  if (await createFileExclusive(lock, `${process.pid}\n`, PRIVATE_FILE_MODE)) return true;
-  const age = await stat(lock).then(
-    (s) => Date.now() - s.mtimeMs,
-    () => 0,
-  );
-  if (age < STALE_LOCK_MS) return false;
-  await rm(lock, { force: true });
-  return createFileExclusive(lock, `${process.pid}\n`, PRIVATE_FILE_MODE);
 }

@@ -154,7 +154,13 @@ export class CertificateWatch {
           'new intermediate minted at half-life (--auto-rotate-intermediate)',
         );
       } finally {
-        await lock.release();
+        if ((await lock.release()) === 'taken_over') {
+          // This rotation outlived STALE_LOCK_MS and another replica may have rotated at the same time.
+          logger.warn(
+            { event: 'intermediate_rotation_lock_taken_over', lock: LOCK_FILE },
+            'another replica broke the rotation lock as stale while this one was rotating',
+          );
+        }
       }
     } catch (error) {
       this.#notBefore = Date.now() + RETRY_AFTER_FAILURE_MS;

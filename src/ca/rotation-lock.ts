@@ -1,28 +1,118 @@
-// The lock file that keeps `ca serve` replicas sharing one CA directory from rotating the intermediate at once.
-import { rm, stat } from 'node:fs/promises';
+// The lock file that keeps `ca serve` replicas sharing one CA directory from rotating the intermediate at once. The
+// directory may be a volume shared by several hosts, so only plain file operations count: exclusive creation (link(2),
+// see ca-files.ts), the file's mtime for staleness, and a random token per holder (a pid means nothing on another
+// host). It must not decide whether a rotation is due: that is CertificateWatch's job.
+import { randomBytes } from 'node:crypto';
+import { readFile, rm, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { createFileExclusive, PRIVATE_FILE_MODE } from './ca-files.js';
 
-/** A lock older than this belongs to a process that died mid-rotation. */
+/**
+ * A lock older than this belongs to a process that died holding it. Holding the lock takes one rotation (well under a
+ * second), holding the break lock a stat and a link: a live holder never gets near it.
+ */
 export const STALE_LOCK_MS = 60_000;
 
+export type ReleaseOutcome =
+  /** The lock was this holder's and is gone. */
+  | 'released'
+  /** Another process broke the lock as stale meanwhile (this holder took over STALE_LOCK_MS): theirs is left alone. */
+  | 'taken_over'
+  /** Another process was breaking the lock at that moment: it is left to them, or to go stale. */
+  | 'left';
+
 export interface RotationLock {
-  /** Gives the lock up. */
-  release(): Promise<void>;
+  /** Removes the lock file only if it still holds this holder's token. */
+  release(): Promise<ReleaseOutcome>;
 }
 
-/** Takes the lock at `path`, breaking it when stale; undefined when another process holds it. */
+/*
+ * Why breaking a stale lock needs a second lock. Breaking it by "remove, then create exclusively" races: two replicas
+ * that both find it stale both remove it, and the second removal can hit the lock the first one has just created, so
+ * both hold it and both rotate. Here the lock file is removed only by a process holding the break lock (`<lock>.break`,
+ * created exclusively): a breaker and a releasing holder. Under the break lock the lock file can therefore only
+ * appear (exclusive creation, when there is none), never be replaced, so a lock judged stale under it is still that
+ * same stale lock when this process removes it, and the replicas that found it stale at the same time are serialized:
+ * the first replaces it, the next ones judge again and find a fresh lock. No identity check (inode, mtime) is needed
+ * beyond judging staleness under the break lock.
+ *
+ * The break lock is itself broken by the same rule when stale (its holder died between its creation and its removal,
+ * a few milliseconds), by removal and exclusive creation: the race above then needs that death and two replicas
+ * breaking the same dead break lock within the same moment. Two rotations at once write key, certificate, key,
+ * certificate in some order (each file renamed into place whole), so the worst they leave is a key from one and the
+ * certificate from the other: no process loads that pair (each signs on with the intermediate it has in memory, a
+ * replica cannot start), meshauth_ca_issuer_valid falls to 0, until the next rotation writes a consistent pair.
+ *
+ * A live process is assumed to finish each step well within STALE_LOCK_MS; mtimes come from the volume's clock and
+ * ages from this host's, so the clocks must agree to well within it too.
+ */
+
+/** Takes the lock at `path`, breaking it when stale; undefined when another process holds it or is breaking it. */
 export async function acquireRotationLock(path: string): Promise<RotationLock | undefined> {
-  if (!(await acquire(path))) return undefined;
-  return { release: () => rm(path, { force: true }) };
+  const content = holderContent();
+  if (await createFileExclusive(path, content, PRIVATE_FILE_MODE)) return heldLock(path, content);
+  const age = await ageOf(path);
+  if (age !== undefined && age < STALE_LOCK_MS) return undefined;
+  // Stale, or released a moment ago: judge it again under the break lock.
+  const taken = await underBreakLock(path, async () => {
+    const ageNow = await ageOf(path);
+    if (ageNow !== undefined && ageNow < STALE_LOCK_MS) return false; // another breaker replaced it first
+    if (ageNow !== undefined) await rm(path, { force: true });
+    return createFileExclusive(path, content, PRIVATE_FILE_MODE);
+  });
+  return taken === true ? heldLock(path, content) : undefined;
 }
 
-async function acquire(lock: string): Promise<boolean> {
-  if (await createFileExclusive(lock, `${process.pid}\n`, PRIVATE_FILE_MODE)) return true;
-  const age = await stat(lock).then(
-    (s) => Date.now() - s.mtimeMs,
-    () => 0,
-  );
-  if (age < STALE_LOCK_MS) return false;
-  await rm(lock, { force: true });
-  return createFileExclusive(lock, `${process.pid}\n`, PRIVATE_FILE_MODE);
+function heldLock(path: string, content: string): RotationLock {
+  return {
+    release: async () => {
+      const outcome = await underBreakLock(path, async (): Promise<ReleaseOutcome> => {
+        if ((await contentOf(path)) !== content) return 'taken_over';
+        await rm(path, { force: true });
+        return 'released';
+      });
+      return outcome ?? 'left';
+    },
+  };
+}
+
+/** Runs `action` holding `<path>.break`; undefined (without running it) when another process holds that. */
+async function underBreakLock<T>(path: string, action: () => Promise<T>): Promise<T | undefined> {
+  const breakLock = `${path}.break`;
+  const content = holderContent();
+  if (!(await createFileExclusive(breakLock, content, PRIVATE_FILE_MODE))) {
+    const age = await ageOf(breakLock);
+    if (age !== undefined && age < STALE_LOCK_MS) return undefined;
+    await rm(breakLock, { force: true });
+    if (!(await createFileExclusive(breakLock, content, PRIVATE_FILE_MODE))) return undefined;
+  }
+  try {
+    return await action();
+  } finally {
+    if ((await contentOf(breakLock)) === content) await rm(breakLock, { force: true });
+  }
+}
+
+/** A token no other holder has, then who holds it for an operator reading the file (not used to decide anything). */
+function holderContent(): string {
+  return `${randomBytes(16).toString('hex')} ${hostname()} pid ${process.pid}\n`;
+}
+
+/** Milliseconds since the file was last modified; undefined when it does not exist. */
+async function ageOf(path: string): Promise<number | undefined> {
+  try {
+    return Date.now() - (await stat(path)).mtimeMs;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+async function contentOf(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
 }

@@ -1,0 +1,112 @@
+// The intermediate-rotation lock on a real temporary directory: replicas racing to break a stale lock (left by a
+// replica that died mid-rotation) get exactly one winner, and a holder whose lock was broken leaves the new one alone.
+import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { acquireRotationLock, type RotationLock, STALE_LOCK_MS } from '../../../src/ca/rotation-lock.js';
+
+const ACQUIRERS = 8;
+const ROUNDS = 30;
+/**
+ * Replicas find the lock stale at about the same time, not at the same instant: acquirer i starts i × (round mod
+ * this) event-loop turns after the first, so across the rounds one's check lands between another's removal of the
+ * stale lock and its new one in many different orders.
+ */
+const STAGGER_TURNS_CYCLE = 6;
+
+let dir: string;
+let lock: string;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'meshauth-rotation-lock-'));
+  lock = join(dir, '.intermediate-rotation.lock');
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Sets the file's mtime back past STALE_LOCK_MS, as if its holder had died that long ago. */
+async function makeStale(path: string): Promise<void> {
+  const past = new Date(Date.now() - STALE_LOCK_MS - 5_000);
+  await utimes(path, past, past);
+}
+
+async function eventLoopTurns(count: number): Promise<void> {
+  for (let turn = 0; turn < count; turn += 1) await new Promise((resolve) => setImmediate(resolve));
+}
+
+async function contentOrMissing(path: string): Promise<string> {
+  return readFile(path, 'utf8').catch(() => 'missing');
+}
+
+describe('acquireRotationLock', () => {
+  it('ok/a free lock is taken; a held one is refused; after release the next acquirer takes it', async () => {
+    const first = await acquireRotationLock(lock);
+    expect(first).toBeDefined();
+    expect(await acquireRotationLock(lock)).toBeUndefined();
+    await first?.release();
+    expect(await contentOrMissing(lock)).toBe('missing');
+    const second = await acquireRotationLock(lock);
+    expect(second).toBeDefined();
+    await second?.release();
+  });
+
+  it(`ok/${ACQUIRERS} concurrent acquirers of a stale lock: exactly one wins, ${ROUNDS} rounds in a row`, async () => {
+    for (let round = 0; round < ROUNDS; round += 1) {
+      await writeFile(lock, 'a replica that died mid-rotation\n');
+      await makeStale(lock);
+      const results = await Promise.all(
+        Array.from({ length: ACQUIRERS }, async (_, index) => {
+          await eventLoopTurns(index * (round % STAGGER_TURNS_CYCLE));
+          return acquireRotationLock(lock);
+        }),
+      );
+      const winners = results.filter((held): held is RotationLock => held !== undefined);
+      expect(winners, `round ${round}`).toHaveLength(1);
+      await Promise.all(winners.map((held) => held.release()));
+    }
+  });
+
+  it('ok/a holder whose stale lock was taken over does not remove the new holder’s lock', async () => {
+    const slow = await acquireRotationLock(lock);
+    expect(slow).toBeDefined();
+    await makeStale(lock); // the slow holder now looks dead to the other replicas
+    const next = await acquireRotationLock(lock);
+    expect(next).toBeDefined();
+    const nextContent = await contentOrMissing(lock);
+    const outcome = await slow?.release();
+    expect(await contentOrMissing(lock)).toBe(nextContent);
+    expect(outcome).toBe('taken_over');
+    expect(await acquireRotationLock(lock)).toBeUndefined();
+    expect(await next?.release()).toBe('released');
+    expect(await contentOrMissing(lock)).toBe('missing');
+  });
+
+  it('ok/a holder releasing while another replica holds the break lock leaves the lock to it', async () => {
+    const held = await acquireRotationLock(lock);
+    expect(held).toBeDefined();
+    const heldContent = await contentOrMissing(lock);
+    await writeFile(`${lock}.break`, 'a replica breaking the lock now\n');
+    const outcome = await held?.release();
+    expect(await contentOrMissing(lock)).toBe(heldContent);
+    expect(outcome).toBe('left');
+  });
+
+  it('ok/a break lock left stale by a replica that died while breaking is broken in turn', async () => {
+    await writeFile(lock, 'a replica that died mid-rotation\n');
+    await makeStale(lock);
+    await writeFile(`${lock}.break`, 'a replica that died while breaking the lock\n');
+    await makeStale(`${lock}.break`);
+    const held = await acquireRotationLock(lock);
+    expect(held).toBeDefined();
+    await held?.release();
+    expect(await contentOrMissing(lock)).toBe('missing');
+  });
+
+  it('fail/a fresh lock is not broken', async () => {
+    await writeFile(lock, 'a replica rotating now\n');
+    expect(await acquireRotationLock(lock)).toBeUndefined();
+    expect(await contentOrMissing(lock)).toBe('a replica rotating now\n');
+  });
+});

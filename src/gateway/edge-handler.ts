@@ -217,7 +217,11 @@ export class EdgeHandler {
       const signIn = this.#signIn;
       if (signIn === undefined) {
         req.resume();
-        writeError(res, new MeshauthError('MESHAUTH_ERR_EDGE_NO_ROUTE', 'no browser sign-in configured'));
+        const error = new MeshauthError('MESHAUTH_ERR_EDGE_NO_ROUTE', 'no browser sign-in configured', {
+          reason: 'no_sign_in',
+        });
+        this.#refuse(error, req);
+        writeError(res, error);
         return;
       }
       if (rawPath === CALLBACK_PATH) return signIn.callback(req, res, method, queryAt === -1 ? '' : url.slice(queryAt));
@@ -226,7 +230,11 @@ export class EdgeHandler {
     if (rawPath.startsWith(RESERVED_PREFIX)) {
       // The gateway's own namespace: never forwarded, so no service can answer in the gateway's name there.
       req.resume();
-      writeError(res, new MeshauthError('MESHAUTH_ERR_EDGE_NO_ROUTE', `reserved path ${rawPath.slice(0, 64)}`));
+      const error = new MeshauthError('MESHAUTH_ERR_EDGE_NO_ROUTE', `reserved path ${rawPath.slice(0, 64)}`, {
+        reason: 'reserved_path',
+      });
+      this.#refuse(error, req);
+      writeError(res, error);
       return;
     }
 
@@ -235,6 +243,8 @@ export class EdgeHandler {
       normalized = normalizePath(url);
     } catch (error) {
       if (!isMeshauthError(error)) throw error;
+      req.resume();
+      this.#refuse(error, req);
       writeError(res, error);
       return;
     }
@@ -242,13 +252,21 @@ export class EdgeHandler {
       // A path that only normalizes into the gateway's namespace (`//.meshauth/…`, `/%2Emeshauth/…`): not the
       // gateway's endpoints, and never forwarded either.
       req.resume();
-      writeError(res, new MeshauthError('MESHAUTH_ERR_EDGE_NO_ROUTE', `reserved path ${normalized.path.slice(0, 64)}`));
+      const error = new MeshauthError('MESHAUTH_ERR_EDGE_NO_ROUTE', `reserved path ${normalized.path.slice(0, 64)}`, {
+        reason: 'reserved_path',
+      });
+      this.#refuse(error, req);
+      writeError(res, error);
       return;
     }
     const route = this.#routes.match(host, normalized.path);
     if (route === undefined) {
-      this.#metrics.gatewayDecisions.inc({ route: '', decision: 'deny', rule: 'no-route' });
-      writeError(res, new MeshauthError('MESHAUTH_ERR_EDGE_NO_ROUTE', `no route for ${host}${normalized.path}`));
+      req.resume();
+      const error = new MeshauthError('MESHAUTH_ERR_EDGE_NO_ROUTE', `no route for ${host}${normalized.path}`, {
+        reason: 'no_route',
+      });
+      this.#refuse(error, req, 'no-route');
+      writeError(res, error);
       return;
     }
     const cookies = parseCookies(headers.cookie);
@@ -438,14 +456,14 @@ export class EdgeHandler {
     return out;
   }
 
-  /** A request head refused before routing: counted as a deny without a route, one log line. */
-  #refuse(error: MeshauthError, req: EdgeRequest): void {
-    this.#metrics.gatewayDecisions.inc({ route: '', decision: 'deny', rule: error.reason ?? 'bad_request' });
+  /** A request refused before routing: counted as a deny without a route, one log line. */
+  #refuse(error: MeshauthError, req: EdgeRequest, rule = error.reason ?? 'bad_request'): void {
+    this.#metrics.gatewayDecisions.inc({ route: '', decision: 'deny', rule });
     this.#logger.info(
       {
         event: 'gateway_deny',
         route: '',
-        rule: error.reason,
+        rule,
         code: error.code,
         reason: error.reason,
         method: req.method,

@@ -83,6 +83,7 @@ export class SignInFlow {
       start = await rp.startLogin();
     } catch (error) {
       if (!isMeshauthError(error)) throw error;
+      this.#metrics.gatewayLogins.inc({ result: error.reason ?? error.code });
       this.#logger.warn(
         { event: 'login_start_failed', code: error.code, reason: error.reason },
         'sign-in could not start',
@@ -184,13 +185,18 @@ export class SignInFlow {
     const cookies = parseCookies(req.headers.cookie);
     const sessions = this.#sessions.codec;
     if (method !== 'GET' && method !== 'POST') {
-      writeError(res, new MeshauthError('MESHAUTH_ERR_METHOD_INVALID', 'logout is GET or POST'));
+      this.#refuseLogout(
+        req,
+        res,
+        new MeshauthError('MESHAUTH_ERR_METHOD_INVALID', 'logout is GET or POST', { reason: 'method' }),
+      );
       return;
     }
     // A GET may sign out (a link on our own pages), but not one another site started: with RP-initiated logout it
     // would end the user's session at the provider too.
     if (isCrossSite(method, req.headers, this.#ownOrigin) || isCrossSiteNavigation(req.headers)) {
-      writeError(
+      this.#refuseLogout(
+        req,
         res,
         new MeshauthError('MESHAUTH_ERR_CROSS_SITE_REQUEST', 'cross-site logout', { reason: 'cross_site' }),
       );
@@ -205,5 +211,24 @@ export class SignInFlow {
     const endSession = await this.#rp.endSessionUrl(session?.idToken, home);
     this.#logger.info({ event: 'logout', sub: session?.claims.sub, rpInitiated: endSession !== undefined }, 'sign-out');
     redirect(res, endSession ?? home, clear);
+  }
+
+  /** A refused logout: counted as a deny of the logout endpoint (no route), one log line, the error. */
+  #refuseLogout(req: EdgeRequest, res: EdgeResponseSink, error: MeshauthError): void {
+    const rule = `logout-${error.reason ?? 'refused'}`;
+    this.#metrics.gatewayDecisions.inc({ route: '', decision: 'deny', rule });
+    this.#logger.info(
+      {
+        event: 'gateway_deny',
+        route: '',
+        rule,
+        code: error.code,
+        reason: error.reason,
+        method: req.method,
+        sourceIp: req.socket?.remoteAddress,
+      },
+      'gateway deny',
+    );
+    writeError(res, error);
   }
 }

@@ -85,8 +85,9 @@ type Caller =
   | undefined;
 
 // Request headers that never reach the mesh from outside: hop-by-hop (RFC 9110 §7.6.1), credentials (they stop
-// here), identity headers (only sidecars set them; src/sidecar/identity-headers.ts owns their names) and forwarding
-// and client-certificate headers (isForwardingHeader: the gateway sets its own X-Forwarded-For/-Host/-Proto).
+// here), identity headers (only sidecars set them; src/sidecar/identity-headers.ts owns their names), forwarding
+// and client-certificate headers (isForwardingHeader: the gateway sets its own X-Forwarded-For/-Host/-Proto) and
+// names with `_` (#forwardHeaders).
 const DROP: ReadonlySet<string> = new Set([
   'host',
   'connection',
@@ -425,7 +426,10 @@ export class EdgeHandler {
         spoofed = true; // only the gateway's passport and the sidecars' headers may assert an identity
         continue;
       }
-      if (DROP.has(name) || isForwardingHeader(name)) continue;
+      // A name with `_` is dropped as the sidecar's inbound and external listener do (http-headers.ts
+      // dropUnderscored): CGI, WSGI, PHP and Rack read `x_meshauth_user` as `x-meshauth-user`, and a route's peer
+      // need not be a sidecar whose inbound would drop it.
+      if (DROP.has(name) || isForwardingHeader(name) || name.includes('_')) continue;
       const value = headers[name];
       if (value !== undefined) out[name] = value;
     }

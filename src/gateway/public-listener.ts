@@ -5,7 +5,9 @@
 // inbound apply to this public port too (PUBLIC_LIMITS): a connection cap and a per-address share, handshake and
 // request-head deadlines, an HTTP/2 session closed when it sends no request in time, and HTTP/2 sessions that abuse
 // the protocol (rapid reset, invalid frames, floods nghttp2 detects) closed. Every connection closed by a limit is
-// counted in meshauth_connections_rejected_total{direction="edge",reason} with a rate-limited warn line.
+// counted in meshauth_connections_rejected_total{direction="edge",reason} with a rate-limited warn line. A request
+// node refuses before the edge sees it (a malformed HTTP/1.1 head, a CONNECT) gets the gateway's JSON error, a count
+// in meshauth_gateway_decisions_total{route=""} and one log line, as the edge's own refusals do.
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
@@ -18,9 +20,11 @@ import {
 import type { Socket } from 'node:net';
 import { createSecureContext, type TLSSocket } from 'node:tls';
 import type { HostPort } from '../config/index.js';
-import { MeshauthError } from '../errors/index.js';
-import { h2SessionErrorReason, listenOn } from '../platform/index.js';
+import { type ErrorCode, MeshauthError } from '../errors/index.js';
+import { firstClientErrorOnly, h2SessionErrorReason, listenOn, pendingResponse } from '../platform/index.js';
+import { endSocketWithError } from '../sidecar/error-response.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
+import { type EdgeResponse, writeError } from './edge-responses.js';
 
 export type PublicLimits = { readonly [K in keyof typeof PUBLIC_LIMITS]: number };
 
@@ -40,6 +44,8 @@ export const PUBLIC_LIMITS = Object.freeze({
 });
 
 const LIMIT_LOG_INTERVAL_MS = 10_000;
+/** How long an error answer written on a socket node:http gave up on may take to flush before the socket is closed. */
+const ANSWER_GRACE_MS = 1_000;
 
 export interface PublicListenerOptions {
   readonly listen: HostPort;
@@ -127,6 +133,78 @@ export class PublicListener {
     this.#server.on('tlsClientError', (error: Error & { code?: string }) => {
       if (error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.#closed('handshake_timeout');
     });
+    // Without these listeners node:http answers a malformed HTTP/1.1 head with a bare 400 or 431 and destroys a
+    // CONNECT's socket without a word, and node:http2 answers an HTTP/2 CONNECT with a bare 405: none counted or
+    // logged. The gateway forwards no tunnels (the sidecar's inbound answers the same way).
+    this.#server.on(
+      'clientError',
+      firstClientErrorOnly((error: Error & { code?: string }, socket: Socket) => this.#onClientError(error, socket)),
+    );
+    this.#server.on('connect', (req: IncomingMessage | Http2ServerRequest, target: Socket | Http2ServerResponse) =>
+      this.#onConnect(req, target),
+    );
+  }
+
+  /** A request node:http could not parse: the JSON error on its socket (unless answered already), then closed. */
+  #onClientError(error: Error & { code?: string }, socket: Socket): void {
+    if (error.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy(); // the client went away: not a refused request
+      return;
+    }
+    const close = () => socket.destroy();
+    setTimeout(close, ANSWER_GRACE_MS).unref();
+    const pending = pendingResponse(socket);
+    if (pending?.writableEnded === true) {
+      // Already answered (the edge refused the head and counted it; its body then broke the parser): let the answer
+      // flush, then close.
+      pending.once('finish', close);
+      return;
+    }
+    const code: ErrorCode =
+      error.code === 'HPE_HEADER_OVERFLOW' ? 'MESHAUTH_ERR_HEADERS_TOO_LARGE' : 'MESHAUTH_ERR_BAD_REQUEST';
+    const rejection = new MeshauthError(code, `HTTP parse error ${error.code ?? ''}`.trim(), {
+      reason: (error.code ?? 'parse_error').toLowerCase(),
+    });
+    this.#refused(rejection, pending?.req.method, socket.remoteAddress);
+    if (pending === undefined) {
+      endSocketWithError(socket, rejection);
+      socket.once('finish', close);
+    } else if (!pending.headersSent) {
+      // The body broke before the service answered: the 400 goes on this request's response (the mesh request is
+      // aborted with its body, never completed).
+      writeError(pending, rejection, { connection: 'close' });
+      pending.once('finish', close);
+    } else {
+      close(); // mid-response: cut, never framed as complete
+    }
+  }
+
+  /** CONNECT (HTTP/1.1 or HTTP/2): 400 MESHAUTH_ERR_METHOD_INVALID, counted and logged. */
+  #onConnect(req: IncomingMessage | Http2ServerRequest, target: Socket | Http2ServerResponse): void {
+    const rejection = new MeshauthError('MESHAUTH_ERR_METHOD_INVALID', 'CONNECT is not forwarded', {
+      reason: 'method',
+    });
+    this.#refused(rejection, 'CONNECT', req.socket?.remoteAddress);
+    if (req.httpVersionMajor === 2) {
+      req.resume();
+      writeError(target as unknown as EdgeResponse, rejection);
+      return;
+    }
+    const socket = target as Socket;
+    endSocketWithError(socket, rejection);
+    const close = () => socket.destroy();
+    socket.once('finish', close);
+    setTimeout(close, ANSWER_GRACE_MS).unref();
+  }
+
+  /** As the edge's refusals before a route is known: a deny without a route, one log line. */
+  #refused(error: MeshauthError, method: string | undefined, sourceIp: string | undefined): void {
+    const rule = error.reason ?? 'bad_request';
+    this.#options.metrics.gatewayDecisions.inc({ route: '', decision: 'deny', rule });
+    this.#options.logger.info(
+      { event: 'gateway_deny', route: '', rule, code: error.code, reason: error.reason, method, sourceIp },
+      'gateway deny',
+    );
   }
 
   /** TCP accept: at most maxConnectionsPerAddress open connections per client address. */

@@ -1,0 +1,121 @@
+// Requests Node refuses before the gateway's edge sees them get the gateway's answer, a count and one log line, found
+// by an outside test: a malformed HTTP/1.1 head (bare LF, Content-Length with Transfer-Encoding, `Content-Length:
+// 5, 6`, a head past maxHeaderBytes) got node:http's bare 400 or 431 (no code, no body), an HTTP/1.1 CONNECT had its
+// connection closed without a byte and an HTTP/2 CONNECT got node:http2's bare 405; none was counted or logged. Now
+// each is the JSON error (as at the sidecar's inbound), meshauth_gateway_decisions_total{route="",decision="deny"}
+// and one `gateway_deny` line.
+import { connect as h2connect } from 'node:http2';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Metrics } from '../../src/telemetry/index.js';
+import { type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
+import { rawTlsExchange } from '../helpers/raw-tls.js';
+import type { TestSvid } from '../helpers/test-ca.js';
+
+async function deniesWithoutRoute(metrics: Metrics): Promise<number> {
+  const values = (await metrics.gatewayDecisions.get()).values;
+  return values
+    .filter((v) => v.labels.route === '' && v.labels.decision === 'deny')
+    .reduce((sum, v) => sum + v.value, 0);
+}
+
+describe('gateway: requests Node refuses are answered, counted and logged', () => {
+  let mesh: GatewayMesh;
+  let client: TestSvid; // the public listener asks for no client certificate; rawTlsExchange sends one anyway
+  beforeAll(async () => {
+    mesh = await startGatewayMesh();
+    client = await mesh.ca.issue({ id: mesh.ca.idFor('/ns/outside/sa/client') });
+  });
+  afterAll(async () => {
+    await mesh?.close();
+  });
+
+  const host = () => `Host: 127.0.0.1:${mesh.gateway.port}\r\n`;
+  const cases: ReadonlyArray<readonly [name: string, bytes: () => string, status: number, code: string]> = [
+    [
+      'fail/bare LF line endings',
+      () => `GET /shop HTTP/1.1\n${host().replace('\r', '')}\n`,
+      400,
+      'MESHAUTH_ERR_BAD_REQUEST',
+    ],
+    [
+      'fail/Content-Length with Transfer-Encoding',
+      () => `POST /shop HTTP/1.1\r\n${host()}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+      400,
+      'MESHAUTH_ERR_BAD_REQUEST',
+    ],
+    [
+      'fail/Content-Length: 5, 6',
+      () => `POST /shop HTTP/1.1\r\n${host()}Content-Length: 5, 6\r\n\r\nhello`,
+      400,
+      'MESHAUTH_ERR_BAD_REQUEST',
+    ],
+    [
+      'fail/a head past maxHeaderBytes',
+      () => `GET /shop HTTP/1.1\r\n${host()}X-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      431,
+      'MESHAUTH_ERR_HEADERS_TOO_LARGE',
+    ],
+    [
+      'fail/HTTP/1.1 CONNECT',
+      () => `CONNECT 127.0.0.1:22 HTTP/1.1\r\n${host()}\r\n`,
+      400,
+      'MESHAUTH_ERR_METHOD_INVALID',
+    ],
+  ];
+
+  it.each(cases)('%s → the JSON error, one count, one log line', async (_name, bytes, status, code) => {
+    const before = await deniesWithoutRoute(mesh.metrics);
+    const seen = mesh.log.lines.length;
+    const reply = await rawTlsExchange(mesh.gateway.port, client, mesh.ca.rootPem, bytes());
+    expect(reply.startsWith(`HTTP/1.1 ${status} `)).toBe(true);
+    expect(JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)).code).toBe(code);
+    expect(await deniesWithoutRoute(mesh.metrics)).toBe(before + 1);
+    const denies = mesh.log.lines.slice(seen).filter((line) => line.event === 'gateway_deny');
+    expect(denies).toHaveLength(1);
+    expect(denies[0]).toMatchObject({ route: '', code });
+  });
+
+  it('fail/HTTP/2 CONNECT → 400 MESHAUTH_ERR_METHOD_INVALID, one count, one log line', async () => {
+    const before = await deniesWithoutRoute(mesh.metrics);
+    const seen = mesh.log.lines.length;
+    const session = h2connect(mesh.origin, { ca: mesh.ca.rootPem });
+    try {
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const stream = session.request({ ':method': 'CONNECT', ':authority': '127.0.0.1:22' });
+        let body = '';
+        let status = 0;
+        stream.on('response', (headers) => {
+          status = Number(headers[':status']);
+        });
+        stream.on('data', (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        stream.on('end', () => resolve({ status, body }));
+        stream.on('error', reject);
+      });
+      expect(answer.status).toBe(400);
+      expect(JSON.parse(answer.body).code).toBe('MESHAUTH_ERR_METHOD_INVALID');
+    } finally {
+      session.destroy();
+    }
+    expect(await deniesWithoutRoute(mesh.metrics)).toBe(before + 1);
+    const denies = mesh.log.lines.slice(seen).filter((line) => line.event === 'gateway_deny');
+    expect(denies).toHaveLength(1);
+    expect(denies[0]).toMatchObject({ route: '', code: 'MESHAUTH_ERR_METHOD_INVALID', method: 'CONNECT' });
+  });
+
+  it('ok/the gateway still serves afterwards', async () => {
+    const agent = new Agent({ connect: { ca: mesh.ca.rootPem } });
+    try {
+      const answer = await request(`${mesh.origin}/shop`, {
+        dispatcher: agent,
+        headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate' },
+      });
+      await answer.body.dump();
+      expect(answer.statusCode).toBe(302);
+    } finally {
+      await agent.close();
+    }
+  });
+});

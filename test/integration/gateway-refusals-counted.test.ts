@@ -140,3 +140,27 @@ describe('gateway: a sign-in that cannot start', () => {
     }
   });
 });
+
+describe('gateway: sign-in endpoints without browser sign-in', () => {
+  it('fail/the callback of a gateway without oidc → 404, counted and logged once', async () => {
+    const mesh = await startGatewayMesh({
+      gateway: (base) => {
+        const { oidc: _oidc, ...rest } = base;
+        return rest;
+      },
+    });
+    const agent = new Agent({ connect: { ca: mesh.ca.rootPem } });
+    try {
+      const before = await deniesWithoutRoute(mesh.metrics, 'no_sign_in');
+      const seen = mesh.log.lines.length;
+      const answer = await request(`${mesh.origin}/.meshauth/callback?state=x&code=y`, { dispatcher: agent });
+      expect(answer.statusCode).toBe(404);
+      expect(((await answer.body.json()) as { code: string }).code).toBe('MESHAUTH_ERR_EDGE_NO_ROUTE');
+      expect(await deniesWithoutRoute(mesh.metrics, 'no_sign_in')).toBe(before + 1);
+      expect(mesh.log.lines.slice(seen).filter((line) => line.event === 'gateway_deny')).toHaveLength(1);
+    } finally {
+      await agent.close();
+      await mesh.close();
+    }
+  });
+});

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
-import { caSpiffeId, type SpiffeId } from '../identity/index.js';
+import { refuseCaId, type SpiffeId } from '../identity/index.js';
 import { verifyCsrPem } from '../pki/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
@@ -182,13 +182,8 @@ async function issueSvid(
   const now = options.now();
   options.authority.assertCanSign(now);
   const asked = (id: SpiffeId, method: SvidMethod) => {
-    // Agents authenticate the CA by this ID alone: a workload holding it could pose as the CA and collect the
-    // bootstrap tokens of every agent that reaches it. Refused for any credential, before a join token is spent.
-    if (id.equals(caSpiffeId(options.authority.material.trustDomain))) {
-      throw new MeshauthError('MESHAUTH_ERR_SPIFFE_ID_INVALID', `${id} is the CA's own ID, not a workload ID`, {
-        reason: 'reserved_id',
-      });
-    }
+    // Refused for any credential, before a join token is spent.
+    refuseCaId(id, options.authority.material.trustDomain);
     if (body.id !== undefined && body.id !== id.toString()) {
       throw new MeshauthError(
         'MESHAUTH_ERR_CA_IDENTITY_MISMATCH',

@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshauthError } from '../errors/index.js';
-import { caSpiffeId, SpiffeId } from '../identity/index.js';
+import { refuseCaId, SpiffeId } from '../identity/index.js';
 import { caPaths, writeFileAtomic } from './ca-files.js';
 import { readTrustDomain } from './store.js';
 
@@ -40,12 +40,7 @@ export async function createJoinToken(options: CreateJoinTokenOptions): Promise<
       reason: 'root_id',
     });
   }
-  // Agents accept the CA by this ID alone; the CA refuses to issue it for a token anyway (api.ts).
-  if (id.equals(caSpiffeId(trustDomain))) {
-    throw new MeshauthError('MESHAUTH_ERR_SPIFFE_ID_INVALID', `${id} is the CA's own ID, not a workload ID`, {
-      reason: 'reserved_id',
-    });
-  }
+  refuseCaId(id, trustDomain); // the CA would refuse to issue it for the token anyway (api.ts)
   const now = options.now ?? new Date();
   const token = randomBytes(TOKEN_BYTES).toString('base64url');
   const stored: StoredToken = { id: id.toString(), expiresAt: new Date(now.getTime() + options.ttlMs).toISOString() };

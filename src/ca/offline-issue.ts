@@ -1,7 +1,7 @@
 // `ca issue`: signs an SVID directly from the CA directory, without a running server (SPEC §4). The key pair is
 // generated here, since the workload has none yet; the caller writes key and chain to files.
 import { MeshauthError } from '../errors/index.js';
-import { SpiffeId } from '../identity/index.js';
+import { refuseCaId, SpiffeId } from '../identity/index.js';
 import { createLeafCertificate, exportPrivateKeyPem, generateKeyPair, type KeyType, X509Svid } from '../pki/index.js';
 import { loadCaMaterial } from './store.js';
 
@@ -23,6 +23,7 @@ export async function issueOffline(options: IssueOfflineOptions): Promise<X509Sv
       { reason: 'trust_domain' },
     );
   }
+  refuseCaId(id, material.trustDomain);
   const keys = await generateKeyPair(options.keyType ?? 'p256');
   const leaf = await createLeafCertificate({
     id,

@@ -75,6 +75,8 @@ describe('ca issue', () => {
     ['fail/malformed ID', ['--id', 'spiffe://example.org/a//b'], 'MESHAUTH_ERR_SPIFFE_ID_INVALID'],
     ['fail/ID of another trust domain', ['--id', 'spiffe://evil.org/ns/a/sa/b'], 'MESHAUTH_ERR_SPIFFE_ID_INVALID'],
     ['fail/trust-domain ID without a path', ['--id', 'spiffe://example.org'], 'MESHAUTH_ERR_SPIFFE_ID_INVALID'],
+    // Agents accept the CA by this ID alone: its holder could pose as the CA.
+    ["fail/the CA's own ID", ['--id', 'spiffe://example.org/meshauth/ca'], 'MESHAUTH_ERR_SPIFFE_ID_INVALID'],
     ['fail/ttl 25h', ['--id', 'spiffe://example.org/ns/a/sa/b', '--ttl', '25h'], 'MESHAUTH_ERR_TTL_OUT_OF_RANGE'],
     ['fail/ttl 30s', ['--id', 'spiffe://example.org/ns/a/sa/b', '--ttl', '30s'], 'MESHAUTH_ERR_TTL_OUT_OF_RANGE'],
     ['fail/ttl garbage', ['--id', 'spiffe://example.org/ns/a/sa/b', '--ttl', 'soon'], 'MESHAUTH_ERR_USAGE'],

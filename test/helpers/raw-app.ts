@@ -51,6 +51,24 @@ export async function startRawApp(onData: (connection: RawAppConnection) => void
   };
 }
 
+/**
+ * An `onData` for startRawApp that offers `answer` each HTTP/1.1 request head (GET or POST) of a connection once, in
+ * order, with its path; a head `answer` returns false for is offered again with the connection's next bytes (and
+ * the heads after it wait).
+ */
+export function eachRequestHead(
+  answer: (connection: RawAppConnection, path: string, head: RegExpExecArray) => boolean | undefined,
+): (connection: RawAppConnection) => void {
+  const answered = new WeakMap<RawAppConnection, number>();
+  return (connection) => {
+    const heads = [...connection.received.matchAll(/(GET|POST) (\S+) HTTP\/1\.1\r\n[\s\S]*?\r\n\r\n/g)];
+    for (const head of heads.slice(answered.get(connection) ?? 0)) {
+      if (answer(connection, head[2] ?? '', head) === false) return;
+      answered.set(connection, (answered.get(connection) ?? 0) + 1);
+    }
+  };
+}
+
 /** An HTTP/2 session to a sidecar's inbound with `svid` as the client certificate. */
 export function mtlsH2Session(port: number, svid: TestSvid, caPem: string): Promise<ClientHttp2Session> {
   return new Promise((resolve, reject) => {

@@ -2,6 +2,7 @@
 // TestCa credentials in a static CredentialHolder, and an A → B sidecar pair. Everything listens on 127.0.0.1
 // port 0; every start returns its own close, which the tests register as teardown right away.
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import {
   createServer,
   request as httpRequest,
@@ -10,13 +11,16 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CredentialHolder } from '../../src/agent/credential-holder.js';
 import { type SidecarConfig, sidecarConfigFromObject } from '../../src/config/index.js';
 import type { TrustBundle } from '../../src/pki/index.js';
 import type { EndUserOutcome } from '../../src/sidecar/inbound/inbound-hooks.js';
 import { type RunningSidecar, type SidecarDependencies, startSidecar } from '../../src/sidecar/index.js';
 import { createLogger, Metrics, silentLogger } from '../../src/telemetry/index.js';
-import type { TestCa, TestSvid } from './test-ca.js';
+import { type RawApp, type RawAppConnection, startRawApp } from './raw-app.js';
+import { TestCa, type TestSvid, writeSvidFiles } from './test-ca.js';
 
 export interface SeenRequest {
   readonly method: string;
@@ -206,6 +210,113 @@ export function startHeldStageSidecar(
           : Promise.resolve({}),
     },
   });
+}
+
+/** The stalled-body tests' set-up (startHeldStage): a raw app behind B, held by a stage, and a peer SVID. */
+export interface HeldStage {
+  readonly ca: TestCa;
+  /** The calling peer, `/ns/shop/sa/peer`. */
+  readonly peer: TestSvid;
+  readonly app: RawApp;
+  readonly b: TestSidecar;
+  /** `meshauth_requests_rejected_total` on the inbound, as [code, count] pairs. */
+  rejected(): Promise<Array<[string | number | undefined, number]>>;
+  /** `meshauth_streams_reset_total{direction="inbound",reason="stream_idle_timeout"}` (0 before the first). */
+  idleResets(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/**
+ * A CA of example.org, a peer SVID, a raw app calling `onAppData` (startRawApp) and B in front of it
+ * (startHeldStageSidecar: requests on `/held/…` wait for `held`, an idle exchange is cut after 1.2 s).
+ */
+export async function startHeldStage(
+  logger: SidecarDependencies['logger'],
+  held: Map<string, () => void>,
+  onAppData?: (connection: RawAppConnection) => void,
+): Promise<HeldStage> {
+  const ca = await TestCa.create('example.org');
+  const peer = await ca.issue({ id: ca.idFor('/ns/shop/sa/peer') });
+  const app = await startRawApp(onAppData);
+  const b = await startHeldStageSidecar(ca, app.port, logger, held);
+  return {
+    ca,
+    peer,
+    app,
+    b,
+    rejected: async () => {
+      const values = (await b.metrics.requestsRejected.get()).values.filter((v) => v.labels.direction === 'inbound');
+      return values.map((v) => [v.labels.code, v.value]);
+    },
+    idleResets: async () => {
+      const values = (await b.metrics.streamsReset.get()).values;
+      return (
+        values.find((v) => v.labels.direction === 'inbound' && v.labels.reason === 'stream_idle_timeout')?.value ?? 0
+      );
+    },
+    close: async () => {
+      await b.sidecar.close(0);
+      await app.close();
+    },
+  };
+}
+
+/** An inbound under test (startInboundServer) with what a client needs to reach it. */
+export interface InboundServer {
+  readonly ca: TestCa;
+  readonly app: TestApp;
+  readonly sidecar: TestSidecar;
+  /** A client SVID from `ca`, `/ns/<namespace>/sa/client`. */
+  readonly client: TestSvid;
+  /** `client` written as PEM files for external tools (openssl, curl), in `dir`. */
+  readonly clientFiles: { readonly cert: string; readonly key: string };
+  /** A temp directory the test may write more files to; `close` removes it. */
+  readonly dir: string;
+  close(): Promise<void>;
+}
+
+export interface InboundServerOptions {
+  /** The namespace of the server's and the client's IDs (default `shop`). */
+  readonly namespace?: string;
+  readonly tls12?: boolean;
+  readonly inboundLimits?: SidecarDependencies['inboundLimits'];
+}
+
+/**
+ * A fresh CA (example.org), an echo app, a sidecar `/ns/<namespace>/sa/server` in front of it and a client SVID
+ * `/ns/<namespace>/sa/client`, also as files: the set-up of the inbound TLS tests.
+ */
+export async function startInboundServer(options: InboundServerOptions = {}): Promise<InboundServer> {
+  const ns = options.namespace ?? 'shop';
+  const ca = await TestCa.create();
+  const app = await startApp();
+  const dir = mkdtempSync(join(tmpdir(), 'meshauth-inbound-'));
+  try {
+    const sidecar = await startTestSidecar(
+      ca,
+      ca.idFor(`/ns/${ns}/sa/server`),
+      testConfig({ appPort: app.port, ...(options.tls12 === undefined ? {} : { tls12: options.tls12 }) }),
+      options.inboundLimits === undefined ? {} : { inboundLimits: options.inboundLimits },
+    );
+    const client = await ca.issue({ id: ca.idFor(`/ns/${ns}/sa/client`) });
+    return {
+      ca,
+      app,
+      sidecar,
+      client,
+      clientFiles: writeSvidFiles(dir, 'client', client),
+      dir,
+      close: async () => {
+        await sidecar.sidecar.close(0);
+        await app.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
 }
 
 export interface SidecarPair {

@@ -2,21 +2,21 @@
 // is counted under that reason, not protocol_version (which says the TLS version was refused): on the mesh inbound,
 // on the inbound with TCP tunnels (same port, tunnel ALPNs added) and on the external listener. A real TLS-version
 // refusal still counts protocol_version.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
 import {
   available,
+  type InboundServer,
   runCommand,
   startApp,
+  startInboundServer,
   startTestSidecar,
   type TestApp,
   type TestSidecar,
-  testConfig,
 } from '../helpers/sidecar-harness.js';
-import { TestCa, writeSvidFiles } from '../helpers/test-ca.js';
+import type { TestCa } from '../helpers/test-ca.js';
 
 const HAVE_OPENSSL = available('openssl');
 if (!HAVE_OPENSSL) console.warn('alpn-refused-reason: openssl not on PATH, skipping');
@@ -28,16 +28,14 @@ let app: TestApp;
 let tcpApp: TestApp; // inbound.tcp needs a service of its own; nothing is expected to reach it
 let mesh: TestSidecar; // inbound offers h2, http/1.1
 let tunnels: TestSidecar; // inbound offers h2, http/1.1, meshauth-tcp/2, meshauth-tcp/1; external h2, http/1.1
-let dir: string;
+let dir: string; // the inbound server's, with the external listener's certificate added
 let client: { cert: string; key: string };
+let inbound: InboundServer;
 
 beforeAll(async () => {
-  ca = await TestCa.create();
-  app = await startApp();
+  inbound = await startInboundServer();
+  ({ ca, app, sidecar: mesh, clientFiles: client, dir } = inbound);
   tcpApp = await startApp();
-  dir = mkdtempSync(join(tmpdir(), 'meshauth-alpn-reason-'));
-  client = writeSvidFiles(dir, 'client', await ca.issue({ id: ca.idFor('/ns/shop/sa/client') }));
-  mesh = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/server'), testConfig({ appPort: app.port }));
   const external = await ca.issue({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
   writeFileSync(join(dir, 'external.crt'), external.chainPem);
   writeFileSync(join(dir, 'external.key'), external.keyPem, { mode: 0o600 });
@@ -63,11 +61,9 @@ beforeAll(async () => {
   tunnels = await startTestSidecar(ca, ca.idFor('/ns/data/sa/db'), config);
 });
 afterAll(async () => {
-  await mesh?.sidecar.close(0);
   await tunnels?.sidecar.close(0);
-  await app?.close();
   await tcpApp?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await inbound?.close();
 });
 
 function target(listener: Listener): { sidecar: TestSidecar; port: number; direction: string } {

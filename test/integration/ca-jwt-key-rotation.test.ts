@@ -15,7 +15,7 @@ import {
 import { TrustDomain } from '../../src/identity/index.js';
 import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '../../src/pki/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
-import { makeCaDir } from '../helpers/ca-dir.js';
+import { startCaInTempDir } from '../helpers/ca-dir.js';
 import { logLines } from '../helpers/log-lines.js';
 import { assertBuilt, meshauth } from '../helpers/meshauth-cli.js';
 
@@ -31,17 +31,14 @@ const log = logLines();
 
 beforeAll(async () => {
   assertBuilt();
-  const ca = await makeCaDir();
-  dir = ca.dir;
-  server = await startCaServer({
-    dir,
-    listen: '127.0.0.1:0',
+  const ca = await startCaInTempDir({
     svidTtlMs: 30 * 60_000,
     logger: log.logger,
     metrics: new Metrics(),
     now: () => new Date(Date.now() + clockOffsetMs),
   });
-  const bundlePem = (await loadCaMaterial(dir)).bundle.toPem();
+  ({ dir, server } = ca);
+  const { bundlePem } = ca;
   anonymous = new Agent({ connect: { ca: bundlePem } });
   const keys = await generateKeyPair('p256');
   const response = await caClient.requestSvid(
@@ -53,8 +50,7 @@ beforeAll(async () => {
   });
   return async () => {
     await Promise.all([anonymous.close(), workload.close()]);
-    await server.close();
-    ca.cleanup();
+    await ca.close();
   };
 });
 

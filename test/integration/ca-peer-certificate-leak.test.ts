@@ -7,7 +7,7 @@
 import { TLSSocket } from 'node:tls';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as caClient from '../../src/agent/ca-client.js';
-import { type CaServer, createJoinToken, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
+import { createJoinToken } from '../../src/ca/index.js';
 import type { MeshauthError } from '../../src/errors/index.js';
 import { TrustDomain } from '../../src/identity/index.js';
 import {
@@ -18,7 +18,7 @@ import {
   uriSans,
 } from '../../src/pki/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
-import { makeCaDir } from '../helpers/ca-dir.js';
+import { startCaInTempDir } from '../helpers/ca-dir.js';
 import { caRejections } from '../helpers/ca-metrics.js';
 import { TestCa } from '../helpers/test-ca.js';
 
@@ -27,27 +27,15 @@ const TD = TrustDomain.parse('example.org');
 const RENEWALS = 20;
 
 let dir: string;
-let server: CaServer;
 let metrics: Metrics;
 let connection: caClient.CaConnection;
 
 beforeAll(async () => {
-  const ca = await makeCaDir();
-  dir = ca.dir;
   metrics = new Metrics();
-  server = await startCaServer({
-    dir,
-    listen: '127.0.0.1:0',
-    svidTtlMs: 15 * 60_000,
-    workers: 0,
-    logger: silentLogger(),
-    metrics,
-  });
-  connection = { caUrl: server.url, trustDomain: TD, bundlePem: (await loadCaMaterial(dir)).bundle.toPem() };
-  return async () => {
-    await server.close();
-    ca.cleanup();
-  };
+  const ca = await startCaInTempDir({ svidTtlMs: 15 * 60_000, workers: 0, logger: silentLogger(), metrics });
+  dir = ca.dir;
+  connection = { caUrl: ca.server.url, trustDomain: TD, bundlePem: ca.bundlePem };
+  return ca.close;
 });
 
 afterEach(() => {

@@ -3,23 +3,21 @@
 // and an HTTP/2 connection preface sent there (h2c prior knowledge over TLS) is refused as a bad HTTP/1.1 request.
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApp, startTestSidecar, type TestApp, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
-import { TestCa, type TestSvid } from '../helpers/test-ca.js';
+import { type InboundServer, startInboundServer, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';
+import type { TestCa, TestSvid } from '../helpers/test-ca.js';
 
 let ca: TestCa;
 let app: TestApp;
 let sidecar: TestSidecar;
 let client: TestSvid;
+let inbound: InboundServer;
 
 beforeAll(async () => {
-  ca = await TestCa.create();
-  app = await startApp();
-  sidecar = await startTestSidecar(ca, ca.idFor('/ns/a/sa/server'), testConfig({ appPort: app.port }));
-  client = await ca.issue({ id: ca.idFor('/ns/a/sa/client') });
+  inbound = await startInboundServer({ namespace: 'a' });
+  ({ ca, app, sidecar, client } = inbound);
 });
 afterAll(async () => {
-  await sidecar?.sidecar.close(0);
-  await app?.close();
+  await inbound?.close();
 });
 
 interface Outcome {

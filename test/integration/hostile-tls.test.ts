@@ -3,24 +3,22 @@
 // never serves another request, CBC-only and TLS ≤ 1.1 clients are refused at the handshake, each counted.
 import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApp, startTestSidecar, type TestApp, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
-import { TestCa, type TestSvid } from '../helpers/test-ca.js';
+import { type InboundServer, startInboundServer, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';
+import type { TestCa, TestSvid } from '../helpers/test-ca.js';
 
 describe('hostile TLS on the inbound listener (tls12: true)', () => {
   let ca: TestCa;
   let app: TestApp;
   let sidecar: TestSidecar;
   let client: TestSvid;
+  let inbound: InboundServer;
 
   beforeAll(async () => {
-    ca = await TestCa.create();
-    app = await startApp();
-    sidecar = await startTestSidecar(ca, ca.idFor('/ns/a/sa/server'), testConfig({ appPort: app.port, tls12: true }));
-    client = await ca.issue({ id: ca.idFor('/ns/a/sa/client') });
+    inbound = await startInboundServer({ namespace: 'a', tls12: true });
+    ({ ca, app, sidecar, client } = inbound);
   });
   afterAll(async () => {
-    await sidecar?.sidecar.close(0);
-    await app?.close();
+    await inbound?.close();
   });
 
   const connectOptions = (extra: ConnectionOptions): ConnectionOptions => ({

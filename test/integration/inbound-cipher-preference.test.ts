@@ -4,8 +4,8 @@
 // and after a rotation (whose context is built apart from the first).
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApp, startTestSidecar, type TestApp, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
-import { TestCa, type TestSvid } from '../helpers/test-ca.js';
+import { type InboundServer, startInboundServer, type TestSidecar } from '../helpers/sidecar-harness.js';
+import type { TestCa, TestSvid } from '../helpers/test-ca.js';
 
 const CHACHA_FIRST: Array<[string, ConnectionOptions, string]> = [
   [
@@ -25,23 +25,16 @@ const CHACHA_FIRST: Array<[string, ConnectionOptions, string]> = [
 
 describe("inbound: the server's cipher order wins", () => {
   let ca: TestCa;
-  let app: TestApp;
   let sidecar: TestSidecar;
   let client: TestSvid;
+  let inbound: InboundServer;
 
   beforeAll(async () => {
-    ca = await TestCa.create();
-    app = await startApp();
-    sidecar = await startTestSidecar(
-      ca,
-      ca.idFor('/ns/shop/sa/server'),
-      testConfig({ appPort: app.port, tls12: true }),
-    );
-    client = await ca.issue({ id: ca.idFor('/ns/shop/sa/client') });
+    inbound = await startInboundServer({ tls12: true });
+    ({ ca, sidecar, client } = inbound);
   });
   afterAll(async () => {
-    await sidecar?.sidecar.close(0);
-    await app?.close();
+    await inbound?.close();
   });
 
   /** The standard name of the suite the inbound chose for a client offering `options`. */

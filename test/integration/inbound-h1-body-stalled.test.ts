@@ -7,10 +7,10 @@
 // response head went out: H1Sink.idle leaves that path as it was).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLines } from '../helpers/log-lines.js';
-import { eventually, type RawApp, startRawApp } from '../helpers/raw-app.js';
+import { eventually, type RawApp } from '../helpers/raw-app.js';
 import { rawTlsExchange } from '../helpers/raw-tls.js';
-import { startHeldStageSidecar, type TestSidecar } from '../helpers/sidecar-harness.js';
-import { TestCa, type TestSvid } from '../helpers/test-ca.js';
+import { type HeldStage, startHeldStage, type TestSidecar } from '../helpers/sidecar-harness.js';
+import type { TestCa, TestSvid } from '../helpers/test-ca.js';
 
 describe('inbound HTTP/1.1: a request body that stalls is answered 408 before a response head, cut after', () => {
   let ca: TestCa;
@@ -21,17 +21,15 @@ describe('inbound HTTP/1.1: a request body that stalls is answered 408 before a 
   /** Requests on these paths wait in the end-user stage until the test releases them. */
   const held = new Map<string, () => void>();
 
+  let stage: HeldStage;
+
   beforeAll(async () => {
-    ca = await TestCa.create('example.org');
-    peer = await ca.issue({ id: ca.idFor('/ns/shop/sa/peer') });
-    // The app never answers: it waits for bodies that never end.
-    app = await startRawApp();
-    // An idle exchange is cut after 1.2 s (startHeldStageSidecar).
-    b = await startHeldStageSidecar(ca, app.port, log.logger, held);
+    // The app never answers: it waits for bodies that never end. An idle exchange is cut after 1.2 s.
+    stage = await startHeldStage(log.logger, held);
+    ({ ca, peer, app, b } = stage);
   });
   afterAll(async () => {
-    await b?.sidecar.close(0);
-    await app?.close();
+    await stage?.close();
   });
 
   /** A POST announcing twice `body` (at least 1,000 bytes) that sends `body`, then nothing; the reply until close. */
@@ -45,17 +43,8 @@ describe('inbound HTTP/1.1: a request body that stalls is answered 408 before a 
     );
   }
 
-  async function rejected(): Promise<Array<[string | number | undefined, number]>> {
-    const values = (await b.metrics.requestsRejected.get()).values.filter((v) => v.labels.direction === 'inbound');
-    return values.map((v) => [v.labels.code, v.value]);
-  }
-
-  async function idleResets(): Promise<number> {
-    const values = (await b.metrics.streamsReset.get()).values;
-    return (
-      values.find((v) => v.labels.direction === 'inbound' && v.labels.reason === 'stream_idle_timeout')?.value ?? 0
-    );
-  }
+  const rejected = () => stage.rejected();
+  const idleResets = () => stage.idleResets();
 
   /** One complete 408 with the JSON error and `Connection: close` (the reply was read until the sidecar closed). */
   function expect408(reply: string): void {

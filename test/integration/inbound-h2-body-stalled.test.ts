@@ -8,10 +8,10 @@
 import { constants } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLines } from '../helpers/log-lines.js';
-import { eventually, type RawApp, startRawApp } from '../helpers/raw-app.js';
+import { eachRequestHead, eventually, type RawApp } from '../helpers/raw-app.js';
 import { type RawH2Client, type RawH2Frame, rawH2Client, rstCodeOf, statusOf } from '../helpers/raw-h2-client.js';
-import { startHeldStageSidecar, type TestSidecar } from '../helpers/sidecar-harness.js';
-import { TestCa, type TestSvid } from '../helpers/test-ca.js';
+import { type HeldStage, startHeldStage, type TestSidecar } from '../helpers/sidecar-harness.js';
+import type { TestCa, TestSvid } from '../helpers/test-ca.js';
 
 const DATA = 0x0;
 const HEADERS = 0x1;
@@ -29,28 +29,23 @@ describe('inbound h2: a request body that stalls is answered 408 before a respon
   /** Requests on these paths wait in the end-user stage until the test releases them. */
   const held = new Map<string, () => void>();
 
+  let stage: HeldStage;
+
   beforeAll(async () => {
-    ca = await TestCa.create('example.org');
-    peer = await ca.issue({ id: ca.idFor('/ns/shop/sa/peer') });
     // The app answers /ok at once and streams 100 KB of /streams-back as soon as the head is in; it never answers
-    // anything else (it waits for bodies that never end).
-    const answered = new WeakMap<object, number>();
-    app = await startRawApp((c) => {
-      const heads = [...c.received.matchAll(/(GET|POST) (\S+) HTTP\/1\.1\r\n[\s\S]*?\r\n\r\n/g)];
-      for (const head of heads.slice(answered.get(c) ?? 0)) {
-        answered.set(c, (answered.get(c) ?? 0) + 1);
-        if (head[2] === '/ok') c.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
-        if (head[2] === '/streams-back') {
-          c.socket.write(`HTTP/1.1 200 OK\r\ncontent-length: 200000\r\n\r\n${'x'.repeat(100_000)}`);
-        }
+    // anything else (it waits for bodies that never end). An idle exchange is cut after 1.2 s.
+    const onAppData = eachRequestHead((c, path) => {
+      if (path === '/ok') c.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      if (path === '/streams-back') {
+        c.socket.write(`HTTP/1.1 200 OK\r\ncontent-length: 200000\r\n\r\n${'x'.repeat(100_000)}`);
       }
+      return true;
     });
-    // An idle exchange is cut after 1.2 s (startHeldStageSidecar).
-    b = await startHeldStageSidecar(ca, app.port, log.logger, held);
+    stage = await startHeldStage(log.logger, held, onAppData);
+    ({ ca, peer, app, b } = stage);
   });
   afterAll(async () => {
-    await b?.sidecar.close(0);
-    await app?.close();
+    await stage?.close();
   });
 
   /** Opens stream 1 with a POST announcing 1,000 bytes (or twice `body`) and sends `body`, then nothing. */
@@ -74,17 +69,8 @@ describe('inbound h2: a request body that stalls is answered 408 before a respon
     return client.received.filter((f) => f.stream === 1);
   }
 
-  async function rejected(): Promise<Array<[string | number | undefined, number]>> {
-    const values = (await b.metrics.requestsRejected.get()).values.filter((v) => v.labels.direction === 'inbound');
-    return values.map((v) => [v.labels.code, v.value]);
-  }
-
-  async function idleResets(): Promise<number> {
-    const values = (await b.metrics.streamsReset.get()).values;
-    return (
-      values.find((v) => v.labels.direction === 'inbound' && v.labels.reason === 'stream_idle_timeout')?.value ?? 0
-    );
-  }
+  const rejected = () => stage.rejected();
+  const idleResets = () => stage.idleResets();
 
   /** A 408 with the JSON error and END_STREAM, then RST_STREAM(NO_ERROR): the rest of the body is not wanted. */
   function expect408(frames: RawH2Frame[]): void {

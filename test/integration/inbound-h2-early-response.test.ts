@@ -6,10 +6,10 @@
 import { constants, connect as h2Connect } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLines } from '../helpers/log-lines.js';
-import { eventually, type RawApp, startRawApp } from '../helpers/raw-app.js';
+import { eachRequestHead, eventually, type RawApp } from '../helpers/raw-app.js';
 import { type RawH2Client, type RawH2Frame, rawH2Client, rstCodeOf, statusOf } from '../helpers/raw-h2-client.js';
-import { startHeldStageSidecar, type TestSidecar } from '../helpers/sidecar-harness.js';
-import { TestCa, type TestSvid } from '../helpers/test-ca.js';
+import { type HeldStage, startHeldStage, type TestSidecar } from '../helpers/sidecar-harness.js';
+import type { TestCa, TestSvid } from '../helpers/test-ca.js';
 
 const DATA = 0x0;
 const HEADERS = 0x1;
@@ -23,28 +23,23 @@ describe('inbound h2: a response that ends before the request body closes the st
   let peer: TestSvid;
   const log = logLines('b');
 
+  let stage: HeldStage;
+
   beforeAll(async () => {
-    ca = await TestCa.create('example.org');
-    peer = await ca.issue({ id: ca.idFor('/ns/shop/sa/peer') });
     // The app answers /early as soon as the head is in, before any of the body; /after-body once 1 byte of body
     // (its whole content-length) is in.
-    const answered = new WeakMap<object, number>();
-    app = await startRawApp((c) => {
-      const heads = [...c.received.matchAll(/(GET|POST) (\S+) HTTP\/1\.1\r\n[\s\S]*?\r\n\r\n/g)];
-      for (const head of heads.slice(answered.get(c) ?? 0)) {
-        const path = head[2];
-        const bodyIn = c.received.length > (head.index ?? 0) + head[0].length;
-        if (path === '/after-body' && !bodyIn) return;
-        answered.set(c, (answered.get(c) ?? 0) + 1);
-        c.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
-      }
+    const onAppData = eachRequestHead((c, path, head) => {
+      const bodyIn = c.received.length > head.index + head[0].length;
+      if (path === '/after-body' && !bodyIn) return false;
+      c.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      return true;
     });
     // An idle stream is cut after 300 ms (startHeldStageSidecar); no path here is held in a stage.
-    b = await startHeldStageSidecar(ca, app.port, log.logger, new Map());
+    stage = await startHeldStage(log.logger, new Map(), onAppData);
+    ({ ca, peer, app, b } = stage);
   });
   afterAll(async () => {
-    await b?.sidecar.close(0);
-    await app?.close();
+    await stage?.close();
   });
 
   function post(client: RawH2Client, id: number, path: string, length: number): void {
@@ -57,16 +52,10 @@ describe('inbound h2: a response that ends before the request body closes the st
     ]);
   }
 
-  async function idleResets(): Promise<number> {
-    const values = (await b.metrics.streamsReset.get()).values;
-    return (
-      values.find((v) => v.labels.direction === 'inbound' && v.labels.reason === 'stream_idle_timeout')?.value ?? 0
-    );
-  }
+  const idleResets = () => stage.idleResets();
 
   async function rejected(): Promise<number> {
-    const values = (await b.metrics.requestsRejected.get()).values.filter((v) => v.labels.direction === 'inbound');
-    return values.reduce((sum, v) => sum + v.value, 0);
+    return (await stage.rejected()).reduce((sum, [, count]) => sum + count, 0);
   }
 
   function completeResponse(frames: RawH2Frame[]): void {

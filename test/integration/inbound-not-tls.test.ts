@@ -2,43 +2,32 @@
 // with a body, CONNECT, the h2 preface, bytes that are no TLS record) are closed by the server without a byte of
 // HTTP (no 400 page), nothing reaches the app, each is counted as meshauth_tls_handshake_failures_total
 // {reason="not_tls"}, and the sidecar goes on serving mTLS.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   available,
+  type InboundServer,
   runCommand,
-  startApp,
-  startTestSidecar,
+  startInboundServer,
   type TestApp,
   type TestSidecar,
-  testConfig,
 } from '../helpers/sidecar-harness.js';
 import { rawTcpExchange } from '../helpers/tcp-client.js';
-import { TestCa, writeSvidFiles } from '../helpers/test-ca.js';
 
 const HAVE_CURL = available('curl');
 if (!HAVE_CURL) console.warn('inbound-not-tls: curl not on PATH, skipping the curl cases');
 
 describe('plain text to the mTLS inbound port (C17)', () => {
-  let ca: TestCa;
   let app: TestApp;
   let sidecar: TestSidecar;
-  let dir: string;
   let good: { cert: string; key: string };
+  let inbound: InboundServer;
 
   beforeAll(async () => {
-    ca = await TestCa.create();
-    app = await startApp();
-    sidecar = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/server'), testConfig({ appPort: app.port }));
-    dir = mkdtempSync(join(tmpdir(), 'meshauth-not-tls-'));
-    good = writeSvidFiles(dir, 'good', await ca.issue({ id: ca.idFor('/ns/shop/sa/client') }));
+    inbound = await startInboundServer();
+    ({ app, sidecar, clientFiles: good } = inbound);
   });
   afterAll(async () => {
-    await sidecar?.sidecar.close(0);
-    await app?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await inbound?.close();
   });
 
   const port = () => sidecar.sidecar.inboundPort;

@@ -8,8 +8,8 @@ import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { rawTlsExchange } from '../helpers/raw-tls.js';
-import { startApp, startTestSidecar, type TestApp, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
-import { TestCa, type TestSvid } from '../helpers/test-ca.js';
+import { type InboundServer, startInboundServer, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';
+import type { TestCa, TestSvid } from '../helpers/test-ca.js';
 
 const CONNECTIONS = 20;
 
@@ -18,20 +18,31 @@ describe('inbound peer certificate: no getPeerX509Certificate() per connection (
   let app: TestApp;
   let server: TestSidecar;
   let client: TestSvid;
+  let inbound: InboundServer;
 
   beforeAll(async () => {
-    ca = await TestCa.create();
-    app = await startApp();
-    server = await startTestSidecar(ca, ca.idFor('/ns/a/sa/server'), testConfig({ appPort: app.port }));
-    client = await ca.issue({ id: ca.idFor('/ns/a/sa/client') });
+    inbound = await startInboundServer({ namespace: 'a' });
+    ({ ca, app, sidecar: server, client } = inbound);
   });
   afterAll(async () => {
-    await server?.sidecar.close(0);
-    await app?.close();
+    await inbound?.close();
   });
   afterEach(() => {
     vi.restoreAllMocks();
   });
+
+  /** CONNECTIONS mTLS connections in turn, each a `GET <prefix>/<i>` answered 200 and closed. */
+  async function serveConnections(prefix: string): Promise<void> {
+    for (let i = 0; i < CONNECTIONS; i++) {
+      const reply = await rawTlsExchange(
+        server.sidecar.inboundPort,
+        client,
+        ca.bundlePem,
+        `GET ${prefix}/${i} HTTP/1.1\r\nHost: server.test\r\nConnection: close\r\n\r\n`,
+      );
+      expect(reply.startsWith('HTTP/1.1 200 '), reply.slice(0, 80)).toBe(true);
+    }
+  }
 
   it(`serves ${CONNECTIONS} verified connections without reading a peer through getPeerX509Certificate()`, async () => {
     const original = TLSSocket.prototype.getPeerX509Certificate;
@@ -43,15 +54,7 @@ describe('inbound peer certificate: no getPeerX509Certificate() per connection (
       return original.call(this);
     });
     const seenBefore = app.seen.length;
-    for (let i = 0; i < CONNECTIONS; i++) {
-      const reply = await rawTlsExchange(
-        server.sidecar.inboundPort,
-        client,
-        ca.bundlePem,
-        `GET /leak/${i} HTTP/1.1\r\nHost: server.test\r\nConnection: close\r\n\r\n`,
-      );
-      expect(reply.startsWith('HTTP/1.1 200 '), reply.slice(0, 80)).toBe(true);
-    }
+    await serveConnections('/leak');
     // Each connection was verified as before: the app saw the peer's ID and leaf hash.
     const seen = app.seen.slice(seenBefore);
     expect(seen).toHaveLength(CONNECTIONS);
@@ -77,15 +80,7 @@ describe('inbound peer certificate: no getPeerX509Certificate() per connection (
       nativeCalls++;
       return original.apply(this, args);
     });
-    for (let i = 0; i < CONNECTIONS; i++) {
-      const reply = await rawTlsExchange(
-        server.sidecar.inboundPort,
-        client,
-        ca.bundlePem,
-        `GET /native/${i} HTTP/1.1\r\nHost: server.test\r\nConnection: close\r\n\r\n`,
-      );
-      expect(reply.startsWith('HTTP/1.1 200 '), reply.slice(0, 80)).toBe(true);
-    }
+    await serveConnections('/native');
     // Only the inbound's handshakes ran in the window (the test's client reads its server through getPeerCertificate).
     expect(nativeCalls).toBe(0);
   });

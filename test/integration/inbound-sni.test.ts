@@ -2,21 +2,17 @@
 // name that is not the server's, a client still needs its SVID (no certificate: refused at the handshake, counted
 // no_client_cert) and with it is served as the identity in its certificate; an SNI over the 255 bytes a host name
 // may have (up to 64 KB, in a hand-written ClientHello) is refused cleanly, and the sidecar goes on serving.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   available,
+  type InboundServer,
   runCommand,
-  startApp,
-  startTestSidecar,
+  startInboundServer,
   type TestApp,
   type TestSidecar,
-  testConfig,
 } from '../helpers/sidecar-harness.js';
 import { rawTcpExchange } from '../helpers/tcp-client.js';
-import { TestCa, writeSvidFiles } from '../helpers/test-ca.js';
+import type { TestCa } from '../helpers/test-ca.js';
 import { clientHelloRecords } from '../helpers/tls-client-hello.js';
 
 const HAVE_OPENSSL = available('openssl');
@@ -26,21 +22,16 @@ describe('inbound SNI (T07)', () => {
   let ca: TestCa;
   let app: TestApp;
   let sidecar: TestSidecar;
-  let dir: string;
   let good: { cert: string; key: string };
+  let inbound: InboundServer;
   const clientId = () => ca.idFor('/ns/shop/sa/client');
 
   beforeAll(async () => {
-    ca = await TestCa.create();
-    app = await startApp();
-    sidecar = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/server'), testConfig({ appPort: app.port }));
-    dir = mkdtempSync(join(tmpdir(), 'meshauth-sni-'));
-    good = writeSvidFiles(dir, 'good', await ca.issue({ id: clientId() }));
+    inbound = await startInboundServer();
+    ({ ca, app, sidecar, clientFiles: good } = inbound);
   });
   afterAll(async () => {
-    await sidecar?.sidecar.close(0);
-    await app?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await inbound?.close();
   });
 
   const port = () => sidecar.sidecar.inboundPort;

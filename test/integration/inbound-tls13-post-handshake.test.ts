@@ -4,20 +4,15 @@
 // asking the server to update too) on an established connection is closed by OpenSSL past 32 KeyUpdates in a row
 // without application data, and harms nothing: the sidecar goes on serving.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   available,
+  type InboundServer,
   runCommand,
-  startApp,
-  startTestSidecar,
+  startInboundServer,
   type TestApp,
   type TestSidecar,
-  testConfig,
 } from '../helpers/sidecar-harness.js';
-import { TestCa, writeSvidFiles } from '../helpers/test-ca.js';
 
 const HAVE_OPENSSL = available('openssl');
 /** KeyUpdates in a row, none followed by application data. */
@@ -25,23 +20,17 @@ const FLOOD = 200;
 if (!HAVE_OPENSSL) console.warn('inbound-tls13-post-handshake: openssl not on PATH, skipping');
 
 describe('TLS 1.3 post-handshake messages on the inbound (T05)', () => {
-  let ca: TestCa;
   let app: TestApp;
   let sidecar: TestSidecar;
-  let dir: string;
   let good: { cert: string; key: string };
+  let inbound: InboundServer;
 
   beforeAll(async () => {
-    ca = await TestCa.create();
-    app = await startApp();
-    sidecar = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/server'), testConfig({ appPort: app.port }));
-    dir = mkdtempSync(join(tmpdir(), 'meshauth-pha-'));
-    good = writeSvidFiles(dir, 'good', await ca.issue({ id: ca.idFor('/ns/shop/sa/client') }));
+    inbound = await startInboundServer();
+    ({ app, sidecar, clientFiles: good } = inbound);
   });
   afterAll(async () => {
-    await sidecar?.sidecar.close(0);
-    await app?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await inbound?.close();
   });
 
   const certArgs = () => ['-cert', good.cert, '-cert_chain', good.cert, '-key', good.key];

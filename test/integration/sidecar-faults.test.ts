@@ -4,8 +4,10 @@ import { createServer as createNetServer, type Server as NetServer, Socket } fro
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  type InboundServer,
   type SidecarPair,
   startApp,
+  startInboundServer,
   startPair,
   startTestSidecar,
   type TestApp,
@@ -157,22 +159,20 @@ describe('outbound faults', () => {
 });
 
 describe('inbound hostile HTTP/1.1', () => {
-  let ca: TestCa;
   let app: TestApp;
   let sidecar: TestSidecar;
   let client: TestSvid;
+  let inbound: InboundServer;
 
   beforeAll(async () => {
-    ca = await TestCa.create();
-    app = await startApp();
-    sidecar = await startTestSidecar(ca, ca.idFor('/ns/a/sa/server'), testConfig({ appPort: app.port }), {
+    inbound = await startInboundServer({
+      namespace: 'a',
       inboundLimits: { headersTimeoutMs: 300, maxHeaderBytes: 8 * 1024 },
     });
-    client = await ca.issue({ id: ca.idFor('/ns/a/sa/client') });
+    ({ app, sidecar, client } = inbound);
   });
   afterAll(async () => {
-    await sidecar?.sidecar.close(0);
-    await app?.close();
+    await inbound?.close();
   });
 
   const send = (bytes: string) =>

@@ -78,9 +78,11 @@ async function setUp() {
   return { ca, app, jwks, b, caller, token, counted };
 }
 
+type SetUp = Awaited<ReturnType<typeof setUp>>;
+
 /** h2: `ABANDONED` requests with the token, each reset by the caller (RST_STREAM CANCEL) before the JWKS answers. */
-async function abandonH2(port: number, caPem: string, caller: TestSvid, token: string): Promise<void> {
-  const client = await rawH2Client(port, caPem, caller);
+async function abandonH2({ b, ca, caller, token }: SetUp): Promise<void> {
+  const client = await rawH2Client(b.sidecar.inboundPort, ca.bundlePem, caller);
   teardown.push(() => client.close());
   for (let i = 0; i < ABANDONED; i++) {
     const id = 1 + 2 * i;
@@ -110,13 +112,19 @@ async function abandonH2(port: number, caPem: string, caller: TestSvid, token: s
   expect(await eventually(() => client.received.some((f) => f.stream === probe), WAIT_MS)).toBe(true);
 }
 
-/** HTTP/1.1: `ABANDONED` connections that send a request with the token and disconnect before the JWKS answers. */
-async function abandonH1(port: number, caPem: string, caller: TestSvid, token: string): Promise<void> {
+/**
+ * HTTP/1.1: `ABANDONED` connections that send a request with the token and disconnect before the JWKS answers. Each
+ * request asks `Expect: 100-continue`: Node's server writes the 100 Continue as it hands the head to the sidecar,
+ * whose stages then run up to the authenticator waiting on the held JWKS (no frame says so otherwise). A request that
+ * never entered the stages would let the test pass without the fix.
+ */
+async function abandonH1({ b, ca, caller, token, counted }: SetUp): Promise<void> {
+  const openInbound = () => counted('meshauth_connections_open', 'direction="inbound"');
   for (let i = 0; i < ABANDONED; i++) {
     const socket = connect({
       host: '127.0.0.1',
-      port,
-      ca: [caPem],
+      port: b.sidecar.inboundPort,
+      ca: [ca.bundlePem],
       cert: caller.chainPem,
       key: caller.keyPem,
       ALPNProtocols: ['http/1.1'],
@@ -124,17 +132,23 @@ async function abandonH1(port: number, caPem: string, caller: TestSvid, token: s
     });
     socket.on('error', () => undefined);
     teardown.push(() => void socket.destroy());
+    let reply = '';
+    socket.on('data', (d: Buffer) => {
+      reply += d.toString('latin1');
+    });
     await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
-    socket.write(`GET /abandoned HTTP/1.1\r\nhost: b.mesh\r\nauthorization: Bearer ${token}\r\n\r\n`);
-    // Time for the sidecar to read the head (its authentication then waits on the held JWKS); then the caller is gone.
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.write(
+      `GET /abandoned HTTP/1.1\r\nhost: b.mesh\r\nexpect: 100-continue\r\nauthorization: Bearer ${token}\r\n\r\n`,
+    );
+    expect(await eventually(() => reply.startsWith('HTTP/1.1 100 Continue\r\n'), WAIT_MS), 'head in the stages').toBe(
+      true,
+    );
     socket.destroy();
     await new Promise((resolve) => socket.once('close', resolve));
+    // The sidecar saw the disconnect (its side of the connection closed) before the test releases the JWKS.
+    expect(await eventually(async () => (await openInbound()) === 0, WAIT_MS), 'the caller gone').toBe(true);
+    expect(reply, 'nothing but the 100 Continue').toBe('HTTP/1.1 100 Continue\r\n\r\n');
   }
-  // Time for the sidecar to read the last disconnect before the test releases the JWKS (no frame says it did). Had a
-  // head not been read in time, its request never entered the stages: the test could pass without the fix, never fail
-  // with it; the run without the fix fails all four cases.
-  await new Promise((resolve) => setTimeout(resolve, 100));
 }
 
 /** A GET with the token on a fresh h2 connection of `caller`: its status, 0 when no answer came within WAIT_MS. */
@@ -162,8 +176,9 @@ describe('the caller goes away while the end-user authenticator waits on the JWK
     ['HTTP/1.1 disconnect', abandonH1],
   ] as const) {
     it(`ok/${name}: later stages do not run, no app slot is kept, the peer is still served`, async () => {
-      const { jwks, b, app, ca, caller, token, counted } = await setUp();
-      await abandon(b.sidecar.inboundPort, ca.bundlePem, caller, token);
+      const setup = await setUp();
+      const { jwks, b, app, ca, caller, token, counted } = setup;
+      await abandon(setup);
       const rejectedBefore = await counted('meshauth_requests_rejected_total');
       jwks.release(true);
       // More abandoned requests than the peer's share: each would have kept a slot.
@@ -174,8 +189,9 @@ describe('the caller goes away while the end-user authenticator waits on the JWK
     });
 
     it(`fail/${name}: the JWKS fetch fails after the caller left: no rejection is reported for it`, async () => {
-      const { jwks, b, ca, caller, token, counted } = await setUp();
-      await abandon(b.sidecar.inboundPort, ca.bundlePem, caller, token);
+      const setup = await setUp();
+      const { jwks, b, ca, caller, token, counted } = setup;
+      await abandon(setup);
       const rejectedBefore = await counted('meshauth_requests_rejected_total');
       jwks.release(false);
       // The next request of that peer is answered (jwks_unavailable): the abandoned ones settled before it.

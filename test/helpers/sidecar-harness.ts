@@ -199,10 +199,11 @@ export function startHeldStageSidecar(
   appPort: number,
   logger: SidecarDependencies['logger'],
   held: Map<string, () => void>,
+  inboundLimits: SidecarDependencies['inboundLimits'] = {},
 ): Promise<TestSidecar> {
   return startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), testConfig({ appPort, appTimeout: '200ms' }), {
     logger,
-    inboundLimits: { streamIdleTimeoutMs: 300 },
+    inboundLimits: { streamIdleTimeoutMs: 300, ...inboundLimits },
     hooks: {
       authenticateEndUser: (view) =>
         view.target.startsWith('/held/')
@@ -228,17 +229,19 @@ export interface HeldStage {
 
 /**
  * A CA of example.org, a peer SVID, a raw app calling `onAppData` (startRawApp) and B in front of it
- * (startHeldStageSidecar: requests on `/held/…` wait for `held`, an idle exchange is cut after 1.2 s).
+ * (startHeldStageSidecar: requests on `/held/…` wait for `held`, an idle exchange is cut after 1.2 s; more
+ * `inboundLimits` if given).
  */
 export async function startHeldStage(
   logger: SidecarDependencies['logger'],
   held: Map<string, () => void>,
   onAppData?: (connection: RawAppConnection) => void,
+  inboundLimits?: SidecarDependencies['inboundLimits'],
 ): Promise<HeldStage> {
   const ca = await TestCa.create('example.org');
   const peer = await ca.issue({ id: ca.idFor('/ns/shop/sa/peer') });
   const app = await startRawApp(onAppData);
-  const b = await startHeldStageSidecar(ca, app.port, logger, held);
+  const b = await startHeldStageSidecar(ca, app.port, logger, held, inboundLimits);
   return {
     ca,
     peer,

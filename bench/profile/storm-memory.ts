@@ -2,7 +2,9 @@
 // request with `Connection: close`; untrusted: a certificate from another CA; no_cert: none) against the real inbound
 // (startSidecar with static bench SVIDs) or a bare node:tls server with the same options (mtlsServerOptions), run as
 // a child process; RSS (/proc/PID/status VmRSS, RssAnon) and process.memoryUsage() are sampled every --every
-// connections and printed as a table (JSON with --json). Pass MALLOC_* in the environment to try glibc's knobs.
+// connections and printed as a table (JSON with --json), with the server's CPU (process.cpuUsage(), user + system)
+// per connection between the first sample and the last: the handshake's cost on the server side, the request's
+// included. Pass MALLOC_* in the environment to try glibc's knobs.
 // Run: node dist/bench/profile/storm-memory.js --server meshauth|bare|bare-chain|bare-x509|bare-both|bare-norequest|bare-noca|bare-own --kind ok|untrusted|no_cert|mix
 //        [--count 20000] [--every 2000] [--in-flight 60] [--gc]
 import { type ChildProcess, fork } from 'node:child_process';
@@ -33,6 +35,8 @@ interface MemorySample {
   readonly heapUsed: number;
   readonly external: number;
   readonly arrayBuffers: number;
+  /** process.cpuUsage() user + system, µs. */
+  readonly cpuMicros: number;
 }
 
 const { values } = parseArgs({
@@ -128,7 +132,9 @@ async function child(): Promise<void> {
     if (message !== 'sample') return;
     if (values.gc && gc !== undefined) gc();
     const m = process.memoryUsage();
+    const cpu = process.cpuUsage();
     const sample: MemorySample = {
+      cpuMicros: cpu.user + cpu.system,
       rss: m.rss,
       heapUsed: m.heapUsed,
       external: m.external,
@@ -257,13 +263,17 @@ async function parent(): Promise<void> {
     first === undefined || last === undefined || last.n === first.n
       ? Number.NaN
       : (last.vmRss - first.vmRss) / (last.n - first.n);
+  const cpuPerConn =
+    first === undefined || last === undefined || last.n === first.n
+      ? Number.NaN
+      : (last.cpuMicros - first.cpuMicros) / (last.n - first.n);
   const env = Object.entries(process.env)
     .filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES')
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
   const label = `${values.server} ${values.kind} node ${process.version}${values.gc ? ' gc' : ''}${env ? ` ${env}` : ''}`;
   if (values.json) {
-    console.log(JSON.stringify({ label, outcomes, perConnBytes: perConn, rows }));
+    console.log(JSON.stringify({ label, outcomes, perConnBytes: perConn, cpuMicrosPerConn: cpuPerConn, rows }));
     return;
   }
   console.log(`# ${label}  outcomes ${JSON.stringify(outcomes)}`);
@@ -274,4 +284,5 @@ async function parent(): Promise<void> {
     );
   }
   console.log(`# VmRSS growth after the first sample: ${perConn.toFixed(0)} bytes per connection`);
+  console.log(`# server CPU after the first sample: ${cpuPerConn.toFixed(0)} µs per connection`);
 }

@@ -6,13 +6,20 @@
 // session unfreed: about 8–10 KB of RSS per connection that no one ever gets back (bench/profile/storm-memory.ts,
 // Node 24: 616 MiB after 48,000 connections through tls.Server, 276 MiB and flat through this function, the same as
 // a server that asks for no certificate). Node 20's tls.Server makes no such call. Here the same checks are made
-// with getPeerCertificate(), which owns what it reads.
+// with getPeerCertificate(true), which owns what it reads, and what it read is handed on: the inbound reads the
+// client's chain from it instead of converting the certificates a second time.
 //
 // Node internals relied on (pinned by test/integration/inbound-node-internals.test.ts): the TLSSocket emits 'secure'
 // when the server handshake completes, reports handshake errors as '_tlsError' until _releaseControl() is called,
 // honours `handshakeTimeout`, and exposes OpenSSL's verification result as `_handle.verifyError()`.
 import type { Socket } from 'node:net';
-import { createSecureContext, type SecureContext, type SecureContextOptions, TLSSocket } from 'node:tls';
+import {
+  createSecureContext,
+  type DetailedPeerCertificate,
+  type SecureContext,
+  type SecureContextOptions,
+  TLSSocket,
+} from 'node:tls';
 
 /**
  * The context of acceptMtls's sockets, built as tls.Server builds its own (lib/_tls_wrap.js, setSecureContext):
@@ -31,8 +38,11 @@ export interface MtlsAcceptOptions {
   readonly secureContext: SecureContext;
   readonly handshakeTimeoutMs: number;
   readonly alpnProtocols: readonly string[];
-  /** The handshake completed and OpenSSL verified the client's chain against the context's CAs. */
-  readonly onSecure: (socket: TLSSocket) => void;
+  /**
+   * The handshake completed and OpenSSL verified the client's chain against the context's CAs; `peer` is
+   * `socket.getPeerCertificate(true)`, read once here.
+   */
+  readonly onSecure: (socket: TLSSocket, peer: DetailedPeerCertificate) => void;
   /**
    * The handshake failed, timed out, or ended in a chain OpenSSL refused (`socket.authorizationError` then says
    * why); called once, the socket still to be destroyed by the caller (as for tls.Server's 'tlsClientError').
@@ -76,14 +86,15 @@ export function acceptMtls(raw: Socket, options: MtlsAcceptOptions): TLSSocket {
       return;
     }
     // A TLS 1.3 resumption verifies with no certificate at all (these listeners turn resumption off; checked anyway).
-    if (socket.getPeerCertificate().raw === undefined) {
+    const peer = socket.getPeerCertificate(true);
+    if (peer.raw === undefined) {
       refuse('UNABLE_TO_GET_ISSUER_CERT');
       return;
     }
     socket.authorized = true;
     if (socket.destroyed || !internals._releaseControl()) return;
     internals.secureConnecting = false;
-    options.onSecure(socket);
+    options.onSecure(socket, peer);
   });
   socket.on('_tlsError', fail);
   socket.on('error', fail);

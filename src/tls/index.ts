@@ -29,4 +29,11 @@ export {
   type TlsProfile,
   withoutResumption,
 } from './tls-profile.js';
-export { peerChainDer, peerOf, serverChainError, type VerifiedPeer, verifyPeer } from './verified-peer.js';
+export {
+  peerChainDer,
+  peerChainDerOf,
+  peerOf,
+  serverChainError,
+  type VerifiedPeer,
+  verifyPeer,
+} from './verified-peer.js';

@@ -12,6 +12,7 @@ import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import { checkSvidIssuer, checkSvidLeaf, parseCertificate, parseCertificateDerOnce } from '../pki/index.js';
 import { peerIssuerPath } from './peer-issuer-path.js';
+import { derKey } from './root-links.js';
 
 export interface VerifiedPeer {
   readonly id: SpiffeId;
@@ -37,18 +38,19 @@ export function peerOf(socket: TLSSocket): VerifiedPeer | undefined {
 
 /**
  * Checks the peer leaf of an authorized server-side TLS socket and caches the result on it. `chain` is the peer's
- * chain as DER, leaf first, as getPeerCertificate(true) reports it (peerChainDer; the inbound reads it once per
- * connection and passes it). `roots`, the trust bundle's roots, make the CA certificates above the leaf checked
- * along the path to them (checkPeerIssuerChain). Throws MeshauthError with a bounded `reason` (SVID codes) when the
- * leaf breaks a SPIFFE rule.
+ * chain as DER, leaf first, as getPeerCertificate(true) reports it (peerChainDerOf; the inbound's acceptMtls reads
+ * it once per connection). `roots` are the trust bundle's roots, one array per bundle (the links found to them are
+ * remembered per array, root-links.ts): the CA certificates above the leaf are checked along the path to them
+ * (checkPeerIssuerChain). Throws MeshauthError with a bounded `reason` (SVID codes) when the leaf breaks a SPIFFE
+ * rule.
  */
 export function verifyPeer(
   socket: TLSSocket,
   trustDomain: TrustDomain,
   ownId: SpiffeId,
   now: Date,
-  chain: readonly Buffer[] = peerChainDer(socket),
-  roots?: readonly X509Certificate[],
+  chain: readonly Buffer[],
+  roots: readonly X509Certificate[],
 ): VerifiedPeer {
   const cached = peers.get(socket);
   if (cached !== undefined) return cached;
@@ -58,8 +60,8 @@ export function verifyPeer(
   }
   const leaf = parseCertificate(new Uint8Array(raw));
   const id = checkSvidLeaf(leaf, trustDomain, now);
-  checkPeerIssuerChain(chain, roots);
   const certificate = new X509Certificate(raw);
+  checkPeerIssuerChain(certificate, chain.slice(1), roots);
   checkPeerKey(certificate.publicKey);
   const digest = createHash('sha256').update(raw).digest();
   const hash = digest.toString('hex');
@@ -113,8 +115,13 @@ export function checkPeerIssuers(leaf: X509Certificate): void {
  * on a socket of Node 24's tls.Server (which has read the peer through getPeerX509Certificate() by then).
  */
 export function peerChainDer(socket: TLSSocket): readonly Buffer[] {
+  return peerChainDerOf(socket.getPeerCertificate(true));
+}
+
+/** peerChainDer from what the socket's getPeerCertificate(true) returned (acceptMtls reads it once). */
+export function peerChainDerOf(peer: DetailedPeerCertificate): readonly Buffer[] {
   const chain: Buffer[] = [];
-  let cert: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+  let cert: DetailedPeerCertificate | undefined = peer;
   while (cert?.raw !== undefined && chain.length <= MAX_ISSUERS) {
     chain.push(cert.raw);
     if (cert.issuerCertificate === cert) break; // a self-signed root ends the chain
@@ -124,38 +131,30 @@ export function peerChainDer(socket: TLSSocket): readonly Buffer[] {
 }
 
 /**
- * checkPeerIssuers for a chain given as DER, leaf first: each CA certificate above the leaf, except a self-issued
- * last one (the trust anchor OpenSSL matched in the bundle, which Node appends), is checked once.
- *
- * With `roots` (the bundle's), the certificates checked are those of the path from the leaf to one of them, built
- * from the reported certificates in any order (peerIssuerPath): Node's links skip an intermediate the client sent
- * nearest-last or out of order, and follow a look-alike that did not sign, while OpenSSL verifies the path through
- * it. A reported chain with no such path hides part of the verified one, so it is refused (`bad_intermediate`). A
- * leaf reported alone (Node 24's TLS server) leaves nothing to check.
+ * checkPeerIssuers for a chain given as its leaf and the DER certificates Node reported above it: those of the path
+ * from the leaf to one of `roots` (the bundle's) are checked, found among them in any order (peerIssuerPath): Node's
+ * links skip an intermediate the client sent nearest-last or out of order, and follow a look-alike that did not
+ * sign, while OpenSSL verifies the path through it. A reported chain with no such path hides part of the verified
+ * one, so it is refused (`bad_intermediate`). A leaf reported alone (Node 24's TLS server) leaves nothing to check.
  */
-export function checkPeerIssuerChain(chain: readonly Buffer[], roots?: readonly X509Certificate[]): void {
-  if (roots !== undefined && chain.length > 1) {
-    const path = peerIssuerPath(chain, roots, MAX_ISSUERS);
-    if (!path.complete) {
-      throw new MeshauthError('MESHAUTH_ERR_SVID_CHAIN', 'peer chain as reported does not lead to a bundle root', {
-        reason: 'bad_intermediate',
-      });
-    }
-    for (const der of path.issuers) checkIssuerDer(der);
-    return;
+export function checkPeerIssuerChain(
+  leaf: X509Certificate,
+  above: readonly Buffer[],
+  roots: readonly X509Certificate[],
+): void {
+  if (above.length === 0) return;
+  const path = peerIssuerPath(leaf, above, roots, MAX_ISSUERS);
+  if (!path.complete) {
+    throw new MeshauthError('MESHAUTH_ERR_SVID_CHAIN', 'peer chain as reported does not lead to a bundle root', {
+      reason: 'bad_intermediate',
+    });
   }
-  for (let i = 1; i < chain.length && i <= MAX_ISSUERS; i++) {
-    const der = chain[i] as Buffer;
-    // Parsed once per exact DER: the root that ends Node 20's chain is skipped, never remembered as good.
-    const cert = parseCertificateDerOnce(der);
-    if (i === chain.length - 1 && cert.subject === cert.issuer) break;
-    checkIssuerDer(der);
-  }
+  for (const der of path.issuers) checkIssuerDer(der);
 }
 
 /** checkSvidIssuer on one CA certificate below a bundle root, skipped for one already found good. */
 function checkIssuerDer(der: Buffer): void {
-  const key = createHash('sha256').update(der).digest('base64');
+  const key = derKey(der);
   if (goodIssuers.has(key)) return;
   checkSvidIssuer(parseCertificateDerOnce(der));
   if (goodIssuers.size >= MAX_GOOD_ISSUERS) goodIssuers.clear();

@@ -8,6 +8,7 @@ import { CredentialHolder } from '../../src/agent/credential-holder.js';
 import type { CompiledPolicy } from '../../src/authz/index.js';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { SpiffeId } from '../../src/identity/index.js';
+import { rootsOf } from '../../src/sidecar/inbound/removed-roots.js';
 import { type RunningSidecar, startSidecar } from '../../src/sidecar/index.js';
 import {
   type ResolveHost,
@@ -17,7 +18,7 @@ import {
   TcpOutboundListeners,
 } from '../../src/sidecar/tcp/index.js';
 import { createLogger, type Logger, Metrics, silentLogger } from '../../src/telemetry/index.js';
-import { mtlsServerOptions, verifyPeer } from '../../src/tls/index.js';
+import { mtlsServerOptions, peerChainDer, verifyPeer } from '../../src/tls/index.js';
 import type { TestCa, TestSvid } from './test-ca.js';
 
 export interface TcpTunnelPair {
@@ -104,7 +105,11 @@ export async function startTcpTunnelPair(ca: TestCa, options: TcpTunnelPairOptio
       return;
     }
     try {
-      inbound.adopt(socket, verifyPeer(socket, ca.trustDomain, credentials.svid.id, new Date()));
+      const chain = peerChainDer(socket);
+      inbound.adopt(
+        socket,
+        verifyPeer(socket, ca.trustDomain, credentials.svid.id, new Date(), chain, rootsOf(credentials.bundle)),
+      );
     } catch {
       socket.destroy();
     }

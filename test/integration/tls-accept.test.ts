@@ -3,7 +3,7 @@
 // one, the Node internals it relies on ('secure', '_tlsError' until control is released, the handshake timeout,
 // `_handle.verifyError()`), and that an error after the handshake is not reported as a handshake failure.
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
-import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { type DetailedPeerCertificate, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acceptMtls, mtlsSecureContext } from '../../src/platform/index.js';
 import { mtlsServerOptions, tlsClientErrorReason } from '../../src/tls/index.js';
@@ -11,7 +11,7 @@ import { eventually } from '../helpers/raw-app.js';
 import { TestCa, type TestSvid } from '../helpers/test-ca.js';
 
 type Outcome =
-  | { readonly kind: 'secure'; readonly socket: TLSSocket }
+  | { readonly kind: 'secure'; readonly socket: TLSSocket; readonly peer: DetailedPeerCertificate }
   | { readonly kind: 'failure'; readonly error: Error & { code?: string }; readonly socket: TLSSocket };
 
 describe('acceptMtls: the inbound handshake without tls.Server', () => {
@@ -36,7 +36,7 @@ describe('acceptMtls: the inbound handshake without tls.Server', () => {
         secureContext,
         handshakeTimeoutMs: 300,
         alpnProtocols: ['h2', 'http/1.1'],
-        onSecure: (socket) => outcomes.push({ kind: 'secure', socket }),
+        onSecure: (socket, peer) => outcomes.push({ kind: 'secure', socket, peer }),
         onFailure: (error, socket) => {
           outcomes.push({ kind: 'failure', error, socket });
           socket.destroy();
@@ -68,7 +68,7 @@ describe('acceptMtls: the inbound handshake without tls.Server', () => {
     return { outcome: outcomes[before] as Outcome, client: socket };
   }
 
-  it('ok/a client of the bundle: secure, authorized, ALPN chosen, control released, the chain readable', async () => {
+  it('ok/a client of the bundle: secure, authorized, ALPN chosen, control released, the chain read and handed on', async () => {
     const { outcome, client: socket } = await handshake(client);
     expect(outcome.kind).toBe('secure');
     const served = outcome.socket;
@@ -77,6 +77,10 @@ describe('acceptMtls: the inbound handshake without tls.Server', () => {
     expect((served as unknown as { _controlReleased: boolean })._controlReleased).toBe(true);
     const chain = served.getPeerCertificate(true);
     expect(chain.raw.equals(Buffer.from(client.leaf.rawData))).toBe(true);
+    // The chain acceptMtls read for its presence check, handed on so the inbound does not read it again.
+    if (outcome.kind !== 'secure') return;
+    expect(outcome.peer.raw.equals(chain.raw)).toBe(true);
+    expect(outcome.peer.issuerCertificate.raw.equals(chain.issuerCertificate.raw)).toBe(true);
     // An error on the socket after the handshake is the connection's, not a handshake failure.
     const count = outcomes.length;
     served.destroy(new Error('after the handshake'));

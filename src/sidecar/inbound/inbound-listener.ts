@@ -4,7 +4,7 @@
 // user → authorize → identity headers → app (pipeline/, ListenerCore).
 import type { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
-import type { SecureContext, TLSSocket } from 'node:tls';
+import type { DetailedPeerCertificate, SecureContext, TLSSocket } from 'node:tls';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import type { SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
@@ -14,7 +14,7 @@ import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   mtlsServerOptions,
   NOT_VALID_YET_BY_THIS_CLOCK,
-  peerChainDer,
+  peerChainDerOf,
   peerOf,
   svidFailureReason,
   tlsClientErrorReason,
@@ -144,7 +144,7 @@ export class InboundListener {
           secureContext: this.#secureContext,
           handshakeTimeoutMs: this.#core.limits.handshakeTimeoutMs,
           alpnProtocols,
-          onSecure: (socket) => this.#onSecureConnection(socket),
+          onSecure: (socket, peerCertificate) => this.#onSecureConnection(socket, peerCertificate),
           onFailure: (error, socket) => this.#onTlsClientError(error, socket),
         });
       },
@@ -262,10 +262,10 @@ export class InboundListener {
     );
   }
 
-  #onSecureConnection(socket: TLSSocket): void {
-    // Read once, for verifyPeer and #keepOnlyPeersOf: the chain the client sent (#keepOnlyPeersOf still completes a
-    // chain reported in part, as Node 24's tls.Server left them).
-    const chain = peerChainDer(socket);
+  #onSecureConnection(socket: TLSSocket, peerCertificate: DetailedPeerCertificate): void {
+    // Read once, by acceptMtls, for verifyPeer and #keepOnlyPeersOf: the chain the client sent (#keepOnlyPeersOf
+    // still completes a chain reported in part, as Node 24's tls.Server left them).
+    const chain = peerChainDerOf(peerCertificate);
     const credentials = this.#holder.current;
     let peer: VerifiedPeer;
     try {

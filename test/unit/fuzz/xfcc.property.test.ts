@@ -82,13 +82,14 @@ describe('x-forwarded-client-cert (property)', () => {
   it('ok/verifyPeer builds exactly that element from real certificates with random IDs', async () => {
     const ca = await TestCa.create('example.org');
     const own = SpiffeId.parse('spiffe://example.org/ns/shop/sa/orders');
+    const roots = [new X509Certificate(ca.rootPem)];
     const samples = fc.sample(fc.array(segment, { minLength: 1, maxLength: 6 }), { ...fuzzParams(12), numRuns: 12 });
     for (const segs of samples) {
       const svid = await ca.issue({ id: SpiffeId.fromSegments(ca.trustDomain, ...segs).toString() });
       const certificate = new X509Certificate(svid.certPem);
-      // A server socket as verifyPeer reads it: getPeerCertificate(true), the leaf's DER (no issuer sent).
-      const socket = { getPeerCertificate: () => ({ raw: certificate.raw }) } as unknown as TLSSocket;
-      const peer = verifyPeer(socket, ca.trustDomain, own, new Date());
+      // The chain as the leaf alone (no issuer sent); the socket is only what the result is cached on.
+      const socket = {} as TLSSocket;
+      const peer = verifyPeer(socket, ca.trustDomain, own, new Date(), [certificate.raw], roots);
       const hash = Buffer.from(await crypto.subtle.digest('SHA-256', certificate.raw)).toString('hex');
       expect(parseXfcc(peer.xfcc)).toEqual([{ By: own.toString(), Hash: hash, URI: svid.id }]);
     }

@@ -8,6 +8,9 @@ const ders = (chainPem: string) =>
     (pem) => new X509Certificate(pem).raw,
   );
 
+const pathOf = (chain: readonly Buffer[], roots: readonly X509Certificate[], maxIssuers: number) =>
+  peerIssuerPath(new X509Certificate(chain[0] as Buffer), chain.slice(1), roots, maxIssuers);
+
 describe('peerIssuerPath', async () => {
   const ca = await TestCa.create('example.org');
   const other = await TestCa.create('example.org');
@@ -28,12 +31,48 @@ describe('peerIssuerPath', async () => {
     // Same names, another key: Node would link it; its key does not verify the leaf's signature.
     ['fail/look-alike intermediate of another CA', [ownLeaf, foreignIntermediate, rootDer], [], false],
   ] as Array<[string, Buffer[], Buffer[], boolean]>)('%s', (_t, chain, issuers, complete) => {
-    expect(peerIssuerPath(chain, roots, 8)).toEqual({ issuers, complete });
+    expect(pathOf(chain, roots, 8)).toEqual({ issuers, complete });
   });
 
   it('fail/longer than maxIssuers', () => {
-    expect(peerIssuerPath([leaf as Buffer, mid as Buffer, topCa as Buffer], roots, 1)).toEqual({
+    expect(pathOf([leaf as Buffer, mid as Buffer, topCa as Buffer], roots, 1)).toEqual({
       issuers: [mid],
+      complete: false,
+    });
+  });
+
+  // A link to a root is remembered per roots array and exact DER: what one bundle's roots signed says nothing about
+  // another's, and a certificate with the same names but other bytes is checked afresh.
+  it('ok/a remembered link completes the same path again, in either order', () => {
+    const chain = [ownLeaf, ownIntermediate, rootDer] as Buffer[];
+    expect(pathOf(chain, roots, 8)).toEqual({ issuers: [ownIntermediate], complete: true });
+    expect(pathOf(chain, roots, 8)).toEqual({ issuers: [ownIntermediate], complete: true });
+    expect(pathOf([ownLeaf, rootDer, ownIntermediate] as Buffer[], roots, 8)).toEqual({
+      issuers: [ownIntermediate],
+      complete: true,
+    });
+  });
+
+  it('fail/a link remembered for one roots array does not serve another', () => {
+    const chain = [ownLeaf, ownIntermediate] as Buffer[];
+    expect(pathOf(chain, roots, 8).complete).toBe(true);
+    const otherRoots = [new X509Certificate(other.rootPem)];
+    expect(pathOf(chain, otherRoots, 8)).toEqual({ issuers: [ownIntermediate], complete: false });
+  });
+
+  it('fail/a look-alike is checked afresh after the real intermediate was remembered', () => {
+    expect(pathOf([ownLeaf, ownIntermediate] as Buffer[], roots, 8).complete).toBe(true);
+    expect(pathOf([ownLeaf, foreignIntermediate, rootDer] as Buffer[], roots, 8)).toEqual({
+      issuers: [],
+      complete: false,
+    });
+  });
+
+  it('fail/a leaf the remembered intermediate did not sign', async () => {
+    expect(pathOf([ownLeaf, ownIntermediate] as Buffer[], roots, 8).complete).toBe(true);
+    const [foreignLeaf] = ders((await other.issue()).chainPem) as Buffer[];
+    expect(pathOf([foreignLeaf, ownIntermediate, rootDer] as Buffer[], roots, 8)).toEqual({
+      issuers: [],
       complete: false,
     });
   });

@@ -43,6 +43,7 @@ export { randomSerialHex } from './serial.js';
 export {
   checkSvidIssuer,
   checkSvidLeaf,
+  checkSvidLeafDer,
   type ValidatedLeaf,
   validateX509Svid,
   validateX509SvidDer,

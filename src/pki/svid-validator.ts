@@ -8,6 +8,7 @@ import { SpiffeId, type TrustDomain } from '../identity/index.js';
 import { parseCertificate, uriSans } from './certificates.js';
 import { plainLeafFacts } from './leaf-der.js';
 import { hostAllowed, uriConstraints } from './name-constraints.js';
+import { parseCertificateDerOnce } from './parsed-once.js';
 import type { TrustBundle } from './trust-bundle.js';
 import { x509 } from './x509.js';
 
@@ -16,6 +17,34 @@ const MAX_CHAIN_LENGTH = 5;
 /** Checks the leaf rules of X509-SVID §4 and §5.2 and returns the leaf's SPIFFE ID. */
 export function checkSvidLeaf(leaf: x509.X509Certificate, trustDomain: TrustDomain, now: Date): SpiffeId {
   return checkLeafFacts(leafFactsOf(leaf), trustDomain, now);
+}
+
+/**
+ * checkSvidLeaf for a leaf given as DER whose chain OpenSSL has verified (a TLS peer's), also returning its validity
+ * window: read straight from the DER when it has the plain shape meshauth issues (leaf-der.ts), with the same rules;
+ * any other leaf is parsed as before. Parsing a leaf through @peculiar/x509 was most of the inbound's per-handshake
+ * peer check. `issuerDer` is the certificate the peer sent above the leaf (parsed once per DER): the plain reading
+ * needs the leaf's issuer name to be its subject.
+ */
+export function checkSvidLeafDer(
+  leafDer: Uint8Array,
+  issuerDer: Uint8Array | undefined,
+  trustDomain: TrustDomain,
+  now: Date,
+): ValidatedLeaf {
+  const issuer = issuerDer === undefined ? undefined : parsedOrUndefined(issuerDer);
+  const facts =
+    (issuer === undefined ? undefined : plainLeafFacts(leafDer, [issuer])) ?? leafFactsOf(parseCertificate(leafDer));
+  return { id: checkLeafFacts(facts, trustDomain, now), notBefore: facts.notBefore, notAfter: facts.notAfter };
+}
+
+/** An issuer @peculiar/x509 cannot parse only sends its leaf to the general path; the chain check judges it. */
+function parsedOrUndefined(der: Uint8Array): x509.X509Certificate | undefined {
+  try {
+    return parseCertificateDerOnce(der);
+  } catch {
+    return undefined;
+  }
 }
 
 /** What the leaf rules look at, read from a parsed certificate or (leaf-der.ts) straight from its DER. */

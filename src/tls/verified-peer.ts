@@ -10,7 +10,7 @@ import { createHash, type KeyObject, X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
-import { checkSvidIssuer, checkSvidLeaf, parseCertificate, parseCertificateDerOnce } from '../pki/index.js';
+import { checkSvidIssuer, checkSvidLeafDer, parseCertificate, parseCertificateDerOnce } from '../pki/index.js';
 import { peerIssuerPath } from './peer-issuer-path.js';
 import { derKey } from './root-links.js';
 
@@ -58,8 +58,8 @@ export function verifyPeer(
   if (raw === undefined) {
     throw new MeshauthError('MESHAUTH_ERR_SVID_CHAIN', 'peer presented no certificate', { reason: 'no_client_cert' });
   }
-  const leaf = parseCertificate(new Uint8Array(raw));
-  const id = checkSvidLeaf(leaf, trustDomain, now);
+  const leaf = checkSvidLeafDer(raw, chain[1], trustDomain, now);
+  const id = leaf.id;
   const certificate = new X509Certificate(raw);
   checkPeerIssuerChain(certificate, chain.slice(1), roots);
   checkPeerKey(certificate.publicKey);

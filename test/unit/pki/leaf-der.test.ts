@@ -12,6 +12,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { MeshauthError } from '../../../src/errors/index.js';
 import {
   certificateSpkiDer,
+  checkSvidLeaf,
+  checkSvidLeafDer,
   parseCertificate,
   validateX509Svid,
   validateX509SvidDer,
@@ -92,6 +94,11 @@ function outcome(run: () => unknown): Outcome {
 
 function bothPaths(der: Uint8Array): { der: Outcome; parsed: Outcome; read: boolean } {
   const now = new Date();
+  // The leaf rules alone (what a TLS listener runs after OpenSSL verified the chain) agree on both paths too.
+  const intermediateDer = new Uint8Array(ca.intermediate.rawData);
+  expect(outcome(() => checkSvidLeafDer(der, intermediateDer, ca.bundle.trustDomain, now).id)).toEqual(
+    outcome(() => checkSvidLeaf(parseCertificate(der), ca.bundle.trustDomain, now)),
+  );
   return {
     der: outcome(() => validateX509SvidDer(der, [ca.intermediate], ca.bundle, now)),
     parsed: outcome(() => validateX509Svid([parseCertificate(der), ca.intermediate], ca.bundle, now)),

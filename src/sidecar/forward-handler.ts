@@ -28,6 +28,11 @@ type Sink = (ServerResponse | ServerHttp2Stream) & { [kHandler]?: ForwardHandler
 export interface ForwardHooks {
   /** A response head arrived (the endpoint answered). */
   headReceived?(): void;
+  /**
+   * The SPIFFE ID of the peer the request is written to, read when a verified connection takes it: the ID known at
+   * dispatch is '' while the endpoint's first connection is still being made.
+   */
+  peerId?(): string;
   /** Asked before an error is answered (no response head yet): true when it sent the request again. */
   retry?(error: Error): boolean;
   /** This dispatch is over (completed, failed, retried elsewhere or dropped): called once. */
@@ -57,7 +62,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #telemetry: DataPlaneTelemetry;
   readonly #classify: ErrorClassifier;
   readonly #drain: DrainState;
-  readonly #peerId: string;
+  #peerId: string;
   readonly #startedAt: number;
   readonly #hooks: ForwardHooks | undefined;
   #abort: ((error?: Error) => void) | undefined;
@@ -93,6 +98,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   onConnect(abort: (error?: Error) => void): void {
     // Written now: from here undici's headersTimeout, which a body being sent keeps alive, bounds the wait.
     clearTimeout(this.#headTimer);
+    const peerId = this.#hooks?.peerId?.();
+    if (peerId !== undefined) this.#peerId = peerId;
     // Answered while it waited for a connection (504 past headTimeoutMs, or superseded): throwing drops the request
     // before it is written and leaves the connection to the next one; abort() would destroy a healthy kept-alive one.
     if (this.#done) throw headTimeout();

@@ -5,6 +5,7 @@
 import { constants, createSecureServer, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { captureLogger, metricValue } from '../helpers/fault-harness.js';
 import {
   type SidecarPair,
   startPair,
@@ -147,5 +148,49 @@ describe('outbound peer connections', () => {
     const res = await viaProxy(client.sidecar.outboundPort, 'http://b.mesh/h1');
     expect(res.status).toBe(200);
     expect(h1Pair.appB.seen.at(-1)?.url).toBe('/h1');
+  });
+
+  it("ok/outbound.http2 false → every request is counted with the peer's SPIFFE ID, the first one too", async () => {
+    const base = testConfig({
+      appPort: 1,
+      routes: { 'b.mesh': { address: `127.0.0.1:${h1Pair.b.sidecar.inboundPort}`, ids: [h1Pair.b.svid.id] } },
+    });
+    const client = await startTestSidecar(ca, ca.idFor('/ns/a/sa/a'), {
+      ...base,
+      outbound: { ...base.outbound, http2: false },
+    });
+    clients.push(client);
+    for (const path of ['/first', '/second']) {
+      expect((await viaProxy(client.sidecar.outboundPort, `http://b.mesh${path}`)).status).toBe(200);
+    }
+    const counted = (peer: string) =>
+      metricValue(client, 'meshauth_requests_total', `direction="outbound",peer_id="${peer}",code="200"`);
+    expect(await counted(h1Pair.b.svid.id)).toBe(2);
+    expect(await counted('')).toBe(0);
+  });
+
+  it("fail/outbound.http2 false → the first request's rejection line names the peer that took it", async () => {
+    // An HTTP/1.1 peer that accepts the request and never answers: 504 once the outbound timeout passes.
+    const server = createHttpsServer({ ...tlsOptions, ALPNProtocols: ['http/1.1'] }, () => undefined);
+    const port = await listen(server);
+    const log = captureLogger('a');
+    const base = testConfig({
+      appPort: 1,
+      routes: { 'b.mesh': { address: `127.0.0.1:${port}`, ids: [peerId] } },
+      outboundTimeout: '300ms',
+    });
+    const client = await startTestSidecar(
+      ca,
+      ca.idFor('/ns/a/sa/a'),
+      { ...base, outbound: { ...base.outbound, http2: false } },
+      { logger: log.logger },
+    );
+    clients.push(client);
+    expect((await viaProxy(client.sidecar.outboundPort, 'http://b.mesh/silent')).status).toBe(504);
+    const rejected = log.records().filter((r) => r.msg?.toString().startsWith('request rejected'));
+    expect(rejected.map((r) => [r.code, r.peer])).toEqual([['MESHAUTH_ERR_UPSTREAM_TIMEOUT', peerId]]);
+    expect(
+      await metricValue(client, 'meshauth_requests_total', `direction="outbound",peer_id="${peerId}",code="504"`),
+    ).toBe(1);
   });
 });

@@ -243,6 +243,8 @@ export class OutboundListener {
       {
         headTimeoutMs: this.#config.outbound.timeoutMs,
         headReceived: () => endpoint.answered(),
+        // Set by the connection the pool writes this request on, verified before any request byte (Endpoint#dial).
+        peerId: () => endpoint.peerId,
         retry: (error) => {
           endpoint.requestFailed(error);
           return exchange.retryHttp1(error, endpoint);

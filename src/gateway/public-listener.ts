@@ -21,7 +21,13 @@ import type { Socket } from 'node:net';
 import { createSecureContext, type TLSSocket } from 'node:tls';
 import type { HostPort } from '../config/index.js';
 import { type ErrorCode, MeshauthError } from '../errors/index.js';
-import { firstClientErrorOnly, h2SessionErrorReason, listenOn, pendingResponse } from '../platform/index.js';
+import {
+  clientWentAway,
+  firstClientErrorOnly,
+  h2SessionErrorReason,
+  listenOn,
+  pendingResponse,
+} from '../platform/index.js';
 import { endSocketWithError } from '../sidecar/error-response.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { type EdgeResponse, writeError } from './edge-responses.js';
@@ -243,7 +249,9 @@ export class PublicListener {
     });
     session.once('close', () => clearTimeout(firstRequest));
     session.on('error', (error: Error & { code?: string }) => {
-      this.#closed(h2SessionErrorReason(error));
+      // A client that reset or closed its connection is not refused: the sidecar's listeners, whose sessions never
+      // see their socket's errors, count nothing either. Requests still in flight are aborted toward the mesh with it.
+      if (!clientWentAway(error)) this.#closed(h2SessionErrorReason(error));
       session.destroy();
     });
     session.on('frameError', () => this.#closed('frame_error'));

@@ -4,7 +4,7 @@
 // upgrade.
 
 export { clientSourceKey } from './client-source.js';
-export { type H2SessionErrorReason, h2SessionErrorReason } from './h2-session-error.js';
+export { clientWentAway, type H2SessionErrorReason, h2SessionErrorReason } from './h2-session-error.js';
 export { listenOn, REUSE_PORT_MIN_NODE, reusePortSupported } from './listen.js';
 export {
   firstClientErrorOnly,

@@ -30,6 +30,7 @@ import { type DrainState, kResetBySidecar } from '../forward-handler.js';
 import { EXTERNAL_POLICY, INBOUND_POLICY } from '../http-headers.js';
 import { waitUntil } from '../listen.js';
 import { Exchange, type OnRejected, runStages, type Stage } from '../pipeline/exchange.js';
+import { expectationUnsupported } from '../pipeline/rejections.js';
 import { H1Sink, H2Sink, type SinkContext } from '../pipeline/sinks.js';
 import { AppForwarder } from './app-forwarder.js';
 import { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
@@ -144,7 +145,9 @@ export class ListenerCore {
       else onRejected(exchange, rejection);
     };
     // The HTTP/1.1 server never listens: authenticated sockets are handed to it. Node's strict parser stays on
-    // (insecureHTTPParser false: CL/TE conflicts, bare LF, obs-fold are 400s).
+    // (insecureHTTPParser false: CL/TE conflicts, bare LF, obs-fold are 400s). requireHostHeader is off: node:http
+    // would answer an HTTP/1.1 request without Host with a bare 400 of its own, never counted; checkH1Head refuses
+    // it (host_missing) as it does on HTTP/1.0.
     this.#h1 = createHttpServer(
       {
         insecureHTTPParser: false,
@@ -153,7 +156,7 @@ export class ListenerCore {
         requestTimeout: limits.requestTimeoutMs,
         keepAliveTimeout: limits.keepAliveTimeoutMs,
         connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
-        requireHostHeader: true,
+        requireHostHeader: false,
       },
       (req: IncomingMessage, res: ServerResponse) => this.#onH1Request(req, res),
     );
@@ -191,6 +194,12 @@ export class ListenerCore {
       'clientError',
       firstClientErrorOnly((error: Error & { code?: string }, socket: Socket) => this.#onH1ClientError(error, socket)),
     );
+    // Without a 'checkExpectation' listener node:http answers an Expect other than 100-continue with a bare 417.
+    this.#h1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      const error = expectationUnsupported();
+      writeErrorH1(res, error, undefined, true);
+      this.telemetry.rejected(this.#peerOf(req.socket)?.idString ?? '', error, performance.now());
+    });
     // Without a 'connect' listener Node destroys a CONNECT request's socket silently: answer it, counted and logged.
     this.#h1.on('connect', (_req: IncomingMessage, socket: Socket) => {
       const error = new MeshauthError('MESHAUTH_ERR_METHOD_INVALID', 'CONNECT is not forwarded', { reason: 'method' });
@@ -403,7 +412,12 @@ export class ListenerCore {
       setTimeout(() => socket.destroy(), ANSWER_GRACE_MS).unref();
     } else if (socket.writable && pending !== undefined && !pending.headersSent) {
       // The body broke mid-way (a bad chunk line) before the app answered: the peer gets the 400 on this request's
-      // response, and the app request is aborted with the body, never completed.
+      // response, and the app request is aborted with the body, never completed. This 400 is the exchange's one
+      // report: a stage still pending (a token check) stops there, and the app exchange's end is not a caller abort.
+      const inbound = pending as InboundResponse;
+      inbound[kResetBySidecar] = true;
+      const exchange = inbound[kExchange];
+      if (exchange !== undefined) exchange.ended = true;
       writeErrorH1(pending, rejection, undefined, true);
       pending.once('finish', () => socket.destroy());
       setTimeout(() => socket.destroy(), ANSWER_GRACE_MS).unref();

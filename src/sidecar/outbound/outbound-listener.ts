@@ -23,6 +23,7 @@ import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, ForwardHandler } from '../forward-handler.js';
 import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM } from '../http-headers.js';
 import { waitUntil } from '../listen.js';
+import { expectationUnsupported } from '../pipeline/rejections.js';
 import { resetSocket } from '../tcp/reset-socket.js';
 import { TCP_LIMITS, type TcpLimits } from '../tcp/tcp-limits.js';
 import { TcpTelemetry } from '../tcp/tcp-telemetry.js';
@@ -115,6 +116,9 @@ export class OutboundListener {
     this.#server = createServer(
       {
         insecureHTTPParser: false,
+        // Off: node:http would answer an HTTP/1.1 request without Host with a bare 400 of its own, never counted;
+        // readRequestTarget refuses it (missing_host) as it does on HTTP/1.0.
+        requireHostHeader: false,
         maxHeaderSize: OUTBOUND_LIMITS.maxHeaderBytes,
         headersTimeout: OUTBOUND_LIMITS.headersTimeoutMs,
         requestTimeout: OUTBOUND_LIMITS.requestTimeoutMs,
@@ -123,6 +127,10 @@ export class OutboundListener {
         noDelay: true,
       },
       (req, res) => this.#onRequest(req, res),
+    );
+    // Without a 'checkExpectation' listener node:http answers an Expect other than 100-continue with a bare 417.
+    this.#server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) =>
+      this.#reject(res, '', expectationUnsupported(), performance.now()),
     );
     this.#server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.#onConnect(req, socket, head),
@@ -297,9 +305,10 @@ export class OutboundListener {
     // A request in progress on this socket (its chunked body broke mid-way): answer on its response; the
     // exchange sees the body incomplete, resets the peer stream and counts the rejection. An HTTP/1.1 peer's
     // request is aborted with its connection (never reused after a body that broke off), and its handler sees only
-    // a caller that went away: that rejection is counted here.
+    // a caller that went away: that rejection is counted here. So is one whose own request was whole (the bytes
+    // that broke belong to a request pipelined behind it): its exchange sees no broken body and counts nothing.
     const inFlight = pendingResponse(socket as Socket);
-    if (inFlight === undefined || this.#http1Forwarded.has(inFlight)) {
+    if (inFlight === undefined || this.#http1Forwarded.has(inFlight) || inFlight.req.complete) {
       this.#telemetry.rejected('', rejection, performance.now());
     }
     if (inFlight === undefined) {

@@ -58,6 +58,8 @@ export interface TcpTunnelPairOptions {
   readonly resolveHost?: ResolveHost;
   /** The client side starts without credentials (set them on clientHolder later). */
   readonly clientWithoutSvid?: boolean;
+  /** Both sides log here (a test reading their lines); default testLogger(). */
+  readonly logger?: Logger;
 }
 
 export function testLogger(): Logger {
@@ -79,7 +81,7 @@ export async function startTcpTunnelPair(ca: TestCa, options: TcpTunnelPairOptio
   const serverHolder = new CredentialHolder({ svid: serverSvid.svid, bundle: ca.bundle });
   const clientMetrics = new Metrics();
   const serverMetrics = new Metrics();
-  const logger = testLogger();
+  const logger = options.logger ?? testLogger();
   const inbound = new TcpInboundHandler({
     app: { host: '127.0.0.1', port: options.appPort },
     policy: options.policy,

@@ -70,8 +70,17 @@ export class TcpTelemetry {
   closed(end: TunnelEnd, seconds: number): void {
     this.#open.dec();
     this.#duration.observe(seconds);
-    if (end !== 'closed')
+    if (end === 'framing') {
+      // Input the tunnel refused (a frame over MAX_FRAME_BYTES, data after the end frame): counted with the other
+      // connections closed for breaking their protocol (an h2 session error), and one warn line.
+      this.#metrics.connectionsRejected.inc({ direction: this.direction, reason: 'tcp_framing' });
+      this.#logger.warn(
+        { direction: this.direction, protocol: 'tcp', reason: 'tcp_framing', seconds },
+        'tcp tunnel reset: the peer broke the meshauth-tcp/2 framing',
+      );
+    } else if (end !== 'closed') {
       this.#logger.debug({ direction: this.direction, protocol: 'tcp', end, seconds }, 'tcp tunnel ended');
+    }
   }
 }
 

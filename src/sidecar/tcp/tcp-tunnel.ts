@@ -10,7 +10,8 @@ import { resetSocket } from './reset-socket.js';
 import { END_FRAME, FrameReader, frameHeader } from './tcp-framing.js';
 
 /** How a tunnel ended: both sides closed, a reset or error on one side, the idle timeout, or a drain deadline. */
-export type TunnelEnd = 'closed' | 'reset' | 'idle' | 'shutdown';
+/** How a tunnel ended; `framing`: reset because the peer broke meshauth-tcp/2 framing (hostile or broken input). */
+export type TunnelEnd = 'closed' | 'reset' | 'idle' | 'shutdown' | 'framing';
 
 export interface TunnelCounters {
   /** Payload bytes read from the app, toward the peer. */
@@ -127,7 +128,10 @@ export class TcpTunnel {
       }
       const broken = reader.push(chunk, toApp);
       // A reset: what this read already handed the corked app socket is dropped with it.
-      if (broken !== undefined) this.#failed(mesh, new Error(`meshauth-tcp/2 framing: ${broken}`));
+      if (broken !== undefined) {
+        if (this.#end === 'closed') this.#end = 'framing';
+        this.#failed(mesh, new Error(`meshauth-tcp/2 framing: ${broken}`));
+      }
     });
     mesh.once('end', () => {
       if (this.#resetting) return;

@@ -110,8 +110,14 @@ export interface RawReply {
 /**
  * Writes `payload` on a new plain TCP connection to 127.0.0.1:`port` and resolves with the reply.
  * `firstBytesOnly`: close as soon as the server sent something (a handshake that goes on is not followed).
+ * `idleMs`: how long the connection may stay silent before the client gives up (a server timeout under test).
  */
-export function rawTcpExchange(port: number, payload: Buffer, firstBytesOnly = false): Promise<RawReply> {
+export function rawTcpExchange(
+  port: number,
+  payload: Buffer,
+  firstBytesOnly = false,
+  idleMs = 5_000,
+): Promise<RawReply> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let timedOut = false;
@@ -121,7 +127,7 @@ export function rawTcpExchange(port: number, payload: Buffer, firstBytesOnly = f
       if (firstBytesOnly) socket.destroy();
     });
     socket.on('error', () => undefined); // a reset is a close too
-    socket.setTimeout(5_000, () => {
+    socket.setTimeout(idleMs, () => {
       timedOut = true;
       socket.destroy();
     });

@@ -95,8 +95,9 @@ const targets: Record<Listener, Target> = {
   outbound: {
     sidecar: () => a,
     log: logA,
+    // 15 s idle: past the outbound's headersTimeout (10 s), so its answer to a head that never ends is read.
     send: async (bytes) =>
-      (await rawTcpExchange(a.sidecar.outboundPort, Buffer.from(bytes, 'latin1'))).bytes.toString(),
+      (await rawTcpExchange(a.sidecar.outboundPort, Buffer.from(bytes, 'latin1'), false, 15_000)).bytes.toString(),
   },
   inbound: {
     sidecar: () => b,
@@ -182,6 +183,16 @@ describe('requests node:http refuses on the sidecar listeners: answered, counted
       expect(lines[0]).toMatchObject({ code: 'MESHAUTH_ERR_BAD_REQUEST' });
     },
   );
+
+  it('fail/outbound: a head that never finishes (slowloris) → 408 MESHAUTH_ERR_REQUEST_TIMEOUT, as on the inbound', async () => {
+    // OUTBOUND_LIMITS.headersTimeoutMs (10 s) is not configurable: this case waits it out once.
+    await expectOneRefusal(
+      'outbound',
+      'GET /x HTTP/1.1\r\nHost: b.mesh\r\nX-Slow: 1',
+      408,
+      'MESHAUTH_ERR_REQUEST_TIMEOUT',
+    );
+  }, 20_000);
 
   it.each(LISTENERS)('ok/%s still serves a well-formed request afterwards', async (listener) => {
     const reply = await targets[listener].send('GET /ok HTTP/1.1\r\nHost: b.mesh\r\nConnection: close\r\n\r\n');

@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import type { Pool } from 'undici';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import { parseHostPort, type RouteConfig, RouteTable, type SidecarConfig } from '../../config/index.js';
-import { isMeshauthError, MeshauthError } from '../../errors/index.js';
+import { type ErrorCode, isMeshauthError, MeshauthError } from '../../errors/index.js';
 import { firstClientErrorOnly, listenOn, pendingResponse } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { ClientTlsContext } from '../../tls/index.js';
@@ -291,15 +291,23 @@ export class OutboundListener {
     this.#telemetry.rejected(peerId, error, startedAt);
   }
 
-  /** A request head (or chunked body) node:http could not parse: 400, counted and logged, connection closed. */
+  /** A request head (or chunked body) node:http could not parse or did not get in time: 400/431/408, counted and logged, connection closed. */
   #onClientError(error: Error & { code?: string }, socket: Duplex): void {
     if (error.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
-    const code = error.code === 'HPE_HEADER_OVERFLOW' ? 'MESHAUTH_ERR_HEADERS_TOO_LARGE' : 'MESHAUTH_ERR_BAD_REQUEST';
-    const rejection = new MeshauthError(code, 'malformed request from the app', {
-      reason: error.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'parse_error',
+    // As at the inbound: a head past headersTimeout (slowloris) is the app's request timing out (408), not a parse error.
+    const [code, reason]: [ErrorCode, string] =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? ['MESHAUTH_ERR_HEADERS_TOO_LARGE', 'headers_too_large']
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? ['MESHAUTH_ERR_REQUEST_TIMEOUT', 'headers_timeout']
+          : ['MESHAUTH_ERR_BAD_REQUEST', 'parse_error'];
+    const message =
+      reason === 'headers_timeout' ? 'request from the app not received in time' : 'malformed request from the app';
+    const rejection = new MeshauthError(code, message, {
+      reason,
       detail: { parser: error.code ?? 'unknown' },
     });
     // A request in progress on this socket (its chunked body broke mid-way): answer on its response; the

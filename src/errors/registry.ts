@@ -70,6 +70,7 @@ export const ERRORS = {
   MESHAUTH_ERR_BAD_REQUEST: { status: 400, message: 'malformed request' },
   MESHAUTH_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'request header fields too large' },
   MESHAUTH_ERR_REQUEST_TIMEOUT: { status: 408, message: 'request timed out' },
+  MESHAUTH_ERR_EXPECTATION_FAILED: { status: 417, message: 'expectation not supported' },
   MESHAUTH_ERR_HTTP_VERSION: { status: 426, message: 'HTTP/1.1 or HTTP/2 required' },
 
   // --- authorization ---

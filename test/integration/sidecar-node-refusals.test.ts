@@ -146,14 +146,17 @@ describe('requests node:http refuses on the sidecar listeners: answered, counted
     await expectOneRefusal(listener, 'GET /x HTTP/1.1\r\n\r\n', 400, 'MESHAUTH_ERR_BAD_REQUEST');
   });
 
-  it.each(LISTENERS)('fail/%s: an Expect other than 100-continue → 400 MESHAUTH_ERR_BAD_REQUEST', async (listener) => {
-    await expectOneRefusal(
-      listener,
-      'GET /x HTTP/1.1\r\nHost: b.mesh\r\nExpect: 200-ok\r\n\r\n',
-      400,
-      'MESHAUTH_ERR_BAD_REQUEST',
-    );
-  });
+  it.each(LISTENERS)(
+    'fail/%s: an Expect other than 100-continue → 417 MESHAUTH_ERR_EXPECTATION_FAILED',
+    async (listener) => {
+      await expectOneRefusal(
+        listener,
+        'GET /x HTTP/1.1\r\nHost: b.mesh\r\nExpect: 200-ok\r\n\r\n',
+        417,
+        'MESHAUTH_ERR_EXPECTATION_FAILED',
+      );
+    },
+  );
 
   it('fail/outbound: a parse error in a request pipelined behind one in flight is counted and logged once', async () => {
     const before = await rejected('outbound');

@@ -26,6 +26,7 @@ import { JWT_SVID_MAX_TTL_MS } from './jwt-svid.js';
 import { type KubernetesTokenOptions, KubernetesTokenVerifier } from './kubernetes-token.js';
 import { httpsUrl, parseListenAddress } from './listen-address.js';
 import { DEFAULT_MAX_QUEUE, withLoadShedding } from './load-shedding.js';
+import { answerNodeRefusals } from './node-refusals.js';
 import { checkIssuerUrl } from './oidc-metadata.js';
 import { defaultWorkerCount, SigningPool } from './signing-pool.js';
 
@@ -193,6 +194,9 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   server.on('tlsClientError', (error) => {
     options.logger.debug({ event: 'tls_client_error', err: error }, 'TLS handshake failed');
   });
+  // Without these, node:http answers a malformed or oversized head, or one past headersTimeout, with a bare
+  // 400/431/408 and drops a CONNECT without a word: none counted or logged.
+  answerNodeRefusals(server, { logger: options.logger, metrics: options.metrics });
   // The TLS server never listens: the door accepts, and hands it each connection whose turn has come.
   const { silentMs = HANDSHAKE_TIMEOUT_MS, ...limits } = options.connections ?? {};
   const door = openDoor({ tlsServer: server, limits, silentMs, metrics: options.metrics, overloadLog });

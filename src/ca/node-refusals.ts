@@ -1,0 +1,103 @@
+// What node:http refuses before the CA's handler (api.ts) sees a request: a head it cannot parse or that is too
+// large, a head or body still arriving at the server's timeouts, and CONNECT. Each gets the CA's JSON {code, message}
+// instead of Node's bare 400/431/408 (or, for CONNECT, a closed connection without a byte), one count in
+// meshauth_ca_requests_rejected_total under a bounded reason and one `ca_request_rejected` line, as api.ts refuses.
+// It must not count a request the handler already has: a body cut by the timeout is counted there, once.
+import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { MeshauthError } from '../errors/index.js';
+import { firstClientErrorOnly, pendingResponse } from '../platform/index.js';
+import type { Logger, Metrics } from '../telemetry/index.js';
+import { TOKEN_PATH } from './oidc-metadata.js';
+import { oauthErrorBody } from './token-request.js';
+
+/** How long an answer to a broken request may take to flush before its connection is cut. */
+const ANSWER_GRACE_MS = 1_000;
+
+export interface NodeRefusalOptions {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+/** Installs the 'clientError' and 'connect' listeners on the CA's HTTPS server. */
+export function answerNodeRefusals(server: Server, options: NodeRefusalOptions): void {
+  server.on(
+    'clientError',
+    firstClientErrorOnly((error: Error & { code?: string }, socket: Duplex) => onClientError(options, error, socket)),
+  );
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    const rejection = new MeshauthError('MESHAUTH_ERR_CA_METHOD_NOT_ALLOWED', 'CONNECT is not served', {
+      reason: 'method_not_allowed',
+    });
+    refused(options, rejection, 'CONNECT', req.socket.remoteAddress, undefined);
+    answer(socket, rejection);
+  });
+}
+
+function onClientError(options: NodeRefusalOptions, error: Error & { code?: string }, socket: Duplex): void {
+  // node:https passes TLS handshake failures on as client errors too: those are the TLS listener's (server.ts).
+  if (error.code === 'ECONNRESET' || !socket.writable || /^ERR_(TLS|SSL)_/.test(error.code ?? '')) {
+    socket.destroy(); // the client went away, or never finished its handshake: not a refused request
+    return;
+  }
+  const pending = pendingResponse(socket as Parameters<typeof pendingResponse>[0]);
+  if (pending?.headersSent === true) {
+    // Answered already (a GET whose body then broke the parser), or cut mid-answer: let what was written flush.
+    const close = () => socket.destroy();
+    pending.once('finish', close);
+    setTimeout(close, ANSWER_GRACE_MS).unref();
+    return;
+  }
+  const rejection = nodeRejection(error.code);
+  // A request the handler has (its body still arriving at requestTimeout) is the handler's to count and log: closing
+  // the connection aborts the body it waits for (read-body.ts, `body_incomplete`). Only the answer is written here.
+  if (pending === undefined) {
+    const remote = (socket as Duplex & { remoteAddress?: string }).remoteAddress;
+    refused(options, rejection, undefined, remote, error.code);
+  }
+  // On the token endpoint, RFC 6749 §5.2's {error, error_description} as every other answer there.
+  answer(socket, rejection, pending !== undefined && pending.req.url?.split('?', 1)[0] === TOKEN_PATH);
+}
+
+function nodeRejection(parserCode: string | undefined): MeshauthError {
+  if (parserCode === 'HPE_HEADER_OVERFLOW') {
+    return new MeshauthError('MESHAUTH_ERR_HEADERS_TOO_LARGE', 'request head larger than the server accepts', {
+      reason: 'headers_too_large',
+    });
+  }
+  if (parserCode === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return new MeshauthError('MESHAUTH_ERR_REQUEST_TIMEOUT', 'request not received within the server timeout', {
+      reason: 'request_timeout',
+    });
+  }
+  return new MeshauthError('MESHAUTH_ERR_CA_BAD_REQUEST', `HTTP parse error ${parserCode ?? ''}`.trim(), {
+    reason: 'http_malformed',
+  });
+}
+
+function refused(
+  options: NodeRefusalOptions,
+  error: MeshauthError,
+  method: string | undefined,
+  remote: string | undefined,
+  parserCode: string | undefined,
+): void {
+  const reason = error.reason ?? 'bad_request';
+  options.metrics.caRequestsRejected.inc({ reason });
+  options.logger.warn(
+    { event: 'ca_request_rejected', code: error.code, reason, method, remote, parserCode },
+    error.message,
+  );
+}
+
+/** A whole HTTP/1.1 response written straight to the socket (no request object to answer on), then closed. */
+function answer(socket: Duplex, error: MeshauthError, oauth = false): void {
+  const body = `${JSON.stringify(oauth ? oauthErrorBody(error) : error.toJSON())}\n`;
+  const close = () => socket.destroy();
+  socket.once('finish', close);
+  setTimeout(close, ANSWER_GRACE_MS).unref();
+  socket.end(
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\ncontent-type: application/json\r\n` +
+      `cache-control: no-store\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,167 @@
+// Requests Node refuses before the CA's handler sees them get the CA's answer, a count and one log line, found by an
+// outside test of `ca serve`: a malformed HTTP/1.1 head (bare LF, Content-Length with Transfer-Encoding,
+// `Content-Length: 5, 6`), a head past Node's 16 KiB, and a head still unfinished at headersTimeout got node:http's
+// bare 400/431/408 (no code, no body) and a CONNECT had its connection closed without a byte; none was counted in
+// meshauth_ca_requests_rejected_total or logged. Now each is the JSON {code, message}, one count under a bounded
+// reason and one `ca_request_rejected` line.
+import { connect as tlsConnect } from 'node:tls';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CaServer, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
+import { Metrics } from '../../src/telemetry/index.js';
+import { makeCaDir } from '../helpers/ca-dir.js';
+import { caRejections } from '../helpers/ca-metrics.js';
+import { type LogLines, logLines } from '../helpers/log-lines.js';
+import { waitFor } from '../helpers/wait.js';
+
+let server: CaServer;
+let metrics: Metrics;
+let log: LogLines;
+let bundlePem: string;
+let cleanup: () => void;
+
+beforeAll(async () => {
+  const ca = await makeCaDir();
+  cleanup = ca.cleanup;
+  metrics = new Metrics();
+  log = logLines();
+  server = await startCaServer({
+    dir: ca.dir,
+    listen: '127.0.0.1:0',
+    svidTtlMs: 10 * 60_000,
+    logger: log.logger,
+    metrics,
+    workers: 0,
+  });
+  bundlePem = (await loadCaMaterial(ca.dir)).bundle.toPem();
+});
+afterAll(async () => {
+  await server?.close();
+  cleanup?.();
+});
+
+/**
+ * Raw bytes over TLS without a client certificate (a bootstrap client has none); `pauseMs` later, `rest` (if any).
+ * Resolves with the reply read until the CA closes the connection.
+ */
+function exchange(head: string, options: { rest?: string; pauseMs?: number; timeoutMs?: number } = {}) {
+  return new Promise<string>((resolve, reject) => {
+    let text = '';
+    const socket = tlsConnect(
+      { host: '127.0.0.1', port: server.port, ca: [bundlePem], servername: 'localhost' },
+      () => {
+        socket.write(head);
+        if (options.rest !== undefined) setTimeout(() => socket.write(options.rest ?? ''), options.pauseMs ?? 0);
+      },
+    );
+    socket.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+    });
+    socket.on('close', () => resolve(text));
+    socket.on('error', (e) => (text === '' ? reject(e) : resolve(text)));
+    socket.setTimeout(options.timeoutMs ?? 5_000, () => socket.destroy());
+  });
+}
+
+const rejectedLines = (from: number) => log.lines.slice(from).filter((line) => line.event === 'ca_request_rejected');
+const host = () => `Host: localhost:${server.port}\r\n`;
+
+describe('ca serve: requests Node refuses are answered, counted and logged', () => {
+  const cases: ReadonlyArray<
+    readonly [name: string, bytes: () => string, status: number, code: string, reason: string]
+  > = [
+    [
+      'fail/bare LF line endings',
+      () => `GET /v1/bundle HTTP/1.1\n${host().replace('\r', '')}\n`,
+      400,
+      'MESHAUTH_ERR_CA_BAD_REQUEST',
+      'http_malformed',
+    ],
+    [
+      'fail/Content-Length with Transfer-Encoding',
+      () =>
+        `POST /v1/svid HTTP/1.1\r\n${host()}Content-Type: application/json\r\nContent-Length: 5\r\n` +
+        'Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      400,
+      'MESHAUTH_ERR_CA_BAD_REQUEST',
+      'http_malformed',
+    ],
+    [
+      'fail/Content-Length: 5, 6',
+      () => `POST /v1/svid HTTP/1.1\r\n${host()}Content-Type: application/json\r\nContent-Length: 5, 6\r\n\r\nhello`,
+      400,
+      'MESHAUTH_ERR_CA_BAD_REQUEST',
+      'http_malformed',
+    ],
+    [
+      "fail/a head past Node's 16 KiB",
+      () => `GET /v1/bundle HTTP/1.1\r\n${host()}X-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      431,
+      'MESHAUTH_ERR_HEADERS_TOO_LARGE',
+      'headers_too_large',
+    ],
+    [
+      'fail/CONNECT',
+      () => `CONNECT 127.0.0.1:22 HTTP/1.1\r\n${host()}\r\n`,
+      405,
+      'MESHAUTH_ERR_CA_METHOD_NOT_ALLOWED',
+      'method_not_allowed',
+    ],
+  ];
+
+  it.each(cases)('%s → the JSON error, one count, one log line', async (_name, bytes, status, code, reason) => {
+    const before = await caRejections(metrics, reason);
+    const seen = log.lines.length;
+    const reply = await exchange(bytes());
+    expect(reply.startsWith(`HTTP/1.1 ${status} `), reply.slice(0, 200)).toBe(true);
+    expect(JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)).code).toBe(code);
+    expect(await caRejections(metrics, reason)).toBe(before + 1);
+    const lines = rejectedLines(seen);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ code, reason });
+  });
+
+  it('fail/slowloris on the head and on a body: 408 at the 10 s timeouts, one count and one log line each', async () => {
+    const seen = log.lines.length;
+    const timeoutsBefore = await caRejections(metrics, 'request_timeout');
+    const slowBody = (path: string, contentType: string, start: string) =>
+      exchange(
+        `POST ${path} HTTP/1.1\r\n${host()}Content-Type: ${contentType}\r\nContent-Length: 100\r\n\r\n${start}`,
+        {
+          timeoutMs: 20_000,
+        },
+      );
+    const [head, svid, token] = await Promise.all([
+      exchange(`GET /v1/bundle HTTP/1.1\r\n${host()}X-Slow: 1\r\n`, { timeoutMs: 20_000 }),
+      slowBody('/v1/svid', 'application/json', '{"csr":'),
+      slowBody('/v1/token', 'application/x-www-form-urlencoded', 'grant_type=client_'),
+    ]);
+    const json = (reply: string) => JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+    for (const reply of [head, svid, token]) {
+      expect(reply.startsWith('HTTP/1.1 408 '), reply.slice(0, 200)).toBe(true);
+      expect(json(reply).code).toBe('MESHAUTH_ERR_REQUEST_TIMEOUT');
+    }
+    // RFC 6749 §5.2 on the token endpoint, as its other refusals.
+    expect(json(token)).toMatchObject({ error: 'invalid_request', error_description: expect.any(String) });
+    // The head is counted here; the two requests whose body never came are the handler's to count, once each: the
+    // join-token endpoint as a body incomplete, the token endpoint (which authenticates first) as no credential.
+    await waitFor('three refusals logged', () => rejectedLines(seen).length >= 3, 5_000);
+    expect(await caRejections(metrics, 'request_timeout')).toBe(timeoutsBefore + 1);
+    expect(
+      rejectedLines(seen)
+        .map((line) => line.reason)
+        .sort(),
+    ).toEqual(['body_incomplete', 'no_credential', 'request_timeout']);
+  }, 30_000);
+
+  it('ok/the CA still serves afterwards', async () => {
+    const agent = new Agent({ connect: { ca: bundlePem } });
+    try {
+      const answer = await request(`${server.url}/v1/bundle`, { dispatcher: agent });
+      expect(answer.statusCode).toBe(200);
+      await answer.body.dump();
+    } finally {
+      await agent.close();
+    }
+  });
+});

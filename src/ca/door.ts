@@ -32,6 +32,8 @@ export interface CaDoorOptions {
   readonly metrics: Metrics;
   /** The `ca_overloaded` log; shared with load shedding so that a storm writes one line per interval, not two. */
   readonly overloadLog: RateLimitedLog;
+  /** Told about a connection closed for sending more than one TLS record before its handshake: no TLS client. */
+  readonly oversizedFirstFlight?: (remote: string | undefined) => void;
 }
 
 export interface CaDoor {
@@ -120,6 +122,7 @@ export function openDoor(options: CaDoorOptions): CaDoor {
       if (sent.size + chunk.length > MAX_EARLY_BYTES) {
         forget(socket, sent);
         socket.destroy();
+        options.oversizedFirstFlight?.(socket.remoteAddress);
         return;
       }
       sent.size += chunk.length;

@@ -6,14 +6,14 @@ import { stat } from 'node:fs/promises';
 import { createServer } from 'node:https';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import type { SecureContextOptions } from 'node:tls';
+import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { MeshauthError } from '../errors/index.js';
 import { caSpiffeId } from '../identity/index.js';
 import { x509 } from '../pki/index.js';
 import { REUSE_PORT_MIN_NODE, reusePortSupported } from '../platform/index.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
-import { protocolOptions, withoutResumption } from '../tls/index.js';
+import { protocolOptions, tlsClientErrorReason, withoutResumption } from '../tls/index.js';
 import { type CaAdminListener, startCaAdminListener } from './admin-listener.js';
 import { createCaRequestHandler } from './api.js';
 import { CaAuthority } from './authority.js';
@@ -191,21 +191,47 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   // One call per connection, as the CA's clients make them: a keep-alive connection would keep its door slot for as
   // long as its client keeps asking (the answer says `Connection: close`).
   server.maxRequestsPerSocket = 1;
-  server.on('tlsClientError', (error) => {
-    options.logger.debug({ event: 'tls_client_error', err: error }, 'TLS handshake failed');
+  // A refused handshake (plain HTTP, TLS ≤ 1.1, no common ALPN protocol or suite, a handshake left unfinished) is
+  // counted by reason; anyone can fail handshakes at will, so one line per interval, the rest counted as suppressed.
+  const handshakeLog = new RateLimitedLog(
+    options.logger,
+    options.metrics,
+    'ca_tls_handshake_failed',
+    OVERLOAD_LOG_INTERVAL_MS,
+  );
+  const handshakeRefused = (reason: string, remote: string | undefined, error: string) => {
+    options.metrics.tlsHandshakeFailures.inc({ direction: 'ca', reason });
+    handshakeLog.warn({ reason, remote, error }, 'TLS handshake refused');
+  };
+  server.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
+    const reason =
+      error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT'
+        ? 'handshake_timeout'
+        : tlsClientErrorReason(error, socket.authorizationError);
+    handshakeRefused(reason, socket.remoteAddress, error.code ?? error.message);
   });
   // Without these, node:http answers a malformed or oversized head, or one past headersTimeout, with a bare
   // 400/431/408 and drops a CONNECT without a word: none counted or logged.
   answerNodeRefusals(server, { logger: options.logger, metrics: options.metrics });
   // The TLS server never listens: the door accepts, and hands it each connection whose turn has come.
   const { silentMs = HANDSHAKE_TIMEOUT_MS, ...limits } = options.connections ?? {};
-  const door = openDoor({ tlsServer: server, limits, silentMs, metrics: options.metrics, overloadLog });
+  const door = openDoor({
+    tlsServer: server,
+    limits,
+    silentMs,
+    metrics: options.metrics,
+    overloadLog,
+    // More than one TLS record (a whole ClientHello) before the handshake: the door's limit, a `policy` refusal.
+    oversizedFirstFlight: (remote) =>
+      handshakeRefused('policy', remote, 'more than one TLS record before the handshake'),
+  });
   // The front of the CA: every connection the door holds or handed on, and the pending log summary.
   const closeFront = (): Promise<void> => {
     server.close();
     server.closeAllConnections();
     const closed = door.close();
     overloadLog.close();
+    handshakeLog.close();
     return closed;
   };
   let port: number;

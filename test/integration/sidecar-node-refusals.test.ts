@@ -95,9 +95,14 @@ const targets: Record<Listener, Target> = {
   outbound: {
     sidecar: () => a,
     log: logA,
-    // 15 s idle: past the outbound's headersTimeout (10 s), so its answer to a head that never ends is read.
-    send: async (bytes) =>
-      (await rawTcpExchange(a.sidecar.outboundPort, Buffer.from(bytes, 'latin1'), false, 15_000)).bytes.toString(),
+    // The outbound keeps a connection after a refusal it can frame (417): the reply is whole after 2 s of silence.
+    // A head that never ends waits past the outbound's headersTimeout (10 s) for its answer.
+    send: async (bytes) => {
+      const idleMs = bytes.includes('\r\n\r\n') ? 2_000 : 15_000;
+      return (
+        await rawTcpExchange(a.sidecar.outboundPort, Buffer.from(bytes, 'latin1'), false, idleMs)
+      ).bytes.toString();
+    },
   },
   inbound: {
     sidecar: () => b,

@@ -72,6 +72,8 @@ const PREMATURE_LIFETIME_MS = 1_000;
 const kOpenedAt = Symbol('meshauth.openedAt');
 /** The exchange of an h2 stream or HTTP/1.1 response, for the listener's idle-timeout functions (no closure each). */
 const kExchange = Symbol('meshauth.exchange');
+/** An HTTP/1.1 response's socket, still known once node:http detached it at 'finish'. */
+const kSocket = Symbol('meshauth.socket');
 
 type InboundStream = ServerHttp2Stream & {
   [kResetBySidecar]?: boolean;
@@ -79,7 +81,12 @@ type InboundStream = ServerHttp2Stream & {
   [kExchange]?: Exchange<H2Sink> | undefined;
 };
 /** The same for an HTTP/1.1 response, set when its request starts through the stages. */
-type InboundResponse = ServerResponse & { [kResetBySidecar]?: boolean; [kExchange]?: Exchange<H1Sink> };
+type InboundResponse = ServerResponse & {
+  [kResetBySidecar]?: boolean;
+  [kExchange]?: Exchange<H1Sink>;
+  /** Its socket, which node:http detaches from the response (and undici from a request body it is done with). */
+  [kSocket]?: Socket;
+};
 
 export class ListenerCore {
   readonly telemetry: DataPlaneTelemetry;
@@ -100,6 +107,12 @@ export class ListenerCore {
   readonly #sessions = new Map<ServerHttp2Session, SessionState>();
   readonly #sessionOf = new WeakMap<TLSSocket, ServerHttp2Session>();
   readonly #onStreamIdle: (this: ServerHttp2Stream) => void;
+  /**
+   * HTTP/1.1 sockets whose last response was complete before its request body (closeAfterEarlyResponse): closing,
+   * never answered again (a 408 from the request timeout sweeper would be read as the answer to a next request).
+   */
+  readonly #answeredEarly = new WeakSet<Socket>();
+  readonly #onH1Finish: (this: ServerResponse) => void;
 
   constructor(options: ListenerCoreOptions) {
     const { config } = options;
@@ -144,6 +157,11 @@ export class ListenerCore {
       if (rejection === undefined) telemetry.idleStream();
       else onRejected(exchange, rejection);
     };
+    const answeredEarly = this.#answeredEarly;
+    this.#onH1Finish = function onH1Finish(this: ServerResponse): void {
+      const socket = (this as InboundResponse)[kSocket];
+      if (socket !== undefined && !this.req.complete) closeAfterEarlyResponse(socket, answeredEarly);
+    };
     // The HTTP/1.1 server never listens: authenticated sockets are handed to it. Node's strict parser stays on
     // (insecureHTTPParser false: CL/TE conflicts, bare LF, obs-fold are 400s). requireHostHeader is off: node:http
     // would answer an HTTP/1.1 request without Host with a bare 400 of its own, never counted; checkH1Head refuses
@@ -165,6 +183,10 @@ export class ListenerCore {
     // Node also reports an idle keep-alive connection here (no response in progress): that is an idle session.
     this.#h1.setTimeout(this.#streamIdleMs, (socket: Socket) => {
       const response = pendingResponse(socket) as InboundResponse | undefined;
+      if (response === undefined && answeredEarly.has(socket)) {
+        socket.destroy(); // still lingering after its last, complete response (closeAfterEarlyResponse)
+        return;
+      }
       const exchange = response?.[kExchange];
       if (exchange?.ended === true) {
         // Answered 408 at the last timeout and the peer has not read the answer since: already reported.
@@ -333,6 +355,8 @@ export class ListenerCore {
       startedAt,
     );
     (res as InboundResponse)[kExchange] = exchange;
+    (res as InboundResponse)[kSocket] = req.socket;
+    res.on('finish', this.#onH1Finish); // after node:http's own 'finish' listener, which detaches the socket
     runStages(this.#stages, exchange, this.#onRejected);
   }
 
@@ -397,6 +421,12 @@ export class ListenerCore {
   /** Writes the JSON error on a socket the HTTP server gave up on, closes it, counts and logs the rejection. */
   #answerAndClose(socket: Socket, rejection: MeshauthError): void {
     const pending = pendingResponse(socket);
+    if (pending === undefined && this.#answeredEarly.has(socket)) {
+      // Its last response was complete before the request body ended and it is closing (the request timeout sweeper,
+      // or a broken chunk of the rest of that body): nothing may follow that response, and nothing was refused.
+      socket.destroy();
+      return;
+    }
     if (pending?.writableEnded === true) {
       // The request was already answered (a head check refused it) and that answer is still flushing: let it
       // go out, then close; it was counted when it was written.
@@ -459,8 +489,30 @@ export function classifyAppError(error: Error): MeshauthError {
 
 function ignore(): void {}
 
+/**
+ * A response finished before its request body ended (the app, or the sidecar, answered without waiting for the rest):
+ * the connection cannot carry another request, so it is closed, as HTTP/1.1 servers do (RFC 9112 §9.6, nginx's
+ * lingering close), instead of waiting out the keep-alive or request timeout with its place under the connection
+ * limits. Our side is ended after the answer (its bytes are queued ahead of the FIN), which a client reads as a clean
+ * close; the socket is destroyed once the peer closes too, or after LINGER_MS at most. Until then it is marked
+ * answered: nothing is written on it again.
+ */
+function closeAfterEarlyResponse(socket: Socket, answeredEarly: WeakSet<Socket>): void {
+  if (socket.destroyed) return;
+  answeredEarly.add(socket);
+  socket.end();
+  setTimeout(destroySocket, LINGER_MS, socket).unref();
+}
+
+function destroySocket(socket: Socket): void {
+  socket.destroy();
+}
+
 /** How much later than the app timeout an idle exchange is reset (see #streamIdleMs). */
 const APP_TIMEOUT_MARGIN_MS = 1_000;
 
 /** How long an error answer written to a failed HTTP/1.1 connection may take to flush before it is destroyed. */
 const ANSWER_GRACE_MS = 1_000;
+
+/** How long a connection closed after an early response may keep receiving its request body (closeAfterEarlyResponse). */
+const LINGER_MS = 1_000;

@@ -23,6 +23,7 @@ export class DataPlaneTelemetry {
   readonly #duration: HistogramChild;
   readonly #abortLog: RateLimitedLog;
   readonly #idleLog: RateLimitedLog;
+  readonly #protocolLog: RateLimitedLog;
   readonly #strippedLog: RateLimitedLog;
   readonly #resetFloodLog: RateLimitedLog;
   readonly #sessionErrorLog: RateLimitedLog;
@@ -35,6 +36,7 @@ export class DataPlaneTelemetry {
     this.#duration = metrics.requestDuration.labels(direction);
     this.#abortLog = new RateLimitedLog(logger, metrics, 'client_aborted', ABORT_LOG_INTERVAL_MS);
     this.#idleLog = new RateLimitedLog(logger, metrics, 'stream_idle_timeout', ABORT_LOG_INTERVAL_MS);
+    this.#protocolLog = new RateLimitedLog(logger, metrics, 'protocol_error', ABORT_LOG_INTERVAL_MS);
     this.#strippedLog = new RateLimitedLog(logger, metrics, 'identity_headers_stripped', ABORT_LOG_INTERVAL_MS);
     this.#resetFloodLog = new RateLimitedLog(logger, metrics, 'premature_reset', ABORT_LOG_INTERVAL_MS);
     this.#sessionErrorLog = new RateLimitedLog(logger, metrics, 'h2_session_error', ABORT_LOG_INTERVAL_MS);
@@ -88,16 +90,25 @@ export class DataPlaneTelemetry {
     );
   }
 
-  /**
-   * Counts and logs an exchange that ended with a reset instead of a complete message (a truncated response or
-   * request, an idle stream): `reason` is a bounded label, `message` a fixed sentence.
-   */
   /** The caller reset or closed before the exchange completed; the upstream exchange was aborted with it. */
   aborted(peerId: string): void {
     this.#metrics.streamsReset.inc({ direction: this.direction, reason: 'client_aborted' });
     this.#abortLog.warn(
       { direction: this.direction, reason: 'client_aborted', peer: peerId === '' ? undefined : peerId },
       'exchange aborted: the caller went away before it completed',
+    );
+  }
+
+  /**
+   * An HTTP/2 stream reset with PROTOCOL_ERROR before the exchange completed: nghttp2 resets a stream whose frames
+   * break HTTP/2 (a body longer or shorter than its content-length), or the caller says ours did. Not a caller that
+   * went away; the upstream exchange was aborted with it.
+   */
+  protocolReset(peerId: string): void {
+    this.#metrics.streamsReset.inc({ direction: this.direction, reason: 'protocol_error' });
+    this.#protocolLog.warn(
+      { direction: this.direction, reason: 'protocol_error', peer: peerId === '' ? undefined : peerId },
+      'exchange reset: its HTTP/2 stream broke the protocol',
     );
   }
 
@@ -161,6 +172,7 @@ export class DataPlaneTelemetry {
 export type StreamResetReason =
   | 'app_response_truncated'
   | 'client_aborted'
+  | 'protocol_error'
   | 'stream_idle_timeout'
   | 'peer_response_truncated';
 

@@ -3,7 +3,7 @@
 // proxy API). One object per request; the shared listeners below read it from a symbol slot instead of closing
 // over it, so a request allocates no closures. Errors before the response head become JSON error responses.
 import type { ServerResponse } from 'node:http';
-import type { ServerHttp2Stream } from 'node:http2';
+import { constants as h2constants, type ServerHttp2Stream } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import type { MeshauthError } from '../errors/index.js';
 import { cutResponse } from './cut-response.js';
@@ -107,7 +107,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       // The caller left while the request waited: dropped unsent, so the app connection (perhaps a kept-alive one)
       // serves the next request instead of being destroyed with it.
       this.#done = true;
-      if (this.#sink[kResetBySidecar] !== true) this.#telemetry.aborted(this.#peerId);
+      this.#callerGone();
       throw new Error('downstream closed');
     }
     this.#abort = abort;
@@ -160,7 +160,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const sink = this.#sink;
     if (sink.destroyed || (this.#h2 ? (sink as ServerHttp2Stream).closed : (sink as ServerResponse).writableEnded)) {
       // The caller went away first (its request body failed), unless the sidecar reset it: nothing to answer.
-      if (sink[kResetBySidecar] !== true) this.#telemetry.aborted(this.#peerId);
+      this.#callerGone();
       return;
     }
     if (this.#h2 ? (sink as ServerHttp2Stream).headersSent : (sink as ServerResponse).headersSent) {
@@ -215,13 +215,28 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#abort?.(new Error('answered by the sidecar'));
   }
 
+  /**
+   * The caller's side ended before the exchange completed, unless the sidecar reset it (already reported): a caller
+   * gone, or an HTTP/2 stream nghttp2 reset with PROTOCOL_ERROR for breaking the protocol (a body that does not
+   * match its content-length), which is not a caller going away.
+   */
+  #callerGone(): void {
+    const sink = this.#sink;
+    if (sink[kResetBySidecar] === true) return;
+    if (this.#h2 && (sink as ServerHttp2Stream).rstCode === h2constants.NGHTTP2_PROTOCOL_ERROR) {
+      this.#telemetry.protocolReset(this.#peerId);
+    } else {
+      this.#telemetry.aborted(this.#peerId);
+    }
+  }
+
   sinkClosed(): void {
     clearTimeout(this.#headTimer);
     clearTimeout(this.#stallTimer);
     if (!this.#done && this.#abort !== undefined) {
       this.#done = true;
       this.#abort(new Error('downstream closed'));
-      if (this.#sink[kResetBySidecar] !== true) this.#telemetry.aborted(this.#peerId);
+      this.#callerGone();
     }
   }
 

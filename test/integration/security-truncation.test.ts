@@ -205,6 +205,26 @@ describe('truncated responses and requests on the inbound', () => {
     expect(await counter(sidecar, 'meshauth_streams_reset_total', 'reason="client_aborted"')).toBe(1);
   });
 
+  it('fail/h2 request body shorter than its content-length → the app connection is reset, counted as a protocol error', async () => {
+    const app = await recordingApp();
+    const sidecar = await inboundTo(app);
+    const session = await mtlsH2Session(sidecar.sidecar.inboundPort, client, ca.bundlePem);
+    closers.push(async () => void session.destroy());
+    const stream = session.request({ ':method': 'POST', ':path': '/pay', 'content-length': '5' });
+    stream.on('error', () => undefined);
+    const closed = new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode ?? -1)));
+    stream.end('abc'); // END_STREAM after 3 of 5 bytes: nghttp2 resets the stream with PROTOCOL_ERROR
+    expect(await closed).toBe(constants.NGHTTP2_PROTOCOL_ERROR);
+    expect(await eventually(() => app.connections.every((c) => c.closed))).toBe(true);
+    for (const seen of app.connections) expect(seen.received).not.toMatch(/\r\n\r\nabc$/); // never passed on as whole
+    expect(
+      await eventually(
+        async () => (await counter(sidecar, 'meshauth_streams_reset_total', 'reason="protocol_error"')) === 1,
+      ),
+    ).toBe(true);
+    expect(await counter(sidecar, 'meshauth_streams_reset_total', 'reason="client_aborted"')).toBe(0);
+  });
+
   it('fail/h2 session destroyed mid-body → the app connection is reset, no terminating chunk', async () => {
     const app = await recordingApp();
     const sidecar = await inboundTo(app);

@@ -1,9 +1,10 @@
 // What node:http refuses before the CA's handler (api.ts) sees a request: a head it cannot parse or that is too
-// large, a head or body still arriving at the server's timeouts, and CONNECT. Each gets the CA's JSON {code, message}
+// large, a head or body still arriving at the server's timeouts, an `Expect` other than 100-continue (Node's bare
+// 417), and CONNECT. Each gets the CA's JSON {code, message}
 // instead of Node's bare 400/431/408 (or, for CONNECT, a closed connection without a byte), one count in
 // meshauth_ca_requests_rejected_total under a bounded reason and one `ca_request_rejected` line, as api.ts refuses.
 // It must not count a request the handler already has: a body cut by the timeout is counted there, once.
-import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
+import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { MeshauthError } from '../errors/index.js';
 import { firstClientErrorOnly, pendingResponse } from '../platform/index.js';
@@ -19,12 +20,27 @@ export interface NodeRefusalOptions {
   readonly metrics: Metrics;
 }
 
-/** Installs the 'clientError' and 'connect' listeners on the CA's HTTPS server. */
+/** Installs the 'clientError', 'checkExpectation' and 'connect' listeners on the CA's HTTPS server. */
 export function answerNodeRefusals(server: Server, options: NodeRefusalOptions): void {
   server.on(
     'clientError',
     firstClientErrorOnly((error: Error & { code?: string }, socket: Duplex) => onClientError(options, error, socket)),
   );
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const rejection = new MeshauthError('MESHAUTH_ERR_EXPECTATION_FAILED', 'unsupported Expect', {
+      reason: 'expectation',
+    });
+    refused(options, rejection, req.method, req.socket.remoteAddress, undefined);
+    req.resume();
+    const body = `${JSON.stringify(isTokenPath(req) ? oauthErrorBody(rejection) : rejection.toJSON())}\n`;
+    res.writeHead(rejection.status, {
+      'content-type': 'application/json',
+      'cache-control': 'no-store',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
+    res.end(body);
+  });
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
     const rejection = new MeshauthError('MESHAUTH_ERR_CA_METHOD_NOT_ALLOWED', 'CONNECT is not served', {
       reason: 'method_not_allowed',
@@ -48,6 +64,13 @@ function onClientError(options: NodeRefusalOptions, error: Error & { code?: stri
     setTimeout(close, ANSWER_GRACE_MS).unref();
     return;
   }
+  if (pending === undefined && (socket as Duplex & { bytesWritten?: number }).bytesWritten !== 0) {
+    // This connection carried a response already: the broken bytes are most likely the rest of a body the handler
+    // answered without reading (a 404, 405 or 415), counted then. A second answer would be read as the reply to a
+    // next request, so the connection is closed without one (node:http's own rule).
+    socket.destroy();
+    return;
+  }
   const rejection = nodeRejection(error.code);
   // A request the handler has (its body still arriving at requestTimeout) is the handler's to count and log: closing
   // the connection aborts the body it waits for (read-body.ts, `body_incomplete`). Only the answer is written here.
@@ -56,7 +79,11 @@ function onClientError(options: NodeRefusalOptions, error: Error & { code?: stri
     refused(options, rejection, undefined, remote, error.code);
   }
   // On the token endpoint, RFC 6749 §5.2's {error, error_description} as every other answer there.
-  answer(socket, rejection, pending !== undefined && pending.req.url?.split('?', 1)[0] === TOKEN_PATH);
+  answer(socket, rejection, pending !== undefined && isTokenPath(pending.req));
+}
+
+function isTokenPath(req: IncomingMessage): boolean {
+  return req.url?.split('?', 1)[0] === TOKEN_PATH;
 }
 
 function nodeRejection(parserCode: string | undefined): MeshauthError {

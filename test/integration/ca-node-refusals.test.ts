@@ -101,6 +101,13 @@ describe('ca serve: requests Node refuses are answered, counted and logged', () 
       'headers_too_large',
     ],
     [
+      'fail/an Expect other than 100-continue',
+      () => `GET /v1/bundle HTTP/1.1\r\n${host()}Expect: 200-ok\r\n\r\n`,
+      417,
+      'MESHAUTH_ERR_EXPECTATION_FAILED',
+      'expectation',
+    ],
+    [
       'fail/CONNECT',
       () => `CONNECT 127.0.0.1:22 HTTP/1.1\r\n${host()}\r\n`,
       405,
@@ -153,6 +160,21 @@ describe('ca serve: requests Node refuses are answered, counted and logged', () 
         .sort(),
     ).toEqual(['body_incomplete', 'no_credential', 'request_timeout']);
   }, 30_000);
+
+  it('fail/the rest of a body the CA answered without reading breaks the parser: no second answer, counted once', async () => {
+    const before = await caRejections(metrics, 'not_found');
+    const malformedBefore = await caRejections(metrics, 'http_malformed');
+    const seen = log.lines.length;
+    const reply = await exchange(`POST /nowhere HTTP/1.1\r\n${host()}Transfer-Encoding: chunked\r\n\r\n`, {
+      rest: 'zz\r\n',
+      pauseMs: 200,
+    });
+    expect(reply.match(/HTTP\/1\.1 /g), reply).toHaveLength(1);
+    expect(reply.startsWith('HTTP/1.1 404 '), reply.slice(0, 200)).toBe(true);
+    expect(await caRejections(metrics, 'not_found')).toBe(before + 1);
+    expect(await caRejections(metrics, 'http_malformed')).toBe(malformedBefore);
+    expect(rejectedLines(seen)).toHaveLength(1);
+  });
 
   it('ok/the CA still serves afterwards', async () => {
     const agent = new Agent({ connect: { ca: bundlePem } });

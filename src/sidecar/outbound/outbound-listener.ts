@@ -184,7 +184,7 @@ export class OutboundListener {
       );
       return;
     }
-    const target = readRequestTarget(req.url as string, req.rawHeaders);
+    const target = readRequestTarget(req.url as string, req.rawHeaders, req.httpVersion !== '1.0');
     if (isMeshauthError(target)) {
       this.#reject(res, '', target, startedAt);
       return;
@@ -251,7 +251,9 @@ export class OutboundListener {
       {
         headTimeoutMs: this.#config.outbound.timeoutMs,
         headReceived: () => endpoint.answered(),
-        // Set by the connection the pool writes this request on, verified before any request byte (Endpoint#dial).
+        // The ID this endpoint's last verified connection proved (Endpoint#dial checks it before any request byte):
+        // undici does not say which of the pool's connections took the request, so two peers answering at one
+        // address at once (a rolling update behind a VIP) may be told apart late; either ID is one the route accepts.
         peerId: () => endpoint.peerId,
         retry: (error) => {
           endpoint.requestFailed(error);

@@ -56,8 +56,11 @@ const SINGLE_VALUE: ReadonlySet<string> = new Set([
   'x-content-type-options',
 ]);
 
-/** The request target, or the 400 to answer. `raw` is Node's rawHeaders list. */
-export function readRequestTarget(url: string, raw: readonly string[]): RequestTarget | MeshauthError {
+/**
+ * The request target, or the 400 to answer. `raw` is Node's rawHeaders list. `http11`: an HTTP/1.1 request must carry
+ * Host in every form (RFC 9112 §3.2), an HTTP/1.0 one only in origin form.
+ */
+export function readRequestTarget(url: string, raw: readonly string[], http11 = true): RequestTarget | MeshauthError {
   const duplicate = duplicateSingleValue(raw);
   if (duplicate !== undefined) {
     return badRequest(
@@ -83,6 +86,7 @@ export function readRequestTarget(url: string, raw: readonly string[]): RequestT
   if (authority === undefined) return badRequest('Host header missing', 'missing_host');
   const host = hostOfAuthority(authority);
   if (host === undefined) return badRequest('Host is not a host name and port', 'bad_host');
+  if (proxyForm && http11 && hostHeader(raw) === undefined) return badRequest('Host header missing', 'missing_host');
   return { authority, host, path, proxyForm };
 }
 

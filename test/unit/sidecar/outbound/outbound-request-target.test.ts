@@ -19,9 +19,14 @@ describe('readRequestTarget', () => {
       ['Host', 'orders.shop'],
       { host: 'orders.shop', path: '/a', proxyForm: true },
     ],
-    ['ok/proxy form without a path', 'http://orders.shop:80', [], { host: 'orders.shop', path: '/', proxyForm: true }],
+    [
+      'ok/proxy form without a path',
+      'http://orders.shop:80',
+      ['Host', 'orders.shop'],
+      { host: 'orders.shop', path: '/', proxyForm: true },
+    ],
     ['ok/trailing dot', '/', ['host', 'orders.shop.'], { host: 'orders.shop', path: '/', proxyForm: false }],
-    ['ok/IPv6 literal', 'http://[::1]:8080/', [], { host: '::1', path: '/', proxyForm: true }],
+    ['ok/IPv6 literal', 'http://[::1]:8080/', ['Host', '[::1]:8080'], { host: '::1', path: '/', proxyForm: true }],
   ])('%s', (_name, url, raw, expected) => {
     const target = readRequestTarget(url, raw);
     expect(isMeshauthError(target)).toBe(false);
@@ -49,6 +54,15 @@ describe('readRequestTarget', () => {
     const target = readRequestTarget(url, raw);
     expect(isMeshauthError(target) && target.code).toBe('MESHAUTH_ERR_BAD_REQUEST');
     expect(isMeshauthError(target) && target.reason).toBe(reason);
+  });
+
+  it('fail/HTTP/1.1 in proxy form without Host (RFC 9112 §3.2); ok/HTTP/1.0, which need not send it', () => {
+    const http11 = readRequestTarget('http://orders.shop/a', []);
+    expect(isMeshauthError(http11) && http11.reason).toBe('missing_host');
+    expect(readRequestTarget('http://orders.shop/a', [], false)).toMatchObject({
+      host: 'orders.shop',
+      proxyForm: true,
+    });
   });
 
   it('ok/repeated list headers are fine', () => {

@@ -24,6 +24,7 @@ import type { CallerBody } from '../sidecar/outbound/h2-exchange.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { BrowserSessions } from './browser-sessions.js';
 import { cookieHeaderWithout, parseCookies } from './cookies.js';
+import { recordEdgeRefusal } from './edge-refusal.js';
 import { type EdgeResponse, loginRequired, withCookies, writeError } from './edge-responses.js';
 import { checkClaimSize, unmetRequirement } from './edge-rule.js';
 import {
@@ -462,19 +463,12 @@ export class EdgeHandler {
 
   /** A request refused before routing: counted as a deny without a route, one log line. */
   #refuse(error: MeshauthError, req: EdgeRequest, rule = error.reason ?? 'bad_request'): void {
-    this.#metrics.gatewayDecisions.inc({ route: '', decision: 'deny', rule });
-    this.#logger.info(
-      {
-        event: 'gateway_deny',
-        route: '',
-        rule,
-        code: error.code,
-        reason: error.reason,
-        method: req.method,
-        sourceIp: req.socket?.remoteAddress,
-      },
-      'gateway deny',
-    );
+    recordEdgeRefusal(this.#metrics, this.#logger, {
+      error,
+      rule,
+      method: req.method,
+      sourceIp: req.socket?.remoteAddress,
+    });
   }
 
   #deny(route: GatewayRoute, rule: string, error: MeshauthError, req: EdgeRequest, user?: EndUser): void {

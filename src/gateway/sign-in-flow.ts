@@ -7,6 +7,7 @@ import type { Logger, Metrics } from '../telemetry/index.js';
 import type { BrowserSessions } from './browser-sessions.js';
 import { parseCookies } from './cookies.js';
 import type { EdgeRequest, EdgeResponseSink } from './edge-handler.js';
+import { recordEdgeRefusal } from './edge-refusal.js';
 import { loginFailedPage, loginRequired, redirect, withCookies, writeError } from './edge-responses.js';
 import { checkClaimSize } from './edge-rule.js';
 import type { GatewayRoute, OidcSettings } from './gateway-config.js';
@@ -215,20 +216,12 @@ export class SignInFlow {
 
   /** A refused logout: counted as a deny of the logout endpoint (no route), one log line, the error. */
   #refuseLogout(req: EdgeRequest, res: EdgeResponseSink, error: MeshauthError): void {
-    const rule = `logout-${error.reason ?? 'refused'}`;
-    this.#metrics.gatewayDecisions.inc({ route: '', decision: 'deny', rule });
-    this.#logger.info(
-      {
-        event: 'gateway_deny',
-        route: '',
-        rule,
-        code: error.code,
-        reason: error.reason,
-        method: req.method,
-        sourceIp: req.socket?.remoteAddress,
-      },
-      'gateway deny',
-    );
+    recordEdgeRefusal(this.#metrics, this.#logger, {
+      error,
+      rule: `logout-${error.reason ?? 'refused'}`,
+      method: req.method,
+      sourceIp: req.socket?.remoteAddress,
+    });
     writeError(res, error);
   }
 }

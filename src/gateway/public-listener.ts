@@ -6,8 +6,9 @@
 // request-head deadlines, an HTTP/2 session closed when it sends no request in time, and HTTP/2 sessions that abuse
 // the protocol (rapid reset, invalid frames, floods nghttp2 detects) closed. Every connection closed by a limit is
 // counted in meshauth_connections_rejected_total{direction="edge",reason} with a rate-limited warn line. A request
-// node refuses before the edge sees it (a malformed HTTP/1.1 head, a CONNECT) gets the gateway's JSON error, a count
-// in meshauth_gateway_decisions_total{route=""} and one log line, as the edge's own refusals do.
+// node refuses before the edge sees it (a malformed HTTP/1.1 head, node's own request timeout, an unmet Expect, a
+// CONNECT) gets the gateway's JSON error, a count in meshauth_gateway_decisions_total{route=""} and one log line, as
+// the edge's own refusals do.
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
@@ -20,7 +21,7 @@ import {
 import type { Socket } from 'node:net';
 import { createSecureContext, type TLSSocket } from 'node:tls';
 import type { HostPort } from '../config/index.js';
-import { type ErrorCode, MeshauthError } from '../errors/index.js';
+import { MeshauthError } from '../errors/index.js';
 import {
   clientWentAway,
   firstClientErrorOnly,
@@ -29,8 +30,10 @@ import {
   pendingResponse,
 } from '../platform/index.js';
 import { endSocketWithError } from '../sidecar/error-response.js';
+import { expectationUnsupported } from '../sidecar/pipeline/rejections.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { type EdgeResponse, writeError } from './edge-responses.js';
+import { nodeRefusal } from './node-refusal.js';
 
 export type PublicLimits = { readonly [K in keyof typeof PUBLIC_LIMITS]: number };
 
@@ -73,6 +76,13 @@ export class PublicListener {
   readonly #sockets = new Set<Socket>();
   /** The head deadline of each HTTP/1.1 connection. */
   readonly #http1 = new WeakMap<TLSSocket, Http1Deadline>();
+  /**
+   * The request of each HTTP/1.1 socket whose last response finished before that request's body ended (the edge
+   * refused the head): while the body is incomplete, a parse error in its rest is no new request, and nothing may be
+   * written after that response (the client would read it as the answer to its next request).
+   */
+  readonly #answeredEarly = new WeakMap<Socket, IncomingMessage>();
+  readonly #onH1Finish: (this: ServerResponse) => void;
   /** Open TCP connections per client address. */
   readonly #perAddress = new Map<string, number>();
   readonly #closedLog: RateLimitedLog;
@@ -93,6 +103,12 @@ export class PublicListener {
     this.#material = cert + key;
     const limits: PublicLimits = { ...PUBLIC_LIMITS, ...options.limits };
     this.#limits = limits;
+    const answeredEarly = this.#answeredEarly;
+    this.#onH1Finish = function onH1Finish(this: ServerResponse): void {
+      // req.complete is set by the parser itself, before a next head on the same bytes can fail to parse ('end' is
+      // emitted only later).
+      if (!this.req.complete) answeredEarly.set(this.req.socket, this.req);
+    };
     this.#server = createSecureServer(
       {
         cert,
@@ -127,12 +143,15 @@ export class PublicListener {
       if (socket.alpnProtocol !== 'h2')
         this.#http1.set(socket, new Http1Deadline(socket, this.#limits, (reason) => this.#closed(reason)));
     });
-    // node:http2's HTTP/1.1 fallback keeps none of node:http's head and request deadlines: Http1Deadline does.
+    // node:http2's HTTP/1.1 fallback keeps node:http's own head and request deadlines at their defaults (60 s and
+    // 300 s from a request's first byte, checked every 30 s; createSecureServer takes no options for them), answered
+    // through 'clientError' (ERR_HTTP_REQUEST_TIMEOUT). Http1Deadline enforces PUBLIC_LIMITS, usually first.
     this.#server.on(
       'request',
       (req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse) => {
         if (req.httpVersionMajor === 2) return;
         this.#http1.get(req.socket as TLSSocket)?.started(req as IncomingMessage, res as ServerResponse);
+        (res as ServerResponse).once('finish', this.#onH1Finish);
       },
     );
     // Handshake failures (scanners, old clients) are routine on a public port: counted, no stack, no crash.
@@ -146,6 +165,13 @@ export class PublicListener {
       'clientError',
       firstClientErrorOnly((error: Error & { code?: string }, socket: Socket) => this.#onClientError(error, socket)),
     );
+    // Without a 'checkExpectation' listener node:http (and node:http2's compat layer) answers an Expect other than
+    // 100-continue (RFC 9110 §10.1.1) with a bare 417; the gateway meets no other expectation.
+    this.#server.on(
+      'checkExpectation',
+      (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) =>
+        this.#onExpectation(req, res),
+    );
     this.#server.on('connect', (req: IncomingMessage | Http2ServerRequest, target: Socket | Http2ServerResponse) =>
       this.#onConnect(req, target),
     );
@@ -157,21 +183,23 @@ export class PublicListener {
       socket.destroy(); // the client went away: not a refused request
       return;
     }
+    const pending = pendingResponse(socket);
+    if (pending === undefined && this.#answeredEarly.get(socket)?.complete === false) {
+      // Its last response finished before its request body ended and this error is in the rest of that body: that
+      // request was answered and counted; nothing may follow the answer.
+      socket.destroy();
+      return;
+    }
     const close = () => socket.destroy();
     setTimeout(close, ANSWER_GRACE_MS).unref();
-    const pending = pendingResponse(socket);
     if (pending?.writableEnded === true) {
       // Already answered (the edge refused the head and counted it; its body then broke the parser): let the answer
       // flush, then close.
       pending.once('finish', close);
       return;
     }
-    const code: ErrorCode =
-      error.code === 'HPE_HEADER_OVERFLOW' ? 'MESHAUTH_ERR_HEADERS_TOO_LARGE' : 'MESHAUTH_ERR_BAD_REQUEST';
-    const rejection = new MeshauthError(code, `HTTP parse error ${error.code ?? ''}`.trim(), {
-      reason: (error.code ?? 'parse_error').toLowerCase(),
-    });
-    this.#refused(rejection, pending?.req.method, socket.remoteAddress);
+    const rejection = nodeRefusal(error.code);
+    this.#refused(rejection, pending?.req.method, socket.remoteAddress, error.code);
     if (pending === undefined) {
       endSocketWithError(socket, rejection);
       socket.once('finish', close);
@@ -183,6 +211,20 @@ export class PublicListener {
     } else {
       close(); // mid-response: cut, never framed as complete
     }
+  }
+
+  /** An `Expect` other than 100-continue (HTTP/1.1 or HTTP/2): 417 MESHAUTH_ERR_EXPECTATION_FAILED, counted, logged. */
+  #onExpectation(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void {
+    const rejection = expectationUnsupported();
+    this.#refused(rejection, req.method, req.socket?.remoteAddress);
+    if (req.httpVersionMajor === 2) {
+      req.resume();
+      writeError(res as unknown as EdgeResponse, rejection);
+      return;
+    }
+    // The client may send the body it asked about anyway: this connection carries no next request.
+    (res as ServerResponse).once('finish', this.#onH1Finish);
+    writeError(res as unknown as EdgeResponse, rejection, { connection: 'close' });
   }
 
   /** CONNECT (HTTP/1.1 or HTTP/2): 400 MESHAUTH_ERR_METHOD_INVALID, counted and logged. */
@@ -204,11 +246,16 @@ export class PublicListener {
   }
 
   /** As the edge's refusals before a route is known: a deny without a route, one log line. */
-  #refused(error: MeshauthError, method: string | undefined, sourceIp: string | undefined): void {
+  #refused(
+    error: MeshauthError,
+    method: string | undefined,
+    sourceIp: string | undefined,
+    parserCode?: string | undefined,
+  ): void {
     const rule = error.reason ?? 'bad_request';
     this.#options.metrics.gatewayDecisions.inc({ route: '', decision: 'deny', rule });
     this.#options.logger.info(
-      { event: 'gateway_deny', route: '', rule, code: error.code, reason: error.reason, method, sourceIp },
+      { event: 'gateway_deny', route: '', rule, code: error.code, reason: error.reason, method, sourceIp, parserCode },
       'gateway deny',
     );
   }

@@ -9,13 +9,15 @@ export interface EdgeRefusal {
   readonly rule: string;
   readonly method: string | undefined;
   readonly sourceIp: string | undefined;
+  /** Node's parser code, for a request node:http refused before the edge (log only: unbounded). */
+  readonly parserCode?: string | undefined;
 }
 
 export function recordEdgeRefusal(metrics: Metrics, logger: Logger, refusal: EdgeRefusal): void {
-  const { error, rule, method, sourceIp } = refusal;
+  const { error, rule, method, sourceIp, parserCode } = refusal;
   metrics.gatewayDecisions.inc({ route: '', decision: 'deny', rule });
   logger.info(
-    { event: 'gateway_deny', route: '', rule, code: error.code, reason: error.reason, method, sourceIp },
+    { event: 'gateway_deny', route: '', rule, code: error.code, reason: error.reason, method, sourceIp, parserCode },
     'gateway deny',
   );
 }

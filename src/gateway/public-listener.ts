@@ -32,6 +32,7 @@ import {
 import { endSocketWithError } from '../sidecar/error-response.js';
 import { expectationUnsupported } from '../sidecar/pipeline/rejections.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
+import { recordEdgeRefusal } from './edge-refusal.js';
 import { type EdgeResponse, writeError } from './edge-responses.js';
 import { nodeRefusal } from './node-refusal.js';
 
@@ -252,12 +253,8 @@ export class PublicListener {
     sourceIp: string | undefined,
     parserCode?: string | undefined,
   ): void {
-    const rule = error.reason ?? 'bad_request';
-    this.#options.metrics.gatewayDecisions.inc({ route: '', decision: 'deny', rule });
-    this.#options.logger.info(
-      { event: 'gateway_deny', route: '', rule, code: error.code, reason: error.reason, method, sourceIp, parserCode },
-      'gateway deny',
-    );
+    const { metrics, logger } = this.#options;
+    recordEdgeRefusal(metrics, logger, { error, rule: error.reason ?? 'bad_request', method, sourceIp, parserCode });
   }
 
   /** TCP accept: at most maxConnectionsPerAddress open connections per client address. */

@@ -8,6 +8,7 @@ export { clientWentAway, type H2SessionErrorReason, h2SessionErrorReason } from 
 export { listenOn, REUSE_PORT_MIN_NODE, reusePortSupported } from './listen.js';
 export {
   firstClientErrorOnly,
+  keepReadingAfterEnd,
   pendingResponse,
   startTimeoutSweeper,
   tcpSocketOf,

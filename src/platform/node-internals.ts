@@ -1,7 +1,7 @@
 // The Node and undici behaviours the sidecar's data path and the CA's door (src/ca/door.ts) rely on that are not (or
 // not clearly) public API, in one place, each with a test (test/integration/inbound-node-internals.test.ts) that fails loudly if an upgrade changes it.
 // Code elsewhere calls these helpers instead of reaching into internals itself.
-import type { Server as HttpServer, ServerResponse } from 'node:http';
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 
@@ -21,6 +21,22 @@ export function startTimeoutSweeper(server: HttpServer): void {
  */
 export function pendingResponse(socket: Socket): ServerResponse | undefined {
   return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
+/**
+ * Keeps an HTTP/1.1 server socket reading after a response that finished before its request body ended, with the
+ * rest of that body discarded. node:http would not: when the response said `Connection: close`, resOnFinish ends the
+ * socket and destroys it on 'finish' (`socket.destroySoon()`), undone here; and once the body's reader destroyed the
+ * request (undici does when the app is done with it), lib/_http_common.js parserOnBody pushes each later chunk into
+ * the destroyed stream, gets false, and stops reading the socket for good. A dumped request (`req._dump()`, what
+ * resOnFinish does to one nobody reads) has its chunks dropped instead. False when the socket is already destroyed.
+ */
+export function keepReadingAfterEnd(socket: Socket, req: IncomingMessage): boolean {
+  socket.removeListener('finish', socket.destroy);
+  if (socket.destroyed) return false;
+  (req as IncomingMessage & { _dump(): void })._dump();
+  socket.resume(); // reading may have been stopped already (parserOnBody's readStop)
+  return true;
 }
 
 /**

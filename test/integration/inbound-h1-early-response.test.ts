@@ -69,6 +69,12 @@ async function stalledPost(stage: HeldStage, path: string): Promise<Caller> {
   return caller;
 }
 
+/** `meshauth_connections_open{direction="inbound"}` on B. */
+async function inboundOpen(stage: HeldStage): Promise<number> {
+  const values = (await stage.b.metrics.connectionsOpen.get()).values;
+  return values.find((v) => v.labels.direction === 'inbound')?.value ?? 0;
+}
+
 async function requestsWith(stage: HeldStage, code: number): Promise<number> {
   const values = (await stage.b.metrics.requests.get()).values;
   return values
@@ -193,5 +199,83 @@ describe('inbound HTTP/1.1: a connection closing after an early answer is never 
     expect(await requestsWith(stage, 408)).toBe(0);
     expect(await stage.rejected()).toEqual([]);
     expect(log.find({ code: 'MESHAUTH_ERR_REQUEST_TIMEOUT' })).toEqual([]);
+  });
+});
+
+/**
+ * Sends `count` chunks of 100 bytes, one every `everyMs`, on a caller whose request announced more; stops early if the
+ * connection closes. Resolves with how many were written while it was open.
+ */
+async function trickle(caller: Caller, count: number, everyMs: number): Promise<number> {
+  let sent = 0;
+  for (; sent < count; sent++) {
+    if (await closesWithin(caller.closed, everyMs)) break;
+    caller.socket.write('b'.repeat(100));
+  }
+  return sent;
+}
+
+describe('inbound HTTP/1.1: the rest of an upload answered early is read and discarded while it flows', () => {
+  let stage: HeldStage;
+  const log = logLines('b');
+
+  beforeAll(async () => {
+    stage = await startEarlyStage(log);
+  });
+  afterAll(async () => {
+    await stage?.close();
+  });
+
+  // The linger is 1 s of silence: an upload still flowing after that must not draw a TCP reset (which can cost the
+  // client the response it has not read yet), and the connection closes about 1 s after the upload stops.
+  for (const [name, path, status] of [
+    ['an early complete 200 from the app', '/early', 'HTTP/1.1 200 OK'],
+    ['the sidecar answering the app failure (Connection: close)', '/early-fail', 'HTTP/1.1 503 Service Unavailable'],
+  ] as const) {
+    it(`fail/${name} while the upload flows for 3 s: no reset, closed once the upload stops`, async () => {
+      const caller = await connect(stage);
+      // A client still uploading: our side stays open after the sidecar's FIN (tls.connect's typings lack allowHalfOpen).
+      (caller.socket as TLSSocket & { allowHalfOpen: boolean }).allowHalfOpen = true;
+      caller.socket.write(`POST ${path} HTTP/1.1\r\nHost: b.mesh\r\nContent-Length: 100000\r\n\r\na`);
+      expect(await eventually(() => heads(caller.text()).length === 1, CLOSE_MS), 'the answer').toBe(true);
+      try {
+        const sent = await trickle(caller, 10, 300);
+        expect(sent, 'the connection stayed open (no reset) while the upload flowed').toBe(10);
+        const stoppedAt = Date.now();
+        // The caller does not end its side: the sidecar's close is seen on its connection gauge.
+        expect(await eventually(async () => (await inboundOpen(stage)) === 0, CLOSE_MS), 'closed').toBe(true);
+        expect(Date.now() - stoppedAt, 'within about the 1 s linger after the upload stopped').toBeLessThan(3_000);
+        expect(heads(caller.text())).toEqual([status]);
+      } finally {
+        caller.socket.destroy();
+      }
+    });
+  }
+});
+
+describe('inbound HTTP/1.1: no request is started on a connection closing after an early answer', () => {
+  let stage: HeldStage;
+  const log = logLines('b');
+
+  beforeAll(async () => {
+    stage = await startEarlyStage(log);
+  });
+  afterAll(async () => {
+    await stage?.close();
+  });
+
+  it('fail/a request pipelined after the rest of the early-answered body never reaches the app', async () => {
+    const caller = await connect(stage);
+    (caller.socket as TLSSocket & { allowHalfOpen: boolean }).allowHalfOpen = true;
+    caller.socket.write('POST /early HTTP/1.1\r\nHost: b.mesh\r\nContent-Length: 5\r\n\r\na');
+    expect(await eventually(() => heads(caller.text()).length === 1, CLOSE_MS), 'the answer').toBe(true);
+    caller.socket.write('bcdePOST /second HTTP/1.1\r\nHost: b.mesh\r\nContent-Length: 1\r\n\r\nz');
+    // Keep writing (bounded) until the sidecar drops the connection: a lingering one reads on.
+    expect(await trickle(caller, 30, 100), 'the sidecar closed the connection').toBeLessThan(30);
+    const second = () => stage.app.connections.some((c) => c.received.includes('/second'));
+    expect(await eventually(second, 300), 'the app never saw it').toBe(false);
+    expect(heads(caller.text())).toEqual(['HTTP/1.1 200 OK']);
+    expect(await requestsWith(stage, 200)).toBe(1);
+    expect(await stage.rejected()).toEqual([]);
   });
 });

@@ -3,7 +3,7 @@
 // 127.0.0.1, self-signed throwaway TLS where TLS is needed.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import {
   constants,
   createSecureServer,
@@ -19,6 +19,7 @@ import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect 
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  keepReadingAfterEnd,
   pendingResponse,
   startTimeoutSweeper,
   tcpSocketOf,
@@ -76,6 +77,42 @@ describe('Node http internals', () => {
     const body = await fetch(`http://127.0.0.1:${port}/`).then((r) => r.text());
     expect(body).toBe('same');
     expect(await eventually(() => served !== undefined && pendingResponse(served) === undefined)).toBe(true);
+  });
+  it('keepReadingAfterEnd: the rest of a body after a finished Connection: close answer is read, not reset', async () => {
+    let served: { socket: Socket; req: IncomingMessage } | undefined;
+    let kept: boolean | undefined;
+    const http = createHttpServer((req, res) => {
+      // A consumer that stops reading (as undici does once the app is done): node:http neither dumps nor reads on.
+      req.once('data', () => req.pause());
+      const socket = req.socket;
+      served = { socket, req };
+      res.once('finish', () => {
+        kept = keepReadingAfterEnd(socket, req); // node:http has detached the socket from req and res by now
+      });
+      res.writeHead(200, { connection: 'close', 'content-length': 2 });
+      res.end('ok');
+    });
+    closers.push(() => http.close());
+    closers.push(() => served?.socket.destroy());
+    const port = await listening(http);
+    const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    closers.push(() => client.destroy());
+    let failed = false;
+    client.on('error', () => {
+      failed = true;
+    });
+    await new Promise<void>((resolve) => client.once('connect', () => resolve()));
+    client.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n');
+    expect(await eventually(() => kept !== undefined)).toBe(true);
+    const chunk = 'a'.repeat(65_536);
+    for (let i = 0; i < 10 && !failed; i++) {
+      client.write(chunk);
+      await eventually(() => false, 20);
+    }
+    expect(kept).toBe(true);
+    expect(await eventually(() => (served?.socket.bytesRead ?? 0) > 600_000), 'the whole upload read').toBe(true);
+    expect(failed, 'no reset').toBe(false);
+    expect(served?.socket.destroyed).toBe(false);
   });
 });
 

@@ -16,6 +16,7 @@ import type { SidecarConfig } from '../../config/index.js';
 import { type ErrorCode, MeshauthError } from '../../errors/index.js';
 import {
   firstClientErrorOnly,
+  keepReadingAfterEnd,
   pendingResponse,
   startTimeoutSweeper,
   UNDICI_CODES,
@@ -160,7 +161,7 @@ export class ListenerCore {
     const answeredEarly = this.#answeredEarly;
     this.#onH1Finish = function onH1Finish(this: ServerResponse): void {
       const socket = (this as InboundResponse)[kSocket];
-      if (socket !== undefined && !this.req.complete) closeAfterEarlyResponse(socket, answeredEarly);
+      if (socket !== undefined && !this.req.complete) closeAfterEarlyResponse(socket, this.req, answeredEarly);
     };
     // The HTTP/1.1 server never listens: authenticated sockets are handed to it. Node's strict parser stays on
     // (insecureHTTPParser false: CL/TE conflicts, bare LF, obs-fold are 400s). requireHostHeader is off: node:http
@@ -344,6 +345,12 @@ export class ListenerCore {
   }
 
   #onH1Request(req: IncomingMessage, res: ServerResponse): void {
+    if (this.#answeredEarly.has(req.socket)) {
+      // Pipelined behind a request answered before its body ended: its answer could never be written (our side is
+      // ended), so it is not started and not counted: the peer has had its answer and our FIN.
+      req.socket.destroy();
+      return;
+    }
     const startedAt = performance.now();
     const sink = new H1Sink(req, res, this.#sinks);
     const exchange = new Exchange(
@@ -491,17 +498,22 @@ function ignore(): void {}
 
 /**
  * A response finished before its request body ended (the app, or the sidecar, answered without waiting for the rest):
- * the connection cannot carry another request, so it is closed, as HTTP/1.1 servers do (RFC 9112 §9.6, nginx's
- * lingering close), instead of waiting out the keep-alive or request timeout with its place under the connection
- * limits. Our side is ended after the answer (its bytes are queued ahead of the FIN), which a client reads as a clean
- * close; the socket is destroyed once the peer closes too, or after LINGER_MS at most. Until then it is marked
- * answered: nothing is written on it again.
+ * the connection cannot carry another request, so it is closed, as HTTP/1.1 servers do (RFC 9112 §9.6), instead of
+ * waiting out the keep-alive or request timeout with its place under the connection limits. Our side is ended after
+ * the answer (its bytes are queued ahead of the FIN), which a client reads as a clean close. Like nginx's lingering
+ * close, the rest of the body is read and discarded (keepReadingAfterEnd), and the socket is destroyed once the peer
+ * closes too, once nothing has arrived for LINGER_MS (the h1 server's timeout listener), or after LINGER_CAP_MS at
+ * most: destroying it while the upload still flows would answer the next bytes with a TCP reset, which can make the
+ * client drop the response it has not read yet. Until then it is marked answered: nothing is written on it again,
+ * and no request is started on it.
  */
-function closeAfterEarlyResponse(socket: Socket, answeredEarly: WeakSet<Socket>): void {
-  if (socket.destroyed) return;
+function closeAfterEarlyResponse(socket: Socket, req: IncomingMessage, answeredEarly: WeakSet<Socket>): void {
+  if (!keepReadingAfterEnd(socket, req)) return;
   answeredEarly.add(socket);
   socket.end();
-  setTimeout(destroySocket, LINGER_MS, socket).unref();
+  socket.setTimeout(LINGER_MS);
+  const cap = setTimeout(destroySocket, LINGER_CAP_MS, socket).unref();
+  socket.once('close', () => clearTimeout(cap));
 }
 
 function destroySocket(socket: Socket): void {
@@ -514,5 +526,8 @@ const APP_TIMEOUT_MARGIN_MS = 1_000;
 /** How long an error answer written to a failed HTTP/1.1 connection may take to flush before it is destroyed. */
 const ANSWER_GRACE_MS = 1_000;
 
-/** How long a connection closed after an early response may keep receiving its request body (closeAfterEarlyResponse). */
+/** How long a connection closed after an early response may go without receiving anything (closeAfterEarlyResponse). */
 const LINGER_MS = 1_000;
+
+/** The longest a connection closed after an early response keeps receiving its body (nginx's lingering_time). */
+const LINGER_CAP_MS = 30_000;

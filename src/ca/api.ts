@@ -93,11 +93,11 @@ export function createCaRequestHandler(options: CaApiOptions): (req: IncomingMes
       const named =
         error instanceof MeshauthError && (error.status < 500 || /^(sa|intermediate)_/.test(error.reason ?? ''));
       if (error instanceof MeshauthError && error.status > 0 && named) {
-        reject(options, req, res, error, error.reason ?? 'bad_request');
+        rejectCaRequest(options, req, res, error, error.reason ?? 'bad_request');
         return;
       }
       options.logger.error({ event: 'ca_request_failed', err: error, path: pathOf(req) }, 'CA request failed');
-      reject(
+      rejectCaRequest(
         options,
         req,
         res,
@@ -286,27 +286,41 @@ function sendBundle(options: CaApiOptions, req: IncomingMessage, res: ServerResp
   });
 }
 
-function reject(
-  options: CaApiOptions,
+/** Where a refused request came from, for its log line. */
+export interface RejectedRequest {
+  readonly method: string | undefined;
+  readonly path?: string | undefined;
+  readonly remote: string | undefined;
+  /** Node's parser code, for a request node:http refused before the handler (node-refusals.ts). */
+  readonly parserCode?: string | undefined;
+}
+
+/** Counts a refused request in meshauth_ca_requests_rejected_total{reason} and writes its `ca_request_rejected` line. */
+export function recordCaRejection(
+  telemetry: Pick<CaApiOptions, 'logger' | 'metrics'>,
+  error: MeshauthError,
+  reason: string,
+  request: RejectedRequest,
+): void {
+  telemetry.metrics.caRequestsRejected.inc({ reason });
+  // Logged where it was refused, at most once per interval (a flood would otherwise write a line per request).
+  if (reason === IDENTITY_RATE_LIMITED) return;
+  telemetry.logger.warn({ event: 'ca_request_rejected', code: error.code, reason, ...request }, error.message);
+}
+
+/** Refuses a request the handler has: counted, logged, the JSON error (RFC 6749 §5.2's on the token endpoint). */
+export function rejectCaRequest(
+  telemetry: Pick<CaApiOptions, 'logger' | 'metrics'>,
   req: IncomingMessage,
   res: ServerResponse,
   error: MeshauthError,
   reason: string,
 ): void {
-  options.metrics.caRequestsRejected.inc({ reason });
-  // Logged where it was refused, at most once per interval (a flood would otherwise write a line per request).
-  if (reason !== IDENTITY_RATE_LIMITED)
-    options.logger.warn(
-      {
-        event: 'ca_request_rejected',
-        code: error.code,
-        reason,
-        method: req.method,
-        path: pathOf(req).slice(0, 100),
-        remote: req.socket.remoteAddress,
-      },
-      error.message,
-    );
+  recordCaRejection(telemetry, error, reason, {
+    method: req.method,
+    path: pathOf(req).slice(0, 100),
+    remote: req.socket.remoteAddress,
+  });
   if (res.headersSent) {
     res.destroy();
     return;

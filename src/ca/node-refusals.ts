@@ -7,8 +7,9 @@
 import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { MeshauthError } from '../errors/index.js';
-import { firstClientErrorOnly, pendingResponse } from '../platform/index.js';
+import { expectationUnsupported, firstClientErrorOnly, nodeRefusal, pendingResponse } from '../platform/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
+import { recordCaRejection, rejectCaRequest } from './api.js';
 import { TOKEN_PATH } from './oidc-metadata.js';
 import { oauthErrorBody } from './token-request.js';
 
@@ -27,25 +28,17 @@ export function answerNodeRefusals(server: Server, options: NodeRefusalOptions):
     firstClientErrorOnly((error: Error & { code?: string }, socket: Duplex) => onClientError(options, error, socket)),
   );
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    const rejection = new MeshauthError('MESHAUTH_ERR_EXPECTATION_FAILED', 'unsupported Expect', {
-      reason: 'expectation',
-    });
-    refused(options, rejection, req.method, req.socket.remoteAddress, undefined);
-    req.resume();
-    const body = `${JSON.stringify(isTokenPath(req) ? oauthErrorBody(rejection) : rejection.toJSON())}\n`;
-    res.writeHead(rejection.status, {
-      'content-type': 'application/json',
-      'cache-control': 'no-store',
-      'content-length': Buffer.byteLength(body),
-      connection: 'close',
-    });
-    res.end(body);
+    res.setHeader('connection', 'close'); // the client may send the body it asked about anyway
+    rejectCaRequest(options, req, res, expectationUnsupported(), 'expectation');
   });
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
     const rejection = new MeshauthError('MESHAUTH_ERR_CA_METHOD_NOT_ALLOWED', 'CONNECT is not served', {
       reason: 'method_not_allowed',
     });
-    refused(options, rejection, 'CONNECT', req.socket.remoteAddress, undefined);
+    recordCaRejection(options, rejection, 'method_not_allowed', {
+      method: 'CONNECT',
+      remote: req.socket.remoteAddress,
+    });
     answer(socket, rejection);
   });
 }
@@ -71,12 +64,16 @@ function onClientError(options: NodeRefusalOptions, error: Error & { code?: stri
     socket.destroy();
     return;
   }
-  const rejection = nodeRejection(error.code);
+  const rejection = nodeRefusal(error.code, 'MESHAUTH_ERR_CA_BAD_REQUEST');
   // A request the handler has (its body still arriving at requestTimeout) is the handler's to count and log: closing
   // the connection aborts the body it waits for (read-body.ts, `body_incomplete`). Only the answer is written here.
   if (pending === undefined) {
     const remote = (socket as Duplex & { remoteAddress?: string }).remoteAddress;
-    refused(options, rejection, undefined, remote, error.code);
+    recordCaRejection(options, rejection, rejection.reason ?? 'http_malformed', {
+      method: undefined,
+      remote,
+      parserCode: error.code,
+    });
   }
   // On the token endpoint, RFC 6749 §5.2's {error, error_description} as every other answer there.
   answer(socket, rejection, pending !== undefined && isTokenPath(pending.req));
@@ -84,37 +81,6 @@ function onClientError(options: NodeRefusalOptions, error: Error & { code?: stri
 
 function isTokenPath(req: IncomingMessage): boolean {
   return req.url?.split('?', 1)[0] === TOKEN_PATH;
-}
-
-function nodeRejection(parserCode: string | undefined): MeshauthError {
-  if (parserCode === 'HPE_HEADER_OVERFLOW') {
-    return new MeshauthError('MESHAUTH_ERR_HEADERS_TOO_LARGE', 'request head larger than the server accepts', {
-      reason: 'headers_too_large',
-    });
-  }
-  if (parserCode === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    return new MeshauthError('MESHAUTH_ERR_REQUEST_TIMEOUT', 'request not received within the server timeout', {
-      reason: 'request_timeout',
-    });
-  }
-  return new MeshauthError('MESHAUTH_ERR_CA_BAD_REQUEST', `HTTP parse error ${parserCode ?? ''}`.trim(), {
-    reason: 'http_malformed',
-  });
-}
-
-function refused(
-  options: NodeRefusalOptions,
-  error: MeshauthError,
-  method: string | undefined,
-  remote: string | undefined,
-  parserCode: string | undefined,
-): void {
-  const reason = error.reason ?? 'bad_request';
-  options.metrics.caRequestsRejected.inc({ reason });
-  options.logger.warn(
-    { event: 'ca_request_rejected', code: error.code, reason, method, remote, parserCode },
-    error.message,
-  );
 }
 
 /** A whole HTTP/1.1 response written straight to the socket (no request object to answer on), then closed. */

@@ -24,17 +24,17 @@ import type { HostPort } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import {
   clientWentAway,
+  expectationUnsupported,
   firstClientErrorOnly,
   h2SessionErrorReason,
   listenOn,
+  nodeRefusal,
   pendingResponse,
 } from '../platform/index.js';
 import { endSocketWithError } from '../sidecar/error-response.js';
-import { expectationUnsupported } from '../sidecar/pipeline/rejections.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { recordEdgeRefusal } from './edge-refusal.js';
 import { type EdgeResponse, writeError } from './edge-responses.js';
-import { nodeRefusal } from './node-refusal.js';
 
 export type PublicLimits = { readonly [K in keyof typeof PUBLIC_LIMITS]: number };
 
@@ -152,7 +152,7 @@ export class PublicListener {
       (req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse) => {
         if (req.httpVersionMajor === 2) return;
         this.#http1.get(req.socket as TLSSocket)?.started(req as IncomingMessage, res as ServerResponse);
-        (res as ServerResponse).once('finish', this.#onH1Finish);
+        (res as ServerResponse).on('finish', this.#onH1Finish); // comes once: `on` skips `once`'s per-request wrapper
       },
     );
     // Handshake failures (scanners, old clients) are routine on a public port: counted, no stack, no crash.
@@ -224,7 +224,7 @@ export class PublicListener {
       return;
     }
     // The client may send the body it asked about anyway: this connection carries no next request.
-    (res as ServerResponse).once('finish', this.#onH1Finish);
+    (res as ServerResponse).on('finish', this.#onH1Finish);
     writeError(res as unknown as EdgeResponse, rejection, { connection: 'close' });
   }
 

@@ -16,7 +16,8 @@ export function caSpiffeId(trustDomain: TrustDomain): SpiffeId {
  * the CA by this ID alone, so a workload holding it could pose as the CA and collect every agent's bootstrap token.
  */
 export function refuseCaId(id: SpiffeId, trustDomain: TrustDomain): void {
-  if (id.equals(caSpiffeId(trustDomain))) {
+  // caSpiffeId(trustDomain) compared without building it: per SVID request. Paths are canonical (spiffe-id.ts).
+  if (id.path === CA_ID_PATH && id.memberOf(trustDomain)) {
     throw new MeshauthError('MESHAUTH_ERR_SPIFFE_ID_INVALID', `${id} is the CA's own ID, not a workload ID`, {
       reason: 'reserved_id',
     });

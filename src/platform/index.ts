@@ -15,6 +15,7 @@ export {
   UNDICI_CODES,
   UNDICI_PARSER_ERROR_NAME,
 } from './node-internals.js';
+export { expectationUnsupported, nodeRefusal } from './node-refusal.js';
 export { atPeerExpiry, notAfterMs } from './peer-expiry.js';
 export { type RegularFile, readRegularFile } from './regular-file.js';
 export { acceptMtls, type MtlsAcceptOptions, mtlsSecureContext } from './tls-accept.js';

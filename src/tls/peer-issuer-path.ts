@@ -9,6 +9,8 @@ import { derKey, linkedToRoots, rememberRootLink } from './root-links.js';
 export interface PeerIssuerPath {
   /** The CA certificates above the leaf, nearest first, as DER, the bundle root excluded. */
   readonly issuers: readonly Buffer[];
+  /** derKey of each of `issuers`, computed here already: the caller's caches use the same keys. */
+  readonly issuerKeys: readonly string[];
   /** True when the last certificate of the path (the leaf when `issuers` is empty) is signed by one of `roots`. */
   readonly complete: boolean;
 }
@@ -42,20 +44,22 @@ export function peerIssuerPath(
   // never parsed.
   pool.sort((a, b) => Number(b.linked) - Number(a.linked));
   const issuers: Buffer[] = [];
-  if (roots.some((root) => signedBy(leaf, root))) return { issuers, complete: true };
+  const issuerKeys: string[] = [];
+  if (roots.some((root) => signedBy(leaf, root))) return { issuers, issuerKeys, complete: true };
   let current = leaf;
   for (;;) {
-    if (issuers.length >= maxIssuers) return { issuers, complete: false };
+    if (issuers.length >= maxIssuers) return { issuers, issuerKeys, complete: false };
     const index = pool.findIndex((candidate) => signedBy(current, certOf(candidate)));
     const next = pool[index];
-    if (next === undefined) return { issuers, complete: false };
+    if (next === undefined) return { issuers, issuerKeys, complete: false };
     pool.splice(index, 1);
     issuers.push(next.der);
+    issuerKeys.push(next.key);
     current = certOf(next);
-    if (next.linked) return { issuers, complete: true };
+    if (next.linked) return { issuers, issuerKeys, complete: true };
     if (roots.some((root) => signedBy(current, root))) {
       rememberRootLink(roots, next.key, current);
-      return { issuers, complete: true };
+      return { issuers, issuerKeys, complete: true };
     }
   }
 }

@@ -12,7 +12,6 @@ import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import { checkSvidIssuer, checkSvidLeafDer, parseCertificate, parseCertificateDerOnce } from '../pki/index.js';
 import { peerIssuerPath } from './peer-issuer-path.js';
-import { derKey } from './root-links.js';
 
 export interface VerifiedPeer {
   readonly id: SpiffeId;
@@ -149,12 +148,11 @@ export function checkPeerIssuerChain(
       reason: 'bad_intermediate',
     });
   }
-  for (const der of path.issuers) checkIssuerDer(der);
+  for (let i = 0; i < path.issuers.length; i++) checkIssuerDer(path.issuers[i] as Buffer, path.issuerKeys[i] as string);
 }
 
 /** checkSvidIssuer on one CA certificate below a bundle root, skipped for one already found good. */
-function checkIssuerDer(der: Buffer): void {
-  const key = derKey(der);
+function checkIssuerDer(der: Buffer, key: string): void {
   if (goodIssuers.has(key)) return;
   checkSvidIssuer(parseCertificateDerOnce(der));
   if (goodIssuers.size >= MAX_GOOD_ISSUERS) goodIssuers.clear();

@@ -63,6 +63,15 @@ function exchange(head: string, options: { rest?: string; pauseMs?: number; time
   });
 }
 
+/** The JSON body of a raw reply: written whole by the refusal paths, chunked by the handler's answers (api.ts). */
+function jsonBody(reply: string): Record<string, unknown> {
+  const head = reply.slice(0, reply.indexOf('\r\n\r\n'));
+  let body = reply.slice(head.length + 4);
+  if (/\r\ntransfer-encoding: chunked/i.test(head))
+    body = body.slice(body.indexOf('\r\n') + 2, body.lastIndexOf('\r\n0\r\n'));
+  return JSON.parse(body) as Record<string, unknown>;
+}
+
 const rejectedLines = (from: number) => log.lines.slice(from).filter((line) => line.event === 'ca_request_rejected');
 const host = () => `Host: localhost:${server.port}\r\n`;
 
@@ -121,7 +130,7 @@ describe('ca serve: requests Node refuses are answered, counted and logged', () 
     const seen = log.lines.length;
     const reply = await exchange(bytes());
     expect(reply.startsWith(`HTTP/1.1 ${status} `), reply.slice(0, 200)).toBe(true);
-    expect(JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)).code).toBe(code);
+    expect(jsonBody(reply).code).toBe(code);
     expect(await caRejections(metrics, reason)).toBe(before + 1);
     const lines = rejectedLines(seen);
     expect(lines).toHaveLength(1);
@@ -143,13 +152,12 @@ describe('ca serve: requests Node refuses are answered, counted and logged', () 
       slowBody('/v1/svid', 'application/json', '{"csr":'),
       slowBody('/v1/token', 'application/x-www-form-urlencoded', 'grant_type=client_'),
     ]);
-    const json = (reply: string) => JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
     for (const reply of [head, svid, token]) {
       expect(reply.startsWith('HTTP/1.1 408 '), reply.slice(0, 200)).toBe(true);
-      expect(json(reply).code).toBe('MESHAUTH_ERR_REQUEST_TIMEOUT');
+      expect(jsonBody(reply).code).toBe('MESHAUTH_ERR_REQUEST_TIMEOUT');
     }
     // RFC 6749 §5.2 on the token endpoint, as its other refusals.
-    expect(json(token)).toMatchObject({ error: 'invalid_request', error_description: expect.any(String) });
+    expect(jsonBody(token)).toMatchObject({ error: 'invalid_request', error_description: expect.any(String) });
     // The head is counted here; the two requests whose body never came are the handler's to count, once each: the
     // join-token endpoint as a body incomplete, the token endpoint (which authenticates first) as no credential.
     await waitFor('three refusals logged', () => rejectedLines(seen).length >= 3, 5_000);

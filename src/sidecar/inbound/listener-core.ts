@@ -15,6 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import type { SidecarConfig } from '../../config/index.js';
 import { type ErrorCode, MeshauthError } from '../../errors/index.js';
 import {
+  expectationUnsupported,
   firstClientErrorOnly,
   keepReadingAfterEnd,
   pendingResponse,
@@ -31,7 +32,6 @@ import { type DrainState, kResetBySidecar } from '../forward-handler.js';
 import { EXTERNAL_POLICY, INBOUND_POLICY } from '../http-headers.js';
 import { waitUntil } from '../listen.js';
 import { Exchange, type OnRejected, runStages, type Stage } from '../pipeline/exchange.js';
-import { expectationUnsupported } from '../pipeline/rejections.js';
 import { H1Sink, H2Sink, type SinkContext } from '../pipeline/sinks.js';
 import { AppForwarder } from './app-forwarder.js';
 import { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
@@ -109,7 +109,7 @@ export class ListenerCore {
   readonly #sessionOf = new WeakMap<TLSSocket, ServerHttp2Session>();
   readonly #onStreamIdle: (this: ServerHttp2Stream) => void;
   /**
-   * HTTP/1.1 sockets whose last response was complete before its request body (closeAfterEarlyResponse): closing,
+   * HTTP/1.1 sockets whose last response was complete before its request body (lingerAfterEarlyResponse): closing,
    * never answered again (a 408 from the request timeout sweeper would be read as the answer to a next request).
    */
   readonly #answeredEarly = new WeakSet<Socket>();
@@ -161,7 +161,7 @@ export class ListenerCore {
     const answeredEarly = this.#answeredEarly;
     this.#onH1Finish = function onH1Finish(this: ServerResponse): void {
       const socket = (this as InboundResponse)[kSocket];
-      if (socket !== undefined && !this.req.complete) closeAfterEarlyResponse(socket, this.req, answeredEarly);
+      if (socket !== undefined && !this.req.complete) lingerAfterEarlyResponse(socket, this.req, answeredEarly);
     };
     // The HTTP/1.1 server never listens: authenticated sockets are handed to it. Node's strict parser stays on
     // (insecureHTTPParser false: CL/TE conflicts, bare LF, obs-fold are 400s). requireHostHeader is off: node:http
@@ -185,7 +185,7 @@ export class ListenerCore {
     this.#h1.setTimeout(this.#streamIdleMs, (socket: Socket) => {
       const response = pendingResponse(socket) as InboundResponse | undefined;
       if (response === undefined && answeredEarly.has(socket)) {
-        socket.destroy(); // still lingering after its last, complete response (closeAfterEarlyResponse)
+        socket.destroy(); // still lingering after its last, complete response (lingerAfterEarlyResponse)
         return;
       }
       const exchange = response?.[kExchange];
@@ -507,7 +507,7 @@ function ignore(): void {}
  * client drop the response it has not read yet. Until then it is marked answered: nothing is written on it again,
  * and no request is started on it.
  */
-function closeAfterEarlyResponse(socket: Socket, req: IncomingMessage, answeredEarly: WeakSet<Socket>): void {
+function lingerAfterEarlyResponse(socket: Socket, req: IncomingMessage, answeredEarly: WeakSet<Socket>): void {
   if (!keepReadingAfterEnd(socket, req)) return;
   answeredEarly.add(socket);
   socket.end();
@@ -526,7 +526,7 @@ const APP_TIMEOUT_MARGIN_MS = 1_000;
 /** How long an error answer written to a failed HTTP/1.1 connection may take to flush before it is destroyed. */
 const ANSWER_GRACE_MS = 1_000;
 
-/** How long a connection closed after an early response may go without receiving anything (closeAfterEarlyResponse). */
+/** How long a connection closed after an early response may go without receiving anything (lingerAfterEarlyResponse). */
 const LINGER_MS = 1_000;
 
 /** The longest a connection closed after an early response keeps receiving its body (nginx's lingering_time). */

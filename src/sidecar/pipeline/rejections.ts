@@ -7,14 +7,6 @@ export function methodInvalid(): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_METHOD_INVALID', 'malformed request', { reason: 'method' });
 }
 
-/**
- * `Expect` other than 100-continue (RFC 9110 §10.1.1): node:http would answer a bare 417 of its own, neither counted
- * nor logged; the sidecar meets no other expectation: 417 with its own code, counted and logged.
- */
-export function expectationUnsupported(): MeshauthError {
-  return new MeshauthError('MESHAUTH_ERR_EXPECTATION_FAILED', 'unsupported Expect', { reason: 'expectation' });
-}
-
 /** An authentication hook threw something that is not a MeshauthError. */
 export function tokenInvalid(message: string, cause: unknown): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_TOKEN_INVALID', message, { cause });

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { peerIssuerPath } from '../../../src/tls/peer-issuer-path.js';
+import { derKey } from '../../../src/tls/root-links.js';
 import { TestCa } from '../../helpers/test-ca.js';
 
 const ders = (chainPem: string) =>
@@ -8,8 +9,17 @@ const ders = (chainPem: string) =>
     (pem) => new X509Certificate(pem).raw,
   );
 
-const pathOf = (chain: readonly Buffer[], roots: readonly X509Certificate[], maxIssuers: number) =>
-  peerIssuerPath(new X509Certificate(chain[0] as Buffer), chain.slice(1), roots, maxIssuers);
+/** The path found, and that each issuer comes with its derKey. */
+const pathOf = (chain: readonly Buffer[], roots: readonly X509Certificate[], maxIssuers: number) => {
+  const { issuers, issuerKeys, complete } = peerIssuerPath(
+    new X509Certificate(chain[0] as Buffer),
+    chain.slice(1),
+    roots,
+    maxIssuers,
+  );
+  expect(issuerKeys).toEqual(issuers.map(derKey));
+  return { issuers, complete };
+};
 
 describe('peerIssuerPath', async () => {
   const ca = await TestCa.create('example.org');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nodeRefusal } from '../../../src/gateway/node-refusal.js';
+import { nodeRefusal } from '../../../src/platform/node-refusal.js';
 
 describe('nodeRefusal', () => {
   it.each([
@@ -19,5 +19,16 @@ describe('nodeRefusal', () => {
     expect(error.status).toBe(status);
     expect(error.code).toBe(code);
     expect(error.reason).toBe(reason);
+  });
+
+  it("ok/the CA's own code for a malformed request; the others unchanged", () => {
+    expect(nodeRefusal('HPE_LF_EXPECTED', 'MESHAUTH_ERR_CA_BAD_REQUEST')).toMatchObject({
+      code: 'MESHAUTH_ERR_CA_BAD_REQUEST',
+      status: 400,
+      reason: 'http_malformed',
+    });
+    expect(nodeRefusal('HPE_HEADER_OVERFLOW', 'MESHAUTH_ERR_CA_BAD_REQUEST').code).toBe(
+      'MESHAUTH_ERR_HEADERS_TOO_LARGE',
+    );
   });
 });

@@ -5,6 +5,7 @@ import { stat } from 'node:fs/promises';
 import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId } from '../identity/index.js';
 import { certificatePem, issueLeafDer, x509 } from '../pki/index.js';
+import { SingleFlight } from '../platform/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { caPaths } from './ca-files.js';
 import { type CaMaterial, loadCaMaterial } from './store.js';
@@ -46,8 +47,7 @@ export class CaAuthority {
   #material: CaMaterial;
   #fingerprint: string;
   #generation = 0;
-  #lastCheck = 0;
-  #checking: Promise<void> | undefined;
+  readonly #reload = new SingleFlight(() => this.#reloadIfChanged(), RELOAD_CHECK_INTERVAL_MS);
   /** The files on disk changed and cannot be loaded (cleared by the next successful load). */
   #unloadable: UnloadableFiles | undefined;
 
@@ -81,17 +81,8 @@ export class CaAuthority {
   }
 
   /** Reloads the files if they changed since the last check; checks at most once per second. Never throws. */
-  async refresh(): Promise<void> {
-    // Single flight: under load a reload can take longer than the interval, and two overlapping reloads could
-    // finish out of order and put older material back.
-    if (this.#checking !== undefined) return this.#checking;
-    const wallClock = Date.now();
-    if (wallClock - this.#lastCheck < RELOAD_CHECK_INTERVAL_MS) return;
-    this.#lastCheck = wallClock;
-    this.#checking = this.#reloadIfChanged().finally(() => {
-      this.#checking = undefined;
-    });
-    return this.#checking;
+  refresh(): Promise<void> {
+    return this.#reload.run();
   }
 
   async #reloadIfChanged(): Promise<void> {

@@ -4,6 +4,7 @@
 // once per cooldown when a token names an unknown `kid`, and the last good key set kept while the source fails.
 import { importedKey, jwksFileFingerprint, readJwksFile, type UsableKey, usableKeys } from '../authn/index.js';
 import { MeshauthError } from '../errors/index.js';
+import { SingleFlight } from '../platform/index.js';
 import type { Logger } from '../telemetry/index.js';
 import type { ClusterApiClient } from './cluster-api-client.js';
 
@@ -34,7 +35,7 @@ export class JwksFileKeys implements ClusterKeySource {
   readonly #logger: Logger;
   #keys: readonly UsableKey[];
   #fingerprint: string;
-  #checking: Promise<void> | undefined;
+  readonly #reloads = new SingleFlight(() => this.#reload());
 
   private constructor(file: string, logger: Logger, keys: readonly UsableKey[], fingerprint: string) {
     this.#file = file;
@@ -51,20 +52,13 @@ export class JwksFileKeys implements ClusterKeySource {
 
   async getKey(kid: string | undefined, alg: string): Promise<CryptoKey> {
     // One stat(2) per bootstrap (rare: once per pod start) makes a rotated or removed key count from the next token.
-    await this.#reloadIfChanged();
+    await this.#reloads.run();
     const found = selectKey(this.#keys, kid, alg);
     if (found === undefined) throw noKey();
     return importedKey(found, alg);
   }
 
   async close(): Promise<void> {}
-
-  #reloadIfChanged(): Promise<void> {
-    this.#checking ??= this.#reload().finally(() => {
-      this.#checking = undefined;
-    });
-    return this.#checking;
-  }
 
   async #reload(): Promise<void> {
     const fingerprint = await fileFingerprint(this.#file);

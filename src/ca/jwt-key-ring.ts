@@ -3,6 +3,7 @@
 // re-reading the files when they change, checked at most once a second; a half-done rotation keeps the old state.
 import { readFile, stat } from 'node:fs/promises';
 import type { JWK } from 'jose';
+import { SingleFlight } from '../platform/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { caPaths, PUBLIC_FILE_MODE, writeFileAtomic } from './ca-files.js';
 import {
@@ -30,8 +31,7 @@ export class JwtKeyRing {
   #retired: readonly RetiredJwtKey[];
   #memoryRetired: readonly RetiredJwtKey[] = [];
   #fingerprint: string;
-  #lastCheck = 0;
-  #checking: Promise<void> | undefined;
+  readonly #reload = new SingleFlight(() => this.#reloadIfChanged(), RELOAD_CHECK_INTERVAL_MS);
 
   private constructor(
     dir: string,
@@ -66,17 +66,8 @@ export class JwtKeyRing {
   }
 
   /** Reloads the key files if they changed since the last check; at most once per second. Never throws. */
-  async refresh(): Promise<void> {
-    // Single flight: under load a reload can take longer than the interval, and two overlapping reloads could
-    // finish out of order and put older material back.
-    if (this.#checking !== undefined) return this.#checking;
-    const wallClock = Date.now();
-    if (wallClock - this.#lastCheck < RELOAD_CHECK_INTERVAL_MS) return;
-    this.#lastCheck = wallClock;
-    this.#checking = this.#reloadIfChanged().finally(() => {
-      this.#checking = undefined;
-    });
-    return this.#checking;
+  refresh(): Promise<void> {
+    return this.#reload.run();
   }
 
   async #reloadIfChanged(): Promise<void> {

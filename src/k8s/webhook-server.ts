@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { MeshauthError } from '../errors/index.js';
-import { listenOn } from '../platform/index.js';
+import { listenOn, SingleFlight } from '../platform/index.js';
 import { sendAdminAnswer } from '../telemetry/admin-server.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -44,7 +44,7 @@ export class WebhookServer {
   #timer: NodeJS.Timeout | undefined;
   #signature = '';
   #port = 0;
-  #checking: Promise<void> | undefined;
+  readonly #check = new SingleFlight(() => this.#reloadIfChanged());
 
   constructor(options: WebhookServerOptions) {
     this.#options = options;
@@ -94,10 +94,7 @@ export class WebhookServer {
 
   /** Re-reads the certificate files if they changed since the last look (also runs on its own timer). */
   checkCertificate(): Promise<void> {
-    this.#checking ??= this.#reloadIfChanged().finally(() => {
-      this.#checking = undefined;
-    });
-    return this.#checking;
+    return this.#check.run();
   }
 
   async close(): Promise<void> {

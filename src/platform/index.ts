@@ -1,5 +1,5 @@
 // Thin helpers over Node itself that several folders share: binding a listener, reading a small local file, acting at
-// a peer certificate's expiry, naming an HTTP/2 session error, and
+// a peer certificate's expiry, naming an HTTP/2 session error, one reload at a time, and
 // (node-internals.ts) the Node and undici behaviours relied on beyond their public API, one place to check on an
 // upgrade.
 
@@ -18,4 +18,5 @@ export {
 export { expectationUnsupported, nodeRefusal } from './node-refusal.js';
 export { atPeerExpiry, notAfterMs } from './peer-expiry.js';
 export { type RegularFile, readRegularFile } from './regular-file.js';
+export { SingleFlight } from './single-flight.js';
 export { acceptMtls, type MtlsAcceptOptions, mtlsSecureContext } from './tls-accept.js';

@@ -16,7 +16,7 @@ import type { EndUserVerifier } from '../authn/end-user-verifier.js';
 import { extractBearer } from '../authn/extract-bearer.js';
 import { type AuthzRequest, type CompiledPolicy, decide, denyAuditRecord, normalizePath } from '../authz/index.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
-import { connectionListed, isForwardingHeader } from '../sidecar/http-headers.js';
+import { connectionListed, isForwardingHeader, isHopByHop } from '../sidecar/http-headers.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
 import { h2RequestBody } from '../sidecar/inbound/request-body.js';
 import { checkH1Head, checkH2Head } from '../sidecar/inbound/request-checks.js';
@@ -85,25 +85,11 @@ type Caller =
   | { readonly user: EndUser; readonly via: 'session'; readonly session: SessionData }
   | undefined;
 
-// Request headers that never reach the mesh from outside: hop-by-hop (RFC 9110 §7.6.1), credentials (they stop
-// here), identity headers (only sidecars set them; src/sidecar/identity-headers.ts owns their names), forwarding
-// and client-certificate headers (isForwardingHeader: the gateway sets its own X-Forwarded-For/-Host/-Proto) and
-// names with `_` (#forwardHeaders).
-const DROP: ReadonlySet<string> = new Set([
-  'host',
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'http2-settings',
-  'expect',
-  'authorization',
-  'cookie',
-]);
+// Request headers that never reach the mesh from outside: hop-by-hop (isHopByHop, the sidecar's list), the host
+// (the gateway names the service), credentials (they stop here), identity headers (only sidecars set them;
+// src/sidecar/identity-headers.ts owns their names), forwarding and client-certificate headers (isForwardingHeader:
+// the gateway sets its own X-Forwarded-For/-Host/-Proto) and names with `_` (#forwardHeaders).
+const DROP: ReadonlySet<string> = new Set(['host', 'authorization', 'cookie']);
 
 export class EdgeHandler {
   readonly #config: GatewayConfig;
@@ -430,7 +416,7 @@ export class EdgeHandler {
       // A name with `_` is dropped as the sidecar's inbound and external listener do (http-headers.ts
       // dropUnderscored): CGI, WSGI, PHP and Rack read `x_meshauth_user` as `x-meshauth-user`, and a route's peer
       // need not be a sidecar whose inbound would drop it.
-      if (DROP.has(name) || isForwardingHeader(name) || name.includes('_')) continue;
+      if (DROP.has(name) || isHopByHop(name) || isForwardingHeader(name) || name.includes('_')) continue;
       const value = headers[name];
       if (value !== undefined) out[name] = value;
     }

@@ -3,8 +3,9 @@
 // caller (composition root or test) owns the listener. oidc-provider is a devDependency, so it is imported lazily.
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import type { JWK } from 'jose';
 import { request } from 'undici';
+import { jwtAccessTokenResources, loadOidcProvider, newEs256SigningKey } from './oidc-provider-kit.js';
 
 export interface DemoClient {
   readonly clientId: string;
@@ -52,13 +53,6 @@ interface ProviderInstance {
 }
 type ProviderClass = new (issuer: string, configuration: object) => ProviderInstance;
 
-const DEFAULT_RESOURCE = 'urn:meshauth:demo';
-
-async function newSigningKey(): Promise<JWK> {
-  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-  return { ...(await exportJWK(privateKey)), kid: randomBytes(8).toString('base64url'), alg: 'ES256', use: 'sig' };
-}
-
 // In-memory storage so oidc-provider does not warn about its development adapter on every start.
 class MemoryAdapter {
   static readonly #store = new Map<string, { payload: Record<string, unknown>; expiresAt: number }>();
@@ -95,16 +89,14 @@ class MemoryAdapter {
 
 /** Builds the issuer. Resolves once oidc-provider is loaded and the first signing key exists. */
 export async function createDemoIssuer(options: DemoIssuerOptions): Promise<DemoIssuer> {
-  // A variable specifier keeps tsc from requiring oidc-provider's types (it ships none) and keeps it optional.
-  const specifier = 'oidc-provider';
-  const { default: Provider } = (await quietly(() => import(specifier))) as { default: ProviderClass };
+  const Provider = await loadOidcProvider<ProviderClass>();
   const issuer = options.issuer;
   const audience = options.audience ?? 'meshauth-demo';
   const scopes = options.scopes ?? ['orders:read', 'orders:write'];
   const ttl = options.accessTokenTtlSeconds ?? 300;
   const clients = options.clients ?? [{ clientId: 'demo-client', clientSecret: randomBytes(16).toString('hex') }];
   const cookieKeys = [randomBytes(32).toString('hex')];
-  let keys: JWK[] = [await newSigningKey()];
+  let keys: JWK[] = [await newEs256SigningKey()];
 
   const build = (): ((req: IncomingMessage, res: ServerResponse) => void) =>
     new Provider(issuer, {
@@ -126,18 +118,7 @@ export async function createDemoIssuer(options: DemoIssuerOptions): Promise<Demo
       features: {
         devInteractions: { enabled: false },
         clientCredentials: { enabled: true },
-        resourceIndicators: {
-          enabled: true,
-          defaultResource: () => DEFAULT_RESOURCE,
-          useGrantedResource: () => true,
-          getResourceServerInfo: (_ctx: unknown, resource: string) => ({
-            scope: scopes.join(' '),
-            audience: resource === DEFAULT_RESOURCE ? audience : resource,
-            accessTokenFormat: 'jwt',
-            accessTokenTTL: ttl,
-            jwt: { sign: { alg: 'ES256' } },
-          }),
-        },
+        resourceIndicators: jwtAccessTokenResources(audience, scopes, ttl),
       },
     }).callback();
 
@@ -171,28 +152,11 @@ export async function createDemoIssuer(options: DemoIssuerOptions): Promise<Demo
       return body.access_token;
     },
     async rotateKeys() {
-      const next = await newSigningKey();
+      const next = await newEs256SigningKey();
       keys = [next, ...keys.slice(0, 1)];
       current = build();
       return next.kid as string;
     },
     signingKey: () => keys[0] as JWK,
   };
-}
-
-/**
- * oidc-provider warns "Unsupported runtime" on import under Node 20 (it prefers 22+) although it works there; the
- * demo issuer is a local stand-in for a real IdP, so that one warning is dropped. Every other warning passes.
- */
-async function quietly<T>(load: () => Promise<T>): Promise<T> {
-  const warn = console.warn;
-  console.warn = (...args: unknown[]) => {
-    if (typeof args[0] === 'string' && args[0].includes('Unsupported runtime')) return;
-    warn(...args);
-  };
-  try {
-    return await load();
-  } finally {
-    console.warn = warn;
-  }
 }

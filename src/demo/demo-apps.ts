@@ -44,6 +44,11 @@ export async function startDemoApp(service: string, downstream?: Downstream): Pr
   const server: Server = createServer((req, res) => {
     handle(service, downstream, req, res).catch((error: Error) => reply(res, 500, { hops: [], error: error.message }));
   });
+  return listenOnLoopback(server);
+}
+
+/** Listens on 127.0.0.1 at an ephemeral port; `close` ends the server with its connections. */
+export async function listenOnLoopback(server: Server): Promise<DemoApp> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,

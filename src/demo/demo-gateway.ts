@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createJoinToken } from '../ca/index.js';
 import { gatewayConfigFromObject, type RunningGateway, startGateway } from '../gateway/index.js';
 import { type Logger, Metrics } from '../telemetry/index.js';
+import { listenOnLoopback } from './demo-apps.js';
 import { createLoginProvider, type LoginProvider } from './demo-login-provider.js';
 
 export const GATEWAY_ID = 'spiffe://example.org/ns/edge/sa/gateway';
@@ -44,15 +45,9 @@ export async function startDemoGateway(context: DemoGatewayContext): Promise<Dem
 
   // The provider on another host name than the gateway: cookies ignore ports, so the two keep separate jars.
   const server: Server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  const providerUrl = `http://localhost:${(server.address() as AddressInfo).port}`;
+  const listening = await listenOnLoopback(server);
+  closers.push(listening.close);
+  const providerUrl = `http://localhost:${listening.port}`;
   const provider = await createLoginProvider({
     issuer: providerUrl,
     users: [{ username: DEMO_USER.username, password, claims: { email: DEMO_USER.email, groups: ['customers'] } }],

@@ -5,7 +5,12 @@
 // listener. Not a production identity provider: users and passwords live in memory.
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import {
+  DEMO_RESOURCE,
+  jwtAccessTokenResources,
+  loadOidcProvider,
+  newEs256SigningKey,
+} from '../authn/oidc-provider-kit.js';
 
 export interface DemoUser {
   readonly username: string;
@@ -88,7 +93,6 @@ interface OidcContext {
   body?: string;
 }
 
-const RESOURCE = 'urn:meshauth:demo';
 const OIDC_SCOPES = 'openid profile email offline_access';
 const PROFILE_CLAIMS = ['name', 'email', 'email_verified', 'groups', 'roles', 'tenant', 'realm_access'];
 
@@ -129,18 +133,11 @@ function memoryAdapter() {
 }
 
 export async function createLoginProvider(options: LoginProviderOptions): Promise<LoginProvider> {
-  const specifier = 'oidc-provider';
-  const { default: Provider } = (await quietly(() => import(specifier))) as { default: ProviderClass };
+  const Provider = await loadOidcProvider<ProviderClass>();
   const audience = options.audience ?? 'meshauth-demo';
   const scopes = options.scopes ?? [];
   const ttl = options.accessTokenTtlSeconds ?? 300;
-  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-  const key: JWK = {
-    ...(await exportJWK(privateKey)),
-    kid: randomBytes(8).toString('base64url'),
-    alg: 'ES256',
-    use: 'sig',
-  };
+  const key = await newEs256SigningKey();
   const users = new Map(options.users.map((u) => [u.username, u]));
   const logins = { count: 0 };
   const apiClients = options.apiClients ?? [];
@@ -184,7 +181,7 @@ export async function createLoginProvider(options: LoginProviderOptions): Promis
       const grant = new ctx.oidc.provider.Grant({ clientId, accountId: ctx.oidc.session.accountId });
       grant.addOIDCScope(OIDC_SCOPES);
       grant.addOIDCClaims(PROFILE_CLAIMS);
-      if (scopes.length > 0) grant.addResourceScope(RESOURCE, scopes.join(' '));
+      if (scopes.length > 0) grant.addResourceScope(DEMO_RESOURCE, scopes.join(' '));
       await grant.save();
       return grant;
     },
@@ -220,18 +217,7 @@ export async function createLoginProvider(options: LoginProviderOptions): Promis
           ctx.body = `<!doctype html><meta charset="utf-8"><title>Signing out</title>${form.replace('</form>', '<input type="hidden" name="logout" value="yes"></form>')}<script>document.forms[0].submit()</script>`;
         },
       },
-      resourceIndicators: {
-        enabled: true,
-        defaultResource: () => RESOURCE,
-        useGrantedResource: () => true,
-        getResourceServerInfo: (_ctx: unknown, resource: string) => ({
-          scope: scopes.join(' '),
-          audience: resource === RESOURCE ? audience : resource,
-          accessTokenFormat: 'jwt',
-          accessTokenTTL: ttl,
-          jwt: { sign: { alg: 'ES256' } },
-        }),
-      },
+      resourceIndicators: jwtAccessTokenResources(audience, scopes, ttl),
     },
   });
   const callback = provider.callback();
@@ -340,17 +326,4 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on('end', () => resolve(text));
     req.on('error', reject);
   });
-}
-
-async function quietly<T>(load: () => Promise<T>): Promise<T> {
-  const warn = console.warn;
-  console.warn = (...args: unknown[]) => {
-    if (typeof args[0] === 'string' && args[0].includes('Unsupported runtime')) return;
-    warn(...args);
-  };
-  try {
-    return await load();
-  } finally {
-    console.warn = warn;
-  }
 }

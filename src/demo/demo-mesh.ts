@@ -4,7 +4,6 @@
 // OpenID provider with a password form). Everything it starts, it stops (close()).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -15,7 +14,7 @@ import { SpiffeId } from '../identity/index.js';
 import { createLeafCertificate, exportPrivateKeyPem, generateKeyPair } from '../pki/index.js';
 import { type RunningSidecar, startSidecar } from '../sidecar/index.js';
 import { createLogger, type Logger, Metrics } from '../telemetry/index.js';
-import { type DemoApp, startDemoApp } from './demo-apps.js';
+import { type DemoApp, listenOnLoopback, startDemoApp } from './demo-apps.js';
 import { type DemoGateway, GATEWAY_ID, startDemoGateway } from './demo-gateway.js';
 
 export const DEMO_TRUST_DOMAIN = 'example.org';
@@ -120,16 +119,10 @@ export async function startDemoMesh(options: { readonly readyTimeoutMs?: number 
 
 async function startIssuer(closers: Array<() => Promise<void>>): Promise<DemoIssuer> {
   const server: Server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
+  const listening = await listenOnLoopback(server);
+  closers.push(listening.close);
   const issuer = await createDemoIssuer({
-    issuer: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    issuer: `http://127.0.0.1:${listening.port}`,
     audience: 'shop',
     scopes: ['orders:read', 'orders:write'],
     clients: [DEMO_CLIENT],

@@ -1,8 +1,10 @@
 // The external listener (server TLS + bearer token) as an outside security test (2026-12-02) found it: one client
 // address could take every connection place of the public port, and client-sent forwarding / client-certificate
 // headers reached the app unchanged. Now one address holds at most a quarter of the places, and those headers are
-// dropped as at the edge gateway.
+// dropped as at the edge gateway. An outside review the same day: the per-source count must not leak over closes,
+// refused connections and failed handshakes.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
@@ -14,23 +16,27 @@ import { TestCa } from '../helpers/test-ca.js';
 
 const TD = 'example.org';
 const ISS = 'https://issuer.test';
-const MAX_CONNECTIONS = 16;
-let ca: TestCa;
-let dir: string;
-let app: TestApp;
-let sc: TestSidecar;
-let token: string;
-const sockets = new Set<TLSSocket>();
 
-beforeAll(async () => {
-  ca = await TestCa.create(TD);
-  dir = mkdtempSync(join(tmpdir(), 'meshauth-ext-edge-'));
+/** A sidecar whose external listener admits `maxConnections` (a quarter of them per source), with its app. */
+interface ExternalEdge {
+  readonly ca: TestCa;
+  readonly app: TestApp;
+  readonly sc: TestSidecar;
+  readonly token: string;
+  /** A TLS connection to the external port from `localAddress`; resolves once the handshake is done (or fails). */
+  open(localAddress: string): Promise<TLSSocket | undefined>;
+  close(): Promise<void>;
+}
+
+async function startExternalEdge(maxConnections: number): Promise<ExternalEdge> {
+  const ca = await TestCa.create(TD);
+  const dir = mkdtempSync(join(tmpdir(), 'meshauth-ext-edge-'));
   const key = await signingKey('k1');
   writeFileSync(join(dir, 'jwks.json'), jwksText(key));
   const server = await ca.issue({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
   writeFileSync(join(dir, 'c.crt'), server.chainPem);
   writeFileSync(join(dir, 'c.key'), server.keyPem, { mode: 0o600 });
-  app = await startApp();
+  const app = await startApp();
   const config = sidecarConfigFromObject(
     {
       trustDomain: TD,
@@ -51,41 +57,39 @@ beforeAll(async () => {
     },
     'external-edge.yaml',
   );
-  sc = await startTestSidecar(ca, `spiffe://${TD}/ns/a/sa/api`, config, {
-    inboundLimits: { maxConnections: MAX_CONNECTIONS },
+  const sc = await startTestSidecar(ca, `spiffe://${TD}/ns/a/sa/api`, config, {
+    inboundLimits: { maxConnections },
   });
-  token = await endUserToken(key, ISS, 'api', 'alice');
-});
-
-afterAll(async () => {
-  for (const s of sockets) s.destroy();
-  await sc?.sidecar.close(0);
-  await app?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-/** A TLS connection to the external port from `localAddress`; resolves once the handshake is done (or fails). */
-function open(localAddress: string): Promise<TLSSocket | undefined> {
-  return new Promise((resolve) => {
-    const s = tlsConnect({
-      host: '127.0.0.1',
-      port: sc.sidecar.externalPort as number,
-      ...({ localAddress } as object), // passed on to net.connect (not in @types/node's TLS options)
-      ca: ca.rootPem,
-      servername: 'localhost',
-      ALPNProtocols: ['http/1.1'],
+  const token = await endUserToken(key, ISS, 'api', 'alice');
+  const sockets = new Set<TLSSocket>();
+  const open = (localAddress: string) =>
+    new Promise<TLSSocket | undefined>((resolve) => {
+      const s = tlsConnect({
+        host: '127.0.0.1',
+        port: sc.sidecar.externalPort as number,
+        ...({ localAddress } as object), // passed on to net.connect (not in @types/node's TLS options)
+        ca: ca.rootPem,
+        servername: 'localhost',
+        ALPNProtocols: ['http/1.1'],
+      });
+      sockets.add(s);
+      const timer = setTimeout(() => resolve(undefined), 2_000);
+      s.once('secureConnect', () => {
+        clearTimeout(timer);
+        resolve(s);
+      });
+      s.on('error', () => {
+        clearTimeout(timer);
+        resolve(undefined);
+      });
     });
-    sockets.add(s);
-    const timer = setTimeout(() => resolve(undefined), 2_000);
-    s.once('secureConnect', () => {
-      clearTimeout(timer);
-      resolve(s);
-    });
-    s.on('error', () => {
-      clearTimeout(timer);
-      resolve(undefined);
-    });
-  });
+  const close = async () => {
+    for (const s of sockets) s.destroy();
+    await sc.sidecar.close(0);
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { ca, app, sc, token, open, close };
 }
 
 /** Sends one request on `s`, resolves with the response text (until close or 2 s). */
@@ -104,19 +108,48 @@ function ask(s: TLSSocket, head: string): Promise<string> {
   });
 }
 
+async function churn(edge: ExternalEdge, localAddress: string): Promise<void> {
+  // refused connections (third from the source), failed handshakes (garbage), and TLS closes, repeated
+  for (let round = 0; round < 4; round++) {
+    const a = await edge.open(localAddress);
+    const b = await edge.open(localAddress);
+    const refused = await edge.open(localAddress);
+    expect(refused).toBeUndefined();
+    a?.destroy();
+    b?.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    await new Promise<void>((resolve) => {
+      const raw = netConnect({ host: '127.0.0.1', port: edge.sc.sidecar.externalPort as number, localAddress });
+      raw.on('error', () => undefined);
+      raw.once('connect', () => raw.end('not a client hello'));
+      raw.once('close', () => resolve());
+    });
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 describe('external listener: a public port', () => {
+  const MAX_CONNECTIONS = 16;
+  let edge: ExternalEdge;
+  beforeAll(async () => {
+    edge = await startExternalEdge(MAX_CONNECTIONS);
+  });
+  afterAll(async () => {
+    await edge?.close();
+  });
+
   it('fail/client-sent X-Forwarded-User / X-Forwarded-For / Forwarded / X-Real-IP / Client-Cert never reach the app', async () => {
-    const s = await open('127.0.0.1');
+    const s = await edge.open('127.0.0.1');
     expect(s).toBeDefined();
     const answer = await ask(
       s as TLSSocket,
-      `GET /x HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\n` +
+      `GET /x HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${edge.token}\r\n` +
         'X-Forwarded-User: admin\r\nX-Forwarded-Email: admin@example.org\r\nX-Forwarded-Groups: admins\r\n' +
         'X-Forwarded-For: 10.0.0.1\r\nForwarded: for=10.0.0.1\r\nX-Real-IP: 10.0.0.1\r\n' +
         'Client-Cert: :MIIB:\r\nConnection: close\r\n\r\n',
     );
     expect(answer.startsWith('HTTP/1.1 200')).toBe(true);
-    const seen = app.seen.at(-1)?.headers ?? {};
+    const seen = edge.app.seen.at(-1)?.headers ?? {};
     // An app behind an auth proxy trusts X-Forwarded-User; none of them may come from the caller.
     expect({
       user: seen['x-forwarded-user'],
@@ -142,28 +175,50 @@ describe('external listener: a public port', () => {
     // be renewed as fast as handshakes go). The external listener has no per-address share (the gateway's public
     // listener caps one address at a quarter: PUBLIC_LIMITS.maxConnectionsPerAddress 1,024 of 4,096).
     // Sanity: from 127.0.0.2 a request is served while the port is not full.
-    const first = await open('127.0.0.2');
+    const first = await edge.open('127.0.0.2');
     expect(first).toBeDefined();
     const served = await ask(
       first as TLSSocket,
-      `GET /x HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`,
+      `GET /x HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${edge.token}\r\nConnection: close\r\n\r\n`,
     );
     expect(served.startsWith('HTTP/1.1 200')).toBe(true);
     const held: TLSSocket[] = [];
     for (let i = 0; i < MAX_CONNECTIONS; i++) {
-      const s = await open('127.0.0.1');
+      const s = await edge.open('127.0.0.1');
       if (s !== undefined) held.push(s);
     }
-    const other = await open('127.0.0.2');
+    const other = await edge.open('127.0.0.2');
     // Before the per-address share, the connection from 127.0.0.2 was dropped at accept (max_connections).
     expect(other).toBeDefined();
     const answer = await ask(
       other as TLSSocket,
-      `GET /x HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`,
+      `GET /x HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${edge.token}\r\nConnection: close\r\n\r\n`,
     );
     expect(answer.startsWith('HTTP/1.1 200')).toBe(true);
     for (const s of held) s.destroy();
     // Let the listener see the closes before the next test.
     await new Promise((r) => setTimeout(r, 300));
+  });
+});
+
+describe('external listener: per-source count', () => {
+  let edge: ExternalEdge;
+  beforeAll(async () => {
+    edge = await startExternalEdge(8); // a quarter: 2 per source
+  });
+  afterAll(async () => {
+    await edge?.close();
+  });
+
+  it('ok/after refusals, failed handshakes and closes the source gets its two places back', async () => {
+    await churn(edge, '127.0.0.3');
+    const a = await edge.open('127.0.0.3');
+    const b = await edge.open('127.0.0.3');
+    expect(a).toBeDefined();
+    expect(b).toBeDefined();
+    const text = await edge.sc.metrics.registry.getSingleMetricAsString('meshauth_connections_rejected_total');
+    expect(text).toContain('reason="max_connections_per_source"} 4');
+    a?.destroy();
+    b?.destroy();
   });
 });

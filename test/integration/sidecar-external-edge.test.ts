@@ -11,6 +11,7 @@ import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { endUserToken, jwksText, signingKey } from '../helpers/end-user-keys.js';
+import { eventually } from '../helpers/raw-app.js';
 import { startApp, startTestSidecar, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 
@@ -25,6 +26,8 @@ interface ExternalEdge {
   readonly token: string;
   /** A TLS connection to the external port from `localAddress`; resolves once the handshake is done (or fails). */
   open(localAddress: string): Promise<TLSSocket | undefined>;
+  /** Resolves once the external listener holds no connection (it has seen every close). */
+  drained(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -89,7 +92,12 @@ async function startExternalEdge(maxConnections: number): Promise<ExternalEdge> 
     await app.close();
     rmSync(dir, { recursive: true, force: true });
   };
-  return { ca, app, sc, token, open, close };
+  const drained = async () => {
+    const held = async () =>
+      (await sc.metrics.connectionsOpen.get()).values.find((v) => v.labels.direction === 'external')?.value ?? 0;
+    expect(await eventually(async () => (await held()) === 0)).toBe(true);
+  };
+  return { ca, app, sc, token, open, drained, close };
 }
 
 /** Sends one request on `s`, resolves with the response text (until close or 2 s). */
@@ -117,14 +125,14 @@ async function churn(edge: ExternalEdge, localAddress: string): Promise<void> {
     expect(refused).toBeUndefined();
     a?.destroy();
     b?.destroy();
-    await new Promise((r) => setTimeout(r, 100));
+    await edge.drained();
     await new Promise<void>((resolve) => {
       const raw = netConnect({ host: '127.0.0.1', port: edge.sc.sidecar.externalPort as number, localAddress });
       raw.on('error', () => undefined);
       raw.once('connect', () => raw.end('not a client hello'));
       raw.once('close', () => resolve());
     });
-    await new Promise((r) => setTimeout(r, 100));
+    await edge.drained();
   }
 }
 
@@ -196,8 +204,10 @@ describe('external listener: a public port', () => {
     );
     expect(answer.startsWith('HTTP/1.1 200')).toBe(true);
     for (const s of held) s.destroy();
-    // Let the listener see the closes before the next test.
-    await new Promise((r) => setTimeout(r, 300));
+    other?.destroy();
+    first?.destroy();
+    // The listener has seen the closes before the next test.
+    await edge.drained();
   });
 });
 

@@ -7,37 +7,23 @@
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CaServer, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
-import { makeCaDir } from '../helpers/ca-dir.js';
+import { startCaInTempDir, type TestCaServer } from '../helpers/ca-dir.js';
 import { caRejections } from '../helpers/ca-metrics.js';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
 import { waitFor } from '../helpers/wait.js';
 
-let server: CaServer;
+let ca: TestCaServer;
 let metrics: Metrics;
 let log: LogLines;
-let bundlePem: string;
-let cleanup: () => void;
 
 beforeAll(async () => {
-  const ca = await makeCaDir();
-  cleanup = ca.cleanup;
   metrics = new Metrics();
   log = logLines();
-  server = await startCaServer({
-    dir: ca.dir,
-    listen: '127.0.0.1:0',
-    svidTtlMs: 10 * 60_000,
-    logger: log.logger,
-    metrics,
-    workers: 0,
-  });
-  bundlePem = (await loadCaMaterial(ca.dir)).bundle.toPem();
+  ca = await startCaInTempDir({ svidTtlMs: 10 * 60_000, logger: log.logger, metrics, workers: 0 });
 });
 afterAll(async () => {
-  await server?.close();
-  cleanup?.();
+  await ca?.close();
 });
 
 /**
@@ -48,7 +34,7 @@ function exchange(head: string, options: { rest?: string; pauseMs?: number; time
   return new Promise<string>((resolve, reject) => {
     let text = '';
     const socket = tlsConnect(
-      { host: '127.0.0.1', port: server.port, ca: [bundlePem], servername: 'localhost' },
+      { host: '127.0.0.1', port: ca.server.port, ca: [ca.bundlePem], servername: 'localhost' },
       () => {
         socket.write(head);
         if (options.rest !== undefined) setTimeout(() => socket.write(options.rest ?? ''), options.pauseMs ?? 0);
@@ -73,7 +59,7 @@ function jsonBody(reply: string): Record<string, unknown> {
 }
 
 const rejectedLines = (from: number) => log.lines.slice(from).filter((line) => line.event === 'ca_request_rejected');
-const host = () => `Host: localhost:${server.port}\r\n`;
+const host = () => `Host: localhost:${ca.server.port}\r\n`;
 
 describe('ca serve: requests Node refuses are answered, counted and logged', () => {
   const cases: ReadonlyArray<
@@ -185,9 +171,9 @@ describe('ca serve: requests Node refuses are answered, counted and logged', () 
   });
 
   it('ok/the CA still serves afterwards', async () => {
-    const agent = new Agent({ connect: { ca: bundlePem } });
+    const agent = new Agent({ connect: { ca: ca.bundlePem } });
     try {
-      const answer = await request(`${server.url}/v1/bundle`, { dispatcher: agent });
+      const answer = await request(`${ca.server.url}/v1/bundle`, { dispatcher: agent });
       expect(answer.statusCode).toBe(200);
       await answer.body.dump();
     } finally {

@@ -6,36 +6,22 @@
 import { connect } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CaServer, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
-import { makeCaDir } from '../helpers/ca-dir.js';
+import { startCaInTempDir, type TestCaServer } from '../helpers/ca-dir.js';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
 import { waitFor } from '../helpers/wait.js';
 
-let server: CaServer;
+let ca: TestCaServer;
 let metrics: Metrics;
 let log: LogLines;
-let bundlePem: string;
-let cleanup: () => void;
 
 beforeAll(async () => {
-  const ca = await makeCaDir();
-  cleanup = ca.cleanup;
   metrics = new Metrics();
   log = logLines();
-  server = await startCaServer({
-    dir: ca.dir,
-    listen: '127.0.0.1:0',
-    svidTtlMs: 10 * 60_000,
-    logger: log.logger,
-    metrics,
-    workers: 0,
-  });
-  bundlePem = (await loadCaMaterial(ca.dir)).bundle.toPem();
+  ca = await startCaInTempDir({ svidTtlMs: 10 * 60_000, logger: log.logger, metrics, workers: 0 });
 });
 afterAll(async () => {
-  await server?.close();
-  cleanup?.();
+  await ca?.close();
 });
 
 async function handshakeFailures(reason: string): Promise<number> {
@@ -50,7 +36,7 @@ async function requestsRejected(): Promise<number> {
 /** Raw bytes on the TLS port; resolves when the CA closes the connection. */
 function raw(bytes: string | Buffer): Promise<void> {
   return new Promise((resolve) => {
-    const socket = connect(server.port, '127.0.0.1', () => socket.write(bytes));
+    const socket = connect(ca.server.port, '127.0.0.1', () => socket.write(bytes));
     socket.on('error', () => undefined);
     socket.on('close', () => resolve());
     socket.setTimeout(20_000, () => socket.destroy());
@@ -62,8 +48,8 @@ function tlsClient(options: ConnectionOptions): Promise<string> {
   return new Promise((resolve) => {
     const socket = tlsConnect({
       host: '127.0.0.1',
-      port: server.port,
-      ca: [bundlePem],
+      port: ca.server.port,
+      ca: [ca.bundlePem],
       servername: 'localhost',
       ...options,
     });
@@ -92,7 +78,7 @@ describe('ca serve: refused TLS handshakes are counted and logged', () => {
     };
     // One byte of a TLS record and nothing more: the handshake times out (10 s) while the others run.
     const unfinished = raw(Buffer.from([0x16]));
-    await raw(`GET /v1/bundle HTTP/1.1\r\nHost: localhost:${server.port}\r\n\r\n`);
+    await raw(`GET /v1/bundle HTTP/1.1\r\nHost: localhost:${ca.server.port}\r\n\r\n`);
     expect(await tlsClient({ minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' })).toMatch(
       /PROTOCOL_VERSION/,
     );

@@ -87,7 +87,7 @@ export class CertificateWatch {
       problem = (unloadable.error as MeshauthError).reason ?? 'unloadable';
       detail = { err: unloadable.error, since: new Date(unloadable.since).toISOString() };
     }
-    metrics.caIssuerValid.set(problem === '' ? 1 : 0);
+    metrics.setCaIssuerValid(problem === '');
     if (problem === this.#issuerProblem) return;
     const first = this.#issuerProblem === undefined;
     this.#issuerProblem = problem;

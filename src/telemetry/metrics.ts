@@ -251,11 +251,15 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // An unlabelled gauge reads 0 from its creation: registered with the others, every sidecar, gateway and webhook
+  // would report a CA that cannot sign (and page on `meshauth_ca_issuer_valid == 0`). Only a CA judges its issuer,
+  // so the gauge joins the registry at its first value (setCaIssuerValid).
   readonly caIssuerValid = new Gauge({
     name: 'meshauth_ca_issuer_valid',
     help: 'Whether the CA can sign with its intermediate (1) or not (0: expired or not valid yet, every CSR refused; or the CA files on disk changed to an intermediate that cannot be loaded, while the last good one signs on).',
-    registers: [this.registry],
+    registers: [],
   });
+  #caIssuerValidExposed = false;
 
   readonly caIntermediateRotations = new Counter({
     name: 'meshauth_ca_intermediate_rotations_total',
@@ -287,6 +291,15 @@ export class Metrics {
     if (options.defaultMetrics) {
       collectDefaultMetrics({ register: this.registry });
     }
+  }
+
+  /** meshauth_ca_issuer_valid, exposed from its first value on (see caIssuerValid). */
+  setCaIssuerValid(valid: boolean): void {
+    if (!this.#caIssuerValidExposed) {
+      this.registry.registerMetric(this.caIssuerValid);
+      this.#caIssuerValidExposed = true;
+    }
+    this.caIssuerValid.set(valid ? 1 : 0);
   }
 
   /** Prometheus text exposition without the promtool-invalid default gauges. */

@@ -59,8 +59,10 @@ function start(dir: string): Promise<{ server: CaServer; metrics: Metrics; logs:
   });
 }
 
+/** The gauge as Prometheus scrapes it (the CA's exposition), undefined when absent. */
 async function issuerValid(metrics: Metrics): Promise<number | undefined> {
-  return (await metrics.caIssuerValid.get()).values[0]?.value;
+  const line = /^meshauth_ca_issuer_valid (\S+)$/m.exec(await metrics.exposition());
+  return line === null ? undefined : Number(line[1]);
 }
 
 async function csr(server: CaServer, dir: string) {

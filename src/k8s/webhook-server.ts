@@ -48,6 +48,11 @@ export class WebhookServer {
 
   constructor(options: WebhookServerOptions) {
     this.#options = options;
+    // The alerts take increase() of the error and failure series. A series born at 1 on the first event has no
+    // earlier sample to rise from: that first error (a pod admitted without its sidecar) or failed reload (reported
+    // once per change) would never fire. Every result is exposed at 0 from the start.
+    for (const result of ['injected', 'skipped', 'error'] as const) options.metrics.webhookReviews.inc({ result }, 0);
+    for (const result of ['success', 'failure'] as const) options.metrics.webhookCertReloads.inc({ result }, 0);
   }
 
   get port(): number {

@@ -233,6 +233,29 @@ describe('webhook /mutate', () => {
     expect(result.code).toBe(0);
   });
 
+  it('ok/the error and failure series are scraped at 0 before the first one, so the alerts see it rise', async () => {
+    const fresh = new WebhookServer({
+      host: '127.0.0.1',
+      port: 0,
+      certFile: join(dir, 'tls.crt'),
+      keyFile: join(dir, 'tls.key'),
+      config: CONFIG,
+      metrics: new Metrics(),
+      logger: silentLogger(),
+    });
+    await fresh.listen();
+    try {
+      const before = (await fetchText(fresh.port, cert.caPem, '/metrics')).text;
+      expect(before).toMatch(/^meshauth_webhook_reviews_total\{result="error"\} 0$/m);
+      expect(before).toMatch(/^meshauth_webhook_cert_reloads_total\{result="failure"\} 0$/m);
+      expect((await post(fresh.port, cert.caPem, '/mutate', '{}', 'text/plain')).status).toBe(415);
+      const after = (await fetchText(fresh.port, cert.caPem, '/metrics')).text;
+      expect(after).toMatch(/^meshauth_webhook_reviews_total\{result="error"\} 1$/m);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('ok/healthz and metrics on the same port', async () => {
     expect((await fetchText(server.port, cert.caPem, '/healthz')).status).toBe(200);
     const text = (await fetchText(server.port, cert.caPem, '/metrics')).text;

@@ -461,6 +461,8 @@ export class EdgeHandler {
     this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'deny', rule });
     this.#logger.info(
       {
+        // A refused token's issuer, alg and kid: this is the rejection's one line (the verifier does not log).
+        ...error.detail,
         event: 'gateway_deny',
         route: route.name,
         rule,

@@ -94,7 +94,6 @@ export async function startIdentityHooks(
       verifier,
       holder,
       store,
-      logger: logger.child({ component: 'authn' }),
       metrics,
       now,
     });

@@ -124,10 +124,18 @@ rules:
     const { createHmac } = await import('node:crypto');
     const input = `${b64({ alg: 'HS256', typ: 'JWT', kid: (jwks.keys[0] as { kid: string }).kid })}.${b64(claims)}`;
     const hs = `${input}.${createHmac('sha256', JSON.stringify(jwks.keys[0])).update(input).digest('base64url')}`;
-    for (const token of [none, hs]) {
+    for (const [token, alg] of [
+      [none, 'none'],
+      [hs, 'HS256'],
+    ] as const) {
+      const from = mesh.log.lines.length;
       const answer = await call('/shop/orders/7', { authorization: `Bearer ${token}` });
       expect(answer.status).toBe(401);
       expect(answer.headers['www-authenticate']).toContain('error="invalid_token"');
+      // One log line per refusal, naming what the token claimed.
+      const lines = mesh.log.lines.slice(from);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ event: 'gateway_deny', code: 'MESHAUTH_ERR_TOKEN_INVALID', alg });
     }
   });
 

@@ -13,7 +13,7 @@ import { PASSPORT_HEADER, verifyPassport } from '../../authn/passport/index.js';
 import { tokenInvalid } from '../../authn/token-rejection.js';
 import type { EndUserSettings } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
-import type { Logger, Metrics } from '../../telemetry/index.js';
+import type { Metrics } from '../../telemetry/index.js';
 import type { PassportStore } from '../passport-store.js';
 import type { AuthenticateEndUser, EndUserOutcome, InboundRequestView } from './inbound-hooks.js';
 import { passportOwner, passportStoreExpiry, USER_HEADER, vouchForUser } from './vouch-for-user.js';
@@ -23,14 +23,13 @@ export interface EndUserAuthenticatorOptions {
   readonly verifier: EndUserVerifier;
   readonly holder: CredentialHolder;
   readonly store: PassportStore;
-  readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now: () => Date;
   readonly maxDepth?: number;
 }
 
 export function endUserAuthenticator(options: EndUserAuthenticatorOptions): AuthenticateEndUser {
-  const { settings, verifier, holder, store, logger, metrics, now } = options;
+  const { settings, verifier, holder, store, metrics, now } = options;
   const vouchers: ReadonlySet<string> = new Set(settings.vouchers);
   const dropAuthorization = !settings.forwardOriginalToken;
 
@@ -65,8 +64,8 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
       return dropAuthorization ? outcome : withForwardedToken(view, outcome, verified.user);
     } catch (error) {
       if (!isMeshauthError(error)) throw error;
+      // Counted here; the listener's rejection line (code, reason, peer) is its one log line.
       metrics.passportVerifications.inc({ result: error.reason ?? 'invalid' });
-      logger.warn({ peerId: view.peer.idString, code: error.code, reason: error.reason }, 'passport rejected');
       return { reject: error };
     }
   };
@@ -102,7 +101,6 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
     const error = tokenInvalid('not_passport_user', 'the token names another user than the passport', {
       issuer: tokenUser.iss.slice(0, 200),
     });
-    logger.warn({ peerId: view.peer.idString, code: error.code, reason: error.reason }, 'end-user token rejected');
     metrics.tokenVerifications.inc({ result: 'not_passport_user' });
     return { reject: error, rejectHeaders: bearerChallenge(error).headers };
   };

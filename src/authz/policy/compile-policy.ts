@@ -12,7 +12,7 @@ import { type HeaderCondition, headerMatches, policyHeaderName } from './match-h
 import { normalizeHost } from './match-host.js';
 import { compileIdMatcher, idMatches } from './match-id.js';
 import { type Cidr, cidrContains, parseCidr } from './match-ip.js';
-import { compilePathMatcher, pathMatches } from './match-path.js';
+import { compilePathMatcher, pathMatches, patternMatchForm } from './match-path.js';
 import {
   createZoneFormatter,
   inWindow,
@@ -176,12 +176,14 @@ function compileToChecks(rule: PolicyRule): Check[] {
     );
   }
   if (to.paths !== undefined) {
-    const m = compilePathMatcher(to.paths);
+    // A deny also catches the spellings with escaped delimiters that an app decodes into its path (match-path.ts).
+    const deny = rule.action === 'deny';
+    const m = compilePathMatcher(deny ? to.paths.map(patternMatchForm) : to.paths);
     checks.push(
       check(
         'to.paths',
         `one of ${list(to.paths)}`,
-        (r) => pathMatches(m, r.path),
+        deny ? (_r, c) => pathMatches(m, c.decodedPath) : (r) => pathMatches(m, r.path),
         (r) => r.path,
       ),
     );

@@ -2,6 +2,7 @@
 // Forms: exact `/orders`; prefix `/orders/*` (matches `/orders/` and everything below it, never `/orders`
 // itself, as in Istio); `{param}` for exactly one non-empty segment (`/users/{id}/profile`), optionally
 // ending in `/*`. Patterns must already be in normalized form, or they could never match a request.
+// Deny rules compare both sides in one match form (escaped or not alike), allow rules the normalized path as is.
 import { normalizePath } from '../path-normalize.js';
 
 export interface SegmentPattern {
@@ -45,6 +46,56 @@ export function pathPatternError(pattern: string): string | undefined {
     return error instanceof Error ? error.message : String(error);
   }
   return undefined;
+}
+
+/**
+ * How deny rules compare paths: every printable ASCII character in one spelling, whether it arrived escaped or not.
+ * Normalization keeps `%3A` and `:` apart (only unreserved characters are decoded), but Go's ServeMux, Spring, Flask
+ * and gRPC transcoding decode the path before routing: `/v1/items%3Apurge` reaches the handler of `/v1/items:purge`.
+ * Kept escaped: `%` (no double decoding), `/` and `\` (refused when escaped), `?` `#` `;` (refused raw, so only their
+ * escapes exist). `*` `{` `}` are pattern syntax, so their canonical spelling is the escaped one: a request's raw
+ * `*` `{` `}` are escaped, a pattern's are left alone (a pattern has them only as syntax).
+ */
+const DECODED = 1;
+const ESCAPED_IN_REQUESTS = 2;
+const MATCH_FORM = new Uint8Array(0x80);
+for (let c = 0x21; c < 0x7f; c++) {
+  const ch = String.fromCharCode(c);
+  MATCH_FORM[c] = '*{}'.includes(ch) ? ESCAPED_IN_REQUESTS : '%/\\?#;'.includes(ch) ? 0 : DECODED;
+}
+
+/**
+ * A normalized request path in the form deny rules compare (see MATCH_FORM), so that spelling a character escaped
+ * or not cannot take a request past a deny written the other way. Allow rules keep comparing the normalized path:
+ * an escape only ever makes a request stricter.
+ */
+export function pathMatchForm(path: string): string {
+  return matchForm(path, true);
+}
+
+/** A path pattern in the same form: its escapes decoded, its `/*`, `{param}` syntax kept. */
+export function patternMatchForm(pattern: string): string {
+  return matchForm(pattern, false);
+}
+
+function matchForm(path: string, request: boolean): string {
+  let out = '';
+  let copiedTo = 0;
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c === 0x25 /* % */) {
+      const byte = Number.parseInt(path.slice(i + 1, i + 3), 16);
+      if (byte < 0x80 && MATCH_FORM[byte] === DECODED) {
+        out += path.slice(copiedTo, i) + String.fromCharCode(byte);
+        copiedTo = i + 3;
+      }
+      i += 2;
+    } else if (request && c < 0x80 && MATCH_FORM[c] === ESCAPED_IN_REQUESTS) {
+      out += `${path.slice(copiedTo, i)}%${c.toString(16).toUpperCase()}`;
+      copiedTo = i + 1;
+    }
+  }
+  return copiedTo === 0 ? path : out + path.slice(copiedTo);
 }
 
 export function compilePathMatcher(patterns: readonly string[]): PathMatcher {

@@ -1,19 +1,23 @@
-// Per-decision lazily derived request attributes (normalized host, parsed source IP, local times). One instance
-// per compiled policy is reset for every decision: decide() is synchronous, so reuse is safe and saves allocation.
+// Per-decision lazily derived request attributes (normalized host, the path as deny rules read it, parsed source IP,
+// local times). One instance per compiled policy is reset for every decision: decide() is synchronous, so reuse is safe
+// and saves allocation.
 import type { AuthzRequest } from '../authz-request.js';
 import { normalizeHost } from './match-host.js';
 import { type IpAddress, parseIp } from './match-ip.js';
+import { pathMatchForm } from './match-path.js';
 import { type LocalTime, localTime } from './match-time.js';
 
 export class RequestContext {
   #request: AuthzRequest | undefined;
   #host: string | undefined;
+  #decodedPath: string | undefined;
   #ip: IpAddress | null | undefined;
   readonly #times = new Map<Intl.DateTimeFormat, LocalTime>();
 
   reset(request: AuthzRequest): this {
     this.#request = request;
     this.#host = undefined;
+    this.#decodedPath = undefined;
     this.#ip = undefined;
     if (this.#times.size > 0) this.#times.clear();
     return this;
@@ -22,6 +26,12 @@ export class RequestContext {
   get host(): string {
     this.#host ??= normalizeHost(this.#req().host);
     return this.#host;
+  }
+
+  /** The path as deny rules compare it (pathMatchForm). */
+  get decodedPath(): string {
+    this.#decodedPath ??= pathMatchForm(this.#req().path);
+    return this.#decodedPath;
   }
 
   /** The parsed source address, or undefined when it does not parse (then no sourceIps condition matches). */

@@ -108,6 +108,53 @@ describe('decide: to', () => {
   });
 });
 
+describe('decide: escaped delimiters in paths', () => {
+  // Go's ServeMux, Spring, Flask and gRPC transcoding decode `%3A` before routing: the app runs /v1/items:purge.
+  const policy = policyOf([
+    { name: 'no-purge', action: 'deny', to: { paths: ['/v1/items:purge', '/users/@me/*', "/a!$&'()+,=b", '/c%3Ad'] } },
+    { name: 'rest', action: 'allow', to: { paths: ['/*', '/v1/items:get'] } },
+  ]);
+  it.each([
+    ['fail/deny-catches-escaped-colon', '/v1/items%3Apurge', 'no-purge'],
+    ['fail/deny-catches-escaped-at', '/users/%40me/x', 'no-purge'],
+    ['fail/deny-catches-escaped-sub-delims', '/a%21%24%26%27%28%29%2B%2C%3Db', 'no-purge'],
+    ['fail/deny-written-escaped-catches-raw', '/c:d', 'no-purge'],
+    ['fail/deny-written-raw-still-catches-raw', '/v1/items:purge', 'no-purge'],
+    ['ok/escaped-percent-is-not-decoded-twice', '/v1/items%253Apurge', 'rest'],
+    ['ok/escaped-semicolon-stays-a-segment-char', '/v1/items%3Bpurge', 'rest'],
+    ['ok/allow-matches-the-normalized-path-as-is', '/v1/items:get', 'rest'],
+  ])('%s: %s', (_name, path, rule) => {
+    const d = decide(policy, request({ path }));
+    expect(d.rule).toBe(rule);
+    expect(explain(policy, request({ path })).rule).toBe(rule);
+  });
+
+  it('fail/a deny on the literal file `*` (written %2A) catches a raw `*` and never turns into the prefix wildcard', () => {
+    const star = policyOf([
+      { name: 'no-star-file', action: 'deny', to: { paths: ['/files/%2A'] } },
+      { name: 'rest', action: 'allow', to: { paths: ['/*'] } },
+    ]);
+    expect(decide(star, request({ path: '/files/%2A' })).rule).toBe('no-star-file');
+    expect(decide(star, request({ path: '/files/*' })).rule).toBe('no-star-file');
+    expect(decide(star, request({ path: '/files/x' })).rule).toBe('rest');
+  });
+
+  it('fail/raw braces reach a deny written with their escapes; {param} segments keep working', () => {
+    const braces = policyOf([
+      { name: 'no-brace-file', action: 'deny', to: { paths: ['/files/%7Bx%7D', '/users/{id}/@admin'] } },
+      { name: 'rest', action: 'allow', to: { paths: ['/*'] } },
+    ]);
+    expect(decide(braces, request({ path: '/files/{x}' })).rule).toBe('no-brace-file');
+    expect(decide(braces, request({ path: '/users/42/%40admin' })).rule).toBe('no-brace-file');
+    expect(decide(braces, request({ path: '/users/42/admin' })).rule).toBe('rest');
+  });
+
+  it('fail/an allow written with a delimiter does not match its escaped spelling (only ever stricter)', () => {
+    const only = policyOf([{ name: 'get', action: 'allow', to: { paths: ['/v1/items:get'] } }]);
+    expect(decide(only, request({ path: '/v1/items%3Aget' })).rule).toBe('default-deny');
+  });
+});
+
 describe('decide: when', () => {
   it('fail/a rule with when.user never matches without an end user', () => {
     const policy = policyOf([{ name: 'r', action: 'allow', when: { user: {} } }]);

@@ -266,3 +266,75 @@ describe('normalizePath (property)', () => {
     fuzzTimeout(RUNS),
   );
 });
+
+// --- what an app that decodes its path before routing (Go's ServeMux, Spring, Flask) reaches ----------------------
+const DELIMITERS = "!$&'()+,=:@";
+const delimitedSegment = fc
+  .stringMatching(/^[A-Za-z0-9\-_~!$&'()+,=:@*{}]{1,6}$/)
+  .filter((s) => s !== '.' && s !== '..');
+const delimitedPath = fc.array(delimitedSegment, { minLength: 1, maxLength: 4 }).map((segs) => `/${segs.join('/')}`);
+
+function escapeChar(ch: string): string {
+  return `%${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`;
+}
+
+/** `path` with each character kept, or escaped with upper- or lower-case hex, as `hows` says. */
+function escapedSpelling(path: string, hows: readonly number[]): string {
+  return [...path]
+    .map((ch, i) => {
+      const how = ch === '/' ? 0 : (hows[i % hows.length] as number);
+      if (how === 0) return ch;
+      const hex = ch.charCodeAt(0).toString(16).padStart(2, '0');
+      return `%${how === 1 ? hex.toUpperCase() : hex.toLowerCase()}`;
+    })
+    .join('');
+}
+
+describe('deny rules and escaped delimiters (property)', () => {
+  it(
+    'fail/a request the app decodes to a denied path is denied, however its delimiters are escaped',
+    () => {
+      fc.assert(
+        fc.property(
+          delimitedPath,
+          fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 1, maxLength: 32 }),
+          fc.boolean(),
+          (denied, hows, escapedPattern) => {
+            // The rule may be written either way; the pattern must still be a valid (normalized) one.
+            // `*`, `{` and `}` are pattern syntax: a pattern names them as literals only escaped.
+            const pattern = [...denied]
+              .map((ch) => ('*{}'.includes(ch) || (escapedPattern && DELIMITERS.includes(ch)) ? escapeChar(ch) : ch))
+              .join('');
+            const policy = compilePolicy(
+              policySchema.parse({
+                apiVersion: 'meshauth.dev/v1',
+                kind: 'Policy',
+                rules: [
+                  { name: 'no', action: 'deny', to: { paths: [pattern, `${pattern}/*`] } },
+                  { name: 'rest', action: 'allow' },
+                ],
+              }),
+            );
+            const spelled = escapedSpelling(denied, hows);
+            const normalized = normalizePath(spelled);
+            // The oracle: the app decodes every escape once.
+            expect(decodeURIComponent(normalized.path)).toBe(denied);
+            const d = decide(policy, {
+              peerId: PEER,
+              method: 'GET',
+              path: normalized.path,
+              host: 'orders',
+              port: 8080,
+              headers: new Map(),
+              sourceIp: '10.0.0.1',
+              now: new Date(0),
+            });
+            expect(d.rule).toBe('no');
+          },
+        ),
+        fuzzParams(RUNS),
+      );
+    },
+    fuzzTimeout(RUNS),
+  );
+});

@@ -116,6 +116,13 @@ describe('request heads that could be read two ways are refused', () => {
     ['fail/HTTP/1.0 without Host', 'GET / HTTP/1.0\r\n', 400, 'MESHAUTH_ERR_BAD_REQUEST', 'host_missing'],
     ['fail/Host with a path', 'GET / HTTP/1.1\r\nHost: b.demo/x\r\n', 400, 'MESHAUTH_ERR_BAD_REQUEST', 'host_invalid'],
     [
+      'fail/Host with an empty label (two trailing dots) is not past the host deny',
+      'GET / HTTP/1.1\r\nHost: internal.b.demo..\r\n',
+      400,
+      'MESHAUTH_ERR_BAD_REQUEST',
+      'host_invalid',
+    ],
+    [
       'fail/the denied host itself',
       'GET / HTTP/1.1\r\nHost: internal.b.demo\r\n',
       403,
@@ -187,6 +194,13 @@ describe('request heads that could be read two ways are refused', () => {
       400,
       'MESHAUTH_ERR_BAD_REQUEST',
       'host_authority_mismatch',
+    ],
+    [
+      'fail/:authority with an empty label (two trailing dots) is not past the host deny',
+      { ':authority': 'internal.b.demo..' },
+      400,
+      'MESHAUTH_ERR_BAD_REQUEST',
+      'host_invalid',
     ],
     [
       'fail/a 20 KB header list gets 431 as on HTTP/1.1',

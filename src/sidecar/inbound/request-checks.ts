@@ -22,6 +22,9 @@ function badRequest(reason: string, message: string): MeshauthError {
 
 /** True for a Host / :authority value that is a host name or address with an optional port. */
 export function isHostPort(value: string): boolean {
+  // An empty label (`internal.svc..`): no DNS name has one, and the policy's host rule strips one trailing dot only,
+  // so `to.hosts: [internal.svc]` would miss it while an app that trims dots routes it to internal.svc.
+  if (value.includes('..')) return false;
   const match = HOST.exec(value);
   if (match === null) return false;
   const port = match[1];

@@ -6,6 +6,7 @@ import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
 import type { AuthzUser, MeshAuthzRequest } from './authz-request.js';
 import { type Explanation, explain } from './decide-explain.js';
+import { isHostPort } from './host-validate.js';
 import { validateMethod } from './method-validate.js';
 import { normalizePath } from './path-normalize.js';
 import type { CompiledPolicy } from './policy/compiled-policy.js';
@@ -44,6 +45,10 @@ export function evaluateTestRequest(policy: CompiledPolicy, input: TestRequestIn
   try {
     method = validateMethod(input.method);
     path = normalizePath(input.path).path;
+    // The inbound answers 400 for such a Host before any rule runs (request-checks.ts); without --host none is set.
+    if (input.host !== undefined && !isHostPort(input.host)) {
+      throw new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'Host is not host[:port]', { reason: 'host_invalid' });
+    }
   } catch (error) {
     if (error instanceof MeshauthError) {
       return { kind: 'reject', status: error.status, code: error.code, reason: error.reason, message: error.message };

@@ -147,6 +147,21 @@ describe('meshauth policy (built CLI)', () => {
   });
 
   it.each([
+    ['an empty label', 'orders.shop.svc..'],
+    ['a port out of range', 'orders.shop.svc:99999'],
+    ['userinfo', 'frontend@orders.shop.svc'],
+  ])('fail/test reports a --host with %s as the 400 the sidecar would send', async (_name, host) => {
+    const r = await meshauth('policy', 'test', POLICY, '--from', FRONTEND, '--path', '/', '--host', host, '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      decision: 'reject',
+      status: 400,
+      code: 'MESHAUTH_ERR_BAD_REQUEST',
+      reason: 'host_invalid',
+    });
+  });
+
+  it.each([
     ['fail/bad SPIFFE ID', ['--from', 'frontend', '--path', '/'], 'MESHAUTH_ERR_SPIFFE_ID_INVALID'],
     ['fail/bad --user JSON', ['--from', FRONTEND, '--path', '/', '--user', '{'], 'MESHAUTH_ERR_USAGE'],
     ['fail/bad --header', ['--from', FRONTEND, '--path', '/', '--header', 'novalue'], 'MESHAUTH_ERR_USAGE'],

@@ -3,32 +3,15 @@
 // (RFC 9113 §8.3.1), an origin-form target, and on h2 the same header-list limit HTTP/1.1 has (RFC 7541 §4.1
 // size: name + value + 32 per field). Returns the error to answer with, or undefined.
 import type { IncomingHttpHeaders } from 'node:http2';
+import { isHostPort } from '../../authz/index.js';
 import { MeshauthError } from '../../errors/index.js';
 import { connectionTokens } from '../http-headers.js';
-
-/**
- * host[:port]: a DNS name / IPv4 address, or an IPv6 literal in brackets; never userinfo (`a@b`), a path, a
- * scheme or whitespace. Stricter than RFC 3986 reg-name on purpose: URL parsers and the policy's host rule must
- * read the same name from it.
- */
-const HOST = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252}))(?::([0-9]{1,5}))?$/;
 
 /** Per-field overhead in the HPACK header list size (RFC 7541 §4.1). */
 const FIELD_OVERHEAD = 32;
 
 function badRequest(reason: string, message: string): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', message, { reason });
-}
-
-/** True for a Host / :authority value that is a host name or address with an optional port. */
-export function isHostPort(value: string): boolean {
-  // An empty label (`internal.svc..`): no DNS name has one, and the policy's host rule strips one trailing dot only,
-  // so `to.hosts: [internal.svc]` would miss it while an app that trims dots routes it to internal.svc.
-  if (value.includes('..')) return false;
-  const match = HOST.exec(value);
-  if (match === null) return false;
-  const port = match[1];
-  return port === undefined || Number(port) <= 65_535;
 }
 
 /** `/path…`, or `*` for OPTIONS (RFC 9112 §3.2.4): the only forms a sidecar sends to a peer's inbound. */

@@ -46,6 +46,13 @@ export class PolicyWatcher {
   readonly #settleMs: number;
   readonly #fsWatch: boolean;
   #current: LoadedPolicy | undefined;
+  /**
+   * What the last failed reload met (`text:` the content refused, or `error:` the read error's code), until a reload
+   * succeeds: a change event that finds the same thing again is not judged, counted and logged again. Any write in
+   * the directory is an event (a rotated certificate next to the policy, a log file), so a file left invalid was
+   * counted and logged once per event.
+   */
+  #failedOn: string | undefined;
   #statSignature = '';
   #watcher: FSWatcher | undefined;
   #poll: NodeJS.Timeout | undefined;
@@ -144,17 +151,22 @@ export class PolicyWatcher {
     try {
       text = await readPolicyText(this.#file);
     } catch (error) {
-      this.#fail(error);
+      this.#fail(error, `error:${errorMessage(error)}`);
       return;
     }
-    if (this.#closed || text === this.#current.text) return;
+    if (this.#closed) return;
+    if (text === this.#current.text) {
+      this.#failedOn = undefined; // back to the policy in force: a later bad write is news again
+      return;
+    }
+    if (`text:${text}` === this.#failedOn) return;
     if (this.#settleMs > 0) {
       await new Promise((settled) => setTimeout(settled, this.#settleMs).unref());
       let again: string;
       try {
         again = await readPolicyText(this.#file);
       } catch (error) {
-        this.#fail(error);
+        this.#fail(error, `error:${errorMessage(error)}`);
         return;
       }
       if (this.#closed) return;
@@ -169,10 +181,11 @@ export class PolicyWatcher {
       loaded = compilePolicyText(text, this.#file);
       this.#check?.(loaded.policy, this.#file);
     } catch (error) {
-      this.#fail(error);
+      this.#fail(error, `text:${text}`);
       return;
     }
     this.#current = loaded;
+    this.#failedOn = undefined;
     this.#metrics.policyReloads.inc({ result: 'success' });
     this.#logger.info(
       { file: this.#file, rules: loaded.policy.rules.length, mode: loaded.policy.mode },
@@ -186,9 +199,11 @@ export class PolicyWatcher {
     }
   }
 
-  #fail(error: unknown): void {
+  #fail(error: unknown, on: string): void {
+    if (on === this.#failedOn) return;
+    this.#failedOn = on;
     this.#metrics.policyReloads.inc({ result: 'failure' });
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     const code = error instanceof MeshauthError ? error.code : undefined;
     this.#logger.error({ file: this.#file, code, error: message }, 'policy reload failed; keeping the previous policy');
   }
@@ -201,4 +216,8 @@ export class PolicyWatcher {
       return `missing:${(error as NodeJS.ErrnoException).code ?? ''}`;
     }
   }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -3,12 +3,13 @@
 import { mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decide } from '../../../src/authz/decide.js';
 import type { CompiledPolicy } from '../../../src/authz/policy/compiled-policy.js';
 import { PolicyWatcher } from '../../../src/authz/policy-watcher.js';
 import { isMeshauthError } from '../../../src/errors/index.js';
-import { Metrics, silentLogger } from '../../../src/telemetry/index.js';
+import { createLogger, Metrics, silentLogger } from '../../../src/telemetry/index.js';
 import { request } from './authz-fixtures.js';
 
 const policyText = (path: string): string =>
@@ -176,6 +177,61 @@ describe('PolicyWatcher', () => {
     await until(() => decides('/healthz') === 'allow', 'the whole new file');
     seen.add(decides('/public/secret'));
     expect([...seen]).toEqual(['deny']);
+  });
+
+  it('fail/a file left invalid is counted and logged once, however many change events find it again', async () => {
+    // Found by an outside test: every write in the directory (a rotated certificate beside the policy, a log file)
+    // re-judged the same invalid file, one failure and one error line per event (a log in the same directory fed
+    // itself, one line a second).
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(
+          ...chunk
+            .toString()
+            .split('\n')
+            .filter((l) => l.includes('policy reload failed')),
+        );
+        done();
+      },
+    });
+    watcher?.close();
+    watcher = new PolicyWatcher({
+      file,
+      logger: createLogger({ level: 'info', destination: sink }),
+      metrics,
+      pollIntervalMs: 50,
+      debounceMs: 20,
+      settleMs: 20,
+    });
+    await watcher.start();
+    // Replaced by rename, so that no event can find the file half written (a different failure).
+    const replace = async (text: string): Promise<void> => {
+      await writeFile(`${file}.tmp`, text);
+      await rename(`${file}.tmp`, file);
+    };
+    const invalid = `${policyText('/two')}    bogus: true\n`;
+    await replace(invalid);
+    await until(async () => (await reloads(metrics, 'failure')) === 1, 'the failed reload');
+    for (let i = 0; i < 3; i++) {
+      await writeFile(join(dir, 'svid.pem'), `rotated ${i}`);
+      await watcher.reload(); // what a change event ends in
+    }
+    expect(await reloads(metrics, 'failure')).toBe(1);
+    expect(lines).toHaveLength(1);
+    // A different failure is news: the file gone (once), then the same invalid text back after it.
+    await rm(file);
+    await watcher.reload();
+    await watcher.reload();
+    expect(await reloads(metrics, 'failure')).toBe(2);
+    await replace(invalid);
+    await watcher.reload();
+    expect(await reloads(metrics, 'failure')).toBe(3);
+    expect(lines).toHaveLength(3);
+    expect(decides('/one')).toBe('allow');
+    await replace(policyText('/four'));
+    await watcher.reload();
+    expect(decides('/four')).toBe('allow');
   });
 
   it('ok/reload() with unchanged content is not counted', async () => {

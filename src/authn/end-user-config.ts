@@ -80,18 +80,33 @@ export const SUPPORTED_ALGORITHMS: ReadonlySet<string> = new Set([
 
 const CLAIM_NAME = /^[A-Za-z0-9_:.-]{1,64}$/;
 
-function invalid(message: string, key: string): never {
-  throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `inbound.endUser.${key}: ${message}`, {
+/**
+ * Where the settings came from, for messages: the config file and the key paths of the issuer and claim lists
+ * (the sidecar's `inbound.endUser.issuers`; the gateway's `apiIssuers`), so an error names what the user wrote.
+ */
+export interface EndUserConfigOrigin {
+  readonly source?: string;
+  /** Default `inbound.endUser.issuers`. */
+  readonly issuersKey?: string;
+  /** Default `inbound.endUser.claims`. */
+  readonly claimsKey?: string;
+}
+
+function refuse(source: string | undefined, key: string, message: string): never {
+  const where = source === undefined ? '' : `${source}: `;
+  throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${where}${key}: ${message}`, {
     reason: 'end_user',
-    detail: { key },
+    detail: { ...(source === undefined ? {} : { file: source }), key },
   });
 }
 
-/** Throws MESHAUTH_ERR_CONFIG_INVALID naming the key when the config is unsafe or incomplete. */
-export function validateEndUserConfig(config: EndUserConfig): void {
+/** Throws MESHAUTH_ERR_CONFIG_INVALID naming the file and the key when the config is unsafe or incomplete. */
+export function validateEndUserConfig(config: EndUserConfig, origin: EndUserConfigOrigin = {}): void {
+  const invalid = (message: string, key: string): never => refuse(origin.source, key, message);
+  const issuersKey = origin.issuersKey ?? 'inbound.endUser.issuers';
   const seen = new Set<string>();
   config.issuers.forEach((issuer, i) => {
-    const key = `issuers[${i}]`;
+    const key = `${issuersKey}[${i}]`;
     if (typeof issuer.issuer !== 'string' || issuer.issuer === '') invalid('issuer must be a non-empty string', key);
     if (seen.has(issuer.issuer)) invalid(`issuer ${issuer.issuer} is listed twice`, key);
     seen.add(issuer.issuer);
@@ -125,7 +140,7 @@ export function validateEndUserConfig(config: EndUserConfig): void {
   for (const claim of config.claims) {
     // `__proto__` fits the pattern, but copying it into a claims object would set that object's prototype.
     if (!CLAIM_NAME.test(claim) || claim === '__proto__') {
-      invalid(`claim name ${JSON.stringify(claim)} is malformed`, 'claims');
+      invalid(`claim name ${JSON.stringify(claim)} is malformed`, origin.claimsKey ?? 'inbound.endUser.claims');
     }
   }
 }
@@ -134,10 +149,15 @@ export function validateEndUserConfig(config: EndUserConfig): void {
 export function resolveEndUserTunables(partial: Partial<EndUserTunables> = {}): EndUserTunables {
   const t: EndUserTunables = { ...END_USER_DEFAULTS, ...partial };
   if (!(t.clockSkewSeconds >= 0 && t.clockSkewSeconds <= MAX_CLOCK_SKEW_SECONDS)) {
-    invalid(`clock skew must be between 0 and ${MAX_CLOCK_SKEW_SECONDS} s`, 'clockSkewSeconds');
+    refuse(
+      undefined,
+      'inbound.endUser.clockSkewSeconds',
+      `clock skew must be between 0 and ${MAX_CLOCK_SKEW_SECONDS} s`,
+    );
   }
   for (const [name, value] of Object.entries(t)) {
-    if (!Number.isFinite(value) || value < 0) invalid('must be a non-negative number', name);
+    if (!Number.isFinite(value) || value < 0)
+      refuse(undefined, `inbound.endUser.${name}`, 'must be a non-negative number');
   }
   return Object.freeze(t);
 }

@@ -8,6 +8,7 @@ import { type Logger, type Metrics, silentLogger } from '../telemetry/index.js';
 import { type EndUser, endUserFromClaims } from './end-user.js';
 import {
   type EndUserConfig,
+  type EndUserConfigOrigin,
   type EndUserIssuerConfig,
   type EndUserTunables,
   resolveEndUserTunables,
@@ -20,6 +21,8 @@ import { forLog, inspectToken } from './token-shape.js';
 
 export interface EndUserVerifierOptions {
   readonly config: EndUserConfig;
+  /** The file and keys the settings came from, named by a refusal (default: the sidecar's inbound.endUser). */
+  readonly origin?: EndUserConfigOrigin;
   readonly tunables?: Partial<EndUserTunables>;
   readonly logger?: Logger;
   readonly metrics?: Metrics;
@@ -53,7 +56,7 @@ export class EndUserVerifier {
 
   /** Throws MESHAUTH_ERR_CONFIG_INVALID for unsafe settings (HS*, none, no audience, plain-http JWKS…). */
   constructor(options: EndUserVerifierOptions) {
-    validateEndUserConfig(options.config);
+    validateEndUserConfig(options.config, options.origin);
     this.#config = options.config;
     this.#tunables = resolveEndUserTunables(options.tunables);
     this.#logger = options.logger ?? silentLogger();

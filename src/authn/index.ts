@@ -12,6 +12,7 @@ export {
   discoveryUrl,
   END_USER_DEFAULTS,
   type EndUserConfig,
+  type EndUserConfigOrigin,
   type EndUserIssuerConfig,
   type EndUserTunables,
   MAX_CLOCK_SKEW_SECONDS,

@@ -54,6 +54,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
         vouchers: [],
         claims: [...new Set(config.apiIssuers.flatMap((a) => a.claims))],
       },
+      origin: { source: config.source, issuersKey: 'apiIssuers', claimsKey: 'apiIssuers[].claims' },
       logger: logger.child({ component: 'authn' }),
       metrics,
       now: () => now().getTime(),

@@ -84,6 +84,7 @@ export async function startIdentityHooks(
         vouchers: endUser.vouchers,
         claims: endUser.claims,
       },
+      origin: { source: config.source },
       logger: logger.child({ component: 'authn' }),
       metrics,
       now: () => now().getTime(),

@@ -84,6 +84,18 @@ describe('meshauth gateway (process)', () => {
     expect(stderr).not.toMatch(/at .+\.js:\d+/);
   });
 
+  it('fail/an apiIssuers algorithm the gateway refuses is named by file and apiIssuers key', async () => {
+    // It used to be reported without the file and as inbound.endUser.issuers[0] (a sidecar key).
+    const bad = join(dir, 'api-hs256.yaml');
+    const apiIssuers = [{ issuer: 'https://idp.example.com', audiences: ['shop'], algorithms: ['RS256', 'HS256'] }];
+    writeFileSync(bad, JSON.stringify({ ...config, apiIssuers }));
+    const { code, stderr } = await runGateway(['--config', bad]);
+    expect(code).toBe(2);
+    expect(stderr).toContain(`meshauth: ${bad}: apiIssuers[0].algorithms: algorithm "HS256" is not allowed`);
+    expect(stderr).not.toContain('inbound.endUser');
+    expect(stderr).toContain('[MESHAUTH_ERR_CONFIG_INVALID]');
+  });
+
   it('ok/starts listening, then SIGTERM drains and exits 0', async () => {
     const good = join(dir, 'gateway.yaml');
     writeFileSync(good, JSON.stringify(config));

@@ -81,6 +81,21 @@ describe('meshauth sidecar: configs refused up front', () => {
     expect(result.stderr).toContain(`${result.file}: outbound.dns.servers[0]: expected the IP address and port`);
   });
 
+  it('fail/an HS256 end-user algorithm → exit 2 naming the file and the key (the file used to be left out)', async () => {
+    const [inbound, outbound, admin] = ports as [number, number, number];
+    const result = await run('hs256.yaml', [
+      `inbound: { listen: "127.0.0.1:${inbound}", app: "127.0.0.1:1", endUser: { issuers: [`,
+      '  { issuer: "https://idp.example.com", audiences: [shop], algorithms: [HS256] } ] } }',
+      `outbound: { listen: "127.0.0.1:${outbound}" }`,
+      `admin: { listen: "127.0.0.1:${admin}" }`,
+    ]);
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain(
+      `meshauth: ${result.file}: inbound.endUser.issuers[0].algorithms: algorithm "HS256" is not allowed`,
+    );
+    expect(result.stderr).toContain('[MESHAUTH_ERR_CONFIG_INVALID]');
+  });
+
   it('fail/admin.listen on a port another process holds → exit 2 naming the key and the errno', async () => {
     const [inbound, outbound] = ports as [number, number, number];
     const holder = createServer();

@@ -6,6 +6,7 @@ import { registerDemoCommand } from './demo.js';
 import { registerGatewayCommand } from './gateway.js';
 import { registerInjectCommands } from './inject.js';
 import { registerPolicyCommands } from './policy.js';
+import { usageErrorText } from './run.js';
 import { registerSidecarCommand } from './sidecar.js';
 import { VERSION } from './version.js';
 import { registerWebhookCommand } from './webhook.js';
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   const program = new Command('meshauth')
     .description('Service-mesh sidecar for mutual authentication: mTLS, SPIFFE identity, policy, passports')
     .version(VERSION)
+    .configureOutput({ outputError: (text, write) => write(usageErrorText(text)) })
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride(); // commander errors become exceptions, so run.ts picks the exit code (2 for usage)
   registerCaCommands(program);

@@ -27,6 +27,19 @@ export function formatError(error: unknown): string {
   return `meshauth: ${String(error)}`;
 }
 
+/**
+ * commander's own refusals (a missing required flag, an unknown option or command, a missing argument) in the
+ * form of every other CLI error: `meshauth: … [MESHAUTH_ERR_USAGE]` on the first line, so scripts and users find
+ * the same stable code whether commander or a command's own check refused the input.
+ */
+export function usageErrorText(text: string): string {
+  const [first = '', ...rest] = text
+    .replace(/^error: /, '')
+    .trimEnd()
+    .split('\n');
+  return `${[`meshauth: ${first} [MESHAUTH_ERR_USAGE]`, ...rest].join('\n')}\n`;
+}
+
 export function exitWithError(error: unknown): never {
   const code = exitCodeFor(error);
   // commander already printed its own usage message (and --help/--version output exits 0).

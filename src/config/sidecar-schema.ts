@@ -107,6 +107,12 @@ const routeId = formatted(
 
 const url = formatted('expected an absolute URL, e.g. https://host:8443', (v) => URL.canParse(v));
 
+/** The CA is only ever reached over TLS (its API authenticates by the bundle): an http URL can never work. */
+const caUrl = formatted(
+  'expected an https:// URL of meshauth ca serve, e.g. https://meshauth-ca.meshauth.svc:8443',
+  (v) => URL.canParse(v) && new URL(v).protocol === 'https:',
+);
+
 /** SPEC §7 `inbound.endUser`; validated further (algorithm allow-list, fetchable URLs) by src/authn. */
 export const endUserSchema = z.strictObject({
   required: z.boolean().optional(),
@@ -187,7 +193,7 @@ export const appProbesSchema = z.record(
 
 export const sidecarSchema = z.strictObject({
   trustDomain,
-  ca: z.strictObject({ url, bundle: z.string().min(1), token: z.string().min(1) }),
+  ca: z.strictObject({ url: caUrl, bundle: z.string().min(1), token: z.string().min(1) }),
   inbound: z
     .strictObject({
       listen: hostPort.optional(),

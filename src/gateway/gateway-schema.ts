@@ -42,6 +42,10 @@ const trustDomain = z.string().refine(
 );
 
 const absoluteUrl = z.string().refine((v) => URL.canParse(v), { message: 'expected an absolute URL' });
+/** The CA is only ever reached over TLS: an http URL would be retried for ever instead of refused at start. */
+const caUrl = z.string().refine((v) => URL.canParse(v) && new URL(v).protocol === 'https:', {
+  message: 'expected an https:// URL of meshauth ca serve, e.g. https://meshauth-ca.meshauth.svc:8443',
+});
 const file = z.string().min(1, { error: 'expected a file path' });
 const claimName = z
   .string()
@@ -91,7 +95,7 @@ export const routeSchema = z.strictObject({
 
 export const gatewaySchema = z.strictObject({
   trustDomain,
-  ca: z.strictObject({ url: absoluteUrl, bundle: file, token: file }),
+  ca: z.strictObject({ url: caUrl, bundle: file, token: file }),
   listen: hostPort.optional(),
   tls: z.strictObject({ cert: file, key: file }),
   session: z

@@ -96,6 +96,16 @@ describe('meshauth gateway (process)', () => {
     expect(stderr).toContain('[MESHAUTH_ERR_CONFIG_INVALID]');
   });
 
+  it('fail/an http:// ca.url exits 2 naming the file and the key', async () => {
+    // It used to start and retry the CA for ever, logging a config error per attempt.
+    const bad = join(dir, 'http-ca.yaml');
+    writeFileSync(bad, JSON.stringify({ ...config, ca: { ...(config.ca as object), url: 'http://127.0.0.1:1' } }));
+    const { code, stderr } = await runGateway(['--config', bad]);
+    expect(code).toBe(2);
+    expect(stderr).toContain(`${bad}: ca.url: expected an https:// URL`);
+    expect(stderr).toContain('[MESHAUTH_ERR_CONFIG_INVALID]');
+  });
+
   it('ok/starts listening, then SIGTERM drains and exits 0', async () => {
     const good = join(dir, 'gateway.yaml');
     writeFileSync(good, JSON.stringify(config));

@@ -96,6 +96,26 @@ describe('meshauth sidecar: configs refused up front', () => {
     expect(result.stderr).toContain('[MESHAUTH_ERR_CONFIG_INVALID]');
   });
 
+  it('fail/an http:// ca.url → exit 2 naming the key (it used to start and retry the CA for ever)', async () => {
+    const [inbound, outbound, admin] = ports as [number, number, number];
+    const file = join(dir, 'http-ca.yaml');
+    writeFileSync(
+      file,
+      [
+        'trustDomain: example.org',
+        'ca: { url: "http://127.0.0.1:1", bundle: /nonexistent, token: /nonexistent }',
+        `inbound: { listen: "127.0.0.1:${inbound}", app: "127.0.0.1:1" }`,
+        `outbound: { listen: "127.0.0.1:${outbound}" }`,
+        `admin: { listen: "127.0.0.1:${admin}" }`,
+      ].join('\n'),
+    );
+    const result = await runCommand(process.execPath, [MAIN, 'sidecar', '--config', file], { timeoutMs: 10_000 });
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain(`${file}: ca.url: expected an https:// URL`);
+    expect(result.stderr).toContain('[MESHAUTH_ERR_CONFIG_INVALID]');
+    expect(result.stderr).not.toContain('sidecar listening');
+  });
+
   it('fail/admin.listen on a port another process holds → exit 2 naming the key and the errno', async () => {
     const [inbound, outbound] = ports as [number, number, number];
     const holder = createServer();

@@ -18,7 +18,7 @@ export function registerInjectCommands(program: Command): void {
     .option('-f, --file <file>', 'manifest file, or - for stdin', '-')
     .option('-c, --config <file>', 'inject.yaml (trust domain, image, CA URL, proxy resources; docs/injection.md)')
     .action(async (options: InjectOptions) => {
-      const config = loadInjectConfig(options.config);
+      const config = await loadInjectConfig(options.config);
       const input = await readInput(options.file);
       const result = withFileName(options.file, () => injectYaml(input, config));
       for (const warning of result.warnings) process.stderr.write(`meshauth: warning: ${warning}\n`);
@@ -36,9 +36,33 @@ export function registerInjectCommands(program: Command): void {
 }
 
 /** inject.yaml, or the defaults when no file is given. */
-export function loadInjectConfig(file: string | undefined): InjectConfig {
+export async function loadInjectConfig(file: string | undefined): Promise<InjectConfig> {
   if (file === undefined) return resolveInjectConfig();
-  return parseInjectConfig(readText(file, 'config'), file);
+  const config = parseInjectConfig(readText(file, 'config'), file);
+  // endUser goes into every injected sidecar's config: refuse here what each sidecar would refuse at start (HS*,
+  // none, an http JWKS), so one bad inject.yaml never leaves every injected pod crash-looping.
+  const endUser = config.endUser;
+  if (endUser !== undefined) {
+    // Loaded only here: every command registers inject, and the sidecar keeps the authn code out unless it needs it.
+    const { validateEndUserConfig } = await import('../authn/end-user-config.js');
+    validateEndUserConfig(
+      {
+        required: endUser.required ?? false,
+        issuers: endUser.issuers.map((i) => ({
+          issuer: i.issuer,
+          audiences: i.audiences,
+          algorithms: i.algorithms,
+          ...(i.jwksUri === undefined ? {} : { jwksUri: i.jwksUri }),
+          ...(i.caFile === undefined ? {} : { caFile: i.caFile }),
+          ...(i.typ === undefined ? {} : { typ: i.typ }),
+        })),
+        vouchers: endUser.vouchers ?? [],
+        claims: endUser.claims ?? [],
+      },
+      { source: file, issuersKey: 'endUser.issuers', claimsKey: 'endUser.claims' },
+    );
+  }
+  return config;
 }
 
 function withFileName<T>(file: string, run: () => T): T {

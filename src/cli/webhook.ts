@@ -26,7 +26,7 @@ export function registerWebhookCommand(program: Command): void {
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
     .action(async (options: WebhookOptions) => {
       const address = parseListenAddress(options.listen);
-      const config = loadInjectConfig(options.config);
+      const config = await loadInjectConfig(options.config);
       const logger = createLogger({ name: 'webhook', level: options.logLevel });
       const server = new WebhookServer({
         host: address.host,

@@ -89,6 +89,20 @@ describe('meshauth inject / uninject (CLI)', () => {
     expect(missing.stderr).toMatch(/nope\.yaml: cannot read config file \(ENOENT\)/);
   });
 
+  it('fail/inject.yaml endUser every sidecar would refuse (HS256): exit 2 naming file and key', async () => {
+    // It used to inject the pods, whose sidecars then all exited 2 at start (crash loop).
+    const bad = join(dir, 'hs256-inject.yaml');
+    writeFileSync(
+      bad,
+      'trustDomain: example.org\nendUser: { issuers: [ { issuer: "https://idp.example.com", audiences: [shop], algorithms: [HS256] } ] }\n',
+    );
+    const result = await meshauth(['inject', '-f', join(FIXTURES, 'job.yaml'), '--config', bad], { cwd: dir });
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(`${bad}: endUser.issuers[0].algorithms: algorithm "HS256" is not allowed`);
+    expect(result.stderr).toContain('[MESHAUTH_ERR_CONFIG_INVALID]');
+  });
+
   it.skipIf(!HAVE_KUBECTL)('ok/kubectl reads the injected YAML as the same objects', async () => {
     for (const name of ['deployment-two-containers', 'statefulset', 'cronjob', 'daemonset']) {
       const work = mkdtempSync(join(dir, `${name}-`));

@@ -42,6 +42,9 @@ const trustDomain = z.string().refine(
 );
 
 const absoluteUrl = z.string().refine((v) => URL.canParse(v), { message: 'expected an absolute URL' });
+/** Asymmetric JWS algorithms an ID token may be pinned to (`oidc.idTokenAlgorithm`): never HS* or none. */
+export const ASYMMETRIC_ID_TOKEN_ALGORITHM = /^(RS|PS|ES)(256|384|512)$|^EdDSA$|^Ed25519$/;
+
 /** The CA is only ever reached over TLS: an http URL would be retried for ever instead of refused at start. */
 const caUrl = z.string().refine((v) => URL.canParse(v) && new URL(v).protocol === 'https:', {
   message: 'expected an https:// URL of meshauth ca serve, e.g. https://meshauth-ca.meshauth.svc:8443',
@@ -131,7 +134,12 @@ export const gatewaySchema = z.strictObject({
       postLogoutRedirectUri: absoluteUrl.optional(),
       /** Renew with the refresh token this long before the access token expires. */
       refreshBefore: duration.optional(),
-      idTokenAlgorithm: nonEmpty.optional(),
+      idTokenAlgorithm: z
+        .string()
+        .regex(ASYMMETRIC_ID_TOKEN_ALGORITHM, {
+          error: 'expected an asymmetric algorithm (RS256, PS256, ES256, EdDSA, …); HS* and none are refused',
+        })
+        .optional(),
     })
     .optional(),
   apiIssuers: z.array(apiIssuerSchema).optional(),

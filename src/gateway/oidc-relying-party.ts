@@ -10,6 +10,7 @@ import { MeshauthError } from '../errors/index.js';
 import { readRegularFile } from '../platform/index.js';
 import type { Logger } from '../telemetry/index.js';
 import type { OidcSettings } from './gateway-config.js';
+import { ASYMMETRIC_ID_TOKEN_ALGORITHM } from './gateway-schema.js';
 
 export interface LoginStart {
   readonly url: string;
@@ -29,7 +30,6 @@ export interface TokenResult {
 }
 
 const DISCOVERY_RETRY_MS = 5_000;
-const ASYMMETRIC = /^(RS|PS|ES)(256|384|512)$|^EdDSA$|^Ed25519$/;
 const DEFAULT_ACCESS_TTL_S = 300;
 
 export class OidcRelyingParty {
@@ -184,10 +184,10 @@ function pickIdTokenAlgorithm(
   configured: string | undefined,
   supported: readonly string[] | undefined,
 ): string | undefined {
-  if (configured !== undefined) return ASYMMETRIC.test(configured) ? configured : undefined;
+  if (configured !== undefined) return ASYMMETRIC_ID_TOKEN_ALGORITHM.test(configured) ? configured : undefined;
   // OIDC Discovery §3: RS256 must be supported when nothing is listed.
   if (supported === undefined) return 'RS256';
-  return supported.find((alg) => ASYMMETRIC.test(alg));
+  return supported.find((alg) => ASYMMETRIC_ID_TOKEN_ALGORITHM.test(alg));
 }
 
 function tokenResult(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): TokenResult {

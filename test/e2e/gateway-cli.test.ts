@@ -106,6 +106,17 @@ describe('meshauth gateway (process)', () => {
     expect(stderr).toContain('[MESHAUTH_ERR_CONFIG_INVALID]');
   });
 
+  it('fail/oidc.idTokenAlgorithm HS256 exits 2 naming the file and the key', async () => {
+    // It used to start; the first sign-in then failed with "offers no asymmetric ID token algorithm; set
+    // oidc.idTokenAlgorithm", the key the user had set.
+    const bad = join(dir, 'hs256-id-token.yaml');
+    writeFileSync(bad, JSON.stringify({ ...config, oidc: { ...(config.oidc as object), idTokenAlgorithm: 'HS256' } }));
+    const { code, stderr } = await runGateway(['--config', bad]);
+    expect(code).toBe(2);
+    expect(stderr).toContain(`${bad}: oidc.idTokenAlgorithm: expected an asymmetric algorithm`);
+    expect(stderr).toContain('[MESHAUTH_ERR_CONFIG_INVALID]');
+  });
+
   it('ok/starts listening, then SIGTERM drains and exits 0', async () => {
     const good = join(dir, 'gateway.yaml');
     writeFileSync(good, JSON.stringify(config));

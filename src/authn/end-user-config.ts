@@ -92,6 +92,12 @@ export interface EndUserConfigOrigin {
   readonly claimsKey?: string;
 }
 
+/** `FILE: inbound.endUser.issuers[i]` (or the gateway's `apiIssuers[i]`): how messages name one issuer entry. */
+export function endUserIssuerKey(origin: EndUserConfigOrigin, index: number): string {
+  const where = origin.source === undefined ? '' : `${origin.source}: `;
+  return `${where}${origin.issuersKey ?? 'inbound.endUser.issuers'}[${index}]`;
+}
+
 function refuse(source: string | undefined, key: string, message: string): never {
   const where = source === undefined ? '' : `${source}: `;
   throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${where}${key}: ${message}`, {

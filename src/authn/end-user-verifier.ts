@@ -11,6 +11,7 @@ import {
   type EndUserConfigOrigin,
   type EndUserIssuerConfig,
   type EndUserTunables,
+  endUserIssuerKey,
   resolveEndUserTunables,
   validateEndUserConfig,
 } from './end-user-config.js';
@@ -63,11 +64,13 @@ export class EndUserVerifier {
     this.#metrics = options.metrics;
     this.#now = options.now ?? Date.now;
     this.required = options.config.required;
-    for (const issuer of options.config.issuers) {
+    for (const [index, issuer] of options.config.issuers.entries()) {
       const cache = new JwksCache({
         issuer: issuer.issuer,
         ...(issuer.jwksUri === undefined ? {} : { jwksUri: issuer.jwksUri }),
-        ...(issuer.caFile === undefined ? {} : { caFile: issuer.caFile }),
+        ...(issuer.caFile === undefined
+          ? {}
+          : { caFile: issuer.caFile, caFileKey: `${endUserIssuerKey(options.origin ?? {}, index)}.caFile` }),
         tunables: this.#tunables,
         logger: this.#logger,
         ...(this.#metrics === undefined ? {} : { metrics: this.#metrics }),

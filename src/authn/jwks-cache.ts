@@ -33,6 +33,8 @@ export interface JwksCacheOptions {
   readonly jwksUri?: string;
   /** PEM file of the CAs trusted for https to the issuer (read once, here); system roots otherwise. */
   readonly caFile?: string;
+  /** Where caFile was set, named when it cannot be read, e.g. `sidecar.yaml: inbound.endUser.issuers[0].caFile`. */
+  readonly caFileKey?: string;
   readonly tunables: JwksTunables;
   readonly logger: Logger;
   /** Counts every load in meshauth_enduser_jwks_refreshes_total. */
@@ -82,7 +84,8 @@ export class JwksCache {
     this.#now = options.now ?? Date.now;
     this.#file =
       options.jwksUri !== undefined && isFileUri(options.jwksUri) ? jwksFilePath(options.jwksUri) : undefined;
-    const ca = options.caFile === undefined ? undefined : readCaFile(options.caFile, this.issuer);
+    const caFileKey = options.caFileKey ?? `inbound.endUser issuer ${this.issuer}: caFile`;
+    const ca = options.caFile === undefined ? undefined : readCaFile(options.caFile, caFileKey);
     // A private dispatcher: no proxy from the environment, bounded connect time, closed with the cache.
     // rejectUnauthorized explicit: left out, node:tls takes it from NODE_TLS_REJECT_UNAUTHORIZED, and =0 in the
     // environment would let any server on the JWKS path sign end users.
@@ -306,13 +309,13 @@ class NoUsableKey extends Error {
   }
 }
 
-function readCaFile(file: string, issuer: string): string {
+function readCaFile(file: string, key: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (error) {
     throw new MeshauthError(
       'MESHAUTH_ERR_CONFIG_INVALID',
-      `inbound.endUser issuer ${issuer}: caFile ${file} cannot be read (${(error as NodeJS.ErrnoException).code})`,
+      `${key}: ${file} cannot be read (${(error as NodeJS.ErrnoException).code})`,
       { reason: 'end_user', detail: { key: 'caFile', file } },
     );
   }

@@ -96,6 +96,20 @@ describe('meshauth sidecar: configs refused up front', () => {
     expect(result.stderr).toContain('[MESHAUTH_ERR_CONFIG_INVALID]');
   });
 
+  it('fail/an unreadable end-user caFile → exit 2 naming the file and the issuer entry', async () => {
+    const [inbound, outbound, admin] = ports as [number, number, number];
+    const result = await run('ca-file.yaml', [
+      `inbound: { listen: "127.0.0.1:${inbound}", app: "127.0.0.1:1", endUser: { issuers: [`,
+      '  { issuer: "https://idp.example.com", audiences: [shop], algorithms: [RS256], caFile: /nonexistent/idp.pem } ] } }',
+      `outbound: { listen: "127.0.0.1:${outbound}" }`,
+      `admin: { listen: "127.0.0.1:${admin}" }`,
+    ]);
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain(
+      `meshauth: ${result.file}: inbound.endUser.issuers[0].caFile: /nonexistent/idp.pem cannot be read (ENOENT)`,
+    );
+  });
+
   it('fail/an http:// ca.url → exit 2 naming the key (it used to start and retry the CA for ever)', async () => {
     const [inbound, outbound, admin] = ports as [number, number, number];
     const file = join(dir, 'http-ca.yaml');

@@ -91,7 +91,7 @@ describe('validateEndUserConfig', () => {
 
   it('fail/the verifier refuses an unreadable caFile at construction, naming it', () => {
     expect(configError(() => new EndUserVerifier({ config: config({ caFile: '/nonexistent/idp-ca.pem' }) }))).toMatch(
-      /caFile \/nonexistent\/idp-ca.pem cannot be read \(ENOENT\)/,
+      /inbound\.endUser\.issuers\[0\]\.caFile: \/nonexistent\/idp-ca.pem cannot be read \(ENOENT\)/,
     );
   });
 

@@ -7,6 +7,24 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
+// System calls whose failure means a path could not be created or written (not `open`: it reads as well).
+const WRITE_SYSCALLS: ReadonlySet<string> = new Set(['mkdir', 'write', 'rename', 'chmod', 'unlink', 'rmdir', 'link']);
+
+/**
+ * A file-system error no command wrapped (e.g. `ca init --dir` under a regular file: "EEXIST: file already
+ * exists, mkdir …"), as MESHAUTH_ERR_FILE_UNWRITABLE naming the path: one line with a stable code, exit 2, instead
+ * of Node's raw errno text with exit 1. Only errors carrying a path and a write-side syscall are converted.
+ */
+export function fromFileSystemError(error: unknown): unknown {
+  if (!(error instanceof Error) || error instanceof MeshauthError) return error;
+  const { syscall, path, code } = error as NodeJS.ErrnoException;
+  if (typeof syscall !== 'string' || typeof path !== 'string' || !WRITE_SYSCALLS.has(syscall)) return error;
+  return new MeshauthError('MESHAUTH_ERR_FILE_UNWRITABLE', `cannot write ${path}: ${code ?? 'error'} (${syscall})`, {
+    reason: 'file_unwritable',
+    cause: error,
+  });
+}
+
 export function exitCodeFor(error: unknown): number {
   if (error instanceof CommanderError) {
     return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
@@ -40,7 +58,8 @@ export function usageErrorText(text: string): string {
   return `${[`meshauth: ${first} [MESHAUTH_ERR_USAGE]`, ...rest].join('\n')}\n`;
 }
 
-export function exitWithError(error: unknown): never {
+export function exitWithError(raw: unknown): never {
+  const error = fromFileSystemError(raw);
   const code = exitCodeFor(error);
   // commander already printed its own usage message (and --help/--version output exits 0).
   if (!(error instanceof CommanderError)) {

@@ -1,0 +1,36 @@
+// A path the CLI must create under a regular file (`ca init --dir`, `ca issue --out`) is refused with one line,
+// the path and the errno, [MESHAUTH_ERR_FILE_UNWRITABLE] and exit 2. It used to print Node's raw
+// "EEXIST: file already exists, mkdir …" without a code and exit 1, as for a runtime failure.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, meshauth } from '../helpers/meshauth-cli.js';
+
+let cwd: string;
+beforeAll(async () => {
+  assertBuilt(['src/cli', 'src/ca']);
+  cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-unwritable-'));
+  writeFileSync(join(cwd, 'plain-file'), 'not a directory\n');
+  const init = await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', 'certs'], { cwd });
+  expect(init.code, init.stderr).toBe(0);
+});
+afterAll(() => rmSync(cwd, { recursive: true, force: true }));
+
+describe('paths the CLI cannot write', () => {
+  it('fail/ca init --dir under a regular file → exit 2, FILE_UNWRITABLE naming the path', async () => {
+    const result = await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', 'plain-file/ca'], { cwd });
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toBe(
+      'meshauth: cannot write plain-file/ca: ENOTDIR (mkdir) [MESHAUTH_ERR_FILE_UNWRITABLE]\n',
+    );
+  });
+
+  it('fail/ca issue --out under a regular file → exit 2, FILE_UNWRITABLE naming the path', async () => {
+    const args = ['ca', 'issue', '--dir', 'certs', '--id', 'spiffe://example.org/ns/a/sa/b', '--out', 'plain-file/b'];
+    const result = await meshauth(args, { cwd });
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain('meshauth: cannot write plain-file: EEXIST (mkdir) [MESHAUTH_ERR_FILE_UNWRITABLE]');
+    expect(result.stdout).toBe('');
+  });
+});

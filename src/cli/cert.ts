@@ -36,7 +36,7 @@ export function registerCertCommands(program: Command): void {
     .description('print subject, SPIFFE ID, issuer, validity, time left, key type and SHA-256 fingerprint')
     .option('--json', 'print JSON instead of text')
     .action(async (file: string, opts: { json?: boolean }) => {
-      const certificates = parseCertificatesPem(await readText(file));
+      const certificates = certificatesOf(file, await readText(file));
       const now = new Date();
       const described = await Promise.all(certificates.map((c) => describe(c, now)));
       if (opts.json === true) {
@@ -312,6 +312,19 @@ async function readText(file: string): Promise<string> {
   } catch (cause) {
     throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `cannot read ${file}: ${(cause as Error).message}`, {
       cause,
+    });
+  }
+}
+
+/** The certificates of a PEM file; a refusal names the file (the parser's message alone does not say which). */
+function certificatesOf(file: string, text: string): ReturnType<typeof parseCertificatesPem> {
+  try {
+    return parseCertificatesPem(text);
+  } catch (error) {
+    if (!(error instanceof MeshauthError)) throw error;
+    throw new MeshauthError(error.code, `${file}: ${error.message}`, {
+      ...(error.reason === undefined ? {} : { reason: error.reason }),
+      cause: error,
     });
   }
 }

@@ -52,6 +52,7 @@ describe('cert inspect', () => {
     const result = await meshauth(['cert', 'inspect', 'certs/ca.json'], { cwd });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('MESHAUTH_ERR_SVID_MALFORMED');
+    expect(result.stderr).toContain('certs/ca.json: ');
   });
 
   it('fail/missing file → exit 2', async () => {

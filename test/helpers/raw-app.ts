@@ -5,6 +5,8 @@ import { type ClientHttp2Session, connect as h2Connect, type IncomingHttpHeaders
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import type { TestSvid } from './test-ca.js';
 
+export { eventually } from './wait.js';
+
 export interface RawAppConnection {
   /** Every byte received, latin1. */
   received: string;
@@ -102,14 +104,4 @@ export function h2GetStatus(
     stream.on('close', () => resolve(status));
     stream.resume();
   });
-}
-
-/** Polls `done` every 10 ms until it is true or `timeoutMs` passed; returns its last value. */
-export async function eventually(done: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return true;
 }

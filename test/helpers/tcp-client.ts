@@ -3,6 +3,8 @@ import { spawn, spawnSync } from 'node:child_process';
 // conditions (never fixed sleeps).
 import { connect, type Socket } from 'node:net';
 
+export { until } from './wait.js';
+
 export interface RawClient {
   readonly socket: Socket;
   /** Everything received so far. */
@@ -38,15 +40,6 @@ export async function rawClient(
     socket.once('error', reject);
   });
   return { socket, received: () => Buffer.concat(chunks), ended, closed };
-}
-
-/** Polls `condition` every 10 ms until true; throws after `timeoutMs` naming `what`. */
-export async function until(what: string, condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** Reads a socket's data until `bytes` have arrived. */

@@ -13,6 +13,7 @@ import { startSidecar } from '../../src/sidecar/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { freePort } from '../helpers/free-port.js';
 import { MAIN } from '../helpers/meshauth-cli.js';
+import { waitFor } from '../helpers/wait.js';
 import { CaHarness, type Cleanup } from '../integration/agent-harness.js';
 
 const cleanups: Cleanup[] = [];
@@ -20,20 +21,13 @@ afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe('meshauth sidecar (the built CLI)', () => {
   it('ok/bootstraps from the CA, then SIGTERM lets the in-flight slow request complete and exits 0', async () => {
     const ca = await CaHarness.start(3600_000, cleanups);
     // The slow app behind the CLI sidecar answers after 1.5 s.
+    let appRequests = 0;
     const app = createServer((_req, res) => {
+      appRequests += 1;
       setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('slow ok'), 1500);
     });
     await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
@@ -70,15 +64,18 @@ describe('meshauth sidecar (the built CLI)', () => {
     cleanups.push(() => {
       if (child.exitCode === null) child.kill('SIGKILL');
     });
-    await until(
+    await waitFor(
+      'the CLI sidecar to be ready',
       async () => {
-        const response = await request(`http://127.0.0.1:${adminPort}/readyz`);
-        await response.body.dump();
-        return response.statusCode === 200;
+        const response = await request(`http://127.0.0.1:${adminPort}/readyz`).catch(() => undefined);
+        await response?.body.dump();
+        return response?.statusCode === 200;
       },
       20_000,
-      `the CLI sidecar to be ready (stderr: ${stderr.slice(-500)})`,
-    );
+      100,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message} (stderr: ${stderr.slice(-500)})`);
+    });
 
     // A client sidecar in this process calls the CLI sidecar.
     const clientToken = join(ca.dir, 'a.token');
@@ -97,10 +94,10 @@ describe('meshauth sidecar (the built CLI)', () => {
       { logger: silentLogger(), metrics: new Metrics() },
     );
     cleanups.push(() => client.close(0));
-    await until(async () => client.ready(), 15_000, 'the client sidecar to be ready');
+    await waitFor('the client sidecar to be ready', () => client.ready(), 15_000, 100);
 
     const slow = request(`http://127.0.0.1:${client.outboundPort}/slow`, { headers: { host: 'b.mesh' } });
-    await new Promise((r) => setTimeout(r, 400)); // the request is now waiting on the slow app
+    await waitFor('the request to wait on the slow app', () => appRequests === 1);
     child.kill('SIGTERM');
     const response = await slow;
     expect(response.statusCode).toBe(200);

@@ -34,6 +34,8 @@ export interface SeenRequest {
 export interface TestApp {
   readonly port: number;
   readonly seen: SeenRequest[];
+  /** Every request whose head arrived, with the body bytes so far: a cut upload shows here, never in `seen`. */
+  readonly arriving: { readonly url: string; bodyBytes: number }[];
   close(): Promise<void>;
 }
 
@@ -49,10 +51,14 @@ export const echoApp: AppHandler = (_req, res, seen) => {
 /** A plain HTTP app on 127.0.0.1 that records every request (after reading its body) and calls `handler`. */
 export async function startApp(handler: AppHandler = echoApp): Promise<TestApp> {
   const seen: SeenRequest[] = [];
+  const arriving: { url: string; bodyBytes: number }[] = [];
   const server: Server = createServer((req, res) => {
     let bytes = 0;
+    const arrival = { url: req.url ?? '', bodyBytes: 0 };
+    arriving.push(arrival);
     req.on('data', (chunk: Buffer) => {
       bytes += chunk.length;
+      arrival.bodyBytes = bytes;
     });
     req.on('end', () => {
       const record: SeenRequest = {
@@ -71,6 +77,7 @@ export async function startApp(handler: AppHandler = echoApp): Promise<TestApp> 
   return {
     port: (server.address() as AddressInfo).port,
     seen,
+    arriving,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -161,6 +168,11 @@ export function startRoutedSidecar(
       routes: { [PEER_HOST]: { address: `127.0.0.1:${peerPort}`, ids: [peerId] } },
     }),
   );
+}
+
+/** `meshauth_connections_open{direction}`: connections a listener's guard accepted (handed on) and not yet closed. */
+export async function connectionsOpen(metrics: Metrics, direction: string): Promise<number> {
+  return (await metrics.connectionsOpen.get()).values.find((v) => v.labels.direction === direction)?.value ?? 0;
 }
 
 /** Starts a sidecar with a fresh SVID for `id` from `ca` in a static holder (no agent). */

@@ -11,6 +11,7 @@ import { DataPlaneTelemetry } from '../../src/sidecar/data-plane-telemetry.js';
 import { ForwardHandler } from '../../src/sidecar/forward-handler.js';
 import { classifyPeerError } from '../../src/sidecar/outbound/outbound-listener.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
+import { waitFor } from '../helpers/wait.js';
 
 const closers: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -54,7 +55,9 @@ describe('ForwardHandler headTimeoutMs with a queued request', () => {
   it('fail/a queued request that timed out does not cost the pool its kept connection', async () => {
     let connections = 0;
     const sockets = new Set<Socket>();
+    const urls: string[] = [];
     const upstream = createServer((req, res) => {
+      urls.push(req.url ?? '');
       if (req.url === '/slow') setTimeout(() => res.end('slow'), 400);
       else res.end('ok');
     });
@@ -77,10 +80,11 @@ describe('ForwardHandler headTimeoutMs with a queued request', () => {
 
     // The pool's only connection is busy for 400 ms; a second request queues behind it and times out at 100 ms.
     const slow = viaHandler(pool, '/slow', 5_000);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await waitFor('the upstream to hold /slow', () => urls.includes('/slow'));
     expect(await viaHandler(pool, '/queued', 100)).toBe(504);
     expect(await slow).toBe(200);
-    await new Promise((resolve) => setTimeout(resolve, 100)); // the pool hands the dead request to the connection
+    // The pool has handed the dead request to the connection (nothing queued or running any more).
+    await waitFor('the pool to dispatch the dead request', () => pool.stats.queued + pool.stats.running === 0);
     // A later request should ride the same kept connection.
     expect(await viaHandler(pool, '/after', 5_000)).toBe(200);
     expect(connections, 'connections the upstream accepted').toBe(1);

@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GatewayMesh, type GatewayWithHttp1Peer, startGatewayWithHttp1Peer } from '../helpers/gateway-mesh.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('gateway → HTTP/1.1 peer, retry after a failed connect', () => {
   let mesh: GatewayMesh;
@@ -42,6 +43,13 @@ describe('gateway → HTTP/1.1 peer, retry after a failed connect', () => {
     await started?.close();
   });
 
+  /** The peer holds no connection: the next request needs a new one, which `refuseNext` resets. */
+  const peerIdle = () =>
+    waitFor(
+      'the peer to hold no connection',
+      () => new Promise<boolean>((resolve) => peer.getConnections((error, n) => resolve(!error && n === 0))),
+    );
+
   async function send(method: string, path: string, body?: string) {
     const agent = new Agent({ connect: { ca: mesh.files.caPem } });
     try {
@@ -61,7 +69,7 @@ describe('gateway → HTTP/1.1 peer, retry after a failed connect', () => {
   }
 
   it('ok/a GET whose first connect is reset is retried and answered', async () => {
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await peerIdle();
     refuseNext = true;
     const res = await send('GET', '/legacy/get');
     expect(res).toEqual({ status: 200, body: 'ok' });
@@ -69,7 +77,7 @@ describe('gateway → HTTP/1.1 peer, retry after a failed connect', () => {
   });
 
   it('fail/a POST whose first connect is reset is answered 503 at once, its body never sent in part', async () => {
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await peerIdle();
     refuseNext = true;
     let connections = 0;
     const count = () => {

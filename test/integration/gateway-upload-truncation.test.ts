@@ -6,18 +6,10 @@ import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
 import { rawH2Client } from '../helpers/raw-h2-client.js';
+import { eventually, waitFor } from '../helpers/wait.js';
 
 const NGHTTP2_NO_ERROR = 0;
 const NGHTTP2_CANCEL = 8;
-
-async function until(done: () => boolean, timeoutMs = 5_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return true;
-}
 
 describe('gateway: cut uploads are never delivered as complete', () => {
   let mesh: GatewayMesh;
@@ -36,6 +28,11 @@ describe('gateway: cut uploads are never delivered as complete', () => {
   });
 
   const uploads = (path: string) => mesh.webApp.seen.filter((seen) => seen.url === path);
+  /** The first body bytes ('amount=10') travelled the whole way to the service's app before the cut. */
+  const firstBytesArrive = (path: string) =>
+    waitFor(`the first bytes of ${path} at the app`, () =>
+      mesh.webApp.arriving.some((a) => a.url === path && a.bodyBytes >= 'amount=10'.length),
+    );
 
   it('ok/a whole HTTP/2 upload reaches the service with every byte', async () => {
     const client = await rawH2Client(port, mesh.files.caPem);
@@ -49,7 +46,7 @@ describe('gateway: cut uploads are never delivered as complete', () => {
       ]);
       client.data(1, 'amount=10');
       client.data(1, '&to=bob', true);
-      expect(await until(() => uploads('/upload-whole').length === 1)).toBe(true);
+      expect(await eventually(() => uploads('/upload-whole').length === 1)).toBe(true);
       expect(uploads('/upload-whole')[0]?.bodyBytes).toBe(16);
     } finally {
       client.close();
@@ -71,8 +68,7 @@ describe('gateway: cut uploads are never delivered as complete', () => {
         ['content-type', 'text/plain'],
       ]);
       client.data(1, 'amount=10');
-      // Let the first bytes travel the whole way before the reset.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await firstBytesArrive(path);
       client.reset(1, code);
       // A stream after the reset on the same connection shows the gateway went on (and gives the cut body time).
       client.headers(
@@ -85,8 +81,9 @@ describe('gateway: cut uploads are never delivered as complete', () => {
         ],
         true,
       );
-      expect(await until(() => uploads(`${path}-after`).length === 1)).toBe(true);
-      // A grace period for the negative: a body wrongly ended would reach the app as fast as the reset does.
+      expect(await eventually(() => uploads(`${path}-after`).length === 1)).toBe(true);
+      // A fixed grace period for the negative (nothing to wait on): a body wrongly ended would reach the app as
+      // fast as the reset does.
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(uploads(path), name).toEqual([]);
     } finally {
@@ -111,12 +108,11 @@ describe('gateway: cut uploads are never delivered as complete', () => {
       socket.on('error', () => undefined);
       await new Promise((resolve) => socket.once('secureConnect', resolve));
       socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${rest}`);
-      // Let the first bytes travel the whole way before the cut.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await firstBytesArrive(path);
       socket.destroy();
-      // A request after the cut shows the gateway went on; then a grace period for the negative, as above.
+      // A request after the cut shows the gateway went on; then a fixed grace period for the negative, as above.
       expect(await answered(`${path}-after`)).toBe(true);
-      expect(await until(() => uploads(`${path}-after`).length === 1)).toBe(true);
+      expect(await eventually(() => uploads(`${path}-after`).length === 1)).toBe(true);
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(uploads(path)).toEqual([]);
     },
@@ -136,7 +132,7 @@ describe('gateway: cut uploads are never delivered as complete', () => {
         ],
         true,
       );
-      return await until(() => client.received.some((f) => f.type === 0x1 && f.stream === 1));
+      return await eventually(() => client.received.some((f) => f.type === 0x1 && f.stream === 1));
     } finally {
       client.close();
     }

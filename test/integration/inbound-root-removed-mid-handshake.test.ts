@@ -10,8 +10,9 @@ import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TrustBundle } from '../../src/pki/index.js';
 import { h2GetStatus } from '../helpers/raw-app.js';
-import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
+import { connectionsOpen, startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa, type TestSvid } from '../helpers/test-ca.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** TCP first (accepted under the current context), the mTLS handshake only when `handshake()` is called. */
 async function tcpThenTls(port: number, svid: TestSvid, caPem: string) {
@@ -68,15 +69,21 @@ describe('root removed while a peer of that root is mid-handshake', () => {
     await new Promise((resolve) => app?.close(resolve));
   });
 
+  const openInbound = () => connectionsOpen(sidecar.metrics, 'inbound');
+  /** The guard counts a connection open as it hands it to the TLS server (bound to the context current then). */
+  const handedOver = (open: number) =>
+    waitFor(`${open} inbound connection(s) handed to the TLS server`, async () => (await openInbound()) === open);
+
   it('fail/a peer of the removed root that connected before the switch never reaches the app', async () => {
+    await handedOver(0);
     const bothRoots = `${kept.bundlePem}${retired.bundlePem}`;
     const pending = await tcpThenTls(
       sidecar.sidecar.inboundPort,
       await retired.issue({ id: retired.idFor('/ns/shop/sa/old') }),
       bothRoots,
     );
-    // Let the guard hand the accepted socket to the TLS server (bound to the two-root context).
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The guard has handed the accepted socket to the TLS server (bound to the two-root context).
+    await handedOver(1);
 
     const current = sidecar.holder.current;
     if (current === undefined) throw new Error('no credentials');
@@ -96,12 +103,13 @@ describe('root removed while a peer of that root is mid-handshake', () => {
     if (current === undefined) throw new Error('no credentials');
     const bothRoots = new TrustBundle(kept.trustDomain, [...kept.bundle.roots, ...retired.bundle.roots]);
     sidecar.holder.set({ svid: current.svid, bundle: bothRoots });
+    await handedOver(0);
     const pending = await tcpThenTls(
       sidecar.sidecar.inboundPort,
       await kept.issue({ id: kept.idFor('/ns/shop/sa/a') }),
       `${kept.bundlePem}${retired.bundlePem}`,
     );
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await handedOver(1);
     sidecar.holder.set({ svid: current.svid, bundle: kept.bundle });
     const session = await pending.handshake();
     expect(await h2GetStatus(session)).toBe(200);

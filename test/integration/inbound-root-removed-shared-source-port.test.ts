@@ -21,8 +21,9 @@ import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TrustBundle } from '../../src/pki/index.js';
 import { h2GetStatus } from '../helpers/raw-app.js';
-import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
+import { connectionsOpen, startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { waitFor } from '../helpers/wait.js';
 
 // Every net.Server made while the sidecar starts: one of them is the inbound's guard, the listening socket whose
 // accepted connections go on to TLS.
@@ -92,12 +93,19 @@ describe('root removed mid-handshake: two open connections with the same remote 
     await new Promise((resolve) => app?.close(resolve));
   });
 
+  /** The guard counts a connection open as it hands it to the TLS server (bound to the context current then). */
+  const handedOver = (open: number) =>
+    waitFor(
+      `${open} inbound connection(s) handed to the TLS server`,
+      async () => (await connectionsOpen(sidecar.metrics, 'inbound')) === open,
+    );
+
   it('fail/a peer of the removed root, accepted before the switch, is refused although its source port was reused', async () => {
     const sourcePort = await freePort();
     // 1. The peer of the retired root connects (TCP only) while both roots are trusted.
     const early = await connectFrom(sourcePort, sidecar.sidecar.inboundPort);
     sockets.push(early);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await handedOver(1);
     // 2. The retired root leaves the bundle.
     const current = sidecar.holder.current;
     if (current === undefined) throw new Error('no credentials');
@@ -105,7 +113,7 @@ describe('root removed mid-handshake: two open connections with the same remote 
     // 3. The same source address and port connects to the inbound's other local address (after the removal).
     const late = await connectFrom(sourcePort, (secondAddress.address() as AddressInfo).port);
     sockets.push(late);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await handedOver(2);
     // 4. The early connection completes its handshake as a peer of the removed root.
     const svid = await retired.issue({ id: retired.idFor('/ns/shop/sa/old') });
     const before = appRequests;

@@ -55,6 +55,7 @@ describe('gateway (outside review): gateway edge', () => {
       );
       c.reset(1, CANCEL);
       c.socket.uncork();
+      // A fixed window for a negative: a request wrongly forwarded and held open would still be open after it.
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       const reached = m.badApp.seen.length > seenBefore;
       const stillOpen = [...m.open].filter((res) => !res.destroyed && res.socket !== null && !res.socket.destroyed);

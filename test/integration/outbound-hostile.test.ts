@@ -21,6 +21,7 @@ import {
   viaProxy,
 } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { until } from '../helpers/wait.js';
 
 const CANCEL = 0x8;
 const INTERNAL_ERROR = 0x2;
@@ -135,14 +136,6 @@ describe('outbound: hostile peers and hostile app requests', () => {
       socket.on('error', (e) => (text === '' && !closeAfterWrite ? reject(e) : resolve(text)));
       socket.setTimeout(5_000, () => socket.destroy());
     });
-  }
-
-  async function until(what: string, check: () => boolean): Promise<void> {
-    const deadline = Date.now() + 5_000;
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
   }
 
   describe.skipIf(!HAS_CURL)('truncated responses', () => {
@@ -275,6 +268,7 @@ describe('outbound: hostile peers and hostile app requests', () => {
       const count = h1Seen.length;
       await rawToOutbound(`${head('h1.mesh', '/upload')}9\r\namount=10\r\n`, true);
       await until('the HTTP/1.1 peer to get the request', () => h1Seen.length > count);
+      // A fixed grace period for the negative: a body wrongly completed would arrive about as fast as the cut.
       await new Promise((r) => setTimeout(r, 300));
       expect(h1Seen[count]?.complete).toBe(false);
     });

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SidecarPair, startPair, viaProxy } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { waitFor } from '../helpers/wait.js';
 
 const ROTATIONS = 6;
 const WORKERS = 8;
@@ -36,14 +37,20 @@ describe('credential rotation under load', () => {
     };
     const workers = Array.from({ length: WORKERS }, worker);
     const serials: string[] = [];
+    // Between rotations, traffic flows: a round of requests (one per worker) completes under each credential set.
+    const answered = () => [...statuses.values()].reduce((sum, n) => sum + n, 0) + errors.length;
+    const aRound = async () => {
+      const mark = answered();
+      await waitFor('a round of requests', () => answered() >= mark + WORKERS, 10_000, 10);
+    };
     for (let r = 0; r < ROTATIONS; r++) {
-      await new Promise((resolve) => setTimeout(resolve, 40));
+      await aRound();
       const [newA, newB] = await Promise.all([ca.issue({ id: pair.idA }), ca.issue({ id: pair.idB })]);
       pair.a.holder.set({ svid: newA.svid, bundle: ca.bundle });
       pair.b.holder.set({ svid: newB.svid, bundle: ca.bundle });
       serials.push(newA.leaf.serialNumber);
     }
-    await new Promise((resolve) => setTimeout(resolve, 40));
+    await aRound();
     rotating = false;
     await Promise.all(workers);
 

@@ -85,6 +85,7 @@ describe('acceptMtls: the inbound handshake without tls.Server', () => {
     const count = outcomes.length;
     served.destroy(new Error('after the handshake'));
     socket.destroy();
+    // A fixed wait for a negative (no event to wait on): a wrongly counted failure would come within it.
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(outcomes.length).toBe(count);
   });
@@ -99,6 +100,7 @@ describe('acceptMtls: the inbound handshake without tls.Server', () => {
     expect(typeof outcome.socket.authorizationError).toBe('string');
     expect(tlsClientErrorReason(outcome.error, outcome.socket.authorizationError)).toBe('unknown_ca');
     socket.destroy();
+    // A fixed wait for a negative: a second outcome for the same connection would come within it.
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(outcomes.length - before).toBe(1);
   });

@@ -10,18 +10,11 @@ import type { CompiledPolicy } from '../../../src/authz/policy/compiled-policy.j
 import { PolicyWatcher } from '../../../src/authz/policy-watcher.js';
 import { isMeshauthError } from '../../../src/errors/index.js';
 import { createLogger, Metrics, silentLogger } from '../../../src/telemetry/index.js';
+import { waitFor } from '../../helpers/wait.js';
 import { request } from './authz-fixtures.js';
 
 const policyText = (path: string): string =>
   `apiVersion: meshauth.dev/v1\nkind: Policy\nrules:\n  - name: allow-${path.slice(1)}\n    action: allow\n    to: { paths: ["${path}"] }\n`;
-
-async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function reloads(metrics: Metrics, result: string): Promise<number> {
   const data = await metrics.policyReloads.get();
@@ -65,7 +58,7 @@ describe('PolicyWatcher', () => {
     await watcher?.start();
     expect(decides('/one')).toBe('allow');
     await writeFile(file, policyText('/two'));
-    await until(() => decides('/two') === 'allow', 'the new policy');
+    await waitFor('the new policy', () => decides('/two') === 'allow');
     expect(decides('/one')).toBe('deny');
     expect(changes).toHaveLength(1);
     expect(await reloads(metrics, 'success')).toBe(1);
@@ -76,7 +69,7 @@ describe('PolicyWatcher', () => {
     const next = join(dir, '.policy.yaml.tmp');
     await writeFile(next, policyText('/three'));
     await rename(next, file);
-    await until(() => decides('/three') === 'allow', 'the renamed policy');
+    await waitFor('the renamed policy', () => decides('/three') === 'allow');
   });
 
   it('ok/the periodic stat alone picks up a change (fallback when fs.watch misses it)', async () => {
@@ -91,7 +84,7 @@ describe('PolicyWatcher', () => {
     });
     await watcher.start();
     await writeFile(file, policyText('/polled'));
-    await until(() => decides('/polled') === 'allow', 'the polled policy');
+    await waitFor('the polled policy', () => decides('/polled') === 'allow');
   });
 
   it('fail/a subscriber that throws does not stop later reloads (the new policy is in force either way)', async () => {
@@ -110,9 +103,9 @@ describe('PolicyWatcher', () => {
     });
     await watcher.start();
     await writeFile(file, policyText('/first'));
-    await until(() => decides('/first') === 'allow', 'the first change');
+    await waitFor('the first change', () => decides('/first') === 'allow');
     await writeFile(file, policyText('/second'));
-    await until(() => decides('/second') === 'allow', 'the change after the failing subscriber');
+    await waitFor('the change after the failing subscriber', () => decides('/second') === 'allow');
     expect(calls).toBe(2);
   });
 
@@ -120,13 +113,13 @@ describe('PolicyWatcher', () => {
     await watcher?.start();
     const before = watcher?.current();
     await writeFile(file, `${policyText('/two')}    bogus: true\n`);
-    await until(async () => (await reloads(metrics, 'failure')) === 1, 'the failed reload');
+    await waitFor('the failed reload', async () => (await reloads(metrics, 'failure')) === 1);
     expect(watcher?.current()).toBe(before);
     expect(decides('/one')).toBe('allow');
     expect(changes).toHaveLength(0);
     // A later valid change still goes through.
     await writeFile(file, policyText('/four'));
-    await until(() => decides('/four') === 'allow', 'the fixed policy');
+    await waitFor('the fixed policy', () => decides('/four') === 'allow');
   });
 
   it('fail/an invalid file at start throws (the caller must fail closed)', async () => {
@@ -139,7 +132,8 @@ describe('PolicyWatcher', () => {
     await watcher?.start();
     watcher?.close();
     await writeFile(file, policyText('/two'));
-    // Longer than several poll intervals and debounces: nothing may change any more.
+    // A fixed wait for a negative (no reload to wait on): longer than several poll intervals and debounces,
+    // nothing may change any more.
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(decides('/one')).toBe('allow');
     expect(decides('/two')).toBe('deny');
@@ -167,14 +161,15 @@ describe('PolicyWatcher', () => {
     const handle = await open(file, 'w');
     await handle.write(head);
     const seen = new Set<string>();
-    // The writer pauses for 300 ms, half the settle time; poll the decision all along (bounded).
+    // The writer pauses for 300 ms, half the settle time (a fixed pause on purpose: the half-written file must sit
+    // there); poll the decision all along (bounded).
     for (let i = 0; i < 12; i++) {
       await new Promise((resolve) => setTimeout(resolve, 25));
       seen.add(decides('/public/secret'));
     }
     await handle.write(deny + extra);
     await handle.close();
-    await until(() => decides('/healthz') === 'allow', 'the whole new file');
+    await waitFor('the whole new file', () => decides('/healthz') === 'allow');
     seen.add(decides('/public/secret'));
     expect([...seen]).toEqual(['deny']);
   });
@@ -212,7 +207,7 @@ describe('PolicyWatcher', () => {
     };
     const invalid = `${policyText('/two')}    bogus: true\n`;
     await replace(invalid);
-    await until(async () => (await reloads(metrics, 'failure')) === 1, 'the failed reload');
+    await waitFor('the failed reload', async () => (await reloads(metrics, 'failure')) === 1);
     for (let i = 0; i < 3; i++) {
       await writeFile(join(dir, 'svid.pem'), `rotated ${i}`);
       await watcher.reload(); // what a change event ends in

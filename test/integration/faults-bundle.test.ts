@@ -190,7 +190,7 @@ describe('the trust bundle changes under load (root rotation on real processes)'
         } catch (error) {
           legacy.push({ phase: at, status: (error as Error).message });
         }
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await new Promise((resolve) => setTimeout(resolve, 100)); // paced on purpose: steady load, as above
       }
     })();
     await waitFor('the legacy peer to be served', () => legacy.some((r) => r.status === 200) || undefined, 10_000);

@@ -10,10 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mtlsH2Session } from '../helpers/raw-app.js';
 import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { eventually, waitFor } from '../helpers/wait.js';
 
 const SVID_TTL_MS = 2_500;
 const POLL_MS = 250;
-const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 describe('inbound: a peer whose SVID expires while its connection is open', () => {
   let ca: TestCa;
@@ -65,10 +65,16 @@ describe('inbound: a peer whose SVID expires while its connection is open', () =
     try {
       expect(await get()).toBe(200);
       // Keep the session busy (well inside every idle limit) until it is told to go, bounded.
-      for (let i = 0; i < 40 && goawayAt === undefined && !session.closed; i++) {
-        await get();
-        await sleep(POLL_MS);
-      }
+      await waitFor(
+        'a GOAWAY or the session closed',
+        async () => {
+          if (goawayAt !== undefined || session.closed) return true;
+          await get();
+          return false;
+        },
+        10_000,
+        POLL_MS,
+      ).catch(() => undefined); // the expectations below say what was missing
       expect(goawayAt, 'GOAWAY at the notAfter').toBeDefined();
       expect(goawayAt as number).toBeGreaterThanOrEqual(notAfter - 50);
       expect(arrivals.length).toBeGreaterThan(0);
@@ -103,7 +109,7 @@ describe('inbound: a peer whose SVID expires while its connection is open', () =
     const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
     await new Promise<void>((done) => socket.once('secureConnect', () => done()));
     socket.write('GET / HTTP/1.1\r\nHost: server\r\n\r\n');
-    for (let i = 0; i < 20 && !received.includes('\r\n\r\nok'); i++) await sleep(50);
+    await eventually(() => received.includes('\r\n\r\nok'), 1_000);
     expect(received).toMatch(/^HTTP\/1\.1 200/);
     const closedAt = await closed;
     expect(closedAt).toBeGreaterThanOrEqual(notAfter - 50);

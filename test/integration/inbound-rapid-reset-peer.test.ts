@@ -8,8 +8,7 @@ import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SidecarPair, startPair, viaProxy } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { waitFor } from '../helpers/wait.js';
 
 /** A caller with a 100 ms deadline: sends through A's outbound, gives up (closes its connection) after 100 ms. */
 function impatient(port: number): Promise<void> {
@@ -43,11 +42,17 @@ describe('inbound h2: the rapid-reset rule and a well-behaved peer sidecar', () 
     await pair?.close();
   });
 
+  /** The patient request reached B's app (in flight there) before the impatient callers start. */
+  const inFlightAtApp = (method: string) =>
+    waitFor('the patient request at the app', () =>
+      pair.appB.seen.some((r) => r.url === '/fast' && r.method === method),
+    );
+
   it('ok/a POST in flight finishes, once, while other callers give up on theirs', async () => {
     const port = pair.a.sidecar.outboundPort;
     expect((await viaProxy(port, 'http://b.mesh/warm')).status).toBe(200);
     const patient = viaProxy(port, 'http://b.mesh/fast', { method: 'POST', body: 'pay 100' });
-    await sleep(50);
+    await inFlightAtApp('POST');
     for (let batch = 0; batch < 6; batch++) {
       await Promise.all(Array.from({ length: 20 }, () => impatient(port)));
     }
@@ -61,7 +66,7 @@ describe('inbound h2: the rapid-reset rule and a well-behaved peer sidecar', () 
     const port = pair.a.sidecar.outboundPort;
     expect((await viaProxy(port, 'http://b.mesh/warm')).status).toBe(200);
     const patient = viaProxy(port, 'http://b.mesh/fast');
-    await sleep(50);
+    await inFlightAtApp('GET');
     for (let batch = 0; batch < 6; batch++) {
       await Promise.all(Array.from({ length: 20 }, () => impatient(port)));
     }

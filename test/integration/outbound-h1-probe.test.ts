@@ -9,8 +9,7 @@ import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { type DnsServer, startDnsServer } from '../helpers/dns-server.js';
 import { available, startTestSidecar, type TestSidecar, testConfig, viaProxy } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { waitFor } from '../helpers/wait.js';
 
 describe.skipIf(!available('dnsmasq'))('HTTP/1.1 endpoint probe over a kept connection', () => {
   let ca: TestCa;
@@ -20,6 +19,7 @@ describe.skipIf(!available('dnsmasq'))('HTTP/1.1 endpoint probe over a kept conn
   const hits = { e1: 0, e2: 0 };
   let refuseE1 = false;
   let slowOnE1 = 0;
+  let slowSeen = 0;
 
   beforeAll(async () => {
     ca = await TestCa.create();
@@ -39,6 +39,7 @@ describe.skipIf(!available('dnsmasq'))('HTTP/1.1 endpoint probe over a kept conn
           req.resume();
           req.on('end', () => {
             if (req.url === '/slow') {
+              slowSeen += 1;
               if (name === 'e1') slowOnE1 += 1;
               setTimeout(() => res.end('slow'), 2_500);
               return;
@@ -90,8 +91,9 @@ describe.skipIf(!available('dnsmasq'))('HTTP/1.1 endpoint probe over a kept conn
     // A: one connection of E1's pool busy with a slow request (kept alive afterwards).
     const slow: Promise<unknown>[] = [];
     for (let i = 0; i < 20 && slowOnE1 === 0; i += 1) {
+      const landed = slowSeen;
       slow.push(viaProxy(port, 'http://b.mesh/slow'));
-      await sleep(50);
+      await waitFor('the slow request at an endpoint', () => slowSeen > landed);
     }
     expect(slowOnE1).toBeGreaterThan(0);
     // B: new connections to E1 fail (reset in the handshake) until E1 is ejected; each such request is retried on E2.
@@ -106,7 +108,8 @@ describe.skipIf(!available('dnsmasq'))('HTTP/1.1 endpoint probe over a kept conn
     // C: E1 recovers; its slow request ends and its connection stays open; the 1 s ejection runs out.
     refuseE1 = false;
     await Promise.all(slow);
-    await sleep(1_200);
+    // A fixed wait on purpose: the 1 s ejection runs on the balancer's own clock, with nothing to observe until then.
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
     // D: E1 serves again (the probe succeeds), so it should be back in the balancing.
     hits.e1 = 0;
     hits.e2 = 0;

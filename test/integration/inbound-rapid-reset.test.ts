@@ -15,6 +15,7 @@ import { h2Frame, hpackBlock, type RawH2Client, rawH2Client } from '../helpers/r
 import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa, type TestSvid } from '../helpers/test-ca.js';
 
+// Fixed pauses inside the floods on purpose: they pace the attacker's writes (and let the sidecar read), not wait.
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const GOAWAY = 0x7;
 

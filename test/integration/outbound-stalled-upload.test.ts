@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { peerServerTls, startRoutedSidecar, type TestSidecar, viaProxy } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 
+// Only a bound on a race below (the answer must come well before it), never a wait on its own.
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('outbound h2: an upload the peer stops reading', () => {

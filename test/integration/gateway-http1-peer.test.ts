@@ -6,20 +6,12 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GatewayMesh, type GatewayWithHttp1Peer, startGatewayWithHttp1Peer } from '../helpers/gateway-mesh.js';
 import { rawH2Client } from '../helpers/raw-h2-client.js';
+import { eventually } from '../helpers/wait.js';
 
 const HEADERS = 0x1;
 const DATA = 0x0;
 const RST_STREAM = 0x3;
 const END_STREAM = 0x1;
-
-async function until(done: () => boolean, timeoutMs = 5_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return true;
-}
 
 describe('gateway → a peer that speaks only HTTP/1.1', () => {
   let mesh: GatewayMesh;
@@ -69,7 +61,7 @@ describe('gateway → a peer that speaks only HTTP/1.1', () => {
         ],
         true,
       );
-      expect(await until(() => client.received.some((f) => f.stream === 1 && f.type === RST_STREAM))).toBe(true);
+      expect(await eventually(() => client.received.some((f) => f.stream === 1 && f.type === RST_STREAM))).toBe(true);
       const frames = client.received.filter((f) => f.stream === 1);
       expect(frames.some((f) => f.type === HEADERS)).toBe(true);
       expect(frames.some((f) => (f.type === DATA || f.type === HEADERS) && (f.flags & END_STREAM) !== 0)).toBe(false);

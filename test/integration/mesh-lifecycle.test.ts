@@ -10,6 +10,7 @@ import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { type RunningSidecar, startSidecar } from '../../src/sidecar/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { startApp, type TestApp } from '../helpers/sidecar-harness.js';
+import { waitFor } from '../helpers/wait.js';
 import { CaHarness, type Cleanup } from './agent-harness.js';
 
 const A = 'spiffe://example.org/ns/shop/sa/a';
@@ -40,15 +41,6 @@ async function startWithAgent(id: string, name: string, inbound: object, outboun
   const sidecar = await startSidecar(config, { logger: silentLogger(), metrics });
   cleanups.push(() => sidecar.close(0));
   return { sidecar, metrics };
-}
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 async function rotations(metrics: Metrics): Promise<number> {
@@ -98,7 +90,7 @@ beforeAll(async () => {
       routes: { 'b.mesh': { address: `127.0.0.1:${b.sidecar.inboundPort}`, ids: [B] } },
     },
   );
-  await until(() => a.sidecar.ready() && b.sidecar.ready(), 15_000, 'both sidecars to bootstrap');
+  await waitFor('both sidecars to bootstrap', () => a.sidecar.ready() && b.sidecar.ready(), 15_000);
 }, 30_000);
 
 afterAll(async () => {
@@ -110,10 +102,10 @@ describe('sidecar pair with a real CA and short-lived SVIDs', () => {
     const startA = await rotations(a.metrics);
     const startB = await rotations(b.metrics);
     const load = traffic();
-    await until(
+    await waitFor(
+      '3 rotations on each side',
       async () => (await rotations(a.metrics)) >= startA + 3 && (await rotations(b.metrics)) >= startB + 3,
       25_000,
-      '3 rotations on each side',
     );
     const { sent, failures } = await load.stop();
     expect(sent).toBeGreaterThan(50);
@@ -129,17 +121,17 @@ describe('sidecar pair with a real CA and short-lived SVIDs', () => {
     // The CA stays down until the first agent has tried to renew and failed: renewals fail, requests do not. It comes
     // back then, not when a chosen agent fails: the CA may have stopped just as the other one was due, and an outage
     // that outlasts a sidecar's SVID is a real outage (CI saw B's SVID expire while the test waited for A to fail).
-    await until(
+    await waitFor(
+      'a failed renewal while the CA is down',
       async () => (await renewalFailures(a.metrics)) > failedA || (await renewalFailures(b.metrics)) > failedB,
       10_000,
-      'a failed renewal while the CA is down',
     );
     const [rotatedA, rotatedB] = [await rotations(a.metrics), await rotations(b.metrics)];
     await ca.restart();
-    await until(
+    await waitFor(
+      'a renewal on each side after the CA came back',
       async () => (await rotations(a.metrics)) > rotatedA && (await rotations(b.metrics)) > rotatedB,
       15_000,
-      'a renewal on each side after the CA came back',
     );
     const { sent, failures } = await load.stop();
     expect(sent).toBeGreaterThan(10);

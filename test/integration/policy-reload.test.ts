@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { startApp, startTestSidecar, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { waitFor } from '../helpers/wait.js';
 
 const TD = 'example.org';
 const A = `spiffe://${TD}/ns/shop/sa/a`;
@@ -92,15 +93,6 @@ async function get(path: string): Promise<number> {
   return response.statusCode;
 }
 
-async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('condition not met in time');
-}
-
 describe('policy hot reload', () => {
   it('ok/a valid change applies under load and no request fails; an invalid one keeps the old policy', async () => {
     expect(await get('/v1/orders')).toBe(200);
@@ -119,11 +111,16 @@ describe('policy hot reload', () => {
     })();
 
     writePolicy(policy(['/v1/*', '/v2/*']));
-    await until(async () => (await get('/v2/orders')) === 200);
+    await waitFor('the new policy to apply', async () => (await get('/v2/orders')) === 200, 10_000);
 
     writePolicy('apiVersion: meshauth.dev/v1\nkind: Policy\nrules: [ { name: broken, action: maybe } ]\n');
-    await until(async () =>
-      (await b.metrics.registry.getSingleMetricAsString('meshauth_policy_reloads_total')).includes('result="failure"'),
+    await waitFor(
+      'a failed reload counted',
+      async () =>
+        (await b.metrics.registry.getSingleMetricAsString('meshauth_policy_reloads_total')).includes(
+          'result="failure"',
+        ),
+      10_000,
     );
     expect(await get('/v2/orders')).toBe(200); // the last valid policy still applies
 

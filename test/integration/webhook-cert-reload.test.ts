@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveInjectConfig } from '../../src/k8s/index.js';
 import { WebhookServer } from '../../src/k8s/webhook-server.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
+import { waitFor } from '../helpers/wait.js';
 import { fetchText, makeWebhookCert, type WebhookCert } from '../helpers/webhook-tls.js';
 
 function servedFingerprint(port: number, cas: readonly string[]): Promise<string> {
@@ -28,15 +29,6 @@ function servedFingerprint(port: number, cas: readonly string[]): Promise<string
 
 function fingerprintOf(pem: string): string {
   return new X509Certificate(pem).fingerprint256;
-}
-
-/** Polls (bounded) until `check` holds; the reload runs on the server's own timer. */
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** Writes like the kubelet's atomic update: a new file renamed over the old name. */
@@ -86,7 +78,12 @@ describe('webhook certificate reload', () => {
     swap(join(dir, 'tls.key'), second.keyPem);
     swap(join(dir, 'tls.crt'), second.certPem);
     const wanted = fingerprintOf(second.certPem);
-    await eventually(async () => (await servedFingerprint(server.port, cas)) === wanted, 'the second certificate');
+    await waitFor(
+      'the second certificate',
+      async () => (await servedFingerprint(server.port, cas)) === wanted,
+      5_000,
+      25,
+    );
     expect(await reloads('success')).toBeGreaterThanOrEqual(1);
     // Verified against the second CA alone: the chain really changed, not just the leaf bytes.
     expect((await fetchText(server.port, second.caPem, '/healthz')).status).toBe(200);
@@ -96,11 +93,16 @@ describe('webhook certificate reload', () => {
     const cas = [first.caPem, second.caPem, third.caPem];
     const failuresBefore = await reloads('failure');
     swap(join(dir, 'tls.crt'), third.certPem); // the key file still holds the second key
-    await eventually(async () => (await reloads('failure')) > failuresBefore, 'a failed reload');
+    await waitFor('a failed reload', async () => (await reloads('failure')) > failuresBefore, 5_000, 25);
     expect(await servedFingerprint(server.port, cas)).toBe(fingerprintOf(second.certPem));
     // Once the matching key arrives too, the third pair loads.
     swap(join(dir, 'tls.key'), third.keyPem);
     const wanted = fingerprintOf(third.certPem);
-    await eventually(async () => (await servedFingerprint(server.port, cas)) === wanted, 'the third certificate');
+    await waitFor(
+      'the third certificate',
+      async () => (await servedFingerprint(server.port, cas)) === wanted,
+      5_000,
+      25,
+    );
   });
 });

@@ -89,11 +89,7 @@ describe('a full signing queue', () => {
     } finally {
       held.release();
     }
-    const deadline = Date.now() + 10_000;
-    while ((await queueDepthOf(metrics)) > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    expect(await queueDepthOf(metrics)).toBe(0);
+    await waitFor('an empty CA queue', async () => (await queueDepthOf(metrics)) === 0, 10_000, 20);
     const answer = await requestSvid(connection, {
       csrPem: await createCsrPem(await generateKeyPair('p256')),
       token: tokens[4] as string,

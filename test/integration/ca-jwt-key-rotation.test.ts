@@ -18,6 +18,7 @@ import { Metrics } from '../../src/telemetry/index.js';
 import { startCaInTempDir } from '../helpers/ca-dir.js';
 import { logLines } from '../helpers/log-lines.js';
 import { assertBuilt, meshauth } from '../helpers/meshauth-cli.js';
+import { waitFor } from '../helpers/wait.js';
 
 const ID = 'spiffe://example.org/ns/shop/sa/web';
 const TD = TrustDomain.parse('example.org');
@@ -96,12 +97,15 @@ describe('ca rotate --jwt-key', () => {
     const publishedUntil = Date.parse(match?.[3] as string);
 
     // The running server picks the new key up within its one-second file check: poll, bounded.
-    let after = await jwtSvid();
-    for (let i = 0; i < 40 && kidOf(after) !== newKid; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      after = await jwtSvid();
-    }
-    expect(kidOf(after)).toBe(newKid);
+    const after = await waitFor(
+      'a JWT-SVID signed with the new key',
+      async () => {
+        const token = await jwtSvid();
+        return kidOf(token) === newKid ? token : undefined;
+      },
+      4_000,
+      100,
+    );
     expect(log.find({ event: 'jwt_key_reloaded', kid: newKid, previousKid: oldKid })).toHaveLength(1);
 
     // Both keys published, active first: a token from before and one from after both verify.
@@ -152,11 +156,15 @@ describe('a CA directory without jwt.key (a Secret copied by hand)', () => {
       expect(first).toHaveLength(1);
       expect(await keysOf(b)).toEqual(first);
       await rotateIntermediate(copy);
-      let after = await keysOf(a);
-      for (let i = 0; i < 40 && after.length < 2; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        after = await keysOf(a);
-      }
+      const after = await waitFor(
+        'both keys published',
+        async () => {
+          const keys = await keysOf(a);
+          return keys.length >= 2 ? keys : undefined;
+        },
+        4_000,
+        100,
+      );
       expect(after).toHaveLength(2);
       expect(after[1]).toBe(first[0]);
       expect(after[0]).not.toBe(first[0]);

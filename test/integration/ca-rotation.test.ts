@@ -23,6 +23,7 @@ import {
 } from '../../src/pki/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
+import { waitFor } from '../helpers/wait.js';
 
 const ID = 'spiffe://example.org/ns/shop/sa/web';
 const TD = TrustDomain.parse('example.org');
@@ -84,12 +85,15 @@ function backgroundLoad(): { stop: () => Promise<{ ok: number; failed: unknown[]
 
 /** Polls (bounded) until a freshly issued chain satisfies `done`. */
 async function issueUntil(done: (chain: x509.X509Certificate[]) => boolean): Promise<x509.X509Certificate[]> {
-  for (let attempt = 0; attempt < 60; attempt++) {
-    const chain = await issue();
-    if (done(chain)) return chain;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error('the CA did not pick up the rotation within 6 s');
+  return waitFor(
+    'the CA to pick up the rotation',
+    async () => {
+      const chain = await issue();
+      return done(chain) ? chain : undefined;
+    },
+    6_000,
+    100,
+  );
 }
 
 describe('ca rotate against a running CA', () => {
@@ -112,11 +116,15 @@ describe('ca rotate against a running CA', () => {
     const beforePublish = await issue();
     const load = backgroundLoad();
     const published = await publishNextRoot(dir);
-    let roots: string[] = [];
-    for (let attempt = 0; attempt < 60 && roots.length < 2; attempt++) {
-      roots = await fetchBundle({ caUrl: server.url, bundlePem });
-      if (roots.length < 2) await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    const roots = await waitFor(
+      'both roots in the bundle',
+      async () => {
+        const fetched = await fetchBundle({ caUrl: server.url, bundlePem });
+        return fetched.length >= 2 ? fetched : undefined;
+      },
+      6_000,
+      100,
+    );
     expect(roots).toHaveLength(2);
     const { failed: failedPublish } = await load.stop();
     expect(failedPublish).toEqual([]);

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScriptedBrowser } from '../helpers/browser.js';
 import { ALICE, API_CLIENT, type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
 import { available, runCommand } from '../helpers/sidecar-harness.js';
+import { waitFor } from '../helpers/wait.js';
 
 function b64(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -297,11 +298,14 @@ rules:
     const keyFile = `${mesh.files.dir}/gateway.key`;
     writeFileSync(keyFile, next.keyPem);
     writeFileSync(certFile, next.chainPem);
-    let after = before;
-    for (let i = 0; i < 100 && after === before; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      after = await serial();
-    }
+    const after = await waitFor(
+      'the gateway to serve the new certificate',
+      async () => {
+        const now = await serial();
+        return now === before ? undefined : now;
+      },
+      5_000,
+    );
     expect(after).not.toBe(before);
     // A broken pair keeps the working certificate.
     writeFileSync(keyFile, 'not a key');

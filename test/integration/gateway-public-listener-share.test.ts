@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PublicListener } from '../../src/gateway/public-listener.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { waitFor } from '../helpers/wait.js';
 
 const SHARE = 8;
 
@@ -58,8 +59,7 @@ describe('gateway public listener: one address holds at most its share of connec
         });
         sockets.push(socket);
       }
-      const deadline = Date.now() + 5_000;
-      while (closed === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      await waitFor('a connection over the share closed', () => closed > 0, 5_000, 20);
       expect(closed).toBe(1);
       expect(await perAddress()).toBe(1);
       // Another address (127.0.0.2 as the client's source) completes its handshake.

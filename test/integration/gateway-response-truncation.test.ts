@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BadMesh, h1Exchange, startBadMesh } from '../helpers/gateway-bad-service.js';
 import { rawH2Client } from '../helpers/raw-h2-client.js';
+import { eventually } from '../helpers/wait.js';
 
 const RST_STREAM = 0x3;
 const DATA = 0x0;
@@ -44,10 +45,7 @@ describe('gateway: responses cut by the service', () => {
           ],
           true,
         );
-        const deadline = Date.now() + 5_000;
-        while (!c.received.some((f) => f.stream === 1 && f.type === RST_STREAM) && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 20));
-        }
+        await eventually(() => c.received.some((f) => f.stream === 1 && f.type === RST_STREAM));
         const mine = c.received.filter((f) => f.stream === 1);
         expect(mine.some((f) => f.type === RST_STREAM)).toBe(true);
         expect(mine.some((f) => (f.type === DATA || f.type === 0x1) && (f.flags & END_STREAM) !== 0)).toBe(false);

@@ -9,6 +9,7 @@ import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { type RunningSidecar, startSidecar } from '../../src/sidecar/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('readiness of a TCP-only sidecar', () => {
   let app: Server;
@@ -49,11 +50,15 @@ describe('readiness of a TCP-only sidecar', () => {
   it('fail/not ready once the TCP app stops accepting', async () => {
     await new Promise((resolve) => app.close(resolve));
     // The probe caches its answer for half a second: ask until it has looked again (bounded).
-    let status = 200;
-    for (let i = 0; i < 40 && status === 200; i += 1) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      status = await readyz();
-    }
+    const status = await waitFor(
+      'readiness to change',
+      async () => {
+        const now = await readyz();
+        return now === 200 ? undefined : now;
+      },
+      4_000,
+      100,
+    );
     expect(status).toBe(503);
   });
 });

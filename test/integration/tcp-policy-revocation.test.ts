@@ -18,6 +18,7 @@ import {
   type TcpApp,
 } from '../helpers/tcp-tunnel-pair.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('tcp tunnel: the policy changes while it is open', () => {
   let ca: TestCa;
@@ -87,11 +88,7 @@ rules:
     const file = join(dir, 'policy.yaml');
     writeFileSync(`${file}.tmp`, text);
     renameSync(`${file}.tmp`, file);
-    const deadline = Date.now() + 15_000;
-    while ((await reloads()) === before) {
-      if (Date.now() > deadline) throw new Error('the new policy was never applied');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor('the new policy to be applied', async () => (await reloads()) !== before, 15_000);
   }
 
   it('fail/a tunnel of a caller the reloaded policy no longer allows is reset; an allowed one keeps running', async () => {

@@ -12,6 +12,7 @@ import { HAVE_REDIS, type RedisServer, startRedis } from '../helpers/redis-serve
 import { run } from '../helpers/tcp-client.js';
 import { type DocumentSidecar, startDocumentSidecar } from '../helpers/tcp-tunnel-pair.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe.skipIf(!HAVE_REDIS)('sidecar pair with TCP tunnels and redis', () => {
   let ca: TestCa;
@@ -118,11 +119,7 @@ ${extraRule}`;
     writeFileSync(`${file}.tmp`, policyText('  - name: no-admin\n    action: deny\n    to: { paths: ["/admin/*"] }\n'));
     renameSync(`${file}.tmp`, file);
     try {
-      const deadline = Date.now() + 15_000;
-      while ((await failures()) === before) {
-        if (Date.now() > deadline) throw new Error('the reload was never attempted');
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitFor('the reload to be attempted', async () => (await failures()) !== before, 15_000, 100);
       expect((await cli(ordersPort, 'PING')).stdout.trim()).toBe('PONG');
       expect(await server.metrics.registry.metrics()).not.toContain('rule="tcp-policy-invalid"');
     } finally {

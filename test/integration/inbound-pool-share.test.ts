@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { h2GetStatus, mtlsH2Session } from '../helpers/raw-app.js';
 import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('app pool share of one peer', () => {
   let ca: TestCa;
@@ -49,11 +50,16 @@ describe('app pool share of one peer', () => {
     void all.then(() => {
       done = true;
     });
-    for (let round = 0; round < 200 && !done; round++) {
-      await new Promise((r) => setTimeout(r, 10));
-      expect(held.length).toBeLessThanOrEqual(3); // floor(4 × 0.75): the caller's share
-      for (const release of held.splice(0)) release();
-    }
+    await waitFor(
+      'all twelve answered',
+      () => {
+        expect(held.length).toBeLessThanOrEqual(3); // floor(4 × 0.75): the caller's share
+        for (const release of held.splice(0)) release();
+        return done;
+      },
+      2_000,
+      10,
+    );
     expect(await all).toEqual(Array(12).fill(200));
     // Connections: the caller's three plus at most one readiness probe (a TCP connect without a request).
     expect(peak).toBeLessThanOrEqual(4);

@@ -12,6 +12,7 @@ import { createLogger } from '../../src/telemetry/index.js';
 import { type DnsServer, startDnsServer } from '../helpers/dns-server.js';
 import { available, startTestSidecar, type TestSidecar } from '../helpers/sidecar-harness.js';
 import { TestCa, type TestSvid } from '../helpers/test-ca.js';
+import { eventually, waitFor } from '../helpers/wait.js';
 
 interface Peer {
   readonly host: string;
@@ -228,13 +229,16 @@ describe.skipIf(!HAS_DNSMASQ)('outbound endpoints behind a DNS name', () => {
     // The endpoint comes back: a probe (after at most the bounded ejection time) finds it and it rejoins.
     const revived = (await startPeer('127.0.0.4', peerSvid, port)).peer;
     peers.set('127.0.0.4', revived);
-    const deadline = Date.now() + 40_000;
-    while (revived.served === 0 && Date.now() < deadline) {
-      const round = await load(a.sidecar.outboundPort, 'kill.shop', 50, 4);
-      expect([...round.statuses.keys()]).toEqual([200]);
-      if (revived.served === 0) await new Promise((r) => setTimeout(r, 250));
-    }
-    expect(revived.served).toBeGreaterThan(0);
+    await waitFor(
+      'the revived endpoint to serve',
+      async () => {
+        const round = await load(a.sidecar.outboundPort, 'kill.shop', 50, 4);
+        expect([...round.statuses.keys()]).toEqual([200]);
+        return revived.served > 0;
+      },
+      40_000,
+      250,
+    );
     expect(await metricValue(a, 'meshauth_endpoints', { route: 'kill.shop', state: 'ejected' })).toBe(0);
     expect(await metricValue(a, 'meshauth_endpoints', { route: 'kill.shop', state: 'active' })).toBe(3);
   }, 90_000);
@@ -247,20 +251,18 @@ describe.skipIf(!HAS_DNSMASQ)('outbound endpoints behind a DNS name', () => {
     const closedBefore = (peers.get('127.0.0.2') as Peer).sessionsClosed();
     await dns.setRecords({ 'orders.shop.test': ['127.0.0.2', '127.0.0.3'], 'moving.shop.test': ['127.0.0.3'] });
     // TTL 1 s (bounded below by 1 s): within a few seconds every request goes to the new address.
-    const deadline = Date.now() + 10_000;
-    let moved = false;
-    while (!moved && Date.now() < deadline) {
-      const round = await load(a.sidecar.outboundPort, 'moving.shop', 20, 2);
-      expect([...round.statuses.keys()]).toEqual([200]);
-      moved = round.bodies.get('127.0.0.3') === 20;
-      if (!moved) await new Promise((r) => setTimeout(r, 200));
-    }
-    expect(moved).toBe(true);
+    await waitFor(
+      'every request at the new address',
+      async () => {
+        const round = await load(a.sidecar.outboundPort, 'moving.shop', 20, 2);
+        expect([...round.statuses.keys()]).toEqual([200]);
+        return round.bodies.get('127.0.0.3') === 20;
+      },
+      10_000,
+      200,
+    );
     // The session to the removed address was closed (drained), not kept.
-    const deadline2 = Date.now() + 5_000;
-    while ((peers.get('127.0.0.2') as Peer).sessionsClosed() === closedBefore && Date.now() < deadline2) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await eventually(() => (peers.get('127.0.0.2') as Peer).sessionsClosed() > closedBefore);
     expect((peers.get('127.0.0.2') as Peer).sessionsClosed()).toBeGreaterThan(closedBefore);
     expect(
       logs.some((l) => l.msg === 'endpoint removed (no longer in DNS); draining' && l.route === 'moving.shop'),

@@ -18,7 +18,6 @@ import { isMeshauthError } from '../../src/errors/index.js';
 import { startSidecar } from '../../src/sidecar/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { type OidcIssuer, startOidcIssuer } from '../helpers/oidc-issuer.js';
-import { eventually } from '../helpers/raw-app.js';
 import {
   available,
   echoApp,
@@ -29,6 +28,7 @@ import {
   type TestSidecar,
 } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { eventually, waitFor } from '../helpers/wait.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/edge/sa/api`;
@@ -366,11 +366,15 @@ describe('external listener: bearer-token clients without a mesh certificate', (
     });
     expect(outcome).not.toBe('connected');
     // The server-side counter is incremented on its own event; poll a bounded number of times.
-    let failures = '';
-    for (let i = 0; i < 40 && !failures.includes('direction="external"'); i++) {
-      failures = await api.metrics.registry.getSingleMetricAsString('meshauth_tls_handshake_failures_total');
-      if (!failures.includes('direction="external"')) await new Promise((r) => setTimeout(r, 25));
-    }
+    const failures = await waitFor(
+      'an external handshake failure counted',
+      async () => {
+        const text = await api.metrics.registry.getSingleMetricAsString('meshauth_tls_handshake_failures_total');
+        return text.includes('direction="external"') ? text : undefined;
+      },
+      1_000,
+      25,
+    );
     expect(failures).toContain('direction="external",reason="protocol_version"');
   });
 
@@ -443,7 +447,7 @@ describe('external listener: drain', () => {
     const slow = await startTestSidecar(ca, API, config(slowApp.port, { external: true }));
     closers.push(() => slow.sidecar.close(0));
     const inFlight = call(slow, '/orders/slow', { token: await token() });
-    for (let i = 0; i < 200 && slowApp.seen.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await eventually(() => slowApp.seen.length > 0, 2_000);
     expect(slowApp.seen.length).toBe(1);
     const closing = slow.sidecar.close(10_000);
     release();

@@ -27,6 +27,7 @@ import {
 import { Metrics } from '../../src/telemetry/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
 import { logLines } from '../helpers/log-lines.js';
+import { waitFor } from '../helpers/wait.js';
 
 const TD = TrustDomain.parse('example.org');
 const ISSUER = 'https://kubernetes.default.svc.cluster.local';
@@ -151,14 +152,19 @@ describe('--auto-rotate-intermediate', () => {
       // The gauge on the admin listener follows the intermediate in use (set every second; rotation goes on).
       let gauge = '';
       let expected = '';
-      let text = '';
-      for (let i = 0; i < 30 && (gauge === '' || gauge !== expected); i++) {
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        const current = (await loadCaMaterial(dir)).issuer.certificate;
-        expected = String(Math.floor(current.notAfter.getTime() / 1000));
-        text = await (await request(`${server.adminUrl}/metrics`)).body.text();
-        gauge = /meshauth_ca_certificate_expiry_timestamp_seconds\{kind="intermediate"\} (\d+)/.exec(text)?.[1] ?? '';
-      }
+      const text = await waitFor(
+        'the intermediate gauge to match the intermediate in use',
+        async () => {
+          const current = (await loadCaMaterial(dir)).issuer.certificate;
+          expected = String(Math.floor(current.notAfter.getTime() / 1000));
+          const metrics = await (await request(`${server.adminUrl}/metrics`)).body.text();
+          gauge =
+            /meshauth_ca_certificate_expiry_timestamp_seconds\{kind="intermediate"\} (\d+)/.exec(metrics)?.[1] ?? '';
+          return gauge === expected ? metrics : undefined;
+        },
+        6_000,
+        200,
+      ).catch(() => ''); // the expectation below names both values
       expect(gauge).toBe(expected);
       expect(text).toMatch(/meshauth_ca_intermediate_rotations_total\{result="success"\} [2-9]/);
     } finally {

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.js';
+import { waitFor } from './wait.js';
 
 export interface DnsServer {
   /** `127.0.0.1:<port>`, for `outbound.dns.servers`. */
@@ -86,17 +87,19 @@ async function waitForAnswers(
 ): Promise<void> {
   const resolver = new Resolver({ timeout: 200, tries: 1 });
   resolver.setServers([address]);
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    let ok = true;
-    for (const [name, expected] of Object.entries(records)) {
-      const got = await new Promise<string[]>((resolve) =>
-        resolver.resolve4(name, (error, addresses) => resolve(error === null ? addresses : [])),
-      );
-      if ([...got].sort().join(',') !== [...expected].sort().join(',')) ok = false;
-    }
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`dnsmasq did not serve the records in time: ${stderr()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitFor(
+    'dnsmasq to serve the records',
+    async () => {
+      for (const [name, expected] of Object.entries(records)) {
+        const got = await new Promise<string[]>((resolve) =>
+          resolver.resolve4(name, (error, addresses) => resolve(error === null ? addresses : [])),
+        );
+        if ([...got].sort().join(',') !== [...expected].sort().join(',')) return false;
+      }
+      return true;
+    },
+    5_000,
+  ).catch((error: Error) => {
+    throw new Error(`${error.message}: ${stderr()}`);
+  });
 }

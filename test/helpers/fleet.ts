@@ -12,6 +12,7 @@ import { createCsrPem, generateKeyPair } from '../../src/pki/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { type FakeApiServer, reviewingCaOptions, startFakeApiServer } from './fake-kube-apiserver.js';
 import { mintProjectedToken, newClusterSigningKey, pod } from './projected-token.js';
+import { waitFor } from './wait.js';
 
 export const FLEET_K8S_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
@@ -237,15 +238,16 @@ export async function holdSigningSlots(
     req.end(body);
     return req;
   });
-  const deadline = Date.now() + 15_000;
-  while ((await queueDepth()) < tokens.length) {
-    if (Date.now() > deadline) {
-      for (const req of held) req.destroy();
-      answerReviews();
-      throw new Error(`the CA did not admit ${tokens.length} held requests`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await waitFor(
+    `the CA to admit ${tokens.length} held requests`,
+    async () => (await queueDepth()) >= tokens.length,
+    15_000,
+    20,
+  ).catch((error: Error) => {
+    for (const req of held) req.destroy();
+    answerReviews();
+    throw error;
+  });
   return {
     release: () => {
       for (const req of held) req.destroy();

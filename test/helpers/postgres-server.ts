@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.js';
 import { available, run } from './tcp-client.js';
+import { waitFor } from './wait.js';
 
 export const HAVE_POSTGRES = available('initdb') && available('postgres') && available('psql');
 
@@ -55,16 +56,18 @@ export async function startPostgres(): Promise<PostgresServer> {
     await exited;
     rmSync(dir, { recursive: true, force: true });
   };
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`postgres exited: ${output.slice(-500)}`);
-    const ready = await run('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-Atc', 'select 1']);
-    if (ready.stdout.trim() === '1') break;
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`postgres not answering on ${port}: ${output.slice(-500)}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(
+    `postgres answering on ${port}`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`postgres exited: ${output.slice(-500)}`);
+      const ready = await run('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-Atc', 'select 1']);
+      return ready.stdout.trim() === '1';
+    },
+    20_000,
+    100,
+  ).catch(async (error: Error) => {
+    await stop();
+    throw new Error(`${error.message}: ${output.slice(-500)}`);
+  });
   return { port, stop };
 }

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.js';
 import { available, run } from './tcp-client.js';
+import { waitFor } from './wait.js';
 
 export const HAVE_REDIS = available('redis-server') && available('redis-cli');
 
@@ -36,16 +37,17 @@ export async function startRedis(): Promise<RedisServer> {
     await exited;
     rmSync(dir, { recursive: true, force: true });
   };
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`redis-server exited: ${output.slice(-500)}`);
-    const ping = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'PING'], { timeoutMs: 2_000 });
-    if (ping.stdout.trim() === 'PONG') break;
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`redis-server not answering on ${port}: ${output.slice(-500)}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(
+    `redis-server answering on ${port}`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`redis-server exited: ${output.slice(-500)}`);
+      const ping = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'PING'], { timeoutMs: 2_000 });
+      return ping.stdout.trim() === 'PONG';
+    },
+    10_000,
+  ).catch(async (error: Error) => {
+    await stop();
+    throw new Error(`${error.message}: ${output.slice(-500)}`);
+  });
   return { port, pid: child.pid ?? 0, stop };
 }

@@ -129,11 +129,21 @@ describe('PolicyWatcher', () => {
   });
 
   it('ok/close() stops watching', async () => {
-    await watcher?.start();
+    // A short settle time: the default (1 s) is longer than the window below, which then proved nothing.
     watcher?.close();
+    watcher = new PolicyWatcher({
+      file,
+      logger: silentLogger(),
+      metrics,
+      pollIntervalMs: 50,
+      debounceMs: 20,
+      settleMs: 20,
+    });
+    await watcher.start();
+    watcher.close();
     await writeFile(file, policyText('/two'));
-    // A fixed wait for a negative (no reload to wait on): longer than several poll intervals and debounces,
-    // nothing may change any more.
+    // A fixed wait for a negative (no reload to wait on): longer than several poll intervals, debounces and settle
+    // times, nothing may change any more.
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(decides('/one')).toBe('allow');
     expect(decides('/two')).toBe('deny');

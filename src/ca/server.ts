@@ -112,6 +112,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     );
   }
   const authority = await CaAuthority.open(options.dir, options.logger);
+  options.metrics.exposeCaQueueGauges();
   const sans = servingSans(options.sans ?? []);
   const serving = new ServingIdentity(authority, options.svidTtlMs, sans, now);
   if (options.autoRotateIntermediateTtlMs !== undefined && !(await exists(caPaths(options.dir).rootKey))) {

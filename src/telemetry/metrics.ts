@@ -252,8 +252,9 @@ export class Metrics {
   });
 
   // An unlabelled gauge reads 0 from its creation: registered with the others, every sidecar, gateway and webhook
-  // would report a CA that cannot sign (and page on `meshauth_ca_issuer_valid == 0`). Only a CA judges its issuer,
-  // so the gauge joins the registry at its first value (setCaIssuerValid).
+  // would report a CA that cannot sign (and page on `meshauth_ca_issuer_valid == 0`) and CA queues of their own. Only
+  // a CA has them: this one joins the registry at its first value (setCaIssuerValid), the queue gauges when a CA
+  // server starts (exposeCaQueueGauges).
   readonly caIssuerValid = new Gauge({
     name: 'meshauth_ca_issuer_valid',
     help: 'Whether the CA can sign with its intermediate (1) or not (0: expired or not valid yet, every CSR refused; or the CA files on disk changed to an intermediate that cannot be loaded, while the last good one signs on).',
@@ -271,14 +272,15 @@ export class Metrics {
   readonly caQueueDepth = new Gauge({
     name: 'meshauth_ca_queue_depth',
     help: 'CA requests signing or waiting to sign (bounded by ca serve --max-queue; past it, 429).',
-    registers: [this.registry],
+    registers: [],
   });
 
   readonly caConnectionsWaiting = new Gauge({
     name: 'meshauth_ca_connections_waiting',
     help: 'TCP connections to the CA API waiting for a turn at the TLS handshake (their first bytes read and held).',
-    registers: [this.registry],
+    registers: [],
   });
+  #caQueueGaugesExposed = false;
 
   readonly enduserJwksRefreshes = new Counter({
     name: 'meshauth_enduser_jwks_refreshes_total',
@@ -291,6 +293,14 @@ export class Metrics {
     if (options.defaultMetrics) {
       collectDefaultMetrics({ register: this.registry });
     }
+  }
+
+  /** meshauth_ca_queue_depth and meshauth_ca_connections_waiting, exposed from a CA server's start on. */
+  exposeCaQueueGauges(): void {
+    if (this.#caQueueGaugesExposed) return;
+    this.registry.registerMetric(this.caQueueDepth);
+    this.registry.registerMetric(this.caConnectionsWaiting);
+    this.#caQueueGaugesExposed = true;
   }
 
   /** meshauth_ca_issuer_valid, exposed from its first value on (see caIssuerValid). */

@@ -124,6 +124,10 @@ describe('CA issuer unusable at start-up (A13)', () => {
     const dir = await caDir();
     const { server, metrics, logs } = await start(dir);
     expect(await issuerValid(metrics)).toBe(1);
+    // The CA's other own gauges are scraped from its start (a sidecar has none of them).
+    const text = await metrics.exposition();
+    expect(text).toMatch(/^meshauth_ca_queue_depth 0$/m);
+    expect(text).toMatch(/^meshauth_ca_connections_waiting 0$/m);
     expect((await csr(server, dir)).status).toBe(200);
     expect(logs.find({ event: 'ca_issuer_invalid' })).toHaveLength(0);
   });

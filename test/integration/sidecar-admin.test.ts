@@ -60,11 +60,13 @@ describe('admin server', () => {
     expect(text).toContain('meshauth_svid_expiry_timestamp_seconds');
   });
 
-  it('ok/a sidecar exposes no meshauth_ca_issuer_valid: an unset 0 would read as a CA that cannot sign and page', async () => {
+  it('ok/a sidecar exposes none of the CA gauges: an unset 0 would read as a CA that cannot sign and page', async () => {
     for (const port of [pair.a.sidecar.adminPort, pair.b.sidecar.adminPort]) {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       expect(text).toContain('meshauth_svid_expiry_timestamp_seconds');
       expect(text).not.toContain('meshauth_ca_issuer_valid');
+      expect(text).not.toContain('meshauth_ca_queue_depth');
+      expect(text).not.toContain('meshauth_ca_connections_waiting');
     }
   });
 

@@ -133,6 +133,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     readiness: ready,
     startup: () => holder.isValid(now()),
   });
+  metrics.exposeSvidExpiry();
   const unsubscribe = holder.subscribe((credentials) => {
     metrics.svidExpiry.set(credentials.svid.notAfter.getTime() / 1000);
   });

@@ -143,6 +143,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
     startup: () => holder.isValid(now()),
     appProbes: config.admin.appProbes,
   });
+  metrics.exposeSvidExpiry();
   const unsubscribe = holder.subscribe((credentials) => {
     metrics.svidExpiry.set(credentials.svid.notAfter.getTime() / 1000);
   });

@@ -48,10 +48,11 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Registered by the roles that hold an SVID (exposeSvidExpiry): 0 there means none held yet. */
   readonly svidExpiry = new Gauge({
     name: 'meshauth_svid_expiry_timestamp_seconds',
-    help: 'Unix time at which the current X509-SVID expires.',
-    registers: [this.registry],
+    help: 'Unix time at which the current X509-SVID expires (0: none held yet).',
+    registers: [],
   });
 
   readonly svidRotations = new Counter({
@@ -260,7 +261,6 @@ export class Metrics {
     help: 'Whether the CA can sign with its intermediate (1) or not (0: expired or not valid yet, every CSR refused; or the CA files on disk changed to an intermediate that cannot be loaded, while the last good one signs on).',
     registers: [],
   });
-  #caIssuerValidExposed = false;
 
   readonly caIntermediateRotations = new Counter({
     name: 'meshauth_ca_intermediate_rotations_total',
@@ -280,7 +280,6 @@ export class Metrics {
     help: 'TCP connections to the CA API waiting for a turn at the TLS handshake (their first bytes read and held).',
     registers: [],
   });
-  #caQueueGaugesExposed = false;
 
   readonly enduserJwksRefreshes = new Counter({
     name: 'meshauth_enduser_jwks_refreshes_total',
@@ -295,22 +294,34 @@ export class Metrics {
     }
   }
 
+  /** meshauth_svid_expiry_timestamp_seconds, exposed by a sidecar or gateway from its start on (0 until an SVID). */
+  exposeSvidExpiry(): void {
+    this.#expose(this.svidExpiry);
+  }
+
   /** meshauth_ca_queue_depth and meshauth_ca_connections_waiting, exposed from a CA server's start on. */
   exposeCaQueueGauges(): void {
-    if (this.#caQueueGaugesExposed) return;
-    this.registry.registerMetric(this.caQueueDepth);
-    this.registry.registerMetric(this.caConnectionsWaiting);
-    this.#caQueueGaugesExposed = true;
+    this.#expose(this.caQueueDepth);
+    this.#expose(this.caConnectionsWaiting);
   }
 
   /** meshauth_ca_issuer_valid, exposed from its first value on (see caIssuerValid). */
   setCaIssuerValid(valid: boolean): void {
-    if (!this.#caIssuerValidExposed) {
-      this.registry.registerMetric(this.caIssuerValid);
-      this.#caIssuerValidExposed = true;
-    }
+    this.#expose(this.caIssuerValid);
     this.caIssuerValid.set(valid ? 1 : 0);
   }
+
+  /**
+   * The unlabelled gauges of one role are registered by that role: created unregistered, each reads 0 from its
+   * creation, and in every other role's exposition that 0 would say something false.
+   */
+  #expose(gauge: Gauge): void {
+    if (this.#exposed.has(gauge)) return;
+    this.registry.registerMetric(gauge);
+    this.#exposed.add(gauge);
+  }
+
+  readonly #exposed = new Set<Gauge>();
 
   /** Prometheus text exposition without the promtool-invalid default gauges. */
   async exposition(): Promise<string> {

@@ -128,6 +128,7 @@ describe('CA issuer unusable at start-up (A13)', () => {
     const text = await metrics.exposition();
     expect(text).toMatch(/^meshauth_ca_queue_depth 0$/m);
     expect(text).toMatch(/^meshauth_ca_connections_waiting 0$/m);
+    expect(text).not.toContain('meshauth_svid_expiry_timestamp_seconds');
     expect((await csr(server, dir)).status).toBe(200);
     expect(logs.find({ event: 'ca_issuer_invalid' })).toHaveLength(0);
   });

@@ -248,6 +248,8 @@ describe('webhook /mutate', () => {
       const before = (await fetchText(fresh.port, cert.caPem, '/metrics')).text;
       expect(before).toMatch(/^meshauth_webhook_reviews_total\{result="error"\} 0$/m);
       expect(before).toMatch(/^meshauth_webhook_cert_reloads_total\{result="failure"\} 0$/m);
+      // A webhook holds no SVID: an expiry of 0 would read as one about to lapse.
+      expect(before).not.toContain('meshauth_svid_expiry_timestamp_seconds');
       expect((await post(fresh.port, cert.caPem, '/mutate', '{}', 'text/plain')).status).toBe(415);
       const after = (await fetchText(fresh.port, cert.caPem, '/metrics')).text;
       expect(after).toMatch(/^meshauth_webhook_reviews_total\{result="error"\} 1$/m);

@@ -3,67 +3,31 @@
 // headers reached the app unchanged. Now one address holds at most a quarter of the places, and those headers are
 // dropped as at the edge gateway. An outside review the same day: the per-source count must not leak over closes,
 // refused connections and failed handshakes.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sidecarConfigFromObject } from '../../src/config/index.js';
-import { endUserToken, jwksText, signingKey } from '../helpers/end-user-keys.js';
+import { endUserToken } from '../helpers/end-user-keys.js';
+import {
+  EXTERNAL_ISSUER,
+  EXTERNAL_TD,
+  type ExternalSidecar,
+  startExternalSidecar,
+} from '../helpers/external-sidecar.js';
 import { eventually } from '../helpers/raw-app.js';
-import { startApp, startTestSidecar, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';
-import { TestCa } from '../helpers/test-ca.js';
 
-const TD = 'example.org';
-const ISS = 'https://issuer.test';
-
-/** A sidecar whose external listener admits `maxConnections` (a quarter of them per source), with its app. */
-interface ExternalEdge {
-  readonly ca: TestCa;
-  readonly app: TestApp;
-  readonly sc: TestSidecar;
+/** The external sidecar with the tests' client: a token, TLS connections from any 127.0.0.x, drained. */
+interface ExternalEdge extends ExternalSidecar {
   readonly token: string;
   /** A TLS connection to the external port from `localAddress`; resolves once the handshake is done (or fails). */
   open(localAddress: string): Promise<TLSSocket | undefined>;
   /** Resolves once the external listener holds no connection (it has seen every close). */
   drained(): Promise<void>;
-  close(): Promise<void>;
 }
 
 async function startExternalEdge(maxConnections: number): Promise<ExternalEdge> {
-  const ca = await TestCa.create(TD);
-  const dir = mkdtempSync(join(tmpdir(), 'meshauth-ext-edge-'));
-  const key = await signingKey('k1');
-  writeFileSync(join(dir, 'jwks.json'), jwksText(key));
-  const server = await ca.issue({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  writeFileSync(join(dir, 'c.crt'), server.chainPem);
-  writeFileSync(join(dir, 'c.key'), server.keyPem, { mode: 0o600 });
-  const app = await startApp();
-  const config = sidecarConfigFromObject(
-    {
-      trustDomain: TD,
-      ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent', token: '/nonexistent' },
-      inbound: {
-        listen: '127.0.0.1:0',
-        app: `127.0.0.1:${app.port}`,
-        endUser: {
-          issuers: [
-            { issuer: ISS, jwksUri: `file://${join(dir, 'jwks.json')}`, audiences: ['api'], algorithms: ['ES256'] },
-          ],
-          vouchers: [`spiffe://${TD}/ns/a/sa/api`],
-        },
-        external: { listen: '127.0.0.1:0', cert: join(dir, 'c.crt'), key: join(dir, 'c.key') },
-      },
-      outbound: { listen: '127.0.0.1:0', routes: {} },
-      admin: { listen: '127.0.0.1:0' },
-    },
-    'external-edge.yaml',
-  );
-  const sc = await startTestSidecar(ca, `spiffe://${TD}/ns/a/sa/api`, config, {
-    inboundLimits: { maxConnections },
-  });
-  const token = await endUserToken(key, ISS, 'api', 'alice');
+  const external = await startExternalSidecar({ maxConnections, vouchers: [`spiffe://${EXTERNAL_TD}/ns/a/sa/api`] });
+  const { ca, sc } = external;
+  const token = await endUserToken(external.key, EXTERNAL_ISSUER, 'api', 'alice');
   const sockets = new Set<TLSSocket>();
   const open = (localAddress: string) =>
     new Promise<TLSSocket | undefined>((resolve) => {
@@ -88,16 +52,14 @@ async function startExternalEdge(maxConnections: number): Promise<ExternalEdge> 
     });
   const close = async () => {
     for (const s of sockets) s.destroy();
-    await sc.sidecar.close(0);
-    await app.close();
-    rmSync(dir, { recursive: true, force: true });
+    await external.close();
   };
   const drained = async () => {
     const held = async () =>
       (await sc.metrics.connectionsOpen.get()).values.find((v) => v.labels.direction === 'external')?.value ?? 0;
     expect(await eventually(async () => (await held()) === 0)).toBe(true);
   };
-  return { ca, app, sc, token, open, drained, close };
+  return { ...external, token, open, drained, close };
 }
 
 /** Sends one request on `s`, resolves with the response text (until close or 2 s). */

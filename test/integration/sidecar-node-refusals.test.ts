@@ -4,22 +4,18 @@
 // counted nor logged; a parse error in a request pipelined behind one in flight on the outbound was answered but not
 // counted; a broken chunked body on the inbound and the external listener was reported twice (the 400 plus a
 // `client_aborted` reset, or plus the 401 of the token check that was still pending).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
-import { jwksText, signingKey } from '../helpers/end-user-keys.js';
+import { EXTERNAL_TD, type ExternalSidecar, startExternalSidecar } from '../helpers/external-sidecar.js';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
 import { rawTlsExchange } from '../helpers/raw-tls.js';
-import { startApp, startTestSidecar, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';
+import { startTestSidecar, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';
 import { rawTcpExchange } from '../helpers/tcp-client.js';
-import { TestCa, type TestSvid } from '../helpers/test-ca.js';
+import type { TestCa, TestSvid } from '../helpers/test-ca.js';
 
-const TD = 'example.org';
-const B_ID = `spiffe://${TD}/ns/a/sa/b`;
+const B_ID = `spiffe://${EXTERNAL_TD}/ns/a/sa/b`;
+let external: ExternalSidecar;
 let ca: TestCa;
-let dir: string;
 let app: TestApp;
 let a: TestSidecar;
 let b: TestSidecar;
@@ -28,41 +24,12 @@ const logA = logLines('a');
 const logB = logLines('b');
 
 beforeAll(async () => {
-  ca = await TestCa.create(TD);
-  dir = mkdtempSync(join(tmpdir(), 'meshauth-node-refusals-'));
-  writeFileSync(join(dir, 'jwks.json'), jwksText(await signingKey('k1')));
-  const server = await ca.issue({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  writeFileSync(join(dir, 'c.crt'), server.chainPem);
-  writeFileSync(join(dir, 'c.key'), server.keyPem, { mode: 0o600 });
-  app = await startApp();
-  const common = { trustDomain: TD, ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent', token: '/nonexistent' } };
-  const configB = sidecarConfigFromObject(
-    {
-      ...common,
-      inbound: {
-        listen: '127.0.0.1:0',
-        app: `127.0.0.1:${app.port}`,
-        endUser: {
-          issuers: [
-            {
-              issuer: 'https://issuer.test',
-              jwksUri: `file://${join(dir, 'jwks.json')}`,
-              audiences: ['api'],
-              algorithms: ['ES256'],
-            },
-          ],
-        },
-        external: { listen: '127.0.0.1:0', cert: join(dir, 'c.crt'), key: join(dir, 'c.key') },
-      },
-      outbound: { listen: '127.0.0.1:0', routes: {} },
-      admin: { listen: '127.0.0.1:0' },
-    },
-    'b.yaml',
-  );
-  b = await startTestSidecar(ca, B_ID, configB, { logger: logB.logger });
+  external = await startExternalSidecar({ id: B_ID, logger: logB.logger });
+  ({ ca, app, sc: b } = external);
   const configA = sidecarConfigFromObject(
     {
-      ...common,
+      trustDomain: EXTERNAL_TD,
+      ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent', token: '/nonexistent' },
       inbound: { listen: '127.0.0.1:0', app: '127.0.0.1:1' },
       outbound: {
         listen: '127.0.0.1:0',
@@ -72,15 +39,13 @@ beforeAll(async () => {
     },
     'a.yaml',
   );
-  a = await startTestSidecar(ca, `spiffe://${TD}/ns/a/sa/a`, configA, { logger: logA.logger });
-  client = await ca.issue({ id: `spiffe://${TD}/ns/a/sa/client` });
+  a = await startTestSidecar(ca, `spiffe://${EXTERNAL_TD}/ns/a/sa/a`, configA, { logger: logA.logger });
+  client = await ca.issue({ id: `spiffe://${EXTERNAL_TD}/ns/a/sa/client` });
 });
 
 afterAll(async () => {
   await a?.sidecar.close(0);
-  await b?.sidecar.close(0);
-  await app?.close();
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  await external?.close();
 });
 
 type Listener = 'outbound' | 'inbound' | 'external';

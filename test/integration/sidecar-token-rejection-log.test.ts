@@ -3,64 +3,30 @@
 // verifier's own "end-user token rejected" line next to the listener's "request rejected" line (which already
 // carries the reason, issuer, alg and kid), so an unauthenticated client doubled the log volume; a passport refused
 // on the inbound wrote "passport rejected" next to it too. Logged at the default level (info), as in production.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sidecarConfigFromObject } from '../../src/config/index.js';
-import { endUserToken, jwksText, signingKey } from '../helpers/end-user-keys.js';
+import { endUserToken, signingKey } from '../helpers/end-user-keys.js';
+import { EXTERNAL_TD, type ExternalSidecar, startExternalSidecar } from '../helpers/external-sidecar.js';
 import { logLines } from '../helpers/log-lines.js';
 import { rawTlsExchange } from '../helpers/raw-tls.js';
-import { startApp, startTestSidecar, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';
-import { TestCa, type TestSvid } from '../helpers/test-ca.js';
+import type { TestSidecar } from '../helpers/sidecar-harness.js';
+import type { TestSvid } from '../helpers/test-ca.js';
 
-const TD = 'example.org';
-const ISSUER = 'https://issuer.test';
-let ca: TestCa;
-let dir: string;
-let app: TestApp;
+let external: ExternalSidecar;
 let sidecar: TestSidecar;
 let client: TestSvid;
 let strangerToken: string;
 const log = logLines('b', 'info');
 
 beforeAll(async () => {
-  ca = await TestCa.create(TD);
-  dir = mkdtempSync(join(tmpdir(), 'meshauth-token-log-'));
-  writeFileSync(join(dir, 'jwks.json'), jwksText(await signingKey('k1')));
+  external = await startExternalSidecar({ id: `spiffe://${EXTERNAL_TD}/ns/a/sa/b`, logger: log.logger });
+  sidecar = external.sc;
   // Signed and well formed, by an issuer the sidecar does not know.
   strangerToken = await endUserToken(await signingKey('k9'), 'https://stranger.test', 'api');
-  const server = await ca.issue({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  writeFileSync(join(dir, 'c.crt'), server.chainPem);
-  writeFileSync(join(dir, 'c.key'), server.keyPem, { mode: 0o600 });
-  app = await startApp();
-  const config = sidecarConfigFromObject(
-    {
-      trustDomain: TD,
-      ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent', token: '/nonexistent' },
-      inbound: {
-        listen: '127.0.0.1:0',
-        app: `127.0.0.1:${app.port}`,
-        endUser: {
-          issuers: [
-            { issuer: ISSUER, jwksUri: `file://${join(dir, 'jwks.json')}`, audiences: ['api'], algorithms: ['ES256'] },
-          ],
-        },
-        external: { listen: '127.0.0.1:0', cert: join(dir, 'c.crt'), key: join(dir, 'c.key') },
-      },
-      outbound: { listen: '127.0.0.1:0', routes: {} },
-      admin: { listen: '127.0.0.1:0' },
-    },
-    'b.yaml',
-  );
-  sidecar = await startTestSidecar(ca, `spiffe://${TD}/ns/a/sa/b`, config, { logger: log.logger });
-  client = await ca.issue({ id: `spiffe://${TD}/ns/a/sa/client` });
+  client = await external.ca.issue({ id: `spiffe://${EXTERNAL_TD}/ns/a/sa/client` });
 });
 
 afterAll(async () => {
-  await sidecar?.sidecar.close(0);
-  await app?.close();
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  await external?.close();
 });
 
 type Listener = 'inbound' | 'external';
@@ -74,7 +40,7 @@ async function refusal(listener: Listener, headers: string, status: number, code
   const reply = await rawTlsExchange(
     portOf(listener),
     client,
-    ca.rootPem,
+    external.ca.rootPem,
     `GET /orders HTTP/1.1\r\nHost: b.mesh\r\n${headers}Connection: close\r\n\r\n`,
   );
   expect(reply.split('\r\n', 1)[0]).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
@@ -122,6 +88,6 @@ describe('a refused token or passport is one log line', () => {
       'MESHAUTH_ERR_PASSPORT_INVALID',
     );
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ direction: 'inbound', peer: `spiffe://${TD}/ns/a/sa/client` });
+    expect(lines[0]).toMatchObject({ direction: 'inbound', peer: `spiffe://${EXTERNAL_TD}/ns/a/sa/client` });
   });
 });

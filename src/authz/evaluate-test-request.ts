@@ -44,11 +44,12 @@ export function evaluateTestRequest(policy: CompiledPolicy, input: TestRequestIn
   let path: string;
   try {
     method = validateMethod(input.method);
-    path = normalizePath(input.path).path;
     // The inbound answers 400 for such a Host before any rule runs (request-checks.ts); without --host none is set.
+    // Checked before the path, as the inbound does: its head checks run before the authorizer normalizes the path.
     if (input.host !== undefined && !isHostPort(input.host)) {
       throw new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'Host is not host[:port]', { reason: 'host_invalid' });
     }
+    path = normalizePath(input.path).path;
   } catch (error) {
     if (error instanceof MeshauthError) {
       return { kind: 'reject', status: error.status, code: error.code, reason: error.reason, message: error.message };

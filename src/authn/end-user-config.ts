@@ -90,25 +90,38 @@ export interface EndUserConfigOrigin {
   readonly issuersKey?: string;
   /** Default `inbound.endUser.claims`. */
   readonly claimsKey?: string;
+  /**
+   * The variable that set the settings over the file (MESHAUTH_INBOUND_END_USER, e.g. from a pod's end-user
+   * ConfigMap), named after the key as the config loader names it: the file may not hold them at all.
+   */
+  readonly variable?: string;
 }
 
-/** `FILE: inbound.endUser.issuers[i]` (or the gateway's `apiIssuers[i]`): how messages name one issuer entry. */
-export function endUserIssuerKey(origin: EndUserConfigOrigin, index: number): string {
+/**
+ * `FILE: inbound.endUser.issuers[i].FIELD` (or the gateway's `apiIssuers[i]`, and ` (from VARIABLE)` when a variable
+ * set it): how messages name one issuer entry, or one field of it.
+ */
+export function endUserIssuerKey(origin: EndUserConfigOrigin, index: number, field?: string): string {
   const where = origin.source === undefined ? '' : `${origin.source}: `;
-  return `${where}${origin.issuersKey ?? 'inbound.endUser.issuers'}[${index}]`;
+  const key = `${origin.issuersKey ?? 'inbound.endUser.issuers'}[${index}]${field === undefined ? '' : `.${field}`}`;
+  return `${where}${key}${fromVariable(origin.variable)}`;
 }
 
-function refuse(source: string | undefined, key: string, message: string): never {
+function fromVariable(variable: string | undefined): string {
+  return variable === undefined ? '' : ` (from ${variable})`;
+}
+
+function refuse(source: string | undefined, key: string, message: string, variable?: string): never {
   const where = source === undefined ? '' : `${source}: `;
-  throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${where}${key}: ${message}`, {
+  throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${where}${key}${fromVariable(variable)}: ${message}`, {
     reason: 'end_user',
-    detail: { ...(source === undefined ? {} : { file: source }), key },
+    detail: { ...(source === undefined ? {} : { file: source }), key, ...(variable === undefined ? {} : { variable }) },
   });
 }
 
 /** Throws MESHAUTH_ERR_CONFIG_INVALID naming the file and the key when the config is unsafe or incomplete. */
 export function validateEndUserConfig(config: EndUserConfig, origin: EndUserConfigOrigin = {}): void {
-  const invalid = (message: string, key: string): never => refuse(origin.source, key, message);
+  const invalid = (message: string, key: string): never => refuse(origin.source, key, message, origin.variable);
   const issuersKey = origin.issuersKey ?? 'inbound.endUser.issuers';
   const seen = new Set<string>();
   config.issuers.forEach((issuer, i) => {

@@ -70,7 +70,7 @@ export class EndUserVerifier {
         ...(issuer.jwksUri === undefined ? {} : { jwksUri: issuer.jwksUri }),
         ...(issuer.caFile === undefined
           ? {}
-          : { caFile: issuer.caFile, caFileKey: `${endUserIssuerKey(options.origin ?? {}, index)}.caFile` }),
+          : { caFile: issuer.caFile, caFileKey: endUserIssuerKey(options.origin ?? {}, index, 'caFile') }),
         tunables: this.#tunables,
         logger: this.#logger,
         ...(this.#metrics === undefined ? {} : { metrics: this.#metrics }),

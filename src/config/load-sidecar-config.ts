@@ -50,7 +50,7 @@ export function sidecarConfigFromObject(
 ): SidecarConfig {
   const result = sidecarSchema.safeParse(document);
   if (!result.success) throw configError(source, result.error.issues, fromEnv);
-  return resolveSidecarConfig(result.data, source);
+  return resolveSidecarConfig(result.data, source, fromEnv);
 }
 
 function readDocument(file: string): Record<string, unknown> {

@@ -116,6 +116,8 @@ export interface TcpRouteConfig {
 export interface SidecarConfig {
   /** Where the settings came from (file path or `environment`), for messages. */
   readonly source: string;
+  /** Key path → the MESHAUTH_* variable that set it over `source`, for messages about a value checked later. */
+  readonly variables: ReadonlyMap<string, string>;
   readonly trustDomain: TrustDomain;
   readonly ca: { readonly url: string; readonly bundle: string; readonly token: string };
   readonly inbound: {
@@ -159,7 +161,11 @@ export interface SidecarConfig {
 }
 
 /** Fills defaults and converts a validated file into a deeply frozen SidecarConfig. */
-export function resolveSidecarConfig(file: SidecarFile, source: string): SidecarConfig {
+export function resolveSidecarConfig(
+  file: SidecarFile,
+  source: string,
+  variables: ReadonlyMap<string, string> = new Map(),
+): SidecarConfig {
   const inbound = file.inbound ?? {};
   const outbound = file.outbound ?? {};
   const routes = new Map<string, RouteConfig>();
@@ -230,6 +236,7 @@ export function resolveSidecarConfig(file: SidecarFile, source: string): Sidecar
   ]);
   return deepFreeze({
     source,
+    variables: new Map(variables),
     trustDomain: TrustDomain.parse(file.trustDomain),
     ca: { url: file.ca.url, bundle: file.ca.bundle, token: file.ca.token },
     inbound: {

@@ -84,7 +84,7 @@ export async function startIdentityHooks(
         vouchers: endUser.vouchers,
         claims: endUser.claims,
       },
-      origin: { source: config.source },
+      origin: { source: config.source, ...variableOf(config, 'inbound.endUser') },
       logger: logger.child({ component: 'authn' }),
       metrics,
       now: () => now().getTime(),
@@ -115,4 +115,10 @@ export async function startIdentityHooks(
       await verifier?.close();
     },
   };
+}
+
+/** `{ variable }` when a MESHAUTH_* variable set `key` over the config file (messages name it), else nothing. */
+function variableOf(config: SidecarConfig, key: string): { variable?: string } {
+  const variable = config.variables.get(key);
+  return variable === undefined ? {} : { variable };
 }

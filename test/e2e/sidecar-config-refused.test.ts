@@ -22,7 +22,7 @@ describe('meshauth sidecar: configs refused up front', () => {
     ports = [await freePort(), await freePort(), await freePort()];
   });
 
-  const run = async (name: string, lines: string[]) => {
+  const run = async (name: string, lines: string[], env?: Readonly<Record<string, string>>) => {
     const file = join(dir, name);
     writeFileSync(
       file,
@@ -31,7 +31,10 @@ describe('meshauth sidecar: configs refused up front', () => {
         .join('\n'),
     );
     // A sidecar that does start is stopped after 10 s (the failing case before the fix would run for ever).
-    const result = await runCommand(process.execPath, [MAIN, 'sidecar', '--config', file], { timeoutMs: 10_000 });
+    const result = await runCommand(process.execPath, [MAIN, 'sidecar', '--config', file], {
+      timeoutMs: 10_000,
+      ...(env === undefined ? {} : { env }),
+    });
     return { file, ...result };
   };
 
@@ -94,6 +97,25 @@ describe('meshauth sidecar: configs refused up front', () => {
       `meshauth: ${result.file}: inbound.endUser.issuers[0].algorithms: algorithm "HS256" is not allowed`,
     );
     expect(result.stderr).toContain('[MESHAUTH_ERR_CONFIG_INVALID]');
+  });
+
+  it('fail/an HS256 algorithm set by MESHAUTH_INBOUND_END_USER → exit 2 naming the variable, not only the file', async () => {
+    // The pod's end-user ConfigMap arrives as this variable; the file (here without endUser) never held the value.
+    const [inbound, outbound, admin] = ports as [number, number, number];
+    const endUser = { issuers: [{ issuer: 'https://idp.example.com', audiences: ['shop'], algorithms: ['HS256'] }] };
+    const result = await run(
+      'env-hs256.yaml',
+      [
+        `inbound: { listen: "127.0.0.1:${inbound}", app: "127.0.0.1:1" }`,
+        `outbound: { listen: "127.0.0.1:${outbound}" }`,
+        `admin: { listen: "127.0.0.1:${admin}" }`,
+      ],
+      { MESHAUTH_INBOUND_END_USER: JSON.stringify(endUser) },
+    );
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain(
+      `meshauth: ${result.file}: inbound.endUser.issuers[0].algorithms (from MESHAUTH_INBOUND_END_USER): algorithm "HS256" is not allowed`,
+    );
   });
 
   it('fail/an unreadable end-user caFile → exit 2 naming the file and the issuer entry', async () => {

@@ -463,10 +463,12 @@ export function available(tool: string): boolean {
 export function runCommand(
   command: string,
   args: readonly string[],
-  options: { input?: string; timeoutMs?: number } = {},
+  options: { input?: string; timeoutMs?: number; env?: Readonly<Record<string, string>> } = {},
 ): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // `env` adds to this process's environment (the child still finds node, HOME, …).
+    const env = options.env === undefined ? process.env : { ...process.env, ...options.env };
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {

@@ -90,6 +90,25 @@ export class DataPlaneTelemetry {
     );
   }
 
+  /**
+   * A rejection decided after the caller left (nothing was answered, nothing counted as a request): its one log line,
+   * so that a refused token is logged whether or not its sender waited for the 401.
+   */
+  rejectedUnanswered(peerId: string, error: MeshauthError): void {
+    this.#logger.warn(
+      {
+        direction: this.direction,
+        code: error.code,
+        status: error.status,
+        reason: error.reason,
+        peer: peerId === '' ? undefined : peerId,
+        ...error.detail,
+        answered: false,
+      },
+      `request rejected after the caller left: ${error.message}`,
+    );
+  }
+
   /** The caller reset or closed before the exchange completed; the upstream exchange was aborted with it. */
   aborted(peerId: string): void {
     this.#metrics.streamsReset.inc({ direction: this.direction, reason: 'client_aborted' });

@@ -55,7 +55,11 @@ export class ExternalListener {
     const authorize = options.hooks.authorize as ((view: InboundRequestView) => AuthzVerdict) | undefined;
     this.#core.use([
       acceptHead(this.#core.limits.maxHeaderBytes),
-      authenticateWith(authenticate, { failure: 'client authentication failed', requireUser: true }),
+      authenticateWith(authenticate, {
+        failure: 'client authentication failed',
+        requireUser: true,
+        unanswered: (exchange, error) => this.#core.telemetry.rejectedUnanswered(exchange.peerId, error),
+      }),
       ...(authorize === undefined ? [] : [authorizeWith(authorize, metrics)]),
       identityHeaders((exchange) => this.#core.telemetry.identityHeadersStripped(exchange.peerId)),
       this.#core.app.forward,

@@ -112,7 +112,13 @@ export class InboundListener {
       peerUnexpired(options.now === undefined ? Date.now : () => this.#now().getTime()),
       ...(authenticateEndUser === undefined
         ? []
-        : [authenticateWith(authenticateEndUser, { failure: 'end-user authentication failed', requireUser: false })]),
+        : [
+            authenticateWith(authenticateEndUser, {
+              failure: 'end-user authentication failed',
+              requireUser: false,
+              unanswered: (exchange, error) => this.#core.telemetry.rejectedUnanswered(exchange.peerId, error),
+            }),
+          ]),
       ...(authorize === undefined ? [] : [authorizeWith(authorize, options.metrics)]),
       identityHeaders((exchange) => this.#core.telemetry.identityHeadersStripped(exchange.peerId)),
       this.#core.app.forward,

@@ -1,7 +1,7 @@
 // The stages every listener is built from, in flow order: accept the head → authenticate → authorize → set the
 // identity headers → forward (AppForwarder). Authenticators and authorizers are the small functions the
 // composition root built from config (identity-hooks.ts); a stage only runs them and records what they decided.
-import { isMeshauthError } from '../../errors/index.js';
+import { isMeshauthError, type MeshauthError } from '../../errors/index.js';
 import type { Metrics } from '../../telemetry/index.js';
 import { HAS_BODY, removeHeader, STRIPPED_IDENTITY } from '../http-headers.js';
 import { setIdentityHeaders } from '../identity-headers.js';
@@ -33,6 +33,11 @@ export interface AuthenticateOptions {
   readonly failure: string;
   /** The external listener: a request must come out with a verified user (fail closed), chain [] by default. */
   readonly requireUser: boolean;
+  /**
+   * A rejection whose caller left while it was decided (a JWKS fetch, say): nobody gets the answer, so runStages
+   * reports nothing, and a refused token or passport must still have its one log line (the verifier writes none).
+   */
+  readonly unanswered: (exchange: Exchange, rejection: MeshauthError) => void;
 }
 
 /** Runs an end-user authenticator; its rejection (and e.g. `www-authenticate`) answers the request. */
@@ -45,11 +50,11 @@ export function authenticateWith(
     try {
       outcome = await hook(exchange.view());
     } catch (error) {
-      throw isMeshauthError(error) ? error : tokenInvalid(options.failure, error);
+      throw reported(exchange, isMeshauthError(error) ? error : tokenInvalid(options.failure, error), options);
     }
     if (outcome.reject !== undefined) {
       exchange.rejectHeaders = outcome.rejectHeaders;
-      throw outcome.reject;
+      throw reported(exchange, outcome.reject, options);
     }
     if (options.requireUser) {
       if (outcome.user === undefined) throw noVerifiedClient();
@@ -58,6 +63,12 @@ export function authenticateWith(
     }
     exchange.outcome = outcome;
   };
+}
+
+/** `rejection`, reported through `unanswered` first when the caller is gone (runStages then drops it). */
+function reported(exchange: Exchange, rejection: MeshauthError, options: AuthenticateOptions): MeshauthError {
+  if (exchange.sink.closed && !exchange.ended) options.unanswered(exchange, rejection);
+  return rejection;
 }
 
 /** Runs the authorizer (a throw is a deny), counts its decision, answers a deny (with the rule name if exposed). */

@@ -221,7 +221,7 @@ describe('authenticate stage', () => {
       reject: new MeshauthError('MESHAUTH_ERR_TOKEN_MISSING', 'none'),
       rejectHeaders: { 'www-authenticate': 'Bearer' },
     });
-    await run(ex, authenticateWith(hook, { failure: 'x', requireUser: false }));
+    await run(ex, authenticateWith(hook, { failure: 'x', requireUser: false, unanswered: () => {} }));
     expect(sink.rejected).toEqual([{ code: 'MESHAUTH_ERR_TOKEN_MISSING', headers: { 'www-authenticate': 'Bearer' } }]);
   });
 
@@ -233,7 +233,7 @@ describe('authenticate stage', () => {
         async () => {
           throw new Error('boom');
         },
-        { failure: 'end-user authentication failed', requireUser: false },
+        { failure: 'end-user authentication failed', requireUser: false, unanswered: () => {} },
       ),
     );
     expect(sink.rejected[0]?.code).toBe('MESHAUTH_ERR_TOKEN_INVALID');
@@ -243,7 +243,7 @@ describe('authenticate stage', () => {
     const { ex, sink } = exchange(['Host', 'orders']);
     await run(
       ex,
-      authenticateWith(async () => ({}), { failure: 'x', requireUser: true }),
+      authenticateWith(async () => ({}), { failure: 'x', requireUser: true, unanswered: () => {} }),
     );
     expect(sink.rejected[0]?.code).toBe('MESHAUTH_ERR_TOKEN_MISSING');
   });

@@ -17,7 +17,10 @@ export class SingleFlight {
   run(): Promise<void> {
     if (this.#running !== undefined) return this.#running;
     const now = Date.now();
-    if (now - this.#lastStart < this.#minIntervalMs) return Promise.resolve();
+    const elapsed = now - this.#lastStart;
+    // A negative elapsed time is a wall clock stepped back (NTP, a resumed VM), not a recent run: skipping until the
+    // clock caught up would stop the reloads for as long as the step, even without an interval.
+    if (elapsed >= 0 && elapsed < this.#minIntervalMs) return Promise.resolve();
     this.#lastStart = now;
     this.#running = this.#task().finally(() => {
       this.#running = undefined;

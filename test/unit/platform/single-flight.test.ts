@@ -60,4 +60,20 @@ describe('SingleFlight', () => {
     void flight.run();
     expect(held.runs()).toBe(2);
   });
+
+  it('fail/a wall clock stepped back does not stop the runs until it catches up (it never did without an interval)', async () => {
+    vi.useFakeTimers({ now: 3_600_000 });
+    for (const minIntervalMs of [0, 1000]) {
+      const held = heldTask();
+      const flight = new SingleFlight(held.task, minIntervalMs);
+      vi.setSystemTime(3_600_000);
+      const first = flight.run();
+      held.finish();
+      await first;
+      // An NTP correction or a resumed VM: the wall clock is an hour earlier than at the last start.
+      vi.setSystemTime(0);
+      void flight.run();
+      expect(held.runs(), `minIntervalMs ${minIntervalMs}`).toBe(2);
+    }
+  });
 });

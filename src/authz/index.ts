@@ -17,6 +17,7 @@ export { compilePolicy } from './policy/compile-policy.js';
 export { CompiledPolicy } from './policy/compiled-policy.js';
 export type { Decision, PolicyMode, RuleAction } from './policy/decision.js';
 export { normalizeHost } from './policy/match-host.js';
+export { pathMatchForm } from './policy/match-path.js';
 export { formatProblem, type PolicyProblem, parsePolicy } from './policy/parse-policy.js';
 export { DEFAULT_DENY_RULE, type PolicyDocument, type PolicyRule } from './policy/schema.js';
 export { type CaseResult, type PolicyCase, parseCases, runCases } from './policy-cases.js';

@@ -1,28 +1,39 @@
 // Host + path prefix → route. Pure. Exact hosts beat `*`; among those, the longest prefix wins. Prefixes match on
-// segment boundaries of the normalized path (`/api` matches `/api` and `/api/x`, never `/apix`).
+// segment boundaries of the normalized path (`/api` matches `/api` and `/api/x`, never `/apix`). Both sides compare
+// in the policy's match form (pathMatchForm): an app that decodes the path before routing reads `/v1/items%3Apurge`
+// as `/v1/items:purge`, so that request must get the route of `/v1/items:purge` (its login, roles and scopes), not the
+// route of a shorter prefix.
+import { pathMatchForm } from '../authz/index.js';
 import type { GatewayRoute } from './gateway-config.js';
 
+interface Entry {
+  readonly route: GatewayRoute;
+  /** The route's prefix in match form. */
+  readonly prefix: string;
+}
+
 export class RouteTable {
-  readonly #byHost = new Map<string, GatewayRoute[]>();
+  readonly #byHost = new Map<string, Entry[]>();
 
   constructor(routes: readonly GatewayRoute[]) {
     for (const route of routes) {
       const list = this.#byHost.get(route.host) ?? [];
-      list.push(route);
+      list.push({ route, prefix: pathMatchForm(route.pathPrefix) });
       this.#byHost.set(route.host, list);
     }
-    for (const list of this.#byHost.values()) list.sort((a, b) => b.pathPrefix.length - a.pathPrefix.length);
+    for (const list of this.#byHost.values()) list.sort((a, b) => b.prefix.length - a.prefix.length);
   }
 
   /** `host` lower case without port; `path` normalized (no query). */
   match(host: string, path: string): GatewayRoute | undefined {
-    return pick(this.#byHost.get(host), path) ?? pick(this.#byHost.get('*'), path);
+    const form = pathMatchForm(path);
+    return pick(this.#byHost.get(host), form) ?? pick(this.#byHost.get('*'), form);
   }
 }
 
-function pick(routes: readonly GatewayRoute[] | undefined, path: string): GatewayRoute | undefined {
-  if (routes === undefined) return undefined;
-  for (const route of routes) if (prefixMatches(route.pathPrefix, path)) return route;
+function pick(entries: readonly Entry[] | undefined, path: string): GatewayRoute | undefined {
+  if (entries === undefined) return undefined;
+  for (const entry of entries) if (prefixMatches(entry.prefix, path)) return entry.route;
   return undefined;
 }
 

@@ -116,6 +116,9 @@ export class Agent {
     });
     // Whoever never awaits whenReady() must not get an unhandled rejection when the agent closes early.
     this.#readyPromise.catch(() => {});
+    // Every result from 0: a series that appears at its first failure, already at 1, gives `increase()` (the shipped
+    // alert's) nothing to rise from, so the first failure would not alert.
+    for (const result of ['success', 'failure', 'apply_failure']) options.metrics.svidRotations.inc({ result }, 0);
   }
 
   /** Starts bootstrap and the bundle refresh. Idempotent; does nothing after close(). */

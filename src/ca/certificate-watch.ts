@@ -43,6 +43,10 @@ export class CertificateWatch {
 
   constructor(options: CertificateWatchOptions) {
     this.#options = options;
+    // Both results from 0 when rotating: the shipped alert takes increase(), which a series born at 1 never shows.
+    if (options.autoRotateTtlMs !== undefined) {
+      for (const result of ['success', 'failure']) options.metrics.caIntermediateRotations.inc({ result }, 0);
+    }
   }
 
   /** Updates the gauges, warns, and starts a rotation when due. Never throws. */

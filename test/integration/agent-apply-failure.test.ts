@@ -18,6 +18,10 @@ describe('agent: applying a renewed SVID', () => {
       (await metrics.svidRotations.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
     const original = holder.current as Credentials;
     const successes = await count('success');
+    // Exported from 0 before the first failure, so the shipped alert's increase() sees that failure.
+    const exposition = await metrics.exposition();
+    expect(exposition).toMatch(/^meshauth_svid_rotations_total\{result="apply_failure"\} 0$/m);
+    expect(exposition).toMatch(/^meshauth_svid_rotations_total\{result="failure"\} 0$/m);
     let refuse = true;
     cleanups.push(
       holder.prepare((next) => {

@@ -10,7 +10,7 @@ import { sidecarSchema } from './sidecar-schema.js';
 export const CONFIG_DOCS: Readonly<Record<string, string>> = {
   trustDomain: 'Trust domain of this workload and its peers, e.g. `example.org`.',
   'ca.url':
-    'URL of `meshauth ca serve` (verified by the bundle and the ID `spiffe://<td>/meshauth/ca`, never by host name).',
+    '`https://` URL of `meshauth ca serve` (an `http:` URL is refused at start; verified by the bundle and the ID `spiffe://<td>/meshauth/ca`, never by host name).',
   'ca.bundle': 'PEM file with the trust bundle (every root): the anchor for the CA connection and for peers.',
   'ca.token':
     'File holding the bootstrap credential (join token or projected service-account token); read afresh at each use.',

@@ -76,16 +76,7 @@ export class DataPlaneTelemetry {
     this.completed(peerId, error.status, startedAt);
     this.#metrics.requestsRejected.inc({ direction: this.direction, code: error.code });
     this.#logger.warn(
-      {
-        direction: this.direction,
-        code: error.code,
-        status: error.status,
-        reason: error.reason,
-        peer: peerId === '' ? undefined : peerId,
-        ...error.detail,
-        ...detail,
-        cause: causeText(error.cause),
-      },
+      { ...this.#rejectionFields(peerId, error), ...detail, cause: causeText(error.cause) },
       `request rejected: ${error.message}`,
     );
   }
@@ -96,17 +87,20 @@ export class DataPlaneTelemetry {
    */
   rejectedUnanswered(peerId: string, error: MeshauthError): void {
     this.#logger.warn(
-      {
-        direction: this.direction,
-        code: error.code,
-        status: error.status,
-        reason: error.reason,
-        peer: peerId === '' ? undefined : peerId,
-        ...error.detail,
-        answered: false,
-      },
+      { ...this.#rejectionFields(peerId, error), answered: false },
       `request rejected after the caller left: ${error.message}`,
     );
+  }
+
+  #rejectionFields(peerId: string, error: MeshauthError): Record<string, unknown> {
+    return {
+      direction: this.direction,
+      code: error.code,
+      status: error.status,
+      reason: error.reason,
+      peer: peerId === '' ? undefined : peerId,
+      ...error.detail,
+    };
   }
 
   /** The caller reset or closed before the exchange completed; the upstream exchange was aborted with it. */

@@ -28,6 +28,8 @@ export interface ExternalSidecarOptions {
   readonly logger?: Logger;
   /** Peers whose vouched end users the inbound accepts (`inbound.endUser.vouchers`). */
   readonly vouchers?: readonly string[];
+  /** Where the issuer's keys are fetched from instead of the JWKS file of `key`. */
+  readonly jwksUri?: string;
 }
 
 export async function startExternalSidecar(options: ExternalSidecarOptions = {}): Promise<ExternalSidecar> {
@@ -42,7 +44,7 @@ export async function startExternalSidecar(options: ExternalSidecarOptions = {})
   const id = options.id ?? `spiffe://${EXTERNAL_TD}/ns/a/sa/api`;
   const issuer = {
     issuer: EXTERNAL_ISSUER,
-    jwksUri: `file://${join(dir, 'jwks.json')}`,
+    jwksUri: options.jwksUri ?? `file://${join(dir, 'jwks.json')}`,
     audiences: ['api'],
     algorithms: ['ES256'],
   };

@@ -1,27 +1,18 @@
 // A refused bearer token writes one log line at the listener that refuses the request (the verifier writes none).
 // A caller that sends a forged token and leaves while the token is checked (here: while the JWKS is fetched) gets
 // no answer, so the listener's rejection line was never written: the refusal was counted but logged zero times.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { endUserToken, jwksText, signingKey } from '../helpers/end-user-keys.js';
+import { EXTERNAL_ISSUER, type ExternalSidecar, startExternalSidecar } from '../helpers/external-sidecar.js';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
 import { eventually } from '../helpers/raw-app.js';
-import { startApp, startTestSidecar, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';
-import { TestCa } from '../helpers/test-ca.js';
-
-const TD = 'example.org';
-const ISS = 'https://issuer.test';
+import type { TestSidecar } from '../helpers/sidecar-harness.js';
 
 describe('external listener: a refused token whose caller left', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'meshauth-ext-left-'));
-  let ca: TestCa;
-  let app: TestApp;
+  let external: ExternalSidecar;
   let sc: TestSidecar;
   let log: LogLines;
   let jwks: Server;
@@ -33,54 +24,35 @@ describe('external listener: a refused token whose caller left', () => {
   });
 
   beforeAll(async () => {
-    ca = await TestCa.create(TD);
     jwksBody = jwksText(await signingKey('k1'));
     jwks = createServer((_req, res) => {
       void held.then(() => res.writeHead(200, { 'content-type': 'application/json' }).end(jwksBody));
     });
     await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
-    const server = await ca.issue({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-    writeFileSync(join(dir, 'c.crt'), server.chainPem);
-    writeFileSync(join(dir, 'c.key'), server.keyPem, { mode: 0o600 });
-    app = await startApp();
-    const jwksUri = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`;
-    const config = sidecarConfigFromObject(
-      {
-        trustDomain: TD,
-        ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent', token: '/nonexistent' },
-        inbound: {
-          listen: '127.0.0.1:0',
-          app: `127.0.0.1:${app.port}`,
-          endUser: { issuers: [{ issuer: ISS, jwksUri, audiences: ['api'], algorithms: ['ES256'] }] },
-          external: { listen: '127.0.0.1:0', cert: join(dir, 'c.crt'), key: join(dir, 'c.key') },
-        },
-        outbound: { listen: '127.0.0.1:0', routes: {} },
-        admin: { listen: '127.0.0.1:0' },
-      },
-      'external-left.yaml',
-    );
     log = logLines('sidecar', 'info');
-    sc = await startTestSidecar(ca, `spiffe://${TD}/ns/a/sa/api`, config, { logger: log.logger });
+    external = await startExternalSidecar({
+      logger: log.logger,
+      jwksUri: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`,
+    });
+    sc = external.sc;
   });
 
   afterAll(async () => {
     release();
-    await sc?.sidecar.close(0);
-    await app?.close();
+    await external?.close();
     await new Promise((resolve) => jwks?.close(resolve));
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('fail/is logged once, as the rejection of an answered request is', async () => {
     // Signed by another key under the issuer's kid: refused (signature) once the held JWKS arrives.
-    const forged = await endUserToken(await signingKey('k1'), ISS, 'api', 'mallory');
+    const forged = await endUserToken(await signingKey('k1'), EXTERNAL_ISSUER, 'api', 'mallory');
     const open = async () =>
       (await sc.metrics.connectionsOpen.get()).values.find((v) => v.labels.direction === 'external')?.value ?? 0;
     await new Promise<void>((resolve, reject) => {
       const s = tlsConnect({
         host: '127.0.0.1',
         port: sc.sidecar.externalPort as number,
-        ca: ca.rootPem,
+        ca: external.ca.rootPem,
         servername: 'localhost',
         ALPNProtocols: ['http/1.1'],
       });
@@ -102,6 +74,6 @@ describe('external listener: a refused token whose caller left', () => {
     expect(await eventually(async () => (await refused()) === 1)).toBe(true);
     const lines = log.lines.filter((line) => line.code === 'MESHAUTH_ERR_TOKEN_INVALID');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ direction: 'external', issuer: ISS, kid: 'k1' });
+    expect(lines[0]).toMatchObject({ direction: 'external', issuer: EXTERNAL_ISSUER, kid: 'k1' });
   });
 });

@@ -6,6 +6,7 @@ import type { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
 import { configKeys } from './config-reference.js';
 import { type EnvBinding, MESHAUTH_CONFIG_YAML, SIDECAR_ENV } from './env-names.js';
+import { envOrigin, keyPath } from './key-path.js';
 import { closestKey, keysAt } from './key-suggestion.js';
 import { resolveSidecarConfig, type SidecarConfig } from './sidecar-config.js';
 import { sidecarSchema } from './sidecar-schema.js';
@@ -166,23 +167,6 @@ let leafPathCache: readonly string[] | undefined;
 function leafPaths(): readonly string[] {
   leafPathCache ??= configKeys().map((k) => k.path);
   return leafPathCache;
-}
-
-function keyPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const part of path) {
-    if (typeof part === 'number') out += `[${part}]`;
-    else if (typeof part === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(part)) out += out === '' ? part : `.${part}`;
-    else out += `[${JSON.stringify(String(part))}]`;
-  }
-  return out;
-}
-
-function envOrigin(key: string, fromEnv: ReadonlyMap<string, string>): string {
-  for (const [path, name] of fromEnv) {
-    if (key === path || key.startsWith(`${path}.`) || key.startsWith(`${path}[`)) return ` (from ${name})`;
-  }
-  return '';
 }
 
 function errnoOf(error: unknown): string {

@@ -4,6 +4,7 @@ import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import { parseDuration } from './duration.js';
 import { formatHostPort, type HostPort, parseHostPort } from './host-port.js';
+import { envOrigin } from './key-path.js';
 import { isRouteIdPattern, parseEgressEntry, parseRouteAddress, type RouteAddress } from './route-match.js';
 import type { EndUserFile, ExternalFile, InboundLimitsFile, SidecarFile } from './sidecar-schema.js';
 
@@ -220,12 +221,12 @@ export function resolveSidecarConfig(
     if (clash !== undefined) {
       throw new MeshauthError(
         'MESHAUTH_ERR_CONFIG_INVALID',
-        `${source}: inbound.tcp.app: expected a TCP service of its own, not ${clash[0]} (${formatHostPort(clash[1])}): a tunnel there would bypass the HTTP path or act as this workload`,
+        `${source}: inbound.tcp.app${envOrigin('inbound.tcp.app', variables)}: expected a TCP service of its own, not ${clash[0]}${envOrigin(clash[0], variables)} (${formatHostPort(clash[1])}): a tunnel there would bypass the HTTP path or act as this workload`,
         { reason: 'config_tcp_app' },
       );
     }
   }
-  checkListenersApart(source, [
+  checkListenersApart(source, variables, [
     ['inbound.listen', hp(inbound.listen ?? SIDECAR_DEFAULTS.inboundListen)],
     ['outbound.listen', hp(outbound.listen ?? SIDECAR_DEFAULTS.outboundListen)],
     ['admin.listen', hp(file.admin?.listen ?? SIDECAR_DEFAULTS.adminListen)],
@@ -273,14 +274,18 @@ export function resolveSidecarConfig(
  * second bind with Node's raw `listen EADDRINUSE` (exit 1, no code, no key), after the first listeners were up.
  * Refused here, naming both keys. Port 0 (any free port, tests) never clashes.
  */
-function checkListenersApart(source: string, listeners: readonly [string, HostPort][]): void {
+function checkListenersApart(
+  source: string,
+  variables: ReadonlyMap<string, string>,
+  listeners: readonly [string, HostPort][],
+): void {
   for (const [index, [key, place]] of listeners.entries()) {
     if (place.port === 0) continue;
     const earlier = listeners.slice(0, index).find(([, other]) => other.port !== 0 && samePlace(other, place));
     if (earlier === undefined) continue;
     throw new MeshauthError(
       'MESHAUTH_ERR_CONFIG_INVALID',
-      `${source}: ${key}: expected an address of its own, not the one of ${earlier[0]} (${formatHostPort(earlier[1])}): two listeners cannot bind one port`,
+      `${source}: ${key}${envOrigin(key, variables)}: expected an address of its own, not the one of ${earlier[0]}${envOrigin(earlier[0], variables)} (${formatHostPort(earlier[1])}): two listeners cannot bind one port`,
       { reason: 'config_listen_clash', detail: { file: source, key } },
     );
   }

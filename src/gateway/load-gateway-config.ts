@@ -3,7 +3,7 @@
 // (the CLI turns it into exit code 2).
 import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
-import { parseYamlText } from '../config/index.js';
+import { keyPath, parseYamlText } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import { type GatewayConfig, resolveGatewayConfig } from './gateway-config.js';
 import { gatewaySchema } from './gateway-schema.js';
@@ -57,14 +57,4 @@ function describeIssue(source: string, issue: z.core.$ZodIssue): string {
     return `${source}: ${key}: required key is missing (expected ${issue.expected})`;
   }
   return `${source}: ${key === '' ? '(top level)' : key}: ${issue.message}`;
-}
-
-function keyPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const part of path) {
-    if (typeof part === 'number') out += `[${part}]`;
-    else if (typeof part === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(part)) out += out === '' ? part : `.${part}`;
-    else out += `[${JSON.stringify(String(part))}]`;
-  }
-  return out;
 }

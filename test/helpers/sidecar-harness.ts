@@ -36,6 +36,8 @@ export interface TestApp {
   readonly seen: SeenRequest[];
   /** Every request whose head arrived, with the body bytes so far: a cut upload shows here, never in `seen`. */
   readonly arriving: { readonly url: string; bodyBytes: number }[];
+  /** Connections to the app open now (a sidecar's app pool). */
+  connectionsOpen(): number;
   close(): Promise<void>;
 }
 
@@ -73,11 +75,19 @@ export async function startApp(handler: AppHandler = echoApp): Promise<TestApp> 
       handler(req, res, record);
     });
   });
+  let open = 0;
+  server.on('connection', (socket) => {
+    open += 1;
+    socket.once('close', () => {
+      open -= 1;
+    });
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
     seen,
     arriving,
+    connectionsOpen: () => open,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -357,6 +367,10 @@ export interface PairOptions {
   readonly hooksA?: SidecarDependencies['hooks'];
   /** A's logger (default silent), for a test that checks the line a rejection writes. */
   readonly loggerA?: SidecarDependencies['logger'];
+  /** A's `outbound.http2: false`: A talks HTTP/1.1 to B (undici pool) instead of one HTTP/2 session. */
+  readonly http1?: boolean;
+  /** Overrides of B's inbound limits (tests shorten its headersTimeout). */
+  readonly inboundLimitsB?: SidecarDependencies['inboundLimits'];
 }
 
 /** app A → A's outbound → B's inbound → app B, with route host `b.mesh`. */
@@ -372,17 +386,21 @@ export async function startPair(ca: TestCa, options: PairOptions = {}): Promise<
       ...(options.appTimeout === undefined ? {} : { appTimeout: options.appTimeout }),
       ...(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout }),
     }),
-    options.hooksB === undefined ? {} : { hooks: options.hooksB },
+    {
+      ...(options.hooksB === undefined ? {} : { hooks: options.hooksB }),
+      ...(options.inboundLimitsB === undefined ? {} : { inboundLimits: options.inboundLimitsB }),
+    },
   );
+  const configA = testConfig({
+    appPort: 1,
+    routes: { 'b.mesh': { address: `127.0.0.1:${b.sidecar.inboundPort}`, ids: options.routeIds ?? [idB] } },
+    ...(options.egress === undefined ? {} : { egress: options.egress }),
+    ...(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout }),
+  });
   const a = await startTestSidecar(
     ca,
     idA,
-    testConfig({
-      appPort: 1,
-      routes: { 'b.mesh': { address: `127.0.0.1:${b.sidecar.inboundPort}`, ids: options.routeIds ?? [idB] } },
-      ...(options.egress === undefined ? {} : { egress: options.egress }),
-      ...(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout }),
-    }),
+    options.http1 === true ? { ...configA, outbound: { ...configA.outbound, http2: false } } : configA,
     {
       ...(options.hooksA === undefined ? {} : { hooks: options.hooksA }),
       ...(options.loggerA === undefined ? {} : { logger: options.loggerA }),

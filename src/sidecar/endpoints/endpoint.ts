@@ -17,6 +17,7 @@ import {
   type PeerConnection,
   peerConnectFailureReason,
 } from '../../tls/index.js';
+import { trackingClient } from '../pool-connections.js';
 import type { Candidate } from './balancer.js';
 import { connectFailed, connectSucceeded, type EjectionState, newEjectionState } from './ejection.js';
 
@@ -252,6 +253,7 @@ export class Endpoint implements Candidate {
       bodyTimeout: timeoutMs,
       keepAliveTimeout: IDLE_MS,
       connect: (_options, callback) => this.#connectHttp1(tls, pool, callback),
+      factory: trackingClient, // a caller's abort ends its connection, and no replacement is opened for it
     });
     this.#pool = pool;
     this.#poolContext = tls;

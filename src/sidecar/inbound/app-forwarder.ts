@@ -8,6 +8,7 @@ import { Pool } from 'undici';
 import type { EndUser } from '../../authn/index.js';
 import { formatHostPort, type SidecarConfig } from '../../config/index.js';
 import type { Exchange } from '../pipeline/exchange.js';
+import { trackingClient } from '../pool-connections.js';
 import { APP_POOL_PEER_SHARE, type InboundLimits } from './limits.js';
 
 export class AppForwarder {
@@ -27,6 +28,7 @@ export class AppForwarder {
       bodyTimeout: appTimeout,
       keepAliveTimeout: 60_000,
       connectTimeout: Math.min(appTimeout, 10_000),
+      factory: trackingClient, // an aborted exchange ends its connection, and no replacement is opened for it
     });
     this.#maxPerPeer = Math.max(1, Math.floor(limits.appConnections * APP_POOL_PEER_SHARE));
   }

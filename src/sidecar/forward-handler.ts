@@ -244,7 +244,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   sinkDrained(): void {
     clearTimeout(this.#stallTimer);
     this.#stallTimer = undefined;
-    this.#resume?.();
+    // Not from inside this call: node:http emits a response's 'drain' from inside a write to the response pipelined
+    // behind it, which may be another exchange's onData, inside its undici parser; resuming a parser there runs one
+    // parser inside another, and undici's assertion against that destroys a connection (a response cut).
+    if (this.#resume !== undefined) queueMicrotask(this.#resume);
   }
 
   /** The caller read nothing for stallTimeoutMs while a write waited: reset it, never framed as complete. */

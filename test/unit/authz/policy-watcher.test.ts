@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decide } from '../../../src/authz/decide.js';
 import type { CompiledPolicy } from '../../../src/authz/policy/compiled-policy.js';
-import { PolicyWatcher } from '../../../src/authz/policy-watcher.js';
+import { PolicyWatcher, type PolicyWatcherOptions } from '../../../src/authz/policy-watcher.js';
 import { isMeshauthError } from '../../../src/errors/index.js';
 import { createLogger, Metrics, silentLogger } from '../../../src/telemetry/index.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -27,6 +27,22 @@ describe('PolicyWatcher', () => {
   let watcher: PolicyWatcher | undefined;
   let metrics: Metrics;
   const changes: CompiledPolicy[] = [];
+
+  /** Replaces the watcher with a started one on `file` (polling every 50 ms, 20 ms debounce) and these options. */
+  async function restartWatcher(options: Partial<PolicyWatcherOptions>): Promise<PolicyWatcher> {
+    watcher?.close();
+    const started = new PolicyWatcher({
+      file,
+      logger: silentLogger(),
+      metrics,
+      pollIntervalMs: 50,
+      debounceMs: 20,
+      ...options,
+    });
+    watcher = started;
+    await started.start();
+    return started;
+  }
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'meshauth-policy-'));
@@ -130,17 +146,7 @@ describe('PolicyWatcher', () => {
 
   it('ok/close() stops watching', async () => {
     // A short settle time: the default (1 s) is longer than the window below, which then proved nothing.
-    watcher?.close();
-    watcher = new PolicyWatcher({
-      file,
-      logger: silentLogger(),
-      metrics,
-      pollIntervalMs: 50,
-      debounceMs: 20,
-      settleMs: 20,
-    });
-    await watcher.start();
-    watcher.close();
+    (await restartWatcher({ settleMs: 20 })).close();
     await writeFile(file, policyText('/two'));
     // A fixed wait for a negative (no reload to wait on): longer than several poll intervals, debounces and settle
     // times, nothing may change any more.
@@ -157,16 +163,7 @@ describe('PolicyWatcher', () => {
     const deny = `  - name: no-secret\n    action: deny\n    to: { paths: ["/public/secret"] }\n`;
     const extra = `  - name: health\n    action: allow\n    to: { paths: ["/healthz"] }\n`;
     await writeFile(file, head + deny);
-    watcher?.close();
-    watcher = new PolicyWatcher({
-      file,
-      logger: silentLogger(),
-      metrics,
-      pollIntervalMs: 50,
-      debounceMs: 20,
-      settleMs: 600,
-    });
-    await watcher.start();
+    await restartWatcher({ settleMs: 600 });
     expect(decides('/public/secret')).toBe('deny');
     const handle = await open(file, 'w');
     await handle.write(head);
@@ -200,16 +197,7 @@ describe('PolicyWatcher', () => {
         done();
       },
     });
-    watcher?.close();
-    watcher = new PolicyWatcher({
-      file,
-      logger: createLogger({ level: 'info', destination: sink }),
-      metrics,
-      pollIntervalMs: 50,
-      debounceMs: 20,
-      settleMs: 20,
-    });
-    await watcher.start();
+    const started = await restartWatcher({ logger: createLogger({ level: 'info', destination: sink }), settleMs: 20 });
     // Replaced by rename, so that no event can find the file half written (a different failure).
     const replace = async (text: string): Promise<void> => {
       await writeFile(`${file}.tmp`, text);
@@ -220,22 +208,22 @@ describe('PolicyWatcher', () => {
     await waitFor('the failed reload', async () => (await reloads(metrics, 'failure')) === 1);
     for (let i = 0; i < 3; i++) {
       await writeFile(join(dir, 'svid.pem'), `rotated ${i}`);
-      await watcher.reload(); // what a change event ends in
+      await started.reload(); // what a change event ends in
     }
     expect(await reloads(metrics, 'failure')).toBe(1);
     expect(lines).toHaveLength(1);
     // A different failure is news: the file gone (once), then the same invalid text back after it.
     await rm(file);
-    await watcher.reload();
-    await watcher.reload();
+    await started.reload();
+    await started.reload();
     expect(await reloads(metrics, 'failure')).toBe(2);
     await replace(invalid);
-    await watcher.reload();
+    await started.reload();
     expect(await reloads(metrics, 'failure')).toBe(3);
     expect(lines).toHaveLength(3);
     expect(decides('/one')).toBe('allow');
     await replace(policyText('/four'));
-    await watcher.reload();
+    await started.reload();
     expect(decides('/four')).toBe('allow');
   });
 

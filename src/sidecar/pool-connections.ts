@@ -27,6 +27,8 @@ class TrackingClient extends Client {
       ...options,
       connect: (connectOptions, callback) =>
         connect(connectOptions, (...args) => {
+          const socket = args[1];
+          if (socket !== null && socket !== undefined) endsAbortedRequest(socket);
           if (holder.client !== undefined && args[1] !== null) holder.client.socket = args[1];
           callback(...args);
         }),
@@ -38,6 +40,20 @@ class TrackingClient extends Client {
     (handler as Tracked)[kConnection] = this;
     return super.dispatch(options, handler);
   }
+}
+
+/**
+ * What `destroyConnection` does, for an abort that does not go through it (the gateway's request to an HTTP/1.1 peer
+ * ends with its browser's AbortSignal): undici's abort of a running request destroys the connection with its
+ * informational error, replaced here by one of ours, so the aborted request fails with it instead of being put back
+ * and connected for again.
+ */
+function endsAbortedRequest(socket: Duplex): void {
+  const destroy = socket.destroy;
+  socket.destroy = function (this: Duplex, error?: Error) {
+    const info = (error as { code?: string } | undefined)?.code === 'UND_ERR_INFO' && error?.message === 'aborted';
+    return destroy.call(this, info ? new Error('request aborted') : error);
+  };
 }
 
 /** Pool `factory`: clients that tell their handlers their connection (see `destroyConnection`). */

@@ -12,6 +12,7 @@ export {
   pendingResponse,
   startTimeoutSweeper,
   tcpSocketOf,
+  UNDICI_ABORT_MESSAGE,
   UNDICI_CODES,
   UNDICI_PARSER_ERROR_NAME,
 } from './node-internals.js';

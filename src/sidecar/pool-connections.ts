@@ -9,6 +9,7 @@
 // with an error of ours, the connection fails its request instead, and nothing reconnects.
 import type { Duplex } from 'node:stream';
 import { type buildConnector, Client, type Dispatcher } from 'undici';
+import { UNDICI_ABORT_MESSAGE, UNDICI_CODES } from '../platform/index.js';
 
 const kConnection = Symbol('meshauth.poolConnection');
 
@@ -51,7 +52,8 @@ class TrackingClient extends Client {
 function endsAbortedRequest(socket: Duplex): void {
   const destroy = socket.destroy;
   socket.destroy = function (this: Duplex, error?: Error) {
-    const info = (error as { code?: string } | undefined)?.code === 'UND_ERR_INFO' && error?.message === 'aborted';
+    const info =
+      (error as { code?: string } | undefined)?.code === UNDICI_CODES.info && error?.message === UNDICI_ABORT_MESSAGE;
     return destroy.call(this, info ? new Error('request aborted') : error);
   };
 }

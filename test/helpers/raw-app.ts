@@ -86,6 +86,27 @@ export function mtlsH2Session(port: number, svid: TestSvid, caPem: string): Prom
   });
 }
 
+/** Sends `headers` (with `:method`) on `session` with no body; resolves with the status and body once it ended. */
+export function h2Answer(
+  session: ClientHttp2Session,
+  headers: Readonly<Record<string, string>>,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers);
+    if (headers[':method'] !== 'CONNECT') stream.end();
+    let body = '';
+    let status = 0;
+    stream.on('response', (h: IncomingHttpHeaders) => {
+      status = Number(h[':status']);
+    });
+    stream.on('data', (chunk: Buffer) => {
+      body += chunk.toString();
+    });
+    stream.on('end', () => resolve({ status, body }));
+    stream.on('error', reject);
+  });
+}
+
 /**
  * The status of a GET on `session` (path `/` unless `headers` name one), once its stream closed; 0 when no response
  * head arrived (a reset, a cut).

@@ -12,6 +12,7 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Metrics } from '../../src/telemetry/index.js';
 import { type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
+import { h2Answer } from '../helpers/raw-app.js';
 import { rawTlsExchange, rawTlsSocket } from '../helpers/raw-tls.js';
 import type { TestSvid } from '../helpers/test-ca.js';
 import { waitFor } from '../helpers/wait.js';
@@ -160,20 +161,7 @@ describe('gateway: requests Node refuses are answered, counted and logged', () =
     const seen = mesh.log.lines.length;
     const session = h2connect(mesh.origin, { ca: mesh.ca.rootPem });
     try {
-      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const stream = session.request({ ':method': 'POST', ':path': '/shop', expect: 'something-else' });
-        stream.end();
-        let body = '';
-        let status = 0;
-        stream.on('response', (headers) => {
-          status = Number(headers[':status']);
-        });
-        stream.on('data', (chunk: Buffer) => {
-          body += chunk.toString();
-        });
-        stream.on('end', () => resolve({ status, body }));
-        stream.on('error', reject);
-      });
+      const answer = await h2Answer(session, { ':method': 'POST', ':path': '/shop', expect: 'something-else' });
       expect(answer.status).toBe(417);
       expect(JSON.parse(answer.body).code).toBe('MESHAUTH_ERR_EXPECTATION_FAILED');
     } finally {
@@ -190,19 +178,7 @@ describe('gateway: requests Node refuses are answered, counted and logged', () =
     const seen = mesh.log.lines.length;
     const session = h2connect(mesh.origin, { ca: mesh.ca.rootPem });
     try {
-      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const stream = session.request({ ':method': 'CONNECT', ':authority': '127.0.0.1:22' });
-        let body = '';
-        let status = 0;
-        stream.on('response', (headers) => {
-          status = Number(headers[':status']);
-        });
-        stream.on('data', (chunk: Buffer) => {
-          body += chunk.toString();
-        });
-        stream.on('end', () => resolve({ status, body }));
-        stream.on('error', reject);
-      });
+      const answer = await h2Answer(session, { ':method': 'CONNECT', ':authority': '127.0.0.1:22' });
       expect(answer.status).toBe(400);
       expect(JSON.parse(answer.body).code).toBe('MESHAUTH_ERR_METHOD_INVALID');
     } finally {

@@ -11,7 +11,6 @@ import type { DataPlaneTelemetry } from './data-plane-telemetry.js';
 import { writeErrorH1, writeErrorH2 } from './error-response.js';
 import { responseHeadersH1, responseHeadersH2 } from './http-headers.js';
 import { closeAfterEarlyResponse } from './inbound/request-body.js';
-import { destroyConnection } from './pool-connections.js';
 
 export type ErrorClassifier = (error: Error) => MeshauthError;
 
@@ -213,7 +212,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.#done) return;
     this.#done = true;
     this.#settle();
-    this.#abortUpstream(new Error('answered by the sidecar'));
+    this.#abort?.(new Error('answered by the sidecar'));
   }
 
   /**
@@ -236,7 +235,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     clearTimeout(this.#stallTimer);
     if (!this.#done && this.#abort !== undefined) {
       this.#done = true;
-      this.#abortUpstream(new Error('downstream closed'));
+      this.#abort(new Error('downstream closed'));
       this.#callerGone();
     }
   }
@@ -259,16 +258,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.#h2) sink.destroy(new Error('caller stopped reading'));
     else cutResponse(sink as ServerResponse);
     this.#telemetry.idleStream();
-  }
-
-  /**
-   * Ends the upstream exchange and the connection under it. The connection goes first, with this error: undici's
-   * abort alone would have its client open a new, never-used connection for the aborted request (pool-connections).
-   */
-  #abortUpstream(error: Error): void {
-    if (this.#abort === undefined) return;
-    destroyConnection(this, error);
-    this.#abort(error);
   }
 
   #settle(): void {

@@ -3,6 +3,7 @@
 // that does not parse (the message names the document and line) or an annotation the injection cannot use.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { resolveEndUser } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import { type InjectConfig, injectYaml, parseInjectConfig, resolveInjectConfig, uninjectYaml } from '../k8s/index.js';
 
@@ -45,22 +46,11 @@ export async function loadInjectConfig(file: string | undefined): Promise<Inject
   if (endUser !== undefined) {
     // Loaded only here: every command registers inject, and the sidecar keeps the authn code out unless it needs it.
     const { validateEndUserConfig } = await import('../authn/end-user-config.js');
-    validateEndUserConfig(
-      {
-        required: endUser.required ?? false,
-        issuers: endUser.issuers.map((i) => ({
-          issuer: i.issuer,
-          audiences: i.audiences,
-          algorithms: i.algorithms,
-          ...(i.jwksUri === undefined ? {} : { jwksUri: i.jwksUri }),
-          ...(i.caFile === undefined ? {} : { caFile: i.caFile }),
-          ...(i.typ === undefined ? {} : { typ: i.typ }),
-        })),
-        vouchers: endUser.vouchers ?? [],
-        claims: endUser.claims ?? [],
-      },
-      { source: file, issuersKey: 'endUser.issuers', claimsKey: 'endUser.claims' },
-    );
+    validateEndUserConfig(resolveEndUser(endUser), {
+      source: file,
+      issuersKey: 'endUser.issuers',
+      claimsKey: 'endUser.claims',
+    });
   }
   return config;
 }

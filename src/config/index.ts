@@ -28,6 +28,7 @@ export {
   INBOUND_LIMIT_DEFAULTS,
   type InboundLimitSettings,
   type RouteConfig,
+  resolveEndUser,
   resolveSidecarConfig,
   SIDECAR_DEFAULTS,
   type SidecarConfig,

@@ -320,7 +320,8 @@ function canonicalHost(host: string): string {
   return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
 }
 
-function resolveEndUser(file: EndUserFile): EndUserSettings {
+/** `inbound.endUser` as written (a sidecar's file or inject.yaml's mesh-wide one) with its defaults filled in. */
+export function resolveEndUser(file: EndUserFile): EndUserSettings {
   return {
     required: file.required ?? false,
     issuers: file.issuers.map((i) => ({

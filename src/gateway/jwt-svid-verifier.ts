@@ -59,15 +59,14 @@ export class JwtSvidVerifier {
     try {
       const shape = inspectToken(token, MAX_TOKEN_BYTES);
       if (shape.alg !== 'ES256') throw tokenInvalid('alg_not_allowed', `JWT-SVIDs are ES256, not ${shape.alg}`);
-      const now = Date.now();
-      if (this.#keys === undefined || now - this.#fetchedAt > REFRESH_MS) await this.#refresh();
-      else if (
-        shape.kid !== undefined &&
-        !this.#kids.has(shape.kid) &&
-        now - this.#fetchedAt > UNKNOWN_KID_COOLDOWN_MS
-      ) {
-        await this.#refresh();
-      }
+      const sinceFetch = Date.now() - this.#fetchedAt;
+      // Without keys yet, a fetch waits the cooldown after a failed one as an unknown kid does: anyone can write a
+      // token naming the CA, and each would otherwise send one more request to the CA while its JWKS is failing.
+      const due =
+        sinceFetch > REFRESH_MS ||
+        (sinceFetch > UNKNOWN_KID_COOLDOWN_MS &&
+          (this.#keys === undefined || (shape.kid !== undefined && !this.#kids.has(shape.kid))));
+      if (due) await this.#refresh();
       const keys = this.#keys;
       if (keys === undefined) throw tokenInvalid('jwks_unavailable', 'no keys from the CA');
       const { payload } = await jwtVerify(token, keys, {

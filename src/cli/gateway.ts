@@ -8,7 +8,7 @@ export function registerGatewayCommand(program: Command): void {
     .command('gateway')
     .description('run the edge gateway: public TLS, browser single sign-on (OIDC), API tokens, edge policy, passports')
     .requiredOption('-c, --config <file>', 'gateway config (YAML, docs/gateway.md)')
-    .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
+    .option('--log-level <level>', 'log level (trace, debug, info, warn, error, fatal, silent)', 'info')
     .action(async (options: { config: string; logLevel: string }) => {
       // Loaded here, not at the top: the gateway (openid-client, jose) is never part of `meshauth sidecar`.
       const logger = createLogger({ name: 'gateway', level: options.logLevel }); // a bad --log-level: usage, exit 2

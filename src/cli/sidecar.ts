@@ -11,7 +11,7 @@ export function registerSidecarCommand(program: Command): void {
     .command('sidecar')
     .description('run the sidecar: inbound mTLS policy enforcement point, outbound mTLS proxy, admin endpoints')
     .option('-c, --config <file>', 'sidecar config (YAML, keys in the README); MESHAUTH_* variables override them')
-    .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
+    .option('--log-level <level>', 'log level (trace, debug, info, warn, error, fatal, silent)', 'info')
     .action(async (options: { config?: string; logLevel: string }) => {
       const logger = createLogger({ name: 'sidecar', level: options.logLevel });
       for (const { name, meant } of unknownMeshauthVariables(process.env)) {

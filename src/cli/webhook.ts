@@ -23,7 +23,7 @@ export function registerWebhookCommand(program: Command): void {
     .requiredOption('--tls-cert <file>', 'serving certificate chain (PEM); re-read when the file changes')
     .requiredOption('--tls-key <file>', 'serving private key (PEM); re-read when the file changes')
     .option('-c, --config <file>', 'inject.yaml (docs/injection.md)')
-    .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
+    .option('--log-level <level>', 'log level (trace, debug, info, warn, error, fatal, silent)', 'info')
     .action(async (options: WebhookOptions) => {
       const address = parseListenAddress(options.listen);
       const config = await loadInjectConfig(options.config);

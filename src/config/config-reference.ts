@@ -2,8 +2,9 @@
 // Schema), with its type, default, environment variable and meaning. A test fails when the schema has a key this
 // table does not describe, or the README block is stale (`npm run docs` regenerates it).
 import { z } from 'zod';
+import { formatDuration } from './duration.js';
 import { SIDECAR_ENV } from './env-names.js';
-import { SIDECAR_DEFAULTS } from './sidecar-config.js';
+import { INBOUND_LIMIT_DEFAULTS, SIDECAR_DEFAULTS } from './sidecar-config.js';
 import { sidecarSchema } from './sidecar-schema.js';
 
 /** Meaning of each key path; `[]` marks list items, `<host>` a routes map key. */
@@ -90,6 +91,16 @@ const DEFAULTS: Readonly<Record<string, string>> = {
   'outbound.http2': String(SIDECAR_DEFAULTS.outboundHttp2),
   'admin.listen': SIDECAR_DEFAULTS.adminListen,
   drainTimeout: SIDECAR_DEFAULTS.drainTimeout,
+  'inbound.limits.maxConnections': String(INBOUND_LIMIT_DEFAULTS.maxConnections),
+  'inbound.limits.maxHandshakes': String(INBOUND_LIMIT_DEFAULTS.maxHandshakes),
+  'inbound.limits.handshakeTimeout': formatDuration(INBOUND_LIMIT_DEFAULTS.handshakeTimeoutMs),
+  'inbound.limits.maxConnectionsPerPeer': String(INBOUND_LIMIT_DEFAULTS.maxConnectionsPerPeer),
+  'inbound.limits.maxConnectionsPerSource': 'maxConnections / 4',
+  'inbound.limits.maxConcurrentStreams': String(INBOUND_LIMIT_DEFAULTS.maxConcurrentStreams),
+  'inbound.limits.streamIdleTimeout': formatDuration(INBOUND_LIMIT_DEFAULTS.streamIdleTimeoutMs),
+  'inbound.limits.sessionIdleTimeout': formatDuration(INBOUND_LIMIT_DEFAULTS.sessionIdleTimeoutMs),
+  'inbound.limits.appConnections': String(INBOUND_LIMIT_DEFAULTS.appConnections),
+  'inbound.limits.maxHeaderBytes': String(INBOUND_LIMIT_DEFAULTS.maxHeaderBytes),
 };
 
 /** How the reference names the keys of each map-valued key. */

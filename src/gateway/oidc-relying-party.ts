@@ -211,10 +211,25 @@ function classify(error: unknown): MeshauthError {
   if (error instanceof MeshauthError) return error;
   if (error instanceof client.AuthorizationResponseError) return failed('provider_error', error);
   if (error instanceof client.ResponseBodyError) {
+    // A provider in trouble answers its own errors: that is an outage (502), not a refused sign-in (401).
+    if (error.status >= 500 || error.error === 'server_error' || error.error === 'temporarily_unavailable') {
+      return unavailable('token endpoint failed', error);
+    }
     return failed(error.error === 'invalid_grant' ? 'code_rejected' : 'token_error', error);
   }
-  const e = error as { code?: string; cause?: { claim?: unknown; cause?: { claim?: unknown } } };
+  const e = error as { code?: string; cause?: { claim?: unknown; status?: unknown; cause?: { claim?: unknown } } };
   switch (e.code) {
+    case 'OAUTH_TIMEOUT':
+    case 'OAUTH_ABORT':
+      return unavailable('token endpoint did not answer in time', error);
+    case 'OAUTH_RESPONSE_IS_NOT_CONFORM': {
+      // An HTTP status the endpoint must not answer with and no OAuth error body (a proxy's 502/503 page, a 429):
+      // the provider is not serving; another status is a misconfigured endpoint, never an ID token problem.
+      const status = typeof e.cause?.status === 'number' ? e.cause.status : 0;
+      return status >= 500 || status === 429
+        ? unavailable(`token endpoint answered ${status}`, error)
+        : failed('token_error', error);
+    }
     case 'OAUTH_JWT_CLAIM_COMPARISON_FAILED': {
       // openid-client wraps oauth4webapi's error; the claim that differed is on the inner one's cause.
       const claim = e.cause?.claim ?? e.cause?.cause?.claim;
@@ -228,7 +243,6 @@ function classify(error: unknown): MeshauthError {
     case 'OAUTH_INVALID_RESPONSE':
     case 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED':
     case 'OAUTH_KEY_SELECTION_FAILED':
-    case 'OAUTH_RESPONSE_IS_NOT_CONFORM':
     case 'OAUTH_PARSE_ERROR':
       return failed('id_token_invalid', error);
     case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':

@@ -1,15 +1,20 @@
 // A scripted OpenID provider for the ID-token attacks a real provider never produces: the token endpoint answers
 // with an ID token whose issuer, audience, nonce or algorithm the test chooses (`mode`). Discovery, JWKS,
-// an authorization endpoint that approves at once (echoing state, remembering nonce) and a token endpoint.
+// an authorization endpoint that approves at once (echoing state, remembering nonce) and a token endpoint that can
+// also fail as a provider in trouble does (`tokenFault`).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 
 export type IdTokenMode = 'ok' | 'wrong_iss' | 'wrong_aud' | 'bad_nonce' | 'alg_none' | 'hs256_public_key' | 'expired';
 
+/** How the token endpoint fails: an HTML 503 (a proxy in front of a provider that is down), a JSON 500 `server_error`, no answer. */
+export type TokenEndpointFault = 'none' | 'html_503' | 'server_error' | 'no_answer';
+
 export interface FakeOp {
   readonly issuer: string;
   mode: IdTokenMode;
+  tokenFault: TokenEndpointFault;
   close(): Promise<void>;
 }
 
@@ -23,6 +28,7 @@ export async function startFakeOp(clientId: string): Promise<FakeOp> {
   const op: FakeOp = {
     issuer,
     mode: 'ok',
+    tokenFault: 'none',
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -60,6 +66,12 @@ export async function startFakeOp(clientId: string): Promise<FakeOp> {
       back.searchParams.set('state', url.searchParams.get('state') ?? '');
       res.writeHead(302, { location: back.href }).end();
       return;
+    }
+    if (url.pathname === '/token' && op.tokenFault !== 'none') {
+      req.resume();
+      if (op.tokenFault === 'html_503') res.writeHead(503, { 'content-type': 'text/html' }).end('<h1>down</h1>');
+      if (op.tokenFault === 'server_error') json(500, { error: 'server_error' });
+      return; // no_answer: the request stays open until the client gives up or the server closes
     }
     if (url.pathname === '/token') {
       let body = '';

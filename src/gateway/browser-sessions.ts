@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { EndUser } from '../authn/end-user.js';
 import { endUserFromClaims } from '../authn/end-user.js';
-import { isMeshauthError } from '../errors/index.js';
+import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import type { OidcSettings } from './gateway-config.js';
 import type { OidcRelyingParty, TokenResult } from './oidc-relying-party.js';
@@ -148,6 +148,13 @@ export class BrowserSessions {
   async #renew(session: SessionData, nowS: number, refreshToken: string): Promise<SessionData | undefined> {
     try {
       const tokens = await (this.#rp as OidcRelyingParty).refresh(refreshToken);
+      // A new ID token must name the user who signed in: the session's sid, cookie and passport are theirs, and
+      // openid-client cannot compare (it does not know the first ID token).
+      if (tokens.idClaims !== undefined && tokens.idClaims.sub !== session.claims.sub) {
+        throw new MeshauthError('MESHAUTH_ERR_LOGIN_FAILED', 'refreshed ID token names another sub', {
+          reason: 'subject_mismatch',
+        });
+      }
       this.#metrics.gatewaySessionRefreshes.inc({ result: 'ok' });
       return this.fromTokens(tokens, nowS, session);
     } catch (error) {

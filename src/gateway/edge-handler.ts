@@ -350,7 +350,9 @@ export class EdgeHandler {
     const body = hasBody(req) ? requestBody(req) : null;
     if (body === null) req.resume();
     if (setCookies.length > 0) {
-      // The session was renewed or re-stamped: the cookies ride on the service's answer.
+      // The session was renewed or re-stamped: the cookies ride on the service's answer. That answer now carries
+      // the user's credential, so no cache may keep it, whatever the service said: a shared cache in front of the
+      // gateway would hand a `public` answer, session cookie included, to every later visitor.
       const writeHead = res.writeHead.bind(res);
       res.writeHead = (status: number, h: OutgoingHttpHeaders) => {
         const existing = h['set-cookie'];
@@ -358,7 +360,9 @@ export class EdgeHandler {
           ...setCookies,
           ...(existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]),
         ];
-        return writeHead(status, { ...h, 'set-cookie': merged });
+        const head: OutgoingHttpHeaders = {};
+        for (const name in h) if (name.toLowerCase() !== 'cache-control') head[name] = h[name];
+        return writeHead(status, { ...head, 'set-cookie': merged, 'cache-control': 'no-store' });
       };
     }
     await this.#forwarder.forward({ route, method, target: normalized.target, headers: out, body, user }, res);

@@ -246,6 +246,8 @@ export async function startGatewayMesh(options: GatewayMeshOptions = {}): Promis
             'set-cookie': (req.url ?? '').includes('fixation')
               ? ['app-pref=dark; Path=/; Secure', '__Host-meshauth=planted; Path=/; Secure; HttpOnly']
               : 'app-pref=dark; Path=/; Secure',
+            // A page a shared cache may keep (/cacheable): what a service says of its static assets.
+            ...((req.url ?? '').includes('cacheable') ? { 'cache-control': 'public, max-age=3600' } : {}),
           });
           res.end(body);
         })

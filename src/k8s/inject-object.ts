@@ -6,7 +6,7 @@ import { isObject, type JsonObject, objectAt, stringAt } from './inject-json.js'
 import { injectTemplate, optedOut, uninjectTemplate } from './inject-pod.js';
 import { retargetService, serviceSelector, unretargetService } from './inject-service.js';
 
-export type ObjectOutcome = 'injected' | 'retargeted' | 'opted-out' | 'host-network' | 'unchanged';
+export type ObjectOutcome = 'injected' | 'retargeted' | 'opted-out' | 'host-network' | 'windows' | 'unchanged';
 
 export interface ObjectResult {
   readonly object: unknown;

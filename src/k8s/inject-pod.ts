@@ -53,7 +53,11 @@ type OriginalProbes = Record<string, Partial<Record<ProbeField, unknown>>>;
 
 export type TemplateOutcome =
   | { readonly kind: 'injected'; readonly warnings: readonly string[] }
-  | { readonly kind: 'skipped'; readonly reason: 'opted-out' | 'host-network'; readonly warnings: readonly string[] };
+  | {
+      readonly kind: 'skipped';
+      readonly reason: 'opted-out' | 'host-network' | 'windows';
+      readonly warnings: readonly string[];
+    };
 
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
 const LOOPBACK_NO_PROXY = ['127.0.0.1', 'localhost', '::1'];
@@ -92,6 +96,13 @@ export function injectTemplate(template: JsonObject, config: InjectConfig, where
   if (spec.hostNetwork === true) {
     warnings.push(`${where}: hostNetwork pod left without a sidecar (its ports would be the node's)`);
     return { kind: 'skipped', reason: 'host-network', warnings };
+  }
+  // The sidecar is a Linux image with a Linux security context: the API server refuses runAsUser, capabilities and
+  // seccomp on a pod whose spec.os is windows (no pod of the workload could be created), and a Linux image does
+  // not run on a Windows node.
+  if (isWindows(spec)) {
+    warnings.push(`${where}: Windows pod left without a sidecar (the sidecar runs on Linux only)`);
+    return { kind: 'skipped', reason: 'windows', warnings };
   }
   uninjectTemplate(template);
 
@@ -226,6 +237,14 @@ function rewriteProbes(
     // A number, not the name: the kubelet looks a named probe port up in the probed container's own ports only.
     httpGet.port = PORT_ADMIN;
   }
+}
+
+/** A pod that says it runs on Windows: spec.os, or the well-known node label in its nodeSelector. */
+function isWindows(spec: JsonObject): boolean {
+  return (
+    stringAt(objectAt(spec, 'os'), 'name') === 'windows' ||
+    stringAt(objectAt(spec, 'nodeSelector'), 'kubernetes.io/os') === 'windows'
+  );
 }
 
 /** The pod's init containers other than the sidecar. */

@@ -138,6 +138,19 @@ describe('reviewAdmission', () => {
     }
   });
 
+  it('ok/a Windows pod (spec.os or the os nodeSelector) is admitted unchanged with a warning', () => {
+    // The API server refuses runAsUser, capabilities and seccomp on a container of a spec.os windows pod: a patch
+    // with the Linux sidecar would make the pod impossible to create.
+    for (const spec of [{ os: { name: 'windows' } }, { nodeSelector: { 'kubernetes.io/os': 'windows' } }]) {
+      const pod = { ...POD, spec: { ...POD.spec, ...spec } };
+      const outcome = reviewAdmission(review(pod), CONFIG);
+      expect(outcome).toMatchObject({ result: 'skipped', reason: 'windows' });
+      const response = responseOf(outcome.body);
+      expect(response.patch).toBeUndefined();
+      expect(response.warnings?.[0]).toMatch(/Windows pod left without a sidecar/);
+    }
+  });
+
   it('fail/failClosed refuses what cannot be handled, with the reason', () => {
     const strict = resolveInjectConfig({ failClosed: true });
     const bad = { ...POD, metadata: { name: 'p', annotations: { 'config.meshauth.dev/app-port': '0' } } };

@@ -28,6 +28,8 @@ import {
   INJECTED_VOLUMES,
   POLICY_KEY,
   PORT_ADMIN,
+  PORT_ADMIN_NAME,
+  PORT_INBOUND_NAME,
   PORT_OUTBOUND,
   PROBE_KINDS,
   PROMETHEUS_ANNOTATIONS,
@@ -59,6 +61,8 @@ export type TemplateOutcome =
       readonly warnings: readonly string[];
     };
 
+/** The sidecar's named container ports (the Service's mesh port and the monitoring scrape select them by name). */
+const SIDECAR_PORT_NAMES: readonly string[] = [PORT_INBOUND_NAME, PORT_ADMIN_NAME];
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
 const LOOPBACK_NO_PROXY = ['127.0.0.1', 'localhost', '::1'];
 /** The proxy variables a container may set itself (upper case; either spelling counts). */
@@ -319,6 +323,23 @@ function checkConflicts(spec: JsonObject, containers: readonly JsonObject[], whe
   }
   if (named(arrayAt(spec, 'volumes')).some((v) => INJECTED_VOLUMES.includes(v.name as string))) {
     throw invalid(where, 'volumes', `volume names ${INJECTED_VOLUMES.join(', ')} are reserved for the sidecar`);
+  }
+  // A Service's targetPort meshauth-in (and a PodMonitor's meshauth-admin) resolves to the first container port of
+  // that name, app containers before init containers: the app's port would take the mesh traffic meant for the
+  // sidecar.
+  for (const list of ['containers', 'initContainers']) {
+    for (const container of named(arrayAt(spec, list))) {
+      const taken = (arrayAt(container, 'ports') ?? []).find(
+        (port) => isObject(port) && SIDECAR_PORT_NAMES.includes(port.name as string),
+      );
+      if (taken !== undefined) {
+        throw invalid(
+          where,
+          list,
+          `container ${String(container.name)}: port names ${SIDECAR_PORT_NAMES.join(', ')} are reserved for the sidecar`,
+        );
+      }
+    }
   }
   for (const container of containers) {
     for (const port of arrayAt(container, 'ports') ?? []) {

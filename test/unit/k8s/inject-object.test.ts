@@ -276,6 +276,17 @@ describe('injectObject', () => {
     expect(() => injectObject(volume, CONFIG)).toThrow(/reserved/);
   });
 
+  it("fail/an app or init container port named like the sidecar's (meshauth-in, meshauth-admin)", () => {
+    // The Service's targetPort meshauth-in would resolve to the app's port (app containers are looked up first).
+    for (const name of ['meshauth-in', 'meshauth-admin']) {
+      const app = deployment({ containers: [{ name: 'app', image: 'a:1', ports: [{ name, containerPort: 9000 }] }] });
+      expect(() => injectObject(app, CONFIG)).toThrow(/container app: port names .* reserved for the sidecar/);
+      const init = deployment();
+      podSpec(init).initContainers = [{ name: 'setup', image: 's:1', ports: [{ name, containerPort: 9001 }] }];
+      expect(() => injectObject(init, CONFIG)).toThrow(/container setup: port names/);
+    }
+  });
+
   it('ok/kinds outside the list and unknown apiVersions pass through untouched', () => {
     const old = { ...deployment(), apiVersion: 'extensions/v1beta1' };
     expect(injectObject(old, CONFIG)).toMatchObject({ outcome: 'unchanged', object: old });

@@ -75,24 +75,54 @@ function diffArrays(from: readonly unknown[], to: readonly unknown[], path: stri
 
 /**
  * Items that stand for the same thing: two objects with the same string `name` (Kubernetes lists of containers,
- * volumes, env, ports are keyed by it), anything else when deep-equal. Aligning on names keeps a container that
- * gained env variables in place, so the patch (and the YAML node it edits, with the user's comments) stays its own.
+ * volumes, env, ports are keyed by it), anything else when equal. Aligning on names keeps a container that gained
+ * env variables in place, so the patch (and the YAML node it edits, with the user's comments) stays its own.
+ *
+ * Each item of both lists becomes one integer, the same for the same item, before anything is compared: the
+ * alignment compares up to MAX_ALIGNMENT_CELLS pairs, and with a deep comparison per pair, 500 identical unnamed
+ * init containers of a few KB (a 1 MB review posted to the webhook's port) kept it busy for many seconds, past the
+ * API server's timeoutSeconds and with every other review waiting. An unnamed item's identity is its canonical JSON (sorted
+ * keys), computed once; two items that only look alike to it still get a patch between them, never a wrong one.
  */
-function sameItem(a: unknown, b: unknown): boolean {
-  if (isObject(a) && isObject(b) && typeof a.name === 'string' && typeof b.name === 'string') return a.name === b.name;
-  return deepEqual(a, b);
+function itemIds(a: readonly unknown[], b: readonly unknown[]): [number[], number[]] {
+  const ids = new Map<string, number>();
+  const id = (item: unknown): number => {
+    const key = isObject(item) && typeof item.name === 'string' ? `n${item.name}` : `v${canonicalJson(item)}`;
+    let value = ids.get(key);
+    if (value === undefined) {
+      value = ids.size;
+      ids.set(key, value);
+    }
+    return value;
+  };
+  return [a.map(id), b.map(id)];
+}
+
+function canonicalJson(value: unknown): string {
+  return (
+    JSON.stringify(value, (_key, v: unknown) =>
+      isObject(v) && !Array.isArray(v)
+        ? Object.fromEntries(
+            Object.keys(v)
+              .sort()
+              .map((k) => [k, v[k]]),
+          )
+        : v,
+    ) ?? 'undefined'
+  );
 }
 
 /**
  * Index pairs of the same items, in order: the common prefix and suffix, and between them a longest common
  * subsequence; undefined when the middle is too large to align (MAX_ALIGNMENT_CELLS).
  */
-function alignedItems(a: readonly unknown[], b: readonly unknown[]): [number, number][] | undefined {
+function alignedItems(itemsA: readonly unknown[], itemsB: readonly unknown[]): [number, number][] | undefined {
+  const [a, b] = itemIds(itemsA, itemsB);
   let start = 0;
-  while (start < a.length && start < b.length && sameItem(a[start], b[start])) start++;
+  while (start < a.length && start < b.length && a[start] === b[start]) start++;
   let endA = a.length;
   let endB = b.length;
-  while (endA > start && endB > start && sameItem(a[endA - 1], b[endB - 1])) {
+  while (endA > start && endB > start && a[endA - 1] === b[endB - 1]) {
     endA--;
     endB--;
   }
@@ -105,8 +135,8 @@ function alignedItems(a: readonly unknown[], b: readonly unknown[]): [number, nu
   return pairs;
 }
 
-/** Index pairs of a longest common subsequence of the same items: O(n·m), so only on a bounded middle. */
-function commonSubsequence(a: readonly unknown[], b: readonly unknown[]): [number, number][] {
+/** Index pairs of a longest common subsequence of the same items (by id): O(n·m), so only on a bounded middle. */
+function commonSubsequence(a: readonly number[], b: readonly number[]): [number, number][] {
   const n = a.length;
   const m = b.length;
   const table: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
@@ -114,14 +144,14 @@ function commonSubsequence(a: readonly unknown[], b: readonly unknown[]): [numbe
     const row = table[x] as number[];
     const below = table[x + 1] as number[];
     for (let y = m - 1; y >= 0; y--) {
-      row[y] = sameItem(a[x], b[y]) ? (below[y + 1] as number) + 1 : Math.max(below[y] as number, row[y + 1] as number);
+      row[y] = a[x] === b[y] ? (below[y + 1] as number) + 1 : Math.max(below[y] as number, row[y + 1] as number);
     }
   }
   const pairs: [number, number][] = [];
   let x = 0;
   let y = 0;
   while (x < n && y < m) {
-    if (sameItem(a[x], b[y])) {
+    if (a[x] === b[y]) {
       pairs.push([x++, y++]);
     } else if ((table[x + 1]?.[y] ?? 0) >= (table[x]?.[y + 1] ?? 0)) {
       x++;

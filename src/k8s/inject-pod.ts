@@ -191,9 +191,10 @@ export function uninjectTemplate(template: JsonObject): boolean {
   removeNamed(spec, 'volumes', (name) => INJECTED_VOLUMES.includes(name), wasCreated('volumes'));
   for (const container of [...appInitContainers(spec), ...named(arrayAt(spec, 'containers'))]) {
     const name = container.name as string;
-    const added = status.env[name] ?? [];
+    // Own entries only: a container named `constructor` would otherwise find Object.prototype's.
+    const added = Object.hasOwn(status.env, name) ? (status.env[name] ?? []) : [];
     removeNamed(container, 'env', (n) => added.includes(n), wasCreated(`env:${name}`));
-    for (const [field, httpGet] of Object.entries(originals[name] ?? {})) {
+    for (const [field, httpGet] of Object.entries(Object.hasOwn(originals, name) ? (originals[name] ?? {}) : {})) {
       const probe = objectAt(container, field);
       if (probe !== undefined && isObject(httpGet)) probe.httpGet = httpGet;
     }

@@ -276,6 +276,17 @@ describe('injectObject', () => {
     expect(() => injectObject(volume, CONFIG)).toThrow(/reserved/);
   });
 
+  it('ok/a container named constructor that keeps its own proxy variables is re-injected and uninjected', () => {
+    // The status annotation has no env entry for it; the lookup found Object.prototype.constructor instead.
+    const app = deployment({
+      containers: [{ name: 'constructor', image: 'a:1', env: [{ name: 'HTTP_PROXY', value: 'http://corp:3128' }] }],
+    });
+    const once = injectObject(app, CONFIG);
+    expect(once.outcome).toBe('injected');
+    expect(injectObject(once.object, CONFIG).object).toEqual(once.object);
+    expect(uninjectObject(once.object).object).toEqual(app);
+  });
+
   it("fail/an app or init container port named like the sidecar's (meshauth-in, meshauth-admin)", () => {
     // The Service's targetPort meshauth-in would resolve to the app's port (app containers are looked up first).
     for (const name of ['meshauth-in', 'meshauth-admin']) {

@@ -184,7 +184,10 @@ export function uninjectTemplate(template: JsonObject): boolean {
   const annotations = objectAt(metadata, 'annotations') ?? {};
   const status = parseStatus(annotations[ANNOTATION_STATUS]);
   const originals = parseOriginalProbes(annotations[ANNOTATION_ORIGINAL_PROBES]);
-  const wasCreated = (what: string) => status.created.includes(what);
+  // Sets: the annotation is the pod creator's input (a review arrives before the API server's size checks), and a
+  // list lookup per container and per env entry made a 1 MB pod cost the webhook tens of seconds.
+  const created = new Set(status.created);
+  const wasCreated = (what: string) => created.has(what);
   const spec = objectAt(template, 'spec') ?? {};
 
   removeNamed(spec, 'initContainers', (name) => name === SIDECAR_NAME, wasCreated('initContainers'));
@@ -192,8 +195,8 @@ export function uninjectTemplate(template: JsonObject): boolean {
   for (const container of [...appInitContainers(spec), ...named(arrayAt(spec, 'containers'))]) {
     const name = container.name as string;
     // Own entries only: a container named `constructor` would otherwise find Object.prototype's.
-    const added = Object.hasOwn(status.env, name) ? (status.env[name] ?? []) : [];
-    removeNamed(container, 'env', (n) => added.includes(n), wasCreated(`env:${name}`));
+    const added = new Set(Object.hasOwn(status.env, name) ? status.env[name] : []);
+    removeNamed(container, 'env', (n) => added.has(n), wasCreated(`env:${name}`));
     for (const [field, httpGet] of Object.entries(Object.hasOwn(originals, name) ? (originals[name] ?? {}) : {})) {
       const probe = objectAt(container, field);
       if (probe !== undefined && isObject(httpGet)) probe.httpGet = httpGet;

@@ -77,6 +77,26 @@ export function optedOut(metadata: JsonObject | undefined): boolean {
   return value === 'false' || value === false;
 }
 
+/** Values of `meshauth.dev/inject` that mean "inject" without a word: the namespace label's and the obvious one. */
+const INJECT_VALUES: readonly unknown[] = ['true', true, 'enabled'];
+
+/**
+ * Why these metadata look like an opt-out that is not one, or undefined: a `meshauth.dev/inject` annotation with
+ * another spelling of false ("False", " false", "no", "disabled"...), or the opt-out written as a label (the key the
+ * namespace's opt-in uses). Such a workload is injected like any other; the warning says why.
+ */
+function ignoredOptOut(metadata: JsonObject | undefined): string | undefined {
+  const annotation = objectAt(metadata ?? {}, 'annotations')?.[ANNOTATION_INJECT];
+  if (annotation !== undefined && !optedOut(metadata) && !INJECT_VALUES.includes(annotation)) {
+    return `annotation ${ANNOTATION_INJECT}: ${JSON.stringify(annotation)} is not "false", which alone opts out; injected`;
+  }
+  const label = objectAt(metadata ?? {}, 'labels')?.[ANNOTATION_INJECT];
+  if (annotation === undefined && label !== undefined && !INJECT_VALUES.includes(label)) {
+    return `${ANNOTATION_INJECT} is a label here; the opt-out is the annotation ${ANNOTATION_INJECT}: "false"; injected`;
+  }
+  return undefined;
+}
+
 /** True when the template carries a sidecar or the status annotation. */
 export function isInjected(template: JsonObject): boolean {
   const spec = objectAt(template, 'spec') ?? {};
@@ -108,6 +128,8 @@ export function injectTemplate(template: JsonObject, config: InjectConfig, where
     warnings.push(`${where}: Windows pod left without a sidecar (the sidecar runs on Linux only)`);
     return { kind: 'skipped', reason: 'windows', warnings };
   }
+  const misspelled = ignoredOptOut(metadataBefore);
+  if (misspelled !== undefined) warnings.push(`${where}: ${misspelled}`);
   uninjectTemplate(template);
 
   const status: InjectStatus = { version: 1, env: {}, annotations: [], created: [] };

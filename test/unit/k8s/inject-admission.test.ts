@@ -138,6 +138,28 @@ describe('reviewAdmission', () => {
     }
   });
 
+  it('ok/only "false" opts out; another spelling of it, or the opt-out as a label, is injected with a warning', () => {
+    const withMeta = (metadata: Record<string, unknown>) => ({ ...POD, metadata: { name: 'p', ...metadata } });
+    const outcome = (metadata: Record<string, unknown>) => {
+      const response = responseOf(reviewAdmission(review(withMeta(metadata)), CONFIG).body);
+      return { patched: response.patch !== undefined, warnings: response.warnings ?? [] };
+    };
+    expect(outcome({ annotations: { 'meshauth.dev/inject': 'false' } })).toEqual({ patched: false, warnings: [] });
+    for (const value of ['true', 'enabled']) {
+      expect(outcome({ annotations: { 'meshauth.dev/inject': value } })).toEqual({ patched: true, warnings: [] });
+    }
+    for (const value of ['False', 'FALSE', ' false', 'false ', '0', 'no', 'off', 'disabled']) {
+      const result = outcome({ annotations: { 'meshauth.dev/inject': value } });
+      expect(result.patched, value).toBe(true);
+      expect(result.warnings.join('\n'), value).toMatch(
+        /meshauth\.dev\/inject: .* is not "false", which alone opts out/,
+      );
+    }
+    const label = outcome({ labels: { 'meshauth.dev/inject': 'false' } });
+    expect(label.patched).toBe(true);
+    expect(label.warnings.join('\n')).toMatch(/is a label here; the opt-out is the annotation/);
+  });
+
   it('ok/a Windows pod (spec.os or the os nodeSelector) is admitted unchanged with a warning', () => {
     // The API server refuses runAsUser, capabilities and seccomp on a container of a spec.os windows pod: a patch
     // with the Linux sidecar would make the pod impossible to create.

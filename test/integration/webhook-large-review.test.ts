@@ -100,14 +100,9 @@ describe('webhook: a large pod review', () => {
     expect(Buffer.from(response?.patch ?? '', 'base64').length).toBeLessThan(64 * 1024);
   });
 
-  it("ok/a ~1 MB review of 500 identical unnamed init containers is answered within the manifest's timeoutSeconds", async () => {
-    // The list alignment compared up to 250,000 pairs of items, each pair deeply: 499 copies of one ~2 KB item
-    // before a meshauth-proxy (which injection replaces at the front) took ~20 s here, while the API server gives up
-    // after timeoutSeconds and every other review waited behind it. The API server names every container it
-    // forwards, so this comes from anything that reaches the webhook's port directly (open to any source).
-    const manifest = parse(readFileSync(new URL('../../deploy/base/mutating-webhook.yaml', import.meta.url), 'utf8'));
-    const timeoutSeconds = (manifest as { webhooks: { timeoutSeconds: number }[] }).webhooks[0]?.timeoutSeconds;
-    expect(timeoutSeconds).toBeGreaterThan(0);
+  it('ok/a ~1 MB review of 500 identical unnamed init containers is answered with a patch; the webhook survives', async () => {
+    // The list alignment once compared every pair of these items deeply (~20 s here, past the manifest's
+    // timeoutSeconds). The work is counted in test/unit/k8s/inject-json-patch.test.ts; here the built webhook answers.
     const item = { image: 'x', args: Array.from({ length: 600 }, () => ({})) };
     const initContainers = [...Array.from({ length: 499 }, () => item), { name: 'meshauth-proxy', image: 'y' }];
     const body = review(
@@ -115,29 +110,22 @@ describe('webhook: a large pod review', () => {
       { 'meshauth.dev/status': '{}' },
     );
     expect(body.length).toBeGreaterThan(800 * 1024);
-    const started = performance.now();
     const answer = await post(port, cert.caPem, '/mutate', body);
-    const seconds = (performance.now() - started) / 1000;
     expect(answer.status).toBe(200);
     expect((answer.body as { response?: { patch?: string } }).response?.patch).toBeDefined();
-    expect(seconds).toBeLessThan(timeoutSeconds as number);
+    expect(exited).toBeUndefined();
   }, 60_000);
 
-  it('ok/a ~2 MB review whose status annotation lists 80,000 env names is answered within timeoutSeconds', async () => {
-    // A pod that carries meshauth.dev/status is uninjected first; each of the container's 80,000 env entries was
-    // looked up in the annotation's 80,000-name list (~40 s here). The API server's 256 KiB limit on annotations
-    // applies only after the webhook.
-    const manifest = parse(readFileSync(new URL('../../deploy/base/mutating-webhook.yaml', import.meta.url), 'utf8'));
-    const timeoutSeconds = (manifest as { webhooks: { timeoutSeconds: number }[] }).webhooks[0]?.timeoutSeconds;
+  it('ok/a ~2 MB review whose status annotation lists 80,000 env names is answered; the webhook survives', async () => {
+    // uninject once looked each env entry up in the annotation's list (~40 s here); the work is counted in
+    // test/unit/k8s/inject-object.test.ts. The API server's 256 KiB annotation limit applies only after the webhook.
     const names = Array.from({ length: 80_000 }, (_, i) => `E${i}`);
     const status = JSON.stringify({ env: { app: names.map((n) => `S${n}`) } });
     const env = names.map((name) => ({ name }));
     const body = review({ containers: [{ name: 'app', image: 'a:1', env }] }, { 'meshauth.dev/status': status });
     expect(body.length).toBeGreaterThan(2 * 1024 * 1024);
-    const started = performance.now();
     const answer = await post(port, cert.caPem, '/mutate', body);
-    const seconds = (performance.now() - started) / 1000;
     expect(answer.status).toBe(200);
-    expect(seconds).toBeLessThan(timeoutSeconds as number);
+    expect(exited).toBeUndefined();
   }, 90_000);
 });

@@ -24,6 +24,11 @@ const kHandler = Symbol('meshauth.forwardHandler');
 export const kResetBySidecar = Symbol('meshauth.resetBySidecar');
 type Sink = (ServerResponse | ServerHttp2Stream) & { [kHandler]?: ForwardHandler; [kResetBySidecar]?: boolean };
 
+/** A ForwardHandler took `sink` (its close is that handler's to report: #callerGone). */
+export function forwarding(sink: ServerResponse | ServerHttp2Stream): boolean {
+  return (sink as Sink)[kHandler] !== undefined;
+}
+
 /** What the outbound's HTTP/1.1 path to a peer learns from an exchange. */
 export interface ForwardHooks {
   /** A response head arrived (the endpoint answered). */

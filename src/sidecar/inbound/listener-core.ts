@@ -4,6 +4,7 @@
 // authenticated and which stages its requests go through. Also the drain and the parse-error answers.
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
+  constants as h2constants,
   type IncomingHttpHeaders,
   performServerHandshake,
   type ServerHttp2Session,
@@ -28,7 +29,7 @@ import type { VerifiedPeer } from '../../tls/index.js';
 import { cutResponse } from '../cut-response.js';
 import { DataPlaneTelemetry, type Direction } from '../data-plane-telemetry.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
-import { type DrainState, kResetBySidecar } from '../forward-handler.js';
+import { type DrainState, forwarding, kResetBySidecar } from '../forward-handler.js';
 import { EXTERNAL_POLICY, INBOUND_POLICY } from '../http-headers.js';
 import { waitUntil } from '../listen.js';
 import { Exchange, type OnRejected, runStages, type Stage } from '../pipeline/exchange.js';
@@ -292,6 +293,17 @@ export class ListenerCore {
     const onStreamClose = function onStreamClose(this: InboundStream): void {
       // The stream object outlives its request until node:http2's weak callback frees it: drop the exchange now.
       this[kExchange] = undefined;
+      // nghttp2 reset the stream for breaking HTTP/2 after its head (a body longer or shorter than its
+      // content-length, a trailer block with a pseudo-header) while a stage was still pending (a token or JWKS
+      // check): no ForwardHandler exists yet to report it, and the stages stop silently on a closed sink.
+      if (
+        this.rstCode === h2constants.NGHTTP2_PROTOCOL_ERROR &&
+        !this.headersSent &&
+        this[kResetBySidecar] !== true &&
+        !forwarding(this)
+      ) {
+        telemetry.protocolReset(peer?.idString ?? '');
+      }
       if (
         !this.headersSent &&
         this[kResetBySidecar] !== true &&

@@ -3,6 +3,7 @@
 // can sign: its intermediate is within its validity), /metrics. Read-only; nothing else is served.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { listenOn } from '../platform/index.js';
+import { AdminRefusals } from '../telemetry/admin-refusals.js';
 import { sendAdminAnswer } from '../telemetry/admin-server.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
@@ -24,13 +25,15 @@ export interface CaAdminOptions {
 
 export async function startCaAdminListener(options: CaAdminOptions): Promise<CaAdminListener> {
   const address = parseListenAddress(options.listen);
+  const refusals = new AdminRefusals(options.metrics, options.logger);
   const server: Server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) => {
-    handle(options, req, res).catch((error: unknown) => {
+    handle(options, refusals, req, res).catch((error: unknown) => {
       options.logger.error({ event: 'ca_admin_request_failed', err: error }, 'admin request failed');
       if (!res.headersSent) sendAdminAnswer(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
       else res.destroy();
     });
   });
+  refusals.install(server);
   const port = await listenOn(server, address, '--admin-listen');
   const host = address.host.includes(':') ? `[${address.host}]` : address.host;
   return {
@@ -44,9 +47,15 @@ export async function startCaAdminListener(options: CaAdminOptions): Promise<CaA
   };
 }
 
-async function handle(options: CaAdminOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(
+  options: CaAdminOptions,
+  refusals: AdminRefusals,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     sendAdminAnswer(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'GET, HEAD' });
+    refusals.refused(req, 'MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED');
     return;
   }
   switch ((req.url ?? '/').split('?', 1)[0]) {
@@ -71,5 +80,6 @@ async function handle(options: CaAdminOptions, req: IncomingMessage, res: Server
       return;
     default:
       sendAdminAnswer(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+      refusals.refused(req, 'MESHAUTH_ERR_ADMIN_NOT_FOUND');
   }
 }

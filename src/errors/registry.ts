@@ -74,6 +74,10 @@ export const ERRORS = {
   MESHAUTH_ERR_EXPECTATION_FAILED: { status: 417, message: 'expectation not supported' },
   MESHAUTH_ERR_HTTP_VERSION: { status: 426, message: 'HTTP/1.1 or HTTP/2 required' },
 
+  // --- admin listeners (probes, /metrics, the webhook) ---
+  MESHAUTH_ERR_ADMIN_NOT_FOUND: { status: 404, message: 'not found' },
+  MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
+
   // --- authorization ---
   MESHAUTH_ERR_FORBIDDEN: { status: 403, message: 'forbidden by policy' },
   MESHAUTH_ERR_PATH_AMBIGUOUS: { status: 400, message: 'ambiguous request path' },

@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { MeshauthError } from '../errors/index.js';
 import { listenOn, SingleFlight } from '../platform/index.js';
+import { type AdminRefusalCode, AdminRefusals } from '../telemetry/admin-refusals.js';
 import { sendAdminAnswer } from '../telemetry/admin-server.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -41,6 +42,7 @@ interface KeyPair {
 export class WebhookServer {
   readonly #options: WebhookServerOptions;
   #server: Server | undefined;
+  readonly #refusals: AdminRefusals;
   #timer: NodeJS.Timeout | undefined;
   #signature = '';
   #port = 0;
@@ -48,6 +50,7 @@ export class WebhookServer {
 
   constructor(options: WebhookServerOptions) {
     this.#options = options;
+    this.#refusals = new AdminRefusals(options.metrics, options.logger);
     // The alerts take increase() of the error and failure series. A series born at 1 on the first event has no
     // earlier sample to rise from: that first error (a pod admitted without its sidecar) or failed reload (reported
     // once per change) would never fire. Every result is exposed at 0 from the start.
@@ -88,6 +91,7 @@ export class WebhookServer {
         else res.destroy();
       });
     });
+    this.#refusals.install(server);
     this.#server = server;
     this.#port = await listenOn(server, this.#options, '--listen');
     this.#timer = setInterval(() => {
@@ -149,11 +153,15 @@ export class WebhookServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path === '/mutate') {
-      if (req.method !== 'POST') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'POST' });
+      if (req.method !== 'POST') {
+        sendJson(res, 405, { error: 'method not allowed' }, { allow: 'POST' });
+        return this.#refused(req, 'MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED');
+      }
       return this.#mutate(req, res);
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
+      sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
+      return this.#refused(req, 'MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED');
     }
     if (path === '/healthz') return sendAdminAnswer(res, 200, 'text/plain', 'ok\n');
     if (path === '/metrics') {
@@ -161,6 +169,11 @@ export class WebhookServer {
       return sendAdminAnswer(res, 200, metrics.contentType, await metrics.exposition());
     }
     sendJson(res, 404, { error: 'not found' });
+    this.#refused(req, 'MESHAUTH_ERR_ADMIN_NOT_FOUND');
+  }
+
+  #refused(req: IncomingMessage, code: AdminRefusalCode): void {
+    this.#refusals.refused(req, code);
   }
 
   async #mutate(req: IncomingMessage, res: ServerResponse): Promise<void> {

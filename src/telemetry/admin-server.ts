@@ -6,6 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { listenOn } from '../platform/index.js';
 import { type AppProbeForwardTarget, forwardAppProbe } from '../sidecar/app-probe.js';
+import { AdminRefusals } from './admin-refusals.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
@@ -32,6 +33,7 @@ export interface AdminServerOptions {
 export class AdminServer {
   readonly #options: AdminServerOptions;
   readonly #server: Server;
+  readonly #refusals: AdminRefusals;
   #port = 0;
 
   constructor(options: AdminServerOptions) {
@@ -43,6 +45,8 @@ export class AdminServer {
         else res.destroy();
       });
     });
+    this.#refusals = new AdminRefusals(options.metrics, options.logger);
+    this.#refusals.install(this.#server);
   }
 
   get port(): number {
@@ -64,6 +68,7 @@ export class AdminServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendAdminAnswer(res, 405, 'text/plain', 'method not allowed\n', { allow: 'GET, HEAD' });
+      this.#refusals.refused(req, 'MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED');
       return;
     }
     const path = (req.url ?? '/').split('?', 1)[0];
@@ -93,6 +98,7 @@ export class AdminServer {
           return;
         }
         sendAdminAnswer(res, 404, 'text/plain', 'not found\n');
+        this.#refusals.refused(req, 'MESHAUTH_ERR_ADMIN_NOT_FOUND');
     }
   }
 
@@ -104,6 +110,7 @@ export class AdminServer {
       container === undefined || kind === undefined ? undefined : this.#options.appProbes?.get(container)?.[kind];
     if (target === undefined) {
       sendAdminAnswer(res, 404, 'text/plain', 'no such app probe\n');
+      this.#refusals.refused(req, 'MESHAUTH_ERR_ADMIN_NOT_FOUND');
       return;
     }
     // The kubelet gives up after its own timeoutSeconds: stop asking the app then too.

@@ -1,0 +1,134 @@
+// The refusals of the admin-style listeners (the sidecar's and the gateway's admin port, `ca serve --admin-listen`,
+// the injection webhook): an unknown path (404), a method other than the ones served (405), and what node:http refuses
+// before their handlers see a request (a head it cannot parse, a head past its size limit, a head or body still
+// arriving at its timeouts, an `Expect` other than 100-continue, CONNECT). Each is counted in
+// meshauth_requests_rejected_total{direction="admin", code} and logged in one `admin_request_rejected` line; node's own
+// refusals need no complete request, so anyone who reaches the port can cause them in a loop: their line is
+// rate-limited. The answers stay what they were (status, and a body where node:http gave one).
+import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { type ErrorCode, MeshauthError } from '../errors/index.js';
+import { expectationUnsupported, firstClientErrorOnly, nodeRefusal, pendingResponse } from '../platform/index.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import { RateLimitedLog } from './rate-limited-log.js';
+
+const EVENT = 'admin_request_rejected';
+const NODE_REFUSAL_LOG_INTERVAL_MS = 10_000;
+/** How long an answer to a broken request may take to flush before its connection is cut. */
+const ANSWER_GRACE_MS = 1_000;
+
+export type AdminRefusalCode = Extract<
+  ErrorCode,
+  'MESHAUTH_ERR_ADMIN_NOT_FOUND' | 'MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED'
+>;
+
+export class AdminRefusals {
+  readonly #metrics: Metrics;
+  readonly #logger: Logger;
+  readonly #nodeLog: RateLimitedLog;
+
+  constructor(metrics: Metrics, logger: Logger) {
+    this.#metrics = metrics;
+    this.#logger = logger;
+    this.#nodeLog = new RateLimitedLog(logger, metrics, EVENT, NODE_REFUSAL_LOG_INTERVAL_MS);
+  }
+
+  /** Counts and logs a request the handler refused (it has answered `req` already). */
+  refused(req: IncomingMessage, code: AdminRefusalCode): void {
+    const error = new MeshauthError(
+      code,
+      code === 'MESHAUTH_ERR_ADMIN_NOT_FOUND' ? 'unknown path' : 'method not served',
+      {
+        reason: code === 'MESHAUTH_ERR_ADMIN_NOT_FOUND' ? 'not_found' : 'method_not_allowed',
+      },
+    );
+    this.#metrics.requestsRejected.inc({ direction: 'admin', code: error.code });
+    this.#logger.warn(
+      {
+        event: EVENT,
+        direction: 'admin',
+        code: error.code,
+        status: error.status,
+        reason: error.reason,
+        method: req.method,
+        remote: req.socket.remoteAddress,
+      },
+      `admin request rejected: ${error.message}`,
+    );
+  }
+
+  /** Installs the 'clientError', 'checkExpectation' and 'connect' listeners on an admin-style server. */
+  install(server: Server): void {
+    server.on(
+      'clientError',
+      firstClientErrorOnly((error: Error & { code?: string }, socket: Duplex) => this.#onClientError(error, socket)),
+    );
+    server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      const error = expectationUnsupported();
+      this.#nodeRefused(error, req.socket, req.method);
+      res.writeHead(error.status, { 'content-type': 'text/plain', 'cache-control': 'no-store', connection: 'close' });
+      res.end(`${error.publicMessage}\n`);
+    });
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      const error = new MeshauthError('MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED', 'CONNECT is not served', {
+        reason: 'method_not_allowed',
+      });
+      this.#nodeRefused(error, socket, 'CONNECT');
+      answer(socket, error);
+    });
+  }
+
+  #onClientError(error: Error & { code?: string }, socket: Duplex): void {
+    // node:https passes failed TLS handshakes on as client errors too (the webhook): no request was refused.
+    if (error.code === 'ECONNRESET' || !socket.writable || /^ERR_(TLS|SSL)_/.test(error.code ?? '')) {
+      socket.destroy(); // the client went away, or never finished its handshake
+      return;
+    }
+    const pending = pendingResponse(socket as Parameters<typeof pendingResponse>[0]);
+    if (pending?.headersSent === true) {
+      // Answered already (a GET whose body then broke the parser): let what was written flush, counted then.
+      const close = () => socket.destroy();
+      pending.once('finish', close);
+      setTimeout(close, ANSWER_GRACE_MS).unref();
+      return;
+    }
+    if (pending === undefined && (socket as Duplex & { bytesWritten?: number }).bytesWritten !== 0) {
+      // The connection carried a response already: the broken bytes are most likely the unread body of a request
+      // answered then (and counted then, if refused); a second answer would be read as the reply to a next request.
+      socket.destroy();
+      return;
+    }
+    const rejection = nodeRefusal(error.code);
+    this.#nodeRefused(rejection, socket, pending?.req.method, error.code);
+    answer(socket, rejection);
+  }
+
+  #nodeRefused(error: MeshauthError, socket: Duplex, method: string | undefined, parserCode?: string): void {
+    this.#metrics.requestsRejected.inc({ direction: 'admin', code: error.code });
+    this.#nodeLog.warn(
+      {
+        direction: 'admin',
+        code: error.code,
+        status: error.status,
+        reason: error.reason,
+        method,
+        parserCode,
+        remote: (socket as Duplex & { remoteAddress?: string }).remoteAddress,
+      },
+      `admin request rejected: ${error.message}`,
+    );
+  }
+}
+
+/** A whole HTTP/1.1 response written straight to the socket (no response object to answer on), then closed. */
+function answer(socket: Duplex, error: MeshauthError): void {
+  const body = `${error.publicMessage}\n`;
+  const close = () => socket.destroy();
+  socket.once('finish', close);
+  setTimeout(close, ANSWER_GRACE_MS).unref();
+  socket.end(
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\ncontent-type: text/plain\r\n` +
+      `cache-control: no-store\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}

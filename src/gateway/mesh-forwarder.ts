@@ -6,6 +6,7 @@
 // outbound's passport wrapper turns it into link + origin for the route's ID (the gateway is the voucher and the
 // first actor). No listener and no second HTTP hop: nothing local can reach the mesh as the gateway.
 import type { OutgoingHttpHeaders } from 'node:http';
+import { constants as h2constants } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -194,7 +195,23 @@ export class MeshForwarder {
     const { res } = exchange;
     const telemetry = this.#telemetry;
     const abort = new AbortController();
-    res.on('close', () => abort.abort()); // the browser left: the peer's request goes too
+    res.on('close', () => {
+      // nghttp2 reset the browser's stream for its body (shorter or longer than its content-length): a broken
+      // upload, counted as H2Exchange counts one to an HTTP/2 peer, not a browser that left.
+      if (
+        !abort.signal.aborted &&
+        !res.writableEnded &&
+        exchange.req !== undefined &&
+        exchange.req.complete !== true &&
+        res.stream?.rstCode === h2constants.NGHTTP2_PROTOCOL_ERROR
+      ) {
+        const error = new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'request body incomplete', {
+          reason: 'body_incomplete',
+        });
+        telemetry.rejected(endpoint.peerId, error, exchange.startedAt);
+      }
+      abort.abort(); // the browser left: the peer's request goes too
+    });
     // The balancer's load signal, as an HTTP/2 stream counts: from the request until its response body is over.
     endpoint.inflight += 1;
     let counted = true;

@@ -45,8 +45,8 @@ export interface CallerResponse {
   readonly writableEnded: boolean;
   /** node:http2's compat response has no `destroyed`: its 'close' or its stream says the caller is gone. */
   readonly destroyed?: boolean;
-  /** node:http2's compat response: the stream under it (closed once the browser reset it). */
-  readonly stream?: { readonly closed: boolean };
+  /** node:http2's compat response: the stream under it (closed once the browser reset it, or nghttp2 did). */
+  readonly stream?: { readonly closed: boolean; readonly rstCode?: number };
   write(chunk: Buffer): boolean;
   end(): unknown;
   destroy(): unknown;
@@ -553,6 +553,16 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     if (this.#done) return;
     if (this.#bodyAttached && this.req?.complete !== true) {
       this.bodyClosed(); // the app's connection broke mid-upload (node:http may close the response first)
+      return;
+    }
+    if (
+      this.req !== undefined &&
+      this.req.complete !== true &&
+      this.res.stream?.rstCode === constants.NGHTTP2_PROTOCOL_ERROR
+    ) {
+      // nghttp2 reset the gateway caller's stream for its body (shorter or longer than its content-length) while the
+      // peer stream was still being set up: the same broken upload as above, not a caller that went away.
+      this.bodyClosed();
       return;
     }
     this.#done = true;

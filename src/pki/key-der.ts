@@ -6,6 +6,8 @@
 // for keys it generated (a unit test holds it to that); a key imported with explicit curve parameters, a compressed
 // point or without its public key comes out in this canonical form instead of as it was read.
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { MeshauthError } from '../errors/index.js';
+import { derChildren, derContent, derOid, readDer } from './der.js';
 import { toPem } from './keys.js';
 
 /** SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING { 0 unused bits, 04 (uncompressed) … } }. */
@@ -26,6 +28,9 @@ const P256_PKCS8_PUBLIC_KEY = Buffer.from('a14403420004', 'hex');
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
 const P256_COORDINATE_BYTES = 32;
+const EC_PUBLIC_KEY_OID = '1.2.840.10045.2.1';
+/** The first octet of an encoded EC point (SEC 1 §2.3.3): compressed, uncompressed or hybrid; 00 is infinity. */
+const EC_POINT_FORMS = new Set([0x02, 0x03, 0x04, 0x06, 0x07]);
 const ED25519_KEY_BYTES = 32;
 
 interface Jwk {
@@ -78,7 +83,35 @@ export function importSpki(spki: Buffer): KeyObject {
     const x = spki.subarray(ED25519_SPKI_PREFIX.length).toString('base64url');
     return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
   }
+  refuseUnreadableEcKey(spki);
   return createPublicKey({ key: spki, format: 'der', type: 'spki' });
+}
+
+/**
+ * OpenSSL decodes an EC key whose point is the point at infinity (a lone 00 octet) or whose curve is given by
+ * explicit parameters, but Node 20 then aborts the whole process on the first read of the key's details or its
+ * JWK (a failed native assertion, not an exception): a CSR carrying such a key stopped `ca serve` before any
+ * credential was checked. Such keys are refused here, before OpenSSL sees them; so is an SPKI that is not strict
+ * DER, whose algorithm could not be read.
+ */
+function refuseUnreadableEcKey(spki: Buffer): void {
+  const outer = readDer(spki, 0);
+  const parts = outer?.tag === 0x30 && outer.end === spki.length ? derChildren(spki, outer) : undefined;
+  const [algorithm, key] = parts?.length === 2 ? parts : [];
+  const fields = algorithm?.tag === 0x30 ? derChildren(spki, algorithm) : undefined;
+  const oid = fields?.[0] === undefined ? undefined : derOid(spki, fields[0]);
+  if (key?.tag !== 0x03 || oid === undefined) unsupportedKey('SubjectPublicKeyInfo is not DER');
+  if (oid !== EC_PUBLIC_KEY_OID) return;
+  const curve = fields?.length === 2 ? fields[1] : undefined;
+  const point = derContent(spki, key);
+  if (curve === undefined || derOid(spki, curve) === undefined) unsupportedKey('EC key without a named curve');
+  if (point.length < 3 || point[0] !== 0 || !EC_POINT_FORMS.has(point[1] as number)) {
+    unsupportedKey('EC public key is not an encoded point (the point at infinity?)');
+  }
+}
+
+function unsupportedKey(message: string): never {
+  throw new MeshauthError('MESHAUTH_ERR_KEY_TYPE', message);
 }
 
 function startsWith(bytes: Buffer, prefix: Buffer): boolean {

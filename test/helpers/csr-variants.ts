@@ -1,7 +1,9 @@
 // CSRs a hostile or broken client might send: an RSA key with a small public exponent, a valid PEM with bytes
-// after it, a DER with bytes appended inside the PEM. Each is a real, correctly self-signed PKCS#10 request.
-import { generateKeyPairSync } from 'node:crypto';
+// after it, a DER with bytes appended inside the PEM, an EC key that is no point. Each is a real PKCS#10 request,
+// correctly self-signed where its key can sign.
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { createCsrPem, KEY_ALGORITHMS, toPem, x509 } from '../../src/pki/index.js';
+import { oid, tlv } from './der-writer.js';
 
 const subtle = globalThis.crypto.subtle;
 
@@ -43,4 +45,16 @@ export async function p256CsrSignedWithSha1(): Promise<string> {
     signingAlgorithm: { name: 'ECDSA', hash: 'SHA-1' },
   });
   return csr.toString('pem');
+}
+
+/**
+ * A CSR whose SubjectPublicKeyInfo is id-ecPublicKey on the named curve `curveOid` with the encoded point `point`
+ * as its key (a lone 00 octet is the point at infinity), signed (necessarily in vain) by a fresh P-256 key.
+ */
+export function ecCsrWithPoint(curveOid: string, point: Buffer): string {
+  const spki = tlv(0x30, [tlv(0x30, [oid('1.2.840.10045.2.1'), oid(curveOid)]), tlv(0x03, [Buffer.of(0), point])]);
+  const info = tlv(0x30, [Buffer.from('020100', 'hex'), tlv(0x30, []), spki, Buffer.from('a000', 'hex')]);
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const signature = tlv(0x03, [Buffer.of(0), sign('sha256', info, privateKey)]);
+  return toPem('CERTIFICATE REQUEST', tlv(0x30, [info, tlv(0x30, [oid('1.2.840.10045.4.3.2')]), signature]));
 }

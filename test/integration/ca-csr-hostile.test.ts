@@ -1,5 +1,5 @@
-// Hostile CSRs against the real CA API (TLS on 127.0.0.1): an RSA key with a small public exponent and a CSR with
-// data after it are refused with MESHAUTH_ERR_CSR_INVALID, one metric increment and one log line; the CA stays up.
+// Hostile CSRs against the real CA API (TLS on 127.0.0.1): an RSA key with a small public exponent, a CSR with
+// data after it and an EC key at the point at infinity are refused with MESHAUTH_ERR_CSR_INVALID, one metric increment and one log line; the CA stays up.
 import { Agent, request } from 'undici';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type CaServer, createJoinToken, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
@@ -7,7 +7,7 @@ import { createCsrPem, generateKeyPair } from '../../src/pki/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
 import { caRejections } from '../helpers/ca-metrics.js';
-import { rsaCsrWithExponent, withDerTrailer } from '../helpers/csr-variants.js';
+import { ecCsrWithPoint, rsaCsrWithExponent, withDerTrailer } from '../helpers/csr-variants.js';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
 
 const ID = 'spiffe://example.org/ns/shop/sa/web';
@@ -60,6 +60,17 @@ describe('POST /v1/svid refuses hostile CSRs', () => {
       'fail/CSR DER with bytes appended inside the PEM block',
       async () => withDerTrailer(await createCsrPem(await generateKeyPair()), Buffer.from('trailer')),
       'csr_trailing_data',
+    ],
+    // Node 20 aborted the CA process reading such a key's details (before any credential is checked).
+    [
+      'fail/P-256 key that is the point at infinity',
+      async () => ecCsrWithPoint('1.2.840.10045.3.1.7', Buffer.of(0)),
+      'csr_key_type',
+    ],
+    [
+      'fail/P-384 key that is the point at infinity',
+      async () => ecCsrWithPoint('1.3.132.0.34', Buffer.of(0)),
+      'csr_key_type',
     ],
   ])('%s → 400 MESHAUTH_ERR_CSR_INVALID', async (_name, make, reason) => {
     const before = await rejected(reason);

@@ -17,6 +17,16 @@ import { type KeyPair, type KeyType, keyTypeOf, toPem } from './keys.js';
 import { x509 } from './x509.js';
 
 const MAX_CSR_PEM_BYTES = 16 * 1024;
+/**
+ * ASN.1 elements a request may hold, counted before any parser sees it: the agent's request has about 15, one from
+ * openssl with a full subject and 40 DNS names about 110. The bytes limit alone does not bound the work: 16 KiB of
+ * tiny elements (a thousand empty attributes, in BER) cost the general path 30–100 ms of the main thread, and the
+ * request is checked before its credential.
+ */
+const MAX_CSR_ELEMENTS = 512;
+/** Nesting beyond this is no request (a real one is about 8 deep). */
+const MAX_CSR_DEPTH = 32;
+const BEGIN_CSR = '-----BEGIN CERTIFICATE REQUEST-----';
 const PEM_CSR = /-----BEGIN CERTIFICATE REQUEST-----[\s\S]+?-----END CERTIFICATE REQUEST-----/g;
 /** One PEM block and nothing else (RFC 7468 §3: whitespace before and after is allowed). */
 const WHOLE_PEM_CSR =
@@ -132,6 +142,10 @@ interface CsrParts {
 
 export async function verifyCsrPem(pem: string): Promise<VerifiedCsr> {
   if (Buffer.byteLength(pem) > MAX_CSR_PEM_BYTES) invalid('CSR is larger than 16 KiB', 'too_large');
+  // Each BEGIN line without its END costs the block search a scan to the end of the input: hundreds of them, a
+  // quadratic few milliseconds. Counting the BEGIN lines first is linear, and more than one is refused anyway.
+  const begins = pem.split(BEGIN_CSR).length - 1;
+  if (begins > 1) invalid(`expected exactly one PEM CERTIFICATE REQUEST block, found ${begins}`, 'pem');
   const blocks = pem.match(PEM_CSR) ?? [];
   if (blocks.length !== 1) invalid(`expected exactly one PEM CERTIFICATE REQUEST block, found ${blocks.length}`, 'pem');
   const whole = WHOLE_PEM_CSR.exec(pem);
@@ -141,6 +155,11 @@ export async function verifyCsrPem(pem: string): Promise<VerifiedCsr> {
   // unread (RFC 7468 §3 allows padding only at the end).
   if (!CANONICAL_BASE64.test(base64) || base64.length % 4 !== 0) invalid('CSR PEM body is not base64', 'pem');
   const der = Buffer.from(base64, 'base64');
+  const elements = countElements(der);
+  if (elements === undefined) invalid('CSR cannot be parsed', 'malformed');
+  if (elements > MAX_CSR_ELEMENTS) {
+    invalid(`CSR has more than ${MAX_CSR_ELEMENTS} ASN.1 elements or is nested too deep`, 'too_large');
+  }
   // The usual request (strict DER, a common signature algorithm) is split and verified natively: about a
   // millisecond less of JavaScript ASN.1 per SVID. Anything else takes the @peculiar/x509 path, which names the
   // problem exactly as before.
@@ -292,6 +311,85 @@ function paramsMatch(parts: CsrParts, nullParams: boolean): boolean {
 }
 
 const DER_NULL = Buffer.from([0x05, 0x00]);
+
+/**
+ * The ASN.1 elements of the (BER) element at the start of `der`, counted past MAX_CSR_ELEMENTS only as one more
+ * (MAX_CSR_ELEMENTS + 1 also for nesting past MAX_CSR_DEPTH); undefined when its encoding cannot be read. The
+ * content of an OCTET or BIT STRING that reads as elements is counted too: the general path parses the values
+ * of the extensions a request asks for.
+ */
+function countElements(der: Buffer): number | undefined {
+  const budget = { left: MAX_CSR_ELEMENTS + 1 };
+  const end = skipElement(der, 0, der.length, 0, budget);
+  if (budget.left <= 0) return MAX_CSR_ELEMENTS + 1;
+  return end === undefined ? undefined : MAX_CSR_ELEMENTS + 1 - budget.left;
+}
+
+/** The offset after the BER element at `offset` (which must end by `bound`), counting it and its contents. */
+function skipElement(
+  der: Buffer,
+  offset: number,
+  bound: number,
+  depth: number,
+  budget: { left: number },
+): number | undefined {
+  budget.left -= 1;
+  if (depth > MAX_CSR_DEPTH) budget.left = 0;
+  if (budget.left <= 0 || offset >= bound) return undefined;
+  const tag = der[offset] as number;
+  let at = offset + 1;
+  if ((tag & 0x1f) === 0x1f) {
+    while (at < bound && ((der[at] as number) & 0x80) !== 0) at++;
+    at++; // the last octet of the tag number
+  }
+  if (at >= bound) return undefined;
+  const first = der[at++] as number;
+  const constructed = (tag & 0x20) !== 0;
+  if (first === 0x80) {
+    // Indefinite length (BER, constructed only): elements up to an end-of-contents 00 00.
+    if (!constructed) return undefined;
+    while (at + 1 < bound && !(der[at] === 0 && der[at + 1] === 0)) {
+      const next = skipElement(der, at, bound, depth + 1, budget);
+      if (next === undefined) return undefined;
+      at = next;
+    }
+    return at + 1 < bound ? at + 2 : undefined;
+  }
+  let length = first;
+  if (first > 0x80) {
+    const octets = first & 0x7f;
+    if (octets > 4 || at + octets > bound) return undefined;
+    length = 0;
+    for (let i = 0; i < octets; i++) length = length * 256 + (der[at++] as number);
+  }
+  const end = at + length;
+  if (end > bound) return undefined;
+  if (constructed) {
+    for (let child = at; child < end; ) {
+      const next = skipElement(der, child, end, depth + 1, budget);
+      if (next === undefined) return undefined;
+      child = next;
+    }
+  } else if (tag === 0x04 || tag === 0x03) {
+    countEncapsulated(der, tag === 0x03 ? at + 1 : at, end, depth + 1, budget);
+  }
+  return end;
+}
+
+/** Counts what a string's content holds when it reads as whole elements; leaves the budget alone when it does not. */
+function countEncapsulated(der: Buffer, start: number, end: number, depth: number, budget: { left: number }): void {
+  const trial = { left: budget.left };
+  for (let at = start; at < end; ) {
+    const next = skipElement(der, at, end, depth, trial);
+    if (trial.left <= 0) {
+      budget.left = 0;
+      return;
+    }
+    if (next === undefined) return;
+    at = next;
+  }
+  budget.left = trial.left;
+}
 
 /** Total length (header + content) of the DER element at the start of `der`, or -1 when the header is malformed. */
 function derElementLength(der: Buffer): number {

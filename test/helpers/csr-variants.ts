@@ -3,7 +3,7 @@
 // correctly self-signed where its key can sign.
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { createCsrPem, KEY_ALGORITHMS, toPem, x509 } from '../../src/pki/index.js';
-import { oid, tlv } from './der-writer.js';
+import { EncodingNoise, oid, tlv } from './der-writer.js';
 
 const subtle = globalThis.crypto.subtle;
 
@@ -55,6 +55,27 @@ export function ecCsrWithPoint(curveOid: string, point: Buffer): string {
   const spki = tlv(0x30, [tlv(0x30, [oid('1.2.840.10045.2.1'), oid(curveOid)]), tlv(0x03, [Buffer.of(0), point])]);
   const info = tlv(0x30, [Buffer.from('020100', 'hex'), tlv(0x30, []), spki, Buffer.from('a000', 'hex')]);
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const signature = tlv(0x03, [Buffer.of(0), sign('sha256', info, privateKey)]);
+  return toPem('CERTIFICATE REQUEST', tlv(0x30, [info, tlv(0x30, [oid('1.2.840.10045.4.3.2')]), signature]));
+}
+
+/** `count` attributes `{cn, {NULL}}`: four tiny ASN.1 elements each, for a request cheap in bytes, costly to parse. */
+export function emptyAttributes(count: number): Buffer {
+  return tlv(
+    0xa0,
+    Array.from({ length: count }, () => tlv(0x30, [oid('2.5.4.3'), tlv(0x31, [Buffer.from([5, 0])])])),
+  );
+}
+
+/** A correctly self-signed P-256 request with these attributes, its info in BER (indefinite length): not strict DER. */
+export function berCsrWithAttributes(attributes: Buffer): string {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const spki = publicKey.export({ type: 'spki', format: 'der' });
+  const info = tlv(
+    0x30,
+    [Buffer.from('020100', 'hex'), tlv(0x30, []), spki, attributes],
+    new EncodingNoise(['indefinite']),
+  );
   const signature = tlv(0x03, [Buffer.of(0), sign('sha256', info, privateKey)]);
   return toPem('CERTIFICATE REQUEST', tlv(0x30, [info, tlv(0x30, [oid('1.2.840.10045.4.3.2')]), signature]));
 }

@@ -1,5 +1,6 @@
 // Hostile CSRs against the real CA API (TLS on 127.0.0.1): an RSA key with a small public exponent, a CSR with
-// data after it and an EC key at the point at infinity are refused with MESHAUTH_ERR_CSR_INVALID, one metric increment and one log line; the CA stays up.
+// data after it, an EC key at the point at infinity and a request of a thousand tiny ASN.1 elements are refused
+// with MESHAUTH_ERR_CSR_INVALID, one metric increment and one log line; the CA stays up.
 import { Agent, request } from 'undici';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type CaServer, createJoinToken, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
@@ -7,7 +8,13 @@ import { createCsrPem, generateKeyPair } from '../../src/pki/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
 import { caRejections } from '../helpers/ca-metrics.js';
-import { ecCsrWithPoint, rsaCsrWithExponent, withDerTrailer } from '../helpers/csr-variants.js';
+import {
+  berCsrWithAttributes,
+  ecCsrWithPoint,
+  emptyAttributes,
+  rsaCsrWithExponent,
+  withDerTrailer,
+} from '../helpers/csr-variants.js';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
 
 const ID = 'spiffe://example.org/ns/shop/sa/web';
@@ -71,6 +78,12 @@ describe('POST /v1/svid refuses hostile CSRs', () => {
       'fail/P-384 key that is the point at infinity',
       async () => ecCsrWithPoint('1.3.132.0.34', Buffer.of(0)),
       'csr_key_type',
+    ],
+    // 12 KiB of tiny elements: tens of milliseconds of the general parser's time, before any credential is checked.
+    [
+      'fail/a thousand empty attributes in BER',
+      async () => berCsrWithAttributes(emptyAttributes(1000)),
+      'csr_too_large',
     ],
   ])('%s → 400 MESHAUTH_ERR_CSR_INVALID', async (_name, make, reason) => {
     const before = await rejected(reason);

@@ -7,7 +7,13 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { MeshauthError } from '../../../src/errors/index.js';
 import { createCsrPem, generateKeyPair, newKeyWithCsr, toPem, verifyCsrPem, x509 } from '../../../src/pki/index.js';
-import { p256CsrSignedWithSha1, rsaCsrWithExponent, withDerTrailer } from '../../helpers/csr-variants.js';
+import {
+  berCsrWithAttributes,
+  emptyAttributes,
+  p256CsrSignedWithSha1,
+  rsaCsrWithExponent,
+  withDerTrailer,
+} from '../../helpers/csr-variants.js';
 import { oid, tlv } from '../../helpers/der-writer.js';
 
 async function reasonOf(pem: string): Promise<string | undefined> {
@@ -282,6 +288,67 @@ describe('verifyCsrPem', () => {
     const verified = await verifyCsrPem(signedCsr((spki) => [VERSION, EMPTY, spki, tlv(0xa0, [request])]));
     expect(Object.getOwnPropertyDescriptor(verified, 'publicKey')?.get).toBeDefined();
     expect(verified.keyType).toBe('p256');
+  });
+
+  // Checked before the request's credential: what a CSR may make the CA parse is bounded by its element count, not
+  // only its size (16 KiB of tiny BER elements cost @peculiar/x509 30–100 ms).
+  it.each([
+    ['BER (general path)', () => berCsrWithAttributes(emptyAttributes(1000))],
+    ['strict DER', () => signedCsr((spki) => [VERSION, EMPTY, spki, emptyAttributes(1000)])],
+    [
+      'in an extension value',
+      () => {
+        const names = tlv(
+          0x30,
+          Array.from({ length: 600 }, (_, i) => tlv(0x82, [Buffer.from(`h${i}.example`)])),
+        );
+        const extension = tlv(0x30, [oid('2.5.29.17'), tlv(0x04, [names])]);
+        const request = tlv(0x30, [oid('1.2.840.113549.1.9.14'), tlv(0x31, [tlv(0x30, [extension])])]);
+        return berCsrWithAttributes(tlv(0xa0, [request]));
+      },
+    ],
+  ])('fail/a thousand tiny ASN.1 elements, %s → too_large', async (_name, make) => {
+    const pem = make();
+    expect(Buffer.byteLength(pem)).toBeLessThan(16 * 1024);
+    expect(await reasonOf(pem)).toBe('too_large');
+  });
+
+  it('ok/a BER request with a hundred attributes is still read by the general path', async () => {
+    expect(await reasonOf(berCsrWithAttributes(emptyAttributes(100)))).toBeUndefined();
+  });
+
+  it('ok/an openssl request with a full subject and 40 DNS names', () => {
+    const names = Array.from({ length: 40 }, (_, i) => `DNS:host${i}.shop.svc.cluster.local`).join(',');
+    const pem = execFileSync(
+      'openssl',
+      [
+        'req',
+        '-new',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        '/dev/null',
+        '-sha256',
+        '-subj',
+        '/C=US/ST=California/L=San Francisco/O=Example/OU=Platform/CN=web.shop/emailAddress=p@example.com',
+        '-addext',
+        `subjectAltName=${names},URI:spiffe://example.org/ns/a/sa/w`,
+        '-addext',
+        'keyUsage=critical,digitalSignature,keyEncipherment',
+        '-addext',
+        'extendedKeyUsage=serverAuth,clientAuth',
+      ],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    return expect(reasonOf(pem)).resolves.toBeUndefined();
+  });
+
+  it('fail/hundreds of BEGIN lines and no END are counted, not searched (quadratic) → pem', async () => {
+    const pem = '-----BEGIN CERTIFICATE REQUEST-----\n'.repeat(400);
+    const error = (await verifyCsrPem(pem).catch((e: unknown) => e)) as MeshauthError;
+    expect(error.reason).toBe('pem');
+    expect(error.message).toContain('found 400');
   });
 });
 

@@ -73,9 +73,17 @@ export function judgeTokenReview(body: unknown, expected: TokenReviewExpectation
       why: 'API server did not confirm the audience',
     };
   }
-  const extra = isRecord(user.extra) ? user.extra : {};
-  const podUids = extra[POD_UID_EXTRA];
-  if (expected.podUid !== undefined && Array.isArray(podUids) && !podUids.includes(expected.podUid)) {
+  // `extra` maps names to arrays of strings. Absent, the API server says nothing of the pod (older versions); present
+  // in another shape, the answer is no TokenReview: skipping the pod check because of it would pass a token the API
+  // server bound to another pod.
+  if (user.extra !== undefined && !isRecord(user.extra)) {
+    return { ok: false, denied: false, why: 'status.user.extra is not an object' };
+  }
+  const podUids = user.extra?.[POD_UID_EXTRA];
+  if (podUids !== undefined && !(Array.isArray(podUids) && podUids.every((uid) => typeof uid === 'string'))) {
+    return { ok: false, denied: false, why: `status.user.extra["${POD_UID_EXTRA}"] is not a list of strings` };
+  }
+  if (expected.podUid !== undefined && podUids !== undefined && !podUids.includes(expected.podUid)) {
     return {
       ok: false,
       denied: true,

@@ -63,6 +63,35 @@ describe('judgeTokenReview', () => {
       answer({ authenticated: true, user: user(undefined, 'uid-2'), audiences: ['meshauth'] }),
       'denied',
     ],
+    [
+      'ok/no extra at all (an API server that does not name the pod)',
+      answer({ authenticated: true, user: { ...user(), extra: undefined }, audiences: ['meshauth'] }),
+      'ok',
+    ],
+    // The pod check must not be skipped because the pod UIDs came in another shape than a list of strings.
+    [
+      'fail/pod-uid a string naming another pod',
+      answer({
+        authenticated: true,
+        user: { ...user(), extra: { 'authentication.kubernetes.io/pod-uid': 'uid-2' } },
+        audiences: ['meshauth'],
+      }),
+      'unjudgeable',
+    ],
+    [
+      'fail/pod-uid a list holding a non-string',
+      answer({
+        authenticated: true,
+        user: { ...user(), extra: { 'authentication.kubernetes.io/pod-uid': [{ uid: 'uid-2' }] } },
+        audiences: ['meshauth'],
+      }),
+      'unjudgeable',
+    ],
+    [
+      'fail/extra a list, not an object',
+      answer({ authenticated: true, user: { ...user(), extra: [['uid-2']] }, audiences: ['meshauth'] }),
+      'unjudgeable',
+    ],
     ['fail/a Status object, not a TokenReview', { kind: 'Status', code: 403 }, 'unjudgeable'],
     ['fail/no status', { kind: 'TokenReview' }, 'unjudgeable'],
     ['fail/not an object', 'ok', 'unjudgeable'],

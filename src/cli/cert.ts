@@ -1,7 +1,6 @@
 // `meshauth cert …`: inspect a certificate file, request/renew an SVID from a running CA for workloads without a
 // sidecar, and get a JWT-SVID for calling outside the mesh (SPEC §1, §4). Keys are generated here, fresh on every
 // request and renewal. The CA is reached through the agent's CA client, the only one (it pins the CA's SPIFFE ID).
-import { createPublicKey } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
@@ -16,6 +15,7 @@ import {
   exportPrivateKeyPem,
   generateKeyPair,
   importPrivateKeyPem,
+  importSpki,
   KEY_TYPES,
   type KeyType,
   keyTypeOf,
@@ -283,7 +283,13 @@ function humanDuration(ms: number): string {
 }
 
 function keyTypeName(cert: x509.X509Certificate): string {
-  const key = createPublicKey({ key: Buffer.from(cert.publicKey.rawData), format: 'der', type: 'spki' });
+  let key: ReturnType<typeof importSpki>;
+  try {
+    // importSpki refuses the keys Node 20 aborts the process on when their details are read (an EC point at infinity).
+    key = importSpki(Buffer.from(cert.publicKey.rawData));
+  } catch {
+    return 'invalid';
+  }
   try {
     return keyTypeOf(key);
   } catch {

@@ -22,7 +22,7 @@ export {
 } from './certificates.js';
 export { createCsrPem, type KeyWithCsr, newKeyWithCsr, type VerifiedCsr, verifyCsrPem } from './csr.js';
 export { derFromP1363, p1363FromDer } from './ecdsa-signature.js';
-export { pkcs8PemOf, spkiDerOf } from './key-der.js';
+export { importSpki, pkcs8PemOf, spkiDerOf } from './key-der.js';
 export {
   exportPrivateKeyPem,
   generateKeyPair,

@@ -1,9 +1,12 @@
 // `meshauth cert inspect` on a chain file: the leaf in full, then one line per other certificate.
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCaMaterial } from '../../src/ca/index.js';
+import { SpiffeId } from '../../src/identity/index.js';
+import { certificatePem, issueLeafDer } from '../../src/pki/index.js';
 import { assertBuilt, meshauth } from '../helpers/meshauth-cli.js';
 
 let cwd: string;
@@ -53,6 +56,25 @@ describe('cert inspect', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('MESHAUTH_ERR_SVID_MALFORMED');
     expect(result.stderr).toContain('certs/ca.json: ');
+  });
+
+  // A leaf whose key is the EC point at infinity (built here with the CA's own signer): Node 20 aborted the CLI
+  // with a native assertion reading the key's details.
+  it('ok/a leaf whose key is the EC point at infinity: described, key type invalid', async () => {
+    const material = await loadCaMaterial(join(cwd, 'certs'));
+    const infinity = Buffer.from('3019301306072a8648ce3d020106082a8648ce3d03010703020000', 'hex');
+    const signed = await issueLeafDer({
+      id: SpiffeId.parse('spiffe://example.org/ns/shop/sa/odd'),
+      publicKey: infinity,
+      issuer: material.issuer,
+      now: new Date(),
+      ttlMs: 3_600_000,
+    });
+    writeFileSync(join(cwd, 'odd.crt'), certificatePem(signed.der));
+    const result = await meshauth(['cert', 'inspect', 'odd.crt'], { cwd });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('spiffe id:   spiffe://example.org/ns/shop/sa/odd');
+    expect(result.stdout).toContain('key type:    invalid');
   });
 
   it('fail/missing file → exit 2', async () => {

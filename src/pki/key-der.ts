@@ -29,8 +29,12 @@ const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'he
 
 const P256_COORDINATE_BYTES = 32;
 const EC_PUBLIC_KEY_OID = '1.2.840.10045.2.1';
-/** The first octet of an encoded EC point (SEC 1 §2.3.3): compressed, uncompressed or hybrid; 00 is infinity. */
-const EC_POINT_FORMS = new Set([0x02, 0x03, 0x04, 0x06, 0x07]);
+/**
+ * The first octet of an encoded EC point a certificate may carry (SEC 1 §2.3.3): compressed or uncompressed. 00 is
+ * the point at infinity; 06 and 07, the hybrid form, RFC 5480 §2.2 forbids in certificates (and the CA copies the
+ * request's key into the SVID as it is).
+ */
+const EC_POINT_FORMS = new Set([0x02, 0x03, 0x04]);
 const ED25519_KEY_BYTES = 32;
 
 interface Jwk {
@@ -91,8 +95,8 @@ export function importSpki(spki: Buffer): KeyObject {
  * OpenSSL decodes an EC key whose point is the point at infinity (a lone 00 octet) or whose curve is given by
  * explicit parameters, but Node 20 then aborts the whole process on the first read of the key's details or its
  * JWK (a failed native assertion, not an exception): a CSR carrying such a key stopped `ca serve` before any
- * credential was checked. Such keys are refused here, before OpenSSL sees them; so is an SPKI that is not strict
- * DER, whose algorithm could not be read.
+ * credential was checked. Such keys are refused here, before OpenSSL sees them; so are a point in the hybrid form,
+ * which no certificate may carry, and an SPKI that is not strict DER, whose algorithm could not be read.
  */
 function refuseUnreadableEcKey(spki: Buffer): void {
   const outer = readDer(spki, 0);
@@ -106,7 +110,7 @@ function refuseUnreadableEcKey(spki: Buffer): void {
   const point = derContent(spki, key);
   if (curve === undefined || derOid(spki, curve) === undefined) unsupportedKey('EC key without a named curve');
   if (point.length < 3 || point[0] !== 0 || !EC_POINT_FORMS.has(point[1] as number)) {
-    unsupportedKey('EC public key is not an encoded point (the point at infinity?)');
+    unsupportedKey('EC public key is not a compressed or uncompressed point');
   }
 }
 

@@ -79,3 +79,22 @@ export function berCsrWithAttributes(attributes: Buffer): string {
   const signature = tlv(0x03, [Buffer.of(0), sign('sha256', info, privateKey)]);
   return toPem('CERTIFICATE REQUEST', tlv(0x30, [info, tlv(0x30, [oid('1.2.840.10045.4.3.2')]), signature]));
 }
+
+/**
+ * A correctly self-signed CSR for a P-256 key written in the hybrid point form (SEC 1 §2.3.3: 06 or 07, then x and
+ * y), which OpenSSL reads but RFC 5480 §2.2 forbids in certificates.
+ */
+export function hybridPointCsr(): string {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const jwk = publicKey.export({ format: 'jwk' });
+  const x = Buffer.from(jwk.x as string, 'base64url');
+  const y = Buffer.from(jwk.y as string, 'base64url');
+  const point = Buffer.concat([Buffer.of(0x06 | ((y[31] as number) & 1)), x, y]);
+  const spki = tlv(0x30, [
+    tlv(0x30, [oid('1.2.840.10045.2.1'), oid('1.2.840.10045.3.1.7')]),
+    tlv(0x03, [Buffer.of(0), point]),
+  ]);
+  const info = tlv(0x30, [Buffer.from('020100', 'hex'), tlv(0x30, []), spki, Buffer.from('a000', 'hex')]);
+  const signature = tlv(0x03, [Buffer.of(0), sign('sha256', info, privateKey)]);
+  return toPem('CERTIFICATE REQUEST', tlv(0x30, [info, tlv(0x30, [oid('1.2.840.10045.4.3.2')]), signature]));
+}

@@ -1,6 +1,6 @@
 // Hostile CSRs against the real CA API (TLS on 127.0.0.1): an RSA key with a small public exponent, a CSR with
-// data after it, an EC key at the point at infinity and a request of a thousand tiny ASN.1 elements are refused
-// with MESHAUTH_ERR_CSR_INVALID, one metric increment and one log line; the CA stays up.
+// data after it, an EC key at the point at infinity or in the hybrid form and a request of a thousand tiny ASN.1
+// elements are refused with MESHAUTH_ERR_CSR_INVALID, one metric increment and one log line; the CA stays up.
 import { Agent, request } from 'undici';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type CaServer, createJoinToken, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
@@ -12,6 +12,7 @@ import {
   berCsrWithAttributes,
   ecCsrWithPoint,
   emptyAttributes,
+  hybridPointCsr,
   rsaCsrWithExponent,
   withDerTrailer,
 } from '../helpers/csr-variants.js';
@@ -79,6 +80,8 @@ describe('POST /v1/svid refuses hostile CSRs', () => {
       async () => ecCsrWithPoint('1.3.132.0.34', Buffer.of(0)),
       'csr_key_type',
     ],
+    // OpenSSL reads it and the signature verifies, but the SVID would carry a key form RFC 5480 forbids.
+    ['fail/P-256 key in the hybrid point form', async () => hybridPointCsr(), 'csr_key_type'],
     // 12 KiB of tiny elements: tens of milliseconds of the general parser's time, before any credential is checked.
     [
       'fail/a thousand empty attributes in BER',

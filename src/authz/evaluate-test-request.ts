@@ -7,7 +7,7 @@ import { SpiffeId } from '../identity/index.js';
 import type { AuthzUser, MeshAuthzRequest } from './authz-request.js';
 import { type Explanation, explain } from './decide-explain.js';
 import { isHostPort } from './host-validate.js';
-import { validateMethod } from './method-validate.js';
+import { isForwardedMethod } from './method-validate.js';
 import { normalizePath } from './path-normalize.js';
 import type { CompiledPolicy } from './policy/compiled-policy.js';
 
@@ -43,7 +43,17 @@ export function evaluateTestRequest(policy: CompiledPolicy, input: TestRequestIn
   let method: string;
   let path: string;
   try {
-    method = validateMethod(input.method);
+    // The inbound's own method check, first of its head checks (pipeline/sinks.ts): `1GET` or CONNECT is a 400.
+    if (!isForwardedMethod(input.method)) {
+      throw new MeshauthError(
+        'MESHAUTH_ERR_METHOD_INVALID',
+        'request method must be an upper-case HTTP token starting with a letter, not CONNECT',
+        {
+          reason: 'method',
+        },
+      );
+    }
+    method = input.method;
     // The inbound answers 400 for such a Host before any rule runs (request-checks.ts); without --host none is set.
     // Checked before the path, as the inbound does: its head checks run before the authorizer normalizes the path.
     if (input.host !== undefined && !isHostPort(input.host)) {

@@ -11,7 +11,7 @@ export { type DenyAuditRecord, denyAuditRecord } from './deny-audit-record.js';
 export { evaluateTestRequest, type TestOutcome, type TestRequestInput } from './evaluate-test-request.js';
 export { isHostPort } from './host-validate.js';
 export { compilePolicyText, type LoadedPolicy, loadPolicyFile, MAX_POLICY_BYTES } from './load-policy-file.js';
-export { validateMethod } from './method-validate.js';
+export { isForwardedMethod, validateMethod } from './method-validate.js';
 export { type NormalizedTarget, normalizePath, type PathRejectReason } from './path-normalize.js';
 export { compilePolicy } from './policy/compile-policy.js';
 export { CompiledPolicy } from './policy/compiled-policy.js';

@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
+import { isForwardedMethod } from '../../authz/index.js';
 import type { MeshauthError } from '../../errors/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import { errorJson, writeErrorH1, writeErrorH2 } from '../error-response.js';
@@ -12,9 +13,6 @@ import { cutRequestBody, h2RequestBody } from '../inbound/request-body.js';
 import { checkH1Head, checkH2Head } from '../inbound/request-checks.js';
 import type { Sink } from './exchange.js';
 import { methodInvalid, requestBodyStalled } from './rejections.js';
-
-/** An h2 request method must be a token (RFC 9110 §9.1); Node's HTTP/1 parser checks its own. */
-const METHOD = /^[A-Z][A-Z0-9!#$%&'*+.^_`|~-]{0,31}$/;
 
 /** Shared by every sink of one listener. */
 export interface SinkContext {
@@ -64,8 +62,8 @@ export class H1Sink implements Sink {
   }
 
   refusal(method: string, target: string): MeshauthError | undefined {
-    // CONNECT: no tunnels through the PEP (without a 'connect' listener Node would not even get here).
-    if (method === 'CONNECT') return methodInvalid();
+    // CONNECT (without a 'connect' listener Node would not even get here); the parser admitted the rest.
+    if (!isForwardedMethod(method)) return methodInvalid();
     return checkH1Head(method, target, this.#req.rawHeaders);
   }
 
@@ -153,7 +151,7 @@ export class H2Sink implements Sink {
   }
 
   refusal(method: string, _target: string, maxHeaderBytes: number): MeshauthError | undefined {
-    if (method === 'CONNECT' || !METHOD.test(method)) return methodInvalid();
+    if (!isForwardedMethod(method)) return methodInvalid();
     return checkH2Head(this.headers, this.#received, maxHeaderBytes);
   }
 

@@ -28,4 +28,20 @@ describe('evaluateTestRequest', () => {
     const outcome = evaluateTestRequest(policy, { from: FRONTEND, method: 'GET', path: '/admin;x', host: 'a.b', now });
     expect(outcome).toMatchObject({ kind: 'reject', code: 'MESHAUTH_ERR_PATH_AMBIGUOUS', reason: 'path_param' });
   });
+
+  // The h2 inbound refuses these before any rule (pipeline/sinks.ts); HTTP/1.1's parser refuses `1GET` too.
+  it.each(['1GET', 'CONNECT', '-X', 'get'])('fail/method %s is the 400 the inbound sends, not a decision', (method) => {
+    const outcome = evaluateTestRequest(policy, { from: FRONTEND, method, path: '/', now });
+    expect(outcome).toMatchObject({
+      kind: 'reject',
+      status: 400,
+      code: 'MESHAUTH_ERR_METHOD_INVALID',
+      reason: 'method',
+    });
+  });
+
+  it.each(['GET', 'M-SEARCH', 'PROPFIND', 'QUERY'])('ok/method %s reaches the policy', (method) => {
+    const outcome = evaluateTestRequest(policy, { from: FRONTEND, method, path: '/', now });
+    expect(outcome).toMatchObject({ kind: 'decision', explanation: { decision: 'allow' } });
+  });
 });

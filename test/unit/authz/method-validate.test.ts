@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validateMethod } from '../../../src/authz/method-validate.js';
+import { isForwardedMethod, validateMethod } from '../../../src/authz/method-validate.js';
 import { isMeshauthError } from '../../../src/errors/index.js';
 
 describe('validateMethod', () => {
@@ -23,5 +23,15 @@ describe('validateMethod', () => {
       caught = error;
     }
     expect(isMeshauthError(caught, 'MESHAUTH_ERR_METHOD_INVALID')).toBe(true);
+  });
+});
+
+describe('isForwardedMethod', () => {
+  it.each(['GET', 'POST', 'M-SEARCH', 'PROPFIND', 'FOO'])('ok/%s', (method) => {
+    expect(isForwardedMethod(method)).toBe(true);
+  });
+
+  it.each(['CONNECT', '1GET', '-X', 'get', '', 'A'.repeat(33)])('fail/%s', (method) => {
+    expect(isForwardedMethod(method)).toBe(false);
   });
 });

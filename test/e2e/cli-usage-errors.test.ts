@@ -4,7 +4,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildProgram } from '../../src/cli/program.js';
 import { assertBuilt, meshauth } from '../helpers/meshauth-cli.js';
 
 let cwd: string;
@@ -32,6 +34,32 @@ describe('commander usage errors', () => {
       expect(result.stderr).not.toMatch(/^\s+at /m);
     });
   }
+
+  // Every group (found by walking the program, so a new one is covered) run bare, and `help` with an unknown name:
+  // commander prints the help on stderr; the first line is still the usage error with its code.
+  const groups: string[][] = [];
+  const walk = (command: Command, path: string[]): void => {
+    if (command.commands.length > 0) groups.push(path);
+    for (const sub of command.commands) walk(sub, [...path, sub.name()]);
+  };
+  walk(buildProgram(), []);
+  const bare: [string, string[], string][] = [
+    ...groups.map((path): [string, string[], string] => [
+      `bare \`${['meshauth', ...path].join(' ')}\``,
+      path,
+      `missing command for '${['meshauth', ...path].join(' ')}'`,
+    ]),
+    ['`help` with an unknown command', ['help', 'bogus'], "unknown command 'bogus'"],
+  ];
+  it.each(bare)('fail/%s → exit 2, the usage line, then the help', async (_what, args, message) => {
+    expect(groups).toContainEqual(['ca', 'token']);
+    const result = await meshauth(args, { cwd });
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stdout).toBe('');
+    const [first, second] = result.stderr.split('\n');
+    expect(first).toBe(`meshauth: ${message} [MESHAUTH_ERR_USAGE]`);
+    expect(second).toMatch(/^Usage: meshauth/);
+  });
 
   it('ok/--version and --help still exit 0 on stdout', async () => {
     const version = await meshauth(['--version'], { cwd });

@@ -10,10 +10,26 @@ export const EXIT_USAGE = 2;
 // System calls whose failure means a path could not be created or written (not `open`: it reads as well).
 const WRITE_SYSCALLS: ReadonlySet<string> = new Set(['mkdir', 'write', 'rename', 'chmod', 'unlink', 'rmdir', 'link']);
 
+// Errnos that are about the path given: fixed by choosing another path or its permissions (a read-only mount is
+// such a path), so exit 2 like any bad input. Any other errno on a write (ENOSPC, EDQUOT, EIO, EMFILE, …) is the
+// machine failing at run time: exit 1, with the same code.
+const PATH_ERRNOS: ReadonlySet<string> = new Set([
+  'EEXIST',
+  'ENOTDIR',
+  'EISDIR',
+  'ENOENT',
+  'EACCES',
+  'EPERM',
+  'EROFS',
+  'ENAMETOOLONG',
+  'ELOOP',
+]);
+
 /**
  * A file-system error no command wrapped (e.g. `ca init --dir` under a regular file: "EEXIST: file already
- * exists, mkdir …"), as MESHAUTH_ERR_FILE_UNWRITABLE naming the path: one line with a stable code, exit 2, instead
- * of Node's raw errno text with exit 1. Only errors carrying a path and a write-side syscall are converted.
+ * exists, mkdir …"), as MESHAUTH_ERR_FILE_UNWRITABLE naming the path: one line with a stable code instead of
+ * Node's raw errno text; exitCodeFor decides 2 or 1 by the errno. Only errors carrying a path and a write-side
+ * syscall are converted.
  */
 export function fromFileSystemError(error: unknown): unknown {
   if (!(error instanceof Error) || error instanceof MeshauthError) return error;
@@ -30,9 +46,16 @@ export function exitCodeFor(error: unknown): number {
     return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
   }
   if (error instanceof MeshauthError) {
-    return error.status >= 500 ? EXIT_FAILURE : EXIT_USAGE;
+    return error.status >= 500 || isRuntimeWriteFailure(error) ? EXIT_FAILURE : EXIT_USAGE;
   }
   return EXIT_FAILURE;
+}
+
+/** MESHAUTH_ERR_FILE_UNWRITABLE caused by an errno the user cannot fix by changing the path (a full disk). */
+function isRuntimeWriteFailure(error: MeshauthError): boolean {
+  if (error.code !== 'MESHAUTH_ERR_FILE_UNWRITABLE') return false;
+  const errno = (error.cause as NodeJS.ErrnoException | undefined)?.code;
+  return typeof errno === 'string' && !PATH_ERRNOS.has(errno);
 }
 
 export function formatError(error: unknown): string {

@@ -73,9 +73,8 @@ export function judgeTokenReview(body: unknown, expected: TokenReviewExpectation
       why: 'API server did not confirm the audience',
     };
   }
-  // `extra` maps names to arrays of strings. Absent, the API server says nothing of the pod (older versions); present
-  // in another shape, the answer is no TokenReview: skipping the pod check because of it would pass a token the API
-  // server bound to another pod.
+  // `extra` maps names to arrays of strings. In another shape the answer is no TokenReview: skipping the pod check
+  // because of it would pass a token the API server bound to another pod.
   if (user.extra !== undefined && !isRecord(user.extra)) {
     return { ok: false, denied: false, why: 'status.user.extra is not an object' };
   }
@@ -83,12 +82,18 @@ export function judgeTokenReview(body: unknown, expected: TokenReviewExpectation
   if (podUids !== undefined && !(Array.isArray(podUids) && podUids.every((uid) => typeof uid === 'string'))) {
     return { ok: false, denied: false, why: `status.user.extra["${POD_UID_EXTRA}"] is not a list of strings` };
   }
-  if (expected.podUid !== undefined && podUids !== undefined && !podUids.includes(expected.podUid)) {
+  if (expected.podUid === undefined) return { ok: true };
+  // The API server's service-account authenticator returns the pod UID of every pod-bound token it accepts (and
+  // only then checks that pod still exists). An answer without it did not come from that check, or the token is
+  // not bound as its claim says: nothing confirms the pod is alive, so it is refused like another pod's.
+  if (podUids === undefined || !podUids.includes(expected.podUid)) {
     return {
       ok: false,
       denied: true,
       reason: 'sa_token_review_denied',
-      why: 'API server bound the token to another pod',
+      why: Array.isArray(podUids)
+        ? 'API server bound the token to another pod'
+        : 'API server did not confirm the pod the token is bound to',
     };
   }
   return { ok: true };

@@ -64,9 +64,14 @@ describe('judgeTokenReview', () => {
       'denied',
     ],
     [
-      'ok/no extra at all (an API server that does not name the pod)',
+      "fail/the token names a pod but the review has no pod-uid (not the API server's bound-token check)",
+      answer({ authenticated: true, user: { ...user(), extra: {} }, audiences: ['meshauth'] }),
+      'denied',
+    ],
+    [
+      'fail/the token names a pod but the review has no extra at all',
       answer({ authenticated: true, user: { ...user(), extra: undefined }, audiences: ['meshauth'] }),
-      'ok',
+      'denied',
     ],
     // The pod check must not be skipped because the pod UIDs came in another shape than a list of strings.
     [
@@ -105,6 +110,12 @@ describe('judgeTokenReview', () => {
           ? 'audience'
           : 'denied';
     expect(got).toBe(outcome);
+  });
+
+  it('ok/a token not bound to a pod needs no pod-uid in the review', () => {
+    const { podUid: _, ...unbound } = expected;
+    const body = answer({ authenticated: true, user: { ...user(), extra: {} }, audiences: ['meshauth'] });
+    expect(judgeTokenReview(body, unbound)).toEqual({ ok: true });
   });
 
   it('ok/request body', () => {

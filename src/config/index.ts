@@ -2,7 +2,7 @@
 export { assertDurationInRange, formatDuration, parseDuration } from './duration.js';
 export * from './env-names.js';
 export { formatHostPort, type HostPort, isLoopbackHost, parseHostPort } from './host-port.js';
-export { envOrigin, keyPath } from './key-path.js';
+export { configKeyName, envOrigin, keyPath, namedByConfig } from './key-path.js';
 export {
   type Environment,
   loadSidecarConfig,

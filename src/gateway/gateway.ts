@@ -7,6 +7,7 @@ import { CredentialHolder } from '../agent/credential-holder.js';
 import type { EndUserVerifier } from '../authn/end-user-verifier.js';
 import type { CompiledPolicy } from '../authz/index.js';
 import { PolicyWatcher } from '../authz/index.js';
+import { configKeyName, namedByConfig } from '../config/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { EdgeHandler, type EdgeRequest, type EdgeResponseSink } from './edge-handler.js';
@@ -42,8 +43,17 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
   const holder = deps.holder ?? new CredentialHolder();
   const keyRing: SessionKeyRing | undefined =
     config.session.keys.length === 0 ? undefined : loadKeyRing(config.session.keys, config.source);
+  // Files the config names are read here, at start; their messages name the key, the config file leads them.
+  const fromConfig = <T>(read: () => T): T => {
+    try {
+      return read();
+    } catch (error) {
+      throw namedByConfig(error, config.source, ['MESHAUTH_ERR_FILE_UNREADABLE', 'MESHAUTH_ERR_CONFIG_INVALID']);
+    }
+  };
+  const oidc = config.oidc;
   const relyingParty =
-    config.oidc === undefined ? undefined : new OidcRelyingParty(config.oidc, logger.child({ component: 'oidc' }));
+    oidc === undefined ? undefined : fromConfig(() => new OidcRelyingParty(oidc, logger.child({ component: 'oidc' })));
   let apiVerifier: EndUserVerifier | undefined;
   if (config.apiIssuers.length > 0) {
     const { EndUserVerifier } = await import('../authn/end-user-verifier.js');
@@ -61,20 +71,29 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     });
     apiVerifier.start();
   }
+  const jwtSvids = config.jwtSvids;
   const jwtSvidVerifier =
-    config.jwtSvids === undefined
+    jwtSvids === undefined
       ? undefined
-      : new JwtSvidVerifier({
-          settings: config.jwtSvids,
-          caUrl: config.ca.url,
-          bundleFile: config.ca.bundle,
-          trustDomain: config.trustDomain,
-          metrics,
-        });
+      : fromConfig(
+          () =>
+            new JwtSvidVerifier({
+              settings: jwtSvids,
+              caUrl: config.ca.url,
+              bundleFile: config.ca.bundle,
+              trustDomain: config.trustDomain,
+              metrics,
+            }),
+        );
   let watcher: PolicyWatcher | undefined;
   if (config.policy !== undefined) {
     watcher = new PolicyWatcher({ file: config.policy, logger: logger.child({ component: 'policy' }), metrics });
-    await watcher.start(); // an invalid policy at start-up fails the start (fail closed)
+    // An invalid policy at start-up fails the start (fail closed); a missing one is named by the key that named it.
+    try {
+      await watcher.start();
+    } catch (error) {
+      throw namedByConfig(error, configKeyName(config.source, 'policy'), ['MESHAUTH_ERR_FILE_UNREADABLE']);
+    }
   }
   const current = watcher;
   const forwarder = new MeshForwarder({
@@ -99,16 +118,19 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     ...(current === undefined ? {} : { policy: (): CompiledPolicy => current.current() }),
     port: () => publicListener?.port ?? 0,
   });
-  publicListener = new PublicListener({
-    listen: config.listen,
-    certFile: config.tls.cert,
-    keyFile: config.tls.key,
-    maxHeaderBytes: config.limits.maxHeaderBytes,
-    logger: logger.child({ component: 'public' }),
-    metrics,
-    ...(deps.certWatchIntervalMs === undefined ? {} : { watchIntervalMs: deps.certWatchIntervalMs }),
-    onRequest: (req, res) => edge.handle(req as unknown as EdgeRequest, res as unknown as EdgeResponseSink),
-  });
+  publicListener = fromConfig(
+    () =>
+      new PublicListener({
+        listen: config.listen,
+        certFile: config.tls.cert,
+        keyFile: config.tls.key,
+        maxHeaderBytes: config.limits.maxHeaderBytes,
+        logger: logger.child({ component: 'public' }),
+        metrics,
+        ...(deps.certWatchIntervalMs === undefined ? {} : { watchIntervalMs: deps.certWatchIntervalMs }),
+        onRequest: (req, res) => edge.handle(req as unknown as EdgeRequest, res as unknown as EdgeResponseSink),
+      }),
+  );
   const listener = publicListener;
   const agent =
     deps.holder === undefined

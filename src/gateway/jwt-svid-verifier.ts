@@ -9,6 +9,7 @@ import { type EndUser, endUserFromClaims } from '../authn/end-user.js';
 import { fetchJson } from '../authn/fetch-json.js';
 import { tokenInvalid } from '../authn/token-rejection.js';
 import { inspectToken } from '../authn/token-shape.js';
+import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, type TrustDomain } from '../identity/index.js';
 import type { Metrics } from '../telemetry/index.js';
 
@@ -45,7 +46,7 @@ export class JwtSvidVerifier {
     this.#jwksUrl = `${options.caUrl.replace(/\/+$/, '')}${JWKS_PATH}`;
     // rejectUnauthorized explicit, so NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment cannot untrust the CA.
     this.#agent = new Agent({
-      connect: { ca: readFileSync(options.bundleFile, 'utf8'), timeout: 5_000, rejectUnauthorized: true },
+      connect: { ca: readBundle(options.bundleFile), timeout: 5_000, rejectUnauthorized: true },
     });
     this.#metrics = options.metrics;
   }
@@ -130,4 +131,17 @@ function joseReason(
     return claim === 'aud' ? 'audience' : claim === 'iss' ? 'issuer' : 'claims';
   }
   return 'signature';
+}
+
+/** `ca.bundle`, read at start: unreadable is a config problem (exit 2 naming the key), not Node's raw error. */
+function readBundle(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code ?? 'error';
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `ca.bundle: cannot read ${file} (${code})`, {
+      reason: 'bundle_unreadable',
+      cause,
+    });
+  }
 }

@@ -444,17 +444,8 @@ class Http1Deadline {
 
 /** Reads and checks a certificate/key pair (a mismatched pair throws here, not at the next handshake). */
 function readPair(certFile: string, keyFile: string): { cert: string; key: string } {
-  let cert: string;
-  let key: string;
-  try {
-    cert = readFileSync(certFile, 'utf8');
-    key = readFileSync(keyFile, 'utf8');
-  } catch (cause) {
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `tls: cannot read ${certFile} / ${keyFile}`, {
-      reason: 'tls_files',
-      cause,
-    });
-  }
+  const cert = readTlsFile(certFile, 'tls.cert');
+  const key = readTlsFile(keyFile, 'tls.key');
   try {
     createSecureContext({ cert, key });
   } catch (cause) {
@@ -464,4 +455,17 @@ function readPair(certFile: string, keyFile: string): { cert: string; key: strin
     });
   }
   return { cert, key };
+}
+
+/** The key that names the file is in the message (the gateway puts its config file in front at start). */
+function readTlsFile(file: string, key: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code ?? 'error';
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${key}: cannot read ${file} (${code})`, {
+      reason: 'tls_files',
+      cause,
+    });
+  }
 }

@@ -47,15 +47,19 @@ export function keyRingFromSecrets(secrets: readonly Buffer[], source = 'session
 
 /** Reads the key files (trimmed: a trailing newline is not part of the secret). */
 export function loadKeyRing(files: readonly string[], source: string): SessionKeyRing {
-  const secrets = files.map((file) => {
+  const secrets = files.map((file, index) => {
     try {
       return Buffer.from(readFileSync(file, 'utf8').trim(), 'utf8');
     } catch (cause) {
       const code = (cause as NodeJS.ErrnoException).code ?? 'error';
-      throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${source}: session key ${file}: ${code}`, {
-        reason: 'session_key',
-        cause,
-      });
+      throw new MeshauthError(
+        'MESHAUTH_ERR_FILE_UNREADABLE',
+        `${source}: session.keys[${index}]: cannot read ${file} (${code})`,
+        {
+          reason: 'session_key',
+          cause,
+        },
+      );
     }
   });
   return keyRingFromSecrets(secrets, `${source}: session.keys`);

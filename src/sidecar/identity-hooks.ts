@@ -5,7 +5,7 @@
 import type { CredentialHolder } from '../agent/index.js';
 import type { EndUserVerifier } from '../authn/end-user-verifier.js';
 import { type CompiledPolicy, PolicyWatcher } from '../authz/index.js';
-import type { SidecarConfig } from '../config/index.js';
+import { configKeyName, namedByConfig, type SidecarConfig } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { endUserAuthenticator } from './inbound/end-user-authenticator.js';
@@ -64,7 +64,14 @@ export async function startIdentityHooks(
       check: tcpApp === undefined ? undefined : (policy, file) => assertTcpPolicy(policy, tcpApp.port, file),
       onChange: deps.onPolicyChange,
     });
-    await watcher.start();
+    try {
+      await watcher.start();
+    } catch (error) {
+      // A missing policy file is named with the config key that named it; an invalid one names its own file.
+      throw namedByConfig(error, configKeyName(config.source, 'inbound.policy', config.variables), [
+        'MESHAUTH_ERR_FILE_UNREADABLE',
+      ]);
+    }
     const current = watcher;
     authorize = policyAuthorizer({
       policy: () => current.current(),

@@ -5,7 +5,7 @@
 import { Agent } from '../agent/agent.js';
 import { CredentialHolder } from '../agent/credential-holder.js';
 import type { CompiledPolicy } from '../authz/index.js';
-import type { SidecarConfig } from '../config/index.js';
+import { configKeyName, type SidecarConfig } from '../config/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { AppProbe } from './app-probe.js';
@@ -65,7 +65,9 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
   // Read before anything starts: a missing or mismatched certificate fails the start with nothing to undo.
   const externalSettings = config.inbound.external;
   const externalCertificate =
-    externalSettings === undefined ? undefined : loadExternalCertificate(externalSettings, now());
+    externalSettings === undefined
+      ? undefined
+      : loadExternalCertificate(externalSettings, now(), (key) => configKeyName(config.source, key, config.variables));
   const agent = deps.holder === undefined && deps.agent !== false ? createAgent(config, holder, deps) : undefined;
 
   let tcpInbound: TcpInboundHandler | undefined;

@@ -84,6 +84,37 @@ describe('meshauth gateway (process)', () => {
     expect(stderr).not.toMatch(/at .+\.js:\d+/);
   });
 
+  // A file the config names that is missing: exit 2 naming the config file and the key (it used to name the path
+  // alone, tls.cert and tls.key together, or, for ca.bundle under jwtSvids, exit 1 with Node's raw ENOENT).
+  it.each([
+    [
+      'tls.cert',
+      (c: Record<string, unknown>) => ({ ...c, tls: { ...(c.tls as object), cert: '/nonexistent/tls.crt' } }),
+    ],
+    ['policy', (c: Record<string, unknown>) => ({ ...c, policy: '/nonexistent/policy.yaml' })],
+    ['session.keys[0]', (c: Record<string, unknown>) => ({ ...c, session: { keys: ['/nonexistent/session.key'] } })],
+    [
+      'oidc.clientSecretFile',
+      (c: Record<string, unknown>) => ({ ...c, oidc: { ...(c.oidc as object), clientSecretFile: '/nonexistent/s' } }),
+    ],
+    [
+      'ca.bundle',
+      (c: Record<string, unknown>) => ({
+        ...c,
+        ca: { ...(c.ca as object), bundle: '/nonexistent/bundle.pem' },
+        jwtSvids: { audiences: ['gw'] },
+      }),
+    ],
+  ])('fail/a missing file at %s exits 2 naming the config file and the key', async (key, edit) => {
+    const bad = join(dir, `missing-${key}.yaml`);
+    writeFileSync(bad, JSON.stringify(edit(config)));
+    const { code, stderr } = await runGateway(['--config', bad]);
+    expect(code, stderr).toBe(2);
+    expect(stderr).toContain(`meshauth: ${bad}: ${key}: cannot `);
+    expect(stderr).toContain('/nonexistent/');
+    expect(stderr).toContain('[MESHAUTH_ERR_FILE_UNREADABLE]');
+  });
+
   it('fail/an apiIssuers algorithm the gateway refuses is named by file and apiIssuers key', async () => {
     // It used to be reported without the file and as inbound.endUser.issuers[0] (a sidecar key).
     const bad = join(dir, 'api-hs256.yaml');

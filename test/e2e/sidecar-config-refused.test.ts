@@ -51,6 +51,23 @@ describe('meshauth sidecar: configs refused up front', () => {
     expect(result.stderr).not.toContain('EADDRINUSE');
   });
 
+  // A file the config names that is missing is reported with the config file and the key that named it, like any
+  // config error; it used to name the path alone (policy) or the key without the file (external listener).
+  it.each([
+    ['inbound.policy', 'inbound: { policy: /nonexistent/policy.yaml }', '/nonexistent/policy.yaml'],
+    [
+      'inbound.external.cert',
+      'inbound: { endUser: { issuers: [ { issuer: "https://127.0.0.1:9", audiences: [x], jwksUri: "https://127.0.0.1:9/jwks", algorithms: [ES256] } ] }, external: { listen: "127.0.0.1:0", cert: /nonexistent/tls.crt, key: /nonexistent/tls.key } }',
+      '/nonexistent/tls.crt',
+    ],
+  ])('fail/a missing file at %s → exit 2 naming the config file and the key', async (key, line, path) => {
+    const result = await run(`missing-${key}.yaml`, [line]);
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain(`meshauth: ${result.file}: ${key}: cannot read`);
+    expect(result.stderr).toContain(`${path}`);
+    expect(result.stderr).toContain('[MESHAUTH_ERR_FILE_UNREADABLE]');
+  });
+
   it('fail/a 25d outbound.timeout → exit 2 naming the key', async () => {
     const [inbound, outbound, admin] = ports as [number, number, number];
     const result = await run('timeout.yaml', [

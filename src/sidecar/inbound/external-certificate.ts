@@ -17,28 +17,37 @@ export interface ExternalCertificate {
 
 const MAX_PEM_BYTES = 1024 * 1024;
 
-/** Throws MESHAUTH_ERR_FILE_UNREADABLE or MESHAUTH_ERR_CONFIG_INVALID (CLI exit 2) naming the config key. */
-export function loadExternalCertificate(settings: ExternalListenerSettings, now: Date): ExternalCertificate {
-  const cert = readPem(settings.cert, 'inbound.external.cert');
-  const key = readPem(settings.key, 'inbound.external.key');
+/**
+ * Throws MESHAUTH_ERR_FILE_UNREADABLE or MESHAUTH_ERR_CONFIG_INVALID (CLI exit 2) naming the config key as `name`
+ * gives it (with the config file: `sidecar.yaml: inbound.external.cert`).
+ */
+export function loadExternalCertificate(
+  settings: ExternalListenerSettings,
+  now: Date,
+  name: (key: string) => string = (key) => key,
+): ExternalCertificate {
+  const certKey = name('inbound.external.cert');
+  const keyKey = name('inbound.external.key');
+  const cert = readPem(settings.cert, certKey);
+  const key = readPem(settings.key, keyKey);
   let leaf: X509Certificate;
   try {
     leaf = new X509Certificate(cert); // the first certificate of the PEM chain
   } catch (cause) {
-    throw invalid(`inbound.external.cert: ${settings.cert} holds no PEM certificate`, cause);
+    throw invalid(`${certKey}: ${settings.cert} holds no PEM certificate`, cause);
   }
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey(key);
   } catch (cause) {
-    throw invalid(`inbound.external.key: ${settings.key} holds no (unencrypted) PEM private key`, cause);
+    throw invalid(`${keyKey}: ${settings.key} holds no (unencrypted) PEM private key`, cause);
   }
   if (!leaf.checkPrivateKey(privateKey)) {
-    throw invalid(`inbound.external.key: ${settings.key} is not the key of the certificate in ${settings.cert}`);
+    throw invalid(`${keyKey}: ${settings.key} is not the key of the certificate in ${settings.cert}`);
   }
   const notAfter = new Date(leaf.validTo);
   if (!(notAfter.getTime() > now.getTime())) {
-    throw invalid(`inbound.external.cert: ${settings.cert} expired at ${notAfter.toISOString()}`);
+    throw invalid(`${certKey}: ${settings.cert} expired at ${notAfter.toISOString()}`);
   }
   return { cert, key, notAfter, subject: leaf.subject };
 }

@@ -82,6 +82,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
               caUrl: config.ca.url,
               bundleFile: config.ca.bundle,
               trustDomain: config.trustDomain,
+              logger: logger.child({ component: 'authn' }),
               metrics,
             }),
         );

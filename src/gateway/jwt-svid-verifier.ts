@@ -2,21 +2,25 @@
 // `iss` = the CA's issuer URL, `aud` one of the configured audiences, `sub` a SPIFFE ID of the trust domain, a
 // short `exp`. Keys come from the CA's JWKS over TLS anchored in `ca.bundle` (the CA's own PKI), refreshed every
 // few minutes and on an unknown `kid` (at most every 30 s). Failures are MESHAUTH_ERR_TOKEN_INVALID with a reason.
+// Every load of the key set is counted; a failed one keeps the last good keys and warns once per kind of failure.
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, errors, type JSONWebKeySet, jwtVerify } from 'jose';
 import { Agent } from 'undici';
 import { type EndUser, endUserFromClaims } from '../authn/end-user.js';
-import { fetchJson } from '../authn/fetch-json.js';
+import { FetchJsonError, fetchJson } from '../authn/fetch-json.js';
 import { tokenInvalid } from '../authn/token-rejection.js';
 import { inspectToken } from '../authn/token-shape.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, type TrustDomain } from '../identity/index.js';
-import type { Metrics } from '../telemetry/index.js';
+import type { Logger, Metrics } from '../telemetry/index.js';
 
 const JWKS_PATH = '/v1/jwks';
 const REFRESH_MS = 5 * 60_000;
 const UNKNOWN_KID_COOLDOWN_MS = 30_000;
 const MAX_TOKEN_BYTES = 8 * 1024;
+
+/** Why a load of the CA's key set failed: a fetch failure, or a document without one ES256 key. */
+type JwksFailure = FetchJsonError['failure'] | 'no_usable_key';
 
 export interface JwtSvidSettings {
   readonly issuer: string;
@@ -29,6 +33,9 @@ export class JwtSvidVerifier {
   readonly #jwksUrl: string;
   readonly #agent: Agent;
   readonly #metrics: Metrics | undefined;
+  readonly #logger: Logger;
+  /** The failure of the latest load: a warning is logged when it changes, not at every attempt of an outage. */
+  #failing: JwksFailure | undefined;
   #keys: ReturnType<typeof createLocalJWKSet> | undefined;
   #kids = new Set<string>();
   #fetchedAt = 0;
@@ -39,6 +46,8 @@ export class JwtSvidVerifier {
     readonly caUrl: string;
     readonly bundleFile: string;
     readonly trustDomain: TrustDomain;
+    readonly logger: Logger;
+    /** Counts every load in meshauth_gateway_jwt_svid_jwks_refreshes_total. */
     readonly metrics?: Metrics;
   }) {
     this.#settings = options.settings;
@@ -49,6 +58,7 @@ export class JwtSvidVerifier {
       connect: { ca: readBundle(options.bundleFile), timeout: 5_000, rejectUnauthorized: true },
     });
     this.#metrics = options.metrics;
+    this.#logger = options.logger;
   }
 
   /** True when the token names this CA as its issuer (unverified: only picks the verifier). */
@@ -103,21 +113,71 @@ export class JwtSvidVerifier {
   }
 
   #refresh(): Promise<void> {
-    this.#fetching ??= (async () => {
-      try {
-        const document = (await fetchJson(this.#jwksUrl, {
-          timeoutMs: 3_000,
-          maxBytes: 256 * 1024,
-          dispatcher: this.#agent,
-        })) as JSONWebKeySet;
-        this.#keys = createLocalJWKSet(document);
-        this.#kids = new Set(document.keys.map((k) => k.kid).filter((k): k is string => typeof k === 'string'));
-      } finally {
-        this.#fetchedAt = Date.now();
-        this.#fetching = undefined;
+    this.#fetching ??= this.#load().finally(() => {
+      this.#fetchedAt = Date.now();
+      this.#fetching = undefined;
+    });
+    return this.#fetching;
+  }
+
+  // Never throws: a failed load keeps the previous key set (a CA outage must not refuse every workload at once).
+  async #load(): Promise<void> {
+    try {
+      const document = await fetchJson(this.#jwksUrl, {
+        timeoutMs: 3_000,
+        maxBytes: 256 * 1024,
+        dispatcher: this.#agent,
+      });
+      const keys = es256Keys(document);
+      this.#keys = createLocalJWKSet({ keys });
+      this.#kids = new Set(keys.map((k) => k.kid).filter((k): k is string => typeof k === 'string'));
+      this.#metrics?.gatewayJwtSvidJwksRefreshes.inc({ result: 'ok' });
+      const fields = { issuer: this.#settings.issuer, url: this.#jwksUrl, keys: keys.length };
+      if (this.#failing !== undefined) this.#logger.info(fields, 'CA JWKS loaded again');
+      else this.#logger.debug(fields, 'CA JWKS refreshed');
+      this.#failing = undefined;
+    } catch (error) {
+      const failure: JwksFailure =
+        error instanceof FetchJsonError
+          ? error.failure
+          : error instanceof NoUsableKey
+            ? 'no_usable_key'
+            : 'invalid_json';
+      this.#metrics?.gatewayJwtSvidJwksRefreshes.inc({ result: failure });
+      // One line per kind of failure: an outage that lasts hours logs once, a change of symptom logs again.
+      if (failure !== this.#failing) {
+        this.#logger.warn(
+          {
+            issuer: this.#settings.issuer,
+            url: this.#jwksUrl,
+            failure,
+            err: (error as Error).message,
+            cachedKeys: this.#kids.size,
+          },
+          'CA JWKS refresh failed; keeping the last good key set',
+        );
       }
-    })();
-    return this.#fetching.catch(() => undefined);
+      this.#failing = failure;
+    }
+  }
+}
+
+/** The EC P-256 keys of a JWKS document (JWT-SVIDs are ES256); throws when it is no key set or has none. */
+function es256Keys(document: unknown): JSONWebKeySet['keys'] {
+  const keys = (document as { keys?: unknown } | null)?.keys;
+  if (!Array.isArray(keys)) throw new FetchJsonError('invalid_json', 'the document is not a JWKS');
+  const usable = keys.filter(
+    (key): key is JSONWebKeySet['keys'][number] =>
+      typeof key === 'object' && key !== null && key.kty === 'EC' && key.crv === 'P-256',
+  );
+  if (usable.length === 0) throw new NoUsableKey();
+  return usable;
+}
+
+class NoUsableKey extends Error {
+  override readonly name = 'NoUsableKey';
+  constructor() {
+    super('JWKS has no EC P-256 key');
   }
 }
 

@@ -288,6 +288,15 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // Not in meshauth_enduser_jwks_refreshes_total: the CA is no end-user issuer, and an alert on that metric must
+  // not read a CA outage as the identity provider's.
+  readonly gatewayJwtSvidJwksRefreshes = new Counter({
+    name: 'meshauth_gateway_jwt_svid_jwks_refreshes_total',
+    help: "Loads of the CA's JWKS by the gateway's JWT-SVID verifier, by result (ok or the failure).",
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: MetricsOptions = {}) {
     if (options.defaultMetrics) {
       collectDefaultMetrics({ register: this.registry });

@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { isMeshauthError } from '../../src/errors/index.js';
 import { JwtSvidVerifier } from '../../src/gateway/jwt-svid-verifier.js';
 import { TrustDomain } from '../../src/identity/index.js';
+import { silentLogger } from '../../src/telemetry/index.js';
 import { type SigningKey, signingKey } from '../helpers/end-user-keys.js';
 import { FlappingJwks } from '../helpers/flapping-jwks.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -37,6 +38,7 @@ beforeAll(async () => {
     caUrl: jwks.url,
     bundleFile,
     trustDomain: TrustDomain.parse('example.org'),
+    logger: silentLogger(),
   });
 });
 

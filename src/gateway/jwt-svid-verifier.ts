@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, errors, type JSONWebKeySet, jwtVerify } from 'jose';
 import { Agent } from 'undici';
 import { type EndUser, endUserFromClaims } from '../authn/end-user.js';
+import { END_USER_DEFAULTS } from '../authn/end-user-config.js';
 import { FetchJsonError, fetchJson } from '../authn/fetch-json.js';
 import { tokenInvalid } from '../authn/token-rejection.js';
 import { inspectToken } from '../authn/token-shape.js';
@@ -18,6 +19,8 @@ const JWKS_PATH = '/v1/jwks';
 const REFRESH_MS = 5 * 60_000;
 const UNKNOWN_KID_COOLDOWN_MS = 30_000;
 const MAX_TOKEN_BYTES = 8 * 1024;
+/** Keys not loaded again for this long are dropped, as the end-user issuers' are. */
+const MAX_STALE_MS = END_USER_DEFAULTS.jwksMaxStaleMs;
 
 /** Why a load of the CA's key set failed: a fetch failure, or a document without one ES256 key. */
 type JwksFailure = FetchJsonError['failure'] | 'no_usable_key';
@@ -38,6 +41,8 @@ export class JwtSvidVerifier {
   #failing: JwksFailure | undefined;
   #keys: ReturnType<typeof createLocalJWKSet> | undefined;
   #kids = new Set<string>();
+  /** When the CA last served the keys (not when a load was last tried). */
+  #loadedAt: number | undefined;
   #fetchedAt = 0;
   #fetching: Promise<void> | undefined;
 
@@ -76,9 +81,9 @@ export class JwtSvidVerifier {
       const due =
         sinceFetch > REFRESH_MS ||
         (sinceFetch > UNKNOWN_KID_COOLDOWN_MS &&
-          (this.#keys === undefined || (shape.kid !== undefined && !this.#kids.has(shape.kid))));
+          (this.#freshKeys() === undefined || (shape.kid !== undefined && !this.#kids.has(shape.kid))));
       if (due) await this.#refresh();
-      const keys = this.#keys;
+      const keys = this.#freshKeys();
       if (keys === undefined) throw tokenInvalid('jwks_unavailable', 'no keys from the CA');
       const { payload } = await jwtVerify(token, keys, {
         issuer: this.#settings.issuer,
@@ -112,6 +117,13 @@ export class JwtSvidVerifier {
     await this.#agent.close();
   }
 
+  // Keys the CA has not confirmed for max-stale are not used at all (fail closed): a gateway cut off from the CA
+  // must not go on accepting a key the CA may have retired long ago.
+  #freshKeys(): ReturnType<typeof createLocalJWKSet> | undefined {
+    if (this.#loadedAt === undefined || Date.now() - this.#loadedAt > MAX_STALE_MS) return undefined;
+    return this.#keys;
+  }
+
   #refresh(): Promise<void> {
     this.#fetching ??= this.#load().finally(() => {
       this.#fetchedAt = Date.now();
@@ -131,6 +143,7 @@ export class JwtSvidVerifier {
       const keys = es256Keys(document);
       this.#keys = createLocalJWKSet({ keys });
       this.#kids = new Set(keys.map((k) => k.kid).filter((k): k is string => typeof k === 'string'));
+      this.#loadedAt = Date.now();
       this.#metrics?.gatewayJwtSvidJwksRefreshes.inc({ result: 'ok' });
       const fields = { issuer: this.#settings.issuer, url: this.#jwksUrl, keys: keys.length };
       if (this.#failing !== undefined) this.#logger.info(fields, 'CA JWKS loaded again');
@@ -152,7 +165,7 @@ export class JwtSvidVerifier {
             url: this.#jwksUrl,
             failure,
             err: (error as Error).message,
-            cachedKeys: this.#kids.size,
+            cachedKeys: this.#freshKeys() === undefined ? 0 : this.#kids.size,
           },
           'CA JWKS refresh failed; keeping the last good key set',
         );

@@ -131,3 +131,25 @@ describe("the CA's JWKS fails at the gateway's JWT-SVID verifier", () => {
     expect(jwks.requests).toBe(5);
   });
 });
+
+// Found by the same outside test: keys once loaded never expired while every refresh failed, so a key the CA had
+// retired kept verifying at a gateway cut off from the CA. Past max-stale (24 h, as for end-user issuers) without a
+// successful load the keys are dropped; the next load once the CA answers again restores them.
+describe("the gateway's JWT-SVID verifier cut off from the CA for longer than max-stale", () => {
+  it('fail/keys not confirmed for 24 h no longer verify; they do again once the CA answers', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    const key = await signingKey('ca-1');
+    const { jwks, verifier } = await setup([key]);
+    expect(await reasonOf(verifier, await jwtSvid(jwks.url, key))).toBeUndefined();
+
+    await jwks.down();
+    vi.setSystemTime(Date.now() + 23 * 3600_000);
+    expect(await reasonOf(verifier, await jwtSvid(jwks.url, key))).toBeUndefined(); // stale, not yet too stale
+    vi.setSystemTime(Date.now() + 3600_000 + 1);
+    expect(await reasonOf(verifier, await jwtSvid(jwks.url, key))).toBe('jwks_unavailable');
+
+    await jwks.serve('ok');
+    afterCooldown();
+    expect(await reasonOf(verifier, await jwtSvid(jwks.url, key))).toBeUndefined();
+  });
+});

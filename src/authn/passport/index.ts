@@ -1,5 +1,6 @@
 export { algorithmForKey, decodeCompact, signCompact, verifyCompact } from './compact-jws.js';
 export {
+  expiredForPassport,
   type MintOptions,
   mintOriginPassport,
   type OriginOptions,

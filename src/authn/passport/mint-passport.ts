@@ -45,6 +45,15 @@ export function mintOriginPassport(options: OriginOptions & { readonly user: End
   );
 }
 
+/**
+ * Whether the user's token has expired at `at`, so that an origin passport minted for it would be expired from the
+ * start. Verifiers accept a token up to their clock skew past `exp`; a passport never outlives the token, so such a
+ * token is refused as expired where it would be vouched for.
+ */
+export function expiredForPassport(user: EndUser, at: Date): boolean {
+  return user.expiresAt !== 0 && user.expiresAt * 1000 <= at.getTime();
+}
+
 /** What a sidecar keeps of a passport it verified, to wrap it for the next hop. */
 export interface ReceivedPassport {
   /** The header value as received. */

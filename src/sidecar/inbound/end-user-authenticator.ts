@@ -79,7 +79,7 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
       return { reject: error, rejectHeaders: bearerChallenge(error).headers };
     }
     if (user === undefined) return NO_USER;
-    return vouchForUser(user, { holder, store, now, dropAuthorization });
+    return vouchForUser(user, { holder, store, now, metrics, dropAuthorization });
   };
 
   /** The passport's outcome, with the request's bearer token verified against its user (forwardOriginalToken). */

@@ -51,6 +51,6 @@ export function externalAuthenticator(options: ExternalAuthenticatorOptions): Au
       if (!isMeshauthError(error)) throw error;
       return { reject: error, rejectHeaders: bearerChallenge(error).headers };
     }
-    return vouchForUser(user, { holder, store, now, dropAuthorization });
+    return vouchForUser(user, { holder, store, now, metrics, dropAuthorization });
   };
 }

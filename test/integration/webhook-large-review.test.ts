@@ -3,11 +3,10 @@
 // validates anything) made the JSON-Patch diff build a 36-million-cell table, and `meshauth webhook` died of heap
 // exhaustion (found by an outside audit). The diff now aligns prefix and suffix in linear time.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
 import { MAIN } from '../helpers/meshauth-cli.js';
 import { makeWebhookCert, post, type WebhookCert } from '../helpers/webhook-tls.js';
 

@@ -41,6 +41,25 @@ describe('FrameReader', () => {
     );
   });
 
+  // A peer sending 1-byte frames made the tunnel write to the app once per frame (thousands of writes per socket
+  // read): over ten times the sidecar CPU per byte of a bulk transfer, found by an outside test (2026-12-03).
+  it('ok/the payloads of many frames in one read are handed on in one piece', () => {
+    const payloads = Array.from({ length: 5000 }, (_, i) => Buffer.from([i % 256]));
+    const reader = new FrameReader();
+    const out: Buffer[] = [];
+    expect(reader.push(framed(payloads, false), (p) => out.push(Buffer.from(p)))).toBeUndefined();
+    expect(out).toHaveLength(1);
+    expect(out[0]?.equals(Buffer.concat(payloads))).toBe(true);
+  });
+
+  it('ok/the payload before a framing break is still handed on', () => {
+    const reader = new FrameReader();
+    const out: Buffer[] = [];
+    const bytes = Buffer.concat([framed([Buffer.from('ab'), Buffer.from('cd')], true), frameHeader(1)]);
+    expect(reader.push(bytes, (p) => out.push(Buffer.from(p)))).toMatch(/after the end/);
+    expect(Buffer.concat(out).toString()).toBe('abcd');
+  });
+
   it('fail/a stream cut inside a frame or its header is not ended', () => {
     const whole = framed([Buffer.from('SET k value')], true);
     for (let cut = 0; cut < whole.length; cut++) {

@@ -61,6 +61,14 @@ describe('meshauth-tcp/2: a peer that breaks the framing is counted and logged o
     await waitFor('the tunnel counted', async () => (await framingRejections(pair.serverMetrics)) === 1, 3_000);
     const warns = log.lines.filter((line) => line.level === 'warn');
     expect(warns).toHaveLength(1);
-    expect(warns[0]).toMatchObject({ direction: 'inbound', protocol: 'tcp', reason: 'tcp_framing' });
+    // The line names the peer that broke the framing (it holds a valid SVID: the operator must know which
+    // workload) and what it sent; it named neither, found by an outside test (2026-12-03).
+    expect(warns[0]).toMatchObject({
+      direction: 'inbound',
+      protocol: 'tcp',
+      reason: 'tcp_framing',
+      peer: pair.clientSvid.id,
+      error: expect.stringMatching(/frame of|after the end/),
+    });
   });
 });

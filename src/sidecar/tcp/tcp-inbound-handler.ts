@@ -212,9 +212,9 @@ export class TcpInboundHandler {
         idleTimeoutMs: this.#limits.idleTimeoutMs,
         framed: socket.alpnProtocol === TCP_ALPN,
         counters: this.#telemetry.counters,
-        onClose: (end, seconds) => {
+        onClose: (end, seconds, broken) => {
           release();
-          this.#telemetry.closed(end, seconds);
+          this.#telemetry.closed(end, seconds, peerId, broken);
         },
       });
       this.#live.set(socket, () => tunnel.shutdown());

@@ -279,9 +279,9 @@ export class TcpOutboundListeners {
         idleTimeoutMs: this.#limits.idleTimeoutMs,
         framed: mesh.alpnProtocol === TCP_ALPN,
         counters: this.#telemetry.counters,
-        onClose: (end, seconds) => {
+        onClose: (end, seconds, broken) => {
           forget();
-          this.#telemetry.closed(end, seconds);
+          this.#telemetry.closed(end, seconds, peerId, broken);
         },
       });
       this.#live.set(app, () => tunnel.shutdown());

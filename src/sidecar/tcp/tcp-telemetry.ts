@@ -67,7 +67,8 @@ export class TcpTelemetry {
     this.#open.inc();
   }
 
-  closed(end: TunnelEnd, seconds: number): void {
+  /** A tunnel ended; `peerId` and `broken` name who broke the framing and how, for end `framing`. */
+  closed(end: TunnelEnd, seconds: number, peerId = '', broken?: string): void {
     this.#open.dec();
     this.#duration.observe(seconds);
     if (end === 'framing') {
@@ -75,7 +76,14 @@ export class TcpTelemetry {
       // connections closed for breaking their protocol (an h2 session error), and one warn line.
       this.#metrics.connectionsRejected.inc({ direction: this.direction, reason: 'tcp_framing' });
       this.#logger.warn(
-        { direction: this.direction, protocol: 'tcp', reason: 'tcp_framing', seconds },
+        {
+          direction: this.direction,
+          protocol: 'tcp',
+          reason: 'tcp_framing',
+          ...(peerId === '' ? {} : { peer: peerId }),
+          ...(broken === undefined ? {} : { error: broken }),
+          seconds,
+        },
         'tcp tunnel reset: the peer broke the meshauth-tcp/2 framing',
       );
     } else if (end !== 'closed') {

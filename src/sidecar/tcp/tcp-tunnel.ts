@@ -30,8 +30,8 @@ export interface TunnelOptions {
   /** meshauth-tcp/2 (framed mesh side) rather than meshauth-tcp/1 (raw). */
   readonly framed: boolean;
   readonly counters: TunnelCounters;
-  /** Called once, when both sockets have closed. */
-  readonly onClose: (end: TunnelEnd, seconds: number) => void;
+  /** Called once, when both sockets have closed; `broken`: what broke the framing, for end `framing`. */
+  readonly onClose: (end: TunnelEnd, seconds: number, broken?: string) => void;
 }
 
 export class TcpTunnel {
@@ -43,6 +43,8 @@ export class TcpTunnel {
   #resetting = false;
   /** The framed tunnel's reader of the mesh side (undefined: raw). */
   #reader: FrameReader | undefined;
+  /** What the peer sent that broke the framing (end `framing`). */
+  #broken: string | undefined;
 
   constructor(options: TunnelOptions) {
     this.#options = options;
@@ -129,7 +131,10 @@ export class TcpTunnel {
       const broken = reader.push(chunk, toApp);
       // A reset: what this read already handed the corked app socket is dropped with it.
       if (broken !== undefined) {
-        if (this.#end === 'closed') this.#end = 'framing';
+        if (this.#end === 'closed') {
+          this.#end = 'framing';
+          this.#broken = broken;
+        }
         this.#failed(mesh, new Error(`meshauth-tcp/2 framing: ${broken}`));
       }
     });
@@ -183,6 +188,8 @@ export class TcpTunnel {
         other.end();
       }
     }
-    if (--this.#open === 0) this.#options.onClose(this.#end, (performance.now() - this.#startedAt) / 1000);
+    if (--this.#open === 0) {
+      this.#options.onClose(this.#end, (performance.now() - this.#startedAt) / 1000, this.#broken);
+    }
   }
 }

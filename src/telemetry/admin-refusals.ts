@@ -2,9 +2,10 @@
 // the injection webhook): an unknown path (404), a method other than the ones served (405), and what node:http refuses
 // before their handlers see a request (a head it cannot parse, a head past its size limit, a head or body still
 // arriving at its timeouts, an `Expect` other than 100-continue, CONNECT). Each is counted in
-// meshauth_requests_rejected_total{direction="admin", code} and logged in one `admin_request_rejected` line; node's own
-// refusals need no complete request, so anyone who reaches the port can cause them in a loop: their line is
-// rate-limited. The answers stay what they were (status, and a body where node:http gave one).
+// meshauth_requests_rejected_total{direction="admin", code} and logged in one `admin_request_rejected` line. Anyone
+// who reaches the port (the sidecar's listens on 0.0.0.0) can cause any of them in a loop, so the lines are
+// rate-limited: one per window, the rest counted as suppressed and summed up. The answers stay what they were
+// (status, and a body where node:http gave one).
 import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type ErrorCode, MeshauthError } from '../errors/index.js';
@@ -14,7 +15,7 @@ import type { Metrics } from './metrics.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 
 const EVENT = 'admin_request_rejected';
-const NODE_REFUSAL_LOG_INTERVAL_MS = 10_000;
+const LOG_INTERVAL_MS = 10_000;
 /** How long an answer to a broken request may take to flush before its connection is cut. */
 const ANSWER_GRACE_MS = 1_000;
 
@@ -25,13 +26,11 @@ export type AdminRefusalCode = Extract<
 
 export class AdminRefusals {
   readonly #metrics: Metrics;
-  readonly #logger: Logger;
-  readonly #nodeLog: RateLimitedLog;
+  readonly #log: RateLimitedLog;
 
   constructor(metrics: Metrics, logger: Logger) {
     this.#metrics = metrics;
-    this.#logger = logger;
-    this.#nodeLog = new RateLimitedLog(logger, metrics, EVENT, NODE_REFUSAL_LOG_INTERVAL_MS);
+    this.#log = new RateLimitedLog(logger, metrics, EVENT, LOG_INTERVAL_MS);
   }
 
   /** Counts and logs a request the handler refused (it has answered `req` already). */
@@ -44,9 +43,8 @@ export class AdminRefusals {
       },
     );
     this.#metrics.requestsRejected.inc({ direction: 'admin', code: error.code });
-    this.#logger.warn(
+    this.#log.warn(
       {
-        event: EVENT,
         direction: 'admin',
         code: error.code,
         status: error.status,
@@ -106,7 +104,7 @@ export class AdminRefusals {
 
   #nodeRefused(error: MeshauthError, socket: Duplex, method: string | undefined, parserCode?: string): void {
     this.#metrics.requestsRejected.inc({ direction: 'admin', code: error.code });
-    this.#nodeLog.warn(
+    this.#log.warn(
       {
         direction: 'admin',
         code: error.code,

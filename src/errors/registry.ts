@@ -93,6 +93,7 @@ export const ERRORS = {
 
   // --- Kubernetes injection ---
   MESHAUTH_ERR_MANIFEST_INVALID: { status: 0, message: 'invalid Kubernetes manifest' },
+  MESHAUTH_ERR_WEBHOOK_OVERLOADED: { status: 503, message: 'webhook busy, retry later' },
 
   // --- the edge gateway (browser sign-in, API clients, edge policy) ---
   MESHAUTH_ERR_LOGIN_REQUIRED: { status: 401, message: 'sign-in required' },

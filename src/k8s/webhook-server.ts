@@ -1,7 +1,8 @@
 // The injection webhook's HTTPS listener: POST /mutate (AdmissionReview → reviewAdmission), GET /healthz,
 // GET /metrics. The serving certificate and key are re-read when their files change (a Kubernetes Secret volume
 // swaps a symlink, so the files are polled with stat rather than watched); a pair that does not load keeps the old
-// one serving, with a warning and a metric.
+// one serving, with a warning and a metric. Review bodies are buffered whole before they are parsed: the bytes
+// buffered across all requests at once are bounded (a budget), past which a review is refused with 503.
 import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
@@ -12,6 +13,7 @@ import { type AdminRefusalCode, AdminRefusals } from '../telemetry/admin-refusal
 import { sendAdminAnswer } from '../telemetry/admin-server.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { RateLimitedLog } from '../telemetry/rate-limited-log.js';
 import { protocolOptions } from '../tls/tls-profile.js';
 import { reviewAdmission } from './inject-admission.js';
 import type { InjectConfig } from './inject-config.js';
@@ -26,10 +28,23 @@ export interface WebhookServerOptions {
   readonly logger: Logger;
   /** How often the certificate files are checked for a change. Default 5 s. */
   readonly reloadIntervalMs?: number;
+  /** Review body bytes held at once across all requests. Default REVIEW_BYTES_IN_FLIGHT. */
+  readonly maxReviewBytesInFlight?: number;
 }
 
 /** The API server sends a pod or service; even a large pod spec is far below this. */
 const MAX_REVIEW_BYTES = 4 * 1024 * 1024;
+/**
+ * Body bytes buffered at once across all reviews. Each review is parsed and answered synchronously, one at a time,
+ * so the others only wait as buffers, and without a bound they add up: 30 concurrent reviews of 2.7 MB took the
+ * webhook past 400 MiB where its Deployment allows 192 MiB. It idles near 100 MiB and handling one review at the cap
+ * can take tens of MiB of heap, so little is left for waiting bodies: three reviews at the cap (one handled, two
+ * arriving). Ordinary pod reviews (tens of KiB) still fit by the hundred, so a burst of pod creations is not refused.
+ */
+export const REVIEW_BYTES_IN_FLIGHT = 3 * MAX_REVIEW_BYTES;
+/** What the API server's client may wait before it asks again (its call timeout is seconds). */
+const OVERLOADED_RETRY_AFTER_S = 1;
+const OVERLOAD_LOG_INTERVAL_MS = 10_000;
 const DEFAULT_RELOAD_INTERVAL_MS = 5_000;
 // The API server speaks TLS 1.3, older ones 1.2: AEAD suites of both.
 const TLS = protocolOptions({ tls12: true });
@@ -47,10 +62,20 @@ export class WebhookServer {
   #signature = '';
   #port = 0;
   readonly #check = new SingleFlight(() => this.#reloadIfChanged());
+  readonly #budget: ByteBudget;
+  readonly #overloadLog: RateLimitedLog;
 
   constructor(options: WebhookServerOptions) {
     this.#options = options;
     this.#refusals = new AdminRefusals(options.metrics, options.logger);
+    this.#budget = new ByteBudget(options.maxReviewBytesInFlight ?? REVIEW_BYTES_IN_FLIGHT);
+    // Anyone who reaches the port can cause this refusal in a loop: one line per window.
+    this.#overloadLog = new RateLimitedLog(
+      options.logger,
+      options.metrics,
+      'admission_review_refused',
+      OVERLOAD_LOG_INTERVAL_MS,
+    );
     // The alerts take increase() of the error and failure series. A series born at 1 on the first event has no
     // earlier sample to rise from: that first error (a pod admitted without its sidecar) or failed reload (reported
     // once per change) would never fire. Every result is exposed at 0 from the start.
@@ -108,6 +133,7 @@ export class WebhookServer {
 
   async close(): Promise<void> {
     clearInterval(this.#timer);
+    this.#overloadLog.close();
     const server = this.#server;
     if (server === undefined) return;
     await new Promise<void>((resolve) => {
@@ -184,46 +210,130 @@ export class WebhookServer {
       logger.warn({ reason: 'content_type' }, 'admission review refused: content type is not application/json');
       return sendJson(res, 415, { error: 'content type must be application/json' });
     }
-    const body = await readLimited(req, MAX_REVIEW_BYTES);
-    if (body === undefined) {
-      metrics.webhookReviews.inc({ result: 'error' });
-      logger.warn({ reason: 'too_large' }, 'admission review refused: body too large');
-      return sendJson(res, 413, { error: 'body too large' });
-    }
-    let review: unknown;
+    // A declared length is reserved whole before a byte of the body is read; a chunked body as it arrives.
+    const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+    if (declared !== undefined && declared > MAX_REVIEW_BYTES) return this.#tooLarge(res);
+    if (declared !== undefined && !this.#budget.reserve(declared)) return this.#overloaded(req, res, declared);
+    let held = declared ?? 0;
     try {
-      review = JSON.parse(body.toString('utf8'));
-    } catch {
-      review = undefined;
+      const read = await readLimited(req, MAX_REVIEW_BYTES, (n) => {
+        if (declared !== undefined) return true;
+        if (!this.#budget.reserve(n)) return false;
+        held += n;
+        return true;
+      });
+      if (read.kind === 'closed') return; // the client went away: nobody to answer
+      if (read.kind === 'too_large') return this.#tooLarge(res);
+      if (read.kind === 'over_budget') return this.#overloaded(req, res, held + read.bytes);
+      let review: unknown;
+      try {
+        review = JSON.parse(read.body.toString('utf8'));
+      } catch {
+        review = undefined;
+      }
+      const outcome = reviewAdmission(review, config);
+      metrics.webhookReviews.inc({ result: outcome.result });
+      const fields = { result: outcome.result, reason: outcome.reason, object: outcome.object };
+      if (outcome.result === 'error')
+        logger.warn({ ...fields, warnings: outcome.warnings }, 'admission review not handled');
+      else
+        logger.info(
+          outcome.warnings.length > 0 ? { ...fields, warnings: outcome.warnings } : fields,
+          'admission review',
+        );
+      sendJson(res, outcome.httpStatus, outcome.body);
+    } finally {
+      this.#budget.release(held);
     }
-    const outcome = reviewAdmission(review, config);
-    metrics.webhookReviews.inc({ result: outcome.result });
-    const fields = { result: outcome.result, reason: outcome.reason, object: outcome.object };
-    if (outcome.result === 'error')
-      logger.warn({ ...fields, warnings: outcome.warnings }, 'admission review not handled');
-    else
-      logger.info(outcome.warnings.length > 0 ? { ...fields, warnings: outcome.warnings } : fields, 'admission review');
-    sendJson(res, outcome.httpStatus, outcome.body);
+  }
+
+  #tooLarge(res: ServerResponse): void {
+    this.#options.metrics.webhookReviews.inc({ result: 'error' });
+    this.#options.logger.warn({ reason: 'too_large' }, 'admission review refused: body too large');
+    sendJson(res, 413, { error: 'body too large' }, { connection: 'close' });
+  }
+
+  /**
+   * The review's body would take the bytes in flight past the budget: refused before it is buffered (the connection
+   * closes, so the rest of the body is never read). The API server treats the 503 as a failed call (failurePolicy).
+   */
+  #overloaded(req: IncomingMessage, res: ServerResponse, bytes: number): void {
+    const error = new MeshauthError('MESHAUTH_ERR_WEBHOOK_OVERLOADED', 'review bodies in flight past the budget', {
+      reason: 'overloaded',
+    });
+    this.#options.metrics.webhookReviews.inc({ result: 'error' });
+    this.#overloadLog.warn(
+      {
+        code: error.code,
+        status: error.status,
+        reason: error.reason,
+        bytes,
+        inFlight: this.#budget.used,
+        budget: this.#budget.limit,
+        remote: req.socket.remoteAddress,
+      },
+      `admission review refused: ${error.message}`,
+    );
+    sendJson(res, error.status, error.toJSON(), {
+      'retry-after': String(OVERLOADED_RETRY_AFTER_S),
+      connection: 'close',
+    });
   }
 }
 
-/** The body, or undefined once it passes `limit` (the rest is not read). */
-function readLimited(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
+/** A count of bytes held, refusing a reservation that would take it past `limit`. */
+class ByteBudget {
+  readonly limit: number;
+  #used = 0;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  get used(): number {
+    return this.#used;
+  }
+
+  reserve(bytes: number): boolean {
+    if (this.#used + bytes > this.limit) return false;
+    this.#used += bytes;
+    return true;
+  }
+
+  release(bytes: number): void {
+    this.#used -= bytes;
+  }
+}
+
+type ReadResult =
+  | { readonly kind: 'body'; readonly body: Buffer }
+  | { readonly kind: 'too_large' }
+  | { readonly kind: 'over_budget'; readonly bytes: number }
+  | { readonly kind: 'closed' };
+
+/**
+ * The body; too_large once it passes `limit`, over_budget once `admit` refuses a chunk (the rest is not kept), closed
+ * when the request ends before its body did (an aborted upload must still settle, or its bytes stay reserved).
+ */
+function readLimited(req: IncomingMessage, limit: number, admit: (bytes: number) => boolean): Promise<ReadResult> {
+  return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const stop = (result: ReadResult) => {
+      chunks.length = 0;
+      req.removeAllListeners('data');
+      req.resume();
+      resolve(result);
+    };
     req.on('data', (chunk: Buffer) => {
+      if (size + chunk.length > limit) return stop({ kind: 'too_large' });
+      if (!admit(chunk.length)) return stop({ kind: 'over_budget', bytes: chunk.length });
       size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.resume();
-        resolve(undefined);
-        return;
-      }
       chunks.push(chunk);
     });
-    req.once('end', () => resolve(size > limit ? undefined : Buffer.concat(chunks)));
-    req.once('error', reject);
+    req.once('end', () => resolve({ kind: 'body', body: Buffer.concat(chunks) }));
+    req.once('error', () => resolve({ kind: 'closed' }));
+    req.once('close', () => resolve({ kind: 'closed' }));
   });
 }
 

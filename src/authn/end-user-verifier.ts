@@ -17,8 +17,19 @@ import {
 } from './end-user-config.js';
 import { extractBearer, type RequestHeaders } from './extract-bearer.js';
 import { JwksCache } from './jwks-cache.js';
+import { expiredForPassport } from './passport/mint-passport.js';
 import { type TokenRejectionDetail, type TokenRejectionReason, tokenInvalid } from './token-rejection.js';
 import { forLog, inspectToken } from './token-shape.js';
+
+/** What the caller does with the user of a verified token. */
+export interface VerifyOptions {
+  /**
+   * An origin passport is minted for the user. A token past its `exp`, though within the clock skew, is then refused
+   * as `expired` (counted once, as that): the passport never outlives the token, so it would be expired from the
+   * start. Without it the skew applies to `exp` too (a forwarded original token beside a passport).
+   */
+  readonly forPassport?: boolean;
+}
 
 export interface EndUserVerifierOptions {
   readonly config: EndUserConfig;
@@ -95,14 +106,14 @@ export class EndUserVerifier {
    * Throws MESHAUTH_ERR_TOKEN_REQUEST_MALFORMED (400), MESHAUTH_ERR_TOKEN_MISSING (401 when `required`) or
    * MESHAUTH_ERR_TOKEN_INVALID (401).
    */
-  async authenticate(headers: RequestHeaders): Promise<EndUser | undefined> {
+  async authenticate(headers: RequestHeaders, options: VerifyOptions = {}): Promise<EndUser | undefined> {
     const token = this.bearerOf(headers);
     if (token === undefined) {
       if (!this.required) return undefined;
       this.#metrics?.tokenVerifications.inc({ result: 'missing' });
       throw new MeshauthError('MESHAUTH_ERR_TOKEN_MISSING', 'end-user token required', { reason: 'missing' });
     }
-    return this.verify(token);
+    return this.verify(token, options);
   }
 
   /**
@@ -123,9 +134,9 @@ export class EndUserVerifier {
    * token's issuer, alg and kid as `detail`. Counted here, not logged: the listener that refuses the request writes
    * its one line with them (a line here too would double what any client can make the sidecar write).
    */
-  async verify(token: string): Promise<EndUser> {
+  async verify(token: string, options: VerifyOptions = {}): Promise<EndUser> {
     try {
-      const user = await this.#verify(token);
+      const user = await this.#verify(token, options);
       this.#metrics?.tokenVerifications.inc({ result: 'ok' });
       return user;
     } catch (error) {
@@ -142,7 +153,7 @@ export class EndUserVerifier {
     await Promise.all([...this.#issuers.values()].map(({ cache }) => cache.close()));
   }
 
-  async #verify(token: string): Promise<EndUser> {
+  async #verify(token: string, options: VerifyOptions): Promise<EndUser> {
     if (typeof token !== 'string') throw tokenInvalid('format', 'token is not a string');
     const shape = inspectToken(token, this.#tunables.maxTokenBytes);
     const detail: TokenRejectionDetail = {
@@ -185,6 +196,9 @@ export class EndUserVerifier {
     }
     const user = endUserFromClaims(payload, this.#config.claims);
     if (user === undefined) throw tokenInvalid('missing_sub', 'token has no valid sub (a string) or client_id', detail);
+    if (options.forPassport === true && expiredForPassport(user, new Date(nowSeconds * 1000))) {
+      throw tokenInvalid('expired', 'token has expired: no passport can be minted for it', detail);
+    }
     return user;
   }
 

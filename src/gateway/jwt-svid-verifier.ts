@@ -8,7 +8,9 @@ import { createLocalJWKSet, errors, type JSONWebKeySet, jwtVerify } from 'jose';
 import { Agent } from 'undici';
 import { type EndUser, endUserFromClaims } from '../authn/end-user.js';
 import { END_USER_DEFAULTS } from '../authn/end-user-config.js';
+import type { VerifyOptions } from '../authn/end-user-verifier.js';
 import { FetchJsonError, fetchJson } from '../authn/fetch-json.js';
+import { expiredForPassport } from '../authn/passport/mint-passport.js';
 import { tokenInvalid } from '../authn/token-rejection.js';
 import { inspectToken } from '../authn/token-shape.js';
 import { MeshauthError } from '../errors/index.js';
@@ -71,7 +73,7 @@ export class JwtSvidVerifier {
     return shapeIss === this.#settings.issuer;
   }
 
-  async verify(token: string): Promise<EndUser> {
+  async verify(token: string, options: VerifyOptions = {}): Promise<EndUser> {
     try {
       const shape = inspectToken(token, MAX_TOKEN_BYTES);
       if (shape.alg !== 'ES256') throw tokenInvalid('alg_not_allowed', `JWT-SVIDs are ES256, not ${shape.alg}`);
@@ -99,6 +101,11 @@ export class JwtSvidVerifier {
       }
       const user = endUserFromClaims({ sub: id.toString(), iss: payload.iss, exp: payload.exp }, []);
       if (user === undefined) throw tokenInvalid('missing_sub', 'no subject');
+      if (options.forPassport === true && expiredForPassport(user, new Date())) {
+        throw tokenInvalid('expired', 'token has expired: no passport can be minted for it', {
+          issuer: user.iss.slice(0, 200),
+        });
+      }
       this.#metrics?.tokenVerifications.inc({ result: 'ok' });
       return user;
     } catch (error) {

@@ -76,6 +76,8 @@ describe('the gateway and an API token just past its exp', () => {
     expect(JSON.parse(answer.text).code).toBe('MESHAUTH_ERR_TOKEN_INVALID');
     expect(answer.headers['www-authenticate']).toContain('error="invalid_token"');
     expect(mesh.webApp.seen.length).toBe(seen);
-    expect((await tokenResults()).expired ?? 0).toBe((before.expired ?? 0) + 1);
+    const after = await tokenResults();
+    expect(after.expired ?? 0).toBe((before.expired ?? 0) + 1);
+    expect(after.ok ?? 0, 'one token, one result: not also counted ok').toBe(before.ok ?? 0);
   });
 });

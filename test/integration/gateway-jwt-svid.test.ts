@@ -7,7 +7,13 @@ import { SignJWT } from 'jose';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as caClient from '../../src/agent/ca-client.js';
-import { type CaServer, createJoinToken, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
+import {
+  type CaServer,
+  createJoinToken,
+  loadCaMaterial,
+  loadOrCreateJwtSigningKey,
+  startCaServer,
+} from '../../src/ca/index.js';
 import { TrustDomain } from '../../src/identity/index.js';
 import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '../../src/pki/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
@@ -106,5 +112,29 @@ describe('gateway API clients with JWT-SVIDs', () => {
       .sign(privateKey);
     const answer = await call(forged);
     expect(answer.status).toBe(401);
+  });
+
+  it('fail/a JWT-SVID 5 s past exp (within the skew): 401 invalid_token, counted once, as jwt_svid_expired', async () => {
+    // Signed with the CA's own key: only its exp is wrong for a passport (the gateway would mint one for it).
+    const key = await loadOrCreateJwtSigningKey(dir, undefined, false);
+    const now = Math.floor(Date.now() / 1000);
+    const late = await new SignJWT({ sub: JOB })
+      .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: key.kid })
+      .setIssuer(ca.url)
+      .setAudience('shop-gateway')
+      .setIssuedAt(now - 60)
+      .setExpirationTime(now - 5)
+      .sign(key.privateKey);
+    const results = async () => {
+      const { values } = await mesh.metrics.tokenVerifications.get();
+      return Object.fromEntries(values.map((v) => [String(v.labels.result), v.value]));
+    };
+    const before = await results();
+    const answer = await call(late);
+    expect(answer.status, answer.text).toBe(401);
+    expect(answer.headers['www-authenticate']).toContain('error="invalid_token"');
+    const after = await results();
+    expect(after.jwt_svid_expired ?? 0).toBe((before.jwt_svid_expired ?? 0) + 1);
+    expect(after.ok ?? 0, 'one token, one result: not also counted ok').toBe(before.ok ?? 0);
   });
 });

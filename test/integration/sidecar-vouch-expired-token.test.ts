@@ -160,7 +160,9 @@ describe('the vouching sidecar and a token just past its exp', () => {
     expect(result).toMatchObject({ status: 401, code: 'MESHAUTH_ERR_TOKEN_INVALID' });
     expect(result.challenge).toContain('error="invalid_token"');
     expect(appB.seen.length).toBe(appCalls); // no x-meshauth-user, no passport handed to B's app
-    expect((await tokenResults()).expired ?? 0).toBe((before.expired ?? 0) + 1);
+    const after = await tokenResults();
+    expect(after.expired ?? 0).toBe((before.expired ?? 0) + 1);
+    expect(after.ok ?? 0, 'one token, one result: not also counted ok').toBe(before.ok ?? 0);
     const refusals = logB.records().filter((r) => r.code === 'MESHAUTH_ERR_TOKEN_INVALID');
     expect(refusals).toHaveLength(1);
     expect(refusals[0]).toMatchObject({ reason: 'expired' });

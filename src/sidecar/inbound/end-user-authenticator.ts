@@ -73,13 +73,14 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
   const fromBearer = async (view: InboundRequestView): Promise<EndUserOutcome> => {
     let user: EndUser | undefined;
     try {
-      user = await verifier.authenticate(view.rawHeaders ?? view.headers);
+      // Vouched for below: a token past its exp (within the skew) is refused as expired, no passport minted.
+      user = await verifier.authenticate(view.rawHeaders ?? view.headers, { forPassport: true });
     } catch (error) {
       if (!isMeshauthError(error)) throw error;
       return { reject: error, rejectHeaders: bearerChallenge(error).headers };
     }
     if (user === undefined) return NO_USER;
-    return vouchForUser(user, { holder, store, now, metrics, dropAuthorization });
+    return vouchForUser(user, { holder, store, now, dropAuthorization });
   };
 
   /** The passport's outcome, with the request's bearer token verified against its user (forwardOriginalToken). */

@@ -39,7 +39,8 @@ export function externalAuthenticator(options: ExternalAuthenticatorOptions): Au
     }
     let user: EndUser | undefined;
     try {
-      user = await verifier.authenticate(view.rawHeaders ?? view.headers);
+      // Vouched for below: a token past its exp (within the skew) is refused as expired, no passport minted.
+      user = await verifier.authenticate(view.rawHeaders ?? view.headers, { forPassport: true });
       if (user === undefined) {
         // The verifier lets a token-less request through when `inbound.endUser.required` is false; here it never is.
         metrics.tokenVerifications.inc({ result: 'missing' });
@@ -51,6 +52,6 @@ export function externalAuthenticator(options: ExternalAuthenticatorOptions): Au
       if (!isMeshauthError(error)) throw error;
       return { reject: error, rejectHeaders: bearerChallenge(error).headers };
     }
-    return vouchForUser(user, { holder, store, now, metrics, dropAuthorization });
+    return vouchForUser(user, { holder, store, now, dropAuthorization });
   };
 }

@@ -2,18 +2,9 @@
 // token is valid, this sidecar replaces it with an origin passport it signs itself, remembers that origin so the
 // app can forward it downstream through the outbound side, and hands the app the passport and the user header.
 import type { CredentialHolder } from '../../agent/index.js';
-import { bearerChallenge } from '../../authn/bearer-challenge.js';
 import { type EndUser, userHeaderValue } from '../../authn/end-user.js';
-import {
-  expiredForPassport,
-  mintOriginPassport,
-  ownOrigin,
-  PASSPORT_HEADER,
-  PASSPORT_TTL_SECONDS,
-} from '../../authn/passport/index.js';
-import { tokenInvalid } from '../../authn/token-rejection.js';
+import { mintOriginPassport, ownOrigin, PASSPORT_HEADER, PASSPORT_TTL_SECONDS } from '../../authn/passport/index.js';
 import { MeshauthError } from '../../errors/index.js';
-import type { Metrics } from '../../telemetry/index.js';
 import { USER_HEADER } from '../identity-headers.js';
 import type { PassportStore } from '../passport-store.js';
 import type { EndUserOutcome } from './inbound-hooks.js';
@@ -35,7 +26,6 @@ export interface VoucherContext {
   readonly holder: CredentialHolder;
   readonly store: PassportStore;
   readonly now: () => Date;
-  readonly metrics: Metrics;
   /** Remove `authorization` before the app (false only with `forwardOriginalToken`). */
   readonly dropAuthorization: boolean;
 }
@@ -49,15 +39,6 @@ export function vouchForUser(user: EndUser, context: VoucherContext): EndUserOut
   const credentials = context.holder.current;
   if (credentials === undefined) return { reject: new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet') };
   const at = context.now();
-  // Past `exp` yet within the verifier's skew: a passport minted now would be expired from the start, and the app's
-  // next call would be refused as an unknown passport. Refused here as what it is, an expired token.
-  if (expiredForPassport(user, at)) {
-    const error = tokenInvalid('expired', 'token has expired: no passport can be minted for it', {
-      issuer: user.iss.slice(0, 200),
-    });
-    context.metrics.tokenVerifications.inc({ result: 'expired' });
-    return { reject: error, rejectHeaders: bearerChallenge(error).headers };
-  }
   const origin = mintOriginPassport({ svid: credentials.svid, now: at, user });
   context.store.remember(
     ownOrigin(origin, credentials.svid.id, user.expiresAt),

@@ -30,9 +30,9 @@ const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'he
 const P256_COORDINATE_BYTES = 32;
 const EC_PUBLIC_KEY_OID = '1.2.840.10045.2.1';
 /**
- * The first octet of an encoded EC point a certificate may carry (SEC 1 §2.3.3): compressed or uncompressed. 00 is
- * the point at infinity; 06 and 07, the hybrid form, RFC 5480 §2.2 forbids in certificates (and the CA copies the
- * request's key into the SVID as it is).
+ * The first octet of an encoded EC point a certificate may carry: 02/03 compressed, 04 uncompressed. 00 is the
+ * point at infinity; 06 and 07, the hybrid form (x and y both, with y's parity), are not allowed in certificates and
+ * the CA copies the request's key into the SVID as it is.
  */
 const EC_POINT_FORMS = new Set([0x02, 0x03, 0x04]);
 const ED25519_KEY_BYTES = 32;

@@ -81,8 +81,8 @@ export function berCsrWithAttributes(attributes: Buffer): string {
 }
 
 /**
- * A correctly self-signed CSR for a P-256 key written in the hybrid point form (SEC 1 §2.3.3: 06 or 07, then x and
- * y), which OpenSSL reads but RFC 5480 §2.2 forbids in certificates.
+ * A correctly self-signed CSR for a P-256 key written in the hybrid point form (06 or 07, then x and y), which
+ * OpenSSL reads but certificates must not carry.
  */
 export function hybridPointCsr(): string {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });

@@ -80,7 +80,7 @@ describe('POST /v1/svid refuses hostile CSRs', () => {
       async () => ecCsrWithPoint('1.3.132.0.34', Buffer.of(0)),
       'csr_key_type',
     ],
-    // OpenSSL reads it and the signature verifies, but the SVID would carry a key form RFC 5480 forbids.
+    // OpenSSL reads it and the signature verifies, but the SVID would carry a key form no certificate may.
     ['fail/P-256 key in the hybrid point form', async () => hybridPointCsr(), 'csr_key_type'],
     // 12 KiB of tiny elements: tens of milliseconds of the general parser's time, before any credential is checked.
     [

@@ -197,7 +197,9 @@ export class MeshForwarder {
     const abort = new AbortController();
     res.on('close', () => {
       // nghttp2 reset the browser's stream for its body (shorter or longer than its content-length): a broken
-      // upload, counted as H2Exchange counts one to an HTTP/2 peer, not a browser that left.
+      // upload, counted as H2Exchange counts one to an HTTP/2 peer, not a browser that left. Once the peer's head
+      // went out the request is counted already (its status): the reset cuts that answer, a protocol_error stream
+      // reset as a sidecar's ForwardHandler reports one, not a second request.
       if (
         !abort.signal.aborted &&
         !res.writableEnded &&
@@ -205,10 +207,14 @@ export class MeshForwarder {
         exchange.req.complete !== true &&
         res.stream?.rstCode === h2constants.NGHTTP2_PROTOCOL_ERROR
       ) {
-        const error = new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'request body incomplete', {
-          reason: 'body_incomplete',
-        });
-        telemetry.rejected(endpoint.peerId, error, exchange.startedAt);
+        if (res.headersSent) {
+          telemetry.protocolReset(endpoint.peerId);
+        } else {
+          const error = new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'request body incomplete', {
+            reason: 'body_incomplete',
+          });
+          telemetry.rejected(endpoint.peerId, error, exchange.startedAt);
+        }
       }
       abort.abort(); // the browser left: the peer's request goes too
     });

@@ -393,6 +393,12 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     if (this.#done) return;
     this.#done = true;
     this.#release();
+    if (this.res.headersSent && this.res.stream?.rstCode === constants.NGHTTP2_PROTOCOL_ERROR) {
+      // nghttp2 reset the gateway caller's stream for its body after the peer's head went out: the request is counted
+      // already (its status), so the reset that cut it is reported as one, as a sidecar's ForwardHandler does.
+      this.#context.telemetry.protocolReset(this.#peerId);
+      return;
+    }
     const error = new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'request body incomplete', {
       reason: 'body_incomplete',
     });

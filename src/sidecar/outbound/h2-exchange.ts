@@ -161,7 +161,12 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
 
   start(): void {
     if (this.#callerGone()) {
-      // Gone while earlier stages ran (an HTTP/2 browser's reset during token verification): nothing to send.
+      // Gone while earlier stages ran (an HTTP/2 browser's reset during token verification): nothing to send. A
+      // stream nghttp2 reset for its body is the broken upload resClosed counts, not a browser that left.
+      if (this.#brokenUpload()) {
+        this.bodyClosed();
+        return;
+      }
       this.#done = true;
       this.#context.telemetry.aborted('');
       return;
@@ -561,13 +566,9 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
       this.bodyClosed(); // the app's connection broke mid-upload (node:http may close the response first)
       return;
     }
-    if (
-      this.req !== undefined &&
-      this.req.complete !== true &&
-      this.res.stream?.rstCode === constants.NGHTTP2_PROTOCOL_ERROR
-    ) {
-      // nghttp2 reset the gateway caller's stream for its body (shorter or longer than its content-length) while the
-      // peer stream was still being set up: the same broken upload as above, not a caller that went away.
+    if (this.#brokenUpload()) {
+      // nghttp2 reset the gateway caller's stream for its body while the peer stream was still being set up: the
+      // same broken upload as above, not a caller that went away.
       this.bodyClosed();
       return;
     }
@@ -575,6 +576,15 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     this.#release();
     const stream = this.#stream;
     if (stream !== undefined) abortStream(stream);
+  }
+
+  /** nghttp2 reset the gateway caller's stream for its body (shorter or longer than its content-length). */
+  #brokenUpload(): boolean {
+    return (
+      this.req !== undefined &&
+      this.req.complete !== true &&
+      this.res.stream?.rstCode === constants.NGHTTP2_PROTOCOL_ERROR
+    );
   }
 
   resDrained(): void {

@@ -4,17 +4,20 @@
 // instead of Node's bare 400/431/408 (or, for CONNECT, a closed connection without a byte), one count in
 // meshauth_ca_requests_rejected_total under a bounded reason and one `ca_request_rejected` line, as api.ts refuses.
 // It must not count a request the handler already has: a body cut by the timeout is counted there, once.
-import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { MeshauthError } from '../errors/index.js';
-import { expectationUnsupported, firstClientErrorOnly, nodeRefusal, pendingResponse } from '../platform/index.js';
+import {
+  answerOnSocket,
+  expectationUnsupported,
+  firstClientErrorOnly,
+  nodeRefusal,
+  triageClientError,
+} from '../platform/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { recordCaRejection, rejectCaRequest } from './api.js';
 import { TOKEN_PATH } from './oidc-metadata.js';
 import { oauthErrorBody } from './token-request.js';
-
-/** How long an answer to a broken request may take to flush before its connection is cut. */
-const ANSWER_GRACE_MS = 1_000;
 
 export interface NodeRefusalOptions {
   readonly logger: Logger;
@@ -44,26 +47,11 @@ export function answerNodeRefusals(server: Server, options: NodeRefusalOptions):
 }
 
 function onClientError(options: NodeRefusalOptions, error: Error & { code?: string }, socket: Duplex): void {
-  // node:https passes TLS handshake failures on as client errors too: those are the TLS listener's (server.ts).
-  if (error.code === 'ECONNRESET' || !socket.writable || /^ERR_(TLS|SSL)_/.test(error.code ?? '')) {
-    socket.destroy(); // the client went away, or never finished its handshake: not a refused request
-    return;
-  }
-  const pending = pendingResponse(socket as Parameters<typeof pendingResponse>[0]);
-  if (pending?.headersSent === true) {
-    // Answered already (a GET whose body then broke the parser), or cut mid-answer: let what was written flush.
-    const close = () => socket.destroy();
-    pending.once('finish', close);
-    setTimeout(close, ANSWER_GRACE_MS).unref();
-    return;
-  }
-  if (pending === undefined && (socket as Duplex & { bytesWritten?: number }).bytesWritten !== 0) {
-    // This connection carried a response already: the broken bytes are most likely the rest of a body the handler
-    // answered without reading (a 404, 405 or 415), counted then. A second answer would be read as the reply to a
-    // next request, so the connection is closed without one (node:http's own rule).
-    socket.destroy();
-    return;
-  }
+  // TLS handshake failures are the TLS listener's (server.ts); a body the handler answered without reading (a 404,
+  // 405 or 415) was counted then.
+  const triage = triageClientError(error, socket);
+  if (triage === 'handled') return;
+  const { pending } = triage;
   const rejection = nodeRefusal(error.code, 'MESHAUTH_ERR_CA_BAD_REQUEST');
   // A request the handler has (its body still arriving at requestTimeout) is the handler's to count and log: closing
   // the connection aborts the body it waits for (read-body.ts, `body_incomplete`). Only the answer is written here.
@@ -83,14 +71,11 @@ function isTokenPath(req: IncomingMessage): boolean {
   return req.url?.split('?', 1)[0] === TOKEN_PATH;
 }
 
-/** A whole HTTP/1.1 response written straight to the socket (no request object to answer on), then closed. */
 function answer(socket: Duplex, error: MeshauthError, oauth = false): void {
-  const body = `${JSON.stringify(oauth ? oauthErrorBody(error) : error.toJSON())}\n`;
-  const close = () => socket.destroy();
-  socket.once('finish', close);
-  setTimeout(close, ANSWER_GRACE_MS).unref();
-  socket.end(
-    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\ncontent-type: application/json\r\n` +
-      `cache-control: no-store\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  answerOnSocket(
+    socket,
+    error.status,
+    'application/json',
+    `${JSON.stringify(oauth ? oauthErrorBody(error) : error.toJSON())}\n`,
   );
 }

@@ -16,7 +16,7 @@ export {
   UNDICI_CODES,
   UNDICI_PARSER_ERROR_NAME,
 } from './node-internals.js';
-export { expectationUnsupported, nodeRefusal } from './node-refusal.js';
+export { answerOnSocket, expectationUnsupported, nodeRefusal, triageClientError } from './node-refusal.js';
 export { atPeerExpiry, notAfterMs } from './peer-expiry.js';
 export { type RegularFile, readRegularFile } from './regular-file.js';
 export { SingleFlight } from './single-flight.js';

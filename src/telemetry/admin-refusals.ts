@@ -6,18 +6,22 @@
 // who reaches the port (the sidecar's listens on 0.0.0.0) can cause any of them in a loop, so the lines are
 // rate-limited: one per window, the rest counted as suppressed and summed up. The answers stay what they were
 // (status, and a body where node:http gave one).
-import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type ErrorCode, MeshauthError } from '../errors/index.js';
-import { expectationUnsupported, firstClientErrorOnly, nodeRefusal, pendingResponse } from '../platform/index.js';
+import {
+  answerOnSocket,
+  expectationUnsupported,
+  firstClientErrorOnly,
+  nodeRefusal,
+  triageClientError,
+} from '../platform/index.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 
 const EVENT = 'admin_request_rejected';
 const LOG_INTERVAL_MS = 10_000;
-/** How long an answer to a broken request may take to flush before its connection is cut. */
-const ANSWER_GRACE_MS = 1_000;
 
 export type AdminRefusalCode = Extract<
   ErrorCode,
@@ -78,27 +82,10 @@ export class AdminRefusals {
   }
 
   #onClientError(error: Error & { code?: string }, socket: Duplex): void {
-    // node:https passes failed TLS handshakes on as client errors too (the webhook): no request was refused.
-    if (error.code === 'ECONNRESET' || !socket.writable || /^ERR_(TLS|SSL)_/.test(error.code ?? '')) {
-      socket.destroy(); // the client went away, or never finished its handshake
-      return;
-    }
-    const pending = pendingResponse(socket as Parameters<typeof pendingResponse>[0]);
-    if (pending?.headersSent === true) {
-      // Answered already (a GET whose body then broke the parser): let what was written flush, counted then.
-      const close = () => socket.destroy();
-      pending.once('finish', close);
-      setTimeout(close, ANSWER_GRACE_MS).unref();
-      return;
-    }
-    if (pending === undefined && (socket as Duplex & { bytesWritten?: number }).bytesWritten !== 0) {
-      // The connection carried a response already: the broken bytes are most likely the unread body of a request
-      // answered then (and counted then, if refused); a second answer would be read as the reply to a next request.
-      socket.destroy();
-      return;
-    }
+    const triage = triageClientError(error, socket);
+    if (triage === 'handled') return;
     const rejection = nodeRefusal(error.code);
-    this.#nodeRefused(rejection, socket, pending?.req.method, error.code);
+    this.#nodeRefused(rejection, socket, triage.pending?.req.method, error.code);
     answer(socket, rejection);
   }
 
@@ -119,14 +106,6 @@ export class AdminRefusals {
   }
 }
 
-/** A whole HTTP/1.1 response written straight to the socket (no response object to answer on), then closed. */
 function answer(socket: Duplex, error: MeshauthError): void {
-  const body = `${error.publicMessage}\n`;
-  const close = () => socket.destroy();
-  socket.once('finish', close);
-  setTimeout(close, ANSWER_GRACE_MS).unref();
-  socket.end(
-    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\ncontent-type: text/plain\r\n` +
-      `cache-control: no-store\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-  );
+  answerOnSocket(socket, error.status, 'text/plain', `${error.publicMessage}\n`);
 }

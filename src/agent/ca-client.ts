@@ -30,7 +30,10 @@ export interface CaConnection {
   /** Client certificate chain and key for mTLS (renewal); omitted for bootstrap. */
   readonly clientCertPem?: string;
   readonly clientKeyPem?: string;
-  /** Longest silence once connected (waiting for the head, between body chunks); default 10 s. */
+  /**
+   * Longest silence once connected (waiting for the head, between body chunks); default 10 s. The whole answer must
+   * also be in within twice it of the handshake's end.
+   */
   readonly timeoutMs?: number;
   /** Longest time from the connect to the end of the TLS handshake; default 35 s (see above). */
   readonly handshakeTimeoutMs?: number;
@@ -225,6 +228,12 @@ async function call(
     socket.once('secureConnect', () => {
       clearTimeout(handshake);
       socket.setTimeout(timeoutMs, () => giveUp(timedOut(url, timeoutMs)));
+      // The idle timer alone never fires for a server that sends a byte now and then: a CA sends its few KiB at
+      // once, so an answer still unfinished after twice the idle limit is not coming, and waiting on it would hold
+      // the agent's one rotation until past its SVID's expiry.
+      const answerMs = 2 * timeoutMs;
+      const answer = setTimeout(() => giveUp(unfinished(url, answerMs)), answerMs);
+      socket.once('close', () => clearTimeout(answer));
     });
   });
   const answered = new Promise<IncomingMessage>((resolve, reject) => {
@@ -272,6 +281,10 @@ async function call(
   } finally {
     request.destroy();
   }
+}
+
+function unfinished(url: string, timeoutMs: number): Error {
+  return Object.assign(new Error(`no complete answer from ${url} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' });
 }
 
 function noHandshake(url: string, timeoutMs: number): Error {

@@ -55,11 +55,19 @@ export function acceptSvidResponse(
   if (options.expectedId !== undefined && !leaf.id.equals(options.expectedId)) {
     throw invalid(`renewal returned ${leaf.id}, expected ${options.expectedId}`, 'id_changed');
   }
+  // Peers refuse the chain once a certificate above the leaf expires, whatever the leaf says: our CA clamps a leaf to
+  // its intermediate, a broken one may not. The SVID lasts as long as its chain, so renewal, readiness and the expiry
+  // gauge go by that, and a 10-year leaf under a 30-day intermediate is renewed before the intermediate ends. Every
+  // certificate of the validated path is valid now: one already expired is a stray the CA sent along, not above us.
+  const notAfter = intermediates.reduce(
+    (end, cert) => (cert.notAfter < end && cert.notAfter > options.now ? cert.notAfter : end),
+    leaf.notAfter,
+  );
   const svid = new X509Svid({
     id: leaf.id,
     leafDer,
     notBefore: leaf.notBefore,
-    notAfter: leaf.notAfter,
+    notAfter,
     intermediates,
     privateKeyPem: options.privateKeyPem,
     keyType: options.keyType,

@@ -6,10 +6,18 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { importPrivateKeyPem, KEY_ALGORITHMS, randomSerialHex, verifyCsrPem, x509 } from '../../src/pki/index.js';
+import {
+  generateKeyPair,
+  importPrivateKeyPem,
+  KEY_ALGORITHMS,
+  randomSerialHex,
+  uriNameConstraintsExtension,
+  verifyCsrPem,
+  x509,
+} from '../../src/pki/index.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { waitFor } from '../helpers/wait.js';
-import { type Cleanup, rotations, runCleanups, startAgent } from '../integration/agent-harness.js';
+import { type Cleanup, rotations, runCleanups, startAgent } from './agent-harness.js';
 
 type Handler = (request: IncomingMessage, body: string, response: ServerResponse) => void | Promise<void>;
 
@@ -21,6 +29,39 @@ let handler: Handler;
 const SVID_TTL_MS = 6_000;
 const cleanups: Cleanup[] = [];
 
+interface Signer {
+  readonly cert: x509.X509Certificate;
+  readonly key: CryptoKey;
+}
+
+/** A CA certificate signed by `issuer` (self-signed without one), optionally with URI name constraints. */
+async function caCert(
+  issuer: Signer | undefined,
+  permittedHosts?: readonly string[],
+  notAfter = new Date(Date.now() + 24 * 3600_000),
+): Promise<Signer> {
+  const keys = await generateKeyPair('p256');
+  const extensions: x509.Extension[] = [
+    new x509.BasicConstraintsExtension(true, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+  ];
+  if (permittedHosts !== undefined) extensions.push(uriNameConstraintsExtension(permittedHosts));
+  const subject = `CN=hostile ${randomSerialHex().slice(0, 8)}`;
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerialHex(),
+    subject,
+    issuer: issuer?.cert.subjectName ?? subject,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter,
+    signingAlgorithm: KEY_ALGORITHMS.p256.sign,
+    publicKey: keys.publicKey,
+    signingKey: issuer?.key ?? keys.privateKey,
+    extensions,
+  });
+  return { cert, key: keys.privateKey };
+}
+
 /** A leaf for the CSR's key, signed by `issuer` (the test CA's intermediate by default). */
 async function leafFor(
   csrPem: string,
@@ -28,7 +69,10 @@ async function leafFor(
     id?: string;
     notBefore?: Date;
     notAfter?: Date;
-    issuer?: { cert: x509.X509Certificate; key: CryptoKey };
+    issuer?: Signer;
+    /** Another key than the CSR's. */
+    publicKey?: CryptoKey;
+    isCa?: boolean;
   } = {},
 ): Promise<x509.X509Certificate> {
   const csr = await verifyCsrPem(csrPem);
@@ -44,10 +88,10 @@ async function leafFor(
     notBefore: options.notBefore ?? new Date(now - 60_000),
     notAfter: options.notAfter ?? new Date(now + SVID_TTL_MS),
     signingAlgorithm: KEY_ALGORITHMS.p256.sign,
-    publicKey: csr.publicKey,
+    publicKey: options.publicKey ?? csr.publicKey,
     signingKey: issuer.key,
     extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.BasicConstraintsExtension(options.isCa ?? false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
       new x509.SubjectAlternativeNameExtension(
@@ -81,9 +125,9 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      void Promise.resolve(handler(request, Buffer.concat(chunks).toString('utf8'), response)).catch(() =>
-        response.destroy(),
-      );
+      void Promise.resolve(handler(request, Buffer.concat(chunks).toString('utf8'), response)).catch(() => {
+        response.destroy();
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -130,5 +174,161 @@ describe('agent against a CA that never finishes its answer', () => {
     const line = logs.find((l) => l.msg.startsWith('SVID renewal failed'));
     expect(line?.code).toBe('MESHAUTH_ERR_CA_UNAVAILABLE');
     expect(line?.error).toContain('no complete answer');
+  });
+});
+
+/** POST /v1/svid answered 200 with `answer(csr)` as its JSON body (or raw text when it returns a string). */
+function svidAnswer(answer: (csrPem: string) => Promise<unknown>): Handler {
+  return async (request, body, response) => {
+    if (request.method !== 'POST') return honest(request, body, response);
+    const value = await answer((JSON.parse(body) as { csr: string }).csr);
+    response
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(typeof value === 'string' ? value : JSON.stringify(value));
+  };
+}
+
+function chainAnswer(chain: readonly x509.X509Certificate[], bundle = [ca.root]) {
+  return {
+    certChain: chain.map((c) => c.toString('pem')),
+    bundle: bundle.map((c) => c.toString('pem')),
+    expiresAt: chain[0]?.notAfter.toISOString(),
+  };
+}
+
+async function realIntermediate(): Promise<Signer> {
+  return { cert: ca.intermediate, key: (await importPrivateKeyPem(ca.intermediateKeyPem)).privateKey };
+}
+
+async function underRoot(permittedHosts?: readonly string[], notAfter?: Date): Promise<Signer> {
+  return caCert(
+    { cert: ca.root, key: (await importPrivateKeyPem(ca.rootKeyPem)).privateKey },
+    permittedHosts,
+    notAfter,
+  );
+}
+
+const day = 24 * 3600_000;
+
+describe('agent against a CA answering renewal with a certificate it must not take', () => {
+  it.each<[string, string, (csr: string) => Promise<unknown>]>([
+    [
+      'another SPIFFE ID',
+      'id_changed',
+      async (csr) => chainAnswer([await leafFor(csr, { id: ca.idFor('/ns/shop/sa/admin') }), ca.intermediate]),
+    ],
+    [
+      'another trust domain',
+      'trust_domain',
+      async (csr) => chainAnswer([await leafFor(csr, { id: 'spiffe://evil.org/ns/shop/sa/orders' }), ca.intermediate]),
+    ],
+    [
+      'a leaf without our CSR key',
+      'wrong_key',
+      async (csr) =>
+        chainAnswer([await leafFor(csr, { publicKey: (await generateKeyPair('p256')).publicKey }), ca.intermediate]),
+    ],
+    [
+      'a chain that does not reach the bundle',
+      'unknown_ca',
+      async (csr) => {
+        const other = await caCert(undefined);
+        const inter = await caCert(other);
+        return chainAnswer([await leafFor(csr, { issuer: inter }), inter.cert]);
+      },
+    ],
+    [
+      'an intermediate constrained to another trust domain',
+      'name_constraints',
+      async (csr) => {
+        const inter = await underRoot(['evil.org']);
+        return chainAnswer([await leafFor(csr, { issuer: inter }), inter.cert]);
+      },
+    ],
+    ['a CA:TRUE leaf', 'leaf_is_ca', async (csr) => chainAnswer([await leafFor(csr, { isCa: true }), ca.intermediate])],
+    [
+      'an expired leaf',
+      'expired',
+      async (csr) =>
+        chainAnswer([
+          await leafFor(csr, { notBefore: new Date(Date.now() - 2 * day), notAfter: new Date(Date.now() - day) }),
+          ca.intermediate,
+        ]),
+    ],
+    [
+      'a leaf valid from tomorrow',
+      'not_yet_valid',
+      async (csr) =>
+        chainAnswer([
+          await leafFor(csr, { notBefore: new Date(Date.now() + day), notAfter: new Date(Date.now() + 2 * day) }),
+          ca.intermediate,
+        ]),
+    ],
+    [
+      'a chain of 50 certificates',
+      'chain_too_long',
+      async (csr) => {
+        let last = await realIntermediate();
+        const cas: Signer[] = [last];
+        for (let i = 0; i < 48; i++) {
+          last = await caCert(last);
+          cas.push(last);
+        }
+        const leaf = await leafFor(csr, { issuer: last });
+        return {
+          ...chainAnswer([leaf]),
+          certChain: [[leaf, ...cas.map((c) => c.cert).reverse()].map((c) => c.toString('pem')).join('\n')],
+        };
+      },
+    ],
+    ['a body over the size limit', 'malformed', async () => `{"certChain":["${'A'.repeat(2 * 1024 * 1024)}"]}`],
+    ['a body that is not JSON', 'malformed', async () => '{"certChain": ['],
+    [
+      'an empty bundle',
+      'malformed',
+      async (csr) => ({ ...chainAnswer([await leafFor(csr), ca.intermediate]), bundle: [] }),
+    ],
+  ])('fail/%s → refused (%s), counted, logged, the current SVID kept', async (_name, reason, answer) => {
+    const { holder, metrics, logs } = await bootstrapped(svidAnswer(answer));
+    const first = holder.current?.svid;
+    await waitFor('a refused renewal', async () => (await rotations(metrics, 'failure')) >= 1, SVID_TTL_MS - 500);
+    expect(holder.current?.svid).toBe(first);
+    expect(await rotations(metrics, 'success')).toBe(1);
+    const line = logs.find((l) => l.msg.startsWith('SVID renewal failed'));
+    expect(line?.level).toBe('warn');
+    expect(line?.code).toBe('MESHAUTH_ERR_CA_RESPONSE_INVALID');
+    expect(line?.reason).toBe(reason);
+  });
+});
+
+describe('agent against a CA whose leaf outlives the chain above it', () => {
+  it('ok/a 10-year leaf under an intermediate of seconds is renewed before that intermediate expires', async () => {
+    let intermediateNotAfter = new Date(0);
+    const { holder, metrics } = await bootstrapped(
+      svidAnswer(async (csr) => {
+        intermediateNotAfter = new Date(Date.now() + 4_000);
+        const inter = await underRoot(undefined, intermediateNotAfter);
+        return chainAnswer([
+          await leafFor(csr, { issuer: inter, notAfter: new Date(Date.now() + 3650 * day) }),
+          inter.cert,
+        ]);
+      }),
+    );
+    await waitFor(
+      'the renewal to the 10-year leaf',
+      async () => (await rotations(metrics, 'success')) >= 2,
+      SVID_TTL_MS,
+    );
+    // Peers stop accepting the chain when its intermediate expires: that, not the leaf's NotAfter, is when it ends.
+    const held = holder.current?.svid;
+    expect(held?.notAfter.getTime()).toBeLessThanOrEqual(intermediateNotAfter.getTime());
+    const expires = intermediateNotAfter.getTime();
+    await waitFor(
+      'a renewal before the intermediate expires',
+      async () => (await rotations(metrics, 'success')) >= 3,
+      4_000,
+    );
+    expect(Date.now()).toBeLessThan(expires);
+    expect(await rotations(metrics, 'failure')).toBe(0);
   });
 });

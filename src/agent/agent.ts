@@ -239,7 +239,9 @@ export class Agent {
       clientKeyPem: current.svid.privateKeyPem,
     });
     const response = await requestSvid(connection, { csrPem: key.csrPem });
-    return this.#accept(response, key, current);
+    const credentials = this.#accept(response, key, current);
+    await this.#checkBundleAnchorsCa(current.bundle, credentials.bundle, signal);
+    return credentials;
   }
 
   #accept(response: SvidResponse, key: KeyWithCsr, current: Credentials | undefined): Credentials {
@@ -385,8 +387,10 @@ export class Agent {
       this.#checkSkew(response.serverDate, now);
       this.#noteRefreshHint(response.refreshHintMs);
       const bundle = parseBundle(trustDomain, response.bundlePem);
+      if (version !== this.#bundleVersion || sameRoots(current.bundle, bundle)) return;
+      await this.#checkBundleAnchorsCa(current.bundle, bundle, signal);
       const latest = holder.current;
-      if (version !== this.#bundleVersion || latest === undefined || sameRoots(latest.bundle, bundle)) return;
+      if (this.#state !== 'running' || version !== this.#bundleVersion || latest === undefined) return;
       const stillTrusted = trustsSvid(bundle, latest, now);
       this.#bundleVersion += 1;
       holder.set({ svid: latest.svid, bundle });
@@ -405,6 +409,29 @@ export class Agent {
       if (this.#state !== 'running') return;
       if (error instanceof CredentialsApplyError) this.#options.metrics.svidRotations.inc({ result: 'apply_failure' });
       this.#logger.warn(describeError(error), 'trust bundle refresh failed; keeping the current bundle');
+    }
+  }
+
+  /**
+   * A CA's own serving certificate chains to a root of the bundle it publishes (the CA checks that of itself). A
+   * bundle that drops roots we hold and does not anchor the CA that sent it is refused: taking it would leave every
+   * later renewal and refresh unable to authenticate the CA (the dropped root is never trusted again from the file),
+   * and the data plane trusting only roots this CA is not under, until the SVID expires and, with a used join token,
+   * for good. Checked by one more call to the CA anchored in `next` alone, only when roots are dropped (a retirement).
+   */
+  async #checkBundleAnchorsCa(held: TrustBundle, next: TrustBundle, signal: AbortSignal): Promise<void> {
+    if (held.roots.every((root) => next.hasRoot(root))) return;
+    try {
+      await fetchBundle(this.#connection(next.toPem(), signal));
+    } catch (error) {
+      if (!(error instanceof MeshauthError) || error.code !== 'MESHAUTH_ERR_CA_UNAVAILABLE' || error.reason !== 'tls') {
+        throw error;
+      }
+      throw new MeshauthError(
+        'MESHAUTH_ERR_CA_RESPONSE_INVALID',
+        'the CA sent a trust bundle without the root of its own certificate; keeping the roots held',
+        { reason: 'bundle_without_ca_root', cause: error },
+      );
     }
   }
 

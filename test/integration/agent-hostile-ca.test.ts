@@ -144,7 +144,7 @@ afterAll(async () => {
 });
 
 /** An agent that bootstrapped against the honest CA; `then` takes over for every later answer. */
-async function bootstrapped(then: Handler, overrides: { requestTimeoutMs?: number } = {}) {
+async function bootstrapped(then: Handler, overrides: { requestTimeoutMs?: number; bundleRefreshMs?: number } = {}) {
   handler = honest;
   const harness = startAgent({ url: caUrl, bundleFile: '' }, 'join-token', cleanups, {
     bundlePem: ca.bundlePem,
@@ -330,5 +330,46 @@ describe('agent against a CA whose leaf outlives the chain above it', () => {
     );
     expect(Date.now()).toBeLessThan(expires);
     expect(await rotations(metrics, 'failure')).toBe(0);
+  });
+});
+
+describe('agent against a CA whose bundle drops the root it is itself under', () => {
+  it('fail/a bundle refresh swapping our root for another is refused; renewals keep reaching the CA', async () => {
+    const other = await caCert(undefined);
+    let swapped = false;
+    const { holder, metrics, logs } = await bootstrapped(
+      (request, body, response) => {
+        if (request.method !== 'GET' || swapped) return honest(request, body, response);
+        swapped = true;
+        response
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ bundle: [other.cert.toString('pem')] }));
+      },
+      { bundleRefreshMs: 1_000 },
+    );
+    const refused = await waitFor('the refused bundle', () =>
+      logs.find((l) => l.msg.startsWith('trust bundle refresh failed')),
+    );
+    expect(refused.code).toBe('MESHAUTH_ERR_CA_RESPONSE_INVALID');
+    expect(refused.reason).toBe('bundle_without_ca_root');
+    expect(holder.current?.bundle.hasRoot(ca.root)).toBe(true);
+    expect(holder.current?.bundle.hasRoot(other.cert)).toBe(false);
+    await waitFor('the next renewal', async () => (await rotations(metrics, 'success')) >= 2, SVID_TTL_MS);
+    expect(await rotations(metrics, 'failure')).toBe(0);
+  });
+
+  it('fail/a renewal answer under another root only is refused, the current SVID kept', async () => {
+    const other = await caCert(undefined);
+    const inter = await caCert(other);
+    const { holder, metrics, logs } = await bootstrapped(
+      svidAnswer(async (csr) => chainAnswer([await leafFor(csr, { issuer: inter }), inter.cert], [other.cert])),
+    );
+    const first = holder.current?.svid;
+    await waitFor('a refused renewal', async () => (await rotations(metrics, 'failure')) >= 1, SVID_TTL_MS - 500);
+    expect(holder.current?.svid).toBe(first);
+    expect(holder.current?.bundle.hasRoot(ca.root)).toBe(true);
+    const line = logs.find((l) => l.msg.startsWith('SVID renewal failed'));
+    expect(line?.code).toBe('MESHAUTH_ERR_CA_RESPONSE_INVALID');
+    expect(line?.reason).toBe('bundle_without_ca_root');
   });
 });

@@ -144,7 +144,10 @@ afterAll(async () => {
 });
 
 /** An agent that bootstrapped against the honest CA; `then` takes over for every later answer. */
-async function bootstrapped(then: Handler, overrides: { requestTimeoutMs?: number; bundleRefreshMs?: number } = {}) {
+async function bootstrapped(
+  then: Handler,
+  overrides: { requestTimeoutMs?: number; bundleRefreshMs?: number; maxBackoffMs?: number } = {},
+) {
   handler = honest;
   const harness = startAgent({ url: caUrl, bundleFile: '' }, 'join-token', cleanups, {
     bundlePem: ca.bundlePem,
@@ -371,5 +374,29 @@ describe('agent against a CA whose bundle drops the root it is itself under', ()
     const line = logs.find((l) => l.msg.startsWith('SVID renewal failed'));
     expect(line?.code).toBe('MESHAUTH_ERR_CA_RESPONSE_INVALID');
     expect(line?.reason).toBe('bundle_without_ca_root');
+  });
+});
+
+describe('agent against a CA with a hostile Retry-After', () => {
+  it.each([
+    ['0', '0'],
+    ['huge', '999999999'],
+    ['a date far in the future', new Date(Date.now() + 365 * day).toUTCString()],
+    ['garbage', 'soon, maybe'],
+  ])('ok/Retry-After %s: retried before the SVID expires, without spinning', async (_name, value) => {
+    const { holder, metrics } = await bootstrapped(
+      (request, body, response) => {
+        if (request.method !== 'POST') return honest(request, body, response);
+        response.writeHead(503, { 'content-type': 'application/json', 'retry-after': value });
+        response.end(JSON.stringify({ code: 'MESHAUTH_ERR_CA_UNAVAILABLE', message: 'busy' }));
+      },
+      { maxBackoffMs: 60_000 },
+    );
+    const notAfter = holder.current?.svid.notAfter.getTime() ?? 0;
+    await waitFor('two refused renewals', async () => (await rotations(metrics, 'failure')) >= 2, SVID_TTL_MS);
+    expect(Date.now()).toBeLessThan(notAfter);
+    await waitFor('the SVID to expire', () => Date.now() > notAfter, SVID_TTL_MS);
+    // The floor between attempts is 250 ms: a spinning agent would be far past this.
+    expect(await rotations(metrics, 'failure')).toBeLessThan(20);
   });
 });

@@ -39,25 +39,11 @@ export class AdminRefusals {
 
   /** Counts and logs a request the handler refused (it has answered `req` already). */
   refused(req: IncomingMessage, code: AdminRefusalCode): void {
-    const error = new MeshauthError(
-      code,
-      code === 'MESHAUTH_ERR_ADMIN_NOT_FOUND' ? 'unknown path' : 'method not served',
-      {
-        reason: code === 'MESHAUTH_ERR_ADMIN_NOT_FOUND' ? 'not_found' : 'method_not_allowed',
-      },
-    );
-    this.#metrics.requestsRejected.inc({ direction: 'admin', code: error.code });
-    this.#log.warn(
-      {
-        direction: 'admin',
-        code: error.code,
-        status: error.status,
-        reason: error.reason,
-        method: req.method,
-        remote: req.socket.remoteAddress,
-      },
-      `admin request rejected: ${error.message}`,
-    );
+    const notFound = code === 'MESHAUTH_ERR_ADMIN_NOT_FOUND';
+    const error = new MeshauthError(code, notFound ? 'unknown path' : 'method not served', {
+      reason: notFound ? 'not_found' : 'method_not_allowed',
+    });
+    this.#record(error, req.socket, req.method);
   }
 
   /** Installs the 'clientError', 'checkExpectation' and 'connect' listeners on an admin-style server. */
@@ -68,7 +54,7 @@ export class AdminRefusals {
     );
     server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
       const error = expectationUnsupported();
-      this.#nodeRefused(error, req.socket, req.method);
+      this.#record(error, req.socket, req.method);
       res.writeHead(error.status, { 'content-type': 'text/plain', 'cache-control': 'no-store', connection: 'close' });
       res.end(`${error.publicMessage}\n`);
     });
@@ -76,7 +62,7 @@ export class AdminRefusals {
       const error = new MeshauthError('MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED', 'CONNECT is not served', {
         reason: 'method_not_allowed',
       });
-      this.#nodeRefused(error, socket, 'CONNECT');
+      this.#record(error, socket, 'CONNECT');
       answer(socket, error);
     });
   }
@@ -85,11 +71,11 @@ export class AdminRefusals {
     const triage = triageClientError(error, socket);
     if (triage === 'handled') return;
     const rejection = nodeRefusal(error.code);
-    this.#nodeRefused(rejection, socket, triage.pending?.req.method, error.code);
+    this.#record(rejection, socket, triage.pending?.req.method, error.code);
     answer(socket, rejection);
   }
 
-  #nodeRefused(error: MeshauthError, socket: Duplex, method: string | undefined, parserCode?: string): void {
+  #record(error: MeshauthError, socket: Duplex, method: string | undefined, parserCode?: string): void {
     this.#metrics.requestsRejected.inc({ direction: 'admin', code: error.code });
     this.#log.warn(
       {

@@ -1,10 +1,11 @@
 // Serving certificates for the webhook tests, made with the openssl CLI the way an operator would (a CA and a
 // leaf for 127.0.0.1 and meshauth-webhook.meshauth.svc, each with its own key), and an HTTPS client that verifies
 // the webhook against that CA as the API server does.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
+import { MAIN } from './meshauth-cli.js';
 
 export interface WebhookCert {
   readonly caPem: string;
@@ -102,4 +103,52 @@ export function fetchText(port: number, ca: string, path: string): Promise<{ sta
     req.once('error', reject);
     req.end();
   });
+}
+
+/** `meshauth webhook` from the built CLI, serving a fresh certificate from `dir` on an ephemeral 127.0.0.1 port. */
+export interface WebhookCli {
+  readonly port: number;
+  readonly cert: WebhookCert;
+  /** What the webhook wrote to stderr so far (its log lines). */
+  stderr(): string;
+  /** Its exit, once it has exited. */
+  exited(): { code: number | null; signal: string | null } | undefined;
+  /** Ends it by PID (SIGTERM) unless it has exited. */
+  stop(): void;
+}
+
+export async function startWebhookCli(dir: string, nodeArgs: readonly string[] = []): Promise<WebhookCli> {
+  const cert = makeWebhookCert(dir, 'serving');
+  writeFileSync(join(dir, 'tls.crt'), cert.certPem);
+  writeFileSync(join(dir, 'tls.key'), cert.keyPem);
+  const args = ['webhook', '--listen', '127.0.0.1:0', '--tls-cert', join(dir, 'tls.crt')];
+  const child = spawn(process.execPath, [...nodeArgs, MAIN, ...args, '--tls-key', join(dir, 'tls.key')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  let exited: { code: number | null; signal: string | null } | undefined;
+  child.stderr?.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  child.once('exit', (code, signal) => {
+    exited = { code, signal };
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', () => reject(new Error(`webhook exited: ${stderr}`)));
+  });
+  return {
+    port,
+    cert,
+    stderr: () => stderr,
+    exited: () => exited,
+    stop: () => {
+      if (exited === undefined && child.pid !== undefined) process.kill(child.pid, 'SIGTERM');
+    },
+  };
 }

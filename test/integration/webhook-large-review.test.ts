@@ -2,13 +2,11 @@
 // env entries (a ~100 KB AdmissionReview, far under the 4 MiB body cap, and sent to the webhook before the API server
 // validates anything) made the JSON-Patch diff build a 36-million-cell table, and `meshauth webhook` died of heap
 // exhaustion (found by an outside audit). The diff now aligns prefix and suffix in linear time.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAIN } from '../helpers/meshauth-cli.js';
-import { makeWebhookCert, post, type WebhookCert } from '../helpers/webhook-tls.js';
+import { post, startWebhookCli, type WebhookCert, type WebhookCli } from '../helpers/webhook-tls.js';
 
 function reviewWithEnv(n: number): string {
   const env = Array.from({ length: n }, (_, i) => ({ name: `E${i}` }));
@@ -37,50 +35,18 @@ function review(spec: unknown, annotations: Record<string, string> = {}): string
 
 describe('webhook: a large pod review', () => {
   let dir: string;
+  let webhook: WebhookCli;
   let cert: WebhookCert;
-  let child: ChildProcess;
   let port: number;
-  let exited: { code: number | null; signal: string | null } | undefined;
-  let stderr = '';
+  const exited = () => webhook.exited();
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'audit-webhook-'));
-    cert = makeWebhookCert(dir, 'serving');
-    writeFileSync(join(dir, 'tls.crt'), cert.certPem);
-    writeFileSync(join(dir, 'tls.key'), cert.keyPem);
-    child = spawn(
-      process.execPath,
-      [
-        '--max-old-space-size=160',
-        MAIN,
-        'webhook',
-        '--listen',
-        '127.0.0.1:0',
-        '--tls-cert',
-        join(dir, 'tls.crt'),
-        '--tls-key',
-        join(dir, 'tls.key'),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    child.stderr?.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    child.once('exit', (code, signal) => {
-      exited = { code, signal };
-    });
-    port = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      child.stdout?.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      child.once('exit', () => reject(new Error(`webhook exited: ${stderr}`)));
-    });
+    webhook = await startWebhookCli(dir, ['--max-old-space-size=160']);
+    ({ cert, port } = webhook);
   });
   afterAll(() => {
-    if (exited === undefined) child.kill('SIGTERM');
+    webhook.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -91,7 +57,7 @@ describe('webhook: a large pod review', () => {
       status: -1,
       body: { error: e.message },
     }));
-    expect(exited, `webhook died: ${stderr.slice(-300)}`).toBeUndefined();
+    expect(exited(), `webhook died: ${webhook.stderr().slice(-300)}`).toBeUndefined();
     expect(answer.status).toBe(200);
     const response = (answer.body as { response?: { allowed?: boolean; patch?: string } }).response;
     expect(response?.allowed).toBe(true);
@@ -112,7 +78,7 @@ describe('webhook: a large pod review', () => {
     const answer = await post(port, cert.caPem, '/mutate', body);
     expect(answer.status).toBe(200);
     expect((answer.body as { response?: { patch?: string } }).response?.patch).toBeDefined();
-    expect(exited).toBeUndefined();
+    expect(exited()).toBeUndefined();
   }, 60_000);
 
   it('ok/a ~2 MB review whose status annotation lists 80,000 env names is answered; the webhook survives', async () => {
@@ -125,6 +91,6 @@ describe('webhook: a large pod review', () => {
     expect(body.length).toBeGreaterThan(2 * 1024 * 1024);
     const answer = await post(port, cert.caPem, '/mutate', body);
     expect(answer.status).toBe(200);
-    expect(exited).toBeUndefined();
+    expect(exited()).toBeUndefined();
   }, 90_000);
 });

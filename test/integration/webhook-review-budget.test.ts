@@ -5,16 +5,14 @@
 // and MESHAUTH_ERR_WEBHOOK_OVERLOADED before its body is read (by Content-Length, or as soon as a chunked body
 // crosses it), counted as result="error", in a rate-limited log line; the webhook serves on. The test counts
 // refusals and bytes, not memory or time.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAIN } from '../helpers/meshauth-cli.js';
 import { waitFor } from '../helpers/wait.js';
-import { fetchText, makeWebhookCert, post, type WebhookCert } from '../helpers/webhook-tls.js';
+import { fetchText, post, startWebhookCli, type WebhookCert, type WebhookCli } from '../helpers/webhook-tls.js';
 
 const MIB = 1024 * 1024;
 const BUDGET = 12 * MIB; // REVIEW_BYTES_IN_FLIGHT
@@ -85,50 +83,18 @@ function metric(text: string, series: string): number {
 
 describe('webhook: review bodies in flight have a budget', () => {
   let dir: string;
+  let webhook: WebhookCli;
   let cert: WebhookCert;
-  let child: ChildProcess;
   let port: number;
-  let exited: { code: number | null; signal: string | null } | undefined;
-  let stderr = '';
+  const exited = () => webhook.exited();
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'meshauth-webhook-budget-'));
-    cert = makeWebhookCert(dir, 'serving');
-    writeFileSync(join(dir, 'tls.crt'), cert.certPem);
-    writeFileSync(join(dir, 'tls.key'), cert.keyPem);
-    child = spawn(
-      process.execPath,
-      [
-        MAIN,
-        'webhook',
-        '--listen',
-        '127.0.0.1:0',
-        '--tls-cert',
-        join(dir, 'tls.crt'),
-        '--tls-key',
-        join(dir, 'tls.key'),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    child.stderr?.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    child.once('exit', (code, signal) => {
-      exited = { code, signal };
-    });
-    port = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      child.stdout?.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      child.once('exit', () => reject(new Error(`webhook exited: ${stderr}`)));
-    });
+    webhook = await startWebhookCli(dir);
+    ({ cert, port } = webhook);
   });
-
   afterAll(() => {
-    if (exited === undefined) child.kill('SIGTERM');
+    webhook.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -163,11 +129,12 @@ describe('webhook: review bodies in flight have a budget', () => {
 
     const again = await post(port, cert.caPem, '/mutate', review(LARGE).toString());
     expect(again.status).toBe(200);
-    expect(exited).toBeUndefined();
+    expect(exited()).toBeUndefined();
 
     const metrics = (await fetchText(port, cert.caPem, '/metrics')).text;
     expect(metric(metrics, 'meshauth_webhook_reviews_total{result="error"}')).toBe(HOLDERS - 3 + 1);
-    const lines = stderr
+    const lines = webhook
+      .stderr()
       .split('\n')
       .filter((l) => l.includes('"admission_review_refused"') && !l.includes('"suppressed"'));
     expect(lines.length).toBeGreaterThanOrEqual(1);
@@ -197,7 +164,7 @@ describe('webhook: review bodies in flight have a budget', () => {
       ),
     );
     for (const a of answers) expect([200, 503, 'closed']).toContain(a);
-    expect(exited, `webhook died: ${stderr.slice(-300)}`).toBeUndefined();
+    expect(exited(), `webhook died: ${webhook.stderr().slice(-300)}`).toBeUndefined();
     const after = metric(
       (await fetchText(port, cert.caPem, '/metrics')).text,
       'meshauth_webhook_reviews_total{result="error"}',

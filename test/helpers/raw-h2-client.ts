@@ -5,6 +5,7 @@
 // SVID it speaks to a sidecar's inbound (mTLS), and h2Frame/hpackBlock build frames a test writes in bulk (floods).
 import { connect, type TLSSocket } from 'node:tls';
 import type { TestSvid } from './test-ca.js';
+import { eventually } from './wait.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const DATA = 0x0;
@@ -163,4 +164,27 @@ export function statusOf(frame: RawH2Frame): number {
     throw new Error(`unsupported :status representation ${block.subarray(0, 4).toString('hex')}`);
   }
   return Number(block.subarray(2, 2 + length).toString('latin1'));
+}
+
+/**
+ * Opens stream 1 with `fields` plus `content-length: 10` and sends 5 body bytes with END_STREAM, in one write: a body
+ * shorter than its content-length, which nghttp2 resets with PROTOCOL_ERROR. Resolves with the RST_STREAM code the
+ * client then received on stream 1; closes the client.
+ */
+export async function sendShortBody(
+  c: RawH2Client,
+  fields: ReadonlyArray<readonly [string, string]>,
+): Promise<number | undefined> {
+  try {
+    c.socket.cork();
+    c.headers(1, [...fields, ['content-length', '10']]);
+    c.data(1, 'abcde', true);
+    c.socket.uncork();
+    const reset = () => c.received.find((f) => f.type === RST_STREAM && f.stream === 1);
+    await eventually(() => reset() !== undefined);
+    const frame = reset();
+    return frame === undefined ? undefined : rstCodeOf(frame);
+  } finally {
+    c.close();
+  }
 }

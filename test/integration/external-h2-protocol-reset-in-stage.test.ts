@@ -9,10 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endUserToken, jwksText, type SigningKey, signingKey } from '../helpers/end-user-keys.js';
 import { EXTERNAL_ISSUER, type ExternalSidecar, startExternalSidecar } from '../helpers/external-sidecar.js';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
-import { rawH2Client, rstCodeOf } from '../helpers/raw-h2-client.js';
+import { rawH2Client, sendShortBody } from '../helpers/raw-h2-client.js';
 import { eventually } from '../helpers/wait.js';
 
-const RST_STREAM = 0x3;
 const PROTOCOL_ERROR = 0x1;
 
 describe('external listener: an HTTP/2 stream reset for a protocol breach while its token is checked', () => {
@@ -60,26 +59,15 @@ describe('external listener: an HTTP/2 stream reset for a protocol breach while 
   }
 
   /** POST /upload with a valid token, content-length 10 and 5 body bytes; resolves with the RST_STREAM code. */
-  async function shortBody(path: string): Promise<number> {
+  async function shortBody(path: string): Promise<number | undefined> {
     const token = await endUserToken(key, EXTERNAL_ISSUER, 'api');
-    const c = await rawH2Client(external.sc.sidecar.externalPort as number, external.ca.bundlePem);
-    try {
-      c.socket.cork();
-      c.headers(1, [
-        [':method', 'POST'],
-        [':scheme', 'https'],
-        [':path', path],
-        [':authority', 'localhost'],
-        ['authorization', `Bearer ${token}`],
-        ['content-length', '10'],
-      ]);
-      c.data(1, 'abcde', true);
-      c.socket.uncork();
-      expect(await eventually(() => c.received.some((f) => f.type === RST_STREAM && f.stream === 1))).toBe(true);
-      return rstCodeOf(c.received.find((f) => f.type === RST_STREAM && f.stream === 1) as (typeof c.received)[0]);
-    } finally {
-      c.close();
-    }
+    return sendShortBody(await rawH2Client(external.sc.sidecar.externalPort as number, external.ca.bundlePem), [
+      [':method', 'POST'],
+      [':scheme', 'https'],
+      [':path', path],
+      [':authority', 'localhost'],
+      ['authorization', `Bearer ${token}`],
+    ]);
   }
 
   it('fail/reset while the JWKS is fetched → counted once as protocol_error, one line, nothing reaches the app', async () => {

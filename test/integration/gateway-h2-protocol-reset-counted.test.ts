@@ -12,10 +12,9 @@ import {
   startGatewayMesh,
   startGatewayWithHttp1Peer,
 } from '../helpers/gateway-mesh.js';
-import { rawH2Client, rstCodeOf } from '../helpers/raw-h2-client.js';
+import { rawH2Client, sendShortBody } from '../helpers/raw-h2-client.js';
 import { eventually } from '../helpers/wait.js';
 
-const RST_STREAM = 0x3;
 const PROTOCOL_ERROR = 0x1;
 
 /** Incomplete request bodies counted by the gateway, and their log lines. */
@@ -27,26 +26,15 @@ async function incomplete(mesh: GatewayMesh): Promise<{ counted: number; lines: 
 }
 
 /** HEADERS (content-length 10) and 5 body bytes with END_STREAM in one write; resolves with the RST code. */
-async function shortBody(mesh: GatewayMesh, path: string): Promise<number> {
+async function shortBody(mesh: GatewayMesh, path: string): Promise<number | undefined> {
   const port = Number(new URL(mesh.origin).port);
-  const c = await rawH2Client(port, mesh.files.caPem);
-  try {
-    c.socket.cork();
-    c.headers(1, [
-      [':method', 'POST'],
-      [':scheme', 'https'],
-      [':authority', `127.0.0.1:${port}`],
-      [':path', path],
-      ['content-type', 'text/plain'],
-      ['content-length', '10'],
-    ]);
-    c.data(1, 'abcde', true);
-    c.socket.uncork();
-    expect(await eventually(() => c.received.some((f) => f.type === RST_STREAM && f.stream === 1))).toBe(true);
-    return rstCodeOf(c.received.find((f) => f.type === RST_STREAM && f.stream === 1) as (typeof c.received)[0]);
-  } finally {
-    c.close();
-  }
+  return sendShortBody(await rawH2Client(port, mesh.files.caPem), [
+    [':method', 'POST'],
+    [':scheme', 'https'],
+    [':authority', `127.0.0.1:${port}`],
+    [':path', path],
+    ['content-type', 'text/plain'],
+  ]);
 }
 
 describe('gateway: an HTTP/2 body shorter than its content-length, peer over HTTP/2', () => {

@@ -1,6 +1,7 @@
 // End-user signing keys for JWKS tests: ES256 key pairs with a kid, the JWKS document that publishes them, and
-// tokens signed by them for a given issuer and audience.
+// tokens signed by them for a given issuer and audience; and the reason a verifier refused a token.
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { isMeshauthError } from '../../src/errors/index.js';
 
 export interface SigningKey {
   readonly kid: string;
@@ -34,4 +35,18 @@ export function endUserToken(
     .setIssuedAt()
     .setExpirationTime(`${ttlSeconds}s`)
     .sign(key.privateKey);
+}
+
+/** The reason `verify(token)` refused it with MESHAUTH_ERR_TOKEN_INVALID, or undefined when it was accepted. */
+export async function tokenRejection(
+  verifier: { verify(token: string): Promise<unknown> },
+  token: string,
+): Promise<string | undefined> {
+  try {
+    await verifier.verify(token);
+    return undefined;
+  } catch (error) {
+    if (isMeshauthError(error, 'MESHAUTH_ERR_TOKEN_INVALID')) return error.reason;
+    throw error;
+  }
 }

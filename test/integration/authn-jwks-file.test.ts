@@ -10,10 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EndUserVerifier } from '../../src/authn/index.js';
 import { JwksFileError, readJwksFile } from '../../src/authn/jwks-file.js';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
-import { isMeshauthError } from '../../src/errors/index.js';
 import { gatewayConfigFromObject } from '../../src/gateway/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
-import { endUserToken, jwksText, type SigningKey, signingKey } from '../helpers/end-user-keys.js';
+import { endUserToken, jwksText, type SigningKey, signingKey, tokenRejection } from '../helpers/end-user-keys.js';
 import { captureLogger, metricValue, waitFor } from '../helpers/fault-harness.js';
 import { startApp, startTestSidecar, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';
 import { ENDLESS_DEVICE, fifoIn } from '../helpers/special-files.js';
@@ -73,16 +72,6 @@ function configMapVolume(root: string, text: string): { file: string; update(tex
   };
 }
 
-async function rejection(verifier: EndUserVerifier, token: string): Promise<string | undefined> {
-  try {
-    await verifier.verify(token);
-    return undefined;
-  } catch (error) {
-    if (isMeshauthError(error, 'MESHAUTH_ERR_TOKEN_INVALID')) return error.reason;
-    throw error;
-  }
-}
-
 function fileVerifier(file: string, tunables: Record<string, number> = {}) {
   const metrics = new Metrics();
   const log = captureLogger('sidecar');
@@ -108,7 +97,7 @@ function fileVerifier(file: string, tunables: Record<string, number> = {}) {
 }
 
 const passes = (verifier: EndUserVerifier, token: string) => async () =>
-  (await rejection(verifier, token)) === undefined || undefined;
+  (await tokenRejection(verifier, token)) === undefined || undefined;
 
 describe('a JWKS file replaced by rename', () => {
   it('ok/new keys count after the rename; fail/a removed key stops counting; the keys are read only when changed', async () => {
@@ -119,11 +108,11 @@ describe('a JWKS file replaced by rename', () => {
     const token1 = await endUserToken(key1, ISSUER, AUDIENCE);
     const token2 = await endUserToken(key2, ISSUER, AUDIENCE);
     await waitFor('key 1 to be loaded', passes(verifier, token1));
-    expect(await rejection(verifier, token2)).toBe('unknown_kid');
+    expect(await tokenRejection(verifier, token2)).toBe('unknown_kid');
 
     replaceByRename(file, jwksText(key2));
     await waitFor('key 2 to be loaded from the renamed file', passes(verifier, token2));
-    expect(await rejection(verifier, token1)).toBe('unknown_kid');
+    expect(await tokenRejection(verifier, token1)).toBe('unknown_kid');
     expect(await loads('ok')).toBe(2);
 
     // Unchanged file: checks go on (stat only), but nothing is read again.
@@ -152,7 +141,7 @@ describe('a JWKS file replaced by rename', () => {
       await waitFor(`the ${failure} version to be counted`, async () => (await loads(failure)) >= 1 || undefined);
       // More checks of the same bad version: neither counted nor logged again; key 1 still verifies.
       for (let i = 0; i < 3; i++) expect(await cache?.refresh()).toBe(false);
-      expect(await rejection(verifier, token1)).toBeUndefined();
+      expect(await tokenRejection(verifier, token1)).toBeUndefined();
       const lines = warnings().filter((w) => w.msg === 'JWKS refresh failed; keeping the last good key set');
       expect(lines).toHaveLength(index + 1);
       expect(lines.at(-1)).toMatchObject({ failure, source: 'file', issuer: ISSUER, cachedKeys: 1 });
@@ -164,11 +153,11 @@ describe('a JWKS file replaced by rename', () => {
     await waitFor('the missing file to be counted', async () => (await loads('unreadable')) === 1 || undefined);
     for (let i = 0; i < 3; i++) expect(await cache?.refresh()).toBe(false);
     expect(await loads('unreadable')).toBe(1);
-    expect(await rejection(verifier, token1)).toBeUndefined();
+    expect(await tokenRejection(verifier, token1)).toBeUndefined();
     writeFileSync(file, jwksText(key1, key3));
     const token3 = await endUserToken(key3, ISSUER, AUDIENCE);
     await waitFor('key 3 to be loaded', passes(verifier, token3));
-    expect(await rejection(verifier, token1)).toBeUndefined();
+    expect(await tokenRejection(verifier, token1)).toBeUndefined();
   });
 
   // Opening a FIFO without a writer used to block a thread-pool thread (one per check); a device was read on and on.
@@ -190,7 +179,7 @@ describe('a JWKS file replaced by rename', () => {
     verifier.start();
     const token1 = await endUserToken(key1, ISSUER, AUDIENCE);
     await waitFor('the missing file to be counted', async () => (await loads('unreadable')) === 1 || undefined);
-    expect(await rejection(verifier, token1)).toBe('jwks_unavailable');
+    expect(await tokenRejection(verifier, token1)).toBe('jwks_unavailable');
     replaceByRename(file, jwksText(key1));
     await waitFor('key 1 to be loaded', passes(verifier, token1));
   });
@@ -219,14 +208,14 @@ describe('a JWKS file replaced by rename', () => {
     clock += 50_000;
     expect(await cache?.refresh()).toBe(true);
     clock += 50_000;
-    expect(await rejection(verifier, token1)).toBeUndefined();
+    expect(await tokenRejection(verifier, token1)).toBeUndefined();
     // Now invalid: the keys last confirmed 50 s ago stay usable until 60 s have passed since then.
     replaceByRename(file, 'garbage');
     expect(await cache?.refresh()).toBe(false);
     clock += 5_000;
-    expect(await rejection(verifier, token1)).toBeUndefined();
+    expect(await tokenRejection(verifier, token1)).toBeUndefined();
     clock += 10_000;
-    expect(await rejection(verifier, token1)).toBe('jwks_unavailable');
+    expect(await tokenRejection(verifier, token1)).toBe('jwks_unavailable');
   });
 });
 

@@ -12,10 +12,9 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CredentialHolder } from '../../src/agent/index.js';
 import { EndUserVerifier } from '../../src/authn/index.js';
-import { isMeshauthError } from '../../src/errors/index.js';
 import { type RunningSidecar, startSidecar } from '../../src/sidecar/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
-import { endUserToken, type SigningKey, signingKey } from '../helpers/end-user-keys.js';
+import { endUserToken, type SigningKey, signingKey, tokenRejection } from '../helpers/end-user-keys.js';
 import { captureLogger, waitFor } from '../helpers/fault-harness.js';
 import { FlappingJwks, type JwksServerMode as Mode } from '../helpers/flapping-jwks.js';
 import { startApp, startTestSidecar, testConfig } from '../helpers/sidecar-harness.js';
@@ -31,16 +30,6 @@ const cleanups: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
-
-async function rejection(verifier: EndUserVerifier, token: string): Promise<string | undefined> {
-  try {
-    await verifier.verify(token);
-    return undefined;
-  } catch (error) {
-    if (isMeshauthError(error, 'MESHAUTH_ERR_TOKEN_INVALID')) return error.reason;
-    throw error;
-  }
-}
 
 describe('the JWKS endpoint flaps while tokens are verified', () => {
   let jwks: FlappingJwks;
@@ -97,14 +86,14 @@ describe('the JWKS endpoint flaps while tokens are verified', () => {
     verifier.start();
     const cached = await endUserToken(oldKey, jwks.url, AUDIENCE, 'alice', 3600);
     const rotated = await endUserToken(newKey, jwks.url, AUDIENCE, 'bob', 3600);
-    await waitFor('the first key set', async () => (await rejection(verifier, cached)) === undefined || undefined);
+    await waitFor('the first key set', async () => (await tokenRejection(verifier, cached)) === undefined || undefined);
 
     // Steady traffic: 8 concurrent callers verify tokens of the cached key for the whole flapping phase.
     let stop = false;
     const outcomes = { ok: 0, failed: [] as string[] };
     const callers = Array.from({ length: 8 }, async () => {
       while (!stop) {
-        const reason = await rejection(verifier, cached);
+        const reason = await tokenRejection(verifier, cached);
         if (reason === undefined) outcomes.ok++;
         else outcomes.failed.push(reason);
         // Paced: steady callers without pinning a core the tests running beside this one need.
@@ -127,14 +116,14 @@ describe('the JWKS endpoint flaps while tokens are verified', () => {
       else if (step !== 'unchanged') await jwks.serve(step);
       const before = await loads(failure);
       offset += COOLDOWN_MS + 1;
-      expect(await rejection(verifier, rotated), what).toBe('unknown_kid');
+      expect(await tokenRejection(verifier, rotated), what).toBe('unknown_kid');
       expect(await loads(failure), what).toBe(before + 1);
       // Within the cooldown, a burst of unknown kids costs the issuer nothing more.
       const requests = jwks.requests;
-      const burst = await Promise.all(Array.from({ length: 20 }, () => rejection(verifier, rotated)));
+      const burst = await Promise.all(Array.from({ length: 20 }, () => tokenRejection(verifier, rotated)));
       expect(new Set(burst), what).toEqual(new Set(['unknown_kid']));
       expect(jwks.requests, what).toBe(requests);
-      expect(await rejection(verifier, cached), what).toBeUndefined();
+      expect(await tokenRejection(verifier, cached), what).toBeUndefined();
     }
     stop = true;
     await Promise.all(callers);
@@ -154,26 +143,26 @@ describe('the JWKS endpoint flaps while tokens are verified', () => {
     jwks.keys = [newKey, oldKey];
     await jwks.serve('ok');
     const okBefore = await loads('ok');
-    expect(await rejection(verifier, rotated)).toBe('unknown_kid'); // still inside the last cooldown
+    expect(await tokenRejection(verifier, rotated)).toBe('unknown_kid'); // still inside the last cooldown
     offset += COOLDOWN_MS + 1;
-    expect(await rejection(verifier, rotated)).toBeUndefined();
-    expect(await rejection(verifier, cached)).toBeUndefined();
+    expect(await tokenRejection(verifier, rotated)).toBeUndefined();
+    expect(await tokenRejection(verifier, cached)).toBeUndefined();
     expect(await loads('ok')).toBe(okBefore + 1);
     expect(log.records().some((r) => r.msg === 'JWKS loaded again' && r.level === 'info')).toBe(true);
   }, 60_000);
 
   it('fail/the last good key set is kept only until max-stale: then tokens fail closed (jwks_unavailable)', async () => {
     const cached = await endUserToken(oldKey, jwks.url, AUDIENCE, 'alice', 3600);
-    expect(await rejection(verifier, cached)).toBeUndefined();
+    expect(await tokenRejection(verifier, cached)).toBeUndefined();
     await jwks.down();
     offset += MAX_STALE_MS - 60_000;
-    expect(await rejection(verifier, cached)).toBeUndefined();
+    expect(await tokenRejection(verifier, cached)).toBeUndefined();
     offset += 120_000;
-    expect(await rejection(verifier, cached)).toBe('jwks_unavailable');
+    expect(await tokenRejection(verifier, cached)).toBe('jwks_unavailable');
     // Back: the first token after the cooldown reloads the keys, with no restart.
     await jwks.serve('ok');
     offset += COOLDOWN_MS + 1;
-    expect(await rejection(verifier, cached)).toBeUndefined();
+    expect(await tokenRejection(verifier, cached)).toBeUndefined();
   });
 });
 

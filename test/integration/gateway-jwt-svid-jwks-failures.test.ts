@@ -8,11 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { isMeshauthError } from '../../src/errors/index.js';
 import { JwtSvidVerifier } from '../../src/gateway/jwt-svid-verifier.js';
 import { TrustDomain } from '../../src/identity/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
-import { type SigningKey, signingKey } from '../helpers/end-user-keys.js';
+import { type SigningKey, signingKey, tokenRejection } from '../helpers/end-user-keys.js';
 import { captureLogger } from '../helpers/fault-harness.js';
 import { FlappingJwks } from '../helpers/flapping-jwks.js';
 import { makeWebhookCert } from '../helpers/webhook-tls.js';
@@ -69,16 +68,6 @@ function jwtSvid(issuer: string, key: SigningKey): Promise<string> {
     .sign(key.privateKey);
 }
 
-async function reasonOf(verifier: JwtSvidVerifier, token: string): Promise<string | undefined> {
-  try {
-    await verifier.verify(token);
-    return undefined;
-  } catch (error) {
-    if (isMeshauthError(error, 'MESHAUTH_ERR_TOKEN_INVALID')) return error.reason;
-    throw error;
-  }
-}
-
 async function loads(metrics: Metrics): Promise<Record<string, number>> {
   const { values } = await metrics.gatewayJwtSvidJwksRefreshes.get();
   return Object.fromEntries(values.map((v) => [String(v.labels.result), v.value]));
@@ -98,15 +87,15 @@ describe("the CA's JWKS fails at the gateway's JWT-SVID verifier", () => {
 
     // An outage of two attempts with the same symptom: two loads counted, one warning.
     jwks.mode = 'status_500';
-    expect(await reasonOf(verifier, token)).toBe('jwks_unavailable');
+    expect(await tokenRejection(verifier, token)).toBe('jwks_unavailable');
     afterCooldown();
-    expect(await reasonOf(verifier, token)).toBe('jwks_unavailable');
+    expect(await tokenRejection(verifier, token)).toBe('jwks_unavailable');
     jwks.mode = 'garbage';
     afterCooldown();
-    expect(await reasonOf(verifier, token)).toBe('jwks_unavailable');
+    expect(await tokenRejection(verifier, token)).toBe('jwks_unavailable');
     await jwks.down();
     afterCooldown();
-    expect(await reasonOf(verifier, token)).toBe('jwks_unavailable');
+    expect(await tokenRejection(verifier, token)).toBe('jwks_unavailable');
     const warnings = log.records().filter((r) => r.msg === FAILED);
     expect(warnings.map((w) => w.failure)).toEqual(['status', 'invalid_json', 'network']);
     expect(warnings.every((w) => w.level === 'warn' && w.issuer === jwks.url && w.cachedKeys === 0)).toBe(true);
@@ -115,7 +104,7 @@ describe("the CA's JWKS fails at the gateway's JWT-SVID verifier", () => {
     // Back: the next token after the cooldown loads the keys, with one info line.
     await jwks.serve('ok');
     afterCooldown();
-    expect(await reasonOf(verifier, token)).toBeUndefined();
+    expect(await tokenRejection(verifier, token)).toBeUndefined();
     expect((await loads(metrics)).ok).toBe(1);
     expect(log.records().filter((r) => r.msg === 'CA JWKS loaded again' && r.level === 'info')).toHaveLength(1);
 
@@ -123,11 +112,11 @@ describe("the CA's JWKS fails at the gateway's JWT-SVID verifier", () => {
     // keys already loaded keep verifying.
     jwks.mode = 'empty';
     afterCooldown();
-    expect(await reasonOf(verifier, await jwtSvid(jwks.url, rotated))).toBe('unknown_kid');
+    expect(await tokenRejection(verifier, await jwtSvid(jwks.url, rotated))).toBe('unknown_kid');
     expect((await loads(metrics)).no_usable_key).toBe(1);
     const last = log.records().filter((r) => r.msg === FAILED);
     expect(last.at(-1)).toMatchObject({ failure: 'no_usable_key', cachedKeys: 1 });
-    expect(await reasonOf(verifier, token)).toBeUndefined();
+    expect(await tokenRejection(verifier, token)).toBeUndefined();
     expect(jwks.requests).toBe(5);
   });
 });
@@ -140,16 +129,16 @@ describe("the gateway's JWT-SVID verifier cut off from the CA for longer than ma
     vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
     const key = await signingKey('ca-1');
     const { jwks, verifier } = await setup([key]);
-    expect(await reasonOf(verifier, await jwtSvid(jwks.url, key))).toBeUndefined();
+    expect(await tokenRejection(verifier, await jwtSvid(jwks.url, key))).toBeUndefined();
 
     await jwks.down();
     vi.setSystemTime(Date.now() + 23 * 3600_000);
-    expect(await reasonOf(verifier, await jwtSvid(jwks.url, key))).toBeUndefined(); // stale, not yet too stale
+    expect(await tokenRejection(verifier, await jwtSvid(jwks.url, key))).toBeUndefined(); // stale, not yet too stale
     vi.setSystemTime(Date.now() + 3600_000 + 1);
-    expect(await reasonOf(verifier, await jwtSvid(jwks.url, key))).toBe('jwks_unavailable');
+    expect(await tokenRejection(verifier, await jwtSvid(jwks.url, key))).toBe('jwks_unavailable');
 
     await jwks.serve('ok');
     afterCooldown();
-    expect(await reasonOf(verifier, await jwtSvid(jwks.url, key))).toBeUndefined();
+    expect(await tokenRejection(verifier, await jwtSvid(jwks.url, key))).toBeUndefined();
   });
 });

@@ -75,6 +75,17 @@ const SKEW_WARN_MS = 60_000;
 
 type Mode = 'bootstrap' | 'renewal';
 
+/** The bounded results of meshauth_bundle_refreshes_total besides `ok`: reasons the agent's errors carry, and `error`. */
+const BUNDLE_REFRESH_FAILURES = new Set([
+  'unreachable',
+  'tls',
+  'malformed',
+  'no_certificate',
+  'bundle_without_ca_root',
+  'apply_failure',
+  'error',
+]);
+
 export class Agent {
   readonly #options: AgentOptions;
   readonly #keyType: KeyType;
@@ -119,6 +130,8 @@ export class Agent {
     // Every result from 0: a series that appears at its first failure, already at 1, gives `increase()` (the shipped
     // alert's) nothing to rise from, so the first failure would not alert.
     for (const result of ['success', 'failure', 'apply_failure']) options.metrics.svidRotations.inc({ result }, 0);
+    options.metrics.exposeBundleRefreshes();
+    for (const result of ['ok', ...BUNDLE_REFRESH_FAILURES]) options.metrics.bundleRefreshes.inc({ result }, 0);
   }
 
   /** Starts bootstrap and the bundle refresh. Idempotent; does nothing after close(). */
@@ -375,7 +388,7 @@ export class Agent {
   // --- trust bundle ---
 
   async #refreshBundle(signal: AbortSignal): Promise<void> {
-    const { holder, trustDomain } = this.#options;
+    const { holder, trustDomain, metrics } = this.#options;
     const current = holder.current;
     // Before the first SVID (or after expiry) bootstrap brings the bundle with it.
     if (current === undefined || current.svid.remainingMs(this.#now()) <= 0) return;
@@ -387,14 +400,23 @@ export class Agent {
       this.#checkSkew(response.serverDate, now);
       this.#noteRefreshHint(response.refreshHintMs);
       const bundle = parseBundle(trustDomain, response.bundlePem);
-      if (version !== this.#bundleVersion || sameRoots(current.bundle, bundle)) return;
+      if (version !== this.#bundleVersion || sameRoots(current.bundle, bundle)) {
+        metrics.bundleRefreshes.inc({ result: 'ok' });
+        return;
+      }
       await this.#checkBundleAnchorsCa(current.bundle, bundle, signal);
       const latest = holder.current;
-      if (this.#state !== 'running' || version !== this.#bundleVersion || latest === undefined) return;
+      if (this.#state !== 'running') return;
+      // A renewal installed a newer bundle meanwhile: this one was good, just late.
+      if (version !== this.#bundleVersion || latest === undefined) {
+        metrics.bundleRefreshes.inc({ result: 'ok' });
+        return;
+      }
       const stillTrusted = trustsSvid(bundle, latest, now);
       this.#bundleVersion += 1;
       holder.set({ svid: latest.svid, bundle });
       this.#noteDroppedRoots(latest.bundle, bundle);
+      metrics.bundleRefreshes.inc({ result: 'ok' });
       if (stillTrusted) {
         this.#logger.info({ roots: bundle.roots.length }, 'trust bundle updated');
         return;
@@ -407,7 +429,8 @@ export class Agent {
       this.#scheduleRotation(0);
     } catch (error) {
       if (this.#state !== 'running') return;
-      if (error instanceof CredentialsApplyError) this.#options.metrics.svidRotations.inc({ result: 'apply_failure' });
+      if (error instanceof CredentialsApplyError) metrics.svidRotations.inc({ result: 'apply_failure' });
+      metrics.bundleRefreshes.inc({ result: bundleRefreshResult(error) });
       this.#logger.warn(describeError(error), 'trust bundle refresh failed; keeping the current bundle');
     }
   }
@@ -551,6 +574,12 @@ function trustsSvid(bundle: TrustBundle, credentials: Credentials, now: Date): b
 /** Uniform in [0, 1) from the CSPRNG (lint: no Math.random). */
 function randomFraction(): number {
   return randomInt(0, 1_000_000) / 1_000_000;
+}
+
+function bundleRefreshResult(error: unknown): string {
+  if (error instanceof CredentialsApplyError) return 'apply_failure';
+  const reason = error instanceof MeshauthError ? error.reason : undefined;
+  return reason !== undefined && BUNDLE_REFRESH_FAILURES.has(reason) ? reason : 'error';
 }
 
 function causeMessage(error: unknown): string | undefined {

@@ -62,6 +62,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Registered by the roles that run an agent (exposeBundleRefreshes), each result from 0 there. */
+  readonly bundleRefreshes = new Counter({
+    name: 'meshauth_bundle_refreshes_total',
+    help: "Trust bundle fetches by the agent (GET /v1/bundle), by result: ok (accepted, new roots or the same), or why the bundle was not taken: unreachable, tls, malformed, no_certificate, bundle_without_ca_root (it would drop the root of the CA's own certificate), apply_failure, error (any other, e.g. an HTTP error status).",
+    labelNames: ['result'] as const,
+    registers: [],
+  });
+
   readonly caSvidsIssued = new Counter({
     name: 'meshauth_ca_svids_issued_total',
     help: 'X509-SVIDs and JWT-SVIDs issued by the CA, by method.',
@@ -308,6 +316,11 @@ export class Metrics {
     this.#expose(this.svidExpiry);
   }
 
+  /** meshauth_bundle_refreshes_total, exposed by a process that runs an agent from the agent's creation on. */
+  exposeBundleRefreshes(): void {
+    this.#expose(this.bundleRefreshes);
+  }
+
   /** meshauth_ca_queue_depth and meshauth_ca_connections_waiting, exposed from a CA server's start on. */
   exposeCaQueueGauges(): void {
     this.#expose(this.caQueueDepth);
@@ -324,13 +337,13 @@ export class Metrics {
    * The unlabelled gauges of one role are registered by that role: created unregistered, each reads 0 from its
    * creation, and in every other role's exposition that 0 would say something false.
    */
-  #expose(gauge: Gauge): void {
-    if (this.#exposed.has(gauge)) return;
-    this.registry.registerMetric(gauge);
-    this.#exposed.add(gauge);
+  #expose(metric: Gauge | Counter): void {
+    if (this.#exposed.has(metric)) return;
+    this.registry.registerMetric(metric);
+    this.#exposed.add(metric);
   }
 
-  readonly #exposed = new Set<Gauge>();
+  readonly #exposed = new Set<Gauge | Counter>();
 
   /** Prometheus text exposition without the promtool-invalid default gauges. */
   async exposition(): Promise<string> {

@@ -15,6 +15,7 @@ import {
   verifyCsrPem,
   x509,
 } from '../../src/pki/index.js';
+import { Metrics } from '../../src/telemetry/index.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { waitFor } from '../helpers/wait.js';
 import { type Cleanup, rotations, runCleanups, startAgent } from './agent-harness.js';
@@ -25,6 +26,8 @@ let ca: TestCa;
 let server: Server;
 let caUrl: string;
 let handler: Handler;
+/** A root the test CA is not under. */
+let otherRoot: x509.X509Certificate;
 /** Renewal comes at about half of it: 3 s into a test. */
 const SVID_TTL_MS = 6_000;
 const cleanups: Cleanup[] = [];
@@ -120,6 +123,7 @@ const honest: Handler = async (request, body, response) => {
 
 beforeAll(async () => {
   ca = await TestCa.create();
+  otherRoot = (await caCert(undefined)).cert;
   const serving = await ca.issue({ id: ca.idFor('/meshauth/ca'), ipAddresses: ['127.0.0.1'], ttlMs: 3600_000 });
   server = createServer({ cert: serving.chainPem, key: serving.keyPem }, (request, response) => {
     const chunks: Buffer[] = [];
@@ -374,6 +378,102 @@ describe('agent against a CA whose bundle drops the root it is itself under', ()
     const line = logs.find((l) => l.msg.startsWith('SVID renewal failed'));
     expect(line?.code).toBe('MESHAUTH_ERR_CA_RESPONSE_INVALID');
     expect(line?.reason).toBe('bundle_without_ca_root');
+  });
+});
+
+/** `meshauth_bundle_refreshes_total{result}` as a number. */
+async function bundleRefreshes(metrics: Metrics, result: string): Promise<number> {
+  const { values } = await metrics.bundleRefreshes.get();
+  return values.find((v) => v.labels.result === result)?.value ?? 0;
+}
+
+/** GET /v1/bundle answered once by `first`, honestly after that. */
+function bundleOnce(first: Handler): Handler {
+  let sent = false;
+  return (request, body, response) => {
+    if (request.method !== 'GET' || sent) return honest(request, body, response);
+    sent = true;
+    return first(request, body, response);
+  };
+}
+
+/** A 200 answer with `text` as its body. */
+function ok200(text: string): Handler {
+  return (_request, _body, response) => {
+    response.writeHead(200, { 'content-type': 'application/json' }).end(text);
+  };
+}
+
+const BUNDLE_FAILURES = [
+  'unreachable',
+  'tls',
+  'malformed',
+  'no_certificate',
+  'bundle_without_ca_root',
+  'apply_failure',
+  'error',
+];
+
+describe('agent trust bundle refreshes are counted', () => {
+  it('ok/every result is exposed at 0 from the agent start, and only where an agent runs', async () => {
+    const { metrics } = await bootstrapped(honest);
+    const text = await metrics.exposition();
+    for (const result of ['ok', ...BUNDLE_FAILURES]) {
+      expect(text).toMatch(new RegExp(`^meshauth_bundle_refreshes_total\\{result="${result}"\\} 0$`, 'm'));
+    }
+    expect(await new Metrics().exposition()).not.toContain('meshauth_bundle_refreshes_total');
+  });
+
+  // [what the CA answers, the result counted, the answer, the reason logged when it is not the result]
+  it.each<[string, string, () => Handler, string?]>([
+    [
+      'a bundle swapping our root for another',
+      'bundle_without_ca_root',
+      () => ok200(JSON.stringify({ bundle: [otherRoot.toString('pem')] })),
+    ],
+    ['a body that is not JSON', 'malformed', () => ok200('{"bundle": [')],
+    ['an empty bundle list', 'malformed', () => ok200(JSON.stringify({ bundle: [] }))],
+    ['a bundle of text that holds no certificate', 'no_certificate', () => ok200('{"bundle": ["not a pem"]}')],
+    [
+      'a connection closed before an answer',
+      'unreachable',
+      () => (_q, _b, response) => {
+        response.destroy();
+      },
+    ],
+    [
+      'a 503 (any other failure)',
+      'error',
+      () => (_q, _b, response) => {
+        response.writeHead(503, { 'content-type': 'application/json' }).end('{"code":"MESHAUTH_ERR_CA_UNAVAILABLE"}');
+      },
+      'http_503',
+    ],
+  ])(
+    'fail/%s is counted once under %s; the next (honest) refresh counts ok',
+    async (_name, reason, first, logged = reason) => {
+      const { holder, metrics, logs } = await bootstrapped(bundleOnce(first()), { bundleRefreshMs: 500 });
+      const refused = await waitFor('the refused bundle', () =>
+        logs.find((l) => l.msg.startsWith('trust bundle refresh failed')),
+      );
+      expect(refused.reason).toBe(logged);
+      await waitFor('an ok refresh', async () => (await bundleRefreshes(metrics, 'ok')) >= 1, 5_000);
+      expect(await bundleRefreshes(metrics, reason)).toBe(1);
+      for (const other of BUNDLE_FAILURES.filter((r) => r !== reason)) {
+        expect(await bundleRefreshes(metrics, other)).toBe(0);
+      }
+      expect(holder.current?.bundle.hasRoot(ca.root)).toBe(true);
+    },
+  );
+
+  it('ok/a bundle adding a root is installed and counted ok', async () => {
+    const { holder, metrics } = await bootstrapped(
+      bundleOnce(ok200(JSON.stringify({ bundle: [ca.rootPem, otherRoot.toString('pem')] }))),
+      { bundleRefreshMs: 500 },
+    );
+    await waitFor('the new root', () => holder.current?.bundle.hasRoot(otherRoot) === true, 5_000);
+    expect(await bundleRefreshes(metrics, 'ok')).toBeGreaterThanOrEqual(1);
+    for (const failure of BUNDLE_FAILURES) expect(await bundleRefreshes(metrics, failure)).toBe(0);
   });
 });
 

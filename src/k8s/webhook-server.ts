@@ -64,6 +64,8 @@ export class WebhookServer {
   readonly #check = new SingleFlight(() => this.#reloadIfChanged());
   readonly #budget: ByteBudget;
   readonly #overloadLog: RateLimitedLog;
+  readonly #tooLargeLog: RateLimitedLog;
+  readonly #contentTypeLog: RateLimitedLog;
 
   constructor(options: WebhookServerOptions) {
     this.#options = options;
@@ -76,6 +78,11 @@ export class WebhookServer {
       'admission_review_refused',
       OVERLOAD_LOG_INTERVAL_MS,
     );
+    // So can a 413 or a 415: each in a window of its own, so a flood of one does not hide the first line of another.
+    const refusedLog = () =>
+      new RateLimitedLog(options.logger, options.metrics, 'admission_review_refused', OVERLOAD_LOG_INTERVAL_MS);
+    this.#tooLargeLog = refusedLog();
+    this.#contentTypeLog = refusedLog();
     // The alerts take increase() of the error and failure series. A series born at 1 on the first event has no
     // earlier sample to rise from: that first error (a pod admitted without its sidecar) or failed reload (reported
     // once per change) would never fire. Every result is exposed at 0 from the start.
@@ -134,6 +141,8 @@ export class WebhookServer {
   async close(): Promise<void> {
     clearInterval(this.#timer);
     this.#overloadLog.close();
+    this.#tooLargeLog.close();
+    this.#contentTypeLog.close();
     const server = this.#server;
     if (server === undefined) return;
     await new Promise<void>((resolve) => {
@@ -207,12 +216,15 @@ export class WebhookServer {
     const type = req.headers['content-type'] ?? '';
     if (!/^application\/json\b/i.test(type)) {
       metrics.webhookReviews.inc({ result: 'error' });
-      logger.warn({ reason: 'content_type' }, 'admission review refused: content type is not application/json');
+      this.#contentTypeLog.warn(
+        { reason: 'content_type', remote: req.socket.remoteAddress },
+        'admission review refused: content type is not application/json',
+      );
       return sendJson(res, 415, { error: 'content type must be application/json' });
     }
     // A declared length is reserved whole before a byte of the body is read; a chunked body as it arrives.
     const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-    if (declared !== undefined && declared > MAX_REVIEW_BYTES) return this.#tooLarge(res);
+    if (declared !== undefined && declared > MAX_REVIEW_BYTES) return this.#tooLarge(req, res);
     if (declared !== undefined && !this.#budget.reserve(declared)) return this.#overloaded(req, res, declared);
     let held = declared ?? 0;
     try {
@@ -223,7 +235,7 @@ export class WebhookServer {
         return true;
       });
       if (read.kind === 'closed') return; // the client went away: nobody to answer
-      if (read.kind === 'too_large') return this.#tooLarge(res);
+      if (read.kind === 'too_large') return this.#tooLarge(req, res);
       if (read.kind === 'over_budget') return this.#overloaded(req, res, held + read.bytes);
       let review: unknown;
       try {
@@ -247,9 +259,12 @@ export class WebhookServer {
     }
   }
 
-  #tooLarge(res: ServerResponse): void {
+  #tooLarge(req: IncomingMessage, res: ServerResponse): void {
     this.#options.metrics.webhookReviews.inc({ result: 'error' });
-    this.#options.logger.warn({ reason: 'too_large' }, 'admission review refused: body too large');
+    this.#tooLargeLog.warn(
+      { reason: 'too_large', remote: req.socket.remoteAddress },
+      'admission review refused: body too large',
+    );
     sendJson(res, 413, { error: 'body too large' }, { connection: 'close' });
   }
 

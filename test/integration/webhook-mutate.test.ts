@@ -3,6 +3,7 @@
 // `meshauth inject` writes for the same pod template; reviews it cannot handle are admitted unpatched with a
 // warning, a log line and a metric (refused when failClosed is set).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -258,6 +259,44 @@ describe('webhook /mutate', () => {
     }
   });
 
+  it('fail/100 refused bodies (413, 415): all counted, their log lines rate-limited', async () => {
+    const refusals = logLines('webhook');
+    const fresh = new WebhookServer({
+      host: '127.0.0.1',
+      port: 0,
+      certFile: join(dir, 'tls.crt'),
+      keyFile: join(dir, 'tls.key'),
+      config: CONFIG,
+      metrics: new Metrics(),
+      logger: refusals.logger,
+    });
+    await fresh.listen();
+    expect((await fetchText(fresh.port, cert.caPem, '/metrics')).text).toMatch(
+      /^meshauth_webhook_reviews_total\{result="error"\} 0$/m,
+    );
+    const started = Date.now();
+    try {
+      for (let i = 0; i < 50; i++) {
+        expect((await post(fresh.port, cert.caPem, '/mutate', '{}', 'text/plain')).status).toBe(415);
+        expect(await declaredTooLarge(fresh.port, cert.caPem)).toBe(413);
+      }
+      const text = (await fetchText(fresh.port, cert.caPem, '/metrics')).text;
+      expect(text).toMatch(/^meshauth_webhook_reviews_total\{result="error"\} 100$/m);
+      const written = refusals.lines.filter((l) => l.reason === 'content_type' || l.reason === 'too_large');
+      const suppressed = Number(
+        /^meshauth_log_lines_suppressed_total\{event="admission_review_refused"\} (\d+)$/m.exec(text)?.[1] ?? 0,
+      );
+      expect(written.length + suppressed).toBe(100);
+      // One line per kind per 10 s window.
+      expect(written.length).toBeLessThanOrEqual(2 * (1 + Math.floor((Date.now() - started) / 10_000)));
+      expect(written.every((l) => l.event === 'admission_review_refused' && l.level === 'warn')).toBe(true);
+    } finally {
+      await fresh.close();
+    }
+    // close() writes the summary of what was held back.
+    expect(refusals.lines.filter((l) => typeof l.suppressed === 'number').length).toBeGreaterThanOrEqual(1);
+  });
+
   it('ok/healthz and metrics on the same port', async () => {
     expect((await fetchText(server.port, cert.caPem, '/healthz')).status).toBe(200);
     const text = (await fetchText(server.port, cert.caPem, '/metrics')).text;
@@ -265,6 +304,31 @@ describe('webhook /mutate', () => {
     expect(text).toMatch(/meshauth_webhook_reviews_total\{result="skipped"\} [1-9]/);
   });
 });
+
+/** POST /mutate declaring a body over the 4 MiB cap, none of it sent: the status of the answer. */
+function declaredTooLarge(port: number, ca: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      path: '/mutate',
+      method: 'POST',
+      ca,
+      servername: 'meshauth-webhook.meshauth.svc',
+      headers: { 'content-type': 'application/json', 'content-length': 5 * 1024 * 1024 },
+      agent: false,
+    });
+    req.once('response', (res) => {
+      res.resume();
+      res.once('end', () => {
+        req.destroy();
+        resolve(res.statusCode ?? 0);
+      });
+    });
+    req.once('error', reject);
+    req.flushHeaders();
+  });
+}
 
 async function errorCount(metrics: Metrics): Promise<number> {
   const value = (await metrics.webhookReviews.get()).values.find((v) => v.labels.result === 'error');

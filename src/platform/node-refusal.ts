@@ -27,7 +27,7 @@ export function nodeRefusal(
 }
 
 /**
- * `Expect` other than 100-continue (RFC 9110 §10.1.1): node:http would answer a bare 417 of its own, neither counted
+ * `Expect` other than 100-continue: node:http would answer a bare 417 of its own, neither counted
  * nor logged; no meshauth server meets another expectation: 417 with its own code, counted and logged.
  */
 export function expectationUnsupported(): MeshauthError {

@@ -1,5 +1,5 @@
 // MeshauthError: the one error type that carries a stable code. `message` is for logs and the CLI;
-// `publicMessage` is the only text a remote client may see (STYLE 5).
+// `publicMessage` is the only text a remote client may see.
 import { ERRORS, type ErrorCode } from './registry.js';
 
 export interface MeshauthErrorOptions {

@@ -1,4 +1,4 @@
-// The one registry of meshauth error codes (STYLE 5). Each code has the HTTP status it maps to and a fixed
+// The one registry of meshauth error codes. Each code has the HTTP status it maps to and a fixed
 // sentence that may reach a client; details (why exactly, which input) go to the log and the metric only.
 // A test keeps docs/errors.md in sync with this table: add a row there when you add a code here.
 
@@ -21,7 +21,7 @@ export const ERRORS = {
   MESHAUTH_ERR_SPIFFE_ID_INVALID: { status: 400, message: 'invalid SPIFFE ID' },
   MESHAUTH_ERR_TRUST_DOMAIN_INVALID: { status: 400, message: 'invalid trust domain' },
 
-  // --- X509-SVID validation (SPIFFE X509-SVID §4, §5) ---
+  // --- X509-SVID validation ---
   MESHAUTH_ERR_SVID_EXPIRED: { status: 401, message: 'certificate expired' },
   MESHAUTH_ERR_SVID_NOT_YET_VALID: { status: 401, message: 'certificate not yet valid' },
   MESHAUTH_ERR_SVID_UNKNOWN_CA: { status: 401, message: 'certificate not issued by a trusted authority' },

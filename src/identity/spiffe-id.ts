@@ -1,4 +1,4 @@
-// SpiffeId: a validated SPIFFE ID (SPIFFE-ID §2). Pure. Parsing is strict, like go-spiffe's spiffeid.FromString:
+// SpiffeId: a validated SPIFFE ID. Pure. Parsing is strict, like go-spiffe's spiffeid.FromString:
 // lowercase scheme and trust domain, no port/userinfo/query/fragment/percent-encoding, no empty or dot segments,
 // no trailing slash, at most 2048 bytes. Compare IDs with equals(), never by substring.
 import { MeshauthError } from '../errors/index.js';
@@ -72,7 +72,7 @@ export class SpiffeId {
     return SpiffeId.parse(`${trustDomain.idString}${segments.map((s) => `/${s}`).join('')}`);
   }
 
-  /** The Kubernetes form `spiffe://<td>/ns/<namespace>/sa/<service-account>` (SPEC §3). */
+  /** The Kubernetes form `spiffe://<td>/ns/<namespace>/sa/<service-account>`. */
   static forKubernetes(trustDomain: TrustDomain, namespace: string, serviceAccount: string): SpiffeId {
     return SpiffeId.fromSegments(trustDomain, 'ns', namespace, 'sa', serviceAccount);
   }
@@ -99,7 +99,7 @@ export class SpiffeId {
     return this.#path === '' ? [] : this.#path.slice(1).split('/');
   }
 
-  /** True for `spiffe://td` with no path: such an ID names a trust domain, never a workload (X509-SVID §3.1). */
+  /** True for `spiffe://td` with no path: such an ID names a trust domain, never a workload. */
   get isTrustDomainId(): boolean {
     return this.#path === '';
   }

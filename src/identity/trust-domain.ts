@@ -1,4 +1,4 @@
-// TrustDomain: a validated SPIFFE trust domain name (SPIFFE-ID §2.1). Pure; the only way in is parse().
+// TrustDomain: a validated SPIFFE trust domain name. Pure; the only way in is parse().
 import { MeshauthError } from '../errors/index.js';
 
 const TRUST_DOMAIN_CHAR = /^[a-z0-9._-]+$/;

@@ -1,5 +1,5 @@
-// Builds the three kinds of certificate of SPEC §3: self-signed root, intermediate (pathLen 0, name-constrained to
-// the trust domain) and leaf X509-SVID (SPIFFE X509-SVID §4: one critical URI SAN with an empty subject, CA:FALSE,
+// Builds the three kinds of certificate the mesh uses: self-signed root, intermediate (pathLen 0, name-constrained to
+// the trust domain) and leaf X509-SVID (one critical URI SAN with an empty subject, CA:FALSE,
 // critical KU digitalSignature, EKU serverAuth+clientAuth, back-dated NotBefore, 128-bit random serial).
 import { createHash, KeyObject, randomBytes, sign } from 'node:crypto';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
@@ -11,10 +11,10 @@ import { uriNameConstraintsExtension } from './name-constraints.js';
 import { randomSerialHex } from './serial.js';
 import { x509 } from './x509.js';
 
-/** How far NotBefore is set back to tolerate clock skew between CA and peers (SPEC §3: at most one minute). */
+/** How far NotBefore is set back to tolerate clock skew between CA and peers (at most one minute). */
 export const BACKDATE_MS = 60_000;
 export const ROOT_TTL_MS = 10 * 365 * 24 * 3600_000;
-/** The longest lifetime of an X509-SVID the CA issues (SPEC §3: `ca issue --ttl` and `ca serve --svid-ttl`). */
+/** The longest lifetime of an X509-SVID the CA issues (bounds `ca issue --ttl` and `ca serve --svid-ttl`). */
 export const SVID_MAX_TTL_MS = 24 * 3600_000;
 export const INTERMEDIATE_TTL_MS = 30 * 24 * 3600_000;
 
@@ -106,7 +106,7 @@ export async function issueLeafDer(options: LeafOptions): Promise<SignedLeafDer>
 
 /**
  * createLeafCertificate with a given serial. P-256 issuers (every meshauth CA) take the fast path: the TBSCertificate
- * is assembled from cached issuer-derived parts and signed with node:crypto's synchronous sign() (SPEC §9: ≥ 1,000
+ * is assembled from cached issuer-derived parts and signed with node:crypto's synchronous sign() (the target is ≥ 1,000
  * SVIDs/s). Other issuers go through @peculiar/x509's generator. Both produce the same TBSCertificate bytes (a unit
  * test compares them). Exported for that test only; not part of the pki index.
  */
@@ -139,7 +139,7 @@ export async function createLeafCertificateWith(
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(usage, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
-      // X509-SVID §3.1: with an empty subject the SAN extension must be critical.
+      // With an empty subject the SAN extension must be critical.
       subjectAltNames(options),
       await x509.SubjectKeyIdentifierExtension.create(publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(issuer.certificate, false),
@@ -275,7 +275,7 @@ export function signLeafDer(options: LeafOptions, serialHex: string): SignedLeaf
     parts.algorithmDer,
     parts.nameDer,
     derTlv(0x30, ...(validity as Buffer[])),
-    EMPTY_NAME, // X509-SVID §2: the subject may be empty; the identity is the URI SAN
+    EMPTY_NAME, // The subject may be empty: the identity is the URI SAN
     spkiDer,
     derTlv(
       0xa3,
@@ -352,14 +352,14 @@ function splitSpki(der: Buffer): { algorithmOid: string; keyIdentifier: Buffer }
   const oidElement = derChildren(der, algorithm)?.[0];
   const algorithmOid = oidElement === undefined ? undefined : derOid(der, oidElement);
   if (algorithmOid === undefined || bits.end - bits.contentStart < 2 || der[bits.contentStart] !== 0) return undefined;
-  // RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits (without the unused-bits octet).
+  // The usual key identifier: SHA-1 of the subjectPublicKey bits (without the unused-bits octet).
   const keyIdentifier = createHash('sha1')
     .update(der.subarray(bits.contentStart + 1, bits.end))
     .digest();
   return { algorithmOid, keyIdentifier };
 }
 
-/** RFC 5280 §4.1.2.5: UTCTime through 2049, whole seconds. Later dates go the object-model path. */
+/** DER validity dates are UTCTime through 2049, whole seconds. Later dates go the object-model path. */
 function derTime(date: Date): Buffer | undefined {
   const year = date.getUTCFullYear();
   if (year < 1950 || year > 2049) return undefined;
@@ -374,7 +374,7 @@ function derTime(date: Date): Buffer | undefined {
   return derTlv(0x17, Buffer.from(text, 'latin1'));
 }
 
-/** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING value (what @peculiar/x509 computes). */
+/** The usual key identifier: SHA-1 of the subjectPublicKey BIT STRING value (what @peculiar/x509 computes). */
 function keyIdentifier(spki: asn1X509.SubjectPublicKeyInfo): Uint8Array {
   return createHash('sha1').update(new Uint8Array(spki.subjectPublicKey)).digest();
 }

@@ -46,7 +46,10 @@ export function toPemChain(certificates: readonly x509.X509Certificate[]): strin
   return certificates.map((c) => `${c.toString('pem')}\n`).join('');
 }
 
-/** URI SANs read from the parsed extension (never by splitting Node's subjectaltname string; CVE-2021-44532). */
+/**
+ * URI SANs read from the parsed extension, never by splitting Node's subjectaltname string: a crafted name with
+ * separators in it could pass for another.
+ */
 export function uriSans(cert: x509.X509Certificate): string[] {
   const san = cert.extensions.find(
     (e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension,

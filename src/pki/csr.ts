@@ -1,4 +1,4 @@
-// PKCS#10 certificate signing requests. The CA takes only the public key from a CSR (SPEC §3): it verifies the
+// PKCS#10 certificate signing requests. The CA takes only the public key from a CSR: it verifies the
 // self-signature (proof of possession) and the key type, and ignores every requested name and extension.
 // The input must be exactly one PEM block (whitespace around it allowed) whose DER is exactly one
 // CertificationRequest: anything appended is refused, so what was signed is all that was sent.
@@ -28,7 +28,7 @@ const MAX_CSR_ELEMENTS = 512;
 const MAX_CSR_DEPTH = 32;
 const BEGIN_CSR = '-----BEGIN CERTIFICATE REQUEST-----';
 const PEM_CSR = /-----BEGIN CERTIFICATE REQUEST-----[\s\S]+?-----END CERTIFICATE REQUEST-----/g;
-/** One PEM block and nothing else (RFC 7468 §3: whitespace before and after is allowed). */
+/** One PEM block and nothing else (whitespace before and after is allowed). */
 const WHOLE_PEM_CSR =
   /^\s*-----BEGIN CERTIFICATE REQUEST-----\r?\n([A-Za-z0-9+/=\s]+)-----END CERTIFICATE REQUEST-----\s*$/;
 const CANONICAL_BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -118,8 +118,8 @@ export interface VerifiedCsr {
 
 /**
  * The signature algorithms the CA verifies natively, with the key type each needs and the digest node:crypto
- * takes (null: Ed25519 hashes internally). Parameters must be absent (ECDSA, Ed25519; RFC 5758 §3.2, RFC 8410 §3)
- * or NULL (RSA; RFC 4055 §5). Any other algorithm goes through @peculiar/x509 as before.
+ * takes (null: Ed25519 hashes internally). Parameters must be absent (ECDSA, Ed25519)
+ * or NULL (RSA). Any other algorithm goes through @peculiar/x509 as before.
  */
 const NATIVE_SIGNATURES: Readonly<Record<string, { keyType: KeyType; digest: string | null; nullParams: boolean }>> = {
   '1.2.840.10045.4.3.2': { keyType: 'p256', digest: 'sha256', nullParams: false },
@@ -131,7 +131,7 @@ const NATIVE_SIGNATURES: Readonly<Record<string, { keyType: KeyType; digest: str
   '1.2.840.113549.1.1.13': { keyType: 'rsa2048', digest: 'sha512', nullParams: true },
 };
 
-/** The parts of a PKCS#10 request (RFC 2986 §4) in their plainest strict-DER shape. */
+/** The parts of a PKCS#10 request in their plainest strict-DER shape. */
 interface CsrParts {
   readonly info: Buffer;
   readonly spki: Buffer;
@@ -152,7 +152,7 @@ export async function verifyCsrPem(pem: string): Promise<VerifiedCsr> {
   if (whole === null) invalid('CSR PEM has data before or after the CERTIFICATE REQUEST block', 'trailing_data');
   const base64 = (whole[1] as string).replace(/\s+/g, '');
   // Buffer's decoder stops at the first '=' and skips what follows: base64 after the padding would be accepted
-  // unread (RFC 7468 §3 allows padding only at the end).
+  // unread (PEM allows padding only at the end).
   if (!CANONICAL_BASE64.test(base64) || base64.length % 4 !== 0) invalid('CSR PEM body is not base64', 'pem');
   const der = Buffer.from(base64, 'base64');
   const elements = countElements(der);
@@ -277,7 +277,7 @@ function splitCsr(der: Buffer): CsrParts | undefined {
 
 type DerNode = NonNullable<ReturnType<typeof readDer>>;
 
-/** Name ::= SEQUENCE OF SET OF SEQUENCE { type OID, value } (RFC 5280 §4.1.2.4), the shape the parser expects. */
+/** Name ::= SEQUENCE OF SET OF SEQUENCE { type OID, value }, the shape the parser expects. */
 function isName(der: Buffer, name: DerNode): boolean {
   for (const rdn of derChildren(der, name) ?? []) {
     if (rdn.tag !== 0x31) return false;
@@ -292,7 +292,7 @@ function isName(der: Buffer, name: DerNode): boolean {
 }
 
 /**
- * attributes [0] IMPLICIT SET OF Attribute, Attribute ::= SEQUENCE { type OID, values SET OF ANY } (RFC 2986 §4.1).
+ * attributes [0] IMPLICIT SET OF Attribute, Attribute ::= SEQUENCE { type OID, values SET OF ANY }.
  * The CA ignores them, but a request whose attributes the reference parser refuses must not pass here either.
  */
 function isAttributes(der: Buffer, attributes: DerNode): boolean {

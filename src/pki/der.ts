@@ -1,4 +1,4 @@
-// A minimal strict DER reader and writer (X.690 §10) for the CA's hot path: splitting a PKCS#10 request or a leaf
+// A minimal strict DER reader and writer for the CA's hot path: splitting a PKCS#10 request or a leaf
 // certificate into its parts costs microseconds here against about a millisecond in the JavaScript ASN.1 object
 // model. Only definite, minimally encoded lengths and single-byte tags are read; anything else is "not understood"
 // (undefined), and the callers then take their general path, which names the malformation as it always did.
@@ -60,7 +60,7 @@ export function derWellFormed(der: Uint8Array, element: DerElement, depth = 0): 
   return children?.every((child) => derWellFormed(der, child, depth + 1)) === true;
 }
 
-/** Dotted form of an OBJECT IDENTIFIER element's content (X.690 §8.19); undefined when malformed. */
+/** Dotted form of an OBJECT IDENTIFIER element's content; undefined when malformed. */
 export function derOid(der: Uint8Array, element: DerElement): string | undefined {
   if (element.tag !== 0x06 || element.end === element.contentStart) return undefined;
   const arcs: number[] = [];

@@ -1,4 +1,4 @@
-// ECDSA signatures in a JWS are r ‖ s, `size` bytes each (RFC 7518 §3.4); OpenSSL signs and verifies the DER
+// ECDSA signatures in a JWS are r ‖ s, `size` bytes each; OpenSSL signs and verifies the DER
 // ECDSA-Sig-Value (SEQUENCE of two INTEGERs). node:crypto converts when handed `{ key, dsaEncoding: 'ieee-p1363' }`,
 // but on Node 24 an options object in place of a KeyObject costs two internal exceptions before the key is found:
 // about 20 µs per signature and per verification, three of them per passport hop. These two conversions let the

@@ -1,4 +1,4 @@
-// Key pairs for SVIDs and CAs: ECDSA P-256 by default (SPEC §3), Ed25519 and RSA-2048 on request.
+// Key pairs for SVIDs and CAs: ECDSA P-256 by default, Ed25519 and RSA-2048 on request.
 // Keys are WebCrypto CryptoKeys (what @peculiar/x509 and jose take) plus PKCS#8 PEM (what node:tls takes).
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { MeshauthError } from '../errors/index.js';

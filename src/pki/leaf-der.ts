@@ -38,7 +38,7 @@ export function plainLeafFacts(leaf: Uint8Array, issuers: readonly x509.X509Cert
   if (signatureValue?.tag !== 0x03 || !isOctetAligned(der, signatureValue)) return undefined;
   const fields = derChildren(der, tbs) ?? [];
   if (fields.length !== 8) return undefined;
-  // RFC 5280 §4.1.2.3: the signature field inside equals signatureAlgorithm outside, byte for byte.
+  // The signature field inside equals signatureAlgorithm outside, byte for byte.
   if (!derBytes(der, fields[2] as DerElement).equals(derBytes(der, outerAlgorithm))) return undefined;
   const [version, serial, , issuer, validity, subject, spki, extensions] = fields as DerElement[] as [
     DerElement,
@@ -127,8 +127,8 @@ export function plainLeafFacts(leaf: Uint8Array, issuers: readonly x509.X509Cert
         if (value.tag !== 0x30 || (derChildren(der, value) ?? []).some((e) => e.tag !== 0x80)) return undefined;
     }
   }
-  // With the subject empty, RFC 5280 §4.2.1.6 wants the SAN critical; meshauth also always names its key
-  // (authorityKeyIdentifier, §4.2.1.1). Leaves without either are read by the general path.
+  // With the subject empty, the SAN must be critical; meshauth also always names its key
+  // (authorityKeyIdentifier). Leaves without either are read by the general path.
   if (!sanCritical || !seen.has(AUTHORITY_KEY_ID)) return undefined;
   return { uris: uris ?? [], ca, keyUsage, extKeyUsage, notBefore, notAfter };
 }
@@ -172,7 +172,7 @@ function isOctetAligned(der: Buffer, bits: DerElement): boolean {
   return bits.end - bits.contentStart >= 2 && der[bits.contentStart] === 0;
 }
 
-/** RFC 5280 §4.1.2.2: a positive INTEGER of at most 20 octets, minimally encoded (X.690 §8.3.2). */
+/** A serial number: a positive INTEGER of at most 20 octets, minimally encoded. */
 function isSerialNumber(content: Buffer): boolean {
   if (content.length === 0 || content.length > 20 || ((content[0] as number) & 0x80) !== 0) return false;
   return content.length === 1 || content[0] !== 0 || ((content[1] as number) & 0x80) !== 0;
@@ -193,7 +193,7 @@ function basicConstraintsCa(der: Buffer, value: DerElement): boolean | undefined
   const [first, second, extra] = derChildren(der, value) ?? [];
   if (extra !== undefined) return undefined;
   if (first === undefined) return false;
-  // A pathLenConstraint without cA (RFC 5280 §4.2.1.9 forbids it; OpenSSL's strict mode refuses it) is not the plain
+  // A pathLenConstraint without cA (meaningless, so forbidden; OpenSSL's strict mode refuses it) is not the plain
   // shape: the general path reads it.
   if (first.tag === 0x02) return undefined;
   const content = derContent(der, first);
@@ -204,7 +204,7 @@ function basicConstraintsCa(der: Buffer, value: DerElement): boolean | undefined
 /** A named-bit BIT STRING as flags, bit i (X.680 numbering) → 2^i, as @peculiar/asn1-schema's toNumber() reads it. */
 function bitFlags(der: Buffer, value: DerElement): number | undefined {
   const content = derContent(der, value);
-  // RFC 5280 §4.2.1.3: at least one bit is set, so at least one content octet after the unused-bits count.
+  // A key usage has at least one bit set, so at least one content octet after the unused-bits count.
   if (value.tag !== 0x03 || content.length < 2 || content.length > 3 || (content[0] as number) > 7) return undefined;
   const bits = (content.length - 1) * 8 - (content[0] as number);
   let flags = 0;
@@ -231,7 +231,7 @@ function uriNames(der: Buffer, value: DerElement): string[] | undefined {
   return uris;
 }
 
-/** UTCTime YYMMDDHHMMSSZ or GeneralizedTime YYYYMMDDHHMMSSZ (RFC 5280 §4.1.2.5: the only DER forms allowed). */
+/** UTCTime YYMMDDHHMMSSZ or GeneralizedTime YYYYMMDDHHMMSSZ (the only DER forms allowed). */
 function derTime(der: Buffer, element: DerElement): Date | undefined {
   const text = derContent(der, element).toString('latin1');
   const utc = element.tag === 0x17 ? UTC_TIME.exec(text) : null;

@@ -1,4 +1,4 @@
-// X.509 name constraints (RFC 5280 §4.2.1.10) for the intermediate: it may only sign SPIFFE IDs of its own trust
+// X.509 name constraints for the intermediate: it may only sign SPIFFE IDs of its own trust
 // domain. @peculiar/x509 has no class for this extension, so it is built and parsed with @peculiar/asn1-x509.
 // OpenSSL enforces it during the TLS handshake (the URI constraint applies to the URI's host, i.e. the trust domain).
 import { AsnConvert } from '@peculiar/asn1-schema';
@@ -17,7 +17,7 @@ export function uriNameConstraintsExtension(permittedHosts: readonly string[]): 
 
 /**
  * The URI hosts a certificate's name constraints permit and exclude, or undefined without the extension. `permitted`
- * is undefined when no permitted subtree is a URI: RFC 5280 §4.2.1.10 constrains a name form only through subtrees
+ * is undefined when no permitted subtree is a URI: a name form is constrained only through subtrees
  * of that form (a CA constrained to DNS names may still sign SPIFFE IDs, as OpenSSL accepts in a handshake).
  */
 export interface UriConstraints {
@@ -56,8 +56,8 @@ function parseUriConstraints(cert: x509.X509Certificate): UriConstraints | undef
 }
 
 /**
- * RFC 5280: a constraint `.example.org` matches subdomains; `example.org` matches exactly that host. Host names
- * compare case-insensitively (RFC 5280 §7.2, and OpenSSL's nc_uri); SPIFFE trust domains are lowercase already.
+ * A constraint `.example.org` matches subdomains; `example.org` matches exactly that host. Host names
+ * compare case-insensitively (as OpenSSL's nc_uri does); SPIFFE trust domains are lowercase already.
  */
 function hostPermitted(host: string, permitted: readonly string[]): boolean {
   const name = host.toLowerCase();

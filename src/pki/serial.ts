@@ -1,4 +1,4 @@
-// Certificate serial numbers: 128 random bits (SPEC §3), positive as DER INTEGER requires (RFC 5280 §4.1.2.2).
+// Certificate serial numbers: 128 random bits (unguessable), positive as a certificate serial must be.
 import { randomBytes } from 'node:crypto';
 
 export function randomSerialHex(): string {

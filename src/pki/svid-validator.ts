@@ -1,6 +1,6 @@
-// X509-SVID validation (SPIFFE X509-SVID §4 and §5). Pure: no I/O, time comes in as `now`.
+// X509-SVID validation. Pure: no I/O, time comes in as `now`.
 // checkSvidLeaf() enforces the leaf rules only; it is what the TLS listeners run after OpenSSL has verified the
-// chain in the handshake. validateX509Svid() adds RFC 5280 path validation against a bundle, for chains that did
+// chain in the handshake. validateX509Svid() adds path validation against a bundle, for chains that did
 // not come through a TLS handshake (passport x5c headers, CA renewal checks, `cert inspect`).
 import { X509Certificate as NodeX509Certificate } from 'node:crypto';
 import { MeshauthError } from '../errors/index.js';
@@ -14,7 +14,7 @@ import { x509 } from './x509.js';
 
 const MAX_CHAIN_LENGTH = 5;
 
-/** Checks the leaf rules of X509-SVID §4 and §5.2 and returns the leaf's SPIFFE ID. */
+/** Checks the X509-SVID leaf rules and returns the leaf's SPIFFE ID. */
 export function checkSvidLeaf(leaf: x509.X509Certificate, trustDomain: TrustDomain, now: Date): SpiffeId {
   return checkLeafFacts(leafFactsOf(leaf), trustDomain, now);
 }
@@ -83,7 +83,7 @@ function readable<T>(read: () => T): T {
 
 /**
  * Extensions a relying party may meet critical in any certificate of a chain: the ones OpenSSL 3's verifier
- * recognizes (X509_supported_extension; its RFC 3779 ones excepted). RFC 5280 §4.2:
+ * recognizes (X509_supported_extension; its IP and AS delegation ones excepted), since
  * a certificate with a critical extension the verifier does not recognize must be rejected.
  */
 const PROCESSED_EXTENSIONS = new Set([
@@ -103,8 +103,8 @@ const PROCESSED_EXTENSIONS = new Set([
 ]);
 
 /**
- * The leaf rules read the first instance of an extension; a second one (RFC 5280 §4.2: "MUST NOT include more than
- * one instance") or a critical one nobody processes would carry meaning this reader ignores. OpenSSL refuses both in
+ * The leaf rules read the first instance of an extension; a second one (a certificate must hold each extension at
+ * most once) or a critical one nobody processes would carry meaning this reader ignores. OpenSSL refuses both in
  * a handshake; chains validated outside one (renewal, x5c) must too.
  */
 function checkExtensionSet(cert: x509.X509Certificate, which: 'leaf' | 'issuer' = 'leaf'): void {
@@ -251,7 +251,7 @@ export function validateX509SvidLeafDer(
   return { id, notBefore: facts.notBefore, notAfter: facts.notAfter };
 }
 
-/** RFC 5280 path validation from the leaf (`leaf` undefined: known only as `leafNode`) to a root of the bundle. */
+/** Path validation from the leaf (`leaf` undefined: known only as `leafNode`) to a root of the bundle. */
 function validatePath(
   id: SpiffeId,
   leaf: x509.X509Certificate | undefined,
@@ -339,7 +339,7 @@ function checkCaCertificate(cert: x509.X509Certificate, casBelow: number, now: D
 /**
  * What never changes for an issuer certificate, checked once per (immutable) certificate object. The same extension
  * rules as the leaf's: OpenSSL refuses an unknown critical extension at any depth, and this validator is the only
- * chain check where no handshake verified the chain (CA renewal, passport x5c). X509-SVID §3.2: a signing
+ * chain check where no handshake verified the chain (CA renewal, passport x5c). A signing
  * certificate may carry a SPIFFE ID, but one without a path; a workload's ID on a CA certificate is refused.
  */
 function checkIssuerShape(cert: x509.X509Certificate): void {
@@ -366,7 +366,7 @@ const issuerShapeChecked = new WeakSet<x509.X509Certificate>();
 
 /**
  * The issuer rules that OpenSSL's chain verification does not know, for a CA certificate of a chain a TLS handshake
- * already verified (cA, pathLen, key usage are OpenSSL's): no workload ID on a signing certificate (X509-SVID §3.2).
+ * already verified (cA, pathLen, key usage are OpenSSL's): no workload ID on a signing certificate.
  */
 export function checkSvidIssuer(cert: x509.X509Certificate): void {
   readable(() => checkIssuerShape(cert));

@@ -1,4 +1,4 @@
-// TrustBundle: the set of root certificates trusted for one trust domain (SPEC §3: more than one during a root
+// TrustBundle: the set of root certificates trusted for one trust domain (more than one during a root
 // rotation). Pure value object; loading from disk or the CA lives elsewhere.
 import type { TrustDomain } from '../identity/index.js';
 import { parseCertificatesPem, toPemChain } from './certificates.js';

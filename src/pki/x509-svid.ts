@@ -1,5 +1,5 @@
 // X509Svid: one workload credential (leaf + intermediates, the private key, the SPIFFE ID). Immutable; rotation
-// replaces the whole object (STYLE 3). The PEM forms are computed once, since TLS contexts are built from them.
+// replaces the whole object, never half of it. The PEM forms are computed once, since TLS contexts are built from them.
 // An SVID the agent has just validated from DER keeps its leaf as DER until someone asks for the parsed
 // certificate: most holders only need the PEM, the ID and the validity window, and parsing a leaf was the largest
 // part of what accepting a new SVID cost.

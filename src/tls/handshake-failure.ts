@@ -1,4 +1,4 @@
-// Bounded reasons for refused TLS handshakes (SPEC §8 `meshauth_tls_handshake_failures_total{reason}`): OpenSSL's
+// Bounded reasons for refused TLS handshakes (`meshauth_tls_handshake_failures_total{reason}`): OpenSSL's
 // verification result for chain failures, the SVID validator's reason for SPIFFE-rule failures.
 import { isMeshauthError } from '../errors/index.js';
 
@@ -37,7 +37,7 @@ const BY_VERIFY_ERROR: Readonly<Record<string, HandshakeFailureReason>> = {
   DEPTH_ZERO_SELF_SIGNED_CERT: 'unknown_ca',
   CERT_SIGNATURE_FAILURE: 'unknown_ca',
   CERT_UNTRUSTED: 'unknown_ca',
-  // The CA's intermediate carries a URI name constraint for its trust domain (SPEC §3): a violation is a foreign ID.
+  // The CA's intermediate carries a URI name constraint for its trust domain: a violation is a foreign ID.
   PERMITTED_SUBTREE_VIOLATION: 'trust_domain',
   EXCLUDED_SUBTREE_VIOLATION: 'trust_domain',
   // A CA certificate of the chain that may not sign: no cA flag, or more CAs below it than its pathLen allows.

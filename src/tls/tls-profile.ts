@@ -1,4 +1,4 @@
-// The mesh TLS profile (SPEC §7): TLS 1.3 only by default (Mozilla "modern"); with tls12,
+// The mesh TLS profile: TLS 1.3 only by default (Mozilla "modern"); with tls12,
 // TLS 1.2 restricted to ECDHE + AEAD suites ("intermediate" minus DHE). No renegotiation, no compression.
 import { constants } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type TlsOptions } from 'node:tls';

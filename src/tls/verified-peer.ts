@@ -1,6 +1,6 @@
 // The verified identity of an mTLS peer, computed once per TLS connection and cached (WeakMap on the socket):
-// OpenSSL has verified the chain in the handshake; here the leaf's SPIFFE rules (X509-SVID §4) are checked on
-// the DER certificate, and the identity header value for the app (Envoy XFCC, SPEC §5) is built once.
+// OpenSSL has verified the chain in the handshake; here the leaf's SPIFFE rules are checked on
+// the DER certificate, and the identity header value for the app (Envoy XFCC) is built once.
 //
 // A server socket's peer is read through getPeerCertificate(true), never getPeerX509Certificate(): the latter copies
 // the first certificate of the chain the client sent (X509_dup) and removes it from the TLS session without freeing
@@ -21,7 +21,7 @@ export interface VerifiedPeer {
   readonly hash: string;
   /** `By=<own ID>;Hash=<hash>;URI=<peer ID>`: the whole x-forwarded-client-cert value. */
   readonly xfcc: string;
-  /** The leaf's public key and its RFC 8705 `x5t#S256` thumbprint (base64url): what a passport link is checked with. */
+  /** The leaf's public key and its `x5t#S256` thumbprint (base64url): what a passport link is checked with. */
   readonly publicKey: KeyObject;
   readonly thumbprint: string;
   /** The leaf's notAfter (ms since the epoch): past it, requests on the connection no longer speak for `id`. */
@@ -65,7 +65,7 @@ export function verifyPeer(
   const digest = createHash('sha256').update(raw).digest();
   const hash = digest.toString('hex');
   const idString = id.toString();
-  // SPIFFE IDs contain none of , ; = " (SPIFFE-ID §2), so no quoting is needed.
+  // SPIFFE IDs contain none of , ; = " (the separators here), so no quoting is needed.
   const peer: VerifiedPeer = Object.freeze({
     id,
     idString,

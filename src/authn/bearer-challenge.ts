@@ -1,4 +1,4 @@
-// The HTTP answer to a refused end-user token (RFC 6750 §3): 401 `Bearer error="invalid_token"`
+// The HTTP answer to a refused end-user token: 401 `Bearer error="invalid_token"`
 // for a bad token, 401 `Bearer` without an error for a missing one, 400 `invalid_request` for a malformed header.
 // The body is the fixed public sentence only; the reason stays in the log and the metric.
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
@@ -20,7 +20,7 @@ const TOKEN_CODES: ReadonlySet<string> = new Set([
 function challengeHeader(error: MeshauthError): string {
   switch (error.code) {
     case 'MESHAUTH_ERR_TOKEN_MISSING':
-      // RFC 6750 §3.1: no error code when the request carried no authentication information.
+      // No error code when the request carried no authentication information.
       return `Bearer realm="${REALM}"`;
     case 'MESHAUTH_ERR_TOKEN_REQUEST_MALFORMED':
       return `Bearer realm="${REALM}", error="invalid_request"`;

@@ -1,5 +1,5 @@
-// A local OpenID issuer for `meshauth demo` and the tests (SPEC §11): panva's oidc-provider with the
-// client-credentials grant issuing RFC 9068 JWT access tokens signed ES256. It returns a request handler; the
+// A local OpenID issuer for `meshauth demo` and the tests: panva's oidc-provider with the
+// client-credentials grant issuing JWT access tokens (`typ` at+jwt) signed ES256. It returns a request handler; the
 // caller (composition root or test) owns the listener. oidc-provider is a devDependency, so it is imported lazily.
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -28,7 +28,7 @@ export interface DemoTokenRequest {
   readonly clientId?: string;
   /** Space-separated scopes. */
   readonly scope?: string;
-  /** RFC 8707 resource indicator; its value becomes `aud` (the default resource gets `audience`). */
+  /** The OAuth resource indicator; its value becomes `aud` (the default resource gets `audience`). */
   readonly resource?: string;
 }
 

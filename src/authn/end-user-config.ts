@@ -1,5 +1,6 @@
-// What end-user token validation needs from `inbound.endUser` (SPEC §7) plus its tunables, and the one check
-// that rejects unsafe settings at start-up (RFC 8725 §3.1: allow-list, never `none`, never HMAC).
+// What end-user token validation needs from `inbound.endUser` plus its tunables, and the one check
+// that rejects unsafe settings at start-up (algorithms from an allow-list, never `none`, never HMAC, so a token
+// cannot pick a weaker check).
 // The config module owns parsing; this file only states the shape this area relies on and validates it.
 import { MeshauthError } from '../errors/index.js';
 import { checkFetchableUrl } from './fetch-json.js';
@@ -8,7 +9,7 @@ import { checkJwksFileUri, isFileUri } from './jwks-file.js';
 export interface EndUserIssuerConfig {
   /** Exact `iss` value; also the base of OIDC discovery when `jwksUri` is absent. */
   readonly issuer: string;
-  /** At least one; a token must carry one of them in `aud` (RFC 8725 §3.9). */
+  /** At least one; a token must carry one of them in `aud` (so a token minted for another service is refused). */
   readonly audiences: readonly string[];
   /**
    * JWKS URL; when absent, taken from `<issuer>/.well-known/openid-configuration` (same origin only). A
@@ -19,7 +20,7 @@ export interface EndUserIssuerConfig {
   readonly caFile?: string;
   /** Allow-list of JWS algorithms for this issuer (asymmetric only). */
   readonly algorithms: readonly string[];
-  /** Required `typ` header (e.g. `at+jwt`, RFC 9068). Without it, `typ` may be absent, JWT, JOSE or at+jwt. */
+  /** Required `typ` header (e.g. `at+jwt`, an access token). Without it, `typ` may be absent, JWT, JOSE or at+jwt. */
   readonly typ?: string;
 }
 
@@ -29,7 +30,7 @@ export interface EndUserConfig {
   readonly issuers: readonly EndUserIssuerConfig[];
   /** SPIFFE IDs allowed to vouch for end users in a passport (used by the passport verifier, not here). */
   readonly vouchers: readonly string[];
-  /** Claims copied into `x-meshauth-user` next to `sub` and `iss` (SPEC §5), e.g. scope, groups. */
+  /** Claims copied into `x-meshauth-user` next to `sub` and `iss`, e.g. scope, groups. */
   readonly claims: readonly string[];
 }
 
@@ -63,7 +64,7 @@ export const END_USER_DEFAULTS: EndUserTunables = Object.freeze({
 
 export const MAX_CLOCK_SKEW_SECONDS = 60;
 
-/** Asymmetric JWS algorithms we accept in config (JWT-SVID §2.1 set plus EdDSA). HS* and `none` never. */
+/** Asymmetric JWS algorithms we accept in config (the JWT-SVID set plus EdDSA). HS* and `none` never. */
 export const SUPPORTED_ALGORITHMS: ReadonlySet<string> = new Set([
   'RS256',
   'RS384',
@@ -164,7 +165,7 @@ export function validateEndUserConfig(config: EndUserConfig, origin: EndUserConf
   }
 }
 
-/** Fills defaults and checks bounds; validating and defaulting are separate steps (STYLE). */
+/** Fills defaults and checks bounds; validating and defaulting are separate steps. */
 export function resolveEndUserTunables(partial: Partial<EndUserTunables> = {}): EndUserTunables {
   const t: EndUserTunables = { ...END_USER_DEFAULTS, ...partial };
   if (!(t.clockSkewSeconds >= 0 && t.clockSkewSeconds <= MAX_CLOCK_SKEW_SECONDS)) {
@@ -181,7 +182,7 @@ export function resolveEndUserTunables(partial: Partial<EndUserTunables> = {}): 
   return Object.freeze(t);
 }
 
-/** OIDC Discovery 1.0 §4: the issuer with any trailing `/` removed, then `/.well-known/openid-configuration`. */
+/** The OIDC discovery URL: the issuer with any trailing `/` removed, then `/.well-known/openid-configuration`. */
 export function discoveryUrl(issuer: string): string {
   return `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
 }

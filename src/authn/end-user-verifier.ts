@@ -1,6 +1,7 @@
-// Verifies end-user bearer JWTs from the configured issuers (SPEC §5; RFC 8725): shape
+// Verifies end-user bearer JWTs from the configured issuers: shape
 // checks first, then the issuer named by the unverified `iss` (only configured ones; an unknown issuer is an
-// invalid token, not an absent one — Envoy CVE-2021-21378), its key, then jose's jwtVerify with explicit rules.
+// invalid token, not an absent one, or a forged `iss` would skip validation), its key, then jose's jwtVerify with
+// explicit rules.
 // One metric increment and, for a rejection, one log line per token; the token itself is never logged.
 import { errors, jwtVerify } from 'jose';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
@@ -48,8 +49,8 @@ interface IssuerRules {
   readonly cache: JwksCache;
 }
 
-// Without a configured `typ`, accept the generic JWT types and RFC 9068 access tokens only, so tokens of an
-// explicitly different kind (e.g. a mesh passport) never validate as end-user tokens (RFC 8725 §3.11, J15).
+// Without a configured `typ`, accept the generic JWT types and OAuth access tokens (at+jwt) only, so tokens of an
+// explicitly different kind (e.g. a mesh passport) never validate as end-user tokens (J15).
 const DEFAULT_TYPS: ReadonlySet<string> = new Set(['application/jwt', 'application/jose', 'application/at+jwt']);
 
 function normalizeTyp(typ: string): string {

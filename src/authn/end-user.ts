@@ -1,8 +1,8 @@
 // The verified end user as the rest of meshauth sees it: what policy `when.user` reads (sub, iss, client_id,
-// scope, groups) and what the app receives in `x-meshauth-user` (sub, iss + configured claims, SPEC §5).
+// scope, groups) and what the app receives in `x-meshauth-user` (sub, iss + configured claims).
 // Pure: built from claims that were already verified.
 
-/** Claims the policy engine may match on, copied whenever the token carries them (SPEC §6 `when.user`). */
+/** Claims the policy engine may match on, copied whenever the token carries them (`when.user`). */
 export const POLICY_CLAIMS = ['sub', 'iss', 'client_id', 'scope', 'groups'] as const;
 
 export interface EndUser {
@@ -18,7 +18,7 @@ export interface EndUser {
 
 /**
  * Builds an EndUser from verified claims. `sub` falls back to `client_id` for client-credentials tokens
- * (RFC 9068 §2.2: without a resource owner, `sub` identifies the client). Returns undefined when neither exists
+ * (without a resource owner, `sub` identifies the client). Returns undefined when neither exists
  * or when `sub` is present but not a string.
  */
 export function endUserFromClaims(
@@ -26,7 +26,7 @@ export function endUserFromClaims(
   configuredClaims: readonly string[],
 ): EndUser | undefined {
   const { iss, client_id: clientId, exp } = verified;
-  // A `sub` that is present must be a string (RFC 7519 §4.1.2): a malformed one is never replaced by client_id.
+  // A `sub` that is present must be a string: a malformed one is never replaced by client_id.
   if (verified.sub !== undefined && typeof verified.sub !== 'string') return undefined;
   const sub = typeof verified.sub === 'string' && verified.sub !== '' ? verified.sub : clientId;
   if (typeof sub !== 'string' || sub === '' || typeof iss !== 'string') return undefined;
@@ -49,7 +49,7 @@ export function endUserFromClaims(
   });
 }
 
-/** The `x-meshauth-user` header value: base64url of the JSON of `user.exposed` (SPEC §5). */
+/** The `x-meshauth-user` header value: base64url of the JSON of `user.exposed`. */
 export function userHeaderValue(user: EndUser): string {
   return Buffer.from(JSON.stringify(user.exposed), 'utf8').toString('base64url');
 }

@@ -1,12 +1,13 @@
-// Finds the end-user bearer token in a request's `authorization` header (RFC 6750 §2.1).
-// Only the header counts: `access_token` in the query string or body is never read (RFC 6750 §2.3 is a leak).
+// Finds the end-user bearer token in a request's `authorization` header.
+// Only the header counts: `access_token` in the query string or body is never read (a token in a URL leaks into
+// logs, history and Referer).
 // Ambiguous headers are a 400, never a guess.
 import { MeshauthError } from '../errors/index.js';
 
 /** Node's `req.headers` (which keeps only the first `authorization`) or `req.rawHeaders` (name, value, …). */
 export type RequestHeaders = Readonly<Record<string, string | readonly string[] | undefined>> | readonly string[];
 
-// RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+// The bearer token syntax: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 // Something that is plainly a JWT, whatever scheme (or none) it was sent with, starting anywhere a token can start
 // in the value: apps that take the token with `substring(7)` or an unanchored /Bearer\s+(\S+)/ read it from
@@ -46,7 +47,7 @@ export function extractBearer(headers: RequestHeaders): string | undefined {
   if (values.length > 1) throw malformed('duplicate', 'more than one authorization header');
   const value = (values[0] as string).trim();
   if (value === '') throw malformed('empty', 'empty authorization header');
-  // Any whitespace ends the scheme, not only SP (RFC 7235 says 1*SP): apps commonly split on /\s+/, so a token
+  // Any whitespace ends the scheme, not only SP (the grammar says 1*SP): apps commonly split on /\s+/, so a token
   // after a tab or a no-break space must be verified here rather than passed through as "no token".
   const space = value.search(/\s/);
   const scheme = space === -1 ? value : value.slice(0, space);

@@ -1,4 +1,4 @@
-// End-user authentication (SPEC §5): bearer extraction, JWKS cache, token verification, the HTTP challenge.
+// End-user authentication: bearer extraction, JWKS cache, token verification, the HTTP challenge.
 export { type BearerChallenge, bearerChallenge } from './bearer-challenge.js';
 export {
   createDemoIssuer,

@@ -1,5 +1,5 @@
-// What JSON.parse lets through in a token's header or claims and a stricter reader would not (RFC 7519 §4: a
-// JWT's claim names must be unique; RFC 8725 §3.12 bis: refuse what parsers may read differently). JSON.parse
+// What JSON.parse lets through in a token's header or claims and a stricter reader would not (a
+// JWT's claim names must be unique, and what parsers may read differently is refused). JSON.parse
 // keeps the last of two equal names, other parsers the first (or refuse), so a token with `"aud":"x","aud":"ours"`
 // means one thing here and another to an app or a proxy that reads it too. Names are compared decoded:
 // `"s\u0075b"` is `"sub"`. Nesting is bounded so no claim set is worth a deep walk anywhere later. Pure.

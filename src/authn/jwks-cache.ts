@@ -1,4 +1,4 @@
-// One issuer's verification keys (SPEC §5): OIDC discovery, JWKS fetched with undici,
+// One issuer's verification keys: OIDC discovery, JWKS fetched with undici,
 // refreshed in the background, single-flight, one rate-limited refresh for an unknown `kid`, and the last good key
 // set kept while the issuer is down or serves garbage (until max-stale). A `file:` jwksUri is a local file instead,
 // stat'ed on a short interval and read again when it was replaced. Owns the keys; knows nothing of tokens.
@@ -118,7 +118,7 @@ export class JwksCache {
   /**
    * The verification key for a token's `kid` and `alg`. Throws MESHAUTH_ERR_TOKEN_INVALID with reason
    * `jwks_unavailable` (no usable key set), `unknown_kid` (after at most one rate-limited refresh) or
-   * `alg_key_mismatch` (the key exists but is not for that algorithm, RFC 8725 §3.1).
+   * `alg_key_mismatch` (the key exists but is not for that algorithm: one key, one algorithm).
    */
   async getKey(kid: string | undefined, alg: string): Promise<CryptoKey> {
     const detail = { issuer: this.issuer, ...(kid === undefined ? {} : { kid }), alg };
@@ -265,7 +265,7 @@ export class JwksCache {
     }
   }
 
-  // OIDC Discovery 1.0 §4.3: the document's `issuer` must equal ours exactly; its `jwks_uri` must be on the
+  // The discovery document's `issuer` must equal ours exactly; its `jwks_uri` must be on the
   // issuer's origin (no SSRF through a forged discovery document, J20). Cached after the first success.
   async #jwksUri(limits: { timeoutMs: number; maxBytes: number }): Promise<string> {
     if (this.#configuredJwksUri !== undefined) return this.#configuredJwksUri;
@@ -288,7 +288,8 @@ export class JwksCache {
   }
 }
 
-// `kid` is only a map key (RFC 8725 §3.10). Without a kid, exactly one compatible key must exist (J08).
+// `kid` is only a map key (never used as a path or in a query: it is attacker input). Without a kid, exactly one
+// compatible key must exist (J08).
 function select(
   keys: readonly UsableKey[],
   kid: string | undefined,

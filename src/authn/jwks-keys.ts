@@ -1,4 +1,4 @@
-// Turns a fetched JWKS into the verification keys we are willing to use (RFC 8725 §3.1, §3.4):
+// Turns a fetched JWKS into the verification keys we are willing to use:
 // symmetric keys, RSA under 2048 bits, keys not meant for signatures, private keys and keys WebCrypto refuses to
 // import (e.g. EC points off the curve) are dropped. Each usable key is bound to the algorithms its type allows.
 import { importJWK, type JWK } from 'jose';
@@ -10,7 +10,7 @@ const MAX_KID_LENGTH = 256;
 export interface UsableKey {
   readonly kid: string | undefined;
   readonly jwk: Readonly<JWK>;
-  /** Algorithms this key may verify (one when the JWK names its `alg`, RFC 8725 §3.1). */
+  /** Algorithms this key may verify (one when the JWK names its `alg`, so a key serves one algorithm only). */
   readonly algorithms: ReadonlySet<string>;
 }
 
@@ -80,7 +80,7 @@ export async function usableKeys(document: unknown): Promise<KeySetResult> {
     }
     const algorithms = jwk.alg === undefined ? algorithmsFor(jwk) : [jwk.alg];
     try {
-      // Importing validates the key material (EC point on the curve, RFC 8725 §3.4) before we rely on it.
+      // Importing validates the key material (EC point on the curve) before we rely on it.
       await importJWK(jwk, algorithms[0]);
     } catch {
       rejected.push('import_failed');

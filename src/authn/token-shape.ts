@@ -1,5 +1,5 @@
-// Checks made on an end-user token before any key lookup or crypto (RFC 8725 §3.1, §3.10, bis "reject non-JWT
-// syntax"): size, compact JWS syntax, header hygiene, and the unverified `iss` used only
+// Checks made on an end-user token before any key lookup or crypto (anything not plainly a JWT is refused
+// before it can reach a parser): size, compact JWS syntax, header hygiene, and the unverified `iss` used only
 // to pick which configured issuer's rules apply. Pure: no I/O, no clock.
 import { jsonShapeError } from './json-shape.js';
 import { tokenInvalid } from './token-rejection.js';
@@ -68,7 +68,8 @@ export function inspectToken(token: string, maxBytes: number): TokenShape {
       throw tokenInvalid('forbidden_header', `header parameter ${name} is not accepted`, { alg });
     }
   }
-  // We understand no JWS extension, so any `crit` names one we do not (RFC 7515 §4.1.11).
+  // We understand no JWS extension, so any `crit` names one we do not, and an extension marked critical that the
+  // reader does not understand makes the token invalid.
   if (Object.hasOwn(header, 'crit')) throw tokenInvalid('crit', 'critical header extensions are not supported');
   const { kid } = header;
   if (kid !== undefined && (typeof kid !== 'string' || kid === '' || kid.length > MAX_KID_LENGTH)) {

@@ -1,8 +1,8 @@
-// A strict compact JWS (RFC 7515) for passports only, on node:crypto's synchronous sign/verify. jose's async
+// A strict compact JWS for passports only, on node:crypto's synchronous sign/verify. jose's async
 // WebCrypto path cost ~265 µs per sign+verify here versus ~100 µs for this one, and a passport is minted and
-// verified on every request that carries an end user (SPEC §9 target < 0.2 ms per hop). End-user tokens from
+// verified on every request that carries an end user (the target is < 0.2 ms per hop). End-user tokens from
 // outside the mesh still go through jose. Rules: exactly three base64url segments, JSON header with only the
-// parameters the caller allows, the algorithm fixed by the key (RFC 8725 §3.1: one key, one algorithm).
+// parameters the caller allows, the algorithm fixed by the key (one key, one algorithm: a token cannot choose).
 import { type KeyObject, sign, verify } from 'node:crypto';
 import { derFromP1363, p1363FromDer } from '../../pki/index.js';
 import { jsonShapeError } from '../json-shape.js';

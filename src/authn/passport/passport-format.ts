@@ -1,23 +1,23 @@
-// The passport wire format (SPEC §5). Between sidecars the header holds exactly two compact JWS:
+// The passport wire format. Between sidecars the header holds exactly two compact JWS:
 //   x-meshauth-passport: <link>,<origin>
 // The origin is minted where the external token was validated (a listener allowed to vouch for end users). It is
 // the voucher's statement about the end user, addressed to itself (`aud` = `iss`): it carries the user's claims
 // (`usr`), the expiry of the user's token (`uex`), and `x5c` = the voucher's leaf + intermediate, so every later hop
 // can check it against the trust bundle. The voucher hands it to its own app alone (one JWS); when the app calls
 // downstream, each sidecar on the way mints a fresh link signed with its own SVID key: `aud` = the next hop,
-// `cnf.x5t#S256` = its leaf thumbprint (RFC 8705), the call chain as nested RFC 8693 `act` claims (first actor =
+// `cnf.x5t#S256` = its leaf thumbprint, the call chain as nested `act` claims (first actor =
 // the voucher), and `org` = SHA-256 of the origin it carries. The receiver checks the link against its mTLS peer
 // (so the link needs no x5c) and the origin against the bundle, so the header does not grow with depth.
-// Explicit typing (RFC 8725 §3.11) keeps passports and end-user tokens apart.
+// Explicit typing (`typ`) keeps passports and end-user tokens apart.
 
 export const PASSPORT_HEADER = 'x-meshauth-passport';
 export const PASSPORT_TYP = 'meshauth-passport+jwt';
-/** Lifetime of a freshly minted passport; SPEC §5 caps it at 60 s. */
+/** Lifetime of a freshly minted passport; at most 60 s, so a stolen one is soon useless. */
 export const PASSPORT_TTL_SECONDS = 30;
 export const MAX_PASSPORT_TTL_SECONDS = 60;
 export const DEFAULT_MAX_DEPTH = 8;
 
-/** RFC 8693 §4.1 actor claim: `sub` is the current actor, nested `act` the ones before it. */
+/** The token-exchange actor claim: `sub` is the current actor, nested `act` the ones before it. */
 export interface ActorClaim {
   readonly sub: string;
   readonly act?: ActorClaim;

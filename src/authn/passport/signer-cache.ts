@@ -1,5 +1,5 @@
 // Per-certificate values a passport needs on every mint and verify, computed once: the signing or verification
-// KeyObject, the x5c header, the RFC 8705 thumbprint. Bounded by the number of live SVIDs in the mesh.
+// KeyObject, the x5c header, the `x5t#S256` thumbprint. Bounded by the number of live SVIDs in the mesh.
 import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { X509Svid } from '../../pki/index.js';
 import { algorithmForKey, type JwsAlgorithm } from './compact-jws.js';
@@ -32,7 +32,7 @@ export function signingMaterial(svid: X509Svid): SigningMaterial {
   return material;
 }
 
-/** RFC 8705 §3.1 `x5t#S256`: base64url SHA-256 of the DER certificate. */
+/** `x5t#S256`: base64url SHA-256 of the DER certificate. */
 export function thumbprintOfDer(der: Uint8Array): string {
   return createHash('sha256').update(der).digest('base64url');
 }

@@ -1,5 +1,5 @@
-// Verifying a received passport (SPEC §5). The newest JWS must be signed by the mTLS peer itself (checked with the
-// peer's certificate key; `cnf.x5t#S256` = the peer's leaf thumbprint, RFC 8705 §3), addressed to this sidecar and
+// Verifying a received passport. The newest JWS must be signed by the mTLS peer itself (checked with the
+// peer's certificate key; `cnf.x5t#S256` = the peer's leaf thumbprint), addressed to this sidecar and
 // short-lived. The origin must chain to the trust bundle, be signed by an allowed voucher, be the one the link
 // names (`org`), be addressed to its own signer, and agree with the link's `act` chain (first actor = origin signer).
 // Hops between the first and the peer are asserted by the peer's link alone (see docs/policy.md `when.chain`).

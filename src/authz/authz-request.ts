@@ -1,4 +1,4 @@
-// The input of a policy decision (SPEC §6; the Policy Information Point's attributes). Types only.
+// The input of a policy decision (the Policy Information Point's attributes). Types only.
 // Everything the decision depends on is in here, time included, so decide() never reads a clock or does I/O.
 import type { SpiffeId } from '../identity/index.js';
 
@@ -14,7 +14,7 @@ export type AuthzHeaders =
 export interface AuthzUser {
   readonly sub?: string;
   readonly iss?: string;
-  /** OAuth scopes: a space-separated string (RFC 8693 §4.2) or an array. */
+  /** OAuth scopes: a space-separated string or an array. */
   readonly scope?: string | readonly string[];
   readonly groups?: string | readonly string[];
   readonly client_id?: string;

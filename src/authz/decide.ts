@@ -1,4 +1,4 @@
-// The Policy Decision Point (SPEC §6): decide(policy, request) → Decision. Pure: no I/O, no clock (time is in the
+// The Policy Decision Point: decide(policy, request) → Decision. Pure: no I/O, no clock (time is in the
 // request). Precedence: any matching deny wins; otherwise any matching allow; otherwise deny ("default-deny").
 // The index hands over only the rules whose `from` and `to.methods` fit; the result objects are precompiled.
 // A request without an mTLS peer (the external listener) only ever sees the rules without `from`.

@@ -1,4 +1,4 @@
-// The audit log line for a deny (SPEC §6: "every deny is one JSON audit log line"). Pure: builds the object, the
+// The audit log line for a deny (every deny is one JSON audit log line). Pure: builds the object, the
 // sidecar logs it with `logger.info(record, 'authz deny')`. Values are truncated so a line stays bounded.
 import type { AuthzRequest } from './authz-request.js';
 import type { Decision } from './policy/decision.js';

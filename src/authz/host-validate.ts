@@ -3,7 +3,7 @@
 
 /**
  * host[:port]: a DNS name / IPv4 address, or an IPv6 literal in brackets; never userinfo (`a@b`), a path, a
- * scheme or whitespace. Stricter than RFC 3986 reg-name on purpose: URL parsers and the policy's host rule must
+ * scheme or whitespace. Stricter than a URI's host syntax on purpose: URL parsers and the policy's host rule must
  * read the same name from it.
  */
 const HOST = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252}))(?::([0-9]{1,5}))?$/;

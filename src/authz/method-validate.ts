@@ -2,7 +2,7 @@
 // `GeT` cannot slip past a rule written for GET; the sidecar's listeners forward fewer still. Pure.
 import { MeshauthError } from '../errors/index.js';
 
-// RFC 9110 §5.6.2 token characters without lower-case letters; 32 is longer than any registered method.
+// HTTP token characters without lower-case letters; 32 is longer than any registered method.
 const UPPERCASE_TOKEN = /^[A-Z0-9!#$%&'*+.^_`|~-]{1,32}$/;
 // What a listener forwards: such a token starting with a letter, as every registered method does.
 const FORWARDED_METHOD = /^[A-Z][A-Z0-9!#$%&'*+.^_`|~-]{0,31}$/;

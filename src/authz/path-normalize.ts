@@ -1,4 +1,4 @@
-// Request-path normalization for policy matching (SPEC §6). Pure.
+// Request-path normalization for policy matching. Pure.
 // The normalized path is both what policy sees and what the sidecar forwards to the app (Istio practice), so a
 // path the app could read differently from the policy is rejected (400 MESHAUTH_ERR_PATH_AMBIGUOUS), never guessed.
 import { MeshauthError } from '../errors/index.js';
@@ -26,8 +26,8 @@ const HEX = '0123456789ABCDEF';
 
 /**
  * Normalizes an origin-form request-target (`/path?query`):
- * single percent-decoding of unreserved characters only (RFC 3986 §2.3; other escapes keep their bytes, hex
- * upper-cased per §6.2.2.1), duplicate slashes merged, then `.`/`..` removed per §5.2.4 (never above the root),
+ * single percent-decoding of unreserved characters only (other escapes keep their bytes, hex
+ * upper-cased), duplicate slashes merged, then `.`/`..` segments removed (never above the root),
  * query split off. Rejects encoded `/` and `\`, raw `\`, NUL, `;` path parameters, `#`, invalid escapes
  * (including escaped bytes that are not valid UTF-8), controls, spaces and non-ASCII.
  */
@@ -82,7 +82,7 @@ function decodeUnreserved(raw: string): string {
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
-// SPEC §6 "invalid encoding → 400": escaped bytes must form valid UTF-8. Overlong forms such as %C0%AE ('.') or
+// An invalid encoding is a 400: escaped bytes must form valid UTF-8. Overlong forms such as %C0%AE ('.') or
 // %C0%AF ('/') stay escaped here, but a lenient decoder in the app (old Tomcat, IIS) turns them into dot segments
 // or slashes the policy never saw; a lone %E9 (Latin-1) is equally ambiguous. `raw[from, to)` holds only escapes.
 function checkUtf8(raw: string, from: number, to: number): void {
@@ -122,7 +122,7 @@ function mergeSlashes(path: string): string {
   return path.includes('//') ? path.replace(/\/{2,}/g, '/') : path;
 }
 
-/** RFC 3986 §5.2.4 on an absolute path whose slashes are already merged. */
+/** Removes `.` and `..` segments from an absolute path whose slashes are already merged. */
 function removeDotSegments(path: string): string {
   if (!path.includes('/.')) return path;
   const segments = path.slice(1).split('/');
@@ -148,7 +148,7 @@ function hexValue(c: number): number {
   return -1;
 }
 
-/** ALPHA / DIGIT / "-" / "." / "_" / "~" (RFC 3986 §2.3). */
+/** ALPHA / DIGIT / "-" / "." / "_" / "~" (the unreserved characters). */
 function isUnreserved(c: number): boolean {
   return (
     (c >= 0x41 && c <= 0x5a) ||

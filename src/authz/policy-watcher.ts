@@ -1,4 +1,4 @@
-// Holds the current compiled policy and reloads it when the file changes (SPEC §6). Not pure (fs). A valid change
+// Holds the current compiled policy and reloads it when the file changes. Not pure (fs). A valid change
 // is swapped in whole; an invalid one is logged and counted and the old policy stays.
 // Change detection: fs.watch on the directory (editors and Kubernetes ConfigMaps replace files, which a watch on
 // the file itself misses) plus a periodic stat as a fallback, both debounced, then a content comparison.

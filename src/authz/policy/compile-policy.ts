@@ -1,4 +1,4 @@
-// PolicyDocument → CompiledPolicy (SPEC §6): defaults applied, every condition turned into a Check, rules indexed.
+// PolicyDocument → CompiledPolicy: defaults applied, every condition turned into a Check, rules indexed.
 // Pure. Compiled once per load; decide() then only runs the checks of the rules the index hands it.
 
 import type { SpiffeId } from '../../identity/index.js';
@@ -82,7 +82,7 @@ function compileRule(
 
 /**
  * The methods a rule's `to.methods` covers: those listed, and HEAD wherever GET is. A HEAD is a GET without the
- * body (RFC 9110 §9.3.2), and Express, Spring, Flask, Rails and Go's ServeMux run the GET handler for it, with its
+ * body, and Express, Spring, Flask, Rails and Go's ServeMux run the GET handler for it, with its
  * side effects and response headers: a deny on GET that let HEAD through would not deny what it says.
  */
 function methodSet(listed: readonly string[]): ReadonlySet<string> {

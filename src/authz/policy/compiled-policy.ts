@@ -1,5 +1,5 @@
 // The compiled form of a policy: rules as matcher functions plus an index from peer (and method) to the few rules
-// that can apply, so a decision never scans every rule (SPEC §9: ≤ 10 µs median with 1,000 rules). Pure.
+// that can apply, so a decision never scans every rule (the target is ≤ 10 µs median with 1,000 rules). Pure.
 
 import type { SpiffeId } from '../../identity/index.js';
 import type { AuthzRequest } from '../authz-request.js';

@@ -1,10 +1,10 @@
-// The result of a policy decision (SPEC §6). Types only.
+// The result of a policy decision. Types only.
 export type PolicyMode = 'enforce' | 'audit';
 export type RuleAction = 'allow' | 'deny';
 
 export interface Decision {
   readonly decision: RuleAction;
-  /** The deciding rule's name, or `default-deny` when no rule matched. A bounded metric label (SPEC §8). */
+  /** The deciding rule's name, or `default-deny` when no rule matched. A bounded metric label. */
   readonly rule: string;
   readonly mode: PolicyMode;
   /**

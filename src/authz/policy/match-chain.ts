@@ -1,4 +1,4 @@
-// Call-chain conditions for `when.chain` (SPEC §5, §6). Pure.
+// Call-chain conditions for `when.chain`. Pure.
 // The call path is the passport's chain (earlier hops, first hop first) followed by the mTLS peer itself, so
 // "came through the gateway" also holds when the gateway is the direct caller. A request from the external
 // listener has neither (no peer, no chain), so no chain condition matches it. `includes`: at least one hop on the

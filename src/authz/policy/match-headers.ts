@@ -1,4 +1,4 @@
-// Header conditions for `when.headers` (SPEC §6). Pure and allocation-free.
+// Header conditions for `when.headers`. Pure and allocation-free.
 // Every value counts: a repeated header and each comma-separated element of every value are all evaluated, so
 // `x-role: user` + `x-role: admin` or `x-role: user,admin` can never be judged on its first value alone (the Istio
 // multi-value header bypass). Which way the extra values count depends on the rule's action, so an extra value
@@ -32,7 +32,7 @@ export function headerNameError(name: string): string | undefined {
   const lower = policyHeaderName(name);
   // A `__proto__` key would be dropped by the schema's record parsing, silently removing the condition.
   if (name.toLowerCase() === '__proto__') return 'expected an HTTP header name, not "__proto__"';
-  // Identity headers are stripped and set by the sidecar itself (SPEC §5): before that a client can send any value,
+  // Identity headers are stripped and set by the sidecar itself: before that a client can send any value,
   // after it they are not request input. Either way a condition on them cannot mean what it says.
   if (lower === 'x-forwarded-client-cert' || lower.startsWith('x-meshauth-')) {
     return 'identity headers set by the sidecar cannot be matched: use from, when.user or when.chain';

@@ -1,5 +1,5 @@
-// Hosts for `to.hosts` (SPEC §6, CVE-2021-39155): compared case-insensitively, without the
-// port and without a trailing dot, on both the policy side and the request side. Pure.
+// Hosts for `to.hosts`: compared case-insensitively, without the port and without a trailing dot, on both the
+// policy side and the request side, so a host spelled differently cannot slip past a rule. Pure.
 const HOST_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
 const BRACKETED_V6 = /^\[[0-9a-f:.]+\]$/;
 

@@ -1,7 +1,8 @@
-// SPIFFE ID patterns for `from.ids`, `from.notIds` and `when.chain` (SPEC §6). Pure.
+// SPIFFE ID patterns for `from.ids`, `from.notIds` and `when.chain`. Pure.
 // A pattern is an exact ID, or `<id>/*`: every ID with one or more further path segments under <id>, compared
 // segment-wise (`spiffe://td/ns/a/*` matches spiffe://td/ns/a/x and …/a/x/y, never spiffe://td/ns/ab/x, and not
-// spiffe://td/ns/a itself). `*` anywhere else is refused: no globbing inside segments (CVE-2020-15104 class).
+// spiffe://td/ns/a itself). `*` anywhere else is refused: no globbing inside segments, where a crafted ID could
+// match more than the rule meant.
 import { SpiffeId } from '../../identity/index.js';
 
 export interface IdMatcher {

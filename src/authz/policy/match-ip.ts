@@ -83,7 +83,7 @@ function parseV6(input: string): bigint | undefined {
   const head = wordsOf(halves[0] ?? '', halves.length === 1);
   const tail = halves.length === 2 ? wordsOf(halves[1] ?? '', true) : [];
   if (head === undefined || tail === undefined) return undefined;
-  // "::" stands for one or more zero groups (RFC 4291 §2.2); without it there must be exactly eight.
+  // "::" stands for one or more zero groups; without it there must be exactly eight.
   const missing = 8 - head.length - tail.length;
   if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
   const words = [...head, ...new Array<number>(missing).fill(0), ...tail];

@@ -1,4 +1,4 @@
-// Path patterns for `to.paths` (SPEC §6). Pure; matching is case-sensitive and allocation-free.
+// Path patterns for `to.paths`. Pure; matching is case-sensitive and allocation-free.
 // Forms: exact `/orders`; prefix `/orders/*` (matches `/orders/` and everything below it, never `/orders`
 // itself, as in Istio); `{param}` for exactly one non-empty segment (`/users/{id}/profile`), optionally
 // ending in `/*`. Patterns must already be in normalized form, or they could never match a request.

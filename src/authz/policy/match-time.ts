@@ -1,4 +1,4 @@
-// Time windows for `when.time` (SPEC §6): weekdays plus a local [from, to) range in an IANA time zone, via Intl
+// Time windows for `when.time`: weekdays plus a local [from, to) range in an IANA time zone, via Intl
 // (no dependency). Pure: the instant comes from the request, never from a clock read.
 export const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'] as const;
 export type Weekday = (typeof WEEKDAYS)[number];

@@ -1,4 +1,4 @@
-// End-user conditions for `when.user` (SPEC §6). Pure. A rule with `when.user` never matches a request without a
+// End-user conditions for `when.user`. Pure. A rule with `when.user` never matches a request without a
 // verified end user. Lists are OR (`sub`, `iss`, `client_id`: one of; `groups`: member of at least one listed
 // group), except `scope`: every listed scope must be granted (the scope claim is space-separated or an array).
 // `claims` matches any claim by dotted path (match-claims.ts); it is not a UserField but its own check.

@@ -1,4 +1,4 @@
-// Policy text → validated PolicyDocument (SPEC §6). Pure: the caller reads the file. Every problem is reported,
+// Policy text → validated PolicyDocument. Pure: the caller reads the file. Every problem is reported,
 // each naming the file, the rule (name and index) and the field, and what was expected.
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';

@@ -1,6 +1,6 @@
-// The policy file schema (SPEC §6): apiVersion meshauth.dev/v1, kind Policy. Pure. Strict: unknown keys are
+// The policy file schema: apiVersion meshauth.dev/v1, kind Policy. Pure. Strict: unknown keys are
 // errors (a misspelt matcher must never be ignored and widen a rule). Validation only: defaults
-// are applied by the compiler, not here (STYLE "validating and defaulting are two steps").
+// are applied by the compiler, not here (validating and defaulting are two steps).
 import { z } from 'zod';
 import { MeshauthError } from '../../errors/index.js';
 import { TrustDomain } from '../../identity/index.js';

@@ -4,7 +4,7 @@
 // Pure bookkeeping: the clock comes in as an argument (no timers), so every boundary is unit-tested.
 import { nonNegativeInteger, positiveInteger } from './count-options.js';
 
-/** Shortest and longest Retry-After the CA sends (seconds, RFC 9110 §10.2.3 delay-seconds). */
+/** Shortest and longest Retry-After the CA sends (whole seconds, the form Retry-After takes). */
 export const MIN_RETRY_AFTER_SECONDS = 1;
 export const MAX_RETRY_AFTER_SECONDS = 30;
 /** Weight of the newest sample in the signing-rate average (exponentially weighted). */

@@ -1,7 +1,7 @@
-// The CA HTTP API (SPEC §4): POST /v1/svid (join token or Kubernetes service-account token bootstrap, or renewal
+// The CA HTTP API: POST /v1/svid (join token or Kubernetes service-account token bootstrap, or renewal
 // over mTLS), POST /v1/token (JWT-SVIDs, token-endpoint.ts), GET /v1/bundle, /v1/jwks, the OIDC discovery
 // document, /healthz, /metrics. The CA takes only the public key from a CSR; the identity comes from the
-// credential. Every rejection is a JSON {code, message} (RFC 6749 §5.2 form on /v1/token),
+// credential. Every rejection is a JSON {code, message} (the OAuth error form on /v1/token),
 // one metric increment and one log line (never the token).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
@@ -308,7 +308,7 @@ export function recordCaRejection(
   telemetry.logger.warn({ event: 'ca_request_rejected', code: error.code, reason, ...request }, error.message);
 }
 
-/** Refuses a request the handler has: counted, logged, the JSON error (RFC 6749 §5.2's on the token endpoint). */
+/** Refuses a request the handler has: counted, logged, the JSON error (the OAuth one on the token endpoint). */
 export function rejectCaRequest(
   telemetry: Pick<CaApiOptions, 'logger' | 'metrics'>,
   req: IncomingMessage,
@@ -326,7 +326,7 @@ export function rejectCaRequest(
     return;
   }
   if (error.code === 'MESHAUTH_ERR_CA_BODY_TOO_LARGE') res.setHeader('connection', 'close');
-  // RFC 6749 §5.2: OAuth clients expect {error, error_description}; `code` keeps our registry code next to it.
+  // OAuth clients expect {error, error_description}; `code` keeps our registry code next to it.
   sendJson(res, error.status, pathOf(req) === TOKEN_PATH ? oauthErrorBody(error) : error.toJSON());
 }
 

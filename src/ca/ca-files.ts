@@ -1,4 +1,4 @@
-// The CA directory layout (SPEC §4: scripts and tests rely on these names) and the one way files are written into
+// The CA directory layout (scripts and tests rely on these names) and the one way files are written into
 // it: to a temporary file in the same directory, fsync'd, then renamed, so a reader (another `ca serve` replica, a
 // running server picking up a rotation) sees either the old file or the new one, never half of one.
 import { randomBytes } from 'node:crypto';
@@ -25,7 +25,7 @@ export interface CaPaths {
   /** Join tokens, one file per token named by the SHA-256 of the token (the token itself is never stored). */
   readonly tokens: string;
   readonly usedTokens: string;
-  /** P-256 key that signs JWT-SVIDs from `POST /v1/token` (SPEC §4); its RFC 7638 thumbprint is the `kid`. */
+  /** P-256 key that signs JWT-SVIDs from `POST /v1/token`; its JWK thumbprint is the `kid`. */
   readonly jwtKey: string;
   /** Public JWKs of replaced JWT signing keys with the time until which `/v1/jwks` still publishes each. */
   readonly jwtRetired: string;

@@ -24,7 +24,7 @@ export function isJwksUrl(jwks: string): boolean {
   return /^https?:\/\//i.test(jwks);
 }
 
-/** `kid` is only a lookup key (RFC 8725 §3.10); without one, exactly one compatible key must exist. */
+/** `kid` is only a lookup key (never trusted for anything else); without one, exactly one compatible key must exist. */
 export function selectKey(keys: readonly UsableKey[], kid: string | undefined, alg: string): UsableKey | undefined {
   const candidates = keys.filter((key) => (kid === undefined || key.kid === kid) && key.algorithms.has(alg));
   return candidates.length === 1 ? candidates[0] : undefined;
@@ -155,7 +155,7 @@ export class RemoteJwksKeys implements ClusterKeySource {
   }
 }
 
-/** OIDC Discovery 1.0 §4: the document's `issuer` must equal ours byte for byte; `jwks_uri` must be https. */
+/** The discovery document's `issuer` must equal ours byte for byte; `jwks_uri` must be https. */
 async function discoverJwksUrl(client: ClusterApiClient, issuer: string): Promise<string> {
   const document = (await client.getJson(`${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`)) as {
     issuer?: unknown;

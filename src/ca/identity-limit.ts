@@ -18,7 +18,7 @@ export interface IdentityLimitOptions {
   /** The warn line's `event`; one per endpoint, so a flood on one does not hide the other's first line. */
   readonly event: string;
   readonly buckets?: IdentityRateLimit;
-  /** Carried on the refusal (the token endpoint's RFC 6749 §5.2 `error`). */
+  /** Carried on the refusal (the token endpoint's OAuth `error`). */
   readonly refusalDetail?: Readonly<Record<string, unknown>>;
   readonly logger: Logger;
   readonly metrics: Metrics;

@@ -1,4 +1,4 @@
-// One-time join tokens (SPEC §4): 256 random bits, base64url, stored only as `tokens/<sha256hex>.json` holding
+// One-time join tokens: 256 random bits, base64url, stored only as `tokens/<sha256hex>.json` holding
 // `{id, expiresAt}`. Consuming renames the file into `tokens/used/`: rename(2) is atomic, so among concurrent
 // requests — in this process or in another replica sharing the directory — exactly one wins.
 import { createHash, randomBytes } from 'node:crypto';

@@ -1,5 +1,5 @@
-// The CA's JWT-SVID signing key (SPEC §4 `POST /v1/token`): one P-256 key in `<dir>/jwt.key` (0600), separate from
-// the X.509 keys so a JWKS consumer never holds a key that can also sign certificates. `kid` is the key's RFC 7638
+// The CA's JWT-SVID signing key (`POST /v1/token`): one P-256 key in `<dir>/jwt.key` (0600), separate from
+// the X.509 keys so a JWKS consumer never holds a key that can also sign certificates. `kid` is the key's
 // JWK thumbprint, so every replica sharing the directory publishes the same `kid` without coordination.
 import { createECDH, createPrivateKey, hkdfSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -9,7 +9,7 @@ import { exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem, type KeyPair
 import type { Logger } from '../telemetry/index.js';
 import { caPaths, createFileExclusive, PRIVATE_FILE_MODE, writeFileAtomic } from './ca-files.js';
 
-/** JWS algorithm of every JWT-SVID the CA signs (JWT-SVID §2.1 allows it; one algorithm per key, RFC 8725 §3.1). */
+/** JWS algorithm of every JWT-SVID the CA signs (JWT-SVIDs allow it; one algorithm per key: a token cannot pick). */
 export const JWT_SVID_ALG = 'ES256';
 
 export interface JwtSigningKey {
@@ -61,7 +61,7 @@ export async function parseJwtSigningKey(pem: string, file: string): Promise<Jwt
   return jwtSigningKeyOf(await importPrivateKeyPem(pem), file);
 }
 
-/** The published form of a public key: `{kty, crv, x, y, kid, alg, use}` with the RFC 7638 thumbprint as kid. */
+/** The published form of a public key: `{kty, crv, x, y, kid, alg, use}` with the JWK thumbprint as kid. */
 export async function publicJwkOf(publicKey: CryptoKey): Promise<Readonly<JWK>> {
   const { kty, crv, x, y } = await exportJWK(publicKey);
   const bare = { kty, crv, x, y } as JWK;
@@ -70,7 +70,7 @@ export async function publicJwkOf(publicKey: CryptoKey): Promise<Readonly<JWK>> 
 }
 
 /**
- * A P-256 key derived from the intermediate key with HKDF-SHA256 (RFC 5869): every replica holding the same
+ * A P-256 key derived from the intermediate key with HKDF-SHA256: every replica holding the same
  * intermediate derives the same JWT signing key, and it never signs certificates. It changes with the intermediate
  * (JwtKeyRing keeps the previous one published meanwhile). Undefined when there is no intermediate key to read.
  */

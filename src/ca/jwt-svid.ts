@@ -22,7 +22,7 @@ export interface MintJwtSvidOptions {
 export interface MintedJwtSvid {
   readonly token: string;
   readonly jti: string;
-  /** Seconds from `now` to `exp` (the RFC 6749 §5.1 `expires_in`). */
+  /** Seconds from `now` to `exp` (the OAuth `expires_in`). */
   readonly expiresIn: number;
   readonly expiresAt: Date;
 }

@@ -1,4 +1,4 @@
-// Kubernetes projected service-account tokens as a bootstrap credential (SPEC §4): verified
+// Kubernetes projected service-account tokens as a bootstrap credential: verified
 // with jose against the cluster's keys (cluster-jwks.ts: a file reloaded on change, or an https URL), RS256/ES256
 // only, exact `iss`, our audience in `aud`, `exp` required, the identity derived from the token's `kubernetes.io`
 // claim as spiffe://<td>/ns/<namespace>/sa/<name>; then, with `--k8s-token-review`, confirmed by the API server's

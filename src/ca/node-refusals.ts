@@ -63,7 +63,7 @@ function onClientError(options: NodeRefusalOptions, error: Error & { code?: stri
       parserCode: error.code,
     });
   }
-  // On the token endpoint, RFC 6749 §5.2's {error, error_description} as every other answer there.
+  // On the token endpoint, the OAuth {error, error_description} as every other answer there.
   answer(socket, rejection, pending !== undefined && isTokenPath(pending.req));
 }
 

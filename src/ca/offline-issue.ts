@@ -1,4 +1,4 @@
-// `ca issue`: signs an SVID directly from the CA directory, without a running server (SPEC §4). The key pair is
+// `ca issue`: signs an SVID directly from the CA directory, without a running server. The key pair is
 // generated here, since the workload has none yet; the caller writes key and chain to files.
 import { MeshauthError } from '../errors/index.js';
 import { refuseCaId, SpiffeId } from '../identity/index.js';

@@ -1,12 +1,12 @@
-// What outsiders need to verify the CA's JWT-SVIDs (SPEC §4): the issuer URL rules and the discovery document
-// served at `/.well-known/openid-configuration` (OIDC Discovery 1.0 §3, RFC 8414 §2, RFC 8705 §3.3). Pure.
+// What outsiders need to verify the CA's JWT-SVIDs: the issuer URL rules and the discovery document
+// served at `/.well-known/openid-configuration`. Pure.
 import { MeshauthError } from '../errors/index.js';
 
 export const JWKS_PATH = '/v1/jwks';
 export const TOKEN_PATH = '/v1/token';
 export const DISCOVERY_PATH = '/.well-known/openid-configuration';
 
-/** `ca serve --issuer-url`: an https URL without query, fragment or credentials (OIDC Discovery 1.0 §2). */
+/** `ca serve --issuer-url`: an https URL without query, fragment or credentials (all an OIDC issuer may be). */
 export function checkIssuerUrl(text: string): string {
   let url: URL;
   try {
@@ -37,8 +37,8 @@ export interface OpenIdConfiguration {
 }
 
 /**
- * OIDC Discovery 1.0 §3 requires `issuer`, `jwks_uri`, `response_types_supported`, `subject_types_supported` and
- * `id_token_signing_alg_values_supported` of every provider (RFC 8414 §2 requires `issuer` and
+ * An OpenID provider's discovery document must carry `issuer`, `jwks_uri`, `response_types_supported`,
+ * `subject_types_supported` and `id_token_signing_alg_values_supported` (plain OAuth server metadata needs `issuer` and
  * `response_types_supported`). The CA has no authorization endpoint — no end user ever signs in, the client
  * authenticates by its certificate at the token endpoint — so `authorization_endpoint` is absent, as in the
  * Kubernetes API server's own discovery document, and the response types name what a verifier checks: signed JWTs.
@@ -49,14 +49,14 @@ export function openIdConfiguration(issuer: string): OpenIdConfiguration {
     jwks_uri: endpoint(issuer, JWKS_PATH),
     token_endpoint: endpoint(issuer, TOKEN_PATH),
     response_types_supported: ['id_token'],
-    // `sub` is the workload's SPIFFE ID, the same for every audience (OIDC Core §8 "public").
+    // `sub` is the workload's SPIFFE ID, the same for every audience (the "public" subject type).
     subject_types_supported: ['public'],
     id_token_signing_alg_values_supported: ['ES256'],
     grant_types_supported: ['client_credentials'],
     token_endpoint_auth_methods_supported: ['tls_client_auth'],
     claims_supported: ['sub', 'aud', 'exp', 'iat', 'iss', 'jti'],
     scopes_supported: ['openid'],
-    // The JWT-SVID carries no `cnf`: it is a plain bearer token for services outside the mesh (RFC 8705 §3.3).
+    // The JWT-SVID carries no `cnf`: it is a plain bearer token for services outside the mesh, bound to no certificate.
     tls_client_certificate_bound_access_tokens: false,
   };
 }

@@ -1,4 +1,4 @@
-// Client authentication by X509-SVID (SPEC §4 renewal; RFC 8705 §2.1 tls_client_auth for `POST /v1/token`): the
+// Client authentication by X509-SVID (renewal; tls_client_auth for `POST /v1/token`): the
 // chain the client presented in the TLS handshake, validated here against the CA's own bundle. The TLS server lets
 // certificate-less connections through (join-token bootstrap), so this check is the only gate.
 import type { IncomingMessage } from 'node:http';

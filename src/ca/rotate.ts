@@ -1,4 +1,4 @@
-// CA rotation (SPEC §4). Intermediate: a new one under the active root signs new SVIDs at once; old leaves stay
+// CA rotation. Intermediate: a new one under the active root signs new SVIDs at once; old leaves stay
 // valid because the root is unchanged. Root, in two steps: `--root` publishes a new root in bundle.pem beside the
 // old one (nothing signs with it yet, so every peer learns it first); `--root --activate` then signs a new
 // intermediate with it and makes it the active root. The old root stays in the bundle until `--root --retire`

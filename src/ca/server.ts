@@ -38,7 +38,7 @@ const OVERLOAD_LOG_INTERVAL_MS = 10_000;
 /**
  * The mesh TLS profile with TLS 1.2 allowed (ECDHE + AEAD suites only, no renegotiation).
  * No TLS session resumption: a resumed session carries no client certificate chain (OpenSSL keeps at most the leaf),
- * and renewal and `POST /v1/token` authenticate by that chain (RFC 8705 §3: the certificate of the handshake).
+ * and renewal and `POST /v1/token` authenticate by that chain (the certificate of the handshake itself).
  */
 const PROFILE = protocolOptions({ tls12: true });
 const TLS_OPTIONS = { ...PROFILE, secureOptions: withoutResumption(PROFILE.secureOptions) };
@@ -55,7 +55,7 @@ export interface CaServerOptions {
   readonly jwtTtlMs?: number;
   /** `iss` of JWT-SVIDs; default `https://<listen host>:<port>` (the URL this server answers on). */
   readonly issuerUrl?: string;
-  /** Accept Kubernetes projected service-account tokens on `POST /v1/svid` (SPEC §4). */
+  /** Accept Kubernetes projected service-account tokens on `POST /v1/svid`. */
   readonly kubernetes?: Omit<KubernetesTokenOptions, 'logger'>;
   /** `host:port` of the plain-HTTP admin listener (/livez, /healthz, /readyz, /metrics). */
   readonly adminListen?: string;
@@ -145,7 +145,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       ...TLS_OPTIONS,
       // Renewal authenticates with the client certificate, bootstrap with a join token and no certificate: the
       // handshake asks for a certificate but lets the request through, and api.ts validates the presented chain
-      // itself with validateX509Svid against the bundle (SPEC §4 renewal).
+      // itself with validateX509Svid against the bundle (renewal).
       requestCert: true,
       rejectUnauthorized: false, // lint-allow: no-reject-unauthorized-false — join-token bootstrap has no client cert; api.ts validates any presented chain
       // Node's default is 120 s; a connection in its handshake holds one of the door's slots.

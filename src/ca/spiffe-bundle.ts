@@ -1,4 +1,4 @@
-// The trust bundle in SPIFFE bundle format (SPIFFE Trust Domain and Bundle §4, X509-SVID §6): a JWK set whose keys
+// The trust bundle in SPIFFE bundle format: a JWK set whose keys
 // have `use: "x509-svid"`, no `kid`, and exactly one CA certificate in `x5c`. Pure.
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import type { TrustBundle } from '../pki/index.js';

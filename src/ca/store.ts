@@ -1,4 +1,4 @@
-// The CA's key material on disk (SPEC §4): `ca init` creates it, `ca issue`/`ca serve` load it. Keys are 0600 and
+// The CA's key material on disk: `ca init` creates it, `ca issue`/`ca serve` load it. Keys are 0600 and
 // every file is replaced atomically, so a running server or another replica never reads a torn file.
 import { createPublicKey, X509Certificate as NodeX509Certificate } from 'node:crypto';
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';

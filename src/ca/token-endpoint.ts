@@ -1,6 +1,6 @@
-// `POST /v1/token` (SPEC §4): the OAuth 2.0 client-credentials grant (RFC 6749 §4.4) with mutual-TLS client
-// authentication (RFC 8705 §2.1 tls_client_auth). The client is its current X509-SVID, nothing else; the answer is
-// a JWT-SVID for the one requested audience (RFC 6749 §5.1 body, `Cache-Control: no-store`), within the caller's
+// `POST /v1/token`: the OAuth 2.0 client-credentials grant with mutual-TLS client
+// authentication (tls_client_auth). The client is its current X509-SVID, nothing else; the answer is
+// a JWT-SVID for the one requested audience (the OAuth token body, `Cache-Control: no-store`), within the caller's
 // per-identity JWT-SVID limit (identity-limit.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger, Metrics } from '../telemetry/index.js';
@@ -12,7 +12,7 @@ import { authenticatePeer } from './peer-svid.js';
 import { readBodyLimited } from './read-body.js';
 import { clientIdMismatch, parseTokenRequest } from './token-request.js';
 
-/** A token request is a few parameters; RFC 6749 sets no limit, we set a small one. */
+/** A token request is a few parameters; OAuth sets no limit, we set a small one. */
 export const MAX_TOKEN_REQUEST_BYTES = 8 * 1024;
 export const ISSUED_TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
 

@@ -1,12 +1,13 @@
-// Parses an OAuth 2.0 client-credentials token request (RFC 6749 §4.4.2, §3.2; RFC 8707 `resource`; RFC 8693
-// `audience`) into the one audience a JWT-SVID is issued for, and maps every rejection to its RFC 6749 §5.2 `error`.
-// Pure: no I/O, no clock; client authentication (RFC 8705 tls_client_auth) happens before this, in token-endpoint.ts.
+// Parses an OAuth 2.0 client-credentials token request (`grant_type`, no repeated parameter; the `resource` or
+// `audience` parameter) into the one audience a JWT-SVID is issued for, and maps every rejection to its OAuth `error`.
+// Pure: no I/O, no clock; client authentication (tls_client_auth) happens before this, in token-endpoint.ts.
 import { MeshauthError } from '../errors/index.js';
 
 /**
- * RFC 6749 §5.2 error values this endpoint uses, plus RFC 8707 §2 `invalid_target`, and `server_error` and
- * `temporarily_unavailable` of RFC 6749 §4.1.2.1: §5.2 has no value for "retry later", and `invalid_request` would
- * tell a client that is merely too fast that its request is malformed. The 429 status and Retry-After say the rest.
+ * The OAuth token error values this endpoint uses, plus `invalid_target` (resource indicators), and `server_error`
+ * and `temporarily_unavailable` of the authorization endpoint: the token errors have no value for "retry later", and
+ * `invalid_request` would tell a client that is merely too fast that its request is malformed. The 429 status and
+ * Retry-After say the rest.
  */
 export type OAuthErrorCode =
   | 'invalid_client'
@@ -18,7 +19,7 @@ export type OAuthErrorCode =
 
 export interface TokenRequest {
   readonly audience: string;
-  /** RFC 8705 §2: optional here; when sent it must name the SPIFFE ID of the client certificate. */
+  /** Optional here, though mTLS client auth normally requires it; when sent it must be the certificate's SPIFFE ID. */
   readonly clientId: string | undefined;
 }
 
@@ -28,7 +29,7 @@ const MAX_AUDIENCE_LENGTH = 512;
 const AUDIENCE_SHAPE = /^[\x21-\x7e]+$/;
 const SINGLE_VALUED = ['grant_type', 'audience', 'resource', 'client_id'] as const;
 
-/** Fixed `error_description` per rejection reason: no request input ever reaches the client (STYLE 5). */
+/** Fixed `error_description` per rejection reason: no request input ever reaches the client. */
 const DESCRIPTIONS: Readonly<Record<string, string>> = {
   unsupported_media_type: `the request body must be ${FORM_CONTENT_TYPE}`,
   duplicate_parameter: 'a request parameter is repeated (RFC 6749 §3.2)',
@@ -65,7 +66,7 @@ export function parseTokenRequest(contentType: string | undefined, body: Buffer)
   return { audience: target, clientId: params.get('client_id') ?? undefined };
 }
 
-/** The RFC 6749 §5.2 body for any error raised while serving the token endpoint (route, body size, auth, parse). */
+/** The OAuth error body for any error raised while serving the token endpoint (route, body size, auth, parse). */
 export function oauthErrorBody(error: MeshauthError): {
   error: OAuthErrorCode;
   error_description: string;

@@ -1,6 +1,6 @@
-// Cookie header parsing and Set-Cookie building for the gateway's own cookies (RFC 6265). Pure.
+// Cookie header parsing and Set-Cookie building for the gateway's own cookies. Pure.
 // Every cookie the gateway sets is `__Host-` prefixed: Secure, Path=/, no Domain, so no sibling host and no
-// plain-http page can set or read it (RFC 6265bis §4.1.3.2).
+// plain-http page can set or read it.
 
 /** name → value of a Cookie header (first occurrence wins: a later duplicate cannot shadow it). */
 export function parseCookies(header: string | readonly string[] | undefined): Map<string, string> {

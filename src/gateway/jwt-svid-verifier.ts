@@ -1,4 +1,4 @@
-// JWT-SVIDs of this mesh's CA as API credentials for workloads outside the mesh (SPIFFE JWT-SVID §3, §4): ES256,
+// JWT-SVIDs of this mesh's CA as API credentials for workloads outside the mesh: ES256,
 // `iss` = the CA's issuer URL, `aud` one of the configured audiences, `sub` a SPIFFE ID of the trust domain, a
 // short `exp`. Keys come from the CA's JWKS over TLS anchored in `ca.bundle` (the CA's own PKI), refreshed every
 // few minutes and on an unknown `kid` (at most every 30 s). Failures are MESHAUTH_ERR_TOKEN_INVALID with a reason.

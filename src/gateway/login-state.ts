@@ -1,5 +1,5 @@
-// The pre-login cookies: what the callback needs to finish a sign-in this browser started (OAuth 2.0 Security BCP
-// §4.7: `state` bound to the user agent, so a callback carrying someone else's code — login CSRF — is refused).
+// The pre-login cookies: what the callback needs to finish a sign-in this browser started
+// (`state` bound to the user agent, so a callback carrying someone else's code — login CSRF — is refused).
 // One cookie per sign-in in progress, named after a hash of its state (`<session>-login-<tag>`), so two tabs that
 // both start a sign-in do not undo each other. Sealed like the session (purpose `<session>-login` as the AAD),
 // ten minutes at most; the callback clears its own.

@@ -1,9 +1,10 @@
 // The gateway as an OpenID Connect relying party, on openid-client 6 (an OpenID-certified RP): discovery (lazy,
-// retried after a failure), the authorization code flow with PKCE S256, `state` and `nonce` (OIDC Core §3.1,
-// OAuth 2.0 Security BCP §2.1.1), the refresh-token grant and RP-initiated logout. The ID token's algorithm is
-// pinned to one asymmetric algorithm (never `none`, never HS*: RFC 8725 §3.1), its issuer, audience, nonce and
-// times are checked by openid-client. An http:// issuer is allowed only on loopback (the config refuses others);
-// `oidc.caFile` trusts a private CA for an https issuer. Failures become MeshauthErrors with a bounded reason.
+// retried after a failure), the authorization code flow with PKCE S256, `state` and `nonce` (so an intercepted or
+// injected code, or a replayed ID token, is refused), the refresh-token grant and RP-initiated logout. The ID
+// token's algorithm is pinned to one asymmetric algorithm (never `none`, never HS*, so a token cannot pick a weaker
+// check), its issuer, audience, nonce and times are checked by openid-client. An http:// issuer is allowed only on
+// loopback (the config refuses others); `oidc.caFile` trusts a private CA for an https issuer. Failures become
+// MeshauthErrors with a bounded reason.
 import * as client from 'openid-client';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { MeshauthError } from '../errors/index.js';
@@ -185,7 +186,7 @@ function pickIdTokenAlgorithm(
   supported: readonly string[] | undefined,
 ): string | undefined {
   if (configured !== undefined) return ASYMMETRIC_ID_TOKEN_ALGORITHM.test(configured) ? configured : undefined;
-  // OIDC Discovery §3: RS256 must be supported when nothing is listed.
+  // A provider that lists no algorithms must support RS256.
   if (supported === undefined) return 'RS256';
   return supported.find((alg) => ASYMMETRIC_ID_TOKEN_ALGORITHM.test(alg));
 }

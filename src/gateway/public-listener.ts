@@ -126,7 +126,8 @@ export class PublicListener {
         },
         // Node resets a stream above this many fields before the edge sees it; twice what fits in maxHeaderBytes.
         maxHeaderListPairs: Math.ceil(options.maxHeaderBytes / 16),
-        // Rapid reset (CVE-2023-44487) and garbage frames: the session is torn down past these.
+        // Rapid reset (streams opened and cancelled at once to burn server work) and garbage frames: the session
+        // is torn down past these.
         maxSessionRejectedStreams: 100,
         maxSessionInvalidFrames: 100,
         maxSessionMemory: 10,
@@ -167,7 +168,7 @@ export class PublicListener {
       firstClientErrorOnly((error: Error & { code?: string }, socket: Socket) => this.#onClientError(error, socket)),
     );
     // Without a 'checkExpectation' listener node:http (and node:http2's compat layer) answers an Expect other than
-    // 100-continue (RFC 9110 §10.1.1) with a bare 417; the gateway meets no other expectation.
+    // 100-continue with a bare 417; the gateway meets no other expectation.
     this.#server.on(
       'checkExpectation',
       (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) =>

@@ -1,6 +1,6 @@
-// Where to send the browser after sign-in: a path on this gateway only (no open redirect, OAuth 2.0 Security BCP
-// §4.11). Anything that a browser could read as another origin — `//evil`, `/\evil`, a scheme, control
-// characters — becomes `/`. Pure.
+// Where to send the browser after sign-in: a path on this gateway only (no open redirect, which would lend the
+// gateway's name to a phishing link). Anything that a browser could read as another origin — `//evil`, `/\evil`,
+// a scheme, control characters — becomes `/`. Pure.
 // It travels sealed in a pre-login cookie: a longer deep link returns to `/` rather than growing the cookie.
 const MAX_RETURN_CHARS = 512;
 

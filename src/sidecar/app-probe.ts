@@ -1,4 +1,4 @@
-// Probes of the local app. AppProbe: reachability for /readyz (SPEC §7 "ready once … the app answers"), a TCP
+// Probes of the local app. AppProbe: reachability for /readyz (ready only once the app answers), a TCP
 // connect with a short timeout, cached briefly so a tight probe loop does not open a connection per request.
 // forwardAppProbe: an app container's own HTTP probe, forwarded on loopback for /app-health/<container>/<kind>.
 import { request as httpRequest } from 'node:http';

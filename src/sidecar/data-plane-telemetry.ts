@@ -1,4 +1,4 @@
-// Per-request accounting of the data path (SPEC §8): `meshauth_requests_total`, the duration histogram and, for
+// Per-request accounting of the data path: `meshauth_requests_total`, the duration histogram and, for
 // rejections, `meshauth_requests_rejected_total` plus exactly one log line. Counter children are cached per
 // label set so the success path costs two map lookups, an increment and an observe: no label hashing, no log.
 import { performance } from 'node:perf_hooks';

@@ -1,4 +1,4 @@
-// Error responses of the sidecar: JSON `{code, message}` with the registry's fixed sentence (SPEC, STYLE 5),
+// Error responses of the sidecar: JSON `{code, message}` with the registry's fixed sentence (no client input echoed),
 // plus optional fields that may reach the caller (outbound: the host that has no route). Never a stack.
 import { type ServerResponse, STATUS_CODES } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
@@ -32,8 +32,9 @@ export function writeErrorH1(
 export function writeErrorH2(stream: ServerHttp2Stream, error: MeshauthError): void {
   if (stream.destroyed || stream.closed) return;
   if (stream.headersSent) {
-    // RST_STREAM(INTERNAL_ERROR) without END_STREAM: the response cannot be completed (RFC 9113 §7).
-    // Http2Stream.close() would end the writable side (END_STREAM) before resetting; destroy(error) does not.
+    // RST_STREAM(INTERNAL_ERROR) without END_STREAM: the response cannot be completed, so the client must see a
+    // failure, not an end. Http2Stream.close() would end the writable side (END_STREAM) before resetting;
+    // destroy(error) does not.
     stream.destroy(new Error(error.message));
     return;
   }

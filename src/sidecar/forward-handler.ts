@@ -188,7 +188,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.#h2) writeErrorH2(sink as ServerHttp2Stream, rejection);
     else {
       // An answer before the request body ended leaves a connection that cannot carry another request (its rest would
-      // have to be read first): say so, and node:http closes it after the answer (RFC 9112 §9.6).
+      // have to be read first): say so, and node:http closes it after the answer.
       const res = sink as ServerResponse;
       const bodyPending = (res.req as ServerResponse['req'] | undefined)?.complete === false;
       writeErrorH1(res, rejection, undefined, this.#drain.draining || bodyPending);

@@ -1,6 +1,6 @@
-// Header hygiene at both edges of the data path (SPEC §5): hop-by-hop headers and the headers
-// named in `Connection` are removed (RFC 9110 §7.6.1) BEFORE identity headers are set, and every incoming
-// `x-forwarded-client-cert` / `x-meshauth-*` is removed whatever its case, so only the sidecar writes them.
+// Header hygiene at both edges of the data path: hop-by-hop headers and the headers
+// named in `Connection` are removed (they are for one connection only) BEFORE identity headers are set, and every
+// incoming `x-forwarded-client-cert` / `x-meshauth-*` is removed whatever its case, so only the sidecar writes them.
 // Arrays are built in one pass over the raw header list; no per-request closures or intermediate objects.
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIdentityHeader, PASSPORT_HEADER } from './identity-headers.js';
@@ -39,7 +39,7 @@ export const HAS_BODY = 1;
 export const STRIPPED_IDENTITY = 2;
 
 export interface ForwardPolicy {
-  /** Keep an app-sent `x-meshauth-passport` (outbound: the app forwards the passport it received, SPEC §5). */
+  /** Keep an app-sent `x-meshauth-passport` (outbound: the app forwards the passport it received). */
   readonly keepPassport: boolean;
   /** Drop the incoming Host header (the caller sets its own, e.g. from an absolute-form URI). */
   readonly dropHost: boolean;
@@ -100,7 +100,7 @@ const TERMINATED_CLAIMS: ReadonlySet<string> = new Set([
 
 /**
  * Headers that speak for the proxy which terminated the caller's TLS, so that proxy removes any it receives: the
- * RFC 9440 client-certificate fields (an app behind a proxy that sets them takes them as the verified client
+ * Client-Cert / Client-Cert-Chain fields (an app behind a proxy that sets them takes them as the verified client
  * certificate), and the method-override headers that Express, Rails, Symfony and ASP.NET honour (policy decides on
  * the request line's method; an app that honoured `X-HTTP-Method-Override: DELETE` on an allowed GET would run a
  * method no rule allowed). Lower-case name.
@@ -110,9 +110,9 @@ export function isTerminatedClaim(lowerName: string): boolean {
 }
 
 /**
- * Headers in which a proxy tells the next hop about the client (RFC 7239 Forwarded, every `x-forwarded-*` —
+ * Headers in which a proxy tells the next hop about the client (Forwarded, every `x-forwarded-*` —
  * X-Forwarded-For/-Host/-Proto/-User/-Email/-Prefix…, which apps behind auth proxies trust —, X-Real-IP, the
- * RFC 9440 client-certificate fields): from a caller outside the mesh they are claims nobody checked.
+ * Client-Cert / Client-Cert-Chain fields): from a caller outside the mesh they are claims nobody checked.
  * Lower-case name.
  */
 export function isForwardingHeader(lowerName: string): boolean {
@@ -193,7 +193,7 @@ export function connectionTokens(raw: readonly string[]): Set<string> | undefine
 }
 
 /**
- * The lower-case header names a `Connection` value lists (hop-by-hop for this connection only, RFC 9110 §7.6.1),
+ * The lower-case header names a `Connection` value lists (hop-by-hop for this connection only),
  * added to `into`; close, keep-alive and the headers that frame or route the message are never listed.
  */
 export function connectionListed(value: string, into?: Set<string>): Set<string> | undefined {

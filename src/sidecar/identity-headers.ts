@@ -1,6 +1,6 @@
-// The one owner of the identity headers (SPEC §5; STYLE "strip, then set"): their names, the test that a header is
-// one of them, and setting them on the header list for the app after every received copy was stripped. The inbound
-// names `x-forwarded-client-cert` and `x-meshauth-*` only through this module.
+// The one owner of the identity headers (strip, then set, so no client-sent copy survives): their names, the test that
+// a header is one of them, and setting them on the header list for the app after every received copy was stripped. The
+// inbound names `x-forwarded-client-cert` and `x-meshauth-*` only through this module.
 import { PASSPORT_HEADER } from '../authn/passport/passport-format.js';
 
 export { PASSPORT_HEADER };

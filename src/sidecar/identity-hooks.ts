@@ -82,7 +82,7 @@ export async function startIdentityHooks(
   }
   const endUser = config.inbound.endUser;
   if (endUser !== undefined) {
-    // jose and the JWKS cache load only when end-user authentication is configured (SPEC §9 idle RSS).
+    // jose and the JWKS cache load only when end-user authentication is configured (an idle sidecar stays small).
     const { EndUserVerifier } = await import('../authn/end-user-verifier.js');
     verifier = new EndUserVerifier({
       config: {

@@ -1,5 +1,5 @@
 // The passports this sidecar's inbound verified (or minted as an origin), kept until they expire, so the outbound
-// side can wrap exactly those for the next hop (SPEC §5): a passport the app forwards that this sidecar never
+// side can wrap exactly those for the next hop: a passport the app forwards that this sidecar never
 // received is refused, so an app cannot inject one. Bounded twice: per owner (the end user a passport speaks for)
 // and in total. A full store drops expired entries first, then the oldest entries of the owner holding the most,
 // so one user flooding requests only ever evicts its own passports, never another user's live one.

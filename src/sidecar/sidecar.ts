@@ -1,4 +1,4 @@
-// The sidecar composition root (SPEC §2, §7): the only place that starts the sidecar's listeners. It wires the
+// The sidecar composition root: the only place that starts the sidecar's listeners. It wires the
 // credential holder (fed by the certificate agent, or injected by tests), the inbound PEP, the optional external
 // listener, the outbound proxy and the admin server, and owns the shutdown order (readiness off → stop
 // accepting → drain → close pools).

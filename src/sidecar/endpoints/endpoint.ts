@@ -58,7 +58,7 @@ const IDLE_MS = 60_000;
  */
 const H1_CONNECTIONS = 64;
 
-/** Last stream id of a GOAWAY the peer sent on a session: streams above it were never processed (RFC 9113 §6.8). */
+/** Last stream id of a GOAWAY the peer sent on a session: streams above it were never processed (safe to retry). */
 const goawayLastStream = new WeakMap<ClientHttp2Session, number>();
 
 /** True when the peer announced on `session` that it did not and will not process stream `streamId`. */

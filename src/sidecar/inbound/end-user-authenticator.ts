@@ -1,4 +1,4 @@
-// The inbound end-user hook (SPEC §5). A request arriving with a passport is checked against the mTLS peer (the
+// The inbound end-user hook. A request arriving with a passport is checked against the mTLS peer (the
 // link), the trust bundle and the vouchers (the origin); a request arriving with a bearer token from a configured
 // issuer is validated and the token is replaced by a fresh origin passport (this sidecar vouches for the user).
 // Either way the app gets `x-meshauth-passport` (to forward downstream) and `x-meshauth-user`, and the raw token

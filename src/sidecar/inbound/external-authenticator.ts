@@ -1,4 +1,4 @@
-// The external listener's client authentication (SPEC §5): every request must carry a valid bearer token
+// The external listener's client authentication: every request must carry a valid bearer token
 // of a configured issuer (client-credentials tokens included); a passport is never accepted from outside the
 // mesh. A valid token becomes a fresh origin passport, minted and remembered by vouchForUser exactly as on the mTLS inbound, so the app can forward it downstream through its outbound sidecar.
 import type { CredentialHolder } from '../../agent/index.js';

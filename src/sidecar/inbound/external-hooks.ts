@@ -8,7 +8,7 @@ export type ExternalRequestView = Omit<InboundRequestView, 'peer'> & { readonly 
 /** Bearer token → end user + origin passport; always async, never lets a request through without a token. */
 export type AuthenticateExternalClient = (request: ExternalRequestView) => Promise<EndUserOutcome>;
 
-/** SPEC §6 decision for a request without a peer: rules with `from` never match it. */
+/** The policy decision for a request without a peer: rules with `from` never match it. */
 export type ExternalAuthorize = (request: ExternalRequestView) => AuthzVerdict;
 
 export interface ExternalHooks {

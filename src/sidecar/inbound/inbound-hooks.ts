@@ -1,4 +1,4 @@
-// The extension points of the inbound Policy Enforcement Point (SPEC §2, §5, §6). The PEP calls at most one
+// The extension points of the inbound Policy Enforcement Point. The PEP calls at most one
 // authenticateEndUser (async) and one authorize (sync) per request; when a hook is absent the call is skipped
 // entirely, so the mTLS-only path allocates no promise and no request view.
 import type { IncomingHttpHeaders } from 'node:http';
@@ -43,11 +43,11 @@ export interface AuthzVerdict {
   readonly code?: ErrorCode;
   /** Bounded reason for logs (e.g. `no_rule_matched`, `deny_rule`, `path_ambiguous`). */
   readonly reason: string;
-  /** On allow: the request-target to forward instead of the received one (the normalized path, SPEC §6). */
+  /** On allow: the request-target to forward instead of the received one (the normalized path the policy judged). */
   readonly forwardTarget?: string;
 }
 
-/** SPEC §6 Policy Decision Point hook: synchronous, one call per request. */
+/** The Policy Decision Point hook: synchronous, one call per request. */
 export type Authorize = (request: InboundRequestView) => AuthzVerdict;
 
 export interface EndUserOutcome {
@@ -64,7 +64,7 @@ export interface EndUserOutcome {
   readonly dropAuthorization?: boolean;
 }
 
-/** SPEC §5 end-user hook (JWT / passport validation): async, optional. */
+/** The end-user hook (JWT / passport validation): async, optional. */
 export type AuthenticateEndUser = (request: InboundRequestView) => Promise<EndUserOutcome>;
 
 export interface InboundHooks {

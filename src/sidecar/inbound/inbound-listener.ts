@@ -1,4 +1,4 @@
-// The inbound listener: the Policy Enforcement Point (SPEC §2). Admits connections within its limits
+// The inbound listener: the Policy Enforcement Point. Admits connections within its limits
 // (ConnectionGuard), terminates mTLS (chain verified by OpenSSL, SPIFFE leaf rules checked once per connection
 // before any HTTP byte is read), then runs each request through its stages: accept the head → authenticate the end
 // user → authorize → identity headers → app (pipeline/, ListenerCore).

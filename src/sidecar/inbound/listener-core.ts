@@ -55,7 +55,7 @@ export interface ListenerCoreOptions {
 
 interface SessionState {
   inFlight: number;
-  /** Streams opened, and those the peer reset before their response head (rapid reset, CVE-2023-44487). */
+  /** Streams opened, and those the peer reset before their response head (rapid reset floods). */
   streams: number;
   prematureResets: number;
 }
@@ -510,7 +510,7 @@ function ignore(): void {}
 
 /**
  * A response finished before its request body ended (the app, or the sidecar, answered without waiting for the rest):
- * the connection cannot carry another request, so it is closed, as HTTP/1.1 servers do (RFC 9112 §9.6), instead of
+ * the connection cannot carry another request, so it is closed, as HTTP/1.1 servers do, instead of
  * waiting out the keep-alive or request timeout with its place under the connection limits. Our side is ended after
  * the answer (its bytes are queued ahead of the FIN), which a client reads as a clean close. Like nginx's lingering
  * close, the rest of the body is read and discarded (keepReadingAfterEnd), and the socket is destroyed once the peer

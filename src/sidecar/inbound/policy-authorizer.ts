@@ -1,4 +1,4 @@
-// The inbound Policy Enforcement Point's call into the Policy Decision Point (SPEC §6): normalize the path
+// The inbound Policy Enforcement Point's call into the Policy Decision Point: normalize the path
 // (ambiguous paths get 400), build the AuthzRequest from what the TLS layer, the request and the end-user hook
 // verified, decide, audit-log denies. The normalized path is also what the app receives (Istio practice).
 // The same authorizer serves the external listener, whose requests have no mTLS peer (AuthzRequest.peerId unset).
@@ -46,7 +46,8 @@ export function policyAuthorizer(options: PolicyAuthorizerOptions): (view: Autho
       port: view.port,
       // Every line of a repeated header counts (HTTP/1.1: Node's `headers` keeps only the first `user-agent`, the
       // app receives them all); none the request's Connection names and no name with `_`, which never reach the app
-      // (headerLines, h2HeaderView). Pseudo-headers never match: policy header names are RFC 9110 tokens.
+      // (headerLines, h2HeaderView). Pseudo-headers never match: policy header names are HTTP tokens, which never start
+      // with `:`.
       headers:
         view.httpVersion === '2' || view.rawHeaders === undefined
           ? h2HeaderView(view.headers)

@@ -43,9 +43,10 @@ export function cutRequestBody(stream: ServerHttp2Stream): void {
 /**
  * The response ended (END_STREAM queued) before the request body did: the app answered without waiting for the rest.
  * The stream is closed with RST_STREAM(NO_ERROR) once the response is flushed, asking the peer to stop sending
- * (RFC 9113 §8.1), instead of staying half-open, holding its concurrency slot, until the stream idle timeout resets it
- * (INTERNAL_ERROR, which a client reads as a failed request). The body pipe is cut first: the close would otherwise
- * end it, and what reaches the app after its answer must not read as a complete body.
+ * (a server may answer before the request is complete), instead of staying half-open, holding its concurrency slot,
+ * until the stream idle timeout resets it (INTERNAL_ERROR, which a client reads as a failed request). The body pipe is
+ * cut first: the close would otherwise end it, and what reaches the app after its answer must not read as a complete
+ * body.
  */
 export function closeAfterEarlyResponse(stream: ServerHttp2Stream): void {
   if (stream.destroyed || stream.closed || stream.state.remoteClose !== 0) return;

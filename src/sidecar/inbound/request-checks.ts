@@ -1,20 +1,20 @@
 // What a request head must satisfy before any hook sees it, so that the policy judges exactly what the app
 // receives (pure, no I/O): one Host naming a host (and port), an `:authority` and `host` that agree on h2
-// (RFC 9113 §8.3.1), an origin-form target, and on h2 the same header-list limit HTTP/1.1 has (RFC 7541 §4.1
-// size: name + value + 32 per field). Returns the error to answer with, or undefined.
+// (else the policy and the app could read different hosts), an origin-form target, and on h2 the same header-list limit
+// HTTP/1.1 has (HPACK size: name + value + 32 per field). Returns the error to answer with, or undefined.
 import type { IncomingHttpHeaders } from 'node:http2';
 import { isHostPort } from '../../authz/index.js';
 import { MeshauthError } from '../../errors/index.js';
 import { connectionTokens } from '../http-headers.js';
 
-/** Per-field overhead in the HPACK header list size (RFC 7541 §4.1). */
+/** Per-field overhead in the HPACK header list size. */
 const FIELD_OVERHEAD = 32;
 
 function badRequest(reason: string, message: string): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', message, { reason });
 }
 
-/** `/path…`, or `*` for OPTIONS (RFC 9112 §3.2.4): the only forms a sidecar sends to a peer's inbound. */
+/** `/path…`, or `*` for OPTIONS: the only forms a sidecar sends to a peer's inbound. */
 function originForm(method: string, target: string): boolean {
   return target.charCodeAt(0) === 0x2f /* / */ || (target === '*' && method === 'OPTIONS');
 }
@@ -26,7 +26,7 @@ export function checkH1Head(method: string, target: string, rawHeaders: readonly
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
     if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
-      // Only `chunked` (RFC 9112 §6.1): the app gets the body de-chunked without Transfer-Encoding, so any other
+      // Only `chunked`: the app gets the body de-chunked without Transfer-Encoding, so any other
       // coding would reach it undeclared; an unknown one (`xchunked`) leaves the body length undefined.
       if ((rawHeaders[i + 1] as string).trim().toLowerCase() !== 'chunked') {
         return badRequest('transfer_encoding', 'Transfer-Encoding other than chunked');

@@ -1,4 +1,4 @@
-// The voucher's step, shared by the mTLS inbound and the external listener (SPEC §5): once an end user's bearer
+// The voucher's step, shared by the mTLS inbound and the external listener: once an end user's bearer
 // token is valid, this sidecar replaces it with an origin passport it signs itself, remembers that origin so the
 // app can forward it downstream through the outbound side, and hands the app the passport and the user header.
 import type { CredentialHolder } from '../../agent/index.js';

@@ -1,4 +1,4 @@
-// The extension point of the outbound side (SPEC §5): the passport wrapper (passport-wrapper.ts) sees every request before
+// The extension point of the outbound side: the passport wrapper (passport-wrapper.ts) sees every request before
 // it leaves for the peer and may add headers. Absent hook → no call, no promise.
 import type { RouteConfig } from '../../config/index.js';
 

@@ -1,4 +1,4 @@
-// The outbound listener (SPEC §7): plain HTTP/1.1 from the local app on loopback, in proxy form
+// The outbound listener: plain HTTP/1.1 from the local app on loopback, in proxy form
 // (`GET http://orders.shop/x`, HTTP_PROXY) or origin form with one Host. The host picks the route (exact name or
 // pattern); the request leaves over mTLS to one of the route's endpoints (PeerSessions: DNS-resolved, balanced per
 // request, one HTTP/2 session per endpoint, HTTP/1.1 pools when the peer or `outbound.http2: false` says so) with

@@ -1,4 +1,4 @@
-// The outbound end of identity propagation (SPEC §5): when the app forwards the `x-meshauth-passport` it received,
+// The outbound end of identity propagation: when the app forwards the `x-meshauth-passport` it received,
 // the sidecar replaces it with a new link for the next hop (signed with its own SVID, `aud` = the route's SPIFFE
 // ID, `act` extended). Only passports this sidecar itself received or minted can be wrapped.
 import type { CredentialHolder } from '../../agent/index.js';

@@ -1,5 +1,5 @@
 // The outbound's view of its peers: one EndpointSet per route address (a DNS name's endpoints, or one IP), each
-// endpoint with its own HTTP/2 session (SPEC §7; HTTP/1.1 pools when the peer chose http/1.1 by ALPN or with
+// endpoint with its own HTTP/2 session (HTTP/1.1 pools when the peer chose http/1.1 by ALPN or with
 // `outbound.http2: false`). Pattern routes (`*.shop.svc.cluster.local` → `{host}:15006`) get a set per requested
 // host, with that host's expected IDs; sets unused for a while are closed, and their number is bounded.
 // Rotation: the one shared client context switches (ClientTlsContext); every endpoint then reconnects on its next

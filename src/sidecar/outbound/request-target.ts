@@ -1,4 +1,4 @@
-// What an app's request to the outbound names, read strictly (RFC 9112 §3.2): proxy form `http://host[:port]/path`
+// What an app's request to the outbound names, read strictly: proxy form `http://host[:port]/path`
 // or origin form with exactly one Host header; the authority must be a host name or IP literal with an optional
 // port: userinfo (`b.demo:@internal.b.demo`), empty or odd hosts are refused, so the route is chosen on the same
 // name every URL parser sees. Header fields that HTTP/2 allows only once (the set node:http2 enforces) must appear
@@ -58,7 +58,7 @@ const SINGLE_VALUE: ReadonlySet<string> = new Set([
 
 /**
  * The request target, or the 400 to answer. `raw` is Node's rawHeaders list. `http11`: an HTTP/1.1 request must carry
- * Host in every form (RFC 9112 §3.2), an HTTP/1.0 one only in origin form.
+ * Host in every form, an HTTP/1.0 one only in origin form.
  */
 export function readRequestTarget(url: string, raw: readonly string[], http11 = true): RequestTarget | MeshauthError {
   const duplicate = duplicateSingleValue(raw);

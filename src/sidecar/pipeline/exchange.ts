@@ -1,4 +1,4 @@
-// One request on its way through a listener's stages (STYLE "the request path as a pipeline"): what arrived, what
+// One request on its way through a listener's stages: what arrived, what
 // the stages learned (end user, verdict), and the Sink that answers it (HTTP/1.1 or h2, so no stage branches on
 // the protocol). A stage throws a MeshauthError to stop the exchange; runStages answers it through the sink.
 import type { IncomingHttpHeaders } from 'node:http';

@@ -1,4 +1,4 @@
-// One factory per error a pipeline stage raises (STYLE 5): the code, the log message and the bounded reason are
+// One factory per error a pipeline stage raises: the code, the log message and the bounded reason are
 // decided here once, so every listener answers the same condition the same way.
 import { type ErrorCode, isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { AuthzVerdict } from '../inbound/inbound-hooks.js';
@@ -40,7 +40,7 @@ export function peerSvidExpired(): MeshauthError {
 
 /**
  * The caller's request body stopped arriving before any response head (a slow upload, RUDY): the caller's request
- * timed out, not the app or a peer (SPEC §10). Both sidecar directions answer it so.
+ * timed out, not the app or a peer. Both sidecar directions answer it so.
  */
 export function requestBodyStalled(): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_REQUEST_TIMEOUT', 'request body stalled', { reason: 'body_stalled' });

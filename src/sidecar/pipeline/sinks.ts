@@ -210,8 +210,8 @@ export class H2Sink implements Sink {
     const stream = this.#stream;
     if (stream.headersSent || !peerStalled(stream)) {
       // A reset is all that is left once a head went out (a 408 cannot follow it). destroy(error): RST_STREAM
-      // (INTERNAL_ERROR), never END_STREAM. Not CANCEL, though "no longer needed" (RFC 9113 §7) reads closer to a
-      // timeout: node:http2 clients take a CANCEL reset as a clean end ('end', no error) of a response that was
+      // (INTERNAL_ERROR), never END_STREAM. Not CANCEL, though "no longer needed" (its defined meaning) reads closer to
+      // a timeout: node:http2 clients take a CANCEL reset as a clean end ('end', no error) of a response that was
       // cut, while INTERNAL_ERROR fails it, as for the sidecar's other cut responses (ForwardHandler.onError);
       // test/integration/inbound-node-internals.test.ts pins both.
       stream.destroy(new Error('stream idle timeout'));
@@ -221,8 +221,8 @@ export class H2Sink implements Sink {
     cutRequestBody(stream);
     const error = requestBodyStalled();
     writeErrorH2(stream, error);
-    // The rest of the body is not wanted: RST_STREAM(NO_ERROR) once the answer is flushed (RFC 9113 §8.1, a complete
-    // response before the whole request), so the stream is freed, not left half-open to idle out again.
+    // The rest of the body is not wanted: RST_STREAM(NO_ERROR) once the answer is flushed (a complete
+    // response before the whole request is allowed), so the stream is freed, not left half-open to idle out again.
     stream.close(constants.NGHTTP2_NO_ERROR);
     return error;
   }
@@ -238,7 +238,7 @@ export class H2Sink implements Sink {
 
 /**
  * The peer could send more of the request body and does not: no END_STREAM yet, and its flow-control window for the
- * stream is open (RFC 9113 §5.2), so nothing it sent is waiting on this side (a queued request, an app not reading).
+ * stream is open, so nothing it sent is waiting on this side (a queued request, an app not reading).
  */
 function peerStalled(stream: ServerHttp2Stream): boolean {
   const state = stream.state;

@@ -92,7 +92,7 @@ export function authorizeWith(hook: (view: InboundRequestView) => AuthzVerdict, 
 }
 
 /**
- * Strip, then set (STYLE 4): the copy drops hop-by-hop and every received identity header, then the verified
+ * Strip, then set: the copy drops hop-by-hop and every received identity header, then the verified
  * ones are set — XFCC from the mTLS peer, the end-user headers from the authenticator. A request that tried to set
  * one of them itself is reported (`onStripped`: a metric and a rate-limited log line); it still goes on, without them.
  */

@@ -1,4 +1,4 @@
-// The ALPN protocol IDs of a meshauth TCP tunnel (RFC 7301). A client asking for one gets a byte tunnel to the
+// The ALPN protocol IDs of a meshauth TCP tunnel. A client asking for one gets a byte tunnel to the
 // peer's `inbound.tcp` app; an HTTP client asks for h2 / http/1.1, so the two can never be confused: a server that
 // does not offer these IDs refuses the handshake (no_application_protocol) instead of speaking HTTP to it.
 

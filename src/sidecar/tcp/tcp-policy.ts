@@ -1,4 +1,4 @@
-// Policy for TCP connections (SPEC §6 at layer 4). Pure. A TCP connection carries only what L4 knows: the peer's
+// Policy for TCP connections (the policy at layer 4). Pure. A TCP connection carries only what L4 knows: the peer's
 // SPIFFE ID (`from.*`), the port (`to.ports`: for a TCP connection, the port of the `inbound.tcp` app), the source
 // address (`when.sourceIps`) and the time (`when.time`). A rule that can match a TCP connection must not test
 // anything else: a deny on a path could never match a tunnel and would silently let it through (a widening), so

@@ -1,4 +1,4 @@
-// Accounting of the TCP tunnels (SPEC §8 meshauth_tcp_*): one counter per connection decision, bytes each way,
+// Accounting of the TCP tunnels (meshauth_tcp_*): one counter per connection decision, bytes each way,
 // the open gauge and the duration histogram; a refused connection is one warn line. Label children are cached so
 // the byte path costs one increment per chunk. Labels are bounded: peer IDs are authenticated SPIFFE IDs.
 import type { Counter } from 'prom-client';

@@ -1,5 +1,5 @@
 // The admission webhook's decision (admission.k8s.io/v1): an AdmissionReview in, the AdmissionReview answer out,
-// with an RFC 6902 JSON Patch computed from the same pure injection `meshauth inject` uses. Pods are injected on
+// with a JSON Patch computed from the same pure injection `meshauth inject` uses. Pods are injected on
 // CREATE; Services gain the mesh port on CREATE and UPDATE. Whatever cannot be handled is admitted unpatched with
 // a warning (or refused when failClosed is set): the webhook never blocks a rollout by surprise. Pure.
 import type { InjectConfig } from './inject-config.js';

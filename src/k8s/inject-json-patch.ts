@@ -1,4 +1,4 @@
-// RFC 6902 JSON Patch between two JSON values: what the webhook returns, and what the CLI applies to the YAML
+// A JSON Patch between two JSON values: what the webhook returns, and what the CLI applies to the YAML
 // document so comments and formatting outside the changed nodes survive. Arrays are aligned on their common prefix
 // and suffix and a longest common subsequence of what lies between, so inserting the sidecar at initContainers[0]
 // is one `add`, not a rewrite of every item. Pure.
@@ -9,7 +9,7 @@ export type PatchOperation =
   | { readonly op: 'remove'; readonly path: string }
   | { readonly op: 'replace'; readonly path: string; readonly value: unknown };
 
-/** Escapes one reference token (RFC 6901 §4: `~` → `~0`, `/` → `~1`). */
+/** Escapes one reference token (`~` → `~0`, `/` → `~1`). */
 export function escapePointerToken(token: string): string {
   return token.replaceAll('~', '~0').replaceAll('/', '~1');
 }

@@ -74,7 +74,7 @@ function editedText(doc: Document, ops: readonly PatchOperation[], expected: unk
 }
 
 /**
- * Splits at `---` lines. A marker line at column 0 always ends a document (YAML 1.2 §9.1.2), even inside what
+ * Splits at `---` lines. A marker line at column 0 always ends a document, even inside what
  * would be a block scalar, so a line test is exact and keeps each document's text byte for byte.
  */
 export function splitDocuments(text: string): Chunk[] {
@@ -114,7 +114,7 @@ function parseChunk(chunk: Chunk): Document {
   return doc;
 }
 
-/** Applies RFC 6902 operations to the document's nodes (a replaced scalar keeps its quoting style). */
+/** Applies JSON Patch operations to the document's nodes (a replaced scalar keeps its quoting style). */
 export function applyToDocument(doc: Document, ops: readonly PatchOperation[]): void {
   for (const op of ops) {
     const tokens = parsePointer(op.path);

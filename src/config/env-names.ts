@@ -1,5 +1,5 @@
-// The environment variables of `meshauth sidecar` (SPEC §7: every config key also from `MESHAUTH_*`). One table,
-// so the names are documented in one place (STYLE 6) and the loader, the docs and the tests read the same list.
+// The environment variables of `meshauth sidecar` (every config key also from `MESHAUTH_*`). One table,
+// so the names are documented in one place and the loader, the docs and the tests read the same list.
 // Environment values override the file. Objects (routes, endUser, external) are JSON; lists are comma-separated;
 // booleans are true/false/1/0; durations are 500ms, 30s, 10m, 1h. The variables, one per key:
 //   MESHAUTH_TRUST_DOMAIN trustDomain · MESHAUTH_CA_URL ca.url · MESHAUTH_CA_BUNDLE ca.bundle · MESHAUTH_CA_TOKEN ca.token
@@ -55,7 +55,7 @@ export const MESHAUTH_ADMIN_APP_PROBES = 'MESHAUTH_ADMIN_APP_PROBES';
 /** A whole sidecar.yaml, inline (not a key binding: it is the document the bindings apply to). */
 export const MESHAUTH_CONFIG_YAML = 'MESHAUTH_CONFIG_YAML';
 
-/** Every sidecar environment variable and the key it sets, in the order of SPEC §7. */
+/** Every sidecar environment variable and the key it sets, in the order of the config keys. */
 export const SIDECAR_ENV: readonly EnvBinding[] = Object.freeze([
   bind(MESHAUTH_TRUST_DOMAIN, 'trustDomain'),
   bind(MESHAUTH_CA_URL, 'ca.url'),

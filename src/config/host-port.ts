@@ -1,4 +1,4 @@
-// `host:port` values of the sidecar config (SPEC §7 `listen`, `app`, route `address`). Pure.
+// `host:port` values of the sidecar config (`listen`, `app`, route `address`). Pure.
 // IPv6 literals are written in brackets (`[::1]:15001`); port 0 means "any free port" (tests).
 
 export interface HostPort {
@@ -33,7 +33,7 @@ export function formatHostPort(value: HostPort): string {
   return value.host.includes(':') ? `[${value.host}]:${value.port}` : `${value.host}:${value.port}`;
 }
 
-/** True for addresses only the local machine can reach (the outbound listener must be one, SPEC §7). */
+/** True for addresses only the local machine can reach (the outbound listener must be one). */
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }

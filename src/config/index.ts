@@ -1,4 +1,4 @@
-// Configuration: zod schemas, environment variable names, load → validate → freeze (SPEC §7, STYLE 6).
+// Configuration: zod schemas, environment variable names, load → validate → freeze.
 export { assertDurationInRange, formatDuration, parseDuration } from './duration.js';
 export * from './env-names.js';
 export { formatHostPort, type HostPort, isLoopbackHost, parseHostPort } from './host-port.js';

@@ -1,4 +1,4 @@
-// loadSidecarConfig: file (YAML) + MESHAUTH_* environment → one validated, frozen SidecarConfig (SPEC §7).
+// loadSidecarConfig: file (YAML) + MESHAUTH_* environment → one validated, frozen SidecarConfig.
 // Validation runs once, on the whole merged document; every problem is reported with the file, the key path and
 // what was expected, as one MESHAUTH_ERR_CONFIG_INVALID (the CLI turns it into exit code 2).
 import { readFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Outbound route keys, addresses and expected peer IDs (SPEC §12): exact host names or patterns where each `*`
+// Outbound route keys, addresses and expected peer IDs: exact host names or patterns where each `*`
 // stands for exactly one DNS label, `{host}` address templates, and ID patterns that end in `/sa/*` or use
 // `{namespace}`. Pure: parsing and matching only; the outbound resolves and connects.
 import { SpiffeId, type TrustDomain } from '../identity/index.js';

@@ -1,4 +1,4 @@
-// SidecarConfig: the validated, defaulted and frozen sidecar settings (SPEC §7). resolveSidecarConfig() fills
+// SidecarConfig: the validated, defaulted and frozen sidecar settings. resolveSidecarConfig() fills
 // defaults into an already validated file and parses values into their types (TrustDomain, SpiffeId, HostPort).
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
@@ -8,7 +8,7 @@ import { envOrigin } from './key-path.js';
 import { isRouteIdPattern, parseEgressEntry, parseRouteAddress, type RouteAddress } from './route-match.js';
 import type { EndUserFile, ExternalFile, InboundLimitsFile, SidecarFile } from './sidecar-schema.js';
 
-/** SPEC §7 listener defaults; the outbound listener is loopback-only whatever the file says. */
+/** Listener defaults; the outbound listener is loopback-only whatever the file says. */
 export const SIDECAR_DEFAULTS = Object.freeze({
   inboundListen: '0.0.0.0:15006',
   inboundApp: '127.0.0.1:8080',
@@ -81,7 +81,7 @@ export interface EndUserSettings {
   }[];
   readonly vouchers: readonly string[];
   readonly claims: readonly string[];
-  /** Also pass the raw bearer token to the app (off by default: the token stops at the first sidecar, SPEC §5). */
+  /** Also pass the raw bearer token to the app (off by default: the token stops at the first sidecar). */
   readonly forwardOriginalToken: boolean;
 }
 
@@ -150,7 +150,7 @@ export interface SidecarConfig {
     /** Keyed by the listen address as written (`127.0.0.1:5432`). */
     readonly tcp: ReadonlyMap<string, TcpRouteConfig>;
     readonly timeoutMs: number;
-    /** HTTP/2 to peer sidecars (SPEC §7, one node:http2 session per peer); false = HTTP/1.1 keep-alive pools. */
+    /** HTTP/2 to peer sidecars (one node:http2 session per peer); false = HTTP/1.1 keep-alive pools. */
     readonly http2: boolean;
   };
   readonly admin: {
@@ -292,7 +292,7 @@ function checkListenersApart(
 }
 
 /**
- * The same port on the same host as a connection would reach it: hosts compared in the WHATWG URL parser's canonical
+ * The same port on the same host as a connection would reach it: hosts compared in the URL parser's canonical
  * form (case, IPv4 short forms such as `127.1` and `0`, IPv6 long forms, IPv4-mapped IPv6), a wildcard listener
  * taking every host, `localhost` standing for 127.0.0.1 and ::1.
  */

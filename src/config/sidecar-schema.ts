@@ -1,6 +1,6 @@
-// The shape of sidecar.yaml (SPEC §7) as a strict zod schema: unknown keys are rejected at every level, values
+// The shape of sidecar.yaml as a strict zod schema: unknown keys are rejected at every level, values
 // are checked (host:port, durations, SPIFFE IDs) but not defaulted — defaults are filled by resolveSidecarConfig,
-// so validating and defaulting stay two steps (STYLE 6).
+// so validating and defaulting stay two steps.
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
@@ -113,7 +113,7 @@ const caUrl = formatted(
   (v) => URL.canParse(v) && new URL(v).protocol === 'https:',
 );
 
-/** SPEC §7 `inbound.endUser`; validated further (algorithm allow-list, fetchable URLs) by src/authn. */
+/** `inbound.endUser`; validated further (algorithm allow-list, fetchable URLs) by src/authn. */
 export const endUserSchema = z.strictObject({
   required: z.boolean().optional(),
   issuers: z
@@ -164,7 +164,7 @@ export const inboundLimitsSchema = z.strictObject({
   handshakeTimeout: duration.optional(),
   maxConnectionsPerPeer: count.optional(),
   maxConnectionsPerSource: count.optional(),
-  // An HTTP/2 SETTINGS value (RFC 9113 §6.5.2, at most 2^32-1): a larger one passed validation, /readyz said ready,
+  // An HTTP/2 SETTINGS value (at most 2^32-1): a larger one passed validation, /readyz said ready,
   // and the first peer connection threw ERR_HTTP2_INVALID_SETTING_VALUE out of the accept path, crashing the sidecar.
   maxConcurrentStreams: count
     .max(2 ** 32 - 1, { message: 'expected at most 4294967295 (the HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS range)' })

@@ -1,10 +1,10 @@
-// `meshauth ca …`: init, issue, token create, serve, rotate (SPEC §4). Parses and bounds the flags, calls src/ca,
+// `meshauth ca …`: init, issue, token create, serve, rotate. Parses and bounds the flags, calls src/ca,
 // prints results. Every subcommand takes --dir (default `certs`).
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 // The CA itself (server, jose, PKCS#12 via pkijs) is imported inside each action: `meshauth sidecar` shares this
-// program and must not load it (SPEC §9 idle RSS).
+// program and must not load it (its idle memory must stay small).
 import { writeFilesAtomic } from '../ca/ca-files.js';
 import { IDENTITY_BURST, IDENTITY_RATE_PER_SECOND } from '../ca/identity-rate-limit.js';
 import { assertDurationInRange, formatDuration, parseDuration } from '../config/duration.js';
@@ -16,9 +16,9 @@ import { createLogger, Metrics } from '../telemetry/index.js';
 const DEFAULT_DIR = 'certs';
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
-/** `ca issue --ttl`: 1 min … 24 h (SPEC §3 max). */
+/** `ca issue --ttl`: 1 min … 24 h (the longest SVID lifetime). */
 const ISSUE_TTL = { min: MINUTE, max: SVID_MAX_TTL_MS };
-/** `ca serve --svid-ttl`: 5 s … 24 h, with a warning under 5 min (SPEC §4). */
+/** `ca serve --svid-ttl`: 5 s … 24 h, with a warning under 5 min. */
 const SERVE_TTL = { min: 5_000, max: SVID_MAX_TTL_MS, warnBelow: 5 * MINUTE };
 const TOKEN_TTL = { min: MINUTE, max: 7 * 24 * HOUR };
 

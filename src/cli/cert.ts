@@ -1,5 +1,5 @@
 // `meshauth cert …`: inspect a certificate file, request/renew an SVID from a running CA for workloads without a
-// sidecar, and get a JWT-SVID for calling outside the mesh (SPEC §1, §4). Keys are generated here, fresh on every
+// sidecar, and get a JWT-SVID for calling outside the mesh. Keys are generated here, fresh on every
 // request and renewal. The CA is reached through the agent's CA client, the only one (it pins the CA's SPIFFE ID).
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';

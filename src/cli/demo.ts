@@ -1,4 +1,4 @@
-// `meshauth demo [--once]` (SPEC §11): the whole mesh on 127.0.0.1, an authenticated call chain, a denied call,
+// `meshauth demo [--once]`: the whole mesh on 127.0.0.1, an authenticated call chain, a denied call,
 // and what to try by hand. `--once` runs the script and exits 0 (1 if the demo's own checks fail); otherwise it
 // keeps running until Ctrl-C / SIGTERM and then stops everything it started.
 import type { Command } from 'commander';

@@ -1,4 +1,4 @@
-// `meshauth inject` / `meshauth uninject` (SPEC §12): multi-document YAML in (a file or stdin), the same documents
+// `meshauth inject` / `meshauth uninject`: multi-document YAML in (a file or stdin), the same documents
 // out on stdout with every workload injected (or restored). Warnings go to stderr, one line each. Exit 2 for YAML
 // that does not parse (the message names the document and line) or an annotation the injection cannot use.
 import { readFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// `meshauth policy validate|test` (SPEC §6): the Policy Administration Point's CLI. Exit codes: 0 evaluated / valid;
+// `meshauth policy validate|test`: the Policy Administration Point's CLI. Exit codes: 0 evaluated / valid;
 // 1 when a cases table has a mismatch; 2 for invalid input (policy, cases file, flags).
 import type { Command } from 'commander';
 import type { CaseResult, TestOutcome } from '../authz/index.js';

@@ -1,4 +1,4 @@
-// `meshauth sidecar --config FILE` (SPEC §7): load and validate the config (bad config → exit 2 naming file and
+// `meshauth sidecar --config FILE`: load and validate the config (bad config → exit 2 naming file and
 // key), start the sidecar, and on SIGTERM/SIGINT drain in-flight requests (bounded by drainTimeout), exit 0.
 // A second signal during the drain forces exit 1.
 import type { Command } from 'commander';

@@ -1,4 +1,4 @@
-// `meshauth webhook --listen HOST:PORT --tls-cert FILE --tls-key FILE [--config inject.yaml]` (SPEC §12): the
+// `meshauth webhook --listen HOST:PORT --tls-cert FILE --tls-key FILE [--config inject.yaml]`: the
 // mutating admission webhook that injects pods of opted-in namespaces. Prints one "listening" line on stdout;
 // on SIGTERM/SIGINT stops accepting, finishes in-flight reviews and exits 0.
 import type { Command } from 'commander';

@@ -1,4 +1,4 @@
-// The admin listener (SPEC §7): /livez (the process runs; /healthz is its alias), /startupz (holds a valid SVID:
+// The admin listener: /livez (the process runs; /healthz is its alias), /startupz (holds a valid SVID:
 // what a native sidecar's startup probe asks, since the app starts only after it passes), /readyz (valid SVID, app
 // reachable, not draining), /app-health/<container>/<livez|readyz|startupz> (an app container's own probe,
 // forwarded to the configured port on 127.0.0.1 and nowhere else; outside policy, like the kubelet's own probe),

@@ -1,6 +1,6 @@
-// The metrics of SPEC §8 on one prom-client registry per process role. Components receive a Metrics object
+// The metrics on one prom-client registry per process role. Components receive a Metrics object
 // rather than importing a global, so a test (or `meshauth demo`) can run a CA and several sidecars in one process
-// with separate registries. Labels are bounded: no paths, no users, no raw client input (SPEC §8).
+// with separate registries. Labels are bounded: no paths, no users, no raw client input.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface MetricsOptions {

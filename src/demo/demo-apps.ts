@@ -1,6 +1,6 @@
 // The three demo services (web → orders → payments): plain HTTP apps on 127.0.0.1 that know nothing about TLS.
 // Each reports what its sidecar told it (caller SPIFFE ID, end user, passport chain) and calls the next service
-// through its own outbound sidecar, forwarding the passport header as it would a trace header (SPEC §5).
+// through its own outbound sidecar, forwarding the passport header as it would a trace header.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';

@@ -1,6 +1,6 @@
 // A local OpenID provider with browser sign-in, for `meshauth demo` and the gateway tests: panva's oidc-provider
 // (a devDependency, imported lazily) with the authorization code flow (PKCE), refresh tokens, RP-initiated logout,
-// the client-credentials grant (JWT access tokens, RFC 9068), and a plain username/password form. Consent is
+// the client-credentials grant (JWT access tokens), and a plain username/password form. Consent is
 // implied for the configured clients (they are first-party). It returns a request handler; the caller owns the
 // listener. Not a production identity provider: users and passwords live in memory.
 import { randomBytes } from 'node:crypto';

@@ -1,4 +1,4 @@
-// `meshauth demo`: a whole mesh in one process on 127.0.0.1 with free ports (SPEC §11) — the built-in CA, a local
+// `meshauth demo`: a whole mesh in one process on 127.0.0.1 with free ports — the built-in CA, a local
 // OpenID issuer, and web → orders → payments, each app behind its own sidecar that bootstraps its SVID from the
 // CA with a join token, exactly as in production; in front of web, the edge gateway (browser sign-in at a local
 // OpenID provider with a password form). Everything it starts, it stops (close()).

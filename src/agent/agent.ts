@@ -1,4 +1,4 @@
-// The workload's certificate lifecycle (SPEC §3, §4, §9): bootstrap an X509-SVID with the bootstrap credential,
+// The workload's certificate lifecycle: bootstrap an X509-SVID with the bootstrap credential,
 // renew it over mTLS at about half its lifetime with a fresh in-memory key, refresh the trust bundle, and survive
 // a CA outage by keeping the current SVID and retrying with backoff capped by its remaining life.
 // It owns no listener: it writes the CredentialHolder, which the TLS side subscribes to.
@@ -38,9 +38,9 @@ export interface AgentOptions {
   readonly trustDomain: TrustDomain;
   /** `https://host:port` of the CA API. */
   readonly caUrl: string;
-  /** PEM roots that anchor the CA at bootstrap (SPEC §7 `ca.bundle`). */
+  /** PEM roots that anchor the CA at bootstrap (`ca.bundle`). */
   readonly bundleFile: string;
-  /** File holding the bootstrap credential, re-read at each bootstrap (SPEC §7 `ca.token`). */
+  /** File holding the bootstrap credential, re-read at each bootstrap (`ca.token`). */
   readonly tokenFile: string;
   readonly holder: CredentialHolder;
   readonly logger: Logger;

@@ -1,4 +1,4 @@
-// The one HTTP client for the CA API (SPEC §4), used by the sidecar agent and by `meshauth cert`: POST /v1/svid
+// The one HTTP client for the CA API, used by the sidecar agent and by `meshauth cert`: POST /v1/svid
 // (bootstrap with a token, or renewal over mTLS), GET /v1/bundle and POST /v1/token (a JWT-SVID over mTLS). It
 // authenticates the CA by its chain to the given roots AND its SPIFFE ID `spiffe://<td>/meshauth/ca` (never by
 // hostname, never with verification off). It returns the CA's answer as parsed but unvalidated data: deciding
@@ -353,7 +353,7 @@ async function readLimited(body: AsyncIterable<Buffer | Uint8Array> & { destroy?
 function rejection(url: string, status: number, json: unknown, retryAfterMs?: number): MeshauthError {
   const record = json !== null && typeof json === 'object' ? (json as Record<string, unknown>) : {};
   const caCode = typeof record.code === 'string' ? record.code.slice(0, 100) : undefined;
-  // `message` on most endpoints; RFC 6749 §5.2 `error_description` on /v1/token.
+  // `message` on most endpoints; the OAuth `error_description` on /v1/token.
   const said = typeof record.message === 'string' ? record.message : record.error_description;
   // Printable ASCII only: it reaches a terminal through the CLI.
   const caMessage = typeof said === 'string' ? said.slice(0, 200).replace(/[^\x20-\x7e]/g, '?') : undefined;
@@ -382,7 +382,7 @@ function pemList(value: unknown, field: string): string[] {
   });
 }
 
-/** RFC 9110 §10.2.3: delay-seconds or an HTTP-date; anything else (or a negative delay) is ignored. */
+/** Retry-After is delay-seconds or an HTTP-date; anything else (or a negative delay) is ignored. */
 function parseRetryAfter(header: string | string[] | undefined): number | undefined {
   if (typeof header !== 'string') return undefined;
   const trimmed = header.trim();

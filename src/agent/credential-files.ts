@@ -1,4 +1,4 @@
-// The agent's two input files (SPEC §7 `ca.bundle`, `ca.token`), read afresh at each use: a projected
+// The agent's two input files (`ca.bundle`, `ca.token`), read afresh at each use: a projected
 // service-account token is rewritten by the kubelet, and an operator may replace the bundle or a join token.
 // The token's content is a secret: it is never put into an error message or a log line.
 import { MeshauthError } from '../errors/index.js';

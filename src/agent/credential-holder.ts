@@ -1,4 +1,4 @@
-// CredentialHolder: the workload's current SVID and trust bundle, swapped atomically as one value (STYLE 3).
+// CredentialHolder: the workload's current SVID and trust bundle, swapped atomically as one value.
 // The agent writes it (bootstrap, rotation, bundle refresh); the TLS listeners and the outbound connector read it.
 // A change is applied in two phases so that every side switches or none does: first every preparer builds what it
 // derives from the new credentials (secure contexts, the passport signer) without touching live state, then the

@@ -19,7 +19,7 @@ export interface SvidLifetime {
 
 /**
  * Milliseconds from `now` until the SVID should be renewed. The CA back-dates NotBefore by up to a minute for clock
- * skew (SPEC §3), so the lifetime that counts starts at the later of NotBefore and the time it was received;
+ * skew, so the lifetime that counts starts at the later of NotBefore and the time it was received;
  * otherwise a 5-second test SVID would look more than half used on arrival.
  * `jitterFraction` in [0, 1) picks the point between 45 % and 55 %.
  */

@@ -1,6 +1,6 @@
 // Deciding whether the CA's answer may become our credential: the chain must be a valid
 // X509-SVID of our trust domain leading to a root of the returned bundle, the leaf must carry OUR public key, and a
-// renewal must keep our SPIFFE ID (SPEC §4). Anything else is rejected and the current credential stays.
+// renewal must keep our SPIFFE ID. Anything else is rejected and the current credential stays.
 // No I/O: the key comparison uses node:crypto KeyObjects only.
 import { createPublicKey, KeyObject } from 'node:crypto';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';

@@ -1,4 +1,4 @@
-// CA signing rate (SPEC §9: ≥ 1,000 P-256 SVIDs/s on one core): createLeafCertificate from pre-generated public
+// CA signing rate (target: ≥ 1,000 P-256 SVIDs/s on one core): createLeafCertificate from pre-generated public
 // keys, in-process, sequentially. Run alone with `node dist/bench/ca.js [--quick]`.
 import { pathToFileURL } from 'node:url';
 import { SpiffeId, TrustDomain } from '../src/identity/index.js';

@@ -1,6 +1,6 @@
 // The meshauth pair for the proxy comparison: two sidecar processes (src/sidecar startSidecar, one each, as the
 // CLI runs it but with the bench SVIDs injected into the credential holder instead of fetched from a CA), so the
-// runner's one load loop measures meshauth exactly like HAProxy and nginx. Default policy (mTLS only, SPEC §6),
+// runner's one load loop measures meshauth exactly like HAProxy and nginx. Default policy (mTLS only),
 // metrics on, logs off. Child entry: `node dist/bench/meshauth-pair.js --sidecar JSON`.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';

@@ -1,4 +1,4 @@
-// PDP benchmark (SPEC §9: ≤ 10 µs median decision with 1,000 rules). Builds a realistic 1,000-rule policy (per-caller
+// PDP benchmark (target: ≤ 10 µs median decision with 1,000 rules). Builds a realistic 1,000-rule policy (per-caller
 // allow rules with paths, methods, scopes and chain conditions, namespace and prefix rules, global denies), then
 // times decisions in batches with process.hrtime.bigint; per-decision figures are batch time / batch size.
 // Runnable alone: `node dist/bench/pdp.js [--quick]`.

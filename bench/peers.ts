@@ -1,4 +1,4 @@
-// The reference pairs of SPEC §9: HAProxy and nginx doing the same hop as a meshauth pair (plain HTTP in →
+// The reference pairs: HAProxy and nginx doing the same hop as a meshauth pair (plain HTTP in →
 // outbound proxy → TLS 1.3 mTLS with the bench SVIDs → inbound proxy, client certificate required and verified →
 // app), one thread/worker each, upstream keep-alive on, configs in the run's temp dir, foreground, killed by PID.
 // The method is copied from research/performance.md Part B.

@@ -1,4 +1,4 @@
-// benchProxy: the headline number of SPEC §9 for the sidecar data path alone — direct vs through a meshauth
+// benchProxy: the headline performance number for the sidecar data path alone — direct vs through a meshauth
 // outbound+inbound pair (two sidecar processes, TLS 1.3 mTLS, h2 between them), loaded by wrk (autocannon without it) in its own
 // process (keep-alive, fixed connections, warm-up). CPU per request comes from each sidecar process's own
 // accounting (/proc/<pid>/stat, all threads) over the measured window. Reuses the runner's children/load/PKI

@@ -1,4 +1,4 @@
-// The benchmark report: the result types, the SPEC §9 target checks (✓/✗/–) and three renderings of one result —
+// The benchmark report: the result types, the performance target checks (✓/✗/–) and three renderings of one result —
 // a terminal table, JSON (bench/results/latest.json) and markdown (latest.md). Pure: no I/O, no clock.
 
 import type { GatewayBenchResult } from './gateway.js';
@@ -90,7 +90,7 @@ export interface BenchReport {
 
 const MESHAUTH = 'meshauth';
 
-/** SPEC §9, each evaluated honestly: no number, no tick. */
+/** The performance targets, each evaluated honestly: no number, no tick. */
 export function checkTargets(proxies: readonly ProxyRow[], micro: MicroResults): TargetCheck[] {
   const row = (name: string) => proxies.find((p) => p.name === name && p.unavailable === undefined);
   const mesh = row(MESHAUTH);

@@ -1,6 +1,6 @@
-// `npm run bench [-- --quick]` (SPEC §9, §11): one run, one table. Starts the app, then each scenario in turn
+// `npm run bench [-- --quick]`: one run, one table. Starts the app, then each scenario in turn
 // (direct, HAProxy pair, nginx pair, meshauth pair) and measures all of them with the same load loop (bench/load.ts),
-// then the microbenchmarks (CA, PDP, passport, handshake), checks the SPEC §9 targets and writes
+// then the microbenchmarks (CA, PDP, passport, handshake), checks the performance targets and writes
 // bench/results/latest.{json,md}. A peer or benchmark module that is missing or fails becomes a "not available: …"
 // row; only a crash of the runner itself exits non-zero.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';

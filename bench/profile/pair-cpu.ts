@@ -4,7 +4,7 @@
 // machine, unlike req/s), idle RSS before the load and peak RSS after. `--cpu-prof DIR` starts both sidecars with
 // the V8 profiler on (MESHAUTH_BENCH_CPU_PROF) so DIR gets one .cpuprofile per sidecar on exit.
 // `--rate N` adds, after the closed-loop windows, one open-loop window at N req/s (16 connections) straight to the
-// app and one through the pair, and prints the p99 the pair adds (the SPEC §9 fixed-rate number) and each sidecar's
+// app and one through the pair, and prints the p99 the pair adds (the fixed-rate target's number) and each sidecar's
 // CPU per request at that rate. MESHAUTH_BENCH_NODE_ARGS (V8 flags) and MESHAUTH_BENCH_LOOP_LOG (GC pauses and
 // event-loop delay per sidecar) reach the sidecars through bench/meshauth-pair.ts.
 // Run: `node dist/bench/profile/pair-cpu.js [--seconds 5] [--connections 32] [--runs 3] [--cpu-prof DIR] [--rate N]`.

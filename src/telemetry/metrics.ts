@@ -334,8 +334,9 @@ export class Metrics {
   }
 
   /**
-   * The unlabelled gauges of one role are registered by that role: created unregistered, each reads 0 from its
-   * creation, and in every other role's exposition that 0 would say something false.
+   * The metrics of one role (its unlabelled gauges, the agent's bundle refresh counter) are registered by that role:
+   * created unregistered, each reads 0 from its creation, and in every other role's exposition that 0 would say
+   * something false.
    */
   #expose(metric: Gauge | Counter): void {
     if (this.#exposed.has(metric)) return;

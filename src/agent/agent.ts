@@ -242,7 +242,9 @@ export class Agent {
     const token = await readTokenFile(tokenFile);
     const key = await newKeyWithCsr(this.#keyType);
     const response = await requestSvid(this.#connection(anchors.toPem(), signal), { csrPem: key.csrPem, token });
-    return this.#accept(response, key, undefined);
+    const credentials = this.#accept(response, key, undefined);
+    await this.#checkBundleAnchorsCa(anchors, credentials.bundle, signal);
+    return credentials;
   }
 
   async #renew(current: Credentials, signal: AbortSignal): Promise<Credentials> {

@@ -381,6 +381,22 @@ describe('agent against a CA whose bundle drops the root it is itself under', ()
   });
 });
 
+describe('agent bootstrapping against a CA whose bundle drops the root it is served under', () => {
+  it('fail/the bootstrap answer under another root only is refused; nothing is installed', async () => {
+    const other = await caCert(undefined);
+    const inter = await caCert(other);
+    handler = svidAnswer(async (csr) => chainAnswer([await leafFor(csr, { issuer: inter }), inter.cert], [other.cert]));
+    const { holder, metrics, logs } = startAgent({ url: caUrl, bundleFile: '' }, 'join-token', cleanups, {
+      bundlePem: ca.bundlePem,
+      bundleRefreshMs: 3_600_000,
+    });
+    await waitFor('a refused bootstrap', async () => (await rotations(metrics, 'failure')) >= 1, 10_000);
+    expect(holder.current).toBeUndefined();
+    const line = logs.find((l) => l.code === 'MESHAUTH_ERR_CA_RESPONSE_INVALID');
+    expect(line?.reason).toBe('bundle_without_ca_root');
+  });
+});
+
 /** `meshauth_bundle_refreshes_total{result}` as a number. */
 async function bundleRefreshes(metrics: Metrics, result: string): Promise<number> {
   const { values } = await metrics.bundleRefreshes.get();

@@ -15,6 +15,7 @@ import { tokenInvalid } from '../authn/token-rejection.js';
 import { inspectToken } from '../authn/token-shape.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, type TrustDomain } from '../identity/index.js';
+import { SingleFlight } from '../platform/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 
 const JWKS_PATH = '/v1/jwks';
@@ -45,8 +46,14 @@ export class JwtSvidVerifier {
   #kids = new Set<string>();
   /** When the CA last served the keys (not when a load was last tried). */
   #loadedAt: number | undefined;
+  /** When the latest load ended, whatever its outcome. */
   #fetchedAt = 0;
-  #fetching: Promise<void> | undefined;
+  /** One load at a time: tokens that arrive while one runs wait for it. */
+  readonly #loads = new SingleFlight(() =>
+    this.#load().finally(() => {
+      this.#fetchedAt = Date.now();
+    }),
+  );
 
   constructor(options: {
     readonly settings: JwtSvidSettings;
@@ -132,11 +139,7 @@ export class JwtSvidVerifier {
   }
 
   #refresh(): Promise<void> {
-    this.#fetching ??= this.#load().finally(() => {
-      this.#fetchedAt = Date.now();
-      this.#fetching = undefined;
-    });
-    return this.#fetching;
+    return this.#loads.run();
   }
 
   // Never throws: a failed load keeps the previous key set (a CA outage must not refuse every workload at once).

@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { MeshauthError } from '../errors/index.js';
 import { listenOn, SingleFlight } from '../platform/index.js';
-import { type AdminRefusalCode, AdminRefusals } from '../telemetry/admin-refusals.js';
+import { AdminRefusals } from '../telemetry/admin-refusals.js';
 import { sendAdminAnswer } from '../telemetry/admin-server.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -71,16 +71,11 @@ export class WebhookServer {
     this.#options = options;
     this.#refusals = new AdminRefusals(options.metrics, options.logger);
     this.#budget = new ByteBudget(options.maxReviewBytesInFlight ?? REVIEW_BYTES_IN_FLIGHT);
-    // Anyone who reaches the port can cause this refusal in a loop: one line per window.
-    this.#overloadLog = new RateLimitedLog(
-      options.logger,
-      options.metrics,
-      'admission_review_refused',
-      OVERLOAD_LOG_INTERVAL_MS,
-    );
-    // So can a 413 or a 415: each in a window of its own, so a flood of one does not hide the first line of another.
+    // Anyone who reaches the port can cause a 503, 413 or 415 in a loop: one line per window, each kind in a window
+    // of its own, so a flood of one does not hide the first line of another.
     const refusedLog = () =>
       new RateLimitedLog(options.logger, options.metrics, 'admission_review_refused', OVERLOAD_LOG_INTERVAL_MS);
+    this.#overloadLog = refusedLog();
     this.#tooLargeLog = refusedLog();
     this.#contentTypeLog = refusedLog();
     // The alerts take increase() of the error and failure series. A series born at 1 on the first event has no
@@ -190,13 +185,13 @@ export class WebhookServer {
     if (path === '/mutate') {
       if (req.method !== 'POST') {
         sendJson(res, 405, { error: 'method not allowed' }, { allow: 'POST' });
-        return this.#refused(req, 'MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED');
+        return this.#refusals.refused(req, 'MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED');
       }
       return this.#mutate(req, res);
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
-      return this.#refused(req, 'MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED');
+      return this.#refusals.refused(req, 'MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED');
     }
     if (path === '/healthz') return sendAdminAnswer(res, 200, 'text/plain', 'ok\n');
     if (path === '/metrics') {
@@ -204,11 +199,7 @@ export class WebhookServer {
       return sendAdminAnswer(res, 200, metrics.contentType, await metrics.exposition());
     }
     sendJson(res, 404, { error: 'not found' });
-    this.#refused(req, 'MESHAUTH_ERR_ADMIN_NOT_FOUND');
-  }
-
-  #refused(req: IncomingMessage, code: AdminRefusalCode): void {
-    this.#refusals.refused(req, code);
+    this.#refusals.refused(req, 'MESHAUTH_ERR_ADMIN_NOT_FOUND');
   }
 
   async #mutate(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -163,7 +163,8 @@ describe('--auto-rotate-intermediate', () => {
             /meshauth_ca_certificate_expiry_timestamp_seconds\{kind="intermediate"\} (\d+)/.exec(metrics)?.[1] ?? '';
           return gauge === expected ? metrics : undefined;
         },
-        6_000,
+        // Rotation goes on while the gauge is sampled each second: on a loaded machine a match can take a while.
+        20_000,
         200,
       ).catch(() => ''); // the expectation below names both values
       expect(gauge).toBe(expected);

@@ -7,7 +7,7 @@
 // open-loop schedule over an undici Pool (wrk has no open-loop mode; autocannon's rate limit sends each second's
 // quota in one burst).
 import { execFile, execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -215,6 +215,9 @@ async function wrkClosedLoop(spec: LoadSpec, seconds: number, recorder: WindowRe
   if (wrkScript === undefined) {
     wrkScript = join(tmpdir(), `meshauth-bench-wrk-${process.pid}.lua`);
     writeFileSync(wrkScript, WRK_REPORT);
+    // One script per bench process, removed when it exits: a run must not leave files in the shared temp dir.
+    const written = wrkScript;
+    process.once('exit', () => rmSync(written, { force: true }));
   }
   const args = ['-t1', `-c${spec.connections}`, `-d${Math.max(1, Math.round(seconds))}s`, '-s', wrkScript];
   const stdout = await new Promise<string>((resolve, reject) => {

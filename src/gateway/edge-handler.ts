@@ -354,7 +354,8 @@ export class EdgeHandler {
     if (setCookies.length > 0) {
       // The session was renewed or re-stamped: the cookies ride on the service's answer. That answer now carries
       // the user's credential, so no cache may keep it, whatever the service said: a shared cache in front of the
-      // gateway would hand a `public` answer, session cookie included, to every later visitor.
+      // gateway would hand a `public` answer, session cookie included, to every later visitor. Every field a cache
+      // reads goes, not only Cache-Control: a CDN obeys its targeted field before it (isCachingField).
       const writeHead = res.writeHead.bind(res);
       res.writeHead = (status: number, h: OutgoingHttpHeaders) => {
         const existing = h['set-cookie'];
@@ -363,7 +364,7 @@ export class EdgeHandler {
           ...(existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]),
         ];
         const head: OutgoingHttpHeaders = {};
-        for (const name in h) if (name.toLowerCase() !== 'cache-control') head[name] = h[name];
+        for (const name in h) if (!isCachingField(name.toLowerCase())) head[name] = h[name];
         return writeHead(status, { ...head, 'set-cookie': merged, 'cache-control': 'no-store' });
       };
     }
@@ -483,6 +484,24 @@ export class EdgeHandler {
       'gateway deny',
     );
   }
+}
+
+/**
+ * Response fields that tell a cache whether and how long to keep an answer. CDNs and proxy caches read their own
+ * field before Cache-Control (CDN-Cache-Control and the per-CDN `<name>-CDN-Cache-Control`, Akamai-Cache-Control,
+ * Surrogate-Control, Edge-Control, nginx's X-Accel-Expires), and Expires and Pragma stand in for it at older
+ * caches: any of them left next to `no-store` could still have the session cookie cached.
+ */
+const CACHING_FIELDS: ReadonlySet<string> = new Set([
+  'expires',
+  'pragma',
+  'surrogate-control',
+  'edge-control',
+  'x-accel-expires',
+]);
+
+function isCachingField(lowerName: string): boolean {
+  return lowerName.endsWith('cache-control') || CACHING_FIELDS.has(lowerName);
 }
 
 /** The `iss` of a token's payload without verifying anything: only chooses which verifier runs. */

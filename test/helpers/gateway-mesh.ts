@@ -76,6 +76,18 @@ export async function startLoginProvider(
   };
 }
 
+/** The caching fields web's app sends on `/cacheable` answers. */
+export const CACHEABLE_ANSWER: Readonly<Record<string, string>> = {
+  'cache-control': 'public, max-age=3600',
+  'cdn-cache-control': 'public, max-age=3600',
+  'cloudflare-cdn-cache-control': 'max-age=3600',
+  'surrogate-control': 'max-age=3600',
+  'edge-control': 'cache-maxage=3600s',
+  'x-accel-expires': '3600',
+  expires: 'Thu, 01 Dec 2099 16:00:00 GMT',
+  pragma: 'public',
+};
+
 export interface GatewayMeshOptions {
   /** Extra or replacing keys of the gateway config document. */
   readonly gateway?: (base: Record<string, unknown>, files: MeshFiles) => Record<string, unknown>;
@@ -246,8 +258,9 @@ export async function startGatewayMesh(options: GatewayMeshOptions = {}): Promis
             'set-cookie': (req.url ?? '').includes('fixation')
               ? ['app-pref=dark; Path=/; Secure', '__Host-meshauth=planted; Path=/; Secure; HttpOnly']
               : 'app-pref=dark; Path=/; Secure',
-            // A page a shared cache may keep (/cacheable): what a service says of its static assets.
-            ...((req.url ?? '').includes('cacheable') ? { 'cache-control': 'public, max-age=3600' } : {}),
+            // A page a shared cache may keep (/cacheable): what a service says of its static assets, to browsers
+            // and to the CDNs and proxy caches in front (targeted fields, HTTP/1.0 fields).
+            ...((req.url ?? '').includes('cacheable') ? CACHEABLE_ANSWER : {}),
           });
           res.end(body);
         })

@@ -134,6 +134,9 @@ export class PublicListener {
       } as Parameters<typeof createSecureServer>[0],
       options.onRequest,
     );
+    // The HTTP/1.1 fallback's parser reads the server's maxHeaderSize property, which Node 20 does not set from the
+    // option above: its HTTP/1.1 heads were held to Node's default 16 KiB, whatever limits.maxHeaderBytes said.
+    (this.#server as { maxHeaderSize?: number }).maxHeaderSize = options.maxHeaderBytes;
     this.#server.maxConnections = limits.maxConnections;
     this.#server.setTimeout(limits.idleTimeoutMs);
     this.#server.on('connection', (socket: Socket) => this.#onConnection(socket));

@@ -91,6 +91,7 @@ export async function benchGateway(options: { quick: boolean }): Promise<Gateway
       idleTimeoutMs: 3_600_000,
       absoluteTimeoutMs: 3_600_000,
       signedInBy: `${ISSUER} bench`, // the gateway's oidc.issuer and clientId below
+      maxCookieBytes: 12_288, // three quarters of the default limits.maxHeaderBytes, as the gateway allows
     });
     const cookie = (
       codec.write(

@@ -135,6 +135,7 @@ export class EdgeHandler {
         idleTimeoutMs: config.session.idleTimeoutMs,
         absoluteTimeoutMs: config.session.absoluteTimeoutMs,
         signedInBy: config.oidc === undefined ? '' : `${config.oidc.issuer} ${config.oidc.clientId}`,
+        maxCookieBytes: sessionCookieBudget(config.limits.maxHeaderBytes),
       });
       const sessions = new BrowserSessions({
         codec,
@@ -502,6 +503,15 @@ const CACHING_FIELDS: ReadonlySet<string> = new Set([
 
 function isCachingField(lowerName: string): boolean {
   return lowerName.endsWith('cache-control') || CACHING_FIELDS.has(lowerName);
+}
+
+/**
+ * How much of the request head the session's cookies may take: three quarters of limits.maxHeaderBytes. The rest is
+ * for the browser's other headers (a navigation's are near 1 KB), the services' own cookies and the pre-login
+ * cookies of sign-ins in progress.
+ */
+function sessionCookieBudget(maxHeaderBytes: number): number {
+  return Math.floor((maxHeaderBytes * 3) / 4);
 }
 
 /** The `iss` of a token's payload without verifying anything: only chooses which verifier runs. */

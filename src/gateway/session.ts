@@ -2,7 +2,8 @@
 // store. Idle and absolute timeouts are enforced on every read; the idle clock is re-stamped at most once per
 // STAMP_INTERVAL (not on every request: that would add a Set-Cookie to every response). A sealed session longer
 // than one cookie is split into numbered chunks (`<name>=<count>:<part0>`, `<name>-1=<part1>`, …); more than
-// MAX_CHUNKS is a clear error at sign-in, never a truncated cookie.
+// MAX_CHUNKS, or more of the Cookie header than maxCookieBytes, is a clear error at sign-in, never a truncated cookie
+// (nor cookies the gateway's own head limit would then refuse on every request).
 import { MeshauthError } from '../errors/index.js';
 import { clearCookie, setCookie } from './cookies.js';
 import { type OpenFailure, open, seal } from './sealed-box.js';
@@ -37,6 +38,7 @@ export class SessionCodec {
   readonly #purpose: string;
   readonly #idleS: number;
   readonly #absoluteS: number;
+  readonly #maxCookieBytes: number;
 
   constructor(options: {
     readonly ring: () => SessionKeyRing;
@@ -48,12 +50,15 @@ export class SessionCodec {
      * provider must not accept each other's sessions.
      */
     readonly signedInBy: string;
+    /** How much of a request's Cookie header the session's cookies may take (`name=value; …`). */
+    readonly maxCookieBytes: number;
   }) {
     this.#ring = options.ring;
     this.#name = options.cookieName;
     this.#purpose = `${options.cookieName} ${options.signedInBy}`;
     this.#idleS = Math.floor(options.idleTimeoutMs / 1000);
     this.#absoluteS = Math.floor(options.absoluteTimeoutMs / 1000);
+    this.#maxCookieBytes = options.maxCookieBytes;
   }
 
   get cookieName(): string {
@@ -106,7 +111,8 @@ export class SessionCodec {
 
   /**
    * Set-Cookie values for `session` (chunks past the first as needed), clearing chunks the request carried that
-   * are no longer used. Throws MESHAUTH_ERR_SESSION_TOO_LARGE when it does not fit in MAX_CHUNKS cookies.
+   * are no longer used. Throws MESHAUTH_ERR_SESSION_TOO_LARGE when it does not fit in MAX_CHUNKS cookies or in
+   * maxCookieBytes of the Cookie header.
    */
   write(session: SessionData, present: ReadonlyMap<string, string>): string[] {
     const sealed = seal(this.#ring(), this.#purpose, session);
@@ -117,6 +123,16 @@ export class SessionCodec {
       throw new MeshauthError(
         'MESHAUTH_ERR_SESSION_TOO_LARGE',
         `the session needs ${sealed.length} bytes, more than ${MAX_CHUNKS} cookies of ${CHUNK_CHARS}; keep fewer claims in oidc.claims`,
+        { reason: 'session_too_large' },
+      );
+    }
+    // The browser sends these cookies with every request: past the gateway's head limit, every request of that
+    // browser, logout included, would be refused until they expire.
+    const headerBytes = cookieHeaderBytes(this.#name, parts);
+    if (headerBytes > this.#maxCookieBytes) {
+      throw new MeshauthError(
+        'MESHAUTH_ERR_SESSION_TOO_LARGE',
+        `the session's cookies need ${headerBytes} bytes of the Cookie header, more than the ${this.#maxCookieBytes} that limits.maxHeaderBytes leaves them; keep fewer claims in oidc.claims or raise limits.maxHeaderBytes`,
         { reason: 'session_too_large' },
       );
     }
@@ -135,6 +151,17 @@ export class SessionCodec {
     for (const name of present.keys()) if (name !== this.#name && this.owns(name)) out.push(clearCookie(name));
     return out;
   }
+}
+
+/** Bytes of `name=<count>:part0; name-1=part1; …` in a Cookie header. */
+function cookieHeaderBytes(name: string, parts: readonly string[]): number {
+  let bytes = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const cookieName = i === 0 ? name : `${name}-${i}`;
+    const prefix = i === 0 && parts.length > 1 ? `${parts.length}:` : '';
+    bytes += (i === 0 ? 0 : 2) + cookieName.length + 1 + prefix.length + (parts[i] as string).length;
+  }
+  return bytes;
 }
 
 function isSession(value: unknown): value is SessionData {

@@ -43,6 +43,7 @@ export async function startLoginProvider(
   gatewayOrigin: string,
   accessTokenTtlSeconds = 300,
   tls?: { readonly cert: string; readonly key: string },
+  users: readonly DemoUser[] = [ALICE],
 ): Promise<ProviderHandle> {
   // With `tls`, the provider is an https issuer whose certificate only a private CA vouches for (oidc.caFile).
   const server: Server = tls === undefined ? createServer() : createHttpsServer({ cert: tls.cert, key: tls.key });
@@ -52,7 +53,7 @@ export async function startLoginProvider(
   const url = `${tls === undefined ? 'http' : 'https'}://127.0.0.2:${(server.address() as AddressInfo).port}`;
   const provider = await createLoginProvider({
     issuer: url,
-    users: [ALICE],
+    users,
     clients: [
       {
         ...GATEWAY_CLIENT,
@@ -96,6 +97,8 @@ export interface GatewayMeshOptions {
   readonly webForwardsToken?: boolean;
   /** Serve the provider over https with a certificate from the test CA (for oidc.caFile). */
   readonly providerTls?: boolean;
+  /** The provider's users (default [ALICE]). */
+  readonly users?: readonly DemoUser[];
 }
 
 export interface MeshFiles {
@@ -194,6 +197,7 @@ export async function startGatewayMesh(options: GatewayMeshOptions = {}): Promis
       origin,
       options.accessTokenTtlSeconds,
       providerCert === undefined ? undefined : { cert: providerCert.chainPem, key: providerCert.keyPem },
+      options.users,
     );
     closers.push(() => provider.close());
 

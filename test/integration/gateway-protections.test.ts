@@ -180,6 +180,7 @@ describe('gateway protections (real provider)', () => {
       idleTimeoutMs: 1_800_000,
       absoluteTimeoutMs: 43_200_000,
       signedInBy: `${mesh.provider.url} ${GATEWAY_CLIENT.clientId}`,
+      maxCookieBytes: 12_288,
     };
     const now = Math.floor(Date.now() / 1000);
     const session = {

@@ -41,6 +41,7 @@ function sessionsRefreshingTo(idClaims: Record<string, unknown>) {
     idleTimeoutMs: 600_000,
     absoluteTimeoutMs: 3_600_000,
     signedInBy: `${ISSUER} gateway`,
+    maxCookieBytes: 12_288,
   });
   const sessions = new BrowserSessions({
     codec,

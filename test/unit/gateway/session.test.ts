@@ -10,6 +10,7 @@ const codec = new SessionCodec({
   idleTimeoutMs: 600_000,
   absoluteTimeoutMs: 3_600_000,
   signedInBy: 'https://idp gateway',
+  maxCookieBytes: 12_288,
 });
 const NOW = 1_800_000_000;
 const session: SessionData = {
@@ -64,6 +65,23 @@ describe('session cookies', () => {
     expect(() => codec.write(huge, new Map())).toThrow(
       expect.objectContaining({ code: 'MESHAUTH_ERR_SESSION_TOO_LARGE' }),
     );
+  });
+
+  it('fail/a session whose cookies would take more of the Cookie header than maxCookieBytes is a clear error', () => {
+    const small = new SessionCodec({
+      ring: () => ring,
+      cookieName: '__Host-s',
+      idleTimeoutMs: 600_000,
+      absoluteTimeoutMs: 3_600_000,
+      signedInBy: 'https://idp gateway',
+      maxCookieBytes: 6_144,
+    });
+    const big = { ...session, claims: { ...session.claims, blob: 'x'.repeat(6000) } }; // three chunks, ~8 KB
+    expect(() => small.write(big, new Map())).toThrow(
+      expect.objectContaining({ code: 'MESHAUTH_ERR_SESSION_TOO_LARGE', reason: 'session_too_large' }),
+    );
+    const fits = small.write(session, new Map());
+    expect(small.read(jar(fits), NOW)).toEqual({ session });
   });
 
   it('fail/a value sealed for another cookie name does not open (AAD)', () => {

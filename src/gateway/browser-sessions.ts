@@ -155,8 +155,12 @@ export class BrowserSessions {
           reason: 'subject_mismatch',
         });
       }
+      const renewed = this.fromTokens(tokens, nowS, session);
+      // A new ID token can be larger than the first: a renewed session that no longer fits in its cookies is a
+      // failed renewal (counted once here), not a write that fails on every request until the session ends.
+      this.#codec.checkFits(renewed);
       this.#metrics.gatewaySessionRefreshes.inc({ result: 'ok' });
-      return this.fromTokens(tokens, nowS, session);
+      return renewed;
     } catch (error) {
       const reason = isMeshauthError(error) ? (error.reason ?? error.code) : 'error';
       this.#metrics.gatewaySessionRefreshes.inc({ result: reason });

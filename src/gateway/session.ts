@@ -115,8 +115,25 @@ export class SessionCodec {
    * maxCookieBytes of the Cookie header.
    */
   write(session: SessionData, present: ReadonlyMap<string, string>): string[] {
-    const sealed = seal(this.#ring(), this.#purpose, session);
+    const parts = this.#parts(session);
     const maxAge = session.createdAt + this.#absoluteS - Math.floor(Date.now() / 1000);
+    const out: string[] = [];
+    out.push(setCookie(this.#name, parts.length === 1 ? (parts[0] as string) : `${parts.length}:${parts[0]}`, maxAge));
+    for (let i = 1; i < parts.length; i++) out.push(setCookie(`${this.#name}-${i}`, parts[i] as string, maxAge));
+    for (let i = parts.length; i < MAX_CHUNKS + 1; i++) {
+      if (present.has(`${this.#name}-${i}`)) out.push(clearCookie(`${this.#name}-${i}`));
+    }
+    return out;
+  }
+
+  /** Throws MESHAUTH_ERR_SESSION_TOO_LARGE when write() would: before a session replaces one that fits. */
+  checkFits(session: SessionData): void {
+    this.#parts(session);
+  }
+
+  /** The sealed session in cookie-sized parts; throws MESHAUTH_ERR_SESSION_TOO_LARGE (see write). */
+  #parts(session: SessionData): string[] {
+    const sealed = seal(this.#ring(), this.#purpose, session);
     const parts: string[] = [];
     for (let i = 0; i < sealed.length; i += CHUNK_CHARS) parts.push(sealed.slice(i, i + CHUNK_CHARS));
     if (parts.length > MAX_CHUNKS) {
@@ -136,13 +153,7 @@ export class SessionCodec {
         { reason: 'session_too_large' },
       );
     }
-    const out: string[] = [];
-    out.push(setCookie(this.#name, parts.length === 1 ? (parts[0] as string) : `${parts.length}:${parts[0]}`, maxAge));
-    for (let i = 1; i < parts.length; i++) out.push(setCookie(`${this.#name}-${i}`, parts[i] as string, maxAge));
-    for (let i = parts.length; i < MAX_CHUNKS + 1; i++) {
-      if (present.has(`${this.#name}-${i}`)) out.push(clearCookie(`${this.#name}-${i}`));
-    }
-    return out;
+    return parts;
   }
 
   /** Set-Cookie values that remove the session and every chunk the request carried. */

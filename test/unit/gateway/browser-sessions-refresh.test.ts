@@ -1,6 +1,7 @@
 // A session renewed with the refresh token stays the session of the user who signed in: an ID token in the refresh
 // response for another sub (a provider that mixed up grants; openid-client already holds its iss to the issuer) is
-// refused and the session keeps its user until its access token ends, never switching to that user.
+// refused and the session keeps its user until its access token ends, never switching to that user. A renewal whose
+// session no longer fits in its cookies (a larger new ID token) is a failed renewal too, not an error on every request.
 import { describe, expect, it } from 'vitest';
 import { BrowserSessions } from '../../../src/gateway/browser-sessions.js';
 import type { OidcSettings } from '../../../src/gateway/gateway-config.js';
@@ -22,7 +23,7 @@ const oidc = {
   refreshBeforeMs: 60_000,
 } as unknown as OidcSettings;
 
-function sessionsRefreshingTo(idClaims: Record<string, unknown>) {
+function sessionsRefreshingTo(idClaims: Record<string, unknown>, idToken = 'id-2') {
   const metrics = new Metrics();
   const log = logLines('edge');
   const rp = {
@@ -31,7 +32,7 @@ function sessionsRefreshingTo(idClaims: Record<string, unknown>) {
       accessToken: 'at-2',
       accessExpiresAt: NOW + 300,
       refreshToken: 'rt-2',
-      idToken: 'id-2',
+      idToken,
       scope: 'openid',
     }),
   } as unknown as OidcRelyingParty;
@@ -90,5 +91,20 @@ describe('browser session renewal', () => {
     expect(resolved?.session.accessExpiresAt).toBe(NOW + 30);
     expect(await refreshes(metrics, 'subject_mismatch')).toBe(1);
     expect(log.find({ event: 'session_refresh_failed', reason: 'subject_mismatch' })).toHaveLength(1);
+  });
+
+  it('fail/a renewal whose session no longer fits in its cookies is a failed renewal: counted once, then the session ends', async () => {
+    const { sessions, cookies, metrics, log } = sessionsRefreshingTo({ sub: 'alice', iss: ISSUER }, 'i'.repeat(20_000));
+    for (let i = 0; i < 3; i++) {
+      const setCookies: string[] = [];
+      const resolved = await sessions.resolve(cookies, NOW, setCookies);
+      expect(resolved?.user.sub).toBe('alice'); // the current session serves until its access token ends
+      expect(resolved?.session.accessExpiresAt).toBe(NOW + 30);
+    }
+    expect(await refreshes(metrics, 'session_too_large')).toBe(1);
+    expect(log.find({ event: 'session_refresh_failed', reason: 'session_too_large' })).toHaveLength(1);
+    const setCookies: string[] = [];
+    expect(await sessions.resolve(cookies, NOW + 30, setCookies)).toBeUndefined();
+    expect(setCookies.some((line) => line.startsWith('__Host-s=;') && line.includes('Max-Age=0'))).toBe(true);
   });
 });

@@ -97,14 +97,14 @@ function ignoredOptOut(metadata: JsonObject | undefined): string | undefined {
   return undefined;
 }
 
-/** True when the template carries a sidecar or the status annotation. */
+/**
+ * True when the template carries the status annotation: injection always writes it beside the sidecar. An init
+ * container merely named like the sidecar is the user's own; taking it for ours would replace it without a word
+ * (and uninject would delete it), so without the annotation it is a conflict that injection refuses.
+ */
 export function isInjected(template: JsonObject): boolean {
-  const spec = objectAt(template, 'spec') ?? {};
   const annotations = objectAt(objectAt(template, 'metadata') ?? {}, 'annotations');
-  return (
-    named(arrayAt(spec, 'initContainers')).some((c) => c.name === SIDECAR_NAME) ||
-    (annotations !== undefined && ANNOTATION_STATUS in annotations)
-  );
+  return annotations !== undefined && ANNOTATION_STATUS in annotations;
 }
 
 /**

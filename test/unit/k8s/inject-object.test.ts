@@ -276,6 +276,17 @@ describe('injectObject', () => {
     expect(() => injectObject(volume, CONFIG)).toThrow(/reserved/);
   });
 
+  it("fail/the user's own init container named meshauth-proxy (no status annotation) is refused, not replaced", () => {
+    // It was taken for an earlier injection's sidecar: replaced by ours without a word, and uninject deleted it.
+    const mine = deployment();
+    podSpec(mine).initContainers = [{ name: 'meshauth-proxy', image: 'mine:1', command: ['migrate'] }];
+    expect(() => injectObject(mine, CONFIG)).toThrow(/initContainers: a container is already named meshauth-proxy/);
+    expect(uninjectObject(mine)).toMatchObject({ outcome: 'unchanged', object: mine });
+    // An injected template (status annotation beside the sidecar) is still re-injected in place.
+    const once = injectObject(deployment(), CONFIG).object;
+    expect(injectObject(once, CONFIG).object).toEqual(once);
+  });
+
   it('ok/a container named constructor that keeps its own proxy variables is re-injected and uninjected', () => {
     // The status annotation has no env entry for it; the lookup found Object.prototype.constructor instead.
     const app = deployment({

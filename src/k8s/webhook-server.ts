@@ -45,6 +45,8 @@ export const REVIEW_BYTES_IN_FLIGHT = 3 * MAX_REVIEW_BYTES;
 /** What the API server's client may wait before it asks again (its call timeout is seconds). */
 const OVERLOADED_RETRY_AFTER_S = 1;
 const OVERLOAD_LOG_INTERVAL_MS = 10_000;
+/** A review's whole request (headers and body) must arrive within this; close() waits for no longer. */
+const REQUEST_TIMEOUT_MS = 10_000;
 const DEFAULT_RELOAD_INTERVAL_MS = 5_000;
 // The API server speaks TLS 1.3, older ones 1.2: AEAD suites of both.
 const TLS = protocolOptions({ tls12: true });
@@ -66,6 +68,9 @@ export class WebhookServer {
   readonly #overloadLog: RateLimitedLog;
   readonly #tooLargeLog: RateLimitedLog;
   readonly #contentTypeLog: RateLimitedLog;
+  /** Requests not answered yet: close() lets them finish, and their answers end the connection. */
+  readonly #unanswered = new Set<ServerResponse>();
+  #closing = false;
 
   constructor(options: WebhookServerOptions) {
     this.#options = options;
@@ -111,13 +116,19 @@ export class WebhookServer {
         { reason: 'webhook_cert_invalid', cause },
       );
     }
-    const server = createServer({ ...TLS, ...pair, requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) => {
-      this.#handle(req, res).catch((error: unknown) => {
-        this.#options.logger.error({ error: String(error) }, 'webhook request failed');
-        if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-        else res.destroy();
-      });
-    });
+    const server = createServer(
+      { ...TLS, ...pair, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: 5_000 },
+      (req, res) => {
+        this.#unanswered.add(res);
+        res.once('close', () => this.#unanswered.delete(res));
+        if (this.#closing) res.setHeader('connection', 'close');
+        this.#handle(req, res).catch((error: unknown) => {
+          this.#options.logger.error({ error: String(error) }, 'webhook request failed');
+          if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+          else res.destroy();
+        });
+      },
+    );
     this.#refusals.install(server);
     this.#server = server;
     this.#port = await listenOn(server, this.#options, '--listen');
@@ -140,9 +151,18 @@ export class WebhookServer {
     this.#contentTypeLog.close();
     const server = this.#server;
     if (server === undefined) return;
+    // Stops accepting and ends idle keep-alive connections; a review still arriving is answered (the API server
+    // would otherwise count a failed call: with failurePolicy Ignore, a pod admitted without its sidecar) and its
+    // connection ends with that answer. Past the request timeout nothing more is waited for.
+    this.#closing = true;
+    for (const res of this.#unanswered) if (!res.headersSent) res.setHeader('connection', 'close');
     await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
+      const force = setTimeout(() => server.closeAllConnections(), REQUEST_TIMEOUT_MS);
+      server.close(() => {
+        clearTimeout(force);
+        resolve();
+      });
+      server.closeIdleConnections();
     });
   }
 

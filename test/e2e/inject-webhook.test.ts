@@ -1,15 +1,18 @@
 // `meshauth webhook` as deployed (the built CLI), driven by curl as a real HTTPS client that verifies the serving
 // certificate: an AdmissionReview for a pod comes back with a JSON Patch that gives what `meshauth inject` writes;
-// /healthz and /metrics answer on the same port; SIGTERM exits 0.
+// /healthz and /metrics answer on the same port; SIGTERM exits 0, after answering the reviews already arriving.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as connectTcp } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as connectTls } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { applyJsonPatch, type Operation } from '../helpers/json-patch.js';
 import { meshauth, type RunningCli, spawnMeshauth } from '../helpers/meshauth-cli.js';
 import { available, runCommand } from '../helpers/sidecar-harness.js';
-import { makeWebhookCert } from '../helpers/webhook-tls.js';
+import { waitFor } from '../helpers/wait.js';
+import { makeWebhookCert, startWebhookCli } from '../helpers/webhook-tls.js';
 
 const FIXTURES = new URL('../fixtures/k8s/', import.meta.url).pathname;
 const HAVE_CURL = available('curl');
@@ -118,6 +121,71 @@ describe.skipIf(!HAVE_CURL)('meshauth webhook (CLI, curl)', () => {
     expect(await webhook.stop()).toBe(0);
   });
 });
+
+describe('meshauth webhook (CLI): SIGTERM', () => {
+  it('ok/a review still arriving at SIGTERM is answered (Connection: close), then the webhook exits 0', async () => {
+    // close() ended every connection at once: the review got no answer, which the API server counts as a failed
+    // call (failurePolicy Ignore: the pod is admitted without its sidecar).
+    const dir = mkdtempSync(join(tmpdir(), 'meshauth-webhook-term-'));
+    const webhook = await startWebhookCli(dir);
+    try {
+      const body = JSON.stringify({
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        request: {
+          uid: 'u-term',
+          kind: { group: '', version: 'v1', kind: 'Pod' },
+          resource: { group: '', version: 'v1', resource: 'pods' },
+          namespace: 'shop',
+          operation: 'CREATE',
+          object: { metadata: { name: 'p' }, spec: { containers: [{ name: 'app', image: 'a:1' }] } },
+        },
+      });
+      const socket = connectTls({
+        host: '127.0.0.1',
+        port: webhook.port,
+        ca: webhook.cert.caPem,
+        servername: 'meshauth-webhook.meshauth.svc',
+      });
+      let received = '';
+      socket.setEncoding('utf8').on('data', (chunk: string) => {
+        received += chunk;
+      });
+      const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      await new Promise<void>((resolve, reject) => {
+        socket.once('secureConnect', () => resolve());
+        socket.once('error', reject);
+      });
+      const head = `POST /mutate HTTP/1.1\r\nhost: meshauth-webhook.meshauth.svc\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n`;
+      socket.write(head + body.slice(0, 20));
+      webhook.stop();
+      // Stopped accepting (the listener is closed): the signal was handled before the rest of the body is sent.
+      await waitFor('the webhook to stop accepting', () => refused(webhook.port), 10_000);
+      socket.write(body.slice(20));
+      await ended;
+      expect(received).toMatch(/^HTTP\/1\.1 200 /);
+      expect(received).toMatch(/^connection: close\r$/im);
+      expect(received).toContain('"uid":"u-term"');
+      await waitFor('the webhook to exit', () => webhook.exited(), 15_000);
+      expect(webhook.exited()).toEqual({ code: 0, signal: null });
+    } finally {
+      webhook.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+/** True when a TCP connection to 127.0.0.1:`port` is refused. */
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connectTcp(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(true));
+  });
+}
 
 function splitStatus(output: string): [string, string] {
   const at = output.lastIndexOf('\n');

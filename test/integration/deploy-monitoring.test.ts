@@ -122,6 +122,23 @@ describe('deploy/monitoring: metrics and dashboard', () => {
     expect(dashboard.templating.list.map((v) => v.name)).toEqual(['datasource', 'namespace']);
   });
 
+  it('ok/the scrape config keeps a running or pending sidecar and drops the pods of finished Jobs', () => {
+    // A finished pod keeps its IP in the API after the network gave it back: kept, the next pod given that address
+    // was scraped under the finished pod's name. (The Prometheus Operator drops these phases for a PodMonitor.)
+    const scrape = parse(readFileSync(join(ROOT, 'deploy/prometheus/scrape-config.yaml'), 'utf8')) as {
+      scrape_configs: { relabel_configs: Obj[] }[];
+    };
+    const rules = scrape.scrape_configs[0]?.relabel_configs ?? [];
+    const target = (phase: string) => ({
+      __meta_kubernetes_pod_annotation_prometheus_io_scrape: 'true',
+      __meta_kubernetes_pod_container_port_name: PORT_ADMIN_NAME,
+      __meta_kubernetes_pod_container_init: 'true',
+      __meta_kubernetes_pod_phase: phase,
+    });
+    const phases = ['Pending', 'Running', 'Succeeded', 'Failed'];
+    expect(phases.filter((phase) => scraped(rules, target(phase)))).toEqual(['Pending', 'Running']);
+  });
+
   it('ok/scrape targets: the port injection and the CA declare is the one the PodMonitor and scrape config keep', () => {
     const [sidecars] = parseDocuments(readFileSync(join(MONITORING, 'pod-monitor.yaml'), 'utf8'), 'pod-monitor.yaml');
     const endpoints = (((sidecars?.spec ?? {}) as Obj).podMetricsEndpoints as Obj[]).map((e) => e.port);
@@ -142,3 +159,17 @@ describe('deploy/monitoring: metrics and dashboard', () => {
     });
   });
 });
+
+/**
+ * Whether Prometheus keeps a discovered target after the keep and drop rules of `rules` (source labels joined with
+ * ";", the regex anchored at both ends, as Prometheus applies them).
+ */
+function scraped(rules: readonly Obj[], labels: Record<string, string>): boolean {
+  for (const rule of rules) {
+    if (rule.action !== 'keep' && rule.action !== 'drop') continue;
+    const value = ((rule.source_labels as string[]) ?? []).map((l) => labels[l] ?? '').join(';');
+    const matches = new RegExp(`^(?:${String(rule.regex ?? '(.*)')})$`).test(value);
+    if (matches !== (rule.action === 'keep')) return false;
+  }
+  return true;
+}

@@ -1,11 +1,20 @@
 // `meshauth webhook --listen HOST:PORT --tls-cert FILE --tls-key FILE [--config inject.yaml]`: the
 // mutating admission webhook that injects pods of opted-in namespaces. Prints one "listening" line on stdout;
-// on SIGTERM/SIGINT stops accepting, finishes in-flight reviews and exits 0.
+// on SIGTERM keeps answering for a few seconds (the pod's endpoint is being removed), then, as at once on SIGINT,
+// stops accepting, finishes in-flight reviews and exits 0.
 import type { Command } from 'commander';
 import { httpsUrl, parseListenAddress } from '../ca/listen-address.js';
 import { WebhookServer } from '../k8s/webhook-server.js';
 import { createLogger, Metrics } from '../telemetry/index.js';
 import { loadInjectConfig } from './inject.js';
+
+/**
+ * How long the webhook keeps answering after SIGTERM. Kubernetes removes a terminating pod's endpoint while it
+ * sends the signal, and the API server keeps calling this replica until the change reaches it: a call refused then
+ * admits the pod without its sidecar (failurePolicy Ignore), unseen by the webhook's metrics. Well inside the
+ * default 30 s grace period, with the in-flight wait after it.
+ */
+const TERMINATION_DELAY_MS = 5_000;
 
 interface WebhookOptions {
   readonly listen: string;
@@ -44,7 +53,20 @@ export function registerWebhookCommand(program: Command): void {
       const port = await server.listen();
       process.stdout.write(`meshauth webhook listening on ${httpsUrl(address.host, port)}\n`);
       const signal = await stopSignal;
-      logger.info({ signal }, 'webhook stopping');
+      const delayMs = signal === 'SIGTERM' ? TERMINATION_DELAY_MS : 0;
+      logger.info({ signal, delayMs }, 'webhook stopping');
+      // A second signal ends the wait at once.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          process.off('SIGTERM', done);
+          process.off('SIGINT', done);
+          resolve();
+        };
+        const timer = setTimeout(done, delayMs);
+        process.once('SIGTERM', done);
+        process.once('SIGINT', done);
+      });
       await server.close();
       process.exit(0);
     });

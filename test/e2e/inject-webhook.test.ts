@@ -12,7 +12,7 @@ import { applyJsonPatch, type Operation } from '../helpers/json-patch.js';
 import { meshauth, type RunningCli, spawnMeshauth } from '../helpers/meshauth-cli.js';
 import { available, runCommand } from '../helpers/sidecar-harness.js';
 import { waitFor } from '../helpers/wait.js';
-import { makeWebhookCert, startWebhookCli } from '../helpers/webhook-tls.js';
+import { makeWebhookCert, post, startWebhookCli } from '../helpers/webhook-tls.js';
 
 const FIXTURES = new URL('../fixtures/k8s/', import.meta.url).pathname;
 const HAVE_CURL = available('curl');
@@ -123,24 +123,32 @@ describe.skipIf(!HAVE_CURL)('meshauth webhook (CLI, curl)', () => {
 });
 
 describe('meshauth webhook (CLI): SIGTERM', () => {
+  it('ok/after SIGTERM new reviews are still answered for a while (the endpoint is being removed), then exit 0', async () => {
+    // The webhook stopped accepting at the signal, while the API server may still call it until the endpoint
+    // removal reaches it: such a refused call admits the pod without its sidecar (failurePolicy Ignore).
+    const dir = mkdtempSync(join(tmpdir(), 'meshauth-webhook-term-'));
+    const webhook = await startWebhookCli(dir);
+    try {
+      webhook.stop();
+      await waitFor('the stopping log line', () => /webhook stopping/.test(webhook.stderr()), 10_000);
+      const answer = await post(webhook.port, webhook.cert.caPem, '/mutate', podReview('u-late'));
+      expect(answer.status).toBe(200);
+      expect(answer.body).toMatchObject({ response: { uid: 'u-late', allowed: true } });
+      await waitFor('the webhook to exit', () => webhook.exited(), 20_000);
+      expect(webhook.exited()).toEqual({ code: 0, signal: null });
+    } finally {
+      webhook.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 40_000);
+
   it('ok/a review still arriving at SIGTERM is answered (Connection: close), then the webhook exits 0', async () => {
     // close() ended every connection at once: the review got no answer, which the API server counts as a failed
     // call (failurePolicy Ignore: the pod is admitted without its sidecar).
     const dir = mkdtempSync(join(tmpdir(), 'meshauth-webhook-term-'));
     const webhook = await startWebhookCli(dir);
     try {
-      const body = JSON.stringify({
-        apiVersion: 'admission.k8s.io/v1',
-        kind: 'AdmissionReview',
-        request: {
-          uid: 'u-term',
-          kind: { group: '', version: 'v1', kind: 'Pod' },
-          resource: { group: '', version: 'v1', resource: 'pods' },
-          namespace: 'shop',
-          operation: 'CREATE',
-          object: { metadata: { name: 'p' }, spec: { containers: [{ name: 'app', image: 'a:1' }] } },
-        },
-      });
+      const body = podReview('u-term');
       const socket = connectTls({
         host: '127.0.0.1',
         port: webhook.port,
@@ -174,6 +182,21 @@ describe('meshauth webhook (CLI): SIGTERM', () => {
     }
   }, 30_000);
 });
+
+function podReview(uid: string): string {
+  return JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid,
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      namespace: 'shop',
+      operation: 'CREATE',
+      object: { metadata: { name: 'p' }, spec: { containers: [{ name: 'app', image: 'a:1' }] } },
+    },
+  });
+}
 
 /** True when a TCP connection to 127.0.0.1:`port` is refused. */
 function refused(port: number): Promise<boolean> {

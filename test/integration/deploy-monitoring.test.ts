@@ -62,6 +62,35 @@ describe('deploy/monitoring: alert rules', () => {
     expect(alerts.MeshauthDenyRateHigh).toContain('meshauth_authz_decisions_total{decision="deny"}');
   });
 
+  it('ok/the docs the annotations send an operator to exist, with the section they name', () => {
+    // `(docs/FILE.md)` or `(docs/FILE.md, Section)`: both branches of a `{{ if }}` template are in the raw text.
+    const refs = groups.flatMap((g) =>
+      g.rules.flatMap((r) =>
+        Object.values((r.annotations ?? {}) as Record<string, string>).flatMap((text) =>
+          [...text.matchAll(/\b(docs\/[\w.-]+\.md)(?:, ([^)]+))?\)/g)].map((m) => ({
+            alert: String(r.alert),
+            file: m[1] as string,
+            section: m[2],
+          })),
+        ),
+      ),
+    );
+    expect(refs.length).toBeGreaterThan(0);
+    const missing = refs.filter(({ file, section }) => {
+      let text: string;
+      try {
+        text = readFileSync(join(ROOT, file), 'utf8');
+      } catch {
+        return true;
+      }
+      return (
+        section !== undefined &&
+        !text.split('\n').some((line) => /^#+ /.test(line) && line.replace(/^#+ /, '') === section)
+      );
+    });
+    expect(missing).toEqual([]);
+  });
+
   it.skipIf(!PROMTOOL)('ok/promtool check rules accepts spec.groups as a rules file', () => {
     const file = join(work, 'rules.yaml');
     writeFileSync(file, stringify({ groups }));

@@ -91,6 +91,19 @@ describe('deploy/monitoring: alert rules', () => {
     expect(missing).toEqual([]);
   });
 
+  it('ok/every alert fires in at least one case of prometheus-rule.tests.yaml', () => {
+    const tests = parse(readFileSync(join(MONITORING, 'prometheus-rule.tests.yaml'), 'utf8')) as {
+      tests: { alert_rule_test?: { alertname: string; exp_alerts: unknown[] }[] }[];
+    };
+    const firing = new Set(
+      tests.tests.flatMap((t) =>
+        (t.alert_rule_test ?? []).filter((a) => a.exp_alerts.length > 0).map((a) => a.alertname),
+      ),
+    );
+    const alerts = groups.flatMap((g) => g.rules.map((r) => String(r.alert)));
+    expect(alerts.filter((a) => !firing.has(a))).toEqual([]);
+  });
+
   it.skipIf(!PROMTOOL)('ok/promtool check rules accepts spec.groups as a rules file', () => {
     const file = join(work, 'rules.yaml');
     writeFileSync(file, stringify({ groups }));

@@ -105,6 +105,15 @@ export function tlsClientErrorReason(error: Error & { code?: string }, verifyErr
   return 'other';
 }
 
+/**
+ * A client that closed before sending a byte (a TCP health check of a load balancer, a port scan, a client that gave
+ * up) began no handshake, so none failed: not counted or logged as one, as the CA's door never sees it either. A
+ * handshake timeout with no byte is the listener closing the connection: that one is counted.
+ */
+export function closedBeforeHandshake(error: Error & { code?: string }, bytesRead: number | undefined): boolean {
+  return bytesRead === 0 && error.code !== 'ERR_TLS_HANDSHAKE_TIMEOUT';
+}
+
 /** Reason for a SPIFFE-rule failure found by verifyPeer() after the handshake. */
 export function svidFailureReason(error: unknown): HandshakeFailureReason {
   if (!isMeshauthError(error)) return 'other';

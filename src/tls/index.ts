@@ -2,6 +2,7 @@
 
 export { type ClientContext, ClientTlsContext } from './client-context.js';
 export {
+  closedBeforeHandshake,
   HANDSHAKE_FAILURE_REASONS,
   type HandshakeFailureReason,
   peerConnectFailureReason,

@@ -4,9 +4,9 @@
 // never XFCC: there is no client certificate); the same policy decides (no mTLS peer); then the app.
 import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import type { HostPort, SidecarConfig } from '../../config/index.js';
-import { listenOn } from '../../platform/index.js';
+import { listenOn, tcpSocketOf } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
-import { protocolOptions, tlsClientErrorReason } from '../../tls/index.js';
+import { closedBeforeHandshake, protocolOptions, tlsClientErrorReason } from '../../tls/index.js';
 import { acceptHead, authenticateWith, authorizeWith, identityHeaders } from '../pipeline/stages.js';
 import { ConnectionGuard } from './connection-guard.js';
 import type { ExternalCertificate } from './external-certificate.js';
@@ -88,8 +88,10 @@ export class ExternalListener {
       this.#core.adopt(socket, undefined);
     });
     this.#tls.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
+      const bytesRead = tcpSocketOf(socket)?.bytesRead;
       // Node does not close a socket whose handshake failed or timed out once 'tlsClientError' has a listener.
       socket.destroy();
+      if (closedBeforeHandshake(error, bytesRead)) return;
       const reason =
         error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT'
           ? 'handshake_timeout'

@@ -12,6 +12,7 @@ import type { TrustBundle } from '../../pki/index.js';
 import { acceptMtls, atPeerExpiry, listenOn, mtlsSecureContext, tcpSocketOf } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
+  closedBeforeHandshake,
   mtlsServerOptions,
   NOT_VALID_YET_BY_THIS_CLOCK,
   peerChainDerOf,
@@ -254,8 +255,10 @@ export class InboundListener {
   }
 
   #onTlsClientError(error: Error & { code?: string }, socket: TLSSocket): void {
+    const bytesRead = tcpSocketOf(socket)?.bytesRead;
     // Node does not close a socket whose handshake failed or timed out once 'tlsClientError' has a listener.
     socket.destroy();
+    if (closedBeforeHandshake(error, bytesRead)) return;
     const reason =
       error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT'
         ? 'handshake_timeout'

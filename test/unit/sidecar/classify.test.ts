@@ -4,6 +4,7 @@ import { MeshauthError } from '../../../src/errors/index.js';
 import { classifyAppError, classifyPeerError } from '../../../src/sidecar/index.js';
 import { egressMatcher, isLoopbackTarget } from '../../../src/sidecar/outbound/egress-matcher.js';
 import {
+  closedBeforeHandshake,
   HANDSHAKE_FAILURE_REASONS,
   peerConnectFailureReason,
   svidFailureReason,
@@ -142,5 +143,17 @@ describe('peerConnectFailureReason (outbound handshakes)', () => {
     ['ok/timed out', 'timeout', undefined],
   ])('%s → not counted', (_name, phase, cause) => {
     expect(peerConnectFailureReason(phase, cause)).toBeUndefined();
+  });
+});
+
+describe('closedBeforeHandshake (inbound and external listeners)', () => {
+  it.each([
+    ['ok/FIN or RST before a byte: a TCP health check, a port scan', err('ECONNRESET'), 0, true],
+    ['fail/a ClientHello cut short', err('ECONNRESET'), 6, false],
+    ['fail/plain text', err('ERR_SSL_HTTP_REQUEST'), 18, false],
+    ['fail/silent until the handshake timeout closed it', err('ERR_TLS_HANDSHAKE_TIMEOUT'), 0, false],
+    ['fail/byte count unknown (no TCP socket found)', err('ECONNRESET'), undefined, false],
+  ] as const)('%s → %s', (_name, error, bytesRead, expected) => {
+    expect(closedBeforeHandshake(error, bytesRead)).toBe(expected);
   });
 });

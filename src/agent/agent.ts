@@ -31,6 +31,7 @@ import {
   renewalDelay,
   retryAfterDelay,
   retryDelay,
+  WALL_CLOCK_CHECK_MS,
 } from './schedule.js';
 import { acceptSvidResponse, parseBundle } from './svid-response.js';
 
@@ -165,11 +166,25 @@ export class Agent {
 
   // --- scheduling ---
 
-  #scheduleRotation(delayMs: number): void {
+  /**
+   * Rotates after `delayMs`, or once the wall clock reaches `renewAtMs` if that comes first (a renewal: the host may
+   * be suspended, or its clock stepped forward, while the timer waits; see WALL_CLOCK_CHECK_MS).
+   */
+  #scheduleRotation(delayMs: number, renewAtMs?: number): void {
     if (this.#state !== 'running') return;
     clearTimeout(this.#rotationTimer);
-    this.#rotationTimer = setTimeout(() => this.#run((signal) => this.#rotate(signal)), delayMs);
-    this.#rotationTimer.unref();
+    const dueAt = performance.now() + delayMs;
+    const arm = (waitMs: number): void => {
+      this.#rotationTimer = setTimeout(wake, waitMs);
+      this.#rotationTimer.unref();
+    };
+    const wake = (): void => {
+      const leftMs =
+        renewAtMs === undefined ? 0 : Math.min(dueAt - performance.now(), renewAtMs - this.#now().getTime());
+      if (leftMs > 0) arm(Math.min(leftMs, WALL_CLOCK_CHECK_MS));
+      else this.#run((signal) => this.#rotate(signal));
+    };
+    arm(renewAtMs === undefined ? delayMs : Math.min(delayMs, WALL_CLOCK_CHECK_MS));
   }
 
   #scheduleBundleRefresh(first: boolean): void {
@@ -315,7 +330,8 @@ export class Agent {
       this.#settleReady();
     }
     const lifetime = { notBefore: svid.notBefore, notAfter: svid.notAfter, receivedAt: now };
-    this.#scheduleRotation(renewalDelay(lifetime, now, this.#random()));
+    const delayMs = renewalDelay(lifetime, now, this.#random());
+    this.#scheduleRotation(delayMs, now.getTime() + delayMs);
   }
 
   #applyFailed(error: unknown, mode: Mode): void {

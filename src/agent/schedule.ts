@@ -31,6 +31,13 @@ export function renewalDelay(lifetime: SvidLifetime, now: Date, jitterFraction: 
   return Math.max(MIN_DELAY_MS, Math.round(renewAt - now.getTime()));
 }
 
+/**
+ * While a renewal is pending, the agent reads the wall clock at least this often. Timers run on the monotonic clock,
+ * which does not count the time a host was suspended nor an NTP step, while an SVID's validity is wall-clock time: a
+ * timer armed for half an SVID's life could otherwise fire after the SVID expired.
+ */
+export const WALL_CLOCK_CHECK_MS = 5_000;
+
 /** The CA's `spiffe_refresh_hint` is followed within these bounds (`ca serve --bundle-refresh-hint`'s range). */
 export const BUNDLE_REFRESH_HINT_MIN_MS = 1_000;
 export const BUNDLE_REFRESH_HINT_MAX_MS = 24 * 60 * 60_000;

@@ -23,9 +23,9 @@ export interface LogLine {
 /**
  * What a test may set on the CA server beyond its directory, address and SVID lifetime. An agent follows the CA's
  * `spiffe_refresh_hint` after its first bundle fetch: a test that counts on frequent refreshes gives the CA a
- * hint as short as the agent's `bundleRefreshMs`. `now` is the CA's clock (one that jumps, or runs ahead).
+ * hint as short as the agent's `bundleRefreshMs`. `now` is the CA's clock (one that jumps, or runs ahead); `kubernetes` lets it take service-account tokens.
  */
-export type CaHarnessServerOptions = Pick<CaServerOptions, 'bundleRefreshHintMs' | 'now'>;
+export type CaHarnessServerOptions = Pick<CaServerOptions, 'bundleRefreshHintMs' | 'now' | 'kubernetes'>;
 
 export class CaHarness {
   readonly dir: string;

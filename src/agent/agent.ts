@@ -252,8 +252,13 @@ export class Agent {
   async #bootstrap(signal: AbortSignal): Promise<Credentials> {
     const { trustDomain, bundleFile, tokenFile, holder } = this.#options;
     const configured = await readBundleFile(bundleFile, trustDomain);
-    // The configured roots, plus what the CA last told us (it may have added a root since the file was written).
-    const anchors = mergeBundles(configured, holder.current?.bundle);
+    // The configured roots, plus what the CA last told us (it may have added a root since the file was written). A
+    // root the CA retired stays out, as in #caAnchors: the file may still list it, and a CA certificate under it
+    // would be handed the bootstrap credential.
+    const dropped = this.#droppedRoots;
+    const kept = configured.roots.filter((root) => dropped?.hasRoot(root) !== true);
+    const trusted = kept.length === configured.roots.length ? configured : new TrustBundle(trustDomain, kept);
+    const anchors = mergeBundles(trusted, holder.current?.bundle);
     const token = await readTokenFile(tokenFile);
     const key = await newKeyWithCsr(this.#keyType);
     const response = await requestSvid(this.#connection(anchors.toPem(), signal), { csrPem: key.csrPem, token });

@@ -103,6 +103,8 @@ export class Agent {
   /** Set when the CA refused our SVID for renewal: the next attempt uses the bootstrap credential. */
   #bootstrapNext = false;
   #tokenWarned = false;
+  /** Set once the skew hint for a CA certificate not yet valid was logged; reset by the next success. */
+  #caSkewWarned = false;
   /** One CA request for an SVID at a time; the running one schedules its successor when it ends. */
   #rotating = false;
   /** The CA's `spiffe_refresh_hint` from the last bundle fetch that carried one. */
@@ -320,6 +322,7 @@ export class Agent {
     this.#failures = 0;
     this.#bootstrapNext = false;
     this.#tokenWarned = false;
+    this.#caSkewWarned = false;
     const { svid, bundle } = credentials;
     metrics.svidRotations.inc({ result: 'success' });
     metrics.svidExpiry.set(svid.notAfter.getTime() / 1000);
@@ -396,6 +399,15 @@ export class Agent {
     };
     if (valid) this.#logger.warn(fields, `SVID ${mode} failed; keeping the current SVID and retrying`);
     else this.#logger.error(fields, `SVID ${mode} failed; no valid SVID, retrying`);
+    // The CA back-dates its own certificate by a minute, like every SVID: one not yet valid by our clock means the
+    // clocks are further apart than that, which "failed TLS authentication" alone does not tell.
+    if (!this.#caSkewWarned && hasCauseCode(error, 'CERT_NOT_YET_VALID')) {
+      this.#caSkewWarned = true;
+      this.#logger.warn(
+        { localTime: now.toISOString(), caUrl: this.#options.caUrl },
+        "clock skew suspected: the CA's certificate is not yet valid by our clock",
+      );
+    }
     if (mode === 'bootstrap' && status === 401 && !this.#tokenWarned) {
       this.#tokenWarned = true;
       this.#logger.warn(
@@ -603,6 +615,14 @@ function bundleRefreshResult(error: unknown): string {
   if (error instanceof CredentialsApplyError) return 'apply_failure';
   const reason = error instanceof MeshauthError ? error.reason : undefined;
   return reason !== undefined && BUNDLE_REFRESH_FAILURES.has(reason) ? reason : 'error';
+}
+
+/** Whether `error` or one of its causes carries `code` (Node's TLS verification errors do, as the cause). */
+function hasCauseCode(error: unknown, code: string): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if ((e as { code?: unknown }).code === code) return true;
+  }
+  return false;
 }
 
 function causeMessage(error: unknown): string | undefined {

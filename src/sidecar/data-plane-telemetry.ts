@@ -1,14 +1,21 @@
 // Per-request accounting of the data path: `meshauth_requests_total`, the duration histogram and, for
-// rejections, `meshauth_requests_rejected_total` plus exactly one log line. Counter children are cached per
-// label set so the success path costs two map lookups, an increment and an observe: no label hashing, no log.
+// rejections, `meshauth_requests_rejected_total` plus one log line (rate-limited per code, RefusalLog). Counter
+// children are cached per label set so the success path costs two map lookups, an increment and an observe: no label
+// hashing, no log.
 import { performance } from 'node:perf_hooks';
 import type { Counter, Histogram } from 'prom-client';
 import type { MeshauthError } from '../errors/index.js';
 import { h2SessionErrorReason } from '../platform/index.js';
-import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
+import { type Logger, type Metrics, RateLimitedLog, RefusalLog } from '../telemetry/index.js';
 
 /** Caller aborts are routine (a cancelled download) and attacker-driven alike: one log line per this interval. */
 const ABORT_LOG_INTERVAL_MS = 10_000;
+/**
+ * A caller can repeat a refused request in a loop (a bad token, a forged passport, a host with no route): its first
+ * lines per code per this interval, every refusal still counted in meshauth_requests_rejected_total. A policy deny
+ * keeps its own audit line per request besides (policy-authorizer.ts).
+ */
+const REJECTION_LOG_INTERVAL_MS = 10_000;
 
 export type Direction = 'inbound' | 'outbound' | 'external';
 
@@ -27,6 +34,7 @@ export class DataPlaneTelemetry {
   readonly #strippedLog: RateLimitedLog;
   readonly #resetFloodLog: RateLimitedLog;
   readonly #sessionErrorLog: RateLimitedLog;
+  readonly #rejectedLog: RefusalLog;
   #strippedCount: ReturnType<Counter<'direction'>['labels']> | undefined;
 
   constructor(direction: Direction, metrics: Metrics, logger: Logger) {
@@ -40,6 +48,7 @@ export class DataPlaneTelemetry {
     this.#strippedLog = new RateLimitedLog(logger, metrics, 'identity_headers_stripped', ABORT_LOG_INTERVAL_MS);
     this.#resetFloodLog = new RateLimitedLog(logger, metrics, 'premature_reset', ABORT_LOG_INTERVAL_MS);
     this.#sessionErrorLog = new RateLimitedLog(logger, metrics, 'h2_session_error', ABORT_LOG_INTERVAL_MS);
+    this.#rejectedLog = new RefusalLog(logger, metrics, 'request_rejected', 'code', REJECTION_LOG_INTERVAL_MS);
   }
 
   /**
@@ -75,7 +84,8 @@ export class DataPlaneTelemetry {
   rejected(peerId: string, error: MeshauthError, startedAt: number, detail?: Readonly<Record<string, unknown>>): void {
     this.completed(peerId, error.status, startedAt);
     this.#metrics.requestsRejected.inc({ direction: this.direction, code: error.code });
-    this.#logger.warn(
+    this.#rejectedLog.warn(
+      error.code,
       { ...this.#rejectionFields(peerId, error), ...detail, cause: causeText(error.cause) },
       `request rejected: ${error.message}`,
     );
@@ -86,7 +96,8 @@ export class DataPlaneTelemetry {
    * so that a refused token is logged whether or not its sender waited for the 401.
    */
   rejectedUnanswered(peerId: string, error: MeshauthError): void {
-    this.#logger.warn(
+    this.#rejectedLog.warn(
+      error.code,
       { ...this.#rejectionFields(peerId, error), answered: false },
       `request rejected after the caller left: ${error.message}`,
     );

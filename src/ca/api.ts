@@ -2,13 +2,13 @@
 // over mTLS), POST /v1/token (JWT-SVIDs, token-endpoint.ts), GET /v1/bundle, /v1/jwks, the OIDC discovery
 // document, /healthz, /metrics. The CA takes only the public key from a CSR; the identity comes from the
 // credential. Every rejection is a JSON {code, message} (the OAuth error form on /v1/token),
-// one metric increment and one log line (never the token).
+// one metric increment and one log line, rate-limited per reason (never the token).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
 import { refuseCaId, type SpiffeId } from '../identity/index.js';
 import { verifyCsrPem } from '../pki/index.js';
-import type { Logger, Metrics } from '../telemetry/index.js';
+import type { Logger, Metrics, RefusalLog } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
 import { IDENTITY_RATE_LIMITED, IdentityLimit } from './identity-limit.js';
 import type { IdentityRateLimit } from './identity-rate-limit.js';
@@ -52,6 +52,11 @@ export interface CaApiOptions {
   readonly joinTokens: boolean;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /**
+   * The `ca_request_rejected` lines, only the first ones per reason per interval: anyone who reaches the CA can
+   * repeat a refused request in a loop. Shared with node-refusals.ts, which refuses on the same server.
+   */
+  readonly rejectionLog: RefusalLog;
   readonly now: () => Date;
   /** Per-identity CSR limit (identity-rate-limit.ts); its defaults when omitted. */
   readonly identityRateLimit?: IdentityRateLimit;
@@ -295,9 +300,15 @@ export interface RejectedRequest {
   readonly parserCode?: string | undefined;
 }
 
-/** Counts a refused request in meshauth_ca_requests_rejected_total{reason} and writes its `ca_request_rejected` line. */
+/** The telemetry a refusal needs: its counter and its rate-limited line. */
+export type CaRejectionTelemetry = Pick<CaApiOptions, 'metrics' | 'rejectionLog'>;
+
+/**
+ * Counts a refused request in meshauth_ca_requests_rejected_total{reason} and writes its `ca_request_rejected` line,
+ * if it is one of the first of its reason in the interval (the others counted as suppressed and summed up).
+ */
 export function recordCaRejection(
-  telemetry: Pick<CaApiOptions, 'logger' | 'metrics'>,
+  telemetry: CaRejectionTelemetry,
   error: MeshauthError,
   reason: string,
   request: RejectedRequest,
@@ -305,12 +316,12 @@ export function recordCaRejection(
   telemetry.metrics.caRequestsRejected.inc({ reason });
   // Logged where it was refused, at most once per interval (a flood would otherwise write a line per request).
   if (reason === IDENTITY_RATE_LIMITED) return;
-  telemetry.logger.warn({ event: 'ca_request_rejected', code: error.code, reason, ...request }, error.message);
+  telemetry.rejectionLog.warn(reason, { code: error.code, ...request }, error.message);
 }
 
 /** Refuses a request the handler has: counted, logged, the JSON error (the OAuth one on the token endpoint). */
 export function rejectCaRequest(
-  telemetry: Pick<CaApiOptions, 'logger' | 'metrics'>,
+  telemetry: CaRejectionTelemetry,
   req: IncomingMessage,
   res: ServerResponse,
   error: MeshauthError,

@@ -14,15 +14,11 @@ import {
   nodeRefusal,
   triageClientError,
 } from '../platform/index.js';
-import type { Logger, Metrics } from '../telemetry/index.js';
-import { recordCaRejection, rejectCaRequest } from './api.js';
+import { type CaRejectionTelemetry, recordCaRejection, rejectCaRequest } from './api.js';
 import { TOKEN_PATH } from './oidc-metadata.js';
 import { oauthErrorBody } from './token-request.js';
 
-export interface NodeRefusalOptions {
-  readonly logger: Logger;
-  readonly metrics: Metrics;
-}
+export type NodeRefusalOptions = CaRejectionTelemetry;
 
 /** Installs the 'clientError', 'checkExpectation' and 'connect' listeners on the CA's HTTPS server. */
 export function answerNodeRefusals(server: Server, options: NodeRefusalOptions): void {

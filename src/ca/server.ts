@@ -12,7 +12,7 @@ import { MeshauthError } from '../errors/index.js';
 import { caSpiffeId } from '../identity/index.js';
 import { x509 } from '../pki/index.js';
 import { REUSE_PORT_MIN_NODE, reusePortSupported } from '../platform/index.js';
-import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
+import { type Logger, type Metrics, RateLimitedLog, RefusalLog } from '../telemetry/index.js';
 import { protocolOptions, tlsClientErrorReason, withoutResumption } from '../tls/index.js';
 import { type CaAdminListener, startCaAdminListener } from './admin-listener.js';
 import { createCaRequestHandler } from './api.js';
@@ -139,6 +139,15 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   let issuer = options.issuerUrl ?? '';
   // A storm is refused at the door and at the signing queue alike: one log for both keeps it to one line per interval.
   const overloadLog = new RateLimitedLog(options.logger, options.metrics, 'ca_overloaded', OVERLOAD_LOG_INTERVAL_MS);
+  // Refused requests (a bad token or CSR, an unknown path, a refused method, a head node:http refuses): anyone can
+  // repeat one in a loop, so only the first lines per reason per interval; each is still counted.
+  const rejectionLog = new RefusalLog(
+    options.logger,
+    options.metrics,
+    'ca_request_rejected',
+    'reason',
+    OVERLOAD_LOG_INTERVAL_MS,
+  );
   const server = createServer(
     {
       ...(await serving.issue()),
@@ -168,6 +177,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         joinTokens,
         logger: options.logger,
         metrics: options.metrics,
+        rejectionLog,
         now,
         ...(options.identityRateLimit === undefined ? {} : { identityRateLimit: options.identityRateLimit }),
         ...(options.bundleRefreshHintMs === undefined
@@ -213,7 +223,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   });
   // Without these, node:http answers a malformed or oversized head, or one past headersTimeout, with a bare
   // 400/431/408 and drops a CONNECT without a word: none counted or logged.
-  answerNodeRefusals(server, { logger: options.logger, metrics: options.metrics });
+  answerNodeRefusals(server, { metrics: options.metrics, rejectionLog });
   // The TLS server never listens: the door accepts, and hands it each connection whose turn has come.
   const { silentMs = HANDSHAKE_TIMEOUT_MS, ...limits } = options.connections ?? {};
   const door = openDoor({
@@ -233,6 +243,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     const closed = door.close();
     overloadLog.close();
     handshakeLog.close();
+    rejectionLog.close();
     return closed;
   };
   let port: number;

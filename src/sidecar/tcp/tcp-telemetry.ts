@@ -1,8 +1,9 @@
 // Accounting of the TCP tunnels (meshauth_tcp_*): one counter per connection decision, bytes each way,
-// the open gauge and the duration histogram; a refused connection is one warn line. Label children are cached so
-// the byte path costs one increment per chunk. Labels are bounded: peer IDs are authenticated SPIFFE IDs.
+// the open gauge and the duration histogram; a refused connection is one warn line (rate-limited per result, but a
+// policy deny). Label children are cached so the byte path costs one increment per chunk. Labels are bounded: peer
+// IDs are authenticated SPIFFE IDs.
 import type { Counter } from 'prom-client';
-import type { Logger, Metrics } from '../../telemetry/index.js';
+import { type Logger, type Metrics, RefusalLog } from '../../telemetry/index.js';
 import type { TunnelCounters, TunnelEnd } from './tcp-tunnel.js';
 
 /** `egress`: the raw tunnels of CONNECT to an `outbound.egress` destination (no peer, refusals are HTTP answers). */
@@ -19,6 +20,12 @@ export type TcpResult =
   | 'peer_unavailable'
   | 'app_unavailable';
 
+/**
+ * A peer or an app can repeat a refused connection in a loop (past a limit, while the sidecar has no SVID, the peer
+ * down): the first lines per result per this interval, every refusal still counted.
+ */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
 type ConnectionChild = ReturnType<Counter<'direction' | 'peer_id' | 'result'>['labels']>;
 
 export class TcpTelemetry {
@@ -26,6 +33,7 @@ export class TcpTelemetry {
   readonly counters: TunnelCounters;
   readonly #metrics: Metrics;
   readonly #logger: Logger;
+  readonly #refusedLog: RefusalLog;
   readonly #children = new Map<string, ConnectionChild>();
   readonly #open;
   readonly #duration;
@@ -34,6 +42,7 @@ export class TcpTelemetry {
     this.direction = direction;
     this.#metrics = metrics;
     this.#logger = logger;
+    this.#refusedLog = new RefusalLog(logger, metrics, 'tcp_connection_refused', 'result', REFUSAL_LOG_INTERVAL_MS);
     this.#open = metrics.tcpConnectionsOpen.labels(direction);
     this.#duration = metrics.tcpConnectionDuration.labels(direction);
     const sent = metrics.tcpSentBytes.labels(direction);
@@ -53,13 +62,18 @@ export class TcpTelemetry {
     child.inc();
   }
 
-  /** A refused connection: counted and logged once. */
+  /** A refused connection: counted, and logged (a policy deny always: it is the deny's audit line). */
   refused(peerId: string, result: Exclude<TcpResult, 'established'>, detail: Readonly<Record<string, unknown>>): void {
     this.connection(peerId, result);
-    this.#logger.warn(
-      { direction: this.direction, protocol: 'tcp', result, ...(peerId === '' ? {} : { peer: peerId }), ...detail },
-      'tcp connection refused',
-    );
+    const fields = {
+      direction: this.direction,
+      protocol: 'tcp',
+      result,
+      ...(peerId === '' ? {} : { peer: peerId }),
+      ...detail,
+    };
+    if (result === 'denied') this.#logger.warn(fields, 'tcp connection refused');
+    else this.#refusedLog.warn(result, fields, 'tcp connection refused');
   }
 
   opened(peerId: string): void {

@@ -10,7 +10,7 @@ import type { SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { TrustBundle } from '../../pki/index.js';
 import { acceptMtls, atPeerExpiry, listenOn, mtlsSecureContext, tcpSocketOf } from '../../platform/index.js';
-import type { Logger, Metrics } from '../../telemetry/index.js';
+import { type Logger, type Metrics, RefusalLog } from '../../telemetry/index.js';
 import {
   closedBeforeHandshake,
   mtlsServerOptions,
@@ -31,6 +31,8 @@ import { chainsToAny, completedChain, intermediatesOf, removedRoots, rootsOf } f
 
 export { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
 export { classifyAppError, INBOUND_LIMITS } from './listener-core.js';
+
+const PEER_REFUSED_LOG_INTERVAL_MS = 10_000;
 
 export interface InboundListenerOptions {
   readonly config: SidecarConfig;
@@ -63,6 +65,11 @@ export class InboundListener {
   /** The TLS context of the next accepted connection (one built per rotation, not per connection). */
   #secureContext: SecureContext;
   readonly #guard: ConnectionGuard;
+  /**
+   * A peer whose chain OpenSSL accepted but that breaks a SPIFFE rule (a federated trust domain's workload, a clock
+   * ahead) can reconnect in a loop: the first lines per reason per interval, every refusal still counted.
+   */
+  readonly #peerRefusedLog: RefusalLog;
   readonly #unsubscribe: () => void;
   readonly #tunnel: InboundTunnel | undefined;
   /** Connections whose peer passed the SPIFFE checks (HTTP and tunnels) with the peer's chain, for cutting them
@@ -92,6 +99,13 @@ export class InboundListener {
     this.#holder = options.holder;
     this.#metrics = options.metrics;
     this.#logger = options.logger;
+    this.#peerRefusedLog = new RefusalLog(
+      options.logger,
+      options.metrics,
+      'peer_certificate_refused',
+      'reason',
+      PEER_REFUSED_LOG_INTERVAL_MS,
+    );
     this.#hooks = options.hooks ?? {};
     this.#now = options.now ?? (() => new Date());
     this.#tunnel = options.tcp;
@@ -192,6 +206,7 @@ export class InboundListener {
   async close(deadline: number): Promise<void> {
     this.#unsubscribe();
     this.#guard.close();
+    this.#peerRefusedLog.close();
     await this.#core.close(deadline);
   }
 
@@ -292,10 +307,10 @@ export class InboundListener {
       this.#metrics.tlsHandshakeFailures.inc({ direction: 'inbound', reason });
       // With the time this sidecar read (NOT_VALID_YET_BY_THIS_CLOCK says why it matters).
       const skewed = reason === 'not_yet_valid';
-      this.#logger.warn(
+      this.#peerRefusedLog.warn(
+        reason,
         {
           direction: 'inbound',
-          reason,
           remote: socket.remoteAddress,
           code: isMeshauthError(error) ? error.code : undefined,
           error: error instanceof Error ? error.message : String(error),

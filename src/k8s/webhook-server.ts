@@ -68,6 +68,7 @@ export class WebhookServer {
   readonly #overloadLog: RateLimitedLog;
   readonly #tooLargeLog: RateLimitedLog;
   readonly #contentTypeLog: RateLimitedLog;
+  readonly #notReviewLog: RateLimitedLog;
   /** Requests not answered yet: close() lets them finish, and their answers end the connection. */
   readonly #unanswered = new Set<ServerResponse>();
   #closing = false;
@@ -76,13 +77,14 @@ export class WebhookServer {
     this.#options = options;
     this.#refusals = new AdminRefusals(options.metrics, options.logger);
     this.#budget = new ByteBudget(options.maxReviewBytesInFlight ?? REVIEW_BYTES_IN_FLIGHT);
-    // Anyone who reaches the port can cause a 503, 413 or 415 in a loop: one line per window, each kind in a window
-    // of its own, so a flood of one does not hide the first line of another.
+    // Anyone who reaches the port can cause a 503, 413, 415 or a body that is no AdmissionReview in a loop: one line
+    // per window, each kind in a window of its own, so a flood of one does not hide the first line of another.
     const refusedLog = () =>
       new RateLimitedLog(options.logger, options.metrics, 'admission_review_refused', OVERLOAD_LOG_INTERVAL_MS);
     this.#overloadLog = refusedLog();
     this.#tooLargeLog = refusedLog();
     this.#contentTypeLog = refusedLog();
+    this.#notReviewLog = refusedLog();
     // The alerts take increase() of the error and failure series. A series born at 1 on the first event has no
     // earlier sample to rise from: that first error (a pod admitted without its sidecar) or failed reload (reported
     // once per change) would never fire. Every result is exposed at 0 from the start.
@@ -149,6 +151,7 @@ export class WebhookServer {
     this.#overloadLog.close();
     this.#tooLargeLog.close();
     this.#contentTypeLog.close();
+    this.#notReviewLog.close();
     const server = this.#server;
     if (server === undefined) return;
     // Stops accepting and ends idle keep-alive connections; a review still arriving is answered (the API server
@@ -257,7 +260,10 @@ export class WebhookServer {
       const outcome = reviewAdmission(review, config);
       metrics.webhookReviews.inc({ result: outcome.result });
       const fields = { result: outcome.result, reason: outcome.reason, object: outcome.object };
-      if (outcome.result === 'error')
+      // The API server never sends a body that is no AdmissionReview: whoever does may repeat it at will.
+      if (outcome.reason === 'not_a_review')
+        this.#notReviewLog.warn({ ...fields, remote: req.socket.remoteAddress }, 'admission review not handled');
+      else if (outcome.result === 'error')
         logger.warn({ ...fields, warnings: outcome.warnings }, 'admission review not handled');
       else
         logger.info(

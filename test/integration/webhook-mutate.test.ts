@@ -259,7 +259,7 @@ describe('webhook /mutate', () => {
     }
   });
 
-  it('fail/100 refused bodies (413, 415): all counted, their log lines rate-limited', async () => {
+  it('fail/150 refused bodies (413, 415, not a review): all counted, their log lines rate-limited', async () => {
     const refusals = logLines('webhook');
     const fresh = new WebhookServer({
       host: '127.0.0.1',
@@ -279,16 +279,18 @@ describe('webhook /mutate', () => {
       for (let i = 0; i < 50; i++) {
         expect((await post(fresh.port, cert.caPem, '/mutate', '{}', 'text/plain')).status).toBe(415);
         expect(await declaredTooLarge(fresh.port, cert.caPem)).toBe(413);
+        expect((await post(fresh.port, cert.caPem, '/mutate', '{"kind":"Pod"}', 'application/json')).status).toBe(400);
       }
       const text = (await fetchText(fresh.port, cert.caPem, '/metrics')).text;
-      expect(text).toMatch(/^meshauth_webhook_reviews_total\{result="error"\} 100$/m);
-      const written = refusals.lines.filter((l) => l.reason === 'content_type' || l.reason === 'too_large');
+      expect(text).toMatch(/^meshauth_webhook_reviews_total\{result="error"\} 150$/m);
+      const kinds = new Set(['content_type', 'too_large', 'not_a_review']);
+      const written = refusals.lines.filter((l) => kinds.has(String(l.reason)) && typeof l.suppressed !== 'number');
       const suppressed = Number(
         /^meshauth_log_lines_suppressed_total\{event="admission_review_refused"\} (\d+)$/m.exec(text)?.[1] ?? 0,
       );
-      expect(written.length + suppressed).toBe(100);
+      expect(written.length + suppressed).toBe(150);
       // One line per kind per 10 s window.
-      expect(written.length).toBeLessThanOrEqual(2 * (1 + Math.floor((Date.now() - started) / 10_000)));
+      expect(written.length).toBeLessThanOrEqual(3 * (1 + Math.floor((Date.now() - started) / 10_000)));
       expect(written.every((l) => l.event === 'admission_review_refused' && l.level === 'warn')).toBe(true);
     } finally {
       await fresh.close();

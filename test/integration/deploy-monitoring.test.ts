@@ -181,6 +181,31 @@ describe('deploy/monitoring: metrics and dashboard', () => {
     expect(phases.filter((phase) => scraped(rules, target(phase)))).toEqual(['Pending', 'Running']);
   });
 
+  it('ok/the scrape config has a job for the webhook, which has no admin port: its pods on their HTTPS port', () => {
+    const scrape = parse(readFileSync(join(ROOT, 'deploy/prometheus/scrape-config.yaml'), 'utf8')) as {
+      scrape_configs: { job_name: string; scheme?: string; relabel_configs: Obj[] }[];
+    };
+    const job = scrape.scrape_configs.find((j) => j.job_name === 'meshauth-webhook');
+    expect(job?.scheme).toBe('https');
+    const webhook = parseDocuments(readFileSync(join(ROOT, 'deploy/base/webhook.yaml'), 'utf8'), 'webhook.yaml').find(
+      (d) => d.kind === 'Deployment',
+    ) as Obj;
+    const template = (webhook.spec as Obj).template as Obj;
+    const labels = (template.metadata as Obj).labels as Record<string, string>;
+    const [container] = (template.spec as Obj).containers as Obj[];
+    const ports = ((container?.ports ?? []) as Obj[]).map((p) => String(p.name));
+    const target = (name: string, port: string) => ({
+      __meta_kubernetes_pod_label_app_kubernetes_io_name: name,
+      __meta_kubernetes_pod_container_port_name: port,
+      __meta_kubernetes_pod_phase: 'Running',
+    });
+    const rules = job?.relabel_configs ?? [];
+    expect(ports.filter((port) => scraped(rules, target(String(labels['app.kubernetes.io/name']), port)))).toEqual([
+      'https',
+    ]);
+    expect(scraped(rules, target('meshauth-ca', 'https'))).toBe(false);
+  });
+
   it('ok/scrape targets: the port injection and the CA declare is the one the PodMonitor and scrape config keep', () => {
     const [sidecars] = parseDocuments(readFileSync(join(MONITORING, 'pod-monitor.yaml'), 'utf8'), 'pod-monitor.yaml');
     const endpoints = (((sidecars?.spec ?? {}) as Obj).podMetricsEndpoints as Obj[]).map((e) => e.port);

@@ -57,6 +57,8 @@ const IDLE_MS = 60_000;
  * (`inbound.limits.maxConnectionsPerPeer`, 256), which a burst would otherwise run into and get 503s.
  */
 const H1_CONNECTIONS = 64;
+/** Header fields a peer's h2 response head may hold: 65,535 (the default list size) / 32 (the least a field costs). */
+const RESPONSE_HEADER_PAIRS = 2048;
 
 /** Last stream id of a GOAWAY the peer sent on a session: streams above it were never processed (safe to retry). */
 const goawayLastStream = new WeakMap<ClientHttp2Session, number>();
@@ -176,6 +178,10 @@ export class Endpoint implements Candidate {
       const session = h2Connect(`https://${this.#authority()}`, {
         createConnection: () => socket,
         settings: { enablePush: false },
+        // node:http2 resets a response head above 128 fields (its default) while the HTTP/1.1 hop takes any count
+        // within its size limit. Every field costs at least 32 bytes of the list size (65,535 by default), so at
+        // this count the size is the only limit, as on HTTP/1.1.
+        maxHeaderListPairs: RESPONSE_HEADER_PAIRS,
       });
       this.#track(session, tls);
       retireAtExpiry(session, this.#untilExpiry(connection));

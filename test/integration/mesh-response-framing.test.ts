@@ -1,0 +1,49 @@
+// What an app's response head becomes on its way back through the mesh (app B → B's inbound → A's outbound → app A),
+// over the default HTTP/2 hop and over HTTP/1.1 (`outbound.http2: false`): a head the HTTP/1.1 hop delivers must be
+// delivered over HTTP/2 too, and the far app gets it complete, never a 5xx that blames the peer sidecar.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type SidecarPair, startPair, viaProxy } from '../helpers/sidecar-harness.js';
+import { TestCa } from '../helpers/test-ca.js';
+
+/** Answers `/fields/<n>` with n small header fields beside content-length (default: 200 OK). */
+function appHandler(req: IncomingMessage, res: ServerResponse): void {
+  const fields = /^\/fields\/(\d+)$/.exec(req.url ?? '');
+  if (fields !== null) {
+    const headers: string[] = [];
+    for (let i = 0; i < Number(fields[1]); i++) headers.push(`x-f${i}`, 'v');
+    res.writeHead(200, [...headers, 'content-length', '2']);
+    res.end('ok');
+    return;
+  }
+  res.writeHead(200, { 'content-length': '2' });
+  res.end('ok');
+}
+
+describe.each([
+  ['h2', false],
+  ['http1', true],
+])('mesh response framing over %s', (_name, http1) => {
+  let pair: SidecarPair;
+
+  beforeAll(async () => {
+    pair = await startPair(await TestCa.create(), { appHandler, http1 });
+  });
+  afterAll(async () => pair?.close());
+
+  async function rejectedAtA(): Promise<number> {
+    const values = (await pair.a.metrics.requestsRejected.get()).values;
+    return values.reduce((sum, v) => sum + v.value, 0);
+  }
+
+  // The HTTP/1.1 hop carries a head up to its size limit whatever its field count; node:http2's client stopped at
+  // 128 fields (pseudo-headers included) and reset the stream, which the app saw as a 503 PEER_UNAVAILABLE.
+  it.each([[100], [130], [300], [1000]])('ok/a response with %i small header fields arrives whole', async (count) => {
+    const before = await rejectedAtA();
+    const res = await viaProxy(pair.a.sidecar.outboundPort, `http://b.mesh/fields/${count}`);
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('ok');
+    expect(Object.keys(res.headers).filter((name) => name.startsWith('x-f')).length).toBe(count);
+    expect(await rejectedAtA()).toBe(before);
+  });
+});

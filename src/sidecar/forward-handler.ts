@@ -134,6 +134,12 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       res.writeHead(statusCode, headers);
     }
     this.#telemetry.completed(this.#peerId, statusCode, this.#startedAt);
+    if (statusCode === 204 || statusCode === 304) {
+      // No content by definition (RFC 9110 §6.4.1): the response is complete with its head. undici takes a 304's
+      // Content-Length (which names the representation's size, §8.6) for a body it then misses, and fails the
+      // exchange after the head (UND_ERR_RES_CONTENT_LENGTH_MISMATCH): that must neither cut nor retry this answer.
+      this.onComplete();
+    }
     return true;
   }
 
@@ -148,6 +154,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onComplete(): void {
+    if (this.#done) return; // already complete at its head (204, 304)
     this.#done = true;
     clearTimeout(this.#stallTimer);
     this.#settle();

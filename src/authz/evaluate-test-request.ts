@@ -47,7 +47,7 @@ export function evaluateTestRequest(policy: CompiledPolicy, input: TestRequestIn
     if (!isForwardedMethod(input.method)) {
       throw new MeshauthError(
         'MESHAUTH_ERR_METHOD_INVALID',
-        'request method must be an upper-case HTTP token starting with a letter, not CONNECT',
+        'request method must be one the sidecar forwards (an HTTP/1.1 parser knows it), not CONNECT',
         {
           reason: 'method',
         },

@@ -331,6 +331,21 @@ describe('outbound: hostile peers and hostile app requests', () => {
       expect(logs.slice(before).some((l) => l.msg.startsWith('request rejected:') && l.reason === reason)).toBe(true);
     });
 
+    // Node's parser refuses these heads before the outbound sees a request: the refusal is the inbound's for them.
+    it.each([['FOO'], ['get']])('fail/method %s from the app → 400 MESHAUTH_ERR_METHOD_INVALID', async (method) => {
+      const streamsBefore = peer.streams.length;
+      const rejectedBefore = await rejected('MESHAUTH_ERR_METHOD_INVALID');
+      const before = logs.length;
+      const reply = await rawToOutbound(`${method} /x HTTP/1.1\r\nHost: b.mesh\r\n\r\n`);
+      expect(reply).toMatch(/^HTTP\/1\.1 400 /);
+      expect(reply).toContain('"code":"MESHAUTH_ERR_METHOD_INVALID"');
+      expect(peer.streams.length).toBe(streamsBefore);
+      expect(await rejected('MESHAUTH_ERR_METHOD_INVALID')).toBe(rejectedBefore + 1);
+      expect(
+        logs.slice(before).filter((l) => l.msg.startsWith('request rejected:') && l.reason === 'method').length,
+      ).toBe(1);
+    });
+
     it('ok/repeated list headers (accept) are forwarded', async () => {
       script = (stream: RawStream) => {
         stream.respond(200, {}, true);

@@ -33,9 +33,11 @@ import { type DrainState, forwarding, kResetBySidecar } from '../forward-handler
 import { EXTERNAL_POLICY, INBOUND_POLICY } from '../http-headers.js';
 import { waitUntil } from '../listen.js';
 import { Exchange, type OnRejected, runStages, type Stage } from '../pipeline/exchange.js';
+import { methodInvalid } from '../pipeline/rejections.js';
 import { H1Sink, H2Sink, type SinkContext } from '../pipeline/sinks.js';
 import { AppForwarder } from './app-forwarder.js';
 import { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
+import { refusedForMethod } from './request-checks.js';
 
 /** HTTP and connection limits of the inbound and external listeners (SECURITY.md). */
 export const INBOUND_LIMITS: InboundLimits = DEFAULT_INBOUND_LIMITS;
@@ -427,9 +429,11 @@ export class ListenerCore {
         : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? 'MESHAUTH_ERR_REQUEST_TIMEOUT'
           : 'MESHAUTH_ERR_BAD_REQUEST';
-    const rejection = new MeshauthError(code, `HTTP parse error ${error.code ?? ''}`.trim(), {
-      reason: (error.code ?? 'parse_error').toLowerCase(),
-    });
+    const rejection = refusedForMethod(error)
+      ? methodInvalid()
+      : new MeshauthError(code, `HTTP parse error ${error.code ?? ''}`.trim(), {
+          reason: (error.code ?? 'parse_error').toLowerCase(),
+        });
     if (error.code === 'ECONNRESET') {
       socket.destroy(); // the peer went away; not a rejected request
       return;

@@ -3,7 +3,7 @@
 // (else the policy and the app could read different hosts), an origin-form target, and on h2 the same header-list limit
 // HTTP/1.1 has (HPACK size: name + value + 32 per field). Returns the error to answer with, or undefined.
 import type { IncomingHttpHeaders } from 'node:http2';
-import { isHostPort } from '../../authz/index.js';
+import { isForwardedMethod, isHostPort } from '../../authz/index.js';
 import { MeshauthError } from '../../errors/index.js';
 import { connectionTokens } from '../http-headers.js';
 
@@ -128,4 +128,28 @@ export function h2HeaderView(headers: IncomingHttpHeaders): IncomingHttpHeaders 
     lines.set(name, typeof value === 'string' ? [value] : [...value]);
   }
   return lines;
+}
+
+/** The parser codes an unknown method ends in: `FOO`, `get`; RTSP's `DESCRIBE` and h2's `PRI` fail further on. */
+const METHOD_PARSE_ERRORS: ReadonlySet<string> = new Set([
+  'HPE_INVALID_METHOD',
+  'HPE_INVALID_CONSTANT',
+  'HPE_INVALID_VERSION',
+]);
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
+
+/**
+ * Whether node:http refused a head for its method (a 'clientError' with the chunk it parsed and where it stopped):
+ * the request line holding that point starts with an HTTP token that is no forwarded method. Such a head gets the
+ * refusal h2 gives the same method (MESHAUTH_ERR_METHOD_INVALID), not a parse error of its own.
+ */
+export function refusedForMethod(error: Error & { code?: string; rawPacket?: unknown; bytesParsed?: number }): boolean {
+  const packet = error.rawPacket;
+  if (!METHOD_PARSE_ERRORS.has(error.code ?? '') || !Buffer.isBuffer(packet)) return false;
+  const at = Math.min(Math.max(error.bytesParsed ?? 0, 0), packet.length);
+  const start = at === 0 ? 0 : packet.lastIndexOf(0x0a, at - 1) + 1;
+  const end = packet.indexOf(0x20, start);
+  if (end === -1 || end - start > 32) return false;
+  const method = packet.toString('latin1', start, end);
+  return TOKEN.test(method) && !isForwardedMethod(method);
 }

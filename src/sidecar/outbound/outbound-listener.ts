@@ -22,7 +22,9 @@ import type { Endpoint } from '../endpoints/endpoint.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, ForwardHandler } from '../forward-handler.js';
 import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM } from '../http-headers.js';
+import { refusedForMethod } from '../inbound/request-checks.js';
 import { waitUntil } from '../listen.js';
+import { methodInvalid } from '../pipeline/rejections.js';
 import { resetSocket } from '../tcp/reset-socket.js';
 import { TCP_LIMITS, type TcpLimits } from '../tcp/tcp-limits.js';
 import { TcpTelemetry } from '../tcp/tcp-telemetry.js';
@@ -307,10 +309,12 @@ export class OutboundListener {
           : ['MESHAUTH_ERR_BAD_REQUEST', 'parse_error'];
     const message =
       reason === 'headers_timeout' ? 'request from the app not received in time' : 'malformed request from the app';
-    const rejection = new MeshauthError(code, message, {
-      reason,
-      detail: { parser: error.code ?? 'unknown' },
-    });
+    const rejection = refusedForMethod(error)
+      ? methodInvalid()
+      : new MeshauthError(code, message, {
+          reason,
+          detail: { parser: error.code ?? 'unknown' },
+        });
     // A request in progress on this socket (its chunked body broke mid-way): answer on its response; the
     // exchange sees the body incomplete, resets the peer stream and counts the rejection. An HTTP/1.1 peer's
     // request is aborted with its connection (never reused after a body that broke off), and its handler sees only

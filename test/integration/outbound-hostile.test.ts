@@ -316,6 +316,17 @@ describe('outbound: hostile peers and hostile app requests', () => {
         'bad_host',
       ],
       ['user@host in the proxy-form target', 'GET http://user@b.mesh/x HTTP/1.1\r\nHost: b.mesh\r\n\r\n', 'bad_host'],
+      // The peer gets the body de-chunked without Transfer-Encoding: the gzip coding would be lost on the way.
+      [
+        'a coding before chunked',
+        'POST /x HTTP/1.1\r\nHost: b.mesh\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+        'transfer_encoding',
+      ],
+      [
+        'a coding and chunked on two lines',
+        'POST /x HTTP/1.1\r\nHost: b.mesh\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+        'transfer_encoding',
+      ],
     ])('fail/%s', async (_name, bytes, reason) => {
       script = (stream: RawStream) => {
         stream.respond(200, {}, true);

@@ -19,6 +19,19 @@ function originForm(method: string, target: string): boolean {
   return target.charCodeAt(0) === 0x2f /* / */ || (target === '*' && method === 'OPTIONS');
 }
 
+/**
+ * A Transfer-Encoding value that is `chunked` alone. The next hop gets the body de-chunked without
+ * Transfer-Encoding, so any other coding (`gzip, chunked`) would reach it undeclared; an unknown one (`xchunked`)
+ * leaves the body length undefined.
+ */
+export function isChunkedOnly(value: string): boolean {
+  return value.trim().toLowerCase() === 'chunked';
+}
+
+export function transferCodingRefused(): MeshauthError {
+  return badRequest('transfer_encoding', 'Transfer-Encoding other than chunked');
+}
+
 /** HTTP/1.x: exactly one valid Host line (also on HTTP/1.0), origin-form target, no coding but chunked. */
 export function checkH1Head(method: string, target: string, rawHeaders: readonly string[]): MeshauthError | undefined {
   if (!originForm(method, target)) return badRequest('target_form', 'request-target is not origin-form');
@@ -26,11 +39,7 @@ export function checkH1Head(method: string, target: string, rawHeaders: readonly
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
     if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
-      // Only `chunked`: the app gets the body de-chunked without Transfer-Encoding, so any other
-      // coding would reach it undeclared; an unknown one (`xchunked`) leaves the body length undefined.
-      if ((rawHeaders[i + 1] as string).trim().toLowerCase() !== 'chunked') {
-        return badRequest('transfer_encoding', 'Transfer-Encoding other than chunked');
-      }
+      if (!isChunkedOnly(rawHeaders[i + 1] as string)) return transferCodingRefused();
       continue;
     }
     if (name.length !== 4 || name.toLowerCase() !== 'host') continue;

@@ -22,7 +22,7 @@ import type { Endpoint } from '../endpoints/endpoint.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, ForwardHandler } from '../forward-handler.js';
 import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM } from '../http-headers.js';
-import { refusedForMethod } from '../inbound/request-checks.js';
+import { isChunkedOnly, refusedForMethod, transferCodingRefused } from '../inbound/request-checks.js';
 import { waitUntil } from '../listen.js';
 import { methodInvalid } from '../pipeline/rejections.js';
 import { resetSocket } from '../tcp/reset-socket.js';
@@ -188,6 +188,11 @@ export class OutboundListener {
     const target = readRequestTarget(req.url as string, req.rawHeaders, req.httpVersion !== '1.0');
     if (isMeshauthError(target)) {
       this.#reject(res, '', target, startedAt);
+      return;
+    }
+    // As the inbound: the peer gets the body de-chunked, so a coding besides chunked would be dropped on the way.
+    if (req.headers['transfer-encoding'] !== undefined && !isChunkedOnly(req.headers['transfer-encoding'])) {
+      this.#reject(res, '', transferCodingRefused(), startedAt);
       return;
     }
     const { host, path, proxyForm } = target;

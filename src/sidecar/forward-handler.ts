@@ -9,7 +9,7 @@ import type { MeshauthError } from '../errors/index.js';
 import { cutResponse } from './cut-response.js';
 import type { DataPlaneTelemetry } from './data-plane-telemetry.js';
 import { writeErrorH1, writeErrorH2 } from './error-response.js';
-import { responseHeadersH1, responseHeadersH2 } from './http-headers.js';
+import { hasTransferCoding, responseHeadersH1, responseHeadersH2 } from './http-headers.js';
 import { closeAfterEarlyResponse } from './inbound/request-body.js';
 
 export type ErrorClassifier = (error: Error) => MeshauthError;
@@ -55,6 +55,9 @@ export interface ForwardHooks {
    */
   stallTimeoutMs?: number;
 }
+
+/** A response with a transfer coding besides chunked fails as a malformed one (classified 502 on both directions). */
+const CODED_RESPONSE = 'HPE_INVALID_TRANSFER_ENCODING';
 
 /** What a head that did not come in time is answered with (the classifiers map undici's code to 504). */
 function headTimeout(): Error {
@@ -120,6 +123,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) return true; // informational responses are not forwarded
+    if (hasTransferCoding(rawHeaders)) {
+      // An unusable answer: the abort fails this exchange (onError, classified with llhttp's own code for it).
+      this.#abort?.(Object.assign(new Error('response transfer coding besides chunked'), { code: CODED_RESPONSE }));
+      return false;
+    }
     clearTimeout(this.#headTimer);
     this.#hooks?.headReceived?.();
     this.#resume = resume;

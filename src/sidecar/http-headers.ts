@@ -229,6 +229,23 @@ export function responseHeadersH1(raw: readonly Buffer[], out: string[]): string
 }
 
 /**
+ * Whether a response's Transfer-Encoding (undici's raw list) names a coding besides chunked (and the no-op identity).
+ * undici removes only the chunking and Transfer-Encoding is not passed on, so the coded bytes would reach the caller
+ * as the body, undeclared.
+ */
+export function hasTransferCoding(raw: readonly Buffer[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as Buffer;
+    if (name.length !== 17 || name.toString('latin1').toLowerCase() !== 'transfer-encoding') continue;
+    for (const part of (raw[i + 1] as Buffer).toString('latin1').split(',')) {
+      const coding = part.trim().toLowerCase();
+      if (coding !== 'chunked' && coding !== 'identity') return true;
+    }
+  }
+  return false;
+}
+
+/**
  * Response headers for an HTTP/2 stream: an object with lower-case names (connection headers are illegal in h2),
  * without identity headers.
  */

@@ -2,15 +2,22 @@
 // over the default HTTP/2 hop and over HTTP/1.1 (`outbound.http2: false`): a head the HTTP/1.1 hop delivers must be
 // delivered over HTTP/2 too, and the far app gets it complete, never a 5xx that blames the peer sidecar.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SidecarPair, startPair, viaProxy } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 
 /**
- * Answers `/fields/<n>` with n small header fields beside content-length, `/not-modified` with a 304 that carries
+ * Answers `/gzip-coded` with a body gzip-coded as a transfer coding (`Transfer-Encoding: gzip, chunked`),
+ * `/fields/<n>` with n small header fields beside content-length, `/not-modified` with a 304 that carries
  * the Content-Length of the representation it stands for (RFC 9110 §8.6 allows it), else 200 OK.
  */
 function appHandler(req: IncomingMessage, res: ServerResponse): void {
+  if (req.url === '/gzip-coded') {
+    res.writeHead(200, { 'transfer-encoding': 'gzip, chunked' }); // node:http still chunks it
+    res.end(gzipSync('hello'));
+    return;
+  }
   if (req.url === '/not-modified') {
     res.writeHead(304, { etag: '"v1"', 'content-length': '5' });
     res.end();
@@ -81,5 +88,17 @@ describe.each([
     const ok = await viaProxy(pair.a.sidecar.outboundPort, 'http://b.mesh/after');
     expect(ok.status).toBe(200);
     expect(await failuresCounted()).toBe(before);
+  });
+
+  // undici removes only the chunking and Transfer-Encoding is hop-by-hop, so the coded bytes would reach the caller
+  // as the body, undeclared: the answer is unusable, as a request with such a coding is at both listeners.
+  it('fail/a response with a transfer coding besides chunked → 502 MESHAUTH_ERR_UPSTREAM_PROTOCOL, never the coded bytes', async () => {
+    const res = await viaProxy(pair.a.sidecar.outboundPort, 'http://b.mesh/gzip-coded');
+    expect(res.status).toBe(502);
+    expect(JSON.parse(res.body)).toMatchObject({ code: 'MESHAUTH_ERR_UPSTREAM_PROTOCOL' });
+    const rejected = (await pair.b.metrics.requestsRejected.get()).values;
+    expect(rejected.find((v) => v.labels.code === 'MESHAUTH_ERR_UPSTREAM_PROTOCOL')?.value).toBe(1);
+    const ok = await viaProxy(pair.a.sidecar.outboundPort, 'http://b.mesh/after');
+    expect(ok.status).toBe(200);
   });
 });

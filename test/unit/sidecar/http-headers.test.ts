@@ -5,6 +5,7 @@ import {
   copyH2RequestHeaders,
   copyRequestHeaders,
   HAS_BODY,
+  hasTransferCoding,
   INBOUND_POLICY,
   OUTBOUND_ORIGIN_FORM,
   OUTBOUND_PROXY_FORM,
@@ -176,5 +177,19 @@ describe('response headers', () => {
       'content-type': 'text/plain',
       'set-cookie': ['a', 'b'],
     });
+  });
+});
+
+describe('hasTransferCoding', () => {
+  const raw = (...pairs: string[]) => pairs.map((p) => Buffer.from(p, 'latin1'));
+  it.each([
+    ['ok/no Transfer-Encoding', raw('content-length', '5'), false],
+    ['ok/chunked', raw('Transfer-Encoding', 'chunked'), false],
+    ['ok/identity, chunked', raw('transfer-encoding', 'identity, chunked'), false],
+    ['fail/gzip, chunked', raw('transfer-encoding', 'gzip, chunked'), true],
+    ['fail/gzip and chunked on two lines', raw('transfer-encoding', 'gzip', 'transfer-encoding', 'chunked'), true],
+    ['fail/an unknown coding', raw('TRANSFER-ENCODING', 'xchunked'), true],
+  ])('%s', (_name, headers, coded) => {
+    expect(hasTransferCoding(headers)).toBe(coded);
   });
 });

@@ -58,6 +58,8 @@ export interface ForwardHooks {
 
 /** A response with a transfer coding besides chunked fails as a malformed one (classified 502 on both directions). */
 const CODED_RESPONSE = 'HPE_INVALID_TRANSFER_ENCODING';
+/** A response status above 599: failed with llhttp's code for an invalid status, so it is classified a malformed answer. */
+const INVALID_STATUS = 'HPE_INVALID_STATUS';
 
 /** What a head that did not come in time is answered with (the classifiers map undici's code to 504). */
 function headTimeout(): Error {
@@ -126,6 +128,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (hasTransferCoding(rawHeaders)) {
       // An unusable answer: the abort fails this exchange (onError, classified with llhttp's own code for it).
       this.#abort?.(Object.assign(new Error('response transfer coding besides chunked'), { code: CODED_RESPONSE }));
+      return false;
+    }
+    if (statusCode > 599) {
+      // Invalid (RFC 9110 §15): node:http2 cannot send it and node:http would pass it on, so both refuse it alike.
+      this.#abort?.(Object.assign(new Error(`response status ${statusCode}`), { code: INVALID_STATUS }));
       return false;
     }
     clearTimeout(this.#headTimer);

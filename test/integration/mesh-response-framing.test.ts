@@ -9,13 +9,18 @@ import { TestCa } from '../helpers/test-ca.js';
 
 /**
  * Answers `/gzip-coded` with a body gzip-coded as a transfer coding (`Transfer-Encoding: gzip, chunked`),
- * `/fields/<n>` with n small header fields beside content-length, `/not-modified` with a 304 that carries
+ * `/status-999` with a status outside 100–599, `/fields/<n>` with n small header fields beside content-length, `/not-modified` with a 304 that carries
  * the Content-Length of the representation it stands for (RFC 9110 §8.6 allows it), else 200 OK.
  */
 function appHandler(req: IncomingMessage, res: ServerResponse): void {
   if (req.url === '/gzip-coded') {
     res.writeHead(200, { 'transfer-encoding': 'gzip, chunked' }); // node:http still chunks it
     res.end(gzipSync('hello'));
+    return;
+  }
+  if (req.url === '/status-999') {
+    res.writeHead(999, { 'content-length': '2' });
+    res.end('ok');
     return;
   }
   if (req.url === '/not-modified') {
@@ -100,5 +105,19 @@ describe.each([
     expect(rejected.find((v) => v.labels.code === 'MESHAUTH_ERR_UPSTREAM_PROTOCOL')?.value).toBe(1);
     const ok = await viaProxy(pair.a.sidecar.outboundPort, 'http://b.mesh/after');
     expect(ok.status).toBe(200);
+  });
+
+  // RFC 9110 §15: a status outside 100–599 is invalid. HTTP/1.1 passed 999 on to the caller while h2 could not send
+  // it and answered 503 MESHAUTH_ERR_UPSTREAM_UNAVAILABLE (reason connect) for an app that had answered.
+  it('fail/a status outside 100–599 → 502 MESHAUTH_ERR_UPSTREAM_PROTOCOL on either protocol', async () => {
+    const protocolErrors = async () =>
+      (await pair.b.metrics.requestsRejected.get()).values.find(
+        (v) => v.labels.code === 'MESHAUTH_ERR_UPSTREAM_PROTOCOL',
+      )?.value ?? 0;
+    const before = await protocolErrors();
+    const res = await viaProxy(pair.a.sidecar.outboundPort, 'http://b.mesh/status-999');
+    expect(res.status).toBe(502);
+    expect(JSON.parse(res.body)).toMatchObject({ code: 'MESHAUTH_ERR_UPSTREAM_PROTOCOL' });
+    expect(await protocolErrors()).toBe(before + 1);
   });
 });

@@ -9,13 +9,18 @@ import { TestCa } from '../helpers/test-ca.js';
 
 /**
  * Answers `/gzip-coded` with a body gzip-coded as a transfer coding (`Transfer-Encoding: gzip, chunked`),
- * `/status-999` with a status outside 100–599, `/fields/<n>` with n small header fields beside content-length, `/not-modified` with a 304 that carries
+ * `/no-content` with a 204 that carries a Content-Length, `/status-999` with a status outside 100–599, `/fields/<n>` with n small header fields beside content-length, `/not-modified` with a 304 that carries
  * the Content-Length of the representation it stands for (RFC 9110 §8.6 allows it), else 200 OK.
  */
 function appHandler(req: IncomingMessage, res: ServerResponse): void {
   if (req.url === '/gzip-coded') {
     res.writeHead(200, { 'transfer-encoding': 'gzip, chunked' }); // node:http still chunks it
     res.end(gzipSync('hello'));
+    return;
+  }
+  if (req.url === '/no-content') {
+    res.writeHead(204, { 'content-length': '5' }); // not allowed (RFC 9110 §8.6), but said by some apps
+    res.end();
     return;
   }
   if (req.url === '/status-999') {
@@ -119,5 +124,15 @@ describe.each([
     expect(res.status).toBe(502);
     expect(JSON.parse(res.body)).toMatchObject({ code: 'MESHAUTH_ERR_UPSTREAM_PROTOCOL' });
     expect(await protocolErrors()).toBe(before + 1);
+  });
+
+  // nghttp2 refuses a 204 HEADERS frame with a non-zero content-length: over h2 the app's 204 became a 502 blaming
+  // the peer sidecar, while HTTP/1.1 delivered it. A 204 has no content, so its Content-Length says nothing.
+  it('ok/a 204 with a Content-Length reaches the caller as a 204 on either protocol', async () => {
+    const before = await failuresCounted();
+    const res = await viaProxy(pair.a.sidecar.outboundPort, 'http://b.mesh/no-content');
+    expect(res.status).toBe(204);
+    expect(res.body).toBe('');
+    expect(await failuresCounted()).toBe(before);
   });
 });

@@ -342,6 +342,28 @@ describe('outbound: request smuggling to an HTTP/1.1 peer (H06)', () => {
     expect(peer.seen.at(-1)?.conn).not.toBe(cut.conn);
   });
 
+  // The outbound answers the broken body itself: the peer request it aborts is that refusal, not the app going away.
+  it('fail/a bad chunk once the peer has the request is one refusal, not also a caller abort', async () => {
+    const seen = peer.seen.length;
+    const before = await badRequests();
+    const aborts = async () =>
+      (await sidecar.metrics.streamsReset.get()).values.find(
+        (v) => v.labels.direction === 'outbound' && v.labels.reason === 'client_aborted',
+      )?.value ?? 0;
+    const abortsBefore = await aborts();
+    const socket = netConnect(sidecar.sidecar.outboundPort, '127.0.0.1');
+    const reply = readAll(socket);
+    socket.write(`${head}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`);
+    const cut = await waitFor('the first chunk at the peer', () =>
+      peer.seen.slice(seen).find((s) => s.body === 'hello'),
+    );
+    socket.write('5 x\r\nhello\r\n0\r\n\r\n');
+    expect((await reply).split('\r\n', 1)[0]).toBe('HTTP/1.1 400 Bad Request');
+    await waitFor('the peer connection closed', () => peer.closed.has(cut.conn), 5_000);
+    await waitFor('the rejection counted', async () => (await badRequests()) === before + 1, 5_000);
+    expect(await aborts()).toBe(abortsBefore);
+  });
+
   it.each(FRAMING_ERRORS)(
     '%s → 400 or closed, counted, only the first request reaches the peer and its peer connection is not reused',
     async (_name, rest) => {

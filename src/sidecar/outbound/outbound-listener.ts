@@ -20,7 +20,7 @@ import { cutResponse } from '../cut-response.js';
 import { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
-import { type DrainState, ForwardHandler } from '../forward-handler.js';
+import { type DrainState, ForwardHandler, kResetBySidecar } from '../forward-handler.js';
 import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM } from '../http-headers.js';
 import { isChunkedOnly, refusedForMethod, transferCodingRefused } from '../inbound/request-checks.js';
 import { waitUntil } from '../listen.js';
@@ -328,6 +328,10 @@ export class OutboundListener {
     const inFlight = pendingResponse(socket as Socket);
     if (inFlight === undefined || this.#http1Forwarded.has(inFlight) || inFlight.req.complete) {
       this.#telemetry.rejected('', rejection, performance.now());
+    }
+    // That count is the exchange's one report: its handler must not also take the cut for a caller that went away.
+    if (inFlight !== undefined && this.#http1Forwarded.has(inFlight)) {
+      (inFlight as ServerResponse & { [kResetBySidecar]?: boolean })[kResetBySidecar] = true;
     }
     if (inFlight === undefined) {
       endSocketWithError(socket, rejection);

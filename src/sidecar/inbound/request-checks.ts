@@ -14,9 +14,12 @@ function badRequest(reason: string, message: string): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', message, { reason });
 }
 
-/** `/path…`, or `*` for OPTIONS: the only forms a sidecar sends to a peer's inbound. */
-function originForm(method: string, target: string): boolean {
-  return target.charCodeAt(0) === 0x2f /* / */ || (target === '*' && method === 'OPTIONS');
+/**
+ * `/path…`: the only form the app can be sent. Not `OPTIONS *`: undici takes only a path, so asterisk form would be
+ * admitted here and then fail at the app forward as the app being unavailable (and the outbound never sends it).
+ */
+function originForm(target: string): boolean {
+  return target.charCodeAt(0) === 0x2f /* / */;
 }
 
 /**
@@ -33,8 +36,8 @@ export function transferCodingRefused(): MeshauthError {
 }
 
 /** HTTP/1.x: exactly one valid Host line (also on HTTP/1.0), origin-form target, no coding but chunked. */
-export function checkH1Head(method: string, target: string, rawHeaders: readonly string[]): MeshauthError | undefined {
-  if (!originForm(method, target)) return badRequest('target_form', 'request-target is not origin-form');
+export function checkH1Head(_method: string, target: string, rawHeaders: readonly string[]): MeshauthError | undefined {
+  if (!originForm(target)) return badRequest('target_form', 'request-target is not origin-form');
   let host: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
@@ -83,9 +86,8 @@ export function checkH2Head(
       reason: 'header_list_size',
     });
   }
-  const method = headers[':method'] as string;
   const path = headers[':path'];
-  if (typeof path !== 'string' || !originForm(method, path)) {
+  if (typeof path !== 'string' || !originForm(path)) {
     return badRequest('target_form', ':path is not origin-form');
   }
   const name = authority ?? host;

@@ -135,4 +135,23 @@ describe.each([
     expect(res.body).toBe('');
     expect(await failuresCounted()).toBe(before);
   });
+
+  // 500 small fields fit HTTP/1.1's 16 KB but not the peer's advertised h2 header list (32 bytes more per field):
+  // node:http2 refused to send the request and the outbound answered 503 PEER_UNAVAILABLE ("peer reset the stream").
+  it("fail/a request head over the h2 peer's header list limit → 431, never a 503 blaming the peer", async () => {
+    expect((await viaProxy(pair.a.sidecar.outboundPort, 'http://b.mesh/warm')).status).toBe(200);
+    const headers: Record<string, string> = {};
+    for (let i = 0; i < 500; i++) headers[`x${i}`] = 'v';
+    const res = await viaProxy(pair.a.sidecar.outboundPort, 'http://b.mesh/many-fields', { headers });
+    if (http1) {
+      expect(res.status).toBe(200); // the HTTP/1.1 inbound counts the head's bytes only
+      return;
+    }
+    expect(res.status).toBe(431);
+    expect(JSON.parse(res.body)).toMatchObject({ code: 'MESHAUTH_ERR_HEADERS_TOO_LARGE' });
+    const peerUnavailable = (await pair.a.metrics.requestsRejected.get()).values.find(
+      (v) => v.labels.code === 'MESHAUTH_ERR_PEER_UNAVAILABLE',
+    );
+    expect(peerUnavailable?.value ?? 0).toBe(0);
+  });
 });

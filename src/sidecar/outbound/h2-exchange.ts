@@ -260,9 +260,21 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
       this.#context.forwardHttp1(this, endpoint, target);
       return;
     }
+    this.#h2Headers ??= requestHeaders(this.method, this.path, this.headers);
+    const listLimit = target.remoteSettings.maxHeaderListSize;
+    if (listLimit !== undefined && headerListSize(this.#h2Headers) > listLimit) {
+      // node:http2 will not send a head over the peer's advertised limit and closes the stream as if the peer had
+      // reset it (ENHANCE_YOUR_CALM): answered as the peer would have answered it, 431.
+      this.fail(
+        new MeshauthError('MESHAUTH_ERR_HEADERS_TOO_LARGE', 'request head over the peer header list limit', {
+          reason: 'header_list_size',
+          detail: { limit: listLimit },
+        }),
+      );
+      return;
+    }
     let stream: Slot<ClientHttp2Stream>;
     try {
-      this.#h2Headers ??= requestHeaders(this.method, this.path, this.headers);
       stream = target.request(this.#h2Headers, { endStream: !this.hasBody });
     } catch (error) {
       // The session was closing or gone: nothing was sent.
@@ -638,6 +650,17 @@ function requestHeaders(method: string, path: string, flat: readonly string[]): 
     else out[name] = [existing, value];
   }
   return out;
+}
+
+/** An HTTP/2 header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it: name + value + 32 per field (RFC 9113 §6.5.2). */
+function headerListSize(headers: Readonly<Record<string, string | string[]>>): number {
+  let size = 0;
+  for (const name in headers) {
+    const value = headers[name] as string | string[];
+    if (typeof value === 'string') size += name.length + value.length + 32;
+    else for (const v of value) size += name.length + v.length + 32;
+  }
+  return size;
 }
 
 function isSession(target: PeerTarget): target is ClientHttp2Session {

@@ -131,7 +131,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       return false;
     }
     if (statusCode > 599) {
-      // Invalid (RFC 9110 §15): node:http2 cannot send it and node:http would pass it on, so both refuse it alike.
+      // No valid HTTP status is above 599: node:http2 cannot send it and node:http would pass it on, so both refuse
+      // it alike.
       this.#abort?.(Object.assign(new Error(`response status ${statusCode}`), { code: INVALID_STATUS }));
       return false;
     }
@@ -150,8 +151,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     this.#telemetry.completed(this.#peerId, statusCode, this.#startedAt);
     if (statusCode === 204 || statusCode === 304) {
-      // No content by definition (RFC 9110 §6.4.1): the response is complete with its head. undici takes a 304's
-      // Content-Length (which names the representation's size, §8.6) for a body it then misses, and fails the
+      // No content by definition: the response is complete with its head. undici takes a 304's Content-Length
+      // (which names the size of the representation it stands for) for a body it then misses, and fails the
       // exchange after the head (UND_ERR_RES_CONTENT_LENGTH_MISMATCH): that must neither cut nor retry this answer.
       this.onComplete();
     }

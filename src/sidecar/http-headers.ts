@@ -260,7 +260,7 @@ export function responseHeadersH2(status: number, raw: readonly Buffer[]): Recor
       continue;
     }
     if (isIdentityHeader(lower, false)) continue;
-    // A 204 has no content and may not say a length (RFC 9110 §8.6); nghttp2 would reset a non-zero one.
+    // A 204 has no content and may not state a length; nghttp2 would reset a non-zero one.
     if (status === 204 && lower === 'content-length') continue;
     const existing = out[lower];
     if (existing === undefined) out[lower] = value;

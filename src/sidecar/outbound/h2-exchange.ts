@@ -652,7 +652,7 @@ function requestHeaders(method: string, path: string, flat: readonly string[]): 
   return out;
 }
 
-/** An HTTP/2 header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it: name + value + 32 per field (RFC 9113 §6.5.2). */
+/** An HTTP/2 header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it: name + value + 32 per field. */
 function headerListSize(headers: Readonly<Record<string, string | string[]>>): number {
   let size = 0;
   for (const name in headers) {

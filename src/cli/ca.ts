@@ -359,6 +359,7 @@ A running \`ca serve\` picks up every step within a second, without a restart.`,
       const {
         BUNDLE_REFRESH_HINT_SECONDS,
         activateNextRoot,
+        checkK8sTarget,
         publishNextRoot,
         retirePreviousRoot,
         rotateIntermediate,
@@ -372,6 +373,9 @@ A running \`ca serve\` picks up every step within a second, without a restart.`,
       if (opts.retire === true && opts.activate === true) throw usage('use one of --activate, --retire');
       if (opts.force === true && opts.retire !== true) throw usage('--force goes with --root --retire');
       const target = rotateTarget(opts);
+      // Before anything rotates: a name refused only when the manifest is written would leave the CA rotated with
+      // no ca-secret.yaml, and after `--root --activate` the same command cannot be run again to write it.
+      if (target !== undefined) checkK8sTarget(target);
       let message: string;
       if (opts.jwtKey === true) {
         const rotation = await rotateJwtSigningKey(opts.dir);

@@ -1,0 +1,57 @@
+// The CA directory through the built CLI when the user gets something wrong: a command refused for its flags changes
+// nothing on disk.
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, meshauth } from '../helpers/meshauth-cli.js';
+
+let cwd: string;
+
+beforeAll(() => {
+  assertBuilt();
+  cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-ca-dir-'));
+});
+afterAll(() => {
+  if (cwd !== undefined) rmSync(cwd, { recursive: true, force: true });
+});
+
+/** A fresh CA in `cwd/<dir>`. */
+async function init(dir: string): Promise<string> {
+  const result = await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', dir], { cwd });
+  expect(result.code, result.stderr).toBe(0);
+  return join(cwd, dir);
+}
+
+/** Every file of the CA directory with its bytes. */
+function snapshot(dir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile())
+      files[join(entry.parentPath, entry.name)] = readFileSync(join(entry.parentPath, entry.name), 'hex');
+  }
+  return files;
+}
+
+describe('ca rotate --k8s-secret with a name Kubernetes refuses', () => {
+  it.each([
+    ['--intermediate', ['--intermediate'], ['--k8s-secret', 'Bad_Name', '--namespace', 'meshauth']],
+    ['--root', ['--root'], ['--k8s-secret', 'meshauth-ca', '--namespace', 'Shop']],
+    [
+      '--jwt-key',
+      ['--jwt-key'],
+      ['--k8s-secret', 'meshauth-ca', '--namespace', 'meshauth', '--bundle-namespace', 'a.b'],
+    ],
+  ])(
+    'fail/%s → exit 2 MESHAUTH_ERR_USAGE before anything is rotated; the directory is unchanged',
+    async (name, what, k8s) => {
+      const dir = await init(`bad-k8s-name${name}`);
+      const before = snapshot(dir);
+      const result = await meshauth(['ca', 'rotate', ...what, '--dir', dir, ...k8s], { cwd });
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr).toContain('[MESHAUTH_ERR_USAGE]');
+      expect(result.stdout).toBe('');
+      expect(snapshot(dir)).toEqual(before);
+    },
+  );
+});

@@ -113,7 +113,9 @@ export async function loadCaMaterial(dir: string): Promise<CaMaterial> {
 export async function readTrustDomain(paths: CaPaths): Promise<TrustDomain> {
   const stateText = await readFile(paths.state, 'utf8').catch(() => undefined);
   if (stateText !== undefined) {
-    const state = JSON.parse(stateText) as Partial<CaState>;
+    const state = parseState(stateText);
+    // A file edited by hand into something else must say so, not end the command with JSON.parse's bare message.
+    if (state === undefined) throw inconsistent(paths.dir, 'ca.json is not a JSON object');
     if (typeof state.trustDomain === 'string') return TrustDomain.parse(state.trustDomain);
   }
   // A CA directory assembled by hand (no ca.json): the root names its trust domain in its URI SAN.
@@ -121,6 +123,16 @@ export async function readTrustDomain(paths: CaPaths): Promise<TrustDomain> {
   const uri = root === undefined ? undefined : uriSans(root)[0];
   if (uri === undefined) throw inconsistent(paths.dir, 'ca.json is missing and root.crt names no trust domain');
   return TrustDomain.parse(uri);
+}
+
+function parseState(text: string): Partial<CaState> | undefined {
+  let state: unknown;
+  try {
+    state = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return typeof state === 'object' && state !== null && !Array.isArray(state) ? (state as Partial<CaState>) : undefined;
 }
 
 export async function readCaFile(paths: CaPaths, file: string): Promise<string> {

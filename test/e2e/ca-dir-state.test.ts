@@ -1,6 +1,6 @@
 // The CA directory through the built CLI when the user gets something wrong: a command refused for its flags changes
-// nothing on disk.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+// nothing on disk; a state file edited into something else is named, with a stable code.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -52,6 +52,33 @@ describe('ca rotate --k8s-secret with a name Kubernetes refuses', () => {
       expect(result.stderr).toContain('[MESHAUTH_ERR_USAGE]');
       expect(result.stdout).toBe('');
       expect(snapshot(dir)).toEqual(before);
+    },
+  );
+});
+
+describe('a ca.json that is not a JSON object', () => {
+  it.each([
+    ['cut short', '{"trustDomain": "exa'],
+    ['null', 'null\n'],
+    ['a list', '["example.org"]\n'],
+  ])(
+    'fail/%s → every command that reads it exits 1 naming ca.json, MESHAUTH_ERR_CA_UNAVAILABLE',
+    async (name, text) => {
+      const dir = await init(`state-${name.replace(/ /g, '-')}`);
+      writeFileSync(join(dir, 'ca.json'), text);
+      const commands = [
+        ['ca', 'token', 'create', '--id', 'spiffe://example.org/web'],
+        ['ca', 'issue', '--id', 'spiffe://example.org/web', '--out', join(dir, 'web')],
+        ['ca', 'rotate', '--intermediate'],
+      ];
+      const results = await Promise.all(commands.map((args) => meshauth([...args, '--dir', dir], { cwd })));
+      for (const [index, result] of results.entries()) {
+        expect(result.code, `${commands[index]?.join(' ')}: ${result.stderr}`).toBe(1);
+        expect(result.stderr).toBe(
+          `meshauth: CA directory ${dir} is inconsistent: ca.json is not a JSON object [MESHAUTH_ERR_CA_UNAVAILABLE]\n`,
+        );
+        expect(result.stdout).toBe('');
+      }
     },
   );
 });

@@ -18,7 +18,14 @@ import {
   uriSans,
   type x509,
 } from '../pki/index.js';
-import { type CaPaths, caPaths, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic } from './ca-files.js';
+import {
+  type CaPaths,
+  caPaths,
+  createFileExclusive,
+  PRIVATE_FILE_MODE,
+  PUBLIC_FILE_MODE,
+  writeFileAtomic,
+} from './ca-files.js';
 import { writeNewJwtSigningKey } from './jwt-signing-key.js';
 
 export interface InitCaOptions {
@@ -38,13 +45,7 @@ export async function initCa(options: InitCaOptions): Promise<{ trustDomain: Tru
     typeof options.trustDomain === 'string' ? TrustDomain.parse(options.trustDomain) : options.trustDomain;
   const paths = caPaths(options.dir);
   const existing = await firstExisting([paths.rootCert, paths.rootKey, paths.intermediateCert, paths.intermediateKey]);
-  if (existing !== undefined && options.force !== true) {
-    throw new MeshauthError(
-      'MESHAUTH_ERR_CA_EXISTS',
-      `a CA already exists in ${options.dir} (${existing}); pass --force to replace it, which invalidates every certificate it issued`,
-      { reason: 'exists' },
-    );
-  }
+  if (existing !== undefined && options.force !== true) throw caExists(options.dir, existing);
   await mkdir(options.dir, { recursive: true, mode: 0o700 });
   if (existing !== undefined) {
     // A replaced CA starts clean: tokens and a pending root belong to the old one.
@@ -54,7 +55,18 @@ export async function initCa(options: InitCaOptions): Promise<{ trustDomain: Tru
   }
   const now = options.now ?? new Date();
   const root = await newRoot(trustDomain, now);
-  await writeKeyAndCert(paths.rootKey, paths.rootCert, root);
+  if (options.force === true) {
+    await writeKeyAndCert(paths.rootKey, paths.rootCert, root);
+  } else {
+    // Two `ca init` at once both find the directory empty: without this claim both reported success while the later
+    // one's files replaced the other's CA. root.key is created exclusively: the run that loses refuses, having
+    // written nothing.
+    const rootKeyPem = await exportPrivateKeyPem(root.keys.privateKey);
+    if (!(await createFileExclusive(paths.rootKey, rootKeyPem, PRIVATE_FILE_MODE))) {
+      throw caExists(options.dir, paths.rootKey);
+    }
+    await writeFileAtomic(paths.rootCert, root.certificate.toString('pem').concat('\n'), PUBLIC_FILE_MODE);
+  }
   await writeIntermediateUnder(paths, trustDomain, root, now);
   await writeFileAtomic(paths.bundle, toPemChain([root.certificate]), PUBLIC_FILE_MODE);
   await writeNewJwtSigningKey(options.dir);
@@ -212,6 +224,14 @@ async function firstExisting(files: readonly string[]): Promise<string | undefin
       return file;
   }
   return undefined;
+}
+
+function caExists(dir: string, file: string): MeshauthError {
+  return new MeshauthError(
+    'MESHAUTH_ERR_CA_EXISTS',
+    `a CA already exists in ${dir} (${file}); pass --force to replace it, which invalidates every certificate it issued`,
+    { reason: 'exists' },
+  );
 }
 
 /** MESHAUTH_ERR_CA_UNAVAILABLE (`inconsistent`): the CA directory's files do not fit together. */

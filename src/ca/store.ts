@@ -48,10 +48,20 @@ export async function initCa(options: InitCaOptions): Promise<{ trustDomain: Tru
   if (existing !== undefined && options.force !== true) throw caExists(options.dir, existing);
   await mkdir(options.dir, { recursive: true, mode: 0o700 });
   if (existing !== undefined) {
-    // A replaced CA starts clean: tokens and a pending root belong to the old one.
+    // A replaced CA starts clean: tokens, the roots of a rotation (pending, previous with its key, retired) and the
+    // retired JWT keys belong to the old one. A previous root left behind blocked the new CA's first `--root
+    // --activate`, and its retired JWT keys stayed published in the new CA's /v1/jwks.
     await rm(paths.tokens, { recursive: true, force: true });
-    await rm(paths.pendingRootCert, { force: true });
-    await rm(paths.pendingRootKey, { force: true });
+    for (const file of [
+      paths.pendingRootCert,
+      paths.pendingRootKey,
+      paths.previousRootCert,
+      paths.previousRootKey,
+      paths.retiredRootCert,
+      paths.jwtRetired,
+    ]) {
+      await rm(file, { force: true });
+    }
   }
   const now = options.now ?? new Date();
   const root = await newRoot(trustDomain, now);

@@ -1,6 +1,7 @@
 // `meshauth cert …`: inspect a certificate file, request/renew an SVID from a running CA for workloads without a
 // sidecar, and get a JWT-SVID for calling outside the mesh. Keys are generated here, fresh on every
 // request and renewal. The CA is reached through the agent's CA client, the only one (it pins the CA's SPIFFE ID).
+import { createPublicKey } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
@@ -17,6 +18,7 @@ import {
   importPrivateKeyPem,
   importSpki,
   KEY_TYPES,
+  type KeyPair,
   type KeyType,
   keyTypeOf,
   parseCertificatesPem,
@@ -99,7 +101,7 @@ export function registerCertCommands(program: Command): void {
         readText(opts.cert),
         readText(opts.key),
       ]);
-      const current = await importPrivateKeyPem(keyPem);
+      const current = await checkKeyPair(opts, certPem, keyPem);
       const written = await fetchAndWrite({
         caUrl: opts.caUrl,
         bundlePem,
@@ -127,6 +129,7 @@ export function registerCertCommands(program: Command): void {
         readText(opts.cert),
         readText(opts.key),
       ]);
+      await checkKeyPair(opts, certPem, keyPem);
       const response = await requestJwtSvid(
         { ...connectionTo(opts.caUrl, bundlePem), clientCertPem: certPem, clientKeyPem: keyPem },
         { audience: opts.audience },
@@ -152,6 +155,24 @@ async function joinToken(opts: { token?: string; tokenFile?: string }): Promise<
     );
   }
   return opts.tokenFile === undefined ? (opts.token as string) : readTokenFile(opts.tokenFile);
+}
+
+/**
+ * --key must be the key of the leaf in --cert. Checked here: a key of another certificate (two files mixed up) went
+ * to the CA, whose TLS handshake failed on it, and was reported as the CA being unavailable (exit 1).
+ */
+async function checkKeyPair(files: { cert: string; key: string }, certPem: string, keyPem: string): Promise<KeyPair> {
+  const keys = await importPrivateKeyPem(keyPem);
+  const [leaf] = certificatesOf(files.cert, certPem);
+  const spki = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
+  if (leaf === undefined || !spki.equals(Buffer.from(leaf.publicKey.rawData))) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_CONFIG_INVALID',
+      `--key ${files.key} is not the key of the certificate in --cert ${files.cert}`,
+      { reason: 'key_mismatch' },
+    );
+  }
+  return keys;
 }
 
 /** The CA is pinned to spiffe://<td>/meshauth/ca, with <td> named by the bundle's roots (meshauth roots carry it). */

@@ -75,7 +75,7 @@ export function registerCertCommands(program: Command): void {
         keyType: string;
       }) => {
         const token = await joinToken(opts);
-        const bundlePem = await readText(opts.bundle);
+        const bundlePem = await readBundle(opts.bundle);
         const written = await fetchAndWrite({
           caUrl: opts.caUrl,
           bundlePem,
@@ -97,7 +97,7 @@ export function registerCertCommands(program: Command): void {
     .option('--key-type <type>', `key type of the new key (default: same as the current one)`)
     .action(async (opts: { caUrl: string; bundle: string; cert: string; key: string; keyType?: string }) => {
       const [bundlePem, certPem, keyPem] = await Promise.all([
-        readText(opts.bundle),
+        readBundle(opts.bundle),
         readText(opts.cert),
         readText(opts.key),
       ]);
@@ -125,7 +125,7 @@ export function registerCertCommands(program: Command): void {
     .requiredOption('--audience <aud>', 'the service the token is for (its aud), e.g. https://api.example.com')
     .action(async (opts: { caUrl: string; bundle: string; cert: string; key: string; audience: string }) => {
       const [bundlePem, certPem, keyPem] = await Promise.all([
-        readText(opts.bundle),
+        readBundle(opts.bundle),
         readText(opts.cert),
         readText(opts.key),
       ]);
@@ -162,7 +162,7 @@ async function joinToken(opts: { token?: string; tokenFile?: string }): Promise<
  * to the CA, whose TLS handshake failed on it, and was reported as the CA being unavailable (exit 1).
  */
 async function checkKeyPair(files: { cert: string; key: string }, certPem: string, keyPem: string): Promise<KeyPair> {
-  const keys = await importPrivateKeyPem(keyPem);
+  const keys = await importPrivateKeyPem(keyPem).catch((error: unknown) => naming(files.key, error));
   const [leaf] = certificatesOf(files.cert, certPem);
   const spki = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
   if (leaf === undefined || !spki.equals(Buffer.from(leaf.publicKey.rawData))) {
@@ -348,10 +348,22 @@ function certificatesOf(file: string, text: string): ReturnType<typeof parseCert
   try {
     return parseCertificatesPem(text);
   } catch (error) {
-    if (!(error instanceof MeshauthError)) throw error;
-    throw new MeshauthError(error.code, `${file}: ${error.message}`, {
-      ...(error.reason === undefined ? {} : { reason: error.reason }),
-      cause: error,
-    });
+    return naming(file, error);
   }
+}
+
+/** A --bundle file's text, refused naming the file when it holds no certificate. */
+async function readBundle(file: string): Promise<string> {
+  const text = await readText(file);
+  certificatesOf(file, text);
+  return text;
+}
+
+/** Rethrows a refusal of a file's content with the file's name in front: `web.key: private key cannot be parsed`. */
+function naming(file: string, error: unknown): never {
+  if (!(error instanceof MeshauthError)) throw error;
+  throw new MeshauthError(error.code, `${file}: ${error.message}`, {
+    ...(error.reason === undefined ? {} : { reason: error.reason }),
+    cause: error,
+  });
 }

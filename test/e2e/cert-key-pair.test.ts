@@ -41,3 +41,48 @@ describe('cert renew / cert token with a --key that is not the --cert key', () =
     expect(result.stdout).toBe('');
   });
 });
+
+// Files given in the wrong places: the refusal names the file it is about (it used to say only "no PEM
+// certificate found" or "private key cannot be parsed").
+describe('cert request / renew / token with a file that is not what its flag takes', () => {
+  it.each([
+    [
+      'renew --cert KEY',
+      ['cert', 'renew', ...CA, '--cert', 'web.key', '--key', 'web.key'],
+      'web.key: no PEM certificate found [MESHAUTH_ERR_SVID_MALFORMED]',
+    ],
+    [
+      'renew --key CERT',
+      ['cert', 'renew', ...CA, '--cert', 'web.crt', '--key', 'web.crt'],
+      'web.crt: private key cannot be parsed [MESHAUTH_ERR_KEY_TYPE]',
+    ],
+    [
+      'request --bundle KEY',
+      ['cert', 'request', '--ca-url', 'https://127.0.0.1:1', '--bundle', 'web.key', '--token', 'x', '--out', 'x'],
+      'web.key: no PEM certificate found [MESHAUTH_ERR_SVID_MALFORMED]',
+    ],
+    [
+      'token --bundle KEY',
+      [
+        'cert',
+        'token',
+        '--ca-url',
+        'https://127.0.0.1:1',
+        '--bundle',
+        'web.key',
+        '--cert',
+        'web.crt',
+        '--key',
+        'web.key',
+        '--audience',
+        'https://api.example.com',
+      ],
+      'web.key: no PEM certificate found [MESHAUTH_ERR_SVID_MALFORMED]',
+    ],
+  ])('fail/cert %s → exit 2, the message names the file', async (_name, args, message) => {
+    const result = await meshauth(args, { cwd });
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toBe(`meshauth: ${message}\n`);
+    expect(result.stdout).toBe('');
+  });
+});

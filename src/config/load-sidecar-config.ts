@@ -1,9 +1,9 @@
 // loadSidecarConfig: file (YAML) + MESHAUTH_* environment → one validated, frozen SidecarConfig.
 // Validation runs once, on the whole merged document; every problem is reported with the file, the key path and
 // what was expected, as one MESHAUTH_ERR_CONFIG_INVALID (the CLI turns it into exit code 2).
-import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
+import { readRegularFile } from '../platform/index.js';
 import { configKeys } from './config-reference.js';
 import { type EnvBinding, MESHAUTH_CONFIG_YAML, SIDECAR_ENV } from './env-names.js';
 import { envOrigin, keyPath } from './key-path.js';
@@ -54,12 +54,23 @@ export function sidecarConfigFromObject(
   return resolveSidecarConfig(result.data, source, fromEnv);
 }
 
+/**
+ * A sidecar config is a few KiB. Read like every other operator file (policy, bundle, JWKS): a wrong path naming a
+ * FIFO blocked the start for ever, and one naming a device or a large file was read whole (/dev/zero: the process
+ * aborted out of memory).
+ */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
 function readDocument(file: string): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFile(file, MAX_CONFIG_BYTES).bytes.toString('utf8');
   } catch (cause) {
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${file}: cannot read config file (${errnoOf(cause)})`, {
+    const problem =
+      errnoOf(cause) === 'EFBIG'
+        ? `config file is larger than ${MAX_CONFIG_BYTES} bytes`
+        : `cannot read config file (${errnoOf(cause)})`;
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${file}: ${problem}`, {
       reason: 'config_unreadable',
       cause,
     });

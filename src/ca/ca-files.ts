@@ -2,7 +2,7 @@
 // it: to a temporary file in the same directory, fsync'd, then renamed, so a reader (another `ca serve` replica, a
 // running server picking up a rotation) sees either the old file or the new one, never half of one.
 import { randomBytes } from 'node:crypto';
-import { link, open, rename, rm } from 'node:fs/promises';
+import { type FileHandle, link, open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 export interface CaPaths {
@@ -105,7 +105,15 @@ export async function createFileExclusive(path: string, data: string | Uint8Arra
 /** A complete, fsync'd temporary file next to `path`; the caller renames or links it into place. */
 async function writeTempFile(path: string, data: string | Uint8Array, mode: number): Promise<string> {
   const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(tmp, 'wx', mode);
+  let handle: FileHandle;
+  try {
+    handle = await open(tmp, 'wx', mode);
+  } catch (error) {
+    // A directory that cannot take the file (read-only, not writable by this user): reported as writing `path`, the
+    // file the caller named. The temporary name means nothing to the user, and the CLI reads an `open` failure as
+    // a possible read, leaving it unconverted (Node's raw text, exit 1, no code).
+    throw Object.assign(error as NodeJS.ErrnoException, { path, syscall: 'write' });
+  }
   try {
     await handle.writeFile(data);
     await handle.chmod(mode); // the umask may have narrowed or widened the mode given to open()

@@ -33,4 +33,28 @@ describe('paths the CLI cannot write', () => {
     expect(result.stderr).toContain('meshauth: cannot write plain-file: EEXIST (mkdir) [MESHAUTH_ERR_FILE_UNWRITABLE]');
     expect(result.stdout).toBe('');
   });
+
+  // A directory that exists but takes no new file (read-only, another user's; /sys refuses it even to root): the
+  // failure is creating the temporary file the write goes through. It used to print Node's raw text with that
+  // file's random name ("EACCES: permission denied, open '/sys/.9ae43cebea92.tmp'"), no code, exit 1.
+  it.each([
+    ['ca init --dir', ['ca', 'init', '--trust-domain', 'example.org', '--dir', '/sys/kernel'], '/sys/kernel/root.key'],
+    [
+      'ca issue --out',
+      ['ca', 'issue', '--dir', 'certs', '--id', 'spiffe://example.org/b', '--out', '/sys/b'],
+      '/sys/b.key',
+    ],
+  ])(
+    'fail/%s in a directory that takes no new file → exit 2, FILE_UNWRITABLE naming the file',
+    async (_name, args, file) => {
+      const result = await meshauth(args, { cwd });
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr).toMatch(
+        new RegExp(
+          `^meshauth: cannot write ${file}: (EACCES|EROFS|EPERM) \\(write\\) \\[MESHAUTH_ERR_FILE_UNWRITABLE\\]\\n$`,
+        ),
+      );
+      expect(result.stdout).toBe('');
+    },
+  );
 });

@@ -12,6 +12,7 @@ import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
 import { KEY_TYPES, parseKeyType, SVID_MAX_TTL_MS } from '../pki/index.js';
 import { createLogger, Metrics } from '../telemetry/index.js';
+import { checkOutPrefix } from './cert.js';
 
 const DEFAULT_DIR = 'certs';
 const MINUTE = 60_000;
@@ -129,6 +130,7 @@ export function registerCaCommands(program: Command): void {
         dir: string;
       }) => {
         const id = SpiffeId.parse(opts.id);
+        if (opts.out !== undefined) checkOutPrefix(opts.out);
         const ttlMs = assertDurationInRange('--ttl', parseDuration(opts.ttl), ISSUE_TTL.min, ISSUE_TTL.max);
         const keyType = parseKeyType(opts.keyType);
         if (opts.p12 === true && opts.p12PasswordFile === undefined) {

@@ -3,7 +3,7 @@
 // request and renewal. The CA is reached through the agent's CA client, the only one (it pins the CA's SPIFFE ID).
 import { createPublicKey } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { Command } from 'commander';
 import { type CaConnection, requestJwtSvid, requestSvid } from '../agent/ca-client.js';
 import { readTokenFile } from '../agent/credential-files.js';
@@ -80,7 +80,7 @@ export function registerCertCommands(program: Command): void {
           caUrl: opts.caUrl,
           bundlePem,
           keyType: parseKeyType(opts.keyType),
-          prefix: opts.out,
+          prefix: checkOutPrefix(opts.out),
           token,
         });
         process.stdout.write(`${written}\n`);
@@ -173,6 +173,21 @@ async function checkKeyPair(files: { cert: string; key: string }, certPem: strin
     );
   }
   return keys;
+}
+
+/**
+ * `--out` of `ca issue` and `cert request` is a path prefix that must end in a file name. `--out certs/` (meant as a
+ * directory) failed on a temporary file's random name, and `--out ""` wrote hidden files `.crt` and `.key`.
+ */
+export function checkOutPrefix(prefix: string): string {
+  if (prefix === '' || prefix.endsWith('/') || basename(prefix) === '.' || basename(prefix) === '..') {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_USAGE',
+      `--out ${JSON.stringify(prefix)} has no file name: it is a path prefix (--out certs/web writes certs/web.crt and certs/web.key)`,
+      { reason: 'usage' },
+    );
+  }
+  return prefix;
 }
 
 /** The CA is pinned to spiffe://<td>/meshauth/ca, with <td> named by the bundle's roots (meshauth roots carry it). */

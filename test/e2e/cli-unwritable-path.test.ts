@@ -1,7 +1,7 @@
 // A path the CLI must create under a regular file (`ca init --dir`, `ca issue --out`) is refused with one line,
 // the path and the errno, [MESHAUTH_ERR_FILE_UNWRITABLE] and exit 2. It used to print Node's raw
 // "EEXIST: file already exists, mkdir …" without a code and exit 1, as for a runtime failure.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,4 +57,30 @@ describe('paths the CLI cannot write', () => {
       expect(result.stdout).toBe('');
     },
   );
+});
+
+// --out is a path prefix: one without a file name (meant as a directory, or empty) is a usage error before anything
+// is written. `--out outdir/` used to fail on a temporary file's random name (ENOENT, exit 1) and `--out ""` wrote
+// the hidden files .crt and .key into the working directory.
+describe('--out without a file name', () => {
+  const issue = (out: string) => ['ca', 'issue', '--dir', 'certs', '--id', 'spiffe://example.org/c', '--out', out];
+  const request = (out: string) =>
+    ['cert', 'request', '--ca-url', 'https://127.0.0.1:1', '--bundle', 'certs/bundle.pem', '--token', 'x'].concat([
+      '--out',
+      out,
+    ]);
+  it.each([
+    ['ca issue --out outdir/', issue('outdir/'), 'outdir/'],
+    ['ca issue --out ""', issue(''), ''],
+    ['cert request --out outdir/', request('outdir/'), 'outdir/'],
+  ])('fail/%s → exit 2 MESHAUTH_ERR_USAGE; nothing written', async (_name, args, out) => {
+    const before = readdirSync(cwd).sort();
+    const result = await meshauth(args, { cwd });
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toBe(
+      `meshauth: --out ${JSON.stringify(out)} has no file name: it is a path prefix (--out certs/web writes ` +
+        'certs/web.crt and certs/web.key) [MESHAUTH_ERR_USAGE]\n',
+    );
+    expect(readdirSync(cwd).sort()).toEqual(before);
+  });
 });

@@ -1,6 +1,7 @@
 // `meshauth ca …`: init, issue, token create, serve, rotate. Parses and bounds the flags, calls src/ca,
 // prints results. Every subcommand takes --dir (default `certs`).
 import { mkdir, readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 // The CA itself (server, jose, PKCS#12 via pkijs) is imported inside each action: `meshauth sidecar` shares this
@@ -295,7 +296,7 @@ export function registerCaCommands(program: Command): void {
         listen: opts.listen,
         svidTtlMs,
         bundleRefreshHintMs,
-        sans: opts.san ?? [],
+        sans: (opts.san ?? []).map(checkSan),
         jwtTtlMs,
         ...(opts.issuerUrl === undefined ? {} : { issuerUrl: opts.issuerUrl }),
         ...(opts.k8sIssuer === undefined
@@ -522,6 +523,19 @@ async function readPassword(file: string): Promise<string> {
   const password = text.replace(/\r?\n$/, '');
   if (password.length === 0) throw usage(`password file ${file} is empty`);
   return password;
+}
+
+/** DNS labels of a host name (a first `*` label allowed: a wildcard name), or an IP address. */
+const DNS_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
+
+/**
+ * A `--san` goes into the serving certificate as a DNS name or an IP address as given. Anything else (a URL, a
+ * host:port, a typo) was put there as a DNS name no client ever matches, and the CA started without a word.
+ */
+function checkSan(san: string): string {
+  // An empty one is left out, as it always was.
+  if (san === '' || isIP(san) !== 0 || (san.length <= 253 && DNS_NAME.test(san))) return san;
+  throw usage(`--san ${JSON.stringify(san)} is not a DNS name or an IP address (e.g. ca.mesh.svc or 10.0.0.5)`);
 }
 
 function usage(message: string): MeshauthError {

@@ -199,8 +199,10 @@ function parseUser(json: string): AuthzUser {
 }
 
 function parsePort(text: string): number {
-  const port = Number(text);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw usage(`--port expects 0–65535, got ${text}`);
+  // Decimal digits only: Number() read "" (an unset shell variable) as port 0 and "0x1f90" as 8080, so the dry run
+  // decided for a port nobody typed.
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(port >= 0 && port <= 65535)) throw usage(`--port expects 0–65535, got ${JSON.stringify(text)}`);
   return port;
 }
 

@@ -171,4 +171,13 @@ describe('meshauth policy (built CLI)', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(code);
   });
+
+  // `--port "$PORT"` with PORT unset, or a port in another base: Number() made them 0 and 8080, and the dry run
+  // answered for a port nobody typed.
+  it.each(['', '0x1f90', '8.08e3', ' 8080'])('fail/test --port %j → exit 2 MESHAUTH_ERR_USAGE', async (port) => {
+    const r = await meshauth('policy', 'test', POLICY, '--from', FRONTEND, '--path', '/orders/1', '--port', port);
+    expect(r.code, r.stdout).toBe(2);
+    expect(r.stderr).toBe(`meshauth: --port expects 0–65535, got ${JSON.stringify(port)} [MESHAUTH_ERR_USAGE]\n`);
+    expect(r.stdout).toBe('');
+  });
 });

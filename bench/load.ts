@@ -210,21 +210,21 @@ interface WrkReport {
   readonly socket: number;
 }
 
-let wrkScript: string | undefined;
 async function wrkClosedLoop(spec: LoadSpec, seconds: number, recorder: WindowResult): Promise<number> {
-  if (wrkScript === undefined) {
-    wrkScript = join(tmpdir(), `meshauth-bench-wrk-${process.pid}.lua`);
-    writeFileSync(wrkScript, WRK_REPORT);
-    // One script per bench process, removed when it exits: a run must not leave files in the shared temp dir.
-    const written = wrkScript;
-    process.once('exit', () => rmSync(written, { force: true }));
-  }
+  // Written for this run and removed after it: the worker is ended by a signal, so an exit hook would never run.
+  const wrkScript = join(tmpdir(), `meshauth-bench-wrk-${process.pid}-${Date.now()}.lua`);
+  writeFileSync(wrkScript, WRK_REPORT);
   const args = ['-t1', `-c${spec.connections}`, `-d${Math.max(1, Math.round(seconds))}s`, '-s', wrkScript];
-  const stdout = await new Promise<string>((resolve, reject) => {
-    execFile('wrk', [...args, '-H', `Host: ${spec.host}`, spec.url], (error, out) =>
-      error === null ? resolve(out) : reject(error),
-    );
-  });
+  let stdout: string;
+  try {
+    stdout = await new Promise<string>((resolve, reject) => {
+      execFile('wrk', [...args, '-H', `Host: ${spec.host}`, spec.url], (error, out) =>
+        error === null ? resolve(out) : reject(error),
+      );
+    });
+  } finally {
+    rmSync(wrkScript, { force: true });
+  }
   const line = stdout.split('\n').find((l) => l.startsWith('{"requests"'));
   if (line === undefined) throw new Error(`wrk printed no report: ${stdout.slice(0, 400)}`);
   const report = JSON.parse(line) as WrkReport;

@@ -100,7 +100,23 @@ export class BrowserSessions {
     }
     if (setCookies.length === 0 && codec.needsStamp(session, nowS)) {
       session = { ...session, seenAt: nowS };
-      setCookies.push(...codec.write(session, cookies));
+      let stamped: string[];
+      try {
+        stamped = codec.write(session, cookies);
+      } catch (error) {
+        if (!isMeshauthError(error) || error.code !== 'MESHAUTH_ERR_SESSION_TOO_LARGE') throw error;
+        // A session made under a larger cookie budget (limits.maxHeaderBytes lowered since, or an earlier release)
+        // cannot be re-stamped: it ends here, once, instead of failing every request until its idle timeout. The
+        // sign-in that follows refuses it with the limit named.
+        this.#metrics.gatewaySessionsRejected.inc({ reason: 'session_too_large' });
+        this.#logger.info(
+          { event: 'session_rejected', reason: 'session_too_large', sub: session.claims.sub },
+          error.message,
+        );
+        setCookies.push(...codec.clear(cookies));
+        return undefined;
+      }
+      setCookies.push(...stamped);
     }
     const user = this.userOf(session);
     if (user === undefined) {

@@ -34,6 +34,30 @@ export function denyAuditRecord(request: AuthzRequest, decision: Decision): Deny
   };
 }
 
+/**
+ * The audit line of a request refused before the policy ran because its path could be read two ways (the app and
+ * the policy might see different paths): a deny like any other, so it has its line; `path` is the target as received.
+ */
+export function ambiguousPathAuditRecord(
+  request: Pick<AuthzRequest, 'peerId' | 'method' | 'user'>,
+  target: string,
+): DenyAuditRecord {
+  const sub = request.user?.sub;
+  return {
+    event: 'authz_deny',
+    peerId: request.peerId?.toString() ?? '',
+    method: request.method,
+    path: truncate(target, MAX_PATH),
+    ...(typeof sub === 'string' ? { userSub: truncate(sub, MAX_SUB) } : {}),
+    rule: AMBIGUOUS_PATH_RULE,
+    mode: 'enforce',
+    enforced: true,
+  };
+}
+
+/** The rule name a request with an ambiguous path is denied under (metrics, audit line, exposed rule). */
+export const AMBIGUOUS_PATH_RULE = 'path-normalization';
+
 function truncate(value: string, max: number): string {
   return value.length > max ? `${value.slice(0, max)}…` : value;
 }

@@ -7,7 +7,12 @@ export {
 } from './authz-request.js';
 export { decide } from './decide.js';
 export { type ConditionMiss, type Explanation, explain, type RuleTrace } from './decide-explain.js';
-export { type DenyAuditRecord, denyAuditRecord } from './deny-audit-record.js';
+export {
+  AMBIGUOUS_PATH_RULE,
+  ambiguousPathAuditRecord,
+  type DenyAuditRecord,
+  denyAuditRecord,
+} from './deny-audit-record.js';
 export { evaluateTestRequest, type TestOutcome, type TestRequestInput } from './evaluate-test-request.js';
 export { isHostPort } from './host-validate.js';
 export { compilePolicyText, type LoadedPolicy, loadPolicyFile, MAX_POLICY_BYTES } from './load-policy-file.js';

@@ -3,7 +3,15 @@
 // verified, decide, audit-log denies. The normalized path is also what the app receives (Istio practice).
 // The same authorizer serves the external listener, whose requests have no mTLS peer (AuthzRequest.peerId unset).
 import type { EndUser } from '../../authn/index.js';
-import { type AuthzRequest, type CompiledPolicy, decide, denyAuditRecord, normalizePath } from '../../authz/index.js';
+import {
+  AMBIGUOUS_PATH_RULE,
+  type AuthzRequest,
+  ambiguousPathAuditRecord,
+  type CompiledPolicy,
+  decide,
+  denyAuditRecord,
+  normalizePath,
+} from '../../authz/index.js';
 import { isMeshauthError } from '../../errors/index.js';
 import type { Logger } from '../../telemetry/index.js';
 import type { AuthzVerdict, InboundRequestView } from './inbound-hooks.js';
@@ -28,10 +36,15 @@ export function policyAuthorizer(options: PolicyAuthorizerOptions): (view: Autho
       normalized = normalizePath(view.target);
     } catch (error) {
       if (!isMeshauthError(error)) throw error;
+      const user = view.user as EndUser | undefined;
+      logger.info(
+        ambiguousPathAuditRecord({ peerId: view.peer?.id, method: view.method, user: user?.claims }, view.target),
+        'authz deny',
+      );
       return {
         allow: false,
         decision: 'deny',
-        rule: 'path-normalization',
+        rule: AMBIGUOUS_PATH_RULE,
         code: error.code,
         reason: error.reason ?? 'path_ambiguous',
       };

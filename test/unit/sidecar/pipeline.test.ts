@@ -21,6 +21,7 @@ import {
 } from '../../../src/sidecar/pipeline/stages.js';
 import { Metrics, silentLogger } from '../../../src/telemetry/index.js';
 import type { VerifiedPeer } from '../../../src/tls/index.js';
+import { logLines } from '../../helpers/log-lines.js';
 
 const PEER_ID = 'spiffe://example.org/ns/shop/sa/frontend';
 
@@ -194,6 +195,25 @@ describe('authorize stage over the real policy authorizer', () => {
     const { ex, sink } = exchange(['Host', 'orders', 'User-Agent', 'good', 'User-Agent', 'evil']);
     runStages([authorizeWith(authorize, new Metrics())], ex, onRejected);
     expect(sink.rejected).toEqual([{ code: 'MESHAUTH_ERR_FORBIDDEN', body: { rule: 'no-evil' } }]);
+  });
+
+  it('fail/an ambiguous path is a deny with its one audit line, like a policy deny', () => {
+    const log = logLines('sidecar');
+    const audited = policyAuthorizer({ policy: () => policy, logger: log.logger, now: () => new Date(0) });
+    const metrics = new Metrics();
+    const { ex, sink } = exchange(['Host', 'orders'], '/orders/a%2fb');
+    runStages([authorizeWith(audited, metrics)], ex, onRejected);
+    expect(sink.rejected[0]?.code).toBe('MESHAUTH_ERR_PATH_AMBIGUOUS');
+    expect(log.find({ event: 'authz_deny' })).toEqual([
+      expect.objectContaining({
+        peerId: PEER_ID,
+        method: 'GET',
+        path: '/orders/a%2fb',
+        rule: 'path-normalization',
+        mode: 'enforce',
+        enforced: true,
+      }),
+    ]);
   });
 
   it('fail/an authorizer that throws is a deny with the error code', () => {

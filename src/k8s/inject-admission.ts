@@ -7,7 +7,12 @@ import { isObject, type JsonObject, objectAt, stringAt } from './inject-json.js'
 import { diffJson } from './inject-json-patch.js';
 import { describeObject, injectObject } from './inject-object.js';
 
-export type ReviewResult = 'injected' | 'skipped' | 'error';
+/**
+ * `invalid`: a body the API server never sends (not an AdmissionReview, not JSON). Kept apart from `error`, which
+ * means a real review the webhook could not handle (a pod admitted without its sidecar, the alert's subject), so
+ * whoever reaches the port cannot raise that alert with junk.
+ */
+export type ReviewResult = 'injected' | 'skipped' | 'error' | 'invalid';
 
 export interface ReviewOutcome {
   /** HTTP status of the answer: 200 for every review with a uid, 400 for a body that is not a review. */
@@ -42,7 +47,7 @@ export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOu
     return {
       httpStatus: 400,
       body: { error: `expected an ${API_VERSION} AdmissionReview with request.uid` },
-      result: 'error',
+      result: 'invalid',
       reason: 'not_a_review',
       warnings: [],
       object: undefined,

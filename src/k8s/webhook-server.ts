@@ -88,7 +88,9 @@ export class WebhookServer {
     // The alerts take increase() of the error and failure series. A series born at 1 on the first event has no
     // earlier sample to rise from: that first error (a pod admitted without its sidecar) or failed reload (reported
     // once per change) would never fire. Every result is exposed at 0 from the start.
-    for (const result of ['injected', 'skipped', 'error'] as const) options.metrics.webhookReviews.inc({ result }, 0);
+    for (const result of ['injected', 'skipped', 'error', 'invalid'] as const) {
+      options.metrics.webhookReviews.inc({ result }, 0);
+    }
     for (const result of ['success', 'failure'] as const) options.metrics.webhookCertReloads.inc({ result }, 0);
   }
 
@@ -229,7 +231,8 @@ export class WebhookServer {
     const { logger, metrics, config } = this.#options;
     const type = req.headers['content-type'] ?? '';
     if (!/^application\/json\b/i.test(type)) {
-      metrics.webhookReviews.inc({ result: 'error' });
+      // The API server always sends JSON: not one of its calls, so no pod went without its sidecar.
+      metrics.webhookReviews.inc({ result: 'invalid' });
       this.#contentTypeLog.warn(
         { reason: 'content_type', remote: req.socket.remoteAddress },
         'admission review refused: content type is not application/json',

@@ -241,7 +241,7 @@ export class Metrics {
 
   readonly webhookReviews = new Counter({
     name: 'meshauth_webhook_reviews_total',
-    help: 'Admission reviews answered by the injection webhook, by result (injected, skipped, error).',
+    help: 'Admission reviews answered by the injection webhook, by result (injected, skipped, error, invalid).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });

@@ -217,12 +217,16 @@ describe('webhook /mutate', () => {
     expect(response.status?.message).toMatch(/log-level/);
   });
 
-  it('fail/not a review → 400; wrong content type → 415; GET /mutate → 405; all counted', async () => {
+  it('fail/not a review → 400; wrong content type → 415; GET /mutate → 405; counted as invalid, never as error', async () => {
+    // `error` drives the alert for pods admitted without their sidecar: junk from whoever reaches the port (the API
+    // server never sends it) must not raise it.
     const before = await errorCount(metrics);
+    const invalidBefore = await errorCount(metrics, 'invalid');
     expect((await mutate('{"kind":"Pod"}')).status).toBe(400);
     expect((await mutate('not json')).status).toBe(400);
     expect((await mutate(review({}), 'text/plain')).status).toBe(415);
-    expect(await errorCount(metrics)).toBe(before + 3);
+    expect(await errorCount(metrics)).toBe(before);
+    expect(await errorCount(metrics, 'invalid')).toBe(invalidBefore + 3);
     const get = await fetchText(server.port, cert.caPem, '/mutate');
     expect(get.status).toBe(405);
   });
@@ -248,12 +252,13 @@ describe('webhook /mutate', () => {
     try {
       const before = (await fetchText(fresh.port, cert.caPem, '/metrics')).text;
       expect(before).toMatch(/^meshauth_webhook_reviews_total\{result="error"\} 0$/m);
+      expect(before).toMatch(/^meshauth_webhook_reviews_total\{result="invalid"\} 0$/m);
       expect(before).toMatch(/^meshauth_webhook_cert_reloads_total\{result="failure"\} 0$/m);
       // A webhook holds no SVID: an expiry of 0 would read as one about to lapse.
       expect(before).not.toContain('meshauth_svid_expiry_timestamp_seconds');
       expect((await post(fresh.port, cert.caPem, '/mutate', '{}', 'text/plain')).status).toBe(415);
       const after = (await fetchText(fresh.port, cert.caPem, '/metrics')).text;
-      expect(after).toMatch(/^meshauth_webhook_reviews_total\{result="error"\} 1$/m);
+      expect(after).toMatch(/^meshauth_webhook_reviews_total\{result="invalid"\} 1$/m);
     } finally {
       await fresh.close();
     }
@@ -282,7 +287,9 @@ describe('webhook /mutate', () => {
         expect((await post(fresh.port, cert.caPem, '/mutate', '{"kind":"Pod"}', 'application/json')).status).toBe(400);
       }
       const text = (await fetchText(fresh.port, cert.caPem, '/metrics')).text;
-      expect(text).toMatch(/^meshauth_webhook_reviews_total\{result="error"\} 150$/m);
+      // The 413s are the API server's possible calls (a huge pod): errors; the 415s and junk bodies are not.
+      expect(text).toMatch(/^meshauth_webhook_reviews_total\{result="error"\} 50$/m);
+      expect(text).toMatch(/^meshauth_webhook_reviews_total\{result="invalid"\} 100$/m);
       const kinds = new Set(['content_type', 'too_large', 'not_a_review']);
       const written = refusals.lines.filter((l) => kinds.has(String(l.reason)) && typeof l.suppressed !== 'number');
       const suppressed = Number(
@@ -332,7 +339,7 @@ function declaredTooLarge(port: number, ca: string): Promise<number> {
   });
 }
 
-async function errorCount(metrics: Metrics): Promise<number> {
-  const value = (await metrics.webhookReviews.get()).values.find((v) => v.labels.result === 'error');
+async function errorCount(metrics: Metrics, result = 'error'): Promise<number> {
+  const value = (await metrics.webhookReviews.get()).values.find((v) => v.labels.result === result);
   return value?.value ?? 0;
 }

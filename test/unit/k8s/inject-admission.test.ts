@@ -123,7 +123,11 @@ describe('reviewAdmission', () => {
     ['a bare pod', POD],
   ] as const) {
     it(`fail/${name}: 400, counted as error`, () => {
-      expect(reviewAdmission(body, CONFIG)).toMatchObject({ httpStatus: 400, result: 'error', reason: 'not_a_review' });
+      expect(reviewAdmission(body, CONFIG)).toMatchObject({
+        httpStatus: 400,
+        result: 'invalid',
+        reason: 'not_a_review',
+      });
     });
   }
 

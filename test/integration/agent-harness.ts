@@ -1,13 +1,24 @@
 // Test harness for the agent against a real CA (src/ca): a CA directory with a join token, a CA server on
 // 127.0.0.1 that can be stopped and restarted on the same port, an Agent with its own metrics and captured logs.
 // Every start registers its teardown with the caller's cleanup list right away.
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, type AgentOptions, CredentialHolder } from '../../src/agent/index.js';
-import { type CaServer, type CaServerOptions, createJoinToken, initCa, startCaServer } from '../../src/ca/index.js';
+import {
+  activateNextRoot,
+  type CaServer,
+  type CaServerOptions,
+  createJoinToken,
+  initCa,
+  publishNextRoot,
+  retirePreviousRoot,
+  startCaServer,
+} from '../../src/ca/index.js';
 import { TrustDomain } from '../../src/identity/index.js';
+import { BACKDATE_MS, type TrustBundle } from '../../src/pki/index.js';
 import { createLogger, Metrics, silentLogger } from '../../src/telemetry/index.js';
+import { waitFor } from '../helpers/wait.js';
 
 export const TRUST_DOMAIN = TrustDomain.parse('example.org');
 export const WORKLOAD_ID = 'spiffe://example.org/ns/shop/sa/orders';
@@ -148,4 +159,34 @@ export async function runCleanups(cleanups: Cleanup[]): Promise<void> {
 function withoutBundlePem<T extends { readonly bundlePem?: string }>(options: T): Omit<T, 'bundlePem'> {
   const { bundlePem: _ignored, ...rest } = options;
   return rest;
+}
+
+/**
+ * Copies `ca`'s directory (the old root's key, as an attacker who has it would), then takes the CA through a whole
+ * root rotation under the running agent: publish (the agent holds both roots), activate (the agent renews under the
+ * new root), retire with force. Returns the copy and the old root; the caller waits for what it checks next.
+ */
+export async function retireRootAfterSnapshot(
+  ca: CaHarness,
+  agent: AgentHarness,
+  cleanups: Cleanup[],
+): Promise<{ snapshot: string; oldRoot: TrustBundle['roots'][number] | undefined }> {
+  const { holder, logs } = agent;
+  const snapshot = mkdtempSync(join(tmpdir(), 'meshauth-old-ca-'));
+  cleanups.push(() => rmSync(snapshot, { recursive: true, force: true }));
+  cpSync(ca.dir, snapshot, { recursive: true });
+  // The new root's NotBefore in the same second as the old one's (a rotation within a second, as a fast test makes
+  // it): which of the two is older must not depend on the clock's resolution.
+  const oldRoot = holder.current?.bundle.roots[0];
+  await publishNextRoot(ca.dir, new Date((oldRoot?.notBefore.getTime() ?? 0) + BACKDATE_MS));
+  await waitFor('the agent to hold both roots', () => holder.current?.bundle.roots.length === 2, 10_000);
+  await activateNextRoot(ca.dir);
+  const renewedBefore = logs.filter((l) => l.msg === 'SVID renewed').length;
+  await waitFor(
+    'a renewal under the new root',
+    () => logs.filter((l) => l.msg === 'SVID renewed').length > renewedBefore,
+    10_000,
+  );
+  await retirePreviousRoot(ca.dir, new Date(), true);
+  return { snapshot, oldRoot };
 }

@@ -5,22 +5,20 @@
 // bootstrap credential (a join token or a service-account token, which they can redeem at the real CA) and has the
 // agent install an SVID under the retired root. Here the impersonator is the real CA started from a copy of its
 // directory taken before the rotation, with a join token it knows in the agent's token file.
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Credentials } from '../../src/agent/index.js';
-import {
-  activateNextRoot,
-  createJoinToken,
-  publishNextRoot,
-  retirePreviousRoot,
-  startCaServer,
-} from '../../src/ca/index.js';
-import { BACKDATE_MS } from '../../src/pki/index.js';
+import { createJoinToken, startCaServer } from '../../src/ca/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { waitFor } from '../helpers/wait.js';
-import { CaHarness, type Cleanup, runCleanups, startAgent, WORKLOAD_ID } from './agent-harness.js';
+import {
+  CaHarness,
+  type Cleanup,
+  retireRootAfterSnapshot,
+  runCleanups,
+  startAgent,
+  WORKLOAD_ID,
+} from './agent-harness.js';
 
 const cleanups: Cleanup[] = [];
 afterEach(() => runCleanups(cleanups));
@@ -28,23 +26,10 @@ afterEach(() => runCleanups(cleanups));
 describe('agent bootstrap after the old root was retired', () => {
   it('fail/a CA serving a certificate under the retired root never gets the bootstrap credential', async () => {
     const ca = await CaHarness.start(6_000, cleanups, { bundleRefreshHintMs: 1_000 });
-    const { agent, holder, logs, tokenFile } = startAgent(ca, await ca.token(), cleanups, { bundleRefreshMs: 500 });
+    const harness = startAgent(ca, await ca.token(), cleanups, { bundleRefreshMs: 500 });
+    const { agent, holder, logs, tokenFile } = harness;
     await agent.whenReady();
-    const snapshot = mkdtempSync(join(tmpdir(), 'meshauth-old-ca-'));
-    cleanups.push(() => rmSync(snapshot, { recursive: true, force: true }));
-    cpSync(ca.dir, snapshot, { recursive: true }); // the old root's key, as an attacker who has it
-
-    const oldRoot = holder.current?.bundle.roots[0];
-    await publishNextRoot(ca.dir, new Date((oldRoot?.notBefore.getTime() ?? 0) + BACKDATE_MS));
-    await waitFor('the agent to hold both roots', () => holder.current?.bundle.roots.length === 2, 10_000);
-    await activateNextRoot(ca.dir);
-    const renewedBefore = logs.filter((l) => l.msg === 'SVID renewed').length;
-    await waitFor(
-      'a renewal under the new root',
-      () => logs.filter((l) => l.msg === 'SVID renewed').length > renewedBefore,
-      10_000,
-    );
-    await retirePreviousRoot(ca.dir, new Date(), true);
+    const { snapshot, oldRoot } = await retireRootAfterSnapshot(ca, harness, cleanups);
     await waitFor('the agent to hold only the new root', () => holder.current?.bundle.roots.length === 1, 15_000);
     const held = holder.current as Credentials;
     expect(held.bundle.hasRoot(oldRoot as NonNullable<typeof oldRoot>)).toBe(false);

@@ -325,7 +325,7 @@ export class Agent {
     this.#caSkewWarned = false;
     const { svid, bundle } = credentials;
     metrics.svidRotations.inc({ result: 'success' });
-    metrics.svidExpiry.set(svid.notAfter.getTime() / 1000);
+    metrics.recordSvid(svid);
     this.#logger.info(
       { mode, id: svid.id.toString(), serial: svid.serialNumber, notAfter: svid.notAfter.toISOString() },
       mode === 'bootstrap' ? 'SVID obtained' : 'SVID renewed',

@@ -158,7 +158,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
   });
   metrics.exposeSvidExpiry();
   const unsubscribe = holder.subscribe((credentials) => {
-    metrics.svidExpiry.set(credentials.svid.notAfter.getTime() / 1000);
+    metrics.recordSvid(credentials.svid);
   });
 
   let closing: Promise<void> | undefined;

@@ -147,9 +147,9 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
   });
   metrics.exposeSvidExpiry();
   const unsubscribe = holder.subscribe((credentials) => {
-    metrics.svidExpiry.set(credentials.svid.notAfter.getTime() / 1000);
+    metrics.recordSvid(credentials.svid);
   });
-  if (holder.current !== undefined) metrics.svidExpiry.set(holder.current.svid.notAfter.getTime() / 1000);
+  if (holder.current !== undefined) metrics.recordSvid(holder.current.svid);
 
   let closing: Promise<void> | undefined;
   const close = (drainMs = config.drainTimeoutMs): Promise<void> => {

@@ -56,6 +56,13 @@ export class Metrics {
     registers: [],
   });
 
+  /** With svidExpiry, the SVID's lifetime: an alert can tell a short-lived SVID near its end from a failing renewal. */
+  readonly svidNotBefore = new Gauge({
+    name: 'meshauth_svid_not_before_timestamp_seconds',
+    help: 'Unix time from which the current X509-SVID is valid, its notBefore (0: none held yet).',
+    registers: [],
+  });
+
   readonly svidRotations = new Counter({
     name: 'meshauth_svid_rotations_total',
     help: 'SVID fetch and rotation attempts, by result.',
@@ -312,9 +319,19 @@ export class Metrics {
     }
   }
 
-  /** meshauth_svid_expiry_timestamp_seconds, exposed by a sidecar or gateway from its start on (0 until an SVID). */
+  /**
+   * meshauth_svid_expiry_timestamp_seconds and meshauth_svid_not_before_timestamp_seconds, exposed by a sidecar or
+   * gateway from its start on (0 until an SVID).
+   */
   exposeSvidExpiry(): void {
     this.#expose(this.svidExpiry);
+    this.#expose(this.svidNotBefore);
+  }
+
+  /** The validity of the SVID now held. */
+  recordSvid(validity: { readonly notBefore: Date; readonly notAfter: Date }): void {
+    this.svidExpiry.set(validity.notAfter.getTime() / 1000);
+    this.svidNotBefore.set(validity.notBefore.getTime() / 1000);
   }
 
   /** meshauth_bundle_refreshes_total, exposed by a process that runs an agent from the agent's creation on. */

@@ -60,6 +60,15 @@ describe('admin server', () => {
     expect(text).toContain('meshauth_svid_expiry_timestamp_seconds');
   });
 
+  it("ok/the SVID's notBefore is exported beside its expiry, so the expiry alert knows its lifetime", async () => {
+    const text = await (await admin('/metrics')).text();
+    const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+    const notBefore = gauge('meshauth_svid_not_before_timestamp_seconds');
+    const expiry = gauge('meshauth_svid_expiry_timestamp_seconds');
+    expect(notBefore).toBeGreaterThan(0);
+    expect(expiry).toBeGreaterThan(notBefore);
+  });
+
   it('ok/a sidecar exposes none of the CA gauges: an unset 0 would read as a CA that cannot sign and page', async () => {
     for (const port of [pair.a.sidecar.adminPort, pair.b.sidecar.adminPort]) {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();

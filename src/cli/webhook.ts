@@ -46,28 +46,37 @@ export function registerWebhookCommand(program: Command): void {
         metrics: new Metrics({ defaultMetrics: true }),
         logger,
       });
-      const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
-        process.once('SIGTERM', resolve);
-        process.once('SIGINT', resolve);
-      });
+      const stop = stopSignal();
       const port = await server.listen();
       process.stdout.write(`meshauth webhook listening on ${httpsUrl(address.host, port)}\n`);
-      const signal = await stopSignal;
+      const signal = await stop.signal;
       const delayMs = signal === 'SIGTERM' ? TERMINATION_DELAY_MS : 0;
       logger.info({ signal, delayMs }, 'webhook stopping');
-      // A second signal ends the wait at once.
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          process.off('SIGTERM', done);
-          process.off('SIGINT', done);
-          resolve();
-        };
-        const timer = setTimeout(done, delayMs);
-        process.once('SIGTERM', done);
-        process.once('SIGINT', done);
-      });
+      // A second signal ends the wait at once; a third, while reviews finish, ends the process (no handler is left).
+      const second = stopSignal();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise<void>((resolve) => (timer = setTimeout(resolve, delayMs))), second.signal]);
+      clearTimeout(timer);
+      second.cancel();
       await server.close();
       process.exit(0);
     });
+}
+
+/** The next SIGTERM or SIGINT; both listeners go once either comes, or on cancel(). */
+function stopSignal(): { readonly signal: Promise<NodeJS.Signals>; cancel(): void } {
+  let onSignal: (signal: NodeJS.Signals) => void = () => {};
+  const cancel = () => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  };
+  const signal = new Promise<NodeJS.Signals>((resolve) => {
+    onSignal = (received) => {
+      cancel();
+      resolve(received);
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+  return { signal, cancel };
 }

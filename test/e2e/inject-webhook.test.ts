@@ -181,6 +181,39 @@ describe('meshauth webhook (CLI): SIGTERM', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
+
+  it('ok/a signal while reviews finish ends the process, whichever came first (SIGINT, then SIGTERM)', async () => {
+    // The first signal's listener for the other signal stayed installed: after SIGINT, a SIGTERM during the wait for
+    // a review still arriving was swallowed, and the process lived on until that wait timed out.
+    const dir = mkdtempSync(join(tmpdir(), 'meshauth-webhook-term-'));
+    const webhook = await startWebhookCli(dir);
+    const socket = connectTls({
+      host: '127.0.0.1',
+      port: webhook.port,
+      ca: webhook.cert.caPem,
+      servername: 'meshauth-webhook.meshauth.svc',
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once('secureConnect', () => resolve());
+        socket.once('error', reject);
+      });
+      socket.on('error', () => {});
+      // A review's head and part of its body: close() waits for the rest.
+      socket.write(
+        'POST /mutate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{',
+      );
+      webhook.signal('SIGINT');
+      await waitFor('the webhook to stop accepting', () => refused(webhook.port), 10_000);
+      webhook.signal('SIGTERM');
+      await waitFor('the webhook to exit', () => webhook.exited(), 20_000);
+      expect(webhook.exited()).toEqual({ code: null, signal: 'SIGTERM' });
+    } finally {
+      socket.destroy();
+      webhook.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 40_000);
 });
 
 function podReview(uid: string): string {

@@ -115,6 +115,8 @@ export interface WebhookCli {
   exited(): { code: number | null; signal: string | null } | undefined;
   /** Ends it by PID (SIGTERM) unless it has exited. */
   stop(): void;
+  /** Sends `signal` by PID unless it has exited. */
+  signal(signal: NodeJS.Signals): void;
 }
 
 export async function startWebhookCli(dir: string, nodeArgs: readonly string[] = []): Promise<WebhookCli> {
@@ -149,6 +151,9 @@ export async function startWebhookCli(dir: string, nodeArgs: readonly string[] =
     exited: () => exited,
     stop: () => {
       if (exited === undefined && child.pid !== undefined) process.kill(child.pid, 'SIGTERM');
+    },
+    signal: (signal) => {
+      if (exited === undefined && child.pid !== undefined) process.kill(child.pid, signal);
     },
   };
 }

@@ -166,6 +166,7 @@ export class MeshForwarder {
 
   async close(deadline: number): Promise<void> {
     await this.#sessions.close(deadline);
+    this.#telemetry.close();
   }
 
   /**

@@ -51,6 +51,21 @@ export class DataPlaneTelemetry {
     this.#rejectedLog = new RefusalLog(logger, metrics, 'request_rejected', 'code', REJECTION_LOG_INTERVAL_MS);
   }
 
+  /** Writes the summaries of log lines held back in the current windows (the listener is closing). */
+  close(): void {
+    for (const log of [
+      this.#abortLog,
+      this.#idleLog,
+      this.#protocolLog,
+      this.#strippedLog,
+      this.#resetFloodLog,
+      this.#sessionErrorLog,
+      this.#rejectedLog,
+    ]) {
+      log.close();
+    }
+  }
+
   /**
    * A request arrived with identity headers only the sidecar may set; they were removed and the request went on.
    * A peer or client can send them on every request, so the log line is rate-limited like aborts.

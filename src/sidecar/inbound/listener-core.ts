@@ -419,6 +419,7 @@ export class ListenerCore {
     this.#h1.closeAllConnections();
     this.#h1.close();
     await this.app.close(deadline);
+    this.telemetry.close();
   }
 
   /** Parser-level failures (431 oversize headers, 400 framing, 408 slow headers): answer, count, log, close. */

@@ -171,6 +171,8 @@ export class OutboundListener {
     this.#server.closeAllConnections();
     for (const socket of this.#sockets) socket.destroy();
     await this.#sessions.close(deadline);
+    this.#telemetry.close();
+    this.#egressTelemetry.close();
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {

@@ -117,6 +117,7 @@ export class TcpInboundHandler {
     for (const shutdown of [...this.#live.values()]) shutdown();
     // Destroyed sockets report 'close' asynchronously; resolve once every tunnel has let go (bounded).
     await waitUntil(Date.now() + 1_000, () => this.#live.size === 0);
+    this.#telemetry.close();
   }
 
   /** Undefined when the connection may proceed, else the log detail of the deny. */

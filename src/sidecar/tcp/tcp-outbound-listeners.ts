@@ -130,6 +130,7 @@ export class TcpOutboundListeners {
     for (const shutdown of [...this.#live.values()]) shutdown();
     // Destroyed sockets report 'close' asynchronously; resolve once every tunnel has let go (bounded).
     await waitUntil(Date.now() + 1_000, () => this.#live.size === 0);
+    this.#telemetry.close();
   }
 
   #onConnection(listener: Listener, app: Socket): void {

@@ -51,6 +51,11 @@ export class TcpTelemetry {
     this.counters = { fromApp: (n) => sent.inc(n), toApp: (n) => received.inc(n) };
   }
 
+  /** Writes the summaries of refusal lines held back in the current windows (the listener is closing). */
+  close(): void {
+    this.#refusedLog.close();
+  }
+
   /** Counts one connection decision. */
   connection(peerId: string, result: TcpResult): void {
     const key = `${result} ${peerId}`;

@@ -21,17 +21,7 @@ const MAX_PATH = 1024;
 const MAX_SUB = 256;
 
 export function denyAuditRecord(request: AuthzRequest, decision: Decision): DenyAuditRecord {
-  const sub = request.user?.sub;
-  return {
-    event: 'authz_deny',
-    peerId: request.peerId?.toString() ?? '',
-    method: request.method,
-    path: truncate(request.path, MAX_PATH),
-    ...(typeof sub === 'string' ? { userSub: truncate(sub, MAX_SUB) } : {}),
-    rule: decision.rule,
-    mode: decision.mode,
-    enforced: decision.enforced,
-  };
+  return auditRecord(request, request.path, decision.rule, decision.mode, decision.enforced);
 }
 
 /**
@@ -42,21 +32,31 @@ export function ambiguousPathAuditRecord(
   request: Pick<AuthzRequest, 'peerId' | 'method' | 'user'>,
   target: string,
 ): DenyAuditRecord {
+  return auditRecord(request, target, AMBIGUOUS_PATH_RULE, 'enforce', true);
+}
+
+/** The rule name a request with an ambiguous path is denied under (metrics, audit line, exposed rule). */
+export const AMBIGUOUS_PATH_RULE = 'path-normalization';
+
+function auditRecord(
+  request: Pick<AuthzRequest, 'peerId' | 'method' | 'user'>,
+  path: string,
+  rule: string,
+  mode: Decision['mode'],
+  enforced: boolean,
+): DenyAuditRecord {
   const sub = request.user?.sub;
   return {
     event: 'authz_deny',
     peerId: request.peerId?.toString() ?? '',
     method: request.method,
-    path: truncate(target, MAX_PATH),
+    path: truncate(path, MAX_PATH),
     ...(typeof sub === 'string' ? { userSub: truncate(sub, MAX_SUB) } : {}),
-    rule: AMBIGUOUS_PATH_RULE,
-    mode: 'enforce',
-    enforced: true,
+    rule,
+    mode,
+    enforced,
   };
 }
-
-/** The rule name a request with an ambiguous path is denied under (metrics, audit line, exposed rule). */
-export const AMBIGUOUS_PATH_RULE = 'path-normalization';
 
 function truncate(value: string, max: number): string {
   return value.length > max ? `${value.slice(0, max)}…` : value;

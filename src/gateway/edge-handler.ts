@@ -193,7 +193,7 @@ export class EdgeHandler {
     const refusal =
       req.httpVersionMajor === 2
         ? checkH2Head(headers, req.rawHeaders, this.#config.limits.maxHeaderBytes)
-        : checkH1Head(method, url, req.rawHeaders);
+        : checkH1Head(url, req.rawHeaders);
     if (refusal !== undefined) {
       req.resume();
       this.#refuse(refusal, req);

@@ -36,7 +36,7 @@ export function transferCodingRefused(): MeshauthError {
 }
 
 /** HTTP/1.x: exactly one valid Host line (also on HTTP/1.0), origin-form target, no coding but chunked. */
-export function checkH1Head(_method: string, target: string, rawHeaders: readonly string[]): MeshauthError | undefined {
+export function checkH1Head(target: string, rawHeaders: readonly string[]): MeshauthError | undefined {
   if (!originForm(target)) return badRequest('target_form', 'request-target is not origin-form');
   let host: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {

@@ -64,7 +64,7 @@ export class H1Sink implements Sink {
   refusal(method: string, target: string): MeshauthError | undefined {
     // CONNECT (without a 'connect' listener Node would not even get here); the parser admitted the rest.
     if (!isForwardedMethod(method)) return methodInvalid();
-    return checkH1Head(method, target, this.#req.rawHeaders);
+    return checkH1Head(target, this.#req.rawHeaders);
   }
 
   copyHeaders(out: string[]): number {

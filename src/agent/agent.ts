@@ -3,7 +3,7 @@
 // a CA outage by keeping the current SVID and retrying with backoff capped by its remaining life.
 // It owns no listener: it writes the CredentialHolder, which the TLS side subscribes to.
 import { randomInt } from 'node:crypto';
-import { MeshauthError } from '../errors/index.js';
+import { causeChain, MeshauthError } from '../errors/index.js';
 import type { TrustDomain } from '../identity/index.js';
 import {
   type KeyType,
@@ -619,7 +619,7 @@ function bundleRefreshResult(error: unknown): string {
 
 /** Whether `error` or one of its causes carries `code` (Node's TLS verification errors do, as the cause). */
 function hasCauseCode(error: unknown, code: string): boolean {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+  for (const e of causeChain(error)) {
     if ((e as { code?: unknown }).code === code) return true;
   }
   return false;

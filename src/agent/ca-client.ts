@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { type ConnectionOptions, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { DEFAULT_MAX_CONNECTION_WAIT_MS } from '../ca/connection-gate.js';
-import { isErrorCode, MeshauthError } from '../errors/index.js';
+import { causeChain, isErrorCode, MeshauthError } from '../errors/index.js';
 import { caSpiffeId, SpiffeId, type TrustDomain } from '../identity/index.js';
 import { parseCertificate, uriSans } from '../pki/index.js';
 import { answerIdentityCheckWithLeaf, type LeafCertificate, protocolOptions } from '../tls/index.js';
@@ -161,7 +161,7 @@ function identityError(message: string, cause?: unknown): Error {
 /** OpenSSL verification codes (a name-constraint violation surfaces as UNSPECIFIED) and Node's TLS errors,
  * as opposed to a refused or timed-out connection. */
 function isTlsFailure(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+  for (const e of causeChain(error)) {
     const code = (e as { code?: unknown }).code;
     if (
       typeof code === 'string' &&

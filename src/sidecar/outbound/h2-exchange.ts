@@ -12,7 +12,7 @@
 import { type ClientHttp2Session, type ClientHttp2Stream, constants, type IncomingHttpHeaders } from 'node:http2';
 import { Duplex, type Readable } from 'node:stream';
 import type { Counter } from 'prom-client';
-import { isMeshauthError, MeshauthError } from '../../errors/index.js';
+import { causeChain, isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import { PeerConnectError } from '../../tls/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
@@ -683,7 +683,7 @@ function peerUnavailable(message: string, reason: string, cause?: unknown): Mesh
 }
 
 function asMeshauthError(error: unknown): MeshauthError {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+  for (const e of causeChain(error)) {
     if (isMeshauthError(e)) return e;
   }
   return peerUnavailable('peer sidecar unavailable', 'connect', error);

@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import type { Pool } from 'undici';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import { parseHostPort, type RouteConfig, RouteTable, type SidecarConfig } from '../../config/index.js';
-import { type ErrorCode, isMeshauthError, MeshauthError } from '../../errors/index.js';
+import { causeChain, type ErrorCode, isMeshauthError, MeshauthError } from '../../errors/index.js';
 import { expectationUnsupported, firstClientErrorOnly, listenOn, pendingResponse } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { ClientTlsContext } from '../../tls/index.js';
@@ -499,7 +499,7 @@ export class OutboundListener {
 
 /** Peer-side failures of the HTTP/1.1 path (undici): identity mismatch → 502, timeouts → 504, else 503. */
 export function classifyPeerError(error: Error): MeshauthError {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+  for (const e of causeChain(error)) {
     if (isMeshauthError(e)) return e;
   }
   const code = (error as Error & { code?: string }).code ?? '';

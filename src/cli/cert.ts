@@ -8,7 +8,6 @@ import type { Command } from 'commander';
 import { type CaConnection, requestJwtSvid, requestSvid } from '../agent/ca-client.js';
 import { readTokenFile } from '../agent/credential-files.js';
 import { acceptSvidResponse } from '../agent/svid-response.js';
-import { writeFilesAtomic } from '../ca/ca-files.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import {
@@ -29,6 +28,7 @@ import {
   validateX509Svid,
   type x509,
 } from '../pki/index.js';
+import { replaceFiles } from './key-pair-files.js';
 
 export function registerCertCommands(program: Command): void {
   const cert = program.command('cert').description('inspect, request and renew certificates');
@@ -255,7 +255,9 @@ async function fetchAndWrite(options: FetchOptions): Promise<string> {
 
 /**
  * Writes the new key and chain in place of the files there. Both are staged before either is replaced: the old pair
- * stays usable (for a retry of `cert renew`, which authenticates with it) when one of them cannot be written.
+ * stays usable (for a retry of `cert renew`, which authenticates with it) when one of them cannot be written. Files
+ * replaced keep their owner, group and mode where only the directory's owner can write (key-pair-files.ts); new ones
+ * are the key 0600 and the chain 0644.
  */
 export async function writeKeyAndChain(
   keyFile: string,
@@ -264,7 +266,7 @@ export async function writeKeyAndChain(
   chainPem: string,
 ): Promise<void> {
   await mkdir(dirname(certFile), { recursive: true });
-  await writeFilesAtomic([
+  await replaceFiles([
     { path: keyFile, data: privateKeyPem, mode: 0o600 },
     { path: certFile, data: chainPem, mode: 0o644 },
   ]);

@@ -1,7 +1,18 @@
 // `meshauth cert request/renew` replace PREFIX.key and PREFIX.crt. Each file is written atomically, but the two
 // are one credential: a write that fails half-way must leave the old key with the old chain, or the workload holds a
 // key that matches no certificate and cannot even renew (renewal authenticates with that pair).
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -60,4 +71,39 @@ describe('writeKeyAndChain', () => {
     expect(readFileSync(keyFile, 'utf8')).toBe('OLD KEY\n');
     expect(readFileSync(certFile, 'utf8')).toBe('OLD CHAIN\n');
   });
+
+  // Planted by whoever can write the directory: renewing must neither write through it nor take its owner for the
+  // new key (that would hand the key to that user).
+  it.skipIf(process.getuid?.() !== 0)(
+    'ok/a symlink at the key path is replaced, not followed, and lends the new key no owner',
+    async () => {
+      const elsewhere = join(root, 'elsewhere');
+      writeFileSync(elsewhere, 'NOT A KEY\n', { mode: 0o644 });
+      chownSync(elsewhere, 4242, 4242);
+      const keyFile = join(root, 'svid.key');
+      symlinkSync(elsewhere, keyFile);
+      await writeKeyAndChain(keyFile, join(root, 'svid.crt'), 'NEW KEY\n', 'NEW CHAIN\n');
+      expect(readFileSync(elsewhere, 'utf8')).toBe('NOT A KEY\n');
+      const key = lstatSync(keyFile);
+      expect(key.isFile()).toBe(true);
+      expect({ uid: key.uid, mode: key.mode & 0o777 }).toEqual({ uid: 0, mode: 0o600 });
+    },
+  );
+
+  // /tmp-like: anyone may create the key's name before the first `cert request` there. Taking that file's owner and
+  // mode would give its creator the new key.
+  it.skipIf(process.getuid?.() !== 0)(
+    'ok/in a directory everyone can write, a file planted under the key name lends the new key neither owner nor mode',
+    async () => {
+      const shared = join(root, 'shared');
+      mkdirSync(shared);
+      chmodSync(shared, 0o1777);
+      const keyFile = join(shared, 'svid.key');
+      writeFileSync(keyFile, 'PLANTED\n', { mode: 0o644 });
+      chownSync(keyFile, 4242, 4242);
+      await writeKeyAndChain(keyFile, join(shared, 'svid.crt'), 'NEW KEY\n', 'NEW CHAIN\n');
+      const key = statSync(keyFile);
+      expect({ uid: key.uid, gid: key.gid, mode: key.mode & 0o777 }).toEqual({ uid: 0, gid: 0, mode: 0o600 });
+    },
+  );
 });

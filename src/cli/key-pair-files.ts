@@ -7,7 +7,7 @@
 // and lends nothing.
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { type FileHandle, lstat, open, rename, rm, stat } from 'node:fs/promises';
+import { type FileHandle, link as linkFile, lstat, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MeshauthError } from '../errors/index.js';
 
@@ -18,22 +18,71 @@ export interface FileToReplace {
   readonly mode: number;
 }
 
-/** Replaces `files` in order, each by a rename: none of them when one cannot be staged. */
+/**
+ * Replaces `files` in order, each by a rename: none of them when one cannot be staged, and the earlier ones put back
+ * when a later rename fails (the target is immutable, or a bind-mounted file: EPERM, EBUSY). Replacing the key and then
+ * failing on the chain used to leave a key that matches no certificate on disk, which not even `cert renew` could
+ * mend (it authenticates with that pair): the workload needed a new join token.
+ */
 export async function replaceFiles(files: readonly FileToReplace[]): Promise<void> {
   const staged: string[] = [];
+  const previous: Previous[] = [];
+  let renamed = 0;
   try {
     for (const file of files) staged.push(await stage(file));
-    for (const [index, file] of files.entries()) await rename(staged[index] as string, file.path);
+    for (const file of files.slice(0, -1)) previous.push(await keepPrevious(file.path));
+    for (const [index, file] of files.entries()) {
+      await rename(staged[index] as string, file.path).catch((error: NodeJS.ErrnoException) => {
+        // Named by the file the caller gave, not the temporary one.
+        throw Object.assign(error, { path: file.path, syscall: 'rename' });
+      });
+      renamed = index + 1;
+    }
   } catch (error) {
-    await Promise.all(staged.map((tmp) => rm(tmp, { force: true })));
+    await putBack(files.slice(0, renamed), previous);
+    await Promise.all(staged.slice(renamed).map((tmp) => rm(tmp, { force: true })));
     throw error;
+  } finally {
+    await Promise.all(previous.map((p) => (p.link === undefined ? undefined : rm(p.link, { force: true }))));
   }
+}
+
+/** What was at a path before it was replaced: a second name for it, none when there was nothing, or unknown. */
+interface Previous {
+  readonly link?: string;
+  readonly existed: boolean;
+}
+
+/** A hard link to what is at `path` (a symlink too: link(2) does not follow it), to put it back by a rename. */
+async function keepPrevious(path: string): Promise<Previous> {
+  const link = tempPath(path);
+  try {
+    await linkFile(path, link);
+    return { link, existed: true };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { existed: false };
+    // A file system without hard links: replaced as before, without a way back.
+    return { existed: true };
+  }
+}
+
+/** Undoes the renames of `replaced`: the previous file back by a rename, or the new one removed if there was none. */
+async function putBack(replaced: readonly FileToReplace[], previous: readonly Previous[]): Promise<void> {
+  for (const [index, file] of replaced.entries()) {
+    const before = previous[index];
+    if (before?.link !== undefined) await rename(before.link, file.path).catch(() => undefined);
+    else if (before?.existed === false) await rm(file.path, { force: true });
+  }
+}
+
+function tempPath(path: string): string {
+  return join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
 }
 
 /** A complete, fsync'd temporary file next to `file.path`, with the owner, group and mode the target will have. */
 async function stage(file: FileToReplace): Promise<string> {
   const replaced = await regularFileAt(file.path);
-  const tmp = join(dirname(file.path), `.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = tempPath(file.path);
   let handle: FileHandle;
   try {
     // 0600 until the owner and mode are set: nobody else reads the new key in between.

@@ -7,6 +7,7 @@ import {
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -19,6 +20,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 /** Paths under this prefix behave as on a full file system: creating a file there fails with ENOSPC. */
 const full = vi.hoisted(() => ({ prefix: undefined as string | undefined }));
+/** A file that cannot be replaced (bind-mounted into a container, or immutable): a rename onto it fails with EBUSY. */
+const busy = vi.hoisted(() => ({ path: undefined as string | undefined }));
 
 vi.mock('node:fs/promises', async (original) => {
   const fs = await original<typeof import('node:fs/promises')>();
@@ -30,7 +33,19 @@ vi.mock('node:fs/promises', async (original) => {
     }
     return (fs.open as (...args: unknown[]) => ReturnType<typeof fs.open>)(path, ...rest);
   }) as typeof fs.open;
-  return { ...fs, default: { ...fs, open }, open };
+  const rename = ((from: Parameters<typeof fs.rename>[0], to: Parameters<typeof fs.rename>[1]) => {
+    if (busy.path !== undefined && String(to) === busy.path) {
+      return Promise.reject(
+        Object.assign(new Error(`EBUSY: resource busy or locked, rename '${from}' -> '${to}'`), {
+          code: 'EBUSY',
+          syscall: 'rename',
+          path: String(from),
+        }),
+      );
+    }
+    return fs.rename(from, to);
+  }) as typeof fs.rename;
+  return { ...fs, default: { ...fs, open, rename }, open, rename };
 });
 
 const { writeKeyAndChain } = await import('../../../src/cli/cert.js');
@@ -39,9 +54,11 @@ let root: string;
 beforeEach(() => {
   root = mkdtempSync(join(tmpdir(), 'meshauth-cert-files-'));
   full.prefix = undefined;
+  busy.path = undefined;
 });
 afterEach(() => {
   full.prefix = undefined;
+  busy.path = undefined;
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -90,6 +107,30 @@ describe('writeKeyAndChain', () => {
     },
   );
 
+  // The key is renamed first: a chain that cannot then be replaced used to leave the new key beside the old chain, a
+  // pair `cert renew` itself refuses (key_mismatch), so the workload could only start again from a join token.
+  it('fail/the chain cannot be replaced (EBUSY): the old key is put back, nothing else is left, the error names the chain', async () => {
+    const keyFile = join(root, 'svid.key');
+    const certFile = join(root, 'svid.crt');
+    writeFileSync(keyFile, 'OLD KEY\n', { mode: 0o640 });
+    writeFileSync(certFile, 'OLD CHAIN\n');
+    busy.path = certFile;
+    const error = await writeKeyAndChain(keyFile, certFile, 'NEW KEY\n', 'NEW CHAIN\n').catch((e: unknown) => e);
+    expect(readFileSync(keyFile, 'utf8')).toBe('OLD KEY\n');
+    expect(statSync(keyFile).mode & 0o777).toBe(0o640);
+    expect(readFileSync(certFile, 'utf8')).toBe('OLD CHAIN\n');
+    expect(readdirSync(root).sort()).toEqual(['svid.crt', 'svid.key']);
+    expect(error).toMatchObject({ code: 'EBUSY', path: certFile });
+  });
+
+  it('fail/cert request where a directory has the chain name: the new key is not left alone', async () => {
+    const keyFile = join(root, 'svid.key');
+    const certFile = join(root, 'svid.crt');
+    mkdirSync(certFile);
+    const error = await writeKeyAndChain(keyFile, certFile, 'NEW KEY\n', 'NEW CHAIN\n').catch((e: unknown) => e);
+    expect(readdirSync(root)).toEqual(['svid.crt']);
+    expect(error).toMatchObject({ code: 'EISDIR', path: certFile });
+  });
   // /tmp-like: anyone may create the key's name before the first `cert request` there. Taking that file's owner and
   // mode would give its creator the new key.
   it.skipIf(process.getuid?.() !== 0)(

@@ -2,8 +2,8 @@
 // sidecar, and get a JWT-SVID for calling outside the mesh. Keys are generated here, fresh on every
 // request and renewal. The CA is reached through the agent's CA client, the only one (it pins the CA's SPIFFE ID).
 import { createPublicKey } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type CaConnection, requestJwtSvid, requestSvid } from '../agent/ca-client.js';
 import { readTokenFile } from '../agent/credential-files.js';
@@ -102,6 +102,7 @@ export function registerCertCommands(program: Command): void {
         readText(opts.key),
       ]);
       const current = await checkKeyPair(opts, certPem, keyPem);
+      await refuseOneFileTwoNames(opts);
       const written = await fetchAndWrite({
         caUrl: opts.caUrl,
         bundlePem,
@@ -173,6 +174,23 @@ async function checkKeyPair(files: { cert: string; key: string }, certPem: strin
     );
   }
   return keys;
+}
+
+/**
+ * `cert renew` with --cert and --key naming one combined file by two paths (a symlink or a hard link to it) would
+ * replace each path with its own part: the file the consumer reads would lose its key. The same path twice renews a
+ * combined file in place (writeKeyAndChain).
+ */
+async function refuseOneFileTwoNames(files: { cert: string; key: string }): Promise<void> {
+  if (resolve(files.cert) === resolve(files.key)) return;
+  const [cert, key] = await Promise.all([stat(files.cert), stat(files.key)]).catch(() => []);
+  if (cert !== undefined && key !== undefined && cert.dev === key.dev && cert.ino === key.ino) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_USAGE',
+      `--cert ${files.cert} and --key ${files.key} are one file by two names: give the same path to both to renew a combined key and chain in place`,
+      { reason: 'usage' },
+    );
+  }
 }
 
 /**
@@ -250,7 +268,8 @@ async function fetchAndWrite(options: FetchOptions): Promise<string> {
   const certFile = options.certFile ?? `${options.prefix}.crt`;
   const keyFile = options.keyFile ?? `${options.prefix}.key`;
   await writeKeyAndChain(keyFile, certFile, privateKeyPem, chainPem);
-  return `issued ${id} (${options.keyType}, expires ${leaf.notAfter.toISOString()}): ${certFile}, ${keyFile}`;
+  const files = resolve(certFile) === resolve(keyFile) ? certFile : `${certFile}, ${keyFile}`;
+  return `issued ${id} (${options.keyType}, expires ${leaf.notAfter.toISOString()}): ${files}`;
 }
 
 /**
@@ -258,6 +277,11 @@ async function fetchAndWrite(options: FetchOptions): Promise<string> {
  * stays usable (for a retry of `cert renew`, which authenticates with it) when one of them cannot be written. Files
  * replaced keep their owner, group and mode where only the directory's owner can write (key-pair-files.ts); new ones
  * are the key 0600 and the chain 0644.
+ *
+ * One path for both (`cert renew --cert web.pem --key web.pem`) is a combined file, as haproxy's `crt`, ghostunnel's
+ * `--keystore` and stunnel's `cert` take: it gets the chain then the key, in one rename, so a reader of that file never
+ * sees a key and a chain from two renewals. Writing it as two files used to leave only the chain there (the key,
+ * written first, was replaced by it), with success reported.
  */
 export async function writeKeyAndChain(
   keyFile: string,
@@ -266,6 +290,10 @@ export async function writeKeyAndChain(
   chainPem: string,
 ): Promise<void> {
   await mkdir(dirname(certFile), { recursive: true });
+  if (resolve(keyFile) === resolve(certFile)) {
+    await replaceFiles([{ path: certFile, data: `${chainPem.trimEnd()}\n${privateKeyPem}`, mode: 0o600 }]);
+    return;
+  }
   await replaceFiles([
     { path: keyFile, data: privateKeyPem, mode: 0o600 },
     { path: certFile, data: chainPem, mode: 0o644 },

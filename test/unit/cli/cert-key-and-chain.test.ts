@@ -131,6 +131,15 @@ describe('writeKeyAndChain', () => {
     expect(readdirSync(root)).toEqual(['svid.crt']);
     expect(error).toMatchObject({ code: 'EISDIR', path: certFile });
   });
+
+  it('ok/one path for both (a combined file): the chain then the key, in one file kept 0600', async () => {
+    const file = join(root, 'svid.pem');
+    writeFileSync(file, 'OLD CHAIN\nOLD KEY\n', { mode: 0o600 });
+    await writeKeyAndChain(file, `${root}/./svid.pem`, 'NEW KEY\n', 'NEW CHAIN\n');
+    expect(readFileSync(file, 'utf8')).toBe('NEW CHAIN\nNEW KEY\n');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readdirSync(root)).toEqual(['svid.pem']);
+  });
   // /tmp-like: anyone may create the key's name before the first `cert request` there. Taking that file's owner and
   // mode would give its creator the new key.
   it.skipIf(process.getuid?.() !== 0)(

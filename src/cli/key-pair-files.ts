@@ -102,7 +102,10 @@ async function stage(file: FileToReplace): Promise<string> {
   } catch (error) {
     await handle.close();
     await rm(tmp, { force: true });
-    throw error;
+    if (error instanceof MeshauthError) throw error;
+    // A full disk fails here, not at open(): Node's error names no path, and the CLI reports one without a path raw
+    // (no code, exit 1) instead of MESHAUTH_ERR_FILE_UNWRITABLE naming the file.
+    throw Object.assign(error as NodeJS.ErrnoException, { path: file.path, syscall: 'write' });
   }
   await handle.close();
   return tmp;

@@ -20,6 +20,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 /** Paths under this prefix behave as on a full file system: creating a file there fails with ENOSPC. */
 const full = vi.hoisted(() => ({ prefix: undefined as string | undefined }));
+/** Files opened under this prefix take no data: the first write fails with ENOSPC, as on a full disk (open succeeds). */
+const fullAtWrite = vi.hoisted(() => ({ prefix: undefined as string | undefined }));
 /** A file that cannot be replaced (bind-mounted into a container, or immutable): a rename onto it fails with EBUSY. */
 const busy = vi.hoisted(() => ({ path: undefined as string | undefined }));
 
@@ -31,7 +33,17 @@ vi.mock('node:fs/promises', async (original) => {
         Object.assign(new Error(`ENOSPC: no space left on device, open '${path}'`), { code: 'ENOSPC' }),
       );
     }
-    return (fs.open as (...args: unknown[]) => ReturnType<typeof fs.open>)(path, ...rest);
+    const opened = (fs.open as (...args: unknown[]) => ReturnType<typeof fs.open>)(path, ...rest);
+    if (fullAtWrite.prefix === undefined || !String(path).startsWith(fullAtWrite.prefix)) return opened;
+    return opened.then((handle) =>
+      Object.assign(handle, {
+        // What Node raises for a write(2) failing with ENOSPC: no path.
+        writeFile: () =>
+          Promise.reject(
+            Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write' }),
+          ),
+      }),
+    );
   }) as typeof fs.open;
   const rename = ((from: Parameters<typeof fs.rename>[0], to: Parameters<typeof fs.rename>[1]) => {
     if (busy.path !== undefined && String(to) === busy.path) {
@@ -49,15 +61,18 @@ vi.mock('node:fs/promises', async (original) => {
 });
 
 const { writeKeyAndChain } = await import('../../../src/cli/cert.js');
+const { exitCodeFor, formatError, fromFileSystemError } = await import('../../../src/cli/run.js');
 
 let root: string;
 beforeEach(() => {
   root = mkdtempSync(join(tmpdir(), 'meshauth-cert-files-'));
   full.prefix = undefined;
+  fullAtWrite.prefix = undefined;
   busy.path = undefined;
 });
 afterEach(() => {
   full.prefix = undefined;
+  fullAtWrite.prefix = undefined;
   busy.path = undefined;
   rmSync(root, { recursive: true, force: true });
 });
@@ -140,6 +155,27 @@ describe('writeKeyAndChain', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(readdirSync(root)).toEqual(['svid.pem']);
   });
+
+  it('fail/the disk fills up while the chain is written: FILE_UNWRITABLE naming the chain, exit 1, nothing replaced', async () => {
+    const keyFile = join(root, 'keys', 'svid.key');
+    const certDir = join(root, 'certs');
+    const certFile = join(certDir, 'svid.crt');
+    mkdirSync(join(root, 'keys'));
+    mkdirSync(certDir);
+    writeFileSync(keyFile, 'OLD KEY\n', { mode: 0o600 });
+    writeFileSync(certFile, 'OLD CHAIN\n');
+    fullAtWrite.prefix = certDir;
+    const error = fromFileSystemError(
+      await writeKeyAndChain(keyFile, certFile, 'NEW KEY\n', 'NEW CHAIN\n').catch((e: unknown) => e),
+    );
+    expect(readFileSync(keyFile, 'utf8')).toBe('OLD KEY\n');
+    expect(readdirSync(certDir)).toEqual(['svid.crt']);
+    expect(formatError(error)).toBe(
+      `meshauth: cannot write ${certFile}: ENOSPC (write) [MESHAUTH_ERR_FILE_UNWRITABLE]`,
+    );
+    expect(exitCodeFor(error)).toBe(1);
+  });
+
   // /tmp-like: anyone may create the key's name before the first `cert request` there. Taking that file's owner and
   // mode would give its creator the new key.
   it.skipIf(process.getuid?.() !== 0)(

@@ -289,7 +289,10 @@ export async function writeKeyAndChain(
   privateKeyPem: string,
   chainPem: string,
 ): Promise<void> {
-  await mkdir(dirname(certFile), { recursive: true });
+  // The directories this creates hold the key: with the umask's mode alone, umask 000 (set in some container images)
+  // made them 0777, so any local user could delete or swap the workload's key and chain. 0755 at most: apps running
+  // as other users still reach the chain.
+  await mkdir(dirname(certFile), { recursive: true, mode: 0o755 });
   if (resolve(keyFile) === resolve(certFile)) {
     await replaceFiles([{ path: certFile, data: `${chainPem.trimEnd()}\n${privateKeyPem}`, mode: 0o600 }]);
     return;

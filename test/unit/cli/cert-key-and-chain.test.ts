@@ -192,4 +192,15 @@ describe('writeKeyAndChain', () => {
       expect({ uid: key.uid, gid: key.gid, mode: key.mode & 0o777 }).toEqual({ uid: 0, gid: 0, mode: 0o600 });
     },
   );
+
+  it('ok/under umask 000, a directory it creates for the files is 0755, not writable by others', async () => {
+    const previous = process.umask(0);
+    try {
+      await writeKeyAndChain(join(root, 'a', 'svid.key'), join(root, 'a', 'b', 'svid.crt'), 'NEW KEY\n', 'NEW CHAIN\n');
+    } finally {
+      process.umask(previous);
+    }
+    expect(statSync(join(root, 'a')).mode & 0o777).toBe(0o755);
+    expect(statSync(join(root, 'a', 'b')).mode & 0o777).toBe(0o755);
+  });
 });

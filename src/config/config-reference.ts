@@ -64,6 +64,8 @@ export const CONFIG_DOCS: Readonly<Record<string, string>> = {
   'inbound.limits.sessionIdleTimeout': 'A connection without a request for this long is closed.',
   'inbound.limits.appConnections': 'Connections to the local app, at most (requests queue beyond).',
   'inbound.limits.maxHeaderBytes': 'Request header block limit, HTTP/1.1 and HTTP/2 (431 past it).',
+  'inbound.limits.maxPeerIdLabels':
+    'Distinct peer SPIFFE IDs given a `peer_id` value of their own in `meshauth_requests_total` and `meshauth_tcp_connections_total` (all directions, first come); later peers are counted under `peer_id="other"`, with one `peer_id_labels_full` warn line; 0: every peer is `other`. Bounds the series (memory and scrape size) when many workloads call this one.',
   'inbound.tcp.app':
     'Local TCP service that tunnel connections (ALPN `meshauth-tcp/2`, or `/1` from older peers) are piped to, after the L4 policy check.',
   'admin.appProbes.<container>.livez.port': "Loopback port of the app container's liveness probe.",
@@ -101,6 +103,7 @@ const DEFAULTS: Readonly<Record<string, string>> = {
   'inbound.limits.sessionIdleTimeout': formatDuration(INBOUND_LIMIT_DEFAULTS.sessionIdleTimeoutMs),
   'inbound.limits.appConnections': String(INBOUND_LIMIT_DEFAULTS.appConnections),
   'inbound.limits.maxHeaderBytes': String(INBOUND_LIMIT_DEFAULTS.maxHeaderBytes),
+  'inbound.limits.maxPeerIdLabels': String(INBOUND_LIMIT_DEFAULTS.maxPeerIdLabels),
 };
 
 /** How the reference names the keys of each map-valued key. */

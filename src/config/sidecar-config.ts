@@ -33,6 +33,7 @@ export const INBOUND_LIMIT_DEFAULTS: InboundLimitSettings = Object.freeze({
   sessionIdleTimeoutMs: 75_000,
   appConnections: 128,
   maxHeaderBytes: 16 * 1024,
+  maxPeerIdLabels: 256,
 });
 
 export interface InboundLimitSettings {
@@ -59,6 +60,8 @@ export interface InboundLimitSettings {
   readonly appConnections: number;
   /** Request header block limit, HTTP/1.1 and HTTP/2 alike (431 past it). */
   readonly maxHeaderBytes: number;
+  /** Distinct peer SPIFFE IDs with a `peer_id` label value of their own, every direction; the rest are `other`. */
+  readonly maxPeerIdLabels: number;
 }
 
 /** `admin.appProbes` entry: where the app container's own probe is answered, on loopback. */
@@ -356,6 +359,7 @@ function resolveLimits(file: InboundLimitsFile): InboundLimitSettings {
     sessionIdleTimeoutMs: ms(file.sessionIdleTimeout, d.sessionIdleTimeoutMs),
     appConnections: file.appConnections ?? d.appConnections,
     maxHeaderBytes: file.maxHeaderBytes ?? d.maxHeaderBytes,
+    maxPeerIdLabels: file.maxPeerIdLabels ?? d.maxPeerIdLabels,
   };
 }
 

@@ -172,6 +172,8 @@ export const inboundLimitsSchema = z.strictObject({
   streamIdleTimeout: duration.optional(),
   sessionIdleTimeout: duration.optional(),
   appConnections: count.optional(),
+  // 0: no peer has a value of its own (every peer is `other`), for meshes whose IDs are per pod.
+  maxPeerIdLabels: z.number().int().min(0).optional(),
   maxHeaderBytes: z
     .number()
     .int()

@@ -26,6 +26,7 @@ export class DataPlaneTelemetry {
   readonly direction: Direction;
   readonly #metrics: Metrics;
   readonly #logger: Logger;
+  /** By `peer_id` label value (bounded: Metrics.peerIds), then status. */
   readonly #byPeer = new Map<string, Map<number, CounterChild>>();
   readonly #duration: HistogramChild;
   readonly #abortLog: RateLimitedLog;
@@ -81,14 +82,21 @@ export class DataPlaneTelemetry {
 
   /** Counts a request whose response headers were just sent; `startedAt` is a performance.now() value. */
   completed(peerId: string, status: number, startedAt: number): void {
+    // Keyed by the label value (a found key is its own label): a peer past the bound shares `other`'s entry and adds
+    // none of its own.
+    let label = peerId;
     let byStatus = this.#byPeer.get(peerId);
     if (byStatus === undefined) {
-      byStatus = new Map();
-      this.#byPeer.set(peerId, byStatus);
+      label = this.#metrics.peerIds.labelOf(peerId, this.#logger);
+      byStatus = this.#byPeer.get(label);
+      if (byStatus === undefined) {
+        byStatus = new Map();
+        this.#byPeer.set(label, byStatus);
+      }
     }
     let child = byStatus.get(status);
     if (child === undefined) {
-      child = this.#metrics.requests.labels(this.direction, peerId, String(status));
+      child = this.#metrics.requests.labels(this.direction, label, String(status));
       byStatus.set(status, child);
     }
     child.inc();

@@ -60,6 +60,7 @@ export interface RunningSidecar {
 
 export async function startSidecar(config: SidecarConfig, deps: SidecarDependencies): Promise<RunningSidecar> {
   const { logger, metrics } = deps;
+  metrics.peerIds.setMax(config.inbound.limits.maxPeerIdLabels);
   const now = deps.now ?? (() => new Date());
   const holder = deps.holder ?? new CredentialHolder();
   // Read before anything starts: a missing or mismatched certificate fails the start with nothing to undo.

@@ -2,6 +2,7 @@
 // rather than importing a global, so a test (or `meshauth demo`) can run a CA and several sidecars in one process
 // with separate registries. Labels are bounded: no paths, no users, no raw client input.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { PeerIdLabels } from './peer-id-labels.js';
 
 export interface MetricsOptions {
   /** Include process_* and nodejs_* metrics (on in real processes, off in tests that share a process). */
@@ -19,9 +20,12 @@ const PROMTOOL_INVALID_DEFAULTS = new Set([
 export class Metrics {
   readonly registry = new Registry();
 
+  /** The bounded `peer_id` values of meshauth_requests_total and meshauth_tcp_connections_total, shared by both. */
+  readonly peerIds = new PeerIdLabels();
+
   readonly requests = new Counter({
     name: 'meshauth_requests_total',
-    help: 'Requests handled by the sidecar, by direction, authenticated peer SPIFFE ID and HTTP status code.',
+    help: 'Requests handled by the sidecar, by direction, authenticated peer SPIFFE ID (past the first inbound.limits.maxPeerIdLabels IDs: other) and HTTP status code.',
     labelNames: ['direction', 'peer_id', 'code'] as const,
     registers: [this.registry],
   });
@@ -157,7 +161,7 @@ export class Metrics {
 
   readonly tcpConnections = new Counter({
     name: 'meshauth_tcp_connections_total',
-    help: 'TCP tunnel connections (ALPN meshauth-tcp/2, or /1 from older peers; egress: CONNECT tunnels), by direction, peer SPIFFE ID and result.',
+    help: 'TCP tunnel connections (ALPN meshauth-tcp/2, or /1 from older peers; egress: CONNECT tunnels), by direction, peer SPIFFE ID (past the first inbound.limits.maxPeerIdLabels IDs: other) and result.',
     labelNames: ['direction', 'peer_id', 'result'] as const,
     registers: [this.registry],
   });

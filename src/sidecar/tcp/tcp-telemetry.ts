@@ -1,7 +1,7 @@
 // Accounting of the TCP tunnels (meshauth_tcp_*): one counter per connection decision, bytes each way,
 // the open gauge and the duration histogram; a refused connection is one warn line (rate-limited per result, but a
 // policy deny). Label children are cached so the byte path costs one increment per chunk. Labels are bounded: peer
-// IDs are authenticated SPIFFE IDs.
+// IDs are authenticated SPIFFE IDs, at most Metrics.peerIds.max of them (the rest `other`).
 import type { Counter } from 'prom-client';
 import { type Logger, type Metrics, RefusalLog } from '../../telemetry/index.js';
 import type { TunnelCounters, TunnelEnd } from './tcp-tunnel.js';
@@ -58,10 +58,12 @@ export class TcpTelemetry {
 
   /** Counts one connection decision. */
   connection(peerId: string, result: TcpResult): void {
-    const key = `${result} ${peerId}`;
+    // Keyed by the label value: a peer past the bound shares `other`'s children and adds none of its own.
+    const label = this.#metrics.peerIds.labelOf(peerId, this.#logger);
+    const key = `${result} ${label}`;
     let child = this.#children.get(key);
     if (child === undefined) {
-      child = this.#metrics.tcpConnections.labels(this.direction, peerId, result);
+      child = this.#metrics.tcpConnections.labels(this.direction, label, result);
       this.#children.set(key, child);
     }
     child.inc();

@@ -25,6 +25,7 @@ import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js
 import { BrowserSessions } from './browser-sessions.js';
 import { cookieHeaderWithout, parseCookies } from './cookies.js';
 import { recordEdgeRefusal } from './edge-refusal.js';
+import type { EdgeRequestTelemetry } from './edge-request-telemetry.js';
 import { type EdgeResponse, loginRequired, withCookies, writeError } from './edge-responses.js';
 import { checkClaimSize, unmetRequirement } from './edge-rule.js';
 import {
@@ -78,6 +79,8 @@ export interface EdgeHandlerOptions {
   readonly policy?: () => CompiledPolicy;
   /** The port the public listener is bound to (policy `to.ports`). */
   readonly port: () => number;
+  /** The edge's request counter: told each request's route. */
+  readonly requests?: EdgeRequestTelemetry;
 }
 
 type Caller =
@@ -108,6 +111,7 @@ export class EdgeHandler {
   readonly #apiClaims: ReadonlyMap<string, readonly string[]>;
   readonly #policy: (() => CompiledPolicy) | undefined;
   readonly #port: () => number;
+  readonly #requests: EdgeRequestTelemetry | undefined;
   /** Clients can send identity headers on every request: one line per 10 s, the rest counted. */
   readonly #strippedLog: RateLimitedLog;
   readonly #reservedCookie: (name: string) => boolean;
@@ -126,6 +130,7 @@ export class EdgeHandler {
     this.#jwtSvids = options.jwtSvidVerifier;
     this.#policy = options.policy;
     this.#port = options.port;
+    this.#requests = options.requests;
     this.#strippedLog = new RateLimitedLog(options.logger, options.metrics, 'identity_headers_stripped', 10_000);
     this.#apiClaims = new Map(config.apiIssuers.map((a: ApiIssuerSettings) => [a.issuer, a.claims]));
     if (options.keyRing !== undefined) {
@@ -260,6 +265,7 @@ export class EdgeHandler {
       writeError(res, error);
       return;
     }
+    this.#requests?.route(res, route.name);
     const cookies = parseCookies(headers.cookie);
     const setCookies: string[] = [];
     let caller: Caller;

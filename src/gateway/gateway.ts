@@ -11,6 +11,7 @@ import { configKeyName, namedByConfig } from '../config/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { EdgeHandler, type EdgeRequest, type EdgeResponseSink } from './edge-handler.js';
+import { EdgeRequestTelemetry } from './edge-request-telemetry.js';
 import { type GatewayConfig, reservedCookieTest } from './gateway-config.js';
 import { JwtSvidVerifier } from './jwt-svid-verifier.js';
 import { MeshForwarder } from './mesh-forwarder.js';
@@ -106,7 +107,9 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     reservedCookie: reservedCookieTest(config),
   });
   let publicListener: PublicListener | undefined;
+  const requests = new EdgeRequestTelemetry(metrics);
   const edge = new EdgeHandler({
+    requests,
     config,
     forwarder,
     metrics,
@@ -128,6 +131,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
         maxHeaderBytes: config.limits.maxHeaderBytes,
         logger: logger.child({ component: 'public' }),
         metrics,
+        requests,
         ...(deps.certWatchIntervalMs === undefined ? {} : { watchIntervalMs: deps.certWatchIntervalMs }),
         onRequest: (req, res) => edge.handle(req as unknown as EdgeRequest, res as unknown as EdgeResponseSink),
       }),

@@ -8,7 +8,8 @@
 // counted in meshauth_connections_rejected_total{direction="edge",reason} with a rate-limited warn line. A request
 // node refuses before the edge sees it (a malformed HTTP/1.1 head, node's own request timeout, an unmet Expect, a
 // CONNECT) gets the gateway's JSON error, a count in meshauth_gateway_decisions_total{route=""} and one log line, as
-// the edge's own refusals do.
+// the edge's own refusals do. Every answer on this port is counted by route and status, and timed
+// (edge-request-telemetry.ts).
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
@@ -34,6 +35,7 @@ import {
 import { endSocketWithError } from '../sidecar/error-response.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { recordEdgeRefusal } from './edge-refusal.js';
+import { EdgeRequestTelemetry } from './edge-request-telemetry.js';
 import { type EdgeResponse, writeError } from './edge-responses.js';
 
 export type PublicLimits = { readonly [K in keyof typeof PUBLIC_LIMITS]: number };
@@ -69,6 +71,8 @@ export interface PublicListenerOptions {
   /** How often the files are polled for changes (ms). */
   readonly watchIntervalMs?: number;
   readonly onRequest: (req: Http2ServerRequest, res: Http2ServerResponse) => void;
+  /** Counts every answer (default: one of its own on `metrics`); the edge handler names the route on it. */
+  readonly requests?: EdgeRequestTelemetry;
 }
 
 export class PublicListener {
@@ -88,6 +92,7 @@ export class PublicListener {
   readonly #perAddress = new Map<string, number>();
   readonly #closedLog: RateLimitedLog;
   readonly #limits: PublicLimits;
+  readonly #requests: EdgeRequestTelemetry;
   #material: string;
   #port = 0;
   #watching = false;
@@ -104,6 +109,8 @@ export class PublicListener {
     this.#material = cert + key;
     const limits: PublicLimits = { ...PUBLIC_LIMITS, ...options.limits };
     this.#limits = limits;
+    const requests = options.requests ?? new EdgeRequestTelemetry(options.metrics);
+    this.#requests = requests;
     const answeredEarly = this.#answeredEarly;
     this.#onH1Finish = function onH1Finish(this: ServerResponse): void {
       // req.complete is set by the parser itself, before a next head on the same bytes can fail to parse ('end' is
@@ -132,7 +139,11 @@ export class PublicListener {
         maxSessionInvalidFrames: 100,
         maxSessionMemory: 10,
       } as Parameters<typeof createSecureServer>[0],
-      options.onRequest,
+      // Counting starts before the handler: it may answer before its first await.
+      (req, res) => {
+        requests.started(res);
+        options.onRequest(req, res);
+      },
     );
     // The HTTP/1.1 fallback's parser reads the server's maxHeaderSize property, which Node 20 does not set from the
     // option above: its HTTP/1.1 heads were held to Node's default 16 KiB, whatever limits.maxHeaderBytes said.
@@ -207,6 +218,7 @@ export class PublicListener {
     this.#refused(rejection, pending?.req.method, socket.remoteAddress, error.code);
     if (pending === undefined) {
       endSocketWithError(socket, rejection);
+      this.#requests.answeredOnSocket(rejection.status);
       socket.once('finish', close);
     } else if (!pending.headersSent) {
       // The body broke before the service answered: the 400 goes on this request's response (the mesh request is
@@ -222,6 +234,7 @@ export class PublicListener {
   #onExpectation(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void {
     const rejection = expectationUnsupported();
     this.#refused(rejection, req.method, req.socket?.remoteAddress);
+    this.#requests.started(res);
     if (req.httpVersionMajor === 2) {
       req.resume();
       writeError(res as unknown as EdgeResponse, rejection);
@@ -240,11 +253,13 @@ export class PublicListener {
     this.#refused(rejection, 'CONNECT', req.socket?.remoteAddress);
     if (req.httpVersionMajor === 2) {
       req.resume();
+      this.#requests.started(target as Http2ServerResponse);
       writeError(target as unknown as EdgeResponse, rejection);
       return;
     }
     const socket = target as Socket;
     endSocketWithError(socket, rejection);
+    this.#requests.answeredOnSocket(rejection.status);
     const close = () => socket.destroy();
     socket.once('finish', close);
     setTimeout(close, ANSWER_GRACE_MS).unref();

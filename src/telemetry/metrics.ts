@@ -17,6 +17,12 @@ const PROMTOOL_INVALID_DEFAULTS = new Set([
   'nodejs_active_resources_total',
 ]);
 
+// From 0.1 ms: a sidecar's own time (and every refusal, at a sidecar or the edge) is a fraction of a millisecond, all
+// in one bucket otherwise.
+const REQUEST_DURATION_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
 export class Metrics {
   readonly registry = new Registry();
 
@@ -34,8 +40,7 @@ export class Metrics {
     name: 'meshauth_request_duration_seconds',
     help: 'Time from request received to response headers sent, by direction.',
     labelNames: ['direction'] as const,
-    // From 0.1 ms: a sidecar's own time (and every refusal) is a fraction of a millisecond, all in one bucket otherwise.
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    buckets: REQUEST_DURATION_BUCKETS,
     registers: [this.registry],
   });
 
@@ -241,6 +246,21 @@ export class Metrics {
     name: 'meshauth_gateway_sessions_rejected_total',
     help: 'Session cookies the gateway could not use (tampered, unknown_key, malformed, idle, expired...), by reason.',
     labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gatewayRequests = new Counter({
+    name: 'meshauth_gateway_requests_total',
+    help: "Requests answered at the gateway's public listener (its own answers and the services' alike), by route (empty: no route took the request) and HTTP status code.",
+    labelNames: ['route', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly gatewayRequestDuration = new Histogram({
+    name: 'meshauth_gateway_request_duration_seconds',
+    help: 'Time at the gateway from request received to response headers sent, by route (empty: no route took the request).',
+    labelNames: ['route'] as const,
+    buckets: REQUEST_DURATION_BUCKETS,
     registers: [this.registry],
   });
 

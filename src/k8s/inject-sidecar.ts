@@ -53,15 +53,17 @@ export function sidecarConfigDocument(settings: SidecarSettings): Record<string,
     address: `{host}:${PORT_INBOUND}`,
     ids: [`spiffe://${config.trustDomain}/ns/{namespace}/sa/*`],
   });
+  // Peers and the kubelet's probes dial the pod IP, which is IPv6 in an IPv6-only cluster and either family in a
+  // dual-stack one: `[::]` takes both families (IPv4 alone on a node without IPv6), where 0.0.0.0 left IPv6 unanswered.
   const inbound: Record<string, unknown> = {
-    listen: `0.0.0.0:${PORT_INBOUND}`,
+    listen: `[::]:${PORT_INBOUND}`,
     app: `127.0.0.1:${settings.appPort ?? DEFAULT_APP_PORT}`,
   };
   if (settings.policyConfigMap !== undefined) inbound.policy = `${MOUNT_POLICY}/${POLICY_KEY}`;
   // A pod's own end-user ConfigMap arrives as MESHAUTH_INBOUND_END_USER (which overrides the document): the
   // mesh-wide issuers are then left out rather than shown and silently replaced.
   if (settings.endUserConfigMap === undefined && config.endUser !== undefined) inbound.endUser = config.endUser;
-  const admin: Record<string, unknown> = { listen: `0.0.0.0:${PORT_ADMIN}` };
+  const admin: Record<string, unknown> = { listen: `[::]:${PORT_ADMIN}` };
   if (Object.keys(settings.appProbes).length > 0) admin.appProbes = settings.appProbes;
   return {
     trustDomain: config.trustDomain,

@@ -5,7 +5,7 @@
 
 export { clientSourceKey } from './client-source.js';
 export { clientWentAway, type H2SessionErrorReason, h2SessionErrorReason } from './h2-session-error.js';
-export { listenOn, REUSE_PORT_MIN_NODE, reusePortSupported } from './listen.js';
+export { bindOptions, listenOn, REUSE_PORT_MIN_NODE, reusePortSupported } from './listen.js';
 export {
   firstClientErrorOnly,
   keepReadingAfterEnd,

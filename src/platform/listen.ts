@@ -1,5 +1,5 @@
 // Binding a server and learning the port it got: shared by every listener of the sidecar, the gateway and the CA.
-import type { ListenOptions, Server } from 'node:net';
+import { isIP, type ListenOptions, type Server } from 'node:net';
 import { MeshauthError } from '../errors/index.js';
 
 /** Node lines whose `listen()` knows `reusePort`; older ones ignore the option and the second bind fails. */
@@ -29,6 +29,25 @@ const BIND_FAILURES: Readonly<Record<string, string>> = {
   EADDRNOTAVAIL: "the address is not one of this host's",
 };
 
+/** What `server.listen()` is given for a listen address. */
+export function bindOptions(address: {
+  readonly host: string;
+  readonly port: number;
+  readonly reusePort?: boolean;
+}): ListenOptions & { reusePort?: boolean } {
+  // `[::]` means every interface of both families. Node binds exactly that when no host is given: `::` with
+  // IPV6_V6ONLY off (IPv4 clients arrive as ::ffff:a.b.c.d), or 0.0.0.0 on a host without IPv6, where an explicit
+  // `::` fails with EAFNOSUPPORT and an injected sidecar would not start on an IPv4-only node. Every other host,
+  // 0.0.0.0 included, is bound as written.
+  const everyFamily = isIP(address.host) === 6 && /^[0:]+$/.test(address.host);
+  // `reusePort` is newer than the Node typings this project builds against.
+  const options: ListenOptions & { reusePort?: boolean } = everyFamily
+    ? { port: address.port }
+    : { host: address.host, port: address.port };
+  if (address.reusePort === true) options.reusePort = true;
+  return options;
+}
+
 /**
  * Listens on `address` (port 0 picks a free port) and resolves with the port bound. With `reusePort`, several
  * processes may bind the same address and the kernel spreads new connections over them (SO_REUSEPORT). A failed
@@ -43,10 +62,7 @@ export function listenOn(
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => reject(listenError(error, address, setting));
     server.once('error', onError);
-    // `reusePort` is newer than the Node typings this project builds against.
-    const options: ListenOptions & { reusePort?: boolean } = { host: address.host, port: address.port };
-    if (address.reusePort === true) options.reusePort = true;
-    server.listen(options, () => {
+    server.listen(bindOptions(address), () => {
       server.off('error', onError);
       const bound = server.address();
       resolve(typeof bound === 'object' && bound !== null ? bound.port : address.port);

@@ -222,7 +222,7 @@ describe.skipIf(!KUBECTL)('deploy/: rendered by kubectl kustomize and validated 
       // docs/kubernetes.md patches the issuer by index for managed clusters.
       expect(list[14]).toBe('--k8s-issuer');
       for (const expected of [
-        'ca serve --dir /etc/meshauth/ca --listen 0.0.0.0:8443 --admin-listen 0.0.0.0:15020',
+        'ca serve --dir /etc/meshauth/ca --listen [::]:8443 --admin-listen [::]:15020',
         '--issuer-url https://meshauth-ca.meshauth.svc:8443',
         '--k8s-issuer https://kubernetes.default.svc.cluster.local',
         '--k8s-jwks https://kubernetes.default.svc/openid/v1/jwks',
@@ -293,7 +293,7 @@ describe.skipIf(!KUBECTL)('deploy/: rendered by kubectl kustomize and validated 
       expect(container?.args).toEqual([
         'webhook',
         '--listen',
-        '0.0.0.0:8443',
+        '[::]:8443',
         '--tls-cert',
         '/etc/meshauth/webhook/tls.crt',
         '--tls-key',

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { MeshauthError } from '../errors/index.js';
-import { listenOn, SingleFlight } from '../platform/index.js';
+import { clientAddress, listenOn, SingleFlight } from '../platform/index.js';
 import { AdminRefusals } from '../telemetry/admin-refusals.js';
 import { sendAdminAnswer } from '../telemetry/admin-server.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -234,7 +234,7 @@ export class WebhookServer {
       // The API server always sends JSON: not one of its calls, so no pod went without its sidecar.
       metrics.webhookReviews.inc({ result: 'invalid' });
       this.#contentTypeLog.warn(
-        { reason: 'content_type', remote: req.socket.remoteAddress },
+        { reason: 'content_type', remote: clientAddress(req.socket.remoteAddress) },
         'admission review refused: content type is not application/json',
       );
       return sendJson(res, 415, { error: 'content type must be application/json' });
@@ -265,7 +265,10 @@ export class WebhookServer {
       const fields = { result: outcome.result, reason: outcome.reason, object: outcome.object };
       // The API server never sends a body that is no AdmissionReview: whoever does may repeat it at will.
       if (outcome.reason === 'not_a_review')
-        this.#notReviewLog.warn({ ...fields, remote: req.socket.remoteAddress }, 'admission review not handled');
+        this.#notReviewLog.warn(
+          { ...fields, remote: clientAddress(req.socket.remoteAddress) },
+          'admission review not handled',
+        );
       else if (outcome.result === 'error')
         logger.warn({ ...fields, warnings: outcome.warnings }, 'admission review not handled');
       else
@@ -282,7 +285,7 @@ export class WebhookServer {
   #tooLarge(req: IncomingMessage, res: ServerResponse): void {
     this.#options.metrics.webhookReviews.inc({ result: 'error' });
     this.#tooLargeLog.warn(
-      { reason: 'too_large', remote: req.socket.remoteAddress },
+      { reason: 'too_large', remote: clientAddress(req.socket.remoteAddress) },
       'admission review refused: body too large',
     );
     sendJson(res, 413, { error: 'body too large' }, { connection: 'close' });
@@ -305,7 +308,7 @@ export class WebhookServer {
         bytes,
         inFlight: this.#budget.used,
         budget: this.#budget.limit,
-        remote: req.socket.remoteAddress,
+        remote: clientAddress(req.socket.remoteAddress),
       },
       `admission review refused: ${error.message}`,
     );

@@ -3,7 +3,7 @@
 // (node-internals.ts) the Node and undici behaviours relied on beyond their public API, one place to check on an
 // upgrade.
 
-export { clientSourceKey } from './client-source.js';
+export { clientAddress, clientSourceKey } from './client-source.js';
 export { clientWentAway, type H2SessionErrorReason, h2SessionErrorReason } from './h2-session-error.js';
 export { bindOptions, listenOn, REUSE_PORT_MIN_NODE, reusePortSupported } from './listen.js';
 export {

@@ -30,6 +30,8 @@ export interface ExternalSidecarOptions {
   readonly vouchers?: readonly string[];
   /** Where the issuer's keys are fetched from instead of the JWKS file of `key`. */
   readonly jwksUri?: string;
+  /** Host the inbound and external listeners bind (default 127.0.0.1; `::ffff:127.0.0.1` is a dual-stack socket). */
+  readonly listenHost?: string;
 }
 
 export async function startExternalSidecar(options: ExternalSidecarOptions = {}): Promise<ExternalSidecar> {
@@ -48,15 +50,18 @@ export async function startExternalSidecar(options: ExternalSidecarOptions = {})
     audiences: ['api'],
     algorithms: ['ES256'],
   };
+  const listen = options.listenHost?.includes(':')
+    ? `[${options.listenHost}]:0`
+    : `${options.listenHost ?? '127.0.0.1'}:0`;
   const config = sidecarConfigFromObject(
     {
       trustDomain: EXTERNAL_TD,
       ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent', token: '/nonexistent' },
       inbound: {
-        listen: '127.0.0.1:0',
+        listen,
         app: `127.0.0.1:${app.port}`,
         endUser: { issuers: [issuer], ...(options.vouchers === undefined ? {} : { vouchers: options.vouchers }) },
-        external: { listen: '127.0.0.1:0', cert: join(dir, 'c.crt'), key: join(dir, 'c.key') },
+        external: { listen, cert: join(dir, 'c.crt'), key: join(dir, 'c.key') },
       },
       outbound: { listen: '127.0.0.1:0', routes: {} },
       admin: { listen: '127.0.0.1:0' },

@@ -58,6 +58,8 @@ export interface TcpTunnelPairOptions {
   readonly resolveHost?: ResolveHost;
   /** The client side starts without credentials (set them on clientHolder later). */
   readonly clientWithoutSvid?: boolean;
+  /** Host the server side's TLS listener binds (default 127.0.0.1; `::ffff:127.0.0.1` is a dual-stack socket). */
+  readonly serverHost?: string;
   /** Both sides log here (a test reading their lines); default testLogger(). */
   readonly logger?: Logger;
 }
@@ -117,7 +119,7 @@ export async function startTcpTunnelPair(ca: TestCa, options: TcpTunnelPairOptio
     }
   });
   server.on('tlsClientError', () => undefined);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, options.serverHost ?? '127.0.0.1', resolve));
   const serverPort = (server.address() as AddressInfo).port;
   const key = '127.0.0.1:0';
   const outbound = new TcpOutboundListeners({

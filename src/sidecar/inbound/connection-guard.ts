@@ -11,7 +11,7 @@
 // sockets; this class only counts and decides.
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { clientSourceKey } from '../../platform/index.js';
+import { clientAddress, clientSourceKey } from '../../platform/index.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../../telemetry/index.js';
 import type { Direction } from '../data-plane-telemetry.js';
 import { effectiveMaxConnections, openFileLimit } from './fd-budget.js';
@@ -167,7 +167,10 @@ export class ConnectionGuard {
 
   #refuse(reason: ConnectionRejectReason, remote: string | undefined, peer?: string): void {
     this.#metrics.connectionsRejected.inc({ direction: this.#direction, reason });
-    this.#refusedLog.warn({ direction: this.#direction, reason, remote, peer }, `connection refused: ${reason}`);
+    this.#refusedLog.warn(
+      { direction: this.#direction, reason, remote: clientAddress(remote), peer },
+      `connection refused: ${reason}`,
+    );
   }
 }
 

@@ -4,7 +4,7 @@
 // never XFCC: there is no client certificate); the same policy decides (no mTLS peer); then the app.
 import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import type { HostPort, SidecarConfig } from '../../config/index.js';
-import { listenOn, tcpSocketOf } from '../../platform/index.js';
+import { clientAddress, listenOn, tcpSocketOf } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import { closedBeforeHandshake, protocolOptions, tlsClientErrorReason } from '../../tls/index.js';
 import { acceptHead, authenticateWith, authorizeWith, identityHeaders } from '../pipeline/stages.js';
@@ -99,7 +99,7 @@ export class ExternalListener {
       metrics.tlsHandshakeFailures.inc({ direction: EXTERNAL_DIRECTION, reason });
       guard.handshakeFailed(
         reason,
-        { remote: socket.remoteAddress, error: error.code ?? error.message },
+        { remote: clientAddress(socket.remoteAddress), error: error.code ?? error.message },
         'TLS handshake refused',
       );
     });

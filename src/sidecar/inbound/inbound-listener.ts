@@ -9,7 +9,14 @@ import type { CredentialHolder } from '../../agent/credential-holder.js';
 import type { SidecarConfig } from '../../config/index.js';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { TrustBundle } from '../../pki/index.js';
-import { acceptMtls, atPeerExpiry, listenOn, mtlsSecureContext, tcpSocketOf } from '../../platform/index.js';
+import {
+  acceptMtls,
+  atPeerExpiry,
+  clientAddress,
+  listenOn,
+  mtlsSecureContext,
+  tcpSocketOf,
+} from '../../platform/index.js';
 import { type Logger, type Metrics, RefusalLog } from '../../telemetry/index.js';
 import {
   closedBeforeHandshake,
@@ -281,7 +288,7 @@ export class InboundListener {
     this.#metrics.tlsHandshakeFailures.inc({ direction: 'inbound', reason });
     this.#guard.handshakeFailed(
       reason,
-      { remote: socket.remoteAddress, error: error.code ?? error.message },
+      { remote: clientAddress(socket.remoteAddress), error: error.code ?? error.message },
       'TLS handshake refused',
     );
   }
@@ -311,7 +318,7 @@ export class InboundListener {
         reason,
         {
           direction: 'inbound',
-          remote: socket.remoteAddress,
+          remote: clientAddress(socket.remoteAddress),
           code: isMeshauthError(error) ? error.code : undefined,
           error: error instanceof Error ? error.message : String(error),
           ...(skewed ? { localTime: this.#now().toISOString() } : {}),

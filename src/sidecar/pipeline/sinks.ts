@@ -5,6 +5,7 @@ import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'nod
 import type { Readable } from 'node:stream';
 import { isForwardedMethod } from '../../authz/index.js';
 import type { MeshauthError } from '../../errors/index.js';
+import { clientAddress } from '../../platform/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import { errorJson, writeErrorH1, writeErrorH2 } from '../error-response.js';
 import { type DrainState, type ErrorClassifier, ForwardHandler, type ForwardHooks } from '../forward-handler.js';
@@ -58,7 +59,7 @@ export class H1Sink implements Sink {
   }
 
   get sourceIp(): string {
-    return this.#req.socket.remoteAddress ?? '';
+    return clientAddress(this.#req.socket.remoteAddress) ?? '';
   }
 
   refusal(method: string, target: string): MeshauthError | undefined {
@@ -164,7 +165,7 @@ export class H2Sink implements Sink {
   }
 
   get sourceIp(): string {
-    return this.#stream.session?.socket?.remoteAddress ?? '';
+    return clientAddress(this.#stream.session?.socket?.remoteAddress) ?? '';
   }
 
   copyHeaders(out: string[]): number {

@@ -6,6 +6,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { type CompiledPolicy, decide, type PolicyProblem } from '../../authz/index.js';
 import type { HostPort } from '../../config/index.js';
+import { clientAddress } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { VerifiedPeer } from '../../tls/index.js';
 import { waitUntil } from '../listen.js';
@@ -60,7 +61,7 @@ export class TcpInboundHandler {
     socket.setTimeout(0); // the listener's HTTP idle timers do not apply: a tunnel has its own idle timeout
     const peerId = peer.idString;
     const refuse = (result: 'denied' | 'limit' | 'draining', detail: Readonly<Record<string, unknown>>) => {
-      this.#telemetry.refused(peerId, result, { remote: socket.remoteAddress, ...detail });
+      this.#telemetry.refused(peerId, result, { remote: clientAddress(socket.remoteAddress), ...detail });
       resetSocket(socket); // the client's app may already be writing: a FIN would look like a clean end
     };
     const count = this.#perPeer.get(peerId) ?? 0;
@@ -103,7 +104,13 @@ export class TcpInboundHandler {
       if (denied === undefined) continue;
       this.#options.metrics.connectionsRejected.inc({ direction: 'inbound', reason: 'policy_changed' });
       this.#options.logger.warn(
-        { direction: 'inbound', protocol: 'tcp', peer: peer.idString, remote: socket.remoteAddress, ...denied },
+        {
+          direction: 'inbound',
+          protocol: 'tcp',
+          peer: peer.idString,
+          remote: clientAddress(socket.remoteAddress),
+          ...denied,
+        },
         'tcp tunnel closed: the changed policy no longer allows it',
       );
       shutdown(); // a reset both ways, as at the drain deadline: the apps must not take it for a clean end
@@ -135,7 +142,7 @@ export class TcpInboundHandler {
       this.#options.metrics.authzDecisions.inc({ decision: 'deny', rule: 'tcp-policy-invalid' });
       return { code: 'MESHAUTH_ERR_POLICY_INVALID', rule: 'tcp-policy-invalid', problems: problems.length };
     }
-    const request = tcpAuthzRequest(peer.id, socket.remoteAddress ?? '', appPort, this.#now());
+    const request = tcpAuthzRequest(peer.id, clientAddress(socket.remoteAddress) ?? '', appPort, this.#now());
     const decision = decide(current, request);
     this.#options.metrics.authzDecisions.inc({ decision: decision.decision, rule: decision.rule });
     if (decision.decision === 'allow') return undefined;
@@ -148,7 +155,13 @@ export class TcpInboundHandler {
     };
     if (decision.enforced) return audit;
     this.#options.logger.info(
-      { ...audit, direction: 'inbound', protocol: 'tcp', peer: peer.idString, remote: socket.remoteAddress },
+      {
+        ...audit,
+        direction: 'inbound',
+        protocol: 'tcp',
+        peer: peer.idString,
+        remote: clientAddress(socket.remoteAddress),
+      },
       'authz deny (audit only)',
     );
     return undefined;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clientSourceKey } from '../../../src/platform/index.js';
+import { clientAddress, clientSourceKey } from '../../../src/platform/index.js';
 
 describe('clientSourceKey', () => {
   it.each([
@@ -16,5 +16,20 @@ describe('clientSourceKey', () => {
 
   it('ok/two /64s are two sources', () => {
     expect(clientSourceKey('2001:db8:0:1::5')).not.toBe(clientSourceKey('2001:db8:0:2::5'));
+  });
+});
+
+// What a dual-stack listener sees of an IPv4 client is reported as the IPv4 address (logs, X-Forwarded-For).
+describe('clientAddress', () => {
+  it.each([
+    ['ok/IPv4-mapped IPv6 is the IPv4 address', '::ffff:10.0.0.5', '10.0.0.5'],
+    ['ok/whatever the case', '::FFFF:10.0.0.5', '10.0.0.5'],
+    ['ok/IPv4 as it is', '10.0.0.5', '10.0.0.5'],
+    ['ok/IPv6 as it is', '2001:db8::5', '2001:db8::5'],
+    ['ok/loopback IPv6 as it is', '::1', '::1'],
+    ['ok/an IPv4-compatible address is no mapped one', '::10.0.0.5', '::10.0.0.5'],
+    ['ok/unknown stays unknown', undefined, undefined],
+  ])('%s', (_name, address, expected) => {
+    expect(clientAddress(address)).toBe(expected);
   });
 });

@@ -1,5 +1,6 @@
 // `host:port` values of the sidecar config (`listen`, `app`, route `address`). Pure.
 // IPv6 literals are written in brackets (`[::1]:15001`); port 0 means "any free port" (tests).
+import { isIP } from 'node:net';
 
 export interface HostPort {
   readonly host: string;
@@ -7,7 +8,6 @@ export interface HostPort {
 }
 
 const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
-const IPV6 = /^[0-9A-Fa-f:.]{2,45}$/;
 
 /** Parses `host:port`, or returns undefined when the text is not one. */
 export function parseHostPort(text: string): HostPort | undefined {
@@ -21,7 +21,9 @@ export function parseHostPort(text: string): HostPort | undefined {
   if (host.startsWith('[')) {
     if (!host.endsWith(']')) return undefined;
     host = host.slice(1, -1);
-    if (!IPV6.test(host) || !host.includes(':')) return undefined;
+    // An IPv6 literal, whole: text that only looks like one (`:::1`, `1::2::3`) used to pass and reach the
+    // resolver as a name at bind or connect time (ENOTFOUND), after the config had been accepted. No zone IDs.
+    if (isIP(host) !== 6 || host.includes('%')) return undefined;
   } else if (!HOST_NAME.test(host)) {
     return undefined;
   }

@@ -15,7 +15,8 @@ export const CONFIG_DOCS: Readonly<Record<string, string>> = {
   'ca.bundle': 'PEM file with the trust bundle (every root): the anchor for the CA connection and for peers.',
   'ca.token':
     'File holding the bootstrap credential (join token or projected service-account token); read afresh at each use.',
-  'inbound.listen': 'mTLS listener for peers (`host:port`; `[::]:PORT` is every address of both families, IPv4 only on a host without IPv6; `0.0.0.0` is IPv4 only).',
+  'inbound.listen':
+    'mTLS listener for peers (`host:port`; `[::]:PORT` is every address of both families, IPv4 only on a host without IPv6; `0.0.0.0` is IPv4 only).',
   'inbound.app': 'Where the local app listens (plain HTTP).',
   'inbound.policy':
     'Policy file (docs/policy.md); without it every authenticated peer of the trust domain is allowed. Reloaded on change.',

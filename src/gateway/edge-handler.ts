@@ -16,6 +16,7 @@ import type { EndUserVerifier, VerifyOptions } from '../authn/end-user-verifier.
 import { extractBearer } from '../authn/extract-bearer.js';
 import { type AuthzRequest, type CompiledPolicy, decide, denyAuditRecord, normalizePath } from '../authz/index.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
+import { clientAddress } from '../platform/index.js';
 import { connectionListed, isForwardingHeader, isHopByHop } from '../sidecar/http-headers.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
 import { h2RequestBody } from '../sidecar/inbound/request-body.js';
@@ -330,7 +331,7 @@ export class EdgeHandler {
         host: authority,
         port: this.#port(),
         headers,
-        sourceIp: req.socket?.remoteAddress ?? '',
+        sourceIp: clientAddress(req.socket?.remoteAddress) ?? '',
         user: user?.claims,
         now: this.#now(),
       };
@@ -443,7 +444,7 @@ export class EdgeHandler {
           direction: 'edge',
           reason: 'identity_headers_stripped',
           route: route.name,
-          sourceIp: req.socket?.remoteAddress,
+          sourceIp: clientAddress(req.socket?.remoteAddress),
         },
         'identity headers from the caller removed: only the sidecar sets them',
       );
@@ -459,7 +460,7 @@ export class EdgeHandler {
     }
     out['x-forwarded-host'] = authority;
     out['x-forwarded-proto'] = 'https';
-    out['x-forwarded-for'] = req.socket?.remoteAddress ?? '';
+    out['x-forwarded-for'] = clientAddress(req.socket?.remoteAddress) ?? '';
     return out;
   }
 
@@ -469,7 +470,7 @@ export class EdgeHandler {
       error,
       rule,
       method: req.method,
-      sourceIp: req.socket?.remoteAddress,
+      sourceIp: clientAddress(req.socket?.remoteAddress),
     });
   }
 
@@ -486,7 +487,7 @@ export class EdgeHandler {
         reason: error.reason,
         method: req.method,
         sub: user?.sub,
-        sourceIp: req.socket?.remoteAddress,
+        sourceIp: clientAddress(req.socket?.remoteAddress),
       },
       'gateway deny',
     );

@@ -1,6 +1,7 @@
 // A request the edge refuses before a route is known (a bad head, a reserved path, a logout it will not do): one
 // count as a deny without a route and one `gateway_deny` line, the same shape wherever the refusal is made.
 import type { MeshauthError } from '../errors/index.js';
+import { clientAddress } from '../platform/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 
 export interface EdgeRefusal {
@@ -17,7 +18,16 @@ export function recordEdgeRefusal(metrics: Metrics, logger: Logger, refusal: Edg
   const { error, rule, method, sourceIp, parserCode } = refusal;
   metrics.gatewayDecisions.inc({ route: '', decision: 'deny', rule });
   logger.info(
-    { event: 'gateway_deny', route: '', rule, code: error.code, reason: error.reason, method, sourceIp, parserCode },
+    {
+      event: 'gateway_deny',
+      route: '',
+      rule,
+      code: error.code,
+      reason: error.reason,
+      method,
+      sourceIp: clientAddress(sourceIp),
+      parserCode,
+    },
     'gateway deny',
   );
 }

@@ -24,6 +24,7 @@ import { createSecureContext, type TLSSocket } from 'node:tls';
 import type { HostPort } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import {
+  clientSourceKey,
   clientWentAway,
   expectationUnsupported,
   firstClientErrorOnly,
@@ -276,9 +277,12 @@ export class PublicListener {
     recordEdgeRefusal(metrics, logger, { error, rule: error.reason ?? 'bad_request', method, sourceIp, parserCode });
   }
 
-  /** TCP accept: at most maxConnectionsPerAddress open connections per client address. */
+  /**
+   * TCP accept: at most maxConnectionsPerAddress open connections per client (an IPv6 client by its /64, which it may
+   * rotate addresses inside; an IPv4 client of a dual-stack listener by its IPv4 address).
+   */
   #onConnection(socket: Socket): void {
-    const address = socket.remoteAddress ?? '';
+    const address = clientSourceKey(socket.remoteAddress);
     const open = (this.#perAddress.get(address) ?? 0) + 1;
     if (open > this.#limits.maxConnectionsPerAddress) {
       socket.destroy();

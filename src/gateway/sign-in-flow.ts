@@ -3,6 +3,7 @@
 // state bound to that cookie, the code exchanged and the ID token checked by the relying party), and logout
 // (RP-initiated when the provider offers it). One structured log line per sign-in attempt and per sign-out.
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
+import { clientAddress, clientSourceKey } from '../platform/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import type { BrowserSessions } from './browser-sessions.js';
 import { parseCookies } from './cookies.js';
@@ -111,8 +112,10 @@ export class SignInFlow {
     const logins = this.#logins;
     const sessions = this.#sessions.codec;
     const nowMs = this.#now().getTime();
-    const client = req.socket?.remoteAddress ?? '';
-    if (!this.#callbackLimiter.take(client, nowMs)) {
+    // One client is one bucket: an IPv4 client of a dual-stack listener by its IPv4 address, an IPv6 client by its
+    // /64 (it may rotate its addresses inside that at will).
+    const client = clientAddress(req.socket?.remoteAddress) ?? '';
+    if (!this.#callbackLimiter.take(clientSourceKey(client), nowMs)) {
       this.#metrics.gatewayLogins.inc({ result: 'rate_limited' });
       this.#logger.warn({ event: 'login', result: 'rate_limited', client }, 'sign-in callback rate limited');
       writeError(
@@ -220,7 +223,7 @@ export class SignInFlow {
       error,
       rule: `logout-${error.reason ?? 'refused'}`,
       method: req.method,
-      sourceIp: req.socket?.remoteAddress,
+      sourceIp: clientAddress(req.socket?.remoteAddress),
     });
     writeError(res, error);
   }

@@ -364,15 +364,18 @@ export interface GatewayWithHttp1Peer {
 /**
  * A gateway mesh with one more route, `login: none` on `/legacy`, to a peer that speaks only HTTP/1.1 (not a
  * meshauth sidecar: a legacy mTLS service), answering with `handler`. `options` go to the peer's HTTPS server.
+ * `listenHost` replaces the gateway's 127.0.0.1 (`[::ffff:127.0.0.1]`: an IPv6 socket on loopback).
  */
 export async function startGatewayWithHttp1Peer(
   handler: RequestListener,
   options: HttpsServerOptions = {},
+  listenHost?: string,
 ): Promise<GatewayWithHttp1Peer> {
   const peerPort = await freePort();
   const mesh = await startGatewayMesh({
     gateway: (base) => ({
       ...base,
+      ...(listenHost === undefined ? {} : { listen: (base.listen as string).replace('127.0.0.1', listenHost) }),
       routes: [
         {
           name: 'legacy',

@@ -44,14 +44,15 @@ describe('parseListenAddress', () => {
     ['ok/port 0', '127.0.0.1:0', { host: '127.0.0.1', port: 0 }, 'https://127.0.0.1:0'],
     ['ok/IPv6', '[::1]:8443', { host: '::1', port: 8443 }, 'https://[::1]:8443'],
     ['ok/name', 'localhost:9000', { host: 'localhost', port: 9000 }, 'https://localhost:9000'],
-    // Nobody dials "every interface": the URL (and the default issuer) names loopback of the same family.
+    // Nobody dials "every interface": the URL (and the default issuer) names loopback. `[::]` is every interface of
+    // both families (IPv4 alone on a host without IPv6), so IPv4 loopback, which the CA's certificate names, answers.
     ['ok/every IPv4 interface', '0.0.0.0:8443', { host: '0.0.0.0', port: 8443 }, 'https://127.0.0.1:8443'],
-    ['ok/every IPv6 interface', '[::]:8443', { host: '::', port: 8443 }, 'https://[::1]:8443'],
+    ['ok/every interface, both families', '[::]:8443', { host: '::', port: 8443 }, 'https://127.0.0.1:8443'],
     [
       'ok/every IPv6 interface, long form',
       '[0:0:0:0:0:0:0:0]:8443',
       { host: '0:0:0:0:0:0:0:0', port: 8443 },
-      'https://[::1]:8443',
+      'https://127.0.0.1:8443',
     ],
     [
       'ok/a name that is an Object property',
@@ -64,7 +65,21 @@ describe('parseListenAddress', () => {
     expect(httpsUrl(address.host, address.port)).toBe(url);
   });
 
-  it.each(['8443', '127.0.0.1', '127.0.0.1:99999', '::1:8443', ':8443', '127.0.0.1:port'])('fail/%j', (text) => {
+  it.each([
+    '8443',
+    '127.0.0.1',
+    '127.0.0.1:99999',
+    '::1:8443',
+    ':8443',
+    '127.0.0.1:port',
+    // Brackets hold an IPv6 address, not any run of hex digits and colons: these used to pass and fail at bind as a
+    // DNS lookup of the text (ENOTFOUND).
+    '[:::1]:8443',
+    '[1::2::3]:8443',
+    '[12345::1]:8443',
+    '[::1.2.3]:8443',
+    '[1:2:3:4:5:6:7:8:9]:8443',
+  ])('fail/%j', (text) => {
     expect(() => parseListenAddress(text)).toThrow(MeshauthError);
   });
 });

@@ -5,12 +5,14 @@
 // (key, then certificate); the authority switches once it reads a consistent pair, and every request meanwhile is
 // served with the old, still valid one: no request fails. A lock file keeps replicas sharing the directory from
 // rotating at the same time.
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MeshauthError } from '../errors/index.js';
-import type { x509 } from '../pki/index.js';
+import { parseCertificatesPem, type x509 } from '../pki/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
 import { expiresSoon, halfLifeOf } from './ca-expiry.js';
+import { caPaths } from './ca-files.js';
 import { rotateIntermediate } from './rotate.js';
 import { acquireRotationLock } from './rotation-lock.js';
 
@@ -143,9 +145,17 @@ export class CertificateWatch {
       if (lock === undefined) return; // another replica is rotating; its result is picked up on reload
       try {
         await authority.refresh();
-        // Someone else may have rotated already (another replica, or `ca rotate`): judge what is on disk now.
-        const onDisk = authority.material.issuer.certificate;
-        if (onDisk.serialNumber !== fromSerial && now().getTime() < halfLifeOf(onDisk).getTime()) return;
+        // Someone else may have rotated already (another replica, or `ca rotate`): judge the certificate on disk now.
+        // Not the authority's material: its reloads are checked once a second, so it can predate that rotation, and
+        // judging it minted a second intermediate right over theirs.
+        const onDisk = await intermediateOnDisk(dir);
+        if (
+          onDisk !== undefined &&
+          onDisk.serialNumber !== fromSerial &&
+          now().getTime() < halfLifeOf(onDisk).getTime()
+        ) {
+          return;
+        }
         const result = await rotateIntermediate(dir, now(), this.#options.autoRotateTtlMs);
         metrics.caIntermediateRotations.inc({ result: 'success' });
         logger.info(
@@ -171,5 +181,14 @@ export class CertificateWatch {
       metrics.caIntermediateRotations.inc({ result: 'failure' });
       logger.error({ event: 'intermediate_rotation_failed', err: error }, 'cannot rotate the intermediate; retrying');
     }
+  }
+}
+
+/** intermediate.crt as it is on disk; undefined when it cannot be read or parsed (a rotation replaces it). */
+async function intermediateOnDisk(dir: string): Promise<x509.X509Certificate | undefined> {
+  try {
+    return parseCertificatesPem(await readFile(caPaths(dir).intermediateCert, 'utf8'))[0];
+  } catch {
+    return undefined;
   }
 }

@@ -14,7 +14,7 @@ import type { CaAuthority } from './authority.js';
 import { expiresSoon, halfLifeOf } from './ca-expiry.js';
 import { caPaths } from './ca-files.js';
 import { rotateIntermediate } from './rotate.js';
-import { acquireRotationLock } from './rotation-lock.js';
+import { acquireRotationLock, ROTATION_LOCK_FILE } from './rotation-lock.js';
 
 const WARNING_INTERVAL_MS = 3600_000;
 /**
@@ -23,7 +23,6 @@ const WARNING_INTERVAL_MS = 3600_000;
  */
 const UNLOADABLE_GRACE_MS = 3_000;
 const RETRY_AFTER_FAILURE_MS = 30_000;
-const LOCK_FILE = '.intermediate-rotation.lock';
 
 export interface CertificateWatchOptions {
   readonly dir: string;
@@ -141,7 +140,7 @@ export class CertificateWatch {
     const { dir, authority, metrics, logger, now } = this.#options;
     const started = Date.now();
     try {
-      const lock = await acquireRotationLock(join(dir, LOCK_FILE));
+      const lock = await acquireRotationLock(join(dir, ROTATION_LOCK_FILE));
       if (lock === undefined) return; // another replica is rotating; its result is picked up on reload
       try {
         await authority.refresh();
@@ -171,7 +170,7 @@ export class CertificateWatch {
         if ((await lock.release()) === 'taken_over') {
           // This rotation outlived STALE_LOCK_MS and another replica may have rotated at the same time.
           logger.warn(
-            { event: 'intermediate_rotation_lock_taken_over', lock: LOCK_FILE },
+            { event: 'intermediate_rotation_lock_taken_over', lock: ROTATION_LOCK_FILE },
             'another replica broke the rotation lock as stale while this one was rotating',
           );
         }

@@ -1,11 +1,18 @@
-// The lock file that keeps `ca serve` replicas sharing one CA directory from rotating the intermediate at once. The
-// directory may be a volume shared by several hosts, so only plain file operations count: exclusive creation (link(2),
-// see ca-files.ts), the file's mtime for staleness, and a random token per holder (a pid means nothing on another
-// host). It must not decide whether a rotation is due: that is CertificateWatch's job.
+// The lock file that keeps processes changing one CA directory from writing it at once: `ca serve` replicas rotating
+// the intermediate, and the `ca rotate` command. The directory may be a volume shared by
+// several hosts, so only plain file operations count: exclusive creation (link(2), see ca-files.ts), the file's mtime
+// for staleness, and a random token per holder (a pid means nothing on another host). It must not decide whether a
+// rotation is due: that is CertificateWatch's job.
 import { randomBytes } from 'node:crypto';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { MeshauthError } from '../errors/index.js';
 import { createFileExclusive, PRIVATE_FILE_MODE } from './ca-files.js';
+
+/** The lock's name in the CA directory (kept from when only intermediate rotations took it: running replicas use it). */
+export const ROTATION_LOCK_FILE = '.intermediate-rotation.lock';
 
 /**
  * A lock older than this belongs to a process that died holding it. Holding the lock takes one rotation (well under a
@@ -114,5 +121,61 @@ async function contentOf(path: string): Promise<string | undefined> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
+  }
+}
+
+const UNLOCKABLE_DIRECTORY: ReadonlySet<string> = new Set(['ENOENT', 'ENOTDIR', 'EROFS', 'EACCES', 'EPERM']);
+
+/** How often a command waiting for the lock tries again. */
+const LOCK_RETRY_MS = 100;
+
+export interface LockWaitOptions {
+  /** Called once, when the lock is held by another process and this one starts waiting: who holds it. */
+  readonly onWait?: (holder: string) => void;
+  /** Called when another process broke the lock as stale before `action` finished. */
+  readonly onTakenOver?: () => void;
+  /** Default: past STALE_LOCK_MS, so that a lock left by a holder that died is broken rather than waited out. */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Runs `action` holding the lock of the CA directory `dir`, waiting for another holder to finish: a command that
+ * changes the directory (`ca rotate`) must not interleave its writes with a replica's rotation or
+ * another command's, which leaves a key from one and the certificate from the other. MESHAUTH_ERR_CA_UNAVAILABLE
+ * (`directory_locked`) when the lock is still held after the timeout.
+ */
+export async function withRotationLock<T>(
+  dir: string,
+  action: () => Promise<T>,
+  options: LockWaitOptions = {},
+): Promise<T> {
+  const path = join(dir, ROTATION_LOCK_FILE);
+  const deadline = Date.now() + (options.timeoutMs ?? STALE_LOCK_MS + 5_000);
+  let lock: RotationLock | undefined;
+  try {
+    lock = await acquireRotationLock(path);
+  } catch (error) {
+    // A directory that is missing or cannot be written to cannot be changed either: `action` fails on its own first
+    // read or write, with the message naming its file that it always had (no CA here, a read-only mount).
+    if (UNLOCKABLE_DIRECTORY.has((error as NodeJS.ErrnoException).code ?? '')) return action();
+    throw error;
+  }
+  if (lock === undefined) options.onWait?.((await contentOf(path))?.trim() ?? 'unknown');
+  while (lock === undefined) {
+    if (Date.now() >= deadline) {
+      throw new MeshauthError(
+        'MESHAUTH_ERR_CA_UNAVAILABLE',
+        `another process is still changing the CA directory ${dir} (${path} is held: ` +
+          `${(await contentOf(path))?.trim() ?? 'unknown'}); try again once it has finished`,
+        { reason: 'directory_locked' },
+      );
+    }
+    await delay(LOCK_RETRY_MS);
+    lock = await acquireRotationLock(path);
+  }
+  try {
+    return await action();
+  } finally {
+    if ((await lock.release()) === 'taken_over') options.onTakenOver?.();
   }
 }

@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 // program and must not load it (its idle memory must stay small).
 import { writeFilesAtomic } from '../ca/ca-files.js';
 import { IDENTITY_BURST, IDENTITY_RATE_PER_SECOND } from '../ca/identity-rate-limit.js';
+import { ROTATION_LOCK_FILE, withRotationLock } from '../ca/rotation-lock.js';
 import { assertDurationInRange, formatDuration, parseDuration } from '../config/duration.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
@@ -379,47 +380,68 @@ A running \`ca serve\` picks up every step within a second, without a restart.`,
       // Before anything rotates: a name refused only when the manifest is written would leave the CA rotated with
       // no ca-secret.yaml, and after `--root --activate` the same command cannot be run again to write it.
       if (target !== undefined) checkK8sTarget(target);
-      let message: string;
-      if (opts.jwtKey === true) {
-        const rotation = await rotateJwtSigningKey(opts.dir);
-        message =
-          `new JWT-SVID signing key ${rotation.kid} is signing; the previous key ${rotation.previousKid} stays in ` +
-          `/v1/jwks until ${rotation.previousPublishedUntil.toISOString()}`;
-      } else {
-        let result: Awaited<ReturnType<typeof rotateIntermediate>>;
-        if (opts.intermediate === true) result = await rotateIntermediate(opts.dir);
-        else if (opts.root === true && opts.retire === true)
-          result = await retirePreviousRoot(opts.dir, new Date(), opts.force === true);
-        else if (opts.root === true)
-          result = opts.activate === true ? await activateNextRoot(opts.dir) : await publishNextRoot(opts.dir);
-        else throw usage('say what to rotate: --intermediate, --root [--activate | --retire] or --jwt-key');
-        const what = {
-          intermediate: 'new intermediate is signing',
-          root_published: 'new root published in bundle.pem (not signing yet; activate with --root --activate)',
-          root_activated: 'new root and intermediate are signing; the old root stays in bundle.pem until retired',
-          root_retired:
-            'previous root removed from bundle.pem (root-previous.key deleted, certificate kept as root-retired.crt)',
-        }[result.action];
-        message = `${what} (serial ${result.serial}; ${result.roots} root(s) in the bundle)`;
-        const sincePublished = result.publishedAt === undefined ? undefined : Date.now() - result.publishedAt.getTime();
-        if (sincePublished !== undefined && sincePublished < BUNDLE_REFRESH_HINT_SECONDS * 1000) {
-          process.stderr.write(
-            `meshauth: warning: the new root was published ${Math.round(sincePublished / 1000)} s ago; sidecars ` +
-              `fetch the bundle every ${BUNDLE_REFRESH_HINT_SECONDS / 60} minutes by default (ca serve --bundle-refresh-hint) and ` +
-              'at every renewal, and one that has not fetched it since cannot reach the CA or ' +
-              'peers under the new root until its ca.bundle file holds both roots (docs/ca.md, step 2)\n',
-          );
+      // Under the directory's lock, manifest included: a `ca serve --auto-rotate-intermediate` replica or another
+      // `ca rotate` writing at the same moment left a key from one rotation beside the certificate of the other.
+      await underDirectoryLock(opts.dir, async () => {
+        let message: string;
+        if (opts.jwtKey === true) {
+          const rotation = await rotateJwtSigningKey(opts.dir);
+          message =
+            `new JWT-SVID signing key ${rotation.kid} is signing; the previous key ${rotation.previousKid} stays in ` +
+            `/v1/jwks until ${rotation.previousPublishedUntil.toISOString()}`;
+        } else {
+          let result: Awaited<ReturnType<typeof rotateIntermediate>>;
+          if (opts.intermediate === true) result = await rotateIntermediate(opts.dir);
+          else if (opts.root === true && opts.retire === true)
+            result = await retirePreviousRoot(opts.dir, new Date(), opts.force === true);
+          else if (opts.root === true)
+            result = opts.activate === true ? await activateNextRoot(opts.dir) : await publishNextRoot(opts.dir);
+          else throw usage('say what to rotate: --intermediate, --root [--activate | --retire] or --jwt-key');
+          const what = {
+            intermediate: 'new intermediate is signing',
+            root_published: 'new root published in bundle.pem (not signing yet; activate with --root --activate)',
+            root_activated: 'new root and intermediate are signing; the old root stays in bundle.pem until retired',
+            root_retired:
+              'previous root removed from bundle.pem (root-previous.key deleted, certificate kept as root-retired.crt)',
+          }[result.action];
+          message = `${what} (serial ${result.serial}; ${result.roots} root(s) in the bundle)`;
+          const sincePublished =
+            result.publishedAt === undefined ? undefined : Date.now() - result.publishedAt.getTime();
+          if (sincePublished !== undefined && sincePublished < BUNDLE_REFRESH_HINT_SECONDS * 1000) {
+            process.stderr.write(
+              `meshauth: warning: the new root was published ${Math.round(sincePublished / 1000)} s ago; sidecars ` +
+                `fetch the bundle every ${BUNDLE_REFRESH_HINT_SECONDS / 60} minutes by default (ca serve --bundle-refresh-hint) and ` +
+                'at every renewal, and one that has not fetched it since cannot reach the CA or ' +
+                'peers under the new root until its ca.bundle file holds both roots (docs/ca.md, step 2)\n',
+            );
+          }
         }
-      }
-      process.stdout.write(`${message}\n`);
-      if (target === undefined) return;
-      const manifest = await writeCaSecretManifest(opts.dir, target);
-      process.stdout.write(
-        `wrote ${manifest.file} (Secret ${target.secretName}, trust bundle): apply it, and every CA replica and ` +
-          `sidecar picks it up without a restart:\n  kubectl apply -f ${manifest.file}\n` +
-          `the intermediate now expires ${manifest.intermediateNotAfter.toISOString()}\n`,
-      );
+        process.stdout.write(`${message}\n`);
+        if (target === undefined) return;
+        const manifest = await writeCaSecretManifest(opts.dir, target);
+        process.stdout.write(
+          `wrote ${manifest.file} (Secret ${target.secretName}, trust bundle): apply it, and every CA replica and ` +
+            `sidecar picks it up without a restart:\n  kubectl apply -f ${manifest.file}\n` +
+            `the intermediate now expires ${manifest.intermediateNotAfter.toISOString()}\n`,
+        );
+      });
     });
+}
+
+/** Runs `action` holding the CA directory's lock, saying on stderr when it has to wait for another process. */
+function underDirectoryLock<T>(dir: string, action: () => Promise<T>): Promise<T> {
+  return withRotationLock(dir, action, {
+    onWait: (holder) =>
+      process.stderr.write(
+        `meshauth: waiting for another process changing ${dir} (${ROTATION_LOCK_FILE}: ${holder}); ` +
+          'a lock left by a process that died is broken after 60 s\n',
+      ),
+    onTakenOver: () =>
+      process.stderr.write(
+        `meshauth: warning: another process broke ${ROTATION_LOCK_FILE} as stale while this one was writing ${dir}: ` +
+          'check that `meshauth ca serve` loads it (meshauth_ca_issuer_valid 1), or run the command again\n',
+      ),
+  });
 }
 
 interface RotateOptions {

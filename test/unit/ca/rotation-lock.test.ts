@@ -4,7 +4,13 @@ import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { acquireRotationLock, type RotationLock, STALE_LOCK_MS } from '../../../src/ca/rotation-lock.js';
+import {
+  acquireRotationLock,
+  type RotationLock,
+  STALE_LOCK_MS,
+  withRotationLock,
+} from '../../../src/ca/rotation-lock.js';
+import { until } from '../../helpers/wait.js';
 
 const ACQUIRERS = 8;
 const ROUNDS = 30;
@@ -108,5 +114,43 @@ describe('acquireRotationLock', () => {
     await writeFile(lock, 'a replica rotating now\n');
     expect(await acquireRotationLock(lock)).toBeUndefined();
     expect(await contentOrMissing(lock)).toBe('a replica rotating now\n');
+  });
+});
+
+describe('withRotationLock', () => {
+  it('ok/runs the action holding the lock, and releases it', async () => {
+    const during = await withRotationLock(dir, async () => contentOrMissing(lock));
+    expect(during).not.toBe('missing');
+    expect(await contentOrMissing(lock)).toBe('missing');
+  });
+
+  it('ok/waits for the holder, saying once who it is, then runs', async () => {
+    const held = await acquireRotationLock(lock);
+    const waits: string[] = [];
+    const ran = withRotationLock(dir, async () => 'ran', { onWait: (holder) => waits.push(holder) });
+    await until('the waiter to say who holds the lock', () => waits.length > 0);
+    await held?.release();
+    expect(await ran).toBe('ran');
+    expect(waits).toHaveLength(1);
+    expect(waits[0]).toMatch(/^[0-9a-f]{32} .+ pid \d+$/);
+  });
+
+  it('fail/a lock still held after the wait → MESHAUTH_ERR_CA_UNAVAILABLE directory_locked; the action never runs', async () => {
+    await writeFile(lock, 'a replica rotating now\n');
+    let ran = false;
+    const refused = withRotationLock(
+      dir,
+      async () => {
+        ran = true;
+      },
+      { timeoutMs: 300 },
+    );
+    await expect(refused).rejects.toMatchObject({ code: 'MESHAUTH_ERR_CA_UNAVAILABLE', reason: 'directory_locked' });
+    expect(ran).toBe(false);
+    expect(await contentOrMissing(lock)).toBe('a replica rotating now\n');
+  });
+
+  it('ok/a directory that does not exist: the action runs (and fails on its own terms)', async () => {
+    await expect(withRotationLock(join(dir, 'missing'), async () => 'ran')).resolves.toBe('ran');
   });
 });

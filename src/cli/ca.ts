@@ -95,11 +95,9 @@ export function registerCaCommands(program: Command): void {
         throw usage('--namespace, --bundle-namespace and --out go with --k8s-secret');
       }
       const { initCa } = await import('../ca/index.js');
-      const { trustDomain, paths } = await initCa({
-        dir: opts.dir,
-        trustDomain: opts.trustDomain,
-        force: opts.force === true,
-      });
+      const { trustDomain, paths } = await underForceLock(opts, opts.dir, () =>
+        initCa({ dir: opts.dir, trustDomain: opts.trustDomain, force: opts.force === true }),
+      );
       process.stdout.write(
         `meshauth CA for trust domain ${trustDomain} created in ${opts.dir}\n` +
           `  give peers the trust bundle: ${paths.bundle}\n` +
@@ -428,6 +426,15 @@ A running \`ca serve\` picks up every step within a second, without a restart.`,
     });
 }
 
+/**
+ * `ca init --force` replaces the files of a CA that a `ca serve --auto-rotate-intermediate` may be rotating at that
+ * moment: under the lock, or that rotation's certificate (under the old root) lands beside the new CA's key. Without
+ * --force nothing existing is replaced, and the exclusive root.key creation settles concurrent runs.
+ */
+function underForceLock<T>(opts: InitOptions, dir: string, action: () => Promise<T>): Promise<T> {
+  return opts.force === true ? underDirectoryLock(dir, action) : action();
+}
+
 /** Runs `action` holding the CA directory's lock, saying on stderr when it has to wait for another process. */
 function underDirectoryLock<T>(dir: string, action: () => Promise<T>): Promise<T> {
   return withRotationLock(dir, action, {
@@ -478,12 +485,9 @@ async function initForKubernetes(opts: InitOptions): Promise<void> {
     namespace: opts.namespace,
     bundleNamespaces: opts.bundleNamespace ?? [],
   };
-  const result = await initCaForKubernetes({
-    dir,
-    trustDomain: opts.trustDomain,
-    force: opts.force === true,
-    ...target,
-  });
+  const result = await underForceLock(opts, dir, () =>
+    initCaForKubernetes({ dir, trustDomain: opts.trustDomain, force: opts.force === true, ...target }),
+  );
   const namespaceList = [...new Set([target.namespace, ...target.bundleNamespaces])];
   const namespaces = namespaceList.join(', ');
   // secrets.yaml puts a ConfigMap in every one of them: each must exist before it is applied.

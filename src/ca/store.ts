@@ -77,10 +77,14 @@ export async function initCa(options: InitCaOptions): Promise<{ trustDomain: Tru
     }
     await writeFileAtomic(paths.rootCert, root.certificate.toString('pem').concat('\n'), PUBLIC_FILE_MODE);
   }
+  // ca.json before the intermediate and the bundle: a running `ca serve` reloads when those change, reading the trust
+  // domain from ca.json then. Written last, a reload between the bundle and ca.json (under --force with a new trust
+  // domain) kept the old one for good: the server's own certificate then broke the new intermediate's name
+  // constraints, and no client could reach it until it was restarted.
+  await writeState(paths, { trustDomain: trustDomain.name });
   await writeIntermediateUnder(paths, trustDomain, root, now);
   await writeFileAtomic(paths.bundle, toPemChain([root.certificate]), PUBLIC_FILE_MODE);
   await writeNewJwtSigningKey(options.dir);
-  await writeState(paths, { trustDomain: trustDomain.name });
   await mkdir(paths.usedTokens, { recursive: true, mode: 0o700 });
   return { trustDomain, paths };
 }

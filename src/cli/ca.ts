@@ -138,7 +138,9 @@ export function registerCaCommands(program: Command): void {
         }
         const password = opts.p12 === true ? await readPassword(opts.p12PasswordFile as string) : undefined;
         const { issueOffline } = await import('../ca/index.js');
-        const svid = await issueOffline({ dir: opts.dir, id, ttlMs, keyType });
+        // Under the directory's lock: between a rotation's new intermediate key and its certificate the directory
+        // does not load, and issuing then failed as "inconsistent"; waiting a few milliseconds for it does not.
+        const svid = await underDirectoryLock(opts.dir, () => issueOffline({ dir: opts.dir, id, ttlMs, keyType }));
         const prefix = opts.out ?? id.segments.at(-1) ?? 'svid';
         await mkdir(dirname(prefix), { recursive: true });
         // All staged before any replaces its file: a failed write never leaves a key beside another certificate.

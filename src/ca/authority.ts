@@ -8,6 +8,7 @@ import { certificatePem, issueLeafDer, x509 } from '../pki/index.js';
 import { SingleFlight } from '../platform/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { caPaths } from './ca-files.js';
+import { withRotationLock } from './rotation-lock.js';
 import { type CaMaterial, loadCaMaterial } from './store.js';
 
 const RELOAD_CHECK_INTERVAL_MS = 1000;
@@ -59,8 +60,23 @@ export class CaAuthority {
   }
 
   static async open(dir: string, logger: Logger): Promise<CaAuthority> {
-    const fingerprint = await filesFingerprint(dir);
-    return new CaAuthority(dir, logger, await loadCaMaterial(dir), fingerprint);
+    const load = async () => {
+      const fingerprint = await filesFingerprint(dir);
+      return new CaAuthority(dir, logger, await loadCaMaterial(dir), fingerprint);
+    };
+    try {
+      return await load();
+    } catch (error) {
+      // Started while another process is between a rotation's new key and its certificate (`ca rotate`, a replica
+      // auto-rotating): the files fit together again once its lock is released, so read them once more under it
+      // instead of refusing to start. A directory torn for good is still refused, after that one wait.
+      if (!(error instanceof MeshauthError && error.reason === 'inconsistent')) throw error;
+      logger.info(
+        { event: 'ca_directory_inconsistent_at_start', dir },
+        'CA directory files do not fit together; waiting for a rotation in progress, then reading them again',
+      );
+      return withRotationLock(dir, load);
+    }
   }
 
   get material(): CaMaterial {

@@ -71,7 +71,10 @@ describe('a ca.json that is not a JSON object', () => {
         ['ca', 'issue', '--id', 'spiffe://example.org/web', '--out', join(dir, 'web')],
         ['ca', 'rotate', '--intermediate'],
       ];
-      const results = await Promise.all(commands.map((args) => meshauth([...args, '--dir', dir], { cwd })));
+      // One after another: `ca issue` and `ca rotate` take the directory's lock, and one run beside the other would
+      // print that it waits for the lock.
+      const results = [];
+      for (const args of commands) results.push(await meshauth([...args, '--dir', dir], { cwd }));
       for (const [index, result] of results.entries()) {
         expect(result.code, `${commands[index]?.join(' ')}: ${result.stderr}`).toBe(1);
         expect(result.stderr).toBe(

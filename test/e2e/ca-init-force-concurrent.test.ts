@@ -2,38 +2,24 @@
 // (--auto-rotate-intermediate), the replaced CA must come out whole (intermediate key and certificate of one run, the
 // intermediate under the new root in bundle.pem) and the server must switch to it; and a server that reloads while
 // init is still writing must end up in the new CA's trust domain.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadCaMaterial, rotateIntermediate } from '../../src/ca/index.js';
+import { cliCaDirPerTest } from '../helpers/ca-dir.js';
 import { spawnCli, waitForCli } from '../helpers/cli-process.js';
-import { assertBuilt, meshauth } from '../helpers/meshauth-cli.js';
 import { pauseAfterRename } from '../helpers/pause-at-rename.js';
 import { eventually, waitFor } from '../helpers/wait.js';
 
-let cwd: string;
-let cleanups: (() => Promise<void> | void)[] = [];
-const dir = () => join(cwd, 'ca');
-
-beforeAll(() => assertBuilt());
-beforeEach(async () => {
-  cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-init-force-concurrent-'));
-  const init = await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', dir()], { cwd });
-  expect(init.code, init.stderr).toBe(0);
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-  cleanups = [];
-  rmSync(cwd, { recursive: true, force: true });
-});
+const ca = cliCaDirPerTest('meshauth-e2e-init-force-concurrent-');
+const dir = () => ca.dir;
 
 describe('meshauth ca init --force while ca serve rotates the intermediate', () => {
   it('ok/the new CA is whole and the server loads it', async () => {
     // An intermediate already past half its life: the server rotates within its first second.
     await rotateIntermediate(dir(), new Date(Date.now() - 120_000), 200_000);
-    const pause = pauseAfterRename(cwd, 'intermediate.key', 'serve');
+    const pause = pauseAfterRename(ca.cwd, 'intermediate.key', 'serve');
     const serve = spawnCli(
       [
         'ca',
@@ -46,11 +32,11 @@ describe('meshauth ca init --force while ca serve rotates the intermediate', () 
         '--intermediate-ttl',
         '1h',
       ],
-      cleanups,
+      ca.cleanups,
       pause.env,
     );
     await pause.reached();
-    const init = spawnCli(['ca', 'init', '--force', '--trust-domain', 'example.org', '--dir', dir()], cleanups);
+    const init = spawnCli(['ca', 'init', '--force', '--trust-domain', 'example.org', '--dir', dir()], ca.cleanups);
     await waitFor(
       'init to finish or wait for the server',
       () => !init.alive() || /waiting/.test(init.output()),
@@ -78,7 +64,7 @@ describe('meshauth ca init --force while ca serve rotates the intermediate', () 
   });
 
   it('ok/a new trust domain: a server that reloads in the middle of init serves the new one', async () => {
-    const serve = spawnCli(['ca', 'serve', '--dir', dir(), '--listen', '127.0.0.1:0'], cleanups);
+    const serve = spawnCli(['ca', 'serve', '--dir', dir(), '--listen', '127.0.0.1:0'], ca.cleanups);
     const port = Number(
       (
         await waitForCli(
@@ -90,10 +76,10 @@ describe('meshauth ca init --force while ca serve rotates the intermediate', () 
       )[1],
     );
     // Held once the new intermediate and bundle are in place: the server's next file check (every second) loads them.
-    const pause = pauseAfterRename(cwd, 'bundle.pem', 'init');
+    const pause = pauseAfterRename(ca.cwd, 'bundle.pem', 'init');
     const init = spawnCli(
       ['ca', 'init', '--force', '--trust-domain', 'other.org', '--dir', dir()],
-      cleanups,
+      ca.cleanups,
       pause.env,
     );
     await pause.reached();

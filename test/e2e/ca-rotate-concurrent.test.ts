@@ -3,32 +3,19 @@
 // replaced a key (test/helpers/pause-at-rename), the other command runs then, and afterwards the directory must still
 // fit together: the intermediate key belongs to intermediate.crt, which chains to a root of bundle.pem; and every JWT
 // key that ever signed stays published.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadCaMaterial, rotateIntermediate } from '../../src/ca/index.js';
 import { loadOrCreateJwtSigningKey } from '../../src/ca/jwt-signing-key.js';
+import { cliCaDirPerTest } from '../helpers/ca-dir.js';
 import { type CliProcess, spawnCli, waitForCli } from '../helpers/cli-process.js';
-import { assertBuilt, meshauth } from '../helpers/meshauth-cli.js';
+import { meshauth } from '../helpers/meshauth-cli.js';
 import { pauseAfterRename } from '../helpers/pause-at-rename.js';
 import { waitFor } from '../helpers/wait.js';
 
-let cwd: string;
-let cleanups: (() => Promise<void> | void)[] = [];
-const dir = () => join(cwd, 'ca');
-
-beforeAll(() => assertBuilt());
-beforeEach(async () => {
-  cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-rotate-concurrent-'));
-  const init = await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', dir()], { cwd });
-  expect(init.code, init.stderr).toBe(0);
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-  cleanups = [];
-  rmSync(cwd, { recursive: true, force: true });
-});
+const ca = cliCaDirPerTest('meshauth-e2e-rotate-concurrent-');
+const dir = () => ca.dir;
 
 /** The second command ran to its end, or is waiting for the first one (as it should): either way it is there. */
 async function ranOrWaits(cli: CliProcess): Promise<void> {
@@ -51,10 +38,10 @@ async function expectConsistent(): Promise<string> {
 
 describe('meshauth ca rotate while another process writes the same directory', () => {
   it('ok/two `ca rotate --intermediate` at once: the key on disk belongs to the certificate on disk', async () => {
-    const pause = pauseAfterRename(cwd, 'intermediate.key', 'first');
-    const first = spawnCli(['ca', 'rotate', '--intermediate', '--dir', dir()], cleanups, pause.env);
+    const pause = pauseAfterRename(ca.cwd, 'intermediate.key', 'first');
+    const first = spawnCli(['ca', 'rotate', '--intermediate', '--dir', dir()], ca.cleanups, pause.env);
     await pause.reached();
-    const second = spawnCli(['ca', 'rotate', '--intermediate', '--dir', dir()], cleanups);
+    const second = spawnCli(['ca', 'rotate', '--intermediate', '--dir', dir()], ca.cleanups);
     await ranOrWaits(second);
     pause.release();
     expect(await exitCode(first), first.output()).toBe(0);
@@ -66,7 +53,7 @@ describe('meshauth ca rotate while another process writes the same directory', (
   it('ok/`ca rotate --intermediate` while `ca serve --auto-rotate-intermediate` rotates: a consistent pair, and the server loads it', async () => {
     // An intermediate already past half its life: the server rotates within its first second.
     await rotateIntermediate(dir(), new Date(Date.now() - 120_000), 200_000);
-    const pause = pauseAfterRename(cwd, 'intermediate.key', 'serve');
+    const pause = pauseAfterRename(ca.cwd, 'intermediate.key', 'serve');
     const serve = spawnCli(
       [
         'ca',
@@ -79,11 +66,11 @@ describe('meshauth ca rotate while another process writes the same directory', (
         '--intermediate-ttl',
         '1h',
       ],
-      cleanups,
+      ca.cleanups,
       pause.env,
     );
     await pause.reached();
-    const rotate = spawnCli(['ca', 'rotate', '--intermediate', '--dir', dir()], cleanups);
+    const rotate = spawnCli(['ca', 'rotate', '--intermediate', '--dir', dir()], ca.cleanups);
     await ranOrWaits(rotate);
     pause.release();
     expect(await exitCode(rotate), rotate.output()).toBe(0);
@@ -105,8 +92,8 @@ describe('meshauth ca rotate while another process writes the same directory', (
 
   it('ok/`ca rotate --root --activate` while `ca serve --auto-rotate-intermediate` rotates: the intermediate is under the new root', async () => {
     await rotateIntermediate(dir(), new Date(Date.now() - 120_000), 200_000);
-    expect((await meshauth(['ca', 'rotate', '--root', '--dir', dir()], { cwd })).code).toBe(0);
-    const pause = pauseAfterRename(cwd, 'intermediate.key', 'serve');
+    expect((await meshauth(['ca', 'rotate', '--root', '--dir', dir()], { cwd: ca.cwd })).code).toBe(0);
+    const pause = pauseAfterRename(ca.cwd, 'intermediate.key', 'serve');
     const serve = spawnCli(
       [
         'ca',
@@ -119,11 +106,11 @@ describe('meshauth ca rotate while another process writes the same directory', (
         '--intermediate-ttl',
         '1h',
       ],
-      cleanups,
+      ca.cleanups,
       pause.env,
     );
     await pause.reached();
-    const activate = spawnCli(['ca', 'rotate', '--root', '--activate', '--dir', dir()], cleanups);
+    const activate = spawnCli(['ca', 'rotate', '--root', '--activate', '--dir', dir()], ca.cleanups);
     await ranOrWaits(activate);
     pause.release();
     expect(await exitCode(activate), activate.output()).toBe(0);
@@ -141,16 +128,16 @@ describe('meshauth ca rotate while another process writes the same directory', (
   });
 
   it('ok/two `ca rotate --root` at once: one publishes, the other is refused; the published root can be activated', async () => {
-    const pause = pauseAfterRename(cwd, 'root-next.key', 'first');
-    const first = spawnCli(['ca', 'rotate', '--root', '--dir', dir()], cleanups, pause.env);
+    const pause = pauseAfterRename(ca.cwd, 'root-next.key', 'first');
+    const first = spawnCli(['ca', 'rotate', '--root', '--dir', dir()], ca.cleanups, pause.env);
     await pause.reached();
-    const second = spawnCli(['ca', 'rotate', '--root', '--dir', dir()], cleanups);
+    const second = spawnCli(['ca', 'rotate', '--root', '--dir', dir()], ca.cleanups);
     await ranOrWaits(second);
     pause.release();
     const codes = [await exitCode(first), await exitCode(second)];
     expect(codes, `${first.output()}\n${second.output()}`).toEqual([0, 2]);
     expect(second.output()).toContain('a new root is already published');
-    const activate = await meshauth(['ca', 'rotate', '--root', '--activate', '--dir', dir()], { cwd });
+    const activate = await meshauth(['ca', 'rotate', '--root', '--activate', '--dir', dir()], { cwd: ca.cwd });
     expect(activate.code, activate.stderr).toBe(0);
     const material = await loadCaMaterial(dir());
     // The old root and the one published: no third root nobody holds the key of.
@@ -158,10 +145,10 @@ describe('meshauth ca rotate while another process writes the same directory', (
   });
 
   it('ok/two `ca rotate --jwt-key` at once: every key that signed stays in jwt.key or jwt-retired.json', async () => {
-    const pause = pauseAfterRename(cwd, 'jwt-retired.json', 'first');
-    const first = spawnCli(['ca', 'rotate', '--jwt-key', '--dir', dir()], cleanups, pause.env);
+    const pause = pauseAfterRename(ca.cwd, 'jwt-retired.json', 'first');
+    const first = spawnCli(['ca', 'rotate', '--jwt-key', '--dir', dir()], ca.cleanups, pause.env);
     await pause.reached();
-    const second = spawnCli(['ca', 'rotate', '--jwt-key', '--dir', dir()], cleanups);
+    const second = spawnCli(['ca', 'rotate', '--jwt-key', '--dir', dir()], ca.cleanups);
     await ranOrWaits(second);
     pause.release();
     expect(await exitCode(first), first.output()).toBe(0);

@@ -2,38 +2,24 @@
 // certificate: it waits for the rotation's lock and starts on the rotated intermediate, instead of exiting 1 with
 // "CA directory … is inconsistent" (a replica restarted by its supervisor during another replica's rotation).
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cliCaDirPerTest } from '../helpers/ca-dir.js';
 import { spawnCli } from '../helpers/cli-process.js';
-import { assertBuilt, meshauth } from '../helpers/meshauth-cli.js';
 import { pauseAfterRename } from '../helpers/pause-at-rename.js';
 import { waitFor } from '../helpers/wait.js';
 
-let cwd: string;
-let cleanups: (() => Promise<void> | void)[] = [];
-const dir = () => join(cwd, 'ca');
-
-beforeAll(() => assertBuilt());
-beforeEach(async () => {
-  cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-serve-during-rotation-'));
-  const init = await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', dir()], { cwd });
-  expect(init.code, init.stderr).toBe(0);
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-  cleanups = [];
-  rmSync(cwd, { recursive: true, force: true });
-});
+const ca = cliCaDirPerTest('meshauth-e2e-serve-during-rotation-');
+const dir = () => ca.dir;
 
 describe('meshauth ca serve started during an intermediate rotation', () => {
   it('ok/waits for the rotation, then serves the new intermediate', async () => {
-    const pause = pauseAfterRename(cwd, 'intermediate.key', 'rotate');
-    const rotate = spawnCli(['ca', 'rotate', '--intermediate', '--dir', dir()], cleanups, pause.env);
+    const pause = pauseAfterRename(ca.cwd, 'intermediate.key', 'rotate');
+    const rotate = spawnCli(['ca', 'rotate', '--intermediate', '--dir', dir()], ca.cleanups, pause.env);
     await pause.reached();
-    const serve = spawnCli(['ca', 'serve', '--dir', dir(), '--listen', '127.0.0.1:0'], cleanups);
+    const serve = spawnCli(['ca', 'serve', '--dir', dir(), '--listen', '127.0.0.1:0'], ca.cleanups);
     await waitFor(
       'ca serve to exit or wait for the rotation',
       () => !serve.alive() || /waiting for a rotation in progress/.test(serve.output()),

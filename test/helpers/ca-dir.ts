@@ -1,9 +1,11 @@
-// A throw-away CA directory for CA tests: `initCa` in a temp dir, removed by the returned cleanup; and a CA server
-// on 127.0.0.1 port 0 serving from one.
+// A throw-away CA directory for CA tests: `initCa` in a temp dir, removed by the returned cleanup; a CA server on
+// 127.0.0.1 port 0 serving from one; and, for e2e tests of the built CLI, one made by `meshauth ca init` per test.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import { type CaServer, type CaServerOptions, initCa, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
+import { assertBuilt, meshauth } from './meshauth-cli.js';
 
 export async function makeCaDir(trustDomain = 'example.org'): Promise<{ dir: string; cleanup: () => void }> {
   const root = mkdtempSync(join(tmpdir(), 'meshauth-ca-'));
@@ -40,4 +42,41 @@ export async function startCaInTempDir(options: Omit<CaServerOptions, 'dir' | 'l
     ca.cleanup();
     throw error;
   }
+}
+
+export interface CliCaDir {
+  /** A fresh temporary directory per test, the commands' working directory. */
+  readonly cwd: string;
+  /** `cwd/ca`, made by `meshauth ca init --trust-domain example.org` before each test. */
+  readonly dir: string;
+  /** Run after each test, last added first (child processes to end). */
+  readonly cleanups: (() => Promise<void> | void)[];
+}
+
+/**
+ * For e2e tests of the built CLI on a CA directory: registers the hooks that check the build, init a CA in a fresh
+ * directory before each test, and run the cleanups and remove the directory after it.
+ */
+export function cliCaDirPerTest(prefix: string): CliCaDir {
+  let cwd = '';
+  const cleanups: (() => Promise<void> | void)[] = [];
+  beforeAll(() => assertBuilt());
+  beforeEach(async () => {
+    cwd = mkdtempSync(join(tmpdir(), prefix));
+    const init = await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', join(cwd, 'ca')], { cwd });
+    expect(init.code, init.stderr).toBe(0);
+  });
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    rmSync(cwd, { recursive: true, force: true });
+  });
+  return {
+    get cwd() {
+      return cwd;
+    },
+    get dir() {
+      return join(cwd, 'ca');
+    },
+    cleanups,
+  };
 }

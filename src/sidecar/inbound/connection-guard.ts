@@ -4,8 +4,10 @@
 // client address may hold at most a quarter of them: a handshake holds its place until it completes or times out,
 // and a few bytes of ClientHello on every place would otherwise shut every other client out. A burst from one
 // address (a TCP service's pool) still gets up to half of them; clients behind a NAT that hides them share that half.
-// On the external listener, where a connection has no SPIFFE ID to cap, one client address (an IPv6 client by its
-// /64) may also hold at most maxConnectionsPerSource open connections, idle or not (a quarter of all by default).
+// A client address is the address itself on the inbound (its clients are pods, which cannot pick their addresses,
+// and in an IPv6 cluster a node's pods often share one /64) and, on the external listener, an IPv6 client's /64
+// (a host on the internet can use any address of its subnet). On the external listener, where a connection has no
+// SPIFFE ID to cap, one client address may also hold at most maxConnectionsPerSource open connections, idle or not (a quarter of all by default).
 // Everything it refuses is counted (meshauth_connections_rejected_total) and logged at most once per interval, so a
 // flood of idle or failing connections costs bounded file descriptors, memory and log volume. The listener owns the
 // sockets; this class only counts and decides.
@@ -77,7 +79,7 @@ export class ConnectionGuard {
     this.server.maxConnections = maxConnections;
     this.server.on('drop', () => this.#refuse('max_connections', undefined));
     this.server.on('connection', (socket: Socket) => {
-      const source = clientSourceKey(socket.remoteAddress);
+      const source = sourceKeyOf(this.#direction, socket.remoteAddress);
       const refusal = this.#handshakeRefusal(source);
       if (refusal !== undefined) {
         this.#refuse(refusal, socket.remoteAddress);
@@ -179,4 +181,12 @@ function addTo(counts: Map<string, number>, key: string, delta: number): void {
   const next = (counts.get(key) ?? 0) + delta;
   if (next <= 0) counts.delete(key);
   else counts.set(key, next);
+}
+
+/**
+ * The key a connection is counted under per client: the address on the inbound (IPv4-mapped as IPv4), an IPv6
+ * client's /64 on the external listener.
+ */
+export function sourceKeyOf(direction: Direction, address: string | undefined): string {
+  return direction === 'external' ? clientSourceKey(address) : (clientAddress(address) ?? '');
 }

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
 import { refuseCaId, type SpiffeId } from '../identity/index.js';
 import { verifyCsrPem } from '../pki/index.js';
+import { clientAddress } from '../platform/index.js';
 import type { Logger, Metrics, RefusalLog } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
 import { IDENTITY_RATE_LIMITED, IdentityLimit } from './identity-limit.js';
@@ -330,7 +331,7 @@ export function rejectCaRequest(
   recordCaRejection(telemetry, error, reason, {
     method: req.method,
     path: pathOf(req).slice(0, 100),
-    remote: req.socket.remoteAddress,
+    remote: clientAddress(req.socket.remoteAddress),
   });
   if (res.headersSent) {
     res.destroy();

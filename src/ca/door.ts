@@ -5,7 +5,7 @@
 // is the handler chain's, past TLS.
 import type { Server as HttpsServer } from 'node:https';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { clientSourceKey, listenOn, startTimeoutSweeper } from '../platform/index.js';
+import { clientAddress, clientSourceKey, listenOn, startTimeoutSweeper } from '../platform/index.js';
 import type { Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { ConnectionGate, type ConnectionGateOptions, type ConnectionRefusal } from './connection-gate.js';
 
@@ -122,7 +122,7 @@ export function openDoor(options: CaDoorOptions): CaDoor {
       if (sent.size + chunk.length > MAX_EARLY_BYTES) {
         forget(socket, sent);
         socket.destroy();
-        options.oversizedFirstFlight?.(socket.remoteAddress);
+        options.oversizedFirstFlight?.(clientAddress(socket.remoteAddress));
         return;
       }
       sent.size += chunk.length;

@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import { MeshauthError } from '../errors/index.js';
 import {
   answerOnSocket,
+  clientAddress,
   expectationUnsupported,
   firstClientErrorOnly,
   nodeRefusal,
@@ -36,7 +37,7 @@ export function answerNodeRefusals(server: Server, options: NodeRefusalOptions):
     });
     recordCaRejection(options, rejection, 'method_not_allowed', {
       method: 'CONNECT',
-      remote: req.socket.remoteAddress,
+      remote: clientAddress(req.socket.remoteAddress),
     });
     answer(socket, rejection);
   });
@@ -52,7 +53,7 @@ function onClientError(options: NodeRefusalOptions, error: Error & { code?: stri
   // A request the handler has (its body still arriving at requestTimeout) is the handler's to count and log: closing
   // the connection aborts the body it waits for (read-body.ts, `body_incomplete`). Only the answer is written here.
   if (pending === undefined) {
-    const remote = (socket as Duplex & { remoteAddress?: string }).remoteAddress;
+    const remote = clientAddress((socket as Duplex & { remoteAddress?: string }).remoteAddress);
     recordCaRejection(options, rejection, rejection.reason ?? 'http_malformed', {
       method: undefined,
       remote,

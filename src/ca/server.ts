@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { MeshauthError } from '../errors/index.js';
 import { caSpiffeId } from '../identity/index.js';
 import { x509 } from '../pki/index.js';
-import { REUSE_PORT_MIN_NODE, reusePortSupported } from '../platform/index.js';
+import { clientAddress, REUSE_PORT_MIN_NODE, reusePortSupported } from '../platform/index.js';
 import { type Logger, type Metrics, RateLimitedLog, RefusalLog } from '../telemetry/index.js';
 import { protocolOptions, tlsClientErrorReason, withoutResumption } from '../tls/index.js';
 import { type CaAdminListener, startCaAdminListener } from './admin-listener.js';
@@ -219,7 +219,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT'
         ? 'handshake_timeout'
         : tlsClientErrorReason(error, socket.authorizationError);
-    handshakeRefused(reason, socket.remoteAddress, error.code ?? error.message);
+    handshakeRefused(reason, clientAddress(socket.remoteAddress), error.code ?? error.message);
   });
   // Without these, node:http answers a malformed or oversized head, or one past headersTimeout, with a bare
   // 400/431/408 and drops a CONNECT without a word: none counted or logged.

@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import { type ErrorCode, MeshauthError } from '../errors/index.js';
 import {
   answerOnSocket,
+  clientAddress,
   expectationUnsupported,
   firstClientErrorOnly,
   nodeRefusal,
@@ -85,7 +86,7 @@ export class AdminRefusals {
         reason: error.reason,
         method,
         parserCode,
-        remote: (socket as Duplex & { remoteAddress?: string }).remoteAddress,
+        remote: clientAddress((socket as Duplex & { remoteAddress?: string }).remoteAddress),
       },
       `admin request rejected: ${error.message}`,
     );

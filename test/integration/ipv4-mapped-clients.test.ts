@@ -7,11 +7,14 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compilePolicy, parsePolicy } from '../../src/authz/index.js';
+import { loadCaMaterial, startCaServer } from '../../src/ca/index.js';
 import { resolveInjectConfig } from '../../src/k8s/index.js';
 import { WebhookServer } from '../../src/k8s/webhook-server.js';
 import { Metrics } from '../../src/telemetry/index.js';
+import { makeCaDir } from '../helpers/ca-dir.js';
 import { endUserToken } from '../helpers/end-user-keys.js';
 import { EXTERNAL_ISSUER, type ExternalSidecar, startExternalSidecar } from '../helpers/external-sidecar.js';
 import { logLines } from '../helpers/log-lines.js';
@@ -167,6 +170,43 @@ describe('IPv4 clients of a dual-stack webhook (on ::ffff:127.0.0.1)', () => {
     } finally {
       await server.close();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('IPv4 clients of a dual-stack CA (on ::ffff:127.0.0.1)', () => {
+  it('ok/a refused handshake and a refused request are logged as 127.0.0.1', async () => {
+    const ca = await makeCaDir();
+    const log = logLines('ca');
+    const server = await startCaServer({
+      dir: ca.dir,
+      listen: `[${MAPPED}]:0`,
+      svidTtlMs: 10 * 60_000,
+      workers: 0,
+      logger: log.logger,
+      metrics: new Metrics(),
+    });
+    try {
+      const port = Number(new URL(server.url).port);
+      await notAClientHello(port);
+      await waitFor('the refused handshake line', () => log.find({ msg: 'TLS handshake refused' }).length > 0, 10_000);
+      expect(log.find({ msg: 'TLS handshake refused' }).map((line) => line.remote)).toEqual(['127.0.0.1']);
+      const bundle = (await loadCaMaterial(ca.dir)).bundle.toPem();
+      const dispatcher = new Agent({ connect: { ca: bundle, checkServerIdentity: () => undefined } });
+      const answer = await request(`https://127.0.0.1:${port}/v1/svid`, {
+        method: 'POST',
+        body: 'not json',
+        headers: { 'content-type': 'application/json' },
+        dispatcher,
+      });
+      await answer.body.dump();
+      await dispatcher.close();
+      expect(answer.statusCode).toBeGreaterThanOrEqual(400);
+      const refused = log.lines.filter((line) => line.path === '/v1/svid');
+      expect(refused.map((line) => line.remote)).toEqual(['127.0.0.1']);
+    } finally {
+      await server.close();
+      ca.cleanup();
     }
   });
 });

@@ -121,7 +121,9 @@ async function writeTempFile(path: string, data: string | Uint8Array, mode: numb
   } catch (error) {
     await handle.close();
     await rm(tmp, { force: true });
-    throw error;
+    // A full disk fails here, not at open(), and Node's error names no path: named by `path`, the CLI reports it as
+    // MESHAUTH_ERR_FILE_UNWRITABLE naming the file instead of Node's raw text.
+    throw Object.assign(error as NodeJS.ErrnoException, { path, syscall: 'write' });
   }
   await handle.close();
   return tmp;

@@ -1,0 +1,69 @@
+// A CA file written on a full disk: the write(2) fails with ENOSPC after open() succeeded, and Node's error names no
+// path, so `ca issue`/`ca rotate`/`ca token create` printed Node's raw "ENOSPC: no space left on device, write" (no
+// code, no file). The error now names the file the caller asked for, which the CLI turns into
+// MESHAUTH_ERR_FILE_UNWRITABLE naming it; nothing is left behind and the old file stays.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+/** Files opened under this prefix take no data: the first write fails with ENOSPC, as on a full disk. */
+const fullAtWrite = vi.hoisted(() => ({ prefix: undefined as string | undefined }));
+
+vi.mock('node:fs/promises', async (original) => {
+  const fs = await original<typeof import('node:fs/promises')>();
+  const open = ((path: Parameters<typeof fs.open>[0], ...rest: unknown[]) => {
+    const opened = (fs.open as (...args: unknown[]) => ReturnType<typeof fs.open>)(path, ...rest);
+    if (fullAtWrite.prefix === undefined || !String(path).startsWith(fullAtWrite.prefix)) return opened;
+    return opened.then((handle) =>
+      Object.assign(handle, {
+        writeFile: () =>
+          Promise.reject(
+            Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write' }),
+          ),
+      }),
+    );
+  }) as typeof fs.open;
+  return { ...fs, default: { ...fs, open }, open };
+});
+
+const { writeFileAtomic, writeFilesAtomic } = await import('../../../src/ca/ca-files.js');
+const { exitCodeFor, formatError, fromFileSystemError } = await import('../../../src/cli/run.js');
+
+let root: string;
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'meshauth-ca-files-full-'));
+});
+afterEach(() => {
+  fullAtWrite.prefix = undefined;
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('CA files on a full disk', () => {
+  it('fail/writeFileAtomic: ENOSPC names the file; the old one stays, no temporary file is left', async () => {
+    const file = join(root, 'bundle.pem');
+    writeFileSync(file, 'OLD\n');
+    fullAtWrite.prefix = root;
+    const error = await writeFileAtomic(file, 'NEW\n', 0o644).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: 'ENOSPC', path: file });
+    const converted = fromFileSystemError(error);
+    expect(formatError(converted)).toContain(file);
+    expect(formatError(converted)).toContain('MESHAUTH_ERR_FILE_UNWRITABLE');
+    expect(exitCodeFor(converted)).toBe(1);
+    expect(readFileSync(file, 'utf8')).toBe('OLD\n');
+    expect(readdirSync(root)).toEqual(['bundle.pem']);
+  });
+
+  it('fail/writeFilesAtomic: ENOSPC names the file it failed on', async () => {
+    fullAtWrite.prefix = root;
+    const files = [
+      { path: join(root, 'a.key'), data: 'A', mode: 0o600 },
+      { path: join(root, 'a.crt'), data: 'B', mode: 0o644 },
+    ];
+    await expect(writeFilesAtomic(files)).rejects.toMatchObject({ code: 'ENOSPC', path: join(root, 'a.key') });
+    expect(readdirSync(root)).toEqual([]);
+  });
+});

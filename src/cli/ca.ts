@@ -1,6 +1,6 @@
 // `meshauth ca …`: init, issue, token create, serve, rotate. Parses and bounds the flags, calls src/ca,
 // prints results. Every subcommand takes --dir (default `certs`).
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
@@ -15,6 +15,7 @@ import { SpiffeId } from '../identity/index.js';
 import { KEY_TYPES, parseKeyType, SVID_MAX_TTL_MS } from '../pki/index.js';
 import { createLogger, Metrics } from '../telemetry/index.js';
 import { checkOutPrefix } from './cert.js';
+import { makeKeyDirectory } from './key-pair-files.js';
 
 const DEFAULT_DIR = 'certs';
 const MINUTE = 60_000;
@@ -142,7 +143,7 @@ export function registerCaCommands(program: Command): void {
         // does not load, and issuing then failed as "inconsistent"; waiting a few milliseconds for it does not.
         const svid = await underDirectoryLock(opts.dir, () => issueOffline({ dir: opts.dir, id, ttlMs, keyType }));
         const prefix = opts.out ?? id.segments.at(-1) ?? 'svid';
-        await mkdir(dirname(prefix), { recursive: true });
+        await makeKeyDirectory(dirname(prefix));
         // All staged before any replaces its file: a failed write never leaves a key beside another certificate.
         const files: { path: string; data: string | Uint8Array; mode: number }[] = [
           { path: `${prefix}.key`, data: svid.privateKeyPem, mode: 0o600 },

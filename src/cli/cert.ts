@@ -2,7 +2,7 @@
 // sidecar, and get a JWT-SVID for calling outside the mesh. Keys are generated here, fresh on every
 // request and renewal. The CA is reached through the agent's CA client, the only one (it pins the CA's SPIFFE ID).
 import { createPublicKey } from 'node:crypto';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type CaConnection, requestJwtSvid, requestSvid } from '../agent/ca-client.js';
@@ -28,7 +28,7 @@ import {
   validateX509Svid,
   type x509,
 } from '../pki/index.js';
-import { replaceFiles } from './key-pair-files.js';
+import { makeKeyDirectory, replaceFiles } from './key-pair-files.js';
 
 export function registerCertCommands(program: Command): void {
   const cert = program.command('cert').description('inspect, request and renew certificates');
@@ -289,10 +289,7 @@ export async function writeKeyAndChain(
   privateKeyPem: string,
   chainPem: string,
 ): Promise<void> {
-  // The directories this creates hold the key: with the umask's mode alone, umask 000 (set in some container images)
-  // made them 0777, so any local user could delete or swap the workload's key and chain. 0755 at most: apps running
-  // as other users still reach the chain.
-  await mkdir(dirname(certFile), { recursive: true, mode: 0o755 });
+  await makeKeyDirectory(dirname(certFile));
   if (resolve(keyFile) === resolve(certFile)) {
     await replaceFiles([{ path: certFile, data: `${chainPem.trimEnd()}\n${privateKeyPem}`, mode: 0o600 }]);
     return;

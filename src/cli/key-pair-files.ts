@@ -7,9 +7,18 @@
 // and lends nothing.
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { type FileHandle, link as linkFile, lstat, open, rename, rm, stat } from 'node:fs/promises';
+import { type FileHandle, link as linkFile, lstat, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MeshauthError } from '../errors/index.js';
+
+/**
+ * Creates `dir` (and its parents) for a key and its chain, 0755 at most. With the umask's mode alone, umask 000 (set
+ * in some container images) made them 0777, so any local user could delete or swap the workload's key and chain.
+ * Not narrower: apps running as other users still reach the chain.
+ */
+export async function makeKeyDirectory(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+}
 
 export interface FileToReplace {
   readonly path: string;

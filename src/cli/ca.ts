@@ -6,7 +6,6 @@ import { dirname } from 'node:path';
 import type { Command } from 'commander';
 // The CA itself (server, jose, PKCS#12 via pkijs) is imported inside each action: `meshauth sidecar` shares this
 // program and must not load it (its idle memory must stay small).
-import { writeFilesAtomic } from '../ca/ca-files.js';
 import { IDENTITY_BURST, IDENTITY_RATE_PER_SECOND } from '../ca/identity-rate-limit.js';
 import { ROTATION_LOCK_FILE, withRotationLock } from '../ca/rotation-lock.js';
 import { assertDurationInRange, formatDuration, parseDuration } from '../config/duration.js';
@@ -15,7 +14,7 @@ import { SpiffeId } from '../identity/index.js';
 import { KEY_TYPES, parseKeyType, SVID_MAX_TTL_MS } from '../pki/index.js';
 import { createLogger, Metrics } from '../telemetry/index.js';
 import { checkOutPrefix } from './cert.js';
-import { makeKeyDirectory } from './key-pair-files.js';
+import { type FileToReplace, makeKeyDirectory, replaceFiles } from './key-pair-files.js';
 
 const DEFAULT_DIR = 'certs';
 const MINUTE = 60_000;
@@ -144,8 +143,10 @@ export function registerCaCommands(program: Command): void {
         const svid = await underDirectoryLock(opts.dir, () => issueOffline({ dir: opts.dir, id, ttlMs, keyType }));
         const prefix = opts.out ?? id.segments.at(-1) ?? 'svid';
         await makeKeyDirectory(dirname(prefix));
-        // All staged before any replaces its file: a failed write never leaves a key beside another certificate.
-        const files: { path: string; data: string | Uint8Array; mode: number }[] = [
+        // All staged before any replaces its file, and the earlier ones put back when a later one fails: a failed
+        // write never leaves a key beside another certificate. Replaced files keep their owner, group and mode (run as
+        // root for an app's files, they used to become root's 0600, which the app could no longer read).
+        const files: FileToReplace[] = [
           { path: `${prefix}.key`, data: svid.privateKeyPem, mode: 0o600 },
           { path: `${prefix}.crt`, data: svid.certChainPem, mode: 0o644 },
         ];
@@ -159,7 +160,7 @@ export function registerCaCommands(program: Command): void {
           });
           files.push({ path: `${prefix}.p12`, data: p12, mode: 0o600 });
         }
-        await writeFilesAtomic(files);
+        await replaceFiles(files);
         const written = files.map((f) => f.path).sort();
         process.stdout.write(
           `issued ${id} (${keyType}, expires ${svid.notAfter.toISOString()}): ${written.join(', ')}\n`,

@@ -1,6 +1,6 @@
-// How `cert request` and `cert renew` put a new key and chain where the files of the workload are. Every file is
-// staged complete and fsync'd next to its target before the first is replaced, so a failure to write any of them (a
-// full disk, a directory that takes no new file) replaces none. A replaced regular file keeps its owner, group and
+// How `cert request`, `cert renew` and `ca issue` put a new key and chain where the files of the workload are. Every
+// file is staged complete and fsync'd next to its target before the first is replaced, so a failure to write any of
+// them (a full disk, a directory that takes no new file) replaces none. A replaced regular file keeps its owner, group and
 // mode: the CLI is often run as root for an app that runs as its own user and must still read its key. Only in a
 // directory no one but its owner can write: elsewhere (/tmp, a shared directory) anyone could have put the file there
 // first, and taking its owner or mode would hand them the new key. A symlink at a target is replaced, never followed,
@@ -22,7 +22,7 @@ export async function makeKeyDirectory(dir: string): Promise<void> {
 
 export interface FileToReplace {
   readonly path: string;
-  readonly data: string;
+  readonly data: string | Uint8Array;
   /** The mode of a new file; a replaced regular file keeps its own. */
   readonly mode: number;
 }

@@ -124,7 +124,16 @@ async function contentOf(path: string): Promise<string | undefined> {
   }
 }
 
-const UNLOCKABLE_DIRECTORY: ReadonlySet<string> = new Set(['ENOENT', 'ENOTDIR', 'EROFS', 'EACCES', 'EPERM']);
+const UNLOCKABLE_DIRECTORY: ReadonlySet<string> = new Set([
+  'ENOENT',
+  'ENOTDIR',
+  'EROFS',
+  'EACCES',
+  'EPERM',
+  // A full disk or quota: `ca issue` only reads the directory and writes elsewhere (--out), so it must still run.
+  'ENOSPC',
+  'EDQUOT',
+]);
 
 /** How often a command waiting for the lock tries again. */
 const LOCK_RETRY_MS = 100;
@@ -156,7 +165,8 @@ export async function withRotationLock<T>(
     lock = await acquireRotationLock(path);
   } catch (error) {
     // A directory that is missing or cannot be written to cannot be changed either: `action` fails on its own first
-    // read or write, with the message naming its file that it always had (no CA here, a read-only mount).
+    // read or write, with the message naming its file that it always had (no CA here, a read-only mount, a full
+    // disk), and one that only reads it runs as it did before it took the lock.
     if (UNLOCKABLE_DIRECTORY.has((error as NodeJS.ErrnoException).code ?? '')) return action();
     throw error;
   }

@@ -29,6 +29,7 @@ vi.mock('node:fs/promises', async (original) => {
 
 const { writeFileAtomic, writeFilesAtomic } = await import('../../../src/ca/ca-files.js');
 const { exitCodeFor, formatError, fromFileSystemError } = await import('../../../src/cli/run.js');
+const { withRotationLock } = await import('../../../src/ca/rotation-lock.js');
 
 let root: string;
 beforeEach(() => {
@@ -64,6 +65,19 @@ describe('CA files on a full disk', () => {
       { path: join(root, 'a.crt'), data: 'B', mode: 0o644 },
     ];
     await expect(writeFilesAtomic(files)).rejects.toMatchObject({ code: 'ENOSPC', path: join(root, 'a.key') });
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  // `ca issue` takes the directory's lock only to wait out a rotation: it reads the CA and writes its --out files
+  // elsewhere, which it did on a full CA disk before it took the lock.
+  it('ok/withRotationLock on a full CA directory: an action that only reads it runs; one that writes names its file', async () => {
+    fullAtWrite.prefix = root;
+    await expect(withRotationLock(root, async () => 'issued')).resolves.toBe('issued');
+    const key = join(root, 'intermediate.key');
+    await expect(withRotationLock(root, () => writeFileAtomic(key, 'NEW\n', 0o600))).rejects.toMatchObject({
+      code: 'ENOSPC',
+      path: key,
+    });
     expect(readdirSync(root)).toEqual([]);
   });
 });

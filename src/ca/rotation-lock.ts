@@ -25,8 +25,16 @@ export type ReleaseOutcome =
   | 'released'
   /** Another process broke the lock as stale meanwhile (this holder took over STALE_LOCK_MS): theirs is left alone. */
   | 'taken_over'
-  /** Another process was breaking the lock at that moment: it is left to them, or to go stale. */
+  /** Another process held the break lock throughout the release's retries: the lock is left to go stale. */
   | 'left';
+
+/**
+ * A release retries this often while another process holds the break lock. That process holds it for milliseconds
+ * (it found the lock gone a moment before this holder's lock was created, and judges again): without the retry, the
+ * lock was left behind and every command and replica waited for it to go stale, a minute.
+ */
+const RELEASE_ATTEMPTS = 20;
+const RELEASE_RETRY_MS = 25;
 
 export interface RotationLock {
   /** Removes the lock file only if it still holds this holder's token. */
@@ -73,12 +81,16 @@ export async function acquireRotationLock(path: string): Promise<RotationLock | 
 function heldLock(path: string, content: string): RotationLock {
   return {
     release: async () => {
-      const outcome = await underBreakLock(path, async (): Promise<ReleaseOutcome> => {
-        if ((await contentOf(path)) !== content) return 'taken_over';
-        await rm(path, { force: true });
-        return 'released';
-      });
-      return outcome ?? 'left';
+      for (let attempt = 0; attempt < RELEASE_ATTEMPTS; attempt++) {
+        if (attempt > 0) await delay(RELEASE_RETRY_MS);
+        const outcome = await underBreakLock(path, async (): Promise<ReleaseOutcome> => {
+          if ((await contentOf(path)) !== content) return 'taken_over';
+          await rm(path, { force: true });
+          return 'released';
+        });
+        if (outcome !== undefined) return outcome;
+      }
+      return 'left';
     },
   };
 }

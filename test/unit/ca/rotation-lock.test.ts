@@ -99,6 +99,19 @@ describe('acquireRotationLock', () => {
     expect(outcome).toBe('left');
   });
 
+  it('ok/a holder releasing while another process holds the break lock for a moment still releases', async () => {
+    // The break lock is held for milliseconds (a waiter judging a lock it found gone): a release that gave up at once
+    // left the lock for a minute, and every command and replica waited for it to go stale.
+    const held = await acquireRotationLock(lock);
+    expect(held).toBeDefined();
+    await writeFile(`${lock}.break`, 'a waiter judging the lock\n');
+    const releasing = held?.release();
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    await rm(`${lock}.break`, { force: true });
+    expect(await releasing).toBe('released');
+    expect(await contentOrMissing(lock)).toBe('missing');
+  });
+
   it('ok/a break lock left stale by a replica that died while breaking is broken in turn', async () => {
     await writeFile(lock, 'a replica that died mid-rotation\n');
     await makeStale(lock);

@@ -132,6 +132,9 @@ export function tryItYourself(mesh: DemoMesh, color: boolean): string {
     ...[...mesh.services.values()]
       .reverse()
       .map((svc) => `  ${svc.name.padEnd(9)} http://127.0.0.1:${svc.sidecar.adminPort}/metrics`),
+    // The edge's own series (meshauth_gateway_requests_total, logins, sessions) are only on the gateway's admin port,
+    // which the demo picks at random and printed nowhere else.
+    `  ${'gateway'.padEnd(9)} http://127.0.0.1:${mesh.gateway.gateway.adminPort}/metrics`,
     `  ${'CA'.padEnd(9)} ${mesh.caMetricsUrl}  ${s.dim(`(curl --cacert ${mesh.bundleFile})`)}`,
     '',
     s.dim(`Logs (JSON, one file per component): ${mesh.logDir}`),

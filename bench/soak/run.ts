@@ -23,6 +23,7 @@ import { Agent, request } from 'undici';
 import { type Child, freePort, installCleanup, spawnChild, stopAll, waitForPort } from '../children.js';
 import { HandshakeStorm, STORM_MAX_IN_FLIGHT, STORM_REASONS } from './handshake-storm.js';
 import { parseSamples, sumSamples } from './prometheus-text.js';
+import { STALL_REPORT_MS, type Stall, StallWatch } from './stall-watch.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const MAIN = join(ROOT, 'dist/src/cli/main.js');
@@ -33,8 +34,6 @@ const SERVER_ID = `spiffe://${TD}/ns/soak/sa/server`;
 const MAX_RSS_GROWTH = 0.1;
 /** Descriptors may differ by this many (connection churn in flight at the moment of sampling). */
 const FD_SLACK = 16;
-/** A gap this long between two turns of the load loop (normally ≤ 10 ms apart) is reported as a stall. */
-const STALL_REPORT_MS = 1_000;
 /** The least share of its lifetime an SVID has left when its renewal is due (the agent renews at 45-55 %). */
 const LIFE_LEFT_AT_RENEWAL = 0.45;
 const EXIT_INCONCLUSIVE = 3;
@@ -55,12 +54,6 @@ interface Sample {
   readonly heapUsedBytes: number;
   readonly openFds: number;
   readonly eventLoopLagP99Ms: number;
-}
-
-interface Stall {
-  /** Seconds since the start of the load when the loop ran again. */
-  readonly atSeconds: number;
-  readonly seconds: number;
 }
 
 interface Role {
@@ -255,14 +248,9 @@ async function main(): Promise<number> {
     process.stdout.write(
       `soak: ${options.minutes} min at ${options.rate} req/s, SVID TTL ${options.svidTtlSeconds} s, warm-up ${warmUpMs / 1000} s, sample every ${sampleEveryMs / 1000} s${storm === undefined ? '' : `, handshake storm ${options.stormRate}/s`}\n`,
     );
-    const stalls: Stall[] = [];
-    let lastTurn = started;
-    while (Date.now() - started < durationMs) {
-      const now = Date.now();
-      if (now - lastTurn >= STALL_REPORT_MS) {
-        stalls.push({ atSeconds: (now - started) / 1000, seconds: (now - lastTurn) / 1000 });
-      }
-      lastTurn = now;
+    const watch = new StallWatch(started, durationMs);
+    const stalls = watch.stalls;
+    for (let now = Date.now(); watch.running(now); now = Date.now()) {
       // Open-loop pacing with a cap on requests in flight: a stalled mesh shows up as failures, not a pile-up.
       while (next <= now && inFlight < 256) {
         fire();

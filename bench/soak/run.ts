@@ -98,9 +98,28 @@ function procFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
+/** A scrape that fails is tried again for this long: after a stall the CA's own certificate may have expired (it lives
+ * as long as an SVID) until its once-a-second check renews it. */
+const SCRAPE_RETRY_MS = 5_000;
+
+async function scrape(role: Role): Promise<string> {
+  const deadline = Date.now() + SCRAPE_RETRY_MS;
+  for (;;) {
+    try {
+      const response = await request(
+        role.metricsUrl,
+        role.dispatcher === undefined ? {} : { dispatcher: role.dispatcher },
+      );
+      return await response.body.text();
+    } catch (error) {
+      if (Date.now() >= deadline) throw error;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
 async function sample(role: Role, t: number): Promise<Sample> {
-  const response = await request(role.metricsUrl, role.dispatcher === undefined ? {} : { dispatcher: role.dispatcher });
-  const text = await response.body.text();
+  const text = await scrape(role);
   const m = parseSamples(text);
   return {
     t,
@@ -273,10 +292,10 @@ async function main(): Promise<number> {
     await keepAlive.close();
     const t = Math.round((Date.now() - started) / 1000);
     for (const role of roles) samples.push(await sample(role, t));
-    const caMetrics = await (await request(roles[0]?.metricsUrl as string, { dispatcher: caDispatcher })).body.text();
+    const caMetrics = await scrape(roles[0] as Role);
     const issued = sumSamples(caMetrics, 'meshauth_ca_svids_issued_total');
     await caDispatcher.close();
-    const serverMetrics = await (await request(roles[2]?.metricsUrl as string)).body.text();
+    const serverMetrics = await scrape(roles[2] as Role);
 
     // Verdicts per process: RSS at the end vs the most it held up to the first sample after warm-up (a footprint it
     // has already reached is not growth: one sample taken just after a collection gave back memory made a steady
@@ -304,7 +323,7 @@ async function main(): Promise<number> {
       requestVerdicts.push(`${failures.length} of ${sent} requests failed (first: ${failures[0]})`);
     }
     if (ok + failures.length !== sent) requestVerdicts.push(`${sent - ok - failures.length} requests never completed`);
-    const clientMetrics = await (await request(roles[1]?.metricsUrl as string)).body.text();
+    const clientMetrics = await scrape(roles[1] as Role);
     const stalledPast = stallPastSvidLife(stalls, firstFailureAtMs, options.svidTtlSeconds, [
       ['client', clientMetrics],
       ['server', serverMetrics],
@@ -419,7 +438,7 @@ function stallPastSvidLife(
   return (
     `the machine stalled ${stall.seconds.toFixed(1)} s until t=${stall.atSeconds.toFixed(0)} s, before the first ` +
     `failure and longer than the ${lifeLeft.toFixed(1)} s an SVID may have left when its renewal is due; the ` +
-    `SVID of the ${expired.join(' and ')} sidecar expired, and a used join token cannot bootstrap again: run it again`
+    `SVID of the ${expired.join(' and ')} sidecar${expired.length > 1 ? 's' : ''} expired, and a used join token cannot bootstrap again: run it again`
   );
 }
 

@@ -1,6 +1,8 @@
 // `host:port` listen addresses (`127.0.0.1:8443`, `[::1]:0`, `0.0.0.0:8443`) and the URL a client would use.
 import { isIP } from 'node:net';
+import { parseHostPort } from '../config/host-port.js';
 import { MeshauthError } from '../errors/index.js';
+import { isEveryAddressIpv6 } from '../platform/index.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -8,18 +10,16 @@ export interface ListenAddress {
 }
 
 export function parseListenAddress(text: string): ListenAddress {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
-  const host = match?.[1] ?? match?.[2];
-  const port = Number(match?.[3]);
-  const bracketedNotIpv6 = match?.[1] !== undefined && isIP(match[1]) !== 6;
-  if (match === null || host === undefined || bracketedNotIpv6 || !Number.isInteger(port) || port > 65_535) {
+  // The sidecar config's parser: the same rules for names, ports and bracketed IPv6 literals.
+  const address = parseHostPort(text.trim());
+  if (address === undefined) {
     throw new MeshauthError(
       'MESHAUTH_ERR_USAGE',
       `invalid listen address ${JSON.stringify(text.slice(0, 80))}: expected HOST:PORT, e.g. 127.0.0.1:8443 or [::1]:8443`,
       { reason: 'bad_listen_address' },
     );
   }
-  return { host, port };
+  return { host: address.host, port: address.port };
 }
 
 /** The URL a client would use: for a listener on every interface, the loopback address of the same family. */
@@ -35,6 +35,6 @@ export function httpsUrl(host: string, port: number): string {
  */
 function dialedHost(host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1';
-  if (isIP(host) === 6 && /^[0:]+$/.test(host)) return '127.0.0.1';
+  if (isEveryAddressIpv6(host)) return '127.0.0.1';
   return host;
 }

@@ -5,7 +5,7 @@
 
 export { clientAddress, clientSourceKey } from './client-source.js';
 export { clientWentAway, type H2SessionErrorReason, h2SessionErrorReason } from './h2-session-error.js';
-export { bindOptions, listenOn, REUSE_PORT_MIN_NODE, reusePortSupported } from './listen.js';
+export { bindOptions, isEveryAddressIpv6, listenOn, REUSE_PORT_MIN_NODE, reusePortSupported } from './listen.js';
 export {
   firstClientErrorOnly,
   keepReadingAfterEnd,

@@ -29,6 +29,11 @@ const BIND_FAILURES: Readonly<Record<string, string>> = {
   EADDRNOTAVAIL: "the address is not one of this host's",
 };
 
+/** `::` in any spelling (`0:0:…:0`): every address, which `bindOptions` binds for both families. */
+export function isEveryAddressIpv6(host: string): boolean {
+  return isIP(host) === 6 && /^[0:]+$/.test(host);
+}
+
 /** What `server.listen()` is given for a listen address. */
 export function bindOptions(address: {
   readonly host: string;
@@ -39,7 +44,7 @@ export function bindOptions(address: {
   // IPV6_V6ONLY off (IPv4 clients arrive as ::ffff:a.b.c.d), or 0.0.0.0 on a host without IPv6, where an explicit
   // `::` fails with EAFNOSUPPORT and an injected sidecar would not start on an IPv4-only node. Every other host,
   // 0.0.0.0 included, is bound as written.
-  const everyFamily = isIP(address.host) === 6 && /^[0:]+$/.test(address.host);
+  const everyFamily = isEveryAddressIpv6(address.host);
   // `reusePort` is newer than the Node typings this project builds against.
   const options: ListenOptions & { reusePort?: boolean } = everyFamily
     ? { port: address.port }

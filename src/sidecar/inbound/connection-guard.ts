@@ -7,7 +7,8 @@
 // A client address is the address itself on the inbound (its clients are pods, which cannot pick their addresses,
 // and in an IPv6 cluster a node's pods often share one /64) and, on the external listener, an IPv6 client's /64
 // (a host on the internet can use any address of its subnet). On the external listener, where a connection has no
-// SPIFFE ID to cap, one client address may also hold at most maxConnectionsPerSource open connections, idle or not (a quarter of all by default).
+// SPIFFE ID to cap, one client address may also hold at most maxConnectionsPerSource open connections, idle or not
+// (a quarter of all by default).
 // Everything it refuses is counted (meshauth_connections_rejected_total) and logged at most once per interval, so a
 // flood of idle or failing connections costs bounded file descriptors, memory and log volume. The listener owns the
 // sockets; this class only counts and decides.

@@ -2,6 +2,7 @@
 // defaults into an already validated file and parses values into their types (TrustDomain, SpiffeId, HostPort).
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
+import { DEFAULT_MAX_PEER_ID_LABELS } from '../telemetry/peer-id-labels.js';
 import { parseDuration } from './duration.js';
 import { formatHostPort, type HostPort, parseHostPort } from './host-port.js';
 import { envOrigin } from './key-path.js';
@@ -33,7 +34,7 @@ export const INBOUND_LIMIT_DEFAULTS: InboundLimitSettings = Object.freeze({
   sessionIdleTimeoutMs: 75_000,
   appConnections: 128,
   maxHeaderBytes: 16 * 1024,
-  maxPeerIdLabels: 256,
+  maxPeerIdLabels: DEFAULT_MAX_PEER_ID_LABELS,
 });
 
 export interface InboundLimitSettings {

@@ -30,8 +30,7 @@ export function httpsUrl(host: string, port: number): string {
 
 /**
  * No client dials "every interface" (0.0.0.0, ::, 0:0:…:0); one on this machine dials loopback instead. IPv4
- * loopback for `::` too: that listener takes both families (IPv4 alone on a host without IPv6, see bindOptions), and
- * the CA's serving certificate names 127.0.0.1, not ::1.
+ * loopback for `::` too: that listener takes both families, but IPv4 alone on a host without IPv6 (see bindOptions).
  */
 function dialedHost(host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1';

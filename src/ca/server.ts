@@ -28,6 +28,7 @@ import { httpsUrl, parseListenAddress } from './listen-address.js';
 import { DEFAULT_MAX_QUEUE, withLoadShedding } from './load-shedding.js';
 import { answerNodeRefusals } from './node-refusals.js';
 import { checkIssuerUrl } from './oidc-metadata.js';
+import { servingSans } from './serving-sans.js';
 import { defaultWorkerCount, SigningPool } from './signing-pool.js';
 
 const SERVING_CHECK_INTERVAL_MS = 1000;
@@ -49,7 +50,10 @@ export interface CaServerOptions {
   readonly listen: string;
   /** Lifetime of issued SVIDs (and of the server's own certificate). The CLI bounds it (5 s … 24 h). */
   readonly svidTtlMs: number;
-  /** Extra DNS names / IP addresses for the serving certificate, besides localhost, 127.0.0.1 and the host name. */
+  /**
+   * Extra DNS names / IP addresses for the serving certificate, besides localhost, 127.0.0.1, ::1, the host name and
+   * the IP of `listen` when it is a specific one.
+   */
   readonly sans?: readonly string[];
   /** Lifetime of JWT-SVIDs from `POST /v1/token`; default and maximum 5 min (the CLI bounds it). */
   readonly jwtTtlMs?: number;
@@ -113,7 +117,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   }
   const authority = await CaAuthority.open(options.dir, options.logger);
   options.metrics.exposeCaQueueGauges();
-  const sans = servingSans(options.sans ?? []);
+  const sans = servingSans({ listenHost: address.host, hostName: hostname(), extra: options.sans ?? [] });
   const serving = new ServingIdentity(authority, options.svidTtlMs, sans, now);
   if (options.autoRotateIntermediateTtlMs !== undefined && !(await exists(caPaths(options.dir).rootKey))) {
     throw new MeshauthError(
@@ -375,10 +379,6 @@ class ServingIdentity {
     if (this.#authority.generation === this.#generation && Date.now() < this.#renewAt) return undefined;
     return this.issue();
   }
-}
-
-function servingSans(extra: readonly string[]): string[] {
-  return [...new Set(['localhost', '127.0.0.1', hostname().toLowerCase(), ...extra])].filter((s) => s.length > 0);
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 // The CA itself (server, jose, PKCS#12 via pkijs) is imported inside each action: `meshauth sidecar` shares this
 // program and must not load it (its idle memory must stay small).
 import { IDENTITY_BURST, IDENTITY_RATE_PER_SECOND } from '../ca/identity-rate-limit.js';
-import { ROTATION_LOCK_FILE, withRotationLock } from '../ca/rotation-lock.js';
+import { ROTATION_LOCK_FILE, STALE_LOCK_MS, withRotationLock } from '../ca/rotation-lock.js';
 import { assertDurationInRange, formatDuration, parseDuration } from '../config/duration.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
@@ -445,7 +445,7 @@ function underDirectoryLock<T>(dir: string, action: () => Promise<T>): Promise<T
     onWait: (holder) =>
       process.stderr.write(
         `meshauth: waiting for another process changing ${dir} (${ROTATION_LOCK_FILE}: ${holder}); ` +
-          'a lock left by a process that died is broken after 60 s\n',
+          `a lock left by a process that died is broken after ${Math.round(STALE_LOCK_MS / 1000)} s\n`,
       ),
     onTakenOver: () =>
       process.stderr.write(

@@ -192,7 +192,7 @@ export function registerCaCommands(program: Command): void {
     .option('--svid-ttl <duration>', 'lifetime of issued SVIDs, 5s … 24h (warns under 5m)', '1h')
     .option(
       '--san <name-or-ip...>',
-      'extra DNS name or IP for the serving certificate (localhost, 127.0.0.1 and the host name are always included)',
+      'extra DNS name or IP for the serving certificate (localhost, 127.0.0.1, ::1, the host name and a specific --listen IP are always included)',
     )
     .option('--jwt-ttl <duration>', 'lifetime of JWT-SVIDs from POST /v1/token, 30s … 5m', '5m')
     .option(

@@ -111,7 +111,10 @@ export class Agent {
   #bundleRefreshHintMs: number | undefined;
   /** Bumped whenever we install a bundle, so a slow bundle fetch cannot overwrite a newer one. */
   #bundleVersion = 0;
-  /** Roots the CA dropped from a bundle we held (a retired root): never trusted again from the configured file. */
+  /**
+   * Roots the CA dropped from a bundle we held, or left out of its answer to a bootstrap that trusted them (a retired
+   * root): never trusted again from the configured file.
+   */
   #droppedRoots: TrustBundle | undefined;
   /** Roots held or dropped, in the order this agent first saw them: which of two is older, within one second. */
   #learned: TrustBundle | undefined;
@@ -239,19 +242,20 @@ export class Agent {
         ? 'renewal'
         : 'bootstrap';
     try {
-      const credentials =
+      const issued =
         mode === 'renewal' && current !== undefined
-          ? await this.#renew(current, signal)
+          ? { credentials: await this.#renew(current, signal), anchors: undefined }
           : await this.#bootstrap(signal);
       if (this.#state !== 'running') return;
-      this.#install(credentials, mode);
+      this.#install(issued.credentials, mode, issued.anchors);
     } catch (error) {
       if (this.#state !== 'running') return;
       this.#onFailure(error, mode);
     }
   }
 
-  async #bootstrap(signal: AbortSignal): Promise<Credentials> {
+  /** The new credentials, and the roots that authenticated the CA (the configured file's among them). */
+  async #bootstrap(signal: AbortSignal): Promise<{ credentials: Credentials; anchors: TrustBundle }> {
     const { trustDomain, bundleFile, tokenFile, holder } = this.#options;
     const configured = await readBundleFile(bundleFile, trustDomain);
     // The configured roots, plus what the CA last told us (it may have added a root since the file was written). A
@@ -266,7 +270,7 @@ export class Agent {
     const response = await requestSvid(this.#connection(anchors.toPem(), signal), { csrPem: key.csrPem, token });
     const credentials = this.#accept(response, key, undefined);
     await this.#checkBundleAnchorsCa(anchors, credentials.bundle, signal);
-    return credentials;
+    return { credentials, anchors };
   }
 
   async #renew(current: Credentials, signal: AbortSignal): Promise<Credentials> {
@@ -305,7 +309,12 @@ export class Agent {
     }
   }
 
-  #install(credentials: Credentials, mode: Mode): void {
+  /**
+   * `anchors`: the roots a bootstrap trusted to reach the CA. Judged against the CA's bundle as a held bundle is, so
+   * that an agent restarted over a `ca.bundle` file that still lists a retired root (its memory of retired roots is
+   * gone with the old process, and the CA's answers never list that root again) keeps it out from then on.
+   */
+  #install(credentials: Credentials, mode: Mode, anchors?: TrustBundle): void {
     const { holder, metrics } = this.#options;
     const now = this.#now();
     const previous = holder.current;
@@ -318,7 +327,9 @@ export class Agent {
       return;
     }
     this.#bundleVersion += 1;
-    this.#noteDroppedRoots(previous?.bundle, credentials.bundle);
+    const trusted = anchors === undefined ? previous?.bundle : mergeBundles(anchors, previous?.bundle);
+    this.#noteDroppedRoots(trusted, credentials.bundle);
+    if (anchors !== undefined) this.#warnRetiredInFile(anchors, previous?.bundle);
     this.#failures = 0;
     this.#bootstrapNext = false;
     this.#tokenWarned = false;
@@ -491,6 +502,20 @@ export class Agent {
         { reason: 'bundle_without_ca_root', cause: error },
       );
     }
+  }
+
+  /**
+   * Roots this bootstrap found retired that the agent never held, so came from the configured file (the anchors hold
+   * no root already known as retired): a warn line, since the file goes on listing them to every agent that starts.
+   */
+  #warnRetiredInFile(anchors: TrustBundle, held: TrustBundle | undefined): void {
+    const dropped = this.#droppedRoots;
+    const retired = anchors.roots.filter((root) => dropped?.hasRoot(root) === true && held?.hasRoot(root) !== true);
+    if (retired.length === 0) return;
+    this.#logger.warn(
+      { event: 'bundle_file_retired_root', bundleFile: this.#options.bundleFile, roots: retired.length },
+      "the configured trust bundle lists a root the CA has retired; it is not trusted: replace it with the CA's bundle.pem",
+    );
   }
 
   #noteRefreshHint(hintMs: number | undefined): void {

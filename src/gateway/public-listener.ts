@@ -1,7 +1,8 @@
 // The gateway's public listener: TLS with a normal server certificate (not the SVID), HTTP/2 and HTTP/1.1 chosen by
 // ALPN (node:http2 with allowHTTP1). The certificate and key files are watched and re-read when they change (a
 // cert-manager renewal or a Secret update): a pair that does not load keeps the old one in service and is logged.
-// Header blocks are bounded (431 on HTTP/1.1; HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE). The limits of the sidecar's
+// Header blocks are bounded: 431 on HTTP/1.1 from node:http; on HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE is only
+// advertised (node:http2 takes larger blocks) and the edge answers 431 past it. The limits of the sidecar's
 // inbound apply to this public port too (PUBLIC_LIMITS): a connection cap and a per-address share, handshake and
 // request-head deadlines, an HTTP/2 session closed when it sends no request in time, and HTTP/2 sessions that abuse
 // the protocol (rapid reset, invalid frames, floods nghttp2 detects) closed. Every connection closed by a limit is

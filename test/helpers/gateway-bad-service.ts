@@ -53,7 +53,22 @@ export function badHandler(open: Set<ServerResponse>) {
 export async function startBadMesh(
   extra: (base: Record<string, unknown>) => Record<string, unknown> = (b) => b,
 ): Promise<BadMesh> {
-  const badPort = await freePort();
+  // The gateway's route names the bad sidecar's port before that sidecar exists, so the port is picked free and bound
+  // later: another process of the machine may take it in between. A new port, a few times, rather than a failed file.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startBadMeshOnce(extra, await freePort());
+    } catch (error) {
+      const code = (error as { cause?: { code?: string } }).cause?.code;
+      if (code !== 'EADDRINUSE' || attempt === 3) throw error;
+    }
+  }
+}
+
+async function startBadMeshOnce(
+  extra: (base: Record<string, unknown>) => Record<string, unknown>,
+  badPort: number,
+): Promise<BadMesh> {
   const badId = 'spiffe://example.org/ns/shop/sa/bad';
   const mesh = await startGatewayMesh({
     gateway: (base) =>
@@ -73,21 +88,28 @@ export async function startBadMesh(
   });
   const open = new Set<ServerResponse>();
   const badApp = await startApp(badHandler(open));
-  const bad = await startTestSidecar(
-    mesh.ca,
-    badId,
-    sidecarConfigFromObject(
-      {
-        trustDomain: 'example.org',
-        ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent/bundle.pem', token: '/nonexistent/token' },
-        inbound: { listen: `127.0.0.1:${badPort}`, app: `127.0.0.1:${badApp.port}`, appTimeout: '5s' },
-        outbound: { listen: '127.0.0.1:0', routes: {} },
-        admin: { listen: '127.0.0.1:0' },
-        drainTimeout: '1s',
-      },
-      'bad',
-    ),
-  );
+  let bad: TestSidecar;
+  try {
+    bad = await startTestSidecar(
+      mesh.ca,
+      badId,
+      sidecarConfigFromObject(
+        {
+          trustDomain: 'example.org',
+          ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent/bundle.pem', token: '/nonexistent/token' },
+          inbound: { listen: `127.0.0.1:${badPort}`, app: `127.0.0.1:${badApp.port}`, appTimeout: '5s' },
+          outbound: { listen: '127.0.0.1:0', routes: {} },
+          admin: { listen: '127.0.0.1:0' },
+          drainTimeout: '1s',
+        },
+        'bad',
+      ),
+    );
+  } catch (error) {
+    await badApp.close().catch(() => undefined);
+    await mesh.close();
+    throw error;
+  }
   return {
     mesh,
     port: Number(new URL(mesh.origin).port),

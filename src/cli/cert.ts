@@ -1,7 +1,7 @@
 // `meshauth cert …`: inspect a certificate file, request/renew an SVID from a running CA for workloads without a
 // sidecar, and get a JWT-SVID for calling outside the mesh. Keys are generated here, fresh on every
 // request and renewal. The CA is reached through the agent's CA client, the only one (it pins the CA's SPIFFE ID).
-import { createPublicKey } from 'node:crypto';
+import { subtle } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -159,17 +159,26 @@ async function joinToken(opts: { token?: string; tokenFile?: string }): Promise<
 }
 
 /**
- * --key must be the key of the leaf in --cert. Checked here: a key of another certificate (two files mixed up) went
- * to the CA, whose TLS handshake failed on it, and was reported as the CA being unavailable (exit 1).
+ * --key must be the key of the leaf in --cert. Checked here: a key of another certificate (two files mixed up, or a
+ * pair torn by a writer killed between its two renames) went to the CA, whose TLS handshake failed on it, and was
+ * reported as the CA being unavailable (exit 1). The public key is the imported private key's: Node's
+ * createPublicKey of the --key text takes the certificate's key when the text holds one (a combined file), so a torn
+ * combined file passed.
  */
 async function checkKeyPair(files: { cert: string; key: string }, certPem: string, keyPem: string): Promise<KeyPair> {
   const keys = await importPrivateKeyPem(keyPem).catch((error: unknown) => naming(files.key, error));
   const [leaf] = certificatesOf(files.cert, certPem);
-  const spki = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
+  const spki = Buffer.from(await subtle.exportKey('spki', keys.publicKey));
   if (leaf === undefined || !spki.equals(Buffer.from(leaf.publicKey.rawData))) {
+    const pair =
+      resolve(files.cert) === resolve(files.key)
+        ? `the key in ${files.key} does not belong to the certificate in it`
+        : `--key ${files.key} does not belong to the certificate in --cert ${files.cert}`;
     throw new MeshauthError(
-      'MESHAUTH_ERR_CONFIG_INVALID',
-      `--key ${files.key} is not the key of the certificate in --cert ${files.cert}`,
+      'MESHAUTH_ERR_KEY_MISMATCH',
+      `${pair}, so this pair cannot authenticate to the CA (a write of one file was cut short, or two files were ` +
+        'mixed up): give the matching files, or get a new SVID with `meshauth cert request` (a new join token) or ' +
+        '`meshauth ca issue`',
       { reason: 'key_mismatch' },
     );
   }

@@ -15,6 +15,7 @@ export const ERRORS = {
   MESHAUTH_ERR_CONFIG_INVALID: { status: 0, message: 'invalid configuration' },
   MESHAUTH_ERR_FILE_UNREADABLE: { status: 0, message: 'file cannot be read' },
   MESHAUTH_ERR_FILE_UNWRITABLE: { status: 0, message: 'file cannot be written' },
+  MESHAUTH_ERR_KEY_MISMATCH: { status: 0, message: 'private key does not belong to the certificate' },
   MESHAUTH_ERR_LISTEN: { status: 0, message: 'cannot listen on the configured address' },
 
   // --- identity (SPIFFE ID syntax) ---

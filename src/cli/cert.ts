@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { type CaConnection, requestJwtSvid, requestSvid } from '../agent/ca-client.js';
 import { readTokenFile } from '../agent/credential-files.js';
 import { acceptSvidResponse } from '../agent/svid-response.js';
+import { STALE_LOCK_MS } from '../ca/rotation-lock.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import {
@@ -29,6 +30,7 @@ import {
   type x509,
 } from '../pki/index.js';
 import { makeKeyDirectory, replaceFiles } from './key-pair-files.js';
+import { keyPairLockPath, withKeyPairLock } from './key-pair-lock.js';
 
 export function registerCertCommands(program: Command): void {
   const cert = program.command('cert').description('inspect, request and renew certificates');
@@ -76,12 +78,18 @@ export function registerCertCommands(program: Command): void {
       }) => {
         const token = await joinToken(opts);
         const bundlePem = await readBundle(opts.bundle);
+        const prefix = checkOutPrefix(opts.out);
         const written = await fetchAndWrite({
           caUrl: opts.caUrl,
           bundlePem,
           keyType: parseKeyType(opts.keyType),
-          prefix: checkOutPrefix(opts.out),
+          prefix,
           token,
+          guardWrite: async (write) => {
+            // The directory first: the lock file goes in it.
+            await makeKeyDirectory(dirname(prefix));
+            await withKeyPairLock(`${prefix}.key`, write, { onWait: sayWaiting(`${prefix}.key`) });
+          },
         });
         process.stdout.write(`${written}\n`);
       },
@@ -96,23 +104,31 @@ export function registerCertCommands(program: Command): void {
     .requiredOption('--key <file>', 'current key, PREFIX.key (replaced)')
     .option('--key-type <type>', `key type of the new key (default: same as the current one)`)
     .action(async (opts: { caUrl: string; bundle: string; cert: string; key: string; keyType?: string }) => {
-      const [bundlePem, certPem, keyPem] = await Promise.all([
-        readBundle(opts.bundle),
-        readText(opts.cert),
-        readText(opts.key),
-      ]);
-      const current = await checkKeyPair(opts, certPem, keyPem);
-      await refuseOneFileTwoNames(opts);
-      const written = await fetchAndWrite({
-        caUrl: opts.caUrl,
-        bundlePem,
-        keyType: opts.keyType === undefined ? current.type : parseKeyType(opts.keyType),
-        certFile: opts.cert,
-        keyFile: opts.key,
-        clientCertPem: certPem,
-        clientKeyPem: keyPem,
-        expectedId: SpiffeId.parse(uriSans(parseCertificatesPem(certPem)[0] as x509.X509Certificate)[0] ?? ''),
-      });
+      const bundlePem = await readBundle(opts.bundle);
+      // The pair is read under its lock: read before it, it may be the half-written pair of a run this one waits for.
+      const written = await withKeyPairLock(
+        opts.key,
+        async (lock) => {
+          const [certPem, keyPem] = await Promise.all([readText(opts.cert), readText(opts.key)]);
+          const current = await checkKeyPair(opts, certPem, keyPem);
+          await refuseOneFileTwoNames(opts);
+          return fetchAndWrite({
+            caUrl: opts.caUrl,
+            bundlePem,
+            keyType: opts.keyType === undefined ? current.type : parseKeyType(opts.keyType),
+            certFile: opts.cert,
+            keyFile: opts.key,
+            clientCertPem: certPem,
+            clientKeyPem: keyPem,
+            expectedId: SpiffeId.parse(uriSans(parseCertificatesPem(certPem)[0] as x509.X509Certificate)[0] ?? ''),
+            guardWrite: async (write) => {
+              await lock.assertHeld();
+              await write();
+            },
+          });
+        },
+        { onWait: sayWaiting(opts.key) },
+      );
       process.stdout.write(`${written}\n`);
     });
 
@@ -125,11 +141,13 @@ export function registerCertCommands(program: Command): void {
     .requiredOption('--key <file>', 'its key, PREFIX.key')
     .requiredOption('--audience <aud>', 'the service the token is for (its aud), e.g. https://api.example.com')
     .action(async (opts: { caUrl: string; bundle: string; cert: string; key: string; audience: string }) => {
-      const [bundlePem, certPem, keyPem] = await Promise.all([
-        readBundle(opts.bundle),
-        readText(opts.cert),
-        readText(opts.key),
-      ]);
+      const bundlePem = await readBundle(opts.bundle);
+      // Under the pair's lock, only while reading: a renewal between its two renames would look like a torn pair.
+      const [certPem, keyPem] = await withKeyPairLock(
+        opts.key,
+        () => Promise.all([readText(opts.cert), readText(opts.key)]),
+        { onWait: sayWaiting(opts.key) },
+      );
       await checkKeyPair(opts, certPem, keyPem);
       const response = await requestJwtSvid(
         { ...connectionTo(opts.caUrl, bundlePem), clientCertPem: certPem, clientKeyPem: keyPem },
@@ -244,6 +262,8 @@ interface FetchOptions {
   readonly clientKeyPem?: string;
   /** On renewal: the SPIFFE ID of the current certificate, which the new one must carry. */
   readonly expectedId?: SpiffeId;
+  /** Runs the write of the new pair: under the pair's lock, or checking that the lock is still held. */
+  readonly guardWrite: (write: () => Promise<void>) => Promise<void>;
 }
 
 /** New key → CSR → CA → check the answer → write key then chain, each atomically. */
@@ -276,9 +296,18 @@ async function fetchAndWrite(options: FetchOptions): Promise<string> {
   const chainPem = svid.certChainPem;
   const certFile = options.certFile ?? `${options.prefix}.crt`;
   const keyFile = options.keyFile ?? `${options.prefix}.key`;
-  await writeKeyAndChain(keyFile, certFile, privateKeyPem, chainPem);
+  await options.guardWrite(() => writeKeyAndChain(keyFile, certFile, privateKeyPem, chainPem));
   const files = resolve(certFile) === resolve(keyFile) ? certFile : `${certFile}, ${keyFile}`;
   return `issued ${id} (${options.keyType}, expires ${leaf.notAfter.toISOString()}): ${files}`;
+}
+
+/** Says on stderr that the command waits for another one writing the pair (stdout is the command's answer). */
+function sayWaiting(keyFile: string): (holder: string) => void {
+  return (holder) =>
+    process.stderr.write(
+      `meshauth: waiting for another process writing ${keyFile} and its certificate (${keyPairLockPath(keyFile)}: ` +
+        `${holder}); a lock left by a process that died is broken after ${STALE_LOCK_MS / 1000} s\n`,
+    );
 }
 
 /**

@@ -1,6 +1,6 @@
 // `meshauth demo [--once]`: the whole mesh on 127.0.0.1, an authenticated call chain, a denied call,
 // and what to try by hand. `--once` runs the script and exits 0 (1 if the demo's own checks fail); otherwise it
-// keeps running until Ctrl-C / SIGTERM and then stops everything it started.
+// keeps running until Ctrl-C / SIGTERM (or its parent, npm, ends) and then stops everything it started.
 import type { Command } from 'commander';
 
 export function registerDemoCommand(program: Command): void {
@@ -30,10 +30,7 @@ export function registerDemoCommand(program: Command): void {
         if (!options.once) {
           write(tryItYourself(mesh, color));
           write('\nPress Ctrl-C to stop.\n');
-          await new Promise<void>((resolve) => {
-            process.once('SIGINT', () => resolve());
-            process.once('SIGTERM', () => resolve());
-          });
+          await untilStopped();
           write('\nstopping…\n');
         }
       } finally {
@@ -52,4 +49,26 @@ function demoDependenciesPresent(): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Ctrl-C, SIGTERM or SIGHUP (its terminal closed), or its parent gone. `npm start` runs the demo under npm (and a
+ * shell): a SIGTERM sent to npm's PID ends npm without passing the signal on, and the demo, re-parented, would keep
+ * its ports and its temporary directory with the demo CA's keys. A changed parent PID is checked once a second.
+ */
+function untilStopped(): Promise<void> {
+  const parent = process.ppid;
+  return new Promise<void>((resolve) => {
+    const stop = () => {
+      clearInterval(watch);
+      resolve();
+    };
+    const watch = setInterval(() => {
+      if (process.ppid !== parent) stop();
+    }, 1_000);
+    watch.unref();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    process.once('SIGHUP', stop);
+  });
 }

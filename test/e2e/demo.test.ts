@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { MAIN } from '../helpers/meshauth-cli.js';
+import { waitFor } from '../helpers/wait.js';
 
 function runDemoOnce(): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -47,4 +48,36 @@ describe('meshauth demo --once', () => {
     expect(stdout).not.toContain('\u001b['); // plain output when not a TTY
     expect(stderr).not.toMatch(/at .+\.js:\d+/); // no stack traces
   }, 90_000);
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('meshauth demo (npm start)', () => {
+  it('ok/its parent (npm) killed, the demo stops too instead of keeping its ports and the demo CA', async () => {
+    // The shell stands for npm: it runs the demo as its child and dies without passing a signal on.
+    const parent = spawn('sh', ['-c', `"${process.execPath}" "${MAIN}" demo & echo "demo-pid $!"; wait`], {
+      env: { ...process.env, NO_COLOR: '1' },
+    });
+    let stdout = '';
+    parent.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    const pid = Number((await waitFor('the demo PID', () => /demo-pid (\d+)/.exec(stdout)?.[1], 10_000)) ?? 0);
+    try {
+      await waitFor('the demo to be up', () => stdout.includes('Press Ctrl-C to stop.'), 60_000, 100);
+      parent.kill('SIGKILL');
+      await waitFor('the demo to stop', () => !alive(pid), 30_000, 100);
+    } finally {
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+      parent.kill('SIGKILL');
+    }
+    expect(alive(pid)).toBe(false);
+  }, 120_000);
 });

@@ -1,43 +1,77 @@
 // Probes of the local app. AppProbe: reachability for /readyz (ready only once the app answers), a TCP
-// connect with a short timeout, cached briefly so a tight probe loop does not open a connection per request.
+// connect with a short timeout, cached briefly so a tight probe loop does not open a connection per request; it logs
+// when the app stops or starts accepting connections (changes only: the kubelet probes every few seconds).
 // forwardAppProbe: an app container's own HTTP probe, forwarded on loopback for /app-health/<container>/<kind>.
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
-import type { HostPort } from '../config/index.js';
+import { formatHostPort, type HostPort } from '../config/index.js';
+import type { Logger } from '../telemetry/index.js';
 
 const PROBE_TIMEOUT_MS = 1_000;
 const CACHE_MS = 500;
 
+/** One look at the app: connected, or the error code of the failed connect (`ETIMEDOUT` when it never answered). */
+export type AppProbeResult = { readonly ok: true } | { readonly ok: false; readonly code: string };
+
 export class AppProbe {
   readonly #address: HostPort;
-  #last: { at: number; ok: boolean } | undefined;
-  #inFlight: Promise<boolean> | undefined;
+  readonly #logger: Logger | undefined;
+  #last: { at: number; result: AppProbeResult } | undefined;
+  #inFlight: Promise<AppProbeResult> | undefined;
+  /** undefined until the first look; an app that is up from the start is not logged. */
+  #reachable: boolean | undefined;
 
-  constructor(address: HostPort) {
+  constructor(address: HostPort, options: { readonly logger?: Logger } = {}) {
     this.#address = address;
+    this.#logger = options.logger;
   }
 
-  reachable(): Promise<boolean> {
+  /** `host:port` as written in the config, IPv6 in brackets. */
+  get address(): string {
+    return formatHostPort(this.#address);
+  }
+
+  async reachable(): Promise<boolean> {
+    return (await this.check()).ok;
+  }
+
+  check(): Promise<AppProbeResult> {
     const now = Date.now();
-    if (this.#last !== undefined && now - this.#last.at < CACHE_MS) return Promise.resolve(this.#last.ok);
-    this.#inFlight ??= this.#probe().then((ok) => {
-      this.#last = { at: Date.now(), ok };
+    if (this.#last !== undefined && now - this.#last.at < CACHE_MS) return Promise.resolve(this.#last.result);
+    this.#inFlight ??= this.#probe().then((result) => {
+      this.#last = { at: Date.now(), result };
       this.#inFlight = undefined;
-      return ok;
+      this.#logChange(result);
+      return result;
     });
     return this.#inFlight;
   }
 
-  #probe(): Promise<boolean> {
+  // Without a line here a sidecar that never turns ready says nothing at all: /readyz is all the user had to go on.
+  #logChange(result: AppProbeResult): void {
+    const was = this.#reachable;
+    this.#reachable = result.ok;
+    if (result.ok) {
+      if (was === false)
+        this.#logger?.warn({ event: 'app_reachable', app: this.address }, 'app accepts connections again');
+    } else if (was !== false) {
+      this.#logger?.warn(
+        { event: 'app_unreachable', app: this.address, code: result.code },
+        'app not accepting connections: not ready until it does',
+      );
+    }
+  }
+
+  #probe(): Promise<AppProbeResult> {
     return new Promise((resolve) => {
       const socket = connect({ host: this.#address.host, port: this.#address.port });
-      const done = (ok: boolean) => {
+      const done = (result: AppProbeResult) => {
         socket.destroy();
-        resolve(ok);
+        resolve(result);
       };
-      socket.setTimeout(PROBE_TIMEOUT_MS, () => done(false));
-      socket.once('connect', () => done(true));
-      socket.once('error', () => done(false));
+      socket.setTimeout(PROBE_TIMEOUT_MS, () => done({ ok: false, code: 'ETIMEDOUT' }));
+      socket.once('connect', () => done({ ok: true }));
+      socket.once('error', (error: NodeJS.ErrnoException) => done({ ok: false, code: error.code ?? 'error' }));
     });
   }
 }

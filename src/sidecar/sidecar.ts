@@ -130,18 +130,29 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
     tcpLimits: deps.tcpLimits,
     now,
   });
-  const probes = config.inbound.readinessApps.map((app) => new AppProbe(app));
+  const probeLogger = logger.child({ component: 'app-probe' });
+  const probes = config.inbound.readinessApps.map((app) => new AppProbe(app, { logger: probeLogger }));
   let draining = false;
   const ready = (): boolean => !draining && holder.isValid(now());
-  const appsReachable = async (): Promise<boolean> =>
-    (await Promise.all(probes.map((probe) => probe.reachable()))).every(Boolean);
-  const readiness = async (): Promise<boolean> => ready() && (await appsReachable()) && !draining;
+  // Each unmet condition of /readyz in plain words: a bare "not ready" left the user guessing which one it was.
+  const unmet = async (): Promise<string[]> => {
+    // Draining is the whole answer: the app may already be going away, and that is no news.
+    if (draining) return ['draining (shutting down)'];
+    const reasons: string[] = [];
+    const svidProblem = svidUnmet(holder, now());
+    if (svidProblem !== undefined) reasons.push(svidProblem);
+    for (const [index, result] of (await Promise.all(probes.map((probe) => probe.check()))).entries()) {
+      if (!result.ok) reasons.push(`app ${probes[index]?.address} not accepting connections (${result.code})`);
+    }
+    return reasons;
+  };
+  const readiness = async (): Promise<boolean> => (await unmet()).length === 0;
   const admin = new AdminServer({
     host: config.admin.listen.host,
     port: config.admin.listen.port,
     metrics,
     logger: logger.child({ component: 'admin' }),
-    readiness,
+    readiness: unmet,
     // What a native sidecar's startup probe asks: the app starts only after it passes, so it must not need the app.
     startup: () => holder.isValid(now()),
     appProbes: config.admin.appProbes,
@@ -211,6 +222,15 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
     await close(0).catch(() => undefined);
     throw error;
   }
+}
+
+/** Why the SVID does not make the sidecar ready, or undefined when it does. */
+function svidUnmet(holder: CredentialHolder, now: Date): string | undefined {
+  const svid = holder.current?.svid;
+  if (svid === undefined) return 'no SVID yet';
+  if (now < svid.notBefore) return `SVID not valid before ${svid.notBefore.toISOString()}`;
+  if (now >= svid.notAfter) return `SVID expired at ${svid.notAfter.toISOString()}`;
+  return undefined;
 }
 
 /**

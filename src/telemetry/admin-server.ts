@@ -10,6 +10,12 @@ import { AdminRefusals } from './admin-refusals.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
+/**
+ * What /readyz is told: true (or no unmet condition) when ready; otherwise false, or the unmet conditions as short
+ * plain phrases (`no SVID yet`) that the 503 body lists, so whoever asks /readyz by hand sees why.
+ */
+export type Readiness = boolean | readonly string[];
+
 export type AppProbeKind = 'livez' | 'readyz' | 'startupz';
 export type AppProbeTargets = ReadonlyMap<string, Readonly<Partial<Record<AppProbeKind, AppProbeForwardTarget>>>>;
 
@@ -21,7 +27,7 @@ export interface AdminServerOptions {
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Evaluated on every /readyz request. */
-  readonly readiness: () => boolean | Promise<boolean>;
+  readonly readiness: () => Readiness | Promise<Readiness>;
   /** Evaluated on every /startupz request: true once the sidecar holds a valid SVID. Default: always true. */
   readonly startup?: () => boolean | Promise<boolean>;
   /** The app containers' probes `/app-health/<container>/<kind>` forwards (admin.appProbes). Default: none. */
@@ -83,8 +89,12 @@ export class AdminServer {
         return;
       }
       case '/readyz': {
-        const ready = await this.#options.readiness();
-        sendAdminAnswer(res, ready ? 200 : 503, 'text/plain', ready ? 'ready\n' : 'not ready\n');
+        const readiness = await this.#options.readiness();
+        const unmet = typeof readiness === 'boolean' ? undefined : readiness;
+        const ready = unmet === undefined ? readiness === true : unmet.length === 0;
+        // Probes only look at the status; the body is for the person curling it.
+        const body = ready ? 'ready\n' : unmet === undefined ? 'not ready\n' : `not ready: ${unmet.join('; ')}\n`;
+        sendAdminAnswer(res, ready ? 200 : 503, 'text/plain', body);
         return;
       }
       case '/metrics': {

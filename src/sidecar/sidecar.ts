@@ -15,6 +15,7 @@ import { loadExternalCertificate } from './inbound/external-certificate.js';
 import { ExternalListener } from './inbound/external-listener.js';
 import type { InboundHooks } from './inbound/inbound-hooks.js';
 import { type InboundLimits, InboundListener } from './inbound/inbound-listener.js';
+import { listeningAddresses } from './listening-addresses.js';
 import type { OnOutboundRequest } from './outbound/outbound-hooks.js';
 import { OutboundListener } from './outbound/outbound-listener.js';
 import { resolveHostWith, TCP_ALPNS, TcpInboundHandler, type TcpLimits, TcpOutboundListeners } from './tcp/index.js';
@@ -203,6 +204,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
           ? {}
           : { external: externalPort, externalCertNotAfter: externalCertificate?.notAfter.toISOString() }),
         ...(tcpPorts === undefined ? {} : { tcp: Object.fromEntries(tcpPorts) }),
+        // The ports alone did not say on which address each listener is (a wildcard or loopback bind).
+        addresses: listeningAddresses(config, { inboundPort, outboundPort, adminPort, externalPort, tcpPorts }),
         trustDomain: config.trustDomain.name,
       },
       'sidecar listening',

@@ -8,6 +8,7 @@ import { type HostPort, isLoopbackHost, parseHostPort } from '../config/host-por
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import type { GatewayFile } from './gateway-schema.js';
+import { checkListenersApart } from './listen-clash.js';
 
 export const CALLBACK_PATH = '/.meshauth/callback';
 export const LOGOUT_PATH = '/.meshauth/logout';
@@ -164,11 +165,17 @@ export function resolveGatewayConfig(file: GatewayFile, source: string): Gateway
   }
   const oidc = file.oidc === undefined ? undefined : resolveOidc(file.oidc, source);
   const limits = file.limits ?? {};
+  const listen = parseHostPort(file.listen ?? GATEWAY_DEFAULTS.listen) as HostPort;
+  const adminListen = parseHostPort(file.admin?.listen ?? GATEWAY_DEFAULTS.adminListen) as HostPort;
+  checkListenersApart(source, [
+    ['listen', listen],
+    ['admin.listen', adminListen],
+  ]);
   return Object.freeze({
     source,
     trustDomain: TrustDomain.parse(file.trustDomain),
     ca: Object.freeze({ ...file.ca }),
-    listen: parseHostPort(file.listen ?? GATEWAY_DEFAULTS.listen) as HostPort,
+    listen,
     tls: Object.freeze({ ...file.tls }),
     session: Object.freeze({
       keys: Object.freeze([...(file.session?.keys ?? [])]),
@@ -199,7 +206,7 @@ export function resolveGatewayConfig(file: GatewayFile, source: string): Gateway
           }),
     routes: Object.freeze(routes),
     policy: file.policy,
-    admin: Object.freeze({ listen: parseHostPort(file.admin?.listen ?? GATEWAY_DEFAULTS.adminListen) as HostPort }),
+    admin: Object.freeze({ listen: adminListen }),
     limits: Object.freeze({
       callbackPerMinute: limits.callbackPerMinute ?? GATEWAY_DEFAULTS.callbackPerMinute,
       maxHeaderBytes: limits.maxHeaderBytes ?? GATEWAY_DEFAULTS.maxHeaderBytes,

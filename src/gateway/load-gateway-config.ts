@@ -4,8 +4,10 @@
 import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
 import { keyPath, parseYamlText } from '../config/index.js';
+import { closestKey } from '../config/key-suggestion.js';
 import { MeshauthError } from '../errors/index.js';
 import { type GatewayConfig, resolveGatewayConfig } from './gateway-config.js';
+import { gatewayKeysAt } from './gateway-keys.js';
 import { gatewaySchema } from './gateway-schema.js';
 
 const MAX_REPORTED_ISSUES = 5;
@@ -48,8 +50,14 @@ export function gatewayConfigFromObject(document: unknown, source = 'gateway con
 function describeIssue(source: string, issue: z.core.$ZodIssue): string {
   const key = keyPath(issue.path);
   if (issue.code === 'unrecognized_keys') {
-    const keys = issue.keys.map((k) => (key === '' ? k : `${key}.${k}`));
-    return `${source}: ${keys.join(', ')}: unknown key (see docs/gateway.md for the allowed keys)`;
+    // The sidecar config's suggestion: a typo such as `pathprefix` for `pathPrefix` is named, not left to find.
+    const allowed = gatewayKeysAt(issue.path);
+    const keys = issue.keys.map((k) => {
+      const near = closestKey(k, allowed);
+      return `${key === '' ? k : `${key}.${k}`}${near === undefined ? '' : ` (did you mean ${near}?)`}`;
+    });
+    const here = allowed.length === 0 ? '' : `; allowed here: ${allowed.join(', ')}`;
+    return `${source}: ${keys.join(', ')}: unknown key${here} (see docs/gateway.md for the allowed keys)`;
   }
   if (issue.code === 'invalid_key')
     return `${source}: ${key}: invalid key: ${issue.issues[0]?.message ?? issue.message}`;

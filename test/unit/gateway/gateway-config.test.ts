@@ -53,7 +53,11 @@ describe('gateway config', () => {
   });
 
   const cases: [string, (d: ReturnType<typeof base>) => unknown, RegExp][] = [
-    ['fail/unknown key', (d) => ({ ...d, sesion: {} }), /gateway\.yaml: sesion: unknown key/],
+    [
+      'fail/unknown key',
+      (d) => ({ ...d, sesion: {} }),
+      /gateway\.yaml: sesion \(did you mean session\?\): unknown key/,
+    ],
     [
       'fail/http issuer off loopback',
       (d) => ({ ...d, oidc: { ...d.oidc, issuer: 'http://login.example.com' } }),

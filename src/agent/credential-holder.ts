@@ -85,8 +85,16 @@ export class CredentialHolder {
 
   /** True when there is an SVID valid at `now`. */
   isValid(now: Date): boolean {
+    return this.whyInvalid(now) === undefined;
+  }
+
+  /** Why there is no SVID valid at `now`, in the words /readyz answers with; undefined when there is one. */
+  whyInvalid(now: Date): string | undefined {
     const svid = this.#current?.svid;
-    return svid !== undefined && svid.notBefore <= now && now < svid.notAfter;
+    if (svid === undefined) return 'no SVID yet';
+    if (now < svid.notBefore) return `SVID not valid before ${svid.notBefore.toISOString()}`;
+    if (now >= svid.notAfter) return `SVID expired at ${svid.notAfter.toISOString()}`;
+    return undefined;
   }
 
   /** Puts the listeners that already applied the refused credentials back on the current ones (best effort). */

@@ -152,12 +152,18 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
       : undefined;
   let draining = false;
   const ready = (): boolean => !draining && holder.isValid(now());
+  // /readyz names what is missing, as the sidecar's does.
+  const unmet = (): string[] => {
+    if (draining) return ['draining (shutting down)'];
+    const svidProblem = holder.whyInvalid(now());
+    return svidProblem === undefined ? [] : [svidProblem];
+  };
   const admin = new AdminServer({
     host: config.admin.listen.host,
     port: config.admin.listen.port,
     metrics,
     logger: logger.child({ component: 'admin' }),
-    readiness: ready,
+    readiness: unmet,
     startup: () => holder.isValid(now()),
   });
   metrics.exposeSvidExpiry();

@@ -140,7 +140,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
     // Draining is the whole answer: the app may already be going away, and that is no news.
     if (draining) return ['draining (shutting down)'];
     const reasons: string[] = [];
-    const svidProblem = svidUnmet(holder, now());
+    const svidProblem = holder.whyInvalid(now());
     if (svidProblem !== undefined) reasons.push(svidProblem);
     for (const [index, result] of (await Promise.all(probes.map((probe) => probe.check()))).entries()) {
       if (!result.ok) reasons.push(`app ${probes[index]?.address} not accepting connections (${result.code})`);
@@ -225,15 +225,6 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
     await close(0).catch(() => undefined);
     throw error;
   }
-}
-
-/** Why the SVID does not make the sidecar ready, or undefined when it does. */
-function svidUnmet(holder: CredentialHolder, now: Date): string | undefined {
-  const svid = holder.current?.svid;
-  if (svid === undefined) return 'no SVID yet';
-  if (now < svid.notBefore) return `SVID not valid before ${svid.notBefore.toISOString()}`;
-  if (now >= svid.notAfter) return `SVID expired at ${svid.notAfter.toISOString()}`;
-  return undefined;
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   caRetryAfterMsOf,
   caStatusOf,
   fetchBundle,
+  JOIN_TOKEN_SINGLE_USE,
   requestSvid,
   type SvidResponse,
 } from './ca-client.js';
@@ -423,8 +424,8 @@ export class Agent {
       this.#tokenWarned = true;
       this.#logger.warn(
         { tokenFile },
-        'the CA rejected the bootstrap credential: a join token is single-use, so a used one cannot bootstrap ' +
-          'again after the SVID expired; write a new token to the token file (a Kubernetes service-account ' +
+        `the CA rejected the bootstrap credential: ${JOIN_TOKEN_SINGLE_USE} after the SVID expired; ` +
+          'write a new token to the token file (a Kubernetes service-account ' +
           'token file is refreshed by the kubelet and re-read on each attempt)',
       );
     }

@@ -27,6 +27,8 @@ export interface CaConnection {
   readonly trustDomain: TrustDomain;
   /** PEM roots that must anchor the CA's serving certificate. */
   readonly bundlePem: string;
+  /** The file bundlePem was read from, when it was: named by the refusal of a CA that does not chain to it. */
+  readonly bundleFile?: string;
   /** Client certificate chain and key for mTLS (renewal); omitted for bootstrap. */
   readonly clientCertPem?: string;
   readonly clientKeyPem?: string;
@@ -124,6 +126,43 @@ export function caStatusOf(error: unknown): number | undefined {
   if (!(error instanceof MeshauthError)) return undefined;
   const status = error.detail?.status;
   return typeof status === 'number' ? status : undefined;
+}
+
+/**
+ * Why a join token the CA refused is not worth retrying. One text for the agent's log and `cert request`, which both
+ * saw only "credential rejected": the CA tells a used token from an unknown one to its log alone.
+ */
+export const JOIN_TOKEN_SINGLE_USE = 'a join token is single-use, so a used one cannot bootstrap again';
+
+/**
+ * OpenSSL's verification results for a server certificate that does not chain to any of the roots given: the trust
+ * bundle is another CA's (or the URL names another CA), which no retry mends.
+ */
+const UNTRUSTED_CHAIN_CODES: ReadonlySet<string> = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+]);
+
+/**
+ * True for a call refused because the CA's certificate does not chain to the connection's trust bundle. Still
+ * MESHAUTH_ERR_CA_UNAVAILABLE (reason `tls`) here, as the agent counts and retries it (a root rotation can bring the
+ * missing root); a one-shot command may report it as the input error it is.
+ */
+export function caChainUntrusted(error: unknown): boolean {
+  return error instanceof MeshauthError && error.reason === 'tls' && untrustedChain(error.cause) !== undefined;
+}
+
+function untrustedChain(error: unknown): string | undefined {
+  for (const e of causeChain(error)) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && UNTRUSTED_CHAIN_CODES.has(code)) return code;
+  }
+  return undefined;
 }
 
 /** The TLS identity check: the CA must present exactly one URI SAN, equal to its well-known SPIFFE ID. */
@@ -249,7 +288,13 @@ async function call(
     if (signal?.aborted) throw signal.reason;
     const tls = isTlsFailure(cause);
     const what = tls ? 'failed TLS authentication' : 'unreachable';
-    throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `CA ${url} ${what}: ${describe(cause)}`, {
+    // OpenSSL's words alone ("unable to get local issuer certificate") read as a CA that is down or broken.
+    const why =
+      untrustedChain(cause) === undefined
+        ? describe(cause)
+        : `its certificate does not chain to any root in the trust bundle${bundleNamed(connection)} ` +
+          `(${describe(cause)}): use the bundle.pem of the CA at this URL, or the URL of the CA that bundle is from`;
+    throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `CA ${url} ${what}: ${why}`, {
       reason: tls ? 'tls' : 'unreachable',
       cause,
     });
@@ -281,6 +326,10 @@ async function call(
   } finally {
     request.destroy();
   }
+}
+
+function bundleNamed(connection: CaConnection): string {
+  return connection.bundleFile === undefined ? '' : ` ${connection.bundleFile}`;
 }
 
 function unfinished(url: string, timeoutMs: number): Error {

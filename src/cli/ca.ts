@@ -14,7 +14,9 @@ import { SpiffeId } from '../identity/index.js';
 import { KEY_TYPES, parseKeyType, SVID_MAX_TTL_MS } from '../pki/index.js';
 import { createLogger, Metrics } from '../telemetry/index.js';
 import { checkOutPrefix } from './cert.js';
+import { durationFlag } from './duration-flag.js';
 import { type FileToReplace, makeKeyDirectory, replaceFiles } from './key-pair-files.js';
+import { sayWaiting, withKeyPairLock } from './key-pair-lock.js';
 
 const DEFAULT_DIR = 'certs';
 const MINUTE = 60_000;
@@ -131,7 +133,7 @@ export function registerCaCommands(program: Command): void {
       }) => {
         const id = SpiffeId.parse(opts.id);
         if (opts.out !== undefined) checkOutPrefix(opts.out);
-        const ttlMs = assertDurationInRange('--ttl', parseDuration(opts.ttl), ISSUE_TTL.min, ISSUE_TTL.max);
+        const ttlMs = durationFlag('--ttl', opts.ttl, ISSUE_TTL);
         const keyType = parseKeyType(opts.keyType);
         if (opts.p12 === true && opts.p12PasswordFile === undefined) {
           throw usage('--p12 needs --p12-password-file FILE (the password is never taken on the command line)');
@@ -160,7 +162,9 @@ export function registerCaCommands(program: Command): void {
           });
           files.push({ path: `${prefix}.p12`, data: p12, mode: 0o600 });
         }
-        await replaceFiles(files);
+        // Under the pair's lock, as `cert renew` and `cert request` write it: a renewal of the same pair meanwhile
+        // would otherwise interleave its two renames with these, leaving a key beside another issuance's chain.
+        await withKeyPairLock(`${prefix}.key`, () => replaceFiles(files), { onWait: sayWaiting(`${prefix}.key`) });
         const written = files.map((f) => f.path).sort();
         process.stdout.write(
           `issued ${id} (${keyType}, expires ${svid.notAfter.toISOString()}): ${written.join(', ')}\n`,
@@ -177,7 +181,7 @@ export function registerCaCommands(program: Command): void {
     .option('--dir <dir>', 'CA directory', DEFAULT_DIR)
     .action(async (opts: { id: string; ttl: string; dir: string }) => {
       const id = SpiffeId.parse(opts.id);
-      const ttlMs = assertDurationInRange('--ttl', parseDuration(opts.ttl), TOKEN_TTL.min, TOKEN_TTL.max);
+      const ttlMs = durationFlag('--ttl', opts.ttl, TOKEN_TTL);
       const { createJoinToken } = await import('../ca/index.js');
       process.stdout.write(`${await createJoinToken({ dir: opts.dir, id, ttlMs })}\n`);
     });

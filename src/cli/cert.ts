@@ -8,7 +8,6 @@ import type { Command } from 'commander';
 import { type CaConnection, requestJwtSvid, requestSvid } from '../agent/ca-client.js';
 import { readTokenFile } from '../agent/credential-files.js';
 import { acceptSvidResponse } from '../agent/svid-response.js';
-import { STALE_LOCK_MS } from '../ca/rotation-lock.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import {
@@ -29,8 +28,11 @@ import {
   validateX509Svid,
   type x509,
 } from '../pki/index.js';
+import { caRefusal } from './ca-refusal.js';
+import { assertCertificateValid } from './cert-validity.js';
+import { humanDuration } from './human-duration.js';
 import { makeKeyDirectory, replaceFiles } from './key-pair-files.js';
-import { keyPairLockPath, withKeyPairLock } from './key-pair-lock.js';
+import { sayWaiting, withKeyPairLock } from './key-pair-lock.js';
 
 export function registerCertCommands(program: Command): void {
   const cert = program.command('cert').description('inspect, request and renew certificates');
@@ -47,10 +49,14 @@ export function registerCertCommands(program: Command): void {
         process.stdout.write(`${JSON.stringify({ file, certificates: described }, null, 2)}\n`);
         return;
       }
-      process.stdout.write(formatLeaf(described[0] as CertificateSummary));
+      process.stdout.write(
+        formatLeaf(described[0] as CertificateSummary, certificates[0] as x509.X509Certificate, now),
+      );
+      // A bundle (every certificate its own issuer) lists roots side by side, not a chain leading to one.
+      const label = certificates.every((c) => c.subject === c.issuer) ? 'root' : 'chain';
       for (const [index, other] of described.slice(1).entries()) {
         process.stdout.write(
-          `chain[${index + 1}]: ${other.subject} (issuer ${other.issuer}; ${other.keyType}; ${other.timeLeft}; sha256 ${other.sha256})\n`,
+          `${label}[${index + 1}]: ${other.subject} (issuer ${other.issuer}; ${other.keyType}; ${other.timeLeft}; sha256 ${other.sha256})\n`,
         );
       }
     });
@@ -82,6 +88,7 @@ export function registerCertCommands(program: Command): void {
         const written = await fetchAndWrite({
           caUrl: opts.caUrl,
           bundlePem,
+          bundleFile: opts.bundle,
           keyType: parseKeyType(opts.keyType),
           prefix,
           token,
@@ -111,16 +118,18 @@ export function registerCertCommands(program: Command): void {
         async (lock) => {
           const [certPem, keyPem] = await Promise.all([readText(opts.cert), readText(opts.key)]);
           const current = await checkKeyPair(opts, certPem, keyPem);
+          assertCertificateValid(opts.cert, leafOf(opts.cert, certPem), new Date(), 'renew');
           await refuseOneFileTwoNames(opts);
           return fetchAndWrite({
             caUrl: opts.caUrl,
             bundlePem,
+            bundleFile: opts.bundle,
             keyType: opts.keyType === undefined ? current.type : parseKeyType(opts.keyType),
             certFile: opts.cert,
             keyFile: opts.key,
             clientCertPem: certPem,
             clientKeyPem: keyPem,
-            expectedId: SpiffeId.parse(uriSans(parseCertificatesPem(certPem)[0] as x509.X509Certificate)[0] ?? ''),
+            expectedId: SpiffeId.parse(uriSans(leafOf(opts.cert, certPem))[0] ?? ''),
             guardWrite: async (write) => {
               await lock.assertHeld();
               await write();
@@ -149,10 +158,13 @@ export function registerCertCommands(program: Command): void {
         { onWait: sayWaiting(opts.key) },
       );
       await checkKeyPair(opts, certPem, keyPem);
+      assertCertificateValid(opts.cert, leafOf(opts.cert, certPem), new Date(), 'token');
       const response = await requestJwtSvid(
-        { ...connectionTo(opts.caUrl, bundlePem), clientCertPem: certPem, clientKeyPem: keyPem },
+        { ...connectionTo(opts.caUrl, bundlePem, opts.bundle), clientCertPem: certPem, clientKeyPem: keyPem },
         { audience: opts.audience },
-      );
+      ).catch((error: unknown) => {
+        throw caRefusal(error, { joinToken: false });
+      });
       process.stdout.write(`${response.accessToken}\n`);
     });
 }
@@ -236,7 +248,7 @@ export function checkOutPrefix(prefix: string): string {
 }
 
 /** The CA is pinned to spiffe://<td>/meshauth/ca, with <td> named by the bundle's roots (meshauth roots carry it). */
-function connectionTo(caUrl: string, bundlePem: string): CaConnection {
+function connectionTo(caUrl: string, bundlePem: string, bundleFile: string): CaConnection {
   const named = parseCertificatesPem(bundlePem)
     .map((root) => uriSans(root)[0])
     .find((uri) => uri !== undefined);
@@ -247,12 +259,14 @@ function connectionTo(caUrl: string, bundlePem: string): CaConnection {
       { reason: 'bundle_without_trust_domain' },
     );
   }
-  return { caUrl, bundlePem, trustDomain: TrustDomain.parse(named) };
+  return { caUrl, bundlePem, bundleFile, trustDomain: TrustDomain.parse(named) };
 }
 
 interface FetchOptions {
   readonly caUrl: string;
   readonly bundlePem: string;
+  /** The --bundle file bundlePem was read from, named when the CA does not chain to it. */
+  readonly bundleFile: string;
   readonly keyType: KeyType;
   readonly prefix?: string;
   readonly certFile?: string;
@@ -270,13 +284,15 @@ interface FetchOptions {
 async function fetchAndWrite(options: FetchOptions): Promise<string> {
   const keys = await generateKeyPair(options.keyType);
   const connection: CaConnection = {
-    ...connectionTo(options.caUrl, options.bundlePem),
+    ...connectionTo(options.caUrl, options.bundlePem, options.bundleFile),
     ...(options.clientCertPem === undefined ? {} : { clientCertPem: options.clientCertPem }),
     ...(options.clientKeyPem === undefined ? {} : { clientKeyPem: options.clientKeyPem }),
   };
   const response = await requestSvid(connection, {
     csrPem: await createCsrPem(keys),
     ...(options.token === undefined ? {} : { token: options.token }),
+  }).catch((error: unknown) => {
+    throw caRefusal(error, { joinToken: options.token !== undefined });
   });
   const privateKeyPem = await exportPrivateKeyPem(keys.privateKey);
   const now = new Date();
@@ -299,15 +315,6 @@ async function fetchAndWrite(options: FetchOptions): Promise<string> {
   await options.guardWrite(() => writeKeyAndChain(keyFile, certFile, privateKeyPem, chainPem));
   const files = resolve(certFile) === resolve(keyFile) ? certFile : `${certFile}, ${keyFile}`;
   return `issued ${id} (${options.keyType}, expires ${leaf.notAfter.toISOString()}): ${files}`;
-}
-
-/** Says on stderr that the command waits for another one writing the pair (stdout is the command's answer). */
-function sayWaiting(keyFile: string): (holder: string) => void {
-  return (holder) =>
-    process.stderr.write(
-      `meshauth: waiting for another process writing ${keyFile} and its certificate (${keyPairLockPath(keyFile)}: ` +
-        `${holder}); a lock left by a process that died is broken after ${STALE_LOCK_MS / 1000} s\n`,
-    );
 }
 
 /**
@@ -361,29 +368,16 @@ async function describe(cert: x509.X509Certificate, now: Date): Promise<Certific
     serial: cert.serialNumber,
     notBefore: cert.notBefore.toISOString(),
     notAfter: cert.notAfter.toISOString(),
-    timeLeft: leftMs > 0 ? `${humanDuration(leftMs)} left` : 'expired',
+    timeLeft: leftMs > 0 ? `${timeLeft(cert, now)} left` : 'expired',
     expired: leftMs <= 0,
     keyType: keyTypeName(cert),
     sha256: await sha256Hex(cert),
   };
 }
 
-/** `1d 2h`, `59m 59s`, `42s`: the two largest units, for people. */
-function humanDuration(ms: number): string {
-  const units: [string, number][] = [
-    ['d', 86_400_000],
-    ['h', 3_600_000],
-    ['m', 60_000],
-    ['s', 1000],
-  ];
-  const parts: string[] = [];
-  let rest = ms;
-  for (const [unit, size] of units) {
-    const n = Math.floor(rest / size);
-    if (n > 0 || parts.length > 0) parts.push(`${n}${unit}`);
-    rest -= n * size;
-  }
-  return parts.slice(0, 2).join(' ') || '0s';
+/** `59m 58s`: the time from `now` to the certificate's NotAfter, for a certificate that has not expired. */
+function timeLeft(cert: x509.X509Certificate, now: Date): string {
+  return humanDuration(cert.notAfter.getTime() - now.getTime());
 }
 
 function keyTypeName(cert: x509.X509Certificate): string {
@@ -401,7 +395,7 @@ function keyTypeName(cert: x509.X509Certificate): string {
   }
 }
 
-function formatLeaf(s: CertificateSummary): string {
+function formatLeaf(s: CertificateSummary, cert: x509.X509Certificate, now: Date): string {
   return [
     `subject:     ${s.subject}`,
     `spiffe id:   ${s.spiffeId ?? '(none)'}`,
@@ -409,7 +403,8 @@ function formatLeaf(s: CertificateSummary): string {
     `serial:      ${s.serial}`,
     `not before:  ${s.notBefore}`,
     `not after:   ${s.notAfter}`,
-    `time left:   ${s.timeLeft}`,
+    // The label says "left" already: `59m 58s`, not `59m 58s left`.
+    `time left:   ${s.expired ? 'expired' : timeLeft(cert, now)}`,
     `key type:    ${s.keyType}`,
     `sha256:      ${s.sha256}`,
     '',
@@ -424,6 +419,11 @@ async function readText(file: string): Promise<string> {
       cause,
     });
   }
+}
+
+/** The first certificate of a PEM file: the leaf of a chain (the file was parsed before, by checkKeyPair). */
+function leafOf(file: string, text: string): x509.X509Certificate {
+  return certificatesOf(file, text)[0] as x509.X509Certificate;
 }
 
 /** The certificates of a PEM file; a refusal names the file (the parser's message alone does not say which). */

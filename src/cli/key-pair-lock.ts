@@ -33,6 +33,18 @@ export interface KeyPairLockOptions {
   readonly heartbeatMs?: number;
 }
 
+/**
+ * Says on stderr that the command waits for another one writing the pair (stdout is the command's answer): the
+ * `onWait` of every command that takes the lock.
+ */
+export function sayWaiting(keyFile: string): (holder: string) => void {
+  return (holder) =>
+    process.stderr.write(
+      `meshauth: waiting for another process writing ${keyFile} and its certificate (${keyPairLockPath(keyFile)}: ` +
+        `${holder}); a lock left by a process that died is broken after ${STALE_LOCK_MS / 1000} s\n`,
+    );
+}
+
 /** How often a command waiting for the lock tries again. */
 const RETRY_MS = 100;
 

@@ -149,14 +149,16 @@ describe('ca serve', () => {
     expect(described.certificates[1]?.spiffeId).toBe('spiffe://example.org'); // a CA names its trust domain
   });
 
-  it('fail/cert request against a CA the bundle does not trust → exit 1 (CA unavailable)', async () => {
+  // Input to fix, not a CA to wait for: exit 2 (cert-wrong-bundle.test.ts has the message).
+  it('fail/cert request against a CA the bundle does not trust → exit 2 (SVID_UNKNOWN_CA)', async () => {
     expect((await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', 'other'], { cwd })).code).toBe(0);
     const result = await meshauth(
       ['cert', 'request', '--ca-url', url, '--bundle', 'other/bundle.pem', '--token', 'A'.repeat(43), '--out', 'wl/x'],
       { cwd },
     );
-    expect(result.code).toBe(1);
-    expect(result.stderr).toContain('MESHAUTH_ERR_CA_UNAVAILABLE');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('does not chain to any root in the trust bundle other/bundle.pem');
+    expect(result.stderr).toContain('MESHAUTH_ERR_SVID_UNKNOWN_CA');
   });
 
   it.each([

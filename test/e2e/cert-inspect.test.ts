@@ -45,10 +45,26 @@ describe('cert inspect', () => {
     expect(result.stdout).toContain('subject:     (empty)');
     expect(result.stdout).toContain('spiffe id:   spiffe://example.org/ns/shop/sa/web');
     expect(result.stdout).toMatch(/issuer: +CN=meshauth intermediate CA/);
-    expect(result.stdout).toMatch(/time left: +(2h 0m|1h 59m) left/);
+    // The label says "left": the value does not say it again.
+    expect(result.stdout).toMatch(/^time left: +(2h 0m|1h 59m)$/m);
     expect(result.stdout).toContain('key type:    ed25519');
     expect(result.stdout).toContain(`sha256:      ${fingerprint}`);
     expect(result.stdout.split('\n').filter((l) => l.startsWith('chain['))).toHaveLength(1);
+  });
+
+  // A bundle holds roots side by side (two during a root rotation), not a chain: its further certificates are
+  // labelled roots. They were labelled chain[1], as if the second root had issued the first.
+  it('ok/a bundle of two roots: the second is root[1], not chain[1]', async () => {
+    const other = await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', 'other'], { cwd });
+    expect(other.code, other.stderr).toBe(0);
+    const roots = [join(cwd, 'certs/bundle.pem'), join(cwd, 'other/bundle.pem')].map((f) => readFileSync(f, 'utf8'));
+    writeFileSync(join(cwd, 'two-roots.pem'), roots.join(''));
+    const result = await meshauth(['cert', 'inspect', 'two-roots.pem'], { cwd });
+    expect(result.code, result.stderr).toBe(0);
+    const secondRoot = new X509Certificate(roots[1] as string).subject.split('\n').join(', ');
+    expect(result.stdout).toContain(`\nroot[1]: ${secondRoot} (issuer ${secondRoot}; `);
+    expect(result.stdout).not.toContain('chain[');
+    expect(result.stdout).toMatch(/^time left: +\d+d \d+h$/m);
   });
 
   it('fail/not a certificate → exit 2', async () => {

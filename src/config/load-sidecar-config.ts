@@ -6,6 +6,7 @@ import { MeshauthError } from '../errors/index.js';
 import { readRegularFile } from '../platform/index.js';
 import { configKeys } from './config-reference.js';
 import { type EnvBinding, MESHAUTH_CONFIG_YAML, SIDECAR_ENV } from './env-names.js';
+import { fileErrnoText } from './file-errno.js';
 import { envOrigin, keyPath } from './key-path.js';
 import { closestKey, keysAt } from './key-suggestion.js';
 import { resolveSidecarConfig, type SidecarConfig } from './sidecar-config.js';
@@ -69,7 +70,7 @@ function readDocument(file: string): Record<string, unknown> {
     const problem =
       errnoOf(cause) === 'EFBIG'
         ? `config file is larger than ${MAX_CONFIG_BYTES} bytes`
-        : `cannot read config file (${errnoOf(cause)})`;
+        : `cannot read config file (${fileErrnoText(cause)})`;
     throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${file}: ${problem}`, {
       reason: 'config_unreadable',
       cause,
@@ -108,7 +109,11 @@ function convert(binding: EnvBinding, raw: string, source: string): unknown {
     case 'boolean':
       if (raw === 'true' || raw === '1') return true;
       if (raw === 'false' || raw === '0') return false;
-      return raw; // left as a string: the schema reports "expected boolean" under the variable's name
+      throw new MeshauthError(
+        'MESHAUTH_ERR_CONFIG_INVALID',
+        `${source}: ${binding.path.join('.')} (from ${binding.name}): expected true or false (or 1 or 0), not ${JSON.stringify(raw.slice(0, 40))}`,
+        { reason: 'config_env_boolean', detail: { file: source, key: binding.path.join('.') } },
+      );
     case 'list':
       return raw
         .split(',')

@@ -4,8 +4,10 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
+import { booleanFlag } from './boolean-flag.js';
 import { parseDuration, TIMER_RANGE_MESSAGE, withinTimerRange } from './duration.js';
 import { isLoopbackHost, parseHostPort } from './host-port.js';
+import { foreignIdMessage, trustDomainOfId } from './id-trust-domain.js';
 import { isRouteIdPattern, isRouteKey, parseEgressEntry, parseRouteAddress } from './route-match.js';
 
 /**
@@ -115,7 +117,7 @@ const caUrl = formatted(
 
 /** `inbound.endUser`; validated further (algorithm allow-list, fetchable URLs) by src/authn. */
 export const endUserSchema = z.strictObject({
-  required: z.boolean().optional(),
+  required: booleanFlag().optional(),
   issuers: z
     .array(
       z.strictObject({
@@ -130,7 +132,7 @@ export const endUserSchema = z.strictObject({
     .min(1),
   vouchers: z.array(spiffeId).optional(),
   claims: z.array(z.string().min(1)).optional(),
-  forwardOriginalToken: z.boolean().optional(),
+  forwardOriginalToken: booleanFlag().optional(),
 });
 
 /**
@@ -193,46 +195,79 @@ export const appProbesSchema = z.record(
   z.strictObject({ livez: probeTarget.optional(), readyz: probeTarget.optional(), startupz: probeTarget.optional() }),
 );
 
-export const sidecarSchema = z.strictObject({
-  trustDomain,
-  ca: z.strictObject({ url: caUrl, bundle: z.string().min(1), token: z.string().min(1) }),
-  inbound: z
-    .strictObject({
-      listen: hostPort.optional(),
-      app: hostPort.optional(),
-      policy: z.string().min(1).optional(),
-      tls12: z.boolean().optional(),
-      appTimeout: duration.optional(),
-      endUser: endUserSchema.optional(),
-      external: externalSchema.optional(),
-      limits: inboundLimitsSchema.optional(),
-      tcp: z.strictObject({ app: hostPort }).optional(),
-    })
-    // External clients are authenticated by bearer tokens only: without issuers nobody could be let in.
-    .refine((inbound) => inbound.external === undefined || inbound.endUser !== undefined, {
-      path: ['external'],
-      message: 'requires inbound.endUser (the issuers whose bearer tokens external clients present)',
-    })
-    .optional(),
-  outbound: z
-    .strictObject({
-      listen: loopbackHostPort.optional(),
-      routes: z.record(routeHost, routeSchema).superRefine(distinctRouteKeys).optional(),
-      egress: z.array(egressEntry).optional(),
-      timeout: duration.optional(),
-      http2: z.boolean().optional(),
-      dns: z.strictObject({ servers: z.array(dnsServer).min(1).optional() }).optional(),
-      tcp: z.record(loopbackHostPort, tcpRouteSchema).optional(),
-    })
-    .optional(),
-  admin: z.strictObject({ listen: hostPort.optional(), appProbes: appProbesSchema.optional() }).optional(),
-  drainTimeout: duration.optional(),
-});
+export const sidecarSchema = z
+  .strictObject({
+    trustDomain,
+    ca: z.strictObject({ url: caUrl, bundle: z.string().min(1), token: z.string().min(1) }),
+    inbound: z
+      .strictObject({
+        listen: hostPort.optional(),
+        app: hostPort.optional(),
+        policy: z.string().min(1).optional(),
+        tls12: booleanFlag().optional(),
+        appTimeout: duration.optional(),
+        endUser: endUserSchema.optional(),
+        external: externalSchema.optional(),
+        limits: inboundLimitsSchema.optional(),
+        tcp: z.strictObject({ app: hostPort }).optional(),
+      })
+      // External clients are authenticated by bearer tokens only: without issuers nobody could be let in.
+      .refine((inbound) => inbound.external === undefined || inbound.endUser !== undefined, {
+        path: ['external'],
+        message: 'requires inbound.endUser (the issuers whose bearer tokens external clients present)',
+      })
+      .optional(),
+    outbound: z
+      .strictObject({
+        listen: loopbackHostPort.optional(),
+        routes: z.record(routeHost, routeSchema).superRefine(distinctRouteKeys).optional(),
+        egress: z.array(egressEntry).optional(),
+        timeout: duration.optional(),
+        http2: booleanFlag().optional(),
+        dns: z.strictObject({ servers: z.array(dnsServer).min(1).optional() }).optional(),
+        tcp: z.record(loopbackHostPort, tcpRouteSchema).optional(),
+      })
+      .optional(),
+    admin: z.strictObject({ listen: hostPort.optional(), appProbes: appProbesSchema.optional() }).optional(),
+    drainTimeout: duration.optional(),
+  })
+  .superRefine(idsInTrustDomain);
 
 export type SidecarFile = z.infer<typeof sidecarSchema>;
 export type EndUserFile = z.infer<typeof endUserSchema>;
 export type ExternalFile = z.infer<typeof externalSchema>;
 export type InboundLimitsFile = z.infer<typeof inboundLimitsSchema>;
+
+/**
+ * Every ID the sidecar expects of a peer (route and tunnel `ids`, `endUser.vouchers`) is in its own trust domain.
+ * meshauth has no federation: a peer's SVID is accepted only in the sidecar's trust domain, so a route expecting
+ * another one passed validation and then failed every request with 502 MESHAUTH_ERR_PEER_IDENTITY.
+ */
+function idsInTrustDomain(file: Record<string, unknown>, ctx: z.core.$RefinementCtx): void {
+  // zod runs this even when other keys failed: values of the wrong type are skipped (their own issues name them).
+  const own = file.trustDomain;
+  if (typeof own !== 'string' || !tryTrustDomain(own)) return;
+  const check = (ids: unknown, path: readonly (string | number)[]) => {
+    if (!Array.isArray(ids)) return;
+    for (const [index, id] of ids.entries()) {
+      if (typeof id !== 'string' || !id.startsWith('spiffe://')) continue;
+      const domain = trustDomainOfId(id);
+      if (domain === own) continue;
+      ctx.addIssue({ code: 'custom', path: [...path, index], message: foreignIdMessage(own, domain) });
+    }
+  };
+  const outbound = file.outbound as
+    | { routes?: Record<string, { ids?: unknown }>; tcp?: Record<string, { ids?: unknown }> }
+    | undefined;
+  for (const [host, route] of Object.entries(outbound?.routes ?? {})) {
+    check(route?.ids, ['outbound', 'routes', host, 'ids']);
+  }
+  for (const [listen, route] of Object.entries(outbound?.tcp ?? {})) {
+    check(route?.ids, ['outbound', 'tcp', listen, 'ids']);
+  }
+  const inbound = file.inbound as { endUser?: { vouchers?: unknown } } | undefined;
+  check(inbound?.endUser?.vouchers, ['inbound', 'endUser', 'vouchers']);
+}
 
 function tryTrustDomain(value: string): boolean {
   try {

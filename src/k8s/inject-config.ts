@@ -2,7 +2,11 @@
 // schema (unknown keys rejected; messages name the file, the key and what was expected), then defaulted in a
 // second step. Pure: the CLI and the webhook read the file.
 import { z } from 'zod';
+import { booleanFlag } from '../config/boolean-flag.js';
+import { foreignIdMessage, trustDomainOfId } from '../config/id-trust-domain.js';
 import { type EndUserFile, endUserSchema, parseYamlText } from '../config/index.js';
+import { closestKey, keysAt } from '../config/key-suggestion.js';
+import { schemaLeafPaths } from '../config/schema-keys.js';
 import { MeshauthError } from '../errors/index.js';
 import { TrustDomain } from '../identity/index.js';
 import { isQuantity } from './inject-quantity.js';
@@ -27,41 +31,43 @@ const quantity = z.string().refine(isQuantity, {
 });
 const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
 
-export const injectConfigSchema = z.strictObject({
-  trustDomain: z
-    .string()
-    .refine(isTrustDomain, { message: 'expected a trust domain such as example.org (no spiffe://, no path)' })
-    .optional(),
-  image: z.string().min(1, { message: 'expected an image reference such as meshauth:0.2.0' }).optional(),
-  imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
-  ca: z
-    .strictObject({
-      url: z
-        .string()
-        .refine((v) => URL.canParse(v) && v.startsWith('https://'), {
-          message: 'expected an https:// URL such as https://meshauth-ca.meshauth.svc:8443',
-        })
-        .optional(),
-    })
-    .optional(),
-  clusterDomain: z.string().regex(DNS_NAME, { message: 'expected a DNS domain such as cluster.local' }).optional(),
-  proxy: z
-    .strictObject({
-      cpu: quantity.optional(),
-      memory: quantity.optional(),
-      cpuLimit: quantity.optional(),
-      memoryLimit: quantity.optional(),
-    })
-    .optional(),
-  logLevel: z.enum(LOG_LEVELS).optional(),
-  noProxy: z
-    .array(z.string().regex(/^[^\s,]+$/, { message: 'expected a host, domain or address without spaces or commas' }))
-    .optional(),
-  failClosed: z.boolean().optional(),
-  // The sidecars' `inbound.endUser` (issuers of end-user tokens), mesh-wide; a pod's
-  // `config.meshauth.dev/end-user` ConfigMap replaces it for that pod.
-  endUser: endUserSchema.optional(),
-});
+export const injectConfigSchema = z
+  .strictObject({
+    trustDomain: z
+      .string()
+      .refine(isTrustDomain, { message: 'expected a trust domain such as example.org (no spiffe://, no path)' })
+      .optional(),
+    image: z.string().min(1, { message: 'expected an image reference such as meshauth:0.2.0' }).optional(),
+    imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
+    ca: z
+      .strictObject({
+        url: z
+          .string()
+          .refine((v) => URL.canParse(v) && v.startsWith('https://'), {
+            message: 'expected an https:// URL such as https://meshauth-ca.meshauth.svc:8443',
+          })
+          .optional(),
+      })
+      .optional(),
+    clusterDomain: z.string().regex(DNS_NAME, { message: 'expected a DNS domain such as cluster.local' }).optional(),
+    proxy: z
+      .strictObject({
+        cpu: quantity.optional(),
+        memory: quantity.optional(),
+        cpuLimit: quantity.optional(),
+        memoryLimit: quantity.optional(),
+      })
+      .optional(),
+    logLevel: z.enum(LOG_LEVELS).optional(),
+    noProxy: z
+      .array(z.string().regex(/^[^\s,]+$/, { message: 'expected a host, domain or address without spaces or commas' }))
+      .optional(),
+    failClosed: booleanFlag().optional(),
+    // The sidecars' `inbound.endUser` (issuers of end-user tokens), mesh-wide; a pod's
+    // `config.meshauth.dev/end-user` ConfigMap replaces it for that pod.
+    endUser: endUserSchema.optional(),
+  })
+  .superRefine(vouchersInTrustDomain);
 
 export type InjectFile = z.infer<typeof injectConfigSchema>;
 
@@ -125,10 +131,42 @@ export function parseInjectConfig(text: string, source: string): InjectConfig {
 function describeIssue(source: string, issue: z.core.$ZodIssue): string {
   const key = issue.path.map(String).join('.');
   if (issue.code === 'unrecognized_keys') {
-    const keys = issue.keys.map((k) => (key === '' ? k : `${key}.${k}`));
-    return `${source}: ${keys.join(', ')}: unknown key (allowed: see docs/injection.md)`;
+    const allowed = keysAt(issue.path, injectLeafPaths());
+    const keys = issue.keys.map((k) => {
+      const near = closestKey(k, allowed);
+      return `${key === '' ? k : `${key}.${k}`}${near === undefined ? '' : ` (did you mean ${near}?)`}`;
+    });
+    const here = allowed.length === 0 ? '' : `; allowed here: ${allowed.join(', ')}`;
+    return `${source}: ${keys.join(', ')}: unknown key${here} (see docs/injection.md)`;
   }
   return `${source}: ${key === '' ? '(top level)' : key}: ${issue.message}`;
+}
+
+/**
+ * `endUser.vouchers` goes into every injected sidecar's config, which refuses a voucher of another trust domain
+ * (meshauth has no federation): refused here, so the mistake shows at `meshauth inject`, not in every pod's start.
+ */
+function vouchersInTrustDomain(
+  file: { trustDomain?: unknown; endUser?: { vouchers?: unknown } | undefined },
+  ctx: z.core.$RefinementCtx,
+) {
+  const own = file.trustDomain ?? INJECT_DEFAULTS.trustDomain;
+  const vouchers = file.endUser?.vouchers;
+  if (typeof own !== 'string' || !isTrustDomain(own) || !Array.isArray(vouchers)) return;
+  for (const [index, id] of vouchers.entries()) {
+    if (typeof id !== 'string' || !id.startsWith('spiffe://')) continue;
+    const domain = trustDomainOfId(id);
+    if (domain === own) continue;
+    ctx.addIssue({ code: 'custom', path: ['endUser', 'vouchers', index], message: foreignIdMessage(own, domain) });
+  }
+}
+
+let leafPathCache: readonly string[] | undefined;
+
+/** inject.yaml's key paths (walked on the first unknown key only). */
+function injectLeafPaths(): readonly string[] {
+  leafPathCache ??= schemaLeafPaths(injectConfigSchema);
+  return leafPathCache;
 }
 
 function isTrustDomain(value: string): boolean {

@@ -22,7 +22,9 @@ describe('meshauth sidecar --config naming something other than a config file', 
     const fifo = fifoIn(dir, 'sidecar.yaml');
     const result = await sidecar(fifo);
     expect(result.code, result.stderr).toBe(2);
-    expect(result.stderr).toBe(`meshauth: ${fifo}: cannot read config file (ENOTREG) [MESHAUTH_ERR_FILE_UNREADABLE]\n`);
+    expect(result.stderr).toBe(
+      `meshauth: ${fifo}: cannot read config file (not a regular file) [MESHAUTH_ERR_FILE_UNREADABLE]\n`,
+    );
   });
 
   it('fail/a file over 1 MiB → exit 2, MESHAUTH_ERR_FILE_UNREADABLE saying so; it is not parsed', async () => {

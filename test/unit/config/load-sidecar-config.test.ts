@@ -139,7 +139,11 @@ drainTimeout: 5s
       `${MINIMAL}outbound: { routes: { a.mesh: { address: "a:1", idz: [] } } }\n`,
       /idz \(did you mean ids\?\): unknown key; allowed here: address, ids/,
     ],
-    ['fail/wrong type', `${MINIMAL}inbound: { tls12: "yes" }\n`, /inbound\.tls12: .*expected boolean/],
+    [
+      'fail/a boolean written as text says what is accepted',
+      `${MINIMAL}inbound: { tls12: "yes" }\n`,
+      /inbound\.tls12: expected true or false, not the text "yes"$/,
+    ],
     ['fail/bad host:port', `${MINIMAL}inbound: { listen: "15006" }\n`, /inbound\.listen: expected host:port/],
     [
       'fail/a number where host:port is expected says so',

@@ -58,8 +58,12 @@ describe('parseInjectConfig', () => {
   });
 
   for (const [name, text, expected] of [
-    ['unknown key', 'trustdomain: x', /inject\.yaml: trustdomain: unknown key/],
-    ['unknown nested key', 'proxy: { cpus: 1 }', /inject\.yaml: proxy\.cpus: unknown key/],
+    ['unknown key', 'trustdomain: x', /inject\.yaml: trustdomain \(did you mean trustDomain\?\): unknown key/],
+    [
+      'unknown nested key',
+      'proxy: { cpus: 1 }',
+      /inject\.yaml: proxy\.cpus \(did you mean cpu\?\): unknown key; allowed here: cpu, memory, cpuLimit, memoryLimit/,
+    ],
     [
       'trust domain with scheme',
       'trustDomain: spiffe://example.org',
@@ -70,11 +74,25 @@ describe('parseInjectConfig', () => {
     ['bad pull policy', 'imagePullPolicy: sometimes', /inject\.yaml: imagePullPolicy: /],
     ['bad log level', 'logLevel: loud', /inject\.yaml: logLevel: /],
     ['noProxy with a comma', 'noProxy: ["a,b"]', /inject\.yaml: noProxy\.0: expected a host/],
-    ['endUser with an unknown key', 'endUser: { issuer: x }', /inject\.yaml: endUser\.issuer: unknown key/],
+    [
+      'endUser with an unknown key',
+      'endUser: { issuer: x }',
+      /inject\.yaml: endUser\.issuer \(did you mean issuers\?\): unknown key/,
+    ],
     [
       'endUser issuer without audiences',
       'endUser: { issuers: [{ issuer: "https://a.b", algorithms: [ES256] }] }',
       /inject\.yaml: endUser\.issuers\.0\.audiences: /,
+    ],
+    [
+      'a voucher of another trust domain',
+      'trustDomain: example.org\nendUser: { issuers: [{ issuer: "https://a.b", audiences: [x], algorithms: [ES256] }], vouchers: ["spiffe://other.org/ns/edge/sa/gw"] }',
+      /inject\.yaml: endUser\.vouchers\.0: expected an ID in trust domain example\.org \(trustDomain\), not other\.org: meshauth has no federation/,
+    ],
+    [
+      'a voucher outside the default trust domain',
+      'endUser: { issuers: [{ issuer: "https://a.b", audiences: [x], algorithms: [ES256] }], vouchers: ["spiffe://example.org/ns/edge/sa/gw"] }',
+      /inject\.yaml: endUser\.vouchers\.0: expected an ID in trust domain cluster\.local \(trustDomain\), not example\.org/,
     ],
     ['not YAML', 'a: [', /inject\.yaml: line 1: not valid YAML/],
     [

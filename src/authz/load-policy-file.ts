@@ -1,4 +1,5 @@
 // Reads, validates and compiles a policy file (the I/O half of the Policy Administration Point). Not pure.
+import { fileErrnoText } from '../config/file-errno.js';
 import { MeshauthError } from '../errors/index.js';
 import { readRegularFile } from '../platform/index.js';
 import { compilePolicy } from './policy/compile-policy.js';
@@ -16,22 +17,24 @@ export interface LoadedPolicy {
 /** A policy file larger than this is refused: a real policy is a few hundred KiB at most. */
 export const MAX_POLICY_BYTES = 8 * 1024 * 1024;
 
-export async function loadPolicyFile(file: string): Promise<LoadedPolicy> {
+/** `trustDomain`: the mesh's, when known; a rule naming another one is refused (policy/foreign-ids.ts). */
+export async function loadPolicyFile(file: string, trustDomain?: string): Promise<LoadedPolicy> {
   const text = await readPolicyText(file);
-  return compilePolicyText(text, file);
+  return compilePolicyText(text, file, trustDomain);
 }
 
-export function compilePolicyText(text: string, file: string): LoadedPolicy {
-  const document = parsePolicy(text, file);
+export function compilePolicyText(text: string, file: string, trustDomain?: string): LoadedPolicy {
+  const document = parsePolicy(text, file, trustDomain);
   return { file, text, document, policy: compilePolicy(document) };
 }
 
 /**
  * The policy file's text. Read as a bounded regular file (platform/regular-file.ts): a FIFO at the path used to hang
  * `policy validate`, the sidecar's start and, on a reload, every later reload behind it; a device such as /dev/zero
- * was read to Node's 2 GiB buffer limit before the size check ran.
+ * was read to Node's 2 GiB buffer limit before the size check ran. `what` names the file in messages (`policy test
+ * --cases` reads its cases file the same way).
  */
-export async function readPolicyText(file: string): Promise<string> {
+export async function readPolicyText(file: string, what = 'policy file'): Promise<string> {
   try {
     return readRegularFile(file, MAX_POLICY_BYTES).bytes.toString('utf8');
   } catch (error) {
@@ -41,7 +44,7 @@ export async function readPolicyText(file: string): Promise<string> {
         reason: 'too_large',
       });
     }
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `cannot read policy file ${file}: ${code}`, {
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `cannot read ${what} ${file}: ${fileErrnoText(error)}`, {
       reason: 'unreadable',
       cause: error,
     });

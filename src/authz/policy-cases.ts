@@ -48,17 +48,22 @@ export function parseCases(text: string, file: string): PolicyCase[] {
   if (document.errors.length > 0) {
     throw casesInvalid(file, [`YAML: ${document.errors[0]?.message.split('\n')[0] ?? ''}`]);
   }
-  const result = casesSchema.safeParse(document.toJS({ maxAliasCount: 100 }));
+  const data: unknown = document.toJS({ maxAliasCount: 100 });
+  if (data === null || data === undefined) {
+    throw casesInvalid(file, ['the file is empty: expected `cases:` with a list of cases']);
+  }
+  const result = casesSchema.safeParse(data);
   if (!result.success) {
     throw casesInvalid(
       file,
-      result.error.issues.map(
-        (i) =>
-          `${i.path
-            .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
-            .join('')
-            .replace(/^\./, '')}: ${i.message}`,
-      ),
+      result.error.issues.map((i) => {
+        const key = i.path
+          .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+          .join('')
+          .replace(/^\./, '');
+        // A problem with the document itself (a list, a scalar) has no key to name.
+        return `${key === '' ? '(top level)' : key}: ${i.message}`;
+      }),
     );
   }
   return result.data.cases;

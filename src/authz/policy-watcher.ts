@@ -33,6 +33,11 @@ export interface PolicyWatcherOptions {
    * MESHAUTH_ERR_POLICY_INVALID. At start it fails the start; on reload the policy is refused like an invalid one.
    */
   readonly check?: ((policy: CompiledPolicy, file: string) => void) | undefined;
+  /**
+   * The mesh's trust domain name: a rule on another trust domain's IDs, which no peer can ever have, is refused like
+   * an invalid policy (at start it fails the start; a reload with one keeps the previous policy).
+   */
+  readonly trustDomain?: string | undefined;
 }
 
 export class PolicyWatcher {
@@ -41,6 +46,7 @@ export class PolicyWatcher {
   readonly #metrics: Metrics;
   readonly #onChange: ((policy: CompiledPolicy) => void) | undefined;
   readonly #check: ((policy: CompiledPolicy, file: string) => void) | undefined;
+  readonly #trustDomain: string | undefined;
   readonly #pollIntervalMs: number;
   readonly #debounceMs: number;
   readonly #settleMs: number;
@@ -66,6 +72,7 @@ export class PolicyWatcher {
     this.#metrics = options.metrics;
     this.#onChange = options.onChange;
     this.#check = options.check;
+    this.#trustDomain = options.trustDomain;
     this.#pollIntervalMs = options.pollIntervalMs ?? 2_000;
     this.#debounceMs = options.debounceMs ?? 100;
     this.#settleMs = options.settleMs ?? 1_000;
@@ -76,7 +83,7 @@ export class PolicyWatcher {
   async start(): Promise<CompiledPolicy> {
     if (this.#current !== undefined) return this.#current.policy;
     this.#statSignature = await this.#stat();
-    const loaded = compilePolicyText(await readPolicyText(this.#file), this.#file);
+    const loaded = compilePolicyText(await readPolicyText(this.#file), this.#file, this.#trustDomain);
     this.#check?.(loaded.policy, this.#file);
     this.#current = loaded;
     this.#logger.info(
@@ -178,7 +185,7 @@ export class PolicyWatcher {
     }
     let loaded: LoadedPolicy;
     try {
-      loaded = compilePolicyText(text, this.#file);
+      loaded = compilePolicyText(text, this.#file, this.#trustDomain);
       this.#check?.(loaded.policy, this.#file);
     } catch (error) {
       this.#fail(error, `text:${text}`);

@@ -6,7 +6,7 @@ import { type AuthzUser, evaluateTestRequest, loadPolicyFile, parseCases, runCas
 import { readPolicyText } from '../authz/load-policy-file.js';
 import { formatProblem, type PolicyProblem } from '../authz/policy/parse-policy.js';
 import { MeshauthError } from '../errors/index.js';
-import { EXIT_FAILURE, EXIT_USAGE } from './run.js';
+import { EXIT_FAILURE, EXIT_USAGE, formatError } from './run.js';
 
 interface TestOptions {
   readonly from?: string;
@@ -65,7 +65,7 @@ export function registerPolicyCommands(program: Command): void {
       const loaded = await loadPolicyFile(file);
       const now = options.time === undefined ? new Date() : parseTime(options.time);
       if (options.cases !== undefined) {
-        const cases = parseCases(await readPolicyText(options.cases), options.cases);
+        const cases = parseCases(await readPolicyText(options.cases, 'cases file'), options.cases);
         const results = runCases(loaded.policy, cases, now);
         printCases(results, options.json === true);
         if (results.some((r) => !r.passed)) process.exitCode = EXIT_FAILURE;
@@ -159,15 +159,19 @@ function printCases(results: readonly CaseResult[], json: boolean): void {
   out(`${results.length} cases: ${results.length - failed} passed, ${failed} failed`);
 }
 
+/**
+ * One line per problem, each ending in its code as every other CLI error does (`[MESHAUTH_ERR_POLICY_INVALID]`,
+ * the code the sidecar gives the same file), so a script can tell a bad policy from an unreadable one.
+ */
 function printProblems(file: string, error: unknown): void {
   if (error instanceof MeshauthError && error.code === 'MESHAUTH_ERR_POLICY_INVALID') {
     const problems = (error.detail?.problems as readonly PolicyProblem[] | undefined) ?? [];
     if (problems.length > 0) {
-      for (const p of problems) process.stderr.write(`${formatProblem(file, p)}\n`);
+      for (const p of problems) process.stderr.write(`${formatProblem(file, p)} [${error.code}]\n`);
       return;
     }
   }
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`${formatError(error)}\n`);
 }
 
 function collect(value: string, previous: string[]): string[] {

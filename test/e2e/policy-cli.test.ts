@@ -103,6 +103,31 @@ describe('meshauth policy (built CLI)', () => {
     expect(r.stderr).toContain(`${bad}: rules[0] "orders-read" to: unknown field "verbs"`);
   });
 
+  it('fail/validate on an empty file says so, each problem line carrying MESHAUTH_ERR_POLICY_INVALID', async () => {
+    const empty = join(scratch, 'empty.yaml');
+    await writeFile(empty, '');
+    const r = await meshauth('policy', 'validate', empty);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `${empty}: the file is empty: expected a policy with apiVersion: meshauth.dev/v1, kind: Policy and rules [MESHAUTH_ERR_POLICY_INVALID]\n`,
+    );
+  });
+
+  it('fail/validate on a directory says "not a regular file" with its code', async () => {
+    const r = await meshauth('policy', 'validate', scratch);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `meshauth: cannot read policy file ${scratch}: not a regular file [MESHAUTH_ERR_FILE_UNREADABLE]\n`,
+    );
+  });
+
+  it('fail/test --cases naming no file says it is the cases file that cannot be read', async () => {
+    const missing = join(scratch, 'nosuch.cases.yaml');
+    const r = await meshauth('policy', 'test', POLICY, '--cases', missing);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`meshauth: cannot read cases file ${missing}: ENOENT [MESHAUTH_ERR_FILE_UNREADABLE]\n`);
+  });
+
   it('ok/test --json gives the decision, the deciding rule and a trace of every rule', async () => {
     const r = await meshauth(
       'policy',

@@ -2,7 +2,10 @@
 // each naming the file, the rule (name and index) and the field, and what was expected.
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { closestKey, keysAt } from '../../config/key-suggestion.js';
+import { schemaLeafPaths } from '../../config/schema-keys.js';
 import { MeshauthError } from '../../errors/index.js';
+import { foreignIdProblems } from './foreign-ids.js';
 import { type PolicyDocument, policySchema } from './schema.js';
 
 export interface PolicyProblem {
@@ -13,8 +16,11 @@ export interface PolicyProblem {
   readonly message: string;
 }
 
-/** Parses and validates; throws MESHAUTH_ERR_POLICY_INVALID listing every problem (detail.problems). */
-export function parsePolicy(text: string, file: string): PolicyDocument {
+/**
+ * Parses and validates; throws MESHAUTH_ERR_POLICY_INVALID listing every problem (detail.problems). With
+ * `trustDomain` (the mesh's, when the caller knows it), a condition on another trust domain is a problem too.
+ */
+export function parsePolicy(text: string, file: string, trustDomain?: string): PolicyDocument {
   const lines = new LineCounter();
   const document = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
   // Warnings too: yaml loads a value with an unresolved tag anyway (and reports it on stderr).
@@ -34,10 +40,14 @@ export function parsePolicy(text: string, file: string): PolicyDocument {
     // An alias without its anchor, or one past the expansion bound.
     throw invalidPolicy(file, [{ rule: '', field: '', message: `YAML ${(error as Error).message}` }]);
   }
+  const shape = topLevelProblem(data);
+  if (shape !== undefined) throw invalidPolicy(file, [{ rule: '', field: '', message: shape }]);
   const result = policySchema.safeParse(data);
   if (!result.success) {
     throw invalidPolicy(file, problemsOf(result.error.issues, data));
   }
+  const foreign = trustDomain === undefined ? [] : foreignIdProblems(result.data, trustDomain);
+  if (foreign.length > 0) throw invalidPolicy(file, foreign);
   return result.data;
 }
 
@@ -51,11 +61,40 @@ function problemsOf(issues: readonly z.core.$ZodIssue[], data: unknown): PolicyP
       fieldPath = path.slice(2);
     }
     let message = issue.message;
+    // zod's own wording for a missing key (issues carry no input to tell by), as the sidecar config's loader reads it.
+    if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) {
+      message = `required field is missing (expected ${issue.expected})`;
+    }
     if (issue.code === 'unrecognized_keys') {
-      message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      const allowed = keysAt(issue.path, policyLeafPaths());
+      const named = issue.keys.map((k) => {
+        const near = closestKey(k, allowed);
+        return `"${k}"${near === undefined ? '' : ` (did you mean "${near}"?)`}`;
+      });
+      message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${named.join(', ')}`;
     }
     return { rule, field: formatPath(fieldPath), message };
   });
+}
+
+const POLICY_SHAPE = 'apiVersion: meshauth.dev/v1, kind: Policy and rules';
+
+/** An empty file or a top level that is not a mapping: zod's "expected object, received null" said neither. */
+function topLevelProblem(data: unknown): string | undefined {
+  if (data === null || data === undefined) return `the file is empty: expected a policy with ${POLICY_SHAPE}`;
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    const kind = Array.isArray(data) ? 'a list' : `a ${typeof data}`;
+    return `expected a mapping with ${POLICY_SHAPE} at the top level, not ${kind}`;
+  }
+  return undefined;
+}
+
+let leafPathCache: readonly string[] | undefined;
+
+/** The policy schema's key paths (walked on the first unknown field only). */
+function policyLeafPaths(): readonly string[] {
+  leafPathCache ??= schemaLeafPaths(policySchema);
+  return leafPathCache;
 }
 
 /**

@@ -2,6 +2,7 @@
 // errors (a misspelt matcher must never be ignored and widen a rule). Validation only: defaults
 // are applied by the compiler, not here (validating and defaulting are two steps).
 import { z } from 'zod';
+import { booleanFlag } from '../../config/boolean-flag.js';
 import { MeshauthError } from '../../errors/index.js';
 import { TrustDomain } from '../../identity/index.js';
 import { validateMethod } from '../method-validate.js';
@@ -148,7 +149,7 @@ export const policySchema = z
     kind: z.literal('Policy'),
     metadata: z.strictObject({ name: nonEmpty }).optional(),
     mode: z.enum(['enforce', 'audit']).optional(),
-    exposeRuleNames: z.boolean().optional(),
+    exposeRuleNames: booleanFlag().optional(),
     rules: z.array(ruleSchema),
   })
   .superRefine((policy, ctx) => {

@@ -68,7 +68,7 @@ rules:
 
   it('fail/unknown key in a rule names file, rule and field', () => {
     const [p] = problems(`${HEAD}rules:\n  - name: r1\n    action: allow\n    to: { path: ["/x"] }\n`);
-    expect(p).toEqual({ rule: 'rules[0] "r1"', field: 'to', message: 'unknown field "path"' });
+    expect(p).toEqual({ rule: 'rules[0] "r1"', field: 'to', message: 'unknown field "path" (did you mean "paths"?)' });
   });
 
   it('fail/the message names the file, rule and field', () => {

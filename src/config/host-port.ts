@@ -39,3 +39,32 @@ export function formatHostPort(value: HostPort): string {
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
+
+/**
+ * The same port on the same host as a connection would reach it: hosts compared in the URL parser's canonical
+ * form (case, IPv4 short forms such as `127.1` and `0`, IPv6 long forms, IPv4-mapped IPv6), a wildcard listener
+ * taking every host, `localhost` standing for 127.0.0.1 and ::1.
+ */
+export function samePlace(a: HostPort, b: HostPort): boolean {
+  if (a.port !== b.port) return false;
+  const [x, y] = [canonicalHost(a.host), canonicalHost(b.host)];
+  const wildcard = (h: string) => h === '0.0.0.0' || h === '::' || h === '';
+  if (x === y || wildcard(x) || wildcard(y)) return true;
+  const local = (h: string) => h === '127.0.0.1' || h === '::1';
+  return (x === 'localhost' && local(y)) || (y === 'localhost' && local(x));
+}
+
+function canonicalHost(host: string): string {
+  let name: string;
+  try {
+    name = new URL(`http://${host.includes(':') ? `[${host}]` : host}/`).hostname;
+  } catch {
+    return host.toLowerCase();
+  }
+  name = name.replace(/^\[|\]$/g, '');
+  // ::ffff:7f00:1 → 127.0.0.1
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(name);
+  if (mapped === null) return name;
+  const [hi, lo] = [Number.parseInt(mapped[1] as string, 16), Number.parseInt(mapped[2] as string, 16)];
+  return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+}

@@ -4,7 +4,7 @@ import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import { DEFAULT_MAX_PEER_ID_LABELS } from '../telemetry/peer-id-labels.js';
 import { parseDuration } from './duration.js';
-import { formatHostPort, type HostPort, parseHostPort } from './host-port.js';
+import { formatHostPort, type HostPort, parseHostPort, samePlace } from './host-port.js';
 import { envOrigin } from './key-path.js';
 import { isRouteIdPattern, parseEgressEntry, parseRouteAddress, type RouteAddress } from './route-match.js';
 import type { EndUserFile, ExternalFile, InboundLimitsFile, SidecarFile } from './sidecar-schema.js';
@@ -293,35 +293,6 @@ function checkListenersApart(
       { reason: 'config_listen_clash', detail: { file: source, key } },
     );
   }
-}
-
-/**
- * The same port on the same host as a connection would reach it: hosts compared in the URL parser's canonical
- * form (case, IPv4 short forms such as `127.1` and `0`, IPv6 long forms, IPv4-mapped IPv6), a wildcard listener
- * taking every host, `localhost` standing for 127.0.0.1 and ::1.
- */
-function samePlace(a: HostPort, b: HostPort): boolean {
-  if (a.port !== b.port) return false;
-  const [x, y] = [canonicalHost(a.host), canonicalHost(b.host)];
-  const wildcard = (h: string) => h === '0.0.0.0' || h === '::' || h === '';
-  if (x === y || wildcard(x) || wildcard(y)) return true;
-  const local = (h: string) => h === '127.0.0.1' || h === '::1';
-  return (x === 'localhost' && local(y)) || (y === 'localhost' && local(x));
-}
-
-function canonicalHost(host: string): string {
-  let name: string;
-  try {
-    name = new URL(`http://${host.includes(':') ? `[${host}]` : host}/`).hostname;
-  } catch {
-    return host.toLowerCase();
-  }
-  name = name.replace(/^\[|\]$/g, '');
-  // ::ffff:7f00:1 → 127.0.0.1
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(name);
-  if (mapped === null) return name;
-  const [hi, lo] = [Number.parseInt(mapped[1] as string, 16), Number.parseInt(mapped[2] as string, 16)];
-  return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
 }
 
 /** `inbound.endUser` as written (a sidecar's file or inject.yaml's mesh-wide one) with its defaults filled in. */

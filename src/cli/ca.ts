@@ -8,13 +8,12 @@ import type { Command } from 'commander';
 // program and must not load it (its idle memory must stay small).
 import { IDENTITY_BURST, IDENTITY_RATE_PER_SECOND } from '../ca/identity-rate-limit.js';
 import { ROTATION_LOCK_FILE, STALE_LOCK_MS, withRotationLock } from '../ca/rotation-lock.js';
-import { assertDurationInRange, formatDuration, parseDuration } from '../config/duration.js';
+import { durationInRange, formatDuration } from '../config/duration.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
 import { KEY_TYPES, parseKeyType, SVID_MAX_TTL_MS } from '../pki/index.js';
 import { createLogger, Metrics } from '../telemetry/index.js';
 import { checkOutPrefix } from './cert.js';
-import { durationFlag } from './duration-flag.js';
 import { type FileToReplace, makeKeyDirectory, replaceFiles } from './key-pair-files.js';
 import { sayWaiting, withKeyPairLock } from './key-pair-lock.js';
 
@@ -133,7 +132,7 @@ export function registerCaCommands(program: Command): void {
       }) => {
         const id = SpiffeId.parse(opts.id);
         if (opts.out !== undefined) checkOutPrefix(opts.out);
-        const ttlMs = durationFlag('--ttl', opts.ttl, ISSUE_TTL);
+        const ttlMs = durationInRange('--ttl', opts.ttl, ISSUE_TTL.min, ISSUE_TTL.max);
         const keyType = parseKeyType(opts.keyType);
         if (opts.p12 === true && opts.p12PasswordFile === undefined) {
           throw usage('--p12 needs --p12-password-file FILE (the password is never taken on the command line)');
@@ -181,7 +180,7 @@ export function registerCaCommands(program: Command): void {
     .option('--dir <dir>', 'CA directory', DEFAULT_DIR)
     .action(async (opts: { id: string; ttl: string; dir: string }) => {
       const id = SpiffeId.parse(opts.id);
-      const ttlMs = durationFlag('--ttl', opts.ttl, TOKEN_TTL);
+      const ttlMs = durationInRange('--ttl', opts.ttl, TOKEN_TTL.min, TOKEN_TTL.max);
       const { createJoinToken } = await import('../ca/index.js');
       process.stdout.write(`${await createJoinToken({ dir: opts.dir, id, ttlMs })}\n`);
     });
@@ -256,13 +255,8 @@ export function registerCaCommands(program: Command): void {
     .action(async (opts: ServeOptions) => {
       const { JWT_SVID_MAX_TTL_MS, JWT_SVID_MIN_TTL_MS, startCaServer } = await import('../ca/index.js');
       const logger = createLogger({ name: 'ca' });
-      const svidTtlMs = assertDurationInRange('--svid-ttl', parseDuration(opts.svidTtl), SERVE_TTL.min, SERVE_TTL.max);
-      const jwtTtlMs = assertDurationInRange(
-        '--jwt-ttl',
-        parseDuration(opts.jwtTtl),
-        JWT_SVID_MIN_TTL_MS,
-        JWT_SVID_MAX_TTL_MS,
-      );
+      const svidTtlMs = durationInRange('--svid-ttl', opts.svidTtl, SERVE_TTL.min, SERVE_TTL.max);
+      const jwtTtlMs = durationInRange('--jwt-ttl', opts.jwtTtl, JWT_SVID_MIN_TTL_MS, JWT_SVID_MAX_TTL_MS);
       if (opts.k8sIssuer === undefined) {
         const stray = [
           ['--k8s-jwks', opts.k8sJwks],
@@ -278,18 +272,18 @@ export function registerCaCommands(program: Command): void {
         );
       }
       if (opts.k8sIssuer !== undefined) await refuseEmptySecretDir(opts);
-      const intermediateTtlMs = assertDurationInRange(
+      const intermediateTtlMs = durationInRange(
         '--intermediate-ttl',
-        parseDuration(opts.intermediateTtl),
+        opts.intermediateTtl,
         INTERMEDIATE_TTL.min,
         INTERMEDIATE_TTL.max,
       );
       const maxQueue =
         opts.maxQueue === undefined ? undefined : integerOption('--max-queue', opts.maxQueue, 0, 1_000_000);
       const workers = opts.workers === undefined ? undefined : integerOption('--workers', opts.workers, 0, 64);
-      const bundleRefreshHintMs = assertDurationInRange(
+      const bundleRefreshHintMs = durationInRange(
         '--bundle-refresh-hint',
-        parseDuration(opts.bundleRefreshHint),
+        opts.bundleRefreshHint,
         BUNDLE_REFRESH_HINT.min,
         BUNDLE_REFRESH_HINT.max,
       );

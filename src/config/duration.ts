@@ -52,12 +52,17 @@ export function formatDuration(ms: number): string {
   return `${ms}ms`;
 }
 
-/** Checks min ≤ ms ≤ max; throws MESHAUTH_ERR_TTL_OUT_OF_RANGE naming the bounds. */
-export function assertDurationInRange(what: string, ms: number, min: number, max: number): number {
+/**
+ * `text` (a flag's value) in milliseconds, checked min ≤ ms ≤ max. MESHAUTH_ERR_USAGE when it is no duration,
+ * MESHAUTH_ERR_TTL_OUT_OF_RANGE naming the bounds otherwise, with the value as typed: spelt back from milliseconds,
+ * `--ttl 0s` read "--ttl 0ms", a value the user never wrote.
+ */
+export function durationInRange(what: string, text: string, min: number, max: number): number {
+  const ms = parseDuration(text);
   if (ms < min || ms > max) {
     throw new MeshauthError(
       'MESHAUTH_ERR_TTL_OUT_OF_RANGE',
-      `${what} ${formatDuration(ms)} is out of range: must be between ${formatDuration(min)} and ${formatDuration(max)}`,
+      `${what} ${text.trim()} is out of range: must be between ${formatDuration(min)} and ${formatDuration(max)}`,
       { reason: 'ttl_out_of_range' },
     );
   }

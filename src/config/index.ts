@@ -1,5 +1,5 @@
 // Configuration: zod schemas, environment variable names, load → validate → freeze.
-export { assertDurationInRange, formatDuration, parseDuration } from './duration.js';
+export { durationInRange, formatDuration, parseDuration } from './duration.js';
 export * from './env-names.js';
 export { formatHostPort, type HostPort, isLoopbackHost, parseHostPort } from './host-port.js';
 export { configKeyName, envOrigin, keyPath, namedByConfig } from './key-path.js';

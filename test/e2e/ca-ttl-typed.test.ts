@@ -29,4 +29,12 @@ describe('--ttl out of range', () => {
       `meshauth: ${typed} is out of range: must be between ${bounds} [MESHAUTH_ERR_TTL_OUT_OF_RANGE]\n`,
     );
   });
+
+  it('fail/ca serve --svid-ttl 0s → exit 2, the value as typed (the serve flags share the check)', async () => {
+    const result = await meshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--svid-ttl', '0s'], { cwd });
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toBe(
+      'meshauth: --svid-ttl 0s is out of range: must be between 5s and 24h [MESHAUTH_ERR_TTL_OUT_OF_RANGE]\n',
+    );
+  });
 });

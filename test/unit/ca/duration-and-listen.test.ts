@@ -1,7 +1,7 @@
 // The shared duration parser (src/config/duration.ts) and the listen-address parser the CA flags use.
 import { describe, expect, it } from 'vitest';
 import { httpsUrl, parseListenAddress } from '../../../src/ca/index.js';
-import { assertDurationInRange, formatDuration, parseDuration } from '../../../src/config/duration.js';
+import { durationInRange, formatDuration, parseDuration } from '../../../src/config/duration.js';
 import { MeshauthError } from '../../../src/errors/index.js';
 
 describe('parseDuration', () => {
@@ -31,10 +31,10 @@ describe('parseDuration', () => {
   });
 
   it('fail/out of range names both bounds', () => {
-    expect(() => assertDurationInRange('--ttl', 25 * 3_600_000, 60_000, 86_400_000)).toThrow(
+    expect(() => durationInRange('--ttl', '25h', 60_000, 86_400_000)).toThrow(
       /--ttl 25h is out of range: must be between 1m and 24h/,
     );
-    expect(assertDurationInRange('--ttl', 60_000, 60_000, 86_400_000)).toBe(60_000);
+    expect(durationInRange('--ttl', '60s', 60_000, 86_400_000)).toBe(60_000);
   });
 });
 

@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { durationFlag } from '../../../src/cli/duration-flag.js';
+import { durationInRange } from '../../../src/config/duration.js';
 import { MeshauthError } from '../../../src/errors/index.js';
 
-const RANGE = { min: 60_000, max: 86_400_000 };
+const [MIN, MAX] = [60_000, 86_400_000];
 
-describe('durationFlag', () => {
+describe('durationInRange', () => {
   it.each([
     ['ok/1m', '1m', 60_000],
     ['ok/24h', '24h', 86_400_000],
     ['ok/ 90s (trimmed)', ' 90s', 90_000],
   ])('%s', (_name, text, ms) => {
-    expect(durationFlag('--ttl', text, RANGE)).toBe(ms);
+    expect(durationInRange('--ttl', text, MIN, MAX)).toBe(ms);
   });
 
   it.each([
@@ -20,7 +20,7 @@ describe('durationFlag', () => {
   ])('%s → MESHAUTH_ERR_TTL_OUT_OF_RANGE in the words typed', (_name, text, message) => {
     const error = (() => {
       try {
-        durationFlag('--ttl', text, RANGE);
+        durationInRange('--ttl', text, MIN, MAX);
       } catch (e) {
         return e;
       }
@@ -32,6 +32,8 @@ describe('durationFlag', () => {
   });
 
   it('fail/not a duration → MESHAUTH_ERR_USAGE', () => {
-    expect(() => durationFlag('--ttl', 'soon', RANGE)).toThrow(expect.objectContaining({ code: 'MESHAUTH_ERR_USAGE' }));
+    expect(() => durationInRange('--ttl', 'soon', MIN, MAX)).toThrow(
+      expect.objectContaining({ code: 'MESHAUTH_ERR_USAGE' }),
+    );
   });
 });

@@ -39,6 +39,8 @@ const RELEASE_RETRY_MS = 25;
 export interface RotationLock {
   /** Removes the lock file only if it still holds this holder's token. */
   release(): Promise<ReleaseOutcome>;
+  /** True while the lock file still holds this holder's token (no other process broke it as stale). */
+  isHeld(): Promise<boolean>;
 }
 
 /*
@@ -80,6 +82,7 @@ export async function acquireRotationLock(path: string): Promise<RotationLock | 
 
 function heldLock(path: string, content: string): RotationLock {
   return {
+    isHeld: async () => (await contentOf(path)) === content,
     release: async () => {
       for (let attempt = 0; attempt < RELEASE_ATTEMPTS; attempt++) {
         if (attempt > 0) await delay(RELEASE_RETRY_MS);
@@ -159,6 +162,45 @@ export interface LockWaitOptions {
   readonly timeoutMs?: number;
 }
 
+export interface WaitForLockOptions {
+  /** How long to wait for another holder to finish. */
+  readonly timeoutMs: number;
+  /** Called once, when another process holds the lock and this one starts waiting: who holds it. */
+  readonly onWait?: (holder: string) => void;
+  /** The error thrown when the lock is still held after `timeoutMs`: who holds it. */
+  readonly timedOut: (holder: string) => Error;
+}
+
+/**
+ * The lock at `path`, once any other holder has finished (or died and its lock went stale); undefined when the
+ * directory cannot hold a lock file (missing, read-only, not this user's, full), where the caller runs unlocked.
+ */
+export async function waitForLock(path: string, options: WaitForLockOptions): Promise<RotationLock | undefined> {
+  const deadline = Date.now() + options.timeoutMs;
+  let lock: RotationLock | undefined;
+  try {
+    lock = await acquireRotationLock(path);
+  } catch (error) {
+    if (UNLOCKABLE_DIRECTORY.has((error as NodeJS.ErrnoException).code ?? '')) return undefined;
+    throw error;
+  }
+  if (lock === undefined) options.onWait?.(await lockHolder(path));
+  while (lock === undefined) {
+    if (Date.now() >= deadline) throw options.timedOut(await lockHolder(path));
+    await delay(LOCK_RETRY_MS);
+    lock = await acquireRotationLock(path);
+  }
+  return lock;
+}
+
+/**
+ * Who holds the lock, as its holder wrote it (token, host and pid), for the operator. Only said, never decided on: a
+ * lock this user may not read (another user's run, 0600) is still waited for.
+ */
+export async function lockHolder(path: string): Promise<string> {
+  return (await contentOf(path).catch(() => undefined))?.trim() ?? 'unknown';
+}
+
 /**
  * Runs `action` holding the lock of the CA directory `dir`, waiting for another holder to finish: a command that
  * changes the directory (`ca rotate`, `ca init --force`) must not interleave its writes with a replica's rotation or
@@ -171,30 +213,21 @@ export async function withRotationLock<T>(
   options: LockWaitOptions = {},
 ): Promise<T> {
   const path = join(dir, ROTATION_LOCK_FILE);
-  const deadline = Date.now() + (options.timeoutMs ?? STALE_LOCK_MS + 5_000);
-  let lock: RotationLock | undefined;
-  try {
-    lock = await acquireRotationLock(path);
-  } catch (error) {
-    // A directory that is missing or cannot be written to cannot be changed either: `action` fails on its own first
-    // read or write, with the message naming its file that it always had (no CA here, a read-only mount, a full
-    // disk), and one that only reads it runs as it did before it took the lock.
-    if (UNLOCKABLE_DIRECTORY.has((error as NodeJS.ErrnoException).code ?? '')) return action();
-    throw error;
-  }
-  if (lock === undefined) options.onWait?.((await contentOf(path))?.trim() ?? 'unknown');
-  while (lock === undefined) {
-    if (Date.now() >= deadline) {
-      throw new MeshauthError(
+  const lock = await waitForLock(path, {
+    timeoutMs: options.timeoutMs ?? STALE_LOCK_MS + 5_000,
+    ...(options.onWait === undefined ? {} : { onWait: options.onWait }),
+    timedOut: (holder) =>
+      new MeshauthError(
         'MESHAUTH_ERR_CA_UNAVAILABLE',
-        `another process is still changing the CA directory ${dir} (${path} is held: ` +
-          `${(await contentOf(path))?.trim() ?? 'unknown'}); try again once it has finished`,
+        `another process is still changing the CA directory ${dir} (${path} is held: ${holder}); ` +
+          'try again once it has finished',
         { reason: 'directory_locked' },
-      );
-    }
-    await delay(LOCK_RETRY_MS);
-    lock = await acquireRotationLock(path);
-  }
+      ),
+  });
+  // A directory that is missing or cannot be written to cannot be changed either: `action` fails on its own first
+  // read or write, with the message naming its file that it always had (no CA here, a read-only mount, a full
+  // disk), and one that only reads it runs as it did before it took the lock.
+  if (lock === undefined) return action();
   try {
     return await action();
   } finally {

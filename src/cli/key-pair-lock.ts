@@ -3,9 +3,8 @@
 // renames could interleave into a key of one run beside the chain of the other, a pair that authenticates nowhere.
 // The lock file sits beside the key and is the CA directory's lock (rotation-lock.ts): exclusive creation, stale
 // when its mtime is old, broken under a second lock. It must not read or write the pair itself.
-import { readFile, utimes } from 'node:fs/promises';
-import { setTimeout as delay } from 'node:timers/promises';
-import { acquireRotationLock, type RotationLock, STALE_LOCK_MS } from '../ca/rotation-lock.js';
+import { utimes } from 'node:fs/promises';
+import { STALE_LOCK_MS, waitForLock } from '../ca/rotation-lock.js';
 import { MeshauthError } from '../errors/index.js';
 
 /** The lock of the pair whose key is `keyFile`: `web.key.lock` beside `web.key`. */
@@ -45,24 +44,6 @@ export function sayWaiting(keyFile: string): (holder: string) => void {
     );
 }
 
-/** How often a command waiting for the lock tries again. */
-const RETRY_MS = 100;
-
-/**
- * A directory this user cannot create a file in. No command can replace the pair there either (its staged files
- * go beside it), so `action` runs unlocked and fails, or only reads, as it did before the lock: the message names
- * the key or chain, not a lock file the user never asked for.
- */
-const UNLOCKABLE_DIRECTORY: ReadonlySet<string> = new Set([
-  'ENOENT',
-  'ENOTDIR',
-  'EROFS',
-  'EACCES',
-  'EPERM',
-  'ENOSPC',
-  'EDQUOT',
-]);
-
 const UNLOCKED: KeyPairLock = { assertHeld: async () => undefined };
 
 /**
@@ -75,22 +56,16 @@ export async function withKeyPairLock<T>(
   options: KeyPairLockOptions = {},
 ): Promise<T> {
   const path = keyPairLockPath(keyFile);
-  const deadline = Date.now() + (options.timeoutMs ?? 2 * STALE_LOCK_MS + 5_000);
-  let lock: RotationLock | undefined;
-  try {
-    lock = await acquireRotationLock(path);
-  } catch (error) {
-    if (UNLOCKABLE_DIRECTORY.has((error as NodeJS.ErrnoException).code ?? '')) return action(UNLOCKED);
-    throw error;
-  }
-  if (lock === undefined) options.onWait?.(await holderOf(path));
-  while (lock === undefined) {
-    if (Date.now() >= deadline) throw locked(keyFile, path, await holderOf(path));
-    await delay(RETRY_MS);
-    lock = await acquireRotationLock(path);
-  }
-  const token = await contentOf(path);
-  const held = async () => token !== undefined && (await contentOf(path)) === token;
+  const lock = await waitForLock(path, {
+    timeoutMs: options.timeoutMs ?? 2 * STALE_LOCK_MS + 5_000,
+    ...(options.onWait === undefined ? {} : { onWait: options.onWait }),
+    timedOut: (holder) => locked(keyFile, path, holder),
+  });
+  // A directory this user cannot create a file in: no command can replace the pair there either (its staged files
+  // go beside it), so `action` runs unlocked and fails, or only reads, as it did before the lock, with a message that
+  // names the key or chain, not a lock file the user never asked for.
+  if (lock === undefined) return action(UNLOCKED);
+  const held = () => lock.isHeld().catch(() => false);
   // A live holder keeps its lock fresh: a renewal waiting on a slow CA is not taken for one that died.
   const heartbeat = setInterval(
     () => {
@@ -137,21 +112,4 @@ function lockLost(keyFile: string, path: string): MeshauthError {
 
 function busy(path: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`EBUSY: ${path} is held by another process`), { code: 'EBUSY', path });
-}
-
-/**
- * Who holds the lock, as its holder wrote it (token, host and pid), for the operator. Only said, never decided on: a
- * lock this user may not read (another user's run, 0600) is still waited for.
- */
-async function holderOf(path: string): Promise<string> {
-  return (await contentOf(path).catch(() => undefined))?.trim() ?? 'unknown';
-}
-
-async function contentOf(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
 }

@@ -32,6 +32,10 @@ export function schemaLeafPaths(schema: z.ZodType): string[] {
     }
     if (path !== '') paths.add(path);
   };
-  walk(z.toJSONSchema(schema, { unrepresentable: 'any', io: 'input' }) as JsonSchema, '');
+  // Both views, the input one being what users write: a value whose schema preprocesses its input (a gateway route's
+  // claim conditions) shows its keys only in the output one.
+  for (const io of ['input', 'output'] as const) {
+    walk(z.toJSONSchema(schema, { unrepresentable: 'any', io }) as JsonSchema, '');
+  }
   return [...paths];
 }

@@ -4,10 +4,10 @@
 import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
 import { keyPath, parseYamlText } from '../config/index.js';
-import { closestKey } from '../config/key-suggestion.js';
+import { closestKey, keysAt } from '../config/key-suggestion.js';
+import { schemaLeafPaths } from '../config/schema-keys.js';
 import { MeshauthError } from '../errors/index.js';
 import { type GatewayConfig, resolveGatewayConfig } from './gateway-config.js';
-import { gatewayKeysAt } from './gateway-keys.js';
 import { gatewaySchema } from './gateway-schema.js';
 
 const MAX_REPORTED_ISSUES = 5;
@@ -51,7 +51,7 @@ function describeIssue(source: string, issue: z.core.$ZodIssue): string {
   const key = keyPath(issue.path);
   if (issue.code === 'unrecognized_keys') {
     // The sidecar config's suggestion: a typo such as `pathprefix` for `pathPrefix` is named, not left to find.
-    const allowed = gatewayKeysAt(issue.path);
+    const allowed = keysAt(issue.path, gatewayKeyPaths());
     const keys = issue.keys.map((k) => {
       const near = closestKey(k, allowed);
       return `${key === '' ? k : `${key}.${k}`}${near === undefined ? '' : ` (did you mean ${near}?)`}`;
@@ -65,4 +65,12 @@ function describeIssue(source: string, issue: z.core.$ZodIssue): string {
     return `${source}: ${key}: required key is missing (expected ${issue.expected})`;
   }
   return `${source}: ${key === '' ? '(top level)' : key}: ${issue.message}`;
+}
+
+let keyPathCache: readonly string[] | undefined;
+
+/** The key paths gateway.yaml allows (walked on the first unknown key only), in key-suggestion.ts's form. */
+function gatewayKeyPaths(): readonly string[] {
+  keyPathCache ??= schemaLeafPaths(gatewaySchema);
+  return keyPathCache;
 }

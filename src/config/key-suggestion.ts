@@ -15,6 +15,25 @@ export function keysAt(parent: readonly PropertyKey[], leafPaths: readonly strin
   return [...keys];
 }
 
+/**
+ * zod's unknown keys under `parentPath` (written `parentKey` in messages) for a loader's message: `names`, each key
+ * with the closest allowed one when one is close (`a.pathprefix (did you mean pathPrefix?)`), and `allowedHere`,
+ * `; allowed here: …` or '' when the place is not in `leafPaths`.
+ */
+export function unknownKeysText(
+  parentKey: string,
+  parentPath: readonly PropertyKey[],
+  keys: readonly string[],
+  leafPaths: readonly string[],
+): { readonly names: string; readonly allowedHere: string } {
+  const allowed = keysAt(parentPath, leafPaths);
+  const names = keys.map((k) => {
+    const near = closestKey(k, allowed);
+    return `${parentKey === '' ? k : `${parentKey}.${k}`}${near === undefined ? '' : ` (did you mean ${near}?)`}`;
+  });
+  return { names: names.join(', '), allowedHere: allowed.length === 0 ? '' : `; allowed here: ${allowed.join(', ')}` };
+}
+
 /** The allowed key closest to `name` (case aside, or a few letters off), if any is close enough to suggest. */
 export function closestKey(name: string, allowed: readonly string[]): string | undefined {
   let best: { key: string; distance: number } | undefined;

@@ -8,7 +8,7 @@ import { configKeys } from './config-reference.js';
 import { type EnvBinding, MESHAUTH_CONFIG_YAML, SIDECAR_ENV } from './env-names.js';
 import { fileErrnoText } from './file-errno.js';
 import { envOrigin, keyPath } from './key-path.js';
-import { closestKey, keysAt } from './key-suggestion.js';
+import { closestKey, unknownKeysText } from './key-suggestion.js';
 import { resolveSidecarConfig, type SidecarConfig } from './sidecar-config.js';
 import { sidecarSchema } from './sidecar-schema.js';
 import { parseYamlText } from './yaml-text.js';
@@ -158,13 +158,8 @@ function describeIssue(source: string, issue: z.core.$ZodIssue, fromEnv: Readonl
   const key = keyPath(issue.path);
   const origin = envOrigin(key, fromEnv);
   if (issue.code === 'unrecognized_keys') {
-    const allowed = keysAt(issue.path, leafPaths());
-    const unknown = issue.keys.map((k) => {
-      const near = closestKey(k, allowed);
-      return `${key === '' ? k : `${key}.${k}`}${near === undefined ? '' : ` (did you mean ${near}?)`}`;
-    });
-    const here = allowed.length === 0 ? '' : `; allowed here: ${allowed.join(', ')}`;
-    return `${source}: ${unknown.join(', ')}${origin}: unknown key${here} (README: "Configuration reference")`;
+    const { names, allowedHere } = unknownKeysText(key, issue.path, issue.keys, leafPaths());
+    return `${source}: ${names}${origin}: unknown key${allowedHere} (README: "Configuration reference")`;
   }
   if (issue.code === 'invalid_key') {
     // zod reports a refused map key generically; the key schema's own message says what was expected.

@@ -7,7 +7,7 @@ import { SpiffeId, TrustDomain } from '../identity/index.js';
 import { booleanFlag } from './boolean-flag.js';
 import { parseDuration, TIMER_RANGE_MESSAGE, withinTimerRange } from './duration.js';
 import { isLoopbackHost, parseHostPort } from './host-port.js';
-import { foreignIdMessage, trustDomainOfId } from './id-trust-domain.js';
+import { refuseForeignIds } from './id-trust-domain.js';
 import { isRouteIdPattern, isRouteKey, parseEgressEntry, parseRouteAddress } from './route-match.js';
 
 /**
@@ -247,15 +247,7 @@ function idsInTrustDomain(file: Record<string, unknown>, ctx: z.core.$Refinement
   // zod runs this even when other keys failed: values of the wrong type are skipped (their own issues name them).
   const own = file.trustDomain;
   if (typeof own !== 'string' || !tryTrustDomain(own)) return;
-  const check = (ids: unknown, path: readonly (string | number)[]) => {
-    if (!Array.isArray(ids)) return;
-    for (const [index, id] of ids.entries()) {
-      if (typeof id !== 'string' || !id.startsWith('spiffe://')) continue;
-      const domain = trustDomainOfId(id);
-      if (domain === own) continue;
-      ctx.addIssue({ code: 'custom', path: [...path, index], message: foreignIdMessage(own, domain) });
-    }
-  };
+  const check = (ids: unknown, path: readonly (string | number)[]) => refuseForeignIds(own, ids, path, ctx);
   const outbound = file.outbound as
     | { routes?: Record<string, { ids?: unknown }>; tcp?: Record<string, { ids?: unknown }> }
     | undefined;

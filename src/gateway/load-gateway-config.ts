@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
 import { keyPath, parseYamlText } from '../config/index.js';
-import { closestKey, keysAt } from '../config/key-suggestion.js';
+import { unknownKeysText } from '../config/key-suggestion.js';
 import { schemaLeafPaths } from '../config/schema-keys.js';
 import { MeshauthError } from '../errors/index.js';
 import { type GatewayConfig, resolveGatewayConfig } from './gateway-config.js';
@@ -51,13 +51,8 @@ function describeIssue(source: string, issue: z.core.$ZodIssue): string {
   const key = keyPath(issue.path);
   if (issue.code === 'unrecognized_keys') {
     // The sidecar config's suggestion: a typo such as `pathprefix` for `pathPrefix` is named, not left to find.
-    const allowed = keysAt(issue.path, gatewayKeyPaths());
-    const keys = issue.keys.map((k) => {
-      const near = closestKey(k, allowed);
-      return `${key === '' ? k : `${key}.${k}`}${near === undefined ? '' : ` (did you mean ${near}?)`}`;
-    });
-    const here = allowed.length === 0 ? '' : `; allowed here: ${allowed.join(', ')}`;
-    return `${source}: ${keys.join(', ')}: unknown key${here} (see docs/gateway.md for the allowed keys)`;
+    const { names, allowedHere } = unknownKeysText(key, issue.path, issue.keys, gatewayKeyPaths());
+    return `${source}: ${names}: unknown key${allowedHere} (see docs/gateway.md for the allowed keys)`;
   }
   if (issue.code === 'invalid_key')
     return `${source}: ${key}: invalid key: ${issue.issues[0]?.message ?? issue.message}`;

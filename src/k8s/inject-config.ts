@@ -3,9 +3,9 @@
 // second step. Pure: the CLI and the webhook read the file.
 import { z } from 'zod';
 import { booleanFlag } from '../config/boolean-flag.js';
-import { foreignIdMessage, trustDomainOfId } from '../config/id-trust-domain.js';
+import { refuseForeignIds } from '../config/id-trust-domain.js';
 import { type EndUserFile, endUserSchema, parseYamlText } from '../config/index.js';
-import { closestKey, keysAt } from '../config/key-suggestion.js';
+import { unknownKeysText } from '../config/key-suggestion.js';
 import { schemaLeafPaths } from '../config/schema-keys.js';
 import { MeshauthError } from '../errors/index.js';
 import { TrustDomain } from '../identity/index.js';
@@ -131,13 +131,8 @@ export function parseInjectConfig(text: string, source: string): InjectConfig {
 function describeIssue(source: string, issue: z.core.$ZodIssue): string {
   const key = issue.path.map(String).join('.');
   if (issue.code === 'unrecognized_keys') {
-    const allowed = keysAt(issue.path, injectLeafPaths());
-    const keys = issue.keys.map((k) => {
-      const near = closestKey(k, allowed);
-      return `${key === '' ? k : `${key}.${k}`}${near === undefined ? '' : ` (did you mean ${near}?)`}`;
-    });
-    const here = allowed.length === 0 ? '' : `; allowed here: ${allowed.join(', ')}`;
-    return `${source}: ${keys.join(', ')}: unknown key${here} (see docs/injection.md)`;
+    const { names, allowedHere } = unknownKeysText(key, issue.path, issue.keys, injectLeafPaths());
+    return `${source}: ${names}: unknown key${allowedHere} (see docs/injection.md)`;
   }
   return `${source}: ${key === '' ? '(top level)' : key}: ${issue.message}`;
 }
@@ -151,14 +146,8 @@ function vouchersInTrustDomain(
   ctx: z.core.$RefinementCtx,
 ) {
   const own = file.trustDomain ?? INJECT_DEFAULTS.trustDomain;
-  const vouchers = file.endUser?.vouchers;
-  if (typeof own !== 'string' || !isTrustDomain(own) || !Array.isArray(vouchers)) return;
-  for (const [index, id] of vouchers.entries()) {
-    if (typeof id !== 'string' || !id.startsWith('spiffe://')) continue;
-    const domain = trustDomainOfId(id);
-    if (domain === own) continue;
-    ctx.addIssue({ code: 'custom', path: ['endUser', 'vouchers', index], message: foreignIdMessage(own, domain) });
-  }
+  if (typeof own !== 'string' || !isTrustDomain(own)) return;
+  refuseForeignIds(own, file.endUser?.vouchers, ['endUser', 'vouchers'], ctx);
 }
 
 let leafPathCache: readonly string[] | undefined;

@@ -99,4 +99,24 @@ describe('CredentialHolder', () => {
     holder.set(second);
     expect(calls).toBe(0);
   });
+
+  it('fail/whyInvalid names each way an SVID is not valid at a moment (what /readyz answers), isValid agrees', async () => {
+    const ca = await TestCa.create();
+    const notBefore = new Date('2026-01-01T00:00:00.000Z');
+    const notAfter = new Date('2026-01-01T01:00:00.000Z');
+    const svid = await ca.issue({ id: ca.idFor('/ns/shop/sa/a'), notBefore, notAfter });
+    const empty = new CredentialHolder();
+    expect(empty.whyInvalid(notBefore)).toBe('no SVID yet');
+    const holder = new CredentialHolder({ svid: svid.svid, bundle: ca.bundle });
+    const cases: [Date, string | undefined][] = [
+      [new Date(notBefore.getTime() - 1), 'SVID not valid before 2026-01-01T00:00:00.000Z'],
+      [notBefore, undefined],
+      [new Date(notAfter.getTime() - 1), undefined],
+      [notAfter, 'SVID expired at 2026-01-01T01:00:00.000Z'],
+    ];
+    for (const [at, why] of cases) {
+      expect(holder.whyInvalid(at)).toBe(why);
+      expect(holder.isValid(at)).toBe(why === undefined);
+    }
+  });
 });

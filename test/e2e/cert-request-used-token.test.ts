@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JOIN_TOKEN_SINGLE_USE } from '../../src/agent/ca-client.js';
-import { assertBuilt, meshauth, type RunningCli, spawnMeshauth } from '../helpers/meshauth-cli.js';
+import { assertBuilt, meshauth, type RunningCli, serveCa } from '../helpers/meshauth-cli.js';
 
 const ID = 'spiffe://example.org/ns/shop/sa/batch';
 let cwd: string;
@@ -16,8 +16,7 @@ beforeAll(async () => {
   assertBuilt(['src/cli', 'src/ca', 'src/agent']);
   cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-used-token-'));
   expect((await meshauth(['ca', 'init', '--trust-domain', 'example.org'], { cwd })).code).toBe(0);
-  serve = spawnMeshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--svid-ttl', '10m'], { cwd });
-  url = (await serve.line(/^meshauth ca listening on /)).replace('meshauth ca listening on ', '').trim();
+  ({ serve, url } = await serveCa(cwd));
 });
 afterAll(async () => {
   await serve?.stop();

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, meshauth, type RunningCli, spawnMeshauth } from '../helpers/meshauth-cli.js';
+import { assertBuilt, meshauth, type RunningCli, serveCa } from '../helpers/meshauth-cli.js';
 
 let cwd: string;
 let serve: RunningCli;
@@ -19,8 +19,7 @@ beforeAll(async () => {
     const init = await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', dir], { cwd });
     expect(init.code, init.stderr).toBe(0);
   }
-  serve = spawnMeshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--svid-ttl', '10m'], { cwd });
-  url = (await serve.line(/^meshauth ca listening on /)).replace('meshauth ca listening on ', '').trim();
+  ({ serve, url } = await serveCa(cwd));
   const issued = await meshauth(['ca', 'issue', '--id', 'spiffe://example.org/ns/shop/sa/web', '--out', 'web'], {
     cwd,
   });

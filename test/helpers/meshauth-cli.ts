@@ -94,3 +94,13 @@ export function spawnMeshauth(args: readonly string[], options: { cwd: string })
     },
   };
 }
+
+/**
+ * `ca serve --listen 127.0.0.1:0 --svid-ttl 10m` over the CA directory `certs` of `cwd` (made by `ca init` there),
+ * and the URL it printed once listening. Stop it with `serve.stop()`.
+ */
+export async function serveCa(cwd: string): Promise<{ serve: RunningCli; url: string }> {
+  const serve = spawnMeshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--svid-ttl', '10m'], { cwd });
+  const url = (await serve.line(/^meshauth ca listening on /)).replace('meshauth ca listening on ', '').trim();
+  return { serve, url };
+}

@@ -2,6 +2,7 @@
 // CLI runs it but with the bench SVIDs injected into the credential holder instead of fetched from a CA), so the
 // runner's one load loop measures meshauth exactly like HAProxy and nginx. Default policy (mTLS only),
 // metrics on, logs off. Child entry: `node dist/bench/meshauth-pair.js --sidecar JSON`.
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
@@ -46,10 +47,15 @@ export const SIDECAR_NODE_FLAGS: readonly string[] =
     ? imageNodeFlags()
     : process.env.MESHAUTH_BENCH_NODE_ARGS.split(' ').filter((arg) => arg !== '');
 
-export async function startMeshauthPair(options: PeerOptions): Promise<ProxyPair> {
+/**
+ * The pair's processes run on the bench's own Node unless `node` names another binary: `MESHAUTH_BENCH_NODE` adds a
+ * second meshauth row on that runtime (the image runs a newer Node line than the development machines), measured in
+ * the same run as the others so the two rows compare.
+ */
+export async function startMeshauthPair(options: PeerOptions, node: string = process.execPath): Promise<ProxyPair> {
   const { pki, appPort } = options;
   const spawnSidecar = async (spec: SidecarSpec) => {
-    const child = spawnChild(`meshauth-${spec.role}`, process.execPath, [
+    const child = spawnChild(`meshauth-${spec.role}`, node, [
       ...SIDECAR_NODE_FLAGS,
       ENTRY,
       '--sidecar',
@@ -89,11 +95,16 @@ export async function startMeshauthPair(options: PeerOptions): Promise<ProxyPair
     url: `http://127.0.0.1:${client.ready.outboundPort}/`,
     outboundPid: client.child.pid,
     inboundPid: server.child.pid,
-    version: `node ${process.version}`,
+    version: `node ${node === process.execPath ? process.version : nodeVersion(node)}`,
     stop: async () => {
       await Promise.all([client.child.stop(), server.child.stop()]);
     },
   };
+}
+
+/** `v24.11.1` for the binary at `node`. */
+export function nodeVersion(node: string): string {
+  return execFileSync(node, ['--version'], { encoding: 'utf8', timeout: 10_000 }).trim();
 }
 
 async function runSidecar(spec: SidecarSpec): Promise<void> {

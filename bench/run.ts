@@ -13,7 +13,7 @@ import { firstJsonLine, installCleanup, spawnChild, stopAll } from './children.j
 import { benchGateway } from './gateway.js';
 import { benchHandshake } from './handshake.js';
 import { closedLoopTool, type LoadSpec, machineInfo, memoryKiB, runLoad } from './load.js';
-import { MESH_HOST, SIDECAR_NODE_FLAGS, startMeshauthPair } from './meshauth-pair.js';
+import { MESH_HOST, nodeVersion, SIDECAR_NODE_FLAGS, startMeshauthPair } from './meshauth-pair.js';
 import { findBinary, type PeerOptions, type ProxyPair, startHaproxyPair, startNginxPair } from './peers.js';
 import {
   type BenchReport,
@@ -102,6 +102,7 @@ async function main(): Promise<void> {
       { name: 'haproxy', start: startHaproxyPair },
       { name: 'nginx', start: startNginxPair },
       { name: 'meshauth', start: meshPair },
+      ...otherRuntimeScenario(notes),
     ];
     const header = {
       startedAt: new Date(started).toISOString(),
@@ -233,6 +234,24 @@ async function meshauthPairStarter(notes: string[]): Promise<(options: PeerOptio
     return start as (options: PeerOptions) => Promise<ProxyPair>;
   }
   return startMeshauthPair;
+}
+
+/**
+ * `MESHAUTH_BENCH_NODE=/path/to/node`: the meshauth pair once more on that binary, as the row `meshauth@node<major>`
+ * (the targets are checked on the `meshauth` row, the bench's own runtime). A binary that does not run is a note.
+ */
+function otherRuntimeScenario(notes: string[]): Scenario[] {
+  const node = process.env.MESHAUTH_BENCH_NODE;
+  if (node === undefined || node === '') return [];
+  let version: string;
+  try {
+    version = nodeVersion(node);
+  } catch (error) {
+    notes.push(`MESHAUTH_BENCH_NODE=${node}: not run (${reasonOf(error)})`);
+    return [];
+  }
+  const major = /^v(\d+)\./.exec(version)?.[1] ?? version;
+  return [{ name: `meshauth@node${major}`, start: (options) => startMeshauthPair(options, node) }];
 }
 
 function installedPeers(): Record<string, string> {

@@ -2,7 +2,9 @@
 // over mTLS), POST /v1/token (JWT-SVIDs, token-endpoint.ts), GET /v1/bundle, /v1/jwks, the OIDC discovery
 // document, /healthz, /metrics. The CA takes only the public key from a CSR; the identity comes from the
 // credential. Every rejection is a JSON {code, message} (the OAuth error form on /v1/token),
-// one metric increment and one log line, rate-limited per reason (never the token).
+// one metric increment and one log line, rate-limited per reason (never the token). A join token is spent only for
+// an SVID actually signed: every check that can refuse comes before it is spent, and a signature that fails after
+// gives it back (an answer signed but lost on the way, the connection dropped, stays spent).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
@@ -13,7 +15,7 @@ import type { Logger, Metrics, RefusalLog } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
 import { IDENTITY_RATE_LIMITED, IdentityLimit } from './identity-limit.js';
 import type { IdentityRateLimit } from './identity-rate-limit.js';
-import { consumeJoinToken } from './join-tokens.js';
+import { type SpentJoinToken, spendJoinToken } from './join-tokens.js';
 import type { JwtKeyRing } from './jwt-key-ring.js';
 import { type KubernetesTokenVerifier, looksLikeJwt, MAX_K8S_TOKEN_BYTES } from './kubernetes-token.js';
 import { DISCOVERY_PATH, JWKS_PATH, openIdConfiguration, TOKEN_PATH } from './oidc-metadata.js';
@@ -67,6 +69,12 @@ export interface CaApiOptions {
   readonly jwtIdentityRateLimit?: IdentityRateLimit;
 }
 
+/** What one request learned that its failure's log line must carry. */
+interface RequestNotes {
+  /** Set when the request spent a join token and then failed: whether the token was given back. */
+  joinTokenRestored?: boolean;
+}
+
 /** The per-identity limits of one CA handler, one per issuing endpoint. */
 interface IdentityLimits {
   readonly svid: IdentityLimit;
@@ -93,22 +101,29 @@ export function createCaRequestHandler(options: CaApiOptions): (req: IncomingMes
     }),
   };
   return (req, res) => {
-    route(options, req, res, limits).catch((error: unknown) => {
-      // A 503 of the cluster (JWKS, TokenReview) or of an intermediate that cannot sign now is a named rejection
-      // too: its reason is the operator's clue.
+    const notes: RequestNotes = {};
+    route(options, req, res, limits, notes).catch((error: unknown) => {
+      const restored = notes.joinTokenRestored === undefined ? {} : { joinTokenRestored: notes.joinTokenRestored };
+      // A 503 of the cluster (JWKS, TokenReview), of an intermediate that cannot sign now or of a connection closed
+      // before the signature is a named rejection too: its reason is the operator's clue.
       const named =
-        error instanceof MeshauthError && (error.status < 500 || /^(sa|intermediate)_/.test(error.reason ?? ''));
+        error instanceof MeshauthError &&
+        (error.status < 500 || /^(sa_|intermediate_|connection_closed$)/.test(error.reason ?? ''));
       if (error instanceof MeshauthError && error.status > 0 && named) {
-        rejectCaRequest(options, req, res, error, error.reason ?? 'bad_request');
+        rejectCaRequest(options, req, res, error, error.reason ?? 'bad_request', restored);
         return;
       }
-      options.logger.error({ event: 'ca_request_failed', err: error, path: pathOf(req) }, 'CA request failed');
+      options.logger.error(
+        { event: 'ca_request_failed', err: error, path: pathOf(req), ...restored },
+        'CA request failed',
+      );
       rejectCaRequest(
         options,
         req,
         res,
         new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', 'internal error', { reason: 'internal' }),
         'internal',
+        restored,
       );
     });
   };
@@ -119,6 +134,7 @@ async function route(
   req: IncomingMessage,
   res: ServerResponse,
   limits: IdentityLimits,
+  notes: RequestNotes,
 ): Promise<void> {
   const path = pathOf(req);
   const method = req.method ?? 'GET';
@@ -135,7 +151,7 @@ async function route(
   await Promise.all([options.authority.refresh(), options.jwtKeys.refresh()]);
   switch (path) {
     case '/v1/svid':
-      return issueSvid(options, req, res, limits.svid);
+      return issueSvid(options, req, res, limits.svid, notes);
     case TOKEN_PATH:
       return issueAccessToken({ ...options, signingKey: options.jwtKeys.signingKey, limit: limits.jwt }, req, res);
     case '/v1/bundle':
@@ -168,6 +184,7 @@ async function issueSvid(
   req: IncomingMessage,
   res: ServerResponse,
   limit: IdentityLimit,
+  notes: RequestNotes,
 ): Promise<void> {
   const mediaType = (req.headers['content-type'] ?? '').split(';', 1)[0]?.trim().toLowerCase();
   if (mediaType !== 'application/json') {
@@ -198,19 +215,29 @@ async function issueSvid(
       );
     }
   };
-  const { id, method } = await authenticateSvidRequest(options, req, body.token, now, (joinId) =>
-    asked(joinId, 'join_token'),
-  );
-  asked(id, method);
-  // After authentication (the identity is the credential's, never one the caller names) and before the signature.
-  // A join token is not limited: it is single-use, and refusing it here would spend it for nothing.
-  if (method !== 'join_token') limit.admit(id, now, res, { method });
-  const issued = await (options.signer ?? options.authority).issue({
-    id,
-    publicKey: csr.spki,
-    ttlMs: options.svidTtlMs,
-    now,
+  const { id, method, spent } = await authenticateSvidRequest(options, req, body.token, now, (joinId) => {
+    asked(joinId, 'join_token');
+    refuseClosedConnection(req, res);
   });
+  let issued: Awaited<ReturnType<CaAuthority['issue']>>;
+  try {
+    asked(id, method);
+    // After authentication (the identity is the credential's, never one the caller names) and before the signature.
+    // A join token is not limited: it is single-use, and refusing it here would spend it for nothing.
+    if (method !== 'join_token') limit.admit(id, now, res, { method });
+    // Its spending took file I/O: the client may have left, or the CA closed it to shut down, meanwhile.
+    refuseClosedConnection(req, res);
+    issued = await (options.signer ?? options.authority).issue({
+      id,
+      publicKey: csr.spki,
+      ttlMs: options.svidTtlMs,
+      now,
+    });
+  } catch (error) {
+    // No SVID was issued: a token spent for it would be lost to a workload that retries with the only one it has.
+    if (spent !== undefined) notes.joinTokenRestored = await spent.giveBack();
+    throw error;
+  }
   options.metrics.caSvidsIssued.inc({ method });
   options.logger.info(
     {
@@ -252,8 +279,20 @@ function parseSvidRequest(raw: Buffer): z.infer<typeof SvidRequest> {
 type SvidMethod = 'renewal' | 'join_token' | 'k8s_sa_token';
 
 /**
+ * Refuses to go on for a connection already closed (the client gave up, or the CA closed it to shut down): an SVID
+ * signed now would reach no one, and a join token spent for it would be lost.
+ */
+function refuseClosedConnection(req: IncomingMessage, res: ServerResponse): void {
+  if (res.destroyed || req.socket.destroyed) {
+    throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', 'the connection closed before the SVID was signed', {
+      reason: 'connection_closed',
+    });
+  }
+}
+
+/**
  * Who the new SVID is for: the bootstrap token's identity, or (no token) the client certificate's (renewal).
- * `checkJoinId` sees a join token's identity before the token is spent.
+ * `checkJoinId` sees a join token's identity before the token is spent; `spent` gives a join token back.
  */
 async function authenticateSvidRequest(
   options: CaApiOptions,
@@ -261,7 +300,7 @@ async function authenticateSvidRequest(
   token: string | undefined,
   now: Date,
   checkJoinId: (id: SpiffeId) => void,
-): Promise<{ id: SpiffeId; method: SvidMethod }> {
+): Promise<{ id: SpiffeId; method: SvidMethod; spent?: SpentJoinToken }> {
   if (token === undefined) {
     return { id: authenticatePeer(req, options.authority.material.bundle, now, 'no token'), method: 'renewal' };
   }
@@ -277,7 +316,8 @@ async function authenticateSvidRequest(
       { reason: 'join_tokens_disabled' },
     );
   }
-  return { id: await consumeJoinToken(options.dir, token, now, checkJoinId), method: 'join_token' };
+  const spent = await spendJoinToken(options.dir, token, now, checkJoinId);
+  return { id: spent.id, method: 'join_token', spent };
 }
 
 function sendBundle(options: CaApiOptions, req: IncomingMessage, res: ServerResponse): void {
@@ -299,6 +339,8 @@ export interface RejectedRequest {
   readonly remote: string | undefined;
   /** Node's parser code, for a request node:http refused before the handler (node-refusals.ts). */
   readonly parserCode?: string | undefined;
+  /** Whether the join token this request spent was given back (set only when it spent one and failed). */
+  readonly joinTokenRestored?: boolean | undefined;
 }
 
 /** The telemetry a refusal needs: its counter and its rate-limited line. */
@@ -327,13 +369,15 @@ export function rejectCaRequest(
   res: ServerResponse,
   error: MeshauthError,
   reason: string,
+  notes: Pick<RejectedRequest, 'joinTokenRestored'> = {},
 ): void {
   recordCaRejection(telemetry, error, reason, {
     method: req.method,
     path: pathOf(req).slice(0, 100),
     remote: clientAddress(req.socket.remoteAddress),
+    ...notes,
   });
-  if (res.headersSent) {
+  if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
   }

@@ -3,7 +3,14 @@ export { CaAuthority, type IssuedSvid, type IssueRequest } from './authority.js'
 export { type CaPaths, caPaths, createFileExclusive, writeFileAtomic } from './ca-files.js';
 export { DEFAULT_K8S_API_SERVER, DEFAULT_K8S_TOKEN_FILE } from './cluster-api-client.js';
 export { type Admission, IDENTITY_BURST, IDENTITY_RATE_PER_SECOND, IdentityRateLimit } from './identity-rate-limit.js';
-export { type CreateJoinTokenOptions, consumeJoinToken, createJoinToken, hashToken } from './join-tokens.js';
+export {
+  type CreateJoinTokenOptions,
+  consumeJoinToken,
+  createJoinToken,
+  hashToken,
+  type SpentJoinToken,
+  spendJoinToken,
+} from './join-tokens.js';
 export { JwtKeyRing, type JwtKeyRotation, rotateJwtSigningKey } from './jwt-key-ring.js';
 export { RETIRED_KEY_RETENTION_MS } from './jwt-retired-keys.js';
 export {

@@ -1,6 +1,8 @@
 // One-time join tokens: 256 random bits, base64url, stored only as `tokens/<sha256hex>.json` holding
 // `{id, expiresAt}`. Consuming renames the file into `tokens/used/`: rename(2) is atomic, so among concurrent
-// requests — in this process or in another replica sharing the directory — exactly one wins.
+// requests — in this process or in another replica sharing the directory — exactly one wins. A request that spent
+// a token and then got no SVID (the CA could not sign) renames the same file back: the token is spent only for an
+// SVID actually issued.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -49,6 +51,17 @@ export async function createJoinToken(options: CreateJoinTokenOptions): Promise<
   return token;
 }
 
+/** A join token one request has spent, and the way back for it when no SVID comes of it. */
+export interface SpentJoinToken {
+  readonly id: SpiffeId;
+  /**
+   * Undoes the spending rename: the same record (same identity, same expiry) moves back from `tokens/used/`, so the
+   * token bootstraps once more, and still once. Only the request whose rename won holds this, so it never revives a
+   * token someone else spent. Resolves false when the record could not be moved back (the token stays spent).
+   */
+  giveBack(): Promise<boolean>;
+}
+
 /**
  * Consumes a token: returns the SPIFFE ID it was created for, or throws MESHAUTH_ERR_CA_UNAUTHENTICATED with reason
  * token_unknown, token_used or token_expired. The token value never appears in an error or a log.
@@ -59,6 +72,16 @@ export async function consumeJoinToken(
   now: Date,
   check?: (id: SpiffeId) => void,
 ): Promise<SpiffeId> {
+  return (await spendJoinToken(dir, token, now, check)).id;
+}
+
+/** consumeJoinToken for a caller that may still fail to issue the SVID: it can give the token back. */
+export async function spendJoinToken(
+  dir: string,
+  token: string,
+  now: Date,
+  check?: (id: SpiffeId) => void,
+): Promise<SpentJoinToken> {
   if (!TOKEN_SHAPE.test(token)) reject('token_unknown', 'join token is malformed');
   const paths = caPaths(dir);
   const name = `${hashToken(token)}.json`;
@@ -80,7 +103,21 @@ export async function consumeJoinToken(
   } catch {
     reject('token_used', 'join token was already used');
   }
-  return id;
+  let given = false;
+  return {
+    id,
+    giveBack: async () => {
+      if (given) return false;
+      given = true;
+      // rename(2) again, so no replica ever sees the record in both places: while it is spent a concurrent request
+      // is told token_used (token_unknown if the record moves back between its read and its stat), never served.
+      // Nothing else can have created `pending` meanwhile: its name is the hash of 256 random bits.
+      return rename(used, pending).then(
+        () => true,
+        () => false,
+      );
+    },
+  };
 }
 
 export function hashToken(token: string): string {

@@ -2,6 +2,7 @@
 // try by hand. Policy decisions are read from each sidecar's own `meshauth_authz_decisions_total`, so what is
 // printed is what the sidecars decided, not a re-computation.
 import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import type { DemoResponse, HopView } from './demo-apps.js';
 import { signInHeadless } from './demo-browser.js';
@@ -107,6 +108,10 @@ export async function runDemoScript(mesh: DemoMesh, options: DemoRunOptions): Pr
   }
 }
 
+// The built CLI by its path: the lines below are copied into other terminals, whose directory may be outside the
+// clone, where `npx meshauth` would fetch an unrelated package of that name from the registry.
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
 export function tryItYourself(mesh: DemoMesh, color: boolean): string {
   const s = makeStyle(color);
   const web = mesh.services.get('web') as DemoService;
@@ -126,7 +131,7 @@ export function tryItYourself(mesh: DemoMesh, color: boolean): string {
     s.dim('  # the CA serves its trust bundle to anyone who trusts it'),
     `  curl --cacert ${mesh.bundleFile} ${mesh.caUrl}/v1/bundle`,
     s.dim('  # policies can be checked offline'),
-    `  npx meshauth policy test ${mesh.dir}/orders-policy.yaml --from ${web.id} --method POST --path /orders/42/refund`,
+    `  node ${CLI} policy test ${mesh.dir}/orders-policy.yaml --from ${web.id} --method POST --path /orders/42/refund`,
     '',
     s.bold('Metrics (Prometheus text)'),
     ...[...mesh.services.values()]

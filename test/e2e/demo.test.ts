@@ -1,7 +1,9 @@
 // `meshauth demo --once` (npm start without the wait): the whole local mesh comes up, the end-user call goes
 // through web → orders → payments with the user and chain visible at each hop, the refund is denied by its rule,
 // and the process exits 0 having stopped everything it started.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { MAIN } from '../helpers/meshauth-cli.js';
 import { waitFor } from '../helpers/wait.js';
@@ -60,7 +62,7 @@ function alive(pid: number): boolean {
 }
 
 describe('meshauth demo (npm start)', () => {
-  it('ok/its parent (npm) killed, the demo stops too instead of keeping its ports and the demo CA', async () => {
+  it('ok/its policy command runs from any directory; its parent (npm) killed, the demo stops too instead of keeping its ports and the demo CA', async () => {
     // The shell stands for npm: it runs the demo as its child and dies without passing a signal on.
     const parent = spawn('sh', ['-c', `"${process.execPath}" "${MAIN}" demo & echo "demo-pid $!"; wait`], {
       env: { ...process.env, NO_COLOR: '1' },
@@ -72,6 +74,15 @@ describe('meshauth demo (npm start)', () => {
     const pid = Number((await waitFor('the demo PID', () => /demo-pid (\d+)/.exec(stdout)?.[1], 10_000)) ?? 0);
     try {
       await waitFor('the demo to be up', () => stdout.includes('Press Ctrl-C to stop.'), 60_000, 100);
+      // The offline policy check it prints is copied into another terminal, often outside the clone.
+      const printed = /^ {2}node (\S+) (policy test .*)$/m.exec(stdout);
+      expect(printed?.[1]).toBe(MAIN);
+      const args = (printed?.[2] ?? '').split(' ');
+      const { stdout: verdict } = await promisify(execFile)(process.execPath, [MAIN, ...args], {
+        cwd: tmpdir(),
+        timeout: 30_000,
+      });
+      expect(verdict).toMatch(/deny/i);
       parent.kill('SIGKILL');
       await waitFor('the demo to stop', () => !alive(pid), 30_000, 100);
     } finally {

@@ -7,10 +7,11 @@ import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { type ConnectionOptions, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { DEFAULT_MAX_CONNECTION_WAIT_MS } from '../ca/connection-gate.js';
-import { causeChain, isErrorCode, MeshauthError } from '../errors/index.js';
+import { isErrorCode, MeshauthError } from '../errors/index.js';
 import { caSpiffeId, SpiffeId, type TrustDomain } from '../identity/index.js';
 import { parseCertificate, uriSans } from '../pki/index.js';
 import { answerIdentityCheckWithLeaf, type LeafCertificate, protocolOptions } from '../tls/index.js';
+import { CA_IDENTITY_ERROR, type CaTlsFailure, caTlsFailureOf } from './ca-tls-failure.js';
 
 /** The CA's answers are a few KiB; anything far larger is not a CA talking. */
 const MAX_RESPONSE_BYTES = 256 * 1024;
@@ -29,6 +30,8 @@ export interface CaConnection {
   readonly bundlePem: string;
   /** The file bundlePem was read from, when it was: named by the refusal of a CA that does not chain to it. */
   readonly bundleFile?: string;
+  /** The setting that named bundleFile (e.g. `ca.bundle`), named beside it. */
+  readonly bundleSetting?: string;
   /** Client certificate chain and key for mTLS (renewal); omitted for bootstrap. */
   readonly clientCertPem?: string;
   readonly clientKeyPem?: string;
@@ -135,34 +138,14 @@ export function caStatusOf(error: unknown): number | undefined {
 export const JOIN_TOKEN_SINGLE_USE = 'a join token is single-use, so a used one cannot bootstrap again';
 
 /**
- * OpenSSL's verification results for a server certificate that does not chain to any of the roots given: the trust
- * bundle is another CA's (or the URL names another CA), which no retry mends.
- */
-const UNTRUSTED_CHAIN_CODES: ReadonlySet<string> = new Set([
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_UNTRUSTED',
-]);
-
-/**
  * True for a call refused because the CA's certificate does not chain to the connection's trust bundle. Still
  * MESHAUTH_ERR_CA_UNAVAILABLE (reason `tls`) here, as the agent counts and retries it (a root rotation can bring the
  * missing root); a one-shot command may report it as the input error it is.
  */
 export function caChainUntrusted(error: unknown): boolean {
-  return error instanceof MeshauthError && error.reason === 'tls' && untrustedChain(error.cause) !== undefined;
-}
-
-function untrustedChain(error: unknown): string | undefined {
-  for (const e of causeChain(error)) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && UNTRUSTED_CHAIN_CODES.has(code)) return code;
-  }
-  return undefined;
+  return (
+    error instanceof MeshauthError && error.reason === 'tls' && caTlsFailureOf(error.cause)?.kind === 'untrusted_chain'
+  );
 }
 
 /** The TLS identity check: the CA must present exactly one URI SAN, equal to its well-known SPIFFE ID. */
@@ -190,26 +173,10 @@ export function checkCaIdentity(trustDomain: TrustDomain, cert: LeafCertificate)
   }
 }
 
-const CA_IDENTITY_ERROR = 'ERR_MESHAUTH_CA_IDENTITY';
 const passedCaIdentity = new Set<string>();
 
 function identityError(message: string, cause?: unknown): Error {
   return Object.assign(new Error(message, cause === undefined ? undefined : { cause }), { code: CA_IDENTITY_ERROR });
-}
-
-/** OpenSSL verification codes (a name-constraint violation surfaces as UNSPECIFIED) and Node's TLS errors,
- * as opposed to a refused or timed-out connection. */
-function isTlsFailure(error: unknown): boolean {
-  for (const e of causeChain(error)) {
-    const code = (e as { code?: unknown }).code;
-    if (
-      typeof code === 'string' &&
-      (code === CA_IDENTITY_ERROR || /CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|ERR_SSL|^UNSPECIFIED$/.test(code))
-    ) {
-      return true;
-    }
-  }
-  return false;
 }
 
 async function call(
@@ -286,18 +253,15 @@ async function call(
     response = await answered;
   } catch (cause) {
     if (signal?.aborted) throw signal.reason;
-    const tls = isTlsFailure(cause);
-    const what = tls ? 'failed TLS authentication' : 'unreachable';
-    // OpenSSL's words alone ("unable to get local issuer certificate") read as a CA that is down or broken.
-    const why =
-      untrustedChain(cause) === undefined
-        ? describe(cause)
-        : `its certificate does not chain to any root in the trust bundle${bundleNamed(connection)} ` +
-          `(${describe(cause)}): use the bundle.pem of the CA at this URL, or the URL of the CA that bundle is from`;
-    throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `CA ${url} ${what}: ${why}`, {
-      reason: tls ? 'tls' : 'unreachable',
-      cause,
-    });
+    const tls = caTlsFailureOf(cause);
+    if (tls === undefined) {
+      throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `CA ${url} unreachable: ${describe(cause)}`, {
+        reason: 'unreachable',
+        cause,
+      });
+    }
+    const message = `CA ${url} failed TLS authentication: ${whyRefused(connection, tls, cause)}`;
+    throw new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', message, { reason: 'tls', cause });
   }
   try {
     let text: string;
@@ -328,8 +292,28 @@ async function call(
   }
 }
 
+/**
+ * OpenSSL's words alone ("unable to get local issuer certificate", "unsuitable certificate purpose") read as a CA that
+ * is down or broken: they come after words that say what is wrong and what mends it.
+ */
+function whyRefused(connection: CaConnection, tls: CaTlsFailure, cause: unknown): string {
+  switch (tls.kind) {
+    case 'untrusted_chain':
+      return (
+        `its certificate does not chain to any root in the trust bundle${bundleNamed(connection)} ` +
+        `(${describe(cause)}): use the bundle.pem of the CA at this URL, or the URL of the CA that bundle is from`
+      );
+    case 'certificate':
+      return `${tls.advice} (${describe(cause)})`;
+    default:
+      return describe(cause);
+  }
+}
+
 function bundleNamed(connection: CaConnection): string {
-  return connection.bundleFile === undefined ? '' : ` ${connection.bundleFile}`;
+  const { bundleFile, bundleSetting } = connection;
+  if (bundleFile === undefined) return '';
+  return bundleSetting === undefined ? ` ${bundleFile}` : ` ${bundleFile} (${bundleSetting})`;
 }
 
 function unfinished(url: string, timeoutMs: number): Error {

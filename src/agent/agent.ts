@@ -16,6 +16,7 @@ import {
 import type { Logger, Metrics } from '../telemetry/index.js';
 import {
   type CaConnection,
+  caChainUntrusted,
   caRetryAfterMsOf,
   caStatusOf,
   fetchBundle,
@@ -42,6 +43,11 @@ export interface AgentOptions {
   readonly caUrl: string;
   /** PEM roots that anchor the CA at bootstrap (`ca.bundle`). */
   readonly bundleFile: string;
+  /**
+   * The setting bundleFile came from (`ca.bundle`): named with the file when the CA's certificate does not chain to
+   * it, so the log line says which setting to fix.
+   */
+  readonly bundleSetting?: string;
   /** File holding the bootstrap credential, re-read at each bootstrap (`ca.token`). */
   readonly tokenFile: string;
   readonly holder: CredentialHolder;
@@ -277,8 +283,7 @@ export class Agent {
   async #renew(current: Credentials, signal: AbortSignal): Promise<Credentials> {
     const key = await newKeyWithCsr(this.#keyType);
     const connection = this.#connection((await this.#caAnchors(current.bundle)).toPem(), signal, {
-      clientCertPem: current.svid.certChainPem,
-      clientKeyPem: current.svid.privateKeyPem,
+      client: { clientCertPem: current.svid.certChainPem, clientKeyPem: current.svid.privateKeyPem },
     });
     const response = await requestSvid(connection, { csrPem: key.csrPem });
     const credentials = this.#accept(response, key, current);
@@ -492,11 +497,10 @@ export class Agent {
   async #checkBundleAnchorsCa(held: TrustBundle, next: TrustBundle, signal: AbortSignal): Promise<void> {
     if (held.roots.every((root) => next.hasRoot(root))) return;
     try {
-      await fetchBundle(this.#connection(next.toPem(), signal));
+      await fetchBundle(this.#connection(next.toPem(), signal, { anchors: 'received' }));
     } catch (error) {
-      if (!(error instanceof MeshauthError) || error.code !== 'MESHAUTH_ERR_CA_UNAVAILABLE' || error.reason !== 'tls') {
-        throw error;
-      }
+      // Only a chain that does not reach `next`: an unfit certificate or a handshake failure is no fault of the bundle.
+      if (!caChainUntrusted(error)) throw error;
       throw new MeshauthError(
         'MESHAUTH_ERR_CA_RESPONSE_INVALID',
         'the CA sent a trust bundle without the root of its own certificate; keeping the roots held',
@@ -585,18 +589,30 @@ export class Agent {
     );
   }
 
+  /**
+   * `anchors`: `configured` (default) when bundlePem includes the roots of the configured file, which the refusal of
+   * a CA that does not chain to them names (with its setting) as the thing to fix: the agent re-reads that file at
+   * each call. `received` for a bundle just received from the CA, which no file holds.
+   */
   #connection(
     bundlePem: string,
     signal: AbortSignal,
-    client?: { clientCertPem: string; clientKeyPem: string },
+    options: {
+      client?: { clientCertPem: string; clientKeyPem: string };
+      anchors?: 'configured' | 'received';
+    } = {},
   ): CaConnection {
+    const { bundleFile, bundleSetting } = this.#options;
+    const named =
+      options.anchors === 'received' ? {} : { bundleFile, ...(bundleSetting === undefined ? {} : { bundleSetting }) };
     return {
       caUrl: this.#options.caUrl,
       trustDomain: this.#options.trustDomain,
       bundlePem,
+      ...named,
       timeoutMs: this.#options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
       signal,
-      ...client,
+      ...options.client,
     };
   }
 

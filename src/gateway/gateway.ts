@@ -143,6 +143,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
           trustDomain: config.trustDomain,
           caUrl: config.ca.url,
           bundleFile: config.ca.bundle,
+          bundleSetting: 'ca.bundle',
           tokenFile: config.ca.token,
           holder,
           logger: logger.child({ component: 'agent' }),

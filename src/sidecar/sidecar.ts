@@ -258,6 +258,7 @@ function createAgent(config: SidecarConfig, holder: CredentialHolder, deps: Side
     trustDomain: config.trustDomain,
     caUrl: config.ca.url,
     bundleFile: config.ca.bundle,
+    bundleSetting: 'ca.bundle',
     tokenFile: config.ca.token,
     holder,
     logger: deps.logger.child({ component: 'agent' }),

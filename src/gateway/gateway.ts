@@ -89,7 +89,14 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
         );
   let watcher: PolicyWatcher | undefined;
   if (config.policy !== undefined) {
-    watcher = new PolicyWatcher({ file: config.policy, logger: logger.child({ component: 'policy' }), metrics });
+    watcher = new PolicyWatcher({
+      file: config.policy,
+      logger: logger.child({ component: 'policy' }),
+      metrics,
+      // Refused as the sidecars refuse it (the language and often the file are shared): the mesh has one trust
+      // domain, so a rule on another one's IDs can never hold and only hides a mistake.
+      trustDomain: config.trustDomain.name,
+    });
     // An invalid policy at start-up fails the start (fail closed); a missing one is named by the key that named it.
     try {
       await watcher.start();

@@ -62,6 +62,9 @@ export async function startIdentityHooks(
       // A rule that could match a tunnel but needs HTTP (path, method, user, headers) fails the start, naming the
       // rule; a reload with one is refused and the previous policy stays.
       check: tcpApp === undefined ? undefined : (policy, file) => assertTcpPolicy(policy, tcpApp.port, file),
+      // The sidecar accepts peers of its own trust domain only, so a rule on another one's IDs never holds (an allow
+      // never matches; a notIds entry spares nobody): refused at start and on reload like any invalid policy.
+      trustDomain: config.trustDomain.name,
       onChange: deps.onPolicyChange,
     });
     try {

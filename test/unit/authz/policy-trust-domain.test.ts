@@ -1,6 +1,7 @@
 // Policy conditions on another trust domain than the mesh's: no such peer is ever accepted (no federation), so a
 // rule that needs one never matches and a `notIds` entry excludes nobody. Refused when the trust domain is known
-// (parsePolicy's argument, PolicyWatcher's option); accepted without one (`policy validate` cannot know it).
+// (parsePolicy's argument, PolicyWatcher's option: the sidecar and the gateway pass theirs, `policy validate` its
+// --trust-domain); accepted without one.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

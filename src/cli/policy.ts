@@ -6,7 +6,12 @@ import { type AuthzUser, evaluateTestRequest, loadPolicyFile, parseCases, runCas
 import { readPolicyText } from '../authz/load-policy-file.js';
 import { formatProblem, type PolicyProblem } from '../authz/policy/parse-policy.js';
 import { MeshauthError } from '../errors/index.js';
+import { TrustDomain } from '../identity/index.js';
 import { EXIT_FAILURE, EXIT_USAGE, formatError } from './run.js';
+
+interface ValidateOptions {
+  readonly trustDomain?: string;
+}
 
 interface TestOptions {
   readonly from?: string;
@@ -30,11 +35,18 @@ export function registerPolicyCommands(program: Command): void {
     .command('validate')
     .description('check policy files; prints "FILE: ok (N rules)" or every problem with its rule and field')
     .argument('<files...>', 'policy YAML files')
-    .action(async (files: string[]) => {
+    .option(
+      '--trust-domain <td>',
+      "SPIFFE trust domain, e.g. example.org: also refuse rules naming another trust domain's IDs, as the " +
+        'sidecar and gateway of that trust domain do',
+    )
+    .action(async (files: string[], options: ValidateOptions) => {
+      // Parsed before any file: a mistyped name is a usage error, not one problem per file.
+      const trustDomain = options.trustDomain === undefined ? undefined : TrustDomain.parse(options.trustDomain).name;
       let failed = false;
       for (const file of files) {
         try {
-          const loaded = await loadPolicyFile(file);
+          const loaded = await loadPolicyFile(file, trustDomain);
           const mode = loaded.policy.mode === 'audit' ? ', audit mode' : '';
           out(`${file}: ok (${loaded.policy.rules.length} rules${mode})`);
         } catch (error) {

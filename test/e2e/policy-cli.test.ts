@@ -121,6 +121,50 @@ describe('meshauth policy (built CLI)', () => {
     );
   });
 
+  // A rule on another trust domain's IDs never holds in a mesh of one trust domain (a notIds entry spares nobody):
+  // with --trust-domain, validate refuses it as the sidecar and gateway do; without, it cannot know the mesh's.
+  describe('validate --trust-domain', () => {
+    const foreign = 'spiffe://other.org/ns/ops/sa/admin';
+    const text =
+      'apiVersion: meshauth.dev/v1\nkind: Policy\nrules:\n  - name: spare-ops\n    action: deny\n' +
+      `    from: { notIds: ["${foreign}"] }\n    to: { paths: ["/admin/*"] }\n`;
+
+    it('fail/a rule on another trust domain exits 2 naming rule and field', async () => {
+      const file = join(scratch, 'foreign.yaml');
+      await writeFile(file, text);
+      const r = await meshauth('policy', 'validate', '--trust-domain', 'example.org', file);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(
+        `${file}: rules[0] "spare-ops" from.notIds[0]: ${foreign} is in trust domain other.org, not example.org: ` +
+          'no peer of another trust domain is ever accepted (meshauth has no federation), so it excludes no caller ' +
+          '[MESHAUTH_ERR_POLICY_INVALID]\n',
+      );
+    });
+
+    it('ok/without --trust-domain the same file is valid', async () => {
+      const file = join(scratch, 'foreign-unchecked.yaml');
+      await writeFile(file, text);
+      const r = await meshauth('policy', 'validate', file);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(`${file}: ok (1 rules)\n`);
+    });
+
+    it('ok/the shipped example is in trust domain example.org', async () => {
+      const r = await meshauth('policy', 'validate', '--trust-domain', 'example.org', POLICY);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+    });
+
+    it('fail/an invalid trust domain name exits 2 before reading any file', async () => {
+      const r = await meshauth('policy', 'validate', '--trust-domain', 'Example.org', POLICY);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain('[MESHAUTH_ERR_TRUST_DOMAIN_INVALID]');
+    });
+  });
+
   it('fail/test --cases naming no file says it is the cases file that cannot be read', async () => {
     const missing = join(scratch, 'nosuch.cases.yaml');
     const r = await meshauth('policy', 'test', POLICY, '--cases', missing);

@@ -13,7 +13,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { type FakeApiServer, startFakeApiServer } from '../helpers/fake-kube-apiserver.js';
-import { assertBuilt, meshauth, type RunningCli, spawnMeshauth } from '../helpers/meshauth-cli.js';
+import { assertBuilt, meshauth, type RunningCli, serveCa } from '../helpers/meshauth-cli.js';
 import { pod } from '../helpers/projected-token.js';
 import { listing, mountSecret } from '../helpers/secret-mount.js';
 
@@ -173,12 +173,8 @@ describe('ca serve from the mounted Secret (stateless, read-only)', () => {
   let url: string;
   let adminUrl: string;
   const serveArgs = () => [
-    'ca',
-    'serve',
     '--dir',
     secretDir,
-    '--listen',
-    '127.0.0.1:0',
     '--admin-listen',
     '127.0.0.1:0',
     '--k8s-issuer',
@@ -194,9 +190,9 @@ describe('ca serve from the mounted Secret (stateless, read-only)', () => {
     '--k8s-token-review',
   ];
   async function start(): Promise<void> {
-    serve = spawnMeshauth(serveArgs(), { cwd });
-    url = (await serve.line(/^meshauth ca listening on /)).replace('meshauth ca listening on ', '').trim();
-    adminUrl = (await serve.line(/^meshauth ca admin listening on /))
+    const started = await serveCa(cwd, { args: serveArgs() });
+    ({ serve, url } = started);
+    adminUrl = (await started.serve.line(/^meshauth ca admin listening on /))
       .replace('meshauth ca admin listening on ', '')
       .trim();
   }

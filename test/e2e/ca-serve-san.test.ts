@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, meshauth, spawnMeshauth } from '../helpers/meshauth-cli.js';
+import { assertBuilt, meshauth, serveCa } from '../helpers/meshauth-cli.js';
 
 let cwd: string;
 beforeAll(async () => {
@@ -33,11 +33,9 @@ describe('ca serve --san', () => {
 
   it('ok/DNS names (a wildcard too), IPv4 and IPv6 are served in the certificate', async () => {
     const sans = ['ca.mesh.svc', 'Meshauth-CA.meshauth.svc.cluster.local', '*.ca.example', '10.0.0.5', 'fd00::5'];
-    const serve = spawnMeshauth(['ca', 'serve', '--listen', '127.0.0.1:0', ...sans.flatMap((s) => ['--san', s])], {
-      cwd,
-    });
+    const { serve, url: served } = await serveCa(cwd, { args: sans.flatMap((s) => ['--san', s]) });
     try {
-      const url = new URL((await serve.line(/^meshauth ca listening on /)).replace('meshauth ca listening on ', ''));
+      const url = new URL(served);
       const altNames = await new Promise<string>((resolve, reject) => {
         const socket = connect({ host: '127.0.0.1', port: Number(url.port), rejectUnauthorized: false }, () => {
           resolve(new X509Certificate(socket.getPeerCertificate().raw).subjectAltName ?? '');

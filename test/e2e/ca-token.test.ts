@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, meshauth, type RunningCli, spawnMeshauth } from '../helpers/meshauth-cli.js';
+import { assertBuilt, meshauth, type RunningCli, serveCa } from '../helpers/meshauth-cli.js';
 
 const ID = 'spiffe://example.org/ns/shop/sa/reporter';
 const AUDIENCE = 'https://api.example.com';
@@ -17,8 +17,7 @@ beforeAll(async () => {
   assertBuilt();
   cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-token-'));
   expect((await meshauth(['ca', 'init', '--trust-domain', 'example.org'], { cwd })).code).toBe(0);
-  serve = spawnMeshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--jwt-ttl', '2m'], { cwd });
-  url = (await serve.line(/^meshauth ca listening on /)).replace('meshauth ca listening on ', '').trim();
+  ({ serve, url } = await serveCa(cwd, { args: ['--jwt-ttl', '2m'] }));
   const token = await meshauth(['ca', 'token', 'create', '--id', ID], { cwd });
   const request = await meshauth(
     [

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, meshauth, type RunningCli, spawnMeshauth } from '../helpers/meshauth-cli.js';
+import { assertBuilt, meshauth, type RunningCli, serveCa } from '../helpers/meshauth-cli.js';
 import { waitFor } from '../helpers/wait.js';
 
 const ID = 'spiffe://example.org/ns/shop/sa/web';
@@ -67,8 +67,7 @@ beforeAll(async () => {
   assertBuilt(['src/cli', 'src/ca', 'src/agent']);
   cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-combined-'));
   expect((await meshauth(['ca', 'init', '--trust-domain', 'example.org'], { cwd })).code).toBe(0);
-  serve = spawnMeshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--svid-ttl', '10m'], { cwd });
-  url = (await serve.line(/^meshauth ca listening on /)).replace('meshauth ca listening on ', '').trim();
+  ({ serve, url } = await serveCa(cwd));
 });
 afterAll(async () => {
   for (const child of children) if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid);

@@ -5,7 +5,7 @@ import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, statSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, meshauth, type RunningCli, spawnMeshauth } from '../helpers/meshauth-cli.js';
+import { assertBuilt, meshauth, type RunningCli, serveCa } from '../helpers/meshauth-cli.js';
 
 const ID = 'spiffe://example.org/ns/shop/sa/web';
 const APP_UID = 4242;
@@ -45,8 +45,7 @@ beforeAll(async () => {
   assertBuilt(['src/cli', 'src/ca', 'src/agent']);
   cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-file-owner-'));
   expect((await meshauth(['ca', 'init', '--trust-domain', 'example.org'], { cwd })).code).toBe(0);
-  serve = spawnMeshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--svid-ttl', '10m'], { cwd });
-  url = (await serve.line(/^meshauth ca listening on /)).replace('meshauth ca listening on ', '').trim();
+  ({ serve, url } = await serveCa(cwd));
 });
 afterAll(async () => {
   await serve?.stop();

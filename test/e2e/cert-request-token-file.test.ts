@@ -8,7 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, MAIN, meshauth, type RunningCli, spawnMeshauth } from '../helpers/meshauth-cli.js';
+import { assertBuilt, MAIN, meshauth, type RunningCli, serveCa } from '../helpers/meshauth-cli.js';
 import { waitFor } from '../helpers/wait.js';
 
 const ID = 'spiffe://example.org/ns/shop/sa/batch';
@@ -20,8 +20,7 @@ beforeAll(async () => {
   assertBuilt(['src/ca', 'src/cli', 'src/agent']);
   cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-token-file-'));
   expect((await meshauth(['ca', 'init', '--trust-domain', 'example.org'], { cwd })).code).toBe(0);
-  serve = spawnMeshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--svid-ttl', '10m'], { cwd });
-  url = (await serve.line(/^meshauth ca listening on /)).replace('meshauth ca listening on ', '').trim();
+  ({ serve, url } = await serveCa(cwd));
 });
 afterAll(async () => {
   await serve?.stop();

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { type CliProcess, spawnCli, waitForCli } from '../helpers/cli-process.js';
 import { type DnsServer, startDnsServer } from '../helpers/dns-server.js';
-import { meshauth, type RunningCli, spawnMeshauth } from '../helpers/meshauth-cli.js';
+import { meshauth, type RunningCli, serveCa } from '../helpers/meshauth-cli.js';
 import { available, runCommand } from '../helpers/sidecar-harness.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -125,8 +125,8 @@ describe.skipIf(!READY)('an injected mesh: web → orders by cluster name', () =
     dir = mkdtempSync(join(tmpdir(), 'meshauth-inject-mesh-'));
     const init = await meshauth(['ca', 'init', '--dir', 'ca', '--trust-domain', 'example.org'], { cwd: dir });
     expect(init.code, init.stderr).toBe(0);
-    ca = spawnMeshauth(['ca', 'serve', '--dir', 'ca', '--listen', '127.0.0.1:0'], { cwd: dir });
-    const caUrl = ((await ca.line(/^meshauth ca listening on /)).split(' on ')[1] as string).trim();
+    const { serve, url: caUrl } = await serveCa(dir, { args: ['--dir', 'ca'] });
+    ca = serve;
     for (const sa of ['web', 'orders']) {
       const id = `spiffe://example.org/ns/shop/sa/${sa}`;
       const token = await meshauth(['ca', 'token', 'create', '--dir', 'ca', '--id', id], { cwd: dir });

@@ -95,12 +95,27 @@ export function spawnMeshauth(args: readonly string[], options: { cwd: string })
   };
 }
 
+export interface ServeCaOptions {
+  /**
+   * The flags after `--listen 127.0.0.1:0`, in place of the default `--svid-ttl 10m` (pass `--svid-ttl` again if the
+   * test needs it alongside others); `--dir` here serves another CA directory.
+   */
+  readonly args?: readonly string[];
+}
+
 /**
- * `ca serve --listen 127.0.0.1:0 --svid-ttl 10m` over the CA directory `certs` of `cwd` (made by `ca init` there),
- * and the URL it printed once listening. Stop it with `serve.stop()`.
+ * `ca serve --listen 127.0.0.1:0 --svid-ttl 10m` (or `options.args` in place of `--svid-ttl 10m`) over the CA directory
+ * `certs` of `cwd` (made by `ca init` there), and the URL it printed once listening. Stop it with `serve.stop()`.
  */
-export async function serveCa(cwd: string): Promise<{ serve: RunningCli; url: string }> {
-  const serve = spawnMeshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--svid-ttl', '10m'], { cwd });
-  const url = (await serve.line(/^meshauth ca listening on /)).replace('meshauth ca listening on ', '').trim();
-  return { serve, url };
+export async function serveCa(cwd: string, options: ServeCaOptions = {}): Promise<{ serve: RunningCli; url: string }> {
+  const args = options.args ?? ['--svid-ttl', '10m'];
+  const serve = spawnMeshauth(['ca', 'serve', '--listen', '127.0.0.1:0', ...args], { cwd });
+  try {
+    const url = (await serve.line(/^meshauth ca listening on /)).replace('meshauth ca listening on ', '').trim();
+    return { serve, url };
+  } catch (error) {
+    // The caller never gets this handle, so its afterAll cannot end a CA that did not print its URL in time.
+    await serve.stop();
+    throw error;
+  }
 }

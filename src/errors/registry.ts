@@ -94,6 +94,11 @@ export const ERRORS = {
 
   // --- Kubernetes injection ---
   MESHAUTH_ERR_MANIFEST_INVALID: { status: 0, message: 'invalid Kubernetes manifest' },
+  MESHAUTH_ERR_MANIFEST_ANNOTATION_MISPLACED: {
+    status: 0,
+    message: 'meshauth setting where injection does not read it',
+  },
+  MESHAUTH_ERR_MANIFEST_ANNOTATION_UNKNOWN: { status: 0, message: 'unknown meshauth setting annotation' },
   MESHAUTH_ERR_WEBHOOK_OVERLOADED: { status: 503, message: 'webhook busy, retry later' },
 
   // --- the edge gateway (browser sign-in, API clients, edge policy) ---

@@ -1,4 +1,11 @@
 // Kubernetes injection: the pure inject/uninject of manifests (inject-*.ts) and the admission webhook beside it.
+
+export {
+  type AnnotationMistakes,
+  misplacedConfigAnnotations,
+  type UnknownAnnotation,
+  unknownConfigAnnotations,
+} from './inject-annotations.js';
 export {
   INJECT_DEFAULTS,
   type InjectConfig,
@@ -10,6 +17,7 @@ export { diffJson, escapePointerToken, type PatchOperation, parsePointer } from 
 export * from './inject-names.js';
 export {
   describeObject,
+  type InjectOptions,
   injectObject,
   injectObjects,
   type ObjectOutcome,

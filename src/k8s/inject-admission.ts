@@ -2,6 +2,7 @@
 // with a JSON Patch computed from the same pure injection `meshauth inject` uses. Pods are injected on
 // CREATE; Services gain the mesh port on CREATE and UPDATE. Whatever cannot be handled is admitted unpatched with
 // a warning (or refused when failClosed is set): the webhook never blocks a rollout by surprise. Pure.
+import { unknownConfigAnnotations } from './inject-annotations.js';
 import type { InjectConfig } from './inject-config.js';
 import { isObject, type JsonObject, objectAt, stringAt } from './inject-json.js';
 import { diffJson } from './inject-json-patch.js';
@@ -24,12 +25,19 @@ export interface ReviewOutcome {
   readonly warnings: readonly string[];
   /** What the log line says about the object (kind namespace/name). */
   readonly object: string | undefined;
+  /**
+   * `config.meshauth.dev/` keys of an injected pod that are no setting (ignored, with a warning): the pod creator's
+   * input, so at most MAX_WARNINGS of them, each cut to MAX_KEY_CHARS, for the log line.
+   */
+  readonly unknownAnnotations: readonly string[];
 }
 
 const API_VERSION = 'admission.k8s.io/v1';
 /** Kubernetes shows warnings to kubectl users; it truncates long ones, so keep them short. */
 const MAX_WARNING_CHARS = 256;
 const MAX_WARNINGS = 8;
+/** An annotation key is at most 317 characters once the API server has validated it; the webhook sees it before. */
+const MAX_KEY_CHARS = 320;
 /**
  * Namespaces whose pods are never injected, whatever their labels: the cluster's own components (CoreDNS, kube-proxy)
  * must start without a CA that may itself depend on them. The meshauth namespace is kept out by the opt-out
@@ -51,13 +59,20 @@ export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOu
       reason: 'not_a_review',
       warnings: [],
       object: undefined,
+      unknownAnnotations: [],
     };
   }
   const kind = stringAt(objectAt(request, 'kind'), 'kind');
   const group = stringAt(objectAt(request, 'kind'), 'group') ?? '';
   const operation = stringAt(request, 'operation');
   const object = objectAt(request, 'object');
-  const answer = (result: ReviewResult, reason: string, extra: JsonObject = {}, warnings: string[] = []) => {
+  const answer = (
+    result: ReviewResult,
+    reason: string,
+    extra: JsonObject = {},
+    warnings: string[] = [],
+    unknownAnnotations: readonly string[] = [],
+  ): ReviewOutcome => {
     const shown = warnings
       .slice(0, MAX_WARNINGS)
       .map((w) => (w.length > MAX_WARNING_CHARS ? `${w.slice(0, MAX_WARNING_CHARS - 1)}…` : w));
@@ -72,6 +87,7 @@ export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOu
       reason,
       warnings,
       object: object === undefined ? undefined : describeObject({ ...object, kind }),
+      unknownAnnotations,
     };
   };
 
@@ -87,7 +103,8 @@ export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOu
   const typed: JsonObject = { ...object, apiVersion: 'v1', kind };
   let injected: ReturnType<typeof injectObject>;
   try {
-    injected = injectObject(typed, config);
+    // A typo in an annotation is a warning here, never a refusal: kubectl prints it to whoever created the pod.
+    injected = injectObject(typed, config, { annotationMistakes: 'warn' });
   } catch (error) {
     return cannotHandle(answer, config, 'inject_failed', error instanceof Error ? error.message : String(error));
   }
@@ -106,12 +123,19 @@ export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOu
   if (object.kind === undefined) delete after.kind;
   const patch = diffJson(object, after);
   const warnings = [...injected.warnings];
-  if (patch.length === 0) return answer('skipped', injected.outcome, {}, warnings);
+  const unknown =
+    injected.outcome === 'injected'
+      ? unknownConfigAnnotations(objectAt(object, 'metadata'))
+          .slice(0, MAX_WARNINGS)
+          .map((u) => u.key.slice(0, MAX_KEY_CHARS))
+      : [];
+  if (patch.length === 0) return answer('skipped', injected.outcome, {}, warnings, unknown);
   return answer(
     'injected',
     injected.outcome,
     { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') },
     warnings,
+    unknown,
   );
 }
 

@@ -16,6 +16,16 @@ export const ANNOTATION_PROXY_MEMORY = 'config.meshauth.dev/proxy-memory';
 export const ANNOTATION_LOG_LEVEL = 'config.meshauth.dev/log-level';
 /** A ConfigMap whose key `end-user.json` holds the pod's `inbound.endUser` (JSON), passed as an env variable. */
 export const ANNOTATION_END_USER = 'config.meshauth.dev/end-user';
+/** Every per-workload setting shares this prefix: any other key under it is a typo that would change nothing. */
+export const CONFIG_ANNOTATION_PREFIX = 'config.meshauth.dev/';
+export const CONFIG_ANNOTATIONS: readonly string[] = Object.freeze([
+  ANNOTATION_APP_PORT,
+  ANNOTATION_POLICY,
+  ANNOTATION_END_USER,
+  ANNOTATION_PROXY_CPU,
+  ANNOTATION_PROXY_MEMORY,
+  ANNOTATION_LOG_LEVEL,
+]);
 
 export const PROMETHEUS_ANNOTATIONS: Readonly<Record<string, string>> = Object.freeze({
   'prometheus.io/scrape': 'true',

@@ -1,12 +1,22 @@
 // Injection by object kind: workloads (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) get the
 // sidecar in their pod template, Services in front of injected pods get the mesh port, every other object passes
 // through untouched. Pure: objects in, new objects out (the inputs are never modified).
+import { type AnnotationMistakes, checkConfigAnnotations } from './inject-annotations.js';
 import type { InjectConfig } from './inject-config.js';
 import { isObject, type JsonObject, objectAt, stringAt } from './inject-json.js';
 import { injectTemplate, optedOut, uninjectTemplate } from './inject-pod.js';
 import { retargetService, serviceSelector, unretargetService } from './inject-service.js';
 
 export type ObjectOutcome = 'injected' | 'retargeted' | 'opted-out' | 'host-network' | 'windows' | 'unchanged';
+
+export interface InjectOptions {
+  /**
+   * What a `config.meshauth.dev/*` annotation that would change nothing does (a key that is no setting, or a
+   * setting on a workload's own metadata instead of its pod template's). Default `refuse`, what `meshauth inject`
+   * wants; the webhook, which must not keep pods from being created, asks for `warn`.
+   */
+  readonly annotationMistakes?: AnnotationMistakes;
+}
 
 export interface ObjectResult {
   readonly object: unknown;
@@ -38,12 +48,19 @@ export function describeObject(object: unknown): string {
 
 /** The pod template of a workload object, or undefined for every other kind. */
 export function podTemplateOf(object: JsonObject): JsonObject | undefined {
+  const path = templatePathOf(object);
+  if (path === undefined) return undefined;
+  let node: JsonObject | undefined = object;
+  for (const key of path) node = node === undefined ? undefined : objectAt(node, key);
+  return node;
+}
+
+/** Where a workload object keeps its pod template ([] for a Pod), or undefined for every other kind. */
+function templatePathOf(object: JsonObject): readonly string[] | undefined {
   const kind = stringAt(object, 'kind');
   const entry = kind === undefined ? undefined : TEMPLATE_PATHS[kind];
   if (entry === undefined || !entry.apiVersions.includes(stringAt(object, 'apiVersion') ?? '')) return undefined;
-  let node: JsonObject | undefined = object;
-  for (const key of entry.path) node = node === undefined ? undefined : objectAt(node, key);
-  return node;
+  return entry.path;
 }
 
 export function isService(object: unknown): boolean {
@@ -54,7 +71,7 @@ export function isService(object: unknown): boolean {
  * Injects one object. Services are retargeted whenever they select pods (the webhook's case: every selecting
  * Service of an opted-in namespace); injectObjects narrows that to Services in front of injected workloads.
  */
-export function injectObject(object: unknown, config: InjectConfig): ObjectResult {
+export function injectObject(object: unknown, config: InjectConfig, options: InjectOptions = {}): ObjectResult {
   if (!isObject(object)) return { object, outcome: 'unchanged', warnings: [] };
   const where = describeObject(object);
   const copy = structuredClone(object);
@@ -67,7 +84,7 @@ export function injectObject(object: unknown, config: InjectConfig): ObjectResul
     };
   }
   if (copy.kind === 'List' && Array.isArray(copy.items)) {
-    const results = injectObjects(copy.items, config);
+    const results = injectObjects(copy.items, config, options);
     copy.items = results.map((r) => r.object);
     const changed = results.some((r) => r.outcome === 'injected' || r.outcome === 'retargeted');
     return { object: copy, outcome: changed ? 'injected' : 'unchanged', warnings: results.flatMap((r) => r.warnings) };
@@ -77,16 +94,29 @@ export function injectObject(object: unknown, config: InjectConfig): ObjectResul
   if (optedOut(objectAt(copy, 'metadata'))) return { object, outcome: 'opted-out', warnings: [] };
   const outcome = injectTemplate(template, config, where);
   if (outcome.kind === 'skipped') return { object, outcome: outcome.reason, warnings: outcome.warnings };
-  return { object: copy, outcome: 'injected', warnings: outcome.warnings };
+  // Only a workload that gets the sidecar: the settings of one left alone change nothing anyway. The object as
+  // given is checked (the copy now carries injection's own annotations). First among the warnings, which the
+  // webhook caps: a setting lost is what the user most needs to hear about.
+  const mistakes = checkConfigAnnotations(
+    object,
+    templatePathOf(object) ?? [],
+    where,
+    options.annotationMistakes ?? 'refuse',
+  );
+  return { object: copy, outcome: 'injected', warnings: [...mistakes, ...outcome.warnings] };
 }
 
 /**
  * Injects a stream of objects (a multi-document file). A Service is retargeted only when its selector matches the
  * pod template labels of a workload injected in the same stream and namespace.
  */
-export function injectObjects(objects: readonly unknown[], config: InjectConfig): ObjectResult[] {
+export function injectObjects(
+  objects: readonly unknown[],
+  config: InjectConfig,
+  options: InjectOptions = {},
+): ObjectResult[] {
   const results: (ObjectResult | undefined)[] = objects.map((o) =>
-    isService(o) ? undefined : injectObject(o, config),
+    isService(o) ? undefined : injectObject(o, config, options),
   );
   const injectedPods: { namespace: string | undefined; labels: JsonObject }[] = [];
   for (const result of results) {
@@ -111,7 +141,7 @@ export function injectObjects(objects: readonly unknown[], config: InjectConfig)
         Object.entries(selector).every(([k, v]) => String(pod.labels[k]) === v),
     );
     // Other Services stay as they are (one retargeted earlier keeps its mesh port: inject never takes away).
-    return selects ? injectObject(service, config) : unchanged(service);
+    return selects ? injectObject(service, config, options) : unchanged(service);
   });
 }
 

@@ -271,6 +271,18 @@ export class WebhookServer {
         );
       else if (outcome.result === 'error')
         logger.warn({ ...fields, warnings: outcome.warnings }, 'admission review not handled');
+      // The pod runs without a setting its creator meant to give it (a typo): the one line of this review says so
+      // at warn, with a code to search for, since for a controller's pods nobody sees the kubectl warning.
+      else if (outcome.unknownAnnotations.length > 0)
+        logger.warn(
+          {
+            ...fields,
+            code: 'MESHAUTH_ERR_MANIFEST_ANNOTATION_UNKNOWN',
+            annotations: outcome.unknownAnnotations,
+            warnings: outcome.warnings,
+          },
+          'admission review: unknown config.meshauth.dev annotations ignored',
+        );
       else
         logger.info(
           outcome.warnings.length > 0 ? { ...fields, warnings: outcome.warnings } : fields,

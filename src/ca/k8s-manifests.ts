@@ -90,9 +90,17 @@ export function webhookDnsNames(namespace: string): string[] {
 
 /** The exact command that puts the webhook CA into the MutatingWebhookConfiguration (every webhook in it). */
 export function caBundlePatchCommand(caPem: string, webhooks = 1): string {
-  const value = base64(caPem);
+  return caBundlePatchCommandFor(base64(caPem), webhooks);
+}
+
+/**
+ * The same command with `value` as written (the base64 of the CA, or a placeholder for it in a message). `add`, not
+ * `replace`: the shipped manifest never sets caBundle, and a strict JSON Patch refuses to replace a member that
+ * does not exist; `add` on an object member sets it whether or not it is there, so re-running the line is fine too.
+ */
+export function caBundlePatchCommandFor(value: string, webhooks = 1): string {
   const ops = Array.from({ length: webhooks }, (_, i) => ({
-    op: 'replace',
+    op: 'add',
     path: `/webhooks/${i}/clientConfig/caBundle`,
     value,
   }));

@@ -127,7 +127,7 @@ describe('ca init --k8s-secret', () => {
       expect(initOut.stdout.indexOf(create)).toBeLessThan(initOut.stdout.indexOf(applySecrets));
     }
     expect(initOut.stdout).toContain(
-      `kubectl patch mutatingwebhookconfiguration meshauth-injector --type=json -p '[{"op":"replace","path":"/webhooks/0/clientConfig/caBundle","value":"${caBundle}"}]'`,
+      `kubectl patch mutatingwebhookconfiguration meshauth-injector --type=json -p '[{"op":"add","path":"/webhooks/0/clientConfig/caBundle","value":"${caBundle}"}]'`,
     );
     expect(initOut.stdout).toContain(
       'meshauth ca rotate --intermediate --dir meshauth-ca --k8s-secret meshauth-ca --namespace meshauth --bundle-namespace shop --bundle-namespace pay',

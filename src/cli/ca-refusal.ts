@@ -1,6 +1,8 @@
 // What `meshauth cert …` reports when the CA refuses a call: the CA client's error, with what a one-shot command
 // knows and the agent does not (the join token just sent is spent; the --bundle is input to fix, not a CA to retry).
+// And what `meshauth ca serve` in a pod reports when its CA Secret is empty: the commands that make one.
 import { caChainUntrusted, JOIN_TOKEN_SINGLE_USE } from '../agent/ca-client.js';
+import { caBundlePatchCommandFor } from '../ca/k8s-manifests.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 
 export interface CaCallContext {
@@ -36,4 +38,47 @@ export function caRefusal(error: unknown, context: CaCallContext): unknown {
     );
   }
   return error;
+}
+
+export interface EmptySecretContext {
+  /** The CA directory `ca serve --dir` found without a CA. */
+  readonly dir: string;
+  /** The CA Secret's name (`--k8s-secret`). */
+  readonly secret: string;
+  /** The namespace the CA runs in. */
+  readonly namespace: string;
+}
+
+/** Where the printed commands leave the CA (the default of `ca init --out`). */
+const OUT_DIR = 'meshauth-ca';
+const APP_NAMESPACE = '<app namespace>';
+
+/**
+ * A Kubernetes CA whose Secret is empty or not mounted cannot start, and the distroless image has no shell to fix it
+ * from inside: the error says once, exactly, what to run outside (MESHAUTH_ERR_CA_NOT_INITIALIZED, exit 2). The
+ * commands are the first install's, in its order: secrets.yaml holds a trust-bundle ConfigMap for every app
+ * namespace (without --bundle-namespace their sidecars never get the bundle), each namespace must exist before it
+ * is applied, and the webhook's certificate is new, so its caBundle is patched again. The base is not applied
+ * again: it is what runs this pod, perhaps from the user's own overlay.
+ */
+export function emptyCaSecretRefusal(context: EmptySecretContext): MeshauthError {
+  const { dir, secret, namespace } = context;
+  const createNamespace = (ns: string) =>
+    `  kubectl create namespace ${ns} --dry-run=client -o yaml | kubectl apply -f -`;
+  const lines = [
+    `  meshauth ca init --trust-domain <your trust domain> --k8s-secret ${secret} --namespace ${namespace} --bundle-namespace ${APP_NAMESPACE} --out ${OUT_DIR}`,
+    createNamespace(namespace),
+    createNamespace(APP_NAMESPACE),
+    `  kubectl apply -f ${OUT_DIR}/secrets.yaml`,
+    `  ${caBundlePatchCommandFor(`<base64 of ${OUT_DIR}/webhook-ca-bundle.pem>`)}`,
+  ];
+  return new MeshauthError(
+    'MESHAUTH_ERR_CA_NOT_INITIALIZED',
+    `no CA in ${dir}: the Secret ${secret} is missing or empty. Create it once, outside the cluster, and keep the ` +
+      `directory it makes (it holds the root key); ${APP_NAMESPACE} is each namespace whose pods get the sidecar ` +
+      `(repeat --bundle-namespace and the create line for each), and ca init prints the patch with its value filled in:\n` +
+      `${lines.join('\n')}\n` +
+      `then this Deployment starts by itself (or: kubectl -n ${namespace} rollout restart deployment/meshauth-ca)`,
+    { reason: 'empty_secret' },
+  );
 }

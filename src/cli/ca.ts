@@ -13,6 +13,7 @@ import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
 import { KEY_TYPES, parseKeyType, SVID_MAX_TTL_MS } from '../pki/index.js';
 import { createLogger, Metrics } from '../telemetry/index.js';
+import { emptyCaSecretRefusal } from './ca-refusal.js';
 import { checkOutPrefix } from './cert.js';
 import { type FileToReplace, makeKeyDirectory, replaceFiles } from './key-pair-files.js';
 import { sayWaiting, withKeyPairLock } from './key-pair-lock.js';
@@ -530,15 +531,7 @@ async function refuseEmptySecretDir(opts: ServeOptions): Promise<void> {
   // In a pod the service-account directory names the namespace the CA runs in.
   const namespace =
     (await readFile(join(dirname(opts.k8sTokenFile), 'namespace'), 'utf8').catch(() => '')).trim() || 'meshauth';
-  throw new MeshauthError(
-    'MESHAUTH_ERR_CA_NOT_INITIALIZED',
-    `no CA in ${opts.dir}: the Secret ${opts.k8sSecret} is missing or empty. Create it once, outside the cluster, ` +
-      `and keep the directory it makes (it holds the root key):
-  meshauth ca init --trust-domain <your trust domain> --k8s-secret ${opts.k8sSecret} --namespace ${namespace} --out meshauth-ca
-  kubectl apply -f meshauth-ca/secrets.yaml
-then this Deployment starts by itself (or: kubectl -n ${namespace} rollout restart deployment/meshauth-ca)`,
-    { reason: 'empty_secret' },
-  );
+  throw emptyCaSecretRefusal({ dir: opts.dir, secret: opts.k8sSecret, namespace });
 }
 
 async function readPassword(file: string): Promise<string> {

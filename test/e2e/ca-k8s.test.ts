@@ -288,7 +288,7 @@ describe('ca serve on an empty Secret', () => {
   it.each([
     ['fail/empty mounted Secret dir', (dir: string) => mountSecret(dir, {})],
     ['fail/missing dir', (_dir: string) => {}],
-  ])('%s → prints the ca init command once, exit 2', async (_name, prepare) => {
+  ])('%s → prints the first install once, exit 2', async (_name, prepare) => {
     const dir = join(cwd, `empty-${Math.random().toString(36).slice(2)}`);
     prepare(dir);
     const result = await meshauth(
@@ -309,9 +309,20 @@ describe('ca serve on an empty Secret', () => {
     expect(result.code, result.stderr).toBe(2);
     expect(result.stdout).toBe('');
     const command =
-      'meshauth ca init --trust-domain <your trust domain> --k8s-secret meshauth-ca --namespace mesh-system --out meshauth-ca';
+      'meshauth ca init --trust-domain <your trust domain> --k8s-secret meshauth-ca --namespace mesh-system --bundle-namespace <app namespace> --out meshauth-ca';
     expect(result.stderr.split(command).length - 1).toBe(1);
-    expect(result.stderr).toContain('kubectl apply -f meshauth-ca/secrets.yaml');
+    // The first install's lines, in its order: each namespace secrets.yaml has a trust-bundle
+    // ConfigMap for is created first, and the new webhook certificate's CA goes into the caBundle.
+    const lines = result.stderr.split('\n').map((line) => line.trim());
+    const expected = [
+      command,
+      'kubectl create namespace mesh-system --dry-run=client -o yaml | kubectl apply -f -',
+      'kubectl create namespace <app namespace> --dry-run=client -o yaml | kubectl apply -f -',
+      'kubectl apply -f meshauth-ca/secrets.yaml',
+      `kubectl patch mutatingwebhookconfiguration meshauth-injector --type=json -p '[{"op":"add","path":"/webhooks/0/clientConfig/caBundle","value":"<base64 of meshauth-ca/webhook-ca-bundle.pem>"}]'`,
+    ];
+    const at = lines.indexOf(command);
+    expect(lines.slice(at, at + expected.length)).toEqual(expected);
     expect(result.stderr).toContain('[MESHAUTH_ERR_CA_NOT_INITIALIZED]');
   });
 });

@@ -3,7 +3,7 @@
 // that does not parse (the message names the document and line) or an annotation the injection cannot use.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { resolveEndUser } from '../config/index.js';
+import { readConfigText, resolveEndUser } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import { type InjectConfig, injectYaml, parseInjectConfig, resolveInjectConfig, uninjectYaml } from '../k8s/index.js';
 
@@ -39,7 +39,8 @@ export function registerInjectCommands(program: Command): void {
 /** inject.yaml, or the defaults when no file is given. */
 export async function loadInjectConfig(file: string | undefined): Promise<InjectConfig> {
   if (file === undefined) return resolveInjectConfig();
-  const config = parseInjectConfig(readText(file, 'config'), file);
+  // Read as the sidecar reads its config: a FIFO, a directory or a device at the path is refused at once.
+  const config = parseInjectConfig(readConfigText(file), file);
   // endUser goes into every injected sidecar's config: refuse here what each sidecar would refuse at start (HS*,
   // none, an http JWKS), so one bad inject.yaml never leaves every injected pod crash-looping.
   const endUser = config.endUser;
@@ -71,19 +72,20 @@ function withFileName<T>(file: string, run: () => T): T {
 }
 
 async function readInput(file: string): Promise<string> {
-  if (file !== '-') return readText(file, 'manifest');
+  if (file !== '-') return readManifest(file);
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function readText(file: string, what: string): string {
+/** Not a bounded regular-file read: `-f <(kustomize build)` hands over a pipe, which is read to its end. */
+function readManifest(file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (cause) {
     const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : 'error';
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${file}: cannot read ${what} file (${code})`, {
-      reason: `${what}_unreadable`,
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${file}: cannot read manifest file (${code})`, {
+      reason: 'manifest_unreadable',
       cause,
     });
   }

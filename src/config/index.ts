@@ -9,6 +9,8 @@ export {
   sidecarConfigFromObject,
   unknownMeshauthVariables,
 } from './load-sidecar-config.js';
+export { MAX_CONFIG_BYTES, readConfigText } from './read-config-file.js';
+export { MAX_SETTING_FILE_BYTES, readSettingFile, type SettingFile } from './read-setting-file.js';
 export {
   type ExpectedIds,
   expectedIdsFor,

@@ -3,12 +3,11 @@
 // what was expected, as one MESHAUTH_ERR_CONFIG_INVALID (the CLI turns it into exit code 2).
 import type { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
-import { readRegularFile } from '../platform/index.js';
 import { configKeys } from './config-reference.js';
 import { type EnvBinding, MESHAUTH_CONFIG_YAML, SIDECAR_ENV } from './env-names.js';
-import { fileErrnoText } from './file-errno.js';
 import { envOrigin, keyPath } from './key-path.js';
 import { closestKey, unknownKeysText } from './key-suggestion.js';
+import { readConfigText } from './read-config-file.js';
 import { resolveSidecarConfig, type SidecarConfig } from './sidecar-config.js';
 import { sidecarSchema } from './sidecar-schema.js';
 import { parseYamlText } from './yaml-text.js';
@@ -55,28 +54,8 @@ export function sidecarConfigFromObject(
   return resolveSidecarConfig(result.data, source, fromEnv);
 }
 
-/**
- * A sidecar config is a few KiB. Read like every other operator file (policy, bundle, JWKS): a wrong path naming a
- * FIFO blocked the start for ever, and one naming a device or a large file was read whole (/dev/zero: the process
- * aborted out of memory).
- */
-const MAX_CONFIG_BYTES = 1024 * 1024;
-
 function readDocument(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readRegularFile(file, MAX_CONFIG_BYTES).bytes.toString('utf8');
-  } catch (cause) {
-    const problem =
-      errnoOf(cause) === 'EFBIG'
-        ? `config file is larger than ${MAX_CONFIG_BYTES} bytes`
-        : `cannot read config file (${fileErrnoText(cause)})`;
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${file}: ${problem}`, {
-      reason: 'config_unreadable',
-      cause,
-    });
-  }
-  return parseDocument(text, file);
+  return parseDocument(readConfigText(file), file);
 }
 
 function parseDocument(text: string, file: string): Record<string, unknown> {
@@ -178,8 +157,4 @@ let leafPathCache: readonly string[] | undefined;
 function leafPaths(): readonly string[] {
   leafPathCache ??= configKeys().map((k) => k.path);
   return leafPathCache;
-}
-
-function errnoOf(error: unknown): string {
-  return typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : 'error';
 }

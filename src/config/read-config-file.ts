@@ -1,0 +1,24 @@
+// Reading a config file (sidecar config, gateway.yaml, inject.yaml) an operator names on the command line: bounded,
+// regular files only, one message shape. A path naming a FIFO blocked the start for ever, and one naming a device or
+// a large file was read whole (/dev/zero: the process aborted out of memory).
+import { MeshauthError } from '../errors/index.js';
+import { readRegularFile } from '../platform/index.js';
+import { fileErrnoText } from './file-errno.js';
+
+/** A config file is a few KiB. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/** The file's text, or MESHAUTH_ERR_FILE_UNREADABLE `<file>: cannot read config file (not a regular file)` etc. */
+export function readConfigText(file: string): string {
+  try {
+    return readRegularFile(file, MAX_CONFIG_BYTES).bytes.toString('utf8');
+  } catch (cause) {
+    const why = fileErrnoText(cause);
+    const problem =
+      why === 'EFBIG' ? `config file is larger than ${MAX_CONFIG_BYTES} bytes` : `cannot read config file (${why})`;
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${file}: ${problem}`, {
+      reason: 'config_unreadable',
+      cause,
+    });
+  }
+}

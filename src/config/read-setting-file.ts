@@ -1,0 +1,46 @@
+// Reading a file whose path an operator gave (a config key or a command-line flag): a secret, a key, a certificate,
+// a token. One bounded, regular-file-only read (platform/regular-file.ts) and one message shape for every such file,
+// so a wrong path says which setting named it and what is wrong, never Node's raw errno sentence.
+// The content may be a secret: it is never part of a message.
+import { MeshauthError } from '../errors/index.js';
+import { readRegularFile } from '../platform/index.js';
+import { fileErrnoText } from './file-errno.js';
+
+export interface SettingFile {
+  /** The config key or flag that named the path (`session.keys[0]`, `--p12-password-file`), first in the message. */
+  readonly setting: string;
+  /** What the file holds, in words (`session key file`, `client secret file`). */
+  readonly what: string;
+  /** Larger is refused (default 256 KiB): a device at the path would otherwise be read without end. */
+  readonly maxBytes?: number;
+  /** MeshauthError.reason, for the log and metrics. */
+  readonly reason: string;
+}
+
+/** A secret, a key, a certificate chain or a token is a few KiB. */
+export const MAX_SETTING_FILE_BYTES = 256 * 1024;
+
+/**
+ * The file's text, or MESHAUTH_ERR_FILE_UNREADABLE `<setting>: <what> <path>: not a regular file` (or `larger than
+ * N bytes`, or `cannot be read (ENOENT)` with the errno a user can look up). The CLI exits 2 on it.
+ */
+export function readSettingFile(path: string, file: SettingFile): string {
+  const maxBytes = file.maxBytes ?? MAX_SETTING_FILE_BYTES;
+  try {
+    return readRegularFile(path, maxBytes).bytes.toString('utf8');
+  } catch (cause) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_FILE_UNREADABLE',
+      `${file.setting}: ${file.what} ${path}: ${fileProblemText(cause, maxBytes)}`,
+      { reason: file.reason, detail: { key: file.setting }, cause },
+    );
+  }
+}
+
+/** Why readRegularFile refused, in words where the errno is one it made up (ENOTREG, EFBIG). */
+function fileProblemText(cause: unknown, maxBytes: number): string {
+  const why = fileErrnoText(cause);
+  if (why === 'not a regular file') return why;
+  if (why === 'EFBIG') return `larger than ${maxBytes} bytes`;
+  return `cannot be read (${why})`;
+}

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { IDENTITY_BURST, IDENTITY_RATE_PER_SECOND } from '../ca/identity-rate-limit.js';
 import { ROTATION_LOCK_FILE, STALE_LOCK_MS, withRotationLock } from '../ca/rotation-lock.js';
 import { durationInRange, formatDuration } from '../config/duration.js';
+import { readSettingFile } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
 import { KEY_TYPES, parseKeyType, SVID_MAX_TTL_MS } from '../pki/index.js';
@@ -535,12 +536,11 @@ async function refuseEmptySecretDir(opts: ServeOptions): Promise<void> {
 }
 
 async function readPassword(file: string): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (cause) {
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `cannot read password file ${file}`, { cause });
-  }
+  const text = readSettingFile(file, {
+    setting: '--p12-password-file',
+    what: 'password file',
+    reason: 'password_unreadable',
+  });
   const password = text.replace(/\r?\n$/, '');
   if (password.length === 0) throw usage(`password file ${file} is empty`);
   return password;

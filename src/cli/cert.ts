@@ -2,12 +2,12 @@
 // sidecar, and get a JWT-SVID for calling outside the mesh. Keys are generated here, fresh on every
 // request and renewal. The CA is reached through the agent's CA client, the only one (it pins the CA's SPIFFE ID).
 import { subtle } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type CaConnection, requestJwtSvid, requestSvid } from '../agent/ca-client.js';
-import { readTokenFile } from '../agent/credential-files.js';
 import { acceptSvidResponse } from '../agent/svid-response.js';
+import { readSettingFile } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import {
@@ -42,7 +42,7 @@ export function registerCertCommands(program: Command): void {
     .description('print subject, SPIFFE ID, issuer, validity, time left, key type and SHA-256 fingerprint')
     .option('--json', 'print JSON instead of text')
     .action(async (file: string, opts: { json?: boolean }) => {
-      const certificates = certificatesOf(file, await readText(file));
+      const certificates = certificatesOf(file, await readText(file, 'cert inspect', 'certificate file'));
       const now = new Date();
       const described = await Promise.all(certificates.map((c) => describe(c, now)));
       if (opts.json === true) {
@@ -116,7 +116,7 @@ export function registerCertCommands(program: Command): void {
       const written = await withKeyPairLock(
         opts.key,
         async (lock) => {
-          const [certPem, keyPem] = await Promise.all([readText(opts.cert), readText(opts.key)]);
+          const [certPem, keyPem] = await readPair(opts);
           const current = await checkKeyPair(opts, certPem, keyPem);
           assertCertificateValid(opts.cert, leafOf(opts.cert, certPem), new Date(), 'renew');
           await refuseOneFileTwoNames(opts);
@@ -152,11 +152,7 @@ export function registerCertCommands(program: Command): void {
     .action(async (opts: { caUrl: string; bundle: string; cert: string; key: string; audience: string }) => {
       const bundlePem = await readBundle(opts.bundle);
       // Under the pair's lock, only while reading: a renewal between its two renames would look like a torn pair.
-      const [certPem, keyPem] = await withKeyPairLock(
-        opts.key,
-        () => Promise.all([readText(opts.cert), readText(opts.key)]),
-        { onWait: sayWaiting(opts.key) },
-      );
+      const [certPem, keyPem] = await withKeyPairLock(opts.key, () => readPair(opts), { onWait: sayWaiting(opts.key) });
       await checkKeyPair(opts, certPem, keyPem);
       assertCertificateValid(opts.cert, leafOf(opts.cert, certPem), new Date(), 'token');
       const response = await requestJwtSvid(
@@ -185,7 +181,7 @@ async function joinToken(opts: { token?: string; tokenFile?: string }): Promise<
       },
     );
   }
-  return opts.tokenFile === undefined ? (opts.token as string) : readTokenFile(opts.tokenFile);
+  return opts.tokenFile === undefined ? (opts.token as string) : readJoinTokenFile(opts.tokenFile);
 }
 
 /**
@@ -411,14 +407,33 @@ function formatLeaf(s: CertificateSummary, cert: x509.X509Certificate, now: Date
   ].join('\n');
 }
 
-async function readText(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (cause) {
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `cannot read ${file}: ${(cause as Error).message}`, {
-      cause,
+/** A join token is a few dozen bytes, a projected service-account token a few KiB. */
+const MAX_TOKEN_BYTES = 64 * 1024;
+
+/** The token, trimmed (a trailing newline is not part of it); never quoted in a message. */
+async function readJoinTokenFile(file: string): Promise<string> {
+  const token = (await readText(file, '--token-file', 'token file', MAX_TOKEN_BYTES)).trim();
+  if (token === '') {
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `--token-file: token file ${file}: empty`, {
+      reason: 'token_empty',
     });
   }
+  return token;
+}
+
+async function readPair(files: { cert: string; key: string }): Promise<[string, string]> {
+  return [await readText(files.cert, '--cert', 'certificate file'), await readText(files.key, '--key', 'key file')];
+}
+
+/**
+ * A bundle (the system's, even) may hold a few hundred certificates: room for them, not for a device read without
+ * end. A FIFO at the path is refused at once, as every operator file is (`<(…)` included: write the file first).
+ */
+const MAX_CERTIFICATE_FILE_BYTES = 4 * 1024 * 1024;
+
+/** A file named on the command line: its text, or MESHAUTH_ERR_FILE_UNREADABLE naming the flag and the path. */
+async function readText(file: string, flag: string, what: string, maxBytes = MAX_CERTIFICATE_FILE_BYTES) {
+  return readSettingFile(file, { setting: flag, what, maxBytes, reason: 'file_unreadable' });
 }
 
 /** The first certificate of a PEM file: the leaf of a chain (the file was parsed before, by checkKeyPair). */
@@ -437,7 +452,7 @@ function certificatesOf(file: string, text: string): ReturnType<typeof parseCert
 
 /** A --bundle file's text, refused naming the file when it holds no certificate. */
 async function readBundle(file: string): Promise<string> {
-  const text = await readText(file);
+  const text = await readText(file, '--bundle', 'trust bundle');
   certificatesOf(file, text);
   return text;
 }

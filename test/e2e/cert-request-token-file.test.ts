@@ -93,7 +93,7 @@ describe('cert request --token-file', () => {
       { cwd },
     );
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain('token file nope cannot be read (ENOENT)');
+    expect(missing.stderr).toContain('--token-file: token file nope: cannot be read (ENOENT)');
     expect(missing.stderr).toContain('[MESHAUTH_ERR_FILE_UNREADABLE]');
   });
 });

@@ -56,7 +56,7 @@ export function registerCertCommands(program: Command): void {
       const label = certificates.every((c) => c.subject === c.issuer) ? 'root' : 'chain';
       for (const [index, other] of described.slice(1).entries()) {
         process.stdout.write(
-          `${label}[${index + 1}]: ${other.subject} (issuer ${other.issuer}; ${other.keyType}; ${other.timeLeft}; sha256 ${other.sha256})\n`,
+          `${label}[${index + 1}]: ${other.subject} (issuer ${other.issuer}; ${other.keyType}; ${other.expired ? 'expired' : `${other.timeLeft} left`}; sha256 ${other.sha256})\n`,
         );
       }
     });
@@ -348,7 +348,10 @@ interface CertificateSummary {
   readonly serial: string;
   readonly notBefore: string;
   readonly notAfter: string;
+  /** `1h 59m`, or `expired`: a value for JSON readers (the text output adds "left" where it reads as a sentence). */
   readonly timeLeft: string;
+  /** Whole seconds until NotAfter, negative once expired: what a script compares. */
+  readonly secondsLeft: number;
   readonly expired: boolean;
   readonly keyType: string;
   readonly sha256: string;
@@ -364,7 +367,8 @@ async function describe(cert: x509.X509Certificate, now: Date): Promise<Certific
     serial: cert.serialNumber,
     notBefore: cert.notBefore.toISOString(),
     notAfter: cert.notAfter.toISOString(),
-    timeLeft: leftMs > 0 ? `${timeLeft(cert, now)} left` : 'expired',
+    timeLeft: leftMs > 0 ? timeLeft(cert, now) : 'expired',
+    secondsLeft: Math.floor(leftMs / 1000),
     expired: leftMs <= 0,
     keyType: keyTypeName(cert),
     sha256: await sha256Hex(cert),

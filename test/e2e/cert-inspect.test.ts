@@ -1,5 +1,5 @@
 // `meshauth cert inspect` on a chain file: the leaf in full, then one line per other certificate.
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, subtle, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +91,41 @@ describe('cert inspect', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain('spiffe id:   spiffe://example.org/ns/shop/sa/odd');
     expect(result.stdout).toContain('key type:    invalid');
+  });
+
+  // JSON is read by scripts: timeLeft is a value ("1h 59m", or "expired"), not the sentence "1h 59m left" it was, and
+  // secondsLeft is a number to compare (negative once expired).
+  it('ok/--json: timeLeft is the duration alone, secondsLeft whole seconds until NotAfter', async () => {
+    const result = await meshauth(['cert', 'inspect', '--json', 'web.crt'], { cwd });
+    expect(result.code, result.stderr).toBe(0);
+    const [leaf] = (JSON.parse(result.stdout) as { certificates: Record<string, unknown>[] }).certificates;
+    expect(leaf?.timeLeft).toMatch(/^(2h 0m|1h 59m)$/);
+    expect(Number.isInteger(leaf?.secondsLeft)).toBe(true);
+    // Bounded by the certificate alone (2 h), not by how long the command took.
+    expect(leaf?.secondsLeft).toBeGreaterThan(0);
+    expect(leaf?.secondsLeft).toBeLessThanOrEqual(7200);
+    expect(leaf?.expired).toBe(false);
+  });
+
+  it('ok/--json on an expired certificate: timeLeft "expired", secondsLeft negative; text says "expired"', async () => {
+    const material = await loadCaMaterial(join(cwd, 'certs'));
+    const leafKey = await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+    const signed = await issueLeafDer({
+      id: SpiffeId.parse('spiffe://example.org/ns/shop/sa/old'),
+      publicKey: Buffer.from(await subtle.exportKey('spki', leafKey.publicKey)),
+      issuer: material.issuer,
+      now: new Date(Date.now() - 3 * 3_600_000),
+      ttlMs: 3_600_000,
+    });
+    writeFileSync(join(cwd, 'old.crt'), certificatePem(signed.der));
+    const json = await meshauth(['cert', 'inspect', '--json', 'old.crt'], { cwd });
+    expect(json.code, json.stderr).toBe(0);
+    const [leaf] = (JSON.parse(json.stdout) as { certificates: Record<string, unknown>[] }).certificates;
+    expect(leaf).toMatchObject({ timeLeft: 'expired', expired: true });
+    expect(Number.isInteger(leaf?.secondsLeft)).toBe(true);
+    expect(leaf?.secondsLeft).toBeLessThan(-3600);
+    const text = await meshauth(['cert', 'inspect', 'old.crt'], { cwd });
+    expect(text.stdout).toMatch(/^time left: +expired$/m);
   });
 
   it('fail/missing file → exit 2', async () => {

@@ -3,7 +3,6 @@
 // short `exp`. Keys come from the CA's JWKS over TLS anchored in `ca.bundle` (the CA's own PKI), refreshed every
 // few minutes and on an unknown `kid` (at most every 30 s). Failures are MESHAUTH_ERR_TOKEN_INVALID with a reason.
 // Every load of the key set is counted; a failed one keeps the last good keys and warns once per kind of failure.
-import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, errors, type JSONWebKeySet, jwtVerify } from 'jose';
 import { Agent } from 'undici';
 import { type EndUser, endUserFromClaims } from '../authn/end-user.js';
@@ -13,7 +12,7 @@ import { FetchJsonError, fetchJson } from '../authn/fetch-json.js';
 import { expiredForPassport } from '../authn/passport/mint-passport.js';
 import { tokenInvalid } from '../authn/token-rejection.js';
 import { inspectToken } from '../authn/token-shape.js';
-import { MeshauthError } from '../errors/index.js';
+import { readSettingFile } from '../config/index.js';
 import { SpiffeId, type TrustDomain } from '../identity/index.js';
 import { SingleFlight } from '../platform/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
@@ -218,13 +217,5 @@ function joseReason(
 
 /** `ca.bundle`, read at start: unreadable is a config problem (exit 2 naming the key), not Node's raw error. */
 function readBundle(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code ?? 'error';
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `ca.bundle: cannot read ${file} (${code})`, {
-      reason: 'bundle_unreadable',
-      cause,
-    });
-  }
+  return readSettingFile(file, { setting: 'ca.bundle', what: 'trust bundle', reason: 'bundle_unreadable' });
 }

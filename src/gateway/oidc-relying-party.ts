@@ -7,8 +7,8 @@
 // MeshauthErrors with a bounded reason.
 import * as client from 'openid-client';
 import { Agent, fetch as undiciFetch } from 'undici';
+import { readSettingFile as readOperatorFile } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
-import { readRegularFile } from '../platform/index.js';
 import type { Logger } from '../telemetry/index.js';
 import type { OidcSettings } from './gateway-config.js';
 import { ASYMMETRIC_ID_TOKEN_ALGORITHM } from './gateway-schema.js';
@@ -275,11 +275,13 @@ const MAX_SETTING_FILE_BYTES = 256 * 1024;
  * no code). The content (a secret) is never part of the message.
  */
 function readSettingFile(key: string, path: string): string {
-  try {
-    return readRegularFile(path, MAX_SETTING_FILE_BYTES).bytes.toString('utf8');
-  } catch (cause) {
-    throw unreadableSetting(key, path, String((cause as { code?: unknown }).code ?? 'error'), cause);
-  }
+  const what = key === 'oidc.caFile' ? 'CA file' : 'client secret file';
+  return readOperatorFile(path, {
+    setting: key,
+    what,
+    maxBytes: MAX_SETTING_FILE_BYTES,
+    reason: 'oidc_file_unreadable',
+  });
 }
 
 function unreadableSetting(key: string, path: string, why: string, cause?: unknown): MeshauthError {

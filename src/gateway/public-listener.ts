@@ -11,7 +11,7 @@
 // CONNECT) gets the gateway's JSON error, a count in meshauth_gateway_decisions_total{route=""} and one log line, as
 // the edge's own refusals do. Every answer on this port is counted by route and status, and timed
 // (edge-request-telemetry.ts).
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { unwatchFile, watchFile } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   createSecureServer,
@@ -22,7 +22,7 @@ import {
 } from 'node:http2';
 import type { Socket } from 'node:net';
 import { createSecureContext, type TLSSocket } from 'node:tls';
-import type { HostPort } from '../config/index.js';
+import { type HostPort, readSettingFile } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import {
   clientSourceKey,
@@ -483,13 +483,9 @@ function readPair(certFile: string, keyFile: string): { cert: string; key: strin
 
 /** The key that names the file is in the message (the gateway puts its config file in front at start). */
 function readTlsFile(file: string, key: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code ?? 'error';
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${key}: cannot read ${file} (${code})`, {
-      reason: 'tls_files',
-      cause,
-    });
-  }
+  return readSettingFile(file, {
+    setting: key,
+    what: key === 'tls.key' ? 'key file' : 'certificate file',
+    reason: 'tls_files',
+  });
 }

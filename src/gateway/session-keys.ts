@@ -3,7 +3,7 @@
 // bytes (e.g. `openssl rand -base64 32`); the AES-256 key is derived from it with HKDF-SHA256 so any encoding
 // works, and its 4-byte id (from a hash of the derived key) tells the decrypter which key sealed a cookie.
 import { createHash, hkdfSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readSettingFile } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 
 export interface SessionKey {
@@ -48,19 +48,11 @@ export function keyRingFromSecrets(secrets: readonly Buffer[], source = 'session
 /** Reads the key files (trimmed: a trailing newline is not part of the secret). */
 export function loadKeyRing(files: readonly string[], source: string): SessionKeyRing {
   const secrets = files.map((file, index) => {
-    try {
-      return Buffer.from(readFileSync(file, 'utf8').trim(), 'utf8');
-    } catch (cause) {
-      const code = (cause as NodeJS.ErrnoException).code ?? 'error';
-      throw new MeshauthError(
-        'MESHAUTH_ERR_FILE_UNREADABLE',
-        `${source}: session.keys[${index}]: cannot read ${file} (${code})`,
-        {
-          reason: 'session_key',
-          cause,
-        },
-      );
-    }
+    const setting = `${source}: session.keys[${index}]`;
+    return Buffer.from(
+      readSettingFile(file, { setting, what: 'session key file', reason: 'session_key' }).trim(),
+      'utf8',
+    );
   });
   return keyRingFromSecrets(secrets, `${source}: session.keys`);
 }

@@ -5,7 +5,7 @@
 // no key), a FIFO at the path hung the start for ever, and an empty secret file started a gateway whose every sign-in
 // would fail at the token endpoint.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,7 +62,7 @@ describe('meshauth gateway: unusable oidc files', () => {
 
   const expectRefused = (result: { code: number | null; stderr: string }, key: string, path: string, why: string) => {
     expect(result.code, result.stderr).toBe(2);
-    expect(result.stderr).toContain(`${key}: cannot use ${path} (${why})`);
+    expect(result.stderr).toContain(`${key}: ${why.replace('PATH', path)}`);
     expect(result.stderr).toContain('[MESHAUTH_ERR_FILE_UNREADABLE]');
     expect(result.stderr).not.toMatch(/at .+\.js:\d+/);
   };
@@ -73,7 +73,7 @@ describe('meshauth gateway: unusable oidc files', () => {
       await runGateway(withOidc('missing.json', { clientSecretFile: missing })),
       'oidc.clientSecretFile',
       missing,
-      'ENOENT',
+      'client secret file PATH: cannot be read (ENOENT)',
     );
   });
 
@@ -83,8 +83,25 @@ describe('meshauth gateway: unusable oidc files', () => {
       await runGateway(withOidc('fifo.json', { clientSecretFile: fifo })),
       'oidc.clientSecretFile',
       fifo,
-      'ENOTREG',
+      'client secret file PATH: not a regular file',
     );
+  }, 15_000);
+
+  // The code readRegularFile makes up (ENOTREG) is nothing a user can look up: the message says what it means.
+  it('fail/a directory as clientSecretFile says "not a regular file", not ENOTREG', async () => {
+    const directory = join(dir, 'secret.d');
+    mkdirSync(directory);
+    const result = await runGateway(withOidc('directory.json', { clientSecretFile: directory }));
+    expectRefused(result, 'oidc.clientSecretFile', directory, 'client secret file PATH: not a regular file');
+    expect(result.stderr).not.toContain('ENOTREG');
+  }, 15_000);
+
+  // session.keys was read with a bare readFileSync: a directory said EISDIR, a FIFO hung the start.
+  it('fail/a directory as a session key file exits 2 naming the key, "not a regular file"', async () => {
+    const directory = join(dir, 'session.d');
+    mkdirSync(directory, { recursive: true });
+    const config = file('session-dir.json', JSON.stringify({ ...base, session: { keys: [directory] } }));
+    expectRefused(await runGateway(config), 'session.keys[0]', directory, 'session key file PATH: not a regular file');
   }, 15_000);
 
   it('fail/an empty clientSecretFile is refused at start, not at the first sign-in', async () => {
@@ -93,7 +110,7 @@ describe('meshauth gateway: unusable oidc files', () => {
       await runGateway(withOidc('empty.json', { clientSecretFile: empty })),
       'oidc.clientSecretFile',
       empty,
-      'empty',
+      'cannot use PATH (empty)',
     );
   }, 15_000);
 
@@ -103,7 +120,7 @@ describe('meshauth gateway: unusable oidc files', () => {
       await runGateway(withOidc('ca.json', { issuer: 'https://127.0.0.1:9', caFile: missing })),
       'oidc.caFile',
       missing,
-      'ENOENT',
+      'CA file PATH: cannot be read (ENOENT)',
     );
   });
 });

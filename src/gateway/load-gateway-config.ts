@@ -1,9 +1,8 @@
 // loadGatewayConfig: gateway.yaml → one validated, frozen GatewayConfig. Validation runs once on the whole
 // document; every problem names the file, the key path and what was expected, as one MESHAUTH_ERR_CONFIG_INVALID
 // (the CLI turns it into exit code 2).
-import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
-import { keyPath, parseYamlText } from '../config/index.js';
+import { keyPath, parseYamlText, readConfigText } from '../config/index.js';
 import { unknownKeysText } from '../config/key-suggestion.js';
 import { schemaLeafPaths } from '../config/schema-keys.js';
 import { MeshauthError } from '../errors/index.js';
@@ -13,17 +12,7 @@ import { gatewaySchema } from './gateway-schema.js';
 const MAX_REPORTED_ISSUES = 5;
 
 export function loadGatewayConfig(file: string): GatewayConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code ?? 'error';
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${file}: cannot read config file (${code})`, {
-      reason: 'config_unreadable',
-      cause,
-    });
-  }
-  const document = parseYamlText(text, file);
+  const document = parseYamlText(readConfigText(file), file);
   return gatewayConfigFromObject(document ?? {}, file);
 }
 

@@ -56,11 +56,18 @@ export async function loadInjectConfig(file: string | undefined): Promise<Inject
   return config;
 }
 
+/** Refusals of a manifest's content: the message starts with the file it came from. */
+const NAMED_BY_FILE: ReadonlySet<string> = new Set([
+  'MESHAUTH_ERR_MANIFEST_INVALID',
+  'MESHAUTH_ERR_MANIFEST_ANNOTATION_MISPLACED',
+  'MESHAUTH_ERR_MANIFEST_ANNOTATION_UNKNOWN',
+]);
+
 function withFileName<T>(file: string, run: () => T): T {
   try {
     return run();
   } catch (error) {
-    if (error instanceof MeshauthError && error.code === 'MESHAUTH_ERR_MANIFEST_INVALID') {
+    if (error instanceof MeshauthError && NAMED_BY_FILE.has(error.code)) {
       const name = file === '-' ? 'stdin' : file;
       throw new MeshauthError(error.code, `${name}: ${error.message}`, {
         reason: error.reason ?? 'manifest',

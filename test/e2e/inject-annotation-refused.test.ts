@@ -47,7 +47,7 @@ describe('meshauth inject: config.meshauth.dev annotations it would drop', () =>
     const result = await inject('own.yaml', deployment('config.meshauth.dev/policy: orders-policy', ''));
     expect(result.code, result.stderr).toBe(2);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toContain('Deployment shop/orders');
+    expect(result.stderr).toContain(`${join(dir, 'own.yaml')}: Deployment shop/orders`);
     expect(result.stderr).toContain('config.meshauth.dev/policy');
     expect(result.stderr).toContain('put it on spec.template.metadata.annotations');
     expect(result.stderr).toContain('[MESHAUTH_ERR_MANIFEST_ANNOTATION_MISPLACED]');
@@ -57,6 +57,7 @@ describe('meshauth inject: config.meshauth.dev annotations it would drop', () =>
     const result = await inject('typo.yaml', deployment('', 'config.meshauth.dev/appport: "3000"'));
     expect(result.code, result.stderr).toBe(2);
     expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(`${join(dir, 'typo.yaml')}: `);
     expect(result.stderr).toContain('did you mean config.meshauth.dev/app-port?');
     expect(result.stderr).toContain('[MESHAUTH_ERR_MANIFEST_ANNOTATION_UNKNOWN]');
   });

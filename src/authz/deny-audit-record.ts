@@ -2,6 +2,7 @@
 // sidecar logs it with `logger.info(record, 'authz deny')`. Values are truncated so a line stays bounded.
 import type { AuthzRequest } from './authz-request.js';
 import type { Decision } from './policy/decision.js';
+import { AMBIGUOUS_PATH_RULE } from './policy/reserved-rules.js';
 
 export interface DenyAuditRecord {
   readonly event: 'authz_deny';
@@ -34,9 +35,6 @@ export function ambiguousPathAuditRecord(
 ): DenyAuditRecord {
   return auditRecord(request, target, AMBIGUOUS_PATH_RULE, 'enforce', true);
 }
-
-/** The rule name a request with an ambiguous path is denied under (metrics, audit line, exposed rule). */
-export const AMBIGUOUS_PATH_RULE = 'path-normalization';
 
 function auditRecord(
   request: Pick<AuthzRequest, 'peerId' | 'method' | 'user'>,

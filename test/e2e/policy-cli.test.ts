@@ -165,6 +165,25 @@ describe('meshauth policy (built CLI)', () => {
     });
   });
 
+  // The names meshauth writes in the `rule` field of its own decisions (audit lines, 403 bodies, decision metrics):
+  // a user rule so named used to validate, and its denies then read as the built-in one's.
+  it.each([
+    ['path-normalization', 'the 400 for a request whose path can be read two ways'],
+    ['tcp-policy-invalid', 'the refusal of a TCP connection under a policy TCP cannot enforce'],
+    ['route-roles', "the gateway's refusal of a user without the route's roles"],
+    ['no-route', "the gateway's refusal of a request no route matches"],
+  ])('fail/validate refuses a rule named %s, reserved for a decision of meshauth itself', async (name, decision) => {
+    const file = join(scratch, `reserved-${name}.yaml`);
+    await writeFile(file, `apiVersion: meshauth.dev/v1\nkind: Policy\nrules: [{ name: ${name}, action: deny }]\n`);
+    const r = await meshauth('policy', 'validate', file);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      `${file}: rules[0] "${name}" name: "${name}" is reserved (meshauth's name for ${decision}): a rule of that ` +
+        'name would be mistaken for it in audit lines and metrics [MESHAUTH_ERR_POLICY_INVALID]\n',
+    );
+  });
+
   it('fail/test --cases naming no file says it is the cases file that cannot be read', async () => {
     const missing = join(scratch, 'nosuch.cases.yaml');
     const r = await meshauth('policy', 'test', POLICY, '--cases', missing);

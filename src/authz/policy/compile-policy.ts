@@ -23,7 +23,8 @@ import {
 } from './match-time.js';
 import { type UserCondition, type UserField, userClaimsMatch, userFieldMatches } from './match-user.js';
 import { RequestContext } from './request-context.js';
-import { DEFAULT_DENY_RULE, type PolicyDocument, type PolicyRule } from './schema.js';
+import { DEFAULT_DENY_RULE } from './reserved-rules.js';
+import type { PolicyDocument, PolicyRule } from './schema.js';
 
 // Peer checks never read the context; this one is only there to satisfy the Check signature.
 const PEER_CONTEXT = new RequestContext();

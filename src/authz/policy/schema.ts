@@ -13,9 +13,9 @@ import { idPatternError } from './match-id.js';
 import { parseCidr } from './match-ip.js';
 import { pathPatternError } from './match-path.js';
 import { isValidTimeZone, parseClock, WEEKDAYS } from './match-time.js';
+import { reservedRule } from './reserved-rules.js';
 
 export const RULE_NAME = /^[A-Za-z0-9._-]{1,128}$/;
-export const DEFAULT_DENY_RULE = 'default-deny';
 
 function checked(check: (value: string) => string | undefined) {
   return z.string().superRefine((value, ctx) => {
@@ -155,8 +155,15 @@ export const policySchema = z
   .superRefine((policy, ctx) => {
     const seen = new Set<string>();
     for (const [index, rule] of policy.rules.entries()) {
-      if (rule.name === DEFAULT_DENY_RULE) {
-        ctx.addIssue({ code: 'custom', path: ['rules', index, 'name'], message: `"${DEFAULT_DENY_RULE}" is reserved` });
+      const reserved = reservedRule(rule.name);
+      if (reserved !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', index, 'name'],
+          message:
+            `"${rule.name}" is reserved (meshauth's name for ${reserved.decision}): a rule of that name would be ` +
+            'mistaken for it in audit lines and metrics',
+        });
       } else if (seen.has(rule.name)) {
         ctx.addIssue({ code: 'custom', path: ['rules', index, 'name'], message: `duplicate rule name "${rule.name}"` });
       }

@@ -4,7 +4,7 @@
 // refused connection is closed right after the handshake: one log line and `meshauth_tcp_connections_total`.
 import { connect as netConnect, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { type CompiledPolicy, decide, type PolicyProblem } from '../../authz/index.js';
+import { type CompiledPolicy, decide, type PolicyProblem, TCP_POLICY_INVALID_RULE } from '../../authz/index.js';
 import type { HostPort } from '../../config/index.js';
 import { clientAddress } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
@@ -139,8 +139,8 @@ export class TcpInboundHandler {
     }
     if (problems.length > 0) {
       // Loading should have refused this policy; if it got here, fail closed rather than skip the L7 conditions.
-      this.#options.metrics.authzDecisions.inc({ decision: 'deny', rule: 'tcp-policy-invalid' });
-      return { code: 'MESHAUTH_ERR_POLICY_INVALID', rule: 'tcp-policy-invalid', problems: problems.length };
+      this.#options.metrics.authzDecisions.inc({ decision: 'deny', rule: TCP_POLICY_INVALID_RULE });
+      return { code: 'MESHAUTH_ERR_POLICY_INVALID', rule: TCP_POLICY_INVALID_RULE, problems: problems.length };
     }
     const request = tcpAuthzRequest(peer.id, clientAddress(socket.remoteAddress) ?? '', appPort, this.#now());
     const decision = decide(current, request);

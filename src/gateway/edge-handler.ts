@@ -14,7 +14,16 @@ import type { EndUser } from '../authn/end-user.js';
 import { endUserFromClaims } from '../authn/end-user.js';
 import type { EndUserVerifier, VerifyOptions } from '../authn/end-user-verifier.js';
 import { extractBearer } from '../authn/extract-bearer.js';
-import { type AuthzRequest, type CompiledPolicy, decide, denyAuditRecord, normalizePath } from '../authz/index.js';
+import {
+  type AuthzRequest,
+  type CompiledPolicy,
+  decide,
+  denyAuditRecord,
+  EDGE_LOGIN_RULES,
+  EDGE_REQUIREMENT_RULES,
+  EDGE_RULES,
+  normalizePath,
+} from '../authz/index.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import { clientAddress } from '../platform/index.js';
 import { connectionListed, isForwardingHeader, isHopByHop } from '../sidecar/http-headers.js';
@@ -262,7 +271,7 @@ export class EdgeHandler {
       const error = new MeshauthError('MESHAUTH_ERR_EDGE_NO_ROUTE', `no route for ${host}${normalized.path}`, {
         reason: 'no_route',
       });
-      this.#refuse(error, req, 'no-route');
+      this.#refuse(error, req, EDGE_RULES.noRoute);
       writeError(res, error);
       return;
     }
@@ -277,7 +286,7 @@ export class EdgeHandler {
         route.login === 'none' ? undefined : await this.#authenticate(headers, req.rawHeaders, cookies, setCookies);
     } catch (error) {
       if (!isMeshauthError(error)) throw error;
-      this.#deny(route, 'authentication', error, req);
+      this.#deny(route, EDGE_RULES.authentication, error, req);
       const challenge = bearerChallenge(error);
       writeError(res, error, { 'www-authenticate': challenge.headers['www-authenticate'] as string });
       return;
@@ -286,7 +295,7 @@ export class EdgeHandler {
       const error = new MeshauthError('MESHAUTH_ERR_CROSS_SITE_REQUEST', 'cross-site state-changing request', {
         reason: 'cross_site',
       });
-      this.#deny(route, 'cross-site', error, req);
+      this.#deny(route, EDGE_RULES.crossSite, error, req);
       writeError(res, error, withCookies(setCookies));
       return;
     }
@@ -296,7 +305,7 @@ export class EdgeHandler {
         await this.#signIn.loginRequired(req, res, route, method, url, setCookies);
         return;
       }
-      this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'login', rule: 'api-401' });
+      this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'login', rule: EDGE_RULES.loginApi });
       writeError(res, loginRequired(), { 'www-authenticate': 'Bearer realm="meshauth"', ...withCookies(setCookies) });
       return;
     }
@@ -306,7 +315,7 @@ export class EdgeHandler {
         const error = new MeshauthError('MESHAUTH_ERR_FORBIDDEN', `route ${route.name} requires ${unmet}`, {
           reason: 'edge_requirement',
         });
-        this.#deny(route, `route-${unmet}`, error, req, user);
+        this.#deny(route, EDGE_REQUIREMENT_RULES[unmet], error, req, user);
         writeError(
           res,
           error,
@@ -318,7 +327,7 @@ export class EdgeHandler {
                 }
               : {}),
           },
-          { rule: `route-${unmet}` },
+          { rule: EDGE_REQUIREMENT_RULES[unmet] },
         );
         return;
       }
@@ -353,7 +362,7 @@ export class EdgeHandler {
         this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'allow', rule: decision.rule });
       }
     } else {
-      this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'allow', rule: `route-login-${route.login}` });
+      this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'allow', rule: EDGE_LOGIN_RULES[route.login] });
     }
 
     const out = this.#forwardHeaders(req, authority, cookies, route, caller);

@@ -2,6 +2,7 @@
 // with a sealed pre-login cookie (state, nonce, verifier, return path), the callback (rate-limited per client IP,
 // state bound to that cookie, the code exchanged and the ID token checked by the relying party), and logout
 // (RP-initiated when the provider offers it). One structured log line per sign-in attempt and per sign-out.
+import { EDGE_RULES } from '../authz/index.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import { clientAddress, clientSourceKey } from '../platform/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
@@ -73,7 +74,7 @@ export class SignInFlow {
     const rp = this.#rp;
     const logins = this.#logins;
     if (isApiRequest(method, req.headers)) {
-      this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'login', rule: 'api-401' });
+      this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'login', rule: EDGE_RULES.loginApi });
       writeError(res, loginRequired(), {
         'www-authenticate': 'Bearer realm="meshauth"',
         ...withCookies(setCookies),
@@ -100,7 +101,7 @@ export class SignInFlow {
       returnTo: safeReturnPath(url),
       startedAt: Math.floor(this.#now().getTime() / 1000),
     };
-    this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'login', rule: 'redirect' });
+    this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'login', rule: EDGE_RULES.loginRedirect });
     const room = logins.makeRoom(parseCookies(req.headers.cookie), state.startedAt);
     redirect(res, start.url, [...setCookies, ...room, logins.write(state)]);
   }

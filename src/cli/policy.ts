@@ -48,7 +48,7 @@ export function registerPolicyCommands(program: Command): void {
         try {
           const loaded = await loadPolicyFile(file, trustDomain);
           const mode = loaded.policy.mode === 'audit' ? ', audit mode' : '';
-          out(`${file}: ok (${loaded.policy.rules.length} rules${mode})`);
+          out(`${file}: ok (${plural(loaded.policy.rules.length, 'rule')}${mode})`);
         } catch (error) {
           failed = true;
           printProblems(file, error);
@@ -101,6 +101,10 @@ export function registerPolicyCommands(program: Command): void {
       if (options.json === true) out(JSON.stringify(outcomeJson(outcome), null, 2));
       else printOutcome(outcome);
     });
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
 function printOutcome(outcome: TestOutcome): void {
@@ -180,6 +184,9 @@ function printProblems(file: string, error: unknown): void {
     const problems = (error.detail?.problems as readonly PolicyProblem[] | undefined) ?? [];
     if (problems.length > 0) {
       for (const p of problems) process.stderr.write(`${formatProblem(file, p)} [${error.code}]\n`);
+      // Not a problem of its own, so without the code: a script counting problem lines still counts the same ones.
+      const hint = error.detail?.hint;
+      if (typeof hint === 'string') process.stderr.write(`${file}: hint: ${hint}\n`);
       return;
     }
   }

@@ -148,7 +148,7 @@ describe('meshauth policy (built CLI)', () => {
       const r = await meshauth('policy', 'validate', file);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-      expect(r.stdout).toBe(`${file}: ok (1 rules)\n`);
+      expect(r.stdout).toBe(`${file}: ok (1 rule)\n`);
     });
 
     it('ok/the shipped example is in trust domain example.org', async () => {
@@ -163,6 +163,17 @@ describe('meshauth policy (built CLI)', () => {
       expect(r.stdout).toBe('');
       expect(r.stderr).toContain('[MESHAUTH_ERR_TRUST_DOMAIN_INVALID]');
     });
+  });
+
+  it('ok/validate counts one rule in the singular', async () => {
+    const file = join(scratch, 'one-rule.yaml');
+    await writeFile(
+      file,
+      'apiVersion: meshauth.dev/v1\nkind: Policy\nmode: audit\nrules: [{ name: r, action: allow }]\n',
+    );
+    const r = await meshauth('policy', 'validate', file);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${file}: ok (1 rule, audit mode)\n`);
   });
 
   // The names meshauth writes in the `rule` field of its own decisions (audit lines, 403 bodies, decision metrics):
@@ -182,6 +193,28 @@ describe('meshauth policy (built CLI)', () => {
       `${file}: rules[0] "${name}" name: "${name}" is reserved (meshauth's name for ${decision}): a rule of that ` +
         'name would be mistaken for it in audit lines and metrics [MESHAUTH_ERR_POLICY_INVALID]\n',
     );
+  });
+
+  it('fail/validate given a cases file keeps its problems and adds one hint line for policy test --cases', async () => {
+    const r = await meshauth('policy', 'validate', CASES);
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(5);
+    expect(
+      lines.slice(0, 4).every((l) => l.startsWith(`${CASES}: `) && l.endsWith(' [MESHAUTH_ERR_POLICY_INVALID]')),
+    ).toBe(true);
+    expect(lines[3]).toBe(`${CASES}: unknown field "cases" [MESHAUTH_ERR_POLICY_INVALID]`);
+    expect(lines[4]).toBe(
+      `${CASES}: hint: this looks like a cases file: run it with \`meshauth policy test <policy file> --cases ${CASES}\``,
+    );
+  });
+
+  it('fail/validate of a policy with problems but no cases key gives no hint', async () => {
+    const bad = join(scratch, 'bad-action.yaml');
+    await writeFile(bad, 'apiVersion: meshauth.dev/v1\nkind: Policy\nrules: [{ name: r, action: permit }]\n');
+    const r = await meshauth('policy', 'validate', bad);
+    expect(r.code).toBe(2);
+    expect(r.stderr).not.toContain(': hint: ');
   });
 
   it('fail/test --cases naming no file says it is the cases file that cannot be read', async () => {

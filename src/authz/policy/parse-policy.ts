@@ -44,7 +44,7 @@ export function parsePolicy(text: string, file: string, trustDomain?: string): P
   if (shape !== undefined) throw invalidPolicy(file, [{ rule: '', field: '', message: shape }]);
   const result = policySchema.safeParse(data);
   if (!result.success) {
-    throw invalidPolicy(file, problemsOf(result.error.issues, data));
+    throw invalidPolicy(file, problemsOf(result.error.issues, data), casesFileHint(data, file));
   }
   const foreign = trustDomain === undefined ? [] : foreignIdProblems(result.data, trustDomain);
   if (foreign.length > 0) throw invalidPolicy(file, foreign);
@@ -87,6 +87,15 @@ function topLevelProblem(data: unknown): string | undefined {
     return `expected a mapping with ${POLICY_SHAPE} at the top level, not ${kind}`;
   }
   return undefined;
+}
+
+/**
+ * A cases table given where a policy belongs (`policy validate x.cases.yaml`) fails on every one of its keys, which
+ * does not say what the file is: one line does, next to the problems.
+ */
+function casesFileHint(data: unknown, file: string): string | undefined {
+  if (typeof data !== 'object' || data === null || !Object.hasOwn(data, 'cases')) return undefined;
+  return `this looks like a cases file: run it with \`meshauth policy test <policy file> --cases ${file}\``;
 }
 
 let leafPathCache: readonly string[] | undefined;
@@ -135,10 +144,12 @@ export function formatProblem(file: string, problem: PolicyProblem): string {
   return `${file}: ${where === '' ? '' : `${where}: `}${problem.message}`;
 }
 
-function invalidPolicy(file: string, problems: readonly PolicyProblem[]): MeshauthError {
+/** `hint`: one line on what the file seems to be instead, after the problems (detail.hint for the CLI). */
+function invalidPolicy(file: string, problems: readonly PolicyProblem[], hint?: string): MeshauthError {
   const lines = problems.map((p) => formatProblem(file, p));
+  if (hint !== undefined) lines.push(`${file}: hint: ${hint}`);
   return new MeshauthError('MESHAUTH_ERR_POLICY_INVALID', `invalid policy ${file}:\n  ${lines.join('\n  ')}`, {
     reason: 'invalid',
-    detail: { file, problems },
+    detail: hint === undefined ? { file, problems } : { file, problems, hint },
   });
 }

@@ -9,11 +9,11 @@ import { MeshauthError } from '../errors/index.js';
 import { TrustDomain } from '../identity/index.js';
 import { EXIT_FAILURE, EXIT_USAGE, formatError } from './run.js';
 
-interface ValidateOptions {
+interface TrustDomainOption {
   readonly trustDomain?: string;
 }
 
-interface TestOptions {
+interface TestOptions extends TrustDomainOption {
   readonly from?: string;
   readonly method?: string;
   readonly path?: string;
@@ -28,6 +28,18 @@ interface TestOptions {
   readonly cases?: string;
 }
 
+/** `--trust-domain`, declared once for every policy command that loads a policy (validate, test). */
+const TRUST_DOMAIN_OPTION = [
+  '--trust-domain <td>',
+  "SPIFFE trust domain, e.g. example.org: also refuse rules naming another trust domain's IDs, as the " +
+    'sidecar and gateway of that trust domain do',
+] as const;
+
+/** Parsed before any file is read: a mistyped name is a usage error, not one problem per file. */
+function trustDomainOf(options: TrustDomainOption): string | undefined {
+  return options.trustDomain === undefined ? undefined : TrustDomain.parse(options.trustDomain).name;
+}
+
 export function registerPolicyCommands(program: Command): void {
   const policy = program.command('policy').description('validate and dry-run authorization policies');
 
@@ -35,14 +47,9 @@ export function registerPolicyCommands(program: Command): void {
     .command('validate')
     .description('check policy files; prints "FILE: ok (N rules)" or every problem with its rule and field')
     .argument('<files...>', 'policy YAML files')
-    .option(
-      '--trust-domain <td>',
-      "SPIFFE trust domain, e.g. example.org: also refuse rules naming another trust domain's IDs, as the " +
-        'sidecar and gateway of that trust domain do',
-    )
-    .action(async (files: string[], options: ValidateOptions) => {
-      // Parsed before any file: a mistyped name is a usage error, not one problem per file.
-      const trustDomain = options.trustDomain === undefined ? undefined : TrustDomain.parse(options.trustDomain).name;
+    .option(...TRUST_DOMAIN_OPTION)
+    .action(async (files: string[], options: TrustDomainOption) => {
+      const trustDomain = trustDomainOf(options);
       let failed = false;
       for (const file of files) {
         try {
@@ -73,8 +80,9 @@ export function registerPolicyCommands(program: Command): void {
     .option('--time <iso>', 'time of the request (default: now)')
     .option('--json', 'machine-readable output')
     .option('--cases <file>', 'YAML table of cases with expected decisions')
+    .option(...TRUST_DOMAIN_OPTION)
     .action(async (file: string, options: TestOptions) => {
-      const loaded = await loadPolicyFile(file);
+      const loaded = await loadPolicyFile(file, trustDomainOf(options));
       const now = options.time === undefined ? new Date() : parseTime(options.time);
       if (options.cases !== undefined) {
         const cases = parseCases(await readPolicyText(options.cases, 'cases file'), options.cases);

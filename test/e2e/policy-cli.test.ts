@@ -217,6 +217,69 @@ describe('meshauth policy (built CLI)', () => {
     expect(r.stderr).not.toContain(': hint: ');
   });
 
+  // The same option and check as validate's: the dry run refuses what the sidecar of that trust domain refuses.
+  describe('test --trust-domain', () => {
+    const foreign = 'spiffe://other.org/ns/ops/sa/admin';
+    const text =
+      'apiVersion: meshauth.dev/v1\nkind: Policy\nrules:\n  - name: ops-admin\n    action: allow\n' +
+      `    from: { ids: ["${foreign}"] }\n    to: { paths: ["/admin/*"] }\n`;
+
+    it('fail/a rule on another trust domain exits 2 naming rule and field', async () => {
+      const file = join(scratch, 'test-foreign.yaml');
+      await writeFile(file, text);
+      const r = await meshauth(
+        'policy',
+        'test',
+        file,
+        '--trust-domain',
+        'example.org',
+        '--from',
+        FRONTEND,
+        '--path',
+        '/',
+      );
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain(`${file}: rules[0] "ops-admin" from.ids[0]: ${foreign} is in trust domain other.org`);
+      expect(r.stderr).toContain('[MESHAUTH_ERR_POLICY_INVALID]');
+    });
+
+    it('ok/without --trust-domain the same file is tested', async () => {
+      const file = join(scratch, 'test-foreign-unchecked.yaml');
+      await writeFile(file, text);
+      const r = await meshauth('policy', 'test', file, '--from', FRONTEND, '--path', '/admin/x');
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^deny: rule "default-deny"/);
+    });
+
+    it('ok/the shipped example passes its cases in trust domain example.org', async () => {
+      const r = await meshauth('policy', 'test', POLICY, '--cases', CASES, '--trust-domain', 'example.org');
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^(\d+) cases: \1 passed, 0 failed$/m);
+    });
+
+    it('fail/an invalid trust domain name exits 2 before reading any file', async () => {
+      const missing = join(scratch, 'never-read.yaml');
+      const r = await meshauth(
+        'policy',
+        'test',
+        missing,
+        '--trust-domain',
+        'Example.org',
+        '--from',
+        FRONTEND,
+        '--path',
+        '/',
+      );
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain('[MESHAUTH_ERR_TRUST_DOMAIN_INVALID]');
+      expect(r.stderr).not.toContain('never-read.yaml');
+    });
+  });
+
   it('fail/test --cases naming no file says it is the cases file that cannot be read', async () => {
     const missing = join(scratch, 'nosuch.cases.yaml');
     const r = await meshauth('policy', 'test', POLICY, '--cases', missing);

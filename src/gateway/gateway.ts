@@ -52,41 +52,61 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
       throw namedByConfig(error, config.source, ['MESHAUTH_ERR_FILE_UNREADABLE', 'MESHAUTH_ERR_CONFIG_INVALID']);
     }
   };
+  // What the start has set going so far, closed newest first when a later step throws: a policy refused at start
+  // used to leave the JWKS refresh timers and the dispatchers of the verifiers behind in the calling process.
+  const started: (() => unknown)[] = [];
+  const step = async <T>(run: () => T | Promise<T>): Promise<T> => {
+    try {
+      return await run();
+    } catch (error) {
+      for (const stop of started.reverse()) await closeQuietly(stop);
+      throw error;
+    }
+  };
   const oidc = config.oidc;
   const relyingParty =
     oidc === undefined ? undefined : fromConfig(() => new OidcRelyingParty(oidc, logger.child({ component: 'oidc' })));
+  if (relyingParty !== undefined) started.push(() => relyingParty.close());
   let apiVerifier: EndUserVerifier | undefined;
   if (config.apiIssuers.length > 0) {
     const { EndUserVerifier } = await import('../authn/end-user-verifier.js');
-    apiVerifier = new EndUserVerifier({
-      config: {
-        required: false,
-        issuers: config.apiIssuers,
-        vouchers: [],
-        claims: [...new Set(config.apiIssuers.flatMap((a) => a.claims))],
-      },
-      origin: { source: config.source, issuersKey: 'apiIssuers', claimsKey: 'apiIssuers[].claims' },
-      logger: logger.child({ component: 'authn' }),
-      metrics,
-      now: () => now().getTime(),
-    });
-    apiVerifier.start();
+    const verifier = await step(
+      () =>
+        new EndUserVerifier({
+          config: {
+            required: false,
+            issuers: config.apiIssuers,
+            vouchers: [],
+            claims: [...new Set(config.apiIssuers.flatMap((a) => a.claims))],
+          },
+          origin: { source: config.source, issuersKey: 'apiIssuers', claimsKey: 'apiIssuers[].claims' },
+          logger: logger.child({ component: 'authn' }),
+          metrics,
+          now: () => now().getTime(),
+        }),
+    );
+    verifier.start();
+    started.push(() => verifier.close());
+    apiVerifier = verifier;
   }
   const jwtSvids = config.jwtSvids;
   const jwtSvidVerifier =
     jwtSvids === undefined
       ? undefined
-      : fromConfig(
-          () =>
-            new JwtSvidVerifier({
-              settings: jwtSvids,
-              caUrl: config.ca.url,
-              bundleFile: config.ca.bundle,
-              trustDomain: config.trustDomain,
-              logger: logger.child({ component: 'authn' }),
-              metrics,
-            }),
+      : await step(() =>
+          fromConfig(
+            () =>
+              new JwtSvidVerifier({
+                settings: jwtSvids,
+                caUrl: config.ca.url,
+                bundleFile: config.ca.bundle,
+                trustDomain: config.trustDomain,
+                logger: logger.child({ component: 'authn' }),
+                metrics,
+              }),
+          ),
         );
+  if (jwtSvidVerifier !== undefined) started.push(() => jwtSvidVerifier.close());
   let watcher: PolicyWatcher | undefined;
   if (config.policy !== undefined) {
     watcher = new PolicyWatcher({
@@ -98,11 +118,15 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
       trustDomain: config.trustDomain.name,
     });
     // An invalid policy at start-up fails the start (fail closed); a missing one is named by the key that named it.
-    try {
-      await watcher.start();
-    } catch (error) {
-      throw namedByConfig(error, configKeyName(config.source, 'policy'), ['MESHAUTH_ERR_FILE_UNREADABLE']);
-    }
+    const policyWatcher = watcher;
+    started.push(() => policyWatcher.close());
+    await step(async () => {
+      try {
+        await policyWatcher.start();
+      } catch (error) {
+        throw namedByConfig(error, configKeyName(config.source, 'policy'), ['MESHAUTH_ERR_FILE_UNREADABLE']);
+      }
+    });
   }
   const current = watcher;
   const forwarder = new MeshForwarder({
@@ -113,6 +137,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     now,
     reservedCookie: reservedCookieTest(config),
   });
+  started.push(() => forwarder.close(Date.now()));
   let publicListener: PublicListener | undefined;
   const requests = new EdgeRequestTelemetry(metrics);
   const edge = new EdgeHandler({
@@ -129,19 +154,21 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     ...(current === undefined ? {} : { policy: (): CompiledPolicy => current.current() }),
     port: () => publicListener?.port ?? 0,
   });
-  publicListener = fromConfig(
-    () =>
-      new PublicListener({
-        listen: config.listen,
-        certFile: config.tls.cert,
-        keyFile: config.tls.key,
-        maxHeaderBytes: config.limits.maxHeaderBytes,
-        logger: logger.child({ component: 'public' }),
-        metrics,
-        requests,
-        ...(deps.certWatchIntervalMs === undefined ? {} : { watchIntervalMs: deps.certWatchIntervalMs }),
-        onRequest: (req, res) => edge.handle(req as unknown as EdgeRequest, res as unknown as EdgeResponseSink),
-      }),
+  publicListener = await step(() =>
+    fromConfig(
+      () =>
+        new PublicListener({
+          listen: config.listen,
+          certFile: config.tls.cert,
+          keyFile: config.tls.key,
+          maxHeaderBytes: config.limits.maxHeaderBytes,
+          logger: logger.child({ component: 'public' }),
+          metrics,
+          requests,
+          ...(deps.certWatchIntervalMs === undefined ? {} : { watchIntervalMs: deps.certWatchIntervalMs }),
+          onRequest: (req, res) => edge.handle(req as unknown as EdgeRequest, res as unknown as EdgeResponseSink),
+        }),
+    ),
   );
   const listener = publicListener;
   const agent =
@@ -205,5 +232,14 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
   } catch (error) {
     await close(0).catch(() => undefined);
     throw error;
+  }
+}
+
+/** Closes one part of a failed start: a failure to close must not hide the error that failed the start. */
+async function closeQuietly(stop: () => unknown): Promise<void> {
+  try {
+    await stop();
+  } catch {
+    // The start's own error is the one reported.
   }
 }

@@ -1,0 +1,111 @@
+// A gateway whose start fails after its verifiers are up closes them before the error goes on, newest first: an
+// invalid policy used to leave the API token verifier (its JWKS refresh timer), the JWT-SVID verifier and the OIDC
+// relying party (their dispatchers) running in the process that called startGateway. In process; nothing binds.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { EndUserVerifier } from '../../src/authn/end-user-verifier.js';
+import { PolicyWatcher } from '../../src/authz/index.js';
+import { isMeshauthError } from '../../src/errors/index.js';
+import { gatewayConfigFromObject, startGateway } from '../../src/gateway/index.js';
+import { JwtSvidVerifier } from '../../src/gateway/jwt-svid-verifier.js';
+import { OidcRelyingParty } from '../../src/gateway/oidc-relying-party.js';
+import { Metrics } from '../../src/telemetry/index.js';
+import { logLines } from '../helpers/log-lines.js';
+import { TestCa } from '../helpers/test-ca.js';
+
+const APP_ID = 'spiffe://example.org/ns/shop/sa/app';
+
+describe('gateway start failing after its verifiers started', () => {
+  let dir: string;
+  let document: Record<string, unknown>;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'meshauth-gateway-start-'));
+    const ca = await TestCa.create();
+    const server = await ca.issue({ id: ca.idFor('/ns/edge/sa/public'), ipAddresses: ['127.0.0.1'] });
+    const write = (name: string, text: string): string => {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      return path;
+    };
+    document = {
+      trustDomain: 'example.org',
+      ca: { url: 'https://127.0.0.1:1', bundle: write('bundle.pem', ca.bundlePem), token: join(dir, 'no-token') },
+      listen: '127.0.0.1:0',
+      tls: { cert: write('gateway.crt', server.chainPem), key: write('gateway.key', server.keyPem) },
+      session: { keys: [write('session.key', 'k'.repeat(64))] },
+      oidc: {
+        // Never reached: discovery happens at the first sign-in, and the start fails before any request.
+        issuer: 'http://127.0.0.2:1',
+        clientId: 'meshauth-gateway',
+        clientSecretFile: write('client.secret', 'gateway-secret-for-tests-only'),
+        redirectUri: 'https://127.0.0.1/.meshauth/callback',
+      },
+      // A file key set: the verifier's start reads it and arms its check timer, with no socket.
+      apiIssuers: [
+        {
+          issuer: 'https://idp.example.org',
+          audiences: ['shop-api'],
+          algorithms: ['ES256'],
+          jwksUri: pathToFileURL(write('jwks.json', '{"keys":[]}')).href,
+        },
+      ],
+      jwtSvids: { audiences: ['gateway'] },
+      routes: [{ name: 'app', match: { host: '*', pathPrefix: '/' }, to: { address: '127.0.0.1:1', ids: [APP_ID] } }],
+      policy: write('policy.yaml', 'apiVersion: meshauth.dev/v1\nkind: Policy\nrules: [{ name: r, action: permit }]\n'),
+      admin: { listen: '127.0.0.1:0' },
+    };
+  });
+
+  afterAll(() => {
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('fail/an invalid policy closes the JWT-SVID verifier, the API verifier and the relying party, in that order', async () => {
+    const closes = [
+      vi.spyOn(JwtSvidVerifier.prototype, 'close'),
+      vi.spyOn(EndUserVerifier.prototype, 'close'),
+      vi.spyOn(OidcRelyingParty.prototype, 'close'),
+    ];
+    const config = gatewayConfigFromObject(document, 'gateway-test.yaml');
+    const log = logLines('gateway', 'warn');
+    const start = startGateway(config, { logger: log.logger, metrics: new Metrics() });
+    const error = await start.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isMeshauthError(error, 'MESHAUTH_ERR_POLICY_INVALID')).toBe(true);
+    for (const close of closes) expect(close).toHaveBeenCalledTimes(1);
+    const order = closes.map((close) => close.mock.invocationCallOrder[0] ?? 0);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+  });
+
+  it('fail/an unreadable server certificate also closes the policy watcher, first', async () => {
+    const closes = [
+      vi.spyOn(PolicyWatcher.prototype, 'close'),
+      vi.spyOn(JwtSvidVerifier.prototype, 'close'),
+      vi.spyOn(EndUserVerifier.prototype, 'close'),
+      vi.spyOn(OidcRelyingParty.prototype, 'close'),
+    ];
+    const policy = join(dir, 'valid-policy.yaml');
+    writeFileSync(policy, 'apiVersion: meshauth.dev/v1\nkind: Policy\nrules: [{ name: r, action: allow }]\n');
+    const tls = { ...(document.tls as Record<string, string>), cert: join(dir, 'no-such.crt') };
+    const config = gatewayConfigFromObject({ ...document, policy, tls }, 'gateway-test.yaml');
+    const log = logLines('gateway', 'warn');
+    const error = await startGateway(config, { logger: log.logger, metrics: new Metrics() }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isMeshauthError(error, 'MESHAUTH_ERR_FILE_UNREADABLE')).toBe(true);
+    for (const close of closes) expect(close).toHaveBeenCalledTimes(1);
+    const order = closes.map((close) => close.mock.invocationCallOrder[0] ?? 0);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+  });
+});

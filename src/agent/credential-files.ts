@@ -1,6 +1,7 @@
 // The agent's two input files (`ca.bundle`, `ca.token`), read afresh at each use: a projected
 // service-account token is rewritten by the kubelet, and an operator may replace the bundle or a join token.
 // The token's content is a secret: it is never put into an error message or a log line.
+import { fileErrnoText } from '../config/file-errno.js';
 import { MeshauthError } from '../errors/index.js';
 import type { TrustDomain } from '../identity/index.js';
 import { parseCertificatesPemOnce, TrustBundle } from '../pki/index.js';
@@ -41,7 +42,10 @@ function readText(path: string, maxBytes: number, what: string): string {
         reason: 'too_large',
       });
     }
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${what} file ${path} cannot be read (${String(code)})`, {
+    // The shared readers' wording: ENOTREG is made up by readRegularFile, nothing a user can look up.
+    const why = fileErrnoText(cause);
+    const problem = why === 'not a regular file' ? why : `cannot be read (${why})`;
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${what} file ${path}: ${problem}`, {
       reason: `${what.replace(' ', '_')}_unreadable`,
       cause,
     });

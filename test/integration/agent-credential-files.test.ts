@@ -77,9 +77,18 @@ describe('agent input files', () => {
       },
     ],
     ['a device', () => ENDLESS_DEVICE],
-  ])('fail/%s at the token path → token_unreadable at once', async (_name, make) => {
-    const error = await failureOf(readTokenFile(make()));
+  ])('fail/%s at the token path → token_unreadable at once, "not a regular file"', async (_name, make) => {
+    const path = make();
+    const error = await failureOf(readTokenFile(path));
     expect(error.reason).toBe('token_unreadable');
-    expect(error.message).toContain('ENOTREG');
+    // The code readRegularFile makes up (ENOTREG) is nothing a user can look up: the message says what it means.
+    expect(error.message).toBe(`token file ${path}: not a regular file`);
+  });
+
+  it('fail/a directory at the bundle path → "trust bundle file <path>: not a regular file"', async () => {
+    const sub = join(dir, 'bundle.d');
+    mkdirSync(sub);
+    const error = await failureOf(readBundleFile(sub, ca.trustDomain));
+    expect(error.message).toBe(`trust bundle file ${sub}: not a regular file`);
   });
 });

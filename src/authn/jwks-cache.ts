@@ -2,9 +2,8 @@
 // refreshed in the background, single-flight, one rate-limited refresh for an unknown `kid`, and the last good key
 // set kept while the issuer is down or serves garbage (until max-stale). A `file:` jwksUri is a local file instead,
 // stat'ed on a short interval and read again when it was replaced. Owns the keys; knows nothing of tokens.
-import { readFileSync } from 'node:fs';
 import { Agent } from 'undici';
-import { MeshauthError } from '../errors/index.js';
+import { readSettingFile } from '../config/read-setting-file.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { discoveryUrl, type EndUserTunables } from './end-user-config.js';
 import { checkFetchableUrl, FetchJsonError, fetchJson } from './fetch-json.js';
@@ -311,13 +310,6 @@ class NoUsableKey extends Error {
 }
 
 function readCaFile(file: string, key: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new MeshauthError(
-      'MESHAUTH_ERR_CONFIG_INVALID',
-      `${key}: ${file} cannot be read (${(error as NodeJS.ErrnoException).code})`,
-      { reason: 'end_user', detail: { key: 'caFile', file } },
-    );
-  }
+  // Bounded and regular files only: a FIFO at the path blocked the start, a directory printed a bare EISDIR.
+  return readSettingFile(file, { setting: key, what: 'CA file', reason: 'end_user' });
 }

@@ -54,16 +54,17 @@ describe('meshauth sidecar: configs refused up front', () => {
   // A file the config names that is missing is reported with the config file and the key that named it, like any
   // config error; it used to name the path alone (policy) or the key without the file (external listener).
   it.each([
-    ['inbound.policy', 'inbound: { policy: /nonexistent/policy.yaml }', '/nonexistent/policy.yaml'],
+    ['inbound.policy', 'inbound: { policy: /nonexistent/policy.yaml }', '/nonexistent/policy.yaml', 'cannot read'],
     [
       'inbound.external.cert',
       'inbound: { endUser: { issuers: [ { issuer: "https://127.0.0.1:9", audiences: [x], jwksUri: "https://127.0.0.1:9/jwks", algorithms: [ES256] } ] }, external: { listen: "127.0.0.1:0", cert: /nonexistent/tls.crt, key: /nonexistent/tls.key } }',
       '/nonexistent/tls.crt',
+      'certificate file /nonexistent/tls.crt: cannot be read (ENOENT)',
     ],
-  ])('fail/a missing file at %s → exit 2 naming the config file and the key', async (key, line, path) => {
+  ])('fail/a missing file at %s → exit 2 naming the config file and the key', async (key, line, path, why) => {
     const result = await run(`missing-${key}.yaml`, [line]);
     expect(result.code, result.stderr).toBe(2);
-    expect(result.stderr).toContain(`meshauth: ${result.file}: ${key}: cannot read`);
+    expect(result.stderr).toContain(`meshauth: ${result.file}: ${key}: ${why}`);
     expect(result.stderr).toContain(`${path}`);
     expect(result.stderr).toContain('[MESHAUTH_ERR_FILE_UNREADABLE]');
   });
@@ -145,7 +146,7 @@ describe('meshauth sidecar: configs refused up front', () => {
     ]);
     expect(result.code, result.stderr).toBe(2);
     expect(result.stderr).toContain(
-      `meshauth: ${result.file}: inbound.endUser.issuers[0].caFile: /nonexistent/idp.pem cannot be read (ENOENT)`,
+      `meshauth: ${result.file}: inbound.endUser.issuers[0].caFile: CA file /nonexistent/idp.pem: cannot be read (ENOENT)`,
     );
   });
 

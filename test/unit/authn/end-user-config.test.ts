@@ -1,5 +1,6 @@
 // Start-up rejection of unsafe end-user settings (RFC 8725 §3.1: allow-list, no none, no HMAC) and the URL
 // policy for discovery/JWKS (https, or http to loopback only).
+import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import {
   checkFetchableUrl,
@@ -34,6 +35,16 @@ function configError(fn: () => unknown): string | undefined {
     fn();
   } catch (error) {
     if (isMeshauthError(error, 'MESHAUTH_ERR_CONFIG_INVALID')) return error.message;
+    throw error;
+  }
+  return undefined;
+}
+
+function fileError(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (error) {
+    if (isMeshauthError(error, 'MESHAUTH_ERR_FILE_UNREADABLE')) return error.message;
     throw error;
   }
   return undefined;
@@ -90,8 +101,24 @@ describe('validateEndUserConfig', () => {
   }
 
   it('fail/the verifier refuses an unreadable caFile at construction, naming it', () => {
-    expect(configError(() => new EndUserVerifier({ config: config({ caFile: '/nonexistent/idp-ca.pem' }) }))).toMatch(
-      /inbound\.endUser\.issuers\[0\]\.caFile: \/nonexistent\/idp-ca.pem cannot be read \(ENOENT\)/,
+    expect(fileError(() => new EndUserVerifier({ config: config({ caFile: '/nonexistent/idp-ca.pem' }) }))).toBe(
+      'inbound.endUser.issuers[0].caFile: CA file /nonexistent/idp-ca.pem: cannot be read (ENOENT)',
+    );
+  });
+
+  // A directory printed a bare EISDIR and a FIFO at the path blocked the start: bounded, regular files only.
+  it('fail/a directory as caFile → "CA file <path>: not a regular file", naming the key', () => {
+    const directory = tmpdir();
+    expect(fileError(() => new EndUserVerifier({ config: config({ caFile: directory }) }))).toBe(
+      `inbound.endUser.issuers[0].caFile: CA file ${directory}: not a regular file`,
+    );
+  });
+
+  it("fail/a directory as a gateway apiIssuers' caFile names the file and apiIssuers[i].caFile", () => {
+    const directory = tmpdir();
+    const origin = { source: 'gateway.yaml', issuersKey: 'apiIssuers' };
+    expect(fileError(() => new EndUserVerifier({ config: config({ caFile: directory }), origin }))).toBe(
+      `gateway.yaml: apiIssuers[0].caFile: CA file ${directory}: not a regular file`,
     );
   });
 

@@ -2,7 +2,7 @@
 // client-credentials token from a real OpenID issuer (oidc-provider). The sidecar mints the origin passport, strips
 // spoofed identity headers, refuses passports from outside, applies the policy without an mTLS peer, and the app
 // can forward the passport to another sidecar that trusts this one as a voucher. Real sockets, real TLS.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as http2Connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -486,7 +486,18 @@ describe('external listener: start-up checks', () => {
   it('fail/a missing certificate file fails the start naming inbound.external.cert', async () => {
     const error = await startWith(join(dir, 'missing.crt'), keyFile);
     expect(isMeshauthError(error, 'MESHAUTH_ERR_FILE_UNREADABLE')).toBe(true);
-    expect((error as Error).message).toMatch(/inbound\.external\.cert: cannot read .*missing\.crt \(ENOENT\)/);
+    expect((error as Error).message).toMatch(
+      /inbound\.external\.cert: certificate file .*missing\.crt: cannot be read \(ENOENT\)/,
+    );
+  });
+
+  // A directory printed a bare EISDIR, and a FIFO at the path blocked the start: read bounded, regular files only.
+  it('fail/a directory as inbound.external.key fails the start: "key file <path>: not a regular file"', async () => {
+    const keyDir = join(dir, 'external-key.d');
+    mkdirSync(keyDir, { recursive: true });
+    const error = await startWith(certFile, keyDir);
+    expect(isMeshauthError(error, 'MESHAUTH_ERR_FILE_UNREADABLE')).toBe(true);
+    expect((error as Error).message).toMatch(/inbound\.external\.key: key file .*external-key\.d: not a regular file$/);
   });
 
   it('fail/a key that does not belong to the certificate fails the start naming inbound.external.key', async () => {

@@ -2,8 +2,7 @@
 // start (no reload on SIGHUP; restart the sidecar to change them), checked so a wrong file fails the start with a
 // message naming the key instead of failing every handshake later. Not the SVID: clients verify it by host name.
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import type { ExternalListenerSettings } from '../../config/index.js';
+import { type ExternalListenerSettings, readSettingFile } from '../../config/index.js';
 import { MeshauthError } from '../../errors/index.js';
 
 export interface ExternalCertificate {
@@ -28,8 +27,8 @@ export function loadExternalCertificate(
 ): ExternalCertificate {
   const certKey = name('inbound.external.cert');
   const keyKey = name('inbound.external.key');
-  const cert = readPem(settings.cert, certKey);
-  const key = readPem(settings.key, keyKey);
+  const cert = readPem(settings.cert, certKey, 'certificate file');
+  const key = readPem(settings.key, keyKey, 'key file');
   let leaf: X509Certificate;
   try {
     leaf = new X509Certificate(cert); // the first certificate of the PEM chain
@@ -52,19 +51,9 @@ export function loadExternalCertificate(
   return { cert, key, notAfter, subject: leaf.subject };
 }
 
-function readPem(file: string, key: string): string {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (cause) {
-    const errno = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : 'error';
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${key}: cannot read ${file} (${errno})`, {
-      reason: 'external_tls_unreadable',
-      cause,
-    });
-  }
-  if (text.length > MAX_PEM_BYTES) throw invalid(`${key}: ${file} is larger than ${MAX_PEM_BYTES} bytes`);
-  return text;
+/** Bounded and regular files only: a FIFO at the path blocked the start, a directory printed a bare EISDIR. */
+function readPem(file: string, key: string, what: string): string {
+  return readSettingFile(file, { setting: key, what, maxBytes: MAX_PEM_BYTES, reason: 'external_tls_unreadable' });
 }
 
 function invalid(message: string, cause?: unknown): MeshauthError {

@@ -3,10 +3,11 @@
 // swaps a symlink, so the files are polled with stat rather than watched); a pair that does not load keeps the old
 // one serving, with a warning and a metric. Review bodies are buffered whole before they are parsed: the bytes
 // buffered across all requests at once are bounded (a budget), past which a review is refused with 503.
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { createSecureContext } from 'node:tls';
+import { readSettingFile } from '../config/read-setting-file.js';
 import { MeshauthError } from '../errors/index.js';
 import { clientAddress, listenOn, SingleFlight } from '../platform/index.js';
 import { AdminRefusals } from '../telemetry/admin-refusals.js';
@@ -52,8 +53,8 @@ const DEFAULT_RELOAD_INTERVAL_MS = 5_000;
 const TLS = protocolOptions({ tls12: true });
 
 interface KeyPair {
-  readonly cert: Buffer;
-  readonly key: Buffer;
+  readonly cert: string;
+  readonly key: string;
 }
 
 export class WebhookServer {
@@ -100,9 +101,9 @@ export class WebhookServer {
 
   /** Loads the certificate (a bad pair fails the start: there is nothing to serve with) and listens. */
   async listen(): Promise<number> {
-    let pair: KeyPair;
+    // The pair's own message names the flag and the file (`--tls-cert: certificate file X: not a regular file`).
+    const pair = this.#readPair();
     try {
-      pair = await this.#readPair();
       this.#signature = await this.#fileSignature();
     } catch (cause) {
       throw new MeshauthError(
@@ -183,7 +184,7 @@ export class WebhookServer {
     if (signature === this.#signature) return;
     this.#signature = signature; // a broken pair is reported once, and retried when the files change again
     try {
-      const pair = await this.#readPair();
+      const pair = this.#readPair();
       createSecureContext({ ...TLS, ...pair });
       this.#server?.setSecureContext({ ...TLS, ...pair });
       metrics.webhookCertReloads.inc({ result: 'success' });
@@ -194,9 +195,16 @@ export class WebhookServer {
     }
   }
 
-  async #readPair(): Promise<KeyPair> {
-    const [cert, key] = await Promise.all([readFile(this.#options.certFile), readFile(this.#options.keyFile)]);
-    return { cert, key };
+  /**
+   * Bounded and regular files only: a FIFO at a path blocked the start, or a reload's promise for ever (and with it
+   * every later check: they share one flight). Synchronous, as readSettingFile is: the regular-file check comes
+   * before any read, so the event loop waits at most for a few KiB from a Secret volume.
+   */
+  #readPair(): KeyPair {
+    const { certFile, keyFile } = this.#options;
+    const read = (file: string, setting: string, what: string) =>
+      readSettingFile(file, { setting, what, reason: 'webhook_cert_unreadable' });
+    return { cert: read(certFile, '--tls-cert', 'certificate file'), key: read(keyFile, '--tls-key', 'key file') };
   }
 
   /** stat follows the Secret volume's symlinks: a swapped `..data` shows up as another inode or time. */

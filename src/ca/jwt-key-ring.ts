@@ -1,10 +1,11 @@
 // The JWT-SVID keys of a running CA: the active signing key (`jwt.key`) and the retired keys still published
 // (`jwt-retired.json`). Like CaAuthority it picks up a rotation done by another process (`ca rotate --jwt-key`) by
 // re-reading the files when they change, checked at most once a second; a half-done rotation keeps the old state.
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { JWK } from 'jose';
 import { SingleFlight } from '../platform/index.js';
 import type { Logger } from '../telemetry/index.js';
+import { readCaFileIfPresent } from './ca-dir-file.js';
 import { caPaths, PUBLIC_FILE_MODE, writeFileAtomic } from './ca-files.js';
 import {
   liveRetiredKeys,
@@ -130,10 +131,7 @@ export async function rotateJwtSigningKey(dir: string, now = new Date()): Promis
 
 async function readRetired(dir: string): Promise<RetiredJwtKey[]> {
   const file = caPaths(dir).jwtRetired;
-  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
-    throw error;
-  });
+  const text = readCaFileIfPresent(file);
   return text === undefined ? [] : parseRetiredKeys(text, file);
 }
 

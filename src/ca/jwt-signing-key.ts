@@ -2,11 +2,11 @@
 // the X.509 keys so a JWKS consumer never holds a key that can also sign certificates. `kid` is the key's
 // JWK thumbprint, so every replica sharing the directory publishes the same `kid` without coordination.
 import { createECDH, createPrivateKey, hkdfSync } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
 import { MeshauthError } from '../errors/index.js';
 import { exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem, type KeyPair } from '../pki/index.js';
 import type { Logger } from '../telemetry/index.js';
+import { readCaFile, readCaFileIfPresent } from './ca-dir-file.js';
 import { caPaths, createFileExclusive, PRIVATE_FILE_MODE, writeFileAtomic } from './ca-files.js';
 
 /** JWS algorithm of every JWT-SVID the CA signs (JWT-SVIDs allow it; one algorithm per key: a token cannot pick). */
@@ -44,17 +44,15 @@ export async function loadOrCreateJwtSigningKey(dir: string, logger?: Logger, cr
       if (code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM') throw error;
       return derivedOrEphemeral(dir, file, logger);
     }
-    pem = await readFile(file, 'utf8');
+    pem = readCaFile(caPaths(dir), file);
   }
   return parseJwtSigningKey(pem, file);
 }
 
 /** `jwt.key`'s text, or undefined when the file does not exist. */
 export async function readJwtKeyFile(file: string): Promise<string | undefined> {
-  return readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `cannot read ${file}: ${error.message}`, { cause: error });
-  });
+  // Bounded and regular files only (ca-dir-file.ts): a FIFO at the path blocked the start, and a reload.
+  return readCaFileIfPresent(file);
 }
 
 export async function parseJwtSigningKey(pem: string, file: string): Promise<JwtSigningKey> {
@@ -76,7 +74,12 @@ export async function publicJwkOf(publicKey: CryptoKey): Promise<Readonly<JWK>> 
  */
 export async function deriveJwtSigningKey(dir: string): Promise<JwtSigningKey | undefined> {
   const keyFile = caPaths(dir).intermediateKey;
-  const keyPem = await readFile(keyFile, 'utf8').catch(() => undefined);
+  let keyPem: string | undefined;
+  try {
+    keyPem = readCaFileIfPresent(keyFile);
+  } catch {
+    keyPem = undefined; // not readable as a file: no key to derive from, as when it is missing
+  }
   if (keyPem === undefined) return undefined;
   const ikm = createPrivateKey(keyPem).export({ type: 'pkcs8', format: 'der' });
   // A 32-byte string is a valid P-256 scalar unless it is 0 or ≥ n (probability about 2^-32): try the next one.

@@ -3,10 +3,10 @@
 // cluster needs (the CA Secret that `ca serve` mounts read-only, the webhook's TLS Secret, the trust-bundle
 // ConfigMaps); webhook-ca-bundle.pem is what the MutatingWebhookConfiguration's caBundle must hold.
 // `ca rotate … --k8s-secret` rewrites ca-secret.yaml from the directory after a rotation.
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshauthError } from '../errors/index.js';
 import { createTlsServerIdentity, parseCertificatesPem } from '../pki/index.js';
+import { readCaFile, readCaFileIfPresent } from './ca-dir-file.js';
 import { caPaths, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic } from './ca-files.js';
 import {
   CA_SECRET_FILES,
@@ -71,7 +71,7 @@ export async function initCaForKubernetes(options: K8sInitOptions): Promise<K8sI
     now,
     ttlMs: WEBHOOK_CERT_TTL_MS,
   });
-  const ca = await caObjects(options.dir, options);
+  const ca = await caObjects(options.dir, options, '--out');
   const secretsFile = join(options.dir, 'secrets.yaml');
   await writeFileAtomic(
     secretsFile,
@@ -100,7 +100,7 @@ export async function writeCaSecretManifest(
   target: K8sTarget,
 ): Promise<{ file: string; intermediateNotAfter: Date }> {
   checkK8sTarget(target);
-  const ca = await caObjects(dir, target);
+  const ca = await caObjects(dir, target, '--dir');
   const file = join(dir, 'ca-secret.yaml');
   await writeFileAtomic(
     file,
@@ -110,11 +110,14 @@ export async function writeCaSecretManifest(
   return { file, intermediateNotAfter: ca.intermediateNotAfter };
 }
 
-async function caObjects(dir: string, target: K8sTarget) {
+/** `flag`: the option that named `dir`, for messages (`--out` for `ca init`, `--dir` for `ca rotate`). */
+async function caObjects(dir: string, target: K8sTarget, flag: string) {
   const files: Record<string, string> = {};
-  for (const name of CA_SECRET_FILES) files[name] = await readFile(join(dir, name), 'utf8');
+  // Bounded and regular files only: each goes whole into the Secret, and a FIFO in the directory blocked the command.
+  const paths = caPaths(dir);
+  for (const name of CA_SECRET_FILES) files[name] = readCaFile(paths, join(dir, name), flag);
   for (const name of OPTIONAL_CA_SECRET_FILES) {
-    const text = await readFile(join(dir, name), 'utf8').catch(() => undefined);
+    const text = readCaFileIfPresent(join(dir, name), flag);
     if (text !== undefined) files[name] = text;
   }
   const bundlePem = files['bundle.pem'] as string;

@@ -1,7 +1,7 @@
 // The CA's key material on disk: `ca init` creates it, `ca issue`/`ca serve` load it. Keys are 0600 and
 // every file is replaced atomically, so a running server or another replica never reads a torn file.
 import { createPublicKey, X509Certificate as NodeX509Certificate } from 'node:crypto';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { MeshauthError } from '../errors/index.js';
 import { TrustDomain } from '../identity/index.js';
 import {
@@ -18,6 +18,7 @@ import {
   uriSans,
   type x509,
 } from '../pki/index.js';
+import { readCaFile as readCaDirFile, readCaFileIfPresent } from './ca-dir-file.js';
 import {
   type CaPaths,
   caPaths,
@@ -137,7 +138,8 @@ export async function loadCaMaterial(dir: string): Promise<CaMaterial> {
 }
 
 export async function readTrustDomain(paths: CaPaths): Promise<TrustDomain> {
-  const stateText = await readFile(paths.state, 'utf8').catch(() => undefined);
+  // Unreadable (or not a file) as missing, as before: the root names the trust domain too.
+  const stateText = readStateText(paths);
   if (stateText !== undefined) {
     const state = parseState(stateText);
     // A file edited by hand into something else must say so, not end the command with JSON.parse's bare message.
@@ -151,6 +153,14 @@ export async function readTrustDomain(paths: CaPaths): Promise<TrustDomain> {
   return TrustDomain.parse(uri);
 }
 
+function readStateText(paths: CaPaths): string | undefined {
+  try {
+    return readCaFileIfPresent(paths.state);
+  } catch {
+    return undefined;
+  }
+}
+
 function parseState(text: string): Partial<CaState> | undefined {
   let state: unknown;
   try {
@@ -161,21 +171,9 @@ function parseState(text: string): Partial<CaState> | undefined {
   return typeof state === 'object' && state !== null && !Array.isArray(state) ? (state as Partial<CaState>) : undefined;
 }
 
+/** A file of the CA directory, read bounded (ca-dir-file.ts); missing means no CA there yet. */
 export async function readCaFile(paths: CaPaths, file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new MeshauthError(
-        'MESHAUTH_ERR_CA_NOT_INITIALIZED',
-        `no CA in ${paths.dir} (${file} is missing): run \`meshauth ca init --trust-domain <td> --dir ${paths.dir}\` first`,
-        { reason: 'missing_file', cause },
-      );
-    }
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `cannot read ${file}: ${(cause as Error).message}`, {
-      cause,
-    });
-  }
+  return readCaDirFile(paths, file);
 }
 
 export async function loadCaKey(paths: CaPaths, certFile: string, keyFile: string): Promise<CaKey> {

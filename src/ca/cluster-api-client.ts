@@ -4,14 +4,17 @@
 // from its file on every use (the kubelet rotates it) and sent only to the origins of the API server and of the
 // issuer: a JWKS hosted elsewhere (a cloud bucket) never receives it. GETs go out without it first and repeat with
 // it when the server asks (401/403: anonymous discovery is off in many clusters); TokenReview always carries it.
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { Agent, type Dispatcher, request } from 'undici';
 import { checkFetchableUrl } from '../authn/fetch-json.js';
+import { readSettingFile } from '../config/read-setting-file.js';
 
 export const DEFAULT_K8S_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 export const DEFAULT_K8S_API_SERVER = 'https://kubernetes.default.svc';
 const DEFAULT_TIMEOUT_MS = 5000;
 const MAX_RESPONSE_BYTES = 512 * 1024;
+/** A projected service-account token is a few KiB. */
+const MAX_TOKEN_BYTES = 64 * 1024;
 
 export type ClusterFailure = 'url' | 'network' | 'timeout' | 'status' | 'too_large' | 'invalid_json' | 'credentials';
 
@@ -123,14 +126,15 @@ export class ClusterApiClient {
   async #token(): Promise<string> {
     let text: string;
     try {
-      text = await readFile(this.#tokenFile, 'utf8');
+      // Bounded and regular files only: a FIFO at the path blocked every request that needs the token.
+      text = readSettingFile(this.#tokenFile, {
+        setting: '--k8s-token-file',
+        what: 'service-account token file',
+        maxBytes: MAX_TOKEN_BYTES,
+        reason: 'k8s_token_unreadable',
+      });
     } catch (cause) {
-      throw new ClusterApiError(
-        'credentials',
-        `cannot read the CA's service-account token ${this.#tokenFile}: ${(cause as Error).message}`,
-        undefined,
-        { cause },
-      );
+      throw new ClusterApiError('credentials', (cause as Error).message, undefined, { cause });
     }
     const token = text.trim();
     if (!/^[\x21-\x7e]+$/.test(token)) {
@@ -152,11 +156,11 @@ export class ClusterApiClient {
     let ca: string | undefined;
     if (this.#caFile !== undefined) {
       try {
-        ca = await readFile(this.#caFile, 'utf8');
+        ca = readSettingFile(this.#caFile, { setting: '--k8s-ca-file', what: 'CA file', reason: 'k8s_ca_unreadable' });
       } catch (cause) {
         // Keep the agent built from the last readable CA file, if any: a rotation in progress.
         if (this.#agent !== undefined) return this.#agent;
-        throw new ClusterApiError('credentials', `cannot read --k8s-ca-file ${this.#caFile}`, undefined, { cause });
+        throw new ClusterApiError('credentials', (cause as Error).message, undefined, { cause });
       }
     }
     const previous = this.#agent;

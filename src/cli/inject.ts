@@ -1,7 +1,7 @@
 // `meshauth inject` / `meshauth uninject`: multi-document YAML in (a file or stdin), the same documents
 // out on stdout with every workload injected (or restored). Warnings go to stderr, one line each. Exit 2 for YAML
 // that does not parse (the message names the document and line) or an annotation the injection cannot use.
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { Command } from 'commander';
 import { readConfigText, resolveEndUser } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
@@ -85,15 +85,59 @@ async function readInput(file: string): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** Not a bounded regular-file read: `-f <(kustomize build)` hands over a pipe, which is read to its end. */
+/**
+ * A manifest stream is large (a kustomize build with CRDs runs to a few MiB), but not this: past it the input is
+ * not a manifest, and reading on would only fill the memory.
+ */
+const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+const CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Not the bounded regular-file read of a setting: `-f <(kustomize build)` hands over a pipe, which is read to its end
+ * (a FIFO blocks the open until its writer comes, as the shell's process substitution expects). A directory or a
+ * device is refused after the open, by what the descriptor is: /dev/zero would be read without end.
+ */
 function readManifest(file: string): string {
+  let fd: number;
   try {
-    return readFileSync(file, 'utf8');
+    fd = openSync(file, 'r');
   } catch (cause) {
-    const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : 'error';
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${file}: cannot read manifest file (${code})`, {
-      reason: 'manifest_unreadable',
-      cause,
-    });
+    throw manifestUnreadable(file, `cannot read manifest file (${errnoOf(cause)})`, cause);
   }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile() && !stats.isFIFO())
+      throw manifestUnreadable(file, 'cannot read manifest file (not a regular file or a pipe)');
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+      let bytesRead: number;
+      try {
+        bytesRead = readSync(fd, chunk, 0, CHUNK_BYTES, null);
+      } catch (cause) {
+        throw manifestUnreadable(file, `cannot read manifest file (${errnoOf(cause)})`, cause);
+      }
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      if (total > MAX_MANIFEST_BYTES) {
+        throw manifestUnreadable(file, `manifest file is larger than ${MAX_MANIFEST_BYTES} bytes`);
+      }
+      chunks.push(chunk.subarray(0, bytesRead));
+    }
+    return Buffer.concat(chunks, total).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function manifestUnreadable(file: string, problem: string, cause?: unknown): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${file}: ${problem}`, {
+    reason: 'manifest_unreadable',
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+function errnoOf(cause: unknown): string {
+  return typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : 'error';
 }

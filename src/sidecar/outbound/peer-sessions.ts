@@ -1,7 +1,9 @@
 // The outbound's view of its peers: one EndpointSet per route address (a DNS name's endpoints, or one IP), each
 // endpoint with its own HTTP/2 session (HTTP/1.1 pools when the peer chose http/1.1 by ALPN or with
 // `outbound.http2: false`). Pattern routes (`*.shop.svc.cluster.local` → `{host}:15006`) get a set per requested
-// host, with that host's expected IDs; sets unused for a while are closed, and their number is bounded.
+// host, with that host's expected IDs; sets unused for a while are closed, and their number is bounded. An exact
+// route's one set is never closed before shutdown: the config bounds them, and its last known endpoints must outlive
+// a DNS outage however long the route sat idle (its idle sessions still close, endpoint.ts).
 // Rotation: the one shared client context switches (ClientTlsContext); every endpoint then reconnects on its next
 // request while streams in flight finish on the old session.
 import { performance } from 'node:perf_hooks';
@@ -29,11 +31,20 @@ export interface PeerSessionsOptions {
   /** The workload's one client TLS context (sidecar.ts shares it with the TCP tunnels); created here when absent. */
   readonly clientTls?: ClientTlsContext;
   readonly now?: () => Date;
+  /** When pattern routes' idle sets are closed (tests shorten it); SET_SWEEP otherwise. */
+  readonly sweep?: SetSweep;
 }
 
-/** A set nobody picked from for this long, with nothing in flight, is closed (pattern routes create many). */
-const SET_IDLE_MS = 5 * 60_000;
-/** Upper bound on endpoint sets (distinct addresses called); idle ones are closed to make room. */
+export interface SetSweep {
+  /** A set nobody picked from for this long, with nothing in flight, is closed. */
+  readonly idleMs: number;
+  /** How often sets are checked. */
+  readonly intervalMs: number;
+}
+
+/** Pattern routes create a set per requested host: those unused for 5 minutes go. */
+const SET_SWEEP: SetSweep = Object.freeze({ idleMs: 5 * 60_000, intervalMs: 30_000 });
+/** Upper bound on pattern routes' sets (distinct hosts called); idle ones are closed to make room. */
 const MAX_SETS = 1_024;
 
 export class PeerSessions {
@@ -43,7 +54,10 @@ export class PeerSessions {
   /** True when this object created #tls (and so closes it). */
   readonly #ownsTls: boolean;
   readonly #resolver: AddressResolver;
-  readonly #sets = new Map<string, EndpointSet>();
+  /** Exact routes' sets, by route key: one per configured route, kept until close(). */
+  readonly #routeSets = new Map<string, EndpointSet>();
+  /** Pattern routes' sets, one per requested host (`<route>|<host>`): swept when idle, at most MAX_SETS. */
+  readonly #hostSets = new Map<string, EndpointSet>();
   readonly #closing = new Set<Promise<void>>();
   readonly #unsubscribe: () => void;
   readonly #sweeper: NodeJS.Timeout;
@@ -65,9 +79,11 @@ export class PeerSessions {
       ...(now === undefined ? {} : { now }),
     };
     this.#unsubscribe = this.#tls.onChange(() => {
-      for (const set of this.#sets.values()) set.retire();
+      for (const set of this.#routeSets.values()) set.retire();
+      for (const set of this.#hostSets.values()) set.retire();
     });
-    this.#sweeper = setInterval(() => this.#sweep(SET_IDLE_MS), 30_000);
+    const sweep = options.sweep ?? SET_SWEEP;
+    this.#sweeper = setInterval(() => this.#sweep(sweep.idleMs), sweep.intervalMs);
     this.#sweeper.unref();
   }
 
@@ -78,10 +94,11 @@ export class PeerSessions {
 
   /** The endpoints serving a call to `host` over `route`. */
   setFor(route: RouteConfig, host: string): EndpointSet {
+    const sets = route.pattern ? this.#hostSets : this.#routeSets;
     const key = route.pattern ? `${route.host}|${host}` : route.host;
-    let set = this.#sets.get(key);
+    let set = sets.get(key);
     if (set !== undefined) return set;
-    if (this.#sets.size >= MAX_SETS) this.#sweep(0);
+    if (route.pattern && sets.size >= MAX_SETS) this.#sweep(0);
     const address = routeAddressFor(route, host);
     set = new EndpointSet({
       routeKey: route.host,
@@ -91,7 +108,7 @@ export class PeerSessions {
       context: this.#context,
       resolver: this.#resolver,
     });
-    this.#sets.set(key, set);
+    sets.set(key, set);
     this.#context.logger.debug(
       { direction: 'outbound', route: route.host, address: formatHostPort(address) },
       'endpoint set created',
@@ -105,8 +122,9 @@ export class PeerSessions {
     clearInterval(this.#sweeper);
     if (this.#ownsTls) this.#tls.close();
     this.#resolver.cancel();
-    const sets = [...this.#sets.values()];
-    this.#sets.clear();
+    const sets = [...this.#routeSets.values(), ...this.#hostSets.values()];
+    this.#routeSets.clear();
+    this.#hostSets.clear();
     await Promise.all([...sets.map((s) => s.close(deadline)), ...this.#closing]);
   }
 
@@ -123,15 +141,20 @@ export class PeerSessions {
     return (id) => idIsExpected(expected, id);
   }
 
+  /** Closes pattern routes' sets idle for `idleMs` (0: only until there is room for one more). */
   #sweep(idleMs: number): void {
     const now = performance.now();
-    for (const [key, set] of this.#sets) {
+    for (const [key, set] of this.#hostSets) {
       if (now - set.lastUsed < idleMs || set.inflight > 0) continue;
-      this.#sets.delete(key);
+      this.#hostSets.delete(key);
+      this.#context.logger.debug(
+        { direction: 'outbound', route: set.routeKey, name: set.servername },
+        'idle endpoint set closed',
+      );
       const closing = set.close(Date.now() + 1_000);
       this.#closing.add(closing);
       void closing.then(() => this.#closing.delete(closing));
-      if (idleMs === 0 && this.#sets.size < MAX_SETS) return;
+      if (idleMs === 0 && this.#hostSets.size < MAX_SETS) return;
     }
   }
 }

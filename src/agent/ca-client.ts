@@ -11,7 +11,7 @@ import { isErrorCode, MeshauthError } from '../errors/index.js';
 import { caSpiffeId, SpiffeId, type TrustDomain } from '../identity/index.js';
 import { parseCertificate, uriSans } from '../pki/index.js';
 import { answerIdentityCheckWithLeaf, type LeafCertificate, protocolOptions } from '../tls/index.js';
-import { CA_IDENTITY_ERROR, type CaTlsFailure, caTlsFailureOf } from './ca-tls-failure.js';
+import { CaIdentityError, type CaTlsFailure, caIdentityRefusal, caTlsFailureOf } from './ca-tls-failure.js';
 
 /** The CA's answers are a few KiB; anything far larger is not a CA talking. */
 const MAX_RESPONSE_BYTES = 256 * 1024;
@@ -165,19 +165,13 @@ export function checkCaIdentity(trustDomain: TrustDomain, cert: LeafCertificate)
       }
       return undefined;
     }
-    return identityError(
-      `CA certificate does not carry the SPIFFE ID ${expected} (found ${uris.join(', ') || 'none'})`,
-    );
+    return new CaIdentityError(expected, uris);
   } catch (cause) {
-    return identityError('CA certificate cannot be parsed', cause);
+    return new CaIdentityError(expected, undefined, cause);
   }
 }
 
 const passedCaIdentity = new Set<string>();
-
-function identityError(message: string, cause?: unknown): Error {
-  return Object.assign(new Error(message, cause === undefined ? undefined : { cause }), { code: CA_IDENTITY_ERROR });
-}
 
 async function call(
   connection: CaConnection,
@@ -305,6 +299,13 @@ function whyRefused(connection: CaConnection, tls: CaTlsFailure, cause: unknown)
       );
     case 'certificate':
       return `${tls.advice} (${describe(cause)})`;
+    case 'identity':
+      // The trust domain comes from the config when a setting named the bundle, else from the bundle's roots.
+      return caIdentityRefusal(
+        connection.caUrl,
+        tls,
+        connection.bundleSetting === undefined ? 'the trust domain of the trust bundle' : undefined,
+      );
     default:
       return describe(cause);
   }

@@ -1,9 +1,33 @@
 // Which failed calls to the CA are a failed TLS authentication (the CA answered, with a certificate this client
 // cannot trust) rather than a CA that cannot be reached, and what a user can do about each. Pure: no I/O.
 import { causeChain } from '../errors/index.js';
+import { SpiffeId } from '../identity/index.js';
 
-/** The code of the error the CA identity check gives a CA certificate without the CA's SPIFFE ID. */
+/**
+ * The code of the error the CA identity check gives a CA certificate without the CA's SPIFFE ID. Internal: it only
+ * lets caTlsFailureOf recognise that error under Node's wrapping, and never reaches a message.
+ */
 export const CA_IDENTITY_ERROR = 'ERR_MESHAUTH_CA_IDENTITY';
+
+/** The CA identity check's refusal, with what it looked for and what it saw, for caIdentityRefusal's words. */
+export class CaIdentityError extends Error {
+  readonly code = CA_IDENTITY_ERROR;
+  readonly expected: SpiffeId;
+  /** The URI SANs of the CA's certificate; undefined when the certificate could not be parsed. */
+  readonly found: readonly string[] | undefined;
+
+  constructor(expected: SpiffeId, found: readonly string[] | undefined, cause?: unknown) {
+    super(
+      found === undefined
+        ? 'CA certificate cannot be parsed'
+        : `CA certificate does not carry the SPIFFE ID ${expected} (found ${found.join(', ') || 'none'})`,
+      cause === undefined ? undefined : { cause },
+    );
+    this.name = 'CaIdentityError';
+    this.expected = expected;
+    this.found = found;
+  }
+}
 
 /**
  * OpenSSL's verification results for a server certificate that does not chain to any of the roots given: the trust
@@ -77,8 +101,8 @@ export type CaTlsFailure =
   | { readonly kind: 'untrusted_chain'; readonly code: string }
   /** The chain reaches the roots but a certificate of it is unfit; `advice` says what to do. */
   | { readonly kind: 'certificate'; readonly code: string; readonly advice: string }
-  /** The CA's certificate lacks the CA's SPIFFE ID: its own message says so. */
-  | { readonly kind: 'identity'; readonly code: string }
+  /** The CA's certificate lacks the CA's SPIFFE ID; `refused` (when it is the check's own error) says what it saw. */
+  | { readonly kind: 'identity'; readonly code: string; readonly refused?: CaIdentityError }
   /** The handshake itself failed (a TLS alert, a protocol mismatch): Node's and OpenSSL's words say which. */
   | { readonly kind: 'handshake'; readonly code: string };
 
@@ -90,10 +114,41 @@ export function caTlsFailureOf(error: unknown): CaTlsFailure | undefined {
     if (UNTRUSTED_CHAIN_CODES.has(code)) return { kind: 'untrusted_chain', code };
     const advice = Object.hasOwn(CERTIFICATE_FAILURES, code) ? CERTIFICATE_FAILURES[code] : undefined;
     if (advice !== undefined) return { kind: 'certificate', code, advice };
-    if (code === CA_IDENTITY_ERROR) return { kind: 'identity', code };
+    if (code === CA_IDENTITY_ERROR) {
+      return e instanceof CaIdentityError ? { kind: 'identity', code, refused: e } : { kind: 'identity', code };
+    }
     if (/^ERR_(TLS|SSL)_/.test(code)) return { kind: 'handshake', code };
   }
   return undefined;
+}
+
+/**
+ * Why the CA at `caUrl` failed the identity check, in words and without the internal code. A CA ID of another trust
+ * domain is named as such: the configured trust domain and the CA's disagree, which no retry mends. `ours` names
+ * where this client's trust domain came from (the config's `trustDomain` key, or the bundle's roots).
+ */
+export function caIdentityRefusal(
+  caUrl: string,
+  failure: Extract<CaTlsFailure, { kind: 'identity' }>,
+  ours = "this config's trustDomain",
+): string {
+  const { refused } = failure;
+  if (refused === undefined) return "its certificate does not carry the CA's SPIFFE ID";
+  const { expected, found } = refused;
+  if (found === undefined) {
+    const cause = refused.cause instanceof Error ? ` (${refused.cause.message})` : '';
+    return `its certificate cannot be parsed${cause}: ${NOT_THE_CA}`;
+  }
+  const domains = [...new Set(found.flatMap((uri) => SpiffeId.tryParse(uri)?.trustDomain.name ?? []))];
+  const own = expected.trustDomain.name;
+  if (domains.length > 0 && !domains.includes(own)) {
+    return (
+      `the CA at ${caUrl} is of trust domain ${domains.join(', ')}, ${ours} is ${own} ` +
+      `(its certificate carries ${found.join(', ')}, not ${expected})`
+    );
+  }
+  const carries = found.length === 0 ? 'no URI SAN' : found.join(', ');
+  return `its certificate does not carry the CA's SPIFFE ID ${expected} as its one URI SAN (it carries ${carries}): ${NOT_THE_CA}`;
 }
 
 /** Every code this module reads as a certificate verification result: for a test that Node's list is covered. */

@@ -1,4 +1,5 @@
 // Configuration: zod schemas, environment variable names, load → validate → freeze.
+export { bundleTrustDomains, checkBundleTrustDomain } from './bundle-trust-domain.js';
 export { durationInRange, formatDuration, parseDuration } from './duration.js';
 export * from './env-names.js';
 export { formatHostPort, type HostPort, isLoopbackHost, parseHostPort } from './host-port.js';

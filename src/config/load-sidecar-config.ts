@@ -3,6 +3,7 @@
 // what was expected, as one MESHAUTH_ERR_CONFIG_INVALID (the CLI turns it into exit code 2).
 import type { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
+import { checkBundleTrustDomain } from './bundle-trust-domain.js';
 import { configKeys } from './config-reference.js';
 import { type EnvBinding, MESHAUTH_CONFIG_YAML, SIDECAR_ENV } from './env-names.js';
 import { envOrigin, keyPath } from './key-path.js';
@@ -26,7 +27,10 @@ export function loadSidecarConfig(file: string | undefined, env: Environment = {
   const source = file ?? (fromInline ? MESHAUTH_CONFIG_YAML : 'environment');
   const document = file !== undefined ? readDocument(file) : fromInline ? parseDocument(inline, source) : {};
   const fromEnv = applyEnvironment(document, env, source);
-  return sidecarConfigFromObject(document, source, fromEnv);
+  const config = sidecarConfigFromObject(document, source, fromEnv);
+  // Here and not in sidecarConfigFromObject: a start reads the bundle, a config built in memory names none yet.
+  checkBundleTrustDomain({ source, trustDomain: config.trustDomain, bundleFile: config.ca.bundle, variables: fromEnv });
+  return config;
 }
 
 /** Variables named MESHAUTH_* that are not settings but are read elsewhere (error stacks, benchmarks). */

@@ -2,7 +2,7 @@
 // document; every problem names the file, the key path and what was expected, as one MESHAUTH_ERR_CONFIG_INVALID
 // (the CLI turns it into exit code 2).
 import type { z } from 'zod';
-import { keyPath, parseYamlText, readConfigText } from '../config/index.js';
+import { checkBundleTrustDomain, keyPath, parseYamlText, readConfigText } from '../config/index.js';
 import { unknownKeysText } from '../config/key-suggestion.js';
 import { schemaLeafPaths } from '../config/schema-keys.js';
 import { MeshauthError } from '../errors/index.js';
@@ -13,7 +13,9 @@ const MAX_REPORTED_ISSUES = 5;
 
 export function loadGatewayConfig(file: string): GatewayConfig {
   const document = parseYamlText(readConfigText(file), file);
-  return gatewayConfigFromObject(document ?? {}, file);
+  const config = gatewayConfigFromObject(document ?? {}, file);
+  checkBundleTrustDomain({ source: file, trustDomain: config.trustDomain, bundleFile: config.ca.bundle });
+  return config;
 }
 
 /** Validates an already parsed document (tests, `meshauth demo`). */

@@ -6,6 +6,7 @@ import { MeshauthError } from '../errors/index.js';
 import { checkBundleTrustDomain } from './bundle-trust-domain.js';
 import { configKeys } from './config-reference.js';
 import { type EnvBinding, MESHAUTH_CONFIG_YAML, SIDECAR_ENV } from './env-names.js';
+import { configIssueMessage } from './issue-message.js';
 import { envOrigin, keyPath } from './key-path.js';
 import { closestKey, unknownKeysText } from './key-suggestion.js';
 import { readConfigText } from './read-config-file.js';
@@ -53,7 +54,7 @@ export function sidecarConfigFromObject(
   source = 'config',
   fromEnv: ReadonlyMap<string, string> = new Map(),
 ): SidecarConfig {
-  const result = sidecarSchema.safeParse(document);
+  const result = sidecarSchema.safeParse(document, { error: configIssueMessage });
   if (!result.success) throw configError(source, result.error.issues, fromEnv);
   return resolveSidecarConfig(result.data, source, fromEnv);
 }

@@ -3,6 +3,7 @@
 // (the CLI turns it into exit code 2).
 import type { z } from 'zod';
 import { checkBundleTrustDomain, keyPath, parseYamlText, readConfigText } from '../config/index.js';
+import { configIssueMessage } from '../config/issue-message.js';
 import { unknownKeysText } from '../config/key-suggestion.js';
 import { schemaLeafPaths } from '../config/schema-keys.js';
 import { MeshauthError } from '../errors/index.js';
@@ -25,7 +26,7 @@ export function gatewayConfigFromObject(document: unknown, source = 'gateway con
       reason: 'config_shape',
     });
   }
-  const result = gatewaySchema.safeParse(document);
+  const result = gatewaySchema.safeParse(document, { error: configIssueMessage });
   if (!result.success) {
     const issues = result.error.issues;
     const lines = issues.slice(0, MAX_REPORTED_ISSUES).map((issue) => describeIssue(source, issue));

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { booleanFlag } from '../config/boolean-flag.js';
 import { refuseForeignIds } from '../config/id-trust-domain.js';
 import { type EndUserFile, endUserSchema, parseYamlText } from '../config/index.js';
+import { configIssueMessage } from '../config/issue-message.js';
 import { unknownKeysText } from '../config/key-suggestion.js';
 import { schemaLeafPaths } from '../config/schema-keys.js';
 import { MeshauthError } from '../errors/index.js';
@@ -117,7 +118,7 @@ export function resolveInjectConfig(file: InjectFile = {}): InjectConfig {
 /** Parses and validates inject.yaml text; `source` (the file name) starts every message. */
 export function parseInjectConfig(text: string, source: string): InjectConfig {
   const parsed = parseYamlText(text, source);
-  const result = injectConfigSchema.safeParse(parsed ?? {});
+  const result = injectConfigSchema.safeParse(parsed ?? {}, { error: configIssueMessage });
   if (!result.success) {
     const lines = result.error.issues.map((issue) => describeIssue(source, issue));
     throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', lines.join('\n'), {

@@ -91,6 +91,19 @@ describe('meshauth sidecar: configs refused up front', () => {
     expect(result.stderr).toContain(`${result.file}: inbound.limits.maxConcurrentStreams: expected at most 4294967295`);
   });
 
+  it('fail/a quoted app probe port → exit 2 saying what is accepted and what was written', async () => {
+    const [inbound, outbound, admin] = ports as [number, number, number];
+    const result = await run('probe-port.yaml', [
+      `inbound: { listen: "127.0.0.1:${inbound}", app: "127.0.0.1:1" }`,
+      `outbound: { listen: "127.0.0.1:${outbound}" }`,
+      `admin: { listen: "127.0.0.1:${admin}", appProbes: { c: { livez: { port: "80", path: /healthz } } } }`,
+    ]);
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain(
+      `${result.file}: admin.appProbes.c.livez.port: expected a whole number from 1 to 65535, not the text "80" (write it without quotes)`,
+    );
+  });
+
   it('fail/a DNS server with port 0 → exit 2 (it used to abort on a native assertion, exit 134)', async () => {
     const [inbound, outbound, admin] = ports as [number, number, number];
     const result = await run('dns.yaml', [

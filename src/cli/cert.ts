@@ -33,6 +33,7 @@ import { assertCertificateValid } from './cert-validity.js';
 import { humanDuration } from './human-duration.js';
 import { makeKeyDirectory, replaceFiles } from './key-pair-files.js';
 import { sayWaiting, withKeyPairLock } from './key-pair-lock.js';
+import { assertCanWriteBeside } from './writable-directory.js';
 
 export function registerCertCommands(program: Command): void {
   const cert = program.command('cert').description('inspect, request and renew certificates');
@@ -85,19 +86,30 @@ export function registerCertCommands(program: Command): void {
         const token = await joinToken(opts);
         const bundlePem = await readBundle(opts.bundle);
         const prefix = checkOutPrefix(opts.out);
-        const written = await fetchAndWrite({
-          caUrl: opts.caUrl,
-          bundlePem,
-          bundleFile: opts.bundle,
-          keyType: parseKeyType(opts.keyType),
-          prefix,
-          token,
-          guardWrite: async (write) => {
-            // The directory first: the lock file goes in it.
-            await makeKeyDirectory(dirname(prefix));
-            await withKeyPairLock(`${prefix}.key`, write, { onWait: sayWaiting(`${prefix}.key`) });
+        const keyType = parseKeyType(opts.keyType);
+        // The token is single-use: --out is made, locked and proved writable before the CA sees it, so a directory
+        // that refuses the pair costs nothing, and a second run for the same --out waits here, before spending its
+        // own token. The directory first: the lock file goes in it.
+        await makeKeyDirectory(dirname(prefix));
+        const written = await withKeyPairLock(
+          `${prefix}.key`,
+          async (lock) => {
+            await assertCanWriteBeside([`${prefix}.key`, `${prefix}.crt`]);
+            return fetchAndWrite({
+              caUrl: opts.caUrl,
+              bundlePem,
+              bundleFile: opts.bundle,
+              keyType,
+              prefix,
+              token,
+              guardWrite: async (write) => {
+                await lock.assertHeld();
+                await write();
+              },
+            });
           },
-        });
+          { onWait: sayWaiting(`${prefix}.key`) },
+        );
         process.stdout.write(`${written}\n`);
       },
     );
@@ -120,6 +132,8 @@ export function registerCertCommands(program: Command): void {
           const current = await checkKeyPair(opts, certPem, keyPem);
           assertCertificateValid(opts.cert, leafOf(opts.cert, certPem), new Date(), 'renew');
           await refuseOneFileTwoNames(opts);
+          // Before the CA issues a certificate this run could not store.
+          await assertCanWriteBeside([opts.key, opts.cert]);
           return fetchAndWrite({
             caUrl: opts.caUrl,
             bundlePem,
@@ -272,7 +286,7 @@ interface FetchOptions {
   readonly clientKeyPem?: string;
   /** On renewal: the SPIFFE ID of the current certificate, which the new one must carry. */
   readonly expectedId?: SpiffeId;
-  /** Runs the write of the new pair: under the pair's lock, or checking that the lock is still held. */
+  /** Runs the write of the new pair, checking first that the pair's lock (taken before the CA call) is still held. */
   readonly guardWrite: (write: () => Promise<void>) => Promise<void>;
 }
 

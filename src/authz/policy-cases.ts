@@ -3,6 +3,7 @@
 // before any rule runs (ambiguous path, invalid method).
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { configIssueMessage } from '../config/issue-message.js';
 import { MeshauthError } from '../errors/index.js';
 import { evaluateTestRequest, type TestOutcome } from './evaluate-test-request.js';
 import type { CompiledPolicy } from './policy/compiled-policy.js';
@@ -52,7 +53,7 @@ export function parseCases(text: string, file: string): PolicyCase[] {
   if (data === null || data === undefined) {
     throw casesInvalid(file, ['the file is empty: expected `cases:` with a list of cases']);
   }
-  const result = casesSchema.safeParse(data);
+  const result = casesSchema.safeParse(data, { error: configIssueMessage });
   if (!result.success) {
     throw casesInvalid(
       file,

@@ -2,6 +2,7 @@
 // each naming the file, the rule (name and index) and the field, and what was expected.
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { configIssueMessage } from '../../config/issue-message.js';
 import { closestKey, keysAt } from '../../config/key-suggestion.js';
 import { schemaLeafPaths } from '../../config/schema-keys.js';
 import { MeshauthError } from '../../errors/index.js';
@@ -42,7 +43,7 @@ export function parsePolicy(text: string, file: string, trustDomain?: string): P
   }
   const shape = topLevelProblem(data);
   if (shape !== undefined) throw invalidPolicy(file, [{ rule: '', field: '', message: shape }]);
-  const result = policySchema.safeParse(data);
+  const result = policySchema.safeParse(data, { error: configIssueMessage });
   if (!result.success) {
     throw invalidPolicy(file, problemsOf(result.error.issues, data), casesFileHint(data, file));
   }

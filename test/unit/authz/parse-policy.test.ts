@@ -15,6 +15,16 @@ function problems(text: string): PolicyProblem[] {
 }
 
 describe('parsePolicy', () => {
+  it('fail/a wrong type is worded as config files word it: what is accepted, and the value given', () => {
+    const found = problems(
+      `${HEAD}rules:\n  - name: r\n    action: allow\n    from: { ids: "spiffe://example.org/ns/a/sa/b" }\n    to: { ports: ["80"] }\n`,
+    );
+    expect(found.map((p) => `${p.field}: ${p.message}`)).toEqual([
+      'from.ids: expected a list (YAML [a, b] or one item per "- " line), not the text "spiffe://example.org/ns/a/sa/b"',
+      'to.ports[0]: expected a number from 1 to 65535, not the text "80" (write it without quotes)',
+    ]);
+  });
+
   it('ok/the SPEC §6 example', () => {
     const doc = parsePolicy(
       `${HEAD}rules:

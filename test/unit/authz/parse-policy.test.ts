@@ -1,22 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { type PolicyProblem, parsePolicy } from '../../../src/authz/policy/parse-policy.js';
-import { isMeshauthError } from '../../../src/errors/index.js';
+import { parsePolicy } from '../../../src/authz/policy/parse-policy.js';
+import { policyProblems } from '../../helpers/policy-problems.js';
 
 const HEAD = 'apiVersion: meshauth.dev/v1\nkind: Policy\n';
 
-function problems(text: string): PolicyProblem[] {
-  try {
-    parsePolicy(text, 'p.yaml');
-  } catch (error) {
-    expect(isMeshauthError(error, 'MESHAUTH_ERR_POLICY_INVALID')).toBe(true);
-    return (error as { detail: { problems: PolicyProblem[] } }).detail.problems;
-  }
-  throw new Error('expected the policy to be invalid');
-}
-
 describe('parsePolicy', () => {
   it('fail/a wrong type is worded as config files word it: what is accepted, and the value given', () => {
-    const found = problems(
+    const found = policyProblems(
       `${HEAD}rules:\n  - name: r\n    action: allow\n    from: { ids: "spiffe://example.org/ns/a/sa/b" }\n    to: { ports: ["80"] }\n`,
     );
     expect(found.map((p) => `${p.field}: ${p.message}`)).toEqual([
@@ -77,7 +67,7 @@ rules:
   });
 
   it('fail/unknown key in a rule names file, rule and field', () => {
-    const [p] = problems(`${HEAD}rules:\n  - name: r1\n    action: allow\n    to: { path: ["/x"] }\n`);
+    const [p] = policyProblems(`${HEAD}rules:\n  - name: r1\n    action: allow\n    to: { path: ["/x"] }\n`);
     expect(p).toEqual({ rule: 'rules[0] "r1"', field: 'to', message: 'unknown field "path" (did you mean "paths"?)' });
   });
 
@@ -179,31 +169,33 @@ rules:
       'to.hosts[0]',
     ],
   ])('%s', (_name, text, rule, field) => {
-    const found = problems(text);
+    const found = policyProblems(text);
     expect(found.some((p) => p.rule === rule && p.field === field)).toBe(true);
   });
 
   it('fail/duplicate rule names', () => {
-    const found = problems(`${HEAD}rules: [{ name: r, action: allow }, { name: r, action: deny }]\n`);
+    const found = policyProblems(`${HEAD}rules: [{ name: r, action: allow }, { name: r, action: deny }]\n`);
     expect(found).toEqual([{ rule: 'rules[1] "r"', field: 'name', message: 'duplicate rule name "r"' }]);
   });
 
   it('fail/every problem is reported, not only the first', () => {
-    const found = problems(`${HEAD}rules: [{ name: a, action: x }, { name: b, action: allow, to: { paths: [x] } }]\n`);
+    const found = policyProblems(
+      `${HEAD}rules: [{ name: a, action: x }, { name: b, action: allow, to: { paths: [x] } }]\n`,
+    );
     expect(found.map((p) => p.rule)).toEqual(['rules[0] "a"', 'rules[1] "b"']);
   });
 
   it('fail/YAML syntax error and duplicate keys', () => {
-    expect(problems(`${HEAD}rules: [\n`)[0]?.message).toMatch(/^YAML/);
-    expect(problems(`${HEAD}rules: []\nrules: []\n`)[0]?.message).toMatch(/^YAML/);
+    expect(policyProblems(`${HEAD}rules: [\n`)[0]?.message).toMatch(/^YAML/);
+    expect(policyProblems(`${HEAD}rules: []\nrules: []\n`)[0]?.message).toMatch(/^YAML/);
   });
 
   it('fail/an unresolved tag and an alias without its anchor are policy errors, not values loaded anyway', () => {
-    expect(problems(`${HEAD}mode: !nonsense allow\nrules: []\n`)[0]?.message).toMatch(/^YAML line 3: /);
-    expect(problems(`${HEAD}rules: *nowhere\n`)[0]?.message).toMatch(/^YAML/);
+    expect(policyProblems(`${HEAD}mode: !nonsense allow\nrules: []\n`)[0]?.message).toMatch(/^YAML line 3: /);
+    expect(policyProblems(`${HEAD}rules: *nowhere\n`)[0]?.message).toMatch(/^YAML/);
   });
 
   it('fail/not a mapping', () => {
-    expect(problems('- a\n- b\n').length).toBeGreaterThan(0);
+    expect(policyProblems('- a\n- b\n').length).toBeGreaterThan(0);
   });
 });

@@ -11,21 +11,11 @@ import {
   reservedRule,
   TCP_POLICY_INVALID_RULE,
 } from '../../../src/authz/index.js';
-import { type PolicyProblem, parsePolicy } from '../../../src/authz/policy/parse-policy.js';
+import { parsePolicy } from '../../../src/authz/policy/parse-policy.js';
 import { RULE_NAME } from '../../../src/authz/policy/schema.js';
-import { isMeshauthError } from '../../../src/errors/index.js';
+import { policyProblems } from '../../helpers/policy-problems.js';
 
 const HEAD = 'apiVersion: meshauth.dev/v1\nkind: Policy\n';
-
-function problems(text: string): PolicyProblem[] {
-  try {
-    parsePolicy(text, 'p.yaml');
-  } catch (error) {
-    expect(isMeshauthError(error, 'MESHAUTH_ERR_POLICY_INVALID')).toBe(true);
-    return (error as { detail: { problems: PolicyProblem[] } }).detail.problems;
-  }
-  throw new Error('expected the policy to be invalid');
-}
 
 describe('reserved rule names', () => {
   it('ok/the list holds every name the product decides under, once', () => {
@@ -47,7 +37,7 @@ describe('reserved rule names', () => {
   it.each(RESERVED_RULES.map((r) => [r.name, r.decision] as const))(
     'fail/a user rule named %s is refused, saying what meshauth decides under it',
     (name, decision) => {
-      expect(problems(`${HEAD}rules: [{ name: ${name}, action: allow }]\n`)).toEqual([
+      expect(policyProblems(`${HEAD}rules: [{ name: ${name}, action: allow }]\n`)).toEqual([
         {
           rule: `rules[0] "${name}"`,
           field: 'name',

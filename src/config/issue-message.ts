@@ -11,7 +11,7 @@ const MAP = 'a map (one "key: value" per line)';
 type RawIssue = z.core.$ZodRawIssue;
 type Bound = { readonly value: number; readonly inclusive: boolean };
 
-/** The parse-wide error map of every config loader (sidecar, gateway, inject); undefined leaves zod's message. */
+/** The parse-wide error map of every config and policy loader (sidecar, gateway, inject, policy, cases); undefined leaves zod's message. */
 export function configIssueMessage(issue: RawIssue): string | undefined {
   const input = issue.input;
   if (input === undefined) return undefined;

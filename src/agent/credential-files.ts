@@ -1,7 +1,8 @@
 // The agent's two input files (`ca.bundle`, `ca.token`), read afresh at each use: a projected
 // service-account token is rewritten by the kubelet, and an operator may replace the bundle or a join token.
 // The token's content is a secret: it is never put into an error message or a log line.
-import { fileErrnoText } from '../config/file-errno.js';
+import { MAX_BUNDLE_BYTES } from '../config/bundle-trust-domain.js';
+import { fileProblemText } from '../config/file-errno.js';
 import { MeshauthError } from '../errors/index.js';
 import type { TrustDomain } from '../identity/index.js';
 import { parseCertificatesPemOnce, TrustBundle } from '../pki/index.js';
@@ -9,7 +10,6 @@ import { readRegularFile } from '../platform/index.js';
 
 /** Projected SA tokens are a few KiB; refuse to read a file that cannot be a token into memory. */
 const MAX_TOKEN_BYTES = 64 * 1024;
-const MAX_BUNDLE_BYTES = 1024 * 1024;
 
 export async function readBundleFile(path: string, trustDomain: TrustDomain): Promise<TrustBundle> {
   const text = readText(path, MAX_BUNDLE_BYTES, 'trust bundle');
@@ -23,31 +23,34 @@ export async function readBundleFile(path: string, trustDomain: TrustDomain): Pr
   }
 }
 
-/** The bootstrap credential: the file's trimmed content (a join token or a Kubernetes SA token). */
-export async function readTokenFile(path: string): Promise<string> {
-  const token = readText(path, MAX_TOKEN_BYTES, 'token').trim();
+/**
+ * The bootstrap credential: the file's trimmed content (a join token or a Kubernetes SA token). `setting` (a flag
+ * such as `--token-file`) leads the message when a command line named the file.
+ */
+export async function readTokenFile(path: string, setting?: string): Promise<string> {
+  const token = readText(path, MAX_TOKEN_BYTES, 'token', setting).trim();
   if (token === '') {
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `token file ${path} is empty`, { reason: 'token_empty' });
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${named(setting)}token file ${path}: empty`, {
+      reason: 'token_empty',
+    });
   }
   return token;
 }
 
-function readText(path: string, maxBytes: number, what: string): string {
+/** The shared readers' message shape (config/read-setting-file.ts), with the reasons the agent counts. */
+function readText(path: string, maxBytes: number, what: string, setting?: string): string {
   try {
     return readRegularFile(path, maxBytes).bytes.toString('utf8');
   } catch (cause) {
-    const code = (cause as { code?: unknown }).code;
-    if (code === 'EFBIG') {
-      throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${what} file ${path} is larger than ${maxBytes} bytes`, {
-        reason: 'too_large',
-      });
-    }
-    // The shared readers' wording: ENOTREG is made up by readRegularFile, nothing a user can look up.
-    const why = fileErrnoText(cause);
-    const problem = why === 'not a regular file' ? why : `cannot be read (${why})`;
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${what} file ${path}: ${problem}`, {
-      reason: `${what.replace(' ', '_')}_unreadable`,
-      cause,
-    });
+    const tooLarge = (cause as { code?: unknown }).code === 'EFBIG';
+    throw new MeshauthError(
+      'MESHAUTH_ERR_FILE_UNREADABLE',
+      `${named(setting)}${what} file ${path}: ${fileProblemText(cause, maxBytes)}`,
+      { reason: tooLarge ? 'too_large' : `${what.replace(' ', '_')}_unreadable`, cause },
+    );
   }
+}
+
+function named(setting: string | undefined): string {
+  return setting === undefined ? '' : `${setting}: `;
 }

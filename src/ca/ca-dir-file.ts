@@ -1,6 +1,7 @@
 // Reading one file of the CA directory (`--dir`, or `--out` for `ca init --k8s-secret`): an operator may have
 // assembled it by hand or mounted it from a Secret, so a path in it may be anything. Bounded and regular files only,
 // through the shared setting reader: a FIFO there blocked `ca serve` at start, a directory printed a bare EISDIR.
+import { fileErrnoText } from '../config/file-errno.js';
 import { readSettingFile } from '../config/read-setting-file.js';
 import { MeshauthError } from '../errors/index.js';
 import type { CaPaths } from './ca-files.js';
@@ -26,11 +27,7 @@ export function readCaFileIfPresent(file: string, flag = '--dir'): string | unde
   try {
     return readSettingFile(file, { setting: flag, what: 'CA file', reason: 'ca_file_unreadable' });
   } catch (error) {
-    if (error instanceof MeshauthError && errnoOf(error.cause) === 'ENOENT') return undefined;
+    if (error instanceof MeshauthError && fileErrnoText(error.cause) === 'ENOENT') return undefined;
     throw error;
   }
-}
-
-function errnoOf(error: unknown): unknown {
-  return typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
 }

@@ -6,6 +6,7 @@ import { stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type CaConnection, requestJwtSvid, requestSvid } from '../agent/ca-client.js';
+import { readTokenFile } from '../agent/credential-files.js';
 import { acceptSvidResponse } from '../agent/svid-response.js';
 import { readSettingFile } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
@@ -195,7 +196,7 @@ async function joinToken(opts: { token?: string; tokenFile?: string }): Promise<
       },
     );
   }
-  return opts.tokenFile === undefined ? (opts.token as string) : readJoinTokenFile(opts.tokenFile);
+  return opts.tokenFile === undefined ? (opts.token as string) : readTokenFile(opts.tokenFile, '--token-file');
 }
 
 /**
@@ -425,20 +426,6 @@ function formatLeaf(s: CertificateSummary, cert: x509.X509Certificate, now: Date
   ].join('\n');
 }
 
-/** A join token is a few dozen bytes, a projected service-account token a few KiB. */
-const MAX_TOKEN_BYTES = 64 * 1024;
-
-/** The token, trimmed (a trailing newline is not part of it); never quoted in a message. */
-async function readJoinTokenFile(file: string): Promise<string> {
-  const token = (await readText(file, '--token-file', 'token file', MAX_TOKEN_BYTES)).trim();
-  if (token === '') {
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `--token-file: token file ${file}: empty`, {
-      reason: 'token_empty',
-    });
-  }
-  return token;
-}
-
 async function readPair(files: { cert: string; key: string }): Promise<[string, string]> {
   return [await readText(files.cert, '--cert', 'certificate file'), await readText(files.key, '--key', 'key file')];
 }
@@ -450,8 +437,13 @@ async function readPair(files: { cert: string; key: string }): Promise<[string, 
 const MAX_CERTIFICATE_FILE_BYTES = 4 * 1024 * 1024;
 
 /** A file named on the command line: its text, or MESHAUTH_ERR_FILE_UNREADABLE naming the flag and the path. */
-async function readText(file: string, flag: string, what: string, maxBytes = MAX_CERTIFICATE_FILE_BYTES) {
-  return readSettingFile(file, { setting: flag, what, maxBytes, reason: 'file_unreadable' });
+async function readText(file: string, flag: string, what: string) {
+  return readSettingFile(file, {
+    setting: flag,
+    what,
+    maxBytes: MAX_CERTIFICATE_FILE_BYTES,
+    reason: 'file_unreadable',
+  });
 }
 
 /** The first certificate of a PEM file: the leaf of a chain (the file was parsed before, by checkKeyPair). */

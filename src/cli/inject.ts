@@ -3,6 +3,7 @@
 // that does not parse (the message names the document and line) or an annotation the injection cannot use.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { Command } from 'commander';
+import { fileErrnoText } from '../config/file-errno.js';
 import { readConfigText, resolveEndUser } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import { type InjectConfig, injectYaml, parseInjectConfig, resolveInjectConfig, uninjectYaml } from '../k8s/index.js';
@@ -102,7 +103,7 @@ function readManifest(file: string): string {
   try {
     fd = openSync(file, 'r');
   } catch (cause) {
-    throw manifestUnreadable(file, `cannot read manifest file (${errnoOf(cause)})`, cause);
+    throw manifestUnreadable(file, `cannot read manifest file (${fileErrnoText(cause)})`, cause);
   }
   try {
     const stats = fstatSync(fd);
@@ -116,7 +117,7 @@ function readManifest(file: string): string {
       try {
         bytesRead = readSync(fd, chunk, 0, CHUNK_BYTES, null);
       } catch (cause) {
-        throw manifestUnreadable(file, `cannot read manifest file (${errnoOf(cause)})`, cause);
+        throw manifestUnreadable(file, `cannot read manifest file (${fileErrnoText(cause)})`, cause);
       }
       if (bytesRead === 0) break;
       total += bytesRead;
@@ -136,8 +137,4 @@ function manifestUnreadable(file: string, problem: string, cause?: unknown): Mes
     reason: 'manifest_unreadable',
     ...(cause === undefined ? {} : { cause }),
   });
-}
-
-function errnoOf(cause: unknown): string {
-  return typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : 'error';
 }

@@ -8,8 +8,8 @@ import { parseCertificatesPem, uriSans } from '../pki/index.js';
 import { readRegularFile } from '../platform/index.js';
 import { envOrigin } from './key-path.js';
 
-/** The agent's own limit for the bundle file (agent/credential-files.ts). */
-const MAX_BUNDLE_BYTES = 1024 * 1024;
+/** A trust bundle file is a few roots; the agent reads `ca.bundle` with the same bound. */
+export const MAX_BUNDLE_BYTES = 1024 * 1024;
 
 export interface BundleSetting {
   /** The config file (or `environment`), first in the message. */

@@ -6,3 +6,14 @@ export function fileErrnoText(error: unknown): string {
   const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : 'error';
   return code === 'ENOTREG' ? 'not a regular file' : code;
 }
+
+/**
+ * Why a bounded read of an operator's file (readRegularFile) refused, as the tail of one message shape:
+ * `not a regular file`, `larger than N bytes`, or `cannot be read (ENOENT)` with an errno a user can look up.
+ */
+export function fileProblemText(error: unknown, maxBytes: number): string {
+  const why = fileErrnoText(error);
+  if (why === 'not a regular file') return why;
+  if (why === 'EFBIG') return `larger than ${maxBytes} bytes`;
+  return `cannot be read (${why})`;
+}

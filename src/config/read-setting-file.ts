@@ -4,7 +4,7 @@
 // The content may be a secret: it is never part of a message.
 import { MeshauthError } from '../errors/index.js';
 import { readRegularFile } from '../platform/index.js';
-import { fileErrnoText } from './file-errno.js';
+import { fileProblemText } from './file-errno.js';
 
 export interface SettingFile {
   /** The config key or flag that named the path (`session.keys[0]`, `--p12-password-file`), first in the message. */
@@ -35,12 +35,4 @@ export function readSettingFile(path: string, file: SettingFile): string {
       { reason: file.reason, detail: { key: file.setting }, cause },
     );
   }
-}
-
-/** Why readRegularFile refused, in words where the errno is one it made up (ENOTREG, EFBIG). */
-function fileProblemText(cause: unknown, maxBytes: number): string {
-  const why = fileErrnoText(cause);
-  if (why === 'not a regular file') return why;
-  if (why === 'EFBIG') return `larger than ${maxBytes} bytes`;
-  return `cannot be read (${why})`;
 }

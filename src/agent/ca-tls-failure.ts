@@ -3,11 +3,8 @@
 import { causeChain } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
 
-/**
- * The code of the error the CA identity check gives a CA certificate without the CA's SPIFFE ID. Internal: it only
- * lets caTlsFailureOf recognise that error under Node's wrapping, and never reaches a message.
- */
-export const CA_IDENTITY_ERROR = 'ERR_MESHAUTH_CA_IDENTITY';
+/** The code of CaIdentityError: internal, it never reaches a message (caIdentityRefusal words the refusal). */
+const CA_IDENTITY_ERROR = 'ERR_MESHAUTH_CA_IDENTITY';
 
 /** The CA identity check's refusal, with what it looked for and what it saw, for caIdentityRefusal's words. */
 export class CaIdentityError extends Error {
@@ -101,8 +98,8 @@ export type CaTlsFailure =
   | { readonly kind: 'untrusted_chain'; readonly code: string }
   /** The chain reaches the roots but a certificate of it is unfit; `advice` says what to do. */
   | { readonly kind: 'certificate'; readonly code: string; readonly advice: string }
-  /** The CA's certificate lacks the CA's SPIFFE ID; `refused` (when it is the check's own error) says what it saw. */
-  | { readonly kind: 'identity'; readonly code: string; readonly refused?: CaIdentityError }
+  /** The CA's certificate lacks the CA's SPIFFE ID; `refused` says what the check looked for and what it saw. */
+  | { readonly kind: 'identity'; readonly code: string; readonly refused: CaIdentityError }
   /** The handshake itself failed (a TLS alert, a protocol mismatch): Node's and OpenSSL's words say which. */
   | { readonly kind: 'handshake'; readonly code: string };
 
@@ -114,9 +111,7 @@ export function caTlsFailureOf(error: unknown): CaTlsFailure | undefined {
     if (UNTRUSTED_CHAIN_CODES.has(code)) return { kind: 'untrusted_chain', code };
     const advice = Object.hasOwn(CERTIFICATE_FAILURES, code) ? CERTIFICATE_FAILURES[code] : undefined;
     if (advice !== undefined) return { kind: 'certificate', code, advice };
-    if (code === CA_IDENTITY_ERROR) {
-      return e instanceof CaIdentityError ? { kind: 'identity', code, refused: e } : { kind: 'identity', code };
-    }
+    if (e instanceof CaIdentityError) return { kind: 'identity', code, refused: e };
     if (/^ERR_(TLS|SSL)_/.test(code)) return { kind: 'handshake', code };
   }
   return undefined;
@@ -133,7 +128,6 @@ export function caIdentityRefusal(
   ours = "this config's trustDomain",
 ): string {
   const { refused } = failure;
-  if (refused === undefined) return "its certificate does not carry the CA's SPIFFE ID";
   const { expected, found } = refused;
   if (found === undefined) {
     const cause = refused.cause instanceof Error ? ` (${refused.cause.message})` : '';

@@ -2,7 +2,8 @@
 // documented list of X509 certificate error codes, copied here so a code dropped from the table fails this test),
 // with words of its own; socket errors are not.
 import { describe, expect, it } from 'vitest';
-import { caTlsFailureOf, VERIFY_RESULT_CODES } from '../../../src/agent/ca-tls-failure.js';
+import { CaIdentityError, caTlsFailureOf, VERIFY_RESULT_CODES } from '../../../src/agent/ca-tls-failure.js';
+import { caSpiffeId, TrustDomain } from '../../../src/identity/index.js';
 
 /** Node's `tls` documentation, "X509 certificate error codes", plus UNSPECIFIED for the ones it has no name for. */
 const NODE_VERIFY_CODES = [
@@ -57,11 +58,21 @@ describe('caTlsFailureOf', () => {
     ['DEPTH_ZERO_SELF_SIGNED_CERT', 'untrusted_chain'],
     ['INVALID_PURPOSE', 'certificate'],
     ['CERT_HAS_EXPIRED', 'certificate'],
-    ['ERR_MESHAUTH_CA_IDENTITY', 'identity'],
     ['ERR_SSL_WRONG_VERSION_NUMBER', 'handshake'],
     ['ERR_TLS_CERT_ALTNAME_INVALID', 'handshake'],
   ])('fail/%s → kind %s', (code, kind) => {
     expect(caTlsFailureOf(coded(code))?.kind).toBe(kind);
+  });
+
+  it('fail/the CA identity check’s own refusal → kind identity, carrying what it saw', () => {
+    const refused = new CaIdentityError(caSpiffeId(TrustDomain.parse('example.org')), [
+      'spiffe://other.org/meshauth/ca',
+    ]);
+    expect(caTlsFailureOf(new Error('request failed', { cause: refused }))).toEqual({
+      kind: 'identity',
+      code: 'ERR_MESHAUTH_CA_IDENTITY',
+      refused,
+    });
   });
 
   it('fail/INVALID_PURPOSE → says the serving certificate lacks serverAuth', () => {

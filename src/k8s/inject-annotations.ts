@@ -4,7 +4,7 @@
 // allowing every authenticated peer. Pure; the caller says whether a finding stops it or becomes a warning.
 import { closestKey } from '../config/key-suggestion.js';
 import { MeshauthError } from '../errors/index.js';
-import { type JsonObject, objectAt, stringAt } from './inject-json.js';
+import { type JsonObject, objectAt, objectAtPath, stringAt } from './inject-json.js';
 import { CONFIG_ANNOTATION_PREFIX, CONFIG_ANNOTATIONS } from './inject-names.js';
 
 /**
@@ -46,13 +46,13 @@ export interface MisplacedAnnotation {
  * is an object with metadata of its own.
  */
 export function misplacedConfigAnnotations(object: JsonObject, templatePath: readonly string[]): MisplacedAnnotation[] {
-  const template = nodeAt(object, templatePath);
+  const template = objectAtPath(object, templatePath);
   const inTemplate = objectAt(objectAt(template ?? {}, 'metadata') ?? {}, 'annotations') ?? {};
   const found: MisplacedAnnotation[] = [];
   for (let i = 0; i < templatePath.length; i++) {
     if (templatePath[i] !== 'spec') continue;
     const prefix = templatePath.slice(0, i);
-    const annotations = objectAt(objectAt(nodeAt(object, prefix) ?? {}, 'metadata') ?? {}, 'annotations') ?? {};
+    const annotations = objectAt(objectAt(objectAtPath(object, prefix) ?? {}, 'metadata') ?? {}, 'annotations') ?? {};
     for (const [key, value] of Object.entries(annotations)) {
       if (!key.startsWith(CONFIG_ANNOTATION_PREFIX)) continue;
       if (Object.hasOwn(inTemplate, key) && inTemplate[key] === value) continue;
@@ -85,7 +85,7 @@ export function checkConfigAnnotations(
         : `where injection does not read it: the sidecar gets the pod template's ${JSON.stringify(m.templateValue)}`;
     return `annotation ${m.key} is on ${place}, ${template}; put it on ${target}`;
   });
-  const unknown = unknownConfigAnnotations(objectAt(nodeAt(object, templatePath) ?? {}, 'metadata')).map(
+  const unknown = unknownConfigAnnotations(objectAt(objectAtPath(object, templatePath) ?? {}, 'metadata')).map(
     (u) =>
       `annotation ${u.key} is not a meshauth setting${u.suggestion === undefined ? '' : ` (did you mean ${u.suggestion}?)`}`,
   );
@@ -105,10 +105,4 @@ export function checkConfigAnnotations(
     return [];
   }
   return [...misplaced, ...unknown.map((u) => `${u}; ignored`)].map((w) => `${where}: ${w}`);
-}
-
-function nodeAt(object: JsonObject, path: readonly string[]): JsonObject | undefined {
-  let node: JsonObject | undefined = object;
-  for (const key of path) node = node === undefined ? undefined : objectAt(node, key);
-  return node;
 }

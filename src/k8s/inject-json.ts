@@ -12,6 +12,13 @@ export function objectAt(parent: JsonObject, key: string): JsonObject | undefine
   return isObject(value) ? value : undefined;
 }
 
+/** The object at `path` below `parent` (`parent` itself for []), or undefined where a step is not an object. */
+export function objectAtPath(parent: JsonObject, path: readonly string[]): JsonObject | undefined {
+  let node: JsonObject | undefined = parent;
+  for (const key of path) node = node === undefined ? undefined : objectAt(node, key);
+  return node;
+}
+
 /** The object under `key`, created (and reported through `created`) when absent. */
 export function ensureObject(parent: JsonObject, key: string, created?: () => void): JsonObject {
   const value = parent[key];

@@ -3,7 +3,7 @@
 // through untouched. Pure: objects in, new objects out (the inputs are never modified).
 import { type AnnotationMistakes, checkConfigAnnotations } from './inject-annotations.js';
 import type { InjectConfig } from './inject-config.js';
-import { isObject, type JsonObject, objectAt, stringAt } from './inject-json.js';
+import { isObject, type JsonObject, objectAt, objectAtPath, stringAt } from './inject-json.js';
 import { injectTemplate, optedOut, uninjectTemplate } from './inject-pod.js';
 import { retargetService, serviceSelector, unretargetService } from './inject-service.js';
 
@@ -49,10 +49,7 @@ export function describeObject(object: unknown): string {
 /** The pod template of a workload object, or undefined for every other kind. */
 export function podTemplateOf(object: JsonObject): JsonObject | undefined {
   const path = templatePathOf(object);
-  if (path === undefined) return undefined;
-  let node: JsonObject | undefined = object;
-  for (const key of path) node = node === undefined ? undefined : objectAt(node, key);
-  return node;
+  return path === undefined ? undefined : objectAtPath(object, path);
 }
 
 /** Where a workload object keeps its pod template ([] for a Pod), or undefined for every other kind. */

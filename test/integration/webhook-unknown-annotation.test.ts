@@ -8,25 +8,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveInjectConfig } from '../../src/k8s/index.js';
 import { WebhookServer } from '../../src/k8s/webhook-server.js';
 import { Metrics } from '../../src/telemetry/index.js';
+import { podCreateReview } from '../helpers/admission-review.js';
 import { logLines } from '../helpers/log-lines.js';
 import { makeWebhookCert, post, type WebhookCert } from '../helpers/webhook-tls.js';
 
 function review(uid: string, annotations: Record<string, string>): string {
-  return JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      namespace: 'shop',
-      operation: 'CREATE',
-      object: {
+  return JSON.stringify(
+    podCreateReview(
+      {
         metadata: { name: `orders-${uid}`, namespace: 'shop', annotations },
         spec: { containers: [{ name: 'app', image: 'orders:1', ports: [{ containerPort: 3000 }] }] },
       },
-    },
-  });
+      uid,
+    ),
+  );
 }
 
 interface ReviewAnswer {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { isMeshauthError } from '../../../src/errors/index.js';
 import { injectObject, injectObjects, injectYaml, resolveInjectConfig } from '../../../src/k8s/index.js';
 import { reviewAdmission } from '../../../src/k8s/inject-admission.js';
+import { podCreateReview } from '../../helpers/admission-review.js';
 
 const CONFIG = resolveInjectConfig({ trustDomain: 'example.org' });
 type Json = Record<string, unknown>;
@@ -159,23 +160,11 @@ describe('meshauth inject: an unknown config.meshauth.dev key', () => {
 });
 
 describe('webhook: an unknown config.meshauth.dev key on a pod', () => {
-  const review = (pod: unknown) => ({
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid: 'u-1',
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      operation: 'CREATE',
-      namespace: 'shop',
-      object: pod,
-    },
-  });
-
   it('ok/admitted and injected, with a warning kubectl prints and the key for the log line', () => {
     const pod = workload('Pod', { own: { 'config.meshauth.dev/appport': '8080' } });
     delete pod.apiVersion;
     delete pod.kind;
-    const outcome = reviewAdmission(review(pod), { ...CONFIG, failClosed: true });
+    const outcome = reviewAdmission(podCreateReview(pod), { ...CONFIG, failClosed: true });
     expect(outcome.result).toBe('injected');
     const response = (outcome.body as { response: { allowed: boolean; patch?: string; warnings?: string[] } }).response;
     expect(response.allowed).toBe(true);
@@ -188,7 +177,7 @@ describe('webhook: an unknown config.meshauth.dev key on a pod', () => {
 
   it('ok/a pod with known settings only: no warning, nothing for the log line', () => {
     const pod = workload('Pod', { own: { [POLICY]: 'p' } });
-    const outcome = reviewAdmission(review(pod), CONFIG);
+    const outcome = reviewAdmission(podCreateReview(pod), CONFIG);
     expect(outcome.result).toBe('injected');
     expect((outcome.body as { response: { warnings?: string[] } }).response.warnings).toBeUndefined();
     expect(outcome.unknownAnnotations).toEqual([]);

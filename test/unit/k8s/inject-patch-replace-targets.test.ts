@@ -4,27 +4,14 @@
 import { describe, expect, it } from 'vitest';
 import { injectObject, resolveInjectConfig } from '../../../src/k8s/index.js';
 import { reviewAdmission } from '../../../src/k8s/inject-admission.js';
+import { podCreateReview } from '../../helpers/admission-review.js';
 import { applyJsonPatch, type Operation } from '../../helpers/json-patch.js';
 
 const CONFIG = resolveInjectConfig({ trustDomain: 'example.org' });
 type Json = Record<string, unknown>;
 
-function review(pod: unknown): unknown {
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid: 'u-1',
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      operation: 'CREATE',
-      namespace: 'shop',
-      object: pod,
-    },
-  };
-}
-
 function patchOf(pod: unknown): Operation[] {
-  const response = (reviewAdmission(review(pod), CONFIG).body as { response: { patch?: string } }).response;
+  const response = (reviewAdmission(podCreateReview(pod), CONFIG).body as { response: { patch?: string } }).response;
   return response.patch === undefined
     ? []
     : (JSON.parse(Buffer.from(response.patch, 'base64').toString()) as Operation[]);

@@ -2,7 +2,7 @@
 // and names the variable or key, where zod's own read "Invalid input: expected boolean, received string".
 import { describe, expect, it } from 'vitest';
 import { loadSidecarConfig, sidecarConfigFromObject } from '../../../src/config/index.js';
-import { isMeshauthError } from '../../../src/errors/index.js';
+import { configRefusalMessage } from '../../helpers/config-refusal.js';
 
 const ENV = {
   MESHAUTH_TRUST_DOMAIN: 'example.org',
@@ -16,23 +16,13 @@ const BASE = {
 };
 const END_USER = { issuers: [{ issuer: 'https://idp.example', audiences: ['api'], algorithms: ['ES256'] }] };
 
-function messageOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (isMeshauthError(error, 'MESHAUTH_ERR_CONFIG_INVALID')) return error.message;
-    throw error;
-  }
-  throw new Error('expected MESHAUTH_ERR_CONFIG_INVALID');
-}
-
 describe('boolean settings', () => {
   it.each([
     ['MESHAUTH_OUTBOUND_HTTP2', 'no', 'outbound.http2'],
     ['MESHAUTH_OUTBOUND_HTTP2', 'yes', 'outbound.http2'],
     ['MESHAUTH_INBOUND_TLS12', 'TRUE', 'inbound.tls12'],
   ])('fail/%s=%s names the variable and what it accepts', (name, value, key) => {
-    const message = messageOf(() => loadSidecarConfig(undefined, { ...ENV, [name]: value }));
+    const message = configRefusalMessage(() => loadSidecarConfig(undefined, { ...ENV, [name]: value }));
     expect(message).toBe(
       `environment: ${key} (from ${name}): expected true or false (or 1 or 0), not ${JSON.stringify(value)}`,
     );
@@ -57,12 +47,12 @@ describe('boolean settings', () => {
       'the number 1',
     ],
   ])('fail/%s given as %j says true or false', (key, document, shown) => {
-    const message = messageOf(() => sidecarConfigFromObject({ ...BASE, ...document }, 'sidecar.yaml'));
+    const message = configRefusalMessage(() => sidecarConfigFromObject({ ...BASE, ...document }, 'sidecar.yaml'));
     expect(message).toBe(`sidecar.yaml: ${key}: expected true or false, not ${shown}`);
   });
 
   it('fail/inbound.tls12 set by MESHAUTH_INBOUND_END_USER JSON as text names the variable', () => {
-    const message = messageOf(() =>
+    const message = configRefusalMessage(() =>
       loadSidecarConfig(undefined, {
         ...ENV,
         MESHAUTH_INBOUND_END_USER: JSON.stringify({ ...END_USER, required: 'yes' }),

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleTrustDomains, loadSidecarConfig } from '../../../src/config/index.js';
-import { isMeshauthError } from '../../../src/errors/index.js';
 import { generateKeyPair, KEY_ALGORITHMS, randomSerialHex, x509 } from '../../../src/pki/index.js';
+import { configRefusalMessage } from '../../helpers/config-refusal.js';
 import { TestCa } from '../../helpers/test-ca.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'meshauth-bundle-td-'));
@@ -60,20 +60,10 @@ function config(name: string, trustDomain: string, bundle: string): string {
   );
 }
 
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (isMeshauthError(error, 'MESHAUTH_ERR_CONFIG_INVALID')) return error.message;
-    throw error;
-  }
-  throw new Error('expected a config error');
-}
-
 describe('ca.bundle of another trust domain at config load', () => {
   it('fail/example.org bundle, trustDomain other.org → names the file, both keys and both trust domains', () => {
     const path = config('mismatch.yaml', 'other.org', bundles.example as string);
-    expect(refusal(() => loadSidecarConfig(path))).toBe(
+    expect(configRefusalMessage(() => loadSidecarConfig(path))).toBe(
       `${path}: ca.bundle: ${bundles.example} is the trust bundle of trust domain example.org, but trustDomain is ` +
         'other.org: no CA of other.org can be authenticated with it (set ca.bundle to the bundle.pem of the CA of ' +
         'other.org, or trustDomain to example.org)',
@@ -82,7 +72,7 @@ describe('ca.bundle of another trust domain at config load', () => {
 
   it('fail/two foreign trust domains → both named', () => {
     const path = config('two.yaml', 'other.org', bundles.exampleAndThird as string);
-    const message = refusal(() => loadSidecarConfig(path));
+    const message = configRefusalMessage(() => loadSidecarConfig(path));
     expect(message).toContain(
       'is the trust bundle of trust domains example.org, third.org, but trustDomain is other.org',
     );
@@ -91,7 +81,7 @@ describe('ca.bundle of another trust domain at config load', () => {
 
   it('fail/set by the environment → the variables are named beside the keys', () => {
     const path = config('env.yaml', 'example.org', bundles.example as string);
-    const message = refusal(() => loadSidecarConfig(path, { MESHAUTH_TRUST_DOMAIN: 'other.org' }));
+    const message = configRefusalMessage(() => loadSidecarConfig(path, { MESHAUTH_TRUST_DOMAIN: 'other.org' }));
     expect(message).toContain('but trustDomain (from MESHAUTH_TRUST_DOMAIN) is other.org');
   });
 

@@ -5,8 +5,8 @@
 // Every timer duration of the sidecar (and the gateway's) is bounded by the schema, with an error naming the key.
 import { describe, expect, it } from 'vitest';
 import { loadSidecarConfig } from '../../../src/config/index.js';
-import { isMeshauthError } from '../../../src/errors/index.js';
 import { gatewayConfigFromObject } from '../../../src/gateway/index.js';
+import { configRefusalMessage } from '../../helpers/config-refusal.js';
 
 const BASE = {
   MESHAUTH_TRUST_DOMAIN: 'example.org',
@@ -14,16 +14,6 @@ const BASE = {
   MESHAUTH_CA_BUNDLE: '/etc/meshauth/bundle.pem',
   MESHAUTH_CA_TOKEN: '/var/run/token',
 };
-
-function configError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (isMeshauthError(error, 'MESHAUTH_ERR_CONFIG_INVALID')) return error.message;
-    throw error;
-  }
-  throw new Error('expected MESHAUTH_ERR_CONFIG_INVALID');
-}
 
 describe('sidecar durations stay within what a Node timer can hold', () => {
   const cases: [string, Record<string, string>, string][] = [
@@ -43,7 +33,7 @@ describe('sidecar durations stay within what a Node timer can hold', () => {
   ];
   for (const [key, env, named] of cases) {
     it(`fail/${key} past the timer range is refused, naming the key`, () => {
-      const message = configError(() => loadSidecarConfig(undefined, { ...BASE, ...env }));
+      const message = configRefusalMessage(() => loadSidecarConfig(undefined, { ...BASE, ...env }));
       expect(message).toContain(named);
       expect(message).toContain('24d');
     });
@@ -79,13 +69,13 @@ describe('gateway timer durations are bounded the same way', () => {
     ...extra,
   });
   it('fail/drainTimeout 30d', () => {
-    expect(configError(() => gatewayConfigFromObject(gateway({ drainTimeout: '30d' }), 'gw.yaml'))).toContain(
+    expect(configRefusalMessage(() => gatewayConfigFromObject(gateway({ drainTimeout: '30d' }), 'gw.yaml'))).toContain(
       'gw.yaml: drainTimeout',
     );
   });
   it('fail/limits.upstreamTimeout 30d', () => {
     expect(
-      configError(() => gatewayConfigFromObject(gateway({ limits: { upstreamTimeout: '30d' } }), 'gw.yaml')),
+      configRefusalMessage(() => gatewayConfigFromObject(gateway({ limits: { upstreamTimeout: '30d' } }), 'gw.yaml')),
     ).toContain('gw.yaml: limits.upstreamTimeout');
   });
   it('ok/session.absoluteTimeout may be longer (a cookie lifetime, not a timer)', () => {

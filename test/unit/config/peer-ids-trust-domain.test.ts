@@ -3,7 +3,7 @@
 // MESHAUTH_ERR_PEER_IDENTITY. Refused at load as a config error naming the file, the key and what was expected.
 import { describe, expect, it } from 'vitest';
 import { loadSidecarConfig, sidecarConfigFromObject } from '../../../src/config/index.js';
-import { isMeshauthError } from '../../../src/errors/index.js';
+import { configRefusalMessage } from '../../helpers/config-refusal.js';
 
 const BASE = {
   trustDomain: 'example.org',
@@ -11,16 +11,6 @@ const BASE = {
 };
 const END_USER = { issuers: [{ issuer: 'https://idp.example', audiences: ['api'], algorithms: ['ES256'] }] };
 const EXPECTED = 'expected an ID in trust domain example.org (trustDomain), not other.org';
-
-function messageOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (isMeshauthError(error, 'MESHAUTH_ERR_CONFIG_INVALID')) return error.message;
-    throw error;
-  }
-  throw new Error('expected MESHAUTH_ERR_CONFIG_INVALID');
-}
 
 describe('peer IDs outside the trust domain', () => {
   it.each([
@@ -63,7 +53,7 @@ describe('peer IDs outside the trust domain', () => {
       `sidecar.yaml: inbound.endUser.vouchers[0]: ${EXPECTED}`,
     ],
   ])('%s is refused at load', (_name, document, expected) => {
-    const message = messageOf(() => sidecarConfigFromObject({ ...BASE, ...document }, 'sidecar.yaml'));
+    const message = configRefusalMessage(() => sidecarConfigFromObject({ ...BASE, ...document }, 'sidecar.yaml'));
     expect(message).toContain(expected);
     expect(message).toContain('meshauth has no federation');
   });
@@ -72,7 +62,7 @@ describe('peer IDs outside the trust domain', () => {
     const routes = JSON.stringify({
       'orders.shop': { address: 'orders:15006', ids: ['spiffe://other.org/ns/a/sa/b'] },
     });
-    const message = messageOf(() =>
+    const message = configRefusalMessage(() =>
       loadSidecarConfig(undefined, {
         MESHAUTH_TRUST_DOMAIN: 'example.org',
         MESHAUTH_CA_URL: 'https://ca.example:8443',
@@ -108,7 +98,7 @@ describe('peer IDs outside the trust domain', () => {
   });
 
   it('ok/an invalid trustDomain is reported alone, not once more per ID', () => {
-    const message = messageOf(() =>
+    const message = configRefusalMessage(() =>
       sidecarConfigFromObject(
         {
           ...BASE,

@@ -3,9 +3,9 @@
 // "Too small: expected number to be >0".
 import { describe, expect, it } from 'vitest';
 import { loadSidecarConfig, sidecarConfigFromObject } from '../../../src/config/index.js';
-import { isMeshauthError } from '../../../src/errors/index.js';
 import { gatewayConfigFromObject } from '../../../src/gateway/index.js';
 import { parseInjectConfig } from '../../../src/k8s/index.js';
+import { configRefusalMessage } from '../../helpers/config-refusal.js';
 
 const BASE = {
   trustDomain: 'example.org',
@@ -14,20 +14,10 @@ const BASE = {
 const BASE_YAML = 'trustDomain: example.org\nca: { url: "https://ca.example:8443", bundle: /b.pem, token: /t }\n';
 const ID = 'spiffe://example.org/ns/shop/sa/orders';
 
-function messageOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (isMeshauthError(error, 'MESHAUTH_ERR_CONFIG_INVALID')) return error.message;
-    throw error;
-  }
-  throw new Error('expected MESHAUTH_ERR_CONFIG_INVALID');
-}
-
 const fromYaml = (yaml: string) =>
-  messageOf(() => loadSidecarConfig(undefined, { MESHAUTH_CONFIG_YAML: `${BASE_YAML}${yaml}` }));
+  configRefusalMessage(() => loadSidecarConfig(undefined, { MESHAUTH_CONFIG_YAML: `${BASE_YAML}${yaml}` }));
 const fromObject = (extra: Record<string, unknown>) =>
-  messageOf(() => sidecarConfigFromObject({ ...BASE, ...extra }, 'sidecar.yaml'));
+  configRefusalMessage(() => sidecarConfigFromObject({ ...BASE, ...extra }, 'sidecar.yaml'));
 
 describe('numbers', () => {
   it.each([
@@ -121,12 +111,12 @@ describe('gateway and inject config: the same formatter', () => {
       tls: { cert: 'gateway.crt', key: 'gateway.key' },
       routes: [{ name: 'web', match: { host: 'shop.example.com' }, to: { address: 'web.shop:15006', ids: ID } }],
     };
-    expect(messageOf(() => gatewayConfigFromObject(document, 'gateway.yaml'))).toBe(
+    expect(configRefusalMessage(() => gatewayConfigFromObject(document, 'gateway.yaml'))).toBe(
       `gateway.yaml: routes[0].to.ids: expected a list (YAML [a, b] or one item per "- " line), not the text "${ID}"`,
     );
   });
   it('fail/inject noProxy given as one text', () => {
-    expect(messageOf(() => parseInjectConfig('noProxy: example.org\n', 'inject.yaml'))).toBe(
+    expect(configRefusalMessage(() => parseInjectConfig('noProxy: example.org\n', 'inject.yaml'))).toBe(
       'inject.yaml: noProxy: expected a list (YAML [a, b] or one item per "- " line), not the text "example.org"',
     );
   });

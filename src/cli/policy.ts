@@ -5,6 +5,7 @@ import type { CaseResult, TestOutcome } from '../authz/index.js';
 import { type AuthzUser, evaluateTestRequest, loadPolicyFile, parseCases, runCases } from '../authz/index.js';
 import { readPolicyText } from '../authz/load-policy-file.js';
 import { formatProblem, type PolicyProblem } from '../authz/policy/parse-policy.js';
+import { plural } from '../config/issue-message.js';
 import { MeshauthError } from '../errors/index.js';
 import { TrustDomain } from '../identity/index.js';
 import { EXIT_FAILURE, EXIT_USAGE, formatError } from './run.js';
@@ -109,10 +110,6 @@ export function registerPolicyCommands(program: Command): void {
       if (options.json === true) out(JSON.stringify(outcomeJson(outcome), null, 2));
       else printOutcome(outcome);
     });
-}
-
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
 function printOutcome(outcome: TestOutcome): void {

@@ -160,6 +160,7 @@ function shown(value: unknown): string {
   return typeof value === 'object' ? 'a map' : `a ${typeof value}`;
 }
 
-function plural(n: number, noun: string): string {
+/** `1 item`, `2 items`: a count in a message. */
+export function plural(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }

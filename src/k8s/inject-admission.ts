@@ -2,7 +2,6 @@
 // with a JSON Patch computed from the same pure injection `meshauth inject` uses. Pods are injected on
 // CREATE; Services gain the mesh port on CREATE and UPDATE. Whatever cannot be handled is admitted unpatched with
 // a warning (or refused when failClosed is set): the webhook never blocks a rollout by surprise. Pure.
-import { unknownConfigAnnotations } from './inject-annotations.js';
 import type { InjectConfig } from './inject-config.js';
 import { isObject, type JsonObject, objectAt, stringAt } from './inject-json.js';
 import { diffJson } from './inject-json-patch.js';
@@ -123,12 +122,8 @@ export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOu
   if (object.kind === undefined) delete after.kind;
   const patch = diffJson(object, after);
   const warnings = [...injected.warnings];
-  const unknown =
-    injected.outcome === 'injected'
-      ? unknownConfigAnnotations(objectAt(object, 'metadata'))
-          .slice(0, MAX_WARNINGS)
-          .map((u) => u.key.slice(0, MAX_KEY_CHARS))
-      : [];
+  // Found once, by the injection's own check that wrote the warnings: the log line names the same keys.
+  const unknown = (injected.unknownAnnotations ?? []).slice(0, MAX_WARNINGS).map((u) => u.key.slice(0, MAX_KEY_CHARS));
   if (patch.length === 0) return answer('skipped', injected.outcome, {}, warnings, unknown);
   return answer(
     'injected',

@@ -63,16 +63,23 @@ export function misplacedConfigAnnotations(object: JsonObject, templatePath: rea
   return found;
 }
 
+export interface AnnotationFindings {
+  /** One sentence per mistake, each starting with `where`. */
+  readonly warnings: readonly string[];
+  /** The pod template's keys that are no setting, found once here so the webhook's log line and metric reuse them. */
+  readonly unknown: readonly UnknownAnnotation[];
+}
+
 /**
  * Both checks for a workload about to be injected (`object` and its template at `templatePath`, as given, before
- * injection): the warnings to report, or, with `refuse`, a MeshauthError for the first kind of mistake found.
+ * injection): what to report, or, with `refuse`, a MeshauthError for the first kind of mistake found.
  */
 export function checkConfigAnnotations(
   object: JsonObject,
   templatePath: readonly string[],
   where: string,
   mistakes: AnnotationMistakes,
-): string[] {
+): AnnotationFindings {
   const target = `${[...templatePath, 'metadata', 'annotations'].join('.')}`;
   const misplaced = misplacedConfigAnnotations(object, templatePath).map((m) => {
     const place =
@@ -85,7 +92,8 @@ export function checkConfigAnnotations(
         : `where injection does not read it: the sidecar gets the pod template's ${JSON.stringify(m.templateValue)}`;
     return `annotation ${m.key} is on ${place}, ${template}; put it on ${target}`;
   });
-  const unknown = unknownConfigAnnotations(objectAt(objectAtPath(object, templatePath) ?? {}, 'metadata')).map(
+  const unknownFound = unknownConfigAnnotations(objectAt(objectAtPath(object, templatePath) ?? {}, 'metadata'));
+  const unknown = unknownFound.map(
     (u) =>
       `annotation ${u.key} is not a meshauth setting${u.suggestion === undefined ? '' : ` (did you mean ${u.suggestion}?)`}`,
   );
@@ -102,7 +110,10 @@ export function checkConfigAnnotations(
         { reason: 'inject_annotation_unknown' },
       );
     }
-    return [];
+    return { warnings: [], unknown: [] };
   }
-  return [...misplaced, ...unknown.map((u) => `${u}; ignored`)].map((w) => `${where}: ${w}`);
+  return {
+    warnings: [...misplaced, ...unknown.map((u) => `${u}; ignored`)].map((w) => `${where}: ${w}`),
+    unknown: unknownFound,
+  };
 }

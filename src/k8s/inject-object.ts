@@ -1,7 +1,7 @@
 // Injection by object kind: workloads (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) get the
 // sidecar in their pod template, Services in front of injected pods get the mesh port, every other object passes
 // through untouched. Pure: objects in, new objects out (the inputs are never modified).
-import { type AnnotationMistakes, checkConfigAnnotations } from './inject-annotations.js';
+import { type AnnotationMistakes, checkConfigAnnotations, type UnknownAnnotation } from './inject-annotations.js';
 import type { InjectConfig } from './inject-config.js';
 import { isObject, type JsonObject, objectAt, objectAtPath, stringAt } from './inject-json.js';
 import { injectTemplate, optedOut, uninjectTemplate } from './inject-pod.js';
@@ -22,6 +22,11 @@ export interface ObjectResult {
   readonly object: unknown;
   readonly outcome: ObjectOutcome;
   readonly warnings: readonly string[];
+  /**
+   * `config.meshauth.dev/` keys of an injected workload's pod template that are no setting (with `annotationMistakes:
+   * 'warn'`; `refuse` throws instead). Absent where nothing was checked.
+   */
+  readonly unknownAnnotations?: readonly UnknownAnnotation[];
 }
 
 /** Where each workload kind keeps its pod template. */
@@ -84,7 +89,12 @@ export function injectObject(object: unknown, config: InjectConfig, options: Inj
     const results = injectObjects(copy.items, config, options);
     copy.items = results.map((r) => r.object);
     const changed = results.some((r) => r.outcome === 'injected' || r.outcome === 'retargeted');
-    return { object: copy, outcome: changed ? 'injected' : 'unchanged', warnings: results.flatMap((r) => r.warnings) };
+    return {
+      object: copy,
+      outcome: changed ? 'injected' : 'unchanged',
+      warnings: results.flatMap((r) => r.warnings),
+      unknownAnnotations: results.flatMap((r) => r.unknownAnnotations ?? []),
+    };
   }
   const template = podTemplateOf(copy);
   if (template === undefined) return { object, outcome: 'unchanged', warnings: [] };
@@ -100,7 +110,12 @@ export function injectObject(object: unknown, config: InjectConfig, options: Inj
     where,
     options.annotationMistakes ?? 'refuse',
   );
-  return { object: copy, outcome: 'injected', warnings: [...mistakes, ...outcome.warnings] };
+  return {
+    object: copy,
+    outcome: 'injected',
+    warnings: [...mistakes.warnings, ...outcome.warnings],
+    unknownAnnotations: mistakes.unknown,
+  };
 }
 
 /**

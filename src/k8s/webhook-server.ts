@@ -93,6 +93,7 @@ export class WebhookServer {
       options.metrics.webhookReviews.inc({ result }, 0);
     }
     for (const result of ['success', 'failure'] as const) options.metrics.webhookCertReloads.inc({ result }, 0);
+    options.metrics.exposeWebhookAnnotationWarnings();
   }
 
   get port(): number {
@@ -270,6 +271,8 @@ export class WebhookServer {
       }
       const outcome = reviewAdmission(review, config);
       metrics.webhookReviews.inc({ result: outcome.result });
+      // Counted per review, not per key: the keys are the pod creator's input, no label may carry them.
+      if (outcome.unknownAnnotations.length > 0) metrics.webhookAnnotationWarnings.inc();
       const fields = { result: outcome.result, reason: outcome.reason, object: outcome.object };
       // The API server never sends a body that is no AdmissionReview: whoever does may repeat it at will.
       if (outcome.reason === 'not_a_review')

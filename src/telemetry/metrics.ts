@@ -278,6 +278,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Registered by the webhook (exposeWebhookAnnotationWarnings): unlabelled, it reads 0 in any role that has it. */
+  readonly webhookAnnotationWarnings = new Counter({
+    name: 'meshauth_webhook_annotation_warnings_total',
+    help: 'Admission reviews of pods injected with config.meshauth.dev annotations that are no setting (ignored, with a warning).',
+    registers: [],
+  });
+
   readonly webhookCertReloads = new Counter({
     name: 'meshauth_webhook_cert_reloads_total',
     help: 'Reloads of the webhook serving certificate after its files changed, by result.',
@@ -367,6 +374,11 @@ export class Metrics {
   exposeCaQueueGauges(): void {
     this.#expose(this.caQueueDepth);
     this.#expose(this.caConnectionsWaiting);
+  }
+
+  /** meshauth_webhook_annotation_warnings_total, exposed by the webhook from its creation on (0 until a review). */
+  exposeWebhookAnnotationWarnings(): void {
+    this.#expose(this.webhookAnnotationWarnings);
   }
 
   /** meshauth_ca_issuer_valid, exposed from its first value on (see caIssuerValid). */

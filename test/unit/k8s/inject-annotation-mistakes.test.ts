@@ -183,3 +183,23 @@ describe('webhook: an unknown config.meshauth.dev key on a pod', () => {
     expect(outcome.unknownAnnotations).toEqual([]);
   });
 });
+
+describe('injectObject with warn: the unknown keys as data beside their warnings', () => {
+  it('ok/the keys the warnings name come back once, with their suggestion, for the webhook to log and count', () => {
+    const own = { 'config.meshauth.dev/appport': '8080', 'config.meshauth.dev/nonsense': 'x', [POLICY]: 'p' };
+    const result = injectObject(workload('Pod', { own }), CONFIG, { annotationMistakes: 'warn' });
+    expect(result.outcome).toBe('injected');
+    expect(result.unknownAnnotations).toEqual([
+      { key: 'config.meshauth.dev/appport', suggestion: 'config.meshauth.dev/app-port' },
+      { key: 'config.meshauth.dev/nonsense', suggestion: undefined },
+    ]);
+    expect(result.warnings.filter((w) => w.includes('is not a meshauth setting'))).toHaveLength(2);
+  });
+
+  it('ok/a workload left alone is not checked: nothing to report', () => {
+    const pod = workload('Pod', { own: { 'config.meshauth.dev/appport': '8080', 'meshauth.dev/inject': 'false' } });
+    const result = injectObject(pod, CONFIG, { annotationMistakes: 'warn' });
+    expect(result.outcome).toBe('opted-out');
+    expect(result.unknownAnnotations ?? []).toEqual([]);
+  });
+});

@@ -1,12 +1,12 @@
 // `meshauth inject` / `meshauth uninject`: multi-document YAML in (a file or stdin), the same documents
 // out on stdout with every workload injected (or restored). Warnings go to stderr, one line each. Exit 2 for YAML
-// that does not parse (the message names the document and line) or an annotation the injection cannot use.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+// that does not parse (the message names the document and line), an annotation the injection cannot use, or an
+// input that cannot be read or is past the size bound (manifest-input.ts).
 import type { Command } from 'commander';
-import { fileErrnoText } from '../config/file-errno.js';
 import { readConfigText, resolveEndUser } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import { type InjectConfig, injectYaml, parseInjectConfig, resolveInjectConfig, uninjectYaml } from '../k8s/index.js';
+import { readManifestInput } from './manifest-input.js';
 
 interface InjectOptions {
   readonly file: string;
@@ -21,7 +21,7 @@ export function registerInjectCommands(program: Command): void {
     .option('-c, --config <file>', 'inject.yaml (trust domain, image, CA URL, proxy resources; docs/injection.md)')
     .action(async (options: InjectOptions) => {
       const config = await loadInjectConfig(options.config);
-      const input = await readInput(options.file);
+      const input = await readManifestInput(options.file);
       const result = withFileName(options.file, () => injectYaml(input, config));
       for (const warning of result.warnings) process.stderr.write(`meshauth: warning: ${warning}\n`);
       process.stdout.write(result.text);
@@ -32,7 +32,7 @@ export function registerInjectCommands(program: Command): void {
     .description('remove what `meshauth inject` added, giving back the original manifests (stdout)')
     .option('-f, --file <file>', 'manifest file, or - for stdin', '-')
     .action(async (options: InjectOptions) => {
-      const input = await readInput(options.file);
+      const input = await readManifestInput(options.file);
       process.stdout.write(withFileName(options.file, () => uninjectYaml(input)).text);
     });
 }
@@ -77,64 +77,4 @@ function withFileName<T>(file: string, run: () => T): T {
     }
     throw error;
   }
-}
-
-async function readInput(file: string): Promise<string> {
-  if (file !== '-') return readManifest(file);
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/**
- * A manifest stream is large (a kustomize build with CRDs runs to a few MiB), but not this: past it the input is
- * not a manifest, and reading on would only fill the memory.
- */
-const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
-const CHUNK_BYTES = 64 * 1024;
-
-/**
- * Not the bounded regular-file read of a setting: `-f <(kustomize build)` hands over a pipe, which is read to its end
- * (a FIFO blocks the open until its writer comes, as the shell's process substitution expects). A directory or a
- * device is refused after the open, by what the descriptor is: /dev/zero would be read without end.
- */
-function readManifest(file: string): string {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch (cause) {
-    throw manifestUnreadable(file, `cannot read manifest file (${fileErrnoText(cause)})`, cause);
-  }
-  try {
-    const stats = fstatSync(fd);
-    if (!stats.isFile() && !stats.isFIFO())
-      throw manifestUnreadable(file, 'cannot read manifest file (not a regular file or a pipe)');
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-      let bytesRead: number;
-      try {
-        bytesRead = readSync(fd, chunk, 0, CHUNK_BYTES, null);
-      } catch (cause) {
-        throw manifestUnreadable(file, `cannot read manifest file (${fileErrnoText(cause)})`, cause);
-      }
-      if (bytesRead === 0) break;
-      total += bytesRead;
-      if (total > MAX_MANIFEST_BYTES) {
-        throw manifestUnreadable(file, `manifest file is larger than ${MAX_MANIFEST_BYTES} bytes`);
-      }
-      chunks.push(chunk.subarray(0, bytesRead));
-    }
-    return Buffer.concat(chunks, total).toString('utf8');
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function manifestUnreadable(file: string, problem: string, cause?: unknown): MeshauthError {
-  return new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${file}: ${problem}`, {
-    reason: 'manifest_unreadable',
-    ...(cause === undefined ? {} : { cause }),
-  });
 }

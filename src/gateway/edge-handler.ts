@@ -22,6 +22,7 @@ import {
   EDGE_LOGIN_RULES,
   EDGE_REQUIREMENT_RULES,
   EDGE_RULES,
+  type EdgeRefusalRule,
   normalizePath,
 } from '../authz/index.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
@@ -34,7 +35,7 @@ import type { CallerBody } from '../sidecar/outbound/h2-exchange.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { BrowserSessions } from './browser-sessions.js';
 import { cookieHeaderWithout, parseCookies } from './cookies.js';
-import { recordEdgeRefusal } from './edge-refusal.js';
+import { recordEdgeRefusal, refusalRule } from './edge-refusal.js';
 import type { EdgeRequestTelemetry } from './edge-request-telemetry.js';
 import { type EdgeResponse, loginRequired, withCookies, writeError } from './edge-responses.js';
 import { checkClaimSize, unmetRequirement } from './edge-rule.js';
@@ -474,7 +475,7 @@ export class EdgeHandler {
   }
 
   /** A request refused before routing: counted as a deny without a route, one log line. */
-  #refuse(error: MeshauthError, req: EdgeRequest, rule = error.reason ?? 'bad_request'): void {
+  #refuse(error: MeshauthError, req: EdgeRequest, rule: EdgeRefusalRule = refusalRule(error)): void {
     recordEdgeRefusal(this.#metrics, this.#logger, {
       error,
       rule,

@@ -36,7 +36,7 @@ import {
 } from '../platform/index.js';
 import { endSocketWithError } from '../sidecar/error-response.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
-import { recordEdgeRefusal } from './edge-refusal.js';
+import { recordEdgeRefusal, refusalRule } from './edge-refusal.js';
 import { EdgeRequestTelemetry } from './edge-request-telemetry.js';
 import { type EdgeResponse, writeError } from './edge-responses.js';
 
@@ -275,7 +275,7 @@ export class PublicListener {
     parserCode?: string | undefined,
   ): void {
     const { metrics, logger } = this.#options;
-    recordEdgeRefusal(metrics, logger, { error, rule: error.reason ?? 'bad_request', method, sourceIp, parserCode });
+    recordEdgeRefusal(metrics, logger, { error, rule: refusalRule(error), method, sourceIp, parserCode });
   }
 
   /**

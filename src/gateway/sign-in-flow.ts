@@ -2,7 +2,7 @@
 // with a sealed pre-login cookie (state, nonce, verifier, return path), the callback (rate-limited per client IP,
 // state bound to that cookie, the code exchanged and the ID token checked by the relying party), and logout
 // (RP-initiated when the provider offers it). One structured log line per sign-in attempt and per sign-out.
-import { EDGE_RULES } from '../authz/index.js';
+import { EDGE_RULES, type EdgeRefusalRule } from '../authz/index.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import { clientAddress, clientSourceKey } from '../platform/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
@@ -194,6 +194,7 @@ export class SignInFlow {
         req,
         res,
         new MeshauthError('MESHAUTH_ERR_METHOD_INVALID', 'logout is GET or POST', { reason: 'method' }),
+        'logout-method',
       );
       return;
     }
@@ -204,6 +205,7 @@ export class SignInFlow {
         req,
         res,
         new MeshauthError('MESHAUTH_ERR_CROSS_SITE_REQUEST', 'cross-site logout', { reason: 'cross_site' }),
+        'logout-cross_site',
       );
       return;
     }
@@ -219,10 +221,10 @@ export class SignInFlow {
   }
 
   /** A refused logout: counted as a deny of the logout endpoint (no route), one log line, the error. */
-  #refuseLogout(req: EdgeRequest, res: EdgeResponseSink, error: MeshauthError): void {
+  #refuseLogout(req: EdgeRequest, res: EdgeResponseSink, error: MeshauthError, rule: EdgeRefusalRule): void {
     recordEdgeRefusal(this.#metrics, this.#logger, {
       error,
-      rule: `logout-${error.reason ?? 'refused'}`,
+      rule,
       method: req.method,
       sourceIp: clientAddress(req.socket?.remoteAddress),
     });

@@ -5,6 +5,7 @@
 // or a log line. Refusals before a route is known count in meshauth_gateway_decisions_total{route=""}.
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { reservedRule } from '../../src/authz/index.js';
 import type { Metrics } from '../../src/telemetry/index.js';
 import { type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
 
@@ -109,6 +110,8 @@ describe('gateway: every refusal is counted and logged once', () => {
       const denies = mesh.log.lines.slice(seen).filter((line) => line.event === 'gateway_deny');
       expect(denies).toHaveLength(1);
       expect(denies[0]).toMatchObject({ route: '', rule, code, method });
+      // The label a policy rule's name fills: no policy may name a rule so.
+      expect(reservedRule(rule)).toBeDefined();
     },
   );
 
@@ -157,6 +160,7 @@ describe('gateway: sign-in endpoints without browser sign-in', () => {
       expect(answer.statusCode).toBe(404);
       expect(((await answer.body.json()) as { code: string }).code).toBe('MESHAUTH_ERR_EDGE_NO_ROUTE');
       expect(await deniesWithoutRoute(mesh.metrics, 'no_sign_in')).toBe(before + 1);
+      expect(reservedRule('no_sign_in')).toBeDefined();
       expect(mesh.log.lines.slice(seen).filter((line) => line.event === 'gateway_deny')).toHaveLength(1);
     } finally {
       await agent.close();

@@ -1,6 +1,7 @@
 // The rule names meshauth gives its own decisions, in the `rule` field of deny log lines, of a 403 body and of the
 // authz and gateway decision metrics. Pure data with one owner: whatever decides under one of these names imports it
 // from here, and the policy schema refuses a user rule of the same name (its lines and series would read as ours).
+import type { PathRejectReason } from '../path-normalize.js';
 
 export const DEFAULT_DENY_RULE = 'default-deny';
 export const AMBIGUOUS_PATH_RULE = 'path-normalization';
@@ -30,6 +31,53 @@ export const EDGE_LOGIN_RULES = Object.freeze({
   none: 'route-login-none',
 } as const);
 
+// A path the normalizer refuses, by its reason: typed by the normalizer's reasons, so a new one cannot be left out.
+const PATH_REFUSALS = {
+  not_origin_form: 'a request-target that is not an origin-form path',
+  bad_char: 'a path with a control, space or non-ASCII character',
+  nul: 'a path with a NUL',
+  backslash: 'a path with a backslash',
+  encoded_slash: 'a path with an encoded slash or backslash',
+  bad_percent_encoding: 'a path with an invalid percent-encoding',
+  path_param: 'a path with a `;` parameter',
+  fragment: 'a target with a fragment',
+} as const satisfies Record<PathRejectReason, string>;
+
+/**
+ * The gateway's refusals of a request before a route is chosen, under the `rule` they are counted and logged with
+ * (`route=""`): the refusal's reason, each with what it refuses. The gateway reports no other name there
+ * (edge-refusal.ts), so this is the list the policy schema reserves.
+ */
+export const EDGE_REFUSAL_RULES = Object.freeze({
+  http_1_0: 'an HTTP/1.0 request',
+  target_form: 'a request-target that is not origin-form',
+  host_missing: 'a request without a Host',
+  host_repeated: 'a request with more than one Host',
+  host_invalid: 'a Host that is not host[:port]',
+  host_authority_mismatch: 'an HTTP/2 host header that differs from :authority',
+  transfer_encoding: 'a Transfer-Encoding other than chunked',
+  header_list_size: 'an HTTP/2 header list over the size limit',
+  headers_too_large: 'a request head over the size limit',
+  http_malformed: 'a request head the HTTP parser could not read',
+  request_timeout: 'a request not received within the server timeout',
+  expectation: 'an Expect other than 100-continue',
+  method: 'a CONNECT request',
+  reserved_path: "a path in the gateway's own namespace",
+  no_sign_in: 'the sign-in callback or logout of a gateway without sign-in',
+  'logout-method': 'a logout by a method other than GET or POST',
+  'logout-cross_site': 'a logout another site started',
+  bad_request: 'a malformed request without a more precise reason',
+  ...PATH_REFUSALS,
+} as const);
+
+/** A `rule` the gateway may report for a refusal before routing: one of the list above, or no route at all. */
+export type EdgeRefusalRule = keyof typeof EDGE_REFUSAL_RULES | typeof EDGE_RULES.noRoute;
+
+/** Whether `reason` is one of the gateway's refusal rules (a reason from elsewhere may not be). */
+export function isEdgeRefusalRule(reason: string): reason is keyof typeof EDGE_REFUSAL_RULES {
+  return Object.hasOwn(EDGE_REFUSAL_RULES, reason);
+}
+
 export interface ReservedRule {
   readonly name: string;
   /** What meshauth decides under the name: the refusal of a user rule so named says it. */
@@ -54,6 +102,10 @@ export const RESERVED_RULES: readonly ReservedRule[] = Object.freeze(
     ...Object.entries(EDGE_LOGIN_RULES).map(([login, name]) => ({
       name,
       decision: `the gateway's allow on a \`login: ${login}\` route when it has no policy file`,
+    })),
+    ...Object.entries(EDGE_REFUSAL_RULES).map(([name, refused]) => ({
+      name,
+      decision: `the gateway's refusal, before any route, of ${refused}`,
     })),
   ].map((rule) => Object.freeze(rule)),
 );

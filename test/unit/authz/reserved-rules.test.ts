@@ -5,6 +5,7 @@ import {
   AMBIGUOUS_PATH_RULE,
   DEFAULT_DENY_RULE,
   EDGE_LOGIN_RULES,
+  EDGE_REFUSAL_RULES,
   EDGE_REQUIREMENT_RULES,
   EDGE_RULES,
   RESERVED_RULES,
@@ -27,6 +28,7 @@ describe('reserved rule names', () => {
       ...Object.values(EDGE_RULES),
       ...Object.values(EDGE_REQUIREMENT_RULES),
       ...Object.values(EDGE_LOGIN_RULES),
+      ...Object.keys(EDGE_REFUSAL_RULES),
     ];
     expect([...names].sort()).toEqual([...exported].sort());
     expect(new Set(names).size).toBe(names.length);

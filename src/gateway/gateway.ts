@@ -10,6 +10,7 @@ import { PolicyWatcher } from '../authz/index.js';
 import { configKeyName, namedByConfig } from '../config/index.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
+import { CloseStack } from './close-stack.js';
 import { EdgeHandler, type EdgeRequest, type EdgeResponseSink } from './edge-handler.js';
 import { EdgeRequestTelemetry } from './edge-request-telemetry.js';
 import { type GatewayConfig, reservedCookieTest } from './gateway-config.js';
@@ -52,21 +53,64 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
       throw namedByConfig(error, config.source, ['MESHAUTH_ERR_FILE_UNREADABLE', 'MESHAUTH_ERR_CONFIG_INVALID']);
     }
   };
-  // What the start has set going so far, closed newest first when a later step throws: a policy refused at start
-  // used to leave the JWKS refresh timers and the dispatchers of the verifiers behind in the calling process.
-  const started: (() => unknown)[] = [];
+  // Every part the start sets going is pushed here as it starts; a start that fails part-way and close() unwind this
+  // one stack, newest first. A policy refused at start used to leave the JWKS refresh timers and the dispatchers of
+  // the verifiers behind in the calling process, and a part that failed to close in close() kept the rest open.
+  const parts = new CloseStack();
   const step = async <T>(run: () => T | Promise<T>): Promise<T> => {
     try {
       return await run();
     } catch (error) {
-      for (const stop of started.reverse()) await closeQuietly(stop);
+      // The start's own error is the one reported; a part that also fails to close cannot hide it.
+      await parts.unwind(Date.now());
       throw error;
     }
   };
+  let draining = false;
+  // /readyz names what is missing, as the sidecar's does.
+  const unmet = (): string[] => {
+    if (draining) return ['draining (shutting down)'];
+    const svidProblem = holder.whyInvalid(now());
+    return svidProblem === undefined ? [] : [svidProblem];
+  };
+  // Pushed first so closed last: /readyz answers "draining" while the listener drains, and the SVID stays renewed
+  // for the requests still in flight.
+  const admin = new AdminServer({
+    host: config.admin.listen.host,
+    port: config.admin.listen.port,
+    metrics,
+    logger: logger.child({ component: 'admin' }),
+    readiness: unmet,
+    startup: () => holder.isValid(now()),
+  });
+  parts.push(() => admin.close());
+  const agent =
+    deps.holder === undefined
+      ? new Agent({
+          trustDomain: config.trustDomain,
+          caUrl: config.ca.url,
+          bundleFile: config.ca.bundle,
+          bundleSetting: 'ca.bundle',
+          tokenFile: config.ca.token,
+          holder,
+          logger: logger.child({ component: 'agent' }),
+          metrics,
+          now,
+        })
+      : undefined;
+  if (agent !== undefined) parts.push(() => agent.close());
+  metrics.exposeSvidExpiry();
+  parts.push(
+    holder.subscribe((credentials) => {
+      metrics.recordSvid(credentials.svid);
+    }),
+  );
   const oidc = config.oidc;
   const relyingParty =
-    oidc === undefined ? undefined : fromConfig(() => new OidcRelyingParty(oidc, logger.child({ component: 'oidc' })));
-  if (relyingParty !== undefined) started.push(() => relyingParty.close());
+    oidc === undefined
+      ? undefined
+      : await step(() => fromConfig(() => new OidcRelyingParty(oidc, logger.child({ component: 'oidc' }))));
+  if (relyingParty !== undefined) parts.push(() => relyingParty.close());
   let apiVerifier: EndUserVerifier | undefined;
   if (config.apiIssuers.length > 0) {
     const { EndUserVerifier } = await import('../authn/end-user-verifier.js');
@@ -86,7 +130,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
         }),
     );
     verifier.start();
-    started.push(() => verifier.close());
+    parts.push(() => verifier.close());
     apiVerifier = verifier;
   }
   const jwtSvids = config.jwtSvids;
@@ -106,7 +150,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
               }),
           ),
         );
-  if (jwtSvidVerifier !== undefined) started.push(() => jwtSvidVerifier.close());
+  if (jwtSvidVerifier !== undefined) parts.push(() => jwtSvidVerifier.close());
   let watcher: PolicyWatcher | undefined;
   if (config.policy !== undefined) {
     watcher = new PolicyWatcher({
@@ -119,7 +163,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     });
     // An invalid policy at start-up fails the start (fail closed); a missing one is named by the key that named it.
     const policyWatcher = watcher;
-    started.push(() => policyWatcher.close());
+    parts.push(() => policyWatcher.close());
     await step(async () => {
       try {
         await policyWatcher.start();
@@ -137,7 +181,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     now,
     reservedCookie: reservedCookieTest(config),
   });
-  started.push(() => forwarder.close(Date.now()));
+  parts.push((deadline) => forwarder.close(deadline));
   let publicListener: PublicListener | undefined;
   const requests = new EdgeRequestTelemetry(metrics);
   const edge = new EdgeHandler({
@@ -171,75 +215,23 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     ),
   );
   const listener = publicListener;
-  const agent =
-    deps.holder === undefined
-      ? new Agent({
-          trustDomain: config.trustDomain,
-          caUrl: config.ca.url,
-          bundleFile: config.ca.bundle,
-          bundleSetting: 'ca.bundle',
-          tokenFile: config.ca.token,
-          holder,
-          logger: logger.child({ component: 'agent' }),
-          metrics,
-          now,
-        })
-      : undefined;
-  let draining = false;
+  // Pushed last so closed first: no new request is accepted, and those in flight finish by the deadline.
+  parts.push((deadline) => listener.close(deadline));
   const ready = (): boolean => !draining && holder.isValid(now());
-  // /readyz names what is missing, as the sidecar's does.
-  const unmet = (): string[] => {
-    if (draining) return ['draining (shutting down)'];
-    const svidProblem = holder.whyInvalid(now());
-    return svidProblem === undefined ? [] : [svidProblem];
-  };
-  const admin = new AdminServer({
-    host: config.admin.listen.host,
-    port: config.admin.listen.port,
-    metrics,
-    logger: logger.child({ component: 'admin' }),
-    readiness: unmet,
-    startup: () => holder.isValid(now()),
-  });
-  metrics.exposeSvidExpiry();
-  const unsubscribe = holder.subscribe((credentials) => {
-    metrics.recordSvid(credentials.svid);
-  });
 
   let closing: Promise<void> | undefined;
   const close = (drainMs = config.drainTimeoutMs): Promise<void> => {
     closing ??= (async () => {
       draining = true;
-      const deadline = Date.now() + drainMs;
-      await listener.close(deadline);
-      await forwarder.close(deadline);
-      unsubscribe();
-      watcher?.close();
-      await apiVerifier?.close();
-      await jwtSvidVerifier?.close();
-      await relyingParty?.close();
-      await agent?.close();
-      await admin.close();
+      const failures = await parts.unwind(Date.now() + drainMs);
+      for (const error of failures) logger.warn({ err: (error as Error)?.message }, 'gateway part failed to close');
       logger.info('gateway stopped');
+      if (failures.length > 0) throw failures[0];
     })();
     return closing;
   };
-  try {
-    const [port, adminPort] = await Promise.all([listener.listen(), admin.listen()]);
-    agent?.start();
-    logger.info({ public: port, admin: adminPort, routes: config.routes.map((r) => r.name) }, 'gateway listening');
-    return { port, adminPort, holder, ready, reloadCertificate: () => listener.reload(), close };
-  } catch (error) {
-    await close(0).catch(() => undefined);
-    throw error;
-  }
-}
-
-/** Closes one part of a failed start: a failure to close must not hide the error that failed the start. */
-async function closeQuietly(stop: () => unknown): Promise<void> {
-  try {
-    await stop();
-  } catch {
-    // The start's own error is the one reported.
-  }
+  const [port, adminPort] = await step(() => Promise.all([listener.listen(), admin.listen()]));
+  agent?.start();
+  logger.info({ public: port, admin: adminPort, routes: config.routes.map((r) => r.name) }, 'gateway listening');
+  return { port, adminPort, holder, ready, reloadCertificate: () => listener.reload(), close };
 }

@@ -1,0 +1,130 @@
+// A running gateway's close() unwinds the parts it started in the reverse of their start, the same stack a failed
+// start unwinds: the public listener (stop accepting, drain) first, the admin server (its /readyz says "draining")
+// last. A part that fails to close used to stop close() there and leave the policy watcher, the verifiers, the
+// relying party and the admin listener open; now every part is closed and the first failure is reported after.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CredentialHolder } from '../../src/agent/credential-holder.js';
+import { EndUserVerifier } from '../../src/authn/end-user-verifier.js';
+import { PolicyWatcher } from '../../src/authz/index.js';
+import { gatewayConfigFromObject, startGateway } from '../../src/gateway/index.js';
+import { JwtSvidVerifier } from '../../src/gateway/jwt-svid-verifier.js';
+import { MeshForwarder } from '../../src/gateway/mesh-forwarder.js';
+import { OidcRelyingParty } from '../../src/gateway/oidc-relying-party.js';
+import { PublicListener } from '../../src/gateway/public-listener.js';
+import { AdminServer } from '../../src/telemetry/admin-server.js';
+import { Metrics } from '../../src/telemetry/index.js';
+import { logLines } from '../helpers/log-lines.js';
+import { TestCa } from '../helpers/test-ca.js';
+
+const APP_ID = 'spiffe://example.org/ns/shop/sa/app';
+
+/** Whether a TCP connection to 127.0.0.1:port is refused (the listener is closed). */
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(true));
+  });
+}
+
+describe('gateway close() unwinds what the start set going', () => {
+  let dir: string;
+  let document: Record<string, unknown>;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'meshauth-gateway-close-'));
+    const ca = await TestCa.create();
+    const server = await ca.issue({ id: ca.idFor('/ns/edge/sa/public'), ipAddresses: ['127.0.0.1'] });
+    const write = (name: string, text: string): string => {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      return path;
+    };
+    document = {
+      trustDomain: 'example.org',
+      ca: { url: 'https://127.0.0.1:1', bundle: write('bundle.pem', ca.bundlePem), token: join(dir, 'no-token') },
+      listen: '127.0.0.1:0',
+      tls: { cert: write('gateway.crt', server.chainPem), key: write('gateway.key', server.keyPem) },
+      session: { keys: [write('session.key', 'k'.repeat(64))] },
+      oidc: {
+        // Never reached: discovery happens at the first sign-in, and no request is made.
+        issuer: 'http://127.0.0.2:1',
+        clientId: 'meshauth-gateway',
+        clientSecretFile: write('client.secret', 'gateway-secret-for-tests-only'),
+        redirectUri: 'https://127.0.0.1/.meshauth/callback',
+      },
+      apiIssuers: [
+        {
+          issuer: 'https://idp.example.org',
+          audiences: ['shop-api'],
+          algorithms: ['ES256'],
+          jwksUri: pathToFileURL(write('jwks.json', '{"keys":[]}')).href,
+        },
+      ],
+      jwtSvids: { audiences: ['gateway'] },
+      routes: [{ name: 'app', match: { host: '*', pathPrefix: '/' }, to: { address: '127.0.0.1:1', ids: [APP_ID] } }],
+      policy: write('policy.yaml', 'apiVersion: meshauth.dev/v1\nkind: Policy\nrules: [{ name: r, action: allow }]\n'),
+      admin: { listen: '127.0.0.1:0' },
+    };
+  });
+
+  afterAll(() => {
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  function start() {
+    const config = gatewayConfigFromObject(document, 'gateway-test.yaml');
+    const log = logLines('gateway', 'warn');
+    return startGateway(config, { logger: log.logger, metrics: new Metrics(), holder: new CredentialHolder() });
+  }
+
+  it('ok/close() closes every part once, newest first: the listener first, the admin server last', async () => {
+    const closes = [
+      vi.spyOn(PublicListener.prototype, 'close'),
+      vi.spyOn(MeshForwarder.prototype, 'close'),
+      vi.spyOn(PolicyWatcher.prototype, 'close'),
+      vi.spyOn(JwtSvidVerifier.prototype, 'close'),
+      vi.spyOn(EndUserVerifier.prototype, 'close'),
+      vi.spyOn(OidcRelyingParty.prototype, 'close'),
+      vi.spyOn(AdminServer.prototype, 'close'),
+    ];
+    const gateway = await start();
+    await gateway.close(0);
+    for (const close of closes) expect(close).toHaveBeenCalledTimes(1);
+    const order = closes.map((close) => close.mock.invocationCallOrder[0] ?? 0);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(await refused(gateway.port)).toBe(true);
+    expect(await refused(gateway.adminPort)).toBe(true);
+  });
+
+  it('fail/a part that fails to close leaves none of the others open; close() reports its error after', async () => {
+    vi.spyOn(MeshForwarder.prototype, 'close').mockRejectedValueOnce(new Error('forwarder close failed'));
+    const later = [
+      vi.spyOn(PolicyWatcher.prototype, 'close'),
+      vi.spyOn(JwtSvidVerifier.prototype, 'close'),
+      vi.spyOn(EndUserVerifier.prototype, 'close'),
+      vi.spyOn(OidcRelyingParty.prototype, 'close'),
+      vi.spyOn(AdminServer.prototype, 'close'),
+    ];
+    const gateway = await start();
+    const error = await gateway.close(0).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((error as Error | undefined)?.message).toBe('forwarder close failed');
+    for (const close of later) expect(close).toHaveBeenCalledTimes(1);
+    expect(await refused(gateway.adminPort)).toBe(true);
+  });
+});

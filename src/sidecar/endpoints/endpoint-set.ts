@@ -179,7 +179,7 @@ export class EndpointSet implements EndpointOwner {
         this.#gaugeRemove(endpoint);
         endpoint.remove();
         this.#context.logger.info(
-          { direction: 'outbound', route: this.routeKey, endpoint: endpoint.address, port: this.#port },
+          { direction: 'outbound', route: this.routeKey, endpoint: endpoint.authority },
           'endpoint removed (no longer in DNS); draining',
         );
       }

@@ -6,6 +6,7 @@
 import { type ClientHttp2Session, connect as h2Connect } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { type buildConnector, Pool } from 'undici';
+import { formatHostPort } from '../../config/index.js';
 import type { SpiffeId, TrustDomain } from '../../identity/index.js';
 import { atPeerExpiry } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
@@ -72,6 +73,11 @@ export function refusedByGoaway(session: ClientHttp2Session, streamId: number | 
 export class Endpoint implements Candidate {
   readonly address: string;
   readonly port: number;
+  /**
+   * `host:port` (`[v6]:port`): the endpoint as every log line names it (field `endpoint`), and the origin its
+   * sessions and pools are opened to.
+   */
+  readonly authority: string;
   readonly health: EjectionState = newEjectionState();
   inflight = 0;
   /** The SPIFFE ID the peer at this endpoint last proved ('' before the first connection). */
@@ -91,6 +97,7 @@ export class Endpoint implements Candidate {
   constructor(address: string, port: number, owner: EndpointOwner, context: EndpointContext) {
     this.address = address;
     this.port = port;
+    this.authority = formatHostPort({ host: address, port });
     this.#owner = owner;
     this.#context = context;
   }
@@ -175,7 +182,7 @@ export class Endpoint implements Candidate {
       }
       const socket = connection.socket;
       socket.on('error', ignore); // the session reports socket errors from here on
-      const session = h2Connect(`https://${this.#authority()}`, {
+      const session = h2Connect(`https://${this.authority}`, {
         createConnection: () => socket,
         settings: { enablePush: false },
         // node:http2 resets a response head above 128 fields (its default) while the HTTP/1.1 hop takes any count
@@ -252,7 +259,7 @@ export class Endpoint implements Candidate {
     if (this.#pool !== undefined && this.#poolContext === tls) return this.#pool;
     this.#retirePool();
     const { timeoutMs } = this.#context;
-    const pool = new Pool(`https://${this.#authority()}`, {
+    const pool = new Pool(`https://${this.authority}`, {
       allowH2: false,
       connections: H1_CONNECTIONS,
       headersTimeout: timeoutMs,
@@ -311,7 +318,7 @@ export class Endpoint implements Candidate {
         {
           direction: 'outbound',
           route: this.#owner.routeKey,
-          endpoint: this.#authority(),
+          endpoint: this.authority,
           failures: this.health.failures,
           ejectedForMs: Math.round(this.health.ejectedUntil - performance.now()),
           error: error.code ?? error.message,
@@ -320,10 +327,6 @@ export class Endpoint implements Candidate {
       );
       this.#owner.ejectionChanged(this, true);
     }
-  }
-
-  #authority(): string {
-    return this.address.includes(':') ? `[${this.address}]:${this.port}` : `${this.address}:${this.port}`;
   }
 }
 

@@ -120,6 +120,10 @@ function refuse(source: string | undefined, key: string, message: string, variab
   });
 }
 
+/** The other form `jwksUri` accepts, named where a URL is refused or cannot be reached. */
+export const JWKS_FILE_HINT =
+  'jwksUri also accepts file:///absolute/path.json: a key set kept on disk, with no identity provider to reach';
+
 /** Throws MESHAUTH_ERR_CONFIG_INVALID naming the file and the key when the config is unsafe or incomplete. */
 export function validateEndUserConfig(config: EndUserConfig, origin: EndUserConfigOrigin = {}): void {
   const invalid = (message: string, key: string): never => refuse(origin.source, key, message, origin.variable);
@@ -148,7 +152,11 @@ export function validateEndUserConfig(config: EndUserConfig, origin: EndUserConf
     const fetchUrl = issuer.jwksUri ?? discoveryUrl(issuer.issuer);
     const fromFile = issuer.jwksUri !== undefined && isFileUri(issuer.jwksUri);
     const problem = fromFile ? checkJwksFileUri(fetchUrl) : checkFetchableUrl(fetchUrl);
-    if (problem !== undefined) invalid(problem, issuer.jwksUri === undefined ? `${key}.issuer` : `${key}.jwksUri`);
+    if (problem !== undefined) {
+      if (issuer.jwksUri === undefined) invalid(problem, `${key}.issuer`);
+      // A user without an identity provider to reach may not know a key set can be a local file.
+      invalid(fromFile ? problem : `${problem}; ${JWKS_FILE_HINT}`, `${key}.jwksUri`);
+    }
     if (issuer.caFile !== undefined) {
       if (typeof issuer.caFile !== 'string' || issuer.caFile === '')
         invalid('caFile must be a file path', `${key}.caFile`);

@@ -15,6 +15,7 @@ export {
   type EndUserConfigOrigin,
   type EndUserIssuerConfig,
   type EndUserTunables,
+  JWKS_FILE_HINT,
   MAX_CLOCK_SKEW_SECONDS,
   resolveEndUserTunables,
   SUPPORTED_ALGORITHMS,

@@ -5,7 +5,7 @@
 import { Agent } from 'undici';
 import { readSettingFile } from '../config/read-setting-file.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
-import { discoveryUrl, type EndUserTunables } from './end-user-config.js';
+import { discoveryUrl, type EndUserTunables, JWKS_FILE_HINT } from './end-user-config.js';
 import { checkFetchableUrl, FetchJsonError, fetchJson } from './fetch-json.js';
 import { isFileUri, JwksFileError, jwksFileFingerprint, jwksFilePath, readJwksFile } from './jwks-file.js';
 import { importedKey, type UsableKey, usableKeys } from './jwks-keys.js';
@@ -23,6 +23,9 @@ export type JwksTunables = Pick<
 
 /** Why a key-set load failed: a fetch failure, a file failure, or a document without one usable key. */
 export type JwksFailure = FetchJsonError['failure'] | JwksFileError['failure'] | 'no_usable_key';
+
+/** The failures of a URL that could not be reached (no answer, or none in time), as opposed to a bad answer. */
+const UNREACHABLE: ReadonlySet<JwksFailure> = new Set(['network', 'timeout']);
 
 export type RefreshTrigger = 'startup' | 'interval' | 'unknown_kid' | 'no_keys' | 'manual';
 
@@ -245,6 +248,9 @@ export class JwksCache {
             failure,
             err: (error as Error).message,
             cachedKeys: this.#freshKeys().length,
+            // An issuer that cannot be reached at all may be one the user never meant to run: the key set can be
+            // a local file instead.
+            ...(UNREACHABLE.has(failure) ? { hint: JWKS_FILE_HINT } : {}),
           },
           'JWKS refresh failed; keeping the last good key set',
         );

@@ -2,6 +2,7 @@
 // (host:port, durations, SPIFFE IDs, URLs) but not defaulted — resolveGatewayConfig fills defaults, so validating
 // and defaulting stay two steps. The key names are a contract (README "Edge gateway and single sign-on").
 import { z } from 'zod';
+import { JWKS_FILE_HINT } from '../authn/end-user-config.js';
 import { claimConditionsSchema } from '../authz/policy/match-claims.js';
 import { parseDuration, TIMER_RANGE_MESSAGE, withinTimerRange } from '../config/duration.js';
 import { parseHostPort } from '../config/host-port.js';
@@ -73,7 +74,11 @@ export const apiIssuerSchema = z.strictObject({
   issuer: nonEmpty,
   audiences: list(nonEmpty),
   algorithms: list(nonEmpty),
-  jwksUri: absoluteUrl.optional(),
+  // A relative path (`./jwks.json`) is the likely mistake of a user with no identity provider: name the file form.
+  jwksUri: z
+    .string()
+    .refine((v) => URL.canParse(v), { message: `expected an absolute URL; ${JWKS_FILE_HINT}` })
+    .optional(),
   caFile: file.optional(),
   typ: nonEmpty.optional(),
   /** Claims of this issuer's tokens that travel in the passport (next to sub, iss, scope, groups, client_id). */

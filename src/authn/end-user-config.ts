@@ -2,9 +2,12 @@
 // that rejects unsafe settings at start-up (algorithms from an allow-list, never `none`, never HMAC, so a token
 // cannot pick a weaker check).
 // The config module owns parsing; this file only states the shape this area relies on and validates it.
+import { JWKS_FILE_HINT } from '../config/jwks-file-hint.js';
 import { MeshauthError } from '../errors/index.js';
 import { checkFetchableUrl } from './fetch-json.js';
 import { checkJwksFileUri, isFileUri } from './jwks-file.js';
+
+export { JWKS_FILE_HINT };
 
 export interface EndUserIssuerConfig {
   /** Exact `iss` value; also the base of OIDC discovery when `jwksUri` is absent. */
@@ -119,10 +122,6 @@ function refuse(source: string | undefined, key: string, message: string, variab
     detail: { ...(source === undefined ? {} : { file: source }), key, ...(variable === undefined ? {} : { variable }) },
   });
 }
-
-/** The other form `jwksUri` accepts, named where a URL is refused or cannot be reached. */
-export const JWKS_FILE_HINT =
-  'jwksUri also accepts file:///absolute/path.json: a key set kept on disk, with no identity provider to reach';
 
 /** Throws MESHAUTH_ERR_CONFIG_INVALID naming the file and the key when the config is unsafe or incomplete. */
 export function validateEndUserConfig(config: EndUserConfig, origin: EndUserConfigOrigin = {}): void {

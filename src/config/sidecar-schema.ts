@@ -8,6 +8,7 @@ import { booleanFlag } from './boolean-flag.js';
 import { parseDuration, TIMER_RANGE_MESSAGE, withinTimerRange } from './duration.js';
 import { isLoopbackHost, parseHostPort } from './host-port.js';
 import { refuseForeignIds } from './id-trust-domain.js';
+import { JWKS_FILE_HINT } from './jwks-file-hint.js';
 import { isRouteIdPattern, isRouteKey, parseEgressEntry, parseRouteAddress } from './route-match.js';
 
 /**
@@ -108,6 +109,8 @@ const routeId = formatted(
 );
 
 const url = formatted('expected an absolute URL, e.g. https://host:8443', (v) => URL.canParse(v));
+// A relative path (`./jwks.json`) is the likely mistake of a user with no identity provider: name the file form.
+const jwksUri = formatted(`expected an absolute URL; ${JWKS_FILE_HINT}`, (v) => URL.canParse(v));
 
 /** The CA is only ever reached over TLS (its API authenticates by the bundle): an http URL can never work. */
 const caUrl = formatted(
@@ -123,7 +126,7 @@ export const endUserSchema = z.strictObject({
       z.strictObject({
         issuer: url,
         audiences: z.array(z.string().min(1)).min(1),
-        jwksUri: url.optional(),
+        jwksUri: jwksUri.optional(),
         caFile: z.string().min(1).optional(),
         algorithms: z.array(z.string().min(1)).min(1),
         typ: z.string().min(1).optional(),

@@ -2,10 +2,10 @@
 // (host:port, durations, SPIFFE IDs, URLs) but not defaulted — resolveGatewayConfig fills defaults, so validating
 // and defaulting stay two steps. The key names are a contract (README "Edge gateway and single sign-on").
 import { z } from 'zod';
-import { JWKS_FILE_HINT } from '../authn/end-user-config.js';
 import { claimConditionsSchema } from '../authz/policy/match-claims.js';
 import { parseDuration, TIMER_RANGE_MESSAGE, withinTimerRange } from '../config/duration.js';
 import { parseHostPort } from '../config/host-port.js';
+import { JWKS_FILE_HINT } from '../config/jwks-file-hint.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 
 const hostPort = z.string().refine((v) => parseHostPort(v) !== undefined, {

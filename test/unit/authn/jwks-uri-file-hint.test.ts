@@ -8,6 +8,7 @@ import {
   JWKS_FILE_HINT,
   validateEndUserConfig,
 } from '../../../src/authn/index.js';
+import { sidecarConfigFromObject } from '../../../src/config/index.js';
 import { gatewayConfigFromObject } from '../../../src/gateway/index.js';
 import { configRefusalMessage } from '../../helpers/config-refusal.js';
 
@@ -67,6 +68,27 @@ describe('jwksUri refusals name the file form', () => {
       message = (error as Error).message;
     }
     expect(message).toContain('apiIssuers');
+    expect(message).toContain(JWKS_FILE_HINT);
+  });
+
+  it("fail/a sidecar's inbound.endUser jwksUri that is no URL names the file form", () => {
+    const issuer = {
+      issuer: 'https://idp.example.com',
+      audiences: ['shop'],
+      algorithms: ['ES256'],
+      jwksUri: './jwks.json',
+    };
+    const message = configRefusalMessage(() =>
+      sidecarConfigFromObject(
+        {
+          trustDomain: 'example.org',
+          ca: { url: 'https://ca.example:8443', bundle: '/b.pem', token: '/t' },
+          inbound: { endUser: { issuers: [issuer] } },
+        },
+        'sidecar.yaml',
+      ),
+    );
+    expect(message).toContain('inbound.endUser.issuers[0].jwksUri');
     expect(message).toContain(JWKS_FILE_HINT);
   });
 });

@@ -24,7 +24,7 @@ import {
   requestSvid,
   type SvidResponse,
 } from './ca-client.js';
-import { readBundleFile, readTokenFile } from './credential-files.js';
+import { readBundleFile, readTokenFileWithMode } from './credential-files.js';
 import { type CredentialHolder, type Credentials, CredentialsApplyError } from './credential-holder.js';
 import {
   bundleRefreshDelay,
@@ -50,6 +50,8 @@ export interface AgentOptions {
   readonly bundleSetting?: string;
   /** File holding the bootstrap credential, re-read at each bootstrap (`ca.token`). */
   readonly tokenFile: string;
+  /** The setting tokenFile came from (`ca.token`): named with the file when it cannot be read or others may read it. */
+  readonly tokenSetting?: string;
   readonly holder: CredentialHolder;
   readonly logger: Logger;
   readonly metrics: Metrics;
@@ -110,6 +112,8 @@ export class Agent {
   /** Set when the CA refused our SVID for renewal: the next attempt uses the bootstrap credential. */
   #bootstrapNext = false;
   #tokenWarned = false;
+  /** Set once the token file's permissions were looked at: one warning per start, not one per bootstrap. */
+  #tokenModeChecked = false;
   /** Set once the skew hint for a CA certificate not yet valid was logged; reset by the next success. */
   #caSkewWarned = false;
   /** One CA request for an SVID at a time; the running one schedules its successor when it ends. */
@@ -263,8 +267,8 @@ export class Agent {
 
   /** The new credentials, and the roots that authenticated the CA (the configured file's among them). */
   async #bootstrap(signal: AbortSignal): Promise<{ credentials: Credentials; anchors: TrustBundle }> {
-    const { trustDomain, bundleFile, tokenFile, holder } = this.#options;
-    const configured = await readBundleFile(bundleFile, trustDomain);
+    const { trustDomain, bundleFile, bundleSetting, tokenFile, tokenSetting, holder } = this.#options;
+    const configured = await readBundleFile(bundleFile, trustDomain, bundleSetting);
     // The configured roots, plus what the CA last told us (it may have added a root since the file was written). A
     // root the CA retired stays out, as in #caAnchors: the file may still list it, and a CA certificate under it
     // would be handed the bootstrap credential.
@@ -272,7 +276,8 @@ export class Agent {
     const kept = configured.roots.filter((root) => dropped?.hasRoot(root) !== true);
     const trusted = kept.length === configured.roots.length ? configured : new TrustBundle(trustDomain, kept);
     const anchors = mergeBundles(trusted, holder.current?.bundle);
-    const token = await readTokenFile(tokenFile);
+    const { token, mode } = await readTokenFileWithMode(tokenFile, tokenSetting);
+    this.#checkTokenMode(token, mode);
     const key = await newKeyWithCsr(this.#keyType);
     const response = await requestSvid(this.#connection(anchors.toPem(), signal), { csrPem: key.csrPem, token });
     const credentials = this.#accept(response, key, undefined);
@@ -523,6 +528,29 @@ export class Agent {
     );
   }
 
+  /**
+   * A join token file that group or others may read hands this workload's identity to whoever reads it first (the
+   * CA gives it to the first caller): warned about once, as ssh does for keys, but used. A service-account token is
+   * left alone: the kubelet projects it 0644 by default, and it is bound to the pod and refreshed.
+   */
+  #checkTokenMode(token: string, mode: number): void {
+    if (this.#tokenModeChecked) return;
+    this.#tokenModeChecked = true;
+    // A compact JWT has dots between its parts; a join token is base64url, which has none.
+    if (token.includes('.') || (mode & 0o077) === 0) return;
+    const { tokenFile, tokenSetting } = this.#options;
+    this.#logger.warn(
+      {
+        event: 'token_file_readable',
+        tokenFile,
+        ...(tokenSetting === undefined ? {} : { setting: tokenSetting }),
+        mode: `0${(mode & 0o777).toString(8).padStart(3, '0')}`,
+      },
+      'the join token file is readable by group or others: whoever reads it first can bootstrap as this workload; ' +
+        'make it readable by its owner only (chmod 600)',
+    );
+  }
+
   #noteRefreshHint(hintMs: number | undefined): void {
     if (hintMs === undefined || hintMs === this.#bundleRefreshHintMs) return;
     this.#bundleRefreshHintMs = hintMs;
@@ -542,10 +570,10 @@ export class Agent {
    * restart. A file that cannot be read leaves the bundle we hold.
    */
   async #caAnchors(held: TrustBundle): Promise<TrustBundle> {
-    const { bundleFile, trustDomain } = this.#options;
+    const { bundleFile, bundleSetting, trustDomain } = this.#options;
     let configured: TrustBundle;
     try {
-      configured = await readBundleFile(bundleFile, trustDomain);
+      configured = await readBundleFile(bundleFile, trustDomain, bundleSetting);
     } catch (error) {
       this.#logger.debug(describeError(error), 'configured trust bundle not read; using the bundle held');
       return held;

@@ -11,42 +11,55 @@ import { readRegularFile } from '../platform/index.js';
 /** Projected SA tokens are a few KiB; refuse to read a file that cannot be a token into memory. */
 const MAX_TOKEN_BYTES = 64 * 1024;
 
-export async function readBundleFile(path: string, trustDomain: TrustDomain): Promise<TrustBundle> {
-  const text = readText(path, MAX_BUNDLE_BYTES, 'trust bundle');
+/** The trust bundle file's roots. `setting` (`ca.bundle`) leads the message when the config named the file. */
+export async function readBundleFile(path: string, trustDomain: TrustDomain, setting?: string): Promise<TrustBundle> {
+  const { text } = readText(path, MAX_BUNDLE_BYTES, 'trust bundle', setting);
   try {
     return new TrustBundle(trustDomain, parseCertificatesPemOnce(text));
   } catch (cause) {
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `trust bundle ${path} holds no valid PEM certificate`, {
-      reason: 'bundle_invalid',
-      cause,
-    });
+    throw new MeshauthError(
+      'MESHAUTH_ERR_FILE_UNREADABLE',
+      `${named(setting)}trust bundle ${path} holds no valid PEM certificate`,
+      { reason: 'bundle_invalid', cause },
+    );
   }
 }
 
 /**
  * The bootstrap credential: the file's trimmed content (a join token or a Kubernetes SA token). `setting` (a flag
- * such as `--token-file`) leads the message when a command line named the file.
+ * such as `--token-file`, or the config key `ca.token`) leads the message.
  */
 export async function readTokenFile(path: string, setting?: string): Promise<string> {
-  const token = readText(path, MAX_TOKEN_BYTES, 'token', setting).trim();
+  return (await readTokenFileWithMode(path, setting)).token;
+}
+
+/** readTokenFile, with the permission bits of the file read (the agent warns about a token others may read). */
+export async function readTokenFileWithMode(path: string, setting?: string): Promise<{ token: string; mode: number }> {
+  const { text, mode } = readText(path, MAX_TOKEN_BYTES, 'token', setting);
+  const token = text.trim();
   if (token === '') {
     throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${named(setting)}token file ${path}: empty`, {
       reason: 'token_empty',
     });
   }
-  return token;
+  return { token, mode };
 }
 
 /** The shared readers' message shape (config/read-setting-file.ts), with the reasons the agent counts. */
-function readText(path: string, maxBytes: number, what: string, setting?: string): string {
+function readText(path: string, maxBytes: number, what: string, setting?: string): { text: string; mode: number } {
   try {
-    return readRegularFile(path, maxBytes).bytes.toString('utf8');
+    const file = readRegularFile(path, maxBytes);
+    return { text: file.bytes.toString('utf8'), mode: Number(file.stats.mode & 0o7777n) };
   } catch (cause) {
     const tooLarge = (cause as { code?: unknown }).code === 'EFBIG';
     throw new MeshauthError(
       'MESHAUTH_ERR_FILE_UNREADABLE',
       `${named(setting)}${what} file ${path}: ${fileProblemText(cause, maxBytes)}`,
-      { reason: tooLarge ? 'too_large' : `${what.replace(' ', '_')}_unreadable`, cause },
+      {
+        reason: tooLarge ? 'too_large' : `${what.replace(' ', '_')}_unreadable`,
+        ...(setting === undefined ? {} : { detail: { key: setting } }),
+        cause,
+      },
     );
   }
 }

@@ -260,6 +260,7 @@ function createAgent(config: SidecarConfig, holder: CredentialHolder, deps: Side
     bundleFile: config.ca.bundle,
     bundleSetting: 'ca.bundle',
     tokenFile: config.ca.token,
+    tokenSetting: 'ca.token',
     holder,
     logger: deps.logger.child({ component: 'agent' }),
     metrics: deps.metrics,

@@ -20,12 +20,12 @@ import {
   caRetryAfterMsOf,
   caStatusOf,
   fetchBundle,
-  JOIN_TOKEN_SINGLE_USE,
   requestSvid,
   type SvidResponse,
 } from './ca-client.js';
 import { readBundleFile, readTokenFileWithMode } from './credential-files.js';
 import { type CredentialHolder, type Credentials, CredentialsApplyError } from './credential-holder.js';
+import { bootstrapRefusedMessage, renewalRefusedHint } from './refusal-hints.js';
 import {
   bundleRefreshDelay,
   bundleRefreshInterval,
@@ -418,6 +418,8 @@ export class Agent {
       ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
       ...(remainingMs === undefined ? {} : { svidRemainingMs: remainingMs }),
       ...describeError(error),
+      // The CA refusing a renewal is not an outage to wait out: say what brings the agent back.
+      ...(mode === 'renewal' && status === 401 ? { hint: renewalRefusedHint(tokenFile) } : {}),
     };
     if (valid) this.#logger.warn(fields, `SVID ${mode} failed; keeping the current SVID and retrying`);
     else this.#logger.error(fields, `SVID ${mode} failed; no valid SVID, retrying`);
@@ -432,12 +434,8 @@ export class Agent {
     }
     if (mode === 'bootstrap' && status === 401 && !this.#tokenWarned) {
       this.#tokenWarned = true;
-      this.#logger.warn(
-        { tokenFile },
-        `the CA rejected the bootstrap credential: ${JOIN_TOKEN_SINGLE_USE} after the SVID expired; ` +
-          'write a new token to the token file (a Kubernetes service-account ' +
-          'token file is refreshed by the kubelet and re-read on each attempt)',
-      );
+      const after = holder.current === undefined ? 'nothing' : valid ? 'refused_renewal' : 'expiry';
+      this.#logger.warn({ tokenFile }, bootstrapRefusedMessage(after));
     }
     this.#scheduleRotation(delayMs);
   }

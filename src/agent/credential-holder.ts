@@ -6,6 +6,14 @@
 // subscriber that throws (the ones before it are re-applied with the old credentials), leaves the old credentials
 // in force and makes set() throw CredentialsApplyError. A failed renewal never touches the holder at all.
 import type { TrustBundle, X509Svid } from '../pki/index.js';
+import { svidChainsToBundle } from './svid-anchor.js';
+
+/**
+ * What whyInvalid says of an SVID whose root the bundle dropped: the agent installs a bundle from the CA even when it
+ * no longer holds our SVID's root (a forced root retirement), so the SVID is in date but peers and the CA refuse it.
+ */
+export const SVID_ROOT_NOT_IN_BUNDLE =
+  'SVID issued under a root the trust bundle no longer holds (retired by the CA): peers and the CA refuse it until a new bootstrap';
 
 export interface Credentials {
   readonly svid: X509Svid;
@@ -28,6 +36,8 @@ export class CredentialsApplyError extends Error {
 
 export class CredentialHolder {
   #current: Credentials | undefined;
+  /** Whether #current's SVID chains to #current's bundle: decided once per credentials, not per /readyz. */
+  #anchored: { readonly of: Credentials; readonly chains: boolean } | undefined;
   readonly #preparers = new Set<CredentialsPreparer>();
   readonly #listeners = new Set<CredentialsListener>();
 
@@ -83,18 +93,30 @@ export class CredentialHolder {
     return () => this.#preparers.delete(preparer);
   }
 
-  /** True when there is an SVID valid at `now`. */
+  /** True when there is an SVID valid at `now` that chains to a root of the bundle held with it. */
   isValid(now: Date): boolean {
     return this.whyInvalid(now) === undefined;
   }
 
-  /** Why there is no SVID valid at `now`, in the words /readyz answers with; undefined when there is one. */
+  /**
+   * Why there is no usable SVID at `now`, in the words /readyz answers with; undefined when there is one. Usable: in
+   * date, and issued under a root of the bundle held with it (peers trust by the same roots, and so does the CA).
+   */
   whyInvalid(now: Date): string | undefined {
-    const svid = this.#current?.svid;
-    if (svid === undefined) return 'no SVID yet';
+    const current = this.#current;
+    if (current === undefined) return 'no SVID yet';
+    const { svid } = current;
     if (now < svid.notBefore) return `SVID not valid before ${svid.notBefore.toISOString()}`;
     if (now >= svid.notAfter) return `SVID expired at ${svid.notAfter.toISOString()}`;
-    return undefined;
+    return this.#chainsToBundle(current) ? undefined : SVID_ROOT_NOT_IN_BUNDLE;
+  }
+
+  /** Asked on every probe, decided once per credentials: a few signature checks, then a lookup. */
+  #chainsToBundle(current: Credentials): boolean {
+    if (this.#anchored?.of !== current) {
+      this.#anchored = { of: current, chains: svidChainsToBundle(current.svid, current.bundle) };
+    }
+    return this.#anchored.chains;
   }
 
   /** Puts the listeners that already applied the refused credentials back on the current ones (best effort). */

@@ -15,6 +15,7 @@ export {
   CredentialsApplyError,
   type CredentialsListener,
   type CredentialsPreparer,
+  SVID_ROOT_NOT_IN_BUNDLE,
 } from './credential-holder.js';
 export { type BackoffOptions, renewalDelay, retryDelay, type SvidLifetime } from './schedule.js';
 export { type AcceptOptions, acceptSvidResponse, parseBundle } from './svid-response.js';

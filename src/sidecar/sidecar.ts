@@ -155,7 +155,12 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
     logger: logger.child({ component: 'admin' }),
     readiness: unmet,
     // What a native sidecar's startup probe asks: the app starts only after it passes, so it must not need the app.
-    startup: () => holder.isValid(now()),
+    // The SVID's root must be in the bundle too: an SVID no peer trusts would start an app that cannot call anyone.
+    // A bootstrap always brings an SVID and a bundle that agree, so this never holds back a normal start.
+    startup: () => {
+      const svidProblem = holder.whyInvalid(now());
+      return svidProblem === undefined ? [] : [svidProblem];
+    },
     appProbes: config.admin.appProbes,
   });
   metrics.exposeSvidExpiry();

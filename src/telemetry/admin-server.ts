@@ -28,8 +28,11 @@ export interface AdminServerOptions {
   readonly logger: Logger;
   /** Evaluated on every /readyz request. */
   readonly readiness: () => Readiness | Promise<Readiness>;
-  /** Evaluated on every /startupz request: true once the sidecar holds a valid SVID. Default: always true. */
-  readonly startup?: () => boolean | Promise<boolean>;
+  /**
+   * Evaluated on every /startupz request: true (or no unmet condition) once the sidecar holds a usable SVID; the
+   * unmet conditions, when given, are listed in the 503 body as /readyz lists its own. Default: always true.
+   */
+  readonly startup?: () => Readiness | Promise<Readiness>;
   /** The app containers' probes `/app-health/<container>/<kind>` forwards (admin.appProbes). Default: none. */
   readonly appProbes?: AppProbeTargets;
   /** Bound on one forwarded app probe (the kubelet's own timeout also ends it). Default 5 s. */
@@ -84,8 +87,15 @@ export class AdminServer {
         sendAdminAnswer(res, 200, 'text/plain', 'ok\n');
         return;
       case '/startupz': {
-        const started = (await this.#options.startup?.()) ?? true;
-        sendAdminAnswer(res, started ? 200 : 503, 'text/plain', started ? 'started\n' : 'no valid SVID yet\n');
+        const startup = (await this.#options.startup?.()) ?? true;
+        const unmet = typeof startup === 'boolean' ? undefined : startup;
+        const started = unmet === undefined ? startup === true : unmet.length === 0;
+        const body = started
+          ? 'started\n'
+          : unmet === undefined
+            ? 'no valid SVID yet\n'
+            : `not started: ${unmet.join('; ')}\n`;
+        sendAdminAnswer(res, started ? 200 : 503, 'text/plain', body);
         return;
       }
       case '/readyz': {

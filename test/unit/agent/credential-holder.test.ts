@@ -1,7 +1,13 @@
 // Atomic credential changes: prepare everything, apply the subscribers, then switch; a preparer or subscriber that
 // throws leaves the old credentials in force everywhere.
 import { describe, expect, it } from 'vitest';
-import { CredentialHolder, type Credentials, CredentialsApplyError } from '../../../src/agent/index.js';
+import {
+  CredentialHolder,
+  type Credentials,
+  CredentialsApplyError,
+  SVID_ROOT_NOT_IN_BUNDLE,
+} from '../../../src/agent/index.js';
+import { TrustBundle } from '../../../src/pki/index.js';
 import { TestCa } from '../../helpers/test-ca.js';
 
 async function twoCredentials(): Promise<[Credentials, Credentials]> {
@@ -118,5 +124,47 @@ describe('CredentialHolder', () => {
       expect(holder.whyInvalid(at)).toBe(why);
       expect(holder.isValid(at)).toBe(why === undefined);
     }
+  });
+});
+
+describe('CredentialHolder.whyInvalid and the bundle', () => {
+  const now = () => new Date();
+
+  it('ok/an SVID under a root of the held bundle (alone, or among others) is valid', async () => {
+    const [ca, other] = await Promise.all([TestCa.create(), TestCa.create()]);
+    const { svid } = await ca.issue({ id: ca.idFor('/ns/shop/sa/a') });
+    const both = new TrustBundle(ca.trustDomain, [other.root, ca.root]);
+    expect(new CredentialHolder({ svid, bundle: ca.bundle }).whyInvalid(now())).toBeUndefined();
+    expect(new CredentialHolder({ svid, bundle: both }).whyInvalid(now())).toBeUndefined();
+  });
+
+  it('ok/an SVID issued by the root itself, or through three intermediates, is valid', async () => {
+    const ca = await TestCa.create();
+    const id = ca.idFor('/ns/shop/sa/a');
+    const direct = await ca.issueThrough([], { id, under: 'root' });
+    const deep = await ca.issueThrough([{}, {}], { id, under: 'intermediate' });
+    expect(new CredentialHolder({ svid: direct.svid, bundle: ca.bundle }).whyInvalid(now())).toBeUndefined();
+    expect(new CredentialHolder({ svid: deep.svid, bundle: ca.bundle }).whyInvalid(now())).toBeUndefined();
+  });
+
+  it('fail/the bundle no longer holds the SVID’s root (same trust domain, same names, other keys)', async () => {
+    const [ca, next] = await Promise.all([TestCa.create(), TestCa.create()]);
+    const { svid } = await ca.issue({ id: ca.idFor('/ns/shop/sa/a') });
+    const holder = new CredentialHolder({ svid, bundle: ca.bundle });
+    holder.set({ svid, bundle: next.bundle });
+    expect(holder.whyInvalid(now())).toBe(SVID_ROOT_NOT_IN_BUNDLE);
+    expect(holder.isValid(now())).toBe(false);
+    // The next bundle brings the root back: decided again for the new credentials.
+    holder.set({ svid, bundle: new TrustBundle(ca.trustDomain, [next.root, ca.root]) });
+    expect(holder.whyInvalid(now())).toBeUndefined();
+  });
+
+  it('fail/expiry is named before the root', async () => {
+    const [ca, next] = await Promise.all([TestCa.create(), TestCa.create()]);
+    const { svid } = await ca.issue({ id: ca.idFor('/ns/shop/sa/a') });
+    const later = new Date(svid.notAfter.getTime() + 1_000);
+    expect(new CredentialHolder({ svid, bundle: next.bundle }).whyInvalid(later)).toBe(
+      `SVID expired at ${svid.notAfter.toISOString()}`,
+    );
   });
 });

@@ -68,11 +68,11 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
   };
   let draining = false;
   // /readyz names what is missing, as the sidecar's does.
-  const unmet = (): string[] => {
-    if (draining) return ['draining (shutting down)'];
+  const svidUnmet = (): string[] => {
     const svidProblem = holder.whyInvalid(now());
     return svidProblem === undefined ? [] : [svidProblem];
   };
+  const unmet = (): string[] => (draining ? ['draining (shutting down)'] : svidUnmet());
   // Pushed first so closed last: /readyz answers "draining" while the listener drains, and the SVID stays renewed
   // for the requests still in flight.
   const admin = new AdminServer({
@@ -81,7 +81,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     metrics,
     logger: logger.child({ component: 'admin' }),
     readiness: unmet,
-    startup: () => holder.isValid(now()),
+    // Named as /readyz names it: "no valid SVID yet" hid an SVID under a root the CA retired.
+    startup: svidUnmet,
   });
   parts.push(() => admin.close());
   const agent =
@@ -92,6 +93,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
           bundleFile: config.ca.bundle,
           bundleSetting: 'ca.bundle',
           tokenFile: config.ca.token,
+          tokenSetting: 'ca.token',
           holder,
           logger: logger.child({ component: 'agent' }),
           metrics,

@@ -3,8 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
 
-async function readyz(mesh: GatewayMesh): Promise<{ status: number; body: string }> {
-  const res = await fetch(`http://127.0.0.1:${mesh.gateway.adminPort}/readyz`);
+async function readyz(mesh: GatewayMesh, path = '/readyz'): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${mesh.gateway.adminPort}${path}`);
   return { status: res.status, body: await res.text() };
 }
 
@@ -19,6 +19,7 @@ describe('gateway /readyz', () => {
 
   it('ok/ready while the gateway holds a valid SVID', async () => {
     expect(await readyz(mesh)).toEqual({ status: 200, body: 'ready\n' });
+    expect(await readyz(mesh, '/startupz')).toEqual({ status: 200, body: 'started\n' });
   });
 
   it('fail/an expired SVID is named with its expiry', async () => {
@@ -32,5 +33,10 @@ describe('gateway /readyz', () => {
     const answer = await readyz(mesh);
     expect(answer.status).toBe(503);
     expect(answer.body).toBe(`not ready: SVID expired at ${notAfter.toISOString()}\n`);
+    // The startup probe names it too, where it answered a bare "no valid SVID yet".
+    expect(await readyz(mesh, '/startupz')).toEqual({
+      status: 503,
+      body: `not started: SVID expired at ${notAfter.toISOString()}\n`,
+    });
   });
 });

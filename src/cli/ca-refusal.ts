@@ -4,10 +4,13 @@
 import { caChainUntrusted, JOIN_TOKEN_SINGLE_USE } from '../agent/ca-client.js';
 import { caBundlePatchCommandFor } from '../ca/k8s-manifests.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
+import { type CertificateFiles, NEW_SVID_HINT } from './cert-trust.js';
 
 export interface CaCallContext {
   /** The call carried a join token (`cert request`). */
   readonly joinToken: boolean;
+  /** The call authenticated with a client certificate (`cert renew`, `cert token`): its --cert and --bundle files. */
+  readonly clientCert?: CertificateFiles;
 }
 
 /**
@@ -16,6 +19,8 @@ export interface CaCallContext {
  *   it MESHAUTH_ERR_CA_UNAVAILABLE for the agent, which retries; here nothing but other input mends it, and exit 1
  *   read as "try again later".
  * - a join token refused: the CA's "credential rejected", and why a new token is needed.
+ * - a client certificate refused: which one, and what to do. The caller has checked it against the --bundle, so
+ *   that bundle holds a root the CA itself does not trust.
  */
 export function caRefusal(error: unknown, context: CaCallContext): unknown {
   if (caChainUntrusted(error)) {
@@ -30,6 +35,20 @@ export function caRefusal(error: unknown, context: CaCallContext): unknown {
       error.code,
       `${error.message}: the CA refused the join token (unknown, expired or used): ${JOIN_TOKEN_SINGLE_USE}; ` +
         'create a new one with `meshauth ca token create --id <spiffe-id>`',
+      {
+        ...(error.reason === undefined ? {} : { reason: error.reason }),
+        ...(error.detail === undefined ? {} : { detail: error.detail }),
+        cause: error,
+      },
+    );
+  }
+  if (context.clientCert !== undefined && isMeshauthError(error, 'MESHAUTH_ERR_CA_UNAUTHENTICATED')) {
+    const { cert, bundle } = context.clientCert;
+    return new MeshauthError(
+      error.code,
+      `${error.message}: the CA does not trust the certificate in --cert ${cert}, though it chains to --bundle ` +
+        `${bundle}: it was not issued under the CA's own roots (another CA's, or a root the CA has retired, still ` +
+        `in that bundle): give --ca-url and --bundle of the CA that issued it, or ${NEW_SVID_HINT}`,
       {
         ...(error.reason === undefined ? {} : { reason: error.reason }),
         ...(error.detail === undefined ? {} : { detail: error.detail }),

@@ -30,7 +30,8 @@ import {
   type x509,
 } from '../pki/index.js';
 import { caRefusal } from './ca-refusal.js';
-import { assertCertificateValid } from './cert-validity.js';
+import { assertTrustedByBundle } from './cert-trust.js';
+import { assertCertificateValid, type CertificateUse } from './cert-validity.js';
 import { humanDuration } from './human-duration.js';
 import { makeKeyDirectory, replaceFiles } from './key-pair-files.js';
 import { sayWaiting, withKeyPairLock } from './key-pair-lock.js';
@@ -131,7 +132,7 @@ export function registerCertCommands(program: Command): void {
         async (lock) => {
           const [certPem, keyPem] = await readPair(opts);
           const current = await checkKeyPair(opts, certPem, keyPem);
-          assertCertificateValid(opts.cert, leafOf(opts.cert, certPem), new Date(), 'renew');
+          assertUsable(opts, certPem, bundlePem, 'renew');
           await refuseOneFileTwoNames(opts);
           // Before the CA issues a certificate this run could not store.
           await assertCanWriteBeside([opts.key, opts.cert]);
@@ -169,12 +170,12 @@ export function registerCertCommands(program: Command): void {
       // Under the pair's lock, only while reading: a renewal between its two renames would look like a torn pair.
       const [certPem, keyPem] = await withKeyPairLock(opts.key, () => readPair(opts), { onWait: sayWaiting(opts.key) });
       await checkKeyPair(opts, certPem, keyPem);
-      assertCertificateValid(opts.cert, leafOf(opts.cert, certPem), new Date(), 'token');
+      assertUsable(opts, certPem, bundlePem, 'token');
       const response = await requestJwtSvid(
         { ...connectionTo(opts.caUrl, bundlePem, opts.bundle), clientCertPem: certPem, clientKeyPem: keyPem },
         { audience: opts.audience },
       ).catch((error: unknown) => {
-        throw caRefusal(error, { joinToken: false });
+        throw caRefusal(error, { joinToken: false, clientCert: { cert: opts.cert, bundle: opts.bundle } });
       });
       process.stdout.write(`${response.accessToken}\n`);
     });
@@ -258,8 +259,30 @@ export function checkOutPrefix(prefix: string): string {
   return prefix;
 }
 
+/**
+ * The certificate `cert renew` or `cert token` authenticates with, checked as the CA will check it: in its validity
+ * window (the clocks), then an SVID of the bundle's trust domain under its roots (the right CA). Each refusal says
+ * what to do; the CA's own says "credential rejected" and nothing more.
+ */
+function assertUsable(
+  files: { cert: string; bundle: string },
+  certPem: string,
+  bundlePem: string,
+  use: CertificateUse,
+): void {
+  const now = new Date();
+  const chain = certificatesOf(files.cert, certPem);
+  assertCertificateValid(files.cert, chain[0] as x509.X509Certificate, now, use);
+  assertTrustedByBundle(files, chain, TrustBundle.fromPem(bundleTrustDomain(bundlePem), bundlePem), now, use);
+}
+
 /** The CA is pinned to spiffe://<td>/meshauth/ca, with <td> named by the bundle's roots (meshauth roots carry it). */
 function connectionTo(caUrl: string, bundlePem: string, bundleFile: string): CaConnection {
+  return { caUrl, bundlePem, bundleFile, trustDomain: bundleTrustDomain(bundlePem) };
+}
+
+/** The trust domain the first root of the bundle names in its URI SAN. */
+function bundleTrustDomain(bundlePem: string): TrustDomain {
   const named = parseCertificatesPem(bundlePem)
     .map((root) => uriSans(root)[0])
     .find((uri) => uri !== undefined);
@@ -270,7 +293,7 @@ function connectionTo(caUrl: string, bundlePem: string, bundleFile: string): CaC
       { reason: 'bundle_without_trust_domain' },
     );
   }
-  return { caUrl, bundlePem, bundleFile, trustDomain: TrustDomain.parse(named) };
+  return TrustDomain.parse(named);
 }
 
 interface FetchOptions {
@@ -303,7 +326,12 @@ async function fetchAndWrite(options: FetchOptions): Promise<string> {
     csrPem: await createCsrPem(keys),
     ...(options.token === undefined ? {} : { token: options.token }),
   }).catch((error: unknown) => {
-    throw caRefusal(error, { joinToken: options.token !== undefined });
+    throw caRefusal(error, {
+      joinToken: options.token !== undefined,
+      ...(options.clientCertPem === undefined || options.certFile === undefined
+        ? {}
+        : { clientCert: { cert: options.certFile, bundle: options.bundleFile } }),
+    });
   });
   const privateKeyPem = await exportPrivateKeyPem(keys.privateKey);
   const now = new Date();

@@ -1,7 +1,7 @@
 // JWT-SVIDs from a real `meshauth ca serve` (SPEC §4 POST /v1/token): curl with an SVID from `cert request`, and
 // `meshauth cert token` printing only the token, so `TOKEN=$(meshauth cert token …)` works.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -103,10 +103,14 @@ describe('JWT-SVIDs from ca serve', () => {
     expect(claimsOf(result.stdout.trim())).toMatchObject({ sub: ID, aud: [AUDIENCE] });
   });
 
+  // cert token checks --cert against --bundle before it dials: a --bundle holding the other CA's root too lets the
+  // certificate reach the CA, whose own refusal is what this covers.
   it('fail/cert token with a certificate the CA did not issue → exit 2, invalid client', async () => {
     expect((await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', 'other'], { cwd })).code).toBe(0);
     const issued = await meshauth(['ca', 'issue', '--id', ID, '--out', 'foreign', '--dir', 'other'], { cwd });
     expect(issued.code, issued.stderr).toBe(0);
+    const roots = ['certs', 'other'].map((dir) => readFileSync(join(cwd, dir, 'bundle.pem'), 'utf8'));
+    writeFileSync(join(cwd, 'both.pem'), roots.join(''));
     const result = await meshauth(
       [
         'cert',
@@ -114,7 +118,7 @@ describe('JWT-SVIDs from ca serve', () => {
         '--ca-url',
         url,
         '--bundle',
-        'certs/bundle.pem',
+        'both.pem',
         '--cert',
         'foreign.crt',
         '--key',
@@ -127,6 +131,7 @@ describe('JWT-SVIDs from ca serve', () => {
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
     expect(result.stderr).toContain('MESHAUTH_ERR_CA_UNAUTHENTICATED');
+    expect(result.stderr).toContain('the CA does not trust the certificate in --cert foreign.crt');
   });
 
   it('fail/--jwt-ttl 6m → exit 2', async () => {

@@ -1,0 +1,81 @@
+// Whether the certificate `cert renew` and `cert token` authenticate with is one the CA trusts, checked against the
+// --bundle before the CA is dialled: the CA refuses another CA's certificate with "credential rejected" alone and
+// tells why to its own log. It must not read files or dial anything: the caller gives it what it read.
+import { MeshauthError } from '../errors/index.js';
+import { SpiffeId } from '../identity/index.js';
+import { type TrustBundle, uriSans, validateX509Svid, type x509 } from '../pki/index.js';
+import type { CertificateUse } from './cert-validity.js';
+
+/** What the CA cannot do with a certificate it does not trust, for the message. */
+const CANNOT: Readonly<Record<CertificateUse, string>> = {
+  renew: 'renew it',
+  token: 'give a token for it',
+};
+
+/** The other way out, whichever input was wrong: a certificate from the CA at hand. */
+export const NEW_SVID_HINT =
+  'get a new SVID from this CA with `meshauth cert request` and a join token ' +
+  '(`meshauth ca token create --id <spiffe-id>`)';
+
+export interface CertificateFiles {
+  /** The --cert file the chain was read from. */
+  readonly cert: string;
+  /** The --bundle file `bundle` was read from. */
+  readonly bundle: string;
+}
+
+/**
+ * Throws, naming --cert and --bundle and what to do, unless `chain` is an X509-SVID of the bundle's trust domain
+ * that chains to one of its roots at `now`: the check the CA makes of a client certificate. Codes are the
+ * validator's (MESHAUTH_ERR_SVID_TRUST_DOMAIN, MESHAUTH_ERR_SVID_UNKNOWN_CA, …): exit 2, input to fix.
+ */
+export function assertTrustedByBundle(
+  files: CertificateFiles,
+  chain: readonly x509.X509Certificate[],
+  bundle: TrustBundle,
+  now: Date,
+  use: CertificateUse,
+): void {
+  try {
+    validateX509Svid(chain, bundle, now);
+  } catch (error) {
+    if (!(error instanceof MeshauthError)) throw error;
+    throw new MeshauthError(error.code, untrustedMessage(files, chain, bundle, use, error), {
+      ...(error.reason === undefined ? {} : { reason: error.reason }),
+      cause: error,
+    });
+  }
+}
+
+function untrustedMessage(
+  files: CertificateFiles,
+  chain: readonly x509.X509Certificate[],
+  bundle: TrustBundle,
+  use: CertificateUse,
+  error: MeshauthError,
+): string {
+  const ours = bundle.trustDomain.name;
+  const id = chain[0] === undefined ? undefined : SpiffeId.tryParse(uriSans(chain[0])[0] ?? '');
+  if (error.code === 'MESHAUTH_ERR_SVID_TRUST_DOMAIN' && id !== undefined) {
+    const theirs = id.trustDomain.name;
+    return (
+      `--cert ${files.cert} holds ${id} of trust domain ${theirs}, but --bundle ${files.bundle} is the CA of ` +
+      `${ours}, which trusts no other trust domain and cannot ${CANNOT[use]}: give --ca-url and --bundle of the CA ` +
+      `of ${theirs} that issued it, or, for an identity in ${ours}, ${NEW_SVID_HINT}`
+    );
+  }
+  if (error.code === 'MESHAUTH_ERR_SVID_UNKNOWN_CA') {
+    // Only the bundle is read here, not the CA: either the certificate is another CA's, or the bundle is. The CA's
+    // own certificate meets the bundle only in the TLS handshake, after this.
+    return (
+      `--cert ${files.cert} was not issued under the roots of --bundle ${files.bundle} (${error.message}), so the ` +
+      `CA trusted by that bundle does not trust it and cannot ${CANNOT[use]}: if the certificate is another CA's ` +
+      `(another \`ca init\`, or a root since retired), ${NEW_SVID_HINT}; otherwise give --ca-url and --bundle of ` +
+      'the CA that issued it'
+    );
+  }
+  return (
+    `--cert ${files.cert} is not an X509-SVID the CA of --bundle ${files.bundle} accepts (${error.message}), so it ` +
+    `cannot ${CANNOT[use]}: ${NEW_SVID_HINT}`
+  );
+}

@@ -33,7 +33,7 @@ import { caRefusal } from './ca-refusal.js';
 import { assertTrustedByBundle } from './cert-trust.js';
 import { assertCertificateValid, type CertificateUse } from './cert-validity.js';
 import { humanDuration } from './human-duration.js';
-import { makeKeyDirectory, replaceFiles } from './key-pair-files.js';
+import { makeKeyDirectory, removeEmptyDirectories, replaceFiles } from './key-pair-files.js';
 import { sayWaiting, withKeyPairLock } from './key-pair-lock.js';
 import { assertCanWriteBeside } from './writable-directory.js';
 
@@ -91,8 +91,9 @@ export function registerCertCommands(program: Command): void {
         const keyType = parseKeyType(opts.keyType);
         // The token is single-use: --out is made, locked and proved writable before the CA sees it, so a directory
         // that refuses the pair costs nothing, and a second run for the same --out waits here, before spending its
-        // own token. The directory first: the lock file goes in it.
-        await makeKeyDirectory(dirname(prefix));
+        // own token. The directory first: the lock file goes in it. Taken back when the request fails, if this run
+        // made it and it is still empty (the lock is gone by then): a failed request leaves nothing behind.
+        const created = await makeKeyDirectory(dirname(prefix));
         const written = await withKeyPairLock(
           `${prefix}.key`,
           async (lock) => {
@@ -111,7 +112,10 @@ export function registerCertCommands(program: Command): void {
             });
           },
           { onWait: sayWaiting(`${prefix}.key`) },
-        );
+        ).catch(async (error: unknown) => {
+          await removeEmptyDirectories(created);
+          throw error;
+        });
         process.stdout.write(`${written}\n`);
       },
     );

@@ -7,17 +7,39 @@
 // and lends nothing.
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { type FileHandle, link as linkFile, lstat, mkdir, open, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { type FileHandle, link as linkFile, lstat, mkdir, open, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { MeshauthError } from '../errors/index.js';
 
 /**
  * Creates `dir` (and its parents) for a key and its chain, 0755 at most. With the umask's mode alone, umask 000 (set
  * in some container images) made them 0777, so any local user could delete or swap the workload's key and chain.
- * Not narrower: apps running as other users still reach the chain.
+ * Not narrower: apps running as other users still reach the chain. Returns the directories it created, deepest
+ * first, for a command that fails before writing anything to take back (removeEmptyDirectories).
  */
-export async function makeKeyDirectory(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o755 });
+export async function makeKeyDirectory(dir: string): Promise<string[]> {
+  const first = await mkdir(dir, { recursive: true, mode: 0o755 });
+  if (first === undefined) return [];
+  const top = resolve(first);
+  const created: string[] = [];
+  for (let at = resolve(dir); ; at = dirname(at)) {
+    created.push(at);
+    if (at === top || dirname(at) === at) return created;
+  }
+}
+
+/**
+ * Removes `dirs` in order while each is empty, and stops at the first that is not (or is gone): a directory that
+ * has gained a file since, the lock of another run for the same pair among them, is left with its content.
+ */
+export async function removeEmptyDirectories(dirs: readonly string[]): Promise<void> {
+  for (const dir of dirs) {
+    try {
+      await rmdir(dir);
+    } catch {
+      return;
+    }
+  }
 }
 
 export interface FileToReplace {

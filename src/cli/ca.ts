@@ -2,7 +2,7 @@
 // prints results. Every subcommand takes --dir (default `certs`).
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 // The CA itself (server, jose, PKCS#12 via pkijs) is imported inside each action: `meshauth sidecar` shares this
 // program and must not load it (its idle memory must stay small).
@@ -92,11 +92,11 @@ export function registerCaCommands(program: Command): void {
     .option('--namespace <ns>', 'with --k8s-secret: namespace of the CA and the webhook')
     .option('--bundle-namespace <ns...>', `with --k8s-secret: more namespaces that get the trust-bundle ConfigMap`)
     .option('--out <dir>', 'with --k8s-secret: the CA directory to write (default meshauth-ca)')
-    .action(async (opts: InitOptions) => {
-      if (opts.k8sSecret !== undefined) return initForKubernetes(opts);
-      if (opts.namespace !== undefined || opts.bundleNamespace !== undefined || opts.out !== undefined) {
-        throw usage('--namespace, --bundle-namespace and --out go with --k8s-secret');
+    .action(async (opts: InitOptions, command: Command) => {
+      if (opts.k8sSecret !== undefined) {
+        return initForKubernetes(opts, command.getOptionValueSource('dir') !== 'default');
       }
+      refuseKubernetesFlags({ namespace: opts.namespace, bundleNamespace: opts.bundleNamespace, out: opts.out });
       const { initCa } = await import('../ca/index.js');
       const { trustDomain, paths } = await underForceLock(opts, opts.dir, () =>
         initCa({ dir: opts.dir, trustDomain: opts.trustDomain, force: opts.force === true }),
@@ -470,19 +470,54 @@ interface RotateOptions {
 
 function rotateTarget(opts: RotateOptions) {
   if (opts.k8sSecret === undefined) {
-    if (opts.namespace !== undefined || opts.bundleNamespace !== undefined) {
-      throw usage('--namespace and --bundle-namespace go with --k8s-secret');
-    }
+    refuseKubernetesFlags({ namespace: opts.namespace, bundleNamespace: opts.bundleNamespace });
     return undefined;
   }
   if (opts.namespace === undefined) throw usage('--k8s-secret needs --namespace');
   return { secretName: opts.k8sSecret, namespace: opts.namespace, bundleNamespaces: opts.bundleNamespace ?? [] };
 }
 
-/** `ca init --k8s-secret`: the CA directory for the operator, the manifests for the cluster, the next commands. */
-async function initForKubernetes(opts: InitOptions): Promise<void> {
+/** The flags only --k8s-secret reads, as given (undefined: not given). */
+interface KubernetesFlags {
+  readonly namespace: string | undefined;
+  readonly bundleNamespace: readonly string[] | undefined;
+  /** `ca init` only: the directory --k8s-secret writes. */
+  readonly out?: string | undefined;
+}
+
+/**
+ * Refuses the flags of --k8s-secret given without it, naming only those given: one sentence naming all of them sent
+ * a user who typed --namespace looking for an --out they never gave. --out is the CA directory of --k8s-secret; for a
+ * CA alone that is --dir, said with the value given.
+ */
+function refuseKubernetesFlags(flags: KubernetesFlags): void {
+  const given = [
+    ...(flags.namespace === undefined ? [] : ['--namespace']),
+    ...(flags.bundleNamespace === undefined ? [] : ['--bundle-namespace']),
+    ...(flags.out === undefined ? [] : ['--out']),
+  ];
+  if (given.length === 0) return;
+  const names = given.length === 1 ? given.join('') : `${given.slice(0, -1).join(', ')} and ${given.at(-1)}`;
+  const leaveOut = given.length === 1 ? `leave ${names} out` : 'leave them out';
+  const dir = flags.out === undefined ? '' : ` and name the CA directory with --dir (--dir ${flags.out})`;
+  throw usage(
+    `${names} ${given.length === 1 ? 'goes' : 'go'} with --k8s-secret, which was not given: add --k8s-secret NAME ` +
+      `to write the Kubernetes manifests too, or ${leaveOut}${dir}`,
+  );
+}
+
+/**
+ * `ca init --k8s-secret`: the CA directory for the operator, the manifests for the cluster, the next commands. The
+ * directory is --out, or --dir when that was given (an explicit `--dir certs` too), else meshauth-ca.
+ */
+async function initForKubernetes(opts: InitOptions, dirGiven: boolean): Promise<void> {
   if (opts.namespace === undefined) throw usage('--k8s-secret needs --namespace (where the CA runs)');
-  const dir = opts.out ?? (opts.dir === DEFAULT_DIR ? 'meshauth-ca' : opts.dir);
+  if (dirGiven && opts.out !== undefined && resolve(opts.out) !== resolve(opts.dir)) {
+    throw usage(
+      `--dir ${opts.dir} and --out ${opts.out} both name the CA directory ca init --k8s-secret writes: give one of them`,
+    );
+  }
+  const dir = opts.out ?? (dirGiven ? opts.dir : 'meshauth-ca');
   const { initCaForKubernetes } = await import('../ca/index.js');
   const target = {
     secretName: opts.k8sSecret as string,

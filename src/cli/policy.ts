@@ -1,13 +1,13 @@
 // `meshauth policy validate|test`: the Policy Administration Point's CLI. Exit codes: 0 evaluated / valid;
 // 1 when a cases table has a mismatch; 2 for invalid input (policy, cases file, flags).
 import type { Command } from 'commander';
-import type { CaseResult, TestOutcome } from '../authz/index.js';
+import type { CaseResult, CompiledPolicy, PolicyCase, TestOutcome } from '../authz/index.js';
 import { type AuthzUser, evaluateTestRequest, loadPolicyFile, parseCases, runCases } from '../authz/index.js';
 import { readPolicyText } from '../authz/load-policy-file.js';
 import { formatProblem, type PolicyProblem } from '../authz/policy/parse-policy.js';
 import { plural } from '../config/issue-message.js';
 import { MeshauthError } from '../errors/index.js';
-import { TrustDomain } from '../identity/index.js';
+import { SpiffeId, TrustDomain } from '../identity/index.js';
 import { EXIT_FAILURE, EXIT_USAGE, formatError } from './run.js';
 
 interface TrustDomainOption {
@@ -83,11 +83,13 @@ export function registerPolicyCommands(program: Command): void {
     .option('--cases <file>', 'YAML table of cases with expected decisions')
     .option(...TRUST_DOMAIN_OPTION)
     .action(async (file: string, options: TestOptions) => {
-      const loaded = await loadPolicyFile(file, trustDomainOf(options));
+      const trustDomain = trustDomainOf(options);
+      if (options.from !== undefined) refuseForeignCaller(options.from, trustDomain, '--from');
+      const loaded = await loadPolicyFile(file, trustDomain);
       const now = options.time === undefined ? new Date() : parseTime(options.time);
       if (options.cases !== undefined) {
         const cases = parseCases(await readPolicyText(options.cases, 'cases file'), options.cases);
-        const results = runCases(loaded.policy, cases, now);
+        const results = runCasesIn(trustDomain, loaded.policy, cases, now);
         printCases(results, options.json === true);
         if (results.some((r) => !r.passed)) process.exitCode = EXIT_FAILURE;
         return;
@@ -110,6 +112,57 @@ export function registerPolicyCommands(program: Command): void {
       if (options.json === true) out(JSON.stringify(outcomeJson(outcome), null, 2));
       else printOutcome(outcome);
     });
+}
+
+/**
+ * Refuses a --from outside --trust-domain, as the policy's rules are: the sidecar of that trust domain refuses such a
+ * peer in the TLS handshake, so a decision for it describes no request that sidecar sees. An ID that does not parse
+ * is left to the dry run, which reports it as before.
+ */
+function refuseForeignCaller(from: string, trustDomain: string | undefined, field: string): void {
+  const id = foreignCaller(from, trustDomain);
+  if (id === undefined) return;
+  throw usage(
+    `${field} ${from} is in trust domain ${id.trustDomain.name}, not ${trustDomain} (--trust-domain): no peer of ` +
+      `another trust domain is ever accepted (meshauth has no federation), so a sidecar of ${trustDomain} refuses ` +
+      `it before any rule runs: give a ${field} in ${trustDomain}, or the --trust-domain of the mesh it is in`,
+  );
+}
+
+/**
+ * runCases, with each case whose `from` is outside --trust-domain decided as that sidecar decides it: denied in the
+ * TLS handshake, before any rule, so no rule is named (the refusal's code is). A table may hold such a case on
+ * purpose ("other trust domains may not"): it passes as `expect: deny`; one expecting allow or a rule fails and says
+ * why, where running the rules on it passed a case no request can match.
+ */
+function runCasesIn(
+  trustDomain: string | undefined,
+  policy: CompiledPolicy,
+  cases: readonly PolicyCase[],
+  now: Date,
+): CaseResult[] {
+  return cases.flatMap((c) => {
+    const id = foreignCaller(c.from, trustDomain);
+    if (id === undefined) return runCases(policy, [c], now);
+    const code = 'MESHAUTH_ERR_SVID_TRUST_DOMAIN';
+    const message = `${c.from} is in trust domain ${id.trustDomain.name}, not ${trustDomain} (--trust-domain)`;
+    return [
+      {
+        name: c.name,
+        passed: c.expect === 'deny' && c.rule === undefined,
+        expected: c.rule === undefined ? c.expect : `${c.expect} (${c.rule})`,
+        actual: 'deny',
+        detail: code,
+        outcome: { kind: 'reject', status: 401, code, reason: 'trust_domain', message },
+      },
+    ];
+  });
+}
+
+/** The caller's SPIFFE ID when --trust-domain is given and the ID parses and is outside it. */
+function foreignCaller(from: string, trustDomain: string | undefined): SpiffeId | undefined {
+  const id = trustDomain === undefined ? undefined : SpiffeId.tryParse(from);
+  return id === undefined || id.trustDomain.name === trustDomain ? undefined : id;
 }
 
 function printOutcome(outcome: TestOutcome): void {

@@ -253,11 +253,63 @@ describe('meshauth policy (built CLI)', () => {
       expect(r.stdout).toMatch(/^deny: rule "default-deny"/);
     });
 
+    // The rules were checked against --trust-domain, the caller was not: a --from of another trust domain got a
+    // decision for a peer that sidecar refuses in the TLS handshake, before any rule runs.
+    it('fail/a --from of another trust domain exits 2 naming the flag, the ID and both trust domains', async () => {
+      const r = await meshauth(
+        'policy',
+        'test',
+        POLICY,
+        '--trust-domain',
+        'example.org',
+        '--from',
+        foreign,
+        '--path',
+        '/admin/x',
+      );
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(
+        `meshauth: --from ${foreign} is in trust domain other.org, not example.org (--trust-domain): no peer of ` +
+          'another trust domain is ever accepted (meshauth has no federation), so a sidecar of example.org refuses ' +
+          'it before any rule runs: give a --from in example.org, or the --trust-domain of the mesh it is in ' +
+          '[MESHAUTH_ERR_USAGE]\n',
+      );
+    });
+
+    // In a cases table, such a case is decided as that sidecar decides it: denied before any rule runs. The shipped
+    // table holds one on purpose; one expecting an allow fails instead of passing on rules no such request reaches.
+    it('fail/a case from another trust domain expecting allow fails: denied before any rule, exit 1', async () => {
+      const cases = join(scratch, 'foreign.cases.yaml');
+      await writeFile(
+        cases,
+        'cases:\n  - name: frontend reads\n    from: spiffe://example.org/ns/shop/sa/frontend\n    method: GET\n' +
+          '    path: /healthz\n    expect: allow\n' +
+          `  - name: ops from elsewhere\n    from: ${foreign}\n    method: GET\n    path: /healthz\n    expect: allow\n`,
+      );
+      const r = await meshauth('policy', 'test', POLICY, '--cases', cases, '--trust-domain', 'example.org');
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe(
+        'PASS frontend reads: allow (health)\n' +
+          'FAIL ops from elsewhere: expected allow, got deny (MESHAUTH_ERR_SVID_TRUST_DOMAIN)\n' +
+          '2 cases: 1 passed, 1 failed\n',
+      );
+    });
+
+    it('ok/without --trust-domain a --from of any trust domain is tested', async () => {
+      const r = await meshauth('policy', 'test', POLICY, '--from', foreign, '--path', '/admin/x');
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^deny: rule "/);
+    });
+
     it('ok/the shipped example passes its cases in trust domain example.org', async () => {
       const r = await meshauth('policy', 'test', POLICY, '--cases', CASES, '--trust-domain', 'example.org');
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/^(\d+) cases: \1 passed, 0 failed$/m);
+      expect(r.stdout).toContain('PASS other trust domains may not: deny (MESHAUTH_ERR_SVID_TRUST_DOMAIN)\n');
     });
 
     it('fail/an invalid trust domain name exits 2 before reading any file', async () => {

@@ -2,7 +2,7 @@
 // sidecar (an Agent bootstraps and renews its SVID into a CredentialHolder, or tests inject one), builds the
 // relying party, the API token verifier and the policy watcher from the config, and owns the shutdown order
 // (readiness off → stop accepting → drain → close).
-import { Agent } from '../agent/agent.js';
+import { agentForConfig } from '../agent/configured-agent.js';
 import { CredentialHolder } from '../agent/credential-holder.js';
 import type { EndUserVerifier } from '../authn/end-user-verifier.js';
 import type { CompiledPolicy } from '../authz/index.js';
@@ -85,21 +85,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     startup: svidUnmet,
   });
   parts.push(() => admin.close());
-  const agent =
-    deps.holder === undefined
-      ? new Agent({
-          trustDomain: config.trustDomain,
-          caUrl: config.ca.url,
-          bundleFile: config.ca.bundle,
-          bundleSetting: 'ca.bundle',
-          tokenFile: config.ca.token,
-          tokenSetting: 'ca.token',
-          holder,
-          logger: logger.child({ component: 'agent' }),
-          metrics,
-          now,
-        })
-      : undefined;
+  const agent = deps.holder === undefined ? agentForConfig(config, { holder, logger, metrics, now }) : undefined;
   if (agent !== undefined) parts.push(() => agent.close());
   metrics.exposeSvidExpiry();
   parts.push(

@@ -2,7 +2,7 @@
 // credential holder (fed by the certificate agent, or injected by tests), the inbound PEP, the optional external
 // listener, the outbound proxy and the admin server, and owns the shutdown order (readiness off → stop
 // accepting → drain → close pools).
-import { Agent } from '../agent/agent.js';
+import { agentForConfig } from '../agent/configured-agent.js';
 import { CredentialHolder } from '../agent/credential-holder.js';
 import type { CompiledPolicy } from '../authz/index.js';
 import { configKeyName, type SidecarConfig } from '../config/index.js';
@@ -259,15 +259,9 @@ function startTcpInbound(
 }
 
 function createAgent(config: SidecarConfig, holder: CredentialHolder, deps: SidecarDependencies): SidecarAgent {
-  return new Agent({
-    trustDomain: config.trustDomain,
-    caUrl: config.ca.url,
-    bundleFile: config.ca.bundle,
-    bundleSetting: 'ca.bundle',
-    tokenFile: config.ca.token,
-    tokenSetting: 'ca.token',
+  return agentForConfig(config, {
     holder,
-    logger: deps.logger.child({ component: 'agent' }),
+    logger: deps.logger,
     metrics: deps.metrics,
     ...(deps.now === undefined ? {} : { now: deps.now }),
   });

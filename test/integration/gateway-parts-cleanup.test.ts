@@ -1,7 +1,9 @@
-// A running gateway's close() unwinds the parts it started in the reverse of their start, the same stack a failed
-// start unwinds: the public listener (stop accepting, drain) first, the admin server (its /readyz says "draining")
-// last. A part that fails to close used to stop close() there and leave the policy watcher, the verifiers, the
-// relying party and the admin listener open; now every part is closed and the first failure is reported after.
+// The gateway's parts are one stack, unwound newest first by a failed start and by close(). A start that failed
+// after its verifiers were up used to leave the API token verifier (its JWKS refresh timer), the JWT-SVID verifier
+// and the OIDC relying party (their dispatchers) running in the process that called startGateway; a part that failed
+// to close used to stop close() there and leave the policy watcher, the verifiers, the relying party and the admin
+// listener open. close() runs the public listener (stop accepting, drain) first and the admin server (its /readyz
+// says "draining") last; every part is closed and the first failure is reported after.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,6 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { CredentialHolder } from '../../src/agent/credential-holder.js';
 import { EndUserVerifier } from '../../src/authn/end-user-verifier.js';
 import { PolicyWatcher } from '../../src/authz/index.js';
+import { isMeshauthError } from '../../src/errors/index.js';
 import { gatewayConfigFromObject, startGateway } from '../../src/gateway/index.js';
 import { JwtSvidVerifier } from '../../src/gateway/jwt-svid-verifier.js';
 import { MeshForwarder } from '../../src/gateway/mesh-forwarder.js';
@@ -35,12 +38,12 @@ function refused(port: number): Promise<boolean> {
   });
 }
 
-describe('gateway close() unwinds what the start set going', () => {
+describe('gateway parts', () => {
   let dir: string;
   let document: Record<string, unknown>;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'meshauth-gateway-close-'));
+    dir = mkdtempSync(join(tmpdir(), 'meshauth-gateway-start-'));
     const ca = await TestCa.create();
     const server = await ca.issue({ id: ca.idFor('/ns/edge/sa/public'), ipAddresses: ['127.0.0.1'] });
     const write = (name: string, text: string): string => {
@@ -61,6 +64,7 @@ describe('gateway close() unwinds what the start set going', () => {
         clientSecretFile: write('client.secret', 'gateway-secret-for-tests-only'),
         redirectUri: 'https://127.0.0.1/.meshauth/callback',
       },
+      // A file key set: the verifier's start reads it and arms its check timer, with no socket.
       apiIssuers: [
         {
           issuer: 'https://idp.example.org',
@@ -82,6 +86,47 @@ describe('gateway close() unwinds what the start set going', () => {
 
   afterEach(() => {
     vi.restoreAllMocks();
+  });
+
+  it('fail/an invalid policy closes the JWT-SVID verifier, the API verifier and the relying party, in that order', async () => {
+    const closes = [
+      vi.spyOn(JwtSvidVerifier.prototype, 'close'),
+      vi.spyOn(EndUserVerifier.prototype, 'close'),
+      vi.spyOn(OidcRelyingParty.prototype, 'close'),
+    ];
+    const policy = join(dir, 'invalid-policy.yaml');
+    writeFileSync(policy, 'apiVersion: meshauth.dev/v1\nkind: Policy\nrules: [{ name: r, action: permit }]\n');
+    const config = gatewayConfigFromObject({ ...document, policy }, 'gateway-test.yaml');
+    const log = logLines('gateway', 'warn');
+    const start = startGateway(config, { logger: log.logger, metrics: new Metrics() });
+    const error = await start.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isMeshauthError(error, 'MESHAUTH_ERR_POLICY_INVALID')).toBe(true);
+    for (const close of closes) expect(close).toHaveBeenCalledTimes(1);
+    const order = closes.map((close) => close.mock.invocationCallOrder[0] ?? 0);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+  });
+
+  it('fail/an unreadable server certificate also closes the policy watcher, first', async () => {
+    const closes = [
+      vi.spyOn(PolicyWatcher.prototype, 'close'),
+      vi.spyOn(JwtSvidVerifier.prototype, 'close'),
+      vi.spyOn(EndUserVerifier.prototype, 'close'),
+      vi.spyOn(OidcRelyingParty.prototype, 'close'),
+    ];
+    const tls = { ...(document.tls as Record<string, string>), cert: join(dir, 'no-such.crt') };
+    const config = gatewayConfigFromObject({ ...document, tls }, 'gateway-test.yaml');
+    const log = logLines('gateway', 'warn');
+    const error = await startGateway(config, { logger: log.logger, metrics: new Metrics() }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isMeshauthError(error, 'MESHAUTH_ERR_FILE_UNREADABLE')).toBe(true);
+    for (const close of closes) expect(close).toHaveBeenCalledTimes(1);
+    const order = closes.map((close) => close.mock.invocationCallOrder[0] ?? 0);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
   });
 
   function start() {

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // The meshauth command. The composition root for every role: only code under src/cli exits the process.
-import { buildProgram } from './program.js';
+import { programFor } from './program-for.js';
 import { exitQuietlyOnBrokenPipe, exitWithError } from './run.js';
 
 exitQuietlyOnBrokenPipe();
-buildProgram()
-  .parseAsync(process.argv)
+programFor(process.argv.slice(2))
+  .then((program) => program.parseAsync(process.argv))
   .catch((error: unknown) => exitWithError(error));

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { type FileHandle, link as linkFile, lstat, mkdir, open, rename, rm, rmdir, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { MeshauthError } from '../errors/index.js';
 
 /**
@@ -20,11 +20,14 @@ import { MeshauthError } from '../errors/index.js';
 export async function makeKeyDirectory(dir: string): Promise<string[]> {
   const first = await mkdir(dir, { recursive: true, mode: 0o755 });
   if (first === undefined) return [];
-  const top = resolve(first);
+  // Spelled as `dir` is, never resolved: mkdir follows a symlink before a `..`, a resolved path drops both, and it
+  // then names other directories than those made (empty ones of the user's among them, which rmdir would take).
+  // mkdir gives the first one it made in the same spelling, a parent of `dir` by string; not met, none is claimed.
   const created: string[] = [];
-  for (let at = resolve(dir); ; at = dirname(at)) {
+  for (let at = dir; ; at = dirname(at)) {
     created.push(at);
-    if (at === top || dirname(at) === at) return created;
+    if (at === first) return created;
+    if (dirname(at) === at) return [];
   }
 }
 

@@ -11,6 +11,11 @@ export interface CaCallContext {
   readonly joinToken: boolean;
   /** The call authenticated with a client certificate (`cert renew`, `cert token`): its --cert and --bundle files. */
   readonly clientCert?: CertificateFiles;
+  /**
+   * That certificate leads to none of the --bundle's roots (checkTrustedByBundle): what a refusal of it means. The CA
+   * may have trusted a root the bundle lacks, so the call was made.
+   */
+  readonly notUnderBundle?: MeshauthError;
 }
 
 /**
@@ -19,8 +24,8 @@ export interface CaCallContext {
  *   it MESHAUTH_ERR_CA_UNAVAILABLE for the agent, which retries; here nothing but other input mends it, and exit 1
  *   read as "try again later".
  * - a join token refused: the CA's "credential rejected", and why a new token is needed.
- * - a client certificate refused: which one, and what to do. The caller has checked it against the --bundle, so
- *   that bundle holds a root the CA itself does not trust.
+ * - a client certificate refused: which one, and what to do. Not under the --bundle's roots: the caller's verdict
+ *   on it. Under them: that bundle holds a root the CA itself does not trust.
  */
 export function caRefusal(error: unknown, context: CaCallContext): unknown {
   if (caChainUntrusted(error)) {
@@ -43,6 +48,7 @@ export function caRefusal(error: unknown, context: CaCallContext): unknown {
     );
   }
   if (context.clientCert !== undefined && isMeshauthError(error, 'MESHAUTH_ERR_CA_UNAUTHENTICATED')) {
+    if (context.notUnderBundle !== undefined) return context.notUnderBundle;
     const { cert, bundle } = context.clientCert;
     return new MeshauthError(
       error.code,

@@ -1,6 +1,6 @@
 // Whether the certificate `cert renew` and `cert token` authenticate with is one the CA trusts, checked against the
-// --bundle before the CA is dialled: the CA refuses another CA's certificate with "credential rejected" alone and
-// tells why to its own log. It must not read files or dial anything: the caller gives it what it read.
+// --bundle: the CA refuses another CA's certificate with "credential rejected" alone and tells why to its own log.
+// It must not read files or dial anything: the caller gives it what it read.
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
 import { type TrustBundle, uriSans, validateX509Svid, type x509 } from '../pki/index.js';
@@ -25,25 +25,32 @@ export interface CertificateFiles {
 }
 
 /**
- * Throws, naming --cert and --bundle and what to do, unless `chain` is an X509-SVID of the bundle's trust domain
- * that chains to one of its roots at `now`: the check the CA makes of a client certificate. Codes are the
- * validator's (MESHAUTH_ERR_SVID_TRUST_DOMAIN, MESHAUTH_ERR_SVID_UNKNOWN_CA, …): exit 2, input to fix.
+ * The check the CA makes of a client certificate, against the --bundle, each refusal naming --cert and --bundle and
+ * what to do. Codes are the validator's (MESHAUTH_ERR_SVID_TRUST_DOMAIN, MESHAUTH_ERR_SVID_UNKNOWN_CA, …): exit 2,
+ * input to fix. Throws when no CA of the bundle's trust domain takes `chain` at `now` (another trust domain, not an
+ * X509-SVID). A chain that leads to none of the bundle's roots is returned, not thrown: the CA may still trust its
+ * root, which the bundle lacks (between `ca rotate --root --activate` and `--retire` the CA trusts the previous root,
+ * while a bundle of the new root alone authenticates it), so it is the answer only once the CA refuses the
+ * certificate (caRefusal). Undefined when the bundle takes the certificate.
  */
-export function assertTrustedByBundle(
+export function checkTrustedByBundle(
   files: CertificateFiles,
   chain: readonly x509.X509Certificate[],
   bundle: TrustBundle,
   now: Date,
   use: CertificateUse,
-): void {
+): MeshauthError | undefined {
   try {
     validateX509Svid(chain, bundle, now);
+    return undefined;
   } catch (error) {
     if (!(error instanceof MeshauthError)) throw error;
-    throw new MeshauthError(error.code, untrustedMessage(files, chain, bundle, use, error), {
+    const untrusted = new MeshauthError(error.code, untrustedMessage(files, chain, bundle, use, error), {
       ...(error.reason === undefined ? {} : { reason: error.reason }),
       cause: error,
     });
+    if (error.code === 'MESHAUTH_ERR_SVID_UNKNOWN_CA') return untrusted;
+    throw untrusted;
   }
 }
 

@@ -30,7 +30,7 @@ import {
   type x509,
 } from '../pki/index.js';
 import { caRefusal } from './ca-refusal.js';
-import { assertTrustedByBundle } from './cert-trust.js';
+import { checkTrustedByBundle } from './cert-trust.js';
 import { assertCertificateValid, type CertificateUse } from './cert-validity.js';
 import { humanDuration } from './human-duration.js';
 import { makeKeyDirectory, removeEmptyDirectories, replaceFiles } from './key-pair-files.js';
@@ -136,7 +136,7 @@ export function registerCertCommands(program: Command): void {
         async (lock) => {
           const [certPem, keyPem] = await readPair(opts);
           const current = await checkKeyPair(opts, certPem, keyPem);
-          assertUsable(opts, certPem, bundlePem, 'renew');
+          const notUnderBundle = assertUsable(opts, certPem, bundlePem, 'renew');
           await refuseOneFileTwoNames(opts);
           // Before the CA issues a certificate this run could not store.
           await assertCanWriteBeside([opts.key, opts.cert]);
@@ -149,6 +149,7 @@ export function registerCertCommands(program: Command): void {
             keyFile: opts.key,
             clientCertPem: certPem,
             clientKeyPem: keyPem,
+            ...(notUnderBundle === undefined ? {} : { notUnderBundle }),
             expectedId: SpiffeId.parse(uriSans(leafOf(opts.cert, certPem))[0] ?? ''),
             guardWrite: async (write) => {
               await lock.assertHeld();
@@ -174,12 +175,16 @@ export function registerCertCommands(program: Command): void {
       // Under the pair's lock, only while reading: a renewal between its two renames would look like a torn pair.
       const [certPem, keyPem] = await withKeyPairLock(opts.key, () => readPair(opts), { onWait: sayWaiting(opts.key) });
       await checkKeyPair(opts, certPem, keyPem);
-      assertUsable(opts, certPem, bundlePem, 'token');
+      const notUnderBundle = assertUsable(opts, certPem, bundlePem, 'token');
       const response = await requestJwtSvid(
         { ...connectionTo(opts.caUrl, bundlePem, opts.bundle), clientCertPem: certPem, clientKeyPem: keyPem },
         { audience: opts.audience },
       ).catch((error: unknown) => {
-        throw caRefusal(error, { joinToken: false, clientCert: { cert: opts.cert, bundle: opts.bundle } });
+        throw caRefusal(error, {
+          joinToken: false,
+          clientCert: { cert: opts.cert, bundle: opts.bundle },
+          ...(notUnderBundle === undefined ? {} : { notUnderBundle }),
+        });
       });
       process.stdout.write(`${response.accessToken}\n`);
     });
@@ -266,18 +271,19 @@ export function checkOutPrefix(prefix: string): string {
 /**
  * The certificate `cert renew` or `cert token` authenticates with, checked as the CA will check it: in its validity
  * window (the clocks), then an SVID of the bundle's trust domain under its roots (the right CA). Each refusal says
- * what to do; the CA's own says "credential rejected" and nothing more.
+ * what to do; the CA's own says "credential rejected" and nothing more. Returns, for caRefusal, why a certificate
+ * under none of the bundle's roots would be refused: the CA may trust its root all the same (checkTrustedByBundle).
  */
 function assertUsable(
   files: { cert: string; bundle: string },
   certPem: string,
   bundlePem: string,
   use: CertificateUse,
-): void {
+): MeshauthError | undefined {
   const now = new Date();
   const chain = certificatesOf(files.cert, certPem);
   assertCertificateValid(files.cert, chain[0] as x509.X509Certificate, now, use);
-  assertTrustedByBundle(files, chain, TrustBundle.fromPem(bundleTrustDomain(bundlePem), bundlePem), now, use);
+  return checkTrustedByBundle(files, chain, TrustBundle.fromPem(bundleTrustDomain(bundlePem), bundlePem), now, use);
 }
 
 /** The CA is pinned to spiffe://<td>/meshauth/ca, with <td> named by the bundle's roots (meshauth roots carry it). */
@@ -312,6 +318,8 @@ interface FetchOptions {
   readonly token?: string;
   readonly clientCertPem?: string;
   readonly clientKeyPem?: string;
+  /** On renewal: why the CA would refuse clientCertPem, which leads to none of the bundle's roots (caRefusal). */
+  readonly notUnderBundle?: MeshauthError;
   /** On renewal: the SPIFFE ID of the current certificate, which the new one must carry. */
   readonly expectedId?: SpiffeId;
   /** Runs the write of the new pair, checking first that the pair's lock (taken before the CA call) is still held. */
@@ -335,6 +343,7 @@ async function fetchAndWrite(options: FetchOptions): Promise<string> {
       ...(options.clientCertPem === undefined || options.certFile === undefined
         ? {}
         : { clientCert: { cert: options.certFile, bundle: options.bundleFile } }),
+      ...(options.notUnderBundle === undefined ? {} : { notUnderBundle: options.notUnderBundle }),
     });
   });
   const privateKeyPem = await exportPrivateKeyPem(keys.privateKey);

@@ -1,8 +1,9 @@
 // `cert renew` (and `cert token`) with a certificate another CA issued (another `ca init` of the same trust domain,
 // or one of another trust domain): the CA refused it with "credential rejected" alone, which says neither what is
 // wrong nor what to do. The CLI holds the --bundle the CA is trusted by, so it checks the certificate against it
-// first and says so; a refusal it could not foresee (a --bundle with a root the CA does not trust) names the
-// certificate too.
+// and says so: at once for another trust domain, once the CA refuses it for a root the bundle lacks (the CA may trust
+// it still, cert-renew-new-root-bundle.test.ts); a refusal it could not foresee (a --bundle with a root the CA does
+// not trust) names the certificate too.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

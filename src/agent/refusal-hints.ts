@@ -30,8 +30,8 @@ export function bootstrapRefusedMessage(after: RefusedBootstrapAfter): string {
 /** The hint on a renewal the CA refused with 401: the agent's next attempt is a bootstrap with the token file. */
 export function renewalRefusedHint(tokenFile: string): string {
   return (
-    'the CA no longer accepts this SVID (its root was retired, for one); the agent bootstraps again with the token ' +
-    `file ${tokenFile} on each retry: a Kubernetes service-account token is re-issued by the kubelet and works as it ` +
+    'the CA no longer accepts this SVID (its root was retired, for one); the agent tries a bootstrap with the token ' +
+    `file ${tokenFile} at its next attempt: a Kubernetes service-account token is re-issued by the kubelet and works as it ` +
     `is, a join token is single-use: write a new one (\`${NEW_JOIN_TOKEN}\`) to that file, no restart needed`
   );
 }

@@ -72,8 +72,8 @@ describe('/readyz after the root of the held SVID was retired', () => {
       agent.logs.find((line) => line.mode === 'renewal' && line.code === 'MESHAUTH_ERR_CA_UNAUTHENTICATED'),
     );
     expect(refused.hint).toBe(
-      'the CA no longer accepts this SVID (its root was retired, for one); the agent bootstraps again ' +
-        `with the token file ${agent.tokenFile} on each retry: a Kubernetes service-account token is re-issued by ` +
+      'the CA no longer accepts this SVID (its root was retired, for one); the agent tries a bootstrap ' +
+        `with the token file ${agent.tokenFile} at its next attempt: a Kubernetes service-account token is re-issued by ` +
         'the kubelet and works as it is, a join token is single-use: write a new one ' +
         '(`meshauth ca token create --id <spiffe-id>`) to that file, no restart needed',
     );

@@ -2,10 +2,13 @@
 // under the agent's own bundle (TLS succeeds, as for a compromised or buggy replica), whose answers to POST
 // /v1/svid and GET /v1/bundle the test scripts. Whatever it answers, the agent keeps serving with the SVID it has,
 // counts the refusal and says why in a log line, and tries again before that SVID expires.
+// Every test has a server, an agent and a cleanup list of its own, so the tests (which mostly wait for a renewal at
+// half of a 6-second SVID) run side by side, as many at once as vitest's `maxConcurrency` lets them; they take
+// `expect` from their context, as concurrent tests must.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer, type Server } from 'node:https';
+import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, it, type TestContext } from 'vitest';
 import {
   generateKeyPair,
   importPrivateKeyPem,
@@ -23,14 +26,12 @@ import { type Cleanup, rotations, runCleanups, startAgent } from './agent-harnes
 type Handler = (request: IncomingMessage, body: string, response: ServerResponse) => void | Promise<void>;
 
 let ca: TestCa;
-let server: Server;
-let caUrl: string;
-let handler: Handler;
+/** The scripted CAs' serving certificate (for the CA's SPIFFE ID, under the test CA), shared by every test. */
+let serving: { readonly chainPem: string; readonly keyPem: string };
 /** A root the test CA is not under. */
 let otherRoot: x509.X509Certificate;
 /** Renewal comes at about half of it: 3 s into a test. */
 const SVID_TTL_MS = 6_000;
-const cleanups: Cleanup[] = [];
 
 interface Signer {
   readonly cert: x509.X509Certificate;
@@ -124,54 +125,71 @@ const honest: Handler = async (request, body, response) => {
 beforeAll(async () => {
   ca = await TestCa.create();
   otherRoot = (await caCert(undefined)).cert;
-  const serving = await ca.issue({ id: ca.idFor('/meshauth/ca'), ipAddresses: ['127.0.0.1'], ttlMs: 3600_000 });
-  server = createServer({ cert: serving.chainPem, key: serving.keyPem }, (request, response) => {
+  serving = await ca.issue({ id: ca.idFor('/meshauth/ca'), ipAddresses: ['127.0.0.1'], ttlMs: 3600_000 });
+});
+
+/** One test's CA: its own HTTPS server answering with whatever `handler` is when a request ends. */
+interface ScriptedCa {
+  readonly url: string;
+  handler: Handler;
+  /** The test's teardown (agent, directories, then the server), run when the test finishes. */
+  readonly cleanups: Cleanup[];
+}
+
+async function scriptedCa(onTestFinished: TestContext['onTestFinished'], handler: Handler): Promise<ScriptedCa> {
+  const cleanups: Cleanup[] = [];
+  onTestFinished(() => runCleanups(cleanups));
+  // The object returned, so that setting its `handler` scripts the answers from then on.
+  const script = { handler };
+  const server = createServer({ cert: serving.chainPem, key: serving.keyPem }, (request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      void Promise.resolve(handler(request, Buffer.concat(chunks).toString('utf8'), response)).catch(() => {
+      void Promise.resolve(script.handler(request, Buffer.concat(chunks).toString('utf8'), response)).catch(() => {
         response.destroy();
       });
     });
   });
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  caUrl = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
-});
+  return Object.assign(script, { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, cleanups });
+}
 
-afterEach(async () => {
-  await runCleanups(cleanups);
-  server.closeAllConnections();
-});
-
-afterAll(async () => {
-  await new Promise((resolve) => server.close(resolve));
-});
-
-/** An agent that bootstrapped against the honest CA; `then` takes over for every later answer. */
+/** An agent that bootstrapped against its own honest CA; `then` takes over for every later answer. */
 async function bootstrapped(
+  onTestFinished: TestContext['onTestFinished'],
   then: Handler,
   overrides: { requestTimeoutMs?: number; bundleRefreshMs?: number; maxBackoffMs?: number } = {},
 ) {
-  handler = honest;
-  const harness = startAgent({ url: caUrl, bundleFile: '' }, 'join-token', cleanups, {
+  const scripted = await scriptedCa(onTestFinished, honest);
+  const harness = startAgent({ url: scripted.url, bundleFile: '' }, 'join-token', scripted.cleanups, {
     bundlePem: ca.bundlePem,
     bundleRefreshMs: 3_600_000,
     ...overrides,
   });
   await harness.agent.whenReady();
-  handler = then;
+  scripted.handler = then;
   return harness;
 }
 
-describe('agent against a CA that never finishes its answer', () => {
-  it('fail/a renewal answer dripped one byte at a time is given up before the SVID expires', async () => {
+describe.concurrent('agent against a CA that never finishes its answer', () => {
+  it('fail/a renewal answer dripped one byte at a time is given up before the SVID expires', async ({
+    expect,
+    onTestFinished,
+  }) => {
     const drip: Handler = (request, _body, response) => {
       if (request.method !== 'POST') return;
       response.writeHead(200, { 'content-type': 'application/json' });
       const timer = setInterval(() => response.write(' '), 50);
       response.on('close', () => clearInterval(timer));
     };
-    const { holder, metrics, logs } = await bootstrapped(drip, { requestTimeoutMs: 300 });
+    const { holder, metrics, logs } = await bootstrapped(onTestFinished, drip, { requestTimeoutMs: 300 });
     const first = holder.current?.svid;
     // The renewal's answer never ends, its bytes coming faster than the idle timer: the attempt must still fail
     // (and be retried) while the SVID is valid.
@@ -217,8 +235,8 @@ async function underRoot(permittedHosts?: readonly string[], notAfter?: Date): P
 
 const day = 24 * 3600_000;
 
-describe('agent against a CA answering renewal with a certificate it must not take', () => {
-  it.each<[string, string, (csr: string) => Promise<unknown>]>([
+describe.concurrent('agent against a CA answering renewal with a certificate it must not take', () => {
+  it.for<[string, string, (csr: string) => Promise<unknown>]>([
     [
       'another SPIFFE ID',
       'id_changed',
@@ -295,23 +313,30 @@ describe('agent against a CA answering renewal with a certificate it must not ta
       'malformed',
       async (csr) => ({ ...chainAnswer([await leafFor(csr), ca.intermediate]), bundle: [] }),
     ],
-  ])('fail/%s → refused (%s), counted, logged, the current SVID kept', async (_name, reason, answer) => {
-    const { holder, metrics, logs } = await bootstrapped(svidAnswer(answer));
-    const first = holder.current?.svid;
-    await waitFor('a refused renewal', async () => (await rotations(metrics, 'failure')) >= 1, SVID_TTL_MS - 500);
-    expect(holder.current?.svid).toBe(first);
-    expect(await rotations(metrics, 'success')).toBe(1);
-    const line = logs.find((l) => l.msg.startsWith('SVID renewal failed'));
-    expect(line?.level).toBe('warn');
-    expect(line?.code).toBe('MESHAUTH_ERR_CA_RESPONSE_INVALID');
-    expect(line?.reason).toBe(reason);
-  });
+  ])(
+    'fail/%s → refused (%s), counted, logged, the current SVID kept',
+    async ([_name, reason, answer], { expect, onTestFinished }) => {
+      const { holder, metrics, logs } = await bootstrapped(onTestFinished, svidAnswer(answer));
+      const first = holder.current?.svid;
+      await waitFor('a refused renewal', async () => (await rotations(metrics, 'failure')) >= 1, SVID_TTL_MS - 500);
+      expect(holder.current?.svid).toBe(first);
+      expect(await rotations(metrics, 'success')).toBe(1);
+      const line = logs.find((l) => l.msg.startsWith('SVID renewal failed'));
+      expect(line?.level).toBe('warn');
+      expect(line?.code).toBe('MESHAUTH_ERR_CA_RESPONSE_INVALID');
+      expect(line?.reason).toBe(reason);
+    },
+  );
 });
 
-describe('agent against a CA whose leaf outlives the chain above it', () => {
-  it('ok/a 10-year leaf under an intermediate of seconds is renewed before that intermediate expires', async () => {
+describe.concurrent('agent against a CA whose leaf outlives the chain above it', () => {
+  it('ok/a 10-year leaf under an intermediate of seconds is renewed before that intermediate expires', async ({
+    expect,
+    onTestFinished,
+  }) => {
     let intermediateNotAfter = new Date(0);
     const { holder, metrics } = await bootstrapped(
+      onTestFinished,
       svidAnswer(async (csr) => {
         intermediateNotAfter = new Date(Date.now() + 4_000);
         const inter = await underRoot(undefined, intermediateNotAfter);
@@ -340,11 +365,15 @@ describe('agent against a CA whose leaf outlives the chain above it', () => {
   });
 });
 
-describe('agent against a CA whose bundle drops the root it is itself under', () => {
-  it('fail/a bundle refresh swapping our root for another is refused; renewals keep reaching the CA', async () => {
+describe.concurrent('agent against a CA whose bundle drops the root it is itself under', () => {
+  it('fail/a bundle refresh swapping our root for another is refused; renewals keep reaching the CA', async ({
+    expect,
+    onTestFinished,
+  }) => {
     const other = await caCert(undefined);
     let swapped = false;
     const { holder, metrics, logs } = await bootstrapped(
+      onTestFinished,
       (request, body, response) => {
         if (request.method !== 'GET' || swapped) return honest(request, body, response);
         swapped = true;
@@ -365,10 +394,14 @@ describe('agent against a CA whose bundle drops the root it is itself under', ()
     expect(await rotations(metrics, 'failure')).toBe(0);
   });
 
-  it('fail/a renewal answer under another root only is refused, the current SVID kept', async () => {
+  it('fail/a renewal answer under another root only is refused, the current SVID kept', async ({
+    expect,
+    onTestFinished,
+  }) => {
     const other = await caCert(undefined);
     const inter = await caCert(other);
     const { holder, metrics, logs } = await bootstrapped(
+      onTestFinished,
       svidAnswer(async (csr) => chainAnswer([await leafFor(csr, { issuer: inter }), inter.cert], [other.cert])),
     );
     const first = holder.current?.svid;
@@ -381,15 +414,26 @@ describe('agent against a CA whose bundle drops the root it is itself under', ()
   });
 });
 
-describe('agent bootstrapping against a CA whose bundle drops the root it is served under', () => {
-  it('fail/the bootstrap answer under another root only is refused; nothing is installed', async () => {
+describe.concurrent('agent bootstrapping against a CA whose bundle drops the root it is served under', () => {
+  it('fail/the bootstrap answer under another root only is refused; nothing is installed', async ({
+    expect,
+    onTestFinished,
+  }) => {
     const other = await caCert(undefined);
     const inter = await caCert(other);
-    handler = svidAnswer(async (csr) => chainAnswer([await leafFor(csr, { issuer: inter }), inter.cert], [other.cert]));
-    const { holder, metrics, logs } = startAgent({ url: caUrl, bundleFile: '' }, 'join-token', cleanups, {
-      bundlePem: ca.bundlePem,
-      bundleRefreshMs: 3_600_000,
-    });
+    const scripted = await scriptedCa(
+      onTestFinished,
+      svidAnswer(async (csr) => chainAnswer([await leafFor(csr, { issuer: inter }), inter.cert], [other.cert])),
+    );
+    const { holder, metrics, logs } = startAgent(
+      { url: scripted.url, bundleFile: '' },
+      'join-token',
+      scripted.cleanups,
+      {
+        bundlePem: ca.bundlePem,
+        bundleRefreshMs: 3_600_000,
+      },
+    );
     await waitFor('a refused bootstrap', async () => (await rotations(metrics, 'failure')) >= 1, 10_000);
     expect(holder.current).toBeUndefined();
     const line = logs.find((l) => l.code === 'MESHAUTH_ERR_CA_RESPONSE_INVALID');
@@ -430,9 +474,12 @@ const BUNDLE_FAILURES = [
   'error',
 ];
 
-describe('agent trust bundle refreshes are counted', () => {
-  it('ok/every result is exposed at 0 from the agent start, and only where an agent runs', async () => {
-    const { metrics } = await bootstrapped(honest);
+describe.concurrent('agent trust bundle refreshes are counted', () => {
+  it('ok/every result is exposed at 0 from the agent start, and only where an agent runs', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { metrics } = await bootstrapped(onTestFinished, honest);
     const text = await metrics.exposition();
     for (const result of ['ok', ...BUNDLE_FAILURES]) {
       expect(text).toMatch(new RegExp(`^meshauth_bundle_refreshes_total\\{result="${result}"\\} 0$`, 'm'));
@@ -441,7 +488,7 @@ describe('agent trust bundle refreshes are counted', () => {
   });
 
   // [what the CA answers, the result counted, the answer, the reason logged when it is not the result]
-  it.each<[string, string, () => Handler, string?]>([
+  it.for<[string, string, () => Handler, string?]>([
     [
       'a bundle swapping our root for another',
       'bundle_without_ca_root',
@@ -467,8 +514,10 @@ describe('agent trust bundle refreshes are counted', () => {
     ],
   ])(
     'fail/%s is counted once under %s; the next (honest) refresh counts ok',
-    async (_name, reason, first, logged = reason) => {
-      const { holder, metrics, logs } = await bootstrapped(bundleOnce(first()), { bundleRefreshMs: 500 });
+    async ([_name, reason, first, logged = reason], { expect, onTestFinished }) => {
+      const { holder, metrics, logs } = await bootstrapped(onTestFinished, bundleOnce(first()), {
+        bundleRefreshMs: 500,
+      });
       const refused = await waitFor('the refused bundle', () =>
         logs.find((l) => l.msg.startsWith('trust bundle refresh failed')),
       );
@@ -482,8 +531,9 @@ describe('agent trust bundle refreshes are counted', () => {
     },
   );
 
-  it('ok/a bundle adding a root is installed and counted ok', async () => {
+  it('ok/a bundle adding a root is installed and counted ok', async ({ expect, onTestFinished }) => {
     const { holder, metrics } = await bootstrapped(
+      onTestFinished,
       bundleOnce(ok200(JSON.stringify({ bundle: [ca.rootPem, otherRoot.toString('pem')] }))),
       { bundleRefreshMs: 500 },
     );
@@ -493,26 +543,30 @@ describe('agent trust bundle refreshes are counted', () => {
   });
 });
 
-describe('agent against a CA with a hostile Retry-After', () => {
-  it.each([
+describe.concurrent('agent against a CA with a hostile Retry-After', () => {
+  it.for([
     ['0', '0'],
     ['huge', '999999999'],
     ['a date far in the future', new Date(Date.now() + 365 * day).toUTCString()],
     ['garbage', 'soon, maybe'],
-  ])('ok/Retry-After %s: retried before the SVID expires, without spinning', async (_name, value) => {
-    const { holder, metrics } = await bootstrapped(
-      (request, body, response) => {
-        if (request.method !== 'POST') return honest(request, body, response);
-        response.writeHead(503, { 'content-type': 'application/json', 'retry-after': value });
-        response.end(JSON.stringify({ code: 'MESHAUTH_ERR_CA_UNAVAILABLE', message: 'busy' }));
-      },
-      { maxBackoffMs: 60_000 },
-    );
-    const notAfter = holder.current?.svid.notAfter.getTime() ?? 0;
-    await waitFor('two refused renewals', async () => (await rotations(metrics, 'failure')) >= 2, SVID_TTL_MS);
-    expect(Date.now()).toBeLessThan(notAfter);
-    await waitFor('the SVID to expire', () => Date.now() > notAfter, SVID_TTL_MS);
-    // The floor between attempts is 250 ms: a spinning agent would be far past this.
-    expect(await rotations(metrics, 'failure')).toBeLessThan(20);
-  });
+  ])(
+    'ok/Retry-After %s: retried before the SVID expires, without spinning',
+    async ([_name, value], { expect, onTestFinished }) => {
+      const { holder, metrics } = await bootstrapped(
+        onTestFinished,
+        (request, body, response) => {
+          if (request.method !== 'POST') return honest(request, body, response);
+          response.writeHead(503, { 'content-type': 'application/json', 'retry-after': value });
+          response.end(JSON.stringify({ code: 'MESHAUTH_ERR_CA_UNAVAILABLE', message: 'busy' }));
+        },
+        { maxBackoffMs: 60_000 },
+      );
+      const notAfter = holder.current?.svid.notAfter.getTime() ?? 0;
+      await waitFor('two refused renewals', async () => (await rotations(metrics, 'failure')) >= 2, SVID_TTL_MS);
+      expect(Date.now()).toBeLessThan(notAfter);
+      await waitFor('the SVID to expire', () => Date.now() > notAfter, SVID_TTL_MS);
+      // The floor between attempts is 250 ms: a spinning agent would be far past this.
+      expect(await rotations(metrics, 'failure')).toBeLessThan(20);
+    },
+  );
 });

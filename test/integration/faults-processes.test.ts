@@ -2,12 +2,15 @@
 // middle of a streamed response and started again on the same port; the CA is SIGKILLed while a group of agents
 // renews 40-second SVIDs and comes back. Each case asserts what the client sees, the metric, the log line, that
 // the surviving processes did not crash, and recovery without restarting them.
+// The two cases share nothing (each its own CA, ports and processes) and mostly wait, one on process starts, the
+// other on renewals at half of an SVID's life: they run side by side, taking `expect` from their context.
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { createJoinToken } from '../../src/ca/index.js';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { type RunningSidecar, startSidecar } from '../../src/sidecar/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
@@ -29,7 +32,7 @@ beforeAll(() => {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\``);
 });
 
-describe('the peer sidecar process is killed mid-stream and restarted', () => {
+describe.concurrent('the peer sidecar process is killed mid-stream and restarted', () => {
   let ca: CaHarness;
   let app: Server;
   let client: RunningSidecar;
@@ -119,7 +122,9 @@ describe('the peer sidecar process is killed mid-stream and restarted', () => {
     await waitFor('the client sidecar to be ready', () => client.ready(), 20_000);
   });
 
-  it('fail/SIGKILL mid-stream cuts the response (never a clean end); 503 while down; served again after restart', async () => {
+  it('fail/SIGKILL mid-stream cuts the response (never a clean end); 503 while down; served again after restart', async ({
+    expect,
+  }) => {
     const peer = await startPeer();
     const call = (path: string) =>
       request(`http://127.0.0.1:${client.outboundPort}${path}`, { headers: { host: 'b.mesh' }, dispatcher });
@@ -164,8 +169,10 @@ describe('the peer sidecar process is killed mid-stream and restarted', () => {
   }, 150_000);
 });
 
-describe('the CA process is killed during a renewal storm and comes back', () => {
-  it('ok/agents keep their SVIDs while it is down, count the failures and all renew once it is back', async () => {
+describe.concurrent('the CA process is killed during a renewal storm and comes back', () => {
+  it('ok/agents keep their SVIDs while it is down, count the failures and all renew once it is back', async ({
+    expect,
+  }) => {
     const dir = mkdtempSync(join(tmpdir(), 'meshauth-faults-ca-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const caDir = join(dir, 'ca');
@@ -187,12 +194,16 @@ describe('the CA process is killed during a renewal storm and comes back', () =>
     await waitForCli(ca, 'the CA to listen', () => ca.output().includes('listening') || undefined, 20_000);
 
     // Eight agents renewing 40-second SVIDs (a renewal every ~20 s each); the CA stays down for less than an SVID's remaining life, since an expired SVID cannot renew without a new join token.
+    // Their join tokens are written in this process, as `ca token create` does (its own tests cover the command):
+    // eight more process starts on a busy machine spread the agents over many seconds that every later wait pays for.
     const agents: ReturnType<typeof startAgent>[] = [];
     for (let i = 0; i < 8; i++) {
-      const id = `spiffe://example.org/ns/storm/sa/w${i}`;
-      const token = await runCommand(process.execPath, [MAIN, 'ca', 'token', 'create', '--id', id, '--dir', caDir]);
-      expect(token.code, token.stderr).toBe(0);
-      agents.push(startAgent({ url, bundleFile }, token.stdout.trim(), cleanups));
+      const token = await createJoinToken({
+        dir: caDir,
+        id: `spiffe://example.org/ns/storm/sa/w${i}`,
+        ttlMs: 10 * 60_000,
+      });
+      agents.push(startAgent({ url, bundleFile }, token, cleanups));
     }
     for (const a of agents) await waitFor('the first SVID', () => a.holder.current, 20_000);
     await waitFor(

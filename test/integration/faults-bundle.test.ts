@@ -5,10 +5,12 @@
 // sidecar throughout. Asserted: no failed request while both roots are trusted, the removal cuts the old-root
 // peer's connection (metric, one log line) and refuses its new handshakes, no process crashes, and the mesh
 // traffic goes on without a restart.
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type ConnectionOptions, connect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CliProcess, freePort, scrapeMetric, spawnCli, waitForCli } from '../helpers/cli-process.js';
@@ -48,7 +50,7 @@ describe('the trust bundle changes under load (root rotation on real processes)'
   let ca: CliProcess;
   let a: CliProcess;
   let b: CliProcess;
-  const ports = { ca: 0, aOut: 0, aAdmin: 0, bIn: 0, bAdmin: 0 };
+  const ports = { ca: 0, aIn: 0, aOut: 0, aAdmin: 0, bIn: 0, bAdmin: 0 };
 
   async function startSidecar(name: string, id: string, yaml: string[]): Promise<CliProcess> {
     const token = join(dir, `${name}.token`);
@@ -90,41 +92,61 @@ describe('the trust bundle changes under load (root rotation on real processes)'
         }),
     );
     const appPort = (app.address() as { port: number }).port;
-    b = await startSidecar('b', ID_B, [
-      `inbound: { listen: "127.0.0.1:${ports.bIn}", app: "127.0.0.1:${appPort}" }`,
-      // Never the default 15001: another CLI sidecar in the parallel suite may hold it.
-      'outbound: { listen: "127.0.0.1:0" }',
-      `admin: { listen: "127.0.0.1:${ports.bAdmin}" }`,
+    // The two sidecars start side by side (tokens, process start, bootstrap): A's route to B is only dialled later.
+    [b, a] = await Promise.all([
+      startSidecar('b', ID_B, [
+        `inbound: { listen: "127.0.0.1:${ports.bIn}", app: "127.0.0.1:${appPort}" }`,
+        // Never the default 15001: another CLI sidecar in the parallel suite may hold it.
+        'outbound: { listen: "127.0.0.1:0" }',
+        `admin: { listen: "127.0.0.1:${ports.bAdmin}" }`,
+      ]),
+      startSidecar('a', ID_A, [
+        `inbound: { listen: "127.0.0.1:${ports.aIn}", app: "127.0.0.1:${appPort}" }`,
+        `outbound: { listen: "127.0.0.1:${ports.aOut}", routes: { "b.mesh": { address: "127.0.0.1:${ports.bIn}", ids: ["${ID_B}"] } } }`,
+        `admin: { listen: "127.0.0.1:${ports.aAdmin}" }`,
+      ]),
     ]);
-    a = await startSidecar('a', ID_A, [
-      `inbound: { listen: "127.0.0.1:0", app: "127.0.0.1:${appPort}" }`,
-      `outbound: { listen: "127.0.0.1:${ports.aOut}", routes: { "b.mesh": { address: "127.0.0.1:${ports.bIn}", ids: ["${ID_B}"] } } }`,
-      `admin: { listen: "127.0.0.1:${ports.aAdmin}" }`,
-    ]);
-    for (const [sidecar, port] of [
-      [a, ports.aAdmin],
-      [b, ports.bAdmin],
-    ] as const) {
-      await waitForCli(
-        sidecar,
-        'the sidecar to be ready',
-        async () => (await request(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.statusCode === 200,
-        20_000,
-      ).catch((error: Error) => {
-        throw new Error(`${error.message}\nCA: ${ca.output().slice(-2000)}`);
-      });
-    }
+    await Promise.all(
+      (
+        [
+          [a, ports.aAdmin],
+          [b, ports.bAdmin],
+        ] as const
+      ).map(([sidecar, port]) =>
+        waitForCli(
+          sidecar,
+          'the sidecar to be ready',
+          async () => (await request(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.statusCode === 200,
+          20_000,
+        ).catch((error: Error) => {
+          throw new Error(`${error.message}\nCA: ${ca.output().slice(-2000)}`);
+        }),
+      ),
+    );
   }, 60_000);
 
-  /** Waits for `count` more "SVID renewed" lines of `sidecar` than it had when called. */
   /** A log line of a sidecar taking a bundle of `roots` roots, from a renewal or from its bundle refresh. */
   const bundleWith = (roots: number) => (l: Record<string, unknown>) =>
     (l.msg === 'trust bundle updated by the CA' || l.msg === 'trust bundle updated') && l.roots === roots;
 
-  async function renewals(sidecar: CliProcess, count: number): Promise<void> {
-    const renewed = () => sidecar.logs().filter((l) => l.msg === 'SVID renewed').length;
-    const target = renewed() + count;
-    await waitFor(`${count} SVID renewals`, () => renewed() >= target || undefined, 40_000);
+  /** Waits for `sidecar` to log that it took a bundle of `roots` roots. */
+  async function holdsBundleOf(sidecar: CliProcess, roots: number): Promise<void> {
+    await waitFor(`a bundle of ${roots} root(s)`, () => sidecar.logs().some(bundleWith(roots)) || undefined, 40_000);
+  }
+
+  /**
+   * The certificate a sidecar's inbound listener presents (its current SVID), to a client holding `identity`. The
+   * client ends the connection cleanly once the handshake is done, so the sidecar counts no failed handshake.
+   */
+  function servedSvid(port: number, identity: ConnectionOptions): Promise<X509Certificate | undefined> {
+    return new Promise((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port, ...identity, checkServerIdentity: () => undefined }, () => {
+        const leaf = socket.getPeerX509Certificate();
+        socket.end();
+        socket.on('close', () => resolve(leaf));
+      });
+      socket.on('error', () => resolve(undefined));
+    });
   }
 
   it('ok/no request fails while both roots are trusted; fail/the removed root’s peer is cut and refused; traffic goes on', async () => {
@@ -158,15 +180,16 @@ describe('the trust bundle changes under load (root rotation on real processes)'
     await waitFor('traffic to flow', () => okIn('one root') >= 50 || undefined, 20_000);
 
     // Step 1: a second root is published; every sidecar learns it from its next renewal (or from its bundle
-    // refresh, whose first run falls at a random point of its 5 minutes).
+    // refresh, whose first run falls at a random point of its 5 minutes). Activation may come once both hold it.
     phase = 'published';
     await cli('ca', 'rotate', '--root', '--dir', caDir);
     expect(pemBlocks(readFileSync(join(caDir, 'bundle.pem'), 'utf8'))).toHaveLength(2);
-    await Promise.all([renewals(a, 2), renewals(b, 2)]);
-    for (const sidecar of [a, b]) expect(sidecar.logs().some(bundleWith(2))).toBe(true);
+    const bothTrustTwoRoots = Promise.all([holdsBundleOf(a, 2), holdsBundleOf(b, 2)]);
+    // Awaited below; a failure of a wait in between must not leave its rejection unhandled meanwhile.
+    bothTrustTwoRoots.catch(() => undefined);
 
-    // A peer that will not move: an SVID issued offline under the old root, trusting both roots, keeping one
-    // keep-alive connection to B busy.
+    // Meanwhile, a peer that will not move: an SVID issued offline under the old root, trusting both roots, keeping
+    // one keep-alive connection to B busy.
     const legacyPrefix = join(dir, 'legacy');
     await cli('ca', 'issue', '--id', ID_LEGACY, '--out', legacyPrefix, '--dir', caDir, '--ttl', '1h');
     const legacyDispatcher = new Agent({
@@ -194,11 +217,26 @@ describe('the trust bundle changes under load (root rotation on real processes)'
       }
     })();
     await waitFor('the legacy peer to be served', () => legacy.some((r) => r.status === 200) || undefined, 10_000);
+    await bothTrustTwoRoots;
+    for (const sidecar of [a, b]) expect(sidecar.logs().some(bundleWith(2))).toBe(true);
 
-    // Step 2: the new root signs from now on; two renewals each put both sidecars on it.
+    // Step 2: the new root signs from now on; a renewal each puts both sidecars on it. Their SVIDs are read off
+    // their listeners (a renewal already under way may still bring one of the old root).
     phase = 'activated';
     await cli('ca', 'rotate', '--root', '--activate', '--dir', caDir);
-    await Promise.all([renewals(a, 2), renewals(b, 2)]);
+    const newIntermediate = new X509Certificate(readFileSync(join(caDir, 'intermediate.crt')));
+    const legacyIdentity = {
+      cert: readFileSync(`${legacyPrefix}.crt`, 'utf8'),
+      key: readFileSync(`${legacyPrefix}.key`, 'utf8'),
+      ca: readFileSync(join(caDir, 'bundle.pem'), 'utf8'),
+    };
+    for (const port of [ports.aIn, ports.bIn]) {
+      await waitFor(
+        'an SVID under the new root',
+        async () => (await servedSvid(port, legacyIdentity))?.verify(newIntermediate.publicKey) || undefined,
+        40_000,
+      );
+    }
     expect(failedIn('one root')).toEqual([]);
     expect(failedIn('published')).toEqual([]);
     expect(failedIn('activated')).toEqual([]);
@@ -206,11 +244,16 @@ describe('the trust bundle changes under load (root rotation on real processes)'
     const overlapOk = okIn('one root') + okIn('published') + okIn('activated');
 
     // Step 3: retire the old root (--force: the legacy peer's SVID under it is still valid — that is the point).
+    // Counted from here: the probes above end their handshakes cleanly, but only the legacy peer's may count below.
+    const handshakeFailuresBefore = await scrapeMetric(ports.bAdmin, 'meshauth_tls_handshake_failures_total');
     phase = 'retired';
     await cli('ca', 'rotate', '--root', '--retire', '--force', '--dir', caDir);
     expect(pemBlocks(readFileSync(join(caDir, 'bundle.pem'), 'utf8'))).toHaveLength(1);
 
-    // B cuts the legacy peer's live connection as soon as it holds the one-root bundle: counted and logged once.
+    // A takes the one-root bundle from its next renewal, while B cuts the legacy peer's live connection as soon as it
+    // holds that bundle: counted and logged once.
+    const aTrustsOneRoot = holdsBundleOf(a, 1);
+    aTrustsOneRoot.catch(() => undefined); // awaited below, as above
     await waitFor(
       'B to cut the old-root connection',
       async () =>
@@ -231,11 +274,13 @@ describe('the trust bundle changes under load (root rotation on real processes)'
     expect(cuts).toHaveLength(1);
     expect(cuts[0]).toMatchObject({ level: 'warn', direction: 'inbound' });
     expect(cuts[0]?.connections).toBeGreaterThanOrEqual(1);
-    await renewals(a, 1);
+    await aTrustsOneRoot;
     // Its new handshakes fail: B no longer trusts the old root (counted as a TLS handshake failure).
     await waitFor(
       'a refused handshake of the legacy peer',
-      async () => (await scrapeMetric(ports.bAdmin, 'meshauth_tls_handshake_failures_total')) >= 1 || undefined,
+      async () =>
+        (await scrapeMetric(ports.bAdmin, 'meshauth_tls_handshake_failures_total')) > handshakeFailuresBefore ||
+        undefined,
       10_000,
     );
     // From its first refusal on, nothing of the legacy peer gets through (three more attempts at least).

@@ -6,7 +6,7 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, meshauth, type RunningCli, serveCa } from '../helpers/meshauth-cli.js';
+import { assertBuilt, meshauth, meshauthSteps, type RunningCli, serveCa } from '../helpers/meshauth-cli.js';
 
 const WEB = 'spiffe://example.org/ns/shop/sa/web';
 let cwd: string;
@@ -26,11 +26,7 @@ beforeAll(async () => {
     [['ca', 'rotate', '--root', '--dir', 'certs']],
     [['ca', 'rotate', '--root', '--activate', '--dir', 'certs']],
   ];
-  for (const step of steps) {
-    for (const result of await Promise.all(step.map((args) => meshauth(args, { cwd })))) {
-      expect(result.code, result.stderr).toBe(0);
-    }
-  }
+  await meshauthSteps(steps, cwd);
   // root.crt is now the new root; bundle.pem holds both until the old one is retired.
   copyFileSync(join(cwd, 'certs/root.crt'), join(cwd, 'new-root.pem'));
   ({ serve, url } = await serveCa(cwd));

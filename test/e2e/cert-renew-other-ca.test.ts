@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, meshauth, type RunningCli, serveCa } from '../helpers/meshauth-cli.js';
+import { assertBuilt, meshauth, meshauthSteps, type RunningCli, serveCa } from '../helpers/meshauth-cli.js';
 
 const WEB = 'spiffe://example.org/ns/shop/sa/web';
 const NEW_SVID =
@@ -34,11 +34,7 @@ beforeAll(async () => {
       ['ca', 'issue', '--id', 'spiffe://other.org/ns/shop/sa/web', '--out', 'td-web', '--dir', 'other-td'],
     ],
   ];
-  for (const step of steps) {
-    for (const result of await Promise.all(step.map((args) => meshauth(args, { cwd })))) {
-      expect(result.code, result.stderr).toBe(0);
-    }
-  }
+  await meshauthSteps(steps, cwd);
   // Both roots of example.org: the other CA's certificate chains to it, and the CA's own certificate does too.
   writeFileSync(
     join(cwd, 'both.pem'),

@@ -47,6 +47,21 @@ export function meshauth(args: readonly string[], options: { cwd: string; input?
   });
 }
 
+/**
+ * Set-up commands in steps: the commands of one step run side by side (a busy machine runs a dozen CLI starts in a
+ * row past a hook's timeout), the steps one after another; any command that fails stops the set-up with its stderr.
+ */
+export async function meshauthSteps(steps: readonly (readonly string[])[][], cwd: string): Promise<void> {
+  for (const step of steps) {
+    const results = await Promise.all(step.map((args) => meshauth(args, { cwd })));
+    for (const [index, result] of results.entries()) {
+      if (result.code !== 0) {
+        throw new Error(`meshauth ${step[index]?.join(' ')} exited ${result.code}:\n${result.stderr}`);
+      }
+    }
+  }
+}
+
 export interface RunningCli {
   readonly child: ChildProcess;
   readonly stderr: () => string;

@@ -111,6 +111,12 @@ export class CredentialHolder {
     return this.#chainsToBundle(current) ? undefined : SVID_ROOT_NOT_IN_BUNDLE;
   }
 
+  /** whyInvalid as the list /readyz and /startupz answer with: empty when the SVID is usable. */
+  unmet(now: Date): string[] {
+    const problem = this.whyInvalid(now);
+    return problem === undefined ? [] : [problem];
+  }
+
   /** Asked on every probe, decided once per credentials: a few signature checks, then a lookup. */
   #chainsToBundle(current: Credentials): boolean {
     if (this.#anchored?.of !== current) {

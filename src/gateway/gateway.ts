@@ -68,11 +68,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
   };
   let draining = false;
   // /readyz names what is missing, as the sidecar's does.
-  const svidUnmet = (): string[] => {
-    const svidProblem = holder.whyInvalid(now());
-    return svidProblem === undefined ? [] : [svidProblem];
-  };
-  const unmet = (): string[] => (draining ? ['draining (shutting down)'] : svidUnmet());
+  const unmet = (): string[] => (draining ? ['draining (shutting down)'] : holder.unmet(now()));
   // Pushed first so closed last: /readyz answers "draining" while the listener drains, and the SVID stays renewed
   // for the requests still in flight.
   const admin = new AdminServer({
@@ -82,7 +78,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     logger: logger.child({ component: 'admin' }),
     readiness: unmet,
     // Named as /readyz names it: "no valid SVID yet" hid an SVID under a root the CA retired.
-    startup: svidUnmet,
+    startup: () => holder.unmet(now()),
   });
   parts.push(() => admin.close());
   const agent = deps.holder === undefined ? agentForConfig(config, { holder, logger, metrics, now }) : undefined;

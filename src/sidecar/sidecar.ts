@@ -139,9 +139,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
   const unmet = async (): Promise<string[]> => {
     // Draining is the whole answer: the app may already be going away, and that is no news.
     if (draining) return ['draining (shutting down)'];
-    const reasons: string[] = [];
-    const svidProblem = holder.whyInvalid(now());
-    if (svidProblem !== undefined) reasons.push(svidProblem);
+    const reasons = holder.unmet(now());
     for (const [index, result] of (await Promise.all(probes.map((probe) => probe.check()))).entries()) {
       if (!result.ok) reasons.push(`app ${probes[index]?.address} not accepting connections (${result.code})`);
     }
@@ -157,10 +155,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
     // What a native sidecar's startup probe asks: the app starts only after it passes, so it must not need the app.
     // The SVID's root must be in the bundle too: an SVID no peer trusts would start an app that cannot call anyone.
     // A bootstrap always brings an SVID and a bundle that agree, so this never holds back a normal start.
-    startup: () => {
-      const svidProblem = holder.whyInvalid(now());
-      return svidProblem === undefined ? [] : [svidProblem];
-    },
+    startup: () => holder.unmet(now()),
     appProbes: config.admin.appProbes,
   });
   metrics.exposeSvidExpiry();

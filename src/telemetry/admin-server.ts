@@ -86,27 +86,13 @@ export class AdminServer {
       case '/healthz':
         sendAdminAnswer(res, 200, 'text/plain', 'ok\n');
         return;
-      case '/startupz': {
-        const startup = (await this.#options.startup?.()) ?? true;
-        const unmet = typeof startup === 'boolean' ? undefined : startup;
-        const started = unmet === undefined ? startup === true : unmet.length === 0;
-        const body = started
-          ? 'started\n'
-          : unmet === undefined
-            ? 'no valid SVID yet\n'
-            : `not started: ${unmet.join('; ')}\n`;
-        sendAdminAnswer(res, started ? 200 : 503, 'text/plain', body);
+      case '/startupz':
+        sendProbeAnswer(res, (await this.#options.startup?.()) ?? true, 'started', 'not started');
         return;
-      }
-      case '/readyz': {
-        const readiness = await this.#options.readiness();
-        const unmet = typeof readiness === 'boolean' ? undefined : readiness;
-        const ready = unmet === undefined ? readiness === true : unmet.length === 0;
+      case '/readyz':
         // Probes only look at the status; the body is for the person curling it.
-        const body = ready ? 'ready\n' : unmet === undefined ? 'not ready\n' : `not ready: ${unmet.join('; ')}\n`;
-        sendAdminAnswer(res, ready ? 200 : 503, 'text/plain', body);
+        sendProbeAnswer(res, await this.#options.readiness(), 'ready', 'not ready');
         return;
-      }
       case '/metrics': {
         const text = await this.#options.metrics.exposition();
         sendAdminAnswer(res, 200, this.#options.metrics.contentType, text);
@@ -165,4 +151,12 @@ export function sendAdminAnswer(
     ...extra,
   });
   res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
+/** 200 `yes`, or 503 `no`, followed by the unmet conditions when the probe gave them. */
+function sendProbeAnswer(res: ServerResponse, answer: Readiness, yes: string, no: string): void {
+  const unmet = typeof answer === 'boolean' ? undefined : answer;
+  const ok = unmet === undefined ? answer === true : unmet.length === 0;
+  const body = ok ? `${yes}\n` : unmet === undefined ? `${no}\n` : `${no}: ${unmet.join('; ')}\n`;
+  sendAdminAnswer(res, ok ? 200 : 503, 'text/plain', body);
 }

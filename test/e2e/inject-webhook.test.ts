@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { connect as connectTls } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { podCreateReview } from '../helpers/admission-review.js';
 import { applyJsonPatch, type Operation } from '../helpers/json-patch.js';
 import { meshauth, type RunningCli, spawnMeshauth } from '../helpers/meshauth-cli.js';
 import { available, runCommand } from '../helpers/sidecar-harness.js';
@@ -217,18 +218,9 @@ describe('meshauth webhook (CLI): SIGTERM', () => {
 });
 
 function podReview(uid: string): string {
-  return JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      namespace: 'shop',
-      operation: 'CREATE',
-      object: { metadata: { name: 'p' }, spec: { containers: [{ name: 'app', image: 'a:1' }] } },
-    },
-  });
+  return JSON.stringify(
+    podCreateReview({ metadata: { name: 'p' }, spec: { containers: [{ name: 'app', image: 'a:1' }] } }, uid),
+  );
 }
 
 /** True when a TCP connection to 127.0.0.1:`port` is refused. */

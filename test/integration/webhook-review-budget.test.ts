@@ -11,6 +11,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { podCreateReview } from '../helpers/admission-review.js';
 import { waitFor } from '../helpers/wait.js';
 import { fetchText, post, startWebhookCli, type WebhookCert, type WebhookCli } from '../helpers/webhook-tls.js';
 
@@ -21,18 +22,12 @@ const HOLDERS = 8;
 
 /** A pod review padded with trailing whitespace (valid JSON) to exactly `size` bytes. */
 function review(size: number, uid = 'u-budget'): Buffer {
-  const json = JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
+  const json = JSON.stringify(
+    podCreateReview(
+      { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'app' }] } },
       uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      namespace: 'shop',
-      operation: 'CREATE',
-      object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'app' }] } },
-    },
-  });
+    ),
+  );
   return Buffer.concat([Buffer.from(json), Buffer.alloc(size - json.length, ' ')]);
 }
 

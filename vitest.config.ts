@@ -3,19 +3,31 @@ import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 const UNIT = 'test/unit';
+const SOCKETS = ['test/integration', 'test/e2e'];
 
 /**
- * Unit test files that replace a module (`vi.mock`): a module graph shared with other files would hand them the real
- * module already loaded by an earlier file, so they keep a process of their own.
+ * Files that replace a module (`vi.mock`): a module graph shared with other files would hand them the real module
+ * already loaded by an earlier file, so they keep a process of their own.
  */
-function unitFilesMockingModules(): string[] {
-  return readdirSync(UNIT, { recursive: true, encoding: 'utf8' })
-    .filter((file) => file.endsWith('.test.ts'))
-    .map((file) => join(UNIT, file))
-    .filter((file) => /\bvi\.(do)?[mM]ock\(/.test(readFileSync(file, 'utf8')));
+function filesMockingModules(dirs: readonly string[]): string[] {
+  return dirs.flatMap((dir) =>
+    readdirSync(dir, { recursive: true, encoding: 'utf8' })
+      .filter((file) => file.endsWith('.test.ts'))
+      .map((file) => join(dir, file))
+      .filter((file) => /\bvi\.(do)?[mM]ock\(/.test(readFileSync(file, 'utf8'))),
+  );
 }
 
-const isolatedUnit = unitFilesMockingModules();
+/**
+ * Files that judge the whole process: they compare its descriptors, handles, heap and RSS with a baseline, or set a
+ * V8 flag for the rest of the process. Whatever an earlier file left behind would count against them.
+ */
+const WHOLE_PROCESS = [
+  'test/integration/inbound-handshake-storm.test.ts',
+  'test/integration/sidecar-streaming.test.ts',
+];
+
+const isolated = [...filesMockingModules([UNIT, ...SOCKETS]), ...WHOLE_PROCESS];
 
 export default defineConfig({
   test: {
@@ -32,7 +44,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: [`${UNIT}/**/*.test.ts`],
-          exclude: isolatedUnit,
+          exclude: isolated,
           // Pure tests share their worker's module graph: a fresh process per file spent most of the unit run
           // importing the same modules again (155 files: 212 s isolated against 85 s shared, on a busy machine).
           isolate: false,
@@ -41,10 +53,21 @@ export default defineConfig({
       {
         extends: true,
         test: {
+          name: 'sockets',
+          include: SOCKETS.map((dir) => `${dir}/**/*.test.ts`),
+          exclude: isolated,
+          // Real sockets and child processes, run one file after another in a shared module graph: every file closes
+          // what it starts and puts back what it changes in the process (environment, umask, patched methods), and
+          // a fresh process per file cost the suite about 250 s of imports per run.
+          isolate: false,
+        },
+      },
+      {
+        extends: true,
+        test: {
           name: 'isolated',
-          // Real sockets and child processes: each file in a process of its own, so nothing one leaves behind
-          // (a listener, a timer, an environment variable) reaches the next.
-          include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts', ...isolatedUnit],
+          // Each file in a process of its own, so nothing another file leaves behind reaches it.
+          include: isolated,
         },
       },
     ],

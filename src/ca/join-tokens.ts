@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { MeshauthError } from '../errors/index.js';
 import { refuseCaId, SpiffeId } from '../identity/index.js';
 import { caPaths, writeFileAtomic } from './ca-files.js';
-import { readTrustDomain } from './store.js';
+import { readTrustDomain } from './trust-domain-file.js';
 
 const TOKEN_BYTES = 32;
 /** base64url of 32 bytes is 43 characters; anything else cannot be a token of ours and is not hashed or looked up. */

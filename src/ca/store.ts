@@ -15,10 +15,9 @@ import {
   parseCertificatesPem,
   TrustBundle,
   toPemChain,
-  uriSans,
   type x509,
 } from '../pki/index.js';
-import { readCaFile as readCaDirFile, readCaFileIfPresent } from './ca-dir-file.js';
+import { readCaFile as readCaDirFile } from './ca-dir-file.js';
 import {
   type CaPaths,
   caPaths,
@@ -28,6 +27,9 @@ import {
   writeFileAtomic,
 } from './ca-files.js';
 import { writeNewJwtSigningKey } from './jwt-signing-key.js';
+import { inconsistent, readTrustDomain } from './trust-domain-file.js';
+
+export { inconsistent, readTrustDomain };
 
 export interface InitCaOptions {
   readonly dir: string;
@@ -137,40 +139,6 @@ export async function loadCaMaterial(dir: string): Promise<CaMaterial> {
   };
 }
 
-export async function readTrustDomain(paths: CaPaths): Promise<TrustDomain> {
-  // Unreadable (or not a file) as missing, as before: the root names the trust domain too.
-  const stateText = readStateText(paths);
-  if (stateText !== undefined) {
-    const state = parseState(stateText);
-    // A file edited by hand into something else must say so, not end the command with JSON.parse's bare message.
-    if (state === undefined) throw inconsistent(paths.dir, 'ca.json is not a JSON object');
-    if (typeof state.trustDomain === 'string') return TrustDomain.parse(state.trustDomain);
-  }
-  // A CA directory assembled by hand (no ca.json): the root names its trust domain in its URI SAN.
-  const [root] = parseCertificatesPem(await readCaFile(paths, paths.rootCert));
-  const uri = root === undefined ? undefined : uriSans(root)[0];
-  if (uri === undefined) throw inconsistent(paths.dir, 'ca.json is missing and root.crt names no trust domain');
-  return TrustDomain.parse(uri);
-}
-
-function readStateText(paths: CaPaths): string | undefined {
-  try {
-    return readCaFileIfPresent(paths.state);
-  } catch {
-    return undefined;
-  }
-}
-
-function parseState(text: string): Partial<CaState> | undefined {
-  let state: unknown;
-  try {
-    state = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  return typeof state === 'object' && state !== null && !Array.isArray(state) ? (state as Partial<CaState>) : undefined;
-}
-
 /** A file of the CA directory, read bounded (ca-dir-file.ts); missing means no CA there yet. */
 export async function readCaFile(paths: CaPaths, file: string): Promise<string> {
   return readCaDirFile(paths, file);
@@ -244,11 +212,4 @@ function caExists(dir: string, file: string): MeshauthError {
     `a CA already exists in ${dir} (${file}); pass --force to replace it, which invalidates every certificate it issued`,
     { reason: 'exists' },
   );
-}
-
-/** MESHAUTH_ERR_CA_UNAVAILABLE (`inconsistent`): the CA directory's files do not fit together. */
-export function inconsistent(dir: string, why: string): MeshauthError {
-  return new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', `CA directory ${dir} is inconsistent: ${why}`, {
-    reason: 'inconsistent',
-  });
 }

@@ -182,7 +182,7 @@ export function registerCaCommands(program: Command): void {
     .action(async (opts: { id: string; ttl: string; dir: string }) => {
       const id = SpiffeId.parse(opts.id);
       const ttlMs = durationInRange('--ttl', opts.ttl, TOKEN_TTL.min, TOKEN_TTL.max);
-      const { createJoinToken } = await import('../ca/index.js');
+      const { createJoinToken } = await import('../ca/join-tokens.js'); // not the CA's index: a token needs no PKI
       process.stdout.write(`${await createJoinToken({ dir: opts.dir, id, ttlMs })}\n`);
     });
 

@@ -15,6 +15,7 @@ import { EdgeHandler, type EdgeRequest, type EdgeResponseSink } from './edge-han
 import { EdgeRequestTelemetry } from './edge-request-telemetry.js';
 import { type GatewayConfig, reservedCookieTest } from './gateway-config.js';
 import { JwtSvidVerifier } from './jwt-svid-verifier.js';
+import { listenAll } from './listen-all.js';
 import { MeshForwarder } from './mesh-forwarder.js';
 import { OidcRelyingParty } from './oidc-relying-party.js';
 import { PublicListener } from './public-listener.js';
@@ -214,7 +215,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
     })();
     return closing;
   };
-  const [port, adminPort] = await step(() => Promise.all([listener.listen(), admin.listen()]));
+  // Both binds settle before a refused one unwinds the start (listen-all.ts): no part is closed mid-bind.
+  const [port, adminPort] = await step(() => listenAll([listener.listen(), admin.listen()]));
   agent?.start();
   logger.info({ public: port, admin: adminPort, routes: config.routes.map((r) => r.name) }, 'gateway listening');
   return { port, adminPort, holder, ready, reloadCertificate: () => listener.reload(), close };

@@ -3,9 +3,11 @@
 // and the OIDC relying party (their dispatchers) running in the process that called startGateway; a part that failed
 // to close used to stop close() there and leave the policy watcher, the verifiers, the relying party and the admin
 // listener open. close() runs the public listener (stop accepting, drain) first and the admin server (its /readyz
-// says "draining") last; every part is closed and the first failure is reported after.
+// says "draining") last; every part is closed and the first failure is reported after. A listen address refused at
+// start fails it only once the other listener's bind has settled (that bind is then closed with the rest), and two
+// refused addresses are named in one error, where the second used to surface only after the first was freed.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -13,7 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { CredentialHolder } from '../../src/agent/credential-holder.js';
 import { EndUserVerifier } from '../../src/authn/end-user-verifier.js';
 import { PolicyWatcher } from '../../src/authz/index.js';
-import { isMeshauthError } from '../../src/errors/index.js';
+import { isMeshauthError, type MeshauthError } from '../../src/errors/index.js';
 import { gatewayConfigFromObject, startGateway } from '../../src/gateway/index.js';
 import { JwtSvidVerifier } from '../../src/gateway/jwt-svid-verifier.js';
 import { MeshForwarder } from '../../src/gateway/mesh-forwarder.js';
@@ -23,6 +25,7 @@ import { AdminServer } from '../../src/telemetry/admin-server.js';
 import { Metrics } from '../../src/telemetry/index.js';
 import { logLines } from '../helpers/log-lines.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { waitFor } from '../helpers/wait.js';
 
 const APP_ID = 'spiffe://example.org/ns/shop/sa/app';
 
@@ -36,6 +39,21 @@ function refused(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(true));
   });
+}
+
+/** A server holding a port of 127.0.0.1: a gateway listener given that address is refused (EADDRINUSE). */
+function takenPort(servers: Server[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    servers.push(server);
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0 }, () => resolve((server.address() as { port: number }).port));
+  });
+}
+
+/** The TCP listeners this process holds (this file's gateways and blockers are its only ones). */
+function listeningHandles(): number {
+  return process.getActiveResourcesInfo().filter((kind) => kind === 'TCPServerWrap').length;
 }
 
 describe('gateway parts', () => {
@@ -84,8 +102,10 @@ describe('gateway parts', () => {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
-  afterEach(() => {
+  const blockers: Server[] = [];
+  afterEach(async () => {
     vi.restoreAllMocks();
+    await Promise.all(blockers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
   });
 
   it('fail/an invalid policy closes the JWT-SVID verifier, the API verifier and the relying party, in that order', async () => {
@@ -129,8 +149,8 @@ describe('gateway parts', () => {
     expect(order).toEqual([...order].sort((a, b) => a - b));
   });
 
-  function start() {
-    const config = gatewayConfigFromObject(document, 'gateway-test.yaml');
+  function start(overrides: Record<string, unknown> = {}) {
+    const config = gatewayConfigFromObject({ ...document, ...overrides }, 'gateway-test.yaml');
     const log = logLines('gateway', 'warn');
     return startGateway(config, { logger: log.logger, metrics: new Metrics(), holder: new CredentialHolder() });
   }
@@ -171,5 +191,53 @@ describe('gateway parts', () => {
     expect((error as Error | undefined)?.message).toBe('forwarder close failed');
     for (const close of later) expect(close).toHaveBeenCalledTimes(1);
     expect(await refused(gateway.adminPort)).toBe(true);
+  });
+
+  it('fail/the public address taken → the admin listener is closed after its bind, and no listener is left', async () => {
+    const taken = await takenPort(blockers);
+    const adminListen = vi.spyOn(AdminServer.prototype, 'listen');
+    const error = await start({ listen: `127.0.0.1:${taken}` }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isMeshauthError(error, 'MESHAUTH_ERR_LISTEN')).toBe(true);
+    expect((error as Error).message).toMatch(
+      new RegExp(`^listen: cannot listen on 127\\.0\\.0\\.1:${taken}: EADDRINUSE`),
+    );
+    // The admin bind had finished when the start failed: the port it got is closed again.
+    let adminPort: number | Error | undefined;
+    const bound: Promise<number> = adminListen.mock.results[0]?.value ?? Promise.reject(new Error('no admin listen'));
+    bound.then(
+      (port) => {
+        adminPort = port;
+      },
+      (e: Error) => {
+        adminPort = e;
+      },
+    );
+    await waitFor('the admin bind to settle', () => adminPort !== undefined);
+    expect(typeof adminPort).toBe('number');
+    expect(await refused(adminPort as number)).toBe(true);
+    await waitFor('no listener left but the blocker', () => listeningHandles() === blockers.length);
+  });
+
+  it('fail/both addresses taken → one MESHAUTH_ERR_LISTEN naming listen and admin.listen', async () => {
+    const [publicTaken, adminTaken] = [await takenPort(blockers), await takenPort(blockers)];
+    const error = await start({
+      listen: `127.0.0.1:${publicTaken}`,
+      admin: { listen: `127.0.0.1:${adminTaken}` },
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isMeshauthError(error, 'MESHAUTH_ERR_LISTEN')).toBe(true);
+    const message = (error as Error).message;
+    expect(message).toContain(`listen: cannot listen on 127.0.0.1:${publicTaken}: EADDRINUSE`);
+    expect(message).toContain(`admin.listen: cannot listen on 127.0.0.1:${adminTaken}: EADDRINUSE`);
+    expect((error as MeshauthError).detail).toEqual({
+      keys: ['listen', 'admin.listen'],
+      errnos: ['EADDRINUSE', 'EADDRINUSE'],
+    });
+    await waitFor('no listener left but the blockers', () => listeningHandles() === blockers.length);
   });
 });

@@ -1,0 +1,31 @@
+// Binding the gateway's listeners together at start. Settles only once every bind has: a refused address then
+// unwinds the start with no other bind under way (Promise.all unwound mid-bind and left it to net.Server.close() to
+// cancel the bind it overtook), and an operator whose two addresses are both taken learns of both at once, not of
+// the second only after freeing the first. Starts nothing itself.
+import { isMeshauthError, MeshauthError } from '../errors/index.js';
+
+/** The ports bound, in order; when binds fail, the one failure, or one MESHAUTH_ERR_LISTEN naming each. */
+export async function listenAll<T extends readonly Promise<number>[]>(
+  binds: readonly [...T],
+): Promise<{ [K in keyof T]: number }> {
+  const settled = await Promise.allSettled(binds);
+  const failures = settled.flatMap((result) => (result.status === 'rejected' ? [result.reason as unknown] : []));
+  if (failures.length === 0) {
+    return settled.map((result) => (result as PromiseFulfilledResult<number>).value) as { [K in keyof T]: number };
+  }
+  throw oneFailure(failures);
+}
+
+function oneFailure(failures: readonly unknown[]): unknown {
+  const [first] = failures;
+  if (failures.length === 1 || !failures.every((failure) => isMeshauthError(failure, 'MESHAUTH_ERR_LISTEN'))) {
+    return first;
+  }
+  const refused = failures as readonly MeshauthError[];
+  // Each message names its setting, address and errno already: joined, they are one line for the operator.
+  return new MeshauthError('MESHAUTH_ERR_LISTEN', refused.map((error) => error.message).join('; '), {
+    reason: 'listen_failed',
+    detail: { keys: refused.map((error) => error.detail?.key), errnos: refused.map((error) => error.detail?.errno) },
+    cause: new AggregateError(refused, 'several listeners could not bind'),
+  });
+}

@@ -2,7 +2,7 @@
 // prints results. Every subcommand takes --dir (default `certs`).
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 // The CA itself (server, jose, PKCS#12 via pkijs) and the server's logging and metrics are imported inside each
 // action: the other `ca` commands need none of them, and start faster without.
@@ -14,9 +14,8 @@ import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
 import { KEY_TYPES, parseKeyType, SVID_MAX_TTL_MS } from '../pki/index.js';
 import { emptyCaSecretRefusal } from './ca-refusal.js';
-import { checkOutPrefix } from './cert.js';
-import { type FileToReplace, makeKeyDirectory, replaceFiles } from './key-pair-files.js';
-import { sayWaiting, withKeyPairLock } from './key-pair-lock.js';
+import { type FileToReplace, replaceFiles } from './key-pair-files.js';
+import { checkOutPrefix, writeAtOutPrefix } from './out-prefix.js';
 
 const DEFAULT_DIR = 'certs';
 const MINUTE = 60_000;
@@ -144,7 +143,6 @@ export function registerCaCommands(program: Command): void {
         // does not load, and issuing then failed as "inconsistent"; waiting a few milliseconds for it does not.
         const svid = await underDirectoryLock(opts.dir, () => issueOffline({ dir: opts.dir, id, ttlMs, keyType }));
         const prefix = opts.out ?? id.segments.at(-1) ?? 'svid';
-        await makeKeyDirectory(dirname(prefix));
         // All staged before any replaces its file, and the earlier ones put back when a later one fails: a failed
         // write never leaves a key beside another certificate. Replaced files keep their owner, group and mode (run as
         // root for an app's files, they used to become root's 0600, which the app could no longer read).
@@ -163,8 +161,9 @@ export function registerCaCommands(program: Command): void {
           files.push({ path: `${prefix}.p12`, data: p12, mode: 0o600 });
         }
         // Under the pair's lock, as `cert renew` and `cert request` write it: a renewal of the same pair meanwhile
-        // would otherwise interleave its two renames with these, leaving a key beside another issuance's chain.
-        await withKeyPairLock(`${prefix}.key`, () => replaceFiles(files), { onWait: sayWaiting(`${prefix}.key`) });
+        // would otherwise interleave its two renames with these, leaving a key beside another issuance's chain. The
+        // directories made for --out go again when the write fails, as a failed `cert request`'s do.
+        await writeAtOutPrefix(prefix, () => replaceFiles(files));
         const written = files.map((f) => f.path).sort();
         process.stdout.write(
           `issued ${id} (${keyType}, expires ${svid.notAfter.toISOString()}): ${written.join(', ')}\n`,

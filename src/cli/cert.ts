@@ -3,7 +3,7 @@
 // request and renewal. The CA is reached through the agent's CA client, the only one (it pins the CA's SPIFFE ID).
 import { subtle } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type CaConnection, requestJwtSvid, requestSvid } from '../agent/ca-client.js';
 import { readTokenFile } from '../agent/credential-files.js';
@@ -33,8 +33,9 @@ import { caRefusal } from './ca-refusal.js';
 import { checkTrustedByBundle } from './cert-trust.js';
 import { assertCertificateValid, type CertificateUse } from './cert-validity.js';
 import { humanDuration } from './human-duration.js';
-import { makeKeyDirectory, removeEmptyDirectories, replaceFiles } from './key-pair-files.js';
+import { makeKeyDirectory, replaceFiles } from './key-pair-files.js';
 import { sayWaiting, withKeyPairLock } from './key-pair-lock.js';
+import { checkOutPrefix, writeAtOutPrefix } from './out-prefix.js';
 import { assertCanWriteBeside } from './writable-directory.js';
 
 export function registerCertCommands(program: Command): void {
@@ -91,30 +92,21 @@ export function registerCertCommands(program: Command): void {
         const keyType = parseKeyType(opts.keyType);
         // The token is single-use: --out is made, locked and proved writable before the CA sees it, so a directory
         // that refuses the pair costs nothing, and a second run for the same --out waits here, before spending its
-        // own token. The directory first: the lock file goes in it. Taken back when the request fails, if this run
-        // made it and it is still empty (the lock is gone by then): a failed request leaves nothing behind.
-        const created = await makeKeyDirectory(dirname(prefix));
-        const written = await withKeyPairLock(
-          `${prefix}.key`,
-          async (lock) => {
-            await assertCanWriteBeside([`${prefix}.key`, `${prefix}.crt`]);
-            return fetchAndWrite({
-              caUrl: opts.caUrl,
-              bundlePem,
-              bundleFile: opts.bundle,
-              keyType,
-              prefix,
-              token,
-              guardWrite: async (write) => {
-                await lock.assertHeld();
-                await write();
-              },
-            });
-          },
-          { onWait: sayWaiting(`${prefix}.key`) },
-        ).catch(async (error: unknown) => {
-          await removeEmptyDirectories(created);
-          throw error;
+        // own token. A failed request leaves no directory it made behind (writeAtOutPrefix).
+        const written = await writeAtOutPrefix(prefix, async (lock) => {
+          await assertCanWriteBeside([`${prefix}.key`, `${prefix}.crt`]);
+          return fetchAndWrite({
+            caUrl: opts.caUrl,
+            bundlePem,
+            bundleFile: opts.bundle,
+            keyType,
+            prefix,
+            token,
+            guardWrite: async (write) => {
+              await lock.assertHeld();
+              await write();
+            },
+          });
         });
         process.stdout.write(`${written}\n`);
       },
@@ -251,21 +243,6 @@ async function refuseOneFileTwoNames(files: { cert: string; key: string }): Prom
       { reason: 'usage' },
     );
   }
-}
-
-/**
- * `--out` of `ca issue` and `cert request` is a path prefix that must end in a file name. `--out certs/` (meant as a
- * directory) failed on a temporary file's random name, and `--out ""` wrote hidden files `.crt` and `.key`.
- */
-export function checkOutPrefix(prefix: string): string {
-  if (prefix === '' || prefix.endsWith('/') || basename(prefix) === '.' || basename(prefix) === '..') {
-    throw new MeshauthError(
-      'MESHAUTH_ERR_USAGE',
-      `--out ${JSON.stringify(prefix)} has no file name: it is a path prefix (--out certs/web writes certs/web.crt and certs/web.key)`,
-      { reason: 'usage' },
-    );
-  }
-  return prefix;
 }
 
 /**

@@ -6,7 +6,7 @@ import { type AuthzUser, evaluateTestRequest, loadPolicyFile, parseCases, runCas
 import { readPolicyText } from '../authz/load-policy-file.js';
 import { formatProblem, type PolicyProblem } from '../authz/policy/parse-policy.js';
 import { plural } from '../config/issue-message.js';
-import { MeshauthError } from '../errors/index.js';
+import { type ErrorCode, MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import { EXIT_FAILURE, EXIT_USAGE, formatError } from './run.js';
 
@@ -84,7 +84,9 @@ export function registerPolicyCommands(program: Command): void {
     .option(...TRUST_DOMAIN_OPTION)
     .action(async (file: string, options: TestOptions) => {
       const trustDomain = trustDomainOf(options);
+      const chain = options.chain === undefined ? undefined : options.chain.split(',').map((s) => s.trim());
       if (options.from !== undefined) refuseForeignCaller(options.from, trustDomain, '--from');
+      if (chain !== undefined) refuseForeignOrigin(chain, trustDomain);
       const loaded = await loadPolicyFile(file, trustDomain);
       const now = options.time === undefined ? new Date() : parseTime(options.time);
       if (options.cases !== undefined) {
@@ -106,7 +108,7 @@ export function registerPolicyCommands(program: Command): void {
         user: options.user === undefined ? undefined : parseUser(options.user),
         headers: parseHeaders(options.header),
         sourceIp: options.sourceIp,
-        chain: options.chain === undefined ? undefined : options.chain.split(',').map((s) => s.trim()),
+        chain,
         now,
       });
       if (options.json === true) out(JSON.stringify(outcomeJson(outcome), null, 2));
@@ -130,10 +132,35 @@ function refuseForeignCaller(from: string, trustDomain: string | undefined, fiel
 }
 
 /**
- * runCases, with each case whose `from` is outside --trust-domain decided as that sidecar decides it: denied in the
- * TLS handshake, before any rule, so no rule is named (the refusal's code is). A table may hold such a case on
- * purpose ("other trust domains may not"): it passes as `expect: deny`; one expecting allow or a rule fails and says
- * why, where running the rules on it passed a case no request can match.
+ * Refuses a --chain whose first hop is outside --trust-domain. That hop signed the passport's origin, and the sidecar
+ * validates the signer against its trust bundle: one of another trust domain fails, and the request is answered 401
+ * MESHAUTH_ERR_PASSPORT_INVALID before any rule runs. Later hops are asserted by the peer's own link and reach the
+ * rules as they are, in the sidecar as here. A chain with an ID that does not parse is left to the dry run.
+ */
+function refuseForeignOrigin(chain: readonly string[], trustDomain: string | undefined): void {
+  const origin = foreignOrigin(chain, trustDomain);
+  if (origin === undefined) return;
+  throw usage(
+    `--chain hop ${chain[0]} is in trust domain ${origin.trustDomain.name}, not ${trustDomain} (--trust-domain): the ` +
+      `first hop signed the passport's origin, and a sidecar of ${trustDomain} accepts no signer of another trust ` +
+      `domain (meshauth has no federation), so it rejects the passport before any rule runs: give a --chain ` +
+      `starting in ${trustDomain}, or the --trust-domain of the mesh it is in`,
+  );
+}
+
+/** Why the sidecar of --trust-domain refuses a request before any rule runs, as a rejected case shows it. */
+interface RefusedBeforeRules {
+  readonly code: ErrorCode;
+  readonly reason: string;
+  readonly message: string;
+}
+
+/**
+ * runCases, with each case the sidecar of --trust-domain refuses before any rule decided as it decides it: a `from`
+ * outside it is denied in the TLS handshake, then a `chain` whose first hop is outside it has its passport rejected.
+ * No rule is named (the refusal's code is). A table may hold such a case on purpose ("other trust domains may not"):
+ * it passes as `expect: deny`; one expecting allow or a rule fails and says why, where running the rules on it
+ * passed a case no request can match.
  */
 function runCasesIn(
   trustDomain: string | undefined,
@@ -142,10 +169,9 @@ function runCasesIn(
   now: Date,
 ): CaseResult[] {
   return cases.flatMap((c) => {
-    const id = foreignCaller(c.from, trustDomain);
-    if (id === undefined) return runCases(policy, [c], now);
-    const code = 'MESHAUTH_ERR_SVID_TRUST_DOMAIN';
-    const message = `${c.from} is in trust domain ${id.trustDomain.name}, not ${trustDomain} (--trust-domain)`;
+    const refused = refusedBeforeRules(c, trustDomain);
+    if (refused === undefined) return runCases(policy, [c], now);
+    const { code, reason, message } = refused;
     return [
       {
         name: c.name,
@@ -153,10 +179,36 @@ function runCasesIn(
         expected: c.rule === undefined ? c.expect : `${c.expect} (${c.rule})`,
         actual: 'deny',
         detail: code,
-        outcome: { kind: 'reject', status: 401, code, reason: 'trust_domain', message },
+        outcome: { kind: 'reject', status: 401, code, reason, message },
       },
     ];
   });
+}
+
+/** In the sidecar's order: the peer's certificate in the handshake, then the passport of the request. */
+function refusedBeforeRules(c: PolicyCase, trustDomain: string | undefined): RefusedBeforeRules | undefined {
+  const peer = foreignCaller(c.from, trustDomain);
+  if (peer !== undefined) {
+    return {
+      code: 'MESHAUTH_ERR_SVID_TRUST_DOMAIN',
+      reason: 'trust_domain',
+      message: `${c.from} is in trust domain ${peer.trustDomain.name}, not ${trustDomain} (--trust-domain)`,
+    };
+  }
+  const origin = c.chain === undefined ? undefined : foreignOrigin(c.chain, trustDomain);
+  if (origin === undefined) return undefined;
+  return {
+    code: 'MESHAUTH_ERR_PASSPORT_INVALID',
+    reason: 'untrusted_signer',
+    message: `the passport's origin signer ${origin} (chain[0]) is in trust domain ${origin.trustDomain.name}, not ${trustDomain} (--trust-domain)`,
+  };
+}
+
+/** The first hop of `chain` when it is outside --trust-domain and every hop parses (else the dry run reports it). */
+function foreignOrigin(chain: readonly string[], trustDomain: string | undefined): SpiffeId | undefined {
+  if (!chain.every((hop) => SpiffeId.tryParse(hop) !== undefined)) return undefined;
+  const [first] = chain;
+  return first === undefined ? undefined : foreignCaller(first, trustDomain);
 }
 
 /** The caller's SPIFFE ID when --trust-domain is given and the ID parses and is outside it. */

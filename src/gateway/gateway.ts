@@ -8,6 +8,7 @@ import type { EndUserVerifier } from '../authn/end-user-verifier.js';
 import type { CompiledPolicy } from '../authz/index.js';
 import { PolicyWatcher } from '../authz/index.js';
 import { configKeyName, namedByConfig } from '../config/index.js';
+import { listenAll } from '../platform/listen-all.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { CloseStack } from './close-stack.js';
@@ -15,7 +16,6 @@ import { EdgeHandler, type EdgeRequest, type EdgeResponseSink } from './edge-han
 import { EdgeRequestTelemetry } from './edge-request-telemetry.js';
 import { type GatewayConfig, reservedCookieTest } from './gateway-config.js';
 import { JwtSvidVerifier } from './jwt-svid-verifier.js';
-import { listenAll } from './listen-all.js';
 import { MeshForwarder } from './mesh-forwarder.js';
 import { OidcRelyingParty } from './oidc-relying-party.js';
 import { PublicListener } from './public-listener.js';

@@ -6,6 +6,7 @@ import { agentForConfig } from '../agent/configured-agent.js';
 import { CredentialHolder } from '../agent/credential-holder.js';
 import type { CompiledPolicy } from '../authz/index.js';
 import { configKeyName, type SidecarConfig } from '../config/index.js';
+import { listenAll } from '../platform/listen-all.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { AppProbe } from './app-probe.js';
@@ -187,7 +188,9 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
   };
 
   try {
-    const [inboundPort, outboundPort, adminPort, externalPort, tcpPorts] = await Promise.all([
+    // Every bind settles before a refused one ends the start: none is closed mid-bind, and two taken addresses are
+    // named in one error, not the second only after the first was freed.
+    const [inboundPort, outboundPort, adminPort, externalPort, tcpPorts] = await listenAll([
       inbound.listen(),
       outbound.listen(),
       admin.listen(),

@@ -201,4 +201,27 @@ describe('meshauth sidecar: configs refused up front', () => {
       await new Promise((resolve) => holder.close(resolve));
     }
   });
+
+  it('fail/inbound.listen and admin.listen both on ports other processes hold → exit 2 naming both keys', async () => {
+    const [, outbound] = ports as [number, number, number];
+    const holders = [createServer(), createServer()];
+    const taken: number[] = [];
+    for (const holder of holders) {
+      await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+      taken.push((holder.address() as { port: number }).port);
+    }
+    try {
+      const result = await run('both-taken.yaml', [
+        `inbound: { listen: "127.0.0.1:${taken[0]}", app: "127.0.0.1:1" }`,
+        `outbound: { listen: "127.0.0.1:${outbound}" }`,
+        `admin: { listen: "127.0.0.1:${taken[1]}" }`,
+      ]);
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr).toContain(`inbound.listen: cannot listen on 127.0.0.1:${taken[0]}: EADDRINUSE`);
+      expect(result.stderr).toContain(`admin.listen: cannot listen on 127.0.0.1:${taken[1]}: EADDRINUSE`);
+      expect(result.stderr).toContain('[MESHAUTH_ERR_LISTEN]');
+    } finally {
+      for (const holder of holders) await new Promise((resolve) => holder.close(resolve));
+    }
+  });
 });

@@ -1,17 +1,20 @@
-// Binding the gateway's listeners together at start. Settles only once every bind has: a refused address then
+// Binding a process's listeners together at start (the sidecar's and the gateway's). Settles only once every bind
+// has: a refused address then
 // unwinds the start with no other bind under way (Promise.all unwound mid-bind and left it to net.Server.close() to
 // cancel the bind it overtook), and an operator whose two addresses are both taken learns of both at once, not of
 // the second only after freeing the first. Starts nothing itself.
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 
-/** The ports bound, in order; when binds fail, the one failure, or one MESHAUTH_ERR_LISTEN naming each. */
-export async function listenAll<T extends readonly Promise<number>[]>(
+/** What each bind gave (its port, say), in order; when binds fail, the one failure, or one MESHAUTH_ERR_LISTEN naming each. */
+export async function listenAll<T extends readonly unknown[]>(
   binds: readonly [...T],
-): Promise<{ [K in keyof T]: number }> {
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
   const settled = await Promise.allSettled(binds);
   const failures = settled.flatMap((result) => (result.status === 'rejected' ? [result.reason as unknown] : []));
   if (failures.length === 0) {
-    return settled.map((result) => (result as PromiseFulfilledResult<number>).value) as { [K in keyof T]: number };
+    return settled.map((result) => (result as PromiseFulfilledResult<unknown>).value) as {
+      -readonly [K in keyof T]: Awaited<T[K]>;
+    };
   }
   throw oneFailure(failures);
 }

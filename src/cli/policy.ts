@@ -86,7 +86,7 @@ export function registerPolicyCommands(program: Command): void {
       const trustDomain = trustDomainOf(options);
       const chain = options.chain === undefined ? undefined : options.chain.split(',').map((s) => s.trim());
       if (options.from !== undefined) refuseForeignCaller(options.from, trustDomain, '--from');
-      if (chain !== undefined) refuseForeignOrigin(chain, trustDomain);
+      if (chain !== undefined) refuseForeignChain(chain, trustDomain);
       const loaded = await loadPolicyFile(file, trustDomain);
       const now = options.time === undefined ? new Date() : parseTime(options.time);
       if (options.cases !== undefined) {
@@ -132,19 +132,29 @@ function refuseForeignCaller(from: string, trustDomain: string | undefined, fiel
 }
 
 /**
- * Refuses a --chain whose first hop is outside --trust-domain. That hop signed the passport's origin, and the sidecar
- * validates the signer against its trust bundle: one of another trust domain fails, and the request is answered 401
- * MESHAUTH_ERR_PASSPORT_INVALID before any rule runs. Later hops are asserted by the peer's own link and reach the
- * rules as they are, in the sidecar as here. A chain with an ID that does not parse is left to the dry run.
+ * Refuses a --chain with a hop outside --trust-domain, as the sidecar rejects such a passport (401
+ * MESHAUTH_ERR_PASSPORT_INVALID) before any rule runs. The first hop signed the passport's origin and is validated
+ * against the trust bundle; a later hop is asserted by the peer's own link, and the sidecar refuses one outside its
+ * trust domain (or a bare trust-domain ID) because no honest peer names one (meshauth has no federation). A chain
+ * with an ID that does not parse is left to the dry run.
  */
-function refuseForeignOrigin(chain: readonly string[], trustDomain: string | undefined): void {
-  const origin = foreignOrigin(chain, trustDomain);
-  if (origin === undefined) return;
+function refuseForeignChain(chain: readonly string[], trustDomain: string | undefined): void {
+  const hop = foreignHop(chain, trustDomain);
+  if (hop === undefined) return;
+  const where = outside(hop.id, trustDomain);
+  if (hop.index === 0 && !hop.id.isTrustDomainId) {
+    throw usage(
+      `--chain hop ${hop.id} ${where}: the first hop signed the passport's ` +
+        `origin, and a sidecar of ${trustDomain} accepts no signer of another trust domain (meshauth has no ` +
+        `federation), so it rejects the passport before any rule runs: give a --chain starting in ${trustDomain}, ` +
+        'or the --trust-domain of the mesh it is in',
+    );
+  }
   throw usage(
-    `--chain hop ${chain[0]} is in trust domain ${origin.trustDomain.name}, not ${trustDomain} (--trust-domain): the ` +
-      `first hop signed the passport's origin, and a sidecar of ${trustDomain} accepts no signer of another trust ` +
-      `domain (meshauth has no federation), so it rejects the passport before any rule runs: give a --chain ` +
-      `starting in ${trustDomain}, or the --trust-domain of the mesh it is in`,
+    `--chain hop ${hop.id} ${where}: every honest hop of a call in ${trustDomain} is a workload of ` +
+      `${trustDomain} (meshauth has no federation), so a sidecar of ${trustDomain} rejects a passport naming any ` +
+      `other hop before any rule runs: give a --chain of workloads in ${trustDomain}, or the --trust-domain of the ` +
+      'mesh it is in',
   );
 }
 
@@ -157,7 +167,7 @@ interface RefusedBeforeRules {
 
 /**
  * runCases, with each case the sidecar of --trust-domain refuses before any rule decided as it decides it: a `from`
- * outside it is denied in the TLS handshake, then a `chain` whose first hop is outside it has its passport rejected.
+ * outside it is denied in the TLS handshake, then a `chain` with a hop outside it has its passport rejected.
  * No rule is named (the refusal's code is). A table may hold such a case on purpose ("other trust domains may not"):
  * it passes as `expect: deny`; one expecting allow or a rule fails and says why, where running the rules on it
  * passed a case no request can match.
@@ -195,20 +205,46 @@ function refusedBeforeRules(c: PolicyCase, trustDomain: string | undefined): Ref
       message: `${c.from} is in trust domain ${peer.trustDomain.name}, not ${trustDomain} (--trust-domain)`,
     };
   }
-  const origin = c.chain === undefined ? undefined : foreignOrigin(c.chain, trustDomain);
-  if (origin === undefined) return undefined;
+  const hop = c.chain === undefined ? undefined : foreignHop(c.chain, trustDomain);
+  if (hop === undefined) return undefined;
+  if (hop.index === 0) {
+    return {
+      code: 'MESHAUTH_ERR_PASSPORT_INVALID',
+      reason: 'untrusted_signer',
+      message: `the passport's origin signer ${hop.id} (chain[0]) ${outside(hop.id, trustDomain)}`,
+    };
+  }
   return {
     code: 'MESHAUTH_ERR_PASSPORT_INVALID',
-    reason: 'untrusted_signer',
-    message: `the passport's origin signer ${origin} (chain[0]) is in trust domain ${origin.trustDomain.name}, not ${trustDomain} (--trust-domain)`,
+    reason: 'chain_foreign_hop',
+    message: `the passport's chain[${hop.index}] ${hop.id} ${outside(hop.id, trustDomain)}`,
   };
 }
 
-/** The first hop of `chain` when it is outside --trust-domain and every hop parses (else the dry run reports it). */
-function foreignOrigin(chain: readonly string[], trustDomain: string | undefined): SpiffeId | undefined {
-  if (!chain.every((hop) => SpiffeId.tryParse(hop) !== undefined)) return undefined;
-  const [first] = chain;
-  return first === undefined ? undefined : foreignCaller(first, trustDomain);
+/** A hop of a chain that the sidecar of --trust-domain refuses, with its place in the chain. */
+interface ForeignHop {
+  readonly index: number;
+  readonly id: SpiffeId;
+}
+
+/**
+ * The first hop of `chain` outside --trust-domain or naming a trust domain rather than a workload, when
+ * --trust-domain is given and every hop parses (else the dry run reports it).
+ */
+function foreignHop(chain: readonly string[], trustDomain: string | undefined): ForeignHop | undefined {
+  if (trustDomain === undefined) return undefined;
+  const ids = chain.map((hop) => SpiffeId.tryParse(hop));
+  if (!ids.every((id) => id !== undefined)) return undefined;
+  const index = ids.findIndex((id) => id.trustDomain.name !== trustDomain || id.isTrustDomainId);
+  const id = ids[index];
+  return id === undefined ? undefined : { index, id };
+}
+
+/** Why `id` is no workload of --trust-domain, e.g. "is in trust domain other.org, not example.org". */
+function outside(id: SpiffeId, trustDomain: string | undefined): string {
+  return id.isTrustDomainId && id.trustDomain.name === trustDomain
+    ? `names trust domain ${trustDomain} (--trust-domain) itself, not a workload of it`
+    : `is in trust domain ${id.trustDomain.name}, not ${trustDomain} (--trust-domain)`;
 }
 
 /** The caller's SPIFFE ID when --trust-domain is given and the ID parses and is outside it. */

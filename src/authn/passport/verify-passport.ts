@@ -2,10 +2,12 @@
 // peer's certificate key; `cnf.x5t#S256` = the peer's leaf thumbprint), addressed to this sidecar and
 // short-lived. The origin must chain to the trust bundle, be signed by an allowed voucher, be the one the link
 // names (`org`), be addressed to its own signer, and agree with the link's `act` chain (first actor = origin signer).
-// Hops between the first and the peer are asserted by the peer's link alone (see docs/policy.md `when.chain`).
+// Hops between the first and the peer are asserted by the peer's link alone (see docs/policy.md `when.chain`), yet
+// each must still be a workload of the bundle's trust domain: meshauth has no federation, so no honest peer names
+// another.
 import type { KeyObject } from 'node:crypto';
 import { MeshauthError } from '../../errors/index.js';
-import { SpiffeId } from '../../identity/index.js';
+import { SpiffeId, type TrustDomain } from '../../identity/index.js';
 import { parseCertificate, type TrustBundle, validateX509Svid } from '../../pki/index.js';
 import { type EndUser, endUserFromClaims } from '../end-user.js';
 import { type DecodedJws, decodeCompact, verifyCompact } from './compact-jws.js';
@@ -65,6 +67,7 @@ export type PassportRejectionReason =
   | 'untrusted_signer'
   | 'chain_broken'
   | 'act_mismatch'
+  | 'chain_foreign_hop'
   | 'not_vouched'
   | 'no_user';
 
@@ -98,6 +101,16 @@ export function verifyPassport(value: string, context: PassportVerifyContext): V
   const origin = verifyOrigin(originJws, context, claims.iat, tolerance);
   const chain = actChain(claims.act);
   if (chain[0] !== origin.iss) reject('act_mismatch', 'passport act chain does not start at its origin');
+  // Only the first hop (against the bundle) and the peer (in the handshake) are proven; every honest sidecar in
+  // between is a workload of the same trust domain, so a hop of another one, or a bare trust-domain ID, can only
+  // come from a compromised or buggy peer and would reach `when.chain` rules as a call path no request took.
+  const foreignHop = chain.find((hop) => !isWorkloadOf(hop, context.bundle.trustDomain));
+  if (foreignHop !== undefined) {
+    reject(
+      'chain_foreign_hop',
+      `passport call chain names ${foreignHop.slice(0, 200)}, not a workload of trust domain ${context.bundle.trustDomain.name}`,
+    );
+  }
   if (origin.aud !== origin.iss || origin.org !== undefined || origin.act.act !== undefined) {
     reject('format', 'the origin passport must be addressed to its own signer and have no predecessor');
   }
@@ -217,6 +230,11 @@ function isActor(value: unknown): value is ActorClaim {
     SpiffeId.tryParse(actor.sub) !== undefined &&
     (actor.act === undefined || isActor(actor.act))
   );
+}
+
+function isWorkloadOf(hop: string, trustDomain: TrustDomain): boolean {
+  const id = SpiffeId.tryParse(hop);
+  return id !== undefined && !id.isTrustDomainId && id.memberOf(trustDomain);
 }
 
 function reject(reason: PassportRejectionReason, message: string, cause?: unknown): never {

@@ -174,6 +174,24 @@ describe('passport', () => {
     expectRejected(() => verifyPassport(toC, contextFor(c, b)), 'act_mismatch');
   });
 
+  it.each([
+    ['another trust domain', 'spiffe://other.org/ns/shop/sa/orders'],
+    ['the trust domain itself, not a workload', 'spiffe://example.org'],
+  ])('fail/foreign-hop: B names a middle hop of %s; the passport is refused', (_, hop) => {
+    const atB = verifyPassport(gatewayToB(), contextFor(b, gateway));
+    // B is compromised: its link says the call came gateway → hop → B. Only B's own signature vouches for `hop`.
+    const act = { sub: hop, act: { sub: gateway.id } };
+    const toC = wrapPassport({ svid: b.svid, audience: id(c), now, received: { ...atB, act } });
+    expectRejected(() => verifyPassport(toC, contextFor(c, b)), 'chain_foreign_hop');
+  });
+
+  it('ok/middle hop: a workload of the trust domain named only by the peer is accepted', () => {
+    const atB = verifyPassport(gatewayToB(), contextFor(b, gateway));
+    const act = { sub: d.id, act: { sub: gateway.id } };
+    const toC = wrapPassport({ svid: b.svid, audience: id(c), now, received: { ...atB, act } });
+    expect(verifyPassport(toC, contextFor(c, b)).chain).toEqual([gateway.id, d.id, b.id]);
+  });
+
   it('fail/forged-origin: B invents an origin "from the gateway" signed with its own key', () => {
     const iat = Math.floor(now.getTime() / 1000);
     const self = leafKeyOf(Buffer.from(b.leaf.rawData).toString('base64'));

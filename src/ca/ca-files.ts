@@ -62,7 +62,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await rename(tmp, path);
   } catch (error) {
     await rm(tmp, { force: true });
-    throw error;
+    throw namingTarget(error, path);
   }
 }
 
@@ -78,7 +78,11 @@ export async function writeFilesAtomic(
   const staged: string[] = [];
   try {
     for (const file of files) staged.push(await writeTempFile(file.path, file.data, file.mode));
-    for (const [index, file] of files.entries()) await rename(staged[index] as string, file.path);
+    for (const [index, file] of files.entries()) {
+      await rename(staged[index] as string, file.path).catch((error: unknown) => {
+        throw namingTarget(error, file.path);
+      });
+    }
   } catch (error) {
     await Promise.all(staged.map((tmp) => rm(tmp, { force: true })));
     throw error;
@@ -96,10 +100,20 @@ export async function createFileExclusive(path: string, data: string | Uint8Arra
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw error;
+    throw namingTarget(error, path);
   } finally {
     await rm(tmp, { force: true });
   }
+}
+
+/**
+ * A failed rename or link of a temporary file into place, named by `path`, the file the caller asked for: Node names
+ * the source, a temporary file that is removed at once and means nothing to the user (a name too long for the
+ * directory fails only here, where the short temporary name was accepted).
+ */
+function namingTarget(error: unknown, path: string): unknown {
+  if (typeof error !== 'object' || error === null) return error;
+  return Object.assign(error, { path });
 }
 
 /** A complete, fsync'd temporary file next to `path`; the caller renames or links it into place. */

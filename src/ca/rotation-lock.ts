@@ -169,28 +169,57 @@ export interface WaitForLockOptions {
   readonly onWait?: (holder: string) => void;
   /** The error thrown when the lock is still held after `timeoutMs`: who holds it. */
   readonly timedOut: (holder: string) => Error;
+  /**
+   * Makes the lock's directory again, for a caller that has just made it or found it (`--out`): another run that
+   * made it too, then failed, removes it while empty, so a lock attempt finding it gone makes it again and tries
+   * again (a few times). Given, ENOENT never means "run unlocked": the directory existed a moment ago.
+   */
+  readonly remakeDirectory?: () => Promise<void>;
 }
+
+/** How many times one wait makes the lock's directory again (`remakeDirectory`) before giving up with ENOENT. */
+const DIRECTORY_REMAKES = 3;
 
 /**
  * The lock at `path`, once any other holder has finished (or died and its lock went stale); undefined when the
- * directory cannot hold a lock file (missing, read-only, not this user's, full), where the caller runs unlocked.
+ * directory cannot hold a lock file (missing without `remakeDirectory`, read-only, not this user's, full), where the
+ * caller runs unlocked.
  */
 export async function waitForLock(path: string, options: WaitForLockOptions): Promise<RotationLock | undefined> {
   const deadline = Date.now() + options.timeoutMs;
+  let remakes = DIRECTORY_REMAKES;
+  const attempt = async (): Promise<RotationLock | undefined> => {
+    for (;;) {
+      try {
+        return await acquireRotationLock(path);
+      } catch (error) {
+        if (errnoOf(error) !== 'ENOENT' || options.remakeDirectory === undefined || remakes <= 0) throw error;
+        remakes--;
+        await options.remakeDirectory();
+      }
+    }
+  };
   let lock: RotationLock | undefined;
   try {
-    lock = await acquireRotationLock(path);
+    lock = await attempt();
   } catch (error) {
-    if (UNLOCKABLE_DIRECTORY.has((error as NodeJS.ErrnoException).code ?? '')) return undefined;
+    const code = errnoOf(error);
+    if (UNLOCKABLE_DIRECTORY.has(code) && !(code === 'ENOENT' && options.remakeDirectory !== undefined)) {
+      return undefined;
+    }
     throw error;
   }
   if (lock === undefined) options.onWait?.(await lockHolder(path));
   while (lock === undefined) {
     if (Date.now() >= deadline) throw options.timedOut(await lockHolder(path));
     await delay(LOCK_RETRY_MS);
-    lock = await acquireRotationLock(path);
+    lock = await attempt();
   }
   return lock;
+}
+
+function errnoOf(error: unknown): string {
+  return (error as NodeJS.ErrnoException | undefined)?.code ?? '';
 }
 
 /**

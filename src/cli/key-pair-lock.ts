@@ -30,6 +30,8 @@ export interface KeyPairLockOptions {
   readonly timeoutMs?: number;
   /** How often a holder refreshes the lock's mtime. Default: a sixth of STALE_LOCK_MS. */
   readonly heartbeatMs?: number;
+  /** Makes the key's directory again when a lock attempt finds it removed (see WaitForLockOptions). */
+  readonly remakeDirectory?: () => Promise<void>;
 }
 
 /**
@@ -59,6 +61,7 @@ export async function withKeyPairLock<T>(
   const lock = await waitForLock(path, {
     timeoutMs: options.timeoutMs ?? 2 * STALE_LOCK_MS + 5_000,
     ...(options.onWait === undefined ? {} : { onWait: options.onWait }),
+    ...(options.remakeDirectory === undefined ? {} : { remakeDirectory: options.remakeDirectory }),
     timedOut: (holder) => locked(keyFile, path, holder),
   });
   // A directory this user cannot create a file in: no command can replace the pair there either (its staged files

@@ -24,12 +24,20 @@ export function checkOutPrefix(prefix: string): string {
  * Runs `write` under the lock of the pair at `prefix`, once its directory is made: the lock file goes in it. When
  * `write` fails, the directories this run made are removed while empty (the lock is gone by then), so a command that
  * wrote nothing leaves nothing behind: a failed `ca issue` (a full disk, a lock it could not take) used to leave them.
+ * Another run with the same --out may do so just after this one found the directory: the lock attempt then makes it
+ * again (and this run owns what it made), rather than failing on the lock or writing without it.
  */
 export async function writeAtOutPrefix<T>(prefix: string, write: (lock: KeyPairLock) => Promise<T>): Promise<T> {
   const keyFile = `${prefix}.key`;
-  const created = await makeKeyDirectory(dirname(prefix));
+  const dir = dirname(prefix);
+  let created = await makeKeyDirectory(dir);
+  const remakeDirectory = async () => {
+    // Innermost first, as removeEmptyDirectories takes them: all are `dir` or its parents in the same spelling.
+    const made = [...created, ...(await makeKeyDirectory(dir))];
+    created = [...new Set(made)].sort((a, b) => b.length - a.length);
+  };
   try {
-    return await withKeyPairLock(keyFile, write, { onWait: sayWaiting(keyFile) });
+    return await withKeyPairLock(keyFile, write, { onWait: sayWaiting(keyFile), remakeDirectory });
   } catch (error) {
     await removeEmptyDirectories(created);
     throw error;

@@ -1,13 +1,13 @@
 // The gateway joins the mesh with the sidecar's agent and the same `ca.token` key: a token file the agent cannot read
 // is logged with that key and the file, as the sidecar's is (sidecar-agent-files.test.ts), not as a bare errno.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { gatewayConfigFromObject, type RunningGateway, startGateway } from '../../src/gateway/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
+import { writeGatewayFiles } from '../helpers/gateway-files.js';
 import { logLines } from '../helpers/log-lines.js';
-import { TestCa } from '../helpers/test-ca.js';
 import { waitFor } from '../helpers/wait.js';
 
 describe('gateway agent: ca.token', () => {
@@ -17,19 +17,13 @@ describe('gateway agent: ca.token', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'meshauth-gateway-token-'));
-    const ca = await TestCa.create();
-    const server = await ca.issue({ id: ca.idFor('/ns/edge/sa/public'), ipAddresses: ['127.0.0.1'] });
-    const write = (name: string, text: string): string => {
-      const path = join(dir, name);
-      writeFileSync(path, text);
-      return path;
-    };
+    const { bundle, cert, key } = await writeGatewayFiles(dir);
     document = {
       trustDomain: 'example.org',
       // Never reached: the bundle is read, then the token, and the token cannot be.
-      ca: { url: 'https://127.0.0.1:1', bundle: write('bundle.pem', ca.bundlePem) },
+      ca: { url: 'https://127.0.0.1:1', bundle },
       listen: '127.0.0.1:0',
-      tls: { cert: write('gateway.crt', server.chainPem), key: write('gateway.key', server.keyPem) },
+      tls: { cert, key },
       routes: [
         {
           name: 'app',

@@ -23,8 +23,8 @@ import { OidcRelyingParty } from '../../src/gateway/oidc-relying-party.js';
 import { PublicListener } from '../../src/gateway/public-listener.js';
 import { AdminServer } from '../../src/telemetry/admin-server.js';
 import { Metrics } from '../../src/telemetry/index.js';
+import { writeGatewayFiles } from '../helpers/gateway-files.js';
 import { logLines } from '../helpers/log-lines.js';
-import { TestCa } from '../helpers/test-ca.js';
 import { waitFor } from '../helpers/wait.js';
 
 const APP_ID = 'spiffe://example.org/ns/shop/sa/app';
@@ -62,18 +62,12 @@ describe('gateway parts', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'meshauth-gateway-start-'));
-    const ca = await TestCa.create();
-    const server = await ca.issue({ id: ca.idFor('/ns/edge/sa/public'), ipAddresses: ['127.0.0.1'] });
-    const write = (name: string, text: string): string => {
-      const path = join(dir, name);
-      writeFileSync(path, text);
-      return path;
-    };
+    const { bundle, cert, key, write } = await writeGatewayFiles(dir);
     document = {
       trustDomain: 'example.org',
-      ca: { url: 'https://127.0.0.1:1', bundle: write('bundle.pem', ca.bundlePem), token: join(dir, 'no-token') },
+      ca: { url: 'https://127.0.0.1:1', bundle, token: join(dir, 'no-token') },
       listen: '127.0.0.1:0',
-      tls: { cert: write('gateway.crt', server.chainPem), key: write('gateway.key', server.keyPem) },
+      tls: { cert, key },
       session: { keys: [write('session.key', 'k'.repeat(64))] },
       oidc: {
         // Never reached: discovery happens at the first sign-in, and no request is made.

@@ -67,29 +67,6 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
 }
 
 /**
- * Writes files that are one credential together (a key and its certificate chain): every temporary file is complete
- * before the first rename, so a failure to write any of them (a full disk, a read-only directory) replaces none of
- * them. Writing them one by one could replace the key and then fail on the chain, leaving a key that matches no
- * certificate on disk.
- */
-export async function writeFilesAtomic(
-  files: readonly { readonly path: string; readonly data: string | Uint8Array; readonly mode: number }[],
-): Promise<void> {
-  const staged: string[] = [];
-  try {
-    for (const file of files) staged.push(await writeTempFile(file.path, file.data, file.mode));
-    for (const [index, file] of files.entries()) {
-      await rename(staged[index] as string, file.path).catch((error: unknown) => {
-        throw namingTarget(error, file.path);
-      });
-    }
-  } catch (error) {
-    await Promise.all(staged.map((tmp) => rm(tmp, { force: true })));
-    throw error;
-  }
-}
-
-/**
  * Creates `path` with `data` only if it does not exist yet, atomically: link(2) of a complete temporary file fails
  * with EEXIST when another process (a second `ca serve` replica) got there first. Returns whether this call won.
  */

@@ -27,7 +27,7 @@ vi.mock('node:fs/promises', async (original) => {
   return { ...fs, default: { ...fs, open }, open };
 });
 
-const { writeFileAtomic, writeFilesAtomic } = await import('../../../src/ca/ca-files.js');
+const { writeFileAtomic } = await import('../../../src/ca/ca-files.js');
 const { exitCodeFor, formatError, fromFileSystemError } = await import('../../../src/cli/run.js');
 const { withRotationLock } = await import('../../../src/ca/rotation-lock.js');
 
@@ -56,16 +56,6 @@ describe('CA files on a full disk', () => {
     expect(exitCodeFor(converted)).toBe(1);
     expect(readFileSync(file, 'utf8')).toBe('OLD\n');
     expect(readdirSync(root)).toEqual(['bundle.pem']);
-  });
-
-  it('fail/writeFilesAtomic: ENOSPC names the file it failed on', async () => {
-    fullAtWrite.prefix = root;
-    const files = [
-      { path: join(root, 'a.key'), data: 'A', mode: 0o600 },
-      { path: join(root, 'a.crt'), data: 'B', mode: 0o644 },
-    ];
-    await expect(writeFilesAtomic(files)).rejects.toMatchObject({ code: 'ENOSPC', path: join(root, 'a.key') });
-    expect(readdirSync(root)).toEqual([]);
   });
 
   // `ca issue` takes the directory's lock only to wait out a rotation: it reads the CA and writes its --out files

@@ -9,11 +9,10 @@ import type { Command } from 'commander';
 import { IDENTITY_BURST, IDENTITY_RATE_PER_SECOND } from '../ca/identity-rate-limit.js';
 import { ROTATION_LOCK_FILE, STALE_LOCK_MS, withRotationLock } from '../ca/rotation-lock.js';
 import { durationInRange, formatDuration } from '../config/duration.js';
-import { readSettingFile } from '../config/index.js';
+import { readSettingFile } from '../config/read-setting-file.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
-import { KEY_TYPES, parseKeyType, SVID_MAX_TTL_MS } from '../pki/index.js';
-import { emptyCaSecretRefusal } from './ca-refusal.js';
+import { KEY_TYPES, parseKeyType, SVID_MAX_TTL_MS } from '../pki/key-type.js'; // not the index: no certificate code for flags
 import { type FileToReplace, replaceFiles } from './key-pair-files.js';
 import { checkOutPrefix, writeAtOutPrefix } from './out-prefix.js';
 
@@ -566,6 +565,7 @@ async function refuseEmptySecretDir(opts: ServeOptions): Promise<void> {
   // In a pod the service-account directory names the namespace the CA runs in.
   const namespace =
     (await readFile(join(dirname(opts.k8sTokenFile), 'namespace'), 'utf8').catch(() => '')).trim() || 'meshauth';
+  const { emptyCaSecretRefusal } = await import('./ca-refusal.js');
   throw emptyCaSecretRefusal({ dir: opts.dir, secret: opts.k8sSecret, namespace });
 }
 

@@ -2,10 +2,10 @@
 // Keys are WebCrypto CryptoKeys (what @peculiar/x509 and jose take) plus PKCS#8 PEM (what node:tls takes).
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { MeshauthError } from '../errors/index.js';
+import type { KeyType } from './key-type.js';
 import { subtle } from './x509.js';
 
-export const KEY_TYPES = ['p256', 'ed25519', 'rsa2048'] as const;
-export type KeyType = (typeof KEY_TYPES)[number];
+export { KEY_TYPES, type KeyType, parseKeyType } from './key-type.js';
 
 export interface KeyPair {
   readonly type: KeyType;
@@ -37,14 +37,6 @@ export const KEY_ALGORITHMS: Readonly<
     jwsAlg: 'RS256',
   },
 };
-
-export function parseKeyType(value: string): KeyType {
-  if ((KEY_TYPES as readonly string[]).includes(value)) return value as KeyType;
-  throw new MeshauthError(
-    'MESHAUTH_ERR_KEY_TYPE',
-    `unsupported key type "${value}": expected one of ${KEY_TYPES.join(', ')}`,
-  );
-}
 
 export async function generateKeyPair(type: KeyType = 'p256'): Promise<KeyPair> {
   const pair = (await subtle.generateKey(KEY_ALGORITHMS[type].generate, true, ['sign', 'verify'])) as CryptoKeyPair;

@@ -224,4 +224,31 @@ describe('meshauth sidecar: configs refused up front', () => {
       for (const holder of holders) await new Promise((resolve) => holder.close(resolve));
     }
   });
+
+  it('fail/two outbound.tcp addresses other processes hold → exit 2 naming both routes', async () => {
+    const [inbound, outbound, admin] = ports as [number, number, number];
+    const holders = [createServer(), createServer()];
+    const taken: number[] = [];
+    for (const holder of holders) {
+      await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+      taken.push((holder.address() as { port: number }).port);
+    }
+    const route = '{ address: "127.0.0.1:1", ids: ["spiffe://example.org/ns/data/sa/db"] }';
+    try {
+      const result = await run('tcp-taken.yaml', [
+        `inbound: { listen: "127.0.0.1:${inbound}", app: "127.0.0.1:1" }`,
+        `outbound: { listen: "127.0.0.1:${outbound}", tcp: { "127.0.0.1:${taken[0]}": ${route}, "127.0.0.1:${taken[1]}": ${route} } }`,
+        `admin: { listen: "127.0.0.1:${admin}" }`,
+      ]);
+      expect(result.code, result.stderr).toBe(2);
+      for (const port of taken) {
+        expect(result.stderr).toContain(
+          `outbound.tcp["127.0.0.1:${port}"]: cannot listen on 127.0.0.1:${port}: EADDRINUSE`,
+        );
+      }
+      expect(result.stderr).toContain('[MESHAUTH_ERR_LISTEN]');
+    } finally {
+      for (const holder of holders) await new Promise((resolve) => holder.close(resolve));
+    }
+  });
 });

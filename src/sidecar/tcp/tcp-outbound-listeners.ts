@@ -10,6 +10,7 @@ import { formatHostPort, type HostPort } from '../../config/index.js';
 import { isMeshauthError } from '../../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../../identity/index.js';
 import { atPeerExpiry, listenOn } from '../../platform/index.js';
+import { listenAll } from '../../platform/listen-all.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   answerIdentityCheckWithLeaf,
@@ -99,9 +100,9 @@ export class TcpOutboundListeners {
     }
   }
 
-  /** Binds every listener; resolves with the bound port by route key. */
+  /** Binds every listener; resolves with the bound port by route key. Every bind settles first (listenAll). */
   async listen(): Promise<ReadonlyMap<string, number>> {
-    await Promise.all(
+    await listenAll(
       this.#listeners.map(async (l) => {
         l.port = await listenOn(l.server, l.route.listen, `outbound.tcp["${l.key}"]`);
         // After listen, errors come from accept (e.g. EMFILE): logged, the listener keeps serving.

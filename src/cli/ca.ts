@@ -12,7 +12,7 @@ import { durationInRange, formatDuration } from '../config/duration.js';
 import { readSettingFile } from '../config/read-setting-file.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
-import { KEY_TYPES, parseKeyType, SVID_MAX_TTL_MS } from '../pki/key-type.js'; // not the index: no certificate code for flags
+import { KEY_TYPES, parseKeyType, SVID_MAX_TTL_MS } from '../pki/issuance-options.js'; // not the index: no certificate code for flags
 import { type FileToReplace, replaceFiles } from './key-pair-files.js';
 import { checkOutPrefix, writeAtOutPrefix } from './out-prefix.js';
 

@@ -235,7 +235,8 @@ function foreignHop(chain: readonly string[], trustDomain: string | undefined): 
   if (trustDomain === undefined) return undefined;
   const ids = chain.map((hop) => SpiffeId.tryParse(hop));
   if (!ids.every((id) => id !== undefined)) return undefined;
-  const index = ids.findIndex((id) => id.trustDomain.name !== trustDomain || id.isTrustDomainId);
+  const domain = TrustDomain.parse(trustDomain);
+  const index = ids.findIndex((id) => !id.isWorkloadOf(domain));
   const id = ids[index];
   return id === undefined ? undefined : { index, id };
 }

@@ -117,6 +117,11 @@ export class SpiffeId {
     return this.#trustDomain.equals(trustDomain);
   }
 
+  /** A workload of `trustDomain`: a member with a path (the trust domain's own ID names no workload). */
+  isWorkloadOf(trustDomain: TrustDomain): boolean {
+    return !this.isTrustDomainId && this.memberOf(trustDomain);
+  }
+
   equals(other: SpiffeId): boolean {
     return this.#string === other.#string;
   }

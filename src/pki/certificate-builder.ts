@@ -14,7 +14,7 @@ import { x509 } from './x509.js';
 /** How far NotBefore is set back to tolerate clock skew between CA and peers (at most one minute). */
 export const BACKDATE_MS = 60_000;
 export const ROOT_TTL_MS = 10 * 365 * 24 * 3600_000;
-export { SVID_MAX_TTL_MS } from './key-type.js';
+export { SVID_MAX_TTL_MS } from './issuance-options.js';
 export const INTERMEDIATE_TTL_MS = 30 * 24 * 3600_000;
 
 export interface Issuer {

@@ -2,10 +2,10 @@
 // Keys are WebCrypto CryptoKeys (what @peculiar/x509 and jose take) plus PKCS#8 PEM (what node:tls takes).
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { MeshauthError } from '../errors/index.js';
-import type { KeyType } from './key-type.js';
+import type { KeyType } from './issuance-options.js';
 import { subtle } from './x509.js';
 
-export { KEY_TYPES, type KeyType, parseKeyType } from './key-type.js';
+export { KEY_TYPES, type KeyType, parseKeyType } from './issuance-options.js';
 
 export interface KeyPair {
   readonly type: KeyType;

@@ -1,11 +1,13 @@
 // Binding a process's listeners together at start (the sidecar's and the gateway's). Settles only once every bind
-// has: a refused address then
-// unwinds the start with no other bind under way (Promise.all unwound mid-bind and left it to net.Server.close() to
-// cancel the bind it overtook), and an operator whose two addresses are both taken learns of both at once, not of
-// the second only after freeing the first. Starts nothing itself.
+// has: a refused address then unwinds the start with no other bind under way (Promise.all unwound mid-bind and left
+// it to net.Server.close() to cancel the bind it overtook), and an operator whose two addresses are both taken learns
+// of both at once, not of the second only after freeing the first. Starts nothing itself.
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 
-/** What each bind gave (its port, say), in order; when binds fail, the one failure, or one MESHAUTH_ERR_LISTEN naming each. */
+/**
+ * What each bind gave (its port, say), in order. When binds fail: the one failure, or one MESHAUTH_ERR_LISTEN naming
+ * each when every failure is a refused address; otherwise the first failure, as it is.
+ */
 export async function listenAll<T extends readonly unknown[]>(
   binds: readonly [...T],
 ): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {

@@ -27,3 +27,34 @@ export async function writeGatewayFiles(dir: string): Promise<GatewayFiles> {
     write,
   };
 }
+
+/**
+ * A gateway config document with one route, to 127.0.0.1:1 (never dialled), and no sign-in; the CA is never reached
+ * either. `token` is left out when the test sets `ca.token` itself.
+ */
+export function oneRouteGatewayDocument(files: {
+  readonly bundle: string;
+  readonly cert: string;
+  readonly key: string;
+  readonly token?: string;
+}): Record<string, unknown> {
+  return {
+    trustDomain: 'example.org',
+    ca: {
+      url: 'https://127.0.0.1:1',
+      bundle: files.bundle,
+      ...(files.token === undefined ? {} : { token: files.token }),
+    },
+    listen: '127.0.0.1:0',
+    tls: { cert: files.cert, key: files.key },
+    routes: [
+      {
+        name: 'app',
+        match: { host: '*', pathPrefix: '/' },
+        to: { address: '127.0.0.1:1', ids: ['spiffe://example.org/ns/shop/sa/app'] },
+        login: 'none',
+      },
+    ],
+    admin: { listen: '127.0.0.1:0' },
+  };
+}

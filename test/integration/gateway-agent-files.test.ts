@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { gatewayConfigFromObject, type RunningGateway, startGateway } from '../../src/gateway/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
-import { writeGatewayFiles } from '../helpers/gateway-files.js';
+import { oneRouteGatewayDocument, writeGatewayFiles } from '../helpers/gateway-files.js';
 import { logLines } from '../helpers/log-lines.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -17,23 +17,8 @@ describe('gateway agent: ca.token', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'meshauth-gateway-token-'));
-    const { bundle, cert, key } = await writeGatewayFiles(dir);
-    document = {
-      trustDomain: 'example.org',
-      // Never reached: the bundle is read, then the token, and the token cannot be.
-      ca: { url: 'https://127.0.0.1:1', bundle },
-      listen: '127.0.0.1:0',
-      tls: { cert, key },
-      routes: [
-        {
-          name: 'app',
-          match: { host: '*', pathPrefix: '/' },
-          to: { address: '127.0.0.1:1', ids: ['spiffe://example.org/ns/shop/sa/app'] },
-          login: 'none',
-        },
-      ],
-      admin: { listen: '127.0.0.1:0' },
-    };
+    // The CA is never reached: the bundle is read, then the token, and the token cannot be.
+    document = oneRouteGatewayDocument(await writeGatewayFiles(dir));
   });
 
   afterEach(async () => {

@@ -7,7 +7,7 @@
 // another.
 import type { KeyObject } from 'node:crypto';
 import { MeshauthError } from '../../errors/index.js';
-import { SpiffeId, type TrustDomain } from '../../identity/index.js';
+import { SpiffeId } from '../../identity/index.js';
 import { parseCertificate, type TrustBundle, validateX509Svid } from '../../pki/index.js';
 import { type EndUser, endUserFromClaims } from '../end-user.js';
 import { type DecodedJws, decodeCompact, verifyCompact } from './compact-jws.js';
@@ -104,7 +104,7 @@ export function verifyPassport(value: string, context: PassportVerifyContext): V
   // Only the first hop (against the bundle) and the peer (in the handshake) are proven; every honest sidecar in
   // between is a workload of the same trust domain, so a hop of another one, or a bare trust-domain ID, can only
   // come from a compromised or buggy peer and would reach `when.chain` rules as a call path no request took.
-  const foreignHop = chain.find((hop) => !isWorkloadOf(hop, context.bundle.trustDomain));
+  const foreignHop = chain.find((hop) => SpiffeId.tryParse(hop)?.isWorkloadOf(context.bundle.trustDomain) !== true);
   if (foreignHop !== undefined) {
     reject(
       'chain_foreign_hop',
@@ -230,11 +230,6 @@ function isActor(value: unknown): value is ActorClaim {
     SpiffeId.tryParse(actor.sub) !== undefined &&
     (actor.act === undefined || isActor(actor.act))
   );
-}
-
-function isWorkloadOf(hop: string, trustDomain: TrustDomain): boolean {
-  const id = SpiffeId.tryParse(hop);
-  return id !== undefined && !id.isTrustDomainId && id.memberOf(trustDomain);
 }
 
 function reject(reason: PassportRejectionReason, message: string, cause?: unknown): never {

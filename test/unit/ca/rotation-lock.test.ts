@@ -8,6 +8,7 @@ import {
   acquireRotationLock,
   type RotationLock,
   STALE_LOCK_MS,
+  waitForLock,
   withRotationLock,
 } from '../../../src/ca/rotation-lock.js';
 import { until } from '../../helpers/wait.js';
@@ -165,5 +166,19 @@ describe('withRotationLock', () => {
 
   it('ok/a directory that does not exist: the action runs (and fails on its own terms)', async () => {
     await expect(withRotationLock(join(dir, 'missing'), async () => 'ran')).resolves.toBe('ran');
+  });
+  // A key pair's lock (`--out`): its directory existed a moment ago, so a missing one is made again, a few times,
+  // and then the wait fails: it never answers "no lock here, run unlocked".
+  it('fail/a directory that stays missing though made again: ENOENT after three remakes, never unlocked', async () => {
+    let remakes = 0;
+    const waited = waitForLock(join(dir, 'gone', 'web.key.lock'), {
+      timeoutMs: 1_000,
+      timedOut: () => new Error('not expected: nothing holds it'),
+      remakeDirectory: async () => {
+        remakes += 1;
+      },
+    });
+    await expect(waited).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(remakes).toBe(3);
   });
 });

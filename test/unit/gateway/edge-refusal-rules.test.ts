@@ -15,6 +15,7 @@ import type { MeshForwarder } from '../../../src/gateway/mesh-forwarder.js';
 import { expectationUnsupported, nodeRefusal } from '../../../src/platform/node-refusal.js';
 import { checkH1Head, checkH2Head } from '../../../src/sidecar/inbound/request-checks.js';
 import { Metrics } from '../../../src/telemetry/index.js';
+import { oneRouteGatewayDocument } from '../../helpers/gateway-files.js';
 import { type LogLines, logLines } from '../../helpers/log-lines.js';
 import { POLICY_HEAD, policyProblems } from '../../helpers/policy-problems.js';
 
@@ -99,21 +100,7 @@ const EDGE_REFUSALS: ReadonlyArray<readonly [string, Head, string]> = [
 /** A gateway's edge handler without sign-in, one route; a refused request never reaches the forwarder. */
 function edgeHandler(): { readonly handler: EdgeHandler; readonly log: LogLines } {
   const config = gatewayConfigFromObject(
-    {
-      trustDomain: 'example.org',
-      ca: { url: 'https://127.0.0.1:1', bundle: 'bundle.pem', token: 'token' },
-      listen: '127.0.0.1:0',
-      tls: { cert: 'gateway.crt', key: 'gateway.key' },
-      routes: [
-        {
-          name: 'app',
-          match: { host: '*', pathPrefix: '/' },
-          to: { address: '127.0.0.1:1', ids: ['spiffe://example.org/ns/shop/sa/app'] },
-          login: 'none',
-        },
-      ],
-      admin: { listen: '127.0.0.1:0' },
-    },
+    oneRouteGatewayDocument({ bundle: 'bundle.pem', cert: 'gateway.crt', key: 'gateway.key', token: 'token' }),
     'gateway.yaml',
   );
   const log = logLines('gateway', 'info');

@@ -118,4 +118,12 @@ describe('SpiffeId.parse: named cases', () => {
     expect(a.memberOf(TrustDomain.parse('example.org'))).toBe(true);
     expect(a.memberOf(TrustDomain.parse('example.com'))).toBe(false);
   });
+
+  it('ok/a workload of a trust domain is a member with a path; the trust domain ID is none', () => {
+    const td = TrustDomain.parse('example.org');
+    expect(SpiffeId.parse('spiffe://example.org/ns/shop/sa/web').isWorkloadOf(td)).toBe(true);
+    expect(SpiffeId.parse('spiffe://example.org').isWorkloadOf(td)).toBe(false);
+    expect(SpiffeId.parse('spiffe://example.org').memberOf(td)).toBe(true);
+    expect(SpiffeId.parse('spiffe://other.org/ns/shop/sa/web').isWorkloadOf(td)).toBe(false);
+  });
 });

@@ -1,5 +1,5 @@
-// The key types meshauth issues and accepts by name, and the longest X509-SVID lifetime: what the CLI checks in its
-// flags before any certificate code is loaded (a mistyped `--key-type` or `--ttl` is refused at once).
+// What `ca issue` and `ca serve` check in their flags before any certificate code is loaded: the key types meshauth
+// issues and accepts, and the longest X509-SVID lifetime (a mistyped `--key-type` or `--ttl` is refused at once).
 import { MeshauthError } from '../errors/index.js';
 
 export const KEY_TYPES = ['p256', 'ed25519', 'rsa2048'] as const;

@@ -2,6 +2,8 @@
 // and the CLI): benches that stand for what a cluster runs (CA replicas, agents inside sidecars) start their processes
 // with them too, so a flag added to the image is measured without a second list to keep in step.
 import { existsSync, readFileSync } from 'node:fs';
+import { INJECT_DEFAULTS } from '../src/k8s/inject-config.js';
+import { parseQuantity } from '../src/k8s/inject-quantity.js';
 
 // The repository root is one level up from bench/ (sources, as the tests run them) and two from dist/bench/.
 const DOCKERFILE = [new URL('../Dockerfile', import.meta.url), new URL('../../Dockerfile', import.meta.url)].find(
@@ -20,4 +22,20 @@ export function imageNodeFlags(): string[] {
   }
   const script = argv.findIndex((arg, i) => i > 0 && !arg.startsWith('-'));
   return argv.slice(1, script === -1 ? undefined : script);
+}
+
+const MiB = 2 ** 20;
+
+/**
+ * The old-space bound V8 gets in a pod with `memoryLimit` (by default the injector's limit for the sidecar): Node
+ * sizes the heap from its container's memory limit, at max(256 MiB, limit / 2) of old space on 64-bit Linux, and V8
+ * grows the old generation by its smallest factor under a bound that low. On a machine without a limit the heap is
+ * sized for its RAM and a sidecar's old generation grows to 70–100 MiB under load before it is collected, so the
+ * bench's sidecars get the bound as a flag to measure what a pod runs. [] when BENCH_IMAGE_FLAGS=0.
+ */
+export function podHeapFlags(memoryLimit: string = INJECT_DEFAULTS.proxy.memoryLimit): string[] {
+  if (process.env.BENCH_IMAGE_FLAGS === '0') return [];
+  const bytes = parseQuantity(memoryLimit);
+  if (bytes === undefined || bytes <= 0) throw new Error(`not a memory limit: ${memoryLimit}`);
+  return [`--max-old-space-size=${Math.max(256, Math.floor(bytes / 2 / MiB))}`];
 }

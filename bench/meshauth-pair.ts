@@ -8,6 +8,7 @@ import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { CredentialHolder } from '../src/agent/credential-holder.js';
 import { sidecarConfigFromObject } from '../src/config/index.js';
 import { SpiffeId, TrustDomain } from '../src/identity/index.js';
@@ -16,7 +17,7 @@ import { startSidecar } from '../src/sidecar/index.js';
 import { Metrics, silentLogger } from '../src/telemetry/index.js';
 import { BENCH_TRUST_DOMAIN, type PemFiles } from './bench-pki.js';
 import { firstJsonLine, spawnChild } from './children.js';
-import { imageNodeFlags } from './image-node-flags.js';
+import { imageNodeFlags, podHeapFlags } from './image-node-flags.js';
 import type { PeerOptions, ProxyPair } from './peers.js';
 
 /** The host name the load generator sends; the client sidecar routes it to the server sidecar. */
@@ -41,10 +42,11 @@ interface Ready {
 
 const ENTRY = fileURLToPath(import.meta.url);
 // V8 flags for both sidecars (NODE_OPTIONS refuses most of them), e.g. `--max-semi-space-size=2`; by default the
-// image's (a sidecar in a pod runs with them), none with BENCH_IMAGE_FLAGS=0.
+// image's and the heap bound of the injector's memory limit (a sidecar in a pod runs with both), none with
+// BENCH_IMAGE_FLAGS=0.
 export const SIDECAR_NODE_FLAGS: readonly string[] =
   process.env.MESHAUTH_BENCH_NODE_ARGS === undefined
-    ? imageNodeFlags()
+    ? [...imageNodeFlags(), ...podHeapFlags()]
     : process.env.MESHAUTH_BENCH_NODE_ARGS.split(' ').filter((arg) => arg !== '');
 
 /**
@@ -182,9 +184,39 @@ function gcPause(entry: PerformanceEntry): { kind: number; ms: number } {
   return { kind: detail?.kind ?? 0, ms: Math.round(entry.duration * 1000) / 1000 };
 }
 
+const MiB = (bytes: number) => Math.round(bytes / 104_857.6) / 10;
+
+// Where a sidecar's peak RSS is: sampled every 100 ms, the sample with the highest RSS kept, split into V8's heap
+// spaces (committed), memory outside the heap that V8 knows of (`external`, of which ArrayBuffers) and the rest
+// (native: TLS and nghttp2 state, malloc, the binary's pages).
+function watchPeakMemory(): { report(): unknown } {
+  let peak = { rss: 0, sample: {} as Record<string, number> };
+  const sample = () => {
+    const usage = process.memoryUsage();
+    if (usage.rss <= peak.rss) return;
+    const spaces = getHeapSpaceStatistics();
+    peak = {
+      rss: usage.rss,
+      sample: {
+        rss: MiB(usage.rss),
+        heapCommitted: MiB(usage.heapTotal),
+        heapUsed: MiB(usage.heapUsed),
+        external: MiB(usage.external),
+        arrayBuffers: MiB(usage.arrayBuffers),
+        outsideHeap: MiB(usage.rss - usage.heapTotal - usage.external),
+        ...Object.fromEntries(spaces.map((space) => [space.space_name, MiB(space.space_size)])),
+      },
+    };
+  };
+  const timer = setInterval(sample, 100);
+  timer.unref();
+  return { report: () => peak.sample };
+}
+
 // Why a sidecar's tail latency is what it is: every GC pause (kind, ms) and the event loop's delay histogram,
-// written on exit when MESHAUTH_BENCH_LOOP_LOG names a directory.
+// written on exit when MESHAUTH_BENCH_LOOP_LOG names a directory, with the peak RSS split by watchPeakMemory.
 function watchLoop(): { report(): unknown } {
+  const memory = watchPeakMemory();
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();
   const pauses: { kind: number; ms: number }[] = [];
@@ -204,6 +236,7 @@ function watchLoop(): { report(): unknown } {
         byKind.set(kind, list);
       }
       return {
+        peakMemoryMiB: memory.report(),
         loopDelayMs: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) },
         gc: [...byKind].map(([kind, list]) => ({
           kind,

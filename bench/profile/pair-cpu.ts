@@ -5,8 +5,9 @@
 // the V8 profiler on (MESHAUTH_BENCH_CPU_PROF) so DIR gets one .cpuprofile per sidecar on exit.
 // `--rate N` adds, after the closed-loop windows, one open-loop window at N req/s (16 connections) straight to the
 // app and one through the pair, and prints the p99 the pair adds (the fixed-rate target's number) and each sidecar's
-// CPU per request at that rate. MESHAUTH_BENCH_NODE_ARGS (V8 flags) and MESHAUTH_BENCH_LOOP_LOG (GC pauses and
-// event-loop delay per sidecar) reach the sidecars through bench/meshauth-pair.ts.
+// CPU per request at that rate. MESHAUTH_BENCH_NODE_ARGS (V8 flags) and MESHAUTH_BENCH_LOOP_LOG (GC pauses,
+// event-loop delay and the peak RSS split by heap space, per sidecar) reach the sidecars through
+// bench/meshauth-pair.ts.
 // Run: `node dist/bench/profile/pair-cpu.js [--seconds 5] [--connections 32] [--runs 3] [--cpu-prof DIR] [--rate N]`.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

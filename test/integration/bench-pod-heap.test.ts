@@ -1,0 +1,106 @@
+// The bench's sidecars stand for a pod's: the heap bound the bench passes as a flag (podHeapFlags) must be the one
+// Node derives from a container's memory limit. Checked against real memory cgroups (v1 or v2) when the machine lets
+// the test make one (root, a writable cgroup tree; CI runs as root); those cases are skipped otherwise.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { imageNodeFlags, podHeapFlags } from '../../bench/image-node-flags.js';
+import { INJECT_DEFAULTS } from '../../src/k8s/inject-config.js';
+import { parseQuantity } from '../../src/k8s/inject-quantity.js';
+
+const HEAP_LIMIT = "process.stdout.write(String(require('node:v8').getHeapStatistics().heap_size_limit))";
+const made: string[] = [];
+let serial = 0;
+
+/** A new memory cgroup limited to `bytes`, or undefined when this machine does not let the test make one. */
+function memoryCgroup(bytes: number): string | undefined {
+  const name = `meshauth-test-${process.pid}-${serial++}`;
+  const v1 = '/sys/fs/cgroup/memory';
+  let dir: string;
+  let limitFile: string;
+  try {
+    if (existsSync(join(v1, 'memory.limit_in_bytes'))) {
+      dir = join(v1, name);
+      limitFile = 'memory.limit_in_bytes';
+    } else if (readFileSync('/sys/fs/cgroup/cgroup.subtree_control', 'utf8').split(/\s+/).includes('memory')) {
+      dir = join('/sys/fs/cgroup', name);
+      limitFile = 'memory.max';
+    } else {
+      return undefined;
+    }
+    mkdirSync(dir);
+  } catch {
+    return undefined;
+  }
+  made.push(dir);
+  try {
+    writeFileSync(join(dir, limitFile), String(bytes));
+  } catch {
+    return undefined;
+  }
+  return dir;
+}
+
+/** V8's heap size limit of a Node started with `flags`, inside `cgroup` when given. */
+function heapLimit(flags: readonly string[], cgroup?: string): number {
+  const args = [...flags, '-e', HEAP_LIMIT];
+  const options = { encoding: 'utf8' as const, timeout: 20_000 };
+  const out =
+    cgroup === undefined
+      ? execFileSync(process.execPath, args, options)
+      : execFileSync(
+          '/bin/sh',
+          ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, process.execPath, ...args],
+          options,
+        );
+  return Number(out);
+}
+
+const probe = memoryCgroup(256 * 2 ** 20);
+const noCgroups = probe === undefined;
+
+afterEach(() => {
+  // A cgroup whose process has exited is empty and can be removed; the probe goes with the first case.
+  for (const dir of made.splice(0)) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // not made, or already gone
+    }
+  }
+});
+
+describe('bench: the heap bound of a pod', () => {
+  it('ok/the bound follows the limit: max(256 MiB, limit / 2) of old space; none without the image flags', () => {
+    expect(podHeapFlags('256Mi')).toEqual(['--max-old-space-size=256']);
+    expect(podHeapFlags('128Mi')).toEqual(['--max-old-space-size=256']);
+    expect(podHeapFlags('1Gi')).toEqual(['--max-old-space-size=512']);
+    expect(podHeapFlags()).toEqual(podHeapFlags(INJECT_DEFAULTS.proxy.memoryLimit));
+    expect(() => podHeapFlags('lots')).toThrow(/not a memory limit: lots/);
+    const before = process.env.BENCH_IMAGE_FLAGS;
+    try {
+      process.env.BENCH_IMAGE_FLAGS = '0';
+      expect(podHeapFlags()).toEqual([]);
+    } finally {
+      if (before === undefined) delete process.env.BENCH_IMAGE_FLAGS;
+      else process.env.BENCH_IMAGE_FLAGS = before;
+    }
+  });
+
+  it.skipIf(noCgroups)(
+    "ok/the bench's flags give the heap Node gives a sidecar under the injector's memory limit",
+    () => {
+      const limit = parseQuantity(INJECT_DEFAULTS.proxy.memoryLimit) as number;
+      const inPod = heapLimit(imageNodeFlags(), memoryCgroup(limit));
+      expect(heapLimit([...imageNodeFlags(), ...podHeapFlags()])).toBe(inPod);
+      // Without the bound the heap is sized for the machine: the case would be vacuous if the two were the same.
+      expect(heapLimit(imageNodeFlags())).toBeGreaterThan(inPod);
+    },
+  );
+
+  it.skipIf(noCgroups)('ok/above 512 MiB the bound is half the limit, as in a cgroup of that size', () => {
+    const inPod = heapLimit(imageNodeFlags(), memoryCgroup(2 ** 30));
+    expect(heapLimit([...imageNodeFlags(), ...podHeapFlags('1Gi')])).toBe(inPod);
+  });
+});

@@ -2,6 +2,7 @@
 // and the CLI): benches that stand for what a cluster runs (CA replicas, agents inside sidecars) start their processes
 // with them too, so a flag added to the image is measured without a second list to keep in step.
 import { existsSync, readFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
 import { INJECT_DEFAULTS } from '../src/k8s/inject-config.js';
 import { parseQuantity } from '../src/k8s/inject-quantity.js';
 
@@ -38,4 +39,23 @@ export function podHeapFlags(memoryLimit: string = INJECT_DEFAULTS.proxy.memoryL
   const bytes = parseQuantity(memoryLimit);
   if (bytes === undefined || bytes <= 0) throw new Error(`not a memory limit: ${memoryLimit}`);
   return [`--max-old-space-size=${Math.max(256, Math.floor(bytes / 2 / MiB))}`];
+}
+
+const CA_MANIFEST = new URL('deploy/base/ca.yaml', new URL('.', DOCKERFILE ?? import.meta.url));
+
+/** The memory limit of the CA container in deploy/base, for podHeapFlags of the fleet bench's replicas. */
+export function caMemoryLimit(): string {
+  for (const document of parseAllDocuments(readFileSync(CA_MANIFEST, 'utf8'))) {
+    const manifest = document.toJS() as {
+      kind?: string;
+      spec?: {
+        template?: { spec?: { containers?: { name?: string; resources?: { limits?: { memory?: string } } }[] } };
+      };
+    };
+    if (manifest?.kind !== 'Deployment') continue;
+    const ca = manifest.spec?.template?.spec?.containers?.find((container) => container.name === 'ca');
+    const limit = ca?.resources?.limits?.memory;
+    if (typeof limit === 'string') return limit;
+  }
+  throw new Error(`${CA_MANIFEST.pathname}: no memory limit on the ca container of its Deployment`);
 }

@@ -5,7 +5,7 @@ import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
-import { imageNodeFlags } from '../image-node-flags.js';
+import { caMemoryLimit, imageNodeFlags, podHeapFlags } from '../image-node-flags.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -28,9 +28,13 @@ export function serveSupports(flag: string): boolean {
 }
 
 export async function startCaProcess(args: readonly string[]): Promise<CaProcess> {
-  // The image's flags, as a replica started from it runs; FLEET_CA_NODE_ARGS (e.g. "--cpu-prof
-  // --cpu-prof-dir=/tmp/prof") adds to them.
-  const nodeArgs = [...imageNodeFlags(), ...(process.env.FLEET_CA_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')];
+  // The image's flags and the heap bound of deploy/base's memory limit, as a replica started from it runs;
+  // FLEET_CA_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") adds to them.
+  const nodeArgs = [
+    ...imageNodeFlags(),
+    ...podHeapFlags(caMemoryLimit()),
+    ...(process.env.FLEET_CA_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
+  ];
   const child = spawn(process.execPath, [...nodeArgs, CLI, 'ca', 'serve', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

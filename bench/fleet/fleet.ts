@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exportJWK } from 'jose';
 import { reusePortSupported } from '../../src/platform/index.js';
-import { imageNodeFlags } from '../image-node-flags.js';
+import { caMemoryLimit, imageNodeFlags, podHeapFlags } from '../image-node-flags.js';
 import { findBinary } from '../peers.js';
 import type { HostConfig, HostReport } from './agent-host.js';
 import { type CaProcess, processCpuMs, serveSupports, stageCa, startCaProcess } from './ca-process.js';
@@ -50,6 +50,8 @@ export interface FleetResult {
   readonly balancer: string;
   /** Node flags every CA replica and agent process ran with: the image's ENTRYPOINT flags (bench/image-node-flags.ts). */
   readonly nodeFlags: readonly string[];
+  /** The CA replicas' heap bound besides: what Node gives a replica under deploy/base's memory limit. */
+  readonly caHeapFlags?: readonly string[];
   readonly coldStart: {
     readonly halfReadySeconds: number | null;
     readonly p99ReadySeconds: number | null;
@@ -400,6 +402,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       caWorkersPerReplica: wired ? options.workers : null,
       balancer: balancerName,
       nodeFlags: imageNodeFlags(),
+      caHeapFlags: podHeapFlags(caMemoryLimit()),
       coldStart,
       steady,
       replicaKill,
@@ -452,6 +455,7 @@ export function fleetTable(r: FleetResult): string {
     ],
     // Older results (read back from latest.json) have no flags recorded.
     ["node flags (the image's)", (r.nodeFlags ?? []).join(' ') || 'none'],
+    ["CA replicas' heap bound (deploy/base's memory limit)", (r.caHeapFlags ?? []).join(' ') || 'none'],
     [
       'cold start: 50 % / 99 % / 100 % hold an SVID',
       `${fmt(r.coldStart.halfReadySeconds, ' s')} / ${fmt(r.coldStart.p99ReadySeconds, ' s')} / ${fmt(r.coldStart.allReadySeconds, ' s')}`,

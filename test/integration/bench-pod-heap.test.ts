@@ -5,9 +5,10 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { imageNodeFlags, podHeapFlags } from '../../bench/image-node-flags.js';
+import { caMemoryLimit, imageNodeFlags, podHeapFlags } from '../../bench/image-node-flags.js';
 import { INJECT_DEFAULTS } from '../../src/k8s/inject-config.js';
 import { parseQuantity } from '../../src/k8s/inject-quantity.js';
+import { parseDocuments, renderKustomization, toolOrSkip } from '../helpers/deploy-tools.js';
 
 const HEAP_LIMIT = "process.stdout.write(String(require('node:v8').getHeapStatistics().heap_size_limit))";
 const made: string[] = [];
@@ -96,6 +97,20 @@ describe('bench: the heap bound of a pod', () => {
       expect(heapLimit([...imageNodeFlags(), ...podHeapFlags()])).toBe(inPod);
       // Without the bound the heap is sized for the machine: the case would be vacuous if the two were the same.
       expect(heapLimit(imageNodeFlags())).toBeGreaterThan(inPod);
+    },
+  );
+
+  it.runIf(toolOrSkip('kubectl', ['version', '--client']))(
+    "ok/the fleet bench's CA replicas take the memory limit of the CA that kubectl kustomize deploy/base renders",
+    () => {
+      const rendered = parseDocuments(renderKustomization('deploy/base'), 'deploy/base');
+      const deployment = rendered.find(
+        (d) => d.kind === 'Deployment' && (d.metadata as { name?: string }).name === 'meshauth-ca',
+      ) as {
+        spec: { template: { spec: { containers: { name: string; resources: { limits: { memory: string } } }[] } } };
+      };
+      const ca = deployment.spec.template.spec.containers.find((container) => container.name === 'ca');
+      expect(caMemoryLimit()).toBe(ca?.resources.limits.memory);
     },
   );
 

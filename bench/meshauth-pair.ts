@@ -186,9 +186,16 @@ function gcPause(entry: PerformanceEntry): { kind: number; ms: number } {
 
 const MiB = (bytes: number) => Math.round(bytes / 104_857.6) / 10;
 
+/** RssAnon and RssFile of this process (file-backed: the node binary's pages, shared between processes). */
+function residentSplit(): Record<string, number> {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+  return { rssAnon: MiB(kib('RssAnon') * 1024), rssFile: MiB(kib('RssFile') * 1024) };
+}
+
 // Where a sidecar's peak RSS is: sampled every 100 ms, the sample with the highest RSS kept, split into V8's heap
 // spaces (committed), memory outside the heap that V8 knows of (`external`, of which ArrayBuffers) and the rest
-// (native: TLS and nghttp2 state, malloc, the binary's pages).
+// (native: TLS and nghttp2 state, malloc, the binary's pages), and into anonymous and file-backed pages.
 function watchPeakMemory(): { report(): unknown } {
   let peak = { rss: 0, sample: {} as Record<string, number> };
   const sample = () => {
@@ -204,6 +211,7 @@ function watchPeakMemory(): { report(): unknown } {
         external: MiB(usage.external),
         arrayBuffers: MiB(usage.arrayBuffers),
         outsideHeap: MiB(usage.rss - usage.heapTotal - usage.external),
+        ...residentSplit(),
         ...Object.fromEntries(spaces.map((space) => [space.space_name, MiB(space.space_size)])),
       },
     };

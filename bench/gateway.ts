@@ -21,7 +21,9 @@ import { Metrics, silentLogger } from '../src/telemetry/index.js';
 import { startApp } from './app.js';
 import { BENCH_TRUST_DOMAIN, createBenchPki, type PemFiles } from './bench-pki.js';
 import { firstJsonLine, spawnChild } from './children.js';
+import { imageNodeFlags } from './image-node-flags.js';
 import { cpuTimeUs, percentile } from './load.js';
+import { SIDECAR_NODE_FLAGS } from './meshauth-pair.js';
 
 export interface GatewayBenchResult {
   readonly name: string;
@@ -59,7 +61,15 @@ export async function benchGateway(options: { quick: boolean }): Promise<Gateway
     const sessionKey = join(dir, 'session.key');
     writeFileSync(sessionKey, 'bench-session-key-0123456789-abcdefghijklmnop', { mode: 0o600 });
     const spawn = async (spec: ChildSpec) => {
-      const child = spawnChild(`bench-${spec.role}`, process.execPath, [ENTRY, '--child', JSON.stringify(spec)]);
+      // As the pods run them: the sidecar with the meshauth pair's flags (the image's and its pod's heap bound), the
+      // gateway with the image's (it has no manifest, so no memory limit to derive a bound from).
+      const flags = spec.role === 'sidecar' ? SIDECAR_NODE_FLAGS : imageNodeFlags();
+      const child = spawnChild(`bench-${spec.role}`, process.execPath, [
+        ...flags,
+        ENTRY,
+        '--child',
+        JSON.stringify(spec),
+      ]);
       children.push(child);
       return { pid: child.pid, ready: await firstJsonLine<{ port: number }>(child, 15_000) };
     };

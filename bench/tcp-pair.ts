@@ -13,6 +13,7 @@ import { startSidecar } from '../src/sidecar/index.js';
 import { Metrics, silentLogger } from '../src/telemetry/index.js';
 import { BENCH_TRUST_DOMAIN, type PemFiles } from './bench-pki.js';
 import { type Child, firstJsonLine, spawnChild } from './children.js';
+import { SIDECAR_NODE_FLAGS } from './meshauth-pair.js';
 
 interface SideSpec {
   readonly role: 'client' | 'server';
@@ -37,7 +38,13 @@ const ENTRY = fileURLToPath(
 );
 
 export async function startTcpSide(spec: SideSpec): Promise<TcpSide> {
-  const child = spawnChild(`meshauth-tcp-${spec.role}`, process.execPath, [ENTRY, '--side', JSON.stringify(spec)]);
+  // The pair's Node flags (the image's and its pod's heap bound), as for the HTTP pair.
+  const child = spawnChild(`meshauth-tcp-${spec.role}`, process.execPath, [
+    ...SIDECAR_NODE_FLAGS,
+    ENTRY,
+    '--side',
+    JSON.stringify(spec),
+  ]);
   try {
     const ready = await firstJsonLine<{ port: number }>(child, 15_000);
     return { child, port: ready.port };

@@ -29,16 +29,17 @@ const MiB = 2 ** 20;
 
 /**
  * The old-space bound V8 gets in a pod with `memoryLimit` (by default the injector's limit for the sidecar): Node
- * sizes the heap from its container's memory limit, at max(256 MiB, limit / 2) of old space on 64-bit Linux, and V8
- * grows the old generation by its smallest factor under a bound that low. On a machine without a limit the heap is
- * sized for its RAM and a sidecar's old generation grows to 70–100 MiB under load before it is collected, so the
- * bench's sidecars get the bound as a flag to measure what a pod runs. [] when BENCH_IMAGE_FLAGS=0.
+ * sizes the heap from its container's memory limit, at limit / 2 of old space on 64-bit Linux, no less than 256 MiB
+ * and no more than V8's 4 GiB, and V8 grows the old generation by its smallest factor under a bound that low. On a
+ * machine without a limit the heap is sized for its RAM and a sidecar's old generation grows to 70–100 MiB under
+ * load before it is collected, so the bench's sidecars get the bound as a flag to measure what a pod runs. [] when
+ * BENCH_IMAGE_FLAGS=0.
  */
 export function podHeapFlags(memoryLimit: string = INJECT_DEFAULTS.proxy.memoryLimit): string[] {
   if (process.env.BENCH_IMAGE_FLAGS === '0') return [];
   const bytes = parseQuantity(memoryLimit);
   if (bytes === undefined || bytes <= 0) throw new Error(`not a memory limit: ${memoryLimit}`);
-  return [`--max-old-space-size=${Math.max(256, Math.floor(bytes / 2 / MiB))}`];
+  return [`--max-old-space-size=${Math.min(4096, Math.max(256, Math.floor(bytes / 2 / MiB)))}`];
 }
 
 const CA_MANIFEST = new URL('deploy/base/ca.yaml', new URL('.', DOCKERFILE ?? import.meta.url));
@@ -58,4 +59,9 @@ export function caMemoryLimit(): string {
     if (typeof limit === 'string') return limit;
   }
   throw new Error(`${CA_MANIFEST.pathname}: no memory limit on the ca container of its Deployment`);
+}
+
+/** podHeapFlags of deploy/base's CA limit, for the fleet bench's replicas; [] when BENCH_IMAGE_FLAGS=0. */
+export function caPodHeapFlags(): string[] {
+  return process.env.BENCH_IMAGE_FLAGS === '0' ? [] : podHeapFlags(caMemoryLimit());
 }

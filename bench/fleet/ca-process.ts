@@ -5,7 +5,7 @@ import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
-import { caMemoryLimit, imageNodeFlags, podHeapFlags } from '../image-node-flags.js';
+import { caPodHeapFlags, imageNodeFlags } from '../image-node-flags.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -27,15 +27,21 @@ export function serveSupports(flag: string): boolean {
   return help.includes(flag);
 }
 
-export async function startCaProcess(args: readonly string[]): Promise<CaProcess> {
-  // The image's flags and the heap bound of deploy/base's memory limit, as a replica started from it runs;
-  // FLEET_CA_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") adds to them.
-  const nodeArgs = [
+/**
+ * The Node flags of every CA replica: the image's and the heap bound of deploy/base's memory limit, as a replica
+ * started from it runs; FLEET_CA_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") adds to them, and where it
+ * repeats a flag, V8 takes its value (the last one given).
+ */
+export function caNodeArgs(): string[] {
+  return [
     ...imageNodeFlags(),
-    ...podHeapFlags(caMemoryLimit()),
+    ...caPodHeapFlags(),
     ...(process.env.FLEET_CA_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
   ];
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'ca', 'serve', ...args], {
+}
+
+export async function startCaProcess(args: readonly string[]): Promise<CaProcess> {
+  const child = spawn(process.execPath, [...caNodeArgs(), CLI, 'ca', 'serve', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -13,10 +13,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exportJWK } from 'jose';
 import { reusePortSupported } from '../../src/platform/index.js';
-import { caMemoryLimit, imageNodeFlags, podHeapFlags } from '../image-node-flags.js';
+import { imageNodeFlags } from '../image-node-flags.js';
 import { findBinary } from '../peers.js';
 import type { HostConfig, HostReport } from './agent-host.js';
-import { type CaProcess, processCpuMs, serveSupports, stageCa, startCaProcess } from './ca-process.js';
+import { type CaProcess, caNodeArgs, processCpuMs, serveSupports, stageCa, startCaProcess } from './ca-process.js';
 import { startHaproxyBalancer } from './haproxy-balancer.js';
 import { startTcpBalancer } from './tcp-balancer.js';
 
@@ -50,7 +50,10 @@ export interface FleetResult {
   readonly balancer: string;
   /** Node flags every CA replica and agent process ran with: the image's ENTRYPOINT flags (bench/image-node-flags.ts). */
   readonly nodeFlags: readonly string[];
-  /** The CA replicas' heap bound besides: what Node gives a replica under deploy/base's memory limit. */
+  /**
+   * The CA replicas' heap bound besides: what Node gives a replica under deploy/base's memory limit, or the one
+   * FLEET_CA_NODE_ARGS put in its place.
+   */
   readonly caHeapFlags?: readonly string[];
   readonly coldStart: {
     readonly halfReadySeconds: number | null;
@@ -402,7 +405,9 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       caWorkersPerReplica: wired ? options.workers : null,
       balancer: balancerName,
       nodeFlags: imageNodeFlags(),
-      caHeapFlags: podHeapFlags(caMemoryLimit()),
+      caHeapFlags: caNodeArgs()
+        .filter((flag) => flag.startsWith('--max-old-space-size='))
+        .slice(-1),
       coldStart,
       steady,
       replicaKill,

@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { caMemoryLimit, imageNodeFlags, podHeapFlags } from '../../bench/image-node-flags.js';
 import { INJECT_DEFAULTS } from '../../src/k8s/inject-config.js';
 import { parseQuantity } from '../../src/k8s/inject-quantity.js';
@@ -72,8 +72,8 @@ function cgroupsUsable(): boolean {
 
 const noCgroups = !cgroupsUsable();
 
-afterEach(() => {
-  // A cgroup whose process has exited is empty and can be removed; the probe goes with the first case.
+/** Removes the cgroups made so far: a cgroup whose process has exited is empty and can be removed. */
+function removeMade(): void {
   for (const dir of made.splice(0)) {
     try {
       rmdirSync(dir);
@@ -81,17 +81,22 @@ afterEach(() => {
       // not made, or already gone
     }
   }
-});
+}
+
+afterEach(removeMade);
+afterAll(removeMade); // the probe's, also when no case ran
 
 describe('bench: the heap bound of a pod', () => {
-  it('ok/the bound follows the limit: max(256 MiB, limit / 2) of old space; none without the image flags', () => {
-    expect(podHeapFlags('256Mi')).toEqual(['--max-old-space-size=256']);
-    expect(podHeapFlags('128Mi')).toEqual(['--max-old-space-size=256']);
-    expect(podHeapFlags('1Gi')).toEqual(['--max-old-space-size=512']);
-    expect(podHeapFlags()).toEqual(podHeapFlags(INJECT_DEFAULTS.proxy.memoryLimit));
-    expect(() => podHeapFlags('lots')).toThrow(/not a memory limit: lots/);
+  it('ok/the bound follows the limit: limit / 2 of old space within 256 MiB..4 GiB; none without the image flags', () => {
     const before = process.env.BENCH_IMAGE_FLAGS;
     try {
+      delete process.env.BENCH_IMAGE_FLAGS;
+      expect(podHeapFlags('256Mi')).toEqual(['--max-old-space-size=256']);
+      expect(podHeapFlags('128Mi')).toEqual(['--max-old-space-size=256']);
+      expect(podHeapFlags('1Gi')).toEqual(['--max-old-space-size=512']);
+      expect(podHeapFlags('16Gi')).toEqual(['--max-old-space-size=4096']);
+      expect(podHeapFlags()).toEqual(podHeapFlags(INJECT_DEFAULTS.proxy.memoryLimit));
+      expect(() => podHeapFlags('lots')).toThrow(/not a memory limit: lots/);
       process.env.BENCH_IMAGE_FLAGS = '0';
       expect(podHeapFlags()).toEqual([]);
     } finally {
@@ -125,8 +130,10 @@ describe('bench: the heap bound of a pod', () => {
     },
   );
 
-  it.skipIf(noCgroups)('ok/above 512 MiB the bound is half the limit, as in a cgroup of that size', () => {
-    const inPod = heapLimit(imageNodeFlags(), memoryCgroup(2 ** 30));
-    expect(heapLimit([...imageNodeFlags(), ...podHeapFlags('1Gi')])).toBe(inPod);
+  it.skipIf(noCgroups)("ok/the floor, half the limit above it, and V8's cap, each as in a cgroup of that size", () => {
+    for (const limit of ['128Mi', '1Gi', '16Gi']) {
+      const inPod = heapLimit(imageNodeFlags(), memoryCgroup(parseQuantity(limit) as number));
+      expect(heapLimit([...imageNodeFlags(), ...podHeapFlags(limit)]), limit).toBe(inPod);
+    }
   });
 });

@@ -44,17 +44,17 @@ export function podHeapFlags(memoryLimit: string = INJECT_DEFAULTS.proxy.memoryL
 
 const CA_MANIFEST = new URL('deploy/base/ca.yaml', new URL('.', DOCKERFILE ?? import.meta.url));
 
-/** The memory limit of the CA container in deploy/base, for podHeapFlags of the fleet bench's replicas. */
-export function caMemoryLimit(): string {
-  for (const document of parseAllDocuments(readFileSync(CA_MANIFEST, 'utf8'))) {
-    const manifest = document.toJS() as {
+/** The memory limit of the CA container in deploy/base (or in `manifest`), for podHeapFlags of the fleet's replicas. */
+export function caMemoryLimit(manifest: string = readFileSync(CA_MANIFEST, 'utf8')): string {
+  for (const document of parseAllDocuments(manifest)) {
+    const resource = document.toJS() as {
       kind?: string;
       spec?: {
         template?: { spec?: { containers?: { name?: string; resources?: { limits?: { memory?: string } } }[] } };
       };
     };
-    if (manifest?.kind !== 'Deployment') continue;
-    const ca = manifest.spec?.template?.spec?.containers?.find((container) => container.name === 'ca');
+    if (resource?.kind !== 'Deployment') continue;
+    const ca = resource.spec?.template?.spec?.containers?.find((container) => container.name === 'ca');
     const limit = ca?.resources?.limits?.memory;
     if (typeof limit === 'string') return limit;
   }

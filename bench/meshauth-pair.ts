@@ -18,6 +18,7 @@ import { Metrics, silentLogger } from '../src/telemetry/index.js';
 import { BENCH_TRUST_DOMAIN, type PemFiles } from './bench-pki.js';
 import { firstJsonLine, spawnChild } from './children.js';
 import { imageNodeFlags, podHeapFlags } from './image-node-flags.js';
+import { memoryKiB } from './load.js';
 import type { PeerOptions, ProxyPair } from './peers.js';
 
 /** The host name the load generator sends; the client sidecar routes it to the server sidecar. */
@@ -186,13 +187,6 @@ function gcPause(entry: PerformanceEntry): { kind: number; ms: number } {
 
 const MiB = (bytes: number) => Math.round(bytes / 104_857.6) / 10;
 
-/** RssAnon and RssFile of this process (file-backed: the node binary's pages, shared between processes). */
-function residentSplit(): Record<string, number> {
-  const status = readFileSync('/proc/self/status', 'utf8');
-  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
-  return { rssAnon: MiB(kib('RssAnon') * 1024), rssFile: MiB(kib('RssFile') * 1024) };
-}
-
 // Where a sidecar's peak RSS is: sampled every 100 ms, the sample with the highest RSS kept, split into V8's heap
 // spaces (committed), memory outside the heap that V8 knows of (`external`, of which ArrayBuffers) and the rest
 // (native: TLS and nghttp2 state, malloc, the binary's pages), and into anonymous and file-backed pages.
@@ -202,6 +196,7 @@ function watchPeakMemory(): { report(): unknown } {
     const usage = process.memoryUsage();
     if (usage.rss <= peak.rss) return;
     const spaces = getHeapSpaceStatistics();
+    const resident = memoryKiB(process.pid);
     peak = {
       rss: usage.rss,
       sample: {
@@ -211,7 +206,8 @@ function watchPeakMemory(): { report(): unknown } {
         external: MiB(usage.external),
         arrayBuffers: MiB(usage.arrayBuffers),
         outsideHeap: MiB(usage.rss - usage.heapTotal - usage.external),
-        ...residentSplit(),
+        rssAnon: MiB(resident.anon * 1024),
+        rssFile: MiB(resident.file * 1024),
         ...Object.fromEntries(spaces.map((space) => [space.space_name, MiB(space.space_size)])),
       },
     };

@@ -130,6 +130,16 @@ describe('bench: the heap bound of a pod', () => {
     },
   );
 
+  it('fail/a CA manifest without a memory limit on its ca container is refused, naming the file', () => {
+    const noLimit = [
+      'kind: Service',
+      '---',
+      'kind: Deployment',
+      'spec: { template: { spec: { containers: [{ name: ca, resources: { requests: { memory: 128Mi } } }] } } }',
+    ].join('\n');
+    expect(() => caMemoryLimit(noLimit)).toThrow(/deploy\/base\/ca\.yaml: no memory limit on the ca container/);
+  });
+
   it.skipIf(noCgroups)("ok/the floor, half the limit above it, and V8's cap, each as in a cgroup of that size", () => {
     for (const limit of ['128Mi', '1Gi', '16Gi']) {
       const inPod = heapLimit(imageNodeFlags(), memoryCgroup(parseQuantity(limit) as number));

@@ -52,7 +52,15 @@ interface ChildSpec {
 const ENTRY = fileURLToPath(import.meta.url);
 const ISSUER = 'http://127.0.0.1:9'; // never contacted: the session is valid for the whole run
 
-export async function benchGateway(options: { quick: boolean }): Promise<GatewayBenchResult> {
+/**
+ * `node`: run the gateway and its sidecar on that binary (MESHAUTH_BENCH_NODE, the image's runtime) instead of this
+ * process's; `label` is added to the row's name.
+ */
+export async function benchGateway(options: {
+  quick: boolean;
+  node?: string;
+  label?: string;
+}): Promise<GatewayBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'meshauth-bench-gw-'));
   const app = await startApp();
   const children: { stop(): Promise<void> }[] = [];
@@ -64,7 +72,7 @@ export async function benchGateway(options: { quick: boolean }): Promise<Gateway
       // As the pods run them: the sidecar with the meshauth pair's flags (the image's and its pod's heap bound), the
       // gateway with the image's (it has no manifest, so no memory limit to derive a bound from).
       const flags = spec.role === 'sidecar' ? SIDECAR_NODE_FLAGS : imageNodeFlags();
-      const child = spawnChild(`bench-${spec.role}`, process.execPath, [
+      const child = spawnChild(`bench-${spec.role}`, options.node ?? process.execPath, [
         ...flags,
         ENTRY,
         '--child',
@@ -154,7 +162,7 @@ export async function benchGateway(options: { quick: boolean }): Promise<Gateway
     await pool.close();
     const sorted = Float64Array.from(latencies).sort();
     return {
-      name: 'gateway (session cookie) → sidecar → app',
+      name: `gateway (session cookie) → sidecar → app${options.label === undefined ? '' : ` ${options.label}`}`,
       requests,
       rps: requests / seconds,
       p50Ms: percentile(sorted, 0.5),

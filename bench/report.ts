@@ -84,6 +84,8 @@ export interface BenchReport {
   readonly tcp: Micro<TcpBenchResult>;
   /** A browser request with a valid session cookie: gateway → sidecar (passport verified) → app. */
   readonly gateway: Micro<GatewayBenchResult>;
+  /** The same on MESHAUTH_BENCH_NODE's runtime (the image's), when it is set. */
+  readonly gatewayOtherRuntime?: Micro<GatewayBenchResult>;
   readonly targets: readonly TargetCheck[];
   readonly notes: readonly string[];
 }
@@ -300,22 +302,26 @@ export function tcpTable(tcp: Micro<TcpBenchResult>): Table {
 }
 
 /** The edge gateway with a session cookie, beside the sidecar it forwards to (CPU of each process per request). */
-export function gatewayTable(gateway: Micro<GatewayBenchResult>): Table {
+export function gatewayTable(...runs: readonly Micro<GatewayBenchResult>[]): Table {
   const head = ['edge request (session cookie)', 'req/s', 'p50 / p99 ms', 'CPU µs/req gateway / sidecar', 'errors'];
-  if (!gateway.ok) return { head, rows: [['gateway → sidecar → app', `not available: ${gateway.reason}`]] };
-  const r = gateway.result;
   return {
     head,
-    rows: [
-      [
+    rows: runs.map((gateway) => {
+      if (!gateway.ok) return ['gateway → sidecar → app', `not available: ${gateway.reason}`];
+      const r = gateway.result;
+      return [
         r.name,
         fmtInt(r.rps),
         `${fmt(r.p50Ms)} / ${fmt(r.p99Ms)}`,
         `${fmt(r.cpuUsPerReq.gateway)} / ${fmt(r.cpuUsPerReq.sidecar)}`,
         fmtInt(r.errors),
-      ],
-    ],
+      ];
+    }),
   };
+}
+
+function gatewayRuns(report: BenchReport): Micro<GatewayBenchResult>[] {
+  return report.gatewayOtherRuntime === undefined ? [report.gateway] : [report.gateway, report.gatewayOtherRuntime];
 }
 
 function tcpLine(tcp: Micro<TcpBenchResult>): string {
@@ -364,7 +370,7 @@ export function renderText(report: BenchReport): string {
     tcpLine(report.tcp),
     textTable(tcpTable(report.tcp)),
     '',
-    textTable(gatewayTable(report.gateway)),
+    textTable(gatewayTable(...gatewayRuns(report))),
     '',
     textTable(targetTable(report.targets)),
     ...(report.notes.length > 0 ? ['', ...report.notes.map((n) => `note: ${n}`)] : []),
@@ -399,7 +405,7 @@ export function renderMarkdown(report: BenchReport): string {
     '',
     '## Edge gateway',
     '',
-    mdTable(gatewayTable(report.gateway)),
+    mdTable(gatewayTable(...gatewayRuns(report))),
     '',
     '## SPEC §9 targets',
     '',

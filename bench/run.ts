@@ -102,8 +102,11 @@ async function main(): Promise<void> {
       { name: 'haproxy', start: startHaproxyPair },
       { name: 'nginx', start: startNginxPair },
       { name: 'meshauth', start: meshPair },
-      ...otherRuntimeScenario(notes),
     ];
+    const other = otherRuntime(notes);
+    if (other !== undefined) {
+      scenarios.push({ name: `meshauth${other.label}`, start: (options) => startMeshauthPair(options, other.node) });
+    }
     const header = {
       startedAt: new Date(started).toISOString(),
       machine: machineInfo(),
@@ -126,6 +129,8 @@ async function main(): Promise<void> {
     const tcp = await attempt(() => benchTcp({ quick, pki, dir }));
     console.log('edge gateway …');
     const gateway = await attempt(() => benchGateway({ quick }));
+    const gatewayOtherRuntime =
+      other === undefined ? undefined : await attempt(() => benchGateway({ quick, ...other }));
     console.log('microbenchmarks …');
     const micro = await runMicro(pki);
     const report: BenchReport = {
@@ -136,6 +141,7 @@ async function main(): Promise<void> {
       micro,
       tcp,
       gateway,
+      ...(gatewayOtherRuntime === undefined ? {} : { gatewayOtherRuntime }),
       targets: checkTargets(proxies, micro),
       notes,
       // The fleet scenario runs on its own (`--fleet N`) and writes its key into the same file: keep its last result.
@@ -237,21 +243,21 @@ async function meshauthPairStarter(notes: string[]): Promise<(options: PeerOptio
 }
 
 /**
- * `MESHAUTH_BENCH_NODE=/path/to/node`: the meshauth pair once more on that binary, as the row `meshauth@node<major>`
- * (the targets are checked on the `meshauth` row, the bench's own runtime). A binary that does not run is a note.
+ * `MESHAUTH_BENCH_NODE=/path/to/node`: the binary the meshauth pair and the edge gateway run on once more, as the
+ * rows `meshauth@node<major>` and `gateway … @node<major>` (the targets are checked on the bench's own runtime). A
+ * binary that does not run is a note.
  */
-function otherRuntimeScenario(notes: string[]): Scenario[] {
+function otherRuntime(notes: string[]): { readonly node: string; readonly label: string } | undefined {
   const node = process.env.MESHAUTH_BENCH_NODE;
-  if (node === undefined || node === '') return [];
+  if (node === undefined || node === '') return undefined;
   let version: string;
   try {
     version = nodeVersion(node);
   } catch (error) {
     notes.push(`MESHAUTH_BENCH_NODE=${node}: not run (${reasonOf(error)})`);
-    return [];
+    return undefined;
   }
-  const major = /^v(\d+)\./.exec(version)?.[1] ?? version;
-  return [{ name: `meshauth@node${major}`, start: (options) => startMeshauthPair(options, node) }];
+  return { node, label: `@node${/^v(\d+)\./.exec(version)?.[1] ?? version}` };
 }
 
 function installedPeers(): Record<string, string> {

@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
 import { refuseCaId, type SpiffeId } from '../identity/index.js';
-import { verifyCsrPem } from '../pki/index.js';
+import { type TrustBundle, verifyCsrPem } from '../pki/index.js';
 import { clientAddress } from '../platform/index.js';
 import type { Logger, Metrics, RefusalLog } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
@@ -326,10 +326,26 @@ function sendBundle(options: CaApiOptions, req: IncomingMessage, res: ServerResp
     send(res, 200, 'application/x-pem-file', bundle.toPem());
     return;
   }
-  sendJson(res, 200, {
-    bundle: bundle.toPemList(),
-    spiffe: toSpiffeBundle(bundle, options.bundleRefreshHintSeconds ?? BUNDLE_REFRESH_HINT_SECONDS),
-  });
+  send(
+    res,
+    200,
+    'application/json',
+    bundleDocument(bundle, options.bundleRefreshHintSeconds ?? BUNDLE_REFRESH_HINT_SECONDS),
+  );
+}
+
+const bundleDocuments = new WeakMap<TrustBundle, { readonly refreshHintSeconds: number; readonly body: string }>();
+
+/**
+ * GET /v1/bundle's JSON, written once per bundle: every workload fetches it every few minutes, a bundle never
+ * changes (a rotation installs a new one), and each JWK costs a key import and export.
+ */
+function bundleDocument(bundle: TrustBundle, refreshHintSeconds: number): string {
+  const cached = bundleDocuments.get(bundle);
+  if (cached?.refreshHintSeconds === refreshHintSeconds) return cached.body;
+  const body = `${JSON.stringify({ bundle: bundle.toPemList(), spiffe: toSpiffeBundle(bundle, refreshHintSeconds) })}\n`;
+  bundleDocuments.set(bundle, { refreshHintSeconds, body });
+  return body;
 }
 
 /** Where a refused request came from, for its log line. */

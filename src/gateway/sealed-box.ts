@@ -2,7 +2,8 @@
 //   version (1) | key id (4) | IV (12) | ciphertext | tag (16)
 // The cookie name is the additional authenticated data, so a value sealed for one cookie never opens as another
 // (a login-state cookie cannot be replayed as a session). Pure apart from the random IV.
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { pooledRandomBytes } from '../platform/index.js';
 import type { SessionKeyRing } from './session-keys.js';
 
 const VERSION = 1;
@@ -11,7 +12,7 @@ const TAG = 16;
 
 export function seal(ring: SessionKeyRing, purpose: string, value: unknown): string {
   const { id, key } = ring.current;
-  const iv = randomBytes(12);
+  const iv = pooledRandomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(Buffer.from(purpose, 'utf8'));
   const body = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);

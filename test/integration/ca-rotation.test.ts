@@ -114,6 +114,8 @@ describe('ca rotate against a running CA', () => {
 
   it('ok/--root then --root --activate: both old and new leaves verify against the bundle', async () => {
     const beforePublish = await issue();
+    // Served (and kept, serialized) before the publish: the CA must not go on answering with the one-root document.
+    expect(await fetchBundle({ caUrl: server.url, bundlePem })).toHaveLength(1);
     const load = backgroundLoad();
     const published = await publishNextRoot(dir);
     const roots = await waitFor(

@@ -20,8 +20,10 @@ const ES256: JwsAlgorithm = { alg: 'ES256', hash: 'sha256', ecdsaSize: 32 };
 const EDDSA: JwsAlgorithm = { alg: 'EdDSA', hash: null };
 const RS256: JwsAlgorithm = { alg: 'RS256', hash: 'sha256' };
 
-/** Key → its JWS algorithm: on Node 24 a key's details are read from OpenSSL on every access, and keys never change. */
-/** The one JWS algorithm a key may be used with. */
+/**
+ * The one JWS algorithm a key may be used with, remembered per key: on Node 24 a key's details are read from OpenSSL
+ * on every access, and keys never change.
+ */
 export function algorithmForKey(key: KeyObject): JwsAlgorithm | undefined {
   let algorithm = algorithms.get(key);
   if (algorithm !== undefined) return algorithm;

@@ -1,8 +1,8 @@
 // Minting passports: the origin (at the sidecar that validated an external token) and the per-hop link (when the
 // app forwards a received passport downstream). The signer is always this sidecar's current SVID.
-import { randomBytes } from 'node:crypto';
 import type { SpiffeId } from '../../identity/index.js';
 import type { X509Svid } from '../../pki/index.js';
+import { pooledRandomBytes } from '../../platform/index.js';
 import type { EndUser } from '../end-user.js';
 import { signCompact } from './compact-jws.js';
 import { type ActorClaim, MAX_PASSPORT_TTL_SECONDS, PASSPORT_TTL_SECONDS, PASSPORT_TYP } from './passport-format.js';
@@ -34,7 +34,7 @@ export function mintOriginPassport(options: OriginOptions & { readonly user: End
       aud: self,
       iat,
       exp: Math.min(iat + ttl(options), userExpiresAt),
-      jti: randomBytes(12).toString('base64url'),
+      jti: pooledRandomBytes(12).toString('base64url'),
       cnf: { 'x5t#S256': material.thumbprint },
       act: { sub: self },
       usr: options.user.claims,
@@ -88,7 +88,7 @@ export function wrapPassport(options: MintOptions & { readonly received: Receive
       aud: options.audience.toString(),
       iat,
       exp: Math.min(iat + ttl(options), received.userExpiresAt),
-      jti: randomBytes(12).toString('base64url'),
+      jti: pooledRandomBytes(12).toString('base64url'),
       cnf: { 'x5t#S256': material.thumbprint },
       act,
       org: sha256Base64url(received.origin),

@@ -301,14 +301,19 @@ export function tcpTable(tcp: Micro<TcpBenchResult>): Table {
   };
 }
 
-/** The edge gateway with a session cookie, beside the sidecar it forwards to (CPU of each process per request). */
-export function gatewayTable(...runs: readonly Micro<GatewayBenchResult>[]): Table {
+/**
+ * The edge gateway with a session cookie, beside the sidecar it forwards to (CPU of each process per request); one
+ * row per runtime it ran on, `where` naming the runtime of a run that failed.
+ */
+export function gatewayTable(
+  ...runs: readonly { readonly run: Micro<GatewayBenchResult>; readonly where: string }[]
+): Table {
   const head = ['edge request (session cookie)', 'req/s', 'p50 / p99 ms', 'CPU µs/req gateway / sidecar', 'errors'];
   return {
     head,
-    rows: runs.map((gateway) => {
-      if (!gateway.ok) return ['gateway → sidecar → app', `not available: ${gateway.reason}`];
-      const r = gateway.result;
+    rows: runs.map(({ run, where }) => {
+      if (!run.ok) return [`gateway → sidecar → app${where}`, `not available: ${run.reason}`];
+      const r = run.result;
       return [
         r.name,
         fmtInt(r.rps),
@@ -320,8 +325,11 @@ export function gatewayTable(...runs: readonly Micro<GatewayBenchResult>[]): Tab
   };
 }
 
-function gatewayRuns(report: BenchReport): Micro<GatewayBenchResult>[] {
-  return report.gatewayOtherRuntime === undefined ? [report.gateway] : [report.gateway, report.gatewayOtherRuntime];
+function gatewayRuns(report: BenchReport): { run: Micro<GatewayBenchResult>; where: string }[] {
+  const own = { run: report.gateway, where: '' };
+  return report.gatewayOtherRuntime === undefined
+    ? [own]
+    : [own, { run: report.gatewayOtherRuntime, where: ' (MESHAUTH_BENCH_NODE)' }];
 }
 
 function tcpLine(tcp: Micro<TcpBenchResult>): string {

@@ -1,5 +1,5 @@
 // Certificate serial numbers: 128 random bits (unguessable), positive as a certificate serial must be.
-import { pooledRandomBytes } from '../platform/index.js';
+import { pooledRandomBytes } from '../platform/random-bytes.js';
 
 export function randomSerialHex(): string {
   const bytes = pooledRandomBytes(16);

@@ -49,6 +49,28 @@ interface IssuerRules {
   readonly cache: JwksCache;
 }
 
+/** A token that passed every check, with what a later request must check again: the key and the times. */
+interface VerifiedToken {
+  readonly rules: IssuerRules;
+  readonly kid: string | undefined;
+  readonly alg: string;
+  /** The key it verified with: another one (the issuer's key set was read again, or the key left it) means no reuse. */
+  readonly key: CryptoKey;
+  readonly user: EndUser;
+  readonly exp: number;
+  readonly nbf: number | undefined;
+  readonly iat: number | undefined;
+}
+
+/**
+ * Verified tokens kept by their text. A client sends the same token with every request until it expires, and a full
+ * verification (jose's asynchronous WebCrypto check, the shape checks) costs 150–250 µs of CPU where a lookup costs
+ * a few: the token's content decides every check but the key and the time, and those are checked again on each use.
+ * Bounded by count and token size (at most 4 MiB of tokens); a full map starts over.
+ */
+const MAX_VERIFIED_TOKENS = 1024;
+const MAX_KEPT_TOKEN_BYTES = 4096;
+
 // Without a configured `typ`, accept the generic JWT types and OAuth access tokens (at+jwt) only, so tokens of an
 // explicitly different kind (e.g. a mesh passport) never validate as end-user tokens (J15).
 const DEFAULT_TYPS: ReadonlySet<string> = new Set(['application/jwt', 'application/jose', 'application/at+jwt']);
@@ -66,6 +88,7 @@ export class EndUserVerifier {
   readonly #metrics: Metrics | undefined;
   readonly #now: () => number;
   readonly #issuers = new Map<string, IssuerRules>();
+  readonly #verified = new Map<string, VerifiedToken>();
 
   /** Throws MESHAUTH_ERR_CONFIG_INVALID for unsafe settings (HS*, none, no audience, plain-http JWKS…). */
   constructor(options: EndUserVerifierOptions) {
@@ -151,11 +174,14 @@ export class EndUserVerifier {
 
   /** Stops background JWKS refreshes and closes connections to the issuers. */
   async close(): Promise<void> {
+    this.#verified.clear();
     await Promise.all([...this.#issuers.values()].map(({ cache }) => cache.close()));
   }
 
   async #verify(token: string, options: VerifyOptions): Promise<EndUser> {
     if (typeof token !== 'string') throw tokenInvalid('format', 'token is not a string');
+    const reused = await this.#verifiedBefore(token, options);
+    if (reused !== undefined) return reused;
     const shape = inspectToken(token, this.#tunables.maxTokenBytes);
     const detail: TokenRejectionDetail = {
       issuer: forLog(shape.iss) ?? '',
@@ -200,7 +226,47 @@ export class EndUserVerifier {
     if (options.forPassport === true && expiredForPassport(user, new Date(nowSeconds * 1000))) {
       throw tokenInvalid('expired', 'token has expired: no passport can be minted for it', detail);
     }
+    if (token.length <= MAX_KEPT_TOKEN_BYTES) {
+      if (this.#verified.size >= MAX_VERIFIED_TOKENS) this.#verified.clear();
+      this.#verified.set(token, {
+        rules,
+        kid: shape.kid,
+        alg: shape.alg,
+        key,
+        user,
+        exp: payload.exp as number,
+        nbf: payload.nbf as number | undefined,
+        iat: payload.iat as number | undefined,
+      });
+    }
     return user;
+  }
+
+  /**
+   * The user of a token verified before, if its key is still the one its issuer's key set gives for it and its times
+   * still hold as the full check would find them (jose: `exp` after now minus the skew, `nbf` before now plus it).
+   * Anything else goes through the full check, which refuses with the reason it always gave.
+   */
+  async #verifiedBefore(token: string, options: VerifyOptions): Promise<EndUser | undefined> {
+    const kept = this.#verified.get(token);
+    if (kept === undefined) return undefined;
+    let key: CryptoKey | undefined;
+    try {
+      key = await kept.rules.cache.getKey(kept.kid, kept.alg);
+    } catch {
+      key = undefined;
+    }
+    const nowSeconds = Math.floor(this.#now() / 1000);
+    const skew = this.#tunables.clockSkewSeconds;
+    const holds =
+      key === kept.key &&
+      kept.exp > nowSeconds - skew &&
+      (kept.nbf === undefined || kept.nbf <= nowSeconds + skew) &&
+      (kept.iat === undefined || kept.iat <= nowSeconds + skew) &&
+      !(options.forPassport === true && expiredForPassport(kept.user, new Date(nowSeconds * 1000)));
+    if (holds) return kept.user;
+    this.#verified.delete(token);
+    return undefined;
   }
 
   #checkTyp(typ: unknown, required: string | undefined, detail: TokenRejectionDetail): void {

@@ -397,7 +397,7 @@ describe('external listener: bearer-token clients without a mesh certificate', (
 });
 
 describe("external listener: a client flooding requests cannot evict another user's passport", () => {
-  it("fail/1,200 requests with one token evict only that client's oldest passports; the other user's stays usable", async () => {
+  it("fail/1,200 requests with one client's tokens evict only its oldest passports; the other user's stays usable", async () => {
     /** The passport api's app received for a request made with `bearer`. */
     const passportFor = async (bearer: string): Promise<string> => {
       const before = appApi.seen.length;
@@ -414,12 +414,12 @@ describe("external listener: a client flooding requests cannot evict another use
     const victim = await passportFor(await token());
     const flooder = await token('intruder');
     const first = await passportFor(flooder);
-    // More than one user's bound (1,000), 50 at a time on keep-alive connections.
+    // More than one user's bound (1,000), 50 at a time on keep-alive connections, each with a token of its own: the
+    // requests of one token share one origin passport, so only new tokens make new passports.
     for (let batch = 0; batch < 24; batch++) {
+      const tokens = await Promise.all(Array.from({ length: 50 }, () => token('intruder')));
       await Promise.all(
-        Array.from({ length: 50 }, () =>
-          call(api, '/orders/1', { token: flooder }).then((r) => expect(r.status).toBe(200)),
-        ),
+        tokens.map((bearer) => call(api, '/orders/1', { token: bearer }).then((r) => expect(r.status).toBe(200))),
       );
     }
     const victimForward = await forward(victim);

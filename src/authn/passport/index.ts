@@ -4,6 +4,7 @@ export {
   type MintOptions,
   mintOriginPassport,
   type OriginOptions,
+  originExpiresAt,
   ownOrigin,
   type ReceivedPassport,
   wrapPassport,

@@ -33,7 +33,7 @@ export function mintOriginPassport(options: OriginOptions & { readonly user: End
       iss: self,
       aud: self,
       iat,
-      exp: Math.min(iat + ttl(options), userExpiresAt),
+      exp: originExpiresAt(options),
       jti: pooledRandomBytes(12).toString('base64url'),
       cnf: { 'x5t#S256': material.thumbprint },
       act: { sub: self },
@@ -43,6 +43,12 @@ export function mintOriginPassport(options: OriginOptions & { readonly user: End
     material.key,
     material.algorithm,
   );
+}
+
+/** The `exp` (seconds) of the origin mintOriginPassport makes with these options: its TTL, never past the user's. */
+export function originExpiresAt(options: OriginOptions & { readonly user: EndUser }): number {
+  const iat = Math.floor(options.now.getTime() / 1000);
+  return Math.min(iat + ttl(options), options.user.expiresAt || iat + MAX_PASSPORT_TTL_SECONDS);
 }
 
 /**

@@ -3,8 +3,9 @@
 // app can forward it downstream through the outbound side, and hands the app the passport and the user header.
 import type { CredentialHolder } from '../../agent/index.js';
 import { type EndUser, userHeaderValue } from '../../authn/end-user.js';
-import { mintOriginPassport, ownOrigin, PASSPORT_HEADER, PASSPORT_TTL_SECONDS } from '../../authn/passport/index.js';
+import { mintOriginPassport, originExpiresAt, ownOrigin, PASSPORT_HEADER } from '../../authn/passport/index.js';
 import { MeshauthError } from '../../errors/index.js';
+import type { X509Svid } from '../../pki/index.js';
 import { USER_HEADER } from '../identity-headers.js';
 import type { PassportStore } from '../passport-store.js';
 import type { EndUserOutcome } from './inbound-hooks.js';
@@ -35,14 +36,37 @@ export function passportOwner(user: EndUser): string {
   return `${user.iss} ${user.sub}`;
 }
 
+/**
+ * Origins minted lately, by the user they vouch for. A token the verifier has checked before gives back the same
+ * EndUser object (EndUserVerifier keeps verified tokens), so its requests share one origin while that origin has
+ * ORIGIN_REUSE_MARGIN_S left and this sidecar's SVID is the one that signed it: every later hop keeps the origins it
+ * verified by their text, and a new origin per request made each of them validate its signer's chain again. The edge
+ * gateway reuses an origin per session the same way.
+ */
+const recentOrigins = new WeakMap<
+  EndUser,
+  { readonly origin: string; readonly svid: X509Svid; readonly expiresAt: number }
+>();
+const ORIGIN_REUSE_MARGIN_S = 10;
+
 export function vouchForUser(user: EndUser, context: VoucherContext): EndUserOutcome {
   const credentials = context.holder.current;
   if (credentials === undefined) return { reject: new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet') };
   const at = context.now();
-  const origin = mintOriginPassport({ svid: credentials.svid, now: at, user });
+  let recent = recentOrigins.get(user);
+  if (
+    recent === undefined ||
+    recent.svid !== credentials.svid ||
+    recent.expiresAt - at.getTime() / 1000 < ORIGIN_REUSE_MARGIN_S
+  ) {
+    const minting = { svid: credentials.svid, now: at, user };
+    recent = { origin: mintOriginPassport(minting), svid: credentials.svid, expiresAt: originExpiresAt(minting) };
+    recentOrigins.set(user, recent);
+  }
+  const origin = recent.origin;
   context.store.remember(
     ownOrigin(origin, credentials.svid.id, user.expiresAt),
-    passportStoreExpiry(user.expiresAt, at.getTime() / 1000 + PASSPORT_TTL_SECONDS, at.getTime()),
+    passportStoreExpiry(user.expiresAt, recent.expiresAt, at.getTime()),
     passportOwner(user),
   );
   return {

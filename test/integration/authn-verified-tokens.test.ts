@@ -120,6 +120,23 @@ describe('verified tokens kept by the verifier', () => {
     expect(await tokenRejection(verifier, token2)).toBeUndefined();
   });
 
+  it('fail/a kept token is refused as not yet valid when the clock goes back past its nbf or iat', async () => {
+    const file = join(dir, 'clock-back.json');
+    writeFileSync(file, jwksText(key1));
+    const now = Math.floor(Date.now() / 1000);
+    const clock = { ms: now * 1000 };
+    const verifier = fileVerifier(file, clock);
+    const withNbf = await timedToken({ iat: now - 100, nbf: now, exp: now + 600 }, 'nbf-user');
+    const withIat = await timedToken({ iat: now, exp: now + 600 }, 'iat-user');
+    for (const token of [withNbf, withIat]) {
+      expect(await rejection(verifier, token)).toBeUndefined();
+      expect(await rejection(verifier, token)).toBeUndefined(); // kept
+    }
+    clock.ms = (now - 31) * 1000; // more than the 30 s skew before nbf, and before iat
+    expect(await rejection(verifier, withNbf)).toBe('not_yet_valid');
+    expect(await rejection(verifier, withIat)).toBe('not_yet_valid');
+  });
+
   it('fail/a token refused is never kept: the same bad token is refused every time with its reason', async () => {
     const file = join(dir, 'refused.json');
     writeFileSync(file, jwksText(key1));
@@ -129,6 +146,15 @@ describe('verified tokens kept by the verifier', () => {
     for (let i = 0; i < 3; i++) expect(await rejection(verifier, early)).toBe('not_yet_valid');
     const forged = `${(await endUserToken(key1, ISSUER, AUDIENCE)).slice(0, -4)}AAAA`;
     for (let i = 0; i < 3; i++) expect(await rejection(verifier, forged)).toBe('signature');
+    // Refused by meshauth's own checks after jose's: kept only after every check, or the second call would pass.
+    const noSubject = await new SignJWT({ scope: 'orders:read' })
+      .setProtectedHeader({ alg: 'ES256', kid: key1.kid, typ: 'JWT' })
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 600)
+      .sign(key1.privateKey);
+    for (let i = 0; i < 3; i++) expect(await rejection(verifier, noSubject)).toBe('missing_sub');
   });
 });
 

@@ -48,6 +48,15 @@ function fileVerifier(file: string, clock: { ms: number }): EndUserVerifier {
   return verifier;
 }
 
+/** A verifier on its own JWKS file of key 1, its clock set to `now` (whole seconds) until the test moves it. */
+function verifierNow(name: string): { now: number; clock: { ms: number }; verifier: EndUserVerifier } {
+  const file = join(dir, name);
+  writeFileSync(file, jwksText(key1));
+  const now = Math.floor(Date.now() / 1000);
+  const clock = { ms: now * 1000 };
+  return { now, clock, verifier: fileVerifier(file, clock) };
+}
+
 /** A token of key 1 with explicit times (seconds). */
 function timedToken(times: { iat: number; exp: number; nbf?: number }, sub = 'alice'): Promise<string> {
   const jwt = new SignJWT({ scope: 'orders:read' })
@@ -84,11 +93,7 @@ describe('verified tokens kept by the verifier', () => {
   });
 
   it('fail/a kept token is refused once its exp is past the skew, and for a passport once its exp is past', async () => {
-    const file = join(dir, 'times.json');
-    writeFileSync(file, jwksText(key1));
-    const now = Math.floor(Date.now() / 1000);
-    const clock = { ms: now * 1000 };
-    const verifier = fileVerifier(file, clock);
+    const { now, clock, verifier } = verifierNow('times.json');
     const token = await timedToken({ iat: now, exp: now + 5 });
     expect(await rejection(verifier, token, true)).toBeUndefined();
     expect(await rejection(verifier, token, true)).toBeUndefined(); // kept
@@ -121,11 +126,7 @@ describe('verified tokens kept by the verifier', () => {
   });
 
   it('fail/a kept token is refused as not yet valid when the clock goes back past its nbf or iat', async () => {
-    const file = join(dir, 'clock-back.json');
-    writeFileSync(file, jwksText(key1));
-    const now = Math.floor(Date.now() / 1000);
-    const clock = { ms: now * 1000 };
-    const verifier = fileVerifier(file, clock);
+    const { now, clock, verifier } = verifierNow('clock-back.json');
     const withNbf = await timedToken({ iat: now - 100, nbf: now, exp: now + 600 }, 'nbf-user');
     const withIat = await timedToken({ iat: now, exp: now + 600 }, 'iat-user');
     for (const token of [withNbf, withIat]) {
@@ -138,10 +139,7 @@ describe('verified tokens kept by the verifier', () => {
   });
 
   it('fail/a token refused is never kept: the same bad token is refused every time with its reason', async () => {
-    const file = join(dir, 'refused.json');
-    writeFileSync(file, jwksText(key1));
-    const now = Math.floor(Date.now() / 1000);
-    const verifier = fileVerifier(file, { ms: now * 1000 });
+    const { now, verifier } = verifierNow('refused.json');
     const early = await timedToken({ iat: now, exp: now + 600, nbf: now + 120 });
     for (let i = 0; i < 3; i++) expect(await rejection(verifier, early)).toBe('not_yet_valid');
     const forged = `${(await endUserToken(key1, ISSUER, AUDIENCE)).slice(0, -4)}AAAA`;

@@ -3,6 +3,7 @@
 // app can forward it downstream through the outbound side, and hands the app the passport and the user header.
 import type { CredentialHolder } from '../../agent/index.js';
 import { type EndUser, userHeaderValue } from '../../authn/end-user.js';
+import type { ReceivedPassport } from '../../authn/passport/index.js';
 import {
   MAX_PASSPORT_TTL_SECONDS,
   mintOriginPassport,
@@ -53,7 +54,12 @@ export function passportOwner(user: EndUser): string {
  */
 const recentOrigins = new WeakMap<
   EndUser,
-  { readonly origin: string; readonly svid: WeakRef<X509Svid>; readonly iat: number; readonly expiresAt: number }
+  {
+    readonly received: ReceivedPassport;
+    readonly svid: WeakRef<X509Svid>;
+    readonly iat: number;
+    readonly expiresAt: number;
+  }
 >();
 const REUSED_ORIGIN_TTL_S = MAX_PASSPORT_TTL_SECONDS;
 
@@ -71,16 +77,16 @@ export function vouchForUser(user: EndUser, context: VoucherContext): EndUserOut
   ) {
     const minting = { svid: credentials.svid, now: at, user, ttlSeconds: REUSED_ORIGIN_TTL_S };
     recent = {
-      origin: mintOriginPassport(minting),
+      received: ownOrigin(mintOriginPassport(minting), credentials.svid.id, user.expiresAt),
       svid: new WeakRef(credentials.svid),
       iat: Math.floor(nowS),
       expiresAt: originExpiresAt(minting),
     };
     recentOrigins.set(user, recent);
   }
-  const origin = recent.origin;
+  const origin = recent.received.origin;
   context.store.remember(
-    ownOrigin(origin, credentials.svid.id, user.expiresAt),
+    recent.received,
     passportStoreExpiry(user.expiresAt, recent.expiresAt, at.getTime()),
     passportOwner(user),
   );

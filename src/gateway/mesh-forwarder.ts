@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Dispatcher, Pool } from 'undici';
 import type { CredentialHolder } from '../agent/index.js';
 import type { EndUser } from '../authn/end-user.js';
-import { mintOriginPassport, ownOrigin, PASSPORT_HEADER } from '../authn/passport/index.js';
+import { PASSPORT_HEADER, type SharedOrigin, sharedOrigin } from '../authn/passport/index.js';
 import { formatHostPort, type RouteConfig, sidecarConfigFromObject } from '../config/index.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import { DataPlaneTelemetry } from '../sidecar/data-plane-telemetry.js';
@@ -36,10 +36,6 @@ import type { Logger, Metrics } from '../telemetry/index.js';
 import { type EdgeResponse, writeError } from './edge-responses.js';
 import type { GatewayConfig, GatewayRoute } from './gateway-config.js';
 
-/** How long the outbound side may wrap a minted origin (a passport lives ≤ 60 s anyway). */
-const ORIGIN_TTL_MS = 60_000;
-/** A cached origin is reused while at least this much of its life is left (every request still gets a new link). */
-const ORIGIN_REUSE_MARGIN_S = 10;
 const MAX_CACHED_ORIGINS = 10_000;
 
 export interface ForwardRequest {
@@ -69,11 +65,10 @@ export class MeshForwarder {
   readonly #reservedCookie: (name: string) => boolean;
   readonly #now: () => Date;
   /**
-   * Origins minted per end user (by claims and expiry) and SVID: an ECDSA signature per request saved. The origin is
-   * addressed to the gateway itself and only travels inside a fresh per-request link, as one origin serves a chain.
+   * The origin each end user (by claims and expiry: a session cookie decodes to a new EndUser per request) was last
+   * given (sharedOrigin). It is addressed to the gateway itself and travels only inside a per-request link.
    */
-  readonly #origins = new Map<string, { readonly origin: string; readonly expiresAt: number }>();
-  #originsFor: object | undefined;
+  readonly #origins = new Map<string, SharedOrigin>();
 
   constructor(options: {
     readonly config: GatewayConfig;
@@ -296,25 +291,16 @@ export class MeshForwarder {
 
   #originFor(user: EndUser, credentials: NonNullable<CredentialHolder['current']>): string {
     const at = this.#now();
-    const nowS = at.getTime() / 1000;
-    if (this.#originsFor !== credentials) {
-      this.#origins.clear(); // a rotated SVID signs new origins from now on
-      this.#originsFor = credentials;
-    }
     const key = `${user.expiresAt}|${JSON.stringify(user.claims)}`;
-    const cached = this.#origins.get(key);
-    if (cached !== undefined && cached.expiresAt - nowS >= ORIGIN_REUSE_MARGIN_S) return cached.origin;
-    const origin = mintOriginPassport({ svid: credentials.svid, now: at, user });
-    this.#store.remember(
-      ownOrigin(origin, credentials.svid.id, user.expiresAt),
-      Math.min(user.expiresAt * 1000, at.getTime() + ORIGIN_TTL_MS),
-    );
-    if (this.#origins.size >= MAX_CACHED_ORIGINS) this.#origins.clear();
-    const payload = JSON.parse(Buffer.from(origin.split('.')[1] as string, 'base64url').toString('utf8')) as {
-      exp: number;
-    };
-    this.#origins.set(key, { origin, expiresAt: payload.exp });
-    return origin;
+    const previous = this.#origins.get(key);
+    const shared = sharedOrigin(previous, user, credentials.svid, at);
+    if (shared !== previous) {
+      if (this.#origins.size >= MAX_CACHED_ORIGINS) this.#origins.clear();
+      this.#origins.set(key, shared);
+    }
+    // Every request, as a full store may have let it go; the origin's own expiry bounds its wraps.
+    this.#store.remember(shared.received, shared.expiresAt * 1000);
+    return shared.received.origin;
   }
 }
 

@@ -133,6 +133,8 @@ export interface HopSeen {
   readonly path: string;
   readonly user: Record<string, unknown> | undefined;
   readonly chain: string[];
+  /** The origin passport the request carried (the last JWS of the passport header). */
+  readonly origin: string | undefined;
   readonly caller: string | undefined;
   readonly cookie: string | undefined;
   readonly authorization: string | undefined;
@@ -159,6 +161,7 @@ function hopOf(service: string, req: IncomingMessage): HopSeen {
     path: req.url ?? '',
     user: typeof userHeader === 'string' ? parseUserHeader(userHeader) : undefined,
     chain,
+    origin: typeof passport === 'string' ? passport.split(',').at(-1) : undefined,
     caller: typeof xfcc === 'string' ? /URI=([^;,]+)/.exec(xfcc)?.[1] : undefined,
     cookie: req.headers.cookie,
     authorization: req.headers.authorization,

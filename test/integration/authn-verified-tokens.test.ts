@@ -125,6 +125,39 @@ describe('verified tokens kept by the verifier', () => {
     expect(await tokenRejection(verifier, token2)).toBeUndefined();
   });
 
+  it('fail/a kept token is refused once its issuer’s key set is past max-stale with the issuer down; taken again when it is back', async () => {
+    const jwks = new FlappingJwks();
+    jwks.keys = [key1];
+    await jwks.up();
+    cleanups.push(() => jwks.down().catch(() => undefined));
+    const clock = { ms: Date.now() };
+    const verifier = new EndUserVerifier({
+      config: {
+        required: true,
+        issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], algorithms: ['ES256'], jwksUri: jwks.url }],
+        vouchers: [],
+        claims: ['scope'],
+      },
+      tunables: { jwksMaxStaleMs: 60_000, unknownKidCooldownMs: 1_000 },
+      now: () => clock.ms,
+    });
+    cleanups.push(() => verifier.close());
+    const token = await endUserToken(key1, ISSUER, AUDIENCE);
+    expect(await rejection(verifier, token)).toBeUndefined();
+    expect(await rejection(verifier, token)).toBeUndefined(); // kept
+
+    await jwks.down();
+    clock.ms += 50_000; // the key set is old but within max-stale: kept keys still serve while the issuer is down
+    expect(await rejection(verifier, token)).toBeUndefined();
+    clock.ms += 20_000; // past max-stale: no usable key, kept token or not
+    expect(await rejection(verifier, token)).toBe('jwks_unavailable');
+    expect(await rejection(verifier, await endUserToken(key1, ISSUER, AUDIENCE, 'bob'))).toBe('jwks_unavailable');
+
+    await jwks.up();
+    clock.ms += 2_000; // past the on-demand cooldown: the next token fetches the set again
+    expect(await rejection(verifier, token)).toBeUndefined();
+  });
+
   it('fail/a kept token is refused as not yet valid when the clock goes back past its nbf or iat', async () => {
     const { now, clock, verifier } = verifierNow('clock-back.json');
     const withNbf = await timedToken({ iat: now - 100, nbf: now, exp: now + 600 }, 'nbf-user');

@@ -19,6 +19,7 @@ export {
   PASSPORT_TYP,
   type PassportClaims,
 } from './passport-format.js';
+export { type SharedOrigin, sharedOrigin } from './shared-origin.js';
 export { leafKeyOf, sha256Base64url, thumbprintOfDer } from './signer-cache.js';
 export {
   type PassportRejectionReason,

@@ -3,17 +3,8 @@
 // app can forward it downstream through the outbound side, and hands the app the passport and the user header.
 import type { CredentialHolder } from '../../agent/index.js';
 import { type EndUser, userHeaderValue } from '../../authn/end-user.js';
-import type { ReceivedPassport } from '../../authn/passport/index.js';
-import {
-  MAX_PASSPORT_TTL_SECONDS,
-  mintOriginPassport,
-  originExpiresAt,
-  ownOrigin,
-  PASSPORT_HEADER,
-  PASSPORT_TTL_SECONDS,
-} from '../../authn/passport/index.js';
+import { PASSPORT_HEADER, type SharedOrigin, sharedOrigin } from '../../authn/passport/index.js';
 import { MeshauthError } from '../../errors/index.js';
-import type { X509Svid } from '../../pki/index.js';
 import { USER_HEADER } from '../identity-headers.js';
 import type { PassportStore } from '../passport-store.js';
 import type { EndUserOutcome } from './inbound-hooks.js';
@@ -45,45 +36,17 @@ export function passportOwner(user: EndUser): string {
 }
 
 /**
- * Origins minted lately, by the user they vouch for. A token the verifier has checked before gives back the same
- * EndUser object (EndUserVerifier keeps verified tokens), so its requests share one origin: every later hop keeps the
- * origins it verified by their text, and a new origin per request made each of them validate its signer again. A
- * shared origin lives REUSED_ORIGIN_TTL_S and is handed out only while PASSPORT_TTL_SECONDS of it are left, so a
- * call chain has as long to forward it as with an origin of its own; it is minted again when this sidecar's SVID
- * changes (held weakly: a replaced SVID's key is not kept alive here) or its clock went back past the mint.
+ * The origin each kept user was last given. A token the verifier has checked before gives back the same EndUser
+ * object (EndUserVerifier keeps verified tokens), so its requests share one origin (sharedOrigin).
  */
-const recentOrigins = new WeakMap<
-  EndUser,
-  {
-    readonly received: ReceivedPassport;
-    readonly svid: WeakRef<X509Svid>;
-    readonly iat: number;
-    readonly expiresAt: number;
-  }
->();
-const REUSED_ORIGIN_TTL_S = MAX_PASSPORT_TTL_SECONDS;
+const recentOrigins = new WeakMap<EndUser, SharedOrigin>();
 
 export function vouchForUser(user: EndUser, context: VoucherContext): EndUserOutcome {
   const credentials = context.holder.current;
   if (credentials === undefined) return { reject: new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet') };
   const at = context.now();
-  const nowS = at.getTime() / 1000;
-  let recent = recentOrigins.get(user);
-  if (
-    recent === undefined ||
-    recent.svid.deref() !== credentials.svid ||
-    nowS < recent.iat ||
-    recent.expiresAt - nowS < PASSPORT_TTL_SECONDS
-  ) {
-    const minting = { svid: credentials.svid, now: at, user, ttlSeconds: REUSED_ORIGIN_TTL_S };
-    recent = {
-      received: ownOrigin(mintOriginPassport(minting), credentials.svid.id, user.expiresAt),
-      svid: new WeakRef(credentials.svid),
-      iat: Math.floor(nowS),
-      expiresAt: originExpiresAt(minting),
-    };
-    recentOrigins.set(user, recent);
-  }
+  const recent = sharedOrigin(recentOrigins.get(user), user, credentials.svid, at);
+  recentOrigins.set(user, recent);
   const origin = recent.received.origin;
   context.store.remember(
     recent.received,

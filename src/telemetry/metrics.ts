@@ -2,6 +2,7 @@
 // rather than importing a global, so a test (or `meshauth demo`) can run a CA and several sidecars in one process
 // with separate registries. Labels are bounded: no paths, no users, no raw client input.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { exposeEventLoopDelay, PROM_CLIENT_SAMPLER_OFF_MS } from './event-loop-delay.js';
 import { PeerIdLabels } from './peer-id-labels.js';
 
 export interface MetricsOptions {
@@ -346,7 +347,8 @@ export class Metrics {
 
   constructor(options: MetricsOptions = {}) {
     if (options.defaultMetrics) {
-      collectDefaultMetrics({ register: this.registry });
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: PROM_CLIENT_SAMPLER_OFF_MS });
+      exposeEventLoopDelay(this.registry);
     }
   }
 

@@ -20,6 +20,7 @@ import { DataPlaneTelemetry } from '../sidecar/data-plane-telemetry.js';
 import type { Endpoint } from '../sidecar/endpoints/endpoint.js';
 import { isHopByHop } from '../sidecar/http-headers.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
+import { passportOwner, passportStoreExpiry } from '../sidecar/inbound/vouch-for-user.js';
 import {
   type CallerBody,
   type CallerResponse,
@@ -298,8 +299,12 @@ export class MeshForwarder {
       if (this.#origins.size >= MAX_CACHED_ORIGINS) this.#origins.clear();
       this.#origins.set(key, shared);
     }
-    // Every request, as a full store may have let it go; the origin's own expiry bounds its wraps.
-    this.#store.remember(shared.received, shared.expiresAt * 1000);
+    // Every request, as a full store may have let it go; one user's origins are bounded together, as at a sidecar.
+    this.#store.remember(
+      shared.received,
+      passportStoreExpiry(user.expiresAt, shared.expiresAt, at.getTime()),
+      passportOwner(user),
+    );
     return shared.received.origin;
   }
 }

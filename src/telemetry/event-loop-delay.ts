@@ -1,18 +1,21 @@
 // The event loop's delay, exposed under prom-client's names (nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,
 // p99}_seconds) but sampled every EVENT_LOOP_SAMPLE_MS instead of prom-client's 10 ms. Each sample is a timer that
 // wakes the process: at 10 ms that was a hundred wake-ups a second and most of what an idle sidecar costs (measured
-// in docs/performance.md, "Idle CPU"). Node's histogram records the time between two samples, i.e. the interval plus
-// the delay; these gauges report the delay alone, so a healthy loop reads about 0 whatever the interval.
-import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
+// in docs/performance.md, Round 12). The gauges report how late each sample ran (about 0 on a healthy loop), not the
+// time between two samples as prom-client's do (the interval plus the delay).
+import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { Gauge, type Registry } from 'prom-client';
 
 export const EVENT_LOOP_SAMPLE_MS = 100;
 
 /**
- * What prom-client's own sampler is given instead of its 10 ms: a timer that never fires in a process's life (its
- * gauges are replaced by these; its scrape-time `nodejs_eventloop_lag_seconds` stays).
+ * What prom-client's own sampler is given instead of its 10 ms: the longest interval Node's timers take (24.8 days),
+ * so that it wakes nothing; its gauges are replaced by these, its scrape-time `nodejs_eventloop_lag_seconds` stays.
  */
 export const PROM_CLIENT_SAMPLER_OFF_MS = 2 ** 31 - 1;
+
+/** Scrapes closer together than this read the same sample (one window for the seven gauges of one scrape). */
+const SCRAPE_WINDOW_MS = 1_000;
 
 export interface EventLoopDelaySample {
   readonly min: number;
@@ -26,15 +29,21 @@ export interface EventLoopDelaySample {
 
 const NO_SAMPLES: EventLoopDelaySample = Object.freeze({ min: 0, max: 0, mean: 0, stddev: 0, p50: 0, p90: 0, p99: 0 });
 
-/** Samples the event loop every `resolutionMs`; `take()` gives the delays (seconds) since the last take. */
+/**
+ * Samples the event loop every `resolutionMs` from an unref'd timer; `take()` gives the delays (seconds) since the
+ * last take. The time of the last sample survives a take (Node's own monitorEventLoopDelay forgets it on reset, so a
+ * stall that began just after a scrape went unseen).
+ */
 export class EventLoopDelay {
-  readonly #histogram: IntervalHistogram;
-  readonly #intervalNs: number;
+  readonly #histogram: RecordableHistogram = createHistogram();
+  readonly #intervalNs: bigint;
+  readonly #timer: NodeJS.Timeout;
+  #last = process.hrtime.bigint();
 
   constructor(resolutionMs = EVENT_LOOP_SAMPLE_MS) {
-    this.#histogram = monitorEventLoopDelay({ resolution: resolutionMs });
-    this.#intervalNs = resolutionMs * 1e6;
-    this.#histogram.enable();
+    this.#intervalNs = BigInt(resolutionMs) * 1_000_000n;
+    this.#timer = setInterval(() => this.#sample(), resolutionMs);
+    this.#timer.unref();
   }
 
   /** Samples recorded since the last take. */
@@ -45,22 +54,29 @@ export class EventLoopDelay {
   take(): EventLoopDelaySample {
     const histogram = this.#histogram;
     if (histogram.count === 0) return NO_SAMPLES;
-    const delay = (betweenSamplesNs: number) => Math.max(0, betweenSamplesNs - this.#intervalNs) / 1e9;
     const sample = {
-      min: delay(histogram.min),
-      max: delay(histogram.max),
-      mean: delay(histogram.mean),
+      min: histogram.min / 1e9,
+      max: histogram.max / 1e9,
+      mean: histogram.mean / 1e9,
       stddev: histogram.stddev / 1e9,
-      p50: delay(histogram.percentile(50)),
-      p90: delay(histogram.percentile(90)),
-      p99: delay(histogram.percentile(99)),
+      p50: histogram.percentile(50) / 1e9,
+      p90: histogram.percentile(90) / 1e9,
+      p99: histogram.percentile(99) / 1e9,
     };
     histogram.reset();
     return sample;
   }
 
   stop(): void {
-    this.#histogram.disable();
+    clearInterval(this.#timer);
+  }
+
+  #sample(): void {
+    const now = process.hrtime.bigint();
+    const late = now - this.#last - this.#intervalNs;
+    this.#last = now;
+    // A histogram takes values ≥ 1 (ns): on time or early counts as 1 ns.
+    this.#histogram.record(late > 0n ? late : 1n);
   }
 }
 
@@ -76,22 +92,29 @@ const GAUGES: readonly [keyof EventLoopDelaySample, string, string][] = [
 
 /**
  * Replaces prom-client's event-loop delay gauges in `registry` (registered by collectDefaultMetrics with
- * PROM_CLIENT_SAMPLER_OFF_MS) by ones read from an EventLoopDelay, each scrape covering the time since the last.
+ * PROM_CLIENT_SAMPLER_OFF_MS) by ones read from an EventLoopDelay. Each gauge reads the sample of its scrape,
+ * whichever of them is collected first: the first takes it, the others within SCRAPE_WINDOW_MS read the same.
  */
 export function exposeEventLoopDelay(registry: Registry, sampler = new EventLoopDelay()): void {
-  const gauges = new Map<keyof EventLoopDelaySample, Gauge>();
+  let current = NO_SAMPLES;
+  let takenAt = Number.NEGATIVE_INFINITY;
+  const sampleOfThisScrape = (): EventLoopDelaySample => {
+    const now = performance.now();
+    if (now - takenAt >= SCRAPE_WINDOW_MS) {
+      current = sampler.take();
+      takenAt = now;
+    }
+    return current;
+  };
   for (const [field, name, help] of GAUGES) {
     registry.removeSingleMetric(name);
-    const collectAll =
-      field === 'min'
-        ? () => {
-            const sample = sampler.take();
-            for (const [key, gauge] of gauges) gauge.set(sample[key]);
-          }
-        : undefined;
-    gauges.set(
-      field,
-      new Gauge({ name, help, registers: [registry], ...(collectAll === undefined ? {} : { collect: collectAll }) }),
-    );
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(sampleOfThisScrape()[field]);
+      },
+    });
   }
 }

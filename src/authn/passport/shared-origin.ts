@@ -19,8 +19,9 @@ export interface SharedOrigin {
 /**
  * `previous` while it is still good to hand out, else a new origin. A shared origin is minted for
  * MAX_PASSPORT_TTL_SECONDS and handed out only while PASSPORT_TTL_SECONDS of it are left, so a call chain has as long
- * to forward it as with an origin of its own; it is minted again when the SVID changed or the clock went back past
- * the mint (its `iat` would lie in the next hop's future).
+ * to forward it as with an origin of its own, or, once it ends with the user's token, until then (a new one could not
+ * live longer); it is minted again when the SVID changed or the clock went back past the mint (its `iat` would lie in
+ * the next hop's future).
  */
 export function sharedOrigin(
   previous: SharedOrigin | undefined,
@@ -33,7 +34,8 @@ export function sharedOrigin(
     previous !== undefined &&
     previous.svid.deref() === svid &&
     nowS >= previous.iat &&
-    previous.expiresAt - nowS >= PASSPORT_TTL_SECONDS
+    previous.expiresAt > nowS &&
+    (previous.expiresAt - nowS >= PASSPORT_TTL_SECONDS || endsWithToken(previous, user))
   ) {
     return previous;
   }
@@ -44,4 +46,9 @@ export function sharedOrigin(
     iat: Math.floor(nowS),
     expiresAt: originExpiresAt(minting),
   };
+}
+
+/** Whether `origin` already lives until the user's token ends, the longest any origin for it may. */
+function endsWithToken(origin: SharedOrigin, user: EndUser): boolean {
+  return user.expiresAt !== 0 && origin.expiresAt >= user.expiresAt;
 }

@@ -60,12 +60,28 @@ describe('vouchForUser: one origin per kept user', () => {
     expect(origin(user(3600)).raw).not.toBe(origin(user(3600)).raw);
   });
 
-  it('fail/a user whose token ends within 30 s gets a new origin on every request, never past its token', () => {
-    const { origin } = voucher(first);
+  it('ok/a user whose token ends within 30 s shares one origin that ends with its token (a new one could not live longer)', () => {
+    const { clock, origin } = voucher(first);
     const leaving = user(20);
     const one = origin(leaving);
     expect(one.exp).toBe(T0 / 1000 + 20);
+    clock.ms = T0 + 19_000;
+    expect(origin(leaving).raw).toBe(one.raw);
+    clock.ms = T0 + 20_000; // the origin has expired: never handed out again
     expect(origin(leaving).raw).not.toBe(one.raw);
+  });
+
+  it('ok/an origin that reached its token’s end while handed out is kept to the end', () => {
+    const { clock, origin } = voucher(first);
+    const alice = user(80); // minted for 60 s at T0, the token ends at T0 + 80
+    const minted = origin(alice);
+    expect(minted.exp).toBe(T0 / 1000 + 60);
+    clock.ms = T0 + 31_000; // 29 s left of the origin, 49 s of the token: a new one, to the token's end
+    const last = origin(alice);
+    expect(last.raw).not.toBe(minted.raw);
+    expect(last.exp).toBe(T0 / 1000 + 80);
+    clock.ms = T0 + 79_000; // 1 s left of both: still the same
+    expect(origin(alice).raw).toBe(last.raw);
   });
 
   it('fail/a new SVID, or a clock gone back past the mint, mints a new origin', () => {

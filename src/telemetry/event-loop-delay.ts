@@ -1,6 +1,6 @@
 // The event loop's delay, exposed under prom-client's names (nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,
 // p99}_seconds) but sampled every EVENT_LOOP_SAMPLE_MS instead of prom-client's 10 ms. Each sample is a timer that
-// wakes the process: at 10 ms that was a hundred wake-ups a second and most of what an idle sidecar costs (measured
+// wakes the process: at 10 ms that was a hundred wake-ups a second and up to half of what an idle sidecar costs (measured
 // in docs/performance.md, Round 12). The gauges report how late each sample ran (about 0 on a healthy loop), not the
 // time between two samples as prom-client's do (the interval plus the delay).
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';

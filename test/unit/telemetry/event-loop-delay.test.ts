@@ -1,5 +1,5 @@
 // The event-loop delay sampler behind nodejs_eventloop_lag_*_seconds: it samples every 100 ms (not prom-client's
-// 10 ms, whose timer was most of an idle sidecar's CPU) and reports how late each sample ran, so an idle loop reads
+// 10 ms, whose timer was up to half of an idle sidecar's CPU) and reports how late each sample ran, so an idle loop reads
 // about 0, not the sampling interval, and a blocked loop shows, also right after a scrape.
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';

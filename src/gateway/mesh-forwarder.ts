@@ -13,14 +13,14 @@ import { pipeline } from 'node:stream/promises';
 import type { Dispatcher, Pool } from 'undici';
 import type { CredentialHolder } from '../agent/index.js';
 import type { EndUser } from '../authn/end-user.js';
-import { PASSPORT_HEADER, type SharedOrigin, sharedOrigin } from '../authn/passport/index.js';
+import { PASSPORT_HEADER, type SharedOrigin } from '../authn/passport/index.js';
 import { formatHostPort, type RouteConfig, sidecarConfigFromObject } from '../config/index.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import { DataPlaneTelemetry } from '../sidecar/data-plane-telemetry.js';
 import type { Endpoint } from '../sidecar/endpoints/endpoint.js';
 import { isHopByHop } from '../sidecar/http-headers.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
-import { passportOwner, passportStoreExpiry } from '../sidecar/inbound/vouch-for-user.js';
+import { handOutOrigin } from '../sidecar/inbound/vouch-for-user.js';
 import {
   type CallerBody,
   type CallerResponse,
@@ -291,20 +291,13 @@ export class MeshForwarder {
   }
 
   #originFor(user: EndUser, credentials: NonNullable<CredentialHolder['current']>): string {
-    const at = this.#now();
     const key = `${user.expiresAt}|${JSON.stringify(user.claims)}`;
     const previous = this.#origins.get(key);
-    const shared = sharedOrigin(previous, user, credentials.svid, at);
+    const shared = handOutOrigin(previous, user, credentials.svid, this.#now(), this.#store);
     if (shared !== previous) {
       if (this.#origins.size >= MAX_CACHED_ORIGINS) this.#origins.clear();
       this.#origins.set(key, shared);
     }
-    // Every request, as a full store may have let it go; one user's origins are bounded together, as at a sidecar.
-    this.#store.remember(
-      shared.received,
-      passportStoreExpiry(user.expiresAt, shared.expiresAt, at.getTime()),
-      passportOwner(user),
-    );
     return shared.received.origin;
   }
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EndUserVerifier } from '../../src/authn/index.js';
+import { EndUserVerifier, type EndUserVerifierOptions } from '../../src/authn/index.js';
 import { endUserToken, jwksText, type SigningKey, signingKey, tokenRejection } from '../helpers/end-user-keys.js';
 import { waitFor } from '../helpers/fault-harness.js';
 import { FlappingJwks } from '../helpers/flapping-jwks.js';
@@ -32,20 +32,29 @@ beforeAll(async () => {
   [key1, key2] = await Promise.all([signingKey('k1'), signingKey('k2')]);
 });
 
-/** A verifier on a JWKS file, its clock the test's (`clock.ms`). */
-function fileVerifier(file: string, clock: { ms: number }): EndUserVerifier {
+/** A verifier of ISSUER's tokens with its keys at `jwksUri`, its clock the test's (`clock.ms`). */
+function verifierOn(
+  jwksUri: string,
+  clock: { ms: number },
+  tunables: NonNullable<EndUserVerifierOptions['tunables']>,
+): EndUserVerifier {
   const verifier = new EndUserVerifier({
     config: {
       required: true,
-      issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], algorithms: ['ES256'], jwksUri: pathToFileURL(file).href }],
+      issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], algorithms: ['ES256'], jwksUri }],
       vouchers: [],
       claims: ['scope'],
     },
-    tunables: { jwksFileCheckIntervalMs: 20 },
+    tunables,
     now: () => clock.ms,
   });
   cleanups.push(() => verifier.close());
   return verifier;
+}
+
+/** A verifier on a JWKS file, its clock the test's (`clock.ms`). */
+function fileVerifier(file: string, clock: { ms: number }): EndUserVerifier {
+  return verifierOn(pathToFileURL(file).href, clock, { jwksFileCheckIntervalMs: 20 });
 }
 
 /** A verifier on its own JWKS file of key 1, its clock set to `now` (whole seconds) until the test moves it. */
@@ -131,17 +140,7 @@ describe('verified tokens kept by the verifier', () => {
     await jwks.up();
     cleanups.push(() => jwks.down().catch(() => undefined));
     const clock = { ms: Date.now() };
-    const verifier = new EndUserVerifier({
-      config: {
-        required: true,
-        issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], algorithms: ['ES256'], jwksUri: jwks.url }],
-        vouchers: [],
-        claims: ['scope'],
-      },
-      tunables: { jwksMaxStaleMs: 60_000, unknownKidCooldownMs: 1_000 },
-      now: () => clock.ms,
-    });
-    cleanups.push(() => verifier.close());
+    const verifier = verifierOn(jwks.url, clock, { jwksMaxStaleMs: 60_000, unknownKidCooldownMs: 1_000 });
     const token = await endUserToken(key1, ISSUER, AUDIENCE);
     expect(await rejection(verifier, token)).toBeUndefined();
     expect(await rejection(verifier, token)).toBeUndefined(); // kept

@@ -5,6 +5,7 @@ import type { CredentialHolder } from '../../agent/index.js';
 import { type EndUser, userHeaderValue } from '../../authn/end-user.js';
 import { PASSPORT_HEADER, type SharedOrigin, sharedOrigin } from '../../authn/passport/index.js';
 import { MeshauthError } from '../../errors/index.js';
+import type { X509Svid } from '../../pki/index.js';
 import { USER_HEADER } from '../identity-headers.js';
 import type { PassportStore } from '../passport-store.js';
 import type { EndUserOutcome } from './inbound-hooks.js';
@@ -36,6 +37,27 @@ export function passportOwner(user: EndUser): string {
 }
 
 /**
+ * The origin to hand `user` at `at` (sharedOrigin from `previous`), remembered in `store` so the outbound side may
+ * wrap it: on every request, as a full store may have let it go, and bounded per user (passportOwner). Both
+ * vouchers call it, the sidecar's (below) and the edge gateway's, each keeping `previous` its own way.
+ */
+export function handOutOrigin(
+  previous: SharedOrigin | undefined,
+  user: EndUser,
+  svid: X509Svid,
+  at: Date,
+  store: PassportStore,
+): SharedOrigin {
+  const shared = sharedOrigin(previous, user, svid, at);
+  store.remember(
+    shared.received,
+    passportStoreExpiry(user.expiresAt, shared.expiresAt, at.getTime()),
+    passportOwner(user),
+  );
+  return shared;
+}
+
+/**
  * The origin each kept user was last given. A token the verifier has checked before gives back the same EndUser
  * object (EndUserVerifier keeps verified tokens), so its requests share one origin (sharedOrigin).
  */
@@ -44,15 +66,10 @@ const recentOrigins = new WeakMap<EndUser, SharedOrigin>();
 export function vouchForUser(user: EndUser, context: VoucherContext): EndUserOutcome {
   const credentials = context.holder.current;
   if (credentials === undefined) return { reject: new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet') };
-  const at = context.now();
-  const recent = sharedOrigin(recentOrigins.get(user), user, credentials.svid, at);
-  recentOrigins.set(user, recent);
+  const previous = recentOrigins.get(user);
+  const recent = handOutOrigin(previous, user, credentials.svid, context.now(), context.store);
+  if (recent !== previous) recentOrigins.set(user, recent);
   const origin = recent.received.origin;
-  context.store.remember(
-    recent.received,
-    passportStoreExpiry(user.expiresAt, recent.expiresAt, at.getTime()),
-    passportOwner(user),
-  );
   return {
     user,
     chain: [],

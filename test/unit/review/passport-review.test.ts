@@ -148,21 +148,27 @@ describe('review/passport: the origin cache never outlives the context it was ve
 });
 
 describe('review/passport: hostile origins and links from an authenticated peer', () => {
-  it('fail/an origin whose x5c leaf is not a certificate is a passport rejection, not a crash', () => {
+  /** How C answers an origin of the gateway's whose header carries `x5c` of the real one's (signature unchanged). */
+  function reasonForOriginX5c(x5c: (real: readonly string[]) => string[]): string {
     if (user === undefined) throw new Error('fixture user');
-    const real = mintOriginPassport({ svid: gateway.svid, now, user });
-    const [, payload, signature] = real.split('.');
-    const header = Buffer.from(JSON.stringify({ typ: PASSPORT_TYP, x5c: ['AAAA'], alg: 'ES256' })).toString(
-      'base64url',
-    );
-    const origin = `${header}.${payload}.${signature}`;
+    const [encodedHeader, payload, signature] = mintOriginPassport({ svid: gateway.svid, now, user }).split('.');
+    const header = JSON.parse(Buffer.from(encodedHeader as string, 'base64url').toString('utf8'));
+    const forged = Buffer.from(JSON.stringify({ ...header, x5c: x5c(header.x5c) })).toString('base64url');
     const wire = wrapPassport({
       svid: b.svid,
       audience: id(c),
       now,
-      received: { raw: 'x', origin, act: { sub: gateway.id }, userExpiresAt },
+      received: { raw: 'x', origin: `${forged}.${payload}.${signature}`, act: { sub: gateway.id }, userExpiresAt },
     });
-    expect(reasonOf(() => verifyPassport(wire, contextFor(c, b)))).toBe('PASSPORT_INVALID:untrusted_signer');
+    return reasonOf(() => verifyPassport(wire, contextFor(c, b)));
+  }
+
+  it('fail/an origin whose x5c leaf is not a certificate is a passport rejection, not a crash', () => {
+    expect(reasonForOriginX5c(() => ['AAAA'])).toBe('PASSPORT_INVALID:untrusted_signer');
+  });
+
+  it('fail/an origin whose x5c intermediate is not a certificate is a passport rejection, not a crash', () => {
+    expect(reasonForOriginX5c((real) => [real[0] as string, 'AAAA'])).toBe('PASSPORT_INVALID:untrusted_signer');
   });
 
   const hostileLinks: ReadonlyArray<readonly [string, () => Record<string, unknown>, string]> = [

@@ -27,7 +27,7 @@ import {
 } from '../authz/index.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import { clientAddress } from '../platform/index.js';
-import { connectionListed, isForwardingHeader, isHopByHop } from '../sidecar/http-headers.js';
+import { connectionListed, isForwardingHeader, isHopByHop, isTerminatedClaim } from '../sidecar/http-headers.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
 import { h2RequestBody } from '../sidecar/inbound/request-body.js';
 import { checkH1Head, checkH2Head } from '../sidecar/inbound/request-checks.js';
@@ -340,7 +340,7 @@ export class EdgeHandler {
         path: normalized.path,
         host: authority,
         port: this.#port(),
-        headers,
+        headers: policyHeaderView(headers),
         sourceIp: clientAddress(req.socket?.remoteAddress) ?? '',
         user: user?.claims,
         now: this.#now(),
@@ -442,8 +442,17 @@ export class EdgeHandler {
       }
       // A name with `_` is dropped as the sidecar's inbound and external listener do (http-headers.ts
       // dropUnderscored): CGI, WSGI, PHP and Rack read `x_meshauth_user` as `x-meshauth-user`, and a route's peer
-      // need not be a sidecar whose inbound would drop it.
-      if (DROP.has(name) || isHopByHop(name) || isForwardingHeader(name) || name.includes('_')) continue;
+      // need not be a sidecar whose inbound would drop it. The method-override headers go too (isTerminatedClaim):
+      // the edge policy decided on the request line's method, and such a service may honour them.
+      if (
+        DROP.has(name) ||
+        isHopByHop(name) ||
+        isForwardingHeader(name) ||
+        isTerminatedClaim(name) ||
+        name.includes('_')
+      ) {
+        continue;
+      }
       const value = headers[name];
       if (value !== undefined) out[name] = value;
     }
@@ -568,4 +577,19 @@ function hostOf(authority: string): string {
   }
   const colon = authority.indexOf(':');
   return (colon === -1 ? authority : authority.slice(0, colon)).toLowerCase().replace(/\.$/, '');
+}
+
+/**
+ * The headers the edge policy's conditions read: without those the request's `Connection` names and names with `_`,
+ * which #forwardHeaders never passes on, so that no condition is met by a header the service does not get (as at a
+ * sidecar, request-checks.ts headerLines).
+ */
+function policyHeaderView(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const listed = typeof headers.connection === 'string' ? connectionListed(headers.connection) : undefined;
+  if (listed === undefined && !Object.keys(headers).some((name) => name.includes('_'))) return headers;
+  const view: IncomingHttpHeaders = {};
+  for (const name in headers) {
+    if (listed?.has(name) !== true && !name.includes('_')) view[name] = headers[name];
+  }
+  return view;
 }

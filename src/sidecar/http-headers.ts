@@ -88,7 +88,22 @@ export const OUTBOUND_PROXY_FORM: ForwardPolicy = Object.freeze({
   dropTerminatedClaims: false,
 });
 
-const FORWARDING: ReadonlySet<string> = new Set(['forwarded', 'x-real-ip', 'client-cert', 'client-cert-chain']);
+const FORWARDING: ReadonlySet<string> = new Set([
+  'forwarded',
+  'x-real-ip',
+  'client-cert',
+  'client-cert-chain',
+  // The other names in which proxies and CDNs pass on the client's address, which client-IP libraries read before
+  // X-Forwarded-For (allow-lists, rate limits and audit logs that take them would take a forged address).
+  'x-forwarded',
+  'forwarded-for',
+  'x-client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'x-cluster-client-ip',
+  'x-original-forwarded-for',
+]);
 
 const TERMINATED_CLAIMS: ReadonlySet<string> = new Set([
   'client-cert',
@@ -96,6 +111,10 @@ const TERMINATED_CLAIMS: ReadonlySet<string> = new Set([
   'x-http-method-override',
   'x-http-method',
   'x-method-override',
+  // The path overrides some frameworks route by (IIS rewrites, Symfony, Laminas, Yii): the policy judged the request
+  // line's path.
+  'x-original-url',
+  'x-rewrite-url',
 ]);
 
 /**
@@ -103,7 +122,8 @@ const TERMINATED_CLAIMS: ReadonlySet<string> = new Set([
  * Client-Cert / Client-Cert-Chain fields (an app behind a proxy that sets them takes them as the verified client
  * certificate), and the method-override headers that Express, Rails, Symfony and ASP.NET honour (policy decides on
  * the request line's method; an app that honoured `X-HTTP-Method-Override: DELETE` on an allowed GET would run a
- * method no rule allowed). Lower-case name.
+ * method no rule allowed), and the path overrides `X-Original-URL` / `X-Rewrite-URL` for the same reason. Lower-case
+ * name.
  */
 export function isTerminatedClaim(lowerName: string): boolean {
   return TERMINATED_CLAIMS.has(lowerName);
@@ -111,8 +131,8 @@ export function isTerminatedClaim(lowerName: string): boolean {
 
 /**
  * Headers in which a proxy tells the next hop about the client (Forwarded, every `x-forwarded-*` —
- * X-Forwarded-For/-Host/-Proto/-User/-Email/-Prefix…, which apps behind auth proxies trust —, X-Real-IP, the
- * Client-Cert / Client-Cert-Chain fields): from a caller outside the mesh they are claims nobody checked.
+ * X-Forwarded-For/-Host/-Proto/-User/-Email/-Prefix…, which apps behind auth proxies trust —, X-Real-IP, the CDN
+ * client-address fields such as True-Client-IP and CF-Connecting-IP, the Client-Cert / Client-Cert-Chain fields): from a caller outside the mesh they are claims nobody checked.
  * Lower-case name.
  */
 export function isForwardingHeader(lowerName: string): boolean {

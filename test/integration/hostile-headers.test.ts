@@ -143,14 +143,17 @@ describe('inbound: a peer cannot plant or remove identity headers (I01–I03)', 
     'x-http-method-override',
     'x-http-method',
     'x-method-override',
+    'x-original-url',
+    'x-rewrite-url',
   ];
-  it('fail/Client-Cert, Client-Cert-Chain and method overrides from a peer never reach the app (HTTP/1.1, H3, H14)', async () => {
+  it('fail/Client-Cert, Client-Cert-Chain, method and path overrides from a peer never reach the app (HTTP/1.1, H3, H14)', async () => {
     const reply = await rawTlsExchange(
       server.sidecar.inboundPort,
       client,
       ca.bundlePem,
       'GET /claims-h1 HTTP/1.1\r\nHost: b\r\nClient-Cert: :MIIBqDCCAU6gAwIBAgIBBzAKBggqhkjOPQQDAjA6MRswGQYDVQQKDBJMZXQncyBBdXRoZW50aWNhdGU=:\r\n' +
         'CLIENT-CERT-CHAIN: :MIIB=:\r\nX-HTTP-Method-Override: DELETE\r\nx-http-method: PUT\r\nX-Method-Override: PATCH\r\n' +
+        'X-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\n' +
         'X-Forwarded-For: 10.0.0.1\r\nConnection: close\r\n\r\n',
     );
     expect(reply).toMatch(/^HTTP\/1\.1 200/);
@@ -172,6 +175,8 @@ describe('inbound: a peer cannot plant or remove identity headers (I01–I03)', 
         'x-http-method-override': 'DELETE',
         'x-http-method': 'PUT',
         'x-method-override': 'PATCH',
+        'x-original-url': '/admin',
+        'x-rewrite-url': '/admin',
       }),
     ).toBe(200);
     const seen = app.seen.at(-1);

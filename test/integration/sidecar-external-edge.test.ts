@@ -140,6 +140,31 @@ describe('external listener: a public port', () => {
     expect(seen['x-forwarded-for']).not.toBe('10.0.0.1');
   });
 
+  it('fail/the client addresses of CDNs and other proxies (True-Client-IP, CF-Connecting-IP, …) never reach the app', async () => {
+    const names = [
+      'X-Forwarded',
+      'Forwarded-For',
+      'X-Client-IP',
+      'True-Client-IP',
+      'CF-Connecting-IP',
+      'Fastly-Client-IP',
+      'X-Cluster-Client-IP',
+      'X-Original-Forwarded-For',
+    ];
+    const s = await edge.open('127.0.0.1');
+    expect(s).toBeDefined();
+    const answer = await ask(
+      s as TLSSocket,
+      `GET /x HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${edge.token}\r\n` +
+        names.map((name) => `${name}: 10.0.0.1\r\n`).join('') +
+        'Connection: close\r\n\r\n',
+    );
+    expect(answer.startsWith('HTTP/1.1 200')).toBe(true);
+    const seen = edge.app.seen.at(-1)?.headers ?? {};
+    // Client-IP libraries read these before X-Forwarded-For: an allow-list or rate limit would take the forged one.
+    expect(names.filter((name) => seen[name.toLowerCase()] !== undefined)).toEqual([]);
+  });
+
   it('fail/one client address holding idle TLS connections cannot take every place: another address is served', async () => {
     // 127.0.0.1 opens maxConnections TLS connections and sends nothing (each lives headersTimeout, 10 s, and can
     // be renewed as fast as handshakes go). The external listener has no per-address share (the gateway's public

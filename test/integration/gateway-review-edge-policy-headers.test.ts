@@ -1,0 +1,99 @@
+// What the edge policy decides on and what a route's service then receives, for a service that is not a sidecar (an
+// HTTP/1.1 mTLS server that echoes its request). Found by a review (2026-12-05); each case failed before its fix:
+// the method-override headers reached the service although the policy decided on the request line's method, and a
+// header the request's Connection names met a `when.headers` condition although the gateway never forwards it.
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { h1Exchange } from '../helpers/gateway-bad-service.js';
+import { type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
+
+const PEER_ID = 'spiffe://example.org/ns/legacy/sa/h1';
+const POLICY = `apiVersion: meshauth.dev/v1
+kind: Policy
+rules:
+  - name: legacy-no-delete
+    action: allow
+    to: { methods: [GET, POST], paths: ["/legacy/*"] }
+  - name: admin-needs-header
+    action: allow
+    to: { paths: ["/admin-area/*"] }
+    when: { headers: { x-role: [admin] } }
+  - name: web-all
+    action: allow
+    to: { paths: ["/shop/*", "/shop"] }
+`;
+
+describe('gateway: the edge policy and a service that is not a sidecar', () => {
+  let mesh: GatewayMesh;
+  let peer: Server;
+  let port: number;
+
+  beforeAll(async () => {
+    peer = createHttpsServer(
+      { requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'] },
+      (req, res) => {
+        const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      },
+    );
+    await new Promise<void>((resolve) => peer.listen(0, '127.0.0.1', resolve));
+    const peerPort = (peer.address() as { port: number }).port;
+    const to = { address: `127.0.0.1:${peerPort}`, ids: [PEER_ID] };
+    mesh = await startGatewayMesh({
+      gateway: (base, files) => ({
+        ...base,
+        policy: files.write('edge-policy.yaml', POLICY),
+        routes: [
+          { name: 'legacy', match: { host: '127.0.0.1', pathPrefix: '/legacy' }, to, login: 'none' },
+          { name: 'admin-area', match: { host: '127.0.0.1', pathPrefix: '/admin-area' }, to, login: 'none' },
+          ...(base.routes as unknown[]),
+        ],
+      }),
+    });
+    const svid = await mesh.ca.issue({ id: PEER_ID });
+    peer.setSecureContext({ cert: svid.chainPem, key: svid.keyPem, ca: [mesh.ca.rootPem] });
+    port = Number(new URL(mesh.origin).port);
+  });
+  afterAll(async () => {
+    await mesh?.close();
+    peer?.closeAllConnections();
+    await new Promise((done) => peer?.close(done));
+  });
+
+  async function send(
+    head: string,
+  ): Promise<{ status: string; seen: { headers: Record<string, string> } | undefined }> {
+    const r = await h1Exchange(port, mesh.files.caPem, `${head}Host: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`);
+    const status = r.text.split('\r\n')[0] ?? '';
+    const body = r.text.slice(r.text.indexOf('\r\n\r\n') + 4);
+    return { status, seen: status.includes(' 200 ') ? JSON.parse(body) : undefined };
+  }
+
+  it('fail/a method the policy refuses cannot ride on an allowed one as a method-override header (nor a path, nor a client address)', async () => {
+    expect((await send('DELETE /legacy/orders/42 HTTP/1.1\r\n')).status).toBe('HTTP/1.1 403 Forbidden');
+    const { status, seen } = await send(
+      'POST /legacy/orders/42 HTTP/1.1\r\nContent-Length: 0\r\nX-HTTP-Method-Override: DELETE\r\nX-HTTP-Method: DELETE\r\nX-Method-Override: DELETE\r\n' +
+        'X-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\nTrue-Client-IP: 10.0.0.1\r\nCF-Connecting-IP: 10.0.0.1\r\n',
+    );
+    expect(status).toBe('HTTP/1.1 200 OK');
+    const names = Object.keys(seen?.headers ?? {});
+    expect(names).not.toContain('x-http-method-override');
+    expect(names).not.toContain('x-http-method');
+    expect(names).not.toContain('x-method-override');
+    expect(names).not.toContain('x-original-url'); // a path override, for the same reason
+    expect(names).not.toContain('x-rewrite-url');
+    expect(names).not.toContain('true-client-ip'); // client addresses the browser claims (isForwardingHeader)
+    expect(names).not.toContain('cf-connecting-ip');
+  });
+
+  it('fail/a header the request’s Connection names does not meet a policy condition', async () => {
+    const allowed = await send('GET /admin-area/x HTTP/1.1\r\nX-Role: admin\r\n');
+    expect(allowed.status).toBe('HTTP/1.1 200 OK');
+    expect(allowed.seen?.headers['x-role']).toBe('admin');
+    expect((await send('GET /admin-area/x HTTP/1.1\r\nX-Role: admin\r\nConnection: x-role\r\n')).status).toBe(
+      'HTTP/1.1 403 Forbidden',
+    );
+    expect((await send('GET /admin-area/x HTTP/1.1\r\nX_Role: admin\r\n')).status).toBe('HTTP/1.1 403 Forbidden');
+  });
+});

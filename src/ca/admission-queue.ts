@@ -102,8 +102,19 @@ export class AdmissionQueue {
     return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(MIN_RETRY_AFTER_SECONDS, seconds));
   }
 
-  /** Records one completed signing at `nowMs` (feeds the rate that Retry-After is computed from). */
+  /**
+   * Records one completed signing at `nowMs`, before its release (feeds the rate that Retry-After and the expected
+   * wait are computed from). Only completions while every slot is taken count: they measure how fast the CA signs,
+   * where those of a CA with slots to spare measure how fast it was asked, and a CA renewing a few SVIDs a second
+   * would come to believe it signs a few a second and refuse the next burst it could take at once, with a Retry-After
+   * of tens of seconds. A window is a run of such completions; one the CA leaves before 250 ms passed is dropped.
+   */
   recordCompletion(nowMs: number): void {
+    if (this.#active < this.#maxConcurrent) {
+      this.#windowStart = -1;
+      this.#windowCount = 0;
+      return;
+    }
     if (this.#windowStart < 0) this.#windowStart = nowMs;
     this.#windowCount += 1;
     const elapsed = nowMs - this.#windowStart;

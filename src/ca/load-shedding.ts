@@ -12,6 +12,7 @@ import { AdmissionQueue } from './admission-queue.js';
 import { MAX_BODY_BYTES } from './api.js';
 import { readBodyLimited } from './read-body.js';
 import { MAX_TOKEN_REQUEST_BYTES } from './token-endpoint.js';
+import { oauthErrorBody } from './token-request.js';
 
 /** Default bound of waiting requests per CA process: about a second of signing on one core. */
 export const DEFAULT_MAX_QUEUE = 1000;
@@ -58,7 +59,11 @@ export function withLoadShedding(handler: RequestHandler, options: LoadSheddingO
         },
         'CA overloaded: refusing signing requests with 429 and Retry-After',
       );
-      const body = new MeshauthError('MESHAUTH_ERR_CA_OVERLOADED', 'signing queue full').toJSON();
+      const overloaded = new MeshauthError('MESHAUTH_ERR_CA_OVERLOADED', 'signing queue full', {
+        detail: { oauthError: 'temporarily_unavailable' },
+      });
+      // The token endpoint answers every error in the OAuth form its clients parse (as its per-identity limit does).
+      const body = pathOf(req) === '/v1/token' ? oauthErrorBody(overloaded) : overloaded.toJSON();
       // Nothing more is read from this connection: close it so a client that keeps sending does not keep it busy.
       res.writeHead(429, {
         'content-type': 'application/json',

@@ -8,7 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { caRetryAfterMsOf, caStatusOf, fetchBundle, requestSvid } from '../../src/agent/ca-client.js';
 import { type CaServer, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
 import { TrustDomain } from '../../src/identity/index.js';
-import { createCsrPem, generateKeyPair, parseCertificatesPem, uriSans } from '../../src/pki/index.js';
+import {
+  createCsrPem,
+  exportPrivateKeyPem,
+  generateKeyPair,
+  parseCertificatesPem,
+  uriSans,
+} from '../../src/pki/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
 import { caRejections } from '../helpers/ca-metrics.js';
@@ -57,6 +63,12 @@ afterAll(async () => {
 describe('a full signing queue', () => {
   it('ok/the next requests get 429 + Retry-After (1–30 s), the counter and one log line (the rest suppressed); the bundle is still served; freed slots sign again', async () => {
     const connection = { caUrl: server.url, trustDomain: TD, bundlePem };
+    // An SVID from before the storm, to ask the token endpoint during it.
+    const clientKeys = await generateKeyPair('p256');
+    const client = await requestSvid(connection, {
+      csrPem: await createCsrPem(clientKeys),
+      token: tokens[3] as string,
+    });
     const held = await holdSigningSlots(server.url, bundlePem, cluster, await cluster.tokens(CAPACITY, 'hold'), () =>
       queueDepthOf(metrics),
     );
@@ -86,6 +98,14 @@ describe('a full signing queue', () => {
       expect(lines).toHaveLength(1);
       expect(lines[0]).not.toHaveProperty('refused');
       expect(text).toContain('meshauth_log_lines_suppressed_total{event="ca_overloaded"} 2');
+      // The token endpoint's refusal is in the OAuth form its clients read, as its other errors are.
+      const token = await postToken(client.certChainPem.join(''), await exportPrivateKeyPem(clientKeys.privateKey));
+      expect(token.status).toBe(429);
+      expect(Number(token.retryAfter)).toBeGreaterThanOrEqual(1);
+      expect(JSON.parse(token.body)).toMatchObject({
+        error: 'temporarily_unavailable',
+        code: 'MESHAUTH_ERR_CA_OVERLOADED',
+      });
     } finally {
       held.release();
     }
@@ -98,6 +118,33 @@ describe('a full signing queue', () => {
     expect(leaf === undefined ? undefined : uriSans(leaf)[0]).toBe('spiffe://example.org/ns/fleet/sa/burst-4');
   });
 });
+
+/** POST /v1/token with a client-credentials form, authenticated by the given SVID. */
+function postToken(certPem: string, keyPem: string): Promise<{ status: number; retryAfter: string; body: string }> {
+  const form = 'grant_type=client_credentials&audience=https%3A%2F%2Fapi.example.org';
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(new URL('/v1/token', server.url), {
+      method: 'POST',
+      ca: bundlePem,
+      cert: certPem,
+      key: keyPem,
+      checkServerIdentity: () => undefined,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(form.length) },
+    });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, retryAfter: String(res.headers['retry-after']), body }),
+      );
+    });
+    req.end(form);
+  });
+}
 
 describe('request bodies that trickle', () => {
   it('fail/bodies still arriving take no signing place: sixteen stalled uploads leave the queue empty and a client is served', async () => {

@@ -59,6 +59,7 @@ export interface MicroResults {
     name: string;
     mintVerifyP50Us: number;
     mintVerifyP99Us: number;
+    sharedP50Us: number;
     headerBytesByDepth: readonly number[];
   }>;
   readonly handshake: Micro<{ name: string; msPerHandshake: number; p99Ms: number; handshakesPerSec: number }>;
@@ -268,7 +269,7 @@ function microTable(micro: MicroResults): Table {
       ]),
       row('passport mint+verify per hop', micro.passport, (r) => [
         `${fmt(r.mintVerifyP50Us)} µs p50`,
-        `p99 ${fmt(r.mintVerifyP99Us)} µs; header bytes by depth ${r.headerBytesByDepth.join(', ')}`,
+        `p99 ${fmt(r.mintVerifyP99Us)} µs; a later request (link seen, shared) ${fmt(r.sharedP50Us)} µs p50; header bytes by depth ${r.headerBytesByDepth.join(', ')}`,
       ]),
       row('mTLS handshake (P-256, new conn)', micro.handshake, (r) => [
         `${fmt(r.msPerHandshake)} ms`,

@@ -135,6 +135,8 @@ export interface HopSeen {
   readonly chain: string[];
   /** The origin passport the request carried (the last JWS of the passport header). */
   readonly origin: string | undefined;
+  /** The link the request carried (the first JWS of a two-part passport header). */
+  readonly link: string | undefined;
   readonly caller: string | undefined;
   readonly cookie: string | undefined;
   readonly authorization: string | undefined;
@@ -162,6 +164,7 @@ function hopOf(service: string, req: IncomingMessage): HopSeen {
     user: typeof userHeader === 'string' ? parseUserHeader(userHeader) : undefined,
     chain,
     origin: typeof passport === 'string' ? passport.split(',').at(-1) : undefined,
+    link: typeof passport === 'string' && passport.includes(',') ? passport.split(',')[0] : undefined,
     caller: typeof xfcc === 'string' ? /URI=([^;,]+)/.exec(xfcc)?.[1] : undefined,
     cookie: req.headers.cookie,
     authorization: req.headers.authorization,

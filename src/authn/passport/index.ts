@@ -1,6 +1,7 @@
 export { algorithmForKey, decodeCompact, signCompact, verifyCompact } from './compact-jws.js';
 export {
   expiredForPassport,
+  linkExpiresAt,
   type MintOptions,
   mintOriginPassport,
   type OriginOptions,
@@ -19,7 +20,7 @@ export {
   PASSPORT_TYP,
   type PassportClaims,
 } from './passport-format.js';
-export { type SharedOrigin, sharedOrigin } from './shared-origin.js';
+export { type SharedLink, type SharedOrigin, sharedLink, sharedOrigin } from './shared-passport.js';
 export { leafKeyOf, sha256Base64url, thumbprintOfDer } from './signer-cache.js';
 export {
   type PassportRejectionReason,

@@ -93,7 +93,7 @@ export function wrapPassport(options: MintOptions & { readonly received: Receive
       iss: self,
       aud: options.audience.toString(),
       iat,
-      exp: Math.min(iat + ttl(options), received.userExpiresAt),
+      exp: linkExpiresAt(options),
       jti: pooledRandomBytes(12).toString('base64url'),
       cnf: { 'x5t#S256': material.thumbprint },
       act,
@@ -103,6 +103,11 @@ export function wrapPassport(options: MintOptions & { readonly received: Receive
     material.algorithm,
   );
   return `${link},${received.origin}`;
+}
+
+/** The `exp` (seconds) of the link wrapPassport makes with these options: its TTL, never past the user's token. */
+export function linkExpiresAt(options: MintOptions & { readonly received: ReceivedPassport }): number {
+  return Math.min(Math.floor(options.now.getTime() / 1000) + ttl(options), options.received.userExpiresAt);
 }
 
 function ttl(options: OriginOptions): number {

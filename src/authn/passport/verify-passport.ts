@@ -78,24 +78,7 @@ export function verifyPassport(value: string, context: PassportVerifyContext): V
   const [linkJws, originJws] = parts as [string, string];
   const tolerance = context.clockToleranceSeconds ?? 5;
   const nowSeconds = context.now.getTime() / 1000;
-
-  // The link: signed by the mTLS peer, for us, now.
-  const link = decode(linkJws, LINK_HEADER);
-  if (!verifyCompact(link, context.peerKey)) reject('signature', 'passport signature is invalid');
-  const claims = checkClaims(link, context.peerId.toString(), context.peerThumbprint, nowSeconds, tolerance);
-  if (claims.aud !== context.self.toString()) reject('audience', `passport is addressed to ${String(claims.aud)}`);
-  const depth = actDepth(claims.act);
-  const maxDepth = context.maxDepth ?? DEFAULT_MAX_DEPTH;
-  if (depth > maxDepth) {
-    throw new MeshauthError(
-      'MESHAUTH_ERR_PASSPORT_TOO_DEEP',
-      `passport call chain has ${depth} hops; the limit is ${maxDepth}`,
-      {
-        reason: 'too_deep',
-      },
-    );
-  }
-  if (claims.org !== sha256Base64url(originJws)) reject('chain_broken', 'passport link does not name this origin');
+  const claims = verifyLink(value, linkJws, originJws, context, nowSeconds, tolerance);
 
   // The origin: signed by a voucher of the trust domain, about the end user, addressed to itself.
   const origin = verifyOrigin(originJws, context, claims.iat, tolerance);
@@ -130,6 +113,65 @@ export function verifyPassport(value: string, context: PassportVerifyContext): V
     expiresAt: claims.exp,
     originExpiresAt: origin.exp,
   };
+}
+
+const MAX_CACHED_LINKS = 1024;
+
+// A sender hands out one link per origin and next hop for many requests (sharedLink), so a link is verified once per
+// connection: by the peer's key object, which each connection's verified peer holds for as long as it lives. Keyed
+// by the whole header value, so the origin the link names is the one it came with.
+const verifiedLinks = new WeakMap<KeyObject, Map<string, PassportClaims>>();
+
+/**
+ * The link: signed by the mTLS peer, for us, now, naming this origin. Its signature, shape and origin are checked
+ * once per peer key and header value; its signer, audience, depth and times on every use.
+ */
+function verifyLink(
+  value: string,
+  linkJws: string,
+  originJws: string,
+  context: PassportVerifyContext,
+  nowSeconds: number,
+  tolerance: number,
+): PassportClaims {
+  let cache = verifiedLinks.get(context.peerKey);
+  const cached = cache?.get(value);
+  if (cached !== undefined) return checkLinkUse(cached, context, nowSeconds, tolerance);
+  const link = decode(linkJws, LINK_HEADER);
+  if (!verifyCompact(link, context.peerKey)) reject('signature', 'passport signature is invalid');
+  const claims = checkLinkUse(checkShape(link), context, nowSeconds, tolerance);
+  if (claims.org !== sha256Base64url(originJws)) reject('chain_broken', 'passport link does not name this origin');
+  if (cache === undefined) {
+    cache = new Map();
+    verifiedLinks.set(context.peerKey, cache);
+  }
+  if (cache.size >= MAX_CACHED_LINKS) cache.clear();
+  cache.set(value, claims);
+  return claims;
+}
+
+/** What a link must be at each use: signed by this peer, addressed to us, valid now, no deeper than allowed. */
+function checkLinkUse(
+  claims: PassportClaims,
+  context: PassportVerifyContext,
+  nowSeconds: number,
+  tolerance: number,
+): PassportClaims {
+  checkSigner(claims, context.peerId.toString(), context.peerThumbprint);
+  checkTimes(claims, nowSeconds, tolerance);
+  if (claims.aud !== context.self.toString()) reject('audience', `passport is addressed to ${String(claims.aud)}`);
+  const depth = actDepth(claims.act);
+  const maxDepth = context.maxDepth ?? DEFAULT_MAX_DEPTH;
+  if (depth > maxDepth) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_PASSPORT_TOO_DEEP',
+      `passport call chain has ${depth} hops; the limit is ${maxDepth}`,
+      {
+        reason: 'too_deep',
+      },
+    );
+  }
+  return claims;
 }
 
 const MAX_CACHED_ORIGINS = 4096;
@@ -178,33 +220,33 @@ function verifyOrigin(jws: string, context: PassportVerifyContext, linkIat: numb
     reject('untrusted_signer', 'the origin passport signer is not trusted', cause);
   }
   if (!verifyCompact(decoded, leaf.key)) reject('signature', 'origin passport signature is invalid');
-  const claims = checkClaims(decoded, signer, leaf.thumbprint, linkIat, tolerance);
+  const claims = checkShape(decoded);
+  checkSigner(claims, signer, leaf.thumbprint);
+  checkTimes(claims, linkIat, tolerance);
   if (cache.size >= MAX_CACHED_ORIGINS) cache.clear();
   cache.set(jws, { claims, certificatesValidUntil });
   return claims;
 }
 
-/** Claim rules shared by links and origins: signer, binding, lifetime, expiry at `atSeconds`, actor. */
-function checkClaims(
-  decoded: DecodedJws,
-  signer: string,
-  thumbprint: string,
-  atSeconds: number,
-  tolerance: number,
-): PassportClaims {
+/** Claim rules of links and origins that depend on the JWS alone: type, fields, audience form, lifetime, actor. */
+function checkShape(decoded: DecodedJws): PassportClaims {
   if (decoded.header.typ !== PASSPORT_TYP) reject('format', 'passport typ is wrong');
   const claims = decoded.payload as unknown as PassportClaims;
   if (typeof claims.iat !== 'number' || typeof claims.exp !== 'number' || typeof claims.jti !== 'string') {
     reject('format', 'passport lacks iat, exp or jti');
   }
   if (typeof claims.aud !== 'string') reject('audience', 'passport aud must be a single SPIFFE ID');
+  if (claims.exp - claims.iat > MAX_PASSPORT_TTL_SECONDS) reject('lifetime', 'passport lifetime exceeds 60 s');
+  if (!isActor(claims.act)) reject('act_mismatch', 'passport act.sub is not its signer');
+  return claims;
+}
+
+/** Signed by `signer`, bound to its certificate (`thumbprint`), and naming it as the current actor. */
+function checkSigner(claims: PassportClaims, signer: string, thumbprint: string): void {
   if (claims.iss !== signer) reject('signer_not_peer', 'passport iss is not its signer');
   if (claims.cnf?.['x5t#S256'] !== thumbprint)
     reject('cnf_mismatch', 'passport cnf does not match its signer certificate');
-  if (claims.exp - claims.iat > MAX_PASSPORT_TTL_SECONDS) reject('lifetime', 'passport lifetime exceeds 60 s');
-  checkTimes(claims, atSeconds, tolerance);
-  if (!isActor(claims.act) || claims.act.sub !== signer) reject('act_mismatch', 'passport act.sub is not its signer');
-  return claims;
+  if (claims.act.sub !== signer) reject('act_mismatch', 'passport act.sub is not its signer');
 }
 
 /** Valid at `atSeconds` (now for a link, the link's `iat` for its origin), within the clock tolerance. */

@@ -1,8 +1,9 @@
 // The outbound end of identity propagation: when the app forwards the `x-meshauth-passport` it received,
-// the sidecar replaces it with a new link for the next hop (signed with its own SVID, `aud` = the route's SPIFFE
-// ID, `act` extended). Only passports this sidecar itself received or minted can be wrapped.
+// the sidecar replaces it with a link for the next hop (signed with its own SVID, `aud` = the route's SPIFFE ID,
+// `act` extended), one link per received passport and next hop for as long as it may be shared (sharedLink). Only
+// passports this sidecar itself received or minted can be wrapped.
 import type { CredentialHolder } from '../../agent/index.js';
-import { PASSPORT_HEADER, wrapPassport } from '../../authn/passport/index.js';
+import { PASSPORT_HEADER, type ReceivedPassport, type SharedLink, sharedLink } from '../../authn/passport/index.js';
 import { signingMaterial } from '../../authn/passport/signer-cache.js';
 import { MeshauthError } from '../../errors/index.js';
 import type { Metrics } from '../../telemetry/index.js';
@@ -18,6 +19,9 @@ export interface PassportWrapperOptions {
 
 export function passportWrapper(options: PassportWrapperOptions): OnOutboundRequest {
   const { holder, store, now } = options;
+  // The links handed out per received passport (the store keeps one object per passport while it may be wrapped) and
+  // next hop: held weakly, so they go with the store's entry.
+  const links = new WeakMap<ReceivedPassport, Map<string, SharedLink>>();
   // The signing key of a new SVID is derived before the holder switches to it: a key that cannot sign passports
   // refuses the rotation instead of failing every request that carries one afterwards.
   holder.prepare((next) => {
@@ -61,7 +65,16 @@ export function passportWrapper(options: PassportWrapperOptions): OnOutboundRequ
     }
     const credentials = holder.current;
     if (credentials === undefined) throw new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet');
-    headers[index + 1] = wrapPassport({ svid: credentials.svid, audience, now: at, received });
+    let byAudience = links.get(received);
+    if (byAudience === undefined) {
+      byAudience = new Map();
+      links.set(received, byAudience);
+    }
+    const key = audience.toString();
+    const previous = byAudience.get(key);
+    const link = sharedLink(previous, received, audience, credentials.svid, at);
+    if (link !== previous) byAudience.set(key, link);
+    headers[index + 1] = link.value;
   }
 }
 

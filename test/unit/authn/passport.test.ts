@@ -261,3 +261,56 @@ describe('passport', () => {
     expectRejected(() => verifyPassport(`${none},${wire.split(',')[1]}`, contextFor(b, gateway)), 'signature');
   });
 });
+
+// A link is checked once per peer key and header value (its sender shares it across requests, sharedLink); what
+// depends on the connection, this sidecar and the clock is checked on every use. Each case verifies the passport
+// once as it should be, then again under the same peer key with one thing changed.
+describe('passport: a link verified before', () => {
+  it('ok/the same header verified again gives the same user and chain', () => {
+    const wire = gatewayToB();
+    const first = verifyPassport(wire, contextFor(b, gateway));
+    const again = verifyPassport(wire, contextFor(b, gateway, { now: new Date(now.getTime() + 20_000) }));
+    expect(again.user).toEqual(first.user);
+    expect(again.chain).toEqual(first.chain);
+  });
+
+  it('fail/expired: the same link once its time is past', () => {
+    const wire = gatewayToB();
+    verifyPassport(wire, contextFor(b, gateway));
+    const later = new Date(now.getTime() + 120_000);
+    expectRejected(() => verifyPassport(wire, contextFor(b, gateway, { now: later })), 'expired');
+    const before = new Date(now.getTime() - 60_000);
+    expectRejected(() => verifyPassport(wire, contextFor(b, gateway, { now: before })), 'expired');
+  });
+
+  it('fail/audience: the same link at another sidecar, under the same peer key', () => {
+    const wire = gatewayToB();
+    verifyPassport(wire, contextFor(b, gateway));
+    expectRejected(() => verifyPassport(wire, contextFor(d, gateway)), 'audience');
+  });
+
+  it('fail/signer: the same key presented as another peer ID or certificate', () => {
+    const wire = gatewayToB();
+    verifyPassport(wire, contextFor(b, gateway));
+    expectRejected(() => verifyPassport(wire, contextFor(b, gateway, { peerId: id(c) })), 'signer_not_peer');
+    const otherThumbprint = thumbprintOfDer(new Uint8Array(c.leaf.rawData));
+    expectRejected(
+      () => verifyPassport(wire, contextFor(b, gateway, { peerThumbprint: otherThumbprint })),
+      'cnf_mismatch',
+    );
+  });
+
+  it('fail/broken-link: the same link with another origin than the one it names', () => {
+    const wire = gatewayToB();
+    verifyPassport(wire, contextFor(b, gateway));
+    const [link] = wire.split(',');
+    const [, otherOrigin] = gatewayToB().split(',');
+    expectRejected(() => verifyPassport(`${link},${otherOrigin}`, contextFor(b, gateway)), 'chain_broken');
+  });
+
+  it('fail/voucher: the same link once its origin signer may no longer vouch', () => {
+    const wire = gatewayToB();
+    verifyPassport(wire, contextFor(b, gateway));
+    expectRejected(() => verifyPassport(wire, contextFor(b, gateway, { vouchers: new Set() })), 'not_vouched');
+  });
+});

@@ -69,3 +69,81 @@ describe('passportWrapper', () => {
     expect((error as { reason?: string }).reason).toBe('route_audience');
   });
 });
+
+// One link per received passport and next hop while it may be shared (sharedLink): minted for 60 s and handed out
+// while 30 s of it are left, so the next hop has as long as with a link of its own, and verified there once per
+// connection instead of once per request.
+describe('passportWrapper: one link per passport and next hop', () => {
+  const T0 = Date.UTC(2026, 11, 5, 12, 0, 0);
+  const PAYMENTS = 'spiffe://example.org/ns/shop/sa/payments';
+
+  function wrapper(userExpiresInS = 3600) {
+    const clock = { ms: T0 };
+    const holder = new CredentialHolder({ svid: web.svid, bundle: ca.bundle });
+    const store = new PassportStore();
+    const exp = T0 / 1000 + userExpiresInS;
+    const user = endUserFromClaims({ sub: 'alice', iss: 'https://idp.test', exp }, []);
+    if (user === undefined) throw new Error('fixture user');
+    const originFor = () => {
+      const origin = mintOriginPassport({ svid: web.svid, now: new Date(clock.ms), user });
+      store.remember(ownOrigin(origin, SpiffeId.parse(web.id), exp), clock.ms + 600_000, 'alice');
+      return origin;
+    };
+    const wrap = passportWrapper({ holder, store, metrics: new Metrics(), now: () => new Date(clock.ms) });
+    const link = async (origin: string, to = ORDERS): Promise<{ value: string; iat: number; exp: number }> => {
+      const headers = ['host', 'orders.shop', PASSPORT_HEADER, origin];
+      await wrap({ route: route([to], []), method: 'GET', path: '/', headers });
+      const value = headers[3] as string;
+      const claims = JSON.parse(Buffer.from(value.split('.')[1] as string, 'base64url').toString());
+      return { value, iat: claims.iat, exp: claims.exp };
+    };
+    return { clock, holder, originFor, link };
+  }
+
+  it('ok/one 60 s link while 30 s of it are left, then a new one', async () => {
+    const { clock, originFor, link } = wrapper();
+    const origin = originFor();
+    const first = await link(origin);
+    expect(first.exp - first.iat).toBe(60);
+    clock.ms = T0 + 30_000; // exactly 30 s left
+    expect((await link(origin)).value).toBe(first.value);
+    clock.ms = T0 + 31_000;
+    const next = await link(origin);
+    expect(next.value).not.toBe(first.value);
+    expect(next.iat).toBe(T0 / 1000 + 31);
+  });
+
+  it('ok/another next hop or another passport gets a link of its own', async () => {
+    const { originFor, link } = wrapper();
+    const origin = originFor();
+    const toOrders = await link(origin);
+    const toPayments = await link(origin, PAYMENTS);
+    expect(toPayments.value).not.toBe(toOrders.value);
+    expect(JSON.parse(Buffer.from(toPayments.value.split('.')[1] as string, 'base64url').toString()).aud).toBe(
+      PAYMENTS,
+    );
+    expect((await link(originFor())).value).not.toBe(toOrders.value);
+  });
+
+  it('ok/a link that ends with the user’s token is handed out to its end', async () => {
+    const { clock, originFor, link } = wrapper(20);
+    const origin = originFor();
+    const first = await link(origin);
+    expect(first.exp).toBe(T0 / 1000 + 20);
+    clock.ms = T0 + 19_000;
+    expect((await link(origin)).value).toBe(first.value);
+  });
+
+  it('fail/a new SVID, or a clock gone back past the mint, mints a new link', async () => {
+    const { clock, holder, originFor, link } = wrapper();
+    const origin = originFor();
+    clock.ms = T0 + 10_000;
+    const first = await link(origin);
+    clock.ms = T0 + 9_000;
+    const afterStep = await link(origin);
+    expect(afterStep.value).not.toBe(first.value);
+    expect((await link(origin)).value).toBe(afterStep.value);
+    holder.set({ svid: (await ca.issue({ id: ca.idFor('/ns/shop/sa/web') })).svid, bundle: ca.bundle });
+    expect((await link(origin)).value).not.toBe(afterStep.value);
+  });
+});

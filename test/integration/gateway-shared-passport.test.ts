@@ -1,7 +1,8 @@
 // The gateway vouches for a signed-in user with one origin passport for many requests (the same rule as a sidecar's
 // voucher, sharedOrigin): every hop below keeps the origins it verified by their text, so a new origin per request
-// would make each of them validate the gateway's signer again. The origin lives 60 s, each request still gets its own
-// link, the origin travels unchanged down the chain, and another user gets an origin of their own.
+// would make each of them validate the gateway's signer again. Likewise each hop hands the next one link per passport
+// (sharedLink), which the next hop verifies once per connection. The origin lives 60 s, travels unchanged down the
+// chain, and another user gets an origin of their own.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScriptedBrowser } from '../helpers/browser.js';
 import { ALICE, type GatewayMesh, type HopSeen, startGatewayMesh } from '../helpers/gateway-mesh.js';
@@ -46,10 +47,22 @@ describe('gateway: one origin passport per signed-in user', () => {
     expect(claims.usr.sub).toBe('alice');
   });
 
+  it('ok/two requests of one session carry one link per hop, each accepted by its next hop', async () => {
+    const [first, second] = await twoPages(ALICE.username, ALICE.password);
+    expect(first.link).toBeDefined();
+    expect(second.link).toBe(first.link); // gateway → web
+    expect(first.next?.link).toBeDefined();
+    expect(second.next?.link).toBe(first.next?.link); // web → app
+    expect(first.next?.link).not.toBe(first.link);
+    const link = claimsOf(first.link);
+    expect(link.exp - link.iat).toBe(60);
+  });
+
   it('fail/another user never receives the first user’s origin', async () => {
     const [alice] = await twoPages(ALICE.username, ALICE.password);
     const [bob, bobAgain] = await twoPages(BOB.username, BOB.password);
     expect(bob.origin).not.toBe(alice.origin);
+    expect(bob.link).not.toBe(alice.link);
     expect(bobAgain.origin).toBe(bob.origin);
     expect(claimsOf(bob.origin).usr.sub).toBe('bob');
   });

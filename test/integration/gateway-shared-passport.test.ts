@@ -1,7 +1,7 @@
 // The gateway vouches for a signed-in user with one origin passport for many requests (the same rule as a sidecar's
 // voucher, sharedOrigin): every hop below keeps the origins it verified by their text, so a new origin per request
 // would make each of them validate the gateway's signer again. Likewise each hop hands the next one link per passport
-// (sharedLink), which the next hop verifies once per connection. The origin lives 60 s, travels unchanged down the
+// (sharedLink), whose signature the next hop checks once. The origin lives 60 s, travels unchanged down the
 // chain, and another user gets an origin of their own.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScriptedBrowser } from '../helpers/browser.js';

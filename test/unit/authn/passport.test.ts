@@ -262,10 +262,28 @@ describe('passport', () => {
   });
 });
 
-// A link is checked once per peer key and header value (its sender shares it across requests, sharedLink); what
-// depends on the connection, this sidecar and the clock is checked on every use. Each case verifies the passport
-// once as it should be, then again under the same peer key with one thing changed.
+// A link is checked once per header value and peer certificate (its sender shares it across requests, sharedLink),
+// and kept only once its whole passport verified; what depends on the connection, this sidecar and the clock is
+// checked on every use. Each case verifies the passport once as it should be, then again with one thing changed.
 describe('passport: a link verified before', () => {
+  /** The peer's certificate thumbprint with another key: what shows whether the link's signature is checked. */
+  const wrongKey = () => leafKeyOf(Buffer.from(d.leaf.rawData).toString('base64')).key;
+
+  it('ok/a link kept is not checked again against the key: the certificate thumbprint stands for it', () => {
+    const wire = gatewayToB();
+    expectRejected(() => verifyPassport(wire, contextFor(b, gateway, { peerKey: wrongKey() })), 'signature');
+    verifyPassport(wire, contextFor(b, gateway));
+    expect(verifyPassport(wire, contextFor(b, gateway, { peerKey: wrongKey() })).user.sub).toBe('alice');
+  });
+
+  it('fail/a passport refused after its link held (here: a voucher not allowed) keeps nothing', () => {
+    // Found in review: links were kept once their own checks passed, so a peer signing links beside origins nobody
+    // vouched for filled the receiver's memory with passports it refused.
+    const wire = gatewayToB();
+    expectRejected(() => verifyPassport(wire, contextFor(b, gateway, { vouchers: new Set() })), 'not_vouched');
+    expectRejected(() => verifyPassport(wire, contextFor(b, gateway, { peerKey: wrongKey() })), 'signature');
+  });
+
   it('ok/the same header verified again gives the same user and chain', () => {
     const wire = gatewayToB();
     const first = verifyPassport(wire, contextFor(b, gateway));

@@ -132,6 +132,8 @@ describe('passportWrapper: one link per passport and next hop', () => {
     expect(first.exp).toBe(T0 / 1000 + 20);
     clock.ms = T0 + 19_000;
     expect((await link(origin)).value).toBe(first.value);
+    clock.ms = T0 + 20_000; // expired: never handed out again
+    expect((await link(origin)).value).not.toBe(first.value);
   });
 
   it('fail/a new SVID, or a clock gone back past the mint, mints a new link', async () => {

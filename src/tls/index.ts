@@ -31,6 +31,7 @@ export {
   withoutResumption,
 } from './tls-profile.js';
 export {
+  checkedServerChain,
   peerChainDer,
   peerChainDerOf,
   peerOf,

@@ -185,16 +185,31 @@ const MIN_RSA_BITS = 2048;
  * failure is MESHAUTH_ERR_PEER_IDENTITY, reason `peer_svid_invalid`, the failed rule as its cause.
  */
 export function serverChainError(socket: TLSSocket): MeshauthError | undefined {
+  return checkedServerChain(socket).error;
+}
+
+/**
+ * serverChainError, and the chain it checked as DER, leaf first (what a connection kept open must be checked against
+ * again when a root leaves the bundle). Node gives a peer certificate's issuer links on its first read only, so the
+ * chain is taken from the same read.
+ */
+export function checkedServerChain(socket: TLSSocket): { readonly error?: MeshauthError; readonly chain: Buffer[] } {
   const leaf = socket.getPeerX509Certificate();
+  const chain: Buffer[] = [];
+  for (let cert = leaf; cert !== undefined && chain.length <= MAX_ISSUERS; cert = cert.issuerCertificate) {
+    chain.push(cert.raw);
+    if (cert.issuerCertificate === cert) break; // a self-signed root ends the chain
+  }
   try {
     if (leaf === undefined) throw new Error('no server certificate');
     checkPeerIssuers(leaf);
     checkPeerKey(leaf.publicKey);
-    return undefined;
+    return { chain };
   } catch (cause) {
-    return new MeshauthError('MESHAUTH_ERR_PEER_IDENTITY', 'peer certificate chain is not a valid SVID chain', {
+    const error = new MeshauthError('MESHAUTH_ERR_PEER_IDENTITY', 'peer certificate chain is not a valid SVID chain', {
       reason: 'peer_svid_invalid',
       cause,
     });
+    return { error, chain };
   }
 }

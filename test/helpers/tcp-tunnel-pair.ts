@@ -8,7 +8,7 @@ import { CredentialHolder } from '../../src/agent/credential-holder.js';
 import type { CompiledPolicy } from '../../src/authz/index.js';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { SpiffeId } from '../../src/identity/index.js';
-import { rootsOf } from '../../src/sidecar/inbound/removed-roots.js';
+import type { TrustBundle } from '../../src/pki/index.js';
 import { type RunningSidecar, startSidecar } from '../../src/sidecar/index.js';
 import {
   type ResolveHost,
@@ -19,6 +19,7 @@ import {
 } from '../../src/sidecar/tcp/index.js';
 import { createLogger, type Logger, Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { mtlsServerOptions, peerChainDer, verifyPeer } from '../../src/tls/index.js';
+import { rootsOf } from '../../src/tls/removed-roots.js';
 import type { TestCa, TestSvid } from './test-ca.js';
 
 export interface TcpTunnelPair {
@@ -62,6 +63,8 @@ export interface TcpTunnelPairOptions {
   readonly serverHost?: string;
   /** Both sides log here (a test reading their lines); default testLogger(). */
   readonly logger?: Logger;
+  /** The trust bundle both sides hold (default: the CA's own). */
+  readonly bundle?: TrustBundle;
 }
 
 export function testLogger(): Logger {
@@ -77,10 +80,11 @@ export async function startTcpTunnelPair(ca: TestCa, options: TcpTunnelPairOptio
       id: options.serverId ?? ca.idFor('/ns/data/sa/db'),
       ...(options.serverTtlMs === undefined ? {} : { ttlMs: options.serverTtlMs }),
     }));
+  const bundle = options.bundle ?? ca.bundle;
   const clientHolder = new CredentialHolder(
-    options.clientWithoutSvid === true ? undefined : { svid: clientSvid.svid, bundle: ca.bundle },
+    options.clientWithoutSvid === true ? undefined : { svid: clientSvid.svid, bundle },
   );
-  const serverHolder = new CredentialHolder({ svid: serverSvid.svid, bundle: ca.bundle });
+  const serverHolder = new CredentialHolder({ svid: serverSvid.svid, bundle });
   const clientMetrics = new Metrics();
   const serverMetrics = new Metrics();
   const logger = options.logger ?? testLogger();

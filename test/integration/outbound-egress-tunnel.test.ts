@@ -10,6 +10,7 @@
 // Every server here is on loopback, which egress refuses by design (a resolved loopback address is a 403
 // egress_loopback). The test replaces only that check (isLoopbackTarget) so the tunnel can reach a loopback server;
 // everything else — the matcher, the sockets — is the real code, and the lookup answers the upstream's name alone.
+import { spawn } from 'node:child_process';
 import { createServer as createTcpServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
@@ -443,6 +444,63 @@ describe("egress tunnel limit (the TCP tunnels' maxConnections)", () => {
     for (const t of [open[1] as Tunnel, next]) {
       t.socket.end();
       await t.closed;
+    }
+  });
+});
+
+describe('egress connect timeout', () => {
+  let ca: TestCa;
+  let log: LogLines;
+  beforeAll(async () => {
+    ca = await TestCa.create();
+    log = logLines('sidecar');
+  });
+
+  it('fail/an upstream that never answers the SYN gets the CONNECT a 503 at the TCP connect timeout, and frees its place', async () => {
+    // Found in review: the CONNECT waited for the kernel to give up (about two minutes), holding a tunnel place.
+    // A listener whose accept queue is full drops further SYNs, as a black-holed address does: a child process
+    // listens with a backlog of 1, then stops its event loop; the test fills the queue.
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const s = require('node:net').createServer();
+         s.listen({ host: '127.0.0.1', port: 0, backlog: 1 }, () => {
+           console.log(s.address().port);
+           Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000);
+         });`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const fillers: Socket[] = [];
+    let sidecar: TestSidecar | undefined;
+    try {
+      const port = Number(await new Promise<string>((resolve) => child.stdout.once('data', (d) => resolve(String(d)))));
+      // The kernel completes backlog + 1 connections into the queue of a listener that does not accept.
+      let queued = 0;
+      for (let i = 0; i < 2; i++) {
+        const filler = netConnect({ host: '127.0.0.1', port }, () => queued++);
+        filler.on('error', () => undefined);
+        fillers.push(filler);
+      }
+      await until('a full accept queue', () => queued === 2);
+      sidecar = await startTestSidecar(
+        ca,
+        ca.idFor('/ns/a/sa/a'),
+        testConfig({ appPort: 1, egress: [`${UPSTREAM_NAME}:${port}`] }),
+        { tcpLimits: { maxConnections: 1, connectTimeoutMs: 300 }, logger: log.logger },
+      );
+      const egress = { sidecar, port } as Egress;
+      const first = await connectAnswer(egress);
+      expect(first.status).toBe(503);
+      expect(JSON.parse(first.body)).toMatchObject({ code: 'MESHAUTH_ERR_UPSTREAM_UNAVAILABLE' });
+      // Its place is free again: the next CONNECT is not refused for the limit, it times out the same way.
+      expect((await connectAnswer(egress)).status).toBe(503);
+      expect(log.find({ reason: 'egress_limit' })).toEqual([]);
+    } finally {
+      await sidecar?.sidecar.close(0);
+      for (const filler of fillers) filler.destroy();
+      child.kill();
     }
   });
 });

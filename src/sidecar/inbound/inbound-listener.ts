@@ -29,12 +29,12 @@ import {
   type VerifiedPeer,
   verifyPeer,
 } from '../../tls/index.js';
+import { chainsToAny, completedChain, intermediatesOf, removedRoots, rootsOf } from '../../tls/removed-roots.js';
 import { acceptHead, authenticateWith, authorizeWith, identityHeaders, peerUnexpired } from '../pipeline/stages.js';
 import { ConnectionGuard } from './connection-guard.js';
 import type { InboundHooks } from './inbound-hooks.js';
 import type { InboundLimits } from './limits.js';
 import { ListenerCore } from './listener-core.js';
-import { chainsToAny, completedChain, intermediatesOf, removedRoots, rootsOf } from './removed-roots.js';
 
 export { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
 export { classifyAppError, INBOUND_LIMITS } from './listener-core.js';

@@ -65,6 +65,7 @@ export class OutboundListener {
   readonly #egressIdleTimeoutMs: number;
   /** Egress tunnels open or connecting at most (TcpLimits.maxConnections); past it a CONNECT gets a 503. */
   readonly #egressMaxTunnels: number;
+  readonly #egressConnectTimeoutMs: number;
   readonly #server: Server;
   readonly #routes: RouteTable<RouteConfig>;
   readonly #sessions: PeerSessions;
@@ -90,6 +91,7 @@ export class OutboundListener {
     const tcpLimits = { ...TCP_LIMITS, ...options.tcpLimits };
     this.#egressIdleTimeoutMs = tcpLimits.idleTimeoutMs;
     this.#egressMaxTunnels = tcpLimits.maxConnections;
+    this.#egressConnectTimeoutMs = tcpLimits.connectTimeoutMs;
     this.#egress = egressMatcher(config.outbound.egress);
     this.#routes = new RouteTable(config.outbound.routes.values());
     this.#sessions = new PeerSessions({
@@ -449,7 +451,14 @@ export class OutboundListener {
     // the other, a clean half-close is passed on as one, and a tunnel silent both ways for the idle timeout is cut.
     const appLeft = () => upstream.destroy();
     app.once('close', appLeft);
+    // A destination that drops SYNs would hold the app's CONNECT unanswered, and a tunnel place, until the kernel gave
+    // up (about two minutes): the TCP tunnels' connect timeout ends it with the 503 below.
+    const connectTimer = setTimeout(
+      () => upstream.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })),
+      this.#egressConnectTimeoutMs,
+    );
     upstream.once('close', () => {
+      clearTimeout(connectTimer);
       this.#tunnels.delete(upstream);
       if (tunnel === undefined) app.destroy();
     });
@@ -464,6 +473,7 @@ export class OutboundListener {
       this.#rejectTunnel(app, error, startedAt, { host });
     });
     upstream.once('connect', () => {
+      clearTimeout(connectTimer);
       app.off('close', appLeft);
       app.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       const counters = this.#egressTelemetry.counters;

@@ -3,11 +3,14 @@
 // server authenticated by SPIFFE ID, never by host name) and pipes both ways (TcpTunnel). The app's bytes are not read
 // before the tunnel is up (pauseOnConnect). A failed tunnel resets the app's connection: one log line, one metric;
 // a refused server certificate also counts in meshauth_tls_handshake_failures_total, classified as the HTTP path's.
+// When the trust bundle loses a root, open tunnels whose server chains to it are cut, as the inbound cuts its clients.
+
+import type { X509Certificate } from 'node:crypto';
 import { isIP, connect as netConnect, createServer as netServer, type Server, type Socket } from 'node:net';
 import { type SecureContext, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import { formatHostPort, type HostPort } from '../../config/index.js';
-import { isMeshauthError } from '../../errors/index.js';
+import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../../identity/index.js';
 import { atPeerExpiry, listenOn } from '../../platform/index.js';
 import { listenAll } from '../../platform/listen-all.js';
@@ -15,11 +18,12 @@ import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   answerIdentityCheckWithLeaf,
   type ConnectPhase,
+  checkedServerChain,
   peerConnectFailureReason,
-  serverChainError,
   spiffeServerIdentity,
   type TlsProfile,
 } from '../../tls/index.js';
+import { chainsToAny, completedChain, intermediatesOf, removedRoots, rootsOf } from '../../tls/removed-roots.js';
 import { waitUntil } from '../listen.js';
 import { ClientContextCache } from './client-context.js';
 import { resetSocket } from './reset-socket.js';
@@ -56,6 +60,14 @@ export interface TcpOutboundOptions {
 /** The connection attempt in progress for one app connection (replaced when the next address is tried). */
 interface Attempt {
   mesh: TLSSocket | undefined;
+  /** Root removals before it began: a handshake under way at a removal was verified against the roots before it. */
+  readonly removals: number;
+}
+
+/** The roots a removal kept, and the intermediates that complete a chain Node reported in part. */
+interface KeptRoots {
+  readonly roots: readonly X509Certificate[];
+  readonly intermediates: readonly X509Certificate[];
 }
 
 interface Listener {
@@ -76,6 +88,11 @@ export class TcpOutboundListeners {
   readonly #listeners: Listener[] = [];
   /** App connections being tunnelled or set up, each with its shutdown. */
   readonly #live = new Map<Socket, () => void>();
+  /** Each open tunnel's server chain (DER, leaf first), checked again when a root leaves the bundle. */
+  readonly #servers = new Map<TcpTunnel, readonly Buffer[]>();
+  #removals = 0;
+  #kept: KeptRoots = { roots: [], intermediates: [] };
+  readonly #unsubscribe: () => void;
   #draining = false;
 
   constructor(options: TcpOutboundOptions) {
@@ -98,6 +115,20 @@ export class TcpOutboundListeners {
       );
       this.#listeners.push(listener);
     }
+    this.#unsubscribe = options.holder.prepare((credentials) => {
+      const previous = options.holder.current;
+      if (removedRoots(previous?.bundle, credentials.bundle).length === 0) return noCommit;
+      const kept: KeptRoots = {
+        roots: rootsOf(credentials.bundle),
+        // Our own SVIDs' intermediates sign every server of our CA: they complete chains Node reported in part.
+        intermediates: intermediatesOf([previous?.svid, credentials.svid]),
+      };
+      return () => {
+        this.#removals++;
+        this.#kept = kept;
+        this.#keepOnlyServersOf(kept);
+      };
+    });
   }
 
   /** Binds every listener; resolves with the bound port by route key. Every bind settles first (listenAll). */
@@ -126,6 +157,7 @@ export class TcpOutboundListeners {
   /** Drain: stop accepting; open tunnels run until they end or `deadline` (ms since epoch), then are closed. */
   async close(deadline: number): Promise<void> {
     this.#draining = true;
+    this.#unsubscribe();
     for (const l of this.#listeners) l.server.close();
     await waitUntil(deadline, () => this.#live.size === 0);
     for (const shutdown of [...this.#live.values()]) shutdown();
@@ -147,7 +179,7 @@ export class TcpOutboundListeners {
       resetSocket(app);
       return;
     }
-    const attempt: Attempt = { mesh: undefined };
+    const attempt: Attempt = { mesh: undefined, removals: this.#removals };
     this.#live.set(app, () => {
       attempt.mesh?.destroy();
       app.destroy();
@@ -257,7 +289,7 @@ export class TcpOutboundListeners {
         mesh.destroy(Object.assign(new Error('peer identity was not verified'), { code: 'PEER_NOT_VERIFIED' }));
         return;
       }
-      const chainError = serverChainError(mesh);
+      const { error: chainError, chain } = checkedServerChain(mesh);
       if (chainError !== undefined) {
         phase = 'identity';
         mesh.destroy(chainError);
@@ -268,6 +300,11 @@ export class TcpOutboundListeners {
         mesh.destroy(
           Object.assign(new Error(`peer accepted neither ALPN ${TCP_ALPNS.join(' nor ')}`), { code: 'ALPN_REFUSED' }),
         );
+        return;
+      }
+      if (attempt.removals !== this.#removals && !this.#chainsToKept(chain)) {
+        phase = 'identity';
+        mesh.destroy(rootRemovedError());
         return;
       }
       mesh.off('error', onError);
@@ -283,16 +320,39 @@ export class TcpOutboundListeners {
         counters: this.#telemetry.counters,
         onClose: (end, seconds, broken) => {
           forget();
+          this.#servers.delete(tunnel);
           this.#telemetry.closed(end, seconds, peerId, broken);
         },
       });
       this.#live.set(app, () => tunnel.shutdown());
+      this.#servers.set(tunnel, chain);
       // At the server certificate's notAfter the peer no longer speaks for the ID it was checked against: the
       // tunnel is cut (a reset both ways, as at the drain deadline). The inbound end does the same at the client's.
       atPeerExpiry(mesh, peerNotAfterMs - (now?.() ?? new Date()).getTime(), () => tunnel.shutdown());
       app.resume();
     });
     attempt.mesh = mesh;
+  }
+
+  /** Whether `chain` leads to a root the last removal kept. */
+  #chainsToKept(chain: readonly Buffer[]): boolean {
+    return chainsToAny(completedChain(chain, this.#kept.intermediates), this.#kept.roots);
+  }
+
+  /** Cuts (a reset both ways) every open tunnel whose server does not chain to a root that stayed in the bundle. */
+  #keepOnlyServersOf(kept: KeptRoots): void {
+    let cut = 0;
+    for (const [tunnel, chain] of this.#servers) {
+      if (chainsToAny(completedChain(chain, kept.intermediates), kept.roots)) continue;
+      tunnel.shutdown();
+      cut++;
+    }
+    if (cut === 0) return;
+    this.#options.metrics.connectionsRejected.inc({ direction: 'outbound', reason: 'root_removed' }, cut);
+    this.#options.logger.warn(
+      { direction: 'outbound', protocol: 'tcp', connections: cut },
+      'tunnels closed: their server’s root left the trust bundle',
+    );
   }
 
   #fail(
@@ -316,3 +376,19 @@ export class TcpOutboundListeners {
 }
 
 function ignore(): void {}
+
+function noCommit(): void {}
+
+/** A server verified against roots one of which left the bundle during the handshake: as one under an unknown CA. */
+function rootRemovedError(): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_PEER_IDENTITY', 'peer certificate chain is not a valid SVID chain', {
+    reason: 'peer_svid_invalid',
+    cause: new MeshauthError(
+      'MESHAUTH_ERR_SVID_CHAIN',
+      "the server's root left the trust bundle during the handshake",
+      {
+        reason: 'unknown_ca',
+      },
+    ),
+  });
+}

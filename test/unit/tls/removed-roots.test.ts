@@ -1,14 +1,8 @@
 // Which live connections a root removal must cut, from the DER chains the peers presented: pure node:crypto checks.
 import { describe, expect, it } from 'vitest';
-import { TrustBundle } from '../../../../src/pki/index.js';
-import {
-  chainsToAny,
-  completedChain,
-  intermediatesOf,
-  removedRoots,
-  rootsOf,
-} from '../../../../src/sidecar/inbound/removed-roots.js';
-import { TestCa } from '../../../helpers/test-ca.js';
+import { TrustBundle } from '../../../src/pki/index.js';
+import { chainsToAny, completedChain, intermediatesOf, removedRoots, rootsOf } from '../../../src/tls/removed-roots.js';
+import { TestCa } from '../../helpers/test-ca.js';
 
 const der = (cert: { rawData: ArrayBuffer }) => Buffer.from(cert.rawData);
 

@@ -1,13 +1,14 @@
-// When the trust bundle loses a root, connections already established by peers whose chain leads to that root
-// must not outlive it: new handshakes use the new bundle at once (setSecureContext), and these helpers find the
-// live connections to cut. Synchronous node:crypto checks over the chain the peer presented.
+// When the trust bundle loses a root, connections already established with peers whose chain leads to that root
+// must not outlive it (the inbound's clients, the outbound TCP tunnels' servers): new handshakes use the new bundle at
+// once, and these helpers find the live connections to cut. Synchronous node:crypto checks over the chain the peer
+// presented.
 //
 // Node does not always report that chain: on a socket of Node 24's tls.Server (which the inbound no longer uses)
 // it reports the leaf alone, and its issuer links stop early on some orders. The chain is completed from the intermediates this sidecar knows (its
 // own SVID's, which sign every peer of the same CA); a connection whose chain still cannot be shown to reach a
 // root that stays is cut — failing closed costs that peer one reconnect.
 import { X509Certificate } from 'node:crypto';
-import type { TrustBundle, X509Svid } from '../../pki/index.js';
+import type { TrustBundle, X509Svid } from '../pki/index.js';
 
 /** Roots of `before` that `after` no longer holds, as node:crypto certificates (empty when none left). */
 export function removedRoots(before: TrustBundle | undefined, after: TrustBundle): X509Certificate[] {

@@ -1,0 +1,59 @@
+// A root that leaves the trust bundle cuts the outbound TCP tunnels whose server chains to it, as the inbound cuts
+// its clients of that root (inbound-root-removed.test.ts) and the HTTP outbound retires its sessions. Found in
+// review: an open tunnel to a server of the removed root kept carrying bytes until the server's SVID expired.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TrustBundle } from '../../src/pki/index.js';
+import { type LogLines, logLines } from '../helpers/log-lines.js';
+import { rawClient, until } from '../helpers/tcp-client.js';
+import { echo, startTcpApp, startTcpTunnelPair, type TcpApp, type TcpTunnelPair } from '../helpers/tcp-tunnel-pair.js';
+import { TestCa } from '../helpers/test-ca.js';
+
+describe('outbound TCP tunnels when a root leaves the bundle', () => {
+  let kept: TestCa;
+  let retired: TestCa;
+  let app: TcpApp;
+  let toRetired: TcpTunnelPair;
+  let toKept: TcpTunnelPair;
+  let log: LogLines;
+
+  beforeAll(async () => {
+    kept = await TestCa.create('example.org');
+    retired = await TestCa.create('example.org');
+    const both = new TrustBundle(kept.trustDomain, [...kept.bundle.roots, ...retired.bundle.roots]);
+    app = await startTcpApp(echo);
+    log = logLines('sidecar', 'info');
+    toRetired = await startTcpTunnelPair(kept, {
+      appPort: app.port,
+      logger: log.logger,
+      serverSvid: await retired.issue({ id: retired.idFor('/ns/data/sa/old') }),
+      bundle: both,
+    });
+    toKept = await startTcpTunnelPair(kept, { appPort: app.port, bundle: both });
+  });
+  afterAll(async () => {
+    await toRetired?.close();
+    await toKept?.close();
+    await app?.close();
+  });
+
+  it('fail/the tunnel to the removed root’s server is reset, counted and logged; ok/the kept root’s tunnel carries on', async () => {
+    const goes = await rawClient(toRetired.port);
+    const stays = await rawClient(toKept.port);
+    goes.socket.write('before');
+    stays.socket.write('before');
+    await until('both echo', () => goes.received().toString() === 'before' && stays.received().toString() === 'before');
+
+    for (const pair of [toRetired, toKept]) {
+      pair.clientHolder.set({ svid: pair.clientSvid.svid, bundle: kept.bundle });
+    }
+    expect((await goes.closed)?.code).toBe('ECONNRESET');
+    const text = await toRetired.clientMetrics.registry.metrics();
+    expect(text).toContain('meshauth_connections_rejected_total{direction="outbound",reason="root_removed"} 1');
+    expect(log.find({ direction: 'outbound', protocol: 'tcp', connections: 1 })).toHaveLength(1);
+
+    stays.socket.write('+after');
+    await until('the kept tunnel echoes', () => stays.received().toString() === 'before+after');
+    expect(await toKept.clientMetrics.registry.metrics()).not.toContain('reason="root_removed"');
+    stays.socket.destroy();
+  });
+});

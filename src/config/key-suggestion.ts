@@ -36,13 +36,17 @@ export function unknownKeysText(
 
 /** The allowed key closest to `name` (case aside, or a few letters off), if any is close enough to suggest. */
 export function closestKey(name: string, allowed: readonly string[]): string | undefined {
+  const close = Math.max(1, Math.floor(name.length / 3));
   let best: { key: string; distance: number } | undefined;
   for (const key of allowed) {
+    // The lengths' difference is a lower bound of the distance: a key it already puts too far is not measured (the
+    // work grows with both lengths, and a webhook reads names of any length from whoever creates pods).
+    if (Math.abs(name.length - key.length) > close) continue;
     const distance = editDistance(name.toLowerCase(), key.toLowerCase());
     if (best === undefined || distance < best.distance) best = { key, distance };
   }
   if (best === undefined) return undefined;
-  return best.distance <= Math.max(1, Math.floor(name.length / 3)) ? best.key : undefined;
+  return best.distance <= close ? best.key : undefined;
 }
 
 function tokenize(leaf: string): string[] {

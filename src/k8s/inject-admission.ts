@@ -98,6 +98,18 @@ export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOu
   if (NEVER_INJECTED_NAMESPACES.has(stringAt(request, 'namespace') ?? '')) return answer('skipped', 'system_namespace');
   if (object === undefined) return cannotHandle(answer, config, 'no_object', 'the review carries no object');
 
+  // A pod whose own annotations are past the API server's limit will be refused whatever is done here: answered before
+  // the injection reads each of them (a review of megabytes of annotation keys took seconds, and the webhook answers
+  // reviews one at a time).
+  const sentBytes = annotationSize(objectAt(objectAt(object, 'metadata') ?? {}, 'annotations'));
+  if (sentBytes > MAX_ANNOTATION_BYTES) {
+    return cannotHandle(
+      answer,
+      config,
+      'annotations_too_large',
+      `the pod's annotations are ${sentBytes} bytes, over the ${MAX_ANNOTATION_BYTES} the API server accepts`,
+    );
+  }
   // The object as the API server will store it; apiVersion/kind are set for the injection's kind dispatch only.
   const typed: JsonObject = { ...object, apiVersion: 'v1', kind };
   let injected: ReturnType<typeof injectObject>;

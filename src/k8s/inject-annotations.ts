@@ -20,14 +20,17 @@ export interface UnknownAnnotation {
 }
 
 const SETTING_NAMES = CONFIG_ANNOTATIONS.map((key) => key.slice(CONFIG_ANNOTATION_PREFIX.length));
+/** Unknown keys given a suggestion: the first few (a review reports no more), not every one a pod may carry. */
+const MAX_SUGGESTIONS = 8;
 
 /** The `config.meshauth.dev/` keys of these metadata that are none of the settings. */
 export function unknownConfigAnnotations(metadata: JsonObject | undefined): UnknownAnnotation[] {
   const annotations = objectAt(metadata ?? {}, 'annotations') ?? {};
   return Object.keys(annotations)
     .filter((key) => key.startsWith(CONFIG_ANNOTATION_PREFIX) && !CONFIG_ANNOTATIONS.includes(key))
-    .map((key) => {
-      const near = closestKey(key.slice(CONFIG_ANNOTATION_PREFIX.length), SETTING_NAMES);
+    .map((key, index) => {
+      const near =
+        index < MAX_SUGGESTIONS ? closestKey(key.slice(CONFIG_ANNOTATION_PREFIX.length), SETTING_NAMES) : undefined;
       return { key, suggestion: near === undefined ? undefined : `${CONFIG_ANNOTATION_PREFIX}${near}` };
     });
 }

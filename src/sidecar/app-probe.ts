@@ -83,6 +83,16 @@ export interface AppProbeForwardTarget {
 }
 
 const FORWARD_TIMEOUT_MS = 5_000;
+
+/**
+ * A probe path as the kubelet sends it: what is not printable ASCII (a space, `żółw`) percent-encoded as UTF-8, the
+ * rest as written. Node refuses such a path raw, so a probe that worked before injection failed on every call after.
+ */
+export function wirePath(path: string): string {
+  return path.replace(/[^\x21-\x7e]+/g, (run) =>
+    Array.from(Buffer.from(run, 'utf8'), (byte) => `%${byte.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
+  );
+}
 /** The app's probe body is read and thrown away; past this much the connection is dropped (status is known). */
 const MAX_PROBE_BODY_BYTES = 64 * 1024;
 
@@ -109,7 +119,7 @@ export function forwardAppProbe(
       {
         host: '127.0.0.1',
         port: target.port,
-        path: target.path,
+        path: wirePath(target.path),
         method: 'GET',
         agent: false,
         headers: {

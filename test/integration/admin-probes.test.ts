@@ -25,6 +25,9 @@ async function startApp(): Promise<AppServer> {
       case '/ready?deep=1':
         res.writeHead(503).end('warming up');
         return;
+      case '/health%20check/%C5%BC%C3%B3%C5%82w':
+        res.writeHead(200).end('encoded');
+        return;
       case '/started':
         res.writeHead(204).end();
         return;
@@ -69,6 +72,7 @@ describe('admin probe endpoints', () => {
       ],
       ['worker', { livez: { port: closedPort, path: '/healthz' }, readyz: { port: app.port, path: '/hang' } }],
       ['redirector', { livez: { port: app.port, path: '/moved' }, readyz: { port: app.port, path: '/big' } }],
+      ['spaced', { livez: { port: app.port, path: '/health check/żółw' } }],
     ]);
     admin = new AdminServer({
       host: '127.0.0.1',
@@ -114,6 +118,13 @@ describe('admin probe endpoints', () => {
     expect(seen.map((s) => s.path)).toEqual(['/healthz', '/ready?deep=1', '/started']);
     expect(seen[0]?.host).toBe(`127.0.0.1:${app.port}`);
     expect(seen[0]?.userAgent).toBe('kube-probe/1.31');
+  });
+
+  it('ok/a path with a space or letters outside ASCII reaches the app percent-encoded, as the kubelet sends it', async () => {
+    // Found in review: Node refused such a path raw, so the probe answered 500 on every call after injection.
+    const before = app.seen.length;
+    expect((await get('/app-health/spaced/livez')).status).toBe(200);
+    expect(app.seen.slice(before).map((s) => s.path)).toEqual(['/health%20check/%C5%BC%C3%B3%C5%82w']);
   });
 
   it('ok/the query of the admin request is not passed on (the configured path is all the app sees)', async () => {

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { injectObject, resolveInjectConfig } from '../../../src/k8s/index.js';
+import { injectObject, resolveInjectConfig, unknownConfigAnnotations } from '../../../src/k8s/index.js';
 import { reviewAdmission } from '../../../src/k8s/inject-admission.js';
 import { applyJsonPatch, type Operation } from '../../helpers/json-patch.js';
 
@@ -74,6 +74,30 @@ describe('injection hardening', () => {
     const size = annotationBytes((after.metadata as Json).annotations as Record<string, string>);
     expect(size).toBeLessThanOrEqual(TOTAL_ANNOTATION_SIZE_LIMIT);
     expect(outcome.warnings.join(' ')).toMatch(/annotations would be \d+ bytes/);
+  });
+
+  it('ok/a pod whose own annotations are past 256 KiB is answered before injection reads them', () => {
+    // Found in review: megabytes of unknown config.meshauth.dev/ keys were each compared with every setting name
+    // before the size check, which took seconds of a webhook that answers reviews one at a time.
+    const pod = {
+      metadata: { name: 'p', annotations: { [`config.meshauth.dev/${'a'.repeat(300_000)}`]: 'x' } },
+      spec: { containers: [{ name: 'app', image: 'a:1' }] },
+    };
+    const outcome = reviewAdmission(review(pod, 'shop'), CONFIG);
+    expect([outcome.result, outcome.reason]).toEqual(['error', 'annotations_too_large']);
+    expect(outcome.warnings.join(' ')).toMatch(/the pod's annotations are \d+ bytes/);
+  });
+
+  it('ok/only the first unknown config keys get a suggestion (a review reports no more)', () => {
+    const annotations: Record<string, string> = {};
+    for (let i = 0; i < 8; i++) annotations[`config.meshauth.dev/unknown-${i}`] = 'x';
+    annotations['config.meshauth.dev/polcy'] = 'x'; // the ninth: a typo of `policy`, not looked at
+    const findings = unknownConfigAnnotations({ annotations });
+    expect(findings).toHaveLength(9);
+    expect(findings.at(-1)).toEqual({ key: 'config.meshauth.dev/polcy', suggestion: undefined });
+    expect(unknownConfigAnnotations({ annotations: { 'config.meshauth.dev/polcy': 'x' } })[0]?.suggestion).toBe(
+      'config.meshauth.dev/policy',
+    );
   });
 
   it('ok/a ClusterIP Service with externalIPs does not get the mesh port (it would be open on those addresses)', () => {

@@ -4,11 +4,12 @@
 // for staleness, and a random token per holder (a pid means nothing on another host). It must not decide whether a
 // rotation is due: that is CertificateWatch's job.
 import { randomBytes } from 'node:crypto';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { lstat, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { MeshauthError } from '../errors/index.js';
+import { readRegularFile } from '../platform/index.js';
 import { createFileExclusive, PRIVATE_FILE_MODE } from './ca-files.js';
 
 /** The lock's name in the CA directory (kept from when only intermediate rotations took it: running replicas use it). */
@@ -120,24 +121,34 @@ function holderContent(): string {
   return `${randomBytes(16).toString('hex')} ${hostname()} pid ${process.pid}\n`;
 }
 
-/** Milliseconds since the file was last modified; undefined when it does not exist. */
+/** Milliseconds since the file (not what a symbolic link there names) was last modified; undefined when none. */
 async function ageOf(path: string): Promise<number | undefined> {
   try {
-    return Date.now() - (await stat(path)).mtimeMs;
+    return Date.now() - (await lstat(path)).mtimeMs;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
 }
 
+/**
+ * What the lock file holds; undefined when there is none. Read without blocking, bounded: a FIFO someone made at the
+ * path would hold the open (and the command, silently) until a writer came; what is no regular file, or far larger
+ * than any holder writes, reads as nobody's content.
+ */
 async function contentOf(path: string): Promise<string | undefined> {
   try {
-    return await readFile(path, 'utf8');
+    return readRegularFile(path, MAX_LOCK_BYTES).bytes.toString('utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ENOTREG' || code === 'EFBIG') return '';
     throw error;
   }
 }
+
+/** A holder writes a token, its host name and pid: far less than this. */
+const MAX_LOCK_BYTES = 4096;
 
 const UNLOCKABLE_DIRECTORY: ReadonlySet<string> = new Set([
   'ENOENT',
@@ -227,7 +238,7 @@ function errnoOf(error: unknown): string {
  * lock this user may not read (another user's run, 0600) is still waited for.
  */
 export async function lockHolder(path: string): Promise<string> {
-  return (await contentOf(path).catch(() => undefined))?.trim() ?? 'unknown';
+  return (await contentOf(path).catch(() => undefined))?.trim() || 'unknown';
 }
 
 /**

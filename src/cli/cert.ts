@@ -60,7 +60,7 @@ export function registerCertCommands(program: Command): void {
       const label = certificates.every((c) => c.subject === c.issuer) ? 'root' : 'chain';
       for (const [index, other] of described.slice(1).entries()) {
         process.stdout.write(
-          `${label}[${index + 1}]: ${other.subject} (issuer ${other.issuer}; ${other.keyType}; ${other.expired ? 'expired' : `${other.timeLeft} left`}; sha256 ${other.sha256})\n`,
+          `${label}[${index + 1}]: ${terminalSafe(other.subject)} (issuer ${terminalSafe(other.issuer)}; ${other.keyType}; ${other.expired ? 'expired' : `${other.timeLeft} left`}; sha256 ${other.sha256})\n`,
         );
       }
     });
@@ -428,11 +428,20 @@ function keyTypeName(cert: x509.X509Certificate): string {
   }
 }
 
+/**
+ * Names from a certificate as text for a terminal: control characters (C0, DEL, C1) as `\xNN`, so a certificate
+ * cannot move the cursor and print a line of its own (a forged `spiffe id:`). Other letters are kept as they are.
+ */
+export function terminalSafe(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what is escaped
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 function formatLeaf(s: CertificateSummary, cert: x509.X509Certificate, now: Date): string {
   return [
-    `subject:     ${s.subject}`,
-    `spiffe id:   ${s.spiffeId ?? '(none)'}`,
-    `issuer:      ${s.issuer}`,
+    `subject:     ${terminalSafe(s.subject)}`,
+    `spiffe id:   ${s.spiffeId === null ? '(none)' : terminalSafe(s.spiffeId)}`,
+    `issuer:      ${terminalSafe(s.issuer)}`,
     `serial:      ${s.serial}`,
     `not before:  ${s.notBefore}`,
     `not after:   ${s.notAfter}`,

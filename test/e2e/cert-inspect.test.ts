@@ -1,4 +1,5 @@
 // `meshauth cert inspect` on a chain file: the leaf in full, then one line per other certificate.
+import { execFileSync } from 'node:child_process';
 import { createHash, subtle, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,6 +66,24 @@ describe('cert inspect', () => {
     expect(result.stdout).toContain(`\nroot[1]: ${secondRoot} (issuer ${secondRoot}; `);
     expect(result.stdout).not.toContain('chain[');
     expect(result.stdout).toMatch(/^time left: +\d+d \d+h$/m);
+  });
+
+  it('fail/control characters in a name are escaped: a certificate cannot print a line of its own', async () => {
+    // Found in review: an issuer holding ESC [1F … redrew the terminal into a forged `spiffe id:` line.
+    execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'esc.key'], { cwd });
+    const forged = `/CN=web\u001b[1F\u001b[2Kspiffe id: forged`; // -subj reads `/` as a separator
+    execFileSync(
+      'openssl',
+      ['req', '-new', '-x509', '-key', 'esc.key', '-utf8', '-subj', forged, '-days', '1', '-out', 'esc.crt'],
+      {
+        cwd,
+      },
+    );
+    const result = await meshauth(['cert', 'inspect', 'esc.crt'], { cwd });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).not.toContain('\u001b');
+    expect(result.stdout).toContain('CN=web\\x1b[1F\\x1b[2Kspiffe id: forged');
+    expect(result.stdout).toContain('spiffe id:   (none)');
   });
 
   it('fail/not a certificate → exit 2', async () => {

@@ -1,5 +1,6 @@
 // The intermediate-rotation lock on a real temporary directory: replicas racing to break a stale lock (left by a
 // replica that died mid-rotation) get exactly one winner, and a holder whose lock was broken leaves the new one alone.
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -162,6 +163,19 @@ describe('withRotationLock', () => {
     await expect(refused).rejects.toMatchObject({ code: 'MESHAUTH_ERR_CA_UNAVAILABLE', reason: 'directory_locked' });
     expect(ran).toBe(false);
     expect(await contentOrMissing(lock)).toBe('a replica rotating now\n');
+  });
+
+  it('fail/a FIFO at the lock path is waited for and timed out like a held lock, never opened for reading', async () => {
+    // Found in review: reading the lock's holder opened the FIFO and blocked until a writer came, so `ca issue` and
+    // `cert renew` hung for ever without a word instead of timing out.
+    execFileSync('mkfifo', [lock]);
+    const waits: string[] = [];
+    const refused = withRotationLock(dir, async () => 'ran', {
+      timeoutMs: 300,
+      onWait: (holder) => waits.push(holder),
+    });
+    await expect(refused).rejects.toMatchObject({ code: 'MESHAUTH_ERR_CA_UNAVAILABLE', reason: 'directory_locked' });
+    expect(waits).toEqual(['unknown']);
   });
 
   it('ok/a directory that does not exist: the action runs (and fails on its own terms)', async () => {

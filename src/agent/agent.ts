@@ -4,7 +4,7 @@
 // It owns no listener: it writes the CredentialHolder, which the TLS side subscribes to.
 import { randomInt } from 'node:crypto';
 import { causeChain, MeshauthError } from '../errors/index.js';
-import type { TrustDomain } from '../identity/index.js';
+import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import {
   type KeyType,
   type KeyWithCsr,
@@ -86,6 +86,9 @@ const SKEW_WARN_MS = 60_000;
 type Mode = 'bootstrap' | 'renewal';
 
 /** The bounded results of meshauth_bundle_refreshes_total besides `ok`: reasons the agent's errors carry, and `error`. */
+/** Roots remembered as dropped by the CA (retired), newest kept. */
+const MAX_DROPPED_ROOTS = 64;
+
 const BUNDLE_REFRESH_FAILURES = new Set([
   'unreachable',
   'tls',
@@ -111,6 +114,12 @@ export class Agent {
   #failures = 0;
   /** Set when the CA refused our SVID for renewal: the next attempt uses the bootstrap credential. */
   #bootstrapNext = false;
+  /**
+   * The SPIFFE ID of the first SVID this process held: every later one, renewed or bootstrapped again (after the CA
+   * refused a renewal, or an expiry), must carry it. A CA that refused a renewal could otherwise move the workload to
+   * another identity through the bootstrap that follows, which takes any ID of the trust domain.
+   */
+  #identity: SpiffeId | undefined;
   #tokenWarned = false;
   /** Set once the token file's permissions were looked at: one warning per start, not one per bootstrap. */
   #tokenModeChecked = false;
@@ -280,7 +289,7 @@ export class Agent {
     this.#checkTokenMode(token, mode);
     const key = await newKeyWithCsr(this.#keyType);
     const response = await requestSvid(this.#connection(anchors.toPem(), signal), { csrPem: key.csrPem, token });
-    const credentials = this.#accept(response, key, undefined);
+    const credentials = this.#accept(response, key, this.#identity ?? holder.current?.svid.id);
     await this.#checkBundleAnchorsCa(anchors, credentials.bundle, signal);
     return { credentials, anchors };
   }
@@ -291,12 +300,12 @@ export class Agent {
       client: { clientCertPem: current.svid.certChainPem, clientKeyPem: current.svid.privateKeyPem },
     });
     const response = await requestSvid(connection, { csrPem: key.csrPem });
-    const credentials = this.#accept(response, key, current);
+    const credentials = this.#accept(response, key, current.svid.id);
     await this.#checkBundleAnchorsCa(current.bundle, credentials.bundle, signal);
     return credentials;
   }
 
-  #accept(response: SvidResponse, key: KeyWithCsr, current: Credentials | undefined): Credentials {
+  #accept(response: SvidResponse, key: KeyWithCsr, expectedId: SpiffeId | undefined): Credentials {
     const now = this.#now();
     this.#checkSkew(response.serverDate, now);
     try {
@@ -307,7 +316,7 @@ export class Agent {
         privateKeyPem: key.privateKeyPem,
         keyType: this.#keyType,
         now,
-        ...(current === undefined ? {} : { expectedId: current.svid.id }),
+        ...(expectedId === undefined ? {} : { expectedId }),
       });
     } catch (error) {
       if (error instanceof MeshauthError && error.reason === 'not_yet_valid') {
@@ -343,6 +352,7 @@ export class Agent {
     if (anchors !== undefined) this.#warnRetiredInFile(anchors, previous?.bundle);
     this.#failures = 0;
     this.#bootstrapNext = false;
+    this.#identity ??= credentials.svid.id;
     this.#tokenWarned = false;
     this.#caSkewWarned = false;
     const { svid, bundle } = credentials;
@@ -604,7 +614,8 @@ export class Agent {
     if (known.length > 0 || gone.length > 0) {
       const still = known.filter((root) => !next.hasRoot(root));
       const newlyGone = gone.filter((root) => this.#droppedRoots?.hasRoot(root) !== true);
-      const dropped = [...still, ...newlyGone];
+      // The newest MAX_DROPPED_ROOTS: a CA that rotated more often than that within one process is not a CA's pace.
+      const dropped = [...still, ...newlyGone].slice(-MAX_DROPPED_ROOTS);
       this.#droppedRoots = dropped.length === 0 ? undefined : new TrustBundle(next.trustDomain, dropped);
     }
     // Only roots held or remembered as dropped need an age.

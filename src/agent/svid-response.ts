@@ -53,7 +53,7 @@ export function acceptSvidResponse(
     throw invalid('the certificate does not carry the public key of our CSR', 'wrong_key');
   }
   if (options.expectedId !== undefined && !leaf.id.equals(options.expectedId)) {
-    throw invalid(`renewal returned ${leaf.id}, expected ${options.expectedId}`, 'id_changed');
+    throw invalid(`the CA returned ${leaf.id}, expected ${options.expectedId}`, 'id_changed');
   }
   // Peers refuse the chain once a certificate above the leaf expires, whatever the leaf says: our CA clamps a leaf to
   // its intermediate, a broken one may not. The SVID lasts as long as its chain, so renewal, readiness and the expiry
@@ -85,9 +85,18 @@ function splitLeafPem(pem: string): { leafDer: Uint8Array; alsoInLeafPem: string
 }
 
 /** A bundle from the CA: every entry a parseable CA certificate, labelled with our trust domain. */
+/** Roots a trust bundle from the CA may hold. */
+export const MAX_BUNDLE_ROOTS = 32;
+
 export function parseBundle(trustDomain: TrustDomain, bundlePem: readonly string[]): TrustBundle {
   const roots = guard('malformed', () => bundlePem.flatMap((pem) => parseCertificatesPemOnce(pem)));
   if (roots.length === 0) throw invalid('empty trust bundle', 'empty_bundle');
+  // A CA's bundle holds its current root and those of a rotation (previous, next): a few. Every root held is compared
+  // with every other at each refresh, and one a later bundle drops is remembered, so a CA sending hundreds would cost
+  // the sidecar's event loop seconds per refresh and its memory without end.
+  if (roots.length > MAX_BUNDLE_ROOTS) {
+    throw invalid(`the trust bundle holds ${roots.length} certificates, more than ${MAX_BUNDLE_ROOTS}`, 'malformed');
+  }
   return new TrustBundle(trustDomain, roots);
 }
 

@@ -329,6 +329,38 @@ describe.concurrent('agent against a CA answering renewal with a certificate it 
   );
 });
 
+describe.concurrent('agent against a CA that refuses a renewal, then bootstraps another identity', () => {
+  it('fail/the bootstrap after the refusal must return the ID the agent held: another is refused, the SVID kept', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    // Found in review: a refused renewal (401) sends the agent to bootstrap, whose answer used to be taken with any
+    // ID of the trust domain, so a CA could move a workload to another identity in two answers.
+    const { holder, metrics, logs } = await bootstrapped(onTestFinished, async (request, body, response) => {
+      if (request.method !== 'POST') return honest(request, body, response);
+      const parsed = JSON.parse(body) as { csr: string; token?: string };
+      if (parsed.token === undefined) {
+        response
+          .writeHead(401, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ code: 'MESHAUTH_ERR_CA_UNAUTHENTICATED', message: 'renewal refused' }));
+        return;
+      }
+      const leaf = await leafFor(parsed.csr, { id: ca.idFor('/ns/kube-system/sa/admin') });
+      response
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify(chainAnswer([leaf, ca.intermediate])));
+    });
+    const first = holder.current?.svid;
+    await waitFor(
+      'a refused bootstrap',
+      () => logs.some((l) => l.mode === 'bootstrap' && l.reason === 'id_changed'),
+      SVID_TTL_MS - 500,
+    );
+    expect(holder.current?.svid).toBe(first);
+    expect(await rotations(metrics, 'success')).toBe(1);
+  });
+});
+
 describe.concurrent('agent against a CA whose leaf outlives the chain above it', () => {
   it('ok/a 10-year leaf under an intermediate of seconds is renewed before that intermediate expires', async ({
     expect,
@@ -496,6 +528,12 @@ describe.concurrent('agent trust bundle refreshes are counted', () => {
     ],
     ['a body that is not JSON', 'malformed', () => ok200('{"bundle": [')],
     ['an empty bundle list', 'malformed', () => ok200(JSON.stringify({ bundle: [] }))],
+    [
+      // Found in review: hundreds of roots per refresh, each later dropped and remembered, froze the event loop.
+      'a bundle of 33 certificates in one text (32 at most)',
+      'malformed',
+      () => ok200(JSON.stringify({ bundle: [`${ca.rootPem}\n${`${otherRoot.toString('pem')}\n`.repeat(32)}`] })),
+    ],
     ['a bundle of text that holds no certificate', 'no_certificate', () => ok200('{"bundle": ["not a pem"]}')],
     [
       'a connection closed before an answer',

@@ -111,7 +111,9 @@ export class ConnectionGuard {
   established(socket: TLSSocket, peerId: string | undefined): boolean {
     const counted = socket as Counted;
     this.#established++;
-    const source = clientSourceKey(socket.remoteAddress);
+    // Keyed as the open connections are (sourceKeyOf): an IPv6 pod's established connections were counted under its
+    // /64 and its open ones under its address, so all of them counted as handshakes under way.
+    const source = sourceKeyOf(this.#direction, socket.remoteAddress);
     counted[kSource] = source;
     addTo(this.#establishedBySource, source, 1);
     socket.once('close', () => this.#onPeerClose(counted));

@@ -2,7 +2,9 @@
 // HTML page for a failed sign-in. They work on node:http responses and on node:http2 compat responses alike
 // (header objects, never hop-by-hop headers). Every answer the gateway writes itself is `no-store`.
 import type { OutgoingHttpHeaders } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
 import { MeshauthError } from '../errors/index.js';
+import { resetIfNotTaken } from '../sidecar/error-response.js';
 
 export interface EdgeResponse {
   readonly headersSent: boolean;
@@ -12,6 +14,17 @@ export interface EdgeResponse {
   writeHead(status: number, headers: OutgoingHttpHeaders): unknown;
   end(body?: string): unknown;
   destroy(error?: Error): unknown;
+  /** node:http2's compat response: the stream under it. */
+  readonly stream?: ServerHttp2Stream | undefined;
+}
+
+/**
+ * After an answer of the gateway's own on HTTP/2: reset its stream if the client has not taken it in time (a client
+ * that never opens its flow-control window, and keeps the session busy with PINGs, held the connection for ever).
+ * An HTTP/1.1 connection that does not read times out on its own.
+ */
+function untakenReset(res: EdgeResponse): void {
+  if (res.stream !== undefined) resetIfNotTaken(res.stream);
 }
 
 export function writeError(
@@ -33,6 +46,7 @@ export function writeError(
     ...extra,
   });
   res.end(body);
+  untakenReset(res);
 }
 
 export function redirect(res: EdgeResponse, location: string, cookies: readonly string[]): void {
@@ -44,6 +58,7 @@ export function redirect(res: EdgeResponse, location: string, cookies: readonly 
     ...(cookies.length === 0 ? {} : { 'set-cookie': [...cookies] }),
   });
   res.end();
+  untakenReset(res);
 }
 
 /** A human page for a refused sign-in: the fixed sentence, the code, a link to start again. */
@@ -57,6 +72,7 @@ export function loginFailedPage(res: EdgeResponse, error: MeshauthError, cookies
     ...(cookies.length === 0 ? {} : { 'set-cookie': [...cookies] }),
   });
   res.end(body);
+  untakenReset(res);
 }
 
 export function withCookies(cookies: readonly string[]): OutgoingHttpHeaders {

@@ -45,6 +45,27 @@ export function writeErrorH2(stream: ServerHttp2Stream, error: MeshauthError): v
     'content-length': Buffer.byteLength(body),
   });
   stream.end(body);
+  resetIfNotTaken(stream);
+}
+
+/** How long a caller has to take a whole error answer (a few hundred bytes) before its stream is reset. */
+export const ERROR_ANSWER_DEADLINE_MS = 10_000;
+
+/**
+ * Resets `stream`, whose whole answer was just written, if the caller has not taken it within
+ * ERROR_ANSWER_DEADLINE_MS. A caller that never opens its flow-control window never takes the body, and node:http2's
+ * stream timer is put off by anything the session writes (the PING answers a caller can ask for at will): such a
+ * stream, and the connection it keeps open, would otherwise stay for ever. RST_STREAM(INTERNAL_ERROR), as for the
+ * sidecar's other cut answers.
+ */
+export function resetIfNotTaken(stream: ServerHttp2Stream): void {
+  const deadline = setTimeout(resetUntaken, ERROR_ANSWER_DEADLINE_MS, stream);
+  deadline.unref();
+  stream.once('close', () => clearTimeout(deadline));
+}
+
+function resetUntaken(stream: ServerHttp2Stream): void {
+  if (!stream.closed && !stream.destroyed) stream.destroy(new Error('answer not taken'));
 }
 
 /** A whole HTTP/1.1 error response written straight to a socket the HTTP server is not handling, then closed. */

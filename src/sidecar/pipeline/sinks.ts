@@ -7,7 +7,7 @@ import { isForwardedMethod } from '../../authz/index.js';
 import type { MeshauthError } from '../../errors/index.js';
 import { clientAddress } from '../../platform/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
-import { errorJson, writeErrorH1, writeErrorH2 } from '../error-response.js';
+import { errorJson, resetIfNotTaken, writeErrorH1, writeErrorH2 } from '../error-response.js';
 import { type DrainState, type ErrorClassifier, ForwardHandler, type ForwardHooks } from '../forward-handler.js';
 import { copyH2RequestHeaders, copyRequestHeaders, type ForwardPolicy, HAS_BODY } from '../http-headers.js';
 import { cutRequestBody, h2RequestBody } from '../inbound/request-body.js';
@@ -187,6 +187,7 @@ export class H2Sink implements Sink {
     if ((extraHeaders !== undefined || extraBody !== undefined) && !stream.headersSent && !stream.destroyed) {
       stream.respond({ ':status': error.status, 'content-type': 'application/json', ...extraHeaders });
       stream.end(errorJson(error, extraBody));
+      resetIfNotTaken(stream);
       return;
     }
     writeErrorH2(stream, error);

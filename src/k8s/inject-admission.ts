@@ -101,7 +101,7 @@ export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOu
   // A pod whose own annotations are past the API server's limit will be refused whatever is done here: answered before
   // the injection reads each of them (a review of megabytes of annotation keys took seconds, and the webhook answers
   // reviews one at a time).
-  const sentBytes = annotationSize(objectAt(objectAt(object, 'metadata') ?? {}, 'annotations'));
+  const sentBytes = annotationSizeOf(object);
   if (sentBytes > MAX_ANNOTATION_BYTES) {
     return cannotHandle(
       answer,
@@ -120,7 +120,7 @@ export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOu
     return cannotHandle(answer, config, 'inject_failed', error instanceof Error ? error.message : String(error));
   }
   const after = isObject(injected.object) ? { ...injected.object } : typed;
-  const annotationBytes = annotationSize(objectAt(objectAt(after, 'metadata') ?? {}, 'annotations'));
+  const annotationBytes = annotationSizeOf(after);
   if (annotationBytes > MAX_ANNOTATION_BYTES) {
     // The API server validates after mutation: it would refuse the pod ("Too long") without saying why.
     return cannotHandle(
@@ -147,9 +147,10 @@ export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOu
 }
 
 /** Bytes of annotation names and values, counted as the API server does. */
-function annotationSize(annotations: JsonObject | undefined): number {
+/** The bytes of an object's annotations as the API server counts them (names and values). */
+function annotationSizeOf(object: JsonObject): number {
   let bytes = 0;
-  for (const [name, value] of Object.entries(annotations ?? {})) {
+  for (const [name, value] of Object.entries(objectAt(objectAt(object, 'metadata') ?? {}, 'annotations') ?? {})) {
     bytes += Buffer.byteLength(name) + (typeof value === 'string' ? Buffer.byteLength(value) : 0);
   }
   return bytes;

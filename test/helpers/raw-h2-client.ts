@@ -5,7 +5,7 @@
 // SVID it speaks to a sidecar's inbound (mTLS), and h2Frame/hpackBlock build frames a test writes in bulk (floods).
 import { connect, type TLSSocket } from 'node:tls';
 import type { TestSvid } from './test-ca.js';
-import { eventually } from './wait.js';
+import { eventually, waitFor } from './wait.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const DATA = 0x0;
@@ -186,5 +186,45 @@ export async function sendShortBody(
     return frame === undefined ? undefined : rstCodeOf(frame);
   } finally {
     c.close();
+  }
+}
+
+/**
+ * Asks `path` over HTTP/2 with a flow-control window of 0 (SETTINGS_INITIAL_WINDOW_SIZE), keeping the session busy
+ * with a PING every second, and returns the RST_STREAM that ends the request once its answer's head went out (the
+ * body never can). For tests that an answer a caller never takes does not hold its stream for ever.
+ */
+export async function untakenAnswerReset(
+  port: number,
+  caPem: string,
+  authority: string,
+  path: string,
+): Promise<RawH2Frame> {
+  const client = await rawH2Client(port, caPem);
+  const zeroWindow = Buffer.alloc(6);
+  zeroWindow.writeUInt16BE(0x4 /* SETTINGS_INITIAL_WINDOW_SIZE */, 0);
+  client.socket.write(h2Frame(SETTINGS, 0, 0, zeroWindow));
+  client.headers(
+    1,
+    [
+      [':method', 'GET'],
+      [':scheme', 'https'],
+      [':authority', authority],
+      [':path', path],
+    ],
+    true,
+  );
+  const pings = setInterval(() => client.socket.write(h2Frame(0x6 /* PING */, 0, 0, Buffer.alloc(8))), 1_000);
+  try {
+    // The answer's head goes out (headers are not flow-controlled); its body waits for a window that never opens.
+    await waitFor('the answer head', () => client.received.find((f) => f.type === HEADERS && f.stream === 1));
+    return await waitFor(
+      'the untaken answer reset',
+      () => client.received.find((f) => f.type === RST_STREAM && f.stream === 1),
+      25_000,
+    );
+  } finally {
+    clearInterval(pings);
+    client.close();
   }
 }

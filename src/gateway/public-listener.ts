@@ -35,6 +35,7 @@ import {
   pendingResponse,
 } from '../platform/index.js';
 import { endSocketWithError } from '../sidecar/error-response.js';
+import { MAX_PIPELINED_REQUESTS, tooManyPipelined } from '../sidecar/pipeline/rejections.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { recordEdgeRefusal, refusalRule } from './edge-refusal.js';
 import { EdgeRequestTelemetry } from './edge-request-telemetry.js';
@@ -144,6 +145,11 @@ export class PublicListener {
       // Counting starts before the handler: it may answer before its first await.
       (req, res) => {
         requests.started(res);
+        if (
+          req.httpVersionMajor !== 2 &&
+          this.#pipelinedTooFar(req.socket as TLSSocket, res as unknown as ServerResponse)
+        )
+          return;
         options.onRequest(req, res);
       },
     );
@@ -326,6 +332,18 @@ export class PublicListener {
     session.on('goaway', () => undefined);
   }
 
+  /**
+   * An HTTP/1.1 request pipelined behind MAX_PIPELINED_REQUESTS others still unanswered on its connection: answered
+   * 429 at its turn, the connection closed after it, never handled (see tooManyPipelined). One connection pipelining
+   * thousands of GETs to a route without sign-in grew the gateway's heap without end and starved the route.
+   */
+  #pipelinedTooFar(socket: TLSSocket, res: ServerResponse): boolean {
+    if ((this.#http1.get(socket)?.inFlight ?? 0) < MAX_PIPELINED_REQUESTS) return false;
+    writeError(res, tooManyPipelined(), { connection: 'close' });
+    this.#closed('pipelined');
+    return true;
+  }
+
   #closed(reason: string): void {
     this.#options.metrics.connectionsRejected.inc({ direction: 'edge', reason });
     this.#closedLog.warn({ direction: 'edge', reason }, `public connection closed: ${reason}`);
@@ -402,6 +420,11 @@ class Http1Deadline {
   #timer: NodeJS.Timeout | undefined;
   /** Requests whose response is not over yet. */
   #inFlight = 0;
+
+  /** Requests of this connection whose response is not over yet (those started, this one not yet). */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
   /** Requests whose body has not all arrived yet. */
   #receiving = 0;
   /** socket.bytesRead when the head deadline was armed: more by expiry means a head was on its way. */

@@ -33,7 +33,7 @@ import { type DrainState, forwarding, kResetBySidecar } from '../forward-handler
 import { EXTERNAL_POLICY, INBOUND_POLICY } from '../http-headers.js';
 import { waitUntil } from '../listen.js';
 import { Exchange, type OnRejected, runStages, type Stage } from '../pipeline/exchange.js';
-import { methodInvalid } from '../pipeline/rejections.js';
+import { MAX_PIPELINED_REQUESTS, methodInvalid, tooManyPipelined } from '../pipeline/rejections.js';
 import { H1Sink, H2Sink, type SinkContext } from '../pipeline/sinks.js';
 import { AppForwarder } from './app-forwarder.js';
 import { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
@@ -116,6 +116,8 @@ export class ListenerCore {
    * never answered again (a 408 from the request timeout sweeper would be read as the answer to a next request).
    */
   readonly #answeredEarly = new WeakSet<Socket>();
+  /** HTTP/1.1 requests of each connection asked and not yet answered (MAX_PIPELINED_REQUESTS). */
+  readonly #h1InFlight = new WeakMap<Socket, number>();
   readonly #onH1Finish: (this: ServerResponse) => void;
 
   constructor(options: ListenerCoreOptions) {
@@ -162,9 +164,12 @@ export class ListenerCore {
       else onRejected(exchange, rejection);
     };
     const answeredEarly = this.#answeredEarly;
+    const h1InFlight = this.#h1InFlight;
     this.#onH1Finish = function onH1Finish(this: ServerResponse): void {
       const socket = (this as InboundResponse)[kSocket];
-      if (socket !== undefined && !this.req.complete) lingerAfterEarlyResponse(socket, this.req, answeredEarly);
+      if (socket === undefined) return;
+      h1InFlight.set(socket, (h1InFlight.get(socket) ?? 1) - 1);
+      if (!this.req.complete) lingerAfterEarlyResponse(socket, this.req, answeredEarly);
     };
     // The HTTP/1.1 server never listens: authenticated sockets are handed to it. Node's strict parser stays on
     // (insecureHTTPParser false: CL/TE conflicts, bare LF, obs-fold are 400s). requireHostHeader is off: node:http
@@ -378,6 +383,18 @@ export class ListenerCore {
     (res as InboundResponse)[kExchange] = exchange;
     (res as InboundResponse)[kSocket] = req.socket;
     res.on('finish', this.#onH1Finish); // after node:http's own 'finish' listener, which detaches the socket
+    const inFlight = (this.#h1InFlight.get(req.socket) ?? 0) + 1;
+    this.#h1InFlight.set(req.socket, inFlight);
+    if (inFlight > MAX_PIPELINED_REQUESTS) {
+      // Its answer waits its turn behind the others (node:http keeps the order) and closes the connection; answers
+      // queued that way count toward node:http's own limit of output held for a connection, past which it stops
+      // reading: what one connection can pile up is bounded.
+      const error = tooManyPipelined();
+      exchange.ended = true;
+      writeErrorH1(res, error, undefined, true);
+      this.#onRejected(exchange, error);
+      return;
+    }
     runStages(this.#stages, exchange, this.#onRejected);
   }
 

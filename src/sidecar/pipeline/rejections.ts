@@ -45,3 +45,15 @@ export function peerSvidExpired(): MeshauthError {
 export function requestBodyStalled(): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_REQUEST_TIMEOUT', 'request body stalled', { reason: 'body_stalled' });
 }
+
+/** Requests one HTTP/1.1 connection may have in flight at once (asked and not yet answered). */
+export const MAX_PIPELINED_REQUESTS = 16;
+
+/**
+ * A request pipelined behind MAX_PIPELINED_REQUESTS others still unanswered on its HTTP/1.1 connection: answered at
+ * once, with the connection closed after it, never started. Node parses every request a connection sends while its
+ * answers are still due, so one connection could otherwise queue requests without end.
+ */
+export function tooManyPipelined(): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_RATE_LIMITED', 'too many pipelined requests', { reason: 'pipelined' });
+}

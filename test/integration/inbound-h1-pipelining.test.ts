@@ -1,0 +1,62 @@
+// HTTP/1.1 pipelining is bounded per connection. node:http parses every request a connection sends while the answers
+// to the earlier ones are still due, and each became an exchange queued for the app: one mTLS connection pipelining
+// 100,000 GETs behind a slow answer grew the sidecar's heap by 2.2 KB a request without end (found in review).
+// Past MAX_PIPELINED_REQUESTS unanswered requests, a request is answered 429 MESHAUTH_ERR_RATE_LIMITED at its turn,
+// the connection closes after it, and it never reaches the app.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_PIPELINED_REQUESTS } from '../../src/sidecar/pipeline/rejections.js';
+import { rawTlsSocket } from '../helpers/raw-tls.js';
+import { startApp, startTestSidecar, type TestApp, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
+import { TestCa } from '../helpers/test-ca.js';
+import { waitFor } from '../helpers/wait.js';
+
+describe('inbound: HTTP/1.1 pipelining', () => {
+  let ca: TestCa;
+  let app: TestApp;
+  let sidecar: TestSidecar;
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+
+  beforeAll(async () => {
+    ca = await TestCa.create();
+    // Every answer waits until the test releases them: the pipelined requests stay unanswered meanwhile.
+    app = await startApp((_req, res) => {
+      void held.then(() => res.writeHead(200, { 'content-length': '2' }).end('ok'));
+    });
+    sidecar = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/server'), testConfig({ appPort: app.port }));
+  });
+  afterAll(async () => {
+    release();
+    await sidecar?.sidecar.close(0);
+    await app?.close();
+  });
+
+  it('fail/requests past the bound are answered 429 at their turn, the connection closes, the app never sees them', async () => {
+    const client = await ca.issue({ id: ca.idFor('/ns/shop/sa/client') });
+    const socket = rawTlsSocket(sidecar.sidecar.inboundPort, client, ca.bundlePem);
+    let text = '';
+    socket.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+    });
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+    const sent = MAX_PIPELINED_REQUESTS + 24;
+    socket.write(Array.from({ length: sent }, (_, i) => `GET /p/${i} HTTP/1.1\r\nHost: b\r\n\r\n`).join(''));
+    await waitFor('the requests within the bound at the app', () => app.seen.length >= 1);
+    const rejected = async () =>
+      (await sidecar.metrics.registry.metrics()).includes(
+        'meshauth_requests_rejected_total{direction="inbound",code="MESHAUTH_ERR_RATE_LIMITED"}',
+      );
+    await waitFor('a pipelined request refused', rejected);
+    release();
+    await closed;
+    const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+    expect(statuses.slice(0, MAX_PIPELINED_REQUESTS)).toEqual(Array(MAX_PIPELINED_REQUESTS).fill('200'));
+    expect(statuses[MAX_PIPELINED_REQUESTS]).toBe('429');
+    expect(statuses.length).toBe(MAX_PIPELINED_REQUESTS + 1); // the connection closed after the first 429
+    expect(app.seen.map((s) => s.url)).toEqual(Array.from({ length: MAX_PIPELINED_REQUESTS }, (_, i) => `/p/${i}`));
+  });
+});

@@ -16,7 +16,10 @@ export class AppForwarder {
   readonly #maxPerPeer: number;
   /** App requests in flight per peer (shareKey). */
   readonly #inFlight = new Map<string, number>();
-  /** Requests of a peer over its share, oldest first (bounded by its streams: per-peer connections × streams). */
+  /**
+   * Requests of a peer over its share, oldest first: bounded by per-peer connections × what each may have in flight
+   * (h2 streams, or MAX_PIPELINED_REQUESTS on HTTP/1.1).
+   */
   readonly #waiting = new Map<string, Exchange[]>();
 
   constructor(config: SidecarConfig, limits: InboundLimits) {

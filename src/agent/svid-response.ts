@@ -2,7 +2,7 @@
 // X509-SVID of our trust domain leading to a root of the returned bundle, the leaf must carry OUR public key, and a
 // renewal must keep our SPIFFE ID. Anything else is rejected and the current credential stays.
 // No I/O: the key comparison uses node:crypto KeyObjects only.
-import { createPublicKey, KeyObject } from 'node:crypto';
+import { createPublicKey, KeyObject, X509Certificate as NodeX509Certificate } from 'node:crypto';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import {
@@ -59,8 +59,12 @@ export function acceptSvidResponse(
   // its intermediate, a broken one may not. The SVID lasts as long as its chain, so renewal, readiness and the expiry
   // gauge go by that, and a 10-year leaf under a 30-day intermediate is renewed before the intermediate ends. Every
   // certificate of the validated path is valid now: one already expired is a stray the CA sent along, not above us.
-  const notAfter = intermediates.reduce(
-    (end, cert) => (cert.notAfter < end && cert.notAfter > options.now ? cert.notAfter : end),
+  // The root it ends at counts too (a CA of meshauth's never issues past its root; another may).
+  const ends = intermediates.map((cert) => cert.notAfter);
+  const anchorEnd = anchorNotAfter(leafDer, intermediates, bundle);
+  if (anchorEnd !== undefined) ends.push(anchorEnd);
+  const notAfter = ends.reduce(
+    (end, certEnd) => (certEnd < end && certEnd > options.now ? certEnd : end),
     leaf.notAfter,
   );
   const svid = new X509Svid({
@@ -73,6 +77,23 @@ export function acceptSvidResponse(
     keyType: options.keyType,
   });
   return { svid, bundle };
+}
+
+/** The NotAfter of the bundle root that signed the top of the chain (the leaf, when there is no intermediate). */
+function anchorNotAfter(
+  leafDer: Uint8Array,
+  intermediates: readonly TrustBundle['roots'][number][],
+  bundle: TrustBundle,
+): Date | undefined {
+  const topIntermediate = intermediates.at(-1);
+  const top = new NodeX509Certificate(
+    topIntermediate === undefined ? Buffer.from(leafDer) : Buffer.from(topIntermediate.rawData),
+  );
+  for (const root of bundle.roots) {
+    const anchor = new NodeX509Certificate(Buffer.from(root.rawData));
+    if (top.checkIssued(anchor) && top.verify(anchor.publicKey)) return root.notAfter;
+  }
+  return undefined;
 }
 
 /** The first certificate of a PEM text as DER, and the text of any further blocks in it. */

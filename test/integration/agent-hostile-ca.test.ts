@@ -362,6 +362,31 @@ describe.concurrent('agent against a CA that refuses a renewal, then bootstraps 
 });
 
 describe.concurrent('agent against a CA whose leaf outlives the chain above it', () => {
+  it('ok/an SVID under a root that ends in seconds is held only until that root ends', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    // Found in review: the SVID's end took the intermediates into account but not the root the path ends at, so an
+    // agent held (and /readyz reported) an SVID that every peer refused once that root expired.
+    let rootNotAfter = new Date(0);
+    const { holder, metrics } = await bootstrapped(
+      onTestFinished,
+      svidAnswer(async (csr) => {
+        rootNotAfter = new Date(Date.now() + 60_000);
+        const root = await caCert(undefined, undefined, rootNotAfter);
+        const inter = await caCert(root);
+        const leaf = await leafFor(csr, { issuer: inter, notAfter: new Date(Date.now() + 3600_000) });
+        return chainAnswer([leaf, inter.cert], [ca.root, root.cert]);
+      }),
+    );
+    await waitFor(
+      'the renewal under the short root',
+      async () => (await rotations(metrics, 'success')) >= 2,
+      SVID_TTL_MS,
+    );
+    expect(holder.current?.svid.notAfter.getTime()).toBeLessThanOrEqual(rootNotAfter.getTime());
+  });
+
   it('ok/a 10-year leaf under an intermediate of seconds is renewed before that intermediate expires', async ({
     expect,
     onTestFinished,

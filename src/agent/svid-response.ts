@@ -79,7 +79,7 @@ export function acceptSvidResponse(
   return { svid, bundle };
 }
 
-/** The NotAfter of the bundle root that signed the top of the chain (the leaf, when there is no intermediate). */
+/** The latest NotAfter of the bundle roots that signed the top of the chain (the leaf, when it has no intermediate). */
 function anchorNotAfter(
   leafDer: Uint8Array,
   intermediates: readonly TrustBundle['roots'][number][],
@@ -89,11 +89,14 @@ function anchorNotAfter(
   const top = new NodeX509Certificate(
     topIntermediate === undefined ? Buffer.from(leafDer) : Buffer.from(topIntermediate.rawData),
   );
+  // Several roots may have signed it (one re-issued with a later end, same name and key): the path may end at any.
+  let latest: Date | undefined;
   for (const root of bundle.roots) {
     const anchor = new NodeX509Certificate(Buffer.from(root.rawData));
-    if (top.checkIssued(anchor) && top.verify(anchor.publicKey)) return root.notAfter;
+    if (!top.checkIssued(anchor) || !top.verify(anchor.publicKey)) continue;
+    if (latest === undefined || root.notAfter > latest) latest = root.notAfter;
   }
-  return undefined;
+  return latest;
 }
 
 /** The first certificate of a PEM text as DER, and the text of any further blocks in it. */

@@ -84,6 +84,7 @@ export class PublicListener {
   readonly #sockets = new Set<Socket>();
   /** The head deadline of each HTTP/1.1 connection. */
   readonly #http1 = new WeakMap<TLSSocket, Http1Deadline>();
+  readonly #pipelineRefused = new WeakSet<TLSSocket>();
   /**
    * The request of each HTTP/1.1 socket whose last response finished before that request's body ended (the edge
    * refused the head): while the body is incomplete, a parse error in its rest is no new request, and nothing may be
@@ -340,7 +341,11 @@ export class PublicListener {
   #pipelinedTooFar(socket: TLSSocket, res: ServerResponse): boolean {
     if ((this.#http1.get(socket)?.inFlight ?? 0) < MAX_PIPELINED_REQUESTS) return false;
     writeError(res, tooManyPipelined(), { connection: 'close' });
-    this.#closed('pipelined');
+    // Counted and logged once per connection, whatever number of requests followed.
+    if (!this.#pipelineRefused.has(socket)) {
+      this.#pipelineRefused.add(socket);
+      this.#closed('pipelined');
+    }
     return true;
   }
 

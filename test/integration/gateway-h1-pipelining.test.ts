@@ -28,6 +28,8 @@ describe('gateway: HTTP/1.1 pipelining', () => {
       (await m.mesh.metrics.registry.metrics()).includes(metric),
     );
     await exchange;
+    // Counted once for the connection, however many requests followed.
+    expect(await m.mesh.metrics.registry.metrics()).toContain(`${metric} 1\n`);
     // At most the bound reached the service (its answers are held: none of them ever finished).
     expect(m.badApp.arriving.length).toBeLessThanOrEqual(MAX_PIPELINED_REQUESTS);
   });

@@ -58,5 +58,9 @@ describe('inbound: HTTP/1.1 pipelining', () => {
     expect(statuses[MAX_PIPELINED_REQUESTS]).toBe('429');
     expect(statuses.length).toBe(MAX_PIPELINED_REQUESTS + 1); // the connection closed after the first 429
     expect(app.seen.map((s) => s.url)).toEqual(Array.from({ length: MAX_PIPELINED_REQUESTS }, (_, i) => `/p/${i}`));
+    // Counted once for the connection, however many requests followed.
+    expect(await sidecar.metrics.registry.metrics()).toContain(
+      'meshauth_requests_rejected_total{direction="inbound",code="MESHAUTH_ERR_RATE_LIMITED"} 1\n',
+    );
   });
 });

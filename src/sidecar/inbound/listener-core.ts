@@ -118,6 +118,8 @@ export class ListenerCore {
   readonly #answeredEarly = new WeakSet<Socket>();
   /** HTTP/1.1 requests of each connection asked and not yet answered (MAX_PIPELINED_REQUESTS). */
   readonly #h1InFlight = new WeakMap<Socket, number>();
+  /** Connections refused for pipelining: counted and logged once each, whatever number of requests followed. */
+  readonly #pipelineRefused = new WeakSet<Socket>();
   readonly #onH1Finish: (this: ServerResponse) => void;
 
   constructor(options: ListenerCoreOptions) {
@@ -392,6 +394,8 @@ export class ListenerCore {
       const error = tooManyPipelined();
       exchange.ended = true;
       writeErrorH1(res, error, undefined, true);
+      if (this.#pipelineRefused.has(req.socket)) return;
+      this.#pipelineRefused.add(req.socket);
       this.#onRejected(exchange, error);
       return;
     }

@@ -85,10 +85,10 @@ const SKEW_WARN_MS = 60_000;
 
 type Mode = 'bootstrap' | 'renewal';
 
-/** The bounded results of meshauth_bundle_refreshes_total besides `ok`: reasons the agent's errors carry, and `error`. */
 /** Roots remembered as dropped by the CA (retired), newest kept. */
 const MAX_DROPPED_ROOTS = 64;
 
+/** The bounded results of meshauth_bundle_refreshes_total besides `ok`: reasons the agent's errors carry, and `error`. */
 const BUNDLE_REFRESH_FAILURES = new Set([
   'unreachable',
   'tls',
@@ -114,12 +114,6 @@ export class Agent {
   #failures = 0;
   /** Set when the CA refused our SVID for renewal: the next attempt uses the bootstrap credential. */
   #bootstrapNext = false;
-  /**
-   * The SPIFFE ID of the first SVID this process held: every later one, renewed or bootstrapped again (after the CA
-   * refused a renewal, or an expiry), must carry it. A CA that refused a renewal could otherwise move the workload to
-   * another identity through the bootstrap that follows, which takes any ID of the trust domain.
-   */
-  #identity: SpiffeId | undefined;
   #tokenWarned = false;
   /** Set once the token file's permissions were looked at: one warning per start, not one per bootstrap. */
   #tokenModeChecked = false;
@@ -289,7 +283,10 @@ export class Agent {
     this.#checkTokenMode(token, mode);
     const key = await newKeyWithCsr(this.#keyType);
     const response = await requestSvid(this.#connection(anchors.toPem(), signal), { csrPem: key.csrPem, token });
-    const credentials = this.#accept(response, key, this.#identity ?? holder.current?.svid.id);
+    // Bootstrapped again (after the CA refused a renewal, or an expiry), the SVID must keep the ID the holder has:
+    // a CA that refused a renewal could otherwise move the workload to another identity through the bootstrap that
+    // follows, which takes any ID of the trust domain.
+    const credentials = this.#accept(response, key, holder.current?.svid.id);
     await this.#checkBundleAnchorsCa(anchors, credentials.bundle, signal);
     return { credentials, anchors };
   }
@@ -352,7 +349,6 @@ export class Agent {
     if (anchors !== undefined) this.#warnRetiredInFile(anchors, previous?.bundle);
     this.#failures = 0;
     this.#bootstrapNext = false;
-    this.#identity ??= credentials.svid.id;
     this.#tokenWarned = false;
     this.#caSkewWarned = false;
     const { svid, bundle } = credentials;

@@ -2,7 +2,7 @@
 // X509-SVID of our trust domain leading to a root of the returned bundle, the leaf must carry OUR public key, and a
 // renewal must keep our SPIFFE ID. Anything else is rejected and the current credential stays.
 // No I/O: the key comparison uses node:crypto KeyObjects only.
-import { createPublicKey, KeyObject, X509Certificate as NodeX509Certificate } from 'node:crypto';
+import { createPublicKey, KeyObject } from 'node:crypto';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import {
@@ -56,17 +56,10 @@ export function acceptSvidResponse(
     throw invalid(`the CA returned ${leaf.id}, expected ${options.expectedId}`, 'id_changed');
   }
   // Peers refuse the chain once a certificate above the leaf expires, whatever the leaf says: our CA clamps a leaf to
-  // its intermediate, a broken one may not. The SVID lasts as long as its chain, so renewal, readiness and the expiry
-  // gauge go by that, and a 10-year leaf under a 30-day intermediate is renewed before the intermediate ends. Every
-  // certificate of the validated path is valid now: one already expired is a stray the CA sent along, not above us.
-  // The root it ends at counts too (a CA of meshauth's never issues past its root; another may).
-  const ends = intermediates.map((cert) => cert.notAfter);
-  const anchorEnd = anchorNotAfter(leafDer, intermediates, bundle);
-  if (anchorEnd !== undefined) ends.push(anchorEnd);
-  const notAfter = ends.reduce(
-    (end, certEnd) => (certEnd < end && certEnd > options.now ? certEnd : end),
-    leaf.notAfter,
-  );
+  // its intermediate, a broken one may not. The SVID lasts as long as its validated path, the root it ends at
+  // included, so renewal, readiness and the expiry gauge go by that, and a 10-year leaf under a 30-day intermediate is
+  // renewed before the intermediate ends.
+  const notAfter = new Date(Math.min(leaf.issuersNotAfter.getTime(), leaf.notAfter.getTime()));
   const svid = new X509Svid({
     id: leaf.id,
     leafDer,
@@ -79,26 +72,6 @@ export function acceptSvidResponse(
   return { svid, bundle };
 }
 
-/** The latest NotAfter of the bundle roots that signed the top of the chain (the leaf, when it has no intermediate). */
-function anchorNotAfter(
-  leafDer: Uint8Array,
-  intermediates: readonly TrustBundle['roots'][number][],
-  bundle: TrustBundle,
-): Date | undefined {
-  const topIntermediate = intermediates.at(-1);
-  const top = new NodeX509Certificate(
-    topIntermediate === undefined ? Buffer.from(leafDer) : Buffer.from(topIntermediate.rawData),
-  );
-  // Several roots may have signed it (one re-issued with a later end, same name and key): the path may end at any.
-  let latest: Date | undefined;
-  for (const root of bundle.roots) {
-    const anchor = new NodeX509Certificate(Buffer.from(root.rawData));
-    if (!top.checkIssued(anchor) || !top.verify(anchor.publicKey)) continue;
-    if (latest === undefined || root.notAfter > latest) latest = root.notAfter;
-  }
-  return latest;
-}
-
 /** The first certificate of a PEM text as DER, and the text of any further blocks in it. */
 function splitLeafPem(pem: string): { leafDer: Uint8Array; alsoInLeafPem: string[] } {
   const [first, ...more] = certificatePemBlocks(pem);
@@ -108,10 +81,10 @@ function splitLeafPem(pem: string): { leafDer: Uint8Array; alsoInLeafPem: string
   return { leafDer: certificateDerOfPemBlock(first), alsoInLeafPem: more };
 }
 
-/** A bundle from the CA: every entry a parseable CA certificate, labelled with our trust domain. */
 /** Roots a trust bundle from the CA may hold. */
 export const MAX_BUNDLE_ROOTS = 32;
 
+/** A bundle from the CA: every entry a parseable CA certificate, labelled with our trust domain. */
 export function parseBundle(trustDomain: TrustDomain, bundlePem: readonly string[]): TrustBundle {
   const roots = guard('malformed', () => bundlePem.flatMap((pem) => parseCertificatesPemOnce(pem)));
   if (roots.length === 0) throw invalid('empty trust bundle', 'empty_bundle');

@@ -586,10 +586,15 @@ function hostOf(authority: string): string {
  */
 function policyHeaderView(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const listed = typeof headers.connection === 'string' ? connectionListed(headers.connection) : undefined;
-  if (listed === undefined && !Object.keys(headers).some((name) => name.includes('_'))) return headers;
+  if (listed === undefined && !hasUnderscoredName(headers)) return headers;
   const view: IncomingHttpHeaders = {};
   for (const name in headers) {
     if (listed?.has(name) !== true && !name.includes('_')) view[name] = headers[name];
   }
   return view;
+}
+
+function hasUnderscoredName(headers: IncomingHttpHeaders): boolean {
+  for (const name in headers) if (name.includes('_')) return true;
+  return false;
 }

@@ -425,11 +425,6 @@ class Http1Deadline {
   #timer: NodeJS.Timeout | undefined;
   /** Requests whose response is not over yet. */
   #inFlight = 0;
-
-  /** Requests of this connection whose response is not over yet (those started, this one not yet). */
-  get inFlight(): number {
-    return this.#inFlight;
-  }
   /** Requests whose body has not all arrived yet. */
   #receiving = 0;
   /** socket.bytesRead when the head deadline was armed: more by expiry means a head was on its way. */
@@ -445,6 +440,11 @@ class Http1Deadline {
     this.#onTimeout = onTimeout;
     this.#arm(this.#limits.headersTimeoutMs);
     socket.once('close', () => clearTimeout(this.#timer));
+  }
+
+  /** Requests of this connection whose response is not over yet (those started, this one not yet). */
+  get inFlight(): number {
+    return this.#inFlight;
   }
 
   /** A request head arrived: its body must arrive within requestTimeout (the response may take as long as it needs). */

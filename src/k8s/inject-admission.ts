@@ -146,8 +146,7 @@ export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOu
   );
 }
 
-/** Bytes of annotation names and values, counted as the API server does. */
-/** The bytes of an object's annotations as the API server counts them (names and values). */
+/** The bytes of an object's annotations (names and values), counted as the API server does. */
 function annotationSizeOf(object: JsonObject): number {
   let bytes = 0;
   for (const [name, value] of Object.entries(objectAt(objectAt(object, 'metadata') ?? {}, 'annotations') ?? {})) {

@@ -193,11 +193,25 @@ function checkLeafFacts(leaf: LeafFacts, trustDomain: TrustDomain, now: Date): S
 
 /** Full validation: leaf rules, then a path from the leaf through the given intermediates to a bundle root. */
 export function validateX509Svid(chain: readonly x509.X509Certificate[], bundle: TrustBundle, now: Date): SpiffeId {
+  return validateChain(chain, bundle, now).id;
+}
+
+function validateChain(chain: readonly x509.X509Certificate[], bundle: TrustBundle, now: Date): ValidatedPath {
   const leaf = chain[0];
   if (leaf === undefined) fail('MESHAUTH_ERR_SVID_CHAIN', 'empty certificate chain', 'empty_chain');
   if (chain.length > MAX_CHAIN_LENGTH) fail('MESHAUTH_ERR_SVID_CHAIN', 'certificate chain too long', 'chain_too_long');
   const id = checkSvidLeaf(leaf, bundle.trustDomain, now);
   return validatePath(id, leaf, toNode(leaf), chain.slice(1), bundle, now);
+}
+
+/** A path validated from a leaf to a bundle root. */
+interface ValidatedPath {
+  readonly id: SpiffeId;
+  /**
+   * The earliest NotAfter of the CA certificates on the path, the root it ends at included: peers refuse the chain
+   * from then on, whatever the leaf says.
+   */
+  readonly issuersNotAfter: Date;
 }
 
 /** What validation proved about a leaf given as DER: its SPIFFE ID and validity window. */
@@ -206,6 +220,9 @@ export interface ValidatedLeaf {
   readonly notBefore: Date;
   readonly notAfter: Date;
 }
+
+/** A leaf given as DER validated with its path to a bundle root. */
+export interface ValidatedSvidLeaf extends ValidatedLeaf, ValidatedPath {}
 
 /**
  * validateX509Svid for a leaf given as DER (a TLS peer's): the leaf's facts are read from the DER directly when it
@@ -233,7 +250,7 @@ export function validateX509SvidLeafDer(
   bundle: TrustBundle,
   now: Date,
   leafNode?: NodeX509Certificate,
-): ValidatedLeaf {
+): ValidatedSvidLeaf {
   const facts = issuers.length + 1 > MAX_CHAIN_LENGTH ? undefined : plainLeafFacts(leafDer, issuers);
   let node: NodeX509Certificate | undefined;
   try {
@@ -243,12 +260,11 @@ export function validateX509SvidLeafDer(
   }
   if (facts === undefined || node === undefined) {
     const leaf = parseCertificate(leafDer);
-    const id = validateX509Svid([leaf, ...issuers], bundle, now);
-    return { id, notBefore: leaf.notBefore, notAfter: leaf.notAfter };
+    return { ...validateChain([leaf, ...issuers], bundle, now), notBefore: leaf.notBefore, notAfter: leaf.notAfter };
   }
   const id = checkLeafFacts(facts, bundle.trustDomain, now);
-  validatePath(id, undefined, node, issuers, bundle, now);
-  return { id, notBefore: facts.notBefore, notAfter: facts.notAfter };
+  const path = validatePath(id, undefined, node, issuers, bundle, now);
+  return { ...path, notBefore: facts.notBefore, notAfter: facts.notAfter };
 }
 
 /** Path validation from the leaf (`leaf` undefined: known only as `leafNode`) to a root of the bundle. */
@@ -259,7 +275,7 @@ function validatePath(
   issuers: readonly x509.X509Certificate[],
   bundle: TrustBundle,
   now: Date,
-): SpiffeId {
+): ValidatedPath {
   // OpenSSL refuses a chain whose leaf key it cannot decode; the leaf rules never look at the key, so check it here.
   try {
     void leafNode.publicKey;
@@ -273,8 +289,11 @@ function validatePath(
   let current: x509.X509Certificate | undefined = leaf;
   let currentNode = leafNode;
   let caCount = 0; // CA certificates above the leaf so far, checked against each issuer's pathLen
+  let issuersNotAfter: Date | undefined;
   for (let depth = 0; depth < MAX_CHAIN_LENGTH; depth++) {
-    if (depth > 0 && current !== undefined && bundle.hasRoot(current)) return id;
+    if (depth > 0 && current !== undefined && bundle.hasRoot(current) && issuersNotAfter !== undefined) {
+      return { id, issuersNotAfter };
+    }
     const parent = findIssuer(current, currentNode, candidates);
     if (parent === undefined) {
       fail('MESHAUTH_ERR_SVID_UNKNOWN_CA', 'certificate chain does not lead to a trusted root', 'unknown_ca');
@@ -284,7 +303,8 @@ function validatePath(
     if (constraints !== undefined && !hostAllowed(id.trustDomain.name, constraints)) {
       fail('MESHAUTH_ERR_SVID_CHAIN', 'SPIFFE ID violates the issuer name constraints', 'name_constraints');
     }
-    if (parent !== current && bundle.hasRoot(parent)) return id;
+    if (issuersNotAfter === undefined || parent.notAfter < issuersNotAfter) issuersNotAfter = parent.notAfter;
+    if (parent !== current && bundle.hasRoot(parent)) return { id, issuersNotAfter };
     caCount += 1;
     current = parent;
     currentNode = toNode(parent);

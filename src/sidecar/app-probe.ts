@@ -84,6 +84,9 @@ export interface AppProbeForwardTarget {
 
 const FORWARD_TIMEOUT_MS = 5_000;
 
+/** The app's probe body is read and thrown away; past this much the connection is dropped (status is known). */
+const MAX_PROBE_BODY_BYTES = 64 * 1024;
+
 /**
  * A probe path as the kubelet sends it: what is not printable ASCII (a space, `żółw`) percent-encoded as UTF-8, the
  * rest as written. Node refuses such a path raw, so a probe that worked before injection failed on every call after.
@@ -93,8 +96,6 @@ export function wirePath(path: string): string {
     Array.from(Buffer.from(run, 'utf8'), (byte) => `%${byte.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
   );
 }
-/** The app's probe body is read and thrown away; past this much the connection is dropped (status is known). */
-const MAX_PROBE_BODY_BYTES = 64 * 1024;
 
 /**
  * Asks the app's own health endpoint on loopback, as the kubelet would have (`/app-health/<container>/<kind>`).

@@ -132,8 +132,8 @@ export function isTerminatedClaim(lowerName: string): boolean {
 /**
  * Headers in which a proxy tells the next hop about the client (Forwarded, every `x-forwarded-*` —
  * X-Forwarded-For/-Host/-Proto/-User/-Email/-Prefix…, which apps behind auth proxies trust —, X-Real-IP, the CDN
- * client-address fields such as True-Client-IP and CF-Connecting-IP, the Client-Cert / Client-Cert-Chain fields): from a caller outside the mesh they are claims nobody checked.
- * Lower-case name.
+ * client-address fields such as True-Client-IP and CF-Connecting-IP, the Client-Cert / Client-Cert-Chain fields):
+ * from a caller outside the mesh they are claims nobody checked. Lower-case name.
  */
 export function isForwardingHeader(lowerName: string): boolean {
   return lowerName.startsWith('x-forwarded-') || FORWARDING.has(lowerName);

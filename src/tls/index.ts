@@ -31,10 +31,11 @@ export {
   withoutResumption,
 } from './tls-profile.js';
 export {
-  checkedServerChain,
+  linkedChainDer,
   peerChainDer,
   peerChainDerOf,
   peerOf,
+  peerSvidInvalid,
   serverChainError,
   type VerifiedPeer,
   verifyPeer,

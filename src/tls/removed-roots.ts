@@ -10,6 +10,12 @@
 import { X509Certificate } from 'node:crypto';
 import type { TrustBundle, X509Svid } from '../pki/index.js';
 
+/** The credentials a switch is between (CredentialHolder's, structurally). */
+interface Credentials {
+  readonly svid: X509Svid;
+  readonly bundle: TrustBundle;
+}
+
 /** Roots of `before` that `after` no longer holds, as node:crypto certificates (empty when none left). */
 export function removedRoots(before: TrustBundle | undefined, after: TrustBundle): X509Certificate[] {
   if (before === undefined) return [];
@@ -54,4 +60,28 @@ export function chainsToAny(chain: readonly Buffer[], roots: readonly X509Certif
     }
   }
   return false;
+}
+
+/** The roots a removal kept, and the intermediates that complete a chain Node reported in part. */
+export interface KeptRoots {
+  readonly roots: readonly X509Certificate[];
+  readonly intermediates: readonly X509Certificate[];
+}
+
+/** Nothing removed yet: no chain is judged against it. */
+export const NOTHING_KEPT: KeptRoots = Object.freeze({ roots: [], intermediates: [] });
+
+/**
+ * What a switch from `previous` to `next` credentials keeps, when it removes a root from the bundle (undefined when it
+ * removes none): the roots of `next`, and our own SVIDs' intermediates, which sign every peer of our CA and complete
+ * the chains Node reported in part.
+ */
+export function keptRootsAfter(previous: Credentials | undefined, next: Credentials): KeptRoots | undefined {
+  if (removedRoots(previous?.bundle, next.bundle).length === 0) return undefined;
+  return { roots: rootsOf(next.bundle), intermediates: intermediatesOf([previous?.svid, next.svid]) };
+}
+
+/** True when `chain` (DER, leaf first) leads to a root `kept` holds, completed from its intermediates. */
+export function chainsToKept(chain: readonly Buffer[], kept: KeptRoots): boolean {
+  return chainsToAny(completedChain(chain, kept.intermediates), kept.roots);
 }

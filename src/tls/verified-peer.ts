@@ -184,32 +184,40 @@ const MIN_RSA_BITS = 2048;
  * saw the leaf only, so the CA certificates above it and the leaf's key are checked here, before any byte. The
  * failure is MESHAUTH_ERR_PEER_IDENTITY, reason `peer_svid_invalid`, the failed rule as its cause.
  */
-export function serverChainError(socket: TLSSocket): MeshauthError | undefined {
-  return checkedServerChain(socket).error;
-}
-
-/**
- * serverChainError, and the chain it checked as DER, leaf first (what a connection kept open must be checked against
- * again when a root leaves the bundle). Node gives a peer certificate's issuer links on its first read only, so the
- * chain is taken from the same read.
- */
-export function checkedServerChain(socket: TLSSocket): { readonly error?: MeshauthError; readonly chain: Buffer[] } {
-  const leaf = socket.getPeerX509Certificate();
-  const chain: Buffer[] = [];
-  for (let cert = leaf; cert !== undefined && chain.length <= MAX_ISSUERS; cert = cert.issuerCertificate) {
-    chain.push(cert.raw);
-    if (cert.issuerCertificate === cert) break; // a self-signed root ends the chain
-  }
+export function serverChainError(
+  socket: TLSSocket,
+  leaf: X509Certificate | undefined = socket.getPeerX509Certificate(),
+): MeshauthError | undefined {
   try {
     if (leaf === undefined) throw new Error('no server certificate');
     checkPeerIssuers(leaf);
     checkPeerKey(leaf.publicKey);
-    return { chain };
+    return undefined;
   } catch (cause) {
-    const error = new MeshauthError('MESHAUTH_ERR_PEER_IDENTITY', 'peer certificate chain is not a valid SVID chain', {
-      reason: 'peer_svid_invalid',
-      cause,
-    });
-    return { error, chain };
+    return peerSvidInvalid(cause);
   }
+}
+
+/** A peer whose certificate chain is no valid SVID chain; `cause` says which rule it broke. */
+export function peerSvidInvalid(cause: unknown): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_PEER_IDENTITY', 'peer certificate chain is not a valid SVID chain', {
+    reason: 'peer_svid_invalid',
+    cause,
+  });
+}
+
+/**
+ * The chain Node linked above `leaf` (its issuerCertificate links), as DER, leaf first, up to a self-issued root:
+ * what a connection kept open is checked against again when a root leaves the bundle. Node gives a peer certificate's
+ * links on its first read only: `leaf` is that read, the one serverChainError checked.
+ */
+export function linkedChainDer(leaf: X509Certificate): Buffer[] {
+  const chain = [leaf.raw];
+  for (let cert = leaf; chain.length <= MAX_ISSUERS; ) {
+    const issuer = cert.issuerCertificate;
+    if (issuer === undefined || issuer.fingerprint256 === cert.fingerprint256) break;
+    chain.push(issuer.raw);
+    cert = issuer;
+  }
+  return chain;
 }

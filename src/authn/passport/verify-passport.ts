@@ -192,7 +192,7 @@ const MAX_CACHED_ORIGINS = 4096;
 
 interface VerifiedOrigin {
   readonly claims: PassportClaims;
-  /** Earliest notAfter (ms) of the x5c certificates: past it the signer must be validated again. */
+  /** Earliest notAfter (ms) of the signer and its validated path, the root included: past it the signer is validated again. */
   readonly certificatesValidUntil: number;
 }
 
@@ -229,7 +229,7 @@ function verifyOrigin(jws: string, context: PassportVerifyContext, linkIat: numb
     signer = validated.id.toString();
     // Only after validation: a non-certificate x5c must end as a passport rejection, not a parser error.
     leaf = leafKeyOf(x5c[0] as string);
-    certificatesValidUntil = Math.min(validated.notAfter.getTime(), ...issuers.map((c) => c.notAfter.getTime()));
+    certificatesValidUntil = Math.min(validated.notAfter.getTime(), validated.issuersNotAfter.getTime());
   } catch (cause) {
     reject('untrusted_signer', 'the origin passport signer is not trusted', cause);
   }

@@ -29,7 +29,7 @@ import {
   type VerifiedPeer,
   verifyPeer,
 } from '../../tls/index.js';
-import { chainsToAny, completedChain, intermediatesOf, removedRoots, rootsOf } from '../../tls/removed-roots.js';
+import { chainsToKept, type KeptRoots, keptRootsAfter, NOTHING_KEPT, rootsOf } from '../../tls/removed-roots.js';
 import { acceptHead, authenticateWith, authorizeWith, identityHeaders, peerUnexpired } from '../pipeline/stages.js';
 import { ConnectionGuard } from './connection-guard.js';
 import type { InboundHooks } from './inbound-hooks.js';
@@ -88,10 +88,7 @@ export class InboundListener {
    * removal is verified against the old roots and is missed by #keepOnlyPeersOf: it is checked when it completes.
    */
   #removals = 0;
-  #kept: { readonly roots: readonly X509Certificate[]; readonly intermediates: readonly X509Certificate[] } = {
-    roots: [],
-    intermediates: [],
-  };
+  #kept: KeptRoots = NOTHING_KEPT;
   /**
    * The TCP socket of each accepted connection → #removals when it was accepted. Keyed by the socket itself, not by
    * its remote address|port: that pair is unique per local address only, and a wildcard listener has several.
@@ -182,17 +179,13 @@ export class InboundListener {
       // old credentials everywhere. Commit: new handshakes use the new context; established connections keep
       // theirs (no drops) — except those of peers whose root the new bundle no longer holds.
       const context = mtlsSecureContext(withTunnel(mtlsServerOptions(profile, credentials)));
-      const previous = this.#holder.current;
-      const rootRemoved = removedRoots(previous?.bundle, credentials.bundle).length > 0;
-      const kept = rootRemoved ? rootsOf(credentials.bundle) : [];
-      // Our own SVIDs' intermediates sign every peer of our CA: they complete the chains Node reported in part.
-      const intermediates = rootRemoved ? intermediatesOf([previous?.svid, credentials.svid]) : [];
+      const kept = keptRootsAfter(this.#holder.current, credentials);
       return () => {
         this.#secureContext = context;
-        if (!rootRemoved) return;
+        if (kept === undefined) return;
         this.#removals++;
-        this.#kept = { roots: kept, intermediates };
-        this.#keepOnlyPeersOf(kept, intermediates);
+        this.#kept = kept;
+        this.#keepOnlyPeersOf(kept);
       };
     });
   }
@@ -218,14 +211,14 @@ export class InboundListener {
   }
 
   /**
-   * Closes every connection (HTTP or tunnel) whose peer chain does not lead to one of `roots`, the roots that stayed
-   * in the trust bundle: those of a removed root, and those whose chain cannot be completed from `intermediates`
-   * where Node reported it in part. Done here, at the rare root removal, rather than at every handshake.
+   * Closes every connection (HTTP or tunnel) whose peer chain does not lead to a root `kept` holds, the roots that
+   * stayed in the trust bundle: those of a removed root, and those whose chain cannot be completed from its
+   * intermediates where Node reported it in part. Done here, at the rare root removal, rather than at every handshake.
    */
-  #keepOnlyPeersOf(roots: readonly X509Certificate[], intermediates: readonly X509Certificate[]): void {
+  #keepOnlyPeersOf(kept: KeptRoots): void {
     let cut = 0;
     for (const [socket, chain] of this.#verified) {
-      if (chainsToAny(completedChain(chain, intermediates), roots)) continue;
+      if (chainsToKept(chain, kept)) continue;
       // A destroy, not resetSocket: an HTTP/2 session over this socket would not notice a reset of the TCP socket
       // under it. A tunnel on it passes the cut on to its app as a reset itself (TcpTunnel: a mesh side closed
       // without its end).
@@ -273,7 +266,7 @@ export class InboundListener {
     const raw = tcpSocketOf(socket);
     const acceptedAt = raw === undefined ? undefined : this.#acceptedAt.get(raw);
     if (acceptedAt === this.#removals) return false;
-    return !chainsToAny(completedChain(chain, this.#kept.intermediates), this.#kept.roots);
+    return !chainsToKept(chain, this.#kept);
   }
 
   #onTlsClientError(error: Error & { code?: string }, socket: TLSSocket): void {

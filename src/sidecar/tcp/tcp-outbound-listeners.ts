@@ -4,8 +4,6 @@
 // before the tunnel is up (pauseOnConnect). A failed tunnel resets the app's connection: one log line, one metric;
 // a refused server certificate also counts in meshauth_tls_handshake_failures_total, classified as the HTTP path's.
 // When the trust bundle loses a root, open tunnels whose server chains to it are cut, as the inbound cuts its clients.
-
-import type { X509Certificate } from 'node:crypto';
 import { isIP, connect as netConnect, createServer as netServer, type Server, type Socket } from 'node:net';
 import { type SecureContext, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
@@ -18,12 +16,14 @@ import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   answerIdentityCheckWithLeaf,
   type ConnectPhase,
-  checkedServerChain,
+  linkedChainDer,
   peerConnectFailureReason,
+  peerSvidInvalid,
+  serverChainError,
   spiffeServerIdentity,
   type TlsProfile,
 } from '../../tls/index.js';
-import { chainsToAny, completedChain, intermediatesOf, removedRoots, rootsOf } from '../../tls/removed-roots.js';
+import { chainsToKept, type KeptRoots, keptRootsAfter, NOTHING_KEPT } from '../../tls/removed-roots.js';
 import { waitUntil } from '../listen.js';
 import { ClientContextCache } from './client-context.js';
 import { resetSocket } from './reset-socket.js';
@@ -64,12 +64,6 @@ interface Attempt {
   readonly removals: number;
 }
 
-/** The roots a removal kept, and the intermediates that complete a chain Node reported in part. */
-interface KeptRoots {
-  readonly roots: readonly X509Certificate[];
-  readonly intermediates: readonly X509Certificate[];
-}
-
 interface Listener {
   readonly key: string;
   readonly route: TcpOutboundRoute;
@@ -91,7 +85,7 @@ export class TcpOutboundListeners {
   /** Each open tunnel's server chain (DER, leaf first), checked again when a root leaves the bundle. */
   readonly #servers = new Map<TcpTunnel, readonly Buffer[]>();
   #removals = 0;
-  #kept: KeptRoots = { roots: [], intermediates: [] };
+  #kept: KeptRoots = NOTHING_KEPT;
   readonly #unsubscribe: () => void;
   #draining = false;
 
@@ -116,13 +110,8 @@ export class TcpOutboundListeners {
       this.#listeners.push(listener);
     }
     this.#unsubscribe = options.holder.prepare((credentials) => {
-      const previous = options.holder.current;
-      if (removedRoots(previous?.bundle, credentials.bundle).length === 0) return noCommit;
-      const kept: KeptRoots = {
-        roots: rootsOf(credentials.bundle),
-        // Our own SVIDs' intermediates sign every server of our CA: they complete chains Node reported in part.
-        intermediates: intermediatesOf([previous?.svid, credentials.svid]),
-      };
+      const kept = keptRootsAfter(options.holder.current, credentials);
+      if (kept === undefined) return noCommit;
       return () => {
         this.#removals++;
         this.#kept = kept;
@@ -289,8 +278,9 @@ export class TcpOutboundListeners {
         mesh.destroy(Object.assign(new Error('peer identity was not verified'), { code: 'PEER_NOT_VERIFIED' }));
         return;
       }
-      const { error: chainError, chain } = checkedServerChain(mesh);
-      if (chainError !== undefined) {
+      const leaf = mesh.getPeerX509Certificate();
+      const chainError = serverChainError(mesh, leaf);
+      if (chainError !== undefined || leaf === undefined) {
         phase = 'identity';
         mesh.destroy(chainError);
         return;
@@ -302,7 +292,8 @@ export class TcpOutboundListeners {
         );
         return;
       }
-      if (attempt.removals !== this.#removals && !this.#chainsToKept(chain)) {
+      const chain = linkedChainDer(leaf);
+      if (attempt.removals !== this.#removals && !chainsToKept(chain, this.#kept)) {
         phase = 'identity';
         mesh.destroy(rootRemovedError());
         return;
@@ -334,16 +325,11 @@ export class TcpOutboundListeners {
     attempt.mesh = mesh;
   }
 
-  /** Whether `chain` leads to a root the last removal kept. */
-  #chainsToKept(chain: readonly Buffer[]): boolean {
-    return chainsToAny(completedChain(chain, this.#kept.intermediates), this.#kept.roots);
-  }
-
   /** Cuts (a reset both ways) every open tunnel whose server does not chain to a root that stayed in the bundle. */
   #keepOnlyServersOf(kept: KeptRoots): void {
     let cut = 0;
     for (const [tunnel, chain] of this.#servers) {
-      if (chainsToAny(completedChain(chain, kept.intermediates), kept.roots)) continue;
+      if (chainsToKept(chain, kept)) continue;
       tunnel.shutdown();
       cut++;
     }
@@ -381,14 +367,9 @@ function noCommit(): void {}
 
 /** A server verified against roots one of which left the bundle during the handshake: as one under an unknown CA. */
 function rootRemovedError(): MeshauthError {
-  return new MeshauthError('MESHAUTH_ERR_PEER_IDENTITY', 'peer certificate chain is not a valid SVID chain', {
-    reason: 'peer_svid_invalid',
-    cause: new MeshauthError(
-      'MESHAUTH_ERR_SVID_CHAIN',
-      "the server's root left the trust bundle during the handshake",
-      {
-        reason: 'unknown_ca',
-      },
-    ),
-  });
+  return peerSvidInvalid(
+    new MeshauthError('MESHAUTH_ERR_SVID_CHAIN', "the server's root left the trust bundle during the handshake", {
+      reason: 'unknown_ca',
+    }),
+  );
 }

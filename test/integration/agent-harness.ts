@@ -77,14 +77,25 @@ export class CaHarness {
   /** Listens again on the port it had (the first start picks a free one). */
   async restart(): Promise<void> {
     if (this.#server !== undefined) return;
-    this.#server = await startCaServer({
-      dir: this.dir,
-      listen: `127.0.0.1:${this.#port}`,
-      svidTtlMs: this.svidTtlMs,
-      logger: silentLogger(),
-      metrics: new Metrics(),
-      ...this.#serverOptions,
-    });
+    // The agents know the CA by its port. While it was down, another process of the machine may have taken that port
+    // for a moment (a connection's local port is drawn from the same range): wait for it to be free again, bounded.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.#server = await startCaServer({
+          dir: this.dir,
+          listen: `127.0.0.1:${this.#port}`,
+          svidTtlMs: this.svidTtlMs,
+          logger: silentLogger(),
+          metrics: new Metrics(),
+          ...this.#serverOptions,
+        });
+        break;
+      } catch (error) {
+        const code = (error as { cause?: { code?: string } }).cause?.code;
+        if (code !== 'EADDRINUSE' || attempt === 50) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
     this.#port = this.#server.port;
   }
 

@@ -1,6 +1,7 @@
 // A root that leaves the trust bundle cuts the outbound TCP tunnels whose server chains to it, as the inbound cuts
 // its clients of that root (inbound-root-removed.test.ts) and the HTTP outbound retires its sessions. Found in
 // review: an open tunnel to a server of the removed root kept carrying bytes until the server's SVID expired.
+// A connection accepted before the removal, still in its handshake, is refused when the handshake ends.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TrustBundle } from '../../src/pki/index.js';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
@@ -55,5 +56,70 @@ describe('outbound TCP tunnels when a root leaves the bundle', () => {
     await until('the kept tunnel echoes', () => stays.received().toString() === 'before+after');
     expect(await toKept.clientMetrics.registry.metrics()).not.toContain('reason="root_removed"');
     stays.socket.destroy();
+  });
+});
+
+describe('an outbound TCP connection begun before a root left the bundle', () => {
+  let kept: TestCa;
+  let retired: TestCa;
+  let app: TcpApp;
+  let pair: TcpTunnelPair;
+  let log: LogLines;
+  let asked: () => void;
+  const askedForAddress = new Promise<void>((resolve) => {
+    asked = resolve;
+  });
+  let answer: () => void;
+  const addressAnswered = new Promise<void>((resolve) => {
+    answer = resolve;
+  });
+
+  beforeAll(async () => {
+    kept = await TestCa.create('example.org');
+    retired = await TestCa.create('example.org');
+    app = await startTcpApp(echo);
+    log = logLines('sidecar', 'info');
+    pair = await startTcpTunnelPair(kept, {
+      appPort: app.port,
+      logger: log.logger,
+      serverSvid: await retired.issue({ id: retired.idFor('/ns/data/sa/old') }),
+      bundle: new TrustBundle(kept.trustDomain, [...kept.bundle.roots, ...retired.bundle.roots]),
+      // The name's answer is held until the root has left: the connection was accepted, and took its TLS context
+      // (both roots), before the removal, so its handshake verifies the server against the roots before it.
+      addressHost: 'db.data.test',
+      resolveHost: async () => {
+        asked();
+        await addressAnswered;
+        return ['127.0.0.1'];
+      },
+    });
+  });
+  afterAll(async () => {
+    answer?.();
+    await pair?.close();
+    await app?.close();
+  });
+
+  it('fail/a server verified against the roots before the removal is refused at the end of its handshake', async () => {
+    const client = await rawClient(pair.port);
+    await askedForAddress;
+    pair.clientHolder.set({ svid: pair.clientSvid.svid, bundle: kept.bundle });
+    let closed = false;
+    void client.closed.then(() => {
+      closed = true;
+    });
+    client.socket.write('sent before the handshake ended');
+    answer();
+
+    // A tunnel let through would echo; the refusal resets the client without a byte.
+    await until('the client is closed or echoed to', () => closed || client.received().length > 0);
+    expect(client.received().length).toBe(0);
+    expect((await client.closed)?.code).toBe('ECONNRESET');
+    const text = await pair.clientMetrics.registry.metrics();
+    expect(text).toContain('meshauth_tls_handshake_failures_total{direction="outbound",reason="unknown_ca"} 1');
+    const refused = log.find({ event: 'tcp_connection_refused', code: 'MESHAUTH_ERR_PEER_IDENTITY' });
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ result: 'peer_identity', peer: retired.idFor('/ns/data/sa/old').toString() });
+    expect(text).not.toContain('meshauth_tcp_connections_opened_total');
   });
 });

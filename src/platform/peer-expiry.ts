@@ -5,19 +5,32 @@
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * Runs `retire` `inMs` from now unless `connection` closes first. Nothing is scheduled for a NaN or a delay past
- * what a timer can hold (the per-request checks, where there are any, still apply).
+ * Runs `retire` `inMs` from now unless `connection` closes first. Nothing is scheduled for a NaN. A delay past what
+ * one timer can hold (about 24.8 days: a long-lived client certificate at the external listener) is waited out in
+ * turns of the longest delay, so a connection that stays open that long is still retired at the notAfter.
  */
 export function atPeerExpiry(
   connection: { once(event: 'close', listener: () => void): unknown },
   inMs: number,
   retire: () => void,
-): NodeJS.Timeout | undefined {
-  if (!(inMs <= MAX_TIMER_MS)) return undefined;
-  const timer = setTimeout(retire, Math.max(0, inMs));
-  timer.unref();
+  now: () => number = Date.now,
+): void {
+  if (Number.isNaN(inMs)) return;
+  const endMs = now() + inMs;
+  let timer: NodeJS.Timeout;
+  const arm = (leftMs: number) => {
+    timer = setTimeout(
+      () => {
+        const left = endMs - now();
+        if (left > 0) arm(left);
+        else retire();
+      },
+      Math.max(0, Math.min(leftMs, MAX_TIMER_MS)),
+    );
+    timer.unref();
+  };
+  arm(inMs);
   connection.once('close', () => clearTimeout(timer));
-  return timer;
 }
 
 /** A certificate's notAfter in ms from its `validTo` (OpenSSL's "Mon DD HH:MM:SS YYYY GMT"; validToDate needs Node 22). */

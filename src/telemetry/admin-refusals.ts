@@ -26,8 +26,14 @@ const LOG_INTERVAL_MS = 10_000;
 
 export type AdminRefusalCode = Extract<
   ErrorCode,
-  'MESHAUTH_ERR_ADMIN_NOT_FOUND' | 'MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED'
+  'MESHAUTH_ERR_ADMIN_NOT_FOUND' | 'MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED' | 'MESHAUTH_ERR_RATE_LIMITED'
 >;
+
+const REFUSED: Readonly<Record<AdminRefusalCode, { readonly message: string; readonly reason: string }>> = {
+  MESHAUTH_ERR_ADMIN_NOT_FOUND: { message: 'unknown path', reason: 'not_found' },
+  MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED: { message: 'method not served', reason: 'method_not_allowed' },
+  MESHAUTH_ERR_RATE_LIMITED: { message: 'too many forwarded app probes in flight', reason: 'app_probe_busy' },
+};
 
 export class AdminRefusals {
   readonly #metrics: Metrics;
@@ -40,10 +46,8 @@ export class AdminRefusals {
 
   /** Counts and logs a request the handler refused (it has answered `req` already). */
   refused(req: IncomingMessage, code: AdminRefusalCode): void {
-    const notFound = code === 'MESHAUTH_ERR_ADMIN_NOT_FOUND';
-    const error = new MeshauthError(code, notFound ? 'unknown path' : 'method not served', {
-      reason: notFound ? 'not_found' : 'method_not_allowed',
-    });
+    const { message, reason } = REFUSED[code];
+    const error = new MeshauthError(code, message, { reason });
     this.#record(error, req.socket, req.method);
   }
 

@@ -6,6 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { listenOn } from '../platform/index.js';
 import { type AppProbeForwardTarget, forwardAppProbe } from '../sidecar/app-probe.js';
+import { ADMIN_SERVER_TIMEOUTS, limitAdminConnections } from './admin-connections.js';
 import { AdminRefusals } from './admin-refusals.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -18,6 +19,9 @@ export type Readiness = boolean | readonly string[];
 
 export type AppProbeKind = 'livez' | 'readyz' | 'startupz';
 export type AppProbeTargets = ReadonlyMap<string, Readonly<Partial<Record<AppProbeKind, AppProbeForwardTarget>>>>;
+
+/** Forwarded app probes of one container and kind at once; the next is answered 429 without asking the app. */
+export const MAX_PROBES_IN_FLIGHT = 4;
 
 const APP_HEALTH = /^\/app-health\/([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)\/(livez|readyz|startupz)$/;
 
@@ -43,11 +47,13 @@ export class AdminServer {
   readonly #options: AdminServerOptions;
   readonly #server: Server;
   readonly #refusals: AdminRefusals;
+  /** Forwarded app probes not answered yet, per probe. */
+  readonly #probesInFlight = new Map<AppProbeForwardTarget, number>();
   #port = 0;
 
   constructor(options: AdminServerOptions) {
     this.#options = options;
-    this.#server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) => {
+    this.#server = createServer(ADMIN_SERVER_TIMEOUTS, (req, res) => {
       this.#handle(req, res).catch((error: unknown) => {
         options.logger.error({ error: String(error) }, 'admin request failed');
         if (!res.headersSent) sendAdminAnswer(res, 500, 'text/plain', 'internal error\n');
@@ -56,6 +62,7 @@ export class AdminServer {
     });
     this.#refusals = new AdminRefusals(options.metrics, options.logger);
     this.#refusals.install(this.#server);
+    limitAdminConnections(this.#server, options.metrics, options.logger);
   }
 
   get port(): number {
@@ -119,6 +126,15 @@ export class AdminServer {
       this.#refusals.refused(req, 'MESHAUTH_ERR_ADMIN_NOT_FOUND');
       return;
     }
+    // The kubelet never asks one probe again before the last one ended or timed out; more at once is someone else,
+    // each holding a connection to the app for up to the probe's timeout.
+    const inFlight = this.#probesInFlight.get(target) ?? 0;
+    if (inFlight >= MAX_PROBES_IN_FLIGHT) {
+      sendAdminAnswer(res, 429, 'text/plain', `app ${container} ${kind}: ${inFlight} probes in flight\n`);
+      this.#refusals.refused(req, 'MESHAUTH_ERR_RATE_LIMITED');
+      return;
+    }
+    this.#probesInFlight.set(target, inFlight + 1);
     // The kubelet gives up after its own timeoutSeconds: stop asking the app then too.
     const abandoned = new AbortController();
     res.once('close', () => abandoned.abort());
@@ -126,6 +142,10 @@ export class AdminServer {
       signal: abandoned.signal,
       ...(this.#options.appProbeTimeoutMs === undefined ? {} : { timeoutMs: this.#options.appProbeTimeoutMs }),
       ...(req.headers['user-agent'] === undefined ? {} : { userAgent: req.headers['user-agent'] }),
+    }).finally(() => {
+      const left = (this.#probesInFlight.get(target) ?? 1) - 1;
+      if (left === 0) this.#probesInFlight.delete(target);
+      else this.#probesInFlight.set(target, left);
     });
     if (res.destroyed) return;
     if (status === 204 || status === 304) {

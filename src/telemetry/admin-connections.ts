@@ -1,0 +1,63 @@
+// How many connections an admin-style port (the sidecar's and the gateway's admin port, `ca serve --admin-listen`)
+// holds, and how quickly one that sends nothing goes. These ports take no credential and, on Kubernetes, listen on
+// the pod's address for the kubelet: any pod of the cluster can reach them unless a NetworkPolicy says otherwise.
+// Without a cap one client could open connections until the process ran out of file descriptors, and the inbound,
+// the app hop and the SVID renewals with it. The kubelet opens one connection per probe and Prometheus keeps one, so
+// a client address gets a quarter of the places and every other address still finds some.
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { clientAddress } from '../platform/index.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import { RateLimitedLog } from './rate-limited-log.js';
+
+/** Open connections an admin-style port holds; the next is closed at accept. Within the descriptors kept in reserve. */
+export const ADMIN_MAX_CONNECTIONS = 64;
+
+/** Open connections of one client address (the address itself: pods and nodes cannot pick theirs). */
+export const ADMIN_MAX_CONNECTIONS_PER_SOURCE = ADMIN_MAX_CONNECTIONS / 4;
+
+/**
+ * node:http's options for an admin-style server: a head within 5 s, a request within 10 s, checked every second
+ * (node:http checks every 30 s by default, so a connection that sent nothing held its place for up to 35 s).
+ */
+export const ADMIN_SERVER_TIMEOUTS = {
+  headersTimeout: 5_000,
+  requestTimeout: 10_000,
+  connectionsCheckingInterval: 1_000,
+} as const;
+
+const LOG_INTERVAL_MS = 10_000;
+
+/**
+ * Caps `server`'s connections at ADMIN_MAX_CONNECTIONS, ADMIN_MAX_CONNECTIONS_PER_SOURCE per client address; each
+ * refusal is counted in meshauth_connections_rejected_total{direction="admin"} and logged (rate-limited).
+ */
+export function limitAdminConnections(server: Server, metrics: Metrics, logger: Logger): void {
+  const log = new RateLimitedLog(logger, metrics, 'connection_refused', LOG_INTERVAL_MS);
+  const refuse = (reason: 'max_connections' | 'max_connections_per_source', remote: string | undefined) => {
+    metrics.connectionsRejected.inc({ direction: 'admin', reason });
+    log.warn({ direction: 'admin', reason, remote }, `connection refused: ${reason}`);
+  };
+  server.maxConnections = ADMIN_MAX_CONNECTIONS;
+  server.on('drop', (data?: { remoteAddress?: string }) =>
+    refuse('max_connections', clientAddress(data?.remoteAddress)),
+  );
+  server.on('close', () => log.close());
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const source = clientAddress(socket.remoteAddress) ?? '';
+    const held = open.get(source) ?? 0;
+    if (held >= ADMIN_MAX_CONNECTIONS_PER_SOURCE) {
+      socket.destroy();
+      refuse('max_connections_per_source', source);
+      return;
+    }
+    open.set(source, held + 1);
+    socket.once('close', () => {
+      const left = (open.get(source) ?? 1) - 1;
+      if (left === 0) open.delete(source);
+      else open.set(source, left);
+    });
+  });
+}

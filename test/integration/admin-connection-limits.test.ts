@@ -1,0 +1,137 @@
+// The admin port's connection caps on real sockets. Found in review: the port (on the pod's address for the kubelet,
+// no credential) held every connection offered, idle ones for up to 35 s, and forwarded every /app-health request
+// to the app on a connection of its own: one client could exhaust the sidecar's file descriptors and with them the
+// inbound and the app hop. Now: 64 connections, 16 per client address, idle ones closed after 5 s, and at most 4
+// forwarded probes of one container and kind at once.
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo, connect, type Socket } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_MAX_CONNECTIONS, ADMIN_MAX_CONNECTIONS_PER_SOURCE } from '../../src/telemetry/admin-connections.js';
+import { AdminServer, MAX_PROBES_IN_FLIGHT } from '../../src/telemetry/admin-server.js';
+import { Metrics, silentLogger } from '../../src/telemetry/index.js';
+import { waitFor } from '../helpers/wait.js';
+
+/** A TCP connection from `localAddress`, resolved once connected; `closed` tells whether the server closed it. */
+async function open(port: number, localAddress = '127.0.0.1'): Promise<{ socket: Socket; closed: () => boolean }> {
+  const socket = connect({ host: '127.0.0.1', port, localAddress });
+  let closed = false;
+  socket.on('error', () => undefined);
+  socket.once('close', () => {
+    closed = true;
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  return { socket, closed: () => closed };
+}
+
+describe('admin port connection limits', () => {
+  let metrics: Metrics;
+  let admin: AdminServer;
+  let app: Server;
+  let held: Socket[] = [];
+  const heldProbes: (() => void)[] = [];
+  const sockets: Socket[] = [];
+
+  beforeAll(async () => {
+    // The app's probe answers only when the test lets it (a slow app, or a client holding probes open).
+    app = createServer((_req, res) => {
+      heldProbes.push(() => res.writeHead(200).end('fine'));
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    metrics = new Metrics();
+    admin = new AdminServer({
+      host: '127.0.0.1',
+      port: 0,
+      metrics,
+      logger: silentLogger(),
+      readiness: () => true,
+      appProbes: new Map([['api', { livez: { port: (app.address() as AddressInfo).port, path: '/healthz' } }]]),
+    });
+    await admin.listen();
+  });
+  afterEach(() => {
+    for (const socket of [...held, ...sockets]) socket.destroy();
+    held = [];
+  });
+  afterAll(async () => {
+    for (const answer of heldProbes) answer();
+    await admin?.close();
+    app?.closeAllConnections();
+    await new Promise<void>((resolve) => (app ? app.close(() => resolve()) : resolve()));
+  });
+
+  const rejected = async (reason: string) => {
+    const text = await metrics.registry.metrics();
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith(`meshauth_connections_rejected_total{direction="admin",reason="${reason}"}`));
+    return Number(line?.split(' ').pop() ?? 0);
+  };
+  const livez = (localAddress: string) =>
+    new Promise<number>((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port: admin.port, localAddress });
+      sockets.push(socket);
+      let text = '';
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+        if (text.includes('\r\n\r\n')) resolve(Number(text.split(' ')[1]));
+      });
+      socket.once('error', reject);
+      socket.once('close', () => resolve(0));
+      socket.write('GET /livez HTTP/1.1\r\nhost: admin\r\n\r\n');
+    });
+
+  it('fail/one client address holds at most 16 connections; ok/another address still gets its answer', async () => {
+    for (let i = 0; i < ADMIN_MAX_CONNECTIONS_PER_SOURCE; i++) held.push((await open(admin.port)).socket);
+    const extra = await open(admin.port);
+    await waitFor('the 17th connection closed', () => extra.closed());
+    expect(await rejected('max_connections_per_source')).toBe(1);
+    expect(held.every((socket) => !socket.destroyed)).toBe(true);
+
+    expect(await livez('127.0.0.2')).toBe(200);
+  });
+
+  it('fail/the port holds at most 64 connections; ok/a place freed is taken again', async () => {
+    const sources = ADMIN_MAX_CONNECTIONS / ADMIN_MAX_CONNECTIONS_PER_SOURCE;
+    for (let s = 0; s < sources; s++) {
+      for (let i = 0; i < ADMIN_MAX_CONNECTIONS_PER_SOURCE; i++) {
+        held.push((await open(admin.port, `127.0.0.${s + 3}`)).socket);
+      }
+    }
+    const before = await rejected('max_connections');
+    const extra = await open(admin.port, '127.0.0.9');
+    await waitFor('the 65th connection closed', () => extra.closed());
+    await waitFor('the drop counted', async () => (await rejected('max_connections')) === before + 1);
+
+    held.pop()?.destroy();
+    await waitFor('a place freed', async () => (await livez('127.0.0.9')) === 200);
+  });
+
+  it('fail/a connection that sends no request is closed at the 5 s head timeout, not held for half a minute', async () => {
+    const idle = await open(admin.port, '127.0.0.2');
+    held.push(idle.socket);
+    await waitFor('the idle connection closed', () => idle.closed(), 15_000, 100);
+  }, 20_000);
+
+  it('fail/a fifth forwarded probe of one container and kind at once is answered 429 without asking the app', async () => {
+    const pending = Array.from({ length: MAX_PROBES_IN_FLIGHT }, () =>
+      fetch(`http://127.0.0.1:${admin.port}/app-health/api/livez`),
+    );
+    await waitFor('four probes at the app', () => heldProbes.length === MAX_PROBES_IN_FLIGHT);
+    const refused = await fetch(`http://127.0.0.1:${admin.port}/app-health/api/livez`);
+    expect(refused.status).toBe(429);
+    expect(heldProbes).toHaveLength(MAX_PROBES_IN_FLIGHT);
+    expect(await metrics.registry.metrics()).toContain(
+      'meshauth_requests_rejected_total{direction="admin",code="MESHAUTH_ERR_RATE_LIMITED"} 1',
+    );
+
+    for (const answer of heldProbes.splice(0)) answer();
+    expect((await Promise.all(pending)).map((response) => response.status)).toEqual([200, 200, 200, 200]);
+    const again = fetch(`http://127.0.0.1:${admin.port}/app-health/api/livez`);
+    await waitFor('the next probe at the app', () => heldProbes.length === 1);
+    heldProbes.splice(0)[0]?.();
+    expect((await again).status).toBe(200);
+  });
+});

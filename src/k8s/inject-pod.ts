@@ -192,7 +192,9 @@ export function injectTemplate(template: JsonObject, config: InjectConfig, where
       status.annotations.push(key);
     }
   } else {
-    warnings.push(`${where}: pod has its own prometheus.io annotations; the sidecar's metrics are not announced`);
+    warnings.push(
+      `${where}: pod has its own prometheus.io annotations, kept as they are; the sidecar's metrics (port meshauth-admin, /metrics) are scraped by deploy/prometheus's job only while prometheus.io/scrape is "true" (deploy/monitoring's PodMonitor scrapes them always)`,
+    );
   }
   if (Object.keys(originalProbes).length > 0) out[ANNOTATION_ORIGINAL_PROBES] = JSON.stringify(originalProbes);
   out[ANNOTATION_STATUS] = JSON.stringify(status);

@@ -181,6 +181,17 @@ describe('deploy/monitoring: metrics and dashboard', () => {
     expect(phases.filter((phase) => scraped(rules, target(phase)))).toEqual(['Pending', 'Running']);
   });
 
+  // Found in review: the job took __metrics_path__ from prometheus.io/path, which injection leaves as the app wrote it
+  // (`/actuator/prometheus`): the sidecar was scraped there, a 404, and none of the pod's alerts could fire.
+  it('fail/an app’s prometheus.io/path never moves the sidecar’s scrape away from /metrics', () => {
+    const scrape = parse(readFileSync(join(ROOT, 'deploy/prometheus/scrape-config.yaml'), 'utf8')) as {
+      scrape_configs: { metrics_path?: string; relabel_configs: Obj[] }[];
+    };
+    const [job] = scrape.scrape_configs;
+    expect(job?.metrics_path ?? '/metrics').toBe('/metrics');
+    expect((job?.relabel_configs ?? []).filter((rule) => rule.target_label === '__metrics_path__')).toEqual([]);
+  });
+
   it('ok/the scrape config has a job for the webhook, which has no admin port: its pods on their HTTPS port', () => {
     const scrape = parse(readFileSync(join(ROOT, 'deploy/prometheus/scrape-config.yaml'), 'utf8')) as {
       scrape_configs: { job_name: string; scheme?: string; relabel_configs: Obj[] }[];

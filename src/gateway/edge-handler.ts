@@ -381,7 +381,7 @@ export class EdgeHandler {
           ...setCookies,
           ...(existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]),
         ];
-        const head: OutgoingHttpHeaders = {};
+        const head: OutgoingHttpHeaders = Object.create(null);
         for (const name in h) if (!isCachingField(name.toLowerCase())) head[name] = h[name];
         return writeHead(status, { ...head, 'set-cookie': merged, 'cache-control': 'no-store' });
       };

@@ -170,7 +170,8 @@ export class MeshForwarder {
    * browser; the HTTP/2 path drops them too) and Set-Cookie lines for the gateway's cookies dropped.
    */
   #responseHeaders(flat: readonly string[]): OutgoingHttpHeaders {
-    const out: OutgoingHttpHeaders = {};
+    // No prototype: the peer names the fields (`__proto__`, `constructor`).
+    const out: OutgoingHttpHeaders = Object.create(null);
     for (let i = 0; i < flat.length; i += 2) {
       const name = (flat[i] as string).toLowerCase();
       const value = flat[i + 1] as string;

@@ -270,7 +270,9 @@ export function hasTransferCoding(raw: readonly Buffer[]): boolean {
  * without identity headers.
  */
 export function responseHeadersH2(status: number, raw: readonly Buffer[]): Record<string, string | string[] | number> {
-  const out: Record<string, string | string[] | number> = { ':status': status };
+  // No prototype: the app names the fields (`__proto__`, `constructor`).
+  const out: Record<string, string | string[] | number> = Object.create(null);
+  out[':status'] = status;
   let tokens: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const lower = (raw[i] as Buffer).toString('latin1').toLowerCase();

@@ -634,9 +634,16 @@ function abortStream(stream: ClientHttp2Stream): void {
   else stream.destroy(new Error('request aborted before its end'));
 }
 
-/** HTTP/2 request headers from the flat HTTP/1 list: lower-case names, `host` as `:authority`. */
+/**
+ * HTTP/2 request headers from the flat HTTP/1 list: lower-case names, `host` as `:authority`. The object has no
+ * prototype: the app names the fields, and `__proto__` on a plain object replaced its prototype (an exception that
+ * ended the sidecar) while `constructor` read Object's own function as an earlier value.
+ */
 function requestHeaders(method: string, path: string, flat: readonly string[]): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = { ':method': method, ':path': path, ':scheme': 'https' };
+  const out: Record<string, string | string[]> = Object.create(null);
+  out[':method'] = method;
+  out[':path'] = path;
+  out[':scheme'] = 'https';
   for (let i = 0; i < flat.length; i += 2) {
     const name = (flat[i] as string).toLowerCase();
     const value = flat[i + 1] as string;

@@ -146,7 +146,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     } else {
       const res = this.#sink as ServerResponse;
       const headers = responseHeadersH1(rawHeaders, []);
-      if (this.#drain.draining) headers.push('connection', 'close'); // SIGTERM drain: no further keep-alive
+      // SIGTERM drain: no further keep-alive. An answer ahead of the request body's end closes the connection after
+      // it (lingerAfterEarlyResponse): the caller learns so before its next request.
+      if (this.#drain.draining || (res.req as ServerResponse['req'] | undefined)?.complete === false) {
+        headers.push('connection', 'close');
+      }
       res.writeHead(statusCode, headers);
     }
     this.#telemetry.completed(this.#peerId, statusCode, this.#startedAt);

@@ -18,7 +18,6 @@ import { type ErrorCode, MeshauthError } from '../../errors/index.js';
 import {
   expectationUnsupported,
   firstClientErrorOnly,
-  keepReadingAfterEnd,
   pendingResponse,
   startTimeoutSweeper,
   UNDICI_CODES,
@@ -28,6 +27,7 @@ import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { VerifiedPeer } from '../../tls/index.js';
 import { cutResponse } from '../cut-response.js';
 import { DataPlaneTelemetry, type Direction } from '../data-plane-telemetry.js';
+import { lingerAfterEarlyResponse } from '../early-response.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, forwarding, kResetBySidecar } from '../forward-handler.js';
 import { EXTERNAL_POLICY, INBOUND_POLICY } from '../http-headers.js';
@@ -534,38 +534,8 @@ export function classifyAppError(error: Error): MeshauthError {
 
 function ignore(): void {}
 
-/**
- * A response finished before its request body ended (the app, or the sidecar, answered without waiting for the rest):
- * the connection cannot carry another request, so it is closed, as HTTP/1.1 servers do, instead of
- * waiting out the keep-alive or request timeout with its place under the connection limits. Our side is ended after
- * the answer (its bytes are queued ahead of the FIN), which a client reads as a clean close. Like nginx's lingering
- * close, the rest of the body is read and discarded (keepReadingAfterEnd), and the socket is destroyed once the peer
- * closes too, once nothing has arrived for LINGER_MS (the h1 server's timeout listener), or after LINGER_CAP_MS at
- * most: destroying it while the upload still flows would answer the next bytes with a TCP reset, which can make the
- * client drop the response it has not read yet. Until then it is marked answered: nothing is written on it again,
- * and no request is started on it.
- */
-function lingerAfterEarlyResponse(socket: Socket, req: IncomingMessage, answeredEarly: WeakSet<Socket>): void {
-  if (!keepReadingAfterEnd(socket, req)) return;
-  answeredEarly.add(socket);
-  socket.end();
-  socket.setTimeout(LINGER_MS);
-  const cap = setTimeout(destroySocket, LINGER_CAP_MS, socket).unref();
-  socket.once('close', () => clearTimeout(cap));
-}
-
-function destroySocket(socket: Socket): void {
-  socket.destroy();
-}
-
 /** How much later than the app timeout an idle exchange is reset (see #streamIdleMs). */
 const APP_TIMEOUT_MARGIN_MS = 1_000;
 
 /** How long an error answer written to a failed HTTP/1.1 connection may take to flush before it is destroyed. */
 const ANSWER_GRACE_MS = 1_000;
-
-/** How long a connection closed after an early response may go without receiving anything (lingerAfterEarlyResponse). */
-const LINGER_MS = 1_000;
-
-/** The longest a connection closed after an early response keeps receiving its body (nginx's lingering_time). */
-const LINGER_CAP_MS = 30_000;

@@ -377,6 +377,9 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
         replay.push(chunk);
       }
     }
+    // Answered already (the peer did not wait for the whole body): the rest is read and dropped, never held in the
+    // socket, so the caller's connection can close cleanly behind the answer.
+    if (this.#done) return;
     const stream = this.#stream;
     if (stream === undefined || stream.destroyed) {
       this.req?.pause();

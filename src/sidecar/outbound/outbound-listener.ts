@@ -18,6 +18,7 @@ import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { ClientTlsContext } from '../../tls/index.js';
 import { cutResponse } from '../cut-response.js';
 import { DataPlaneTelemetry } from '../data-plane-telemetry.js';
+import { lingerAfterEarlyResponse } from '../early-response.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, ForwardHandler, kResetBySidecar } from '../forward-handler.js';
@@ -76,6 +77,9 @@ export class OutboundListener {
   readonly #sockets = new Set<Socket>();
   /** Responses whose request went to an HTTP/1.1 peer pool (undici), not an h2 exchange stream. */
   readonly #http1Forwarded = new WeakSet<ServerResponse>();
+  /** Connections whose last response was complete before its request body (lingerAfterEarlyResponse): closing. */
+  readonly #answeredEarly = new WeakSet<Socket>();
+  readonly #onExchangeFinish: (this: ServerResponse) => void;
   /** Egress tunnels open or connecting (their upstream socket), each with its cut: a reset both ways, for the drain deadline. */
   readonly #tunnels = new Map<Socket, () => void>();
   #port = 0;
@@ -109,12 +113,19 @@ export class OutboundListener {
       timeoutMs: config.outbound.timeoutMs,
       retries: outboundRetryCounters(metrics),
       writeHead: (res, status, headers) => {
-        if (this.#drain.draining) headers.push('connection', 'close'); // SIGTERM drain: no further keep-alive
+        // SIGTERM drain: no further keep-alive. An answer ahead of the request's end (a refusal at the peer, an app
+        // that answers a big upload at once) closes the connection after it: the caller learns so before its next
+        // request.
+        if (this.#drain.draining || !res.req.complete) headers.push('connection', 'close');
         res.writeHead(status, headers);
       },
       answer: (res, error, close) => writeErrorH1(res, error, undefined, close),
       cut: cutResponse,
       forwardHttp1: (exchange, endpoint, pool) => this.#forwardHttp1(exchange, endpoint, pool),
+    };
+    const answeredEarly = this.#answeredEarly;
+    this.#onExchangeFinish = function onExchangeFinish(this: ServerResponse): void {
+      if (!this.req.complete) lingerAfterEarlyResponse(this.req.socket, this.req, answeredEarly);
     };
     this.#server = createServer(
       {
@@ -214,6 +225,7 @@ export class OutboundListener {
     if (proxyForm) headers.push('host', target.authority);
     const method = req.method as string;
     const set = this.#sessions.setFor(route, host);
+    res.on('finish', this.#onExchangeFinish); // comes once: `on` skips `once`'s per-request wrapper
     const exchange = new H2Exchange(
       req,
       res,
@@ -305,7 +317,8 @@ export class OutboundListener {
 
   /** A request head (or chunked body) node:http could not parse or did not get in time: 400/431/408, counted and logged, connection closed. */
   #onClientError(error: Error & { code?: string }, socket: Duplex): void {
-    if (error.code === 'ECONNRESET' || !socket.writable) {
+    // A connection closing after an early answer is never answered again (a 408 would be read as a next answer).
+    if (error.code === 'ECONNRESET' || !socket.writable || this.#answeredEarly.has(socket as Socket)) {
       socket.destroy();
       return;
     }

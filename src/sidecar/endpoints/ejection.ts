@@ -7,6 +7,11 @@ export const EJECTION = Object.freeze({
   consecutiveFailures: 3,
   baseMs: 1_000,
   maxMs: 30_000,
+  /**
+   * A probe with no outcome after this long no longer holds the endpoint out: the request that probed may have ridden
+   * a connection kept from before (nothing to succeed or fail), or ended in a way that says nothing of the endpoint.
+   */
+  probeTimeoutMs: 30_000,
 });
 
 export interface EjectionState {
@@ -17,20 +22,29 @@ export interface EjectionState {
   ejectedUntil: number;
   /** A probe connection is under way. */
   probing: boolean;
+  /** performance.now() when the probe started. */
+  probeStartedAt: number;
 }
 
 export function newEjectionState(): EjectionState {
-  return { failures: 0, ejections: 0, ejectedUntil: 0, probing: false };
+  return { failures: 0, ejections: 0, ejectedUntil: 0, probing: false, probeStartedAt: 0 };
 }
 
-/** True when the endpoint may take a request now: not ejected, or ejected with its probe due and not started. */
+/**
+ * True when the endpoint may take a request now: not ejected, or ejected with its probe due and not started (or
+ * started longer than EJECTION.probeTimeoutMs ago without an outcome).
+ */
 export function isAvailable(state: EjectionState, now: number): boolean {
-  return state.ejections === 0 || (!state.probing && now >= state.ejectedUntil);
+  if (state.ejections === 0) return true;
+  if (now < state.ejectedUntil) return false;
+  return !state.probing || now - state.probeStartedAt >= EJECTION.probeTimeoutMs;
 }
 
 /** The balancer chose an ejected endpoint whose probe was due: only this one request tries it. */
-export function startProbe(state: EjectionState): void {
-  if (state.ejections > 0) state.probing = true;
+export function startProbe(state: EjectionState, now: number): void {
+  if (state.ejections === 0) return;
+  state.probing = true;
+  state.probeStartedAt = now;
 }
 
 /** True when the endpoint is out of the balancing (ejected, probe not yet due or under way). */

@@ -42,6 +42,8 @@ export class EndpointSet implements EndpointOwner {
   readonly #active: GaugeChild;
   readonly #ejectedGauge: GaugeChild;
   #firstResolution: Promise<void> | undefined;
+  /** Picks waiting for the first resolution: the set must not be closed under them. */
+  #waiting = 0;
   #resolved = false;
   #failures = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -68,8 +70,9 @@ export class EndpointSet implements EndpointOwner {
     return this.#endpoints;
   }
 
+  /** Requests in flight on its endpoints, and those waiting for the name's first addresses. */
   get inflight(): number {
-    let sum = 0;
+    let sum = this.#waiting;
     for (const endpoint of this.#endpoints) sum += endpoint.inflight;
     return sum;
   }
@@ -81,7 +84,9 @@ export class EndpointSet implements EndpointOwner {
   pick(skip?: Endpoint): Endpoint | Promise<Endpoint> {
     this.lastUsed = performance.now();
     if (!this.#resolved) {
+      this.#waiting += 1;
       return (this.#firstResolution ?? Promise.resolve()).then(() => {
+        this.#waiting -= 1;
         const endpoint = this.#pickNow(skip);
         if (endpoint === undefined) throw this.#noEndpoint();
         return endpoint;
@@ -125,7 +130,7 @@ export class EndpointSet implements EndpointOwner {
     const available = all.filter((e) => isAvailable(e.health, now));
     // All ejected: better to try one than to fail every request (panic routing, as Envoy does).
     const chosen = pickOfTwo(available.length > 0 ? available : all, random, skip);
-    if (chosen !== undefined) startProbe(chosen.health);
+    if (chosen !== undefined) startProbe(chosen.health, now);
     return chosen;
   }
 

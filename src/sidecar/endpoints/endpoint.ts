@@ -221,7 +221,9 @@ export class Endpoint implements Candidate {
       },
       (error: unknown) => {
         if (error instanceof PeerConnectError) {
-          if (error.phase !== 'identity') this.#unhealthy(error);
+          // A wrong identity says nothing of the endpoint's health, except for a probe: the endpoint is still not
+          // the peer it should be, so it stays out (left as it was, its probe would never finish).
+          if (error.phase !== 'identity' || this.health.probing) this.#unhealthy(error);
           // The request that needed the connection logs the failure; the reason is counted once per handshake.
           const reason = peerConnectFailureReason(error.phase, error.cause);
           if (reason !== undefined) this.#context.metrics.tlsHandshakeFailures.inc({ direction: 'outbound', reason });

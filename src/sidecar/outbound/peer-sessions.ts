@@ -11,11 +11,13 @@ import type { CredentialHolder } from '../../agent/credential-holder.js';
 import {
   expectedIdsFor,
   formatHostPort,
+  HOST_TEMPLATE,
   idIsExpected,
   type RouteConfig,
   routeAddressFor,
   type SidecarConfig,
 } from '../../config/index.js';
+import { NAMESPACE_TEMPLATE } from '../../config/route-match.js';
 import type { SpiffeId } from '../../identity/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import { ClientTlsContext } from '../../tls/index.js';
@@ -56,7 +58,7 @@ export class PeerSessions {
   readonly #resolver: AddressResolver;
   /** Exact routes' sets, by route key: one per configured route, kept until close(). */
   readonly #routeSets = new Map<string, EndpointSet>();
-  /** Pattern routes' sets, one per requested host (`<route>|<host>`): swept when idle, at most MAX_SETS. */
+  /** Pattern routes' sets, one per what of the host they depend on (patternSetKey): swept when idle, at most MAX_SETS. */
   readonly #hostSets = new Map<string, EndpointSet>();
   readonly #closing = new Set<Promise<void>>();
   readonly #unsubscribe: () => void;
@@ -95,7 +97,7 @@ export class PeerSessions {
   /** The endpoints serving a call to `host` over `route`. */
   setFor(route: RouteConfig, host: string): EndpointSet {
     const sets = route.pattern ? this.#hostSets : this.#routeSets;
-    const key = route.pattern ? `${route.host}|${host}` : route.host;
+    const key = route.pattern ? patternSetKey(route, host) : route.host;
     let set = sets.get(key);
     if (set !== undefined) return set;
     if (route.pattern && sets.size >= MAX_SETS) this.#sweep(0);
@@ -141,11 +143,16 @@ export class PeerSessions {
     return (id) => idIsExpected(expected, id);
   }
 
-  /** Closes pattern routes' sets idle for `idleMs` (0: only until there is room for one more). */
+  /**
+   * Closes pattern routes' sets idle for `idleMs`; with 0 (the table is full), the least recently used idle sets until
+   * there is room for one more. A set with requests in flight or waiting for its first address is never closed.
+   */
   #sweep(idleMs: number): void {
     const now = performance.now();
-    for (const [key, set] of this.#hostSets) {
-      if (now - set.lastUsed < idleMs || set.inflight > 0) continue;
+    const idle = [...this.#hostSets].filter(([, set]) => now - set.lastUsed >= idleMs && set.inflight === 0);
+    if (idleMs === 0) idle.sort(([, a], [, b]) => a.lastUsed - b.lastUsed);
+    for (const [key, set] of idle) {
+      if (idleMs === 0 && this.#hostSets.size < MAX_SETS) return;
       this.#hostSets.delete(key);
       this.#context.logger.debug(
         { direction: 'outbound', route: set.routeKey, name: set.servername },
@@ -154,7 +161,20 @@ export class PeerSessions {
       const closing = set.close(Date.now() + 1_000);
       this.#closing.add(closing);
       void closing.then(() => this.#closing.delete(closing));
-      if (idleMs === 0 && this.#hostSets.size < MAX_SETS) return;
     }
   }
+}
+
+/**
+ * A pattern route's set for `host`, keyed by what of the host it depends on: the whole host when the address is
+ * `{host}`, its namespace label when an expected ID names `{namespace}`, nothing otherwise. Keyed by host alone, a
+ * route with a fixed address opened one connection to the same peer per name called, until the peer's per-identity
+ * connection limit refused the next.
+ */
+function patternSetKey(route: RouteConfig, host: string): string {
+  if (route.address.host === HOST_TEMPLATE) return `${route.host}|${host}`;
+  for (const pattern of route.idPatterns) {
+    if (pattern.includes(NAMESPACE_TEMPLATE)) return `${route.host}|{namespace}=${host.split('.')[1] ?? ''}`;
+  }
+  return route.host;
 }

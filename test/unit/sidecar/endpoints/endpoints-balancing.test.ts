@@ -50,8 +50,17 @@ describe('ejection', () => {
     expect(connectFailed(state, 0)).toBe(true);
     expect(isAvailable(state, EJECTION.baseMs - 1)).toBe(false);
     expect(isAvailable(state, EJECTION.baseMs)).toBe(true);
-    startProbe(state);
+    startProbe(state, EJECTION.baseMs);
     expect(isAvailable(state, EJECTION.baseMs)).toBe(false); // only one probe at a time
+  });
+  // Found in review: a probe that ended without a connection outcome (a wrong identity, or a request that rode a
+  // connection kept from before) left the endpoint out of the balancing for as long as another endpoint was up.
+  it('fail/a probe with no outcome stops holding the endpoint out after probeTimeoutMs', () => {
+    const state = newEjectionState();
+    for (let i = 0; i < EJECTION.consecutiveFailures; i++) connectFailed(state, 0);
+    startProbe(state, EJECTION.baseMs);
+    expect(isAvailable(state, EJECTION.baseMs + EJECTION.probeTimeoutMs - 1)).toBe(false);
+    expect(isAvailable(state, EJECTION.baseMs + EJECTION.probeTimeoutMs)).toBe(true);
   });
   it('fail/a failed probe ejects again for twice as long (bounded by maxMs)', () => {
     const state = newEjectionState();
@@ -59,7 +68,7 @@ describe('ejection', () => {
     let now: number = EJECTION.baseMs;
     let expected = EJECTION.baseMs * 2;
     for (let round = 0; round < 10; round++) {
-      startProbe(state);
+      startProbe(state, now);
       expect(connectFailed(state, now)).toBe(true);
       expect(state.ejectedUntil - now).toBe(Math.min(EJECTION.maxMs, expected));
       now = state.ejectedUntil;

@@ -145,7 +145,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       stream.respond(responseHeadersH2(statusCode, rawHeaders));
     } else {
       const res = this.#sink as ServerResponse;
-      const headers = responseHeadersH1(rawHeaders, []);
+      const headers = responseHeadersH1(rawHeaders, [], statusCode);
       // SIGTERM drain: no further keep-alive. An answer ahead of the request body's end closes the connection after
       // it (lingerAfterEarlyResponse): the caller learns so before its next request.
       if (this.#drain.draining || (res.req as ServerResponse['req'] | undefined)?.complete === false) {

@@ -230,9 +230,10 @@ export function connectionListed(value: string, into?: Set<string>): Set<string>
 /**
  * Response headers from undici's raw list (Buffers) for an HTTP/1 ServerResponse: a flat string array without
  * hop-by-hop headers (Node frames the response itself), without names listed in the response's Connection and
- * without identity headers (an app cannot assert an identity to its caller).
+ * without identity headers (an app cannot assert an identity to its caller). A 204 loses its Content-Length, which
+ * no server may send with it (and HTTP/2 refuses).
  */
-export function responseHeadersH1(raw: readonly Buffer[], out: string[]): string[] {
+export function responseHeadersH1(raw: readonly Buffer[], out: string[], status = 200): string[] {
   let tokens: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as Buffer).toString('latin1');
@@ -243,6 +244,7 @@ export function responseHeadersH1(raw: readonly Buffer[], out: string[]): string
       continue;
     }
     if (isIdentityHeader(lower, false)) continue;
+    if (status === 204 && lower === 'content-length') continue;
     out.push(name, value);
   }
   return tokens === undefined ? out : out.filter((_, i, a) => !tokens.has((a[i - (i % 2)] as string).toLowerCase()));

@@ -128,11 +128,13 @@ describe.each([
 
   // nghttp2 refuses a 204 HEADERS frame with a non-zero content-length: over h2 the app's 204 became a 502 blaming
   // the peer sidecar, while HTTP/1.1 delivered it. A 204 has no content, so its Content-Length says nothing.
-  it('ok/a 204 with a Content-Length reaches the caller as a 204 on either protocol', async () => {
+  // A server must not send Content-Length in a 204 (RFC 9110 §8.6): over HTTP/1.1 the app's one was passed on.
+  it('ok/a 204 with a Content-Length reaches the caller as a 204 on either protocol, without it', async () => {
     const before = await failuresCounted();
     const res = await viaProxy(pair.a.sidecar.outboundPort, 'http://b.mesh/no-content');
     expect(res.status).toBe(204);
     expect(res.body).toBe('');
+    expect(res.headers['content-length']).toBeUndefined();
     expect(await failuresCounted()).toBe(before);
   });
 

@@ -1,7 +1,8 @@
 // Browser sessions at the gateway: reading the sealed session cookie (a cookie that cannot be used is cleared and
 // counted, never an error), renewing it with the refresh token before the access token expires (once per refresh
 // token, whatever the number of parallel requests), re-stamping the idle clock, and building sessions from token
-// responses. The claims kept are sub, iss, scope, groups, client_id and `oidc.claims` (plus the roles claim).
+// responses. The claims kept are sub, iss, scope, groups, client_id and `oidc.claims` (plus the roles claim); the raw
+// ID token only when the provider offers RP-initiated logout and it fits.
 // Sessions live in cookies, so a sign-out only ends a copy of the cookie (taken before it) because this process
 // remembers the signed-out sessions until their absolute timeout; another gateway replica does not know of it.
 import { randomBytes } from 'node:crypto';
@@ -171,10 +172,9 @@ export class BrowserSessions {
           reason: 'subject_mismatch',
         });
       }
-      const renewed = this.fromTokens(tokens, nowS, session);
-      // A new ID token can be larger than the first: a renewed session that no longer fits in its cookies is a
-      // failed renewal (counted once here), not a write that fails on every request until the session ends.
-      this.#codec.checkFits(renewed);
+      // A renewed session that no longer fits in its cookies (larger claims) is a failed renewal (counted once
+      // here), not a write that fails on every request until the session ends.
+      const renewed = this.fit(this.fromTokens(tokens, nowS, session));
       this.#metrics.gatewaySessionRefreshes.inc({ result: 'ok' });
       return renewed;
     } catch (error) {
@@ -183,6 +183,27 @@ export class BrowserSessions {
       this.#logger.info({ event: 'session_refresh_failed', reason, sub: session.claims.sub }, 'session refresh failed');
       return undefined;
     }
+  }
+
+  /**
+   * `session` as it will fit in its cookies: without its ID token when that is what does not fit (one log line). The
+   * ID token only serves RP-initiated logout as `id_token_hint`, and the `client_id` sent with it stands in for it,
+   * so a large one must not fail the sign-in. Throws MESHAUTH_ERR_SESSION_TOO_LARGE when it does not fit even so.
+   */
+  fit(session: SessionData): SessionData {
+    try {
+      this.#codec.checkFits(session);
+      return session;
+    } catch (error) {
+      if (session.idToken === undefined || !isMeshauthError(error, 'MESHAUTH_ERR_SESSION_TOO_LARGE')) throw error;
+    }
+    const { idToken, ...withoutIdToken } = session;
+    this.#codec.checkFits(withoutIdToken);
+    this.#logger.info(
+      { event: 'session_id_token_dropped', sub: session.claims.sub, idTokenChars: idToken.length },
+      'the ID token does not fit in the session cookies: kept without it (sign-out at the provider without id_token_hint)',
+    );
+    return withoutIdToken;
   }
 
   /** The end user of a session (undefined when its claims are unusable). */

@@ -303,7 +303,7 @@ export class EdgeHandler {
     const user = caller?.user;
     if (user === undefined && route.login === 'required') {
       if (this.#signIn !== undefined) {
-        await this.#signIn.loginRequired(req, res, route, method, url, setCookies);
+        await this.#signIn.loginRequired(req, res, route, { method, url, host }, setCookies);
         return;
       }
       this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'login', rule: EDGE_RULES.loginApi });
@@ -389,32 +389,38 @@ export class EdgeHandler {
     await this.#forwarder.forward({ route, method, target: normalized.target, headers: out, body, user }, res);
   }
 
-  /** API bearer token first (never combined with the cookie), then the session. */
+  /**
+   * A Bearer token first (never combined with the cookie), then the session. Another `Authorization` scheme (Basic,
+   * which a browser sends on its own once a service behind the gateway asked for it; Negotiate) is no credential of
+   * the gateway's: it is dropped before the mesh (DROP) and the session decides, as without the header.
+   */
   async #authenticate(
     headers: IncomingHttpHeaders,
     rawHeaders: readonly string[],
     cookies: ReadonlyMap<string, string>,
     setCookies: string[],
   ): Promise<Caller> {
-    if (headers.authorization !== undefined) {
-      // From the received list: `headers` holds only the first of repeated `authorization` lines, and two are
-      // refused before either is verified, as at the sidecars.
-      const token = this.#api === undefined ? extractBearer(rawHeaders) : this.#api.bearerOf(rawHeaders);
-      if (token !== undefined && this.#jwtSvids?.claims(unverifiedIssuer(token)) === true) {
+    // From the received list: `headers` holds only the first of repeated `authorization` lines, and two are refused
+    // before either is verified, as at the sidecars (so is a JWT under another scheme or none).
+    const token =
+      headers.authorization === undefined
+        ? undefined
+        : this.#api === undefined
+          ? extractBearer(rawHeaders)
+          : this.#api.bearerOf(rawHeaders);
+    if (token !== undefined) {
+      if (this.#jwtSvids?.claims(unverifiedIssuer(token)) === true) {
         // An origin passport is minted for the caller: a token past its exp (within the skew) is refused as expired.
         return { user: await this.#jwtSvids.verify(token, FOR_PASSPORT), via: 'bearer', token };
       }
       if (this.#api === undefined) {
         throw new MeshauthError('MESHAUTH_ERR_TOKEN_INVALID', 'no apiIssuers configured', { reason: 'no_issuer' });
       }
-      // No bearer token (another scheme): the verifier decides whether one is required.
-      const user =
-        token === undefined ? await this.#api.authenticate(rawHeaders) : await this.#api.verify(token, FOR_PASSPORT);
-      if (user === undefined) return undefined;
+      const user = await this.#api.verify(token, FOR_PASSPORT);
       const scoped = endUserFromClaims({ ...user.claims, exp: user.expiresAt }, this.#apiClaims.get(user.iss) ?? []);
       if (scoped === undefined) throw new MeshauthError('MESHAUTH_ERR_TOKEN_INVALID', 'no subject', { reason: 'sub' });
       checkClaimSize(scoped, this.#config.limits.maxClaimBytes, 'MESHAUTH_ERR_TOKEN_INVALID');
-      return { user: scoped, via: 'bearer', token: token ?? '' };
+      return { user: scoped, via: 'bearer', token };
     }
     const sessions = this.#sessions;
     if (sessions === undefined) return undefined;

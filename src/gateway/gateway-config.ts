@@ -164,6 +164,7 @@ export function resolveGatewayConfig(file: GatewayFile, source: string): Gateway
     invalid(source, 'session', 'oidc needs session.keys (the cookie encryption keys)');
   }
   const oidc = file.oidc === undefined ? undefined : resolveOidc(file.oidc, source);
+  if (oidc !== undefined) checkSignInHosts(routes, oidc, source);
   const limits = file.limits ?? {};
   const listen = parseHostPort(file.listen ?? GATEWAY_DEFAULTS.listen) as HostPort;
   const adminListen = parseHostPort(file.admin?.listen ?? GATEWAY_DEFAULTS.adminListen) as HostPort;
@@ -214,6 +215,29 @@ export function resolveGatewayConfig(file: GatewayFile, source: string): Gateway
       upstreamTimeoutMs: parseDuration(limits.upstreamTimeout ?? GATEWAY_DEFAULTS.upstreamTimeout),
     }),
     drainTimeoutMs: parseDuration(file.drainTimeout ?? GATEWAY_DEFAULTS.drainTimeout),
+  });
+}
+
+/** The host browser sign-in finishes on: the redirect URI's, lower case, without port or trailing dot. */
+export function signInHost(redirectUri: string): string {
+  return new URL(redirectUri).hostname.toLowerCase().replace(/\.$/, '');
+}
+
+/**
+ * Browser sign-in finishes at `oidc.redirectUri` only: the pre-login cookie and the session cookie are host-only
+ * (`__Host-`), so a sign-in started on another host finds no pre-login cookie at the callback, and a session made
+ * there never reaches the other host. A route with a login on another exact host could never sign a browser in.
+ * (A `*` route is answered on other hosts without starting a sign-in: SignInFlow.loginRequired.)
+ */
+function checkSignInHosts(routes: readonly GatewayRoute[], oidc: OidcSettings, source: string): void {
+  const host = signInHost(oidc.redirectUri);
+  routes.forEach((route, i) => {
+    if (route.login === 'none' || route.host === '*' || route.host === host) return;
+    invalid(
+      source,
+      `routes[${i}].match.host`,
+      `route "${route.name}" has login: ${route.login} on host ${route.host}, but browser sign-in finishes at oidc.redirectUri ${oidc.redirectUri} (host ${host}) and its cookies are host-only: use host ${host} or "*", login: none, or one gateway config per sign-in host`,
+    );
   });
 }
 

@@ -252,6 +252,14 @@ export class MeshForwarder {
         return;
       }
       telemetry.completed(endpoint.peerId, response.statusCode, exchange.startedAt);
+      if (endsAtHead(exchange.method, response.statusCode)) {
+        // Complete with its head (the sidecar's ForwardHandler.onHeaders rule). undici takes a 304's Content-Length,
+        // the size of the representation it stands for, for a body it then misses and fails the body after the head:
+        // piped, that failure reset the browser's connection before node:http had sent the buffered 304.
+        discard(response.body);
+        res.end();
+        return;
+      }
       pipeline(response.body, res as unknown as NodeJS.WritableStream).catch((error: unknown) => {
         res.destroy(new Error('response cut')); // never frame a truncated body as complete
         if (abort.signal.aborted) return; // the browser left; the peer did nothing wrong
@@ -315,6 +323,11 @@ function writeHeadOrClear(res: ResponseSink, status: number, headers: OutgoingHt
     for (const name of taken.getHeaderNames?.() ?? []) taken.removeHeader?.(name);
     throw error;
   }
+}
+
+/** A response that has no content by definition (RFC 9110 §6.4.1): 204, 304, or the answer to a HEAD. */
+function endsAtHead(method: string, status: number): boolean {
+  return status === 204 || status === 304 || method === 'HEAD';
 }
 
 function asPassportError(error: unknown): MeshauthError {

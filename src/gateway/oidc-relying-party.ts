@@ -3,15 +3,16 @@
 // injected code, or a replayed ID token, is refused), the refresh-token grant and RP-initiated logout. The ID
 // token's algorithm is pinned to one asymmetric algorithm (never `none`, never HS*, so a token cannot pick a weaker
 // check), its issuer, audience, nonce and times are checked by openid-client. An http:// issuer is allowed only on
-// loopback (the config refuses others); `oidc.caFile` trusts a private CA for an https issuer. Failures become
-// MeshauthErrors with a bounded reason.
+// loopback (the config refuses others); `oidc.caFile` trusts a private CA for an https issuer. The provider's answers
+// are size-capped (provider-fetch.ts). Failures become MeshauthErrors with a bounded reason.
 import * as client from 'openid-client';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { Agent } from 'undici';
 import { readSettingFile as readOperatorFile } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import type { Logger } from '../telemetry/index.js';
 import type { OidcSettings } from './gateway-config.js';
 import { ASYMMETRIC_ID_TOKEN_ALGORITHM } from './gateway-schema.js';
+import { ownErrorWithin, providerFetch } from './provider-fetch.js';
 
 export interface LoginStart {
   readonly url: string;
@@ -26,6 +27,10 @@ export interface TokenResult {
   readonly accessToken: string;
   readonly accessExpiresAt: number;
   readonly refreshToken: string | undefined;
+  /**
+   * The raw ID token, only when the provider offers RP-initiated logout (its one use, as `id_token_hint`): it can
+   * be many KiB (group lists) and the session carries it in every request's cookies.
+   */
   readonly idToken: string | undefined;
   readonly scope: string | undefined;
 }
@@ -65,9 +70,7 @@ export class OidcRelyingParty {
     if (Date.now() - this.#failedAt < DISCOVERY_RETRY_MS) {
       return Promise.reject(unavailable('discovery failed recently', undefined));
     }
-    const dispatcher = this.#dispatcher;
-    const customFetch: client.CustomFetch = (url, options) =>
-      undiciFetch(url, { ...options, dispatcher } as Parameters<typeof undiciFetch>[1]) as unknown as Promise<Response>;
+    const customFetch = providerFetch(this.#dispatcher);
     const settings = this.#settings;
     const auth = this.#secret === undefined ? client.None() : client.ClientSecretBasic(this.#secret);
     const metadata: Partial<client.ClientMetadata> = {
@@ -107,10 +110,11 @@ export class OidcRelyingParty {
     configured.catch((cause: unknown) => {
       this.#config = undefined;
       this.#failedAt = Date.now();
-      this.#logger.warn({ issuer: settings.issuer, err: (cause as Error).message }, 'OpenID discovery failed');
+      const own = ownErrorWithin(cause);
+      this.#logger.warn({ issuer: settings.issuer, err: (own ?? (cause as Error)).message }, 'OpenID discovery failed');
     });
     return configured.catch((cause: unknown) => {
-      throw cause instanceof MeshauthError ? cause : unavailable('discovery failed', cause);
+      throw ownErrorWithin(cause) ?? unavailable('discovery failed', cause);
     });
   }
 
@@ -145,7 +149,7 @@ export class OidcRelyingParty {
         expectedNonce: expected.nonce,
         idTokenExpected: true,
       });
-      return tokenResult(tokens);
+      return tokenResult(tokens, offersLogout(config));
     } catch (error) {
       throw classify(error);
     }
@@ -154,7 +158,7 @@ export class OidcRelyingParty {
   async refresh(refreshToken: string): Promise<TokenResult> {
     const config = await this.configuration();
     try {
-      return tokenResult(await client.refreshTokenGrant(config, refreshToken));
+      return tokenResult(await client.refreshTokenGrant(config, refreshToken), offersLogout(config));
     } catch (error) {
       throw classify(error);
     }
@@ -168,7 +172,7 @@ export class OidcRelyingParty {
     } catch {
       return undefined;
     }
-    if (config.serverMetadata().end_session_endpoint === undefined) return undefined;
+    if (!offersLogout(config)) return undefined;
     return client.buildEndSessionUrl(config, {
       post_logout_redirect_uri: postLogoutRedirectUri,
       client_id: this.#settings.clientId,
@@ -191,14 +195,21 @@ function pickIdTokenAlgorithm(
   return supported.find((alg) => ASYMMETRIC_ID_TOKEN_ALGORITHM.test(alg));
 }
 
-function tokenResult(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): TokenResult {
+function offersLogout(config: client.Configuration): boolean {
+  return config.serverMetadata().end_session_endpoint !== undefined;
+}
+
+function tokenResult(
+  tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
+  keepIdToken: boolean,
+): TokenResult {
   const expiresIn = tokens.expiresIn();
   return {
     idClaims: tokens.id_token === undefined ? undefined : (tokens.claims() as Record<string, unknown> | undefined),
     accessToken: tokens.access_token,
     accessExpiresAt: Math.floor(Date.now() / 1000) + (expiresIn ?? DEFAULT_ACCESS_TTL_S),
     refreshToken: tokens.refresh_token,
-    idToken: tokens.id_token,
+    idToken: keepIdToken ? tokens.id_token : undefined,
     scope: tokens.scope,
   };
 }
@@ -209,7 +220,8 @@ function unavailable(message: string, cause: unknown): MeshauthError {
 
 /** openid-client errors → a bounded reason (metric label, log), never the provider's text to the client. */
 function classify(error: unknown): MeshauthError {
-  if (error instanceof MeshauthError) return error;
+  const own = ownErrorWithin(error);
+  if (own !== undefined) return own;
   if (error instanceof client.AuthorizationResponseError) return failed('provider_error', error);
   if (error instanceof client.ResponseBodyError) {
     // A provider in trouble answers its own errors: that is an outage (502), not a refused sign-in (401).

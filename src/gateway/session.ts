@@ -21,7 +21,10 @@ export interface SessionData {
   readonly refreshToken?: string | undefined;
   /** Kept only when a route forwards the token (weaker, opt-in). */
   readonly accessToken?: string | undefined;
-  /** Kept only for RP-initiated logout (`id_token_hint`). */
+  /**
+   * Kept only for RP-initiated logout (`id_token_hint`): when the provider offers it, and left out when the session
+   * does not fit with it (BrowserSessions.fit).
+   */
   readonly idToken?: string | undefined;
 }
 
@@ -139,7 +142,7 @@ export class SessionCodec {
     if (parts.length > MAX_CHUNKS) {
       throw new MeshauthError(
         'MESHAUTH_ERR_SESSION_TOO_LARGE',
-        `the session needs ${sealed.length} bytes, more than ${MAX_CHUNKS} cookies of ${CHUNK_CHARS}; keep fewer claims in oidc.claims`,
+        `the session needs ${sealed.length} bytes, more than ${MAX_CHUNKS} cookies of ${CHUNK_CHARS}; ${whatIsLarge(session)}`,
         { reason: 'session_too_large' },
       );
     }
@@ -149,7 +152,7 @@ export class SessionCodec {
     if (headerBytes > this.#maxCookieBytes) {
       throw new MeshauthError(
         'MESHAUTH_ERR_SESSION_TOO_LARGE',
-        `the session's cookies need ${headerBytes} bytes of the Cookie header, more than the ${this.#maxCookieBytes} that limits.maxHeaderBytes leaves them; keep fewer claims in oidc.claims or raise limits.maxHeaderBytes`,
+        `the session's cookies need ${headerBytes} bytes of the Cookie header, more than the ${this.#maxCookieBytes} that limits.maxHeaderBytes leaves them; ${whatIsLarge(session)}, or raise limits.maxHeaderBytes`,
         { reason: 'session_too_large' },
       );
     }
@@ -162,6 +165,28 @@ export class SessionCodec {
     for (const name of present.keys()) if (name !== this.#name && this.owns(name)) out.push(clearCookie(name));
     return out;
   }
+}
+
+/**
+ * The largest part of a session and what an operator can do about it, for MESHAUTH_ERR_SESSION_TOO_LARGE: the
+ * advice must fit the cause (fewer oidc.claims cannot help when the claims are small).
+ */
+function whatIsLarge(session: SessionData): string {
+  const parts: ReadonlyArray<readonly [number, string]> = [
+    [
+      JSON.stringify(session.claims).length,
+      'the claims kept: keep fewer in oidc.claims (sub, iss, scope, groups and client_id are always kept; a long groups list comes from the provider)',
+    ],
+    [
+      session.accessToken?.length ?? 0,
+      'the access token, kept because a route has forwardToken: true: ask the provider for a smaller one',
+    ],
+    [session.refreshToken?.length ?? 0, 'the refresh token the provider issues'],
+    [session.idToken?.length ?? 0, 'the ID token (kept for sign-out at the provider)'],
+  ];
+  let largest = parts[0] as readonly [number, string];
+  for (const part of parts) if (part[0] > largest[0]) largest = part;
+  return `its largest part (${largest[0]} characters) is ${largest[1]}`;
 }
 
 /** Bytes of `name=<count>:part0; name-1=part1; …` in a Cookie header. */

@@ -5,14 +5,14 @@
 import { EDGE_RULES, type EdgeRefusalRule } from '../authz/index.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import { clientAddress, clientSourceKey } from '../platform/index.js';
-import type { Logger, Metrics } from '../telemetry/index.js';
+import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 import type { BrowserSessions } from './browser-sessions.js';
 import { parseCookies } from './cookies.js';
 import type { EdgeRequest, EdgeResponseSink } from './edge-handler.js';
 import { recordEdgeRefusal } from './edge-refusal.js';
 import { loginFailedPage, loginRequired, redirect, withCookies, writeError } from './edge-responses.js';
 import { checkClaimSize } from './edge-rule.js';
-import type { GatewayRoute, OidcSettings } from './gateway-config.js';
+import { type GatewayRoute, type OidcSettings, signInHost } from './gateway-config.js';
 import type { LoginState, LoginStateCodec } from './login-state.js';
 import type { OidcRelyingParty, TokenResult } from './oidc-relying-party.js';
 import { RateLimiter } from './rate-limiter.js';
@@ -44,6 +44,10 @@ export class SignInFlow {
   readonly #maxClaimBytes: number;
   /** The gateway's public origin (from the redirect URI): the only origin allowed to change state. */
   readonly #ownOrigin: string;
+  /** The only host a sign-in can finish on (the redirect URI's): its cookies are host-only. */
+  readonly #signInHost: string;
+  /** Any client picks the Host of a `*` route: one line per 10 s, the rest counted. */
+  readonly #elsewhereLog: RateLimitedLog;
 
   constructor(options: SignInFlowOptions) {
     this.#rp = options.relyingParty;
@@ -56,29 +60,44 @@ export class SignInFlow {
     this.#callbackLimiter = new RateLimiter(options.callbackPerMinute);
     this.#maxClaimBytes = options.maxClaimBytes;
     this.#ownOrigin = new URL(options.oidc.redirectUri).origin;
+    this.#signInHost = signInHost(options.oidc.redirectUri);
+    this.#elsewhereLog = new RateLimitedLog(options.logger, options.metrics, 'login_elsewhere', 10_000);
   }
 
   get ownOrigin(): string {
     return this.#ownOrigin;
   }
 
-  /** A `login: required` route without a user: 401 for an API call, else 302 to the provider. */
+  /**
+   * A `login: required` route without a user: 401 for an API call, else 302 to the provider; on a host other than
+   * the redirect URI's (a `*` route: the config refuses other exact hosts), 302 to the same path on the redirect
+   * URI's origin, where a sign-in can finish (started here, its pre-login cookie would never reach the callback).
+   */
   async loginRequired(
     req: EdgeRequest,
     res: EdgeResponseSink,
     route: GatewayRoute,
-    method: string,
-    url: string,
+    request: { readonly method: string; readonly url: string; readonly host: string },
     setCookies: string[],
   ): Promise<void> {
     const rp = this.#rp;
     const logins = this.#logins;
+    const { method, url, host } = request;
     if (isApiRequest(method, req.headers)) {
       this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'login', rule: EDGE_RULES.loginApi });
       writeError(res, loginRequired(), {
         'www-authenticate': 'Bearer realm="meshauth"',
         ...withCookies(setCookies),
       });
+      return;
+    }
+    if (host !== this.#signInHost) {
+      this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'login', rule: EDGE_RULES.loginRedirect });
+      this.#elsewhereLog.warn(
+        { event: 'login_elsewhere', route: route.name, host: host.slice(0, 253), signInHost: this.#signInHost },
+        'sign-in finishes on the redirect URI host only: browser sent there',
+      );
+      redirect(res, `${this.#ownOrigin}${safeReturnPath(url)}`, setCookies);
       return;
     }
     let start: Awaited<ReturnType<OidcRelyingParty['startLogin']>>;
@@ -136,7 +155,12 @@ export class SignInFlow {
     const fail = (error: MeshauthError) => {
       const reason = error.reason ?? error.code;
       this.#metrics.gatewayLogins.inc({ result: reason });
-      this.#logger.warn({ event: 'login', result: 'failed', reason, code: error.code, client }, 'sign-in failed');
+      // The message is for the operator (what failed and what to change, e.g. what made the session too large);
+      // the browser gets the registry's fixed sentence.
+      this.#logger.warn(
+        { event: 'login', result: 'failed', reason, code: error.code, client, err: error.message },
+        'sign-in failed',
+      );
       loginFailedPage(res, error, clear);
     };
     if (method !== 'GET') {
@@ -157,12 +181,13 @@ export class SignInFlow {
     let setCookies: string[];
     try {
       tokens = await rp.finishLogin(query, state);
-      session = this.#sessions.fromTokens(tokens, nowS);
-      const user = this.#sessions.userOf(session);
+      const made = this.#sessions.fromTokens(tokens, nowS);
+      const user = this.#sessions.userOf(made);
       if (user === undefined) {
         throw new MeshauthError('MESHAUTH_ERR_LOGIN_FAILED', 'ID token has no usable sub', { reason: 'no_subject' });
       }
       checkClaimSize(user, this.#maxClaimBytes, 'MESHAUTH_ERR_LOGIN_FAILED');
+      session = this.#sessions.fit(made);
       setCookies = sessions.write(session, cookies);
     } catch (error) {
       if (!isMeshauthError(error)) throw error;

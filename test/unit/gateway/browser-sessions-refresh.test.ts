@@ -1,7 +1,9 @@
 // A session renewed with the refresh token stays the session of the user who signed in: an ID token in the refresh
 // response for another sub (a provider that mixed up grants; openid-client already holds its iss to the issuer) is
 // refused and the session keeps its user until its access token ends, never switching to that user. A renewal whose
-// session no longer fits in its cookies (a larger new ID token) is a failed renewal too, not an error on every request.
+// session no longer fits in its cookies (more claims) is a failed renewal too, not an error on every request; a new
+// ID token too large to keep is left out of the session instead (found in review: it failed the renewal, and at
+// sign-in it failed the sign-in, although the ID token only serves as a hint at sign-out).
 import { describe, expect, it } from 'vitest';
 import { BrowserSessions } from '../../../src/gateway/browser-sessions.js';
 import type { OidcSettings } from '../../../src/gateway/gateway-config.js';
@@ -94,7 +96,9 @@ describe('browser session renewal', () => {
   });
 
   it('fail/a renewal whose session no longer fits in its cookies is a failed renewal: counted once, then the session ends', async () => {
-    const { sessions, cookies, metrics, log } = sessionsRefreshingTo({ sub: 'alice', iss: ISSUER }, 'i'.repeat(20_000));
+    // groups is always kept: a provider that now sends a long list makes the renewed session too large.
+    const groups = Array.from({ length: 800 }, (_, i) => `group-${String(i).padStart(20, '0')}`);
+    const { sessions, cookies, metrics, log } = sessionsRefreshingTo({ sub: 'alice', iss: ISSUER, groups });
     for (let i = 0; i < 3; i++) {
       const setCookies: string[] = [];
       const resolved = await sessions.resolve(cookies, NOW, setCookies);
@@ -106,5 +110,16 @@ describe('browser session renewal', () => {
     const setCookies: string[] = [];
     expect(await sessions.resolve(cookies, NOW + 30, setCookies)).toBeUndefined();
     expect(setCookies.some((line) => line.startsWith('__Host-s=;') && line.includes('Max-Age=0'))).toBe(true);
+  });
+
+  it('ok/a renewal whose new ID token alone does not fit renews the session without the ID token, one log line', async () => {
+    const { sessions, cookies, metrics, log } = sessionsRefreshingTo({ sub: 'alice', iss: ISSUER }, 'i'.repeat(20_000));
+    const setCookies: string[] = [];
+    const resolved = await sessions.resolve(cookies, NOW, setCookies);
+    expect(resolved?.user.sub).toBe('alice');
+    expect(resolved?.session.accessExpiresAt).toBe(NOW + 300);
+    expect(resolved?.session.idToken).toBeUndefined();
+    expect(await refreshes(metrics, 'ok')).toBe(1);
+    expect(log.find({ event: 'session_id_token_dropped', sub: 'alice' })).toHaveLength(1);
   });
 });

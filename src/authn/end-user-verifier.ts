@@ -6,6 +6,7 @@
 import { errors, jwtVerify } from 'jose';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import { type Logger, type Metrics, silentLogger } from '../telemetry/index.js';
+import { checkClaimBytes } from './claim-size.js';
 import { type EndUser, endUserFromClaims } from './end-user.js';
 import {
   type EndUserConfig,
@@ -30,6 +31,11 @@ export interface VerifyOptions {
    * start. Without it the skew applies to `exp` too (a forwarded original token beside a passport).
    */
   readonly forPassport?: boolean;
+  /**
+   * Refuse, as `claims_too_large`, a user whose claims are over this many bytes (checkClaimBytes): the sidecar's
+   * vouchers. Counted as that, not as `ok`.
+   */
+  readonly maxClaimBytes?: number;
 }
 
 export interface EndUserVerifierOptions {
@@ -162,6 +168,7 @@ export class EndUserVerifier {
   async verify(token: string, options: VerifyOptions = {}): Promise<EndUser> {
     try {
       const user = await this.#verify(token, options);
+      if (options.maxClaimBytes !== undefined) checkClaimBytes(user, options.maxClaimBytes);
       this.#metrics?.tokenVerifications.inc({ result: 'ok' });
       return user;
     } catch (error) {

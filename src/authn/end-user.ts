@@ -19,16 +19,17 @@ export interface EndUser {
 /**
  * Builds an EndUser from verified claims. `sub` falls back to `client_id` for client-credentials tokens
  * (without a resource owner, `sub` identifies the client). Returns undefined when neither exists
- * or when `sub` is present but not a string.
+ * or when `sub` is present but not a non-empty string.
  */
 export function endUserFromClaims(
   verified: Readonly<Record<string, unknown>>,
   configuredClaims: readonly string[],
 ): EndUser | undefined {
   const { iss, client_id: clientId, exp } = verified;
-  // A `sub` that is present must be a string: a malformed one is never replaced by client_id.
-  if (verified.sub !== undefined && typeof verified.sub !== 'string') return undefined;
-  const sub = typeof verified.sub === 'string' && verified.sub !== '' ? verified.sub : clientId;
+  // A `sub` that is present must be a non-empty string: a malformed one (an empty one too) is never replaced by
+  // client_id, or `{sub: "", client_id: "alice"}` would become the user alice.
+  if (verified.sub !== undefined && (typeof verified.sub !== 'string' || verified.sub === '')) return undefined;
+  const sub = verified.sub ?? clientId;
   if (typeof sub !== 'string' || sub === '' || typeof iss !== 'string') return undefined;
   const claims: Record<string, unknown> = { sub, iss };
   const exposed: Record<string, unknown> = { sub, iss };

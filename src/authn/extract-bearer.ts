@@ -9,11 +9,19 @@ export type RequestHeaders = Readonly<Record<string, string | readonly string[] 
 
 // The bearer token syntax: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
-// Something that is plainly a JWT, whatever scheme (or none) it was sent with, starting anywhere a token can start
-// in the value: apps that take the token with `substring(7)` or an unanchored /Bearer\s+(\S+)/ read it from
-// `Bearer,eyJ…` or from `Basic …, Bearer eyJ…` too, so it must not pass to them unverified. Base64 (Basic,
-// Negotiate) never has a `.`.
-const JWT_LIKE = /(?:^|[^A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\./;
+// A JWT sent under another scheme, or none, must not pass to the app unverified: apps that take the token with
+// `substring(7)` or an unanchored /Bearer\s+(\S+)/ read it from `Bearer,<jwt>` or from `Basic …, Bearer <jwt>` too.
+// It is recognised by what a decoder reads from it, not by its first letters: many decoders never look at the header
+// segment (jose's decodeJwt) or accept padding, strays and whitespace in it (atob, Python's b64decode), so a header
+// such as `AAAA` or `eyJ…=` carries the same claims as `eyJ…`. Basic and Negotiate credentials have no `.`;
+// Digest's dotted values (`realm="api.example.com"`) decode to no JSON.
+const WORD_BREAK = /[\s,;"']+/;
+// Every character outside the base64 and base64url alphabets: decoders skip them (Node's also skips `=` only at
+// the end, so it stops there; others skip it anywhere). Both readings are tried.
+const NOT_BASE64 = /[^A-Za-z0-9+/_-]+/g;
+// A UTF-8 byte order mark, or a UTF-16 one (two U+FFFD once read as UTF-8): Python's json.loads reads a BOM and
+// UTF-16/32 text from bytes.
+const BYTE_ORDER_MARK = /^(?:\uFEFF|\uFFFD{2})/;
 
 function malformed(reason: string, message: string): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_TOKEN_REQUEST_MALFORMED', message, { reason });
@@ -53,7 +61,7 @@ export function extractBearer(headers: RequestHeaders): string | undefined {
   const scheme = space === -1 ? value : value.slice(0, space);
   const credentials = space === -1 ? '' : value.slice(space + 1).trim();
   if (scheme.toLowerCase() !== 'bearer') {
-    if (JWT_LIKE.test(value)) {
+    if (carriesJwt(value)) {
       throw malformed('scheme', 'token sent without the Bearer scheme');
     }
     return undefined;
@@ -61,4 +69,37 @@ export function extractBearer(headers: RequestHeaders): string | undefined {
   if (credentials === '') throw malformed('empty', 'Bearer without a token');
   if (!B64TOKEN.test(credentials)) throw malformed('syntax', 'Bearer credentials are not a single b64token');
   return credentials;
+}
+
+/**
+ * Whether some dot-separated segment of `value` (or a word at the ends of one) decodes, read as leniently as common
+ * JWT decoders read base64, to a JSON object with at least one member: the header or the claims of a compact JWS.
+ */
+function carriesJwt(value: string): boolean {
+  const segments = value.split('.');
+  if (segments.length < 2) return false;
+  return segments.some(
+    (segment) => decodesToJsonObject(segment) || segment.split(WORD_BREAK).some((word) => decodesToJsonObject(word)),
+  );
+}
+
+function decodesToJsonObject(segment: string): boolean {
+  const padding = segment.indexOf('=');
+  return isJsonObject(segment) || (padding !== -1 && isJsonObject(segment.slice(0, padding)));
+}
+
+function isJsonObject(encoded: string): boolean {
+  const bytes = Buffer.from(encoded.replace(NOT_BASE64, ''), 'base64url');
+  // NULs dropped: UTF-16 and UTF-32 text of a JSON object becomes that object's ASCII text.
+  const text = Buffer.from(bytes.filter((byte) => byte !== 0))
+    .toString('utf8')
+    .replace(BYTE_ORDER_MARK, '')
+    .trim();
+  if (!text.startsWith('{') || !text.endsWith('}')) return false;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) && Object.keys(parsed).length > 0;
+  } catch {
+    return false;
+  }
 }

@@ -20,6 +20,8 @@ export const TOKEN_REJECTION_REASONS = [
   'missing_exp',
   'missing_sub',
   'claims',
+  // The user's claims are over the bound a voucher carries in a passport (claim-size.ts).
+  'claims_too_large',
   // A token beside a passport (forwardOriginalToken) that names another user than the passport.
   'not_passport_user',
 ] as const;

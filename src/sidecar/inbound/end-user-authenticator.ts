@@ -16,7 +16,7 @@ import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { Metrics } from '../../telemetry/index.js';
 import type { PassportStore } from '../passport-store.js';
 import type { AuthenticateEndUser, EndUserOutcome, InboundRequestView } from './inbound-hooks.js';
-import { passportOwner, passportStoreExpiry, USER_HEADER, vouchForUser } from './vouch-for-user.js';
+import { passportOwner, passportStoreExpiry, USER_HEADER, VOUCHING, vouchForUser } from './vouch-for-user.js';
 
 export interface EndUserAuthenticatorOptions {
   readonly settings: EndUserSettings;
@@ -73,8 +73,8 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
   const fromBearer = async (view: InboundRequestView): Promise<EndUserOutcome> => {
     let user: EndUser | undefined;
     try {
-      // Vouched for below: a token past its exp (within the skew) is refused as expired, no passport minted.
-      user = await verifier.authenticate(view.rawHeaders ?? view.headers, { forPassport: true });
+      // Vouched for below: refused as expired or claims_too_large rather than minting a passport (VOUCHING).
+      user = await verifier.authenticate(view.rawHeaders ?? view.headers, VOUCHING);
     } catch (error) {
       if (!isMeshauthError(error)) throw error;
       return { reject: error, rejectHeaders: bearerChallenge(error).headers };
@@ -90,14 +90,17 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
     passportUser: EndUser,
   ): Promise<EndUserOutcome> => {
     if (view.headers.authorization === undefined) return outcome;
-    let tokenUser: EndUser | undefined;
+    let tokenUser: EndUser;
     try {
-      tokenUser = await verifier.authenticate(view.rawHeaders ?? view.headers);
+      // Not verifier.authenticate(): its `required` is about a request with no end user at all, and this one has the
+      // passport's. Another scheme (Basic for the app) is dropped below, as without forwardOriginalToken.
+      const token = verifier.bearerOf(view.rawHeaders ?? view.headers);
+      if (token === undefined) return { ...outcome, dropAuthorization: true };
+      tokenUser = await verifier.verify(token);
     } catch (error) {
       if (!isMeshauthError(error)) throw error;
       return { reject: error, rejectHeaders: bearerChallenge(error).headers };
     }
-    if (tokenUser === undefined) return { ...outcome, dropAuthorization: true };
     if (tokenUser.iss === passportUser.iss && tokenUser.sub === passportUser.sub) return outcome;
     const error = tokenInvalid('not_passport_user', 'the token names another user than the passport', {
       issuer: tokenUser.iss.slice(0, 200),

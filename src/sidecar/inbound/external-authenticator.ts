@@ -11,7 +11,7 @@ import type { Metrics } from '../../telemetry/index.js';
 import type { PassportStore } from '../passport-store.js';
 import type { AuthenticateExternalClient, ExternalRequestView } from './external-hooks.js';
 import type { EndUserOutcome } from './inbound-hooks.js';
-import { vouchForUser } from './vouch-for-user.js';
+import { VOUCHING, vouchForUser } from './vouch-for-user.js';
 
 export interface ExternalAuthenticatorOptions {
   readonly settings: EndUserSettings;
@@ -39,8 +39,8 @@ export function externalAuthenticator(options: ExternalAuthenticatorOptions): Au
     }
     let user: EndUser | undefined;
     try {
-      // Vouched for below: a token past its exp (within the skew) is refused as expired, no passport minted.
-      user = await verifier.authenticate(view.rawHeaders ?? view.headers, { forPassport: true });
+      // Vouched for below: refused as expired or claims_too_large rather than minting a passport (VOUCHING).
+      user = await verifier.authenticate(view.rawHeaders ?? view.headers, VOUCHING);
       if (user === undefined) {
         // The verifier lets a token-less request through when `inbound.endUser.required` is false; here it never is.
         metrics.tokenVerifications.inc({ result: 'missing' });

@@ -28,6 +28,15 @@ describe('endUserFromClaims', () => {
     expect(endUserFromClaims({ ...BASE, client_id: 'svc' }, [])?.sub).toBe('svc');
   });
 
+  // Before, an empty `sub` fell back to client_id: a signed `{sub: "", client_id: "alice"}` became the user alice.
+  it('fail/an empty sub is malformed, never replaced by client_id', () => {
+    expect(endUserFromClaims({ ...BASE, sub: '', client_id: 'alice' }, [])).toBeUndefined();
+  });
+
+  it('fail/a sub that is no string is never replaced by client_id', () => {
+    expect(endUserFromClaims({ ...BASE, sub: 7, client_id: 'alice' }, [])).toBeUndefined();
+  });
+
   it('fail/no sub and no client_id', () => {
     expect(endUserFromClaims({ ...BASE }, [])).toBeUndefined();
     expect(endUserFromClaims({ ...BASE, sub: '' }, [])).toBeUndefined();

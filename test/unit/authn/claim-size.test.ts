@@ -1,0 +1,108 @@
+// The bound on the claims a sidecar vouches for (MAX_CLAIM_BYTES): a larger user is refused as `claims_too_large`,
+// never truncated, counted once as that and not as `ok`, on a first verification and on a kept one alike. Before, the
+// sidecar vouched for claims of any size: the app got identity headers past Node's 16 KiB limit and the next sidecar
+// refused the passport as `too_large`.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkClaimBytes, claimBytes, MAX_CLAIM_BYTES } from '../../../src/authn/claim-size.js';
+import { endUserFromClaims } from '../../../src/authn/end-user.js';
+import { EndUserVerifier } from '../../../src/authn/end-user-verifier.js';
+import { VOUCHING } from '../../../src/sidecar/inbound/vouch-for-user.js';
+import { Metrics } from '../../../src/telemetry/index.js';
+import { jwksText, type SigningKey, signingKey, tokenRejection } from '../../helpers/end-user-keys.js';
+
+const ISS = 'https://idp.test';
+
+function userWith(claims: Record<string, unknown>) {
+  const user = endUserFromClaims({ sub: 'alice', iss: ISS, exp: 2_000_000_000, ...claims }, Object.keys(claims));
+  if (user === undefined) throw new Error('user');
+  return user;
+}
+
+describe('checkClaimBytes', () => {
+  it('ok/claims of exactly the bound', () => {
+    const base = claimBytes(userWith({ blob: '' }));
+    const user = userWith({ blob: 'x'.repeat(MAX_CLAIM_BYTES - base) });
+    expect(claimBytes(user)).toBe(MAX_CLAIM_BYTES);
+    expect(() => checkClaimBytes(user, MAX_CLAIM_BYTES)).not.toThrow();
+  });
+
+  it('fail/one byte over the bound (counted in UTF-8) → MESHAUTH_ERR_TOKEN_INVALID claims_too_large', () => {
+    const base = claimBytes(userWith({ blob: '' }));
+    const user = userWith({ blob: `${'x'.repeat(MAX_CLAIM_BYTES - base - 1)}é` });
+    expect(() => checkClaimBytes(user, MAX_CLAIM_BYTES)).toThrow(
+      expect.objectContaining({ code: 'MESHAUTH_ERR_TOKEN_INVALID', reason: 'claims_too_large', status: 401 }),
+    );
+  });
+});
+
+describe('EndUserVerifier.verify with maxClaimBytes (the sidecar vouchers: VOUCHING)', () => {
+  let dir: string;
+  let key: SigningKey;
+  let metrics: Metrics;
+  let verifier: EndUserVerifier;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'claim-size-'));
+    key = await signingKey('k1');
+    writeFileSync(join(dir, 'jwks.json'), jwksText(key));
+    metrics = new Metrics();
+    verifier = new EndUserVerifier({
+      config: {
+        required: true,
+        issuers: [
+          { issuer: ISS, audiences: ['api'], algorithms: ['ES256'], jwksUri: `file://${join(dir, 'jwks.json')}` },
+        ],
+        vouchers: [],
+        claims: [],
+      },
+      metrics,
+    });
+  });
+
+  afterAll(async () => {
+    await verifier?.close();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** `groups` copies into every user's claims (a policy claim), configured or not. */
+  function token(groups: number): Promise<string> {
+    return new SignJWT({ groups: Array.from({ length: groups }, (_, i) => `group-${String(i).padStart(30, '0')}`) })
+      .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT' })
+      .setIssuer(ISS)
+      .setAudience('api')
+      .setSubject('alice')
+      .setIssuedAt()
+      .setExpirationTime('10m')
+      .sign(key.privateKey);
+  }
+
+  async function results(): Promise<Record<string, number>> {
+    const values = (await metrics.tokenVerifications.get()).values;
+    return Object.fromEntries(values.map((v) => [String(v.labels.result), v.value]));
+  }
+
+  it('ok/VOUCHING bounds the claims at MAX_CLAIM_BYTES and mints for a passport', () => {
+    expect(VOUCHING).toEqual({ forPassport: true, maxClaimBytes: MAX_CLAIM_BYTES });
+  });
+
+  it('ok/a user within the bound is verified', async () => {
+    expect((await verifier.verify(await token(10), VOUCHING)).sub).toBe('alice');
+  });
+
+  it('fail/a user over the bound → claims_too_large, counted once as that, first and kept verification alike', async () => {
+    const large = await token(200);
+    // Without the option (the gateway bounds its own scoped users): accepted, and kept by the verifier.
+    expect((await verifier.verify(large, { forPassport: true })).sub).toBe('alice');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const before = await results();
+      expect(await tokenRejection({ verify: (t) => verifier.verify(t, VOUCHING) }, large)).toBe('claims_too_large');
+      const after = await results();
+      expect((after.claims_too_large ?? 0) - (before.claims_too_large ?? 0)).toBe(1);
+      expect(after.ok).toBe(before.ok);
+    }
+  });
+});

@@ -9,6 +9,7 @@ import { type EnvBinding, MESHAUTH_CONFIG_YAML, SIDECAR_ENV } from './env-names.
 import { configIssueMessage } from './issue-message.js';
 import { envOrigin, keyPath } from './key-path.js';
 import { closestKey, unknownKeysText } from './key-suggestion.js';
+import { jsonTooDeepAt, NESTING_TOO_DEEP } from './nesting-depth.js';
 import { readConfigText } from './read-config-file.js';
 import { resolveSidecarConfig, type SidecarConfig } from './sidecar-config.js';
 import { sidecarSchema } from './sidecar-schema.js';
@@ -104,6 +105,13 @@ function convert(binding: EnvBinding, raw: string, source: string): unknown {
         .map((s) => s.trim())
         .filter((s) => s !== '');
     case 'json':
+      if (jsonTooDeepAt(raw) !== undefined) {
+        throw new MeshauthError(
+          'MESHAUTH_ERR_CONFIG_INVALID',
+          `${source}: ${binding.path.join('.')} (from ${binding.name}): ${NESTING_TOO_DEEP}`,
+          { reason: 'config_too_deep', detail: { file: source, key: binding.path.join('.') } },
+        );
+      }
       try {
         return JSON.parse(raw) as unknown;
       } catch {

@@ -1,10 +1,14 @@
 // Reading a file whose path an operator gave (a config key or a command-line flag): a secret, a key, a certificate,
-// a token. One bounded, regular-file-only read (platform/regular-file.ts) and one message shape for every such file,
-// so a wrong path says which setting named it and what is wrong, never Node's raw errno sentence.
-// The content may be a secret: it is never part of a message.
+// a token. One bounded, regular-file-only, strictly UTF-8 read (platform/regular-file.ts, utf8-text.ts) and one
+// message shape for every such file, so a wrong path says which setting named it and what is wrong, never Node's
+// raw errno sentence.
+// The content may be a secret: it is never part of a message, and neither is a "path" that is a secret itself
+// (secret-path.ts).
 import { MeshauthError } from '../errors/index.js';
 import { readRegularFile } from '../platform/index.js';
 import { fileProblemText } from './file-errno.js';
+import { shownPath } from './secret-path.js';
+import { decodeUtf8, invalidUtf8Text } from './utf8-text.js';
 
 export interface SettingFile {
   /** The config key or flag that named the path (`session.keys[0]`, `--p12-password-file`), first in the message. */
@@ -22,17 +26,34 @@ export const MAX_SETTING_FILE_BYTES = 256 * 1024;
 
 /**
  * The file's text, or MESHAUTH_ERR_FILE_UNREADABLE `<setting>: <what> <path>: not a regular file` (or `larger than
- * N bytes`, or `cannot be read (ENOENT)` with the errno a user can look up). The CLI exits 2 on it.
+ * N bytes`, `not valid UTF-8 (byte offset N, line L)…`, or `cannot be read (ENOENT)` with the errno a user can look
+ * up). A path that is a credential itself is shown as `<value withheld: not a path>`. The CLI exits 2 on it.
  */
 export function readSettingFile(path: string, file: SettingFile): string {
   const maxBytes = file.maxBytes ?? MAX_SETTING_FILE_BYTES;
+  let bytes: Buffer;
   try {
-    return readRegularFile(path, maxBytes).bytes.toString('utf8');
+    bytes = readRegularFile(path, maxBytes).bytes;
   } catch (cause) {
-    throw new MeshauthError(
-      'MESHAUTH_ERR_FILE_UNREADABLE',
-      `${file.setting}: ${file.what} ${path}: ${fileProblemText(cause, maxBytes)}`,
-      { reason: file.reason, detail: { key: file.setting }, cause },
-    );
+    throw refusal(path, file, fileProblemText(cause, maxBytes), cause);
   }
+  const decoded = decodeUtf8(bytes);
+  if (!decoded.ok) throw refusal(path, file, invalidUtf8Text(decoded));
+  return decoded.text;
+}
+
+function refusal(path: string, file: SettingFile, problem: string, cause?: unknown): MeshauthError {
+  const shown = shownPath(path);
+  const kept = cause === undefined || shown === path ? cause : codeOnly(cause);
+  return new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${file.setting}: ${file.what} ${shown}: ${problem}`, {
+    reason: file.reason,
+    detail: { key: file.setting },
+    ...(kept === undefined ? {} : { cause: kept }),
+  });
+}
+
+/** Node's error names the path too (`ENOENT: no such file or directory, open '…'`): its code alone, then. */
+function codeOnly(cause: unknown): Error {
+  const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : 'error';
+  return Object.assign(new Error(code), { code });
 }

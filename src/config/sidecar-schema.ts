@@ -10,6 +10,7 @@ import { isLoopbackHost, parseHostPort } from './host-port.js';
 import { refuseForeignIds } from './id-trust-domain.js';
 import { JWKS_FILE_HINT } from './jwks-file-hint.js';
 import { isRouteIdPattern, isRouteKey, parseEgressEntry, parseRouteAddress } from './route-match.js';
+import { secretFilePath } from './secret-path.js';
 
 /**
  * A string in a format: a value of another type (YAML `listen: 15006`, `appTimeout: 30`) gets the format's own
@@ -146,7 +147,7 @@ export const endUserSchema = z.strictObject({
 export const externalSchema = z.strictObject({
   listen: hostPort,
   cert: z.string().min(1),
-  key: z.string().min(1),
+  key: secretFilePath('the private key'),
 });
 
 export const routeSchema = z.strictObject({
@@ -201,7 +202,8 @@ export const appProbesSchema = z.record(
 export const sidecarSchema = z
   .strictObject({
     trustDomain,
-    ca: z.strictObject({ url: caUrl, bundle: z.string().min(1), token: z.string().min(1) }),
+    // `token` names the file of the join or service-account token: the token itself there was logged at every attempt.
+    ca: z.strictObject({ url: caUrl, bundle: z.string().min(1), token: secretFilePath('the token') }),
     inbound: z
       .strictObject({
         listen: hostPort.optional(),

@@ -1,10 +1,10 @@
 // Policy text → validated PolicyDocument. Pure: the caller reads the file. Every problem is reported,
 // each naming the file, the rule (name and index) and the field, and what was expected.
-import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { configIssueMessage } from '../../config/issue-message.js';
 import { closestKey, keysAt } from '../../config/key-suggestion.js';
 import { schemaLeafPaths } from '../../config/schema-keys.js';
+import { readStrictYaml } from '../../config/yaml-text.js';
 import { MeshauthError } from '../../errors/index.js';
 import { foreignIdProblems } from './foreign-ids.js';
 import { type PolicyDocument, policySchema } from './schema.js';
@@ -22,25 +22,19 @@ export interface PolicyProblem {
  * `trustDomain` (the mesh's, when the caller knows it), a condition on another trust domain is a problem too.
  */
 export function parsePolicy(text: string, file: string, trustDomain?: string): PolicyDocument {
-  const lines = new LineCounter();
-  const document = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
-  // Warnings too: yaml loads a value with an unresolved tag anyway (and reports it on stderr).
-  const yamlProblems = [...document.errors, ...document.warnings];
-  if (yamlProblems.length > 0) {
-    const problems = yamlProblems.map((e) => ({
+  // The config files' strict YAML (config/yaml-text.ts): duplicate keys, unresolved tags (yaml loads such a value
+  // anyway and reports it on stderr), more than one document, an alias past the expansion bound and nesting past
+  // MAX_NESTING_DEPTH are each a problem with its line.
+  const read = readStrictYaml(text);
+  if (!read.ok) {
+    const problems = read.problems.map((p) => ({
       rule: '',
       field: '',
-      message: `YAML line ${lines.linePos(e.pos[0]).line}: ${e.message.split('\n')[0] ?? ''}`,
+      message: p.line === undefined ? `YAML ${p.message}` : `YAML line ${p.line}: ${p.message}`,
     }));
     throw invalidPolicy(file, problems);
   }
-  let data: unknown;
-  try {
-    data = document.toJS({ maxAliasCount: 100 });
-  } catch (error) {
-    // An alias without its anchor, or one past the expansion bound.
-    throw invalidPolicy(file, [{ rule: '', field: '', message: `YAML ${(error as Error).message}` }]);
-  }
+  const data = read.value;
   const shape = topLevelProblem(data);
   if (shape !== undefined) throw invalidPolicy(file, [{ rule: '', field: '', message: shape }]);
   const result = policySchema.safeParse(data, { error: configIssueMessage });

@@ -153,7 +153,11 @@ async function route(
     case '/v1/svid':
       return issueSvid(options, req, res, limits.svid, notes);
     case TOKEN_PATH:
-      return issueAccessToken({ ...options, signingKey: options.jwtKeys.signingKey, limit: limits.jwt }, req, res);
+      return issueAccessToken(
+        { ...options, signingKey: options.jwtKeys.signingKey(options.now()), limit: limits.jwt },
+        req,
+        res,
+      );
     case '/v1/bundle':
       return sendBundle(options, req, res);
     case JWKS_PATH:
@@ -215,7 +219,7 @@ async function issueSvid(
       );
     }
   };
-  const { id, method, spent } = await authenticateSvidRequest(options, req, body.token, now, (joinId) => {
+  const { id, method, spent, confirm } = await authenticateSvidRequest(options, req, body.token, now, (joinId) => {
     asked(joinId, 'join_token');
     refuseClosedConnection(req, res);
   });
@@ -225,7 +229,10 @@ async function issueSvid(
     // After authentication (the identity is the credential's, never one the caller names) and before the signature.
     // A join token is not limited: it is single-use, and refusing it here would spend it for nothing.
     if (method !== 'join_token') limit.admit(id, now, res, { method });
-    // Its spending took file I/O: the client may have left, or the CA closed it to shut down, meanwhile.
+    // A service-account token's TokenReview comes only now: a pod replaying its token in a loop, or asking for an
+    // identity not its own, is refused above without costing an API-server call.
+    await confirm?.();
+    // Its spending (or its review) took I/O: the client may have left, or the CA closed it to shut down, meanwhile.
     refuseClosedConnection(req, res);
     issued = await (options.signer ?? options.authority).issue({
       id,
@@ -292,7 +299,8 @@ function refuseClosedConnection(req: IncomingMessage, res: ServerResponse): void
 
 /**
  * Who the new SVID is for: the bootstrap token's identity, or (no token) the client certificate's (renewal).
- * `checkJoinId` sees a join token's identity before the token is spent; `spent` gives a join token back.
+ * `checkJoinId` sees a join token's identity before the token is spent; `spent` gives a join token back; `confirm`
+ * (a service-account token) is the TokenReview still to pass before anything is signed.
  */
 async function authenticateSvidRequest(
   options: CaApiOptions,
@@ -300,14 +308,15 @@ async function authenticateSvidRequest(
   token: string | undefined,
   now: Date,
   checkJoinId: (id: SpiffeId) => void,
-): Promise<{ id: SpiffeId; method: SvidMethod; spent?: SpentJoinToken }> {
+): Promise<{ id: SpiffeId; method: SvidMethod; spent?: SpentJoinToken; confirm?: () => Promise<void> }> {
   if (token === undefined) {
     return { id: authenticatePeer(req, options.authority.material.bundle, now, 'no token'), method: 'renewal' };
   }
   // A JWT is never a join token (43 base64url characters, no dots): without --k8s-issuer it is just unknown.
   if (looksLikeJwt(token) && options.kubernetes !== undefined) {
-    const identity = await options.kubernetes.verify(token, options.authority.material.trustDomain, now);
-    return { id: identity.id, method: 'k8s_sa_token' };
+    const kubernetes = options.kubernetes;
+    const verified = await kubernetes.verifyOffline(token, options.authority.material.trustDomain, now);
+    return { id: verified.identity.id, method: 'k8s_sa_token', confirm: () => kubernetes.review(verified) };
   }
   if (!options.joinTokens) {
     throw new MeshauthError(

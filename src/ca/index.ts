@@ -12,7 +12,7 @@ export {
   spendJoinToken,
 } from './join-tokens.js';
 export { JwtKeyRing, type JwtKeyRotation, rotateJwtSigningKey } from './jwt-key-ring.js';
-export { RETIRED_KEY_RETENTION_MS } from './jwt-retired-keys.js';
+export { JWT_KEY_PUBLICATION_DELAY_MS, RETIRED_KEY_RETENTION_MS } from './jwt-retired-keys.js';
 export {
   JWT_SVID_ALG,
   type JwtSigningKey,

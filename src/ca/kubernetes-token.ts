@@ -68,6 +68,13 @@ export interface ServiceAccountIdentity {
   readonly podName: string | undefined;
 }
 
+/** A token whose signature and claims checked out, before its TokenReview. */
+export interface OfflineVerifiedToken {
+  readonly identity: ServiceAccountIdentity;
+  readonly token: string;
+  readonly podUid: string | undefined;
+}
+
 /** Three dot-separated base64url parts: a JWT, as opposed to a 43-character join token. */
 export function looksLikeJwt(token: string): boolean {
   return token.length <= MAX_K8S_TOKEN_BYTES && JWT_SHAPE.test(token);
@@ -112,8 +119,12 @@ export class KubernetesTokenVerifier {
     return new KubernetesTokenVerifier(options, keys, client);
   }
 
-  /** The identity the token stands for, or a MeshauthError whose reason is a SaTokenRejection. */
-  async verify(token: string, trustDomain: TrustDomain, now: Date): Promise<ServiceAccountIdentity> {
+  /**
+   * The identity the token stands for, from what the token itself proves (signature, claims), or a MeshauthError
+   * whose reason is a SaTokenRejection. No call to the API server: api.ts refuses what it can (the identity asked for,
+   * the per-identity limit) before `review` costs one, so a token replayed in a loop is not one API call per request.
+   */
+  async verifyOffline(token: string, trustDomain: TrustDomain, now: Date): Promise<OfflineVerifiedToken> {
     if (!looksLikeJwt(token)) throw rejected('sa_token_invalid', 'service-account token is not a compact JWT');
     // Another issuer's token is named as such before any key lookup: a flood of foreign tokens costs no JWKS fetch.
     // (Unverified claims may only ever lead to a rejection.)
@@ -142,9 +153,15 @@ export class KubernetesTokenVerifier {
     if (typeof payload.iat === 'number' && payload.iat > now.getTime() / 1000 + CLOCK_TOLERANCE_SECONDS) {
       throw rejected('sa_token_invalid', 'token is issued in the future (iat)');
     }
-    const identity = identityOf(payload, trustDomain);
-    if (this.#reviewUrl !== undefined) await this.#review(token, identity, podUidOf(payload));
-    return identity;
+    return { identity: identityOf(payload, trustDomain), token, podUid: podUidOf(payload) };
+  }
+
+  /**
+   * With `--k8s-token-review`, the API server's word that the token (and the pod it is bound to) is still valid;
+   * without, nothing to do. Never skipped by the caller: the identity is only accepted after it.
+   */
+  async review(verified: OfflineVerifiedToken): Promise<void> {
+    if (this.#reviewUrl !== undefined) await this.#review(verified.token, verified.identity, verified.podUid);
   }
 
   async close(): Promise<void> {

@@ -129,7 +129,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   }
   // Only a directory `ca init` made (it has the join-token store) is written to; a Secret's copy never is.
   const writable = await isDirectory(caPaths(options.dir).tokens);
-  const jwtKeys = await JwtKeyRing.open(options.dir, options.logger, writable);
+  const jwtKeys = await JwtKeyRing.open(options.dir, options.logger, writable, now);
   if (options.issuerUrl !== undefined) checkIssuerUrl(options.issuerUrl);
   const kubernetes =
     options.kubernetes === undefined

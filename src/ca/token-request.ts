@@ -54,16 +54,22 @@ export function parseTokenRequest(contentType: string | undefined, body: Buffer)
   const grantType = params.get('grant_type');
   if (grantType === null || grantType === '') throw badRequest('invalid_request', 'missing_grant_type');
   if (grantType !== 'client_credentials') throw badRequest('unsupported_grant_type', 'unsupported_grant_type');
-  const audience = params.get('audience');
-  const resource = params.get('resource');
+  const audience = paramValue(params, 'audience');
+  const resource = paramValue(params, 'resource');
   if (audience !== null) checkAudience(audience);
   if (resource !== null) checkResource(resource);
   if (audience !== null && resource !== null && audience !== resource) {
     throw badRequest('invalid_target', 'audience_resource_mismatch');
   }
   const target = audience ?? resource;
-  if (target === null || target === '') throw badRequest('invalid_request', 'missing_audience');
-  return { audience: target, clientId: params.get('client_id') ?? undefined };
+  if (target === null) throw badRequest('invalid_request', 'missing_audience');
+  return { audience: target, clientId: paramValue(params, 'client_id') ?? undefined };
+}
+
+/** A parameter sent without a value is treated as omitted (RFC 6749 §3.1): `audience=` is a missing audience. */
+function paramValue(params: URLSearchParams, name: string): string | null {
+  const value = params.get(name);
+  return value === '' ? null : value;
 }
 
 /** The OAuth error body for any error raised while serving the token endpoint (route, body size, auth, parse). */
@@ -96,7 +102,7 @@ export function clientIdMismatch(): MeshauthError {
 }
 
 function checkAudience(audience: string): void {
-  if (audience.length === 0 || audience.length > MAX_AUDIENCE_LENGTH || !AUDIENCE_SHAPE.test(audience)) {
+  if (audience.length > MAX_AUDIENCE_LENGTH || !AUDIENCE_SHAPE.test(audience)) {
     throw badRequest('invalid_target', 'audience_invalid');
   }
 }

@@ -336,7 +336,7 @@ export function registerCaCommands(program: Command): void {
     .option('--intermediate', 'new intermediate under the active root; it signs new SVIDs at once')
     .option(
       '--jwt-key',
-      'new JWT-SVID signing key (jwt.key): it signs at once; the old key stays in /v1/jwks until its tokens expired',
+      'new JWT-SVID signing key (jwt.key): published at once, signing 2 minutes later; the old key stays in /v1/jwks until its tokens expired',
     )
     .option('--root', 'publish a new root in bundle.pem next to the old one (not signing yet)')
     .option('--activate', 'with --root: start signing under the published root, with a new intermediate')
@@ -386,9 +386,12 @@ A running \`ca serve\` picks up every step within a second, without a restart.`,
         let message: string;
         if (opts.jwtKey === true) {
           const rotation = await rotateJwtSigningKey(opts.dir);
+          // Replicas publish the new key at once and sign with it only once verifiers can have fetched it.
           message =
-            `new JWT-SVID signing key ${rotation.kid} is signing; the previous key ${rotation.previousKid} stays in ` +
-            `/v1/jwks until ${rotation.previousPublishedUntil.toISOString()}`;
+            `new JWT-SVID signing key ${rotation.kid} is published; it signs from about ` +
+            `${rotation.signsFrom.toISOString()} (with --k8s-secret: that long after the Secret reaches each replica); ` +
+            `the previous key ${rotation.previousKid} stays in /v1/jwks until ` +
+            `${rotation.previousPublishedUntil.toISOString()}`;
         } else {
           let result: Awaited<ReturnType<typeof rotateIntermediate>>;
           if (opts.intermediate === true) result = await rotateIntermediate(opts.dir);

@@ -153,7 +153,7 @@ describe('meshauth ca rotate while another process writes the same directory', (
     pause.release();
     expect(await exitCode(first), first.output()).toBe(0);
     expect(await exitCode(second), second.output()).toBe(0);
-    const signing = [first, second].map((cli) => /new JWT-SVID signing key (\S+) is signing/.exec(cli.output())?.[1]);
+    const signing = [first, second].map((cli) => /new JWT-SVID signing key (\S+) is published/.exec(cli.output())?.[1]);
     const retired = readFileSync(join(dir(), 'jwt-retired.json'), 'utf8');
     const { kid: active } = await loadOrCreateJwtSigningKey(dir(), undefined, false);
     for (const kid of signing) {

@@ -4,7 +4,13 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { JwtKeyRing, loadCaMaterial, loadOrCreateJwtSigningKey, writeCaSecretManifest } from '../../src/ca/index.js';
+import {
+  JWT_KEY_PUBLICATION_DELAY_MS,
+  JwtKeyRing,
+  loadCaMaterial,
+  loadOrCreateJwtSigningKey,
+  writeCaSecretManifest,
+} from '../../src/ca/index.js';
 import { isMeshauthError } from '../../src/errors/index.js';
 import { makeCaDir } from '../helpers/ca-dir.js';
 import { logLines } from '../helpers/log-lines.js';
@@ -55,10 +61,12 @@ describe('CA directory files that are not regular files', () => {
   it('fail/a JWT key reload to a directory keeps the current key signing, logged as a failed reload', async () => {
     const log = logLines('ca');
     const ring = await JwtKeyRing.open(dir, log.logger);
-    const kid = ring.signingKey.kid;
+    const kid = ring.signingKey(new Date()).kid;
     const path = directoryAt('jwt.key');
     await ring.refresh();
-    expect(ring.signingKey.kid).toBe(kid);
+    // Past the publication delay, when a key that did load would sign.
+    expect(ring.signingKey(new Date(Date.now() + JWT_KEY_PUBLICATION_DELAY_MS + 1_000)).kid).toBe(kid);
+    expect(ring.jwks(new Date()).keys.map((key) => key.kid)).toEqual([kid]);
     const failed = log.find({ event: 'jwt_key_reload_failed' });
     expect(failed.length).toBeGreaterThan(0);
     expect(JSON.stringify(failed[0])).toContain(`--dir: CA file ${path}: not a regular file`);

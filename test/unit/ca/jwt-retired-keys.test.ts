@@ -1,6 +1,6 @@
 // The retired JWT-key list: what /v1/jwks still publishes, what a rotation writes, and what the parser refuses.
 import { describe, expect, it } from 'vitest';
-import { RETIRED_KEY_RETENTION_MS } from '../../../src/ca/index.js';
+import { JWT_KEY_PUBLICATION_DELAY_MS, RETIRED_KEY_RETENTION_MS } from '../../../src/ca/index.js';
 import { liveRetiredKeys, parseRetiredKeys, retire } from '../../../src/ca/jwt-retired-keys.js';
 import type { MeshauthError } from '../../../src/errors/index.js';
 
@@ -9,19 +9,32 @@ const T0 = new Date('2026-01-01T00:00:00Z');
 const at = (ms: number) => new Date(T0.getTime() + ms);
 
 describe('retired JWT keys', () => {
-  it('ok/retire keeps the outgoing key for the retention time and drops expired entries', () => {
+  // The outgoing key signs on while the new one waits out its publication delay, then its tokens live on.
+  const KEPT_MS = JWT_KEY_PUBLICATION_DELAY_MS + RETIRED_KEY_RETENTION_MS;
+
+  it('ok/retire keeps the outgoing key for the delay plus the retention time and drops expired entries', () => {
     const first = parseRetiredKeys(retire([], jwk('a'), T0), 'f');
-    expect(first.map((k) => [k.jwk.kid, k.until.toISOString()])).toEqual([
-      ['a', at(RETIRED_KEY_RETENTION_MS).toISOString()],
-    ]);
-    const later = at(RETIRED_KEY_RETENTION_MS + 1);
+    expect(first.map((k) => [k.jwk.kid, k.until.toISOString()])).toEqual([['a', at(KEPT_MS).toISOString()]]);
+    const later = at(KEPT_MS + 1);
     const second = parseRetiredKeys(retire(first, jwk('b'), later), 'f');
     expect(second.map((k) => k.jwk.kid)).toEqual(['b']);
   });
 
+  // Found in review: retire() kept every live entry, so the 65th rotation within the retention time wrote a file the
+  // parser refuses (no replica, and no later `ca serve` start, could load the keys).
+  it('ok/rotations in a loop never write more entries than the parser takes; the soonest to leave go first', () => {
+    const MAX_RETIRED_KEYS = 64; // what parseRetiredKeys accepts
+    let keys = parseRetiredKeys(retire([], jwk('k0'), T0), 'f');
+    for (let i = 1; i <= MAX_RETIRED_KEYS + 5; i++) keys = parseRetiredKeys(retire(keys, jwk(`k${i}`), at(i)), 'f');
+    expect(keys).toHaveLength(MAX_RETIRED_KEYS);
+    expect(keys.map((k) => k.jwk.kid)).not.toContain('k5');
+    expect(keys.map((k) => k.jwk.kid)).toContain('k6');
+    expect(keys.at(-1)?.jwk.kid).toBe(`k${MAX_RETIRED_KEYS + 5}`);
+  });
+
   it.each([
     ['ok/live key published', 'active', 1000, ['a']],
-    ['ok/expired key not published', 'active', RETIRED_KEY_RETENTION_MS, []],
+    ['ok/expired key not published', 'active', JWT_KEY_PUBLICATION_DELAY_MS + RETIRED_KEY_RETENTION_MS, []],
     ['ok/the active key is never listed twice', 'a', 1000, []],
   ])('%s', (_name, activeKid, afterMs, kids) => {
     const keys = parseRetiredKeys(retire([], jwk('a'), T0), 'f');

@@ -34,8 +34,17 @@ describe('parseTokenRequest', () => {
     ['ok/audience and the same resource', 'grant_type=client_credentials&audience=urn:a&resource=urn:a', 'urn:a'],
     ['ok/unknown parameters are ignored (RFC 6749 §3.1)', 'grant_type=client_credentials&audience=a&scope=x', 'a'],
     ['ok/charset parameter on the media type', 'grant_type=client_credentials&audience=a', 'a'],
+    [
+      'ok/an empty audience is omitted (RFC 6749 §3.1)',
+      'grant_type=client_credentials&audience=&resource=urn:a',
+      'urn:a',
+    ],
   ])('%s', (_name, body, audience) => {
     expect(parse(body, `${FORM_CONTENT_TYPE}; charset=UTF-8`).audience).toBe(audience);
+  });
+
+  it('ok/an empty client_id is omitted (RFC 6749 §3.1)', () => {
+    expect(parse('grant_type=client_credentials&audience=a&client_id=').clientId).toBeUndefined();
   });
 
   it('ok/client_id is passed through for the endpoint to compare', () => {
@@ -64,7 +73,21 @@ describe('parseTokenRequest', () => {
       'duplicate_parameter',
     ],
     ['fail/no audience', 'grant_type=client_credentials', undefined, 'invalid_request', 'missing_audience'],
-    ['fail/empty audience', 'grant_type=client_credentials&audience=', undefined, 'invalid_target', 'audience_invalid'],
+    // A parameter without a value is an omitted one (RFC 6749 §3.1): before, `audience=` was invalid_target.
+    [
+      'fail/empty audience',
+      'grant_type=client_credentials&audience=',
+      undefined,
+      'invalid_request',
+      'missing_audience',
+    ],
+    [
+      'fail/empty audience and empty resource',
+      'grant_type=client_credentials&audience=&resource=',
+      undefined,
+      'invalid_request',
+      'missing_audience',
+    ],
     [
       'fail/audience with a control character',
       'grant_type=client_credentials&audience=a%0Ab',

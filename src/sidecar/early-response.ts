@@ -4,6 +4,17 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { keepReadingAfterEnd } from '../platform/index.js';
 
+/**
+ * True while `req`'s body is still to arrive: one was declared (chunked, or a length above 0) and the parser has not
+ * seen its end. An answer written now is early: it says `connection: close`, and the connection is closed behind it.
+ * (`complete` alone is false for a bodiless request too while its own 'request' handler runs.)
+ */
+export function bodyStillComing(req: IncomingMessage): boolean {
+  if (req.complete) return false;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
 /** How long a connection closed after an early response may go without receiving anything. */
 const LINGER_MS = 1_000;
 

@@ -8,6 +8,7 @@ import type { Dispatcher } from 'undici';
 import type { MeshauthError } from '../errors/index.js';
 import { cutResponse } from './cut-response.js';
 import type { DataPlaneTelemetry } from './data-plane-telemetry.js';
+import { bodyStillComing } from './early-response.js';
 import { writeErrorH1, writeErrorH2 } from './error-response.js';
 import { hasTransferCoding, responseHeadersH1, responseHeadersH2 } from './http-headers.js';
 import { closeAfterEarlyResponse } from './inbound/request-body.js';
@@ -148,9 +149,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       const headers = responseHeadersH1(rawHeaders, [], statusCode);
       // SIGTERM drain: no further keep-alive. An answer ahead of the request body's end closes the connection after
       // it (lingerAfterEarlyResponse): the caller learns so before its next request.
-      if (this.#drain.draining || (res.req as ServerResponse['req'] | undefined)?.complete === false) {
-        headers.push('connection', 'close');
-      }
+      if (this.#drain.draining || bodyStillComing(res.req)) headers.push('connection', 'close');
       res.writeHead(statusCode, headers);
     }
     this.#telemetry.completed(this.#peerId, statusCode, this.#startedAt);
@@ -217,8 +216,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       // An answer before the request body ended leaves a connection that cannot carry another request (its rest would
       // have to be read first): say so, and node:http closes it after the answer.
       const res = sink as ServerResponse;
-      const bodyPending = (res.req as ServerResponse['req'] | undefined)?.complete === false;
-      writeErrorH1(res, rejection, undefined, this.#drain.draining || bodyPending);
+      writeErrorH1(res, rejection, undefined, this.#drain.draining || bodyStillComing(res.req));
     }
     this.#telemetry.rejected(this.#peerId, rejection, this.#startedAt);
   }

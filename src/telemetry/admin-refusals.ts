@@ -26,13 +26,12 @@ const LOG_INTERVAL_MS = 10_000;
 
 export type AdminRefusalCode = Extract<
   ErrorCode,
-  'MESHAUTH_ERR_ADMIN_NOT_FOUND' | 'MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED' | 'MESHAUTH_ERR_RATE_LIMITED'
+  'MESHAUTH_ERR_ADMIN_NOT_FOUND' | 'MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED'
 >;
 
 const REFUSED: Readonly<Record<AdminRefusalCode, { readonly message: string; readonly reason: string }>> = {
   MESHAUTH_ERR_ADMIN_NOT_FOUND: { message: 'unknown path', reason: 'not_found' },
   MESHAUTH_ERR_ADMIN_METHOD_NOT_ALLOWED: { message: 'method not served', reason: 'method_not_allowed' },
-  MESHAUTH_ERR_RATE_LIMITED: { message: 'too many forwarded app probes in flight', reason: 'app_probe_busy' },
 };
 
 export class AdminRefusals {

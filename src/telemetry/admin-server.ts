@@ -20,9 +20,6 @@ export type Readiness = boolean | readonly string[];
 export type AppProbeKind = 'livez' | 'readyz' | 'startupz';
 export type AppProbeTargets = ReadonlyMap<string, Readonly<Partial<Record<AppProbeKind, AppProbeForwardTarget>>>>;
 
-/** Forwarded app probes of one container and kind at once; the next is answered 429 without asking the app. */
-export const MAX_PROBES_IN_FLIGHT = 4;
-
 const APP_HEALTH = /^\/app-health\/([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)\/(livez|readyz|startupz)$/;
 
 export interface AdminServerOptions {
@@ -47,8 +44,8 @@ export class AdminServer {
   readonly #options: AdminServerOptions;
   readonly #server: Server;
   readonly #refusals: AdminRefusals;
-  /** Forwarded app probes not answered yet, per probe. */
-  readonly #probesInFlight = new Map<AppProbeForwardTarget, number>();
+  /** The app probe forwards running, per probe (#forwardShared). */
+  readonly #forwards = new Map<AppProbeForwardTarget, SharedForward>();
   #port = 0;
 
   constructor(options: AdminServerOptions) {
@@ -126,27 +123,7 @@ export class AdminServer {
       this.#refusals.refused(req, 'MESHAUTH_ERR_ADMIN_NOT_FOUND');
       return;
     }
-    // The kubelet never asks one probe again before the last one ended or timed out; more at once is someone else,
-    // each holding a connection to the app for up to the probe's timeout.
-    const inFlight = this.#probesInFlight.get(target) ?? 0;
-    if (inFlight >= MAX_PROBES_IN_FLIGHT) {
-      sendAdminAnswer(res, 429, 'text/plain', `app ${container} ${kind}: ${inFlight} probes in flight\n`);
-      this.#refusals.refused(req, 'MESHAUTH_ERR_RATE_LIMITED');
-      return;
-    }
-    this.#probesInFlight.set(target, inFlight + 1);
-    // The kubelet gives up after its own timeoutSeconds: stop asking the app then too.
-    const abandoned = new AbortController();
-    res.once('close', () => abandoned.abort());
-    const status = await forwardAppProbe(target, {
-      signal: abandoned.signal,
-      ...(this.#options.appProbeTimeoutMs === undefined ? {} : { timeoutMs: this.#options.appProbeTimeoutMs }),
-      ...(req.headers['user-agent'] === undefined ? {} : { userAgent: req.headers['user-agent'] }),
-    }).finally(() => {
-      const left = (this.#probesInFlight.get(target) ?? 1) - 1;
-      if (left === 0) this.#probesInFlight.delete(target);
-      else this.#probesInFlight.set(target, left);
-    });
+    const status = await this.#forwardShared(target, req, res);
     if (res.destroyed) return;
     if (status === 204 || status === 304) {
       res.writeHead(status, { 'cache-control': 'no-store' }).end(); // statuses that carry no body
@@ -154,6 +131,57 @@ export class AdminServer {
     }
     sendAdminAnswer(res, status, 'text/plain', `app ${container} ${kind}: ${status}\n`);
   }
+
+  /**
+   * The app's answer to `target`, from a forward of its own or from the one already running for that probe. The
+   * kubelet never asks a probe again before its last ask ended; more at once is someone else, and each used to hold
+   * a connection to the app (a flood of them took the sidecar's file descriptors). Sharing, rather than refusing
+   * past a cap, keeps such a client from failing the kubelet's own probe.
+   */
+  #forwardShared(target: AppProbeForwardTarget, req: IncomingMessage, res: ServerResponse): Promise<number> {
+    const forward = this.#forwards.get(target) ?? this.#startForward(target, req.headers['user-agent']);
+    forward.waiting += 1;
+    let settled = false;
+    res.once('close', () => {
+      if (settled) return;
+      forward.waiting -= 1;
+      if (forward.waiting > 0) return;
+      forward.abandoned.abort();
+      this.#forgetForward(target, forward); // a request that comes now asks the app again
+    });
+    return forward.status.finally(() => {
+      settled = true;
+    });
+  }
+
+  #startForward(target: AppProbeForwardTarget, userAgent: string | undefined): SharedForward {
+    const abandoned = new AbortController();
+    const forward: SharedForward = {
+      abandoned,
+      waiting: 0,
+      // Resolves in every case (the app's status, or 503): never rejects.
+      status: forwardAppProbe(target, {
+        signal: abandoned.signal,
+        ...(this.#options.appProbeTimeoutMs === undefined ? {} : { timeoutMs: this.#options.appProbeTimeoutMs }),
+        ...(userAgent === undefined ? {} : { userAgent }),
+      }),
+    };
+    void forward.status.then(() => this.#forgetForward(target, forward));
+    this.#forwards.set(target, forward);
+    return forward;
+  }
+
+  #forgetForward(target: AppProbeForwardTarget, forward: SharedForward): void {
+    if (this.#forwards.get(target) === forward) this.#forwards.delete(target);
+  }
+}
+
+/** One forward of an app probe, shared by every request for that probe that comes while it runs. */
+interface SharedForward {
+  readonly status: Promise<number>;
+  readonly abandoned: AbortController;
+  /** Requests still waiting for it: when the last one goes away (the kubelet's timeout), the app is no longer asked. */
+  waiting: number;
 }
 
 /** A small uncacheable answer of the admin-style listeners (sidecar admin, CA admin, webhook); HEAD gets no body. */

@@ -1,6 +1,7 @@
 // Passive health of one endpoint (outlier ejection): after CONSECUTIVE_FAILURES connection attempts in a row fail,
 // the endpoint leaves the balancing for an ejection time that doubles with each ejection (bounded); when it runs
-// out, one request may try it (the probe): a successful connection brings it back, a failed one ejects it again.
+// out, one request may try it (the probe): a successful connection brings it back, a failed one ejects it again, and
+// a probe with no outcome after EJECTION.probeTimeoutMs lets the next request probe.
 // Pure state transitions over a mutable record owned by the endpoint.
 
 export const EJECTION = Object.freeze({

@@ -18,7 +18,7 @@ import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { ClientTlsContext } from '../../tls/index.js';
 import { cutResponse } from '../cut-response.js';
 import { DataPlaneTelemetry } from '../data-plane-telemetry.js';
-import { lingerAfterEarlyResponse } from '../early-response.js';
+import { bodyStillComing, lingerAfterEarlyResponse } from '../early-response.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, ForwardHandler, kResetBySidecar } from '../forward-handler.js';
@@ -116,10 +116,10 @@ export class OutboundListener {
         // SIGTERM drain: no further keep-alive. An answer ahead of the request's end (a refusal at the peer, an app
         // that answers a big upload at once) closes the connection after it: the caller learns so before its next
         // request.
-        if (this.#drain.draining || !res.req.complete) headers.push('connection', 'close');
+        if (this.#drain.draining || bodyStillComing(res.req)) headers.push('connection', 'close');
         res.writeHead(status, headers);
       },
-      answer: (res, error, close) => writeErrorH1(res, error, undefined, close),
+      answer: (res, error, close) => writeErrorH1(res, error, undefined, close || bodyStillComing(res.req)),
       cut: cutResponse,
       forwardHttp1: (exchange, endpoint, pool) => this.#forwardHttp1(exchange, endpoint, pool),
     };
@@ -191,6 +191,7 @@ export class OutboundListener {
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     const startedAt = performance.now();
     res.on('error', ignore);
+    res.on('finish', this.#onExchangeFinish); // comes once: `on` skips `once`'s per-request wrapper
     if (this.#holder.current === undefined) {
       this.#reject(
         res,
@@ -225,7 +226,6 @@ export class OutboundListener {
     if (proxyForm) headers.push('host', target.authority);
     const method = req.method as string;
     const set = this.#sessions.setFor(route, host);
-    res.on('finish', this.#onExchangeFinish); // comes once: `on` skips `once`'s per-request wrapper
     const exchange = new H2Exchange(
       req,
       res,
@@ -311,7 +311,8 @@ export class OutboundListener {
     startedAt: number,
     extra?: Readonly<Record<string, string>>,
   ): void {
-    writeErrorH1(res, error, extra, this.#drain.draining || error.code === 'MESHAUTH_ERR_BAD_REQUEST');
+    const close = this.#drain.draining || error.code === 'MESHAUTH_ERR_BAD_REQUEST' || bodyStillComing(res.req);
+    writeErrorH1(res, error, extra, close);
     this.#telemetry.rejected(peerId, error, startedAt);
   }
 

@@ -49,6 +49,9 @@ const SET_SWEEP: SetSweep = Object.freeze({ idleMs: 5 * 60_000, intervalMs: 30_0
 /** Upper bound on pattern routes' sets (distinct hosts called); idle ones are closed to make room. */
 const MAX_SETS = 1_024;
 
+/** Places a full table frees at once (#sweep). */
+const EVICTED_AT_ONCE = 64;
+
 export class PeerSessions {
   readonly #config: SidecarConfig;
   readonly #context: EndpointContext;
@@ -145,14 +148,15 @@ export class PeerSessions {
 
   /**
    * Closes pattern routes' sets idle for `idleMs`; with 0 (the table is full), the least recently used idle sets until
-   * there is room for one more. A set with requests in flight or waiting for its first address is never closed.
+   * EVICTED_AT_ONCE places are free, so that a stream of new names sorts the table once per that many names, not once
+   * per name. A set with requests in flight or waiting for its first address is never closed.
    */
   #sweep(idleMs: number): void {
     const now = performance.now();
     const idle = [...this.#hostSets].filter(([, set]) => now - set.lastUsed >= idleMs && set.inflight === 0);
     if (idleMs === 0) idle.sort(([, a], [, b]) => a.lastUsed - b.lastUsed);
     for (const [key, set] of idle) {
-      if (idleMs === 0 && this.#hostSets.size < MAX_SETS) return;
+      if (idleMs === 0 && this.#hostSets.size <= MAX_SETS - EVICTED_AT_ONCE) return;
       this.#hostSets.delete(key);
       this.#context.logger.debug(
         { direction: 'outbound', route: set.routeKey, name: set.servername },

@@ -7,6 +7,7 @@ import { isForwardedMethod } from '../../authz/index.js';
 import type { MeshauthError } from '../../errors/index.js';
 import { clientAddress } from '../../platform/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
+import { bodyStillComing } from '../early-response.js';
 import { errorJson, resetIfNotTaken, writeErrorH1, writeErrorH2 } from '../error-response.js';
 import { type DrainState, type ErrorClassifier, ForwardHandler, type ForwardHooks } from '../forward-handler.js';
 import { copyH2RequestHeaders, copyRequestHeaders, type ForwardPolicy, HAS_BODY } from '../http-headers.js';
@@ -88,9 +89,14 @@ export class H1Sink implements Sink {
       for (const name in extraHeaders) res.setHeader(name, extraHeaders[name] as string);
     }
     // A refused request head closes the connection: the rest of its bytes cannot be trusted. So does any refusal on a
-    // connection that has never had a request served.
+    // connection that has never had a request served, and one written while the request's body is still coming (the
+    // connection is closed behind it: lingerAfterEarlyResponse).
     const { drain, served } = this.#context;
-    const close = drain.draining || error.code === 'MESHAUTH_ERR_BAD_REQUEST' || !served.has(this.#req.socket);
+    const close =
+      drain.draining ||
+      error.code === 'MESHAUTH_ERR_BAD_REQUEST' ||
+      !served.has(this.#req.socket) ||
+      bodyStillComing(this.#req);
     writeErrorH1(res, error, extraBody, close);
   }
 

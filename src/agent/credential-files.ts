@@ -1,8 +1,11 @@
 // The agent's two input files (`ca.bundle`, `ca.token`), read afresh at each use: a projected
 // service-account token is rewritten by the kubelet, and an operator may replace the bundle or a join token.
-// The token's content is a secret: it is never put into an error message or a log line.
+// The token's content is a secret: it is never put into an error message or a log line, and neither is a "path" that
+// is the token itself (`--token-file <the token>` is not refused by a schema): such a path is withheld
+// (config/secret-path.ts), from the message and from Node's error kept as its cause.
 import { MAX_BUNDLE_BYTES } from '../config/bundle-trust-domain.js';
 import { fileProblemText } from '../config/file-errno.js';
+import { shownCause, shownPath } from '../config/secret-path.js';
 import { MeshauthError } from '../errors/index.js';
 import type { TrustDomain } from '../identity/index.js';
 import { parseCertificatesPemOnce, TrustBundle } from '../pki/index.js';
@@ -19,7 +22,7 @@ export async function readBundleFile(path: string, trustDomain: TrustDomain, set
   } catch (cause) {
     throw new MeshauthError(
       'MESHAUTH_ERR_FILE_UNREADABLE',
-      `${named(setting)}trust bundle ${path} holds no valid PEM certificate`,
+      `${named(setting)}trust bundle ${shownPath(path)} holds no valid PEM certificate`,
       { reason: 'bundle_invalid', cause },
     );
   }
@@ -38,7 +41,7 @@ export async function readTokenFileWithMode(path: string, setting?: string): Pro
   const { text, mode } = readText(path, MAX_TOKEN_BYTES, 'token', setting);
   const token = text.trim();
   if (token === '') {
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${named(setting)}token file ${path}: empty`, {
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${named(setting)}token file ${shownPath(path)}: empty`, {
       reason: 'token_empty',
     });
   }
@@ -54,11 +57,11 @@ function readText(path: string, maxBytes: number, what: string, setting?: string
     const tooLarge = (cause as { code?: unknown }).code === 'EFBIG';
     throw new MeshauthError(
       'MESHAUTH_ERR_FILE_UNREADABLE',
-      `${named(setting)}${what} file ${path}: ${fileProblemText(cause, maxBytes)}`,
+      `${named(setting)}${what} file ${shownPath(path)}: ${fileProblemText(cause, maxBytes)}`,
       {
         reason: tooLarge ? 'too_large' : `${what.replace(' ', '_')}_unreadable`,
         ...(setting === undefined ? {} : { detail: { key: setting } }),
-        cause,
+        cause: shownCause(path, cause),
       },
     );
   }

@@ -4,12 +4,18 @@ import type { EndUser } from './end-user.js';
 import { tokenInvalid } from './token-rejection.js';
 
 /**
- * The most bytes of claims (JSON of the policy view) a sidecar vouches for, as the gateway's `limits.maxClaimBytes`
- * default. The voucher writes them twice, base64url, into the passport and `x-meshauth-user`: about 12 KB at this
- * bound, which leaves the app's own headers room under Node's default 16 KiB limit; twice as much passed it, and its
- * passport the 16 KiB the next sidecar accepts.
+ * The most bytes of claims (JSON of the policy view) a voucher carries by default: the sidecar's
+ * `inbound.endUser.maxClaimBytes` and the gateway's `limits.maxClaimBytes`. The voucher writes them twice, base64url,
+ * into the passport and `x-meshauth-user`: about 12 KB at this bound, which leaves the app's own headers room under
+ * Node's default 16 KiB limit; 10 KB of claims passed it, and made a passport over the 16 KiB the next sidecar takes.
  */
 export const MAX_CLAIM_BYTES = 4096;
+
+/**
+ * The range either setting takes. At its top the passport is about 14 KB, under the 16 KiB a sidecar takes, but
+ * with the app's other headers it needs the next sidecar's `inbound.limits.maxHeaderBytes` raised too.
+ */
+export const CLAIM_BYTES_RANGE = Object.freeze({ min: 256, max: 8192 });
 
 /** The size of each user's claims: a verified token hands back its kept EndUser, measured once. */
 const sizes = new WeakMap<EndUser, number>();

@@ -1,9 +1,11 @@
 // Tables of expected decisions for `meshauth policy test FILE --cases CASES.yaml`: users keep their policy's
 // intent under CI. Pure (the CLI reads the file). `expect: reject` covers requests the sidecar refuses with 400
-// before any rule runs (ambiguous path, invalid method).
-import { parseDocument } from 'yaml';
+// before any rule runs (ambiguous path, invalid method). Read by the policy's strict YAML rules (config/yaml-text.ts)
+// and refused with at most MAX_LISTED_PROBLEMS problems listed, as the policy is.
 import { z } from 'zod';
 import { configIssueMessage } from '../config/issue-message.js';
+import { listedProblems, omittedProblemsText } from '../config/listed-problems.js';
+import { readStrictYaml, yamlProblemText } from '../config/yaml-text.js';
 import { MeshauthError } from '../errors/index.js';
 import { evaluateTestRequest, type TestOutcome } from './evaluate-test-request.js';
 import type { CompiledPolicy } from './policy/compiled-policy.js';
@@ -45,19 +47,20 @@ export interface CaseResult {
 }
 
 export function parseCases(text: string, file: string): PolicyCase[] {
-  const document = parseDocument(text, { uniqueKeys: true });
-  if (document.errors.length > 0) {
-    throw casesInvalid(file, [`YAML: ${document.errors[0]?.message.split('\n')[0] ?? ''}`]);
-  }
-  const data: unknown = document.toJS({ maxAliasCount: 100 });
+  // Not yaml's parseDocument: it recursed over any depth (a deep file overflowed the stack or held the process for
+  // seconds), took !!binary/!!set/!!timestamp values, and reported an unresolved tag on stderr only.
+  const read = readStrictYaml(text);
+  if (!read.ok) throw casesInvalid(file, read.problems.map(yamlProblemText));
+  const data = read.value;
   if (data === null || data === undefined) {
     throw casesInvalid(file, ['the file is empty: expected `cases:` with a list of cases']);
   }
   const result = casesSchema.safeParse(data, { error: configIssueMessage });
   if (!result.success) {
+    const { listed, omitted } = listedProblems(result.error.issues);
     throw casesInvalid(
       file,
-      result.error.issues.map((i) => {
+      listed.map((i) => {
         const key = i.path
           .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
           .join('')
@@ -65,6 +68,7 @@ export function parseCases(text: string, file: string): PolicyCase[] {
         // A problem with the document itself (a list, a scalar) has no key to name.
         return `${key === '' ? '(top level)' : key}: ${i.message}`;
       }),
+      omitted,
     );
   }
   return result.data.cases;
@@ -93,12 +97,14 @@ export function runCases(policy: CompiledPolicy, cases: readonly PolicyCase[], n
   });
 }
 
-function casesInvalid(file: string, problems: readonly string[]): MeshauthError {
+/** `omitted`: problems found and not described; with those past MAX_LISTED_PROBLEMS, one line counts them. */
+function casesInvalid(file: string, problems: readonly string[], omitted = 0): MeshauthError {
+  const bounded = listedProblems(problems);
+  const more = bounded.omitted + omitted;
+  const lines = more === 0 ? bounded.listed : [...bounded.listed, omittedProblemsText(more)];
   return new MeshauthError(
     'MESHAUTH_ERR_CONFIG_INVALID',
-    `invalid cases file ${file}:\n  ${problems.map((p) => `${file}: ${p}`).join('\n  ')}`,
-    {
-      reason: 'cases_invalid',
-    },
+    `invalid cases file ${file}:\n  ${lines.map((p) => `${file}: ${p}`).join('\n  ')}`,
+    { reason: 'cases_invalid', detail: { file } },
   );
 }

@@ -2,6 +2,7 @@
 // Schema), with its type, default, environment variable and meaning. A test fails when the schema has a key this
 // table does not describe, or the README block is stale (`npm run docs` regenerates it).
 import { z } from 'zod';
+import { MAX_CLAIM_BYTES } from '../authn/claim-size.js';
 import { formatDuration } from './duration.js';
 import { SIDECAR_ENV } from './env-names.js';
 import { INBOUND_LIMIT_DEFAULTS, SIDECAR_DEFAULTS } from './sidecar-config.js';
@@ -37,6 +38,8 @@ export const CONFIG_DOCS: Readonly<Record<string, string>> = {
   'inbound.endUser.claims': 'Claims passed to the app in `x-meshauth-user` next to `sub` and `iss`.',
   'inbound.endUser.forwardOriginalToken':
     'Also pass the raw `Authorization` header to the app (off: the token stops at the first sidecar).',
+  'inbound.endUser.maxClaimBytes':
+    "Largest end-user claims (bytes of JSON) this sidecar vouches for from a bearer token, 256–8192; a larger user gets 401 `claims_too_large`, never truncated. They reach the app twice, base64url (about 2.7 bytes of headers per byte): past 4096, raise the app's header limit (Node's default is 16 KiB) and the next sidecars' `inbound.limits.maxHeaderBytes`.",
   'inbound.external.listen':
     'Optional public listener (server TLS, no client certificate) for API clients with bearer tokens.',
   'inbound.external.cert':
@@ -89,6 +92,7 @@ const DEFAULTS: Readonly<Record<string, string>> = {
   'inbound.appTimeout': SIDECAR_DEFAULTS.appTimeout,
   'inbound.endUser.required': 'false',
   'inbound.endUser.forwardOriginalToken': 'false',
+  'inbound.endUser.maxClaimBytes': String(MAX_CLAIM_BYTES),
   'outbound.listen': SIDECAR_DEFAULTS.outboundListen,
   'outbound.timeout': SIDECAR_DEFAULTS.outboundTimeout,
   'outbound.http2': String(SIDECAR_DEFAULTS.outboundHttp2),

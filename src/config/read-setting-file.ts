@@ -7,7 +7,7 @@
 import { MeshauthError } from '../errors/index.js';
 import { readRegularFile } from '../platform/index.js';
 import { fileProblemText } from './file-errno.js';
-import { shownPath } from './secret-path.js';
+import { shownCause, shownPath } from './secret-path.js';
 import { decodeUtf8, invalidUtf8Text } from './utf8-text.js';
 
 export interface SettingFile {
@@ -44,16 +44,9 @@ export function readSettingFile(path: string, file: SettingFile): string {
 
 function refusal(path: string, file: SettingFile, problem: string, cause?: unknown): MeshauthError {
   const shown = shownPath(path);
-  const kept = cause === undefined || shown === path ? cause : codeOnly(cause);
   return new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${file.setting}: ${file.what} ${shown}: ${problem}`, {
     reason: file.reason,
     detail: { key: file.setting },
-    ...(kept === undefined ? {} : { cause: kept }),
+    ...(cause === undefined ? {} : { cause: shownCause(path, cause) }),
   });
-}
-
-/** Node's error names the path too (`ENOENT: no such file or directory, open '…'`): its code alone, then. */
-function codeOnly(cause: unknown): Error {
-  const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : 'error';
-  return Object.assign(new Error(code), { code });
 }

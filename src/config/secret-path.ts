@@ -26,6 +26,16 @@ export function shownPath(path: string): string {
 }
 
 /**
+ * The cause of a failed read of `path`, as an error may carry it to the log: itself, or, when the path is withheld,
+ * a new Error with its errno code alone (Node's own message names the path: `ENOENT: …, open '<path>'`).
+ */
+export function shownCause(path: string, cause: unknown): unknown {
+  if (!looksLikeSecret(path)) return cause;
+  const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : 'error';
+  return Object.assign(new Error(code), { code });
+}
+
+/**
  * The schema of a path setting whose file holds `holding` (`the token`, `the private key`): a non-empty string that
  * is not a credential. The message names neither the value nor any part of it.
  */

@@ -1,5 +1,6 @@
 // SidecarConfig: the validated, defaulted and frozen sidecar settings. resolveSidecarConfig() fills
 // defaults into an already validated file and parses values into their types (TrustDomain, SpiffeId, HostPort).
+import { MAX_CLAIM_BYTES } from '../authn/claim-size.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import { DEFAULT_MAX_PEER_ID_LABELS } from '../telemetry/peer-id-labels.js';
@@ -87,6 +88,8 @@ export interface EndUserSettings {
   readonly claims: readonly string[];
   /** Also pass the raw bearer token to the app (off by default: the token stops at the first sidecar). */
   readonly forwardOriginalToken: boolean;
+  /** A user whose claims (JSON) are larger is refused (`claims_too_large`) rather than vouched for. */
+  readonly maxClaimBytes: number;
 }
 
 /** `inbound.external`: the public bearer-token listener (server TLS only). */
@@ -310,6 +313,7 @@ export function resolveEndUser(file: EndUserFile): EndUserSettings {
     vouchers: [...(file.vouchers ?? [])],
     claims: [...(file.claims ?? [])],
     forwardOriginalToken: file.forwardOriginalToken ?? false,
+    maxClaimBytes: file.maxClaimBytes ?? MAX_CLAIM_BYTES,
   };
 }
 

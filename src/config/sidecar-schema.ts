@@ -3,6 +3,7 @@
 // so validating and defaulting stay two steps.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { CLAIM_BYTES_RANGE } from '../authn/claim-size.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import { booleanFlag } from './boolean-flag.js';
 import { parseDuration, TIMER_RANGE_MESSAGE, withinTimerRange } from './duration.js';
@@ -137,6 +138,7 @@ export const endUserSchema = z.strictObject({
   vouchers: z.array(spiffeId).optional(),
   claims: z.array(z.string().min(1)).optional(),
   forwardOriginalToken: booleanFlag().optional(),
+  maxClaimBytes: z.number().int().min(CLAIM_BYTES_RANGE.min).max(CLAIM_BYTES_RANGE.max).optional(),
 });
 
 /**

@@ -113,3 +113,8 @@ export function parseYamlText(text: string, source: string): unknown {
     detail: { file: source, ...(problem.line === undefined ? {} : { line: problem.line }) },
   });
 }
+
+/** One problem as the policy and cases files list it: `YAML line N: <what>`. */
+export function yamlProblemText(problem: YamlProblem): string {
+  return problem.line === undefined ? `YAML ${problem.message}` : `YAML line ${problem.line}: ${problem.message}`;
+}

@@ -1,5 +1,6 @@
 // A route's own end-user requirements (scopes, roles, groups, claims), checked before the policy file. Pure.
 // Returns the first unmet requirement's name (the `rule` label of the deny), or undefined when all hold.
+import { claimBytes } from '../authn/claim-size.js';
 import type { EndUser } from '../authn/end-user.js';
 import { claimAt, claimsMatch } from '../authz/policy/match-claims.js';
 import { MeshauthError } from '../errors/index.js';
@@ -24,13 +25,16 @@ function hasValue(claim: unknown, value: string): boolean {
   return Array.isArray(claim) && claim.includes(value);
 }
 
-/** The claims a passport carries are bounded (`limits.maxClaimBytes`): a larger user is refused, never truncated. */
+/**
+ * The claims a passport carries are bounded (`limits.maxClaimBytes`): a larger user is refused, never truncated.
+ * Measured as the sidecar's vouchers measure them (claimBytes: once per user object).
+ */
 export function checkClaimSize(
   user: EndUser,
   maxBytes: number,
   code: 'MESHAUTH_ERR_TOKEN_INVALID' | 'MESHAUTH_ERR_LOGIN_FAILED',
 ): void {
-  const size = Buffer.byteLength(JSON.stringify(user.claims));
+  const size = claimBytes(user);
   if (size > maxBytes) {
     throw new MeshauthError(code, `end-user claims are ${size} bytes; limits.maxClaimBytes is ${maxBytes}`, {
       reason: 'claims_too_large',

@@ -2,6 +2,7 @@
 // an already validated file and converts values into their types (HostPort, SpiffeId, milliseconds). It also checks
 // what one key alone cannot say (route names unique, a passport route names exactly one ID, an http issuer only on
 // loopback). Pure: files named here are read by the gateway at start-up.
+import { MAX_CLAIM_BYTES } from '../authn/claim-size.js';
 import type { ClaimConditions } from '../authz/policy/match-claims.js';
 import { parseDuration } from '../config/duration.js';
 import { type HostPort, isLoopbackHost, parseHostPort } from '../config/host-port.js';
@@ -25,7 +26,7 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   rolesClaim: 'roles',
   callbackPerMinute: 30,
   maxHeaderBytes: 16 * 1024,
-  maxClaimBytes: 4096,
+  maxClaimBytes: MAX_CLAIM_BYTES,
   upstreamTimeout: '30s',
   drainTimeout: '10s',
 });

@@ -2,10 +2,12 @@
 // (host:port, durations, SPIFFE IDs, URLs) but not defaulted — resolveGatewayConfig fills defaults, so validating
 // and defaulting stay two steps. The key names are a contract (README "Edge gateway and single sign-on").
 import { z } from 'zod';
+import { CLAIM_BYTES_RANGE } from '../authn/claim-size.js';
 import { claimConditionsSchema } from '../authz/policy/match-claims.js';
 import { parseDuration, TIMER_RANGE_MESSAGE, withinTimerRange } from '../config/duration.js';
 import { parseHostPort } from '../config/host-port.js';
 import { JWKS_FILE_HINT } from '../config/jwks-file-hint.js';
+import { secretFilePath } from '../config/secret-path.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 
 const hostPort = z.string().refine((v) => parseHostPort(v) !== undefined, {
@@ -51,6 +53,12 @@ const caUrl = z.string().refine((v) => URL.canParse(v) && new URL(v).protocol ==
   message: 'expected an https:// URL of meshauth ca serve, e.g. https://meshauth-ca.meshauth.svc:8443',
 });
 const file = z.string().min(1, { error: 'expected a file path' });
+// The files of secrets: a credential pasted where its path belongs is refused naming the key, never the value (it
+// would otherwise be repeated in the "cannot be read" error of every start), as the sidecar's `ca.token` is.
+const tokenFile = secretFilePath('the token');
+const keyFile = secretFilePath('the private key');
+const sessionKeyFile = secretFilePath('the session key');
+const clientSecretFile = secretFilePath('the client secret');
 const claimName = z
   .string()
   .regex(/^[A-Za-z0-9_:.-]{1,64}$/, { error: 'expected a claim name of [A-Za-z0-9_:.-]' })
@@ -103,12 +111,12 @@ export const routeSchema = z.strictObject({
 
 export const gatewaySchema = z.strictObject({
   trustDomain,
-  ca: z.strictObject({ url: caUrl, bundle: file, token: file }),
+  ca: z.strictObject({ url: caUrl, bundle: file, token: tokenFile }),
   listen: hostPort.optional(),
-  tls: z.strictObject({ cert: file, key: file }),
+  tls: z.strictObject({ cert: file, key: keyFile }),
   session: z
     .strictObject({
-      keys: list(file),
+      keys: list(sessionKeyFile),
       idleTimeout: duration.optional(),
       absoluteTimeout: duration.optional(),
       cookieName: z
@@ -123,7 +131,7 @@ export const gatewaySchema = z.strictObject({
     .strictObject({
       issuer: absoluteUrl,
       clientId: nonEmpty,
-      clientSecretFile: file.optional(),
+      clientSecretFile: clientSecretFile.optional(),
       redirectUri: absoluteUrl.refine((v) => new URL(v).pathname === '/.meshauth/callback', {
         message: 'expected https://<public host>/.meshauth/callback',
       }),
@@ -163,7 +171,7 @@ export const gatewaySchema = z.strictObject({
     .strictObject({
       callbackPerMinute: z.int().min(1).max(100_000).optional(),
       maxHeaderBytes: z.int().min(1024).max(65_536).optional(),
-      maxClaimBytes: z.int().min(256).max(8192).optional(),
+      maxClaimBytes: z.int().min(CLAIM_BYTES_RANGE.min).max(CLAIM_BYTES_RANGE.max).optional(),
       upstreamTimeout: timerDuration.optional(),
     })
     .optional(),

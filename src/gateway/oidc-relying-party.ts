@@ -8,6 +8,7 @@
 import * as client from 'openid-client';
 import { Agent } from 'undici';
 import { readSettingFile as readOperatorFile } from '../config/index.js';
+import { shownPath } from '../config/secret-path.js';
 import { MeshauthError } from '../errors/index.js';
 import type { Logger } from '../telemetry/index.js';
 import type { OidcSettings } from './gateway-config.js';
@@ -296,10 +297,10 @@ function readSettingFile(key: string, path: string): string {
   });
 }
 
-function unreadableSetting(key: string, path: string, why: string, cause?: unknown): MeshauthError {
-  return new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${key}: cannot use ${path} (${why})`, {
+/** As readOperatorFile's refusals: a path that is a credential itself is withheld (config/secret-path.ts). */
+function unreadableSetting(key: string, path: string, why: string): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${key}: cannot use ${shownPath(path)} (${why})`, {
     reason: 'oidc_file_unreadable',
     detail: { key },
-    ...(cause === undefined ? {} : { cause }),
   });
 }

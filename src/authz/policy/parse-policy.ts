@@ -1,10 +1,12 @@
-// Policy text → validated PolicyDocument. Pure: the caller reads the file. Every problem is reported,
-// each naming the file, the rule (name and index) and the field, and what was expected.
+// Policy text → validated PolicyDocument. Pure: the caller reads the file. The problems are reported (the first
+// MAX_LISTED_PROBLEMS, then a count), each naming the file, the rule (name and index) and the field, and what was
+// expected.
 import type { z } from 'zod';
 import { configIssueMessage } from '../../config/issue-message.js';
 import { closestKey, keysAt } from '../../config/key-suggestion.js';
+import { listedProblems, omittedProblemsText } from '../../config/listed-problems.js';
 import { schemaLeafPaths } from '../../config/schema-keys.js';
-import { readStrictYaml } from '../../config/yaml-text.js';
+import { readStrictYaml, yamlProblemText } from '../../config/yaml-text.js';
 import { MeshauthError } from '../../errors/index.js';
 import { foreignIdProblems } from './foreign-ids.js';
 import { type PolicyDocument, policySchema } from './schema.js';
@@ -18,7 +20,8 @@ export interface PolicyProblem {
 }
 
 /**
- * Parses and validates; throws MESHAUTH_ERR_POLICY_INVALID listing every problem (detail.problems). With
+ * Parses and validates; throws MESHAUTH_ERR_POLICY_INVALID listing the problems (detail.problems: the first
+ * MAX_LISTED_PROBLEMS, then one that counts the rest, also in detail.omitted). With
  * `trustDomain` (the mesh's, when the caller knows it), a condition on another trust domain is a problem too.
  */
 export function parsePolicy(text: string, file: string, trustDomain?: string): PolicyDocument {
@@ -27,11 +30,7 @@ export function parsePolicy(text: string, file: string, trustDomain?: string): P
   // MAX_NESTING_DEPTH are each a problem with its line.
   const read = readStrictYaml(text);
   if (!read.ok) {
-    const problems = read.problems.map((p) => ({
-      rule: '',
-      field: '',
-      message: p.line === undefined ? `YAML ${p.message}` : `YAML line ${p.line}: ${p.message}`,
-    }));
+    const problems = read.problems.map((p) => ({ rule: '', field: '', message: yamlProblemText(p) }));
     throw invalidPolicy(file, problems);
   }
   const data = read.value;
@@ -39,15 +38,22 @@ export function parsePolicy(text: string, file: string, trustDomain?: string): P
   if (shape !== undefined) throw invalidPolicy(file, [{ rule: '', field: '', message: shape }]);
   const result = policySchema.safeParse(data, { error: configIssueMessage });
   if (!result.success) {
-    throw invalidPolicy(file, problemsOf(result.error.issues, data), casesFileHint(data, file));
+    const { problems, omitted } = problemsOf(result.error.issues, data);
+    throw invalidPolicy(file, problems, casesFileHint(data, file), omitted);
   }
   const foreign = trustDomain === undefined ? [] : foreignIdProblems(result.data, trustDomain);
   if (foreign.length > 0) throw invalidPolicy(file, foreign);
   return result.data;
 }
 
-function problemsOf(issues: readonly z.core.$ZodIssue[], data: unknown): PolicyProblem[] {
-  return flattenUnions(issues).map((issue) => {
+/** The problems of the first issues (the rest are only counted: a 520,000-item list is as many issues). */
+function problemsOf(
+  issues: readonly z.core.$ZodIssue[],
+  data: unknown,
+): { readonly problems: PolicyProblem[]; readonly omitted: number } {
+  const flat = flattenUnions(issues);
+  const { listed, omitted } = listedProblems(flat);
+  const problems = listed.map((issue) => {
     const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
     let rule = '';
     let fieldPath = path;
@@ -70,6 +76,7 @@ function problemsOf(issues: readonly z.core.$ZodIssue[], data: unknown): PolicyP
     }
     return { rule, field: formatPath(fieldPath), message };
   });
+  return { problems, omitted };
 }
 
 const POLICY_SHAPE = 'apiVersion: meshauth.dev/v1, kind: Policy and rules';
@@ -139,12 +146,25 @@ export function formatProblem(file: string, problem: PolicyProblem): string {
   return `${file}: ${where === '' ? '' : `${where}: `}${problem.message}`;
 }
 
-/** `hint`: one line on what the file seems to be instead, after the problems (detail.hint for the CLI). */
-function invalidPolicy(file: string, problems: readonly PolicyProblem[], hint?: string): MeshauthError {
-  const lines = problems.map((p) => formatProblem(file, p));
+/**
+ * `hint`: one line on what the file seems to be instead, after the problems (detail.hint for the CLI). `omitted`:
+ * problems found and not described (problemsOf). The first MAX_LISTED_PROBLEMS are listed; the rest are one line
+ * that counts them, last in detail.problems (so the CLI prints it) and as detail.omitted.
+ */
+function invalidPolicy(file: string, problems: readonly PolicyProblem[], hint?: string, omitted = 0): MeshauthError {
+  const bounded = listedProblems(problems);
+  const more = bounded.omitted + omitted;
+  const shown =
+    more === 0 ? bounded.listed : [...bounded.listed, { rule: '', field: '', message: omittedProblemsText(more) }];
+  const lines = shown.map((p) => formatProblem(file, p));
   if (hint !== undefined) lines.push(`${file}: hint: ${hint}`);
   return new MeshauthError('MESHAUTH_ERR_POLICY_INVALID', `invalid policy ${file}:\n  ${lines.join('\n  ')}`, {
     reason: 'invalid',
-    detail: hint === undefined ? { file, problems } : { file, problems, hint },
+    detail: {
+      file,
+      problems: shown,
+      ...(more === 0 ? {} : { omitted: more }),
+      ...(hint === undefined ? {} : { hint }),
+    },
   });
 }

@@ -16,7 +16,7 @@ import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { Metrics } from '../../telemetry/index.js';
 import type { PassportStore } from '../passport-store.js';
 import type { AuthenticateEndUser, EndUserOutcome, InboundRequestView } from './inbound-hooks.js';
-import { passportOwner, passportStoreExpiry, USER_HEADER, VOUCHING, vouchForUser } from './vouch-for-user.js';
+import { passportOwner, passportStoreExpiry, USER_HEADER, vouchForUser, vouchingOptions } from './vouch-for-user.js';
 
 export interface EndUserAuthenticatorOptions {
   readonly settings: EndUserSettings;
@@ -32,6 +32,7 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
   const { settings, verifier, holder, store, metrics, now } = options;
   const vouchers: ReadonlySet<string> = new Set(settings.vouchers);
   const dropAuthorization = !settings.forwardOriginalToken;
+  const vouching = vouchingOptions(settings);
 
   const fromPassport = (view: InboundRequestView, value: string): EndUserOutcome | Promise<EndUserOutcome> => {
     const credentials = holder.current;
@@ -73,8 +74,8 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
   const fromBearer = async (view: InboundRequestView): Promise<EndUserOutcome> => {
     let user: EndUser | undefined;
     try {
-      // Vouched for below: refused as expired or claims_too_large rather than minting a passport (VOUCHING).
-      user = await verifier.authenticate(view.rawHeaders ?? view.headers, VOUCHING);
+      // Vouched for below: refused as expired or claims_too_large rather than minting a passport (vouchingOptions).
+      user = await verifier.authenticate(view.rawHeaders ?? view.headers, vouching);
     } catch (error) {
       if (!isMeshauthError(error)) throw error;
       return { reject: error, rejectHeaders: bearerChallenge(error).headers };

@@ -11,7 +11,7 @@ import type { Metrics } from '../../telemetry/index.js';
 import type { PassportStore } from '../passport-store.js';
 import type { AuthenticateExternalClient, ExternalRequestView } from './external-hooks.js';
 import type { EndUserOutcome } from './inbound-hooks.js';
-import { VOUCHING, vouchForUser } from './vouch-for-user.js';
+import { vouchForUser, vouchingOptions } from './vouch-for-user.js';
 
 export interface ExternalAuthenticatorOptions {
   readonly settings: EndUserSettings;
@@ -26,6 +26,7 @@ export interface ExternalAuthenticatorOptions {
 export function externalAuthenticator(options: ExternalAuthenticatorOptions): AuthenticateExternalClient {
   const { settings, verifier, holder, store, metrics, now } = options;
   const dropAuthorization = !settings.forwardOriginalToken;
+  const vouching = vouchingOptions(settings);
 
   return async (view: ExternalRequestView): Promise<EndUserOutcome> => {
     // Passports are mesh-internal (signed by a peer's SVID, bound to the mTLS link): outside there is no link to
@@ -39,8 +40,8 @@ export function externalAuthenticator(options: ExternalAuthenticatorOptions): Au
     }
     let user: EndUser | undefined;
     try {
-      // Vouched for below: refused as expired or claims_too_large rather than minting a passport (VOUCHING).
-      user = await verifier.authenticate(view.rawHeaders ?? view.headers, VOUCHING);
+      // Vouched for below: refused as expired or claims_too_large rather than minting a passport (vouchingOptions).
+      user = await verifier.authenticate(view.rawHeaders ?? view.headers, vouching);
       if (user === undefined) {
         // The verifier lets a token-less request through when `inbound.endUser.required` is false; here it never is.
         metrics.tokenVerifications.inc({ result: 'missing' });

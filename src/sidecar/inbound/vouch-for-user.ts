@@ -2,10 +2,10 @@
 // token is valid, this sidecar replaces it with an origin passport it signs itself, remembers that origin so the
 // app can forward it downstream through the outbound side, and hands the app the passport and the user header.
 import type { CredentialHolder } from '../../agent/index.js';
-import { MAX_CLAIM_BYTES } from '../../authn/claim-size.js';
 import { type EndUser, userHeaderValue } from '../../authn/end-user.js';
 import type { VerifyOptions } from '../../authn/end-user-verifier.js';
 import { PASSPORT_HEADER, type SharedOrigin, sharedOrigin } from '../../authn/passport/index.js';
+import type { EndUserSettings } from '../../config/index.js';
 import { MeshauthError } from '../../errors/index.js';
 import type { X509Svid } from '../../pki/index.js';
 import { USER_HEADER } from '../identity-headers.js';
@@ -27,11 +27,13 @@ export { USER_HEADER } from '../identity-headers.js';
 
 /**
  * How the sidecar's vouchers (the mTLS inbound, the external listener) verify a bearer token: a token past its exp
- * (within the skew) is refused as expired, and a user whose claims are over MAX_CLAIM_BYTES as `claims_too_large`
- * (401 here, counted and logged once), where a larger passport and `x-meshauth-user` would otherwise fail later, at
- * the app (431) or at the next sidecar (passport `too_large`).
+ * (within the skew) is refused as expired, and a user whose claims are over `inbound.endUser.maxClaimBytes` as
+ * `claims_too_large` (401 here, counted and logged once), where a larger passport and `x-meshauth-user` would
+ * otherwise fail later, at the app (431) or at the next sidecar (passport `too_large`). Built once per authenticator.
  */
-export const VOUCHING: VerifyOptions = Object.freeze({ forPassport: true, maxClaimBytes: MAX_CLAIM_BYTES });
+export function vouchingOptions(settings: Pick<EndUserSettings, 'maxClaimBytes'>): VerifyOptions {
+  return Object.freeze({ forPassport: true, maxClaimBytes: settings.maxClaimBytes });
+}
 
 export interface VoucherContext {
   readonly holder: CredentialHolder;

@@ -10,11 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkClaimBytes, claimBytes, MAX_CLAIM_BYTES } from '../../../src/authn/claim-size.js';
 import { endUserFromClaims } from '../../../src/authn/end-user.js';
 import { EndUserVerifier } from '../../../src/authn/end-user-verifier.js';
-import { VOUCHING } from '../../../src/sidecar/inbound/vouch-for-user.js';
+import { vouchingOptions } from '../../../src/sidecar/inbound/vouch-for-user.js';
 import { Metrics } from '../../../src/telemetry/index.js';
 import { jwksText, type SigningKey, signingKey, tokenRejection } from '../../helpers/end-user-keys.js';
 
 const ISS = 'https://idp.test';
+/** What the vouchers of a sidecar with the default `inbound.endUser.maxClaimBytes` verify with. */
+const VOUCHING = vouchingOptions({ maxClaimBytes: MAX_CLAIM_BYTES });
 
 function userWith(claims: Record<string, unknown>) {
   const user = endUserFromClaims({ sub: 'alice', iss: ISS, exp: 2_000_000_000, ...claims }, Object.keys(claims));
@@ -39,7 +41,7 @@ describe('checkClaimBytes', () => {
   });
 });
 
-describe('EndUserVerifier.verify with maxClaimBytes (the sidecar vouchers: VOUCHING)', () => {
+describe('EndUserVerifier.verify with maxClaimBytes (the sidecar vouchers: vouchingOptions)', () => {
   let dir: string;
   let key: SigningKey;
   let metrics: Metrics;
@@ -85,7 +87,7 @@ describe('EndUserVerifier.verify with maxClaimBytes (the sidecar vouchers: VOUCH
     return Object.fromEntries(values.map((v) => [String(v.labels.result), v.value]));
   }
 
-  it('ok/VOUCHING bounds the claims at MAX_CLAIM_BYTES and mints for a passport', () => {
+  it('ok/vouchingOptions bound the claims at the setting and mint for a passport', () => {
     expect(VOUCHING).toEqual({ forPassport: true, maxClaimBytes: MAX_CLAIM_BYTES });
   });
 

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CredentialHolder } from '../../../../src/agent/credential-holder.js';
+import { MAX_CLAIM_BYTES } from '../../../../src/authn/claim-size.js';
 import { endUserFromClaims } from '../../../../src/authn/end-user.js';
 import { EndUserVerifier } from '../../../../src/authn/end-user-verifier.js';
 import {
@@ -57,7 +58,14 @@ async function handle(
   const issuers = [
     { issuer: ISS, audiences: ['api'], algorithms: ['ES256'], jwksUri: `file://${join(dir, 'jwks.json')}` },
   ];
-  const settings: EndUserSettings = { required, issuers, vouchers: [gateway.id], claims: [], forwardOriginalToken };
+  const settings: EndUserSettings = {
+    required,
+    issuers,
+    vouchers: [gateway.id],
+    claims: [],
+    forwardOriginalToken,
+    maxClaimBytes: MAX_CLAIM_BYTES,
+  };
   const verifier = new EndUserVerifier({ config: settings });
   try {
     const hook = endUserAuthenticator({

@@ -11,17 +11,29 @@ export type RequestHeaders = Readonly<Record<string, string | readonly string[] 
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 // A JWT sent under another scheme, or none, must not pass to the app unverified: apps that take the token with
 // `substring(7)` or an unanchored /Bearer\s+(\S+)/ read it from `Bearer,<jwt>` or from `Basic …, Bearer <jwt>` too.
-// It is recognised by what a decoder reads from it, not by its first letters: many decoders never look at the header
-// segment (jose's decodeJwt) or accept padding, strays and whitespace in it (atob, Python's b64decode), so a header
-// such as `AAAA` or `eyJ…=` carries the same claims as `eyJ…`. Basic and Negotiate credentials have no `.`;
-// Digest's dotted values (`realm="api.example.com"`) decode to no JSON.
-const WORD_BREAK = /[\s,;"']+/;
-// Every character outside the base64 and base64url alphabets: decoders skip them (Node's also skips `=` only at
-// the end, so it stops there; others skip it anywhere). Both readings are tried.
-const NOT_BASE64 = /[^A-Za-z0-9+/_-]+/g;
-// A UTF-8 byte order mark, or a UTF-16 one (two U+FFFD once read as UTF-8): Python's json.loads reads a BOM and
-// UTF-16/32 text from bytes.
-const BYTE_ORDER_MARK = /^(?:\uFEFF|\uFFFD{2})/;
+// It is recognised by its claims segment: one that follows a `.` and whose bytes, read as leniently as common JWT
+// decoders read base64 (Python's b64decode skips strays and `=`, atob stops at padding), open a JSON object with a
+// member. Basic and Negotiate credentials have no `.`; Digest's dotted values (`realm="api.example.com"`) decode to
+// no `{"`. Each character is looked at a bounded number of times, so a long hostile value costs no more than a
+// short one per byte.
+
+/** Each base64 and base64url character's six bits; -1 for every other character (skipped, as lenient decoders do). */
+const SEXTETS: Int8Array = (() => {
+  const table = new Int8Array(128).fill(-1);
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  for (let i = 0; i < alphabet.length; i++) table[alphabet.charCodeAt(i)] = i;
+  for (const [c, v] of [
+    ['+', 62],
+    ['-', 62],
+    ['/', 63],
+    ['_', 63],
+  ] as const)
+    table[c.charCodeAt(0)] = v;
+  return table;
+})();
+
+/** Bytes a JSON reader passes over before a value or a key: whitespace, NUL (UTF-16/32), byte order mark bytes. */
+const SKIPPED_BYTES: ReadonlySet<number> = new Set([0x20, 0x09, 0x0a, 0x0d, 0x00, 0xef, 0xbb, 0xbf, 0xfe, 0xff]);
 
 function malformed(reason: string, message: string): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_TOKEN_REQUEST_MALFORMED', message, { reason });
@@ -71,35 +83,57 @@ export function extractBearer(headers: RequestHeaders): string | undefined {
   return credentials;
 }
 
-/**
- * Whether some dot-separated segment of `value` (or a word at the ends of one) decodes, read as leniently as common
- * JWT decoders read base64, to a JSON object with at least one member: the header or the claims of a compact JWS.
- */
+/** Whether a segment of `value` after a `.` opens a JSON object with a member (see above): a JWT's claims. */
 function carriesJwt(value: string): boolean {
-  const segments = value.split('.');
-  if (segments.length < 2) return false;
-  return segments.some(
-    (segment) => decodesToJsonObject(segment) || segment.split(WORD_BREAK).some((word) => decodesToJsonObject(word)),
-  );
-}
-
-function decodesToJsonObject(segment: string): boolean {
-  const padding = segment.indexOf('=');
-  return isJsonObject(segment) || (padding !== -1 && isJsonObject(segment.slice(0, padding)));
-}
-
-function isJsonObject(encoded: string): boolean {
-  const bytes = Buffer.from(encoded.replace(NOT_BASE64, ''), 'base64url');
-  // NULs dropped: UTF-16 and UTF-32 text of a JSON object becomes that object's ASCII text.
-  const text = Buffer.from(bytes.filter((byte) => byte !== 0))
-    .toString('utf8')
-    .replace(BYTE_ORDER_MARK, '')
-    .trim();
-  if (!text.startsWith('{') || !text.endsWith('}')) return false;
-  try {
-    const parsed: unknown = JSON.parse(text);
-    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) && Object.keys(parsed).length > 0;
-  } catch {
-    return false;
+  for (let dot = value.indexOf('.'); dot !== -1; ) {
+    const next = value.indexOf('.', dot + 1);
+    const end = next === -1 ? value.length : next;
+    // Two bytes take at least three characters.
+    if (end - dot > 3) {
+      const read = scanClaims(value, dot + 1, end, false);
+      if (read === OPENS || (read === NOT_AFTER_PADDING && scanClaims(value, dot + 1, end, true) === OPENS)) {
+        return true;
+      }
+    }
+    dot = next;
   }
+  return false;
+}
+
+const OPENS = 1;
+const DOES_NOT_OPEN = 0;
+/** Does not open, read across a `=`: a decoder that starts a new quad after one may read the rest otherwise. */
+const NOT_AFTER_PADDING = 2;
+
+/**
+ * Whether the bytes `text[from, to)` decodes to begin with `{` and then `"`, skipping whitespace, NULs (UTF-16 and
+ * UTF-32 text, which Python's json reads) and byte order mark bytes before each. Characters outside both base64
+ * alphabets are skipped, `=` too (read on across it), or, with `quadAtPadding`, `=` ends a quad and the next
+ * character starts a new one. Stops at the second byte that counts.
+ */
+function scanClaims(text: string, from: number, to: number, quadAtPadding: boolean): number {
+  let bits = 0;
+  let pending = 0;
+  let opened = false;
+  let padding = false;
+  for (let i = from; i < to; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 0x3d /* = */) {
+      padding = true;
+      if (quadAtPadding) pending = 0;
+      continue;
+    }
+    const sextet = code < 128 ? (SEXTETS[code] as number) : -1;
+    if (sextet === -1) continue;
+    bits = ((bits << 6) | sextet) & 0xfff;
+    pending += 6;
+    if (pending < 8) continue;
+    pending -= 8;
+    const byte = (bits >> pending) & 0xff;
+    if (SKIPPED_BYTES.has(byte)) continue;
+    if (opened && byte === 0x22 /* " */) return OPENS;
+    if (opened || byte !== 0x7b /* { */) break;
+    opened = true;
+  }
+  return padding ? NOT_AFTER_PADDING : DOES_NOT_OPEN;
 }

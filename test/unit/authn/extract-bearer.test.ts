@@ -90,6 +90,11 @@ const FAIL: [string, RequestHeaders, string][] = [
     'scheme',
   ],
   ['fail/claims after one dot only', { authorization: `Token AAAA.${CLAIMS}` }, 'scheme'],
+  // Found in review of the first rule (it parsed the decoded text with JSON.parse, and tried two paddings): Python's
+  // json reads NaN, and a decoder that starts a new quad after `=` reads claims that follow a padded quad.
+  ['fail/claims holding NaN', { authorization: `Token AAAA.${b64u('{"sub":"admin","x":NaN}')}.` }, 'scheme'],
+  // `IA==` is a space: JSON whitespace before the claims for such a decoder.
+  ['fail/claims after a padded quad', { authorization: `Token AAAA.IA==${CLAIMS}.` }, 'scheme'],
 ];
 
 describe('extractBearer', () => {

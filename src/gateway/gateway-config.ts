@@ -219,9 +219,13 @@ export function resolveGatewayConfig(file: GatewayFile, source: string): Gateway
   });
 }
 
-/** The host browser sign-in finishes on: the redirect URI's, lower case, without port or trailing dot. */
+/**
+ * The host browser sign-in finishes on: the redirect URI's, lower case, without port, trailing dot or an IPv6
+ * literal's brackets (as request hosts are compared: edge-handler.ts hostOf).
+ */
 export function signInHost(redirectUri: string): string {
-  return new URL(redirectUri).hostname.toLowerCase().replace(/\.$/, '');
+  const host = new URL(redirectUri).hostname.toLowerCase();
+  return host.startsWith('[') ? host.slice(1, -1) : host.replace(/\.$/, '');
 }
 
 /**

@@ -108,7 +108,7 @@ export class MeshForwarder {
       logger,
       timeoutMs: sidecarConfig.outbound.timeoutMs,
       retries: outboundRetryCounters(metrics),
-      writeHead: (res, status, headers) => writeHeadOrClear(res, status, this.#responseHeaders(headers)),
+      writeHead: (res, status, headers) => writeHeadOrClear(res, status, this.#responseHeaders(headers, status)),
       answer: (res, error) => writeError(res, error),
       // HTTP/1.0 is refused at the edge, so every response here is framed; an error makes node:http2's compat
       // response reset with INTERNAL_ERROR (RST_STREAM(NO_ERROR) without END_STREAM would be ambiguous).
@@ -167,15 +167,17 @@ export class MeshForwarder {
 
   /**
    * The peer's response head for the edge: hop-by-hop headers, identity headers (a peer asserts no identity to a
-   * browser; the HTTP/2 path drops them too) and Set-Cookie lines for the gateway's cookies dropped.
+   * browser; the HTTP/2 path drops them too) and Set-Cookie lines for the gateway's cookies dropped, and a 204's
+   * Content-Length (no server may send one, and node:http2 resets a browser's stream for a non-zero one).
    */
-  #responseHeaders(flat: readonly string[]): OutgoingHttpHeaders {
+  #responseHeaders(flat: readonly string[], status: number): OutgoingHttpHeaders {
     // No prototype: the peer names the fields (`__proto__`, `constructor`).
     const out: OutgoingHttpHeaders = Object.create(null);
     for (let i = 0; i < flat.length; i += 2) {
       const name = (flat[i] as string).toLowerCase();
       const value = flat[i + 1] as string;
       if (isHopByHop(name) || isIdentityHeader(name, false)) continue;
+      if (status === 204 && name === 'content-length') continue;
       // A service must never plant or overwrite the gateway's session (session fixation by a compromised app).
       if (name === 'set-cookie' && this.#reservedCookie(value.slice(0, Math.max(0, value.indexOf('='))).trim())) {
         continue;
@@ -239,7 +241,7 @@ export class MeshForwarder {
         else if (Array.isArray(value)) for (const v of value) flat.push(name, v);
       }
       try {
-        writeHeadOrClear(res, response.statusCode, this.#responseHeaders(flat));
+        writeHeadOrClear(res, response.statusCode, this.#responseHeaders(flat, response.statusCode));
       } catch (cause) {
         // A head the browser's protocol cannot carry (a repeated single-value field on HTTP/2, status 600).
         discard(response.body);

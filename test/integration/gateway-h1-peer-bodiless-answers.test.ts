@@ -27,6 +27,11 @@ describe('gateway → HTTP/1.1-only peer: answers without content', () => {
         res.end();
         return;
       }
+      if (req.url === '/legacy/no-content-stated') {
+        res.writeHead(204, { 'content-length': '5' }); // not allowed, but said by some apps
+        res.end();
+        return;
+      }
       if (req.url === '/legacy/no-content') {
         res.writeHead(204, { 'x-probe': 'empty' });
         res.end();
@@ -106,6 +111,15 @@ describe('gateway → HTTP/1.1-only peer: answers without content', () => {
     expect(got.error).toBeUndefined();
     expect(got).toMatchObject({ status: 204, body: '' });
     expect(got.headers['x-probe']).toBe('empty');
+  });
+
+  // Found in review: the gateway passed a 204's Content-Length on; node:http2 then reset the browser's stream.
+  it('ok/a 204 that states a Content-Length reaches either browser as a 204 without it', async () => {
+    const got = await h1('/legacy/no-content-stated');
+    expect(got.error).toBeUndefined();
+    expect(got).toMatchObject({ status: 204, body: '' });
+    expect(got.headers['content-length']).toBeUndefined();
+    expect(await h2('/legacy/no-content-stated')).toMatchObject({ status: 204, ended: true, rstCode: 0 });
   });
 
   it('ok/a HEAD gets the peer’s head, its Content-Length and no body; the connection stays usable', async () => {

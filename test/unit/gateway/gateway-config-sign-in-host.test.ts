@@ -4,6 +4,7 @@
 // Found in review: it was accepted silently, and every sign-in on that host ended in 401 `no_login_state`.
 import { describe, expect, it } from 'vitest';
 import { isMeshauthError } from '../../../src/errors/index.js';
+import { signInHost } from '../../../src/gateway/gateway-config.js';
 import { gatewayConfigFromObject } from '../../../src/gateway/index.js';
 
 const REDIRECT = 'https://shop.example.com/.meshauth/callback';
@@ -78,6 +79,13 @@ describe('gateway config: routes with a login and the sign-in host', () => {
       'https://Shop.Example.com.:9443/.meshauth/callback',
     );
     expect(gatewayConfigFromObject(doc, 'gateway.yaml').routes).toHaveLength(1);
+  });
+
+  // Found in review: the brackets of an IPv6 literal were kept, request hosts are compared without them, so a "*"
+  // route sent a browser on the redirect URI's own host to that host again, for ever.
+  it('ok/an IPv6 literal redirect URI host is compared without its brackets, as request hosts are', () => {
+    expect(signInHost('https://[::1]:9443/.meshauth/callback')).toBe('::1');
+    expect(signInHost('https://[2001:DB8::1]/.meshauth/callback')).toBe('2001:db8::1');
   });
 
   it('ok/without oidc (API clients only) a login route may be on any host', () => {

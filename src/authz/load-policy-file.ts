@@ -17,8 +17,10 @@ export interface LoadedPolicy {
 
 /**
  * A policy file larger than this is refused. A real policy is a few hundred KiB at most (3,000 ten-line rules:
- * 0.9 MiB), and a reload parses and validates it on the event loop: the YAML parse alone of 1 MiB at its costliest
- * (a flat list of half a million items) took 1.5 s on Node 20, of 8 MiB 30 s.
+ * 0.9 MiB), and a reload parses and validates it on the event loop. The YAML parse of 1 MiB, on Node 20 on a shared
+ * machine: 2 s for ten-line rules, 5-6 s for a flat list of half a million items, 13-14 s for lines of lists nested
+ * 60 deep (yaml's own parser; the nesting bound is 64). Aliases would cost more (a minute for 48,000): past 100, the
+ * file is refused at the 101st (config/yaml-text.ts).
  */
 export const MAX_POLICY_BYTES = 1024 * 1024;
 

@@ -1,6 +1,9 @@
 // Config, policy and operator files are UTF-8, decoded strictly where they are read. Decoded with replacement, a
 // policy saved as Latin-1 (`groups: ["sous-traités"]`) validated with `sous-trait\uFFFDs`, a value no token claim
 // has, so its deny rule never matched; a binary secret lost most of its bytes to U+FFFD without a word.
+// A leading byte-order mark is dropped: it marks the encoding, it is not text. Kept, a file saved by a Windows editor
+// gave U+FEFF to whatever takes the text as it is: the PKCS#12 password of `--p12-password-file`, JSON.parse of a
+// JSON file (which refuses it). YAML and `.trim()` drop it anyway.
 import { isUtf8 } from 'node:buffer';
 
 export type Utf8Text =
@@ -8,10 +11,15 @@ export type Utf8Text =
   /** `offset`: of the first byte that starts no valid UTF-8 sequence; `line`: 1-based, the line it is on. */
   | { readonly ok: false; readonly offset: number; readonly line: number };
 
-/** `bytes` as text (a byte-order mark kept, as Buffer#toString keeps it), or where the first invalid byte is. */
+const BYTE_ORDER_MARK = '\uFEFF';
+
+/**
+ * `bytes` as text, without a leading byte-order mark (Buffer#toString keeps it), or where the first invalid byte is
+ * (counted in the file's bytes, a byte-order mark included).
+ */
 export function decodeUtf8(bytes: Buffer): Utf8Text {
   const lossy = bytes.toString('utf8');
-  if (isUtf8(bytes)) return { ok: true, text: lossy };
+  if (isUtf8(bytes)) return { ok: true, text: lossy.startsWith(BYTE_ORDER_MARK) ? lossy.slice(1) : lossy };
   // Everything before the first replacement character the decoder made re-encodes to the same bytes; a U+FFFD the
   // file holds itself (EF BF BD) is skipped over.
   let offset = 0;

@@ -1,7 +1,8 @@
 // Multi-document YAML in, multi-document YAML out (`meshauth inject` / `uninject`). Each document keeps its text
 // when nothing in it changes; a changed one is edited node by node from the JSON Patch of its change, so comments,
 // key order and quoting elsewhere in it survive. Pure: text in, text out.
-import { type Document, isMap, isScalar, isSeq, type Node, parseDocument } from 'yaml';
+import { type Document, isMap, isScalar, isSeq, type Node } from 'yaml';
+import { parseBoundedDocument } from '../config/yaml-text.js';
 import { MeshauthError } from '../errors/index.js';
 import type { InjectConfig } from './inject-config.js';
 import { deepEqual, isObject } from './inject-json.js';
@@ -99,8 +100,23 @@ export function splitDocuments(text: string): Chunk[] {
   return chunks;
 }
 
+/**
+ * The chunk's document, read within the config files' bounds (config/yaml-text.ts): nesting past 64 levels overflowed
+ * yaml's recursion (on Node 20 an abort, not exit 2), and each alias past 100 cost a scan of the document.
+ */
 function parseChunk(chunk: Chunk): Document {
-  const doc = parseDocument(chunk.text, YAML_OPTIONS);
+  const parsed = parseBoundedDocument(chunk.text, YAML_OPTIONS);
+  if (!parsed.ok) {
+    const { problem } = parsed;
+    const line = chunk.line + problem.line - 1;
+    const reason = problem.code === 'NESTING_TOO_DEEP' ? 'manifest_too_deep' : 'manifest_too_many_aliases';
+    throw new MeshauthError(
+      'MESHAUTH_ERR_MANIFEST_INVALID',
+      `document ${chunk.index ?? 1} (starting at line ${chunk.line}): line ${line}: ${problem.message}`,
+      { reason, detail: { document: chunk.index, line } },
+    );
+  }
+  const doc = parsed.document;
   const error = doc.errors[0];
   if (error !== undefined) {
     const offset = error.pos[0];

@@ -3,7 +3,8 @@
 // Review follow-up: the cases file still went through yaml's parseDocument, which recursed over any depth (a deep
 // file overflowed the stack: `YAML: Maximum call stack size exceeded`, or held `policy test` for seconds), loaded
 // `!!binary` as a Buffer and `!!set` as a Set (refused later as "expected a string"), and listed every one of a
-// large file's problems.
+// large file's problems. More than 100 aliases are one problem too (review finding: yaml resolves each alias by a
+// scan, so 1 MiB of anchors and aliases took about a minute).
 import { describe, expect, it } from 'vitest';
 import { parseCases } from '../../../src/authz/policy-cases.js';
 import { isMeshauthError } from '../../../src/errors/index.js';
@@ -40,6 +41,16 @@ describe('parseCases: strict YAML', () => {
       expect(lines[0]).toMatch(/^ {2}cases\.yaml: YAML line 3: Unresolved tag: tag:yaml\.org,2002:/);
     });
   }
+
+  it('fail/101 aliases → one problem: the line of the 101st', () => {
+    const pairs = Array.from(
+      { length: 101 },
+      (_, i) => `  - &c${i} { name: c${i}, from: x, method: GET, path: /, expect: deny }\n  - *c${i}\n`,
+    );
+    expect(problemLines(`cases:\n${pairs.join('')}`)).toEqual([
+      '  cases.yaml: YAML line 203: more than 100 aliases (*name): expected at most 100 in one document',
+    ]);
+  });
 
   it('fail/a duplicate key → its line', () => {
     expect(problemLines('cases:\n  - name: a\n    name: b\n')).toEqual([

@@ -228,10 +228,15 @@ async function issueSvid(
     asked(id, method);
     // After authentication (the identity is the credential's, never one the caller names) and before the signature.
     // A join token is not limited: it is single-use, and refusing it here would spend it for nothing.
+    if (confirm !== undefined) {
+      // A service-account token's TokenReview: a pod replaying its token past its identity's budget, or asking for an
+      // identity not its own, is refused before it costs an API-server call; the request is charged only once the
+      // review passed, so a revoked token (its pod deleted) replayed in a loop never spends the budget that every
+      // live pod of its service account shares.
+      limit.check(id, now, res, { method });
+      await confirm();
+    }
     if (method !== 'join_token') limit.admit(id, now, res, { method });
-    // A service-account token's TokenReview comes only now: a pod replaying its token in a loop, or asking for an
-    // identity not its own, is refused above without costing an API-server call.
-    await confirm?.();
     // Its spending (or its review) took I/O: the client may have left, or the CA closed it to shut down, meanwhile.
     refuseClosedConnection(req, res);
     issued = await (options.signer ?? options.authority).issue({
@@ -316,7 +321,7 @@ async function authenticateSvidRequest(
   if (looksLikeJwt(token) && options.kubernetes !== undefined) {
     const kubernetes = options.kubernetes;
     const verified = await kubernetes.verifyOffline(token, options.authority.material.trustDomain, now);
-    return { id: verified.identity.id, method: 'k8s_sa_token', confirm: () => kubernetes.review(verified) };
+    return { id: verified.identity.id, method: 'k8s_sa_token', confirm: () => kubernetes.review(verified, now) };
   }
   if (!options.joinTokens) {
     throw new MeshauthError(

@@ -6,7 +6,7 @@ import type { ServerResponse } from 'node:http';
 import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId } from '../identity/index.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
-import { IdentityRateLimit } from './identity-rate-limit.js';
+import { type Admission, IdentityRateLimit } from './identity-rate-limit.js';
 
 /** `meshauth_ca_requests_rejected_total{reason}` of every per-identity refusal, whichever endpoint. */
 export const IDENTITY_RATE_LIMITED = 'identity_rate_limited';
@@ -39,7 +39,20 @@ export class IdentityLimit {
 
   /** Takes one request from `id`'s bucket at `now` (the CA's clock), or refuses it with 429 and Retry-After. */
   admit(id: SpiffeId, now: Date, res: ServerResponse, fields: Readonly<Record<string, unknown>>): void {
-    const admission = this.#buckets.take(id.toString(), now.getTime());
+    this.#refuseUnless(this.#buckets.take(id.toString(), now.getTime()), id, res, fields);
+  }
+
+  /** Refuses as `admit` does when `id`'s bucket is empty at `now`, but takes nothing from it. */
+  check(id: SpiffeId, now: Date, res: ServerResponse, fields: Readonly<Record<string, unknown>>): void {
+    this.#refuseUnless(this.#buckets.peek(id.toString(), now.getTime()), id, res, fields);
+  }
+
+  #refuseUnless(
+    admission: Admission,
+    id: SpiffeId,
+    res: ServerResponse,
+    fields: Readonly<Record<string, unknown>>,
+  ): void {
     if (admission.allowed) return;
     res.setHeader('retry-after', String(admission.retryAfterSeconds));
     this.#log.warn(

@@ -53,7 +53,22 @@ export class IdentityRateLimit {
       bucket.tokens -= 1;
       return { allowed: true };
     }
-    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - bucket.tokens) / this.#ratePerMs / 1000)) };
+    return this.#refusal(bucket.tokens);
+  }
+
+  /**
+   * Whether `identity` has a CSR left at `nowMs`, taking nothing: the check before a service-account token's
+   * TokenReview, whose request is charged (`take`) only once the API server confirmed the token.
+   */
+  peek(identity: string, nowMs: number): Admission {
+    const bucket = this.#buckets.get(identity);
+    if (bucket === undefined) return { allowed: true };
+    const tokens = Math.min(this.#burst, bucket.tokens + Math.max(0, nowMs - bucket.at) * this.#ratePerMs);
+    return tokens >= 1 ? { allowed: true } : this.#refusal(tokens);
+  }
+
+  #refusal(tokens: number): Admission {
+    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - tokens) / this.#ratePerMs / 1000)) };
   }
 
   /** Drops buckets that have refilled (idle identities): they start full again if they come back. */

@@ -167,8 +167,8 @@ export interface JwtKeyRotation {
 
 /**
  * `ca rotate --jwt-key`: the old key's public half goes into jwt-retired.json first (so it is never missing from the
- * JWKS), then a new jwt.key replaces the old one; every replica publishes it from its next request and signs with it
- * after the publication delay.
+ * JWKS), then a new jwt.key replaces the old one; every running replica publishes it within its one-second file check
+ * (`ca serve`'s timer, or a request) and signs with it after the publication delay.
  */
 export async function rotateJwtSigningKey(dir: string, now = new Date()): Promise<JwtKeyRotation> {
   const paths = caPaths(dir);

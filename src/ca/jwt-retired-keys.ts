@@ -84,13 +84,18 @@ export function liveRetiredKeys(keys: readonly RetiredJwtKey[], activeKid: strin
  * The file after retiring `outgoing` at `now` (a rotation): expired entries dropped, `outgoing` kept while it may
  * still sign (the new key's publication delay) and for the retention time after that. Each running replica also
  * keeps it for the retention time after its own switch (jwt-key-ring.ts); the file is what a replica that starts
- * later knows. Past MAX_RETIRED_KEYS live entries (rotations in a loop) the ones that leave soonest go first: a file
- * the parser refuses would stop every replica from loading its keys.
+ * later knows. A key retired less than the publication delay ago may still be signing too: the running replicas
+ * never switched to the key it gave way to, which this rotation replaces, so they sign with it until the new key's
+ * delay is up; it is kept as long as `outgoing`. Past MAX_RETIRED_KEYS live entries (rotations in a loop) the ones
+ * that leave soonest go first: a file the parser refuses would stop every replica from loading its keys.
  */
 export function retire(keys: readonly RetiredJwtKey[], outgoing: Readonly<JWK>, now: Date): string {
   const until = new Date(now.getTime() + JWT_KEY_PUBLICATION_DELAY_MS + RETIRED_KEY_RETENTION_MS);
+  // Retired less than the delay ago: its `until` is still more than the retention time away.
+  const mayStillSign = (key: RetiredJwtKey) => key.until.getTime() > now.getTime() + RETIRED_KEY_RETENTION_MS;
   const kept = keys
     .filter((key) => key.until.getTime() > now.getTime() && key.jwk.kid !== outgoing.kid)
+    .map((key) => (mayStillSign(key) && key.until.getTime() < until.getTime() ? { jwk: key.jwk, until } : key))
     .sort((a, b) => a.until.getTime() - b.until.getTime())
     .slice(-(MAX_RETIRED_KEYS - 1));
   const next = [...kept, { jwk: outgoing, until }];

@@ -3,7 +3,8 @@
 // only, exact `iss`, our audience in `aud`, `exp` required, the identity derived from the token's `kubernetes.io`
 // claim as spiffe://<td>/ns/<namespace>/sa/<name>; then, with `--k8s-token-review`, confirmed by the API server's
 // TokenReview, which knows whether the pod the token is bound to still exists. Reusable by design: no replay
-// bookkeeping (the kubelet hands the same token to every restart of the pod's containers).
+// bookkeeping (the kubelet hands the same token to every restart of the pod's containers); only a TokenReview's
+// "not authenticated" is remembered, briefly (token-review-memo.ts).
 import { decodeJwt, type JWTPayload, type JWTVerifyGetKey, errors as joseErrors, jwtVerify } from 'jose';
 import { type ErrorCode, MeshauthError } from '../errors/index.js';
 import { SpiffeId, type TrustDomain } from '../identity/index.js';
@@ -11,6 +12,7 @@ import type { Logger } from '../telemetry/index.js';
 import { ClusterApiClient, ClusterApiError, DEFAULT_K8S_API_SERVER } from './cluster-api-client.js';
 import { type ClusterKeySource, isJwksUrl, JwksFileKeys, RemoteJwksKeys } from './cluster-jwks.js';
 import { judgeTokenReview, TOKEN_REVIEW_PATH, tokenReviewRequest } from './token-review-judge.js';
+import { TokenReviewMemo } from './token-review-memo.js';
 
 /** The audience kubelet is asked to put in the token (`serviceAccountToken.audience` in the pod spec). */
 export const DEFAULT_K8S_AUDIENCE = 'meshauth';
@@ -73,6 +75,8 @@ export interface OfflineVerifiedToken {
   readonly identity: ServiceAccountIdentity;
   readonly token: string;
   readonly podUid: string | undefined;
+  /** The token's `exp`: a TokenReview's denial of it is remembered until then at most. */
+  readonly expiresAt: Date;
 }
 
 /** Three dot-separated base64url parts: a JWT, as opposed to a 43-character join token. */
@@ -86,6 +90,7 @@ export class KubernetesTokenVerifier {
   readonly #keys: ClusterKeySource;
   readonly #client: ClusterApiClient;
   readonly #reviewUrl: string | undefined;
+  readonly #reviews = new TokenReviewMemo();
   readonly #logger: Logger;
 
   private constructor(options: KubernetesTokenOptions, keys: ClusterKeySource, client: ClusterApiClient) {
@@ -123,9 +128,12 @@ export class KubernetesTokenVerifier {
    * The identity the token stands for, from what the token itself proves (signature, claims), or a MeshauthError
    * whose reason is a SaTokenRejection. No call to the API server: api.ts refuses what it can (the identity asked for,
    * the per-identity limit) before `review` costs one, so a token replayed in a loop is not one API call per request.
+   * A token the API server just said is not authenticated is refused again at once, as then (token-review-memo.ts).
    */
   async verifyOffline(token: string, trustDomain: TrustDomain, now: Date): Promise<OfflineVerifiedToken> {
     if (!looksLikeJwt(token)) throw rejected('sa_token_invalid', 'service-account token is not a compact JWT');
+    const denied = this.#reviews.denial(token, now.getTime());
+    if (denied !== undefined) throw denied;
     // Another issuer's token is named as such before any key lookup: a flood of foreign tokens costs no JWKS fetch.
     // (Unverified claims may only ever lead to a rejection.)
     const claimed = unverifiedPayload(token);
@@ -153,15 +161,24 @@ export class KubernetesTokenVerifier {
     if (typeof payload.iat === 'number' && payload.iat > now.getTime() / 1000 + CLOCK_TOLERANCE_SECONDS) {
       throw rejected('sa_token_invalid', 'token is issued in the future (iat)');
     }
-    return { identity: identityOf(payload, trustDomain), token, podUid: podUidOf(payload) };
+    return {
+      identity: identityOf(payload, trustDomain),
+      token,
+      podUid: podUidOf(payload),
+      expiresAt: new Date((payload.exp ?? 0) * 1000), // jose required a numeric exp
+    };
   }
 
   /**
    * With `--k8s-token-review`, the API server's word that the token (and the pod it is bound to) is still valid;
-   * without, nothing to do. Never skipped by the caller: the identity is only accepted after it.
+   * without, nothing to do. Never skipped by the caller: the identity is only accepted after it. Requests with the
+   * same token share one review in progress; the API server's no is remembered for a while (token-review-memo.ts).
    */
-  async review(verified: OfflineVerifiedToken): Promise<void> {
-    if (this.#reviewUrl !== undefined) await this.#review(verified.token, verified.identity, verified.podUid);
+  async review(verified: OfflineVerifiedToken, now: Date): Promise<void> {
+    if (this.#reviewUrl === undefined) return;
+    await this.#reviews.review(verified.token, verified.expiresAt.getTime(), now.getTime(), () =>
+      this.#review(verified.token, verified.identity, verified.podUid),
+    );
   }
 
   async close(): Promise<void> {
@@ -169,7 +186,16 @@ export class KubernetesTokenVerifier {
     await this.#client.close();
   }
 
-  async #review(token: string, identity: ServiceAccountIdentity, podUid: string | undefined): Promise<void> {
+  /**
+   * Undefined when the API server confirmed the token; the denial to remember when it said the token is not
+   * authenticated. Throws any other refusal (an answer the CA refuses, which a fix on the cluster's side can change)
+   * and the 503 when it gave no verdict: neither is remembered.
+   */
+  async #review(
+    token: string,
+    identity: ServiceAccountIdentity,
+    podUid: string | undefined,
+  ): Promise<MeshauthError | undefined> {
     const url = this.#reviewUrl as string;
     let answer: Awaited<ReturnType<ClusterApiClient['postJson']>>;
     try {
@@ -193,10 +219,12 @@ export class KubernetesTokenVerifier {
       audience: this.#audience,
       ...(podUid === undefined ? {} : { podUid }),
     });
-    if (verdict.ok) return;
+    if (verdict.ok) return undefined;
     if (!verdict.denied) throw reviewUnavailable(verdict.why);
     this.#logger.debug({ event: 'k8s_token_review_denied', spiffeId: identity.id.toString(), why: verdict.why });
-    throw rejected(verdict.reason, `TokenReview: ${verdict.why}`);
+    const denial = rejected(verdict.reason, `TokenReview: ${verdict.why}`);
+    if (verdict.unauthenticated === true) return denial;
+    throw denial;
   }
 }
 

@@ -289,6 +289,9 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   }
   const timer = setInterval(() => {
     watch.check();
+    // Not only when a request comes: a replica idle after `ca rotate --jwt-key` would start the new key's publication
+    // delay late and sign with the old key after the other replicas (and jwt-retired.json) stopped publishing it.
+    void jwtKeys.refresh(); // never rejects: a failed reload is logged and keeps the keys
     serving
       .refreshIfNeeded()
       .then((context) => {

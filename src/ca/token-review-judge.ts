@@ -21,8 +21,18 @@ export type TokenReviewDenial = 'sa_token_review_denied' | 'sa_token_review_audi
 
 export type TokenReviewVerdict =
   | { readonly ok: true }
-  /** The API server answered and says no: the token is not (or no longer) valid for this identity and audience. */
-  | { readonly ok: false; readonly denied: true; readonly reason: TokenReviewDenial; readonly why: string }
+  /**
+   * The API server answered and says no: the token is not (or no longer) valid for this identity and audience.
+   * `unauthenticated`: its own no (`status.authenticated` false), about the token itself, as opposed to an answer
+   * the CA refuses (no audience confirmed, another user or pod), which a fix on the cluster's side can change.
+   */
+  | {
+      readonly ok: false;
+      readonly denied: true;
+      readonly reason: TokenReviewDenial;
+      readonly why: string;
+      readonly unauthenticated?: true;
+    }
   /** The answer is not a TokenReview at all: the CA cannot judge the token. */
   | { readonly ok: false; readonly denied: false; readonly why: string };
 
@@ -42,7 +52,13 @@ export function judgeTokenReview(body: unknown, expected: TokenReviewExpectation
   const status = body.status;
   if (status.authenticated !== true) {
     const error = typeof status.error === 'string' ? status.error.slice(0, 300) : 'not authenticated';
-    return { ok: false, denied: true, reason: 'sa_token_review_denied', why: `API server: ${error}` };
+    return {
+      ok: false,
+      denied: true,
+      reason: 'sa_token_review_denied',
+      why: `API server: ${error}`,
+      unauthenticated: true,
+    };
   }
   const user = isRecord(status.user) ? status.user : {};
   const username = `system:serviceaccount:${expected.namespace}:${expected.serviceAccount}`;

@@ -108,4 +108,30 @@ describe('JwtKeyRing after ca rotate --jwt-key --k8s-secret', () => {
     expect(ring.signingKey(later(clock, JWT_KEY_PUBLICATION_DELAY_MS - 1_000)).kid).toBe(oldKid);
     expect(ring.signingKey(later(clock, JWT_KEY_PUBLICATION_DELAY_MS)).kid).toBe(second.kid);
   });
+
+  // Found in review: jwt-retired.json kept the first old key only until the first rotation + delay + retention, while
+  // the running replicas signed with it until the second key's delay was up; a replica started in between published
+  // no such key and verifiers that loaded its JWKS refused those tokens.
+  it('fail/two rotations under the delay apart: a replica started later publishes the old key while its tokens live', async () => {
+    const oldKid = ring.signingKey(clock).kid;
+    const start = clock;
+    const first = await rotateJwtSigningKey(operator.dir, start);
+    await deliver(first.kid);
+    clock = later(start, 100_000);
+    const second = await rotateJwtSigningKey(operator.dir, clock);
+    await deliver(second.kid);
+    const switchAt = later(clock, JWT_KEY_PUBLICATION_DELAY_MS);
+    const lastOld = await token(later(switchAt, -1_000));
+    expect(decodeProtectedHeader(lastOld).kid).toBe(oldKid);
+
+    const lastExpiry = later(switchAt, 300_000 - 1_000);
+    const restarted = await JwtKeyRing.open(operator.dir, silentLogger(), false, () => lastExpiry);
+    const keys = restarted.jwks(later(lastExpiry, -10_000));
+    expect(keys.keys.map((key) => key.kid)).toContain(oldKid);
+    const verified = await jwtVerify(lastOld, createLocalJWKSet(keys), {
+      audience: 'aud',
+      currentDate: later(lastExpiry, -10_000),
+    });
+    expect(verified.protectedHeader.kid).toBe(oldKid);
+  });
 });

@@ -20,6 +20,22 @@ describe('retired JWT keys', () => {
     expect(second.map((k) => k.jwk.kid)).toEqual(['b']);
   });
 
+  // Found in review: a second rotation within the delay left the first outgoing key's `until` as it was, yet the
+  // running replicas sign with that key until the second key's delay is up.
+  it('ok/a second rotation within the delay keeps the key that may still sign as long as the new outgoing one', () => {
+    const first = parseRetiredKeys(retire([], jwk('k0'), T0), 'f');
+    const secondAt = JWT_KEY_PUBLICATION_DELAY_MS - 20_000;
+    const second = parseRetiredKeys(retire(first, jwk('k1'), at(secondAt)), 'f');
+    expect(second.map((k) => [k.jwk.kid, k.until.toISOString()])).toEqual([
+      ['k0', at(secondAt + KEPT_MS).toISOString()],
+      ['k1', at(secondAt + KEPT_MS).toISOString()],
+    ]);
+    // Past the delay the first key signs no more anywhere: its `until` stays.
+    const thirdAt = secondAt + JWT_KEY_PUBLICATION_DELAY_MS + 1;
+    const third = parseRetiredKeys(retire(second, jwk('k2'), at(thirdAt)), 'f');
+    expect(third.find((k) => k.jwk.kid === 'k0')?.until.toISOString()).toBe(at(secondAt + KEPT_MS).toISOString());
+  });
+
   // Found in review: retire() kept every live entry, so the 65th rotation within the retention time wrote a file the
   // parser refuses (no replica, and no later `ca serve` start, could load the keys).
   it('ok/rotations in a loop never write more entries than the parser takes; the soonest to leave go first', () => {

@@ -1,0 +1,97 @@
+// What the CA remembers of its TokenReviews (`--k8s-token-review`), keyed by the token's SHA-256 (the token itself is
+// never kept). The API server's "not authenticated", for DENIAL_MEMORY_MS (or until the token's `exp`, if sooner): a
+// deleted pod's token replayed in a loop costs one API-server call per that time instead of one per request. A review
+// in progress: the same token sent again meanwhile waits for that answer instead of asking again. Nothing else is
+// remembered (a 503, an answer the CA refuses). No I/O of its own, bounded memory.
+import { createHash } from 'node:crypto';
+import { type ErrorCode, MeshauthError } from '../errors/index.js';
+
+/** Denials kept at most; past it the expired ones go, then the oldest. Under 1 KiB each (no stack kept). */
+export const MAX_REMEMBERED_DENIALS = 10_000;
+/**
+ * How long a denial is remembered. Not until the token's `exp` (up to a year with the API server's extended token
+ * expiration): the API server also answers "not authenticated" when its own lookup of the pod failed (an etcd
+ * timeout), and a live pod's token must not stay refused for long after that.
+ */
+export const DENIAL_MEMORY_MS = 30_000;
+
+interface Denial {
+  readonly untilMs: number;
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly reason: string | undefined;
+}
+
+export class TokenReviewMemo {
+  readonly #max: number;
+  readonly #denied = new Map<string, Denial>();
+  readonly #running = new Map<string, Promise<void>>();
+
+  constructor(max = MAX_REMEMBERED_DENIALS) {
+    this.#max = max;
+  }
+
+  /** The refusal the API server gave `token` before, while it is remembered at `nowMs`. */
+  denial(token: string, nowMs: number): MeshauthError | undefined {
+    const key = keyOf(token);
+    const denial = this.#denied.get(key);
+    if (denial === undefined) return undefined;
+    if (denial.untilMs > nowMs) {
+      return new MeshauthError(
+        denial.code,
+        denial.message,
+        denial.reason === undefined ? {} : { reason: denial.reason },
+      );
+    }
+    this.#denied.delete(key);
+    return undefined;
+  }
+
+  /**
+   * Runs `ask` for `token`, or joins the review already running for it. `ask` resolves to undefined (confirmed)
+   * or to the denial to remember (for DENIAL_MEMORY_MS, at most until `expiresAtMs`), which is then thrown; what it
+   * throws is not remembered.
+   */
+  review(
+    token: string,
+    expiresAtMs: number,
+    nowMs: number,
+    ask: () => Promise<MeshauthError | undefined>,
+  ): Promise<void> {
+    const key = keyOf(token);
+    const running = this.#running.get(key);
+    if (running !== undefined) return running;
+    const started = ask()
+      .then((denied) => {
+        if (denied === undefined) return;
+        const untilMs = Math.min(expiresAtMs, nowMs + DENIAL_MEMORY_MS);
+        this.#remember(key, { untilMs, code: denied.code, message: denied.message, reason: denied.reason }, nowMs);
+        throw denied;
+      })
+      .finally(() => this.#running.delete(key));
+    this.#running.set(key, started);
+    return started;
+  }
+
+  get size(): number {
+    return this.#denied.size;
+  }
+
+  #remember(key: string, denial: Denial, nowMs: number): void {
+    if (denial.untilMs <= nowMs) return;
+    if (this.#denied.size >= this.#max) {
+      for (const [k, d] of this.#denied) if (d.untilMs <= nowMs) this.#denied.delete(k);
+    }
+    // Still full (a flood of distinct revoked tokens): the oldest denial goes; that token costs one review again.
+    while (this.#denied.size >= this.#max) {
+      const oldest = this.#denied.keys().next();
+      if (oldest.done === true) break;
+      this.#denied.delete(oldest.value);
+    }
+    this.#denied.set(key, denial);
+  }
+}
+
+function keyOf(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}

@@ -165,7 +165,9 @@ export function resolveGatewayConfig(file: GatewayFile, source: string): Gateway
     invalid(source, 'session', 'oidc needs session.keys (the cookie encryption keys)');
   }
   const oidc = file.oidc === undefined ? undefined : resolveOidc(file.oidc, source);
-  if (oidc !== undefined) checkSignInHosts(routes, oidc, source);
+  // With API credentials a login route elsewhere still serves API clients: its browsers are sent to the sign-in host.
+  const apiCredentials = (file.apiIssuers ?? []).length > 0 || file.jwtSvids !== undefined;
+  if (oidc !== undefined && !apiCredentials) checkSignInHosts(routes, oidc, source);
   const limits = file.limits ?? {};
   const listen = parseHostPort(file.listen ?? GATEWAY_DEFAULTS.listen) as HostPort;
   const adminListen = parseHostPort(file.admin?.listen ?? GATEWAY_DEFAULTS.adminListen) as HostPort;
@@ -231,8 +233,8 @@ export function signInHost(redirectUri: string): string {
 /**
  * Browser sign-in finishes at `oidc.redirectUri` only: the pre-login cookie and the session cookie are host-only
  * (`__Host-`), so a sign-in started on another host finds no pre-login cookie at the callback, and a session made
- * there never reaches the other host. A route with a login on another exact host could never sign a browser in.
- * (A `*` route is answered on other hosts without starting a sign-in: SignInFlow.loginRequired.)
+ * there never reaches the other host. Without API credentials a route with a login on another exact host could
+ * serve nobody. (A navigation on another host is answered without starting a sign-in: SignInFlow.loginRequired.)
  */
 function checkSignInHosts(routes: readonly GatewayRoute[], oidc: OidcSettings, source: string): void {
   const host = signInHost(oidc.redirectUri);
@@ -241,7 +243,7 @@ function checkSignInHosts(routes: readonly GatewayRoute[], oidc: OidcSettings, s
     invalid(
       source,
       `routes[${i}].match.host`,
-      `route "${route.name}" has login: ${route.login} on host ${route.host}, but browser sign-in finishes at oidc.redirectUri ${oidc.redirectUri} (host ${host}) and its cookies are host-only: use host ${host} or "*", login: none, or one gateway config per sign-in host`,
+      `route "${route.name}" has login: ${route.login} on host ${route.host}, but browser sign-in finishes at oidc.redirectUri ${oidc.redirectUri} (host ${host}) and its cookies are host-only: use host ${host} or "*", login: none, apiIssuers or jwtSvids for API clients, or one gateway config per sign-in host`,
     );
   });
 }

@@ -1,6 +1,6 @@
-// With browser sign-in (oidc), a route that needs a login is on the redirect URI's host or on `*`: the sign-in's
-// cookies are host-only, so a sign-in started on another host can never finish. Such a route is refused at start-up
-// with the file, the key, the route and the redirect URI named.
+// With browser sign-in (oidc) and no API credentials, a route that needs a login is on the redirect URI's host or on
+// `*`: the sign-in's cookies are host-only, so a sign-in started on another host can never finish. Such a route is
+// refused at start-up with the file, the key, the route and the redirect URI named.
 // Found in review: it was accepted silently, and every sign-in on that host ended in 401 `no_login_state`.
 import { describe, expect, it } from 'vitest';
 import { isMeshauthError } from '../../../src/errors/index.js';
@@ -13,6 +13,7 @@ function document(
   routes: ReadonlyArray<{ readonly host: string; readonly login: string }>,
   withOidc = true,
   redirectUri = REDIRECT,
+  withApi = false,
 ): Record<string, unknown> {
   return {
     trustDomain: 'example.org',
@@ -20,7 +21,9 @@ function document(
     tls: { cert: 'gateway.crt', key: 'gateway.key' },
     session: { keys: ['session.key'] },
     ...(withOidc ? { oidc: { issuer: 'https://login.example.com', clientId: 'gateway', redirectUri } } : {}),
-    apiIssuers: [{ issuer: 'https://login.example.com', audiences: ['shop-api'], algorithms: ['RS256'] }],
+    ...(withApi || !withOidc
+      ? { apiIssuers: [{ issuer: 'https://login.example.com', audiences: ['shop-api'], algorithms: ['RS256'] }] }
+      : {}),
     routes: routes.map((route, i) => ({
       name: `r${i}`,
       match: { host: route.host, pathPrefix: `/p${i}` },
@@ -53,7 +56,7 @@ describe('gateway config: routes with a login and the sign-in host', () => {
       expect(refused.code).toBe('MESHAUTH_ERR_CONFIG_INVALID');
       expect(refused.detail).toEqual({ file: 'gateway.yaml', key: 'routes[1].match.host' });
       expect(refused.message).toBe(
-        `gateway.yaml: routes[1].match.host: route "r1" has login: ${login} on host app2.example.com, but browser sign-in finishes at oidc.redirectUri ${REDIRECT} (host shop.example.com) and its cookies are host-only: use host shop.example.com or "*", login: none, or one gateway config per sign-in host`,
+        `gateway.yaml: routes[1].match.host: route "r1" has login: ${login} on host app2.example.com, but browser sign-in finishes at oidc.redirectUri ${REDIRECT} (host shop.example.com) and its cookies are host-only: use host shop.example.com or "*", login: none, apiIssuers or jwtSvids for API clients, or one gateway config per sign-in host`,
       );
     },
   );
@@ -86,6 +89,21 @@ describe('gateway config: routes with a login and the sign-in host', () => {
   it('ok/an IPv6 literal redirect URI host is compared without its brackets, as request hosts are', () => {
     expect(signInHost('https://[::1]:9443/.meshauth/callback')).toBe('::1');
     expect(signInHost('https://[2001:DB8::1]/.meshauth/callback')).toBe('2001:db8::1');
+  });
+
+  // Found in review of the first version: it refused an API host with `login: required` beside oidc, which API
+  // clients with bearer tokens had used; its browsers are sent to the sign-in host instead.
+  it('ok/with apiIssuers a login route on another host is accepted (it serves API clients)', () => {
+    const doc = document(
+      [
+        { host: 'shop.example.com', login: 'required' },
+        { host: 'api.example.com', login: 'required' },
+      ],
+      true,
+      REDIRECT,
+      true,
+    );
+    expect(gatewayConfigFromObject(doc, 'gateway.yaml').routes).toHaveLength(2);
   });
 
   it('ok/without oidc (API clients only) a login route may be on any host', () => {

@@ -95,6 +95,29 @@ const FAIL: [string, RequestHeaders, string][] = [
   ['fail/claims holding NaN', { authorization: `Token AAAA.${b64u('{"sub":"admin","x":NaN}')}.` }, 'scheme'],
   // `IA==` is a space: JSON whitespace before the claims for such a decoder.
   ['fail/claims after a padded quad', { authorization: `Token AAAA.IA==${CLAIMS}.` }, 'scheme'],
+  // Found in the final review: PyJWT takes everything between the first and the last dot as the claims, dots dropped;
+  // Python's b64decode, PHP and Ruby skip `-` and `_` (outside their alphabet), and a URL-safe-only decoder `+`.
+  [
+    'fail/claims split by a dot (read across it)',
+    { authorization: `Token AAAA.${CLAIMS.slice(0, 1)}.${CLAIMS.slice(1)}.c2ln` },
+    'scheme',
+  ],
+  [
+    'fail/claims with a stray _ a standard-alphabet decoder skips',
+    { authorization: `Token AAAA.${CLAIMS.slice(0, 2)}_${CLAIMS.slice(2)}.c2ln` },
+    'scheme',
+  ],
+  [
+    'fail/claims with a stray + a URL-safe decoder skips',
+    { authorization: `Token AAAA.${CLAIMS.slice(0, 2)}+${CLAIMS.slice(2)}.c2ln` },
+    'scheme',
+  ],
+  // No credential hides its first byte behind 64 characters that decode to nothing.
+  [
+    'fail/claims behind a long run of skipped characters',
+    { authorization: `Token AAAA.${'!'.repeat(80)}x.` },
+    'scheme',
+  ],
 ];
 
 describe('extractBearer', () => {

@@ -39,7 +39,7 @@ export const CONFIG_DOCS: Readonly<Record<string, string>> = {
   'inbound.endUser.forwardOriginalToken':
     'Also pass the raw `Authorization` header to the app (off: the token stops at the first sidecar).',
   'inbound.endUser.maxClaimBytes':
-    "Largest end-user claims (bytes of JSON) this sidecar vouches for from a bearer token, 256–8192; a larger user gets 401 `claims_too_large`, never truncated. They reach the app twice, base64url (about 2.7 bytes of headers per byte): past 4096, raise the app's header limit (Node's default is 16 KiB) and the next sidecars' `inbound.limits.maxHeaderBytes`.",
+    "Largest end-user claims (bytes of JSON) this sidecar vouches for from a bearer token, 256–8192; a larger user gets 401 `claims_too_large`, never truncated. They reach the app twice, base64url (about 2.7 bytes of headers per byte): past 4096, raise the app's header limit (Node's default is 16 KiB) and the next sidecars' `inbound.limits.maxHeaderBytes`; with RSA-2048 SVIDs (larger passports) keep it near 3000 or raise the app's limit.",
   'inbound.external.listen':
     'Optional public listener (server TLS, no client certificate) for API clients with bearer tokens.',
   'inbound.external.cert':

@@ -54,7 +54,7 @@ export function endUserAuthenticator(options: EndUserAuthenticatorOptions): Auth
       store.remember(
         verified,
         passportStoreExpiry(verified.userExpiresAt, verified.originExpiresAt, at.getTime()),
-        passportOwner(verified.user),
+        passportOwner(verified.user, view.peer.idString),
       );
       const outcome = {
         user: verified.user,

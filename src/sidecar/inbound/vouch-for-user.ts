@@ -43,9 +43,13 @@ export interface VoucherContext {
   readonly dropAuthorization: boolean;
 }
 
-/** The PassportStore owner of a user's passports: one bound per end user, whichever hop vouched for it. */
-export function passportOwner(user: EndUser): string {
-  return `${user.iss} ${user.sub}`;
+/**
+ * The PassportStore owner of a user's passports: one bound per end user, and at the inbound per end user and peer
+ * (`fromPeer`), so a peer sending many links for a user evicts only its own, never the passports other hops sent.
+ * JSON keeps the parts apart whatever they hold.
+ */
+export function passportOwner(user: EndUser, fromPeer?: string): string {
+  return JSON.stringify(fromPeer === undefined ? [user.iss, user.sub] : [user.iss, user.sub, fromPeer]);
 }
 
 /**

@@ -41,6 +41,18 @@ describe('PassportStore', () => {
     expect(store.lookup('alice-1', NOW)?.raw).toBe('alice-1');
   });
 
+  // Found in review: the store was bounded in entries only; a peer on users' call paths could make a sidecar hold
+  // 10,000 passports of up to 16 KiB each (about 100 MB measured) for their minute.
+  it('fail/the store is bounded in bytes of header text too: the largest owner gives way, others keep theirs', () => {
+    const store = new PassportStore({ maxBytes: 10 * 1024 });
+    const big = (raw: string): ReceivedPassport => passport(raw.padEnd(1024, 'x'));
+    store.remember(big('alice'), LIVE, 'alice');
+    for (let i = 0; i < 100; i++) store.remember(big(`mallory-${i}`), LIVE, 'mallory');
+    expect(store.size).toBe(10);
+    expect(store.lookup('alice'.padEnd(1024, 'x'), NOW)).toBeDefined();
+    expect(store.lookup('mallory-99'.padEnd(1024, 'x'), NOW)).toBeDefined();
+  });
+
   it('ok/a full store drops expired entries before live ones', () => {
     const store = new PassportStore({ maxEntries: 3, maxPerOwner: 3 });
     store.remember(passport('old-1'), NOW - 10, 'x');

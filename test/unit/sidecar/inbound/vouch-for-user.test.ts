@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { CredentialHolder } from '../../../../src/agent/credential-holder.js';
 import { type EndUser, endUserFromClaims } from '../../../../src/authn/end-user.js';
 import { PASSPORT_HEADER } from '../../../../src/authn/passport/index.js';
-import { vouchForUser } from '../../../../src/sidecar/inbound/vouch-for-user.js';
+import { passportOwner, vouchForUser } from '../../../../src/sidecar/inbound/vouch-for-user.js';
 import { PassportStore } from '../../../../src/sidecar/passport-store.js';
 import { TestCa, type TestSvid } from '../../../helpers/test-ca.js';
 
@@ -104,5 +104,19 @@ describe('vouchForUser: one origin per kept user', () => {
     origin(alice);
     expect(store.lookup(minted.raw, T0 + 59_000)?.origin).toBe(minted.raw);
     expect(store.lookup(minted.raw, T0 + 60_000)).toBeUndefined();
+  });
+});
+
+// Found in review: the owner was the user alone, so a peer sending a sidecar 1,000 links for a user evicted the
+// passport another hop had sent for that user; and `iss + " " + sub` let two different users share one owner.
+describe('passportOwner', () => {
+  it('fail/the inbound counts each peer’s passports of a user apart; the parts never run together', () => {
+    const alice = user(300);
+    expect(passportOwner(alice, 'spiffe://example.org/ns/a/sa/a')).not.toBe(
+      passportOwner(alice, 'spiffe://example.org/ns/b/sa/b'),
+    );
+    expect(passportOwner(alice)).not.toBe(passportOwner(alice, 'spiffe://example.org/ns/a/sa/a'));
+    const spaced = (iss: string, sub: string) => endUserFromClaims({ sub, iss, exp: T0 / 1000 + 300 }, []) as EndUser;
+    expect(passportOwner(spaced('https://a b', 'c'))).not.toBe(passportOwner(spaced('https://a', 'b c')));
   });
 });

@@ -84,6 +84,19 @@ export function looksLikeJwt(token: string): boolean {
   return token.length <= MAX_K8S_TOKEN_BYTES && JWT_SHAPE.test(token);
 }
 
+/**
+ * True when every segment is written the one way base64url writes its bytes. The last character of a segment whose
+ * length is not a multiple of four has bits no decoder reads: up to 16 spellings verify as one token, and each would
+ * be another token to the review memo and the review in progress (token-review-memo.ts). The API server writes
+ * tokens canonically.
+ */
+export function isCanonicalJwt(token: string): boolean {
+  for (const segment of token.split('.')) {
+    if (Buffer.from(segment, 'base64url').toString('base64url') !== segment) return false;
+  }
+  return true;
+}
+
 export class KubernetesTokenVerifier {
   readonly #issuer: string;
   readonly #audience: string;
@@ -132,6 +145,7 @@ export class KubernetesTokenVerifier {
    */
   async verifyOffline(token: string, trustDomain: TrustDomain, now: Date): Promise<OfflineVerifiedToken> {
     if (!looksLikeJwt(token)) throw rejected('sa_token_invalid', 'service-account token is not a compact JWT');
+    if (!isCanonicalJwt(token)) throw rejected('sa_token_invalid', 'service-account token is not canonical base64url');
     const denied = this.#reviews.denial(token, now.getTime());
     if (denied !== undefined) throw denied;
     // Another issuer's token is named as such before any key lookup: a flood of foreign tokens costs no JWKS fetch.

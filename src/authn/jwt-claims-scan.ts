@@ -91,12 +91,16 @@ function opens(text: string, from: number, to: number): boolean {
   const seen = read(text, from, to, BOTH_ALPHABETS);
   if (seen === OPENS) return true;
   if (seen === 0) return false; // nothing another reading would take otherwise came before the decision
-  const alphabets = [BOTH_ALPHABETS];
-  if ((seen & SAW_URL_SAFE) !== 0) alphabets.push(STANDARD_ONLY);
-  if ((seen & SAW_STANDARD) !== 0) alphabets.push(URL_SAFE_ONLY);
-  for (const alphabet of alphabets) {
-    if (alphabet !== BOTH_ALPHABETS && read(text, from, to, alphabet) === OPENS) return true;
-    if ((seen & SAW_PADDING) !== 0 && read(text, from, to, alphabet | QUAD_AT_PADDING) === OPENS) return true;
+  if ((seen & SAW_PADDING) !== 0 && read(text, from, to, BOTH_ALPHABETS | QUAD_AT_PADDING) === OPENS) return true;
+  // A one-alphabet reading goes on past the characters it skips: its own `=` decides whether its quad reading counts.
+  for (const [flag, alphabet] of [
+    [SAW_URL_SAFE, STANDARD_ONLY],
+    [SAW_STANDARD, URL_SAFE_ONLY],
+  ] as const) {
+    if ((seen & flag) === 0) continue;
+    const own = read(text, from, to, alphabet);
+    if (own === OPENS) return true;
+    if ((own & SAW_PADDING) !== 0 && read(text, from, to, alphabet | QUAD_AT_PADDING) === OPENS) return true;
   }
   return false;
 }

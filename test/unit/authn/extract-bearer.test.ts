@@ -112,6 +112,17 @@ const FAIL: [string, RequestHeaders, string][] = [
     { authorization: `Token AAAA.${CLAIMS.slice(0, 2)}+${CLAIMS.slice(2)}.c2ln` },
     'scheme',
   ],
+  // A one-alphabet reading that goes on past a character it skips meets the `=` only then.
+  [
+    'fail/claims after a padded quad with a stray _ before it',
+    { authorization: `Token AAAA.IA_==${CLAIMS}.` },
+    'scheme',
+  ],
+  [
+    'fail/claims after a padded quad with a stray + before it',
+    { authorization: `Token AAAA.IA+==${CLAIMS}.` },
+    'scheme',
+  ],
   // No credential hides its first byte behind 64 characters that decode to nothing.
   [
     'fail/claims behind a long run of skipped characters',

@@ -25,6 +25,7 @@ import { createSecureContext, type TLSSocket } from 'node:tls';
 import { type HostPort, readSettingFile } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import {
+  addTo,
   clientSourceKey,
   clientWentAway,
   expectationUnsupported,
@@ -298,11 +299,7 @@ export class PublicListener {
       return;
     }
     this.#perAddress.set(address, open);
-    socket.once('close', () => {
-      const left = (this.#perAddress.get(address) ?? 1) - 1;
-      if (left === 0) this.#perAddress.delete(address);
-      else this.#perAddress.set(address, left);
-    });
+    socket.once('close', () => addTo(this.#perAddress, address, -1));
   }
 
   /**

@@ -6,7 +6,7 @@
 // a client address gets a quarter of the places and every other address still finds some.
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { clientAddress } from '../platform/index.js';
+import { addTo, clientAddress } from '../platform/index.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { RateLimitedLog } from './rate-limited-log.js';
@@ -53,11 +53,7 @@ export function limitAdminConnections(server: Server, metrics: Metrics, logger: 
       refuse('max_connections_per_source', source);
       return;
     }
-    open.set(source, held + 1);
-    socket.once('close', () => {
-      const left = (open.get(source) ?? 1) - 1;
-      if (left === 0) open.delete(source);
-      else open.set(source, left);
-    });
+    addTo(open, source, 1);
+    socket.once('close', () => addTo(open, source, -1));
   });
 }

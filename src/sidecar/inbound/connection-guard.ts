@@ -14,7 +14,7 @@
 // sockets; this class only counts and decides.
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { clientAddress, clientSourceKey } from '../../platform/index.js';
+import { addTo, clientAddress, clientSourceKey } from '../../platform/index.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../../telemetry/index.js';
 import type { Direction } from '../data-plane-telemetry.js';
 import { effectiveMaxConnections, openFileLimit } from './fd-budget.js';
@@ -177,13 +177,6 @@ export class ConnectionGuard {
       `connection refused: ${reason}`,
     );
   }
-}
-
-/** Adds `delta` to a count kept per key; a count back at zero is removed. */
-function addTo(counts: Map<string, number>, key: string, delta: number): void {
-  const next = (counts.get(key) ?? 0) + delta;
-  if (next <= 0) counts.delete(key);
-  else counts.set(key, next);
 }
 
 /**

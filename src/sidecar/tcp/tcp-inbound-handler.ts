@@ -36,7 +36,8 @@ export class TcpInboundHandler {
   /** Tunnels and app connects in progress, each with its shutdown. */
   readonly #live = new Map<Socket, () => void>();
   /** The verified peer of each tunnel in #live: what a changed policy is asked about again (reauthorize). */
-  readonly #peers = new Map<TLSSocket, VerifiedPeer>();
+  /** Each tunnel's peer and the time it was opened: a reload asks the policy about the tunnel as it was opened. */
+  readonly #peers = new Map<TLSSocket, { readonly peer: VerifiedPeer; readonly openedAt: Date }>();
   readonly #perPeer = new Map<string, number>();
   /** Policies already checked for HTTP-only conditions (a policy normally passed that check when it was loaded). */
   readonly #checked = new WeakMap<CompiledPolicy, readonly PolicyProblem[]>();
@@ -79,13 +80,14 @@ export class TcpInboundHandler {
       refuse('limit', { code: 'MESHAUTH_ERR_PEER_UNAVAILABLE', limit });
       return;
     }
-    const denied = this.#authorize(socket, peer);
+    const openedAt = this.#now();
+    const denied = this.#authorize(socket, peer, openedAt, 'open');
     if (denied !== undefined) {
       refuse('denied', denied);
       return;
     }
     this.#perPeer.set(peerId, count + 1);
-    this.#peers.set(socket, peer);
+    this.#peers.set(socket, { peer, openedAt });
     this.#connectApp(socket, peerId);
   }
 
@@ -94,13 +96,15 @@ export class TcpInboundHandler {
    * new policy denies are reset. HTTP asks the policy per request, so a caller whose access was removed loses it with
    * its next request; a tunnel is authorized once, and a connection pool keeps its tunnels for hours — without this
    * the caller would keep the access until its SVID expires. `mode: audit` logs the deny and keeps the tunnel.
+   * `when.time` is judged at the time the tunnel was opened, as at its opening: otherwise an edit of an unrelated rule
+   * would cut every tunnel whose time window has ended since, and a tunnel outlive its window only when nobody edits.
    */
   reauthorize(): void {
     if (this.#options.policy === undefined) return;
-    for (const [socket, peer] of [...this.#peers]) {
+    for (const [socket, { peer, openedAt }] of [...this.#peers]) {
       const shutdown = this.#live.get(socket);
       if (shutdown === undefined || socket.destroyed) continue;
-      const denied = this.#authorize(socket, peer);
+      const denied = this.#authorize(socket, peer, openedAt, 'reload');
       if (denied === undefined) continue;
       this.#options.metrics.connectionsRejected.inc({ direction: 'inbound', reason: 'policy_changed' });
       this.#options.logger.warn(
@@ -127,8 +131,17 @@ export class TcpInboundHandler {
     this.#telemetry.close();
   }
 
-  /** Undefined when the connection may proceed, else the log detail of the deny. */
-  #authorize(socket: TLSSocket, peer: VerifiedPeer): Readonly<Record<string, unknown>> | undefined {
+  /**
+   * Undefined when the connection may proceed, else the log detail of the deny. A tunnel asked again at a reload
+   * counts in the decisions metric only when it is cut: the metric counts connections decided, and thousands of
+   * pooled tunnels would otherwise add thousands of allows per policy edit.
+   */
+  #authorize(
+    socket: TLSSocket,
+    peer: VerifiedPeer,
+    openedAt: Date,
+    asked: 'open' | 'reload',
+  ): Readonly<Record<string, unknown>> | undefined {
     const current = this.#options.policy?.();
     if (current === undefined) return undefined;
     const appPort = this.#options.app.port;
@@ -142,9 +155,11 @@ export class TcpInboundHandler {
       this.#options.metrics.authzDecisions.inc({ decision: 'deny', rule: TCP_POLICY_INVALID_RULE });
       return { code: 'MESHAUTH_ERR_POLICY_INVALID', rule: TCP_POLICY_INVALID_RULE, problems: problems.length };
     }
-    const request = tcpAuthzRequest(peer.id, clientAddress(socket.remoteAddress) ?? '', appPort, this.#now());
+    const request = tcpAuthzRequest(peer.id, clientAddress(socket.remoteAddress) ?? '', appPort, openedAt);
     const decision = decide(current, request);
-    this.#options.metrics.authzDecisions.inc({ decision: decision.decision, rule: decision.rule });
+    if (asked === 'open' || (decision.decision === 'deny' && decision.enforced)) {
+      this.#options.metrics.authzDecisions.inc({ decision: decision.decision, rule: decision.rule });
+    }
     if (decision.decision === 'allow') return undefined;
     const audit = {
       event: 'authz_deny',

@@ -22,6 +22,7 @@ import type { EndpointSet } from '../endpoints/endpoint-set.js';
 import type { DrainState } from '../forward-handler.js';
 import { isHopByHop, isIdentityHeader } from '../http-headers.js';
 import { requestBodyStalled } from '../pipeline/rejections.js';
+import { CONNECTION_LOST, peerResetText } from './peer-reset-text.js';
 
 const kExchange = Symbol('meshauth.h2Exchange');
 /** Set when the stream's readable side ended: true when the stream was already closed then (a reset). */
@@ -567,9 +568,12 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
         }),
       );
     } else if (session.destroyed && this.#idempotentWithoutBody()) {
-      this.#retryOr('connection_lost', endpoint, peerUnavailable('peer connection lost', 'reset'));
+      this.#retryOr('connection_lost', endpoint, peerUnavailable(CONNECTION_LOST, 'connection_lost'));
+    } else if (session.destroyed) {
+      const text = `${CONNECTION_LOST}; not retried, since the peer may have processed it`;
+      this.fail(peerUnavailable(text, 'connection_lost'));
     } else {
-      this.fail(peerUnavailable(`peer reset the stream (code ${code ?? '?'})`, 'reset'));
+      this.fail(peerUnavailable(peerResetText(code), 'reset'));
     }
   }
 

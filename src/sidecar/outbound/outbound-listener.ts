@@ -225,7 +225,12 @@ export class OutboundListener {
     const flags = copyRequestHeaders(req.rawHeaders, proxyForm ? OUTBOUND_PROXY_FORM : OUTBOUND_ORIGIN_FORM, headers);
     if (proxyForm) headers.push('host', target.authority);
     const method = req.method as string;
-    const set = this.#sessions.setFor(route, host);
+    const set = this.#sessions.setOrRefusal(route, host);
+    if (isMeshauthError(set)) {
+      // The route cannot serve this host (no namespace label for its {namespace} IDs): the app is told why.
+      this.#reject(res, '', set, startedAt, { host, hint: set.message });
+      return;
+    }
     const exchange = new H2Exchange(
       req,
       res,
@@ -411,7 +416,9 @@ export class OutboundListener {
         return;
       }
       if (addresses.some((a) => isLoopbackTarget(a.address))) {
-        this.#rejectTunnel(socket, egressForbidden(host, port, 'egress_loopback'), startedAt, { host });
+        const why = `${host} resolves to a loopback address, and egress never reaches this machine`;
+        const error = egressForbidden(host, port, 'egress_loopback', why);
+        this.#rejectTunnel(socket, error, startedAt, { host, hint: error.message });
         return;
       }
       this.#openTunnel(socket, head, host, (addresses[0] as { address: string }).address, port, startedAt);
@@ -430,7 +437,8 @@ export class OutboundListener {
         `${host} is a mesh route: call it over http:// (the sidecar adds mTLS)`,
         { reason: 'route_tls', detail: { host, port } },
       );
-      this.#rejectTunnel(socket, error, startedAt, { host });
+      // The client (an HTTPS proxy user) sees the answer, rarely the sidecar's log: the fix goes in the body too.
+      this.#rejectTunnel(socket, error, startedAt, { host, hint: error.message });
       return;
     }
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
@@ -553,8 +561,10 @@ function egressLimit(host: string, port: number, max: number): MeshauthError {
   });
 }
 
-function egressForbidden(host: string, port: number, reason: string): MeshauthError {
-  return new MeshauthError('MESHAUTH_ERR_EGRESS_FORBIDDEN', `egress to ${host}:${port} is not allowed`, {
+/** 403 to a CONNECT; `why`, when given, ends the message (and the answer's hint). */
+function egressForbidden(host: string, port: number, reason: string, why?: string): MeshauthError {
+  const message = `egress to ${host}:${port} is not allowed`;
+  return new MeshauthError('MESHAUTH_ERR_EGRESS_FORBIDDEN', why === undefined ? message : `${message}: ${why}`, {
     reason,
     detail: { host, port },
   });

@@ -18,12 +18,14 @@ import {
   type SidecarConfig,
 } from '../../config/index.js';
 import { NAMESPACE_TEMPLATE } from '../../config/route-match.js';
+import type { MeshauthError } from '../../errors/index.js';
 import type { SpiffeId } from '../../identity/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import { ClientTlsContext } from '../../tls/index.js';
 import { AddressResolver } from '../endpoints/dns-resolver.js';
 import type { EndpointContext } from '../endpoints/endpoint.js';
 import { EndpointSet } from '../endpoints/endpoint-set.js';
+import { namespaceRefusal } from './namespace-refusal.js';
 
 export interface PeerSessionsOptions {
   readonly config: SidecarConfig;
@@ -101,11 +103,25 @@ export class PeerSessions {
   setFor(route: RouteConfig, host: string): EndpointSet {
     const sets = route.pattern ? this.#hostSets : this.#routeSets;
     const key = route.pattern ? patternSetKey(route, host) : route.host;
-    let set = sets.get(key);
+    return sets.get(key) ?? this.#create(route, host, sets, key);
+  }
+
+  /**
+   * As setFor, or the refusal when the route expects no ID of `host` (namespaceRefusal): that is known before any
+   * DNS lookup or connection, and told as such, not later as the peer's identity. Checked only when a set is made.
+   */
+  setOrRefusal(route: RouteConfig, host: string): EndpointSet | MeshauthError {
+    const sets = route.pattern ? this.#hostSets : this.#routeSets;
+    const key = route.pattern ? patternSetKey(route, host) : route.host;
+    const set = sets.get(key);
     if (set !== undefined) return set;
+    return namespaceRefusal(route, host, this.#config.trustDomain) ?? this.#create(route, host, sets, key);
+  }
+
+  #create(route: RouteConfig, host: string, sets: Map<string, EndpointSet>, key: string): EndpointSet {
     if (route.pattern && sets.size >= MAX_SETS) this.#sweep(0);
     const address = routeAddressFor(route, host);
-    set = new EndpointSet({
+    const set = new EndpointSet({
       routeKey: route.host,
       name: address.host,
       port: address.port,
@@ -137,7 +153,8 @@ export class PeerSessions {
   #accepts(route: RouteConfig, host: string): ((id: SpiffeId) => boolean) | undefined {
     if (route.ids.length === 0 && route.idPatterns.length === 0) return undefined;
     const expected = expectedIdsFor(route, host, this.#config.trustDomain);
-    // A pattern the host cannot fill (no namespace label) leaves nothing expected: fail closed, never "any ID".
+    // A pattern the host cannot fill (no namespace label) leaves nothing expected: fail closed, never "any ID"
+    // (setOrRefusal refuses such a call before this; setFor's callers may still ask).
     if (expected.exact.length === 0 && expected.prefixes.length === 0) return () => false;
     if (expected.prefixes.length === 0 && expected.exact.length === 1) {
       const only = expected.exact[0] as SpiffeId;

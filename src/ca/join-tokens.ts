@@ -2,7 +2,8 @@
 // `{id, expiresAt}`. Consuming renames the file into `tokens/used/`: rename(2) is atomic, so among concurrent
 // requests — in this process or in another replica sharing the directory — exactly one wins. A request that spent
 // a token and then got no SVID (the CA could not sign) renames the same file back: the token is spent only for an
-// SVID actually issued.
+// SVID actually issued. `ca serve` removes records an hour past their expiry from both directories
+// (join-token-prune.ts); a token whose record is gone answers token_unknown.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';

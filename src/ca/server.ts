@@ -21,6 +21,7 @@ import { caPaths } from './ca-files.js';
 import { CertificateWatch } from './certificate-watch.js';
 import { type DoorLimits, openDoor } from './door.js';
 import type { IdentityRateLimit } from './identity-rate-limit.js';
+import { startJoinTokenPruning } from './join-token-prune.js';
 import { JwtKeyRing } from './jwt-key-ring.js';
 import { JWT_SVID_MAX_TTL_MS } from './jwt-svid.js';
 import { type KubernetesTokenOptions, KubernetesTokenVerifier } from './kubernetes-token.js';
@@ -302,6 +303,9 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       });
   }, SERVING_CHECK_INTERVAL_MS);
   timer.unref();
+  // Spent and expired join-token records are otherwise never removed: a CA issuing tokens for years would keep every
+  // one. Only in a directory the CA writes to; the first pass runs now, in the background.
+  const pruning = writable ? startJoinTokenPruning({ dir: options.dir, logger: options.logger, now }) : undefined;
   const url = httpsUrl(address.host, port);
   if (issuer === '') issuer = url;
   options.logger.info(
@@ -327,6 +331,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     issuer,
     close: async () => {
       clearInterval(timer);
+      await pruning?.close();
       await admin?.close();
       await watch.settle();
       await kubernetes?.close();

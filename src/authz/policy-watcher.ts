@@ -1,14 +1,19 @@
-// Holds the current compiled policy and reloads it when the file changes. Not pure (fs). A valid change
-// is swapped in whole; an invalid one is logged and counted and the old policy stays.
+// Holds the current compiled policy and reloads it when the file changes. Not pure (fs, a thread per reload). A valid
+// change is swapped in whole; an invalid one is logged and counted and the old policy stays.
 // Change detection: fs.watch on the directory (editors and Kubernetes ConfigMaps replace files, which a watch on
 // the file itself misses) plus a periodic stat as a fallback, both debounced, then a content comparison.
+// A reload of a large file parses and validates on a worker thread (parse-policy-off-thread.ts); only the compile
+// runs on this one.
 import { type FSWatcher, watch } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { MeshauthError } from '../errors/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { compilePolicyText, type LoadedPolicy, readPolicyText } from './load-policy-file.js';
+import { PARSE_THREAD_FAILED, parsePolicyOffThread } from './parse-policy-off-thread.js';
+import { compilePolicy } from './policy/compile-policy.js';
 import type { CompiledPolicy } from './policy/compiled-policy.js';
+import { parsePolicy } from './policy/parse-policy.js';
 
 export interface PolicyWatcherOptions {
   readonly file: string;
@@ -38,7 +43,18 @@ export interface PolicyWatcherOptions {
    * an invalid policy (at start it fails the start; a reload with one keeps the previous policy).
    */
   readonly trustDomain?: string | undefined;
+  /** The script that parses a reload's text (default parse-policy-worker.js); tests give one that fails. */
+  readonly parseWorker?: URL | undefined;
+  /** A reloaded text of at least this many bytes (UTF-16 units) is parsed off this thread; default PARSE_OFF_THREAD_FROM. */
+  readonly parseOffThreadFrom?: number | undefined;
 }
+
+/**
+ * Texts shorter than this are parsed on this thread: a policy of a few dozen rules parses in tens of milliseconds
+ * (at most about 0.25 s for 16 KiB of the worst shapes within the bounds), less than starting a thread with its own
+ * copy of yaml and zod costs (0.3–1.3 s here), and most policies are that small.
+ */
+export const PARSE_OFF_THREAD_FROM = 16 * 1024;
 
 export class PolicyWatcher {
   readonly #file: string;
@@ -51,12 +67,17 @@ export class PolicyWatcher {
   readonly #debounceMs: number;
   readonly #settleMs: number;
   readonly #fsWatch: boolean;
+  readonly #parseWorker: URL | undefined;
+  readonly #parseOffThreadFrom: number;
+  /** Aborted by close(): a parse still running on its thread is ended rather than left to finish for nothing. */
+  readonly #closing = new AbortController();
   #current: LoadedPolicy | undefined;
   /**
-   * What the last failed reload met (`text:` the content refused, or `error:` the read error's code), until a reload
-   * succeeds: a change event that finds the same thing again is not judged, counted and logged again. Any write in
-   * the directory is an event (a rotated certificate next to the policy, a log file), so a file left invalid was
-   * counted and logged once per event.
+   * What the last failed reload met (`text:` the content refused, `unjudged:` the content its parsing thread failed
+   * on, or `error:` the read error's code), until a reload succeeds: a change event that finds the same thing again
+   * is not counted and logged again, nor judged again unless it is `unjudged:`. Any write in the directory is an
+   * event (a rotated certificate next to the policy, a log file), so a file left invalid was counted and logged once
+   * per event.
    */
   #failedOn: string | undefined;
   #statSignature = '';
@@ -77,12 +98,16 @@ export class PolicyWatcher {
     this.#debounceMs = options.debounceMs ?? 100;
     this.#settleMs = options.settleMs ?? 1_000;
     this.#fsWatch = options.fsWatch ?? true;
+    this.#parseWorker = options.parseWorker;
+    this.#parseOffThreadFrom = options.parseOffThreadFrom ?? PARSE_OFF_THREAD_FROM;
   }
 
   /** Loads the file (throws if it is unreadable or invalid: with no policy, the caller must fail closed), then watches. */
   async start(): Promise<CompiledPolicy> {
     if (this.#current !== undefined) return this.#current.policy;
     this.#statSignature = await this.#stat();
+    // On this thread, unlike a reload: nothing is served before the first policy is in force, so there is nothing
+    // for the parse to hold up, and a start that fails should fail with no thread in between.
     const loaded = compilePolicyText(await readPolicyText(this.#file), this.#file, this.#trustDomain);
     this.#check?.(loaded.policy, this.#file);
     this.#current = loaded;
@@ -128,6 +153,7 @@ export class PolicyWatcher {
 
   close(): void {
     this.#closed = true;
+    this.#closing.abort();
     this.#watcher?.close();
     this.#watcher = undefined;
     if (this.#poll !== undefined) clearInterval(this.#poll);
@@ -185,10 +211,25 @@ export class PolicyWatcher {
     }
     let loaded: LoadedPolicy;
     try {
-      loaded = compilePolicyText(text, this.#file, this.#trustDomain);
+      // Seconds of yaml parsing for a large file (load-policy-file.ts, MAX_POLICY_BYTES) on another thread: requests
+      // and health probes are served meanwhile, under the policy in force. The compile stays here: its result holds
+      // regular expressions and functions, which cannot cross threads.
+      const document =
+        text.length < this.#parseOffThreadFrom
+          ? parsePolicy(text, this.#file, this.#trustDomain)
+          : await parsePolicyOffThread(text, this.#file, this.#trustDomain, {
+              signal: this.#closing.signal,
+              script: this.#parseWorker,
+            });
+      if (this.#closed) return;
+      loaded = { file: this.#file, text, document, policy: compilePolicy(document) };
       this.#check?.(loaded.policy, this.#file);
     } catch (error) {
-      this.#fail(error, `text:${text}`);
+      if (this.#closed) return;
+      // A thread that gave no judgement (could not start, crashed) says nothing of the text: the next change event
+      // tries it again, where a refused text is only judged again once it changes. Either is logged once.
+      const unjudged = error instanceof MeshauthError && error.reason === PARSE_THREAD_FAILED;
+      this.#fail(error, `${unjudged ? 'unjudged' : 'text'}:${text}`);
       return;
     }
     this.#current = loaded;

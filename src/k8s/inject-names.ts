@@ -62,6 +62,8 @@ export const MOUNT_POLICY = '/etc/meshauth/policy';
 export const ENV_CONFIG_YAML = 'MESHAUTH_CONFIG_YAML';
 /** The sidecar variable for `inbound.endUser` (JSON); it overrides the inline document's value. */
 export const ENV_END_USER = 'MESHAUTH_INBOUND_END_USER';
+/** Node's own: the sidecar's heap bound, set when its memory limit is below what Node would choose (inject-sidecar). */
+export const ENV_NODE_OPTIONS = 'NODE_OPTIONS';
 /** Variables set on app containers (only where the container does not set them itself). */
 export const APP_ENV_NAMES: readonly string[] = Object.freeze([
   'HTTP_PROXY',

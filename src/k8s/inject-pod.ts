@@ -179,6 +179,12 @@ export function injectTemplate(template: JsonObject, config: InjectConfig, where
       warnings.push(
         `${where}: container ${name} sets ${own.join(', ')} itself; no proxy variables added (its plain-HTTP calls do not go through the sidecar)`,
       );
+    } else if ((arrayAt(container, 'envFrom')?.length ?? 0) > 0) {
+      // Variables from envFrom (a ConfigMap or Secret, the usual way to share a corporate proxy) are not in the pod:
+      // the webhook cannot read them, and Kubernetes lets env win over envFrom, so ours would replace them unseen.
+      warnings.push(
+        `${where}: container ${name} has envFrom; the proxy variables added (${added.join(', ')}) replace any of the same name it sets (env wins over envFrom): to keep its own proxy, set HTTP_PROXY or NO_PROXY in env`,
+      );
     }
     for (const n of added) env.push({ name: n, value: proxyEnv[n] });
     if (added.length > 0) status.env[name] = added;
@@ -307,9 +313,12 @@ function appPortOf(annotations: JsonObject, containers: readonly JsonObject[], w
     }
     return port;
   }
+  // A port the sidecar binds is never the app's: the sidecar would forward inbound requests to itself (the same
+  // value in the annotation is refused above; checkConflicts warns about the container).
   for (const container of containers) {
     for (const port of arrayAt(container, 'ports') ?? []) {
       if (!isObject(port) || typeof port.containerPort !== 'number') continue;
+      if (SIDECAR_PORTS.includes(port.containerPort)) continue;
       if (port.protocol === undefined || port.protocol === 'TCP') return port.containerPort;
     }
   }
@@ -369,7 +378,9 @@ function checkConflicts(spec: JsonObject, containers: readonly JsonObject[], whe
       }
     }
   }
-  for (const container of containers) {
+  // The app's init containers too: they run beside the sidecar (a native sidecar for the pod's lifetime), in the same
+  // network namespace, and one of the two could not bind the port.
+  for (const container of [...appInitContainers(spec), ...containers]) {
     for (const port of arrayAt(container, 'ports') ?? []) {
       if (isObject(port) && SIDECAR_PORTS.includes(port.containerPort as number)) {
         warnings.push(

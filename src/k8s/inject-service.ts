@@ -40,6 +40,9 @@ function exposedOutside(spec: JsonObject | undefined): string | undefined {
 export function retargetService(service: JsonObject, where: string): ServiceOutcome {
   const warnings: string[] = [];
   if (optedOut(objectAt(service, 'metadata')) || serviceSelector(service) === undefined) {
+    // A Service that got the port before and is now opted out, selector-less or ExternalName loses it again: on an
+    // UPDATE the object still carries what an earlier review added.
+    unretargetService(service);
     return { kind: 'skipped', warnings };
   }
   const exposure = exposedOutside(objectAt(service, 'spec'));

@@ -7,6 +7,7 @@ import {
   END_USER_KEY,
   ENV_CONFIG_YAML,
   ENV_END_USER,
+  ENV_NODE_OPTIONS,
   MOUNT_POLICY,
   MOUNT_TOKEN,
   MOUNT_TRUST_BUNDLE,
@@ -30,6 +31,12 @@ import { parseQuantity } from './inject-quantity.js';
 /** The user the distroless image runs as; numeric, so the kubelet can verify runAsNonRoot. */
 const SIDECAR_UID = 65532;
 const DEFAULT_APP_PORT = 8080;
+const MIB = 2 ** 20;
+/**
+ * Node sizes the heap from the container's memory limit, old space half of it, but never below 256 MiB: under a
+ * smaller limit the heap may grow past the limit, and the kernel kills the sidecar where V8 would have collected.
+ */
+const NODE_HEAP_FLOOR_BYTES = 256 * MIB;
 
 export type AppProbes = Record<string, Partial<Record<AppProbeKind, { port: number; path: string }>>>;
 
@@ -96,6 +103,7 @@ export function sidecarContainer(settings: SidecarSettings): Record<string, unkn
   if (settings.policyConfigMap !== undefined) {
     mounts.push({ name: VOLUME_POLICY, mountPath: MOUNT_POLICY, readOnly: true });
   }
+  const memoryLimit = atLeast(config.proxy.memoryLimit, settings.memory);
   const container: Record<string, unknown> = {
     name: SIDECAR_NAME,
     image: config.image,
@@ -118,6 +126,7 @@ export function sidecarContainer(settings: SidecarSettings): Record<string, unkn
               valueFrom: { configMapKeyRef: { name: settings.endUserConfigMap, key: END_USER_KEY } },
             },
           ]),
+      ...heapBound(memoryLimit),
     ],
     ports: [
       { name: PORT_INBOUND_NAME, containerPort: PORT_INBOUND, protocol: 'TCP' },
@@ -127,7 +136,7 @@ export function sidecarContainer(settings: SidecarSettings): Record<string, unkn
       requests: { cpu: settings.cpu, memory: settings.memory },
       limits: {
         cpu: atLeast(config.proxy.cpuLimit, settings.cpu),
-        memory: atLeast(config.proxy.memoryLimit, settings.memory),
+        memory: memoryLimit,
       },
     },
     securityContext: {
@@ -177,6 +186,18 @@ export function sidecarVolumes(settings: SidecarSettings): Record<string, unknow
     volumes.push({ name: VOLUME_POLICY, configMap: { name: settings.policyConfigMap } });
   }
   return volumes;
+}
+
+/**
+ * NODE_OPTIONS bounding the old space at half a memory limit under 256 MiB (Node's own ratio, without its floor).
+ * Nothing at or above it: Node's own bound is what the sidecar was measured with in a 256 MiB pod (docs/performance.md
+ * Round 10). The image's entrypoint sets no heap flag of its own, so this one is the only one.
+ */
+function heapBound(memoryLimit: string): Record<string, unknown>[] {
+  const bytes = parseQuantity(memoryLimit);
+  if (bytes === undefined || bytes >= NODE_HEAP_FLOOR_BYTES) return [];
+  const mib = Math.max(1, Math.floor(bytes / 2 / MIB));
+  return [{ name: ENV_NODE_OPTIONS, value: `--max-old-space-size=${mib}` }];
 }
 
 /** The limit, raised to the request when a per-workload request exceeds it (Kubernetes refuses request > limit). */

@@ -2,14 +2,15 @@
 // GET /metrics. The serving certificate and key are re-read when their files change (a Kubernetes Secret volume
 // swaps a symlink, so the files are polled with stat rather than watched); a pair that does not load keeps the old
 // one serving, with a warning and a metric. Review bodies are buffered whole before they are parsed: the bytes
-// buffered across all requests at once are bounded (a budget), past which a review is refused with 503.
+// buffered across all requests at once are bounded (a budget, of which one client address may hold half), past
+// which a review is refused with 503.
 import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { readSettingFile } from '../config/read-setting-file.js';
 import { MeshauthError } from '../errors/index.js';
-import { clientAddress, listenOn, SingleFlight } from '../platform/index.js';
+import { addTo, clientAddress, listenOn, SingleFlight } from '../platform/index.js';
 import { AdminRefusals } from '../telemetry/admin-refusals.js';
 import { sendAdminAnswer } from '../telemetry/admin-server.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -29,7 +30,7 @@ export interface WebhookServerOptions {
   readonly logger: Logger;
   /** How often the certificate files are checked for a change. Default 5 s. */
   readonly reloadIntervalMs?: number;
-  /** Review body bytes held at once across all requests. Default REVIEW_BYTES_IN_FLIGHT. */
+  /** Review body bytes held at once across all requests (one client address: half). Default REVIEW_BYTES_IN_FLIGHT. */
   readonly maxReviewBytesInFlight?: number;
 }
 
@@ -43,11 +44,22 @@ const MAX_REVIEW_BYTES = 4 * 1024 * 1024;
  * arriving). Ordinary pod reviews (tens of KiB) still fit by the hundred, so a burst of pod creations is not refused.
  */
 export const REVIEW_BYTES_IN_FLIGHT = 3 * MAX_REVIEW_BYTES;
+/**
+ * What one client address may hold of the budget. The port is open to every pod: bytes are reserved as they arrive,
+ * so holding them costs sending them, but a pod that sent bodies and stalled would still keep the API server's own
+ * reviews out of the whole budget until the request timeout ended its requests. The API server keeps the other half.
+ */
+const SOURCE_SHARE = 0.5;
 /** What the API server's client may wait before it asks again (its call timeout is seconds). */
 const OVERLOADED_RETRY_AFTER_S = 1;
 const OVERLOAD_LOG_INTERVAL_MS = 10_000;
 /** A review's whole request (headers and body) must arrive within this; close() waits for no longer. */
 const REQUEST_TIMEOUT_MS = 10_000;
+/**
+ * How often Node enforces the request and headers timeouts. Its default of 30 s let a request that stopped sending
+ * keep its connection, and the body bytes reserved for it, for up to 40 s instead of 10.
+ */
+const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 const DEFAULT_RELOAD_INTERVAL_MS = 5_000;
 // The API server speaks TLS 1.3, older ones 1.2: AEAD suites of both.
 const TLS = protocolOptions({ tls12: true });
@@ -77,7 +89,7 @@ export class WebhookServer {
   constructor(options: WebhookServerOptions) {
     this.#options = options;
     this.#refusals = new AdminRefusals(options.metrics, options.logger);
-    this.#budget = new ByteBudget(options.maxReviewBytesInFlight ?? REVIEW_BYTES_IN_FLIGHT);
+    this.#budget = new ByteBudget(options.maxReviewBytesInFlight ?? REVIEW_BYTES_IN_FLIGHT, SOURCE_SHARE);
     // Anyone who reaches the port can cause a 503, 413, 415 or a body that is no AdmissionReview in a loop: one line
     // per window, each kind in a window of its own, so a flood of one does not hide the first line of another.
     const refusedLog = () =>
@@ -123,7 +135,13 @@ export class WebhookServer {
       );
     }
     const server = createServer(
-      { ...TLS, ...pair, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: 5_000 },
+      {
+        ...TLS,
+        ...pair,
+        requestTimeout: REQUEST_TIMEOUT_MS,
+        headersTimeout: 5_000,
+        connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+      },
       (req, res) => {
         this.#unanswered.add(res);
         res.once('close', () => this.#unanswered.delete(res));
@@ -248,21 +266,24 @@ export class WebhookServer {
       );
       return sendJson(res, 415, { error: 'content type must be application/json' });
     }
-    // A declared length is reserved whole before a byte of the body is read; a chunked body as it arrives.
+    // A declared length over the cap is refused unread. Otherwise bytes are reserved as they arrive, whether the
+    // length is declared or the body chunked: a declared length reserved whole let a head without a body hold 4 MiB,
+    // and three such heads held the budget while every review of the API server got 503.
     const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
     if (declared !== undefined && declared > MAX_REVIEW_BYTES) return this.#tooLarge(req, res);
-    if (declared !== undefined && !this.#budget.reserve(declared)) return this.#overloaded(req, res, declared);
-    let held = declared ?? 0;
+    const source = clientAddress(req.socket.remoteAddress) ?? '';
+    let held = 0;
+    let over: BudgetRefusal | undefined;
     try {
       const read = await readLimited(req, MAX_REVIEW_BYTES, (n) => {
-        if (declared !== undefined) return true;
-        if (!this.#budget.reserve(n)) return false;
+        over = this.#budget.reserve(source, n);
+        if (over !== undefined) return false;
         held += n;
         return true;
       });
       if (read.kind === 'closed') return; // the client went away: nobody to answer
       if (read.kind === 'too_large') return this.#tooLarge(req, res);
-      if (read.kind === 'over_budget') return this.#overloaded(req, res, held + read.bytes);
+      if (read.kind === 'over_budget') return this.#overloaded(res, source, held + read.bytes, over ?? 'budget');
       let review: unknown;
       try {
         review = JSON.parse(read.body.toString('utf8'));
@@ -301,7 +322,7 @@ export class WebhookServer {
         );
       sendJson(res, outcome.httpStatus, outcome.body);
     } finally {
-      this.#budget.release(held);
+      this.#budget.release(source, held);
     }
   }
 
@@ -315,11 +336,13 @@ export class WebhookServer {
   }
 
   /**
-   * The review's body would take the bytes in flight past the budget: refused before it is buffered (the connection
-   * closes, so the rest of the body is never read). The API server treats the 503 as a failed call (failurePolicy).
+   * The review's body would take the bytes in flight past the budget, or its client's past its share: refused before
+   * the rest is buffered (the connection closes, so the rest of the body is never read). The API server treats the
+   * 503 as a failed call (failurePolicy).
    */
-  #overloaded(req: IncomingMessage, res: ServerResponse, bytes: number): void {
-    const error = new MeshauthError('MESHAUTH_ERR_WEBHOOK_OVERLOADED', 'review bodies in flight past the budget', {
+  #overloaded(res: ServerResponse, source: string, bytes: number, over: BudgetRefusal): void {
+    const past = over === 'budget' ? 'the budget' : "one client address's share of the budget";
+    const error = new MeshauthError('MESHAUTH_ERR_WEBHOOK_OVERLOADED', `review bodies in flight past ${past}`, {
       reason: 'overloaded',
     });
     this.#options.metrics.webhookReviews.inc({ result: 'error' });
@@ -328,10 +351,13 @@ export class WebhookServer {
         code: error.code,
         status: error.status,
         reason: error.reason,
+        limit: over,
         bytes,
         inFlight: this.#budget.used,
         budget: this.#budget.limit,
-        remote: clientAddress(req.socket.remoteAddress),
+        remoteInFlight: this.#budget.usedBy(source),
+        remoteShare: this.#budget.share,
+        remote: source,
       },
       `admission review refused: ${error.message}`,
     );
@@ -342,27 +368,45 @@ export class WebhookServer {
   }
 }
 
-/** A count of bytes held, refusing a reservation that would take it past `limit`. */
+/** Which bound a refused reservation would have passed. */
+type BudgetRefusal = 'budget' | 'source_share';
+
+/**
+ * A count of bytes held, in all and per source, refusing a reservation that would take the total past `limit` or
+ * one source's part past `share`.
+ */
 class ByteBudget {
   readonly limit: number;
+  readonly share: number;
   #used = 0;
+  /** Only sources holding bytes have an entry: every pod has an address of its own. */
+  readonly #bySource = new Map<string, number>();
 
-  constructor(limit: number) {
+  constructor(limit: number, shareOfLimit: number) {
     this.limit = limit;
+    this.share = Math.floor(limit * shareOfLimit);
   }
 
   get used(): number {
     return this.#used;
   }
 
-  reserve(bytes: number): boolean {
-    if (this.#used + bytes > this.limit) return false;
-    this.#used += bytes;
-    return true;
+  usedBy(source: string): number {
+    return this.#bySource.get(source) ?? 0;
   }
 
-  release(bytes: number): void {
+  /** Reserves `bytes` for `source`, or says which bound they would pass (and reserves nothing). */
+  reserve(source: string, bytes: number): BudgetRefusal | undefined {
+    if (this.#used + bytes > this.limit) return 'budget';
+    if (this.usedBy(source) + bytes > this.share) return 'source_share';
+    this.#used += bytes;
+    addTo(this.#bySource, source, bytes);
+    return undefined;
+  }
+
+  release(source: string, bytes: number): void {
     this.#used -= bytes;
+    addTo(this.#bySource, source, -bytes);
   }
 }
 

@@ -12,7 +12,7 @@ import {
 import { promisify } from 'node:util';
 import { MeshauthError } from '../errors/index.js';
 import { derBytes, derChildren, derContent, derOid, derTlv, derWellFormed, readDer } from './der.js';
-import { importSpki, privateKeyEncodings, spkiDerOf } from './key-der.js';
+import { importSpki, isFixedLayoutSpki, privateKeyEncodings, rsaSpkiDerOf, spkiDerOf } from './key-der.js';
 import { type KeyPair, type KeyType, keyTypeOf, toPem } from './keys.js';
 import { x509 } from './x509.js';
 
@@ -209,7 +209,15 @@ async function verifyCsrDer(der: Buffer): Promise<VerifiedCsr> {
   return { publicKey, spki: new Uint8Array(publicKey.rawData), keyType };
 }
 
-/** The key of an SPKI, of a supported type, RSA only with e = 65537. */
+/**
+ * The key of an SPKI, of a supported type, RSA only with e = 65537, the SPKI being that key's DER encoding. The CA
+ * copies these bytes into the certificate it signs (RFC 5280 §4.1: the TBSCertificate is DER), and OpenSSL's decoder,
+ * which reads every SPKI but the two fixed layouts, is lenient: it reads a BER length, an INTEGER with redundant
+ * leading zeros, bytes after the RSAPublicKey, rsaEncryption parameters that are not NULL, and an Ed25519 BIT STRING
+ * with unused bits, whose padding bit it masks (the signature is then checked against another key than the bytes
+ * sent). Such an SPKI differs from the key's own encoding and is refused. So is a compressed P-256 point: Go's and
+ * other relying parties' parsers refuse it in a certificate, and the agent never writes one.
+ */
 function publicKeyOf(spki: Buffer): { key: KeyObject; keyType: KeyType } {
   let keyType: KeyType;
   let key: KeyObject;
@@ -219,10 +227,27 @@ function publicKeyOf(spki: Buffer): { key: KeyObject; keyType: KeyType } {
   } catch (cause) {
     invalid('CSR key type is not supported (P-256, Ed25519 or RSA-2048)', 'key_type', cause);
   }
+  if (!isKeyDer(spki, key, keyType)) {
+    invalid(
+      'CSR public key is not the DER SubjectPublicKeyInfo of its key, or is a compressed P-256 point',
+      'key_encoding',
+    );
+  }
   if (keyType === 'rsa2048' && key.asymmetricKeyDetails?.publicExponent !== RSA_EXPONENT) {
     invalid('CSR RSA key must use the public exponent 65537', 'rsa_exponent');
   }
   return { key, keyType };
+}
+
+/**
+ * Whether the SPKI is its key's DER. A P-256 or an Ed25519 key has one layout (for P-256 an uncompressed point), which
+ * importSpki read from the key bytes: any other SPKI of those types is refused without re-encoding (OpenSSL would
+ * write a compressed point back compressed). An RSA key must be byte for byte its DER written from its modulus and
+ * exponent (about 25 µs, only for RSA: the agent's usual P-256 request pays nothing).
+ */
+function isKeyDer(spki: Buffer, key: KeyObject, keyType: KeyType): boolean {
+  if (isFixedLayoutSpki(spki)) return true;
+  return keyType === 'rsa2048' && rsaSpkiDerOf(key).equals(spki);
 }
 
 /** A VerifiedCsr whose x509.PublicKey is parsed only if someone asks for it (the CA copies the SPKI bytes). */
@@ -292,8 +317,10 @@ function isName(der: Buffer, name: DerNode): boolean {
 }
 
 /**
- * attributes [0] IMPLICIT SET OF Attribute, Attribute ::= SEQUENCE { type OID, values SET OF ANY }.
- * The CA ignores them, but a request whose attributes the reference parser refuses must not pass here either.
+ * attributes [0] IMPLICIT SET OF Attribute, Attribute ::= SEQUENCE { type OID, values SET OF ANY }: the shape only.
+ * The values are never read, as the CA ignores every attribute: an extensionRequest whose value is not Extensions, or
+ * holds an extension that does not match its schema, passes here (as it passes OpenSSL) although @peculiar/x509,
+ * which parses requested extensions, refuses it on the general path.
  */
 function isAttributes(der: Buffer, attributes: DerNode): boolean {
   for (const attribute of derChildren(der, attributes) ?? []) {

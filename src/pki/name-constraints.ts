@@ -3,6 +3,7 @@
 // OpenSSL enforces it during the TLS handshake (the URI constraint applies to the URI's host, i.e. the trust domain).
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { GeneralName, GeneralSubtree, GeneralSubtrees, NameConstraints } from '@peculiar/asn1-x509';
+import { MeshauthError } from '../errors/index.js';
 import { x509 } from './x509.js';
 
 export const NAME_CONSTRAINTS_OID = '2.5.29.30';
@@ -37,6 +38,12 @@ export function uriConstraints(cert: x509.X509Certificate): UriConstraints | und
 
 const constraintsOf = new WeakMap<x509.X509Certificate, { readonly constraints: UriConstraints | undefined }>();
 
+/**
+ * Throws MESHAUTH_ERR_SVID_CHAIN (reason `name_constraints`) for a subtree with a minimum other than 0 or a maximum:
+ * RFC 5280 §4.2.1.10 has them absent, this reader would ignore them, and OpenSSL refuses a chain through such a
+ * constraint (X509_V_ERR_SUBTREE_MINMAX), so chains validated outside a handshake must be refused too. OpenSSL looks
+ * only at subtrees of a name form the leaf has; this refuses them in any subtree, which no CA of SVIDs writes.
+ */
 function parseUriConstraints(cert: x509.X509Certificate): UriConstraints | undefined {
   const extension = cert.extensions.find((e) => e.type === NAME_CONSTRAINTS_OID);
   if (extension === undefined) return undefined;
@@ -44,6 +51,14 @@ function parseUriConstraints(cert: x509.X509Certificate): UriConstraints | undef
   const hosts = (subtrees: GeneralSubtrees | undefined): string[] => {
     const found: string[] = [];
     for (const subtree of subtrees ?? []) {
+      // A long INTEGER is read as a string, never the number 0: refused too.
+      if (subtree.minimum !== 0 || subtree.maximum !== undefined) {
+        throw new MeshauthError(
+          'MESHAUTH_ERR_SVID_CHAIN',
+          'issuer name constraints have a subtree with a minimum or maximum',
+          { reason: 'name_constraints' },
+        );
+      }
       if (subtree.base.uniformResourceIdentifier !== undefined) found.push(subtree.base.uniformResourceIdentifier);
     }
     return found;

@@ -1,7 +1,7 @@
 // When the trust bundle loses a root, connections already established with peers whose chain leads to that root
 // must not outlive it (the inbound's clients, the outbound TCP tunnels' servers): new handshakes use the new bundle at
-// once, and these helpers find the live connections to cut. Synchronous node:crypto checks over the chain the peer
-// presented.
+// once, and these helpers find the live connections to cut: those whose leaf has no signed path, among the
+// certificates the peer presented, to a root that stays. Synchronous node:crypto checks.
 //
 // Node does not always report that chain: on a socket of Node 24's tls.Server (which the inbound no longer uses)
 // it reports the leaf alone, and its issuer links stop early on some orders. The chain is completed from the intermediates this sidecar knows (its
@@ -9,6 +9,7 @@
 // root that stays is cut — failing closed costs that peer one reconnect.
 import { X509Certificate } from 'node:crypto';
 import type { TrustBundle, X509Svid } from '../pki/index.js';
+import { peerIssuerPath } from './peer-issuer-path.js';
 
 /** The credentials a switch is between (CredentialHolder's, structurally). */
 interface Credentials {
@@ -51,15 +52,15 @@ export function completedChain(chain: readonly Buffer[], intermediates: readonly
   return issuer === undefined ? chain : [...chain, issuer.raw];
 }
 
-/** True when a certificate of `chain` was issued (and signed) by one of `roots`. */
+/**
+ * True when `chain` (DER, leaf first) holds a path from its leaf up to one of `roots`: each certificate on it signed
+ * the one below (peerIssuerPath), found whatever the order. A certificate of the chain that one of `roots` signed but
+ * that is not on the leaf's path (a peer of a removed root adding the kept root's public intermediate) does not count.
+ */
 export function chainsToAny(chain: readonly Buffer[], roots: readonly X509Certificate[]): boolean {
-  for (const der of chain) {
-    const cert = new X509Certificate(der);
-    for (const root of roots) {
-      if (cert.checkIssued(root) && cert.verify(root.publicKey)) return true;
-    }
-  }
-  return false;
+  const [leaf, ...above] = chain;
+  if (leaf === undefined) return false;
+  return peerIssuerPath(new X509Certificate(leaf), above, roots, above.length).complete;
 }
 
 /** The roots a removal kept, and the intermediates that complete a chain Node reported in part. */
@@ -81,7 +82,7 @@ export function keptRootsAfter(previous: Credentials | undefined, next: Credenti
   return { roots: rootsOf(next.bundle), intermediates: intermediatesOf([previous?.svid, next.svid]) };
 }
 
-/** True when `chain` (DER, leaf first) leads to a root `kept` holds, completed from its intermediates. */
+/** True when `chain` (DER, leaf first) has a signed path to a root `kept` holds, completed from its intermediates. */
 export function chainsToKept(chain: readonly Buffer[], kept: KeptRoots): boolean {
   return chainsToAny(completedChain(chain, kept.intermediates), kept.roots);
 }

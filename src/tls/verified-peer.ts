@@ -12,6 +12,7 @@ import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import { checkSvidIssuer, checkSvidLeafDer, parseCertificate, parseCertificateDerOnce } from '../pki/index.js';
 import { peerIssuerPath } from './peer-issuer-path.js';
+import { signersAbove } from './signers-above.js';
 
 export interface VerifiedPeer {
   readonly id: SpiffeId;
@@ -80,33 +81,58 @@ export function verifyPeer(
 }
 
 /**
- * Checks the CA certificates above a TLS peer's leaf (OpenSSL verified the chain; cA, pathLen and key usage are its
- * part) against the rule it does not know: an intermediate carrying a workload's SPIFFE ID (one with a path) is no
- * SPIFFE signing certificate, whatever root signed it. Walks Node's issuerCertificate links: a TLS client has them
- * (the outbound); a TLS server on Node 24 has none (the inbound cannot see a client's intermediates there), so there
- * is nothing to check. Throws MeshauthError with reason `bad_intermediate`.
+ * Checks the CA certificates a TLS server sent above its leaf (OpenSSL verified the chain; cA, pathLen and key usage
+ * are its part) against the rule it does not know: an intermediate carrying a workload's SPIFFE ID (one with a path)
+ * is no SPIFFE signing certificate, whatever root signed it. On a TLS client Node's issuerCertificate links are the
+ * certificates the server sent, in the order sent (names and signatures unchecked), while OpenSSL builds its path
+ * out of all of them: so every sent certificate that signed the leaf or one above it is checked (signersAbove), and
+ * neither padding nor order hides one; a sent certificate that signed none of them is left alone. A list longer than
+ * MAX_SENT, or with certificates none of which signed the leaf, cannot be shown to hold the path OpenSSL verified:
+ * refused. Throws MeshauthError with reason `bad_intermediate`.
  */
 export function checkPeerIssuers(leaf: X509Certificate): void {
-  // By fingerprint, the leaf included: Node's links on a server can lead from the root back to the leaf.
-  const seen = new Set<string>([leaf.fingerprint256]);
-  let cert = leaf.issuerCertificate;
-  for (let depth = 0; cert !== undefined && depth < MAX_ISSUERS; depth++) {
+  const sent = sentAbove(leaf);
+  if (sent === undefined) {
+    throw new MeshauthError('MESHAUTH_ERR_SVID_CHAIN', `peer sent more than ${MAX_SENT} certificates above its leaf`, {
+      reason: 'bad_intermediate',
+    });
+  }
+  const signers = signersAbove(leaf, sent);
+  if (sent.length > 0 && signers.length === 0) {
+    throw new MeshauthError('MESHAUTH_ERR_SVID_CHAIN', 'no certificate the peer sent signed its leaf', {
+      reason: 'bad_intermediate',
+    });
+  }
+  for (const cert of signers) {
     const fingerprint = cert.fingerprint256;
-    if (seen.has(fingerprint)) {
-      cert = cert.issuerCertificate;
-      continue;
-    }
-    seen.add(fingerprint);
-    if (!goodIssuers.has(fingerprint)) {
-      checkSvidIssuer(parseCertificate(new Uint8Array(cert.raw)));
-      // Intermediates are few and long-lived: remember the good ones rather than parse them per connection.
-      if (goodIssuers.size >= MAX_GOOD_ISSUERS) goodIssuers.clear();
-      goodIssuers.add(fingerprint);
-    }
-    if (cert.issuerCertificate === cert) break;
-    cert = cert.issuerCertificate;
+    if (goodIssuers.has(fingerprint)) continue;
+    checkSvidIssuer(parseCertificate(new Uint8Array(cert.raw)));
+    // Intermediates are few and long-lived: remember the good ones rather than parse them per connection.
+    if (goodIssuers.size >= MAX_GOOD_ISSUERS) goodIssuers.clear();
+    goodIssuers.add(fingerprint);
   }
 }
+
+/**
+ * The certificates linked above `leaf` (on a client: those the server sent after it, in that order), each once;
+ * undefined for more than MAX_SENT links, copies counted, which is refused rather than read in part.
+ */
+function sentAbove(leaf: X509Certificate): X509Certificate[] | undefined {
+  const seen = new Set<string>([leaf.fingerprint256]);
+  const sent: X509Certificate[] = [];
+  let links = 0;
+  for (let cert = leaf.issuerCertificate; cert !== undefined; cert = cert.issuerCertificate) {
+    if (++links > MAX_SENT) return undefined;
+    const fingerprint = cert.fingerprint256;
+    if (seen.has(fingerprint)) continue;
+    seen.add(fingerprint);
+    sent.push(cert);
+  }
+  return sent;
+}
+
+/** Far more than an honest chain (its intermediates, perhaps its root), few enough to search each against each. */
+const MAX_SENT = 32;
 
 /**
  * The DER certificates of a server socket's verified peer chain, leaf first (at most MAX_ISSUERS + 1): what
@@ -207,17 +233,12 @@ export function peerSvidInvalid(cause: unknown): MeshauthError {
 }
 
 /**
- * The chain Node linked above `leaf` (its issuerCertificate links), as DER, leaf first, up to a self-issued root:
- * what a connection kept open is checked against again when a root leaves the bundle. Node gives a peer certificate's
- * links on its first read only: `leaf` is that read, the one serverChainError checked.
+ * The chain Node linked above `leaf` (its issuerCertificate links: on a client, what the server sent), as DER, leaf
+ * first, each certificate once: what a connection kept open is checked against again when a root leaves the bundle
+ * (chainsToKept finds the path in it by signature, whatever the order). The leaf alone for a list serverChainError
+ * refuses as too long. Node gives a peer certificate's links on its first read only: `leaf` is that read, the one
+ * serverChainError checked.
  */
 export function linkedChainDer(leaf: X509Certificate): Buffer[] {
-  const chain = [leaf.raw];
-  for (let cert = leaf; chain.length <= MAX_ISSUERS; ) {
-    const issuer = cert.issuerCertificate;
-    if (issuer === undefined || issuer.fingerprint256 === cert.fingerprint256) break;
-    chain.push(issuer.raw);
-    cert = issuer;
-  }
-  return chain;
+  return [leaf.raw, ...(sentAbove(leaf) ?? []).map((cert) => cert.raw)];
 }

@@ -1,10 +1,13 @@
 // A throw-away CA directory for CA tests: `initCa` in a temp dir, removed by the returned cleanup; a CA server on
-// 127.0.0.1 port 0 serving from one; and, for e2e tests of the built CLI, one made by `meshauth ca init` per test.
+// 127.0.0.1 port 0 serving from one (also on a clock the test sets, with an anonymous client); and, for e2e tests of
+// the built CLI, one made by `meshauth ca init` per test.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Agent } from 'undici';
 import { afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import { type CaServer, type CaServerOptions, initCa, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
+import { type Logger, Metrics } from '../../src/telemetry/index.js';
 import { assertBuilt, meshauth } from './meshauth-cli.js';
 
 export async function makeCaDir(trustDomain = 'example.org'): Promise<{ dir: string; cleanup: () => void }> {
@@ -42,6 +45,25 @@ export async function startCaInTempDir(options: Omit<CaServerOptions, 'dir' | 'l
     ca.cleanup();
     throw error;
   }
+}
+
+export interface ClockedCaServer extends TestCaServer {
+  /** A client without a certificate that trusts the CA (for /v1/jwks); close() closes it first. */
+  readonly anonymous: Agent;
+}
+
+/** startCaInTempDir with SVIDs of 30 minutes, logging to `logger`, on the clock `now`, and an anonymous client. */
+export async function startClockedCa(logger: Logger, now: () => Date): Promise<ClockedCaServer> {
+  const ca = await startCaInTempDir({ svidTtlMs: 30 * 60_000, logger, metrics: new Metrics(), now });
+  const anonymous = new Agent({ connect: { ca: ca.bundlePem } });
+  return {
+    ...ca,
+    anonymous,
+    close: async () => {
+      await anonymous.close();
+      await ca.close();
+    },
+  };
 }
 
 export interface CliCaDir {

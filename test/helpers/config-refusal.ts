@@ -1,13 +1,17 @@
-// The message of a config refusal (MESHAUTH_ERR_CONFIG_INVALID) that `fn` throws; anything else is rethrown, and
+// The config refusal (MESHAUTH_ERR_CONFIG_INVALID) that `fn` throws, or its message; anything else is rethrown, and
 // no refusal at all fails the test.
-import { isMeshauthError } from '../../src/errors/index.js';
+import { isMeshauthError, type MeshauthError } from '../../src/errors/index.js';
 
-export function configRefusalMessage(fn: () => unknown): string {
+export function configRefusal(fn: () => unknown): MeshauthError {
   try {
     fn();
   } catch (error) {
-    if (isMeshauthError(error, 'MESHAUTH_ERR_CONFIG_INVALID')) return error.message;
+    if (isMeshauthError(error, 'MESHAUTH_ERR_CONFIG_INVALID')) return error;
     throw error;
   }
   throw new Error('expected MESHAUTH_ERR_CONFIG_INVALID');
+}
+
+export function configRefusalMessage(fn: () => unknown): string {
+  return configRefusal(fn).message;
 }

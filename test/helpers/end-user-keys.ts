@@ -1,5 +1,9 @@
-// End-user signing keys for JWKS tests: ES256 key pairs with a kid, the JWKS document that publishes them, and
-// tokens signed by them for a given issuer and audience; and the reason a verifier refused a token.
+// End-user signing keys for JWKS tests: ES256 key pairs with a kid, the JWKS document that publishes them (as text,
+// or as a file for a `file://` jwksUri), and tokens signed by them for a given issuer and audience; and the reason a
+// verifier refused a token.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { isMeshauthError } from '../../src/errors/index.js';
 
@@ -19,6 +23,20 @@ export function jwksText(...keys: readonly SigningKey[]): string {
   return JSON.stringify({ keys: keys.map((k) => k.publicJwk) });
 }
 
+export interface JwksFile {
+  /** The `file://` URL of the JWKS (an issuer's `jwksUri`). */
+  readonly uri: string;
+  /** Removes the file's directory. */
+  remove(): void;
+}
+
+/** `keys`' JWKS as `jwks.json` in a new temporary directory named from `prefix`. */
+export function jwksFile(prefix: string, ...keys: readonly SigningKey[]): JwksFile {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  writeFileSync(join(dir, 'jwks.json'), jwksText(...keys));
+  return { uri: `file://${join(dir, 'jwks.json')}`, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
 /** A token of `key` for `issuer`/`audience`, valid for `ttlSeconds`. */
 export function endUserToken(
   key: SigningKey,
@@ -27,7 +45,28 @@ export function endUserToken(
   sub = 'alice',
   ttlSeconds = 600,
 ): Promise<string> {
-  return new SignJWT({ scope: 'orders:read' })
+  return signed(key, { scope: 'orders:read' }, issuer, audience, sub, ttlSeconds);
+}
+
+/** alice's token of `key` for `issuer`/`audience` with `claims` (and no others), valid for 10 minutes. */
+export function endUserTokenWith(
+  key: SigningKey,
+  issuer: string,
+  audience: string,
+  claims: Record<string, unknown>,
+): Promise<string> {
+  return signed(key, claims, issuer, audience, 'alice', 600);
+}
+
+function signed(
+  key: SigningKey,
+  claims: Record<string, unknown>,
+  issuer: string,
+  audience: string,
+  sub: string,
+  ttlSeconds: number,
+): Promise<string> {
+  return new SignJWT(claims)
     .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT' })
     .setIssuer(issuer)
     .setAudience(audience)

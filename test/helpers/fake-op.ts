@@ -1,7 +1,8 @@
 // A scripted OpenID provider for the ID-token attacks a real provider never produces: the token endpoint answers
 // with an ID token whose issuer, audience, nonce or algorithm the test chooses (`mode`). Discovery, JWKS,
 // an authorization endpoint that approves at once (echoing state, remembering nonce) and a token endpoint that can
-// also fail as a provider in trouble does (`tokenFault`).
+// also fail as a provider in trouble does (`tokenFault`). `discoveryDocument` is the core of its discovery answer, for
+// other scripted providers.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
@@ -16,6 +17,19 @@ export interface FakeOp {
   mode: IdTokenMode;
   tokenFault: TokenEndpointFault;
   close(): Promise<void>;
+}
+
+/** The discovery fields a relying party needs of a provider at `issuer` (code flow, ES256 ID tokens). */
+export function discoveryDocument(issuer: string): Record<string, unknown> {
+  return {
+    issuer,
+    authorization_endpoint: `${issuer}/authorize`,
+    token_endpoint: `${issuer}/token`,
+    jwks_uri: `${issuer}/jwks`,
+    response_types_supported: ['code'],
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: ['ES256'],
+  };
 }
 
 export async function startFakeOp(clientId: string): Promise<FakeOp> {
@@ -42,16 +56,7 @@ export async function startFakeOp(clientId: string): Promise<FakeOp> {
       res.end(text);
     };
     if (url.pathname === '/.well-known/openid-configuration') {
-      json(200, {
-        issuer,
-        authorization_endpoint: `${issuer}/authorize`,
-        token_endpoint: `${issuer}/token`,
-        jwks_uri: `${issuer}/jwks`,
-        response_types_supported: ['code'],
-        subject_types_supported: ['public'],
-        id_token_signing_alg_values_supported: ['ES256'],
-        code_challenge_methods_supported: ['S256'],
-      });
+      json(200, { ...discoveryDocument(issuer), code_challenge_methods_supported: ['S256'] });
       return;
     }
     if (url.pathname === '/jwks') {

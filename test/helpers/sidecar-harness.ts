@@ -101,6 +101,8 @@ export interface TestConfigOptions {
   readonly appPort: number;
   readonly routes?: Record<string, { address: string; ids?: string[] }>;
   readonly egress?: string[];
+  /** `outbound.dns.servers`: where DNS names of route addresses are resolved. */
+  readonly dnsServers?: string[];
   readonly tls12?: boolean;
   readonly appTimeout?: string;
   readonly outboundTimeout?: string;
@@ -126,6 +128,7 @@ export function testConfig(options: TestConfigOptions): SidecarConfig {
         routes: options.routes ?? {},
         egress: options.egress ?? [],
         ...(options.outboundTimeout === undefined ? {} : { timeout: options.outboundTimeout }),
+        ...(options.dnsServers === undefined ? {} : { dns: { servers: options.dnsServers } }),
       },
       admin: { listen: '127.0.0.1:0' },
       ...(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout }),

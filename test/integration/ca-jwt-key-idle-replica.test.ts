@@ -4,11 +4,10 @@
 // replica staged the key at its first request (say 10 minutes later) and signed with the old key for 2 more minutes,
 // after the busy replicas and jwt-retired.json had stopped publishing it; verifiers refused those tokens.
 import type { JSONWebKeySet } from 'jose';
-import { Agent, request } from 'undici';
+import { type Agent, request } from 'undici';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type CaServer, JWT_KEY_PUBLICATION_DELAY_MS, rotateJwtSigningKey } from '../../src/ca/index.js';
-import { Metrics } from '../../src/telemetry/index.js';
-import { startCaInTempDir } from '../helpers/ca-dir.js';
+import { startClockedCa } from '../helpers/ca-dir.js';
 import { logLines } from '../helpers/log-lines.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -20,18 +19,9 @@ let anonymous: Agent;
 const log = logLines();
 
 beforeAll(async () => {
-  const ca = await startCaInTempDir({
-    svidTtlMs: 30 * 60_000,
-    logger: log.logger,
-    metrics: new Metrics(),
-    now: () => clock,
-  });
-  ({ dir, server } = ca);
-  anonymous = new Agent({ connect: { ca: ca.bundlePem } });
-  return async () => {
-    await anonymous.close();
-    await ca.close();
-  };
+  const ca = await startClockedCa(log.logger, () => clock);
+  ({ dir, server, anonymous } = ca);
+  return () => ca.close();
 });
 
 async function jwksKids(): Promise<(string | undefined)[]> {

@@ -20,7 +20,7 @@ import {
 import { TrustDomain } from '../../src/identity/index.js';
 import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '../../src/pki/index.js';
 import { Metrics } from '../../src/telemetry/index.js';
-import { startCaInTempDir } from '../helpers/ca-dir.js';
+import { startClockedCa } from '../helpers/ca-dir.js';
 import { logLines } from '../helpers/log-lines.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -35,15 +35,9 @@ let clockOffsetMs = 0;
 const log = logLines();
 
 beforeAll(async () => {
-  const ca = await startCaInTempDir({
-    svidTtlMs: 30 * 60_000,
-    logger: log.logger,
-    metrics: new Metrics(),
-    now: () => new Date(Date.now() + clockOffsetMs),
-  });
-  ({ dir, server } = ca);
+  const ca = await startClockedCa(log.logger, () => new Date(Date.now() + clockOffsetMs));
+  ({ dir, server, anonymous } = ca);
   const { bundlePem } = ca;
-  anonymous = new Agent({ connect: { ca: bundlePem } });
   const keys = await generateKeyPair('p256');
   const response = await caClient.requestSvid(
     { caUrl: server.url, bundlePem, trustDomain: TD },
@@ -53,7 +47,7 @@ beforeAll(async () => {
     connect: { ca: bundlePem, cert: response.certChainPem.join(''), key: await exportPrivateKeyPem(keys.privateKey) },
   });
   return async () => {
-    await Promise.all([anonymous.close(), workload.close()]);
+    await workload.close();
     await ca.close();
   };
 });

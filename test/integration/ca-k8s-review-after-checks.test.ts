@@ -5,45 +5,32 @@
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as caClient from '../../src/agent/ca-client.js';
-import { type CaServer, IdentityRateLimit, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
+import type { CaServer } from '../../src/ca/index.js';
 import { TrustDomain } from '../../src/identity/index.js';
 import { createCsrPem, generateKeyPair } from '../../src/pki/index.js';
-import { Metrics, silentLogger } from '../../src/telemetry/index.js';
-import { makeCaDir } from '../helpers/ca-dir.js';
-import { type FakeApiServer, reviewingCaOptions, startFakeApiServer } from '../helpers/fake-kube-apiserver.js';
+import type { FakeApiServer } from '../helpers/fake-kube-apiserver.js';
 import { pod } from '../helpers/projected-token.js';
+import { type ReviewingCa, startReviewingCa } from '../helpers/reviewing-ca.js';
 
 const TD = TrustDomain.parse('example.org');
 const BURST = 3;
+let ca: ReviewingCa;
 let api: FakeApiServer;
-let ca: Awaited<ReturnType<typeof makeCaDir>>;
 let server: CaServer;
 let bundlePem: string;
 let csrPem: string;
 let anonymous: Agent;
 
 beforeAll(async () => {
-  api = await startFakeApiServer();
-  ca = await makeCaDir();
-  server = await startCaServer({
-    dir: ca.dir,
-    listen: '127.0.0.1:0',
-    svidTtlMs: 10 * 60_000,
-    kubernetes: reviewingCaOptions(api),
-    // A burst of 3, then practically nothing: the refusals come at once, without waiting on the clock.
-    identityRateLimit: new IdentityRateLimit(BURST, 0.001),
-    logger: silentLogger(),
-    metrics: new Metrics(),
-  });
-  bundlePem = (await loadCaMaterial(ca.dir)).bundle.toPem();
+  // A burst of 3, then practically nothing: the refusals come at once, without waiting on the clock.
+  ca = await startReviewingCa(BURST);
+  ({ api, server, bundlePem } = ca);
   csrPem = await createCsrPem(await generateKeyPair('p256'));
   anonymous = new Agent({ connect: { ca: bundlePem } });
 });
 afterAll(async () => {
   await anonymous?.close();
-  await server?.close();
-  await api?.close();
-  ca?.cleanup();
+  await ca?.close();
 });
 
 const reviews = () => api.requests.filter((r) => r.path.endsWith('/tokenreviews')).length;

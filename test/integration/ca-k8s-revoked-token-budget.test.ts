@@ -5,40 +5,26 @@
 // bootstrap and on renewal (their SVIDs would then expire), and each replay cost one more review until then.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as caClient from '../../src/agent/ca-client.js';
-import { type CaServer, IdentityRateLimit, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
 import { TrustDomain } from '../../src/identity/index.js';
 import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '../../src/pki/index.js';
-import { Metrics, silentLogger } from '../../src/telemetry/index.js';
-import { makeCaDir } from '../helpers/ca-dir.js';
-import { type FakeApiServer, reviewingCaOptions, startFakeApiServer } from '../helpers/fake-kube-apiserver.js';
+import type { FakeApiServer } from '../helpers/fake-kube-apiserver.js';
 import { pod } from '../helpers/projected-token.js';
+import { type ReviewingCa, startReviewingCa } from '../helpers/reviewing-ca.js';
 
 const TD = TrustDomain.parse('example.org');
 const BURST = 3;
+let ca: ReviewingCa;
 let api: FakeApiServer;
-let ca: Awaited<ReturnType<typeof makeCaDir>>;
-let server: CaServer;
 let conn: caClient.CaConnection;
 
 beforeAll(async () => {
-  api = await startFakeApiServer();
-  ca = await makeCaDir();
-  server = await startCaServer({
-    dir: ca.dir,
-    listen: '127.0.0.1:0',
-    svidTtlMs: 10 * 60_000,
-    kubernetes: reviewingCaOptions(api),
-    // A burst of 3, then practically nothing: a spent budget shows at once, without waiting on the clock.
-    identityRateLimit: new IdentityRateLimit(BURST, 0.001),
-    logger: silentLogger(),
-    metrics: new Metrics(),
-  });
-  conn = { caUrl: server.url, bundlePem: (await loadCaMaterial(ca.dir)).bundle.toPem(), trustDomain: TD };
+  // A burst of 3, then practically nothing: a spent budget shows at once, without waiting on the clock.
+  ca = await startReviewingCa(BURST);
+  api = ca.api;
+  conn = { caUrl: ca.server.url, bundlePem: ca.bundlePem, trustDomain: TD };
 });
 afterAll(async () => {
-  await server?.close();
-  await api?.close();
-  ca?.cleanup();
+  await ca?.close();
 });
 
 const reviews = () => api.requests.filter((r) => r.path.endsWith('/tokenreviews')).length;

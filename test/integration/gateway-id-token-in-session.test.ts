@@ -6,12 +6,12 @@
 // with MESHAUTH_ERR_SESSION_TOO_LARGE and the advice "keep fewer claims in oidc.claims", which could not help.
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OidcSettings } from '../../src/gateway/gateway-config.js';
 import { OidcRelyingParty } from '../../src/gateway/oidc-relying-party.js';
 import { ScriptedBrowser } from '../helpers/browser.js';
 import { type FakeOp, startFakeOp } from '../helpers/fake-op.js';
 import { ALICE, GATEWAY_CLIENT, type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
 import { logLines } from '../helpers/log-lines.js';
+import { oidcSettings } from '../helpers/oidc-settings.js';
 
 describe('a provider without end_session_endpoint', () => {
   let op: FakeOp;
@@ -23,20 +23,7 @@ describe('a provider without end_session_endpoint', () => {
   });
 
   it('ok/its ID token is checked but not kept for the session', async () => {
-    const settings: OidcSettings = {
-      issuer: op.issuer,
-      clientId: GATEWAY_CLIENT.clientId,
-      clientSecretFile: undefined,
-      redirectUri: 'https://127.0.0.1:9443/.meshauth/callback',
-      scopes: ['openid'],
-      caFile: undefined,
-      claims: [],
-      rolesClaim: 'roles',
-      postLogoutRedirectUri: undefined,
-      refreshBeforeMs: 60_000,
-      idTokenAlgorithm: undefined,
-      insecureLoopback: true,
-    };
+    const settings = oidcSettings({ issuer: op.issuer, clientId: GATEWAY_CLIENT.clientId });
     const rp = new OidcRelyingParty(settings, logLines('gateway', 'info').logger);
     try {
       const start = await rp.startLogin();

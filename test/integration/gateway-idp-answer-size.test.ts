@@ -7,11 +7,12 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isMeshauthError, type MeshauthError } from '../../src/errors/index.js';
-import type { OidcSettings } from '../../src/gateway/gateway-config.js';
 import { OidcRelyingParty } from '../../src/gateway/oidc-relying-party.js';
 import { MAX_PROVIDER_BODY_BYTES } from '../../src/gateway/provider-fetch.js';
+import { discoveryDocument } from '../helpers/fake-op.js';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
+import { oidcSettings } from '../helpers/oidc-settings.js';
+import { refusal } from '../helpers/refusal.js';
 
 type Size = 'small' | 'just_under' | 'declared_over' | 'streamed_over';
 
@@ -61,16 +62,7 @@ describe('gateway relying party: the size of the provider’s answers', () => {
       const path = new URL(req.url ?? '/', issuer).pathname;
       req.resume();
       if (path === '/.well-known/openid-configuration') {
-        const metadata = {
-          issuer,
-          authorization_endpoint: `${issuer}/authorize`,
-          token_endpoint: `${issuer}/token`,
-          jwks_uri: `${issuer}/jwks`,
-          response_types_supported: ['code'],
-          subject_types_supported: ['public'],
-          id_token_signing_alg_values_supported: ['ES256'],
-        };
-        answer(res, padded(metadata, bytesFor(discovery)), discovery === 'streamed_over');
+        answer(res, padded(discoveryDocument(issuer), bytesFor(discovery)), discovery === 'streamed_over');
         return;
       }
       if (path === '/token') {
@@ -89,32 +81,8 @@ describe('gateway relying party: the size of the provider’s answers', () => {
   });
 
   function relyingParty(): { readonly rp: OidcRelyingParty; readonly log: LogLines } {
-    const settings: OidcSettings = {
-      issuer,
-      clientId: 'meshauth-gateway',
-      clientSecretFile: undefined,
-      redirectUri: 'https://127.0.0.1:9443/.meshauth/callback',
-      scopes: ['openid'],
-      caFile: undefined,
-      claims: [],
-      rolesClaim: 'roles',
-      postLogoutRedirectUri: undefined,
-      refreshBeforeMs: 60_000,
-      idTokenAlgorithm: undefined,
-      insecureLoopback: true,
-    };
     const log = logLines('gateway', 'info');
-    return { rp: new OidcRelyingParty(settings, log.logger), log };
-  }
-
-  async function refusal(run: () => Promise<unknown>): Promise<MeshauthError> {
-    try {
-      await run();
-    } catch (error) {
-      if (isMeshauthError(error)) return error;
-      throw error;
-    }
-    throw new Error('expected a refusal');
+    return { rp: new OidcRelyingParty(oidcSettings({ issuer }), log.logger), log };
   }
 
   it('ok/a discovery document just under 1 MiB is read', async () => {

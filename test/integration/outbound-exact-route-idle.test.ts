@@ -4,14 +4,14 @@
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CredentialHolder } from '../../src/agent/credential-holder.js';
-import { type RouteConfig, sidecarConfigFromObject } from '../../src/config/index.js';
+import type { RouteConfig } from '../../src/config/index.js';
 import type { Endpoint } from '../../src/sidecar/endpoints/endpoint.js';
 import type { EndpointSet } from '../../src/sidecar/endpoints/endpoint-set.js';
-import { PeerSessions } from '../../src/sidecar/outbound/peer-sessions.js';
-import { createLogger, Metrics } from '../../src/telemetry/index.js';
+import type { PeerSessions } from '../../src/sidecar/outbound/peer-sessions.js';
+import { createLogger } from '../../src/telemetry/index.js';
 import { type DnsServer, startDnsServer } from '../helpers/dns-server.js';
-import { available } from '../helpers/sidecar-harness.js';
+import { peerSessionsOf, routeOf } from '../helpers/peer-sessions.js';
+import { available, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -48,30 +48,17 @@ describe.skipIf(!HAS_DNSMASQ)('outbound endpoint sets of idle routes', () => {
     });
     const port = (peer.address() as { port: number }).port;
     dns = await startDnsServer({ 'orders.mesh.test': ['127.0.0.2'], 'orders.svc.test': ['127.0.0.2'] });
-    const config = sidecarConfigFromObject(
-      {
-        trustDomain: 'example.org',
-        ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent/bundle.pem', token: '/nonexistent/token' },
-        inbound: { listen: '127.0.0.1:0', app: '127.0.0.1:1' },
-        outbound: {
-          listen: '127.0.0.1:0',
-          routes: {
-            'orders.mesh': { address: `orders.mesh.test:${port}`, ids: [PEER_ID] },
-            '*.svc.test': { address: `{host}:${port}`, ids: [PEER_ID] },
-          },
-          dns: { servers: [dns.address] },
-        },
-        admin: { listen: '127.0.0.1:0' },
+    const config = testConfig({
+      appPort: 1,
+      routes: {
+        'orders.mesh': { address: `orders.mesh.test:${port}`, ids: [PEER_ID] },
+        '*.svc.test': { address: `{host}:${port}`, ids: [PEER_ID] },
       },
-      'test-config',
-    );
-    exact = config.outbound.routes.get('orders.mesh') as RouteConfig;
-    pattern = config.outbound.routes.get('*.svc.test') as RouteConfig;
-    const svid = await ca.issue({ id: 'spiffe://example.org/ns/front/sa/web' });
-    sessions = new PeerSessions({
-      config,
-      holder: new CredentialHolder({ svid: svid.svid, bundle: ca.bundle }),
-      metrics: new Metrics(),
+      dnsServers: [dns.address],
+    });
+    exact = routeOf(config, 'orders.mesh');
+    pattern = routeOf(config, '*.svc.test');
+    sessions = await peerSessionsOf(ca, config, {
       logger: createLogger({ level: 'debug', destination: { write: (line: string) => logs.push(JSON.parse(line)) } }),
       // Idle well past a local DNS answer (a set is picked from before its first resolution finishes).
       sweep: { idleMs: 1_000, intervalMs: 50 },

@@ -5,12 +5,11 @@
 //   waiting for it, which got 503 "has no address" for a name that resolves; eviction went by creation, not use.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CredentialHolder } from '../../src/agent/credential-holder.js';
-import { type RouteConfig, sidecarConfigFromObject } from '../../src/config/index.js';
-import { PeerSessions } from '../../src/sidecar/outbound/peer-sessions.js';
-import { Metrics, silentLogger } from '../../src/telemetry/index.js';
+import type { RouteConfig } from '../../src/config/index.js';
+import type { PeerSessions } from '../../src/sidecar/outbound/peer-sessions.js';
 import { type DnsServer, startDnsServer } from '../helpers/dns-server.js';
-import { available } from '../helpers/sidecar-harness.js';
+import { peerSessionsOf, routeOf } from '../helpers/peer-sessions.js';
+import { available, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 
 /** The table's bound on pattern routes' sets (peer-sessions.ts MAX_SETS). */
@@ -66,34 +65,19 @@ describe.skipIf(!available('dnsmasq'))('pattern routes’ endpoint sets', () => 
     const ca = await TestCa.create();
     dns = await startDnsServer({ 'slow.shop.test': ['127.0.0.2'] });
     relay = await slowRelay(dns.address);
-    const config = sidecarConfigFromObject(
-      {
-        trustDomain: 'example.org',
-        ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent/bundle.pem', token: '/nonexistent/token' },
-        inbound: { listen: '127.0.0.1:0', app: '127.0.0.1:1' },
-        outbound: {
-          listen: '127.0.0.1:0',
-          routes: {
-            '*.b.mesh': { address: '127.0.0.3:15006', ids: ['spiffe://example.org/ns/b/sa/b'] },
-            '*.ns.mesh': { address: '127.0.0.3:15006', ids: ['spiffe://example.org/ns/{namespace}/sa/*'] },
-            '*.shop.test': { address: '{host}:15006', ids: ['spiffe://example.org/ns/shop/sa/*'] },
-          },
-          dns: { servers: [relay.address] },
-        },
-        admin: { listen: '127.0.0.1:0' },
+    const config = testConfig({
+      appPort: 1,
+      routes: {
+        '*.b.mesh': { address: '127.0.0.3:15006', ids: ['spiffe://example.org/ns/b/sa/b'] },
+        '*.ns.mesh': { address: '127.0.0.3:15006', ids: ['spiffe://example.org/ns/{namespace}/sa/*'] },
+        '*.shop.test': { address: '{host}:15006', ids: ['spiffe://example.org/ns/shop/sa/*'] },
       },
-      'test-config',
-    );
-    fixed = config.outbound.routes.get('*.b.mesh') as RouteConfig;
-    perNamespace = config.outbound.routes.get('*.ns.mesh') as RouteConfig;
-    perHost = config.outbound.routes.get('*.shop.test') as RouteConfig;
-    const svid = await ca.issue({ id: 'spiffe://example.org/ns/front/sa/web' });
-    sessions = new PeerSessions({
-      config,
-      holder: new CredentialHolder({ svid: svid.svid, bundle: ca.bundle }),
-      metrics: new Metrics(),
-      logger: silentLogger(),
+      dnsServers: [relay.address],
     });
+    fixed = routeOf(config, '*.b.mesh');
+    perNamespace = routeOf(config, '*.ns.mesh');
+    perHost = routeOf(config, '*.shop.test');
+    sessions = await peerSessionsOf(ca, config);
   });
   afterAll(async () => {
     relay?.release();

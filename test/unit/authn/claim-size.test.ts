@@ -2,17 +2,20 @@
 // never truncated, counted once as that and not as `ok`, on a first verification and on a kept one alike. Before, the
 // sidecar vouched for claims of any size: the app got identity headers past Node's 16 KiB limit and the next sidecar
 // refused the passport as `too_large`.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkClaimBytes, claimBytes, MAX_CLAIM_BYTES } from '../../../src/authn/claim-size.js';
 import { endUserFromClaims } from '../../../src/authn/end-user.js';
 import { EndUserVerifier } from '../../../src/authn/end-user-verifier.js';
 import { vouchingOptions } from '../../../src/sidecar/inbound/vouch-for-user.js';
 import { Metrics } from '../../../src/telemetry/index.js';
-import { jwksText, type SigningKey, signingKey, tokenRejection } from '../../helpers/end-user-keys.js';
+import {
+  endUserTokenWith,
+  type JwksFile,
+  jwksFile,
+  type SigningKey,
+  signingKey,
+  tokenRejection,
+} from '../../helpers/end-user-keys.js';
 
 const ISS = 'https://idp.test';
 /** What the vouchers of a sidecar with the default `inbound.endUser.maxClaimBytes` verify with. */
@@ -42,22 +45,19 @@ describe('checkClaimBytes', () => {
 });
 
 describe('EndUserVerifier.verify with maxClaimBytes (the sidecar vouchers: vouchingOptions)', () => {
-  let dir: string;
+  let jwks: JwksFile;
   let key: SigningKey;
   let metrics: Metrics;
   let verifier: EndUserVerifier;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'claim-size-'));
     key = await signingKey('k1');
-    writeFileSync(join(dir, 'jwks.json'), jwksText(key));
+    jwks = jwksFile('claim-size-', key);
     metrics = new Metrics();
     verifier = new EndUserVerifier({
       config: {
         required: true,
-        issuers: [
-          { issuer: ISS, audiences: ['api'], algorithms: ['ES256'], jwksUri: `file://${join(dir, 'jwks.json')}` },
-        ],
+        issuers: [{ issuer: ISS, audiences: ['api'], algorithms: ['ES256'], jwksUri: jwks.uri }],
         vouchers: [],
         claims: [],
       },
@@ -67,19 +67,13 @@ describe('EndUserVerifier.verify with maxClaimBytes (the sidecar vouchers: vouch
 
   afterAll(async () => {
     await verifier?.close();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    jwks?.remove();
   });
 
   /** `groups` copies into every user's claims (a policy claim), configured or not. */
   function token(groups: number): Promise<string> {
-    return new SignJWT({ groups: Array.from({ length: groups }, (_, i) => `group-${String(i).padStart(30, '0')}`) })
-      .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT' })
-      .setIssuer(ISS)
-      .setAudience('api')
-      .setSubject('alice')
-      .setIssuedAt()
-      .setExpirationTime('10m')
-      .sign(key.privateKey);
+    const names = Array.from({ length: groups }, (_, i) => `group-${String(i).padStart(30, '0')}`);
+    return endUserTokenWith(key, ISS, 'api', { groups: names });
   }
 
   async function results(): Promise<Record<string, number>> {

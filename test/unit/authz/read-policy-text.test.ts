@@ -2,34 +2,12 @@
 // so a policy saved as Latin-1 validated with `sous-trait\uFFFDs` in a deny rule that then never matched (`policy
 // test` showed it letting the user in); and the bound was 8 MiB, of which 4 MB nested held one parse for over 20 s
 // (nesting is now bounded on its own; 1 MiB still holds 3,000 ten-line rules).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MAX_POLICY_BYTES, readPolicyText } from '../../../src/authz/load-policy-file.js';
-import { isMeshauthError, type MeshauthError } from '../../../src/errors/index.js';
+import { refusal } from '../../helpers/refusal.js';
+import { bytes, scratchFiles } from '../../helpers/text-files.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'meshauth-policy-text-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const bytes = (...parts: (string | number[])[]) =>
-  Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));
-
-function write(name: string, content: Buffer | string): string {
-  const file = join(dir, name);
-  writeFileSync(file, content);
-  return file;
-}
-
-async function refusal(run: () => Promise<unknown>): Promise<MeshauthError> {
-  try {
-    await run();
-  } catch (error) {
-    if (isMeshauthError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a refusal');
-}
+const write = scratchFiles('meshauth-policy-text-');
 
 const LATIN1 = bytes(
   'apiVersion: meshauth.dev/v1\nkind: Policy\nrules:\n  - name: d\n    action: deny\n    when: { user: { groups: ["sous-trait',

@@ -4,36 +4,14 @@
 // Buffer#toString, so a policy saved as Latin-1 validated with `sous-trait\uFFFDs` in a deny rule that then never
 // matched, and a binary secret lost its bytes to U+FFFD without a word. A leading byte-order mark is dropped (review
 // finding: it stayed in the text, so a password file saved by a Windows editor gave U+FEFF to the PKCS#12 password).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readConfigText } from '../../../src/config/index.js';
 import { readSettingFile } from '../../../src/config/read-setting-file.js';
 import { decodeUtf8 } from '../../../src/config/utf8-text.js';
-import { isMeshauthError, type MeshauthError } from '../../../src/errors/index.js';
+import { refusal } from '../../helpers/refusal.js';
+import { bytes, scratchFiles } from '../../helpers/text-files.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'meshauth-utf8-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const bytes = (...parts: (string | number[])[]) =>
-  Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));
-
-function write(name: string, content: Buffer | string): string {
-  const file = join(dir, name);
-  writeFileSync(file, content);
-  return file;
-}
-
-async function refusal(run: () => unknown): Promise<MeshauthError> {
-  try {
-    await run();
-  } catch (error) {
-    if (isMeshauthError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a refusal');
-}
+const write = scratchFiles('meshauth-utf8-');
 
 describe('decodeUtf8', () => {
   for (const [name, input, text] of [

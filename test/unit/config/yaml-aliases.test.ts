@@ -5,22 +5,14 @@
 import { describe, expect, it } from 'vitest';
 import { parseYamlText } from '../../../src/config/index.js';
 import { MAX_YAML_ALIASES, readStrictYaml } from '../../../src/config/yaml-text.js';
-import { isMeshauthError, type MeshauthError } from '../../../src/errors/index.js';
+import { configRefusal } from '../../helpers/config-refusal.js';
 
 const TOO_MANY = 'more than 100 aliases (*name): expected at most 100 in one document';
 
 /** A list of `n` anchors each followed by its alias: alias I (from 1) on line 2I + 1. */
 const aliases = (n: number) => `x:\n${Array.from({ length: n }, (_, i) => `- &a${i} ${i}\n- *a${i}\n`).join('')}`;
 
-function refusal(text: string): MeshauthError {
-  try {
-    parseYamlText(text, 'f.yaml');
-  } catch (error) {
-    if (isMeshauthError(error, 'MESHAUTH_ERR_CONFIG_INVALID')) return error;
-    throw error;
-  }
-  throw new Error('expected MESHAUTH_ERR_CONFIG_INVALID');
-}
+const refusal = (text: string) => configRefusal(() => parseYamlText(text, 'f.yaml'));
 
 describe('parseYamlText: aliases', () => {
   it('ok/the bound is 100', () => {

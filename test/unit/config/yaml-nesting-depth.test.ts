@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { loadSidecarConfig, parseYamlText } from '../../../src/config/index.js';
 import { jsonTooDeepAt, MAX_NESTING_DEPTH } from '../../../src/config/nesting-depth.js';
 import { isMeshauthError, type MeshauthError } from '../../../src/errors/index.js';
+import { configRefusal } from '../../helpers/config-refusal.js';
 
 const TOO_DEEP = 'nested deeper than 64 levels: expected at most 64 maps and lists inside each other';
 
@@ -15,15 +16,7 @@ const flowMaps = (n: number) => `a: ${'{b: '.repeat(n)}1${'}'.repeat(n)}`;
 const dashes = (n: number) => `${'- '.repeat(n)}x\n`;
 const blockMaps = (n: number) => Array.from({ length: n }, (_, i) => `${' '.repeat(i)}k:`).join('\n');
 
-function refusal(text: string): MeshauthError {
-  try {
-    parseYamlText(text, 'f.yaml');
-  } catch (error) {
-    if (isMeshauthError(error, 'MESHAUTH_ERR_CONFIG_INVALID')) return error;
-    throw error;
-  }
-  throw new Error('expected MESHAUTH_ERR_CONFIG_INVALID');
-}
+const refusal = (text: string) => configRefusal(() => parseYamlText(text, 'f.yaml'));
 
 function depthOf(value: unknown): number {
   let depth = 0;

@@ -11,25 +11,17 @@ import { isMeshauthError } from '../../../src/errors/index.js';
 import type { OidcSettings } from '../../../src/gateway/gateway-config.js';
 import { OidcRelyingParty } from '../../../src/gateway/oidc-relying-party.js';
 import { logLines } from '../../helpers/log-lines.js';
+import { oidcSettings } from '../../helpers/oidc-settings.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'meshauth-oidc-files-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function settings(clientSecretFile: string): OidcSettings {
-  return {
+  return oidcSettings({
     issuer: 'https://login.example.com',
-    clientId: 'meshauth-gateway',
     clientSecretFile,
     redirectUri: 'https://shop.example.com/.meshauth/callback',
-    scopes: ['openid'],
-    caFile: undefined,
-    claims: [],
-    rolesClaim: 'roles',
-    postLogoutRedirectUri: undefined,
-    refreshBeforeMs: 60_000,
-    idTokenAlgorithm: undefined,
-    insecureLoopback: false,
-  };
+  });
 }
 
 function refusal(clientSecretFile: string): string {

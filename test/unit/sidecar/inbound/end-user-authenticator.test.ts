@@ -2,14 +2,9 @@
 // `inbound.endUser.required` and `forwardOriginalToken`. Before, with both set, an `Authorization: Basic …` meant for
 // the app was refused 401 MESHAUTH_ERR_TOKEN_MISSING ("send a token") although the passport proved the user: the
 // forwarded-token check applied `required`, which is about a request with no end user at all.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CredentialHolder } from '../../../../src/agent/credential-holder.js';
 import { MAX_CLAIM_BYTES } from '../../../../src/authn/claim-size.js';
 import { endUserFromClaims } from '../../../../src/authn/end-user.js';
-import { EndUserVerifier } from '../../../../src/authn/end-user-verifier.js';
 import {
   leafKeyOf,
   mintOriginPassport,
@@ -22,9 +17,8 @@ import type { EndUserSettings } from '../../../../src/config/index.js';
 import { SpiffeId } from '../../../../src/identity/index.js';
 import { endUserAuthenticator } from '../../../../src/sidecar/inbound/end-user-authenticator.js';
 import type { EndUserOutcome, InboundRequestView } from '../../../../src/sidecar/inbound/inbound-hooks.js';
-import { PassportStore } from '../../../../src/sidecar/passport-store.js';
-import { Metrics } from '../../../../src/telemetry/index.js';
-import { endUserToken, jwksText, type SigningKey, signingKey } from '../../../helpers/end-user-keys.js';
+import { withEndUserHookOptions } from '../../../helpers/end-user-hook.js';
+import { endUserToken, type JwksFile, jwksFile, type SigningKey, signingKey } from '../../../helpers/end-user-keys.js';
 import { TestCa, type TestSvid } from '../../../helpers/test-ca.js';
 
 const ISS = 'https://idp.test';
@@ -34,20 +28,17 @@ let ca: TestCa;
 let gateway: TestSvid;
 let orders: TestSvid;
 let key: SigningKey;
-let dir: string;
+let jwks: JwksFile;
 
 beforeAll(async () => {
   ca = await TestCa.create('example.org');
   gateway = await ca.issue({ id: ca.idFor('/ns/edge/sa/gateway') });
   orders = await ca.issue({ id: ca.idFor('/ns/shop/sa/orders') });
   key = await signingKey('k1');
-  dir = mkdtempSync(join(tmpdir(), 'end-user-authenticator-'));
-  writeFileSync(join(dir, 'jwks.json'), jwksText(key));
+  jwks = jwksFile('end-user-authenticator-', key);
 });
 
-afterAll(() => {
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => jwks?.remove());
 
 /** The hook of `orders`' sidecar (gateway as voucher) handling one request from the gateway with `headers`. */
 async function handle(
@@ -55,9 +46,7 @@ async function handle(
   forwardOriginalToken: boolean,
   headers: Record<string, string>,
 ): Promise<EndUserOutcome> {
-  const issuers = [
-    { issuer: ISS, audiences: ['api'], algorithms: ['ES256'], jwksUri: `file://${join(dir, 'jwks.json')}` },
-  ];
+  const issuers = [{ issuer: ISS, audiences: ['api'], algorithms: ['ES256'], jwksUri: jwks.uri }];
   const settings: EndUserSettings = {
     required,
     issuers,
@@ -66,16 +55,7 @@ async function handle(
     forwardOriginalToken,
     maxClaimBytes: MAX_CLAIM_BYTES,
   };
-  const verifier = new EndUserVerifier({ config: settings });
-  try {
-    const hook = endUserAuthenticator({
-      settings,
-      verifier,
-      holder: new CredentialHolder({ svid: orders.svid, bundle: ca.bundle }),
-      store: new PassportStore(),
-      metrics: new Metrics(),
-      now: () => new Date(),
-    });
+  return withEndUserHookOptions(ca, orders, settings, (options) => {
     const rawHeaders = Object.entries(headers).flat();
     const view = {
       peer: {
@@ -86,10 +66,8 @@ async function handle(
       headers,
       rawHeaders,
     } as unknown as InboundRequestView;
-    return await hook(view);
-  } finally {
-    await verifier.close();
-  }
+    return endUserAuthenticator(options)(view);
+  });
 }
 
 /** What the gateway's sidecar sends for alice: link (gateway → orders) and origin (gateway). */

@@ -2,22 +2,21 @@
 // of the users a sidecar vouches for, on the mTLS inbound and the external listener, from the file or from
 // MESHAUTH_INBOUND_END_USER. Review follow-up: the sidecar refused every user whose claims passed 4096 bytes (a
 // fixed MAX_CLAIM_BYTES), with no way to raise it for an identity provider that puts many groups in its tokens.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CredentialHolder } from '../../../../src/agent/credential-holder.js';
-import { EndUserVerifier } from '../../../../src/authn/end-user-verifier.js';
 import { PASSPORT_HEADER } from '../../../../src/authn/passport/index.js';
 import { type EndUserSettings, loadSidecarConfig, sidecarConfigFromObject } from '../../../../src/config/index.js';
 import { endUserAuthenticator } from '../../../../src/sidecar/inbound/end-user-authenticator.js';
 import { externalAuthenticator } from '../../../../src/sidecar/inbound/external-authenticator.js';
 import type { EndUserOutcome } from '../../../../src/sidecar/inbound/inbound-hooks.js';
-import { PassportStore } from '../../../../src/sidecar/passport-store.js';
-import { Metrics } from '../../../../src/telemetry/index.js';
 import { configRefusalMessage } from '../../../helpers/config-refusal.js';
-import { jwksText, type SigningKey, signingKey } from '../../../helpers/end-user-keys.js';
+import { withEndUserHookOptions } from '../../../helpers/end-user-hook.js';
+import {
+  endUserTokenWith,
+  type JwksFile,
+  jwksFile,
+  type SigningKey,
+  signingKey,
+} from '../../../helpers/end-user-keys.js';
 import { TestCa, type TestSvid } from '../../../helpers/test-ca.js';
 
 const ISS = 'https://idp.test';
@@ -25,7 +24,7 @@ const ISS = 'https://idp.test';
 let ca: TestCa;
 let orders: TestSvid;
 let key: SigningKey;
-let dir: string;
+let jwks: JwksFile;
 /** alice with 150 group IDs of 36 bytes (as Entra ID sends them): about 5,900 bytes of claims. */
 let manyGroups: string;
 
@@ -33,26 +32,16 @@ beforeAll(async () => {
   ca = await TestCa.create('example.org');
   orders = await ca.issue({ id: ca.idFor('/ns/shop/sa/orders') });
   key = await signingKey('k1');
-  dir = mkdtempSync(join(tmpdir(), 'vouch-max-claim-bytes-'));
-  writeFileSync(join(dir, 'jwks.json'), jwksText(key));
+  jwks = jwksFile('vouch-max-claim-bytes-', key);
   const groups = Array.from({ length: 150 }, (_, i) => `0b6c${String(i).padStart(4, '0')}-7d1e-4a2b-9c3d-1234567890ab`);
-  manyGroups = await new SignJWT({ groups })
-    .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT' })
-    .setIssuer(ISS)
-    .setAudience('api')
-    .setSubject('alice')
-    .setIssuedAt()
-    .setExpirationTime('10m')
-    .sign(key.privateKey);
+  manyGroups = await endUserTokenWith(key, ISS, 'api', { groups });
 });
 
-afterAll(() => {
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => jwks?.remove());
 
 function endUserFile(extra: Record<string, unknown> = {}) {
   return {
-    issuers: [{ issuer: ISS, audiences: ['api'], algorithms: ['ES256'], jwksUri: `file://${join(dir, 'jwks.json')}` }],
+    issuers: [{ issuer: ISS, audiences: ['api'], algorithms: ['ES256'], jwksUri: jwks.uri }],
     ...extra,
   };
 }
@@ -73,25 +62,14 @@ function settingsOf(endUser: Record<string, unknown>): EndUserSettings {
 }
 
 /** alice's many-groups token on `listener` of a sidecar with `settings`. */
-async function vouch(listener: 'inbound' | 'external', settings: EndUserSettings): Promise<EndUserOutcome> {
-  const verifier = new EndUserVerifier({ config: settings });
-  try {
-    const options = {
-      settings,
-      verifier,
-      holder: new CredentialHolder({ svid: orders.svid, bundle: ca.bundle }),
-      store: new PassportStore(),
-      metrics: new Metrics(),
-      now: () => new Date(),
-    };
+function vouch(listener: 'inbound' | 'external', settings: EndUserSettings): Promise<EndUserOutcome> {
+  return withEndUserHookOptions(ca, orders, settings, (options) => {
     const headers = { authorization: `Bearer ${manyGroups}` };
     const view = { headers, rawHeaders: Object.entries(headers).flat() };
     return listener === 'inbound'
-      ? await endUserAuthenticator(options)(view as never)
-      : await externalAuthenticator(options)(view as never);
-  } finally {
-    await verifier.close();
-  }
+      ? endUserAuthenticator(options)(view as never)
+      : externalAuthenticator(options)(view as never);
+  });
 }
 
 describe('inbound.endUser.maxClaimBytes', () => {

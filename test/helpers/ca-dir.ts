@@ -1,13 +1,21 @@
 // A throw-away CA directory for CA tests: `initCa` in a temp dir, removed by the returned cleanup; a CA server on
-// 127.0.0.1 port 0 serving from one (also on a clock the test sets, with an anonymous client); and, for e2e tests of
-// the built CLI, one made by `meshauth ca init` per test.
+// 127.0.0.1 port 0 serving from one (also on a clock the test sets, with an anonymous client, or with a client that
+// posts CSRs under fresh join tokens); and, for e2e tests of the built CLI, one made by `meshauth ca init` per test.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent } from 'undici';
-import { afterEach, beforeAll, beforeEach, expect } from 'vitest';
-import { type CaServer, type CaServerOptions, initCa, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
+import { Agent, request } from 'undici';
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
+import {
+  type CaServer,
+  type CaServerOptions,
+  createJoinToken,
+  initCa,
+  loadCaMaterial,
+  startCaServer,
+} from '../../src/ca/index.js';
 import { type Logger, Metrics } from '../../src/telemetry/index.js';
+import { type LogLines, logLines } from './log-lines.js';
 import { assertBuilt, meshauth } from './meshauth-cli.js';
 
 export async function makeCaDir(trustDomain = 'example.org'): Promise<{ dir: string; cleanup: () => void }> {
@@ -62,6 +70,49 @@ export async function startClockedCa(logger: Logger, now: () => Date): Promise<C
     close: async () => {
       await anonymous.close();
       await ca.close();
+    },
+  };
+}
+
+/** What a file of CSR tests holds (csrCaPerFile): the CA's metrics, its log lines, and a client to ask for SVIDs. */
+export interface CsrCa {
+  readonly metrics: Metrics;
+  /** The CA's log lines (logLines' defaults). */
+  readonly log: LogLines;
+  /** POST /v1/svid with `csr` and a fresh join token, over TLS that trusts the CA: the status and the JSON body. */
+  post(csr: string): Promise<{ status: number; body: { code?: string } }>;
+}
+
+/**
+ * For a file of CSR tests: registers the hooks that start startCaInTempDir (SVIDs of 10 minutes, logging to `log`,
+ * counting in `metrics`) before its tests and close it after them; `post` asks for SVIDs of `id`.
+ */
+export function csrCaPerFile(id: string): CsrCa {
+  const metrics = new Metrics();
+  const log = logLines();
+  let ca: TestCaServer | undefined;
+  let agent: Agent | undefined;
+  beforeAll(async () => {
+    ca = await startCaInTempDir({ svidTtlMs: 600_000, logger: log.logger, metrics });
+    agent = new Agent({ connect: { ca: ca.bundlePem } });
+  });
+  afterAll(async () => {
+    await agent?.close();
+    await ca?.close();
+  });
+  return {
+    metrics,
+    log,
+    post: async (csr) => {
+      if (ca === undefined || agent === undefined) throw new Error('the CA is not started');
+      const token = await createJoinToken({ dir: ca.dir, id, ttlMs: 60_000 });
+      const response = await request(`${ca.server.url}/v1/svid`, {
+        method: 'POST',
+        dispatcher: agent,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ csr, token }),
+      });
+      return { status: response.statusCode, body: (await response.body.json()) as { code?: string } };
     },
   };
 }

@@ -362,6 +362,8 @@ export interface PairOptions {
   readonly appHandler?: AppHandler;
   /** IDs the route to B accepts (default: B's own ID). */
   readonly routeIds?: string[];
+  /** The keys of A's routes to B (default `b.mesh`), host patterns such as `*.*` too. */
+  readonly routeKeys?: readonly string[];
   readonly appTimeout?: string;
   readonly drainTimeout?: string;
   readonly egress?: string[];
@@ -376,7 +378,7 @@ export interface PairOptions {
   readonly inboundLimitsB?: SidecarDependencies['inboundLimits'];
 }
 
-/** app A → A's outbound → B's inbound → app B, with route host `b.mesh`. */
+/** app A → A's outbound → B's inbound → app B, with route host `b.mesh` (or `routeKeys`). */
 export async function startPair(ca: TestCa, options: PairOptions = {}): Promise<SidecarPair> {
   const idA = ca.idFor('/ns/shop/sa/a');
   const idB = ca.idFor('/ns/shop/sa/b');
@@ -394,9 +396,10 @@ export async function startPair(ca: TestCa, options: PairOptions = {}): Promise<
       ...(options.inboundLimitsB === undefined ? {} : { inboundLimits: options.inboundLimitsB }),
     },
   );
+  const routeToB = { address: `127.0.0.1:${b.sidecar.inboundPort}`, ids: options.routeIds ?? [idB] };
   const configA = testConfig({
     appPort: 1,
-    routes: { 'b.mesh': { address: `127.0.0.1:${b.sidecar.inboundPort}`, ids: options.routeIds ?? [idB] } },
+    routes: Object.fromEntries((options.routeKeys ?? ['b.mesh']).map((key) => [key, routeToB])),
     ...(options.egress === undefined ? {} : { egress: options.egress }),
     ...(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout }),
   });

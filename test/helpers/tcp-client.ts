@@ -127,3 +127,8 @@ export function rawTcpExchange(
     socket.on('close', () => resolve({ bytes: Buffer.concat(chunks), closedByServer: !timedOut }));
   });
 }
+
+/** rawTcpExchange of HTTP/1.1 written by hand: `text` sent, the reply read back, both as latin1. */
+export async function rawHttpExchange(port: number, text: string): Promise<string> {
+  return (await rawTcpExchange(port, Buffer.from(text, 'latin1'))).bytes.toString('latin1');
+}

@@ -1,14 +1,15 @@
 // A TCP tunnel pair built from the src/sidecar/tcp components, without the rest of the sidecar: client side
 // TcpOutboundListeners (loopback listener → mTLS to the server), server side a TLS server shaped like the inbound
 // listener's dispatch (mesh TLS profile, client certificate required, verifyPeer, ALPN meshauth-tcp/2 (or /1) →
-// TcpInboundHandler.adopt) in front of a TCP app. Real SVIDs from TestCa; everything on 127.0.0.1 port 0.
+// TcpInboundHandler.adopt) in front of a TCP app. Real SVIDs from TestCa; everything on 127.0.0.1 port 0. Also the
+// set-up of the tests that remove a root under outbound tunnels (startRetiringRootTunnel, heldAddress).
 import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { CredentialHolder } from '../../src/agent/credential-holder.js';
 import type { CompiledPolicy } from '../../src/authz/index.js';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { SpiffeId } from '../../src/identity/index.js';
-import type { TrustBundle } from '../../src/pki/index.js';
+import { TrustBundle } from '../../src/pki/index.js';
 import { type RunningSidecar, startSidecar } from '../../src/sidecar/index.js';
 import {
   type ResolveHost,
@@ -20,7 +21,8 @@ import {
 import { createLogger, type Logger, Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { mtlsServerOptions, peerChainDer, verifyPeer } from '../../src/tls/index.js';
 import { rootsOf } from '../../src/tls/removed-roots.js';
-import type { TestCa, TestSvid } from './test-ca.js';
+import { type RawClient, rawClient, until } from './tcp-client.js';
+import { TestCa, type TestSvid } from './test-ca.js';
 
 export interface TcpTunnelPair {
   /** Where the client app connects (the outbound listener). */
@@ -198,6 +200,111 @@ export async function startTcpApp(onSocket: (socket: Socket) => void): Promise<T
 /** Echoes every byte; ends its side when the client ends. */
 export function echo(socket: Socket): void {
   socket.pipe(socket);
+}
+
+// --- a root that leaves the bundle under outbound tunnels -----------------------------------------------------------
+
+/** A route address whose name is answered when the test says: a connection held between its accept and its handshake. */
+export interface HeldAddress {
+  /** The route's address host, `db.data.test`. */
+  readonly addressHost: string;
+  /** Answers 127.0.0.1 once answer() was called. */
+  readonly resolveHost: ResolveHost;
+  /** Resolves when the outbound asked for the address. */
+  readonly asked: Promise<void>;
+  answer(): void;
+}
+
+export function heldAddress(): HeldAddress {
+  let ask = () => {};
+  const asked = new Promise<void>((resolve) => {
+    ask = resolve;
+  });
+  let answer = () => {};
+  const answered = new Promise<void>((resolve) => {
+    answer = resolve;
+  });
+  return {
+    addressHost: 'db.data.test',
+    resolveHost: async () => {
+      ask();
+      await answered;
+      return ['127.0.0.1'];
+    },
+    asked,
+    answer,
+  };
+}
+
+export interface RetiringRootTunnel {
+  /** The CA whose root stays, and the pair's. */
+  readonly kept: TestCa;
+  /** The CA whose root a test removes. */
+  readonly retired: TestCa;
+  /** Both roots: what both sides of the pair hold. */
+  readonly bothRoots: TrustBundle;
+  readonly app: TcpApp;
+  readonly pair: TcpTunnelPair;
+}
+
+/**
+ * Two CAs of example.org, an echo app, and a tunnel pair of `kept` in front of it whose both sides hold both roots,
+ * its server presenting `serverSvid` (default: an SVID of `retired`, /ns/data/sa/old), its route address `held` if
+ * given. The caller closes the pair and the app.
+ */
+export async function startRetiringRootTunnel(
+  options: {
+    readonly serverSvid?: (kept: TestCa, retired: TestCa) => Promise<TestSvid>;
+    readonly logger?: Logger;
+    readonly held?: HeldAddress;
+  } = {},
+): Promise<RetiringRootTunnel> {
+  const kept = await TestCa.create('example.org');
+  const retired = await TestCa.create('example.org');
+  const serverSvid =
+    options.serverSvid === undefined
+      ? await retired.issue({ id: retired.idFor('/ns/data/sa/old') })
+      : await options.serverSvid(kept, retired);
+  const bothRoots = new TrustBundle(kept.trustDomain, [...kept.bundle.roots, ...retired.bundle.roots]);
+  const app = await startTcpApp(echo);
+  try {
+    const pair = await startTcpTunnelPair(kept, {
+      appPort: app.port,
+      serverSvid,
+      bundle: bothRoots,
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+      ...(options.held === undefined
+        ? {}
+        : { addressHost: options.held.addressHost, resolveHost: options.held.resolveHost }),
+    });
+    return { kept, retired, bothRoots, app, pair };
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
+}
+
+/**
+ * A client of `pair` whose connection has taken its TLS context and waits for `held`'s address when the client
+ * side's bundle becomes `bundle` (a root removed); then bytes are sent and the address answered. Resolves once the
+ * client is closed or echoed to.
+ */
+export async function connectAcrossBundleChange(
+  pair: TcpTunnelPair,
+  held: HeldAddress,
+  bundle: TrustBundle,
+): Promise<RawClient> {
+  const client = await rawClient(pair.port);
+  await held.asked;
+  pair.clientHolder.set({ svid: pair.clientSvid.svid, bundle });
+  let closed = false;
+  void client.closed.then(() => {
+    closed = true;
+  });
+  client.socket.write('sent before the handshake ended');
+  held.answer();
+  await until('the client is closed or echoed to', () => closed || client.received().length > 0);
+  return client;
 }
 
 /** A whole sidecar started as `meshauth sidecar` runs it, with its own metrics registry. */

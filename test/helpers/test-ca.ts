@@ -306,6 +306,16 @@ async function makeTestSvid(
   };
 }
 
+/** `svid` sending `above` after its leaf, in that order, instead of its own chain (one a server made up). */
+export function presenting(svid: TestSvid, above: readonly x509.X509Certificate[]): TestSvid {
+  const certificates = [svid.leaf, ...above];
+  return {
+    ...svid,
+    chainPem: `${certificates.map((cert) => cert.toString('pem')).join('\n')}\n`,
+    svid: new X509Svid({ id: svid.svid.id, certificates, privateKeyPem: svid.keyPem, keyType: svid.keys.type }),
+  };
+}
+
 /** Writes one SVID's chain and key to `<dir>/<name>.crt|.key` and returns the paths. */
 export function writeSvidFiles(dir: string, name: string, svid: TestSvid): { cert: string; key: string } {
   const cert = join(dir, `${name}.crt`);

@@ -1,12 +1,9 @@
 // Hostile CSRs against the real CA API (TLS on 127.0.0.1): an RSA key with a small public exponent, a CSR with
 // data after it, an EC key at the point at infinity or in the hybrid form and a request of a thousand tiny ASN.1
 // elements are refused with MESHAUTH_ERR_CSR_INVALID, one metric increment and one log line; the CA stays up.
-import { Agent, request } from 'undici';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { type CaServer, createJoinToken, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
+import { describe, expect, it } from 'vitest';
 import { createCsrPem, generateKeyPair } from '../../src/pki/index.js';
-import { Metrics } from '../../src/telemetry/index.js';
-import { makeCaDir } from '../helpers/ca-dir.js';
+import { csrCaPerFile } from '../helpers/ca-dir.js';
 import { caRejections } from '../helpers/ca-metrics.js';
 import {
   berCsrWithAttributes,
@@ -16,39 +13,9 @@ import {
   rsaCsrWithExponent,
   withDerTrailer,
 } from '../helpers/csr-variants.js';
-import { type LogLines, logLines } from '../helpers/log-lines.js';
 
 const ID = 'spiffe://example.org/ns/shop/sa/web';
-let dir: string;
-let server: CaServer;
-let metrics: Metrics;
-let log: LogLines;
-let agent: Agent;
-
-beforeAll(async () => {
-  const ca = await makeCaDir();
-  dir = ca.dir;
-  metrics = new Metrics();
-  log = logLines();
-  server = await startCaServer({ dir, listen: '127.0.0.1:0', svidTtlMs: 600_000, logger: log.logger, metrics });
-  agent = new Agent({ connect: { ca: (await loadCaMaterial(dir)).bundle.toPem() } });
-  return async () => {
-    await agent.close();
-    await server.close();
-    ca.cleanup();
-  };
-});
-
-async function post(csr: string): Promise<{ status: number; body: { code?: string } }> {
-  const token = await createJoinToken({ dir, id: ID, ttlMs: 60_000 });
-  const response = await request(`${server.url}/v1/svid`, {
-    method: 'POST',
-    dispatcher: agent,
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ csr, token }),
-  });
-  return { status: response.statusCode, body: (await response.body.json()) as { code?: string } };
-}
+const { metrics, log, post } = csrCaPerFile(ID);
 
 const rejected = (reason: string): Promise<number> => caRejections(metrics, reason);
 

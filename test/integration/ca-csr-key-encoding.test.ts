@@ -3,47 +3,14 @@
 // such a key byte for byte (an RSAPublicKey followed by attacker-chosen bytes, or with a BER length), so an
 // authenticated workload got a CA-signed certificate that is not DER and carries its chosen blob.
 import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
-import { Agent, request } from 'undici';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { type CaServer, createJoinToken, loadCaMaterial, startCaServer } from '../../src/ca/index.js';
+import { describe, expect, it } from 'vitest';
 import { createCsrPem, generateKeyPair, toPem } from '../../src/pki/index.js';
-import { Metrics } from '../../src/telemetry/index.js';
-import { makeCaDir } from '../helpers/ca-dir.js';
+import { csrCaPerFile } from '../helpers/ca-dir.js';
 import { caRejections } from '../helpers/ca-metrics.js';
 import { oid, tlv } from '../helpers/der-writer.js';
-import { type LogLines, logLines } from '../helpers/log-lines.js';
 
 const ID = 'spiffe://example.org/ns/shop/sa/web';
-let dir: string;
-let server: CaServer;
-let metrics: Metrics;
-let log: LogLines;
-let agent: Agent;
-
-beforeAll(async () => {
-  const ca = await makeCaDir();
-  dir = ca.dir;
-  metrics = new Metrics();
-  log = logLines();
-  server = await startCaServer({ dir, listen: '127.0.0.1:0', svidTtlMs: 600_000, logger: log.logger, metrics });
-  agent = new Agent({ connect: { ca: (await loadCaMaterial(dir)).bundle.toPem() } });
-  return async () => {
-    await agent.close();
-    await server.close();
-    ca.cleanup();
-  };
-});
-
-async function post(csr: string): Promise<{ status: number; body: { code?: string } }> {
-  const token = await createJoinToken({ dir, id: ID, ttlMs: 60_000 });
-  const response = await request(`${server.url}/v1/svid`, {
-    method: 'POST',
-    dispatcher: agent,
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ csr, token }),
-  });
-  return { status: response.statusCode, body: (await response.body.json()) as { code?: string } };
-}
+const { metrics, log, post } = csrCaPerFile(ID);
 
 const hex = (s: string) => Buffer.from(s, 'hex');
 

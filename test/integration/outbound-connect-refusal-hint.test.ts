@@ -4,26 +4,12 @@
 // loopback (reason egress_loopback). Found in review: both bodies said only "egress to this host is not allowed",
 // the hint was in the sidecar's log alone, which the client rarely sees.
 import { lookup } from 'node:dns/promises';
-import { connect as netConnect } from 'node:net';
 import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLines } from '../helpers/log-lines.js';
 import { type SidecarPair, startPair } from '../helpers/sidecar-harness.js';
+import { rawHttpExchange } from '../helpers/tcp-client.js';
 import { TestCa } from '../helpers/test-ca.js';
-
-/** Writes `bytes` to the outbound and resolves with what came back before it closed (or 3 s passed). */
-function rawExchange(port: number, bytes: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const socket = netConnect({ host: '127.0.0.1', port }, () => socket.write(bytes));
-    socket.on('data', (d: Buffer) => {
-      text += d.toString('latin1');
-    });
-    socket.on('close', () => resolve(text));
-    socket.on('error', reject);
-    socket.setTimeout(3_000, () => socket.destroy());
-  });
-}
 
 /** The JSON body of a raw HTTP/1.1 answer. */
 function bodyOf(reply: string): Record<string, unknown> {
@@ -45,7 +31,7 @@ describe('outbound: CONNECT refusals carry their hint in the answer', () => {
   });
 
   it('fail/CONNECT to a route host on port 443 → 403 whose body says to call it over http://', async () => {
-    const reply = await rawExchange(
+    const reply = await rawHttpExchange(
       pair.a.sidecar.outboundPort,
       'CONNECT b.mesh:443 HTTP/1.1\r\nHost: b.mesh:443\r\n\r\n',
     );
@@ -62,7 +48,7 @@ describe('outbound: CONNECT refusals carry their hint in the answer', () => {
   });
 
   it('ok/CONNECT to a host that is neither a route nor egress keeps the plain 403 (nothing to hint)', async () => {
-    const reply = await rawExchange(
+    const reply = await rawHttpExchange(
       pair.a.sidecar.outboundPort,
       'CONNECT other.mesh:80 HTTP/1.1\r\nHost: other.mesh:80\r\n\r\n',
     );
@@ -81,7 +67,7 @@ describe('outbound: CONNECT refusals carry their hint in the answer', () => {
       return;
     }
     const target = `${LOCAL_NAME}:8443`;
-    const reply = await rawExchange(
+    const reply = await rawHttpExchange(
       pair.a.sidecar.outboundPort,
       `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`,
     );

@@ -4,28 +4,14 @@
 // to the peer, XFCC at app B. Port 443 to a route host is refused (no TLS interception), as is a host that is
 // neither a route nor allowed egress.
 import { spawn } from 'node:child_process';
-import { connect as netConnect } from 'node:net';
 import { ProxyAgent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLines } from '../helpers/log-lines.js';
 import { echoApp, type SidecarPair, startPair } from '../helpers/sidecar-harness.js';
+import { rawHttpExchange } from '../helpers/tcp-client.js';
 import { TestCa } from '../helpers/test-ca.js';
 
 const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
-
-/** Writes `bytes` to the outbound and resolves with what came back before it closed (or 3 s passed). */
-function rawExchange(port: number, bytes: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const socket = netConnect({ host: '127.0.0.1', port }, () => socket.write(bytes));
-    socket.on('data', (d: Buffer) => {
-      text += d.toString('latin1');
-    });
-    socket.on('close', () => resolve(text));
-    socket.on('error', reject);
-    socket.setTimeout(3_000, () => socket.destroy());
-  });
-}
 
 describe('outbound: CONNECT to a mesh route host', () => {
   let ca: TestCa;
@@ -107,7 +93,7 @@ describe('outbound: CONNECT to a mesh route host', () => {
 
   it('fail/CONNECT to a route host on port 443 → 403 route_tls, nothing reaches app B', async () => {
     const before = pair.appB.seen.length;
-    const reply = await rawExchange(
+    const reply = await rawHttpExchange(
       pair.a.sidecar.outboundPort,
       'CONNECT b.mesh:443 HTTP/1.1\r\nHost: b.mesh:443\r\n\r\n',
     );
@@ -118,7 +104,7 @@ describe('outbound: CONNECT to a mesh route host', () => {
   });
 
   it('fail/CONNECT to a host that is neither a route nor egress → 403 egress_forbidden', async () => {
-    const reply = await rawExchange(
+    const reply = await rawHttpExchange(
       pair.a.sidecar.outboundPort,
       'CONNECT other.mesh:80 HTTP/1.1\r\nHost: other.mesh:80\r\n\r\n',
     );
@@ -132,7 +118,7 @@ describe('outbound: CONNECT to a mesh route host', () => {
     process.on('warning', onWarning);
     try {
       const connects = 'CONNECT b.mesh:80 HTTP/1.1\r\nHost: b.mesh:80\r\n\r\n'.repeat(15);
-      const reply = await rawExchange(
+      const reply = await rawHttpExchange(
         pair.a.sidecar.outboundPort,
         `${connects}GET /nested HTTP/1.1\r\nHost: b.mesh\r\nConnection: close\r\n\r\n`,
       );
@@ -146,7 +132,7 @@ describe('outbound: CONNECT to a mesh route host', () => {
   });
 
   it('fail/a CONNECT pipelined behind a request still being answered closes the connection, no tunnel opens', async () => {
-    const replying = rawExchange(
+    const replying = rawHttpExchange(
       pair.a.sidecar.outboundPort,
       'GET /slow HTTP/1.1\r\nHost: b.mesh\r\n\r\nCONNECT b.mesh:80 HTTP/1.1\r\nHost: b.mesh:80\r\n\r\n' +
         'GET /inner HTTP/1.1\r\nHost: b.mesh\r\n\r\n',
@@ -159,7 +145,7 @@ describe('outbound: CONNECT to a mesh route host', () => {
   });
 
   it('fail/a request inside a route tunnel naming an unknown host → 502 route not found', async () => {
-    const reply = await rawExchange(
+    const reply = await rawHttpExchange(
       pair.a.sidecar.outboundPort,
       'CONNECT b.mesh:80 HTTP/1.1\r\nHost: b.mesh:80\r\n\r\nGET /x HTTP/1.1\r\nHost: nowhere.mesh\r\nConnection: close\r\n\r\n',
     );

@@ -8,22 +8,12 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isMeshauthError } from '../../src/errors/index.js';
 import { SpiffeId } from '../../src/identity/index.js';
-import { X509Svid, type x509 } from '../../src/pki/index.js';
+import type { x509 } from '../../src/pki/index.js';
 import { clientSecureContext, connectPeer, PeerConnectError, peerConnectFailureReason } from '../../src/tls/index.js';
 import { PEER_HOST, peerServerTls, startRoutedSidecar, viaProxy } from '../helpers/sidecar-harness.js';
 import { rawClient } from '../helpers/tcp-client.js';
 import { echo, startTcpApp, startTcpTunnelPair } from '../helpers/tcp-tunnel-pair.js';
-import { TestCa, type TestSvid } from '../helpers/test-ca.js';
-
-/** `svid` presenting `above` after its leaf, in that order, instead of its own chain. */
-function presenting(svid: TestSvid, above: readonly x509.X509Certificate[]): TestSvid {
-  const certificates = [svid.leaf, ...above];
-  return {
-    ...svid,
-    chainPem: `${certificates.map((cert) => cert.toString('pem')).join('\n')}\n`,
-    svid: new X509Svid({ id: svid.svid.id, certificates, privateKeyPem: svid.keyPem, keyType: svid.keys.type }),
-  };
-}
+import { presenting, TestCa, type TestSvid } from '../helpers/test-ca.js';
 
 /** A TLS server presenting `svid` that drops the connection at its first byte; counts the bytes it got. */
 async function peerServer(

@@ -6,40 +6,26 @@
 // without a DNS record 503 PEER_UNAVAILABLE with DNS retries after it; neither said the host lacked the label.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLines } from '../helpers/log-lines.js';
-import {
-  startApp,
-  startTestSidecar,
-  type TestApp,
-  type TestSidecar,
-  testConfig,
-  viaProxy,
-} from '../helpers/sidecar-harness.js';
+import { type SidecarPair, startPair, type TestApp, type TestSidecar, viaProxy } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 
 describe('outbound: {namespace} route and a host without a namespace label', () => {
+  let pair: SidecarPair;
   let app: TestApp;
   let a: TestSidecar;
-  let b: TestSidecar;
   const logs = logLines('outbound', 'debug');
 
   beforeAll(async () => {
-    const ca = await TestCa.create();
-    app = await startApp();
-    b = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), testConfig({ appPort: app.port }));
-    const address = `127.0.0.1:${b.sidecar.inboundPort}`;
-    const ids = ['spiffe://example.org/ns/{namespace}/sa/*'];
-    a = await startTestSidecar(
-      ca,
-      ca.idFor('/ns/front/sa/a'),
+    pair = await startPair(await TestCa.create(), {
+      loggerA: logs.logger,
       // `*` matches one-label hosts (no namespace label); `*.*` two-label ones, whose second label is the namespace.
-      testConfig({ appPort: 1, routes: { '*': { address, ids }, '*.*': { address, ids } } }),
-      { logger: logs.logger },
-    );
+      routeKeys: ['*', '*.*'],
+      routeIds: ['spiffe://example.org/ns/{namespace}/sa/*'],
+    });
+    ({ a, appB: app } = pair);
   });
   afterAll(async () => {
-    await a?.sidecar.close(0);
-    await b?.sidecar.close(0);
-    await app?.close();
+    await pair?.close();
   });
 
   async function rejected(code: string): Promise<number> {

@@ -3,18 +3,22 @@
 // once the reload is over the new policy is in force. Review finding: the reload parsed on the event loop, so for
 // those seconds (up to 15 s for other texts within the bounds) the sidecar and the gateway answered nothing: health
 // probes timed out and requests stalled, although the previous policy stayed in force until the new one was ready.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decide } from '../../src/authz/decide.js';
 import { MAX_POLICY_BYTES } from '../../src/authz/load-policy-file.js';
-import { PolicyWatcher } from '../../src/authz/policy-watcher.js';
+import type { PolicyWatcher } from '../../src/authz/policy-watcher.js';
 import { SpiffeId } from '../../src/identity/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
+import {
+  type PolicyFile,
+  reloadOnlyWatcher,
+  policyReloads as reloads,
+  writePolicyFile,
+} from '../helpers/policy-reloads.js';
 
 const HEAD = 'apiVersion: meshauth.dev/v1\nkind: Policy\nrules:\n';
 const SMALL = `${HEAD}  - name: allow-one\n    action: allow\n    to: { paths: ["/one"] }\n`;
@@ -37,13 +41,8 @@ function heavyPolicy(): { readonly text: string; readonly rules: number } {
   return { text: parts.join(''), rules };
 }
 
-async function reloads(metrics: Metrics, result: string): Promise<number> {
-  const data = await metrics.policyReloads.get();
-  return data.values.find((v) => v.labels.result === result)?.value ?? 0;
-}
-
 describe('policy reload off the event loop', () => {
-  let dir: string;
+  let policy: PolicyFile;
   let file: string;
   let metrics: Metrics;
   let watcher: PolicyWatcher;
@@ -51,19 +50,10 @@ describe('policy reload off the event loop', () => {
   let agent: Agent;
 
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'meshauth-reload-thread-'));
-    file = join(dir, 'policy.yaml');
-    await writeFile(file, SMALL);
+    policy = await writePolicyFile('meshauth-reload-thread-', SMALL);
+    file = policy.file;
     metrics = new Metrics();
-    // reload() is the only change event: no watch, no periodic stat, no settle time.
-    watcher = new PolicyWatcher({
-      file,
-      logger: silentLogger(),
-      metrics,
-      fsWatch: false,
-      settleMs: 0,
-      pollIntervalMs: 3_600_000,
-    });
+    watcher = reloadOnlyWatcher({ file, logger: silentLogger(), metrics });
     await watcher.start();
     server = createServer((_req, res) => res.end('ok'));
     await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
@@ -74,7 +64,7 @@ describe('policy reload off the event loop', () => {
     watcher.close();
     await agent.close();
     await new Promise((closed) => server.close(closed));
-    await rm(dir, { recursive: true, force: true });
+    await policy.remove();
   });
 
   it('ok/requests to a server in the same process are answered while a 1 MiB policy is parsed; then it applies', {

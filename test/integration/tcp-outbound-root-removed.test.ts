@@ -3,33 +3,30 @@
 // review: an open tunnel to a server of the removed root kept carrying bytes until the server's SVID expired.
 // A connection accepted before the removal, still in its handshake, is refused when the handshake ends.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TrustBundle } from '../../src/pki/index.js';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
 import { rawClient, until } from '../helpers/tcp-client.js';
-import { echo, startTcpApp, startTcpTunnelPair, type TcpApp, type TcpTunnelPair } from '../helpers/tcp-tunnel-pair.js';
-import { TestCa } from '../helpers/test-ca.js';
+import {
+  connectAcrossBundleChange,
+  heldAddress,
+  startRetiringRootTunnel,
+  startTcpTunnelPair,
+  type TcpApp,
+  type TcpTunnelPair,
+} from '../helpers/tcp-tunnel-pair.js';
+import type { TestCa } from '../helpers/test-ca.js';
 
 describe('outbound TCP tunnels when a root leaves the bundle', () => {
   let kept: TestCa;
-  let retired: TestCa;
   let app: TcpApp;
   let toRetired: TcpTunnelPair;
   let toKept: TcpTunnelPair;
   let log: LogLines;
 
   beforeAll(async () => {
-    kept = await TestCa.create('example.org');
-    retired = await TestCa.create('example.org');
-    const both = new TrustBundle(kept.trustDomain, [...kept.bundle.roots, ...retired.bundle.roots]);
-    app = await startTcpApp(echo);
     log = logLines('sidecar', 'info');
-    toRetired = await startTcpTunnelPair(kept, {
-      appPort: app.port,
-      logger: log.logger,
-      serverSvid: await retired.issue({ id: retired.idFor('/ns/data/sa/old') }),
-      bundle: both,
-    });
-    toKept = await startTcpTunnelPair(kept, { appPort: app.port, bundle: both });
+    const tunnel = await startRetiringRootTunnel({ logger: log.logger });
+    ({ kept, app, pair: toRetired } = tunnel);
+    toKept = await startTcpTunnelPair(kept, { appPort: app.port, bundle: tunnel.bothRoots });
   });
   afterAll(async () => {
     await toRetired?.close();
@@ -65,54 +62,24 @@ describe('an outbound TCP connection begun before a root left the bundle', () =>
   let app: TcpApp;
   let pair: TcpTunnelPair;
   let log: LogLines;
-  let asked: () => void;
-  const askedForAddress = new Promise<void>((resolve) => {
-    asked = resolve;
-  });
-  let answer: () => void;
-  const addressAnswered = new Promise<void>((resolve) => {
-    answer = resolve;
-  });
+  // The name's answer is held until the root has left: the connection was accepted, and took its TLS context (both
+  // roots), before the removal, so its handshake verifies the server against the roots before it.
+  const held = heldAddress();
 
   beforeAll(async () => {
-    kept = await TestCa.create('example.org');
-    retired = await TestCa.create('example.org');
-    app = await startTcpApp(echo);
     log = logLines('sidecar', 'info');
-    pair = await startTcpTunnelPair(kept, {
-      appPort: app.port,
-      logger: log.logger,
-      serverSvid: await retired.issue({ id: retired.idFor('/ns/data/sa/old') }),
-      bundle: new TrustBundle(kept.trustDomain, [...kept.bundle.roots, ...retired.bundle.roots]),
-      // The name's answer is held until the root has left: the connection was accepted, and took its TLS context
-      // (both roots), before the removal, so its handshake verifies the server against the roots before it.
-      addressHost: 'db.data.test',
-      resolveHost: async () => {
-        asked();
-        await addressAnswered;
-        return ['127.0.0.1'];
-      },
-    });
+    ({ kept, retired, app, pair } = await startRetiringRootTunnel({ logger: log.logger, held }));
   });
   afterAll(async () => {
-    answer?.();
+    held.answer();
     await pair?.close();
     await app?.close();
   });
 
   it('fail/a server verified against the roots before the removal is refused at the end of its handshake', async () => {
-    const client = await rawClient(pair.port);
-    await askedForAddress;
-    pair.clientHolder.set({ svid: pair.clientSvid.svid, bundle: kept.bundle });
-    let closed = false;
-    void client.closed.then(() => {
-      closed = true;
-    });
-    client.socket.write('sent before the handshake ended');
-    answer();
+    const client = await connectAcrossBundleChange(pair, held, kept.bundle);
 
     // A tunnel let through would echo; the refusal resets the client without a byte.
-    await until('the client is closed or echoed to', () => closed || client.received().length > 0);
     expect(client.received().length).toBe(0);
     expect((await client.closed)?.code).toBe('ECONNRESET');
     const text = await pair.clientMetrics.registry.metrics();

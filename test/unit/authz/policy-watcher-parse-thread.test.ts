@@ -3,15 +3,19 @@
 // file and MESHAUTH_ERR_POLICY_INVALID; the process goes on. Unlike a refused text, the same text is tried again on
 // the next change event (the thread said nothing about it), without counting or logging the failure again. Review
 // finding: the reload parsed on the event loop; it now parses on a worker thread, which can fail on its own.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { BroadcastChannel } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decide } from '../../../src/authz/decide.js';
-import { PolicyWatcher } from '../../../src/authz/policy-watcher.js';
+import type { PolicyWatcher } from '../../../src/authz/policy-watcher.js';
 import { Metrics } from '../../../src/telemetry/index.js';
 import { type LogLines, logLines } from '../../helpers/log-lines.js';
+import {
+  type PolicyFile,
+  reloadOnlyWatcher,
+  policyReloads as reloads,
+  writePolicyFile,
+} from '../../helpers/policy-reloads.js';
 import { until } from '../../helpers/wait.js';
 import { request } from './authz-fixtures.js';
 
@@ -28,23 +32,25 @@ function parseThread(then: string): URL {
   return new URL(`data:text/javascript,${encodeURIComponent(source)}`);
 }
 
-async function reloads(metrics: Metrics, result: string): Promise<number> {
-  const data = await metrics.policyReloads.get();
-  return data.values.find((v) => v.labels.result === result)?.value ?? 0;
-}
-
 describe('PolicyWatcher: a parsing thread that gives no judgement', () => {
-  let dir: string;
+  let policy: PolicyFile;
   let file: string;
   let metrics: Metrics;
   let log: LogLines;
   let started: BroadcastChannel;
   let threads = 0;
 
+  /**
+   * A watcher of `file` (reload() is the change event) whose parsing thread does `then` (parseThread), started for
+   * texts of `parseOffThreadFrom` bytes or more (default: the shipped bound).
+   */
+  function watcherWith(then: string, parseOffThreadFrom?: number): PolicyWatcher {
+    return reloadOnlyWatcher({ file, logger: log.logger, metrics, parseWorker: parseThread(then), parseOffThreadFrom });
+  }
+
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'meshauth-policy-thread-'));
-    file = join(dir, 'policy.yaml');
-    await writeFile(file, policyText('/one'));
+    policy = await writePolicyFile('meshauth-policy-thread-', policyText('/one'));
+    file = policy.file;
     metrics = new Metrics();
     log = logLines('sidecar');
     threads = 0;
@@ -56,7 +62,7 @@ describe('PolicyWatcher: a parsing thread that gives no judgement', () => {
 
   afterEach(async () => {
     started.close();
-    await rm(dir, { recursive: true, force: true });
+    await policy.remove();
   });
 
   for (const [name, then, said] of [
@@ -68,17 +74,7 @@ describe('PolicyWatcher: a parsing thread that gives no judgement', () => {
     ],
   ] as const) {
     it(`${name} → the policy in force stays, one failure counted and logged; tried again on the next event`, async () => {
-      // No watch and no periodic stat: reload() is the change event.
-      const watcher = new PolicyWatcher({
-        file,
-        logger: log.logger,
-        metrics,
-        fsWatch: false,
-        settleMs: 0,
-        pollIntervalMs: 3_600_000,
-        parseOffThreadFrom: 0,
-        parseWorker: parseThread(then),
-      });
+      const watcher = watcherWith(then, 0);
       try {
         const before = await watcher.start(); // parsed on this thread: the failing one only serves reloads
         await writeFile(file, policyText('/two'));
@@ -111,15 +107,7 @@ describe('PolicyWatcher: a parsing thread that gives no judgement', () => {
   }
 
   it('ok/a text under parseOffThreadFrom is parsed in place: no thread is started, the reload applies it', async () => {
-    const watcher = new PolicyWatcher({
-      file,
-      logger: log.logger,
-      metrics,
-      fsWatch: false,
-      settleMs: 0,
-      pollIntervalMs: 3_600_000,
-      parseWorker: parseThread('throw new Error("parser crashed");'), // would fail the reload if it were started
-    });
+    const watcher = watcherWith('throw new Error("parser crashed");'); // would fail the reload if it were started
     try {
       await watcher.start();
       await writeFile(file, policyText('/two'));
@@ -133,16 +121,7 @@ describe('PolicyWatcher: a parsing thread that gives no judgement', () => {
   });
 
   it('ok/close() during a reload ends its parsing thread: the reload is over, nothing counted or logged', async () => {
-    const watcher = new PolicyWatcher({
-      file,
-      logger: log.logger,
-      metrics,
-      fsWatch: false,
-      settleMs: 0,
-      pollIntervalMs: 3_600_000,
-      parseOffThreadFrom: 0,
-      parseWorker: parseThread('setInterval(() => {}, 1000);'), // never answers
-    });
+    const watcher = watcherWith('setInterval(() => {}, 1000);', 0); // never answers
     const before = await watcher.start();
     await writeFile(file, policyText('/two'));
     const reloading = watcher.reload();

@@ -4,50 +4,41 @@
 // aborted the sidecar; on Node 24 the message was "YAML line 1: Maximum call stack size exceeded"), and 4 MB of it
 // held the event loop for over 20 s; a Latin-1 file was decoded with U+FFFD and applied, its deny rule on
 // `sous-traités` never matching anyone.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PolicyWatcher } from '../../../src/authz/policy-watcher.js';
+import type { PolicyWatcher } from '../../../src/authz/policy-watcher.js';
 import { Metrics } from '../../../src/telemetry/index.js';
 import { type LogLines, logLines } from '../../helpers/log-lines.js';
+import {
+  type PolicyFile,
+  reloadOnlyWatcher,
+  policyReloads as reloads,
+  writePolicyFile,
+} from '../../helpers/policy-reloads.js';
 
 const VALID =
   'apiVersion: meshauth.dev/v1\nkind: Policy\nrules:\n  - name: allow-one\n    action: allow\n    to: { paths: ["/one"] }\n';
 
-async function reloads(metrics: Metrics, result: string): Promise<number> {
-  const data = await metrics.policyReloads.get();
-  return data.values.find((v) => v.labels.result === result)?.value ?? 0;
-}
-
 describe('PolicyWatcher: a reload of text no parse should take', () => {
-  let dir: string;
+  let policy: PolicyFile;
   let file: string;
   let metrics: Metrics;
   let log: LogLines;
   let watcher: PolicyWatcher;
 
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'meshauth-policy-refused-'));
-    file = join(dir, 'policy.yaml');
-    await writeFile(file, VALID);
+    policy = await writePolicyFile('meshauth-policy-refused-', VALID);
+    file = policy.file;
     metrics = new Metrics();
     log = logLines('sidecar');
-    // No watch and no periodic stat: reload() is the change event, so each attempt is one judgement.
-    watcher = new PolicyWatcher({
-      file,
-      logger: log.logger,
-      metrics,
-      fsWatch: false,
-      settleMs: 0,
-      pollIntervalMs: 3_600_000,
-    });
+    // reload() is the change event, so each attempt is one judgement.
+    watcher = reloadOnlyWatcher({ file, logger: log.logger, metrics });
     await watcher.start();
   });
 
   afterEach(async () => {
     watcher.close();
-    await rm(dir, { recursive: true, force: true });
+    await policy.remove();
   });
 
   for (const [name, content, message] of [

@@ -113,44 +113,28 @@ describe('join-token pruning', () => {
     expect((await consumeJoinToken(dir, live.token, NOW)).toString()).toBe(ID);
   });
 
-  it('ok/a record another replica removes between the listing and the read does not fail the pass', async () => {
-    const records = [];
-    for (let i = 0; i < 3; i++) records.push(await record(JOIN_TOKEN_PRUNE_GRACE_MS + MINUTE, true));
+  it.each([
     // The first record the pass reads, whichever it is, vanishes just before: the others must still be pruned.
-    let vanished: string | undefined;
-    hooks.beforeRead = (path) => {
-      if (vanished !== undefined) return;
-      vanished = path;
-      rmSync(path);
-    };
-    const logs = logLines('ca', 'debug');
-
-    const result = await new JoinTokenPruner({ dir, logger: logs.logger }).prune(NOW);
-
-    expect(vanished).toBeDefined();
-    expect(result).toEqual({ removed: 2, unreadable: 0, more: false });
-    for (const gone of records) expect(existsSync(gone.file)).toBe(false);
-    expect(
-      logs.lines.filter((line) => line.level !== 'info'),
-      'no warning, no error',
-    ).toEqual([]);
-  });
-
-  it('ok/a record another replica removes between the read and the unlink is not counted and does not fail the pass', async () => {
+    ['ok/a record another replica removes between the listing and the read does not fail the pass', 'beforeRead'],
+    // The first record the pass removes, whichever it is, is removed first by "another replica": unlink finds ENOENT.
+    [
+      'ok/a record another replica removes between the read and the unlink is not counted and does not fail the pass',
+      'beforeUnlink',
+    ],
+  ] as const)('%s', async (_name, hook) => {
     const records = [];
     for (let i = 0; i < 3; i++) records.push(await record(JOIN_TOKEN_PRUNE_GRACE_MS + MINUTE, true));
-    // The first record the pass removes, whichever it is, is removed first by "another replica": unlink finds ENOENT.
-    let raced: string | undefined;
-    hooks.beforeUnlink = (path) => {
-      if (raced !== undefined) return;
-      raced = path;
+    let removedByReplica: string | undefined;
+    hooks[hook] = (path) => {
+      if (removedByReplica !== undefined) return;
+      removedByReplica = path;
       rmSync(path);
     };
     const logs = logLines('ca', 'debug');
 
     const result = await new JoinTokenPruner({ dir, logger: logs.logger }).prune(NOW);
 
-    expect(raced).toBeDefined();
+    expect(removedByReplica).toBeDefined();
     expect(result).toEqual({ removed: 2, unreadable: 0, more: false });
     for (const gone of records) expect(existsSync(gone.file)).toBe(false);
     expect(

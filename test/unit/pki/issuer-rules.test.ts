@@ -5,82 +5,23 @@
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { GeneralName, GeneralSubtree, GeneralSubtrees, NameConstraints } from '@peculiar/asn1-x509';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { MeshauthError } from '../../../src/errors/index.js';
-import { SpiffeId, TrustDomain } from '../../../src/identity/index.js';
+import { x509 } from '../../../src/pki/index.js';
 import {
-  createLeafCertificate,
-  generateKeyPair,
-  KEY_ALGORITHMS,
-  type KeyPair,
-  randomSerialHex,
-  TrustBundle,
-  validateX509Svid,
-  validateX509SvidDer,
-  x509,
-} from '../../../src/pki/index.js';
+  bothEntryPoints,
+  createTestRoot,
+  type IssuerCa,
+  intermediateUnder,
+  leafUnder,
+  type TestRoot,
+} from '../../helpers/issuer-chain.js';
 
-interface Ca {
-  readonly cert: x509.X509Certificate;
-  readonly keys: KeyPair;
-}
-
-const td = TrustDomain.parse('example.org');
-const HOUR = 3_600_000;
-let root: Ca;
-let bundle: TrustBundle;
-
+let root: TestRoot;
 beforeAll(async () => {
-  const keys = await generateKeyPair('p256');
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomSerialHex(),
-    name: 'CN=test root, O=example.org',
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 24 * HOUR),
-    signingAlgorithm: KEY_ALGORITHMS.p256.sign,
-    keys,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 1, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
-  root = { cert, keys };
-  bundle = new TrustBundle(td, [cert]);
+  root = await createTestRoot();
 });
 
 /** An intermediate under the root: CA:TRUE pathLen 0, keyCertSign, plus `extra`. */
-async function intermediate(extra: x509.Extension[]): Promise<Ca> {
-  const keys = await generateKeyPair('p256');
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: randomSerialHex(),
-    subject: 'CN=test intermediate, O=example.org',
-    issuer: root.cert.subjectName,
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 24 * HOUR),
-    signingAlgorithm: KEY_ALGORITHMS.p256.sign,
-    publicKey: keys.publicKey,
-    signingKey: root.keys.privateKey,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      ...extra,
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      await x509.AuthorityKeyIdentifierExtension.create(root.cert, false),
-    ],
-  });
-  return { cert, keys };
-}
-
-async function leafUnder(issuer: Ca, id = 'spiffe://example.org/ns/a/sa/b'): Promise<x509.X509Certificate> {
-  const keys = await generateKeyPair('p256');
-  return createLeafCertificate({
-    id: SpiffeId.parse(id),
-    publicKey: keys.publicKey,
-    issuer: { certificate: issuer.cert, privateKey: issuer.keys.privateKey, keyType: 'p256' },
-    now: new Date(),
-    ttlMs: HOUR,
-  });
-}
+const intermediate = (extra: x509.Extension[]): Promise<IssuerCa> => intermediateUnder(root, extra);
 
 function nameConstraints(permitted: GeneralName[], excluded: GeneralName[] = []): x509.Extension {
   const subtrees = (names: GeneralName[]) => new GeneralSubtrees(names.map((base) => new GeneralSubtree({ base })));
@@ -95,21 +36,8 @@ const uri = (host: string) => new GeneralName({ uniformResourceIdentifier: host 
 const dns = (host: string) => new GeneralName({ dNSName: host });
 
 /** The reason both validator entry points give (the parsed chain and the DER leaf), or 'ok'. */
-async function outcomes(issuer: Ca, id?: string): Promise<[string, string]> {
-  const leaf = await leafUnder(issuer, id);
-  const run = (f: () => unknown) => {
-    try {
-      f();
-      return 'ok';
-    } catch (error) {
-      expect(error).toBeInstanceOf(MeshauthError);
-      return (error as MeshauthError).reason ?? 'no reason';
-    }
-  };
-  return [
-    run(() => validateX509Svid([leaf, issuer.cert], bundle, new Date())),
-    run(() => validateX509SvidDer(new Uint8Array(leaf.rawData), [issuer.cert], bundle, new Date())),
-  ];
+async function outcomes(issuer: IssuerCa, id?: string): Promise<[string, string]> {
+  return bothEntryPoints(await leafUnder(issuer, id), [issuer.cert], root.bundle);
 }
 
 describe('issuer certificates: what must be refused', () => {

@@ -7,46 +7,23 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MeshauthError } from '../../../src/errors/index.js';
-import { SpiffeId, TrustDomain } from '../../../src/identity/index.js';
-import {
-  createLeafCertificate,
-  generateKeyPair,
-  KEY_ALGORITHMS,
-  type KeyPair,
-  randomSerialHex,
-  TrustBundle,
-  validateX509Svid,
-  validateX509SvidDer,
-  x509,
-} from '../../../src/pki/index.js';
+import { x509 } from '../../../src/pki/index.js';
 import { tlv } from '../../helpers/der-writer.js';
+import {
+  bothEntryPoints,
+  createTestRoot,
+  intermediateUnder,
+  leafUnder,
+  type TestRoot,
+} from '../../helpers/issuer-chain.js';
 
-const HOUR = 3_600_000;
-const td = TrustDomain.parse('example.org');
-let root: { cert: x509.X509Certificate; keys: KeyPair };
-let bundle: TrustBundle;
+let root: TestRoot;
 let dir: string;
 
 beforeAll(async () => {
-  const keys = await generateKeyPair('p256');
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomSerialHex(),
-    name: 'CN=test root, O=example.org',
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 24 * HOUR),
-    signingAlgorithm: KEY_ALGORITHMS.p256.sign,
-    keys,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 1, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
-  root = { cert, keys };
-  bundle = new TrustBundle(td, [cert]);
+  root = await createTestRoot();
   dir = mkdtempSync(join(tmpdir(), 'meshauth-minmax-'));
-  writeFileSync(join(dir, 'root.pem'), cert.toString('pem'));
+  writeFileSync(join(dir, 'root.pem'), root.cert.toString('pem'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -65,40 +42,9 @@ function nameConstraints(permitted: Buffer[], excluded: Buffer[] = []): x509.Ext
 
 /** Our two validator entry points' verdicts and `openssl verify`'s, for a leaf under an intermediate with `extension`. */
 async function verdicts(extension: x509.Extension): Promise<{ ours: [string, string]; openssl: string }> {
-  const keys = await generateKeyPair('p256');
-  const intermediate = await x509.X509CertificateGenerator.create({
-    serialNumber: randomSerialHex(),
-    subject: 'CN=test intermediate, O=example.org',
-    issuer: root.cert.subjectName,
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 24 * HOUR),
-    signingAlgorithm: KEY_ALGORITHMS.p256.sign,
-    publicKey: keys.publicKey,
-    signingKey: root.keys.privateKey,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      extension,
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      await x509.AuthorityKeyIdentifierExtension.create(root.cert, false),
-    ],
-  });
-  const leaf = await createLeafCertificate({
-    id: SpiffeId.parse('spiffe://example.org/ns/a/sa/b'),
-    publicKey: (await generateKeyPair('p256')).publicKey,
-    issuer: { certificate: intermediate, privateKey: keys.privateKey, keyType: 'p256' },
-    now: new Date(),
-    ttlMs: HOUR,
-  });
-  const run = (f: () => unknown) => {
-    try {
-      f();
-      return 'ok';
-    } catch (error) {
-      expect(error).toBeInstanceOf(MeshauthError);
-      return (error as MeshauthError).reason ?? 'no reason';
-    }
-  };
+  const issuer = await intermediateUnder(root, [extension]);
+  const intermediate = issuer.cert;
+  const leaf = await leafUnder(issuer);
   writeFileSync(join(dir, 'intermediate.pem'), intermediate.toString('pem'));
   writeFileSync(join(dir, 'leaf.pem'), leaf.toString('pem'));
   const verify = spawnSync(
@@ -109,10 +55,7 @@ async function verdicts(extension: x509.Extension): Promise<{ ours: [string, str
   if (verify.error !== undefined) throw new Error(`openssl is required for this test: ${verify.error.message}`);
   const out = `${verify.stdout}${verify.stderr}`;
   return {
-    ours: [
-      run(() => validateX509Svid([leaf, intermediate], bundle, new Date())),
-      run(() => validateX509SvidDer(new Uint8Array(leaf.rawData), [intermediate], bundle, new Date())),
-    ],
+    ours: bothEntryPoints(leaf, [intermediate], root.bundle),
     openssl: verify.status === 0 ? 'ok' : /minimum and maximum not supported/.test(out) ? 'minmax' : out.trim(),
   };
 }

@@ -2,29 +2,21 @@
 // label (`<service>.<namespace>…`), and the refusal says so. Found in review: such a call went on to DNS and an mTLS
 // connection and ended as 502 MESHAUTH_ERR_PEER_IDENTITY, which never named the missing label.
 import { describe, expect, it } from 'vitest';
-import { type RouteConfig, sidecarConfigFromObject } from '../../../../src/config/index.js';
+import type { RouteConfig } from '../../../../src/config/index.js';
 import { namespaceRefusal } from '../../../../src/sidecar/outbound/namespace-refusal.js';
+import { testConfig } from '../../../helpers/sidecar-harness.js';
 
 const NS_IDS = ['spiffe://example.org/ns/{namespace}/sa/*'];
 
-const config = sidecarConfigFromObject(
-  {
-    trustDomain: 'example.org',
-    ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent/bundle.pem', token: '/nonexistent/token' },
-    inbound: { listen: '127.0.0.1:0', app: '127.0.0.1:1' },
-    outbound: {
-      listen: '127.0.0.1:0',
-      routes: {
-        '*': { address: '{host}:15006', ids: NS_IDS },
-        '*.*': { address: '10.0.0.5:15006', ids: ['spiffe://example.org/ns/{namespace}/sa/orders'] },
-        '*.mixed': { address: '{host}:15006', ids: [...NS_IDS, 'spiffe://example.org/ns/shop/sa/orders'] },
-        '*.plain': { address: '{host}:15006', ids: ['spiffe://example.org/ns/shop/sa/*'] },
-      },
-    },
-    admin: { listen: '127.0.0.1:0' },
+const config = testConfig({
+  appPort: 1,
+  routes: {
+    '*': { address: '{host}:15006', ids: NS_IDS },
+    '*.*': { address: '10.0.0.5:15006', ids: ['spiffe://example.org/ns/{namespace}/sa/orders'] },
+    '*.mixed': { address: '{host}:15006', ids: [...NS_IDS, 'spiffe://example.org/ns/shop/sa/orders'] },
+    '*.plain': { address: '{host}:15006', ids: ['spiffe://example.org/ns/shop/sa/*'] },
   },
-  'test-config',
-);
+});
 
 function route(key: string): RouteConfig {
   return config.outbound.routes.get(key) as RouteConfig;

@@ -1,0 +1,36 @@
+// For tests of what one policy reload does: a policy file in a temporary directory, a PolicyWatcher of it whose only
+// change event is reload() (no fs.watch, no periodic stat, no settle time: each call is one judgement), and the
+// reloads counted by result.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PolicyWatcher, type PolicyWatcherOptions } from '../../src/authz/policy-watcher.js';
+import type { Metrics } from '../../src/telemetry/index.js';
+
+/** `meshauth_policy_reloads_total{result}` (0 before the first). */
+export async function policyReloads(metrics: Metrics, result: string): Promise<number> {
+  const data = await metrics.policyReloads.get();
+  return data.values.find((v) => v.labels.result === result)?.value ?? 0;
+}
+
+export interface PolicyFile {
+  /** `<a new temporary directory>/policy.yaml`. */
+  readonly file: string;
+  /** Removes the directory. */
+  remove(): Promise<void>;
+}
+
+/** `text` written to policy.yaml in a new temporary directory named from `prefix`. */
+export async function writePolicyFile(prefix: string, text: string): Promise<PolicyFile> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const file = join(dir, 'policy.yaml');
+  await writeFile(file, text);
+  return { file, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** A PolicyWatcher (not started) that reads its file only when reload() is called. */
+export function reloadOnlyWatcher(
+  options: Omit<PolicyWatcherOptions, 'fsWatch' | 'settleMs' | 'pollIntervalMs'>,
+): PolicyWatcher {
+  return new PolicyWatcher({ ...options, fsWatch: false, settleMs: 0, pollIntervalMs: 3_600_000 });
+}

@@ -191,7 +191,8 @@ export function sidecarVolumes(settings: SidecarSettings): Record<string, unknow
 /**
  * NODE_OPTIONS bounding the old space at half a memory limit under 256 MiB (Node's own ratio, without its floor).
  * Nothing at or above it: Node's own bound is what the sidecar was measured with in a 256 MiB pod (docs/performance.md
- * Round 10). The image's entrypoint sets no heap flag of its own, so this one is the only one.
+ * Round 10). The image's entrypoint sets only the young generation's size (`--max-semi-space-size`), no old-space
+ * bound, so this one is the only one.
  */
 function heapBound(memoryLimit: string): Record<string, unknown>[] {
   const bytes = parseQuantity(memoryLimit);

@@ -9,7 +9,7 @@
 // root that stays is cut — failing closed costs that peer one reconnect.
 import { X509Certificate } from 'node:crypto';
 import type { TrustBundle, X509Svid } from '../pki/index.js';
-import { peerIssuerPath } from './peer-issuer-path.js';
+import { signersAbove } from './signers-above.js';
 
 /** The credentials a switch is between (CredentialHolder's, structurally). */
 interface Credentials {
@@ -53,14 +53,23 @@ export function completedChain(chain: readonly Buffer[], intermediates: readonly
 }
 
 /**
- * True when `chain` (DER, leaf first) holds a path from its leaf up to one of `roots`: each certificate on it signed
- * the one below (peerIssuerPath), found whatever the order. A certificate of the chain that one of `roots` signed but
- * that is not on the leaf's path (a peer of a removed root adding the kept root's public intermediate) does not count.
+ * True when `chain` (DER, leaf first) holds a path from its leaf up to one of `roots`: a certificate of the chain on a
+ * signed path up from the leaf (signersAbove, whatever the order, every branch) that one of `roots` signed, or the
+ * leaf itself signed by one. A certificate of the chain that one of `roots` signed but that is not on the leaf's path
+ * (a peer of a removed root adding the kept root's public intermediate) does not count; one intermediate key
+ * cross-signed by a removed and a kept root counts in either order. A chain whose search stopped on certificates that
+ * named an issuer they were not is not shown to reach a kept root.
  */
 export function chainsToAny(chain: readonly Buffer[], roots: readonly X509Certificate[]): boolean {
-  const [leaf, ...above] = chain;
-  if (leaf === undefined) return false;
-  return peerIssuerPath(new X509Certificate(leaf), above, roots, above.length).complete;
+  const [leafDer, ...aboveDer] = chain;
+  if (leafDer === undefined) return false;
+  const leaf = new X509Certificate(leafDer);
+  const signers = signersAbove(
+    leaf,
+    aboveDer.map((der) => new X509Certificate(der)),
+  );
+  if (signers === undefined) return false;
+  return [leaf, ...signers].some((cert) => roots.some((root) => cert.checkIssued(root) && cert.verify(root.publicKey)));
 }
 
 /** The roots a removal kept, and the intermediates that complete a chain Node reported in part. */

@@ -98,6 +98,11 @@ export function checkPeerIssuers(leaf: X509Certificate): void {
     });
   }
   const signers = signersAbove(leaf, sent);
+  if (signers === undefined) {
+    throw new MeshauthError('MESHAUTH_ERR_SVID_CHAIN', 'peer sent certificates that name an issuer they are not', {
+      reason: 'bad_intermediate',
+    });
+  }
   if (sent.length > 0 && signers.length === 0) {
     throw new MeshauthError('MESHAUTH_ERR_SVID_CHAIN', 'no certificate the peer sent signed its leaf', {
       reason: 'bad_intermediate',

@@ -108,3 +108,45 @@ export function bothEntryPoints(
     reasonOf(() => validateX509SvidDer(new Uint8Array(leaf.rawData), issuers, bundle, new Date())),
   ];
 }
+
+/** `ca`'s certificate again (same subject, key and key identifier) signed by `root`: a cross-signed intermediate. */
+export async function crossSignedBy(ca: IssuerCa, root: IssuerCa): Promise<x509.X509Certificate> {
+  return x509.X509CertificateGenerator.create({
+    serialNumber: randomSerialHex(),
+    subject: ca.cert.subjectName,
+    issuer: root.cert.subjectName,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 24 * HOUR),
+    signingAlgorithm: KEY_ALGORITHMS.p256.sign,
+    publicKey: ca.keys.publicKey,
+    signingKey: root.keys.privateKey,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(ca.keys.publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(root.cert, false),
+    ],
+  });
+}
+
+/**
+ * A self-signed CA certificate that names itself as `ca` does (subject and key identifier) on a key of its own: what
+ * `ca` issued names it as issuer, though it signed nothing.
+ */
+export async function lookalikeOf(ca: IssuerCa): Promise<x509.X509Certificate> {
+  const keys = await generateKeyPair('p256');
+  const keyId = ca.cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId ?? '';
+  return x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerialHex(),
+    name: ca.cert.subjectName,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 24 * HOUR),
+    signingAlgorithm: KEY_ALGORITHMS.p256.sign,
+    keys,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
+      new x509.SubjectKeyIdentifierExtension(keyId),
+    ],
+  });
+}

@@ -6,6 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { x509 } from '../../../src/pki/index.js';
 import { chainsToAny } from '../../../src/tls/removed-roots.js';
+import { createTestRoot, crossSignedBy, intermediateUnder, leafUnder } from '../../helpers/issuer-chain.js';
 import { TestCa } from '../../helpers/test-ca.js';
 
 const node = (cert: x509.X509Certificate) => new X509Certificate(Buffer.from(cert.rawData));
@@ -38,5 +39,16 @@ describe('chainsToAny judges the leaf’s signed path', async () => {
     ],
   ] as Array<[string, Buffer[], boolean]>)('%s', (_t, chain, leads) => {
     expect(chainsToAny(chain, keptRoots)).toBe(leads);
+  });
+
+  it('ok/one intermediate key cross-signed by the removed and the kept root leads to the kept one in either order', async () => {
+    const removed = await createTestRoot();
+    const stays = await createTestRoot();
+    const issuer = await intermediateUnder(removed, []);
+    const underStays = await crossSignedBy(issuer, stays);
+    const leaf = der(await leafUnder(issuer));
+    expect(chainsToAny([leaf, der(issuer.cert), der(underStays)], [node(stays.cert)])).toBe(true);
+    expect(chainsToAny([leaf, der(underStays), der(issuer.cert)], [node(stays.cert)])).toBe(true);
+    expect(chainsToAny([leaf, der(issuer.cert)], [node(stays.cert)])).toBe(false);
   });
 });

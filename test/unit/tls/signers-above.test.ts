@@ -1,10 +1,13 @@
 // signersAbove: the certificates a server sent that lie on a signed path up from its leaf, found in any order and
 // behind any number of others. Found in review: the outbound followed Node's links (the order sent) and stopped
-// after 8, so a server's real issuer sent after 8 copies of a good intermediate was never checked.
+// after 8, so a server's real issuer sent after 8 copies of a good intermediate was never checked. Review of that fix:
+// certificates that name the leaf's issuer (subject and key identifier) without having signed it each cost a signature
+// check on a key of the server's choosing (a slow curve: tens of milliseconds a connection): past two, refused.
 import { X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { x509 } from '../../../src/pki/index.js';
 import { signersAbove } from '../../../src/tls/signers-above.js';
+import { createTestRoot, intermediateUnder, leafUnder, lookalikeOf } from '../../helpers/issuer-chain.js';
 import { TestCa } from '../../helpers/test-ca.js';
 
 const node = (cert: x509.X509Certificate) => new X509Certificate(Buffer.from(cert.rawData));
@@ -21,7 +24,8 @@ describe('signersAbove', async () => {
   const root = node(ca.root);
   const stray = node((await ca.issue({ id: ca.idFor('/ns/a/sa/stray') })).leaf);
   const foreign = node(other.intermediate);
-  const fingerprints = (certs: readonly X509Certificate[]) => certs.map((cert) => cert.fingerprint256);
+  const fingerprints = (certs: readonly X509Certificate[] | undefined) =>
+    certs === undefined ? 'refused' : certs.map((cert) => cert.fingerprint256);
 
   it.each([
     ['ok/the intermediate', [inter], [inter]],
@@ -45,5 +49,23 @@ describe('signersAbove', async () => {
     expect(fingerprints(signersAbove(badLeaf as X509Certificate, sent))).toEqual(
       fingerprints([badIssuer] as X509Certificate[]),
     );
+  });
+
+  describe('certificates that name the leaf’s issuer without having signed it', async () => {
+    const root = await createTestRoot();
+    const issuer = await intermediateUnder(root, []);
+    const signed = node(await leafUnder(issuer));
+    const real = node(issuer.cert);
+    const lookalikes = await Promise.all([0, 1, 2].map(() => lookalikeOf(issuer).then(node)));
+
+    it('ok/two of them beside the real issuer: the issuer is found', () => {
+      expect(lookalikes.every((cert) => signed.checkIssued(cert))).toBe(true); // they do look like it
+      expect(fingerprints(signersAbove(signed, [...lookalikes.slice(0, 2), real]))).toEqual(fingerprints([real]));
+    });
+
+    it('fail/three of them: the search stops, the chain is refused (undefined), whatever follows', () => {
+      expect(signersAbove(signed, [real, ...lookalikes])).toBeUndefined();
+      expect(signersAbove(signed, [...lookalikes, real])).toBeUndefined();
+    });
   });
 });

@@ -3,7 +3,7 @@
 // a CA outage by keeping the current SVID and retrying with backoff capped by its remaining life.
 // It owns no listener: it writes the CredentialHolder, which the TLS side subscribes to.
 import { randomInt } from 'node:crypto';
-import { causeChain, MeshauthError } from '../errors/index.js';
+import { causeChain, errorMessage, MeshauthError } from '../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import {
   type KeyType,
@@ -709,7 +709,7 @@ function describeError(error: unknown): Record<string, unknown> {
   if (error instanceof MeshauthError) {
     return { code: error.code, reason: error.reason, error: error.message, ...(error.detail ?? {}) };
   }
-  return { error: error instanceof Error ? error.message : String(error) };
+  return { error: errorMessage(error) };
 }
 
 function isOlder(a: { notBefore: number; learned: number }, b: { notBefore: number; learned: number }): boolean {

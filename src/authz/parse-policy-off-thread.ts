@@ -3,7 +3,8 @@
 // is their data plane. One worker per call, ended once it answers. Not pure (a thread). Compiling the document it
 // answers (regexps, functions) is the caller's, on its own thread.
 import { Worker } from 'node:worker_threads';
-import { isErrorCode, MeshauthError, type MeshauthErrorOptions } from '../errors/index.js';
+import { errorMessage, isErrorCode, MeshauthError, type MeshauthErrorOptions } from '../errors/index.js';
+import { workerScriptUrl } from '../platform/worker-script.js';
 import type { PolicyDocument } from './policy/schema.js';
 
 /** What the worker is given (workerData). */
@@ -46,7 +47,7 @@ export function parsePolicyOffThread(
   trustDomain: string | undefined,
   options: ParseOffThreadOptions = {},
 ): Promise<PolicyDocument> {
-  const { signal, script = workerUrl() } = options;
+  const { signal, script = workerScriptUrl('./parse-policy-worker.js', import.meta.url) } = options;
   return new Promise((resolve, reject) => {
     if (signal?.aborted === true) {
       reject(threadFailed(file, 'was ended (the reload was abandoned)'));
@@ -57,7 +58,7 @@ export function parsePolicyOffThread(
     try {
       worker = new Worker(script, { workerData: job });
     } catch (error) {
-      reject(threadFailed(file, `could not start (${errorText(error)})`));
+      reject(threadFailed(file, `could not start (${errorMessage(error)})`));
       return;
     }
     let settled = false;
@@ -80,9 +81,9 @@ export function parsePolicyOffThread(
       }),
     );
     worker.on('messageerror', (error) =>
-      settle(() => reject(threadFailed(file, `answered something it could not pass back (${errorText(error)})`))),
+      settle(() => reject(threadFailed(file, `answered something it could not pass back (${errorMessage(error)})`))),
     );
-    worker.on('error', (error) => settle(() => reject(threadFailed(file, `failed (${errorText(error)})`))));
+    worker.on('error', (error) => settle(() => reject(threadFailed(file, `failed (${errorMessage(error)})`))));
     worker.on('exit', (code) => settle(() => reject(threadFailed(file, `exited (code ${code}) without an answer`))));
     // Not unref'd: the caller awaits the answer (a process with nothing else to do must not exit under it), and
     // the watcher's close() aborts a parse it no longer wants.
@@ -122,17 +123,4 @@ function threadFailed(file: string, what: string): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_POLICY_INVALID', `${file}: not judged: the policy parsing thread ${what}`, {
     reason: PARSE_THREAD_FAILED,
   });
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** The compiled worker next to this module; under the TypeScript sources (tests), its build output in dist/. */
-function workerUrl(): URL {
-  const here = new URL('./parse-policy-worker.js', import.meta.url);
-  if (import.meta.url.endsWith('.ts')) {
-    return new URL(here.href.replace('/src/authz/', '/dist/src/authz/'));
-  }
-  return here;
 }

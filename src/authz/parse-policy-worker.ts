@@ -1,7 +1,7 @@
 // The worker of parse-policy-off-thread.ts: parses and validates one policy text (parsePolicy) and posts back the
 // document, which is plain data, or the refusal as fields; then it ends. Compiles nothing (the caller's thread does).
 import { parentPort, workerData } from 'node:worker_threads';
-import { MeshauthError } from '../errors/index.js';
+import { errorMessage, MeshauthError } from '../errors/index.js';
 import type { ParseAnswer, ParseJob } from './parse-policy-off-thread.js';
 import { parsePolicy } from './policy/parse-policy.js';
 
@@ -12,7 +12,7 @@ function answer(job: ParseJob): ParseAnswer {
     if (error instanceof MeshauthError) {
       return { ok: false, code: error.code, message: error.message, reason: error.reason, detail: error.detail };
     }
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     return { ok: false, code: undefined, message, reason: undefined, detail: undefined };
   }
 }

@@ -7,7 +7,7 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { MeshauthError } from '../errors/index.js';
+import { errorMessage, MeshauthError } from '../errors/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { compilePolicyText, type LoadedPolicy, readPolicyText } from './load-policy-file.js';
 import { PARSE_THREAD_FAILED, parsePolicyOffThread } from './parse-policy-off-thread.js';
@@ -264,8 +264,4 @@ export class PolicyWatcher {
       return `missing:${(error as NodeJS.ErrnoException).code ?? ''}`;
     }
   }
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -6,7 +6,7 @@
 // bookkeeping (the kubelet hands the same token to every restart of the pod's containers); only a TokenReview's
 // "not authenticated" is remembered, briefly (token-review-memo.ts).
 import { decodeJwt, type JWTPayload, type JWTVerifyGetKey, errors as joseErrors, jwtVerify } from 'jose';
-import { type ErrorCode, MeshauthError } from '../errors/index.js';
+import { type ErrorCode, errorMessage, MeshauthError } from '../errors/index.js';
 import { SpiffeId, type TrustDomain } from '../identity/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { ClusterApiClient, ClusterApiError, DEFAULT_K8S_API_SERVER } from './cluster-api-client.js';
@@ -302,7 +302,7 @@ function fromVerifyError(error: unknown): MeshauthError {
     if (error.claim === 'iss') return rejected('sa_token_issuer', 'token is from another issuer', error);
     return rejected('sa_token_invalid', `claim ${error.claim} rejected (${error.reason})`, error);
   }
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   return rejected('sa_token_invalid', `token rejected: ${message.slice(0, 200)}`, error);
 }
 

@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { x509 } from '../pki/index.js';
+import { workerScriptUrl } from '../platform/worker-script.js';
 import { type CaAuthority, type IssuedSvid, type IssueRequest, issuedSvid } from './authority.js';
 
 export interface SignJob {
@@ -65,7 +66,7 @@ export class SigningPool {
   }
 
   #spawn(dir: string): PooledWorker {
-    const worker = new Worker(workerUrl(), { workerData: { dir } });
+    const worker = new Worker(workerScriptUrl('./signing-worker.js', import.meta.url), { workerData: { dir } });
     const pooled: PooledWorker = { worker, pending: new Map() };
     worker.on('message', (result: SignResult) => {
       const pending = pooled.pending.get(result.seq);
@@ -142,13 +143,4 @@ export class SigningPool {
     await Promise.all(this.#workers.map((w) => w.worker.terminate()));
     this.#workers.length = 0;
   }
-}
-
-/** The compiled worker next to this module; under the TypeScript sources (tests), its build output in dist/. */
-function workerUrl(): URL {
-  const here = new URL('./signing-worker.js', import.meta.url);
-  if (import.meta.url.endsWith('.ts')) {
-    return new URL(here.href.replace('/src/ca/', '/dist/src/ca/'));
-  }
-  return here;
 }

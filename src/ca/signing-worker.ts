@@ -1,6 +1,7 @@
 // A signing worker of the CA (signing-pool.ts): loads the CA material once, signs leaf X509-SVIDs on its own core,
 // and reloads the material when the main thread reports a new generation (a rotation it has already picked up).
 import { parentPort, workerData } from 'node:worker_threads';
+import { errorMessage } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
 import { issueLeafDer } from '../pki/index.js';
 import type { SignJob, SignResult } from './signing-pool.js';
@@ -39,7 +40,7 @@ async function sign(job: SignJob): Promise<SignResult> {
   } catch (error) {
     // A failed load is not cached: the next job retries it.
     material = undefined;
-    return { seq: job.seq, error: error instanceof Error ? error.message : String(error) };
+    return { seq: job.seq, error: errorMessage(error) };
   }
 }
 

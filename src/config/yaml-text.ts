@@ -16,7 +16,7 @@ import {
   type SchemaOptions,
   YAMLParseError,
 } from 'yaml';
-import { MeshauthError } from '../errors/index.js';
+import { errorMessage, MeshauthError } from '../errors/index.js';
 import { MAX_NESTING_DEPTH, NESTING_TOO_DEEP } from './nesting-depth.js';
 
 export interface YamlProblem {
@@ -91,7 +91,7 @@ export function readStrictYaml(text: string): StrictYaml {
   try {
     return { ok: true, value: document.toJS({ maxAliasCount: 100 }) };
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     return { ok: false, problems: [{ line: undefined, code: 'RESOURCE_EXHAUSTION', message }] };
   }
 }

@@ -2,6 +2,8 @@
 // with a JSON Patch computed from the same pure injection `meshauth inject` uses. Pods are injected on
 // CREATE; Services gain the mesh port on CREATE and UPDATE. Whatever cannot be handled is admitted unpatched with
 // a warning (or refused when failClosed is set): the webhook never blocks a rollout by surprise. Pure.
+
+import { errorMessage } from '../errors/index.js';
 import type { InjectConfig } from './inject-config.js';
 import { isObject, type JsonObject, objectAt, stringAt } from './inject-json.js';
 import { diffJson } from './inject-json-patch.js';
@@ -117,7 +119,7 @@ export function reviewAdmission(review: unknown, config: InjectConfig): ReviewOu
     // A typo in an annotation is a warning here, never a refusal: kubectl prints it to whoever created the pod.
     injected = injectObject(typed, config, { annotationMistakes: 'warn' });
   } catch (error) {
-    return cannotHandle(answer, config, 'inject_failed', error instanceof Error ? error.message : String(error));
+    return cannotHandle(answer, config, 'inject_failed', errorMessage(error));
   }
   const after = isObject(injected.object) ? { ...injected.object } : typed;
   const annotationBytes = annotationSizeOf(after);

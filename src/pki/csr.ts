@@ -211,11 +211,11 @@ async function verifyCsrDer(der: Buffer): Promise<VerifiedCsr> {
 
 /**
  * The key of an SPKI, of a supported type, RSA only with e = 65537, the SPKI being that key's DER encoding. The CA
- * copies these bytes into the certificate it signs (RFC 5280 §4.1: the TBSCertificate is DER), and OpenSSL's decoder,
- * which reads every SPKI but the two fixed layouts, is lenient: it reads a BER length, an INTEGER with redundant
- * leading zeros, bytes after the RSAPublicKey, rsaEncryption parameters that are not NULL, and an Ed25519 BIT STRING
- * with unused bits, whose padding bit it masks (the signature is then checked against another key than the bytes
- * sent). Such an SPKI differs from the key's own encoding and is refused. So is a compressed P-256 point: Go's and
+ * copies these bytes into the certificate it signs (whose signed part must be DER: strict parsers refuse anything
+ * else), and OpenSSL's decoder, which reads every SPKI but the two fixed layouts, is lenient: it reads a BER length,
+ * an INTEGER with redundant leading zeros, bytes after the RSAPublicKey, rsaEncryption parameters that are not NULL,
+ * and an Ed25519 BIT STRING with unused bits, whose padding bit it masks (the signature is then checked against
+ * another key than the bytes sent). Such an SPKI differs from the key's own encoding and is refused. So is a compressed P-256 point: Go's and
  * other relying parties' parsers refuse it in a certificate, and the agent never writes one.
  */
 function publicKeyOf(spki: Buffer): { key: KeyObject; keyType: KeyType } {

@@ -104,3 +104,14 @@ export function derTlv(tag: number, ...content: readonly Uint8Array[]): Buffer {
   for (const part of content) length += part.length;
   return Buffer.concat([derHeader(tag, length), ...content]);
 }
+
+const INTEGER = 0x02;
+const ZERO = Buffer.from([0]);
+
+/** A non-negative big-endian integer as a minimal DER INTEGER: no redundant leading zero, a 00 before a high bit. */
+export function derUnsignedInteger(bytes: Uint8Array): Buffer {
+  let start = 0;
+  while (start < bytes.length - 1 && bytes[start] === 0) start++;
+  const value = bytes.subarray(start);
+  return value.length === 0 || (value[0] as number) & 0x80 ? derTlv(INTEGER, ZERO, value) : derTlv(INTEGER, value);
+}

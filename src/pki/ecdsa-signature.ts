@@ -3,16 +3,15 @@
 // but on Node 24 an options object in place of a KeyObject costs two internal exceptions before the key is found:
 // about 20 µs per signature and per verification, three of them per passport hop. These two conversions let the
 // passport code hand node:crypto the KeyObject itself. Pure.
-import { derChildren, derContent, derTlv, readDer } from './der.js';
+import { derChildren, derContent, derTlv, derUnsignedInteger, readDer } from './der.js';
 
 const SEQUENCE = 0x30;
 const INTEGER = 0x02;
-const ZERO = Buffer.from([0]);
 
 /** r ‖ s (each `size` bytes) → DER; undefined unless `raw` is exactly 2 × size bytes (such a signature is invalid). */
 export function derFromP1363(raw: Uint8Array, size: number): Buffer | undefined {
   if (raw.length !== 2 * size) return undefined;
-  return derTlv(SEQUENCE, derInteger(raw.subarray(0, size)), derInteger(raw.subarray(size)));
+  return derTlv(SEQUENCE, derUnsignedInteger(raw.subarray(0, size)), derUnsignedInteger(raw.subarray(size)));
 }
 
 /**
@@ -34,12 +33,4 @@ export function p1363FromDer(der: Uint8Array, size: number): Buffer {
     value.copy(out, (i + 1) * size - value.length);
   });
   return out;
-}
-
-/** A non-negative big-endian integer as a minimal DER INTEGER. */
-function derInteger(bytes: Uint8Array): Buffer {
-  let start = 0;
-  while (start < bytes.length - 1 && bytes[start] === 0) start++;
-  const value = bytes.subarray(start);
-  return (value[0] as number) & 0x80 ? derTlv(INTEGER, ZERO, value) : derTlv(INTEGER, value);
 }

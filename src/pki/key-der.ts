@@ -7,7 +7,7 @@
 // point or without its public key comes out in this canonical form instead of as it was read.
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { MeshauthError } from '../errors/index.js';
-import { derChildren, derContent, derOid, derTlv, readDer } from './der.js';
+import { derChildren, derContent, derOid, derTlv, derUnsignedInteger, readDer } from './der.js';
 import { toPem } from './keys.js';
 
 /** SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING { 0 unused bits, 04 (uncompressed) … } }. */
@@ -112,18 +112,13 @@ export function isFixedLayoutSpki(spki: Buffer): boolean {
  */
 export function rsaSpkiDerOf(key: KeyObject): Buffer {
   const { n, e } = key.export({ format: 'jwk' }) as Jwk;
-  const rsaPublicKey = derTlv(0x30, derUnsignedInteger(n), derUnsignedInteger(e));
+  const rsaPublicKey = derTlv(0x30, unsignedInteger(n), unsignedInteger(e));
   return derTlv(0x30, RSA_ALGORITHM, derTlv(0x03, Buffer.of(0), rsaPublicKey));
 }
 
-/** A DER INTEGER of the unsigned big-endian base64url number: no redundant leading zero, a 00 before a high bit. */
-function derUnsignedInteger(base64url: string | undefined): Buffer {
-  const bytes = Buffer.from(base64url ?? '', 'base64url');
-  let start = 0;
-  while (start < bytes.length - 1 && bytes[start] === 0) start++;
-  const magnitude = bytes.subarray(start);
-  const sign = magnitude.length === 0 || ((magnitude[0] as number) & 0x80) !== 0 ? Buffer.of(0) : Buffer.alloc(0);
-  return derTlv(0x02, sign, magnitude);
+/** A DER INTEGER of the unsigned big-endian base64url number (a JWK's `n`, `e`). */
+function unsignedInteger(base64url: string | undefined): Buffer {
+  return derUnsignedInteger(Buffer.from(base64url ?? '', 'base64url'));
 }
 
 function isP256Layout(spki: Buffer): boolean {

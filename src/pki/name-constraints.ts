@@ -40,7 +40,7 @@ const constraintsOf = new WeakMap<x509.X509Certificate, { readonly constraints: 
 
 /**
  * Throws MESHAUTH_ERR_SVID_CHAIN (reason `name_constraints`) for a subtree with a minimum other than 0 or a maximum:
- * RFC 5280 §4.2.1.10 has them absent, this reader would ignore them, and OpenSSL refuses a chain through such a
+ * a certificate profile has them absent, this reader would ignore them, and OpenSSL refuses a chain through such a
  * constraint (X509_V_ERR_SUBTREE_MINMAX), so chains validated outside a handshake must be refused too. OpenSSL looks
  * only at subtrees of a name form the leaf has; this refuses them in any subtree, which no CA of SVIDs writes.
  */

@@ -29,22 +29,27 @@ export interface TestRoot extends IssuerCa {
   readonly bundle: TrustBundle;
 }
 
-/** A self-signed root: CA:TRUE pathLen 1, keyCertSign and cRLSign, valid for a day from a minute ago. */
-export async function createTestRoot(): Promise<TestRoot> {
-  const keys = await generateKeyPair('p256');
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+/** A self-signed CA certificate named `name` on `keys`, valid for a day from a minute ago. */
+function selfSignedCa(name: string, keys: KeyPair, extensions: x509.Extension[]): Promise<x509.X509Certificate> {
+  return x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerialHex(),
-    name: 'CN=test root, O=example.org',
+    name,
     notBefore: new Date(Date.now() - 60_000),
     notAfter: new Date(Date.now() + 24 * HOUR),
     signingAlgorithm: KEY_ALGORITHMS.p256.sign,
     keys,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 1, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
+    extensions,
   });
+}
+
+/** A self-signed root: CA:TRUE pathLen 1, keyCertSign and cRLSign, valid for a day from a minute ago. */
+export async function createTestRoot(): Promise<TestRoot> {
+  const keys = await generateKeyPair('p256');
+  const cert = await selfSignedCa('CN=test root, O=example.org', keys, [
+    new x509.BasicConstraintsExtension(true, 1, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+  ]);
   return { cert, keys, bundle: new TrustBundle(TrustDomain.parse('example.org'), [cert]) };
 }
 
@@ -130,23 +135,14 @@ export async function crossSignedBy(ca: IssuerCa, root: IssuerCa): Promise<x509.
 }
 
 /**
- * A self-signed CA certificate that names itself as `ca` does (subject and key identifier) on a key of its own: what
- * `ca` issued names it as issuer, though it signed nothing.
+ * A self-signed CA certificate that names itself as `issuer` does (subject and key identifier) on a key of its own:
+ * what `issuer` issued names it as issuer, though it signed nothing.
  */
-export async function lookalikeOf(ca: IssuerCa): Promise<x509.X509Certificate> {
-  const keys = await generateKeyPair('p256');
-  const keyId = ca.cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId ?? '';
-  return x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomSerialHex(),
-    name: ca.cert.subjectName,
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 24 * HOUR),
-    signingAlgorithm: KEY_ALGORITHMS.p256.sign,
-    keys,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
-      new x509.SubjectKeyIdentifierExtension(keyId),
-    ],
-  });
+export async function lookalikeOf(issuer: x509.X509Certificate): Promise<x509.X509Certificate> {
+  const keyId = issuer.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId ?? '';
+  return selfSignedCa(issuer.subjectName.toString(), await generateKeyPair('p256'), [
+    new x509.BasicConstraintsExtension(true, 0, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
+    new x509.SubjectKeyIdentifierExtension(keyId),
+  ]);
 }

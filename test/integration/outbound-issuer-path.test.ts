@@ -3,13 +3,16 @@
 // certificate that signed nothing on the way is left alone. Found in review: on a TLS client Node's issuer links are
 // the list in the order sent, and the check followed at most 8 of them, so a server sending 8 copies of a good
 // intermediate before the leaf's real issuer (one with a workload ID, which OpenSSL verified the leaf through) was
-// accepted; and an honest server that added an unrelated workload certificate was refused.
+// accepted; and an honest server that added an unrelated workload certificate was refused. Certificates that name the
+// leaf's issuer without having signed it each cost a signature check on a key of the server's choosing: past two, the
+// chain is refused.
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isMeshauthError } from '../../src/errors/index.js';
 import { SpiffeId } from '../../src/identity/index.js';
 import type { x509 } from '../../src/pki/index.js';
 import { clientSecureContext, connectPeer, PeerConnectError, peerConnectFailureReason } from '../../src/tls/index.js';
+import { lookalikeOf } from '../helpers/issuer-chain.js';
 import { PEER_HOST, peerServerTls, startRoutedSidecar, viaProxy } from '../helpers/sidecar-harness.js';
 import { rawClient } from '../helpers/tcp-client.js';
 import { echo, startTcpApp, startTcpTunnelPair } from '../helpers/tcp-tunnel-pair.js';
@@ -59,6 +62,8 @@ describe('outbound: the CA certificates a server sent are checked along every si
     chains.strayBefore = presenting(good, [stray, ca.intermediate]);
     chains.rootFirst = presenting(good, [ca.root, ca.intermediate]);
     chains.foreignPadding = presenting(good, [...Array(8).fill(other.intermediate), ca.intermediate]);
+    const lookalikes = await Promise.all([0, 1, 2].map(() => lookalikeOf(ca.intermediate)));
+    chains.lookalikes = presenting(good, [ca.intermediate, ...lookalikes]);
   });
   afterAll(async () => {
     for (const server of servers) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -86,6 +91,7 @@ describe('outbound: the CA certificates a server sent are checked along every si
     ['fail/the real issuer, with a workload ID, after 8 copies of a good intermediate', 'padded'],
     ['fail/more than 32 certificates above the leaf', 'tooMany'],
     ['fail/a CA certificate that did not sign the leaf, sent with a leaf the root signed', 'noSigner'],
+    ['fail/three certificates that name the leaf’s issuer and did not sign it, after the real one', 'lookalikes'],
   ])('%s → refused before any byte, bad_intermediate', async (_t, name) => {
     const error = await connectTo(chains[name] as TestSvid).then(
       () => undefined,

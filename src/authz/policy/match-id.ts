@@ -3,6 +3,8 @@
 // segment-wise (`spiffe://td/ns/a/*` matches spiffe://td/ns/a/x and …/a/x/y, never spiffe://td/ns/ab/x, and not
 // spiffe://td/ns/a itself). `*` anywhere else is refused: no globbing inside segments, where a crafted ID could
 // match more than the rule meant.
+
+import { errorMessage } from '../../errors/index.js';
 import { SpiffeId } from '../../identity/index.js';
 
 export interface IdMatcher {
@@ -24,7 +26,7 @@ export function idPatternError(pattern: string): string | undefined {
     }
     return undefined;
   } catch (error) {
-    return error instanceof Error ? error.message : String(error);
+    return errorMessage(error);
   }
 }
 

@@ -3,6 +3,8 @@
 // itself, as in Istio); `{param}` for exactly one non-empty segment (`/users/{id}/profile`), optionally
 // ending in `/*`. Patterns must already be in normalized form, or they could never match a request.
 // Deny rules compare both sides in one match form (escaped or not alike), allow rules the normalized path as is.
+
+import { errorMessage } from '../../errors/index.js';
 import { normalizePath } from '../path-normalize.js';
 
 export interface SegmentPattern {
@@ -43,7 +45,7 @@ export function pathPatternError(pattern: string): string | undefined {
       return `expected a normalized path (no "//", ".", ".." or escaped unreserved characters): "${literal}" normalizes to "${normalized}"`;
     }
   } catch (error) {
-    return error instanceof Error ? error.message : String(error);
+    return errorMessage(error);
   }
   return undefined;
 }

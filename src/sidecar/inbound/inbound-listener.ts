@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import type { DetailedPeerCertificate, SecureContext, TLSSocket } from 'node:tls';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import type { SidecarConfig } from '../../config/index.js';
-import { isMeshauthError, MeshauthError } from '../../errors/index.js';
+import { errorMessage, isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { TrustBundle } from '../../pki/index.js';
 import {
   acceptMtls,
@@ -313,7 +313,7 @@ export class InboundListener {
           direction: 'inbound',
           remote: clientAddress(socket.remoteAddress),
           code: isMeshauthError(error) ? error.code : undefined,
-          error: error instanceof Error ? error.message : String(error),
+          error: errorMessage(error),
           ...(skewed ? { localTime: this.#now().toISOString() } : {}),
         },
         skewed ? `peer certificate refused: ${NOT_VALID_YET_BY_THIS_CLOCK}` : 'peer certificate refused',

@@ -101,9 +101,7 @@ export class PeerSessions {
 
   /** The endpoints serving a call to `host` over `route`. */
   setFor(route: RouteConfig, host: string): EndpointSet {
-    const sets = route.pattern ? this.#hostSets : this.#routeSets;
-    const key = route.pattern ? patternSetKey(route, host) : route.host;
-    return sets.get(key) ?? this.#create(route, host, sets, key);
+    return this.#existing(route, host) ?? this.#create(route, host);
   }
 
   /**
@@ -111,14 +109,21 @@ export class PeerSessions {
    * DNS lookup or connection, and told as such, not later as the peer's identity. Checked only when a set is made.
    */
   setOrRefusal(route: RouteConfig, host: string): EndpointSet | MeshauthError {
-    const sets = route.pattern ? this.#hostSets : this.#routeSets;
-    const key = route.pattern ? patternSetKey(route, host) : route.host;
-    const set = sets.get(key);
-    if (set !== undefined) return set;
-    return namespaceRefusal(route, host, this.#config.trustDomain) ?? this.#create(route, host, sets, key);
+    return (
+      this.#existing(route, host) ??
+      namespaceRefusal(route, host, this.#config.trustDomain) ??
+      this.#create(route, host)
+    );
   }
 
-  #create(route: RouteConfig, host: string, sets: Map<string, EndpointSet>, key: string): EndpointSet {
+  /** The set of `route` for `host` if there is one. Per request: two reads, nothing allocated. */
+  #existing(route: RouteConfig, host: string): EndpointSet | undefined {
+    return route.pattern ? this.#hostSets.get(patternSetKey(route, host)) : this.#routeSets.get(route.host);
+  }
+
+  #create(route: RouteConfig, host: string): EndpointSet {
+    const sets = route.pattern ? this.#hostSets : this.#routeSets;
+    const key = route.pattern ? patternSetKey(route, host) : route.host;
     if (route.pattern && sets.size >= MAX_SETS) this.#sweep(0);
     const address = routeAddressFor(route, host);
     const set = new EndpointSet({

@@ -35,8 +35,10 @@ export class TcpInboundHandler {
   readonly #now: () => Date;
   /** Tunnels and app connects in progress, each with its shutdown. */
   readonly #live = new Map<Socket, () => void>();
-  /** The verified peer of each tunnel in #live: what a changed policy is asked about again (reauthorize). */
-  /** Each tunnel's peer and the time it was opened: a reload asks the policy about the tunnel as it was opened. */
+  /**
+   * The verified peer of each tunnel in #live and the time it was opened: what a changed policy is asked about again
+   * (reauthorize), as the tunnel was opened.
+   */
   readonly #peers = new Map<TLSSocket, { readonly peer: VerifiedPeer; readonly openedAt: Date }>();
   readonly #perPeer = new Map<string, number>();
   /** Policies already checked for HTTP-only conditions (a policy normally passed that check when it was loaded). */

@@ -56,7 +56,7 @@ describe('signersAbove', async () => {
     const issuer = await intermediateUnder(root, []);
     const signed = node(await leafUnder(issuer));
     const real = node(issuer.cert);
-    const lookalikes = await Promise.all([0, 1, 2].map(() => lookalikeOf(issuer).then(node)));
+    const lookalikes = await Promise.all([0, 1, 2].map(() => lookalikeOf(issuer.cert).then(node)));
 
     it('ok/two of them beside the real issuer: the issuer is found', () => {
       expect(lookalikes.every((cert) => signed.checkIssued(cert))).toBe(true); // they do look like it

@@ -5,6 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import { errorMessage, isErrorCode, MeshauthError, type MeshauthErrorOptions } from '../errors/index.js';
 import { workerScriptUrl } from '../platform/worker-script.js';
+import { parseThreadHeapMb } from './parse-thread-heap.js';
 import type { PolicyDocument } from './policy/schema.js';
 
 /** What the worker is given (workerData). */
@@ -31,6 +32,11 @@ export interface ParseOffThreadOptions {
   readonly signal?: AbortSignal | undefined;
   /** The worker script; default parse-policy-worker.js next to this module. Tests give one that fails. */
   readonly script?: URL | undefined;
+  /**
+   * The worker's old-generation bound in MiB; default what the process's memory limit leaves (parseThreadHeapMb),
+   * none without a limit.
+   */
+  readonly heapMb?: number | undefined;
 }
 
 /** The reason of the MESHAUTH_ERR_POLICY_INVALID thrown when the worker gave no judgement of the text. */
@@ -47,7 +53,11 @@ export function parsePolicyOffThread(
   trustDomain: string | undefined,
   options: ParseOffThreadOptions = {},
 ): Promise<PolicyDocument> {
-  const { signal, script = workerScriptUrl('./parse-policy-worker.js', import.meta.url) } = options;
+  const {
+    signal,
+    script = workerScriptUrl('./parse-policy-worker.js', import.meta.url),
+    heapMb = parseThreadHeapMb(process.constrainedMemory?.(), process.memoryUsage.rss()),
+  } = options;
   return new Promise((resolve, reject) => {
     if (signal?.aborted === true) {
       reject(threadFailed(file, 'was ended (the reload was abandoned)'));
@@ -56,7 +66,10 @@ export function parsePolicyOffThread(
     const job: ParseJob = { text, file, trustDomain };
     let worker: Worker;
     try {
-      worker = new Worker(script, { workerData: job });
+      worker = new Worker(script, {
+        workerData: job,
+        ...(heapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: heapMb } }),
+      });
     } catch (error) {
       reject(threadFailed(file, `could not start (${errorMessage(error)})`));
       return;
@@ -83,12 +96,20 @@ export function parsePolicyOffThread(
     worker.on('messageerror', (error) =>
       settle(() => reject(threadFailed(file, `answered something it could not pass back (${errorMessage(error)})`))),
     );
-    worker.on('error', (error) => settle(() => reject(threadFailed(file, `failed (${errorMessage(error)})`))));
+    worker.on('error', (error) => settle(() => reject(threadFailed(file, failure(error, heapMb)))));
     worker.on('exit', (code) => settle(() => reject(threadFailed(file, `exited (code ${code}) without an answer`))));
     // Not unref'd: the caller awaits the answer (a process with nothing else to do must not exit under it), and
     // the watcher's close() aborts a parse it no longer wants.
     signal?.addEventListener('abort', abandon, { once: true });
   });
+}
+
+/** Why the thread failed; running out of its heap says how much it had and what to change. */
+function failure(error: unknown, heapMb: number | undefined): string {
+  if ((error as { code?: unknown } | null)?.code !== 'ERR_WORKER_OUT_OF_MEMORY')
+    return `failed (${errorMessage(error)})`;
+  const bound = heapMb === undefined ? "V8's heap bound" : `its ${heapMb} MiB heap, what the memory limit left`;
+  return `ran out of memory (${bound}): split the policy or raise the container's memory limit`;
 }
 
 /** The document of a well-formed answer; the refusal it carries, thrown; anything else is a failed thread. */

@@ -2,46 +2,14 @@
 // Node derives from a container's memory limit. Checked against real memory cgroups (v1 or v2) when the machine lets
 // the test make one (root, a writable cgroup tree; CI runs as root); those cases are skipped otherwise.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { caMemoryLimit, imageNodeFlags, podHeapFlags } from '../../bench/image-node-flags.js';
 import { INJECT_DEFAULTS } from '../../src/k8s/inject-config.js';
 import { parseQuantity } from '../../src/k8s/inject-quantity.js';
 import { parseDocuments, renderKustomization, toolOrSkip } from '../helpers/deploy-tools.js';
+import { cgroupsUsable, inCgroup, memoryCgroup, removeMadeCgroups } from '../helpers/memory-cgroup.js';
 
 const HEAP_LIMIT = "process.stdout.write(String(require('node:v8').getHeapStatistics().heap_size_limit))";
-const made: string[] = [];
-let serial = 0;
-
-/** A new memory cgroup limited to `bytes`, or undefined when this machine does not let the test make one. */
-function memoryCgroup(bytes: number): string | undefined {
-  const name = `meshauth-test-${process.pid}-${serial++}`;
-  const v1 = '/sys/fs/cgroup/memory';
-  let dir: string;
-  let limitFile: string;
-  try {
-    if (existsSync(join(v1, 'memory.limit_in_bytes'))) {
-      dir = join(v1, name);
-      limitFile = 'memory.limit_in_bytes';
-    } else if (readFileSync('/sys/fs/cgroup/cgroup.subtree_control', 'utf8').split(/\s+/).includes('memory')) {
-      dir = join('/sys/fs/cgroup', name);
-      limitFile = 'memory.max';
-    } else {
-      return undefined;
-    }
-    mkdirSync(dir);
-  } catch {
-    return undefined;
-  }
-  made.push(dir);
-  try {
-    writeFileSync(join(dir, limitFile), String(bytes));
-  } catch {
-    return undefined;
-  }
-  return dir;
-}
 
 /** V8's heap size limit of a Node started with `flags`, inside `cgroup` when given. */
 function heapLimit(flags: readonly string[], cgroup?: string): number {
@@ -50,41 +18,13 @@ function heapLimit(flags: readonly string[], cgroup?: string): number {
   const out =
     cgroup === undefined
       ? execFileSync(process.execPath, args, options)
-      : execFileSync(
-          '/bin/sh',
-          ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, process.execPath, ...args],
-          options,
-        );
+      : execFileSync('/bin/sh', inCgroup(cgroup, process.execPath, args), options);
   return Number(out);
-}
-
-/** Whether a process can be started inside a new memory cgroup here (made, limited, joined). */
-function cgroupsUsable(): boolean {
-  const probe = memoryCgroup(256 * 2 ** 20);
-  if (probe === undefined) return false;
-  try {
-    execFileSync('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec true', probe], { timeout: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const noCgroups = !cgroupsUsable();
 
-/** Removes the cgroups made so far: a cgroup whose process has exited is empty and can be removed. */
-function removeMade(): void {
-  for (const dir of made.splice(0)) {
-    try {
-      rmdirSync(dir);
-    } catch {
-      // not made, or already gone
-    }
-  }
-}
-
-afterEach(removeMade);
-afterAll(removeMade); // the probe's, also when no case ran
+afterEach(removeMadeCgroups);
 
 describe('bench: the heap bound of a pod', () => {
   it('ok/the bound follows the limit: limit / 2 of old space within 256 MiB..4 GiB; none without the image flags', () => {

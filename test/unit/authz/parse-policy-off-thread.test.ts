@@ -107,6 +107,16 @@ describe('parsePolicyOffThread', () => {
     expect(error.message).toMatch(new RegExp(`^${FILE}: not judged: the policy parsing thread failed \\(`));
   });
 
+  it('fail/a thread that runs out of its heap bound: not judged, the message says how much it had', async () => {
+    const hungry = script('const kept = []; for (;;) kept.push(new Array(100_000).fill(1.5));');
+    const error = await refusalThere(parsePolicyOffThread(VALID, FILE, undefined, { script: hungry, heapMb: 16 }));
+    expect(error.reason).toBe(PARSE_THREAD_FAILED);
+    expect(error.message).toBe(
+      `${FILE}: not judged: the policy parsing thread ran out of memory (its 16 MiB heap, what the memory limit ` +
+        "left): split the policy or raise the container's memory limit",
+    );
+  });
+
   it('fail/a refusal under a code the registry does not have: MESHAUTH_ERR_POLICY_INVALID with its message', async () => {
     const source =
       'import { parentPort } from "node:worker_threads";' +

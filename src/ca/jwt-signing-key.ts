@@ -2,12 +2,14 @@
 // the X.509 keys so a JWKS consumer never holds a key that can also sign certificates. `kid` is the key's
 // JWK thumbprint, so every replica sharing the directory publishes the same `kid` without coordination.
 import { createECDH, createPrivateKey, hkdfSync } from 'node:crypto';
+import { dirname } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
 import { MeshauthError } from '../errors/index.js';
 import { exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem, type KeyPair } from '../pki/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { readCaFile, readCaFileIfPresent } from './ca-dir-file.js';
 import { caPaths, createFileExclusive, PRIVATE_FILE_MODE, writeFileAtomic } from './ca-files.js';
+import { CA_PRIVATE_KEY, parsedCaFile } from './parsed-ca-file.js';
 
 /** JWS algorithm of every JWT-SVID the CA signs (JWT-SVIDs allow it; one algorithm per key: a token cannot pick). */
 export const JWT_SVID_ALG = 'ES256';
@@ -55,9 +57,13 @@ export async function readJwtKeyFile(file: string): Promise<string | undefined> 
   return readCaFileIfPresent(file);
 }
 
+/** `file` (jwt.key of a CA directory) holding `pem`; text that is no key is refused naming the directory and file. */
 export async function parseJwtSigningKey(pem: string, file: string): Promise<JwtSigningKey> {
-  return jwtSigningKeyOf(await importPrivateKeyPem(pem), file);
+  const keys = await parsedCaFile(dirname(file), file, JWT_PRIVATE_KEY, () => importPrivateKeyPem(pem));
+  return jwtSigningKeyOf(keys, file);
 }
+
+const JWT_PRIVATE_KEY = 'one PEM P-256 private key (JWT-SVIDs are signed with ES256)';
 
 /** The published form of a public key: `{kty, crv, x, y, kid, alg, use}` with the JWK thumbprint as kid. */
 export async function publicJwkOf(publicKey: CryptoKey): Promise<Readonly<JWK>> {
@@ -81,7 +87,10 @@ export async function deriveJwtSigningKey(dir: string): Promise<JwtSigningKey | 
     keyPem = undefined; // not readable as a file: no key to derive from, as when it is missing
   }
   if (keyPem === undefined) return undefined;
-  const ikm = createPrivateKey(keyPem).export({ type: 'pkcs8', format: 'der' });
+  const intermediateKeyPem = keyPem; // a const: the closure below keeps its narrowing
+  const ikm = await parsedCaFile(dir, keyFile, CA_PRIVATE_KEY, () =>
+    createPrivateKey(intermediateKeyPem).export({ type: 'pkcs8', format: 'der' }),
+  );
   // A 32-byte string is a valid P-256 scalar unless it is 0 or ≥ n (probability about 2^-32): try the next one.
   for (let counter = 0; counter < 8; counter++) {
     const d = Buffer.from(hkdfSync('sha256', ikm, 'meshauth', `jwt-svid signing key ${counter}`, 32));

@@ -18,6 +18,7 @@ import {
   webhookDnsNames,
   webhookTlsSecret,
 } from './k8s-manifests.js';
+import { CA_CERTIFICATES, parsedCaFile } from './parsed-ca-file.js';
 import { initCa } from './store.js';
 
 /** The webhook's serving certificate: long enough to forget, short enough to be a certificate (rerun to renew). */
@@ -122,7 +123,9 @@ async function caObjects(dir: string, target: K8sTarget, flag: string) {
   }
   const bundlePem = files['bundle.pem'] as string;
   const namespaces = [...new Set([target.namespace, ...target.bundleNamespaces])];
-  const [intermediate] = parseCertificatesPem(files['intermediate.crt'] as string);
+  const [intermediate] = parsedCaFile(dir, 'intermediate.crt', CA_CERTIFICATES, () =>
+    parseCertificatesPem(files['intermediate.crt'] as string),
+  );
   return {
     secret: caSecret({ name: target.secretName, namespace: target.namespace, files }),
     bundles: namespaces.map((ns) => trustBundleConfigMap(ns, bundlePem)),

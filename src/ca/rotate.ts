@@ -8,6 +8,7 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { MeshauthError } from '../errors/index.js';
 import { BACKDATE_MS, parseCertificatesPem, SVID_MAX_TTL_MS, toPemChain, type x509 } from '../pki/index.js';
 import { caPaths, PUBLIC_FILE_MODE, writeFileAtomic } from './ca-files.js';
+import { CA_CERTIFICATES, parsedCaFile } from './parsed-ca-file.js';
 import {
   inconsistent,
   loadCaKey,
@@ -114,8 +115,14 @@ export async function retirePreviousRoot(dir: string, now = new Date(), force = 
       { reason: 'no_previous_root' },
     );
   }
-  const [previous] = parseCertificatesPem(await readCaFile(paths, paths.previousRootCert));
-  const [intermediate] = parseCertificatesPem(await readCaFile(paths, paths.intermediateCert));
+  const previousPem = await readCaFile(paths, paths.previousRootCert);
+  const intermediatePem = await readCaFile(paths, paths.intermediateCert);
+  const [previous] = parsedCaFile(paths.dir, paths.previousRootCert, CA_CERTIFICATES, () =>
+    parseCertificatesPem(previousPem),
+  );
+  const [intermediate] = parsedCaFile(paths.dir, paths.intermediateCert, CA_CERTIFICATES, () =>
+    parseCertificatesPem(intermediatePem),
+  );
   if (previous === undefined || intermediate === undefined) {
     throw inconsistent(paths.dir, 'root-previous.crt or intermediate.crt holds no certificate');
   }
@@ -139,7 +146,8 @@ export async function retirePreviousRoot(dir: string, now = new Date(), force = 
 }
 
 async function readBundle(paths: ReturnType<typeof caPaths>): Promise<x509.X509Certificate[]> {
-  return parseCertificatesPem(await readCaFile(paths, paths.bundle));
+  const pem = await readCaFile(paths, paths.bundle);
+  return parsedCaFile(paths.dir, paths.bundle, CA_CERTIFICATES, () => parseCertificatesPem(pem));
 }
 
 function sameCertificate(a: x509.X509Certificate, b: x509.X509Certificate): boolean {

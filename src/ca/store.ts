@@ -1,9 +1,9 @@
 // The CA's key material on disk: `ca init` creates it, `ca issue`/`ca serve` load it. Keys are 0600 and
 // every file is replaced atomically, so a running server or another replica never reads a torn file.
-import { createPublicKey, X509Certificate as NodeX509Certificate } from 'node:crypto';
+import { X509Certificate as NodeX509Certificate, subtle } from 'node:crypto';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { MeshauthError } from '../errors/index.js';
-import { TrustDomain } from '../identity/index.js';
+import { SpiffeId, TrustDomain } from '../identity/index.js';
 import {
   createIntermediateCertificate,
   createRootCertificate,
@@ -15,6 +15,7 @@ import {
   parseCertificatesPem,
   TrustBundle,
   toPemChain,
+  uriSans,
   type x509,
 } from '../pki/index.js';
 import { readCaFile as readCaDirFile } from './ca-dir-file.js';
@@ -27,6 +28,7 @@ import {
   writeFileAtomic,
 } from './ca-files.js';
 import { writeNewJwtSigningKey } from './jwt-signing-key.js';
+import { CA_CERTIFICATES, CA_PRIVATE_KEY, parsedCaFile } from './parsed-ca-file.js';
 import { inconsistent, readTrustDomain } from './trust-domain-file.js';
 
 export { inconsistent, readTrustDomain };
@@ -108,7 +110,10 @@ export interface CaMaterial {
   readonly root: x509.X509Certificate;
 }
 
-/** Loads the signing material and checks that it is consistent (key matches certificate, chain to a bundle root). */
+/**
+ * Loads the signing material and checks that it is consistent (each file parses, key matches certificate, chain to a
+ * bundle root, the intermediate of the directory's trust domain).
+ */
 export async function loadCaMaterial(dir: string): Promise<CaMaterial> {
   const paths = caPaths(dir);
   const [certPem, keyPem, bundlePem] = await Promise.all([
@@ -116,14 +121,19 @@ export async function loadCaMaterial(dir: string): Promise<CaMaterial> {
     readCaFile(paths, paths.intermediateKey),
     readCaFile(paths, paths.bundle),
   ]);
-  const [intermediate] = parseCertificatesPem(certPem);
+  const [intermediate] = await parsedCaFile(dir, paths.intermediateCert, CA_CERTIFICATES, () =>
+    parseCertificatesPem(certPem),
+  );
   if (intermediate === undefined) throw inconsistent(dir, 'intermediate.crt holds no certificate');
-  const keys = await importPrivateKeyPem(keyPem);
-  if (!keyMatchesCertificate(keyPem, intermediate)) {
+  const keys = await parsedCaFile(dir, paths.intermediateKey, CA_PRIVATE_KEY, () => importPrivateKeyPem(keyPem));
+  if (!(await keyMatchesCertificate(keys, intermediate))) {
     throw inconsistent(dir, 'intermediate.key does not belong to intermediate.crt');
   }
   const trustDomain = await readTrustDomain(paths);
-  const bundle = TrustBundle.fromPem(trustDomain, bundlePem);
+  refuseOtherTrustDomain(dir, trustDomain, intermediate);
+  const bundle = await parsedCaFile(dir, paths.bundle, CA_CERTIFICATES, () =>
+    TrustBundle.fromPem(trustDomain, bundlePem),
+  );
   const nodeIntermediate = new NodeX509Certificate(Buffer.from(intermediate.rawData));
   const root = bundle.roots.find((candidate) => {
     const nodeRoot = new NodeX509Certificate(Buffer.from(candidate.rawData));
@@ -139,6 +149,25 @@ export async function loadCaMaterial(dir: string): Promise<CaMaterial> {
   };
 }
 
+/**
+ * The intermediate's name constraints let it sign for its own trust domain only: with another one in ca.json (a `ca
+ * init --force --trust-domain` stopped between ca.json and the intermediate, a hand edit) every leaf signed would be
+ * refused by every relying party while the CA counted it as issued. A signing certificate without a SPIFFE ID says
+ * nothing either way.
+ */
+function refuseOtherTrustDomain(dir: string, trustDomain: TrustDomain, intermediate: x509.X509Certificate): void {
+  for (const uri of uriSans(intermediate)) {
+    const named = SpiffeId.tryParse(uri)?.trustDomain;
+    if (named === undefined || named.equals(trustDomain)) continue;
+    throw inconsistent(
+      dir,
+      `ca.json (or root.crt, when there is no ca.json) names trust domain ${trustDomain} but intermediate.crt is of ` +
+        `${named} and can sign for ${named} only: finish the interrupted \`meshauth ca init --force --trust-domain ` +
+        `${trustDomain}\` by running it again, or put trust domain ${named} back in ca.json`,
+    );
+  }
+}
+
 /** A file of the CA directory, read bounded (ca-dir-file.ts); missing means no CA there yet. */
 export async function readCaFile(paths: CaPaths, file: string): Promise<string> {
   return readCaDirFile(paths, file);
@@ -146,11 +175,14 @@ export async function readCaFile(paths: CaPaths, file: string): Promise<string> 
 
 export async function loadCaKey(paths: CaPaths, certFile: string, keyFile: string): Promise<CaKey> {
   const [certPem, keyPem] = await Promise.all([readCaFile(paths, certFile), readCaFile(paths, keyFile)]);
-  const [certificate] = parseCertificatesPem(certPem);
-  if (certificate === undefined || !keyMatchesCertificate(keyPem, certificate)) {
+  const [certificate] = await parsedCaFile(paths.dir, certFile, CA_CERTIFICATES, () => parseCertificatesPem(certPem));
+  // Imported before the comparison: compared as text, a damaged key reached OpenSSL's decoder and ended `ca rotate`
+  // with its bare "DECODER routines::unsupported", no code, exit 1.
+  const keys = await parsedCaFile(paths.dir, keyFile, CA_PRIVATE_KEY, () => importPrivateKeyPem(keyPem));
+  if (certificate === undefined || !(await keyMatchesCertificate(keys, certificate))) {
     throw inconsistent(paths.dir, `${keyFile} does not belong to ${certFile}`);
   }
-  return { certificate, keys: await importPrivateKeyPem(keyPem) };
+  return { certificate, keys };
 }
 
 export async function newRoot(trustDomain: TrustDomain, now: Date): Promise<CaKey> {
@@ -188,9 +220,9 @@ export async function writeState(paths: CaPaths, state: CaState): Promise<void> 
   await writeFileAtomic(paths.state, `${JSON.stringify(state, null, 2)}\n`, PUBLIC_FILE_MODE);
 }
 
-function keyMatchesCertificate(keyPem: string, certificate: x509.X509Certificate): boolean {
-  const spki = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
-  return Buffer.compare(spki, Buffer.from(certificate.publicKey.rawData)) === 0;
+async function keyMatchesCertificate(keys: KeyPair, certificate: x509.X509Certificate): Promise<boolean> {
+  const spki = Buffer.from(await subtle.exportKey('spki', keys.publicKey));
+  return spki.equals(Buffer.from(certificate.publicKey.rawData));
 }
 
 async function firstExisting(files: readonly string[]): Promise<string | undefined> {

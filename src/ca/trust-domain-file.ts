@@ -4,6 +4,7 @@ import { MeshauthError } from '../errors/index.js';
 import { TrustDomain } from '../identity/index.js';
 import { readCaFile, readCaFileIfPresent } from './ca-dir-file.js';
 import type { CaPaths } from './ca-files.js';
+import { CA_CERTIFICATES, parsedCaFile } from './parsed-ca-file.js';
 
 export async function readTrustDomain(paths: CaPaths): Promise<TrustDomain> {
   // Unreadable (or not a file) as missing, as before: the root names the trust domain too.
@@ -16,7 +17,8 @@ export async function readTrustDomain(paths: CaPaths): Promise<TrustDomain> {
   }
   // A CA directory assembled by hand (no ca.json): the root names its trust domain in its URI SAN.
   const { parseCertificatesPem, uriSans } = await import('../pki/index.js');
-  const [root] = parseCertificatesPem(await readCaFile(paths, paths.rootCert));
+  const rootPem = await readCaFile(paths, paths.rootCert);
+  const [root] = parsedCaFile(paths.dir, paths.rootCert, CA_CERTIFICATES, () => parseCertificatesPem(rootPem));
   const uri = root === undefined ? undefined : uriSans(root)[0];
   if (uri === undefined) throw inconsistent(paths.dir, 'ca.json is missing and root.crt names no trust domain');
   return TrustDomain.parse(uri);

@@ -47,6 +47,7 @@ interface ServeOptions {
   workers?: string;
   reusePort?: boolean;
   bundleRefreshHint: string;
+  logLevel: string;
 }
 
 interface InitOptions {
@@ -225,7 +226,11 @@ export function registerCaCommands(program: Command): void {
       '--auto-rotate-intermediate',
       "self-managed mode (needs root.key in --dir): mint a new intermediate at half the current one's life",
     )
-    .option('--intermediate-ttl <duration>', 'lifetime of auto-rotated intermediates, 10s … 1y', '30d')
+    .option(
+      '--intermediate-ttl <duration>',
+      'with --auto-rotate-intermediate: lifetime of the intermediates it mints, 10s … 1y',
+      '30d',
+    )
     .option(
       '--max-queue <n>',
       'signing requests that may wait (0 … 1000000); past it, 429 + Retry-After (default 1000)',
@@ -240,6 +245,7 @@ export function registerCaCommands(program: Command): void {
       '--reuse-port',
       'bind --listen with SO_REUSEPORT so several ca serve processes on one host share it (Node 22.12+, Linux or FreeBSD)',
     )
+    .option('--log-level <level>', 'log level (trace, debug, info, warn, error, fatal, silent)', 'info')
     .addHelpText(
       'after',
       [
@@ -251,20 +257,13 @@ export function registerCaCommands(program: Command): void {
         'never issues its own ID spiffe://<td>/meshauth/ca to a workload.',
       ].join('\n'),
     )
-    .action(async (opts: ServeOptions) => {
+    .action(async (opts: ServeOptions, command: Command) => {
       const [{ JWT_SVID_MAX_TTL_MS, JWT_SVID_MIN_TTL_MS, startCaServer }, { createLogger, Metrics }] =
         await Promise.all([import('../ca/index.js'), import('../telemetry/index.js')]);
-      const logger = createLogger({ name: 'ca' });
+      const logger = createLogger({ name: 'ca', level: opts.logLevel }); // a bad --log-level: usage, exit 2
       const svidTtlMs = durationInRange('--svid-ttl', opts.svidTtl, SERVE_TTL.min, SERVE_TTL.max);
       const jwtTtlMs = durationInRange('--jwt-ttl', opts.jwtTtl, JWT_SVID_MIN_TTL_MS, JWT_SVID_MAX_TTL_MS);
-      if (opts.k8sIssuer === undefined) {
-        const stray = [
-          ['--k8s-jwks', opts.k8sJwks],
-          ['--k8s-ca-file', opts.k8sCaFile],
-          ['--k8s-token-review', opts.k8sTokenReview],
-        ].find(([, value]) => value !== undefined);
-        if (stray !== undefined) throw usage(`${stray[0]} needs --k8s-issuer`);
-      }
+      refuseStrayServeFlags(opts, (name) => command.getOptionValueSource(name) === 'cli');
       if (svidTtlMs < SERVE_TTL.warnBelow) {
         logger.warn(
           { event: 'short_svid_ttl', svidTtl: formatDuration(svidTtlMs) },
@@ -429,6 +428,32 @@ A running \`ca serve\` picks up every step within a second, without a restart.`,
         );
       });
     });
+}
+
+/**
+ * `ca serve` flags that mean something only beside another one. Those with a default (--k8s-audience,
+ * --k8s-token-file, --k8s-api-server, --intermediate-ttl) are refused only when typed (`given`): unread, a CA told
+ * `--intermediate-ttl 7d` kept minting nothing, and one told `--k8s-audience` without --k8s-issuer started with no
+ * Kubernetes bootstrap at all, both without a word.
+ */
+function refuseStrayServeFlags(opts: ServeOptions, given: (option: keyof ServeOptions) => boolean): void {
+  if (opts.k8sIssuer === undefined) {
+    const stray = [
+      ['--k8s-jwks', opts.k8sJwks !== undefined],
+      ['--k8s-ca-file', opts.k8sCaFile !== undefined],
+      ['--k8s-token-review', opts.k8sTokenReview !== undefined],
+      ['--k8s-audience', given('k8sAudience')],
+      ['--k8s-token-file', given('k8sTokenFile')],
+      ['--k8s-api-server', given('k8sApiServer')],
+    ].find(([, present]) => present === true);
+    if (stray !== undefined) throw usage(`${stray[0]} needs --k8s-issuer`);
+  }
+  if (opts.autoRotateIntermediate !== true && given('intermediateTtl')) {
+    throw usage(
+      '--intermediate-ttl goes with --auto-rotate-intermediate (it sets the lifetime of the intermediates ca serve ' +
+        'mints; `ca rotate --intermediate` makes 30-day ones)',
+    );
+  }
 }
 
 /**

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { Counter, Histogram } from 'prom-client';
 import type { MeshauthError } from '../errors/index.js';
 import { h2SessionErrorReason } from '../platform/index.js';
-import { type Logger, type Metrics, RateLimitedLog, RefusalLog } from '../telemetry/index.js';
+import { type Logger, type Metrics, RateLimitedLog, RefusalLog, statusLabel } from '../telemetry/index.js';
 
 /** Caller aborts are routine (a cancelled download) and attacker-driven alike: one log line per this interval. */
 const ABORT_LOG_INTERVAL_MS = 10_000;
@@ -96,7 +96,7 @@ export class DataPlaneTelemetry {
     }
     let child = byStatus.get(status);
     if (child === undefined) {
-      child = this.#metrics.requests.labels(this.direction, label, String(status));
+      child = this.#metrics.requests.labels(this.direction, label, statusLabel(status));
       byStatus.set(status, child);
     }
     child.inc();

@@ -3,3 +3,4 @@ export { Metrics, type MetricsOptions } from './metrics.js';
 export { DEFAULT_MAX_PEER_ID_LABELS, PEER_ID_OVERFLOW, PeerIdLabels } from './peer-id-labels.js';
 export { RateLimitedLog } from './rate-limited-log.js';
 export { RefusalLog } from './refusal-log.js';
+export { statusLabel } from './status-label.js';

@@ -25,7 +25,7 @@ import { type DrainState, ForwardHandler, kResetBySidecar } from '../forward-han
 import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM } from '../http-headers.js';
 import { isChunkedOnly, refusedForMethod, transferCodingRefused } from '../inbound/request-checks.js';
 import { waitUntil } from '../listen.js';
-import { methodInvalid } from '../pipeline/rejections.js';
+import { MAX_PIPELINED_REQUESTS, methodInvalid, tooManyPipelined } from '../pipeline/rejections.js';
 import { resetSocket } from '../tcp/reset-socket.js';
 import { TCP_LIMITS, type TcpLimits } from '../tcp/tcp-limits.js';
 import { TcpTelemetry } from '../tcp/tcp-telemetry.js';
@@ -79,6 +79,13 @@ export class OutboundListener {
   readonly #http1Forwarded = new WeakSet<ServerResponse>();
   /** Connections whose last response was complete before its request body (lingerAfterEarlyResponse): closing. */
   readonly #answeredEarly = new WeakSet<Socket>();
+  /**
+   * The responses of each connection not yet written whole: their number is what MAX_PIPELINED_REQUESTS bounds, and
+   * those still queued when the connection closes are abandoned (abandonQueued).
+   */
+  readonly #unanswered = new WeakMap<Socket, Set<ServerResponse>>();
+  /** Connections refused for pipelining: counted and logged once each; every later request on them is refused too. */
+  readonly #pipelineRefused = new WeakSet<Socket>();
   readonly #onExchangeFinish: (this: ServerResponse) => void;
   /** Egress tunnels open or connecting (their upstream socket), each with its cut: a reset both ways, for the drain deadline. */
   readonly #tunnels = new Map<Socket, () => void>();
@@ -124,7 +131,9 @@ export class OutboundListener {
       forwardHttp1: (exchange, endpoint, pool) => this.#forwardHttp1(exchange, endpoint, pool),
     };
     const answeredEarly = this.#answeredEarly;
+    const unanswered = this.#unanswered;
     this.#onExchangeFinish = function onExchangeFinish(this: ServerResponse): void {
+      unanswered.get(this.req.socket)?.delete(this);
       if (!this.req.complete) lingerAfterEarlyResponse(this.req.socket, this.req, answeredEarly);
     };
     this.#server = createServer(
@@ -157,7 +166,11 @@ export class OutboundListener {
       // A route tunnel comes back here on the socket that carried its CONNECT: already tracked.
       if (this.#sockets.has(socket)) return;
       this.#sockets.add(socket);
-      socket.once('close', () => this.#sockets.delete(socket));
+      socket.once('close', () => {
+        this.#sockets.delete(socket);
+        const queued = this.#unanswered.get(socket);
+        if (queued !== undefined) for (const res of queued) abandonQueued(res);
+      });
       // Node drops its own error listener from a socket it hands to 'connect'; a tunnel's errors end in 'close'.
       socket.on('error', ignore);
     });
@@ -192,6 +205,17 @@ export class OutboundListener {
     const startedAt = performance.now();
     res.on('error', ignore);
     res.on('finish', this.#onExchangeFinish); // comes once: `on` skips `once`'s per-request wrapper
+    const socket = req.socket;
+    let unanswered = this.#unanswered.get(socket);
+    if (unanswered === undefined) {
+      unanswered = new Set();
+      this.#unanswered.set(socket, unanswered);
+    }
+    unanswered.add(res);
+    if (unanswered.size > MAX_PIPELINED_REQUESTS || this.#pipelineRefused.has(socket)) {
+      this.#refusePipelined(res, socket, startedAt);
+      return;
+    }
     if (this.#holder.current === undefined) {
       this.#reject(
         res,
@@ -261,6 +285,22 @@ export class OutboundListener {
       () => exchange.start(),
       (error: unknown) => this.#hookFailed(res, error, startedAt),
     );
+  }
+
+  /**
+   * node:http parses every request a connection pipelines while the earlier answers are still due, and each would
+   * start an exchange holding its peer stream (queued by nghttp2 past the peer's stream limit) until answered: one
+   * connection could grow the heap without bound. Past the bound the request is answered 429 at its turn, never
+   * started, and the connection closes after it; so is every request that follows on it, however few are unanswered
+   * by then (their answers could never be written). Answers queued that way count toward node:http's limit of output
+   * held for a connection, past which it stops reading. Counted and logged once per connection.
+   */
+  #refusePipelined(res: ServerResponse, socket: Socket, startedAt: number): void {
+    const error = tooManyPipelined();
+    writeErrorH1(res, error, undefined, true);
+    if (this.#pipelineRefused.has(socket)) return;
+    this.#pipelineRefused.add(socket);
+    this.#telemetry.rejected('', error, startedAt);
   }
 
   /** The endpoint's peer speaks HTTP/1.1 (ALPN, or `outbound.http2: false`): undici streams it. */
@@ -568,6 +608,20 @@ function egressForbidden(host: string, port: number, reason: string, why?: strin
     reason,
     detail: { host, port },
   });
+}
+
+/**
+ * A response node:http queued behind another on a connection that closed. node:http tells only the response being
+ * written ('close' from its socket); the queued ones never hear of it, and their exchanges would go on sending the
+ * request to the peer and buffering an answer no one can read. Marked destroyed and closed as node:http marks the
+ * one it tells, so the exchange on it cancels its peer stream (H2Exchange), or aborts its request or drops it unsent
+ * (ForwardHandler on an HTTP/1.1 pool), as for a caller that went away during its own answer.
+ */
+function abandonQueued(res: ServerResponse): void {
+  // The response being written has the socket and hears its 'close' from node:http; one already destroyed was told.
+  if (res.socket !== null || res.destroyed) return;
+  res.destroy();
+  res.emit('close');
 }
 
 function ignore(): void {}

@@ -4,10 +4,12 @@
 // state changes, the route's login rule (navigation → 302 to the provider, API call → 401 with WWW-Authenticate,
 // never a redirect), the route's requirements, the policy file (default deny), then the mesh. Strip, then set:
 // the gateway's cookies, Authorization (unless the route opts in), identity and forwarding headers never pass; the
-// end user travels only as a passport the gateway mints.
+// end user travels only as a passport the gateway mints. Once routed, a request takes a place of its client's share
+// of the route (client-share.ts) until its answer is over; past the share it is refused unprocessed.
 
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
+import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { bearerChallenge } from '../authn/bearer-challenge.js';
 import type { EndUser } from '../authn/end-user.js';
@@ -26,7 +28,7 @@ import {
   normalizePath,
 } from '../authz/index.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
-import { clientAddress } from '../platform/index.js';
+import { clientAddress, clientSourceKey } from '../platform/index.js';
 import { connectionListed, isForwardingHeader, isHopByHop, isTerminatedClaim } from '../sidecar/http-headers.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
 import { h2RequestBody } from '../sidecar/inbound/request-body.js';
@@ -34,6 +36,7 @@ import { checkH1Head, checkH2Head } from '../sidecar/inbound/request-checks.js';
 import type { CallerBody } from '../sidecar/outbound/h2-exchange.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { BrowserSessions } from './browser-sessions.js';
+import { ClientShare, clientShareOf } from './client-share.js';
 import { cookieHeaderWithout, parseCookies } from './cookies.js';
 import { recordEdgeRefusal, refusalRule } from './edge-refusal.js';
 import type { EdgeRequestTelemetry } from './edge-request-telemetry.js';
@@ -53,6 +56,7 @@ import type { JwtSvidVerifier } from './jwt-svid-verifier.js';
 import { LoginStateCodec } from './login-state.js';
 import type { MeshForwarder, ResponseSink } from './mesh-forwarder.js';
 import type { OidcRelyingParty } from './oidc-relying-party.js';
+import { refuseStream } from './refused-stream.js';
 import { isCrossSite } from './request-kind.js';
 import { RouteTable } from './route-table.js';
 import { SessionCodec, type SessionData } from './session.js';
@@ -126,6 +130,7 @@ export class EdgeHandler {
   /** Clients can send identity headers on every request: one line per 10 s, the rest counted. */
   readonly #strippedLog: RateLimitedLog;
   readonly #reservedCookie: (name: string) => boolean;
+  readonly #shares: ClientShare;
 
   constructor(options: EdgeHandlerOptions) {
     const { config } = options;
@@ -143,6 +148,11 @@ export class EdgeHandler {
     this.#port = options.port;
     this.#requests = options.requests;
     this.#strippedLog = new RateLimitedLog(options.logger, options.metrics, 'identity_headers_stripped', 10_000);
+    this.#shares = new ClientShare({
+      metrics: options.metrics,
+      logger: options.logger,
+      now: performance.now.bind(performance),
+    });
     this.#apiClaims = new Map(config.apiIssuers.map((a: ApiIssuerSettings) => [a.issuer, a.claims]));
     if (options.keyRing !== undefined) {
       const codec = new SessionCodec({
@@ -277,6 +287,14 @@ export class EdgeHandler {
       return;
     }
     this.#requests?.route(res, route.name);
+    const place = this.#shares.enter(clientSourceKey(req.socket?.remoteAddress), route.name, () =>
+      clientShareOf(this.#forwarder.endpoints(route.name)),
+    );
+    if (typeof place !== 'string') {
+      refuseOverShare(req, res, place);
+      return;
+    }
+    res.on('close', () => this.#shares.leave(place));
     const cookies = parseCookies(headers.cookie);
     const setCookies: string[] = [];
     let caller: Caller;
@@ -517,6 +535,20 @@ export class EdgeHandler {
       'gateway deny',
     );
   }
+}
+
+/**
+ * A request past its client's share of the route (ClientShare reported it): on HTTP/2 RST_STREAM(REFUSED_STREAM),
+ * which tells the client that nothing was processed and that it may send the request again; on HTTP/1.1, where a
+ * refused request cannot be told apart from a failed one, 429 with Retry-After.
+ */
+function refuseOverShare(req: EdgeRequest, res: EdgeResponseSink, refusal: MeshauthError): void {
+  if (req.httpVersionMajor === 2 && req.stream !== undefined) {
+    refuseStream(req.stream);
+    return;
+  }
+  req.resume();
+  writeError(res, refusal, { 'retry-after': '1' });
 }
 
 /**

@@ -4,7 +4,7 @@
 // out, whoever writes it: a request whose client left before any head is no answer (the sidecars count alike).
 // Labels are bounded: route names come from the config, `route=""` is a request no route took.
 import { performance } from 'node:perf_hooks';
-import type { Metrics } from '../telemetry/index.js';
+import { type Metrics, statusLabel } from '../telemetry/index.js';
 
 /** What is read and wrapped of a node:http or node:http2 compat response. */
 export interface EdgeAnswer {
@@ -38,7 +38,7 @@ export class EdgeRequestTelemetry {
       // After Node took the head: a refused one (an invalid status) is retried as an error answer, counted then.
       if (pending.counted) return result;
       pending.counted = true;
-      metrics.gatewayRequests.inc({ route: pending.route, code: String(status) });
+      metrics.gatewayRequests.inc({ route: pending.route, code: statusLabel(status) });
       metrics.gatewayRequestDuration.observe({ route: pending.route }, (performance.now() - pending.startedAt) / 1000);
       return result;
     };
@@ -55,6 +55,6 @@ export class EdgeRequestTelemetry {
    * counted, not timed (no request was received to time from).
    */
   answeredOnSocket(status: number): void {
-    this.#metrics.gatewayRequests.inc({ route: '', code: String(status) });
+    this.#metrics.gatewayRequests.inc({ route: '', code: statusLabel(status) });
   }
 }

@@ -160,6 +160,12 @@ export class MeshForwarder {
       );
   }
 
+  /** The endpoints the route's address has now (0 before its name first resolved): the gateway holds a session at each. */
+  endpoints(routeName: string): number {
+    const route = this.#routes.get(routeName);
+    return route === undefined ? 0 : this.#sessions.setFor(route, routeName).endpoints.length;
+  }
+
   async close(deadline: number): Promise<void> {
     await this.#sessions.close(deadline);
     this.#telemetry.close();

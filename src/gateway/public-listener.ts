@@ -4,13 +4,15 @@
 // Header blocks are bounded: 431 on HTTP/1.1 from node:http; on HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE is only
 // advertised (node:http2 takes larger blocks) and the edge answers 431 past it. The limits of the sidecar's
 // inbound apply to this public port too (PUBLIC_LIMITS): a connection cap and a per-address share, handshake and
-// request-head deadlines, an HTTP/2 session closed when it sends no request in time, and HTTP/2 sessions that abuse
-// the protocol (rapid reset, invalid frames, floods nghttp2 detects) closed. Every connection closed by a limit is
-// counted in meshauth_connections_rejected_total{direction="edge",reason} with a rate-limited warn line. A request
-// node refuses before the edge sees it (a malformed HTTP/1.1 head, node's own request timeout, an unmet Expect, a
-// CONNECT) gets the gateway's JSON error, a count in meshauth_gateway_decisions_total{route=""} and one log line, as
-// the edge's own refusals do. Every answer on this port is counted by route and status, and timed
-// (edge-request-telemetry.ts).
+// request-head deadlines, an HTTP/2 session closed when it sends no request in time, HTTP/2 sessions that abuse the
+// protocol (invalid frames, floods nghttp2 detects) torn down, and a session whose client resets most of its streams
+// before their answer closed (the inbound's rapid-reset rule, premature-resets.ts). A session this listener closes
+// gracefully has its socket destroyed shortly after its last stream, not left to the idle timeout. Every connection
+// closed by a limit is counted in meshauth_connections_rejected_total{direction="edge",reason} with a warn line
+// rate-limited per reason. A request node refuses before the edge sees it (a malformed HTTP/1.1 head, node's own
+// request timeout, an unmet Expect, a CONNECT) gets the gateway's JSON error, a count in
+// meshauth_gateway_decisions_total{route=""} and one log line, as the edge's own refusals do. Every answer on this
+// port is counted by route and status, and timed (edge-request-telemetry.ts).
 import { unwatchFile, watchFile } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
@@ -19,8 +21,10 @@ import {
   type Http2ServerRequest,
   type Http2ServerResponse,
   type ServerHttp2Session,
+  type ServerHttp2Stream,
 } from 'node:http2';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { createSecureContext, type TLSSocket } from 'node:tls';
 import { type HostPort, readSettingFile } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
@@ -41,6 +45,8 @@ import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js
 import { recordEdgeRefusal, refusalRule } from './edge-refusal.js';
 import { EdgeRequestTelemetry } from './edge-request-telemetry.js';
 import { type EdgeResponse, writeError } from './edge-responses.js';
+import { PrematureResets } from './premature-resets.js';
+import { refusedByGateway } from './refused-stream.js';
 
 export type PublicLimits = { readonly [K in keyof typeof PUBLIC_LIMITS]: number };
 
@@ -62,6 +68,10 @@ export const PUBLIC_LIMITS = Object.freeze({
 const LIMIT_LOG_INTERVAL_MS = 10_000;
 /** How long an error answer written on a socket node:http gave up on may take to flush before the socket is closed. */
 const ANSWER_GRACE_MS = 1_000;
+/** When each HTTP/2 stream was opened (performance.now()), for the rapid-reset rule. */
+const kOpenedAt = Symbol('meshauth.openedAt');
+
+type PublicStream = ServerHttp2Stream & { [kOpenedAt]?: number };
 
 export interface PublicListenerOptions {
   readonly listen: HostPort;
@@ -95,7 +105,18 @@ export class PublicListener {
   readonly #onH1Finish: (this: ServerResponse) => void;
   /** Open TCP connections per client address. */
   readonly #perAddress = new Map<string, number>();
-  readonly #closedLog: RateLimitedLog;
+  /**
+   * The TLS socket under each HTTP/2 session (the session's own `socket` is a proxy that refuses destroy()): a session
+   * closed gracefully ends its side and would otherwise wait for the client's FIN until the idle timeout.
+   */
+  readonly #socketOf = new WeakMap<ServerHttp2Session, TLSSocket>();
+  /** The session node:http2 just created, until its socket's 'secureConnection' reaches this listener. */
+  #newSession: ServerHttp2Session | undefined;
+  /**
+   * The warn line of each reason a limit closes connections for (a bounded set, named in this file), rate-limited
+   * apart: a flood of one kind (rapid-reset sessions, say) does not hide the first line of another.
+   */
+  readonly #closedLogs = new Map<string, RateLimitedLog>();
   readonly #limits: PublicLimits;
   readonly #requests: EdgeRequestTelemetry;
   #material: string;
@@ -104,12 +125,6 @@ export class PublicListener {
 
   constructor(options: PublicListenerOptions) {
     this.#options = options;
-    this.#closedLog = new RateLimitedLog(
-      options.logger,
-      options.metrics,
-      'gateway_connection_closed',
-      LIMIT_LOG_INTERVAL_MS,
-    );
     const { cert, key } = readPair(options.certFile, options.keyFile);
     this.#material = cert + key;
     const limits: PublicLimits = { ...PUBLIC_LIMITS, ...options.limits };
@@ -163,11 +178,17 @@ export class PublicListener {
     this.#server.on('connection', (socket: Socket) => this.#onConnection(socket));
     this.#server.on('drop', () => this.#closed('max_connections'));
     this.#server.on('session', (session: ServerHttp2Session) => this.#onSession(session));
+    // node:http2's own 'secureConnection' listener, added by createSecureServer before this one, has just created
+    // this socket's session and emitted 'session' (#onSession): that session is #newSession.
     this.#server.on('secureConnection', (socket: TLSSocket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
-      if (socket.alpnProtocol !== 'h2')
+      if (socket.alpnProtocol !== 'h2') {
         this.#http1.set(socket, new Http1Deadline(socket, this.#limits, (reason) => this.#closed(reason)));
+        return;
+      }
+      if (this.#newSession !== undefined) this.#socketOf.set(this.#newSession, socket);
+      this.#newSession = undefined;
     });
     // node:http2's HTTP/1.1 fallback keeps node:http's own head and request deadlines at their defaults (60 s and
     // 300 s from a request's first byte, checked every 30 s; createSecureServer takes no options for them), answered
@@ -304,15 +325,22 @@ export class PublicListener {
 
   /**
    * An HTTP/2 session: closed (GOAWAY) when it has sent no request within headersTimeout, as an HTTP/1.1 connection
-   * without a request head is; torn down and counted when it breaks the protocol or floods (Node and nghttp2 end it).
+   * without a request head is, or when its client resets most of its streams before their answer (PrematureResets);
+   * torn down and counted when it breaks the protocol or floods (Node and nghttp2 end it). Once a session closed
+   * here has no stream left, its socket is destroyed after ANSWER_GRACE_MS.
    */
   #onSession(session: ServerHttp2Session): void {
+    this.#newSession = session;
     let requested = false;
+    let open = 0;
+    const resets = new PrematureResets();
+    const closeSession = (reason: string): void => {
+      session.close();
+      this.#closed(reason);
+      if (open === 0) this.#destroySocketSoon(session);
+    };
     const firstRequest = setTimeout(() => {
-      if (!requested && !session.closed) {
-        session.close();
-        this.#closed('idle');
-      }
+      if (!requested && !session.closed) closeSession('idle');
     }, this.#limits.headersTimeoutMs);
     firstRequest.unref();
     session.once('stream', () => {
@@ -328,6 +356,42 @@ export class PublicListener {
     });
     session.on('frameError', () => this.#closed('frame_error'));
     session.on('goaway', () => undefined);
+    // One listener per session, not per stream. A stream the client closed before its head and soon after opening it
+    // counts toward the rapid-reset rule, unless the gateway refused it or the session was already ending (a session
+    // node:http2 destroys closes its streams with it: counted once, by its own reason).
+    const onStreamClose = function onStreamClose(this: PublicStream): void {
+      open--;
+      if (
+        !this.headersSent &&
+        !refusedByGateway(this) &&
+        !session.closed &&
+        !session.destroyed &&
+        resets.closedBeforeHead(performance.now() - (this[kOpenedAt] ?? 0))
+      ) {
+        closeSession('premature_reset');
+        return;
+      }
+      if (open === 0 && session.closed) destroySoon();
+    };
+    const destroySoon = () => this.#destroySocketSoon(session);
+    session.on('stream', (stream: PublicStream) => {
+      open++;
+      resets.opened();
+      stream[kOpenedAt] = performance.now();
+      stream.once('close', onStreamClose);
+    });
+  }
+
+  /**
+   * A session closed gracefully has ended its side of the socket and waits for the client's: a client that never
+   * closes kept its place under maxConnections and the per-address cap until the idle timeout. Destroyed after a
+   * grace in which the GOAWAY and the last answers flush.
+   */
+  #destroySocketSoon(session: ServerHttp2Session): void {
+    const socket = this.#socketOf.get(session);
+    if (socket === undefined || socket.destroyed) return;
+    this.#socketOf.delete(session); // once
+    setTimeout(() => socket.destroy(), ANSWER_GRACE_MS).unref();
   }
 
   /**
@@ -348,7 +412,15 @@ export class PublicListener {
 
   #closed(reason: string): void {
     this.#options.metrics.connectionsRejected.inc({ direction: 'edge', reason });
-    this.#closedLog.warn({ direction: 'edge', reason }, `public connection closed: ${reason}`);
+    let log = this.#closedLogs.get(reason);
+    if (log === undefined) {
+      const { logger, metrics } = this.#options;
+      log = new RateLimitedLog(logger, metrics, 'gateway_connection_closed', LIMIT_LOG_INTERVAL_MS, {
+        summary: { direction: 'edge', reason },
+      });
+      this.#closedLogs.set(reason, log);
+    }
+    log.warn({ direction: 'edge', reason }, `public connection closed: ${reason}`);
   }
 
   get port(): number {

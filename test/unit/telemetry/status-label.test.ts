@@ -3,6 +3,7 @@
 // to 599 made 400 series per peer in both sidecars (up to ~100,000 with the peer bound), where every label is meant to
 // come from a fixed list.
 import { describe, expect, it } from 'vitest';
+import { EdgeRequestTelemetry } from '../../../src/gateway/edge-request-telemetry.js';
 import { DataPlaneTelemetry } from '../../../src/sidecar/data-plane-telemetry.js';
 import { Metrics, silentLogger, statusLabel } from '../../../src/telemetry/index.js';
 
@@ -41,5 +42,17 @@ describe('meshauth_requests_total code label', () => {
     expect(codes.has('299')).toBe(false);
     expect(codes.has('2xx')).toBe(true);
     expect(values.reduce((sum, v) => sum + v.value, 0)).toBe(900);
+  });
+});
+
+describe('meshauth_gateway_requests_total code label', () => {
+  it('fail/answers with every status from 100 to 999: registered statuses and classes only', async () => {
+    const metrics = new Metrics();
+    const telemetry = new EdgeRequestTelemetry(metrics);
+    for (let status = 100; status <= 999; status++) telemetry.answeredOnSocket(status);
+    const codes = new Set((await metrics.gatewayRequests.get()).values.map((v) => String(v.labels.code)));
+    expect(codes.size).toBeLessThanOrEqual(63 + 9);
+    expect(codes.has('599')).toBe(false);
+    expect(codes.has('5xx')).toBe(true);
   });
 });

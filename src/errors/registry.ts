@@ -63,6 +63,7 @@ export const ERRORS = {
   // --- sidecar data plane ---
   MESHAUTH_ERR_NOT_READY: { status: 503, message: 'sidecar has no valid identity yet' },
   MESHAUTH_ERR_UPSTREAM_UNAVAILABLE: { status: 503, message: 'upstream unavailable' },
+  MESHAUTH_ERR_UPSTREAM_BUSY: { status: 503, message: 'upstream busy, retry later' },
   MESHAUTH_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream timed out' },
   MESHAUTH_ERR_UPSTREAM_PROTOCOL: { status: 502, message: 'upstream sent an invalid response' },
   MESHAUTH_ERR_ROUTE_NOT_FOUND: { status: 502, message: 'no route for this host' },

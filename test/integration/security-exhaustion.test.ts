@@ -3,7 +3,7 @@
 // keeps getting 200; then every counted resource returns to its baseline. Real sockets; limits set low so the
 // attack stays small (bounded loops, conditions polled, no fixed sleeps asserted on).
 import { createServer, type Server } from 'node:http';
-import type { ClientHttp2Session, IncomingHttpHeaders } from 'node:http2';
+import { type ClientHttp2Session, constants as h2constants, type IncomingHttpHeaders } from 'node:http2';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -234,11 +234,18 @@ describe('exhaustion of the inbound is bounded', () => {
     const results = await Promise.all(outcomes);
     const timedOut = await metric('meshauth_requests_rejected_total', 'code="MESHAUTH_ERR_REQUEST_TIMEOUT"');
     expect(timedOut).toBeGreaterThanOrEqual(1);
-    // Uploads beyond the peer's pool share waited for its own to finish, never reaching the app; every unfinished
-    // upload, sent or waiting, stalled with its window open before any response head: answered 408 (body_stalled)
-    // by the stream idle timeout and counted once, never reset.
-    expect(results.every((r) => r === 408)).toBe(true);
-    expect(results.length).toBe(timedOut);
+    // Uploads beyond the peer's pool share waited for its own to finish, never reaching the app, up to four times
+    // that share (app-forwarder.ts); the others were refused at once with REFUSED_STREAM (never processed, so a peer
+    // sidecar may send them again). Every unfinished upload kept, sent or waiting, stalled with its window open
+    // before any response head: answered 408 (body_stalled) by the stream idle timeout and counted once, never reset.
+    // The first round alone (admitted sessions × maxConcurrentStreams) is over the share and four times it waiting.
+    const share = Math.floor(LIMITS.appConnections * 0.75);
+    const kept = results.filter((r) => r !== `rst:${h2constants.NGHTTP2_REFUSED_STREAM}`);
+    expect(kept.every((r) => r === 408)).toBe(true);
+    expect(kept.length).toBe(timedOut);
+    const refused = results.length - kept.length;
+    expect(refused).toBeGreaterThanOrEqual(admitted.length * LIMITS.maxConcurrentStreams - 5 * share);
+    expect(await metric('meshauth_requests_rejected_total', 'code="MESHAUTH_ERR_UPSTREAM_BUSY"')).toBe(refused);
     expect(await metric('meshauth_streams_reset_total', 'reason="stream_idle_timeout"')).toBe(0);
     expect(await metric('meshauth_streams_reset_total', 'reason="client_aborted"')).toBe(0);
 

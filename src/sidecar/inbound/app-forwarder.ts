@@ -2,25 +2,35 @@
 // the app over a bounded undici pool (one per listener). A peer may hold at most a share of the pool's
 // connections with requests in flight; its further requests wait for one of its own to finish. So one client's
 // slow uploads cannot take the app from everyone else, and a busy client (a gateway, say) is slowed, not failed.
+// A peer may have at most APP_QUEUE_PER_SHARE times its share waiting: past that its requests are refused before any
+// work (upstreamBusy), since each waiting request holds its whole header list and stream state.
 // The peer is the caller's SPIFFE ID; on the external listener, where no client certificate names the caller, it is
 // the verified end user (every client there used to share one share, so one token holder could take it all).
 import { Pool } from 'undici';
 import type { EndUser } from '../../authn/index.js';
 import { formatHostPort, type SidecarConfig } from '../../config/index.js';
+import { MeshauthError } from '../../errors/index.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import { trackingClient } from '../pool-connections.js';
-import { APP_POOL_PEER_SHARE, type InboundLimits } from './limits.js';
+import { APP_POOL_PEER_SHARE, APP_QUEUE_PER_SHARE, type InboundLimits } from './limits.js';
+import { PeerQueue } from './peer-queue.js';
+
+/** The reason of upstreamBusy, in its log line. */
+const PEER_QUEUE_FULL = 'peer_queue_full';
+
+/** Sent with the HTTP answer of upstreamBusy: the queue moves at the app's pace, so a retry soon may fit. */
+const RETRY_AFTER: Readonly<Record<string, string>> = Object.freeze({ 'retry-after': '1' });
 
 export class AppForwarder {
   readonly #pool: Pool;
-  readonly #maxPerPeer: number;
-  /** App requests in flight per peer (shareKey). */
-  readonly #inFlight = new Map<string, number>();
   /**
-   * Requests of a peer over its share, oldest first: bounded by per-peer connections × what each may have in flight
-   * (h2 streams, or MAX_PIPELINED_REQUESTS on HTTP/1.1).
+   * Requests in flight per peer (shareKey), and those over its share waiting, oldest first. Without the bound on the
+   * waiting, only per-peer connections × what each may have in flight (256 × 100 h2 streams) bounded them: one
+   * identity could park 25,600 request heads, each up to maxHeaderBytes of HPACK-amplified headers.
    */
-  readonly #waiting = new Map<string, Exchange[]>();
+  readonly #queue: PeerQueue<Exchange>;
+  /** The most requests of one peer that may wait (named in the refusal's log line). */
+  readonly #maxWaiting: number;
 
   constructor(config: SidecarConfig, limits: InboundLimits) {
     const appTimeout = config.inbound.appTimeoutMs;
@@ -33,28 +43,30 @@ export class AppForwarder {
       connectTimeout: Math.min(appTimeout, 10_000),
       factory: trackingClient, // an aborted exchange ends its connection, and no replacement is opened for it
     });
-    this.#maxPerPeer = Math.max(1, Math.floor(limits.appConnections * APP_POOL_PEER_SHARE));
+    const maxPerPeer = Math.max(1, Math.floor(limits.appConnections * APP_POOL_PEER_SHARE));
+    this.#maxWaiting = maxPerPeer * APP_QUEUE_PER_SHARE;
+    this.#queue = new PeerQueue(maxPerPeer, this.#maxWaiting);
   }
 
-  /** The forward stage (pipeline/stages.ts order: after identityHeaders, which built `appHeaders`). */
+  /**
+   * The forward stage (pipeline/stages.ts order: after identityHeaders, which built `appHeaders`). Throws
+   * upstreamBusy when the peer already has its share in flight and its most waiting.
+   */
   readonly forward = (exchange: Exchange): void => {
     const key = shareKey(exchange);
-    if ((this.#inFlight.get(key) ?? 0) < this.#maxPerPeer) {
+    const admission = this.#queue.enter(key, exchange);
+    if (admission === 'run') {
       this.#dispatch(exchange, key);
-      return;
+    } else if (admission === 'wait') {
+      // A waiting request whose stream ends (caller reset, stream idle timeout) leaves the queue unsent.
+      exchange.sink.onClose(() => this.#queue.leave(key, exchange));
+    } else {
+      exchange.rejectHeaders = RETRY_AFTER;
+      throw upstreamBusy(this.#maxWaiting);
     }
-    let queue = this.#waiting.get(key);
-    if (queue === undefined) {
-      queue = [];
-      this.#waiting.set(key, queue);
-    }
-    queue.push(exchange);
-    // A waiting request whose stream ends (caller reset, stream idle timeout) leaves the queue unsent.
-    exchange.sink.onClose(() => this.#unqueue(key, exchange));
   };
 
   #dispatch(exchange: Exchange, key: string): void {
-    this.#inFlight.set(key, (this.#inFlight.get(key) ?? 0) + 1);
     const sink = exchange.sink;
     sink.onClose(() => this.#release(key));
     const handler = sink.forwardHandler(exchange.peerId, exchange.startedAt);
@@ -77,29 +89,28 @@ export class AppForwarder {
   }
 
   #release(key: string): void {
-    const left = (this.#inFlight.get(key) ?? 1) - 1;
-    if (left === 0) this.#inFlight.delete(key);
-    else this.#inFlight.set(key, left);
-    const queue = this.#waiting.get(key);
-    const next = queue?.shift();
-    if (queue?.length === 0) this.#waiting.delete(key);
+    const next = this.#queue.release(key);
     if (next !== undefined) this.#dispatch(next, key);
   }
+}
 
-  #unqueue(key: string, exchange: Exchange): void {
-    const queue = this.#waiting.get(key);
-    const at = queue?.indexOf(exchange) ?? -1;
-    if (queue === undefined || at === -1) return;
-    queue.splice(at, 1);
-    if (queue.length === 0) this.#waiting.delete(key);
-  }
+/**
+ * A request of a peer that already has its share of the app in flight and `max` requests waiting: refused before
+ * any work, so the peer may send it again (the app never saw it). The inbound's h2 sink sends REFUSED_STREAM, which
+ * a peer sidecar retries; HTTP/1.1 and the external listener answer 503 with Retry-After.
+ */
+export function upstreamBusy(max: number): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_UPSTREAM_BUSY', 'too many requests of this caller waiting for the app', {
+    reason: PEER_QUEUE_FULL,
+    detail: { limit: 'waiting_per_peer', max },
+  });
 }
 
 /**
  * Whose share a request counts against: the caller's SPIFFE ID, else (external listener) its verified end user by
  * issuer and subject alone (two tokens of one client that differ in a claim are still one caller).
  */
-function shareKey(exchange: Exchange): string {
+export function shareKey(exchange: Exchange): string {
   if (exchange.peerId !== '') return exchange.peerId;
   const user = exchange.outcome?.user as EndUser | undefined;
   return user === undefined ? '' : `user:${user.iss} ${user.sub}`;

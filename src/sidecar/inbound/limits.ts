@@ -25,6 +25,14 @@ export const DEFAULT_INBOUND_LIMITS: InboundLimits = Object.freeze({
  */
 export const APP_POOL_PEER_SHARE = 0.75;
 
+/**
+ * How many times its share of the app connections one peer may have waiting for them (384 with the defaults). A
+ * busy caller keeps several rounds of its share queued and is slowed, not failed; past that its requests are
+ * refused at once (503, or REFUSED_STREAM on the inbound's h2), not held with their headers for as long as the app
+ * takes.
+ */
+export const APP_QUEUE_PER_SHARE = 4;
+
 /** How often a flood-triggerable event (handshake failures, refused connections) is written to the log. */
 export const FLOOD_LOG_INTERVAL_MS = 10_000;
 

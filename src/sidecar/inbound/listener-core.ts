@@ -35,8 +35,10 @@ import { waitUntil } from '../listen.js';
 import { Exchange, type OnRejected, runStages, type Stage } from '../pipeline/exchange.js';
 import { MAX_PIPELINED_REQUESTS, methodInvalid, tooManyPipelined } from '../pipeline/rejections.js';
 import { H1Sink, H2Sink, type SinkContext } from '../pipeline/sinks.js';
-import { AppForwarder } from './app-forwarder.js';
-import { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
+import { AppForwarder, shareKey } from './app-forwarder.js';
+import { BusyRefusals } from './busy-refusals.js';
+import { DEFAULT_INBOUND_LIMITS, FLOOD_LOG_INTERVAL_MS, type InboundLimits } from './limits.js';
+import { PeerH2Sink } from './peer-h2-sink.js';
 import { refusedForMethod } from './request-checks.js';
 
 /** HTTP and connection limits of the inbound and external listeners (SECURITY.md). */
@@ -111,6 +113,8 @@ export class ListenerCore {
   readonly #sessions = new Map<ServerHttp2Session, SessionState>();
   readonly #sessionOf = new WeakMap<TLSSocket, ServerHttp2Session>();
   readonly #onStreamIdle: (this: ServerHttp2Stream) => void;
+  /** The mTLS inbound refuses an h2 request the app never saw with REFUSED_STREAM (peer-h2-sink.ts). */
+  readonly #peerSinks: boolean;
   /**
    * HTTP/1.1 sockets whose last response was complete before its request body (lingerAfterEarlyResponse): closing,
    * never answered again (a 408 from the request timeout sweeper would be read as the answer to a next request).
@@ -147,7 +151,12 @@ export class ListenerCore {
       policy: options.direction === 'external' ? EXTERNAL_POLICY : INBOUND_POLICY,
       forwardHooks: Object.freeze({ stallTimeoutMs: this.#streamIdleMs }),
     };
-    this.#onRejected = (exchange, error) => telemetry.rejected(exchange.peerId, error, exchange.startedAt);
+    const busy = new BusyRefusals(telemetry, options.metrics, FLOOD_LOG_INTERVAL_MS, performance.now.bind(performance));
+    this.#onRejected = (exchange, error) => {
+      if (error.code === 'MESHAUTH_ERR_UPSTREAM_BUSY') busy.report(shareKey(exchange), exchange, error);
+      else telemetry.rejected(exchange.peerId, error, exchange.startedAt);
+    };
+    this.#peerSinks = options.direction === 'inbound';
     this.app = new AppForwarder(config, limits);
     const onRejected = this.#onRejected;
     this.#onStreamIdle = function onStreamIdle(this: InboundStream): void {
@@ -317,6 +326,9 @@ export class ListenerCore {
         !this.headersSent &&
         this[kResetBySidecar] !== true &&
         !session.closed &&
+        // A session node:http2 destroys (a protocol error) is not `closed`, and closes its young streams with it:
+        // counted once, for its own reason, not again as each stream's premature reset.
+        !session.destroyed &&
         performance.now() - (this[kOpenedAt] ?? 0) < PREMATURE_LIFETIME_MS
       ) {
         state.prematureResets++;
@@ -387,10 +399,11 @@ export class ListenerCore {
     res.on('finish', this.#onH1Finish); // after node:http's own 'finish' listener, which detaches the socket
     const inFlight = (this.#h1InFlight.get(req.socket) ?? 0) + 1;
     this.#h1InFlight.set(req.socket, inFlight);
-    if (inFlight > MAX_PIPELINED_REQUESTS) {
+    if (inFlight > MAX_PIPELINED_REQUESTS || this.#pipelineRefused.has(req.socket)) {
       // Its answer waits its turn behind the others (node:http keeps the order) and closes the connection; answers
       // queued that way count toward node:http's own limit of output held for a connection, past which it stops
-      // reading: what one connection can pile up is bounded.
+      // reading: what one connection can pile up is bounded. Every request after a refused one is refused too,
+      // however few are unanswered by then: its answer could never be written, and the app would run it unseen.
       const error = tooManyPipelined();
       exchange.ended = true;
       writeErrorH1(res, error, undefined, true);
@@ -409,7 +422,9 @@ export class ListenerCore {
     peer: VerifiedPeer | undefined,
     startedAt: number,
   ): void {
-    const sink = new H2Sink(stream, headers, rawHeaders, this.#sinks);
+    const sink = this.#peerSinks
+      ? new PeerH2Sink(stream, headers, rawHeaders, this.#sinks)
+      : new H2Sink(stream, headers, rawHeaders, this.#sinks);
     const method = headers[':method'] as string;
     const exchange = new Exchange(
       sink,

@@ -38,6 +38,7 @@ import {
   listenOn,
   nodeRefusal,
   pendingResponse,
+  UnansweredResponses,
 } from '../platform/index.js';
 import { endSocketWithError } from '../sidecar/error-response.js';
 import { MAX_PIPELINED_REQUESTS, tooManyPipelined } from '../sidecar/pipeline/rejections.js';
@@ -103,6 +104,11 @@ export class PublicListener {
    */
   readonly #answeredEarly = new WeakMap<Socket, IncomingMessage>();
   readonly #onH1Finish: (this: ServerResponse) => void;
+  /**
+   * HTTP/1.1 responses each connection still owes; those still queued when it closes are ended, so that their
+   * requests give back their place in the client's share of the route and stop on their way to the service.
+   */
+  readonly #unanswered = new UnansweredResponses();
   /** Open TCP connections per client address. */
   readonly #perAddress = new Map<string, number>();
   /**
@@ -132,7 +138,9 @@ export class PublicListener {
     const requests = options.requests ?? new EdgeRequestTelemetry(options.metrics);
     this.#requests = requests;
     const answeredEarly = this.#answeredEarly;
+    const unanswered = this.#unanswered;
     this.#onH1Finish = function onH1Finish(this: ServerResponse): void {
+      unanswered.answered(this.req.socket, this);
       // req.complete is set by the parser itself, before a next head on the same bytes can fail to parse ('end' is
       // emitted only later).
       if (!this.req.complete) answeredEarly.set(this.req.socket, this.req);
@@ -198,6 +206,7 @@ export class PublicListener {
       (req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse) => {
         if (req.httpVersionMajor === 2) return;
         this.#http1.get(req.socket as TLSSocket)?.started(req as IncomingMessage, res as ServerResponse);
+        this.#unanswered.add(req.socket, res as ServerResponse);
         (res as ServerResponse).on('finish', this.#onH1Finish); // comes once: `on` skips `once`'s per-request wrapper
       },
     );

@@ -23,3 +23,4 @@ export { pooledRandomBytes } from './random-bytes.js';
 export { type RegularFile, readRegularFile } from './regular-file.js';
 export { SingleFlight } from './single-flight.js';
 export { acceptMtls, type MtlsAcceptOptions, mtlsSecureContext } from './tls-accept.js';
+export { UnansweredResponses } from './unanswered-responses.js';

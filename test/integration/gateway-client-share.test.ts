@@ -101,4 +101,51 @@ describe('gateway: one client holds at most its share of a route', () => {
     // Its places are given back as its requests end with its connection: the first address is served again.
     await waitFor('the first address served again', async () => (await echoFrom(m, '127.0.0.1')) === '200', 10_000);
   });
+
+  // Review finding: node:http tells only the response it is writing when a connection closes; the responses queued
+  // behind it (HTTP/1.1 pipelining) never heard of it, so their places were never given back: a few connections that
+  // pipeline and close took an address's whole share for good (every user behind that NAT or node address got 429).
+  it('fail/HTTP/1.1 connections that pipeline and close give back every place they took', async () => {
+    const address = '127.0.0.5';
+    /** Opens an HTTP/1.1 connection from `address` and pipelines `count` requests that the service never answers. */
+    const pipelineStalled = async (tag: string, count: number) => {
+      const socket = tlsConnect({
+        host: '127.0.0.1',
+        port: m.port,
+        ca: [m.mesh.files.caPem],
+        ALPNProtocols: ['http/1.1'],
+        servername: 'localhost',
+        ...({ localAddress: address } as object),
+      });
+      socket.on('error', () => undefined);
+      await new Promise((resolve) => socket.once('secureConnect', resolve));
+      socket.write(
+        Array.from(
+          { length: count },
+          (_, i) => `GET /bad/stall-head?${tag}-${i} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`,
+        ).join(''),
+      );
+      return socket;
+    };
+    // Five connections of 16: the address's 72 places taken (the gateway works on pipelined requests together),
+    // then each connection closed. Only the answer being written on each (the first) heard of it before the fix.
+    // Each request either reaches the service or is refused (past the share).
+    const handled = async () => m.badApp.seen.length + (await refusalsCounted());
+    for (let c = 0; c < 5; c++) {
+      const before = await handled();
+      const socket = await pipelineStalled(`first-${c}`, 16);
+      await waitFor("the connection's requests handled", async () => (await handled()) >= before + 16);
+      socket.destroy();
+    }
+    const refusedBefore = await refusalsCounted();
+    // Eight more held requests from the address: all eight places must be free again.
+    const atService = m.badApp.seen.length;
+    const socket = await pipelineStalled('after', 8);
+    try {
+      await until('eight held requests at the service', () => m.badApp.seen.length >= atService + 8);
+      expect(await refusalsCounted()).toBe(refusedBefore);
+    } finally {
+      socket.destroy();
+    }
+  });
 });

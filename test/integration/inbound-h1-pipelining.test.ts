@@ -114,7 +114,7 @@ describe('inbound: HTTP/1.1 pipelining, a request after the 429', () => {
     // A negative window: a request started reaches the app within milliseconds.
     const reached = await eventually(() => app.seen.some((s) => s.url === '/late'), 500);
     expect(reached).toBe(false);
-    (held[0] as () => void)();
+    (held.shift() as () => void)();
     await closed;
     const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
     expect(statuses).toEqual([...Array(MAX_PIPELINED_REQUESTS).fill('200'), '429']);

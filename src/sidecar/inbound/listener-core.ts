@@ -22,6 +22,7 @@ import {
   startTimeoutSweeper,
   UNDICI_CODES,
   UNDICI_PARSER_ERROR_NAME,
+  UnansweredResponses,
 } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { VerifiedPeer } from '../../tls/index.js';
@@ -120,8 +121,12 @@ export class ListenerCore {
    * never answered again (a 408 from the request timeout sweeper would be read as the answer to a next request).
    */
   readonly #answeredEarly = new WeakSet<Socket>();
-  /** HTTP/1.1 requests of each connection asked and not yet answered (MAX_PIPELINED_REQUESTS). */
-  readonly #h1InFlight = new WeakMap<Socket, number>();
+  /**
+   * HTTP/1.1 responses each connection still owes: their number is what MAX_PIPELINED_REQUESTS bounds, and those
+   * still queued when the connection closes are ended, so their exchanges give back their places in the caller's
+   * share of the app (or leave its queue) and never reach the app.
+   */
+  readonly #h1Unanswered = new UnansweredResponses();
   /** Connections refused for pipelining: counted and logged once each, whatever number of requests followed. */
   readonly #pipelineRefused = new WeakSet<Socket>();
   readonly #onH1Finish: (this: ServerResponse) => void;
@@ -175,11 +180,11 @@ export class ListenerCore {
       else onRejected(exchange, rejection);
     };
     const answeredEarly = this.#answeredEarly;
-    const h1InFlight = this.#h1InFlight;
+    const h1Unanswered = this.#h1Unanswered;
     this.#onH1Finish = function onH1Finish(this: ServerResponse): void {
       const socket = (this as InboundResponse)[kSocket];
       if (socket === undefined) return;
-      h1InFlight.set(socket, (h1InFlight.get(socket) ?? 1) - 1);
+      h1Unanswered.answered(socket, this);
       if (!this.req.complete) lingerAfterEarlyResponse(socket, this.req, answeredEarly);
     };
     // The HTTP/1.1 server never listens: authenticated sockets are handed to it. Node's strict parser stays on
@@ -397,8 +402,7 @@ export class ListenerCore {
     (res as InboundResponse)[kExchange] = exchange;
     (res as InboundResponse)[kSocket] = req.socket;
     res.on('finish', this.#onH1Finish); // after node:http's own 'finish' listener, which detaches the socket
-    const inFlight = (this.#h1InFlight.get(req.socket) ?? 0) + 1;
-    this.#h1InFlight.set(req.socket, inFlight);
+    const inFlight = this.#h1Unanswered.add(req.socket, res);
     if (inFlight > MAX_PIPELINED_REQUESTS || this.#pipelineRefused.has(req.socket)) {
       // Its answer waits its turn behind the others (node:http keeps the order) and closes the connection; answers
       // queued that way count toward node:http's own limit of output held for a connection, past which it stops

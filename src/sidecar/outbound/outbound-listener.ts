@@ -13,7 +13,13 @@ import type { Pool } from 'undici';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import { parseHostPort, type RouteConfig, RouteTable, type SidecarConfig } from '../../config/index.js';
 import { causeChain, type ErrorCode, isMeshauthError, MeshauthError } from '../../errors/index.js';
-import { expectationUnsupported, firstClientErrorOnly, listenOn, pendingResponse } from '../../platform/index.js';
+import {
+  expectationUnsupported,
+  firstClientErrorOnly,
+  listenOn,
+  pendingResponse,
+  UnansweredResponses,
+} from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { ClientTlsContext } from '../../tls/index.js';
 import { cutResponse } from '../cut-response.js';
@@ -81,9 +87,10 @@ export class OutboundListener {
   readonly #answeredEarly = new WeakSet<Socket>();
   /**
    * The responses of each connection not yet written whole: their number is what MAX_PIPELINED_REQUESTS bounds, and
-   * those still queued when the connection closes are abandoned (abandonQueued).
+   * those still queued when the connection closes are abandoned, so the exchange on each cancels its peer stream or
+   * drops its HTTP/1.1 request, as for a caller that went away during its own answer.
    */
-  readonly #unanswered = new WeakMap<Socket, Set<ServerResponse>>();
+  readonly #unanswered = new UnansweredResponses();
   /** Connections refused for pipelining: counted and logged once each; every later request on them is refused too. */
   readonly #pipelineRefused = new WeakSet<Socket>();
   readonly #onExchangeFinish: (this: ServerResponse) => void;
@@ -133,7 +140,7 @@ export class OutboundListener {
     const answeredEarly = this.#answeredEarly;
     const unanswered = this.#unanswered;
     this.#onExchangeFinish = function onExchangeFinish(this: ServerResponse): void {
-      unanswered.get(this.req.socket)?.delete(this);
+      unanswered.answered(this.req.socket, this);
       if (!this.req.complete) lingerAfterEarlyResponse(this.req.socket, this.req, answeredEarly);
     };
     this.#server = createServer(
@@ -166,11 +173,7 @@ export class OutboundListener {
       // A route tunnel comes back here on the socket that carried its CONNECT: already tracked.
       if (this.#sockets.has(socket)) return;
       this.#sockets.add(socket);
-      socket.once('close', () => {
-        this.#sockets.delete(socket);
-        const queued = this.#unanswered.get(socket);
-        if (queued !== undefined) for (const res of queued) abandonQueued(res);
-      });
+      socket.once('close', () => this.#sockets.delete(socket));
       // Node drops its own error listener from a socket it hands to 'connect'; a tunnel's errors end in 'close'.
       socket.on('error', ignore);
     });
@@ -206,13 +209,7 @@ export class OutboundListener {
     res.on('error', ignore);
     res.on('finish', this.#onExchangeFinish); // comes once: `on` skips `once`'s per-request wrapper
     const socket = req.socket;
-    let unanswered = this.#unanswered.get(socket);
-    if (unanswered === undefined) {
-      unanswered = new Set();
-      this.#unanswered.set(socket, unanswered);
-    }
-    unanswered.add(res);
-    if (unanswered.size > MAX_PIPELINED_REQUESTS || this.#pipelineRefused.has(socket)) {
+    if (this.#unanswered.add(socket, res) > MAX_PIPELINED_REQUESTS || this.#pipelineRefused.has(socket)) {
       this.#refusePipelined(res, socket, startedAt);
       return;
     }
@@ -608,20 +605,6 @@ function egressForbidden(host: string, port: number, reason: string, why?: strin
     reason,
     detail: { host, port },
   });
-}
-
-/**
- * A response node:http queued behind another on a connection that closed. node:http tells only the response being
- * written ('close' from its socket); the queued ones never hear of it, and their exchanges would go on sending the
- * request to the peer and buffering an answer no one can read. Marked destroyed and closed as node:http marks the
- * one it tells, so the exchange on it cancels its peer stream (H2Exchange), or aborts its request or drops it unsent
- * (ForwardHandler on an HTTP/1.1 pool), as for a caller that went away during its own answer.
- */
-function abandonQueued(res: ServerResponse): void {
-  // The response being written has the socket and hears its 'close' from node:http; one already destroyed was told.
-  if (res.socket !== null || res.destroyed) return;
-  res.destroy();
-  res.emit('close');
 }
 
 function ignore(): void {}

@@ -1,0 +1,38 @@
+// The HTTP/1.1 responses each connection still owes. node:http tells only the response it is writing when its
+// connection closes ('close' from the socket); a response queued behind it (pipelining) hears nothing, so whatever
+// waits for its 'close' (a place in a caller's share, the exchange forwarding its request) would wait for ever, and
+// its request would go on to the app for a caller that has gone. Those are ended here as node:http ends the one it
+// was writing: destroyed, then 'close'.
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+export class UnansweredResponses {
+  readonly #bySocket = new WeakMap<Socket, Set<ServerResponse>>();
+
+  /** `res` is due on `socket`: how many are due there now, this one included. */
+  add(socket: Socket, res: ServerResponse): number {
+    let due = this.#bySocket.get(socket);
+    if (due === undefined) {
+      const owed = new Set<ServerResponse>();
+      due = owed;
+      this.#bySocket.set(socket, owed);
+      socket.once('close', () => {
+        for (const queued of owed) abandonQueued(queued);
+      });
+    }
+    due.add(res);
+    return due.size;
+  }
+
+  /** `res` was written whole ('finish'). */
+  answered(socket: Socket, res: ServerResponse): void {
+    this.#bySocket.get(socket)?.delete(res);
+  }
+}
+
+/** A response queued on a connection that closed; the one being written (it has the socket) heard node:http itself. */
+function abandonQueued(res: ServerResponse): void {
+  if (res.socket !== null || res.destroyed) return;
+  res.destroy();
+  res.emit('close');
+}

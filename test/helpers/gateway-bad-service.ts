@@ -2,7 +2,7 @@
 // /bad/cl-cut and /bad/chunk-cut cut the response mid-body, /bad/stall-body never finishes it, /bad/stall-head never answers,
 // /bad/cookie?c=<set-cookie lines> sets cookies, anything else echoes what the app received.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { connect as tlsConnect } from 'node:tls';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { freePort } from './free-port.js';
 import { type GatewayMesh, startGatewayMesh } from './gateway-mesh.js';
@@ -125,20 +125,30 @@ async function startBadMeshOnce(
   };
 }
 
-/** Raw HTTP/1.1 over TLS: writes `head`, collects bytes until the socket closes or `ms` pass. */
+/**
+ * A TLS connection (HTTP/1.1 by ALPN) to the gateway's public listener on 127.0.0.1:`port`, still connecting; from
+ * `localAddress` when given (another 127.0.0.x is another client address to the gateway).
+ */
+export function gatewayH1Socket(port: number, caPem: string, localAddress?: string): TLSSocket {
+  return tlsConnect({
+    host: '127.0.0.1',
+    port,
+    ca: [caPem],
+    ALPNProtocols: ['http/1.1'],
+    servername: 'localhost',
+    // tls.connect hands its options to net.connect, which binds localAddress; @types/node leaves it out of the type.
+    ...(localAddress === undefined ? {} : ({ localAddress } as object)),
+  });
+}
+
+/** Raw HTTP/1.1 over TLS: writes `request`, collects bytes until the socket closes or `ms` pass. */
 export async function h1Exchange(
   port: number,
   caPem: string,
   request: string,
   ms = 4_000,
 ): Promise<{ text: string; closed: boolean; error: string | undefined }> {
-  const socket = tlsConnect({
-    host: '127.0.0.1',
-    port,
-    ca: [caPem],
-    ALPNProtocols: ['http/1.1'],
-    servername: 'localhost',
-  });
+  const socket = gatewayH1Socket(port, caPem);
   let text = '';
   let error: string | undefined;
   socket.on('data', (c: Buffer) => {

@@ -1,9 +1,10 @@
 // For tests of what one policy reload does: a policy file in a temporary directory, a PolicyWatcher of it whose only
 // change event is reload() (no fs.watch, no periodic stat, no settle time: each call is one judgement), and the
-// reloads counted by result.
+// reloads counted by result; and policy texts of the size a reload must cope with.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MAX_POLICY_BYTES } from '../../src/authz/load-policy-file.js';
 import { PolicyWatcher, type PolicyWatcherOptions } from '../../src/authz/policy-watcher.js';
 import type { Metrics } from '../../src/telemetry/index.js';
 
@@ -33,4 +34,28 @@ export function reloadOnlyWatcher(
   options: Omit<PolicyWatcherOptions, 'fsWatch' | 'settleMs' | 'pollIntervalMs'>,
 ): PolicyWatcher {
   return new PolicyWatcher({ ...options, fsWatch: false, settleMs: 0, pollIntervalMs: 3_600_000 });
+}
+
+/** What every policy text starts with, before its rules. */
+export const POLICY_HEAD = 'apiVersion: meshauth.dev/v1\nkind: Policy\nrules:\n';
+
+/**
+ * Ten-line rules up to MAX_POLICY_BYTES (about 3,000 of them): what a large real policy looks like, valid, and its
+ * parse takes seconds.
+ */
+export function largeRealPolicy(): { readonly text: string; readonly rules: number } {
+  const parts = [POLICY_HEAD];
+  let size = POLICY_HEAD.length;
+  let rules = 0;
+  for (;;) {
+    const rule =
+      `  - name: rule-${rules}\n    action: allow\n    from:\n      ids: ["spiffe://example.org/ns/n${rules}/sa/s"]\n` +
+      `    to:\n      methods: [GET, POST]\n      paths: ["/api/items/${rules}/*", "/api/other/${rules}"]\n` +
+      `      hosts: ["svc-${rules}.example.org"]\n    when:\n      sourceIps: ["10.${rules % 250}.0.0/16"]\n`;
+    if (size + rule.length > MAX_POLICY_BYTES) break;
+    parts.push(rule);
+    size += rule.length;
+    rules += 1;
+  }
+  return { text: parts.join(''), rules };
 }

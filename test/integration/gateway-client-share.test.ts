@@ -5,9 +5,8 @@
 // connections; behind the gateway every browser is one caller at the service's sidecar, so one anonymous client with
 // 100 slow requests held all 96 app places the sidecar gives the gateway, and every other browser's request to the
 // route waited behind them until it timed out (504).
-import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BadMesh, h1Exchange, startBadMesh } from '../helpers/gateway-bad-service.js';
+import { type BadMesh, gatewayH1Socket, h1Exchange, startBadMesh } from '../helpers/gateway-bad-service.js';
 import { type RawH2Client, rawH2Client, rstCodeOf } from '../helpers/raw-h2-client.js';
 import { until, waitFor } from '../helpers/wait.js';
 
@@ -18,14 +17,7 @@ const SHARE = 72;
 
 /** GET /bad/echo over HTTP/1.1 from `localAddress`: the status line's code, or 'none' when none came in time. */
 async function echoFrom(m: BadMesh, localAddress: string): Promise<string> {
-  const socket = tlsConnect({
-    host: '127.0.0.1',
-    port: m.port,
-    ca: [m.mesh.files.caPem],
-    ALPNProtocols: ['http/1.1'],
-    servername: 'localhost',
-    ...({ localAddress } as object),
-  });
+  const socket = gatewayH1Socket(m.port, m.mesh.files.caPem, localAddress);
   let text = '';
   socket.on('data', (chunk: Buffer) => {
     text += chunk.toString('latin1');
@@ -109,14 +101,7 @@ describe('gateway: one client holds at most its share of a route', () => {
     const address = '127.0.0.5';
     /** Opens an HTTP/1.1 connection from `address` and pipelines `count` requests that the service never answers. */
     const pipelineStalled = async (tag: string, count: number) => {
-      const socket = tlsConnect({
-        host: '127.0.0.1',
-        port: m.port,
-        ca: [m.mesh.files.caPem],
-        ALPNProtocols: ['http/1.1'],
-        servername: 'localhost',
-        ...({ localAddress: address } as object),
-      });
+      const socket = gatewayH1Socket(m.port, m.mesh.files.caPem, address);
       socket.on('error', () => undefined);
       await new Promise((resolve) => socket.once('secureConnect', resolve));
       socket.write(

@@ -6,7 +6,7 @@
 // per-address share: gateway-public-listener-share.test.ts).
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BadMesh, h1Exchange, startBadMesh } from '../helpers/gateway-bad-service.js';
+import { type BadMesh, gatewayH1Socket, h1Exchange, startBadMesh } from '../helpers/gateway-bad-service.js';
 import { eventually } from '../helpers/wait.js';
 
 function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
@@ -137,13 +137,7 @@ describe('gateway: HTTP/2 abuse and slow clients', () => {
 
   it('fail/an h2 connection that never sends a request and an HTTP/1.1 head trickled byte by byte are closed after 10 s', async () => {
     const idle = await h2Conn(m.port, m.mesh.files.caPem);
-    const slow = tlsConnect({
-      host: '127.0.0.1',
-      port: m.port,
-      ca: [m.mesh.files.caPem],
-      ALPNProtocols: ['http/1.1'],
-      servername: 'localhost',
-    });
+    const slow = gatewayH1Socket(m.port, m.mesh.files.caPem);
     let slowClosed = false;
     let slowAnswer = '';
     slow.on('error', () => undefined);

@@ -72,6 +72,13 @@ describe('gateway public listener: rapid reset', () => {
     });
     await listener.listen();
   }
+  /** A new listener and one raw HTTP/2 client of it, closed after the test. */
+  async function connectedClient(): Promise<RawH2Client> {
+    await start();
+    const client = await rawH2Client(listener.port, ca.rootPem);
+    clients.push(client);
+    return client;
+  }
   afterEach(async () => {
     for (const client of clients.splice(0)) client.close();
     await listener?.close(Date.now());
@@ -120,9 +127,7 @@ describe('gateway public listener: rapid reset', () => {
   }
 
   it('fail/a client resetting every stream it opens → GOAWAY NO_ERROR near the 100th, counted and logged once, socket closed', async () => {
-    await start();
-    const client = await rawH2Client(listener.port, ca.rootPem);
-    clients.push(client);
+    const client = await connectedClient();
     const sent = await churn(client, '/slow');
     const goaway = client.received.find((f) => f.type === GOAWAY);
     expect(goaway, `no GOAWAY after ${sent} streams`).toBeDefined();
@@ -139,9 +144,7 @@ describe('gateway public listener: rapid reset', () => {
   });
 
   it('ok/streams reset after their response head do not count', async () => {
-    await start();
-    const client = await rawH2Client(listener.port, ca.rootPem);
-    clients.push(client);
+    const client = await connectedClient();
     const sent = await churn(client, '/head', true, KEPT_STREAMS);
     expect(sent).toBe(KEPT_STREAMS);
     expect(client.received.some((f) => f.type === GOAWAY)).toBe(false);
@@ -149,9 +152,7 @@ describe('gateway public listener: rapid reset', () => {
   });
 
   it("ok/streams the gateway refuses itself (REFUSED_STREAM) are not the client's resets", async () => {
-    await start();
-    const client = await rawH2Client(listener.port, ca.rootPem);
-    clients.push(client);
+    const client = await connectedClient();
     const sent = await churn(client, '/refused', false, KEPT_STREAMS);
     expect(sent).toBe(KEPT_STREAMS);
     const refused = client.received.filter((f) => f.type === RST_STREAM && rstCodeOf(f) === REFUSED_STREAM);

@@ -3,10 +3,10 @@
 // request (the second arrives while the first is answered) neither 'end' clears it and the first response's close does
 // not re-arm it, so a second response that streams longer than 300 s is cut as request_timeout although its request was
 // complete. The 300 s timer is driven with fake setTimeout (only Http1Deadline uses the global one on this path).
-import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PUBLIC_LIMITS } from '../../src/gateway/public-listener.js';
-import { type BadMesh, startBadMesh } from '../helpers/gateway-bad-service.js';
+import { type BadMesh, gatewayH1Socket, startBadMesh } from '../helpers/gateway-bad-service.js';
 
 const immediate = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -21,13 +21,7 @@ describe('gateway (outside review): HTTP/1.1 deadlines at the public listener', 
 
   /** Sends `requests` on one connection; resolves once `marker` arrived (the stalled download has started). */
   async function openDownload(requests: string): Promise<{ socket: TLSSocket; closed: () => boolean }> {
-    const socket = tlsConnect({
-      host: '127.0.0.1',
-      port: m.port,
-      ca: [m.mesh.files.caPem],
-      ALPNProtocols: ['http/1.1'],
-      servername: 'localhost',
-    });
+    const socket = gatewayH1Socket(m.port, m.mesh.files.caPem);
     let text = '';
     let closed = false;
     socket.on('data', (c: Buffer) => {

@@ -3,12 +3,30 @@
 // 100,000 GETs behind a slow answer grew the sidecar's heap by 2.2 KB a request without end (found in review).
 // Past MAX_PIPELINED_REQUESTS unanswered requests, a request is answered 429 MESHAUTH_ERR_RATE_LIMITED at its turn,
 // the connection closes after it, and it never reaches the app.
+import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_PIPELINED_REQUESTS } from '../../src/sidecar/pipeline/rejections.js';
 import { rawTlsSocket } from '../helpers/raw-tls.js';
 import { startApp, startTestSidecar, type TestApp, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { eventually, waitFor } from '../helpers/wait.js';
+
+/** A client's mTLS connection to `sidecar`'s inbound, handshake done: what it received so far, and its close. */
+async function clientConnection(
+  ca: TestCa,
+  sidecar: TestSidecar,
+): Promise<{ socket: TLSSocket; received: () => string; closed: Promise<void> }> {
+  const client = await ca.issue({ id: ca.idFor('/ns/shop/sa/client') });
+  const socket = rawTlsSocket(sidecar.sidecar.inboundPort, client, ca.bundlePem);
+  let text = '';
+  socket.on('data', (d: Buffer) => {
+    text += d.toString('latin1');
+  });
+  socket.on('error', () => undefined);
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+  return { socket, received: () => text, closed };
+}
 
 describe('inbound: HTTP/1.1 pipelining', () => {
   let ca: TestCa;
@@ -34,15 +52,7 @@ describe('inbound: HTTP/1.1 pipelining', () => {
   });
 
   it('fail/requests past the bound are answered 429 at their turn, the connection closes, the app never sees them', async () => {
-    const client = await ca.issue({ id: ca.idFor('/ns/shop/sa/client') });
-    const socket = rawTlsSocket(sidecar.sidecar.inboundPort, client, ca.bundlePem);
-    let text = '';
-    socket.on('data', (d: Buffer) => {
-      text += d.toString('latin1');
-    });
-    socket.on('error', () => undefined);
-    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+    const { socket, received, closed } = await clientConnection(ca, sidecar);
     const sent = MAX_PIPELINED_REQUESTS + 24;
     socket.write(Array.from({ length: sent }, (_, i) => `GET /p/${i} HTTP/1.1\r\nHost: b\r\n\r\n`).join(''));
     await waitFor('the requests within the bound at the app', () => app.seen.length >= 1);
@@ -53,7 +63,7 @@ describe('inbound: HTTP/1.1 pipelining', () => {
     await waitFor('a pipelined request refused', rejected);
     release();
     await closed;
-    const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+    const statuses = [...received().matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
     expect(statuses.slice(0, MAX_PIPELINED_REQUESTS)).toEqual(Array(MAX_PIPELINED_REQUESTS).fill('200'));
     expect(statuses[MAX_PIPELINED_REQUESTS]).toBe('429');
     expect(statuses.length).toBe(MAX_PIPELINED_REQUESTS + 1); // the connection closed after the first 429
@@ -92,21 +102,13 @@ describe('inbound: HTTP/1.1 pipelining, a request after the 429', () => {
   // that followed the 429 was under the bound again and started: the app ran it, though its answer could never be
   // written (the connection closes after the 429), so a client that sends it again runs it twice.
   it('fail/a request behind the 429 is refused too, never reaches the app, though fewer are unanswered by then', async () => {
-    const client = await ca.issue({ id: ca.idFor('/ns/shop/sa/client') });
-    const socket = rawTlsSocket(sidecar.sidecar.inboundPort, client, ca.bundlePem);
-    let text = '';
-    socket.on('data', (d: Buffer) => {
-      text += d.toString('latin1');
-    });
-    socket.on('error', () => undefined);
-    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+    const { socket, received, closed } = await clientConnection(ca, sidecar);
     socket.write(
       Array.from({ length: MAX_PIPELINED_REQUESTS + 1 }, (_, i) => `GET /p/${i} HTTP/1.1\r\nHost: b\r\n\r\n`).join(''),
     );
     await waitFor(
       'the answers before the held one written',
-      () => text.split('HTTP/1.1 200').length - 1 === MAX_PIPELINED_REQUESTS - 1,
+      () => received().split('HTTP/1.1 200').length - 1 === MAX_PIPELINED_REQUESTS - 1,
     );
     await waitFor('the held request at the app', () => held.length === 1);
     // Two requests are unanswered now (the held one and the refusal), yet the connection closes after the 429.
@@ -116,7 +118,7 @@ describe('inbound: HTTP/1.1 pipelining, a request after the 429', () => {
     expect(reached).toBe(false);
     (held.shift() as () => void)();
     await closed;
-    const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+    const statuses = [...received().matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
     expect(statuses).toEqual([...Array(MAX_PIPELINED_REQUESTS).fill('200'), '429']);
     expect(app.seen.map((s) => s.url)).not.toContain('/late');
     expect(await sidecar.metrics.registry.metrics()).toContain(

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_PIPELINED_REQUESTS } from '../../src/sidecar/pipeline/rejections.js';
 import { captureLogger, metricValue } from '../helpers/fault-harness.js';
 import { type SidecarPair, startPair } from '../helpers/sidecar-harness.js';
+import { rawClient } from '../helpers/tcp-client.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { eventually, until, waitFor } from '../helpers/wait.js';
 
@@ -51,13 +52,7 @@ describe.each([
     });
 
     it('fail/requests past the bound are answered 429 at their turn, the connection closes, the peer never sees them', async () => {
-      const socket = connect(pair.a.sidecar.outboundPort, '127.0.0.1');
-      let text = '';
-      socket.on('data', (d: Buffer) => {
-        text += d.toString('latin1');
-      });
-      socket.on('error', () => undefined);
-      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      const { socket, closed, received } = await rawClient(pair.a.sidecar.outboundPort);
       const sent = MAX_PIPELINED_REQUESTS + 24;
       socket.write(
         Array.from({ length: sent }, (_, i) => `GET http://b.mesh/p/${i} HTTP/1.1\r\nHost: b.mesh\r\n\r\n`).join(''),
@@ -69,6 +64,7 @@ describe.each([
       released = true;
       for (const res of held.splice(0)) answer(res);
       await closed;
+      const text = received().toString('latin1');
       const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
       expect(statuses.slice(0, MAX_PIPELINED_REQUESTS)).toEqual(Array(MAX_PIPELINED_REQUESTS).fill('200'));
       expect(statuses[MAX_PIPELINED_REQUESTS]).toBe('429');
@@ -108,20 +104,18 @@ describe.each([
     });
 
     it('fail/a request behind the 429 is refused too, never sent, though fewer are unanswered by then', async () => {
-      const socket = connect(pair.a.sidecar.outboundPort, '127.0.0.1');
-      let text = '';
-      socket.on('data', (d: Buffer) => {
-        text += d.toString('latin1');
-      });
-      socket.on('error', () => undefined);
-      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      const { socket, closed, received } = await rawClient(pair.a.sidecar.outboundPort);
+      const text = () => received().toString('latin1');
       socket.write(
         Array.from(
           { length: MAX_PIPELINED_REQUESTS + 1 },
           (_, i) => `GET http://b.mesh/p/${i} HTTP/1.1\r\nHost: b.mesh\r\n\r\n`,
         ).join(''),
       );
-      await until('the answers before the held one written', () => text.split('HTTP/1.1 200').length - 1 === lastIndex);
+      await until(
+        'the answers before the held one written',
+        () => text().split('HTTP/1.1 200').length - 1 === lastIndex,
+      );
       expect(await metricValue(pair.a, 'meshauth_requests_rejected_total', RATE_LIMITED)).toBe(1);
       // Two requests are unanswered now (the held one and the refusal), yet the connection closes after the 429.
       socket.write('GET http://b.mesh/late HTTP/1.1\r\nHost: b.mesh\r\n\r\n');
@@ -130,7 +124,7 @@ describe.each([
       expect(reached).toBe(false);
       (last as ServerResponse).writeHead(200, { 'content-length': '2' }).end('ok');
       await closed;
-      const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+      const statuses = [...text().matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
       expect(statuses).toEqual([...Array(MAX_PIPELINED_REQUESTS).fill('200'), '429']);
       expect(pair.appB.arriving.map((a) => a.url)).not.toContain('/late');
       expect(await metricValue(pair.a, 'meshauth_requests_rejected_total', RATE_LIMITED)).toBe(1);

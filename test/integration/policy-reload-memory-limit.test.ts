@@ -13,33 +13,17 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { imageNodeFlags } from '../../bench/image-node-flags.js';
 import { MAX_POLICY_BYTES } from '../../src/authz/load-policy-file.js';
 import { cgroupsUsable, inCgroup, memoryCgroup, removeMadeCgroups } from '../helpers/memory-cgroup.js';
+import { largeRealPolicy, POLICY_HEAD } from '../helpers/policy-reloads.js';
 import { runCommand } from '../helpers/sidecar-harness.js';
 
 const POD_LIMIT = 256 * 2 ** 20;
-const HEAD = 'apiVersion: meshauth.dev/v1\nkind: Policy\nrules:\n';
 const PARSER = fileURLToPath(new URL('../../dist/src/authz/parse-policy-off-thread.js', import.meta.url));
 
 /** One rule whose path list fills the size bound: valid, and its parse needs far more heap than 1 MiB of text. */
 function heapHungryPolicy(): string {
-  const open = `${HEAD}  - name: many-paths\n    action: allow\n    to: { paths: [`;
+  const open = `${POLICY_HEAD}  - name: many-paths\n    action: allow\n    to: { paths: [`;
   const count = Math.floor((MAX_POLICY_BYTES - open.length - 20) / 5);
   return `${open}${'"/a",'.repeat(count)}"/b"] }\n`;
-}
-
-/** Ten-line rules up to the size bound: what a large real policy looks like. */
-function largeRealPolicy(): string {
-  const parts = [HEAD];
-  let size = HEAD.length;
-  for (let n = 0; ; n++) {
-    const rule =
-      `  - name: rule-${n}\n    action: allow\n    from:\n      ids: ["spiffe://example.org/ns/n${n}/sa/s"]\n` +
-      `    to:\n      methods: [GET, POST]\n      paths: ["/api/items/${n}/*", "/api/other/${n}"]\n` +
-      `      hosts: ["svc-${n}.example.org"]\n    when:\n      sourceIps: ["10.${n % 250}.0.0/16"]\n`;
-    if (size + rule.length > MAX_POLICY_BYTES) break;
-    parts.push(rule);
-    size += rule.length;
-  }
-  return parts.join('');
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'meshauth-policy-memory-'));
@@ -97,7 +81,7 @@ describe.skipIf(noCgroups)('policy reload under a 256 MiB memory limit', () => {
   });
 
   it('ok/a large real policy (1 MiB of ten-line rules) still reloads', { timeout: 90_000 }, async () => {
-    const { code, said } = await reloadInPod('large.yaml', largeRealPolicy());
+    const { code, said } = await reloadInPod('large.yaml', largeRealPolicy().text);
     expect({ code, said }).toEqual({ code: 0, said: { outcome: 'parsed' } });
   });
 });

@@ -9,37 +9,19 @@ import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decide } from '../../src/authz/decide.js';
-import { MAX_POLICY_BYTES } from '../../src/authz/load-policy-file.js';
 import type { PolicyWatcher } from '../../src/authz/policy-watcher.js';
 import { SpiffeId } from '../../src/identity/index.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import {
+  largeRealPolicy,
+  POLICY_HEAD,
   type PolicyFile,
   reloadOnlyWatcher,
   policyReloads as reloads,
   writePolicyFile,
 } from '../helpers/policy-reloads.js';
 
-const HEAD = 'apiVersion: meshauth.dev/v1\nkind: Policy\nrules:\n';
-const SMALL = `${HEAD}  - name: allow-one\n    action: allow\n    to: { paths: ["/one"] }\n`;
-
-/** Ten-line rules up to the size bound: a valid policy whose parse takes seconds. */
-function heavyPolicy(): { readonly text: string; readonly rules: number } {
-  const parts = [HEAD];
-  let size = HEAD.length;
-  let rules = 0;
-  for (;;) {
-    const rule =
-      `  - name: rule-${rules}\n    action: allow\n    from:\n      ids: ["spiffe://example.org/ns/n${rules}/sa/s"]\n` +
-      `    to:\n      methods: [GET, POST]\n      paths: ["/api/items/${rules}/*", "/api/other/${rules}"]\n` +
-      `      hosts: ["svc-${rules}.example.org"]\n    when:\n      sourceIps: ["10.${rules % 250}.0.0/16"]\n`;
-    if (size + rule.length > MAX_POLICY_BYTES) break;
-    parts.push(rule);
-    size += rule.length;
-    rules += 1;
-  }
-  return { text: parts.join(''), rules };
-}
+const SMALL = `${POLICY_HEAD}  - name: allow-one\n    action: allow\n    to: { paths: ["/one"] }\n`;
 
 describe('policy reload off the event loop', () => {
   let policy: PolicyFile;
@@ -70,7 +52,7 @@ describe('policy reload off the event loop', () => {
   it('ok/requests to a server in the same process are answered while a 1 MiB policy is parsed; then it applies', {
     timeout: 120_000,
   }, async () => {
-    const heavy = heavyPolicy();
+    const heavy = largeRealPolicy();
     expect(heavy.rules).toBeGreaterThan(2_500);
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/healthz`;
     await writeFile(file, heavy.text);

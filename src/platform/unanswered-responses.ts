@@ -30,9 +30,13 @@ export class UnansweredResponses {
   }
 }
 
-/** A response queued on a connection that closed; the one being written (it has the socket) heard node:http itself. */
+/**
+ * A response queued on a connection that closed; the one being written (it has the socket) heard node:http itself.
+ * One already destroyed while queued (its answer cut, a stall timer) is only marked: node:http emits its 'close' when
+ * it gets the socket, which it never will now, so it is told here too.
+ */
 function abandonQueued(res: ServerResponse): void {
-  if (res.socket !== null || res.destroyed) return;
-  res.destroy();
+  if (res.socket !== null || res.closed) return;
+  if (!res.destroyed) res.destroy();
   res.emit('close');
 }

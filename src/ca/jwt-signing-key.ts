@@ -88,7 +88,7 @@ export async function deriveJwtSigningKey(dir: string): Promise<JwtSigningKey | 
   }
   if (keyPem === undefined) return undefined;
   const intermediateKeyPem = keyPem; // a const: the closure below keeps its narrowing
-  const ikm = await parsedCaFile(dir, keyFile, CA_PRIVATE_KEY, () =>
+  const ikm = parsedCaFile(dir, keyFile, CA_PRIVATE_KEY, () =>
     createPrivateKey(intermediateKeyPem).export({ type: 'pkcs8', format: 'der' }),
   );
   // A 32-byte string is a valid P-256 scalar unless it is 0 or ≥ n (probability about 2^-32): try the next one.

@@ -121,7 +121,7 @@ export async function loadCaMaterial(dir: string): Promise<CaMaterial> {
     readCaFile(paths, paths.intermediateKey),
     readCaFile(paths, paths.bundle),
   ]);
-  const [intermediate] = await parsedCaFile(dir, paths.intermediateCert, CA_CERTIFICATES, () =>
+  const [intermediate] = parsedCaFile(dir, paths.intermediateCert, CA_CERTIFICATES, () =>
     parseCertificatesPem(certPem),
   );
   if (intermediate === undefined) throw inconsistent(dir, 'intermediate.crt holds no certificate');
@@ -131,9 +131,7 @@ export async function loadCaMaterial(dir: string): Promise<CaMaterial> {
   }
   const trustDomain = await readTrustDomain(paths);
   refuseOtherTrustDomain(dir, trustDomain, intermediate);
-  const bundle = await parsedCaFile(dir, paths.bundle, CA_CERTIFICATES, () =>
-    TrustBundle.fromPem(trustDomain, bundlePem),
-  );
+  const bundle = parsedCaFile(dir, paths.bundle, CA_CERTIFICATES, () => TrustBundle.fromPem(trustDomain, bundlePem));
   const nodeIntermediate = new NodeX509Certificate(Buffer.from(intermediate.rawData));
   const root = bundle.roots.find((candidate) => {
     const nodeRoot = new NodeX509Certificate(Buffer.from(candidate.rawData));
@@ -175,7 +173,7 @@ export async function readCaFile(paths: CaPaths, file: string): Promise<string> 
 
 export async function loadCaKey(paths: CaPaths, certFile: string, keyFile: string): Promise<CaKey> {
   const [certPem, keyPem] = await Promise.all([readCaFile(paths, certFile), readCaFile(paths, keyFile)]);
-  const [certificate] = await parsedCaFile(paths.dir, certFile, CA_CERTIFICATES, () => parseCertificatesPem(certPem));
+  const [certificate] = parsedCaFile(paths.dir, certFile, CA_CERTIFICATES, () => parseCertificatesPem(certPem));
   // Imported before the comparison: compared as text, a damaged key reached OpenSSL's decoder and ended `ca rotate`
   // with its bare "DECODER routines::unsupported", no code, exit 1.
   const keys = await parsedCaFile(paths.dir, keyFile, CA_PRIVATE_KEY, () => importPrivateKeyPem(keyPem));

@@ -6,8 +6,9 @@
 // counted, logged once per client per interval. Owns no socket; the clock comes in.
 import { INBOUND_LIMIT_DEFAULTS } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
+import { addTo } from '../platform/index.js';
 import { APP_POOL_PEER_SHARE } from '../sidecar/inbound/limits.js';
-import type { Logger, Metrics } from '../telemetry/index.js';
+import { type Logger, LogWindows, type Metrics } from '../telemetry/index.js';
 
 /**
  * One client's requests in flight to a route, per endpoint of the route: 75 % of the app places a service's sidecar
@@ -27,8 +28,6 @@ export function clientShareOf(endpoints: number): number {
 
 /** How often each client's refusals are counted and logged. */
 export const CLIENT_SHARE_LOG_INTERVAL_MS = 10_000;
-/** Clients whose log window is tracked at most; past it expired windows go, then all (a few more lines, never more memory). */
-const MAX_LOGGED_CLIENTS = 1_024;
 
 /** The answer past the bound: 429 on HTTP/1.1 (with Retry-After), RST_STREAM(REFUSED_STREAM) on HTTP/2. */
 export function clientShareExceeded(max: number): MeshauthError {
@@ -48,16 +47,15 @@ export interface ClientShareOptions {
 export class ClientShare {
   readonly #metrics: Metrics;
   readonly #logger: Logger;
-  readonly #now: () => number;
   /** Requests in flight by route and client; an entry goes at 0, so the map holds only clients with requests. */
   readonly #inFlight = new Map<string, number>();
-  /** When the current log window of each client ends, on `now`'s clock. */
-  readonly #windowEnds = new Map<string, number>();
+  /** The log line of each client's first refusal in an interval. */
+  readonly #logWindows: LogWindows;
 
   constructor(options: ClientShareOptions) {
     this.#metrics = options.metrics;
     this.#logger = options.logger;
-    this.#now = options.now;
+    this.#logWindows = new LogWindows(CLIENT_SHARE_LOG_INTERVAL_MS, options.now);
   }
 
   /**
@@ -81,9 +79,7 @@ export class ClientShare {
 
   /** The request of `key` (from enter) is over. */
   leave(key: string): void {
-    const left = (this.#inFlight.get(key) ?? 1) - 1;
-    if (left <= 0) this.#inFlight.delete(key);
-    else this.#inFlight.set(key, left);
+    addTo(this.#inFlight, key, -1);
   }
 
   /**
@@ -94,14 +90,10 @@ export class ClientShare {
    */
   #report(client: string, route: string, refusal: MeshauthError): void {
     this.#metrics.connectionsRejected.inc({ direction: 'edge', reason: 'client_share' });
-    const now = this.#now();
-    const windowEnds = this.#windowEnds.get(client);
-    if (windowEnds !== undefined && now < windowEnds) {
+    if (!this.#logWindows.open(client)) {
       this.#metrics.logLinesSuppressed.inc({ event: 'gateway_client_share' });
       return;
     }
-    if (windowEnds === undefined && this.#windowEnds.size >= MAX_LOGGED_CLIENTS) this.#forgetExpired(now);
-    this.#windowEnds.set(client, now + CLIENT_SHARE_LOG_INTERVAL_MS);
     this.#logger.warn(
       {
         event: 'gateway_client_share',
@@ -115,10 +107,5 @@ export class ClientShare {
       },
       'requests refused: this client already has its share of the route in flight (further refusals of it in the interval are not logged)',
     );
-  }
-
-  #forgetExpired(now: number): void {
-    for (const [client, ends] of this.#windowEnds) if (ends <= now) this.#windowEnds.delete(client);
-    if (this.#windowEnds.size >= MAX_LOGGED_CLIENTS) this.#windowEnds.clear();
   }
 }

@@ -6,7 +6,7 @@
 // inbound apply to this public port too (PUBLIC_LIMITS): a connection cap and a per-address share, handshake and
 // request-head deadlines, an HTTP/2 session closed when it sends no request in time, HTTP/2 sessions that abuse the
 // protocol (invalid frames, floods nghttp2 detects) torn down, and a session whose client resets most of its streams
-// before their answer closed (the inbound's rapid-reset rule, premature-resets.ts). A session this listener closes
+// before their answer closed (the inbound's rapid-reset rule, sidecar/premature-resets.ts). A session this listener closes
 // gracefully has its socket destroyed shortly after its last stream, not left to the idle timeout. Every connection
 // closed by a limit is counted in meshauth_connections_rejected_total{direction="edge",reason} with a warn line
 // rate-limited per reason. A request node refuses before the edge sees it (a malformed HTTP/1.1 head, node's own
@@ -41,13 +41,13 @@ import {
   UnansweredResponses,
 } from '../platform/index.js';
 import { endSocketWithError } from '../sidecar/error-response.js';
+import { kResetBySidecar } from '../sidecar/forward-handler.js';
 import { MAX_PIPELINED_REQUESTS, tooManyPipelined } from '../sidecar/pipeline/rejections.js';
-import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
+import { PrematureResets } from '../sidecar/premature-resets.js';
+import { type Logger, type Metrics, RefusalLog } from '../telemetry/index.js';
 import { recordEdgeRefusal, refusalRule } from './edge-refusal.js';
 import { EdgeRequestTelemetry } from './edge-request-telemetry.js';
 import { type EdgeResponse, writeError } from './edge-responses.js';
-import { PrematureResets } from './premature-resets.js';
-import { refusedByGateway } from './refused-stream.js';
 
 export type PublicLimits = { readonly [K in keyof typeof PUBLIC_LIMITS]: number };
 
@@ -72,7 +72,7 @@ const ANSWER_GRACE_MS = 1_000;
 /** When each HTTP/2 stream was opened (performance.now()), for the rapid-reset rule. */
 const kOpenedAt = Symbol('meshauth.openedAt');
 
-type PublicStream = ServerHttp2Stream & { [kOpenedAt]?: number };
+type PublicStream = ServerHttp2Stream & { [kOpenedAt]?: number; [kResetBySidecar]?: boolean };
 
 export interface PublicListenerOptions {
   readonly listen: HostPort;
@@ -122,7 +122,7 @@ export class PublicListener {
    * The warn line of each reason a limit closes connections for (a bounded set, named in this file), rate-limited
    * apart: a flood of one kind (rapid-reset sessions, say) does not hide the first line of another.
    */
-  readonly #closedLogs = new Map<string, RateLimitedLog>();
+  readonly #closedLog: RefusalLog;
   readonly #limits: PublicLimits;
   readonly #requests: EdgeRequestTelemetry;
   #material: string;
@@ -131,6 +131,14 @@ export class PublicListener {
 
   constructor(options: PublicListenerOptions) {
     this.#options = options;
+    this.#closedLog = new RefusalLog(
+      options.logger,
+      options.metrics,
+      'gateway_connection_closed',
+      'reason',
+      LIMIT_LOG_INTERVAL_MS,
+      { burst: 1, summary: { direction: 'edge' } },
+    );
     const { cert, key } = readPair(options.certFile, options.keyFile);
     this.#material = cert + key;
     const limits: PublicLimits = { ...PUBLIC_LIMITS, ...options.limits };
@@ -372,7 +380,7 @@ export class PublicListener {
       open--;
       if (
         !this.headersSent &&
-        !refusedByGateway(this) &&
+        this[kResetBySidecar] !== true &&
         !session.closed &&
         !session.destroyed &&
         resets.closedBeforeHead(performance.now() - (this[kOpenedAt] ?? 0))
@@ -421,15 +429,7 @@ export class PublicListener {
 
   #closed(reason: string): void {
     this.#options.metrics.connectionsRejected.inc({ direction: 'edge', reason });
-    let log = this.#closedLogs.get(reason);
-    if (log === undefined) {
-      const { logger, metrics } = this.#options;
-      log = new RateLimitedLog(logger, metrics, 'gateway_connection_closed', LIMIT_LOG_INTERVAL_MS, {
-        summary: { direction: 'edge', reason },
-      });
-      this.#closedLogs.set(reason, log);
-    }
-    log.warn({ direction: 'edge', reason }, `public connection closed: ${reason}`);
+    this.#closedLog.warn(reason, { direction: 'edge' }, `public connection closed: ${reason}`);
   }
 
   get port(): number {

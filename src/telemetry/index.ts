@@ -1,3 +1,4 @@
+export { LogWindows } from './log-windows.js';
 export { createLogger, type Logger, type LoggerOptions, silentLogger } from './logger.js';
 export { Metrics, type MetricsOptions } from './metrics.js';
 export { DEFAULT_MAX_PEER_ID_LABELS, PEER_ID_OVERFLOW, PeerIdLabels } from './peer-id-labels.js';

@@ -8,7 +8,7 @@ import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 
-/** Lines of one key written in full per window. */
+/** Lines of one key written in full per window, by default. */
 const BURST = 10;
 
 export class RefusalLog {
@@ -17,15 +17,29 @@ export class RefusalLog {
   readonly #event: string;
   readonly #keyField: string;
   readonly #intervalMs: number;
+  readonly #burst: number;
+  readonly #summary: Readonly<Record<string, unknown>>;
   readonly #byKey = new Map<string, RateLimitedLog>();
 
-  /** `keyField`: the field of the lines that holds the key (`code`, `reason`), also set on the summary lines. */
-  constructor(logger: Logger, metrics: Metrics, event: string, keyField: string, intervalMs: number) {
+  /**
+   * `keyField`: the field of the lines that holds the key (`code`, `reason`), also set on the summary lines, with
+   * `summary`'s fields; `burst`: lines of one key written in full per window.
+   */
+  constructor(
+    logger: Logger,
+    metrics: Metrics,
+    event: string,
+    keyField: string,
+    intervalMs: number,
+    options: { readonly burst?: number; readonly summary?: Readonly<Record<string, unknown>> } = {},
+  ) {
     this.#logger = logger;
     this.#metrics = metrics;
     this.#event = event;
     this.#keyField = keyField;
     this.#intervalMs = intervalMs;
+    this.#burst = options.burst ?? BURST;
+    this.#summary = options.summary ?? {};
   }
 
   /** Logs one refusal of `key` (a bounded label: one window per key), or counts it as suppressed. */
@@ -33,8 +47,8 @@ export class RefusalLog {
     let log = this.#byKey.get(key);
     if (log === undefined) {
       log = new RateLimitedLog(this.#logger, this.#metrics, this.#event, this.#intervalMs, {
-        burst: BURST,
-        summary: { [this.#keyField]: key },
+        burst: this.#burst,
+        summary: { ...this.#summary, [this.#keyField]: key },
       });
       this.#byKey.set(key, log);
     }

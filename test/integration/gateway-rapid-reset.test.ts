@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PublicListener } from '../../src/gateway/public-listener.js';
-import { refuseStream } from '../../src/gateway/refused-stream.js';
+import { refuseStream } from '../../src/sidecar/refused-stream.js';
 import { Metrics } from '../../src/telemetry/index.js';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
 import { type RawH2Client, rawH2Client, rstCodeOf } from '../helpers/raw-h2-client.js';

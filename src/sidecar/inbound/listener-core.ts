@@ -36,6 +36,7 @@ import { waitUntil } from '../listen.js';
 import { Exchange, type OnRejected, runStages, type Stage } from '../pipeline/exchange.js';
 import { MAX_PIPELINED_REQUESTS, methodInvalid, tooManyPipelined } from '../pipeline/rejections.js';
 import { H1Sink, H2Sink, type SinkContext } from '../pipeline/sinks.js';
+import { PrematureResets } from '../premature-resets.js';
 import { AppForwarder, shareKey } from './app-forwarder.js';
 import { BusyRefusals } from './busy-refusals.js';
 import { DEFAULT_INBOUND_LIMITS, FLOOD_LOG_INTERVAL_MS, type InboundLimits } from './limits.js';
@@ -61,21 +62,9 @@ export interface ListenerCoreOptions {
 interface SessionState {
   inFlight: number;
   /** Streams opened, and those the peer reset before their response head (rapid reset floods). */
-  streams: number;
-  prematureResets: number;
+  readonly resets: PrematureResets;
 }
 
-/**
- * A session whose peer closed this many streams within PREMATURE_LIFETIME_MS of opening them and before their
- * response head (RST_STREAM with any code, NO_ERROR included), and more than half of all it opened, is closed: each
- * such stream cost an app exchange started and cut, and nghttp2's own limit let a session churn about a thousand app
- * connections before it stepped in. The close is graceful (GOAWAY NO_ERROR naming the last stream taken): streams in
- * flight finish and later ones are refused, which a peer sidecar retries on a new session, so a mesh peer whose
- * callers give up in a burst pays a reconnect, nothing more. A non-zero GOAWAY code would make node:http2 clients
- * fail every stream in flight.
- */
-const MAX_PREMATURE_RESETS = 100;
-const PREMATURE_LIFETIME_MS = 1_000;
 const kOpenedAt = Symbol('meshauth.openedAt');
 /** The exchange of an h2 stream or HTTP/1.1 response, for the listener's idle-timeout functions (no closure each). */
 const kExchange = Symbol('meshauth.exchange');
@@ -279,7 +268,7 @@ export class ListenerCore {
       maxSessionRejectedStreams: 100,
       maxSessionInvalidFrames: 100,
     });
-    const state: SessionState = { inFlight: 0, streams: 0, prematureResets: 0 };
+    const state: SessionState = { inFlight: 0, resets: new PrematureResets() };
     this.#sessions.set(session, state);
     this.#sessionOf.set(socket, session);
     session.once('close', () => this.#sessions.delete(session));
@@ -334,13 +323,10 @@ export class ListenerCore {
         // A session node:http2 destroys (a protocol error) is not `closed`, and closes its young streams with it:
         // counted once, for its own reason, not again as each stream's premature reset.
         !session.destroyed &&
-        performance.now() - (this[kOpenedAt] ?? 0) < PREMATURE_LIFETIME_MS
+        state.resets.closedBeforeHead(performance.now() - (this[kOpenedAt] ?? 0))
       ) {
-        state.prematureResets++;
-        if (state.prematureResets >= MAX_PREMATURE_RESETS && state.prematureResets * 2 > state.streams) {
-          telemetry.prematureResets(peer?.idString ?? '', state.streams, state.prematureResets);
-          session.close();
-        }
+        telemetry.prematureResets(peer?.idString ?? '', state.resets.streams, state.resets.premature);
+        session.close();
       }
       if (--state.inFlight === 0 && drain.draining && !session.closed) session.close();
     };
@@ -348,7 +334,7 @@ export class ListenerCore {
       'stream',
       (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
         state.inFlight++;
-        state.streams++;
+        state.resets.opened();
         const openedAt = performance.now();
         (stream as InboundStream)[kOpenedAt] = openedAt;
         stream.on('error', ignore);

@@ -2,13 +2,13 @@
 // instead of an error answer. The code tells the caller the request was not processed at all, so a peer sidecar's
 // outbound retries it once on another session or endpoint (h2-exchange.ts), which a 503 body would not allow. The
 // external listener keeps the plain H2Sink: its clients are not sidecars, and a JSON 503 tells them more.
-import { constants, type ServerHttp2Stream } from 'node:http2';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { MeshauthError } from '../../errors/index.js';
-import { kResetBySidecar } from '../forward-handler.js';
 import { H2Sink } from '../pipeline/sinks.js';
+import { refuseStream } from '../refused-stream.js';
 
 export class PeerH2Sink extends H2Sink {
-  readonly #stream: ServerHttp2Stream & { [kResetBySidecar]?: boolean };
+  readonly #stream: ServerHttp2Stream;
 
   constructor(...args: ConstructorParameters<typeof H2Sink>) {
     super(...args);
@@ -25,8 +25,6 @@ export class PeerH2Sink extends H2Sink {
       super.reject(error, extraHeaders, extraBody);
       return;
     }
-    // Ours, not the peer's: not one of the peer's premature resets (listener-core.ts, rapid reset).
-    stream[kResetBySidecar] = true;
-    stream.close(constants.NGHTTP2_REFUSED_STREAM);
+    refuseStream(stream);
   }
 }

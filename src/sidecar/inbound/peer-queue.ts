@@ -1,6 +1,7 @@
 // Per-caller admission to the app hop (app-forwarder.ts): how many requests of each caller are in flight at the app,
 // and its further requests waiting for one of its own to finish, oldest first. Both are bounded per caller. Pure:
 // no clock, no socket; the caller of `enter` dispatches, queues or refuses as told.
+import { addTo } from '../../platform/counts.js';
 
 /** What `enter` decided for a request. */
 export type Admission = 'run' | 'wait' | 'full';
@@ -44,9 +45,7 @@ export class PeerQueue<T> {
     const next = queue?.shift();
     if (queue?.length === 0) this.#waiting.delete(key);
     if (next !== undefined) return next;
-    const left = (this.#inFlight.get(key) ?? 1) - 1;
-    if (left <= 0) this.#inFlight.delete(key);
-    else this.#inFlight.set(key, left);
+    addTo(this.#inFlight, key, -1);
     return undefined;
   }
 

@@ -1,8 +1,9 @@
-// The gateway public listener's rapid-reset rule (premature-resets.ts), on counts and ages alone. Found in review:
+// The rapid-reset rule of an HTTP/2 server session (sidecar/premature-resets.ts: the inbound's and the gateway's),
+// on counts and ages alone. Found in review:
 // the gateway had no such rule; only nghttp2's own limit (about a thousand resets, silent) ended a session whose
 // client opened streams and reset them, each already forwarded into the mesh.
 import { describe, expect, it } from 'vitest';
-import { MAX_PREMATURE_RESETS, PREMATURE_LIFETIME_MS, PrematureResets } from '../../../src/gateway/premature-resets.js';
+import { MAX_PREMATURE_RESETS, PREMATURE_LIFETIME_MS, PrematureResets } from '../../../src/sidecar/premature-resets.js';
 
 /** Opens `n` streams and closes each before its head at `ageMs`; the index (1-based) of each close that tripped. */
 function run(resets: PrematureResets, n: number, ageMs: number): number[] {

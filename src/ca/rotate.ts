@@ -126,13 +126,16 @@ export async function retirePreviousRoot(dir: string, now = new Date(), force = 
   if (previous === undefined || intermediate === undefined) {
     throw inconsistent(paths.dir, 'root-previous.crt or intermediate.crt holds no certificate');
   }
-  // Every SVID under the old root was issued before the current intermediate (which activation created) started.
+  // Every SVID under the old root was issued before the current intermediate (which activation created) started, on
+  // a CA serving this directory. Replicas fed by a Secret sign under the old root until the manifest is applied and
+  // synced, which no file here records: the refusal says to count from then.
   const safeAt = new Date(intermediate.notBefore.getTime() + BACKDATE_MS + SVID_MAX_TTL_MS);
   if (!force && now < safeAt) {
     throw new MeshauthError(
       'MESHAUTH_ERR_USAGE',
       `SVIDs issued under the previous root may be valid until ${safeAt.toISOString()}: retire it after that, or ` +
-        'pass --force (peers still holding one lose their connections and must bootstrap again)',
+        'pass --force (peers still holding one lose their connections and must bootstrap again). That time counts ' +
+        'from `--root --activate`; with --k8s-secret, count 24 h from when every replica loaded the applied Secret',
       { reason: 'root_still_in_use' },
     );
   }

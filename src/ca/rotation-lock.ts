@@ -1,5 +1,5 @@
 // The lock file that keeps processes changing one CA directory from writing it at once: `ca serve` replicas rotating
-// the intermediate, and the `ca rotate` and `ca init --force` commands. The directory may be a volume shared by
+// the intermediate, and the `ca rotate`, `ca init --force`, `ca issue` and `ca token create` commands. The directory may be a volume shared by
 // several hosts, so only plain file operations count: exclusive creation (link(2), see ca-files.ts), the file's mtime
 // for staleness, and a random token per holder (a pid means nothing on another host). It must not decide whether a
 // rotation is due: that is CertificateWatch's job.

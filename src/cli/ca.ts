@@ -182,7 +182,11 @@ export function registerCaCommands(program: Command): void {
       const id = SpiffeId.parse(opts.id);
       const ttlMs = durationInRange('--ttl', opts.ttl, TOKEN_TTL.min, TOKEN_TTL.max);
       const { createJoinToken } = await import('../ca/join-tokens.js'); // not the CA's index: a token needs no PKI
-      process.stdout.write(`${await createJoinToken({ dir: opts.dir, id, ttlMs })}\n`);
+      // Under the directory's lock: `ca init --force` removes tokens/ under it, and a token written meanwhile was
+      // printed, then deleted with the old CA (token_unknown at its first use). Waiting, it goes into the new CA, or
+      // is refused there when its ID is not of the new trust domain.
+      const created = await underDirectoryLock(opts.dir, () => createJoinToken({ dir: opts.dir, id, ttlMs }));
+      process.stdout.write(`${created}\n`);
     });
 
   ca.command('serve')

@@ -71,7 +71,7 @@ describe('a ca.json that is not a JSON object', () => {
         ['ca', 'issue', '--id', 'spiffe://example.org/web', '--out', join(dir, 'web')],
         ['ca', 'rotate', '--intermediate'],
       ];
-      // One after another: `ca issue` and `ca rotate` take the directory's lock, and one run beside the other would
+      // One after another: `ca token create`, `ca issue` and `ca rotate` take the directory's lock, and one run beside the other would
       // print that it waits for the lock.
       const results = [];
       for (const args of commands) results.push(await meshauth([...args, '--dir', dir], { cwd }));

@@ -20,8 +20,8 @@ export interface LoadedPolicy {
  * 0.9 MiB). The YAML parse of 1 MiB, on Node 20 on a shared machine: 2 s for ten-line rules, 5-6 s for a flat list of
  * half a million items, 13-14 s for lines of lists nested 60 deep (yaml's own parser; the nesting bound is 64).
  * Aliases would cost more (a minute for 48,000): past 100, the file is refused at the 101st (config/yaml-text.ts).
- * A reload therefore parses and validates on a worker thread (parse-policy-off-thread.ts); only its compile (0.25 s
- * for 3,000 rules) holds the event loop.
+ * The watcher therefore parses and validates a large file, at start and on a reload, on a worker thread
+ * (parse-policy-off-thread.ts); only its compile (0.25 s for 3,000 rules) holds the event loop.
  */
 export const MAX_POLICY_BYTES = 1024 * 1024;
 
@@ -31,7 +31,7 @@ export async function loadPolicyFile(file: string, trustDomain?: string): Promis
   return compilePolicyText(text, file, trustDomain);
 }
 
-/** Parses, validates and compiles on the calling thread: for the CLI and the watcher's first load (a reload does not). */
+/** Parses, validates and compiles on the calling thread: for the CLI (the watcher parses a large file on a thread). */
 export function compilePolicyText(text: string, file: string, trustDomain?: string): LoadedPolicy {
   const document = parsePolicy(text, file, trustDomain);
   return { file, text, document, policy: compilePolicy(document) };

@@ -2,18 +2,19 @@
 // change is swapped in whole; an invalid one is logged and counted and the old policy stays.
 // Change detection: fs.watch on the directory (editors and Kubernetes ConfigMaps replace files, which a watch on
 // the file itself misses) plus a periodic stat as a fallback, both debounced, then a content comparison.
-// A reload of a large file parses and validates on a worker thread (parse-policy-off-thread.ts); only the compile
-// runs on this one.
+// A large file, at start as on a reload, parses and validates on a worker thread (parse-policy-off-thread.ts); only the
+// compile runs on this one.
 import { type FSWatcher, watch } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { errorMessage, MeshauthError } from '../errors/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
-import { compilePolicyText, type LoadedPolicy, readPolicyText } from './load-policy-file.js';
+import { type LoadedPolicy, readPolicyText } from './load-policy-file.js';
 import { PARSE_THREAD_FAILED, parsePolicyOffThread } from './parse-policy-off-thread.js';
 import { compilePolicy } from './policy/compile-policy.js';
 import type { CompiledPolicy } from './policy/compiled-policy.js';
 import { parsePolicy } from './policy/parse-policy.js';
+import type { PolicyDocument } from './policy/schema.js';
 
 export interface PolicyWatcherOptions {
   readonly file: string;
@@ -43,9 +44,13 @@ export interface PolicyWatcherOptions {
    * an invalid policy (at start it fails the start; a reload with one keeps the previous policy).
    */
   readonly trustDomain?: string | undefined;
-  /** The script that parses a reload's text (default parse-policy-worker.js); tests give one that fails. */
+  /** The script that parses a large text (default parse-policy-worker.js); tests give one that fails. */
   readonly parseWorker?: URL | undefined;
-  /** A reloaded text of at least this many bytes (UTF-16 units) is parsed off this thread; default PARSE_OFF_THREAD_FROM. */
+  /**
+   * A reloaded text of at least this many bytes (UTF-16 units) is parsed off this thread; default PARSE_OFF_THREAD_FROM.
+   * The first load always uses PARSE_OFF_THREAD_FROM: this lets tests put a small reload on a failing thread after a
+   * start that parsed in place.
+   */
   readonly parseOffThreadFrom?: number | undefined;
 }
 
@@ -102,13 +107,20 @@ export class PolicyWatcher {
     this.#parseOffThreadFrom = options.parseOffThreadFrom ?? PARSE_OFF_THREAD_FROM;
   }
 
-  /** Loads the file (throws if it is unreadable or invalid: with no policy, the caller must fail closed), then watches. */
+  /**
+   * Loads the file (throws if it is unreadable or invalid, or if its parsing thread gives no judgement: with no policy,
+   * the caller must fail closed), then watches. close() during it ends a parse on its thread and start() rejects.
+   */
   async start(): Promise<CompiledPolicy> {
     if (this.#current !== undefined) return this.#current.policy;
     this.#statSignature = await this.#stat();
-    // On this thread, unlike a reload: nothing is served before the first policy is in force, so there is nothing
-    // for the parse to hold up, and a start that fails should fail with no thread in between.
-    const loaded = compilePolicyText(await readPolicyText(this.#file), this.#file, this.#trustDomain);
+    const text = await readPolicyText(this.#file);
+    // A large text goes to a thread as on a reload, though nothing is served yet: the thread's heap bound is what the
+    // container's memory limit leaves, the main thread's is the process's own. Parsed in place, a valid policy whose
+    // parse needs more than the limit leaves got the process killed by the kernel without a word, at every restart;
+    // on the thread it runs out of its bound and the start fails naming the file and what to change.
+    const document = await this.#parse(text, PARSE_OFF_THREAD_FROM);
+    const loaded: LoadedPolicy = { file: this.#file, text, document, policy: compilePolicy(document) };
     this.#check?.(loaded.policy, this.#file);
     this.#current = loaded;
     this.#logger.info(
@@ -214,13 +226,7 @@ export class PolicyWatcher {
       // Seconds of yaml parsing for a large file (load-policy-file.ts, MAX_POLICY_BYTES) on another thread: requests
       // and health probes are served meanwhile, under the policy in force. The compile stays here: its result holds
       // regular expressions and functions, which cannot cross threads.
-      const document =
-        text.length < this.#parseOffThreadFrom
-          ? parsePolicy(text, this.#file, this.#trustDomain)
-          : await parsePolicyOffThread(text, this.#file, this.#trustDomain, {
-              signal: this.#closing.signal,
-              script: this.#parseWorker,
-            });
+      const document = await this.#parse(text, this.#parseOffThreadFrom);
       if (this.#closed) return;
       loaded = { file: this.#file, text, document, policy: compilePolicy(document) };
       this.#check?.(loaded.policy, this.#file);
@@ -245,6 +251,15 @@ export class PolicyWatcher {
       // The new policy is in force either way; a failing subscriber must not stop later reloads.
       this.#logger.error({ file: this.#file, error: String(error) }, 'policy change subscriber failed');
     }
+  }
+
+  /** parsePolicy of `text`: on this thread below `offThreadFrom` UTF-16 units, else on a thread of its own. */
+  async #parse(text: string, offThreadFrom: number): Promise<PolicyDocument> {
+    if (text.length < offThreadFrom) return parsePolicy(text, this.#file, this.#trustDomain);
+    return parsePolicyOffThread(text, this.#file, this.#trustDomain, {
+      signal: this.#closing.signal,
+      script: this.#parseWorker,
+    });
   }
 
   #fail(error: unknown, on: string): void {

@@ -59,3 +59,10 @@ export function largeRealPolicy(): { readonly text: string; readonly rules: numb
   }
   return { text: parts.join(''), rules };
 }
+
+/** One rule whose path list fills the size bound: valid, and its parse needs far more heap than 1 MiB of text. */
+export function heapHungryPolicy(): string {
+  const open = `${POLICY_HEAD}  - name: many-paths\n    action: allow\n    to: { paths: [`;
+  const count = Math.floor((MAX_POLICY_BYTES - open.length - 20) / 5);
+  return `${open}${'"/a",'.repeat(count)}"/b"] }\n`;
+}

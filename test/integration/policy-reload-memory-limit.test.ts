@@ -11,20 +11,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { imageNodeFlags } from '../../bench/image-node-flags.js';
-import { MAX_POLICY_BYTES } from '../../src/authz/load-policy-file.js';
 import { cgroupsUsable, inCgroup, memoryCgroup, removeMadeCgroups } from '../helpers/memory-cgroup.js';
-import { largeRealPolicy, POLICY_HEAD } from '../helpers/policy-reloads.js';
+import { heapHungryPolicy, largeRealPolicy } from '../helpers/policy-reloads.js';
 import { runCommand } from '../helpers/sidecar-harness.js';
 
 const POD_LIMIT = 256 * 2 ** 20;
 const PARSER = fileURLToPath(new URL('../../dist/src/authz/parse-policy-off-thread.js', import.meta.url));
-
-/** One rule whose path list fills the size bound: valid, and its parse needs far more heap than 1 MiB of text. */
-function heapHungryPolicy(): string {
-  const open = `${POLICY_HEAD}  - name: many-paths\n    action: allow\n    to: { paths: [`;
-  const count = Math.floor((MAX_POLICY_BYTES - open.length - 20) / 5);
-  return `${open}${'"/a",'.repeat(count)}"/b"] }\n`;
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'meshauth-policy-memory-'));
 const CHILD = join(dir, 'reload.mjs');

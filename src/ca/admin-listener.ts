@@ -78,7 +78,7 @@ async function handle(
       return;
     }
     case '/metrics':
-      sendAdminAnswer(res, 200, options.metrics.contentType, await options.metrics.exposition());
+      sendAdminAnswer(res, 200, options.metrics.contentType, await options.metrics.pacedExposition());
       return;
     default:
       sendAdminAnswer(res, 404, 'text/plain; charset=utf-8', 'not found\n');

@@ -167,7 +167,7 @@ async function route(
     case '/healthz':
       return send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
     default: {
-      const text = await options.metrics.exposition();
+      const text = await options.metrics.pacedExposition();
       return send(res, 200, options.metrics.contentType, text);
     }
   }

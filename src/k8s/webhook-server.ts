@@ -248,7 +248,7 @@ export class WebhookServer {
     if (path === '/healthz') return sendAdminAnswer(res, 200, 'text/plain', 'ok\n');
     if (path === '/metrics') {
       const { metrics } = this.#options;
-      return sendAdminAnswer(res, 200, metrics.contentType, await metrics.exposition());
+      return sendAdminAnswer(res, 200, metrics.contentType, await metrics.pacedExposition());
     }
     sendJson(res, 404, { error: 'not found' });
     this.#refusals.refused(req, 'MESHAUTH_ERR_ADMIN_NOT_FOUND');

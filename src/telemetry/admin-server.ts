@@ -98,7 +98,7 @@ export class AdminServer {
         sendProbeAnswer(res, await this.#options.readiness(), 'ready', 'not ready');
         return;
       case '/metrics': {
-        const text = await this.#options.metrics.exposition();
+        const text = await this.#options.metrics.pacedExposition();
         sendAdminAnswer(res, 200, this.#options.metrics.contentType, text);
         return;
       }

@@ -3,6 +3,7 @@
 // with separate registries. Labels are bounded: no paths, no users, no raw client input.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { exposeEventLoopDelay, PROM_CLIENT_SAMPLER_OFF_MS } from './event-loop-delay.js';
+import { PacedRender } from './paced-render.js';
 import { PeerIdLabels } from './peer-id-labels.js';
 
 export interface MetricsOptions {
@@ -17,6 +18,9 @@ const PROMTOOL_INVALID_DEFAULTS = new Set([
   'nodejs_active_requests_total',
   'nodejs_active_resources_total',
 ]);
+
+/** At most 20 renderings of the exposition a second, however often /metrics is asked (paced-render.ts). */
+export const EXPOSITION_INTERVAL_MS = 50;
 
 // From 0.1 ms: a sidecar's own time (and every refusal, at a sidecar or the edge) is a fraction of a millisecond, all
 // in one bucket otherwise.
@@ -401,6 +405,16 @@ export class Metrics {
   }
 
   readonly #exposed = new Set<Gauge | Counter>();
+
+  readonly #paced = new PacedRender(() => this.exposition(), EXPOSITION_INTERVAL_MS);
+
+  /**
+   * The exposition for a /metrics request: rendered after the call, at most once per EXPOSITION_INTERVAL_MS however
+   * often it is asked, one rendering shared by the requests that wait for it (paced-render.ts).
+   */
+  pacedExposition(): Promise<string> {
+    return this.#paced.get();
+  }
 
   /** Prometheus text exposition without the promtool-invalid default gauges. */
   async exposition(): Promise<string> {

@@ -9,17 +9,29 @@
 //   node-h1  node:http server → node:https keep-alive agent (outbound); node:https server → node:http agent (inbound)
 //   node-h2  node:http server → one node:http2 session (outbound); node:http2 server → node:http agent (inbound):
 //            meshauth's own protocol layout with none of its code
+//   lean-h2  node-h2 with the outbound's node:http server replaced by llhttp on the raw client socket (the
+//            request head parsed once into HTTP/2 headers, the response head written with the first body bytes):
+//            what the app-facing half of the outbound costs on its own
+//   node-lean node:http on both app-facing sides, lean HTTP/1.1 between the proxies: the outbound takes a kept-alive
+//            mTLS connection per request from a pool, writes the rebuilt head and reads the answer with llhttp; the
+//            inbound parses requests off the mTLS socket with llhttp and forwards each through a node:http agent:
+//            what the mesh hop alone costs when neither end uses Node's HTTP layers for it
 // Not product code: no limits, no timeouts, no policy; measurement only.
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { type ClientHttp2Session, createSecureServer, connect as http2Connect } from 'node:http2';
+import { createServer as createHttpServer, Agent as HttpAgent, request as httpRequest, STATUS_CODES } from 'node:http';
+import {
+  type ClientHttp2Session,
+  createSecureServer,
+  connect as http2Connect,
+  type OutgoingHttpHeaders,
+} from 'node:http2';
 import { createServer as createHttpsServer, Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createRequire } from 'node:module';
 import { createServer as createNetServer, connect as netConnect, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { PemFiles } from '../bench-pki.js';
 
-export type FloorMode = 'pipe' | 'lean' | 'node-h1' | 'node-h2';
+export type FloorMode = 'pipe' | 'lean' | 'node-h1' | 'node-h2' | 'lean-h2' | 'node-lean';
 
 export interface FloorProxySpec {
   readonly mode: FloorMode;
@@ -253,20 +265,24 @@ function nodeH1Proxy(spec: FloorProxySpec) {
   });
 }
 
+/** One HTTP/2 session to the inbound, opened again when it ends. */
+function h2SessionOpener(spec: FloorProxySpec): () => ClientHttp2Session {
+  let session: ClientHttp2Session | undefined;
+  return () => {
+    if (session === undefined || session.closed || session.destroyed) {
+      session = http2Connect(`https://127.0.0.1:${spec.target}`, {
+        createConnection: () => connectInbound(spec, ['h2']),
+        ...tlsMaterial(spec),
+      });
+      session.on('error', () => undefined);
+    }
+    return session;
+  };
+}
+
 function nodeH2Proxy(spec: FloorProxySpec) {
   if (spec.role === 'out') {
-    let session: ClientHttp2Session | undefined;
-    const open = () => {
-      if (session === undefined || session.closed || session.destroyed) {
-        const material = tlsMaterial(spec);
-        session = http2Connect(`https://127.0.0.1:${spec.target}`, {
-          createConnection: () => connectInbound(spec, ['h2']),
-          ...material,
-        });
-        session.on('error', () => undefined);
-      }
-      return session;
-    };
+    const open = h2SessionOpener(spec);
     return createHttpServer((req, res) => {
       const stream = open().request({
         ...forwardHeaders(req.headers),
@@ -306,7 +322,217 @@ function nodeH2Proxy(spec: FloorProxySpec) {
   return server;
 }
 
-const PROXIES = { pipe: pipeProxy, lean: leanProxy, 'node-h1': nodeH1Proxy, 'node-h2': nodeH2Proxy } as const;
+/**
+ * The client's requests parsed by llhttp and sent as HTTP/2 streams, one at a time per connection (wrk does not
+ * pipeline); each response head is written with the body's bytes in one write.
+ */
+function leanH2Proxy(spec: FloorProxySpec) {
+  if (spec.role === 'in') return nodeH2Proxy(spec);
+  const open = h2SessionOpener(spec);
+  return createNetServer((client) => {
+    client.setNoDelay(true);
+    const requests = new HTTPParser();
+    requests.initialize(HTTPParser.REQUEST, {}, 16 * 1024, 0);
+    let pending: string[] = [];
+    let upload: ReturnType<ClientHttp2Session['request']> | undefined;
+    requests[HTTPParser.kOnHeaders] = (fields: string[]) => {
+      pending = pending.concat(fields);
+    };
+    requests[HTTPParser.kOnHeadersComplete] = (
+      _major: number,
+      _minor: number,
+      fields: string[] | undefined,
+      method: number,
+      url: string,
+    ) => {
+      const all = fields ?? pending;
+      pending = [];
+      const headers: OutgoingHttpHeaders = { ':method': methods[method] ?? 'GET', ':path': url };
+      let hasBody = false;
+      for (let i = 0; i < all.length; i += 2) {
+        const name = (all[i] as string).toLowerCase();
+        const value = all[i + 1] as string;
+        if (name === 'host') headers[':authority'] = value;
+        else if (name === 'content-length') {
+          hasBody = value !== '0';
+          headers[name] = value;
+        } else if (name === 'transfer-encoding') hasBody = true;
+        else if (!HOP_BY_HOP.has(name) && name !== IDENTITY_HEADER) headers[name] = value;
+      }
+      const stream = open().request(headers, { endStream: !hasBody });
+      upload = hasBody ? stream : undefined;
+      stream.on('response', (answer) => {
+        let head = `HTTP/1.1 ${answer[':status']} ${STATUS_CODES[Number(answer[':status'])] ?? ''}\r\n`;
+        let framed = false;
+        for (const name in answer) {
+          if (name.startsWith(':') || HOP_BY_HOP.has(name)) continue;
+          if (name === 'content-length') framed = true;
+          head += `${name}: ${String(answer[name])}\r\n`;
+        }
+        const chunked = !framed;
+        client.cork();
+        client.write(`${head}${chunked ? 'transfer-encoding: chunked\r\n' : ''}\r\n`);
+        stream.on('data', (chunk: Buffer) => {
+          if (chunked) client.write(`${chunk.length.toString(16)}\r\n`);
+          client.write(chunk);
+          if (chunked) client.write('\r\n');
+        });
+        stream.on('end', () => {
+          if (chunked) client.write('0\r\n\r\n');
+          client.uncork();
+        });
+      });
+      stream.on('error', () => client.destroy());
+      return 0;
+    };
+    requests[HTTPParser.kOnBody] = (chunk: Buffer) => {
+      upload?.write(chunk);
+    };
+    requests[HTTPParser.kOnMessageComplete] = () => {
+      upload?.end();
+      upload = undefined;
+    };
+    client.on('data', (chunk: Buffer) => {
+      if (requests.execute(chunk) instanceof Error) client.destroy();
+    });
+    client.on('error', () => client.destroy());
+  });
+}
+
+/** Serializes a response head from node:http's raw header list, chunked when it has no length. */
+function responseHead(status: number, raw: string[]): { head: string; chunked: boolean } {
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
+  let framed = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (HOP_BY_HOP.has(name)) continue;
+    if (name === 'content-length') framed = true;
+    head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  }
+  return { head: `${head}${framed ? '' : 'transfer-encoding: chunked\r\n'}\r\n`, chunked: !framed };
+}
+
+function nodeLeanProxy(spec: FloorProxySpec) {
+  if (spec.role === 'out') {
+    const idle: TLSSocket[] = [];
+    return createHttpServer((req, res) => {
+      const socket = idle.pop() ?? connectInbound(spec, ['http/1.1']);
+      const headers = forwardHeaders(req.headers);
+      let head = `${req.method} ${req.url} HTTP/1.1\r\n`;
+      for (const name in headers) head += `${name}: ${String(headers[name])}\r\n`;
+      const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+      socket.write(`${head}${hasBody ? 'transfer-encoding: chunked\r\n' : ''}\r\n`);
+      if (hasBody) {
+        req.on('data', (chunk: Buffer) =>
+          socket.write(`${chunk.length.toString(16)}\r\n${chunk.toString('latin1')}\r\n`),
+        );
+        req.on('end', () => socket.write('0\r\n\r\n'));
+      }
+      const responses = new HTTPParser();
+      responses.initialize(HTTPParser.RESPONSE, {}, 16 * 1024, 0);
+      let pending: string[] = [];
+      responses[HTTPParser.kOnHeaders] = (fields: string[]) => {
+        pending = pending.concat(fields);
+      };
+      responses[HTTPParser.kOnHeadersComplete] = (
+        _major: number,
+        _minor: number,
+        fields: string[] | undefined,
+        _method: unknown,
+        _url: unknown,
+        status: number,
+      ) => {
+        const all = fields ?? pending;
+        const out: Record<string, string> = {};
+        for (let i = 0; i < all.length; i += 2) {
+          const name = (all[i] as string).toLowerCase();
+          if (!HOP_BY_HOP.has(name)) out[name] = all[i + 1] as string;
+        }
+        res.writeHead(status, out);
+        return 0;
+      };
+      responses[HTTPParser.kOnBody] = (chunk: Buffer) => {
+        res.write(Buffer.from(chunk));
+      };
+      responses[HTTPParser.kOnMessageComplete] = () => {
+        socket.removeListener('data', onData);
+        socket.removeListener('error', onError);
+        idle.push(socket);
+        res.end();
+      };
+      const onData = (chunk: Buffer) => {
+        if (responses.execute(chunk) instanceof Error) socket.destroy();
+      };
+      const onError = () => res.destroy();
+      socket.on('data', onData).on('error', onError);
+    });
+  }
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: 256 });
+  return createTlsServer({ ...tlsMaterial(spec), requestCert: true, rejectUnauthorized: true }, (peer) => {
+    peer.setNoDelay(true);
+    const identity = peerIdentity(peer);
+    const requests = new HTTPParser();
+    requests.initialize(HTTPParser.REQUEST, {}, 16 * 1024, 0);
+    let pending: string[] = [];
+    let upload: ReturnType<typeof httpRequest> | undefined;
+    requests[HTTPParser.kOnHeaders] = (fields: string[]) => {
+      pending = pending.concat(fields);
+    };
+    requests[HTTPParser.kOnHeadersComplete] = (
+      _major: number,
+      _minor: number,
+      fields: string[] | undefined,
+      method: number,
+      url: string,
+    ) => {
+      const all = fields ?? pending;
+      pending = [];
+      const headers: Record<string, string> = { [IDENTITY_HEADER]: identity };
+      for (let i = 0; i < all.length; i += 2) {
+        const name = (all[i] as string).toLowerCase();
+        if (!HOP_BY_HOP.has(name) && name !== IDENTITY_HEADER) headers[name] = all[i + 1] as string;
+      }
+      const upstream = toApp(spec, agent, methods[method] ?? 'GET', url, headers);
+      upstream.on('response', (answer) => {
+        const { head, chunked } = responseHead(answer.statusCode ?? 502, answer.rawHeaders);
+        peer.cork();
+        peer.write(head);
+        answer.on('data', (chunk: Buffer) => {
+          if (chunked) peer.write(`${chunk.length.toString(16)}\r\n`);
+          peer.write(chunk);
+          if (chunked) peer.write('\r\n');
+        });
+        answer.on('end', () => {
+          if (chunked) peer.write('0\r\n\r\n');
+          peer.uncork();
+        });
+      });
+      upstream.on('error', () => peer.destroy());
+      upload = upstream;
+      return 0;
+    };
+    requests[HTTPParser.kOnBody] = (chunk: Buffer) => {
+      upload?.write(Buffer.from(chunk));
+    };
+    requests[HTTPParser.kOnMessageComplete] = () => {
+      upload?.end();
+      upload = undefined;
+    };
+    peer.on('data', (chunk: Buffer) => {
+      if (requests.execute(chunk) instanceof Error) peer.destroy();
+    });
+    peer.on('error', () => peer.destroy());
+  });
+}
+
+const PROXIES = {
+  'node-lean': nodeLeanProxy,
+  pipe: pipeProxy,
+  lean: leanProxy,
+  'node-h1': nodeH1Proxy,
+  'node-h2': nodeH2Proxy,
+  'lean-h2': leanH2Proxy,
+} as const;
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as FloorProxySpec;
 const server = PROXIES[spec.mode](spec);

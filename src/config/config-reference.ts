@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { MAX_CLAIM_BYTES } from '../authn/claim-size.js';
 import { formatDuration } from './duration.js';
 import { SIDECAR_ENV } from './env-names.js';
-import { INBOUND_LIMIT_DEFAULTS, SIDECAR_DEFAULTS } from './sidecar-config.js';
+import { INBOUND_LIMIT_DEFAULTS, OUTBOUND_LIMIT_DEFAULTS, SIDECAR_DEFAULTS } from './sidecar-config.js';
 import { sidecarSchema } from './sidecar-schema.js';
 
 /** Meaning of each key path; `[]` marks list items, `<host>` a routes map key. */
@@ -80,6 +80,8 @@ export const CONFIG_DOCS: Readonly<Record<string, string>> = {
   'admin.appProbes.<container>.startupz.path': "Path of the app container's startup probe.",
   'outbound.timeout': 'Time a peer has to send response headers before the app gets 504.',
   'outbound.http2': 'HTTP/2 between sidecars (one multiplexed connection per peer); `false` for HTTP/1.1 keep-alive.',
+  'outbound.limits.maxConnections':
+    'Open connections from the app on the outbound listener (egress tunnels included); past it a connection is closed at accept. Lowered to fit the open-file limit beside the inbound.',
   'admin.listen':
     'Admin listener: `/livez` (alias `/healthz`), `/startupz`, `/readyz`, `/app-health/<container>/<kind>`, `/metrics`.',
   drainTimeout: 'On SIGTERM, how long in-flight requests may take before connections are closed.',
@@ -96,6 +98,7 @@ const DEFAULTS: Readonly<Record<string, string>> = {
   'outbound.listen': SIDECAR_DEFAULTS.outboundListen,
   'outbound.timeout': SIDECAR_DEFAULTS.outboundTimeout,
   'outbound.http2': String(SIDECAR_DEFAULTS.outboundHttp2),
+  'outbound.limits.maxConnections': String(OUTBOUND_LIMIT_DEFAULTS.maxConnections),
   'admin.listen': SIDECAR_DEFAULTS.adminListen,
   drainTimeout: SIDECAR_DEFAULTS.drainTimeout,
   'inbound.limits.maxConnections': String(INBOUND_LIMIT_DEFAULTS.maxConnections),

@@ -11,6 +11,7 @@
 //   MESHAUTH_OUTBOUND_TIMEOUT outbound.timeout · MESHAUTH_OUTBOUND_HTTP2 outbound.http2
 //   MESHAUTH_INBOUND_LIMITS inbound.limits (JSON) · MESHAUTH_INBOUND_TCP inbound.tcp (JSON)
 //   MESHAUTH_OUTBOUND_DNS outbound.dns (JSON) · MESHAUTH_OUTBOUND_TCP outbound.tcp (JSON)
+//   MESHAUTH_OUTBOUND_LIMITS outbound.limits (JSON)
 //   MESHAUTH_ADMIN_LISTEN admin.listen · MESHAUTH_ADMIN_APP_PROBES admin.appProbes (JSON)
 //   MESHAUTH_DRAIN_TIMEOUT drainTimeout (every duration at most 24d: duration.ts MAX_TIMER_DURATION_MS)
 // MESHAUTH_CONFIG_YAML holds a whole sidecar.yaml inline (injection sets it); `--config FILE` wins over it.
@@ -51,6 +52,7 @@ export const MESHAUTH_INBOUND_LIMITS = 'MESHAUTH_INBOUND_LIMITS';
 export const MESHAUTH_INBOUND_TCP = 'MESHAUTH_INBOUND_TCP';
 export const MESHAUTH_OUTBOUND_DNS = 'MESHAUTH_OUTBOUND_DNS';
 export const MESHAUTH_OUTBOUND_TCP = 'MESHAUTH_OUTBOUND_TCP';
+export const MESHAUTH_OUTBOUND_LIMITS = 'MESHAUTH_OUTBOUND_LIMITS';
 export const MESHAUTH_ADMIN_APP_PROBES = 'MESHAUTH_ADMIN_APP_PROBES';
 /** A whole sidecar.yaml, inline (not a key binding: it is the document the bindings apply to). */
 export const MESHAUTH_CONFIG_YAML = 'MESHAUTH_CONFIG_YAML';
@@ -77,6 +79,7 @@ export const SIDECAR_ENV: readonly EnvBinding[] = Object.freeze([
   bind(MESHAUTH_OUTBOUND_HTTP2, 'outbound.http2', 'boolean'),
   bind(MESHAUTH_OUTBOUND_DNS, 'outbound.dns', 'json'),
   bind(MESHAUTH_OUTBOUND_TCP, 'outbound.tcp', 'json'),
+  bind(MESHAUTH_OUTBOUND_LIMITS, 'outbound.limits', 'json'),
   bind(MESHAUTH_ADMIN_LISTEN, 'admin.listen'),
   bind(MESHAUTH_ADMIN_APP_PROBES, 'admin.appProbes', 'json'),
   bind(MESHAUTH_DRAIN_TIMEOUT, 'drainTimeout'),

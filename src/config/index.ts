@@ -30,6 +30,8 @@ export {
   type ExternalListenerSettings,
   INBOUND_LIMIT_DEFAULTS,
   type InboundLimitSettings,
+  OUTBOUND_LIMIT_DEFAULTS,
+  type OutboundLimitSettings,
   type RouteConfig,
   resolveEndUser,
   resolveSidecarConfig,

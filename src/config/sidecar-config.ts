@@ -23,6 +23,17 @@ export const SIDECAR_DEFAULTS = Object.freeze({
   tls12: false,
 });
 
+/**
+ * `outbound.limits` defaults. An idle keep-alive connection of the app costs the sidecar 8–16 KiB, and the inbound at
+ * its own cap already holds about 210 MiB of the injected 256 MiB: 1,024 connections fit beside it (docs/outbound.md).
+ */
+export const OUTBOUND_LIMIT_DEFAULTS: OutboundLimitSettings = Object.freeze({ maxConnections: 1024 });
+
+export interface OutboundLimitSettings {
+  /** Open connections from the app on the outbound listener; past it a connection is closed at accept. */
+  readonly maxConnections: number;
+}
+
 /** `inbound.limits` defaults (SECURITY.md): bounds that keep one peer or a flood from exhausting the sidecar. */
 export const INBOUND_LIMIT_DEFAULTS: InboundLimitSettings = Object.freeze({
   maxConnections: 4096,
@@ -159,6 +170,8 @@ export interface SidecarConfig {
     readonly timeoutMs: number;
     /** HTTP/2 to peer sidecars (one node:http2 session per peer); false = HTTP/1.1 keep-alive pools. */
     readonly http2: boolean;
+    /** Bounds on what the local app may hold at the outbound listener (OUTBOUND_LIMIT_DEFAULTS). */
+    readonly limits: OutboundLimitSettings;
   };
   readonly admin: {
     readonly listen: HostPort;
@@ -270,6 +283,7 @@ export function resolveSidecarConfig(
       tcp,
       timeoutMs: parseDuration(outbound.timeout ?? SIDECAR_DEFAULTS.outboundTimeout),
       http2: outbound.http2 ?? SIDECAR_DEFAULTS.outboundHttp2,
+      limits: { maxConnections: outbound.limits?.maxConnections ?? OUTBOUND_LIMIT_DEFAULTS.maxConnections },
     },
     admin: { listen: hp(file.admin?.listen ?? SIDECAR_DEFAULTS.adminListen), appProbes },
     drainTimeoutMs: parseDuration(file.drainTimeout ?? SIDECAR_DEFAULTS.drainTimeout),

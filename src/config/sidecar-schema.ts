@@ -233,6 +233,7 @@ export const sidecarSchema = z
         http2: booleanFlag().optional(),
         dns: z.strictObject({ servers: z.array(dnsServer).min(1).optional() }).optional(),
         tcp: z.record(loopbackHostPort, tcpRouteSchema).optional(),
+        limits: z.strictObject({ maxConnections: count.optional() }).optional(),
       })
       .optional(),
     admin: z.strictObject({ listen: hostPort.optional(), appProbes: appProbesSchema.optional() }).optional(),

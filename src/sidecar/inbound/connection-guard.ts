@@ -9,24 +9,17 @@
 // (a host on the internet can use any address of its subnet). On the external listener, where a connection has no
 // SPIFFE ID to cap, one client address may also hold at most maxConnectionsPerSource open connections, idle or not
 // (a quarter of all by default).
-// Everything it refuses is counted (meshauth_connections_rejected_total) and logged at most once per interval, so a
-// flood of idle or failing connections costs bounded file descriptors, memory and log volume. The listener owns the
-// sockets; this class only counts and decides.
+// Everything it refuses is counted (meshauth_connections_rejected_total) and logged at most once per interval
+// (ConnectionRefusals, which the outbound listener's cap shares), so a flood of idle or failing connections costs
+// bounded file descriptors, memory and log volume. The listener owns the sockets; this class only counts and decides.
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { addTo, clientAddress, clientSourceKey } from '../../platform/index.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../../telemetry/index.js';
+import { ConnectionRefusals, type ConnectionRejectReason, capOpenConnections } from '../connection-refusals.js';
 import type { Direction } from '../data-plane-telemetry.js';
 import { effectiveMaxConnections, openFileLimit } from './fd-budget.js';
 import { FLOOD_LOG_INTERVAL_MS, type InboundLimits } from './limits.js';
-
-export type ConnectionRejectReason =
-  | 'max_connections'
-  | 'max_connections_per_source'
-  | 'max_handshakes'
-  | 'max_handshakes_per_source'
-  | 'per_peer'
-  | 'handshake_timeout';
 
 const kPeer = Symbol('meshauth.peerId');
 const kSource = Symbol('meshauth.source');
@@ -38,7 +31,7 @@ export class ConnectionGuard {
   readonly #direction: Direction;
   readonly #limits: InboundLimits;
   readonly #metrics: Metrics;
-  readonly #refusedLog: RateLimitedLog;
+  readonly #refusals: ConnectionRefusals;
   readonly #handshakeLog: RateLimitedLog;
   readonly #perPeer = new Map<string, number>();
   /** Per client address: connections accepted and not closed, and those past their handshake. */
@@ -59,7 +52,7 @@ export class ConnectionGuard {
     this.#direction = options.direction;
     this.#limits = options.limits;
     this.#metrics = options.metrics;
-    this.#refusedLog = new RateLimitedLog(options.logger, options.metrics, 'connection_refused', FLOOD_LOG_INTERVAL_MS);
+    this.#refusals = new ConnectionRefusals(options.direction, options.metrics, options.logger);
     this.#handshakeLog = new RateLimitedLog(
       options.logger,
       options.metrics,
@@ -68,7 +61,6 @@ export class ConnectionGuard {
     );
     const handOver = options.handOver;
     this.server = createNetServer({ noDelay: true });
-    // Above the cap Node closes the accepted handle before any JS socket exists (cheapest under a flood).
     const limits = options.limits;
     const maxConnections = effectiveMaxConnections(limits.maxConnections, openFileLimit(), limits.appConnections);
     if (maxConnections < limits.maxConnections) {
@@ -77,13 +69,12 @@ export class ConnectionGuard {
         'inbound.limits.maxConnections lowered to fit the open-file limit (ulimit -n) with headroom for the app hop and the admin port',
       );
     }
-    this.server.maxConnections = maxConnections;
-    this.server.on('drop', () => this.#refuse('max_connections', undefined));
+    capOpenConnections(this.server, maxConnections, this.#refusals);
     this.server.on('connection', (socket: Socket) => {
       const source = sourceKeyOf(this.#direction, socket.remoteAddress);
       const refusal = this.#handshakeRefusal(source);
       if (refusal !== undefined) {
-        this.#refuse(refusal, socket.remoteAddress);
+        this.#refusals.refuse(refusal, socket.remoteAddress);
         socket.destroy();
         return;
       }
@@ -122,7 +113,7 @@ export class ConnectionGuard {
     counted[kPeer] = peerId;
     this.#perPeer.set(peerId, held + 1);
     if (held >= this.#limits.maxConnectionsPerPeer) {
-      this.#refuse('per_peer', socket.remoteAddress, peerId);
+      this.#refusals.refuse('per_peer', socket.remoteAddress, peerId);
       return false;
     }
     return true;
@@ -141,7 +132,7 @@ export class ConnectionGuard {
 
   close(): void {
     this.server.close();
-    this.#refusedLog.close();
+    this.#refusals.close();
     this.#handshakeLog.close();
   }
 
@@ -168,14 +159,6 @@ export class ConnectionGuard {
     const held = (this.#perPeer.get(peerId) ?? 1) - 1;
     if (held === 0) this.#perPeer.delete(peerId);
     else this.#perPeer.set(peerId, held);
-  }
-
-  #refuse(reason: ConnectionRejectReason, remote: string | undefined, peer?: string): void {
-    this.#metrics.connectionsRejected.inc({ direction: this.#direction, reason });
-    this.#refusedLog.warn(
-      { direction: this.#direction, reason, remote: clientAddress(remote), peer },
-      `connection refused: ${reason}`,
-    );
   }
 }
 

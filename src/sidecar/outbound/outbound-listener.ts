@@ -3,7 +3,8 @@
 // pattern); the request leaves over mTLS to one of the route's endpoints (PeerSessions: DNS-resolved, balanced per
 // request, one HTTP/2 session per endpoint, HTTP/1.1 pools when the peer or `outbound.http2: false` says so) with
 // identity headers stripped. CONNECT opens a raw TCP tunnel (TcpTunnel, with the TCP tunnels' idle timeout and
-// connection cap) only to `outbound.egress` hosts and ports, never to this machine.
+// connection cap) only to `outbound.egress` hosts and ports, never to this machine. Connections past
+// `outbound.limits.maxConnections` are closed at accept, so a local process cannot take the inbound's descriptors.
 import { lookup } from 'node:dns';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
@@ -22,6 +23,7 @@ import {
 } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import type { ClientTlsContext } from '../../tls/index.js';
+import { ConnectionRefusals, capOpenConnections } from '../connection-refusals.js';
 import { cutResponse } from '../cut-response.js';
 import { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import { bodyStillComing, lingerAfterEarlyResponse } from '../early-response.js';
@@ -29,6 +31,7 @@ import type { Endpoint } from '../endpoints/endpoint.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, ForwardHandler, kResetBySidecar } from '../forward-handler.js';
 import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM } from '../http-headers.js';
+import { openFileLimit } from '../inbound/fd-budget.js';
 import { isChunkedOnly, refusedForMethod, transferCodingRefused } from '../inbound/request-checks.js';
 import { waitUntil } from '../listen.js';
 import { MAX_PIPELINED_REQUESTS, methodInvalid, tooManyPipelined } from '../pipeline/rejections.js';
@@ -38,6 +41,7 @@ import { TcpTelemetry } from '../tcp/tcp-telemetry.js';
 import { TcpTunnel } from '../tcp/tcp-tunnel.js';
 import { type EgressMatcher, egressMatcher, isLoopbackTarget } from './egress-matcher.js';
 import { H2Exchange, type H2ExchangeContext, outboundRetryCounters } from './h2-exchange.js';
+import { outboundConnectionCap } from './outbound-connection-cap.js';
 import type { OnOutboundRequest } from './outbound-hooks.js';
 import { PeerSessions } from './peer-sessions.js';
 import { readRequestTarget } from './request-target.js';
@@ -96,6 +100,7 @@ export class OutboundListener {
   readonly #onExchangeFinish: (this: ServerResponse) => void;
   /** Egress tunnels open or connecting (their upstream socket), each with its cut: a reset both ways, for the drain deadline. */
   readonly #tunnels = new Map<Socket, () => void>();
+  readonly #refusals: ConnectionRefusals;
   #port = 0;
 
   constructor(options: OutboundListenerOptions) {
@@ -169,6 +174,18 @@ export class OutboundListener {
       'clientError',
       firstClientErrorOnly((error: Error, socket: Duplex) => this.#onClientError(error, socket)),
     );
+    // As the inbound's guard: past the cap Node closes the accepted connection before node:http sees it (nothing
+    // written), counted and logged (rate-limited) as connection refused: max_connections.
+    this.#refusals = new ConnectionRefusals('outbound', metrics, logger);
+    const fixedCap = config.outbound.limits.maxConnections;
+    const maxConnections = outboundConnectionCap(fixedCap, openFileLimit(), config.inbound.limits);
+    if (maxConnections < fixedCap) {
+      logger.warn(
+        { direction: 'outbound', fixed: fixedCap, applied: maxConnections },
+        'outbound.limits.maxConnections lowered to fit the open-file limit (ulimit -n) beside the inbound',
+      );
+    }
+    capOpenConnections(this.#server, maxConnections, this.#refusals);
     this.#server.on('connection', (socket: Socket) => {
       // A route tunnel comes back here on the socket that carried its CONNECT: already tracked.
       if (this.#sockets.has(socket)) return;
@@ -202,6 +219,7 @@ export class OutboundListener {
     await this.#sessions.close(deadline);
     this.#telemetry.close();
     this.#egressTelemetry.close();
+    this.#refusals.close();
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {

@@ -269,6 +269,7 @@ drainTimeout: 5s
       MESHAUTH_OUTBOUND_DNS: '{"servers":["127.0.0.1:5353"]}',
       MESHAUTH_OUTBOUND_TCP:
         '{"127.0.0.1:5432":{"address":"db.data:15006","ids":["spiffe://example.org/ns/data/sa/db"]}}',
+      MESHAUTH_OUTBOUND_LIMITS: '{"maxConnections":64}',
       MESHAUTH_ADMIN_APP_PROBES: '{"app":{"readyz":{"port":8080,"path":"/ready"}}}',
     };
     expect(Object.keys(env).sort()).toEqual(SIDECAR_ENV.map((b) => b.name).sort());
@@ -281,6 +282,7 @@ drainTimeout: 5s
     expect(config.inbound.tcp?.app).toEqual({ host: '127.0.0.1', port: 6379 });
     expect(config.outbound.dns.servers).toEqual([{ host: '127.0.0.1', port: 5353 }]);
     expect(config.outbound.tcp.get('127.0.0.1:5432')?.address).toEqual({ host: 'db.data', port: 15006 });
+    expect(config.outbound.limits.maxConnections).toBe(64);
     expect(config.admin.appProbes.get('app')?.readyz).toEqual({ port: 8080, path: '/ready' });
   });
 

@@ -1,0 +1,28 @@
+// The outbound listener's connection cap as applied: its fixed value, lowered where the open-file limit cannot hold
+// it beside the inbound's cap, its app pool and the reserve. Found in review: the outbound had no cap at all, so the
+// app's connections could take the descriptors the inbound was sized to have.
+import { describe, expect, it } from 'vitest';
+import { FD_RESERVE } from '../../../../src/sidecar/inbound/fd-budget.js';
+import { outboundConnectionCap } from '../../../../src/sidecar/outbound/outbound-connection-cap.js';
+
+describe('outboundConnectionCap', () => {
+  const inbound = { maxConnections: 4096, appConnections: 128 };
+  const cases: Array<[string, number | undefined, number]> = [
+    ['ok/a container limit keeps the fixed cap', 1_048_576, 1024],
+    ['ok/an unknown limit keeps the fixed cap', undefined, 1024],
+    ['ok/a limit that holds both caps keeps it', 4096 + 128 + FD_RESERVE + 1024, 1024],
+    [
+      'fail/a limit that holds the inbound and only part of it lowers it to what is left',
+      4096 + 128 + FD_RESERVE + 500,
+      500,
+    ],
+    ['fail/a limit the inbound fills (bare shell) leaves half the reserve', 1024, FD_RESERVE / 2],
+  ];
+  it.each(cases)('%s', (_name, limit, expected) => {
+    expect(outboundConnectionCap(1024, limit, inbound)).toBe(expected);
+  });
+
+  it('ok/a lower fixed value (tests) is kept when the limit holds it', () => {
+    expect(outboundConnectionCap(4, 1024, inbound)).toBe(4);
+  });
+});

@@ -28,6 +28,7 @@ import {
 import { createServer as createHttpsServer, Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createRequire } from 'node:module';
 import { createServer as createNetServer, connect as netConnect, type Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { PemFiles } from '../bench-pki.js';
 
@@ -121,49 +122,56 @@ const { HTTPParser, methods } = httpCommon;
 
 const responsesByStatus = new Map<number, number>();
 
-/**
- * Parses the requests arriving on `from`, writes each head rebuilt by `head` and each body chunk to `to`; the
- * responses coming back on `to` are parsed (for their framing and status) and written to `from` as they came.
- */
-function leanRelay(from: Socket, to: Socket, head: (method: string, url: string, fields: string[]) => string): void {
-  const requests = new HTTPParser();
-  requests.initialize(HTTPParser.REQUEST, {}, 16 * 1024, 0);
+interface ParsedHead {
+  /** Flat `[name, value, …]`, as llhttp gave them (gathered when a head comes in more than one part). */
+  readonly fields: string[];
+  readonly method: string;
+  readonly url: string;
+  readonly status: number;
+}
+
+/** One llhttp parser (strict, 16 KiB heads) whose heads, body chunks and message ends go to `on`. */
+function llhttp(
+  type: 'request' | 'response',
+  on: { head(head: ParsedHead): void; body?(chunk: Buffer): void; end?(): void },
+): ParserBinding {
+  const parser = new HTTPParser();
+  parser.initialize(type === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, {}, 16 * 1024, 0);
   let pending: string[] = [];
-  requests[HTTPParser.kOnHeaders] = (fields: string[]) => {
+  parser[HTTPParser.kOnHeaders] = (fields: string[]) => {
     pending = pending.concat(fields);
   };
-  requests[HTTPParser.kOnHeadersComplete] = (
+  parser[HTTPParser.kOnHeadersComplete] = (
     _major: number,
     _minor: number,
     fields: string[] | undefined,
     method: number,
     url: string,
+    status: number,
   ) => {
     const all = fields ?? pending;
     pending = [];
-    to.write(head(methods[method] ?? 'GET', url, all));
+    on.head({ fields: all, method: methods[method] ?? 'GET', url, status });
     return 0;
   };
-  requests[HTTPParser.kOnBody] = (chunk: Buffer) => {
-    to.write(chunk);
-  };
-  requests[HTTPParser.kOnMessageComplete] = () => undefined;
-  const responses = new HTTPParser();
-  responses.initialize(HTTPParser.RESPONSE, {}, 16 * 1024, 0);
-  responses[HTTPParser.kOnHeadersComplete] = (
-    _major: number,
-    _minor: number,
-    _fields: unknown,
-    _method: unknown,
-    _url: unknown,
-    status: number,
-  ) => {
-    // What a product counts per response (its status), to keep that cost in the measurement.
-    responsesByStatus.set(status, (responsesByStatus.get(status) ?? 0) + 1);
-    return 0;
-  };
-  responses[HTTPParser.kOnBody] = () => undefined;
-  responses[HTTPParser.kOnMessageComplete] = () => undefined;
+  parser[HTTPParser.kOnBody] = (chunk: Buffer) => on.body?.(chunk);
+  parser[HTTPParser.kOnMessageComplete] = () => on.end?.();
+  return parser;
+}
+
+/**
+ * Parses the requests arriving on `from`, writes each head rebuilt by `head` and each body chunk to `to`; the
+ * responses coming back on `to` are parsed (for their framing and status) and written to `from` as they came.
+ */
+function leanRelay(from: Socket, to: Socket, head: (method: string, url: string, fields: string[]) => string): void {
+  const requests = llhttp('request', {
+    head: ({ method, url, fields }) => to.write(head(method, url, fields)),
+    body: (chunk) => to.write(chunk),
+  });
+  // What a product counts per response (its status), to keep that cost in the measurement.
+  const responses = llhttp('response', {
+    head: ({ status }) => responsesByStatus.set(status, (responsesByStatus.get(status) ?? 0) + 1),
+  });
   from.on('data', (chunk: Buffer) => {
     if (requests.execute(chunk) instanceof Error) from.destroy();
   });
@@ -331,71 +339,60 @@ function leanH2Proxy(spec: FloorProxySpec) {
   const open = h2SessionOpener(spec);
   return createNetServer((client) => {
     client.setNoDelay(true);
-    const requests = new HTTPParser();
-    requests.initialize(HTTPParser.REQUEST, {}, 16 * 1024, 0);
-    let pending: string[] = [];
     let upload: ReturnType<ClientHttp2Session['request']> | undefined;
-    requests[HTTPParser.kOnHeaders] = (fields: string[]) => {
-      pending = pending.concat(fields);
-    };
-    requests[HTTPParser.kOnHeadersComplete] = (
-      _major: number,
-      _minor: number,
-      fields: string[] | undefined,
-      method: number,
-      url: string,
-    ) => {
-      const all = fields ?? pending;
-      pending = [];
-      const headers: OutgoingHttpHeaders = { ':method': methods[method] ?? 'GET', ':path': url };
-      let hasBody = false;
-      for (let i = 0; i < all.length; i += 2) {
-        const name = (all[i] as string).toLowerCase();
-        const value = all[i + 1] as string;
-        if (name === 'host') headers[':authority'] = value;
-        else if (name === 'content-length') {
-          hasBody = value !== '0';
-          headers[name] = value;
-        } else if (name === 'transfer-encoding') hasBody = true;
-        else if (!HOP_BY_HOP.has(name) && name !== IDENTITY_HEADER) headers[name] = value;
-      }
-      const stream = open().request(headers, { endStream: !hasBody });
-      upload = hasBody ? stream : undefined;
-      stream.on('response', (answer) => {
-        let head = `HTTP/1.1 ${answer[':status']} ${STATUS_CODES[Number(answer[':status'])] ?? ''}\r\n`;
-        let framed = false;
-        for (const name in answer) {
-          if (name.startsWith(':') || HOP_BY_HOP.has(name)) continue;
-          if (name === 'content-length') framed = true;
-          head += `${name}: ${String(answer[name])}\r\n`;
+    const requests = llhttp('request', {
+      head: ({ method, url, fields }) => {
+        const headers: OutgoingHttpHeaders = { ':method': method, ':path': url };
+        let hasBody = false;
+        for (let i = 0; i < fields.length; i += 2) {
+          const name = (fields[i] as string).toLowerCase();
+          const value = fields[i + 1] as string;
+          if (name === 'host') headers[':authority'] = value;
+          else if (name === 'content-length') {
+            hasBody = value !== '0';
+            headers[name] = value;
+          } else if (name === 'transfer-encoding') hasBody = true;
+          else if (!HOP_BY_HOP.has(name) && name !== IDENTITY_HEADER) headers[name] = value;
         }
-        const chunked = !framed;
-        client.cork();
-        client.write(`${head}${chunked ? 'transfer-encoding: chunked\r\n' : ''}\r\n`);
-        stream.on('data', (chunk: Buffer) => {
-          if (chunked) client.write(`${chunk.length.toString(16)}\r\n`);
-          client.write(chunk);
-          if (chunked) client.write('\r\n');
+        const stream = open().request(headers, { endStream: !hasBody });
+        upload = hasBody ? stream : undefined;
+        stream.on('response', (answer) => {
+          const fields = Object.entries(answer)
+            .filter(([name]) => !name.startsWith(':'))
+            .flatMap(([name, value]) => [name, String(value)]);
+          relayResponse(client, Number(answer[':status']), fields, stream);
         });
-        stream.on('end', () => {
-          if (chunked) client.write('0\r\n\r\n');
-          client.uncork();
-        });
-      });
-      stream.on('error', () => client.destroy());
-      return 0;
-    };
-    requests[HTTPParser.kOnBody] = (chunk: Buffer) => {
-      upload?.write(chunk);
-    };
-    requests[HTTPParser.kOnMessageComplete] = () => {
-      upload?.end();
-      upload = undefined;
-    };
+        stream.on('error', () => client.destroy());
+      },
+      body: (chunk) => upload?.write(chunk),
+      end: () => {
+        upload?.end();
+        upload = undefined;
+      },
+    });
     client.on('data', (chunk: Buffer) => {
       if (requests.execute(chunk) instanceof Error) client.destroy();
     });
     client.on('error', () => client.destroy());
+  });
+}
+
+/**
+ * Writes an HTTP/1.1 response head (`fields` flat, hop-by-hop ones dropped) and then `body` to `to`, chunked when
+ * the head has no length, all corked until the body's end: one write for a small answer.
+ */
+function relayResponse(to: Socket, status: number, fields: string[], body: Readable): void {
+  const { head, chunked } = responseHead(status, fields);
+  to.cork();
+  to.write(head);
+  body.on('data', (chunk: Buffer) => {
+    if (chunked) to.write(`${chunk.length.toString(16)}\r\n`);
+    to.write(chunk);
+    if (chunked) to.write('\r\n');
+  });
+  body.on('end', () => {
+    if (chunked) to.write('0\r\n\r\n');
+    to.uncork();
   });
 }
 
@@ -428,38 +425,23 @@ function nodeLeanProxy(spec: FloorProxySpec) {
         );
         req.on('end', () => socket.write('0\r\n\r\n'));
       }
-      const responses = new HTTPParser();
-      responses.initialize(HTTPParser.RESPONSE, {}, 16 * 1024, 0);
-      let pending: string[] = [];
-      responses[HTTPParser.kOnHeaders] = (fields: string[]) => {
-        pending = pending.concat(fields);
-      };
-      responses[HTTPParser.kOnHeadersComplete] = (
-        _major: number,
-        _minor: number,
-        fields: string[] | undefined,
-        _method: unknown,
-        _url: unknown,
-        status: number,
-      ) => {
-        const all = fields ?? pending;
-        const out: Record<string, string> = {};
-        for (let i = 0; i < all.length; i += 2) {
-          const name = (all[i] as string).toLowerCase();
-          if (!HOP_BY_HOP.has(name)) out[name] = all[i + 1] as string;
-        }
-        res.writeHead(status, out);
-        return 0;
-      };
-      responses[HTTPParser.kOnBody] = (chunk: Buffer) => {
-        res.write(Buffer.from(chunk));
-      };
-      responses[HTTPParser.kOnMessageComplete] = () => {
-        socket.removeListener('data', onData);
-        socket.removeListener('error', onError);
-        idle.push(socket);
-        res.end();
-      };
+      const responses = llhttp('response', {
+        head: ({ status, fields }) => {
+          const out: Record<string, string> = {};
+          for (let i = 0; i < fields.length; i += 2) {
+            const name = (fields[i] as string).toLowerCase();
+            if (!HOP_BY_HOP.has(name)) out[name] = fields[i + 1] as string;
+          }
+          res.writeHead(status, out);
+        },
+        body: (chunk) => res.write(Buffer.from(chunk)),
+        end: () => {
+          socket.removeListener('data', onData);
+          socket.removeListener('error', onError);
+          idle.push(socket);
+          res.end();
+        },
+      });
       const onData = (chunk: Buffer) => {
         if (responses.execute(chunk) instanceof Error) socket.destroy();
       };
@@ -471,53 +453,25 @@ function nodeLeanProxy(spec: FloorProxySpec) {
   return createTlsServer({ ...tlsMaterial(spec), requestCert: true, rejectUnauthorized: true }, (peer) => {
     peer.setNoDelay(true);
     const identity = peerIdentity(peer);
-    const requests = new HTTPParser();
-    requests.initialize(HTTPParser.REQUEST, {}, 16 * 1024, 0);
-    let pending: string[] = [];
     let upload: ReturnType<typeof httpRequest> | undefined;
-    requests[HTTPParser.kOnHeaders] = (fields: string[]) => {
-      pending = pending.concat(fields);
-    };
-    requests[HTTPParser.kOnHeadersComplete] = (
-      _major: number,
-      _minor: number,
-      fields: string[] | undefined,
-      method: number,
-      url: string,
-    ) => {
-      const all = fields ?? pending;
-      pending = [];
-      const headers: Record<string, string> = { [IDENTITY_HEADER]: identity };
-      for (let i = 0; i < all.length; i += 2) {
-        const name = (all[i] as string).toLowerCase();
-        if (!HOP_BY_HOP.has(name) && name !== IDENTITY_HEADER) headers[name] = all[i + 1] as string;
-      }
-      const upstream = toApp(spec, agent, methods[method] ?? 'GET', url, headers);
-      upstream.on('response', (answer) => {
-        const { head, chunked } = responseHead(answer.statusCode ?? 502, answer.rawHeaders);
-        peer.cork();
-        peer.write(head);
-        answer.on('data', (chunk: Buffer) => {
-          if (chunked) peer.write(`${chunk.length.toString(16)}\r\n`);
-          peer.write(chunk);
-          if (chunked) peer.write('\r\n');
-        });
-        answer.on('end', () => {
-          if (chunked) peer.write('0\r\n\r\n');
-          peer.uncork();
-        });
-      });
-      upstream.on('error', () => peer.destroy());
-      upload = upstream;
-      return 0;
-    };
-    requests[HTTPParser.kOnBody] = (chunk: Buffer) => {
-      upload?.write(Buffer.from(chunk));
-    };
-    requests[HTTPParser.kOnMessageComplete] = () => {
-      upload?.end();
-      upload = undefined;
-    };
+    const requests = llhttp('request', {
+      head: ({ method, url, fields }) => {
+        const headers: Record<string, string> = { [IDENTITY_HEADER]: identity };
+        for (let i = 0; i < fields.length; i += 2) {
+          const name = (fields[i] as string).toLowerCase();
+          if (!HOP_BY_HOP.has(name) && name !== IDENTITY_HEADER) headers[name] = fields[i + 1] as string;
+        }
+        const upstream = toApp(spec, agent, method, url, headers);
+        upstream.on('response', (answer) => relayResponse(peer, answer.statusCode ?? 502, answer.rawHeaders, answer));
+        upstream.on('error', () => peer.destroy());
+        upload = upstream;
+      },
+      body: (chunk) => upload?.write(Buffer.from(chunk)),
+      end: () => {
+        upload?.end();
+        upload = undefined;
+      },
+    });
     peer.on('data', (chunk: Buffer) => {
       if (requests.execute(chunk) instanceof Error) peer.destroy();
     });

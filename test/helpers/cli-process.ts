@@ -24,7 +24,14 @@ export function spawnCli(
   cleanups: (() => Promise<void> | void)[],
   env: NodeJS.ProcessEnv = process.env,
 ): CliProcess {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  return capturedProcess(
+    spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env }),
+    cleanups,
+  );
+}
+
+/** A spawned child with its stdout and stderr captured, SIGKILLed by `cleanups` if it is still alive then. */
+export function capturedProcess(child: ChildProcess, cleanups: (() => Promise<void> | void)[]): CliProcess {
   let output = '';
   child.stdout?.on('data', (d: Buffer) => {
     output += d.toString();

@@ -4,6 +4,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BroadcastChannel } from 'node:worker_threads';
 import { MAX_POLICY_BYTES } from '../../src/authz/load-policy-file.js';
 import { PolicyWatcher, type PolicyWatcherOptions } from '../../src/authz/policy-watcher.js';
 import type { Metrics } from '../../src/telemetry/index.js';
@@ -65,4 +66,38 @@ export function heapHungryPolicy(): string {
   const open = `${POLICY_HEAD}  - name: many-paths\n    action: allow\n    to: { paths: [`;
   const count = Math.floor((MAX_POLICY_BYTES - open.length - 20) / 5);
   return `${open}${'"/a",'.repeat(count)}"/b"] }\n`;
+}
+
+/**
+ * Parsing threads started by a watcher under test: each thread made by `script` says so on this counter's channel
+ * before doing what it was given, so a test can tell whether (and how often) a text was parsed off-thread.
+ */
+export class ParseThreads {
+  #count = 0;
+  readonly #name: string;
+  readonly #channel: BroadcastChannel;
+
+  constructor(name: string) {
+    this.#name = name;
+    this.#channel = new BroadcastChannel(name);
+    this.#channel.onmessage = () => {
+      this.#count += 1;
+    };
+  }
+
+  get started(): number {
+    return this.#count;
+  }
+
+  /** A parsing thread's script that reports on this counter, then runs `then` (`parentPort` is in scope). */
+  script(then: string): URL {
+    const source =
+      'import { BroadcastChannel, parentPort } from "node:worker_threads";' +
+      `const started = new BroadcastChannel(${JSON.stringify(this.#name)}); started.postMessage(1); started.close();${then}`;
+    return new URL(`data:text/javascript,${encodeURIComponent(source)}`);
+  }
+
+  close(): void {
+    this.#channel.close();
+  }
 }

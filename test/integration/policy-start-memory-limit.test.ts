@@ -5,12 +5,13 @@
 // with no message, at every restart; it now ends the start with exit 2 and one line naming the file and what to change,
 // as an invalid policy does. 1 MiB of ten-line rules still starts there. Needs real memory cgroups (root, CI); skipped
 // where none can be made.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { imageNodeFlags } from '../../bench/image-node-flags.js';
+import { type CliProcess, capturedProcess } from '../helpers/cli-process.js';
 import { cgroupsUsable, inCgroup, memoryCgroup, removeMadeCgroups } from '../helpers/memory-cgroup.js';
 import { MAIN } from '../helpers/meshauth-cli.js';
 import { heapHungryPolicy, largeRealPolicy } from '../helpers/policy-reloads.js';
@@ -19,30 +20,20 @@ import { waitFor } from '../helpers/wait.js';
 
 const POD_LIMIT = 256 * 2 ** 20;
 
-interface PodProcess {
-  readonly child: ChildProcess;
-  /** stdout and stderr so far. */
-  output(): string;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
 const noCgroups = !cgroupsUsable();
 let dir: string;
 let ca: TestCa;
-const running: ChildProcess[] = [];
+const cleanups: (() => Promise<void> | void)[] = [];
+const started: CliProcess[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'meshauth-policy-start-memory-'));
   ca = await TestCa.create('example.org');
 });
 afterEach(async () => {
-  for (const child of running.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) {
-      const gone = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGKILL');
-      await gone;
-    }
-  }
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+  // Each cgroup can be removed once its process is gone.
+  await Promise.all(started.splice(0).map((sidecar) => sidecar.exited));
   removeMadeCgroups();
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -68,22 +59,12 @@ function sidecarConfig(policy: string): string {
 }
 
 /** `meshauth sidecar --config <config>` with the image's Node flags inside a new 256 MiB memory cgroup. */
-function sidecarInPod(config: string): PodProcess {
+function sidecarInPod(config: string): CliProcess {
   const cgroup = memoryCgroup(POD_LIMIT) as string;
   const args = inCgroup(cgroup, process.execPath, [...imageNodeFlags(), MAIN, 'sidecar', '--config', config]);
-  const child = spawn('/bin/sh', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  running.push(child);
-  let output = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    output += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    output += d.toString();
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { child, output: () => output, exited };
+  const sidecar = capturedProcess(spawn('/bin/sh', args, { stdio: ['ignore', 'pipe', 'pipe'] }), cleanups);
+  started.push(sidecar);
+  return sidecar;
 }
 
 describe.skipIf(noCgroups)('policy load at start under a 256 MiB memory limit', () => {

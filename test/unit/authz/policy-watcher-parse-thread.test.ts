@@ -4,13 +4,13 @@
 // the next change event (the thread said nothing about it), without counting or logging the failure again. Review
 // finding: the reload parsed on the event loop; it now parses on a worker thread, which can fail on its own.
 import { writeFile } from 'node:fs/promises';
-import { BroadcastChannel } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decide } from '../../../src/authz/decide.js';
 import type { PolicyWatcher } from '../../../src/authz/policy-watcher.js';
 import { Metrics } from '../../../src/telemetry/index.js';
 import { type LogLines, logLines } from '../../helpers/log-lines.js';
 import {
+  ParseThreads,
   type PolicyFile,
   reloadOnlyWatcher,
   policyReloads as reloads,
@@ -24,28 +24,25 @@ const policyText = (path: string): string =>
 
 const CHANNEL = 'meshauth-test-parse-thread-started';
 
-/** A parsing thread that says it started (on CHANNEL), then does `then`. */
-function parseThread(then: string): URL {
-  const source =
-    'import { BroadcastChannel, parentPort } from "node:worker_threads";' +
-    `const started = new BroadcastChannel(${JSON.stringify(CHANNEL)}); started.postMessage(1); started.close();${then}`;
-  return new URL(`data:text/javascript,${encodeURIComponent(source)}`);
-}
-
 describe('PolicyWatcher: a parsing thread that gives no judgement', () => {
   let policy: PolicyFile;
   let file: string;
   let metrics: Metrics;
   let log: LogLines;
-  let started: BroadcastChannel;
-  let threads = 0;
+  let threads: ParseThreads;
 
   /**
-   * A watcher of `file` (reload() is the change event) whose parsing thread does `then` (parseThread), started for
+   * A watcher of `file` (reload() is the change event) whose parsing thread does `then` (ParseThreads.script), started for
    * texts of `parseOffThreadFrom` bytes or more (default: the shipped bound).
    */
   function watcherWith(then: string, parseOffThreadFrom?: number): PolicyWatcher {
-    return reloadOnlyWatcher({ file, logger: log.logger, metrics, parseWorker: parseThread(then), parseOffThreadFrom });
+    return reloadOnlyWatcher({
+      file,
+      logger: log.logger,
+      metrics,
+      parseWorker: threads.script(then),
+      parseOffThreadFrom,
+    });
   }
 
   beforeEach(async () => {
@@ -53,15 +50,11 @@ describe('PolicyWatcher: a parsing thread that gives no judgement', () => {
     file = policy.file;
     metrics = new Metrics();
     log = logLines('sidecar');
-    threads = 0;
-    started = new BroadcastChannel(CHANNEL);
-    started.onmessage = () => {
-      threads += 1;
-    };
+    threads = new ParseThreads(CHANNEL);
   });
 
   afterEach(async () => {
-    started.close();
+    threads.close();
     await policy.remove();
   });
 
@@ -94,9 +87,9 @@ describe('PolicyWatcher: a parsing thread that gives no judgement', () => {
         });
         // The same text at the next event: a thread is started again (a refused text would not be parsed again),
         // and the same failure is neither counted nor logged twice.
-        await until('the first thread to report', () => threads >= 1);
+        await until('the first thread to report', () => threads.started >= 1);
         await watcher.reload();
-        await until('a second thread for the same text', () => threads >= 2);
+        await until('a second thread for the same text', () => threads.started >= 2);
         expect(await reloads(metrics, 'failure')).toBe(1);
         expect(log.find({ msg: 'policy reload failed; keeping the previous policy' })).toHaveLength(1);
         expect(watcher.current()).toBe(before);
@@ -114,7 +107,7 @@ describe('PolicyWatcher: a parsing thread that gives no judgement', () => {
       await watcher.reload();
       expect(decide(watcher.current(), request({ path: '/two' })).decision).toBe('allow');
       expect(await reloads(metrics, 'success')).toBe(1);
-      expect(threads).toBe(0);
+      expect(threads.started).toBe(0);
     } finally {
       watcher.close();
     }
@@ -125,7 +118,7 @@ describe('PolicyWatcher: a parsing thread that gives no judgement', () => {
     const before = await watcher.start();
     await writeFile(file, policyText('/two'));
     const reloading = watcher.reload();
-    await until('the parsing thread to start', () => threads >= 1);
+    await until('the parsing thread to start', () => threads.started >= 1);
     watcher.close();
     await reloading;
     expect(watcher.current()).toBe(before);

@@ -4,7 +4,6 @@
 // Review finding: the first load parsed in place under the process's own heap bound, so a valid policy whose parse
 // needed more than a container's memory limit left got the process killed by the kernel (exit 137) at every start,
 // without a word; on the thread it runs out of the thread's own bound and the start says so.
-import { BroadcastChannel } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PARSE_THREAD_FAILED } from '../../../src/authz/parse-policy-off-thread.js';
 import { parsePolicy } from '../../../src/authz/policy/parse-policy.js';
@@ -12,20 +11,18 @@ import { PARSE_OFF_THREAD_FROM, PolicyWatcher } from '../../../src/authz/policy-
 import { isMeshauthError, type MeshauthError } from '../../../src/errors/index.js';
 import { Metrics } from '../../../src/telemetry/index.js';
 import { type LogLines, logLines } from '../../helpers/log-lines.js';
-import { POLICY_HEAD, type PolicyFile, policyReloads, writePolicyFile } from '../../helpers/policy-reloads.js';
+import {
+  ParseThreads,
+  POLICY_HEAD,
+  type PolicyFile,
+  policyReloads,
+  writePolicyFile,
+} from '../../helpers/policy-reloads.js';
 import { until } from '../../helpers/wait.js';
 
 const CHANNEL = 'meshauth-test-start-parse-thread';
 /** The real parsing thread's script (the tests run src/*.ts; the worker runs from dist/). */
 const REAL_WORKER = new URL('../../../dist/src/authz/parse-policy-worker.js', import.meta.url);
-
-/** A parsing thread that says it started (on CHANNEL), then does `then`. */
-function parseThread(then: string): URL {
-  const source =
-    'import { BroadcastChannel } from "node:worker_threads";' +
-    `const started = new BroadcastChannel(${JSON.stringify(CHANNEL)}); started.postMessage(1); started.close();${then}`;
-  return new URL(`data:text/javascript,${encodeURIComponent(source)}`);
-}
 
 /** Valid rules up to at least `bytes` UTF-16 units. */
 function policyOf(bytes: number): { readonly text: string; readonly rules: number } {
@@ -53,8 +50,7 @@ describe('PolicyWatcher.start(): where the first load is parsed', () => {
   let policy: PolicyFile | undefined;
   let metrics: Metrics;
   let log: LogLines;
-  let started: BroadcastChannel;
-  let threads = 0;
+  let threads: ParseThreads;
   const watchers: PolicyWatcher[] = [];
 
   /** A watcher (no fs.watch, no polling) of a new file holding `text`, whose parsing thread is `parseWorker`. */
@@ -75,30 +71,29 @@ describe('PolicyWatcher.start(): where the first load is parsed', () => {
   beforeEach(() => {
     metrics = new Metrics();
     log = logLines('sidecar');
-    threads = 0;
-    started = new BroadcastChannel(CHANNEL);
-    started.onmessage = () => {
-      threads += 1;
-    };
+    threads = new ParseThreads(CHANNEL);
   });
 
   afterEach(async () => {
     for (const watcher of watchers.splice(0)) watcher.close();
-    started.close();
+    threads.close();
     await policy?.remove();
   });
 
   it('ok/a text under 16 KiB is parsed in place: no thread is started', async () => {
     expect(small.text.length).toBeLessThan(PARSE_OFF_THREAD_FROM);
-    const { watcher } = await watcherOf(small.text, parseThread('throw new Error("parser crashed");'));
+    const { watcher } = await watcherOf(small.text, threads.script('throw new Error("parser crashed");'));
     expect((await watcher.start()).rules).toHaveLength(small.rules);
-    expect(threads).toBe(0);
+    expect(threads.started).toBe(0);
   });
 
   it('ok/a text of 16 KiB or more is parsed on a thread, then compiled and in force', async () => {
-    const { watcher, file } = await watcherOf(large.text, parseThread(`await import(${JSON.stringify(REAL_WORKER)});`));
+    const { watcher, file } = await watcherOf(
+      large.text,
+      threads.script(`await import(${JSON.stringify(REAL_WORKER)});`),
+    );
     const loaded = await watcher.start();
-    expect(threads).toBe(1);
+    expect(threads.started).toBe(1);
     expect(loaded.rules).toHaveLength(large.rules);
     expect(watcher.current()).toBe(loaded);
     expect(log.find({ msg: 'policy loaded' })).toEqual([expect.objectContaining({ file, rules: large.rules })]);
@@ -106,9 +101,9 @@ describe('PolicyWatcher.start(): where the first load is parsed', () => {
 
   it('fail/an invalid text of 16 KiB or more: the refusal parsePolicy gives, from the thread', async () => {
     const invalid = large.text.replace('action: allow', 'action: permit');
-    const { watcher, file } = await watcherOf(invalid, parseThread(`await import(${JSON.stringify(REAL_WORKER)});`));
+    const { watcher, file } = await watcherOf(invalid, threads.script(`await import(${JSON.stringify(REAL_WORKER)});`));
     const error = await refusal(watcher.start());
-    expect(threads).toBe(1);
+    expect(threads.started).toBe(1);
     let here: unknown;
     try {
       parsePolicy(invalid, file);
@@ -125,12 +120,12 @@ describe('PolicyWatcher.start(): where the first load is parsed', () => {
     ['fail/its thread crashes', 'throw new Error("parser crashed");', 'failed (parser crashed)'],
     [
       'fail/its thread answers something that is not a policy',
-      'import { parentPort } from "node:worker_threads"; parentPort.postMessage({ ok: true, document: "allow all" });',
+      'parentPort.postMessage({ ok: true, document: "allow all" });',
       'answered something that is neither a policy nor a refusal',
     ],
   ] as const) {
     it(`${name}: the start fails naming the file (no policy: the caller fails closed); nothing counted`, async () => {
-      const { watcher, file } = await watcherOf(large.text, parseThread(then));
+      const { watcher, file } = await watcherOf(large.text, threads.script(then));
       const error = await refusal(watcher.start());
       expect({ code: error.code, reason: error.reason, message: error.message }).toEqual({
         code: 'MESHAUTH_ERR_POLICY_INVALID',
@@ -144,9 +139,9 @@ describe('PolicyWatcher.start(): where the first load is parsed', () => {
   }
 
   it('fail/close() during the start ends its parsing thread: the start rejects', async () => {
-    const { watcher } = await watcherOf(large.text, parseThread('setInterval(() => {}, 1000);')); // never answers
+    const { watcher } = await watcherOf(large.text, threads.script('setInterval(() => {}, 1000);')); // never answers
     const starting = refusal(watcher.start());
-    await until('the parsing thread to start', () => threads >= 1);
+    await until('the parsing thread to start', () => threads.started >= 1);
     watcher.close();
     expect((await starting).reason).toBe(PARSE_THREAD_FAILED);
     expect(() => watcher.current()).toThrow('policy watcher used before start()');

@@ -60,7 +60,7 @@ export function parsePolicyOffThread(
   } = options;
   return new Promise((resolve, reject) => {
     if (signal?.aborted === true) {
-      reject(threadFailed(file, 'was ended (the reload was abandoned)'));
+      reject(threadFailed(file, 'was ended (the policy watcher was closed)'));
       return;
     }
     const job: ParseJob = { text, file, trustDomain };
@@ -83,7 +83,7 @@ export function parsePolicyOffThread(
       void worker.terminate();
       outcome();
     };
-    const abandon = (): void => settle(() => reject(threadFailed(file, 'was ended (the reload was abandoned)')));
+    const abandon = (): void => settle(() => reject(threadFailed(file, 'was ended (the policy watcher was closed)')));
     worker.on('message', (answer: unknown) =>
       settle(() => {
         try {

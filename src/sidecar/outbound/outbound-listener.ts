@@ -177,11 +177,11 @@ export class OutboundListener {
     // As the inbound's guard: past the cap Node closes the accepted connection before node:http sees it (nothing
     // written), counted and logged (rate-limited) as connection refused: max_connections.
     this.#refusals = new ConnectionRefusals('outbound', metrics, logger);
-    const fixedCap = config.outbound.limits.maxConnections;
-    const maxConnections = outboundConnectionCap(fixedCap, openFileLimit(), config.inbound.limits);
-    if (maxConnections < fixedCap) {
+    const configured = config.outbound.limits.maxConnections;
+    const maxConnections = outboundConnectionCap(configured, openFileLimit(), config.inbound.limits);
+    if (maxConnections < configured) {
       logger.warn(
-        { direction: 'outbound', fixed: fixedCap, applied: maxConnections },
+        { direction: 'outbound', configured, applied: maxConnections },
         'outbound.limits.maxConnections lowered to fit the open-file limit (ulimit -n) beside the inbound',
       );
     }

@@ -2,7 +2,7 @@
 // yet every answer is rendered after its caller asked. Before, each /metrics request rendered on its own: a client
 // asking in a loop got thousands of renderings a second, taken from the data path's CPU.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { PacedRender } from '../../../src/telemetry/paced-render.js';
+import { PacedRender, RENDER_WAIT_BOUND_MS } from '../../../src/telemetry/paced-render.js';
 
 /** A rendering that returns the value of `state` when it starts, and counts how often it ran. */
 function countingRender(state: { value: number }) {
@@ -81,6 +81,59 @@ describe('PacedRender', () => {
     await vi.advanceTimersByTimeAsync(50);
     expect((await settled).map((result) => result.status)).toEqual(['rejected', 'rejected']);
     fail = false;
+    await vi.advanceTimersByTimeAsync(50);
+    await expect(paced.get()).resolves.toBe('text');
+  });
+
+  it('fail/renderings that take longer than the interval are spaced by their own cost: at most half the time', async () => {
+    let renderings = 0;
+    let busy = 0;
+    const paced = new PacedRender(
+      async () => {
+        renderings += 1;
+        busy += 60;
+        await new Promise((done) => setTimeout(done, 60)); // 60 ms a rendering, past the 50 ms interval
+        return renderings;
+      },
+      50,
+      () => Date.now(),
+    );
+    // 16 callers asking again as soon as answered, for 3 s.
+    const until = Date.now() + 3000;
+    const loop = async () => {
+      while (Date.now() < until) await paced.get();
+    };
+    const loops = Promise.all(Array.from({ length: 16 }, loop));
+    await vi.advanceTimersByTimeAsync(3200);
+    await loops;
+    expect(busy / 3000).toBeLessThanOrEqual(0.55);
+    expect(renderings).toBeGreaterThanOrEqual(20);
+  });
+
+  it('fail/a rendering that never ends holds the next callers for RENDER_WAIT_BOUND_MS at most', async () => {
+    let first = true;
+    const paced = new PacedRender(
+      () => {
+        if (first) {
+          first = false;
+          return new Promise<string>(() => undefined); // a collector that never answers
+        }
+        return Promise.resolve('text');
+      },
+      50,
+      () => Date.now(),
+    );
+    void paced.get();
+    const later = paced.get();
+    let answered = false;
+    void later.then(() => {
+      answered = true;
+    });
+    await vi.advanceTimersByTimeAsync(RENDER_WAIT_BOUND_MS - 100);
+    expect(answered).toBe(false);
+    await vi.advanceTimersByTimeAsync(200);
+    await expect(later).resolves.toBe('text');
+    // The hung one sets no pace: the next call after the interval renders at once.
     await vi.advanceTimersByTimeAsync(50);
     await expect(paced.get()).resolves.toBe('text');
   });

@@ -1,5 +1,6 @@
-// The outbound listener's connection cap as applied: its fixed value, lowered where the open-file limit cannot hold
-// it beside the inbound's cap, its app pool and the reserve. Found in review: the outbound had no cap at all, so the
+// The outbound listener's connection cap as applied: its configured value, lowered where the open-file limit cannot hold
+// it beside the inbound's cap, its app pool and the reserve (two descriptors a connection: an egress tunnel holds its
+// upstream socket too). Found in review: the outbound had no cap at all, so the
 // app's connections could take the descriptors the inbound was sized to have.
 import { describe, expect, it } from 'vitest';
 import { FD_RESERVE } from '../../../../src/sidecar/inbound/fd-budget.js';
@@ -10,19 +11,19 @@ describe('outboundConnectionCap', () => {
   const cases: Array<[string, number | undefined, number]> = [
     ['ok/a container limit keeps the fixed cap', 1_048_576, 1024],
     ['ok/an unknown limit keeps the fixed cap', undefined, 1024],
-    ['ok/a limit that holds both caps keeps it', 4096 + 128 + FD_RESERVE + 1024, 1024],
+    ['ok/a limit that holds both caps at two descriptors a connection keeps it', 4096 + 128 + FD_RESERVE + 2048, 1024],
     [
-      'fail/a limit that holds the inbound and only part of it lowers it to what is left',
+      'fail/a limit that holds the inbound and only part of it lowers it to what is left, two descriptors each',
       4096 + 128 + FD_RESERVE + 500,
-      500,
+      250,
     ],
-    ['fail/a limit the inbound fills (bare shell) leaves half the reserve', 1024, FD_RESERVE / 2],
+    ['fail/a limit the inbound fills (bare shell) leaves a quarter of the reserve, two each', 1024, FD_RESERVE / 8],
   ];
   it.each(cases)('%s', (_name, limit, expected) => {
     expect(outboundConnectionCap(1024, limit, inbound)).toBe(expected);
   });
 
-  it('ok/a lower fixed value (tests) is kept when the limit holds it', () => {
+  it('ok/a lower configured value is kept when the limit holds it', () => {
     expect(outboundConnectionCap(4, 1024, inbound)).toBe(4);
   });
 });

@@ -1,6 +1,6 @@
 // The CA directory through the built CLI when the user gets something wrong: a command refused for its flags changes
 // nothing on disk; a state file edited into something else is named, with a stable code.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,18 +8,22 @@ import { assertBuilt, meshauth } from '../helpers/meshauth-cli.js';
 
 let cwd: string;
 
-beforeAll(() => {
+// One `ca init` through the CLI, copied for each case: every case needs a CA directory of its own to spoil, and
+// `ca init` is set-up here, not the subject (a process start and three key pairs per case were most of the file's
+// time). The copy keeps bytes and modes, and ca.json names no path, so each copy is what `ca init` writes.
+beforeAll(async () => {
   assertBuilt();
   cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-ca-dir-'));
+  const result = await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', 'template'], { cwd });
+  expect(result.code, result.stderr).toBe(0);
 });
 afterAll(() => {
   if (cwd !== undefined) rmSync(cwd, { recursive: true, force: true });
 });
 
-/** A fresh CA in `cwd/<dir>`. */
-async function init(dir: string): Promise<string> {
-  const result = await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', dir], { cwd });
-  expect(result.code, result.stderr).toBe(0);
+/** A fresh CA in `cwd/<dir>`: a copy of the one `ca init` wrote in beforeAll. */
+function init(dir: string): string {
+  cpSync(join(cwd, 'template'), join(cwd, dir), { recursive: true, errorOnExist: true, force: false });
   return join(cwd, dir);
 }
 
@@ -45,7 +49,7 @@ describe('ca rotate --k8s-secret with a name Kubernetes refuses', () => {
   ])(
     'fail/%s → exit 2 MESHAUTH_ERR_USAGE before anything is rotated; the directory is unchanged',
     async (name, what, k8s) => {
-      const dir = await init(`bad-k8s-name${name}`);
+      const dir = init(`bad-k8s-name${name}`);
       const before = snapshot(dir);
       const result = await meshauth(['ca', 'rotate', ...what, '--dir', dir, ...k8s], { cwd });
       expect(result.code, result.stderr).toBe(2);
@@ -64,7 +68,7 @@ describe('a ca.json that is not a JSON object', () => {
   ])(
     'fail/%s → every command that reads it exits 1 naming ca.json, MESHAUTH_ERR_CA_UNAVAILABLE',
     async (name, text) => {
-      const dir = await init(`state-${name.replace(/ /g, '-')}`);
+      const dir = init(`state-${name.replace(/ /g, '-')}`);
       writeFileSync(join(dir, 'ca.json'), text);
       const commands = [
         ['ca', 'token', 'create', '--id', 'spiffe://example.org/web'],

@@ -2,7 +2,7 @@
 // previous root may still be valid, retires it with --force (or later), and leaves a bundle that openssl reads as
 // exactly the active root.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,11 +20,16 @@ function fingerprints(file: string): string[] {
   );
 }
 
+// One `ca init` through the CLI, copied into the two CA directories the cases rotate (bytes and modes kept; ca.json
+// names no path): the second directory's `ca init` was a process start and three key pairs of set-up.
+const template = () => join(cwd, 'template');
+
 beforeAll(async () => {
   assertBuilt();
   cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-retire-'));
-  const init = await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', dir()], { cwd });
+  const init = await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', template()], { cwd });
   expect(init.code, init.stderr).toBe(0);
+  cpSync(template(), dir(), { recursive: true, errorOnExist: true, force: false });
 });
 afterAll(() => rmSync(cwd, { recursive: true, force: true }));
 
@@ -73,7 +78,7 @@ describe('meshauth ca rotate --root --retire', () => {
   it('fail/a bundle that holds only the previous root is refused, and nothing is deleted', async () => {
     const other = join(cwd, 'ca-2');
     const run = (...args: string[]) => meshauth(['ca', ...args, '--dir', other], { cwd });
-    expect((await run('init', '--trust-domain', 'example.org')).code).toBe(0);
+    cpSync(template(), other, { recursive: true, errorOnExist: true, force: false });
     expect((await run('rotate', '--root')).code).toBe(0);
     expect((await run('rotate', '--root', '--activate')).code).toBe(0);
     copyFileSync(join(other, 'root-previous.crt'), join(other, 'bundle.pem'));

@@ -57,7 +57,7 @@ function readText(path: string, maxBytes: number, what: string, setting?: string
     const tooLarge = (cause as { code?: unknown }).code === 'EFBIG';
     throw new MeshauthError(
       'MESHAUTH_ERR_FILE_UNREADABLE',
-      `${named(setting)}${what} file ${shownPath(path)}: ${fileProblemText(cause, maxBytes)}`,
+      `${named(setting)}${what} file ${shownPath(path)}: ${fileProblemText(shownCause(path, cause), maxBytes)}`,
       {
         reason: tooLarge ? 'too_large' : `${what.replace(' ', '_')}_unreadable`,
         ...(setting === undefined ? {} : { detail: { key: setting } }),

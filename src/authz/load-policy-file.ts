@@ -1,5 +1,5 @@
 // Reads, validates and compiles a policy file (the I/O half of the Policy Administration Point). Not pure.
-import { fileErrnoText } from '../config/file-errno.js';
+import { fileErrnoMessage } from '../config/file-errno.js';
 import { decodeUtf8, invalidUtf8Text } from '../config/utf8-text.js';
 import { MeshauthError } from '../errors/index.js';
 import { readRegularFile } from '../platform/index.js';
@@ -55,7 +55,7 @@ export async function readPolicyText(file: string, what = 'policy file'): Promis
         reason: 'too_large',
       });
     }
-    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `cannot read ${what} ${file}: ${fileErrnoText(error)}`, {
+    throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `cannot read ${what} ${file}: ${fileErrnoMessage(error)}`, {
       reason: 'unreadable',
       cause: error,
     });

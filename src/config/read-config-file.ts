@@ -3,7 +3,7 @@
 // naming a device or a large file was read whole (/dev/zero: the process aborted out of memory).
 import { MeshauthError } from '../errors/index.js';
 import { readRegularFile } from '../platform/index.js';
-import { fileErrnoText } from './file-errno.js';
+import { fileErrnoMessage } from './file-errno.js';
 import { decodeUtf8, invalidUtf8Text } from './utf8-text.js';
 
 /** A config file is a few KiB. */
@@ -18,7 +18,7 @@ export function readConfigText(file: string): string {
   try {
     bytes = readRegularFile(file, MAX_CONFIG_BYTES).bytes;
   } catch (cause) {
-    const why = fileErrnoText(cause);
+    const why = fileErrnoMessage(cause);
     const problem =
       why === 'EFBIG' ? `config file is larger than ${MAX_CONFIG_BYTES} bytes` : `cannot read config file (${why})`;
     throw new MeshauthError('MESHAUTH_ERR_FILE_UNREADABLE', `${file}: ${problem}`, {

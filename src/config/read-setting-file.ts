@@ -35,7 +35,8 @@ export function readSettingFile(path: string, file: SettingFile): string {
   try {
     bytes = readRegularFile(path, maxBytes).bytes;
   } catch (cause) {
-    throw refusal(path, file, fileProblemText(cause, maxBytes), cause);
+    // A withheld path's cause carries its errno alone, and so does the message (no relative-path hint about it).
+    throw refusal(path, file, fileProblemText(shownCause(path, cause), maxBytes), cause);
   }
   const decoded = decodeUtf8(bytes);
   if (!decoded.ok) throw refusal(path, file, invalidUtf8Text(decoded));

@@ -192,13 +192,21 @@ describe.concurrent('agent against a CA that never finishes its answer', () => {
     const { holder, metrics, logs } = await bootstrapped(onTestFinished, drip, { requestTimeoutMs: 300 });
     const first = holder.current?.svid;
     // The renewal's answer never ends, its bytes coming faster than the idle timer: the attempt must still fail
-    // (and be retried) while the SVID is valid.
-    await waitFor('a failed renewal', async () => (await rotations(metrics, 'failure')) >= 1, SVID_TTL_MS - 500);
-    expect(first !== undefined && first.remainingMs(new Date()) > 0).toBe(true);
+    // (and be retried) while the SVID is valid. Waited for by the renewal's own log line, not by the failure count:
+    // 300 ms also limits the bootstrap, which a loaded machine may let time out and retry before the agent is ready,
+    // and that failure counted too, so the count was reached before any renewal was tried.
+    const line = await waitFor(
+      'a failed renewal',
+      () => logs.find((l) => l.msg.startsWith('SVID renewal failed')),
+      SVID_TTL_MS - 500,
+    );
+    // Given up while the SVID was still valid: a warning that keeps it, with life left.
+    expect(line.level).toBe('warn');
+    expect(line.svidRemainingMs).toBeGreaterThan(0);
     expect(holder.current?.svid).toBe(first);
-    const line = logs.find((l) => l.msg.startsWith('SVID renewal failed'));
-    expect(line?.code).toBe('MESHAUTH_ERR_CA_UNAVAILABLE');
-    expect(line?.error).toContain('no complete answer');
+    expect(await rotations(metrics, 'success')).toBe(1);
+    expect(line.code).toBe('MESHAUTH_ERR_CA_UNAVAILABLE');
+    expect(line.error).toContain('no complete answer');
   });
 });
 

@@ -26,10 +26,10 @@ import {
   type OutgoingHttpHeaders,
 } from 'node:http2';
 import { createServer as createHttpsServer, Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { createRequire } from 'node:module';
 import { createServer as createNetServer, connect as netConnect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { HTTP_METHODS, HTTPParser, type LlhttpParser, llhttpParser } from '../../src/platform/llhttp.js';
 import type { PemFiles } from '../bench-pki.js';
 
 export type FloorMode = 'pipe' | 'lean' | 'node-h1' | 'node-h2' | 'lean-h2' | 'node-lean';
@@ -103,23 +103,6 @@ function pipeProxy(spec: FloorProxySpec) {
 
 // ---- lean (llhttp) -------------------------------------------------------------------------------------------------
 
-interface ParserBinding {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenientFlags: number): void;
-  execute(data: Buffer): number | Error;
-  [slot: number]: unknown;
-}
-interface ParserClass {
-  new (): ParserBinding;
-  readonly REQUEST: number;
-  readonly RESPONSE: number;
-  readonly kOnHeaders: number;
-  readonly kOnHeadersComplete: number;
-  readonly kOnBody: number;
-  readonly kOnMessageComplete: number;
-}
-const httpCommon = createRequire(import.meta.url)('_http_common') as { HTTPParser: ParserClass; methods: string[] };
-const { HTTPParser, methods } = httpCommon;
-
 const responsesByStatus = new Map<number, number>();
 
 interface ParsedHead {
@@ -134,9 +117,8 @@ interface ParsedHead {
 function llhttp(
   type: 'request' | 'response',
   on: { head(head: ParsedHead): void; body?(chunk: Buffer): void; end?(): void },
-): ParserBinding {
-  const parser = new HTTPParser();
-  parser.initialize(type === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, {}, 16 * 1024, 0);
+): LlhttpParser {
+  const parser = llhttpParser(type, 16 * 1024);
   let pending: string[] = [];
   parser[HTTPParser.kOnHeaders] = (fields: string[]) => {
     pending = pending.concat(fields);
@@ -151,7 +133,7 @@ function llhttp(
   ) => {
     const all = fields ?? pending;
     pending = [];
-    on.head({ fields: all, method: methods[method] ?? 'GET', url, status });
+    on.head({ fields: all, method: HTTP_METHODS[method] ?? 'GET', url, status });
     return 0;
   };
   parser[HTTPParser.kOnBody] = (chunk: Buffer) => on.body?.(chunk);

@@ -93,7 +93,10 @@ describe('cert request --token-file', () => {
       { cwd },
     );
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain('--token-file: token file nope: cannot be read (ENOENT)');
+    // A relative path says where it was looked for.
+    expect(missing.stderr).toContain(
+      `--token-file: token file nope: cannot be read (ENOENT; a relative path is read from the current directory, ${cwd})`,
+    );
     expect(missing.stderr).toContain('[MESHAUTH_ERR_FILE_UNREADABLE]');
   });
 });

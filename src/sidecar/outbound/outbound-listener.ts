@@ -7,7 +7,12 @@
 // `outbound.limits.maxConnections` are closed at accept, so a local process cannot take the inbound's descriptors.
 import { lookup } from 'node:dns';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect as netConnect, type Socket } from 'node:net';
+import {
+  createServer as createNetServer,
+  type Server as NetServer,
+  connect as netConnect,
+  type Socket,
+} from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { Pool } from 'undici';
@@ -41,8 +46,9 @@ import { TcpTelemetry } from '../tcp/tcp-telemetry.js';
 import { TcpTunnel } from '../tcp/tcp-tunnel.js';
 import { type EgressMatcher, egressMatcher, isLoopbackTarget } from './egress-matcher.js';
 import { H2Exchange, type H2ExchangeContext, outboundRetryCounters } from './h2-exchange.js';
+import { type FastRequest, type LeanLane, type LeanResponse, leanLane } from './lean-lane.js';
 import { outboundConnectionCap } from './outbound-connection-cap.js';
-import type { OnOutboundRequest } from './outbound-hooks.js';
+import type { OnOutboundRequest, OutboundRequestContext } from './outbound-hooks.js';
 import { PeerSessions } from './peer-sessions.js';
 import { readRequestTarget } from './request-target.js';
 
@@ -78,6 +84,12 @@ export class OutboundListener {
   readonly #egressMaxTunnels: number;
   readonly #egressConnectTimeoutMs: number;
   readonly #server: Server;
+  /**
+   * Accepts the app's connections: each starts in the lean lane (lean-lane.ts) and is handed to #server, node:http,
+   * at its first request that does not fit it.
+   */
+  readonly #front: NetServer;
+  readonly #leanContext: H2ExchangeContext<LeanResponse>;
   readonly #routes: RouteTable<RouteConfig>;
   readonly #sessions: PeerSessions;
   readonly #h2Context: H2ExchangeContext<ServerResponse>;
@@ -85,6 +97,8 @@ export class OutboundListener {
   readonly #onOutboundRequest: OnOutboundRequest | undefined;
   readonly #drain: DrainState = { draining: false };
   readonly #sockets = new Set<Socket>();
+  /** Connections still in the lean lane (not handed to node:http). */
+  readonly #lanes = new Map<Socket, LeanLane>();
   /** Responses whose request went to an HTTP/1.1 peer pool (undici), not an h2 exchange stream. */
   readonly #http1Forwarded = new WeakSet<ServerResponse>();
   /** Connections whose last response was complete before its request body (lingerAfterEarlyResponse): closing. */
@@ -185,7 +199,47 @@ export class OutboundListener {
         'outbound.limits.maxConnections lowered to fit the open-file limit (ulimit -n) beside the inbound',
       );
     }
-    capOpenConnections(this.#server, maxConnections, this.#refusals);
+    // allowHalfOpen as node:http's own server: a connection handed over must behave as one it accepted itself.
+    this.#front = createNetServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => {
+        this.#sockets.delete(socket);
+        this.#lanes.delete(socket);
+      });
+      socket.on('error', ignore);
+      const lane = leanLane(
+        socket,
+        {
+          serve: (request, res, startedAt) => this.#serveFast(request, res, startedAt),
+          handOff: (handed, bytes) => {
+            this.#lanes.delete(handed);
+            handed.unshift(bytes);
+            this.#server.emit('connection', handed);
+          },
+        },
+        OUTBOUND_LIMITS.maxHeaderBytes,
+      );
+      if (!socket.destroyed && this.#sockets.has(socket)) this.#lanes.set(socket, lane);
+    });
+    this.#leanContext = {
+      telemetry: this.#telemetry,
+      drain: this.#drain,
+      logger,
+      timeoutMs: config.outbound.timeoutMs,
+      retries: this.#h2Context.retries,
+      writeHead: (res, status, headers) => {
+        if (this.#drain.draining) headers.push('connection', 'close');
+        res.writeHead(status, headers);
+      },
+      answer: (res, error, close) => res.answer(error, close),
+      cut: (res) => {
+        res.destroy();
+      },
+      // An endpoint whose peer chose HTTP/1.1: undici's pool, writing to the lean response as to node:http's.
+      forwardHttp1: (exchange, endpoint, pool) =>
+        this.#forwardHttp1(exchange as unknown as H2Exchange<ServerResponse>, endpoint, pool),
+    };
+    capOpenConnections(this.#front, maxConnections, this.#refusals);
     this.#server.on('connection', (socket: Socket) => {
       // A route tunnel comes back here on the socket that carried its CONNECT: already tracked.
       if (this.#sockets.has(socket)) return;
@@ -201,15 +255,19 @@ export class OutboundListener {
   }
 
   async listen(): Promise<number> {
-    this.#port = await listenOn(this.#server, this.#config.outbound.listen, 'outbound.listen');
+    this.#port = await listenOn(this.#front, this.#config.outbound.listen, 'outbound.listen');
+    // node:http starts tracking its connections (head and request timeouts) when it listens; it never does itself.
+    this.#server.emit('listening');
     return this.#port;
   }
 
   async close(deadline: number): Promise<void> {
     this.#drain.draining = true;
     this.#server.close();
+    this.#front.close();
     await waitUntil(deadline, () => {
       this.#server.closeIdleConnections();
+      for (const lane of this.#lanes.values()) lane.closeIdle();
       return this.#sockets.size === 0;
     });
     // Egress tunnels first: closeAllConnections would end their app sockets with a FIN, a cut taken for a clean end.
@@ -220,6 +278,62 @@ export class OutboundListener {
     this.#telemetry.close();
     this.#egressTelemetry.close();
     this.#refusals.close();
+  }
+
+  /**
+   * A request of the lean lane, started on an exchange when it routes cleanly; false hands it to node:http, which
+   * answers it as it always did (not ready, a bad target, no route, a route that cannot serve the host).
+   */
+  #serveFast(request: FastRequest, res: LeanResponse, startedAt: number): boolean {
+    if (this.#holder.current === undefined || !this.#config.outbound.http2) return false;
+    const target = readRequestTarget(request.url, request.raw, true);
+    if (isMeshauthError(target)) return false;
+    const route = this.#routes.match(target.host);
+    if (route === undefined) return false;
+    const headers: string[] = [];
+    const form = target.proxyForm ? OUTBOUND_PROXY_FORM : OUTBOUND_ORIGIN_FORM;
+    if ((copyRequestHeaders(request.raw, form, headers) & HAS_BODY) !== 0) return false;
+    if (target.proxyForm) headers.push('host', target.authority);
+    const set = this.#sessions.setOrRefusal(route, target.host);
+    if (isMeshauthError(set)) return false;
+    const { method } = request;
+    const context = this.#leanContext;
+    const exchange = new H2Exchange(undefined, res, set, method, target.path, headers, false, startedAt, context);
+    this.#afterHook(exchange, { route, method, path: target.path, headers }, (rejection) => {
+      res.answer(rejection, this.#drain.draining);
+      this.#telemetry.rejected('', rejection, startedAt);
+    });
+    return true;
+  }
+
+  /**
+   * Starts `exchange` once the outbound hook (the passport's) is done with the request; a hook that throws or
+   * rejects is the request's refusal. The usual case (no hook, or one that finished synchronously) allocates no
+   * promise.
+   */
+  #afterHook(
+    exchange: { start(): void },
+    request: OutboundRequestContext,
+    refuse: (rejection: MeshauthError) => void,
+  ): void {
+    const hook = this.#onOutboundRequest;
+    let pending: void | Promise<void> | undefined;
+    if (hook !== undefined) {
+      try {
+        pending = hook(request);
+      } catch (error) {
+        refuse(hookRejection(error));
+        return;
+      }
+    }
+    if (pending === undefined) {
+      exchange.start();
+      return;
+    }
+    pending.then(
+      () => exchange.start(),
+      (error: unknown) => refuse(hookRejection(error)),
+    );
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -281,24 +395,8 @@ export class OutboundListener {
       startedAt,
       this.#h2Context,
     );
-    const hook = this.#onOutboundRequest;
-    let pending: void | Promise<void> | undefined;
-    if (hook !== undefined) {
-      try {
-        pending = hook({ route, method, path, headers });
-      } catch (error) {
-        this.#hookFailed(res, error, startedAt);
-        return;
-      }
-    }
-    // The usual case (no hook, or a hook that finished synchronously) allocates no promise.
-    if (pending === undefined) {
-      exchange.start();
-      return;
-    }
-    pending.then(
-      () => exchange.start(),
-      (error: unknown) => this.#hookFailed(res, error, startedAt),
+    this.#afterHook(exchange, { route, method, path, headers }, (rejection) =>
+      this.#reject(res, '', rejection, startedAt),
     );
   }
 
@@ -355,13 +453,6 @@ export class OutboundListener {
       },
       handler,
     );
-  }
-
-  #hookFailed(res: ServerResponse, error: unknown, startedAt: number): void {
-    const rejection = isMeshauthError(error)
-      ? error
-      : new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', 'outbound hook failed', { cause: error });
-    this.#reject(res, '', rejection, startedAt);
   }
 
   #reject(
@@ -606,6 +697,13 @@ export function classifyPeerError(error: Error): MeshauthError {
     reason: 'connect',
     cause: error,
   });
+}
+
+/** A failed outbound hook as the request's refusal: its own MeshauthError, or one of the passport's. */
+function hookRejection(error: unknown): MeshauthError {
+  return isMeshauthError(error)
+    ? error
+    : new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', 'outbound hook failed', { cause: error });
 }
 
 /** The egress tunnel cap was reached: 503 to the app (it may retry once a tunnel closes), the cap in the log line. */

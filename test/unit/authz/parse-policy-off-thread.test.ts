@@ -139,7 +139,9 @@ describe('parsePolicyOffThread', () => {
     abandon.abort();
     const error = await parsing;
     expect(error.reason).toBe(PARSE_THREAD_FAILED);
-    expect(error.message).toBe(`${FILE}: not judged: the policy parsing thread was ended (the policy watcher was closed)`);
+    expect(error.message).toBe(
+      `${FILE}: not judged: the policy parsing thread was ended (the policy watcher was closed)`,
+    );
     // Already abandoned: no thread is started at all.
     const late = await refusalThere(parsePolicyOffThread(VALID, FILE, undefined, { signal: abandon.signal }));
     expect(late.reason).toBe(PARSE_THREAD_FAILED);

@@ -1,0 +1,309 @@
+// The outbound listener's lean lane: the app's commonest request, one whole bodiless HTTP/1.1 GET or HEAD head in
+// one read with nothing behind it, is parsed by Node's own llhttp (strict, as node:http runs it) and answered through
+// LeanResponse, without node:http's IncomingMessage and ServerResponse: those were about a sixth of the outbound's
+// CPU per request on Node 24 (docs/performance.md, Round 17). Anything else — a head split over reads, a body, bytes pipelined
+// behind it, a parse error, HTTP/1.0, Connection: close, Upgrade, Expect, CONNECT, more than 32 header lines — goes
+// to node:http with every byte from that request on, for the rest of the connection, so node:http answers it exactly
+// as it did before the lane existed (its limits, timeouts, refusals and pipelining bound).
+import { EventEmitter } from 'node:events';
+import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
+import type { Socket } from 'node:net';
+import type { MeshauthError } from '../../errors/index.js';
+import { HTTP_METHODS, HTTPParser, llhttpParser } from '../../platform/index.js';
+import { errorJson } from '../error-response.js';
+
+/** Idle keep-alive connections are closed after this, as node:http's keepAliveTimeout (OUTBOUND_LIMITS). */
+export const LEAN_KEEP_ALIVE_MS = 65_000;
+
+export interface FastRequest {
+  readonly method: 'GET' | 'HEAD';
+  readonly url: string;
+  /** Flat `[name, value, …]` as sent. */
+  readonly raw: string[];
+}
+
+let dateText = '';
+let dateSecond = -1;
+
+/** The Date header value node:http would send, made once a second. */
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
+
+/**
+ * The answer to one lean request, written as node:http's ServerResponse would write it (the same Date, Connection
+ * and Keep-Alive headers, chunked when it has no length, no body for HEAD, 204 and 304), with the surface the
+ * outbound's exchanges use of a ServerResponse. The head goes out with the first body bytes in one write.
+ */
+export class LeanResponse extends EventEmitter {
+  headersSent = false;
+  writableEnded = false;
+  destroyed = false;
+  /** What ForwardHandler, bodyStillComing and cutResponse read of node:http's request: a whole bodiless HTTP/1.1 one. */
+  readonly req = { complete: true, headers: {}, httpVersionMajor: 1, httpVersionMinor: 1 } as const;
+  readonly socket: Socket;
+  readonly #head: boolean;
+  readonly #finished: (close: boolean) => void;
+  #pending: string | undefined;
+  #chunked = false;
+  #noBody = false;
+  #close = false;
+
+  constructor(socket: Socket, head: boolean, finished: (close: boolean) => void) {
+    super();
+    this.socket = socket;
+    this.#head = head;
+    this.#finished = finished;
+  }
+
+  writeHead(status: number, given: readonly string[] | Readonly<Record<string, string | number>>): void {
+    // What node:http's writeHead refuses is refused alike (an exchange answers an unusable peer head with 502).
+    if (!Number.isInteger(status) || status < 100 || status > 999) throw new RangeError(`invalid status ${status}`);
+    const headers = Array.isArray(given)
+      ? (given as readonly string[])
+      : Object.entries(given).flatMap(([name, value]) => [name, String(value)]);
+    let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
+    let length = false;
+    let date = false;
+    let connection: 'none' | 'close' | 'given' = 'none';
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i] as string;
+      const value = headers[i + 1] as string;
+      validateHeaderName(name);
+      validateHeaderValue(name, value);
+      const lower = name.toLowerCase();
+      if (lower === 'transfer-encoding' || lower === 'keep-alive') continue;
+      // As node:http: a Connection header given is written where it stands, and none of its own is added.
+      if (lower === 'connection') connection = value.toLowerCase() === 'close' ? 'close' : 'given';
+      else if (lower === 'content-length') length = true;
+      else if (lower === 'date') date = true;
+      text += `${name}: ${value}\r\n`;
+    }
+    this.#noBody = this.#head || status === 204 || status === 304;
+    this.#chunked = !length && !this.#noBody;
+    if (!date) text += `Date: ${httpDate()}\r\n`;
+    if (connection === 'none') text += 'Connection: keep-alive\r\nKeep-Alive: timeout=65\r\n';
+    this.#close = connection === 'close';
+    if (this.#chunked) text += 'Transfer-Encoding: chunked\r\n';
+    this.#pending = `${text}\r\n`;
+    this.headersSent = true;
+  }
+
+  /** An error answer before any head, as writeErrorH1 writes it. */
+  answer(error: MeshauthError, close: boolean): void {
+    const body = errorJson(error);
+    const headers = ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))];
+    if (close) headers.push('connection', 'close');
+    this.writeHead(error.status, headers);
+    this.end(body);
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.destroyed || this.writableEnded) return false;
+    const socket = this.socket;
+    socket.cork();
+    if (this.#pending !== undefined) {
+      socket.write(this.#pending);
+      this.#pending = undefined;
+    }
+    let flowing = true;
+    if (!this.#noBody) {
+      if (this.#chunked) {
+        socket.write(`${chunk.length.toString(16)}\r\n`);
+        socket.write(chunk);
+        flowing = socket.write('\r\n');
+      } else flowing = socket.write(chunk);
+    }
+    socket.uncork();
+    if (!flowing) socket.once('drain', () => this.emit('drain'));
+    return flowing;
+  }
+
+  end(chunk?: string | Buffer): void {
+    if (this.destroyed || this.writableEnded) return;
+    if (chunk !== undefined && chunk.length > 0) this.write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    const socket = this.socket;
+    if (this.#pending !== undefined || this.#chunked) {
+      socket.cork();
+      if (this.#pending !== undefined) socket.write(this.#pending);
+      this.#pending = undefined;
+      if (this.#chunked) socket.write('0\r\n\r\n');
+      socket.uncork();
+    }
+    this.writableEnded = true;
+    this.emit('finish');
+    this.emit('close');
+    this.#finished(this.#close);
+  }
+
+  destroy(_error?: Error): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.socket.destroy();
+  }
+
+  /** The connection closed before the answer was whole: the exchange hears 'close', as from a ServerResponse. */
+  connectionClosed(): void {
+    if (this.writableEnded || this.destroyed) return;
+    this.destroyed = true;
+    this.emit('close');
+  }
+}
+
+export interface LeanLaneHost {
+  /** Starts the answer of one lean request on `res`; false: the lane hands the request to node:http instead. */
+  serve(request: FastRequest, res: LeanResponse, startedAt: number): boolean;
+  /** node:http takes the connection, starting with `bytes`, for good. */
+  handOff(socket: Socket, bytes: Buffer): void;
+}
+
+export interface LeanLane {
+  /** Ends the connection if no answer is due on it (SIGTERM drain); one with an answer due closes after it. */
+  closeIdle(): void;
+}
+
+const CRLF_CRLF = 0x0d0a0d0a;
+
+/** Serves `socket`'s requests in the lean lane until one does not fit, then hands the connection to node:http. */
+export function leanLane(socket: Socket, host: LeanLaneHost, maxHeaderBytes: number): LeanLane {
+  const parser = llhttpParser('request', maxHeaderBytes);
+  // Per chunk: what llhttp saw of it.
+  let heads = 0;
+  let completes = 0;
+  let split = false;
+  let body = false;
+  let fits = false;
+  let method: FastRequest['method'] = 'GET';
+  let url = '';
+  let raw: string[] = [];
+  // node:http's binding hands over a head of more than 32 lines (or one split across reads) in parts.
+  parser[HTTPParser.kOnHeaders] = () => {
+    split = true;
+  };
+  parser[HTTPParser.kOnHeadersComplete] = (
+    major: number,
+    minor: number,
+    fields: string[],
+    methodIndex: number,
+    path: string,
+    _status: number,
+    _statusText: string,
+    upgrade: boolean,
+    keepAlive: boolean,
+  ) => {
+    heads += 1;
+    const name = HTTP_METHODS[methodIndex];
+    fits = major === 1 && minor === 1 && keepAlive && !upgrade && (name === 'GET' || name === 'HEAD');
+    method = name === 'HEAD' ? 'HEAD' : 'GET';
+    url = path;
+    raw = fields;
+    return 0;
+  };
+  parser[HTTPParser.kOnBody] = () => {
+    body = true;
+  };
+  parser[HTTPParser.kOnMessageComplete] = () => {
+    completes += 1;
+  };
+
+  let current: LeanResponse | undefined;
+  /** Bytes that came while an answer was due (pipelined): read once it is written. */
+  let queued: Buffer | undefined;
+  let appEnded = false;
+
+  const handOff = (bytes: Buffer): void => {
+    socket.removeListener('data', onData);
+    socket.removeListener('end', onEnd);
+    socket.removeListener('close', onClose);
+    socket.removeListener('timeout', onIdle);
+    socket.setTimeout(0);
+    if (socket.isPaused()) socket.resume();
+    host.handOff(socket, bytes);
+  };
+
+  const finished = (close: boolean): void => {
+    current = undefined;
+    if (close || (appEnded && queued === undefined)) {
+      socket.end();
+      return;
+    }
+    if (queued !== undefined) {
+      const next = queued;
+      queued = undefined;
+      socket.resume();
+      take(next);
+    }
+  };
+
+  const take = (chunk: Buffer): void => {
+    const startedAt = performance.now();
+    heads = 0;
+    completes = 0;
+    split = false;
+    body = false;
+    fits = false;
+    const consumed = parser.execute(chunk);
+    const whole =
+      consumed === chunk.length &&
+      fits &&
+      heads === 1 &&
+      completes === 1 &&
+      !split &&
+      !body &&
+      chunk.length >= 4 &&
+      chunk.readUInt32BE(chunk.length - 4) === CRLF_CRLF;
+    if (!whole || framedOrExpecting(raw)) {
+      handOff(chunk);
+      return;
+    }
+    const res = new LeanResponse(socket, method === 'HEAD', finished);
+    current = res;
+    if (!host.serve({ method, url, raw }, res, startedAt)) {
+      current = undefined;
+      handOff(chunk);
+    }
+  };
+
+  const onData = (chunk: Buffer): void => {
+    if (current !== undefined) {
+      queued = queued === undefined ? chunk : Buffer.concat([queued, chunk]);
+      socket.pause();
+      return;
+    }
+    take(chunk);
+  };
+  // The app half-closed (the listener allows half-open connections, as node:http's): once its answer is out, so do we.
+  const onEnd = (): void => {
+    appEnded = true;
+    if (current === undefined && queued === undefined) socket.end();
+  };
+  const onClose = (): void => current?.connectionClosed();
+  const onIdle = (): void => {
+    if (current === undefined) socket.destroy();
+  };
+  socket.on('data', onData);
+  socket.on('end', onEnd);
+  socket.on('close', onClose);
+  socket.on('timeout', onIdle);
+  socket.setTimeout(LEAN_KEEP_ALIVE_MS);
+  return {
+    closeIdle: () => {
+      if (current === undefined) socket.destroy();
+    },
+  };
+}
+
+/** A GET or HEAD that still announces a body or an expectation: node:http's to answer. */
+function framedOrExpecting(raw: readonly string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (name === 'content-length' || name === 'transfer-encoding' || name === 'expect') return true;
+  }
+  return false;
+}

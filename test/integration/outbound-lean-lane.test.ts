@@ -1,0 +1,328 @@
+// The outbound's lean lane (src/sidecar/outbound/lean-lane.ts) on real sockets: which requests it serves itself and
+// which it hands to node:http with every byte intact, and that its answers are byte for byte what node:http's
+// ServerResponse writes for the same head and body. The whole outbound suite runs through it as well; these cases
+// pin the lane's own decisions, which the suite cannot see (node:http answers the handed-over ones the same way).
+import { createServer as createHttpServer, type ServerResponse } from 'node:http';
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MeshauthError } from '../../src/errors/index.js';
+import { type FastRequest, type LeanLane, LeanResponse, leanLane } from '../../src/sidecar/outbound/lean-lane.js';
+import { startApp, startTestSidecar, testConfig } from '../helpers/sidecar-harness.js';
+import { type RawClient, rawClient } from '../helpers/tcp-client.js';
+import { TestCa } from '../helpers/test-ca.js';
+import { waitFor } from '../helpers/wait.js';
+
+const DATE = 'Sat, 05 Dec 2026 23:00:00 GMT';
+
+interface Lane {
+  readonly port: number;
+  readonly served: FastRequest[];
+  /** The bytes each handed-over connection started with. */
+  readonly handedOver: Buffer[];
+  readonly lanes: LeanLane[];
+  /** What the next served request is answered with (default: 200 `ok`). */
+  answer: (res: LeanResponse) => void;
+  /** False: the next served request is declined (handed over). */
+  accept: boolean;
+}
+
+const servers: Server[] = [];
+const clients: RawClient[] = [];
+/** The lane's own ends, destroyed after each case: one may still owe an answer the case never wrote. */
+const accepted: Socket[] = [];
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.socket.destroy();
+  for (const socket of accepted.splice(0)) socket.destroy();
+  await Promise.all(servers.splice(0).map((server) => new Promise((done) => server.close(done))));
+});
+
+async function lane(): Promise<Lane> {
+  const state: Lane = {
+    port: 0,
+    served: [],
+    handedOver: [],
+    lanes: [],
+    answer: (res) => {
+      res.writeHead(200, ['content-length', '2', 'date', DATE]);
+      res.end('ok');
+    },
+    accept: true,
+  };
+  const server = createServer({ allowHalfOpen: true }, (socket: Socket) => {
+    accepted.push(socket);
+    socket.on('error', () => undefined);
+    const handle = leanLane(
+      socket,
+      {
+        serve: (request, res) => {
+          if (!state.accept) return false;
+          state.served.push(request);
+          state.answer(res);
+          return true;
+        },
+        handOff: (handed, bytes) => {
+          state.handedOver.push(bytes);
+          handed.destroy();
+        },
+      },
+      16 * 1024,
+    );
+    state.lanes.push(handle);
+  });
+  servers.push(server);
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return Object.assign(state, { port: (server.address() as { port: number }).port });
+}
+
+async function client(port: number): Promise<RawClient> {
+  const c = await rawClient(port, { allowHalfOpen: true });
+  clients.push(c);
+  return c;
+}
+
+const GET = 'GET http://orders.shop/orders/42 HTTP/1.1\r\nHost: orders.shop\r\nAccept: */*\r\n\r\n';
+
+describe('the lean lane: what it serves itself', () => {
+  it('ok/a whole bodiless GET and then a HEAD on one keep-alive connection', async () => {
+    const l = await lane();
+    const c = await client(l.port);
+    c.socket.write(GET);
+    await waitFor('the first answer', () => c.received().includes('ok'));
+    c.socket.write('HEAD /x HTTP/1.1\r\nHost: orders.shop\r\n\r\n');
+    await waitFor('the second request', () => l.served.length === 2);
+    expect(l.served.map((r) => [r.method, r.url])).toEqual([
+      ['GET', 'http://orders.shop/orders/42'],
+      ['HEAD', '/x'],
+    ]);
+    expect(l.served[0]?.raw).toEqual(['Host', 'orders.shop', 'Accept', '*/*']);
+    expect(l.handedOver).toEqual([]);
+  });
+
+  it('ok/a request pipelined while an answer is due waits for it, then is served in order', async () => {
+    const l = await lane();
+    const held: LeanResponse[] = [];
+    l.answer = (res) => held.push(res);
+    const c = await client(l.port);
+    c.socket.write(GET);
+    await waitFor('the first request', () => l.served.length === 1);
+    c.socket.write('GET /second HTTP/1.1\r\nHost: orders.shop\r\n\r\n');
+    // Not read while the first answer is due.
+    const first = held[0] as LeanResponse;
+    first.writeHead(200, ['content-length', '1', 'date', DATE]);
+    first.end('1');
+    await waitFor('the second request', () => l.served.length === 2);
+    expect(l.served[1]?.url).toBe('/second');
+  });
+});
+
+describe('the lean lane: what it hands to node:http, with every byte', () => {
+  const cases: Array<[string, string]> = [
+    ['a body', 'POST /orders HTTP/1.1\r\nHost: orders.shop\r\nContent-Length: 2\r\n\r\nhi'],
+    ['a GET announcing a body', 'GET / HTTP/1.1\r\nHost: orders.shop\r\nContent-Length: 0\r\n\r\n'],
+    ['a chunked GET', 'GET / HTTP/1.1\r\nHost: orders.shop\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
+    ['Expect', 'GET / HTTP/1.1\r\nHost: orders.shop\r\nExpect: 100-continue\r\n\r\n'],
+    ['HTTP/1.0', 'GET / HTTP/1.0\r\nHost: orders.shop\r\n\r\n'],
+    ['Connection: close', 'GET / HTTP/1.1\r\nHost: orders.shop\r\nConnection: close\r\n\r\n'],
+    ['Upgrade', 'GET / HTTP/1.1\r\nHost: orders.shop\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n'],
+    ['CONNECT', 'CONNECT db.example:5432 HTTP/1.1\r\nHost: db.example:5432\r\n\r\n'],
+    ['another method', 'DELETE /orders/1 HTTP/1.1\r\nHost: orders.shop\r\n\r\n'],
+    ['two pipelined heads', `${GET}${GET}`],
+    ['a malformed head', 'GET / HTTP/1.1\r\nHost: orders.shop\r\nBad Header: x\r\n\r\n'],
+    ['a bare LF', 'GET / HTTP/1.1\nHost: orders.shop\n\n'],
+    ['more than 32 header lines', `GET / HTTP/1.1\r\n${'X-A: 1\r\n'.repeat(33)}Host: orders.shop\r\n\r\n`],
+    ['a head past 16 KiB', `GET / HTTP/1.1\r\nHost: orders.shop\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`],
+  ];
+  it.each(cases)('fail/%s', async (_name, bytes) => {
+    const l = await lane();
+    const c = await client(l.port);
+    c.socket.write(bytes);
+    await waitFor('the hand-over', () => l.handedOver.length === 1);
+    expect(Buffer.concat(l.handedOver).toString('latin1')).toBe(bytes);
+    expect(l.served).toEqual([]);
+  });
+
+  it('fail/a head split over two reads: handed over with its first part, the rest follows on the socket', async () => {
+    const l = await lane();
+    const c = await client(l.port);
+    c.socket.write('GET / HTTP/1.1\r\nHost: ord');
+    await waitFor('the hand-over', () => l.handedOver.length === 1);
+    expect(l.handedOver[0]?.toString('latin1')).toBe('GET / HTTP/1.1\r\nHost: ord');
+  });
+
+  it('fail/a request the host declines (no route, not ready) is handed over whole', async () => {
+    const l = await lane();
+    l.accept = false;
+    const c = await client(l.port);
+    c.socket.write(GET);
+    await waitFor('the hand-over', () => l.handedOver.length === 1);
+    expect(l.handedOver[0]?.toString('latin1')).toBe(GET);
+  });
+
+  it('fail/after served requests, the first one that does not fit hands the connection over', async () => {
+    const l = await lane();
+    const c = await client(l.port);
+    c.socket.write(GET);
+    await waitFor('the first answer', () => c.received().includes('ok'));
+    c.socket.write('POST / HTTP/1.1\r\nHost: orders.shop\r\nContent-Length: 1\r\n\r\nx');
+    await waitFor('the hand-over', () => l.handedOver.length === 1);
+    expect(l.served).toHaveLength(1);
+  });
+});
+
+describe('the lean lane: its connections', () => {
+  it('ok/closeIdle ends an idle connection at once and leaves one with an answer due until it is written', async () => {
+    const l = await lane();
+    const idle = await client(l.port);
+    idle.socket.write(GET);
+    await waitFor('the first answer', () => idle.received().includes('ok'));
+    const held: LeanResponse[] = [];
+    l.answer = (res) => held.push(res);
+    const busy = await client(l.port);
+    busy.socket.write(GET);
+    await waitFor('the busy request', () => held.length === 1);
+    for (const handle of l.lanes) handle.closeIdle();
+    await idle.ended;
+    expect(busy.socket.destroyed).toBe(false);
+    const res = held[0] as LeanResponse;
+    res.writeHead(200, ['content-length', '2', 'date', DATE, 'connection', 'close']);
+    res.end('ok');
+    await busy.ended;
+    expect(busy.received().toString('latin1')).toContain('connection: close\r\n');
+  });
+
+  it('ok/an app that half-closes after its request gets its answer, then the end', async () => {
+    const l = await lane();
+    const held: LeanResponse[] = [];
+    l.answer = (res) => held.push(res);
+    const c = await client(l.port);
+    c.socket.end(GET);
+    await waitFor('the request', () => held.length === 1);
+    const res = held[0] as LeanResponse;
+    res.writeHead(200, ['content-length', '2', 'date', DATE]);
+    res.end('ok');
+    await c.ended;
+    expect(c.received().toString('latin1')).toMatch(/ok$/);
+  });
+});
+
+/** Whether `text` holds a whole answer (the lane and node:http write a chunked end in a later write). */
+type Done = (text: string) => boolean;
+
+/** What node:http's ServerResponse writes for `respond`, on a keep-alive HTTP/1.1 request of `method`. */
+async function nodeHttpBytes(method: string, respond: (res: ServerResponse) => void, done: Done): Promise<string> {
+  const server = createHttpServer({ keepAliveTimeout: 65_000 }, (_req, res) => respond(res));
+  servers.push(server);
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const c = await client((server.address() as { port: number }).port);
+  c.socket.write(`${method} / HTTP/1.1\r\nHost: x\r\n\r\n`);
+  await waitFor('node:http to answer', () => done(c.received().toString('latin1')));
+  return c.received().toString('latin1');
+}
+
+/** What LeanResponse writes for the same calls. */
+async function leanBytes(method: 'GET' | 'HEAD', respond: (res: LeanResponse) => void, done: Done): Promise<string> {
+  const l = await lane();
+  l.answer = respond;
+  const c = await client(l.port);
+  c.socket.write(`${method} / HTTP/1.1\r\nHost: x\r\n\r\n`);
+  await waitFor('the lane to answer', () => l.served.length === 1 && done(c.received().toString('latin1')));
+  return c.received().toString('latin1');
+}
+
+describe('LeanResponse writes what node:http writes', () => {
+  const answers: Array<[string, 'GET' | 'HEAD', number, string[], string | undefined]> = [
+    ['a body with a length', 'GET', 200, ['content-type', 'text/plain', 'content-length', '5', 'date', DATE], 'hello'],
+    ['a body without a length (chunked)', 'GET', 200, ['content-type', 'text/plain', 'date', DATE], 'hello'],
+    ['HEAD with a length', 'HEAD', 200, ['content-length', '5', 'date', DATE], undefined],
+    ['204', 'GET', 204, ['date', DATE], undefined],
+    ['304 with a length', 'GET', 304, ['content-length', '5', 'date', DATE], undefined],
+    ['Connection: close', 'GET', 503, ['content-length', '2', 'date', DATE, 'connection', 'close'], 'no'],
+    ['an unregistered status', 'GET', 599, ['content-length', '0', 'date', DATE], undefined],
+  ];
+  it.each(answers)('ok/%s', async (_name, method, status, headers, body) => {
+    const chunked = body !== undefined && !headers.includes('content-length');
+    const done: Done = (text) =>
+      chunked ? text.endsWith('0\r\n\r\n') : text.includes('\r\n\r\n') && text.endsWith(body ?? '\r\n\r\n');
+    const expected = await nodeHttpBytes(
+      method,
+      (res) => {
+        res.writeHead(status, headers);
+        res.end(body);
+      },
+      done,
+    );
+    const actual = await leanBytes(
+      method,
+      (res) => {
+        res.writeHead(status, headers);
+        res.end(body);
+      },
+      done,
+    );
+    expect(actual).toBe(expected);
+  });
+
+  it('ok/a response without a Date header gets one, as from node:http', async () => {
+    const actual = await leanBytes(
+      'GET',
+      (res) => {
+        res.writeHead(200, ['content-length', '0']);
+        res.end();
+      },
+      (text) => text.includes('\r\n\r\n'),
+    );
+    expect(actual).toMatch(
+      /^HTTP\/1\.1 200 OK\r\ncontent-length: 0\r\nDate: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT\r\n/,
+    );
+  });
+
+  it('fail/a header value node:http refuses is refused alike (the exchange answers 502)', () => {
+    const res = new LeanResponse({} as Socket, false, () => undefined); // writeHead writes nothing yet
+    expect(() => res.writeHead(200, ['x-bad', 'a\u0001b'])).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_CHAR' }),
+    );
+    expect(() => res.writeHead(200, ['bad name', 'x'])).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_HTTP_TOKEN' }),
+    );
+    expect(() => res.writeHead(1000, [])).toThrow(RangeError);
+    expect(res.headersSent).toBe(false);
+  });
+
+  it('ok/an error answer is the error JSON with its length', async () => {
+    const error = new MeshauthError('MESHAUTH_ERR_PEER_UNAVAILABLE', 'peer sidecar unavailable', { reason: 'connect' });
+    const actual = await leanBytes(
+      'GET',
+      (res) => res.answer(error, false),
+      (text) => text.endsWith('}'),
+    );
+    expect(actual).toMatch(
+      /^HTTP\/1\.1 503 Service Unavailable\r\ncontent-type: application\/json\r\ncontent-length: \d+\r\n/,
+    );
+    expect(actual).toContain('"MESHAUTH_ERR_PEER_UNAVAILABLE"');
+  });
+});
+
+describe('the lean lane in a sidecar', () => {
+  it('ok/a SIGTERM drain closes an idle keep-alive connection of the app at once, not at the deadline', async () => {
+    const ca = await TestCa.create();
+    const app = await startApp();
+    const idB = ca.idFor('/ns/shop/sa/b');
+    const b = await startTestSidecar(ca, idB, testConfig({ appPort: app.port }));
+    const routes = { 'b.mesh': { address: `127.0.0.1:${b.sidecar.inboundPort}`, ids: [idB] } };
+    const a = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/a'), testConfig({ appPort: 1, routes }));
+    try {
+      const c = await client(a.sidecar.outboundPort);
+      c.socket.write('GET http://b.mesh/drain HTTP/1.1\r\nHost: b.mesh\r\n\r\n');
+      await waitFor('the answer', () => /^HTTP\/1\.1 200 OK\r\n/.test(c.received().toString('latin1')));
+      expect(c.received().toString('latin1')).toContain('\r\nKeep-Alive: timeout=65\r\n');
+      const closing = a.sidecar.close(Date.now() + 60_000);
+      // Before, only node:http's idle connections were closed; one in the lane would have held the drain 60 s.
+      await waitFor('the idle connection closed', () => c.socket.readableEnded || c.socket.destroyed, 10_000);
+      await closing;
+    } finally {
+      await a.sidecar.close(0);
+      await b.sidecar.close(0);
+      await app.close();
+    }
+  });
+});

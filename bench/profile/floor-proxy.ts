@@ -29,7 +29,7 @@ import { createServer as createHttpsServer, Agent as HttpsAgent, request as http
 import { createServer as createNetServer, connect as netConnect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
-import { HTTP_METHODS, HTTPParser, type LlhttpParser, llhttpParser } from '../../src/platform/llhttp.js';
+import { HTTP_METHODS, HTTPParser, type LlhttpParser, llhttpParser, releaseParser } from '../../src/platform/llhttp.js';
 import type { PemFiles } from '../bench-pki.js';
 
 export type FloorMode = 'pipe' | 'lean' | 'node-h1' | 'node-h2' | 'lean-h2' | 'node-lean';
@@ -160,6 +160,10 @@ function leanRelay(from: Socket, to: Socket, head: (method: string, url: string,
   to.on('data', (chunk: Buffer) => {
     if (responses.execute(chunk) instanceof Error) to.destroy();
     else from.write(chunk);
+  });
+  from.once('close', () => {
+    releaseParser(requests);
+    releaseParser(responses);
   });
   pair(from, to);
 }
@@ -356,6 +360,7 @@ function leanH2Proxy(spec: FloorProxySpec) {
       if (requests.execute(chunk) instanceof Error) client.destroy();
     });
     client.on('error', () => client.destroy());
+    client.once('close', () => releaseParser(requests));
   });
 }
 
@@ -420,6 +425,7 @@ function nodeLeanProxy(spec: FloorProxySpec) {
         end: () => {
           socket.removeListener('data', onData);
           socket.removeListener('error', onError);
+          releaseParser(responses);
           idle.push(socket);
           res.end();
         },
@@ -458,6 +464,7 @@ function nodeLeanProxy(spec: FloorProxySpec) {
       if (requests.execute(chunk) instanceof Error) peer.destroy();
     });
     peer.on('error', () => peer.destroy());
+    peer.once('close', () => releaseParser(requests));
   });
 }
 

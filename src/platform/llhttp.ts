@@ -8,6 +8,8 @@ export interface LlhttpParser {
   initialize(type: number, resource: object, maxHeaderSize: number, lenientFlags: number): void;
   /** Bytes consumed, or the parse error (its `code` is llhttp's, e.g. HPE_HEADER_OVERFLOW). */
   execute(data: Buffer): number | Error;
+  /** Frees the native parser (releaseParser). */
+  close(): void;
   [slot: number]: unknown;
 }
 
@@ -35,4 +37,17 @@ export function llhttpParser(type: 'request' | 'response', maxHeaderBytes: numbe
   const parser = new HTTPParser();
   parser.initialize(type === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, {}, maxHeaderBytes, 0);
   return parser;
+}
+
+/**
+ * Frees `parser`: its callbacks are dropped (they hold the socket and whatever the caller's closures hold) and its
+ * native object is closed once the current stack has unwound (it may be the one calling). node:http frees its own
+ * the same way; a parser never closed is never collected, nor anything its callbacks reach.
+ */
+export function releaseParser(parser: LlhttpParser): void {
+  parser[HTTPParser.kOnHeaders] = null;
+  parser[HTTPParser.kOnHeadersComplete] = null;
+  parser[HTTPParser.kOnBody] = null;
+  parser[HTTPParser.kOnMessageComplete] = null;
+  setImmediate(() => parser.close());
 }

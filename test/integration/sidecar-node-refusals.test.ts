@@ -167,6 +167,12 @@ describe('requests node:http refuses on the sidecar listeners: answered, counted
     );
   }, 20_000);
 
+  it('fail/outbound: a connection that sends nothing → 408 MESHAUTH_ERR_REQUEST_TIMEOUT at the same head timeout', async () => {
+    // The outbound's lean lane holds a new connection until its first bytes: without a timer of its own a silent one
+    // waited 65 s for the keep-alive timeout and was dropped unanswered and uncounted (found in review).
+    await expectOneRefusal('outbound', '', 408, 'MESHAUTH_ERR_REQUEST_TIMEOUT');
+  }, 20_000);
+
   it.each(LISTENERS)('ok/%s still serves a well-formed request afterwards', async (listener) => {
     const reply = await targets[listener].send('GET /ok HTTP/1.1\r\nHost: b.mesh\r\nConnection: close\r\n\r\n');
     // The external listener asks for a bearer token; any JSON answer shows the process is up and serving.

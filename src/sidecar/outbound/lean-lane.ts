@@ -9,11 +9,17 @@ import { EventEmitter } from 'node:events';
 import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Socket } from 'node:net';
 import type { MeshauthError } from '../../errors/index.js';
-import { HTTP_METHODS, HTTPParser, llhttpParser } from '../../platform/index.js';
+import { HTTP_METHODS, HTTPParser, llhttpParser, releaseParser } from '../../platform/index.js';
 import { errorJson } from '../error-response.js';
 
 /** Idle keep-alive connections are closed after this, as node:http's keepAliveTimeout (OUTBOUND_LIMITS). */
 export const LEAN_KEEP_ALIVE_MS = 65_000;
+
+export interface LeanLaneLimits {
+  readonly maxHeaderBytes: number;
+  /** A new connection that sends no byte of a first request within this is the host's (headTimedOut). */
+  readonly headersTimeoutMs: number;
+}
 
 export interface FastRequest {
   readonly method: 'GET' | 'HEAD';
@@ -54,6 +60,7 @@ export class LeanResponse extends EventEmitter {
   #chunked = false;
   #noBody = false;
   #close = false;
+  #awaitingDrain = false;
 
   constructor(socket: Socket, head: boolean, finished: (close: boolean) => void) {
     super();
@@ -85,7 +92,7 @@ export class LeanResponse extends EventEmitter {
       else if (lower === 'date') date = true;
       text += `${name}: ${value}\r\n`;
     }
-    this.#noBody = this.#head || status === 204 || status === 304;
+    this.#noBody = this.#head || status === 204 || status === 304 || status < 200;
     this.#chunked = !length && !this.#noBody;
     if (!date) text += `Date: ${httpDate()}\r\n`;
     if (connection === 'none') text += 'Connection: keep-alive\r\nKeep-Alive: timeout=65\r\n';
@@ -113,7 +120,8 @@ export class LeanResponse extends EventEmitter {
       this.#pending = undefined;
     }
     let flowing = true;
-    if (!this.#noBody) {
+    // An empty chunk writes nothing of the body: in chunked framing it would be the end marker.
+    if (!this.#noBody && chunk.length > 0) {
       if (this.#chunked) {
         socket.write(`${chunk.length.toString(16)}\r\n`);
         socket.write(chunk);
@@ -121,7 +129,13 @@ export class LeanResponse extends EventEmitter {
       } else flowing = socket.write(chunk);
     }
     socket.uncork();
-    if (!flowing) socket.once('drain', () => this.emit('drain'));
+    if (!flowing && !this.#awaitingDrain) {
+      this.#awaitingDrain = true;
+      socket.once('drain', () => {
+        this.#awaitingDrain = false;
+        this.emit('drain');
+      });
+    }
     return flowing;
   }
 
@@ -161,6 +175,8 @@ export interface LeanLaneHost {
   serve(request: FastRequest, res: LeanResponse, startedAt: number): boolean;
   /** node:http takes the connection, starting with `bytes`, for good. */
   handOff(socket: Socket, bytes: Buffer): void;
+  /** A new connection sent nothing within LeanLaneLimits.headersTimeoutMs: answered as node:http's head timeout is. */
+  headTimedOut(socket: Socket): void;
 }
 
 export interface LeanLane {
@@ -171,8 +187,8 @@ export interface LeanLane {
 const CRLF_CRLF = 0x0d0a0d0a;
 
 /** Serves `socket`'s requests in the lean lane until one does not fit, then hands the connection to node:http. */
-export function leanLane(socket: Socket, host: LeanLaneHost, maxHeaderBytes: number): LeanLane {
-  const parser = llhttpParser('request', maxHeaderBytes);
+export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLimits): LeanLane {
+  const parser = llhttpParser('request', limits.maxHeaderBytes);
   // Per chunk: what llhttp saw of it.
   let heads = 0;
   let completes = 0;
@@ -215,21 +231,29 @@ export function leanLane(socket: Socket, host: LeanLaneHost, maxHeaderBytes: num
   let current: LeanResponse | undefined;
   /** Bytes that came while an answer was due (pipelined): read once it is written. */
   let queued: Buffer | undefined;
-  let appEnded = false;
 
-  const handOff = (bytes: Buffer): void => {
+  /** Leaves the connection to someone else: no listener, timer or parser of the lane stays behind. */
+  let detached = false;
+  const detach = (): void => {
+    if (detached) return;
+    detached = true;
+    clearTimeout(headTimer);
     socket.removeListener('data', onData);
     socket.removeListener('end', onEnd);
     socket.removeListener('close', onClose);
     socket.removeListener('timeout', onIdle);
     socket.setTimeout(0);
+    releaseParser(parser);
+  };
+  const handOff = (bytes: Buffer): void => {
+    detach();
     if (socket.isPaused()) socket.resume();
     host.handOff(socket, bytes);
   };
 
   const finished = (close: boolean): void => {
     current = undefined;
-    if (close || (appEnded && queued === undefined)) {
+    if (close) {
       socket.end();
       return;
     }
@@ -271,6 +295,7 @@ export function leanLane(socket: Socket, host: LeanLaneHost, maxHeaderBytes: num
   };
 
   const onData = (chunk: Buffer): void => {
+    clearTimeout(headTimer);
     if (current !== undefined) {
       queued = queued === undefined ? chunk : Buffer.concat([queued, chunk]);
       socket.pause();
@@ -278,15 +303,27 @@ export function leanLane(socket: Socket, host: LeanLaneHost, maxHeaderBytes: num
     }
     take(chunk);
   };
-  // The app half-closed (the listener allows half-open connections, as node:http's): once its answer is out, so do we.
+  // The app half-closed: as node:http (its httpAllowHalfOpen off), an answer still due is abandoned (the exchange
+  // hears 'close' and cancels its stream) and the connection is ended.
   const onEnd = (): void => {
-    appEnded = true;
-    if (current === undefined && queued === undefined) socket.end();
+    queued = undefined;
+    const due = current;
+    current = undefined;
+    due?.connectionClosed();
+    socket.end();
   };
-  const onClose = (): void => current?.connectionClosed();
+  const onClose = (): void => {
+    detach();
+    current?.connectionClosed();
+  };
   const onIdle = (): void => {
     if (current === undefined) socket.destroy();
   };
+  // node:http counts a new connection's head time from the accept, so one that sends nothing gets its 408 too.
+  const headTimer: NodeJS.Timeout | undefined = setTimeout(() => {
+    detach();
+    host.headTimedOut(socket);
+  }, limits.headersTimeoutMs);
   socket.on('data', onData);
   socket.on('end', onEnd);
   socket.on('close', onClose);

@@ -216,8 +216,14 @@ export class OutboundListener {
             handed.unshift(bytes);
             this.#server.emit('connection', handed);
           },
+          // The path of node:http's own head timeout: 408, counted and logged as the app's request timing out.
+          headTimedOut: (silent) => {
+            this.#lanes.delete(silent);
+            const timeout = Object.assign(new Error('no request head in time'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
+            this.#onClientError(timeout, silent);
+          },
         },
-        OUTBOUND_LIMITS.maxHeaderBytes,
+        { maxHeaderBytes: OUTBOUND_LIMITS.maxHeaderBytes, headersTimeoutMs: OUTBOUND_LIMITS.headersTimeoutMs },
       );
       if (!socket.destroyed && this.#sockets.has(socket)) this.#lanes.set(socket, lane);
     });

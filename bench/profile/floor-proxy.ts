@@ -27,7 +27,7 @@ import {
 } from 'node:http2';
 import { createServer as createHttpsServer, Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createServer as createNetServer, connect as netConnect, type Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { HTTP_METHODS, HTTPParser, type LlhttpParser, llhttpParser, releaseParser } from '../../src/platform/llhttp.js';
 import type { PemFiles } from '../bench-pki.js';
@@ -139,6 +139,29 @@ function llhttp(
   parser[HTTPParser.kOnBody] = (chunk: Buffer) => on.body?.(chunk);
   parser[HTTPParser.kOnMessageComplete] = () => on.end?.();
   return parser;
+}
+
+/**
+ * Parses the requests arriving on `socket` with llhttp; `forward` sends each head on and returns where its body goes
+ * (undefined: none), which gets the body's chunks and its end. The parser is freed with the socket.
+ */
+function forwardRequests(socket: Socket, forward: (head: ParsedHead) => Writable | undefined): void {
+  let upload: Writable | undefined;
+  const requests = llhttp('request', {
+    head: (head) => {
+      upload = forward(head);
+    },
+    body: (chunk) => upload?.write(Buffer.from(chunk)),
+    end: () => {
+      upload?.end();
+      upload = undefined;
+    },
+  });
+  socket.on('data', (chunk: Buffer) => {
+    if (requests.execute(chunk) instanceof Error) socket.destroy();
+  });
+  socket.on('error', () => socket.destroy());
+  socket.once('close', () => releaseParser(requests));
 }
 
 /**
@@ -325,42 +348,29 @@ function leanH2Proxy(spec: FloorProxySpec) {
   const open = h2SessionOpener(spec);
   return createNetServer((client) => {
     client.setNoDelay(true);
-    let upload: ReturnType<ClientHttp2Session['request']> | undefined;
-    const requests = llhttp('request', {
-      head: ({ method, url, fields }) => {
-        const headers: OutgoingHttpHeaders = { ':method': method, ':path': url };
-        let hasBody = false;
-        for (let i = 0; i < fields.length; i += 2) {
-          const name = (fields[i] as string).toLowerCase();
-          const value = fields[i + 1] as string;
-          if (name === 'host') headers[':authority'] = value;
-          else if (name === 'content-length') {
-            hasBody = value !== '0';
-            headers[name] = value;
-          } else if (name === 'transfer-encoding') hasBody = true;
-          else if (!HOP_BY_HOP.has(name) && name !== IDENTITY_HEADER) headers[name] = value;
-        }
-        const stream = open().request(headers, { endStream: !hasBody });
-        upload = hasBody ? stream : undefined;
-        stream.on('response', (answer) => {
-          const fields = Object.entries(answer)
-            .filter(([name]) => !name.startsWith(':'))
-            .flatMap(([name, value]) => [name, String(value)]);
-          relayResponse(client, Number(answer[':status']), fields, stream);
-        });
-        stream.on('error', () => client.destroy());
-      },
-      body: (chunk) => upload?.write(chunk),
-      end: () => {
-        upload?.end();
-        upload = undefined;
-      },
+    forwardRequests(client, ({ method, url, fields }) => {
+      const headers: OutgoingHttpHeaders = { ':method': method, ':path': url };
+      let hasBody = false;
+      for (let i = 0; i < fields.length; i += 2) {
+        const name = (fields[i] as string).toLowerCase();
+        const value = fields[i + 1] as string;
+        if (name === 'host') headers[':authority'] = value;
+        else if (name === 'content-length') {
+          hasBody = value !== '0';
+          headers[name] = value;
+        } else if (name === 'transfer-encoding') hasBody = true;
+        else if (!HOP_BY_HOP.has(name) && name !== IDENTITY_HEADER) headers[name] = value;
+      }
+      const stream = open().request(headers, { endStream: !hasBody });
+      stream.on('response', (answer) => {
+        const fields = Object.entries(answer)
+          .filter(([name]) => !name.startsWith(':'))
+          .flatMap(([name, value]) => [name, String(value)]);
+        relayResponse(client, Number(answer[':status']), fields, stream);
+      });
+      stream.on('error', () => client.destroy());
+      return hasBody ? stream : undefined;
     });
-    client.on('data', (chunk: Buffer) => {
-      if (requests.execute(chunk) instanceof Error) client.destroy();
-    });
-    client.on('error', () => client.destroy());
-    client.once('close', () => releaseParser(requests));
   });
 }
 
@@ -441,30 +451,17 @@ function nodeLeanProxy(spec: FloorProxySpec) {
   return createTlsServer({ ...tlsMaterial(spec), requestCert: true, rejectUnauthorized: true }, (peer) => {
     peer.setNoDelay(true);
     const identity = peerIdentity(peer);
-    let upload: ReturnType<typeof httpRequest> | undefined;
-    const requests = llhttp('request', {
-      head: ({ method, url, fields }) => {
-        const headers: Record<string, string> = { [IDENTITY_HEADER]: identity };
-        for (let i = 0; i < fields.length; i += 2) {
-          const name = (fields[i] as string).toLowerCase();
-          if (!HOP_BY_HOP.has(name) && name !== IDENTITY_HEADER) headers[name] = fields[i + 1] as string;
-        }
-        const upstream = toApp(spec, agent, method, url, headers);
-        upstream.on('response', (answer) => relayResponse(peer, answer.statusCode ?? 502, answer.rawHeaders, answer));
-        upstream.on('error', () => peer.destroy());
-        upload = upstream;
-      },
-      body: (chunk) => upload?.write(Buffer.from(chunk)),
-      end: () => {
-        upload?.end();
-        upload = undefined;
-      },
+    forwardRequests(peer, ({ method, url, fields }) => {
+      const headers: Record<string, string> = { [IDENTITY_HEADER]: identity };
+      for (let i = 0; i < fields.length; i += 2) {
+        const name = (fields[i] as string).toLowerCase();
+        if (!HOP_BY_HOP.has(name) && name !== IDENTITY_HEADER) headers[name] = fields[i + 1] as string;
+      }
+      const upstream = toApp(spec, agent, method, url, headers);
+      upstream.on('response', (answer) => relayResponse(peer, answer.statusCode ?? 502, answer.rawHeaders, answer));
+      upstream.on('error', () => peer.destroy());
+      return upstream;
     });
-    peer.on('data', (chunk: Buffer) => {
-      if (requests.execute(chunk) instanceof Error) peer.destroy();
-    });
-    peer.on('error', () => peer.destroy());
-    peer.once('close', () => releaseParser(requests));
   });
 }
 

@@ -55,13 +55,14 @@ function readText(path: string, maxBytes: number, what: string, setting?: string
     return { text: file.bytes.toString('utf8'), mode: Number(file.stats.mode & 0o7777n) };
   } catch (cause) {
     const tooLarge = (cause as { code?: unknown }).code === 'EFBIG';
+    const shown = shownCause(path, cause); // a withheld path's errno alone, in the message and the cause alike
     throw new MeshauthError(
       'MESHAUTH_ERR_FILE_UNREADABLE',
-      `${named(setting)}${what} file ${shownPath(path)}: ${fileProblemText(shownCause(path, cause), maxBytes)}`,
+      `${named(setting)}${what} file ${shownPath(path)}: ${fileProblemText(shown, maxBytes)}`,
       {
         reason: tooLarge ? 'too_large' : `${what.replace(' ', '_')}_unreadable`,
         ...(setting === undefined ? {} : { detail: { key: setting } }),
-        cause: shownCause(path, cause),
+        cause: shown,
       },
     );
   }

@@ -119,8 +119,7 @@ export class PolicyWatcher {
     // container's memory limit leaves, the main thread's is the process's own. Parsed in place, a valid policy whose
     // parse needs more than the limit leaves got the process killed by the kernel without a word, at every restart;
     // on the thread it runs out of its bound and the start fails naming the file and what to change.
-    const document = await this.#parse(text, PARSE_OFF_THREAD_FROM);
-    const loaded: LoadedPolicy = { file: this.#file, text, document, policy: compilePolicy(document) };
+    const loaded = this.#compiled(text, await this.#parse(text, PARSE_OFF_THREAD_FROM));
     this.#check?.(loaded.policy, this.#file);
     this.#current = loaded;
     this.#logger.info(
@@ -228,7 +227,7 @@ export class PolicyWatcher {
       // regular expressions and functions, which cannot cross threads.
       const document = await this.#parse(text, this.#parseOffThreadFrom);
       if (this.#closed) return;
-      loaded = { file: this.#file, text, document, policy: compilePolicy(document) };
+      loaded = this.#compiled(text, document);
       this.#check?.(loaded.policy, this.#file);
     } catch (error) {
       if (this.#closed) return;
@@ -251,6 +250,11 @@ export class PolicyWatcher {
       // The new policy is in force either way; a failing subscriber must not stop later reloads.
       this.#logger.error({ file: this.#file, error: String(error) }, 'policy change subscriber failed');
     }
+  }
+
+  /** The policy of a parsed text, compiled here: its rules hold regular expressions and functions. */
+  #compiled(text: string, document: PolicyDocument): LoadedPolicy {
+    return { file: this.#file, text, document, policy: compilePolicy(document) };
   }
 
   /** parsePolicy of `text`: on this thread below `offThreadFrom` UTF-16 units, else on a thread of its own. */

@@ -1,6 +1,6 @@
 // Error responses of the sidecar: JSON `{code, message}` with the registry's fixed sentence (no client input echoed),
 // plus optional fields that may reach the caller (outbound: the host that has no route). Never a stack.
-import { type ServerResponse, STATUS_CODES } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { MeshauthError } from '../errors/index.js';
@@ -9,9 +9,17 @@ export function errorJson(error: MeshauthError, extra?: Readonly<Record<string, 
   return JSON.stringify(extra === undefined ? error.toJSON() : { ...error.toJSON(), ...extra });
 }
 
+/** What writeErrorH1 writes to: node:http's ServerResponse, or the outbound lean lane's LeanResponse. */
+export interface H1ErrorSink {
+  readonly headersSent: boolean;
+  writeHead(status: number, headers: Readonly<Record<string, string | number>>): unknown;
+  end(body: string): unknown;
+  destroy(): unknown;
+}
+
 /** Writes the error on an HTTP/1 response; `close` adds `Connection: close` (framing errors, draining). */
 export function writeErrorH1(
-  res: ServerResponse,
+  res: H1ErrorSink,
   error: MeshauthError,
   extra?: Readonly<Record<string, string>>,
   close = false,

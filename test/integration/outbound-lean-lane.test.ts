@@ -8,7 +8,9 @@ import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MeshauthError } from '../../src/errors/index.js';
+import { writeErrorH1 } from '../../src/sidecar/error-response.js';
 import { type FastRequest, type LeanLane, LeanResponse, leanLane } from '../../src/sidecar/outbound/lean-lane.js';
+import { OUTBOUND_LIMITS } from '../../src/sidecar/outbound/outbound-listener.js';
 import { startApp, startTestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { type RawClient, rawClient } from '../helpers/tcp-client.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -75,13 +77,20 @@ async function lane(headersTimeoutMs = 10_000): Promise<Lane & { readonly header
           silent.destroy();
         },
       },
-      { maxHeaderBytes: 16 * 1024, headersTimeoutMs: state.headersTimeoutMs },
+      { ...OUTBOUND_LIMITS, headersTimeoutMs: state.headersTimeoutMs },
     );
     state.lanes.push(handle);
   });
   servers.push(server);
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   return Object.assign(state, { port: (server.address() as { port: number }).port });
+}
+
+/** From now on the lane's requests are held unanswered, in this list, for the case to answer. */
+function holdAnswers(l: Lane): LeanResponse[] {
+  const held: LeanResponse[] = [];
+  l.answer = (res) => held.push(res);
+  return held;
 }
 
 async function client(port: number): Promise<RawClient> {
@@ -110,8 +119,7 @@ describe('the lean lane: what it serves itself', () => {
 
   it('ok/a request pipelined while an answer is due waits for it, then is served in order', async () => {
     const l = await lane();
-    const held: LeanResponse[] = [];
-    l.answer = (res) => held.push(res);
+    const held = holdAnswers(l);
     const c = await client(l.port);
     c.socket.write(GET);
     await waitFor('the first request', () => l.served.length === 1);
@@ -212,7 +220,7 @@ describe('the lean lane: its connections', () => {
           handOff: (handed) => handed.destroy(),
           headTimedOut: (silent) => silent.destroy(),
         },
-        { maxHeaderBytes: 16 * 1024, headersTimeoutMs: 10_000 },
+        OUTBOUND_LIMITS,
       );
     });
     servers.push(server);
@@ -240,8 +248,7 @@ describe('the lean lane: its connections', () => {
     const idle = await client(l.port);
     idle.socket.write(GET);
     await waitFor('the first answer', () => idle.received().includes('ok'));
-    const held: LeanResponse[] = [];
-    l.answer = (res) => held.push(res);
+    const held = holdAnswers(l);
     const busy = await client(l.port);
     busy.socket.write(GET);
     await waitFor('the busy request', () => held.length === 1);
@@ -257,8 +264,7 @@ describe('the lean lane: its connections', () => {
 
   it('ok/an app that half-closes with an answer due: the answer is abandoned and the connection ended, as node:http does', async () => {
     const l = await lane();
-    const held: LeanResponse[] = [];
-    l.answer = (res) => held.push(res);
+    const held = holdAnswers(l);
     const c = await client(l.port);
     c.socket.end(GET);
     await waitFor('the request', () => held.length === 1);
@@ -274,7 +280,9 @@ type Done = (text: string) => boolean;
 
 /** What node:http's ServerResponse writes for `respond`, on a keep-alive HTTP/1.1 request of `method`. */
 async function nodeHttpBytes(method: string, respond: (res: ServerResponse) => void, done: Done): Promise<string> {
-  const server = createHttpServer({ keepAliveTimeout: 65_000 }, (_req, res) => respond(res));
+  const server = createHttpServer({ keepAliveTimeout: OUTBOUND_LIMITS.keepAliveTimeoutMs }, (_req, res) =>
+    respond(res),
+  );
   servers.push(server);
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   const c = await client((server.address() as { port: number }).port);
@@ -341,7 +349,7 @@ describe('LeanResponse writes what node:http writes', () => {
   });
 
   it('fail/a header value node:http refuses is refused alike (the exchange answers 502)', () => {
-    const res = new LeanResponse({} as Socket, false, () => undefined); // writeHead writes nothing yet
+    const res = new LeanResponse({} as Socket, false, '', () => undefined); // writeHead writes nothing yet
     expect(() => res.writeHead(200, ['x-bad', 'a\u0001b'])).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_CHAR' }),
     );
@@ -352,11 +360,11 @@ describe('LeanResponse writes what node:http writes', () => {
     expect(res.headersSent).toBe(false);
   });
 
-  it('ok/an error answer is the error JSON with its length', async () => {
+  it('ok/an error answer (writeErrorH1) is the error JSON with its length', async () => {
     const error = new MeshauthError('MESHAUTH_ERR_PEER_UNAVAILABLE', 'peer sidecar unavailable', { reason: 'connect' });
     const actual = await leanBytes(
       'GET',
-      (res) => res.answer(error, false),
+      (res) => writeErrorH1(res, error),
       (text) => text.endsWith('}'),
     );
     expect(actual).toMatch(
@@ -389,4 +397,50 @@ describe('the lean lane in a sidecar', () => {
       await app.close();
     }
   });
+
+  it.each([
+    [
+      'throws',
+      () => {
+        throw new Error('hook failed');
+      },
+    ],
+    [
+      'rejects',
+      async () => {
+        throw new Error('hook failed');
+      },
+    ],
+  ] as const)(
+    'fail/an outbound hook that %s refuses a lane request: 401 PASSPORT_INVALID, counted, never sent',
+    async (_how, onOutboundRequest) => {
+      // The lane's requests take the same hook (the passport's) as node:http's, and a failed one is the exchange's
+      // own refusal before a response head, answered and counted as node:http's path answers it.
+      const ca = await TestCa.create();
+      const app = await startApp();
+      const idB = ca.idFor('/ns/shop/sa/b');
+      const b = await startTestSidecar(ca, idB, testConfig({ appPort: app.port }));
+      const routes = { 'b.mesh': { address: `127.0.0.1:${b.sidecar.inboundPort}`, ids: [idB] } };
+      const a = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/a'), testConfig({ appPort: 1, routes }), {
+        hooks: { onOutboundRequest },
+      });
+      try {
+        const c = await client(a.sidecar.outboundPort);
+        c.socket.write('GET http://b.mesh/hooked HTTP/1.1\r\nHost: b.mesh\r\n\r\n');
+        await waitFor('the answer', () => c.received().toString('latin1').endsWith('}'));
+        const text = c.received().toString('latin1');
+        expect(text).toMatch(/^HTTP\/1\.1 401 Unauthorized\r\n/);
+        expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)).code).toBe('MESHAUTH_ERR_PASSPORT_INVALID');
+        const rejected = (await a.metrics.requestsRejected.get()).values.find(
+          (v) => v.labels.direction === 'outbound' && v.labels.code === 'MESHAUTH_ERR_PASSPORT_INVALID',
+        );
+        expect(rejected?.value).toBe(1);
+        expect(app.seen).toEqual([]);
+      } finally {
+        await a.sidecar.close(0);
+        await b.sidecar.close(0);
+        await app.close();
+      }
+    },
+  );
 });

@@ -8,18 +8,24 @@
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Socket } from 'node:net';
-import type { MeshauthError } from '../../errors/index.js';
 import { HTTP_METHODS, HTTPParser, llhttpParser, releaseParser } from '../../platform/index.js';
-import { errorJson } from '../error-response.js';
 
-/** Idle keep-alive connections are closed after this, as node:http's keepAliveTimeout (OUTBOUND_LIMITS). */
-export const LEAN_KEEP_ALIVE_MS = 65_000;
-
+/** The listener's own (OUTBOUND_LIMITS), as node:http applies them to the connections it is handed. */
 export interface LeanLaneLimits {
   readonly maxHeaderBytes: number;
   /** A new connection that sends no byte of a first request within this is the host's (headTimedOut). */
   readonly headersTimeoutMs: number;
+  /** An idle connection is closed after this; its answers say so (`Keep-Alive: timeout=N`), as node:http's do. */
+  readonly keepAliveTimeoutMs: number;
 }
+
+/** What ForwardHandler, bodyStillComing and cutResponse read of node:http's request: a whole bodiless HTTP/1.1 one. */
+const WHOLE_HTTP11_REQUEST = Object.freeze({
+  complete: true,
+  headers: Object.freeze({}),
+  httpVersionMajor: 1,
+  httpVersionMinor: 1,
+} as const);
 
 export interface FastRequest {
   readonly method: 'GET' | 'HEAD';
@@ -51,10 +57,11 @@ export class LeanResponse extends EventEmitter {
   headersSent = false;
   writableEnded = false;
   destroyed = false;
-  /** What ForwardHandler, bodyStillComing and cutResponse read of node:http's request: a whole bodiless HTTP/1.1 one. */
-  readonly req = { complete: true, headers: {}, httpVersionMajor: 1, httpVersionMinor: 1 } as const;
+  readonly req = WHOLE_HTTP11_REQUEST;
   readonly socket: Socket;
   readonly #head: boolean;
+  /** `Connection: keep-alive` and `Keep-Alive: timeout=N`, as node:http sends them. */
+  readonly #keepAlive: string;
   readonly #finished: (close: boolean) => void;
   #pending: string | undefined;
   #chunked = false;
@@ -62,10 +69,11 @@ export class LeanResponse extends EventEmitter {
   #close = false;
   #awaitingDrain = false;
 
-  constructor(socket: Socket, head: boolean, finished: (close: boolean) => void) {
+  constructor(socket: Socket, head: boolean, keepAlive: string, finished: (close: boolean) => void) {
     super();
     this.socket = socket;
     this.#head = head;
+    this.#keepAlive = keepAlive;
     this.#finished = finished;
   }
 
@@ -95,20 +103,11 @@ export class LeanResponse extends EventEmitter {
     this.#noBody = this.#head || status === 204 || status === 304 || status < 200;
     this.#chunked = !length && !this.#noBody;
     if (!date) text += `Date: ${httpDate()}\r\n`;
-    if (connection === 'none') text += 'Connection: keep-alive\r\nKeep-Alive: timeout=65\r\n';
+    if (connection === 'none') text += this.#keepAlive;
     this.#close = connection === 'close';
     if (this.#chunked) text += 'Transfer-Encoding: chunked\r\n';
     this.#pending = `${text}\r\n`;
     this.headersSent = true;
-  }
-
-  /** An error answer before any head, as writeErrorH1 writes it. */
-  answer(error: MeshauthError, close: boolean): void {
-    const body = errorJson(error);
-    const headers = ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))];
-    if (close) headers.push('connection', 'close');
-    this.writeHead(error.status, headers);
-    this.end(body);
   }
 
   write(chunk: Buffer): boolean {
@@ -189,6 +188,7 @@ const CRLF_CRLF = 0x0d0a0d0a;
 /** Serves `socket`'s requests in the lean lane until one does not fit, then hands the connection to node:http. */
 export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLimits): LeanLane {
   const parser = llhttpParser('request', limits.maxHeaderBytes);
+  const keepAlive = keepAliveHeaders(limits.keepAliveTimeoutMs);
   // Per chunk: what llhttp saw of it.
   let heads = 0;
   let completes = 0;
@@ -286,7 +286,7 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
       handOff(chunk);
       return;
     }
-    const res = new LeanResponse(socket, method === 'HEAD', finished);
+    const res = new LeanResponse(socket, method === 'HEAD', keepAlive, finished);
     current = res;
     if (!host.serve({ method, url, raw }, res, startedAt)) {
       current = undefined;
@@ -328,7 +328,7 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
   socket.on('end', onEnd);
   socket.on('close', onClose);
   socket.on('timeout', onIdle);
-  socket.setTimeout(LEAN_KEEP_ALIVE_MS);
+  socket.setTimeout(limits.keepAliveTimeoutMs);
   return {
     closeIdle: () => {
       if (current === undefined) socket.destroy();
@@ -343,4 +343,9 @@ function framedOrExpecting(raw: readonly string[]): boolean {
     if (name === 'content-length' || name === 'transfer-encoding' || name === 'expect') return true;
   }
   return false;
+}
+
+/** node:http's keep-alive header lines for a timeout of `ms`. */
+function keepAliveHeaders(ms: number): string {
+  return `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(ms / 1000)}\r\n`;
 }

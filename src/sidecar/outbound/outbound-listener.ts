@@ -48,7 +48,7 @@ import { type EgressMatcher, egressMatcher, isLoopbackTarget } from './egress-ma
 import { H2Exchange, type H2ExchangeContext, outboundRetryCounters } from './h2-exchange.js';
 import { type FastRequest, type LeanLane, type LeanResponse, leanLane } from './lean-lane.js';
 import { outboundConnectionCap } from './outbound-connection-cap.js';
-import type { OnOutboundRequest, OutboundRequestContext } from './outbound-hooks.js';
+import type { OnOutboundRequest } from './outbound-hooks.js';
 import { PeerSessions } from './peer-sessions.js';
 import { readRequestTarget } from './request-target.js';
 
@@ -71,6 +71,9 @@ export const OUTBOUND_LIMITS = Object.freeze({
   requestTimeoutMs: 300_000,
   keepAliveTimeoutMs: 65_000,
 });
+
+/** An exchange answering node:http's response or the lean lane's. */
+type AnyExchange = H2Exchange<ServerResponse> | H2Exchange<LeanResponse>;
 
 export class OutboundListener {
   readonly #config: SidecarConfig;
@@ -223,9 +226,9 @@ export class OutboundListener {
             this.#onClientError(timeout, silent);
           },
         },
-        { maxHeaderBytes: OUTBOUND_LIMITS.maxHeaderBytes, headersTimeoutMs: OUTBOUND_LIMITS.headersTimeoutMs },
+        OUTBOUND_LIMITS,
       );
-      if (!socket.destroyed && this.#sockets.has(socket)) this.#lanes.set(socket, lane);
+      this.#lanes.set(socket, lane);
     });
     this.#leanContext = {
       telemetry: this.#telemetry,
@@ -237,7 +240,7 @@ export class OutboundListener {
         if (this.#drain.draining) headers.push('connection', 'close');
         res.writeHead(status, headers);
       },
-      answer: (res, error, close) => res.answer(error, close),
+      answer: (res, error, close) => writeErrorH1(res, error, undefined, close),
       cut: (res) => {
         res.destroy();
       },
@@ -305,30 +308,23 @@ export class OutboundListener {
     const { method } = request;
     const context = this.#leanContext;
     const exchange = new H2Exchange(undefined, res, set, method, target.path, headers, false, startedAt, context);
-    this.#afterHook(exchange, { route, method, path: target.path, headers }, (rejection) => {
-      res.answer(rejection, this.#drain.draining);
-      this.#telemetry.rejected('', rejection, startedAt);
-    });
+    this.#afterHook(exchange, route, headers);
     return true;
   }
 
   /**
    * Starts `exchange` once the outbound hook (the passport's) is done with the request; a hook that throws or
-   * rejects is the request's refusal. The usual case (no hook, or one that finished synchronously) allocates no
-   * promise.
+   * rejects is the request's refusal, answered and counted by the exchange as any failure before a response head.
+   * The usual case (no hook, or one that finished synchronously) allocates no promise.
    */
-  #afterHook(
-    exchange: { start(): void },
-    request: OutboundRequestContext,
-    refuse: (rejection: MeshauthError) => void,
-  ): void {
+  #afterHook(exchange: AnyExchange, route: RouteConfig, headers: string[]): void {
     const hook = this.#onOutboundRequest;
     let pending: void | Promise<void> | undefined;
     if (hook !== undefined) {
       try {
-        pending = hook(request);
+        pending = hook({ route, method: exchange.method, path: exchange.path, headers });
       } catch (error) {
-        refuse(hookRejection(error));
+        exchange.fail(hookRejection(error));
         return;
       }
     }
@@ -338,7 +334,7 @@ export class OutboundListener {
     }
     pending.then(
       () => exchange.start(),
-      (error: unknown) => refuse(hookRejection(error)),
+      (error: unknown) => exchange.fail(hookRejection(error)),
     );
   }
 
@@ -401,9 +397,7 @@ export class OutboundListener {
       startedAt,
       this.#h2Context,
     );
-    this.#afterHook(exchange, { route, method, path, headers }, (rejection) =>
-      this.#reject(res, '', rejection, startedAt),
-    );
+    this.#afterHook(exchange, route, headers);
   }
 
   /**

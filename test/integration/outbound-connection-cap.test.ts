@@ -13,7 +13,14 @@ import { outboundConnectionCap } from '../../src/sidecar/outbound/outbound-conne
 import { OutboundListener } from '../../src/sidecar/outbound/outbound-listener.js';
 import { Metrics } from '../../src/telemetry/index.js';
 import { logLines } from '../helpers/log-lines.js';
-import { startApp, startTestSidecar, type TestApp, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
+import {
+  connectionsOpen,
+  startApp,
+  startTestSidecar,
+  type TestApp,
+  type TestSidecar,
+  testConfig,
+} from '../helpers/sidecar-harness.js';
 import { type RawClient, rawClient } from '../helpers/tcp-client.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { waitFor } from '../helpers/wait.js';
@@ -102,10 +109,13 @@ describe('outbound listener: open connections from the app are capped', () => {
 
       expect(await Promise.all(admitted.map(statusOf))).toEqual([200, 200, 200, 200]);
       expect(admitted.every((client) => !client.socket.destroyed)).toBe(true);
+      // The gauge counts what the cap counts: the admitted connections, not the ones refused at accept.
+      expect(await connectionsOpen(metrics, 'outbound')).toBe(cap);
 
       // Two admitted connections close: two new ones are admitted and answered, while the cap still holds after them.
       for (const client of admitted.slice(0, 2)) client.socket.destroy();
       await waitFor('two admitted connections closed', () => admitted.slice(0, 2).every((c) => c.socket.destroyed));
+      await waitFor('their places counted free', async () => (await connectionsOpen(metrics, 'outbound')) === cap - 2);
       const fresh: RawClient[] = [];
       await waitFor('two places freed', async () => {
         const client = await rawClient(port);

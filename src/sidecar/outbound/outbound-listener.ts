@@ -203,9 +203,13 @@ export class OutboundListener {
       );
     }
     // allowHalfOpen as node:http's own server: a connection handed over must behave as one it accepted itself.
+    // meshauth_connections_open{direction="outbound"} counts what the cap counts, so the cap can be sized from it.
+    const open = { direction: 'outbound' } as const;
     this.#front = createNetServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
       this.#sockets.add(socket);
+      metrics.connectionsOpen.inc(open);
       socket.once('close', () => {
+        metrics.connectionsOpen.dec(open);
         this.#sockets.delete(socket);
         this.#lanes.delete(socket);
       });

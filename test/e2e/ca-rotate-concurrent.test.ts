@@ -36,7 +36,7 @@ async function expectConsistent(): Promise<string> {
   return material.issuer.certificate.serialNumber;
 }
 
-describe('meshauth ca rotate while another process writes the same directory', () => {
+describe('meshauth ca rotate while another process writes the same directory', { timeout: 60_000 }, () => {
   it('ok/two `ca rotate --intermediate` at once: the key on disk belongs to the certificate on disk', async () => {
     const pause = pauseAfterRename(ca.cwd, 'intermediate.key', 'first');
     const first = spawnCli(['ca', 'rotate', '--intermediate', '--dir', dir()], ca.cleanups, pause.env);

@@ -52,7 +52,7 @@ export function pauseAfterRename(workDir: string, file: string, name = 'pause'):
       MESHAUTH_TEST_PAUSE_FILE: file,
       MESHAUTH_TEST_PAUSE_GATE: gate,
     },
-    reached: async (timeoutMs = 15_000) => {
+    reached: async (timeoutMs = 30_000) => {
       await waitFor(`a child paused after renaming ${file}`, () => existsSync(`${gate}.reached`), timeoutMs);
     },
     release: () => writeFileSync(gate, ''),

@@ -30,7 +30,8 @@ describe('agent: applying a renewed SVID', () => {
       }),
     );
 
-    await waitFor('an apply failure', async () => (await count('apply_failure')) >= 1, 15_000);
+    // Renewals come every ~2 s; on a loaded machine a few may fail first for other reasons and back off.
+    await waitFor('an apply failure', async () => (await count('apply_failure')) >= 1, 30_000);
     expect(holder.current).toBe(original);
     expect(await count('success')).toBe(successes);
     const line = logs.find(
@@ -40,8 +41,8 @@ describe('agent: applying a renewed SVID', () => {
     expect(line?.cause).toBe('secure context cannot be built');
 
     refuse = false;
-    await waitFor('a successful rotation after the failure', async () => (await count('success')) > successes, 15_000);
+    await waitFor('a successful rotation after the failure', async () => (await count('success')) > successes, 30_000);
     expect(holder.current).not.toBe(original);
     expect(holder.current?.svid.id.toString()).toBe(original.svid.id.toString());
-  }, 40_000);
+  }, 75_000);
 });

@@ -8,6 +8,8 @@ export interface LlhttpParser {
   initialize(type: number, resource: object, maxHeaderSize: number, lenientFlags: number): void;
   /** Bytes consumed, or the parse error (its `code` is llhttp's, e.g. HPE_HEADER_OVERFLOW). */
   execute(data: Buffer): number | Error;
+  /** The input ended: completes a message delimited by the connection's end, or the parse error. */
+  finish(): undefined | Error;
   /** Frees the native parser (releaseParser). */
   close(): void;
   [slot: number]: unknown;
@@ -17,6 +19,7 @@ interface LlhttpParserClass {
   new (): LlhttpParser;
   readonly REQUEST: number;
   readonly RESPONSE: number;
+  readonly kOnMessageBegin: number;
   readonly kOnHeaders: number;
   readonly kOnHeadersComplete: number;
   readonly kOnBody: number;
@@ -45,6 +48,7 @@ export function llhttpParser(type: 'request' | 'response', maxHeaderBytes: numbe
  * the same way; a parser never closed is never collected, nor anything its callbacks reach.
  */
 export function releaseParser(parser: LlhttpParser): void {
+  parser[HTTPParser.kOnMessageBegin] = null;
   parser[HTTPParser.kOnHeaders] = null;
   parser[HTTPParser.kOnHeadersComplete] = null;
   parser[HTTPParser.kOnBody] = null;

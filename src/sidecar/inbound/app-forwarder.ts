@@ -1,17 +1,16 @@
 // The last stage of the inbound and external pipelines: the request, with its identity headers set, streamed to
-// the app over a bounded undici pool (one per listener). A peer may hold at most a share of the pool's
+// the app over a bounded set of kept-alive HTTP/1.1 connections (LeanAppClient, one per listener). A peer may hold at most a share of the pool's
 // connections with requests in flight; its further requests wait for one of its own to finish. So one client's
 // slow uploads cannot take the app from everyone else, and a busy client (a gateway, say) is slowed, not failed.
 // A peer may have at most APP_QUEUE_PER_SHARE times its share waiting: past that its requests are refused before any
 // work (upstreamBusy), since each waiting request holds its whole header list and stream state.
 // The peer is the caller's SPIFFE ID; on the external listener, where no client certificate names the caller, it is
 // the verified end user (every client there used to share one share, so one token holder could take it all).
-import { Pool } from 'undici';
 import type { EndUser } from '../../authn/index.js';
-import { formatHostPort, type SidecarConfig } from '../../config/index.js';
+import type { SidecarConfig } from '../../config/index.js';
 import { MeshauthError } from '../../errors/index.js';
 import type { Exchange } from '../pipeline/exchange.js';
-import { trackingClient } from '../pool-connections.js';
+import { LeanAppClient } from './lean-app-client.js';
 import { APP_POOL_PEER_SHARE, APP_QUEUE_PER_SHARE, type InboundLimits } from './limits.js';
 import { PeerQueue } from './peer-queue.js';
 
@@ -22,7 +21,7 @@ const PEER_QUEUE_FULL = 'peer_queue_full';
 const RETRY_AFTER: Readonly<Record<string, string>> = Object.freeze({ 'retry-after': '1' });
 
 export class AppForwarder {
-  readonly #pool: Pool;
+  readonly #client: LeanAppClient;
   /**
    * Requests in flight per peer (shareKey), and those over its share waiting, oldest first. Without the bound on the
    * waiting, only per-peer connections × what each may have in flight (256 × 100 h2 streams) bounded them: one
@@ -34,14 +33,14 @@ export class AppForwarder {
 
   constructor(config: SidecarConfig, limits: InboundLimits) {
     const appTimeout = config.inbound.appTimeoutMs;
-    this.#pool = new Pool(`http://${formatHostPort(config.inbound.app)}`, {
-      // Bounded: requests beyond this wait in the pool's queue instead of opening app connections without end.
-      connections: limits.appConnections,
-      headersTimeout: appTimeout,
-      bodyTimeout: appTimeout,
-      keepAliveTimeout: 60_000,
-      connectTimeout: Math.min(appTimeout, 10_000),
-      factory: trackingClient, // an aborted exchange ends its connection, and no replacement is opened for it
+    this.#client = new LeanAppClient({
+      host: config.inbound.app.host,
+      port: config.inbound.app.port,
+      // Bounded: requests beyond this wait, in arrival order, instead of opening app connections without end.
+      maxConnections: limits.appConnections,
+      timeoutMs: appTimeout,
+      connectTimeoutMs: Math.min(appTimeout, 10_000),
+      keepAliveMs: 60_000,
     });
     const maxPerPeer = Math.max(1, Math.floor(limits.appConnections * APP_POOL_PEER_SHARE));
     this.#maxWaiting = maxPerPeer * APP_QUEUE_PER_SHARE;
@@ -69,23 +68,20 @@ export class AppForwarder {
   #dispatch(exchange: Exchange, key: string): void {
     const sink = exchange.sink;
     sink.onClose(() => this.#release(key));
-    const handler = sink.forwardHandler(exchange.peerId, exchange.startedAt);
-    this.#pool.dispatch(
+    this.#client.dispatch(
       {
         path: exchange.verdict?.forwardTarget ?? exchange.target,
-        method: exchange.method as 'GET',
+        method: exchange.method,
         headers: exchange.appHeaders as string[],
         body: exchange.appHasBody ? sink.body() : null,
       },
-      handler,
+      sink.forwardHandler(exchange.peerId, exchange.startedAt),
     );
   }
 
   /** Waits for requests in flight until `deadline` (ms since epoch), then closes every app connection. */
   async close(deadline: number): Promise<void> {
-    const closed = this.#pool.close();
-    await Promise.race([closed, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
-    await this.#pool.destroy().catch(() => undefined);
+    await this.#client.close(deadline);
   }
 
   #release(key: string): void {

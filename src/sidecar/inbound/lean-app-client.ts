@@ -1,0 +1,628 @@
+// The app hop's client: requests to the local app over kept-alive HTTP/1.1 connections, each answer parsed by Node's
+// own llhttp (platform/llhttp.ts) and fed to the exchange's ForwardHandler through the calls an undici dispatcher
+// makes (onConnect, onHeaders, onData, onComplete, onError), with undici's error codes, so the handler and the error
+// classification are the same for both. It does what the undici pool it replaces did for the app hop: a bounded set
+// of connections with FIFO waiting beyond it, a head timeout once the request is written (or once the app stops
+// taking its body in), a body timeout between chunks, a connect timeout, the server's `Keep-Alive: timeout`
+// honoured, nothing retried, an answer that ends before its request body cuts the connection. Each request head is
+// one string and one write; a connection is reused only once the parser is done with the bytes that completed its
+// answer.
+import { IncomingMessage } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import { clearInterval, clearTimeout, setImmediate, setInterval, setTimeout } from 'node:timers';
+import type { Dispatcher } from 'undici';
+import { UNDICI_CODES } from '../../platform/index.js';
+import { HTTPParser, type LlhttpParser, llhttpParser, releaseParser } from '../../platform/llhttp.js';
+
+/** The largest answer head (node:http's default, as undici's pools took it). */
+const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
+/** A kept connection is retired this long before the idle time its server announced runs out (as undici does). */
+const KEEP_ALIVE_MARGIN_MS = 2_000;
+/** How often idle connections past their time are closed. */
+const IDLE_SWEEP_MS = 1_000;
+
+export interface LeanAppClientOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly maxConnections: number;
+  /** The wait for an answer's head from the write, and the longest pause between two of its body chunks. */
+  readonly timeoutMs: number;
+  readonly connectTimeoutMs: number;
+  /** How long a connection may idle between two requests when its server announces no shorter time. */
+  readonly keepAliveMs: number;
+}
+
+export interface LeanAppRequest {
+  readonly method: string;
+  readonly path: string;
+  /** Flat `[name, value, …]`, as a listener's parser admitted them (no CR, LF or NUL can be in them). */
+  readonly headers: readonly string[];
+  /**
+   * The request body, streamed with backpressure (chunked when the headers state no Content-Length), or null. One
+   * that fails or is destroyed before its end cuts the app connection: the app never reads a cut body as complete.
+   */
+  readonly body: Readable | null;
+}
+
+interface Waiting {
+  readonly request: LeanAppRequest;
+  readonly handler: Dispatcher.DispatchHandler;
+}
+
+function failure(message: string, code: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+export class LeanAppClient {
+  readonly options: LeanAppClientOptions;
+  /** `host:port` for a request that arrived without a Host (HTTP/1.0). */
+  readonly authority: string;
+  readonly #idle: AppConnection[] = [];
+  readonly #waiting: Waiting[] = [];
+  readonly #all = new Set<AppConnection>();
+  readonly #sweep: NodeJS.Timeout;
+  /** Connections settling after an answer (neither idle nor busy). */
+  #settling = 0;
+  #closing = false;
+  #closed: (() => void) | undefined;
+
+  constructor(options: LeanAppClientOptions) {
+    this.options = options;
+    this.authority = options.host.includes(':')
+      ? `[${options.host}]:${options.port}`
+      : `${options.host}:${options.port}`;
+    this.#sweep = setInterval(() => this.#closeExpired(), IDLE_SWEEP_MS);
+    this.#sweep.unref();
+  }
+
+  /** Connections open or connecting (at most maxConnections). */
+  get open(): number {
+    return this.#all.size;
+  }
+
+  dispatch(request: LeanAppRequest, handler: Dispatcher.DispatchHandler): void {
+    if (this.#closing) {
+      handler.onError?.(failure('the app client is closed', 'UND_ERR_CLOSED'));
+      return;
+    }
+    const now = performance.now();
+    for (let connection = this.#idle.pop(); connection !== undefined; connection = this.#idle.pop()) {
+      if (connection.usableAt(now)) {
+        if (!connection.send(request, handler)) this.released(connection);
+        return;
+      }
+      connection.destroy();
+    }
+    // A connection whose answer just ended takes the request once it has settled, as undici's client queues it.
+    if (this.#settling === 0 && this.#all.size < this.options.maxConnections) {
+      this.#connect().send(request, handler);
+      return;
+    }
+    this.#waiting.push({ request, handler });
+  }
+
+  /** `connection` finished its exchange and may carry another (a loop, not a recursion, past dropped requests). */
+  released(connection: AppConnection): void {
+    for (let next = this.#waiting.shift(); next !== undefined; next = this.#waiting.shift()) {
+      if (connection.send(next.request, next.handler)) return;
+    }
+    if (this.#closing) connection.destroy();
+    else this.#idle.push(connection);
+  }
+
+  /** `connection`'s answer ended; it is held back until it has settled (AppConnection.#settle). */
+  settling(change: 1 | -1): void {
+    this.#settling += change;
+  }
+
+  /** `connection` closed: its place goes to the oldest waiting request. */
+  gone(connection: AppConnection): void {
+    this.#all.delete(connection);
+    const at = this.#idle.indexOf(connection);
+    if (at !== -1) this.#idle.splice(at, 1);
+    const next = this.#waiting.shift();
+    // On a connection still connecting, a request dropped unsent leaves it to the next one (#onConnect).
+    if (next !== undefined) this.#connect().send(next.request, next.handler);
+    else if (this.#all.size === 0) this.#closed?.();
+  }
+
+  /**
+   * Takes no more requests; those in flight or waiting may finish until `deadline` (ms since epoch), then every
+   * connection is destroyed and what still waits fails.
+   */
+  async close(deadline: number): Promise<void> {
+    this.#closing = true;
+    clearInterval(this.#sweep);
+    for (const connection of this.#idle.splice(0)) connection.destroy();
+    if (this.#all.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.#closed = resolve;
+        timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+      });
+      clearTimeout(timer);
+    }
+    for (const waiting of this.#waiting.splice(0)) {
+      waiting.handler.onError?.(failure('the app client is closed', 'UND_ERR_CLOSED'));
+    }
+    for (const connection of this.#all) connection.destroy();
+  }
+
+  #connect(): AppConnection {
+    const connection = new AppConnection(this);
+    this.#all.add(connection);
+    return connection;
+  }
+
+  #closeExpired(): void {
+    const now = performance.now();
+    for (const connection of [...this.#idle]) if (!connection.usableAt(now)) connection.destroy();
+  }
+}
+
+/**
+ * Where a connection is: connecting (its request, if any, waits for the connect), waiting for an answer's head,
+ * reading its body, paused by the caller's backpressure, or idle between requests.
+ */
+type Phase = 'connecting' | 'head' | 'body' | 'paused' | 'idle';
+
+class AppConnection {
+  readonly #client: LeanAppClient;
+  readonly #socket: Socket;
+  readonly #parser: LlhttpParser;
+  /** The app timeout: the wait for the head from the write, then the longest pause between body chunks. */
+  readonly #timer: NodeJS.Timeout;
+  readonly #connectTimer: NodeJS.Timeout;
+  #phase: Phase = 'connecting';
+  #handler: Dispatcher.DispatchHandler | undefined;
+  #method = '';
+  /** The answer's head arrived (a final one: informational answers are skipped). */
+  #answered = false;
+  #keepAlive = true;
+  #idleMs: number;
+  #idleSince = 0;
+  /** The answer completed inside the parse under way: the connection settles once that parse returns. */
+  #releaseDue = false;
+  /** The settle tick at which this connection began to settle (#settle), or -1 when it is not settling. */
+  #settlingSince = -1;
+  /** Header fields llhttp flushed before the head was complete (a head of more than 32 fields). */
+  #fields: string[] = [];
+  /** The request body still being written, and whether it goes chunked. */
+  #body: Readable | null = null;
+  #chunked = false;
+  #gone = false;
+
+  constructor(client: LeanAppClient) {
+    this.#client = client;
+    const options = client.options;
+    this.#idleMs = options.keepAliveMs;
+    this.#socket = connect({ host: options.host, port: options.port, noDelay: true });
+    this.#connectTimer = setTimeout(onConnectTimer, options.connectTimeoutMs, this);
+    this.#connectTimer.unref();
+    this.#timer = setTimeout(onTimer, options.timeoutMs, this);
+    this.#timer.unref();
+    const parser = llhttpParser('response', MAX_RESPONSE_HEAD_BYTES);
+    // The first byte of a message with no request outstanding (after a complete answer, even in the same chunk, even
+    // a head not yet whole): the connection is never kept for the next request, whose answer would complete it.
+    parser[HTTPParser.kOnMessageBegin] = () => {
+      if (this.#handler === undefined) this.#socket.destroy();
+    };
+    parser[HTTPParser.kOnHeaders] = (fields: string[]) => {
+      for (const field of fields) this.#fields.push(field);
+    };
+    parser[HTTPParser.kOnHeadersComplete] = (
+      _major: number,
+      _minor: number,
+      fields: string[] | undefined,
+      _method: number,
+      _url: string,
+      status: number,
+      _message: string,
+      upgrade: boolean,
+      keepAlive: boolean,
+    ) => this.#onHead(fields ?? this.#takeFields(), status, upgrade, keepAlive);
+    parser[HTTPParser.kOnBody] = (chunk: Buffer) => this.#onBody(chunk);
+    parser[HTTPParser.kOnMessageComplete] = () => this.#onAnswerEnd();
+    this.#parser = parser;
+    const socket = this.#socket;
+    socket.once('connect', () => this.#onConnect());
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('drain', () => this.#body?.resume());
+    socket.on('end', () => this.#onEnd());
+    socket.on('error', (error: Error) => this.#fail(error));
+    socket.once('close', () => this.#onClose());
+  }
+
+  /** Idle, open, and (at `now`) inside the idle time its server allows. */
+  usableAt(now: number): boolean {
+    return (
+      !this.#gone &&
+      !this.#socket.destroyed &&
+      this.#phase === 'idle' &&
+      this.#settlingSince === -1 &&
+      now - this.#idleSince < this.#idleMs
+    );
+  }
+
+  /** Writes `request`; false when the handler dropped it unsent and this (connected) connection is free for the next. */
+  send(request: LeanAppRequest, handler: Dispatcher.DispatchHandler): boolean {
+    this.#handler = handler;
+    this.#method = request.method;
+    this.#answered = false;
+    this.#keepAlive = true;
+    this.#fields = [];
+    try {
+      handler.onConnect?.((error?: Error) => {
+        if (this.#handler === handler) this.#fail(error ?? new Error('aborted'));
+      });
+    } catch {
+      // Dropped before it was written (its caller left, or it was answered already): the connection serves the next.
+      this.#handler = undefined;
+      return this.#phase === 'connecting';
+    }
+    const body = request.body;
+    if (body?.destroyed && !body.readableEnded) {
+      // Cut while it waited for a connection: nothing of it is written, and the connection serves the next.
+      this.#handler = undefined;
+      handler.onError?.(body.errored ?? new Error('request body cut before it was sent'));
+      return this.#phase === 'connecting';
+    }
+    const chunked = body !== null && !hasContentLength(request.headers);
+    this.#socket.write(requestHead(request, this.#client.authority, chunked), 'latin1');
+    if (this.#phase !== 'connecting') {
+      this.#phase = 'head';
+      this.#timer.refresh();
+    }
+    if (body !== null) this.#writeBody(body, chunked);
+    return true;
+  }
+
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  connectTimedOut(): void {
+    if (this.#phase === 'connecting') this.#fail(failure('Connect Timeout Error', UNDICI_CODES.connectTimeout));
+  }
+
+  timedOut(): void {
+    if (this.#phase === 'head' && this.#body !== null && !this.#socket.writableNeedDrain) {
+      // The request is still being written and the app takes it in: the wait for its answer has not begun (the
+      // caller's own pace is bounded by the stream idle timeout).
+      this.#timer.refresh();
+      return;
+    }
+    if (this.#phase === 'head') this.#fail(failure('Headers Timeout Error', UNDICI_CODES.headersTimeout));
+    else if (this.#phase === 'body') this.#fail(failure('Body Timeout Error', UNDICI_CODES.bodyTimeout));
+    // Connecting has its own timer; paused waits on the caller, whose stall the ForwardHandler bounds; idle is swept.
+  }
+
+  #onConnect(): void {
+    clearTimeout(this.#connectTimer);
+    if (this.#handler !== undefined) {
+      this.#phase = 'head';
+      this.#timer.refresh();
+      return;
+    }
+    // Its request was dropped while it connected: it serves the next one.
+    this.#phase = 'idle';
+    this.#idleSince = performance.now();
+    this.#client.released(this);
+  }
+
+  #writeBody(body: Readable, chunked: boolean): void {
+    this.#body = body;
+    this.#chunked = chunked;
+    body.on('data', this.#onBodyData);
+    body.on('end', this.#onBodyEnd);
+    body.on('error', this.#onBodyError);
+    body.on('close', this.#onBodyClose);
+  }
+
+  readonly #onBodyData = (chunk: Buffer): void => {
+    const socket = this.#socket;
+    if (this.#chunked) {
+      if (chunk.length === 0) return; // an empty chunk would end the body
+      // Each chunk's CRLF goes out with what follows it (the next size line or the end), as undici frames it: a body
+      // cut mid-way reaches the app as the bytes that arrived and no more.
+      socket.cork();
+      socket.write(`\r\n${chunk.length.toString(16)}\r\n`, 'latin1');
+      socket.write(chunk);
+      socket.uncork();
+    } else {
+      socket.write(chunk);
+    }
+    if (socket.writableNeedDrain) this.#body?.pause();
+  };
+
+  readonly #onBodyEnd = (): void => {
+    if (this.#chunked) this.#socket.write('\r\n0\r\n\r\n', 'latin1');
+    this.#detachBody();
+    if (this.#phase === 'head') this.#timer.refresh(); // the wait for the answer starts with the request written
+  };
+
+  readonly #onBodyError = (error: Error): void => {
+    this.#detachBody();
+    this.#fail(error);
+  };
+
+  /** Destroyed without an error before its end: as cut as a failed one. */
+  readonly #onBodyClose = (): void => {
+    if (this.#body === null) return;
+    this.#detachBody();
+    this.#fail(new Error('request body cut before its end'));
+  };
+
+  #detachBody(): Readable | null {
+    const body = this.#body;
+    if (body === null) return null;
+    this.#body = null;
+    body.removeListener('data', this.#onBodyData);
+    body.removeListener('end', this.#onBodyEnd);
+    body.removeListener('error', this.#onBodyError);
+    body.removeListener('close', this.#onBodyClose);
+    return body;
+  }
+
+  /**
+   * The exchange ended before its body did (an early answer, a failure): the rest of the body is not wanted, so it is
+   * destroyed, as undici does. A node:http request is first unhooked from its socket, so that the destroy does not
+   * take the caller's connection (the answer to it may still be going out): node:http then stops reading the body.
+   */
+  #dropBody(error?: Error): void {
+    const body = this.#detachBody();
+    if (body === null || body.destroyed) return;
+    if (body instanceof IncomingMessage) (body as { socket: unknown }).socket = null;
+    body.destroy(error);
+  }
+
+  #takeFields(): string[] {
+    const fields = this.#fields;
+    this.#fields = [];
+    return fields;
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#handler === undefined) {
+      // Bytes with no request outstanding answer nothing: the connection cannot be trusted with another request.
+      this.#socket.destroy();
+      return;
+    }
+    let result: number | Error;
+    try {
+      result = this.#parser.execute(chunk);
+    } catch (error) {
+      // The handler threw (writing the answer to its caller failed): this exchange fails, not the process.
+      result = error instanceof Error ? error : new Error(String(error));
+    }
+    if (result instanceof Error) {
+      this.#releaseDue = false;
+      this.#fail(result);
+      return;
+    }
+    if (this.#releaseDue) {
+      this.#releaseDue = false;
+      if (!this.#gone && !this.#socket.destroyed) this.#settle();
+    }
+  }
+
+  /**
+   * Holds the connection back for two turns of the event loop before it takes the next request, as undici's client
+   * does (settleTick): a FIN, a reset or stray bytes the app sent right after its answer are read first, so the next request is
+   * not written to a connection the app is closing. Requests meanwhile wait for it instead of opening another.
+   */
+  #settle(): void {
+    this.#idleSince = performance.now();
+    this.#settlingSince = settleTicks;
+    this.#client.settling(1);
+    settlingConnections.push(this);
+    if (!settleTickDue) {
+      settleTickDue = true;
+      setImmediate(settleTick);
+    }
+  }
+
+  /** Called on each settle tick while it settles: true once it is done settling (given back, or gone). */
+  settled(tick: number): boolean {
+    if (this.#settlingSince === -1) return true; // closed meanwhile (#onClose)
+    if (tick - this.#settlingSince < SETTLE_TICKS) return false;
+    this.#settlingSince = -1;
+    this.#client.settling(-1);
+    if (!this.#gone && !this.#socket.destroyed) this.#client.released(this);
+    return true;
+  }
+
+  #onHead(fields: string[], status: number, upgrade: boolean, keepAlive: boolean): number {
+    const handler = this.#handler;
+    if (handler === undefined || this.#answered) {
+      // A second answer to one request (the rest of this chunk after a complete one): never handed to the next.
+      this.#socket.destroy();
+      return 0;
+    }
+    if (upgrade) {
+      this.#fail(failure(`the app switched protocols (${status}) unasked`, 'HPE_UNEXPECTED_UPGRADE'));
+      return 0;
+    }
+    // Informational (100 Continue or 103 Early Hints, asked for or not): skipped, and any body it claims with it;
+    // llhttp ends it as a message of its own and the answer follows.
+    if (status < 200) return 1;
+    this.#answered = true;
+    // llhttp decides keep-alive before it knows a HEAD answer has no body; the app's explicit keep-alive holds.
+    this.#keepAlive = keepAlive || (this.#method === 'HEAD' && saysKeepAlive(fields));
+    this.#idleMs = keepAliveMs(fields, this.#client.options.keepAliveMs);
+    this.#phase = 'body';
+    this.#timer.refresh();
+    // The handler reads names and values with toString('latin1'), which a string answers as a Buffer would.
+    const resume = () => {
+      if (this.#handler === handler) this.#resume();
+    };
+    if (handler.onHeaders?.(status, fields as unknown as Buffer[], resume, '') === false) this.#pause();
+    return this.#method === 'HEAD' ? 1 : 0;
+  }
+
+  #onBody(chunk: Buffer): void {
+    const handler = this.#handler;
+    if (handler === undefined) return;
+    if (this.#phase === 'body') this.#timer.refresh();
+    if (handler.onData?.(chunk) === false) this.#pause();
+  }
+
+  #pause(): void {
+    if (this.#phase !== 'body') return;
+    this.#phase = 'paused';
+    this.#socket.pause();
+  }
+
+  #resume(): void {
+    if (this.#phase !== 'paused') return;
+    this.#phase = 'body';
+    this.#timer.refresh();
+    this.#socket.resume();
+  }
+
+  #onAnswerEnd(): void {
+    const handler = this.#handler;
+    if (handler === undefined || !this.#answered) return; // an informational answer ended
+    this.#handler = undefined;
+    this.#phase = 'idle';
+    this.#fields = [];
+    if (this.#socket.isPaused()) this.#socket.resume();
+    const early = this.#body !== null;
+    this.#dropBody();
+    handler.onComplete?.([]);
+    if (early || !this.#keepAlive || this.#idleMs <= 0) {
+      // Answered before its body was all written (the rest cannot be skipped on this connection), or not to be kept.
+      this.#socket.destroy();
+      return;
+    }
+    this.#releaseDue = true;
+  }
+
+  #onEnd(): void {
+    // An answer delimited by the connection's end is complete now; anything else outstanding was cut.
+    if (this.#handler !== undefined && this.#answered) {
+      let result: undefined | Error;
+      try {
+        result = this.#parser.finish();
+      } catch (error) {
+        result = error instanceof Error ? error : new Error(String(error));
+      }
+      if (!(result instanceof Error) && this.#handler === undefined) {
+        this.#releaseDue = false;
+        this.#socket.destroy();
+        return;
+      }
+    }
+    this.#fail(failure('other side closed', 'UND_ERR_SOCKET'));
+  }
+
+  /** Ends the exchange under way, if any, with `error`, and the connection with it. */
+  #fail(error: Error): void {
+    const handler = this.#handler;
+    this.#handler = undefined;
+    this.#dropBody(error);
+    this.#socket.destroy();
+    handler?.onError?.(error);
+  }
+
+  #onClose(): void {
+    if (this.#gone) return;
+    this.#gone = true;
+    clearTimeout(this.#timer);
+    clearTimeout(this.#connectTimer);
+    if (this.#settlingSince !== -1) {
+      this.#settlingSince = -1;
+      this.#client.settling(-1);
+    }
+    const handler = this.#handler;
+    this.#handler = undefined;
+    const closed = failure('other side closed', 'UND_ERR_SOCKET');
+    this.#dropBody(closed);
+    handler?.onError?.(closed);
+    releaseParser(this.#parser);
+    this.#client.gone(this);
+  }
+}
+
+function onTimer(connection: AppConnection): void {
+  connection.timedOut();
+}
+
+function onConnectTimer(connection: AppConnection): void {
+  connection.connectTimedOut();
+}
+
+/**
+ * Connections settling after an answer, and one tick for all of them on each turn of the event loop while any
+ * settles (an Immediate per turn, not two per request): a connection is given back on the second tick after its
+ * answer ended, once the poll phases between have read what the app sent after it.
+ */
+const SETTLE_TICKS = 2;
+let settlingConnections: AppConnection[] = [];
+let settleTicks = 0;
+let settleTickDue = false;
+
+function settleTick(): void {
+  settleTickDue = false;
+  settleTicks++;
+  const settling = settlingConnections;
+  settlingConnections = [];
+  for (const connection of settling) if (!connection.settled(settleTicks)) settlingConnections.push(connection);
+  if (settlingConnections.length > 0 && !settleTickDue) {
+    settleTickDue = true;
+    setImmediate(settleTick);
+  }
+}
+
+/** Whether the answer's Connection field says keep-alive. */
+function saysKeepAlive(fields: readonly string[]): boolean {
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i] as string;
+    if (name.length === 10 && name.toLowerCase() === 'connection') {
+      return (fields[i + 1] as string)
+        .toLowerCase()
+        .split(',')
+        .some((token) => token.trim() === 'keep-alive');
+    }
+  }
+  return false;
+}
+
+/** The request line and head, with a Host from the app's address when the request had none. */
+function requestHead(request: LeanAppRequest, authority: string, chunked: boolean): string {
+  let head = `${request.method} ${request.path} HTTP/1.1\r\n`;
+  const headers = request.headers;
+  let host = false;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') host = true;
+    head += `${name}: ${headers[i + 1] as string}\r\n`;
+  }
+  if (!host) head += `host: ${authority}\r\n`;
+  // A chunked head's closing CRLF leads the first chunk (#onBodyData).
+  return chunked ? `${head}transfer-encoding: chunked\r\n` : `${head}\r\n`;
+}
+
+function hasContentLength(headers: readonly string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] as string;
+    if (name.length === 14 && name.toLowerCase() === 'content-length') return true;
+  }
+  return false;
+}
+
+/**
+ * How long a connection may idle before reuse: the server's `Keep-Alive: timeout=N` less a margin (so a request is not
+ * written as the server closes it), else `fallbackMs`; 0 (not kept) when the server allows no more than the margin.
+ */
+export function keepAliveMs(fields: readonly string[], fallbackMs: number): number {
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i] as string;
+    if (name.length !== 10 || name.toLowerCase() !== 'keep-alive') continue;
+    const match = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(fields[i + 1] as string);
+    if (match === null) continue;
+    return Math.min(fallbackMs, Math.max(0, Number(match[1]) * 1000 - KEEP_ALIVE_MARGIN_MS));
+  }
+  return fallbackMs;
+}

@@ -1,0 +1,465 @@
+// The inbound's app hop client (LeanAppClient) on real sockets, against a raw TCP app that shows the exact bytes it
+// receives and answers byte for byte: what it decides itself, beyond what the whole suite drives through it (every
+// app-facing test of the inbound, external listener and gateway runs on it). Keep-alive and the server's hint, the
+// connection bound with FIFO waiting, no reuse of a connection whose app sent more than one answer, request bodies
+// (chunked without a length, cut ones never completed, an answer before the body's end), informational answers,
+// HEAD, answers delimited by the connection's end, the timeouts' codes and close().
+import { PassThrough, Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LeanAppClient, type LeanAppRequest } from '../../src/sidecar/inbound/lean-app-client.js';
+import { eventually, type RawApp, type RawAppConnection, startRawApp } from '../helpers/raw-app.js';
+
+interface Recorded {
+  status: number;
+  headers: string[];
+  body: string;
+  readonly done: Promise<{ error?: Error & { code?: string } }>;
+}
+
+/** A DispatchHandler that records what the client calls, as ForwardHandler receives it. */
+function recorder(options: { pauseAtHead?: boolean } = {}): Recorded & { handler: object; resume(): void } {
+  let settle: (outcome: { error?: Error & { code?: string } }) => void = () => undefined;
+  let resume: () => void = () => undefined;
+  const record = {
+    status: 0,
+    headers: [] as string[],
+    body: '',
+    done: new Promise<{ error?: Error & { code?: string } }>((resolve) => {
+      settle = resolve;
+    }),
+    resume: () => resume(),
+    handler: {
+      onConnect: () => undefined,
+      onHeaders: (status: number, raw: unknown[], resumeReading: () => void) => {
+        record.status = status;
+        record.headers = raw.map((field) => String(field));
+        resume = resumeReading;
+        return options.pauseAtHead !== true;
+      },
+      onData: (chunk: Buffer) => {
+        record.body += chunk.toString('latin1');
+        return true;
+      },
+      onComplete: () => settle({}),
+      onError: (error: Error) => settle({ error }),
+    },
+  };
+  return record;
+}
+
+const GET: LeanAppRequest = { method: 'GET', path: '/x', headers: ['host', 'app'], body: null };
+
+/** Requests (heads) received on one app connection so far. */
+function heads(connection: RawAppConnection): string[] {
+  return connection.received.split('\r\n\r\n').filter((part) => /^[A-Z]+ \//.test(part));
+}
+
+describe('inbound app hop client (LeanAppClient)', () => {
+  let app: RawApp | undefined;
+  let client: LeanAppClient | undefined;
+  afterEach(async () => {
+    await client?.close(Date.now());
+    await app?.close();
+    client = undefined;
+    app = undefined;
+  });
+
+  function clientFor(port: number, overrides: Partial<ConstructorParameters<typeof LeanAppClient>[0]> = {}) {
+    client = new LeanAppClient({
+      host: '127.0.0.1',
+      port,
+      maxConnections: 4,
+      timeoutMs: 30_000,
+      connectTimeoutMs: 10_000,
+      keepAliveMs: 60_000,
+      ...overrides,
+    });
+    return client;
+  }
+
+  /** An app that answers every complete request head on a connection with `answer`. */
+  async function answering(answer: string | ((connection: RawAppConnection) => string)): Promise<RawApp> {
+    const answered = new WeakMap<RawAppConnection, number>();
+    app = await startRawApp((connection) => {
+      const count = heads(connection).length;
+      for (let i = answered.get(connection) ?? 0; i < count; i++) {
+        connection.socket.write(typeof answer === 'string' ? answer : answer(connection));
+      }
+      answered.set(connection, count);
+    });
+    return app;
+  }
+
+  it('ok/requests one after another share one connection; the head is one write with the given fields', async () => {
+    const raw = await answering('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    const c = clientFor(raw.port);
+    for (let i = 0; i < 3; i++) {
+      const r = recorder();
+      c.dispatch(GET, r.handler);
+      expect(await r.done).toEqual({});
+      expect([r.status, r.body]).toEqual([200, 'ok']);
+    }
+    expect(raw.connections).toHaveLength(1);
+    expect(heads(raw.connections[0] as RawAppConnection)).toEqual(Array(3).fill('GET /x HTTP/1.1\r\nhost: app'));
+  });
+
+  it('ok/a request without Host gets the app address as its Host', async () => {
+    const raw = await answering('HTTP/1.1 204 No Content\r\n\r\n');
+    const c = clientFor(raw.port);
+    const r = recorder();
+    c.dispatch({ ...GET, headers: ['accept', '*/*'] }, r.handler);
+    expect(await r.done).toEqual({});
+    expect(raw.connections[0]?.received).toBe(`GET /x HTTP/1.1\r\naccept: */*\r\nhost: 127.0.0.1:${raw.port}\r\n\r\n`);
+  });
+
+  it.each([
+    ['Keep-Alive: timeout=5 (kept: 5 s less the 2 s margin)', 'keep-alive: timeout=5\r\n', 1],
+    ['Keep-Alive: timeout=2 (no more than the margin: not kept)', 'keep-alive: timeout=2\r\n', 2],
+    ['Connection: close', 'connection: close\r\n', 2],
+  ])('ok/the server says %s', async (_name, field, connections) => {
+    const raw = await answering(`HTTP/1.1 200 OK\r\n${field}content-length: 1\r\n\r\na`);
+    const c = clientFor(raw.port);
+    for (let i = 0; i < 2; i++) {
+      const r = recorder();
+      c.dispatch(GET, r.handler);
+      expect(await r.done).toEqual({});
+    }
+    expect(raw.connections).toHaveLength(connections);
+  });
+
+  it('ok/never more connections than maxConnections; the rest wait and go in arrival order', async () => {
+    const raw = await startRawApp();
+    app = raw;
+    const c = clientFor(raw.port, { maxConnections: 2 });
+    const records = Array.from({ length: 5 }, () => recorder());
+    records.forEach((r, i) => {
+      c.dispatch({ ...GET, path: `/${i}` }, r.handler);
+    });
+    const answered = new Map<RawAppConnection, number>();
+    const unanswered = () => raw.connections.find((k) => heads(k).length > (answered.get(k) ?? 0));
+    const order: string[] = [];
+    // Each request head answered as it arrives, one at a time: five in all, over the two connections.
+    for (let round = 0; round < 5; round++) {
+      await eventually(() => unanswered() !== undefined);
+      const connection = unanswered() as RawAppConnection;
+      const n = answered.get(connection) ?? 0;
+      order.push((heads(connection)[n] as string).split(' ')[1] as string);
+      answered.set(connection, n + 1);
+      connection.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+    }
+    for (const r of records) expect(await r.done).toEqual({});
+    expect(raw.connections).toHaveLength(2);
+    expect(c.open).toBe(2);
+    expect(order.slice(2)).toEqual(['/2', '/3', '/4']);
+  });
+
+  it('fail/an app that sends two answers to one request: the second reaches no other request, the connection is dropped', async () => {
+    let n = 0;
+    const raw = await answering(() => {
+      n++;
+      return n === 1
+        ? 'HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nAHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstray'
+        : 'HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nC';
+    });
+    const c = clientFor(raw.port, { maxConnections: 1 });
+    const first = recorder();
+    const second = recorder();
+    c.dispatch(GET, first.handler);
+    c.dispatch(GET, second.handler); // waits for the one connection
+    expect(await first.done).toEqual({});
+    expect(first.body).toBe('A');
+    expect(await second.done).toEqual({});
+    expect(second.body).toBe('C');
+    expect(raw.connections).toHaveLength(2);
+    await eventually(() => raw.connections[0]?.closed === true);
+  });
+
+  it.each([
+    ['waiting for the connection', true],
+    ['sent later on the idle connection', false],
+  ])(
+    'fail/an answer followed by the start of another head: the next request (%s) gets its own answer on a new connection',
+    async (_name, waiting) => {
+      const forged = 'HTTP/1.1 302 Found\r\nlocation: https://elsewhere.example/\r\nset-cookie: s=1\r\nx-pad: ';
+      const raw = await answering((connection) =>
+        connection.received.includes('GET /first ') && heads(connection).length === 1
+          ? `HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nA${forged}`
+          : 'HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\ngood',
+      );
+      const c = clientFor(raw.port, { maxConnections: 1 });
+      const first = recorder();
+      const next = recorder();
+      c.dispatch({ ...GET, path: '/first' }, first.handler);
+      if (waiting) c.dispatch({ ...GET, path: '/next' }, next.handler);
+      expect(await first.done).toEqual({});
+      if (!waiting) {
+        await eventually(() => raw.connections[0]?.closed === true);
+        c.dispatch({ ...GET, path: '/next' }, next.handler);
+      }
+      expect(await next.done).toEqual({});
+      expect([next.status, next.body]).toEqual([200, 'good']);
+      expect(raw.connections).toHaveLength(2);
+      expect(raw.connections[0]?.received.includes('/next')).toBe(false);
+    },
+  );
+
+  it('fail/an answer then the app closes without saying so: the waiting request is not written to the closing connection', async () => {
+    let n = 0;
+    const raw = await answering((connection) => {
+      n++;
+      // The close goes out as its own segment, after the answer, as an app closing right after answering sends it.
+      if (n === 1) setImmediate(() => connection.socket.end());
+      return 'HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n';
+    });
+    const c = clientFor(raw.port, { maxConnections: 1 });
+    const first = recorder();
+    const next = recorder();
+    c.dispatch(GET, first.handler);
+    c.dispatch(GET, next.handler);
+    expect(await first.done).toEqual({});
+    expect(await next.done).toEqual({});
+    expect(next.status).toBe(200);
+    expect(heads(raw.connections[0] as RawAppConnection)).toHaveLength(1);
+  });
+
+  it('fail/a handler that throws while it takes the answer fails that exchange only; the process goes on', async () => {
+    const raw = await answering('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    const c = clientFor(raw.port);
+    let failed: Error | undefined;
+    c.dispatch(GET, {
+      onConnect: () => undefined,
+      onHeaders: () => {
+        throw new Error('the caller cannot take this head');
+      },
+      onError: (error: Error) => {
+        failed = error;
+      },
+    });
+    await eventually(() => failed !== undefined);
+    expect(failed?.message).toBe('the caller cannot take this head');
+    const after = recorder();
+    c.dispatch(GET, after.handler);
+    expect(await after.done).toEqual({});
+    expect(after.body).toBe('ok');
+  });
+
+  it('ok/thousands of requests dropped while they waited are walked past without recursion', async () => {
+    const raw = await startRawApp();
+    app = raw;
+    const c = clientFor(raw.port, { maxConnections: 1 });
+    const first = recorder();
+    c.dispatch(GET, first.handler);
+    const headsSeen = () => (raw.connections[0] === undefined ? 0 : heads(raw.connections[0]).length);
+    await eventually(() => headsSeen() === 1);
+    let dropped = 0;
+    for (let i = 0; i < 20_000; i++) {
+      // As ForwardHandler.onConnect does for a caller that left while its request waited.
+      c.dispatch(GET, {
+        onConnect: () => {
+          dropped++;
+          throw new Error('downstream closed');
+        },
+        onError: () => undefined,
+      });
+    }
+    const last = recorder();
+    c.dispatch(GET, last.handler);
+    raw.connections[0]?.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+    expect(await first.done).toEqual({});
+    await eventually(() => headsSeen() === 2);
+    raw.connections[0]?.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+    expect(await last.done).toEqual({});
+    expect(dropped).toBe(20_000);
+  });
+
+  it('fail/bytes from the app between requests: the connection is not used again', async () => {
+    const raw = await answering('HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na');
+    const c = clientFor(raw.port);
+    const first = recorder();
+    c.dispatch(GET, first.handler);
+    expect(await first.done).toEqual({});
+    raw.connections[0]?.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nbad');
+    await eventually(() => raw.connections[0]?.closed === true);
+    const second = recorder();
+    c.dispatch(GET, second.handler);
+    expect(await second.done).toEqual({});
+    expect(second.body).toBe('a');
+    expect(raw.connections).toHaveLength(2);
+  });
+
+  it('ok/a body without Content-Length goes chunked; one with it goes as it is', async () => {
+    const raw = await answering('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+    const c = clientFor(raw.port);
+    const chunked = recorder();
+    c.dispatch(
+      {
+        method: 'POST',
+        path: '/u',
+        headers: ['host', 'app'],
+        body: Readable.from([Buffer.from('abc'), Buffer.from('de')]),
+      },
+      chunked.handler,
+    );
+    expect(await chunked.done).toEqual({});
+    const framed = recorder();
+    c.dispatch(
+      {
+        method: 'PUT',
+        path: '/u',
+        headers: ['host', 'app', 'content-length', '3'],
+        body: Readable.from([Buffer.from('xyz')]),
+      },
+      framed.handler,
+    );
+    expect(await framed.done).toEqual({});
+    expect(raw.connections).toHaveLength(1);
+    expect(raw.connections[0]?.received).toBe(
+      'POST /u HTTP/1.1\r\nhost: app\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n' +
+        'PUT /u HTTP/1.1\r\nhost: app\r\ncontent-length: 3\r\n\r\nxyz',
+    );
+  });
+
+  it('fail/a body cut before its end: the app connection is closed without the terminating chunk, the exchange fails', async () => {
+    app = await startRawApp();
+    const c = clientFor(app.port);
+    const body = new PassThrough();
+    const r = recorder();
+    c.dispatch({ method: 'POST', path: '/u', headers: ['host', 'app'], body }, r.handler);
+    body.write('part');
+    await eventually(() => app?.connections[0]?.received.includes('part') === true);
+    body.destroy(new Error('caller reset'));
+    expect((await r.done).error?.message).toBe('caller reset');
+    await eventually(() => app?.connections[0]?.closed === true);
+    // The bytes that arrived and no more: no chunk is closed, no terminating chunk.
+    expect(app.connections[0]?.received.endsWith('\r\n\r\n4\r\npart')).toBe(true);
+  });
+
+  it('ok/an answer before the body ended completes the exchange, drops the rest of the body and closes the connection (never reused mid-body)', async () => {
+    app = await startRawApp((connection) => {
+      if (connection.received.includes('first'))
+        connection.socket.write('HTTP/1.1 413 Too Big\r\ncontent-length: 0\r\n\r\n');
+    });
+    const c = clientFor(app.port);
+    const body = new PassThrough();
+    const r = recorder();
+    c.dispatch({ method: 'POST', path: '/u', headers: ['host', 'app'], body }, r.handler);
+    body.write('first');
+    expect(await r.done).toEqual({});
+    expect(r.status).toBe(413);
+    await eventually(() => app?.connections[0]?.closed === true);
+    // The rest of the body is not wanted: destroyed, as undici does (a node:http request unhooked from its socket).
+    expect(body.destroyed).toBe(true);
+    const next = recorder();
+    c.dispatch(GET, next.handler);
+    await eventually(() => app?.connections.length === 2);
+    app.connections[1]?.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+    expect(await next.done).toEqual({});
+  });
+
+  it('ok/informational answers (asked for or not) are skipped; HEAD has no body; an answer may end with the connection', async () => {
+    let n = 0;
+    const raw = await answering(() => {
+      n++;
+      if (n === 1) {
+        return (
+          'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n' +
+          'HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nz'
+        );
+      }
+      if (n === 2) return 'HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n';
+      return 'HTTP/1.1 200 OK\r\n\r\nuntil the end';
+    });
+    const c = clientFor(raw.port);
+    const hinted = recorder();
+    c.dispatch(GET, hinted.handler);
+    expect(await hinted.done).toEqual({});
+    expect([hinted.status, hinted.body]).toEqual([200, 'z']);
+    const head = recorder();
+    c.dispatch({ ...GET, method: 'HEAD' }, head.handler);
+    expect(await head.done).toEqual({});
+    expect([head.status, head.headers, head.body]).toEqual([200, ['content-length', '9'], '']);
+    const delimited = recorder();
+    c.dispatch(GET, delimited.handler);
+    await eventually(() => delimited.body === 'until the end');
+    raw.connections[0]?.socket.end();
+    expect(await delimited.done).toEqual({});
+    expect(raw.connections).toHaveLength(1);
+  });
+
+  it('fail/an informational answer that claims a body: its bytes never reach the caller, the exchange fails as a bad answer', async () => {
+    const raw = await answering(
+      'HTTP/1.1 150 Odd\r\ncontent-length: 5\r\n\r\nleakHTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n',
+    );
+    const r = recorder();
+    clientFor(raw.port).dispatch(GET, r.handler);
+    expect((await r.done).error?.code).toMatch(/^HPE_/);
+    expect([r.status, r.body]).toEqual([0, '']);
+  });
+
+  it.each([
+    ['no head in time', '', 'UND_ERR_HEADERS_TIMEOUT'],
+    ['the body stalls', 'HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf', 'UND_ERR_BODY_TIMEOUT'],
+  ])(
+    'fail/%s: the exchange fails with undici’s code for it and the connection is closed',
+    async (_name, partial, code) => {
+      const raw = await answering(partial);
+      const c = clientFor(raw.port, { timeoutMs: 300 });
+      const r = recorder();
+      c.dispatch(GET, r.handler);
+      expect((await r.done).error?.code).toBe(code);
+      await eventually(() => raw.connections[0]?.closed === true);
+    },
+  );
+
+  it('fail/the app closes mid-answer or before one: UND_ERR_SOCKET; a refused connect: its errno', async () => {
+    const raw = await answering((connection) => {
+      setImmediate(() => connection.socket.destroy());
+      return 'HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf';
+    });
+    const c = clientFor(raw.port);
+    const cut = recorder();
+    c.dispatch(GET, cut.handler);
+    expect((await cut.done).error?.code).toBe('UND_ERR_SOCKET');
+    expect(cut.body).toBe('half');
+    const port = raw.port;
+    await raw.close();
+    app = undefined;
+    const refused = recorder();
+    clientFor(port).dispatch(GET, refused.handler);
+    expect((await refused.done).error?.code).toBe('ECONNREFUSED');
+  });
+
+  it('fail/an answer the parser refuses fails with llhttp’s code (classified as a bad answer)', async () => {
+    const raw = await answering('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n');
+    const r = recorder();
+    clientFor(raw.port).dispatch(GET, r.handler);
+    expect((await r.done).error?.code).toMatch(/^HPE_/);
+  });
+
+  it('ok/backpressure: a handler that pauses at the head gets the body once it resumes', async () => {
+    const raw = await answering('HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nbody');
+    const r = recorder({ pauseAtHead: true });
+    clientFor(raw.port).dispatch(GET, r.handler);
+    await eventually(() => r.status === 200);
+    r.resume();
+    expect(await r.done).toEqual({});
+    expect(r.body).toBe('body');
+  });
+
+  it('ok/close() lets a request in flight finish, then refuses new ones', async () => {
+    app = await startRawApp();
+    const c = clientFor(app.port);
+    const r = recorder();
+    c.dispatch(GET, r.handler);
+    await eventually(() => app?.connections[0]?.received.includes('\r\n\r\n') === true);
+    const closed = c.close(Date.now() + 10_000);
+    const late = recorder();
+    c.dispatch(GET, late.handler);
+    expect((await late.done).error?.code).toBe('UND_ERR_CLOSED');
+    app.connections[0]?.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+    expect(await r.done).toEqual({});
+    await closed;
+    await eventually(() => app?.connections[0]?.closed === true);
+    expect(c.open).toBe(0);
+  });
+});

@@ -153,6 +153,26 @@ describe('inbound app hop client (LeanAppClient)', () => {
     expect(order.slice(2)).toEqual(['/2', '/3', '/4']);
   });
 
+  it('ok/while a connection settles after an answer it holds one waiting request; the next ones get connections of their own', async () => {
+    const raw = await answering((connection) =>
+      connection.received.endsWith('GET /long HTTP/1.1\r\nhost: app\r\n\r\n')
+        ? ''
+        : 'HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n',
+    );
+    const c = clientFor(raw.port, { maxConnections: 4 });
+    const first = recorder();
+    c.dispatch({ ...GET, path: '/first' }, first.handler);
+    expect(await first.done).toEqual({});
+    // Its connection settles now: /long (never answered) waits for it, /short must not wait behind /long.
+    const long = recorder();
+    const short = recorder();
+    c.dispatch({ ...GET, path: '/long' }, long.handler);
+    c.dispatch({ ...GET, path: '/short' }, short.handler);
+    expect(await short.done).toEqual({});
+    expect(raw.connections).toHaveLength(2);
+    expect(c.open).toBe(2);
+  });
+
   it('fail/an app that sends two answers to one request: the second reaches no other request, the connection is dropped', async () => {
     let n = 0;
     const raw = await answering(() => {

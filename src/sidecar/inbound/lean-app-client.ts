@@ -94,8 +94,9 @@ export class LeanAppClient {
       }
       connection.destroy();
     }
-    // A connection whose answer just ended takes the request once it has settled, as undici's client queues it.
-    if (this.#settling === 0 && this.#all.size < this.options.maxConnections) {
+    // A connection whose answer just ended takes one request once it has settled (undici's client queues one on it);
+    // beyond one waiting request per settling connection, a new connection is opened while the bound allows.
+    if (this.#waiting.length >= this.#settling && this.#all.size < this.options.maxConnections) {
       this.#connect().send(request, handler);
       return;
     }
@@ -568,7 +569,16 @@ function settleTick(): void {
   settleTicks++;
   const settling = settlingConnections;
   settlingConnections = [];
-  for (const connection of settling) if (!connection.settled(settleTicks)) settlingConnections.push(connection);
+  for (const connection of settling) {
+    let done = true;
+    try {
+      done = connection.settled(settleTicks);
+    } catch {
+      // The request it was handed failed in its handler: that connection is not trusted further, the others settle on.
+      connection.destroy();
+    }
+    if (!done) settlingConnections.push(connection);
+  }
   if (settlingConnections.length > 0 && !settleTickDue) {
     settleTickDue = true;
     setImmediate(settleTick);

@@ -94,15 +94,26 @@ describe('agent restarted after the old root was retired', () => {
       metrics: new Metrics(),
     });
     cleanups.push(() => fake.close());
-    const refused = () => second.logs.filter((l) => l.msg === REFRESH_FAILED).length;
-    // Several refreshes went to the impersonator and were refused (or one took its bundle: the assertion says so).
+    const failures = () => second.logs.filter((l) => l.msg === REFRESH_FAILED);
+    const refused = () => failures().filter((l) => l.reason === 'tls').length;
+    // Several refreshes went to the impersonator and were refused by TLS (or one took its bundle: the assertion says so).
     await waitFor(
       'two refused bundle refreshes from the impersonator',
       () => refused() >= 2 || second.holder.current?.bundle.toPem() !== held,
       10_000,
     );
     expect(second.holder.current?.bundle.toPem(), 'the restarted agent took the retired root back').toBe(held);
-    expect(second.logs.filter((l) => l.msg === REFRESH_FAILED).every((l) => l.reason === 'tls')).toBe(true);
+    // Besides those, only refreshes made while nothing listened at the address (the CA stopped, the impersonator not yet
+    // started: a loaded machine takes more than a refresh interval between the two) may have failed.
+    expect(
+      failures()
+        .filter((l) => l.reason !== 'tls')
+        .map((l) => l.reason),
+    ).toEqual(
+      failures()
+        .filter((l) => l.reason !== 'tls')
+        .map(() => 'unreachable'),
+    );
   }, 40_000);
 
   it('ok/restarted at a lagging replica that lacks the newer root, the file still lets it in after the activation', async () => {

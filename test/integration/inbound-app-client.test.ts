@@ -406,6 +406,39 @@ describe('inbound app hop client (LeanAppClient)', () => {
     expect(raw.connections).toHaveLength(1);
   });
 
+  it('fail/an app that switches protocols unasked (101): the exchange fails as a bad answer, the connection is closed', async () => {
+    const raw = await answering('HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n');
+    const r = recorder();
+    clientFor(raw.port).dispatch(GET, r.handler);
+    expect((await r.done).error?.code).toBe('HPE_UNEXPECTED_UPGRADE');
+    expect(r.status).toBe(0);
+    await eventually(() => raw.connections[0]?.closed === true);
+  });
+
+  it('fail/a body cut while its request waited for a connection: nothing of it is written, the exchange fails', async () => {
+    const raw = await startRawApp();
+    app = raw;
+    const c = clientFor(raw.port, { maxConnections: 1 });
+    const first = recorder();
+    c.dispatch(GET, first.handler);
+    await eventually(() => raw.connections[0]?.received.includes('\r\n\r\n') === true);
+    const body = new PassThrough();
+    body.on('error', () => undefined);
+    const cut = recorder();
+    c.dispatch({ method: 'POST', path: '/cut', headers: ['host', 'app'], body }, cut.handler);
+    body.destroy(new Error('caller reset while waiting'));
+    const next = recorder();
+    c.dispatch({ ...GET, path: '/next' }, next.handler);
+    raw.connections[0]?.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+    expect(await first.done).toEqual({});
+    expect((await cut.done).error?.message).toBe('caller reset while waiting');
+    await eventually(() => raw.connections[0]?.received.includes('GET /next ') === true);
+    raw.connections[0]?.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+    expect(await next.done).toEqual({});
+    expect(raw.connections[0]?.received.includes('/cut')).toBe(false);
+    expect(raw.connections).toHaveLength(1);
+  });
+
   it('fail/an informational answer that claims a body: its bytes never reach the caller, the exchange fails as a bad answer', async () => {
     const raw = await answering(
       'HTTP/1.1 150 Odd\r\ncontent-length: 5\r\n\r\nleakHTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n',

@@ -252,7 +252,8 @@ class AppConnection {
     this.#method = request.method;
     this.#answered = false;
     this.#keepAlive = true;
-    this.#fields = [];
+    // Fields a head or trailers flushed early (handed to no handler yet) are not this answer's.
+    if (this.#fields.length > 0) this.#fields = [];
     try {
       handler.onConnect?.((error?: Error) => {
         if (this.#handler === handler) this.#fail(error ?? new Error('aborted'));
@@ -487,7 +488,6 @@ class AppConnection {
     if (handler === undefined || !this.#answered) return; // an informational answer ended
     this.#handler = undefined;
     this.#phase = 'idle';
-    this.#fields = [];
     if (this.#socket.isPaused()) this.#socket.resume();
     const early = this.#body !== null;
     this.#dropBody();
@@ -626,7 +626,7 @@ function hasContentLength(headers: readonly string[]): boolean {
  * How long a connection may idle before reuse: the server's `Keep-Alive: timeout=N` less a margin (so a request is not
  * written as the server closes it), else `fallbackMs`; 0 (not kept) when the server allows no more than the margin.
  */
-export function keepAliveMs(fields: readonly string[], fallbackMs: number): number {
+function keepAliveMs(fields: readonly string[], fallbackMs: number): number {
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i] as string;
     if (name.length !== 10 || name.toLowerCase() !== 'keep-alive') continue;

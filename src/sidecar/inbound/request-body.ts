@@ -1,5 +1,6 @@
-// The request body of an h2 server stream, handed on to undici (the inbound) or to the outbound exchange (the edge
-// gateway). An Http2Stream is the response too (undici destroys a body stream once it has sent it), so the body is
+// The request body of an h2 server stream, handed on to the app client (the inbound, lean-app-client.ts) or to the
+// outbound exchange (the edge gateway). An Http2Stream is the response too (the app client destroys a body it no
+// longer wants), so the body is
 // piped through a PassThrough with backpressure. The PassThrough only ends when the stream ended with END_STREAM: a
 // stream reset or a session lost mid-body destroys it with an error, so the request upstream is aborted instead of
 // ended (no terminating `0\r\n\r\n`, no END_STREAM).
@@ -18,8 +19,9 @@ export class H2RequestBody extends PassThrough {
 
 export function h2RequestBody(stream: ServerHttp2Stream): H2RequestBody {
   const body = new H2RequestBody();
-  // undici listens for the body's errors only while it writes the request; a body destroyed while the request
-  // still waits for an app connection (or after undici is done with it) must not become an uncaught exception.
+  // The app client listens for the body's errors only while it writes the request; a body destroyed while the
+  // request still waits for an app connection (or after the client is done with it) must not become an uncaught
+  // exception.
   body.on('error', ignore);
   (stream as Source)[kBody] = body;
   // 'aborted' is emitted synchronously when the stream closes while its response is still open, before the

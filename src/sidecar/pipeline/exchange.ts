@@ -33,7 +33,7 @@ export interface Sink {
     extraHeaders: Readonly<Record<string, string>> | undefined,
     extraBody: Readonly<Record<string, string>> | undefined,
   ): void;
-  /** The undici handler that streams the app's response into this sink. */
+  /** The dispatch handler that streams the app's response into this sink. */
   forwardHandler(peerId: string, startedAt: number): ForwardHandler;
   /** Registers `listener` for when the exchange is over (response done, or the caller gone). */
   onClose(listener: () => void): void;

@@ -119,7 +119,7 @@ export class H1Sink implements Sink {
   idle(): MeshauthError | undefined {
     const res = this.#res;
     if (res.headersSent || !peerStalledH1(this.#req)) return undefined;
-    // Before the answer: an abort destroys the body the app read (undici unhooks it from the socket first).
+    // Before the answer: an abort destroys the body the app read (the app client unhooks it from the socket first).
     this.#handler?.supersede();
     const error = requestBodyStalled();
     writeErrorH1(res, error, undefined, true);
@@ -259,7 +259,7 @@ function peerStalled(stream: ServerHttp2Stream): boolean {
  * the HTTP/1.1 form of a used-up flow-control window), so nothing the peer sent waits on this side.
  */
 function peerStalledH1(req: IncomingMessage): boolean {
-  // undici unsets `socket` on a request body it destroyed (the app exchange ended): not a stall of the peer's then.
+  // The app client unsets `socket` on a request body it destroyed (the app exchange ended): no stall of the peer's.
   const socket = req.socket as IncomingMessage['socket'] | null;
   return !req.complete && socket !== null && !socket.isPaused();
 }

@@ -4,6 +4,7 @@ import { STATUS_CODES } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { MeshauthError } from '../errors/index.js';
+import { closeAfterEarlyResponse } from './inbound/request-body.js';
 
 export function errorJson(error: MeshauthError, extra?: Readonly<Record<string, string>>): string {
   return JSON.stringify(extra === undefined ? error.toJSON() : { ...error.toJSON(), ...extra });
@@ -53,6 +54,9 @@ export function writeErrorH2(stream: ServerHttp2Stream, error: MeshauthError): v
     'content-length': Buffer.byteLength(body),
   });
   stream.end(body);
+  // A request body still coming is not wanted: RST_STREAM(NO_ERROR) once the answer is flushed, so the stream is
+  // freed, not left half-open until the idle timeout resets it (INTERNAL_ERROR, which a client reads as a failure).
+  closeAfterEarlyResponse(stream);
   resetIfNotTaken(stream);
 }
 
@@ -73,7 +77,9 @@ export function resetIfNotTaken(stream: ServerHttp2Stream): void {
 }
 
 function resetUntaken(stream: ServerHttp2Stream): void {
-  if (!stream.closed && !stream.destroyed) stream.destroy(new Error('answer not taken'));
+  // Not `closed`: a close(NO_ERROR) after the answer (closeAfterEarlyResponse) marks the stream closed at once but
+  // waits for the answer to be flushed, which an untaken answer never is.
+  if (!stream.destroyed) stream.destroy(new Error('answer not taken'));
 }
 
 /** A whole HTTP/1.1 error response written straight to a socket the HTTP server is not handling, then closed. */

@@ -7,13 +7,21 @@ import { constants, connect as h2Connect } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLines } from '../helpers/log-lines.js';
 import { eachRequestHead, eventually, type RawApp } from '../helpers/raw-app.js';
-import { type RawH2Client, type RawH2Frame, rawH2Client, rstCodeOf, statusOf } from '../helpers/raw-h2-client.js';
+import {
+  h2Frame,
+  type RawH2Client,
+  type RawH2Frame,
+  rawH2Client,
+  rstCodeOf,
+  statusOf,
+} from '../helpers/raw-h2-client.js';
 import { type HeldStage, startHeldStage, type TestSidecar } from '../helpers/sidecar-harness.js';
 import type { TestCa, TestSvid } from '../helpers/test-ca.js';
 
 const DATA = 0x0;
 const HEADERS = 0x1;
 const RST_STREAM = 0x3;
+const SETTINGS = 0x4;
 const END_STREAM = 0x1;
 
 describe('inbound h2: a response that ends before the request body closes the stream with RST_STREAM(NO_ERROR)', () => {
@@ -92,6 +100,24 @@ describe('inbound h2: a response that ends before the request body closes the st
     ).toMatch(/^a?$/);
     expect(await idleResets()).toBe(resetsBefore);
     expect(await rejected()).toBe(rejectedBefore);
+  });
+
+  it('fail/an early answer the caller never takes is still reset when its stream idles out (INTERNAL_ERROR)', async () => {
+    const client = await rawH2Client(b.sidecar.inboundPort, ca.bundlePem, peer);
+    try {
+      const zeroWindow = Buffer.alloc(6);
+      zeroWindow.writeUInt16BE(0x4 /* SETTINGS_INITIAL_WINDOW_SIZE */, 0);
+      client.socket.write(h2Frame(SETTINGS, 0, 0, zeroWindow));
+      post(client, 1, '/early', 1_000);
+      client.data(1, 'a');
+      // The answer's head goes out; its body waits for a window that never opens, so the answer never finishes.
+      const reset = () => client.received.find((f) => f.stream === 1 && f.type === RST_STREAM);
+      expect(await eventually(() => reset() !== undefined, 8_000), 'stream 1 reset').toBe(true);
+      const frame = reset();
+      expect(frame === undefined ? undefined : rstCodeOf(frame)).toBe(constants.NGHTTP2_INTERNAL_ERROR);
+    } finally {
+      client.close();
+    }
   });
 
   it('ok/a body that ended before the answer is not reset', async () => {

@@ -43,16 +43,28 @@ export function cutRequestBody(stream: ServerHttp2Stream): void {
 }
 
 /**
- * The response ended (END_STREAM queued) before the request body did: the app answered without waiting for the rest.
- * The stream is closed with RST_STREAM(NO_ERROR) once the response is flushed, asking the peer to stop sending
- * (a server may answer before the request is complete), instead of staying half-open, holding its concurrency slot,
- * until the stream idle timeout resets it (INTERNAL_ERROR, which a client reads as a failed request). The body pipe is
- * cut first: the close would otherwise end it, and what reaches the app after its answer must not read as a complete
- * body.
+ * The response ended (END_STREAM queued) before the request body did: the app or the sidecar answered without waiting
+ * for the rest. The stream is closed with RST_STREAM(NO_ERROR) once the response is flushed, asking the peer to stop
+ * sending (a server may answer before the request is complete), instead of staying half-open, holding its concurrency
+ * slot, until the stream idle timeout resets it (INTERNAL_ERROR, which a client reads as a failed request). The body
+ * pipe is cut at once: the close would otherwise end it, and what reaches the app after the answer must not read as a
+ * complete body. The close waits for 'finish' rather than being asked for now: node:http2 marks a stream closed as
+ * soon as close() is called, and a closed stream is never reset by destroy(), so an answer the peer never takes (its
+ * flow-control window shut) could no longer be reset by its deadline (resetIfNotTaken, H2Sink.idle).
  */
 export function closeAfterEarlyResponse(stream: ServerHttp2Stream): void {
   if (stream.destroyed || stream.closed || stream.state.remoteClose !== 0) return;
   cutRequestBody(stream);
+  if (stream.writableFinished) closeUnlessDone(stream);
+  else stream.once('finish', onAnswerFlushed);
+}
+
+function onAnswerFlushed(this: ServerHttp2Stream): void {
+  closeUnlessDone(this);
+}
+
+function closeUnlessDone(stream: ServerHttp2Stream): void {
+  if (stream.destroyed || stream.closed || stream.state.remoteClose !== 0) return;
   stream.close(constants.NGHTTP2_NO_ERROR);
 }
 

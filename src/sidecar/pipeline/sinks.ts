@@ -1,7 +1,7 @@
 // The two Sinks (pipeline/exchange.ts): HTTP/1.1 over Node's ServerResponse and h2 over a server stream. Each knows
 // its protocol's header copy, body hand-off, error answer and forward handler, so stages never branch on `h2`.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { isForwardedMethod } from '../../authz/index.js';
 import type { MeshauthError } from '../../errors/index.js';
@@ -228,10 +228,10 @@ export class H2Sink implements Sink {
     this.#handler?.supersede();
     cutRequestBody(stream);
     const error = requestBodyStalled();
+    // The rest of the body is not wanted: writeErrorH2 closes the stream with RST_STREAM(NO_ERROR) once the answer is
+    // flushed (a complete response before the whole request is allowed), so it is freed, not left half-open to idle
+    // out again.
     writeErrorH2(stream, error);
-    // The rest of the body is not wanted: RST_STREAM(NO_ERROR) once the answer is flushed (a complete
-    // response before the whole request is allowed), so the stream is freed, not left half-open to idle out again.
-    stream.close(constants.NGHTTP2_NO_ERROR);
     return error;
   }
 

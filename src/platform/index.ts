@@ -1,10 +1,11 @@
 // Thin helpers over Node itself that several folders share: binding a listener, reading a small local file, acting at
-// a peer certificate's expiry, naming an HTTP/2 session error, one reload at a time, random bytes drawn per request,
-// and (node-internals.ts) the Node and undici behaviours relied on beyond their public API, one place to check on an
-// upgrade.
+// a peer certificate's expiry, an HTTP/2 client request without node:http2's per-call overheads, naming an HTTP/2
+// session error, one reload at a time, random bytes drawn per request, and (node-internals.ts) the Node and undici
+// behaviours relied on beyond their public API, one place to check on an upgrade.
 
 export { clientAddress, clientSourceKey } from './client-source.js';
 export { addTo } from './counts.js';
+export { bindInScope, requestStream } from './h2-request.js';
 export { clientWentAway, type H2SessionErrorReason, h2SessionErrorReason } from './h2-session-error.js';
 export { bindOptions, isEveryAddressIpv6, listenOn, REUSE_PORT_MIN_NODE, reusePortSupported } from './listen.js';
 export { HTTP_METHODS, HTTPParser, type LlhttpParser, llhttpParser, releaseParser } from './llhttp.js';

@@ -13,6 +13,7 @@ import { type ClientHttp2Session, type ClientHttp2Stream, constants, type Incomi
 import { Duplex, type Readable } from 'node:stream';
 import type { Counter } from 'prom-client';
 import { causeChain, isMeshauthError, MeshauthError } from '../../errors/index.js';
+import { requestStream } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import { PeerConnectError } from '../../tls/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
@@ -276,7 +277,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     }
     let stream: Slot<ClientHttp2Stream>;
     try {
-      stream = target.request(this.#h2Headers, { endStream: !this.hasBody });
+      stream = requestStream(target, this.#h2Headers, !this.hasBody);
     } catch (error) {
       // The session was closing or gone: nothing was sent.
       this.#retryOr('goaway', endpoint, peerUnavailable('peer session closed', 'goaway', error));

@@ -15,6 +15,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Pool } from 'undici';
 import { firstJsonLine, spawnChild } from './children.js';
 
+export { type MemoryKiB, memoryKiB } from './proc-memory.js';
+
 export interface LoadSpec {
   readonly url: string;
   /** Host header sent (the meshauth outbound routes by it; the others ignore it). */
@@ -97,26 +99,6 @@ export function cpuTimeUs(pid: number): number {
     return (ticks * 1e6) / clockTicks();
   } catch {
     return Number.NaN;
-  }
-}
-
-export interface MemoryKiB {
-  /** Resident set now. */
-  readonly rss: number;
-  /** Peak resident set since start (VmHWM). */
-  readonly hwm: number;
-  /** The resident set split: anonymous pages, and file-backed ones (the node binary's, shared between processes). */
-  readonly anon: number;
-  readonly file: number;
-}
-
-export function memoryKiB(pid: number): MemoryKiB {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
-    return { rss: field('VmRSS'), hwm: field('VmHWM'), anon: field('RssAnon'), file: field('RssFile') };
-  } catch {
-    return { rss: Number.NaN, hwm: Number.NaN, anon: Number.NaN, file: Number.NaN };
   }
 }
 

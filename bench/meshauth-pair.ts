@@ -18,8 +18,8 @@ import { Metrics, silentLogger } from '../src/telemetry/index.js';
 import { BENCH_TRUST_DOMAIN, type PemFiles } from './bench-pki.js';
 import { firstJsonLine, spawnChild } from './children.js';
 import { imageNodeFlags, podHeapFlags } from './image-node-flags.js';
-import { memoryKiB } from './load.js';
 import type { PeerOptions, ProxyPair } from './peers.js';
+import { memoryKiB } from './proc-memory.js';
 
 /** The host name the load generator sends; the client sidecar routes it to the server sidecar. */
 export const MESH_HOST = 'app.bench';

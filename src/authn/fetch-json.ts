@@ -1,8 +1,9 @@
 // Bounded JSON GET for OIDC discovery and JWKS: undici with a whole-request timeout,
 // a response-size cap, no redirects, and a URL policy (https only; http only to loopback for tests and demos).
 
-import { type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { isLoopbackHost } from '../config/host-port.js';
+import { loadUndici } from '../platform/index.js';
 
 export interface FetchJsonOptions {
   readonly timeoutMs: number;
@@ -53,6 +54,7 @@ export async function fetchJson(url: string, options: FetchJsonOptions): Promise
   }, options.timeoutMs);
   timer.unref();
   try {
+    const { request } = await loadUndici();
     const response = await request(url, {
       method: 'GET',
       headers: { accept: 'application/json' },

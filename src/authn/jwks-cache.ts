@@ -2,8 +2,9 @@
 // refreshed in the background, single-flight, one rate-limited refresh for an unknown `kid`, and the last good key
 // set kept while the issuer is down or serves garbage (until max-stale). A `file:` jwksUri is a local file instead,
 // stat'ed on a short interval and read again when it was replaced. Owns the keys; knows nothing of tokens.
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
 import { readSettingFile } from '../config/read-setting-file.js';
+import { loadUndici } from '../platform/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { discoveryUrl, type EndUserTunables, JWKS_FILE_HINT } from './end-user-config.js';
 import { checkFetchableUrl, FetchJsonError, fetchJson } from './fetch-json.js';
@@ -59,7 +60,9 @@ export class JwksCache {
   readonly #logger: Logger;
   readonly #metrics: Metrics | undefined;
   readonly #now: () => number;
-  readonly #agent: Agent;
+  /** Made on the first fetch (undici is loaded only then: a file or no end users never loads it). */
+  #agent: Agent | undefined;
+  readonly #agentOptions: Agent.Options;
   /** The local path when jwksUri is a `file:` URI. */
   readonly #file: string | undefined;
   /** The file version the current keys came from. */
@@ -91,7 +94,7 @@ export class JwksCache {
     // A private dispatcher: no proxy from the environment, bounded connect time, closed with the cache.
     // rejectUnauthorized explicit: left out, node:tls takes it from NODE_TLS_REJECT_UNAUTHORIZED, and =0 in the
     // environment would let any server on the JWKS path sign end users.
-    this.#agent = new Agent({
+    this.#agentOptions = {
       connect: {
         timeout: options.tunables.jwksFetchTimeoutMs,
         rejectUnauthorized: true,
@@ -99,7 +102,7 @@ export class JwksCache {
       },
       headersTimeout: options.tunables.jwksFetchTimeoutMs,
       bodyTimeout: options.tunables.jwksFetchTimeoutMs,
-    });
+    };
   }
 
   /**
@@ -159,7 +162,17 @@ export class JwksCache {
     this.#closed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
-    await this.#agent.destroy();
+    await this.#agent?.destroy();
+  }
+
+  /** The private dispatcher, made on first use; none once closed (a fetch racing close() fails, leaving nothing open). */
+  async #dispatcher(): Promise<Agent> {
+    if (this.#agent === undefined) {
+      const { Agent } = await loadUndici();
+      if (this.#closed) throw new FetchJsonError('network', 'key cache closed');
+      this.#agent ??= new Agent(this.#agentOptions);
+    }
+    return this.#agent;
   }
 
   // An on-demand fetch joins one in flight, else runs at most once per cooldown (J08, J21): a flood of tokens with
@@ -264,7 +277,7 @@ export class JwksCache {
     const limits = { timeoutMs: this.#tunables.jwksFetchTimeoutMs, maxBytes: this.#tunables.jwksMaxResponseBytes };
     const jwksUri = await this.#jwksUri(limits);
     try {
-      return await fetchJson(jwksUri, { ...limits, dispatcher: this.#agent });
+      return await fetchJson(jwksUri, { ...limits, dispatcher: await this.#dispatcher() });
     } finally {
       this.#fetches++;
     }
@@ -276,7 +289,7 @@ export class JwksCache {
     if (this.#configuredJwksUri !== undefined) return this.#configuredJwksUri;
     if (this.#discoveredJwksUri !== undefined) return this.#discoveredJwksUri;
     const url = discoveryUrl(this.issuer);
-    const document = await fetchJson(url, { ...limits, dispatcher: this.#agent });
+    const document = await fetchJson(url, { ...limits, dispatcher: await this.#dispatcher() });
     if (typeof document !== 'object' || document === null) {
       throw new FetchJsonError('invalid_json', 'discovery document is not an object');
     }

@@ -7,6 +7,7 @@ export { clientAddress, clientSourceKey } from './client-source.js';
 export { addTo } from './counts.js';
 export { bindInScope, requestStream } from './h2-request.js';
 export { clientWentAway, type H2SessionErrorReason, h2SessionErrorReason } from './h2-session-error.js';
+export { loadUndici, undiciIfLoaded } from './lazy-undici.js';
 export { bindOptions, isEveryAddressIpv6, listenOn, REUSE_PORT_MIN_NODE, reusePortSupported } from './listen.js';
 export { HTTP_METHODS, HTTPParser, type LlhttpParser, llhttpParser, releaseParser } from './llhttp.js';
 export {

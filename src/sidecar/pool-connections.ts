@@ -9,21 +9,26 @@
 // whoever aborted it (a caller gone from ForwardHandler, a browser's AbortSignal at the gateway). undici's abort only
 // fires for a request still running on that very connection, so no other request's connection is touched.
 import type { Duplex } from 'node:stream';
-import { type buildConnector, Client, type Dispatcher } from 'undici';
+import type { buildConnector, Client, Dispatcher } from 'undici';
 import { UNDICI_ABORT_MESSAGE, UNDICI_CODES } from '../platform/index.js';
 
-/** Pool `factory`: clients whose connections end an aborted request instead of having it connected for again. */
-export function trackingClient(origin: URL, options: object): Dispatcher {
-  const { connect, ...rest } = options as Client.Options & { connect: buildConnector.connector };
-  return new Client(origin, {
-    ...rest,
-    connect: (connectOptions, callback) =>
-      connect(connectOptions, (...args) => {
-        const socket = args[1];
-        if (socket !== null && socket !== undefined) endsAbortedRequest(socket);
-        callback(...args);
-      }),
-  });
+/**
+ * A Pool `factory` making undici `ClientClass` clients whose connections end an aborted request instead of having it
+ * connected for again (the class is passed in: undici is loaded only when a pool is needed, lazy-undici.ts).
+ */
+export function trackingClient(ClientClass: typeof Client): (origin: URL, options: object) => Dispatcher {
+  return (origin, options) => {
+    const { connect, ...rest } = options as Client.Options & { connect: buildConnector.connector };
+    return new ClientClass(origin, {
+      ...rest,
+      connect: (connectOptions, callback) =>
+        connect(connectOptions, (...args) => {
+          const socket = args[1];
+          if (socket !== null && socket !== undefined) endsAbortedRequest(socket);
+          callback(...args);
+        }),
+    });
+  };
 }
 
 function endsAbortedRequest(socket: Duplex): void {

@@ -5,10 +5,10 @@
 // here, per endpoint, as the metric label of the requests it carries.
 import { type ClientHttp2Session, connect as h2Connect } from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import { type buildConnector, Pool } from 'undici';
+import type { buildConnector, Pool } from 'undici';
 import { formatHostPort } from '../../config/index.js';
 import type { SpiffeId, TrustDomain } from '../../identity/index.js';
-import { atPeerExpiry } from '../../platform/index.js';
+import { atPeerExpiry, loadUndici, undiciIfLoaded } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   type ClientContext,
@@ -257,18 +257,21 @@ export class Endpoint implements Candidate {
     if (!current) setImmediate(() => session.close());
   }
 
-  #poolFor(tls: ClientContext): Pool {
+  /** The HTTP/1.1 pool for `tls`; a promise the first time any pool is made, while undici loads (lazy-undici.ts). */
+  #poolFor(tls: ClientContext): Pool | Promise<Pool> {
     if (this.#pool !== undefined && this.#poolContext === tls) return this.#pool;
+    const undici = undiciIfLoaded();
+    if (undici === undefined) return loadUndici().then(() => this.#poolFor(tls));
     this.#retirePool();
     const { timeoutMs } = this.#context;
-    const pool = new Pool(`https://${this.authority}`, {
+    const pool = new undici.Pool(`https://${this.authority}`, {
       allowH2: false,
       connections: H1_CONNECTIONS,
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       keepAliveTimeout: IDLE_MS,
       connect: (_options, callback) => this.#connectHttp1(tls, pool, callback),
-      factory: trackingClient, // a caller's abort ends its connection, and no replacement is opened for it
+      factory: trackingClient(undici.Client), // a caller's abort ends its connection, and no replacement is opened
     });
     this.#pool = pool;
     this.#poolContext = tls;

@@ -28,7 +28,9 @@ describe('bindInScope', () => {
     const resource = new AsyncResource('Test');
     const fixed = { name: 'fixed' };
     const ours = bindInScope.call(resource, probe(resource), fixed);
-    const nodes = resource.bind(probe(resource), fixed);
+    // Node takes a thisArg (its own source); @types/node declares bind(fn) only.
+    const nodeBind = resource.bind as unknown as (fn: ReturnType<typeof probe>, thisArg: unknown) => typeof ours;
+    const nodes = nodeBind.call(resource, probe(resource), fixed);
     expect(ours.call({ other: true }, 3)).toEqual(nodes.call({ other: true }, 3));
     expect(ours.call({ other: true }, 3)).toMatchObject({ self: fixed, args: [3], inScope: true });
   });

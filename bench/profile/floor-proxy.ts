@@ -16,6 +16,8 @@
 //            mTLS connection per request from a pool, writes the rebuilt head and reads the answer with llhttp; the
 //            inbound parses requests off the mTLS socket with llhttp and forwards each through a node:http agent:
 //            what the mesh hop alone costs when neither end uses Node's HTTP layers for it
+// The HTTP/2 clients start their streams through the product's requestStream (src/platform/h2-request.ts), as the
+// sidecar does since Round 19: node:http2's per-call overheads it avoids are no part of the floor.
 // Not product code: no limits, no timeouts, no policy; measurement only.
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, Agent as HttpAgent, request as httpRequest, STATUS_CODES } from 'node:http';
@@ -29,6 +31,7 @@ import { createServer as createHttpsServer, Agent as HttpsAgent, request as http
 import { createServer as createNetServer, connect as netConnect, type Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { requestStream } from '../../src/platform/h2-request.js';
 import { HTTP_METHODS, HTTPParser, type LlhttpParser, llhttpParser, releaseParser } from '../../src/platform/llhttp.js';
 import type { PemFiles } from '../bench-pki.js';
 
@@ -301,18 +304,20 @@ function nodeH2Proxy(spec: FloorProxySpec) {
   if (spec.role === 'out') {
     const open = h2SessionOpener(spec);
     return createHttpServer((req, res) => {
-      const stream = open().request({
+      const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+      const headers = {
         ...forwardHeaders(req.headers),
         ':method': req.method ?? 'GET',
         ':path': req.url ?? '/',
         ':authority': req.headers.host ?? 'app',
-      });
+      };
+      const stream = requestStream(open(), headers, !hasBody);
       stream.on('response', (headers) => {
         res.writeHead(Number(headers[':status']), forwardHeaders(headers));
         stream.pipe(res);
       });
       stream.on('error', () => res.destroy());
-      req.pipe(stream);
+      if (hasBody) req.pipe(stream);
     });
   }
   const agent = new HttpAgent({ keepAlive: true, maxSockets: 256 });
@@ -361,7 +366,7 @@ function leanH2Proxy(spec: FloorProxySpec) {
         } else if (name === 'transfer-encoding') hasBody = true;
         else if (!HOP_BY_HOP.has(name) && name !== IDENTITY_HEADER) headers[name] = value;
       }
-      const stream = open().request(headers, { endStream: !hasBody });
+      const stream = requestStream(open(), headers, !hasBody);
       stream.on('response', (answer) => {
         const fields = Object.entries(answer)
           .filter(([name]) => !name.startsWith(':'))

@@ -6,8 +6,11 @@
 //   accessor properties on every function it returns, each made by util.deprecate (the `asyncResource` property,
 //   DEP0172): on Node 20 that is about half of the call. The start function is only ever called, never inspected, so
 //   for the duration of the call bind is one that returns the same closure without those properties: the function
-//   still runs in the resource's async scope (AsyncLocalStorage and async_hooks see what they saw). The original is
-//   put back before request() returns or throws; nothing else in the process sees the swap.
+//   still runs in the resource's async scope (AsyncLocalStorage and async_hooks see what they saw). Whatever bind was
+//   in place (Node's, or an APM's wrapper) is put back before request() returns or throws. Code that runs inside the
+//   call sees the swap too: on Node 24, subscribers of the `http2.client.stream.created` diagnostics channel, whose
+//   bound functions then have no `length` and no `asyncResource`. Where the prototype cannot be written (frozen by a
+//   hardened runtime), request() is called as it is.
 // - request() copies its options and fills in the stream priority defaults it finds missing (parent, exclusive,
 //   silent), changing the shape of the copy each time; given, they are only validated. The weight is left out:
 //   Node 24 warns about it (priority signalling is deprecated), and it makes no difference here.
@@ -18,7 +21,7 @@ const PRIORITY_DEFAULTS = { parent: 0, exclusive: false, silent: false } as cons
 const WITH_BODY = Object.freeze({ endStream: false, ...PRIORITY_DEFAULTS });
 const WITHOUT_BODY = Object.freeze({ endStream: true, ...PRIORITY_DEFAULTS });
 
-const nodeBind = AsyncResource.prototype.bind;
+type Bind = typeof AsyncResource.prototype.bind;
 
 /**
  * AsyncResource.prototype.bind without the `length` and deprecated `asyncResource` properties on the function it
@@ -43,10 +46,17 @@ export function requestStream(
   headers: OutgoingHttpHeaders,
   endStream: boolean,
 ): ClientHttp2Stream {
-  AsyncResource.prototype.bind = bindInScope as unknown as typeof nodeBind;
+  const options = endStream ? WITHOUT_BODY : WITH_BODY;
+  const prototype = AsyncResource.prototype;
+  const bind = prototype.bind;
   try {
-    return session.request(headers, endStream ? WITHOUT_BODY : WITH_BODY);
+    prototype.bind = bindInScope as unknown as Bind;
+  } catch {
+    return session.request(headers, options); // a frozen prototype (a hardened runtime): the call as it is
+  }
+  try {
+    return session.request(headers, options);
   } finally {
-    AsyncResource.prototype.bind = nodeBind;
+    prototype.bind = bind;
   }
 }

@@ -77,8 +77,8 @@ export function resetIfNotTaken(stream: ServerHttp2Stream): void {
 }
 
 function resetUntaken(stream: ServerHttp2Stream): void {
-  // Not `closed`: a close(NO_ERROR) after the answer (closeAfterEarlyResponse) marks the stream closed at once but
-  // waits for the answer to be flushed, which an untaken answer never is.
+  // Also a stream already closed but not yet destroyed (its readable side not ended): destroy() sends no reset then,
+  // but frees it.
   if (!stream.destroyed) stream.destroy(new Error('answer not taken'));
 }
 

@@ -1,12 +1,13 @@
 // requestStream (platform/h2-request.ts) starts node:http2 client requests with AsyncResource's bind swapped for the
 // duration of the call: requests with and without a body, and one made while the session is still connecting (its
-// start is queued until 'connect'), are answered; the original bind is back after every call, also one on a session
-// already destroyed.
+// start is queued until 'connect'), are answered; the bind in place before the call (Node's, or a wrapper installed
+// later) is back after every call, also one on a session already destroyed; a bind that cannot be written leaves the
+// call as it is.
 import { AsyncResource } from 'node:async_hooks';
 import { type ClientHttp2Session, type ClientHttp2Stream, connect, createServer, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requestStream } from '../../src/platform/h2-request.js';
+import { bindInScope, requestStream } from '../../src/platform/h2-request.js';
 
 const nodeBind = AsyncResource.prototype.bind;
 
@@ -73,6 +74,42 @@ describe('requestStream', () => {
     const bodiless = requestStream(open, { ':method': 'GET', ':path': '/' }, true);
     expect(bodiless.writableEnded).toBe(true);
     expect(await answer(bodiless)).toEqual({ status: 200, body: 'GET ' });
+    expect(AsyncResource.prototype.bind).toBe(nodeBind);
+  });
+
+  it('the swap is in place during request() and only then; a bind installed after import is the one put back', async () => {
+    const open = session();
+    await new Promise((resolve) => open.once('connect', resolve));
+    let during: unknown;
+    const request = open.request;
+    open.request = function (this: ClientHttp2Session, ...args: Parameters<ClientHttp2Session['request']>) {
+      during = AsyncResource.prototype.bind;
+      return request.apply(this, args);
+    } as ClientHttp2Session['request'];
+    const wrapper = function (this: AsyncResource, ...args: Parameters<typeof nodeBind>) {
+      return nodeBind.apply(this, args);
+    } as typeof nodeBind;
+    AsyncResource.prototype.bind = wrapper;
+    try {
+      const stream = requestStream(open, { ':method': 'GET', ':path': '/' }, true);
+      expect(during).toBe(bindInScope);
+      expect(AsyncResource.prototype.bind).toBe(wrapper);
+      expect(await answer(stream)).toEqual({ status: 200, body: 'GET ' });
+    } finally {
+      AsyncResource.prototype.bind = nodeBind;
+    }
+  });
+
+  it('a bind that cannot be written (a frozen prototype) leaves request() as it is', async () => {
+    const open = session();
+    await new Promise((resolve) => open.once('connect', resolve));
+    Object.defineProperty(AsyncResource.prototype, 'bind', { value: nodeBind, writable: false, configurable: true });
+    try {
+      const stream = requestStream(open, { ':method': 'GET', ':path': '/' }, true);
+      expect(await answer(stream)).toEqual({ status: 200, body: 'GET ' });
+    } finally {
+      Object.defineProperty(AsyncResource.prototype, 'bind', { value: nodeBind, writable: true, configurable: true });
+    }
     expect(AsyncResource.prototype.bind).toBe(nodeBind);
   });
 

@@ -277,8 +277,11 @@ export class ListenerCore {
       this.telemetry.sessionError(peer?.idString ?? '', error);
       session.destroy();
     });
-    // Idle session (no stream in flight for sessionIdleTimeout): GOAWAY, then the socket closes.
-    session.setTimeout(this.limits.sessionIdleTimeoutMs, () => {
+    // Idle session (no stream in flight for sessionIdleTimeout): GOAWAY, then the socket closes. A listener of its own,
+    // not setTimeout's callback, which node:http2 adds with `once`: a first expiry with a stream in flight would have
+    // been the last, and the session never closed for idleness after it.
+    session.setTimeout(this.limits.sessionIdleTimeoutMs);
+    session.on('timeout', () => {
       if (state.inFlight === 0 && !session.closed) {
         session.close();
         this.telemetry.idleSession();

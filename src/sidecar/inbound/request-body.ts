@@ -43,29 +43,37 @@ export function cutRequestBody(stream: ServerHttp2Stream): void {
 }
 
 /**
- * The response ended (END_STREAM queued) before the request body did: the app or the sidecar answered without waiting
- * for the rest. The stream is closed with RST_STREAM(NO_ERROR) once the response is flushed, asking the peer to stop
- * sending (a server may answer before the request is complete), instead of staying half-open, holding its concurrency
- * slot, until the stream idle timeout resets it (INTERNAL_ERROR, which a client reads as a failed request). The body
- * pipe is cut at once: the close would otherwise end it, and what reaches the app after the answer must not read as a
- * complete body. The close waits for 'finish' rather than being asked for now: node:http2 marks a stream closed as
- * soon as close() is called, and a closed stream is never reset by destroy(), so an answer the peer never takes (its
- * flow-control window shut) could no longer be reset by its deadline (resetIfNotTaken, H2Sink.idle).
+ * The response ended (END_STREAM queued) before the request body was taken: the app or the sidecar answered without
+ * waiting for the rest. The body pipe is cut at once (what reaches the app after the answer must not read as a
+ * complete body), and once the answer is flushed the stream is closed with RST_STREAM(NO_ERROR) if the peer is still
+ * sending, asking it to stop (a server may answer before the request is complete), instead of staying half-open,
+ * holding its concurrency slot, until the stream idle timeout resets it (INTERNAL_ERROR, which a client reads as a
+ * failed request). Then whatever body the stream still buffers is dropped: cutting the pipe pauses the stream, and a
+ * paused stream with data left never ends, so node:http2 never destroys it (no 'close': the session's count of streams
+ * in flight never falls, and the buffered body stays for the session's life).
+ *
+ * The close waits for 'finish' rather than being asked for now: node:http2 marks a stream closed as soon as close() is
+ * called and never resets a closed stream on destroy(), so an answer the peer never takes (its flow-control window
+ * shut) could no longer be reset by its deadline (resetIfNotTaken, H2Sink.idle).
  */
 export function closeAfterEarlyResponse(stream: ServerHttp2Stream): void {
-  if (stream.destroyed || stream.closed || stream.state.remoteClose !== 0) return;
+  if (stream.destroyed || stream.readableEnded) return;
+  // The peer ended its body and all of it was taken: nothing to stop, nothing to drop.
+  if (stream.state.remoteClose !== 0 && stream.readableLength === 0) return;
+  stream.unpipe();
   cutRequestBody(stream);
-  if (stream.writableFinished) closeUnlessDone(stream);
+  if (stream.writableFinished) closeAndDrop(stream);
   else stream.once('finish', onAnswerFlushed);
 }
 
 function onAnswerFlushed(this: ServerHttp2Stream): void {
-  closeUnlessDone(this);
+  closeAndDrop(this);
 }
 
-function closeUnlessDone(stream: ServerHttp2Stream): void {
-  if (stream.destroyed || stream.closed || stream.state.remoteClose !== 0) return;
-  stream.close(constants.NGHTTP2_NO_ERROR);
+function closeAndDrop(stream: ServerHttp2Stream): void {
+  if (stream.destroyed) return;
+  if (!stream.closed && stream.state.remoteClose === 0) stream.close(constants.NGHTTP2_NO_ERROR);
+  stream.resume();
 }
 
 function ignore(): void {}

@@ -275,6 +275,12 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
       );
       return;
     }
+    // The session closed (a GOAWAY) or went away since it was handed out: nothing was sent. Checked here because only
+    // Node 20 throws from request() then; later versions fail the stream a tick later, as a reset without a stream id.
+    if (target.closed || target.destroyed) {
+      this.#retryOr('goaway', endpoint, peerUnavailable('peer session closed', 'goaway'));
+      return;
+    }
     let stream: Slot<ClientHttp2Stream>;
     try {
       stream = requestStream(target, this.#h2Headers, !this.hasBody);

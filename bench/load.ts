@@ -15,8 +15,6 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Pool } from 'undici';
 import { firstJsonLine, spawnChild } from './children.js';
 
-export { type MemoryKiB, memoryKiB } from './proc-memory.js';
-
 export interface LoadSpec {
   readonly url: string;
   /** Host header sent (the meshauth outbound routes by it; the others ignore it). */

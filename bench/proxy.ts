@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createBenchPki } from './bench-pki.js';
 import { firstJsonLine, installCleanup, spawnChild, stopAll } from './children.js';
-import { type LoadSpec, memoryKiB, runLoad } from './load.js';
+import { type LoadSpec, runLoad } from './load.js';
 import { MESH_HOST, startMeshauthPair } from './meshauth-pair.js';
+import { memoryKiB } from './proc-memory.js';
 
 export interface ProxyBenchRow {
   readonly scenario: 'direct' | 'meshauth';

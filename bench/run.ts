@@ -12,9 +12,10 @@ import { type BenchPki, createBenchPki } from './bench-pki.js';
 import { firstJsonLine, installCleanup, spawnChild, stopAll } from './children.js';
 import { benchGateway } from './gateway.js';
 import { benchHandshake } from './handshake.js';
-import { closedLoopTool, type LoadSpec, machineInfo, memoryKiB, runLoad } from './load.js';
+import { closedLoopTool, type LoadSpec, machineInfo, runLoad } from './load.js';
 import { MESH_HOST, nodeVersion, SIDECAR_NODE_FLAGS, startMeshauthPair } from './meshauth-pair.js';
 import { findBinary, type PeerOptions, type ProxyPair, startHaproxyPair, startNginxPair } from './peers.js';
+import { memoryKiB } from './proc-memory.js';
 import {
   type BenchReport,
   checkTargets,

@@ -15,8 +15,9 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createBenchPki } from '../bench-pki.js';
 import { firstJsonLine, installCleanup, spawnChild, stopAll } from '../children.js';
-import { closedLoopTool, memoryKiB, runLoad } from '../load.js';
+import { closedLoopTool, runLoad } from '../load.js';
 import { MESH_HOST, startMeshauthPair } from '../meshauth-pair.js';
+import { memoryKiB } from '../proc-memory.js';
 
 function option(name: string, fallback: string): string {
   const index = process.argv.indexOf(name);

@@ -38,7 +38,16 @@ export function writeErrorH1(
   res.end(body);
 }
 
-export function writeErrorH2(stream: ServerHttp2Stream, error: MeshauthError): void {
+/**
+ * Writes the error on an h2 stream (`extraHeaders` on its head, `extraBody` fields in its JSON), or resets a stream
+ * whose head already went out.
+ */
+export function writeErrorH2(
+  stream: ServerHttp2Stream,
+  error: MeshauthError,
+  extraHeaders?: Readonly<Record<string, string>>,
+  extraBody?: Readonly<Record<string, string>>,
+): void {
   if (stream.destroyed || stream.closed) return;
   if (stream.headersSent) {
     // RST_STREAM(INTERNAL_ERROR) without END_STREAM: the response cannot be completed, so the client must see a
@@ -47,11 +56,12 @@ export function writeErrorH2(stream: ServerHttp2Stream, error: MeshauthError): v
     stream.destroy(new Error(error.message));
     return;
   }
-  const body = errorJson(error);
+  const body = errorJson(error, extraBody);
   stream.respond({
     ':status': error.status,
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
+    ...extraHeaders,
   });
   stream.end(body);
   // A request body still coming is not wanted: RST_STREAM(NO_ERROR) once the answer is flushed, so the stream is

@@ -214,32 +214,18 @@ export async function startTestSidecar(
   return { sidecar, holder, metrics, svid, config };
 }
 
-/**
- * B (`/ns/shop/sa/b`) in front of `appPort` with an end-user stage that holds every request whose target starts with
- * `/held/` until the test calls `held.get(target)`, and an idle exchange cut after max(streamIdleTimeout 300 ms,
- * appTimeout 200 ms + 1 s) = 1.2 s: the set-up of the stalled-body tests.
- */
-export function startHeldStageSidecar(
-  ca: TestCa,
-  appPort: number,
-  logger: SidecarDependencies['logger'],
-  held: Map<string, () => void>,
-  inboundLimits: SidecarDependencies['inboundLimits'] = {},
-): Promise<TestSidecar> {
-  return startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), testConfig({ appPort, appTimeout: '200ms' }), {
-    logger,
-    inboundLimits: { streamIdleTimeoutMs: 300, ...inboundLimits },
-    hooks: {
-      authenticateEndUser: (view) =>
-        view.target.startsWith('/held/')
-          ? new Promise<EndUserOutcome>((resolve) => held.set(view.target, () => resolve({})))
-          : Promise.resolve({}),
-    },
-  });
+/** An end-user stage that holds every request whose target starts with `/held/` until the test calls `held.get(target)`. */
+function heldStageHooks(held: Map<string, () => void>): NonNullable<SidecarDependencies['hooks']> {
+  return {
+    authenticateEndUser: (view) =>
+      view.target.startsWith('/held/')
+        ? new Promise<EndUserOutcome>((resolve) => held.set(view.target, () => resolve({})))
+        : Promise.resolve({}),
+  };
 }
 
-/** The stalled-body tests' set-up (startHeldStage): a raw app behind B, held by a stage, and a peer SVID. */
-export interface HeldStage {
+/** A raw app behind B (startRawAppBehind), a calling peer's SVID and B's inbound counters. */
+export interface RawAppBehind {
   readonly ca: TestCa;
   /** The calling peer, `/ns/shop/sa/peer`. */
   readonly peer: TestSvid;
@@ -252,21 +238,36 @@ export interface HeldStage {
   close(): Promise<void>;
 }
 
+/** The stalled-body tests' set-up (startHeldStage): a raw app behind B, held by a stage, and a peer SVID. */
+export type HeldStage = RawAppBehind;
+
+export interface RawAppBehindOptions {
+  /** Sees each app connection's bytes (startRawApp). */
+  readonly onAppData?: (connection: RawAppConnection) => void;
+  /** `inbound.appTimeout` (the config's default when left out). */
+  readonly appTimeout?: string;
+  readonly inboundLimits?: SidecarDependencies['inboundLimits'];
+  readonly hooks?: SidecarDependencies['hooks'];
+  readonly logger?: SidecarDependencies['logger'];
+}
+
 /**
- * A CA of example.org, a peer SVID, a raw app calling `onAppData` (startRawApp) and B in front of it
- * (startHeldStageSidecar: requests on `/held/…` wait for `held`, an idle exchange is cut after 1.2 s; more
- * `inboundLimits` if given).
+ * A CA of example.org, a peer SVID (`/ns/shop/sa/peer`), a raw app calling `onAppData` (startRawApp) and B
+ * (`/ns/shop/sa/b`) in front of it: for tests that must see or misbehave at the app's bytes.
  */
-export async function startHeldStage(
-  logger: SidecarDependencies['logger'],
-  held: Map<string, () => void>,
-  onAppData?: (connection: RawAppConnection) => void,
-  inboundLimits?: SidecarDependencies['inboundLimits'],
-): Promise<HeldStage> {
+export async function startRawAppBehind(options: RawAppBehindOptions = {}): Promise<RawAppBehind> {
   const ca = await TestCa.create('example.org');
   const peer = await ca.issue({ id: ca.idFor('/ns/shop/sa/peer') });
-  const app = await startRawApp(onAppData);
-  const b = await startHeldStageSidecar(ca, app.port, logger, held, inboundLimits);
+  const app = await startRawApp(options.onAppData);
+  const config = testConfig({
+    appPort: app.port,
+    ...(options.appTimeout === undefined ? {} : { appTimeout: options.appTimeout }),
+  });
+  const b = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), config, {
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+    ...(options.inboundLimits === undefined ? {} : { inboundLimits: options.inboundLimits }),
+    ...(options.hooks === undefined ? {} : { hooks: options.hooks }),
+  });
   return {
     ca,
     peer,
@@ -287,6 +288,26 @@ export async function startHeldStage(
       await app.close();
     },
   };
+}
+
+/**
+ * The stalled-body tests' set-up: startRawAppBehind with an end-user stage holding requests on `/held/…` until the
+ * test calls `held.get(target)`, and an idle exchange cut after max(streamIdleTimeout 300 ms, appTimeout 200 ms + 1 s)
+ * = 1.2 s (more `inboundLimits` if given).
+ */
+export function startHeldStage(
+  logger: SidecarDependencies['logger'],
+  held: Map<string, () => void>,
+  onAppData?: (connection: RawAppConnection) => void,
+  inboundLimits?: SidecarDependencies['inboundLimits'],
+): Promise<HeldStage> {
+  return startRawAppBehind({
+    logger,
+    ...(onAppData === undefined ? {} : { onAppData }),
+    appTimeout: '200ms',
+    inboundLimits: { streamIdleTimeoutMs: 300, ...inboundLimits },
+    hooks: heldStageHooks(held),
+  });
 }
 
 /** An inbound under test (startInboundServer) with what a client needs to reach it. */

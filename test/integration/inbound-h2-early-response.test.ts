@@ -42,7 +42,7 @@ describe('inbound h2: a response that ends before the request body closes the st
       c.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
       return true;
     });
-    // An idle stream is cut after 300 ms (startHeldStageSidecar); no path here is held in a stage.
+    // An idle stream is cut after 300 ms (startHeldStage); no path here is held in a stage.
     stage = await startHeldStage(log.logger, new Map(), onAppData);
     ({ ca, peer, app, b } = stage);
   });

@@ -7,10 +7,10 @@ import { constants } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshauthError } from '../../src/errors/index.js';
 import type { EndUserOutcome } from '../../src/sidecar/index.js';
-import { eachRequestHead, eventually, type RawApp, startRawApp } from '../helpers/raw-app.js';
+import { eachRequestHead, eventually, type RawApp } from '../helpers/raw-app.js';
 import { h2Frame, type RawH2Frame, rawH2Client, rstCodeOf } from '../helpers/raw-h2-client.js';
-import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
-import { TestCa, type TestSvid } from '../helpers/test-ca.js';
+import { type RawAppBehind, startRawAppBehind, type TestSidecar } from '../helpers/sidecar-harness.js';
+import type { TestCa, TestSvid } from '../helpers/test-ca.js';
 
 const DATA = 0x0;
 const HEADERS = 0x1;
@@ -19,22 +19,13 @@ const SETTINGS = 0x4;
 const END_STREAM = 0x1;
 
 describe('inbound h2: an error answer before the request body ended closes the stream with RST_STREAM(NO_ERROR)', () => {
+  let setup: RawAppBehind;
   let ca: TestCa;
   let peer: TestSvid;
   let app: RawApp;
   let b: TestSidecar;
 
   beforeAll(async () => {
-    ca = await TestCa.create('example.org');
-    peer = await ca.issue({ id: ca.idFor('/ns/shop/sa/peer') });
-    // /garbage gets bytes that are no HTTP answer (502); /closed, a connection closed without an answer (503).
-    app = await startRawApp(
-      eachRequestHead((c, path) => {
-        if (path === '/garbage') c.socket.write('NOT HTTP\r\n\r\n');
-        if (path === '/closed') c.socket.destroy();
-        return true;
-      }),
-    );
     const refused = (view: { readonly target: string }): EndUserOutcome =>
       view.target === '/refused'
         ? { reject: new MeshauthError('MESHAUTH_ERR_TOKEN_MISSING', 'no token', { reason: 'missing' }) }
@@ -44,23 +35,25 @@ describe('inbound h2: an error answer before the request body ended closes the s
               rejectHeaders: { 'www-authenticate': 'Bearer' },
             }
           : {};
-    b = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), testConfig({ appPort: app.port, appTimeout: '300ms' }), {
+    setup = await startRawAppBehind({
+      // /garbage gets bytes that are no HTTP answer (502); /closed, a connection closed without an answer (503).
+      onAppData: eachRequestHead((c, path) => {
+        if (path === '/garbage') c.socket.write('NOT HTTP\r\n\r\n');
+        if (path === '/closed') c.socket.destroy();
+        return true;
+      }),
+      appTimeout: '300ms',
       // Long enough that an idle reset cannot come first: without the close, the stream stays half-open this long.
       inboundLimits: { streamIdleTimeoutMs: 20_000 },
       hooks: { authenticateEndUser: (view) => Promise.resolve(refused(view)) },
     });
+    ({ ca, peer, app, b } = setup);
   });
   afterAll(async () => {
-    await b?.sidecar.close(0);
-    await app?.close();
+    await setup?.close();
   });
 
-  async function idleResets(): Promise<number> {
-    const values = (await b.metrics.streamsReset.get()).values;
-    return (
-      values.find((v) => v.labels.direction === 'inbound' && v.labels.reason === 'stream_idle_timeout')?.value ?? 0
-    );
-  }
+  const idleResets = () => setup.idleResets();
 
   /** POSTs `path` with a content-length of 1,000 and one byte of it; resolves with stream 1's frames once reset. */
   async function postOneByte(path: string): Promise<RawH2Frame[]> {

@@ -4,38 +4,35 @@
 // backed up in the sidecar: that body is dropped and the stream closes, so it no longer counts as in flight.
 import type { ClientHttp2Session } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eachRequestHead, eventually, mtlsH2Session, type RawApp, startRawApp } from '../helpers/raw-app.js';
-import { startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
-import { TestCa, type TestSvid } from '../helpers/test-ca.js';
+import { eachRequestHead, eventually, mtlsH2Session } from '../helpers/raw-app.js';
+import { type RawAppBehind, startRawAppBehind, type TestSidecar } from '../helpers/sidecar-harness.js';
+import type { TestCa, TestSvid } from '../helpers/test-ca.js';
 
 const SESSION_IDLE_MS = 1_000;
 const APP_ANSWERS_AFTER_MS = 1_500;
 
 describe('inbound h2: a session idles out after a stream that outlived the first idle expiry', () => {
+  let setup: RawAppBehind;
   let ca: TestCa;
   let peer: TestSvid;
-  let app: RawApp;
   let b: TestSidecar;
 
   beforeAll(async () => {
-    ca = await TestCa.create('example.org');
-    peer = await ca.issue({ id: ca.idFor('/ns/shop/sa/peer') });
-    // The app stops reading at the request head (a body backs up into the sidecar), answers a whole 200 later and
-    // never reads again (a connection answered before its request's end is the sidecar's to close).
-    app = await startRawApp(
-      eachRequestHead((c) => {
+    setup = await startRawAppBehind({
+      // The app stops reading at the request head (a body backs up into the sidecar), answers a whole 200 later and
+      // never reads again (a connection answered before its request's end is the sidecar's to close).
+      onAppData: eachRequestHead((c) => {
         c.socket.pause();
         setTimeout(() => c.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'), APP_ANSWERS_AFTER_MS);
         return true;
       }),
-    );
-    b = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), testConfig({ appPort: app.port, appTimeout: '20s' }), {
+      appTimeout: '20s',
       inboundLimits: { streamIdleTimeoutMs: 60_000, sessionIdleTimeoutMs: SESSION_IDLE_MS },
     });
+    ({ ca, peer, b } = setup);
   });
   afterAll(async () => {
-    await b?.sidecar.close(0);
-    await app?.close();
+    await setup?.close();
   });
 
   async function idleClosed(): Promise<number> {

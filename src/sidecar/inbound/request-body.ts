@@ -35,10 +35,10 @@ function onAborted(this: Source): void {
 }
 
 /**
- * Destroys the body of a request the sidecar answered itself before it ended (H2Sink.idle): closing that stream
+ * Destroys the body of a request answered before it ended (closeAfterEarlyResponse): closing that stream
  * with NO_ERROR after the answer would otherwise end the pipe, and a cut body would pass on as a complete one.
  */
-export function cutRequestBody(stream: ServerHttp2Stream): void {
+function cutRequestBody(stream: ServerHttp2Stream): void {
   (stream as Source)[kBody]?.destroy(new Error('request body cut by the sidecar'));
 }
 

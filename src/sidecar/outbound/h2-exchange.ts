@@ -285,7 +285,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     try {
       stream = requestStream(target, this.#h2Headers, !this.hasBody);
     } catch (error) {
-      // The session was closing or gone: nothing was sent.
+      // Whatever else request() throws before a stream exists: nothing was sent.
       this.#retryOr('goaway', endpoint, peerUnavailable('peer session closed', 'goaway', error));
       return;
     }

@@ -8,10 +8,10 @@ import type { MeshauthError } from '../../errors/index.js';
 import { clientAddress } from '../../platform/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import { bodyStillComing } from '../early-response.js';
-import { errorJson, resetIfNotTaken, writeErrorH1, writeErrorH2 } from '../error-response.js';
+import { writeErrorH1, writeErrorH2 } from '../error-response.js';
 import { type DrainState, type ErrorClassifier, ForwardHandler, type ForwardHooks } from '../forward-handler.js';
 import { copyH2RequestHeaders, copyRequestHeaders, type ForwardPolicy, HAS_BODY } from '../http-headers.js';
-import { cutRequestBody, h2RequestBody } from '../inbound/request-body.js';
+import { h2RequestBody } from '../inbound/request-body.js';
 import { checkH1Head, checkH2Head } from '../inbound/request-checks.js';
 import type { Sink } from './exchange.js';
 import { methodInvalid, requestBodyStalled } from './rejections.js';
@@ -189,14 +189,7 @@ export class H2Sink implements Sink {
     extraHeaders: Readonly<Record<string, string>> | undefined,
     extraBody: Readonly<Record<string, string>> | undefined,
   ): void {
-    const stream = this.#stream;
-    if ((extraHeaders !== undefined || extraBody !== undefined) && !stream.headersSent && !stream.destroyed) {
-      stream.respond({ ':status': error.status, 'content-type': 'application/json', ...extraHeaders });
-      stream.end(errorJson(error, extraBody));
-      resetIfNotTaken(stream);
-      return;
-    }
-    writeErrorH2(stream, error);
+    writeErrorH2(this.#stream, error, extraHeaders, extraBody);
   }
 
   forwardHandler(peerId: string, startedAt: number): ForwardHandler {
@@ -226,11 +219,10 @@ export class H2Sink implements Sink {
       return undefined;
     }
     this.#handler?.supersede();
-    cutRequestBody(stream);
     const error = requestBodyStalled();
-    // The rest of the body is not wanted: writeErrorH2 closes the stream with RST_STREAM(NO_ERROR) once the answer is
-    // flushed (a complete response before the whole request is allowed), so it is freed, not left half-open to idle
-    // out again.
+    // The rest of the body is not wanted: writeErrorH2 cuts its pipe (what reached the app never reads as complete)
+    // and closes the stream with RST_STREAM(NO_ERROR) once the answer is flushed (a complete response before the whole
+    // request is allowed), so it is freed, not left half-open to idle out again.
     writeErrorH2(stream, error);
     return error;
   }

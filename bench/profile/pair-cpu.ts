@@ -2,13 +2,15 @@
 // (bench/meshauth-pair.ts) and one closed-loop window from a separate process (bench/load.ts: wrk, else
 // autocannon). Prints CPU µs per request of each sidecar from /proc/<pid>/stat over the window (stable on a busy
 // machine, unlike req/s), idle RSS before the load and peak RSS after. `--cpu-prof DIR` starts both sidecars with
-// the V8 profiler on (MESHAUTH_BENCH_CPU_PROF) so DIR gets one .cpuprofile per sidecar on exit.
+// the V8 profiler on (MESHAUTH_BENCH_CPU_PROF) so DIR gets one .cpuprofile per sidecar on exit; `--heap-prof DIR`
+// likewise samples what they allocate (MESHAUTH_BENCH_HEAP_PROF, one .heapprofile each, collected objects included).
 // `--rate N` adds, after the closed-loop windows, one open-loop window at N req/s (16 connections) straight to the
 // app and one through the pair, and prints the p99 the pair adds (the fixed-rate target's number) and each sidecar's
 // CPU per request at that rate. MESHAUTH_BENCH_NODE_ARGS (V8 flags) and MESHAUTH_BENCH_LOOP_LOG (GC pauses,
 // event-loop delay and the peak RSS split by heap space, per sidecar) reach the sidecars through
 // bench/meshauth-pair.ts.
-// Run: `node dist/bench/profile/pair-cpu.js [--seconds 5] [--connections 32] [--runs 3] [--cpu-prof DIR] [--rate N]`.
+// Run: `node dist/bench/profile/pair-cpu.js [--seconds 5] [--connections 32] [--runs 3] [--cpu-prof DIR] [--heap-prof DIR]
+// [--rate N]`.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -28,6 +30,7 @@ const seconds = Number(option('--seconds', '5'));
 const connections = Number(option('--connections', '32'));
 const runs = Number(option('--runs', '3'));
 const profileDir = option('--cpu-prof', '');
+const heapDir = option('--heap-prof', '');
 const rate = Number(option('--rate', '0'));
 
 installCleanup();
@@ -38,8 +41,10 @@ try {
   const { port: appPort } = await firstJsonLine<{ port: number }>(app, 10_000);
   // Children inherit the environment: only the sidecars are started while it asks for a profile.
   if (profileDir !== '') process.env.MESHAUTH_BENCH_CPU_PROF = resolve(profileDir);
+  if (heapDir !== '') process.env.MESHAUTH_BENCH_HEAP_PROF = resolve(heapDir);
   const pair = await startMeshauthPair({ dir, pki, appPort });
   delete process.env.MESHAUTH_BENCH_CPU_PROF;
+  delete process.env.MESHAUTH_BENCH_HEAP_PROF;
   try {
     await new Promise((done) => setTimeout(done, 2000));
     const idle = [pair.outboundPid, pair.inboundPid].map((pid) => Math.round(memoryKiB(pid).rss / 102.4) / 10);

@@ -1,12 +1,20 @@
 // Per-request accounting of the data path: `meshauth_requests_total`, the duration histogram and, for
-// rejections, `meshauth_requests_rejected_total` plus one log line (rate-limited per code, RefusalLog). Counter
-// children are cached per label set so the success path costs two map lookups, an increment and an observe: no label
-// hashing, no log.
+// rejections, `meshauth_requests_rejected_total` plus one log line (rate-limited per code, RefusalLog). Count cells are
+// cached per label set so the success path costs two map lookups, an addition and a bucket search: no label object,
+// no label hashing, no log (Metrics.requestCounts, Metrics.requestDuration).
 import { performance } from 'node:perf_hooks';
-import type { Counter, Histogram } from 'prom-client';
+import type { Counter } from 'prom-client';
 import type { MeshauthError } from '../errors/index.js';
 import { h2SessionErrorReason } from '../platform/index.js';
-import { type Logger, type Metrics, RateLimitedLog, RefusalLog, statusLabel } from '../telemetry/index.js';
+import {
+  type CountCell,
+  type DurationSeries,
+  type Logger,
+  type Metrics,
+  RateLimitedLog,
+  RefusalLog,
+  statusLabel,
+} from '../telemetry/index.js';
 
 /** Caller aborts are routine (a cancelled download) and attacker-driven alike: one log line per this interval. */
 const ABORT_LOG_INTERVAL_MS = 10_000;
@@ -19,16 +27,13 @@ const REJECTION_LOG_INTERVAL_MS = 10_000;
 
 export type Direction = 'inbound' | 'outbound' | 'external';
 
-type CounterChild = ReturnType<Counter<'direction' | 'peer_id' | 'code'>['labels']>;
-type HistogramChild = ReturnType<Histogram<'direction'>['labels']>;
-
 export class DataPlaneTelemetry {
   readonly direction: Direction;
   readonly #metrics: Metrics;
   readonly #logger: Logger;
   /** By `peer_id` label value (bounded: Metrics.peerIds), then status. */
-  readonly #byPeer = new Map<string, Map<number, CounterChild>>();
-  readonly #duration: HistogramChild;
+  readonly #byPeer = new Map<string, Map<number, CountCell>>();
+  readonly #duration: DurationSeries;
   readonly #abortLog: RateLimitedLog;
   readonly #idleLog: RateLimitedLog;
   readonly #protocolLog: RateLimitedLog;
@@ -42,7 +47,7 @@ export class DataPlaneTelemetry {
     this.direction = direction;
     this.#metrics = metrics;
     this.#logger = logger;
-    this.#duration = metrics.requestDuration.labels(direction);
+    this.#duration = metrics.requestDuration.series(direction);
     this.#abortLog = new RateLimitedLog(logger, metrics, 'client_aborted', ABORT_LOG_INTERVAL_MS);
     this.#idleLog = new RateLimitedLog(logger, metrics, 'stream_idle_timeout', ABORT_LOG_INTERVAL_MS);
     this.#protocolLog = new RateLimitedLog(logger, metrics, 'protocol_error', ABORT_LOG_INTERVAL_MS);
@@ -94,12 +99,12 @@ export class DataPlaneTelemetry {
         this.#byPeer.set(label, byStatus);
       }
     }
-    let child = byStatus.get(status);
-    if (child === undefined) {
-      child = this.#metrics.requests.labels(this.direction, label, statusLabel(status));
-      byStatus.set(status, child);
+    let cell = byStatus.get(status);
+    if (cell === undefined) {
+      cell = this.#metrics.requestCounts.cell({ direction: this.direction, peer_id: label, code: statusLabel(status) });
+      byStatus.set(status, cell);
     }
-    child.inc();
+    cell.pending++;
     this.#duration.observe((performance.now() - startedAt) / 1000);
   }
 

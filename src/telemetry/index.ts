@@ -1,3 +1,5 @@
+export { type CountCell, CountTally } from './count-tally.js';
+export { DurationHistogram, DurationSeries } from './duration-histogram.js';
 export { LogWindows } from './log-windows.js';
 export { createLogger, type Logger, type LoggerOptions, silentLogger } from './logger.js';
 export { EXPOSITION_INTERVAL_MS, Metrics, type MetricsOptions } from './metrics.js';

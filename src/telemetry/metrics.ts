@@ -2,6 +2,8 @@
 // rather than importing a global, so a test (or `meshauth demo`) can run a CA and several sidecars in one process
 // with separate registries. Labels are bounded: no paths, no users, no raw client input.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { CountTally } from './count-tally.js';
+import { DurationHistogram } from './duration-histogram.js';
 import { exposeEventLoopDelay, PROM_CLIENT_SAMPLER_OFF_MS } from './event-loop-delay.js';
 import { PacedRender } from './paced-render.js';
 import { PeerIdLabels } from './peer-id-labels.js';
@@ -34,17 +36,22 @@ export class Metrics {
   /** The bounded `peer_id` values of meshauth_requests_total and meshauth_tcp_connections_total, shared by both. */
   readonly peerIds = new PeerIdLabels();
 
-  readonly requests = new Counter({
+  readonly requests: Counter<'direction' | 'peer_id' | 'code'> = new Counter({
     name: 'meshauth_requests_total',
     help: 'Requests handled by the sidecar, by direction, authenticated peer SPIFFE ID (past the first inbound.limits.maxPeerIdLabels IDs: other) and HTTP status code.',
     labelNames: ['direction', 'peer_id', 'code'] as const,
     registers: [this.registry],
+    collect: () => this.requestCounts.flush(),
   });
 
-  readonly requestDuration = new Histogram({
+  /** What the request path adds to meshauth_requests_total (count-tally.ts): read through `requests`. */
+  readonly requestCounts = new CountTally(this.requests);
+
+  /** Observed once per request, so not prom-client's Histogram (duration-histogram.ts). */
+  readonly requestDuration = new DurationHistogram({
     name: 'meshauth_request_duration_seconds',
     help: 'Time from request received to response headers sent, by direction.',
-    labelNames: ['direction'] as const,
+    labelName: 'direction',
     buckets: REQUEST_DURATION_BUCKETS,
     registers: [this.registry],
   });

@@ -5,7 +5,7 @@ import { Metrics } from '../../../src/telemetry/index.js';
 describe('meshauth_request_duration_seconds', () => {
   it('ok/sub-millisecond times land in buckets of their own (a sidecar adds a fraction of a millisecond)', async () => {
     const metrics = new Metrics();
-    const inbound = metrics.requestDuration.labels('inbound');
+    const inbound = metrics.requestDuration.series('inbound');
     inbound.observe(0.00008);
     inbound.observe(0.0002);
     inbound.observe(0.0004);

@@ -5,6 +5,14 @@
 
 export { clientAddress, clientSourceKey } from './client-source.js';
 export { addTo } from './counts.js';
+export {
+  type H2HeaderList,
+  headerListSize,
+  headerObject,
+  nodeHas,
+  requestHeadersOf,
+  responseHeadersOf,
+} from './h2-header-list.js';
 export { bindInScope, requestStream } from './h2-request.js';
 export { clientWentAway, type H2SessionErrorReason, h2SessionErrorReason } from './h2-session-error.js';
 export { loadUndici, undiciIfLoaded } from './lazy-undici.js';

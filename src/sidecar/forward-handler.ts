@@ -6,6 +6,7 @@ import type { ServerResponse } from 'node:http';
 import { constants as h2constants, type ServerHttp2Stream } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import type { MeshauthError } from '../errors/index.js';
+import { responseHeadersOf } from '../platform/index.js';
 import { cutResponse } from './cut-response.js';
 import type { DataPlaneTelemetry } from './data-plane-telemetry.js';
 import { bodyStillComing } from './early-response.js';
@@ -143,7 +144,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.#h2) {
       const stream = this.#sink as ServerHttp2Stream;
       if (stream.destroyed) return false;
-      stream.respond(responseHeadersH2(statusCode, rawHeaders));
+      stream.respond(responseHeadersOf(responseHeadersH2(statusCode, rawHeaders)));
     } else {
       const res = this.#sink as ServerResponse;
       const headers = responseHeadersH1(rawHeaders, [], statusCode);

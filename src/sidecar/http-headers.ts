@@ -3,6 +3,7 @@
 // incoming `x-forwarded-client-cert` / `x-meshauth-*` is removed whatever its case, so only the sidecar writes them.
 // Arrays are built in one pass over the raw header list; no per-request closures or intermediate objects.
 import type { IncomingHttpHeaders } from 'node:http';
+import type { H2HeaderList } from '../platform/index.js';
 import { isIdentityHeader, PASSPORT_HEADER } from './identity-headers.js';
 
 export { isIdentityHeader, XFCC } from './identity-headers.js';
@@ -268,13 +269,11 @@ export function hasTransferCoding(raw: readonly Buffer[]): boolean {
 }
 
 /**
- * Response headers for an HTTP/2 stream: an object with lower-case names (connection headers are illegal in h2),
- * without identity headers.
+ * Response headers for an HTTP/2 stream, as a flat list (`responseHeadersOf` makes it what respond() takes): lower-case
+ * names, no connection headers (illegal in h2) nor the names the response's Connection lists, no identity headers.
  */
-export function responseHeadersH2(status: number, raw: readonly Buffer[]): Record<string, string | string[] | number> {
-  // No prototype: the app names the fields (`__proto__`, `constructor`).
-  const out: Record<string, string | string[] | number> = Object.create(null);
-  out[':status'] = status;
+export function responseHeadersH2(status: number, raw: readonly Buffer[]): H2HeaderList {
+  const out: H2HeaderList = [':status', String(status)];
   let tokens: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const lower = (raw[i] as Buffer).toString('latin1').toLowerCase();
@@ -286,12 +285,10 @@ export function responseHeadersH2(status: number, raw: readonly Buffer[]): Recor
     if (isIdentityHeader(lower, false)) continue;
     // A 204 has no content and may not state a length; nghttp2 would reset a non-zero one.
     if (status === 204 && lower === 'content-length') continue;
-    const existing = out[lower];
-    if (existing === undefined) out[lower] = value;
-    else if (Array.isArray(existing)) existing.push(value);
-    else out[lower] = [existing as string, value];
+    out.push(lower, value);
   }
-  if (tokens !== undefined) for (const token of tokens) delete out[token];
+  // A listed name is never a pseudo-header (no token starts with a colon): `Connection: :status` keeps the status.
+  if (tokens !== undefined) for (const token of tokens) if (token.charCodeAt(0) !== 0x3a) removeHeader(out, token);
   return out;
 }
 

@@ -13,7 +13,7 @@ import { type ClientHttp2Session, type ClientHttp2Stream, constants, type Incomi
 import { Duplex, type Readable } from 'node:stream';
 import type { Counter } from 'prom-client';
 import { causeChain, isMeshauthError, MeshauthError } from '../../errors/index.js';
-import { requestStream } from '../../platform/index.js';
+import { type H2HeaderList, headerListSize, requestHeadersOf, requestStream } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import { PeerConnectError } from '../../tls/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
@@ -99,7 +99,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   readonly startedAt: number;
   readonly #set: EndpointSet;
   readonly #context: H2ExchangeContext<R>;
-  #h2Headers: Record<string, string | string[]> | undefined;
+  #h2Headers: H2HeaderList | undefined;
   #stream: Slot<ClientHttp2Stream> | undefined;
   /** The session #stream was opened on. */
   #session: ClientHttp2Session | undefined;
@@ -262,7 +262,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
       this.#context.forwardHttp1(this, endpoint, target);
       return;
     }
-    this.#h2Headers ??= requestHeaders(this.method, this.path, this.headers);
+    this.#h2Headers ??= requestHeaderList(this.method, this.path, this.headers);
     const listLimit = target.remoteSettings.maxHeaderListSize;
     if (listLimit !== undefined && headerListSize(this.#h2Headers) > listLimit) {
       // node:http2 will not send a head over the peer's advertised limit and closes the stream as if the peer had
@@ -283,7 +283,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     }
     let stream: Slot<ClientHttp2Stream>;
     try {
-      stream = requestStream(target, this.#h2Headers, !this.hasBody);
+      stream = requestStream(target, requestHeadersOf(this.#h2Headers), !this.hasBody);
     } catch (error) {
       // Whatever else request() throws before a stream exists: nothing was sent.
       this.#retryOr('goaway', endpoint, peerUnavailable('peer session closed', 'goaway', error));
@@ -648,40 +648,16 @@ function abortStream(stream: ClientHttp2Stream): void {
   else stream.destroy(new Error('request aborted before its end'));
 }
 
-/**
- * HTTP/2 request headers from the flat HTTP/1 list: lower-case names, `host` as `:authority`. The object has no
- * prototype: the app names the fields, and `__proto__` on a plain object replaced its prototype (an exception that
- * ended the sidecar) while `constructor` read Object's own function as an earlier value.
- */
-function requestHeaders(method: string, path: string, flat: readonly string[]): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = Object.create(null);
-  out[':method'] = method;
-  out[':path'] = path;
-  out[':scheme'] = 'https';
+/** HTTP/2 request headers from the flat HTTP/1 list: lower-case names, `host` as `:authority`. */
+function requestHeaderList(method: string, path: string, flat: readonly string[]): H2HeaderList {
+  const out: H2HeaderList = [':method', method, ':path', path, ':scheme', 'https'];
   for (let i = 0; i < flat.length; i += 2) {
     const name = (flat[i] as string).toLowerCase();
     const value = flat[i + 1] as string;
-    if (name === 'host') {
-      out[':authority'] = value;
-      continue;
-    }
-    const existing = out[name];
-    if (existing === undefined) out[name] = value;
-    else if (Array.isArray(existing)) existing.push(value);
-    else out[name] = [existing, value];
+    if (name === 'host') out.push(':authority', value);
+    else out.push(name, value);
   }
   return out;
-}
-
-/** An HTTP/2 header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it: name + value + 32 per field. */
-function headerListSize(headers: Readonly<Record<string, string | string[]>>): number {
-  let size = 0;
-  for (const name in headers) {
-    const value = headers[name] as string | string[];
-    if (typeof value === 'string') size += name.length + value.length + 32;
-    else for (const v of value) size += name.length + v.length + 32;
-  }
-  return size;
 }
 
 function isSession(target: PeerTarget): target is ClientHttp2Session {

@@ -171,12 +171,21 @@ describe('response headers', () => {
   it('ok/HTTP/1: hop-by-hop and Connection-named headers dropped, repeats kept', () => {
     expect(responseHeadersH1(raw, [])).toEqual(['Content-Type', 'text/plain', 'Set-Cookie', 'a', 'Set-Cookie', 'b']);
   });
-  it('ok/HTTP/2: lower-case names, repeats as arrays', () => {
-    expect(responseHeadersH2(200, raw)).toEqual({
-      ':status': 200,
-      'content-type': 'text/plain',
-      'set-cookie': ['a', 'b'],
-    });
+  it('ok/HTTP/2: a flat list, :status first, lower-case names, a repeated name once per value', () => {
+    expect(responseHeadersH2(200, raw)).toEqual([
+      ':status',
+      '200',
+      'content-type',
+      'text/plain',
+      'set-cookie',
+      'a',
+      'set-cookie',
+      'b',
+    ]);
+  });
+  it('fail/HTTP/2: the names Connection lists are dropped, never a pseudo-header', () => {
+    const listed = ['Connection', 'x-trace, :status', 'X-Trace', '1', 'Content-Length', '0'].map((v) => Buffer.from(v));
+    expect(responseHeadersH2(503, listed)).toEqual([':status', '503', 'content-length', '0']);
   });
 });
 

@@ -1,0 +1,36 @@
+// The header lists handed to node:http2: which runtimes take them as arrays, and the object form older ones get.
+import { describe, expect, it } from 'vitest';
+import { headerListSize, headerObject, nodeHas } from '../../../src/platform/index.js';
+
+describe('nodeHas', () => {
+  const since = [
+    [22, 20],
+    [24, 7],
+  ] as const;
+  it.each([
+    ['20.19.5', false],
+    ['22.19.0', false],
+    ['22.20.0', true],
+    ['23.11.0', false],
+    ['24.6.0', false],
+    ['24.7.0', true],
+    ['24.21.0', true],
+    ['25.0.0', true],
+  ])('%s: %s', (version, has) => {
+    expect(nodeHas(since, version)).toBe(has);
+  });
+});
+
+describe('headerObject', () => {
+  it('merges a repeated name into one array, in order, on an object without a prototype', () => {
+    const object = headerObject([':status', '200', 'set-cookie', 'a', '__proto__', 'x', 'set-cookie', 'b']);
+    expect(Object.getPrototypeOf(object)).toBeNull();
+    expect({ ...object }).toEqual({ ':status': '200', 'set-cookie': ['a', 'b'], ['__proto__']: 'x' });
+  });
+});
+
+describe('headerListSize', () => {
+  it('counts name, value and 32 per field, as SETTINGS_MAX_HEADER_LIST_SIZE does', () => {
+    expect(headerListSize([':method', 'GET', 'a', 'bc'])).toBe(7 + 3 + 32 + 1 + 2 + 32);
+  });
+});

@@ -10,11 +10,11 @@ export type H2HeaderList = string[];
 /** First release of each line with the feature; a line not listed has it if newer than every listed one. */
 type Since = readonly (readonly [major: number, minor: number])[];
 
-const RAW_REQUEST_SINCE: Since = [
+export const RAW_REQUEST_SINCE: Since = [
   [22, 17],
   [24, 0],
 ];
-const RAW_RESPONSE_SINCE: Since = [
+export const RAW_RESPONSE_SINCE: Since = [
   [22, 20],
   [24, 7],
 ];

@@ -10,6 +10,8 @@ export {
   headerListSize,
   headerObject,
   nodeHas,
+  RAW_REQUEST_SINCE,
+  RAW_RESPONSE_SINCE,
   requestHeadersOf,
   responseHeadersOf,
 } from './h2-header-list.js';

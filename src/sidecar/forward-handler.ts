@@ -62,6 +62,8 @@ export interface ForwardHooks {
 const CODED_RESPONSE = 'HPE_INVALID_TRANSFER_ENCODING';
 /** A response status above 599: failed with llhttp's code for an invalid status, so it is classified a malformed answer. */
 const INVALID_STATUS = 'HPE_INVALID_STATUS';
+/** A response head node:http2 refuses to send: failed with llhttp's code for an invalid header, a malformed answer. */
+const UNSENDABLE_HEAD = 'HPE_INVALID_HEADER_TOKEN';
 
 /** What a head that did not come in time is answered with (the classifiers map undici's code to 504). */
 function headTimeout(): Error {
@@ -144,7 +146,17 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.#h2) {
       const stream = this.#sink as ServerHttp2Stream;
       if (stream.destroyed) return false;
-      stream.respond(responseHeadersOf(responseHeadersH2(statusCode, rawHeaders)));
+      try {
+        stream.respond(responseHeadersOf(responseHeadersH2(statusCode, rawHeaders)));
+      } catch (error) {
+        // A head HTTP/2 cannot carry (a field that may appear once, repeated: two Content-Types, two Dates): the
+        // app answered, so a malformed answer (502), not an unavailable app (503, which says a retry is safe).
+        const message = error instanceof Error ? error.message : String(error);
+        this.#abort?.(
+          Object.assign(new Error(`response head not sendable over HTTP/2: ${message}`), { code: UNSENDABLE_HEAD }),
+        );
+        return false;
+      }
     } else {
       const res = this.#sink as ServerResponse;
       const headers = responseHeadersH1(rawHeaders, [], statusCode);

@@ -17,9 +17,17 @@ export class CountTally<L extends string> {
   readonly #counter: Counter<L>;
   readonly #entries: Entry<L>[] = [];
 
-  /** `counter` must call flush() from its collect hook, or the cells' counts never reach it. */
+  /**
+   * `counter` must call flush() from its collect hook, or the cells' counts never reach it. Its reset() (a Registry's
+   * resetMetrics) also drops what the cells hold: counts from before a reset would reappear at the next read.
+   */
   constructor(counter: Counter<L>) {
     this.#counter = counter;
+    const reset = counter.reset.bind(counter);
+    counter.reset = () => {
+      for (const entry of this.#entries) entry.pending = 0;
+      reset();
+    };
   }
 
   /**

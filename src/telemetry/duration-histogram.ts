@@ -1,7 +1,9 @@
 // A histogram with one label whose observations cost a bucket search and three additions. prom-client's Histogram
 // builds a label object, validates it and hashes it on every observe(), even through a labels() child: on the request
 // path that was 2–3 % of a sidecar's CPU. Its exposition is the same as prom-client's for the same observations (a
-// unit test holds the two to one text), and it sits in a prom-client Registry like any metric of it.
+// unit test holds the two to one text), and it sits in a prom-client Registry like any metric of it. One difference:
+// a series is exposed from the moment it is asked for (a listener asks at start), all zero until observed, and a
+// reset zeroes it; prom-client's appears at its first observation and a reset removes it.
 import type { Histogram, Registry } from 'prom-client';
 
 /** One label value's observations: counts per bucket (not cumulative; the last is above every bound), sum, count. */

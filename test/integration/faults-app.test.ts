@@ -35,6 +35,10 @@ function misbehave(socket: import('node:net').Socket): void {
       case '/garbage':
         socket.end('HELLO WORLD\r\n\r\n');
         return;
+      case '/duplicate-content-type':
+        // Valid HTTP/1.1 (node:http passes it on), but a field HTTP/2 allows once: B cannot send it to A.
+        socket.end('HTTP/1.1 200 OK\r\ncontent-type: a/b\r\ncontent-type: c/d\r\ncontent-length: 2\r\n\r\nok');
+        return;
       case '/stall':
         return; // never answers
       case '/stall-mid-body':
@@ -118,6 +122,22 @@ describe('app faults behind the inbound sidecar', () => {
     expect(JSON.parse(res.body).code).toBe('MESHAUTH_ERR_UPSTREAM_PROTOCOL');
     expect(await metricValue(pair.b, 'meshauth_requests_rejected_total', 'code="MESHAUTH_ERR_UPSTREAM_PROTOCOL"')).toBe(
       1,
+    );
+    expect(warnings(pair.logB, /invalid response/).at(-1)).toMatchObject({ code: 'MESHAUTH_ERR_UPSTREAM_PROTOCOL' });
+    expect((await call('/ok')).status).toBe(200);
+  });
+
+  it('fail/app answers a head HTTP/2 cannot carry (Content-Type twice) → 502 MESHAUTH_ERR_UPSTREAM_PROTOCOL, not 503', async () => {
+    const before = await metricValue(
+      pair.b,
+      'meshauth_requests_rejected_total',
+      'code="MESHAUTH_ERR_UPSTREAM_PROTOCOL"',
+    );
+    const res = await call('/duplicate-content-type');
+    expect(res.status).toBe(502);
+    expect(JSON.parse(res.body).code).toBe('MESHAUTH_ERR_UPSTREAM_PROTOCOL');
+    expect(await metricValue(pair.b, 'meshauth_requests_rejected_total', 'code="MESHAUTH_ERR_UPSTREAM_PROTOCOL"')).toBe(
+      before + 1,
     );
     expect(warnings(pair.logB, /invalid response/).at(-1)).toMatchObject({ code: 'MESHAUTH_ERR_UPSTREAM_PROTOCOL' });
     expect((await call('/ok')).status).toBe(200);

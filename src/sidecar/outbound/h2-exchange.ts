@@ -648,14 +648,19 @@ function abortStream(stream: ClientHttp2Stream): void {
   else stream.destroy(new Error('request aborted before its end'));
 }
 
-/** HTTP/2 request headers from the flat HTTP/1 list: lower-case names, `host` as `:authority`. */
+/**
+ * HTTP/2 request headers from the flat HTTP/1 list: lower-case names, `host` as `:authority` (one: the last Host, should
+ * a path ever pass two; the listeners refuse a request with two).
+ */
 function requestHeaderList(method: string, path: string, flat: readonly string[]): H2HeaderList {
   const out: H2HeaderList = [':method', method, ':path', path, ':scheme', 'https'];
+  let authority = -1;
   for (let i = 0; i < flat.length; i += 2) {
     const name = (flat[i] as string).toLowerCase();
     const value = flat[i + 1] as string;
-    if (name === 'host') out.push(':authority', value);
-    else out.push(name, value);
+    if (name !== 'host') out.push(name, value);
+    else if (authority === -1) authority = out.push(':authority', value) - 1;
+    else out[authority] = value;
   }
   return out;
 }

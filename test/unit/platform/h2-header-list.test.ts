@@ -1,6 +1,12 @@
 // The header lists handed to node:http2: which runtimes take them as arrays, and the object form older ones get.
 import { describe, expect, it } from 'vitest';
-import { headerListSize, headerObject, nodeHas } from '../../../src/platform/index.js';
+import {
+  headerListSize,
+  headerObject,
+  nodeHas,
+  RAW_REQUEST_SINCE,
+  RAW_RESPONSE_SINCE,
+} from '../../../src/platform/index.js';
 
 describe('nodeHas', () => {
   const since = [
@@ -18,6 +24,22 @@ describe('nodeHas', () => {
     ['25.0.0', true],
   ])('%s: %s', (version, has) => {
     expect(nodeHas(since, version)).toBe(has);
+  });
+});
+
+describe('the releases whose node:http2 takes header arrays', () => {
+  it.each([
+    ['20.20.2', false, false],
+    ['22.16.0', false, false],
+    ['22.17.0', true, false],
+    ['22.20.0', true, true],
+    ['23.11.0', false, false],
+    ['24.0.0', true, false],
+    ['24.6.0', true, false],
+    ['24.7.0', true, true],
+    ['26.0.0', true, true],
+  ])('%s: request() %s, respond() %s', (version, request, respond) => {
+    expect([nodeHas(RAW_REQUEST_SINCE, version), nodeHas(RAW_RESPONSE_SINCE, version)]).toEqual([request, respond]);
   });
 });
 

@@ -53,6 +53,15 @@ describe('CountTally', () => {
     expect(await countOf(counter, '200')).toBe(1);
   });
 
+  it("counts added but not yet read are dropped by a reset, as the counter's own are", async () => {
+    const { registry, counter, tally } = tallied();
+    const ok = tally.cell({ direction: 'outbound', code: '200' });
+    ok.pending += 2;
+    registry.resetMetrics();
+    ok.pending++;
+    expect(await countOf(counter, '200')).toBe(1);
+  });
+
   it('a label set with nothing added is not in the exposition (as a labels() child never incremented)', async () => {
     const { registry, tally } = tallied();
     tally.cell({ direction: 'inbound', code: '503' });

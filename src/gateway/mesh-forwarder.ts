@@ -28,7 +28,7 @@ import {
   type H2ExchangeContext,
   outboundRetryCounters,
 } from '../sidecar/outbound/h2-exchange.js';
-import type { OnOutboundRequest } from '../sidecar/outbound/outbound-hooks.js';
+import type { OnOutboundRequest, OutboundRequestContext } from '../sidecar/outbound/outbound-hooks.js';
 import { classifyPeerError } from '../sidecar/outbound/outbound-listener.js';
 import { passportWrapper } from '../sidecar/outbound/passport-wrapper.js';
 import { PeerSessions } from '../sidecar/outbound/peer-sessions.js';
@@ -146,12 +146,14 @@ export class MeshForwarder {
       this.#context,
     );
     let pending: void | Promise<void>;
+    const context: OutboundRequestContext = { route, method: request.method, path: request.target, headers };
     try {
-      pending = this.#wrap({ route, method: request.method, path: request.target, headers });
+      pending = this.#wrap(context);
     } catch (error) {
       this.#reject(res, asPassportError(error), startedAt);
       return;
     }
+    exchange.bindCredentials(context.binding);
     if (pending === undefined) exchange.start();
     else
       pending.then(

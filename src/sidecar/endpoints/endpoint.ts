@@ -6,6 +6,7 @@
 import { type ClientHttp2Session, connect as h2Connect } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { buildConnector, Pool } from 'undici';
+import type { Credentials } from '../../agent/index.js';
 import { formatHostPort } from '../../config/index.js';
 import type { SpiffeId, TrustDomain } from '../../identity/index.js';
 import { atPeerExpiry, loadUndici, undiciIfLoaded } from '../../platform/index.js';
@@ -49,6 +50,14 @@ export interface EndpointOwner {
 }
 
 export type PeerTarget = ClientHttp2Session | Pool;
+
+/** The credentials each session or pool presents to its peer (the SVID its connections were made with). */
+const presented = new WeakMap<PeerTarget, Credentials>();
+
+/** The credentials `target` presents to its peer; undefined for a target no endpoint made. */
+export function credentialsOf(target: PeerTarget): Credentials | undefined {
+  return presented.get(target);
+}
 
 /** Idle sessions close after this long (as the HTTP/1.1 pools' keep-alive). */
 const IDLE_MS = 60_000;
@@ -235,6 +244,7 @@ export class Endpoint implements Candidate {
 
   #track(session: ClientHttp2Session, tls: ClientContext): void {
     this.#open.add(session);
+    presented.set(session, tls.credentials);
     const current = !this.#removed && this.#context.tls.current === tls;
     if (current) {
       this.#session = session;
@@ -275,6 +285,7 @@ export class Endpoint implements Candidate {
     });
     this.#pool = pool;
     this.#poolContext = tls;
+    presented.set(pool, tls.credentials);
     return pool;
   }
 

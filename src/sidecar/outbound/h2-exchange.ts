@@ -18,11 +18,12 @@ import type { Logger, Metrics } from '../../telemetry/index.js';
 import { PeerConnectError } from '../../tls/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import type { Endpoint, PeerTarget } from '../endpoints/endpoint.js';
-import { refusedByGoaway } from '../endpoints/endpoint.js';
+import { credentialsOf, refusedByGoaway } from '../endpoints/endpoint.js';
 import type { EndpointSet } from '../endpoints/endpoint-set.js';
 import type { DrainState } from '../forward-handler.js';
 import { isHopByHop, isIdentityHeader } from '../http-headers.js';
 import { requestBodyStalled } from '../pipeline/rejections.js';
+import type { CredentialBinding } from './outbound-hooks.js';
 import { CONNECTION_LOST, peerResetText } from './peer-reset-text.js';
 
 const kExchange = Symbol('meshauth.h2Exchange');
@@ -100,6 +101,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   readonly #set: EndpointSet;
   readonly #context: H2ExchangeContext<R>;
   #h2Headers: H2HeaderList | undefined;
+  #binding: CredentialBinding | undefined;
   #stream: Slot<ClientHttp2Stream> | undefined;
   /** The session #stream was opened on. */
   #session: ClientHttp2Session | undefined;
@@ -249,9 +251,34 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     }
   }
 
+  /**
+   * Headers bound to the credentials the outbound hook saw (the passport link): rebound before sending on a
+   * connection that presents other ones.
+   */
+  bindCredentials(binding: CredentialBinding | undefined): void {
+    this.#binding = binding;
+  }
+
+  /** False when the request was refused: its bound headers could not be made for the target's credentials. */
+  #boundFor(target: PeerTarget): boolean {
+    const binding = this.#binding;
+    const presented = credentialsOf(target);
+    if (binding === undefined || presented === undefined || presented === binding.credentials) return true;
+    try {
+      binding.rebind(presented);
+    } catch (error) {
+      this.fail(asMeshauthError(error));
+      return false;
+    }
+    this.#binding = { credentials: presented, rebind: binding.rebind };
+    this.#h2Headers = undefined;
+    return true;
+  }
+
   #send(endpoint: Endpoint, target: PeerTarget): void {
     if (this.#done || this.#callerGone()) return;
     this.#peerId = endpoint.peerId;
+    if (!this.#boundFor(target)) return;
     if (!isSession(target)) {
       if (this.#bodyAttached) {
         // The body already went (partly) to an h2 stream: it cannot be handed to a pool as a stream any more.

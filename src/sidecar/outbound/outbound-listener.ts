@@ -48,7 +48,7 @@ import { type EgressMatcher, egressMatcher, isLoopbackTarget } from './egress-ma
 import { H2Exchange, type H2ExchangeContext, outboundRetryCounters } from './h2-exchange.js';
 import { type FastRequest, type LeanLane, type LeanResponse, leanLane } from './lean-lane.js';
 import { outboundConnectionCap } from './outbound-connection-cap.js';
-import type { OnOutboundRequest } from './outbound-hooks.js';
+import type { OnOutboundRequest, OutboundRequestContext } from './outbound-hooks.js';
 import { PeerSessions } from './peer-sessions.js';
 import { readRequestTarget } from './request-target.js';
 
@@ -325,12 +325,14 @@ export class OutboundListener {
     const hook = this.#onOutboundRequest;
     let pending: void | Promise<void> | undefined;
     if (hook !== undefined) {
+      const context: OutboundRequestContext = { route, method: exchange.method, path: exchange.path, headers };
       try {
-        pending = hook({ route, method: exchange.method, path: exchange.path, headers });
+        pending = hook(context);
       } catch (error) {
         exchange.fail(hookRejection(error));
         return;
       }
+      exchange.bindCredentials(context.binding);
     }
     if (pending === undefined) {
       exchange.start();

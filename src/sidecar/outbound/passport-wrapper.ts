@@ -2,10 +2,11 @@
 // the sidecar replaces it with a link for the next hop (signed with its own SVID, `aud` = the route's SPIFFE ID,
 // `act` extended), one link per received passport and next hop for as long as it may be shared (sharedLink). Only
 // passports this sidecar itself received or minted can be wrapped.
-import type { CredentialHolder } from '../../agent/index.js';
+import type { CredentialHolder, Credentials } from '../../agent/index.js';
 import { PASSPORT_HEADER, type ReceivedPassport, type SharedLink, sharedLink } from '../../authn/passport/index.js';
 import { signingMaterial } from '../../authn/passport/signer-cache.js';
 import { MeshauthError } from '../../errors/index.js';
+import type { SpiffeId } from '../../identity/index.js';
 import type { Metrics } from '../../telemetry/index.js';
 import type { PassportStore } from '../passport-store.js';
 import type { OnOutboundRequest } from './outbound-hooks.js';
@@ -65,6 +66,17 @@ export function passportWrapper(options: PassportWrapperOptions): OnOutboundRequ
     }
     const credentials = holder.current;
     if (credentials === undefined) throw new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet');
+    headers[index + 1] = linkFor(received, audience, credentials, at);
+    context.binding = {
+      credentials,
+      // The connection the request leaves on presents other credentials (a rotation since): a link for its leaf.
+      rebind: (next) => {
+        headers[index + 1] = linkFor(received, audience, next, now());
+      },
+    };
+  }
+
+  function linkFor(received: ReceivedPassport, audience: SpiffeId, credentials: Credentials, at: Date): string {
     let byAudience = links.get(received);
     if (byAudience === undefined) {
       byAudience = new Map();
@@ -74,7 +86,7 @@ export function passportWrapper(options: PassportWrapperOptions): OnOutboundRequ
     const previous = byAudience.get(key);
     const link = sharedLink(previous, received, audience, credentials.svid, at);
     if (link !== previous) byAudience.set(key, link);
-    headers[index + 1] = link.value;
+    return link.value;
   }
 }
 

@@ -5,7 +5,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CredentialHolder } from '../../../../src/agent/index.js';
 import { endUserFromClaims } from '../../../../src/authn/end-user.js';
-import { mintOriginPassport, ownOrigin, PASSPORT_HEADER } from '../../../../src/authn/passport/index.js';
+import {
+  mintOriginPassport,
+  ownOrigin,
+  PASSPORT_HEADER,
+  thumbprintOfDer,
+} from '../../../../src/authn/passport/index.js';
 import type { RouteConfig } from '../../../../src/config/index.js';
 import { isMeshauthError } from '../../../../src/errors/index.js';
 import { SpiffeId } from '../../../../src/identity/index.js';
@@ -61,6 +66,35 @@ describe('passportWrapper', () => {
     const [link] = (headers[3] as string).split(',');
     const claims = JSON.parse(Buffer.from((link as string).split('.')[1] as string, 'base64url').toString());
     expect(claims.aud).toBe(ORDERS);
+  });
+
+  it('ok/the wrapped request is bound to the SVID it was signed with, and rebinding signs it for another', async () => {
+    const holder = new CredentialHolder({ svid: web.svid, bundle: ca.bundle });
+    const store = new PassportStore();
+    const exp = Math.floor(now.getTime() / 1000) + 600;
+    const user = endUserFromClaims({ sub: 'alice', iss: 'https://idp.test', exp }, []);
+    if (user === undefined) throw new Error('fixture user');
+    const origin = mintOriginPassport({ svid: web.svid, now, user });
+    store.remember(ownOrigin(origin, SpiffeId.parse(web.id), exp), now.getTime() + 30_000, 'alice');
+    const wrap = passportWrapper({ holder, store, metrics: new Metrics(), now: () => now });
+    const context: Parameters<typeof wrap>[0] = {
+      route: route([ORDERS], []),
+      method: 'GET',
+      path: '/',
+      headers: ['host', 'orders.shop', PASSPORT_HEADER, origin],
+    };
+    await wrap(context);
+    const thumbprint = () => {
+      const [link] = (context.headers[3] as string).split(',');
+      return JSON.parse(Buffer.from((link as string).split('.')[1] as string, 'base64url').toString()).cnf['x5t#S256'];
+    };
+    const binding = context.binding;
+    expect(binding?.credentials).toBe(holder.current);
+    const signedWithFirst = thumbprint();
+    const rotated = await ca.issue({ id: web.id });
+    binding?.rebind({ svid: rotated.svid, bundle: ca.bundle });
+    expect(thumbprint()).not.toBe(signedWithFirst);
+    expect(thumbprint()).toBe(thumbprintOfDer(Buffer.from(rotated.svid.leafDer)));
   });
 
   it('fail/a route with one exact ID and an ID pattern does not carry a passport (the peer may be another workload)', async () => {

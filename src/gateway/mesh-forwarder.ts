@@ -153,13 +153,12 @@ export class MeshForwarder {
       this.#reject(res, asPassportError(error), startedAt);
       return;
     }
-    exchange.bindCredentials(context.binding);
-    if (pending === undefined) exchange.start();
-    else
-      pending.then(
-        () => exchange.start(),
-        (error: unknown) => this.#reject(res, asPassportError(error), startedAt),
-      );
+    const start = () => {
+      exchange.bindCredentials(context.binding);
+      exchange.start();
+    };
+    if (pending === undefined) start();
+    else pending.then(start, (error: unknown) => this.#reject(res, asPassportError(error), startedAt));
   }
 
   /** The endpoints the route's address has now (0 before its name first resolved): the gateway holds a session at each. */

@@ -262,12 +262,19 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   /** False when the request was refused: its bound headers could not be made for the target's credentials. */
   #boundFor(target: PeerTarget): boolean {
     const binding = this.#binding;
+    if (binding === undefined) return true;
     const presented = credentialsOf(target);
-    if (binding === undefined || presented === undefined || presented === binding.credentials) return true;
+    if (presented === undefined || presented === binding.credentials) return true;
     try {
       binding.rebind(presented);
     } catch (error) {
-      this.fail(asMeshauthError(error));
+      this.fail(
+        isMeshauthError(error)
+          ? error
+          : new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', 'passport not bound to the connection', {
+              cause: error,
+            }),
+      );
       return false;
     }
     this.#binding = { credentials: presented, rebind: binding.rebind };

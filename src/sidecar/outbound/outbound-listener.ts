@@ -323,23 +323,29 @@ export class OutboundListener {
    */
   #afterHook(exchange: AnyExchange, route: RouteConfig, headers: string[]): void {
     const hook = this.#onOutboundRequest;
-    let pending: void | Promise<void> | undefined;
-    if (hook !== undefined) {
-      const context: OutboundRequestContext = { route, method: exchange.method, path: exchange.path, headers };
-      try {
-        pending = hook(context);
-      } catch (error) {
-        exchange.fail(hookRejection(error));
-        return;
-      }
-      exchange.bindCredentials(context.binding);
-    }
-    if (pending === undefined) {
+    if (hook === undefined) {
       exchange.start();
       return;
     }
+    const context: OutboundRequestContext = { route, method: exchange.method, path: exchange.path, headers };
+    let pending: void | Promise<void>;
+    try {
+      pending = hook(context);
+    } catch (error) {
+      exchange.fail(hookRejection(error));
+      return;
+    }
+    if (pending === undefined) {
+      exchange.bindCredentials(context.binding);
+      exchange.start();
+      return;
+    }
+    // A binding the hook sets after an await counts too: read once it is done.
     pending.then(
-      () => exchange.start(),
+      () => {
+        exchange.bindCredentials(context.binding);
+        exchange.start();
+      },
       (error: unknown) => exchange.fail(hookRejection(error)),
     );
   }

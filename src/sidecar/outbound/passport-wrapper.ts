@@ -69,9 +69,10 @@ export function passportWrapper(options: PassportWrapperOptions): OnOutboundRequ
     headers[index + 1] = linkFor(received, audience, credentials, at);
     context.binding = {
       credentials,
-      // The connection the request leaves on presents other credentials (a rotation since): a link for its leaf.
+      // The connection the request leaves on presents other credentials (a rotation since): a link for its leaf,
+      // dated as the first (the store's entry was checked then; a later date could outlive it).
       rebind: (next) => {
-        headers[index + 1] = linkFor(received, audience, next, now());
+        headers[index + 1] = linkFor(received, audience, next, at);
       },
     };
   }

@@ -39,8 +39,8 @@ function route(ids: string[], idPatterns: string[]): RouteConfig {
   };
 }
 
-/** Runs the wrapper on a request carrying a passport this sidecar minted; resolves to the error, if any. */
-async function wrapOn(r: RouteConfig): Promise<{ error: unknown; headers: string[] }> {
+/** A wrapper whose store holds an origin passport this sidecar (web) minted for alice. */
+function wrapperWithOrigin() {
   const holder = new CredentialHolder({ svid: web.svid, bundle: ca.bundle });
   const store = new PassportStore();
   const exp = Math.floor(now.getTime() / 1000) + 600;
@@ -48,7 +48,12 @@ async function wrapOn(r: RouteConfig): Promise<{ error: unknown; headers: string
   if (user === undefined) throw new Error('fixture user');
   const origin = mintOriginPassport({ svid: web.svid, now, user });
   store.remember(ownOrigin(origin, SpiffeId.parse(web.id), exp), now.getTime() + 30_000, 'alice');
-  const wrap = passportWrapper({ holder, store, metrics: new Metrics(), now: () => now });
+  return { holder, origin, wrap: passportWrapper({ holder, store, metrics: new Metrics(), now: () => now }) };
+}
+
+/** Runs the wrapper on a request carrying a passport this sidecar minted; resolves to the error, if any. */
+async function wrapOn(r: RouteConfig): Promise<{ error: unknown; headers: string[] }> {
+  const { origin, wrap } = wrapperWithOrigin();
   const headers = ['host', 'orders.shop', PASSPORT_HEADER, origin];
   let error: unknown;
   try {
@@ -69,14 +74,7 @@ describe('passportWrapper', () => {
   });
 
   it('ok/the wrapped request is bound to the SVID it was signed with, and rebinding signs it for another', async () => {
-    const holder = new CredentialHolder({ svid: web.svid, bundle: ca.bundle });
-    const store = new PassportStore();
-    const exp = Math.floor(now.getTime() / 1000) + 600;
-    const user = endUserFromClaims({ sub: 'alice', iss: 'https://idp.test', exp }, []);
-    if (user === undefined) throw new Error('fixture user');
-    const origin = mintOriginPassport({ svid: web.svid, now, user });
-    store.remember(ownOrigin(origin, SpiffeId.parse(web.id), exp), now.getTime() + 30_000, 'alice');
-    const wrap = passportWrapper({ holder, store, metrics: new Metrics(), now: () => now });
+    const { holder, origin, wrap } = wrapperWithOrigin();
     const context: Parameters<typeof wrap>[0] = {
       route: route([ORDERS], []),
       method: 'GET',

@@ -15,7 +15,7 @@ import type { CredentialHolder } from '../agent/index.js';
 import type { EndUser } from '../authn/end-user.js';
 import { PASSPORT_HEADER, type SharedOrigin } from '../authn/passport/index.js';
 import { formatHostPort, type RouteConfig, sidecarConfigFromObject } from '../config/index.js';
-import { isMeshauthError, MeshauthError } from '../errors/index.js';
+import { MeshauthError } from '../errors/index.js';
 import { DataPlaneTelemetry } from '../sidecar/data-plane-telemetry.js';
 import type { Endpoint } from '../sidecar/endpoints/endpoint.js';
 import { isHopByHop } from '../sidecar/http-headers.js';
@@ -28,7 +28,11 @@ import {
   type H2ExchangeContext,
   outboundRetryCounters,
 } from '../sidecar/outbound/h2-exchange.js';
-import type { OnOutboundRequest, OutboundRequestContext } from '../sidecar/outbound/outbound-hooks.js';
+import {
+  hookRejection,
+  type OnOutboundRequest,
+  type OutboundRequestContext,
+} from '../sidecar/outbound/outbound-hooks.js';
 import { classifyPeerError } from '../sidecar/outbound/outbound-listener.js';
 import { passportWrapper } from '../sidecar/outbound/passport-wrapper.js';
 import { PeerSessions } from '../sidecar/outbound/peer-sessions.js';
@@ -150,7 +154,7 @@ export class MeshForwarder {
     try {
       pending = this.#wrap(context);
     } catch (error) {
-      this.#reject(res, asPassportError(error), startedAt);
+      this.#reject(res, hookRejection(error), startedAt);
       return;
     }
     const start = () => {
@@ -158,7 +162,7 @@ export class MeshForwarder {
       exchange.start();
     };
     if (pending === undefined) start();
-    else pending.then(start, (error: unknown) => this.#reject(res, asPassportError(error), startedAt));
+    else pending.then(start, (error: unknown) => this.#reject(res, hookRejection(error), startedAt));
   }
 
   /** The endpoints the route's address has now (0 before its name first resolved): the gateway holds a session at each. */
@@ -337,12 +341,6 @@ function writeHeadOrClear(res: ResponseSink, status: number, headers: OutgoingHt
 /** A response that has no content by definition (RFC 9110 §6.4.1): 204, 304, or the answer to a HEAD. */
 function endsAtHead(method: string, status: number): boolean {
   return status === 204 || status === 304 || method === 'HEAD';
-}
-
-function asPassportError(error: unknown): MeshauthError {
-  return isMeshauthError(error)
-    ? error
-    : new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', 'outbound hook failed', { cause: error });
 }
 
 /** Drops a response body nobody will read. undici's body emits an AbortError when destroyed unread: listened to. */

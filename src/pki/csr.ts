@@ -11,6 +11,7 @@ import {
 } from 'node:crypto';
 import { promisify } from 'node:util';
 import { MeshauthError } from '../errors/index.js';
+import { nodeHas } from '../platform/node-version.js';
 import { derBytes, derChildren, derContent, derOid, derTlv, derWellFormed, readDer } from './der.js';
 import { importSpki, isFixedLayoutSpki, privateKeyEncodings, rsaSpkiDerOf, spkiDerOf } from './key-der.js';
 import { type KeyPair, type KeyType, keyTypeOf, toPem } from './keys.js';
@@ -67,7 +68,7 @@ export interface KeyWithCsr {
  * frozen agent; reproduced in a loop of generate-and-export within seconds). Node 24 does not. A job on libuv's pool
  * is freed right after its callback, so older lines make every key there.
  */
-const SYNC_KEYGEN_SAFE = Number(process.versions.node.split('.')[0]) >= 24;
+const SYNC_KEYGEN_SAFE = nodeHas([[24, 0]]);
 
 /**
  * A new key of the type and its CSR, in node:crypto alone, the request written directly as DER (the agent's

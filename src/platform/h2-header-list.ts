@@ -3,32 +3,22 @@
 // already; as an object, node:http2 copies them once more into a null-prototype object and walks its keys, per call.
 // On older runtimes (Node 20) the list becomes the object those take, duplicates merged into one array per name.
 import type { OutgoingHttpHeaders } from 'node:http2';
+import { type NodeReleases, nodeHas } from './node-version.js';
 
 /** A flat HTTP/2 header list: lower-case names, pseudo-headers first, a name repeated for each of its values. */
 export type H2HeaderList = string[];
 
-/** First release of each line with the feature; a line not listed has it if newer than every listed one. */
-type Since = readonly (readonly [major: number, minor: number])[];
-
-export const RAW_REQUEST_SINCE: Since = [
+export const RAW_REQUEST_SINCE: NodeReleases = [
   [22, 17],
   [24, 0],
 ];
-export const RAW_RESPONSE_SINCE: Since = [
+export const RAW_RESPONSE_SINCE: NodeReleases = [
   [22, 20],
   [24, 7],
 ];
 
-/** Whether Node `version` ("24.7.0") has a feature that landed in the releases `since` names. */
-export function nodeHas(since: Since, version: string): boolean {
-  const [major = 0, minor = 0] = version.split('.').map(Number);
-  const line = since.find(([m]) => m === major);
-  if (line !== undefined) return minor >= line[1];
-  return major > Math.max(...since.map(([m]) => m));
-}
-
-const rawRequests = nodeHas(RAW_REQUEST_SINCE, process.versions.node);
-const rawResponses = nodeHas(RAW_RESPONSE_SINCE, process.versions.node);
+const rawRequests = nodeHas(RAW_REQUEST_SINCE);
+const rawResponses = nodeHas(RAW_RESPONSE_SINCE);
 
 /** `list` as ClientHttp2Session.request() takes it on this runtime. */
 export function requestHeadersOf(list: H2HeaderList): OutgoingHttpHeaders {

@@ -9,7 +9,6 @@ export {
   type H2HeaderList,
   headerListSize,
   headerObject,
-  nodeHas,
   RAW_REQUEST_SINCE,
   RAW_RESPONSE_SINCE,
   requestHeadersOf,
@@ -31,6 +30,7 @@ export {
   UNDICI_PARSER_ERROR_NAME,
 } from './node-internals.js';
 export { answerOnSocket, expectationUnsupported, nodeRefusal, triageClientError } from './node-refusal.js';
+export { type NodeReleases, nodeHas } from './node-version.js';
 export { atPeerExpiry, notAfterMs } from './peer-expiry.js';
 export { pooledRandomBytes } from './random-bytes.js';
 export { type RegularFile, readRegularFile } from './regular-file.js';

@@ -1,6 +1,7 @@
 // Binding a server and learning the port it got: shared by every listener of the sidecar, the gateway and the CA.
 import { isIP, type ListenOptions, type Server } from 'node:net';
 import { MeshauthError } from '../errors/index.js';
+import { nodeHas } from './node-version.js';
 
 /** Node lines whose `listen()` knows `reusePort`; older ones ignore the option and the second bind fails. */
 export const REUSE_PORT_MIN_NODE = { major: 22, minor: 12 } as const;
@@ -16,10 +17,10 @@ export function reusePortSupported(
   version: string = process.versions.node,
   platform: NodeJS.Platform = process.platform,
 ): boolean {
-  const [major = 0, minor = 0] = version.split('.').map(Number);
-  const newEnough =
-    major > REUSE_PORT_MIN_NODE.major || (major === REUSE_PORT_MIN_NODE.major && minor >= REUSE_PORT_MIN_NODE.minor);
-  return newEnough && REUSE_PORT_PLATFORMS.includes(platform);
+  return (
+    nodeHas([[REUSE_PORT_MIN_NODE.major, REUSE_PORT_MIN_NODE.minor]], version) &&
+    REUSE_PORT_PLATFORMS.includes(platform)
+  );
 }
 
 /** Why a bind fails, in the words an operator acts on (errno of listen(2)). */

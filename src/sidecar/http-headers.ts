@@ -215,13 +215,15 @@ export function connectionTokens(raw: readonly string[]): Set<string> | undefine
 
 /**
  * The lower-case header names a `Connection` value lists (hop-by-hop for this connection only),
- * added to `into`; close, keep-alive and the headers that frame or route the message are never listed.
+ * added to `into`; close, keep-alive, the headers that frame or route the message and pseudo-headers (no field name
+ * starts with a colon: `Connection: :status` must not take an HTTP/2 answer's status) are never listed.
  */
 export function connectionListed(value: string, into?: Set<string>): Set<string> | undefined {
   let tokens = into;
   for (const part of value.split(',')) {
     const token = part.trim().toLowerCase();
-    if (token === '' || token === 'close' || token === 'keep-alive' || PROTECTED_FROM_TOKENS.has(token)) continue;
+    if (token === '' || token === 'close' || token === 'keep-alive' || token.charCodeAt(0) === 0x3a) continue;
+    if (PROTECTED_FROM_TOKENS.has(token)) continue;
     tokens ??= new Set();
     tokens.add(token);
   }
@@ -241,7 +243,7 @@ export function responseHeadersH1(raw: readonly Buffer[], out: string[], status 
     const lower = name.toLowerCase();
     const value = (raw[i + 1] as Buffer).toString('latin1');
     if (HOP_BY_HOP.has(lower)) {
-      if (lower === 'connection') tokens = addTokens(tokens, value);
+      if (lower === 'connection') tokens = connectionListed(value, tokens);
       continue;
     }
     if (isIdentityHeader(lower, false)) continue;
@@ -279,7 +281,7 @@ export function responseHeadersH2(status: number, raw: readonly Buffer[]): H2Hea
     const lower = (raw[i] as Buffer).toString('latin1').toLowerCase();
     const value = (raw[i + 1] as Buffer).toString('latin1');
     if (HOP_BY_HOP.has(lower)) {
-      if (lower === 'connection') tokens = addTokens(tokens, value);
+      if (lower === 'connection') tokens = connectionListed(value, tokens);
       continue;
     }
     if (isIdentityHeader(lower, false)) continue;
@@ -287,19 +289,8 @@ export function responseHeadersH2(status: number, raw: readonly Buffer[]): H2Hea
     if (status === 204 && lower === 'content-length') continue;
     out.push(lower, value);
   }
-  // A listed name is never a pseudo-header (no token starts with a colon): `Connection: :status` keeps the status.
-  if (tokens !== undefined) for (const token of tokens) if (token.charCodeAt(0) !== 0x3a) removeHeader(out, token);
+  if (tokens !== undefined) for (const token of tokens) removeHeader(out, token);
   return out;
-}
-
-function addTokens(tokens: Set<string> | undefined, value: string): Set<string> | undefined {
-  for (const part of value.split(',')) {
-    const token = part.trim().toLowerCase();
-    if (token === '' || token === 'close' || token === 'keep-alive' || PROTECTED_FROM_TOKENS.has(token)) continue;
-    tokens ??= new Set();
-    tokens.add(token);
-  }
-  return tokens;
 }
 
 /** Removes every `name` entry (lower-case) from a flat `[name, value, …]` header list, in place. */

@@ -109,6 +109,10 @@ export interface TestConfigOptions {
   readonly drainTimeout?: string;
   /** End users required, from one ES256 issuer whose JWKS is `${url}/jwks`, for `audience`. */
   readonly endUserIssuer?: { readonly url: string; readonly audience: string };
+  /** `inbound.endUser` as given (issuers, vouchers, claims…), when endUserIssuer's shape is not the one wanted. */
+  readonly endUser?: Readonly<Record<string, unknown>>;
+  /** `outbound.http2` (default true). */
+  readonly http2?: boolean;
 }
 
 export function testConfig(options: TestConfigOptions): SidecarConfig {
@@ -122,6 +126,7 @@ export function testConfig(options: TestConfigOptions): SidecarConfig {
         ...(options.tls12 === undefined ? {} : { tls12: options.tls12 }),
         ...(options.appTimeout === undefined ? {} : { appTimeout: options.appTimeout }),
         ...(options.endUserIssuer === undefined ? {} : { endUser: endUserRequired(options.endUserIssuer) }),
+        ...(options.endUser === undefined ? {} : { endUser: options.endUser }),
       },
       outbound: {
         listen: '127.0.0.1:0',
@@ -129,6 +134,7 @@ export function testConfig(options: TestConfigOptions): SidecarConfig {
         egress: options.egress ?? [],
         ...(options.outboundTimeout === undefined ? {} : { timeout: options.outboundTimeout }),
         ...(options.dnsServers === undefined ? {} : { dns: { servers: options.dnsServers } }),
+        ...(options.http2 === undefined ? {} : { http2: options.http2 }),
       },
       admin: { listen: '127.0.0.1:0' },
       ...(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout }),

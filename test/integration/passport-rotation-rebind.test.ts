@@ -8,13 +8,19 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CredentialHolder } from '../../src/agent/index.js';
-import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { startIdentityHooks } from '../../src/sidecar/identity-hooks.js';
 import { type RunningSidecar, startSidecar } from '../../src/sidecar/index.js';
 import type { OutboundRequestContext } from '../../src/sidecar/outbound/outbound-hooks.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { type OidcIssuer, startOidcIssuer } from '../helpers/oidc-issuer.js';
-import { startApp, startTestSidecar, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';
+import {
+  startApp,
+  startTestSidecar,
+  type TestApp,
+  type TestConfigOptions,
+  type TestSidecar,
+  testConfig,
+} from '../helpers/sidecar-harness.js';
 import { TestCa, type TestSvid } from '../helpers/test-ca.js';
 
 const TD = 'example.org';
@@ -29,25 +35,13 @@ let payments: TestSidecar;
 let appPayments: TestApp;
 let ingress: TestSvid;
 
-function config(appPort: number, routes: Record<string, unknown> = {}, http2 = true) {
-  return sidecarConfigFromObject(
-    {
-      trustDomain: TD,
-      ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent', token: '/nonexistent' },
-      inbound: {
-        listen: '127.0.0.1:0',
-        app: `127.0.0.1:${appPort}`,
-        endUser: {
-          issuers: [{ issuer: idp.issuer, audiences: [idp.audience], algorithms: ['ES256'] }],
-          vouchers: [GATEWAY],
-          claims: ['scope'],
-        },
-      },
-      outbound: { listen: '127.0.0.1:0', routes, http2 },
-      admin: { listen: '127.0.0.1:0' },
-    },
-    'passport-rotation-rebind-test',
-  );
+function config(appPort: number, routes: TestConfigOptions['routes'] = {}, http2 = true) {
+  const endUser = {
+    issuers: [{ issuer: idp.issuer, audiences: [idp.audience], algorithms: ['ES256'] }],
+    vouchers: [GATEWAY],
+    claims: ['scope'],
+  };
+  return testConfig({ trustDomain: TD, appPort, routes, http2, endUser });
 }
 
 interface Gateway {

@@ -23,7 +23,7 @@ import type { EndpointSet } from '../endpoints/endpoint-set.js';
 import type { DrainState } from '../forward-handler.js';
 import { isHopByHop, isIdentityHeader } from '../http-headers.js';
 import { requestBodyStalled } from '../pipeline/rejections.js';
-import type { CredentialBinding } from './outbound-hooks.js';
+import { type CredentialBinding, hookRejection } from './outbound-hooks.js';
 import { CONNECTION_LOST, peerResetText } from './peer-reset-text.js';
 
 const kExchange = Symbol('meshauth.h2Exchange');
@@ -268,13 +268,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     try {
       binding.rebind(presented);
     } catch (error) {
-      this.fail(
-        isMeshauthError(error)
-          ? error
-          : new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', 'passport not bound to the connection', {
-              cause: error,
-            }),
-      );
+      this.fail(hookRejection(error));
       return false;
     }
     this.#binding = { credentials: presented, rebind: binding.rebind };

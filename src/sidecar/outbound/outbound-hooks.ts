@@ -2,6 +2,7 @@
 // it leaves for the peer and may add headers. Absent hook → no call, no promise.
 import type { Credentials } from '../../agent/index.js';
 import type { RouteConfig } from '../../config/index.js';
+import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 
 /**
  * Headers a hook bound to the credentials it saw (a passport link names the leaf it was signed with, and the peer
@@ -26,3 +27,13 @@ export interface OutboundRequestContext {
 
 /** May edit `context.headers` in place (e.g. replace `x-meshauth-passport` by a wrapped one). */
 export type OnOutboundRequest = (context: OutboundRequestContext) => void | Promise<void>;
+
+/**
+ * What a hook's throw, rejection or failed rebind is answered with: its own MeshauthError, or any other failure as an
+ * invalid passport (the passport wrapper is the hook).
+ */
+export function hookRejection(error: unknown): MeshauthError {
+  return isMeshauthError(error)
+    ? error
+    : new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', 'outbound hook failed', { cause: error });
+}

@@ -48,7 +48,7 @@ import { type EgressMatcher, egressMatcher, isLoopbackTarget } from './egress-ma
 import { H2Exchange, type H2ExchangeContext, outboundRetryCounters } from './h2-exchange.js';
 import { type FastRequest, type LeanLane, type LeanResponse, leanLane } from './lean-lane.js';
 import { outboundConnectionCap } from './outbound-connection-cap.js';
-import type { OnOutboundRequest, OutboundRequestContext } from './outbound-hooks.js';
+import { hookRejection, type OnOutboundRequest, type OutboundRequestContext } from './outbound-hooks.js';
 import { PeerSessions } from './peer-sessions.js';
 import { readRequestTarget } from './request-target.js';
 
@@ -709,13 +709,6 @@ export function classifyPeerError(error: Error): MeshauthError {
     reason: 'connect',
     cause: error,
   });
-}
-
-/** A failed outbound hook as the request's refusal: its own MeshauthError, or one of the passport's. */
-function hookRejection(error: unknown): MeshauthError {
-  return isMeshauthError(error)
-    ? error
-    : new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', 'outbound hook failed', { cause: error });
 }
 
 /** The egress tunnel cap was reached: 503 to the app (it may retry once a tunnel closes), the cap in the log line. */

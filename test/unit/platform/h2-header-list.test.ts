@@ -8,25 +8,6 @@ import {
   RAW_RESPONSE_SINCE,
 } from '../../../src/platform/index.js';
 
-describe('nodeHas', () => {
-  const since = [
-    [22, 20],
-    [24, 7],
-  ] as const;
-  it.each([
-    ['20.19.5', false],
-    ['22.19.0', false],
-    ['22.20.0', true],
-    ['23.11.0', false],
-    ['24.6.0', false],
-    ['24.7.0', true],
-    ['24.21.0', true],
-    ['25.0.0', true],
-  ])('%s: %s', (version, has) => {
-    expect(nodeHas(since, version)).toBe(has);
-  });
-});
-
 describe('the releases whose node:http2 takes header arrays', () => {
   it.each([
     ['20.20.2', false, false],

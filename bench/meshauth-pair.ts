@@ -33,6 +33,8 @@ interface SidecarSpec {
   /** Client only: the server sidecar's inbound port and SPIFFE ID. */
   readonly peerPort?: number;
   readonly peerId?: string;
+  /** Client only: `outbound.http2` (false: HTTP/1.1 keep-alive connections between the sidecars). */
+  readonly http2?: boolean;
 }
 
 interface Ready {
@@ -51,11 +53,17 @@ export const SIDECAR_NODE_FLAGS: readonly string[] =
     : process.env.MESHAUTH_BENCH_NODE_ARGS.split(' ').filter((arg) => arg !== '');
 
 /**
+ * `http2` false runs the pair with HTTP/1.1 between the sidecars (`outbound.http2: false`; the bench's `meshauth-h1`
+ * rows, and every meshauth row with MESHAUTH_BENCH_HTTP2=0).
  * The pair's processes run on the bench's own Node unless `node` names another binary: `MESHAUTH_BENCH_NODE` adds a
  * second meshauth row on that runtime (the image runs a newer Node line than the development machines), measured in
  * the same run as the others so the two rows compare.
  */
-export async function startMeshauthPair(options: PeerOptions, node: string = process.execPath): Promise<ProxyPair> {
+export async function startMeshauthPair(
+  options: PeerOptions,
+  node: string = process.execPath,
+  http2: boolean = process.env.MESHAUTH_BENCH_HTTP2 !== '0',
+): Promise<ProxyPair> {
   const { pki, appPort } = options;
   const spawnSidecar = async (spec: SidecarSpec) => {
     const child = spawnChild(`meshauth-${spec.role}`, node, [
@@ -88,6 +96,7 @@ export async function startMeshauthPair(options: PeerOptions, node: string = pro
       appPort,
       peerPort: server.ready.inboundPort,
       peerId: pki.server.id.toString(),
+      http2,
     });
   } catch (error) {
     await server.child.stop();
@@ -127,8 +136,8 @@ async function runSidecar(spec: SidecarSpec): Promise<void> {
       inbound: { listen: '127.0.0.1:0', app: `127.0.0.1:${spec.appPort}` },
       outbound: {
         listen: '127.0.0.1:0',
-        // MESHAUTH_BENCH_HTTP2=0 measures the HTTP/1.1 keep-alive pools between the sidecars instead of HTTP/2.
-        http2: process.env.MESHAUTH_BENCH_HTTP2 !== '0',
+        // startMeshauthPair's `http2` (MESHAUTH_BENCH_HTTP2=0 by default): HTTP/1.1 keep-alive between the sidecars.
+        http2: spec.http2 ?? true,
         ...(spec.peerPort === undefined || spec.peerId === undefined
           ? {}
           : { routes: { [MESH_HOST]: { address: `127.0.0.1:${spec.peerPort}`, ids: [spec.peerId] } } }),

@@ -108,6 +108,14 @@ async function main(): Promise<void> {
     if (other !== undefined) {
       scenarios.push({ name: `meshauth${other.label}`, start: (options) => startMeshauthPair(options, other.node) });
     }
+    // HTTP/1.1 between the sidecars (`outbound.http2: false`), on each runtime: the same pair on the lean path.
+    scenarios.push({ name: 'meshauth-h1', start: (options) => startMeshauthPair(options, process.execPath, false) });
+    if (other !== undefined) {
+      scenarios.push({
+        name: `meshauth-h1${other.label}`,
+        start: (options) => startMeshauthPair(options, other.node, false),
+      });
+    }
     const header = {
       startedAt: new Date(started).toISOString(),
       machine: machineInfo(),

@@ -8,9 +8,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { constants as h2constants } from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { Dispatcher, Pool } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { CredentialHolder } from '../agent/index.js';
 import type { EndUser } from '../authn/end-user.js';
 import { PASSPORT_HEADER, type SharedOrigin } from '../authn/passport/index.js';
@@ -19,6 +17,7 @@ import { MeshauthError } from '../errors/index.js';
 import { DataPlaneTelemetry } from '../sidecar/data-plane-telemetry.js';
 import type { Endpoint } from '../sidecar/endpoints/endpoint.js';
 import { isHopByHop } from '../sidecar/http-headers.js';
+import type { Http1Client } from '../sidecar/http1-client.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
 import { handOutOrigin } from '../sidecar/inbound/vouch-for-user.js';
 import {
@@ -74,6 +73,9 @@ export class MeshForwarder {
    * given (sharedOrigin). It is addressed to the gateway itself and travels only inside a per-request link.
    */
   readonly #origins = new Map<string, SharedOrigin>();
+  /** #responseHeaders for the HTTP/1.1 path's handlers (one function for all of them). */
+  readonly #peerHeaders = (flat: readonly string[], status: number): OutgoingHttpHeaders =>
+    this.#responseHeaders(flat, status);
 
   constructor(options: {
     readonly config: GatewayConfig;
@@ -117,7 +119,7 @@ export class MeshForwarder {
       // HTTP/1.0 is refused at the edge, so every response here is framed; an error makes node:http2's compat
       // response reset with INTERNAL_ERROR (RST_STREAM(NO_ERROR) without END_STREAM would be ambiguous).
       cut: (res) => void res.destroy(new Error('response cut upstream')),
-      forwardHttp1: (exchange, endpoint, pool) => this.#forwardHttp1(exchange, endpoint, pool),
+      forwardHttp1: (exchange, endpoint, client) => this.#forwardHttp1(exchange, endpoint, client),
     };
   }
 
@@ -201,110 +203,12 @@ export class MeshForwarder {
     return out;
   }
 
-  /** The route's peer speaks HTTP/1.1 only (ALPN): undici's pool to it carries the request. */
-  #forwardHttp1(exchange: H2Exchange<ResponseSink>, endpoint: Endpoint, pool: Pool): void {
-    const { res } = exchange;
-    const telemetry = this.#telemetry;
-    const abort = new AbortController();
-    res.on('close', () => {
-      // nghttp2 reset the browser's stream for its body (shorter or longer than its content-length): a broken
-      // upload, counted as H2Exchange counts one to an HTTP/2 peer, not a browser that left. Once the peer's head
-      // went out the request is counted already (its status): the reset cuts that answer, a protocol_error stream
-      // reset as a sidecar's ForwardHandler reports one, not a second request.
-      if (
-        !abort.signal.aborted &&
-        !res.writableEnded &&
-        exchange.req !== undefined &&
-        exchange.req.complete !== true &&
-        res.stream?.rstCode === h2constants.NGHTTP2_PROTOCOL_ERROR
-      ) {
-        if (res.headersSent) {
-          telemetry.protocolReset(endpoint.peerId);
-        } else {
-          const error = new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'request body incomplete', {
-            reason: 'body_incomplete',
-          });
-          telemetry.rejected(endpoint.peerId, error, exchange.startedAt);
-        }
-      }
-      abort.abort(); // the browser left: the peer's request goes too
-    });
-    // The balancer's load signal, as an HTTP/2 stream counts: from the request until its response body is over.
-    endpoint.inflight += 1;
-    let counted = true;
-    const release = () => {
-      if (!counted) return;
-      counted = false;
-      endpoint.inflight -= 1;
-    };
-    const reject = (error: MeshauthError) => {
-      writeError(res, error);
-      telemetry.rejected(endpoint.peerId, error, exchange.startedAt);
-    };
-    const answered = (response: Dispatcher.ResponseData): void => {
-      if (res.writableEnded || abort.signal.aborted) {
-        discard(response.body);
-        return;
-      }
-      const flat: string[] = [];
-      for (const [name, value] of Object.entries(response.headers)) {
-        if (typeof value === 'string') flat.push(name, value);
-        else if (Array.isArray(value)) for (const v of value) flat.push(name, v);
-      }
-      try {
-        writeHeadOrClear(res, response.statusCode, this.#responseHeaders(flat, response.statusCode));
-      } catch (cause) {
-        // A head the browser's protocol cannot carry (a repeated single-value field on HTTP/2, status 600).
-        discard(response.body);
-        reject(
-          new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent an unusable response head', {
-            reason: 'response_head',
-            cause,
-          }),
-        );
-        return;
-      }
-      telemetry.completed(endpoint.peerId, response.statusCode, exchange.startedAt);
-      if (endsAtHead(exchange.method, response.statusCode)) {
-        // Complete with its head (the sidecar's ForwardHandler.onHeaders rule). undici takes a 304's Content-Length,
-        // the size of the representation it stands for, for a body it then misses and fails the body after the head:
-        // piped, that failure reset the browser's connection before node:http had sent the buffered 304.
-        discard(response.body);
-        res.end();
-        return;
-      }
-      pipeline(response.body, res as unknown as NodeJS.WritableStream).catch((error: unknown) => {
-        res.destroy(new Error('response cut')); // never frame a truncated body as complete
-        if (abort.signal.aborted) return; // the browser left; the peer did nothing wrong
-        telemetry.reset(
-          endpoint.peerId,
-          'peer_response_truncated',
-          'response truncated: the peer failed mid-body',
-          error,
-        );
-      });
-    };
-    pool
-      .request({
-        path: exchange.path,
-        method: exchange.method as 'GET',
-        headers: exchange.headers as string[],
-        body: (exchange.req as Readable | undefined) ?? null,
-        signal: abort.signal,
-      })
-      .then(
-        (response) => {
-          response.body.once('close', release);
-          endpoint.answered();
-          answered(response);
-        },
-        (error: Error) => {
-          release();
-          if (abort.signal.aborted) return;
-          endpoint.requestFailed(error);
-          if (!exchange.retryHttp1(error, endpoint)) reject(classifyPeerError(error));
-        },
-      );
+  /** The route's peer speaks HTTP/1.1 only (ALPN): the endpoint's HTTP/1.1 client carries the request. */
+  #forwardHttp1(exchange: H2Exchange<ResponseSink>, endpoint: Endpoint, client: Http1Client): void {
+    client.dispatch(
+      { method: exchange.method, path: exchange.path, headers: exchange.headers, body: exchange.req ?? null },
+      new PeerAnswer(exchange, endpoint, this.#telemetry, this.#peerHeaders),
+    );
   }
 
   #reject(res: ResponseSink, error: MeshauthError, startedAt: number): void {
@@ -343,10 +247,166 @@ function endsAtHead(method: string, status: number): boolean {
   return status === 204 || status === 304 || method === 'HEAD';
 }
 
-/** Drops a response body nobody will read. undici's body emits an AbortError when destroyed unread: listened to. */
-function discard(body: Readable): void {
-  body.on('error', ignore);
-  body.destroy();
-}
+/**
+ * One request to an HTTP/1.1 peer, as its client's dispatch handler: the answer streamed into the edge response with
+ * backpressure; a failure before the head answered (or retried by the exchange), one after it cutting the response
+ * (never framed as complete). A browser that leaves ends the peer's exchange and its connection (no other is opened
+ * in its place); one that left while the request waited for a connection has it dropped unsent.
+ */
+class PeerAnswer implements Dispatcher.DispatchHandler {
+  readonly #exchange: H2Exchange<ResponseSink>;
+  readonly #endpoint: Endpoint;
+  readonly #telemetry: DataPlaneTelemetry;
+  readonly #headers: (flat: readonly string[], status: number) => OutgoingHttpHeaders;
+  #abort: ((error?: Error) => void) | undefined;
+  #resume: (() => void) | undefined;
+  #waitingDrain = false;
+  /** The browser's response closed (finished, or the browser left). */
+  #closed = false;
+  /** Answered, failed or ended at its head: nothing more of the peer reaches the browser. */
+  #done = false;
+  #headSent = false;
+  /** Holds one of the endpoint's requests in flight (the balancer's load signal, as an HTTP/2 stream counts). */
+  #counted = true;
 
-function ignore(): void {}
+  constructor(
+    exchange: H2Exchange<ResponseSink>,
+    endpoint: Endpoint,
+    telemetry: DataPlaneTelemetry,
+    headers: (flat: readonly string[], status: number) => OutgoingHttpHeaders,
+  ) {
+    this.#exchange = exchange;
+    this.#endpoint = endpoint;
+    this.#telemetry = telemetry;
+    this.#headers = headers;
+    endpoint.inflight += 1;
+    exchange.res.on('close', () => this.#responseClosed());
+  }
+
+  onConnect(abort: (error?: Error) => void): void {
+    // Dropped before it is written: the connection serves the next request instead of closing with this one.
+    if (this.#closed) throw new Error('the browser left');
+    this.#abort = abort;
+  }
+
+  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    const { res, method, startedAt } = this.#exchange;
+    const endpoint = this.#endpoint;
+    endpoint.answered();
+    if (this.#done || this.#closed || res.writableEnded) {
+      this.#cancel();
+      return false;
+    }
+    // The client hands each field as a latin1 string, which toString gives back as it is (a Buffer would decode).
+    const flat = rawHeaders.map((field) => field.toString('latin1'));
+    try {
+      writeHeadOrClear(res, status, this.#headers(flat, status));
+    } catch (cause) {
+      // A head the browser's protocol cannot carry (a repeated single-value field on HTTP/2, status 600).
+      this.#cancel();
+      this.#reject(
+        new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent an unusable response head', {
+          reason: 'response_head',
+          cause,
+        }),
+      );
+      return false;
+    }
+    this.#headSent = true;
+    this.#telemetry.completed(endpoint.peerId, status, startedAt);
+    if (endsAtHead(method, status)) {
+      // Complete with its head (the sidecar's ForwardHandler.onHeaders rule); the client reads no body for these.
+      this.#done = true;
+      res.end();
+      return true;
+    }
+    this.#resume = resume;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#done) return true;
+    const res = this.#exchange.res;
+    const written = res.write(chunk);
+    if (!written && !this.#waitingDrain) {
+      this.#waitingDrain = true;
+      res.once('drain', () => {
+        this.#waitingDrain = false;
+        this.#resume?.();
+      });
+    }
+    return written;
+  }
+
+  onComplete(): void {
+    this.#release();
+    if (this.#done) return;
+    this.#done = true;
+    this.#exchange.res.end();
+  }
+
+  onError(error: Error): void {
+    this.#release();
+    if (this.#done) return;
+    this.#done = true;
+    const exchange = this.#exchange;
+    if (this.#headSent) {
+      exchange.res.destroy(new Error('response cut')); // never frame a truncated body as complete
+      if (this.#closed) return; // the browser left; the peer did nothing wrong
+      this.#telemetry.reset(
+        this.#endpoint.peerId,
+        'peer_response_truncated',
+        'response truncated: the peer failed mid-body',
+        error,
+      );
+      return;
+    }
+    if (this.#closed) return;
+    this.#endpoint.requestFailed(error);
+    if (!exchange.retryHttp1(error, this.#endpoint)) this.#reject(classifyPeerError(error));
+  }
+
+  #responseClosed(): void {
+    const { res, req } = this.#exchange;
+    // nghttp2 reset the browser's stream for its body (shorter or longer than its content-length): a broken upload,
+    // counted as H2Exchange counts one to an HTTP/2 peer, not a browser that left. Once the peer's head went out the
+    // request is counted already (its status): the reset cuts that answer, a protocol_error stream reset as a
+    // sidecar's ForwardHandler reports one, not a second request.
+    if (
+      !this.#closed &&
+      !res.writableEnded &&
+      req !== undefined &&
+      req.complete !== true &&
+      res.stream?.rstCode === h2constants.NGHTTP2_PROTOCOL_ERROR
+    ) {
+      if (res.headersSent) {
+        this.#telemetry.protocolReset(this.#endpoint.peerId);
+      } else {
+        const error = new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'request body incomplete', {
+          reason: 'body_incomplete',
+        });
+        this.#telemetry.rejected(this.#endpoint.peerId, error, this.#exchange.startedAt);
+      }
+    }
+    this.#closed = true;
+    // The browser left: the peer's request goes too, with its connection.
+    if (!this.#done) this.#abort?.(new Error('the browser left'));
+  }
+
+  /** Ends the peer's exchange (and its connection): its answer is not wanted. */
+  #cancel(): void {
+    this.#done = true;
+    this.#abort?.(new Error('answer not wanted'));
+  }
+
+  #reject(error: MeshauthError): void {
+    writeError(this.#exchange.res, error);
+    this.#telemetry.rejected(this.#endpoint.peerId, error, this.#exchange.startedAt);
+  }
+
+  #release(): void {
+    if (!this.#counted) return;
+    this.#counted = false;
+    this.#endpoint.inflight -= 1;
+  }
+}

@@ -25,7 +25,6 @@ export {
   pendingResponse,
   startTimeoutSweeper,
   tcpSocketOf,
-  UNDICI_ABORT_MESSAGE,
   UNDICI_CODES,
   UNDICI_PARSER_ERROR_NAME,
 } from './node-internals.js';

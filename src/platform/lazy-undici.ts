@@ -1,6 +1,7 @@
-// undici, loaded the first time a sidecar needs it: an HTTP/1.1 peer (ALPN or `outbound.http2: false`), a JWKS or
-// OIDC discovery fetch. A sidecar with neither never loads it, which keeps 9–15 MiB out of its idle and peak RSS
-// (docs/performance.md, Round 19). Processes that always use it (the gateway, the CA, the demo) import it directly.
+// undici, loaded the first time a sidecar needs it: a JWKS or OIDC discovery fetch (both HTTP/1.1 hops, to the app
+// and to a peer, use the sidecar's own client, http1-client.ts). A sidecar without end-user issuers never loads it,
+// which keeps 9–15 MiB out of its idle and peak RSS (docs/performance.md, Round 19). Processes that always use it
+// (the gateway, the CA, the demo) import it directly.
 type Undici = typeof import('undici');
 
 let loaded: Undici | undefined;

@@ -81,13 +81,6 @@ export const UNDICI_CODES = Object.freeze({
   info: 'UND_ERR_INFO',
 });
 
-/**
- * The message of the informational error (UNDICI_CODES.info) with which undici 7's abort of a running HTTP/1.1
- * request destroys its connection (lib/dispatcher/client-h1.js); on that error its client puts the request back and
- * connects again for it (src/sidecar/pool-connections.ts replaces it; test gateway-h1-browser-abort).
- */
-export const UNDICI_ABORT_MESSAGE = 'aborted';
-
 /*
  * Relied on without a helper (each pinned by a test):
  * - Http2Session 'stream' passes the decoded header list as its 4th argument (`rawHeaders`), where the header object

@@ -5,12 +5,14 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp } from '../../bench/app.js';
 import { type BenchPki, createBenchPki } from '../../bench/bench-pki.js';
 import { stopAll } from '../../bench/children.js';
 import { findBinary, type PeerOptions, type ProxyPair, startHaproxyPair, startNginxPair } from '../../bench/peers.js';
 import { checkTargets, type MicroResults, type ProxyRow } from '../../bench/report.js';
+import { assertBuilt, ROOT } from '../helpers/meshauth-cli.js';
 
 const phase = (rps: number, p50Ms: number, p99Ms: number) => ({ rps, p50Ms, p99Ms, errors: 0 });
 const row = (name: string, rps: number, c1: number, p99: number, cpu: number, rss: number): ProxyRow => ({
@@ -89,6 +91,19 @@ describe('reference pairs do the mTLS hop', () => {
     await stopAll();
     await closeApp();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('ok/the meshauth-h1 pair (HTTP/1.1 between its sidecars) forwards a request with the bench SVIDs', async () => {
+    // The built pair, as `npm run bench` runs it: its sidecars are spawned from the module's own file.
+    assertBuilt(['src', 'bench/meshauth-pair.ts']);
+    const built = pathToFileURL(join(ROOT, 'dist/bench/meshauth-pair.js')).href;
+    const { startMeshauthPair } = (await import(built)) as typeof import('../../bench/meshauth-pair.js');
+    const pair = await startMeshauthPair({ dir, pki, appPort }, process.execPath, false);
+    try {
+      expect(await get(pair.url)).toEqual({ status: 200, bytes: 1024 });
+    } finally {
+      await pair.stop();
+    }
   });
 
   const peers: { name: string; start: (o: PeerOptions) => Promise<ProxyPair> }[] = [

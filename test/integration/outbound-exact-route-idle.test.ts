@@ -2,11 +2,11 @@
 // gone, the next request still reaches the last known endpoint. A pattern route's per-host set is still closed
 // when idle. Real dnsmasq on 127.0.0.1, one mTLS HTTP/2 peer on 127.0.0.2; the idle sweep is shortened.
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
-import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RouteConfig } from '../../src/config/index.js';
 import type { Endpoint } from '../../src/sidecar/endpoints/endpoint.js';
 import type { EndpointSet } from '../../src/sidecar/endpoints/endpoint-set.js';
+import { Http1Client } from '../../src/sidecar/http1-client.js';
 import type { PeerSessions } from '../../src/sidecar/outbound/peer-sessions.js';
 import { createLogger } from '../../src/telemetry/index.js';
 import { type DnsServer, startDnsServer } from '../helpers/dns-server.js';
@@ -84,7 +84,7 @@ describe.skipIf(!HAS_DNSMASQ)('outbound endpoint sets of idle routes', () => {
   /** The status and body the peer answered. */
   async function getOn(endpoint: Endpoint): Promise<string> {
     const session = await endpoint.target();
-    if (session === undefined || session instanceof Pool) throw new Error('expected an HTTP/2 session');
+    if (session === undefined || session instanceof Http1Client) throw new Error('expected an HTTP/2 session');
     const stream = session.request({ ':method': 'GET', ':path': '/', ':authority': 'orders.mesh' });
     stream.end();
     return new Promise((resolve, reject) => {

@@ -1,4 +1,4 @@
-// The outbound's lean lane (src/sidecar/outbound/lean-lane.ts) on real sockets: which requests it serves itself and
+// The outbound's lean lane (src/sidecar/lean-lane.ts) on real sockets: which requests it serves itself and
 // which it hands to node:http with every byte intact, and that its answers are byte for byte what node:http's
 // ServerResponse writes for the same head and body. The whole outbound suite runs through it as well; these cases
 // pin the lane's own decisions, which the suite cannot see (node:http answers the handed-over ones the same way).
@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MeshauthError } from '../../src/errors/index.js';
 import { writeErrorH1 } from '../../src/sidecar/error-response.js';
-import { type FastRequest, type LeanLane, LeanResponse, leanLane } from '../../src/sidecar/outbound/lean-lane.js';
+import { type FastRequest, type LeanLane, LeanResponse, leanLane } from '../../src/sidecar/lean-lane.js';
 import { OUTBOUND_LIMITS } from '../../src/sidecar/outbound/outbound-listener.js';
 import { startApp, startTestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { type RawClient, rawClient } from '../helpers/tcp-client.js';

@@ -37,7 +37,7 @@ describe('what `meshauth sidecar` loads', () => {
   it('ok/the CLI program loads neither pkijs, jose, oidc-provider, undici nor the demo', () => {
     const loaded = packagesLoadedBy(['dist/src/cli/program.js', 'dist/src/sidecar/index.js']);
     expect(loaded.has('prom-client')).toBe(true); // the hook does see packages
-    // undici only once an HTTP/1.1 peer or a JWKS fetch needs it (src/platform/lazy-undici.ts).
+    // undici only once a JWKS or discovery fetch needs it (src/platform/lazy-undici.ts); no HTTP/1.1 hop uses it.
     for (const name of ['pkijs', 'jose', 'oidc-provider', 'undici']) expect(loaded.has(name), name).toBe(false);
   });
 

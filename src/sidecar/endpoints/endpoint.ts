@@ -1,15 +1,16 @@
 // One resolved address of a route (IP and port): its HTTP/2 session to the peer sidecar (one at a time; a new one
-// after GOAWAY, close or rotation), or an HTTP/1.1 pool when the peer chose http/1.1 by ALPN or `outbound.http2`
-// is off; the streams in flight (the balancer's load signal) and the passive health record (ejection.ts).
+// after GOAWAY, close or rotation), or an HTTP/1.1 client (kept-alive connections, http1-client.ts) when the peer
+// chose http/1.1 by ALPN or `outbound.http2` is off; the streams in flight (the balancer's load signal) and the
+// passive health record (ejection.ts).
 // Sessions are opened with the peer connector, which returns the verified peer ID with the socket: the ID is kept
 // here, per endpoint, as the metric label of the requests it carries.
 import { type ClientHttp2Session, connect as h2Connect } from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import type { buildConnector, Pool } from 'undici';
+import type { TLSSocket } from 'node:tls';
 import type { Credentials } from '../../agent/index.js';
 import { formatHostPort } from '../../config/index.js';
 import type { SpiffeId, TrustDomain } from '../../identity/index.js';
-import { atPeerExpiry, loadUndici, undiciIfLoaded } from '../../platform/index.js';
+import { atPeerExpiry } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   type ClientContext,
@@ -19,7 +20,7 @@ import {
   type PeerConnection,
   peerConnectFailureReason,
 } from '../../tls/index.js';
-import { trackingClient } from '../pool-connections.js';
+import { Http1Client } from '../http1-client.js';
 import type { Candidate } from './balancer.js';
 import { connectFailed, connectSucceeded, type EjectionState, newEjectionState } from './ejection.js';
 
@@ -29,9 +30,9 @@ export interface EndpointContext {
   readonly trustDomain: TrustDomain;
   /** Limit of one connection attempt (TCP + TLS). */
   readonly connectTimeoutMs: number;
-  /** Per-request limit, also the HTTP/1.1 pools' header and body timeouts. */
+  /** Per-request limit, also the HTTP/1.1 clients' header and body timeouts. */
   readonly timeoutMs: number;
-  /** false: HTTP/1.1 keep-alive pools only (`outbound.http2: false`). */
+  /** false: HTTP/1.1 keep-alive connections only (`outbound.http2: false`). */
   readonly http2: boolean;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -49,9 +50,9 @@ export interface EndpointOwner {
   ejectionChanged(endpoint: Endpoint, ejected: boolean): void;
 }
 
-export type PeerTarget = ClientHttp2Session | Pool;
+export type PeerTarget = ClientHttp2Session | Http1Client;
 
-/** The credentials each session or pool presents to its peer (the SVID its connections were made with). */
+/** The credentials each session or HTTP/1.1 client presents to its peer (the SVID its connections were made with). */
 const presented = new WeakMap<PeerTarget, Credentials>();
 
 /** The credentials `target` presents to its peer; undefined for a target no endpoint made. */
@@ -59,11 +60,11 @@ export function credentialsOf(target: PeerTarget): Credentials | undefined {
   return presented.get(target);
 }
 
-/** Idle sessions close after this long (as the HTTP/1.1 pools' keep-alive). */
+/** Idle sessions close after this long (as the HTTP/1.1 connections' keep-alive, unless the peer announces less). */
 const IDLE_MS = 60_000;
 /**
  * HTTP/1.1 to a peer carries one request per connection at a time: at most this many connections per endpoint,
- * requests beyond them wait in the pool. Well under the peer inbound's default share per caller identity
+ * requests beyond them wait in arrival order. Well under the peer inbound's default share per caller identity
  * (`inbound.limits.maxConnectionsPerPeer`, 256), which a burst would otherwise run into and get 503s.
  */
 const H1_CONNECTIONS = 64;
@@ -84,7 +85,7 @@ export class Endpoint implements Candidate {
   readonly port: number;
   /**
    * `host:port` (`[v6]:port`): the endpoint as every log line names it (field `endpoint`), and the origin its
-   * sessions and pools are opened to.
+   * sessions and HTTP/1.1 connections are opened to.
    */
   readonly authority: string;
   readonly health: EjectionState = newEjectionState();
@@ -95,13 +96,14 @@ export class Endpoint implements Candidate {
   readonly #context: EndpointContext;
   #session: ClientHttp2Session | undefined;
   #sessionContext: ClientContext | undefined;
-  #pool: Pool | undefined;
-  #poolContext: ClientContext | undefined;
+  #http1Client: Http1Client | undefined;
+  #http1Context: ClientContext | undefined;
   #http1 = false;
   #connecting: Promise<PeerTarget> | undefined;
   #removed = false;
   readonly #open = new Set<ClientHttp2Session>();
-  readonly #retiringPools = new Set<Promise<void>>();
+  /** Retired HTTP/1.1 clients still finishing their requests, and their close. */
+  readonly #retiring = new Map<Http1Client, Promise<void>>();
 
   constructor(address: string, port: number, owner: EndpointOwner, context: EndpointContext) {
     this.address = address;
@@ -116,8 +118,9 @@ export class Endpoint implements Candidate {
   }
 
   /**
-   * The session (or pool) to send a request on; a promise while connecting; undefined before the first SVID.
-   * A failed connection rejects with PeerConnectError (its `phase` says why; no request byte was written).
+   * The session (or HTTP/1.1 client) to send a request on; a promise while connecting; undefined before the first
+   * SVID. A failed connection rejects with PeerConnectError (its `phase` says why; no request byte was written); the
+   * HTTP/1.1 client's connections dial when a request needs one, and fail that request with it.
    */
   target(): PeerTarget | Promise<PeerTarget> | undefined {
     const tls = this.#context.tls.current;
@@ -128,7 +131,7 @@ export class Endpoint implements Candidate {
       this.#session = undefined;
       if (!session.closed && !session.destroyed) session.close(); // made with retired credentials
     }
-    if (!this.#context.http2 || this.#http1) return this.#poolFor(tls);
+    if (!this.#context.http2 || this.#http1) return this.#http1For(tls);
     if (this.#connecting !== undefined) return this.#connecting;
     const connecting = this.#connect(tls);
     this.#connecting = connecting;
@@ -140,7 +143,7 @@ export class Endpoint implements Candidate {
   }
 
   /**
-   * A response head arrived over this endpoint's HTTP/1.1 pool. The pool carries most requests on kept connections,
+   * A response head arrived over this endpoint's HTTP/1.1 client. It carries most requests on kept connections,
    * so a probe of an ejected endpoint may make no connection at all: its answer ends the probe (and the ejection).
    */
   answered(): void {
@@ -158,7 +161,7 @@ export class Endpoint implements Candidate {
     this.#session = undefined;
     this.#http1 = false;
     if (session !== undefined && !session.closed) session.close();
-    this.#retirePool();
+    this.#retireHttp1();
   }
 
   /** The name no longer resolves to this address: drain (in-flight streams finish) and never connect again. */
@@ -174,9 +177,11 @@ export class Endpoint implements Candidate {
     const closed = sessions.map(
       (s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.close(() => resolve()))),
     );
+    // Retired HTTP/1.1 clients finish their requests by this deadline too, then drop what is left, as sessions do.
+    for (const client of this.#retiring.keys()) void client.close(deadline);
     const left = Math.max(0, deadline - Date.now());
     await Promise.race([
-      Promise.allSettled([...closed, ...this.#retiringPools]),
+      Promise.allSettled([...closed, ...this.#retiring.values()]),
       new Promise((r) => setTimeout(r, left).unref()),
     ]);
     for (const session of sessions) session.destroy();
@@ -187,7 +192,7 @@ export class Endpoint implements Candidate {
       if (connection.protocol !== 'h2') {
         connection.socket.destroy();
         this.#http1 = true;
-        return this.#poolFor(tls);
+        return this.#http1For(tls);
       }
       const socket = connection.socket;
       socket.on('error', ignore); // the session reports socket errors from here on
@@ -206,7 +211,7 @@ export class Endpoint implements Candidate {
   }
 
   /**
-   * One mTLS connection to this endpoint, for an HTTP/2 session or the HTTP/1.1 pool alike: the peer's SPIFFE ID
+   * One mTLS connection to this endpoint, for an HTTP/2 session or the HTTP/1.1 client alike: the peer's SPIFFE ID
    * checked before any request byte, no TLS session offered (Node skips the identity check on a resumed session),
    * and the endpoint's health kept by the outcome. A failure is a PeerConnectError (its phase says why).
    */
@@ -267,43 +272,35 @@ export class Endpoint implements Candidate {
     if (!current) setImmediate(() => session.close());
   }
 
-  /** The HTTP/1.1 pool for `tls`; a promise the first time any pool is made, while undici loads (lazy-undici.ts). */
-  #poolFor(tls: ClientContext): Pool | Promise<Pool> {
-    if (this.#pool !== undefined && this.#poolContext === tls) return this.#pool;
-    const undici = undiciIfLoaded();
-    if (undici === undefined) return loadUndici().then(() => this.#poolFor(tls));
-    this.#retirePool();
-    const { timeoutMs } = this.#context;
-    const pool = new undici.Pool(`https://${this.authority}`, {
-      allowH2: false,
-      connections: H1_CONNECTIONS,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      keepAliveTimeout: IDLE_MS,
-      connect: (_options, callback) => this.#connectHttp1(tls, pool, callback),
-      factory: trackingClient(undici.Client), // a caller's abort ends its connection, and no replacement is opened
+  /** The HTTP/1.1 client for `tls`: a new one (the current one retired) once the credentials changed. */
+  #http1For(tls: ClientContext): Http1Client {
+    if (this.#http1Client !== undefined && this.#http1Context === tls) return this.#http1Client;
+    this.#retireHttp1();
+    const client: Http1Client = new Http1Client({
+      authority: this.authority,
+      maxConnections: H1_CONNECTIONS,
+      timeoutMs: this.#context.timeoutMs,
+      keepAliveMs: IDLE_MS,
+      connect: () => this.#connectHttp1(tls, client),
     });
-    this.#pool = pool;
-    this.#poolContext = tls;
-    presented.set(pool, tls.credentials);
-    return pool;
+    this.#http1Client = client;
+    this.#http1Context = tls;
+    presented.set(client, tls.credentials);
+    return client;
   }
 
   /**
-   * The HTTP/1.1 pool's connector (undici's contract); a failure reaches the request as a PeerConnectError. At the
-   * peer certificate's notAfter the pool is retired (requests in flight finish, the next ones open a new pool and
-   * handshake), as an HTTP/2 session is closed then.
+   * A connection of `client`: a failure reaches the request that needed it as the PeerConnectError (connectPeer
+   * bounds the wait). At the peer certificate's notAfter the client is retired (requests in flight finish, the next
+   * ones open a new client and handshake), as an HTTP/2 session is closed then.
    */
-  #connectHttp1(tls: ClientContext, pool: Pool, callback: buildConnector.Callback): void {
-    this.#dial(tls, ['http/1.1']).then(
-      (connection) => {
-        atPeerExpiry(connection.socket, this.#untilExpiry(connection), () => {
-          if (this.#pool === pool) this.#retirePool();
-        });
-        callback(null, connection.socket);
-      },
-      (error: unknown) => callback(error instanceof Error ? error : new Error(String(error)), null),
-    );
+  #connectHttp1(tls: ClientContext, client: Http1Client): Promise<TLSSocket> {
+    return this.#dial(tls, ['http/1.1']).then((connection) => {
+      atPeerExpiry(connection.socket, this.#untilExpiry(connection), () => {
+        if (this.#http1Client === client) this.#retireHttp1();
+      });
+      return connection.socket;
+    });
   }
 
   /** Milliseconds until the peer's certificate of `connection` expires (NaN when it could not be read). */
@@ -311,14 +308,15 @@ export class Endpoint implements Candidate {
     return connection.notAfterMs - (this.#context.now?.() ?? new Date()).getTime();
   }
 
-  #retirePool(): void {
-    const pool = this.#pool;
-    if (pool === undefined) return;
-    this.#pool = undefined;
-    this.#poolContext = undefined;
-    const closing = pool.close().catch(() => undefined);
-    this.#retiringPools.add(closing);
-    void closing.then(() => this.#retiringPools.delete(closing));
+  /** The current HTTP/1.1 client takes no more requests; those it has finish (Endpoint.close sets a deadline). */
+  #retireHttp1(): void {
+    const client = this.#http1Client;
+    if (client === undefined) return;
+    this.#http1Client = undefined;
+    this.#http1Context = undefined;
+    const closing = client.close(Number.POSITIVE_INFINITY);
+    this.#retiring.set(client, closing);
+    void closing.then(() => this.#retiring.delete(client));
   }
 
   #healthy(): void {

@@ -1,5 +1,5 @@
 // The last stage of the inbound and external pipelines: the request, with its identity headers set, streamed to
-// the app over a bounded set of kept-alive HTTP/1.1 connections (LeanAppClient, one per listener). A peer may hold at most a share of the pool's
+// the app over a bounded set of kept-alive HTTP/1.1 connections (Http1Client, one per listener). A peer may hold at most a share of the pool's
 // connections with requests in flight; its further requests wait for one of its own to finish. So one client's
 // slow uploads cannot take the app from everyone else, and a busy client (a gateway, say) is slowed, not failed.
 // A peer may have at most APP_QUEUE_PER_SHARE times its share waiting: past that its requests are refused before any
@@ -9,8 +9,8 @@
 import type { EndUser } from '../../authn/index.js';
 import type { SidecarConfig } from '../../config/index.js';
 import { MeshauthError } from '../../errors/index.js';
+import { Http1Client } from '../http1-client.js';
 import type { Exchange } from '../pipeline/exchange.js';
-import { LeanAppClient } from './lean-app-client.js';
 import { APP_POOL_PEER_SHARE, APP_QUEUE_PER_SHARE, type InboundLimits } from './limits.js';
 import { PeerQueue } from './peer-queue.js';
 
@@ -21,7 +21,7 @@ const PEER_QUEUE_FULL = 'peer_queue_full';
 const RETRY_AFTER: Readonly<Record<string, string>> = Object.freeze({ 'retry-after': '1' });
 
 export class AppForwarder {
-  readonly #client: LeanAppClient;
+  readonly #client: Http1Client;
   /**
    * Requests in flight per peer (shareKey), and those over its share waiting, oldest first. Without the bound on the
    * waiting, only per-peer connections × what each may have in flight (256 × 100 h2 streams) bounded them: one
@@ -33,7 +33,7 @@ export class AppForwarder {
 
   constructor(config: SidecarConfig, limits: InboundLimits) {
     const appTimeout = config.inbound.appTimeoutMs;
-    this.#client = new LeanAppClient({
+    this.#client = new Http1Client({
       host: config.inbound.app.host,
       port: config.inbound.app.port,
       // Bounded: requests beyond this wait, in arrival order, instead of opening app connections without end.

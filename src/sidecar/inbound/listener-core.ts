@@ -1,7 +1,8 @@
-// What the inbound (mTLS) and external (bearer-token) listeners share: the limits, the HTTP/1.1 server fed with
-// accepted TLS sockets, h2 sessions by ALPN, and each request's run through the listener's stages (one Exchange
-// per request over an H1Sink or H2Sink, pipeline/). Each listener keeps what differs: how a connection is
-// authenticated and which stages its requests go through. Also the drain and the parse-error answers.
+// What the inbound (mTLS) and external (bearer-token) listeners share: the limits, HTTP/1.1 on accepted TLS sockets
+// (the lean lane first, lean-lane.ts, then node:http's server for the rest of a connection), h2 sessions by ALPN,
+// and each request's run through the listener's stages (one Exchange per request over an H1Sink, LeanH1Sink or
+// H2Sink, pipeline/). Each listener keeps what differs: how a connection is authenticated and which stages its
+// requests go through. Also the drain and the parse-error answers.
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
   constants as h2constants,
@@ -32,10 +33,18 @@ import { lingerAfterEarlyResponse } from '../early-response.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, forwarding, kResetBySidecar } from '../forward-handler.js';
 import { EXTERNAL_POLICY, INBOUND_POLICY } from '../http-headers.js';
+import {
+  type FastRequest,
+  type LeanLane,
+  type LeanLaneHost,
+  type LeanLaneLimits,
+  type LeanResponse,
+  leanLane,
+} from '../lean-lane.js';
 import { waitUntil } from '../listen.js';
 import { Exchange, type OnRejected, runStages, type Stage } from '../pipeline/exchange.js';
 import { MAX_PIPELINED_REQUESTS, methodInvalid, tooManyPipelined } from '../pipeline/rejections.js';
-import { H1Sink, H2Sink, type SinkContext } from '../pipeline/sinks.js';
+import { H1Sink, H2Sink, LeanH1Sink, type SinkContext } from '../pipeline/sinks.js';
 import { PrematureResets } from '../premature-resets.js';
 import { AppForwarder, shareKey } from './app-forwarder.js';
 import { BusyRefusals } from './busy-refusals.js';
@@ -119,6 +128,10 @@ export class ListenerCore {
   /** Connections refused for pipelining: counted and logged once each, whatever number of requests followed. */
   readonly #pipelineRefused = new WeakSet<Socket>();
   readonly #onH1Finish: (this: ServerResponse) => void;
+  /** HTTP/1.1 connections still in the lean lane (not yet handed to node:http). */
+  readonly #lanes = new Map<Socket, LeanLane>();
+  readonly #laneHost: LeanLaneHost;
+  readonly #laneLimits: LeanLaneLimits;
 
   constructor(options: ListenerCoreOptions) {
     const { config } = options;
@@ -236,6 +249,23 @@ export class ListenerCore {
       writeErrorH1(res, error, undefined, true);
       this.telemetry.rejected(this.#peerOf(req.socket)?.idString ?? '', error, performance.now());
     });
+    this.#laneHost = {
+      serve: (request, res, startedAt) => this.#serveLean(request, res, startedAt),
+      handOff: (socket, bytes) => {
+        this.#lanes.delete(socket);
+        socket.unshift(bytes);
+        this.#h1.emit('connection', socket);
+      },
+      // The path of node:http's own head timeout: 408, counted and logged as the caller's request timing out.
+      headTimedOut: (socket) => {
+        this.#lanes.delete(socket);
+        const timeout = Object.assign(new Error('no request head in time'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
+        this.#onH1ClientError(timeout, socket);
+      },
+      // As node:http's connections under #h1.setTimeout: an idle keep-alive connection is an idle session.
+      idleClosed: () => telemetry.idleSession(),
+    };
+    this.#laneLimits = { ...limits, idleTimeoutMs: Math.min(this.#streamIdleMs, limits.keepAliveTimeoutMs) };
     // Without a 'connect' listener Node destroys a CONNECT request's socket silently: answer it, counted and logged.
     this.#h1.on('connect', (_req: IncomingMessage, socket: Socket) => {
       const error = new MeshauthError('MESHAUTH_ERR_METHOD_INVALID', 'CONNECT is not forwarded', { reason: 'method' });
@@ -253,7 +283,10 @@ export class ListenerCore {
     this.#sockets.add(socket);
     socket.once('close', () => this.#sockets.delete(socket));
     if (socket.alpnProtocol !== 'h2') {
-      this.#h1.emit('connection', socket);
+      // Each HTTP/1.1 connection starts in the lean lane, which serves whole bodiless GET and HEAD requests itself and
+      // hands the connection to node:http, with every byte from the first request that is not one, for good.
+      this.#lanes.set(socket, leanLane(socket, this.#laneHost, this.#laneLimits));
+      socket.once('close', () => this.#lanes.delete(socket));
       return;
     }
     const session = performServerHandshake(socket, {
@@ -360,6 +393,11 @@ export class ListenerCore {
       if (!session.closed) session.close();
       return true;
     }
+    const lane = this.#lanes.get(socket);
+    if (lane !== undefined) {
+      lane.closeIdle();
+      return true;
+    }
     const pending = pendingResponse(socket);
     if (pending === undefined) socket.destroy();
     else pending.shouldKeepAlive = false;
@@ -369,6 +407,23 @@ export class ListenerCore {
   /** The stages every request of this listener goes through (set once, by the listener, after construction). */
   use(stages: readonly Stage[]): void {
     this.#stages = stages;
+  }
+
+  /** A request the lean lane parsed: through the same stages as node:http's, over a LeanH1Sink. */
+  #serveLean(request: FastRequest, res: LeanResponse, startedAt: number): boolean {
+    // Draining: node:http answers, with its `Connection: close` on every response.
+    if (this.drain.draining) return false;
+    const socket = res.socket;
+    const exchange = new Exchange(
+      new LeanH1Sink(request, res, this.#sinks),
+      this.#peerOf(socket),
+      request.method,
+      request.url,
+      this.#port(),
+      startedAt,
+    );
+    runStages(this.#stages, exchange, this.#onRejected);
+    return true;
   }
 
   #onH1Request(req: IncomingMessage, res: ServerResponse): void {
@@ -441,6 +496,7 @@ export class ListenerCore {
     this.drain.draining = true;
     await waitUntil(deadline, () => {
       this.#h1.closeIdleConnections();
+      for (const lane of this.#lanes.values()) lane.closeIdle();
       for (const [session, state] of this.#sessions) if (state.inFlight === 0 && !session.closed) session.close();
       return this.#sockets.size === 0;
     });

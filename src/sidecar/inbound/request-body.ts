@@ -1,4 +1,4 @@
-// The request body of an h2 server stream, handed on to the app client (the inbound, lean-app-client.ts) or to the
+// The request body of an h2 server stream, handed on to the app client (the inbound, http1-client.ts) or to the
 // outbound exchange (the edge gateway). An Http2Stream is the response too (the app client destroys a body it no
 // longer wants), so the body is
 // piped through a PassThrough with backpressure. The PassThrough only ends when the stream ended with END_STREAM: a

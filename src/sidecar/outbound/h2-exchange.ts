@@ -22,6 +22,7 @@ import { credentialsOf, refusedByGoaway } from '../endpoints/endpoint.js';
 import type { EndpointSet } from '../endpoints/endpoint-set.js';
 import type { DrainState } from '../forward-handler.js';
 import { isHopByHop, isIdentityHeader } from '../http-headers.js';
+import { Http1Client } from '../http1-client.js';
 import { requestBodyStalled } from '../pipeline/rejections.js';
 import { type CredentialBinding, hookRejection } from './outbound-hooks.js';
 import { CONNECTION_LOST, peerResetText } from './peer-reset-text.js';
@@ -84,8 +85,8 @@ export interface H2ExchangeContext<R extends CallerResponse> {
   answer(res: R, error: MeshauthError, close: boolean): void;
   /** Ends a response whose head went out but whose body cannot be completed, so the caller sees it cut. */
   cut(res: R): void;
-  /** Hands the request to an HTTP/1.1 pool (the endpoint's peer chose http/1.1, or `outbound.http2: false`). */
-  forwardHttp1(exchange: H2Exchange<R>, endpoint: Endpoint, pool: Exclude<PeerTarget, ClientHttp2Session>): void;
+  /** Hands the request to an HTTP/1.1 client (the endpoint's peer chose http/1.1, or `outbound.http2: false`). */
+  forwardHttp1(exchange: H2Exchange<R>, endpoint: Endpoint, client: Http1Client): void;
 }
 
 export class H2Exchange<R extends CallerResponse = CallerResponse> {
@@ -94,7 +95,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   readonly res: Slot<R>;
   readonly method: string;
   readonly path: string;
-  /** Flat `[name, value, …]` list (for HTTP/1.1 pools); `host` becomes `:authority` on h2. */
+  /** Flat `[name, value, …]` list (as HTTP/1.1 sends it); `host` becomes `:authority` on h2. */
   readonly headers: readonly string[];
   readonly hasBody: boolean;
   readonly startedAt: number;
@@ -196,8 +197,8 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   }
 
   /**
-   * The HTTP/1.1 path to `endpoint` failed before any response head (`forwardHttp1` handed the request to a pool).
-   * As on HTTP/2, retry once what the peer provably never processed: a failed connect for every method (the pool's
+   * The HTTP/1.1 path to `endpoint` failed before any response head (`forwardHttp1` handed the request to a client).
+   * As on HTTP/2, retry once what the peer provably never processed: a failed connect for every method (the client's
    * connector reports it as a PeerConnectError, before any request byte), a connection lost before the head only
    * for a bodiless GET/HEAD/OPTIONS. True when the retry took the request over; false: the caller answers `error`.
    */
@@ -209,7 +210,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     const body = this.req;
     if (this.hasBody && (body === undefined || body.destroyed || body.readableDidRead)) return false;
     this.#done = false;
-    // Not from inside the pool's error handling (it may be erroring a whole queue): the retry may go to that pool.
+    // Not from inside the client's error handling (it may be erroring a whole queue): the retry may go to that client.
     queueMicrotask(() => this.#retryOr(reason, endpoint, peerUnavailable(error.message, reason, error)));
     return true;
   }
@@ -282,7 +283,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     if (!this.#boundFor(target)) return;
     if (!isSession(target)) {
       if (this.#bodyAttached) {
-        // The body already went (partly) to an h2 stream: it cannot be handed to a pool as a stream any more.
+        // The body already went (partly) to an h2 stream: it cannot be handed to a client as a stream any more.
         this.fail(peerUnavailable('the peer switched protocols during a retry', 'reset'));
         return;
       }
@@ -694,8 +695,7 @@ function requestHeaderList(method: string, path: string, flat: readonly string[]
 }
 
 function isSession(target: PeerTarget): target is ClientHttp2Session {
-  // undici's Pool has a request() too; only a session has goaway().
-  return typeof (target as ClientHttp2Session).goaway === 'function';
+  return !(target instanceof Http1Client);
 }
 
 function http1RetryReason(error: Error, bodilessIdempotent: boolean): RetryReason | undefined {

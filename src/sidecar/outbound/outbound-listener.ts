@@ -1,7 +1,7 @@
 // The outbound listener: plain HTTP/1.1 from the local app on loopback, in proxy form
 // (`GET http://orders.shop/x`, HTTP_PROXY) or origin form with one Host. The host picks the route (exact name or
 // pattern); the request leaves over mTLS to one of the route's endpoints (PeerSessions: DNS-resolved, balanced per
-// request, one HTTP/2 session per endpoint, HTTP/1.1 pools when the peer or `outbound.http2: false` says so) with
+// request, one HTTP/2 session per endpoint, HTTP/1.1 connections when the peer or `outbound.http2: false` says so) with
 // identity headers stripped. CONNECT opens a raw TCP tunnel (TcpTunnel, with the TCP tunnels' idle timeout and
 // connection cap) only to `outbound.egress` hosts and ports, never to this machine. Connections past
 // `outbound.limits.maxConnections` are closed at accept, so a local process cannot take the inbound's descriptors.
@@ -15,7 +15,6 @@ import {
 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import type { Pool } from 'undici';
 import type { CredentialHolder } from '../../agent/credential-holder.js';
 import { parseHostPort, type RouteConfig, RouteTable, type SidecarConfig } from '../../config/index.js';
 import { causeChain, type ErrorCode, isMeshauthError, MeshauthError } from '../../errors/index.js';
@@ -36,8 +35,10 @@ import type { Endpoint } from '../endpoints/endpoint.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, ForwardHandler, kResetBySidecar } from '../forward-handler.js';
 import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM } from '../http-headers.js';
+import type { Http1Client } from '../http1-client.js';
 import { openFileLimit } from '../inbound/fd-budget.js';
 import { isChunkedOnly, refusedForMethod, transferCodingRefused } from '../inbound/request-checks.js';
+import { type FastRequest, type LeanLane, type LeanResponse, leanLane } from '../lean-lane.js';
 import { waitUntil } from '../listen.js';
 import { MAX_PIPELINED_REQUESTS, methodInvalid, tooManyPipelined } from '../pipeline/rejections.js';
 import { resetSocket } from '../tcp/reset-socket.js';
@@ -46,7 +47,6 @@ import { TcpTelemetry } from '../tcp/tcp-telemetry.js';
 import { TcpTunnel } from '../tcp/tcp-tunnel.js';
 import { type EgressMatcher, egressMatcher, isLoopbackTarget } from './egress-matcher.js';
 import { H2Exchange, type H2ExchangeContext, outboundRetryCounters } from './h2-exchange.js';
-import { type FastRequest, type LeanLane, type LeanResponse, leanLane } from './lean-lane.js';
 import { outboundConnectionCap } from './outbound-connection-cap.js';
 import { hookRejection, type OnOutboundRequest, type OutboundRequestContext } from './outbound-hooks.js';
 import { PeerSessions } from './peer-sessions.js';
@@ -102,7 +102,7 @@ export class OutboundListener {
   readonly #sockets = new Set<Socket>();
   /** Connections still in the lean lane (not handed to node:http). */
   readonly #lanes = new Map<Socket, LeanLane>();
-  /** Responses whose request went to an HTTP/1.1 peer pool (undici), not an h2 exchange stream. */
+  /** Responses whose request went to a peer's HTTP/1.1 client, not an h2 exchange stream. */
   readonly #http1Forwarded = new WeakSet<ServerResponse>();
   /** Connections whose last response was complete before its request body (lingerAfterEarlyResponse): closing. */
   readonly #answeredEarly = new WeakSet<Socket>();
@@ -157,7 +157,7 @@ export class OutboundListener {
       },
       answer: (res, error, close) => writeErrorH1(res, error, undefined, close || bodyStillComing(res.req)),
       cut: cutResponse,
-      forwardHttp1: (exchange, endpoint, pool) => this.#forwardHttp1(exchange, endpoint, pool),
+      forwardHttp1: (exchange, endpoint, client) => this.#forwardHttp1(exchange, endpoint, client),
     };
     const answeredEarly = this.#answeredEarly;
     const unanswered = this.#unanswered;
@@ -248,9 +248,9 @@ export class OutboundListener {
       cut: (res) => {
         res.destroy();
       },
-      // An endpoint whose peer chose HTTP/1.1: undici's pool, writing to the lean response as to node:http's.
-      forwardHttp1: (exchange, endpoint, pool) =>
-        this.#forwardHttp1(exchange as unknown as H2Exchange<ServerResponse>, endpoint, pool),
+      // An endpoint whose peer chose HTTP/1.1: its HTTP/1.1 client, writing to the lean response as to node:http's.
+      forwardHttp1: (exchange, endpoint, client) =>
+        this.#forwardHttp1(exchange as unknown as H2Exchange<ServerResponse>, endpoint, client),
     };
     capOpenConnections(this.#front, maxConnections, this.#refusals);
     this.#server.on('connection', (socket: Socket) => {
@@ -298,7 +298,7 @@ export class OutboundListener {
    * answers it as it always did (not ready, a bad target, no route, a route that cannot serve the host).
    */
   #serveFast(request: FastRequest, res: LeanResponse, startedAt: number): boolean {
-    if (this.#holder.current === undefined || !this.#config.outbound.http2) return false;
+    if (this.#holder.current === undefined) return false;
     const target = readRequestTarget(request.url, request.raw, true);
     if (isMeshauthError(target)) return false;
     const route = this.#routes.match(target.host);
@@ -428,8 +428,8 @@ export class OutboundListener {
     this.#telemetry.rejected('', error, startedAt);
   }
 
-  /** The endpoint's peer speaks HTTP/1.1 (ALPN, or `outbound.http2: false`): undici streams it. */
-  #forwardHttp1(exchange: H2Exchange<ServerResponse>, endpoint: Endpoint, pool: Pool): void {
+  /** The endpoint's peer speaks HTTP/1.1 (ALPN, or `outbound.http2: false`): its HTTP/1.1 client streams it. */
+  #forwardHttp1(exchange: H2Exchange<ServerResponse>, endpoint: Endpoint, client: Http1Client): void {
     endpoint.inflight += 1; // the balancer's load signal, as an HTTP/2 stream counts
     this.#http1Forwarded.add(exchange.res);
     const handler = new ForwardHandler(
@@ -444,7 +444,7 @@ export class OutboundListener {
         headTimeoutMs: this.#config.outbound.timeoutMs,
         headReceived: () => endpoint.answered(),
         // The ID this endpoint's last verified connection proved (Endpoint#dial checks it before any request byte):
-        // undici does not say which of the pool's connections took the request, so two peers answering at one
+        // the client does not say which of its connections took the request, so two peers answering at one
         // address at once (a rolling update behind a VIP) may be told apart late; either ID is one the route accepts.
         peerId: () => endpoint.peerId,
         retry: (error) => {
@@ -456,13 +456,8 @@ export class OutboundListener {
         },
       },
     );
-    pool.dispatch(
-      {
-        path: exchange.path,
-        method: exchange.method as 'GET',
-        headers: exchange.headers as string[],
-        body: exchange.req ?? null,
-      },
+    client.dispatch(
+      { method: exchange.method, path: exchange.path, headers: exchange.headers, body: exchange.req ?? null },
       handler,
     );
   }
@@ -687,7 +682,7 @@ export class OutboundListener {
   }
 }
 
-/** Peer-side failures of the HTTP/1.1 path (undici): identity mismatch → 502, timeouts → 504, else 503. */
+/** Peer-side failures of the HTTP/1.1 path (undici's codes): identity mismatch → 502, timeouts → 504, else 503. */
 export function classifyPeerError(error: Error): MeshauthError {
   for (const e of causeChain(error)) {
     if (isMeshauthError(e)) return e;

@@ -1,6 +1,6 @@
 // The two Sinks (pipeline/exchange.ts): HTTP/1.1 over Node's ServerResponse and h2 over a server stream. Each knows
 // its protocol's header copy, body hand-off, error answer and forward handler, so stages never branch on `h2`.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingHttpHeaders as H1Headers, IncomingMessage, type ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { isForwardedMethod } from '../../authz/index.js';
@@ -13,6 +13,7 @@ import { type DrainState, type ErrorClassifier, ForwardHandler, type ForwardHook
 import { copyH2RequestHeaders, copyRequestHeaders, type ForwardPolicy, HAS_BODY } from '../http-headers.js';
 import { h2RequestBody } from '../inbound/request-body.js';
 import { checkH1Head, checkH2Head } from '../inbound/request-checks.js';
+import type { FastRequest, LeanResponse } from '../lean-lane.js';
 import type { Sink } from './exchange.js';
 import { methodInvalid, requestBodyStalled } from './rejections.js';
 
@@ -133,6 +134,101 @@ export class H1Sink implements Sink {
   get closed(): boolean {
     return this.#res.destroyed;
   }
+}
+
+/**
+ * A whole bodiless HTTP/1.1 GET or HEAD the listener's lean lane parsed itself (lean-lane.ts), answered through its
+ * LeanResponse: what H1Sink does for the same request, without node:http's IncomingMessage and ServerResponse.
+ */
+export class LeanH1Sink implements Sink {
+  readonly h2 = false;
+  readonly #request: FastRequest;
+  readonly #res: LeanResponse;
+  readonly #context: SinkContext;
+  #headers: IncomingHttpHeaders | undefined;
+
+  constructor(request: FastRequest, res: LeanResponse, context: SinkContext) {
+    this.#request = request;
+    this.#res = res;
+    this.#context = context;
+  }
+
+  /** Node's header object, built only when a stage asks (the end-user path), by node:http's own rules. */
+  get headers(): IncomingHttpHeaders {
+    if (this.#headers === undefined) this.#headers = headerObjectH1(this.#request.raw);
+    return this.#headers;
+  }
+
+  get rawHeaders(): readonly string[] {
+    return this.#request.raw;
+  }
+
+  get authority(): string {
+    return this.headers.host ?? '';
+  }
+
+  get sourceIp(): string {
+    return clientAddress(this.#res.socket.remoteAddress) ?? '';
+  }
+
+  refusal(method: string, target: string): MeshauthError | undefined {
+    if (!isForwardedMethod(method)) return methodInvalid();
+    return checkH1Head(target, this.#request.raw);
+  }
+
+  copyHeaders(out: string[]): number {
+    const flags = copyRequestHeaders(this.#request.raw, this.#context.policy, out);
+    if (this.#context.policy.dropForwarding) setForwarding(out, this.sourceIp);
+    return flags;
+  }
+
+  body(): Readable | null {
+    return null;
+  }
+
+  reject(
+    error: MeshauthError,
+    extraHeaders: Readonly<Record<string, string>> | undefined,
+    extraBody: Readonly<Record<string, string>> | undefined,
+  ): void {
+    const res = this.#res;
+    if (extraHeaders !== undefined && !res.headersSent) {
+      for (const name in extraHeaders) res.setHeader(name, extraHeaders[name] as string);
+    }
+    // As H1Sink: a refused head, or a refusal on a connection never served, closes it (no body can still be coming).
+    const { drain, served } = this.#context;
+    const close = drain.draining || error.code === 'MESHAUTH_ERR_BAD_REQUEST' || !served.has(res.socket);
+    writeErrorH1(res, error, extraBody, close);
+  }
+
+  forwardHandler(peerId: string, startedAt: number): ForwardHandler {
+    this.#context.served.add(this.#res.socket);
+    // The ForwardHandler writes to it what it writes to a ServerResponse (LeanResponse keeps that surface).
+    return forwardHandlerFor(this.#res as unknown as ServerResponse, false, peerId, startedAt, this.#context);
+  }
+
+  onClose(listener: () => void): void {
+    this.#res.once('close', listener);
+  }
+
+  get closed(): boolean {
+    return this.#res.destroyed;
+  }
+}
+
+const addHeaderLine = (
+  IncomingMessage.prototype as unknown as {
+    _addHeaderLine(this: { joinDuplicateHeaders: boolean }, name: string, value: string, into: H1Headers): void;
+  }
+)._addHeaderLine;
+const NOT_JOINED = { joinDuplicateHeaders: false };
+
+/** `[name, value, …]` as node:http's `req.headers` (lower-case names, repeats joined or dropped as Node does). */
+function headerObjectH1(raw: readonly string[]): IncomingHttpHeaders {
+  const headers: H1Headers = {};
+  for (let i = 0; i < raw.length; i += 2)
+    addHeaderLine.call(NOT_JOINED, raw[i] as string, raw[i + 1] as string, headers);
+  return headers;
 }
 
 export class H2Sink implements Sink {

@@ -1,14 +1,15 @@
-// The outbound listener's lean lane: the app's commonest request, one whole bodiless HTTP/1.1 GET or HEAD head in
-// one read with nothing behind it, is parsed by Node's own llhttp (strict, as node:http runs it) and answered through
-// LeanResponse, without node:http's IncomingMessage and ServerResponse: those were about a sixth of the outbound's
-// CPU per request on Node 24 (docs/performance.md, Round 17). Anything else — a head split over reads, a body, bytes pipelined
-// behind it, a parse error, HTTP/1.0, Connection: close, Upgrade, Expect, CONNECT, more than 32 header lines — goes
-// to node:http with every byte from that request on, for the rest of the connection, so node:http answers it exactly
-// as it did before the lane existed (its limits, timeouts, refusals and pipelining bound).
+// The HTTP/1.1 listeners' lean lane (the outbound's, for the app; the inbound's and the external listener's, over
+// TLS): the commonest request, one whole bodiless HTTP/1.1 GET or HEAD head in one read with nothing behind it, is
+// parsed by Node's own llhttp (strict, as node:http runs it) and answered through LeanResponse, without node:http's
+// IncomingMessage and ServerResponse: those were about a sixth of the outbound's CPU per request on Node 24
+// (docs/performance.md, Round 17). Anything else — a head split over reads, a body, bytes pipelined behind it, a
+// parse error, HTTP/1.0, Connection: close, Upgrade, Expect, CONNECT, more than 32 header lines — goes to node:http
+// with every byte from that request on, for the rest of the connection, so node:http answers it exactly as it did
+// before the lane existed (its limits, timeouts, refusals and pipelining bound).
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Socket } from 'node:net';
-import { HTTP_METHODS, HTTPParser, llhttpParser, releaseParser } from '../../platform/index.js';
+import { HTTP_METHODS, HTTPParser, llhttpParser, releaseParser } from '../platform/index.js';
 
 /** The listener's own (OUTBOUND_LIMITS), as node:http applies them to the connections it is handed. */
 export interface LeanLaneLimits {
@@ -17,6 +18,8 @@ export interface LeanLaneLimits {
   readonly headersTimeoutMs: number;
   /** An idle connection is closed after this; its answers say so (`Keep-Alive: timeout=N`), as node:http's do. */
   readonly keepAliveTimeoutMs: number;
+  /** When a listener closes idle connections sooner than it announces (the inbound's stream idle timeout). */
+  readonly idleTimeoutMs?: number;
 }
 
 /** What ForwardHandler, bodyStillComing and cutResponse read of node:http's request: a whole bodiless HTTP/1.1 one. */
@@ -67,6 +70,10 @@ export class LeanResponse extends EventEmitter {
   #chunked = false;
   #noBody = false;
   #close = false;
+  /** The connection is to close after this answer (closeAfter): its head says so unless it says otherwise. */
+  #closeAfter = false;
+  /** Fields set before the head (setHeader), written with it as node:http merges them. */
+  #extra: string[] | undefined;
   #awaitingDrain = false;
 
   constructor(socket: Socket, head: boolean, keepAlive: string, finished: (close: boolean) => void) {
@@ -77,12 +84,24 @@ export class LeanResponse extends EventEmitter {
     this.#finished = finished;
   }
 
+  /** Sets a field the head will carry (a rejection's challenge or Retry-After), as ServerResponse.setHeader. */
+  setHeader(name: string, value: string): void {
+    if (this.#extra === undefined) this.#extra = [];
+    this.#extra.push(name, value);
+  }
+
+  /** The connection closes once this answer is written; a head not yet written says `Connection: close`. */
+  closeAfter(): void {
+    this.#closeAfter = true;
+  }
+
   writeHead(status: number, given: readonly string[] | Readonly<Record<string, string | number>>): void {
     // What node:http's writeHead refuses is refused alike (an exchange answers an unusable peer head with 502).
     if (!Number.isInteger(status) || status < 100 || status > 999) throw new RangeError(`invalid status ${status}`);
-    const headers = Array.isArray(given)
+    let headers = Array.isArray(given)
       ? (given as readonly string[])
       : Object.entries(given).flatMap(([name, value]) => [name, String(value)]);
+    if (this.#extra !== undefined) headers = [...this.#extra, ...headers];
     let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
     let length = false;
     let date = false;
@@ -103,8 +122,8 @@ export class LeanResponse extends EventEmitter {
     this.#noBody = this.#head || status === 204 || status === 304 || status < 200;
     this.#chunked = !length && !this.#noBody;
     if (!date) text += `Date: ${httpDate()}\r\n`;
-    if (connection === 'none') text += this.#keepAlive;
-    this.#close = connection === 'close';
+    if (connection === 'none') text += this.#closeAfter ? 'Connection: close\r\n' : this.#keepAlive;
+    this.#close = connection === 'close' || this.#closeAfter;
     if (this.#chunked) text += 'Transfer-Encoding: chunked\r\n';
     this.#pending = `${text}\r\n`;
     this.headersSent = true;
@@ -152,7 +171,7 @@ export class LeanResponse extends EventEmitter {
     this.writableEnded = true;
     this.emit('finish');
     this.emit('close');
-    this.#finished(this.#close);
+    this.#finished(this.#close || this.#closeAfter);
   }
 
   destroy(_error?: Error): void {
@@ -176,10 +195,12 @@ export interface LeanLaneHost {
   handOff(socket: Socket, bytes: Buffer): void;
   /** A new connection sent nothing within LeanLaneLimits.headersTimeoutMs: answered as node:http's head timeout is. */
   headTimedOut(socket: Socket): void;
+  /** The connection was closed for idling between requests (counted where node:http's idle closes are). */
+  idleClosed?(socket: Socket): void;
 }
 
 export interface LeanLane {
-  /** Ends the connection if no answer is due on it (SIGTERM drain); one with an answer due closes after it. */
+  /** Ends the connection now if no answer is due on it, else once that answer is written (drain, retirement). */
   closeIdle(): void;
 }
 
@@ -317,7 +338,9 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
     current?.connectionClosed();
   };
   const onIdle = (): void => {
-    if (current === undefined) socket.destroy();
+    if (current !== undefined) return;
+    socket.destroy();
+    host.idleClosed?.(socket);
   };
   // node:http counts a new connection's head time from the accept, so one that sends nothing gets its 408 too.
   const headTimer: NodeJS.Timeout | undefined = setTimeout(() => {
@@ -328,10 +351,11 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
   socket.on('end', onEnd);
   socket.on('close', onClose);
   socket.on('timeout', onIdle);
-  socket.setTimeout(limits.keepAliveTimeoutMs);
+  socket.setTimeout(limits.idleTimeoutMs ?? limits.keepAliveTimeoutMs);
   return {
     closeIdle: () => {
       if (current === undefined) socket.destroy();
+      else current.closeAfter();
     },
   };
 }

@@ -1,12 +1,16 @@
-// The inbound's app hop client (LeanAppClient) on real sockets, against a raw TCP app that shows the exact bytes it
-// receives and answers byte for byte: what it decides itself, beyond what the whole suite drives through it (every
-// app-facing test of the inbound, external listener and gateway runs on it). Keep-alive and the server's hint, the
+// The HTTP/1.1 client (Http1Client) on real sockets, over TCP as the inbound's app hop uses it, against a raw TCP app
+// that shows the exact bytes it receives and answers byte for byte: what it decides itself, beyond what the whole
+// suite drives through it (every app-facing test of the inbound, external listener and gateway runs on it). Keep-alive and the server's hint, the
 // connection bound with FIFO waiting, no reuse of a connection whose app sent more than one answer, request bodies
 // (chunked without a length, cut ones never completed, an answer before the body's end), informational answers,
-// HEAD, answers delimited by the connection's end, the timeouts' codes and close().
+// HEAD, answers delimited by the connection's end, the timeouts' codes and close(). Then over a connector, as the
+// outbound's mesh hop uses it (a dial that hands over a connected socket): a failed dial reaching its request as the
+// same error, the handler connected only once the dial resolved, and close() for a retired client.
+import { createServer, type IncomingMessage } from 'node:http';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LeanAppClient, type LeanAppRequest } from '../../src/sidecar/inbound/lean-app-client.js';
+import { Http1Client, type Http1Request, type Http1TcpOptions } from '../../src/sidecar/http1-client.js';
 import { eventually, type RawApp, type RawAppConnection, startRawApp } from '../helpers/raw-app.js';
 
 interface Recorded {
@@ -47,16 +51,16 @@ function recorder(options: { pauseAtHead?: boolean } = {}): Recorded & { handler
   return record;
 }
 
-const GET: LeanAppRequest = { method: 'GET', path: '/x', headers: ['host', 'app'], body: null };
+const GET: Http1Request = { method: 'GET', path: '/x', headers: ['host', 'app'], body: null };
 
 /** Requests (heads) received on one app connection so far. */
 function heads(connection: RawAppConnection): string[] {
   return connection.received.split('\r\n\r\n').filter((part) => /^[A-Z]+ \//.test(part));
 }
 
-describe('inbound app hop client (LeanAppClient)', () => {
+describe('HTTP/1.1 client over TCP (the inbound app hop)', () => {
   let app: RawApp | undefined;
-  let client: LeanAppClient | undefined;
+  let client: Http1Client | undefined;
   afterEach(async () => {
     await client?.close(Date.now());
     await app?.close();
@@ -64,8 +68,8 @@ describe('inbound app hop client (LeanAppClient)', () => {
     app = undefined;
   });
 
-  function clientFor(port: number, overrides: Partial<ConstructorParameters<typeof LeanAppClient>[0]> = {}) {
-    client = new LeanAppClient({
+  function clientFor(port: number, overrides: Partial<Http1TcpOptions> = {}) {
+    client = new Http1Client({
       host: '127.0.0.1',
       port,
       maxConnections: 4,
@@ -376,6 +380,36 @@ describe('inbound app hop client (LeanAppClient)', () => {
     expect(await next.done).toEqual({});
   });
 
+  it('ok/a node:http request body dropped after an early answer: destroyed without its caller’s connection, which it still names', async () => {
+    app = await startRawApp((connection) => {
+      if (connection.received.includes('first'))
+        connection.socket.write('HTTP/1.1 413 Too Big\r\ncontent-length: 0\r\n\r\n');
+    });
+    const c = clientFor(app.port);
+    const r = recorder();
+    let caller: IncomingMessage | undefined;
+    const front = createServer((req) => {
+      caller = req;
+      c.dispatch({ method: 'POST', path: '/u', headers: ['host', 'app'], body: req }, r.handler);
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    const socket = connect((front.address() as AddressInfo).port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    try {
+      socket.write('POST /u HTTP/1.1\r\nhost: front\r\ncontent-length: 100\r\n\r\nfirst');
+      expect(await r.done).toEqual({});
+      const req = caller as IncomingMessage;
+      expect(req.destroyed).toBe(true);
+      // The listener closes the connection behind its answer once written, reading `req.socket` then.
+      expect(req.socket).not.toBeNull();
+      expect(req.socket.destroyed).toBe(false);
+    } finally {
+      socket.destroy();
+      front.closeAllConnections();
+      await new Promise((resolve) => front.close(resolve));
+    }
+  });
+
   it('ok/informational answers (asked for or not) are skipped; HEAD has no body; an answer may end with the connection', async () => {
     let n = 0;
     const raw = await answering(() => {
@@ -513,6 +547,195 @@ describe('inbound app hop client (LeanAppClient)', () => {
     expect(await r.done).toEqual({});
     await closed;
     await eventually(() => app?.connections[0]?.closed === true);
+    expect(c.open).toBe(0);
+  });
+});
+
+/** A TCP connection to 127.0.0.1:`port`, resolved once connected (as the mesh hop's dial hands over its TLS socket). */
+function dialTcp(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, noDelay: true });
+    socket.once('error', reject);
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+  });
+}
+
+/** A promise and the call that settles it: a dial held until the test lets it through. */
+function gate(): { readonly open: Promise<void>; release(): void } {
+  let release: () => void = () => undefined;
+  const open = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  return { open, release: () => release() };
+}
+
+describe('HTTP/1.1 client over a connector (the outbound mesh hop)', () => {
+  let app: RawApp | undefined;
+  let client: Http1Client | undefined;
+  afterEach(async () => {
+    await client?.close(Date.now());
+    await app?.close();
+    client = undefined;
+    app = undefined;
+  });
+
+  function connectorClient(connect: () => Promise<Socket>, maxConnections = 4): Http1Client {
+    client = new Http1Client({
+      authority: 'b.mesh:443',
+      connect,
+      maxConnections,
+      timeoutMs: 30_000,
+      keepAliveMs: 60_000,
+    });
+    return client;
+  }
+
+  /** A raw app answering each request head with an empty 200, and its connection count. */
+  async function answeringApp(): Promise<RawApp> {
+    const answered = new WeakMap<RawAppConnection, number>();
+    app = await startRawApp((connection) => {
+      const count = heads(connection).length;
+      for (let i = answered.get(connection) ?? 0; i < count; i++) {
+        connection.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      }
+      answered.set(connection, count);
+    });
+    return app;
+  }
+
+  it('fail/a failed dial: the request’s onError gets that very error, its body untouched; the next request dials again', async () => {
+    const failure = new Error('peer unreachable');
+    let dials = 0;
+    const c = connectorClient(() => {
+      dials++;
+      return Promise.reject(failure);
+    });
+    const body = new PassThrough();
+    body.write('abc');
+    const r = recorder();
+    c.dispatch({ method: 'POST', path: '/u', headers: ['host', 'b.mesh'], body }, r.handler);
+    expect((await r.done).error).toBe(failure);
+    expect([body.readableDidRead, body.destroyed, body.readableLength]).toEqual([false, false, 3]);
+    expect(c.open).toBe(0);
+    const again = recorder();
+    c.dispatch(GET, again.handler);
+    expect((await again.done).error).toBe(failure);
+    expect(dials).toBe(2);
+  });
+
+  it('ok/the dialled socket is used as it comes: the handler is connected once the dial resolved; later requests reuse it', async () => {
+    const raw = await answeringApp();
+    const dial = gate();
+    let dials = 0;
+    const c = connectorClient(async () => {
+      dials++;
+      await dial.open;
+      return dialTcp(raw.port);
+    });
+    let connected = false;
+    const first = recorder();
+    c.dispatch(
+      { ...GET, headers: ['accept', '*/*'] },
+      {
+        ...first.handler,
+        onConnect: () => {
+          connected = true;
+        },
+      },
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    expect([connected, c.open]).toEqual([false, 1]);
+    dial.release();
+    expect(await first.done).toEqual({});
+    expect(connected).toBe(true);
+    const second = recorder();
+    c.dispatch(GET, second.handler);
+    expect(await second.done).toEqual({});
+    expect([dials, raw.connections.length]).toEqual([1, 1]);
+    // A request without Host gets the client's authority.
+    expect(heads(raw.connections[0] as RawAppConnection)).toEqual([
+      'GET /x HTTP/1.1\r\naccept: */*\r\nhost: b.mesh:443',
+      'GET /x HTTP/1.1\r\nhost: app',
+    ]);
+  });
+
+  it('ok/a request whose caller left while it waited for the dial is dropped unsent (its onError told); the connection serves the next', async () => {
+    const raw = await answeringApp();
+    const dial = gate();
+    const c = connectorClient(async () => {
+      await dial.open;
+      return dialTcp(raw.port);
+    }, 1);
+    let told: Error | undefined;
+    c.dispatch(GET, {
+      onConnect: () => {
+        throw new Error('downstream closed'); // as ForwardHandler.onConnect for a caller that left
+      },
+      onError: (error: Error) => {
+        told = error;
+      },
+    });
+    const next = recorder();
+    c.dispatch({ ...GET, path: '/next' }, next.handler);
+    dial.release();
+    expect(await next.done).toEqual({});
+    expect(told?.message).toBe('downstream closed');
+    expect(raw.connections).toHaveLength(1);
+    expect(heads(raw.connections[0] as RawAppConnection)).toEqual(['GET /next HTTP/1.1\r\nhost: app']);
+  });
+
+  it('ok/close() without a deadline (a retired client): the request in flight finishes, new ones are refused, then its connection closes', async () => {
+    app = await startRawApp();
+    const port = app.port;
+    const c = connectorClient(() => dialTcp(port));
+    const r = recorder();
+    c.dispatch(GET, r.handler);
+    await eventually(() => app?.connections[0]?.received.endsWith('\r\n\r\n') === true);
+    const closed = c.close(Number.POSITIVE_INFINITY);
+    const late = recorder();
+    c.dispatch(GET, late.handler);
+    expect((await late.done).error?.code).toBe('UND_ERR_CLOSED');
+    app.connections[0]?.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    expect(await r.done).toEqual({});
+    expect(r.body).toBe('ok');
+    await closed;
+    expect(c.open).toBe(0);
+    await eventually(() => app?.connections[0]?.closed === true);
+  });
+
+  it('fail/close() again with an earlier deadline: what is still in flight at that deadline is cut', async () => {
+    app = await startRawApp();
+    const port = app.port;
+    const c = connectorClient(() => dialTcp(port));
+    const r = recorder();
+    c.dispatch(GET, r.handler);
+    await eventually(() => app?.connections[0]?.received.endsWith('\r\n\r\n') === true);
+    const retired = c.close(Number.POSITIVE_INFINITY);
+    const closing = c.close(Date.now() + 50);
+    expect(closing).toBe(retired);
+    await closing;
+    expect((await r.done).error?.code).toBe('UND_ERR_SOCKET');
+    await eventually(() => c.open === 0 && app?.connections[0]?.closed === true);
+  });
+
+  it('fail/a dial that completes after the close deadline: its socket is closed unused, its request fails as closed', async () => {
+    app = await startRawApp();
+    const port = app.port;
+    const dial = gate();
+    const c = connectorClient(async () => {
+      await dial.open;
+      return dialTcp(port);
+    });
+    const r = recorder();
+    c.dispatch(GET, r.handler);
+    await c.close(Date.now());
+    dial.release();
+    expect((await r.done).error?.code).toBe('UND_ERR_CLOSED');
+    await eventually(() => app?.connections[0]?.closed === true);
+    expect(app.connections[0]?.received).toBe('');
     expect(c.open).toBe(0);
   });
 });

@@ -1,19 +1,17 @@
-// The app hop's client: requests to the local app over kept-alive HTTP/1.1 connections, each answer parsed by Node's
-// own llhttp (platform/llhttp.ts) and fed to the exchange's ForwardHandler through the calls an undici dispatcher
-// makes (onConnect, onHeaders, onData, onComplete, onError), with undici's error codes, so the handler and the error
-// classification are the same for both. It does what the undici pool it replaces did for the app hop: a bounded set
-// of connections with FIFO waiting beyond it, a head timeout once the request is written (or once the app stops
-// taking its body in), a body timeout between chunks, a connect timeout, the server's `Keep-Alive: timeout`
-// honoured, nothing retried, an answer that ends before its request body cuts the connection. Each request head is
-// one string and one write; a connection is reused only once the parser is done with the bytes that completed its
-// answer.
+// The sidecar's HTTP/1.1 client, for both HTTP/1.1 hops: the inbound's to the local app (TCP) and the outbound's to a
+// peer that speaks HTTP/1.1 (mTLS connections the endpoint dials and verifies). It stands in for undici's Pool: a
+// bounded set of kept-alive connections with FIFO waiting beyond it, each answer parsed by Node's own llhttp and fed to
+// an undici DispatchHandler with undici's error codes (so ForwardHandler and the classifiers serve both hops), head and
+// body timeouts, the server's `Keep-Alive: timeout` honoured, nothing retried, an early answer or a caller's abort
+// ending its connection with none opened in its place. One write per request head; a connection is reused only once
+// the parser is done with the bytes of its answer. Whom it talks to is never its choice: the options or the connector.
 import { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { clearInterval, clearTimeout, setImmediate, setInterval, setTimeout } from 'node:timers';
 import type { Dispatcher } from 'undici';
-import { UNDICI_CODES } from '../../platform/index.js';
-import { HTTPParser, type LlhttpParser, llhttpParser, releaseParser } from '../../platform/llhttp.js';
+import { UNDICI_CODES } from '../platform/index.js';
+import { HTTPParser, type LlhttpParser, llhttpParser, releaseParser } from '../platform/llhttp.js';
 
 /** The largest answer head (node:http's default, as undici's pools took it). */
 const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
@@ -22,31 +20,52 @@ const KEEP_ALIVE_MARGIN_MS = 2_000;
 /** How often idle connections past their time are closed. */
 const IDLE_SWEEP_MS = 1_000;
 
-export interface LeanAppClientOptions {
-  readonly host: string;
-  readonly port: number;
+/** Node's longest timer delay (2^31 − 1 ms); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+interface Http1Limits {
   readonly maxConnections: number;
   /** The wait for an answer's head from the write, and the longest pause between two of its body chunks. */
   readonly timeoutMs: number;
-  readonly connectTimeoutMs: number;
   /** How long a connection may idle between two requests when its server announces no shorter time. */
   readonly keepAliveMs: number;
 }
 
-export interface LeanAppRequest {
+/** Plain TCP connections to `host:port`, each bounded by connectTimeoutMs (the app hop). */
+export interface Http1TcpOptions extends Http1Limits {
+  readonly host: string;
+  readonly port: number;
+  readonly connectTimeoutMs: number;
+}
+
+/** Connections the caller opens (the mesh hop's mTLS dial). */
+export interface Http1ConnectorOptions extends Http1Limits {
+  /** `host:port` (`[v6]:port`) of the origin: the Host of a request that arrived without one. */
+  readonly authority: string;
+  /**
+   * Opens one connection for the request that needs it: resolves once the socket is connected (and, for TLS,
+   * verified), so no 'connect' follows; it bounds its own wait. A rejection reaches that request's onError as the
+   * very same error (its type tells the caller no request byte was written), and the next waiting request dials anew.
+   */
+  readonly connect: () => Promise<Socket>;
+}
+
+export type Http1ClientOptions = Http1TcpOptions | Http1ConnectorOptions;
+
+export interface Http1Request {
   readonly method: string;
   readonly path: string;
   /** Flat `[name, value, …]`, as a listener's parser admitted them (no CR, LF or NUL can be in them). */
   readonly headers: readonly string[];
   /**
    * The request body, streamed with backpressure (chunked when the headers state no Content-Length), or null. One
-   * that fails or is destroyed before its end cuts the app connection: the app never reads a cut body as complete.
+   * that fails or is destroyed before its end cuts the connection: the server never reads a cut body as complete.
    */
   readonly body: Readable | null;
 }
 
 interface Waiting {
-  readonly request: LeanAppRequest;
+  readonly request: Http1Request;
   readonly handler: Dispatcher.DispatchHandler;
 }
 
@@ -54,36 +73,51 @@ function failure(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
-export class LeanAppClient {
-  readonly options: LeanAppClientOptions;
+function closedError(): Error {
+  return failure('the HTTP/1.1 client is closed', 'UND_ERR_CLOSED');
+}
+
+export class Http1Client {
+  readonly options: Http1ClientOptions;
   /** `host:port` for a request that arrived without a Host (HTTP/1.0). */
   readonly authority: string;
-  readonly #idle: AppConnection[] = [];
+  readonly #idle: Http1Connection[] = [];
   readonly #waiting: Waiting[] = [];
-  readonly #all = new Set<AppConnection>();
+  readonly #all = new Set<Http1Connection>();
   readonly #sweep: NodeJS.Timeout;
   /** Connections settling after an answer (neither idle nor busy). */
   #settling = 0;
+  /** Connections the connector is opening (each for the request that asked for it), within maxConnections. */
+  #dialing = 0;
   #closing = false;
+  /** The earliest deadline close() was given; the promise every close() returns; its resolve once nothing is open. */
+  #deadline = Number.POSITIVE_INFINITY;
+  #closeTimer: NodeJS.Timeout | undefined;
+  #whenClosed: Promise<void> | undefined;
   #closed: (() => void) | undefined;
+  /** Past close()'s deadline: a dial that completes now is closed at once. */
+  #shut = false;
 
-  constructor(options: LeanAppClientOptions) {
+  constructor(options: Http1ClientOptions) {
     this.options = options;
-    this.authority = options.host.includes(':')
-      ? `[${options.host}]:${options.port}`
-      : `${options.host}:${options.port}`;
+    this.authority =
+      'connect' in options
+        ? options.authority
+        : options.host.includes(':')
+          ? `[${options.host}]:${options.port}`
+          : `${options.host}:${options.port}`;
     this.#sweep = setInterval(() => this.#closeExpired(), IDLE_SWEEP_MS);
     this.#sweep.unref();
   }
 
   /** Connections open or connecting (at most maxConnections). */
   get open(): number {
-    return this.#all.size;
+    return this.#all.size + this.#dialing;
   }
 
-  dispatch(request: LeanAppRequest, handler: Dispatcher.DispatchHandler): void {
+  dispatch(request: Http1Request, handler: Dispatcher.DispatchHandler): void {
     if (this.#closing) {
-      handler.onError?.(failure('the app client is closed', 'UND_ERR_CLOSED'));
+      handler.onError?.(closedError());
       return;
     }
     const now = performance.now();
@@ -96,15 +130,15 @@ export class LeanAppClient {
     }
     // A connection whose answer just ended takes one request once it has settled (undici's client queues one on it);
     // beyond one waiting request per settling connection, a new connection is opened while the bound allows.
-    if (this.#waiting.length >= this.#settling && this.#all.size < this.options.maxConnections) {
-      this.#connect().send(request, handler);
+    if (this.#waiting.length >= this.#settling && this.open < this.options.maxConnections) {
+      this.#connect(request, handler);
       return;
     }
     this.#waiting.push({ request, handler });
   }
 
   /** `connection` finished its exchange and may carry another (a loop, not a recursion, past dropped requests). */
-  released(connection: AppConnection): void {
+  released(connection: Http1Connection): void {
     for (let next = this.#waiting.shift(); next !== undefined; next = this.#waiting.shift()) {
       if (connection.send(next.request, next.handler)) return;
     }
@@ -112,48 +146,111 @@ export class LeanAppClient {
     else this.#idle.push(connection);
   }
 
-  /** `connection`'s answer ended; it is held back until it has settled (AppConnection.#settle). */
+  /** `connection`'s answer ended; it is held back until it has settled (Http1Connection.#settle). */
   settling(change: 1 | -1): void {
     this.#settling += change;
   }
 
   /** `connection` closed: its place goes to the oldest waiting request. */
-  gone(connection: AppConnection): void {
+  gone(connection: Http1Connection): void {
     this.#all.delete(connection);
     const at = this.#idle.indexOf(connection);
     if (at !== -1) this.#idle.splice(at, 1);
-    const next = this.#waiting.shift();
-    // On a connection still connecting, a request dropped unsent leaves it to the next one (#onConnect).
-    if (next !== undefined) this.#connect().send(next.request, next.handler);
-    else if (this.#all.size === 0) this.#closed?.();
+    this.#placeFreed();
   }
 
   /**
    * Takes no more requests; those in flight or waiting may finish until `deadline` (ms since epoch), then every
-   * connection is destroyed and what still waits fails.
+   * connection is destroyed and what still waits fails. Called again, the earlier deadline holds.
    */
-  async close(deadline: number): Promise<void> {
-    this.#closing = true;
-    clearInterval(this.#sweep);
-    for (const connection of this.#idle.splice(0)) connection.destroy();
-    if (this.#all.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
+  close(deadline: number): Promise<void> {
+    this.#deadline = Math.min(this.#deadline, deadline);
+    if (this.#whenClosed === undefined) {
+      this.#closing = true;
+      clearInterval(this.#sweep);
+      for (const connection of this.#idle.splice(0)) connection.destroy();
+      this.#whenClosed = new Promise<void>((resolve) => {
         this.#closed = resolve;
-        timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
-      });
-      clearTimeout(timer);
+      }).then(() => this.#shutNow());
+      if (this.open === 0) this.#closed?.();
     }
-    for (const waiting of this.#waiting.splice(0)) {
-      waiting.handler.onError?.(failure('the app client is closed', 'UND_ERR_CLOSED'));
-    }
-    for (const connection of this.#all) connection.destroy();
+    this.#armDeadline();
+    return this.#whenClosed;
   }
 
-  #connect(): AppConnection {
-    const connection = new AppConnection(this);
+  /** Opens a connection for `request` (the caller checked the bound). */
+  #connect(request: Http1Request, handler: Dispatcher.DispatchHandler): void {
+    const options = this.options;
+    if (!('connect' in options)) {
+      const socket = connect({ host: options.host, port: options.port, noDelay: true });
+      const connection = new Http1Connection(this, socket, options.connectTimeoutMs);
+      this.#all.add(connection);
+      connection.send(request, handler);
+      return;
+    }
+    // The request is handed over only once its connection is ready: its handler's onConnect then sees the peer it
+    // is written to, and a failed dial leaves its body untouched (a retry may send it again).
+    this.#dialing += 1;
+    options.connect().then(
+      (socket) => this.#dialed(socket, request, handler),
+      (error: unknown) => this.#notDialed(error instanceof Error ? error : new Error(String(error)), handler),
+    );
+  }
+
+  #dialed(socket: Socket, request: Http1Request, handler: Dispatcher.DispatchHandler): void {
+    if (this.#shut || socket.destroyed) {
+      // Too late for the close() deadline, or gone already (its 'close' may have been emitted): never written to.
+      socket.destroy();
+      this.#notDialed(this.#shut ? closedError() : failure('other side closed', 'UND_ERR_SOCKET'), handler);
+      return;
+    }
+    this.#dialing -= 1;
+    const connection = new Http1Connection(this, socket, undefined);
     this.#all.add(connection);
-    return connection;
+    try {
+      if (!connection.send(request, handler)) this.released(connection);
+    } catch {
+      // A handler threw as it took its request (outside any caller's stack here): that exchange fails, not the
+      // process, and the connection is not trusted further.
+      connection.destroy();
+    }
+  }
+
+  #notDialed(error: Error, handler: Dispatcher.DispatchHandler): void {
+    this.#dialing -= 1;
+    try {
+      handler.onError?.(error);
+    } catch {
+      // Nothing more to fail: the exchange had only this request.
+    } finally {
+      this.#placeFreed();
+    }
+  }
+
+  /** A connection closed or a dial ended without one: the oldest waiting request gets a connection of its own. */
+  #placeFreed(): void {
+    const next = this.#waiting.shift();
+    // On a connection still connecting, a request dropped unsent leaves it to the next one (#onConnect).
+    if (next !== undefined) this.#connect(next.request, next.handler);
+    else if (this.open === 0) this.#closed?.();
+  }
+
+  /** One timer holds at most MAX_TIMER_MS (a longer one fires at once): a later deadline is waited for in turns. */
+  #armDeadline(): void {
+    clearTimeout(this.#closeTimer);
+    if (this.#shut) return;
+    const left = this.#deadline - Date.now();
+    this.#closeTimer =
+      left > MAX_TIMER_MS
+        ? setTimeout(() => this.#armDeadline(), MAX_TIMER_MS)
+        : setTimeout(() => this.#closed?.(), Math.max(0, left));
+  }
+
+  #shutNow(): void {
+    this.#shut = true;
+    clearTimeout(this.#closeTimer);
+    for (const waiting of this.#waiting.splice(0)) waiting.handler.onError?.(closedError());
+    for (const connection of this.#all) connection.destroy();
   }
 
   #closeExpired(): void {
@@ -168,14 +265,14 @@ export class LeanAppClient {
  */
 type Phase = 'connecting' | 'head' | 'body' | 'paused' | 'idle';
 
-class AppConnection {
-  readonly #client: LeanAppClient;
+class Http1Connection {
+  readonly #client: Http1Client;
   readonly #socket: Socket;
   readonly #parser: LlhttpParser;
-  /** The app timeout: the wait for the head from the write, then the longest pause between body chunks. */
+  /** The request timeout: the wait for the head from the write, then the longest pause between body chunks. */
   readonly #timer: NodeJS.Timeout;
-  readonly #connectTimer: NodeJS.Timeout;
-  #phase: Phase = 'connecting';
+  readonly #connectTimer: NodeJS.Timeout | undefined;
+  #phase: Phase;
   #handler: Dispatcher.DispatchHandler | undefined;
   #method = '';
   /** The answer's head arrived (a final one: informational answers are skipped). */
@@ -194,13 +291,23 @@ class AppConnection {
   #chunked = false;
   #gone = false;
 
-  constructor(client: LeanAppClient) {
+  /**
+   * `socket` still connecting, its 'connect' awaited for at most `connectTimeoutMs`; or, with no timeout, connected
+   * and ready for a request (a connector's).
+   */
+  constructor(client: Http1Client, socket: Socket, connectTimeoutMs: number | undefined) {
     this.#client = client;
     const options = client.options;
     this.#idleMs = options.keepAliveMs;
-    this.#socket = connect({ host: options.host, port: options.port, noDelay: true });
-    this.#connectTimer = setTimeout(onConnectTimer, options.connectTimeoutMs, this);
-    this.#connectTimer.unref();
+    this.#socket = socket;
+    if (connectTimeoutMs === undefined) {
+      this.#phase = 'idle';
+    } else {
+      this.#phase = 'connecting';
+      this.#connectTimer = setTimeout(onConnectTimer, connectTimeoutMs, this);
+      this.#connectTimer.unref();
+      socket.once('connect', () => this.#onConnect());
+    }
     this.#timer = setTimeout(onTimer, options.timeoutMs, this);
     this.#timer.unref();
     const parser = llhttpParser('response', MAX_RESPONSE_HEAD_BYTES);
@@ -226,8 +333,6 @@ class AppConnection {
     parser[HTTPParser.kOnBody] = (chunk: Buffer) => this.#onBody(chunk);
     parser[HTTPParser.kOnMessageComplete] = () => this.#onAnswerEnd();
     this.#parser = parser;
-    const socket = this.#socket;
-    socket.once('connect', () => this.#onConnect());
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => this.#body?.resume());
     socket.on('end', () => this.#onEnd());
@@ -247,7 +352,7 @@ class AppConnection {
   }
 
   /** Writes `request`; false when the handler dropped it unsent and this (connected) connection is free for the next. */
-  send(request: LeanAppRequest, handler: Dispatcher.DispatchHandler): boolean {
+  send(request: Http1Request, handler: Dispatcher.DispatchHandler): boolean {
     this.#handler = handler;
     this.#method = request.method;
     this.#answered = false;
@@ -258,9 +363,11 @@ class AppConnection {
       handler.onConnect?.((error?: Error) => {
         if (this.#handler === handler) this.#fail(error ?? new Error('aborted'));
       });
-    } catch {
+    } catch (error) {
       // Dropped before it was written (its caller left, or it was answered already): the connection serves the next.
+      // Its handler then hears of it in onError, as undici tells it, and settles what it holds for the request.
       this.#handler = undefined;
+      handler.onError?.(error instanceof Error ? error : new Error(String(error)));
       return this.#phase === 'connecting';
     }
     const body = request.body;
@@ -290,7 +397,7 @@ class AppConnection {
 
   timedOut(): void {
     if (this.#phase === 'head' && this.#body !== null && !this.#socket.writableNeedDrain) {
-      // The request is still being written and the app takes it in: the wait for its answer has not begun (the
+      // The request is still being written and the server takes it in: the wait for its answer has not begun (the
       // caller's own pace is bounded by the stream idle timeout).
       this.#timer.refresh();
       return;
@@ -320,6 +427,9 @@ class AppConnection {
     body.on('end', this.#onBodyEnd);
     body.on('error', this.#onBodyError);
     body.on('close', this.#onBodyClose);
+    // A body its owner paused (an exchange between two attempts) flows once it is written, as undici's client
+    // resumes it; adding a 'data' listener alone leaves a paused stream paused.
+    body.resume();
   }
 
   readonly #onBodyData = (chunk: Buffer): void => {
@@ -327,7 +437,7 @@ class AppConnection {
     if (this.#chunked) {
       if (chunk.length === 0) return; // an empty chunk would end the body
       // Each chunk's CRLF goes out with what follows it (the next size line or the end), as undici frames it: a body
-      // cut mid-way reaches the app as the bytes that arrived and no more.
+      // cut mid-way reaches the server as the bytes that arrived and no more.
       socket.cork();
       socket.write(`\r\n${chunk.length.toString(16)}\r\n`, 'latin1');
       socket.write(chunk);
@@ -369,14 +479,23 @@ class AppConnection {
 
   /**
    * The exchange ended before its body did (an early answer, a failure): the rest of the body is not wanted, so it is
-   * destroyed, as undici does. A node:http request is first unhooked from its socket, so that the destroy does not
-   * take the caller's connection (the answer to it may still be going out): node:http then stops reading the body.
+   * destroyed, as undici does. A node:http request is unhooked from its socket while it is destroyed, so that the
+   * destroy does not take the caller's connection (the answer to it may still be going out): node:http then stops
+   * reading the body. The socket is put back after: the listener closes the connection behind its answer once that
+   * is written (lingerAfterEarlyResponse reads `req.socket` then), which undici's later destroy left in place too.
    */
   #dropBody(error?: Error): void {
     const body = this.#detachBody();
     if (body === null || body.destroyed) return;
-    if (body instanceof IncomingMessage) (body as { socket: unknown }).socket = null;
+    if (!(body instanceof IncomingMessage)) {
+      body.destroy(error);
+      return;
+    }
+    const request = body as { socket: unknown };
+    const socket = request.socket;
+    request.socket = null;
     body.destroy(error);
+    request.socket = socket;
   }
 
   #takeFields(): string[] {
@@ -411,8 +530,8 @@ class AppConnection {
 
   /**
    * Holds the connection back for two turns of the event loop before it takes the next request, as undici's client
-   * does (settleTick): a FIN, a reset or stray bytes the app sent right after its answer are read first, so the next request is
-   * not written to a connection the app is closing. Requests meanwhile wait for it instead of opening another.
+   * does (settleTick): a FIN, a reset or stray bytes the server sent right after its answer are read first, so the next
+   * request is not written to a connection the server is closing. Requests meanwhile wait for it instead of opening another.
    */
   #settle(): void {
     this.#idleSince = performance.now();
@@ -443,14 +562,14 @@ class AppConnection {
       return 0;
     }
     if (upgrade) {
-      this.#fail(failure(`the app switched protocols (${status}) unasked`, 'HPE_UNEXPECTED_UPGRADE'));
+      this.#fail(failure(`the server switched protocols (${status}) unasked`, 'HPE_UNEXPECTED_UPGRADE'));
       return 0;
     }
     // Informational (100 Continue or 103 Early Hints, asked for or not): skipped, and any body it claims with it;
     // llhttp ends it as a message of its own and the answer follows.
     if (status < 200) return 1;
     this.#answered = true;
-    // llhttp decides keep-alive before it knows a HEAD answer has no body; the app's explicit keep-alive holds.
+    // llhttp decides keep-alive before it knows a HEAD answer has no body; the server's explicit keep-alive holds.
     this.#keepAlive = keepAlive || (this.#method === 'HEAD' && saysKeepAlive(fields));
     this.#idleMs = keepAliveMs(fields, this.#client.options.keepAliveMs);
     this.#phase = 'body';
@@ -546,21 +665,21 @@ class AppConnection {
   }
 }
 
-function onTimer(connection: AppConnection): void {
+function onTimer(connection: Http1Connection): void {
   connection.timedOut();
 }
 
-function onConnectTimer(connection: AppConnection): void {
+function onConnectTimer(connection: Http1Connection): void {
   connection.connectTimedOut();
 }
 
 /**
  * Connections settling after an answer, and one tick for all of them on each turn of the event loop while any
  * settles (an Immediate per turn, not two per request): a connection is given back on the second tick after its
- * answer ended, once the poll phases between have read what the app sent after it.
+ * answer ended, once the poll phases between have read what the server sent after it.
  */
 const SETTLE_TICKS = 2;
-let settlingConnections: AppConnection[] = [];
+let settlingConnections: Http1Connection[] = [];
 let settleTicks = 0;
 let settleTickDue = false;
 
@@ -599,8 +718,8 @@ function saysKeepAlive(fields: readonly string[]): boolean {
   return false;
 }
 
-/** The request line and head, with a Host from the app's address when the request had none. */
-function requestHead(request: LeanAppRequest, authority: string, chunked: boolean): string {
+/** The request line and head, with a Host from the client's authority when the request had none. */
+function requestHead(request: Http1Request, authority: string, chunked: boolean): string {
   let head = `${request.method} ${request.path} HTTP/1.1\r\n`;
   const headers = request.headers;
   let host = false;

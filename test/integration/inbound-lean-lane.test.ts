@@ -1,0 +1,206 @@
+// The inbound's lean lane on real mTLS sockets: a whole bodiless HTTP/1.1 GET or HEAD goes through the listener's
+// stages over a LeanH1Sink (no node:http request or response), anything else on the connection is node:http's from
+// there on, and both answer alike: identity headers set and forged ones stripped, refusals closing a connection that
+// was never served, the drain's `Connection: close`.
+import type { TLSSocket } from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { LeanH1Sink } from '../../src/sidecar/pipeline/sinks.js';
+import { rawTlsSocket } from '../helpers/raw-tls.js';
+import { startApp, startTestSidecar, type TestApp, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
+import { TestCa } from '../helpers/test-ca.js';
+import { waitFor } from '../helpers/wait.js';
+
+interface Answer {
+  readonly head: string;
+  readonly body: string;
+}
+
+/** An mTLS HTTP/1.1 connection to the inbound that reads answers framed by Content-Length (or none, for HEAD). */
+class Caller {
+  readonly socket: TLSSocket;
+  readonly closed: Promise<void>;
+  #buffer = '';
+  #waiters: (() => void)[] = [];
+
+  private constructor(socket: TLSSocket) {
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      this.#buffer += chunk.toString('latin1');
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+    socket.on('error', () => undefined);
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+  }
+
+  static async open(ca: TestCa, sidecar: TestSidecar): Promise<Caller> {
+    const client = await ca.issue({ id: ca.idFor('/ns/shop/sa/client') });
+    const socket = rawTlsSocket(sidecar.sidecar.inboundPort, client, ca.bundlePem);
+    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+    return new Caller(socket);
+  }
+
+  /** The next whole answer; `bodiless` for a HEAD's. */
+  async answer(bodiless = false): Promise<Answer> {
+    for (let turn = 0; turn < 200; turn++) {
+      const end = this.#buffer.indexOf('\r\n\r\n');
+      if (end !== -1) {
+        const head = this.#buffer.slice(0, end);
+        const length = bodiless ? 0 : Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (this.#buffer.length >= end + 4 + length) {
+          const body = this.#buffer.slice(end + 4, end + 4 + length);
+          this.#buffer = this.#buffer.slice(end + 4 + length);
+          return { head, body };
+        }
+      }
+      await Promise.race([
+        new Promise<void>((resolve) => this.#waiters.push(resolve)),
+        this.closed,
+        new Promise((resolve) => setTimeout(resolve, 50)),
+      ]);
+    }
+    throw new Error(`no whole answer; received ${JSON.stringify(this.#buffer)}`);
+  }
+}
+
+describe('inbound: the lean lane', () => {
+  let ca: TestCa;
+  let app: TestApp;
+  let sidecar: TestSidecar;
+  const authorizations: (string | undefined)[] = [];
+
+  beforeAll(async () => {
+    ca = await TestCa.create();
+    app = await startApp();
+    sidecar = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/server'), testConfig({ appPort: app.port }), {
+      // The hooks' view reads the header object, which the lane builds only when asked.
+      hooks: {
+        authenticateEndUser: async (view) => {
+          authorizations.push(view.headers.authorization);
+          return {};
+        },
+      },
+    });
+  });
+  afterAll(async () => {
+    await sidecar?.sidecar.close(0);
+    await app?.close();
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('serves GETs and a HEAD on one kept connection itself, with the identity headers set and forged ones dropped', async () => {
+    const lane = vi.spyOn(LeanH1Sink.prototype, 'forwardHandler');
+    const caller = await Caller.open(ca, sidecar);
+    const before = app.seen.length;
+    caller.socket.write('GET /one HTTP/1.1\r\nHost: server\r\nx-forwarded-client-cert: By=forged\r\n\r\n');
+    const first = await caller.answer();
+    caller.socket.write('GET /two HTTP/1.1\r\nHost: server\r\nAuthorization: Bearer t-two\r\n\r\n');
+    const second = await caller.answer();
+    caller.socket.write('HEAD /three HTTP/1.1\r\nHost: server\r\n\r\n');
+    const third = await caller.answer(true);
+    expect([first, second, third].map((a) => a.head.split('\r\n')[0])).toEqual([
+      'HTTP/1.1 200 OK',
+      'HTTP/1.1 200 OK',
+      'HTTP/1.1 200 OK',
+    ]);
+    expect(third.head).toMatch(/\r\nconnection: keep-alive/i);
+    expect(lane).toHaveBeenCalledTimes(3);
+    const seen = app.seen.slice(before);
+    expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual(['GET /one', 'GET /two', 'HEAD /three']);
+    const xfcc = seen[0]?.headers['x-forwarded-client-cert'] as string;
+    expect(xfcc).toContain('URI=spiffe://example.org/ns/shop/sa/client');
+    expect(xfcc).not.toContain('forged');
+    expect(authorizations.at(-2)).toBe('Bearer t-two');
+    caller.socket.destroy();
+  });
+
+  it('hands a request with a body to node:http for the rest of the connection, and it is served there', async () => {
+    const lane = vi.spyOn(LeanH1Sink.prototype, 'forwardHandler');
+    const caller = await Caller.open(ca, sidecar);
+    const before = app.seen.length;
+    caller.socket.write('GET /lane HTTP/1.1\r\nHost: server\r\n\r\n');
+    expect((await caller.answer()).head).toMatch(/^HTTP\/1\.1 200/);
+    caller.socket.write('POST /upload HTTP/1.1\r\nHost: server\r\nContent-Length: 5\r\n\r\nhello');
+    expect((await caller.answer()).head).toMatch(/^HTTP\/1\.1 200/);
+    caller.socket.write('GET /after HTTP/1.1\r\nHost: server\r\n\r\n');
+    expect((await caller.answer()).head).toMatch(/^HTTP\/1\.1 200/);
+    expect(lane).toHaveBeenCalledTimes(1);
+    const seen = app.seen.slice(before);
+    expect(seen.map((s) => `${s.method} ${s.url} ${s.bodyBytes}`)).toEqual([
+      'GET /lane 0',
+      'POST /upload 5',
+      'GET /after 0',
+    ]);
+    caller.socket.destroy();
+  });
+
+  it('fail/refuses a head the app could read two ways (two Hosts) with 400 and closes the connection', async () => {
+    const refusals = vi.spyOn(LeanH1Sink.prototype, 'reject');
+    const caller = await Caller.open(ca, sidecar);
+    const before = app.seen.length;
+    caller.socket.write('GET /twice HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n');
+    const refused = await caller.answer();
+    expect(refused.head).toMatch(/^HTTP\/1\.1 400/);
+    expect(refused.head).toMatch(/\r\nconnection: close/i);
+    expect(JSON.parse(refused.body).code).toBe('MESHAUTH_ERR_BAD_REQUEST');
+    await caller.closed;
+    expect(app.seen.length).toBe(before);
+    expect(refusals).toHaveBeenCalledTimes(1);
+  });
+
+  it('while draining, an answer the lane still owes says Connection: close and the connection closes after it', async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slowApp = await startApp((_req, res) => {
+      void held.then(() => res.writeHead(200, { 'content-length': '2' }).end('ok'));
+    });
+    const draining = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/server'), testConfig({ appPort: slowApp.port }));
+    const lane = vi.spyOn(LeanH1Sink.prototype, 'forwardHandler');
+    try {
+      const caller = await Caller.open(ca, draining);
+      caller.socket.write('GET /held HTTP/1.1\r\nHost: server\r\n\r\n');
+      await waitFor('the request at the app', () => slowApp.seen.length === 1);
+      const closing = draining.sidecar.close(Date.now() + 10_000);
+      release();
+      const answer = await caller.answer();
+      expect(answer.head).toMatch(/^HTTP\/1\.1 200/);
+      expect(answer.head).toMatch(/\r\nconnection: close/i);
+      expect(answer.body).toBe('ok');
+      await caller.closed;
+      await closing;
+      expect(lane).toHaveBeenCalledTimes(1);
+    } finally {
+      release();
+      await draining.sidecar.close(0);
+      await slowApp.close();
+    }
+  });
+
+  it('closes a kept connection idle for the stream idle timeout, counted as idle closes of node:http are', async () => {
+    const idleSidecar = await startTestSidecar(
+      ca,
+      ca.idFor('/ns/shop/sa/server'),
+      testConfig({ appPort: app.port, appTimeout: '1s' }),
+      { inboundLimits: { streamIdleTimeoutMs: 500 } },
+    );
+    const idleCloses = async () =>
+      (await idleSidecar.metrics.connectionsRejected.get()).values.find(
+        (v) => v.labels.direction === 'inbound' && v.labels.reason === 'idle',
+      )?.value ?? 0;
+    const lane = vi.spyOn(LeanH1Sink.prototype, 'forwardHandler');
+    try {
+      const caller = await Caller.open(ca, idleSidecar);
+      caller.socket.write('GET /once HTTP/1.1\r\nHost: server\r\n\r\n');
+      // It announces the keep-alive time node:http announces, and closes sooner, as node:http does.
+      expect((await caller.answer()).head).toMatch(/\r\nkeep-alive: timeout=75\b/i);
+      await caller.closed;
+      expect(await idleCloses()).toBe(1);
+      expect(lane).toHaveBeenCalledTimes(1);
+    } finally {
+      await idleSidecar.sidecar.close(0);
+    }
+  });
+});

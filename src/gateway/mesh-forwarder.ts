@@ -263,6 +263,8 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
   #waitingDrain = false;
   /** The browser's response closed (finished, or the browser left). */
   #closed = false;
+  /** Its request went to a retry, whose own PeerAnswer reports from then on. */
+  #handedOver = false;
   /** Answered, failed or ended at its head: nothing more of the peer reaches the browser. */
   #done = false;
   #headSent = false;
@@ -363,10 +365,16 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
     }
     if (this.#closed) return;
     this.#endpoint.requestFailed(error);
-    if (!exchange.retryHttp1(error, this.#endpoint)) this.#reject(classifyPeerError(error));
+    if (exchange.retryHttp1(error, this.#endpoint)) {
+      // The retry's own answer handler watches the browser from here on: one report of what happens to it, not two.
+      this.#handedOver = true;
+      return;
+    }
+    this.#reject(classifyPeerError(error));
   }
 
   #responseClosed(): void {
+    if (this.#handedOver) return;
     const { res, req } = this.#exchange;
     // nghttp2 reset the browser's stream for its body (shorter or longer than its content-length): a broken upload,
     // counted as H2Exchange counts one to an HTTP/2 peer, not a browser that left. Once the peer's head went out the

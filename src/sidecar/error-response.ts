@@ -10,7 +10,7 @@ export function errorJson(error: MeshauthError, extra?: Readonly<Record<string, 
   return JSON.stringify(extra === undefined ? error.toJSON() : { ...error.toJSON(), ...extra });
 }
 
-/** What writeErrorH1 writes to: node:http's ServerResponse, or the outbound lean lane's LeanResponse. */
+/** What writeErrorH1 writes to: node:http's ServerResponse, or a lean lane's LeanResponse (lean-lane.ts). */
 export interface H1ErrorSink {
   readonly headersSent: boolean;
   writeHead(status: number, headers: Readonly<Record<string, string | number>>): unknown;

@@ -3,8 +3,9 @@
 // bounded set of kept-alive connections with FIFO waiting beyond it, each answer parsed by Node's own llhttp and fed to
 // an undici DispatchHandler with undici's error codes (so ForwardHandler and the classifiers serve both hops), head and
 // body timeouts, the server's `Keep-Alive: timeout` honoured, nothing retried, an early answer or a caller's abort
-// ending its connection with none opened in its place. One write per request head; a connection is reused only once
-// the parser is done with the bytes of its answer. Whom it talks to is never its choice: the options or the connector.
+// ending its connection (another is opened only for a request that waits). One write per request head; a connection
+// is reused only once the parser is done with the bytes of its answer. Whom it talks to is never its choice: the
+// options or the connector.
 import { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
@@ -301,7 +302,9 @@ class Http1Connection {
     this.#idleMs = options.keepAliveMs;
     this.#socket = socket;
     if (connectTimeoutMs === undefined) {
+      // Connected already: idle from now, should its request be dropped before it is written.
       this.#phase = 'idle';
+      this.#idleSince = performance.now();
     } else {
       this.#phase = 'connecting';
       this.#connectTimer = setTimeout(onConnectTimer, connectTimeoutMs, this);

@@ -11,15 +11,13 @@ import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http
 import type { Socket } from 'node:net';
 import { HTTP_METHODS, HTTPParser, llhttpParser, releaseParser } from '../platform/index.js';
 
-/** The listener's own (OUTBOUND_LIMITS), as node:http applies them to the connections it is handed. */
+/** The listener's own (the outbound's OUTBOUND_LIMITS, the inbound's), as node:http applies them to its connections. */
 export interface LeanLaneLimits {
   readonly maxHeaderBytes: number;
   /** A new connection that sends no byte of a first request within this is the host's (headTimedOut). */
   readonly headersTimeoutMs: number;
   /** An idle connection is closed after this; its answers say so (`Keep-Alive: timeout=N`), as node:http's do. */
   readonly keepAliveTimeoutMs: number;
-  /** When a listener closes idle connections sooner than it announces (the inbound's stream idle timeout). */
-  readonly idleTimeoutMs?: number;
 }
 
 /** What ForwardHandler, bodyStillComing and cutResponse read of node:http's request: a whole bodiless HTTP/1.1 one. */
@@ -54,7 +52,8 @@ function httpDate(): string {
 /**
  * The answer to one lean request, written as node:http's ServerResponse would write it (the same Date, Connection
  * and Keep-Alive headers, chunked when it has no length, no body for HEAD, 204 and 304), with the surface the
- * outbound's exchanges use of a ServerResponse. The head goes out with the first body bytes in one write.
+ * exchanges (the outbound's H2Exchange, ForwardHandler, writeErrorH1) use of a ServerResponse. The head goes out with
+ * the first body bytes in one write.
  */
 export class LeanResponse extends EventEmitter {
   headersSent = false;
@@ -72,8 +71,8 @@ export class LeanResponse extends EventEmitter {
   #close = false;
   /** The connection is to close after this answer (closeAfter): its head says so unless it says otherwise. */
   #closeAfter = false;
-  /** Fields set before the head (setHeader), written with it as node:http merges them. */
-  #extra: string[] | undefined;
+  /** Fields set before the head (setHeader), by lower-case name, written with it as node:http merges them. */
+  #extra: Map<string, [name: string, value: string]> | undefined;
   #awaitingDrain = false;
 
   constructor(socket: Socket, head: boolean, keepAlive: string, finished: (close: boolean) => void) {
@@ -86,8 +85,8 @@ export class LeanResponse extends EventEmitter {
 
   /** Sets a field the head will carry (a rejection's challenge or Retry-After), as ServerResponse.setHeader. */
   setHeader(name: string, value: string): void {
-    if (this.#extra === undefined) this.#extra = [];
-    this.#extra.push(name, value);
+    if (this.#extra === undefined) this.#extra = new Map();
+    this.#extra.set(name.toLowerCase(), [name, value]);
   }
 
   /** The connection closes once this answer is written; a head not yet written says `Connection: close`. */
@@ -101,7 +100,12 @@ export class LeanResponse extends EventEmitter {
     let headers = Array.isArray(given)
       ? (given as readonly string[])
       : Object.entries(given).flatMap(([name, value]) => [name, String(value)]);
-    if (this.#extra !== undefined) headers = [...this.#extra, ...headers];
+    const extra = this.#extra;
+    if (extra !== undefined) {
+      // As node:http: a field writeHead is given replaces one set before.
+      for (let i = 0; i < headers.length; i += 2) extra.delete((headers[i] as string).toLowerCase());
+      headers = [...[...extra.values()].flat(), ...headers];
+    }
     let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
     let length = false;
     let date = false;
@@ -178,6 +182,9 @@ export class LeanResponse extends EventEmitter {
     if (this.destroyed) return;
     this.destroyed = true;
     this.socket.destroy();
+    // As a ServerResponse's, its 'close' follows: the exchange aborts the app request and gives back its place at the
+    // app (one that never comes would hold that place for good). An ended answer emitted it already.
+    if (!this.writableEnded) process.nextTick(emitClose, this);
   }
 
   /** The connection closed before the answer was whole: the exchange hears 'close', as from a ServerResponse. */
@@ -205,6 +212,13 @@ export interface LeanLane {
 }
 
 const CRLF_CRLF = 0x0d0a0d0a;
+
+/** How long an ended idle connection may take to flush its last answer before it is destroyed. */
+const END_GRACE_MS = 1_000;
+
+function emitClose(res: LeanResponse): void {
+  res.emit('close');
+}
 
 /** Serves `socket`'s requests in the lean lane until one does not fit, then hands the connection to node:http. */
 export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLimits): LeanLane {
@@ -250,6 +264,8 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
   };
 
   let current: LeanResponse | undefined;
+  /** closeIdle ended the connection: nothing more is read or served. */
+  let ending = false;
   /** Bytes that came while an answer was due (pipelined): read once it is written. */
   let queued: Buffer | undefined;
 
@@ -316,6 +332,8 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
   };
 
   const onData = (chunk: Buffer): void => {
+    // Sent after this side's FIN (closeIdle): no answer could be written, so the request is never served.
+    if (ending) return;
     clearTimeout(headTimer);
     if (current !== undefined) {
       queued = queued === undefined ? chunk : Buffer.concat([queued, chunk]);
@@ -351,11 +369,19 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
   socket.on('end', onEnd);
   socket.on('close', onClose);
   socket.on('timeout', onIdle);
-  socket.setTimeout(limits.idleTimeoutMs ?? limits.keepAliveTimeoutMs);
+  socket.setTimeout(limits.keepAliveTimeoutMs);
   return {
     closeIdle: () => {
-      if (current === undefined) socket.destroy();
-      else current.closeAfter();
+      if (current !== undefined) {
+        current.closeAfter();
+        return;
+      }
+      if (ending) return;
+      // The last answer may still be flushing: a FIN after it, not a reset that cuts it; a peer that does not read it
+      // is cut after a grace.
+      ending = true;
+      socket.end();
+      setTimeout(() => socket.destroy(), END_GRACE_MS).unref();
     },
   };
 }

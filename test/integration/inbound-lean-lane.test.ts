@@ -179,13 +179,10 @@ describe('inbound: the lean lane', () => {
     }
   });
 
-  it('closes a kept connection idle for the stream idle timeout, counted as idle closes of node:http are', async () => {
-    const idleSidecar = await startTestSidecar(
-      ca,
-      ca.idFor('/ns/shop/sa/server'),
-      testConfig({ appPort: app.port, appTimeout: '1s' }),
-      { inboundLimits: { streamIdleTimeoutMs: 500 } },
-    );
+  it('closes a kept connection idle for the keep-alive time its answers announce, counted as an idle session', async () => {
+    const idleSidecar = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/server'), testConfig({ appPort: app.port }), {
+      inboundLimits: { keepAliveTimeoutMs: 1_000 },
+    });
     const idleCloses = async () =>
       (await idleSidecar.metrics.connectionsRejected.get()).values.find(
         (v) => v.labels.direction === 'inbound' && v.labels.reason === 'idle',
@@ -194,13 +191,82 @@ describe('inbound: the lean lane', () => {
     try {
       const caller = await Caller.open(ca, idleSidecar);
       caller.socket.write('GET /once HTTP/1.1\r\nHost: server\r\n\r\n');
-      // It announces the keep-alive time node:http announces, and closes sooner, as node:http does.
-      expect((await caller.answer()).head).toMatch(/\r\nkeep-alive: timeout=75\b/i);
+      expect((await caller.answer()).head).toMatch(/\r\nkeep-alive: timeout=1(\r\n|$)/i);
       await caller.closed;
       expect(await idleCloses()).toBe(1);
       expect(lane).toHaveBeenCalledTimes(1);
     } finally {
       await idleSidecar.sidecar.close(0);
     }
+  });
+});
+
+describe("inbound: the lean lane gives back the caller's place at the app", () => {
+  let ca: TestCa;
+  let app: TestApp;
+  let sidecar: TestSidecar;
+  const bigClosedEarly: boolean[] = [];
+
+  beforeAll(async () => {
+    ca = await TestCa.create();
+    app = await startApp((req, res) => {
+      if (req.url === '/cut') {
+        // An answer the app breaks off: the caller's is cut too, and the exchange is over.
+        res.writeHead(200, { 'content-length': '100' });
+        res.write('partial', () => res.socket?.destroy());
+        return;
+      }
+      if (req.url === '/big') {
+        // More than the caller will ever read: the sidecar's writes stall until its stall timeout.
+        res.writeHead(200, { 'content-length': String(64 * 1024 * 1024) });
+        const chunk = Buffer.alloc(64 * 1024, 0x61);
+        let sent = 0;
+        const pump = (): void => {
+          while (sent < 1024 && res.write(chunk)) sent++;
+          if (sent < 1024) res.once('drain', pump);
+          else res.end();
+        };
+        res.once('close', () => bigClosedEarly.push(!res.writableFinished));
+        pump();
+        return;
+      }
+      res.writeHead(200, { 'content-length': '2' }).end('ok');
+    });
+    // One place per caller at the app (75 % of 2): an exchange that never gives its place back stops the next.
+    sidecar = await startTestSidecar(
+      ca,
+      ca.idFor('/ns/shop/sa/server'),
+      testConfig({ appPort: app.port, appTimeout: '1s' }),
+      { inboundLimits: { appConnections: 2, streamIdleTimeoutMs: 500 } },
+    );
+  });
+  afterAll(async () => {
+    await sidecar?.sidecar.close(0);
+    await app?.close();
+  });
+
+  it('fail/after an app answer cut mid-body, the same caller is served again', async () => {
+    const cut = await Caller.open(ca, sidecar);
+    cut.socket.write('GET /cut HTTP/1.1\r\nHost: server\r\n\r\n');
+    await cut.closed;
+    const next = await Caller.open(ca, sidecar);
+    next.socket.write('GET /ok HTTP/1.1\r\nHost: server\r\n\r\n');
+    const answer = await next.answer();
+    expect(answer.head).toMatch(/^HTTP\/1\.1 200/);
+    expect(answer.body).toBe('ok');
+    next.socket.destroy();
+  });
+
+  it('fail/after a caller that stopped reading is cut, its app request is aborted and the caller is served again', async () => {
+    const stalled = await Caller.open(ca, sidecar);
+    stalled.socket.pause();
+    stalled.socket.write('GET /big HTTP/1.1\r\nHost: server\r\n\r\n');
+    await waitFor('the app request aborted', () => bigClosedEarly.length === 1, 15_000);
+    expect(bigClosedEarly).toEqual([true]);
+    const next = await Caller.open(ca, sidecar);
+    next.socket.write('GET /ok HTTP/1.1\r\nHost: server\r\n\r\n');
+    expect((await next.answer()).body).toBe('ok');
+    next.socket.destroy();
+    stalled.socket.destroy();
   });
 });

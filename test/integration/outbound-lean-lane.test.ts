@@ -360,6 +360,40 @@ describe('LeanResponse writes what node:http writes', () => {
     expect(res.headersSent).toBe(false);
   });
 
+  it('ok/fields set before the head: a name set twice, or given to writeHead, is written once, as by node:http', async () => {
+    const respond = (res: ServerResponse | LeanResponse) => {
+      res.setHeader('retry-after', '1');
+      res.setHeader('Retry-After', '2');
+      res.setHeader('x-a', 'set');
+      (res as LeanResponse).writeHead(503, ['x-a', 'given', 'content-length', '2', 'date', DATE]);
+      res.end('no');
+    };
+    const done: Done = (text) => text.endsWith('\r\n\r\nno');
+    const expected = await nodeHttpBytes('GET', respond, done);
+    expect(expected).toContain('Retry-After: 2\r\n');
+    expect(await leanBytes('GET', respond, done)).toBe(expected);
+  });
+
+  it('fail/an answer destroyed before its end emits close once, as a ServerResponse does (its exchange lets go)', async () => {
+    let closes = 0;
+    const l = await lane();
+    l.answer = (res) => {
+      res.on('close', () => {
+        closes++;
+      });
+      res.writeHead(200, ['content-length', '10', 'date', DATE]);
+      res.write(Buffer.from('12345'));
+      res.destroy();
+      res.destroy();
+    };
+    const c = await client(l.port);
+    c.socket.write(GET);
+    await c.ended;
+    await waitFor('the close event', () => closes > 0);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(closes).toBe(1);
+  });
+
   it('ok/an error answer (writeErrorH1) is the error JSON with its length', async () => {
     const error = new MeshauthError('MESHAUTH_ERR_PEER_UNAVAILABLE', 'peer sidecar unavailable', { reason: 'connect' });
     const actual = await leanBytes(

@@ -33,14 +33,7 @@ import { lingerAfterEarlyResponse } from '../early-response.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, forwarding, kResetBySidecar } from '../forward-handler.js';
 import { EXTERNAL_POLICY, INBOUND_POLICY } from '../http-headers.js';
-import {
-  type FastRequest,
-  type LeanLane,
-  type LeanLaneHost,
-  type LeanLaneLimits,
-  type LeanResponse,
-  leanLane,
-} from '../lean-lane.js';
+import { type FastRequest, type LeanLane, type LeanLaneHost, type LeanResponse, leanLane } from '../lean-lane.js';
 import { waitUntil } from '../listen.js';
 import { Exchange, type OnRejected, runStages, type Stage } from '../pipeline/exchange.js';
 import { MAX_PIPELINED_REQUESTS, methodInvalid, tooManyPipelined } from '../pipeline/rejections.js';
@@ -131,7 +124,6 @@ export class ListenerCore {
   /** HTTP/1.1 connections still in the lean lane (not yet handed to node:http). */
   readonly #lanes = new Map<Socket, LeanLane>();
   readonly #laneHost: LeanLaneHost;
-  readonly #laneLimits: LeanLaneLimits;
 
   constructor(options: ListenerCoreOptions) {
     const { config } = options;
@@ -262,10 +254,10 @@ export class ListenerCore {
         const timeout = Object.assign(new Error('no request head in time'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
         this.#onH1ClientError(timeout, socket);
       },
-      // As node:http's connections under #h1.setTimeout: an idle keep-alive connection is an idle session.
+      // An idle keep-alive connection closed at the time its answers announced is an idle session, as node:http's
+      // (whose keep-alive timeout reaches #h1.setTimeout's callback).
       idleClosed: () => telemetry.idleSession(),
     };
-    this.#laneLimits = { ...limits, idleTimeoutMs: Math.min(this.#streamIdleMs, limits.keepAliveTimeoutMs) };
     // Without a 'connect' listener Node destroys a CONNECT request's socket silently: answer it, counted and logged.
     this.#h1.on('connect', (_req: IncomingMessage, socket: Socket) => {
       const error = new MeshauthError('MESHAUTH_ERR_METHOD_INVALID', 'CONNECT is not forwarded', { reason: 'method' });
@@ -285,7 +277,7 @@ export class ListenerCore {
     if (socket.alpnProtocol !== 'h2') {
       // Each HTTP/1.1 connection starts in the lean lane, which serves whole bodiless GET and HEAD requests itself and
       // hands the connection to node:http, with every byte from the first request that is not one, for good.
-      this.#lanes.set(socket, leanLane(socket, this.#laneHost, this.#laneLimits));
+      this.#lanes.set(socket, leanLane(socket, this.#laneHost, this.limits));
       socket.once('close', () => this.#lanes.delete(socket));
       return;
     }

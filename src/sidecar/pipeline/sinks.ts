@@ -1,7 +1,9 @@
-// The two Sinks (pipeline/exchange.ts): HTTP/1.1 over Node's ServerResponse and h2 over a server stream. Each knows
-// its protocol's header copy, body hand-off, error answer and forward handler, so stages never branch on `h2`.
+// The Sinks (pipeline/exchange.ts): HTTP/1.1 over node:http's request and response (H1Sink) or over the lean lane's
+// LeanResponse (LeanH1Sink), and h2 over a server stream (H2Sink). Each knows its protocol's header copy, body
+// hand-off, error answer and forward handler, so stages never branch on `h2`.
 import { type IncomingHttpHeaders as H1Headers, IncomingMessage, type ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { isForwardedMethod } from '../../authz/index.js';
 import type { MeshauthError } from '../../errors/index.js';
@@ -34,50 +36,56 @@ export interface SinkContext {
   readonly forwardHooks: ForwardHooks;
 }
 
-export class H1Sink implements Sink {
+/** What an HTTP/1.1 answer goes out on: node:http's ServerResponse, or the lean lane's LeanResponse. */
+type H1Response = ServerResponse | LeanResponse;
+
+/**
+ * What both HTTP/1.1 sinks do alike: the head checks and copy over the received lines, the refusal's answer and when
+ * it closes the connection, the forward handler. They differ in where the request comes from: node:http's
+ * IncomingMessage (any request), or a whole bodiless GET or HEAD the lean lane parsed itself.
+ */
+abstract class H1SinkBase implements Sink {
   readonly h2 = false;
-  readonly #req: IncomingMessage;
-  readonly #res: ServerResponse;
+  readonly rawHeaders: readonly string[];
+  protected readonly res: H1Response;
+  /** The connection (node:http detaches it from a response once answered, and the app client from a body). */
+  readonly #socket: Socket;
   readonly #context: SinkContext;
   /** The app exchange's handler, once the request was dispatched to the app. */
-  #handler: ForwardHandler | undefined;
+  protected handler: ForwardHandler | undefined;
 
-  constructor(req: IncomingMessage, res: ServerResponse, context: SinkContext) {
-    this.#req = req;
-    this.#res = res;
+  constructor(rawHeaders: readonly string[], socket: Socket, res: H1Response, context: SinkContext) {
+    this.rawHeaders = rawHeaders;
+    this.#socket = socket;
+    this.res = res;
     this.#context = context;
   }
 
-  get headers(): IncomingHttpHeaders {
-    return this.#req.headers;
-  }
+  abstract get headers(): IncomingHttpHeaders;
 
-  get rawHeaders(): readonly string[] {
-    return this.#req.rawHeaders;
-  }
+  abstract body(): Readable | null;
+
+  /** The request's body is still arriving: a refusal now closes the connection behind it. */
+  protected abstract bodyStillComing(): boolean;
 
   get authority(): string {
-    return this.#req.headers.host ?? '';
+    return this.headers.host ?? '';
   }
 
   get sourceIp(): string {
-    return clientAddress(this.#req.socket.remoteAddress) ?? '';
+    return clientAddress(this.#socket.remoteAddress) ?? '';
   }
 
   refusal(method: string, target: string): MeshauthError | undefined {
     // CONNECT (without a 'connect' listener Node would not even get here); the parser admitted the rest.
     if (!isForwardedMethod(method)) return methodInvalid();
-    return checkH1Head(target, this.#req.rawHeaders);
+    return checkH1Head(target, this.rawHeaders);
   }
 
   copyHeaders(out: string[]): number {
-    const flags = copyRequestHeaders(this.#req.rawHeaders, this.#context.policy, out);
+    const flags = copyRequestHeaders(this.rawHeaders, this.#context.policy, out);
     if (this.#context.policy.dropForwarding) setForwarding(out, this.sourceIp);
     return flags;
-  }
-
-  body(): Readable {
-    return this.#req;
   }
 
   reject(
@@ -85,7 +93,7 @@ export class H1Sink implements Sink {
     extraHeaders: Readonly<Record<string, string>> | undefined,
     extraBody: Readonly<Record<string, string>> | undefined,
   ): void {
-    const res = this.#res;
+    const res = this.res;
     if (extraHeaders !== undefined && !res.headersSent) {
       for (const name in extraHeaders) res.setHeader(name, extraHeaders[name] as string);
     }
@@ -96,15 +104,46 @@ export class H1Sink implements Sink {
     const close =
       drain.draining ||
       error.code === 'MESHAUTH_ERR_BAD_REQUEST' ||
-      !served.has(this.#req.socket) ||
-      bodyStillComing(this.#req);
+      !served.has(this.#socket) ||
+      this.bodyStillComing();
     writeErrorH1(res, error, extraBody, close);
   }
 
   forwardHandler(peerId: string, startedAt: number): ForwardHandler {
-    this.#context.served.add(this.#req.socket);
-    this.#handler = forwardHandlerFor(this.#res, false, peerId, startedAt, this.#context);
-    return this.#handler;
+    this.#context.served.add(this.#socket);
+    // A LeanResponse keeps the surface of a ServerResponse the handler writes to.
+    this.handler = forwardHandlerFor(this.res as ServerResponse, false, peerId, startedAt, this.#context);
+    return this.handler;
+  }
+
+  onClose(listener: () => void): void {
+    this.res.once('close', listener);
+  }
+
+  get closed(): boolean {
+    return this.res.destroyed;
+  }
+}
+
+/** A request node:http parsed, answered on its ServerResponse. */
+export class H1Sink extends H1SinkBase {
+  readonly #req: IncomingMessage;
+
+  constructor(req: IncomingMessage, res: ServerResponse, context: SinkContext) {
+    super(req.rawHeaders, req.socket, res, context);
+    this.#req = req;
+  }
+
+  get headers(): IncomingHttpHeaders {
+    return this.#req.headers;
+  }
+
+  body(): Readable {
+    return this.#req;
+  }
+
+  protected bodyStillComing(): boolean {
+    return bodyStillComing(this.#req);
   }
 
   /**
@@ -118,21 +157,13 @@ export class H1Sink implements Sink {
    * caller closes the connection.
    */
   idle(): MeshauthError | undefined {
-    const res = this.#res;
+    const res = this.res;
     if (res.headersSent || !peerStalledH1(this.#req)) return undefined;
     // Before the answer: an abort destroys the body the app read (the app client unhooks it from the socket first).
-    this.#handler?.supersede();
+    this.handler?.supersede();
     const error = requestBodyStalled();
     writeErrorH1(res, error, undefined, true);
     return error;
-  }
-
-  onClose(listener: () => void): void {
-    this.#res.once('close', listener);
-  }
-
-  get closed(): boolean {
-    return this.#res.destroyed;
   }
 }
 
@@ -140,79 +171,25 @@ export class H1Sink implements Sink {
  * A whole bodiless HTTP/1.1 GET or HEAD the listener's lean lane parsed itself (lean-lane.ts), answered through its
  * LeanResponse: what H1Sink does for the same request, without node:http's IncomingMessage and ServerResponse.
  */
-export class LeanH1Sink implements Sink {
-  readonly h2 = false;
-  readonly #request: FastRequest;
-  readonly #res: LeanResponse;
-  readonly #context: SinkContext;
+export class LeanH1Sink extends H1SinkBase {
   #headers: IncomingHttpHeaders | undefined;
 
   constructor(request: FastRequest, res: LeanResponse, context: SinkContext) {
-    this.#request = request;
-    this.#res = res;
-    this.#context = context;
+    super(request.raw, res.socket, res, context);
   }
 
   /** Node's header object, built only when a stage asks (the end-user path), by node:http's own rules. */
   get headers(): IncomingHttpHeaders {
-    if (this.#headers === undefined) this.#headers = headerObjectH1(this.#request.raw);
+    if (this.#headers === undefined) this.#headers = headerObjectH1(this.rawHeaders);
     return this.#headers;
   }
 
-  get rawHeaders(): readonly string[] {
-    return this.#request.raw;
-  }
-
-  get authority(): string {
-    return this.headers.host ?? '';
-  }
-
-  get sourceIp(): string {
-    return clientAddress(this.#res.socket.remoteAddress) ?? '';
-  }
-
-  refusal(method: string, target: string): MeshauthError | undefined {
-    if (!isForwardedMethod(method)) return methodInvalid();
-    return checkH1Head(target, this.#request.raw);
-  }
-
-  copyHeaders(out: string[]): number {
-    const flags = copyRequestHeaders(this.#request.raw, this.#context.policy, out);
-    if (this.#context.policy.dropForwarding) setForwarding(out, this.sourceIp);
-    return flags;
-  }
-
-  body(): Readable | null {
+  body(): null {
     return null;
   }
 
-  reject(
-    error: MeshauthError,
-    extraHeaders: Readonly<Record<string, string>> | undefined,
-    extraBody: Readonly<Record<string, string>> | undefined,
-  ): void {
-    const res = this.#res;
-    if (extraHeaders !== undefined && !res.headersSent) {
-      for (const name in extraHeaders) res.setHeader(name, extraHeaders[name] as string);
-    }
-    // As H1Sink: a refused head, or a refusal on a connection never served, closes it (no body can still be coming).
-    const { drain, served } = this.#context;
-    const close = drain.draining || error.code === 'MESHAUTH_ERR_BAD_REQUEST' || !served.has(res.socket);
-    writeErrorH1(res, error, extraBody, close);
-  }
-
-  forwardHandler(peerId: string, startedAt: number): ForwardHandler {
-    this.#context.served.add(this.#res.socket);
-    // The ForwardHandler writes to it what it writes to a ServerResponse (LeanResponse keeps that surface).
-    return forwardHandlerFor(this.#res as unknown as ServerResponse, false, peerId, startedAt, this.#context);
-  }
-
-  onClose(listener: () => void): void {
-    this.#res.once('close', listener);
-  }
-
-  get closed(): boolean {
-    return this.#res.destroyed;
+  protected bodyStillComing(): boolean {
+    return false;
   }
 }
 
@@ -347,7 +324,7 @@ function peerStalled(stream: ServerHttp2Stream): boolean {
  * the HTTP/1.1 form of a used-up flow-control window), so nothing the peer sent waits on this side.
  */
 function peerStalledH1(req: IncomingMessage): boolean {
-  // The app client unsets `socket` on a request body it destroyed (the app exchange ended): no stall of the peer's.
+  // A request node:http no longer attaches to a socket (null) has no stall of the peer's to report.
   const socket = req.socket as IncomingMessage['socket'] | null;
   return !req.complete && socket !== null && !socket.isPaused();
 }

@@ -3,6 +3,7 @@
 // Also an mTLS HTTP/2 client session for tests that drive the inbound with manual stream control.
 import { type ClientHttp2Session, connect as h2Connect, type IncomingHttpHeaders } from 'node:http2';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import type { TestSvid } from './test-ca.js';
 
 export { eventually } from './wait.js';
@@ -24,9 +25,13 @@ export interface RawApp {
 }
 
 /** `onData` sees each connection's accumulated bytes after every chunk; it may write or destroy the socket. */
-export async function startRawApp(onData: (connection: RawAppConnection) => void = () => undefined): Promise<RawApp> {
+export async function startRawApp(
+  onData: (connection: RawAppConnection) => void = () => undefined,
+  /** A TLS server instead (a raw peer sidecar): its connections count from the end of their handshake. */
+  tls?: TlsOptions,
+): Promise<RawApp> {
   const connections: RawAppConnection[] = [];
-  const server: Server = createServer((socket) => {
+  const accept = (socket: Socket): void => {
     const connection: RawAppConnection = { received: '', closed: false, ended: false, socket };
     connections.push(connection);
     socket.on('data', (chunk: Buffer) => {
@@ -40,7 +45,8 @@ export async function startRawApp(onData: (connection: RawAppConnection) => void
     socket.on('close', () => {
       connection.closed = true;
     });
-  });
+  };
+  const server: Server = tls === undefined ? createServer(accept) : createTlsServer(tls, accept);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,

@@ -2,36 +2,22 @@
 // it (endpoint.target(), then dispatch): a failed dial reaches the request as the PeerConnectError itself, before any
 // request byte (what the retry and the probe classify), and a retired client (rotation, removal) lets the request it
 // carries finish while the next one opens a client of its own; Endpoint.close's deadline ends what is left.
-import type { AddressInfo } from 'node:net';
-import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CredentialHolder } from '../../src/agent/credential-holder.js';
 import { Endpoint } from '../../src/sidecar/endpoints/endpoint.js';
 import { Http1Client, type Http1Request } from '../../src/sidecar/http1-client.js';
 import { Metrics, silentLogger } from '../../src/telemetry/index.js';
 import { ClientTlsContext, PeerConnectError } from '../../src/tls/index.js';
+import { type RawApp, type RawAppConnection, startRawApp } from '../helpers/raw-app.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { until } from '../helpers/wait.js';
 
 const GET: Http1Request = { method: 'GET', path: '/x', headers: ['host', 'b.mesh'], body: null };
 
-interface PeerConnection {
-  readonly socket: TLSSocket;
-  received: string;
-  closed: boolean;
-}
-
-interface Peer {
-  readonly port: number;
-  readonly connections: PeerConnection[];
-  close(): Promise<void>;
-}
-
 /** An HTTP/1.1-only mTLS peer whose answers the test writes; every byte each connection receives is kept. */
-async function startPeer(ca: TestCa, id: string): Promise<Peer> {
+async function startPeer(ca: TestCa, id: string): Promise<RawApp> {
   const svid = await ca.issue({ id });
-  const connections: PeerConnection[] = [];
-  const server: Server = createTlsServer({
+  return startRawApp(undefined, {
     cert: svid.chainPem,
     key: svid.keyPem,
     ca: ca.bundlePem,
@@ -39,27 +25,6 @@ async function startPeer(ca: TestCa, id: string): Promise<Peer> {
     rejectUnauthorized: true,
     ALPNProtocols: ['http/1.1'],
   });
-  server.on('secureConnection', (socket: TLSSocket) => {
-    const connection: PeerConnection = { socket, received: '', closed: false };
-    connections.push(connection);
-    socket.on('data', (chunk: Buffer) => {
-      connection.received += chunk.toString('latin1');
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      connection.closed = true;
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    connections,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const connection of connections) connection.socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 interface Outcome {
@@ -167,10 +132,10 @@ describe('outbound HTTP/1.1 client of an endpoint (mTLS)', () => {
     expect(second).not.toBe(first);
     const next = send(second);
     await until('the next request reached the peer', () => peer.connections[1]?.received.endsWith('\r\n\r\n') === true);
-    (peer.connections[1] as PeerConnection).socket.write(OK);
+    (peer.connections[1] as RawAppConnection).socket.write(OK);
     expect(await next).toEqual({ status: 200, body: 'ok' });
 
-    (peer.connections[0] as PeerConnection).socket.write(OK);
+    (peer.connections[0] as RawAppConnection).socket.write(OK);
     expect(await inFlight).toEqual({ status: 200, body: 'ok' });
     await until(
       'the retired client closed its connection',

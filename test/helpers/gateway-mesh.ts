@@ -411,9 +411,11 @@ export async function startGatewayWithHttp1Peer(
     mesh,
     peer,
     close: async () => {
+      // The gateway first: a connection its HTTP/1.1 client dialed for a request the browser dropped meanwhile is kept
+      // for the next request, and one whose handshake ended after closeAllConnections would hold peer.close() open.
+      await mesh.close();
       peer.closeAllConnections();
       await new Promise<void>((resolve) => peer.close(() => resolve()));
-      await mesh.close();
     },
   };
 }

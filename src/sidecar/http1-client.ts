@@ -11,6 +11,7 @@ import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { clearInterval, clearTimeout, setImmediate, setInterval, setTimeout } from 'node:timers';
 import type { Dispatcher } from 'undici';
+import { formatHostPort } from '../config/index.js';
 import { UNDICI_CODES } from '../platform/index.js';
 import { HTTPParser, type LlhttpParser, llhttpParser, releaseParser } from '../platform/llhttp.js';
 
@@ -90,8 +91,10 @@ export class Http1Client {
   #settling = 0;
   /** Connections the connector is opening (each for the request that asked for it), within maxConnections. */
   #dialing = 0;
-  #closing = false;
-  /** The earliest deadline close() was given; the promise every close() returns; its resolve once nothing is open. */
+  /**
+   * The earliest deadline close() was given; the promise every close() returns (set: closing, no request is taken);
+   * its resolve once nothing is open.
+   */
   #deadline = Number.POSITIVE_INFINITY;
   #closeTimer: NodeJS.Timeout | undefined;
   #whenClosed: Promise<void> | undefined;
@@ -101,12 +104,7 @@ export class Http1Client {
 
   constructor(options: Http1ClientOptions) {
     this.options = options;
-    this.authority =
-      'connect' in options
-        ? options.authority
-        : options.host.includes(':')
-          ? `[${options.host}]:${options.port}`
-          : `${options.host}:${options.port}`;
+    this.authority = 'connect' in options ? options.authority : formatHostPort(options);
     this.#sweep = setInterval(() => this.#closeExpired(), IDLE_SWEEP_MS);
     this.#sweep.unref();
   }
@@ -117,7 +115,7 @@ export class Http1Client {
   }
 
   dispatch(request: Http1Request, handler: Dispatcher.DispatchHandler): void {
-    if (this.#closing) {
+    if (this.#whenClosed !== undefined) {
       handler.onError?.(closedError());
       return;
     }
@@ -143,7 +141,7 @@ export class Http1Client {
     for (let next = this.#waiting.shift(); next !== undefined; next = this.#waiting.shift()) {
       if (connection.send(next.request, next.handler)) return;
     }
-    if (this.#closing) connection.destroy();
+    if (this.#whenClosed !== undefined) connection.destroy();
     else this.#idle.push(connection);
   }
 
@@ -167,7 +165,6 @@ export class Http1Client {
   close(deadline: number): Promise<void> {
     this.#deadline = Math.min(this.#deadline, deadline);
     if (this.#whenClosed === undefined) {
-      this.#closing = true;
       clearInterval(this.#sweep);
       for (const connection of this.#idle.splice(0)) connection.destroy();
       this.#whenClosed = new Promise<void>((resolve) => {

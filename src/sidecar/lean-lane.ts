@@ -7,6 +7,7 @@
 // with every byte from that request on, for the rest of the connection, so node:http answers it exactly as it did
 // before the lane existed (its limits, timeouts, refusals and pipelining bound).
 import { EventEmitter } from 'node:events';
+import type { Server } from 'node:http';
 import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Socket } from 'node:net';
 import { HTTP_METHODS, HTTPParser, llhttpParser, releaseParser } from '../platform/index.js';
@@ -204,6 +205,35 @@ export interface LeanLaneHost {
   headTimedOut(socket: Socket): void;
   /** The connection was closed for idling between requests (counted where node:http's idle closes are). */
   idleClosed?(socket: Socket): void;
+}
+
+/** What a listener that hands connections to a node:http `server` does with its lean lanes. */
+export interface NodeHttpLaneOptions {
+  readonly server: Server;
+  /** The listener's connections still in their lane: one leaves it when handed over or timed out. */
+  readonly lanes: Map<Socket, LeanLane>;
+  readonly serve: LeanLaneHost['serve'];
+  /** node:http's 'clientError' path, which answers a head timeout (408) as node:http's own. */
+  readonly clientError: (error: Error & { code?: string }, socket: Socket) => void;
+  readonly idleClosed?: LeanLaneHost['idleClosed'];
+}
+
+/** The lane host of a listener whose other requests node:http serves: one per listener, shared by its connections. */
+export function nodeHttpLaneHost(options: NodeHttpLaneOptions): LeanLaneHost {
+  const { server, lanes, serve, clientError, idleClosed } = options;
+  return {
+    serve,
+    handOff: (socket, bytes) => {
+      lanes.delete(socket);
+      socket.unshift(bytes);
+      server.emit('connection', socket);
+    },
+    headTimedOut: (socket) => {
+      lanes.delete(socket);
+      clientError(Object.assign(new Error('no request head in time'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket);
+    },
+    ...(idleClosed === undefined ? {} : { idleClosed }),
+  };
 }
 
 export interface LeanLane {

@@ -4,6 +4,7 @@
 // was never served, the drain's `Connection: close`.
 import type { TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { MeshauthError } from '../../src/errors/index.js';
 import { LeanH1Sink } from '../../src/sidecar/pipeline/sinks.js';
 import { rawTlsSocket } from '../helpers/raw-tls.js';
 import { startApp, startTestSidecar, type TestApp, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
@@ -76,7 +77,11 @@ describe('inbound: the lean lane', () => {
       hooks: {
         authenticateEndUser: async (view) => {
           authorizations.push(view.headers.authorization);
-          return {};
+          if (view.target !== '/challenge') return {};
+          return {
+            reject: new MeshauthError('MESHAUTH_ERR_TOKEN_INVALID', 'bearer token required', { reason: 'missing' }),
+            rejectHeaders: { 'www-authenticate': 'Bearer realm="shop"' },
+          };
         },
       },
     });
@@ -133,6 +138,21 @@ describe('inbound: the lean lane', () => {
       'GET /after 0',
     ]);
     caller.socket.destroy();
+  });
+
+  it('fail/a refusal with a challenge carries it on the lane answer, and the connection never served closes', async () => {
+    const refusals = vi.spyOn(LeanH1Sink.prototype, 'reject');
+    const caller = await Caller.open(ca, sidecar);
+    const before = app.seen.length;
+    caller.socket.write('GET /challenge HTTP/1.1\r\nHost: server\r\n\r\n');
+    const refused = await caller.answer();
+    expect(refused.head).toMatch(/^HTTP\/1\.1 401/);
+    expect(refused.head).toMatch(/\r\nwww-authenticate: Bearer realm="shop"\r\n/i);
+    expect(refused.head).toMatch(/\r\nconnection: close/i);
+    expect(JSON.parse(refused.body).code).toBe('MESHAUTH_ERR_TOKEN_INVALID');
+    await caller.closed;
+    expect(app.seen.length).toBe(before);
+    expect(refusals).toHaveBeenCalledTimes(1);
   });
 
   it('fail/refuses a head the app could read two ways (two Hosts) with 400 and closes the connection', async () => {

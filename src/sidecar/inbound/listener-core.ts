@@ -33,7 +33,14 @@ import { lingerAfterEarlyResponse } from '../early-response.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, forwarding, kResetBySidecar } from '../forward-handler.js';
 import { EXTERNAL_POLICY, INBOUND_POLICY } from '../http-headers.js';
-import { type FastRequest, type LeanLane, type LeanLaneHost, type LeanResponse, leanLane } from '../lean-lane.js';
+import {
+  type FastRequest,
+  type LeanLane,
+  type LeanLaneHost,
+  type LeanResponse,
+  leanLane,
+  nodeHttpLaneHost,
+} from '../lean-lane.js';
 import { waitUntil } from '../listen.js';
 import { Exchange, type OnRejected, runStages, type Stage } from '../pipeline/exchange.js';
 import { MAX_PIPELINED_REQUESTS, methodInvalid, tooManyPipelined } from '../pipeline/rejections.js';
@@ -241,23 +248,16 @@ export class ListenerCore {
       writeErrorH1(res, error, undefined, true);
       this.telemetry.rejected(this.#peerOf(req.socket)?.idString ?? '', error, performance.now());
     });
-    this.#laneHost = {
+    this.#laneHost = nodeHttpLaneHost({
+      server: this.#h1,
+      lanes: this.#lanes,
       serve: (request, res, startedAt) => this.#serveLean(request, res, startedAt),
-      handOff: (socket, bytes) => {
-        this.#lanes.delete(socket);
-        socket.unshift(bytes);
-        this.#h1.emit('connection', socket);
-      },
-      // The path of node:http's own head timeout: 408, counted and logged as the caller's request timing out.
-      headTimedOut: (socket) => {
-        this.#lanes.delete(socket);
-        const timeout = Object.assign(new Error('no request head in time'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
-        this.#onH1ClientError(timeout, socket);
-      },
+      // A head timeout is answered as node:http's own: 408, counted and logged as the caller's request timing out.
+      clientError: (error, socket) => this.#onH1ClientError(error, socket),
       // An idle keep-alive connection closed at the time its answers announced is an idle session, as node:http's
       // (whose keep-alive timeout reaches #h1.setTimeout's callback).
       idleClosed: () => telemetry.idleSession(),
-    };
+    });
     // Without a 'connect' listener Node destroys a CONNECT request's socket silently: answer it, counted and logged.
     this.#h1.on('connect', (_req: IncomingMessage, socket: Socket) => {
       const error = new MeshauthError('MESHAUTH_ERR_METHOD_INVALID', 'CONNECT is not forwarded', { reason: 'method' });

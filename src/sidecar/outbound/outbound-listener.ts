@@ -38,7 +38,7 @@ import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM
 import type { Http1Client } from '../http1-client.js';
 import { openFileLimit } from '../inbound/fd-budget.js';
 import { isChunkedOnly, refusedForMethod, transferCodingRefused } from '../inbound/request-checks.js';
-import { type FastRequest, type LeanLane, type LeanResponse, leanLane } from '../lean-lane.js';
+import { type FastRequest, type LeanLane, type LeanResponse, leanLane, nodeHttpLaneHost } from '../lean-lane.js';
 import { waitUntil } from '../listen.js';
 import { MAX_PIPELINED_REQUESTS, methodInvalid, tooManyPipelined } from '../pipeline/rejections.js';
 import { resetSocket } from '../tcp/reset-socket.js';
@@ -205,6 +205,14 @@ export class OutboundListener {
     // allowHalfOpen as node:http's own server: a connection handed over must behave as one it accepted itself.
     // meshauth_connections_open{direction="outbound"} counts what the cap counts, so the cap can be sized from it.
     const open = { direction: 'outbound' } as const;
+    // One lane host for every connection; a head timeout is answered as node:http's own (408, counted and logged as
+    // the app's request timing out).
+    const laneHost = nodeHttpLaneHost({
+      server: this.#server,
+      lanes: this.#lanes,
+      serve: (request, res, startedAt) => this.#serveFast(request, res, startedAt),
+      clientError: (error, socket) => this.#onClientError(error, socket),
+    });
     this.#front = createNetServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
       this.#sockets.add(socket);
       metrics.connectionsOpen.inc(open);
@@ -214,25 +222,7 @@ export class OutboundListener {
         this.#lanes.delete(socket);
       });
       socket.on('error', ignore);
-      const lane = leanLane(
-        socket,
-        {
-          serve: (request, res, startedAt) => this.#serveFast(request, res, startedAt),
-          handOff: (handed, bytes) => {
-            this.#lanes.delete(handed);
-            handed.unshift(bytes);
-            this.#server.emit('connection', handed);
-          },
-          // The path of node:http's own head timeout: 408, counted and logged as the app's request timing out.
-          headTimedOut: (silent) => {
-            this.#lanes.delete(silent);
-            const timeout = Object.assign(new Error('no request head in time'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
-            this.#onClientError(timeout, silent);
-          },
-        },
-        OUTBOUND_LIMITS,
-      );
-      this.#lanes.set(socket, lane);
+      this.#lanes.set(socket, leanLane(socket, laneHost, OUTBOUND_LIMITS));
     });
     this.#leanContext = {
       telemetry: this.#telemetry,

@@ -128,7 +128,8 @@ function duplicateSingleValue(raw: readonly string[]): string | undefined {
   return undefined;
 }
 
-function hostHeader(raw: readonly string[]): string | undefined {
+/** The first Host line's value of a raw `[name, value, …]` list. */
+export function hostHeader(raw: readonly string[]): string | undefined {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     if (name.length === 4 && name.toLowerCase() === 'host') return raw[i + 1];

@@ -95,7 +95,11 @@ export class Exchange<S extends Sink = Sink> {
       method: this.method,
       target: this.target,
       authority: sink.authority,
-      headers: sink.headers,
+      // Read when a hook asks: an HTTP/1.1 header object is built on first use (node:http's and the lean lane's alike),
+      // and the policy reads an HTTP/1.1 request's raw lines instead.
+      get headers() {
+        return sink.headers;
+      },
       rawHeaders: sink.rawHeaders,
       sourceIp: sink.sourceIp,
       port: this.port,

@@ -16,6 +16,7 @@ import { copyH2RequestHeaders, copyRequestHeaders, type ForwardPolicy, HAS_BODY 
 import { h2RequestBody } from '../inbound/request-body.js';
 import { checkH1Head, checkH2Head } from '../inbound/request-checks.js';
 import type { FastRequest, LeanResponse } from '../lean-lane.js';
+import { hostHeader } from '../outbound/request-target.js';
 import type { Sink } from './exchange.js';
 import { methodInvalid, requestBodyStalled } from './rejections.js';
 
@@ -68,8 +69,9 @@ abstract class H1SinkBase implements Sink {
   /** The request's body is still arriving: a refusal now closes the connection behind it. */
   protected abstract bodyStillComing(): boolean;
 
+  /** The first Host line, as node:http's `headers.host` (read from the raw lines: no header object is built for it). */
   get authority(): string {
-    return this.headers.host ?? '';
+    return hostHeader(this.rawHeaders) ?? '';
   }
 
   get sourceIp(): string {

@@ -16,6 +16,12 @@ export interface Method {
   readonly throughputSec: number;
   readonly fixedRateSec: number;
   readonly singleConnectionSec: number;
+  /**
+   * Closed-loop windows per row: the first inside the row's own run, the others after every row had its first, in
+   * reverse then forward order, each on a freshly started pair. A row's req/s and CPU per request are the medians, so
+   * a slow minute of the machine moves one window of each row instead of every window of one row.
+   */
+  readonly throughputRounds?: number;
   readonly tls: string;
   /** The Node flags both meshauth sidecars ran with (the image's unless MESHAUTH_BENCH_NODE_ARGS says otherwise). */
   readonly sidecarNodeFlags?: readonly string[];
@@ -39,8 +45,10 @@ export interface ProxyRow {
   readonly fixedRate?: PhaseResult;
   /** Closed loop on one connection. */
   readonly single?: PhaseResult;
-  /** CPU time per request in the throughput phase, µs, per process. */
+  /** CPU time per request in the throughput phase, µs, per process (medians over the rounds). */
   readonly cpuUsPerReq?: { readonly outbound: number; readonly inbound: number; readonly app: number };
+  /** Each closed-loop window of the row, in time order (Method.throughputRounds). */
+  readonly rounds?: readonly ThroughputRound[];
   /** MiB: VmRSS before any traffic, VmHWM (peak) after all phases. */
   readonly rssMiB?: {
     readonly outboundIdle: number;
@@ -48,6 +56,46 @@ export interface ProxyRow {
     readonly outboundPeak: number;
     readonly inboundPeak: number;
   };
+}
+
+export interface ThroughputRound {
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+  readonly cpuUsPerReq: { readonly outbound: number; readonly inbound: number; readonly app: number };
+}
+
+/** The row's closed-loop figures as the medians of its rounds (p50/p99 from the round of median req/s). */
+export function withMedians(row: ProxyRow, rounds: readonly ThroughputRound[]): ProxyRow {
+  if (rounds.length < 2 || row.throughput === undefined) return row;
+  const byRps = [...rounds].sort((a, b) => a.rps - b.rps);
+  const middle = byRps[Math.floor(byRps.length / 2)] as ThroughputRound;
+  const median = (pick: (round: ThroughputRound) => number) => medianOf(rounds.map(pick));
+  return {
+    ...row,
+    throughput: {
+      rps: middle.rps,
+      p50Ms: middle.p50Ms,
+      p99Ms: middle.p99Ms,
+      errors: rounds.reduce((n, r) => n + r.errors, 0),
+    },
+    cpuUsPerReq: {
+      outbound: median((r) => r.cpuUsPerReq.outbound),
+      inbound: median((r) => r.cpuUsPerReq.inbound),
+      app: median((r) => r.cpuUsPerReq.app),
+    },
+    rounds,
+  };
+}
+
+function medianOf(values: readonly number[]): number {
+  const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 export type Micro<T> = { readonly ok: true; readonly result: T } | { readonly ok: false; readonly reason: string };
@@ -356,11 +404,26 @@ export function methodLines(report: Pick<BenchReport, 'machine' | 'method' | 'pe
     `machine: ${m.cores} cores, ${m.cpuModel}, Linux ${m.kernel}, Node ${m.node}, OpenSSL ${m.openssl}, load avg ${m.loadAverage1m} at start`,
     `peers: ${peers || 'none'}`,
     `method: app = node:http, ${x.bodyBytes} B bodies, one process; every pair = plain HTTP → outbound proxy → ${x.tls} → inbound proxy (client cert required) → app, one process/thread each, keep-alive upstream; meshauth's Node flags: ${x.sidecarNodeFlags?.join(' ') || 'none'}`,
-    `load (${x.loadTool}, child process): ${x.warmupSec} s warm-up per phase; ${x.throughputSec} s at ${x.throughputConnections} connections (closed loop);` +
+    `load (${x.loadTool}, child process): ${x.warmupSec} s warm-up per phase; ${x.throughputSec} s at ${x.throughputConnections} connections (closed loop${(x.throughputRounds ?? 1) > 1 ? `, ${x.throughputRounds} rounds across all rows, medians` : ''});` +
       ` ${x.fixedRateSec} s at ${fmtInt(x.fixedRate)} req/s over ${x.fixedRateConnections} connections (open loop); ${x.singleConnectionSec} s at 1 connection`,
     'CPU = utime+stime (all threads) from /proc/<pid>/stat over the measured window ÷ requests; HAProxy/nginx: the worker process. RSS: VmRSS idle, VmHWM peak',
     'caveat: load generator, app and both proxies share the cores; req/s swings ±30 % between runs, CPU/request stays within ±10 %: CPU/request is the headline',
   ];
+}
+
+function roundText(round: ThroughputRound): string {
+  const { outbound, inbound } = round.cpuUsPerReq;
+  return Number.isNaN(outbound)
+    ? fmtInt(round.rps)
+    : `${fmtInt(round.rps)} (${outbound.toFixed(0)}/${inbound.toFixed(0)})`;
+}
+
+/** Each row's closed-loop windows, when there were several: how far apart the rounds of one row were. */
+function roundsLines(rows: readonly ProxyRow[]): string[] {
+  const measured = rows.filter((row) => (row.rounds?.length ?? 0) > 1);
+  if (measured.length === 0) return [];
+  const each = measured.map((row) => `${row.name} ${(row.rounds ?? []).map(roundText).join(', ')}`);
+  return [`rounds, req/s (CPU µs/req out/in), in time order: ${each.join('; ')}`];
 }
 
 export function renderText(report: BenchReport): string {
@@ -370,6 +433,7 @@ export function renderText(report: BenchReport): string {
     '',
     'Throughput and cost',
     textTable(throughput),
+    ...roundsLines(report.proxies),
     '',
     'Latency',
     textTable(latency),
@@ -397,6 +461,7 @@ export function renderMarkdown(report: BenchReport): string {
     '## Throughput and cost',
     '',
     mdTable(throughput),
+    ...roundsLines(report.proxies).flatMap((line) => ['', line]),
     '',
     '## Latency',
     '',

@@ -27,8 +27,10 @@ import {
   type ProxyRow,
   renderMarkdown,
   renderText,
+  type ThroughputRound,
   tcpTable,
   textTable,
+  withMedians,
 } from './report.js';
 import { benchTcp } from './tcp.js';
 
@@ -36,6 +38,13 @@ const quick = process.argv.includes('--quick');
 /** Only the TCP tunnel scenario, printed, nothing written (a check while working on the tunnels). `--fleet [N]`: only
  * the fleet scenario (bench/fleet), which writes `fleet` into latest.json next to the other results. */
 const tcpOnly = process.argv.includes('--tcp-only');
+/** `--rounds N`: closed-loop windows per row (default 3, 1 with --quick). */
+const roundsIndex = process.argv.indexOf('--rounds');
+const roundsOption = roundsIndex >= 0 ? Number(process.argv[roundsIndex + 1]) : undefined;
+if (roundsOption !== undefined && !(Number.isInteger(roundsOption) && roundsOption >= 1 && roundsOption <= 9)) {
+  console.error('bench: --rounds takes a whole number from 1 to 9');
+  process.exit(2);
+}
 const LOAD_TOOL = `${closedLoopTool() === 'wrk' ? 'wrk -t1 (closed loop)' : 'autocannon 8 (closed loop; wrk not on PATH)'} + undici Pool (fixed rate)`;
 const METHOD: Method = quick
   ? {
@@ -47,6 +56,7 @@ const METHOD: Method = quick
       fixedRateConnections: 16,
       warmupSec: 1,
       throughputSec: 3,
+      throughputRounds: roundsOption ?? 1,
       fixedRateSec: 3,
       singleConnectionSec: 2,
       tls: 'TLS 1.3 mTLS, ECDSA P-256 SVIDs',
@@ -61,6 +71,7 @@ const METHOD: Method = quick
       fixedRateConnections: 16,
       warmupSec: 2,
       throughputSec: 10,
+      throughputRounds: roundsOption ?? 3,
       fixedRateSec: 10,
       singleConnectionSec: 5,
       tls: 'TLS 1.3 mTLS, ECDSA P-256 SVIDs',
@@ -125,13 +136,14 @@ async function main(): Promise<void> {
     for (const line of methodLines(header)) console.log(line);
     console.log('');
 
-    const proxies: ProxyRow[] = [];
+    const first: ProxyRow[] = [];
     for (const scenario of scenarios) {
       const row = await measureScenario(scenario, { dir, pki, appPort }, app.pid);
       if (row.version !== undefined && scenario.start !== undefined) peers[row.name] = row.version;
-      proxies.push(row);
+      first.push(row);
       console.log(progressLine(row));
     }
+    const proxies = await moreRounds(scenarios, first, { dir, pki, appPort }, app.pid);
     await app.stop();
 
     console.log('tcp tunnels …');
@@ -208,16 +220,16 @@ async function measureScenario(scenario: Scenario, options: PeerOptions, appPid:
       watch,
     );
     const peak = pids.map((pid) => memoryKiB(pid).hwm / MiB);
-    const perReq = (pid: number | undefined) =>
-      pid === undefined ? Number.NaN : (throughput.cpuUs.get(pid) ?? Number.NaN) / throughput.requests;
     if (throughput.requests === 0) throw new Error('no successful responses (check the pair by hand)');
+    const round = throughputRound(throughput, pids, appPid);
     return {
       name: scenario.name,
       ...(pair === undefined ? {} : { version: pair.version }),
       throughput: phase(throughput),
       fixedRate: phase(fixed),
       single: phase(single),
-      cpuUsPerReq: { outbound: perReq(pids[0]), inbound: perReq(pids[1]), app: perReq(appPid) },
+      cpuUsPerReq: round.cpuUsPerReq,
+      rounds: [round],
       ...(pair === undefined
         ? {}
         : {
@@ -231,6 +243,68 @@ async function measureScenario(scenario: Scenario, options: PeerOptions, appPid:
     };
   } catch (error) {
     return { name: scenario.name, unavailable: reasonOf(error) };
+  } finally {
+    await pair?.stop();
+  }
+}
+
+type LoadResult = Awaited<ReturnType<typeof runLoad>>;
+
+function throughputRound(load: LoadResult, pids: readonly number[], appPid: number | undefined): ThroughputRound {
+  const perReq = (pid: number | undefined) =>
+    pid === undefined ? Number.NaN : (load.cpuUs.get(pid) ?? Number.NaN) / load.requests;
+  return { ...phase(load), cpuUsPerReq: { outbound: perReq(pids[0]), inbound: perReq(pids[1]), app: perReq(appPid) } };
+}
+
+/**
+ * Rounds 2…METHOD.throughputRounds of the closed-loop window, every available row once per round (reverse order, then
+ * forward), each on a new pair; each row then reports the medians of its rounds. A row that fails a later round keeps
+ * the rounds it has.
+ */
+async function moreRounds(
+  scenarios: readonly Scenario[],
+  rows: readonly ProxyRow[],
+  options: PeerOptions,
+  appPid: number | undefined,
+): Promise<ProxyRow[]> {
+  const rounds = new Map<string, ThroughputRound[]>(rows.map((row) => [row.name, [...(row.rounds ?? [])]]));
+  for (let round = 2; round <= (METHOD.throughputRounds ?? 1); round++) {
+    const order = round % 2 === 0 ? [...scenarios].reverse() : scenarios;
+    for (const scenario of order) {
+      const list = rounds.get(scenario.name);
+      if (list === undefined || list.length === 0) continue; // unavailable in its first round
+      try {
+        list.push(await throughputWindow(scenario, options, appPid));
+      } catch (error) {
+        console.log(`${scenario.name.padEnd(9)} round ${round} not measured: ${reasonOf(error)}`);
+      }
+    }
+    console.log(`round ${round} of ${METHOD.throughputRounds} done`);
+  }
+  return rows.map((row) => withMedians(row, rounds.get(row.name) ?? []));
+}
+
+async function throughputWindow(
+  scenario: Scenario,
+  options: PeerOptions,
+  appPid: number | undefined,
+): Promise<ThroughputRound> {
+  const pair = scenario.start === undefined ? undefined : await scenario.start(options);
+  try {
+    const pids = pair === undefined ? [] : [pair.outboundPid, pair.inboundPid];
+    const load = await runLoad(
+      {
+        url: pair?.url ?? `http://127.0.0.1:${options.appPort}/`,
+        host: MESH_HOST,
+        warmupSec: METHOD.warmupSec,
+        mode: 'closed',
+        connections: METHOD.throughputConnections,
+        durationSec: METHOD.throughputSec,
+      },
+      [...pids, ...(appPid === undefined ? [] : [appPid])],
+    );
+    if (load.requests === 0) throw new Error('no successful responses');
+    return throughputRound(load, pids, appPid);
   } finally {
     await pair?.stop();
   }

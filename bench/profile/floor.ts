@@ -1,7 +1,7 @@
 // Where the sidecar pair's CPU per request goes, by subtraction: in one run, the same closed-loop wrk load through
 // HAProxy, the meshauth pair and the reference proxies of floor-proxy.ts (bytes only; Node's llhttp with the head
 // rewritten; node:http/https; node:http + node:http2), each a pair of processes with the bench SVIDs in front of
-// the bench app. Modes alternate R times; the medians of CPU µs per request (out / in, /proc/<pid>/stat over the
+// the bench app (`meshauth-h1`: the meshauth pair with HTTP/1.1 between the sidecars). Modes alternate R times; the medians of CPU µs per request (out / in, /proc/<pid>/stat over the
 // window) are printed as a table.
 // Run: `node dist/bench/profile/floor.js [--seconds 6] [--runs 3] [--connections 32] [--modes haproxy,pipe,…]`.
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -84,8 +84,8 @@ try {
       const pair =
         mode === 'haproxy'
           ? await startHaproxyPair(options)
-          : mode === 'meshauth'
-            ? await startMeshauthPair(options)
+          : mode === 'meshauth' || mode === 'meshauth-h1'
+            ? await startMeshauthPair(options, process.execPath, mode === 'meshauth')
             : await startFloorPair(mode as FloorMode, pki, appPort);
       try {
         const load = await runLoad(

@@ -15,7 +15,10 @@ import { HTTP_METHODS, HTTPParser, llhttpParser, releaseParser } from '../platfo
 /** The listener's own (the outbound's OUTBOUND_LIMITS, the inbound's), as node:http applies them to its connections. */
 export interface LeanLaneLimits {
   readonly maxHeaderBytes: number;
-  /** A new connection that sends no byte of a first request within this is the host's (headTimedOut). */
+  /**
+   * A request head must be whole within this, counted from the accept for the first request and from its first byte
+   * for later ones (as node:http counts): past it the connection is the host's (headFailed, a 408).
+   */
   readonly headersTimeoutMs: number;
   /** An idle connection is closed after this; its answers say so (`Keep-Alive: timeout=N`), as node:http's do. */
   readonly keepAliveTimeoutMs: number;
@@ -201,8 +204,11 @@ export interface LeanLaneHost {
   serve(request: FastRequest, res: LeanResponse, startedAt: number): boolean;
   /** node:http takes the connection, starting with `bytes`, for good. */
   handOff(socket: Socket, bytes: Buffer): void;
-  /** A new connection sent nothing within LeanLaneLimits.headersTimeoutMs: answered as node:http's head timeout is. */
-  headTimedOut(socket: Socket): void;
+  /**
+   * No whole request head came within LeanLaneLimits.headersTimeoutMs (code ERR_HTTP_REQUEST_TIMEOUT), or the caller
+   * ended the connection inside one (HPE_INVALID_EOF_STATE): answered as node:http answers its own.
+   */
+  headFailed(socket: Socket, error: Error & { code: string }): void;
   /** The connection was closed for idling between requests (counted where node:http's idle closes are). */
   idleClosed?(socket: Socket): void;
 }
@@ -228,9 +234,9 @@ export function nodeHttpLaneHost(options: NodeHttpLaneOptions): LeanLaneHost {
       socket.unshift(bytes);
       server.emit('connection', socket);
     },
-    headTimedOut: (socket) => {
+    headFailed: (socket, error) => {
       lanes.delete(socket);
-      clientError(Object.assign(new Error('no request head in time'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket);
+      clientError(error, socket);
     },
     ...(idleClosed === undefined ? {} : { idleClosed }),
   };
@@ -298,6 +304,11 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
   let ending = false;
   /** Bytes that came while an answer was due (pipelined): read once it is written. */
   let queued: Buffer | undefined;
+  /**
+   * A request head that is not whole yet: kept here, under the head's timer, until it is, then handed over with the
+   * rest. Handed over at its first part, node:http would start the head's budget again from zero.
+   */
+  let partial: Buffer | undefined;
 
   /** Leaves the connection to someone else: no listener, timer or parser of the lane stays behind. */
   let detached = false;
@@ -340,6 +351,22 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
     body = false;
     fits = false;
     const consumed = parser.execute(chunk);
+    if (heads === 0 && consumed === chunk.length) {
+      // No head complete and nothing wrong yet (llhttp refuses a head past maxHeaderBytes): wait for the rest.
+      partial = partial === undefined ? chunk : Buffer.concat([partial, chunk]);
+      headTimer ??= setTimeout(headTimedOut, limits.headersTimeoutMs);
+      return;
+    }
+    clearTimeout(headTimer);
+    headTimer = undefined;
+    if (partial !== undefined) {
+      // Never served here: llhttp handed the head's first lines over before it was whole (kOnHeaders), so the lane's
+      // copy of it lacks them; node:http parses all of it again.
+      const all = Buffer.concat([partial, chunk]);
+      partial = undefined;
+      handOff(all);
+      return;
+    }
     const whole =
       consumed === chunk.length &&
       fits &&
@@ -364,7 +391,6 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
   const onData = (chunk: Buffer): void => {
     // Sent after this side's FIN (closeIdle): no answer could be written, so the request is never served.
     if (ending) return;
-    clearTimeout(headTimer);
     if (current !== undefined) {
       queued = queued === undefined ? chunk : Buffer.concat([queued, chunk]);
       socket.pause();
@@ -375,6 +401,13 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
   // The app half-closed: as node:http (its httpAllowHalfOpen off), an answer still due is abandoned (the exchange
   // hears 'close' and cancels its stream) and the connection is ended.
   const onEnd = (): void => {
+    if (partial !== undefined) {
+      // Ended inside a head: node:http's parser would fail it at the end of input, and its caller get a 400.
+      partial = undefined;
+      detach();
+      host.headFailed(socket, Object.assign(new Error('request head cut short'), { code: 'HPE_INVALID_EOF_STATE' }));
+      return;
+    }
     queued = undefined;
     const due = current;
     current = undefined;
@@ -390,11 +423,13 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
     socket.destroy();
     host.idleClosed?.(socket);
   };
-  // node:http counts a new connection's head time from the accept, so one that sends nothing gets its 408 too.
-  const headTimer: NodeJS.Timeout | undefined = setTimeout(() => {
+  function headTimedOut(): void {
+    headTimer = undefined;
     detach();
-    host.headTimedOut(socket);
-  }, limits.headersTimeoutMs);
+    host.headFailed(socket, Object.assign(new Error('no request head in time'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }));
+  }
+  // node:http counts a new connection's head time from the accept, so one that sends nothing gets its 408 too.
+  let headTimer: NodeJS.Timeout | undefined = setTimeout(headTimedOut, limits.headersTimeoutMs);
   socket.on('data', onData);
   socket.on('end', onEnd);
   socket.on('close', onClose);
@@ -407,6 +442,9 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
         return;
       }
       if (ending) return;
+      clearTimeout(headTimer); // a head still coming is not waited for
+      headTimer = undefined;
+      partial = undefined;
       // The last answer may still be flushing: a FIN after it, not a reset that cuts it; a peer that does not read it
       // is cut after a grace.
       ending = true;

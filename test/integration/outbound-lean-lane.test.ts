@@ -28,8 +28,10 @@ interface Lane {
   answer: (res: LeanResponse) => void;
   /** False: the next served request is declined (handed over). */
   accept: boolean;
-  /** Connections that sent nothing within headersTimeoutMs. */
+  /** Connections with no whole head within headersTimeoutMs. */
   timedOut: number;
+  /** The codes of the heads the lane gave up on (headFailed), in order. */
+  readonly failed: string[];
 }
 
 const servers: Server[] = [];
@@ -46,6 +48,7 @@ async function lane(headersTimeoutMs = 10_000): Promise<Lane & { readonly header
   const state = {
     headersTimeoutMs,
     timedOut: 0,
+    failed: [],
     port: 0,
     served: [],
     handedOver: [],
@@ -72,8 +75,9 @@ async function lane(headersTimeoutMs = 10_000): Promise<Lane & { readonly header
           state.handedOver.push(bytes);
           handed.destroy();
         },
-        headTimedOut: (silent) => {
-          state.timedOut += 1;
+        headFailed: (silent, error) => {
+          if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') state.timedOut += 1;
+          state.failed.push(error.code);
           silent.destroy();
         },
       },
@@ -159,12 +163,17 @@ describe('the lean lane: what it hands to node:http, with every byte', () => {
     expect(l.served).toEqual([]);
   });
 
-  it('fail/a head split over two reads: handed over with its first part, the rest follows on the socket', async () => {
+  it('fail/a head split over two reads: held until whole, then handed over with every byte, never served', async () => {
     const l = await lane();
     const c = await client(l.port);
-    c.socket.write('GET / HTTP/1.1\r\nHost: ord');
+    const first = 'GET / HTTP/1.1\r\nHost: ord';
+    c.socket.write(first);
+    await waitFor('the first part read', () => accepted[0]?.bytesRead === first.length);
+    expect(l.handedOver).toEqual([]);
+    c.socket.write('ers.shop\r\n\r\n');
     await waitFor('the hand-over', () => l.handedOver.length === 1);
-    expect(l.handedOver[0]?.toString('latin1')).toBe('GET / HTTP/1.1\r\nHost: ord');
+    expect(l.handedOver[0]?.toString('latin1')).toBe(`${first}ers.shop\r\n\r\n`);
+    expect(l.served).toEqual([]);
   });
 
   it('fail/a request the host declines (no route, not ready) is handed over whole', async () => {
@@ -197,6 +206,31 @@ describe('the lean lane: its connections', () => {
     expect(l.handedOver).toEqual([]);
   });
 
+  it('fail/a head that keeps coming a line at a time gets the head timeout from the accept, not a new one at its first byte', async () => {
+    // Handed to node:http at its first part, such a head got node:http's budget again from there: twice the limit.
+    const l = await lane(300);
+    const c = await client(l.port);
+    c.socket.write('GET / HTTP/1.1\r\n');
+    for (let line = 0; line < 200 && l.failed.length === 0 && l.handedOver.length === 0; line++) {
+      c.socket.write(`X-Slow-${line}: 1\r\n`);
+      await new Promise((tick) => setTimeout(tick, 20));
+    }
+    await c.ended;
+    expect(l.failed).toEqual(['ERR_HTTP_REQUEST_TIMEOUT']);
+    expect(l.handedOver).toEqual([]);
+    expect(l.served).toEqual([]);
+  });
+
+  it('fail/a connection ended inside a head is failed as node:http fails it (HPE_INVALID_EOF_STATE), never served', async () => {
+    const l = await lane();
+    const c = await client(l.port);
+    c.socket.end('GET / HTTP/1.1\r\nHost: orders.shop\r\n');
+    await waitFor('the failure', () => l.failed.length === 1);
+    expect(l.failed).toEqual(['HPE_INVALID_EOF_STATE']);
+    expect(l.handedOver).toEqual([]);
+    expect(l.served).toEqual([]);
+  });
+
   it('fail/a closed connection leaves nothing reachable: its parser is released and its socket collected', async () => {
     // Node's HTTPParser is not collected until closed, nor anything its callbacks reach (the lane's closures hold the
     // socket): before, every connection of the outbound, served, handed over or silent, was kept for good.
@@ -218,7 +252,7 @@ describe('the lean lane: its connections', () => {
             return true;
           },
           handOff: (handed) => handed.destroy(),
-          headTimedOut: (silent) => silent.destroy(),
+          headFailed: (silent) => silent.destroy(),
         },
         OUTBOUND_LIMITS,
       );
@@ -421,7 +455,7 @@ describe('the lean lane in a sidecar', () => {
       c.socket.write('GET http://b.mesh/drain HTTP/1.1\r\nHost: b.mesh\r\n\r\n');
       await waitFor('the answer', () => /^HTTP\/1\.1 200 OK\r\n/.test(c.received().toString('latin1')));
       expect(c.received().toString('latin1')).toContain('\r\nKeep-Alive: timeout=65\r\n');
-      const closing = a.sidecar.close(Date.now() + 60_000);
+      const closing = a.sidecar.close(60_000); // the drain's length, as SIGTERM's drainTimeout
       // Before, only node:http's idle connections were closed; one in the lane would have held the drain 60 s.
       await waitFor('the idle connection closed', () => c.socket.readableEnded || c.socket.destroyed, 10_000);
       await closing;

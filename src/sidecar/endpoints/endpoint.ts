@@ -179,7 +179,8 @@ export class Endpoint implements Candidate {
     );
     // Retired HTTP/1.1 clients finish their requests by this deadline too, then drop what is left, as sessions do.
     for (const client of this.#retiring.keys()) void client.close(deadline);
-    const left = Math.max(0, deadline - Date.now());
+    // A timer takes at most 2^31−1 ms (Node fires a longer one at once): a farther deadline waits that long at most.
+    const left = Math.min(Math.max(0, deadline - Date.now()), 2_147_483_647);
     await Promise.race([
       Promise.allSettled([...closed, ...this.#retiring.values()]),
       new Promise((r) => setTimeout(r, left).unref()),

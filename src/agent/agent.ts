@@ -427,6 +427,7 @@ export class Agent {
       // The CA refusing a renewal is not an outage to wait out: say what brings the agent back.
       ...(mode === 'renewal' && status === 401 ? { hint: renewalRefusedHint(tokenFile) } : {}),
     };
+    holder.noteFailure(failureLine(error));
     if (valid) this.#logger.warn(fields, `SVID ${mode} failed; keeping the current SVID and retrying`);
     else this.#logger.error(fields, `SVID ${mode} failed; no valid SVID, retrying`);
     // The CA back-dates its own certificate by a minute, like every SVID: one not yet valid by our clock means the
@@ -703,6 +704,12 @@ function hasCauseCode(error: unknown, code: string): boolean {
 function causeMessage(error: unknown): string | undefined {
   const cause = error instanceof Error ? error.cause : undefined;
   return cause instanceof Error ? cause.message : cause === undefined ? undefined : String(cause);
+}
+
+/** One line for /readyz: the error's code and message (no stack, no detail fields, no cause chain). */
+function failureLine(error: unknown): string {
+  const text = errorMessage(error).replace(/\s+/g, ' ').trim();
+  return error instanceof MeshauthError ? `${error.code}: ${text}` : text;
 }
 
 function describeError(error: unknown): Record<string, unknown> {

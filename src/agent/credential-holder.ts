@@ -34,12 +34,17 @@ export class CredentialsApplyError extends Error {
   readonly code = 'MESHAUTH_CREDENTIALS_APPLY_FAILED';
 }
 
+/** The longest failure line /readyz repeats: a code and a message, not a stack or a CA's whole answer. */
+const MAX_FAILURE_TEXT = 200;
+
 export class CredentialHolder {
   #current: Credentials | undefined;
   /** Whether #current's SVID chains to #current's bundle: decided once per credentials, not per /readyz. */
   #anchored: { readonly of: Credentials; readonly chains: boolean } | undefined;
   readonly #preparers = new Set<CredentialsPreparer>();
   readonly #listeners = new Set<CredentialsListener>();
+  /** Why the last attempt to get a first SVID failed (noteFailure): /readyz says so beside "no SVID yet". */
+  #lastFailure: string | undefined;
 
   constructor(initial?: Credentials) {
     this.#current = initial;
@@ -74,7 +79,17 @@ export class CredentialHolder {
       }
     }
     this.#current = credentials;
+    this.#lastFailure = undefined;
     for (const commit of commits) commit();
+  }
+
+  /**
+   * Why the agent's last attempt failed, in one short line (a code and its message); shown by whyInvalid while no
+   * SVID is held, so whoever asks /readyz by hand learns the cause (a missing token file, a CA that refuses or is
+   * down) without the logs. Cleared by the next SVID.
+   */
+  noteFailure(reason: string): void {
+    this.#lastFailure = reason.length > MAX_FAILURE_TEXT ? `${reason.slice(0, MAX_FAILURE_TEXT - 1)}…` : reason;
   }
 
   /** Calls `listener` on every change (it may throw to refuse it); returns the unsubscribe function. */
@@ -104,7 +119,9 @@ export class CredentialHolder {
    */
   whyInvalid(now: Date): string | undefined {
     const current = this.#current;
-    if (current === undefined) return 'no SVID yet';
+    if (current === undefined) {
+      return this.#lastFailure === undefined ? 'no SVID yet' : `no SVID yet (last attempt: ${this.#lastFailure})`;
+    }
     const { svid } = current;
     if (now < svid.notBefore) return `SVID not valid before ${svid.notBefore.toISOString()}`;
     if (now >= svid.notAfter) return `SVID expired at ${svid.notAfter.toISOString()}`;

@@ -102,7 +102,7 @@ export function registerCaCommands(program: Command): void {
       process.stdout.write(
         `meshauth CA for trust domain ${trustDomain} created in ${opts.dir}\n` +
           `  give peers the trust bundle: ${paths.bundle}\n` +
-          `  keys (0600): ${paths.rootKey}, ${paths.intermediateKey}\n`,
+          `  keys (0600): ${paths.rootKey}, ${paths.intermediateKey}, ${paths.jwtKey}\n`,
       );
     });
 

@@ -3,6 +3,7 @@
 // the accepted range nor what was written. Passed as the parse-wide error map, so a message a schema sets itself
 // (booleanFlag, formatted strings, refinements) still wins; a missing key (no input) keeps zod's text for the loaders.
 import type { z } from 'zod';
+import { closestKey } from './key-suggestion.js';
 
 const SHOWN_TEXT_CHARS = 40;
 const LIST = 'a list (YAML [a, b] or one item per "- " line)';
@@ -23,9 +24,20 @@ export function configIssueMessage(issue: RawIssue): string | undefined {
     case 'not_multiple_of':
       if (isNumberSchema(issue)) return `expected ${numberWanted(issue)}, not ${shown(input)}`;
       return issue.code === 'not_multiple_of' ? undefined : wrongSize(issue, input);
+    case 'invalid_value':
+      return notOneOf(issue.values, input);
     default:
       return undefined;
   }
+}
+
+/** An enum's value misspelt: zod says "Invalid option: expected one of "allow"|"deny""; say what was written too. */
+function notOneOf(values: readonly unknown[], input: unknown): string | undefined {
+  const words = values.filter((v): v is string => typeof v === 'string');
+  if (words.length === 0 || words.length !== values.length) return undefined;
+  const near = typeof input === 'string' ? closestKey(input, words) : undefined;
+  const list = words.length === 1 ? words[0] : `${words.slice(0, -1).join(', ')} or ${words.at(-1)}`;
+  return `expected ${list}, not ${shown(input)}${near === undefined ? '' : ` (did you mean ${near}?)`}`;
 }
 
 function wrongType(issue: RawIssue & { code: 'invalid_type' }, input: unknown): string | undefined {

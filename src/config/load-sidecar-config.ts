@@ -29,10 +29,28 @@ export function loadSidecarConfig(file: string | undefined, env: Environment = {
   const source = file ?? (fromInline ? MESHAUTH_CONFIG_YAML : 'environment');
   const document = file !== undefined ? readDocument(file) : fromInline ? parseDocument(inline, source) : {};
   const fromEnv = applyEnvironment(document, env, source);
-  const config = sidecarConfigFromObject(document, source, fromEnv);
+  let config: SidecarConfig;
+  try {
+    config = sidecarConfigFromObject(document, source, fromEnv);
+  } catch (error) {
+    throw source === 'environment' && fromEnv.size === 0 ? withNoConfigHint(error) : error;
+  }
   // Here and not in sidecarConfigFromObject: a start reads the bundle, a config built in memory names none yet.
   checkBundleTrustDomain({ source, trustDomain: config.trustDomain, bundleFile: config.ca.bundle, variables: fromEnv });
   return config;
+}
+
+/** Nothing configured the sidecar at all: most likely a forgotten --config, which the key list alone does not say. */
+function withNoConfigHint(error: unknown): unknown {
+  if (!(error instanceof MeshauthError)) return error;
+  return new MeshauthError(
+    error.code,
+    `${error.message}\nno --config FILE, no MESHAUTH_CONFIG_YAML and no MESHAUTH_* setting was given: start it with --config sidecar.yaml`,
+    {
+      ...(error.reason === undefined ? {} : { reason: error.reason }),
+      ...(error.detail === undefined ? {} : { detail: error.detail }),
+    },
+  );
 }
 
 /** Variables named MESHAUTH_* that are not settings but are read elsewhere (error stacks, benchmarks). */

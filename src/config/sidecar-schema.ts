@@ -17,10 +17,26 @@ import { secretFilePath } from './secret-path.js';
  * A string in a format: a value of another type (YAML `listen: 15006`, `appTimeout: 30`) gets the format's own
  * message instead of zod's "expected string, received number". A missing key keeps zod's (the loader says so).
  */
-function formatted(message: string, check: (value: string) => boolean) {
+/** `explain`: a more precise message for some refused texts (undefined: `message`). */
+function formatted(
+  message: string,
+  check: (value: string) => boolean,
+  explain?: (value: string) => string | undefined,
+) {
   return z
     .string({ error: (issue) => (issue.input === undefined ? undefined : `${message}, not ${kindOf(issue.input)}`) })
-    .refine(check, { message });
+    .refine(check, {
+      error: (issue) =>
+        (explain !== undefined && typeof issue.input === 'string' ? explain(issue.input) : undefined) ?? message,
+    });
+}
+
+/** `host:99999`: the port is what is wrong, not the shape. */
+function portOutOfRange(value: string): string | undefined {
+  const port = /:(\d+)$/.exec(value)?.[1];
+  return port !== undefined && Number(port) > 65535
+    ? `port ${port} is out of range: expected host:port with a port from 0 to 65535`
+    : undefined;
 }
 
 function kindOf(value: unknown): string {
@@ -32,6 +48,7 @@ function kindOf(value: unknown): string {
 const hostPort = formatted(
   'expected host:port, e.g. 127.0.0.1:8080 (IPv6 as [::1]:8080)',
   (v) => parseHostPort(v) !== undefined,
+  portOutOfRange,
 );
 
 /**

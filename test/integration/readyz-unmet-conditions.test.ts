@@ -56,6 +56,23 @@ describe('/readyz names its unmet conditions', () => {
     });
   });
 
+  it('fail/an agent that cannot get its first SVID: /readyz says why, as the log does (no need to read it)', async () => {
+    const appPort = await freePort();
+    const app = await startApp(appPort);
+    const sidecar = await startSidecar(configFor(appPort), {
+      logger: logLines('sidecar').logger,
+      metrics: new Metrics(),
+    });
+    cleanups.push(() => sidecar.close(0));
+    let body = '';
+    await waitFor('a failed first attempt named', async () => {
+      body = (await readyz(sidecar)).body;
+      return body.includes('last attempt');
+    });
+    expect(body).toMatch(/^not ready: no SVID yet \(last attempt: MESHAUTH_ERR_[A-Z_]+: .*\/nonexistent\/.*\)\n$/);
+    expect(app.listening).toBe(true);
+  });
+
   it('ok/ready answers as before; the app going away and coming back is logged once each', async () => {
     const ca = await TestCa.create();
     const svid = await ca.issue({ id: ca.idFor('/ns/shop/sa/web') });

@@ -106,6 +106,24 @@ describe('CredentialHolder', () => {
     expect(calls).toBe(0);
   });
 
+  it("fail/while no SVID is held, whyInvalid repeats the last attempt's failure, shortened; the next SVID clears it", async () => {
+    const ca = await TestCa.create();
+    const svid = await ca.issue({ id: ca.idFor('/ns/shop/sa/a') });
+    const holder = new CredentialHolder();
+    holder.noteFailure('MESHAUTH_ERR_TOKEN_UNREADABLE: ca.token /var/run/token: ENOENT');
+    expect(holder.whyInvalid(new Date())).toBe(
+      'no SVID yet (last attempt: MESHAUTH_ERR_TOKEN_UNREADABLE: ca.token /var/run/token: ENOENT)',
+    );
+    holder.noteFailure(`MESHAUTH_ERR_CA: ${'x'.repeat(500)}`);
+    const long = holder.whyInvalid(new Date()) ?? '';
+    expect(long.length).toBeLessThan(240);
+    expect(long.endsWith('…)')).toBe(true);
+    holder.set({ svid: svid.svid, bundle: ca.bundle });
+    expect(holder.whyInvalid(new Date())).toBeUndefined();
+    holder.noteFailure('MESHAUTH_ERR_CA: a renewal failed'); // an SVID is held: its own state decides
+    expect(holder.whyInvalid(new Date())).toBeUndefined();
+  });
+
   it('fail/whyInvalid names each way an SVID is not valid at a moment (what /readyz answers), isValid agrees', async () => {
     const ca = await TestCa.create();
     const notBefore = new Date('2026-01-01T00:00:00.000Z');

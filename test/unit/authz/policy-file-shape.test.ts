@@ -47,6 +47,15 @@ describe('policy file shape', () => {
     ]);
   });
 
+  it.each([
+    ['misspelt', 'alow', 'expected allow or deny, not the text "alow" (did you mean allow?)'],
+    ['not close to either', 'permit', 'expected allow or deny, not the text "permit"'],
+  ])('fail/an action %s says the two allowed and what was written', (_name, action, message) => {
+    expect(problems(`${HEAD}rules: [{ name: r, action: ${action} }]\n`)).toEqual([
+      { rule: 'rules[0] "r"', field: 'action', message },
+    ]);
+  });
+
   it('fail/a missing field is named as missing', () => {
     expect(problems(HEAD)).toEqual([
       { rule: '', field: 'rules', message: 'required field is missing (expected array)' },

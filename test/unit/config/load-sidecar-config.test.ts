@@ -146,6 +146,11 @@ drainTimeout: 5s
     ],
     ['fail/bad host:port', `${MINIMAL}inbound: { listen: "15006" }\n`, /inbound\.listen: expected host:port/],
     [
+      'fail/a port above 65535 is named as the problem',
+      `${MINIMAL}inbound: { app: "127.0.0.1:99999" }\n`,
+      /inbound\.app: port 99999 is out of range: expected host:port with a port from 0 to 65535$/,
+    ],
+    [
       'fail/a number where host:port is expected says so',
       `${MINIMAL}inbound: { listen: 15006 }\n`,
       /inbound\.listen: expected host:port, e\.g\. 127\.0\.0\.1:8080 .*, not a number/,
@@ -293,6 +298,20 @@ drainTimeout: 5s
     expect(config.trustDomain.name).toBe('example.org');
     expect(config.outbound.timeoutMs).toBe(7_000);
     expect(() => loadSidecarConfig(undefined, { MESHAUTH_CONFIG_YAML: 'a: [' })).toThrow(/MESHAUTH_CONFIG_YAML/);
+  });
+
+  it('fail/nothing given at all (a forgotten --config) says so after the missing keys; a variable set leaves it out', () => {
+    expect(() => loadSidecarConfig(undefined, {})).toThrow(
+      /^environment: trustDomain: required key is missing[\s\S]*\nno --config FILE, no MESHAUTH_CONFIG_YAML and no MESHAUTH_\* setting was given: start it with --config sidecar\.yaml$/,
+    );
+    let message = '';
+    try {
+      loadSidecarConfig(undefined, { MESHAUTH_TRUST_DOMAIN: 'example.org' });
+    } catch (error) {
+      message = String(error);
+    }
+    expect(message).toContain('environment: ca: required key is missing');
+    expect(message).not.toContain('no --config FILE');
   });
 
   it('ok/sidecarConfigFromObject validates programmatic configs the same way', () => {

@@ -377,6 +377,12 @@ class Http1Connection {
       handler.onError?.(body.errored ?? new Error('request body cut before it was sent'));
       return this.#phase === 'connecting';
     }
+    if (this.#socket.readableLength > 0) {
+      // The server spoke before it was asked (bytes a just-dialled socket buffered, or that came in the turn before
+      // this request): they answer nothing, and would be read as this request's answer.
+      this.#fail(failure('the server sent bytes before the request', 'UND_ERR_SOCKET'));
+      return true;
+    }
     const chunked = body !== null && !hasContentLength(request.headers);
     this.#socket.write(requestHead(request, this.#client.authority, chunked), 'latin1');
     if (this.#phase !== 'connecting') {
@@ -522,6 +528,12 @@ class Http1Connection {
       this.#fail(result);
       return;
     }
+    if (result < chunk.length && !this.#socket.destroyed) {
+      // llhttp stops after a 101 and leaves the rest of the chunk unread: whatever follows is another protocol's.
+      this.#releaseDue = false;
+      this.#fail(failure('the server switched protocols unasked', 'HPE_UNEXPECTED_UPGRADE'));
+      return;
+    }
     if (this.#releaseDue) {
       this.#releaseDue = false;
       if (!this.#gone && !this.#socket.destroyed) this.#settle();
@@ -561,7 +573,8 @@ class Http1Connection {
       this.#socket.destroy();
       return 0;
     }
-    if (upgrade) {
+    if (upgrade || status === 101) {
+      // No request of this client asks for an upgrade; a 101 without Upgrade fields switches llhttp off all the same.
       this.#fail(failure(`the server switched protocols (${status}) unasked`, 'HPE_UNEXPECTED_UPGRADE'));
       return 0;
     }

@@ -142,7 +142,9 @@ export class LeanResponse extends EventEmitter {
     const socket = this.socket;
     socket.cork();
     if (this.#pending !== undefined) {
-      socket.write(this.#pending);
+      // latin1, as node:http writes a head: a field's obs-text bytes (0x80–0xFF) came in as one char each and go out
+      // as the same bytes (UTF-8 would turn each into two).
+      socket.write(this.#pending, 'latin1');
       this.#pending = undefined;
     }
     let flowing = true;
@@ -171,7 +173,7 @@ export class LeanResponse extends EventEmitter {
     const socket = this.socket;
     if (this.#pending !== undefined || this.#chunked) {
       socket.cork();
-      if (this.#pending !== undefined) socket.write(this.#pending);
+      if (this.#pending !== undefined) socket.write(this.#pending, 'latin1');
       this.#pending = undefined;
       if (this.#chunked) socket.write('0\r\n\r\n');
       socket.uncork();

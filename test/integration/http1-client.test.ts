@@ -449,6 +449,26 @@ describe('HTTP/1.1 client over TCP (the inbound app hop)', () => {
     await eventually(() => raw.connections[0]?.closed === true);
   });
 
+  it.each([
+    ['alone', 'HTTP/1.1 101 Switching Protocols\r\n\r\n'],
+    [
+      'with an answer after it in the same write',
+      'HTTP/1.1 101 Switching Protocols\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
+    ],
+  ])(
+    'fail/a 101 without Upgrade fields (%s) fails at once as a bad answer: llhttp reads nothing after a 101',
+    async (_name, answer) => {
+      // It used to be skipped as an informational answer, after which llhttp read nothing more: the exchange waited for
+      // its head timeout (a 504 half a minute later) and an answer after it was dropped.
+      const raw = await answering(answer);
+      const r = recorder();
+      clientFor(raw.port).dispatch(GET, r.handler);
+      expect((await r.done).error?.code).toBe('HPE_UNEXPECTED_UPGRADE');
+      expect([r.status, r.body]).toEqual([0, '']);
+      await eventually(() => raw.connections[0]?.closed === true);
+    },
+  );
+
   it('fail/a body cut while its request waited for a connection: nothing of it is written, the exchange fails', async () => {
     const raw = await startRawApp();
     app = raw;
@@ -605,6 +625,27 @@ describe('HTTP/1.1 client over a connector (the outbound mesh hop)', () => {
     });
     return app;
   }
+
+  it('fail/a server that answers before it is asked: the bytes answer nothing, the request fails unwritten, the connection is closed', async () => {
+    // A dialled socket may hold bytes its server sent right after the handshake; parsed once the request is written,
+    // they were taken for its answer.
+    app = await startRawApp(() => undefined);
+    const raw = app;
+    const c = connectorClient(async () => {
+      const socket = await dialTcp(raw.port);
+      await eventually(() => raw.connections.length === 1);
+      raw.connections[0]?.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nearly');
+      await eventually(() => socket.readableLength > 0);
+      return socket;
+    });
+    const r = recorder();
+    c.dispatch(GET, r.handler);
+    const { error } = await r.done;
+    expect([error?.code, error?.message]).toEqual(['UND_ERR_SOCKET', 'the server sent bytes before the request']);
+    expect([r.status, r.body]).toEqual([0, '']);
+    await eventually(() => raw.connections[0]?.closed === true);
+    expect(raw.connections[0]?.received).toBe('');
+  });
 
   it('fail/a failed dial: the request’s onError gets that very error, its body untouched; the next request dials again', async () => {
     const failure = new Error('peer unreachable');

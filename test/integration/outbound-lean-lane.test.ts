@@ -368,6 +368,24 @@ describe('LeanResponse writes what node:http writes', () => {
     expect(actual).toBe(expected);
   });
 
+  it.each([
+    ['with a length', ['content-length', '2']],
+    ['chunked', []],
+  ])(
+    'fail/obs-text bytes (0x80–0xFF) of a header value %s are written as those bytes, not UTF-8-encoded',
+    async (_name, framing) => {
+      // llhttp hands a header's bytes over as a latin1 string; node:http writes a head as latin1 before a Buffer body.
+      const respond = (res: ServerResponse | LeanResponse) => {
+        (res as LeanResponse).writeHead(200, ['x-obs', 'caf\u00e9\u00ff', ...framing, 'date', DATE]);
+        res.end(Buffer.from('ok'));
+      };
+      const done: Done = (text) => text.endsWith(framing.length > 0 ? '\r\n\r\nok' : '0\r\n\r\n');
+      const expected = await nodeHttpBytes('GET', respond, done);
+      expect(expected).toContain('\r\nx-obs: caf\u00e9\u00ff\r\n');
+      expect(await leanBytes('GET', respond, done)).toBe(expected);
+    },
+  );
+
   it('ok/a response without a Date header gets one, as from node:http', async () => {
     const actual = await leanBytes(
       'GET',

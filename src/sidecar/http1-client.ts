@@ -380,7 +380,8 @@ class Http1Connection {
     if (this.#socket.readableLength > 0) {
       // The server spoke before it was asked (bytes a just-dialled socket buffered, or that came in the turn before
       // this request): they answer nothing, and would be read as this request's answer.
-      this.#fail(failure('the server sent bytes before the request', 'UND_ERR_SOCKET'));
+      // A malformed answer (502), as llhttp's codes are classified: the server is there, and said something wrong.
+      this.#fail(failure('the server sent bytes before the request', 'HPE_INVALID_CONSTANT'));
       return true;
     }
     const chunked = body !== null && !hasContentLength(request.headers);

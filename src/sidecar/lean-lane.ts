@@ -307,10 +307,11 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
   /** Bytes that came while an answer was due (pipelined): read once it is written. */
   let queued: Buffer | undefined;
   /**
-   * A request head that is not whole yet: kept here, under the head's timer, until it is, then handed over with the
-   * rest. Handed over at its first part, node:http would start the head's budget again from zero.
+   * The reads of a request head that is not whole yet: kept, under the head's timer, until it is, then handed over
+   * together. Handed over at its first part, node:http would start the head's budget again from zero.
    */
-  let partial: Buffer | undefined;
+  let partial: Buffer[] | undefined;
+  let partialBytes = 0;
 
   /** Leaves the connection to someone else: no listener, timer or parser of the lane stays behind. */
   let detached = false;
@@ -334,7 +335,10 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
   const finished = (close: boolean): void => {
     current = undefined;
     if (close) {
-      socket.end();
+      // Nothing is read or served after an answer that closes (a drain, Connection: close): a request sent behind
+      // it would reach the app with nowhere to answer.
+      queued = undefined;
+      endNow();
       return;
     }
     if (queued !== undefined) {
@@ -354,8 +358,20 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
     fits = false;
     const consumed = parser.execute(chunk);
     if (heads === 0 && consumed === chunk.length) {
-      // No head complete and nothing wrong yet (llhttp refuses a head past maxHeaderBytes): wait for the rest.
-      partial = partial === undefined ? chunk : Buffer.concat([partial, chunk]);
+      // No head complete and nothing wrong yet: wait for the rest. Line breaks alone begin no request (llhttp skips
+      // them, as node:http does): nothing to hold or time.
+      if (partial === undefined && onlyLineBreaks(chunk)) return;
+      partialBytes += chunk.length;
+      if (partialBytes > limits.maxHeaderBytes * HELD_HEAD_FACTOR) {
+        // llhttp counts the target, names and values against maxHeaderBytes, not the blanks around them: a head
+        // padded with spaces would be held without bound.
+        partial = undefined;
+        detach();
+        host.headFailed(socket, Object.assign(new Error('request head too large'), { code: 'HPE_HEADER_OVERFLOW' }));
+        return;
+      }
+      if (partial === undefined) partial = [chunk];
+      else partial.push(chunk);
       headTimer ??= setTimeout(headTimedOut, limits.headersTimeoutMs);
       return;
     }
@@ -364,7 +380,8 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
     if (partial !== undefined) {
       // Never served here: llhttp handed the head's first lines over before it was whole (kOnHeaders), so the lane's
       // copy of it lacks them; node:http parses all of it again.
-      const all = Buffer.concat([partial, chunk]);
+      partial.push(chunk);
+      const all = Buffer.concat(partial, partialBytes + chunk.length);
       partial = undefined;
       handOff(all);
       return;
@@ -421,10 +438,25 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
     current?.connectionClosed();
   };
   const onIdle = (): void => {
-    if (current !== undefined) return;
+    // An answer due, or a head awaited under its own timer (a first request's from the accept, or one coming in
+    // parts), which ends the wait with a 408 instead of a silent close.
+    if (current !== undefined || headTimer !== undefined) return;
     socket.destroy();
     host.idleClosed?.(socket);
   };
+  /** Ends the connection after what was written: nothing more is read or served (a FIN, then a reset past a grace). */
+  function endNow(): void {
+    if (ending) return;
+    ending = true;
+    clearTimeout(headTimer); // a head still coming is not waited for
+    headTimer = undefined;
+    partial = undefined;
+    // The last answer may still be flushing: a FIN after it, not a reset that cuts it; a peer that does not read it
+    // is cut after a grace.
+    socket.end();
+    setTimeout(() => socket.destroy(), END_GRACE_MS).unref();
+  }
+
   function headTimedOut(): void {
     headTimer = undefined;
     detach();
@@ -443,17 +475,21 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
         current.closeAfter();
         return;
       }
-      if (ending) return;
-      clearTimeout(headTimer); // a head still coming is not waited for
-      headTimer = undefined;
-      partial = undefined;
-      // The last answer may still be flushing: a FIN after it, not a reset that cuts it; a peer that does not read it
-      // is cut after a grace.
-      ending = true;
-      socket.end();
-      setTimeout(() => socket.destroy(), END_GRACE_MS).unref();
+      endNow();
     },
   };
+}
+
+/**
+ * The raw bytes one request head may take while the lane holds it, as a multiple of maxHeaderBytes: the line breaks,
+ * separators and request line that llhttp does not count, with room to spare.
+ */
+const HELD_HEAD_FACTOR = 2;
+
+/** CR and LF only: what llhttp skips before a request. */
+function onlyLineBreaks(chunk: Buffer): boolean {
+  for (const byte of chunk) if (byte !== 0x0d && byte !== 0x0a) return false;
+  return true;
 }
 
 /** A GET or HEAD that still announces a body or an expectation: node:http's to answer. */

@@ -641,7 +641,7 @@ describe('HTTP/1.1 client over a connector (the outbound mesh hop)', () => {
     const r = recorder();
     c.dispatch(GET, r.handler);
     const { error } = await r.done;
-    expect([error?.code, error?.message]).toEqual(['UND_ERR_SOCKET', 'the server sent bytes before the request']);
+    expect([error?.code, error?.message]).toEqual(['HPE_INVALID_CONSTANT', 'the server sent bytes before the request']);
     expect([r.status, r.body]).toEqual([0, '']);
     await eventually(() => raw.connections[0]?.closed === true);
     expect(raw.connections[0]?.received).toBe('');

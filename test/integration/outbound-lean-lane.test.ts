@@ -44,7 +44,10 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((server) => new Promise((done) => server.close(done))));
 });
 
-async function lane(headersTimeoutMs = 10_000): Promise<Lane & { readonly headersTimeoutMs: number }> {
+async function lane(
+  headersTimeoutMs = 10_000,
+  keepAliveTimeoutMs: number = OUTBOUND_LIMITS.keepAliveTimeoutMs,
+): Promise<Lane & { readonly headersTimeoutMs: number }> {
   const state = {
     headersTimeoutMs,
     timedOut: 0,
@@ -81,7 +84,7 @@ async function lane(headersTimeoutMs = 10_000): Promise<Lane & { readonly header
           silent.destroy();
         },
       },
-      { ...OUTBOUND_LIMITS, headersTimeoutMs: state.headersTimeoutMs },
+      { ...OUTBOUND_LIMITS, headersTimeoutMs: state.headersTimeoutMs, keepAliveTimeoutMs },
     );
     state.lanes.push(handle);
   });
@@ -221,6 +224,43 @@ describe('the lean lane: its connections', () => {
     expect(l.served).toEqual([]);
   });
 
+  it('fail/a head padded with blanks llhttp does not count is refused once it holds twice maxHeaderBytes (431), not kept to its timeout', async () => {
+    // The spaces before a value (and line breaks before a request) count toward no llhttp limit; the lane holds a
+    // head's reads until it is whole, so without a bound of its own one client grew it for the whole head timeout.
+    const l = await lane();
+    const c = await client(l.port);
+    c.socket.write('GET / HTTP/1.1\r\nHost: orders.shop\r\nX-Pad: ');
+    const padding = ' '.repeat(4096);
+    for (let i = 0; i < 64 && l.failed.length === 0 && !c.socket.destroyed; i++) {
+      c.socket.write(padding);
+      await new Promise((tick) => setTimeout(tick, 5));
+    }
+    await waitFor('the refusal', () => l.failed.length === 1);
+    expect(l.failed).toEqual(['HPE_HEADER_OVERFLOW']);
+    expect([l.handedOver, l.served]).toEqual([[], []]);
+  });
+
+  it('ok/line breaks between requests are skipped, as node:http skips them: nothing held, timed or refused', async () => {
+    const l = await lane(300);
+    const c = await client(l.port);
+    c.socket.write(GET);
+    await waitFor('the first answer', () => c.received().includes('ok'));
+    c.socket.write('\r\n');
+    await waitFor('the line break read', () => (accepted[0]?.bytesRead ?? 0) === GET.length + 2);
+    await new Promise((tick) => setTimeout(tick, 400)); // past the head timeout, which must not have started
+    c.socket.write(GET);
+    await waitFor('the second answer', () => l.served.length === 2);
+    expect([l.failed, l.handedOver]).toEqual([[], []]);
+  });
+
+  it('fail/an idle time shorter than the head timeout does not close a connection awaiting its first head without its 408', async () => {
+    const l = await lane(300, 100);
+    const c = await client(l.port);
+    c.socket.write('GET / HTTP/1.1\r\n');
+    await c.ended;
+    expect(l.failed).toEqual(['ERR_HTTP_REQUEST_TIMEOUT']);
+  });
+
   it('fail/a connection ended inside a head is failed as node:http fails it (HPE_INVALID_EOF_STATE), never served', async () => {
     const l = await lane();
     const c = await client(l.port);
@@ -294,6 +334,27 @@ describe('the lean lane: its connections', () => {
     res.end('ok');
     await busy.ended;
     expect(busy.received().toString('latin1')).toContain('connection: close\r\n');
+  });
+
+  it('fail/after an answer that closes (a drain), a request sent behind it is neither served nor handed over', async () => {
+    // The app's keep-alive client may send its next request as soon as the answer arrives: it reached the peer's app
+    // (a GET in the lane, a POST through node:http) with nowhere left to answer, and a POST might be sent again.
+    const l = await lane();
+    const held = holdAnswers(l);
+    const c = await client(l.port);
+    c.socket.write(GET);
+    await waitFor('the request', () => held.length === 1);
+    for (const handle of l.lanes) handle.closeIdle(); // the drain: this connection closes after its answer
+    const res = held[0] as LeanResponse;
+    res.writeHead(200, ['content-length', '2', 'date', DATE]);
+    res.end('ok');
+    await waitFor('the answer', () => c.received().includes('\r\n\r\nok'));
+    c.socket.write(GET);
+    c.socket.write('POST / HTTP/1.1\r\nHost: orders.shop\r\nContent-Length: 1\r\n\r\nx');
+    await c.ended;
+    await waitFor('the lane to read them', () => (accepted[0]?.bytesRead ?? 0) > GET.length * 2);
+    expect(c.received().toString('latin1')).toContain('Connection: close\r\n');
+    expect([held.length, l.served.length, l.handedOver.length]).toEqual([1, 1, 0]);
   });
 
   it('ok/an app that half-closes with an answer due: the answer is abandoned and the connection ended, as node:http does', async () => {

@@ -18,6 +18,8 @@ function badRequest(reason: string, message: string): MeshauthError {
  * `/path…`: the only form the app can be sent. Not `OPTIONS *`: undici takes only a path, so asterisk form would be
  * admitted here and then fail at the app forward as the app being unavailable (and the outbound never sends it).
  */
+const NOT_VISIBLE_ASCII = /[^\x21-\x7e]/;
+
 function originForm(target: string): boolean {
   return target.charCodeAt(0) === 0x2f /* / */;
 }
@@ -90,6 +92,9 @@ export function checkH2Head(
   if (typeof path !== 'string' || !originForm(path)) {
     return badRequest('target_form', ':path is not origin-form');
   }
+  // The app gets the path in an HTTP/1.1 request line, where node:http (llhttp) refuses what is not visible ASCII;
+  // nghttp2 lets bytes above 0x7E through, which an HTTP/1.1 caller could not have sent.
+  if (NOT_VISIBLE_ASCII.test(path)) return badRequest('bad_char', ':path has a character outside visible ASCII');
   const name = authority ?? host;
   if (name === undefined) return badRequest('host_missing', 'no :authority or host');
   if (!isHostPort(name)) return badRequest('host_invalid', ':authority is not host[:port]');

@@ -66,18 +66,21 @@ export interface ThroughputRound {
   readonly cpuUsPerReq: { readonly outbound: number; readonly inbound: number; readonly app: number };
 }
 
-/** The row's closed-loop figures as the medians of its rounds (p50/p99 from the round of median req/s). */
+/**
+ * The row's closed-loop figures as the medians of its rounds, each figure on its own (with an even count, the mean of
+ * the middle two); p50 and p99 from the round whose req/s is nearest that median; errors summed over the rounds.
+ */
 export function withMedians(row: ProxyRow, rounds: readonly ThroughputRound[]): ProxyRow {
   if (rounds.length < 2 || row.throughput === undefined) return row;
-  const byRps = [...rounds].sort((a, b) => a.rps - b.rps);
-  const middle = byRps[Math.floor(byRps.length / 2)] as ThroughputRound;
   const median = (pick: (round: ThroughputRound) => number) => medianOf(rounds.map(pick));
+  const rps = median((r) => r.rps);
+  const nearest = rounds.reduce((best, r) => (Math.abs(r.rps - rps) < Math.abs(best.rps - rps) ? r : best));
   return {
     ...row,
     throughput: {
-      rps: middle.rps,
-      p50Ms: middle.p50Ms,
-      p99Ms: middle.p99Ms,
+      rps,
+      p50Ms: nearest.p50Ms,
+      p99Ms: nearest.p99Ms,
       errors: rounds.reduce((n, r) => n + r.errors, 0),
     },
     cpuUsPerReq: {

@@ -39,8 +39,12 @@ const quick = process.argv.includes('--quick');
  * the fleet scenario (bench/fleet), which writes `fleet` into latest.json next to the other results. */
 const tcpOnly = process.argv.includes('--tcp-only');
 /** `--rounds N`: closed-loop windows per row (default 3, 1 with --quick). */
-const roundsIndex = process.argv.indexOf('--rounds');
-const roundsOption = roundsIndex >= 0 ? Number(process.argv[roundsIndex + 1]) : undefined;
+const roundsIndex = process.argv.findIndex((arg) => arg === '--rounds' || arg.startsWith('--rounds='));
+const roundsArg = process.argv[roundsIndex];
+const roundsOption =
+  roundsIndex < 0
+    ? undefined
+    : Number(roundsArg?.startsWith('--rounds=') ? roundsArg.slice('--rounds='.length) : process.argv[roundsIndex + 1]);
 if (roundsOption !== undefined && !(Number.isInteger(roundsOption) && roundsOption >= 1 && roundsOption <= 9)) {
   console.error('bench: --rounds takes a whole number from 1 to 9');
   process.exit(2);

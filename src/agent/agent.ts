@@ -374,6 +374,7 @@ export class Agent {
     const { holder, metrics } = this.#options;
     this.#failures += 1;
     metrics.svidRotations.inc({ result: 'apply_failure' });
+    holder.noteFailure(`the new SVID could not be applied: ${failureLine(error)}`);
     const remainingMs = holder.current?.svid.remainingMs(this.#now());
     const delayMs = retryDelay(
       this.#failures,

@@ -31,12 +31,11 @@ function formatted(
     });
 }
 
-/** `host:99999`: the port is what is wrong, not the shape. */
+/** `host:99999`: the port is what is wrong, not the shape (the host part must be one). */
 function portOutOfRange(value: string): string | undefined {
-  const port = /:(\d+)$/.exec(value)?.[1];
-  return port !== undefined && Number(port) > 65535
-    ? `port ${port} is out of range: expected host:port with a port from 0 to 65535`
-    : undefined;
+  const match = /^(.*):(\d+)$/.exec(value);
+  if (match === null || Number(match[2]) <= 65535 || parseHostPort(`${match[1]}:1`) === undefined) return undefined;
+  return `port ${match[2]} is out of range: a port is at most 65535`;
 }
 
 function kindOf(value: unknown): string {

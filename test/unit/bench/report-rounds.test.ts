@@ -22,9 +22,12 @@ describe('withMedians', () => {
     expect(merged.rounds).toHaveLength(3);
   });
 
-  it('averages the middle two of an even count and skips a round without a reading', () => {
+  it('averages the middle two of an even count, req/s as CPU, and skips a round without a reading', () => {
     const rounds = [round(4000, 100, Number.NaN), round(6000, 140, 120)];
-    expect(withMedians(row(rounds), rounds).cpuUsPerReq).toEqual({ outbound: 120, inbound: 120, app: 50 });
+    const merged = withMedians(row(rounds), rounds);
+    expect(merged.cpuUsPerReq).toEqual({ outbound: 120, inbound: 120, app: 50 });
+    expect(merged.throughput?.rps).toBe(5000);
+    expect(merged.throughput?.p99Ms).toBe(4); // the nearer round (a tie keeps the first)
   });
 
   it('leaves a row of one round as it was measured', () => {

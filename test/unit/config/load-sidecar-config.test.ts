@@ -148,7 +148,12 @@ drainTimeout: 5s
     [
       'fail/a port above 65535 is named as the problem',
       `${MINIMAL}inbound: { app: "127.0.0.1:99999" }\n`,
-      /inbound\.app: port 99999 is out of range: expected host:port with a port from 0 to 65535$/,
+      /inbound\.app: port 99999 is out of range: a port is at most 65535$/,
+    ],
+    [
+      'fail/a wrong shape with a big port is named as the shape',
+      `${MINIMAL}inbound: { app: "a:b:99999" }\n`,
+      /inbound\.app: expected host:port, e\.g\. 127\.0\.0\.1:8080/,
     ],
     [
       'fail/a number where host:port is expected says so',

@@ -307,11 +307,12 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
   /** Bytes that came while an answer was due (pipelined): read once it is written. */
   let queued: Buffer | undefined;
   /**
-   * The reads of a request head that is not whole yet: kept, under the head's timer, until it is, then handed over
-   * together. Handed over at its first part, node:http would start the head's budget again from zero.
+   * A request head that is not whole yet: its bytes, copied into one buffer that grows by doubling (a list of the
+   * reads would cost a Buffer object per read, a one-byte read included), kept under the head's timer until it is
+   * whole, then handed over together. Handed over at its first part, node:http would start the head's budget again.
    */
-  let partial: Buffer[] | undefined;
-  let partialBytes = 0;
+  let held: Buffer | undefined;
+  let heldBytes = 0;
 
   /** Leaves the connection to someone else: no listener, timer or parser of the lane stays behind. */
   let detached = false;
@@ -360,30 +361,26 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
     if (heads === 0 && consumed === chunk.length) {
       // No head complete and nothing wrong yet: wait for the rest. Line breaks alone begin no request (llhttp skips
       // them, as node:http does): nothing to hold or time.
-      if (partial === undefined && onlyLineBreaks(chunk)) return;
-      partialBytes += chunk.length;
-      if (partialBytes > limits.maxHeaderBytes * HELD_HEAD_FACTOR) {
+      if (held === undefined && onlyLineBreaks(chunk)) return;
+      if (heldBytes + chunk.length > limits.maxHeaderBytes * HELD_HEAD_FACTOR + HELD_HEAD_SLACK) {
         // llhttp counts the target, names and values against maxHeaderBytes, not the blanks around them: a head
         // padded with spaces would be held without bound.
-        partial = undefined;
+        held = undefined;
         detach();
         host.headFailed(socket, Object.assign(new Error('request head too large'), { code: 'HPE_HEADER_OVERFLOW' }));
         return;
       }
-      if (partial === undefined) partial = [chunk];
-      else partial.push(chunk);
+      hold(chunk);
       headTimer ??= setTimeout(headTimedOut, limits.headersTimeoutMs);
       return;
     }
     clearTimeout(headTimer);
     headTimer = undefined;
-    if (partial !== undefined) {
+    if (held !== undefined) {
       // Never served here: llhttp handed the head's first lines over before it was whole (kOnHeaders), so the lane's
       // copy of it lacks them; node:http parses all of it again.
-      partial.push(chunk);
-      const all = Buffer.concat(partial, partialBytes + chunk.length);
-      partial = undefined;
-      handOff(all);
+      hold(chunk);
+      handOffHeld();
       return;
     }
     const whole =
@@ -420,9 +417,9 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
   // The app half-closed: as node:http (its httpAllowHalfOpen off), an answer still due is abandoned (the exchange
   // hears 'close' and cancels its stream) and the connection is ended.
   const onEnd = (): void => {
-    if (partial !== undefined) {
+    if (held !== undefined) {
       // Ended inside a head: node:http's parser would fail it at the end of input, and its caller get a 400.
-      partial = undefined;
+      held = undefined;
       detach();
       host.headFailed(socket, Object.assign(new Error('request head cut short'), { code: 'HPE_INVALID_EOF_STATE' }));
       return;
@@ -450,11 +447,32 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
     ending = true;
     clearTimeout(headTimer); // a head still coming is not waited for
     headTimer = undefined;
-    partial = undefined;
+    held = undefined;
     // The last answer may still be flushing: a FIN after it, not a reset that cuts it; a peer that does not read it
     // is cut after a grace.
     socket.end();
     setTimeout(() => socket.destroy(), END_GRACE_MS).unref();
+  }
+
+  /** Appends `chunk` to the held head, doubling the buffer when it is full. */
+  function hold(chunk: Buffer): void {
+    if (held === undefined || heldBytes + chunk.length > held.length) {
+      const grown = Buffer.allocUnsafe(
+        Math.max(HELD_HEAD_FIRST_BYTES, (held?.length ?? 0) * 2, heldBytes + chunk.length),
+      );
+      held?.copy(grown, 0, 0, heldBytes);
+      held = grown;
+    }
+    chunk.copy(held, heldBytes);
+    heldBytes += chunk.length;
+  }
+
+  /** node:http takes the held head (whole, or, at a drain, as far as it came) and the connection with it. */
+  function handOffHeld(): void {
+    const bytes = (held as Buffer).subarray(0, heldBytes);
+    held = undefined;
+    heldBytes = 0;
+    handOff(bytes);
   }
 
   function headTimedOut(): void {
@@ -475,16 +493,26 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
         current.closeAfter();
         return;
       }
+      if (held !== undefined) {
+        // A request has begun: node:http answers it, closing after (the drain sets Connection: close), as it did
+        // one handed over at its first part; the drain's deadline bounds the wait for the rest of its head.
+        handOffHeld();
+        return;
+      }
       endNow();
     },
   };
 }
 
 /**
- * The raw bytes one request head may take while the lane holds it, as a multiple of maxHeaderBytes: the line breaks,
- * separators and request line that llhttp does not count, with room to spare.
+ * The raw bytes one request head may take while the lane holds it: llhttp counts the target, names and values
+ * against maxHeaderBytes but not the `: ` and CRLF around them, which make a raw head of one-character fields up to
+ * four times what it counts (`a:\r\n` is four bytes, one counted); the slack is the request line's method and version.
  */
-const HELD_HEAD_FACTOR = 2;
+const HELD_HEAD_FACTOR = 4;
+const HELD_HEAD_SLACK = 1024;
+/** The first buffer of a held head: most heads that come in parts are a few hundred bytes. */
+const HELD_HEAD_FIRST_BYTES = 2048;
 
 /** CR and LF only: what llhttp skips before a request. */
 function onlyLineBreaks(chunk: Buffer): boolean {

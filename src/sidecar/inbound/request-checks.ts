@@ -14,12 +14,13 @@ function badRequest(reason: string, message: string): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', message, { reason });
 }
 
+/** What an HTTP/1.1 request line's target may hold, as node:http's parser takes it: visible ASCII. */
+const NOT_VISIBLE_ASCII = /[^\x21-\x7e]/;
+
 /**
  * `/path…`: the only form the app can be sent. Not `OPTIONS *`: undici takes only a path, so asterisk form would be
  * admitted here and then fail at the app forward as the app being unavailable (and the outbound never sends it).
  */
-const NOT_VISIBLE_ASCII = /[^\x21-\x7e]/;
-
 function originForm(target: string): boolean {
   return target.charCodeAt(0) === 0x2f /* / */;
 }

@@ -5,7 +5,7 @@
 // the route's address and SPIFFE ID). The edge hands it each request with the origin passport it minted; the
 // outbound's passport wrapper turns it into link + origin for the route's ID (the gateway is the voucher and the
 // first actor). No listener and no second HTTP hop: nothing local can reach the mesh as the gateway.
-import type { OutgoingHttpHeaders } from 'node:http';
+import { IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { constants as h2constants } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
@@ -15,8 +15,9 @@ import { PASSPORT_HEADER, type SharedOrigin } from '../authn/passport/index.js';
 import { formatHostPort, type RouteConfig, sidecarConfigFromObject } from '../config/index.js';
 import { MeshauthError } from '../errors/index.js';
 import { DataPlaneTelemetry } from '../sidecar/data-plane-telemetry.js';
+import { bodyStillComing } from '../sidecar/early-response.js';
 import type { Endpoint } from '../sidecar/endpoints/endpoint.js';
-import { isHopByHop } from '../sidecar/http-headers.js';
+import { connectionListed, hasTransferCoding, isHopByHop } from '../sidecar/http-headers.js';
 import type { Http1Client } from '../sidecar/http1-client.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
 import { handOutOrigin } from '../sidecar/inbound/vouch-for-user.js';
@@ -186,10 +187,15 @@ export class MeshForwarder {
   #responseHeaders(flat: readonly string[], status: number): OutgoingHttpHeaders {
     // No prototype: the peer names the fields (`__proto__`, `constructor`).
     const out: OutgoingHttpHeaders = Object.create(null);
+    // Names an HTTP/1.1 peer's Connection header lists are hop-by-hop too (an HTTP/2 peer sends no Connection).
+    let listed: Set<string> | undefined;
+    for (let i = 0; i < flat.length; i += 2) {
+      if ((flat[i] as string).toLowerCase() === 'connection') listed = connectionListed(flat[i + 1] as string, listed);
+    }
     for (let i = 0; i < flat.length; i += 2) {
       const name = (flat[i] as string).toLowerCase();
       const value = flat[i + 1] as string;
-      if (isHopByHop(name) || isIdentityHeader(name, false)) continue;
+      if (isHopByHop(name) || isIdentityHeader(name, false) || listed?.has(name) === true) continue;
       if (status === 204 && name === 'content-length') continue;
       // A service must never plant or overwrite the gateway's session (session fixation by a compromised app).
       if (name === 'set-cookie' && this.#reservedCookie(value.slice(0, Math.max(0, value.indexOf('='))).trim())) {
@@ -299,10 +305,26 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
       this.#cancel();
       return false;
     }
+    if (status > 599 || hasTransferCoding(rawHeaders)) {
+      // No status above 599 exists (node:http would pass one to an HTTP/1.1 browser), and a coding besides chunked
+      // (gzip) would reach the browser as its raw bytes, undeclared: unusable answers, as the sidecars refuse them.
+      this.#cancel();
+      this.#reject(
+        new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent an unusable response head', {
+          reason: 'response_head',
+        }),
+      );
+      return false;
+    }
     // The client hands each field as a latin1 string, which toString gives back as it is (a Buffer would decode).
     const flat = rawHeaders.map((field) => field.toString('latin1'));
+    const headers = this.#headers(flat, status);
+    const { req } = this.#exchange;
+    // Answered before the browser's upload ended: the rest is read and dropped and the connection closed after this
+    // answer (the public listener's linger), so an HTTP/1.1 browser is told.
+    if (req instanceof IncomingMessage && bodyStillComing(req)) headers.connection = 'close';
     try {
-      writeHeadOrClear(res, status, this.#headers(flat, status));
+      writeHeadOrClear(res, status, headers);
     } catch (cause) {
       // A head the browser's protocol cannot carry (a repeated single-value field on HTTP/2, status 600).
       this.#cancel();

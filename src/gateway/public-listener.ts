@@ -40,6 +40,7 @@ import {
   pendingResponse,
   UnansweredResponses,
 } from '../platform/index.js';
+import { lingerAfterEarlyResponse } from '../sidecar/early-response.js';
 import { endSocketWithError } from '../sidecar/error-response.js';
 import { kResetBySidecar } from '../sidecar/forward-handler.js';
 import { MAX_PIPELINED_REQUESTS, tooManyPipelined } from '../sidecar/pipeline/rejections.js';
@@ -146,12 +147,17 @@ export class PublicListener {
     const requests = options.requests ?? new EdgeRequestTelemetry(options.metrics);
     this.#requests = requests;
     const answeredEarly = this.#answeredEarly;
+    const lingering = new WeakSet<Socket>();
     const unanswered = this.#unanswered;
     this.#onH1Finish = function onH1Finish(this: ServerResponse): void {
       unanswered.answered(this.req.socket, this);
       // req.complete is set by the parser itself, before a next head on the same bytes can fail to parse ('end' is
       // emitted only later).
-      if (!this.req.complete) answeredEarly.set(this.req.socket, this.req);
+      if (this.req.complete) return;
+      answeredEarly.set(this.req.socket, this.req);
+      // Its upload was dropped (an HTTP/1.1 peer answered before taking it all): nothing reads the rest, which would
+      // stall the browser's upload until a timeout. Read and drop it, then close, as the sidecars' listeners do.
+      if (this.req.destroyed) lingerAfterEarlyResponse(this.req.socket, this.req, lingering);
     };
     this.#server = createSecureServer(
       {

@@ -43,6 +43,7 @@ import {
 import { lingerAfterEarlyResponse } from '../sidecar/early-response.js';
 import { endSocketWithError } from '../sidecar/error-response.js';
 import { kResetBySidecar } from '../sidecar/forward-handler.js';
+import { closeAfterEarlyResponse } from '../sidecar/inbound/request-body.js';
 import { MAX_PIPELINED_REQUESTS, tooManyPipelined } from '../sidecar/pipeline/rejections.js';
 import { PrematureResets } from '../sidecar/premature-resets.js';
 import { type Logger, type Metrics, RefusalLog } from '../telemetry/index.js';
@@ -218,7 +219,10 @@ export class PublicListener {
     this.#server.on(
       'request',
       (req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse) => {
-        if (req.httpVersionMajor === 2) return;
+        if (req.httpVersionMajor === 2) {
+          (res as Http2ServerResponse).stream.once('finish', onH2AnswerSent);
+          return;
+        }
         this.#http1.get(req.socket as TLSSocket)?.started(req as IncomingMessage, res as ServerResponse);
         this.#unanswered.add(req.socket, res as ServerResponse);
         (res as ServerResponse).on('finish', this.#onH1Finish); // comes once: `on` skips `once`'s per-request wrapper
@@ -600,4 +604,13 @@ function readTlsFile(file: string, key: string): string {
     what: key === 'tls.key' ? 'key file' : 'certificate file',
     reason: 'tls_files',
   });
+}
+
+/**
+ * An HTTP/2 answer sent (END_STREAM written) before the browser's upload ended: once it is flushed, the stream is
+ * closed with RST_STREAM(NO_ERROR), asking the browser to stop sending, as the sidecars close theirs, instead of
+ * staying half-open until the session's idle timeout. A complete upload leaves it alone.
+ */
+function onH2AnswerSent(this: ServerHttp2Stream): void {
+  closeAfterEarlyResponse(this);
 }

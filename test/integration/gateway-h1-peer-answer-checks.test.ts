@@ -5,7 +5,9 @@
 // - the names the peer's Connection header lists were forwarded;
 // - an answer before the upload ended left the upload unread: the browser's upload stalled until a timeout closed
 //   the connection. Now the answer says `connection: close`, the rest of the upload is read and dropped, then the
-//   connection closes.
+//   connection closes. An HTTP/2 browser's upload stream was left half-open until the session's idle timeout; it is
+//   closed with RST_STREAM(NO_ERROR) once the answer is flushed.
+import { connect as h2Connect, constants as h2constants } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -97,5 +99,30 @@ describe('gateway → HTTP/1.1 peer, answers the sidecars refuse, and early answ
     expect(writeError).toBeUndefined();
     socket.end();
     await waitFor('the close', () => closed, 5_000);
+  });
+
+  it('ok/an HTTP/2 browser answered before its upload ended: its stream is closed with RST_STREAM(NO_ERROR)', async () => {
+    const session = h2Connect(mesh.origin, { ca: mesh.files.caPem });
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/legacy/upload', 'content-length': '1048576' });
+      stream.write(Buffer.alloc(16 * 1024, 'x')); // a sixteenth of what it announced; the rest never comes
+      let status = 0;
+      let body = '';
+      let rstCode: number | undefined;
+      stream.on('response', (headers) => {
+        status = Number(headers[':status']);
+      });
+      stream.on('data', (chunk: Buffer) => {
+        body += chunk.toString();
+      });
+      stream.on('error', () => undefined);
+      stream.on('close', () => {
+        rstCode = stream.rstCode;
+      });
+      await waitFor('the stream closed by the gateway', () => rstCode !== undefined, 5_000);
+      expect([status, body, rstCode]).toEqual([413, 'too big', h2constants.NGHTTP2_NO_ERROR]);
+    } finally {
+      session.destroy();
+    }
   });
 });

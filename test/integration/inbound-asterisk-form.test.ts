@@ -1,12 +1,16 @@
-// `OPTIONS *` (asterisk form) at an inbound without a policy file: the app cannot be sent it (undici takes only a
-// path), so it is refused at the head check, 400 target_form, counted, the app untouched. It was admitted and then
-// failed at the app forward as 503 MESHAUTH_ERR_UPSTREAM_UNAVAILABLE, logged as the app being unavailable.
+// Request targets an inbound without a policy file cannot send the app, refused at the head check, counted, the app
+// untouched:
+// - `OPTIONS *` (asterisk form): the app hop takes only a path, so 400 target_form. It was admitted and then failed
+//   at the app forward as 503 MESHAUTH_ERR_UPSTREAM_UNAVAILABLE, logged as the app being unavailable.
+// - an h2 `:path` with a byte above 0x7E: nghttp2 passes it, and the app would get it in its HTTP/1.1 request line,
+//   which no HTTP/1.1 caller could have sent (node:http refuses it with a 400). 400 bad_char. Printable ASCII the
+//   HTTP/1.1 parser admits (a `#`, `%00`, quotes) reaches the app on both protocols alike.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { h2Answer, mtlsH2Session } from '../helpers/raw-app.js';
 import { rawTlsExchange } from '../helpers/raw-tls.js';
 import { type InboundServer, startInboundServer } from '../helpers/sidecar-harness.js';
 
-describe('inbound without a policy: OPTIONS *', () => {
+describe('inbound without a policy: targets the app cannot be sent', () => {
   let server: InboundServer;
 
   beforeAll(async () => {
@@ -47,5 +51,43 @@ describe('inbound without a policy: OPTIONS *', () => {
     expect(server.app.seen.length).toBe(seen);
     expect(await rejected('MESHAUTH_ERR_BAD_REQUEST')).toBe(before + 1);
     expect(await rejected('MESHAUTH_ERR_UPSTREAM_UNAVAILABLE')).toBe(0);
+  });
+
+  async function h2(path: string): Promise<{ status: number; body: string }> {
+    const session = await mtlsH2Session(server.sidecar.sidecar.inboundPort, server.client, server.ca.bundlePem);
+    try {
+      return await h2Answer(session, { ':method': 'GET', ':path': path, ':authority': 'b.demo' });
+    } finally {
+      session.close();
+    }
+  }
+
+  it.each([
+    ['a latin1 letter', '/caf\u00e9'],
+    ['a byte 0xFF', '/a\u00ff'],
+  ])('fail/%s → 400 MESHAUTH_ERR_BAD_REQUEST (bad_char), the app untouched, as over HTTP/1.1', async (_name, path) => {
+    const seen = server.app.seen.length;
+    const before = await rejected('MESHAUTH_ERR_BAD_REQUEST');
+    const { status, body } = await h2(path);
+    expect(status).toBe(400);
+    expect(JSON.parse(body)).toMatchObject({ code: 'MESHAUTH_ERR_BAD_REQUEST' });
+    expect(server.app.seen.length).toBe(seen);
+    expect(await rejected('MESHAUTH_ERR_BAD_REQUEST')).toBe(before + 1);
+    // The same bytes over HTTP/1.1: node:http's parser refuses them before any check of ours.
+    const reply = await rawTlsExchange(
+      server.sidecar.sidecar.inboundPort,
+      server.client,
+      server.ca.bundlePem,
+      `GET ${path} HTTP/1.1\r\nHost: b.demo\r\nConnection: close\r\n\r\n`,
+    );
+    expect(reply.split('\r\n', 1)[0]).toBe('HTTP/1.1 400 Bad Request');
+    expect(server.app.seen.length).toBe(seen);
+  });
+
+  it.each([['/a#frag'], ['/a%00b'], ['/a"b']])('ok/%s reaches the app as it does over HTTP/1.1', async (path) => {
+    const seen = server.app.seen.length;
+    const { status } = await h2(path);
+    expect(status).toBe(200);
+    expect(server.app.seen.length).toBe(seen + 1);
   });
 });

@@ -200,10 +200,7 @@ async function measureScenario(scenario: Scenario, options: PeerOptions, appPid:
       ...extra,
     });
     const watch = [...pids, appPid];
-    const throughput = await runLoad(
-      spec({ mode: 'closed', connections: METHOD.throughputConnections, durationSec: METHOD.throughputSec }),
-      watch,
-    );
+    const round = await closedLoopRound(target, pids, appPid);
     const fixed = await runLoad(
       spec({
         mode: 'rate',
@@ -224,12 +221,11 @@ async function measureScenario(scenario: Scenario, options: PeerOptions, appPid:
       watch,
     );
     const peak = pids.map((pid) => memoryKiB(pid).hwm / MiB);
-    if (throughput.requests === 0) throw new Error('no successful responses (check the pair by hand)');
-    const round = throughputRound(throughput, pids, appPid);
+    const { cpuUsPerReq: _cpu, ...throughput } = round;
     return {
       name: scenario.name,
       ...(pair === undefined ? {} : { version: pair.version }),
-      throughput: phase(throughput),
+      throughput,
       fixedRate: phase(fixed),
       single: phase(single),
       cpuUsPerReq: round.cpuUsPerReq,
@@ -252,9 +248,24 @@ async function measureScenario(scenario: Scenario, options: PeerOptions, appPid:
   }
 }
 
-type LoadResult = Awaited<ReturnType<typeof runLoad>>;
-
-function throughputRound(load: LoadResult, pids: readonly number[], appPid: number | undefined): ThroughputRound {
+/** One closed-loop window at the method's connections against `url`, with each watched process's CPU per request. */
+async function closedLoopRound(
+  url: string,
+  pids: readonly number[],
+  appPid: number | undefined,
+): Promise<ThroughputRound> {
+  const load = await runLoad(
+    {
+      url,
+      host: MESH_HOST,
+      warmupSec: METHOD.warmupSec,
+      mode: 'closed',
+      connections: METHOD.throughputConnections,
+      durationSec: METHOD.throughputSec,
+    },
+    [...pids, ...(appPid === undefined ? [] : [appPid])],
+  );
+  if (load.requests === 0) throw new Error('no successful responses (check the pair by hand)');
   const perReq = (pid: number | undefined) =>
     pid === undefined ? Number.NaN : (load.cpuUs.get(pid) ?? Number.NaN) / load.requests;
   return { ...phase(load), cpuUsPerReq: { outbound: perReq(pids[0]), inbound: perReq(pids[1]), app: perReq(appPid) } };
@@ -296,19 +307,7 @@ async function throughputWindow(
   const pair = scenario.start === undefined ? undefined : await scenario.start(options);
   try {
     const pids = pair === undefined ? [] : [pair.outboundPid, pair.inboundPid];
-    const load = await runLoad(
-      {
-        url: pair?.url ?? `http://127.0.0.1:${options.appPort}/`,
-        host: MESH_HOST,
-        warmupSec: METHOD.warmupSec,
-        mode: 'closed',
-        connections: METHOD.throughputConnections,
-        durationSec: METHOD.throughputSec,
-      },
-      [...pids, ...(appPid === undefined ? [] : [appPid])],
-    );
-    if (load.requests === 0) throw new Error('no successful responses');
-    return throughputRound(load, pids, appPid);
+    return await closedLoopRound(pair?.url ?? `http://127.0.0.1:${options.appPort}/`, pids, appPid);
   } finally {
     await pair?.stop();
   }

@@ -16,8 +16,8 @@ import { secretFilePath } from './secret-path.js';
 /**
  * A string in a format: a value of another type (YAML `listen: 15006`, `appTimeout: 30`) gets the format's own
  * message instead of zod's "expected string, received number". A missing key keeps zod's (the loader says so).
+ * `explain` gives a more precise message for some refused texts (undefined: `message`).
  */
-/** `explain`: a more precise message for some refused texts (undefined: `message`). */
 function formatted(
   message: string,
   check: (value: string) => boolean,

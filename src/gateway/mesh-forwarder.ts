@@ -17,7 +17,8 @@ import { MeshauthError } from '../errors/index.js';
 import { DataPlaneTelemetry } from '../sidecar/data-plane-telemetry.js';
 import { bodyStillComing } from '../sidecar/early-response.js';
 import type { Endpoint } from '../sidecar/endpoints/endpoint.js';
-import { connectionListed, hasTransferCoding, isHopByHop } from '../sidecar/http-headers.js';
+import { unusableAnswerHead } from '../sidecar/forward-handler.js';
+import { connectionTokens, isHopByHop } from '../sidecar/http-headers.js';
 import type { Http1Client } from '../sidecar/http1-client.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
 import { handOutOrigin } from '../sidecar/inbound/vouch-for-user.js';
@@ -188,10 +189,7 @@ export class MeshForwarder {
     // No prototype: the peer names the fields (`__proto__`, `constructor`).
     const out: OutgoingHttpHeaders = Object.create(null);
     // Names an HTTP/1.1 peer's Connection header lists are hop-by-hop too (an HTTP/2 peer sends no Connection).
-    let listed: Set<string> | undefined;
-    for (let i = 0; i < flat.length; i += 2) {
-      if ((flat[i] as string).toLowerCase() === 'connection') listed = connectionListed(flat[i + 1] as string, listed);
-    }
+    const listed = connectionTokens(flat);
     for (let i = 0; i < flat.length; i += 2) {
       const name = (flat[i] as string).toLowerCase();
       const value = flat[i + 1] as string;
@@ -305,9 +303,8 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
       this.#cancel();
       return false;
     }
-    if (status > 599 || hasTransferCoding(rawHeaders)) {
-      // No status above 599 exists (node:http would pass one to an HTTP/1.1 browser), and a coding besides chunked
-      // (gzip) would reach the browser as its raw bytes, undeclared: unusable answers, as the sidecars refuse them.
+    if (unusableAnswerHead(status, rawHeaders) !== undefined) {
+      // Refused as the sidecars refuse it (a status above 599, a coding besides chunked).
       this.#cancel();
       this.#reject(
         new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent an unusable response head', {

@@ -220,7 +220,7 @@ export class PublicListener {
       'request',
       (req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse) => {
         if (req.httpVersionMajor === 2) {
-          (res as Http2ServerResponse).stream.once('finish', onH2AnswerSent);
+          (res as Http2ServerResponse).stream.on('finish', onH2AnswerSent); // once per stream: no `once` wrapper
           return;
         }
         this.#http1.get(req.socket as TLSSocket)?.started(req as IncomingMessage, res as ServerResponse);

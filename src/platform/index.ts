@@ -30,7 +30,7 @@ export {
 } from './node-internals.js';
 export { answerOnSocket, expectationUnsupported, nodeRefusal, triageClientError } from './node-refusal.js';
 export { type NodeReleases, nodeHas } from './node-version.js';
-export { atPeerExpiry, notAfterMs } from './peer-expiry.js';
+export { atPeerExpiry, MAX_TIMER_MS, notAfterMs } from './peer-expiry.js';
 export { pooledRandomBytes } from './random-bytes.js';
 export { type RegularFile, readRegularFile } from './regular-file.js';
 export { SingleFlight } from './single-flight.js';

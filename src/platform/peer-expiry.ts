@@ -2,7 +2,8 @@
 // handshake; a connection kept open outlives them unless someone acts at that moment.
 
 /** Node's longest timer delay (2^31 − 1 ms); a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The longest delay one Node timer holds (a longer one fires at once). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Runs `retire` `inMs` from now unless `connection` closes first. Nothing is scheduled for a NaN. A delay past what

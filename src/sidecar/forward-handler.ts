@@ -65,6 +65,20 @@ const INVALID_STATUS = 'HPE_INVALID_STATUS';
 /** A response head node:http2 refuses to send: failed with llhttp's code for an invalid header, a malformed answer. */
 const UNSENDABLE_HEAD = 'HPE_INVALID_HEADER_TOKEN';
 
+/**
+ * Why a response head cannot be passed on, as the llhttp code its failure is classified by (a malformed answer, 502):
+ * a transfer coding besides chunked, whose coded bytes would reach the caller undeclared, or a status above 599, which
+ * no HTTP status is (node:http2 cannot send it, node:http would pass it on). Undefined when it can.
+ */
+export function unusableAnswerHead(
+  status: number,
+  raw: readonly Buffer[],
+): { readonly code: string; readonly message: string } | undefined {
+  if (hasTransferCoding(raw)) return { code: CODED_RESPONSE, message: 'response transfer coding besides chunked' };
+  if (status > 599) return { code: INVALID_STATUS, message: `response status ${status}` };
+  return undefined;
+}
+
 /** What a head that did not come in time is answered with (the classifiers map undici's code to 504). */
 function headTimeout(): Error {
   return Object.assign(new Error('no response head in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
@@ -129,15 +143,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) return true; // informational responses are not forwarded
-    if (hasTransferCoding(rawHeaders)) {
-      // An unusable answer: the abort fails this exchange (onError, classified with llhttp's own code for it).
-      this.#abort?.(Object.assign(new Error('response transfer coding besides chunked'), { code: CODED_RESPONSE }));
-      return false;
-    }
-    if (statusCode > 599) {
-      // No valid HTTP status is above 599: node:http2 cannot send it and node:http would pass it on, so both refuse
-      // it alike.
-      this.#abort?.(Object.assign(new Error(`response status ${statusCode}`), { code: INVALID_STATUS }));
+    const unusable = unusableAnswerHead(statusCode, rawHeaders);
+    if (unusable !== undefined) {
+      // The abort fails this exchange (onError, classified with llhttp's own code for it).
+      this.#abort?.(Object.assign(new Error(unusable.message), { code: unusable.code }));
       return false;
     }
     clearTimeout(this.#headTimer);

@@ -202,6 +202,15 @@ export function copyH2RequestHeaders(headers: IncomingHttpHeaders, out: string[]
   return flags;
 }
 
+/** The first Host line's value of a raw `[name, value, …]` list. */
+export function hostHeader(raw: readonly string[]): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') return raw[i + 1];
+  }
+  return undefined;
+}
+
 /** The lower-case header names listed in `Connection`, or undefined when there are none beyond close/keep-alive. */
 export function connectionTokens(raw: readonly string[]): Set<string> | undefined {
   let tokens: Set<string> | undefined;

@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import { clearInterval, clearTimeout, setImmediate, setInterval, setTimeout } from 'node:timers';
 import type { Dispatcher } from 'undici';
 import { formatHostPort } from '../config/index.js';
-import { UNDICI_CODES } from '../platform/index.js';
+import { MAX_TIMER_MS, UNDICI_CODES } from '../platform/index.js';
 import { HTTPParser, type LlhttpParser, llhttpParser, releaseParser } from '../platform/llhttp.js';
 
 /** The largest answer head (node:http's default, as undici's pools took it). */
@@ -21,9 +21,6 @@ const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
 const KEEP_ALIVE_MARGIN_MS = 2_000;
 /** How often idle connections past their time are closed. */
 const IDLE_SWEEP_MS = 1_000;
-
-/** Node's longest timer delay (2^31 − 1 ms); a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface Http1Limits {
   readonly maxConnections: number;

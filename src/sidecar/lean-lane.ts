@@ -365,9 +365,7 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
       if (heldBytes + chunk.length > limits.maxHeaderBytes * HELD_HEAD_FACTOR + HELD_HEAD_SLACK) {
         // llhttp counts the target, names and values against maxHeaderBytes, not the blanks around them: a head
         // padded with spaces would be held without bound.
-        held = undefined;
-        detach();
-        host.headFailed(socket, Object.assign(new Error('request head too large'), { code: 'HPE_HEADER_OVERFLOW' }));
+        failHead('request head too large', 'HPE_HEADER_OVERFLOW');
         return;
       }
       hold(chunk);
@@ -419,9 +417,7 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
   const onEnd = (): void => {
     if (held !== undefined) {
       // Ended inside a head: node:http's parser would fail it at the end of input, and its caller get a 400.
-      held = undefined;
-      detach();
-      host.headFailed(socket, Object.assign(new Error('request head cut short'), { code: 'HPE_INVALID_EOF_STATE' }));
+      failHead('request head cut short', 'HPE_INVALID_EOF_STATE');
       return;
     }
     queued = undefined;
@@ -477,8 +473,14 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
 
   function headTimedOut(): void {
     headTimer = undefined;
+    failHead('no request head in time', 'ERR_HTTP_REQUEST_TIMEOUT');
+  }
+
+  /** The lane gives up on a request head: the host answers it as node:http answers its own failure of that code. */
+  function failHead(message: string, code: string): void {
+    held = undefined;
     detach();
-    host.headFailed(socket, Object.assign(new Error('no request head in time'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }));
+    host.headFailed(socket, Object.assign(new Error(message), { code }));
   }
   // node:http counts a new connection's head time from the accept, so one that sends nothing gets its 408 too.
   let headTimer: NodeJS.Timeout | undefined = setTimeout(headTimedOut, limits.headersTimeoutMs);

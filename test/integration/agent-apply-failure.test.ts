@@ -45,4 +45,27 @@ describe('agent: applying a renewed SVID', () => {
     expect(holder.current).not.toBe(original);
     expect(holder.current?.svid.id.toString()).toBe(original.svid.id.toString());
   }, 75_000);
+
+  it('fail/a first SVID that cannot be applied: /readyz names why beside "no SVID yet"', async () => {
+    const ca = await CaHarness.start(4_000, cleanups);
+    const { holder, metrics } = startAgent(ca, await ca.token(), cleanups);
+    // What /readyz would show at each failure: the next attempt (a join token is single-use, so it is refused)
+    // replaces the line soon after.
+    const shown: (string | undefined)[] = [];
+    const noteFailure = holder.noteFailure.bind(holder);
+    holder.noteFailure = (reason: string) => {
+      noteFailure(reason);
+      shown.push(holder.whyInvalid(new Date()));
+    };
+    cleanups.push(
+      holder.prepare(() => {
+        throw new Error('secure context cannot be built');
+      }),
+    );
+    const count = async () =>
+      (await metrics.svidRotations.get()).values.find((v) => v.labels.result === 'apply_failure')?.value ?? 0;
+    await waitFor('an apply failure', async () => (await count()) >= 1, 30_000);
+    expect(holder.current).toBeUndefined();
+    expect(shown[0]).toMatch(/^no SVID yet \(last attempt: the new SVID could not be applied: /);
+  }, 75_000);
 });

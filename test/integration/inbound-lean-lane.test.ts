@@ -140,34 +140,39 @@ describe('inbound: the lean lane', () => {
     caller.socket.destroy();
   });
 
-  it('fail/a refusal with a challenge carries it on the lane answer, and the connection never served closes', async () => {
-    const refusals = vi.spyOn(LeanH1Sink.prototype, 'reject');
-    const caller = await Caller.open(ca, sidecar);
-    const before = app.seen.length;
-    caller.socket.write('GET /challenge HTTP/1.1\r\nHost: server\r\n\r\n');
-    const refused = await caller.answer();
-    expect(refused.head).toMatch(/^HTTP\/1\.1 401/);
-    expect(refused.head).toMatch(/\r\nwww-authenticate: Bearer realm="shop"\r\n/i);
-    expect(refused.head).toMatch(/\r\nconnection: close/i);
-    expect(JSON.parse(refused.body).code).toBe('MESHAUTH_ERR_TOKEN_INVALID');
-    await caller.closed;
-    expect(app.seen.length).toBe(before);
-    expect(refusals).toHaveBeenCalledTimes(1);
-  });
-
-  it('fail/refuses a head the app could read two ways (two Hosts) with 400 and closes the connection', async () => {
-    const refusals = vi.spyOn(LeanH1Sink.prototype, 'reject');
-    const caller = await Caller.open(ca, sidecar);
-    const before = app.seen.length;
-    caller.socket.write('GET /twice HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n');
-    const refused = await caller.answer();
-    expect(refused.head).toMatch(/^HTTP\/1\.1 400/);
-    expect(refused.head).toMatch(/\r\nconnection: close/i);
-    expect(JSON.parse(refused.body).code).toBe('MESHAUTH_ERR_BAD_REQUEST');
-    await caller.closed;
-    expect(app.seen.length).toBe(before);
-    expect(refusals).toHaveBeenCalledTimes(1);
-  });
+  it.each([
+    // A refusal with a challenge carries it on the lane's answer.
+    [
+      'a refusal with a challenge',
+      'GET /challenge HTTP/1.1\r\nHost: server\r\n',
+      401,
+      'MESHAUTH_ERR_TOKEN_INVALID',
+      /\r\nwww-authenticate: Bearer realm="shop"\r\n/i,
+    ],
+    [
+      'a head the app could read two ways (two Hosts)',
+      'GET /twice HTTP/1.1\r\nHost: a\r\nHost: b\r\n',
+      400,
+      'MESHAUTH_ERR_BAD_REQUEST',
+      undefined,
+    ],
+  ])(
+    'fail/%s: refused on the lane, and the connection never served closes',
+    async (_name, head, status, code, extra) => {
+      const refusals = vi.spyOn(LeanH1Sink.prototype, 'reject');
+      const caller = await Caller.open(ca, sidecar);
+      const before = app.seen.length;
+      caller.socket.write(`${head}\r\n`);
+      const refused = await caller.answer();
+      expect(refused.head).toMatch(new RegExp(`^HTTP/1\\.1 ${status}`));
+      if (extra !== undefined) expect(refused.head).toMatch(extra);
+      expect(refused.head).toMatch(/\r\nconnection: close/i);
+      expect(JSON.parse(refused.body).code).toBe(code);
+      await caller.closed;
+      expect(app.seen.length).toBe(before);
+      expect(refusals).toHaveBeenCalledTimes(1);
+    },
+  );
 
   it('while draining, an answer the lane still owes says Connection: close and the connection closes after it', async () => {
     let release: () => void = () => undefined;

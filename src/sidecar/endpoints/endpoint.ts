@@ -10,7 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Credentials } from '../../agent/index.js';
 import { formatHostPort } from '../../config/index.js';
 import type { SpiffeId, TrustDomain } from '../../identity/index.js';
-import { atPeerExpiry } from '../../platform/index.js';
+import { atPeerExpiry, MAX_TIMER_MS } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   type ClientContext,
@@ -179,8 +179,8 @@ export class Endpoint implements Candidate {
     );
     // Retired HTTP/1.1 clients finish their requests by this deadline too, then drop what is left, as sessions do.
     for (const client of this.#retiring.keys()) void client.close(deadline);
-    // A timer takes at most 2^31−1 ms (Node fires a longer one at once): a farther deadline waits that long at most.
-    const left = Math.min(Math.max(0, deadline - Date.now()), 2_147_483_647);
+    // A farther deadline than one timer holds waits that long at most.
+    const left = Math.min(Math.max(0, deadline - Date.now()), MAX_TIMER_MS);
     await Promise.race([
       Promise.allSettled([...closed, ...this.#retiring.values()]),
       new Promise((r) => setTimeout(r, left).unref()),

@@ -4,6 +4,7 @@
 // name every URL parser sees. Header fields that HTTP/2 allows only once (the set node:http2 enforces) must appear
 // once: a request that carries two is refused here rather than failing later with a 503. Pure.
 import { MeshauthError } from '../../errors/index.js';
+import { hostHeader } from '../http-headers.js';
 
 export interface RequestTarget {
   /** `host[:port]` as sent (proxy form: from the URL; origin form: the Host header). */
@@ -124,15 +125,6 @@ function duplicateSingleValue(raw: readonly string[]): string | undefined {
     if (!SINGLE_VALUE.has(lower)) continue;
     if (seen.includes(lower)) return lower;
     seen.push(lower);
-  }
-  return undefined;
-}
-
-/** The first Host line's value of a raw `[name, value, …]` list. */
-export function hostHeader(raw: readonly string[]): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (name.length === 4 && name.toLowerCase() === 'host') return raw[i + 1];
   }
   return undefined;
 }

@@ -12,11 +12,10 @@ import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import { bodyStillComing } from '../early-response.js';
 import { writeErrorH1, writeErrorH2 } from '../error-response.js';
 import { type DrainState, type ErrorClassifier, ForwardHandler, type ForwardHooks } from '../forward-handler.js';
-import { copyH2RequestHeaders, copyRequestHeaders, type ForwardPolicy, HAS_BODY } from '../http-headers.js';
+import { copyH2RequestHeaders, copyRequestHeaders, type ForwardPolicy, HAS_BODY, hostHeader } from '../http-headers.js';
 import { h2RequestBody } from '../inbound/request-body.js';
 import { checkH1Head, checkH2Head } from '../inbound/request-checks.js';
 import type { FastRequest, LeanResponse } from '../lean-lane.js';
-import { hostHeader } from '../outbound/request-target.js';
 import type { Sink } from './exchange.js';
 import { methodInvalid, requestBodyStalled } from './rejections.js';
 

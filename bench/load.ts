@@ -5,7 +5,9 @@
 // CPU from the proxies than a Node one), its latency percentiles read at µs resolution from a Lua `done` hook;
 // autocannon (per-response latency from its 'response' events) only when wrk is not on PATH. Fixed rate: an
 // open-loop schedule over an undici Pool (wrk has no open-loop mode; autocannon's rate limit sends each second's
-// quota in one burst).
+// quota in one burst). A fixed-rate phase may name a baseline (the app itself): the same generator process warms up
+// on both and measures a baseline window right before the target's, so the p99 a proxy adds compares two windows of
+// one warmed generator seconds apart, not the target with another process's window from the start of the run.
 import { execFile, execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -25,6 +27,8 @@ export interface LoadSpec {
   readonly durationSec: number;
   /** Requests per second for mode 'rate'. */
   readonly rate?: number;
+  /** Mode 'rate' only: a URL measured the same way right before `url` (its window is not in the CPU readings). */
+  readonly baselineUrl?: string;
 }
 
 export interface LoadResult {
@@ -37,6 +41,8 @@ export interface LoadResult {
   readonly non2xx: number;
   /** CPU µs used in the measured window by each watched PID (all threads). */
   readonly cpuUs: ReadonlyMap<number, number>;
+  /** The `baselineUrl` window's latency, when the spec named one. */
+  readonly baseline?: { readonly p50Ms: number; readonly p99Ms: number };
 }
 
 interface WorkerResult {
@@ -46,6 +52,7 @@ interface WorkerResult {
   readonly p99Ms: number;
   readonly errors: number;
   readonly non2xx: number;
+  readonly baseline?: { readonly p50Ms: number; readonly p99Ms: number };
 }
 
 const WORKER = fileURLToPath(import.meta.url);
@@ -54,8 +61,9 @@ const WORKER = fileURLToPath(import.meta.url);
 export async function runLoad(spec: LoadSpec, watch: readonly number[]): Promise<LoadResult> {
   const child = spawnChild('load', process.execPath, [WORKER, '--worker', JSON.stringify(spec)]);
   try {
-    const timeoutMs = (spec.warmupSec + 30) * 1000;
-    await firstJsonLine<{ phase: string }>(child, timeoutMs); // warm-up done, window opens
+    // Before the target's window: the warm-up, and with a baseline a second warm-up and the baseline's window.
+    const beforeSec = spec.baselineUrl === undefined ? spec.warmupSec : 2 * spec.warmupSec + spec.durationSec;
+    await firstJsonLine<{ phase: string }>(child, (beforeSec + 30) * 1000); // the target's window opens
     const before = new Map(watch.map((pid) => [pid, cpuTimeUs(pid)]));
     const result = await firstJsonLine<WorkerResult>(child, (spec.durationSec + 30) * 1000);
     const cpuUs = new Map(watch.map((pid) => [pid, cpuTimeUs(pid) - (before.get(pid) ?? 0)]));
@@ -67,6 +75,7 @@ export async function runLoad(spec: LoadSpec, watch: readonly number[]): Promise
       errors: result.errors,
       non2xx: result.non2xx,
       cpuUs,
+      ...(result.baseline === undefined ? {} : { baseline: result.baseline }),
     };
   } finally {
     await child.stop();
@@ -310,9 +319,22 @@ async function worker(spec: LoadSpec): Promise<void> {
     return;
   }
   const run = spec.mode === 'closed' ? closedLoop : fixedRate;
-  if (spec.warmupSec > 0) await run(spec, spec.warmupSec, { latenciesMs: [], errors: 0, non2xx: 0 });
+  const baseline =
+    spec.mode === 'rate' && spec.baselineUrl !== undefined ? { ...spec, url: spec.baselineUrl } : undefined;
+  const scratch = (): Recorder => ({ latenciesMs: [], errors: 0, non2xx: 0 });
+  if (spec.warmupSec > 0) {
+    if (baseline !== undefined) await run(baseline, spec.warmupSec, scratch());
+    await run(spec, spec.warmupSec, scratch());
+  }
+  let baselineLatency: WorkerResult['baseline'];
+  if (baseline !== undefined) {
+    const recorder = scratch();
+    await run(baseline, spec.durationSec, recorder);
+    const sorted = Float64Array.from(recorder.latenciesMs).sort();
+    baselineLatency = { p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99) };
+  }
   process.stdout.write(`${JSON.stringify({ phase: 'measure' })}\n`);
-  const recorder: Recorder = { latenciesMs: [], errors: 0, non2xx: 0 };
+  const recorder = scratch();
   const seconds = await run(spec, spec.durationSec, recorder);
   const sorted = Float64Array.from(recorder.latenciesMs).sort();
   const result: WorkerResult = {
@@ -322,6 +344,7 @@ async function worker(spec: LoadSpec): Promise<void> {
     p99Ms: percentile(sorted, 0.99),
     errors: recorder.errors,
     non2xx: recorder.non2xx,
+    ...(baselineLatency === undefined ? {} : { baseline: baselineLatency }),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

@@ -208,6 +208,7 @@ async function measureScenario(scenario: Scenario, options: PeerOptions, appPid:
         durationSec: METHOD.fixedRateSec,
         rate: METHOD.fixedRate,
         warmupSec: Math.min(1, METHOD.warmupSec),
+        ...(pair === undefined ? {} : { baselineUrl: url }),
       }),
       watch,
     );
@@ -226,7 +227,10 @@ async function measureScenario(scenario: Scenario, options: PeerOptions, appPid:
       name: scenario.name,
       ...(pair === undefined ? {} : { version: pair.version }),
       throughput,
-      fixedRate: phase(fixed),
+      fixedRate: {
+        ...phase(fixed),
+        ...(fixed.baseline === undefined ? {} : { baselineP99Ms: fixed.baseline.p99Ms }),
+      },
       single: phase(single),
       cpuUsPerReq: round.cpuUsPerReq,
       rounds: [round],

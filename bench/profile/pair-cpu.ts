@@ -5,7 +5,7 @@
 // the V8 profiler on (MESHAUTH_BENCH_CPU_PROF) so DIR gets one .cpuprofile per sidecar on exit; `--heap-prof DIR`
 // likewise samples what they allocate (MESHAUTH_BENCH_HEAP_PROF, one .heapprofile each, collected objects included).
 // `--rate N` adds, after the closed-loop windows, one open-loop window at N req/s (16 connections) straight to the
-// app and one through the pair, and prints the p99 the pair adds (the fixed-rate target's number) and each sidecar's
+// app and one through the pair from one warmed generator (bench/load.ts's baseline), and prints the p99 the pair adds (the fixed-rate target's number) and each sidecar's
 // CPU per request at that rate. MESHAUTH_BENCH_NODE_ARGS (V8 flags) and MESHAUTH_BENCH_LOOP_LOG (GC pauses,
 // event-loop delay and the peak RSS split by heap space, per sidecar) reach the sidecars through
 // bench/meshauth-pair.ts.
@@ -72,13 +72,20 @@ try {
       );
     }
     if (rate > 0) {
-      const fixed = async (url: string) =>
-        runLoad({ url, host: MESH_HOST, mode: 'rate', connections: 16, warmupSec: 1, durationSec: seconds, rate }, [
-          pair.outboundPid,
-          pair.inboundPid,
-        ]);
-      const direct = await fixed(`http://127.0.0.1:${appPort}/`);
-      const through = await fixed(pair.url);
+      const through = await runLoad(
+        {
+          url: pair.url,
+          baselineUrl: `http://127.0.0.1:${appPort}/`,
+          host: MESH_HOST,
+          mode: 'rate',
+          connections: 16,
+          warmupSec: 1,
+          durationSec: seconds,
+          rate,
+        },
+        [pair.outboundPid, pair.inboundPid],
+      );
+      const direct = through.baseline ?? { p50Ms: Number.NaN, p99Ms: Number.NaN };
       const round = (ms: number) => Math.round(ms * 1000) / 1000;
       console.log(
         JSON.stringify({

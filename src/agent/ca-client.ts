@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { type ConnectionOptions, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { DEFAULT_MAX_CONNECTION_WAIT_MS } from '../ca/connection-gate.js';
-import { isErrorCode, MeshauthError } from '../errors/index.js';
+import { ERRORS, isErrorCode, MeshauthError } from '../errors/index.js';
 import { caSpiffeId, SpiffeId, type TrustDomain } from '../identity/index.js';
 import { parseCertificate, uriSans } from '../pki/index.js';
 import { answerIdentityCheckWithLeaf, type LeafCertificate, protocolOptions } from '../tls/index.js';
@@ -396,8 +396,13 @@ function rejection(url: string, status: number, json: unknown, retryAfterMs?: nu
   if (status >= 500 || status === 429) {
     return new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', text, { reason: `http_${status}`, detail });
   }
-  // Keep the CA's own code when it is one of ours (e.g. MESHAUTH_ERR_CA_UNAUTHENTICATED for a used join token).
-  const code = caCode !== undefined && isErrorCode(caCode) ? caCode : 'MESHAUTH_ERR_CA_RESPONSE_INVALID';
+  // Keep the CA's own code when it is one of ours that a server answers with (e.g. MESHAUTH_ERR_CA_UNAUTHENTICATED for
+  // a used join token). A code without an HTTP status is a local failure (a wrong flag, an unreadable file): a CA that
+  // sends one must not make the CLI report, and exit, as if the operator had made that mistake.
+  const code =
+    caCode !== undefined && isErrorCode(caCode) && ERRORS[caCode].status > 0
+      ? caCode
+      : 'MESHAUTH_ERR_CA_RESPONSE_INVALID';
   return new MeshauthError(code, text, { reason: `http_${status}`, detail });
 }
 

@@ -148,6 +148,14 @@ async function route(
       reason: 'method_not_allowed',
     });
   }
+  // llhttp takes any coding list ending in chunked as chunked and hands over the body undecoded: a body declared
+  // gzip would be read as plain JSON, and a proxy in front that decodes it would see another body than the CA.
+  const coding = req.headers['transfer-encoding'];
+  if (coding !== undefined && coding.trim().toLowerCase() !== 'chunked') {
+    throw new MeshauthError('MESHAUTH_ERR_CA_BAD_REQUEST', 'transfer coding besides chunked', {
+      reason: 'transfer_encoding',
+    });
+  }
   await Promise.all([options.authority.refresh(), options.jwtKeys.refresh()]);
   switch (path) {
     case '/v1/svid':
@@ -411,7 +419,6 @@ export function rejectCaRequest(
     res.destroy();
     return;
   }
-  if (error.code === 'MESHAUTH_ERR_CA_BODY_TOO_LARGE') res.setHeader('connection', 'close');
   // OAuth clients expect {error, error_description}; `code` keeps our registry code next to it.
   sendJson(res, error.status, pathOf(req) === TOKEN_PATH ? oauthErrorBody(error) : error.toJSON());
 }

@@ -3,6 +3,7 @@
 // is re-issued at half its lifetime and whenever the intermediate or bundle changes on disk.
 import { generateKeyPair as generateNodeKeyPair } from 'node:crypto';
 import { stat } from 'node:fs/promises';
+import type { RequestListener } from 'node:http';
 import { createServer } from 'node:https';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
@@ -167,37 +168,39 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       // The headers/request timeouts are enforced by a sweep (default every 30 s); a slot is worth checking sooner.
       connectionsCheckingInterval: 1000,
     },
-    withLoadShedding(
-      createCaRequestHandler({
-        dir: options.dir,
-        authority,
-        signer,
-        svidTtlMs: options.svidTtlMs,
-        jwtKeys,
-        get issuer() {
-          return issuer;
+    oneRequestPerConnection(
+      withLoadShedding(
+        createCaRequestHandler({
+          dir: options.dir,
+          authority,
+          signer,
+          svidTtlMs: options.svidTtlMs,
+          jwtKeys,
+          get issuer() {
+            return issuer;
+          },
+          jwtTtlMs: Math.min(options.jwtTtlMs ?? JWT_SVID_MAX_TTL_MS, JWT_SVID_MAX_TTL_MS),
+          ...(kubernetes === undefined ? {} : { kubernetes }),
+          joinTokens,
+          logger: options.logger,
+          metrics: options.metrics,
+          rejectionLog,
+          now,
+          ...(options.identityRateLimit === undefined ? {} : { identityRateLimit: options.identityRateLimit }),
+          ...(options.bundleRefreshHintMs === undefined
+            ? {}
+            : { bundleRefreshHintSeconds: Math.max(1, Math.round(options.bundleRefreshHintMs / 1000)) }),
+          ...(options.jwtIdentityRateLimit === undefined ? {} : { jwtIdentityRateLimit: options.jwtIdentityRateLimit }),
+        }),
+        {
+          maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,
+          workers,
+          // The door is opened below, before any request can arrive.
+          openConnections: () => door.openConnections(),
+          overloadLog,
+          metrics: options.metrics,
         },
-        jwtTtlMs: Math.min(options.jwtTtlMs ?? JWT_SVID_MAX_TTL_MS, JWT_SVID_MAX_TTL_MS),
-        ...(kubernetes === undefined ? {} : { kubernetes }),
-        joinTokens,
-        logger: options.logger,
-        metrics: options.metrics,
-        rejectionLog,
-        now,
-        ...(options.identityRateLimit === undefined ? {} : { identityRateLimit: options.identityRateLimit }),
-        ...(options.bundleRefreshHintMs === undefined
-          ? {}
-          : { bundleRefreshHintSeconds: Math.max(1, Math.round(options.bundleRefreshHintMs / 1000)) }),
-        ...(options.jwtIdentityRateLimit === undefined ? {} : { jwtIdentityRateLimit: options.jwtIdentityRateLimit }),
-      }),
-      {
-        maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,
-        workers,
-        // The door is opened below, before any request can arrive.
-        openConnections: () => door.openConnections(),
-        overloadLog,
-        metrics: options.metrics,
-      },
+      ),
     ),
   );
   server.headersTimeout = 10_000;
@@ -205,7 +208,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   // client trickling its body holds a door slot until then (it held one for 30 s).
   server.requestTimeout = 10_000;
   // One call per connection, as the CA's clients make them: a keep-alive connection would keep its door slot for as
-  // long as its client keeps asking (the answer says `Connection: close`).
+  // long as its client keeps asking. A request pipelined behind the first gets node:http's 503.
   server.maxRequestsPerSocket = 1;
   // A refused handshake (plain HTTP, TLS ≤ 1.1, no common ALPN protocol or suite, a handshake left unfinished) is
   // counted by reason; anyone can fail handshakes at will, so one line per interval, the rest counted as suppressed.
@@ -401,4 +404,16 @@ async function isDirectory(path: string): Promise<boolean> {
     (s) => s.isDirectory(),
     () => false,
   );
+}
+
+/**
+ * Every answer says `Connection: close`, so node:http ends the connection once it is written. With only
+ * maxRequestsPerSocket it said so too but left the socket open until its keep-alive timeout (about 6 s): a client
+ * that did not close first kept its door slot that long after its answer.
+ */
+function oneRequestPerConnection(handler: RequestListener): RequestListener {
+  return (req, res) => {
+    res.setHeader('connection', 'close');
+    handler(req, res);
+  };
 }

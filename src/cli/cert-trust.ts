@@ -71,6 +71,22 @@ function untrustedMessage(
       `of ${theirs} that issued it, or, for an identity in ${ours}, ${NEW_SVID_HINT}`
     );
   }
+  const leaf = chain[0];
+  if (
+    error.code === 'MESHAUTH_ERR_SVID_UNKNOWN_CA' &&
+    chain.length === 1 &&
+    leaf !== undefined &&
+    !isSelfIssued(leaf)
+  ) {
+    // A file with the leaf alone (a tool that writes only the leaf): the bundle holds roots only, so the chain misses
+    // the intermediate whatever CA issued it. Saying it is another CA's would send the operator off to spend a token.
+    return (
+      `--cert ${files.cert} holds only its leaf, without the certificate that issued it (${leaf.issuer}): the CA ` +
+      `checks the chain a client presents against the roots of its bundle, so the leaf alone cannot ${CANNOT[use]}: ` +
+      'give --cert the chain the CA wrote (leaf, then intermediate, as `cert request` and `cert renew` write it), or ' +
+      'append the intermediate to the file'
+    );
+  }
   if (error.code === 'MESHAUTH_ERR_SVID_UNKNOWN_CA') {
     // Only the bundle is read here, not the CA: either the certificate is another CA's, or the bundle is. The CA's
     // own certificate meets the bundle only in the TLS handshake, after this.
@@ -85,4 +101,8 @@ function untrustedMessage(
     `--cert ${files.cert} is not an X509-SVID the CA of --bundle ${files.bundle} accepts (${error.message}), so it ` +
     `cannot ${CANNOT[use]}: ${NEW_SVID_HINT}`
   );
+}
+
+function isSelfIssued(certificate: x509.X509Certificate): boolean {
+  return certificate.issuer === certificate.subject;
 }

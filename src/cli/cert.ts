@@ -343,7 +343,16 @@ async function fetchAndWrite(options: FetchOptions): Promise<string> {
   const keyFile = options.keyFile ?? `${options.prefix}.key`;
   await options.guardWrite(() => writeKeyAndChain(keyFile, certFile, privateKeyPem, chainPem));
   const files = resolve(certFile) === resolve(keyFile) ? certFile : `${certFile}, ${keyFile}`;
-  return `issued ${id} (${options.keyType}, expires ${leaf.notAfter.toISOString()}): ${files}`;
+  return `issued ${id} (${options.keyType}, ${expiryText(svid.notAfter, leaf.notAfter)}): ${files}`;
+}
+
+/**
+ * When the new SVID stops working: peers refuse the chain once a certificate above the leaf expires, so a leaf that
+ * outlives its intermediate is usable until the intermediate's end (the agent renews before it), not its own.
+ */
+export function expiryText(usableUntil: Date, leafNotAfter: Date): string {
+  if (usableUntil.getTime() >= leafNotAfter.getTime()) return `expires ${leafNotAfter.toISOString()}`;
+  return `expires ${usableUntil.toISOString()} with the certificate above it; the leaf alone says ${leafNotAfter.toISOString()}`;
 }
 
 /**

@@ -86,3 +86,21 @@ describe("cert commands with another CA's --bundle", () => {
     expect(result.code, result.stderr).toBe(0);
   });
 });
+
+describe('cert renew with a --cert that holds only its leaf', () => {
+  it('fail/exit 2 naming the missing intermediate, not another CA', async () => {
+    // Found in review: the leaf alone was refused as "not issued under the roots of --bundle … if the certificate is
+    // another CA's, get a new SVID with a join token", when only the intermediate was missing from the file.
+    const chain = readFileSync(join(cwd, 'web.crt'), 'utf8');
+    const end = '-----END CERTIFICATE-----';
+    writeFileSync(join(cwd, 'leaf-only.crt'), `${chain.slice(0, chain.indexOf(end) + end.length)}\n`);
+    const result = await meshauth(
+      ['cert', 'renew', '--cert', 'leaf-only.crt', '--key', 'web.key', '--ca-url', url, '--bundle', 'certs/bundle.pem'],
+      { cwd },
+    );
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain('--cert leaf-only.crt holds only its leaf, without the certificate that issued it');
+    expect(result.stderr).toContain('append the intermediate to the file');
+    expect(result.stderr).not.toContain('join token');
+  });
+});

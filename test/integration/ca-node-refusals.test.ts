@@ -103,6 +103,16 @@ describe('ca serve: requests Node refuses are answered, counted and logged', () 
       'expectation',
     ],
     [
+      // llhttp frames it as chunked and hands the body over undecoded: the CA would read a gzip body as plain JSON.
+      'fail/Transfer-Encoding: gzip, chunked',
+      () =>
+        `POST /v1/svid HTTP/1.1\r\n${host()}Content-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n` +
+        '2\r\n{}\r\n0\r\n\r\n',
+      400,
+      'MESHAUTH_ERR_CA_BAD_REQUEST',
+      'transfer_encoding',
+    ],
+    [
       'fail/CONNECT',
       () => `CONNECT 127.0.0.1:22 HTTP/1.1\r\n${host()}\r\n`,
       405,
@@ -168,6 +178,34 @@ describe('ca serve: requests Node refuses are answered, counted and logged', () 
     expect(await caRejections(metrics, 'not_found')).toBe(before + 1);
     expect(await caRejections(metrics, 'http_malformed')).toBe(malformedBefore);
     expect(rejectedLines(seen)).toHaveLength(1);
+  });
+
+  it('ok/an answer ends its connection at once, and a request pipelined behind it gets nothing', async () => {
+    // node:http said `Connection: close` but kept the socket, and its door slot, until its keep-alive timeout (about
+    // 6 s) unless the client closed first; a second request on it got node:http's bare 503, uncounted.
+    const outcome = await new Promise<{ reply: string; how: string }>((resolve, reject) => {
+      let reply = '';
+      const socket = tlsConnect(
+        { host: '127.0.0.1', port: ca.server.port, ca: [ca.bundlePem], servername: 'localhost' },
+        () => socket.write(`GET /healthz HTTP/1.1\r\n${host()}\r\nGET /healthz HTTP/1.1\r\n${host()}\r\n`),
+      );
+      // Well before node:http's own keep-alive timeout would have closed it.
+      const bound = setTimeout(() => {
+        socket.destroy();
+        resolve({ reply, how: 'still open after 3 s' });
+      }, 3_000);
+      socket.on('data', (d: Buffer) => {
+        reply += d.toString('latin1');
+      });
+      socket.on('end', () => {
+        clearTimeout(bound);
+        resolve({ reply, how: 'ended by the CA' });
+      });
+      socket.on('error', reject);
+    });
+    expect(outcome.how).toBe('ended by the CA');
+    expect(outcome.reply.match(/HTTP\/1\.1 /g), outcome.reply).toHaveLength(1);
+    expect(outcome.reply).toMatch(/^HTTP\/1\.1 200 [\s\S]*\r\nconnection: close\r\n/i);
   });
 
   it('ok/the CA still serves afterwards', async () => {

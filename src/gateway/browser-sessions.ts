@@ -1,8 +1,9 @@
 // Browser sessions at the gateway: reading the sealed session cookie (a cookie that cannot be used is cleared and
-// counted, never an error), renewing it with the refresh token before the access token expires (once per refresh
-// token, whatever the number of parallel requests), re-stamping the idle clock, and building sessions from token
-// responses. The claims kept are sub, iss, scope, groups, client_id and `oidc.claims` (plus the roles claim); the raw
-// ID token only when the provider offers RP-initiated logout and it fits.
+// counted, never an error), renewing it with the refresh token before the access token expires (once per session
+// and refresh token, whatever the number of parallel requests; a renewal the provider refuses ends the session, an
+// unavailable provider leaves it until its access token expires), re-stamping the idle clock, and building sessions
+// from token responses. The claims kept are sub, iss, scope, groups, client_id and `oidc.claims` (plus the roles
+// claim); the raw ID token only when the provider offers RP-initiated logout and it fits.
 // Sessions live in cookies, so a sign-out only ends a copy of the cookie (taken before it) because this process
 // remembers the signed-out sessions until their absolute timeout; another gateway replica does not know of it.
 import { randomBytes } from 'node:crypto';
@@ -27,8 +28,8 @@ export class BrowserSessions {
   readonly #keepTokens: boolean;
   /** Signed-out sessions (sid) → their absolute expiry (seconds); a copy of their cookie is refused. */
   readonly #signedOut = new Map<string, number>();
-  /** Refreshes in flight or just done, by refresh token: parallel requests near expiry renew once. */
-  readonly #refreshes = new Map<string, { readonly at: number; readonly result: Promise<SessionData | undefined> }>();
+  /** Refreshes in flight or just done, by session and refresh token: parallel requests near expiry renew once. */
+  readonly #refreshes = new Map<string, { readonly at: number; readonly result: Promise<Renewal> }>();
 
   constructor(options: {
     readonly codec: SessionCodec;
@@ -87,15 +88,23 @@ export class BrowserSessions {
     }
     const refreshBeforeS = Math.floor((this.#oidc?.refreshBeforeMs ?? 60_000) / 1000);
     if (session.accessExpiresAt - refreshBeforeS <= nowS) {
-      const renewed = session.refreshToken === undefined ? undefined : await this.#refresh(session, nowS);
-      if (renewed === undefined) {
+      const renewal: Renewal = session.refreshToken === undefined ? 'kept' : await this.#refresh(session, nowS);
+      if (renewal === 'refused') {
+        // The provider will not renew this sign-in (grant revoked, user disabled, an ID token refused or naming
+        // another user): it ends now, and so does any copy of its cookie, rather than riding out the access token.
+        this.signOut(session, nowS);
+        this.#metrics.gatewaySessionsRejected.inc({ reason: 'refresh_refused' });
+        setCookies.push(...codec.clear(cookies));
+        return undefined;
+      }
+      if (renewal === 'kept') {
         if (session.accessExpiresAt <= nowS) {
           this.#metrics.gatewaySessionsRejected.inc({ reason: 'token_expired' });
           setCookies.push(...codec.clear(cookies));
           return undefined;
         }
       } else {
-        session = renewed;
+        session = renewal;
         setCookies.push(...codec.write(session, cookies));
       }
     }
@@ -128,10 +137,13 @@ export class BrowserSessions {
   }
 
   /**
-   * Remembers `session` as signed out until its absolute timeout, so a copy of its cookie no longer works here. At
-   * most MAX_SIGNED_OUT are kept; past that, the ones that ended are forgotten first, then the oldest sign-outs.
+   * Remembers `session` as signed out until its absolute timeout, so a copy of its cookie no longer works here (one
+   * past its absolute timeout is refused by every read anyway: not kept). At most MAX_SIGNED_OUT are kept; past
+   * that, the ones that ended are forgotten first, then the oldest sign-outs.
    */
   signOut(session: SessionData, nowS: number): void {
+    const endsAt = this.#codec.expiresAt(session);
+    if (endsAt <= nowS) return;
     const signedOut = this.#signedOut;
     if (signedOut.size >= MAX_SIGNED_OUT) {
       for (const [key, until] of signedOut) if (until <= nowS) signedOut.delete(key);
@@ -140,29 +152,32 @@ export class BrowserSessions {
         signedOut.delete(key);
       }
     }
-    signedOut.set(session.sid, this.#codec.expiresAt(session));
+    signedOut.set(session.sid, endsAt);
   }
 
   /**
-   * Renews once per refresh token: a browser sends several requests at once near expiry, and providers that rotate
-   * refresh tokens refuse the second use, which would end the session. Requests still carrying the old cookie
-   * within a minute get the same renewed session.
+   * Renews once per session and refresh token: a browser sends several requests at once near expiry, and providers
+   * that rotate refresh tokens refuse the second use, which would end the session. Requests still carrying the old
+   * cookie within a minute get the same outcome. The session's ID is part of the key: a refresh token the provider
+   * handed to two sign-ins must not give one the other's renewed session (its sid, sign-in time and claims).
    */
-  #refresh(session: SessionData, nowS: number): Promise<SessionData | undefined> {
+  #refresh(session: SessionData, nowS: number): Promise<Renewal> {
     const refreshToken = session.refreshToken;
-    if (this.#rp === undefined || refreshToken === undefined) return Promise.resolve(undefined);
+    if (this.#rp === undefined || refreshToken === undefined) return Promise.resolve('kept');
     const nowMs = nowS * 1000;
     if (this.#refreshes.size > 1_000) {
-      for (const [token, entry] of this.#refreshes) if (nowMs - entry.at > 60_000) this.#refreshes.delete(token);
+      for (const [key, entry] of this.#refreshes) if (nowMs - entry.at > 60_000) this.#refreshes.delete(key);
     }
-    const known = this.#refreshes.get(refreshToken);
+    // A sid is base64url: the space cannot occur in it, so no two pairs make one key.
+    const key = `${session.sid} ${refreshToken}`;
+    const known = this.#refreshes.get(key);
     if (known !== undefined && nowMs - known.at <= 60_000) return known.result;
     const result = this.#renew(session, nowS, refreshToken);
-    this.#refreshes.set(refreshToken, { at: nowMs, result });
+    this.#refreshes.set(key, { at: nowMs, result });
     return result;
   }
 
-  async #renew(session: SessionData, nowS: number, refreshToken: string): Promise<SessionData | undefined> {
+  async #renew(session: SessionData, nowS: number, refreshToken: string): Promise<Renewal> {
     try {
       const tokens = await (this.#rp as OidcRelyingParty).refresh(refreshToken);
       // A new ID token must name the user who signed in: the session's sid, cookie and passport are theirs, and
@@ -179,9 +194,13 @@ export class BrowserSessions {
       return renewed;
     } catch (error) {
       const reason = isMeshauthError(error) ? (error.reason ?? error.code) : 'error';
+      const renewal = renewalAfter(error);
       this.#metrics.gatewaySessionRefreshes.inc({ result: reason });
-      this.#logger.info({ event: 'session_refresh_failed', reason, sub: session.claims.sub }, 'session refresh failed');
-      return undefined;
+      this.#logger.info(
+        { event: 'session_refresh_failed', reason, sub: session.claims.sub, signedOut: renewal === 'refused' },
+        renewal === 'refused' ? 'session refresh refused: signed out' : 'session refresh failed',
+      );
+      return renewal;
     }
   }
 
@@ -228,15 +247,36 @@ export class BrowserSessions {
     }
     claims.scope = tokens.scope ?? previous?.claims.scope ?? this.#oidc?.scopes.join(' ');
     const keepIdToken = tokens.idToken ?? previous?.idToken;
+    const createdAt = previous?.createdAt ?? nowS;
     return {
       sid: previous?.sid ?? randomBytes(16).toString('base64url'),
       claims,
-      createdAt: previous?.createdAt ?? nowS,
+      createdAt,
       seenAt: nowS,
-      accessExpiresAt: tokens.accessExpiresAt,
+      // No later than the session's own end: a provider's `expires_in` of years would otherwise put the renewal
+      // (and the passports' expiry, which is this) out of reach for the whole session.
+      accessExpiresAt: Math.min(tokens.accessExpiresAt, this.#codec.expiresAt({ createdAt })),
       refreshToken: tokens.refreshToken ?? previous?.refreshToken,
       ...(this.#keepTokens ? { accessToken: tokens.accessToken } : {}),
       ...(keepIdToken === undefined ? {} : { idToken: keepIdToken }),
     };
   }
+}
+
+/**
+ * What a refresh left the session with: renewed, kept as it is until its access token expires (no refresh token, or
+ * the provider unavailable), or refused (the session ends now).
+ */
+type Renewal = SessionData | 'kept' | 'refused';
+
+/**
+ * A failed renewal ends the session at once unless the provider is only unavailable (or the renewed session does not
+ * fit its cookies, which is no refusal of the user): serving the current access token until it expires is for
+ * outages, never for a grant the provider refused or an ID token the gateway refused.
+ */
+function renewalAfter(error: unknown): 'kept' | 'refused' {
+  return isMeshauthError(error, 'MESHAUTH_ERR_IDP_UNAVAILABLE') ||
+    isMeshauthError(error, 'MESHAUTH_ERR_SESSION_TOO_LARGE')
+    ? 'kept'
+    : 'refused';
 }

@@ -107,16 +107,18 @@ export class OidcRelyingParty {
         this.#logger.info({ issuer: server.issuer, idTokenAlgorithm: alg }, 'OpenID provider discovered');
         return config;
       });
-    this.#config = configured;
-    configured.catch((cause: unknown) => {
-      this.#config = undefined;
+    // The mapped promise is the one kept: every caller waiting on this discovery (sign-ins, callbacks and refreshes
+    // that arrived meanwhile) gets the same MeshauthError, never openid-client's own error, which the edge would
+    // answer as a failed upstream instead of the provider being unavailable.
+    const shared = configured.catch((cause: unknown) => {
+      if (this.#config === shared) this.#config = undefined;
       this.#failedAt = Date.now();
       const own = ownErrorWithin(cause);
       this.#logger.warn({ issuer: settings.issuer, err: (own ?? (cause as Error)).message }, 'OpenID discovery failed');
+      throw own ?? unavailable('discovery failed', cause);
     });
-    return configured.catch((cause: unknown) => {
-      throw ownErrorWithin(cause) ?? unavailable('discovery failed', cause);
-    });
+    this.#config = shared;
+    return shared;
   }
 
   async startLogin(): Promise<LoginStart> {
@@ -140,9 +142,13 @@ export class OidcRelyingParty {
     callbackQuery: string,
     expected: { readonly state: string; readonly nonce: string; readonly verifier: string },
   ): Promise<TokenResult> {
-    const config = await this.configuration();
     const current = new URL(this.#settings.redirectUri);
     current.search = callbackQuery;
+    // The callback's own faults first, before the provider is asked anything: a malformed callback is the
+    // browser's (or whoever sent it), never a token or ID token the provider issued.
+    const fault = callbackFault(current.searchParams);
+    if (fault !== undefined) throw failed('callback_invalid', new Error(fault));
+    const config = await this.configuration();
     try {
       const tokens = await client.authorizationCodeGrant(config, current, {
         pkceCodeVerifier: expected.verifier,
@@ -150,7 +156,7 @@ export class OidcRelyingParty {
         expectedNonce: expected.nonce,
         idTokenExpected: true,
       });
-      return tokenResult(tokens, offersLogout(config));
+      return tokenResult(tokens, offersLogout(config), this.#settings.clientId);
     } catch (error) {
       throw classify(error);
     }
@@ -159,7 +165,8 @@ export class OidcRelyingParty {
   async refresh(refreshToken: string): Promise<TokenResult> {
     const config = await this.configuration();
     try {
-      return tokenResult(await client.refreshTokenGrant(config, refreshToken), offersLogout(config));
+      const tokens = await client.refreshTokenGrant(config, refreshToken);
+      return tokenResult(tokens, offersLogout(config), this.#settings.clientId);
     } catch (error) {
       throw classify(error);
     }
@@ -203,10 +210,15 @@ function offersLogout(config: client.Configuration): boolean {
 function tokenResult(
   tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
   keepIdToken: boolean,
+  clientId: string,
 ): TokenResult {
   const expiresIn = tokens.expiresIn();
+  const idClaims = tokens.id_token === undefined ? undefined : (tokens.claims() as Record<string, unknown> | undefined);
+  // openid-client compares `azp` only when `aud` has several values; an ID token issued to another party is not
+  // ours to accept whatever its audience says.
+  if (idClaims?.azp !== undefined && idClaims.azp !== clientId) throw failed('azp_mismatch', undefined);
   return {
-    idClaims: tokens.id_token === undefined ? undefined : (tokens.claims() as Record<string, unknown> | undefined),
+    idClaims,
     accessToken: tokens.access_token,
     accessExpiresAt: Math.floor(Date.now() / 1000) + (expiresIn ?? DEFAULT_ACCESS_TTL_S),
     refreshToken: tokens.refresh_token,
@@ -219,10 +231,33 @@ function unavailable(message: string, cause: unknown): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_IDP_UNAVAILABLE', message, { reason: 'idp_unavailable', cause });
 }
 
-/** openid-client errors → a bounded reason (metric label, log), never the provider's text to the client. */
+/**
+ * What is wrong with an authorization response's parameters, or undefined: the code exactly once and not empty
+ * (unless the provider answered an `error`), and each parameter that is checked at most once (a second value could
+ * be read in place of the one checked).
+ */
+function callbackFault(params: URLSearchParams): string | undefined {
+  for (const name of ['code', 'state', 'iss', 'error']) {
+    if (params.getAll(name).length > 1) return `callback with ${name} more than once`;
+  }
+  if (params.has('error')) return undefined;
+  // The code flow's answer carries a code only: tokens in it (implicit, hybrid) or a JWT-secured one are not ours.
+  if (params.has('id_token') || params.has('token') || params.has('response'))
+    return 'callback of another response type';
+  return params.get('code') ? undefined : 'callback without a code';
+}
+
+/**
+ * openid-client errors → a bounded reason (metric label, log), never the provider's text to the client. An ID
+ * token's refusal stays `id_token_invalid` (or the claim that differed); the provider's faults and the callback's
+ * own are named for what they are, so the operator is not sent looking for a forged ID token.
+ */
 function classify(error: unknown): MeshauthError {
   const own = ownErrorWithin(error);
   if (own !== undefined) return own;
+  // The 10 s timeout cut an answer that had started (its body trickled): the provider is not serving, as when its
+  // status line does not come. openid-client reports the body read as a parse error.
+  if (timedOutWithin(error)) return unavailable('provider answer did not arrive in time', error);
   if (error instanceof client.AuthorizationResponseError) return failed('provider_error', error);
   if (error instanceof client.ResponseBodyError) {
     // A provider in trouble answers its own errors: that is an outage (502), not a refused sign-in (401).
@@ -254,7 +289,18 @@ function classify(error: unknown): MeshauthError {
     }
     case 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED':
       return failed('iss_mismatch', error);
+    case 'OAUTH_INVALID_REQUEST':
+      return failed('callback_invalid', error);
     case 'OAUTH_INVALID_RESPONSE':
+    case 'OAUTH_UNSUPPORTED_OPERATION': {
+      // Which part of the exchange was refused is in the detail oauth4webapi attaches under openid-client's error:
+      // the authorization response's parameters, or the token answer's body (access_token, token_type, expires_in
+      // and the like). Anything else is the ID token (its header, claims or form).
+      const detail = (e.cause as { cause?: unknown } | undefined)?.cause;
+      if (hasOwn(detail, 'parameters')) return failed('callback_invalid', error);
+      if (hasOwn(detail, 'body') && !hasOwn(detail, 'claims')) return failed('token_response_invalid', error);
+      return failed('id_token_invalid', error);
+    }
     case 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED':
     case 'OAUTH_KEY_SELECTION_FAILED':
     case 'OAUTH_PARSE_ERROR':
@@ -266,6 +312,20 @@ function classify(error: unknown): MeshauthError {
       if (error instanceof TypeError) return unavailable('token endpoint unreachable', error);
       return failed('id_token_invalid', error);
   }
+}
+
+/** An abort or a timeout anywhere in the cause chain (bounded, as ownErrorWithin). */
+function timedOutWithin(error: unknown): boolean {
+  let cause: unknown = error;
+  for (let depth = 0; depth < 8 && typeof cause === 'object' && cause !== null; depth++) {
+    if (cause instanceof Error && (cause.name === 'AbortError' || cause.name === 'TimeoutError')) return true;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+function hasOwn(value: unknown, key: string): boolean {
+  return typeof value === 'object' && value !== null && Object.hasOwn(value, key);
 }
 
 function failed(reason: string, cause: unknown): MeshauthError {

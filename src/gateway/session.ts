@@ -78,6 +78,26 @@ export class SessionCodec {
     cookies: ReadonlyMap<string, string>,
     nowS: number,
   ): { session: SessionData } | { failure: SessionFailure } | undefined {
+    const opened = this.#open(cookies);
+    if (opened === undefined || 'failure' in opened) return opened;
+    const session = opened.session;
+    if (nowS >= session.createdAt + this.#absoluteS) return { failure: 'expired' };
+    if (nowS >= session.seenAt + this.#idleS) return { failure: 'idle' };
+    return opened;
+  }
+
+  /**
+   * The session in `cookies` whatever its timeouts, when its cookies are authentic (they open with a listed key and
+   * hold a session): for a sign-out, which must remember a session whose own cookie went idle while a copy of it,
+   * re-stamped elsewhere, is still in use. Never a session to serve a request with: that is read().
+   */
+  authentic(cookies: ReadonlyMap<string, string>): SessionData | undefined {
+    const opened = this.#open(cookies);
+    return opened === undefined || 'failure' in opened ? undefined : opened.session;
+  }
+
+  /** The session's cookies joined and opened, its shape checked; no clock involved. */
+  #open(cookies: ReadonlyMap<string, string>): { session: SessionData } | { failure: SessionFailure } | undefined {
     const first = cookies.get(this.#name);
     if (first === undefined || first === '') return undefined;
     let sealed = first;
@@ -97,13 +117,11 @@ export class SessionCodec {
     if ('failure' in opened) return opened;
     const session = opened.value as SessionData;
     if (!isSession(session)) return { failure: 'shape' };
-    if (nowS >= session.createdAt + this.#absoluteS) return { failure: 'expired' };
-    if (nowS >= session.seenAt + this.#idleS) return { failure: 'idle' };
     return { session };
   }
 
   /** When a session ends whatever its use: its absolute timeout (seconds). */
-  expiresAt(session: SessionData): number {
+  expiresAt(session: Pick<SessionData, 'createdAt'>): number {
     return session.createdAt + this.#absoluteS;
   }
 

@@ -235,8 +235,9 @@ export class SignInFlow {
       return;
     }
     const nowS = Math.floor(this.#now().getTime() / 1000);
-    const read = sessions.read(cookies, nowS);
-    const session = read !== undefined && 'session' in read ? read.session : undefined;
+    // Any authentic session cookie, idle or past its absolute timeout too: the browser's own copy may have gone idle
+    // while a copy of it kept being used (and re-stamped) elsewhere, and that copy must end with this sign-out.
+    const session = sessions.authentic(cookies);
     if (session !== undefined) this.#sessions.signOut(session, nowS);
     const clear = sessions.clear(cookies);
     const home = this.#oidc.postLogoutRedirectUri ?? `${this.#ownOrigin}/`;

@@ -1,21 +1,48 @@
 // A scripted OpenID provider for the ID-token attacks a real provider never produces: the token endpoint answers
-// with an ID token whose issuer, audience, nonce or algorithm the test chooses (`mode`). Discovery, JWKS,
-// an authorization endpoint that approves at once (echoing state, remembering nonce) and a token endpoint that can
-// also fail as a provider in trouble does (`tokenFault`). `discoveryDocument` is the core of its discovery answer, for
-// other scripted providers.
+// with an ID token whose issuer, audience, authorized party, nonce or algorithm the test chooses (`mode`). Discovery,
+// JWKS, an authorization endpoint that approves at once (echoing state, remembering nonce) and a token endpoint that
+// can also fail as a provider in trouble does, or answer with a token response of the wrong shape (`tokenFault`);
+// with `refresh` set, sign-ins get a refresh token and the refresh grant answers as `refresh` says.
+// `discoveryDocument` is the core of its discovery answer, for other scripted providers.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 
-export type IdTokenMode = 'ok' | 'wrong_iss' | 'wrong_aud' | 'bad_nonce' | 'alg_none' | 'hs256_public_key' | 'expired';
+export type IdTokenMode =
+  | 'ok'
+  | 'wrong_iss'
+  | 'wrong_aud'
+  | 'other_azp'
+  | 'bad_nonce'
+  | 'alg_none'
+  | 'hs256_public_key'
+  | 'expired';
 
-/** How the token endpoint fails: an HTML 503 (a proxy in front of a provider that is down), a JSON 500 `server_error`, no answer. */
-export type TokenEndpointFault = 'none' | 'html_503' | 'server_error' | 'no_answer';
+/**
+ * How the token endpoint fails: an HTML 503 (a proxy in front of a provider that is down), a JSON 500 `server_error`,
+ * no answer, an answer whose body stops after its first bytes; or answers with the wrong shape: `token_type` mac, no
+ * `access_token`.
+ */
+export type TokenEndpointFault =
+  | 'none'
+  | 'html_503'
+  | 'server_error'
+  | 'no_answer'
+  | 'body_stalls'
+  | 'token_type_mac'
+  | 'no_access_token';
+
+/** The faults that are the provider in trouble, whatever the request: answered before the request is read. */
+const OUTAGES: ReadonlySet<TokenEndpointFault> = new Set(['html_503', 'server_error', 'no_answer', 'body_stalls']);
+
+/** `none`: sign-ins get no refresh token. Else they get one, and a refresh grant is answered so. */
+export type RefreshAnswer = 'none' | 'ok' | 'invalid_grant' | 'server_error';
 
 export interface FakeOp {
   readonly issuer: string;
   mode: IdTokenMode;
   tokenFault: TokenEndpointFault;
+  refresh: RefreshAnswer;
   close(): Promise<void>;
 }
 
@@ -43,6 +70,7 @@ export async function startFakeOp(clientId: string): Promise<FakeOp> {
     issuer,
     mode: 'ok',
     tokenFault: 'none',
+    refresh: 'none',
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -72,11 +100,12 @@ export async function startFakeOp(clientId: string): Promise<FakeOp> {
       res.writeHead(302, { location: back.href }).end();
       return;
     }
-    if (url.pathname === '/token' && op.tokenFault !== 'none') {
+    if (url.pathname === '/token' && OUTAGES.has(op.tokenFault)) {
       req.resume();
       if (op.tokenFault === 'html_503') res.writeHead(503, { 'content-type': 'text/html' }).end('<h1>down</h1>');
       if (op.tokenFault === 'server_error') json(500, { error: 'server_error' });
-      return; // no_answer: the request stays open until the client gives up or the server closes
+      if (op.tokenFault === 'body_stalls') res.writeHead(200, { 'content-type': 'application/json' }).write('{"access');
+      return; // no_answer, body_stalls: the request stays open until the client gives up or the server closes
     }
     if (url.pathname === '/token') {
       let body = '';
@@ -84,7 +113,20 @@ export async function startFakeOp(clientId: string): Promise<FakeOp> {
         body += c.toString();
       });
       req.on('end', () => {
-        const code = new URLSearchParams(body).get('code') ?? '';
+        const form = new URLSearchParams(body);
+        if (form.get('grant_type') === 'refresh_token') {
+          if (op.refresh === 'ok') {
+            // Rotated, as providers that rotate refresh tokens do: each renewal is a refresh of its own.
+            const next = `${form.get('refresh_token') ?? ''}+`;
+            json(200, { access_token: 'opaque-at-2', token_type: 'Bearer', expires_in: 300, refresh_token: next });
+          } else if (op.refresh === 'server_error') {
+            json(500, { error: 'server_error' });
+          } else {
+            json(400, { error: 'invalid_grant' });
+          }
+          return;
+        }
+        const code = form.get('code') ?? '';
         const nonce = nonces.get(code);
         nonces.delete(code);
         if (nonce === undefined) {
@@ -92,7 +134,17 @@ export async function startFakeOp(clientId: string): Promise<FakeOp> {
           return;
         }
         idToken(op.mode, nonce)
-          .then((id_token) => json(200, { access_token: 'opaque-at', token_type: 'Bearer', expires_in: 300, id_token }))
+          .then((id_token) => {
+            const answer: Record<string, unknown> = {
+              access_token: 'opaque-at',
+              token_type: op.tokenFault === 'token_type_mac' ? 'mac' : 'Bearer',
+              expires_in: 300,
+              id_token,
+              ...(op.refresh === 'none' ? {} : { refresh_token: `rt-${code}` }),
+            };
+            if (op.tokenFault === 'no_access_token') delete answer.access_token;
+            json(200, answer);
+          })
           .catch((error: Error) => json(500, { error: error.message }));
       });
       return;
@@ -110,7 +162,7 @@ export async function startFakeOp(clientId: string): Promise<FakeOp> {
       const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
       return `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ ...claims, iss: issuer, aud: clientId, iat: now, exp: now + 300 })}.`;
     }
-    const jwt = new SignJWT(claims)
+    const jwt = new SignJWT(mode === 'other_azp' ? { ...claims, azp: 'another-client' } : claims)
       .setIssuer(mode === 'wrong_iss' ? 'http://127.0.0.3:1' : issuer)
       .setAudience(mode === 'wrong_aud' ? 'another-client' : clientId)
       .setIssuedAt(mode === 'expired' ? now - 7200 : now)

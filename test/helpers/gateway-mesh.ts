@@ -99,6 +99,8 @@ export interface GatewayMeshOptions {
   readonly providerTls?: boolean;
   /** The provider's users (default [ALICE]). */
   readonly users?: readonly DemoUser[];
+  /** The gateway's clock (sessions' idle and absolute timeouts, renewal); the real one by default. */
+  readonly now?: () => Date;
 }
 
 export interface MeshFiles {
@@ -331,7 +333,13 @@ export async function startGatewayMesh(options: GatewayMeshOptions = {}): Promis
     const holder = new CredentialHolder({ svid: svid.svid, bundle: ca.bundle });
     const metrics = new Metrics();
     const log = logLines('gateway', process.env.GATEWAY_TEST_LOG === undefined ? 'info' : process.env.GATEWAY_TEST_LOG);
-    const gateway = await startGateway(config, { logger: log.logger, metrics, holder, certWatchIntervalMs: 100 });
+    const gateway = await startGateway(config, {
+      logger: log.logger,
+      metrics,
+      holder,
+      certWatchIntervalMs: 100,
+      ...(options.now === undefined ? {} : { now: options.now }),
+    });
     closers.push(() => gateway.close(0));
     return {
       ca,

@@ -1,0 +1,132 @@
+// Why a sign-in failed, as the operator reads it in `meshauth_gateway_logins_total{result}` and the `login` line
+// (found in review): a token answer whose body the provider started and then stalled, a callback without its code or
+// with two, and a token answer of the wrong shape were all counted as `id_token_invalid` (401), which reads as a bad
+// or forged ID token. Now: a stalled answer is the provider unavailable (502 MESHAUTH_ERR_IDP_UNAVAILABLE,
+// `idp_unavailable`), a malformed callback `callback_invalid`, a malformed token answer `token_response_invalid`
+// (both 401 MESHAUTH_ERR_LOGIN_FAILED, as before). An ID token issued to another party (`azp`) is refused even with
+// one audience (`azp_mismatch`).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ScriptedBrowser } from '../helpers/browser.js';
+import { type FakeOp, type IdTokenMode, startFakeOp, type TokenEndpointFault } from '../helpers/fake-op.js';
+import { GATEWAY_CLIENT, type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
+
+const SESSION = '__Host-meshauth';
+
+async function logins(mesh: GatewayMesh, result: string): Promise<number> {
+  return (await mesh.metrics.gatewayLogins.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+}
+
+describe('gateway: the reason a sign-in failed', () => {
+  let op: FakeOp;
+  let mesh: GatewayMesh;
+  beforeAll(async () => {
+    op = await startFakeOp(GATEWAY_CLIENT.clientId);
+    mesh = await startGatewayMesh({
+      gateway: (base) => ({ ...base, oidc: { ...(base.oidc as object), issuer: op.issuer, scopes: ['openid'] } }),
+    });
+  });
+  afterAll(async () => {
+    await mesh?.close();
+    await op?.close();
+  });
+
+  /** Starts a sign-in and follows it to the provider's answer: the callback URL, not yet sent. */
+  async function callbackOf(browser: ScriptedBrowser): Promise<URL> {
+    const start = await browser.fetch(`${mesh.origin}/shop`);
+    expect(start.status).toBe(302);
+    const approved = await browser.fetch(String(start.headers.location));
+    expect(approved.status).toBe(302);
+    return new URL(String(approved.headers.location));
+  }
+
+  /** Sends `callback`; expects the refusal `status`/`code`, counted once under `reason`, with one `login` line. */
+  async function expectRefused(
+    browser: ScriptedBrowser,
+    callback: URL,
+    refusal: { readonly status: number; readonly code: string; readonly reason: string },
+  ): Promise<void> {
+    const before = await logins(mesh, refusal.reason);
+    const seen = mesh.log.lines.length;
+    const page = await browser.fetch(callback.href);
+    expect(page.status).toBe(refusal.status);
+    expect(page.body).toContain(refusal.code);
+    expect(browser.cookie(SESSION)).toBeUndefined();
+    expect(await logins(mesh, refusal.reason)).toBe(before + 1);
+    const lines = mesh.log.lines.slice(seen).filter((line) => line.event === 'login');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ result: 'failed', reason: refusal.reason, code: refusal.code });
+  }
+
+  const LOGIN_FAILED = { status: 401, code: 'MESHAUTH_ERR_LOGIN_FAILED' } as const;
+
+  for (const [what, edit] of [
+    ['without a code', (q: URLSearchParams) => q.delete('code')],
+    ['with an empty code', (q: URLSearchParams) => q.set('code', '')],
+    ['with the code twice', (q: URLSearchParams) => q.append('code', 'another-code')],
+  ] as const) {
+    it(`fail/a callback ${what} → 401, callback_invalid`, async () => {
+      const browser = new ScriptedBrowser(mesh.ca.rootPem);
+      try {
+        const callback = await callbackOf(browser);
+        edit(callback.searchParams);
+        await expectRefused(browser, callback, { ...LOGIN_FAILED, reason: 'callback_invalid' });
+      } finally {
+        await browser.close();
+      }
+    });
+  }
+
+  for (const fault of ['token_type_mac', 'no_access_token'] as const satisfies readonly TokenEndpointFault[]) {
+    it(`fail/a token answer with ${fault} → 401, token_response_invalid`, async () => {
+      const browser = new ScriptedBrowser(mesh.ca.rootPem);
+      try {
+        const callback = await callbackOf(browser);
+        op.tokenFault = fault;
+        await expectRefused(browser, callback, { ...LOGIN_FAILED, reason: 'token_response_invalid' });
+      } finally {
+        op.tokenFault = 'none';
+        await browser.close();
+      }
+    });
+  }
+
+  it('fail/an ID token for one audience issued to another party (azp) → 401, azp_mismatch', async () => {
+    const browser = new ScriptedBrowser(mesh.ca.rootPem);
+    try {
+      const callback = await callbackOf(browser);
+      op.mode = 'other_azp' satisfies IdTokenMode;
+      await expectRefused(browser, callback, { ...LOGIN_FAILED, reason: 'azp_mismatch' });
+    } finally {
+      op.mode = 'ok';
+      await browser.close();
+    }
+  });
+
+  it('fail/a token answer whose body stalls after its head → 502 MESHAUTH_ERR_IDP_UNAVAILABLE, idp_unavailable', async () => {
+    const browser = new ScriptedBrowser(mesh.ca.rootPem);
+    try {
+      const callback = await callbackOf(browser);
+      op.tokenFault = 'body_stalls';
+      // The relying party's 10 s timeout ends the read.
+      await expectRefused(browser, callback, {
+        status: 502,
+        code: 'MESHAUTH_ERR_IDP_UNAVAILABLE',
+        reason: 'idp_unavailable',
+      });
+    } finally {
+      op.tokenFault = 'none';
+      await browser.close();
+    }
+  }, 30_000);
+
+  it('ok/a well-formed callback and token answer sign in', async () => {
+    const browser = new ScriptedBrowser(mesh.ca.rootPem);
+    try {
+      const landed = await browser.fetch((await callbackOf(browser)).href);
+      expect(landed.status).toBe(302);
+      expect(browser.cookie(SESSION)).toBeDefined();
+    } finally {
+      await browser.close();
+    }
+  });
+});

@@ -7,6 +7,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
+import { GATEWAY_CLIENT, type GatewayMesh, startGatewayMesh } from './gateway-mesh.js';
 
 export type IdTokenMode =
   | 'ok'
@@ -176,4 +177,26 @@ export async function startFakeOp(clientId: string): Promise<FakeOp> {
     return jwt.setProtectedHeader({ alg: 'ES256', kid: 'k1' }).sign(privateKey);
   }
   return op;
+}
+
+/**
+ * A gateway mesh that signs in against a scripted provider (its answers are set per test through `op`); `oidc` adds
+ * to or overrides the gateway's OIDC settings.
+ */
+export async function startScriptedOpMesh(
+  oidc: Readonly<Record<string, unknown>> = {},
+): Promise<{ readonly op: FakeOp; readonly mesh: GatewayMesh }> {
+  const op = await startFakeOp(GATEWAY_CLIENT.clientId);
+  try {
+    const mesh = await startGatewayMesh({
+      gateway: (base) => ({
+        ...base,
+        oidc: { ...(base.oidc as object), issuer: op.issuer, scopes: ['openid'], ...oidc },
+      }),
+    });
+    return { op, mesh };
+  } catch (error) {
+    await op.close();
+    throw error;
+  }
 }

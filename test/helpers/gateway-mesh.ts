@@ -427,3 +427,8 @@ export async function startGatewayWithHttp1Peer(
     },
   };
 }
+
+/** `meshauth_gateway_logins_total{result}` of the mesh's gateway, as a number. */
+export async function gatewayLogins(mesh: GatewayMesh, result: string): Promise<number> {
+  return (await mesh.metrics.gatewayLogins.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+}

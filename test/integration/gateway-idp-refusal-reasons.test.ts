@@ -7,23 +7,16 @@
 // one audience (`azp_mismatch`).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScriptedBrowser } from '../helpers/browser.js';
-import { type FakeOp, type IdTokenMode, startFakeOp, type TokenEndpointFault } from '../helpers/fake-op.js';
-import { GATEWAY_CLIENT, type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
+import { type FakeOp, type IdTokenMode, startScriptedOpMesh, type TokenEndpointFault } from '../helpers/fake-op.js';
+import { type GatewayMesh, gatewayLogins } from '../helpers/gateway-mesh.js';
 
 const SESSION = '__Host-meshauth';
-
-async function logins(mesh: GatewayMesh, result: string): Promise<number> {
-  return (await mesh.metrics.gatewayLogins.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
-}
 
 describe('gateway: the reason a sign-in failed', () => {
   let op: FakeOp;
   let mesh: GatewayMesh;
   beforeAll(async () => {
-    op = await startFakeOp(GATEWAY_CLIENT.clientId);
-    mesh = await startGatewayMesh({
-      gateway: (base) => ({ ...base, oidc: { ...(base.oidc as object), issuer: op.issuer, scopes: ['openid'] } }),
-    });
+    ({ op, mesh } = await startScriptedOpMesh());
   });
   afterAll(async () => {
     await mesh?.close();
@@ -45,13 +38,13 @@ describe('gateway: the reason a sign-in failed', () => {
     callback: URL,
     refusal: { readonly status: number; readonly code: string; readonly reason: string },
   ): Promise<void> {
-    const before = await logins(mesh, refusal.reason);
+    const before = await gatewayLogins(mesh, refusal.reason);
     const seen = mesh.log.lines.length;
     const page = await browser.fetch(callback.href);
     expect(page.status).toBe(refusal.status);
     expect(page.body).toContain(refusal.code);
     expect(browser.cookie(SESSION)).toBeUndefined();
-    expect(await logins(mesh, refusal.reason)).toBe(before + 1);
+    expect(await gatewayLogins(mesh, refusal.reason)).toBe(before + 1);
     const lines = mesh.log.lines.slice(seen).filter((line) => line.event === 'login');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ result: 'failed', reason: refusal.reason, code: refusal.code });

@@ -3,21 +3,14 @@
 // never an ID token the gateway refused (401, `id_token_invalid`: what an operator reads as an attack).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScriptedBrowser } from '../helpers/browser.js';
-import { type FakeOp, startFakeOp, type TokenEndpointFault } from '../helpers/fake-op.js';
-import { GATEWAY_CLIENT, type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
-
-async function logins(mesh: GatewayMesh, result: string): Promise<number> {
-  return (await mesh.metrics.gatewayLogins.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
-}
+import { type FakeOp, startScriptedOpMesh, type TokenEndpointFault } from '../helpers/fake-op.js';
+import { type GatewayMesh, gatewayLogins } from '../helpers/gateway-mesh.js';
 
 describe('gateway: token endpoint outage during sign-in', () => {
   let op: FakeOp;
   let mesh: GatewayMesh;
   beforeAll(async () => {
-    op = await startFakeOp(GATEWAY_CLIENT.clientId);
-    mesh = await startGatewayMesh({
-      gateway: (base) => ({ ...base, oidc: { ...(base.oidc as object), issuer: op.issuer, scopes: ['openid'] } }),
-    });
+    ({ op, mesh } = await startScriptedOpMesh());
   });
   afterAll(async () => {
     await mesh?.close();
@@ -29,12 +22,12 @@ describe('gateway: token endpoint outage during sign-in', () => {
       op.tokenFault = fault;
       const browser = new ScriptedBrowser(mesh.ca.rootPem);
       try {
-        const before = await logins(mesh, 'idp_unavailable');
+        const before = await gatewayLogins(mesh, 'idp_unavailable');
         const seen = mesh.log.lines.length;
         const page = await browser.navigate(`${mesh.origin}/shop`);
         expect(page.status).toBe(502);
         expect(page.body).toContain('MESHAUTH_ERR_IDP_UNAVAILABLE');
-        expect(await logins(mesh, 'idp_unavailable')).toBe(before + 1);
+        expect(await gatewayLogins(mesh, 'idp_unavailable')).toBe(before + 1);
         const lines = mesh.log.lines.slice(seen).filter((line) => line.event === 'login');
         expect(lines).toHaveLength(1);
         expect(lines[0]).toMatchObject({ result: 'failed', reason: 'idp_unavailable' });

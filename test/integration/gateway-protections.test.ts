@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SessionCodec } from '../../src/gateway/session.js';
 import { keyRingFromSecrets } from '../../src/gateway/session-keys.js';
 import { ScriptedBrowser } from '../helpers/browser.js';
-import { type FakeOp, type IdTokenMode, startFakeOp } from '../helpers/fake-op.js';
+import { type FakeOp, type IdTokenMode, startScriptedOpMesh } from '../helpers/fake-op.js';
 import { ALICE, GATEWAY_CLIENT, type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
 
 const SESSION = '__Host-meshauth';
@@ -277,10 +277,7 @@ describe('gateway ID token checks (scripted provider)', () => {
   let mesh: GatewayMesh;
   let op: FakeOp;
   beforeAll(async () => {
-    op = await startFakeOp(GATEWAY_CLIENT.clientId);
-    mesh = await startGatewayMesh({
-      gateway: (base) => ({ ...base, oidc: { ...(base.oidc as object), issuer: op.issuer, scopes: ['openid'] } }),
-    });
+    ({ op, mesh } = await startScriptedOpMesh());
   });
   afterAll(async () => {
     await mesh?.close();

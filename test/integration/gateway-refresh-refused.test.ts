@@ -5,8 +5,8 @@
 // session to its current access token.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScriptedBrowser } from '../helpers/browser.js';
-import { type FakeOp, startFakeOp } from '../helpers/fake-op.js';
-import { GATEWAY_CLIENT, type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
+import { type FakeOp, startScriptedOpMesh } from '../helpers/fake-op.js';
+import type { GatewayMesh } from '../helpers/gateway-mesh.js';
 
 const SESSION = '__Host-meshauth';
 
@@ -22,15 +22,9 @@ describe('gateway: a refused session renewal', () => {
   let op: FakeOp;
   let mesh: GatewayMesh;
   beforeAll(async () => {
-    op = await startFakeOp(GATEWAY_CLIENT.clientId);
     // Access tokens last 5 minutes and are renewed 10 minutes before they expire: every request renews, while the
     // current access token is still valid.
-    mesh = await startGatewayMesh({
-      gateway: (base) => ({
-        ...base,
-        oidc: { ...(base.oidc as object), issuer: op.issuer, scopes: ['openid'], refreshBefore: '10m' },
-      }),
-    });
+    ({ op, mesh } = await startScriptedOpMesh({ refreshBefore: '10m' }));
   });
   afterAll(async () => {
     await mesh?.close();

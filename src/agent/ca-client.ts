@@ -384,6 +384,10 @@ async function readLimited(body: AsyncIterable<Buffer | Uint8Array> & { destroy?
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The codes `ca serve` answers with: its own, the CSR and ID checks it runs, and the refusals before its handler. */
+const CA_ANSWER_CODES =
+  /^MESHAUTH_ERR_(?:CA_[A-Z_]+|CSR_INVALID|SPIFFE_ID_INVALID|KEY_TYPE|HEADERS_TOO_LARGE|REQUEST_TIMEOUT|EXPECTATION_FAILED)$/;
+
 function rejection(url: string, status: number, json: unknown, retryAfterMs?: number): MeshauthError {
   const record = json !== null && typeof json === 'object' ? (json as Record<string, unknown>) : {};
   const caCode = typeof record.code === 'string' ? record.code.slice(0, 100) : undefined;
@@ -396,11 +400,11 @@ function rejection(url: string, status: number, json: unknown, retryAfterMs?: nu
   if (status >= 500 || status === 429) {
     return new MeshauthError('MESHAUTH_ERR_CA_UNAVAILABLE', text, { reason: `http_${status}`, detail });
   }
-  // Keep the CA's own code when it is one of ours that a server answers with (e.g. MESHAUTH_ERR_CA_UNAUTHENTICATED for
-  // a used join token). A code without an HTTP status is a local failure (a wrong flag, an unreadable file): a CA that
-  // sends one must not make the CLI report, and exit, as if the operator had made that mistake.
+  // Keep the CA's own code when it is one a CA answers with (e.g. MESHAUTH_ERR_CA_UNAUTHENTICATED for a used join
+  // token). Any other code would make the CLI report, and exit, as if something else had failed: a local mistake (a
+  // wrong flag, an unreadable file: no HTTP status) or another component's refusal (a policy's 403).
   const code =
-    caCode !== undefined && isErrorCode(caCode) && ERRORS[caCode].status > 0
+    caCode !== undefined && isErrorCode(caCode) && ERRORS[caCode].status > 0 && CA_ANSWER_CODES.test(caCode)
       ? caCode
       : 'MESHAUTH_ERR_CA_RESPONSE_INVALID';
   return new MeshauthError(code, text, { reason: `http_${status}`, detail });

@@ -148,10 +148,7 @@ async function route(
       reason: 'method_not_allowed',
     });
   }
-  // llhttp takes any coding list ending in chunked as chunked and hands over the body undecoded: a body declared
-  // gzip would be read as plain JSON, and a proxy in front that decodes it would see another body than the CA.
-  const coding = req.headers['transfer-encoding'];
-  if (coding !== undefined && coding.trim().toLowerCase() !== 'chunked') {
+  if (refusedTransferCoding(req)) {
     throw new MeshauthError('MESHAUTH_ERR_CA_BAD_REQUEST', 'transfer coding besides chunked', {
       reason: 'transfer_encoding',
     });
@@ -179,6 +176,16 @@ async function route(
       return send(res, 200, options.metrics.contentType, text);
     }
   }
+}
+
+/**
+ * A transfer coding besides chunked. llhttp takes any coding list ending in chunked as chunked and hands the body over
+ * undecoded: a body declared gzip would be read as plain JSON, and a proxy in front that decodes it would see another
+ * body than the CA. Refused before the body is read or the request queued (load-shedding.ts asks too).
+ */
+export function refusedTransferCoding(req: IncomingMessage): boolean {
+  const coding = req.headers['transfer-encoding'];
+  return coding !== undefined && coding.trim().toLowerCase() !== 'chunked';
 }
 
 const ALLOWED_METHODS: Readonly<Record<string, readonly string[]>> = {

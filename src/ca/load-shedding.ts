@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MeshauthError } from '../errors/index.js';
 import type { Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { AdmissionQueue } from './admission-queue.js';
-import { MAX_BODY_BYTES } from './api.js';
+import { MAX_BODY_BYTES, refusedTransferCoding } from './api.js';
 import { readBodyLimited } from './read-body.js';
 import { MAX_TOKEN_REQUEST_BYTES } from './token-endpoint.js';
 import { oauthErrorBody } from './token-request.js';
@@ -97,7 +97,8 @@ export function withLoadShedding(handler: RequestHandler, options: LoadSheddingO
   };
   return (req, res) => {
     const limit = req.method === 'POST' ? SHED_PATHS.get(pathOf(req)) : undefined;
-    if (limit === undefined) {
+    // A request the handler refuses from its head alone takes no place and no body read.
+    if (limit === undefined || refusedTransferCoding(req)) {
       handler(req, res);
       return;
     }

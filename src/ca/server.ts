@@ -208,7 +208,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   // client trickling its body holds a door slot until then (it held one for 30 s).
   server.requestTimeout = 10_000;
   // One call per connection, as the CA's clients make them: a keep-alive connection would keep its door slot for as
-  // long as its client keeps asking. A request pipelined behind the first gets node:http's 503.
+  // long as its client keeps asking. A request pipelined behind the first is not read: the connection ends after the
+  // first answer (oneRequestPerConnection).
   server.maxRequestsPerSocket = 1;
   // A refused handshake (plain HTTP, TLS ≤ 1.1, no common ALPN protocol or suite, a handshake left unfinished) is
   // counted by reason; anyone can fail handshakes at will, so one line per interval, the rest counted as suppressed.

@@ -87,11 +87,15 @@ export class BrowserSessions {
       return undefined;
     }
     const refreshBeforeS = Math.floor((this.#oidc?.refreshBeforeMs ?? 60_000) / 1000);
-    if (session.accessExpiresAt - refreshBeforeS <= nowS) {
+    // An access token that lasts to the session's own end (its expiry is clamped there) is not renewed: a renewal
+    // could not extend the session, and each request of its last minutes would call the provider.
+    const renewable = session.accessExpiresAt < codec.expiresAt(session);
+    if (renewable && session.accessExpiresAt - refreshBeforeS <= nowS) {
       const renewal: Renewal = session.refreshToken === undefined ? 'kept' : await this.#refresh(session, nowS);
       if (renewal === 'refused') {
-        // The provider will not renew this sign-in (grant revoked, user disabled, an ID token refused or naming
-        // another user): it ends now, and so does any copy of its cookie, rather than riding out the access token.
+        // The renewed ID token was refused (it names another user, audience or issuer, or is not valid): the
+        // sign-in cannot go on, so it ends now, and so does any copy of its cookie, rather than riding out the
+        // access token.
         this.signOut(session, nowS);
         this.#metrics.gatewaySessionsRejected.inc({ reason: 'refresh_refused' });
         setCookies.push(...codec.clear(cookies));
@@ -264,19 +268,25 @@ export class BrowserSessions {
 }
 
 /**
- * What a refresh left the session with: renewed, kept as it is until its access token expires (no refresh token, or
- * the provider unavailable), or refused (the session ends now).
+ * What a refresh left the session with: renewed, kept as it is until its access token expires (no refresh token,
+ * the provider unavailable or refusing the grant, an unexpected failure), or refused (the session ends now).
  */
 type Renewal = SessionData | 'kept' | 'refused';
 
+/** The refusals of a renewed ID token: the gateway's own checks of the user it names and of who issued it to whom. */
+const ID_TOKEN_REFUSALS = /^(?:[a-z_]+_mismatch|id_token_invalid|id_token_signature|no_subject)$/;
+
 /**
- * A failed renewal ends the session at once unless the provider is only unavailable (or the renewed session does not
- * fit its cookies, which is no refusal of the user): serving the current access token until it expires is for
- * outages, never for a grant the provider refused or an ID token the gateway refused.
+ * A failed renewal ends the session at once only when the gateway refused the renewed ID token: the sign-in cannot
+ * go on as the user it was. Anything else leaves the session to its current access token, which then ends it. A
+ * refused grant (`invalid_grant`) is among them: it cannot be told from a sibling replica's renewal that rotated the
+ * refresh token first (the browser's parallel requests reach several replicas; the sessions live in cookies, not in
+ * a shared store), and signing that browser out would lose the session the sibling just renewed. An outage, a
+ * provider's other errors and an unexpected failure must not sign users out either, nor send them all to sign in
+ * again at a provider already in trouble.
  */
 function renewalAfter(error: unknown): 'kept' | 'refused' {
-  return isMeshauthError(error, 'MESHAUTH_ERR_IDP_UNAVAILABLE') ||
-    isMeshauthError(error, 'MESHAUTH_ERR_SESSION_TOO_LARGE')
-    ? 'kept'
-    : 'refused';
+  return isMeshauthError(error, 'MESHAUTH_ERR_LOGIN_FAILED') && ID_TOKEN_REFUSALS.test(error.reason ?? '')
+    ? 'refused'
+    : 'kept';
 }

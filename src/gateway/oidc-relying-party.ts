@@ -271,13 +271,15 @@ function classify(error: unknown): MeshauthError {
     case 'OAUTH_TIMEOUT':
     case 'OAUTH_ABORT':
       return unavailable('token endpoint did not answer in time', error);
-    case 'OAUTH_RESPONSE_IS_NOT_CONFORM': {
-      // An HTTP status the endpoint must not answer with and no OAuth error body (a proxy's 502/503 page, a 429):
-      // the provider is not serving; another status is a misconfigured endpoint, never an ID token problem.
-      const status = typeof e.cause?.status === 'number' ? e.cause.status : 0;
-      return status >= 500 || status === 429
-        ? unavailable(`token endpoint answered ${status}`, error)
-        : failed('token_error', error);
+    case 'OAUTH_RESPONSE_IS_NOT_CONFORM':
+    case 'OAUTH_RESPONSE_IS_NOT_JSON':
+    case 'OAUTH_WWW_AUTHENTICATE_CHALLENGE': {
+      // An answer without an OAuth error body (a proxy's or WAF's page, a 429, a 401 challenge for the client's
+      // credentials): a 5xx or 429 is the provider not serving; a 2xx that is not JSON is a token answer of the
+      // wrong shape; another status a misconfigured endpoint or client. Never an ID token problem.
+      const status = answerStatus(error);
+      if (status >= 500 || status === 429) return unavailable(`token endpoint answered ${status}`, error);
+      return failed(status >= 200 && status < 300 ? 'token_response_invalid' : 'token_error', error);
     }
     case 'OAUTH_JWT_CLAIM_COMPARISON_FAILED': {
       // openid-client wraps oauth4webapi's error; the claim that differed is on the inner one's cause.
@@ -322,6 +324,13 @@ function timedOutWithin(error: unknown): boolean {
     cause = (cause as { cause?: unknown }).cause;
   }
   return false;
+}
+
+/** The HTTP status of the provider's answer an openid-client error carries (on itself, its Response or its cause). */
+function answerStatus(error: unknown): number {
+  const e = error as { status?: unknown; response?: { status?: unknown }; cause?: { status?: unknown } };
+  for (const status of [e.status, e.response?.status, e.cause?.status]) if (typeof status === 'number') return status;
+  return 0;
 }
 
 function hasOwn(value: unknown, key: string): boolean {

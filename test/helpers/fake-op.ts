@@ -36,8 +36,12 @@ export type TokenEndpointFault =
 /** The faults that are the provider in trouble, whatever the request: answered before the request is read. */
 const OUTAGES: ReadonlySet<TokenEndpointFault> = new Set(['html_503', 'server_error', 'no_answer', 'body_stalls']);
 
-/** `none`: sign-ins get no refresh token. Else they get one, and a refresh grant is answered so. */
-export type RefreshAnswer = 'none' | 'ok' | 'invalid_grant' | 'server_error';
+/**
+ * `none`: sign-ins get no refresh token. Else they get one, and a refresh grant is answered so: renewed, refused
+ * (`invalid_grant`), failed (a JSON `server_error`, a rate limiter's HTML 429), or renewed with an ID token issued to
+ * another client.
+ */
+export type RefreshAnswer = 'none' | 'ok' | 'invalid_grant' | 'server_error' | 'html_429' | 'id_token_wrong_aud';
 
 export interface FakeOp {
   readonly issuer: string;
@@ -122,6 +126,21 @@ export async function startFakeOp(clientId: string): Promise<FakeOp> {
             json(200, { access_token: 'opaque-at-2', token_type: 'Bearer', expires_in: 300, refresh_token: next });
           } else if (op.refresh === 'server_error') {
             json(500, { error: 'server_error' });
+          } else if (op.refresh === 'html_429') {
+            res.writeHead(429, { 'content-type': 'text/html' }).end('<h1>slow down</h1>');
+          } else if (op.refresh === 'id_token_wrong_aud') {
+            const next = `${form.get('refresh_token') ?? ''}+`;
+            idToken('wrong_aud', '')
+              .then((id_token) =>
+                json(200, {
+                  access_token: 'opaque-at-2',
+                  token_type: 'Bearer',
+                  expires_in: 300,
+                  refresh_token: next,
+                  id_token,
+                }),
+              )
+              .catch((error: Error) => json(500, { error: error.message }));
           } else {
             json(400, { error: 'invalid_grant' });
           }
@@ -155,9 +174,10 @@ export async function startFakeOp(clientId: string): Promise<FakeOp> {
 
   async function idToken(mode: IdTokenMode, nonce: string): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
+    // A refreshed ID token carries no nonce (there is none to echo).
     const claims = {
       sub: 'mallory',
-      nonce: mode === 'bad_nonce' ? 'not-the-nonce' : nonce,
+      ...(nonce === '' && mode !== 'bad_nonce' ? {} : { nonce: mode === 'bad_nonce' ? 'not-the-nonce' : nonce }),
     };
     if (mode === 'alg_none') {
       const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');

@@ -337,25 +337,28 @@ describe.concurrent('agent against a CA answering renewal with a certificate it 
   );
 });
 
-describe.concurrent('agent against a CA that refuses with a code no server answers with', () => {
-  it("fail/a 401 naming a local error (MESHAUTH_ERR_USAGE) is the CA's invalid answer, not a usage error", async ({
-    expect,
-    onTestFinished,
-  }) => {
-    // Found in review: any code of ours was kept, so a CA could make `meshauth cert renew` report a wrong flag and
-    // exit 2. A code without an HTTP status is a local failure; the CA's words stay in the message and the detail.
-    const { holder, metrics, logs } = await bootstrapped(onTestFinished, (_request, _body, response) => {
-      response.writeHead(401, { 'content-type': 'application/json' });
-      response.end(JSON.stringify({ code: 'MESHAUTH_ERR_USAGE', message: 'unknown flag' }));
-    });
-    const first = holder.current?.svid;
-    await waitFor('a refused renewal', async () => (await rotations(metrics, 'failure')) >= 1, SVID_TTL_MS - 500);
-    expect(holder.current?.svid).toBe(first);
-    const line = logs.find((l) => l.msg.startsWith('SVID renewal failed'));
-    expect(line?.code).toBe('MESHAUTH_ERR_CA_RESPONSE_INVALID');
-    expect(line?.reason).toBe('http_401');
-    expect(line?.caCode).toBe('MESHAUTH_ERR_USAGE');
-  });
+describe.concurrent('agent against a CA that refuses with a code a CA does not answer with', () => {
+  it.for([
+    ['a local error', 'MESHAUTH_ERR_USAGE'],
+    ["another component's refusal", 'MESHAUTH_ERR_FORBIDDEN'],
+  ] as const)(
+    "fail/a 401 naming %s (%s) is the CA's invalid answer",
+    async ([_what, caCode], { expect, onTestFinished }) => {
+      // Found in review: any code of ours was kept, so a CA could make `meshauth cert renew` report a wrong flag and
+      // exit 2. Only the codes a CA answers with are kept; the CA's words stay in the message and the detail.
+      const { holder, metrics, logs } = await bootstrapped(onTestFinished, (_request, _body, response) => {
+        response.writeHead(401, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ code: caCode, message: 'unknown flag' }));
+      });
+      const first = holder.current?.svid;
+      await waitFor('a refused renewal', async () => (await rotations(metrics, 'failure')) >= 1, SVID_TTL_MS - 500);
+      expect(holder.current?.svid).toBe(first);
+      const line = logs.find((l) => l.msg.startsWith('SVID renewal failed'));
+      expect(line?.code).toBe('MESHAUTH_ERR_CA_RESPONSE_INVALID');
+      expect(line?.reason).toBe('http_401');
+      expect(line?.caCode).toBe(caCode);
+    },
+  );
 });
 
 describe.concurrent('agent against a CA that refuses a renewal, then bootstraps another identity', () => {

@@ -1,8 +1,9 @@
-// A renewal the provider refuses ends the browser session at once (found in review): a refused refresh, a revoked
-// grant or a disabled user at the provider included, used to leave the session serving the old access token until
-// it expired, up to `oidc.refreshBefore` for a revoked user. Now the request is treated as signed out: a navigation
-// goes to sign in, an API call gets 401, the cookies are cleared. Only a provider that is unavailable leaves the
-// session to its current access token.
+// A renewed ID token the gateway refuses ends the browser session at once (found in review: it used to leave the
+// session serving the old access token until it expired): the request is treated as signed out, a navigation goes to
+// sign in, an API call gets 401, the cookies are cleared, and a copy of the cookie ends with it. A refresh token the
+// provider refuses (`invalid_grant`) or a provider in trouble (a JSON 500, a rate limiter's HTML 429) leaves the
+// session to its current access token: a refused grant cannot be told from a sibling replica's renewal that rotated
+// the token first, and outages must not sign users out (found in the review of the first fix).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScriptedBrowser } from '../helpers/browser.js';
 import { type FakeOp, startScriptedOpMesh } from '../helpers/fake-op.js';
@@ -41,31 +42,32 @@ describe('gateway: a refused session renewal', () => {
     return browser;
   }
 
-  it('fail/the provider refuses the refresh token: a navigation goes to sign in, the cookies are cleared', async () => {
+  it('fail/a renewed ID token for another audience: a navigation goes to sign in, the cookies are cleared', async () => {
     const browser = await signedIn();
     try {
-      op.refresh = 'invalid_grant';
-      const refused = await counted(mesh, 'gatewaySessionRefreshes', 'code_rejected');
+      op.refresh = 'id_token_wrong_aud';
+      const refused = await counted(mesh, 'gatewaySessionRefreshes', 'aud_mismatch');
       const ended = await counted(mesh, 'gatewaySessionsRejected', 'refresh_refused');
       const page = await browser.fetch(`${mesh.origin}/shop`);
       expect(page.status).toBe(302);
       expect(String(page.headers.location)).toContain(`${op.issuer}/authorize?`);
       expect(browser.cookie(SESSION)).toBeUndefined();
-      expect(await counted(mesh, 'gatewaySessionRefreshes', 'code_rejected')).toBe(refused + 1);
+      expect(await counted(mesh, 'gatewaySessionRefreshes', 'aud_mismatch')).toBe(refused + 1);
       expect(await counted(mesh, 'gatewaySessionsRejected', 'refresh_refused')).toBe(ended + 1);
-      expect(mesh.log.find({ event: 'session_refresh_failed', reason: 'code_rejected', signedOut: true })).toHaveLength(
+      expect(mesh.log.find({ event: 'session_refresh_failed', reason: 'aud_mismatch', signedOut: true })).toHaveLength(
         refused + 1,
       );
     } finally {
+      op.refresh = 'ok';
       await browser.close();
     }
   });
 
-  it('fail/the provider refuses the refresh token: an API call gets 401 MESHAUTH_ERR_LOGIN_REQUIRED, cookies cleared', async () => {
+  it('fail/a renewed ID token for another audience: an API call gets 401 MESHAUTH_ERR_LOGIN_REQUIRED, a copy ends too', async () => {
     const browser = await signedIn();
     try {
       const stolen = browser.cookie(SESSION)?.value as string;
-      op.refresh = 'invalid_grant';
+      op.refresh = 'id_token_wrong_aud';
       const page = await browser.fetch(`${mesh.origin}/shop/api/orders`, {
         navigate: false,
         headers: { accept: 'application/json' },
@@ -82,6 +84,26 @@ describe('gateway: a refused session renewal', () => {
       expect(replay.status).toBe(302);
       expect(String(replay.headers.location)).toContain(`${op.issuer}/authorize?`);
     } finally {
+      await browser.close();
+    }
+  });
+
+  it.each([
+    ['the provider refuses the refresh token (invalid_grant)', 'invalid_grant', 'code_rejected'],
+    ["a rate limiter's HTML 429 at the token endpoint", 'html_429', 'idp_unavailable'],
+  ] as const)('ok/%s leaves the session to its current access token', async (_name, answer, reason) => {
+    const browser = await signedIn();
+    try {
+      op.refresh = answer;
+      const failed = await counted(mesh, 'gatewaySessionRefreshes', reason);
+      const page = await browser.fetch(`${mesh.origin}/shop`);
+      expect(page.status, page.body).toBe(200);
+      expect(JSON.parse(page.body).user.sub).toBe('mallory');
+      expect(browser.cookie(SESSION)).toBeDefined();
+      expect(await counted(mesh, 'gatewaySessionRefreshes', reason)).toBe(failed + 1);
+      expect(mesh.log.find({ event: 'session_refresh_failed', reason, signedOut: false }).length).toBeGreaterThan(0);
+    } finally {
+      op.refresh = 'ok';
       await browser.close();
     }
   });

@@ -84,8 +84,11 @@ export function verifyPassport(value: string, context: PassportVerifyContext): V
       ? verifyLink(linkJws, originJws, context, nowSeconds, tolerance)
       : checkLinkUse(seen, context, nowSeconds, tolerance);
 
-  // The origin: signed by a voucher of the trust domain, about the end user, addressed to itself.
+  // The origin: signed by a voucher of the trust domain, about the end user, addressed to itself. Valid when the
+  // link was signed, and still now: the link's signer chooses its `iat`, so a link dated at the end of the origin's
+  // life would otherwise carry the origin for a whole link lifetime past its own `exp`.
   const origin = verifyOrigin(originJws, context, claims.iat, tolerance);
+  if (origin.exp + tolerance < nowSeconds) reject('expired', 'the origin passport has expired');
   const chain = actChain(claims.act);
   if (chain[0] !== origin.iss) reject('act_mismatch', 'passport act chain does not start at its origin');
   // Only the first hop (against the bundle) and the peer (in the handshake) are proven; every honest sidecar in

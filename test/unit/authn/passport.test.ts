@@ -134,6 +134,21 @@ describe('passport', () => {
     expectRejected(() => verifyPassport(gatewayToB(), contextFor(b, gateway, { now: later })), 'expired');
   });
 
+  it('fail/expired origin: a link dated at the end of its origin is refused once the origin is past its exp', () => {
+    // Found in review: the origin was checked at the link's iat only, which the link's signer chooses, so a link dated
+    // at the origin's exp carried it for a link lifetime more (about 130 s after minting, where the origin says 60).
+    const received = originAt();
+    const originExp = JSON.parse(Buffer.from(received.origin.split('.')[1] as string, 'base64url').toString()).exp;
+    const wire = wrapPassport({ svid: gateway.svid, audience: id(b), now: new Date(originExp * 1000), received });
+    expect(verifyPassport(wire, contextFor(b, gateway, { now: new Date((originExp + 5) * 1000) })).user.sub).toBe(
+      'alice',
+    );
+    expectRejected(
+      () => verifyPassport(wire, contextFor(b, gateway, { now: new Date((originExp + 30) * 1000) })),
+      'expired',
+    );
+  });
+
   it('fail/tampered: a changed origin breaks the link', () => {
     const [link, origin] = gatewayToB().split(',');
     const [h, p, s] = (origin as string).split('.');

@@ -1,13 +1,14 @@
 // A session renewed with the refresh token stays the session of the user who signed in: an ID token in the refresh
 // response for another sub (a provider that mixed up grants; openid-client already holds its iss to the issuer) is
-// refused, and like every renewal the provider refuses (a revoked grant, an ID token refused) it ends the session at
-// once: cookies cleared, the sign-in remembered as signed out (found in review: the session rode out its access
-// token, up to `refreshBefore` for a revoked user). Only an unavailable provider leaves the session to its access
-// token. A renewal whose session no longer fits in its cookies (more claims) is a failed renewal too, not an error on
-// every request; a new ID token too large to keep is left out of the session instead (found in review: it failed the
-// renewal, and at sign-in it failed the sign-in, although the ID token only serves as a hint at sign-out). A
-// provider's `expires_in` never reaches past the session's absolute timeout, and two sign-ins that got the same
-// refresh token renew each their own session.
+// refused, and like every renewed ID token the gateway refuses it ends the session at once: cookies cleared, the
+// sign-in remembered as signed out (found in review: the session rode out its access token). A refused refresh
+// token, an outage or any other failure leaves the session to its access token (found in the review of that fix:
+// signing users out then lost sibling replicas' renewals and sent everyone to sign in during an outage). A renewal
+// whose session no longer fits in its cookies (more claims) is a failed renewal too, not an error on every request; a
+// new ID token too large to keep is left out of the session instead (found in review: it failed the renewal, and at
+// sign-in it failed the sign-in, although the ID token only serves as a hint at sign-out). A provider's `expires_in`
+// never reaches past the session's absolute timeout, an access token that lasts to that end is not renewed, and two
+// sign-ins that got the same refresh token renew each their own session.
 import { describe, expect, it } from 'vitest';
 import { MeshauthError } from '../../../src/errors/index.js';
 import { BrowserSessions } from '../../../src/gateway/browser-sessions.js';
@@ -124,8 +125,8 @@ describe('browser session renewal', () => {
   });
 
   for (const [what, error] of [
-    ['the provider refuses the refresh token (invalid_grant)', ['MESHAUTH_ERR_LOGIN_FAILED', 'code_rejected']],
-    ['the refreshed ID token is refused', ['MESHAUTH_ERR_LOGIN_FAILED', 'aud_mismatch']],
+    ['the refreshed ID token is for another audience', ['MESHAUTH_ERR_LOGIN_FAILED', 'aud_mismatch']],
+    ['the refreshed ID token is not valid', ['MESHAUTH_ERR_LOGIN_FAILED', 'id_token_invalid']],
   ] as const) {
     it(`fail/${what}: the session ends at once, while its access token is still valid`, async () => {
       const [code, reason] = error;
@@ -140,6 +141,37 @@ describe('browser session renewal', () => {
       // Parallel requests with the same cookie are refused too, without asking the provider again.
       expect(await sessions.resolve(cookies, NOW, [])).toBeUndefined();
       expect(calls).toHaveLength(1);
+    });
+  }
+
+  // A refused grant cannot be told from a sibling replica's renewal that rotated the refresh token first, and an
+  // outage, a provider's other errors or a failure of our own must not sign users out (found in review).
+  for (const [what, failure] of [
+    [
+      'an unavailable provider',
+      () => new MeshauthError('MESHAUTH_ERR_IDP_UNAVAILABLE', 'down', { reason: 'idp_unavailable' }),
+    ],
+    [
+      'a refused refresh token (invalid_grant)',
+      () => new MeshauthError('MESHAUTH_ERR_LOGIN_FAILED', 'no', { reason: 'code_rejected' }),
+    ],
+    [
+      "the token endpoint's other errors",
+      () => new MeshauthError('MESHAUTH_ERR_LOGIN_FAILED', 'no', { reason: 'token_error' }),
+    ],
+    ['an unexpected failure', () => new TypeError('a bug')],
+  ] as const) {
+    it(`ok/${what} leaves the session until its access token expires, then it ends`, async () => {
+      const { sessions, cookies, metrics } = sessionsRefreshingWith(async () => {
+        throw failure();
+      });
+      const setCookies: string[] = [];
+      expect((await sessions.resolve(cookies, NOW, setCookies))?.user.sub).toBe('alice');
+      expect(cleared(setCookies)).toBe(false);
+      expect(await rejected(metrics, 'refresh_refused')).toBe(0);
+      const later: string[] = [];
+      expect(await sessions.resolve(cookies, NOW + 30, later)).toBeUndefined();
+      expect(cleared(later)).toBe(true);
     });
   }
 
@@ -200,6 +232,15 @@ describe('browser session renewal', () => {
     const resolved = await sessions.resolve(cookies, NOW, []);
     expect(resolved?.session.accessExpiresAt).toBe(NOW - 100 + 3_600); // createdAt + absoluteTimeout
     expect(resolved?.user.expiresAt).toBe(NOW - 100 + 3_600);
+  });
+
+  it("ok/an access token that lasts to the session's end is not renewed in the session's last minutes", async () => {
+    // Found in review: with expires_in clamped to the session's end, every request of its last `refreshBefore` asked
+    // the provider for a renewal that could not extend the session.
+    const { sessions, cookiesOf, calls } = sessionsRefreshingTo({ sub: 'alice', iss: ISSUER });
+    const cookies = cookiesOf({ createdAt: NOW + 30 - 3_600, accessExpiresAt: NOW + 30 });
+    expect((await sessions.resolve(cookies, NOW, []))?.user.sub).toBe('alice');
+    expect(calls).toHaveLength(0);
   });
 
   it('ok/two sign-ins that got the same refresh token renew each their own session', async () => {

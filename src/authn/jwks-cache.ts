@@ -122,8 +122,9 @@ export class JwksCache {
 
   /**
    * The verification key for a token's `kid` and `alg`. Throws MESHAUTH_ERR_TOKEN_INVALID with reason
-   * `jwks_unavailable` (no usable key set), `unknown_kid` (after at most one rate-limited refresh) or
-   * `alg_key_mismatch` (the key exists but is not for that algorithm: one key, one algorithm).
+   * `jwks_unavailable` (no usable key set), `unknown_kid` (after at most one rate-limited refresh),
+   * `alg_key_mismatch` (the key exists but is not for that algorithm: one key, one algorithm) or `ambiguous_key` (the
+   * issuer publishes several keys the token could mean: its key set is at fault, so no refresh is asked for).
    */
   async getKey(kid: string | undefined, alg: string): Promise<CryptoKey> {
     const detail = { issuer: this.issuer, ...(kid === undefined ? {} : { kid }), alg };
@@ -138,6 +139,9 @@ export class JwksCache {
       found = select(this.#freshKeys(), kid, alg);
     }
     if (found === 'unknown_kid') throw tokenInvalid('unknown_kid', 'no key matches the token kid', detail);
+    if (found === 'ambiguous_key') {
+      throw tokenInvalid('ambiguous_key', 'more than one key of the issuer matches the token kid and alg', detail);
+    }
     if (found === 'alg_key_mismatch') throw tokenInvalid('alg_key_mismatch', 'key not usable with alg', detail);
     return importedKey(found, alg);
   }
@@ -312,12 +316,12 @@ function select(
   keys: readonly UsableKey[],
   kid: string | undefined,
   alg: string,
-): UsableKey | 'unknown_kid' | 'alg_key_mismatch' {
+): UsableKey | 'unknown_kid' | 'alg_key_mismatch' | 'ambiguous_key' {
   const candidates = kid === undefined ? keys : keys.filter((key) => key.kid === kid);
   if (candidates.length === 0) return 'unknown_kid';
   const compatible = candidates.filter((key) => key.algorithms.has(alg));
   if (compatible.length === 0) return 'alg_key_mismatch';
-  if (compatible.length > 1) return 'unknown_kid';
+  if (compatible.length > 1) return 'ambiguous_key';
   return compatible[0] as UsableKey;
 }
 

@@ -13,6 +13,8 @@ export const TOKEN_REJECTION_REASONS = [
   'issuer',
   'audience',
   'unknown_kid',
+  // Several keys of the issuer match the token's kid (or it has none) and alg: the issuer's key set is ambiguous.
+  'ambiguous_key',
   'jwks_unavailable',
   'signature',
   'expired',

@@ -1,8 +1,8 @@
 // Browser sessions at the gateway: reading the sealed session cookie (a cookie that cannot be used is cleared and
 // counted, never an error), renewing it with the refresh token before the access token expires (once per session
-// and refresh token, whatever the number of parallel requests; a renewal the provider refuses ends the session, an
-// unavailable provider leaves it until its access token expires), re-stamping the idle clock, and building sessions
-// from token responses. The claims kept are sub, iss, scope, groups, client_id and `oidc.claims` (plus the roles
+// and refresh token, whatever the number of parallel requests; a renewed ID token the gateway refuses ends the
+// session, any other failed renewal leaves it until its access token expires), re-stamping the idle clock, and
+// building sessions from token responses. The claims kept are sub, iss, scope, groups, client_id and `oidc.claims` (plus the roles
 // claim); the raw ID token only when the provider offers RP-initiated logout and it fits.
 // Sessions live in cookies, so a sign-out only ends a copy of the cookie (taken before it) because this process
 // remembers the signed-out sessions until their absolute timeout; another gateway replica does not know of it.
@@ -12,7 +12,7 @@ import { endUserFromClaims } from '../authn/end-user.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import type { OidcSettings } from './gateway-config.js';
-import type { OidcRelyingParty, TokenResult } from './oidc-relying-party.js';
+import { type OidcRelyingParty, refusedIdToken, type TokenResult } from './oidc-relying-party.js';
 import type { SessionCodec, SessionData } from './session.js';
 
 /** Sign-outs remembered per process (a few MiB at most). */
@@ -273,9 +273,6 @@ export class BrowserSessions {
  */
 type Renewal = SessionData | 'kept' | 'refused';
 
-/** The refusals of a renewed ID token: the gateway's own checks of the user it names and of who issued it to whom. */
-const ID_TOKEN_REFUSALS = /^(?:[a-z_]+_mismatch|id_token_invalid|id_token_signature|no_subject)$/;
-
 /**
  * A failed renewal ends the session at once only when the gateway refused the renewed ID token: the sign-in cannot
  * go on as the user it was. Anything else leaves the session to its current access token, which then ends it. A
@@ -286,7 +283,5 @@ const ID_TOKEN_REFUSALS = /^(?:[a-z_]+_mismatch|id_token_invalid|id_token_signat
  * again at a provider already in trouble.
  */
 function renewalAfter(error: unknown): 'kept' | 'refused' {
-  return isMeshauthError(error, 'MESHAUTH_ERR_LOGIN_FAILED') && ID_TOKEN_REFUSALS.test(error.reason ?? '')
-    ? 'refused'
-    : 'kept';
+  return refusedIdToken(error) ? 'refused' : 'kept';
 }

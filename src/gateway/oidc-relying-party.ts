@@ -9,11 +9,11 @@ import * as client from 'openid-client';
 import { Agent } from 'undici';
 import { readSettingFile as readOperatorFile } from '../config/index.js';
 import { shownPath } from '../config/secret-path.js';
-import { MeshauthError } from '../errors/index.js';
+import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import type { Logger } from '../telemetry/index.js';
 import type { OidcSettings } from './gateway-config.js';
 import { ASYMMETRIC_ID_TOKEN_ALGORITHM } from './gateway-schema.js';
-import { ownErrorWithin, providerFetch } from './provider-fetch.js';
+import { causeWithin, ownErrorWithin, providerFetch } from './provider-fetch.js';
 
 export interface LoginStart {
   readonly url: string;
@@ -316,14 +316,11 @@ function classify(error: unknown): MeshauthError {
   }
 }
 
-/** An abort or a timeout anywhere in the cause chain (bounded, as ownErrorWithin). */
+/** An abort or a timeout anywhere in the cause chain. */
 function timedOutWithin(error: unknown): boolean {
-  let cause: unknown = error;
-  for (let depth = 0; depth < 8 && typeof cause === 'object' && cause !== null; depth++) {
-    if (cause instanceof Error && (cause.name === 'AbortError' || cause.name === 'TimeoutError')) return true;
-    cause = (cause as { cause?: unknown }).cause;
-  }
-  return false;
+  const timedOut = (cause: object): cause is Error =>
+    cause instanceof Error && (cause.name === 'AbortError' || cause.name === 'TimeoutError');
+  return causeWithin(error, timedOut) !== undefined;
 }
 
 /** The HTTP status of the provider's answer an openid-client error carries (on itself, its Response or its cause). */
@@ -335,6 +332,14 @@ function answerStatus(error: unknown): number {
 
 function hasOwn(value: unknown, key: string): boolean {
   return typeof value === 'object' && value !== null && Object.hasOwn(value, key);
+}
+
+/** The refusals of an ID token: the checks of the user it names and of who issued it to whom (classify's names). */
+const ID_TOKEN_REFUSALS = /^(?:[a-z_]+_mismatch|id_token_invalid|id_token_signature|no_subject)$/;
+
+/** Whether `error` refused an ID token (rather than the provider failing, or a grant or callback being refused). */
+export function refusedIdToken(error: unknown): boolean {
+  return isMeshauthError(error, 'MESHAUTH_ERR_LOGIN_FAILED') && ID_TOKEN_REFUSALS.test(error.reason ?? '');
 }
 
 function failed(reason: string, cause: unknown): MeshauthError {

@@ -55,9 +55,14 @@ function tooLarge(maxBytes: number): MeshauthError {
  * its own errors, which would otherwise read as a bad ID token.
  */
 export function ownErrorWithin(error: unknown): MeshauthError | undefined {
+  return causeWithin(error, (cause): cause is MeshauthError => cause instanceof MeshauthError);
+}
+
+/** The first of `error` and the causes it wraps that `match` picks (bounded: a hostile chain may be cyclic). */
+export function causeWithin<T extends object>(error: unknown, match: (cause: object) => cause is T): T | undefined {
   let cause: unknown = error;
   for (let depth = 0; depth < 8 && typeof cause === 'object' && cause !== null; depth++) {
-    if (cause instanceof MeshauthError) return cause;
+    if (match(cause)) return cause;
     cause = (cause as { cause?: unknown }).cause;
   }
   return undefined;

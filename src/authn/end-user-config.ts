@@ -6,6 +6,7 @@ import { JWKS_FILE_HINT } from '../config/jwks-file-hint.js';
 import { MeshauthError } from '../errors/index.js';
 import { checkFetchableUrl } from './fetch-json.js';
 import { checkJwksFileUri, isFileUri } from './jwks-file.js';
+import { MAX_TOKEN_LIFETIME_SECONDS } from './token-lifetime.js';
 
 export { JWKS_FILE_HINT };
 
@@ -52,6 +53,8 @@ export interface EndUserTunables {
   readonly jwksMaxStaleMs: number;
   /** How often a `file:` JWKS is stat'ed for a replacement (and the shortest time between two checks). */
   readonly jwksFileCheckIntervalMs: number;
+  /** A token whose `exp` lies further ahead (plus the skew) is refused as `lifetime` (token-lifetime.ts). */
+  readonly maxTokenLifetimeSeconds: number;
 }
 
 export const END_USER_DEFAULTS: EndUserTunables = Object.freeze({
@@ -63,6 +66,7 @@ export const END_USER_DEFAULTS: EndUserTunables = Object.freeze({
   unknownKidCooldownMs: 30_000,
   jwksMaxStaleMs: 24 * 60 * 60_000,
   jwksFileCheckIntervalMs: 1_000,
+  maxTokenLifetimeSeconds: MAX_TOKEN_LIFETIME_SECONDS,
 });
 
 export const MAX_CLOCK_SKEW_SECONDS = 60;

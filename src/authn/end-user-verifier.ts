@@ -20,6 +20,7 @@ import {
 import { extractBearer, type RequestHeaders } from './extract-bearer.js';
 import { JwksCache } from './jwks-cache.js';
 import { expiredForPassport } from './passport/mint-passport.js';
+import { checkTokenLifetime } from './token-lifetime.js';
 import { type TokenRejectionDetail, type TokenRejectionReason, tokenInvalid } from './token-rejection.js';
 import { forLog, inspectToken } from './token-shape.js';
 
@@ -229,6 +230,7 @@ export class EndUserVerifier {
     if (typeof payload.iat === 'number' && payload.iat > nowSeconds + skew) {
       throw tokenInvalid('not_yet_valid', 'iat is in the future', detail);
     }
+    checkTokenLifetime(payload, nowSeconds, this.#tunables.maxTokenLifetimeSeconds, skew, detail);
     const user = endUserFromClaims(payload, this.#config.claims);
     if (user === undefined) throw tokenInvalid('missing_sub', 'token has no valid sub (a string) or client_id', detail);
     if (options.forPassport === true && expiredForPassport(user, new Date(nowSeconds * 1000))) {

@@ -19,6 +19,8 @@ export const TOKEN_REJECTION_REASONS = [
   'signature',
   'expired',
   'not_yet_valid',
+  // exp further ahead than inbound.endUser.maxTokenLifetime (token-lifetime.ts).
+  'lifetime',
   'missing_exp',
   'missing_sub',
   'claims',

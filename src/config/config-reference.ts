@@ -40,6 +40,8 @@ export const CONFIG_DOCS: Readonly<Record<string, string>> = {
     'Also pass the raw `Authorization` header to the app (off: the token stops at the first sidecar).',
   'inbound.endUser.maxClaimBytes':
     "Largest end-user claims (bytes of JSON) this sidecar vouches for from a bearer token, 256–8192; a larger user gets 401 `claims_too_large`, never truncated. They reach the app twice, base64url (about 2.7 bytes of headers per byte): past 4096, raise the app's header limit (Node's default is 16 KiB) and the next sidecars' `inbound.limits.maxHeaderBytes`; with RSA-2048 SVIDs (larger passports) keep it near 3000 or raise the app's limit.",
+  'inbound.endUser.maxTokenLifetime':
+    "How far ahead an end-user token's `exp` may lie (a duration such as `24h` or `7d`); a token expiring later gets 401 `lifetime` instead of being vouched for until then. Raise it only for an issuer that hands out longer tokens.",
   'inbound.external.listen':
     'Optional public listener (server TLS, no client certificate) for API clients with bearer tokens.',
   'inbound.external.cert':
@@ -95,6 +97,7 @@ const DEFAULTS: Readonly<Record<string, string>> = {
   'inbound.endUser.required': 'false',
   'inbound.endUser.forwardOriginalToken': 'false',
   'inbound.endUser.maxClaimBytes': String(MAX_CLAIM_BYTES),
+  'inbound.endUser.maxTokenLifetime': '24h',
   'outbound.listen': SIDECAR_DEFAULTS.outboundListen,
   'outbound.timeout': SIDECAR_DEFAULTS.outboundTimeout,
   'outbound.http2': String(SIDECAR_DEFAULTS.outboundHttp2),

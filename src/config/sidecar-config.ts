@@ -1,6 +1,7 @@
 // SidecarConfig: the validated, defaulted and frozen sidecar settings. resolveSidecarConfig() fills
 // defaults into an already validated file and parses values into their types (TrustDomain, SpiffeId, HostPort).
 import { MAX_CLAIM_BYTES } from '../authn/claim-size.js';
+import { MAX_TOKEN_LIFETIME_SECONDS } from '../authn/token-lifetime.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../identity/index.js';
 import { DEFAULT_MAX_PEER_ID_LABELS } from '../telemetry/peer-id-labels.js';
@@ -101,6 +102,8 @@ export interface EndUserSettings {
   readonly forwardOriginalToken: boolean;
   /** A user whose claims (JSON) are larger is refused (`claims_too_large`) rather than vouched for. */
   readonly maxClaimBytes: number;
+  /** A token whose `exp` lies further ahead than this many seconds (plus the clock skew) is refused (`lifetime`). */
+  readonly maxTokenLifetimeSeconds: number;
 }
 
 /** `inbound.external`: the public bearer-token listener (server TLS only). */
@@ -328,6 +331,10 @@ export function resolveEndUser(file: EndUserFile): EndUserSettings {
     claims: [...(file.claims ?? [])],
     forwardOriginalToken: file.forwardOriginalToken ?? false,
     maxClaimBytes: file.maxClaimBytes ?? MAX_CLAIM_BYTES,
+    maxTokenLifetimeSeconds:
+      file.maxTokenLifetime === undefined
+        ? MAX_TOKEN_LIFETIME_SECONDS
+        : Math.ceil(parseDuration(file.maxTokenLifetime) / 1000),
   };
 }
 

@@ -75,6 +75,15 @@ const duration = formatted('expected a positive duration such as 500ms, 30s, 10m
   }
 }).refine(withinTimerRange, { message: TIMER_RANGE_MESSAGE });
 
+// A span compared with token times, never a timer: no timer bound.
+const tokenLifetime = formatted('expected a positive duration such as 1h or 24h', (v) => {
+  try {
+    return parseDuration(v) > 0;
+  } catch {
+    return false;
+  }
+});
+
 const spiffeId = formatted(
   'expected a SPIFFE ID, e.g. spiffe://example.org/ns/shop/sa/orders',
   (v) => SpiffeId.tryParse(v) !== undefined,
@@ -155,6 +164,7 @@ export const endUserSchema = z.strictObject({
   claims: z.array(z.string().min(1)).optional(),
   forwardOriginalToken: booleanFlag().optional(),
   maxClaimBytes: z.number().int().min(CLAIM_BYTES_RANGE.min).max(CLAIM_BYTES_RANGE.max).optional(),
+  maxTokenLifetime: tokenLifetime.optional(),
 });
 
 /**

@@ -95,6 +95,7 @@ export async function startIdentityHooks(
         claims: endUser.claims,
       },
       origin: { source: config.source, ...variableOf(config, 'inbound.endUser') },
+      tunables: { maxTokenLifetimeSeconds: endUser.maxTokenLifetimeSeconds },
       logger: logger.child({ component: 'authn' }),
       metrics,
       now: () => now().getTime(),

@@ -30,6 +30,8 @@ export interface ExternalSidecarOptions {
   readonly vouchers?: readonly string[];
   /** Where the issuer's keys are fetched from instead of the JWKS file of `key`. */
   readonly jwksUri?: string;
+  /** `inbound.endUser.maxTokenLifetime`, e.g. `1h` (default: the sidecar's). */
+  readonly maxTokenLifetime?: string;
   /** Host the inbound and external listeners bind (default 127.0.0.1; `::ffff:127.0.0.1` is a dual-stack socket). */
   readonly listenHost?: string;
 }
@@ -60,7 +62,11 @@ export async function startExternalSidecar(options: ExternalSidecarOptions = {})
       inbound: {
         listen,
         app: `127.0.0.1:${app.port}`,
-        endUser: { issuers: [issuer], ...(options.vouchers === undefined ? {} : { vouchers: options.vouchers }) },
+        endUser: {
+          issuers: [issuer],
+          ...(options.vouchers === undefined ? {} : { vouchers: options.vouchers }),
+          ...(options.maxTokenLifetime === undefined ? {} : { maxTokenLifetime: options.maxTokenLifetime }),
+        },
         external: { listen, cert: join(dir, 'c.crt'), key: join(dir, 'c.key') },
       },
       outbound: { listen: '127.0.0.1:0', routes: {} },

@@ -170,6 +170,17 @@ const CASES: readonly Case[] = [
     'missing_exp',
     () => sign(header(), JSON.stringify(claims({ exp: 0 })).replace('"exp":0', '"exp":1e309')),
   ],
+  // exp ceiling (inbound.endUser.maxTokenLifetime, 24 h by default): the issuer's signature does not make 1e20 sane.
+  ['ok/exp a day ahead, within the skew', 'ok', () => sign(header(), claims({ exp: now + 86_400 + SKEW }))],
+  ['fail/exp a day and the skew ahead', 'lifetime', () => sign(header(), claims({ exp: now + 86_400 + SKEW + 1 }))],
+  ['fail/exp 1e20', 'lifetime', () => sign(header(), claims({ exp: 1e20 }))],
+  [
+    'fail/exp 1.7e308',
+    'lifetime',
+    () => sign(header(), JSON.stringify(claims({ exp: 0 })).replace('"exp":0', '"exp":1.7e308')),
+  ],
+  ['fail/iat before 1970', 'claims', () => sign(header(), claims({ iat: -1e300 }))],
+  ['fail/nbf before 1970', 'claims', () => sign(header(), claims({ nbf: -1 }))],
   // J05
   ['fail/nbf in the future beyond the skew', 'not_yet_valid', () => sign(header(), claims({ nbf: now + SKEW + 1 }))],
   ['fail/iat absurdly in the future', 'not_yet_valid', () => sign(header(), claims({ iat: now + 86_400 }))],

@@ -3,6 +3,8 @@
 // failure came later, as a 431 at the app or a passport `too_large` at the next sidecar; now it is a 401
 // `claims_too_large` here, counted and logged once. (2) A JWT whose header segment did not start `eyJ` (junk,
 // padded) sent under another scheme passed to the app unverified next to no `x-meshauth-user`; now it is a 400.
+// (3) A token whose `exp` lay years ahead was vouched for until then; past `inbound.endUser.maxTokenLifetime` it is
+// a 401 `lifetime`.
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -20,7 +22,7 @@ let client: TestSvid;
 const log = logLines('api', 'info');
 
 beforeAll(async () => {
-  external = await startExternalSidecar({ logger: log.logger });
+  external = await startExternalSidecar({ logger: log.logger, maxTokenLifetime: '1h' });
   client = await external.ca.issue({ id: `spiffe://${EXTERNAL_TD}/ns/a/sa/client` });
 });
 
@@ -29,7 +31,7 @@ afterAll(async () => {
 });
 
 /** A token of the sidecar's issuer for `alice` with `count` group IDs (36 bytes each, like Entra ID's). */
-function tokenWithGroups(count: number): Promise<string> {
+function tokenWithGroups(count: number, expiresIn = '10m'): Promise<string> {
   const groups = Array.from(
     { length: count },
     (_, i) => `0b6c${String(i).padStart(4, '0')}-7d1e-4a2b-9c3d-1234567890ab`,
@@ -40,7 +42,7 @@ function tokenWithGroups(count: number): Promise<string> {
     .setAudience('api')
     .setSubject('alice')
     .setIssuedAt()
-    .setExpirationTime('10m')
+    .setExpirationTime(expiresIn)
     .sign(external.key.privateKey);
 }
 
@@ -121,4 +123,27 @@ describe('a JWT under another scheme is refused whatever its header segment', ()
     const result = await send(listener, 'Digest username="a.b", realm="api.example.com", uri="/dir/index.html"');
     expect(result.status).toBe(listener === 'inbound' ? 200 : 401);
   });
+});
+
+describe('a token expiring further ahead than inbound.endUser.maxTokenLifetime (1h here) is not vouched for', () => {
+  it.each(LISTENERS)('ok/%s: a token for 50 minutes', async (listener) => {
+    const result = await send(listener, `Bearer ${await tokenWithGroups(1, '50m')}`);
+    expect(result.status).toBe(200);
+    expect(result.seen).toHaveLength(1);
+  });
+
+  it.each(LISTENERS)(
+    'fail/%s: a token for 2 hours → 401 lifetime, one log line, the app never called',
+    async (listener) => {
+      const before = await tokenResults();
+      const result = await send(listener, `Bearer ${await tokenWithGroups(1, '2h')}`);
+      expect(result.status).toBe(401);
+      expect(result.code).toBe('MESHAUTH_ERR_TOKEN_INVALID');
+      expect(result.head).toMatch(/\r\nwww-authenticate: Bearer realm="meshauth", error="invalid_token"/i);
+      expect(result.seen).toEqual([]);
+      expect(result.lines).toHaveLength(1);
+      expect(result.lines[0]).toMatchObject({ direction: listener, reason: 'lifetime', issuer: EXTERNAL_ISSUER });
+      expect(((await tokenResults()).lifetime ?? 0) - (before.lifetime ?? 0)).toBe(1);
+    },
+  );
 });

@@ -70,6 +70,7 @@ drainTimeout: 5s
     expect(route?.ids.map(String)).toEqual(['spiffe://example.org/ns/shop/sa/orders']);
     expect(config.inbound.endUser?.issuers[0]?.algorithms).toEqual(['RS256', 'ES256']);
     expect(config.inbound.endUser?.forwardOriginalToken).toBe(false);
+    expect(config.inbound.endUser?.maxTokenLifetimeSeconds).toBe(86_400);
     expect(config.inbound.policy).toBe('/etc/meshauth/policy.yaml');
     expect(config.drainTimeoutMs).toBe(5_000);
   });
@@ -202,6 +203,11 @@ drainTimeout: 5s
       'fail/external listen is not host:port',
       `${MINIMAL}inbound: { ${END_USER}, external: { listen: "8443", cert: /a, key: /b } }\n`,
       /inbound\.external\.listen: expected host:port/,
+    ],
+    [
+      'fail/endUser.maxTokenLifetime not a duration names the key and the form expected',
+      `${MINIMAL}inbound: { endUser: { issuers: [ { issuer: https://idp.example.com, audiences: [shop], algorithms: [ES256] } ], maxTokenLifetime: a-day } }\n`,
+      /bad\.yaml: inbound\.endUser\.maxTokenLifetime: expected a positive duration such as 1h or 24h/,
     ],
     [
       'fail/external unknown key',

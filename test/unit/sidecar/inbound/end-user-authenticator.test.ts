@@ -13,6 +13,7 @@ import {
   thumbprintOfDer,
   wrapPassport,
 } from '../../../../src/authn/passport/index.js';
+import { MAX_TOKEN_LIFETIME_SECONDS } from '../../../../src/authn/token-lifetime.js';
 import type { EndUserSettings } from '../../../../src/config/index.js';
 import { SpiffeId } from '../../../../src/identity/index.js';
 import { endUserAuthenticator } from '../../../../src/sidecar/inbound/end-user-authenticator.js';
@@ -54,6 +55,7 @@ async function handle(
     claims: [],
     forwardOriginalToken,
     maxClaimBytes: MAX_CLAIM_BYTES,
+    maxTokenLifetimeSeconds: MAX_TOKEN_LIFETIME_SECONDS,
   };
   return withEndUserHookOptions(ca, orders, settings, (options) => {
     const rawHeaders = Object.entries(headers).flat();

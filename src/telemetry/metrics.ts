@@ -115,7 +115,7 @@ export class Metrics {
 
   readonly passportVerifications = new Counter({
     name: 'meshauth_passport_verifications_total',
-    help: 'Passport verifications on inbound requests, by result.',
+    help: 'Passport checks, by result: on inbound requests ok or why the passport was refused; on outbound requests the passports from the app that were not wrapped (unknown_passport: never received or expired; route_audience: the route names no single SPIFFE ID; format: more than one passport header).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });

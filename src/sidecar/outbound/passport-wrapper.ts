@@ -1,7 +1,8 @@
 // The outbound end of identity propagation: when the app forwards the `x-meshauth-passport` it received,
 // the sidecar replaces it with a link for the next hop (signed with its own SVID, `aud` = the route's SPIFFE ID,
 // `act` extended), one link per received passport and next hop for as long as it may be shared (sharedLink). Only
-// passports this sidecar itself received or minted can be wrapped.
+// passports this sidecar itself received or minted can be wrapped; a refusal is counted in
+// meshauth_passport_verifications_total under its reason, beside the inbound's verification results.
 import type { CredentialHolder, Credentials } from '../../agent/index.js';
 import { PASSPORT_HEADER, type ReceivedPassport, type SharedLink, sharedLink } from '../../authn/passport/index.js';
 import { signingMaterial } from '../../authn/passport/signer-cache.js';
@@ -18,8 +19,15 @@ export interface PassportWrapperOptions {
   readonly now: () => Date;
 }
 
+/**
+ * Why a passport from the app was not wrapped (the `reason` of MESHAUTH_ERR_PASSPORT_INVALID and the `result` of
+ * meshauth_passport_verifications_total): `format` (more than one passport header), `unknown_passport` (not received
+ * by this sidecar, or expired), `route_audience` (the route names no single peer to address a link to).
+ */
+export type PassportWrapRefusal = 'format' | 'unknown_passport' | 'route_audience';
+
 export function passportWrapper(options: PassportWrapperOptions): OnOutboundRequest {
-  const { holder, store, now } = options;
+  const { holder, store, metrics, now } = options;
   // The links handed out per received passport (the store keeps one object per passport while it may be wrapped) and
   // next hop: held weakly, so they go with the store's entry.
   const links = new WeakMap<ReceivedPassport, Map<string, SharedLink>>();
@@ -44,14 +52,14 @@ export function passportWrapper(options: PassportWrapperOptions): OnOutboundRequ
     let index = -1;
     for (let i = 0; i < headers.length; i += 2) {
       if ((headers[i] as string).toLowerCase() !== PASSPORT_HEADER) continue;
-      if (index !== -1) throw invalid('the app sent more than one passport header', 'format');
+      if (index !== -1) throw refuse('format', 'the app sent more than one passport header');
       index = i;
     }
     if (index === -1) return;
     const at = now();
     const received = store.lookup(headers[index + 1] as string, at.getTime());
     if (received === undefined) {
-      throw invalid('the app forwarded a passport this sidecar did not receive, or it has expired', 'unknown_passport');
+      throw refuse('unknown_passport', 'the app forwarded a passport this sidecar did not receive, or it has expired');
     }
     // The link is addressed to one ID, so that ID must be the only peer the route accepts: with an ID pattern
     // (`/sa/*`, `{namespace}`) beside it, the connection may reach another workload, which would receive the end
@@ -59,9 +67,9 @@ export function passportWrapper(options: PassportWrapperOptions): OnOutboundRequ
     const audience =
       context.route.ids.length === 1 && context.route.idPatterns.length === 0 ? context.route.ids[0] : undefined;
     if (audience === undefined) {
-      throw invalid(
-        `route ${context.route.host} must name exactly one SPIFFE ID and no ID pattern to carry a passport`,
+      throw refuse(
         'route_audience',
+        `route ${context.route.host} must name exactly one SPIFFE ID and no ID pattern to carry a passport`,
       );
     }
     const credentials = holder.current;
@@ -89,10 +97,14 @@ export function passportWrapper(options: PassportWrapperOptions): OnOutboundRequ
     if (link !== previous) byAudience.set(key, link);
     return link.value;
   }
+
+  // Counted where it is decided, as the inbound counts its verifications (end-user-authenticator.ts): the request
+  // counters only say a passport was refused outbound, and a passport dashboard must also see an app that sends
+  // passports it never received. Refusals only: a wrapped request adds no count.
+  function refuse(reason: PassportWrapRefusal, message: string): MeshauthError {
+    metrics.passportVerifications.inc({ result: reason });
+    return new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', message, { reason });
+  }
 }
 
 function noCommit(): void {}
-
-function invalid(message: string, reason: string): MeshauthError {
-  return new MeshauthError('MESHAUTH_ERR_PASSPORT_INVALID', message, { reason });
-}

@@ -48,20 +48,28 @@ function wrapperWithOrigin() {
   if (user === undefined) throw new Error('fixture user');
   const origin = mintOriginPassport({ svid: web.svid, now, user });
   store.remember(ownOrigin(origin, SpiffeId.parse(web.id), exp), now.getTime() + 30_000, 'alice');
-  return { holder, origin, wrap: passportWrapper({ holder, store, metrics: new Metrics(), now: () => now }) };
+  const metrics = new Metrics();
+  return { holder, origin, metrics, wrap: passportWrapper({ holder, store, metrics, now: () => now }) };
 }
 
-/** Runs the wrapper on a request carrying a passport this sidecar minted; resolves to the error, if any. */
-async function wrapOn(r: RouteConfig): Promise<{ error: unknown; headers: string[] }> {
-  const { origin, wrap } = wrapperWithOrigin();
-  const headers = ['host', 'orders.shop', PASSPORT_HEADER, origin];
+/**
+ * Runs the wrapper on a request carrying a passport this sidecar minted (or the `passports` given, as the app sent
+ * them); resolves to the error, if any, and the wrapper's meshauth_passport_verifications_total by result.
+ */
+async function wrapOn(
+  r: RouteConfig,
+  passports?: readonly string[],
+): Promise<{ error: unknown; headers: string[]; results: Record<string, number> }> {
+  const { origin, metrics, wrap } = wrapperWithOrigin();
+  const headers = ['host', 'orders.shop', ...(passports ?? [origin]).flatMap((value) => [PASSPORT_HEADER, value])];
   let error: unknown;
   try {
     await wrap({ route: r, method: 'GET', path: '/', headers });
   } catch (caught) {
     error = caught;
   }
-  return { error, headers };
+  const { values } = await metrics.passportVerifications.get();
+  return { error, headers, results: Object.fromEntries(values.map((v) => [String(v.labels.result), v.value])) };
 }
 
 describe('passportWrapper', () => {
@@ -99,6 +107,48 @@ describe('passportWrapper', () => {
     const { error } = await wrapOn(route([ORDERS], ['spiffe://example.org/ns/shop/sa/*']));
     expect(isMeshauthError(error, 'MESHAUTH_ERR_PASSPORT_INVALID')).toBe(true);
     expect((error as { reason?: string }).reason).toBe('route_audience');
+  });
+});
+
+// A refusal is counted on the passport metric under its reason, as the inbound's verification results are: an app
+// that sends a passport it never received shows there, not only in meshauth_requests_rejected_total.
+describe('passportWrapper: refusals in meshauth_passport_verifications_total', () => {
+  const cases: ReadonlyArray<{ name: string; route: RouteConfig; passports?: readonly string[]; result: string }> = [
+    {
+      name: 'fail/a passport the sidecar never received',
+      route: route([ORDERS], []),
+      passports: ['e30.e30.x'],
+      result: 'unknown_passport',
+    },
+    {
+      name: 'fail/a route with an ID pattern beside its ID',
+      route: route([ORDERS], ['spiffe://example.org/ns/shop/sa/*']),
+      result: 'route_audience',
+    },
+    {
+      name: 'fail/a route naming two IDs',
+      route: route([ORDERS, 'spiffe://example.org/ns/shop/sa/payments'], []),
+      result: 'route_audience',
+    },
+    {
+      name: 'fail/two passport headers',
+      route: route([ORDERS], []),
+      passports: ['e30.e30.x', 'e30.e30.y'],
+      result: 'format',
+    },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: counted once as ${c.result}`, async () => {
+      const { error, results } = await wrapOn(c.route, c.passports);
+      expect(isMeshauthError(error, 'MESHAUTH_ERR_PASSPORT_INVALID')).toBe(true);
+      expect((error as { reason?: string }).reason).toBe(c.result);
+      expect(results).toEqual({ [c.result]: 1 });
+    });
+  }
+
+  it('ok/a wrapped passport, or a request without one, counts nothing', async () => {
+    expect((await wrapOn(route([ORDERS], []))).results).toEqual({});
+    expect((await wrapOn(route([ORDERS], []), [])).results).toEqual({});
   });
 });
 

@@ -2,9 +2,10 @@
 // retried after a failure), the authorization code flow with PKCE S256, `state` and `nonce` (so an intercepted or
 // injected code, or a replayed ID token, is refused), the refresh-token grant and RP-initiated logout. The ID
 // token's algorithm is pinned to one asymmetric algorithm (never `none`, never HS*, so a token cannot pick a weaker
-// check), its issuer, audience, nonce and times are checked by openid-client. An http:// issuer is allowed only on
-// loopback (the config refuses others); `oidc.caFile` trusts a private CA for an https issuer. The provider's answers
-// are size-capped (provider-fetch.ts). Failures become MeshauthErrors with a bounded reason.
+// check), its issuer, audience, nonce, exp and nbf are checked by openid-client, its iat here (not ahead of our clock
+// beyond the same tolerance). An http:// issuer is allowed only on loopback (the config refuses others); `oidc.caFile`
+// trusts a private CA for an https issuer. The provider's answers are size-capped (provider-fetch.ts). Failures
+// become MeshauthErrors with a bounded reason.
 import * as client from 'openid-client';
 import { Agent } from 'undici';
 import { readSettingFile as readOperatorFile } from '../config/index.js';
@@ -38,6 +39,11 @@ export interface TokenResult {
 
 const DISCOVERY_RETRY_MS = 5_000;
 const DEFAULT_ACCESS_TTL_S = 300;
+/**
+ * How far (seconds) the provider's clock may differ from ours for an ID token's time claims: openid-client's own
+ * default, set on the client so its exp/nbf checks and the iat check here use one value.
+ */
+const ID_TOKEN_CLOCK_TOLERANCE_S = 30;
 
 export class OidcRelyingParty {
   readonly #settings: OidcSettings;
@@ -98,7 +104,7 @@ export class OidcRelyingParty {
         const config = new client.Configuration(
           server,
           settings.clientId,
-          { ...metadata, id_token_signed_response_alg: alg },
+          { ...metadata, id_token_signed_response_alg: alg, [client.clockTolerance]: ID_TOKEN_CLOCK_TOLERANCE_S },
           auth,
         );
         config[client.customFetch] = customFetch;
@@ -213,18 +219,31 @@ function tokenResult(
   clientId: string,
 ): TokenResult {
   const expiresIn = tokens.expiresIn();
+  const nowS = Math.floor(Date.now() / 1000);
   const idClaims = tokens.id_token === undefined ? undefined : (tokens.claims() as Record<string, unknown> | undefined);
   // openid-client compares `azp` only when `aud` has several values; an ID token issued to another party is not
   // ours to accept whatever its audience says.
   if (idClaims?.azp !== undefined && idClaims.azp !== clientId) throw failed('azp_mismatch', undefined);
+  if (idClaims !== undefined && issuedAhead(idClaims, nowS)) {
+    throw failed('id_token_invalid', new Error(`ID token iat ${String(idClaims.iat)} is ahead of now (${nowS})`));
+  }
   return {
     idClaims,
     accessToken: tokens.access_token,
-    accessExpiresAt: Math.floor(Date.now() / 1000) + (expiresIn ?? DEFAULT_ACCESS_TTL_S),
+    accessExpiresAt: nowS + (expiresIn ?? DEFAULT_ACCESS_TTL_S),
     refreshToken: tokens.refresh_token,
     idToken: keepIdToken ? tokens.id_token : undefined,
     scope: tokens.scope,
   };
+}
+
+/**
+ * Whether an ID token was issued later than `nowS` plus the clock tolerance its exp and nbf get. openid-client checks
+ * only that `iat` is a number: a token dated ahead (and valid for years) was minted to be used later, or by a
+ * provider whose clock cannot be trusted, and is refused as an expired one is (`id_token_invalid`).
+ */
+export function issuedAhead(claims: Readonly<Record<string, unknown>>, nowS: number): boolean {
+  return typeof claims.iat === 'number' && claims.iat > nowS + ID_TOKEN_CLOCK_TOLERANCE_S;
 }
 
 function unavailable(message: string, cause: unknown): MeshauthError {

@@ -1,8 +1,8 @@
 // A scripted OpenID provider for the ID-token attacks a real provider never produces: the token endpoint answers
-// with an ID token whose issuer, audience, authorized party, nonce or algorithm the test chooses (`mode`). Discovery,
-// JWKS, an authorization endpoint that approves at once (echoing state, remembering nonce) and a token endpoint that
-// can also fail as a provider in trouble does, or answer with a token response of the wrong shape (`tokenFault`);
-// with `refresh` set, sign-ins get a refresh token and the refresh grant answers as `refresh` says.
+// with an ID token whose issuer, audience, authorized party, nonce, algorithm or times the test chooses (`mode`).
+// Discovery, JWKS, an authorization endpoint that approves at once (echoing state, remembering nonce) and a token
+// endpoint that can also fail as a provider in trouble does, or answer with a token response of the wrong shape
+// (`tokenFault`); with `refresh` set, sign-ins get a refresh token and the refresh grant answers as `refresh` says.
 // `discoveryDocument` is the core of its discovery answer, for other scripted providers.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,7 +17,9 @@ export type IdTokenMode =
   | 'bad_nonce'
   | 'alg_none'
   | 'hs256_public_key'
-  | 'expired';
+  | 'expired'
+  /** Issued one day ahead of now, expiring ten years ahead: minted to be used later. */
+  | 'iat_in_future';
 
 /**
  * How the token endpoint fails: an HTML 503 (a proxy in front of a provider that is down), a JSON 500 `server_error`,
@@ -39,9 +41,22 @@ const OUTAGES: ReadonlySet<TokenEndpointFault> = new Set(['html_503', 'server_er
 /**
  * `none`: sign-ins get no refresh token. Else they get one, and a refresh grant is answered so: renewed, refused
  * (`invalid_grant`), failed (a JSON `server_error`, a rate limiter's HTML 429), or renewed with an ID token issued to
- * another client.
+ * another client or issued one day ahead (as `iat_in_future`).
  */
-export type RefreshAnswer = 'none' | 'ok' | 'invalid_grant' | 'server_error' | 'html_429' | 'id_token_wrong_aud';
+export type RefreshAnswer =
+  | 'none'
+  | 'ok'
+  | 'invalid_grant'
+  | 'server_error'
+  | 'html_429'
+  | 'id_token_wrong_aud'
+  | 'id_token_iat_in_future';
+
+/** The ID token each renewal that carries one is answered with. */
+const REFRESH_ID_TOKENS: Partial<Record<RefreshAnswer, IdTokenMode>> = {
+  id_token_wrong_aud: 'wrong_aud',
+  id_token_iat_in_future: 'iat_in_future',
+};
 
 export interface FakeOp {
   readonly issuer: string;
@@ -128,9 +143,9 @@ export async function startFakeOp(clientId: string): Promise<FakeOp> {
             json(500, { error: 'server_error' });
           } else if (op.refresh === 'html_429') {
             res.writeHead(429, { 'content-type': 'text/html' }).end('<h1>slow down</h1>');
-          } else if (op.refresh === 'id_token_wrong_aud') {
+          } else if (REFRESH_ID_TOKENS[op.refresh] !== undefined) {
             const next = `${form.get('refresh_token') ?? ''}+`;
-            idToken('wrong_aud', '')
+            idToken(REFRESH_ID_TOKENS[op.refresh] as IdTokenMode, '')
               .then((id_token) =>
                 json(200, {
                   access_token: 'opaque-at-2',
@@ -186,8 +201,8 @@ export async function startFakeOp(clientId: string): Promise<FakeOp> {
     const jwt = new SignJWT(mode === 'other_azp' ? { ...claims, azp: 'another-client' } : claims)
       .setIssuer(mode === 'wrong_iss' ? 'http://127.0.0.3:1' : issuer)
       .setAudience(mode === 'wrong_aud' ? 'another-client' : clientId)
-      .setIssuedAt(mode === 'expired' ? now - 7200 : now)
-      .setExpirationTime(mode === 'expired' ? now - 3600 : now + 300);
+      .setIssuedAt(issuedAt(mode, now))
+      .setExpirationTime(expiresAt(mode, now));
     if (mode === 'hs256_public_key') {
       // The classic confusion: HMAC keyed with the provider's public key, which anyone can fetch.
       return jwt
@@ -197,6 +212,18 @@ export async function startFakeOp(clientId: string): Promise<FakeOp> {
     return jwt.setProtectedHeader({ alg: 'ES256', kid: 'k1' }).sign(privateKey);
   }
   return op;
+}
+
+const DAY_S = 24 * 60 * 60;
+
+function issuedAt(mode: IdTokenMode, now: number): number {
+  if (mode === 'expired') return now - 7200;
+  return mode === 'iat_in_future' ? now + DAY_S : now;
+}
+
+function expiresAt(mode: IdTokenMode, now: number): number {
+  if (mode === 'expired') return now - 3600;
+  return mode === 'iat_in_future' ? now + 10 * 365 * DAY_S : now + 300;
 }
 
 /**

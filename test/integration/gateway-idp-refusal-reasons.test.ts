@@ -4,7 +4,8 @@
 // or forged ID token. Now: a stalled answer is the provider unavailable (502 MESHAUTH_ERR_IDP_UNAVAILABLE,
 // `idp_unavailable`), a malformed callback `callback_invalid`, a malformed token answer `token_response_invalid`
 // (both 401 MESHAUTH_ERR_LOGIN_FAILED, as before). An ID token issued to another party (`azp`) is refused even with
-// one audience (`azp_mismatch`).
+// one audience (`azp_mismatch`). An ID token issued ahead of the gateway's clock beyond its tolerance (a probe's: one
+// day ahead, valid for ten years) is refused as an expired one is (`id_token_invalid`).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScriptedBrowser } from '../helpers/browser.js';
 import { type FakeOp, type IdTokenMode, startScriptedOpMesh, type TokenEndpointFault } from '../helpers/fake-op.js';
@@ -122,6 +123,18 @@ describe('gateway: the reason a sign-in failed', () => {
       const callback = await callbackOf(browser);
       op.mode = 'other_azp' satisfies IdTokenMode;
       await expectRefused(browser, callback, { ...LOGIN_FAILED, reason: 'azp_mismatch' });
+    } finally {
+      op.mode = 'ok';
+      await browser.close();
+    }
+  });
+
+  it('fail/an ID token issued one day ahead (valid for ten years) → 401, id_token_invalid', async () => {
+    const browser = new ScriptedBrowser(mesh.ca.rootPem);
+    try {
+      const callback = await callbackOf(browser);
+      op.mode = 'iat_in_future' satisfies IdTokenMode;
+      await expectRefused(browser, callback, { ...LOGIN_FAILED, reason: 'id_token_invalid' });
     } finally {
       op.mode = 'ok';
       await browser.close();

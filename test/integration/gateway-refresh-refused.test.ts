@@ -3,7 +3,9 @@
 // sign in, an API call gets 401, the cookies are cleared, and a copy of the cookie ends with it. A refresh token the
 // provider refuses (`invalid_grant`) or a provider in trouble (a JSON 500, a rate limiter's HTML 429) leaves the
 // session to its current access token: a refused grant cannot be told from a sibling replica's renewal that rotated
-// the token first, and outages must not sign users out (found in the review of the first fix).
+// the token first, and outages must not sign users out (found in the review of the first fix). A renewed ID token
+// issued ahead of the gateway's clock beyond its tolerance (found by a probe: one day ahead, valid for ten years) is
+// refused as `id_token_invalid` and ends the session the same way.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScriptedBrowser } from '../helpers/browser.js';
 import { type FakeOp, startScriptedOpMesh } from '../helpers/fake-op.js';
@@ -84,6 +86,28 @@ describe('gateway: a refused session renewal', () => {
       expect(replay.status).toBe(302);
       expect(String(replay.headers.location)).toContain(`${op.issuer}/authorize?`);
     } finally {
+      await browser.close();
+    }
+  });
+
+  it('fail/a renewed ID token issued one day ahead: the session ends, counted id_token_invalid, one log line', async () => {
+    const browser = await signedIn();
+    try {
+      op.refresh = 'id_token_iat_in_future';
+      const refused = await counted(mesh, 'gatewaySessionRefreshes', 'id_token_invalid');
+      const ended = await counted(mesh, 'gatewaySessionsRejected', 'refresh_refused');
+      const seen = mesh.log.find({ event: 'session_refresh_failed', reason: 'id_token_invalid' }).length;
+      const page = await browser.fetch(`${mesh.origin}/shop`);
+      expect(page.status).toBe(302);
+      expect(String(page.headers.location)).toContain(`${op.issuer}/authorize?`);
+      expect(browser.cookie(SESSION)).toBeUndefined();
+      expect(await counted(mesh, 'gatewaySessionRefreshes', 'id_token_invalid')).toBe(refused + 1);
+      expect(await counted(mesh, 'gatewaySessionsRejected', 'refresh_refused')).toBe(ended + 1);
+      const lines = mesh.log.find({ event: 'session_refresh_failed', reason: 'id_token_invalid' }).slice(seen);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ signedOut: true });
+    } finally {
+      op.refresh = 'ok';
       await browser.close();
     }
   });

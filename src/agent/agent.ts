@@ -114,6 +114,11 @@ export class Agent {
   #failures = 0;
   /** Set when the CA refused our SVID for renewal: the next attempt uses the bootstrap credential. */
   #bootstrapNext = false;
+  /**
+   * An SVID the CA issued that could not be applied, kept while it is valid: the next attempt renews with it. Without
+   * it an agent whose first SVID failed to apply would bootstrap again, and a join token is single-use.
+   */
+  #unapplied: Credentials | undefined;
   #tokenWarned = false;
   /** Set once the token file's permissions were looked at: one warning per start, not one per bootstrap. */
   #tokenModeChecked = false;
@@ -250,11 +255,8 @@ export class Agent {
   }
 
   async #rotateOnce(signal: AbortSignal): Promise<void> {
-    const current = this.#options.holder.current;
-    const mode: Mode =
-      current !== undefined && current.svid.remainingMs(this.#now()) > 0 && !this.#bootstrapNext
-        ? 'renewal'
-        : 'bootstrap';
+    const current = this.#renewalCredentials();
+    const mode: Mode = current !== undefined && !this.#bootstrapNext ? 'renewal' : 'bootstrap';
     try {
       const issued =
         mode === 'renewal' && current !== undefined
@@ -266,6 +268,21 @@ export class Agent {
       if (this.#state !== 'running') return;
       this.#onFailure(error, mode);
     }
+  }
+
+  /**
+   * What a renewal authenticates with: the held SVID, or one issued but not applied, whichever is valid and lasts
+   * longer. Neither: a bootstrap.
+   */
+  #renewalCredentials(): Credentials | undefined {
+    const now = this.#now();
+    let best: Credentials | undefined;
+    for (const candidate of [this.#options.holder.current, this.#unapplied]) {
+      if (candidate === undefined || candidate.svid.remainingMs(now) <= 0) continue;
+      if (best === undefined || candidate.svid.notAfter > best.svid.notAfter) best = candidate;
+    }
+    if (best !== this.#unapplied) this.#unapplied = undefined;
+    return best;
   }
 
   /** The new credentials, and the roots that authenticated the CA (the configured file's among them). */
@@ -340,9 +357,11 @@ export class Agent {
     } catch (error) {
       // Something derived from the new SVID could not be built (or a listener refused it): the holder kept the
       // old credentials everywhere, so this is a failed rotation, retried like a failed CA request.
+      this.#unapplied = credentials;
       this.#applyFailed(error, mode);
       return;
     }
+    this.#unapplied = undefined;
     this.#bundleVersion += 1;
     const trusted = anchors === undefined ? previous?.bundle : mergeBundles(anchors, previous?.bundle);
     this.#noteDroppedRoots(trusted, credentials.bundle);

@@ -1,10 +1,11 @@
 // A renewed SVID that cannot be applied (something derived from it fails to build) is a failed rotation: the
 // holder keeps the old credentials everywhere, the agent counts result="apply_failure" (not success), logs one
-// line and retries; once the new SVID applies, rotation continues.
+// line and retries; once the new SVID applies, rotation continues. A first SVID that cannot be applied is kept and
+// renewed with: the join token that brought it is single-use, so bootstrapping again could never succeed.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Credentials } from '../../src/agent/index.js';
 import { waitFor } from '../helpers/wait.js';
-import { CaHarness, type Cleanup, runCleanups, startAgent } from './agent-harness.js';
+import { CaHarness, type Cleanup, runCleanups, startAgent, WORKLOAD_ID } from './agent-harness.js';
 
 const cleanups: Cleanup[] = [];
 afterEach(() => runCleanups(cleanups));
@@ -49,8 +50,8 @@ describe('agent: applying a renewed SVID', () => {
   it('fail/a first SVID that cannot be applied: /readyz names why beside "no SVID yet"', async () => {
     const ca = await CaHarness.start(4_000, cleanups);
     const { holder, metrics } = startAgent(ca, await ca.token(), cleanups);
-    // What /readyz would show at each failure: the next attempt (a join token is single-use, so it is refused)
-    // replaces the line soon after.
+    // What /readyz would show at each failure: the next attempt (a renewal with the unapplied SVID, which fails to
+    // apply again) replaces the line soon after.
     const shown: (string | undefined)[] = [];
     const noteFailure = holder.noteFailure.bind(holder);
     holder.noteFailure = (reason: string) => {
@@ -67,5 +68,30 @@ describe('agent: applying a renewed SVID', () => {
     await waitFor('an apply failure', async () => (await count()) >= 1, 30_000);
     expect(holder.current).toBeUndefined();
     expect(shown[0]).toMatch(/^no SVID yet \(last attempt: the new SVID could not be applied: /);
+  }, 75_000);
+
+  it('ok/a first SVID that cannot be applied is renewed with, not bootstrapped again: the agent gets ready', async () => {
+    const ca = await CaHarness.start(60_000, cleanups);
+    const { agent, holder, metrics, logs } = startAgent(ca, await ca.token(), cleanups);
+    const count = async (result: string) =>
+      (await metrics.svidRotations.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+    let refused = 0;
+    cleanups.push(
+      holder.prepare(() => {
+        refused += 1;
+        if (refused === 1) throw new Error('secure context cannot be built');
+        return () => undefined;
+      }),
+    );
+    await waitFor('an apply failure', async () => (await count('apply_failure')) >= 1, 30_000);
+    expect(holder.current).toBeUndefined();
+    await waitFor('an SVID applied after the failure', () => holder.current !== undefined, 30_000);
+    await agent.whenReady();
+    expect(holder.current?.svid.id.toString()).toBe(WORKLOAD_ID);
+    expect(await count('success')).toBe(1);
+    // The retry renewed (mTLS with the unapplied SVID); a second bootstrap would have met the used join token.
+    expect(logs.filter((l) => l.msg === 'SVID renewed')).toHaveLength(1);
+    expect(logs.some((l) => l.msg === 'SVID obtained')).toBe(false);
+    expect(await count('failure')).toBe(0);
   }, 75_000);
 });

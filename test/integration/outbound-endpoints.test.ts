@@ -1,7 +1,9 @@
 // Endpoints behind a DNS name (real dnsmasq on 127.0.0.1, peers on 127.0.0.2–127.0.0.4 sharing one port): the
 // outbound balances per request over every A record, loses no idempotent request when an endpoint dies mid-load
 // (the share moves to the others and the dead one is ejected), follows records that change, and checks pattern
-// routes' expected IDs per requested host.
+// routes' expected IDs per requested host. An endpoint that presents another workload's identity (a stale record)
+// is retried around and ejected: it used to carry no stream, win every power-of-two pick and fail two thirds of the
+// requests with 502.
 
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
@@ -44,7 +46,8 @@ describe.skipIf(!HAS_DNSMASQ)('outbound endpoints behind a DNS name', () => {
       ca: ca.bundlePem,
       requestCert: true,
       rejectUnauthorized: true,
-      ALPNProtocols: ['h2'],
+      ALPNProtocols: ['h2', 'http/1.1'],
+      allowHTTP1: true,
     });
     const peer: Peer = {
       host,
@@ -64,15 +67,18 @@ describe.skipIf(!HAS_DNSMASQ)('outbound endpoints behind a DNS name', () => {
       socket.once('close', () => sockets.delete(socket));
     });
     server.on('session', (session) => session.once('close', () => closed++));
-    server.on('stream', (stream) => {
-      stream.on('error', () => undefined);
+    // HTTP/2 and HTTP/1.1 alike (the compatibility API), for outbounds with either protocol between the sidecars.
+    server.on('request', (req, res) => {
+      req.on('error', () => undefined);
+      res.on('error', () => undefined);
+      req.resume();
       peer.served++;
       peer.times.push(Date.now());
       // A little latency, so that requests overlap and in-flight counts mean something.
       setTimeout(() => {
-        if (stream.destroyed) return;
-        stream.respond({ ':status': 200, 'content-type': 'text/plain' });
-        stream.end(host);
+        if (res.destroyed) return;
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(host);
       }, 2);
     });
     await new Promise<void>((resolve, reject) => {
@@ -82,13 +88,16 @@ describe.skipIf(!HAS_DNSMASQ)('outbound endpoints behind a DNS name', () => {
     return { peer, port: (server.address() as { port: number }).port };
   }
 
-  async function client(routes: Record<string, { address: string; ids: string[] }>): Promise<TestSidecar> {
+  async function client(
+    routes: Record<string, { address: string; ids: string[] }>,
+    http2 = true,
+  ): Promise<TestSidecar> {
     const config = sidecarConfigFromObject(
       {
         trustDomain: 'example.org',
         ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent/bundle.pem', token: '/nonexistent/token' },
         inbound: { listen: '127.0.0.1:0', app: '127.0.0.1:1' },
-        outbound: { listen: '127.0.0.1:0', routes, dns: { servers: [dns.address] } },
+        outbound: { listen: '127.0.0.1:0', routes, dns: { servers: [dns.address] }, http2 },
         admin: { listen: '127.0.0.1:0' },
       },
       'test-config',
@@ -126,6 +135,7 @@ describe.skipIf(!HAS_DNSMASQ)('outbound endpoints behind a DNS name', () => {
     total: number,
     concurrency: number,
     onProgress?: (done: number) => void,
+    method: 'get' | 'mixed' = 'get',
   ): Promise<{ statuses: Map<number, number>; errors: string[]; bodies: Map<string, number> }> {
     const agent = new HttpAgent({ keepAlive: true, maxSockets: concurrency });
     const statuses = new Map<number, number>();
@@ -138,7 +148,14 @@ describe.skipIf(!HAS_DNSMASQ)('outbound endpoints behind a DNS name', () => {
         const i = next++;
         await new Promise<void>((resolve) => {
           const req = httpRequest(
-            { host: '127.0.0.1', port: outboundPort, path: `http://${host}/r${i}`, headers: { host }, agent },
+            {
+              host: '127.0.0.1',
+              port: outboundPort,
+              path: `http://${host}/r${i}`,
+              headers: { host },
+              agent,
+              method: i % 4 === 3 && method === 'mixed' ? 'POST' : 'GET',
+            },
             (res) => {
               let body = '';
               res.on('data', (d: Buffer) => {
@@ -159,7 +176,7 @@ describe.skipIf(!HAS_DNSMASQ)('outbound endpoints behind a DNS name', () => {
             errors.push(String(e));
             resolve();
           });
-          req.end();
+          req.end(req.method === 'POST' ? 'an order' : undefined);
         });
         onProgress?.(++done);
       }
@@ -285,4 +302,46 @@ describe.skipIf(!HAS_DNSMASQ)('outbound endpoints behind a DNS name', () => {
     expect([...wrong.statuses.entries()]).toEqual([[502, 1]]);
     expect(await metricValue(a, 'meshauth_requests_rejected_total', { code: 'MESHAUTH_ERR_PEER_IDENTITY' })).toBe(1);
   }, 30_000);
+
+  it.each([
+    ['HTTP/2', true],
+    ['HTTP/1.1', false],
+  ])(
+    'ok/%s: an endpoint with another identity is retried around and ejected: no request fails; fail/a route expecting the wrong ID still answers 502',
+    async (_name, http2) => {
+      if (!peers.has('127.0.0.5')) {
+        const impostor = await startPeer(
+          '127.0.0.5',
+          await ca.issue({ id: 'spiffe://example.org/ns/other/sa/x' }),
+          port,
+        );
+        peers.set('127.0.0.5', impostor.peer);
+      }
+      await dns.setRecords({ 'mixed.shop.test': ['127.0.0.2', '127.0.0.3', '127.0.0.5'] });
+      const a = await client(
+        {
+          'mixed.shop': { address: `mixed.shop.test:${port}`, ids: [peerId] },
+          'wrongid.shop': { address: `mixed.shop.test:${port}`, ids: ['spiffe://example.org/ns/shop/sa/payments'] },
+        },
+        http2,
+      );
+      const total = 300;
+      const result = await load(a.sidecar.outboundPort, 'mixed.shop', total, 16, undefined, 'mixed');
+      expect(result.errors).toEqual([]);
+      expect([...result.statuses.entries()]).toEqual([[200, total]]);
+      expect(result.bodies.get('127.0.0.5')).toBeUndefined();
+      expect(await metricValue(a, 'meshauth_endpoint_ejections_total', { route: 'mixed.shop' })).toBeGreaterThanOrEqual(
+        1,
+      );
+      expect(await metricValue(a, 'meshauth_endpoints', { route: 'mixed.shop', state: 'ejected' })).toBe(1);
+      expect(await metricValue(a, 'meshauth_request_retries_total', { reason: 'connect' })).toBeGreaterThanOrEqual(1);
+
+      // Every endpoint is "another identity" for this route: all ejected, the set still tries one, and the caller gets
+      // the identity error, not a vaguer unavailable.
+      const wrong = await load(a.sidecar.outboundPort, 'wrongid.shop', 12, 2);
+      expect([...wrong.statuses.entries()]).toEqual([[502, 12]]);
+      expect(await metricValue(a, 'meshauth_requests_rejected_total', { code: 'MESHAUTH_ERR_PEER_IDENTITY' })).toBe(12);
+    },
+    60_000,
+  );
 });

@@ -236,9 +236,11 @@ export class Endpoint implements Candidate {
       },
       (error: unknown) => {
         if (error instanceof PeerConnectError) {
-          // A wrong identity says nothing of the endpoint's health, except for a probe: the endpoint is still not
-          // the peer it should be, so it stays out (left as it was, its probe would never finish).
-          if (error.phase !== 'identity' || this.health.probing) this.#unhealthy(error);
+          // A wrong identity counts as any failed connect: behind a name, a stale record may point at another
+          // workload, which never carries a stream and so would win every power-of-two pick. When every endpoint
+          // presents it (a route expecting the wrong ID) all are ejected and the set still tries one, so the caller
+          // keeps getting the identity error.
+          this.#unhealthy(error);
           // The request that needed the connection logs the failure; the reason is counted once per handshake.
           const reason = peerConnectFailureReason(error.phase, error.cause);
           if (reason !== undefined) this.#context.metrics.tlsHandshakeFailures.inc({ direction: 'outbound', reason });

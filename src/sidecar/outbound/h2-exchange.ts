@@ -203,7 +203,12 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
    * for a bodiless GET/HEAD/OPTIONS. True when the retry took the request over; false: the caller answers `error`.
    */
   retryHttp1(error: Error, endpoint: Endpoint): boolean {
-    const reason = http1RetryReason(error, this.#idempotentWithoutBody());
+    const reason =
+      error instanceof PeerConnectError
+        ? this.#retriesConnect(error, endpoint)
+          ? 'connect'
+          : undefined
+        : http1RetryReason(error, this.#idempotentWithoutBody());
     if (reason === undefined || this.#attempts >= 2 || !this.#replayable || this.#callerGone()) return false;
     // The body goes again only as it came: untouched (an HTTP/1.1 client that fails may destroy it, undici's
     // `request` does; read from, it would arrive in part).
@@ -336,11 +341,20 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   }
 
   #connectFailed(endpoint: Endpoint, error: unknown): void {
-    if (error instanceof PeerConnectError && error.phase !== 'identity') {
-      this.#retryOr('connect', endpoint, peerUnavailable(error.message, 'connect', error));
+    if (error instanceof PeerConnectError && this.#retriesConnect(error, endpoint)) {
+      const answer = error.phase === 'identity' ? asMeshauthError(error) : undefined;
+      this.#retryOr('connect', endpoint, answer ?? peerUnavailable(error.message, 'connect', error));
       return;
     }
     this.fail(asMeshauthError(error));
+  }
+
+  /**
+   * A failed connect sent no request byte, so it is retried; a wrong peer identity only when another endpoint can be
+   * tried (the same one would present the same certificate).
+   */
+  #retriesConnect(error: PeerConnectError, endpoint: Endpoint): boolean {
+    return error.phase !== 'identity' || this.#set.endpoints.some((other) => other !== endpoint);
   }
 
   /** Retries when the first attempt failed for `reason` and the body can be sent again; else answers `error`. */
@@ -698,8 +712,8 @@ function isSession(target: PeerTarget): target is ClientHttp2Session {
   return !(target instanceof Http1Client);
 }
 
+/** A connection lost before the response head, not at connect: retried only for a bodiless GET/HEAD/OPTIONS. */
 function http1RetryReason(error: Error, bodilessIdempotent: boolean): RetryReason | undefined {
-  if (error instanceof PeerConnectError) return error.phase === 'identity' ? undefined : 'connect';
   const code = (error as Error & { code?: string }).code;
   const lost = code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE';
   return lost && bodilessIdempotent ? 'connection_lost' : undefined;

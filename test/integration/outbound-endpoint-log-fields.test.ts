@@ -46,7 +46,13 @@ describe('outbound endpoint log lines', () => {
       destination: { write: (line: string) => lines.push(JSON.parse(line)) },
     });
     const port = await closedPort('127.0.0.2');
-    let resolution: Resolution = { addresses: ['127.0.0.2'], ttlSeconds: 0 };
+    let resolution: Resolution = {
+      addresses: ['127.0.0.2'],
+      ttlSeconds: 0,
+      ignored: [],
+      overCap: 0,
+      failedFamilies: [],
+    };
     const resolver = { resolve: async () => resolution } as unknown as AddressResolver;
     const set = new EndpointSet({
       routeKey: 'orders.shop',
@@ -72,7 +78,7 @@ describe('outbound endpoint log lines', () => {
     }
     const ejected = await waitFor('the ejection line', () => lines.find((l) => l.msg === EJECTED));
     // The name now resolves elsewhere: the endpoint is drained at the next resolution (after the TTL's lower bound).
-    resolution = { addresses: ['127.0.0.3'], ttlSeconds: 0 };
+    resolution = { addresses: ['127.0.0.3'], ttlSeconds: 0, ignored: [], overCap: 0, failedFamilies: [] };
     const drained = await waitFor('the drain line', () => lines.find((l) => l.msg === DRAINED), 10_000);
 
     for (const line of [ejected, drained]) {

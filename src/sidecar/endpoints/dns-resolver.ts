@@ -7,18 +7,38 @@
 import { lookup, Resolver } from 'node:dns';
 import { formatHostPort, type HostPort } from '../../config/index.js';
 import type { Metrics } from '../../telemetry/index.js';
+import { smallestTtl, usableAddresses } from './dns-answer.js';
 
 export interface Resolution {
+  /** Distinct dialable addresses, at most MAX_ENDPOINTS_PER_NAME (dns-answer.ts). */
   readonly addresses: readonly string[];
-  /** Smallest record TTL in seconds (0 when unknown). */
+  /** Smallest record TTL in seconds (0 when the name has no address). */
   readonly ttlSeconds: number;
+  /** Addresses of the answer dropped as no workload's (unspecified, multicast, link-local). */
+  readonly ignored: readonly string[];
+  /** Dialable addresses past the cap. */
+  readonly overCap: number;
+  /**
+   * The address families whose query failed while the other answered: their endpoints are kept as they were, as
+   * when the whole query fails (one lost AAAA query must not drain every IPv6 endpoint).
+   */
+  readonly failedFamilies: readonly (4 | 6)[];
 }
+
+const NO_ADDRESS: Resolution = Object.freeze({
+  addresses: [],
+  ttlSeconds: 0,
+  ignored: [],
+  overCap: 0,
+  failedFamilies: [],
+});
 
 /** The TTL assumed for answers that carry none (getaddrinfo). */
 const LOOKUP_TTL_SECONDS = 5;
 const NO_RECORDS = new Set(['ENODATA', 'ENOTFOUND', 'NODATA', 'NOTFOUND']);
 
-type RecordWithTtl = { readonly address: string; readonly ttl: number };
+/** `ttl` is missing past the 256th record of an answer. */
+type RecordWithTtl = { readonly address: string; readonly ttl: number | undefined };
 
 export class AddressResolver {
   readonly #resolver: Resolver;
@@ -42,30 +62,34 @@ export class AddressResolver {
     const records: RecordWithTtl[] = [];
     if (v4.status === 'fulfilled') records.push(...v4.value);
     if (v6.status === 'fulfilled') records.push(...v6.value);
-    if (records.length === 0) {
-      const failure = [v4, v6].find((r) => r.status === 'rejected' && !NO_RECORDS.has(codeOf(r.reason)));
+    const failed = (r: PromiseSettledResult<unknown>) => r.status === 'rejected' && !NO_RECORDS.has(codeOf(r.reason));
+    const usable = usableAddresses(records.map((r) => r.address));
+    if (usable.addresses.length === 0) {
+      const failure = [v4, v6].find(failed);
       if (failure !== undefined && failure.status === 'rejected') {
         this.#metrics.dnsResolutions.inc({ result: 'failure' });
         throw failure.reason;
       }
       this.#metrics.dnsResolutions.inc({ result: 'empty' });
-      return { addresses: [], ttlSeconds: 0 };
+      return { ...NO_ADDRESS, ignored: usable.ignored };
     }
     this.#metrics.dnsResolutions.inc({ result: 'success' });
-    let ttl = Number.POSITIVE_INFINITY;
-    for (const record of records) ttl = Math.min(ttl, record.ttl);
-    return { addresses: [...new Set(records.map((r) => r.address))], ttlSeconds: ttl };
+    const failedFamilies: (4 | 6)[] = [];
+    if (failed(v4)) failedFamilies.push(4);
+    if (failed(v6)) failedFamilies.push(6);
+    return { ...usable, ttlSeconds: smallestTtl(records.map((r) => r.ttl)), failedFamilies };
   }
 
   async #lookup(name: string): Promise<Resolution> {
     try {
-      const addresses = await lookupAll(name);
-      this.#metrics.dnsResolutions.inc({ result: addresses.length > 0 ? 'success' : 'empty' });
-      return { addresses, ttlSeconds: LOOKUP_TTL_SECONDS };
+      const usable = usableAddresses(await lookupAll(name));
+      const found = usable.addresses.length > 0;
+      this.#metrics.dnsResolutions.inc({ result: found ? 'success' : 'empty' });
+      return { ...usable, ttlSeconds: found ? LOOKUP_TTL_SECONDS : 0, failedFamilies: [] };
     } catch (error) {
       if (NO_RECORDS.has(codeOf(error))) {
         this.#metrics.dnsResolutions.inc({ result: 'empty' });
-        return { addresses: [], ttlSeconds: 0 };
+        return NO_ADDRESS;
       }
       this.#metrics.dnsResolutions.inc({ result: 'failure' });
       throw error;

@@ -9,7 +9,8 @@ import type { Gauge } from 'prom-client';
 import { MeshauthError } from '../../errors/index.js';
 import type { SpiffeId } from '../../identity/index.js';
 import { pickOfTwo, type RandomIndex, xorshiftRandom } from './balancer.js';
-import type { AddressResolver } from './dns-resolver.js';
+import { MAX_ENDPOINTS_PER_NAME } from './dns-answer.js';
+import type { AddressResolver, Resolution } from './dns-resolver.js';
 import { isAvailable, startProbe } from './ejection.js';
 import { Endpoint, type EndpointContext, type EndpointOwner } from './endpoint.js';
 import { failureDelay, refreshDelay } from './resolve-schedule.js';
@@ -27,6 +28,8 @@ export interface EndpointSetOptions {
 type GaugeChild = ReturnType<Gauge<'route' | 'state'>['labels']>;
 
 const random: RandomIndex = xorshiftRandom();
+/** Drained endpoints named one line each up to this many; more (a record set replaced wholesale) share one line. */
+const LOGGED_REMOVALS = 3;
 
 export class EndpointSet implements EndpointOwner {
   readonly routeKey: string;
@@ -46,6 +49,10 @@ export class EndpointSet implements EndpointOwner {
   #waiting = 0;
   #resolved = false;
   #failures = 0;
+  /** Answers in a row with no address: asked again with the failures' backoff, not every second. */
+  #empty = 0;
+  /** The ignored addresses and cap overflow last warned about, so that an unchanged answer is not logged again. */
+  #warnedAnswer = '';
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -59,7 +66,7 @@ export class EndpointSet implements EndpointOwner {
     this.#active = options.context.metrics.endpoints.labels(options.routeKey, 'active');
     this.#ejectedGauge = options.context.metrics.endpoints.labels(options.routeKey, 'ejected');
     if (isIP(options.name) !== 0) {
-      this.#update([options.name]);
+      this.#update([options.name], []);
       this.#resolved = true;
     } else {
       this.#firstResolution = this.#resolve();
@@ -147,8 +154,12 @@ export class EndpointSet implements EndpointOwner {
       const resolution = await this.#resolver.resolve(this.servername);
       if (this.#closed) return;
       this.#failures = 0;
-      this.#update(resolution.addresses);
-      delay = refreshDelay(resolution.ttlSeconds);
+      this.#warnAnswer(resolution);
+      this.#update(resolution.addresses, resolution.failedFamilies);
+      // A name with no address (a typo, a pattern route asked for names that do not exist) is asked again with
+      // backoff: at a query a second, a local process could make the sidecar flood the cluster DNS.
+      this.#empty = resolution.addresses.length === 0 ? this.#empty + 1 : 0;
+      delay = this.#empty > 0 ? failureDelay(this.#empty) : refreshDelay(resolution.ttlSeconds);
     } catch (error) {
       if (this.#closed) return;
       this.#failures += 1;
@@ -172,21 +183,24 @@ export class EndpointSet implements EndpointOwner {
     this.#timer.unref();
   }
 
-  /** Adds new addresses, drains the ones that disappeared; keeps the endpoints (and sessions) of the rest. */
-  #update(addresses: readonly string[]): void {
+  /**
+   * Adds new addresses, drains the ones that disappeared; keeps the endpoints (and sessions) of the rest, and those
+   * of an address family whose query failed this time.
+   */
+  #update(addresses: readonly string[], failedFamilies: readonly (4 | 6)[]): void {
     const wanted = new Set(addresses);
     const kept: Endpoint[] = [];
+    const removed: Endpoint[] = [];
     for (const endpoint of this.#endpoints) {
       if (wanted.has(endpoint.address)) {
         kept.push(endpoint);
         wanted.delete(endpoint.address);
+      } else if (failedFamilies.includes(isIP(endpoint.address) as 4 | 6)) {
+        kept.push(endpoint);
       } else {
         this.#gaugeRemove(endpoint);
         endpoint.remove();
-        this.#context.logger.info(
-          { direction: 'outbound', route: this.routeKey, endpoint: endpoint.authority },
-          'endpoint removed (no longer in DNS); draining',
-        );
+        removed.push(endpoint);
       }
     }
     for (const address of wanted) {
@@ -194,6 +208,39 @@ export class EndpointSet implements EndpointOwner {
       this.#active.inc();
     }
     this.#endpoints = kept;
+    this.#logRemoved(removed);
+  }
+
+  /** One line per drained endpoint, or one line for them all when a record set was replaced wholesale. */
+  #logRemoved(removed: readonly Endpoint[]): void {
+    const message = 'endpoint removed (no longer in DNS); draining';
+    const fields = { direction: 'outbound', route: this.routeKey };
+    if (removed.length <= LOGGED_REMOVALS) {
+      for (const endpoint of removed) this.#context.logger.info({ ...fields, endpoint: endpoint.authority }, message);
+      return;
+    }
+    const endpoints = removed.slice(0, LOGGED_REMOVALS).map((e) => e.authority);
+    this.#context.logger.info({ ...fields, count: removed.length, endpoints }, message);
+  }
+
+  /** Warns once per distinct answer that had addresses no workload listens on, or more than the cap. */
+  #warnAnswer(resolution: Resolution): void {
+    const key = `${resolution.ignored.join(',')}|${resolution.overCap}`;
+    if (key === this.#warnedAnswer) return;
+    this.#warnedAnswer = key;
+    const fields = { direction: 'outbound', route: this.routeKey, name: this.servername };
+    if (resolution.ignored.length > 0) {
+      this.#context.logger.warn(
+        { ...fields, ignored: resolution.ignored.slice(0, LOGGED_REMOVALS), count: resolution.ignored.length },
+        'DNS answer holds addresses no workload listens on (unspecified, multicast, link-local); ignored',
+      );
+    }
+    if (resolution.overCap > 0) {
+      this.#context.logger.warn(
+        { ...fields, cap: MAX_ENDPOINTS_PER_NAME, ignoredCount: resolution.overCap },
+        'DNS answer holds more addresses than the endpoints kept per name; the rest ignored',
+      );
+    }
   }
 
   #gaugeRemove(endpoint: Endpoint): void {

@@ -14,12 +14,21 @@ import { AddressResolver } from './endpoints/dns-resolver.js';
 import { startIdentityHooks } from './identity-hooks.js';
 import { loadExternalCertificate } from './inbound/external-certificate.js';
 import { ExternalListener } from './inbound/external-listener.js';
+import { openFileLimit } from './inbound/fd-budget.js';
 import type { InboundHooks } from './inbound/inbound-hooks.js';
 import { type InboundLimits, InboundListener } from './inbound/inbound-listener.js';
 import { listeningAddresses } from './listening-addresses.js';
+import { tcpOutboundCap } from './outbound/outbound-connection-cap.js';
 import type { OnOutboundRequest } from './outbound/outbound-hooks.js';
 import { OutboundListener } from './outbound/outbound-listener.js';
-import { resolveHostWith, TCP_ALPNS, TcpInboundHandler, type TcpLimits, TcpOutboundListeners } from './tcp/index.js';
+import {
+  resolveHostWith,
+  TCP_ALPNS,
+  TCP_LIMITS,
+  TcpInboundHandler,
+  type TcpLimits,
+  TcpOutboundListeners,
+} from './tcp/index.js';
 
 /** What the sidecar needs of the certificate agent (src/agent/agent.ts). */
 export interface SidecarAgent {
@@ -109,6 +118,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDependenc
           logger: logger.child({ component: 'tcp' }),
           resolveHost: resolveHostWith(new AddressResolver(config.outbound.dns.servers, metrics)),
           limits: deps.tcpLimits,
+          maxTotalConnections: tcpOutboundTotal(config, deps.tcpLimits, logger),
           now,
         });
   const external =
@@ -263,4 +273,17 @@ function createAgent(config: SidecarConfig, holder: CredentialHolder, deps: Side
     metrics: deps.metrics,
     ...(deps.now === undefined ? {} : { now: deps.now }),
   });
+}
+
+/** The `outbound.tcp` listeners' shared cap on open tunnels, lowered (and said so) where the open-file limit is low. */
+function tcpOutboundTotal(config: SidecarConfig, limits: Partial<TcpLimits> | undefined, logger: Logger): number {
+  const configured = (limits?.maxConnections ?? TCP_LIMITS.maxConnections) * config.outbound.tcp.size;
+  const applied = tcpOutboundCap(configured, openFileLimit(), config.inbound.limits);
+  if (applied < configured) {
+    logger.warn(
+      { direction: 'outbound', protocol: 'tcp', configured, applied },
+      'outbound.tcp listeners: open tunnels capped to fit the open-file limit (ulimit -n) beside the inbound',
+    );
+  }
+  return applied;
 }

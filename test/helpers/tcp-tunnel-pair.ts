@@ -53,6 +53,8 @@ export interface TcpTunnelPairOptions {
   readonly routeIds?: readonly string[];
   readonly policy?: () => CompiledPolicy;
   readonly limits?: Partial<TcpLimits>;
+  /** The outbound listeners' shared cap on open tunnels (what the sidecar derives from the open-file limit). */
+  readonly maxTotalConnections?: number;
   /** ALPN protocols the server offers (default: h2, http/1.1, meshauth-tcp/2 and /1, as the inbound listener with inbound.tcp). */
   readonly serverAlpn?: readonly string[];
   /** Route address host (default 127.0.0.1). */
@@ -146,6 +148,7 @@ export async function startTcpTunnelPair(ca: TestCa, options: TcpTunnelPairOptio
     logger: logger.child({ side: 'client' }),
     limits: options.limits,
     resolveHost: options.resolveHost,
+    maxTotalConnections: options.maxTotalConnections,
   });
   const ports = await outbound.listen();
   return {

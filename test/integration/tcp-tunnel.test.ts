@@ -4,6 +4,7 @@
 import type { Socket } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { compilePolicy, parsePolicy } from '../../src/authz/index.js';
+import { createLogger } from '../../src/telemetry/index.js';
 import { available, rawClient, run, until } from '../helpers/tcp-client.js';
 import { echo, startTcpApp, startTcpTunnelPair, type TcpApp, type TcpTunnelPair } from '../helpers/tcp-tunnel-pair.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -351,6 +352,41 @@ describe('tcp tunnel', () => {
       `meshauth_tcp_connections_total{direction="inbound",peer_id="${p.clientSvid.id}",result="limit"} 1`,
     );
     first.socket.end();
+  });
+
+  // The outbound listener's cap used to be Node's own maxConnections: a FIN (a clean end to the app, where every other
+  // refusal of a tunnel is a reset) and per listener only, outside the open-file budget the sidecar keeps.
+  it.each([
+    ['its own maxConnections', { limits: { maxConnections: 1 } }, 'maxConnections'],
+    ['the shared cap the open-file limit leaves', { maxTotalConnections: 1 }, 'openFiles'],
+  ])('fail/over %s the next app connection is reset (limit)', async (_name, options, limit) => {
+    const a = await app();
+    const logs: Record<string, unknown>[] = [];
+    const logger = createLogger({ level: 'info', destination: { write: (l: string) => logs.push(JSON.parse(l)) } });
+    const p = await pair({ appPort: a.port, logger, ...options });
+    const first = await rawClient(p.port);
+    first.socket.write('1');
+    await until('first echo', () => first.received().length === 1);
+    // The reset may arrive before the client saw its connect complete.
+    const second = await rawClient(p.port).then(
+      async (client) => ({ code: (await client.closed)?.code, bytes: client.received().length }),
+      (error: Error & { code?: string }) => ({ code: error.code, bytes: 0 }),
+    );
+    expect(second).toEqual({ code: 'ECONNRESET', bytes: 0 });
+    first.socket.write('2');
+    await until('first still works', () => first.received().toString() === '12');
+    expect(await p.clientMetrics.registry.metrics()).toContain(
+      'meshauth_tcp_connections_total{direction="outbound",peer_id="",result="limit"} 1',
+    );
+    expect(logs.filter((l) => l.limit === limit)).toHaveLength(1);
+    first.socket.end();
+    await first.closed;
+    // The place is free again once the first tunnel closed.
+    await until('the place freed', () => p.outbound.open === 0);
+    const third = await rawClient(p.port);
+    third.socket.write('3');
+    await until('third echo', () => third.received().toString() === '3');
+    third.socket.end();
   });
 
   it('ok/rotation keeps established tunnels; new tunnels use the new SVIDs', async () => {

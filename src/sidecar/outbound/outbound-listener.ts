@@ -195,7 +195,12 @@ export class OutboundListener {
     // written), counted and logged (rate-limited) as connection refused: max_connections.
     this.#refusals = new ConnectionRefusals('outbound', metrics, logger);
     const configured = config.outbound.limits.maxConnections;
-    const maxConnections = outboundConnectionCap(configured, openFileLimit(), config.inbound.limits);
+    const maxConnections = outboundConnectionCap(
+      configured,
+      openFileLimit(),
+      config.inbound.limits,
+      config.outbound.tcp.size > 0,
+    );
     if (maxConnections < configured) {
       logger.warn(
         { direction: 'outbound', configured, applied: maxConnections },

@@ -55,6 +55,11 @@ export interface TcpOutboundOptions {
   /** Name resolution for route addresses (default: the system resolver). */
   readonly resolveHost?: ResolveHost | undefined;
   readonly now?: (() => Date) | undefined;
+  /**
+   * Tunnels open at once across every listener: what the open-file limit leaves them (tcpOutboundCap), each holding
+   * two descriptors. Default: no total beyond each listener's own `limits.maxConnections`.
+   */
+  readonly maxTotalConnections?: number | undefined;
 }
 
 /** The connection attempt in progress for one app connection (replaced when the next address is tried). */
@@ -71,6 +76,8 @@ interface Listener {
   /** Round-robin position over the resolved addresses. */
   next: number;
   port: number;
+  /** App connections accepted and not yet closed. */
+  open: number;
 }
 
 export class TcpOutboundListeners {
@@ -85,6 +92,8 @@ export class TcpOutboundListeners {
   /** Each open tunnel's server chain (DER, leaf first), checked again when a root leaves the bundle. */
   readonly #servers = new Map<TcpTunnel, readonly Buffer[]>();
   #removals = 0;
+  /** App connections accepted and not yet closed, every listener together. */
+  #open = 0;
   #kept: KeptRoots = NOTHING_KEPT;
   readonly #unsubscribe: () => void;
   #draining = false;
@@ -97,16 +106,8 @@ export class TcpOutboundListeners {
     this.#resolve = options.resolveHost ?? systemResolveHost;
     for (const [key, route] of options.routes) {
       const server = netServer({ allowHalfOpen: true, pauseOnConnect: true });
-      const listener: Listener = { key, route, server, next: 0, port: 0 };
-      server.maxConnections = this.#limits.maxConnections;
+      const listener: Listener = { key, route, server, next: 0, port: 0, open: 0 };
       server.on('connection', (app: Socket) => this.#onConnection(listener, app));
-      server.on('drop', () =>
-        this.#telemetry.refused('', 'limit', {
-          listen: key,
-          code: 'MESHAUTH_ERR_PEER_UNAVAILABLE',
-          limit: 'maxConnections',
-        }),
-      );
       this.#listeners.push(listener);
     }
     this.#unsubscribe = options.holder.prepare((credentials) => {
@@ -157,6 +158,24 @@ export class TcpOutboundListeners {
 
   #onConnection(listener: Listener, app: Socket): void {
     app.on('error', ignore); // until the tunnel takes over; failures below reset it
+    // Counted here rather than by the server's own maxConnections, which closes with a FIN (a clean end to the
+    // app) and counts one listener only: the listeners share what the open-file limit leaves them.
+    const total = this.#options.maxTotalConnections ?? Number.POSITIVE_INFINITY;
+    if (listener.open >= this.#limits.maxConnections || this.#open >= total) {
+      this.#telemetry.refused('', 'limit', {
+        listen: listener.key,
+        code: 'MESHAUTH_ERR_PEER_UNAVAILABLE',
+        limit: listener.open >= this.#limits.maxConnections ? 'maxConnections' : 'openFiles',
+      });
+      resetSocket(app);
+      return;
+    }
+    listener.open += 1;
+    this.#open += 1;
+    app.once('close', () => {
+      listener.open -= 1;
+      this.#open -= 1;
+    });
     if (this.#draining) {
       this.#telemetry.refused('', 'draining', { listen: listener.key });
       resetSocket(app);

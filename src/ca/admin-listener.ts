@@ -3,7 +3,7 @@
 // can sign: its intermediate is within its validity), /metrics. Read-only; nothing else is served.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { listenOn } from '../platform/index.js';
-import { ADMIN_SERVER_TIMEOUTS, limitAdminConnections } from '../telemetry/admin-connections.js';
+import { ADMIN_SERVER_TIMEOUTS, adminRequestRefused, limitAdminConnections } from '../telemetry/admin-connections.js';
 import { AdminRefusals } from '../telemetry/admin-refusals.js';
 import { sendAdminAnswer } from '../telemetry/admin-server.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
@@ -28,6 +28,7 @@ export async function startCaAdminListener(options: CaAdminOptions): Promise<CaA
   const address = parseListenAddress(options.listen);
   const refusals = new AdminRefusals(options.metrics, options.logger);
   const server: Server = createServer(ADMIN_SERVER_TIMEOUTS, (req, res) => {
+    if (adminRequestRefused(req)) return;
     handle(options, refusals, req, res).catch((error: unknown) => {
       options.logger.error({ event: 'ca_admin_request_failed', err: error }, 'admin request failed');
       if (!res.headersSent) sendAdminAnswer(res, 500, 'text/plain; charset=utf-8', 'internal error\n');

@@ -5,12 +5,13 @@
 // buffered across all requests at once are bounded (a budget, of which one client address may hold half), past
 // which a review is refused with 503.
 import { stat } from 'node:fs/promises';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { readSettingFile } from '../config/read-setting-file.js';
 import { MeshauthError } from '../errors/index.js';
 import { addTo, clientAddress, listenOn, SingleFlight } from '../platform/index.js';
+import { adminRequestRefused, guardAdminRequests } from '../telemetry/admin-connections.js';
 import { AdminRefusals } from '../telemetry/admin-refusals.js';
 import { sendAdminAnswer } from '../telemetry/admin-server.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -79,6 +80,8 @@ export class WebhookServer {
   readonly #check = new SingleFlight(() => this.#reloadIfChanged());
   readonly #budget: ByteBudget;
   readonly #overloadLog: RateLimitedLog;
+  /** Connections closed for pipelining or for not reading (guardAdminRequests). */
+  readonly #connectionLog: RateLimitedLog;
   readonly #tooLargeLog: RateLimitedLog;
   readonly #contentTypeLog: RateLimitedLog;
   readonly #notReviewLog: RateLimitedLog;
@@ -95,6 +98,12 @@ export class WebhookServer {
     const refusedLog = () =>
       new RateLimitedLog(options.logger, options.metrics, 'admission_review_refused', OVERLOAD_LOG_INTERVAL_MS);
     this.#overloadLog = refusedLog();
+    this.#connectionLog = new RateLimitedLog(
+      options.logger,
+      options.metrics,
+      'connection_refused',
+      OVERLOAD_LOG_INTERVAL_MS,
+    );
     this.#tooLargeLog = refusedLog();
     this.#contentTypeLog = refusedLog();
     this.#notReviewLog = refusedLog();
@@ -143,6 +152,7 @@ export class WebhookServer {
         connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
       },
       (req, res) => {
+        if (adminRequestRefused(req)) return;
         this.#unanswered.add(res);
         res.once('close', () => this.#unanswered.delete(res));
         if (this.#closing) res.setHeader('connection', 'close');
@@ -154,6 +164,8 @@ export class WebhookServer {
       },
     );
     this.#refusals.install(server);
+    // https.Server is node:http's Server over TLS: the same 'request', setTimeout and 'timeout'.
+    guardAdminRequests(server as unknown as HttpServer, this.#options.metrics, this.#connectionLog);
     this.#server = server;
     this.#port = await listenOn(server, this.#options, '--listen');
     this.#timer = setInterval(() => {
@@ -171,6 +183,7 @@ export class WebhookServer {
   async close(): Promise<void> {
     clearInterval(this.#timer);
     this.#overloadLog.close();
+    this.#connectionLog.close();
     this.#tooLargeLog.close();
     this.#contentTypeLog.close();
     this.#notReviewLog.close();

@@ -4,7 +4,7 @@
 // Without a cap one client could open connections until the process ran out of file descriptors, and the inbound,
 // the app hop and the SVID renewals with it. The kubelet opens one connection per probe and Prometheus keeps one, so
 // a client address gets a quarter of the places and every other address still finds some.
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { addTo, clientAddress } from '../platform/index.js';
 import type { Logger } from './logger.js';
@@ -30,6 +30,13 @@ export const ADMIN_SERVER_TIMEOUTS = {
 const LOG_INTERVAL_MS = 10_000;
 
 /**
+ * A connection with no byte read or written for this long is closed: one whose client stopped reading its answers
+ * (the answer cannot be written out) held its place for good, and four addresses could keep the kubelet out. Idle
+ * keep-alive connections go sooner, at node:http's keep-alive timeout.
+ */
+export const ADMIN_STALL_TIMEOUT_MS = 30_000;
+
+/**
  * Caps `server`'s connections at ADMIN_MAX_CONNECTIONS, ADMIN_MAX_CONNECTIONS_PER_SOURCE per client address; each
  * refusal is counted in meshauth_connections_rejected_total{direction="admin"} and logged (rate-limited).
  */
@@ -44,6 +51,7 @@ export function limitAdminConnections(server: Server, metrics: Metrics, logger: 
     refuse('max_connections', clientAddress(data?.remoteAddress)),
   );
   server.on('close', () => log.close());
+  guardAdminRequests(server, metrics, log);
   const open = new Map<string, number>();
   server.on('connection', (socket: Socket) => {
     const source = clientAddress(socket.remoteAddress) ?? '';
@@ -56,4 +64,50 @@ export function limitAdminConnections(server: Server, metrics: Metrics, logger: 
     addTo(open, source, 1);
     socket.once('close', () => addTo(open, source, -1));
   });
+}
+
+type AdminRejection = 'pipelined' | 'stalled';
+
+/**
+ * One request at a time per connection, and no connection that stops reading. The kubelet and Prometheus never
+ * pipeline; a client that sent thousands of `GET /metrics` on one connection without reading had node:http start
+ * each of them, every queued answer holding its own copy of the exposition, until the process ran out of heap
+ * (about 2.5 s with a 192 MB heap). A second request while the first is unanswered closes the connection, as does
+ * ADMIN_STALL_TIMEOUT_MS without a byte either way; each is counted in
+ * meshauth_connections_rejected_total{direction="admin",reason="pipelined"|"stalled"} and logged (rate-limited).
+ * Handlers skip a request whose connection is gone (`adminRequestRefused`).
+ */
+export function guardAdminRequests(
+  server: Server,
+  metrics: Metrics,
+  log: { warn(fields: Record<string, unknown>, message: string): void },
+): void {
+  const reject = (socket: Socket, reason: AdminRejection) => {
+    metrics.connectionsRejected.inc({ direction: 'admin', reason });
+    log.warn(
+      { direction: 'admin', reason, remote: clientAddress(socket.remoteAddress) },
+      `connection closed: ${reason}`,
+    );
+    socket.destroy();
+  };
+  const answering = new WeakMap<Socket, ServerResponse>();
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    if (socket.destroyed) return; // the rest of a refused connection's requests, parsed from the same read
+    const previous = answering.get(socket);
+    // Ended (end() called) counts as answered: the next request of a keep-alive client may arrive before the last
+    // answer's 'finish'.
+    if (previous !== undefined && !previous.writableEnded && !previous.destroyed) {
+      reject(socket, 'pipelined');
+      return;
+    }
+    answering.set(socket, res);
+  });
+  server.setTimeout(ADMIN_STALL_TIMEOUT_MS);
+  server.on('timeout', (socket: Socket) => reject(socket, 'stalled'));
+}
+
+/** True when the request's connection was closed before its handler ran (guardAdminRequests refused it). */
+export function adminRequestRefused(req: IncomingMessage): boolean {
+  return req.socket.destroyed;
 }

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { listenOn } from '../platform/index.js';
 import { type AppProbeForwardTarget, forwardAppProbe } from '../sidecar/app-probe.js';
-import { ADMIN_SERVER_TIMEOUTS, limitAdminConnections } from './admin-connections.js';
+import { ADMIN_SERVER_TIMEOUTS, adminRequestRefused, limitAdminConnections } from './admin-connections.js';
 import { AdminRefusals } from './admin-refusals.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -51,6 +51,7 @@ export class AdminServer {
   constructor(options: AdminServerOptions) {
     this.#options = options;
     this.#server = createServer(ADMIN_SERVER_TIMEOUTS, (req, res) => {
+      if (adminRequestRefused(req)) return;
       this.#handle(req, res).catch((error: unknown) => {
         options.logger.error({ error: String(error) }, 'admin request failed');
         if (!res.headersSent) sendAdminAnswer(res, 500, 'text/plain', 'internal error\n');

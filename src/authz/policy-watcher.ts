@@ -173,9 +173,14 @@ export class PolicyWatcher {
     this.#debounce = undefined;
   }
 
+  /**
+   * Reloads once the burst of events that this one starts has had its debounce time. Counted from the first event,
+   * not restarted by later ones: events for every file of the directory arrive here (a ConfigMap's swap renames
+   * `..data`, not the policy file), and a sibling file written more often than the debounce time used to hold
+   * every change of the policy back, the periodic check's included, with no counter or line saying so.
+   */
   #schedule(): void {
-    if (this.#closed) return;
-    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
+    if (this.#closed || this.#debounce !== undefined) return;
     this.#debounce = setTimeout(() => {
       this.#debounce = undefined;
       void this.reload();

@@ -144,6 +144,32 @@ describe('policy hot reload', () => {
     expect(unexpected).toEqual([]);
   });
 
+  it('ok/a change applies while another file of the directory is written every 20 ms', async () => {
+    // Every event of the directory reaches the watcher; each used to restart its 100 ms wait, so a busy sibling (a log,
+    // a lock file) held every change back, the periodic check's too, with nothing counted or logged.
+    writePolicy(policy(['/v1/*']));
+    await waitFor('the starting policy', async () => (await get('/v3/orders')) === 403, 10_000);
+    let stop = false;
+    const sibling = join(dir, 'busy.log');
+    const writer = (async () => {
+      for (let i = 0; i < 2_000 && !stop; i++) {
+        writeFileSync(sibling, `line ${i}\n`, { flag: 'a' });
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })();
+    try {
+      writePolicy(policy(['/v1/*', '/v3/*']));
+      await waitFor(
+        'the change to apply under the busy sibling',
+        async () => (await get('/v3/orders')) === 200,
+        10_000,
+      );
+    } finally {
+      stop = true;
+      await writer;
+    }
+  });
+
   it('fail/a change to a rule on another trust domain is refused, counted and logged; the previous policy keeps deciding', async () => {
     writePolicy(policy(['/v1/*']));
     await waitFor('the /v1-only policy to apply', async () => (await get('/v2/orders')) === 403, 10_000);

@@ -8,7 +8,7 @@
 // - past the TCP tunnels' maxConnections open tunnels a CONNECT is refused (503), counted and logged once.
 //
 // Every server here is on loopback, which egress refuses by design (a resolved loopback address is a 403
-// egress_loopback). The test replaces only that check (isLoopbackTarget) so the tunnel can reach a loopback server;
+// egress_loopback). The test replaces only that check (egressAddressRefusal) so the tunnel can reach a loopback server;
 // everything else — the matcher, the sockets — is the real code, and the lookup answers the upstream's name alone.
 import { spawn } from 'node:child_process';
 import { createServer as createTcpServer, connect as netConnect, type Server, type Socket } from 'node:net';
@@ -25,7 +25,7 @@ const UPSTREAM_NAME = 'egress-upstream.test';
 
 vi.mock('../../src/sidecar/outbound/egress-matcher.js', async (original) => ({
   ...(await original<typeof import('../../src/sidecar/outbound/egress-matcher.js')>()),
-  isLoopbackTarget: () => false,
+  egressAddressRefusal: () => undefined,
 }));
 
 vi.mock('node:dns', async (original) => {

@@ -45,7 +45,7 @@ import { resetSocket } from '../tcp/reset-socket.js';
 import { TCP_LIMITS, type TcpLimits } from '../tcp/tcp-limits.js';
 import { TcpTelemetry } from '../tcp/tcp-telemetry.js';
 import { TcpTunnel } from '../tcp/tcp-tunnel.js';
-import { type EgressMatcher, egressMatcher, isLoopbackTarget } from './egress-matcher.js';
+import { type EgressMatcher, egressAddressRefusal, egressMatcher } from './egress-matcher.js';
 import { H2Exchange, type H2ExchangeContext, outboundRetryCounters } from './h2-exchange.js';
 import { outboundConnectionCap } from './outbound-connection-cap.js';
 import { hookRejection, type OnOutboundRequest, type OutboundRequestContext } from './outbound-hooks.js';
@@ -563,9 +563,16 @@ export class OutboundListener {
         this.#rejectTunnel(socket, failure, startedAt, { host });
         return;
       }
-      if (addresses.some((a) => isLoopbackTarget(a.address))) {
-        const why = `${host} resolves to a loopback address, and egress never reaches this machine`;
-        const error = egressForbidden(host, port, 'egress_loopback', why);
+      const refusal = egressAddressRefusal(
+        host,
+        addresses.map((a) => a.address),
+      );
+      if (refusal !== undefined) {
+        const why =
+          refusal === 'egress_loopback'
+            ? `${host} resolves to a loopback address, and egress never reaches this machine`
+            : `${host} resolves to a link-local or multicast address (where the cloud metadata service lives), which egress to a name never reaches`;
+        const error = egressForbidden(host, port, refusal, why);
         this.#rejectTunnel(socket, error, startedAt, { host, hint: error.message });
         return;
       }

@@ -5,10 +5,10 @@
 // not one per endpoint; addresses no workload listens on are dropped, with one warning per distinct answer.
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CredentialHolder } from '../../src/agent/credential-holder.js';
-import type { AddressResolver, Resolution } from '../../src/sidecar/endpoints/dns-resolver.js';
-import { EndpointSet } from '../../src/sidecar/endpoints/endpoint-set.js';
-import { createLogger, Metrics } from '../../src/telemetry/index.js';
+import type { Resolution } from '../../src/sidecar/endpoints/dns-resolver.js';
+import { createLogger } from '../../src/telemetry/index.js';
 import { ClientTlsContext } from '../../src/tls/index.js';
+import { scriptedEndpointSet } from '../helpers/scripted-endpoint-set.js';
 import { TestCa } from '../helpers/test-ca.js';
 
 const answer = (addresses: string[], more: Partial<Resolution> = {}): Resolution => ({
@@ -37,28 +37,16 @@ describe('an endpoint set and its DNS answers', () => {
     cleanups.push(() => tls.close());
     const lines: Record<string, unknown>[] = [];
     let queries = 0;
-    const resolver = {
-      resolve: async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const set = scriptedEndpointSet({
+      ca,
+      tls,
+      port: 15006,
+      logger: createLogger({ level: 'info', destination: { write: (l: string) => lines.push(JSON.parse(l)) } }),
+      resolve: () => {
         queries += 1;
         return next();
       },
-    } as unknown as AddressResolver;
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    const set = new EndpointSet({
-      routeKey: 'orders.shop',
-      name: 'orders.shop.test',
-      port: 15006,
-      accepts: undefined,
-      context: {
-        tls,
-        trustDomain: ca.trustDomain,
-        connectTimeoutMs: 2_000,
-        timeoutMs: 5_000,
-        http2: true,
-        metrics: new Metrics(),
-        logger: createLogger({ level: 'info', destination: { write: (l: string) => lines.push(JSON.parse(l)) } }),
-      },
-      resolver,
     });
     cleanups.push(() => set.close(0));
     await vi.advanceTimersByTimeAsync(0);

@@ -6,11 +6,11 @@
 import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CredentialHolder } from '../../src/agent/credential-holder.js';
-import type { AddressResolver, Resolution } from '../../src/sidecar/endpoints/dns-resolver.js';
+import type { Resolution } from '../../src/sidecar/endpoints/dns-resolver.js';
 import { EJECTION } from '../../src/sidecar/endpoints/ejection.js';
-import { EndpointSet } from '../../src/sidecar/endpoints/endpoint-set.js';
-import { createLogger, Metrics } from '../../src/telemetry/index.js';
+import { createLogger } from '../../src/telemetry/index.js';
 import { ClientTlsContext } from '../../src/tls/index.js';
+import { scriptedEndpointSet } from '../helpers/scripted-endpoint-set.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -53,23 +53,7 @@ describe('outbound endpoint log lines', () => {
       overCap: 0,
       failedFamilies: [],
     };
-    const resolver = { resolve: async () => resolution } as unknown as AddressResolver;
-    const set = new EndpointSet({
-      routeKey: 'orders.shop',
-      name: 'orders.shop.test',
-      port,
-      accepts: undefined,
-      context: {
-        tls,
-        trustDomain: ca.trustDomain,
-        connectTimeoutMs: 2_000,
-        timeoutMs: 5_000,
-        http2: true,
-        metrics: new Metrics(),
-        logger,
-      },
-      resolver,
-    });
+    const set = scriptedEndpointSet({ ca, tls, port, logger, resolve: () => resolution });
     cleanups.push(() => set.close(Date.now()));
 
     const endpoint = await set.pick();

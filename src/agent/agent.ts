@@ -266,6 +266,10 @@ export class Agent {
       this.#install(issued.credentials, mode, issued.anchors);
     } catch (error) {
       if (this.#state !== 'running') return;
+      // Renewing with an SVID that was never applied is worth repeating only while the CA is out of reach or busy:
+      // anything else may be that SVID itself (the reason it did not apply), and the bootstrap credential, if it can
+      // still be used (a service-account token), is the way out.
+      if (current !== undefined && current === this.#unapplied && !caOutOfReach(error)) this.#unapplied = undefined;
       this.#onFailure(error, mode);
     }
   }
@@ -680,6 +684,15 @@ export class Agent {
       );
     }
   }
+}
+
+/** The CA could not be reached, or answered that it is busy (429, 503): nothing said about the SVID presented. */
+function caOutOfReach(error: unknown): boolean {
+  const status = caStatusOf(error);
+  if (status === 429 || status === 503) return true;
+  return (
+    error instanceof MeshauthError && error.code === 'MESHAUTH_ERR_CA_UNAVAILABLE' && error.reason === 'unreachable'
+  );
 }
 
 function mergeBundles(configured: TrustBundle, received: TrustBundle | undefined): TrustBundle {

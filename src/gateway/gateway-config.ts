@@ -28,6 +28,7 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   maxHeaderBytes: 16 * 1024,
   maxClaimBytes: MAX_CLAIM_BYTES,
   upstreamTimeout: '30s',
+  maxTokenLifetime: '24h',
   drainTimeout: '10s',
 });
 
@@ -106,6 +107,8 @@ export interface GatewayConfig {
     readonly maxHeaderBytes: number;
     readonly maxClaimBytes: number;
     readonly upstreamTimeoutMs: number;
+    /** An API token whose `exp` lies further ahead (plus the skew) is refused as `lifetime`. */
+    readonly maxTokenLifetimeSeconds: number;
   };
   readonly drainTimeoutMs: number;
 }
@@ -216,6 +219,9 @@ export function resolveGatewayConfig(file: GatewayFile, source: string): Gateway
       maxHeaderBytes: limits.maxHeaderBytes ?? GATEWAY_DEFAULTS.maxHeaderBytes,
       maxClaimBytes: limits.maxClaimBytes ?? GATEWAY_DEFAULTS.maxClaimBytes,
       upstreamTimeoutMs: parseDuration(limits.upstreamTimeout ?? GATEWAY_DEFAULTS.upstreamTimeout),
+      maxTokenLifetimeSeconds: Math.ceil(
+        parseDuration(limits.maxTokenLifetime ?? GATEWAY_DEFAULTS.maxTokenLifetime) / 1000,
+      ),
     }),
     drainTimeoutMs: parseDuration(file.drainTimeout ?? GATEWAY_DEFAULTS.drainTimeout),
   });

@@ -173,6 +173,7 @@ export const gatewaySchema = z.strictObject({
       maxHeaderBytes: z.int().min(1024).max(65_536).optional(),
       maxClaimBytes: z.int().min(CLAIM_BYTES_RANGE.min).max(CLAIM_BYTES_RANGE.max).optional(),
       upstreamTimeout: timerDuration.optional(),
+      maxTokenLifetime: duration.optional(),
     })
     .optional(),
   drainTimeout: timerDuration.optional(),

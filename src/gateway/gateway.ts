@@ -109,6 +109,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDependenc
             claims: [...new Set(config.apiIssuers.flatMap((a) => a.claims))],
           },
           origin: { source: config.source, issuersKey: 'apiIssuers', claimsKey: 'apiIssuers[].claims' },
+          tunables: { maxTokenLifetimeSeconds: config.limits.maxTokenLifetimeSeconds },
           logger: logger.child({ component: 'authn' }),
           metrics,
           now: () => now().getTime(),

@@ -104,7 +104,13 @@ export function guardAdminRequests(
     answering.set(socket, res);
   });
   server.setTimeout(ADMIN_STALL_TIMEOUT_MS);
-  server.on('timeout', (socket: Socket) => reject(socket, 'stalled'));
+  server.on('timeout', (socket: Socket) => {
+    // node:http runs its keep-alive timeout on the same socket timer and emits it here too: an idle connection whose
+    // last answer went out is closed as node:http would close it, not counted. A stall is an answer still owed.
+    const last = answering.get(socket);
+    if (last === undefined || last.writableFinished) socket.destroy();
+    else reject(socket, 'stalled');
+  });
 }
 
 /** True when the request's connection was closed before its handler ran (guardAdminRequests refused it). */

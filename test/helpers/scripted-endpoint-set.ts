@@ -13,6 +13,8 @@ export interface ScriptedEndpointSetOptions {
   readonly logger: Logger;
   /** Each resolution of the name. */
   readonly resolve: () => Resolution;
+  /** The set's clock for when the name was last asked (default: its own). */
+  readonly clock?: () => number;
 }
 
 export function scriptedEndpointSet(options: ScriptedEndpointSetOptions): EndpointSet {
@@ -32,5 +34,6 @@ export function scriptedEndpointSet(options: ScriptedEndpointSetOptions): Endpoi
       logger: options.logger,
     },
     resolver,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
   });
 }

@@ -37,11 +37,12 @@ describe('an endpoint set and its DNS answers', () => {
     cleanups.push(() => tls.close());
     const lines: Record<string, unknown>[] = [];
     let queries = 0;
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const set = scriptedEndpointSet({
       ca,
       tls,
       port: 15006,
+      clock: () => Date.now(), // faked with the timers
       logger: createLogger({ level: 'info', destination: { write: (l: string) => lines.push(JSON.parse(l)) } }),
       resolve: () => {
         queries += 1;
@@ -59,6 +60,22 @@ describe('an endpoint set and its DNS answers', () => {
     await vi.advanceTimersByTimeAsync(60_000);
     // 1 + 2 + 4 + 8 + 16 + 30 s: 6 more queries in a minute, where a query a second made 60.
     expect(queries()).toBeLessThanOrEqual(8);
+  });
+
+  it('ok/a request to a name with no address asks at once (at most once a second), not at the backoff time', async () => {
+    let empty = true;
+    const { set, queries } = await endpointSet(() => (empty ? answer([], { ttlSeconds: 0 }) : answer(['10.0.0.1'])));
+    await vi.advanceTimersByTimeAsync(15_000); // queries at 0, 1, 3, 7, 15 s; the next due at 31 s
+    const before = queries();
+    // Within a second of the last query a request is answered at once that the name has no address.
+    await expect(Promise.resolve(set.pick())).rejects.toMatchObject({ reason: 'no_endpoints' });
+    expect(queries()).toBe(before);
+    // The Service's pods became ready: a request a second later asks, and gets an endpoint.
+    empty = false;
+    await vi.advanceTimersByTimeAsync(1_000);
+    const endpoint = await set.pick();
+    expect(endpoint.address).toBe('10.0.0.1');
+    expect(queries()).toBe(before + 1);
   });
 
   it('ok/an answer with addresses again goes back to the TTL', async () => {

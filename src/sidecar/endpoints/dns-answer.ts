@@ -2,36 +2,13 @@
 // bounded here: addresses no workload listens on are dropped (the sidecar would otherwise offer its client
 // certificate to them), a huge record set is cut to a size the balancer and the session table are meant for, and
 // records without a TTL (Node reports TTLs for the first 256 only) do not turn the refresh into a query a second.
-import { isIP } from 'node:net';
+import { isWorkloadAddress } from '../../platform/address-kinds.js';
 
 /** Endpoints kept per name: more than any Service's ready pods behind one name in practice. */
 export const MAX_ENDPOINTS_PER_NAME = 256;
 
 /** The TTL taken when no record of the answer carries a usable one (as getaddrinfo's fixed refresh). */
 export const DEFAULT_TTL_SECONDS = 5;
-
-/**
- * False for addresses that are never a workload's: unspecified, broadcast, multicast, and link-local (which holds
- * the cloud metadata service, 169.254.169.254). Loopback stays: a name may point at the node itself in development.
- */
-export function isDialable(address: string): boolean {
-  const family = isIP(address);
-  if (family === 4) {
-    const [a = 0, b = 0] = address.split('.').map(Number);
-    if (a === 0 || address === '255.255.255.255') return false;
-    if (a >= 224 && a <= 239) return false;
-    return !(a === 169 && b === 254);
-  }
-  if (family === 6) {
-    const lower = address.toLowerCase();
-    if (lower === '::') return false;
-    if (lower.startsWith('ff')) return false;
-    if (/^fe[89ab]/.test(lower)) return false;
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-    return mapped === null || isDialable(mapped[1] as string);
-  }
-  return false;
-}
 
 /** The smallest TTL among records that carry one (a finite number); DEFAULT_TTL_SECONDS when none does. */
 export function smallestTtl(ttls: readonly (number | undefined)[]): number {
@@ -58,7 +35,7 @@ export function usableAddresses(answer: readonly string[]): UsableAddresses {
   for (const address of answer) {
     if (seen.has(address)) continue;
     seen.add(address);
-    if (!isDialable(address)) ignored.push(address);
+    if (!isWorkloadAddress(address)) ignored.push(address);
     else if (addresses.length < MAX_ENDPOINTS_PER_NAME) addresses.push(address);
     else overCap += 1;
   }

@@ -13,7 +13,7 @@ import { MAX_ENDPOINTS_PER_NAME } from './dns-answer.js';
 import type { AddressResolver, Resolution } from './dns-resolver.js';
 import { isAvailable, startProbe } from './ejection.js';
 import { Endpoint, type EndpointContext, type EndpointOwner } from './endpoint.js';
-import { failureDelay, refreshDelay } from './resolve-schedule.js';
+import { failureDelay, RESOLVE_BOUNDS, refreshDelay } from './resolve-schedule.js';
 
 export interface EndpointSetOptions {
   readonly routeKey: string;
@@ -23,6 +23,8 @@ export interface EndpointSetOptions {
   readonly accepts: ((id: SpiffeId) => boolean) | undefined;
   readonly context: EndpointContext;
   readonly resolver: AddressResolver;
+  /** Milliseconds of a monotonic clock for when the name was last asked (default performance.now; tests move it). */
+  readonly clock?: () => number;
 }
 
 type GaugeChild = ReturnType<Gauge<'route' | 'state'>['labels']>;
@@ -55,6 +57,10 @@ export class EndpointSet implements EndpointOwner {
   #warnedAnswer = '';
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** The query under way, if any; performance.now() when the last one started. */
+  #querying: Promise<void> | undefined;
+  #queriedAt = 0;
+  readonly #clock: () => number;
 
   constructor(options: EndpointSetOptions) {
     this.routeKey = options.routeKey;
@@ -63,13 +69,14 @@ export class EndpointSet implements EndpointOwner {
     this.#port = options.port;
     this.#context = options.context;
     this.#resolver = options.resolver;
+    this.#clock = options.clock ?? (() => performance.now());
     this.#active = options.context.metrics.endpoints.labels(options.routeKey, 'active');
     this.#ejectedGauge = options.context.metrics.endpoints.labels(options.routeKey, 'ejected');
     if (isIP(options.name) !== 0) {
       this.#update([options.name], []);
       this.#resolved = true;
     } else {
-      this.#firstResolution = this.#resolve();
+      this.#firstResolution = this.#query();
     }
   }
 
@@ -99,9 +106,37 @@ export class EndpointSet implements EndpointOwner {
         return endpoint;
       });
     }
+    if (this.#endpoints.length === 0 && this.#mayAskAgain()) {
+      // The name had no address, and its next query waits out a backoff: a request asks now (at most once a second),
+      // so a Service whose pods all became ready is found by the next caller, not up to 30 s later.
+      this.#resolved = false;
+      this.#firstResolution = this.#querying ?? this.#query();
+      return this.pick(skip);
+    }
     const endpoint = this.#pickNow(skip);
     if (endpoint === undefined) return Promise.reject(this.#noEndpoint());
     return endpoint;
+  }
+
+  #mayAskAgain(): boolean {
+    return !this.#closed && this.#clock() - this.#queriedAt >= RESOLVE_BOUNDS.minMs;
+  }
+
+  /** One query now, the scheduled one cancelled (it is scheduled again when this one ends). */
+  #query(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#queriedAt = this.#clock();
+    const querying = this.#resolve().finally(() => {
+      if (this.#querying === querying) this.#querying = undefined;
+    });
+    this.#querying = querying;
+    return querying;
+  }
+
+  /** True when a pick that skips `endpoint` can find another one the balancing takes now (not ejected, or due a probe). */
+  hasOtherAvailable(endpoint: Endpoint): boolean {
+    const now = performance.now();
+    return this.#endpoints.some((other) => other !== endpoint && isAvailable(other.health, now));
   }
 
   /** New credentials: every endpoint connects again on its next request. */
@@ -157,7 +192,8 @@ export class EndpointSet implements EndpointOwner {
       this.#warnAnswer(resolution);
       this.#update(resolution.addresses, resolution.failedFamilies);
       // A name with no address (a typo, a pattern route asked for names that do not exist) is asked again with
-      // backoff: at a query a second, a local process could make the sidecar flood the cluster DNS.
+      // backoff: at a query a second, a local process could make the sidecar flood the cluster DNS. A request to it
+      // asks at once (pick), so the backoff delays only the queries nobody waits for.
       this.#empty = resolution.addresses.length === 0 ? this.#empty + 1 : 0;
       delay = this.#empty > 0 ? failureDelay(this.#empty) : refreshDelay(resolution.ttlSeconds);
     } catch (error) {
@@ -179,7 +215,7 @@ export class EndpointSet implements EndpointOwner {
       );
     }
     this.#resolved = true;
-    this.#timer = setTimeout(() => void this.#resolve(), delay);
+    this.#timer = setTimeout(() => void this.#query(), delay);
     this.#timer.unref();
   }
 

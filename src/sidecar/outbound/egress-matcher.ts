@@ -4,6 +4,7 @@
 // the local app around its own sidecar.
 import { BlockList, isIP } from 'node:net';
 import { type HostPort, isLoopbackHost, parseEgressEntry } from '../../config/index.js';
+import { isLinkLocalOrMulticast } from '../../platform/address-kinds.js';
 
 export type EgressMatcher = (host: string, port?: number) => boolean;
 
@@ -50,17 +51,6 @@ export function isLoopbackTarget(host: string): boolean {
 }
 
 /**
- * Link-local and multicast addresses: the cloud metadata service (169.254.169.254, fd00:ec2::254 on AWS) and nothing
- * a CONNECT to an allowed name is meant to reach. BlockList matches IPv4-mapped forms against the IPv4 ranges.
- */
-const NOT_A_DESTINATION = new BlockList();
-NOT_A_DESTINATION.addSubnet('169.254.0.0', 16, 'ipv4');
-NOT_A_DESTINATION.addSubnet('224.0.0.0', 4, 'ipv4');
-NOT_A_DESTINATION.addSubnet('fe80::', 10, 'ipv6');
-NOT_A_DESTINATION.addSubnet('ff00::', 8, 'ipv6');
-NOT_A_DESTINATION.addAddress('fd00:ec2::254', 'ipv6');
-
-/**
  * Why the addresses an allowed egress `host` resolved to must not be connected to, or undefined. Loopback for any
  * target; link-local and multicast only for a name, since an address listed in `outbound.egress` as such is the
  * operator's explicit choice, while a name (a wildcard entry over a zone someone else runs, a record changed later)
@@ -72,9 +62,5 @@ export function egressAddressRefusal(
 ): 'egress_loopback' | 'egress_link_local' | undefined {
   if (addresses.some((a) => isLoopbackTarget(a))) return 'egress_loopback';
   if (isIP(host) !== 0) return undefined;
-  const linkLocal = addresses.some((a) => {
-    const family = isIP(a);
-    return family !== 0 && NOT_A_DESTINATION.check(a, family === 6 ? 'ipv6' : 'ipv4');
-  });
-  return linkLocal ? 'egress_link_local' : undefined;
+  return addresses.some(isLinkLocalOrMulticast) ? 'egress_link_local' : undefined;
 }

@@ -351,10 +351,10 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
 
   /**
    * A failed connect sent no request byte, so it is retried; a wrong peer identity only when another endpoint can be
-   * tried (the same one would present the same certificate).
+   * taken now (the same one would present the same certificate).
    */
   #retriesConnect(error: PeerConnectError, endpoint: Endpoint): boolean {
-    return error.phase !== 'identity' || this.#set.endpoints.some((other) => other !== endpoint);
+    return error.phase !== 'identity' || this.#set.hasOtherAvailable(endpoint);
   }
 
   /** Retries when the first attempt failed for `reason` and the body can be sent again; else answers `error`. */

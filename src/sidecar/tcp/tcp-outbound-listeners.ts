@@ -158,6 +158,11 @@ export class TcpOutboundListeners {
 
   #onConnection(listener: Listener, app: Socket): void {
     app.on('error', ignore); // until the tunnel takes over; failures below reset it
+    if (this.#draining) {
+      this.#telemetry.refused('', 'draining', { listen: listener.key });
+      resetSocket(app);
+      return;
+    }
     // Counted here rather than by the server's own maxConnections, which closes with a FIN (a clean end to the
     // app) and counts one listener only: the listeners share what the open-file limit leaves them.
     const total = this.#options.maxTotalConnections ?? Number.POSITIVE_INFINITY;
@@ -176,11 +181,6 @@ export class TcpOutboundListeners {
       listener.open -= 1;
       this.#open -= 1;
     });
-    if (this.#draining) {
-      this.#telemetry.refused('', 'draining', { listen: listener.key });
-      resetSocket(app);
-      return;
-    }
     const context = this.#contexts.current();
     if (context === undefined) {
       this.#telemetry.refused('', 'not_ready', { listen: listener.key, code: 'MESHAUTH_ERR_NOT_READY' });

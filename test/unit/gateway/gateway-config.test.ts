@@ -44,6 +44,13 @@ describe('gateway config', () => {
     expect(config.session.cookieName).toBe('__Host-meshauth');
     expect(config.routes[0]?.login).toBe('required');
     expect(config.oidc?.insecureLoopback).toBe(false);
+    expect(config.limits.maxTokenLifetimeSeconds).toBe(86_400);
+  });
+
+  it('ok/limits.maxTokenLifetime raises the ceiling on an API token exp (an issuer of week-long machine tokens)', () => {
+    const config = gatewayConfigFromObject({ ...base(), limits: { maxTokenLifetime: '7d' } }, 'gateway.yaml');
+    expect(config.limits.maxTokenLifetimeSeconds).toBe(604_800);
+    expect(error({ ...base(), limits: { maxTokenLifetime: 'a week' } })).toMatch(/limits\.maxTokenLifetime/);
   });
 
   it('ok/an http issuer on loopback is accepted (development)', () => {

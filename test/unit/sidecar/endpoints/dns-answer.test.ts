@@ -3,39 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_TTL_SECONDS,
-  isDialable,
   MAX_ENDPOINTS_PER_NAME,
   smallestTtl,
   usableAddresses,
 } from '../../../../src/sidecar/endpoints/dns-answer.js';
-
-describe('isDialable', () => {
-  it.each(['10.1.2.3', '127.0.0.2', '192.168.0.1', '8.8.8.8', '2001:db8::1', '::1', 'fd00::5', '::ffff:10.0.0.1'])(
-    'ok/%s',
-    (address) => {
-      expect(isDialable(address)).toBe(true);
-    },
-  );
-  it.each([
-    '0.0.0.0',
-    '0.1.2.3',
-    '255.255.255.255',
-    '224.0.0.1',
-    '239.255.255.250',
-    '169.254.169.254',
-    '169.254.0.1',
-    '::',
-    'ff02::1',
-    'FF05::2',
-    'fe80::1',
-    'FEB0::1',
-    '::ffff:169.254.169.254',
-    '::ffff:0.0.0.0',
-    'not-an-address',
-  ])('fail/%s', (address) => {
-    expect(isDialable(address)).toBe(false);
-  });
-});
 
 describe('smallestTtl', () => {
   it('ok/the smallest finite TTL', () => {

@@ -67,19 +67,30 @@ describe.skipIf(!HAS_DNSMASQ)('outbound endpoints behind a DNS name', () => {
       socket.once('close', () => sockets.delete(socket));
     });
     server.on('session', (session) => session.once('close', () => closed++));
-    // HTTP/2 and HTTP/1.1 alike (the compatibility API), for outbounds with either protocol between the sidecars.
-    server.on('request', (req, res) => {
-      req.on('error', () => undefined);
-      res.on('error', () => undefined);
-      req.resume();
+    const serve = (answer: () => void) => {
       peer.served++;
       peer.times.push(Date.now());
       // A little latency, so that requests overlap and in-flight counts mean something.
-      setTimeout(() => {
-        if (res.destroyed) return;
-        res.writeHead(200, { 'content-type': 'text/plain' });
-        res.end(host);
-      }, 2);
+      setTimeout(answer, 2);
+    };
+    // HTTP/2 through the stream API, the head and the body written together (a kill then never falls between them);
+    // HTTP/1.1 (an outbound with `http2: false`) through node:http's request, which HTTP/2 streams skip here.
+    server.on('stream', (stream) => {
+      stream.on('error', () => undefined);
+      serve(() => {
+        if (stream.destroyed) return;
+        stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+        stream.end(host);
+      });
+    });
+    server.on('request', (req, res) => {
+      if (req.httpVersionMajor !== 1) return;
+      req.on('error', () => undefined);
+      res.on('error', () => undefined);
+      req.resume();
+      serve(() => {
+        if (!res.destroyed) res.writeHead(200, { 'content-type': 'text/plain' }).end(host);
+      });
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -3,7 +3,10 @@
 // refuses it instead, as API gateways do with a maximum token lifetime. Pure.
 import { type TokenRejectionDetail, tokenInvalid } from './token-rejection.js';
 
-/** `inbound.endUser.maxTokenLifetime` by default: a day, longer than any access token an issuer hands out. */
+/**
+ * The maximum token lifetime by default (`inbound.endUser.maxTokenLifetime`, the gateway's `limits.maxTokenLifetime`):
+ * a day, longer than any access token an issuer hands out.
+ */
 export const MAX_TOKEN_LIFETIME_SECONDS = 24 * 60 * 60;
 
 /**
@@ -19,7 +22,7 @@ export function checkTokenLifetime(
   detail: TokenRejectionDetail,
 ): void {
   if (typeof payload.exp === 'number' && payload.exp - nowSeconds > maxSeconds + skewSeconds) {
-    throw tokenInvalid('lifetime', `exp is more than ${maxSeconds} s ahead (inbound.endUser.maxTokenLifetime)`, detail);
+    throw tokenInvalid('lifetime', `exp is more than ${maxSeconds} s ahead (the maximum token lifetime)`, detail);
   }
   for (const claim of ['iat', 'nbf'] as const) {
     const value = payload[claim];

@@ -66,23 +66,21 @@ const loopbackHostPort = hostPort.refine((v) => isLoopbackHost(parseHostPort(v)?
   message: 'the outbound listener must be on a loopback address (127.0.0.1, ::1 or localhost)',
 });
 
+/** A duration string above zero; the message names examples of the kind of span the key takes. */
+const positiveDuration = (examples: string) =>
+  formatted(`expected a positive duration such as ${examples}`, (v) => {
+    try {
+      return parseDuration(v) > 0;
+    } catch {
+      return false;
+    }
+  });
+
 // Every sidecar duration becomes a Node timer: bounded so none silently turns into 1 ms (duration.ts).
-const duration = formatted('expected a positive duration such as 500ms, 30s, 10m or 1h', (v) => {
-  try {
-    return parseDuration(v) > 0;
-  } catch {
-    return false;
-  }
-}).refine(withinTimerRange, { message: TIMER_RANGE_MESSAGE });
+const duration = positiveDuration('500ms, 30s, 10m or 1h').refine(withinTimerRange, { message: TIMER_RANGE_MESSAGE });
 
 // A span compared with token times, never a timer: no timer bound.
-const tokenLifetime = formatted('expected a positive duration such as 1h or 24h', (v) => {
-  try {
-    return parseDuration(v) > 0;
-  } catch {
-    return false;
-  }
-});
+const tokenLifetime = positiveDuration('1h or 24h');
 
 const spiffeId = formatted(
   'expected a SPIFFE ID, e.g. spiffe://example.org/ns/shop/sa/orders',

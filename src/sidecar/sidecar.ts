@@ -18,7 +18,7 @@ import { openFileLimit } from './inbound/fd-budget.js';
 import type { InboundHooks } from './inbound/inbound-hooks.js';
 import { type InboundLimits, InboundListener } from './inbound/inbound-listener.js';
 import { listeningAddresses } from './listening-addresses.js';
-import { tcpOutboundCap } from './outbound/outbound-connection-cap.js';
+import { outboundConnectionCap } from './outbound/outbound-connection-cap.js';
 import type { OnOutboundRequest } from './outbound/outbound-hooks.js';
 import { OutboundListener } from './outbound/outbound-listener.js';
 import {
@@ -275,10 +275,15 @@ function createAgent(config: SidecarConfig, holder: CredentialHolder, deps: Side
   });
 }
 
-/** The `outbound.tcp` listeners' shared cap on open tunnels, lowered (and said so) where the open-file limit is low. */
+/**
+ * The `outbound.tcp` listeners' shared cap on open tunnels, lowered (and said so) where the open-file limit is low:
+ * half of what the outbound's descriptors allow, two per tunnel (the app's socket and the mesh one), the HTTP outbound
+ * listener keeping the other half. Any local process may connect to them; without a share of the budget, 1,000
+ * connections to one of them took every descriptor of a sidecar limited to 900, and the inbound and /readyz with it.
+ */
 function tcpOutboundTotal(config: SidecarConfig, limits: Partial<TcpLimits> | undefined, logger: Logger): number {
   const configured = (limits?.maxConnections ?? TCP_LIMITS.maxConnections) * config.outbound.tcp.size;
-  const applied = tcpOutboundCap(configured, openFileLimit(), config.inbound.limits);
+  const applied = outboundConnectionCap(configured, openFileLimit(), config.inbound.limits, true);
   if (applied < configured) {
     logger.warn(
       { direction: 'outbound', protocol: 'tcp', configured, applied },

@@ -30,8 +30,11 @@ export interface EndpointSetOptions {
 type GaugeChild = ReturnType<Gauge<'route' | 'state'>['labels']>;
 
 const random: RandomIndex = xorshiftRandom();
-/** Drained endpoints named one line each up to this many; more (a record set replaced wholesale) share one line. */
-const LOGGED_REMOVALS = 3;
+/**
+ * Addresses a log line names: drained endpoints get a line each up to this many (more, a record set replaced
+ * wholesale, share one line), and a warning about an answer names this many of its ignored addresses.
+ */
+const NAMED_PER_LINE = 3;
 
 export class EndpointSet implements EndpointOwner {
   readonly routeKey: string;
@@ -46,7 +49,6 @@ export class EndpointSet implements EndpointOwner {
   readonly #ejected = new Set<Endpoint>();
   readonly #active: GaugeChild;
   readonly #ejectedGauge: GaugeChild;
-  #firstResolution: Promise<void> | undefined;
   /** Picks waiting for the first resolution: the set must not be closed under them. */
   #waiting = 0;
   #resolved = false;
@@ -57,7 +59,7 @@ export class EndpointSet implements EndpointOwner {
   #warnedAnswer = '';
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
-  /** The query under way, if any; performance.now() when the last one started. */
+  /** The query under way, if any (picks waiting for addresses wait on it); #clock() when the last one started. */
   #querying: Promise<void> | undefined;
   #queriedAt = 0;
   readonly #clock: () => number;
@@ -76,7 +78,7 @@ export class EndpointSet implements EndpointOwner {
       this.#update([options.name], []);
       this.#resolved = true;
     } else {
-      this.#firstResolution = this.#query();
+      void this.#query();
     }
   }
 
@@ -99,7 +101,7 @@ export class EndpointSet implements EndpointOwner {
     this.lastUsed = performance.now();
     if (!this.#resolved) {
       this.#waiting += 1;
-      return (this.#firstResolution ?? Promise.resolve()).then(() => {
+      return (this.#querying ?? Promise.resolve()).then(() => {
         this.#waiting -= 1;
         const endpoint = this.#pickNow(skip);
         if (endpoint === undefined) throw this.#noEndpoint();
@@ -110,7 +112,7 @@ export class EndpointSet implements EndpointOwner {
       // The name had no address, and its next query waits out a backoff: a request asks now (at most once a second),
       // so a Service whose pods all became ready is found by the next caller, not up to 30 s later.
       this.#resolved = false;
-      this.#firstResolution = this.#querying ?? this.#query();
+      if (this.#querying === undefined) void this.#query();
       return this.pick(skip);
     }
     const endpoint = this.#pickNow(skip);
@@ -251,11 +253,11 @@ export class EndpointSet implements EndpointOwner {
   #logRemoved(removed: readonly Endpoint[]): void {
     const message = 'endpoint removed (no longer in DNS); draining';
     const fields = { direction: 'outbound', route: this.routeKey };
-    if (removed.length <= LOGGED_REMOVALS) {
+    if (removed.length <= NAMED_PER_LINE) {
       for (const endpoint of removed) this.#context.logger.info({ ...fields, endpoint: endpoint.authority }, message);
       return;
     }
-    const endpoints = removed.slice(0, LOGGED_REMOVALS).map((e) => e.authority);
+    const endpoints = removed.slice(0, NAMED_PER_LINE).map((e) => e.authority);
     this.#context.logger.info({ ...fields, count: removed.length, endpoints }, message);
   }
 
@@ -267,7 +269,7 @@ export class EndpointSet implements EndpointOwner {
     const fields = { direction: 'outbound', route: this.routeKey, name: this.servername };
     if (resolution.ignored.length > 0) {
       this.#context.logger.warn(
-        { ...fields, ignored: resolution.ignored.slice(0, LOGGED_REMOVALS), count: resolution.ignored.length },
+        { ...fields, ignored: resolution.ignored.slice(0, NAMED_PER_LINE), count: resolution.ignored.length },
         'DNS answer holds addresses no workload listens on (unspecified, multicast, link-local); ignored',
       );
     }

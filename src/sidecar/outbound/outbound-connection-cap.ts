@@ -19,27 +19,13 @@ export function outboundConnectionCap(
   configured: number,
   fileLimit: number | undefined,
   inbound: InboundDescriptors,
-  tcpListeners = false,
+  sharedWithTcp = false,
 ): number {
   if (fileLimit === undefined) return configured;
-  return Math.min(configured, outboundShare(fileLimit, inbound, tcpListeners));
-}
-
-/**
- * The tunnels the `outbound.tcp` listeners may hold open together: half of what the outbound's descriptors allow
- * (the HTTP outbound listener keeps the other half), two descriptors each (the app's socket and the mesh one). Any
- * local process may connect to them; without a share of the budget, 1,000 connections to one of them took every
- * descriptor of a sidecar limited to 900, and the inbound and /readyz failed with it.
- */
-export function tcpOutboundCap(configured: number, fileLimit: number | undefined, inbound: InboundDescriptors): number {
-  if (fileLimit === undefined) return configured;
-  return Math.min(configured, outboundShare(fileLimit, inbound, true));
-}
-
-/** Connections (two descriptors each) of the outbound's descriptors, halved when TCP listeners share them. */
-function outboundShare(fileLimit: number, inbound: InboundDescriptors, shared: boolean): number {
   const inboundCap = effectiveMaxConnections(inbound.maxConnections, fileLimit, inbound.appConnections);
   const left = fileLimit - inboundCap - inbound.appConnections - FD_RESERVE;
   const pairs = Math.floor(left / 2);
-  return Math.max(FD_RESERVE / 8, shared ? Math.floor(pairs / 2) : pairs);
+  // With `outbound.tcp` listeners, they and this listener split the outbound's descriptors in halves (the same cap
+  // applies to the listeners' tunnels together: sidecar.ts).
+  return Math.min(configured, Math.max(FD_RESERVE / 8, sharedWithTcp ? Math.floor(pairs / 2) : pairs));
 }

@@ -56,7 +56,7 @@ export interface TcpOutboundOptions {
   readonly resolveHost?: ResolveHost | undefined;
   readonly now?: (() => Date) | undefined;
   /**
-   * Tunnels open at once across every listener: what the open-file limit leaves them (tcpOutboundCap), each holding
+   * Tunnels open at once across every listener: what the open-file limit leaves them (sidecar.ts), each holding
    * two descriptors. Default: no total beyond each listener's own `limits.maxConnections`.
    */
   readonly maxTotalConnections?: number | undefined;
@@ -92,8 +92,6 @@ export class TcpOutboundListeners {
   /** Each open tunnel's server chain (DER, leaf first), checked again when a root leaves the bundle. */
   readonly #servers = new Map<TcpTunnel, readonly Buffer[]>();
   #removals = 0;
-  /** App connections accepted and not yet closed, every listener together. */
-  #open = 0;
   #kept: KeptRoots = NOTHING_KEPT;
   readonly #unsubscribe: () => void;
   #draining = false;
@@ -140,6 +138,13 @@ export class TcpOutboundListeners {
   }
 
   /** Tunnels open or being set up. */
+  /** App connections accepted and not yet closed, every listener together (their descriptors are still held). */
+  #accepted(): number {
+    let sum = 0;
+    for (const listener of this.#listeners) sum += listener.open;
+    return sum;
+  }
+
   get open(): number {
     return this.#live.size;
   }
@@ -166,7 +171,7 @@ export class TcpOutboundListeners {
     // Counted here rather than by the server's own maxConnections, which closes with a FIN (a clean end to the
     // app) and counts one listener only: the listeners share what the open-file limit leaves them.
     const total = this.#options.maxTotalConnections ?? Number.POSITIVE_INFINITY;
-    if (listener.open >= this.#limits.maxConnections || this.#open >= total) {
+    if (listener.open >= this.#limits.maxConnections || this.#accepted() >= total) {
       this.#telemetry.refused('', 'limit', {
         listen: listener.key,
         code: 'MESHAUTH_ERR_PEER_UNAVAILABLE',
@@ -176,10 +181,8 @@ export class TcpOutboundListeners {
       return;
     }
     listener.open += 1;
-    this.#open += 1;
     app.once('close', () => {
       listener.open -= 1;
-      this.#open -= 1;
     });
     const context = this.#contexts.current();
     if (context === undefined) {

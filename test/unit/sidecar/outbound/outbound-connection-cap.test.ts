@@ -4,7 +4,7 @@
 // app's connections could take the descriptors the inbound was sized to have.
 import { describe, expect, it } from 'vitest';
 import { FD_RESERVE } from '../../../../src/sidecar/inbound/fd-budget.js';
-import { outboundConnectionCap, tcpOutboundCap } from '../../../../src/sidecar/outbound/outbound-connection-cap.js';
+import { outboundConnectionCap } from '../../../../src/sidecar/outbound/outbound-connection-cap.js';
 
 describe('outboundConnectionCap', () => {
   const inbound = { maxConnections: 4096, appConnections: 128 };
@@ -31,27 +31,29 @@ describe('outboundConnectionCap', () => {
 // The `outbound.tcp` listeners used to be outside the budget (each could hold 4096 tunnels, two descriptors each, any
 // local process may connect): with `outbound.tcp` routes the outbound's descriptors are halved between them and the
 // HTTP outbound listener.
-describe('tcpOutboundCap and the HTTP cap beside it', () => {
+describe("the outbound.tcp listeners' cap and the HTTP cap beside it", () => {
   const inbound = { maxConnections: 4096, appConnections: 128 };
   const left = 2_000;
   const limit = 4096 + 128 + FD_RESERVE + left;
 
   it('ok/a container limit keeps both configured caps', () => {
-    expect(tcpOutboundCap(8192, 1_048_576, inbound)).toBe(8192);
+    expect(outboundConnectionCap(8192, 1_048_576, inbound, true)).toBe(8192);
     expect(outboundConnectionCap(1024, 1_048_576, inbound, true)).toBe(1024);
-    expect(tcpOutboundCap(8192, undefined, inbound)).toBe(8192);
+    expect(outboundConnectionCap(8192, undefined, inbound, true)).toBe(8192);
   });
 
   it('fail/a low limit gives each a quarter of what is left (half of it, two descriptors a connection)', () => {
-    expect(tcpOutboundCap(8192, limit, inbound)).toBe(left / 4);
+    expect(outboundConnectionCap(8192, limit, inbound, true)).toBe(left / 4);
     expect(outboundConnectionCap(1024, limit, inbound, true)).toBe(left / 4);
     // Together they hold at most what is left: (500 + 500) connections × 2 descriptors.
-    expect((tcpOutboundCap(8192, limit, inbound) + outboundConnectionCap(1024, limit, inbound, true)) * 2).toBe(left);
+    expect(
+      (outboundConnectionCap(8192, limit, inbound, true) + outboundConnectionCap(1024, limit, inbound, true)) * 2,
+    ).toBe(left);
     // Without TCP listeners the HTTP outbound keeps the whole share.
     expect(outboundConnectionCap(1024, limit, inbound)).toBe(left / 2);
   });
 
   it('fail/a limit the inbound fills leaves each a quarter of the reserve', () => {
-    expect(tcpOutboundCap(8192, 900, inbound)).toBe(FD_RESERVE / 8);
+    expect(outboundConnectionCap(8192, 900, inbound, true)).toBe(FD_RESERVE / 8);
   });
 });

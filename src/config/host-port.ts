@@ -7,7 +7,12 @@ export interface HostPort {
   readonly port: number;
 }
 
-const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
+/**
+ * Dot-separated labels of letters, digits and hyphens, each 1–63 long and starting with a letter or digit, the whole
+ * at most 253 and not ending in a hyphen. An empty label (`a..b`) is refused: at a CONNECT target it would match an
+ * egress wildcard (`*.b`) as a name no resolver serves.
+ */
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9][A-Za-z0-9-]{0,62}(\.[A-Za-z0-9][A-Za-z0-9-]{0,62})*(?<!-)$/;
 
 /** Parses `host:port`, or returns undefined when the text is not one. */
 export function parseHostPort(text: string): HostPort | undefined {

@@ -5,7 +5,6 @@
 // identity headers stripped. CONNECT opens a raw TCP tunnel (TcpTunnel, with the TCP tunnels' idle timeout and
 // connection cap) only to `outbound.egress` hosts and ports, never to this machine. Connections past
 // `outbound.limits.maxConnections` are closed at accept, so a local process cannot take the inbound's descriptors.
-import { lookup } from 'node:dns';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
   createServer as createNetServer,
@@ -45,6 +44,7 @@ import { resetSocket } from '../tcp/reset-socket.js';
 import { TCP_LIMITS, type TcpLimits } from '../tcp/tcp-limits.js';
 import { TcpTelemetry } from '../tcp/tcp-telemetry.js';
 import { TcpTunnel } from '../tcp/tcp-tunnel.js';
+import { type EgressLookupFailure, EgressLookups } from './egress-lookups.js';
 import { type EgressMatcher, egressAddressRefusal, egressMatcher } from './egress-matcher.js';
 import { H2Exchange, type H2ExchangeContext, outboundRetryCounters } from './h2-exchange.js';
 import { outboundConnectionCap } from './outbound-connection-cap.js';
@@ -86,6 +86,8 @@ export class OutboundListener {
   /** Egress tunnels open or connecting at most (TcpLimits.maxConnections); past it a CONNECT gets a 503. */
   readonly #egressMaxTunnels: number;
   readonly #egressConnectTimeoutMs: number;
+  /** The tunnels' name lookups: bounded in number and answered within the connect timeout. */
+  readonly #egressLookups: EgressLookups;
   readonly #server: Server;
   /**
    * Accepts the app's connections: each starts in the lean lane (lean-lane.ts) and is handed to #server, node:http,
@@ -132,6 +134,7 @@ export class OutboundListener {
     this.#egressIdleTimeoutMs = tcpLimits.idleTimeoutMs;
     this.#egressMaxTunnels = tcpLimits.maxConnections;
     this.#egressConnectTimeoutMs = tcpLimits.connectTimeoutMs;
+    this.#egressLookups = new EgressLookups(tcpLimits.connectTimeoutMs);
     this.#egress = egressMatcher(config.outbound.egress);
     this.#routes = new RouteTable(config.outbound.routes.values());
     this.#sessions = new PeerSessions({
@@ -553,31 +556,32 @@ export class OutboundListener {
     }
     // Resolve once, refuse any loopback answer, and connect to exactly that address (no second lookup a DNS
     // answer could change in between).
-    lookup(host, { all: true, verbatim: true }, (error, addresses) => {
-      if (socket.destroyed) return;
-      if (error !== null || addresses.length === 0) {
-        const failure = new MeshauthError('MESHAUTH_ERR_UPSTREAM_UNAVAILABLE', `egress to ${host} failed`, {
-          reason: 'dns',
-          ...(error === null ? {} : { cause: error }),
-        });
-        this.#rejectTunnel(socket, failure, startedAt, { host });
-        return;
-      }
-      const refusal = egressAddressRefusal(
-        host,
-        addresses.map((a) => a.address),
-      );
-      if (refusal !== undefined) {
-        const why =
-          refusal === 'egress_loopback'
-            ? `${host} resolves to a loopback address, and egress never reaches this machine`
-            : `${host} resolves to a link-local or multicast address (where the cloud metadata service lives), which egress to a name never reaches`;
-        const error = egressForbidden(host, port, refusal, why);
-        this.#rejectTunnel(socket, error, startedAt, { host, hint: error.message });
-        return;
-      }
-      this.#openTunnel(socket, head, host, (addresses[0] as { address: string }).address, port, startedAt);
-    });
+    this.#egressLookups.lookup(
+      host,
+      (answer) => {
+        if (socket.destroyed) return;
+        if ('failure' in answer) {
+          this.#rejectTunnel(socket, egressLookupFailed(host, answer.failure, answer.cause), startedAt, { host });
+          return;
+        }
+        const { addresses } = answer;
+        const refusal = egressAddressRefusal(
+          host,
+          addresses.map((a) => a.address),
+        );
+        if (refusal !== undefined) {
+          const why =
+            refusal === 'egress_loopback'
+              ? `${host} resolves to a loopback address, and egress never reaches this machine`
+              : `${host} resolves to a link-local or multicast address (where the cloud metadata service lives), which egress to a name never reaches`;
+          const error = egressForbidden(host, port, refusal, why);
+          this.#rejectTunnel(socket, error, startedAt, { host, hint: error.message });
+          return;
+        }
+        this.#openTunnel(socket, head, host, (addresses[0] as { address: string }).address, port, startedAt);
+      },
+      () => !socket.destroyed,
+    );
   }
 
   /**
@@ -713,6 +717,20 @@ function egressLimit(host: string, port: number, max: number): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_UPSTREAM_UNAVAILABLE', `egress tunnel limit reached (${max} open)`, {
     reason: 'egress_limit',
     detail: { host, port, limit: 'maxConnections', max },
+  });
+}
+
+/** 503 to a CONNECT whose name gave no address: the resolver failed, took longer than the connect timeout, or was full. */
+function egressLookupFailed(host: string, failure: EgressLookupFailure, cause: Error | undefined): MeshauthError {
+  const why =
+    failure === 'dns_timeout'
+      ? 'the name lookup took longer than the connect timeout'
+      : failure === 'dns_busy'
+        ? 'too many egress name lookups are waiting'
+        : 'the name did not resolve';
+  return new MeshauthError('MESHAUTH_ERR_UPSTREAM_UNAVAILABLE', `egress to ${host} failed: ${why}`, {
+    reason: failure,
+    ...(cause === undefined ? {} : { cause }),
   });
 }
 

@@ -29,6 +29,31 @@ describe('parseHostPort: IPv6 literals', () => {
   });
 });
 
+describe('parseHostPort: host names', () => {
+  it.each([
+    ['ok/one label', 'orders:15006'],
+    ['ok/a cluster name', 'orders.shop.svc.cluster.local:15006'],
+    ['ok/a hyphen inside a label', 'my-app.shop:80'],
+    ['ok/a label of 63', `${'a'.repeat(63)}.shop:80`],
+  ])('%s', (_name, text) => {
+    expect(parseHostPort(text)?.host).toBe(text.slice(0, text.lastIndexOf(':')));
+  });
+
+  // An empty label reached the egress matcher as a CONNECT target and matched `*.googleapis.com`.
+  it.each([
+    ['fail/an empty label', 'a..googleapis.com:443'],
+    ['fail/a leading dot', '.googleapis.com:443'],
+    ['fail/a trailing dot', 'orders.shop.:80'],
+    ['fail/a label starting with a hyphen', 'a.-b.shop:80'],
+    ['fail/ending in a hyphen', 'orders-:80'],
+    ['fail/a label of 64', `${'a'.repeat(64)}.shop:80`],
+    ['fail/over 253', `${'a.'.repeat(127)}ab:80`],
+    ['fail/an underscore', 'a_b.shop:80'],
+  ])('%s', (_name, text) => {
+    expect(parseHostPort(text)).toBeUndefined();
+  });
+});
+
 describe('a sidecar config with a malformed IPv6 listen address', () => {
   it('fail/refused at the check, naming the key, not at bind with ENOTFOUND', () => {
     const load = () =>

@@ -10,6 +10,7 @@
 // (no terminating chunk), and an upload the app aborts resets the stream (RST_STREAM(CANCEL), never END_STREAM).
 // Shared listeners read the exchange from a symbol slot, so a request allocates no closures.
 import { type ClientHttp2Session, type ClientHttp2Stream, constants, type IncomingHttpHeaders } from 'node:http2';
+import { performance } from 'node:perf_hooks';
 import { Duplex, type Readable } from 'node:stream';
 import type { Counter } from 'prom-client';
 import { causeChain, isMeshauthError, MeshauthError } from '../../errors/index.js';
@@ -125,6 +126,14 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
    */
   #uploadStall: NodeJS.Timeout | undefined;
   #downloadStall: NodeJS.Timeout | undefined;
+  /**
+   * Armed while the request waits for an endpoint or a connection (the name's first answer, a connect, a retry's):
+   * the wait before a stream exists counts toward outbound.timeout from the request's arrival, so a slow resolver,
+   * a black-holed endpoint and a retry do not each get a timeout of their own.
+   */
+  #waitTimer: NodeJS.Timeout | undefined;
+  /** The stream's idle timer was set to what was left of the timeout, not all of it: restored at the response head. */
+  #shortTimeout = false;
   /** Body chunks already read from the app, kept for a retry until the response head (undefined: not kept). */
   #replay: Buffer[] | undefined;
   #replayBytes = 0;
@@ -232,6 +241,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
       return;
     }
     if (picked instanceof Promise) {
+      this.#waitAtMost();
       picked.then(
         (endpoint) => this.#onEndpoint(endpoint),
         (error: unknown) => this.fail(asMeshauthError(error)),
@@ -248,6 +258,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     if (target === undefined) {
       this.fail(new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet', { reason: 'not_ready' }));
     } else if (target instanceof Promise) {
+      this.#waitAtMost();
       target.then(
         (ready) => this.#send(endpoint, ready),
         (error: unknown) => this.#connectFailed(endpoint, error),
@@ -286,6 +297,12 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     if (this.#done || this.#callerGone()) return;
     this.#peerId = endpoint.peerId;
     if (!this.#boundFor(target)) return;
+    // Only a request that waited or is a retry can have spent part of its timeout: the common one reads no clock.
+    const left = this.#waitTimer !== undefined || this.#attempts > 1 ? this.#stopWaiting() : this.#context.timeoutMs;
+    if (left <= 0) {
+      this.fail(waitedTooLong());
+      return;
+    }
     if (!isSession(target)) {
       if (this.#bodyAttached) {
         // The body already went (partly) to an h2 stream: it cannot be handed to a client as a stream any more.
@@ -336,8 +353,33 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     stream.once('end', onEnd);
     stream.on('error', ignore); // the close handler reads rstCode and the session state instead
     stream.once('close', onStreamClose);
-    stream.setTimeout(this.#context.timeoutMs, onTimeout);
+    this.#shortTimeout = left < this.#context.timeoutMs;
+    stream.setTimeout(left, onTimeout);
     if (this.hasBody) this.#sendBody(stream);
+  }
+
+  /** What is left of outbound.timeout for the response head, counted from the request's arrival. */
+  remainingMs(): number {
+    return this.startedAt + this.#context.timeoutMs - performance.now();
+  }
+
+  #waitAtMost(): void {
+    if (this.#waitTimer !== undefined) return;
+    this.#waitTimer = setTimeout(onWaitedTooLong, Math.max(1, this.remainingMs()), this);
+  }
+
+  /** Ends the wait; what is left of the timeout. */
+  #stopWaiting(): number {
+    clearTimeout(this.#waitTimer);
+    this.#waitTimer = undefined;
+    return Math.min(Math.ceil(this.remainingMs()), this.#context.timeoutMs);
+  }
+
+  /** outbound.timeout passed while the request waited for an endpoint or a connection: 504, nothing was sent. */
+  waitedTooLong(): void {
+    this.#waitTimer = undefined;
+    if (this.#done || this.#stream !== undefined) return;
+    this.fail(waitedTooLong());
   }
 
   #connectFailed(endpoint: Endpoint, error: unknown): void {
@@ -387,6 +429,10 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
 
   #release(): void {
     this.#disarmStalls();
+    if (this.#waitTimer !== undefined) {
+      clearTimeout(this.#waitTimer);
+      this.#waitTimer = undefined;
+    }
     const counted = this.#counted;
     if (counted !== undefined) {
       counted.inflight -= 1;
@@ -501,6 +547,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   response(stream: ClientHttp2Stream, headers: IncomingHttpHeaders): void {
     if (stream !== this.#stream || this.#done) return;
     this.#responded = true;
+    if (this.#shortTimeout) stream.setTimeout(this.#context.timeoutMs, onTimeout);
     this.#replay = undefined;
     this.#replayable = false;
     const status = Number(headers[':status']);
@@ -740,6 +787,16 @@ const readablePush = Duplex.prototype.push;
 function pushRecordingEnd(this: Slot<ClientHttp2Stream>, chunk: unknown, encoding?: BufferEncoding): boolean {
   if (chunk === null && this[kEndedByReset] === undefined) this[kEndedByReset] = this.closed;
   return readablePush.call(this, chunk, encoding);
+}
+
+function onWaitedTooLong(exchange: H2Exchange): void {
+  exchange.waitedTooLong();
+}
+
+function waitedTooLong(): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'no connection to the peer within outbound.timeout', {
+    reason: 'timeout',
+  });
 }
 
 function onResponse(this: Slot<ClientHttp2Stream>, headers: IncomingHttpHeaders): void {

@@ -439,7 +439,9 @@ export class OutboundListener {
       classifyPeerError,
       this.#drain,
       {
-        headTimeoutMs: this.#config.outbound.timeoutMs,
+        // What is left of outbound.timeout since the request arrived: a name's first answer, a connect and a retry
+        // before it already spent part of it.
+        headTimeoutMs: Math.max(1, Math.ceil(exchange.remainingMs())),
         headReceived: () => endpoint.answered(),
         // The ID this endpoint's last verified connection proved (Endpoint#dial checks it before any request byte):
         // the client does not say which of its connections took the request, so two peers answering at one

@@ -235,7 +235,7 @@ export class Metrics {
 
   readonly dnsResolutions = new Counter({
     name: 'meshauth_dns_resolutions_total',
-    help: 'DNS resolutions of outbound route addresses, by result (success, empty, failure).',
+    help: 'DNS resolutions of outbound route addresses, by result (success, partial: one address family failed, empty, failure).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });

@@ -3,7 +3,7 @@
 // could ever reach public DNS, where `.shop` is a real top-level domain) and /etc/hosts — with a fixed 5 s
 // re-resolution (getaddrinfo reports no TTL; Kubernetes Service records carry 5 s). With `outbound.dns.servers`:
 // A and AAAA through node:dns Resolver (c-ares) against those servers, with the records' TTLs, names used as
-// written. Every query is counted in `meshauth_dns_resolutions_total{result}`.
+// written. Every query is counted in `meshauth_dns_resolutions_total{result}` (success, partial, empty, failure).
 import { lookup, Resolver } from 'node:dns';
 import { formatHostPort, type HostPort } from '../../config/index.js';
 import type { Metrics } from '../../telemetry/index.js';
@@ -73,10 +73,11 @@ export class AddressResolver {
       this.#metrics.dnsResolutions.inc({ result: 'empty' });
       return { ...NO_ADDRESS, ignored: usable.ignored };
     }
-    this.#metrics.dnsResolutions.inc({ result: 'success' });
     const failedFamilies: (4 | 6)[] = [];
     if (failed(v4)) failedFamilies.push(4);
     if (failed(v6)) failedFamilies.push(6);
+    // `partial`: one family's query failed while the other answered; that family's endpoints stay as they were.
+    this.#metrics.dnsResolutions.inc({ result: failedFamilies.length === 0 ? 'success' : 'partial' });
     return { ...usable, ttlSeconds: smallestTtl(records.map((r) => r.ttl)), failedFamilies };
   }
 

@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { readSettingFile } from '../config/read-setting-file.js';
 import { MeshauthError } from '../errors/index.js';
-import { addTo, clientAddress, listenOn, SingleFlight } from '../platform/index.js';
+import { addTo, clientAddress, clientSourceKey, listenOn, SingleFlight } from '../platform/index.js';
 import { adminRequestRefused, guardAdminRequests } from '../telemetry/admin-connections.js';
 import { AdminRefusals } from '../telemetry/admin-refusals.js';
 import { sendAdminAnswer } from '../telemetry/admin-server.js';
@@ -284,7 +284,8 @@ export class WebhookServer {
     // and three such heads held the budget while every review of the API server got 503.
     const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
     if (declared !== undefined && declared > MAX_REVIEW_BYTES) return this.#tooLarge(req, res);
-    const source = clientAddress(req.socket.remoteAddress) ?? '';
+    // The budget's share per client: an IPv6 one by its /64, as every per-source share is counted.
+    const source = clientSourceKey(req.socket.remoteAddress);
     let held = 0;
     let over: BudgetRefusal | undefined;
     try {
@@ -370,7 +371,7 @@ export class WebhookServer {
         budget: this.#budget.limit,
         remoteInFlight: this.#budget.usedBy(source),
         remoteShare: this.#budget.share,
-        remote: source,
+        remote: clientAddress(res.req.socket.remoteAddress),
       },
       `admission review refused: ${error.message}`,
     );

@@ -6,7 +6,7 @@
 // a client address gets a quarter of the places and every other address still finds some.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { addTo, clientAddress } from '../platform/index.js';
+import { addTo, clientAddress, clientSourceKey } from '../platform/index.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { RateLimitedLog } from './rate-limited-log.js';
@@ -37,7 +37,7 @@ const LOG_INTERVAL_MS = 10_000;
 export const ADMIN_STALL_TIMEOUT_MS = 30_000;
 
 /**
- * Caps `server`'s connections at ADMIN_MAX_CONNECTIONS, ADMIN_MAX_CONNECTIONS_PER_SOURCE per client address; each
+ * Caps `server`'s connections at ADMIN_MAX_CONNECTIONS, ADMIN_MAX_CONNECTIONS_PER_SOURCE per client (clientSourceKey); each
  * refusal is counted in meshauth_connections_rejected_total{direction="admin"} and logged (rate-limited).
  */
 export function limitAdminConnections(server: Server, metrics: Metrics, logger: Logger): void {
@@ -54,11 +54,12 @@ export function limitAdminConnections(server: Server, metrics: Metrics, logger: 
   guardAdminRequests(server, metrics, log);
   const open = new Map<string, number>();
   server.on('connection', (socket: Socket) => {
-    const source = clientAddress(socket.remoteAddress) ?? '';
+    // An IPv6 client by its /64: a host holds many addresses of its subnet, each would have had a share of its own.
+    const source = clientSourceKey(socket.remoteAddress);
     const held = open.get(source) ?? 0;
     if (held >= ADMIN_MAX_CONNECTIONS_PER_SOURCE) {
       socket.destroy();
-      refuse('max_connections_per_source', source);
+      refuse('max_connections_per_source', clientAddress(socket.remoteAddress));
       return;
     }
     addTo(open, source, 1);

@@ -221,7 +221,11 @@ describe.skipIf(!HAS_DNSMASQ)('outbound endpoints behind a DNS name', () => {
       expect(share).toBeLessThan((1 / 3) * 1.15);
     }
     expect(await metricValue(a, 'meshauth_endpoints', { route: 'orders.shop', state: 'active' })).toBe(3);
-    expect(await metricValue(a, 'meshauth_dns_resolutions_total', { result: 'success' })).toBeGreaterThan(0);
+    // dnsmasq without an upstream refuses the AAAA query of a name it has only A records for: `partial` (the IPv4
+    // answer used, IPv6 endpoints kept as they were); a cluster DNS answers it empty, `success`.
+    const success = await metricValue(a, 'meshauth_dns_resolutions_total', { result: 'success' });
+    const partial = await metricValue(a, 'meshauth_dns_resolutions_total', { result: 'partial' });
+    expect(success + partial).toBeGreaterThan(0);
   }, 60_000);
 
   it('ok/an endpoint killed mid-load costs no idempotent request; its share moves to the others', async () => {

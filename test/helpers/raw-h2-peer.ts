@@ -1,7 +1,9 @@
 // A scriptable HTTP/2 peer written at the frame level (RFC 9113 §4, §6) over mTLS, for tests where node:http2's
 // server would smooth over the wire: it can reset a stream without ever sending END_STREAM, refuse a stream,
 // announce GOAWAY with a chosen last stream id, and it records exactly which frames the client sent per stream
-// (END_STREAM seen or not, RST_STREAM code, body bytes). Request header blocks are not decoded.
+// (END_STREAM seen or not, RST_STREAM code, body bytes). It can also announce SETTINGS mid-connection (a stream
+// limit of 0) and send a header block of any size (split into CONTINUATION frames). Request header blocks are not
+// decoded.
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import type { TestSvid } from './test-ca.js';
@@ -13,6 +15,9 @@ const RST_STREAM = 0x3;
 const SETTINGS = 0x4;
 const PING = 0x6;
 const GOAWAY = 0x7;
+const CONTINUATION = 0x9;
+/** The largest frame payload a client accepts before it says otherwise (SETTINGS_MAX_FRAME_SIZE's initial value). */
+const MAX_FRAME_PAYLOAD = 16_384;
 const END_STREAM = 0x1;
 const END_HEADERS = 0x4;
 const ACK = 0x1;
@@ -32,9 +37,14 @@ export interface RawStream {
   reset(code: number): void;
 }
 
+/** SETTINGS identifiers (RFC 9113 §6.5.2). */
+export const H2_SETTING = Object.freeze({ maxConcurrentStreams: 0x3, initialWindowSize: 0x4 });
+
 export interface RawConnection {
   readonly socket: TLSSocket;
   goaway(lastStreamId: number, code?: number): void;
+  /** Announces new SETTINGS values: `[identifier, value]` pairs. */
+  settings(values: readonly (readonly [number, number])[]): void;
   destroy(): void;
 }
 
@@ -81,6 +91,14 @@ export async function startRawH2Peer(
         payload.writeUInt32BE(lastStreamId & 0x7fffffff, 0);
         payload.writeUInt32BE(code, 4);
         write(socket, GOAWAY, 0, 0, payload);
+      },
+      settings: (values) => {
+        const payload = Buffer.alloc(6 * values.length);
+        values.forEach(([id, value], i) => {
+          payload.writeUInt16BE(id, 6 * i);
+          payload.writeUInt32BE(value, 6 * i + 2);
+        });
+        write(socket, SETTINGS, 0, 0, payload);
       },
       destroy: () => socket.destroy(),
     };
@@ -156,7 +174,17 @@ function rawStream(id: number, connection: RawConnection): RawStream {
     respond(status, headers = {}, endStream = false) {
       const parts: Buffer[] = [literal(':status', String(status))];
       for (const [name, value] of Object.entries(headers)) parts.push(literal(name, value));
-      write(socket, HEADERS, END_HEADERS | (endStream ? END_STREAM : 0), id, Buffer.concat(parts));
+      const block = Buffer.concat(parts);
+      const end = endStream ? END_STREAM : 0;
+      if (block.length <= MAX_FRAME_PAYLOAD) {
+        write(socket, HEADERS, END_HEADERS | end, id, block);
+        return;
+      }
+      write(socket, HEADERS, end, id, block.subarray(0, MAX_FRAME_PAYLOAD));
+      for (let at = MAX_FRAME_PAYLOAD; at < block.length; at += MAX_FRAME_PAYLOAD) {
+        const last = at + MAX_FRAME_PAYLOAD >= block.length;
+        write(socket, CONTINUATION, last ? END_HEADERS : 0, id, block.subarray(at, at + MAX_FRAME_PAYLOAD));
+      }
     },
     data(bytes, endStream = false) {
       write(socket, DATA, endStream ? END_STREAM : 0, id, Buffer.from(bytes));
@@ -170,12 +198,24 @@ function rawStream(id: number, connection: RawConnection): RawStream {
   };
 }
 
-/** HPACK literal header field without indexing, new name, no Huffman (RFC 7541 §6.2.2); short strings only. */
+/** HPACK literal header field without indexing, new name, no Huffman (RFC 7541 §6.2.2); strings of any length. */
 function literal(name: string, value: string): Buffer {
   const n = Buffer.from(name, 'latin1');
   const v = Buffer.from(value, 'latin1');
-  if (n.length > 126 || v.length > 126) throw new RangeError('raw-h2-peer: header too long for this encoder');
-  return Buffer.concat([Buffer.from([0x00, n.length]), n, Buffer.from([v.length]), v]);
+  return Buffer.concat([Buffer.from([0x00]), stringLength(n.length), n, stringLength(v.length), v]);
+}
+
+/** A string's length as an HPACK integer with a 7-bit prefix, the Huffman bit clear (RFC 7541 §5.1). */
+function stringLength(length: number): Buffer {
+  if (length < 0x7f) return Buffer.from([length]);
+  const bytes = [0x7f];
+  let rest = length - 0x7f;
+  while (rest >= 0x80) {
+    bytes.push((rest & 0x7f) | 0x80);
+    rest >>= 7;
+  }
+  bytes.push(rest);
+  return Buffer.from(bytes);
 }
 
 function write(socket: TLSSocket, type: number, flags: number, streamId: number, payload: Buffer): void {

@@ -23,6 +23,7 @@ import {
 import { Http1Client } from '../http1-client.js';
 import type { Candidate } from './balancer.js';
 import { connectFailed, connectSucceeded, type EjectionState, newEjectionState } from './ejection.js';
+import { releaseStreamSlotWaiters, wakeStreamSlotWaiters } from './stream-slots.js';
 
 /** What every endpoint of a sidecar shares. */
 export interface EndpointContext {
@@ -155,12 +156,38 @@ export class Endpoint implements Candidate {
     if (this.health.probing && !(error instanceof PeerConnectError)) this.#unhealthy(error);
   }
 
+  /**
+   * `session` stopped carrying streams. `stalled`: a stream of it timed out and was cancelled, and node:http2 never
+   * closed it (nghttp2 refused a header block and stopped reading the session without a word to node:http2): its
+   * streams can never be answered there, so it is destroyed (streams still on it end as a lost connection).
+   * `no_streams`: a request timed out waiting for a stream because the peer allows none (legal; some servers say so
+   * while draining): closed gracefully. Either way the next request connects again.
+   */
+  abandon(session: ClientHttp2Session, why: 'stalled' | 'no_streams'): void {
+    if (session.destroyed || (why === 'no_streams' && session.closed)) return;
+    if (this.#session === session) this.#session = undefined;
+    const fields = { direction: 'outbound', endpoint: this.authority, peer: this.peerId || undefined };
+    if (why === 'stalled') {
+      this.#context.logger.warn(
+        fields,
+        'peer session stopped closing streams (a cancelled stream never closed); dropped, the next request connects again',
+      );
+      session.destroy();
+      return;
+    }
+    // The streams it still carries may finish; nothing new goes to it.
+    this.#context.logger.warn(fields, 'peer allows no stream on its session; the next request connects again');
+    session.close();
+    releaseStreamSlotWaiters(session);
+  }
+
   /** New credentials: the next request connects again; streams in flight finish on the old session. */
   retire(): void {
     const session = this.#session;
     this.#session = undefined;
     this.#http1 = false;
     if (session !== undefined && !session.closed) session.close();
+    if (session !== undefined) releaseStreamSlotWaiters(session);
     this.#retireHttp1();
   }
 
@@ -265,11 +292,14 @@ export class Endpoint implements Candidate {
     session.once('goaway', (_code: number, lastStreamId: number) => {
       goawayLastStream.set(session, lastStreamId);
       forget();
+      releaseStreamSlotWaiters(session);
     });
     session.once('close', () => {
       forget();
       this.#open.delete(session);
+      releaseStreamSlotWaiters(session);
     });
+    session.on('remoteSettings', () => wakeStreamSlotWaiters(session));
     session.setTimeout(IDLE_MS, () => session.close());
     // Rotated or removed while connecting: the waiting requests use it, then it retires like the others.
     if (!current) setImmediate(() => session.close());

@@ -21,6 +21,14 @@ import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import type { Endpoint, PeerTarget } from '../endpoints/endpoint.js';
 import { credentialsOf, refusedByGoaway } from '../endpoints/endpoint.js';
 import type { EndpointSet } from '../endpoints/endpoint-set.js';
+import {
+  leaveStreamSlotQueue,
+  peerStreamLimit,
+  releaseStreamSlot,
+  type SlotWaiter,
+  takeStreamSlot,
+  waitForStreamSlot,
+} from '../endpoints/stream-slots.js';
 import type { DrainState } from '../forward-handler.js';
 import { isHopByHop, isIdentityHeader } from '../http-headers.js';
 import { Http1Client } from '../http1-client.js';
@@ -90,7 +98,7 @@ export interface H2ExchangeContext<R extends CallerResponse> {
   forwardHttp1(exchange: H2Exchange<R>, endpoint: Endpoint, client: Http1Client): void;
 }
 
-export class H2Exchange<R extends CallerResponse = CallerResponse> {
+export class H2Exchange<R extends CallerResponse = CallerResponse> implements SlotWaiter {
   /** The request body; undefined when there is none. */
   readonly req: CallerBody | undefined;
   readonly res: Slot<R>;
@@ -116,7 +124,6 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   #done = false;
   /** The caller's response emitted 'close' (finished, or the caller went away). */
   #callerClosed = false;
-  #timedOut = false;
   /** The stream went idle while the caller's body was still due and nothing waited on the peer (see idle()). */
   #callerStalled = false;
   /**
@@ -134,6 +141,10 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
   #waitTimer: NodeJS.Timeout | undefined;
   /** The stream's idle timer was set to what was left of the timeout, not all of it: restored at the response head. */
   #shortTimeout = false;
+  /** The session whose stream slot #stream holds (stream-slots.ts). */
+  #slotSession: ClientHttp2Session | undefined;
+  /** The session whose stream limit the request waits behind, in its line. */
+  #waitingOn: ClientHttp2Session | undefined;
   /** Body chunks already read from the app, kept for a retry until the response head (undefined: not kept). */
   #replay: Buffer[] | undefined;
   #replayBytes = 0;
@@ -300,7 +311,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     // Only a request that waited or is a retry can have spent part of its timeout: the common one reads no clock.
     const left = this.#waitTimer !== undefined || this.#attempts > 1 ? this.#stopWaiting() : this.#context.timeoutMs;
     if (left <= 0) {
-      this.fail(waitedTooLong());
+      this.fail(waitedTooLong(false));
       return;
     }
     if (!isSession(target)) {
@@ -332,6 +343,14 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
       this.#retryOr('goaway', endpoint, peerUnavailable('peer session closed', 'goaway'));
       return;
     }
+    if (!takeStreamSlot(target)) {
+      // The peer's stream limit is reached: wait in line for a stream of this session to end, within the timeout.
+      this.#waitingOn = target;
+      waitForStreamSlot(target, this);
+      this.#waitAtMost();
+      return;
+    }
+    this.#slotSession = target;
     let stream: Slot<ClientHttp2Stream>;
     try {
       stream = requestStream(target, requestHeadersOf(this.#h2Headers), !this.hasBody);
@@ -375,11 +394,23 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     return Math.min(Math.ceil(this.remainingMs()), this.#context.timeoutMs);
   }
 
-  /** outbound.timeout passed while the request waited for an endpoint or a connection: 504, nothing was sent. */
+  /** A stream slot of the session this request waits on is free (or the session ended): pick again. */
+  slotFree(): void {
+    this.#waitingOn = undefined;
+    if (this.#done) return;
+    this.#onEndpoint(this.#endpoint as Endpoint);
+  }
+
+  /**
+   * outbound.timeout passed while the request waited for an endpoint, a connection or a stream slot: 504, nothing
+   * was sent. A session whose peer allows no stream at all is given up, so the next request tries a new connection.
+   */
   waitedTooLong(): void {
     this.#waitTimer = undefined;
     if (this.#done || this.#stream !== undefined) return;
-    this.fail(waitedTooLong());
+    const behind = this.#waitingOn;
+    this.fail(waitedTooLong(behind !== undefined));
+    if (behind !== undefined && peerStreamLimit(behind) === 0) this.#endpoint?.abandon(behind, 'no_streams');
   }
 
   #connectFailed(endpoint: Endpoint, error: unknown): void {
@@ -429,6 +460,16 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
 
   #release(): void {
     this.#disarmStalls();
+    const waitingOn = this.#waitingOn;
+    if (waitingOn !== undefined) {
+      this.#waitingOn = undefined;
+      leaveStreamSlotQueue(waitingOn, this);
+    }
+    const slotSession = this.#slotSession;
+    if (slotSession !== undefined) {
+      this.#slotSession = undefined;
+      releaseStreamSlot(slotSession);
+    }
     if (this.#waitTimer !== undefined) {
       clearTimeout(this.#waitTimer);
       this.#waitTimer = undefined;
@@ -619,10 +660,25 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
     this.timedOut(stream);
   }
 
+  /**
+   * The stream's time is up: it is cancelled and the caller answered now, not when the stream closes. node:http2
+   * never closes a stream whose session nghttp2 stopped reading (a response header block it refused), nor one still
+   * queued behind the peer's stream limit (its cancel waits for a slot that never frees), and waiting for that
+   * close left the caller without an answer for good. If the stream has not closed a moment later, its session is
+   * given up (Endpoint.abandon).
+   */
   timedOut(stream: ClientHttp2Stream): void {
-    if (stream !== this.#stream) return;
-    this.#timedOut = true;
+    if (stream !== this.#stream || this.#done) return;
     abortStream(stream);
+    if (this.#responded) this.#truncated(stream);
+    else if (this.#callerStalled) this.#bodyStalled();
+    else
+      this.fail(
+        new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'peer did not answer in time', { reason: 'timeout' }),
+      );
+    if (!stream.destroyed) {
+      setTimeout(abandonIfOpen, CANCEL_GRACE_MS, stream, this.#session, this.#endpoint).unref();
+    }
   }
 
   /** The stream closed: retry what the peer never processed, else answer (or cut) the caller's response. */
@@ -640,16 +696,6 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
       return;
     }
     const endpoint = this.#endpoint as Endpoint;
-    if (this.#timedOut && this.#callerStalled) {
-      this.#bodyStalled();
-      return;
-    }
-    if (this.#timedOut) {
-      this.fail(
-        new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'peer did not answer in time', { reason: 'timeout' }),
-      );
-      return;
-    }
     // stream.session is already unset when the session was torn down: use the one the stream was opened on.
     const session = this.#session as ClientHttp2Session;
     const code = stream.rstCode;
@@ -732,6 +778,21 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> {
  * DATA frame with END_STREAM) before the RST_STREAM, so a peer could take a cut upload as complete. While the
  * request is still being sent, destroy() resets it (INTERNAL_ERROR) with the writable side already torn down.
  */
+/**
+ * How long a cancelled stream may take to close before its session is taken as one that stopped carrying streams:
+ * a live session closes it within a round trip.
+ */
+const CANCEL_GRACE_MS = 1_000;
+
+function abandonIfOpen(
+  stream: ClientHttp2Stream,
+  session: ClientHttp2Session | undefined,
+  endpoint: Endpoint | undefined,
+): void {
+  if (stream.destroyed || session === undefined || endpoint === undefined) return;
+  endpoint.abandon(session, 'stalled');
+}
+
 function abortStream(stream: ClientHttp2Stream): void {
   if (stream.closed || stream.destroyed) return;
   if (stream.writableEnded) stream.close(constants.NGHTTP2_CANCEL);
@@ -793,10 +854,11 @@ function onWaitedTooLong(exchange: H2Exchange): void {
   exchange.waitedTooLong();
 }
 
-function waitedTooLong(): MeshauthError {
-  return new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'no connection to the peer within outbound.timeout', {
-    reason: 'timeout',
-  });
+function waitedTooLong(behindStreamLimit: boolean): MeshauthError {
+  const message = behindStreamLimit
+    ? "no stream to the peer within outbound.timeout (its session's stream limit was reached)"
+    : 'no connection to the peer within outbound.timeout';
+  return new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', message, { reason: 'timeout' });
 }
 
 function onResponse(this: Slot<ClientHttp2Stream>, headers: IncomingHttpHeaders): void {

@@ -21,6 +21,15 @@ const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
 const KEEP_ALIVE_MARGIN_MS = 2_000;
 /** How often idle connections past their time are closed. */
 const IDLE_SWEEP_MS = 1_000;
+/**
+ * After a server sent an answer no request asked for, no connection to it is reused for this long. HTTP/1.1 answers
+ * carry no request id: a stray answer that arrives once the next request is on the connection is taken as that
+ * request's answer, and every later answer on it is one request late, another caller's, for as long as requests keep
+ * coming. The stray is only seen when it lands on a connection with nothing outstanding; from then on every request
+ * gets a connection of its own, so a server that does it once (a handler that answers twice, or answers a POST without
+ * reading its body, which it then reads as a request) cannot shift answers again for a while.
+ */
+const STRAY_ANSWER_NO_REUSE_MS = 60_000;
 
 interface Http1Limits {
   readonly maxConnections: number;
@@ -28,6 +37,8 @@ interface Http1Limits {
   readonly timeoutMs: number;
   /** How long a connection may idle between two requests when its server announces no shorter time. */
   readonly keepAliveMs: number;
+  /** The server sent an answer no request asked for (counted and logged by the owner; reuse stops for a while). */
+  readonly onStrayAnswer?: (() => void) | undefined;
 }
 
 /** Plain TCP connections to `host:port`, each bounded by connectTimeoutMs (the app hop). */
@@ -98,6 +109,8 @@ export class Http1Client {
   #closed: (() => void) | undefined;
   /** Past close()'s deadline: a dial that completes now is closed at once. */
   #shut = false;
+  /** performance.now() until which no connection is reused (STRAY_ANSWER_NO_REUSE_MS); 0: reuse. */
+  #noReuseUntil = 0;
 
   constructor(options: Http1ClientOptions) {
     this.options = options;
@@ -135,11 +148,31 @@ export class Http1Client {
 
   /** `connection` finished its exchange and may carry another (a loop, not a recursion, past dropped requests). */
   released(connection: Http1Connection): void {
+    if (this.#noReuseUntil !== 0 && this.#reuseStopped()) {
+      connection.destroy(); // its place goes to the oldest waiting request, on a connection of its own (gone)
+      return;
+    }
     for (let next = this.#waiting.shift(); next !== undefined; next = this.#waiting.shift()) {
       if (connection.send(next.request, next.handler)) return;
     }
     if (this.#whenClosed !== undefined) connection.destroy();
     else this.#idle.push(connection);
+  }
+
+  /**
+   * A connection got bytes no request asked for (the connection itself is destroyed): the owner is told, and no
+   * connection is reused for a while, the idle ones included (they may hold the next stray).
+   */
+  strayAnswer(): void {
+    this.#noReuseUntil = performance.now() + STRAY_ANSWER_NO_REUSE_MS;
+    for (const connection of this.#idle.splice(0)) connection.destroy();
+    this.options.onStrayAnswer?.();
+  }
+
+  #reuseStopped(): boolean {
+    if (performance.now() < this.#noReuseUntil) return true;
+    this.#noReuseUntil = 0;
+    return false;
   }
 
   /** `connection`'s answer ended; it is held back until it has settled (Http1Connection.#settle). */
@@ -273,6 +306,12 @@ class Http1Connection {
   /** The answer's head arrived (a final one: informational answers are skipped). */
   #answered = false;
   #keepAlive = true;
+  /**
+   * This exchange's answer announced a body it cannot have (a HEAD, 204 or 304 answer, or an interim one, with a
+   * Content-Length or Transfer-Encoding): a server that sends that body anyway sends it after the answer, where it
+   * would be the next request's. The connection is closed after the answer instead of kept.
+   */
+  #untrusted = false;
   #idleMs: number;
   #idleSince = 0;
   /** The answer completed inside the parse under way: the connection settles once that parse returns. */
@@ -354,6 +393,7 @@ class Http1Connection {
     this.#method = request.method;
     this.#answered = false;
     this.#keepAlive = true;
+    this.#untrusted = false;
     // Fields a head or trailers flushed early (handed to no handler yet) are not this answer's.
     if (this.#fields.length > 0) this.#fields = [];
     try {
@@ -378,6 +418,7 @@ class Http1Connection {
       // The server spoke before it was asked (bytes a just-dialled socket buffered, or that came in the turn before
       // this request): they answer nothing, and would be read as this request's answer.
       // A malformed answer (502), as llhttp's codes are classified: the server is there, and said something wrong.
+      this.#client.strayAnswer();
       this.#fail(failure('the server sent bytes before the request', 'HPE_INVALID_CONSTANT'));
       return true;
     }
@@ -511,6 +552,7 @@ class Http1Connection {
   #onData(chunk: Buffer): void {
     if (this.#handler === undefined) {
       // Bytes with no request outstanding answer nothing: the connection cannot be trusted with another request.
+      this.#client.strayAnswer();
       this.#socket.destroy();
       return;
     }
@@ -568,6 +610,7 @@ class Http1Connection {
     const handler = this.#handler;
     if (handler === undefined || this.#answered) {
       // A second answer to one request (the rest of this chunk after a complete one): never handed to the next.
+      this.#client.strayAnswer();
       this.#socket.destroy();
       return 0;
     }
@@ -578,8 +621,12 @@ class Http1Connection {
     }
     // Informational (100 Continue or 103 Early Hints, asked for or not): skipped, and any body it claims with it;
     // llhttp ends it as a message of its own and the answer follows.
-    if (status < 200) return 1;
+    if (status < 200) {
+      if (announcesBody(fields)) this.#untrusted = true;
+      return 1;
+    }
     this.#answered = true;
+    if ((this.#method === 'HEAD' || status === 204 || status === 304) && announcesBody(fields)) this.#untrusted = true;
     // llhttp decides keep-alive before it knows a HEAD answer has no body; the server's explicit keep-alive holds.
     this.#keepAlive = keepAlive || (this.#method === 'HEAD' && saysKeepAlive(fields));
     this.#idleMs = keepAliveMs(fields, this.#client.options.keepAliveMs);
@@ -622,7 +669,7 @@ class Http1Connection {
     const early = this.#body !== null;
     this.#dropBody();
     handler.onComplete?.([]);
-    if (early || !this.#keepAlive || this.#idleMs <= 0) {
+    if (early || !this.#keepAlive || this.#untrusted || this.#idleMs <= 0) {
       // Answered before its body was all written (the rest cannot be skipped on this connection), or not to be kept.
       this.#socket.destroy();
       return;
@@ -716,6 +763,16 @@ function settleTick(): void {
 }
 
 /** Whether the answer's Connection field says keep-alive. */
+/** A Transfer-Encoding, or a Content-Length other than 0: a body announced (which a HEAD answer only describes). */
+function announcesBody(fields: readonly string[]): boolean {
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = (fields[i] as string).toLowerCase();
+    if (name === 'transfer-encoding') return true;
+    if (name === 'content-length' && (fields[i + 1] as string).trim() !== '0') return true;
+  }
+  return false;
+}
+
 function saysKeepAlive(fields: readonly string[]): boolean {
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i] as string;

@@ -432,12 +432,14 @@ describe('HTTP/1.1 client over TCP (the inbound app hop)', () => {
     c.dispatch({ ...GET, method: 'HEAD' }, head.handler);
     expect(await head.done).toEqual({});
     expect([head.status, head.headers, head.body]).toEqual([200, ['content-length', '9'], '']);
+    // A HEAD answer that states a length is not kept: an app that sends the body anyway would answer the next request
+    // with it (http1-client-stray-answers.test.ts). The next request has a connection of its own.
     const delimited = recorder();
     c.dispatch(GET, delimited.handler);
     await eventually(() => delimited.body === 'until the end');
-    raw.connections[0]?.socket.end();
+    raw.connections[1]?.socket.end();
     expect(await delimited.done).toEqual({});
-    expect(raw.connections).toHaveLength(1);
+    expect(raw.connections).toHaveLength(2);
   });
 
   it('fail/an app that switches protocols unasked (101): the exchange fails as a bad answer, the connection is closed', async () => {

@@ -31,7 +31,8 @@ export class AppForwarder {
   /** The most requests of one peer that may wait (named in the refusal's log line). */
   readonly #maxWaiting: number;
 
-  constructor(config: SidecarConfig, limits: InboundLimits) {
+  /** `onStrayAnswer`: the app sent an answer no request asked for (Http1Client stops reusing its connections a while). */
+  constructor(config: SidecarConfig, limits: InboundLimits, onStrayAnswer?: () => void) {
     const appTimeout = config.inbound.appTimeoutMs;
     this.#client = new Http1Client({
       host: config.inbound.app.host,
@@ -41,6 +42,7 @@ export class AppForwarder {
       timeoutMs: appTimeout,
       connectTimeoutMs: Math.min(appTimeout, 10_000),
       keepAliveMs: 60_000,
+      onStrayAnswer,
     });
     const maxPerPeer = Math.max(1, Math.floor(limits.appConnections * APP_POOL_PEER_SHARE));
     this.#maxWaiting = maxPerPeer * APP_QUEUE_PER_SHARE;

@@ -25,7 +25,7 @@ import {
   UNDICI_PARSER_ERROR_NAME,
   UnansweredResponses,
 } from '../../platform/index.js';
-import type { Logger, Metrics } from '../../telemetry/index.js';
+import { type Logger, type Metrics, RateLimitedLog } from '../../telemetry/index.js';
 import type { VerifiedPeer } from '../../tls/index.js';
 import { cutResponse } from '../cut-response.js';
 import { DataPlaneTelemetry, type Direction } from '../data-plane-telemetry.js';
@@ -104,6 +104,8 @@ export class ListenerCore {
   readonly #port: () => number;
   readonly #h1: Server;
   readonly #sinks: SinkContext;
+  /** The app sent answers no request asked for: one warn line per interval (Http1Client tells of each). */
+  readonly #strayLog: RateLimitedLog;
   readonly #onRejected: OnRejected;
   #stages: readonly Stage[] = [];
   readonly #streamIdleMs: number;
@@ -163,7 +165,18 @@ export class ListenerCore {
       else telemetry.rejected(exchange.peerId, error, exchange.startedAt);
     };
     this.#peerSinks = options.direction === 'inbound';
-    this.app = new AppForwarder(config, limits);
+    this.#strayLog = new RateLimitedLog(options.logger, options.metrics, 'app_stray_answer', FLOOD_LOG_INTERVAL_MS);
+    this.app = new AppForwarder(config, limits, () => {
+      options.metrics.streamsReset.inc({ direction: options.direction, reason: 'app_stray_answer' });
+      this.#strayLog.warn(
+        {
+          direction: options.direction,
+          reason: 'app_stray_answer',
+          app: `${config.inbound.app.host}:${config.inbound.app.port}`,
+        },
+        'the app sent an answer no request asked for (it answered a request twice, or answered a request without reading its body and then read the body as a request): answers on its kept connections may have reached the wrong callers; no app connection is reused for 60 s',
+      );
+    });
     const onRejected = this.#onRejected;
     this.#onStreamIdle = function onStreamIdle(this: InboundStream): void {
       // No frame either way for the stream idle timeout. A stalled request body is answered 408 and reported as a
@@ -496,6 +509,7 @@ export class ListenerCore {
     this.#h1.closeAllConnections();
     this.#h1.close();
     await this.app.close(deadline);
+    this.#strayLog.close();
     this.telemetry.close();
   }
 

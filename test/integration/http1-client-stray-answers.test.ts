@@ -1,0 +1,183 @@
+// HTTP/1.1 answers carry no request id: an app that sends an answer nobody asked for makes the client take it as the
+// next request's answer on that connection, and every later answer there is one request late (found by a probe of
+// hostile apps behind the inbound: 720 of 1,200 answers went to other callers, 29 across SPIFFE IDs, all clean 200s).
+// The client cannot see a stray that arrives after the next request was written; it closes the doors it can see:
+// - an answer that announces a body it cannot have (HEAD, 204, 304, an interim answer, with a Content-Length or a
+//   Transfer-Encoding) closes its connection instead of keeping it: an app that sends that body anyway sends it
+//   after the answer, where it was the next caller's;
+// - a stray it does see (bytes with nothing outstanding, a second answer, bytes waiting before a request) is told to
+//   the owner, which counts and logs it, and no connection is reused for a while, so the same app cannot shift
+//   answers again meanwhile.
+// The app is a raw TCP server answering byte for byte; the inbound's wiring is checked through a real sidecar pair.
+import { afterEach, describe, expect, it } from 'vitest';
+import { Http1Client, type Http1Request } from '../../src/sidecar/http1-client.js';
+import { logLines } from '../helpers/log-lines.js';
+import { type RawApp, type RawAppConnection, startRawApp } from '../helpers/raw-app.js';
+import { startTestSidecar, testConfig, viaProxy } from '../helpers/sidecar-harness.js';
+import { TestCa } from '../helpers/test-ca.js';
+import { waitFor } from '../helpers/wait.js';
+
+function answer(body: string, extra = ''): string {
+  return `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n${extra}\r\n${body}`;
+}
+
+/** Dispatches `request` and resolves with the status and body the handler got (status 0: it failed). */
+function exchange(client: Http1Client, request: Http1Request): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    let status = 0;
+    let body = '';
+    client.dispatch(request, {
+      onConnect: () => undefined,
+      onHeaders: (code: number) => {
+        status = code;
+        return true;
+      },
+      onData: (chunk: Buffer) => {
+        body += chunk.toString('latin1');
+        return true;
+      },
+      onComplete: () => resolve({ status, body }),
+      onError: () => resolve({ status: 0, body }),
+    });
+  });
+}
+
+/** Calls `answer` once for each request head (any method) a connection of the raw app receives, in order. */
+function eachHead(
+  answer: (connection: RawAppConnection, path: string) => void,
+): (connection: RawAppConnection) => void {
+  const seen = new WeakMap<RawAppConnection, number>();
+  return (connection) => {
+    const heads = [...connection.received.matchAll(/[A-Z]+ (\S+) HTTP\/1\.1\r\n[\s\S]*?\r\n\r\n/g)];
+    for (const head of heads.slice(seen.get(connection) ?? 0)) answer(connection, head[1] ?? '');
+    seen.set(connection, heads.length);
+  };
+}
+
+const get = (path: string): Http1Request => ({ method: 'GET', path, headers: ['host', 'app'], body: null });
+
+describe('HTTP/1.1 client: answers no request asked for', () => {
+  let app: RawApp | undefined;
+  let client: Http1Client | undefined;
+  const timers = new Set<NodeJS.Timeout>();
+  afterEach(async () => {
+    for (const timer of timers) clearTimeout(timer);
+    await client?.close(Date.now());
+    await app?.close();
+    client = undefined;
+    app = undefined;
+  });
+
+  /** Writes `text` to the connection `ms` later (the app's late bytes). */
+  function later(socket: { write(text: string): unknown; destroyed: boolean }, ms: number, text: string): void {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      if (!socket.destroyed) socket.write(text);
+    }, ms);
+    timers.add(timer);
+  }
+
+  it.each([
+    ['a HEAD answer', 'HEAD', 'HTTP/1.1 200 OK\r\ncontent-length: 39\r\n\r\n'],
+    ['a 204 with a length', 'GET', 'HTTP/1.1 204 No Content\r\ncontent-length: 39\r\n\r\n'],
+    ['a 304 with chunked', 'GET', 'HTTP/1.1 304 Not Modified\r\ntransfer-encoding: chunked\r\n\r\n'],
+    ['an interim answer with a length', 'GET', `HTTP/1.1 100 Continue\r\ncontent-length: 39\r\n\r\n${answer('first')}`],
+  ])(
+    'fail/%s announcing a body, the body sent later → the next request on a new connection, its own answer',
+    async (_name, method, head) => {
+      app = await startRawApp(
+        eachHead((connection, path) => {
+          if (path === '/first') {
+            connection.socket.write(head);
+            // The body it announced, written after the answer (a complete answer itself), before the next answer.
+            later(connection.socket, 20, answer('LATE'));
+          } else {
+            later(connection.socket, 60, answer(path));
+          }
+        }),
+      );
+      client = new Http1Client({
+        host: '127.0.0.1',
+        port: app.port,
+        maxConnections: 1,
+        timeoutMs: 5_000,
+        connectTimeoutMs: 5_000,
+        keepAliveMs: 60_000,
+      });
+      const first = await exchange(client, { method, path: '/first', headers: ['host', 'app'], body: null });
+      expect(first.status).toBeGreaterThan(0);
+      expect(await exchange(client, get('/second'))).toEqual({ status: 200, body: '/second' });
+      expect(app.connections).toHaveLength(2);
+    },
+  );
+
+  it('fail/a second answer on an idle connection → counted once, and no connection reused for a while', async () => {
+    app = await startRawApp(
+      eachHead((connection, path) => {
+        connection.socket.write(answer(path));
+        if (path === '/twice') later(connection.socket, 20, answer('STRAY'));
+      }),
+    );
+    let strays = 0;
+    client = new Http1Client({
+      host: '127.0.0.1',
+      port: app.port,
+      maxConnections: 4,
+      timeoutMs: 5_000,
+      connectTimeoutMs: 5_000,
+      keepAliveMs: 60_000,
+      onStrayAnswer: () => {
+        strays += 1;
+      },
+    });
+    expect(await exchange(client, get('/twice'))).toEqual({ status: 200, body: '/twice' });
+    await waitFor('the stray seen', () => strays === 1);
+    // Each request now has a connection of its own: three requests, three more connections, each its own answer.
+    for (const path of ['/a', '/b', '/c'])
+      expect(await exchange(client, get(path))).toEqual({ status: 200, body: path });
+    expect(app.connections).toHaveLength(4);
+    expect(strays).toBe(1);
+  });
+});
+
+describe('inbound: the app sends an answer no request asked for', () => {
+  const closers: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+  });
+
+  it('fail/a second answer → meshauth_streams_reset_total{reason="app_stray_answer"}, one warn line', async () => {
+    const app = await startRawApp(
+      eachHead((connection, path) => {
+        connection.socket.write(answer(path));
+        if (path === '/twice') setTimeout(() => connection.socket.write(answer('STRAY')), 20).unref();
+      }),
+    );
+    closers.push(() => app.close());
+    const ca = await TestCa.create();
+    const logs = logLines('inbound', 'info');
+    const b = await startTestSidecar(ca, ca.idFor('/ns/b/sa/b'), testConfig({ appPort: app.port }), {
+      logger: logs.logger,
+    });
+    closers.push(() => b.sidecar.close(0));
+    const a = await startTestSidecar(
+      ca,
+      ca.idFor('/ns/a/sa/a'),
+      testConfig({
+        appPort: 1,
+        routes: { 'b.mesh': { address: `127.0.0.1:${b.sidecar.inboundPort}`, ids: [ca.idFor('/ns/b/sa/b')] } },
+      }),
+    );
+    closers.push(() => a.sidecar.close(0));
+    const res = await viaProxy(a.sidecar.outboundPort, 'http://b.mesh/twice');
+    expect(res.body).toBe('/twice');
+    await waitFor('the stray counted', async () =>
+      (await b.metrics.registry.getSingleMetricAsString('meshauth_streams_reset_total')).includes(
+        'direction="inbound",reason="app_stray_answer"} 1',
+      ),
+    );
+    const lines = logs.find({ reason: 'app_stray_answer' });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]?.msg).toMatch(/^the app sent an answer no request asked for/);
+  });
+});

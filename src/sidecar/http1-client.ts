@@ -39,7 +39,17 @@ interface Http1Limits {
   readonly keepAliveMs: number;
   /** The server sent an answer no request asked for (counted and logged by the owner; reuse stops for a while). */
   readonly onStrayAnswer?: (() => void) | undefined;
+  /**
+   * A bodiless GET, HEAD or OPTIONS whose kept connection the server closed before any byte of an answer goes once
+   * more, on another connection (the app hop: an app's idle close racing the request). Off where the owner retries
+   * itself (the mesh hop's exchange).
+   */
+  readonly retryStale?: boolean | undefined;
 }
+
+/** Requests sent once more after a stale connection (retryStale): never a third time. */
+const retriedStale = new WeakSet<Http1Request>();
+const IDEMPOTENT_WITHOUT_BODY = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** Plain TCP connections to `host:port`, each bounded by connectTimeoutMs (the app hop). */
 export interface Http1TcpOptions extends Http1Limits {
@@ -302,6 +312,13 @@ class Http1Connection {
   readonly #connectTimer: NodeJS.Timeout | undefined;
   #phase: Phase;
   #handler: Dispatcher.DispatchHandler | undefined;
+  #request: Http1Request | undefined;
+  /** Requests written on this connection, the one under way included: from the second on, it was a kept one. */
+  #written = 0;
+  /** A byte of the answer under way arrived. */
+  #heard = false;
+  /** This connection's stray answer was told to the client (once, however many places see it). */
+  #strayTold = false;
   #method = '';
   /** The answer's head arrived (a final one: informational answers are skipped). */
   #answered = false;
@@ -350,7 +367,9 @@ class Http1Connection {
     // The first byte of a message with no request outstanding (after a complete answer, even in the same chunk, even
     // a head not yet whole): the connection is never kept for the next request, whose answer would complete it.
     parser[HTTPParser.kOnMessageBegin] = () => {
-      if (this.#handler === undefined) this.#socket.destroy();
+      if (this.#handler !== undefined) return;
+      this.#stray();
+      this.#socket.destroy();
     };
     parser[HTTPParser.kOnHeaders] = (fields: string[]) => {
       for (const field of fields) this.#fields.push(field);
@@ -390,6 +409,8 @@ class Http1Connection {
   /** Writes `request`; false when the handler dropped it unsent and this (connected) connection is free for the next. */
   send(request: Http1Request, handler: Dispatcher.DispatchHandler): boolean {
     this.#handler = handler;
+    this.#request = request;
+    this.#heard = false;
     this.#method = request.method;
     this.#answered = false;
     this.#keepAlive = true;
@@ -418,12 +439,13 @@ class Http1Connection {
       // The server spoke before it was asked (bytes a just-dialled socket buffered, or that came in the turn before
       // this request): they answer nothing, and would be read as this request's answer.
       // A malformed answer (502), as llhttp's codes are classified: the server is there, and said something wrong.
-      this.#client.strayAnswer();
+      this.#stray();
       this.#fail(failure('the server sent bytes before the request', 'HPE_INVALID_CONSTANT'));
       return true;
     }
     const chunked = body !== null && !hasContentLength(request.headers);
     this.#socket.write(requestHead(request, this.#client.authority, chunked), 'latin1');
+    this.#written += 1;
     if (this.#phase !== 'connecting') {
       this.#phase = 'head';
       this.#timer.refresh();
@@ -552,10 +574,11 @@ class Http1Connection {
   #onData(chunk: Buffer): void {
     if (this.#handler === undefined) {
       // Bytes with no request outstanding answer nothing: the connection cannot be trusted with another request.
-      this.#client.strayAnswer();
+      this.#stray();
       this.#socket.destroy();
       return;
     }
+    this.#heard = true;
     let result: number | Error;
     try {
       result = this.#parser.execute(chunk);
@@ -610,7 +633,7 @@ class Http1Connection {
     const handler = this.#handler;
     if (handler === undefined || this.#answered) {
       // A second answer to one request (the rest of this chunk after a complete one): never handed to the next.
-      this.#client.strayAnswer();
+      this.#stray();
       this.#socket.destroy();
       return 0;
     }
@@ -692,7 +715,44 @@ class Http1Connection {
         return;
       }
     }
+    if (this.#retriedStale()) {
+      this.#socket.destroy();
+      return;
+    }
     this.#fail(failure('other side closed', 'UND_ERR_SOCKET'));
+  }
+
+  /**
+   * The server closed a kept connection before any byte of an answer (its idle close crossed the request on the
+   * wire): a bodiless GET, HEAD or OPTIONS is handed back to the client once, for another connection. The server never
+   * read it, and the method is idempotent, so sending it again is what Go's and Linkerd's clients do.
+   */
+  #retriedStale(): boolean {
+    const handler = this.#handler;
+    const request = this.#request;
+    if (
+      handler === undefined ||
+      request === undefined ||
+      this.#client.options.retryStale !== true ||
+      this.#written < 2 ||
+      this.#heard ||
+      request.body !== null ||
+      !IDEMPOTENT_WITHOUT_BODY.has(request.method) ||
+      retriedStale.has(request)
+    ) {
+      return false;
+    }
+    retriedStale.add(request);
+    this.#handler = undefined;
+    this.#request = undefined;
+    this.#client.dispatch(request, handler);
+    return true;
+  }
+
+  #stray(): void {
+    if (this.#strayTold) return;
+    this.#strayTold = true;
+    this.#client.strayAnswer();
   }
 
   /** Ends the exchange under way, if any, with `error`, and the connection with it. */
@@ -712,6 +772,11 @@ class Http1Connection {
     if (this.#settlingSince !== -1) {
       this.#settlingSince = -1;
       this.#client.settling(-1);
+    }
+    if (this.#retriedStale()) {
+      releaseParser(this.#parser);
+      this.#client.gone(this);
+      return;
     }
     const handler = this.#handler;
     this.#handler = undefined;

@@ -41,7 +41,10 @@ export class AppForwarder {
       maxConnections: limits.appConnections,
       timeoutMs: appTimeout,
       connectTimeoutMs: Math.min(appTimeout, 10_000),
-      keepAliveMs: 60_000,
+      // Under the idle time of common app servers (Node's 5 s, uvicorn's 5 s): the sidecar lets a kept connection go
+      // first, instead of writing a request into the app's close. An app's `Keep-Alive: timeout` is honoured too.
+      keepAliveMs: 4_000,
+      retryStale: true,
       onStrayAnswer,
     });
     const maxPerPeer = Math.max(1, Math.floor(limits.appConnections * APP_POOL_PEER_SHARE));

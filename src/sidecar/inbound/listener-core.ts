@@ -599,6 +599,18 @@ export function classifyAppError(error: Error): MeshauthError {
       cause: error,
     });
   }
+  if (code === 'UND_ERR_SOCKET') {
+    // The connection was there and the request went out (a refused or failed connect has its own errno): the reason
+    // names the close, not a connect, so an operator looks at the app's keep-alive or crashes, not at its port.
+    return new MeshauthError(
+      'MESHAUTH_ERR_UPSTREAM_UNAVAILABLE',
+      'app unavailable: it closed the connection before its answer',
+      {
+        reason: 'connection_lost',
+        cause: error,
+      },
+    );
+  }
   return new MeshauthError('MESHAUTH_ERR_UPSTREAM_UNAVAILABLE', 'app unavailable', { reason: 'connect', cause: error });
 }
 

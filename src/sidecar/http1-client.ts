@@ -17,6 +17,12 @@ import { HTTPParser, type LlhttpParser, llhttpParser, releaseParser } from '../p
 
 /** The largest answer head (node:http's default, as undici's pools took it). */
 const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
+/**
+ * The most header fields an answer may have (node:http's maxHeadersCount). Short fields fit thousands into 16 KiB,
+ * and an HTTP/2 hop downstream takes 2,048 (the outbound's session limit): past it the sidecar answers 502 here,
+ * as a malformed answer, instead of passing on a head the next hop resets (503, which reads as safe to retry).
+ */
+const MAX_RESPONSE_FIELDS = 2_000;
 /** A kept connection is retired this long before the idle time its server announced runs out (as undici does). */
 const KEEP_ALIVE_MARGIN_MS = 2_000;
 /** How often idle connections past their time are closed. */
@@ -644,6 +650,10 @@ class Http1Connection {
     }
     // Informational (100 Continue or 103 Early Hints, asked for or not): skipped, and any body it claims with it;
     // llhttp ends it as a message of its own and the answer follows.
+    if (fields.length > 2 * MAX_RESPONSE_FIELDS) {
+      this.#fail(failure(`the answer has more than ${MAX_RESPONSE_FIELDS} header fields`, 'HPE_HEADER_OVERFLOW'));
+      return 0;
+    }
     if (status < 200) {
       if (announcesBody(fields)) this.#untrusted = true;
       return 1;

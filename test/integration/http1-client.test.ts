@@ -442,6 +442,27 @@ describe('HTTP/1.1 client over TCP (the inbound app hop)', () => {
     expect(raw.connections).toHaveLength(2);
   });
 
+  it('fail/an answer of 2,001 short header fields (under 16 KiB of head) → a malformed answer, the connection closed', async () => {
+    // Passed on, a head like this reached the next hop's HTTP/2 session limit (2,048 fields) and was reset there: the
+    // caller got 503, which reads as safe to retry, for a request the app had processed.
+    const fields = Array.from({ length: 2_001 }, (_, i) => `${i.toString(36)}:1\r\n`).join('');
+    const raw = await answering(`HTTP/1.1 200 OK\r\n${fields}content-length: 2\r\n\r\nok`);
+    const r = recorder();
+    clientFor(raw.port).dispatch(GET, r.handler);
+    expect((await r.done).error?.code).toBe('HPE_HEADER_OVERFLOW');
+    expect(r.status).toBe(0);
+    await eventually(() => raw.connections[0]?.closed === true);
+  });
+
+  it('ok/an answer of 1,999 header fields → passed on', async () => {
+    const fields = Array.from({ length: 1_998 }, (_, i) => `${i.toString(36)}:1\r\n`).join('');
+    const raw = await answering(`HTTP/1.1 200 OK\r\n${fields}content-length: 2\r\n\r\nok`);
+    const r = recorder();
+    clientFor(raw.port).dispatch(GET, r.handler);
+    expect(await r.done).toEqual({});
+    expect([r.status, r.headers.length / 2, r.body]).toEqual([200, 1_999, 'ok']);
+  });
+
   it('fail/an app that switches protocols unasked (101): the exchange fails as a bad answer, the connection is closed', async () => {
     const raw = await answering('HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n');
     const r = recorder();

@@ -654,6 +654,11 @@ class Http1Connection {
       this.#fail(failure(`the answer has more than ${MAX_RESPONSE_FIELDS} header fields`, 'HPE_HEADER_OVERFLOW'));
       return 0;
     }
+    if (status < 100) {
+      // llhttp takes any three digits: a status under 100 is no interim answer to skip, but a malformed one.
+      this.#fail(failure(`the answer's status ${status} is not an HTTP status`, 'HPE_INVALID_STATUS'));
+      return 0;
+    }
     if (status < 200) {
       if (announcesBody(fields)) this.#untrusted = true;
       return 1;

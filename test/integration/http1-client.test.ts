@@ -454,6 +454,14 @@ describe('HTTP/1.1 client over TCP (the inbound app hop)', () => {
     await eventually(() => raw.connections[0]?.closed === true);
   });
 
+  it.each(['000', '099'])('fail/status %s → a malformed answer, not an interim one to skip', async (status) => {
+    const raw = await answering(`HTTP/1.1 ${status} X\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok`);
+    const r = recorder();
+    clientFor(raw.port).dispatch(GET, r.handler);
+    expect((await r.done).error?.code).toBe('HPE_INVALID_STATUS');
+    expect(r.status).toBe(0);
+  });
+
   it('ok/an answer of 1,999 header fields → passed on', async () => {
     const fields = Array.from({ length: 1_998 }, (_, i) => `${i.toString(36)}:1\r\n`).join('');
     const raw = await answering(`HTTP/1.1 200 OK\r\n${fields}content-length: 2\r\n\r\nok`);

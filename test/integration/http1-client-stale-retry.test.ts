@@ -5,31 +5,9 @@
 // an answer goes once more, on another connection; a POST is not sent again (the app may have read it).
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Http1Client, type Http1Request } from '../../src/sidecar/http1-client.js';
+import { Http1Client } from '../../src/sidecar/http1-client.js';
+import { http1Exchange } from '../helpers/http1-exchange.js';
 import { type RawApp, type RawAppConnection, startRawApp } from '../helpers/raw-app.js';
-
-function exchange(
-  client: Http1Client,
-  request: Http1Request,
-): Promise<{ status: number; body: string; error?: string }> {
-  return new Promise((resolve) => {
-    let status = 0;
-    let body = '';
-    client.dispatch(request, {
-      onConnect: () => undefined,
-      onHeaders: (code: number) => {
-        status = code;
-        return true;
-      },
-      onData: (chunk: Buffer) => {
-        body += chunk.toString('latin1');
-        return true;
-      },
-      onComplete: () => resolve({ status, body }),
-      onError: (error: Error & { code?: string }) => resolve({ status: 0, body, error: error.code ?? error.message }),
-    });
-  });
-}
 
 /** Answers the first request of each connection; closes the connection when its second request arrives. */
 function closesKeptConnections(connection: RawAppConnection): void {
@@ -42,6 +20,19 @@ function closesKeptConnections(connection: RawAppConnection): void {
   }
 }
 
+/** One connection at most, so a second request goes on the first one's kept connection. */
+function oneConnectionClient(port: number, retryStale: boolean): Http1Client {
+  return new Http1Client({
+    host: '127.0.0.1',
+    port,
+    maxConnections: 1,
+    timeoutMs: 5_000,
+    connectTimeoutMs: 5_000,
+    keepAliveMs: 60_000,
+    retryStale,
+  });
+}
+
 describe('HTTP/1.1 client: a kept connection the app closed as the request went out', () => {
   let app: RawApp | undefined;
   let client: Http1Client | undefined;
@@ -52,23 +43,15 @@ describe('HTTP/1.1 client: a kept connection the app closed as the request went 
 
   async function setUp(retryStale: boolean): Promise<Http1Client> {
     app = await startRawApp(closesKeptConnections);
-    client = new Http1Client({
-      host: '127.0.0.1',
-      port: app.port,
-      maxConnections: 1,
-      timeoutMs: 5_000,
-      connectTimeoutMs: 5_000,
-      keepAliveMs: 60_000,
-      retryStale,
-    });
-    const first = await exchange(client, { method: 'GET', path: '/first', headers: ['host', 'app'], body: null });
+    client = oneConnectionClient(app.port, retryStale);
+    const first = await http1Exchange(client, { method: 'GET', path: '/first', headers: ['host', 'app'], body: null });
     expect(first).toEqual({ status: 200, body: 'ok' });
     return client;
   }
 
   it.each(['GET', 'HEAD', 'OPTIONS'])('ok/%s → sent once more on a new connection, answered', async (method) => {
     const c = await setUp(true);
-    const res = await exchange(c, { method, path: '/again', headers: ['host', 'app'], body: null });
+    const res = await http1Exchange(c, { method, path: '/again', headers: ['host', 'app'], body: null });
     expect(res.status).toBe(200);
     expect(app?.connections).toHaveLength(2);
   });
@@ -76,7 +59,7 @@ describe('HTTP/1.1 client: a kept connection the app closed as the request went 
   it('fail/POST → not sent again (the app may have read it): the exchange fails', async () => {
     const c = await setUp(true);
     const body = Readable.from([Buffer.from('x=1')]);
-    const res = await exchange(c, {
+    const res = await http1Exchange(c, {
       method: 'POST',
       path: '/post',
       headers: ['host', 'app', 'content-length', '3'],
@@ -89,7 +72,7 @@ describe('HTTP/1.1 client: a kept connection the app closed as the request went 
 
   it('fail/without retryStale (the mesh hop, whose exchange retries itself) → the GET fails', async () => {
     const c = await setUp(false);
-    const res = await exchange(c, { method: 'GET', path: '/again', headers: ['host', 'app'], body: null });
+    const res = await http1Exchange(c, { method: 'GET', path: '/again', headers: ['host', 'app'], body: null });
     expect(res.error).toBe('UND_ERR_SOCKET');
   });
 
@@ -99,20 +82,14 @@ describe('HTTP/1.1 client: a kept connection the app closed as the request went 
       if (app?.connections.indexOf(connection) === 0) closesKeptConnections(connection);
       else connection.socket.destroy();
     });
-    client = new Http1Client({
-      host: '127.0.0.1',
-      port: app.port,
-      maxConnections: 1,
-      timeoutMs: 5_000,
-      connectTimeoutMs: 5_000,
-      keepAliveMs: 60_000,
-      retryStale: true,
-    });
-    expect(await exchange(client, { method: 'GET', path: '/first', headers: ['host', 'app'], body: null })).toEqual({
+    client = oneConnectionClient(app.port, true);
+    expect(
+      await http1Exchange(client, { method: 'GET', path: '/first', headers: ['host', 'app'], body: null }),
+    ).toEqual({
       status: 200,
       body: 'ok',
     });
-    const res = await exchange(client, { method: 'GET', path: '/again', headers: ['host', 'app'], body: null });
+    const res = await http1Exchange(client, { method: 'GET', path: '/again', headers: ['host', 'app'], body: null });
     expect(res.error).toBe('UND_ERR_SOCKET');
     expect(app.connections).toHaveLength(2);
   });

@@ -11,6 +11,7 @@
 // The app is a raw TCP server answering byte for byte; the inbound's wiring is checked through a real sidecar pair.
 import { afterEach, describe, expect, it } from 'vitest';
 import { Http1Client, type Http1Request } from '../../src/sidecar/http1-client.js';
+import { http1Exchange } from '../helpers/http1-exchange.js';
 import { logLines } from '../helpers/log-lines.js';
 import { type RawApp, type RawAppConnection, startRawApp } from '../helpers/raw-app.js';
 import { startTestSidecar, testConfig, viaProxy } from '../helpers/sidecar-harness.js';
@@ -19,27 +20,6 @@ import { waitFor } from '../helpers/wait.js';
 
 function answer(body: string, extra = ''): string {
   return `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n${extra}\r\n${body}`;
-}
-
-/** Dispatches `request` and resolves with the status and body the handler got (status 0: it failed). */
-function exchange(client: Http1Client, request: Http1Request): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    let status = 0;
-    let body = '';
-    client.dispatch(request, {
-      onConnect: () => undefined,
-      onHeaders: (code: number) => {
-        status = code;
-        return true;
-      },
-      onData: (chunk: Buffer) => {
-        body += chunk.toString('latin1');
-        return true;
-      },
-      onComplete: () => resolve({ status, body }),
-      onError: () => resolve({ status: 0, body }),
-    });
-  });
 }
 
 /** Calls `answer` once for each request head (any method) a connection of the raw app receives, in order. */
@@ -104,9 +84,9 @@ describe('HTTP/1.1 client: answers no request asked for', () => {
         connectTimeoutMs: 5_000,
         keepAliveMs: 60_000,
       });
-      const first = await exchange(client, { method, path: '/first', headers: ['host', 'app'], body: null });
+      const first = await http1Exchange(client, { method, path: '/first', headers: ['host', 'app'], body: null });
       expect(first.status).toBeGreaterThan(0);
-      expect(await exchange(client, get('/second'))).toEqual({ status: 200, body: '/second' });
+      expect(await http1Exchange(client, get('/second'))).toEqual({ status: 200, body: '/second' });
       expect(app.connections).toHaveLength(2);
     },
   );
@@ -130,11 +110,11 @@ describe('HTTP/1.1 client: answers no request asked for', () => {
         strays += 1;
       },
     });
-    expect(await exchange(client, get('/twice'))).toEqual({ status: 200, body: '/twice' });
+    expect(await http1Exchange(client, get('/twice'))).toEqual({ status: 200, body: '/twice' });
     await waitFor('the stray seen', () => strays === 1);
     // Each request now has a connection of its own: three requests, three more connections, each its own answer.
     for (const path of ['/a', '/b', '/c'])
-      expect(await exchange(client, get(path))).toEqual({ status: 200, body: path });
+      expect(await http1Exchange(client, get(path))).toEqual({ status: 200, body: path });
     expect(app.connections).toHaveLength(4);
     expect(strays).toBe(1);
   });

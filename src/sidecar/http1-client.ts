@@ -88,6 +88,14 @@ export interface Http1Request {
    * that fails or is destroyed before its end cuts the connection: the server never reads a cut body as complete.
    */
   readonly body: Readable | null;
+  /**
+   * Whose request it is (the app hop: the caller's SPIFFE ID, or the end user on the external listener). A kept
+   * connection carries requests of one key only: HTTP/1.1 answers carry no request id, and an app that answers out of
+   * turn (twice, or a body it never read taken for a request) hands the answers on that connection to the requests
+   * after it. Kept apart, those are the same caller's, never another workload's. Absent: one key for all (the mesh hop,
+   * whose requests all come from the one local app).
+   */
+  readonly key?: string | undefined;
 }
 
 interface Waiting {
@@ -145,13 +153,10 @@ export class Http1Client {
       handler.onError?.(closedError());
       return;
     }
-    const now = performance.now();
-    for (let connection = this.#idle.pop(); connection !== undefined; connection = this.#idle.pop()) {
-      if (connection.usableAt(now)) {
-        if (!connection.send(request, handler)) this.released(connection);
-        return;
-      }
-      connection.destroy();
+    const idle = this.#idleFor(request.key ?? '');
+    if (idle !== undefined) {
+      if (!idle.send(request, handler)) this.released(idle);
+      return;
     }
     // A connection whose answer just ended takes one request once it has settled (undici's client queues one on it);
     // beyond one waiting request per settling connection, a new connection is opened while the bound allows.
@@ -160,6 +165,28 @@ export class Http1Client {
       return;
     }
     this.#waiting.push({ request, handler });
+    // All places taken, one of them idle with another key's connection: it makes room for a connection of this key.
+    if (this.#idle.length > 0 && this.#waiting.length > this.#settling)
+      (this.#idle.shift() as Http1Connection).destroy();
+  }
+
+  /** The most recent usable idle connection of `key`, taken out of the idle list; unusable ones are closed. */
+  #idleFor(key: string): Http1Connection | undefined {
+    const now = performance.now();
+    const idle = this.#idle;
+    for (let i = idle.length - 1; i >= 0; i--) {
+      const connection = idle[i] as Http1Connection;
+      if (!connection.usableAt(now)) {
+        idle.splice(i, 1);
+        connection.destroy();
+      } else if (connection.key === key) {
+        // The common case, one caller or the last one's again, takes the top without splice's array.
+        if (i === idle.length - 1) idle.pop();
+        else idle.splice(i, 1);
+        return connection;
+      }
+    }
+    return undefined;
   }
 
   /** `connection` finished its exchange and may carry another (a loop, not a recursion, past dropped requests). */
@@ -168,7 +195,19 @@ export class Http1Client {
       connection.destroy(); // its place goes to the oldest waiting request, on a connection of its own (gone)
       return;
     }
-    for (let next = this.#waiting.shift(); next !== undefined; next = this.#waiting.shift()) {
+    for (let next = this.#waiting[0]; next !== undefined; next = this.#waiting[0]) {
+      if ((next.request.key ?? '') !== connection.key) {
+        // The oldest waiting request is another key's: a connection of its own, now if the bound allows, else in this
+        // one's place (gone), rather than behind later requests of this key.
+        if (this.open >= this.options.maxConnections) {
+          connection.destroy();
+          return;
+        }
+        this.#waiting.shift();
+        this.#connect(next.request, next.handler);
+        continue;
+      }
+      this.#waiting.shift();
       if (connection.send(next.request, next.handler)) return;
     }
     if (this.#whenClosed !== undefined) connection.destroy();
@@ -319,6 +358,8 @@ class Http1Connection {
   #phase: Phase;
   #handler: Dispatcher.DispatchHandler | undefined;
   #request: Http1Request | undefined;
+  /** The key of the requests this connection carries (Http1Request.key; set by its first request). */
+  key = '';
   /** Requests written on this connection, the one under way included: from the second on, it was a kept one. */
   #written = 0;
   /** A byte of the answer under way arrived. */
@@ -416,6 +457,7 @@ class Http1Connection {
   send(request: Http1Request, handler: Dispatcher.DispatchHandler): boolean {
     this.#handler = handler;
     this.#request = request;
+    this.key = request.key ?? '';
     this.#heard = false;
     this.#method = request.method;
     this.#answered = false;

@@ -34,28 +34,33 @@ function eachHead(
   };
 }
 
+/** The app's late writes, cleared after each test. */
+const timers = new Set<NodeJS.Timeout>();
+afterEach(() => {
+  for (const timer of timers) clearTimeout(timer);
+  timers.clear();
+});
+
+/** Writes `text` to the connection `ms` later (the app's late bytes). */
+function later(socket: { write(text: string): unknown; destroyed: boolean }, ms: number, text: string): void {
+  const timer = setTimeout(() => {
+    timers.delete(timer);
+    if (!socket.destroyed) socket.write(text);
+  }, ms);
+  timers.add(timer);
+}
+
 const get = (path: string): Http1Request => ({ method: 'GET', path, headers: ['host', 'app'], body: null });
 
 describe('HTTP/1.1 client: answers no request asked for', () => {
   let app: RawApp | undefined;
   let client: Http1Client | undefined;
-  const timers = new Set<NodeJS.Timeout>();
   afterEach(async () => {
-    for (const timer of timers) clearTimeout(timer);
     await client?.close(Date.now());
     await app?.close();
     client = undefined;
     app = undefined;
   });
-
-  /** Writes `text` to the connection `ms` later (the app's late bytes). */
-  function later(socket: { write(text: string): unknown; destroyed: boolean }, ms: number, text: string): void {
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      if (!socket.destroyed) socket.write(text);
-    }, ms);
-    timers.add(timer);
-  }
 
   it.each([
     ['a HEAD answer', 'HEAD', 'HTTP/1.1 200 OK\r\ncontent-length: 39\r\n\r\n'],
@@ -117,6 +122,78 @@ describe('HTTP/1.1 client: answers no request asked for', () => {
       expect(await http1Exchange(client, get(path))).toEqual({ status: 200, body: path });
     expect(app.connections).toHaveLength(4);
     expect(strays).toBe(1);
+  });
+});
+
+describe('HTTP/1.1 client: kept connections per caller (Http1Request.key)', () => {
+  let app: RawApp | undefined;
+  let client: Http1Client | undefined;
+  afterEach(async () => {
+    await client?.close(Date.now());
+    await app?.close();
+    client = undefined;
+    app = undefined;
+  });
+
+  const keyed = (path: string, key: string): Http1Request => ({ ...get(path), key });
+
+  it('ok/two callers take turns → each keeps a connection of its own', async () => {
+    app = await startRawApp(eachHead((connection, path) => connection.socket.write(answer(path))));
+    client = new Http1Client({
+      host: '127.0.0.1',
+      port: app.port,
+      maxConnections: 4,
+      timeoutMs: 5_000,
+      connectTimeoutMs: 5_000,
+      keepAliveMs: 60_000,
+    });
+    for (const path of ['/a1', '/b1', '/a2', '/b2', '/a3']) {
+      expect(await http1Exchange(client, keyed(path, path.slice(1, 2)))).toEqual({ status: 200, body: path });
+    }
+    expect(app.connections).toHaveLength(2);
+    const paths = app.connections.map((c) => [...c.received.matchAll(/GET \/(\w)/g)].map((m) => m[1]).join(''));
+    expect(paths.sort()).toEqual(['aaa', 'bb']);
+  });
+
+  it("fail/an app answering out of turn on one caller's connection → another caller never gets that answer", async () => {
+    app = await startRawApp(
+      eachHead((connection, path) => {
+        if (path === '/two') {
+          connection.socket.write(answer(path));
+          later(connection.socket, 5, answer('STRAY'));
+        } else {
+          later(connection.socket, 40, answer(path));
+        }
+      }),
+    );
+    client = new Http1Client({
+      host: '127.0.0.1',
+      port: app.port,
+      maxConnections: 2,
+      timeoutMs: 5_000,
+      connectTimeoutMs: 5_000,
+      keepAliveMs: 60_000,
+    });
+    expect(await http1Exchange(client, keyed('/two', 'a'))).toEqual({ status: 200, body: '/two' });
+    // Sent at once, before the stray: on one shared connection, b's request was the one the stray answered.
+    expect(await http1Exchange(client, keyed('/b', 'b'))).toEqual({ status: 200, body: '/b' });
+  });
+
+  it('ok/one place, two callers taking turns → a connection each turn, in order', async () => {
+    app = await startRawApp(eachHead((connection, path) => connection.socket.write(answer(path))));
+    client = new Http1Client({
+      host: '127.0.0.1',
+      port: app.port,
+      maxConnections: 1,
+      timeoutMs: 5_000,
+      connectTimeoutMs: 5_000,
+      keepAliveMs: 60_000,
+    });
+    const answers = await Promise.all(
+      ['/a1', '/b1', '/a2', '/b2'].map((p) => http1Exchange(client as Http1Client, keyed(p, p.slice(1, 2)))),
+    );
+    expect(answers.map((a) => a.body)).toEqual(['/a1', '/b1', '/a2', '/b2']);
+    expect(app.connections.length).toBeGreaterThanOrEqual(2);
   });
 });
 

@@ -79,6 +79,8 @@ export class AppForwarder {
         method: exchange.method,
         headers: exchange.appHeaders as string[],
         body: exchange.appHasBody ? sink.body() : null,
+        // A kept app connection carries one caller's requests only (Http1Request.key).
+        key,
       },
       sink.forwardHandler(exchange.peerId, exchange.startedAt),
     );

@@ -211,6 +211,27 @@ export class DataPlaneTelemetry {
     this.#metrics.connectionsRejected.inc({ direction: this.direction, reason: 'idle' });
   }
 
+  /**
+   * A peer's response cut after its head went to the caller (the outbound's HTTP/2 path): the request is counted
+   * already (its status), so the cut is counted as a reset, under why. `protocol_error`: this sidecar reset the stream
+   * or closed its session for the peer's protocol breach or flood, counted as the inbound counts a caller's; a flood
+   * cuts every stream of its session at once, so its line is rate-limited as the inbound's is. `stream_idle_timeout`:
+   * nothing moved for the timeout (rate-limited as the idle resets). `peer_response_truncated`: the peer reset the
+   * stream or its connection closed, one line each, as the HTTP/1.1 path writes them.
+   */
+  responseCut(
+    peerId: string,
+    reason: 'protocol_error' | 'stream_idle_timeout' | 'peer_response_truncated',
+    message: string,
+    detail: Readonly<Record<string, unknown>>,
+  ): void {
+    this.#metrics.streamsReset.inc({ direction: this.direction, reason });
+    const fields = { direction: this.direction, reason, peer: peerId === '' ? undefined : peerId, ...detail };
+    if (reason === 'protocol_error') this.#protocolLog.warn(fields, message);
+    else if (reason === 'stream_idle_timeout') this.#idleLog.warn(fields, message);
+    else this.#logger.warn(fields, message);
+  }
+
   reset(peerId: string, reason: StreamResetReason, message: string, cause?: unknown): void {
     this.#metrics.streamsReset.inc({ direction: this.direction, reason });
     this.#logger.warn(

@@ -2,8 +2,9 @@
 // server would smooth over the wire: it can reset a stream without ever sending END_STREAM, refuse a stream,
 // announce GOAWAY with a chosen last stream id, and it records exactly which frames the client sent per stream
 // (END_STREAM seen or not, RST_STREAM code, body bytes). It can also announce SETTINGS mid-connection (a stream
-// limit of 0) and send a header block of any size (split into CONTINUATION frames). Request header blocks are not
-// decoded.
+// limit of 0) and send a header block of any size (split into CONTINUATION frames), send any frame at all (a flood,
+// a frame the protocol forbids there), and stay silent on SETTINGS (a server that does not speak HTTP/2 properly).
+// Request header blocks are not decoded.
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import type { TestSvid } from './test-ca.js';
@@ -40,11 +41,16 @@ export interface RawStream {
 /** SETTINGS identifiers (RFC 9113 §6.5.2). */
 export const H2_SETTING = Object.freeze({ maxConcurrentStreams: 0x3, initialWindowSize: 0x4 });
 
+/** Frame types for RawConnection.frame (RFC 9113 §6). */
+export const H2_FRAME = Object.freeze({ data: DATA, ping: PING, windowUpdate: 0x8 });
+
 export interface RawConnection {
   readonly socket: TLSSocket;
   goaway(lastStreamId: number, code?: number): void;
   /** Announces new SETTINGS values: `[identifier, value]` pairs. */
   settings(values: readonly (readonly [number, number])[]): void;
+  /** Writes one frame as given, whatever the protocol says of it there. */
+  frame(type: number, flags: number, streamId: number, payload: Buffer): void;
   destroy(): void;
 }
 
@@ -52,6 +58,11 @@ export interface RawConnection {
 export interface RawPeerScript {
   onStream(stream: RawStream): void;
   onData?(stream: RawStream): void;
+  /**
+   * No SETTINGS from this peer at all: neither its own at the start nor the acknowledgement of the client's (a
+   * server's first frame must be SETTINGS, RFC 9113 §3.4). Default false.
+   */
+  noSettings?: boolean;
 }
 
 export interface RawH2Peer {
@@ -100,9 +111,10 @@ export async function startRawH2Peer(
         });
         write(socket, SETTINGS, 0, 0, payload);
       },
+      frame: (type, flags, streamId, payload) => write(socket, type, flags, streamId, payload),
       destroy: () => socket.destroy(),
     };
-    write(socket, SETTINGS, 0, 0, Buffer.alloc(0));
+    if (script.noSettings !== true) write(socket, SETTINGS, 0, 0, Buffer.alloc(0));
     let buffer = Buffer.alloc(0);
     let prefaceDone = false;
     socket.on('data', (chunk: Buffer) => {
@@ -120,8 +132,9 @@ export async function startRawH2Peer(
         const streamId = buffer.readUInt32BE(5) & 0x7fffffff;
         const payload = buffer.subarray(9, 9 + length);
         buffer = buffer.subarray(9 + length);
-        if (type === SETTINGS && (flags & ACK) === 0) write(socket, SETTINGS, ACK, 0, Buffer.alloc(0));
-        else if (type === PING && (flags & ACK) === 0) write(socket, PING, ACK, 0, payload);
+        if (type === SETTINGS && (flags & ACK) === 0) {
+          if (script.noSettings !== true) write(socket, SETTINGS, ACK, 0, Buffer.alloc(0));
+        } else if (type === PING && (flags & ACK) === 0) write(socket, PING, ACK, 0, payload);
         else if (type === HEADERS) {
           const stream = rawStream(streamId, connection);
           stream.endStreamSeen = (flags & END_STREAM) !== 0;

@@ -7,7 +7,8 @@
 // already going away, and — for bodiless GET/HEAD/OPTIONS only — a connection that died before the response
 // head. A body is replayable while it fits the replay buffer. Nothing is framed as complete unless it was:
 // a response cut by the peer (RST_STREAM, also with NO_ERROR, before END_STREAM) destroys the caller's response
-// (no terminating chunk), and an upload the app aborts resets the stream (RST_STREAM(CANCEL), never END_STREAM).
+// (no terminating chunk), or is answered as the error it is while none of it reached the caller (holdHead), and an
+// upload the app aborts resets the stream (RST_STREAM(CANCEL), never END_STREAM).
 // Shared listeners read the exchange from a symbol slot, so a request allocates no closures.
 import { type ClientHttp2Session, type ClientHttp2Stream, constants, type IncomingHttpHeaders } from 'node:http2';
 import { performance } from 'node:perf_hooks';
@@ -34,7 +35,13 @@ import { isHopByHop, isIdentityHeader } from '../http-headers.js';
 import { Http1Client } from '../http1-client.js';
 import { requestBodyStalled } from '../pipeline/rejections.js';
 import { type CredentialBinding, hookRejection } from './outbound-hooks.js';
-import { CONNECTION_LOST, peerResetText } from './peer-reset-text.js';
+import {
+  CONNECTION_LOST,
+  closedForProtocolError,
+  peerResetText,
+  RESPONSE_PROTOCOL_RESET,
+  sessionProtocolErrorText,
+} from './peer-reset-text.js';
 
 const kExchange = Symbol('meshauth.h2Exchange');
 /** Set when the stream's readable side ended: true when the stream was already closed then (a reset). */
@@ -90,6 +97,13 @@ export interface H2ExchangeContext<R extends CallerResponse> {
    * the writer may extend. A throw means the head cannot be sent (answered as an unusable response).
    */
   writeHead(res: R, status: number, headers: string[]): void;
+  /**
+   * The caller's response sends a written head only with its first body byte or its end (node:http, the outbound's
+   * lean lane): the exchange then writes the peer's head only then too, so that a stream cut before any body byte is
+   * answered with an error (and counted as one), not left as a connection closed without a status line. Unset, the
+   * head is written when it arrives (node:http2's compat response sends it at once).
+   */
+  readonly holdHead?: boolean;
   /** Answers the caller with `error` before any response head; `close`: the caller's connection should close. */
   answer(res: R, error: MeshauthError, close: boolean): void;
   /** Ends a response whose head went out but whose body cannot be completed, so the caller sees it cut. */
@@ -151,6 +165,13 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
   #replayable = true;
   #bodyAttached = false;
   #bodyEnded = false;
+  /** The peer's response head, held until its first body byte or its end (H2ExchangeContext.holdHead), and its status. */
+  #heldHead: string[] | undefined;
+  #heldStatus = 0;
+  /** What node:http2 failed #stream with, if anything: the session's error when this sidecar ended the session. */
+  #streamError: (Error & { code?: unknown }) | undefined;
+  /** The stream's time ran out (timedOut): a cut then is an idle stream, not a reset. */
+  #timedOut = false;
 
   constructor(
     req: CallerBody | undefined,
@@ -370,7 +391,8 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     stream.push = pushRecordingEnd;
     stream.on('response', onResponse);
     stream.once('end', onEnd);
-    stream.on('error', ignore); // the close handler reads rstCode and the session state instead
+    // The close handler reads rstCode and the session state; the error says whether this sidecar ended the session.
+    stream.on('error', onStreamError);
     stream.once('close', onStreamClose);
     this.#shortTimeout = left < this.#context.timeoutMs;
     stream.setTimeout(left, onTimeout);
@@ -440,6 +462,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     this.#context.retries[reason].inc();
     this.#release();
     this.#stream = undefined;
+    this.#streamError = undefined;
     this.req?.pause(); // body chunks wait in the socket until the next stream is there
     this.#attempt(failed);
   }
@@ -592,6 +615,13 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     this.#replay = undefined;
     this.#replayable = false;
     const status = Number(headers[':status']);
+    if (!(status >= 100 && status <= 599)) {
+      // nghttp2 checks only that :status has three digits, and node:http writes any of them. 600–999 are no HTTP
+      // status (RFC 9110 §15), which an app's client may read any way: refused as the HTTP/1.1 path refuses them.
+      abortStream(stream);
+      this.fail(unusableHead({ peerStatus: status })); // `status` in the line is the answer's, 502
+      return;
+    }
     const out: string[] = [];
     for (const name in headers) {
       // Pseudo-headers; identity headers (only the sidecar asserts identities to the app); hop-by-hop headers that
@@ -602,26 +632,40 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
       if (typeof value === 'string') out.push(name, value);
       else if (Array.isArray(value)) for (const v of value) out.push(name, v);
     }
-    try {
-      this.#context.writeHead(this.res, status, out);
-    } catch (cause) {
-      // A status or header value Node refuses to send (ERR_INVALID_CHAR…): the peer's answer is unusable.
-      abortStream(stream);
-      this.fail(
-        new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent an unusable response head', {
-          reason: 'response_head',
-          cause,
-        }),
-      );
+    if (this.#context.holdHead === true) {
+      this.#heldStatus = status;
+      this.#heldHead = out;
+    } else if (!this.#writeHead(stream, status, out)) {
       return;
     }
-    this.#context.telemetry.completed(this.#peerId, status, this.startedAt);
     // Only now: node:http2 emits 'response' on the next tick, so DATA read in the same chunk as HEADERS would
     // otherwise reach the response before its head. Until then the body waits in the stream's buffer.
     stream.on('data', onData);
   }
 
+  /** Writes the peer's head to the caller and counts the request; false when it cannot be sent (answered 502). */
+  #writeHead(stream: ClientHttp2Stream, status: number, headers: string[]): boolean {
+    try {
+      this.#context.writeHead(this.res, status, headers);
+    } catch (cause) {
+      // A status or header value Node refuses to send (ERR_INVALID_CHAR…): the peer's answer is unusable.
+      abortStream(stream);
+      this.fail(unusableHead(undefined, cause));
+      return false;
+    }
+    this.#context.telemetry.completed(this.#peerId, status, this.startedAt);
+    return true;
+  }
+
+  /** The held head goes out with the first body byte or the end; false when it may not (the exchange is over). */
+  #writeHeldHead(): boolean {
+    const headers = this.#heldHead as string[];
+    this.#heldHead = undefined;
+    return !this.#done && this.#writeHead(this.#stream as ClientHttp2Stream, this.#heldStatus, headers);
+  }
+
   data(chunk: Buffer): void {
+    if (this.#heldHead !== undefined && !this.#writeHeldHead()) return;
     if (!this.res.write(chunk)) {
       this.#stream?.pause();
       this.res.once('drain', onResDrain);
@@ -643,6 +687,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
       this.#truncated(stream);
       return;
     }
+    if (this.#heldHead !== undefined && !this.#writeHeldHead()) return;
     this.#done = true;
     this.#release();
     this.res.end();
@@ -670,6 +715,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
   timedOut(stream: ClientHttp2Stream): void {
     if (stream !== this.#stream || this.#done) return;
     abortStream(stream);
+    this.#timedOut = true;
     if (this.#responded) this.#truncated(stream);
     else if (this.#callerStalled) this.#bodyStalled();
     else
@@ -703,6 +749,13 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
       this.#retryOr('refused_stream', endpoint, peerUnavailable('peer refused the stream', 'refused_stream'));
     } else if (refusedByGoaway(session, stream.id)) {
       this.#retryOr('goaway', endpoint, peerUnavailable('peer went away before the stream', 'goaway'));
+    } else if (session.destroyed && closedForProtocolError(this.#streamError)) {
+      // This sidecar's nghttp2 closed the session for what the peer sent (a first frame other than SETTINGS, a
+      // flood): named as that, not as a peer that went away. A bodiless GET/HEAD/OPTIONS is still retried once, as
+      // for any connection lost before the head; the retry's endpoint may well be sound.
+      const error = upstreamProtocolError(sessionProtocolErrorText(this.#streamError as Error), 'protocol_error');
+      if (this.#idempotentWithoutBody()) this.#retryOr('connection_lost', endpoint, error);
+      else this.fail(error);
     } else if (code === constants.NGHTTP2_PROTOCOL_ERROR) {
       // A malformed response (nghttp2 refuses it and resets the stream) or a peer that says we broke the protocol.
       this.fail(
@@ -718,6 +771,11 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     } else {
       this.fail(peerUnavailable(peerResetText(code), 'reset'));
     }
+  }
+
+  /** node:http2 failed the stream (before its 'close'): kept, since its code says who ended the session. */
+  streamErrored(stream: ClientHttp2Stream, error: Error): void {
+    if (stream === this.#stream) this.#streamError = error;
   }
 
   /** The caller went away: cancel the stream unless it already finished. */
@@ -738,6 +796,8 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     this.#release();
     const stream = this.#stream;
     if (stream !== undefined) abortStream(stream);
+    // The peer had answered, its head held for the body: counted with the peer's status, as a head written is.
+    if (this.#heldHead !== undefined) this.#context.telemetry.completed(this.#peerId, this.#heldStatus, this.startedAt);
   }
 
   /** nghttp2 reset the gateway caller's stream for its body (shorter or longer than its content-length). */
@@ -755,15 +815,62 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     this.#stream?.resume();
   }
 
+  /**
+   * The stream ended before the response did (a reset, a lost connection, the timeout). With none of the response
+   * at the caller yet (its head held), the caller is answered with the error it is and that is what is counted;
+   * otherwise its response is cut, never framed as complete, and the cut counted as a reset beside its status.
+   */
   #truncated(stream: ClientHttp2Stream): void {
     if (this.#done) return;
+    const code = stream.rstCode;
+    const session = this.#session as ClientHttp2Session;
+    const error = this.#streamError;
+    let reason: 'protocol_error' | 'stream_idle_timeout' | 'peer_response_truncated';
+    let why: string;
+    let message: string;
+    if (this.#timedOut) {
+      reason = 'stream_idle_timeout';
+      why = 'nothing moved on the stream for outbound.timeout (the peer sent nothing, or the caller read nothing)';
+      message = 'peer stream idle mid-response; response to the app aborted';
+    } else if (session.destroyed && closedForProtocolError(error)) {
+      reason = 'protocol_error';
+      why = sessionProtocolErrorText(error as Error);
+      message = 'peer stream reset by this sidecar for an HTTP/2 protocol error; response to the app aborted';
+    } else if (code === constants.NGHTTP2_PROTOCOL_ERROR && !session.destroyed) {
+      reason = 'protocol_error';
+      why = RESPONSE_PROTOCOL_RESET;
+      message = 'peer stream reset by this sidecar for an HTTP/2 protocol error; response to the app aborted';
+    } else if (session.destroyed) {
+      reason = 'peer_response_truncated';
+      why = 'the connection to the peer closed';
+      message = 'connection to the peer closed mid-response; response to the app aborted';
+    } else {
+      reason = 'peer_response_truncated';
+      why = peerResetText(code);
+      message = 'peer reset the stream mid-response; response to the app aborted';
+    }
+    if (this.#heldHead !== undefined) {
+      this.fail(
+        reason === 'stream_idle_timeout'
+          ? new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'peer sent a response head, then no body in time', {
+              reason: 'timeout',
+            })
+          : upstreamProtocolError(
+              `peer response cut after its head, before any body: ${why}`,
+              reason === 'protocol_error' ? 'protocol_error' : 'response_cut',
+              { rstCode: code },
+            ),
+      );
+      return;
+    }
     this.#done = true;
     this.#release();
-    this.#context.logger.warn(
-      { direction: 'outbound', peer: this.#peerId || undefined, rstCode: stream.rstCode, route: this.#set.routeKey },
-      'peer reset the stream mid-response; response to the app aborted',
-    );
     this.#context.cut(this.res); // never frame a truncated body as complete
+    this.#context.telemetry.responseCut(this.#peerId, reason, message, {
+      rstCode: code,
+      why,
+      route: this.#set.routeKey,
+    });
   }
 
   #idempotentWithoutBody(): boolean {
@@ -827,6 +934,26 @@ function http1RetryReason(error: Error, bodilessIdempotent: boolean): RetryReaso
   return lost && bodilessIdempotent ? 'connection_lost' : undefined;
 }
 
+/** 502: the peer's response head cannot be written to the caller (`status` past 599, or Node refused a field). */
+function unusableHead(detail: Readonly<Record<string, unknown>> | undefined, cause?: unknown): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent an unusable response head', {
+    reason: 'response_head',
+    ...(detail === undefined ? {} : { detail }),
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+function upstreamProtocolError(
+  message: string,
+  reason: string,
+  detail?: Readonly<Record<string, unknown>>,
+): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', message, {
+    reason,
+    ...(detail === undefined ? {} : { detail }),
+  });
+}
+
 function peerUnavailable(message: string, reason: string, cause?: unknown): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_PEER_UNAVAILABLE', message, {
     reason,
@@ -879,6 +1006,10 @@ function onTimeout(this: Slot<ClientHttp2Stream>): void {
 
 function onStall(exchange: H2Exchange): void {
   exchange.stalled();
+}
+
+function onStreamError(this: Slot<ClientHttp2Stream>, error: Error): void {
+  this[kExchange]?.streamErrored(this, error);
 }
 
 function onStreamClose(this: Slot<ClientHttp2Stream>): void {

@@ -151,6 +151,9 @@ export class OutboundListener {
       logger,
       timeoutMs: config.outbound.timeoutMs,
       retries: outboundRetryCounters(metrics),
+      // node:http sends a written head only with the first body byte: held until then, a peer stream cut before it
+      // is answered 502 (or 504), not a connection closed without a status line while a 200 is counted.
+      holdHead: true,
       writeHead: (res, status, headers) => {
         // SIGTERM drain: no further keep-alive. An answer ahead of the request's end (a refusal at the peer, an app
         // that answers a big upload at once) closes the connection after it: the caller learns so before its next
@@ -238,6 +241,7 @@ export class OutboundListener {
       logger,
       timeoutMs: config.outbound.timeoutMs,
       retries: this.#h2Context.retries,
+      holdHead: true, // the lane writes a head with the first body bytes, as node:http does
       writeHead: (res, status, headers) => {
         if (this.#drain.draining) headers.push('connection', 'close');
         res.writeHead(status, headers);

@@ -69,6 +69,8 @@ const IDLE_MS = 60_000;
  * (`inbound.limits.maxConnectionsPerPeer`, 256), which a burst would otherwise run into and get 503s.
  */
 const H1_CONNECTIONS = 64;
+/** At most one stray-answer line per endpoint in this long. */
+const STRAY_LOG_INTERVAL_MS = 10_000;
 /** Header fields a peer's h2 response head may hold: 65,535 (the default list size) / 32 (the least a field costs). */
 const RESPONSE_HEADER_PAIRS = 2048;
 
@@ -103,6 +105,8 @@ export class Endpoint implements Candidate {
   #connecting: Promise<PeerTarget> | undefined;
   #removed = false;
   readonly #open = new Set<ClientHttp2Session>();
+  /** performance.now() of the last stray-answer line (#strayAnswer). */
+  #strayLoggedAt = Number.NEGATIVE_INFINITY;
   /** Retired HTTP/1.1 clients still finishing their requests, and their close. */
   readonly #retiring = new Map<Http1Client, Promise<void>>();
 
@@ -305,6 +309,21 @@ export class Endpoint implements Candidate {
     if (!current) setImmediate(() => session.close());
   }
 
+  /**
+   * The peer's HTTP/1.1 side sent an answer no request asked for (its client stops reusing connections a while):
+   * counted, and logged at most once per STRAY_LOG_INTERVAL_MS for this endpoint.
+   */
+  #strayAnswer(): void {
+    this.#context.metrics.streamsReset.inc({ direction: 'outbound', reason: 'peer_stray_answer' });
+    const now = performance.now();
+    if (now - this.#strayLoggedAt < STRAY_LOG_INTERVAL_MS) return;
+    this.#strayLoggedAt = now;
+    this.#context.logger.warn(
+      { direction: 'outbound', endpoint: this.authority, peer: this.peerId || undefined, reason: 'peer_stray_answer' },
+      'the peer sent an HTTP/1.1 answer no request asked for: answers on its kept connections may have reached the wrong requests; no connection to it is reused for 60 s',
+    );
+  }
+
   /** The HTTP/1.1 client for `tls`: a new one (the current one retired) once the credentials changed. */
   #http1For(tls: ClientContext): Http1Client {
     if (this.#http1Client !== undefined && this.#http1Context === tls) return this.#http1Client;
@@ -315,6 +334,7 @@ export class Endpoint implements Candidate {
       timeoutMs: this.#context.timeoutMs,
       keepAliveMs: IDLE_MS,
       connect: () => this.#connectHttp1(tls, client),
+      onStrayAnswer: () => this.#strayAnswer(),
     });
     this.#http1Client = client;
     this.#http1Context = tls;

@@ -34,6 +34,8 @@ export interface RawStream {
   resetSent: boolean;
   bodyBytes: number;
   respond(status: number, headers?: Readonly<Record<string, string>>, endStream?: boolean): void;
+  /** A response head as given, HPACK-encoded by the test (indexed fields, table entries), split into frames as needed. */
+  respondBlock(block: Buffer, endStream?: boolean): void;
   data(bytes: string | Buffer, endStream?: boolean): void;
   reset(code: number): void;
 }
@@ -63,6 +65,8 @@ export interface RawPeerScript {
    * server's first frame must be SETTINGS, RFC 9113 §3.4). Default false.
    */
   noSettings?: boolean;
+  /** Called once a connection's TLS handshake is done, before any frame of this peer's (its first frames, say). */
+  onConnection?(connection: RawConnection): void;
 }
 
 export interface RawH2Peer {
@@ -114,6 +118,7 @@ export async function startRawH2Peer(
       frame: (type, flags, streamId, payload) => write(socket, type, flags, streamId, payload),
       destroy: () => socket.destroy(),
     };
+    script.onConnection?.(connection);
     if (script.noSettings !== true) write(socket, SETTINGS, 0, 0, Buffer.alloc(0));
     let buffer = Buffer.alloc(0);
     let prefaceDone = false;
@@ -185,9 +190,11 @@ function rawStream(id: number, connection: RawConnection): RawStream {
     resetSent: false,
     bodyBytes: 0,
     respond(status, headers = {}, endStream = false) {
-      const parts: Buffer[] = [literal(':status', String(status))];
-      for (const [name, value] of Object.entries(headers)) parts.push(literal(name, value));
-      const block = Buffer.concat(parts);
+      const parts: Buffer[] = [hpackLiteral(':status', String(status))];
+      for (const [name, value] of Object.entries(headers)) parts.push(hpackLiteral(name, value));
+      this.respondBlock(Buffer.concat(parts), endStream);
+    },
+    respondBlock(block, endStream = false) {
       const end = endStream ? END_STREAM : 0;
       if (block.length <= MAX_FRAME_PAYLOAD) {
         write(socket, HEADERS, END_HEADERS | end, id, block);
@@ -211,11 +218,16 @@ function rawStream(id: number, connection: RawConnection): RawStream {
   };
 }
 
-/** HPACK literal header field without indexing, new name, no Huffman (RFC 7541 §6.2.2); strings of any length. */
-function literal(name: string, value: string): Buffer {
+/**
+ * An HPACK literal header field with a new name, no Huffman, strings of any length: without indexing (RFC 7541
+ * §6.2.2), or with incremental indexing (§6.2.1: the field becomes the dynamic table's entry 62, which one byte,
+ * 0xbe, names again).
+ */
+export function hpackLiteral(name: string, value: string, options: { readonly index?: boolean } = {}): Buffer {
   const n = Buffer.from(name, 'latin1');
   const v = Buffer.from(value, 'latin1');
-  return Buffer.concat([Buffer.from([0x00]), stringLength(n.length), n, stringLength(v.length), v]);
+  const kind = options.index === true ? 0x40 : 0x00;
+  return Buffer.concat([Buffer.from([kind]), stringLength(n.length), n, stringLength(v.length), v]);
 }
 
 /** A string's length as an HPACK integer with a 7-bit prefix, the Huffman bit clear (RFC 7541 §5.1). */

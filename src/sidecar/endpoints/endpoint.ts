@@ -69,6 +69,8 @@ const IDLE_MS = 60_000;
  * (`inbound.limits.maxConnectionsPerPeer`, 256), which a burst would otherwise run into and get 503s.
  */
 const H1_CONNECTIONS = 64;
+/** The most a peer's response head may decode to (SETTINGS_MAX_HEADER_LIST_SIZE, enforced by node:http2). */
+const RESPONSE_HEADER_LIST_BYTES = 64 * 1024;
 /** At most one stray-answer line per endpoint in this long. */
 const STRAY_LOG_INTERVAL_MS = 10_000;
 /** Header fields a peer's h2 response head may hold: 65,535 (the default list size) / 32 (the least a field costs). */
@@ -76,6 +78,13 @@ const RESPONSE_HEADER_PAIRS = 2048;
 
 /** Last stream id of a GOAWAY the peer sent on a session: streams above it were never processed (safe to retry). */
 const goawayLastStream = new WeakMap<ClientHttp2Session, number>();
+
+/** The error node:http2 ended a session with, if any. */
+const sessionErrors = new WeakMap<ClientHttp2Session, Error>();
+
+export function sessionErrorOf(session: ClientHttp2Session): Error | undefined {
+  return sessionErrors.get(session);
+}
 
 /** True when the peer announced on `session` that it did not and will not process stream `streamId`. */
 export function refusedByGoaway(session: ClientHttp2Session, streamId: number | undefined): boolean {
@@ -165,10 +174,11 @@ export class Endpoint implements Candidate {
    * closed it (nghttp2 refused a header block and stopped reading the session without a word to node:http2): its
    * streams can never be answered there, so it is destroyed (streams still on it end as a lost connection).
    * `no_streams`: a request timed out waiting for a stream because the peer allows none (legal; some servers say so
-   * while draining): closed gracefully. Either way the next request connects again.
+   * while draining); `no_settings_ack`: because the peer never acknowledged this sidecar's SETTINGS (stream-slots.ts):
+   * closed gracefully. Either way the next request connects again.
    */
-  abandon(session: ClientHttp2Session, why: 'stalled' | 'no_streams'): void {
-    if (session.destroyed || (why === 'no_streams' && session.closed)) return;
+  abandon(session: ClientHttp2Session, why: 'stalled' | 'no_streams' | 'no_settings_ack'): void {
+    if (session.destroyed || (why !== 'stalled' && session.closed)) return;
     if (this.#session === session) this.#session = undefined;
     const fields = { direction: 'outbound', endpoint: this.authority, peer: this.peerId || undefined };
     if (why === 'stalled') {
@@ -180,7 +190,12 @@ export class Endpoint implements Candidate {
       return;
     }
     // The streams it still carries may finish; nothing new goes to it.
-    this.#context.logger.warn(fields, 'peer allows no stream on its session; the next request connects again');
+    this.#context.logger.warn(
+      fields,
+      why === 'no_streams'
+        ? 'peer allows no stream on its session; the next request connects again'
+        : "peer never acknowledged this sidecar's SETTINGS, so its session carries no stream; the next request connects again",
+    );
     session.close();
     releaseStreamSlotWaiters(session);
   }
@@ -230,7 +245,10 @@ export class Endpoint implements Candidate {
       socket.on('error', ignore); // the session reports socket errors from here on
       const session = h2Connect(`https://${this.authority}`, {
         createConnection: () => socket,
-        settings: { enablePush: false },
+        // A response head decodes to at most this much (Envoy's default is 60 KiB): HPACK lets a peer name one 4 KiB
+        // field 2,000 times in 6 KB of frames, and with node:http2's own bound (16 MiB) 40 such answers in flight
+        // exhausted a 192 MB heap. Past it node:http2 resets the stream before any of it reaches JavaScript.
+        settings: { enablePush: false, maxHeaderListSize: RESPONSE_HEADER_LIST_BYTES },
         // node:http2 resets a response head above 128 fields (its default) while the HTTP/1.1 hop takes any count
         // within its size limit. Every field costs at least 32 bytes of the list size (65,535 by default), so at
         // this count the size is the only limit, as on HTTP/1.1.
@@ -292,7 +310,8 @@ export class Endpoint implements Candidate {
     const forget = () => {
       if (this.#session === session) this.#session = undefined;
     };
-    session.on('error', ignore); // failures reach the streams in flight, which answer their callers
+    // Failures reach the streams in flight, which answer their callers; kept for requests that waited for a stream.
+    session.on('error', (error: Error) => sessionErrors.set(session, error));
     session.once('goaway', (_code: number, lastStreamId: number) => {
       goawayLastStream.set(session, lastStreamId);
       forget();
@@ -304,6 +323,7 @@ export class Endpoint implements Candidate {
       releaseStreamSlotWaiters(session);
     });
     session.on('remoteSettings', () => wakeStreamSlotWaiters(session));
+    session.once('localSettings', () => wakeStreamSlotWaiters(session));
     session.setTimeout(IDLE_MS, () => session.close());
     // Rotated or removed while connecting: the waiting requests use it, then it retires like the others.
     if (!current) setImmediate(() => session.close());

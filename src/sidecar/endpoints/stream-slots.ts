@@ -28,8 +28,15 @@ function slotsOf(session: SlottedSession): Slots {
   return slots;
 }
 
-/** The peer's stream limit on `session` (unlimited until it says otherwise). */
+/**
+ * How many streams this sidecar may have open on `session`: the peer's limit (unlimited until it says otherwise), and
+ * none before the peer acknowledged this sidecar's SETTINGS. The bound on a response head's decoded size
+ * (SETTINGS_MAX_HEADER_LIST_SIZE) holds only from that acknowledgement: node:http2 sizes a stream's header buffer
+ * when the stream is made, and a stream made before it would take a head of up to 16 MiB, which HPACK lets a peer
+ * send in a few KB of frames.
+ */
 export function peerStreamLimit(session: ClientHttp2Session): number {
+  if (session.pendingSettingsAck) return 0;
   return session.remoteSettings.maxConcurrentStreams ?? Number.POSITIVE_INFINITY;
 }
 
@@ -62,7 +69,7 @@ export function leaveStreamSlotQueue(session: ClientHttp2Session, waiter: SlotWa
   if (index !== -1) waiting.splice(index, 1);
 }
 
-/** The peer changed its SETTINGS (it may allow more streams now): the waiters there is room for go on. */
+/** The peer changed or acknowledged SETTINGS (there may be room now): the waiters there is room for go on. */
 export function wakeStreamSlotWaiters(session: ClientHttp2Session): void {
   const slots = (session as SlottedSession)[kSlots];
   if (slots !== undefined) wake(session, slots);

@@ -20,7 +20,7 @@ import type { Logger, Metrics } from '../../telemetry/index.js';
 import { PeerConnectError } from '../../tls/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import type { Endpoint, PeerTarget } from '../endpoints/endpoint.js';
-import { credentialsOf, refusedByGoaway } from '../endpoints/endpoint.js';
+import { credentialsOf, refusedByGoaway, sessionErrorOf } from '../endpoints/endpoint.js';
 import type { EndpointSet } from '../endpoints/endpoint-set.js';
 import {
   leaveStreamSlotQueue,
@@ -416,11 +416,25 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     return Math.min(Math.ceil(this.remainingMs()), this.#context.timeoutMs);
   }
 
-  /** A stream slot of the session this request waits on is free (or the session ended): pick again. */
+  /**
+   * A stream slot of the session this request waits on is free: pick again. If that session ended meanwhile (the
+   * peer closed it, or this sidecar's nghttp2 did for the peer's protocol error before the SETTINGS exchange was
+   * over), nothing was sent: retried once, as for a session that went away.
+   */
   slotFree(): void {
+    const waited = this.#waitingOn;
     this.#waitingOn = undefined;
     if (this.#done) return;
-    this.#onEndpoint(this.#endpoint as Endpoint);
+    const endpoint = this.#endpoint as Endpoint;
+    if (waited !== undefined && (waited.closed || waited.destroyed)) {
+      const error = sessionErrorOf(waited);
+      const answer = closedForProtocolError(error as (Error & { readonly code?: unknown }) | undefined)
+        ? upstreamProtocolError(sessionProtocolErrorText(error as Error), 'protocol_error')
+        : peerUnavailable('peer session closed before the request could be sent', 'goaway');
+      this.#retryOr('goaway', endpoint, answer);
+      return;
+    }
+    this.#onEndpoint(endpoint);
   }
 
   /**
@@ -432,7 +446,9 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     if (this.#done || this.#stream !== undefined) return;
     const behind = this.#waitingOn;
     this.fail(waitedTooLong(behind !== undefined));
-    if (behind !== undefined && peerStreamLimit(behind) === 0) this.#endpoint?.abandon(behind, 'no_streams');
+    if (behind !== undefined && peerStreamLimit(behind) === 0) {
+      this.#endpoint?.abandon(behind, behind.pendingSettingsAck ? 'no_settings_ack' : 'no_streams');
+    }
   }
 
   #connectFailed(endpoint: Endpoint, error: unknown): void {

@@ -133,6 +133,8 @@ export class Http1Client {
   #closed: (() => void) | undefined;
   /** Past close()'s deadline: a dial that completes now is closed at once. */
   #shut = false;
+  /** Connections closed to free a place for a waiting request of another key, not yet gone. */
+  readonly #freeing = new Set<Http1Connection>();
   /** performance.now() until which no connection is reused (STRAY_ANSWER_NO_REUSE_MS); 0: reuse. */
   #noReuseUntil = 0;
 
@@ -166,8 +168,11 @@ export class Http1Client {
     }
     this.#waiting.push({ request, handler });
     // All places taken, one of them idle with another key's connection: it makes room for a connection of this key.
-    if (this.#idle.length > 0 && this.#waiting.length > this.#settling)
-      (this.#idle.shift() as Http1Connection).destroy();
+    if (this.#idle.length > 0 && this.#waiting.length > this.#settling + this.#freeing.size) {
+      const evicted = this.#idle.shift() as Http1Connection;
+      this.#freeing.add(evicted);
+      evicted.destroy();
+    }
   }
 
   /** The most recent usable idle connection of `key`, taken out of the idle list; unusable ones are closed. */
@@ -195,19 +200,27 @@ export class Http1Client {
       connection.destroy(); // its place goes to the oldest waiting request, on a connection of its own (gone)
       return;
     }
-    for (let next = this.#waiting[0]; next !== undefined; next = this.#waiting[0]) {
-      if ((next.request.key ?? '') !== connection.key) {
-        // The oldest waiting request is another key's: a connection of its own, now if the bound allows, else in this
-        // one's place (gone), rather than behind later requests of this key.
-        if (this.open >= this.options.maxConnections) {
+    const waiting = this.#waiting;
+    for (;;) {
+      // Requests of other keys that came before this key's first waiting one get a connection of their own in turn:
+      // a new one while the bound allows, else this one's place (gone), unless enough places are being freed for
+      // them already (several connections can come back in one tick while one of them waits).
+      let first = 0;
+      while (first < waiting.length && ((waiting[first] as Waiting).request.key ?? '') !== connection.key) first++;
+      if (first > 0) {
+        if (this.open < this.options.maxConnections) {
+          const next = waiting.shift() as Waiting;
+          this.#connect(next.request, next.handler);
+          continue;
+        }
+        if (this.#freeing.size < first) {
+          this.#freeing.add(connection);
           connection.destroy();
           return;
         }
-        this.#waiting.shift();
-        this.#connect(next.request, next.handler);
-        continue;
       }
-      this.#waiting.shift();
+      if (first === waiting.length) break;
+      const [next] = waiting.splice(first, 1) as [Waiting];
       if (connection.send(next.request, next.handler)) return;
     }
     if (this.#whenClosed !== undefined) connection.destroy();
@@ -238,6 +251,7 @@ export class Http1Client {
   /** `connection` closed: its place goes to the oldest waiting request. */
   gone(connection: Http1Connection): void {
     this.#all.delete(connection);
+    this.#freeing.delete(connection);
     const at = this.#idle.indexOf(connection);
     if (at !== -1) this.#idle.splice(at, 1);
     this.#placeFreed();

@@ -179,6 +179,35 @@ describe('HTTP/1.1 client: kept connections per caller (Http1Request.key)', () =
     expect(await http1Exchange(client, keyed('/b', 'b'))).toEqual({ status: 200, body: '/b' });
   });
 
+  it('ok/a full pool comes back at once while another caller waits → one place freed for it, the rest kept', async () => {
+    const held: RawAppConnection[] = [];
+    app = await startRawApp(
+      eachHead((connection, path) => {
+        if (path === '/hold') held.push(connection);
+        else connection.socket.write(answer(path));
+      }),
+    );
+    client = new Http1Client({
+      host: '127.0.0.1',
+      port: app.port,
+      maxConnections: 4,
+      timeoutMs: 5_000,
+      connectTimeoutMs: 5_000,
+      keepAliveMs: 60_000,
+    });
+    const c = client;
+    const holding = [1, 2, 3, 4].map(() => http1Exchange(c, keyed('/hold', 'a')));
+    await waitFor('four held requests', () => held.length === 4);
+    const waiting = [
+      http1Exchange(c, keyed('/b', 'b')),
+      ...[1, 2, 3, 4].map((i) => http1Exchange(c, keyed(`/a${i}`, 'a'))),
+    ];
+    for (const connection of held) connection.socket.write(answer('/hold'));
+    await Promise.all([...holding, ...waiting]);
+    // One of a's four made way for b; the other three served a's waiting requests.
+    expect(app.connections).toHaveLength(5);
+  });
+
   it('ok/one place, two callers taking turns → a connection each turn, in order', async () => {
     app = await startRawApp(eachHead((connection, path) => connection.socket.write(answer(path))));
     client = new Http1Client({

@@ -44,9 +44,15 @@ import {
 } from './peer-reset-text.js';
 
 const kExchange = Symbol('meshauth.h2Exchange');
+/** The session whose stream slot (stream-slots.ts) the stream holds until it closes. */
+const kSlotOf = Symbol('meshauth.streamSlotOf');
 /** Set when the stream's readable side ended: true when the stream was already closed then (a reset). */
 const kEndedByReset = Symbol('meshauth.endedByReset');
-type Slot<T> = T & { [kExchange]?: H2Exchange | undefined; [kEndedByReset]?: boolean };
+type Slot<T> = T & {
+  [kExchange]?: H2Exchange | undefined;
+  [kEndedByReset]?: boolean;
+  [kSlotOf]?: ClientHttp2Session | undefined;
+};
 type RetryCounter = ReturnType<Counter<'direction' | 'reason'>['labels']>;
 
 /** Request bodies up to this size are kept until the response head, so a refused stream can be sent again. */
@@ -155,8 +161,6 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
   #waitTimer: NodeJS.Timeout | undefined;
   /** The stream's idle timer was set to what was left of the timeout, not all of it: restored at the response head. */
   #shortTimeout = false;
-  /** The session whose stream slot #stream holds (stream-slots.ts). */
-  #slotSession: ClientHttp2Session | undefined;
   /** The session whose stream limit the request waits behind, in its line. */
   #waitingOn: ClientHttp2Session | undefined;
   /** Body chunks already read from the app, kept for a retry until the response head (undefined: not kept). */
@@ -371,15 +375,18 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
       this.#waitAtMost();
       return;
     }
-    this.#slotSession = target;
     let stream: Slot<ClientHttp2Stream>;
     try {
       stream = requestStream(target, requestHeadersOf(this.#h2Headers), !this.hasBody);
     } catch (error) {
       // Whatever else request() throws before a stream exists: nothing was sent.
+      releaseStreamSlot(target);
       this.#retryOr('goaway', endpoint, peerUnavailable('peer session closed', 'goaway', error));
       return;
     }
+    // The slot is the stream's until it closes (onStreamClose): nghttp2 counts a stream open until then, however
+    // early this exchange was done with it (an answer before the end of the upload, a timeout).
+    stream[kSlotOf] = target;
     this.#stream = stream;
     this.#session = target;
     this.#counted = endpoint;
@@ -426,6 +433,11 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     this.#waitingOn = undefined;
     if (this.#done) return;
     const endpoint = this.#endpoint as Endpoint;
+    if (endpoint.removed) {
+      // Its address left the DNS answer, or the sidecar is closing, while the request waited: never dialled again.
+      this.#retryOr('goaway', endpoint, peerUnavailable('the endpoint was removed while the request waited', 'goaway'));
+      return;
+    }
     if (waited !== undefined && (waited.closed || waited.destroyed)) {
       const error = sessionErrorOf(waited);
       const answer = closedForProtocolError(error as (Error & { readonly code?: unknown }) | undefined)
@@ -503,11 +515,6 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     if (waitingOn !== undefined) {
       this.#waitingOn = undefined;
       leaveStreamSlotQueue(waitingOn, this);
-    }
-    const slotSession = this.#slotSession;
-    if (slotSession !== undefined) {
-      this.#slotSession = undefined;
-      releaseStreamSlot(slotSession);
     }
     if (this.#waitTimer !== undefined) {
       clearTimeout(this.#waitTimer);
@@ -627,7 +634,8 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
   response(stream: ClientHttp2Stream, headers: IncomingHttpHeaders): void {
     if (stream !== this.#stream || this.#done) return;
     this.#responded = true;
-    if (this.#shortTimeout) stream.setTimeout(this.#context.timeoutMs, onTimeout);
+    // No callback: the one given at the start is still registered, and a second would run idle() twice.
+    if (this.#shortTimeout) stream.setTimeout(this.#context.timeoutMs);
     this.#replay = undefined;
     this.#replayable = false;
     const status = Number(headers[':status']);
@@ -707,6 +715,9 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     this.#done = true;
     this.#release();
     this.res.end();
+    // The peer answered whole before the upload's end: the rest is not wanted, and the stream would stay half open,
+    // its slot held, for as long as the app keeps sending (or for good, if the peer never opens its window again).
+    if (this.hasBody && !this.#bodyEnded && !stream.closed) stream.close(constants.NGHTTP2_CANCEL);
   }
 
   /**
@@ -1029,6 +1040,11 @@ function onStreamError(this: Slot<ClientHttp2Stream>, error: Error): void {
 }
 
 function onStreamClose(this: Slot<ClientHttp2Stream>): void {
+  const session = this[kSlotOf];
+  if (session !== undefined) {
+    this[kSlotOf] = undefined;
+    releaseStreamSlot(session);
+  }
   this[kExchange]?.streamClosed(this);
 }
 

@@ -88,10 +88,8 @@ describe('EgressLookups: the queue', () => {
     const lookups = new EgressLookups(60_000, { maxInFlight: 1 });
     const answers: string[] = [];
     for (const label of ['first', 'second', 'third']) {
-      lookups.lookup(
-        `${label}.stuck.egress.test`,
-        (answer) => answers.push(`${label}:${'failure' in answer ? answer.failure : 'ok'}`),
-        () => true,
+      lookups.lookup(`${label}.stuck.egress.test`, (answer) =>
+        answers.push(`${label}:${'failure' in answer ? answer.failure : 'ok'}`),
       );
     }
     expect(stuck.started).toEqual(['first.stuck.egress.test']);
@@ -105,22 +103,44 @@ describe('EgressLookups: the queue', () => {
     expect(answers).toEqual(['first:dns', 'second:dns', 'third:dns']);
   });
 
-  it('fail/past the waiting room → dns_busy at once; a caller that left is never started', async () => {
+  it('fail/past the waiting room → dns_busy at once; a caller that left gives its place up, never started', async () => {
     stuck.started.length = 0;
     const lookups = new EgressLookups(60_000, { maxInFlight: 1, maxWaiting: 1 });
     const answers: string[] = [];
     const record = (label: string) => (answer: EgressLookupAnswer) => {
       answers.push(`${label}:${'failure' in answer ? answer.failure : 'ok'}`);
     };
-    let leftWanted = true;
-    lookups.lookup('running.stuck.egress.test', record('running'), () => true);
-    lookups.lookup('left.stuck.egress.test', record('left'), () => leftWanted);
-    lookups.lookup('over.stuck.egress.test', record('over'), () => true);
+    lookups.lookup('running.stuck.egress.test', record('running'));
+    const leave = lookups.lookup('left.stuck.egress.test', record('left'));
+    lookups.lookup('over.stuck.egress.test', record('over'));
     expect(answers).toEqual(['over:dns_busy']);
-    leftWanted = false;
+    leave();
+    // Its place is free again: another name may wait now.
+    lookups.lookup('next.stuck.egress.test', record('next'));
+    expect(answers).toEqual(['over:dns_busy']);
     stuck.held.shift()?.();
-    await waitFor('the running lookup answered', () => answers.length === 2);
-    expect(stuck.started).toEqual(['running.stuck.egress.test']);
-    expect(answers).toEqual(['over:dns_busy', 'running:dns']);
+    await waitFor('the next lookup started', () => stuck.started.length === 2);
+    expect(stuck.started).toEqual(['running.stuck.egress.test', 'next.stuck.egress.test']);
+    stuck.held.shift()?.();
+    await waitFor('both answered', () => answers.length === 3);
+    expect(answers).toEqual(['over:dns_busy', 'running:dns', 'next:dns']);
+  });
+
+  it('ok/CONNECTs to one name share its lookup: one name stuck takes one place, the others go on', async () => {
+    stuck.started.length = 0;
+    const lookups = new EgressLookups(60_000, { maxInFlight: 2 });
+    const answers: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      lookups.lookup('same.stuck.egress.test', (answer) =>
+        answers.push(`same:${'failure' in answer ? answer.failure : 'ok'}`),
+      );
+    }
+    lookups.lookup('other.stuck.egress.test', (answer) =>
+      answers.push(`other:${'failure' in answer ? answer.failure : 'ok'}`),
+    );
+    expect(stuck.started).toEqual(['same.stuck.egress.test', 'other.stuck.egress.test']);
+    releaseAll();
+    await waitFor('six answers', () => answers.length === 6);
+    expect(answers.filter((a) => a === 'same:dns')).toHaveLength(5);
   });
 });

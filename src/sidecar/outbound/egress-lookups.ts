@@ -1,16 +1,17 @@
 // The name lookups of egress tunnels (`CONNECT host:port`). getaddrinfo runs on libuv's thread pool (four threads
 // unless UV_THREADPOOL_SIZE says otherwise), which file reads, async crypto and the routes' system resolver share.
 // Unbounded, an app opening tunnels to names that resolve slowly held every thread, and each CONNECT waited for as
-// long as the system resolver retried (resolv.conf's timeout × attempts × search domains). So at most
-// MAX_IN_FLIGHT lookups run at once, at most MAX_WAITING more wait their turn in arrival order, and every one is
-// answered within the deadline, waiting included. A lookup past its deadline keeps its place until getaddrinfo
-// returns: its thread is busy until then whatever the caller was told.
+// long as the system resolver retried (resolv.conf's timeout × attempts × search domains). So one lookup runs per
+// name, shared by every CONNECT that asks for it meanwhile; at most MAX_IN_FLIGHT names are looked up at once and at
+// most MAX_WAITING more wait their turn in arrival order; every CONNECT is answered within the deadline, its wait
+// included, and one whose app left gives its place up at once. A lookup past its deadline keeps its place until
+// getaddrinfo returns: its thread is busy until then, whatever the callers were told.
 import { type LookupAddress, lookup } from 'node:dns';
 
 export interface EgressLookupLimits {
-  /** Lookups running at once: each holds a thread-pool thread until getaddrinfo returns. */
+  /** Names looked up at once: each holds a thread-pool thread until getaddrinfo returns. */
   readonly maxInFlight: number;
-  /** Lookups waiting for a turn; past it a CONNECT is answered at once (dns_busy). */
+  /** Names waiting for a turn; past it a CONNECT is answered at once (dns_busy). */
   readonly maxWaiting: number;
 }
 
@@ -23,20 +24,27 @@ export type EgressLookupAnswer =
   | { readonly addresses: readonly LookupAddress[] }
   | { readonly failure: EgressLookupFailure; readonly cause?: Error };
 
-interface PendingLookup {
-  readonly host: string;
+/** One CONNECT waiting for its name's addresses. */
+interface Caller {
+  readonly name: NameLookup;
   readonly answer: (result: EgressLookupAnswer) => void;
-  /** False once the caller left (its CONNECT's socket closed): a waiting lookup is then not started. */
-  readonly wanted: () => boolean;
   timer: NodeJS.Timeout | undefined;
   answered: boolean;
+}
+
+/** One name's lookup, waiting for a turn or under way, and the CONNECTs waiting for it. */
+interface NameLookup {
+  readonly host: string;
+  readonly callers: Set<Caller>;
+  started: boolean;
 }
 
 export class EgressLookups {
   readonly #timeoutMs: number;
   readonly #maxInFlight: number;
   readonly #maxWaiting: number;
-  readonly #waiting: PendingLookup[] = [];
+  readonly #byName = new Map<string, NameLookup>();
+  readonly #waiting: NameLookup[] = [];
   #inFlight = 0;
 
   constructor(timeoutMs: number, limits: Partial<EgressLookupLimits> = {}) {
@@ -45,53 +53,74 @@ export class EgressLookups {
     this.#maxWaiting = limits.maxWaiting ?? EGRESS_LOOKUP_LIMITS.maxWaiting;
   }
 
-  /** Every address of `host` (as getaddrinfo gives them), or why not; `answer` is called once. */
-  lookup(host: string, answer: (result: EgressLookupAnswer) => void, wanted: () => boolean): void {
-    if (this.#inFlight >= this.#maxInFlight && this.#waiting.length >= this.#maxWaiting) {
-      answer({ failure: 'dns_busy' });
-      return;
+  /**
+   * Every address of `host` (as getaddrinfo gives them), or why not; `answer` is called once, unless the returned
+   * cancel (the CONNECT's app left) is called first.
+   */
+  lookup(host: string, answer: (result: EgressLookupAnswer) => void): () => void {
+    let name = this.#byName.get(host);
+    let start = false;
+    if (name === undefined) {
+      if (this.#inFlight >= this.#maxInFlight && this.#waiting.length >= this.#maxWaiting) {
+        answer({ failure: 'dns_busy' });
+        return ignore;
+      }
+      name = { host, callers: new Set(), started: false };
+      this.#byName.set(host, name);
+      start = this.#inFlight < this.#maxInFlight;
+      if (!start) this.#waiting.push(name);
     }
-    const pending: PendingLookup = { host, answer, wanted, timer: undefined, answered: false };
-    pending.timer = setTimeout(onDeadline, this.#timeoutMs, this, pending);
-    if (this.#inFlight < this.#maxInFlight) this.#start(pending);
-    else this.#waiting.push(pending);
+    const caller: Caller = { name, answer, timer: undefined, answered: false };
+    caller.timer = setTimeout(onDeadline, this.#timeoutMs, this, caller);
+    caller.timer.unref();
+    name.callers.add(caller);
+    // Started only once its caller is in: a resolver that answers at once (a cache, /etc/hosts) answers it too.
+    if (start) this.#start(name);
+    return () => this.#leave(caller);
   }
 
-  /** Answers a lookup past its deadline; one still waiting leaves the queue (it was never started). */
-  deadline(pending: PendingLookup): void {
-    const index = this.#waiting.indexOf(pending);
+  /** Answers a CONNECT past its deadline; its name gives its place in line up if nobody else waits for it. */
+  deadline(caller: Caller): void {
+    settle(caller, { failure: 'dns_timeout' });
+    this.#leave(caller);
+  }
+
+  #leave(caller: Caller): void {
+    clearTimeout(caller.timer);
+    caller.answered = true;
+    const name = caller.name;
+    name.callers.delete(caller);
+    if (name.started || name.callers.size > 0) return;
+    this.#byName.delete(name.host);
+    const index = this.#waiting.indexOf(name);
     if (index !== -1) this.#waiting.splice(index, 1);
-    settle(pending, { failure: 'dns_timeout' });
   }
 
-  #start(pending: PendingLookup): void {
+  #start(name: NameLookup): void {
+    name.started = true;
     this.#inFlight += 1;
-    lookup(pending.host, { all: true, verbatim: true }, (error, addresses) => {
+    lookup(name.host, { all: true, verbatim: true }, (error, addresses) => {
       this.#inFlight -= 1;
-      this.#next();
-      if (error !== null) settle(pending, { failure: 'dns', cause: error });
-      else if (addresses.length === 0) settle(pending, { failure: 'dns' });
-      else settle(pending, { addresses });
+      this.#byName.delete(name.host);
+      const result: EgressLookupAnswer =
+        error !== null ? { failure: 'dns', cause: error } : addresses.length === 0 ? { failure: 'dns' } : { addresses };
+      for (const caller of name.callers) settle(caller, result);
+      name.callers.clear();
+      const next = this.#waiting.shift();
+      if (next !== undefined) this.#start(next);
     });
   }
-
-  #next(): void {
-    while (this.#inFlight < this.#maxInFlight) {
-      const pending = this.#waiting.shift();
-      if (pending === undefined) return;
-      if (pending.wanted()) this.#start(pending);
-      else clearTimeout(pending.timer);
-    }
-  }
 }
 
-function onDeadline(lookups: EgressLookups, pending: PendingLookup): void {
-  lookups.deadline(pending);
+function onDeadline(lookups: EgressLookups, caller: Caller): void {
+  lookups.deadline(caller);
 }
 
-function settle(pending: PendingLookup, result: EgressLookupAnswer): void {
-  if (pending.answered) return;
-  pending.answered = true;
-  clearTimeout(pending.timer);
-  pending.answer(result);
+function settle(caller: Caller, result: EgressLookupAnswer): void {
+  if (caller.answered) return;
+  caller.answered = true;
+  clearTimeout(caller.timer);
+  caller.answer(result);
 }
+
+function ignore(): void {}

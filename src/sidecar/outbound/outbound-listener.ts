@@ -562,32 +562,30 @@ export class OutboundListener {
     }
     // Resolve once, refuse any loopback answer, and connect to exactly that address (no second lookup a DNS
     // answer could change in between).
-    this.#egressLookups.lookup(
-      host,
-      (answer) => {
-        if (socket.destroyed) return;
-        if ('failure' in answer) {
-          this.#rejectTunnel(socket, egressLookupFailed(host, answer.failure, answer.cause), startedAt, { host });
-          return;
-        }
-        const { addresses } = answer;
-        const refusal = egressAddressRefusal(
-          host,
-          addresses.map((a) => a.address),
-        );
-        if (refusal !== undefined) {
-          const why =
-            refusal === 'egress_loopback'
-              ? `${host} resolves to a loopback address, and egress never reaches this machine`
-              : `${host} resolves to a link-local or multicast address (where the cloud metadata service lives), which egress to a name never reaches`;
-          const error = egressForbidden(host, port, refusal, why);
-          this.#rejectTunnel(socket, error, startedAt, { host, hint: error.message });
-          return;
-        }
-        this.#openTunnel(socket, head, host, (addresses[0] as { address: string }).address, port, startedAt);
-      },
-      () => !socket.destroyed,
-    );
+    const cancel = this.#egressLookups.lookup(host, (answer) => {
+      if (socket.destroyed) return;
+      if ('failure' in answer) {
+        this.#rejectTunnel(socket, egressLookupFailed(host, answer.failure, answer.cause), startedAt, { host });
+        return;
+      }
+      const { addresses } = answer;
+      const refusal = egressAddressRefusal(
+        host,
+        addresses.map((a) => a.address),
+      );
+      if (refusal !== undefined) {
+        const why =
+          refusal === 'egress_loopback'
+            ? `${host} resolves to a loopback address, and egress never reaches this machine`
+            : `${host} resolves to a link-local or multicast address (where the cloud metadata service lives), which egress to a name never reaches`;
+        const error = egressForbidden(host, port, refusal, why);
+        this.#rejectTunnel(socket, error, startedAt, { host, hint: error.message });
+        return;
+      }
+      this.#openTunnel(socket, head, host, (addresses[0] as { address: string }).address, port, startedAt);
+    });
+    // An app that leaves while its name is looked up gives its place in line up at once.
+    socket.once('close', cancel);
   }
 
   /**

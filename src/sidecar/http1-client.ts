@@ -635,8 +635,9 @@ class Http1Connection {
 
   #onData(chunk: Buffer): void {
     if (this.#handler === undefined) {
-      // Bytes with no request outstanding answer nothing: the connection cannot be trusted with another request.
-      this.#stray();
+      // Bytes with no request outstanding answer nothing: the connection cannot be trusted with another request. A
+      // 408 (some servers say so before closing an idle connection) or line ends alone are no answer out of turn.
+      if (!isIdleCloseNotice(chunk)) this.#stray();
       this.#socket.destroy();
       return;
     }
@@ -899,6 +900,12 @@ function settleTick(): void {
 }
 
 /** Whether the answer's Connection field says keep-alive. */
+/** A server's word before it closes an idle connection: a 408 answer, or nothing but line ends. */
+function isIdleCloseNotice(chunk: Buffer): boolean {
+  const text = chunk.toString('latin1', 0, Math.min(chunk.length, 32));
+  return /^(\r?\n)*HTTP\/1\.[01] 408 /.test(text) || chunk.every((byte) => byte === 0x0d || byte === 0x0a);
+}
+
 /** A Transfer-Encoding, or a Content-Length other than 0: a body announced (which a HEAD answer only describes). */
 function announcesBody(fields: readonly string[]): boolean {
   for (let i = 0; i < fields.length; i += 2) {

@@ -125,6 +125,48 @@ describe('HTTP/1.1 client: answers no request asked for', () => {
   });
 });
 
+describe('HTTP/1.1 client: a server closing an idle connection', () => {
+  let app: RawApp | undefined;
+  let client: Http1Client | undefined;
+  afterEach(async () => {
+    await client?.close(Date.now());
+    await app?.close();
+  });
+
+  it.each([
+    ['a 408 before its close', 'HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'],
+    ['a stray line end', '\r\n'],
+  ])(
+    'ok/%s on an idle connection → not an answer out of turn: not counted, connections reused after',
+    async (_name, notice) => {
+      app = await startRawApp(
+        eachHead((connection, path) => {
+          connection.socket.write(answer(path));
+          if (path === '/first') later(connection.socket, 20, notice);
+        }),
+      );
+      let strays = 0;
+      client = new Http1Client({
+        host: '127.0.0.1',
+        port: app.port,
+        maxConnections: 1,
+        timeoutMs: 5_000,
+        connectTimeoutMs: 5_000,
+        keepAliveMs: 60_000,
+        onStrayAnswer: () => {
+          strays += 1;
+        },
+      });
+      expect(await http1Exchange(client, get('/first'))).toEqual({ status: 200, body: '/first' });
+      await waitFor('the notice read and its connection closed', () => app?.connections[0]?.closed === true);
+      for (const path of ['/a', '/b'])
+        expect(await http1Exchange(client, get(path))).toEqual({ status: 200, body: path });
+      expect(strays).toBe(0);
+      expect(app.connections).toHaveLength(2); // the second kept for /b: reuse goes on
+    },
+  );
+});
+
 describe('HTTP/1.1 client: kept connections per caller (Http1Request.key)', () => {
   let app: RawApp | undefined;
   let client: Http1Client | undefined;

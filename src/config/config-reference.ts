@@ -81,7 +81,7 @@ export const CONFIG_DOCS: Readonly<Record<string, string>> = {
   'admin.appProbes.<container>.startupz.port': "Loopback port of the app container's startup probe.",
   'admin.appProbes.<container>.startupz.path': "Path of the app container's startup probe.",
   'outbound.timeout':
-    "Time a peer has to send response headers before the app gets 504, counted from the request's arrival: the wait for the route name's first DNS answer, a connection and a retry count toward it; after the head, the longest silence of a response or an upload.",
+    "Time a peer has to send response headers before the app gets 504; a request that has to wait for the route name's first DNS answer, a connection or a retry counts it from its arrival. After the head, the longest silence of a response or an upload.",
   'outbound.http2': 'HTTP/2 between sidecars (one multiplexed connection per peer); `false` for HTTP/1.1 keep-alive.',
   'outbound.limits.maxConnections':
     'Open connections from the app on the outbound listener (egress tunnels included); past it a connection is closed at accept. Lowered to fit the open-file limit beside the inbound.',

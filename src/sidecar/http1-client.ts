@@ -1,11 +1,12 @@
 // The sidecar's HTTP/1.1 client, for both HTTP/1.1 hops: the inbound's to the local app (TCP) and the outbound's to a
 // peer that speaks HTTP/1.1 (mTLS connections the endpoint dials and verifies). It stands in for undici's Pool: a
-// bounded set of kept-alive connections with FIFO waiting beyond it, each answer parsed by Node's own llhttp and fed to
-// an undici DispatchHandler with undici's error codes (so ForwardHandler and the classifiers serve both hops), head and
-// body timeouts, the server's `Keep-Alive: timeout` honoured, nothing retried, an early answer or a caller's abort
-// ending its connection (another is opened only for a request that waits). One write per request head; a connection
-// is reused only once the parser is done with the bytes of its answer. Whom it talks to is never its choice: the
-// options or the connector.
+// bounded set of kept-alive connections, each carrying one caller's requests (Http1Request.key), with waiting in
+// arrival order beyond it, each answer parsed by Node's own llhttp and fed to an undici DispatchHandler with undici's
+// error codes (so ForwardHandler and the classifiers serve both hops), head and body timeouts, the server's
+// `Keep-Alive: timeout` honoured, nothing retried but what the server provably never read (retryStale), an early
+// answer or a caller's abort ending its connection (another is opened only for a request that waits). One write per
+// request head; a connection is reused only once the parser is done with the bytes of its answer, never after an
+// answer out of turn for a while (strayAnswer). Whom it talks to is never its choice: the options or the connector.
 import { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
@@ -35,7 +36,7 @@ const IDLE_SWEEP_MS = 1_000;
  * gets a connection of its own, so a server that does it once (a handler that answers twice, or answers a POST without
  * reading its body, which it then reads as a request) cannot shift answers again for a while.
  */
-const STRAY_ANSWER_NO_REUSE_MS = 60_000;
+export const STRAY_ANSWER_NO_REUSE_MS = 60_000;
 
 interface Http1Limits {
   readonly maxConnections: number;
@@ -705,8 +706,6 @@ class Http1Connection {
       this.#fail(failure(`the server switched protocols (${status}) unasked`, 'HPE_UNEXPECTED_UPGRADE'));
       return 0;
     }
-    // Informational (100 Continue or 103 Early Hints, asked for or not): skipped, and any body it claims with it;
-    // llhttp ends it as a message of its own and the answer follows.
     if (fields.length > 2 * MAX_RESPONSE_FIELDS) {
       this.#fail(failure(`the answer has more than ${MAX_RESPONSE_FIELDS} header fields`, 'HPE_HEADER_OVERFLOW'));
       return 0;
@@ -716,6 +715,8 @@ class Http1Connection {
       this.#fail(failure(`the answer's status ${status} is not an HTTP status`, 'HPE_INVALID_STATUS'));
       return 0;
     }
+    // Informational (100 Continue or 103 Early Hints, asked for or not): skipped, and any body it claims with it;
+    // llhttp ends it as a message of its own and the answer follows.
     if (status < 200) {
       if (announcesBody(fields)) this.#untrusted = true;
       return 1;
@@ -899,7 +900,6 @@ function settleTick(): void {
   }
 }
 
-/** Whether the answer's Connection field says keep-alive. */
 /** A server's word before it closes an idle connection: a 408 answer, or nothing but line ends. */
 function isIdleCloseNotice(chunk: Buffer): boolean {
   const text = chunk.toString('latin1', 0, Math.min(chunk.length, 32));
@@ -916,6 +916,7 @@ function announcesBody(fields: readonly string[]): boolean {
   return false;
 }
 
+/** Whether the answer's Connection field says keep-alive. */
 function saysKeepAlive(fields: readonly string[]): boolean {
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i] as string;

@@ -20,7 +20,7 @@ import {
   type PeerConnection,
   peerConnectFailureReason,
 } from '../../tls/index.js';
-import { Http1Client } from '../http1-client.js';
+import { Http1Client, STRAY_ANSWER_NO_REUSE_MS } from '../http1-client.js';
 import type { Candidate } from './balancer.js';
 import { connectFailed, connectSucceeded, type EjectionState, newEjectionState } from './ejection.js';
 import { releaseStreamSlotWaiters, wakeStreamSlotWaiters } from './stream-slots.js';
@@ -340,7 +340,7 @@ export class Endpoint implements Candidate {
     this.#strayLoggedAt = now;
     this.#context.logger.warn(
       { direction: 'outbound', endpoint: this.authority, peer: this.peerId || undefined, reason: 'peer_stray_answer' },
-      'the peer sent an HTTP/1.1 answer no request asked for: answers on its kept connections may have reached the wrong requests; no connection to it is reused for 60 s',
+      `the peer sent an HTTP/1.1 answer no request asked for: answers on its kept connections may have reached the wrong requests; no connection to it is reused for ${STRAY_ANSWER_NO_REUSE_MS / 1000} s`,
     );
   }
 

@@ -90,8 +90,3 @@ function wake(session: ClientHttp2Session, slots: Slots): void {
   while (slots.waiting.length > 0 && slots.open < peerStreamLimit(session))
     (slots.waiting.shift() as SlotWaiter).slotFree();
 }
-
-/** Streams open on `session` through takeStreamSlot (tests, logs). */
-export function openStreamSlots(session: ClientHttp2Session): number {
-  return (session as SlottedSession)[kSlots]?.open ?? 0;
-}

@@ -33,6 +33,7 @@ import { lingerAfterEarlyResponse } from '../early-response.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, forwarding, kResetBySidecar } from '../forward-handler.js';
 import { EXTERNAL_POLICY, INBOUND_POLICY } from '../http-headers.js';
+import { STRAY_ANSWER_NO_REUSE_MS } from '../http1-client.js';
 import {
   type FastRequest,
   type LeanLane,
@@ -174,7 +175,7 @@ export class ListenerCore {
           reason: 'app_stray_answer',
           app: `${config.inbound.app.host}:${config.inbound.app.port}`,
         },
-        'the app sent an answer no request asked for (it answered a request twice, or answered a request without reading its body and then read the body as a request): answers on its kept connections may have reached the wrong callers; no app connection is reused for 60 s',
+        `the app sent an answer no request asked for (it answered a request twice, or answered a request without reading its body and then read the body as a request): answers on its kept connections may have reached the wrong callers; no app connection is reused for ${STRAY_ANSWER_NO_REUSE_MS / 1000} s`,
       );
     });
     const onRejected = this.#onRejected;

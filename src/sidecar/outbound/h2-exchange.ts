@@ -95,7 +95,10 @@ export interface H2ExchangeContext<R extends CallerResponse> {
   readonly telemetry: DataPlaneTelemetry;
   readonly drain: DrainState;
   readonly logger: Logger;
-  /** Idle limit of the stream (no header or body activity): 504, or 408 when the caller's body stalled (idle()). */
+  /**
+   * outbound.timeout: the wait before a stream (counted from the arrival once the request has to wait), then the
+   * idle limit of the stream (no header or body activity): 504, or 408 when the caller's body stalled (idle()).
+   */
   readonly timeoutMs: number;
   readonly retries: Readonly<Record<RetryReason, RetryCounter>>;
   /**
@@ -154,9 +157,10 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
   #uploadStall: NodeJS.Timeout | undefined;
   #downloadStall: NodeJS.Timeout | undefined;
   /**
-   * Armed while the request waits for an endpoint or a connection (the name's first answer, a connect, a retry's):
-   * the wait before a stream exists counts toward outbound.timeout from the request's arrival, so a slow resolver,
-   * a black-holed endpoint and a retry do not each get a timeout of their own.
+   * Armed while the request waits for an endpoint, a connection or a stream slot (the name's first answer, a
+   * connect, a retry's, the peer's stream limit or SETTINGS acknowledgement): the wait before a stream exists counts
+   * toward outbound.timeout from the request's arrival, so a slow resolver, a black-holed endpoint and a retry do not
+   * each get a timeout of their own.
    */
   #waitTimer: NodeJS.Timeout | undefined;
   /** The stream's idle timer was set to what was left of the timeout, not all of it: restored at the response head. */
@@ -717,7 +721,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     this.res.end();
     // The peer answered whole before the upload's end: the rest is not wanted, and the stream would stay half open,
     // its slot held, for as long as the app keeps sending (or for good, if the peer never opens its window again).
-    if (this.hasBody && !this.#bodyEnded && !stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+    if (this.hasBody && !this.#bodyEnded) abortStream(stream);
   }
 
   /**
@@ -733,9 +737,8 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
   }
 
   /**
-   * The stream's time is up: it is cancelled and the caller answered now, not when the stream closes. node:http2
-   * never closes a stream whose session nghttp2 stopped reading (a response header block it refused), nor one still
-   * queued behind the peer's stream limit (its cancel waits for a slot that never frees), and waiting for that
+   * The stream's time is up: it is reset and the caller answered now, not when the stream closes. node:http2 never
+   * closes a stream whose session nghttp2 stopped reading (a response header block it refused), and waiting for that
    * close left the caller without an answer for good. If the stream has not closed a moment later, its session is
    * given up (Endpoint.abandon).
    */
@@ -908,11 +911,6 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
 }
 
 /**
- * Resets a stream without ever sending END_STREAM first: node:http2's close(code) ends the writable side (an empty
- * DATA frame with END_STREAM) before the RST_STREAM, so a peer could take a cut upload as complete. While the
- * request is still being sent, destroy() resets it (INTERNAL_ERROR) with the writable side already torn down.
- */
-/**
  * How long a cancelled stream may take to close before its session is taken as one that stopped carrying streams:
  * a live session closes it within a round trip.
  */
@@ -927,6 +925,11 @@ function abandonIfOpen(
   endpoint.abandon(session, 'stalled');
 }
 
+/**
+ * Resets a stream without ever sending END_STREAM first: node:http2's close(code) ends the writable side (an empty
+ * DATA frame with END_STREAM) before the RST_STREAM, so a peer could take a cut upload as complete. While the
+ * request is still being sent, destroy() resets it (INTERNAL_ERROR) with the writable side already torn down.
+ */
 function abortStream(stream: ClientHttp2Stream): void {
   if (stream.closed || stream.destroyed) return;
   if (stream.writableEnded) stream.close(constants.NGHTTP2_CANCEL);

@@ -67,6 +67,8 @@ export interface RawPeerScript {
   noSettings?: boolean;
   /** Called once a connection's TLS handshake is done, before any frame of this peer's (its first frames, say). */
   onConnection?(connection: RawConnection): void;
+  /** Whether a PING on `connection` is acknowledged (default: always); false plays a peer gone silent. */
+  answersPing?(connection: RawConnection): boolean;
 }
 
 export interface RawH2Peer {
@@ -139,8 +141,9 @@ export async function startRawH2Peer(
         buffer = buffer.subarray(9 + length);
         if (type === SETTINGS && (flags & ACK) === 0) {
           if (script.noSettings !== true) write(socket, SETTINGS, ACK, 0, Buffer.alloc(0));
-        } else if (type === PING && (flags & ACK) === 0) write(socket, PING, ACK, 0, payload);
-        else if (type === HEADERS) {
+        } else if (type === PING && (flags & ACK) === 0) {
+          if (script.answersPing?.(connection) !== false) write(socket, PING, ACK, 0, payload);
+        } else if (type === HEADERS) {
           const stream = rawStream(streamId, connection);
           stream.endStreamSeen = (flags & END_STREAM) !== 0;
           byId.set(streamId, stream);

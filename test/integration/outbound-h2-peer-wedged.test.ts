@@ -21,13 +21,18 @@ describe('outbound: a peer session that stops carrying streams', () => {
   let peer: RawH2Peer;
   let a: TestSidecar;
   let script: (stream: RawStream) => void = () => undefined;
+  /** Connections gone silent: their PINGs are not acknowledged. */
+  const silent = new Set<unknown>();
   /** Request streams the peer has seen, on all its connections. */
   const seen = (): number => peer.streams.length;
 
   beforeAll(async () => {
     const ca = await TestCa.create();
     const peerId = ca.idFor('/ns/b/sa/b');
-    peer = await startRawH2Peer(await ca.issue({ id: peerId }), ca.bundlePem, { onStream: (s) => script(s) });
+    peer = await startRawH2Peer(await ca.issue({ id: peerId }), ca.bundlePem, {
+      onStream: (s) => script(s),
+      answersPing: (connection) => !silent.has(connection),
+    });
     a = await startRoutedSidecar(ca, peer.port, peerId, { outboundTimeout: TIMEOUT });
   });
   afterAll(async () => {
@@ -116,6 +121,24 @@ describe('outbound: a peer session that stops carrying streams', () => {
     wedged = false;
     const next = await get('/next');
     expect(next.status).toBe(200);
+    expect(peer.connections()).toBeGreaterThan(connectionsBefore);
+  });
+
+  it('fail/a peer gone silent on an open connection → 504 once, its unacknowledged PING drops the session, the next request connects again', async () => {
+    let goneSilent: unknown;
+    script = (stream) => {
+      if (goneSilent === undefined) {
+        goneSilent = stream.connection;
+        silent.add(stream.connection); // reads on, answers nothing from now on, PINGs included
+        return;
+      }
+      stream.respond(200, { 'content-length': '2' });
+      stream.data('ok', true);
+    };
+    const connectionsBefore = peer.connections();
+    expect((await get('/lost')).status).toBe(504);
+    await waitFor('the silent session dropped', () => (goneSilent as RawStream['connection']).socket.destroyed);
+    expect((await get('/next')).status).toBe(200);
     expect(peer.connections()).toBeGreaterThan(connectionsBefore);
   });
 });

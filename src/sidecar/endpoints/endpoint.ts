@@ -71,6 +71,10 @@ const IDLE_MS = 60_000;
 const H1_CONNECTIONS = 64;
 /** The most a peer's response head may decode to (SETTINGS_MAX_HEADER_LIST_SIZE, enforced by node:http2). */
 const RESPONSE_HEADER_LIST_BYTES = 64 * 1024;
+/** How long a peer has to acknowledge the PING of checkAlive: a live one does within a round trip. */
+const PING_GRACE_MS = 1_000;
+/** Sessions whose PING (checkAlive) is outstanding: one check at a time. */
+const pinged = new WeakSet<ClientHttp2Session>();
 /** At most one stray-answer line per endpoint in this long. */
 const STRAY_LOG_INTERVAL_MS = 10_000;
 /** Header fields a peer's h2 response head may hold: 65,535 (the default list size) / 32 (the least a field costs). */
@@ -170,13 +174,39 @@ export class Endpoint implements Candidate {
   }
 
   /**
-   * `session` stopped carrying streams. `stalled`: a stream of it timed out and was cancelled, and node:http2 never
-   * closed it (nghttp2 refused a header block and stopped reading the session without a word to node:http2): its
-   * streams can never be answered there, so it is destroyed (streams still on it end as a lost connection).
+   * `session` stopped carrying streams. `stalled`: a stream of it timed out and a PING went unacknowledged
+   * (checkAlive): its streams can never be answered there, so it is destroyed (streams still on it end as a lost
+   * connection).
    * `no_streams`: a request timed out waiting for a stream because the peer allows none (legal; some servers say so
    * while draining); `no_settings_ack`: because the peer never acknowledged this sidecar's SETTINGS (stream-slots.ts):
    * closed gracefully. Either way the next request connects again.
    */
+  /**
+   * A stream of `session` timed out: is the peer still there? A PING it does not acknowledge within PING_GRACE_MS
+   * drops the session, so the next request connects again instead of waiting out its own timeout on a connection that
+   * carries nothing: a peer that went silent with its connection open (a host gone without a FIN looks so for
+   * minutes), or a session nghttp2 stopped reading (a frame or header block it refused, without a word to
+   * node:http2). A peer that is only slow to answer acknowledges at once, and keeps its session.
+   */
+  checkAlive(session: ClientHttp2Session): void {
+    if (session.destroyed || session.closed || pinged.has(session)) return;
+    pinged.add(session);
+    const timer = setTimeout(() => {
+      pinged.delete(session);
+      this.abandon(session, 'stalled');
+    }, PING_GRACE_MS);
+    timer.unref();
+    const acknowledged = () => {
+      clearTimeout(timer);
+      pinged.delete(session);
+    };
+    try {
+      if (!session.ping(acknowledged)) acknowledged(); // too many PINGs outstanding already: not this check's to judge
+    } catch {
+      acknowledged(); // closing meanwhile
+    }
+  }
+
   abandon(session: ClientHttp2Session, why: 'stalled' | 'no_streams' | 'no_settings_ack'): void {
     if (session.destroyed || (why !== 'stalled' && session.closed)) return;
     if (this.#session === session) this.#session = undefined;
@@ -184,7 +214,7 @@ export class Endpoint implements Candidate {
     if (why === 'stalled') {
       this.#context.logger.warn(
         fields,
-        'peer session stopped closing streams (a cancelled stream never closed); dropped, the next request connects again',
+        'peer session carries nothing (a stream timed out and a PING went unacknowledged); dropped, the next request connects again',
       );
       session.destroy();
       return;

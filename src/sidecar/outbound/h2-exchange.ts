@@ -739,8 +739,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
   /**
    * The stream's time is up: it is reset and the caller answered now, not when the stream closes. node:http2 never
    * closes a stream whose session nghttp2 stopped reading (a response header block it refused), and waiting for that
-   * close left the caller without an answer for good. If the stream has not closed a moment later, its session is
-   * given up (Endpoint.abandon).
+   * close left the caller without an answer for good. Its session is then checked (Endpoint.checkAlive).
    */
   timedOut(stream: ClientHttp2Stream): void {
     if (stream !== this.#stream || this.#done) return;
@@ -752,9 +751,10 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
       this.fail(
         new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'peer did not answer in time', { reason: 'timeout' }),
       );
-    if (!stream.destroyed) {
-      setTimeout(abandonIfOpen, CANCEL_GRACE_MS, stream, this.#session, this.#endpoint).unref();
-    }
+    // A peer that went silent on a live connection, or a session nghttp2 stopped reading, would take every later
+    // request's timeout too: a PING it does not acknowledge drops the session.
+    const session = this.#session;
+    if (session !== undefined) this.#endpoint?.checkAlive(session);
   }
 
   /** The stream closed: retry what the peer never processed, else answer (or cut) the caller's response. */
@@ -908,21 +908,6 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     const m = this.method;
     return m === 'GET' || m === 'HEAD' || m === 'OPTIONS';
   }
-}
-
-/**
- * How long a cancelled stream may take to close before its session is taken as one that stopped carrying streams:
- * a live session closes it within a round trip.
- */
-const CANCEL_GRACE_MS = 1_000;
-
-function abandonIfOpen(
-  stream: ClientHttp2Stream,
-  session: ClientHttp2Session | undefined,
-  endpoint: Endpoint | undefined,
-): void {
-  if (stream.destroyed || session === undefined || endpoint === undefined) return;
-  endpoint.abandon(session, 'stalled');
 }
 
 /**

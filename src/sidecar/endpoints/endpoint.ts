@@ -10,7 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Credentials } from '../../agent/index.js';
 import { formatHostPort } from '../../config/index.js';
 import type { SpiffeId, TrustDomain } from '../../identity/index.js';
-import { atPeerExpiry, MAX_TIMER_MS } from '../../platform/index.js';
+import { atPeerExpiry, MAX_TIMER_MS, whenSessionSilent } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   type ClientContext,
@@ -73,8 +73,6 @@ const H1_CONNECTIONS = 64;
 const RESPONSE_HEADER_LIST_BYTES = 64 * 1024;
 /** How long a peer has to acknowledge the PING of checkAlive: a live one does within a round trip. */
 const PING_GRACE_MS = 1_000;
-/** Sessions whose PING (checkAlive) is outstanding: one check at a time. */
-const pinged = new WeakSet<ClientHttp2Session>();
 /** At most one stray-answer line per endpoint in this long. */
 const STRAY_LOG_INTERVAL_MS = 10_000;
 /** Header fields a peer's h2 response head may hold: 65,535 (the default list size) / 32 (the least a field costs). */
@@ -189,22 +187,7 @@ export class Endpoint implements Candidate {
    * node:http2). A peer that is only slow to answer acknowledges at once, and keeps its session.
    */
   checkAlive(session: ClientHttp2Session): void {
-    if (session.destroyed || session.closed || pinged.has(session)) return;
-    pinged.add(session);
-    const timer = setTimeout(() => {
-      pinged.delete(session);
-      this.abandon(session, 'stalled');
-    }, PING_GRACE_MS);
-    timer.unref();
-    const acknowledged = () => {
-      clearTimeout(timer);
-      pinged.delete(session);
-    };
-    try {
-      if (!session.ping(acknowledged)) acknowledged(); // too many PINGs outstanding already: not this check's to judge
-    } catch {
-      acknowledged(); // closing meanwhile
-    }
+    whenSessionSilent(session, PING_GRACE_MS, () => this.abandon(session, 'stalled'));
   }
 
   abandon(session: ClientHttp2Session, why: 'stalled' | 'no_streams' | 'no_settings_ack'): void {

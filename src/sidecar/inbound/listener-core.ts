@@ -24,6 +24,7 @@ import {
   UNDICI_CODES,
   UNDICI_PARSER_ERROR_NAME,
   UnansweredResponses,
+  whenSessionSilent,
 } from '../../platform/index.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../../telemetry/index.js';
 import type { VerifiedPeer } from '../../tls/index.js';
@@ -183,6 +184,10 @@ export class ListenerCore {
       // No frame either way for the stream idle timeout. A stalled request body is answered 408 and reported as a
       // rejection; anything else is reset, never with END_STREAM, so both ends know it did not complete (H2Sink.idle).
       this[kResetBySidecar] = true;
+      // A client whose session nghttp2 stopped reading (a malformed frame or header block) or that went silent would
+      // hold its connection, and its places, for good: the answers of its idle streams go nowhere.
+      const session = this.session;
+      if (session !== undefined) whenSessionSilent(session, SILENT_SESSION_GRACE_MS, () => session.destroy());
       const exchange = this[kExchange];
       if (exchange === undefined) {
         this.destroy(new Error('stream idle timeout'));
@@ -616,6 +621,9 @@ export function classifyAppError(error: Error): MeshauthError {
 }
 
 function ignore(): void {}
+
+/** How long a client whose stream went idle has to acknowledge a PING before its session is destroyed. */
+const SILENT_SESSION_GRACE_MS = 1_000;
 
 /** How much later than the app timeout an idle exchange is reset (see #streamIdleMs). */
 const APP_TIMEOUT_MARGIN_MS = 1_000;

@@ -50,6 +50,19 @@ function later(socket: { write(text: string): unknown; destroyed: boolean }, ms:
   timers.add(timer);
 }
 
+/** A client of the raw app with `maxConnections` places (and the stray-answer hook, when given). */
+function testClient(port: number, maxConnections: number, onStrayAnswer?: () => void): Http1Client {
+  return new Http1Client({
+    host: '127.0.0.1',
+    port,
+    maxConnections,
+    timeoutMs: 5_000,
+    connectTimeoutMs: 5_000,
+    keepAliveMs: 60_000,
+    onStrayAnswer,
+  });
+}
+
 const get = (path: string): Http1Request => ({ method: 'GET', path, headers: ['host', 'app'], body: null });
 
 describe('HTTP/1.1 client: answers no request asked for', () => {
@@ -81,14 +94,7 @@ describe('HTTP/1.1 client: answers no request asked for', () => {
           }
         }),
       );
-      client = new Http1Client({
-        host: '127.0.0.1',
-        port: app.port,
-        maxConnections: 1,
-        timeoutMs: 5_000,
-        connectTimeoutMs: 5_000,
-        keepAliveMs: 60_000,
-      });
+      client = testClient((app as RawApp).port, 1);
       const first = await http1Exchange(client, { method, path: '/first', headers: ['host', 'app'], body: null });
       expect(first.status).toBeGreaterThan(0);
       expect(await http1Exchange(client, get('/second'))).toEqual({ status: 200, body: '/second' });
@@ -104,16 +110,8 @@ describe('HTTP/1.1 client: answers no request asked for', () => {
       }),
     );
     let strays = 0;
-    client = new Http1Client({
-      host: '127.0.0.1',
-      port: app.port,
-      maxConnections: 4,
-      timeoutMs: 5_000,
-      connectTimeoutMs: 5_000,
-      keepAliveMs: 60_000,
-      onStrayAnswer: () => {
-        strays += 1;
-      },
+    client = testClient((app as RawApp).port, 4, () => {
+      strays += 1;
     });
     expect(await http1Exchange(client, get('/twice'))).toEqual({ status: 200, body: '/twice' });
     await waitFor('the stray seen', () => strays === 1);
@@ -146,16 +144,8 @@ describe('HTTP/1.1 client: a server closing an idle connection', () => {
         }),
       );
       let strays = 0;
-      client = new Http1Client({
-        host: '127.0.0.1',
-        port: app.port,
-        maxConnections: 1,
-        timeoutMs: 5_000,
-        connectTimeoutMs: 5_000,
-        keepAliveMs: 60_000,
-        onStrayAnswer: () => {
-          strays += 1;
-        },
+      client = testClient((app as RawApp).port, 1, () => {
+        strays += 1;
       });
       expect(await http1Exchange(client, get('/first'))).toEqual({ status: 200, body: '/first' });
       await waitFor('the notice read and its connection closed', () => app?.connections[0]?.closed === true);
@@ -181,14 +171,7 @@ describe('HTTP/1.1 client: kept connections per caller (Http1Request.key)', () =
 
   it('ok/two callers take turns → each keeps a connection of its own', async () => {
     app = await startRawApp(eachHead((connection, path) => connection.socket.write(answer(path))));
-    client = new Http1Client({
-      host: '127.0.0.1',
-      port: app.port,
-      maxConnections: 4,
-      timeoutMs: 5_000,
-      connectTimeoutMs: 5_000,
-      keepAliveMs: 60_000,
-    });
+    client = testClient((app as RawApp).port, 4);
     for (const path of ['/a1', '/b1', '/a2', '/b2', '/a3']) {
       expect(await http1Exchange(client, keyed(path, path.slice(1, 2)))).toEqual({ status: 200, body: path });
     }
@@ -208,14 +191,7 @@ describe('HTTP/1.1 client: kept connections per caller (Http1Request.key)', () =
         }
       }),
     );
-    client = new Http1Client({
-      host: '127.0.0.1',
-      port: app.port,
-      maxConnections: 2,
-      timeoutMs: 5_000,
-      connectTimeoutMs: 5_000,
-      keepAliveMs: 60_000,
-    });
+    client = testClient((app as RawApp).port, 2);
     expect(await http1Exchange(client, keyed('/two', 'a'))).toEqual({ status: 200, body: '/two' });
     // Sent at once, before the stray: on one shared connection, b's request was the one the stray answered.
     expect(await http1Exchange(client, keyed('/b', 'b'))).toEqual({ status: 200, body: '/b' });
@@ -229,14 +205,7 @@ describe('HTTP/1.1 client: kept connections per caller (Http1Request.key)', () =
         else connection.socket.write(answer(path));
       }),
     );
-    client = new Http1Client({
-      host: '127.0.0.1',
-      port: app.port,
-      maxConnections: 4,
-      timeoutMs: 5_000,
-      connectTimeoutMs: 5_000,
-      keepAliveMs: 60_000,
-    });
+    client = testClient((app as RawApp).port, 4);
     const c = client;
     const holding = [1, 2, 3, 4].map(() => http1Exchange(c, keyed('/hold', 'a')));
     await waitFor('four held requests', () => held.length === 4);
@@ -252,14 +221,7 @@ describe('HTTP/1.1 client: kept connections per caller (Http1Request.key)', () =
 
   it('ok/one place, two callers taking turns → a connection each turn, in order', async () => {
     app = await startRawApp(eachHead((connection, path) => connection.socket.write(answer(path))));
-    client = new Http1Client({
-      host: '127.0.0.1',
-      port: app.port,
-      maxConnections: 1,
-      timeoutMs: 5_000,
-      connectTimeoutMs: 5_000,
-      keepAliveMs: 60_000,
-    });
+    client = testClient((app as RawApp).port, 1);
     const answers = await Promise.all(
       ['/a1', '/b1', '/a2', '/b2'].map((p) => http1Exchange(client as Http1Client, keyed(p, p.slice(1, 2)))),
     );

@@ -5,9 +5,9 @@
 // before it is answered 502 MESHAUTH_ERR_UPSTREAM_PROTOCOL (504 when the peer went silent instead) and counted as
 // that; a cut after body bytes went out is still a cut (never framed as complete), counted as a stream reset beside
 // its 200.
-import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLines } from '../helpers/log-lines.js';
+import { callThroughOutbound } from '../helpers/outbound-call.js';
 import { type RawH2Peer, type RawStream, startRawH2Peer } from '../helpers/raw-h2-peer.js';
 import { PEER_HOST, startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -16,12 +16,6 @@ import { waitFor } from '../helpers/wait.js';
 const INTERNAL_ERROR = 0x2;
 
 /** What the app's node:http client saw: a status and body, whether the body was cut, or no answer at all. */
-interface Seen {
-  status?: number | undefined;
-  body: string;
-  cut: boolean;
-  error?: string;
-}
 
 describe('outbound: an HTTP/2 peer cuts its response after the head', () => {
   let peer: RawH2Peer;
@@ -49,39 +43,8 @@ describe('outbound: an HTTP/2 peer cuts its response after the head', () => {
     await peer?.close();
   });
 
-  /** One call through the outbound; `onData` runs at the first body chunk. GET goes the lean lane, POST node:http. */
-  function call(method: 'GET' | 'POST', path: string, onData?: () => void): Promise<Seen> {
-    return new Promise((resolve) => {
-      const seen: Seen = { body: '', cut: false };
-      const req = httpRequest(
-        {
-          host: '127.0.0.1',
-          port: a.sidecar.outboundPort,
-          method,
-          path: `http://${PEER_HOST}${path}`,
-          headers: { host: PEER_HOST },
-          agent: false,
-        },
-        (res) => {
-          seen.status = res.statusCode;
-          res.on('data', (chunk: Buffer) => {
-            if (seen.body === '') onData?.();
-            seen.body += chunk.toString();
-          });
-          res.on('error', () => undefined); // a cut body: 'close' with the message incomplete says so
-          res.on('close', () => {
-            seen.cut = !res.complete;
-            resolve(seen);
-          });
-        },
-      );
-      req.on('error', (error) => {
-        seen.error = error.message;
-        resolve(seen);
-      });
-      req.end(method === 'POST' ? 'x=1' : undefined);
-    });
-  }
+  const call = (method: 'GET' | 'POST', path: string, onData?: () => void) =>
+    callThroughOutbound(a.sidecar.outboundPort, method, path, onData);
 
   async function requests(code: string): Promise<number> {
     const { values } = await a.metrics.requests.get();

@@ -4,9 +4,9 @@
 // mid-response" and counted nothing but the peer's 200. Now a cut after body bytes reached the app is logged as this
 // sidecar's own protocol-error reset and counted in meshauth_streams_reset_total{direction="outbound",
 // reason="protocol_error"}, as the inbound counts a caller's; a cut before any body byte is a 502 saying the same.
-import { request as httpRequest } from 'node:http';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
+import { callThroughOutbound } from '../helpers/outbound-call.js';
 import { H2_FRAME, type RawH2Peer, type RawStream, startRawH2Peer } from '../helpers/raw-h2-peer.js';
 import { PEER_HOST, startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -24,12 +24,6 @@ function flood(stream: RawStream, frame: () => void): void {
     if (sent < FLOOD_FRAMES && !stream.connection.socket.destroyed) setImmediate(batch);
   };
   batch();
-}
-
-interface Seen {
-  status?: number | undefined;
-  body: string;
-  cut: boolean;
 }
 
 describe('outbound: an HTTP/2 peer whose response breaks the protocol', () => {
@@ -62,35 +56,7 @@ describe('outbound: an HTTP/2 peer whose response breaks the protocol', () => {
     await a?.sidecar.close(0);
   });
 
-  /** A GET through the outbound; `onData` runs at the app's first body chunk (its head has gone out by then). */
-  function get(path: string, onData?: () => void): Promise<Seen> {
-    return new Promise((resolve, reject) => {
-      const seen: Seen = { body: '', cut: false };
-      const req = httpRequest(
-        {
-          host: '127.0.0.1',
-          port: a.sidecar.outboundPort,
-          path: `http://${PEER_HOST}${path}`,
-          headers: { host: PEER_HOST },
-          agent: false,
-        },
-        (res) => {
-          seen.status = res.statusCode;
-          res.on('data', (chunk: Buffer) => {
-            if (seen.body === '') onData?.();
-            seen.body += chunk.toString();
-          });
-          res.on('error', () => undefined); // a cut body: 'close' with the message incomplete says so
-          res.on('close', () => {
-            seen.cut = !res.complete;
-            resolve(seen);
-          });
-        },
-      );
-      req.on('error', reject);
-      req.end();
-    });
-  }
+  const get = (path: string, onData?: () => void) => callThroughOutbound(a.sidecar.outboundPort, 'GET', path, onData);
 
   async function protocolResets(): Promise<number> {
     const { values } = await a.metrics.streamsReset.get();

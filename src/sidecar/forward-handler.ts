@@ -1,11 +1,12 @@
 // ForwardHandler: an undici dispatch handler that streams the upstream response into the downstream HTTP/1
 // response or HTTP/2 stream with backpressure (ecosystem.md Q2: `dispatch` with a raw handler was the fastest
 // proxy API). One object per request; the shared listeners below read it from a symbol slot instead of closing
-// over it, so a request allocates no closures. Errors before the response head become JSON error responses.
+// over it, so a request allocates no closures. Errors before the response head become JSON error responses (with
+// holdHead, also an answer cut after its head but before any of its body reached the caller).
 import type { ServerResponse } from 'node:http';
 import { constants as h2constants, type ServerHttp2Stream } from 'node:http2';
 import type { Dispatcher } from 'undici';
-import type { MeshauthError } from '../errors/index.js';
+import { MeshauthError } from '../errors/index.js';
 import { responseHeadersOf } from '../platform/index.js';
 import { cutResponse } from './cut-response.js';
 import type { DataPlaneTelemetry } from './data-plane-telemetry.js';
@@ -56,6 +57,13 @@ export interface ForwardHooks {
    * stream busy.
    */
   stallTimeoutMs?: number;
+  /**
+   * The caller's response sends a written head only with its first body byte or its end (node:http, the outbound's
+   * lean lane): the answer's head is then held until one of those, so that an answer cut before any body byte is
+   * answered as the error it is (502, or 504 for a peer gone silent) and counted as that, never left as a connection
+   * closed without a status line while the peer's status was counted. Only the outbound's path to a peer sets it.
+   */
+  holdHead?: boolean;
 }
 
 /** A response with a transfer coding besides chunked fails as a malformed one (classified 502 on both directions). */
@@ -84,6 +92,35 @@ function headTimeout(): Error {
   return Object.assign(new Error('no response head in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
 }
 
+/**
+ * What an answer whose head was held (ForwardHooks.holdHead) and that failed before any body byte is answered with:
+ * 504 when the peer went silent after its head, else 502 with the words and reasons of the HTTP/2 path
+ * (`response_cut`; `protocol_error` when its body broke HTTP/1.1 and this sidecar closed the connection).
+ */
+function cutBeforeBody(error: Error): MeshauthError {
+  const code = (error as Error & { code?: unknown }).code;
+  if (code === 'UND_ERR_BODY_TIMEOUT') {
+    return new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'peer sent a response head, then no body in time', {
+      reason: 'timeout',
+      cause: error,
+    });
+  }
+  const malformed = typeof code === 'string' && code.startsWith('HPE_');
+  // One phrase for a close and a reset: a TLS socket on its own TCP handle reports a peer's RST as an end, so the two
+  // cannot be told apart reliably (the cause in the line says what Node reported).
+  const why = malformed
+    ? `its body broke HTTP/1.1 (${code}); this sidecar closed the connection`
+    : 'the connection to the peer closed';
+  return new MeshauthError(
+    'MESHAUTH_ERR_UPSTREAM_PROTOCOL',
+    `peer response cut after its head, before any body: ${why}`,
+    {
+      reason: malformed ? 'protocol_error' : 'response_cut',
+      cause: error,
+    },
+  );
+}
+
 export class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #sink: Sink;
   readonly #h2: boolean;
@@ -97,6 +134,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #headTimer: NodeJS.Timeout | undefined;
   #stallTimer: NodeJS.Timeout | undefined;
   #resume: (() => void) | undefined;
+  /** The answer's head, held until its first body byte or its end (ForwardHooks.holdHead), and its status. */
+  #heldHead: string[] | undefined;
+  #heldStatus = 0;
   #done = false;
   #settled = false;
 
@@ -166,15 +206,15 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
         );
         return false;
       }
+      this.#telemetry.completed(this.#peerId, statusCode, this.#startedAt);
+    } else if (this.#hooks?.holdHead === true) {
+      // Written with the first body byte or the end, which llhttp reports in the same parse when they came with the
+      // head (the usual case): nothing is allocated or armed for the wait. The client's body timeout bounds it.
+      this.#heldStatus = statusCode;
+      this.#heldHead = responseHeadersH1(rawHeaders, [], statusCode);
     } else {
-      const res = this.#sink as ServerResponse;
-      const headers = responseHeadersH1(rawHeaders, [], statusCode);
-      // SIGTERM drain: no further keep-alive. An answer ahead of the request body's end closes the connection after
-      // it (lingerAfterEarlyResponse): the caller learns so before its next request.
-      if (this.#drain.draining || bodyStillComing(res.req)) headers.push('connection', 'close');
-      res.writeHead(statusCode, headers);
+      this.#writeHeadH1(statusCode, responseHeadersH1(rawHeaders, [], statusCode));
     }
-    this.#telemetry.completed(this.#peerId, statusCode, this.#startedAt);
     if (statusCode === 204 || statusCode === 304) {
       // No content by definition: the response is complete with its head. undici takes a 304's Content-Length
       // (which names the size of the representation it stands for) for a body it then misses, and fails the
@@ -184,7 +224,36 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     return true;
   }
 
+  /** Writes the answer's head to the HTTP/1 caller and counts the request with its status. */
+  #writeHeadH1(status: number, headers: string[]): void {
+    const res = this.#sink as ServerResponse;
+    // SIGTERM drain: no further keep-alive. An answer ahead of the request body's end closes the connection after
+    // it (lingerAfterEarlyResponse): the caller learns so before its next request.
+    if (this.#drain.draining || bodyStillComing(res.req)) headers.push('connection', 'close');
+    res.writeHead(status, headers);
+    this.#telemetry.completed(this.#peerId, status, this.#startedAt);
+  }
+
+  /** The held head goes out (its first body byte or its end came); false when it cannot be sent (answered 502). */
+  #writeHeldHead(): boolean {
+    const headers = this.#heldHead as string[];
+    this.#heldHead = undefined;
+    try {
+      this.#writeHeadH1(this.#heldStatus, headers);
+      return true;
+    } catch (cause) {
+      // A field node:http refuses to send: a malformed answer (502, by llhttp's code, which no retry rule takes), as
+      // when the head was written on arrival.
+      const message = cause instanceof Error ? cause.message : String(cause);
+      const error = Object.assign(new Error(`response head not sendable: ${message}`), { code: UNSENDABLE_HEAD });
+      this.onError(error);
+      this.#abort?.(error); // the rest of the answer is not read: its connection goes
+      return false;
+    }
+  }
+
   onData(chunk: Buffer): boolean {
+    if (this.#heldHead !== undefined && !this.#writeHeldHead()) return false;
     const written = this.#sink.write(chunk);
     if (!written) {
       this.#sink.once('drain', onSinkDrain);
@@ -196,6 +265,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onComplete(): void {
     if (this.#done) return; // already complete at its head (204, 304)
+    if (this.#heldHead !== undefined && !this.#writeHeldHead()) return;
     this.#done = true;
     clearTimeout(this.#stallTimer);
     this.#settle();
@@ -229,6 +299,16 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
         `response truncated: the ${upstream} connection failed mid-body`,
         error,
       );
+      return;
+    }
+    if (this.#heldHead !== undefined) {
+      // The peer answered (so nothing is retried), and none of its answer reached the caller: answered with the error
+      // it is and counted as that, not as the held status.
+      this.#heldHead = undefined;
+      const rejection = cutBeforeBody(error);
+      const res = sink as ServerResponse;
+      writeErrorH1(res, rejection, undefined, this.#drain.draining || bodyStillComing(res.req));
+      this.#telemetry.rejected(this.#peerId, rejection, this.#startedAt);
       return;
     }
     if (this.#hooks?.retry?.(error) === true) return;
@@ -275,6 +355,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #callerGone(): void {
     const sink = this.#sink;
     if (sink[kResetBySidecar] === true) return;
+    if (this.#heldHead !== undefined) {
+      // The peer had answered, its head held for the body: counted with the peer's status, as a head written is.
+      this.#heldHead = undefined;
+      this.#telemetry.completed(this.#peerId, this.#heldStatus, this.#startedAt);
+    }
     if (this.#h2 && (sink as ServerHttp2Stream).rstCode === h2constants.NGHTTP2_PROTOCOL_ERROR) {
       this.#telemetry.protocolReset(this.#peerId);
     } else {

@@ -446,6 +446,10 @@ export class OutboundListener {
         // What is left of outbound.timeout since the request arrived: a name's first answer, a connect and a retry
         // before it already spent part of it.
         headTimeoutMs: Math.max(1, Math.ceil(exchange.remainingMs())),
+        // Both callers' responses (node:http's, the lean lane's) send a written head only with its first body byte:
+        // held until then, a peer connection lost before it is answered 502 (504 when the peer went silent), as over
+        // HTTP/2, not a connection closed without a status line while the peer's status was counted.
+        holdHead: true,
         headReceived: () => endpoint.answered(),
         // The ID this endpoint's last verified connection proved (Endpoint#dial checks it before any request byte):
         // the client does not say which of its connections took the request, so two peers answering at one

@@ -6,13 +6,14 @@
 // inbound apply to this public port too (PUBLIC_LIMITS): a connection cap and a per-address share, handshake and
 // request-head deadlines, an HTTP/2 session closed when it sends no request in time, HTTP/2 sessions that abuse the
 // protocol (invalid frames, floods nghttp2 detects) torn down, and a session whose client resets most of its streams
-// before their answer closed (the inbound's rapid-reset rule, sidecar/premature-resets.ts). A session this listener closes
-// gracefully has its socket destroyed shortly after its last stream, not left to the idle timeout. Every connection
-// closed by a limit is counted in meshauth_connections_rejected_total{direction="edge",reason} with a warn line
-// rate-limited per reason. A request node refuses before the edge sees it (a malformed HTTP/1.1 head, node's own
-// request timeout, an unmet Expect, a CONNECT) gets the gateway's JSON error, a count in
-// meshauth_gateway_decisions_total{route=""} and one log line, as the edge's own refusals do. Every answer on this
-// port is counted by route and status, and timed (edge-request-telemetry.ts).
+// before their answer closed (the inbound's rapid-reset rule, sidecar/premature-resets.ts), and a session that does not
+// acknowledge a PING once one of its streams went idle or was reset (a client gone silent, or a session nghttp2 stopped
+// reading) destroyed. A session this listener closes gracefully has its socket destroyed shortly after its last stream, not
+// left to the idle timeout. Every connection closed by a limit is counted in
+// meshauth_connections_rejected_total{direction="edge",reason} with a warn line rate-limited per reason. A request node
+// refuses before the edge sees it (a malformed HTTP/1.1 head, node's own request timeout, an unmet Expect, a CONNECT)
+// gets the gateway's JSON error, a count in meshauth_gateway_decisions_total{route=""} and one log line, as the edge's
+// own refusals do. Every answer on this port is counted by route and status, and timed (edge-request-telemetry.ts).
 import { unwatchFile, watchFile } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
@@ -20,6 +21,7 @@ import {
   type Http2SecureServer,
   type Http2ServerRequest,
   type Http2ServerResponse,
+  constants as h2constants,
   type ServerHttp2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
@@ -39,6 +41,7 @@ import {
   nodeRefusal,
   pendingResponse,
   UnansweredResponses,
+  whenSessionSilent,
 } from '../platform/index.js';
 import { lingerAfterEarlyResponse } from '../sidecar/early-response.js';
 import { endSocketWithError } from '../sidecar/error-response.js';
@@ -66,9 +69,20 @@ export const PUBLIC_LIMITS = Object.freeze({
   /** Idle connections (no byte either way). */
   idleTimeoutMs: 120_000,
   maxConcurrentStreams: 100,
+  /**
+   * An HTTP/2 stream without a frame either way for this long has its session asked for a PING; the stream itself is
+   * left alone (a slow service is the edge's upstream timeout to judge).
+   */
+  streamIdleCheckMs: 10_000,
+  /**
+   * That PING unacknowledged this long: the session is destroyed (silent_session). Longer than the inbound's 1 s: a
+   * browser's ACK crosses the internet, behind whatever its slow link still has queued toward it.
+   */
+  silentSessionGraceMs: 5_000,
 });
 
 const LIMIT_LOG_INTERVAL_MS = 10_000;
+const { NGHTTP2_NO_ERROR } = h2constants;
 /** How long an error answer written on a socket node:http gave up on may take to flush before the socket is closed. */
 const ANSWER_GRACE_MS = 1_000;
 /** When each HTTP/2 stream was opened (performance.now()), for the rapid-reset rule. */
@@ -353,8 +367,9 @@ export class PublicListener {
   /**
    * An HTTP/2 session: closed (GOAWAY) when it has sent no request within headersTimeout, as an HTTP/1.1 connection
    * without a request head is, or when its client resets most of its streams before their answer (PrematureResets);
-   * torn down and counted when it breaks the protocol or floods (Node and nghttp2 end it). Once a session closed
-   * here has no stream left, its socket is destroyed after ANSWER_GRACE_MS.
+   * torn down and counted when it breaks the protocol or floods (Node and nghttp2 end it), or when it leaves a PING
+   * unacknowledged after a stream went idle or was reset. Once a session closed here has no stream left, its socket is destroyed
+   * after ANSWER_GRACE_MS.
    */
   #onSession(session: ServerHttp2Session): void {
     this.#newSession = session;
@@ -383,6 +398,19 @@ export class PublicListener {
     });
     session.on('frameError', () => this.#closed('frame_error'));
     session.on('goaway', () => undefined);
+    // A frame or header block nghttp2 refuses without telling node:http2 (a frame over the frame size, DATA on stream
+    // 0, a PING or SETTINGS of the wrong length, an undecodable header block; Node 24 reports these, Node 20 does not)
+    // gets GOAWAY, and nghttp2 reads and writes nothing more on the session: its streams never end and the answers of their requests go nowhere. A client gone
+    // silent with its connection open looks the same. Either held its connection, its place under maxConnections and
+    // its address's share, and its requests' places in the client share of their routes until the idle timeout, and
+    // was counted nowhere. A stream idle for streamIdleCheckMs, or reset, now asks the session for a PING
+    // (whenSessionSilent); a live client acknowledges it at once.
+    const checkLiveness = (): void =>
+      whenSessionSilent(session, this.#limits.silentSessionGraceMs, () => {
+        this.#closed('silent_session');
+        session.destroy();
+      });
+    const streamIdleCheckMs = this.#limits.streamIdleCheckMs;
     // One listener per session, not per stream. A stream the client closed before its head and soon after opening it
     // counts toward the rapid-reset rule, unless the gateway refused it or the session was already ending (a session
     // node:http2 destroys closes its streams with it: counted once, by its own reason).
@@ -398,6 +426,9 @@ export class PublicListener {
         closeSession('premature_reset');
         return;
       }
+      // A reset stream (the edge's upstream timeout or a refusal, a client's cancel) may have been the last one of a
+      // session nghttp2 stopped reading: no stream would be left to go idle and ask.
+      if (this.rstCode !== NGHTTP2_NO_ERROR) checkLiveness();
       if (open === 0 && session.closed) destroySoon();
     };
     const destroySoon = () => this.#destroySocketSoon(session);
@@ -406,6 +437,10 @@ export class PublicListener {
       resets.opened();
       stream[kOpenedAt] = performance.now();
       stream.once('close', onStreamClose);
+      // A listener of its own, not setTimeout's callback (added with `once`): a stream whose session answered the PING
+      // is checked again when it next goes idle.
+      stream.setTimeout(streamIdleCheckMs);
+      stream.on('timeout', checkLiveness);
     });
   }
 

@@ -6,10 +6,10 @@
 // inbound apply to this public port too (PUBLIC_LIMITS): a connection cap and a per-address share, handshake and
 // request-head deadlines, an HTTP/2 session closed when it sends no request in time, HTTP/2 sessions that abuse the
 // protocol (invalid frames, floods nghttp2 detects) torn down, and a session whose client resets most of its streams
-// before their answer closed (the inbound's rapid-reset rule, sidecar/premature-resets.ts), and a session that does not
-// acknowledge a PING once one of its streams went idle or was reset (a client gone silent, or a session nghttp2 stopped
-// reading) destroyed. A session this listener closes gracefully has its socket destroyed shortly after its last stream, not
-// left to the idle timeout. Every connection closed by a limit is counted in
+// before their answer closed (the inbound's rapid-reset rule, sidecar/premature-resets.ts), and a session that does
+// not acknowledge a PING once one of its streams went idle or was reset (a client gone silent, or a session nghttp2
+// stopped reading) destroyed. A session this listener closes gracefully has its socket destroyed shortly after its
+// last stream, not left to the idle timeout. Every connection closed by a limit is counted in
 // meshauth_connections_rejected_total{direction="edge",reason} with a warn line rate-limited per reason. A request node
 // refuses before the edge sees it (a malformed HTTP/1.1 head, node's own request timeout, an unmet Expect, a CONNECT)
 // gets the gateway's JSON error, a count in meshauth_gateway_decisions_total{route=""} and one log line, as the edge's
@@ -368,8 +368,8 @@ export class PublicListener {
    * An HTTP/2 session: closed (GOAWAY) when it has sent no request within headersTimeout, as an HTTP/1.1 connection
    * without a request head is, or when its client resets most of its streams before their answer (PrematureResets);
    * torn down and counted when it breaks the protocol or floods (Node and nghttp2 end it), or when it leaves a PING
-   * unacknowledged after a stream went idle or was reset. Once a session closed here has no stream left, its socket is destroyed
-   * after ANSWER_GRACE_MS.
+   * unacknowledged after a stream went idle or was reset. Once a session closed here has no stream left, its socket is
+   * destroyed after ANSWER_GRACE_MS.
    */
   #onSession(session: ServerHttp2Session): void {
     this.#newSession = session;
@@ -400,11 +400,11 @@ export class PublicListener {
     session.on('goaway', () => undefined);
     // A frame or header block nghttp2 refuses without telling node:http2 (a frame over the frame size, DATA on stream
     // 0, a PING or SETTINGS of the wrong length, an undecodable header block; Node 24 reports these, Node 20 does not)
-    // gets GOAWAY, and nghttp2 reads and writes nothing more on the session: its streams never end and the answers of their requests go nowhere. A client gone
-    // silent with its connection open looks the same. Either held its connection, its place under maxConnections and
-    // its address's share, and its requests' places in the client share of their routes until the idle timeout, and
-    // was counted nowhere. A stream idle for streamIdleCheckMs, or reset, now asks the session for a PING
-    // (whenSessionSilent); a live client acknowledges it at once.
+    // gets GOAWAY, and nghttp2 reads and writes nothing more on the session: its streams never end and the answers of
+    // their requests go nowhere. A client gone silent with its connection open looks the same. Either held its
+    // connection, its place under maxConnections and its address's share, and its requests' places in the client
+    // share of their routes until the idle timeout. A stream idle for streamIdleCheckMs, or reset, asks the session
+    // for a PING (whenSessionSilent); a live client acknowledges it at once.
     const checkLiveness = (): void =>
       whenSessionSilent(session, this.#limits.silentSessionGraceMs, () => {
         this.#closed('silent_session');

@@ -4,8 +4,10 @@
 // retries, a cut message never framed as complete) — with one outbound route per gateway route (key = route name,
 // the route's address and SPIFFE ID). The edge hands it each request with the origin passport it minted; the
 // outbound's passport wrapper turns it into link + origin for the route's ID (the gateway is the voucher and the
-// first actor). No listener and no second HTTP hop: nothing local can reach the mesh as the gateway.
-import { IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+// first actor). No listener and no second HTTP hop: nothing local can reach the mesh as the gateway. For an HTTP/1.1
+// browser the peer's head is held until its first body byte or its end, so an answer cut before any body byte is
+// answered 502 (504 for a peer gone silent), never a connection closed without a status line counted as the peer's.
+import { IncomingMessage, type OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { constants as h2constants } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
@@ -65,6 +67,8 @@ export class MeshForwarder {
   readonly #routes: ReadonlyMap<string, RouteConfig>;
   readonly #telemetry: DataPlaneTelemetry;
   readonly #context: H2ExchangeContext<ResponseSink>;
+  /** #context for HTTP/1.1 browsers: the peer's head held until its first body byte or its end (holdHead). */
+  readonly #heldContext: H2ExchangeContext<ResponseSink>;
   readonly #wrap: OnOutboundRequest;
   readonly #store = new PassportStore();
   /** Cookie names a service may not set (the gateway's own): such Set-Cookie lines are dropped. */
@@ -123,6 +127,12 @@ export class MeshForwarder {
       cut: (res) => void res.destroy(new Error('response cut upstream')),
       forwardHttp1: (exchange, endpoint, client) => this.#forwardHttp1(exchange, endpoint, client),
     };
+    // node:http sends a written head only with the first body byte or the end, so holding it costs an HTTP/1.1
+    // browser nothing on the wire, and a peer's answer cut before any body byte becomes a 502 it can read instead of
+    // a connection closed without a status line (counted as the peer's status). node:http2's compat response sends
+    // HEADERS at writeHead: held there, a streaming answer's head would wait for its first event, so HTTP/2 browsers
+    // get the head at once and a cut resets their stream.
+    this.#heldContext = { ...this.#context, holdHead: true };
   }
 
   /** Sends the request into the mesh and streams the answer into `res`. Never throws: errors become responses. */
@@ -151,7 +161,7 @@ export class MeshForwarder {
       headers,
       request.body !== null,
       startedAt,
-      this.#context,
+      res instanceof ServerResponse ? this.#heldContext : this.#context,
     );
     let pending: void | Promise<void>;
     const context: OutboundRequestContext = { route, method: request.method, path: request.target, headers };
@@ -211,7 +221,7 @@ export class MeshForwarder {
   #forwardHttp1(exchange: H2Exchange<ResponseSink>, endpoint: Endpoint, client: Http1Client): void {
     client.dispatch(
       { method: exchange.method, path: exchange.path, headers: exchange.headers, body: exchange.req ?? null },
-      new PeerAnswer(exchange, endpoint, this.#telemetry, this.#peerHeaders),
+      new PeerAnswer(exchange, endpoint, this.#telemetry, this.#peerHeaders, exchange.res instanceof ServerResponse),
     );
   }
 
@@ -252,10 +262,39 @@ function endsAtHead(method: string, status: number): boolean {
 }
 
 /**
+ * What an answer whose head was held (an HTTP/1.1 browser) and that failed before any body byte is answered with, in
+ * the sidecars' words and reasons: 504 when the peer went silent after its head, else 502 (`response_cut`;
+ * `protocol_error` when its body broke HTTP/1.1 and the gateway closed the connection).
+ */
+function cutBeforeBody(error: Error): MeshauthError {
+  const code = (error as Error & { code?: unknown }).code;
+  if (code === 'UND_ERR_BODY_TIMEOUT') {
+    return new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'peer sent a response head, then no body in time', {
+      reason: 'timeout',
+      cause: error,
+    });
+  }
+  const malformed = typeof code === 'string' && code.startsWith('HPE_');
+  // One phrase for a close and a reset: a TLS socket reports a peer's RST as an end as often as not.
+  const why = malformed
+    ? `its body broke HTTP/1.1 (${code}); the gateway closed the connection`
+    : 'the connection to the peer closed';
+  return new MeshauthError(
+    'MESHAUTH_ERR_UPSTREAM_PROTOCOL',
+    `peer response cut after its head, before any body: ${why}`,
+    {
+      reason: malformed ? 'protocol_error' : 'response_cut',
+      cause: error,
+    },
+  );
+}
+
+/**
  * One request to an HTTP/1.1 peer, as its client's dispatch handler: the answer streamed into the edge response with
  * backpressure; a failure before the head answered (or retried by the exchange), one after it cutting the response
- * (never framed as complete). A browser that leaves ends the peer's exchange and its connection (no other is opened
- * in its place); one that left while the request waited for a connection has it dropped unsent.
+ * (never framed as complete). For an HTTP/1.1 browser the head is held until the first body byte or the end, so a
+ * failure before either is answered too. A browser that leaves ends the peer's exchange and its connection (no other
+ * is opened in its place); one that left while the request waited for a connection has it dropped unsent.
  */
 class PeerAnswer implements Dispatcher.DispatchHandler {
   readonly #exchange: H2Exchange<ResponseSink>;
@@ -272,6 +311,11 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
   /** Answered, failed or ended at its head: nothing more of the peer reaches the browser. */
   #done = false;
   #headSent = false;
+  /** The browser's response is node:http's, which sends a written head only with its first body byte or its end. */
+  readonly #hold: boolean;
+  /** The peer's head, held (#hold) until its first body byte or its end, and its status. */
+  #held: OutgoingHttpHeaders | undefined;
+  #heldStatus = 0;
   /** Holds one of the endpoint's requests in flight (the balancer's load signal, as an HTTP/2 stream counts). */
   #counted = true;
 
@@ -280,11 +324,13 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
     endpoint: Endpoint,
     telemetry: DataPlaneTelemetry,
     headers: (flat: readonly string[], status: number) => OutgoingHttpHeaders,
+    hold: boolean,
   ) {
     this.#exchange = exchange;
     this.#endpoint = endpoint;
     this.#telemetry = telemetry;
     this.#headers = headers;
+    this.#hold = hold;
     endpoint.inflight += 1;
     exchange.res.on('close', () => this.#responseClosed());
   }
@@ -296,7 +342,7 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
   }
 
   onHeaders(status: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    const { res, method, startedAt } = this.#exchange;
+    const { res, method } = this.#exchange;
     const endpoint = this.#endpoint;
     endpoint.answered();
     if (this.#done || this.#closed || res.writableEnded) {
@@ -316,7 +362,26 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
     // The client hands each field as a latin1 string, which toString gives back as it is (a Buffer would decode).
     const flat = rawHeaders.map((field) => field.toString('latin1'));
     const headers = this.#headers(flat, status);
-    const { req } = this.#exchange;
+    this.#resume = resume;
+    if (this.#hold && !endsAtHead(method, status)) {
+      // Written with the first body byte or the end, which llhttp reports in the same parse when they came with the
+      // head (the usual case). The client's body timeout bounds the wait.
+      this.#held = headers;
+      this.#heldStatus = status;
+      return true;
+    }
+    if (!this.#writeHead(status, headers)) return false;
+    if (endsAtHead(method, status)) {
+      // Complete with its head (the sidecar's ForwardHandler.onHeaders rule); the client reads no body for these.
+      this.#done = true;
+      res.end();
+    }
+    return true;
+  }
+
+  /** Writes the peer's head to the browser and counts the request; false when it cannot be sent (answered 502). */
+  #writeHead(status: number, headers: OutgoingHttpHeaders): boolean {
+    const { res, req, startedAt } = this.#exchange;
     // Answered before the browser's upload ended: the rest is read and dropped and the connection closed after this
     // answer (the public listener's linger), so an HTTP/1.1 browser is told.
     if (req instanceof IncomingMessage && bodyStillComing(req)) headers.connection = 'close';
@@ -334,19 +399,20 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
       return false;
     }
     this.#headSent = true;
-    this.#telemetry.completed(endpoint.peerId, status, startedAt);
-    if (endsAtHead(method, status)) {
-      // Complete with its head (the sidecar's ForwardHandler.onHeaders rule); the client reads no body for these.
-      this.#done = true;
-      res.end();
-      return true;
-    }
-    this.#resume = resume;
+    this.#telemetry.completed(this.#endpoint.peerId, status, startedAt);
     return true;
+  }
+
+  /** The held head goes out (its first body byte or its end came); false when it cannot be sent (answered 502). */
+  #writeHeld(): boolean {
+    const headers = this.#held as OutgoingHttpHeaders;
+    this.#held = undefined;
+    return this.#writeHead(this.#heldStatus, headers);
   }
 
   onData(chunk: Buffer): boolean {
     if (this.#done) return true;
+    if (this.#held !== undefined && !this.#writeHeld()) return false;
     const res = this.#exchange.res;
     const written = res.write(chunk);
     if (!written && !this.#waitingDrain) {
@@ -362,6 +428,7 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
   onComplete(): void {
     this.#release();
     if (this.#done) return;
+    if (this.#held !== undefined && !this.#writeHeld()) return;
     this.#done = true;
     this.#exchange.res.end();
   }
@@ -371,6 +438,20 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
     if (this.#done) return;
     this.#done = true;
     const exchange = this.#exchange;
+    if (this.#held !== undefined) {
+      // The peer answered (so nothing is retried), and none of its answer reached the browser: answered with the
+      // error it is and counted as that, not as the held status.
+      this.#held = undefined;
+      const { res } = exchange;
+      if (res.writableEnded || res.destroyed === true) {
+        // Answered or gone meanwhile (the edge's 400 for an upload that broke the parser): counted as the peer's
+        // status, as a head written is.
+        this.#telemetry.completed(this.#endpoint.peerId, this.#heldStatus, exchange.startedAt);
+        return;
+      }
+      this.#reject(cutBeforeBody(error));
+      return;
+    }
     if (this.#headSent) {
       exchange.res.destroy(new Error('response cut')); // never frame a truncated body as complete
       if (this.#closed) return; // the browser left; the peer did nothing wrong
@@ -395,6 +476,12 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
   #responseClosed(): void {
     if (this.#handedOver) return;
     const { res, req } = this.#exchange;
+    if (this.#held !== undefined) {
+      // The browser left while the peer's head was held for its body: counted with the peer's status, as a head
+      // written is.
+      this.#held = undefined;
+      this.#telemetry.completed(this.#endpoint.peerId, this.#heldStatus, this.#exchange.startedAt);
+    }
     // nghttp2 reset the browser's stream for its body (shorter or longer than its content-length): a broken upload,
     // counted as H2Exchange counts one to an HTTP/2 peer, not a browser that left. Once the peer's head went out the
     // request is counted already (its status): the reset cuts that answer, a protocol_error stream reset as a

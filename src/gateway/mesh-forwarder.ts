@@ -19,7 +19,7 @@ import { MeshauthError } from '../errors/index.js';
 import { DataPlaneTelemetry } from '../sidecar/data-plane-telemetry.js';
 import { bodyStillComing } from '../sidecar/early-response.js';
 import type { Endpoint } from '../sidecar/endpoints/endpoint.js';
-import { unusableAnswerHead } from '../sidecar/forward-handler.js';
+import { cutBeforeBody, unusableAnswerHead } from '../sidecar/forward-handler.js';
 import { connectionTokens, isHopByHop } from '../sidecar/http-headers.js';
 import type { Http1Client } from '../sidecar/http1-client.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
@@ -262,34 +262,6 @@ function endsAtHead(method: string, status: number): boolean {
 }
 
 /**
- * What an answer whose head was held (an HTTP/1.1 browser) and that failed before any body byte is answered with, in
- * the sidecars' words and reasons: 504 when the peer went silent after its head, else 502 (`response_cut`;
- * `protocol_error` when its body broke HTTP/1.1 and the gateway closed the connection).
- */
-function cutBeforeBody(error: Error): MeshauthError {
-  const code = (error as Error & { code?: unknown }).code;
-  if (code === 'UND_ERR_BODY_TIMEOUT') {
-    return new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'peer sent a response head, then no body in time', {
-      reason: 'timeout',
-      cause: error,
-    });
-  }
-  const malformed = typeof code === 'string' && code.startsWith('HPE_');
-  // One phrase for a close and a reset: a TLS socket reports a peer's RST as an end as often as not.
-  const why = malformed
-    ? `its body broke HTTP/1.1 (${code}); the gateway closed the connection`
-    : 'the connection to the peer closed';
-  return new MeshauthError(
-    'MESHAUTH_ERR_UPSTREAM_PROTOCOL',
-    `peer response cut after its head, before any body: ${why}`,
-    {
-      reason: malformed ? 'protocol_error' : 'response_cut',
-      cause: error,
-    },
-  );
-}
-
-/**
  * One request to an HTTP/1.1 peer, as its client's dispatch handler: the answer streamed into the edge response with
  * backpressure; a failure before the head answered (or retried by the exchange), one after it cutting the response
  * (never framed as complete). For an HTTP/1.1 browser the head is held until the first body byte or the end, so a
@@ -449,7 +421,7 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
         this.#telemetry.completed(this.#endpoint.peerId, this.#heldStatus, exchange.startedAt);
         return;
       }
-      this.#reject(cutBeforeBody(error));
+      this.#reject(cutBeforeBody(error, 'the gateway'));
       return;
     }
     if (this.#headSent) {

@@ -93,11 +93,12 @@ function headTimeout(): Error {
 }
 
 /**
- * What an answer whose head was held (ForwardHooks.holdHead) and that failed before any body byte is answered with:
- * 504 when the peer went silent after its head, else 502 with the words and reasons of the HTTP/2 path
- * (`response_cut`; `protocol_error` when its body broke HTTP/1.1 and this sidecar closed the connection).
+ * What an answer whose head was held (ForwardHooks.holdHead, and the gateway's HTTP/1.1 browsers) and that failed
+ * before any body byte is answered with: 504 when the peer went silent after its head, else 502 with the words and
+ * reasons of the HTTP/2 path (`response_cut`; `protocol_error` when its body broke HTTP/1.1 and `closer` — this
+ * sidecar, the gateway — closed the connection).
  */
-function cutBeforeBody(error: Error): MeshauthError {
+export function cutBeforeBody(error: Error, closer = 'this sidecar'): MeshauthError {
   const code = (error as Error & { code?: unknown }).code;
   if (code === 'UND_ERR_BODY_TIMEOUT') {
     return new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'peer sent a response head, then no body in time', {
@@ -109,7 +110,7 @@ function cutBeforeBody(error: Error): MeshauthError {
   // One phrase for a close and a reset: a TLS socket on its own TCP handle reports a peer's RST as an end, so the two
   // cannot be told apart reliably (the cause in the line says what Node reported).
   const why = malformed
-    ? `its body broke HTTP/1.1 (${code}); this sidecar closed the connection`
+    ? `its body broke HTTP/1.1 (${code}); ${closer} closed the connection`
     : 'the connection to the peer closed';
   return new MeshauthError(
     'MESHAUTH_ERR_UPSTREAM_PROTOCOL',

@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GatewayMesh, startGatewayMesh } from '../helpers/gateway-mesh.js';
 import { rawH2Client, rstCodeOf, statusOf } from '../helpers/raw-h2-client.js';
 import { type RawH2Peer, type RawStream, startRawH2Peer } from '../helpers/raw-h2-peer.js';
+import { eachWholeRequest } from '../helpers/raw-requests.js';
 import { peerServerTls } from '../helpers/sidecar-harness.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -85,21 +86,10 @@ describe('gateway: a peer cuts its answer after the head, before any body byte',
       tcp.once('close', () => sockets.delete(tcp));
       const tls = new TLSSocket(tcp, { ...h1Tls, isServer: true });
       tls.on('error', () => undefined);
-      let pending = '';
-      tls.on('data', (data: Buffer) => {
-        pending += data.toString('latin1');
-        // Bounded: each turn takes one whole request off `pending`.
-        for (let guard = 0; guard < 100; guard++) {
-          const end = pending.indexOf('\r\n\r\n');
-          if (end === -1) return;
-          const head = pending.slice(0, end);
-          const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-          if (pending.length < end + 4 + length) return;
-          pending = pending.slice(end + 4 + length);
-          const request = { head, tls, tcp };
-          h1Requests.push(request);
-          h1Script(request);
-        }
+      eachWholeRequest(tls, (head) => {
+        const request = { head, tls, tcp };
+        h1Requests.push(request);
+        h1Script(request);
       });
     });
     for (const server of [relay, h1Peer]) {

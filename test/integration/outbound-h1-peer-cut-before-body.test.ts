@@ -11,6 +11,7 @@ import { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLines } from '../helpers/log-lines.js';
 import { callThroughOutbound } from '../helpers/outbound-call.js';
+import { eachWholeRequest } from '../helpers/raw-requests.js';
 import {
   PEER_HOST,
   peerServerTls,
@@ -44,15 +45,7 @@ describe('outbound over HTTP/1.1: a peer cuts its response after the head', () =
       tcp.on('error', () => undefined);
       const tls = new TLSSocket(tcp, { ...tlsOptions, isServer: true });
       tls.on('error', () => undefined);
-      let pending = '';
-      tls.on('data', (data: Buffer) => {
-        pending += data.toString('latin1');
-        const end = pending.indexOf('\r\n\r\n');
-        if (end === -1) return;
-        const head = pending.slice(0, end);
-        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-        if (pending.length < end + 4 + length) return;
-        pending = pending.slice(end + 4 + length);
+      eachWholeRequest(tls, (head) => {
         const request = { head, tls, tcp };
         requests.push(request);
         script(request);

@@ -7,6 +7,7 @@ import { createServer as createTlsServer, type Server, type TLSSocket } from 'no
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { type DnsServer, startDnsServer } from '../helpers/dns-server.js';
+import { eachWholeRequest } from '../helpers/raw-requests.js';
 import { available, startTestSidecar, type TestSidecar, testConfig, viaProxy } from '../helpers/sidecar-harness.js';
 import { TestCa, type TestSvid } from '../helpers/test-ca.js';
 
@@ -54,15 +55,7 @@ describe('outbound HTTP/1.1 retries', () => {
     });
     server.on('secureConnection', (socket: TLSSocket) => {
       socket.on('error', () => undefined);
-      let pending = '';
-      socket.on('data', (data: Buffer) => {
-        pending += data.toString('latin1');
-        const end = pending.indexOf('\r\n\r\n');
-        if (end === -1) return;
-        const head = pending.slice(0, end);
-        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-        if (pending.length < end + 4 + length) return;
-        pending = pending.slice(end + 4 + length);
+      eachWholeRequest(socket, (head) => {
         heads.push(head);
         answer(socket, head, heads.length - 1);
       });

@@ -194,6 +194,22 @@ export async function connectionsOpen(metrics: Metrics, direction: string): Prom
   return (await metrics.connectionsOpen.get()).values.find((v) => v.labels.direction === direction)?.value ?? 0;
 }
 
+/** `meshauth_requests_total{direction,code}`, summed over its other labels. */
+export async function requestsCounted(metrics: Metrics, direction: string, code: string): Promise<number> {
+  return (await metrics.requests.get()).values
+    .filter((v) => v.labels.direction === direction && v.labels.code === code)
+    .reduce((sum, v) => sum + v.value, 0);
+}
+
+/** `meshauth_streams_reset_total{direction,reason}`. */
+export async function streamsResetCounted(metrics: Metrics, direction: string, reason: string): Promise<number> {
+  return (
+    (await metrics.streamsReset.get()).values.find(
+      (v) => v.labels.direction === direction && v.labels.reason === reason,
+    )?.value ?? 0
+  );
+}
+
 /** Starts a sidecar with a fresh SVID for `id` from `ca` in a static holder (no agent). */
 export async function startTestSidecar(
   ca: TestCa,

@@ -15,7 +15,9 @@ import { eachWholeRequest } from '../helpers/raw-requests.js';
 import {
   PEER_HOST,
   peerServerTls,
+  requestsCounted,
   startTestSidecar,
+  streamsResetCounted,
   type TestSidecar,
   testConfig,
 } from '../helpers/sidecar-harness.js';
@@ -73,16 +75,8 @@ describe('outbound over HTTP/1.1: a peer cuts its response after the head', () =
   const call = (method: 'GET' | 'POST', path: string, onData?: () => void) =>
     callThroughOutbound(a.sidecar.outboundPort, method, path, onData);
 
-  async function counted(code: string): Promise<number> {
-    const { values } = await a.metrics.requests.get();
-    return values
-      .filter((v) => v.labels.direction === 'outbound' && v.labels.code === code)
-      .reduce((sum, v) => sum + v.value, 0);
-  }
-  async function resets(reason: string): Promise<number> {
-    const { values } = await a.metrics.streamsReset.get();
-    return values.find((v) => v.labels.direction === 'outbound' && v.labels.reason === reason)?.value ?? 0;
-  }
+  const counted = (code: string) => requestsCounted(a.metrics, 'outbound', code);
+  const resets = (reason: string) => streamsResetCounted(a.metrics, 'outbound', reason);
   async function snapshot() {
     return {
       ok: await counted('200'),

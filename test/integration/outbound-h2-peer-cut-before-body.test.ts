@@ -9,7 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLines } from '../helpers/log-lines.js';
 import { callThroughOutbound } from '../helpers/outbound-call.js';
 import { type RawH2Peer, type RawStream, startRawH2Peer } from '../helpers/raw-h2-peer.js';
-import { PEER_HOST, startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
+import {
+  PEER_HOST,
+  requestsCounted,
+  startTestSidecar,
+  streamsResetCounted,
+  type TestSidecar,
+  testConfig,
+} from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -46,16 +53,8 @@ describe('outbound: an HTTP/2 peer cuts its response after the head', () => {
   const call = (method: 'GET' | 'POST', path: string, onData?: () => void) =>
     callThroughOutbound(a.sidecar.outboundPort, method, path, onData);
 
-  async function requests(code: string): Promise<number> {
-    const { values } = await a.metrics.requests.get();
-    return values
-      .filter((v) => v.labels.direction === 'outbound' && v.labels.code === code)
-      .reduce((sum, v) => sum + v.value, 0);
-  }
-  async function resets(reason: string): Promise<number> {
-    const { values } = await a.metrics.streamsReset.get();
-    return values.find((v) => v.labels.direction === 'outbound' && v.labels.reason === reason)?.value ?? 0;
-  }
+  const requests = (code: string) => requestsCounted(a.metrics, 'outbound', code);
+  const resets = (reason: string) => streamsResetCounted(a.metrics, 'outbound', reason);
 
   it.each(['GET', 'POST'] as const)(
     'fail/%s: HEADERS(200) then RST_STREAM(INTERNAL_ERROR), no body → 502 UPSTREAM_PROTOCOL, counted as 502, not 200',

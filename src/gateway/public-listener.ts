@@ -75,10 +75,12 @@ export const PUBLIC_LIMITS = Object.freeze({
    */
   streamIdleCheckMs: 10_000,
   /**
-   * That PING unacknowledged this long: the session is destroyed (silent_session). Longer than the inbound's 1 s: a
-   * browser's ACK crosses the internet, behind whatever its slow link still has queued toward it.
+   * That PING unacknowledged this long, with nothing moving on the session meanwhile (h2-liveness.ts): the session is
+   * destroyed (silent_session). Far longer than the inbound's 1 s, as gRPC's keepalive timeout: a browser's ACK
+   * crosses the internet behind whatever its slow link still has queued toward it (4 MiB of send buffer at 2 Mbit/s
+   * is 16 s), and a download moves nothing the check can see for seconds at a time.
    */
-  silentSessionGraceMs: 5_000,
+  silentSessionGraceMs: 20_000,
 });
 
 const LIMIT_LOG_INTERVAL_MS = 10_000;

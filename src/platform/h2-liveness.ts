@@ -3,6 +3,14 @@
 // its connection open (a host gone without a FIN looks so for minutes), or nghttp2 stopped reading the session over a
 // frame or header block it refused (it sends GOAWAY and tells node:http2 nothing, so no stream of it ever ends). A
 // peer that is only slow to answer a request acknowledges at once. One check per session at a time.
+//
+// A PING waits behind every byte already queued toward the peer: on a slow link under a large download its ACK can
+// take longer than the grace while the session is plainly working. So when the grace runs out, the check looks at
+// what moved on the connection since the PING: frames the peer sent (bytes read: a WINDOW_UPDATE as it consumes the
+// download) and bytes handed to the connection as the link drains. A session where either moved gets another grace,
+// one where neither did is silent (as a proxy that extends its keepalive timeout on any frame received). A session
+// nghttp2 stopped reading writes nothing, so it is kept only while its peer goes on sending bytes, as a live session
+// of that peer could be; a peer that reads and sends nothing moves nothing.
 import type { Http2Session } from 'node:http2';
 
 const checking = new WeakSet<Http2Session>();
@@ -10,10 +18,22 @@ const checking = new WeakSet<Http2Session>();
 export function whenSessionSilent(session: Http2Session, graceMs: number, onSilent: () => void): void {
   if (session.destroyed || session.closed || checking.has(session)) return;
   checking.add(session);
-  const timer = setTimeout(() => {
+  let moved = progressOf(session);
+  const expire = (): void => {
+    if (session.destroyed) {
+      checking.delete(session);
+      return;
+    }
+    const now = progressOf(session);
+    if (now !== moved) {
+      moved = now;
+      timer.refresh();
+      return;
+    }
     checking.delete(session);
-    if (!session.destroyed) onSilent();
-  }, graceMs);
+    onSilent();
+  };
+  const timer = setTimeout(expire, graceMs);
   timer.unref();
   const acknowledged = () => {
     clearTimeout(timer);
@@ -24,5 +44,19 @@ export function whenSessionSilent(session: Http2Session, graceMs: number, onSile
     if (!session.ping(acknowledged)) acknowledged();
   } catch {
     acknowledged(); // closing meanwhile
+  }
+}
+
+/**
+ * What has moved on the session's connection so far, as one comparable value (read only when a grace runs out): the
+ * bytes read from the peer and the bytes handed to the connection toward it. Frames merely queued in nghttp2 are not
+ * progress: a session nghttp2 stopped reading keeps queueing (the PING itself, a reset) and sends none of it.
+ */
+function progressOf(session: Http2Session): string {
+  try {
+    const socket = session.socket;
+    return `${socket.bytesRead}/${socket.bytesWritten}`;
+  } catch {
+    return ''; // destroyed meanwhile
   }
 }

@@ -288,6 +288,8 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
   /** The peer's head, held (#hold) until its first body byte or its end, and its status. */
   #held: OutgoingHttpHeaders | undefined;
   #heldStatus = 0;
+  /** When the held head arrived (performance.now()): the request's duration ends there, not at the first body byte. */
+  #heldAt = 0;
   /** Holds one of the endpoint's requests in flight (the balancer's load signal, as an HTTP/2 stream counts). */
   #counted = true;
 
@@ -340,6 +342,7 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
       // head (the usual case). The client's body timeout bounds the wait.
       this.#held = headers;
       this.#heldStatus = status;
+      this.#heldAt = performance.now();
       return true;
     }
     if (!this.#writeHead(status, headers)) return false;
@@ -351,8 +354,11 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
     return true;
   }
 
-  /** Writes the peer's head to the browser and counts the request; false when it cannot be sent (answered 502). */
-  #writeHead(status: number, headers: OutgoingHttpHeaders): boolean {
+  /**
+   * Writes the peer's head to the browser and counts the request (timed to `headAt` when the head was held); false
+   * when it cannot be sent (answered 502).
+   */
+  #writeHead(status: number, headers: OutgoingHttpHeaders, headAt?: number): boolean {
     const { res, req, startedAt } = this.#exchange;
     // Answered before the browser's upload ended: the rest is read and dropped and the connection closed after this
     // answer (the public listener's linger), so an HTTP/1.1 browser is told.
@@ -371,7 +377,7 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
       return false;
     }
     this.#headSent = true;
-    this.#telemetry.completed(this.#endpoint.peerId, status, startedAt);
+    this.#telemetry.completed(this.#endpoint.peerId, status, startedAt, headAt);
     return true;
   }
 
@@ -379,7 +385,7 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
   #writeHeld(): boolean {
     const headers = this.#held as OutgoingHttpHeaders;
     this.#held = undefined;
-    return this.#writeHead(this.#heldStatus, headers);
+    return this.#writeHead(this.#heldStatus, headers, this.#heldAt);
   }
 
   onData(chunk: Buffer): boolean {
@@ -418,7 +424,7 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
       if (res.writableEnded || res.destroyed === true) {
         // Answered or gone meanwhile (the edge's 400 for an upload that broke the parser): counted as the peer's
         // status, as a head written is.
-        this.#telemetry.completed(this.#endpoint.peerId, this.#heldStatus, exchange.startedAt);
+        this.#telemetry.completed(this.#endpoint.peerId, this.#heldStatus, exchange.startedAt, this.#heldAt);
         return;
       }
       this.#reject(cutBeforeBody(error, 'the gateway'));
@@ -452,7 +458,7 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
       // The browser left while the peer's head was held for its body: counted with the peer's status, as a head
       // written is.
       this.#held = undefined;
-      this.#telemetry.completed(this.#endpoint.peerId, this.#heldStatus, this.#exchange.startedAt);
+      this.#telemetry.completed(this.#endpoint.peerId, this.#heldStatus, this.#exchange.startedAt, this.#heldAt);
     }
     // nghttp2 reset the browser's stream for its body (shorter or longer than its content-length): a broken upload,
     // counted as H2Exchange counts one to an HTTP/2 peer, not a browser that left. Once the peer's head went out the

@@ -85,8 +85,11 @@ export class DataPlaneTelemetry {
     );
   }
 
-  /** Counts a request whose response headers were just sent; `startedAt` is a performance.now() value. */
-  completed(peerId: string, status: number, startedAt: number): void {
+  /**
+   * Counts a request whose response headers were just sent; `startedAt` is a performance.now() value, and so is
+   * `headAt`, when the head arrived, for a head held until its first body byte (the duration ends at its arrival).
+   */
+  completed(peerId: string, status: number, startedAt: number, headAt: number = performance.now()): void {
     // Keyed by the label value (a found key is its own label): a peer past the bound shares `other`'s entry and adds
     // none of its own.
     let label = peerId;
@@ -105,7 +108,7 @@ export class DataPlaneTelemetry {
       byStatus.set(status, cell);
     }
     cell.pending++;
-    this.#duration.observe((performance.now() - startedAt) / 1000);
+    this.#duration.observe((headAt - startedAt) / 1000);
   }
 
   /** Counts and logs a request the sidecar answered with an error of its own. */

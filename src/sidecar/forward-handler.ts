@@ -5,6 +5,7 @@
 // holdHead, also an answer cut after its head but before any of its body reached the caller).
 import type { ServerResponse } from 'node:http';
 import { constants as h2constants, type ServerHttp2Stream } from 'node:http2';
+import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import { MeshauthError } from '../errors/index.js';
 import { responseHeadersOf } from '../platform/index.js';
@@ -138,6 +139,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   /** The answer's head, held until its first body byte or its end (ForwardHooks.holdHead), and its status. */
   #heldHead: string[] | undefined;
   #heldStatus = 0;
+  /** When the held head arrived (performance.now()): the request's duration ends there, not at the first body byte. */
+  #heldAt = 0;
   #done = false;
   #settled = false;
 
@@ -213,6 +216,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       // head (the usual case): nothing is allocated or armed for the wait. The client's body timeout bounds it.
       this.#heldStatus = statusCode;
       this.#heldHead = responseHeadersH1(rawHeaders, [], statusCode);
+      this.#heldAt = performance.now();
     } else {
       this.#writeHeadH1(statusCode, responseHeadersH1(rawHeaders, [], statusCode));
     }
@@ -225,14 +229,14 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     return true;
   }
 
-  /** Writes the answer's head to the HTTP/1 caller and counts the request with its status. */
-  #writeHeadH1(status: number, headers: string[]): void {
+  /** Writes the answer's head to the HTTP/1 caller and counts the request with its status (timed to `headAt`, if held). */
+  #writeHeadH1(status: number, headers: string[], headAt?: number): void {
     const res = this.#sink as ServerResponse;
     // SIGTERM drain: no further keep-alive. An answer ahead of the request body's end closes the connection after
     // it (lingerAfterEarlyResponse): the caller learns so before its next request.
     if (this.#drain.draining || bodyStillComing(res.req)) headers.push('connection', 'close');
     res.writeHead(status, headers);
-    this.#telemetry.completed(this.#peerId, status, this.#startedAt);
+    this.#telemetry.completed(this.#peerId, status, this.#startedAt, headAt);
   }
 
   /** The held head goes out (its first body byte or its end came); false when it cannot be sent (answered 502). */
@@ -240,7 +244,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const headers = this.#heldHead as string[];
     this.#heldHead = undefined;
     try {
-      this.#writeHeadH1(this.#heldStatus, headers);
+      this.#writeHeadH1(this.#heldStatus, headers, this.#heldAt);
       return true;
     } catch (cause) {
       // A field node:http refuses to send: a malformed answer (502, by llhttp's code, which no retry rule takes), as
@@ -359,7 +363,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.#heldHead !== undefined) {
       // The peer had answered, its head held for the body: counted with the peer's status, as a head written is.
       this.#heldHead = undefined;
-      this.#telemetry.completed(this.#peerId, this.#heldStatus, this.#startedAt);
+      this.#telemetry.completed(this.#peerId, this.#heldStatus, this.#startedAt, this.#heldAt);
     }
     if (this.#h2 && (sink as ServerHttp2Stream).rstCode === h2constants.NGHTTP2_PROTOCOL_ERROR) {
       this.#telemetry.protocolReset(this.#peerId);

@@ -201,6 +201,15 @@ export async function requestsCounted(metrics: Metrics, direction: string, code:
     .reduce((sum, v) => sum + v.value, 0);
 }
 
+/** The sum of `meshauth_request_duration_seconds{direction}`: with one request between two reads, its duration. */
+export async function durationSum(metrics: Metrics, direction: string): Promise<number> {
+  return (
+    (await metrics.requestDuration.get()).values.find(
+      (v) => v.metricName === 'meshauth_request_duration_seconds_sum' && v.labels.direction === direction,
+    )?.value ?? 0
+  );
+}
+
 /** `meshauth_streams_reset_total{direction,reason}`. */
 export async function streamsResetCounted(metrics: Metrics, direction: string, reason: string): Promise<number> {
   return (

@@ -7,12 +7,14 @@
 // not sent again (the peer answered it). A bodiless answer goes out at once; a cut after body bytes is still a cut.
 import { request as httpRequest } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLines } from '../helpers/log-lines.js';
 import { callThroughOutbound } from '../helpers/outbound-call.js';
 import { eachWholeRequest } from '../helpers/raw-requests.js';
 import {
+  durationSum,
   PEER_HOST,
   peerServerTls,
   requestsCounted,
@@ -23,6 +25,9 @@ import {
 } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { waitFor } from '../helpers/wait.js';
+
+/** How long after its head the peer sends the body, in the late-body case (under the 600 ms outbound.timeout). */
+const BODY_DELAY_MS = 400;
 
 /** One request as the peer read it, with its TLS socket and the TCP socket under it (to reset). */
 interface PeerRequest {
@@ -165,18 +170,27 @@ describe('outbound over HTTP/1.1: a peer cuts its response after the head', () =
     },
   );
 
-  it('ok/the head, then the body a moment later → the whole answer, counted once as 200', async () => {
+  it('ok/the head, then the body a moment later → the whole answer, counted once as 200, timed to its head', async () => {
     let held: PeerRequest | undefined;
     script = (request) => {
       held = request;
       request.tls.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n');
     };
     const before = await snapshot();
+    const durationBefore = await durationSum(a.metrics, 'outbound');
+    const startedAt = performance.now();
     const answer = call('GET', '/late-body');
     await waitFor('the request at the peer', () => held !== undefined);
+    // The peer's body comes BODY_DELAY_MS after its head (within outbound.timeout): the request's duration ends at the
+    // head's arrival, not at the first body byte the head was held for.
+    await new Promise((resolve) => setTimeout(resolve, BODY_DELAY_MS));
     held?.tls.write('hello');
     expect(await answer).toMatchObject({ status: 200, body: 'hello', cut: false });
+    const totalSeconds = (performance.now() - startedAt) / 1000;
     expect(await counted('200')).toBe(before.ok + 1);
+    const observed = (await durationSum(a.metrics, 'outbound')) - durationBefore;
+    expect(observed).toBeGreaterThan(0);
+    expect(observed).toBeLessThan(totalSeconds - BODY_DELAY_MS / 2000);
   });
 
   /** A request of the app with no body, its status and body as the app read them. */

@@ -5,11 +5,13 @@
 // before it is answered 502 MESHAUTH_ERR_UPSTREAM_PROTOCOL (504 when the peer went silent instead) and counted as
 // that; a cut after body bytes went out is still a cut (never framed as complete), counted as a stream reset beside
 // its 200.
+import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLines } from '../helpers/log-lines.js';
 import { callThroughOutbound } from '../helpers/outbound-call.js';
 import { type RawH2Peer, type RawStream, startRawH2Peer } from '../helpers/raw-h2-peer.js';
 import {
+  durationSum,
   PEER_HOST,
   requestsCounted,
   startTestSidecar,
@@ -21,6 +23,8 @@ import { TestCa } from '../helpers/test-ca.js';
 import { waitFor } from '../helpers/wait.js';
 
 const INTERNAL_ERROR = 0x2;
+/** How long after its head the peer sends the body, in the late-body case (under the 600 ms outbound.timeout). */
+const BODY_DELAY_MS = 400;
 
 /** What the app's node:http client saw: a status and body, whether the body was cut, or no answer at all. */
 
@@ -129,17 +133,26 @@ describe('outbound: an HTTP/2 peer cuts its response after the head', () => {
     expect(line).toMatchObject({ msg: 'peer reset the stream mid-response; response to the app aborted', rstCode: 2 });
   });
 
-  it('ok/the head, then the body a moment later → the whole answer, counted once as 200', async () => {
+  it('ok/the head, then the body a moment later → the whole answer, counted once as 200, timed to its head', async () => {
     let held: RawStream | undefined;
     script = (stream) => {
       held = stream;
       stream.respond(200, { 'content-type': 'text/plain', 'content-length': '5' });
     };
     const before = await requests('200');
+    const durationBefore = await durationSum(a.metrics, 'outbound');
+    const startedAt = performance.now();
     const answer = call('GET', '/late-body');
     await waitFor('the request at the peer', () => held !== undefined);
+    // The body comes BODY_DELAY_MS after the head (within outbound.timeout): the request's duration ends at the head's
+    // arrival, not at the first body byte the head was held for.
+    await new Promise((resolve) => setTimeout(resolve, BODY_DELAY_MS));
     held?.data('hello', true);
     expect(await answer).toMatchObject({ status: 200, body: 'hello', cut: false });
+    const totalSeconds = (performance.now() - startedAt) / 1000;
     expect(await requests('200')).toBe(before + 1);
+    const observed = (await durationSum(a.metrics, 'outbound')) - durationBefore;
+    expect(observed).toBeGreaterThan(0);
+    expect(observed).toBeLessThan(totalSeconds - BODY_DELAY_MS / 2000);
   });
 });

@@ -176,6 +176,8 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
   /** The peer's response head, held until its first body byte or its end (H2ExchangeContext.holdHead), and its status. */
   #heldHead: string[] | undefined;
   #heldStatus = 0;
+  /** When the held head arrived (performance.now()): the request's duration ends there, not at the first body byte. */
+  #heldAt = 0;
   /** What node:http2 failed #stream with, if anything: the session's error when this sidecar ended the session. */
   #streamError: (Error & { code?: unknown }) | undefined;
   /** The stream's time ran out (timedOut): a cut then is an idle stream, not a reset. */
@@ -663,6 +665,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     if (this.#context.holdHead === true) {
       this.#heldStatus = status;
       this.#heldHead = out;
+      this.#heldAt = performance.now();
     } else if (!this.#writeHead(stream, status, out)) {
       return;
     }
@@ -671,8 +674,11 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     stream.on('data', onData);
   }
 
-  /** Writes the peer's head to the caller and counts the request; false when it cannot be sent (answered 502). */
-  #writeHead(stream: ClientHttp2Stream, status: number, headers: string[]): boolean {
+  /**
+   * Writes the peer's head to the caller and counts the request (timed to `headAt` when the head was held); false when
+   * it cannot be sent (answered 502).
+   */
+  #writeHead(stream: ClientHttp2Stream, status: number, headers: string[], headAt?: number): boolean {
     try {
       this.#context.writeHead(this.res, status, headers);
     } catch (cause) {
@@ -681,7 +687,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
       this.fail(unusableHead(undefined, cause));
       return false;
     }
-    this.#context.telemetry.completed(this.#peerId, status, this.startedAt);
+    this.#context.telemetry.completed(this.#peerId, status, this.startedAt, headAt);
     return true;
   }
 
@@ -689,7 +695,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
   #writeHeldHead(): boolean {
     const headers = this.#heldHead as string[];
     this.#heldHead = undefined;
-    return !this.#done && this.#writeHead(this.#stream as ClientHttp2Stream, this.#heldStatus, headers);
+    return !this.#done && this.#writeHead(this.#stream as ClientHttp2Stream, this.#heldStatus, headers, this.#heldAt);
   }
 
   data(chunk: Buffer): void {
@@ -827,7 +833,9 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     const stream = this.#stream;
     if (stream !== undefined) abortStream(stream);
     // The peer had answered, its head held for the body: counted with the peer's status, as a head written is.
-    if (this.#heldHead !== undefined) this.#context.telemetry.completed(this.#peerId, this.#heldStatus, this.startedAt);
+    if (this.#heldHead !== undefined) {
+      this.#context.telemetry.completed(this.#peerId, this.#heldStatus, this.startedAt, this.#heldAt);
+    }
   }
 
   /** nghttp2 reset the gateway caller's stream for its body (shorter or longer than its content-length). */

@@ -40,6 +40,7 @@ import { classifyPeerError } from '../sidecar/outbound/outbound-listener.js';
 import { passportWrapper } from '../sidecar/outbound/passport-wrapper.js';
 import { PeerSessions } from '../sidecar/outbound/peer-sessions.js';
 import { PassportStore } from '../sidecar/passport-store.js';
+import { unusableResponseHead } from '../sidecar/pipeline/rejections.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { type EdgeResponse, writeError } from './edge-responses.js';
 import type { GatewayConfig, GatewayRoute } from './gateway-config.js';
@@ -326,11 +327,7 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
     if (unusableAnswerHead(status, rawHeaders) !== undefined) {
       // Refused as the sidecars refuse it (a status above 599, a coding besides chunked).
       this.#cancel();
-      this.#reject(
-        new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent an unusable response head', {
-          reason: 'response_head',
-        }),
-      );
+      this.#reject(unusableResponseHead());
       return false;
     }
     // The client hands each field as a latin1 string, which toString gives back as it is (a Buffer would decode).
@@ -368,12 +365,7 @@ class PeerAnswer implements Dispatcher.DispatchHandler {
     } catch (cause) {
       // A head the browser's protocol cannot carry (a repeated single-value field on HTTP/2, status 600).
       this.#cancel();
-      this.#reject(
-        new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent an unusable response head', {
-          reason: 'response_head',
-          cause,
-        }),
-      );
+      this.#reject(unusableResponseHead({ cause }));
       return false;
     }
     this.#headSent = true;

@@ -13,6 +13,12 @@
 // of that peer could be; a peer that reads and sends nothing moves nothing.
 import type { Http2Session } from 'node:http2';
 
+/**
+ * The grace between sidecars (the inbound's clients, the outbound's peers): a live peer on the cluster's network
+ * acknowledges within a round trip, and one behind a large transfer still moves bytes.
+ */
+export const MESH_PING_GRACE_MS = 1_000;
+
 const checking = new WeakSet<Http2Session>();
 
 export function whenSessionSilent(session: Http2Session, graceMs: number, onSilent: () => void): void {

@@ -14,7 +14,7 @@ export {
   requestHeadersOf,
   responseHeadersOf,
 } from './h2-header-list.js';
-export { whenSessionSilent } from './h2-liveness.js';
+export { MESH_PING_GRACE_MS, whenSessionSilent } from './h2-liveness.js';
 export { bindInScope, requestStream } from './h2-request.js';
 export { clientWentAway, type H2SessionErrorReason, h2SessionErrorReason } from './h2-session-error.js';
 export { loadUndici, undiciIfLoaded } from './lazy-undici.js';

@@ -7,7 +7,7 @@ import type { ServerResponse } from 'node:http';
 import { constants as h2constants, type ServerHttp2Stream } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
-import { MeshauthError } from '../errors/index.js';
+import type { MeshauthError } from '../errors/index.js';
 import { responseHeadersOf } from '../platform/index.js';
 import { cutResponse } from './cut-response.js';
 import type { DataPlaneTelemetry } from './data-plane-telemetry.js';
@@ -15,6 +15,7 @@ import { bodyStillComing } from './early-response.js';
 import { writeErrorH1, writeErrorH2 } from './error-response.js';
 import { hasTransferCoding, responseHeadersH1, responseHeadersH2 } from './http-headers.js';
 import { closeAfterEarlyResponse } from './inbound/request-body.js';
+import { cutAfterHead, headThenNoBody } from './pipeline/rejections.js';
 
 export type ErrorClassifier = (error: Error) => MeshauthError;
 
@@ -101,26 +102,14 @@ function headTimeout(): Error {
  */
 export function cutBeforeBody(error: Error, closer = 'this sidecar'): MeshauthError {
   const code = (error as Error & { code?: unknown }).code;
-  if (code === 'UND_ERR_BODY_TIMEOUT') {
-    return new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'peer sent a response head, then no body in time', {
-      reason: 'timeout',
-      cause: error,
-    });
-  }
+  if (code === 'UND_ERR_BODY_TIMEOUT') return headThenNoBody(error);
   const malformed = typeof code === 'string' && code.startsWith('HPE_');
   // One phrase for a close and a reset: a TLS socket on its own TCP handle reports a peer's RST as an end, so the two
   // cannot be told apart reliably (the cause in the line says what Node reported).
   const why = malformed
     ? `its body broke HTTP/1.1 (${code}); ${closer} closed the connection`
     : 'the connection to the peer closed';
-  return new MeshauthError(
-    'MESHAUTH_ERR_UPSTREAM_PROTOCOL',
-    `peer response cut after its head, before any body: ${why}`,
-    {
-      reason: malformed ? 'protocol_error' : 'response_cut',
-      cause: error,
-    },
-  );
+  return cutAfterHead(why, malformed ? 'protocol_error' : 'response_cut', { cause: error });
 }
 
 export class ForwardHandler implements Dispatcher.DispatchHandler {

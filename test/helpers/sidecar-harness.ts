@@ -177,6 +177,7 @@ export function startRoutedSidecar(
   peerPort: number,
   peerId: string,
   options: Omit<TestConfigOptions, 'appPort' | 'routes'> = {},
+  extra: Parameters<typeof startTestSidecar>[3] = {},
 ): Promise<TestSidecar> {
   return startTestSidecar(
     ca,
@@ -186,6 +187,7 @@ export function startRoutedSidecar(
       appPort: 1,
       routes: { [PEER_HOST]: { address: `127.0.0.1:${peerPort}`, ids: [peerId] } },
     }),
+    extra,
   );
 }
 

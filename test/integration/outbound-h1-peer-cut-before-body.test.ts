@@ -18,10 +18,9 @@ import {
   PEER_HOST,
   peerServerTls,
   requestsCounted,
-  startTestSidecar,
+  startRoutedSidecar,
   streamsResetCounted,
   type TestSidecar,
-  testConfig,
 } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { waitFor } from '../helpers/wait.js';
@@ -59,15 +58,12 @@ describe('outbound over HTTP/1.1: a peer cuts its response after the head', () =
       });
     });
     await new Promise<void>((resolve) => peer.listen(0, '127.0.0.1', resolve));
-    a = await startTestSidecar(
+    const peerPort = (peer.address() as AddressInfo).port;
+    a = await startRoutedSidecar(
       ca,
-      ca.idFor('/ns/a/sa/a'),
-      testConfig({
-        appPort: 1,
-        outboundTimeout: '600ms',
-        http2: false,
-        routes: { [PEER_HOST]: { address: `127.0.0.1:${(peer.address() as AddressInfo).port}`, ids: [peerId] } },
-      }),
+      peerPort,
+      peerId,
+      { outboundTimeout: '600ms', http2: false },
       { logger: logs.logger },
     );
   });

@@ -12,12 +12,10 @@ import { callThroughOutbound } from '../helpers/outbound-call.js';
 import { type RawH2Peer, type RawStream, startRawH2Peer } from '../helpers/raw-h2-peer.js';
 import {
   durationSum,
-  PEER_HOST,
   requestsCounted,
-  startTestSidecar,
+  startRoutedSidecar,
   streamsResetCounted,
   type TestSidecar,
-  testConfig,
 } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { waitFor } from '../helpers/wait.js';
@@ -38,16 +36,7 @@ describe('outbound: an HTTP/2 peer cuts its response after the head', () => {
     const ca = await TestCa.create();
     const peerId = ca.idFor('/ns/b/sa/b');
     peer = await startRawH2Peer(await ca.issue({ id: peerId }), ca.bundlePem, { onStream: (s) => script(s) });
-    a = await startTestSidecar(
-      ca,
-      ca.idFor('/ns/a/sa/a'),
-      testConfig({
-        appPort: 1,
-        outboundTimeout: '600ms',
-        routes: { [PEER_HOST]: { address: `127.0.0.1:${peer.port}`, ids: [peerId] } },
-      }),
-      { logger: logs.logger },
-    );
+    a = await startRoutedSidecar(ca, peer.port, peerId, { outboundTimeout: '600ms' }, { logger: logs.logger });
   });
   afterAll(async () => {
     await a?.sidecar.close(0);

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type LogLines, logLines } from '../helpers/log-lines.js';
 import { callThroughOutbound } from '../helpers/outbound-call.js';
 import { H2_FRAME, type RawH2Peer, type RawStream, startRawH2Peer } from '../helpers/raw-h2-peer.js';
-import { PEER_HOST, startTestSidecar, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';
+import { startRoutedSidecar, type TestSidecar } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -45,12 +45,7 @@ describe('outbound: an HTTP/2 peer whose response breaks the protocol', () => {
   });
   beforeEach(async () => {
     logs = logLines('outbound', 'info');
-    a = await startTestSidecar(
-      ca,
-      ca.idFor('/ns/a/sa/a'),
-      testConfig({ appPort: 1, routes: { [PEER_HOST]: { address: `127.0.0.1:${peer.port}`, ids: [peerId] } } }),
-      { logger: logs.logger },
-    );
+    a = await startRoutedSidecar(ca, peer.port, peerId, {}, { logger: logs.logger });
   });
   afterEach(async () => {
     await a?.sidecar.close(0);

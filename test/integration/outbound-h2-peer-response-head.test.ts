@@ -7,7 +7,7 @@ import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLines } from '../helpers/log-lines.js';
 import { type RawH2Peer, type RawStream, startRawH2Peer } from '../helpers/raw-h2-peer.js';
-import { PEER_HOST, startTestSidecar, type TestSidecar, testConfig, viaProxy } from '../helpers/sidecar-harness.js';
+import { PEER_HOST, startRoutedSidecar, type TestSidecar, viaProxy } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';
 
 describe('outbound: an HTTP/2 peer’s response head', () => {
@@ -20,12 +20,7 @@ describe('outbound: an HTTP/2 peer’s response head', () => {
     const ca = await TestCa.create();
     const peerId = ca.idFor('/ns/b/sa/b');
     peer = await startRawH2Peer(await ca.issue({ id: peerId }), ca.bundlePem, { onStream: (s) => script(s) });
-    a = await startTestSidecar(
-      ca,
-      ca.idFor('/ns/a/sa/a'),
-      testConfig({ appPort: 1, routes: { [PEER_HOST]: { address: `127.0.0.1:${peer.port}`, ids: [peerId] } } }),
-      { logger: logs.logger },
-    );
+    a = await startRoutedSidecar(ca, peer.port, peerId, {}, { logger: logs.logger });
   });
   afterAll(async () => {
     await a?.sidecar.close(0);

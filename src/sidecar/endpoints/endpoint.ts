@@ -10,7 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Credentials } from '../../agent/index.js';
 import { formatHostPort } from '../../config/index.js';
 import type { SpiffeId, TrustDomain } from '../../identity/index.js';
-import { atPeerExpiry, MAX_TIMER_MS, whenSessionSilent } from '../../platform/index.js';
+import { atPeerExpiry, MAX_TIMER_MS, MESH_PING_GRACE_MS, whenSessionSilent } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
 import {
   type ClientContext,
@@ -71,8 +71,6 @@ const IDLE_MS = 60_000;
 const H1_CONNECTIONS = 64;
 /** The most a peer's response head may decode to (SETTINGS_MAX_HEADER_LIST_SIZE, enforced by node:http2). */
 const RESPONSE_HEADER_LIST_BYTES = 64 * 1024;
-/** How long a peer has to acknowledge the PING of checkAlive: a live one does within a round trip. */
-const PING_GRACE_MS = 1_000;
 /** At most one stray-answer line per endpoint in this long. */
 const STRAY_LOG_INTERVAL_MS = 10_000;
 /** Header fields a peer's h2 response head may hold: 65,535 (the default list size) / 32 (the least a field costs). */
@@ -180,14 +178,14 @@ export class Endpoint implements Candidate {
    * closed gracefully. Either way the next request connects again.
    */
   /**
-   * A stream of `session` timed out: is the peer still there? A PING it does not acknowledge within PING_GRACE_MS
+   * A stream of `session` timed out: is the peer still there? A PING it does not acknowledge within MESH_PING_GRACE_MS
    * drops the session, so the next request connects again instead of waiting out its own timeout on a connection that
    * carries nothing: a peer that went silent with its connection open (a host gone without a FIN looks so for
    * minutes), or a session nghttp2 stopped reading (a frame or header block it refused, without a word to
    * node:http2). A peer that is only slow to answer acknowledges at once, and keeps its session.
    */
   checkAlive(session: ClientHttp2Session): void {
-    whenSessionSilent(session, PING_GRACE_MS, () => this.abandon(session, 'stalled'));
+    whenSessionSilent(session, MESH_PING_GRACE_MS, () => this.abandon(session, 'stalled'));
   }
 
   abandon(session: ClientHttp2Session, why: 'stalled' | 'no_streams' | 'no_settings_ack'): void {

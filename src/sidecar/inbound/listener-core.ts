@@ -19,6 +19,7 @@ import { type ErrorCode, MeshauthError } from '../../errors/index.js';
 import {
   expectationUnsupported,
   firstClientErrorOnly,
+  MESH_PING_GRACE_MS,
   pendingResponse,
   startTimeoutSweeper,
   UNDICI_CODES,
@@ -187,7 +188,7 @@ export class ListenerCore {
       // A client whose session nghttp2 stopped reading (a malformed frame or header block) or that went silent would
       // hold its connection, and its places, for good: the answers of its idle streams go nowhere.
       const session = this.session;
-      if (session !== undefined) whenSessionSilent(session, SILENT_SESSION_GRACE_MS, () => session.destroy());
+      if (session !== undefined) whenSessionSilent(session, MESH_PING_GRACE_MS, () => session.destroy());
       const exchange = this[kExchange];
       if (exchange === undefined) {
         this.destroy(new Error('stream idle timeout'));
@@ -621,9 +622,6 @@ export function classifyAppError(error: Error): MeshauthError {
 }
 
 function ignore(): void {}
-
-/** How long a client whose stream went idle has to acknowledge a PING before its session is destroyed. */
-const SILENT_SESSION_GRACE_MS = 1_000;
 
 /** How much later than the app timeout an idle exchange is reset (see #streamIdleMs). */
 const APP_TIMEOUT_MARGIN_MS = 1_000;

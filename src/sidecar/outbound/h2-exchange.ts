@@ -33,7 +33,7 @@ import {
 import type { DrainState } from '../forward-handler.js';
 import { isHopByHop, isIdentityHeader } from '../http-headers.js';
 import { Http1Client } from '../http1-client.js';
-import { requestBodyStalled } from '../pipeline/rejections.js';
+import { cutAfterHead, headThenNoBody, requestBodyStalled, unusableResponseHead } from '../pipeline/rejections.js';
 import { type CredentialBinding, hookRejection } from './outbound-hooks.js';
 import {
   CONNECTION_LOST,
@@ -173,7 +173,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
   #replayable = true;
   #bodyAttached = false;
   #bodyEnded = false;
-  /** The peer's response head, held until its first body byte or its end (H2ExchangeContext.holdHead), and its status. */
+  /** The peer's response head, held until its first body byte or end (H2ExchangeContext.holdHead), and its status. */
   #heldHead: string[] | undefined;
   #heldStatus = 0;
   /** When the held head arrived (performance.now()): the request's duration ends there, not at the first body byte. */
@@ -447,7 +447,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     if (waited !== undefined && (waited.closed || waited.destroyed)) {
       const error = sessionErrorOf(waited);
       const answer = closedForProtocolError(error as (Error & { readonly code?: unknown }) | undefined)
-        ? upstreamProtocolError(sessionProtocolErrorText(error as Error), 'protocol_error')
+        ? sessionProtocolError(error as Error)
         : peerUnavailable('peer session closed before the request could be sent', 'goaway');
       this.#retryOr('goaway', endpoint, answer);
       return;
@@ -649,7 +649,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
       // nghttp2 checks only that :status has three digits, and node:http writes any of them. 600–999 are no HTTP
       // status (RFC 9110 §15), which an app's client may read any way: refused as the HTTP/1.1 path refuses them.
       abortStream(stream);
-      this.fail(unusableHead({ peerStatus: status })); // `status` in the line is the answer's, 502
+      this.fail(unusableResponseHead({ detail: { peerStatus: status } })); // `status` in the line is the answer's, 502
       return;
     }
     const out: string[] = [];
@@ -684,7 +684,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     } catch (cause) {
       // A status or header value Node refuses to send (ERR_INVALID_CHAR…): the peer's answer is unusable.
       abortStream(stream);
-      this.fail(unusableHead(undefined, cause));
+      this.fail(unusableResponseHead({ cause }));
       return false;
     }
     this.#context.telemetry.completed(this.#peerId, status, this.startedAt, headAt);
@@ -789,7 +789,7 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
       // This sidecar's nghttp2 closed the session for what the peer sent (a first frame other than SETTINGS, a
       // flood): named as that, not as a peer that went away. A bodiless GET/HEAD/OPTIONS is still retried once, as
       // for any connection lost before the head; the retry's endpoint may well be sound.
-      const error = upstreamProtocolError(sessionProtocolErrorText(this.#streamError as Error), 'protocol_error');
+      const error = sessionProtocolError(this.#streamError as Error);
       if (this.#idempotentWithoutBody()) this.#retryOr('connection_lost', endpoint, error);
       else this.fail(error);
     } else if (code === constants.NGHTTP2_PROTOCOL_ERROR) {
@@ -890,14 +890,10 @@ export class H2Exchange<R extends CallerResponse = CallerResponse> implements Sl
     if (this.#heldHead !== undefined) {
       this.fail(
         reason === 'stream_idle_timeout'
-          ? new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'peer sent a response head, then no body in time', {
-              reason: 'timeout',
-            })
-          : upstreamProtocolError(
-              `peer response cut after its head, before any body: ${why}`,
-              reason === 'protocol_error' ? 'protocol_error' : 'response_cut',
-              { rstCode: code },
-            ),
+          ? headThenNoBody()
+          : cutAfterHead(why, reason === 'protocol_error' ? 'protocol_error' : 'response_cut', {
+              detail: { rstCode: code },
+            }),
       );
       return;
     }
@@ -957,23 +953,10 @@ function http1RetryReason(error: Error, bodilessIdempotent: boolean): RetryReaso
   return lost && bodilessIdempotent ? 'connection_lost' : undefined;
 }
 
-/** 502: the peer's response head cannot be written to the caller (`status` past 599, or Node refused a field). */
-function unusableHead(detail: Readonly<Record<string, unknown>> | undefined, cause?: unknown): MeshauthError {
-  return new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent an unusable response head', {
-    reason: 'response_head',
-    ...(detail === undefined ? {} : { detail }),
-    ...(cause === undefined ? {} : { cause }),
-  });
-}
-
-function upstreamProtocolError(
-  message: string,
-  reason: string,
-  detail?: Readonly<Record<string, unknown>>,
-): MeshauthError {
-  return new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', message, {
-    reason,
-    ...(detail === undefined ? {} : { detail }),
+/** 502: this sidecar closed the peer's session for its protocol breach or flood (closedForProtocolError). */
+function sessionProtocolError(error: Error): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', sessionProtocolErrorText(error), {
+    reason: 'protocol_error',
   });
 }
 

@@ -57,3 +57,40 @@ export const MAX_PIPELINED_REQUESTS = 16;
 export function tooManyPipelined(): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_RATE_LIMITED', 'too many pipelined requests', { reason: 'pipelined' });
 }
+
+/** 504: a peer sent its response head and then no body within the timeout, while the head was held for that body. */
+export function headThenNoBody(cause?: unknown): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_UPSTREAM_TIMEOUT', 'peer sent a response head, then no body in time', {
+    reason: 'timeout',
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/**
+ * 502: a peer's response ended after its head, which was held for the first body byte, before any body: `why` in
+ * words; `protocol_error` when its body broke the protocol and this hop ended it, else `response_cut`.
+ */
+export function cutAfterHead(
+  why: string,
+  reason: 'response_cut' | 'protocol_error',
+  options: { readonly detail?: Readonly<Record<string, unknown>>; readonly cause?: unknown } = {},
+): MeshauthError {
+  return new MeshauthError(
+    'MESHAUTH_ERR_UPSTREAM_PROTOCOL',
+    `peer response cut after its head, before any body: ${why}`,
+    {
+      reason,
+      ...options,
+    },
+  );
+}
+
+/** 502: a peer's response head cannot be written to the caller (a status past 599, a field Node refuses). */
+export function unusableResponseHead(
+  options: { readonly detail?: Readonly<Record<string, unknown>>; readonly cause?: unknown } = {},
+): MeshauthError {
+  return new MeshauthError('MESHAUTH_ERR_UPSTREAM_PROTOCOL', 'peer sent an unusable response head', {
+    reason: 'response_head',
+    ...options,
+  });
+}

@@ -1,27 +1,70 @@
-// Client authentication by X509-SVID (renewal; tls_client_auth for `POST /v1/token`): the
-// chain the client presented in the TLS handshake, validated here against the CA's own bundle. The TLS server lets
-// certificate-less connections through (join-token bootstrap), so this check is the only gate.
+// Client authentication by X509-SVID (renewal; tls_client_auth for `POST /v1/token`). The CA's TLS server asks every
+// client for a certificate and lets those without one through (join-token bootstrap); OpenSSL verifies a presented
+// chain against the bundle's roots, which server.ts gives the TLS server as `ca` (renewed with the CA's material).
+// This check takes that verdict and reads the leaf alone, never the issuers the client sent: reading them means Node
+// turning each into an object, and Node 24 crashes the whole process (SIGSEGV) on a certificate whose key is on a
+// curve without a NIST name (brainpool, secp256k1), which anyone who can reach the CA could send as the "issuer" of a
+// P-256 leaf. The leaf is safe to read: its key signed the handshake with one of the algorithms the TLS profile
+// allows (src/tls/tls-profile.ts). After a verified handshake the leaf gets the SVID rules (URI SAN, key usage, CA
+// flag, trust domain, validity at the CA's clock); the chain's own rules (signatures, validity, CA flags, path
+// length, key usage, name constraints) are OpenSSL's.
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId } from '../identity/index.js';
-import { parseCertificateDerOnce, type TrustBundle, validateX509SvidDer } from '../pki/index.js';
-import { peerChainDer } from '../tls/index.js';
+import { checkSvidLeafDer, type TrustBundle, type x509 } from '../pki/index.js';
 
-const MAX_PEER_CHAIN = 8;
+/** OpenSSL's verification codes (as Node names them) by the client_cert_* reason of the same refusal. */
+const REASON_BY_VERIFY_ERROR: ReadonlyMap<string, string> = new Map([
+  ['CERT_HAS_EXPIRED', 'expired'],
+  ['CERT_NOT_YET_VALID', 'not_yet_valid'],
+  ['UNABLE_TO_GET_ISSUER_CERT', 'unknown_ca'],
+  ['UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'unknown_ca'],
+  ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unknown_ca'],
+  ['SELF_SIGNED_CERT_IN_CHAIN', 'unknown_ca'],
+  ['DEPTH_ZERO_SELF_SIGNED_CERT', 'unknown_ca'],
+  ['CERT_SIGNATURE_FAILURE', 'unknown_ca'],
+  ['CERT_UNTRUSTED', 'unknown_ca'],
+  ['CERT_REJECTED', 'unknown_ca'],
+  ['CERT_CHAIN_TOO_LONG', 'chain_too_long'],
+  ['INVALID_CA', 'issuer_not_ca'],
+  ['PATH_LENGTH_EXCEEDED', 'path_length'],
+  ['KEY_USAGE_NO_CERTSIGN', 'issuer_key_usage'],
+  ['INVALID_PURPOSE', 'purpose'],
+  ['PERMITTED_SUBTREE_VIOLATION', 'name_constraints'],
+  ['EXCLUDED_SUBTREE_VIOLATION', 'name_constraints'],
+  ['UNSUPPORTED_CONSTRAINT_TYPE', 'name_constraints'],
+  ['UNSUPPORTED_CONSTRAINT_SYNTAX', 'name_constraints'],
+  ['UNSUPPORTED_NAME_SYNTAX', 'name_constraints'],
+]);
+
+/** What authenticatePeer needs of the CA's material: the trust domain's bundle and the current intermediate. */
+export interface PeerTrust {
+  readonly bundle: TrustBundle;
+  readonly issuer: { readonly certificate: x509.X509Certificate };
+}
 
 /** The caller's SPIFFE ID, or MESHAUTH_ERR_CA_UNAUTHENTICATED with reason `no_credential` / `client_cert_<why>`. */
-export function authenticatePeer(req: IncomingMessage, bundle: TrustBundle, now: Date, what: string): SpiffeId {
-  const chain = peerChain(req.socket as TLSSocket);
-  if (chain === undefined) {
+export function authenticatePeer(req: IncomingMessage, trust: PeerTrust, now: Date, what: string): SpiffeId {
+  const socket = req.socket as TLSSocket;
+  const leaf = peerLeaf(socket);
+  if (leaf === undefined) {
     throw new MeshauthError('MESHAUTH_ERR_CA_UNAUTHENTICATED', `${what}: no client certificate`, {
       reason: 'no_credential',
     });
   }
+  if (socket.authorized !== true) {
+    // Node types it as an Error; at runtime it is OpenSSL's code as a string.
+    const code = String(socket.authorizationError ?? 'UNSPECIFIED');
+    throw new MeshauthError('MESHAUTH_ERR_CA_UNAUTHENTICATED', `client certificate rejected: ${code}`, {
+      reason: `client_cert_${REASON_BY_VERIFY_ERROR.get(code) ?? 'invalid'}`,
+    });
+  }
   try {
-    // Parsing an intermediate can fail (OpenSSL read it in the handshake, @peculiar/x509 may not): that is a
-    // rejected client certificate like any other, not an error of another kind.
-    return validateX509SvidDer(chain.leaf, chain.issuers.map(parseCertificateDerOnce), bundle, now);
+    // The current intermediate as the likely issuer: a leaf it signed (nearly every renewal) is read straight from
+    // its DER; any other is parsed whole (about a millisecond more).
+    const issuer = new Uint8Array(trust.issuer.certificate.rawData);
+    return checkSvidLeafDer(leaf, issuer, trust.bundle.trustDomain, now).id;
   } catch (error) {
     const reason = error instanceof MeshauthError ? (error.reason ?? 'invalid') : 'invalid';
     throw new MeshauthError(
@@ -32,28 +75,16 @@ export function authenticatePeer(req: IncomingMessage, bundle: TrustBundle, now:
   }
 }
 
-/**
- * The chain the client sent: its leaf and the certificates after it, as DER. Read through getPeerCertificate(true)
- * (peerChainDer), never getPeerX509Certificate(): on a server socket that call leaks one native certificate per call
- * (src/tls/verified-peer.ts says how), about 10 KB of `ca serve` RSS per renewal on Node 20. This server sets no
- * `ca`, so OpenSSL builds no chain of its own: Node links each certificate the client sent to the one that issued
- * it, leaf first, and leaves out any that issue nothing in the chain. Kept per connection: a keep-alive client sends
- * several requests on one, and each read converts every certificate into an object.
- */
-function peerChain(socket: TLSSocket): PeerChain | undefined {
+/** The client's leaf as DER (getPeerCertificate(false): the leaf alone), kept per connection; undefined without one. */
+function peerLeaf(socket: TLSSocket): Buffer | undefined {
   if (typeof socket.getPeerCertificate !== 'function') return undefined;
-  const cached = chains.get(socket);
+  const cached = leaves.get(socket);
   if (cached !== undefined) return cached;
-  const [leaf, ...issuers] = peerChainDer(socket);
-  if (leaf === undefined) return undefined;
-  const chain = { leaf, issuers: issuers.slice(0, MAX_PEER_CHAIN - 1) };
-  chains.set(socket, chain);
-  return chain;
+  // Node's answer for a connection without a client certificate is an empty object.
+  const raw = socket.getPeerCertificate(false)?.raw;
+  if (raw === undefined || raw.length === 0) return undefined;
+  leaves.set(socket, raw);
+  return raw;
 }
 
-interface PeerChain {
-  readonly leaf: Buffer;
-  readonly issuers: readonly Buffer[];
-}
-
-const chains = new WeakMap<TLSSocket, PeerChain>();
+const leaves = new WeakMap<TLSSocket, Buffer>();

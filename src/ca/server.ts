@@ -159,10 +159,10 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       ...(await serving.issue()),
       ...TLS_OPTIONS,
       // Renewal authenticates with the client certificate, bootstrap with a join token and no certificate: the
-      // handshake asks for a certificate but lets the request through, and api.ts validates the presented chain
-      // itself with validateX509Svid against the bundle (renewal).
+      // handshake asks for a certificate, verifies a presented chain against the bundle's roots (`ca`, from
+      // serving.issue()) but lets the request through either way; peer-svid.ts judges the verdict and the leaf.
       requestCert: true,
-      rejectUnauthorized: false, // lint-allow: no-reject-unauthorized-false — join-token bootstrap has no client cert; api.ts validates any presented chain
+      rejectUnauthorized: false, // lint-allow: no-reject-unauthorized-false — join-token bootstrap has no client cert; peer-svid.ts refuses any chain the handshake did not verify
       // Node's default is 120 s; a connection in its handshake holds one of the door's slots.
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
       // The headers/request timeouts are enforced by a sweep (default every 30 s); a slot is worth checking sooner.
@@ -376,12 +376,13 @@ class ServingIdentity {
     this.#generation = generation;
     const lifetime = issued.expiresAt.getTime() - now.getTime();
     this.#renewAt = Date.now() + Math.max(lifetime / 2, 1000);
-    // No `ca`: the TLS layer must not verify client chains itself. When it does and succeeds, Node (24 at least)
-    // reads the peer certificate in its own handshake callback and from then on reports the leaf without the
-    // intermediates the client sent — the chain peer-svid.ts validates against the bundle.
+    // `ca`: OpenSSL verifies a client's chain against the bundle's roots in the handshake (and lets a connection
+    // without a certificate through, rejectUnauthorized being false); peer-svid.ts takes its verdict and reads the
+    // leaf alone. A new context follows every change of the CA's material, bundle.pem's roots included.
     return {
       cert: issued.certChainPem.join(''),
       key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      ca: [...this.#authority.material.bundle.toPemList()],
     };
   }
 

@@ -14,6 +14,33 @@ const TLS12_AEAD_SUITES = [
   'ECDHE-RSA-CHACHA20-POLY1305',
 ];
 
+/**
+ * The signature algorithms offered and accepted in handshakes: ECDSA on the NIST curves, EdDSA, RSA (PSS, and PKCS#1
+ * for TLS 1.2 peers), SHA-2 only. Left to its default, OpenSSL 3.5 (Node 24) also accepts ECDSA on the brainpool
+ * curves in TLS 1.3, and Node 24 crashes the whole process (SIGSEGV) when it turns a certificate whose key is on a
+ * curve without a NIST name (brainpool, secp256k1) into the object getPeerCertificate() returns: the CA reads the leaf
+ * of every client that presents one before it has judged it (src/ca/peer-svid.ts), so a self-signed brainpool
+ * certificate from anyone who can reach `ca serve` took it down. With this list such a key can sign no TLS 1.3
+ * handshake (the client sends no certificate) and the ECDHE groups below refuse its curve in TLS 1.2 (wrong curve). The mesh issues
+ * P-256, Ed25519 and RSA-2048 keys; P-384, P-521 and Ed448 stay accepted as before.
+ */
+const SIGNATURE_ALGORITHMS = [
+  'ecdsa_secp256r1_sha256',
+  'ecdsa_secp384r1_sha384',
+  'ecdsa_secp521r1_sha512',
+  'ed25519',
+  'ed448',
+  'rsa_pss_rsae_sha256',
+  'rsa_pss_rsae_sha384',
+  'rsa_pss_rsae_sha512',
+  'rsa_pss_pss_sha256',
+  'rsa_pss_pss_sha384',
+  'rsa_pss_pss_sha512',
+  'rsa_pkcs1_sha256',
+  'rsa_pkcs1_sha384',
+  'rsa_pkcs1_sha512',
+].join(':');
+
 export interface TlsProfile {
   /** Also accept TLS 1.2 (ECDHE + AEAD only). */
   readonly tls12: boolean;
@@ -28,6 +55,7 @@ export function protocolOptions(profile: TlsProfile): SecureContextOptions {
     // Renegotiation off; compression is never built into Node's OpenSSL.
     secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
     ecdhCurve: 'X25519:P-256:P-384',
+    sigalgs: SIGNATURE_ALGORITHMS,
   };
 }
 

@@ -7,8 +7,17 @@ export function isObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * `parent`'s own `key`, never an inherited one. The keys are often the pod creator's (annotation JSON, container
+ * names): `__proto__` read through an index is Object.prototype, which a write through the result would change for
+ * the whole process.
+ */
+function own(parent: JsonObject | undefined, key: string): unknown {
+  return parent !== undefined && Object.hasOwn(parent, key) ? parent[key] : undefined;
+}
+
 export function objectAt(parent: JsonObject, key: string): JsonObject | undefined {
-  const value = parent[key];
+  const value = own(parent, key);
   return isObject(value) ? value : undefined;
 }
 
@@ -21,7 +30,7 @@ export function objectAtPath(parent: JsonObject, path: readonly string[]): JsonO
 
 /** The object under `key`, created (and reported through `created`) when absent. */
 export function ensureObject(parent: JsonObject, key: string, created?: () => void): JsonObject {
-  const value = parent[key];
+  const value = own(parent, key);
   if (isObject(value)) return value;
   const fresh: JsonObject = {};
   parent[key] = fresh;
@@ -30,12 +39,12 @@ export function ensureObject(parent: JsonObject, key: string, created?: () => vo
 }
 
 export function arrayAt(parent: JsonObject, key: string): unknown[] | undefined {
-  const value = parent[key];
+  const value = own(parent, key);
   return Array.isArray(value) ? value : undefined;
 }
 
 export function ensureArray(parent: JsonObject, key: string, created?: () => void): unknown[] {
-  const value = parent[key];
+  const value = own(parent, key);
   if (Array.isArray(value)) return value;
   const fresh: unknown[] = [];
   parent[key] = fresh;
@@ -44,7 +53,7 @@ export function ensureArray(parent: JsonObject, key: string, created?: () => voi
 }
 
 export function stringAt(parent: JsonObject | undefined, key: string): string | undefined {
-  const value = parent?.[key];
+  const value = own(parent, key);
   return typeof value === 'string' ? value : undefined;
 }
 

@@ -61,6 +61,7 @@ export type TemplateOutcome =
       readonly warnings: readonly string[];
     };
 
+const PROBE_FIELDS = Object.keys(PROBE_KINDS) as ProbeField[];
 /** The sidecar's named container ports (the Service's mesh port and the monitoring scrape select them by name). */
 const SIDECAR_PORT_NAMES: readonly string[] = [PORT_INBOUND_NAME, PORT_ADMIN_NAME];
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
@@ -227,7 +228,10 @@ export function uninjectTemplate(template: JsonObject): boolean {
     // Own entries only: a container named `constructor` would otherwise find Object.prototype's.
     const added = new Set(Object.hasOwn(status.env, name) ? status.env[name] : []);
     removeNamed(container, 'env', (n) => added.has(n), wasCreated(`env:${name}`));
-    for (const [field, httpGet] of Object.entries(Object.hasOwn(originals, name) ? (originals[name] ?? {}) : {})) {
+    const saved = Object.hasOwn(originals, name) ? originals[name] : undefined;
+    // The three probe fields only, whatever else the annotation (the pod creator's) names.
+    for (const field of PROBE_FIELDS) {
+      const httpGet = isObject(saved) && Object.hasOwn(saved, field) ? saved[field] : undefined;
       const probe = objectAt(container, field);
       if (probe !== undefined && isObject(httpGet)) probe.httpGet = httpGet;
     }

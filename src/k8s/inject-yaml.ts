@@ -39,7 +39,7 @@ export function uninjectYaml(text: string): YamlResult {
 function transform(text: string, run: (objects: readonly unknown[]) => ObjectResult[]): YamlResult {
   const chunks = splitDocuments(text);
   const docs = chunks.map((chunk) => parseChunk(chunk));
-  const objects = docs.map((doc) => doc.toJS({ maxAliasCount: 100 }) as unknown);
+  const objects = docs.map((doc, i) => documentValue(doc, chunks[i] as Chunk));
   const results = run(objects);
   const counts: Partial<Record<ObjectOutcome, number>> = {};
   const out: string[] = [];
@@ -128,6 +128,24 @@ function parseChunk(chunk: Chunk): Document {
     );
   }
   return doc;
+}
+
+/**
+ * The document's value. Few aliases can still expand without bound when each names a list of the one before (seven
+ * levels of nine: 54 aliases, 9^7 values): yaml refuses that expansion with a ReferenceError of its own, which is
+ * the manifest's fault like any other bound, not an internal error.
+ */
+function documentValue(doc: Document, chunk: Chunk): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch (error) {
+    if (!(error instanceof ReferenceError && /alias/i.test(error.message))) throw error;
+    throw new MeshauthError(
+      'MESHAUTH_ERR_MANIFEST_INVALID',
+      `document ${chunk.index ?? 1} (starting at line ${chunk.line}): its aliases (*name) expand to too many values: expected each alias to stand for a small part of the document`,
+      { reason: 'manifest_too_many_aliases', detail: { document: chunk.index } },
+    );
+  }
 }
 
 /** Applies JSON Patch operations to the document's nodes (a replaced scalar keeps its quoting style). */

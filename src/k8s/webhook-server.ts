@@ -3,14 +3,21 @@
 // swaps a symlink, so the files are polled with stat rather than watched); a pair that does not load keeps the old
 // one serving, with a warning and a metric. Review bodies are buffered whole before they are parsed: the bytes
 // buffered across all requests at once are bounded (a budget, of which one client address may hold half), past
-// which a review is refused with 503.
+// which a review is refused with 503. Connections are capped the same way (webhook-connections.ts).
 import { stat } from 'node:fs/promises';
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { readSettingFile } from '../config/read-setting-file.js';
 import { MeshauthError } from '../errors/index.js';
-import { addTo, clientAddress, clientSourceKey, listenOn, SingleFlight } from '../platform/index.js';
+import {
+  addTo,
+  clientAddress,
+  clientSourceKey,
+  listenOn,
+  SingleFlight,
+  sweepTimeoutsWhileConnected,
+} from '../platform/index.js';
 import { adminRequestRefused, guardAdminRequests } from '../telemetry/admin-connections.js';
 import { AdminRefusals } from '../telemetry/admin-refusals.js';
 import { sendAdminAnswer } from '../telemetry/admin-server.js';
@@ -20,6 +27,7 @@ import { RateLimitedLog } from '../telemetry/rate-limited-log.js';
 import { protocolOptions } from '../tls/tls-profile.js';
 import { reviewAdmission } from './inject-admission.js';
 import type { InjectConfig } from './inject-config.js';
+import { guardWebhookConnections, WEBHOOK_MAX_CONNECTIONS } from './webhook-connections.js';
 
 export interface WebhookServerOptions {
   readonly host: string;
@@ -33,6 +41,10 @@ export interface WebhookServerOptions {
   readonly reloadIntervalMs?: number;
   /** Review body bytes held at once across all requests (one client address: half). Default REVIEW_BYTES_IN_FLIGHT. */
   readonly maxReviewBytesInFlight?: number;
+  /** Connections held at once (one client address: half). Default WEBHOOK_MAX_CONNECTIONS. */
+  readonly maxConnections?: number;
+  /** Time a connection has to complete its TLS handshake. Default WEBHOOK_HANDSHAKE_TIMEOUT_MS. */
+  readonly handshakeTimeoutMs?: number;
 }
 
 /** The API server sends a pod or service; even a large pod spec is far below this. */
@@ -62,6 +74,11 @@ const REQUEST_TIMEOUT_MS = 10_000;
  */
 const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 const DEFAULT_RELOAD_INTERVAL_MS = 5_000;
+/**
+ * The API server finishes its handshake at once. Node's default of 120 s let a connection that sent no ClientHello
+ * keep its place (and 10 KB or more) for two minutes, out of reach of the request timeouts, which start after it.
+ */
+export const WEBHOOK_HANDSHAKE_TIMEOUT_MS = 5_000;
 // The API server speaks TLS 1.3, older ones 1.2: AEAD suites of both.
 const TLS = protocolOptions({ tls12: true });
 
@@ -85,6 +102,7 @@ export class WebhookServer {
   readonly #tooLargeLog: RateLimitedLog;
   readonly #contentTypeLog: RateLimitedLog;
   readonly #notReviewLog: RateLimitedLog;
+  readonly #handshakeLog: RateLimitedLog;
   /** Requests not answered yet: close() lets them finish, and their answers end the connection. */
   readonly #unanswered = new Set<ServerResponse>();
   #closing = false;
@@ -107,6 +125,12 @@ export class WebhookServer {
     this.#tooLargeLog = refusedLog();
     this.#contentTypeLog = refusedLog();
     this.#notReviewLog = refusedLog();
+    this.#handshakeLog = new RateLimitedLog(
+      options.logger,
+      options.metrics,
+      'tls_handshake_failed',
+      OVERLOAD_LOG_INTERVAL_MS,
+    );
     // The alerts take increase() of the error and failure series. A series born at 1 on the first event has no
     // earlier sample to rise from: that first error (a pod admitted without its sidecar) or failed reload (reported
     // once per change) would never fire. Every result is exposed at 0 from the start.
@@ -147,6 +171,7 @@ export class WebhookServer {
       {
         ...TLS,
         ...pair,
+        handshakeTimeout: this.#options.handshakeTimeoutMs ?? WEBHOOK_HANDSHAKE_TIMEOUT_MS,
         requestTimeout: REQUEST_TIMEOUT_MS,
         headersTimeout: 5_000,
         connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
@@ -164,8 +189,16 @@ export class WebhookServer {
       },
     );
     this.#refusals.install(server);
-    // https.Server is node:http's Server over TLS: the same 'request', setTimeout and 'timeout'.
+    // https.Server is node:http's Server over TLS: the same 'request', setTimeout and 'timeout', and the same
+    // timeout sweeper, run while the port holds connections.
     guardAdminRequests(server as unknown as HttpServer, this.#options.metrics, this.#connectionLog);
+    sweepTimeoutsWhileConnected(server as unknown as HttpServer);
+    guardWebhookConnections(server, {
+      maxConnections: this.#options.maxConnections ?? WEBHOOK_MAX_CONNECTIONS,
+      metrics: this.#options.metrics,
+      connectionLog: this.#connectionLog,
+      handshakeLog: this.#handshakeLog,
+    });
     this.#server = server;
     this.#port = await listenOn(server, this.#options, '--listen');
     this.#timer = setInterval(() => {
@@ -187,6 +220,7 @@ export class WebhookServer {
     this.#tooLargeLog.close();
     this.#contentTypeLog.close();
     this.#notReviewLog.close();
+    this.#handshakeLog.close();
     const server = this.#server;
     if (server === undefined) return;
     // Stops accepting and ends idle keep-alive connections; a review still arriving is answered (the API server

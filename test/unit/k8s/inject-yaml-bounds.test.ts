@@ -59,6 +59,24 @@ describe('injectYaml: aliases', () => {
     expect(error.reason).toBe('manifest_too_many_aliases');
   });
 
+  // 54 aliases, under the bound, but each level's list repeats the one before: yaml's expansion bound in toJS
+  // refused it with its own ReferenceError, which escaped as exit 1 and a bare "Excessive alias count" line.
+  it('fail/a billion-laughs document under 100 aliases → MESHAUTH_ERR_MANIFEST_INVALID naming the document (inject and uninject)', () => {
+    const levels = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
+    const lines = levels.map((name, i) => {
+      const items = i === 0 ? Array(9).fill('"x"') : Array(9).fill(`*${levels[i - 1]}`);
+      return `  ${name}: &${name} [${items.join(', ')}]\n`;
+    });
+    const text = `${CONFIG_MAP}---\n${CONFIG_MAP}data:\n${lines.join('')}`;
+    for (const run of [() => injectYaml(text, CONFIG), () => uninjectYaml(text)]) {
+      const error = refusal(run);
+      expect(error.message).toMatch(/^document 2 \(starting at line 5\): /);
+      expect(error.message).toContain('aliases');
+      expect(error.reason).toBe('manifest_too_many_aliases');
+      expect(error.detail).toEqual({ document: 2 });
+    }
+  });
+
   it('ok/100 aliases in each of two documents: the bound is per document, both kept as they are', () => {
     const text = `${configMapWithAliases(100)}---\n${configMapWithAliases(100)}`;
     expect(injectYaml(text, CONFIG).text).toBe(text);

@@ -15,6 +15,7 @@ import { SpiffeId } from '../identity/index.js';
 import { KEY_TYPES, parseKeyType, SVID_MAX_TTL_MS } from '../pki/issuance-options.js'; // not the index: no certificate code for flags
 import { type FileToReplace, replaceFiles } from './key-pair-files.js';
 import { checkOutPrefix, writeAtOutPrefix } from './out-prefix.js';
+import { refuseSharedCaDirectory } from './private-ca-directory.js';
 
 const DEFAULT_DIR = 'certs';
 const MINUTE = 60_000;
@@ -95,6 +96,7 @@ export function registerCaCommands(program: Command): void {
         return initForKubernetes(opts, command.getOptionValueSource('dir') !== 'default');
       }
       refuseKubernetesFlags({ namespace: opts.namespace, bundleNamespace: opts.bundleNamespace, out: opts.out });
+      await refuseSharedCaDirectory(opts.dir);
       const { initCa } = await import('../ca/index.js');
       const { trustDomain, paths } = await underForceLock(opts, opts.dir, () =>
         initCa({ dir: opts.dir, trustDomain: opts.trustDomain, force: opts.force === true }),
@@ -136,6 +138,13 @@ export function registerCaCommands(program: Command): void {
         const keyType = parseKeyType(opts.keyType);
         if (opts.p12 === true && opts.p12PasswordFile === undefined) {
           throw usage('--p12 needs --p12-password-file FILE (the password is never taken on the command line)');
+        }
+        // Refused like every other flag given without the one it goes with: ignored, the run exited 0 having written
+        // no PREFIX.p12, and the JVM service that was to load it found none (or an earlier one, of another key).
+        if (opts.p12 !== true && opts.p12PasswordFile !== undefined) {
+          throw usage(
+            '--p12-password-file goes with --p12, which was not given: add --p12 to write PREFIX.p12 too, or leave --p12-password-file out',
+          );
         }
         const password = opts.p12 === true ? await readPassword(opts.p12PasswordFile as string) : undefined;
         const { issueOffline } = await import('../ca/index.js');
@@ -548,6 +557,7 @@ async function initForKubernetes(opts: InitOptions, dirGiven: boolean): Promise<
     );
   }
   const dir = opts.out ?? (dirGiven ? opts.dir : 'meshauth-ca');
+  await refuseSharedCaDirectory(dir);
   const { initCaForKubernetes } = await import('../ca/index.js');
   const target = {
     secretName: opts.k8sSecret as string,
@@ -621,7 +631,10 @@ const DNS_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-
  */
 function checkSan(san: string): string {
   // An empty one is left out, as it always was.
-  if (san === '' || isIP(san) !== 0 || (san.length <= 253 && DNS_NAME.test(san))) return san;
+  if (san === '' || isIP(san) !== 0) return san;
+  // No host name ends in an all-numeric label (a top-level domain never is one): `10.0.0.256` or `10.0.5` is a mistyped
+  // IP address, which went in as a DNS name that no client connecting by address matches.
+  if (san.length <= 253 && DNS_NAME.test(san) && !/(^|\.)\d+$/.test(san)) return san;
   throw usage(`--san ${JSON.stringify(san)} is not a DNS name or an IP address (e.g. ca.mesh.svc or 10.0.0.5)`);
 }
 

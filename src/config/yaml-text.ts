@@ -9,14 +9,19 @@ import {
   CST,
   type Document,
   type DocumentOptions,
+  isPair,
+  isScalar,
+  isSeq,
   Lexer,
   LineCounter,
   type ParseOptions,
   Parser,
   type SchemaOptions,
+  visit,
   YAMLParseError,
 } from 'yaml';
 import { errorMessage, MeshauthError } from '../errors/index.js';
+import { keyPath } from './key-path.js';
 import { MAX_NESTING_DEPTH, NESTING_TOO_DEEP } from './nesting-depth.js';
 
 export interface YamlProblem {
@@ -29,6 +34,8 @@ export interface YamlProblem {
   readonly code: string;
   /** One line. */
   readonly message: string;
+  /** DUPLICATE_KEY: the path of the key given twice (`outbound.routes["a.b"]`), when it is a plain scalar. */
+  readonly key?: string;
 }
 
 /** A bound the text breaks, found in the token stream before the document is built. */
@@ -81,11 +88,15 @@ export function readStrictYaml(text: string): StrictYaml {
   const { document, lines } = parsed;
   const found = [...document.errors, ...document.warnings];
   if (found.length > 0) {
-    const problems = found.map((e) => ({
-      line: lines.linePos(e.pos[0]).line,
-      code: e.code,
-      message: e.message.split('\n')[0] ?? '',
-    }));
+    const problems = found.map((e) => {
+      const key = e.code === 'DUPLICATE_KEY' ? duplicateKeyAt(document, e.pos[0]) : undefined;
+      return {
+        line: lines.linePos(e.pos[0]).line,
+        code: e.code,
+        message: e.message.split('\n')[0] ?? '',
+        ...(key === undefined ? {} : { key }),
+      };
+    });
     return { ok: false, problems };
   }
   try {
@@ -94,6 +105,28 @@ export function readStrictYaml(text: string): StrictYaml {
     const message = errorMessage(error);
     return { ok: false, problems: [{ line: undefined, code: 'RESOURCE_EXHAUSTION', message }] };
   }
+}
+
+/**
+ * The path of the scalar key that starts at `offset` (where yaml reports a key given twice), or undefined. yaml's
+ * own message ("Map keys must be unique") names no key: in a long file, the line alone left the reader to find which
+ * of the keys near it was meant, and under which parent.
+ */
+function duplicateKeyAt(document: Document.Parsed, offset: number): string | undefined {
+  let found: string | undefined;
+  visit(document, {
+    Pair(_, pair, path) {
+      if (!isScalar(pair.key) || pair.key.range?.[0] !== offset) return undefined;
+      const parts: PropertyKey[] = [];
+      for (const [index, node] of path.entries()) {
+        if (isPair(node)) parts.push(isScalar(node.key) ? String(node.key.value) : '?');
+        else if (isSeq(node)) parts.push(node.items.indexOf(path[index + 1] as never));
+      }
+      found = keyPath([...parts, String(pair.key.value)]);
+      return visit.BREAK;
+    },
+  });
+  return found;
 }
 
 /**
@@ -175,7 +208,9 @@ export function parseYamlText(text: string, source: string): unknown {
       ? problem.message
       : problem.line === undefined
         ? `not valid YAML (${problem.message})`
-        : `not valid YAML (${problem.code})`;
+        : problem.key !== undefined
+          ? `not valid YAML (${problem.code}): ${problem.key} is given twice, expected each key once in its map`
+          : `not valid YAML (${problem.code})`;
   throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `${source}:${where} ${what}`, {
     reason: bound ?? 'config_yaml',
     detail: { file: source, ...(problem.line === undefined ? {} : { line: problem.line }) },

@@ -18,7 +18,8 @@ beforeAll(async () => {
 afterAll(() => rmSync(cwd, { recursive: true, force: true }));
 
 describe('ca serve --san', () => {
-  it.each(['https://ca.example:8443', 'ca.example:8443', 'bad name!', 'ca.example.'])(
+  // The last two: mistyped IP addresses, which no host name can be (its last label is never all digits).
+  it.each(['https://ca.example:8443', 'ca.example:8443', 'bad name!', 'ca.example.', '10.0.0.256', '10.0.5'])(
     'fail/--san %s → exit 2 MESHAUTH_ERR_USAGE naming it',
     async (san) => {
       // A refused value never gets as far as listening; the timeout of meshauth() ends one that would.

@@ -21,7 +21,22 @@ describe('parseYamlText', () => {
       'a: 1\nb: !nonsense x',
       /^f\.yaml: line 2: not valid YAML \(TAG_RESOLVE_FAILED\)$/,
     ],
-    ['fail/a key given twice', 'a: 1\na: 2', /^f\.yaml: line 2: not valid YAML \(DUPLICATE_KEY\)$/],
+    // The key is named with its path: the line alone left the reader to find which key, under which parent.
+    [
+      'fail/a key given twice',
+      'a: 1\na: 2',
+      /^f\.yaml: line 2: not valid YAML \(DUPLICATE_KEY\): a is given twice, expected each key once in its map$/,
+    ],
+    [
+      'fail/a nested key given twice, quoted the second time',
+      'outbound:\n  routes:\n    orders.shop: {}\n    "orders.shop": {}',
+      /^f\.yaml: line 4: not valid YAML \(DUPLICATE_KEY\): outbound\.routes\["orders\.shop"\] is given twice,/,
+    ],
+    [
+      'fail/a key given twice in a flow map inside a list',
+      'a:\n  - x: 1\n  - { y: 1, y: 2 }',
+      /^f\.yaml: line 3: not valid YAML \(DUPLICATE_KEY\): a\[1\]\.y is given twice,/,
+    ],
     // yaml resolves these YAML 1.1 tags by default into a Buffer, a Set, a Date: values no schema here takes,
     // refused before as "expected a string" further on, without the line.
     [

@@ -5,11 +5,20 @@
 // is the handler chain's, past TLS.
 import type { Server as HttpsServer } from 'node:https';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { clientAddress, clientSourceKey, listenOn, startTimeoutSweeper } from '../platform/index.js';
+import {
+  clientAddress,
+  clientSourceKey,
+  listenOn,
+  startTimeoutSweeper,
+  sweepTimeoutsWhileConnected,
+} from '../platform/index.js';
 import type { Metrics, RateLimitedLog } from '../telemetry/index.js';
 import { ConnectionGate, type ConnectionGateOptions, type ConnectionRefusal } from './connection-gate.js';
 
-/** How often waiting connections past their wait are closed when no arrival or departure did it. */
+/**
+ * How often silent connections and waiting ones past their wait are closed when no arrival or departure did it; only
+ * while there are any (an idle CA sets no timer: on a VM each wake-up of an idle process costs it a few hundred µs).
+ */
 const GATE_SWEEP_INTERVAL_MS = 500;
 /** What a waiting connection may send before its turn: one TLS record (its ClientHello) and its header. */
 const MAX_EARLY_BYTES = 16_384 + 5 + 256;
@@ -57,7 +66,9 @@ export interface CaDoor {
 
 export function openDoor(options: CaDoorOptions): CaDoor {
   const { tlsServer, metrics, overloadLog, silentMs } = options;
-  // Node starts the headers/request timeout sweep of an HTTP server on 'listening', which this one never emits.
+  // Node starts the headers/request timeout sweep of an HTTP server on 'listening', which this one never emits. It
+  // runs while the server holds connections.
+  sweepTimeoutsWhileConnected(tlsServer);
   startTimeoutSweeper(tlsServer);
   const open = new Set<Socket>();
   // What each connection sent before its turn, put back for the TLS server when the turn comes.
@@ -106,9 +117,30 @@ export function openDoor(options: CaDoorOptions): CaDoor {
   // read (up to one TLS record, normally its whole ClientHello) so that a client that leaves is noticed at once and
   // a waiting connection buffers no more than that; the bytes are put back for the TLS server at its turn.
   const silent = new Map<Socket, number>();
+  // Every connection is silent first, so an arrival arms the sweep; it stops once nobody is silent or waiting.
+  let sweeper: NodeJS.Timeout | undefined;
+  const sweep = () => {
+    const nowMs = performance.now();
+    for (const [socket, arrivedAt] of silent) {
+      // Insertion order is arrival order: the first one young enough ends the sweep.
+      if (nowMs - arrivedAt < silentMs) break;
+      silent.delete(socket);
+      socket.destroy();
+    }
+    gate.expire();
+    metrics.caConnectionsWaiting.set(gate.waiting);
+    if (silent.size === 0 && gate.waiting === 0) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+    }
+  };
   const listener: NetServer = createNetServer({ noDelay: true }, (socket) => {
     open.add(socket);
     silent.set(socket, performance.now());
+    if (sweeper === undefined) {
+      sweeper = setInterval(sweep, GATE_SWEEP_INTERVAL_MS);
+      sweeper.unref();
+    }
     const chunks: Buffer[] = [];
     const sourceKey = clientSourceKey(socket.remoteAddress);
     const sent: EarlyBytes = { chunks, size: 0, source: sourceKey, stopReading: () => undefined };
@@ -177,18 +209,6 @@ export function openDoor(options: CaDoorOptions): CaDoor {
     }
     return true;
   };
-  const sweeper = setInterval(() => {
-    const nowMs = performance.now();
-    for (const [socket, arrivedAt] of silent) {
-      // Insertion order is arrival order: the first one young enough ends the sweep.
-      if (nowMs - arrivedAt < silentMs) break;
-      silent.delete(socket);
-      socket.destroy();
-    }
-    gate.expire();
-    metrics.caConnectionsWaiting.set(gate.waiting);
-  }, GATE_SWEEP_INTERVAL_MS);
-  sweeper.unref();
   return {
     listen: (host, port, reusePort) => listenOn(listener, { host, port, reusePort: reusePort === true }, '--listen'),
     openConnections: () => open.size,

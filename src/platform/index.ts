@@ -25,6 +25,7 @@ export {
   keepReadingAfterEnd,
   pendingResponse,
   startTimeoutSweeper,
+  sweepTimeoutsWhileConnected,
   tcpSocketOf,
   UNDICI_CODES,
   UNDICI_PARSER_ERROR_NAME,

@@ -14,6 +14,68 @@ export function startTimeoutSweeper(server: HttpServer): void {
   server.emit('listening');
 }
 
+/** Node's names for an http.Server's headersTimeout / requestTimeout sweeper (a Timeout) and what it sweeps. */
+const TIMEOUT_SWEEPER = 'http.server.connectionsCheckingInterval';
+const SWEPT_CONNECTIONS = 'http.server.connections';
+
+/** What setInterval's Timeout keeps of its callback and period, and Node's list of a server's connections. */
+interface SweeperFields {
+  readonly _onTimeout?: unknown;
+  readonly _repeat?: unknown;
+}
+interface ConnectionList {
+  readonly all?: unknown;
+}
+
+/**
+ * Runs an http.Server's headersTimeout / requestTimeout sweeper only while the server has connections to sweep.
+ * Node starts it on 'listening' and keeps it for the server's life (every connectionsCheckingInterval, 1 s in
+ * meshauth's servers), so an idle process woke every second for each such server; on a VM each wake-up of an idle
+ * process costs it a few hundred µs. Here it stops after a sweep that finds no connection in Node's list and starts
+ * again (same callback and period) with the next connection ('connection', or 'secureConnection' where TLS comes
+ * first). No listener per socket. Call it before the server listens (or before startTimeoutSweeper). Where Node
+ * keeps these under other names or shapes, nothing changes.
+ */
+export function sweepTimeoutsWhileConnected(server: HttpServer): void {
+  const fields = server as unknown as Record<symbol, unknown>;
+  let sweeperKey: symbol | undefined;
+  let armed = true;
+  let start = (): void => undefined;
+  // Registered after the constructor's own 'listening' listener, which starts the sweeper: it runs once that did.
+  server.on('listening', () => {
+    const symbols = Object.getOwnPropertySymbols(server);
+    const key = symbols.find((symbol) => symbol.description === TIMEOUT_SWEEPER);
+    const listKey = symbols.find((symbol) => symbol.description === SWEPT_CONNECTIONS);
+    const timer = (key === undefined ? undefined : fields[key]) as SweeperFields | undefined;
+    const list = (listKey === undefined ? undefined : fields[listKey]) as ConnectionList | undefined;
+    if (typeof timer?._onTimeout !== 'function' || typeof timer._repeat !== 'number') return;
+    if (typeof list?.all !== 'function' || key === undefined) return;
+    const nodeSweep = timer._onTimeout as () => void;
+    const periodMs = timer._repeat;
+    const connections = list.all.bind(list) as () => readonly unknown[];
+    sweeperKey = key;
+    const sweep = (): void => {
+      nodeSweep();
+      if (connections().length > 0) return;
+      clearInterval(fields[key] as NodeJS.Timeout);
+      armed = false;
+    };
+    start = () => {
+      armed = true;
+      const next = setInterval(sweep, periodMs);
+      next.unref();
+      fields[key] = next; // where server.close() clears it
+    };
+    clearInterval(timer as NodeJS.Timeout);
+    start();
+  });
+  const arm = (): void => {
+    if (!armed && sweeperKey !== undefined) start();
+  };
+  server.on('connection', arm);
+  server.on('secureConnection', arm);
+}
+
 /**
  * The response an http.Server is writing on `socket` (Node's `socket._httpMessage`), or undefined between
  * exchanges. Tells an idle keep-alive connection from one with an exchange in flight, and whether a parse error

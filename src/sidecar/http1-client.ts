@@ -26,7 +26,10 @@ const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
 const MAX_RESPONSE_FIELDS = 2_000;
 /** A kept connection is retired this long before the idle time its server announced runs out (as undici does). */
 const KEEP_ALIVE_MARGIN_MS = 2_000;
-/** How often idle connections past their time are closed. */
+/**
+ * How often idle connections past their time are closed, while there are idle connections: a client without any
+ * sets no timer (an idle sidecar's wake-ups are most of what it costs).
+ */
 const IDLE_SWEEP_MS = 1_000;
 /**
  * After a server sent an answer no request asked for, no connection to it is reused for this long. HTTP/1.1 answers
@@ -119,7 +122,7 @@ export class Http1Client {
   readonly #idle: Http1Connection[] = [];
   readonly #waiting: Waiting[] = [];
   readonly #all = new Set<Http1Connection>();
-  readonly #sweep: NodeJS.Timeout;
+  #sweep: NodeJS.Timeout | undefined;
   /** Connections settling after an answer (neither idle nor busy). */
   #settling = 0;
   /** Connections the connector is opening (each for the request that asked for it), within maxConnections. */
@@ -142,8 +145,6 @@ export class Http1Client {
   constructor(options: Http1ClientOptions) {
     this.options = options;
     this.authority = 'connect' in options ? options.authority : formatHostPort(options);
-    this.#sweep = setInterval(() => this.#closeExpired(), IDLE_SWEEP_MS);
-    this.#sweep.unref();
   }
 
   /** Connections open or connecting (at most maxConnections). */
@@ -225,7 +226,13 @@ export class Http1Client {
       if (connection.send(next.request, next.handler)) return;
     }
     if (this.#whenClosed !== undefined) connection.destroy();
-    else this.#idle.push(connection);
+    else {
+      this.#idle.push(connection);
+      if (this.#sweep === undefined) {
+        this.#sweep = setInterval(() => this.#closeExpired(), IDLE_SWEEP_MS);
+        this.#sweep.unref();
+      }
+    }
   }
 
   /**
@@ -265,7 +272,7 @@ export class Http1Client {
   close(deadline: number): Promise<void> {
     this.#deadline = Math.min(this.#deadline, deadline);
     if (this.#whenClosed === undefined) {
-      clearInterval(this.#sweep);
+      this.#stopSweep();
       for (const connection of this.#idle.splice(0)) connection.destroy();
       this.#whenClosed = new Promise<void>((resolve) => {
         this.#closed = resolve;
@@ -354,6 +361,12 @@ export class Http1Client {
   #closeExpired(): void {
     const now = performance.now();
     for (const connection of [...this.#idle]) if (!connection.usableAt(now)) connection.destroy();
+    if (this.#idle.length === 0) this.#stopSweep();
+  }
+
+  #stopSweep(): void {
+    clearInterval(this.#sweep);
+    this.#sweep = undefined;
   }
 }
 

@@ -6,7 +6,7 @@
 // a client address gets a quarter of the places and every other address still finds some.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { addTo, clientAddress, clientSourceKey } from '../platform/index.js';
+import { addTo, clientAddress, clientSourceKey, sweepTimeoutsWhileConnected } from '../platform/index.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { RateLimitedLog } from './rate-limited-log.js';
@@ -38,9 +38,11 @@ export const ADMIN_STALL_TIMEOUT_MS = 30_000;
 
 /**
  * Caps `server`'s connections at ADMIN_MAX_CONNECTIONS, ADMIN_MAX_CONNECTIONS_PER_SOURCE per client (clientSourceKey); each
- * refusal is counted in meshauth_connections_rejected_total{direction="admin"} and logged (rate-limited).
+ * refusal is counted in meshauth_connections_rejected_total{direction="admin"} and logged (rate-limited). The timeouts
+ * of ADMIN_SERVER_TIMEOUTS are checked while the port holds connections (call before it listens).
  */
 export function limitAdminConnections(server: Server, metrics: Metrics, logger: Logger): void {
+  sweepTimeoutsWhileConnected(server);
   const log = new RateLimitedLog(logger, metrics, 'connection_refused', LOG_INTERVAL_MS);
   const refuse = (reason: 'max_connections' | 'max_connections_per_source', remote: string | undefined) => {
     metrics.connectionsRejected.inc({ direction: 'admin', reason });

@@ -209,6 +209,16 @@ describe('a silent connection at the door', () => {
     expect(closed).toBe(false);
     await waitFor('the silent connection to be closed', () => closed, 10_000);
   });
+
+  it('ok/a silent connection after the door went idle is closed too (the sweep runs only while somebody is there)', async () => {
+    const later = (await rawClient(quick.port)).socket;
+    silent.push(later);
+    let closed = false;
+    later.once('close', () => {
+      closed = true;
+    });
+    await waitFor('the later silent connection to be closed', () => closed, 10_000);
+  });
 });
 
 describe('sources take turns at the door', () => {

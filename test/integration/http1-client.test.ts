@@ -107,6 +107,22 @@ describe('HTTP/1.1 client over TCP (the inbound app hop)', () => {
     expect(heads(raw.connections[0] as RawAppConnection)).toEqual(Array(3).fill('GET /x HTTP/1.1\r\nhost: app'));
   });
 
+  it('ok/an idle connection past the time its server announced is closed without a request asking (the sweep)', async () => {
+    // timeout=3: kept 1 s (less the 2 s margin). The sweep runs only while a connection idles, so the second round
+    // checks that it starts again once the first one stopped with no idle connection left.
+    const raw = await answering('HTTP/1.1 200 OK\r\nkeep-alive: timeout=3\r\ncontent-length: 1\r\n\r\na');
+    const c = clientFor(raw.port);
+    for (let round = 0; round < 2; round++) {
+      const r = recorder();
+      c.dispatch(GET, r.handler);
+      expect(await r.done).toEqual({});
+      const connection = raw.connections[round] as RawAppConnection;
+      expect(await eventually(() => connection.closed, 10_000)).toBe(true);
+      expect(connection.ended).toBe(true); // a FIN, not a reset
+    }
+    expect(raw.connections).toHaveLength(2);
+  });
+
   it('ok/a request without Host gets the app address as its Host', async () => {
     const raw = await answering('HTTP/1.1 204 No Content\r\n\r\n');
     const c = clientFor(raw.port);

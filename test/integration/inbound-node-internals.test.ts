@@ -22,6 +22,7 @@ import {
   keepReadingAfterEnd,
   pendingResponse,
   startTimeoutSweeper,
+  sweepTimeoutsWhileConnected,
   tcpSocketOf,
   UNDICI_PARSER_ERROR_NAME,
 } from '../../src/platform/index.js';
@@ -62,6 +63,37 @@ describe('Node http internals', () => {
       socket.on('close', () => resolve(text));
     });
     expect(reply.startsWith('HTTP/1.1 408')).toBe(true);
+  });
+
+  it('sweepTimeoutsWhileConnected: the sweeper stops without connections and runs again with the next one (408s)', async () => {
+    const http = createHttpServer({ headersTimeout: 200, requestTimeout: 400, connectionsCheckingInterval: 50 });
+    sweepTimeoutsWhileConnected(http);
+    closers.push(() => http.close());
+    const port = await listening(http);
+    // The sweeper's Timeout, under the name Node gives it: found, with its period, and stopped after a sweep that
+    // found nobody.
+    const sweeper = () => {
+      const key = Object.getOwnPropertySymbols(http).find(
+        (symbol) => symbol.description === 'http.server.connectionsCheckingInterval',
+      );
+      return (key === undefined ? undefined : (http as unknown as Record<symbol, unknown>)[key]) as
+        | { _repeat?: number; _destroyed?: boolean }
+        | undefined;
+    };
+    expect(sweeper()?._repeat).toBe(50);
+    expect(await eventually(() => sweeper()?._destroyed === true)).toBe(true);
+    for (let round = 0; round < 2; round++) {
+      const reply = await new Promise<string>((resolve) => {
+        let text = '';
+        const socket = connect(port, '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\n'));
+        socket.on('data', (d: Buffer) => {
+          text += d.toString();
+        });
+        socket.on('close', () => resolve(text));
+      });
+      expect(reply.startsWith('HTTP/1.1 408')).toBe(true);
+      expect(await eventually(() => sweeper()?._destroyed === true)).toBe(true);
+    }
   });
 
   it('socket._httpMessage is the response in progress, and unset between exchanges', async () => {

@@ -22,6 +22,7 @@ import {
   MESH_PING_GRACE_MS,
   pendingResponse,
   startTimeoutSweeper,
+  sweepTimeoutsWhileConnected,
   UNDICI_CODES,
   UNDICI_PARSER_ERROR_NAME,
   UnansweredResponses,
@@ -256,7 +257,9 @@ export class ListenerCore {
       if (response !== undefined) telemetry.idleStream();
       else telemetry.idleSession();
     });
-    // Node starts the headersTimeout/requestTimeout sweeper on 'listening'; this server is fed sockets instead.
+    // Node starts the headersTimeout/requestTimeout sweeper on 'listening'; this server is fed sockets instead. It
+    // runs while the server holds connections.
+    sweepTimeoutsWhileConnected(this.#h1);
     startTimeoutSweeper(this.#h1);
     this.#h1.on(
       'clientError',

@@ -22,6 +22,7 @@ import {
   firstClientErrorOnly,
   listenOn,
   pendingResponse,
+  sweepTimeoutsWhileConnected,
   UnansweredResponses,
 } from '../../platform/index.js';
 import type { Logger, Metrics } from '../../telemetry/index.js';
@@ -186,6 +187,7 @@ export class OutboundListener {
       },
       (req, res) => this.#onRequest(req, res),
     );
+    sweepTimeoutsWhileConnected(this.#server);
     // Without a 'checkExpectation' listener node:http answers an Expect other than 100-continue with a bare 417.
     this.#server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) =>
       this.#reject(res, '', expectationUnsupported(), performance.now()),

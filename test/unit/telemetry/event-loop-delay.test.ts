@@ -1,11 +1,13 @@
-// The event-loop delay sampler behind nodejs_eventloop_lag_*_seconds: it samples every 100 ms (not prom-client's
-// 10 ms, whose timer was up to half of an idle sidecar's CPU) and reports how late each sample ran, so an idle loop reads
-// about 0, not the sampling interval, and a blocked loop shows, also right after a scrape.
+// The event-loop delay sampler behind nodejs_eventloop_lag_*_seconds: it samples every 100 ms while the loop works and
+// every second while it idles (not prom-client's 10 ms, whose timer was up to half of an idle sidecar's CPU) and
+// reports how late each sample ran, so an idle loop reads about 0, not the sampling interval, and a blocked loop
+// shows, also right after a scrape.
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   EVENT_LOOP_SAMPLE_MS,
   EventLoopDelay,
+  type EventLoopSampling,
   exposeEventLoopDelay,
   PROM_CLIENT_SAMPLER_OFF_MS,
 } from '../../../src/telemetry/event-loop-delay.js';
@@ -17,14 +19,17 @@ afterEach(() => {
   for (const sampler of samplers.splice(0)) sampler.stop();
 });
 
-function sampler(): EventLoopDelay {
-  const made = new EventLoopDelay();
+/** A sampler at 100 ms whatever the loop does (the idle interval set to the busy one), unless `sampling` says. */
+function sampler(sampling: Partial<EventLoopSampling> = { idleMs: EVENT_LOOP_SAMPLE_MS }): EventLoopDelay {
+  const made = new EventLoopDelay(sampling);
   samplers.push(made);
   return made;
 }
 
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 async function samplesOf(of: EventLoopDelay, count: number): Promise<void> {
-  for (let turn = 0; turn < 100 && of.count < count; turn++) await new Promise((resolve) => setTimeout(resolve, 20));
+  for (let turn = 0; turn < 100 && of.count < count; turn++) await pause(20);
   expect(of.count).toBeGreaterThanOrEqual(count);
 }
 
@@ -65,6 +70,37 @@ describe('EventLoopDelay', () => {
     blockLoop(2.5 * EVENT_LOOP_SAMPLE_MS);
     await samplesOf(blocked, 1);
     expect(blocked.take().max).toBeGreaterThanOrEqual(INTERVAL_S);
+  });
+});
+
+describe('EventLoopDelay on an idle loop', () => {
+  // Short intervals, and a share the test worker's own timers stay under, so that the test waits little.
+  const sampling = { busyMs: 40, idleMs: 300, busyShare: 0.05 };
+
+  async function untilIdleInterval(of: EventLoopDelay): Promise<void> {
+    for (let turn = 0; turn < 100 && of.intervalMs !== sampling.idleMs; turn++) await pause(50);
+    expect(of.intervalMs).toBe(sampling.idleMs);
+  }
+
+  it('ok/a loop that waits is sampled at the idle interval, not the busy one', async () => {
+    const idle = sampler(sampling);
+    expect(idle.intervalMs).toBe(sampling.busyMs); // a start is work: the first wait is the short one
+    await untilIdleInterval(idle);
+    idle.take();
+    await samplesOf(idle, 1);
+    expect(idle.take().max).toBeLessThan(sampling.idleMs / 1000); // the idle interval is not reported as delay
+  });
+
+  it('fail/a stall while the loop idles shows as a delay and brings the busy interval back', async () => {
+    const stalled = sampler(sampling);
+    await untilIdleInterval(stalled);
+    stalled.take();
+    const count = stalled.count;
+    // Longer than the idle interval: the sample due within it runs late by at least half the interval.
+    blockLoop(1.5 * sampling.idleMs);
+    await samplesOf(stalled, count + 1);
+    expect(stalled.intervalMs).toBe(sampling.busyMs);
+    expect(stalled.take().max).toBeGreaterThanOrEqual((0.5 * sampling.idleMs) / 1000);
   });
 });
 

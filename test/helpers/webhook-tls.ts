@@ -17,6 +17,20 @@ function openssl(args: readonly string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
+/** makeWebhookCert's serving pair, also written as dir/tls.crt and dir/tls.key (the webhook's --tls-cert/--tls-key). */
+export function writeWebhookCert(dir: string): WebhookCert {
+  const cert = makeWebhookCert(dir, 'serving');
+  writeFileSync(join(dir, 'tls.crt'), cert.certPem);
+  writeFileSync(join(dir, 'tls.key'), cert.keyPem);
+  return cert;
+}
+
+/** The value of one series (name and labels as exposed) in a Prometheus exposition; 0 when it is not there. */
+export function exposedValue(text: string, series: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
 /** A CA and a serving leaf signed by it, in `dir` under `name`.*. */
 export function makeWebhookCert(dir: string, name: string): WebhookCert {
   const p = (suffix: string) => join(dir, `${name}.${suffix}`);
@@ -120,9 +134,7 @@ export interface WebhookCli {
 }
 
 export async function startWebhookCli(dir: string, nodeArgs: readonly string[] = []): Promise<WebhookCli> {
-  const cert = makeWebhookCert(dir, 'serving');
-  writeFileSync(join(dir, 'tls.crt'), cert.certPem);
-  writeFileSync(join(dir, 'tls.key'), cert.keyPem);
+  const cert = writeWebhookCert(dir);
   const args = ['webhook', '--listen', '127.0.0.1:0', '--tls-cert', join(dir, 'tls.crt')];
   const child = spawn(process.execPath, [...nodeArgs, MAIN, ...args, '--tls-key', join(dir, 'tls.key')], {
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -4,7 +4,7 @@
 // 320 MiB) and held it there for two minutes; any pod can reach the port, and with failurePolicy Ignore a webhook
 // killed for memory admits pods without their sidecar. Now a handshake has 5 s, the connections are capped (one
 // client address holds at most half of them), and every refusal is counted and logged.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,7 +16,7 @@ import { Metrics } from '../../src/telemetry/index.js';
 import { podCreateReview } from '../helpers/admission-review.js';
 import { logLines } from '../helpers/log-lines.js';
 import { waitFor } from '../helpers/wait.js';
-import { makeWebhookCert, type WebhookCert } from '../helpers/webhook-tls.js';
+import { exposedValue, type WebhookCert, writeWebhookCert } from '../helpers/webhook-tls.js';
 
 interface Raw {
   readonly socket: Socket;
@@ -64,20 +64,13 @@ function review(port: number, cert: WebhookCert, from: string): Promise<number |
   });
 }
 
-function metric(text: string, series: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
-
 describe('webhook: connections are capped and a handshake has a deadline', () => {
   let dir: string;
   let cert: WebhookCert;
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'meshauth-webhook-conns-'));
-    cert = makeWebhookCert(dir, 'serving');
-    writeFileSync(join(dir, 'tls.crt'), cert.certPem);
-    writeFileSync(join(dir, 'tls.key'), cert.keyPem);
+    cert = writeWebhookCert(dir);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -116,14 +109,19 @@ describe('webhook: connections are capped and a handshake has a deadline', () =>
     await waitFor('the silent connection closed', () => silent.closed, WEBHOOK_HANDSHAKE_TIMEOUT_MS + 5_000);
     expect(Date.now() - opened).toBeGreaterThanOrEqual(WEBHOOK_HANDSHAKE_TIMEOUT_MS - 100);
     const text = await metrics.exposition();
-    expect(metric(text, 'meshauth_tls_handshake_failures_total{direction="admin",reason="handshake_timeout"}')).toBe(1);
+    expect(
+      exposedValue(text, 'meshauth_tls_handshake_failures_total{direction="admin",reason="handshake_timeout"}'),
+    ).toBe(1);
     expect(log.find({ event: 'tls_handshake_failed', reason: 'handshake_timeout' })).toHaveLength(1);
     // A client that connects and closes without a byte (a TCP health check, a port scan) began no handshake.
     const scan = await raw(port, '127.0.0.1');
     scan.socket.destroy();
     expect(await review(port, cert, '127.0.0.1')).toBe(200);
     expect(
-      metric(await metrics.exposition(), 'meshauth_tls_handshake_failures_total{direction="admin",reason="other"}'),
+      exposedValue(
+        await metrics.exposition(),
+        'meshauth_tls_handshake_failures_total{direction="admin",reason="other"}',
+      ),
     ).toBe(0);
   }, 20_000);
 
@@ -149,9 +147,11 @@ describe('webhook: connections are capped and a handshake has a deadline', () =>
 
     const text = await metrics.exposition();
     expect(
-      metric(text, 'meshauth_connections_rejected_total{direction="admin",reason="max_connections_per_source"}'),
+      exposedValue(text, 'meshauth_connections_rejected_total{direction="admin",reason="max_connections_per_source"}'),
     ).toBe(1);
-    expect(metric(text, 'meshauth_connections_rejected_total{direction="admin",reason="max_connections"}')).toBe(1);
+    expect(exposedValue(text, 'meshauth_connections_rejected_total{direction="admin",reason="max_connections"}')).toBe(
+      1,
+    );
     const lines = log.find({ event: 'connection_refused' });
     expect(lines.map((l) => l.reason)).toContain('max_connections_per_source');
     // A connection refused for its address never began a handshake: not counted again as a failed one.

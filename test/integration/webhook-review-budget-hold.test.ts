@@ -4,7 +4,7 @@
 // (with failurePolicy Ignore, pods admitted without their sidecar) for 30-40 s per three connections. Now bytes are
 // reserved as they arrive, one client address holds at most half of the budget, and a request that stops sending
 // ends at its 10 s timeout. The tests count refusals and bytes; the only wait on time is bounded by the timeout.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -16,7 +16,7 @@ import { Metrics } from '../../src/telemetry/index.js';
 import { podCreateReview } from '../helpers/admission-review.js';
 import { logLines } from '../helpers/log-lines.js';
 import { waitFor } from '../helpers/wait.js';
-import { makeWebhookCert, type WebhookCert } from '../helpers/webhook-tls.js';
+import { exposedValue, type WebhookCert, writeWebhookCert } from '../helpers/webhook-tls.js';
 
 const MIB = 1024 * 1024;
 const CAP = 4 * MIB; // MAX_REVIEW_BYTES
@@ -98,20 +98,13 @@ async function stall(port: number, cert: WebhookCert, bytes: number, from: strin
   return pending;
 }
 
-function metric(text: string, series: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
-
 describe('webhook: what holds the review budget', () => {
   let dir: string;
   let cert: WebhookCert;
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'meshauth-webhook-hold-'));
-    cert = makeWebhookCert(dir, 'serving');
-    writeFileSync(join(dir, 'tls.crt'), cert.certPem);
-    writeFileSync(join(dir, 'tls.key'), cert.keyPem);
+    cert = writeWebhookCert(dir);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -150,7 +143,7 @@ describe('webhook: what holds the review budget', () => {
     expect(await send(port, cert, review(1024))).toBe(200);
     expect(await send(port, cert, review(CAP - 1024), '127.0.0.2')).toBe(200);
     expect(heads.map((h) => h.response)).toEqual([undefined, undefined, undefined]);
-    expect(metric(await metrics.exposition(), 'meshauth_webhook_reviews_total{result="error"}')).toBe(0);
+    expect(exposedValue(await metrics.exposition(), 'meshauth_webhook_reviews_total{result="error"}')).toBe(0);
   });
 
   it('fail/one address holds at most half the budget: its next review gets 503, another address is served', async () => {
@@ -203,9 +196,9 @@ describe('webhook: what holds the review budget', () => {
     });
     // Each refusal counted; one log line per 10 s window, the rest counted as suppressed.
     const text = await metrics.exposition();
-    const refusals = metric(text, 'meshauth_webhook_reviews_total{result="error"}');
+    const refusals = exposedValue(text, 'meshauth_webhook_reviews_total{result="error"}');
     expect(refusals).toBeGreaterThanOrEqual(2);
-    const suppressed = metric(text, 'meshauth_log_lines_suppressed_total{event="admission_review_refused"}');
+    const suppressed = exposedValue(text, 'meshauth_log_lines_suppressed_total{event="admission_review_refused"}');
     expect(log.find({ event: 'admission_review_refused' })).toHaveLength(1);
     expect(1 + suppressed).toBe(refusals);
   });

@@ -9,7 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { podCreateReview } from '../helpers/admission-review.js';
-import { fetchText, post, startWebhookCli, type WebhookCert, type WebhookCli } from '../helpers/webhook-tls.js';
+import {
+  exposedValue,
+  fetchText,
+  post,
+  startWebhookCli,
+  type WebhookCert,
+  type WebhookCli,
+} from '../helpers/webhook-tls.js';
 
 const MIB = 1024 * 1024;
 
@@ -22,11 +29,6 @@ function review(size: number, uid = 'u-budget'): Buffer {
     ),
   );
   return Buffer.concat([Buffer.from(json), Buffer.alloc(size - json.length, ' ')]);
-}
-
-function metric(text: string, series: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
 }
 
 describe('webhook: review bodies in flight have a budget', () => {
@@ -47,7 +49,7 @@ describe('webhook: review bodies in flight have a budget', () => {
   });
 
   it('ok/thirty concurrent 3 MB reviews: each answered 200 or refused, the webhook survives and serves on', async () => {
-    const before = metric(
+    const before = exposedValue(
       (await fetchText(port, cert.caPem, '/metrics')).text,
       'meshauth_webhook_reviews_total{result="error"}',
     );
@@ -63,7 +65,7 @@ describe('webhook: review bodies in flight have a budget', () => {
     );
     for (const a of answers) expect([200, 503, 'closed']).toContain(a);
     expect(exited(), `webhook died: ${webhook.stderr().slice(-300)}`).toBeUndefined();
-    const after = metric(
+    const after = exposedValue(
       (await fetchText(port, cert.caPem, '/metrics')).text,
       'meshauth_webhook_reviews_total{result="error"}',
     );

@@ -33,8 +33,10 @@ export const MAX_EARLY_BYTES_TOTAL = 16 * 1024 * 1024;
 export type DoorLimits = Pick<ConnectionGateOptions<Socket>, 'maxActive' | 'maxWaiting' | 'maxWaitMs'>;
 
 export interface CaDoorOptions {
-  /** The CA's TLS server. It never listens: the door hands it each connection whose turn has come. */
+  /** The CA's TLS server. It never listens: its connections come from `handOver`. */
   readonly tlsServer: HttpsServer;
+  /** Starts the TLS handshake of a connection whose turn has come (its first bytes put back), for tlsServer. */
+  readonly handOver: (socket: Socket) => void;
   readonly limits: DoorLimits;
   /** A connection that sends nothing for this long is closed. */
   readonly silentMs: number;
@@ -108,7 +110,7 @@ export function openDoor(options: CaDoorOptions): CaDoor {
         socket.unshift(sent.chunks.length === 1 ? (sent.chunks[0] as Buffer) : Buffer.concat(sent.chunks));
         early.delete(socket);
       }
-      tlsServer.emit('connection', socket);
+      options.handOver(socket);
     },
     refused: refuse,
   });

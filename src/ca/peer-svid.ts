@@ -14,7 +14,10 @@ import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId } from '../identity/index.js';
 import { checkSvidLeafDer, type TrustBundle, type x509 } from '../pki/index.js';
 
-/** OpenSSL's verification codes (as Node names them) by the client_cert_* reason of the same refusal. */
+/**
+ * OpenSSL's verification codes (as Node names them) by the client_cert_* reason of the same refusal; the codes Node
+ * has no name for come as OpenSSL's message (src/platform/tls-accept.ts).
+ */
 const REASON_BY_VERIFY_ERROR: ReadonlyMap<string, string> = new Map([
   ['CERT_HAS_EXPIRED', 'expired'],
   ['CERT_NOT_YET_VALID', 'not_yet_valid'],
@@ -36,6 +39,16 @@ const REASON_BY_VERIFY_ERROR: ReadonlyMap<string, string> = new Map([
   ['UNSUPPORTED_CONSTRAINT_TYPE', 'name_constraints'],
   ['UNSUPPORTED_CONSTRAINT_SYNTAX', 'name_constraints'],
   ['UNSUPPORTED_NAME_SYNTAX', 'name_constraints'],
+  ['permitted subtree violation', 'name_constraints'],
+  ['excluded subtree violation', 'name_constraints'],
+  ['name constraints minimum and maximum not supported', 'name_constraints'],
+  ['unsupported name constraint type', 'name_constraints'],
+  ['unsupported or invalid name constraint syntax', 'name_constraints'],
+  ['key usage does not include certificate signing', 'issuer_key_usage'],
+  ['unhandled critical extension', 'critical_extension'],
+  ['ca signature digest algorithm too weak', 'weak_signature'],
+  ['ee key too small', 'weak_key'],
+  ['ca certificate key too weak', 'weak_key'],
 ]);
 
 /** What authenticatePeer needs of the CA's material: the trust domain's bundle and the current intermediate. */
@@ -57,7 +70,7 @@ export function authenticatePeer(req: IncomingMessage, trust: PeerTrust, now: Da
     // Node types it as an Error; at runtime it is OpenSSL's code as a string.
     const code = String(socket.authorizationError ?? 'UNSPECIFIED');
     throw new MeshauthError('MESHAUTH_ERR_CA_UNAUTHENTICATED', `client certificate rejected: ${code}`, {
-      reason: `client_cert_${REASON_BY_VERIFY_ERROR.get(code) ?? 'invalid'}`,
+      reason: `client_cert_${REASON_BY_VERIFY_ERROR.get(code) ?? REASON_BY_VERIFY_ERROR.get(code.toLowerCase()) ?? 'invalid'}`,
     });
   }
   try {

@@ -12,7 +12,13 @@ import { promisify } from 'node:util';
 import { MeshauthError } from '../errors/index.js';
 import { caSpiffeId } from '../identity/index.js';
 import { x509 } from '../pki/index.js';
-import { clientAddress, REUSE_PORT_MIN_NODE, reusePortSupported } from '../platform/index.js';
+import {
+  acceptWithOptionalCertificate,
+  clientAddress,
+  mtlsSecureContext,
+  REUSE_PORT_MIN_NODE,
+  reusePortSupported,
+} from '../platform/index.js';
 import { type Logger, type Metrics, RateLimitedLog, RefusalLog } from '../telemetry/index.js';
 import { protocolOptions, tlsClientErrorReason, withoutResumption } from '../tls/index.js';
 import { type CaAdminListener, startCaAdminListener } from './admin-listener.js';
@@ -154,10 +160,13 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     'reason',
     OVERLOAD_LOG_INTERVAL_MS,
   );
+  const firstContext: SecureContextOptions = { ...(await serving.issue()), ...TLS_OPTIONS };
+  // The context of the handshakes the door starts (acceptWithOptionalCertificate), renewed with the serving
+  // certificate and the CA's material; the server's own is never used for a handshake.
+  let secureContext = mtlsSecureContext(firstContext);
   const server = createServer(
     {
-      ...(await serving.issue()),
-      ...TLS_OPTIONS,
+      ...firstContext,
       // Renewal authenticates with the client certificate, bootstrap with a join token and no certificate: the
       // handshake asks for a certificate, verifies a presented chain against the bundle's roots (`ca`, from
       // serving.issue()) but lets the request through either way; peer-svid.ts judges the verdict and the leaf.
@@ -237,6 +246,20 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const { silentMs = HANDSHAKE_TIMEOUT_MS, ...limits } = options.connections ?? {};
   const door = openDoor({
     tlsServer: server,
+    // tls.Server's own handshake would do the same, but on Node 24 it reads a verified client's certificate through
+    // getPeerX509Certificate(), which leaks about 8-10 KB per renewal (src/platform/tls-accept.ts).
+    handOver: (raw) =>
+      acceptWithOptionalCertificate(raw, {
+        secureContext,
+        handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+        // As https.Server offers by default: HTTP/1.1 only.
+        alpnProtocols: ['http/1.1'],
+        onSecure: (socket) => server.emit('secureConnection', socket),
+        onFailure: (error, socket) => {
+          server.emit('tlsClientError', error, socket);
+          socket.destroy();
+        },
+      }),
     limits,
     silentMs,
     metrics: options.metrics,
@@ -300,7 +323,9 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     serving
       .refreshIfNeeded()
       .then((context) => {
-        if (context !== undefined) server.setSecureContext({ ...context, ...TLS_OPTIONS });
+        if (context === undefined) return;
+        secureContext = mtlsSecureContext({ ...context, ...TLS_OPTIONS });
+        server.setSecureContext({ ...context, ...TLS_OPTIONS });
       })
       .catch((error: unknown) => {
         options.logger.error({ event: 'serving_cert_failed', err: error }, 'cannot renew the CA serving certificate');

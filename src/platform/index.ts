@@ -36,5 +36,11 @@ export { atPeerExpiry, MAX_TIMER_MS, notAfterMs } from './peer-expiry.js';
 export { pooledRandomBytes } from './random-bytes.js';
 export { type RegularFile, readRegularFile } from './regular-file.js';
 export { SingleFlight } from './single-flight.js';
-export { acceptMtls, type MtlsAcceptOptions, mtlsSecureContext } from './tls-accept.js';
+export {
+  acceptMtls,
+  acceptWithOptionalCertificate,
+  type MtlsAcceptOptions,
+  mtlsSecureContext,
+  type OptionalCertificateAcceptOptions,
+} from './tls-accept.js';
 export { UnansweredResponses } from './unanswered-responses.js';

@@ -105,3 +105,63 @@ export function acceptMtls(raw: Socket, options: MtlsAcceptOptions): TLSSocket {
   });
   return socket;
 }
+
+export interface OptionalCertificateAcceptOptions {
+  /** The context of this connection (mtlsSecureContext of the server's current options). */
+  readonly secureContext: SecureContext;
+  readonly handshakeTimeoutMs: number;
+  /** ALPN protocols offered (a client offering only others is refused: no_application_protocol). */
+  readonly alpnProtocols: readonly string[];
+  /**
+   * The handshake completed. `socket.authorized` is true when the client presented a chain OpenSSL verified against
+   * the context's CAs; otherwise `socket.authorizationError` holds OpenSSL's code (a client without a certificate
+   * included), or OpenSSL's message where Node has no name for the code. Nothing of the peer has been read.
+   */
+  readonly onSecure: (socket: TLSSocket) => void;
+  /** As MtlsAcceptOptions.onFailure: called once, the socket still to be destroyed by the caller. */
+  readonly onFailure: (error: Error & { code?: string }, socket: TLSSocket) => void;
+}
+
+/**
+ * The server side of a TLS handshake that asks for a client certificate but lets a connection without one (or with
+ * a chain OpenSSL refused) through, its verdict on the socket: what tls.Server does with requestCert and
+ * rejectUnauthorized false, minus the getPeerX509Certificate() call that leaks on Node 24 (see above). Unlike
+ * acceptMtls it reads nothing of the peer: turning a refused chain's certificates into objects is what the caller
+ * must be able to avoid (a key on a curve without a NIST name crashes Node 24 there).
+ */
+export function acceptWithOptionalCertificate(raw: Socket, options: OptionalCertificateAcceptOptions): TLSSocket {
+  const socket = new TLSSocket(raw, {
+    isServer: true,
+    secureContext: options.secureContext,
+    requestCert: true,
+    rejectUnauthorized: false, // lint-allow: no-reject-unauthorized-false — the verdict is on the socket; the caller refuses what OpenSSL did not verify
+    ALPNProtocols: [...options.alpnProtocols],
+    handshakeTimeout: options.handshakeTimeoutMs,
+  } as ConstructorParameters<typeof TLSSocket>[1]);
+  const internals = socket as unknown as ServerTlsInternals;
+  let reported = false;
+  const fail = (error: Error & { code?: string }): void => {
+    if (reported || internals._controlReleased) return;
+    reported = true;
+    options.onFailure(error, socket);
+  };
+  socket.on('secure', () => {
+    const verifyError = internals._handle?.verifyError() ?? null;
+    // Node stores OpenSSL's verification code (a string) here, although its type says Error. Node has no name for
+    // several codes (name constraints, a CA without keyCertSign, an unhandled critical extension, a weak digest):
+    // those it calls UNSPECIFIED, and OpenSSL's own words say which it was.
+    if (verifyError !== null) {
+      const code = verifyError.code === undefined || verifyError.code === 'UNSPECIFIED' ? undefined : verifyError.code;
+      (socket as unknown as { authorizationError: string }).authorizationError = code ?? verifyError.message;
+    } else socket.authorized = true;
+    if (socket.destroyed || !internals._releaseControl()) return;
+    internals.secureConnecting = false;
+    options.onSecure(socket);
+  });
+  socket.on('_tlsError', fail);
+  socket.on('error', fail);
+  socket.on('close', (hadError: boolean) => {
+    if (!hadError) fail(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+  });
+  return socket;
+}

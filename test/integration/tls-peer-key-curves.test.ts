@@ -1,7 +1,7 @@
 // A client certificate whose key is on a curve without a NIST name (brainpoolP256r1, secp256k1) must never reach
 // getPeerCertificate(): Node 24 crashes the process (SIGSEGV) turning such a certificate into its object, and the CA
 // reads the leaf of every client that presents one before judging it (src/ca/peer-svid.ts; an issuer on such a
-// curve: ca-client-chain-foreign-curve). The mesh TLS profile's signature algorithms and groups keep such a key out
+// curve: ca-client-chain-refusals). The mesh TLS profile's signature algorithms and groups keep such a key out
 // of the handshake. The server runs in a child process, with
 // the profile's options and the CA's certificate request, so a crash is seen as one; on Node 20 (OpenSSL 3.0) the
 // client cannot sign with brainpool at all and the cases pass either way.

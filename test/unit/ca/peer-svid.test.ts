@@ -1,7 +1,7 @@
 // authenticatePeer: the TLS handshake's verdict on the client's chain (OpenSSL's, against the bundle's roots) and
 // the SVID rules on the leaf, read alone. Every failure is MESHAUTH_ERR_CA_UNAUTHENTICATED with a client_cert_*
 // reason; the chain the client sent is never read. The socket is handed over in the shape Node's TLSSocket has
-// (the handshake itself is covered by the CA integration and e2e tests, ca-client-chain-foreign-curve among them).
+// (the handshake itself is covered by the CA integration and e2e tests, ca-client-chain-refusals among them).
 import type { IncomingMessage } from 'node:http';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { authenticatePeer, type PeerTrust } from '../../../src/ca/peer-svid.js';
@@ -79,7 +79,8 @@ describe('authenticatePeer', () => {
     ['CERT_SIGNATURE_FAILURE', 'client_cert_unknown_ca'],
     ['CERT_HAS_EXPIRED', 'client_cert_expired'],
     ['CERT_NOT_YET_VALID', 'client_cert_not_yet_valid'],
-    ['PERMITTED_SUBTREE_VIOLATION', 'client_cert_name_constraints'],
+    ['permitted subtree violation', 'client_cert_name_constraints'], // OpenSSL's words: Node has no name for it
+    ['key usage does not include certificate signing', 'client_cert_issuer_key_usage'],
     ['PATH_LENGTH_EXCEEDED', 'client_cert_path_length'],
     ['UNSPECIFIED', 'client_cert_invalid'],
     ['SOMETHING_NEW', 'client_cert_invalid'],

@@ -4,7 +4,7 @@
 import type { Server } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { addTo, clientAddress, clientSourceKey, tcpSocketOf } from '../platform/index.js';
+import { clientAddress, clientSourceKey, tcpSocketOf } from '../platform/index.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { closedBeforeHandshake, tlsClientErrorReason } from '../tls/index.js';
 
@@ -18,7 +18,8 @@ export const WEBHOOK_MAX_CONNECTIONS = 1024;
 /**
  * What one client address may hold of the connections, as of the review budget: the port is open to every pod, and a
  * pod that filled the cap would keep the API server's reviews out (with failurePolicy Ignore, pods admitted without
- * their sidecar). The API server keeps the other half.
+ * their sidecar). Past the cap, an address holding fewer takes the place of the newest connection of the one
+ * holding the most (makeRoom), so several pods together cannot keep the API server out either.
  */
 const SOURCE_SHARE = 0.5;
 
@@ -44,24 +45,54 @@ export function guardWebhookConnections(server: Server, options: WebhookConnecti
     metrics.connectionsRejected.inc({ direction: 'admin', reason });
     connectionLog.warn({ direction: 'admin', reason, remote }, `connection refused: ${reason}`);
   };
-  server.maxConnections = options.maxConnections;
-  // Node closes a connection past maxConnections at accept, before any listener sees it, and says so here.
-  server.on('drop', (data?: { remoteAddress?: string }) =>
-    refuse('max_connections', clientAddress(data?.remoteAddress)),
-  );
   const share = Math.max(1, Math.floor(options.maxConnections * SOURCE_SHARE));
-  const open = new Map<string, number>();
+  // Each client address's open connections, oldest first; and how many there are in all.
+  const bySource = new Map<string, Set<Socket>>();
+  let total = 0;
+  /**
+   * The cap is full: the newest connection of the address holding the most makes room for `source`'s, if that
+   * address holds more than `source` would with it; two addresses at half each can then not keep a third (the API
+   * server) out, as a plain cap let them. False: `source`'s own connection is refused.
+   */
+  const makeRoom = (source: string): boolean => {
+    let heaviest: [string, Set<Socket>] | undefined;
+    for (const entry of bySource) if (entry[1].size > (heaviest?.[1].size ?? 0)) heaviest = entry;
+    if (heaviest === undefined || heaviest[1].size <= (bySource.get(source)?.size ?? 0) + 1) return false;
+    const newest = [...heaviest[1]].at(-1) as Socket;
+    const remote = clientAddress(newest.remoteAddress);
+    forget(newest, heaviest[0]);
+    newest.destroy();
+    refuse('max_connections', remote);
+    return true;
+  };
+  const forget = (socket: Socket, source: string) => {
+    const sockets = bySource.get(source);
+    if (sockets?.delete(socket) !== true) return;
+    total -= 1;
+    if (sockets.size === 0) bySource.delete(source);
+  };
   // First, before the TLS server wraps the socket: a refused one never begins its handshake.
   server.prependListener('connection', (socket: Socket) => {
     // An IPv6 client by its /64: a host holds many addresses of its subnet, each would have had a share of its own.
     const source = clientSourceKey(socket.remoteAddress);
-    if ((open.get(source) ?? 0) >= share) {
+    if ((bySource.get(source)?.size ?? 0) >= share) {
       socket.destroy();
       refuse('max_connections_per_source', clientAddress(socket.remoteAddress));
       return;
     }
-    addTo(open, source, 1);
-    socket.once('close', () => addTo(open, source, -1));
+    if (total >= options.maxConnections && !makeRoom(source)) {
+      socket.destroy();
+      refuse('max_connections', clientAddress(socket.remoteAddress));
+      return;
+    }
+    let sockets = bySource.get(source);
+    if (sockets === undefined) {
+      sockets = new Set();
+      bySource.set(source, sockets);
+    }
+    sockets.add(socket);
+    total += 1;
+    socket.once('close', () => forget(socket, source));
   });
   server.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
     const raw = tcpSocketOf(socket);

@@ -125,7 +125,7 @@ describe('webhook: connections are capped and a handshake has a deadline', () =>
     ).toBe(0);
   }, 20_000);
 
-  it('fail/past the cap a connection is closed at accept; one address holds at most half; each refusal counted', async () => {
+  it('fail/one address holds at most half; past the cap an address holding fewer takes the newest place of the one holding the most; each refusal counted', async () => {
     // A small cap, and handshakes that outlast the test, so that the held connections stay until it ends.
     const { port, metrics, log } = await webhook({ maxConnections: 8, handshakeTimeoutMs: 60_000 });
     const held: Raw[] = [];
@@ -139,18 +139,33 @@ describe('webhook: connections are capped and a handshake has a deadline', () =>
     // Another address is still served while the first holds its share.
     expect(await review(port, cert, '127.0.0.2')).toBe(200);
 
-    for (let i = 0; i < 4; i++) held.push(await raw(port, '127.0.0.2'));
-    await waitFor('eight connections held', () => held.length === 8 && held.every((s) => !s.closed));
-    const overCap = await raw(port, '127.0.0.3');
-    teardown([overCap]);
-    await waitFor('the ninth connection closed', () => overCap.closed);
+    for (let i = 0; i < 3; i++) held.push(await raw(port, '127.0.0.2'));
+    await waitFor('seven connections held', () => held.length === 7 && held.every((s) => !s.closed));
+    // Full at eight: 127.0.0.1 holds 4, 127.0.0.2 3, and one more of 127.0.0.2 makes 4 and 4.
+    const eighth = await raw(port, '127.0.0.2');
+    teardown([eighth]);
+    // Two addresses at half each: a third (the API server, say) still gets in, in place of the newest connection of
+    // one of them; the other connections stay.
+    const third = await raw(port, '127.0.0.3');
+    teardown([third]);
+    await waitFor('one of the held connections closed for the third address', () =>
+      [...held, eighth].some((s) => s.closed),
+    );
+    expect([...held, eighth].filter((s) => s.closed)).toHaveLength(1);
+    expect(third.closed).toBe(false);
+    // Now 3 + 4 + 1, or 4 + 3 + 1: a newcomer of the address that gave its place up is refused (under its share,
+    // but nobody holds more than it would with it).
+    const evicted = held.slice(0, 4).some((s) => s.closed) ? '127.0.0.1' : '127.0.0.2';
+    const refused = await raw(port, evicted);
+    teardown([refused]);
+    await waitFor('a connection refused at the cap', () => refused.closed);
 
     const text = await metrics.exposition();
     expect(
       exposedValue(text, 'meshauth_connections_rejected_total{direction="admin",reason="max_connections_per_source"}'),
     ).toBe(1);
     expect(exposedValue(text, 'meshauth_connections_rejected_total{direction="admin",reason="max_connections"}')).toBe(
-      1,
+      2,
     );
     const lines = log.find({ event: 'connection_refused' });
     expect(lines.map((l) => l.reason)).toContain('max_connections_per_source');

@@ -59,28 +59,12 @@ interface ServerTlsInternals {
 
 /** Starts the TLS server handshake on `raw` with a client certificate required and verified; returns the socket. */
 export function acceptMtls(raw: Socket, options: MtlsAcceptOptions): TLSSocket {
-  const socket = new TLSSocket(raw, {
-    isServer: true,
-    secureContext: options.secureContext,
-    requestCert: true,
-    rejectUnauthorized: true,
-    ALPNProtocols: [...options.alpnProtocols],
-    handshakeTimeout: options.handshakeTimeoutMs,
-  } as ConstructorParameters<typeof TLSSocket>[1]);
-  const internals = socket as unknown as ServerTlsInternals;
-  // Node stores OpenSSL's verification code (a string) here, although its type says Error.
-  const refuse = (code: string): void => {
-    (socket as unknown as { authorizationError: string }).authorizationError = code;
-    socket.destroy();
-  };
-  let reported = false;
-  const fail = (error: Error & { code?: string }): void => {
-    if (reported || internals._controlReleased) return;
-    reported = true;
-    options.onFailure(error, socket);
-  };
-  socket.on('secure', () => {
-    const verifyError = internals._handle?.verifyError() ?? null;
+  return serverTlsSocket(raw, options, true, (socket, verifyError) => {
+    // Node stores OpenSSL's verification code (a string) here, although its type says Error.
+    const refuse = (code: string): void => {
+      (socket as unknown as { authorizationError: string }).authorizationError = code;
+      socket.destroy();
+    };
     if (verifyError !== null) {
       refuse(verifyError.code ?? verifyError.message);
       return;
@@ -92,10 +76,37 @@ export function acceptMtls(raw: Socket, options: MtlsAcceptOptions): TLSSocket {
       return;
     }
     socket.authorized = true;
-    if (socket.destroyed || !internals._releaseControl()) return;
-    internals.secureConnecting = false;
-    options.onSecure(socket, peer);
+    if (releaseControl(socket)) options.onSecure(socket, peer);
   });
+}
+
+/**
+ * A server TLSSocket on `raw` that asks for a client certificate (and, with `rejectUnauthorized`, refuses a chain
+ * OpenSSL did not verify), its handshake failures reported once through `options.onFailure`, and `onSecure` called
+ * with OpenSSL's verdict when the handshake completes.
+ */
+function serverTlsSocket(
+  raw: Socket,
+  options: Omit<MtlsAcceptOptions, 'onSecure'>,
+  rejectUnauthorized: boolean,
+  onSecure: (socket: TLSSocket, verifyError: (Error & { code?: string }) | null) => void,
+): TLSSocket {
+  const socket = new TLSSocket(raw, {
+    isServer: true,
+    secureContext: options.secureContext,
+    requestCert: true,
+    rejectUnauthorized,
+    ALPNProtocols: [...options.alpnProtocols],
+    handshakeTimeout: options.handshakeTimeoutMs,
+  } as ConstructorParameters<typeof TLSSocket>[1]);
+  const internals = socket as unknown as ServerTlsInternals;
+  let reported = false;
+  const fail = (error: Error & { code?: string }): void => {
+    if (reported || internals._controlReleased) return;
+    reported = true;
+    options.onFailure(error, socket);
+  };
+  socket.on('secure', () => onSecure(socket, internals._handle?.verifyError() ?? null));
   socket.on('_tlsError', fail);
   socket.on('error', fail);
   // Closed before the handshake completed without an error of its own (a refused chain, or the client left):
@@ -104,6 +115,14 @@ export function acceptMtls(raw: Socket, options: MtlsAcceptOptions): TLSSocket {
     if (!hadError) fail(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
   });
   return socket;
+}
+
+/** Hands a handshaken socket to its owner (its errors no longer handshake failures); false when it is gone. */
+function releaseControl(socket: TLSSocket): boolean {
+  const internals = socket as unknown as ServerTlsInternals;
+  if (socket.destroyed || !internals._releaseControl()) return false;
+  internals.secureConnecting = false;
+  return true;
 }
 
 export interface OptionalCertificateAcceptOptions {
@@ -130,23 +149,8 @@ export interface OptionalCertificateAcceptOptions {
  * must be able to avoid (a key on a curve without a NIST name crashes Node 24 there).
  */
 export function acceptWithOptionalCertificate(raw: Socket, options: OptionalCertificateAcceptOptions): TLSSocket {
-  const socket = new TLSSocket(raw, {
-    isServer: true,
-    secureContext: options.secureContext,
-    requestCert: true,
-    rejectUnauthorized: false, // lint-allow: no-reject-unauthorized-false — the verdict is on the socket; the caller refuses what OpenSSL did not verify
-    ALPNProtocols: [...options.alpnProtocols],
-    handshakeTimeout: options.handshakeTimeoutMs,
-  } as ConstructorParameters<typeof TLSSocket>[1]);
-  const internals = socket as unknown as ServerTlsInternals;
-  let reported = false;
-  const fail = (error: Error & { code?: string }): void => {
-    if (reported || internals._controlReleased) return;
-    reported = true;
-    options.onFailure(error, socket);
-  };
-  socket.on('secure', () => {
-    const verifyError = internals._handle?.verifyError() ?? null;
+  // Not rejectUnauthorized: the verdict is left on the socket, and the caller refuses what OpenSSL did not verify.
+  return serverTlsSocket(raw, options, false, (socket, verifyError) => {
     // Node stores OpenSSL's verification code (a string) here, although its type says Error. Node has no name for
     // several codes (name constraints, a CA without keyCertSign, an unhandled critical extension, a weak digest):
     // those it calls UNSPECIFIED, and OpenSSL's own words say which it was.
@@ -154,14 +158,6 @@ export function acceptWithOptionalCertificate(raw: Socket, options: OptionalCert
       const code = verifyError.code === undefined || verifyError.code === 'UNSPECIFIED' ? undefined : verifyError.code;
       (socket as unknown as { authorizationError: string }).authorizationError = code ?? verifyError.message;
     } else socket.authorized = true;
-    if (socket.destroyed || !internals._releaseControl()) return;
-    internals.secureConnecting = false;
-    options.onSecure(socket);
+    if (releaseControl(socket)) options.onSecure(socket);
   });
-  socket.on('_tlsError', fail);
-  socket.on('error', fail);
-  socket.on('close', (hadError: boolean) => {
-    if (!hadError) fail(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
-  });
-  return socket;
 }

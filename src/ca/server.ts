@@ -323,9 +323,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     serving
       .refreshIfNeeded()
       .then((context) => {
-        if (context === undefined) return;
-        secureContext = mtlsSecureContext({ ...context, ...TLS_OPTIONS });
-        server.setSecureContext({ ...context, ...TLS_OPTIONS });
+        // The door's handshakes take it from the next connection on; the server's own context does no handshake.
+        if (context !== undefined) secureContext = mtlsSecureContext({ ...context, ...TLS_OPTIONS });
       })
       .catch((error: unknown) => {
         options.logger.error({ event: 'serving_cert_failed', err: error }, 'cannot renew the CA serving certificate');

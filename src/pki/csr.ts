@@ -13,7 +13,14 @@ import { promisify } from 'node:util';
 import { MeshauthError } from '../errors/index.js';
 import { nodeHas } from '../platform/node-version.js';
 import { derBytes, derChildren, derContent, derOid, derTlv, derWellFormed, readDer } from './der.js';
-import { importSpki, isFixedLayoutSpki, privateKeyEncodings, rsaSpkiDerOf, spkiDerOf } from './key-der.js';
+import {
+  fixedLayoutKeyType,
+  importSpki,
+  isFixedLayoutSpki,
+  privateKeyEncodings,
+  rsaSpkiDerOf,
+  spkiDerOf,
+} from './key-der.js';
 import { type KeyPair, type KeyType, keyTypeOf, toPem } from './keys.js';
 import { x509 } from './x509.js';
 
@@ -224,7 +231,7 @@ function publicKeyOf(spki: Buffer): { key: KeyObject; keyType: KeyType } {
   let key: KeyObject;
   try {
     key = importSpki(spki);
-    keyType = keyTypeOf(key);
+    keyType = fixedLayoutKeyType(spki) ?? keyTypeOf(key);
   } catch (cause) {
     invalid('CSR key type is not supported (P-256, Ed25519 or RSA-2048)', 'key_type', cause);
   }

@@ -57,7 +57,10 @@ export function derWellFormed(der: Uint8Array, element: DerElement, depth = 0): 
   if ((element.tag & 0x20) === 0) return true;
   if (depth > 16) return false;
   const children = derChildren(der, element);
-  return children?.every((child) => derWellFormed(der, child, depth + 1)) === true;
+  if (children === undefined) return false;
+  // A loop, not every() with an arrow: an arrow made anew at each level of each call is compiled again and again.
+  for (const child of children) if (!derWellFormed(der, child, depth + 1)) return false;
+  return true;
 }
 
 /** Dotted form of an OBJECT IDENTIFIER element's content; undefined when malformed. */

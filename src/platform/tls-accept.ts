@@ -110,9 +110,11 @@ function serverTlsSocket(
   socket.on('_tlsError', fail);
   socket.on('error', fail);
   // Closed before the handshake completed without an error of its own (a refused chain, or the client left):
-  // tls.Server reports that as ECONNRESET.
+  // tls.Server reports that as ECONNRESET. Every handshaken connection closes here too, hence the checks before the
+  // Error is made: capturing its stack cost more than the rest of a close.
   socket.on('close', (hadError: boolean) => {
-    if (!hadError) fail(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+    if (hadError || reported || internals._controlReleased) return;
+    fail(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
   });
   return socket;
 }

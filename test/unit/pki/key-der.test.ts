@@ -3,7 +3,13 @@
 import { generateKeyPair, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { describe, expect, it, vi } from 'vitest';
-import { importSpki, pkcs8PemOf, privateKeyEncodings, spkiDerOf } from '../../../src/pki/key-der.js';
+import {
+  fixedLayoutKeyType,
+  importSpki,
+  pkcs8PemOf,
+  privateKeyEncodings,
+  spkiDerOf,
+} from '../../../src/pki/key-der.js';
 
 type Pair = { publicKey: KeyObject; privateKey: KeyObject };
 
@@ -50,6 +56,27 @@ describe('key-der', () => {
 
   it.each(['x', 'd'] as const)('keeps a leading zero byte of the Ed25519 %s', async (member) => {
     expectSameAsNodeCrypto(await withLeadingZero(ed25519, member));
+  });
+
+  it('refuses a P-256 point that is not on the curve, whichever way this OpenSSL reads the key', async () => {
+    const spki = (await p256()).publicKey.export({ type: 'spki', format: 'der' });
+    const offCurve = Buffer.from(spki);
+    offCurve[offCurve.length - 1] = ((offCurve[offCurve.length - 1] as number) + 1) & 0xff;
+    expect(() => importSpki(offCurve)).toThrow();
+    expect(importSpki(spki).asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
+  });
+
+  it('says the type of a fixed-layout key from its bytes, and nothing for any other layout', async () => {
+    const [ec, ed, rsa] = await Promise.all([
+      p256(),
+      ed25519(),
+      generate('rsa', { modulusLength: 2048 }) as Promise<Pair>,
+    ]);
+    const spkiOf = (pair: Pair) => pair.publicKey.export({ type: 'spki', format: 'der' });
+    expect(fixedLayoutKeyType(spkiOf(ec))).toBe('p256');
+    expect(fixedLayoutKeyType(spkiOf(ed))).toBe('ed25519');
+    expect(fixedLayoutKeyType(spkiOf(rsa))).toBeUndefined();
+    expect(fixedLayoutKeyType(spkiOf(ec).subarray(0, 90))).toBeUndefined();
   });
 
   it('encodes P-256 and Ed25519 keys from their JWK alone, never through the DER encoder', async () => {

@@ -76,8 +76,7 @@ export function authenticatePeer(req: IncomingMessage, trust: PeerTrust, now: Da
   try {
     // The current intermediate as the likely issuer: a leaf it signed (nearly every renewal) is read straight from
     // its DER; any other is parsed whole (about a millisecond more).
-    const issuer = new Uint8Array(trust.issuer.certificate.rawData);
-    return checkSvidLeafDer(leaf, issuer, trust.bundle.trustDomain, now).id;
+    return checkSvidLeafDer(leaf, trust.issuer.certificate, trust.bundle.trustDomain, now).id;
   } catch (error) {
     const reason = error instanceof MeshauthError ? (error.reason ?? 'invalid') : 'invalid';
     throw new MeshauthError(

@@ -23,16 +23,20 @@ export function checkSvidLeaf(leaf: x509.X509Certificate, trustDomain: TrustDoma
  * checkSvidLeaf for a leaf given as DER whose chain OpenSSL has verified (a TLS peer's), also returning its validity
  * window: read straight from the DER when it has the plain shape meshauth issues (leaf-der.ts), with the same rules;
  * any other leaf is parsed as before. Parsing a leaf through @peculiar/x509 was most of the inbound's per-handshake
- * peer check. `issuerDer` is the certificate the peer sent above the leaf (parsed once per DER): the plain reading
- * needs the leaf's issuer name to be its subject.
+ * peer check. `likelyIssuer` is the certificate the peer sent above the leaf (DER, parsed once per DER) or one the
+ * caller holds parsed (the CA's current intermediate): the plain reading needs the leaf's issuer name to be its
+ * subject.
  */
 export function checkSvidLeafDer(
   leafDer: Uint8Array,
-  issuerDer: Uint8Array | undefined,
+  likelyIssuer: Uint8Array | x509.X509Certificate | undefined,
   trustDomain: TrustDomain,
   now: Date,
 ): ValidatedLeaf {
-  const issuer = issuerDer === undefined ? undefined : parsedOrUndefined(issuerDer);
+  const issuer =
+    likelyIssuer === undefined || likelyIssuer instanceof x509.X509Certificate
+      ? likelyIssuer
+      : parsedOrUndefined(likelyIssuer);
   const facts =
     (issuer === undefined ? undefined : plainLeafFacts(leafDer, [issuer])) ?? leafFactsOf(parseCertificate(leafDer));
   return { id: checkLeafFacts(facts, trustDomain, now), notBefore: facts.notBefore, notAfter: facts.notAfter };

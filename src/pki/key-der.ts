@@ -1,10 +1,11 @@
 // P-256 and Ed25519 keys have one DER layout each for their SubjectPublicKeyInfo and PKCS#8 forms: a fixed prefix
 // and the key bytes. Going through JWK (the raw numbers) instead of OpenSSL 3's generic encoder and decoder chains
 // costs a tenth of the CPU (about 0.3 ms less per key on Node 20), which the agent pays for every SVID and the CA
-// for every CSR (reading them back is the exception: see importSpki). Any other key takes node:crypto's DER path. What is written is the canonical form: named curve,
-// uncompressed point, and for a P-256 private key its public key too. That is byte for byte what node:crypto writes
-// for keys it generated (a unit test holds it to that); a key imported with explicit curve parameters, a compressed
-// point or without its public key comes out in this canonical form instead of as it was read.
+// for every CSR (reading a key back on OpenSSL 3.5 is the exception: see importSpki). Any other key takes
+// node:crypto's DER path. What is written is the canonical form: named curve, uncompressed point, and for a P-256
+// private key its public key too. That is byte for byte what node:crypto writes for keys it generated (a unit test
+// holds it to that); a key imported with explicit curve parameters, a compressed point or without its public key
+// comes out in this canonical form instead of as it was read.
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { MeshauthError } from '../errors/index.js';
 import { derChildren, derContent, derOid, derTlv, derUnsignedInteger, readDer } from './der.js';
@@ -80,8 +81,8 @@ export function privateKeyEncodings(privateKey: KeyObject): { readonly spkiDer: 
 /**
  * Whether OpenSSL's decoder reads a fixed-layout key faster than node:crypto's JWK import. On OpenSSL 3.5 (Node 24)
  * a P-256 SubjectPublicKeyInfo in PEM takes 13 µs there against 35 µs as JWK, where Node 24 first tries the
- * argument as a KeyObject and as a CryptoKey (each try an exception with its stack) and checks the point's order; on
- * OpenSSL 3.0 (Node 20 and 22) the decoder takes 98 µs against 60.
+ * argument as a KeyObject and as a CryptoKey (each try an exception with its stack); on OpenSSL 3.0 (Node 20 and
+ * 22) the decoder takes 98 µs against 60.
  */
 const DECODER_READS_FAST = (() => {
   const [major = 0, minor = 0] = process.versions.openssl.split('.').map(Number);

@@ -160,20 +160,15 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     'reason',
     OVERLOAD_LOG_INTERVAL_MS,
   );
-  const firstContext: SecureContextOptions = { ...(await serving.issue()), ...TLS_OPTIONS };
-  // The context of the handshakes the door starts (acceptWithOptionalCertificate), renewed with the serving
-  // certificate and the CA's material; the server's own is never used for a handshake.
-  let secureContext = mtlsSecureContext(firstContext);
+  // The context of the handshakes the door starts (acceptWithOptionalCertificate, below), renewed with the serving
+  // certificate and the CA's material. Renewal authenticates with the client certificate, bootstrap with a join token
+  // and no certificate: the handshake asks for a certificate, verifies a presented chain against the bundle's roots
+  // (`ca`, from serving.issue()) but lets the request through either way; peer-svid.ts judges the verdict and the leaf.
+  let secureContext = mtlsSecureContext({ ...(await serving.issue()), ...TLS_OPTIONS });
+  // node:http's handling of the handshaken connections the door hands over: the server itself never listens nor
+  // starts a handshake, so it has no TLS options of its own.
   const server = createServer(
     {
-      ...firstContext,
-      // Renewal authenticates with the client certificate, bootstrap with a join token and no certificate: the
-      // handshake asks for a certificate, verifies a presented chain against the bundle's roots (`ca`, from
-      // serving.issue()) but lets the request through either way; peer-svid.ts judges the verdict and the leaf.
-      requestCert: true,
-      rejectUnauthorized: false, // lint-allow: no-reject-unauthorized-false — join-token bootstrap has no client cert; peer-svid.ts refuses any chain the handshake did not verify
-      // Node's default is 120 s; a connection in its handshake holds one of the door's slots.
-      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
       // The headers/request timeouts are enforced by a sweep (default every 30 s); a slot is worth checking sooner.
       connectionsCheckingInterval: 1000,
     },
@@ -251,6 +246,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     handOver: (raw) =>
       acceptWithOptionalCertificate(raw, {
         secureContext,
+        // Node's default is 120 s; a connection in its handshake holds one of the door's slots.
         handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
         // As https.Server offers by default: HTTP/1.1 only.
         alpnProtocols: ['http/1.1'],

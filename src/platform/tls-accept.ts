@@ -101,8 +101,10 @@ function serverTlsSocket(
   } as ConstructorParameters<typeof TLSSocket>[1]);
   const internals = socket as unknown as ServerTlsInternals;
   let reported = false;
+  // Once reported, or handed to its owner, a socket's errors are no longer handshake failures.
+  const settled = (): boolean => reported || internals._controlReleased === true;
   const fail = (error: Error & { code?: string }): void => {
-    if (reported || internals._controlReleased) return;
+    if (settled()) return;
     reported = true;
     options.onFailure(error, socket);
   };
@@ -110,10 +112,10 @@ function serverTlsSocket(
   socket.on('_tlsError', fail);
   socket.on('error', fail);
   // Closed before the handshake completed without an error of its own (a refused chain, or the client left):
-  // tls.Server reports that as ECONNRESET. Every handshaken connection closes here too, hence the checks before the
+  // tls.Server reports that as ECONNRESET. Every handshaken connection closes here too, hence the check before the
   // Error is made: capturing its stack cost more than the rest of a close.
   socket.on('close', (hadError: boolean) => {
-    if (hadError || reported || internals._controlReleased) return;
+    if (hadError || settled()) return;
     fail(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
   });
   return socket;

@@ -81,6 +81,12 @@ describe('authenticatePeer', () => {
     ['CERT_NOT_YET_VALID', 'client_cert_not_yet_valid'],
     ['permitted subtree violation', 'client_cert_name_constraints'], // OpenSSL's words: Node has no name for it
     ['key usage does not include certificate signing', 'client_cert_issuer_key_usage'],
+    ['unhandled critical extension', 'client_cert_critical_extension'],
+    // OpenSSL writes these with capitals; the table holds them lower-cased.
+    ['CA signature digest algorithm too weak', 'client_cert_weak_signature'],
+    ['EE key too small', 'client_cert_weak_key'],
+    ['CA certificate key too weak', 'client_cert_weak_key'],
+    ['INVALID_PURPOSE', 'client_cert_purpose'],
     ['PATH_LENGTH_EXCEEDED', 'client_cert_path_length'],
     ['UNSPECIFIED', 'client_cert_invalid'],
     ['SOMETHING_NEW', 'client_cert_invalid'],

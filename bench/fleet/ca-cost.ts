@@ -7,23 +7,53 @@ import { TrustDomain } from '../../src/identity/index.js';
 import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '../../src/pki/index.js';
 import { stageCa, startCaProcess } from './ca-process.js';
 
-/** CPU ms per thread name of a process (/proc/PID/task/TID/stat): main thread, signing workers, libuv pool, GC. */
-function threadCpuMs(pid: number | undefined): Map<string, number> {
+/**
+ * One number per thread of a process, summed by `key` (the main thread is "main"), read from /proc/PID/task/TID by
+ * `value`; a thread that ends while it is read is left out.
+ */
+function perThreadTotals(
+  pid: number | undefined,
+  value: (task: string) => number,
+  key: (name: string, tid: string) => string,
+): Map<string, number> {
   const out = new Map<string, number>();
   if (pid === undefined) return out;
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ms = (Number(fields[11]) + Number(fields[12])) * 10;
-      const key = tid === String(pid) ? 'main' : `${name}-${tid}`;
-      out.set(key, (out.get(key) ?? 0) + ms);
+      const task = `/proc/${pid}/task/${tid}`;
+      const stat = readFileSync(`${task}/stat`, 'utf8');
+      const name = tid === String(pid) ? 'main' : key(stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), tid);
+      out.set(name, (out.get(name) ?? 0) + value(task));
     } catch {
       // the thread ended
     }
   }
   return out;
+}
+
+/** CPU ms per thread of a process: main thread, signing workers, libuv pool, GC. */
+function threadCpuMs(pid: number | undefined): Map<string, number> {
+  return perThreadTotals(
+    pid,
+    (task) => {
+      const stat = readFileSync(`${task}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(fields[11]) + Number(fields[12])) * 10;
+    },
+    (name, tid) => `${name}-${tid}`,
+  );
+}
+
+/**
+ * Voluntary context switches per kind of thread: how often each slept and was woken. On these VMs a wake-up of an
+ * idle thread costs a few hundred µs of CPU, so at a low request rate the count explains much of a renewal's cost.
+ */
+function threadWakeups(pid: number | undefined): Map<string, number> {
+  return perThreadTotals(
+    pid,
+    (task) => Number(/^voluntary_ctxt_switches:\s*(\d+)$/m.exec(readFileSync(`${task}/status`, 'utf8'))?.[1] ?? 0),
+    (name) => name,
+  );
 }
 
 function perThread(before: Map<string, number>, after: Map<string, number>, n: number): Record<string, number> {
@@ -53,6 +83,8 @@ export interface CaCostResult {
   /** CPU ms per SVID by thread (main, signing workers, libuv pool, V8 helpers). */
   readonly bootstrapThreads: Record<string, number>;
   readonly renewalThreads: Record<string, number>;
+  /** Voluntary context switches per renewal by thread: how often each thread slept and was woken. */
+  readonly renewalWakeups: Record<string, number>;
 }
 
 interface Prepared {
@@ -156,6 +188,7 @@ export async function measureCaCost(n: number, concurrency: number, workers: num
     const bootstrapSeconds = (Date.now() - started) / 1000;
     const bootstrapThreads = perThread(threads, threadCpuMs(ca.child.pid), n);
     threads = threadCpuMs(ca.child.pid);
+    const wakeups = threadWakeups(ca.child.pid);
 
     cpu = ca.cpuMs();
     started = Date.now();
@@ -172,6 +205,7 @@ export async function measureCaCost(n: number, concurrency: number, workers: num
     const renewalCpu = ca.cpuMs() - cpu;
     const renewalSeconds = (Date.now() - started) / 1000;
     const renewalThreads = perThread(threads, threadCpuMs(ca.child.pid), n);
+    const renewalWakeups = perThread(wakeups, threadWakeups(ca.child.pid), n);
 
     cpu = ca.cpuMs();
     await run(n, () => fetchBundle(connection));
@@ -188,6 +222,7 @@ export async function measureCaCost(n: number, concurrency: number, workers: num
       bundleCpuMsPerFetch: Math.round((bundleCpu / n) * 100) / 100,
       bootstrapThreads,
       renewalThreads,
+      renewalWakeups,
     };
   } finally {
     await ca.kill('SIGTERM');

@@ -5,9 +5,9 @@
 // A large file, at start as on a reload, parses and validates on a worker thread (parse-policy-off-thread.ts); only the
 // compile runs on this one.
 import { type FSWatcher, watch } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { errorMessage, MeshauthError } from '../errors/index.js';
+import { fileVersions } from '../platform/index.js';
 import type { Logger, Metrics } from '../telemetry/index.js';
 import { type LoadedPolicy, readPolicyText } from './load-policy-file.js';
 import { PARSE_THREAD_FAILED, parsePolicyOffThread } from './parse-policy-off-thread.js';
@@ -113,7 +113,7 @@ export class PolicyWatcher {
    */
   async start(): Promise<CompiledPolicy> {
     if (this.#current !== undefined) return this.#current.policy;
-    this.#statSignature = await this.#stat();
+    this.#statSignature = this.#stat();
     const text = await readPolicyText(this.#file);
     // A large text goes to a thread as on a reload, though nothing is served yet: the thread's heap bound is what the
     // container's memory limit leaves, the main thread's is the process's own. Parsed in place, a valid policy whose
@@ -128,7 +128,7 @@ export class PolicyWatcher {
     );
     if (this.#closed) return loaded.policy;
     if (this.#fsWatch) this.#watch();
-    this.#poll = setInterval(() => void this.#pollOnce(), this.#pollIntervalMs);
+    this.#poll = setInterval(() => this.#pollOnce(), this.#pollIntervalMs);
     this.#poll.unref();
     return loaded.policy;
   }
@@ -188,14 +188,14 @@ export class PolicyWatcher {
     this.#debounce.unref();
   }
 
-  async #pollOnce(): Promise<void> {
+  #pollOnce(): void {
     if (this.#closed) return;
-    if ((await this.#stat()) !== this.#statSignature) this.#schedule();
+    if (this.#stat() !== this.#statSignature) this.#schedule();
   }
 
   async #reloadOnce(): Promise<void> {
     if (this.#closed || this.#current === undefined) return;
-    this.#statSignature = await this.#stat();
+    this.#statSignature = this.#stat();
     let text: string;
     try {
       text = await readPolicyText(this.#file);
@@ -280,12 +280,7 @@ export class PolicyWatcher {
     this.#logger.error({ file: this.#file, code, error: message }, 'policy reload failed; keeping the previous policy');
   }
 
-  async #stat(): Promise<string> {
-    try {
-      const s = await stat(this.#file);
-      return `${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
-    } catch (error) {
-      return `missing:${(error as NodeJS.ErrnoException).code ?? ''}`;
-    }
+  #stat(): string {
+    return fileVersions([this.#file], { ctime: true });
   }
 }

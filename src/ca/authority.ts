@@ -1,11 +1,10 @@
 // The signing authority of a running CA: holds the current intermediate, key and bundle, and picks up a rotation
 // done by another process (`ca rotate`) by re-reading the files when they change — checked at most once a second.
 // A half-written rotation (new key, old certificate) fails the consistency check and the old material stays.
-import { stat } from 'node:fs/promises';
 import { MeshauthError } from '../errors/index.js';
 import type { SpiffeId } from '../identity/index.js';
 import { certificatePem, issueLeafDer, x509 } from '../pki/index.js';
-import { SingleFlight } from '../platform/index.js';
+import { fileVersions, SingleFlight } from '../platform/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { caPaths } from './ca-files.js';
 import { withRotationLock } from './rotation-lock.js';
@@ -61,7 +60,7 @@ export class CaAuthority {
 
   static async open(dir: string, logger: Logger): Promise<CaAuthority> {
     const load = async () => {
-      const fingerprint = await filesFingerprint(dir);
+      const fingerprint = filesFingerprint(dir);
       return new CaAuthority(dir, logger, await loadCaMaterial(dir), fingerprint);
     };
     try {
@@ -103,7 +102,7 @@ export class CaAuthority {
 
   async #reloadIfChanged(): Promise<void> {
     try {
-      const fingerprint = await filesFingerprint(this.#dir);
+      const fingerprint = filesFingerprint(this.#dir);
       if (fingerprint === this.#fingerprint) {
         this.#unloadable = undefined; // the files in use are back
         return;
@@ -197,15 +196,7 @@ export function issuedSvid(der: Uint8Array, serialNumber: string, notAfter: Date
   };
 }
 
-async function filesFingerprint(dir: string): Promise<string> {
+function filesFingerprint(dir: string): string {
   const paths = caPaths(dir);
-  const stats = await Promise.all(
-    [paths.intermediateCert, paths.intermediateKey, paths.bundle].map((file) =>
-      stat(file).then(
-        (s) => `${s.ino}:${s.mtimeMs}:${s.size}`,
-        () => 'missing',
-      ),
-    ),
-  );
-  return stats.join('|');
+  return fileVersions([paths.intermediateCert, paths.intermediateKey, paths.bundle]);
 }

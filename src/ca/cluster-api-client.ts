@@ -4,10 +4,10 @@
 // from its file on every use (the kubelet rotates it) and sent only to the origins of the API server and of the
 // issuer: a JWKS hosted elsewhere (a cloud bucket) never receives it. GETs go out without it first and repeat with
 // it when the server asks (401/403: anonymous discovery is off in many clusters); TokenReview always carries it.
-import { stat } from 'node:fs/promises';
 import { Agent, type Dispatcher, request } from 'undici';
 import { checkFetchableUrl } from '../authn/fetch-json.js';
 import { readSettingFile } from '../config/read-setting-file.js';
+import { fileVersions } from '../platform/index.js';
 
 export const DEFAULT_K8S_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 export const DEFAULT_K8S_API_SERVER = 'https://kubernetes.default.svc';
@@ -145,13 +145,7 @@ export class ClusterApiClient {
 
   /** An agent trusting the cluster CA as it is on disk now; rebuilt when the file changes. */
   async #dispatcher(): Promise<Agent> {
-    const fingerprint =
-      this.#caFile === undefined
-        ? 'system'
-        : await stat(this.#caFile).then(
-            (s) => `${s.ino}:${s.mtimeMs}:${s.size}`,
-            () => 'missing',
-          );
+    const fingerprint = this.#caFile === undefined ? 'system' : fileVersions([this.#caFile]);
     if (this.#agent !== undefined && fingerprint === this.#caFingerprint) return this.#agent;
     let ca: string | undefined;
     if (this.#caFile !== undefined) {

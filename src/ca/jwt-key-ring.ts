@@ -3,9 +3,8 @@
 // CaAuthority it picks up a rotation done by another process (`ca rotate --jwt-key`, or an intermediate rotation when
 // the key is derived) by re-reading the files when they change, checked at most once a second; a half-done rotation
 // keeps the old state. A new key is published at once and signs only JWT_KEY_PUBLICATION_DELAY_MS later.
-import { stat } from 'node:fs/promises';
 import type { JWK } from 'jose';
-import { SingleFlight } from '../platform/index.js';
+import { fileVersions, SingleFlight } from '../platform/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { readCaFileIfPresent } from './ca-dir-file.js';
 import { caPaths, PUBLIC_FILE_MODE, writeFileAtomic } from './ca-files.js';
@@ -69,7 +68,7 @@ export class JwtKeyRing {
    */
   static async open(dir: string, logger: Logger, create = true, clock = () => new Date()): Promise<JwtKeyRing> {
     const active = await loadOrCreateJwtSigningKey(dir, logger, create);
-    const fingerprint = await keyFilesFingerprint(dir);
+    const fingerprint = keyFilesFingerprint(dir);
     return new JwtKeyRing(dir, logger, clock, active, await readRetired(dir), fingerprint);
   }
 
@@ -99,7 +98,7 @@ export class JwtKeyRing {
 
   async #reloadIfChanged(): Promise<void> {
     try {
-      const fingerprint = await keyFilesFingerprint(this.#dir);
+      const fingerprint = keyFilesFingerprint(this.#dir);
       if (fingerprint === this.#fingerprint) return;
       const file = caPaths(this.#dir).jwtKey;
       const pem = await readJwtKeyFile(file);
@@ -192,16 +191,8 @@ async function readRetired(dir: string): Promise<RetiredJwtKey[]> {
   return text === undefined ? [] : parseRetiredKeys(text, file);
 }
 
-async function keyFilesFingerprint(dir: string): Promise<string> {
+function keyFilesFingerprint(dir: string): string {
   const paths = caPaths(dir);
-  const stats = await Promise.all(
-    // intermediate.key too: without jwt.key the signing key is derived from it.
-    [paths.jwtKey, paths.jwtRetired, paths.intermediateKey].map((file) =>
-      stat(file).then(
-        (s) => `${s.ino}:${s.mtimeMs}:${s.size}`,
-        () => 'missing',
-      ),
-    ),
-  );
-  return stats.join('|');
+  // intermediate.key too: without jwt.key the signing key is derived from it.
+  return fileVersions([paths.jwtKey, paths.jwtRetired, paths.intermediateKey]);
 }

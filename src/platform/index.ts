@@ -5,6 +5,7 @@
 
 export { clientAddress, clientSourceKey } from './client-source.js';
 export { addTo } from './counts.js';
+export { fileVersions } from './file-versions.js';
 export {
   type H2HeaderList,
   headerListSize,

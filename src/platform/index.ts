@@ -1,7 +1,8 @@
 // Thin helpers over Node itself that several folders share: binding a listener, reading a small local file, acting at
 // a peer certificate's expiry, an HTTP/2 client request without node:http2's per-call overheads, naming an HTTP/2
-// session error, one reload at a time, random bytes drawn per request, and (node-internals.ts) the Node and undici
-// behaviours relied on beyond their public API, one place to check on an upgrade.
+// session error, one reload at a time, random bytes drawn per request, whether a process recorded in a file still
+// runs (process-identity.ts), and (node-internals.ts) the Node and undici behaviours relied on beyond their public
+// API, one place to check on an upgrade.
 
 export { clientAddress, clientSourceKey } from './client-source.js';
 export { addTo } from './counts.js';
@@ -34,6 +35,13 @@ export {
 export { answerOnSocket, expectationUnsupported, nodeRefusal, triageClientError } from './node-refusal.js';
 export { type NodeReleases, nodeHas } from './node-version.js';
 export { atPeerExpiry, MAX_TIMER_MS, notAfterMs } from './peer-expiry.js';
+export {
+  type ProcessIdentity,
+  type ProcessState,
+  processIdentityOf,
+  processState,
+  thisProcess,
+} from './process-identity.js';
 export { pooledRandomBytes } from './random-bytes.js';
 export { type RegularFile, readRegularFile } from './regular-file.js';
 export { SingleFlight } from './single-flight.js';

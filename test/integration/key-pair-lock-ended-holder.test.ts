@@ -1,0 +1,189 @@
+// A key pair's lock whose holder has ended, with real holders: child processes that take the lock through the built
+// module and are SIGKILLed by PID. Their lock, still fresh (a minute from stale), is broken at once by the next taker,
+// which says whose it was; a holder that still runs is never broken, however long another waits; a holder killed
+// while another waits frees it then; and of several processes that find one ended holder's lock at the same moment,
+// exactly one breaks it and their actions never overlap.
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { STALE_LOCK_MS } from '../../src/ca/rotation-lock.js';
+import { keyPairLockPath, withKeyPairLock } from '../../src/cli/key-pair-lock.js';
+import { breakIfHolderEnded, type EndedHolder, holderRecordPath } from '../../src/cli/key-pair-lock-holder.js';
+import { holdKeyPairLock, keyPairLockTaker, type LockHolder } from '../helpers/key-pair-lock-child.js';
+import { assertBuilt } from '../helpers/meshauth-cli.js';
+import { waitFor } from '../helpers/wait.js';
+
+const ROUNDS = 3;
+const TAKERS = 4;
+const BREAKERS = 8;
+
+let dir: string;
+let key: string;
+let lock: string;
+let cleanups: (() => Promise<void> | void)[];
+
+beforeAll(() => assertBuilt(['src/cli', 'src/ca', 'src/platform']));
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'meshauth-ended-holder-'));
+  key = join(dir, 'web.key');
+  lock = keyPairLockPath(key);
+  cleanups = [];
+});
+afterEach(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A child that took the lock, SIGKILLed by its PID: its lock and record stay, fresh. */
+async function killedHolder(): Promise<LockHolder> {
+  const holder = await holdKeyPairLock(key, cleanups);
+  process.kill(holder.pid, 'SIGKILL');
+  expect(await holder.exited).toEqual({ code: null, signal: 'SIGKILL' });
+  expect(existsSync(holderRecordPath(lock))).toBe(true);
+  expect(Date.now() - statSync(lock).mtimeMs).toBeLessThan(STALE_LOCK_MS);
+  return holder;
+}
+
+describe.runIf(process.platform === 'linux')('a key pair lock whose holder ended', () => {
+  it('ok/a holder killed with SIGKILL: the next taker breaks its fresh lock at once, never waiting, and says so', async () => {
+    const holder = await killedHolder();
+    const holderLock = readFileSync(lock, 'utf8').trim();
+    const waits: string[] = [];
+    const ended: EndedHolder[] = [];
+    const result = await withKeyPairLock(
+      key,
+      async (held) => {
+        await held.assertHeld();
+        return readFileSync(lock, 'utf8').trim();
+      },
+      {
+        onWait: (who) => waits.push(who),
+        onHolderEnded: (who) => {
+          ended.push(who);
+        },
+      },
+    );
+    expect(waits).toEqual([]);
+    expect(ended).toEqual([{ pid: holder.pid, host: hostname(), lockAgeMs: expect.any(Number) }]);
+    expect(ended[0]?.lockAgeMs).toBeLessThan(STALE_LOCK_MS);
+    // The action ran under a lock of its own, not the dead holder's.
+    expect(result).not.toBe(holderLock);
+    expect(existsSync(lock)).toBe(false);
+    expect(existsSync(holderRecordPath(lock))).toBe(false);
+  });
+
+  it('fail/a holder that still runs is never broken: the taker looks several times, then times out (key_pair_locked)', async () => {
+    const holder = await holdKeyPairLock(key, cleanups);
+    const holderLock = readFileSync(lock, 'utf8');
+    const ended: EndedHolder[] = [];
+    let ran = false;
+    const error = await withKeyPairLock(
+      key,
+      async () => {
+        ran = true;
+      },
+      // Past three looks at the holder (one a second).
+      { timeoutMs: 3_500, onHolderEnded: (who) => void ended.push(who) },
+    ).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'MESHAUTH_ERR_FILE_UNWRITABLE', reason: 'key_pair_locked' });
+    expect(ran).toBe(false);
+    expect(ended).toEqual([]);
+    expect(holder.alive()).toBe(true);
+    expect(readFileSync(lock, 'utf8')).toBe(holderLock);
+    holder.finish();
+    expect(await holder.exited).toEqual({ code: 0, signal: null });
+    expect(holder.output()).toContain('released\n');
+    expect(existsSync(lock)).toBe(false);
+    expect(existsSync(holderRecordPath(lock))).toBe(false);
+  });
+
+  it('ok/a holder killed while another process waits for it: the waiter breaks the lock then, and runs', async () => {
+    const holder = await holdKeyPairLock(key, cleanups);
+    const waits: string[] = [];
+    const ended: EndedHolder[] = [];
+    const waiter = withKeyPairLock(key, async () => 'ran', {
+      onWait: (who) => waits.push(who),
+      onHolderEnded: (who) => void ended.push(who),
+    });
+    await waitFor('the waiter to wait', () => waits.length === 1);
+    expect(ended).toEqual([]);
+    process.kill(holder.pid, 'SIGKILL');
+    await holder.exited;
+    expect(await waiter).toBe('ran');
+    expect(ended.map((who) => who.pid)).toEqual([holder.pid]);
+    expect(ended[0]?.lockAgeMs).toBeLessThan(STALE_LOCK_MS);
+  });
+
+  it(`ok/${TAKERS} processes find one ended holder's lock at once: one breaks it, their actions never overlap, ${ROUNDS} rounds`, async () => {
+    for (let round = 0; round < ROUNDS; round++) {
+      const holder = await killedHolder();
+      const gate = join(dir, `gate-${round}`);
+      const log = join(dir, `turns-${round}`);
+      writeFileSync(log, '');
+      const takers = await Promise.all(
+        Array.from({ length: TAKERS }, () => keyPairLockTaker(key, gate, log, cleanups)),
+      );
+      writeFileSync(gate, '');
+      const exits = await Promise.all(takers.map((taker) => taker.exited));
+      expect(exits, takers.map((taker) => taker.output()).join('\n')).toEqual(
+        takers.map(() => ({ code: 0, signal: null })),
+      );
+      const breaks = takers.flatMap((taker) => taker.logs()).filter((line) => line.event === 'key_pair_lock_broken');
+      expect(breaks, `round ${round}`).toHaveLength(1);
+      expect(breaks[0]).toMatchObject({
+        level: 'warn',
+        component: 'cli',
+        reason: 'holder_ended',
+        lock,
+        key,
+        holderPid: holder.pid,
+        holderHost: hostname(),
+      });
+      expect(breaks[0]?.lockAgeMs).toBeLessThan(STALE_LOCK_MS);
+      // Every turn is an enter and the exit of the same process before the next enter.
+      const turns = readFileSync(log, 'utf8').trim().split('\n');
+      expect(turns).toHaveLength(2 * TAKERS);
+      const pids = new Set<string>();
+      for (let at = 0; at < turns.length; at += 2) {
+        const pid = turns[at]?.replace(/^enter /, '');
+        expect([turns[at], turns[at + 1]], `round ${round}`).toEqual([`enter ${pid}`, `exit ${pid}`]);
+        pids.add(pid ?? '');
+      }
+      expect(pids.size).toBe(TAKERS);
+      expect(existsSync(lock)).toBe(false);
+    }
+  }, 60_000);
+
+  it(`ok/${BREAKERS} breakers of one ended holder's lock in one process: exactly one breaks it, ${ROUNDS} rounds`, async () => {
+    for (let round = 0; round < ROUNDS; round++) {
+      const holder = await killedHolder();
+      const results = await Promise.all(Array.from({ length: BREAKERS }, () => breakIfHolderEnded(lock)));
+      const broke = results.filter((result) => result !== undefined);
+      expect(
+        broke.map((who) => who.pid),
+        `round ${round}`,
+      ).toEqual([holder.pid]);
+      expect(existsSync(lock)).toBe(false);
+      expect(existsSync(`${lock}.break`)).toBe(false);
+    }
+  }, 30_000);
+
+  it('ok/a lock with no record of its holder (another host, an older meshauth) is left to go stale, as before', async () => {
+    await killedHolder();
+    rmSync(holderRecordPath(lock));
+    expect(await breakIfHolderEnded(lock)).toBeUndefined();
+    expect(existsSync(lock)).toBe(true);
+  });
+
+  it('ok/a record left by an earlier lock does not vouch for the lock now at the path', async () => {
+    await killedHolder();
+    const record = readFileSync(holderRecordPath(lock), 'utf8');
+    // The holder's lock is replaced by another one's (a live holder on another host, say), its record left behind.
+    rmSync(lock);
+    writeFileSync(lock, 'another-token other-host pid 1\n');
+    writeFileSync(holderRecordPath(lock), record);
+    expect(await breakIfHolderEnded(lock)).toBeUndefined();
+    expect(readFileSync(lock, 'utf8')).toBe('another-token other-host pid 1\n');
+  });
+});

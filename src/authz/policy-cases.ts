@@ -1,10 +1,14 @@
 // Tables of expected decisions for `meshauth policy test FILE --cases CASES.yaml`: users keep their policy's
 // intent under CI. Pure (the CLI reads the file). `expect: reject` covers requests the sidecar refuses with 400
 // before any rule runs (ambiguous path, invalid method). Read by the policy's strict YAML rules (config/yaml-text.ts)
-// and refused with at most MAX_LISTED_PROBLEMS problems listed, as the policy is.
+// and refused with at most MAX_LISTED_PROBLEMS problems listed, as the policy is; each problem names the file, the
+// key (`cases[3].expect`) and what was expected, in the config loaders' words.
 import { z } from 'zod';
 import { configIssueMessage } from '../config/issue-message.js';
+import { keyPath } from '../config/key-path.js';
+import { unknownKeysText } from '../config/key-suggestion.js';
 import { listedProblems, omittedProblemsText } from '../config/listed-problems.js';
+import { schemaLeafPaths } from '../config/schema-keys.js';
 import { readStrictYaml, yamlProblemText } from '../config/yaml-text.js';
 import { MeshauthError } from '../errors/index.js';
 import { evaluateTestRequest, type TestOutcome } from './evaluate-test-request.js';
@@ -19,10 +23,18 @@ const caseSchema = z
     host: z.string().optional(),
     port: z.int().min(0).max(65535).optional(),
     user: z.record(z.string(), z.unknown()).optional(),
-    headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])).optional(),
+    // The union's own words: zod's for a value neither branch takes are "Invalid input".
+    headers: z
+      .record(
+        z.string(),
+        z.union([z.string(), z.array(z.string())], { error: 'expected a string or a list of strings' }),
+      )
+      .optional(),
     sourceIp: z.string().optional(),
     chain: z.array(z.string()).optional(),
-    time: z.iso.datetime({ offset: true }).optional(),
+    time: z.iso
+      .datetime({ offset: true, error: 'expected an ISO 8601 time with its UTC offset, e.g. 2026-01-05T09:00:00Z' })
+      .optional(),
     expect: z.enum(['allow', 'deny', 'reject']),
     rule: z.string().optional(),
   })
@@ -60,18 +72,63 @@ export function parseCases(text: string, file: string): PolicyCase[] {
     const { listed, omitted } = listedProblems(result.error.issues);
     throw casesInvalid(
       file,
-      listed.map((i) => {
-        const key = i.path
-          .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
-          .join('')
-          .replace(/^\./, '');
-        // A problem with the document itself (a list, a scalar) has no key to name.
-        return `${key === '' ? '(top level)' : key}: ${i.message}`;
-      }),
+      listed.map((issue) => describeIssue(issue, data)),
       omitted,
     );
   }
   return result.data.cases;
+}
+
+/**
+ * One problem as the sidecar and gateway config loaders word it: configIssueMessage's text for a wrong value, the
+ * allowed keys (and the nearest one) for an unknown key, and what belongs there for a missing one, where zod says
+ * "Invalid input: expected string, received undefined" or "Invalid option: expected one of "allow"|…".
+ */
+function describeIssue(issue: z.core.$ZodIssue, data: unknown): string {
+  const key = keyPath(issue.path);
+  if (issue.code === 'unrecognized_keys') {
+    const { names, allowedHere } = unknownKeysText(key, issue.path, issue.keys, casesLeafPaths());
+    return `${names}: unknown key${allowedHere} (see docs/policy.md)`;
+  }
+  const missing = missingWanted(issue, data);
+  if (missing !== undefined) return `${key}: required key is missing (expected ${missing})`;
+  // A problem with the document itself (a list, a scalar) has no key to name.
+  return `${key === '' ? '(top level)' : key}: ${issue.message}`;
+}
+
+const WANTED: Readonly<Record<string, string>> = { string: 'a string', array: 'a list', object: 'a map' };
+
+/** What belongs at the issue's key when the key is absent from its map, else undefined. */
+function missingWanted(issue: z.core.$ZodIssue, data: unknown): string | undefined {
+  const name = issue.path.at(-1);
+  const parent = valueAt(data, issue.path.slice(0, -1));
+  if (name === undefined || typeof parent !== 'object' || parent === null || Array.isArray(parent)) return undefined;
+  if (Object.hasOwn(parent, name)) return undefined;
+  if (issue.code === 'invalid_value') return oneOf(issue.values.map(String));
+  if (issue.code === 'invalid_type') return WANTED[issue.expected] ?? issue.expected;
+  return undefined;
+}
+
+function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
+  let node = data;
+  for (const part of path) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Record<PropertyKey, unknown>)[part];
+  }
+  return node;
+}
+
+/** `allow, deny or reject`. */
+function oneOf(words: readonly string[]): string {
+  return words.length < 2 ? (words[0] ?? '') : `${words.slice(0, -1).join(', ')} or ${words.at(-1)}`;
+}
+
+let leafPathCache: readonly string[] | undefined;
+
+/** The cases file's key paths (walked on the first unknown key only). */
+function casesLeafPaths(): readonly string[] {
+  leafPathCache ??= schemaLeafPaths(casesSchema);
+  return leafPathCache;
 }
 
 /** `now` is used for cases without their own `time`. Throws for a case with an invalid `from`/`chain` ID. */
@@ -101,10 +158,12 @@ export function runCases(policy: CompiledPolicy, cases: readonly PolicyCase[], n
 function casesInvalid(file: string, problems: readonly string[], omitted = 0): MeshauthError {
   const bounded = listedProblems(problems);
   const more = bounded.omitted + omitted;
-  const lines = more === 0 ? bounded.listed : [...bounded.listed, omittedProblemsText(more)];
-  return new MeshauthError(
-    'MESHAUTH_ERR_CONFIG_INVALID',
-    `invalid cases file ${file}:\n  ${lines.map((p) => `${file}: ${p}`).join('\n  ')}`,
-    { reason: 'cases_invalid', detail: { file } },
+  const lines = (more === 0 ? bounded.listed : [...bounded.listed, omittedProblemsText(more)]).map(
+    (p) => `${file}: ${p}`,
   );
+  // detail.problems: the lines, for the CLI to print one per line with the code, as it prints a policy's.
+  return new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', `invalid cases file ${file}:\n  ${lines.join('\n  ')}`, {
+    reason: 'cases_invalid',
+    detail: { file, problems: lines },
+  });
 }

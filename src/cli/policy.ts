@@ -59,7 +59,7 @@ export function registerPolicyCommands(program: Command): void {
           out(`${file}: ok (${plural(loaded.policy.rules.length, 'rule')}${mode})`);
         } catch (error) {
           failed = true;
-          printProblems(file, error);
+          printProblems(error);
         }
       }
       if (failed) process.exitCode = EXIT_USAGE;
@@ -87,10 +87,15 @@ export function registerPolicyCommands(program: Command): void {
       const chain = options.chain === undefined ? undefined : options.chain.split(',').map((s) => s.trim());
       if (options.from !== undefined) refuseForeignCaller(options.from, trustDomain, '--from');
       if (chain !== undefined) refuseForeignChain(chain, trustDomain);
-      const loaded = await loadPolicyFile(file, trustDomain);
+      const loaded = await listingProblems(() => loadPolicyFile(file, trustDomain));
+      if (loaded === undefined) return;
       const now = options.time === undefined ? new Date() : parseTime(options.time);
       if (options.cases !== undefined) {
-        const cases = parseCases(await readPolicyText(options.cases, 'cases file'), options.cases);
+        const casesFile = options.cases;
+        const cases = await listingProblems(async () =>
+          parseCases(await readPolicyText(casesFile, 'cases file'), casesFile),
+        );
+        if (cases === undefined) return;
         const results = runCasesIn(trustDomain, loaded.policy, cases, now);
         printCases(results, options.json === true);
         if (results.some((r) => !r.passed)) process.exitCode = EXIT_FAILURE;
@@ -323,21 +328,49 @@ function printCases(results: readonly CaseResult[], json: boolean): void {
 }
 
 /**
- * One line per problem, each ending in its code as every other CLI error does (`[MESHAUTH_ERR_POLICY_INVALID]`,
- * the code the sidecar gives the same file), so a script can tell a bad policy from an unreadable one.
+ * `load`'s value; a refused policy or cases file is printed as `validate` prints it (printProblems) with exit code 2,
+ * and undefined returned. Any other error is thrown, to be reported and given its exit code like every CLI error.
  */
-function printProblems(file: string, error: unknown): void {
-  if (error instanceof MeshauthError && error.code === 'MESHAUTH_ERR_POLICY_INVALID') {
-    const problems = (error.detail?.problems as readonly PolicyProblem[] | undefined) ?? [];
-    if (problems.length > 0) {
-      for (const p of problems) process.stderr.write(`${formatProblem(file, p)} [${error.code}]\n`);
-      // Not a problem of its own, so without the code: a script counting problem lines still counts the same ones.
-      const hint = error.detail?.hint;
-      if (typeof hint === 'string') process.stderr.write(`${file}: hint: ${hint}\n`);
-      return;
-    }
+async function listingProblems<T>(load: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await load();
+  } catch (error) {
+    if (problemLines(error) === undefined) throw error;
+    printProblems(error);
+    process.exitCode = EXIT_USAGE;
+    return undefined;
   }
-  process.stderr.write(`${formatError(error)}\n`);
+}
+
+/**
+ * One line per problem, each ending in its code as every other CLI error does (`[MESHAUTH_ERR_POLICY_INVALID]`,
+ * the code the sidecar gives the same file; `[MESHAUTH_ERR_CONFIG_INVALID]` for a cases file), so a script can tell
+ * a bad policy from an unreadable one.
+ */
+function printProblems(error: unknown): void {
+  const lines = problemLines(error);
+  if (lines === undefined || !(error instanceof MeshauthError)) {
+    process.stderr.write(`${formatError(error)}\n`);
+    return;
+  }
+  for (const line of lines) process.stderr.write(`${line} [${error.code}]\n`);
+  // Not a problem of its own, so without the code: a script counting problem lines still counts the same ones.
+  const hint = error.detail?.hint;
+  if (typeof hint === 'string') process.stderr.write(`${String(error.detail?.file)}: hint: ${hint}\n`);
+}
+
+/** The problem lines of a refused policy file (`FILE: rules[2] "name" field: …`) or cases file (`FILE: key: …`). */
+function problemLines(error: unknown): readonly string[] | undefined {
+  if (!(error instanceof MeshauthError)) return undefined;
+  const { file, problems } = error.detail ?? {};
+  if (typeof file !== 'string' || !Array.isArray(problems) || problems.length === 0) return undefined;
+  if (error.code === 'MESHAUTH_ERR_POLICY_INVALID') {
+    return (problems as readonly PolicyProblem[]).map((p) => formatProblem(file, p));
+  }
+  if (error.code === 'MESHAUTH_ERR_CONFIG_INVALID' && error.reason === 'cases_invalid') {
+    return problems.map(String);
+  }
+  return undefined;
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -10,7 +10,7 @@ import { unknownKeysText } from '../config/key-suggestion.js';
 import { schemaLeafPaths } from '../config/schema-keys.js';
 import { MeshauthError } from '../errors/index.js';
 import { TrustDomain } from '../identity/index.js';
-import { isQuantity } from './inject-quantity.js';
+import { checkQuantity } from './inject-quantity.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -27,8 +27,11 @@ export const INJECT_DEFAULTS = Object.freeze({
   failClosed: false,
 });
 
-const quantity = z.string().refine(isQuantity, {
-  message: 'expected a Kubernetes quantity such as 100m, 1, 128Mi or 1Gi',
+// Checked as the proxy-cpu/proxy-memory annotations are: a value the cluster cannot hold (1e400, -1, 0.0000000001)
+// is refused when inject.yaml loads, not by the API server in every injected pod.
+const quantity = z.string().superRefine((text, ctx) => {
+  const checked = checkQuantity(text);
+  if (!checked.ok) ctx.addIssue({ code: 'custom', message: checked.expected });
 });
 const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
 

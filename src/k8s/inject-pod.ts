@@ -37,7 +37,7 @@ import {
   SIDECAR_NAME,
   SIDECAR_PORTS,
 } from './inject-names.js';
-import { isQuantity } from './inject-quantity.js';
+import { checkQuantity } from './inject-quantity.js';
 import { type AppProbes, type SidecarSettings, sidecarContainer, sidecarVolumes } from './inject-sidecar.js';
 
 /** The status annotation: what injection created, so uninject can remove exactly that. */
@@ -350,9 +350,11 @@ function logLevelOf(annotations: JsonObject, config: InjectConfig, where: string
 function quantityOf(annotations: JsonObject, key: string, fallback: string, where: string): string {
   const value = annotations[key];
   if (value === undefined) return fallback;
-  if (typeof value !== 'string' || !isQuantity(value)) {
-    throw invalid(where, key, 'expected a Kubernetes quantity such as 100m or 128Mi');
-  }
+  if (typeof value !== 'string') throw invalid(where, key, 'expected a Kubernetes quantity such as 100m or 128Mi');
+  // A value the cluster cannot hold is refused like one that is no quantity: the API server would refuse the whole
+  // pod, or keep a value (1e18 cores) that its kubelet and scheduler read as another.
+  const checked = checkQuantity(value);
+  if (!checked.ok) throw invalid(where, key, checked.expected);
   return value;
 }
 

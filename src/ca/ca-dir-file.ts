@@ -1,6 +1,7 @@
 // Reading one file of the CA directory (`--dir`, or `--out` for `ca init --k8s-secret`): an operator may have
 // assembled it by hand or mounted it from a Secret, so a path in it may be anything. Bounded and regular files only,
 // through the shared setting reader: a FIFO there blocked `ca serve` at start, a directory printed a bare EISDIR.
+import { existsSync } from 'node:fs';
 import { fileErrnoText } from '../config/file-errno.js';
 import { readSettingFile } from '../config/read-setting-file.js';
 import { MeshauthError } from '../errors/index.js';
@@ -13,9 +14,12 @@ import type { CaPaths } from './ca-files.js';
 export function readCaFile(paths: CaPaths, file: string, flag = '--dir'): string {
   const text = readCaFileIfPresent(file, flag);
   if (text === undefined) {
+    // A half-made CA (a `ca init` stopped midway) is missing files too: the same command repairs it, without --force.
+    const unfinished = existsSync(paths.initMarker) ? '; a `meshauth ca init` there has not finished' : '';
     throw new MeshauthError(
       'MESHAUTH_ERR_CA_NOT_INITIALIZED',
-      `no CA in ${paths.dir} (${file} is missing): run \`meshauth ca init --trust-domain <td> --dir ${paths.dir}\` first`,
+      `no CA in ${paths.dir} (${file} is missing${unfinished}): run \`meshauth ca init --trust-domain <td> --dir ` +
+        `${paths.dir}\`${unfinished === '' ? ' first' : ' again'}`,
       { reason: 'missing_file' },
     );
   }

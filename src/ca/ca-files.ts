@@ -29,6 +29,10 @@ export interface CaPaths {
   readonly jwtKey: string;
   /** Public JWKs of replaced JWT signing keys with the time until which `/v1/jwks` still publishes each. */
   readonly jwtRetired: string;
+  /** Present while a `ca init` writes the directory, and after one that did not finish (init-claim.ts). */
+  readonly initMarker: string;
+  /** Where `ca init` writes the new CA's files before renaming them into the directory. */
+  readonly initStaging: string;
 }
 
 export function caPaths(dir: string): CaPaths {
@@ -49,7 +53,14 @@ export function caPaths(dir: string): CaPaths {
     usedTokens: join(dir, 'tokens', 'used'),
     jwtKey: join(dir, 'jwt.key'),
     jwtRetired: join(dir, 'jwt-retired.json'),
+    initMarker: join(dir, '.ca-init'),
+    initStaging: join(dir, '.ca-init.staging'),
   };
+}
+
+/** The private key files of the directory, each 0600 when meshauth wrote it. */
+export function privateKeyFiles(paths: CaPaths): readonly string[] {
+  return [paths.rootKey, paths.intermediateKey, paths.jwtKey, paths.pendingRootKey, paths.previousRootKey];
 }
 
 export const PRIVATE_FILE_MODE = 0o600;
@@ -84,6 +95,46 @@ export async function createFileExclusive(path: string, data: string | Uint8Arra
 }
 
 /**
+ * Creates `path` (which must not exist yet) with `data`, fsync'd, with exactly `mode`. Not atomic: for a file in a
+ * directory no reader looks at until it is renamed into place (`ca init`'s staging directory). A failure is named by
+ * `namedAs`, the file it is staged for.
+ */
+export async function writeNewFile(
+  path: string,
+  data: string | Uint8Array,
+  mode: number,
+  namedAs: string = path,
+): Promise<void> {
+  await writeFileAt(path, namedAs, data, mode);
+}
+
+/** Renames `from` onto `to` (same file system), a failure named by `to`, the file the caller is putting in place. */
+export async function renameInto(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (error) {
+    throw namingTarget(error, to);
+  }
+}
+
+/**
+ * Flushes `dir`'s entries (the renames into it) to disk, where the platform can: before a step that says they are
+ * all done (`ca init` removing its marker), or a power cut could keep that step and lose an earlier rename.
+ */
+export async function syncDirectory(dir: string): Promise<void> {
+  try {
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // Windows opens no directory, and some file systems refuse fsync on one: nothing more can be done there.
+  }
+}
+
+/**
  * A failed rename or link of a temporary file into place, named by `path`, the file the caller asked for: Node names
  * the source, a temporary file that is removed at once and means nothing to the user (a name too long for the
  * directory fails only here, where the short temporary name was accepted).
@@ -96,9 +147,15 @@ function namingTarget(error: unknown, path: string): unknown {
 /** A complete, fsync'd temporary file next to `path`; the caller renames or links it into place. */
 async function writeTempFile(path: string, data: string | Uint8Array, mode: number): Promise<string> {
   const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
+  await writeFileAt(tmp, path, data, mode);
+  return tmp;
+}
+
+/** Creates `file` exclusively with `data`, fsync'd, mode `mode`; errors are named by `path`, the caller's file. */
+async function writeFileAt(file: string, path: string, data: string | Uint8Array, mode: number): Promise<void> {
   let handle: FileHandle;
   try {
-    handle = await open(tmp, 'wx', mode);
+    handle = await open(file, 'wx', mode);
   } catch (error) {
     // A directory that cannot take the file (read-only, not writable by this user): reported as writing `path`, the
     // file the caller named. The temporary name means nothing to the user, and the CLI reads an `open` failure as
@@ -111,11 +168,10 @@ async function writeTempFile(path: string, data: string | Uint8Array, mode: numb
     await handle.sync();
   } catch (error) {
     await handle.close();
-    await rm(tmp, { force: true });
+    await rm(file, { force: true });
     // A full disk fails here, not at open(), and Node's error names no path: named by `path`, the CLI reports it as
     // MESHAUTH_ERR_FILE_UNWRITABLE naming the file instead of Node's raw text.
     throw Object.assign(error as NodeJS.ErrnoException, { path, syscall: 'write' });
   }
   await handle.close();
-  return tmp;
 }

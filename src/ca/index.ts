@@ -68,7 +68,7 @@ export {
 } from './rotate.js';
 export { type CaServer, type CaServerOptions, startCaServer } from './server.js';
 export { toSpiffeBundle } from './spiffe-bundle.js';
-export { type CaMaterial, type InitCaOptions, initCa, loadCaMaterial } from './store.js';
+export { type CaMaterial, type InitCaOptions, type InitCaResult, initCa, loadCaMaterial } from './store.js';
 export { FORM_CONTENT_TYPE, type OAuthErrorCode, parseTokenRequest, type TokenRequest } from './token-request.js';
 export {
   judgeTokenReview,

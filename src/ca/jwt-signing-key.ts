@@ -21,7 +21,7 @@ export interface JwtSigningKey {
   readonly publicJwk: Readonly<JWK>;
 }
 
-/** Writes a new signing key, replacing any existing one (`ca init`, `ca init --force`, `ca rotate --jwt-key`). */
+/** Writes a new signing key over the existing one: `ca rotate --jwt-key` (`ca init` stages its own, store.ts). */
 export async function writeNewJwtSigningKey(dir: string): Promise<void> {
   const keys = await generateKeyPair('p256');
   await writeFileAtomic(caPaths(dir).jwtKey, await exportPrivateKeyPem(keys.privateKey), PRIVATE_FILE_MODE);

@@ -5,9 +5,11 @@
 // `ca rotate … --k8s-secret` rewrites ca-secret.yaml from the directory after a rotation.
 import { join } from 'node:path';
 import { MeshauthError } from '../errors/index.js';
+import { TrustDomain } from '../identity/index.js';
 import { createTlsServerIdentity, parseCertificatesPem } from '../pki/index.js';
 import { readCaFile, readCaFileIfPresent } from './ca-dir-file.js';
 import { caPaths, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic } from './ca-files.js';
+import type { InitHolder } from './init-claim.js';
 import {
   CA_SECRET_FILES,
   caBundlePatchCommand,
@@ -19,6 +21,7 @@ import {
   webhookTlsSecret,
 } from './k8s-manifests.js';
 import { CA_CERTIFICATES, parsedCaFile } from './parsed-ca-file.js';
+import type { LockWaitOptions } from './rotation-lock.js';
 import { initCa } from './store.js';
 
 /** The webhook's serving certificate: long enough to forget, short enough to be a certificate (rerun to renew). */
@@ -38,6 +41,8 @@ export interface K8sInitOptions extends K8sTarget {
   readonly trustDomain: string;
   readonly force?: boolean;
   readonly now?: Date;
+  /** As initCa's. */
+  readonly directoryLock?: LockWaitOptions;
 }
 
 export interface K8sInitResult {
@@ -47,6 +52,8 @@ export interface K8sInitResult {
   readonly rootKeyFile: string;
   readonly intermediateNotAfter: Date;
   readonly patchCommand: string;
+  /** As initCa's. */
+  readonly interruptedRun: InitHolder | undefined;
 }
 
 export function checkK8sTarget(target: K8sTarget): void {
@@ -59,39 +66,53 @@ export function checkK8sTarget(target: K8sTarget): void {
 
 export async function initCaForKubernetes(options: K8sInitOptions): Promise<K8sInitResult> {
   checkK8sTarget(options);
+  const trustDomain = TrustDomain.parse(options.trustDomain);
   const now = options.now ?? new Date();
-  const { trustDomain, paths } = await initCa({
-    dir: options.dir,
-    trustDomain: options.trustDomain,
-    force: options.force === true,
-    now,
-  });
   const webhook = await createTlsServerIdentity({
     commonName: `meshauth-webhook.${options.namespace}.svc`,
     dnsNames: webhookDnsNames(options.namespace),
     now,
     ttlMs: WEBHOOK_CERT_TTL_MS,
   });
-  const ca = await caObjects(options.dir, options, '--out');
   const secretsFile = join(options.dir, 'secrets.yaml');
-  await writeFileAtomic(
-    secretsFile,
-    toYamlDocuments(
-      `meshauth CA for trust domain ${trustDomain.name}: kubectl apply -f ${secretsFile}\n` +
-        'Holds private keys (the intermediate and the webhook key): do not commit it; root.key is not in it.',
-      [ca.secret, webhookTlsSecret({ namespace: options.namespace, ...webhook, caPem: webhook.caPem }), ...ca.bundles],
-    ),
-    PRIVATE_FILE_MODE,
-  );
   const webhookCaFile = join(options.dir, 'webhook-ca-bundle.pem');
-  await writeFileAtomic(webhookCaFile, webhook.caPem, PUBLIC_FILE_MODE);
+  let intermediateNotAfter = new Date(0);
+  // Written before the init counts as finished: a run stopped before them leaves a half-made CA, which the next
+  // `ca init --k8s-secret` replaces, instead of a CA without manifests that it refuses to touch.
+  const writeManifests = async () => {
+    const ca = await caObjects(options.dir, options, '--out');
+    intermediateNotAfter = ca.intermediateNotAfter;
+    await writeFileAtomic(
+      secretsFile,
+      toYamlDocuments(
+        `meshauth CA for trust domain ${trustDomain.name}: kubectl apply -f ${secretsFile}\n` +
+          'Holds private keys (the intermediate and the webhook key): do not commit it; root.key is not in it.',
+        [
+          ca.secret,
+          webhookTlsSecret({ namespace: options.namespace, ...webhook, caPem: webhook.caPem }),
+          ...ca.bundles,
+        ],
+      ),
+      PRIVATE_FILE_MODE,
+    );
+    await writeFileAtomic(webhookCaFile, webhook.caPem, PUBLIC_FILE_MODE);
+  };
+  const { paths, interruptedRun } = await initCa({
+    dir: options.dir,
+    trustDomain,
+    force: options.force === true,
+    now,
+    beforeFinish: writeManifests,
+    ...(options.directoryLock === undefined ? {} : { directoryLock: options.directoryLock }),
+  });
   return {
     trustDomain: trustDomain.name,
     secretsFile,
     webhookCaFile,
     rootKeyFile: paths.rootKey,
-    intermediateNotAfter: ca.intermediateNotAfter,
+    intermediateNotAfter,
     patchCommand: caBundlePatchCommand(webhook.caPem),
+    interruptedRun,
   };
 }
 

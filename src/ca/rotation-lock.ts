@@ -1,8 +1,8 @@
 // The lock file that keeps processes changing one CA directory from writing it at once: `ca serve` replicas rotating
-// the intermediate, and the `ca rotate`, `ca init --force`, `ca issue` and `ca token create` commands. The directory may be a volume shared by
-// several hosts, so only plain file operations count: exclusive creation (link(2), see ca-files.ts), the file's mtime
-// for staleness, and a random token per holder (a pid means nothing on another host). It must not decide whether a
-// rotation is due: that is CertificateWatch's job.
+// the intermediate, and the `ca rotate`, `ca init` (when it replaces files), `ca issue` and `ca token create`
+// commands. The directory may be a volume shared by several hosts, so only plain file operations count: exclusive
+// creation (link(2), see ca-files.ts), the file's mtime for staleness, and a random token per holder (a pid means
+// nothing on another host). It must not decide whether a rotation is due: that is CertificateWatch's job.
 import { randomBytes } from 'node:crypto';
 import { lstat, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -243,9 +243,9 @@ export async function lockHolder(path: string): Promise<string> {
 
 /**
  * Runs `action` holding the lock of the CA directory `dir`, waiting for another holder to finish: a command that
- * changes the directory (`ca rotate`, `ca init --force`) must not interleave its writes with a replica's rotation or
- * another command's, which leaves a key from one and the certificate from the other. MESHAUTH_ERR_CA_UNAVAILABLE
- * (`directory_locked`) when the lock is still held after the timeout.
+ * changes the directory (`ca rotate`, a `ca init` replacing files) must not interleave its writes with a replica's
+ * rotation or another command's, which leaves a key from one and the certificate from the other.
+ * MESHAUTH_ERR_CA_UNAVAILABLE (`directory_locked`) when the lock is still held after the timeout.
  */
 export async function withRotationLock<T>(
   dir: string,

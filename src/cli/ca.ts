@@ -7,7 +7,8 @@ import type { Command } from 'commander';
 // The CA itself (server, jose, PKCS#12 via pkijs) and the server's logging and metrics are imported inside each
 // action: the other `ca` commands need none of them, and start faster without.
 import { IDENTITY_BURST, IDENTITY_RATE_PER_SECOND } from '../ca/identity-rate-limit.js';
-import { ROTATION_LOCK_FILE, STALE_LOCK_MS, withRotationLock } from '../ca/rotation-lock.js';
+import type { InitHolder } from '../ca/init-claim.js';
+import { type LockWaitOptions, ROTATION_LOCK_FILE, STALE_LOCK_MS, withRotationLock } from '../ca/rotation-lock.js';
 import { durationInRange, formatDuration } from '../config/duration.js';
 import { readSettingFile } from '../config/read-setting-file.js';
 import { MeshauthError } from '../errors/index.js';
@@ -98,9 +99,13 @@ export function registerCaCommands(program: Command): void {
       refuseKubernetesFlags({ namespace: opts.namespace, bundleNamespace: opts.bundleNamespace, out: opts.out });
       await refuseSharedCaDirectory(opts.dir);
       const { initCa } = await import('../ca/index.js');
-      const { trustDomain, paths } = await underForceLock(opts, opts.dir, () =>
-        initCa({ dir: opts.dir, trustDomain: opts.trustDomain, force: opts.force === true }),
-      );
+      const { trustDomain, paths, interruptedRun } = await initCa({
+        dir: opts.dir,
+        trustDomain: opts.trustDomain,
+        force: opts.force === true,
+        directoryLock: directoryLockNotices(opts.dir),
+      });
+      noticeReplaced(opts, opts.dir, interruptedRun);
       process.stdout.write(
         `meshauth CA for trust domain ${trustDomain} created in ${opts.dir}\n` +
           `  give peers the trust bundle: ${paths.bundle}\n` +
@@ -299,6 +304,9 @@ export function registerCaCommands(program: Command): void {
         BUNDLE_REFRESH_HINT.min,
         BUNDLE_REFRESH_HINT.max,
       );
+      // Before the keys are loaded, as ssh does: said, not refused (unprotected-key-files.ts says why).
+      const { warnUnprotectedKeyFiles } = await import('../ca/unprotected-key-files.js');
+      await warnUnprotectedKeyFiles(opts.dir, logger);
       const server = await startCaServer({
         dir: opts.dir,
         ...(maxQueue === undefined ? {} : { maxQueue }),
@@ -470,17 +478,26 @@ function refuseStrayServeFlags(opts: ServeOptions, given: (option: keyof ServeOp
 }
 
 /**
- * `ca init --force` replaces the files of a CA that a `ca serve --auto-rotate-intermediate` may be rotating at that
- * moment: under the lock, or that rotation's certificate (under the old root) lands beside the new CA's key. Without
- * --force nothing existing is replaced, and the exclusive root.key creation settles concurrent runs.
+ * A plain `ca init` that replaced a half-made CA removed files the user did not name (tokens/, the roots of a
+ * rotation, retired JWT keys): said, with the run that left it. Under --force the user asked for the replacement.
  */
-function underForceLock<T>(opts: InitOptions, dir: string, action: () => Promise<T>): Promise<T> {
-  return opts.force === true ? underDirectoryLock(dir, action) : action();
+function noticeReplaced(opts: InitOptions, dir: string, run: InitHolder | undefined): void {
+  if (run === undefined || opts.force === true) return;
+  const pid = run.writer === undefined ? '' : `pid ${run.writer.pid} `;
+  process.stderr.write(
+    `meshauth: replaced what an unfinished \`meshauth ca init\` (${pid}on ${run.host}) left in ${dir}, with its ` +
+      'tokens/, previous and pending roots and retired JWT keys\n',
+  );
 }
 
 /** Runs `action` holding the CA directory's lock, saying on stderr when it has to wait for another process. */
 function underDirectoryLock<T>(dir: string, action: () => Promise<T>): Promise<T> {
-  return withRotationLock(dir, action, {
+  return withRotationLock(dir, action, directoryLockNotices(dir));
+}
+
+/** What a command waiting for, or losing, the CA directory's lock says on stderr. */
+function directoryLockNotices(dir: string): LockWaitOptions {
+  return {
     onWait: (holder) =>
       process.stderr.write(
         `meshauth: waiting for another process changing ${dir} (${ROTATION_LOCK_FILE}: ${holder}); ` +
@@ -491,7 +508,7 @@ function underDirectoryLock<T>(dir: string, action: () => Promise<T>): Promise<T
         `meshauth: warning: another process broke ${ROTATION_LOCK_FILE} as stale while this one was writing ${dir}: ` +
           'check that `meshauth ca serve` loads it (meshauth_ca_issuer_valid 1), or run the command again\n',
       ),
-  });
+  };
 }
 
 interface RotateOptions {
@@ -564,9 +581,14 @@ async function initForKubernetes(opts: InitOptions, dirGiven: boolean): Promise<
     namespace: opts.namespace,
     bundleNamespaces: opts.bundleNamespace ?? [],
   };
-  const result = await underForceLock(opts, dir, () =>
-    initCaForKubernetes({ dir, trustDomain: opts.trustDomain, force: opts.force === true, ...target }),
-  );
+  const result = await initCaForKubernetes({
+    dir,
+    trustDomain: opts.trustDomain,
+    force: opts.force === true,
+    directoryLock: directoryLockNotices(dir),
+    ...target,
+  });
+  noticeReplaced(opts, dir, result.interruptedRun);
   const namespaceList = [...new Set([target.namespace, ...target.bundleNamespaces])];
   const namespaces = namespaceList.join(', ');
   // secrets.yaml puts a ConfigMap in every one of them: each must exist before it is applied.

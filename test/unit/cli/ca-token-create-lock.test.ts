@@ -14,8 +14,14 @@ import { MeshauthError } from '../../../src/errors/index.js';
 import { makeCaDir } from '../../helpers/ca-dir.js';
 import { waitFor } from '../../helpers/wait.js';
 
-/** The lock's give-up time, shortened for the refusal case (65 s in the product). */
-const lockWait = vi.hoisted(() => ({ timeoutMs: undefined as number | undefined }));
+/**
+ * The lock's give-up time, shortened for the refusal case (65 s in the product); and what the next taker of the lock
+ * runs first while holding it (once), to act while a `ca init --force` holds it.
+ */
+const lockWait = vi.hoisted(() => ({
+  timeoutMs: undefined as number | undefined,
+  whileHeld: undefined as (() => Promise<void>) | undefined,
+}));
 
 vi.mock('../../../src/ca/rotation-lock.js', async (original) => {
   const lock = await original<typeof import('../../../src/ca/rotation-lock.js')>();
@@ -26,10 +32,19 @@ vi.mock('../../../src/ca/rotation-lock.js', async (original) => {
       action: () => Promise<T>,
       options: Parameters<typeof lock.withRotationLock>[2],
     ) =>
-      lock.withRotationLock(dir, action, {
-        ...options,
-        ...(lockWait.timeoutMs === undefined ? {} : { timeoutMs: lockWait.timeoutMs }),
-      }),
+      lock.withRotationLock(
+        dir,
+        async () => {
+          const whileHeld = lockWait.whileHeld;
+          lockWait.whileHeld = undefined;
+          await whileHeld?.();
+          return action();
+        },
+        {
+          ...options,
+          ...(lockWait.timeoutMs === undefined ? {} : { timeoutMs: lockWait.timeoutMs }),
+        },
+      ),
   };
 });
 
@@ -54,6 +69,7 @@ beforeEach(async () => {
 });
 afterEach(() => {
   lockWait.timeoutMs = undefined;
+  lockWait.whileHeld = undefined;
   vi.restoreAllMocks();
   ca.cleanup();
 });
@@ -82,21 +98,18 @@ describe('ca token create and the CA directory lock', () => {
   });
 
   it('ok/during a `ca init --force`: waits for it, then the token printed is known to the new CA', async () => {
-    const held = await acquireRotationLock(join(ca.dir, ROTATION_LOCK_FILE));
-    expect(held).toBeDefined();
-    const creation = tokenCreate();
-    let released = false;
-    try {
+    let creation: Promise<unknown> | undefined;
+    // initCa takes the directory's lock to replace the CA; while it holds it (before tokens/ goes with the old CA),
+    // a token is asked for.
+    lockWait.whileHeld = async () => {
+      creation = tokenCreate();
       await waitFor('the wait line', () => stderr.find((line) => line.includes('waiting for another process')));
       expect(stdout).toEqual([]);
       expect(records()).toEqual([]);
-      // What `ca init --force` does while it holds the lock: tokens/ goes with the old CA.
-      await initCa({ dir: ca.dir, trustDomain: 'example.org', force: true });
-    } finally {
-      released = (await held?.release()) === 'released';
-      await creation;
-    }
-    expect(released).toBe(true);
+    };
+    await initCa({ dir: ca.dir, trustDomain: 'example.org', force: true });
+    expect(creation).toBeDefined();
+    await creation;
     expect(records()).toHaveLength(1);
     expect((await consumeJoinToken(ca.dir, printedToken(), new Date())).toString()).toBe(ID);
   });

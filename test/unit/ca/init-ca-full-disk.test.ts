@@ -8,25 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
-/** Files opened under this prefix take no data: the first write fails with ENOSPC, as on a full disk. */
-const fullAtWrite = vi.hoisted(() => ({ prefix: undefined as string | undefined }));
-
-vi.mock('node:fs/promises', async (original) => {
-  const fs = await original<typeof import('node:fs/promises')>();
-  const open = ((path: Parameters<typeof fs.open>[0], ...rest: unknown[]) => {
-    const opened = (fs.open as (...args: unknown[]) => ReturnType<typeof fs.open>)(path, ...rest);
-    if (fullAtWrite.prefix === undefined || !String(path).startsWith(fullAtWrite.prefix)) return opened;
-    return opened.then((handle) =>
-      Object.assign(handle, {
-        writeFile: () =>
-          Promise.reject(
-            Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write' }),
-          ),
-      }),
-    );
-  }) as typeof fs.open;
-  return { ...fs, default: { ...fs, open }, open };
-});
+vi.mock('node:fs/promises', async (original) =>
+  (await import('../../helpers/full-disk-fs.js')).fullDiskFsPromises(await original()),
+);
+const { fullAtWrite } = await import('../../helpers/full-disk-fs.js');
 
 const { initCa } = await import('../../../src/ca/store.js');
 const { thisProcess } = await import('../../../src/platform/process-identity.js');

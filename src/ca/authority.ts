@@ -7,7 +7,7 @@ import { certificatePem, issueLeafDer, x509 } from '../pki/index.js';
 import { fileVersions, SingleFlight } from '../platform/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { caPaths } from './ca-files.js';
-import { withRotationLock } from './rotation-lock.js';
+import { logHolderEnded, withRotationLock } from './rotation-lock.js';
 import { type CaMaterial, loadCaMaterial } from './store.js';
 
 const RELOAD_CHECK_INTERVAL_MS = 1000;
@@ -74,7 +74,9 @@ export class CaAuthority {
         { event: 'ca_directory_inconsistent_at_start', dir },
         'CA directory files do not fit together; waiting for a rotation in progress, then reading them again',
       );
-      return withRotationLock(dir, load);
+      return withRotationLock(dir, load, {
+        onHolderEnded: logHolderEnded(logger),
+      });
     }
   }
 

@@ -14,7 +14,7 @@ import type { CaAuthority } from './authority.js';
 import { expiresSoon, halfLifeOf } from './ca-expiry.js';
 import { caPaths } from './ca-files.js';
 import { rotateIntermediate } from './rotate.js';
-import { acquireRotationLock, ROTATION_LOCK_FILE } from './rotation-lock.js';
+import { acquireRotationLock, logHolderEnded, ROTATION_LOCK_FILE } from './rotation-lock.js';
 
 const WARNING_INTERVAL_MS = 3600_000;
 /**
@@ -140,7 +140,9 @@ export class CertificateWatch {
     const { dir, authority, metrics, logger, now } = this.#options;
     const started = Date.now();
     try {
-      const lock = await acquireRotationLock(join(dir, ROTATION_LOCK_FILE));
+      const lock = await acquireRotationLock(join(dir, ROTATION_LOCK_FILE), {
+        onHolderEnded: logHolderEnded(logger),
+      });
       if (lock === undefined) return; // another replica is rotating; its result is picked up on reload
       try {
         await authority.refresh();

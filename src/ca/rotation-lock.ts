@@ -1,15 +1,25 @@
 // The lock file that keeps processes changing one CA directory from writing it at once: `ca serve` replicas rotating
 // the intermediate, and the `ca rotate`, `ca init` (when it replaces files), `ca issue` and `ca token create`
-// commands. The directory may be a volume shared by several hosts, so only plain file operations count: exclusive
-// creation (link(2), see ca-files.ts), the file's mtime for staleness, and a random token per holder (a pid means
-// nothing on another host). It must not decide whether a rotation is due: that is CertificateWatch's job.
+// commands; also a key pair's lock (key-pair-lock.ts). The directory may be a volume shared by several hosts, so the
+// rules every holder can follow are plain file operations: exclusive creation (link(2), see ca-files.ts), the file's
+// mtime for staleness, and a random token per holder (a pid means nothing on another host). A holder on this machine
+// also writes its process identity into the lock, so that another process in the same boot and PID namespace breaks
+// the lock of a holder that has ended (a killed `ca rotate`, `cert renew`) at once instead of a minute later. It must
+// not decide whether a rotation is due: that is CertificateWatch's job.
 import { randomBytes } from 'node:crypto';
 import { lstat, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { MeshauthError } from '../errors/index.js';
-import { readRegularFile } from '../platform/index.js';
+import {
+  type ProcessIdentity,
+  processIdentityOf,
+  processState,
+  readRegularFile,
+  thisProcess,
+} from '../platform/index.js';
+import type { Logger } from '../telemetry/index.js';
 import { createFileExclusive, PRIVATE_FILE_MODE } from './ca-files.js';
 
 /** The lock's name in the CA directory (kept from when only intermediate rotations took it: running replicas use it). */
@@ -65,20 +75,68 @@ export interface RotationLock {
  * ages from this host's, so the clocks must agree to well within it too.
  */
 
-/** Takes the lock at `path`, breaking it when stale; undefined when another process holds it or is breaking it. */
-export async function acquireRotationLock(path: string): Promise<RotationLock | undefined> {
+/** A lock broken because the process that held it had ended. */
+export interface EndedHolder {
+  readonly pid: number;
+  /** The holder's host name as it wrote it: for the operator, not judged on (boot and PID namespace are). */
+  readonly host: string;
+  /** How long before the break its holder last refreshed it: under STALE_LOCK_MS, it would have been waited out. */
+  readonly lockAgeMs: number;
+}
+
+export interface AcquireOptions {
+  /**
+   * Called when this process broke a lock whose holder had ended, and awaited before the lock is handed over; what it
+   * throws is dropped (a report must not cost the lock just taken).
+   */
+  readonly onHolderEnded?: (holder: EndedHolder) => void | Promise<void>;
+}
+
+/**
+ * Takes the lock at `path`, breaking it when its holder has ended or when it is stale; undefined when another
+ * process holds it or is breaking it.
+ */
+export async function acquireRotationLock(
+  path: string,
+  options: AcquireOptions = {},
+): Promise<RotationLock | undefined> {
   const content = holderContent();
   if (await createFileExclusive(path, content, PRIVATE_FILE_MODE)) return heldLock(path, content);
-  const age = await ageOf(path);
-  if (age !== undefined && age < STALE_LOCK_MS) return undefined;
-  // Stale, or released a moment ago: judge it again under the break lock.
+  if (!(await mayBreak(path))) return undefined;
+  // Stale, its holder ended, or released a moment ago: judge it again under the break lock, where the lock file can
+  // only appear, never be replaced, so what is judged is what is removed.
+  let ended: EndedHolder | undefined;
   const taken = await underBreakLock(path, async () => {
-    const ageNow = await ageOf(path);
-    if (ageNow !== undefined && ageNow < STALE_LOCK_MS) return false; // another breaker replaced it first
-    if (ageNow !== undefined) await rm(path, { force: true });
+    const found = await contentOf(path);
+    const age = await ageOf(path);
+    if (found !== undefined && age !== undefined) {
+      const holder = endedHolder(found);
+      // Another breaker replaced it first, or its holder runs (or may: another host, namespace, boot).
+      if (holder === undefined && age < STALE_LOCK_MS) return false;
+      await rm(path, { force: true });
+      if (holder !== undefined) ended = { ...holder, lockAgeMs: Math.max(0, age) };
+    }
     return createFileExclusive(path, content, PRIVATE_FILE_MODE);
   });
+  if (ended !== undefined) await Promise.resolve(options.onHolderEnded?.(ended)).catch(() => undefined);
   return taken === true ? heldLock(path, content) : undefined;
+}
+
+/** The `onHolderEnded` of a `ca serve` replica: one structured line. */
+export function logHolderEnded(logger: Logger): (holder: EndedHolder) => void {
+  return (holder) =>
+    logger.warn(
+      { event: 'rotation_lock_broken', reason: 'holder_ended', lock: ROTATION_LOCK_FILE, ...holder },
+      `broke ${ROTATION_LOCK_FILE}: the process that held it (pid ${holder.pid}) has ended`,
+    );
+}
+
+/** Whether the lock at `path` is worth judging under the break lock: gone, stale, or held by an ended process. */
+async function mayBreak(path: string): Promise<boolean> {
+  const age = await ageOf(path);
+  if (age === undefined || age >= STALE_LOCK_MS) return true;
+  const found = await contentOf(path);
+  return found === undefined || endedHolder(found) !== undefined;
 }
 
 function heldLock(path: string, content: string): RotationLock {
@@ -116,9 +174,31 @@ async function underBreakLock<T>(path: string, action: () => Promise<T>): Promis
   }
 }
 
-/** A token no other holder has, then who holds it for an operator reading the file (not used to decide anything). */
+/**
+ * What a holder writes: a token no other holder has, its host name and pid (the line an operator reads), then, where
+ * this process has one, its process identity, by which a process on the same machine tells that it has ended.
+ */
 function holderContent(): string {
-  return `${randomBytes(16).toString('hex')} ${hostname()} pid ${process.pid}\n`;
+  const line = `${randomBytes(16).toString('hex')} ${hostname()} pid ${process.pid}\n`;
+  const self = thisProcess();
+  return self === undefined ? line : `${line}${JSON.stringify(self)}\n`;
+}
+
+/**
+ * The holder a lock's content names when it has provably ended; undefined when the content carries no identity (an
+ * older meshauth, a process without /proc), names a process that runs, or one this process cannot judge.
+ */
+function endedHolder(content: string): Omit<EndedHolder, 'lockAgeMs'> | undefined {
+  const [line = '', identityLine] = content.split('\n');
+  if (identityLine === undefined || identityLine === '') return undefined;
+  let identity: ProcessIdentity | undefined;
+  try {
+    identity = processIdentityOf(JSON.parse(identityLine));
+  } catch {
+    return undefined;
+  }
+  if (identity === undefined || processState(identity, thisProcess()) !== 'ended') return undefined;
+  return { pid: identity.pid, host: line.split(' ')[1] ?? 'unknown' };
 }
 
 /** Milliseconds since the file (not what a symbolic link there names) was last modified; undefined when none. */
@@ -133,8 +213,9 @@ async function ageOf(path: string): Promise<number | undefined> {
 
 /**
  * What the lock file holds; undefined when there is none. Read without blocking, bounded: a FIFO someone made at the
- * path would hold the open (and the command, silently) until a writer came; what is no regular file, or far larger
- * than any holder writes, reads as nobody's content.
+ * path would hold the open (and the command, silently) until a writer came; what is no regular file, far larger
+ * than any holder writes, or another user's lock this user may not read (0600) reads as nobody's content: a holder
+ * it cannot judge, whose lock is waited for until stale.
  */
 async function contentOf(path: string): Promise<string | undefined> {
   try {
@@ -142,12 +223,12 @@ async function contentOf(path: string): Promise<string | undefined> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
-    if (code === 'ENOTREG' || code === 'EFBIG') return '';
+    if (code === 'ENOTREG' || code === 'EFBIG' || code === 'EACCES' || code === 'EPERM') return '';
     throw error;
   }
 }
 
-/** A holder writes a token, its host name and pid: far less than this. */
+/** A holder writes a token, its host name, pid and process identity: far less than this. */
 const MAX_LOCK_BYTES = 4096;
 
 const UNLOCKABLE_DIRECTORY: ReadonlySet<string> = new Set([
@@ -164,16 +245,19 @@ const UNLOCKABLE_DIRECTORY: ReadonlySet<string> = new Set([
 /** How often a command waiting for the lock tries again. */
 const LOCK_RETRY_MS = 100;
 
-export interface LockWaitOptions {
+export interface LockWaitOptions extends AcquireOptions {
   /** Called once, when the lock is held by another process and this one starts waiting: who holds it. */
   readonly onWait?: (holder: string) => void;
   /** Called when another process broke the lock as stale before `action` finished. */
   readonly onTakenOver?: () => void;
-  /** Default: past STALE_LOCK_MS, so that a lock left by a holder that died is broken rather than waited out. */
+  /**
+   * Default: past STALE_LOCK_MS, so that a lock left by a holder that died where this process cannot see it (another
+   * host) is broken rather than waited out.
+   */
   readonly timeoutMs?: number;
 }
 
-export interface WaitForLockOptions {
+export interface WaitForLockOptions extends AcquireOptions {
   /** How long to wait for another holder to finish. */
   readonly timeoutMs: number;
   /** Called once, when another process holds the lock and this one starts waiting: who holds it. */
@@ -192,9 +276,9 @@ export interface WaitForLockOptions {
 const DIRECTORY_REMAKES = 3;
 
 /**
- * The lock at `path`, once any other holder has finished (or died and its lock went stale); undefined when the
- * directory cannot hold a lock file (missing without `remakeDirectory`, read-only, not this user's, full), where the
- * caller runs unlocked.
+ * The lock at `path`, once any other holder has finished (or ended, or died and its lock went stale); undefined when
+ * the directory cannot hold a lock file (missing without `remakeDirectory`, read-only, not this user's, full), where
+ * the caller runs unlocked.
  */
 export async function waitForLock(path: string, options: WaitForLockOptions): Promise<RotationLock | undefined> {
   const deadline = Date.now() + options.timeoutMs;
@@ -202,7 +286,7 @@ export async function waitForLock(path: string, options: WaitForLockOptions): Pr
   const attempt = async (): Promise<RotationLock | undefined> => {
     for (;;) {
       try {
-        return await acquireRotationLock(path);
+        return await acquireRotationLock(path, options);
       } catch (error) {
         if (errnoOf(error) !== 'ENOENT' || options.remakeDirectory === undefined || remakes <= 0) throw error;
         remakes--;
@@ -238,7 +322,7 @@ function errnoOf(error: unknown): string {
  * lock this user may not read (another user's run, 0600) is still waited for.
  */
 export async function lockHolder(path: string): Promise<string> {
-  return (await contentOf(path).catch(() => undefined))?.trim() || 'unknown';
+  return (await contentOf(path).catch(() => undefined))?.split('\n')[0]?.trim() || 'unknown';
 }
 
 /**
@@ -256,6 +340,7 @@ export async function withRotationLock<T>(
   const lock = await waitForLock(path, {
     timeoutMs: options.timeoutMs ?? STALE_LOCK_MS + 5_000,
     ...(options.onWait === undefined ? {} : { onWait: options.onWait }),
+    ...(options.onHolderEnded === undefined ? {} : { onHolderEnded: options.onHolderEnded }),
     timedOut: (holder) =>
       new MeshauthError(
         'MESHAUTH_ERR_CA_UNAVAILABLE',

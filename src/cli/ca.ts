@@ -501,8 +501,15 @@ function directoryLockNotices(dir: string): LockWaitOptions {
     onWait: (holder) =>
       process.stderr.write(
         `meshauth: waiting for another process changing ${dir} (${ROTATION_LOCK_FILE}: ${holder}); ` +
-          `a lock left by a process that died is broken after ${Math.round(STALE_LOCK_MS / 1000)} s\n`,
+          'a lock left by a process that died is broken at once on this machine, after ' +
+          `${Math.round(STALE_LOCK_MS / 1000)} s otherwise\n`,
       ),
+    onHolderEnded: (holder) => {
+      process.stderr.write(
+        `meshauth: broke ${ROTATION_LOCK_FILE} in ${dir}: the process that held it (pid ${holder.pid} on ` +
+          `${holder.host}) has ended, most likely killed while it changed the directory\n`,
+      );
+    },
     onTakenOver: () =>
       process.stderr.write(
         `meshauth: warning: another process broke ${ROTATION_LOCK_FILE} as stale while this one was writing ${dir}: ` +

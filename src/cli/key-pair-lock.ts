@@ -2,12 +2,11 @@
 // timer and a manual run) each authenticated with the old pair and each wrote its own new key and chain, and their
 // renames could interleave into a key of one run beside the chain of the other, a pair that authenticates nowhere.
 // The lock file sits beside the key and is the CA directory's lock (rotation-lock.ts): exclusive creation, stale
-// when its mtime is old, broken under a second lock; and broken at once when the process that holds it has ended
-// (key-pair-lock-holder.ts). It must not read or write the pair itself.
+// when its mtime is old, broken under a second lock, and broken at once when the process that holds it has ended
+// on this machine (a `cert renew` killed by a cron job's timeout). It must not read or write the pair itself.
 import { utimes } from 'node:fs/promises';
-import { type RotationLock, STALE_LOCK_MS, waitForLock } from '../ca/rotation-lock.js';
+import { type EndedHolder, type RotationLock, STALE_LOCK_MS, waitForLock } from '../ca/rotation-lock.js';
 import { MeshauthError } from '../errors/index.js';
-import { breakIfHolderEnded, type EndedHolder, type RecordedHolder, recordHolder } from './key-pair-lock-holder.js';
 
 /** The lock of the pair whose key is `keyFile`: `web.key.lock` beside `web.key`. */
 export function keyPairLockPath(keyFile: string): string {
@@ -79,9 +78,7 @@ export async function withKeyPairLock<T>(
     options.heartbeatMs ?? STALE_LOCK_MS / 6,
   );
   heartbeat.unref();
-  let record: RecordedHolder | undefined;
   try {
-    record = await recordHolder(path);
     return await action({
       assertHeld: async () => {
         if (!(await held())) throw lockLost(keyFile, path);
@@ -89,54 +86,23 @@ export async function withKeyPairLock<T>(
     });
   } finally {
     clearInterval(heartbeat);
-    await record?.forget();
     await lock.release();
   }
 }
 
-/**
- * How often a waiter looks again whether the holder has ended: it may be killed while this process waits (a cron
- * job's timeout during a slow CA request), and its lock then stays fresh for a minute.
- */
-const ENDED_HOLDER_CHECK_MS = 1_000;
-
-/**
- * The pair's lock, once any other holder has finished, ended (its lock broken at once) or gone stale. waitForLock
- * waits in slices of ENDED_HOLDER_CHECK_MS, between which the holder is looked at; the caller's timeout and its
- * single "waiting" report are kept across the slices.
- */
+/** The pair's lock, once any other holder has finished, ended (its lock broken at once) or gone stale. */
 async function waitForPairLock(
   keyFile: string,
   path: string,
   options: KeyPairLockOptions,
 ): Promise<RotationLock | undefined> {
-  const deadline = Date.now() + (options.timeoutMs ?? 2 * STALE_LOCK_MS + 5_000);
-  const onHolderEnded =
-    options.onHolderEnded ?? ((holder: EndedHolder) => logHolderEnded(keyFile, path, holder).catch(() => undefined));
-  let waiting = false;
-  const onWait = (holder: string) => {
-    if (waiting) return;
-    waiting = true;
-    options.onWait?.(holder);
-  };
-  const sliceOver = new Error('the lock is still held');
-  for (;;) {
-    // Any failure here (a directory removed or unwritable meanwhile) is waitForLock's to meet and report.
-    const ended = await breakIfHolderEnded(path).catch(() => undefined);
-    if (ended !== undefined) await onHolderEnded(ended);
-    const left = deadline - Date.now();
-    const last = left <= ENDED_HOLDER_CHECK_MS;
-    try {
-      return await waitForLock(path, {
-        timeoutMs: Math.max(0, Math.min(left, ENDED_HOLDER_CHECK_MS)),
-        onWait,
-        ...(options.remakeDirectory === undefined ? {} : { remakeDirectory: options.remakeDirectory }),
-        timedOut: (holder) => (last ? locked(keyFile, path, holder) : sliceOver),
-      });
-    } catch (error) {
-      if (error !== sliceOver) throw error;
-    }
-  }
+  return waitForLock(path, {
+    timeoutMs: options.timeoutMs ?? 2 * STALE_LOCK_MS + 5_000,
+    ...(options.onWait === undefined ? {} : { onWait: options.onWait }),
+    ...(options.remakeDirectory === undefined ? {} : { remakeDirectory: options.remakeDirectory }),
+    onHolderEnded: options.onHolderEnded ?? ((holder) => logHolderEnded(keyFile, path, holder)),
+    timedOut: (holder) => locked(keyFile, path, holder),
+  });
 }
 
 /**

@@ -112,7 +112,6 @@ describe.runIf(process.platform === 'linux')('cert renew after a renewal killed 
     expect(readFileSync(join(cwd, 'web.crt'), 'utf8')).not.toBe(before);
     expect(keyMatchesLeaf()).toBe(true);
     expect(existsSync(join(cwd, 'web.key.lock'))).toBe(false);
-    expect(existsSync(join(cwd, 'web.key.lock.holder'))).toBe(false);
   }, 60_000);
 
   it('ok/a renewal waiting for a live holder waits, then goes on once that holder is killed', async () => {

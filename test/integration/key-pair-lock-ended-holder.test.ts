@@ -1,17 +1,19 @@
 // A key pair's lock whose holder has ended, with real holders: child processes that take the lock through the built
 // module and are SIGKILLed by PID. Their lock, still fresh (a minute from stale), is broken at once by the next taker,
 // which says whose it was; a holder that still runs is never broken, however long another waits; a holder killed
-// while another waits frees it then; and of several processes that find one ended holder's lock at the same moment,
-// exactly one breaks it and their actions never overlap.
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// while another waits frees it then; of several processes that find one ended holder's lock at the same moment,
+// exactly one breaks it and their actions never overlap; and a lock whose holder this process cannot judge (no
+// identity in it, another boot or PID namespace) is left to go stale.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { STALE_LOCK_MS } from '../../src/ca/rotation-lock.js';
+import { acquireRotationLock, type EndedHolder, STALE_LOCK_MS } from '../../src/ca/rotation-lock.js';
 import { keyPairLockPath, withKeyPairLock } from '../../src/cli/key-pair-lock.js';
-import { breakIfHolderEnded, type EndedHolder, holderRecordPath } from '../../src/cli/key-pair-lock-holder.js';
 import { holdKeyPairLock, keyPairLockTaker, type LockHolder } from '../helpers/key-pair-lock-child.js';
-import { assertBuilt } from '../helpers/meshauth-cli.js';
+import { assertBuilt, ROOT } from '../helpers/meshauth-cli.js';
 import { waitFor } from '../helpers/wait.js';
 
 const ROUNDS = 3;
@@ -35,14 +37,19 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A child that took the lock, SIGKILLed by its PID: its lock and record stay, fresh. */
+/** A child that took the lock, SIGKILLed by its PID: its lock stays, fresh, naming the child's process identity. */
 async function killedHolder(): Promise<LockHolder> {
   const holder = await holdKeyPairLock(key, cleanups);
   process.kill(holder.pid, 'SIGKILL');
   expect(await holder.exited).toEqual({ code: null, signal: 'SIGKILL' });
-  expect(existsSync(holderRecordPath(lock))).toBe(true);
+  expect(JSON.parse(lockLines()[1] ?? '')).toMatchObject({ pid: holder.pid, start: expect.any(String) });
   expect(Date.now() - statSync(lock).mtimeMs).toBeLessThan(STALE_LOCK_MS);
   return holder;
+}
+
+/** The lock's lines: token, host and pid; then its holder's process identity. */
+function lockLines(): string[] {
+  return readFileSync(lock, 'utf8').split('\n');
 }
 
 describe.runIf(process.platform === 'linux')('a key pair lock whose holder ended', () => {
@@ -70,7 +77,6 @@ describe.runIf(process.platform === 'linux')('a key pair lock whose holder ended
     // The action ran under a lock of its own, not the dead holder's.
     expect(result).not.toBe(holderLock);
     expect(existsSync(lock)).toBe(false);
-    expect(existsSync(holderRecordPath(lock))).toBe(false);
   });
 
   it('fail/a holder that still runs is never broken: the taker looks several times, then times out (key_pair_locked)', async () => {
@@ -95,7 +101,6 @@ describe.runIf(process.platform === 'linux')('a key pair lock whose holder ended
     expect(await holder.exited).toEqual({ code: 0, signal: null });
     expect(holder.output()).toContain('released\n');
     expect(existsSync(lock)).toBe(false);
-    expect(existsSync(holderRecordPath(lock))).toBe(false);
   });
 
   it('ok/a holder killed while another process waits for it: the waiter breaks the lock then, and runs', async () => {
@@ -155,35 +160,77 @@ describe.runIf(process.platform === 'linux')('a key pair lock whose holder ended
     }
   }, 60_000);
 
-  it(`ok/${BREAKERS} breakers of one ended holder's lock in one process: exactly one breaks it, ${ROUNDS} rounds`, async () => {
+  it(`ok/${BREAKERS} acquirers of one ended holder's lock in one process: one breaks and takes it, ${ROUNDS} rounds`, async () => {
     for (let round = 0; round < ROUNDS; round++) {
       const holder = await killedHolder();
-      const results = await Promise.all(Array.from({ length: BREAKERS }, () => breakIfHolderEnded(lock)));
-      const broke = results.filter((result) => result !== undefined);
-      expect(
-        broke.map((who) => who.pid),
-        `round ${round}`,
-      ).toEqual([holder.pid]);
-      expect(existsSync(lock)).toBe(false);
+      const ended: EndedHolder[] = [];
+      const locks = await Promise.all(
+        Array.from({ length: BREAKERS }, () =>
+          acquireRotationLock(lock, { onHolderEnded: (who) => void ended.push(who) }),
+        ),
+      );
+      const taken = locks.filter((taker) => taker !== undefined);
+      expect(taken, `round ${round}`).toHaveLength(1);
+      expect(ended.map((who) => who.pid)).toEqual([holder.pid]);
       expect(existsSync(`${lock}.break`)).toBe(false);
+      expect(await taken[0]?.release()).toBe('released');
+      expect(existsSync(lock)).toBe(false);
     }
   }, 30_000);
 
-  it('ok/a lock with no record of its holder (another host, an older meshauth) is left to go stale, as before', async () => {
+  it('ok/a lock that names no process identity (another host without /proc, an older meshauth) goes stale, as before', async () => {
     await killedHolder();
-    rmSync(holderRecordPath(lock));
-    expect(await breakIfHolderEnded(lock)).toBeUndefined();
-    expect(existsSync(lock)).toBe(true);
+    const [line] = lockLines();
+    rmSync(lock);
+    writeFileSync(lock, `${line}\n`);
+    expect(await acquireRotationLock(lock)).toBeUndefined();
+    expect(readFileSync(lock, 'utf8')).toBe(`${line}\n`);
   });
 
-  it('ok/a record left by an earlier lock does not vouch for the lock now at the path', async () => {
+  it.each([
+    ['boot', 'another machine or boot'],
+    ['pidNamespace', 'another PID namespace (a container beside this one)'],
+  ])('ok/a lock whose holder ran in %s (%s) is not judged: left to go stale', async (field) => {
     await killedHolder();
-    const record = readFileSync(holderRecordPath(lock), 'utf8');
-    // The holder's lock is replaced by another one's (a live holder on another host, say), its record left behind.
+    const [line, identity] = lockLines();
+    const elsewhere = `${line}\n${JSON.stringify({ ...JSON.parse(identity ?? ''), [field]: 'elsewhere' })}\n`;
     rmSync(lock);
-    writeFileSync(lock, 'another-token other-host pid 1\n');
-    writeFileSync(holderRecordPath(lock), record);
-    expect(await breakIfHolderEnded(lock)).toBeUndefined();
-    expect(readFileSync(lock, 'utf8')).toBe('another-token other-host pid 1\n');
+    writeFileSync(lock, elsewhere);
+    expect(await acquireRotationLock(lock)).toBeUndefined();
+    expect(readFileSync(lock, 'utf8')).toBe(elsewhere);
+  });
+
+  it.runIf(process.getuid?.() === 0)(
+    "ok/another user's lock this user may not read (0600) is not judged: waited for, never an error",
+    async () => {
+      await killedHolder();
+      chmodSync(dir, 0o777);
+      const module = pathToFileURL(join(ROOT, 'dist/src/ca/rotation-lock.js')).href;
+      const taker = spawnSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `const { acquireRotationLock } = await import(process.argv[1]);
+           process.stdout.write((await acquireRotationLock(process.argv[2])) === undefined ? 'waits' : 'took it');`,
+          '--',
+          module,
+          lock,
+        ],
+        { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 15_000 },
+      );
+      expect(taker.stdout, taker.stderr).toBe('waits');
+      expect(existsSync(lock)).toBe(true);
+    },
+  );
+
+  it('ok/a lock whose holder identity is garbage is not judged: left to go stale', async () => {
+    await killedHolder();
+    const [line] = lockLines();
+    for (const identity of ['{', '[]', '{"pid":"1"}', `{"boot":"b","pidNamespace":"n","pid":1e400,"start":"1"}`]) {
+      rmSync(lock);
+      writeFileSync(lock, `${line}\n${identity}\n`);
+      expect(await acquireRotationLock(lock), identity).toBeUndefined();
+    }
   });
 });

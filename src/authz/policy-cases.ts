@@ -4,9 +4,8 @@
 // and refused with at most MAX_LISTED_PROBLEMS problems listed, as the policy is; each problem names the file, the
 // key (`cases[3].expect`) and what was expected, in the config loaders' words.
 import { z } from 'zod';
+import { describeConfigIssue } from '../config/config-issue.js';
 import { configIssueMessage } from '../config/issue-message.js';
-import { keyPath } from '../config/key-path.js';
-import { unknownKeysText } from '../config/key-suggestion.js';
 import { listedProblems, omittedProblemsText } from '../config/listed-problems.js';
 import { schemaLeafPaths } from '../config/schema-keys.js';
 import { readStrictYaml, yamlProblemText } from '../config/yaml-text.js';
@@ -72,55 +71,13 @@ export function parseCases(text: string, file: string): PolicyCase[] {
     const { listed, omitted } = listedProblems(result.error.issues);
     throw casesInvalid(
       file,
-      listed.map((issue) => describeIssue(issue, data)),
+      listed.map((issue) =>
+        describeConfigIssue(issue, { data, leafPaths: casesLeafPaths, reference: 'see docs/policy.md' }),
+      ),
       omitted,
     );
   }
   return result.data.cases;
-}
-
-/**
- * One problem as the sidecar and gateway config loaders word it: configIssueMessage's text for a wrong value, the
- * allowed keys (and the nearest one) for an unknown key, and what belongs there for a missing one, where zod says
- * "Invalid input: expected string, received undefined" or "Invalid option: expected one of "allow"|…".
- */
-function describeIssue(issue: z.core.$ZodIssue, data: unknown): string {
-  const key = keyPath(issue.path);
-  if (issue.code === 'unrecognized_keys') {
-    const { names, allowedHere } = unknownKeysText(key, issue.path, issue.keys, casesLeafPaths());
-    return `${names}: unknown key${allowedHere} (see docs/policy.md)`;
-  }
-  const missing = missingWanted(issue, data);
-  if (missing !== undefined) return `${key}: required key is missing (expected ${missing})`;
-  // A problem with the document itself (a list, a scalar) has no key to name.
-  return `${key === '' ? '(top level)' : key}: ${issue.message}`;
-}
-
-const WANTED: Readonly<Record<string, string>> = { string: 'a string', array: 'a list', object: 'a map' };
-
-/** What belongs at the issue's key when the key is absent from its map, else undefined. */
-function missingWanted(issue: z.core.$ZodIssue, data: unknown): string | undefined {
-  const name = issue.path.at(-1);
-  const parent = valueAt(data, issue.path.slice(0, -1));
-  if (name === undefined || typeof parent !== 'object' || parent === null || Array.isArray(parent)) return undefined;
-  if (Object.hasOwn(parent, name)) return undefined;
-  if (issue.code === 'invalid_value') return oneOf(issue.values.map(String));
-  if (issue.code === 'invalid_type') return WANTED[issue.expected] ?? issue.expected;
-  return undefined;
-}
-
-function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
-  let node = data;
-  for (const part of path) {
-    if (typeof node !== 'object' || node === null) return undefined;
-    node = (node as Record<PropertyKey, unknown>)[part];
-  }
-  return node;
-}
-
-/** `allow, deny or reject`. */
-function oneOf(words: readonly string[]): string {
-  return words.length < 2 ? (words[0] ?? '') : `${words.slice(0, -1).join(', ')} or ${words.at(-1)}`;
 }
 
 let leafPathCache: readonly string[] | undefined;

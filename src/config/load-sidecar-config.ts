@@ -4,11 +4,12 @@
 import type { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
 import { checkBundleTrustDomain } from './bundle-trust-domain.js';
+import { describeConfigIssue } from './config-issue.js';
 import { configKeys } from './config-reference.js';
 import { type EnvBinding, MESHAUTH_CONFIG_YAML, SIDECAR_ENV } from './env-names.js';
 import { configIssueMessage } from './issue-message.js';
 import { envOrigin, keyPath } from './key-path.js';
-import { closestKey, unknownKeysText } from './key-suggestion.js';
+import { closestKey } from './key-suggestion.js';
 import { jsonTooDeepAt, NESTING_TOO_DEEP } from './nesting-depth.js';
 import { readConfigText } from './read-config-file.js';
 import { resolveSidecarConfig, type SidecarConfig } from './sidecar-config.js';
@@ -74,7 +75,7 @@ export function sidecarConfigFromObject(
   fromEnv: ReadonlyMap<string, string> = new Map(),
 ): SidecarConfig {
   const result = sidecarSchema.safeParse(document, { error: configIssueMessage });
-  if (!result.success) throw configError(source, result.error.issues, fromEnv);
+  if (!result.success) throw configError(source, result.error.issues, document, fromEnv);
   return resolveSidecarConfig(result.data, source, fromEnv);
 }
 
@@ -154,32 +155,27 @@ function setPath(document: Record<string, unknown>, path: readonly string[], val
   node[path[path.length - 1] as string] = value;
 }
 
-function configError(source: string, issues: readonly z.core.$ZodIssue[], fromEnv: ReadonlyMap<string, string>) {
-  const lines = issues.slice(0, MAX_REPORTED_ISSUES).map((issue) => describeIssue(source, issue, fromEnv));
+function configError(
+  source: string,
+  issues: readonly z.core.$ZodIssue[],
+  document: unknown,
+  fromEnv: ReadonlyMap<string, string>,
+) {
+  const context = {
+    data: document,
+    leafPaths,
+    reference: 'README: "Configuration reference"',
+    origin: (key: string) => envOrigin(key, fromEnv),
+  };
+  const lines = issues
+    .slice(0, MAX_REPORTED_ISSUES)
+    .map((issue) => `${source}: ${describeConfigIssue(issue, context)}`);
   if (issues.length > MAX_REPORTED_ISSUES) lines.push(`(${issues.length - MAX_REPORTED_ISSUES} more problems)`);
   const first = issues[0];
   return new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', lines.join('\n'), {
     reason: 'config_invalid',
     detail: { file: source, key: first === undefined ? '' : keyPath(first.path) },
   });
-}
-
-function describeIssue(source: string, issue: z.core.$ZodIssue, fromEnv: ReadonlyMap<string, string>): string {
-  const key = keyPath(issue.path);
-  const origin = envOrigin(key, fromEnv);
-  if (issue.code === 'unrecognized_keys') {
-    const { names, allowedHere } = unknownKeysText(key, issue.path, issue.keys, leafPaths());
-    return `${source}: ${names}${origin}: unknown key${allowedHere} (README: "Configuration reference")`;
-  }
-  if (issue.code === 'invalid_key') {
-    // zod reports a refused map key generically; the key schema's own message says what was expected.
-    const inner = issue.issues[0]?.message ?? issue.message;
-    return `${source}: ${key}${origin}: invalid key: ${inner}`;
-  }
-  if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) {
-    return `${source}: ${key}${origin}: required key is missing (expected ${issue.expected})`;
-  }
-  return `${source}: ${key === '' ? '(top level)' : key}${origin}: ${issue.message}`;
 }
 
 let leafPathCache: readonly string[] | undefined;

@@ -1,10 +1,6 @@
-// loadGatewayConfig: gateway.yaml → one validated, frozen GatewayConfig. Validation runs once on the whole
-// document; every problem names the file, the key path and what was expected, as one MESHAUTH_ERR_CONFIG_INVALID
-// (the CLI turns it into exit code 2).
-import type { z } from 'zod';
+import { describeConfigIssue } from '../config/config-issue.js';
 import { checkBundleTrustDomain, keyPath, parseYamlText, readConfigText } from '../config/index.js';
 import { configIssueMessage } from '../config/issue-message.js';
-import { unknownKeysText } from '../config/key-suggestion.js';
 import { schemaLeafPaths } from '../config/schema-keys.js';
 import { MeshauthError } from '../errors/index.js';
 import { type GatewayConfig, resolveGatewayConfig } from './gateway-config.js';
@@ -29,7 +25,14 @@ export function gatewayConfigFromObject(document: unknown, source = 'gateway con
   const result = gatewaySchema.safeParse(document, { error: configIssueMessage });
   if (!result.success) {
     const issues = result.error.issues;
-    const lines = issues.slice(0, MAX_REPORTED_ISSUES).map((issue) => describeIssue(source, issue));
+    const context = {
+      data: document,
+      leafPaths: gatewayKeyPaths,
+      reference: 'see docs/gateway.md for the allowed keys',
+    };
+    const lines = issues
+      .slice(0, MAX_REPORTED_ISSUES)
+      .map((issue) => `${source}: ${describeConfigIssue(issue, context)}`);
     if (issues.length > MAX_REPORTED_ISSUES) lines.push(`(${issues.length - MAX_REPORTED_ISSUES} more problems)`);
     throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', lines.join('\n'), {
       reason: 'config_invalid',
@@ -37,21 +40,6 @@ export function gatewayConfigFromObject(document: unknown, source = 'gateway con
     });
   }
   return resolveGatewayConfig(result.data, source);
-}
-
-function describeIssue(source: string, issue: z.core.$ZodIssue): string {
-  const key = keyPath(issue.path);
-  if (issue.code === 'unrecognized_keys') {
-    // The sidecar config's suggestion: a typo such as `pathprefix` for `pathPrefix` is named, not left to find.
-    const { names, allowedHere } = unknownKeysText(key, issue.path, issue.keys, gatewayKeyPaths());
-    return `${source}: ${names}: unknown key${allowedHere} (see docs/gateway.md for the allowed keys)`;
-  }
-  if (issue.code === 'invalid_key')
-    return `${source}: ${key}: invalid key: ${issue.issues[0]?.message ?? issue.message}`;
-  if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) {
-    return `${source}: ${key}: required key is missing (expected ${issue.expected})`;
-  }
-  return `${source}: ${key === '' ? '(top level)' : key}: ${issue.message}`;
 }
 
 let keyPathCache: readonly string[] | undefined;

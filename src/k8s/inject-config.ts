@@ -3,10 +3,10 @@
 // second step. Pure: the CLI and the webhook read the file.
 import { z } from 'zod';
 import { booleanFlag } from '../config/boolean-flag.js';
+import { describeConfigIssue } from '../config/config-issue.js';
 import { refuseForeignIds } from '../config/id-trust-domain.js';
 import { type EndUserFile, endUserSchema, parseYamlText } from '../config/index.js';
 import { configIssueMessage } from '../config/issue-message.js';
-import { unknownKeysText } from '../config/key-suggestion.js';
 import { schemaLeafPaths } from '../config/schema-keys.js';
 import { MeshauthError } from '../errors/index.js';
 import { TrustDomain } from '../identity/index.js';
@@ -121,24 +121,17 @@ export function resolveInjectConfig(file: InjectFile = {}): InjectConfig {
 /** Parses and validates inject.yaml text; `source` (the file name) starts every message. */
 export function parseInjectConfig(text: string, source: string): InjectConfig {
   const parsed = parseYamlText(text, source);
-  const result = injectConfigSchema.safeParse(parsed ?? {}, { error: configIssueMessage });
+  const document = parsed ?? {};
+  const result = injectConfigSchema.safeParse(document, { error: configIssueMessage });
   if (!result.success) {
-    const lines = result.error.issues.map((issue) => describeIssue(source, issue));
+    const context = { data: document, leafPaths: injectLeafPaths, reference: 'see docs/injection.md' };
+    const lines = result.error.issues.map((issue) => `${source}: ${describeConfigIssue(issue, context)}`);
     throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', lines.join('\n'), {
       reason: 'config_invalid',
       detail: { file: source },
     });
   }
   return resolveInjectConfig(result.data);
-}
-
-function describeIssue(source: string, issue: z.core.$ZodIssue): string {
-  const key = issue.path.map(String).join('.');
-  if (issue.code === 'unrecognized_keys') {
-    const { names, allowedHere } = unknownKeysText(key, issue.path, issue.keys, injectLeafPaths());
-    return `${source}: ${names}: unknown key${allowedHere} (see docs/injection.md)`;
-  }
-  return `${source}: ${key === '' ? '(top level)' : key}: ${issue.message}`;
 }
 
 /**

@@ -2,6 +2,7 @@
 // MAX_LISTED_PROBLEMS, then a count), each naming the file, the rule (name and index) and the field, and what was
 // expected.
 import type { z } from 'zod';
+import { missingKeyWanted } from '../../config/config-issue.js';
 import { configIssueMessage } from '../../config/issue-message.js';
 import { closestKey, keysAt } from '../../config/key-suggestion.js';
 import { listedProblems, omittedProblemsText } from '../../config/listed-problems.js';
@@ -62,10 +63,8 @@ function problemsOf(
       fieldPath = path.slice(2);
     }
     let message = issue.message;
-    // zod's own wording for a missing key (issues carry no input to tell by), as the sidecar config's loader reads it.
-    if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) {
-      message = `required field is missing (expected ${issue.expected})`;
-    }
+    const missing = missingKeyWanted(issue, data);
+    if (missing !== undefined) message = `required field is missing (expected ${missing})`;
     if (issue.code === 'unrecognized_keys') {
       const allowed = keysAt(issue.path, policyLeafPaths());
       const named = issue.keys.map((k) => {

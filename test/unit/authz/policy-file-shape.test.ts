@@ -58,7 +58,7 @@ describe('policy file shape', () => {
 
   it('fail/a missing field is named as missing', () => {
     expect(problems(HEAD)).toEqual([
-      { rule: '', field: 'rules', message: 'required field is missing (expected array)' },
+      { rule: '', field: 'rules', message: 'required field is missing (expected a list)' },
     ]);
   });
 

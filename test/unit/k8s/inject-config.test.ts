@@ -73,7 +73,7 @@ describe('parseInjectConfig', () => {
     ['plain http CA', 'ca: { url: "http://ca:8080" }', /inject\.yaml: ca\.url: expected an https:\/\/ URL/],
     ['bad pull policy', 'imagePullPolicy: sometimes', /inject\.yaml: imagePullPolicy: /],
     ['bad log level', 'logLevel: loud', /inject\.yaml: logLevel: /],
-    ['noProxy with a comma', 'noProxy: ["a,b"]', /inject\.yaml: noProxy\.0: expected a host/],
+    ['noProxy with a comma', 'noProxy: ["a,b"]', /inject\.yaml: noProxy\[0\]: expected a host/],
     [
       'endUser with an unknown key',
       'endUser: { issuer: x }',
@@ -82,17 +82,17 @@ describe('parseInjectConfig', () => {
     [
       'endUser issuer without audiences',
       'endUser: { issuers: [{ issuer: "https://a.b", algorithms: [ES256] }] }',
-      /inject\.yaml: endUser\.issuers\.0\.audiences: /,
+      /inject\.yaml: endUser\.issuers\[0\]\.audiences: required key is missing \(expected a list\)/,
     ],
     [
       'a voucher of another trust domain',
       'trustDomain: example.org\nendUser: { issuers: [{ issuer: "https://a.b", audiences: [x], algorithms: [ES256] }], vouchers: ["spiffe://other.org/ns/edge/sa/gw"] }',
-      /inject\.yaml: endUser\.vouchers\.0: expected an ID in trust domain example\.org \(trustDomain\), not other\.org: meshauth has no federation/,
+      /inject\.yaml: endUser\.vouchers\[0\]: expected an ID in trust domain example\.org \(trustDomain\), not other\.org: meshauth has no federation/,
     ],
     [
       'a voucher outside the default trust domain',
       'endUser: { issuers: [{ issuer: "https://a.b", audiences: [x], algorithms: [ES256] }], vouchers: ["spiffe://example.org/ns/edge/sa/gw"] }',
-      /inject\.yaml: endUser\.vouchers\.0: expected an ID in trust domain cluster\.local \(trustDomain\), not example\.org/,
+      /inject\.yaml: endUser\.vouchers\[0\]: expected an ID in trust domain cluster\.local \(trustDomain\), not example\.org/,
     ],
     ['not YAML', 'a: [', /inject\.yaml: line 1: not valid YAML/],
     [

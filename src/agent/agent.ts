@@ -120,6 +120,8 @@ export class Agent {
    */
   #unapplied: Credentials | undefined;
   #tokenWarned = false;
+  /** Set while the configured bundle file fails to read at renewals and refreshes: one warn line per such run. */
+  #bundleFileUnreadable = false;
   /** Set once the token file's permissions were looked at: one warning per start, not one per bootstrap. */
   #tokenModeChecked = false;
   /** Set once the skew hint for a CA certificate not yet valid was logged; reset by the next success. */
@@ -604,9 +606,16 @@ export class Agent {
     try {
       configured = await readBundleFile(bundleFile, trustDomain, bundleSetting);
     } catch (error) {
-      this.#logger.debug(describeError(error), 'configured trust bundle not read; using the bundle held');
+      // Renewals go on with the bundle held, but the next bootstrap (a restart, a refused renewal) reads this file
+      // alone and would fail on it: said at warn once, when the file stops reading, not at every renewal and refresh.
+      const fields = { event: 'bundle_file_unreadable', bundleFile, ...describeError(error) };
+      const message = 'configured trust bundle not read; using the bundle held (a bootstrap needs it)';
+      if (this.#bundleFileUnreadable) this.#logger.debug(fields, message);
+      else this.#logger.warn(fields, message);
+      this.#bundleFileUnreadable = true;
       return held;
     }
+    this.#bundleFileUnreadable = false;
     // The file may still list a root the CA has since retired: that one stays out.
     const dropped = this.#droppedRoots;
     const added = configured.roots.filter((root) => !held.hasRoot(root) && dropped?.hasRoot(root) !== true);

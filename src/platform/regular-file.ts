@@ -1,7 +1,11 @@
 // Reading a small local file that an operator or the kubelet controls (a token, a trust bundle, a JWKS): bounded
 // in size. The file is opened non-blocking and refused unless it is a regular file, so a FIFO or a device at the
 // path fails at once: opening a FIFO would otherwise block until a writer came, and a device would be read without
-// end.
+// end. It is opened with O_NOCTTY too: a terminal at the path (a symlink to a pty whose master another user holds)
+// would otherwise become the controlling terminal of a process that leads its session without one (a systemd
+// service, a container's entrypoint), and that user could then end it at will: ^C (SIGINT) or a hang-up (SIGHUP,
+// which killed the sidecar without a log line). A PID 1 ignores both, so a container's entrypoint only under an init
+// or in a pod sharing its PID namespace.
 //
 // The read is synchronous. These files are a few KiB on a local or in-memory volume (a Secret, a ConfigMap, a
 // projected token): reading one that way costs about 12 µs of CPU, where fs.promises' four thread-pool round trips
@@ -21,7 +25,7 @@ export interface RegularFile {
  * with code `ENOTREG` (not a regular file) or `EFBIG` (larger than maxBytes).
  */
 export function readRegularFile(path: string, maxBytes: number): RegularFile {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   try {
     const stats = fstatSync(fd, { bigint: true });
     if (!stats.isFile()) throw fileError('ENOTREG', `${path} is not a regular file`);

@@ -91,4 +91,19 @@ describe('agent input files', () => {
     const error = await failureOf(readBundleFile(sub, ca.trustDomain));
     expect(error.message).toBe(`trust bundle file ${sub}: not a regular file`);
   });
+
+  // The file is read again at every renewal and bundle refresh on the thread that serves traffic: 1 MiB of
+  // certificates (about 1,400) was parsed whole each time its text changed, 0.7 s. As many roots as the agent takes
+  // from the CA (32) still pass.
+  it('ok/32 certificates; fail/33 → too_large, naming the count and the setting', async () => {
+    writeFileSync(join(dir, 'bundle-32.pem'), ca.bundlePem.repeat(32));
+    expect((await readBundleFile(join(dir, 'bundle-32.pem'), ca.trustDomain)).roots).toHaveLength(32);
+    writeFileSync(join(dir, 'bundle-33.pem'), ca.bundlePem.repeat(33));
+    const error = await failureOf(readBundleFile(join(dir, 'bundle-33.pem'), ca.trustDomain, 'ca.bundle'));
+    expect(error.reason).toBe('too_large');
+    expect(error.detail).toEqual({ key: 'ca.bundle' });
+    expect(error.message).toBe(
+      `ca.bundle: trust bundle ${join(dir, 'bundle-33.pem')} holds 33 certificates, more than 32`,
+    );
+  });
 });

@@ -38,6 +38,7 @@ import {
   SIDECAR_PORTS,
 } from './inject-names.js';
 import { checkQuantity } from './inject-quantity.js';
+import { sharedPidNamespaceWarnings } from './inject-shared-pid.js';
 import { type AppProbes, type SidecarSettings, sidecarContainer, sidecarVolumes } from './inject-sidecar.js';
 
 /** The status annotation: what injection created, so uninject can remove exactly that. */
@@ -139,6 +140,7 @@ export function injectTemplate(template: JsonObject, config: InjectConfig, where
   const annotations = objectAt(metadata, 'annotations') ?? {};
   const containers = named(arrayAt(spec, 'containers'));
   checkConflicts(spec, containers, where, warnings);
+  warnings.push(...sharedPidNamespaceWarnings(spec, where));
 
   const appProbes: AppProbes = {};
   const originalProbes: OriginalProbes = {};

@@ -29,7 +29,7 @@ import {
 import { parseQuantity } from './inject-quantity.js';
 
 /** The user the distroless image runs as; numeric, so the kubelet can verify runAsNonRoot. */
-const SIDECAR_UID = 65532;
+export const SIDECAR_UID = 65532;
 const DEFAULT_APP_PORT = 8080;
 const MIB = 2 ** 20;
 /**

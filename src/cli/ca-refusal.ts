@@ -107,3 +107,22 @@ export function emptyCaSecretRefusal(context: EmptySecretContext): MeshauthError
     { reason: 'empty_secret' },
   );
 }
+
+/**
+ * A Kubernetes CA whose Secret holds some of the CA's files but not all (edited by hand, applied from a file cut
+ * short): running `ca init` again would make another CA, so the error says to apply the kept `secrets.yaml` again
+ * (MESHAUTH_ERR_CA_NOT_INITIALIZED, reason `incomplete_secret`, exit 2).
+ */
+export function incompleteCaSecretRefusal(
+  context: EmptySecretContext & { readonly missing: readonly string[] },
+): MeshauthError {
+  const { dir, secret, namespace, missing } = context;
+  return new MeshauthError(
+    'MESHAUTH_ERR_CA_NOT_INITIALIZED',
+    `no whole CA in ${dir}: the Secret ${secret} lacks ${missing.join(', ')}. Apply the secrets.yaml that \`meshauth ` +
+      `ca init --k8s-secret\` wrote again, from the directory you kept (do not run ca init again: that makes another ` +
+      `CA):\n  kubectl apply -f ${OUT_DIR}/secrets.yaml\n` +
+      `then this Deployment starts by itself (or: kubectl -n ${namespace} rollout restart deployment/meshauth-ca)`,
+    { reason: 'incomplete_secret' },
+  );
+}

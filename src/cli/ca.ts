@@ -624,20 +624,25 @@ The intermediate expires ${result.intermediateNotAfter.toISOString()}. Before th
 }
 
 /**
- * A Kubernetes CA whose Secret is empty or not mounted cannot start, and the distroless image has no shell to fix it
- * from inside: say once, exactly, what to run outside, and exit 2 (MESHAUTH_ERR_CA_NOT_INITIALIZED).
+ * A Kubernetes CA whose Secret is empty, not mounted or partly filled cannot start, and the distroless image has no
+ * shell to fix it from inside: say once, exactly, what to run outside, and exit 2 (MESHAUTH_ERR_CA_NOT_INITIALIZED).
+ * A directory a `ca init` is still making (its `.ca-init` marker) is left to the CA files' own message.
  */
 async function refuseEmptySecretDir(opts: ServeOptions): Promise<void> {
   const { readdir } = await import('node:fs/promises');
   const { dirname, join } = await import('node:path');
   const present = await readdir(opts.dir).catch(() => [] as string[]);
   const needed = ['root.crt', 'intermediate.crt', 'intermediate.key', 'bundle.pem'];
-  if (needed.some((file) => present.includes(file))) return;
+  const missing = needed.filter((file) => !present.includes(file));
+  if (missing.length === 0 || present.includes('.ca-init')) return;
   // In a pod the service-account directory names the namespace the CA runs in.
   const namespace =
     (await readFile(join(dirname(opts.k8sTokenFile), 'namespace'), 'utf8').catch(() => '')).trim() || 'meshauth';
-  const { emptyCaSecretRefusal } = await import('./ca-refusal.js');
-  throw emptyCaSecretRefusal({ dir: opts.dir, secret: opts.k8sSecret, namespace });
+  const { emptyCaSecretRefusal, incompleteCaSecretRefusal } = await import('./ca-refusal.js');
+  const context = { dir: opts.dir, secret: opts.k8sSecret, namespace };
+  throw missing.length === needed.length
+    ? emptyCaSecretRefusal(context)
+    : incompleteCaSecretRefusal({ ...context, missing });
 }
 
 async function readPassword(file: string): Promise<string> {

@@ -325,4 +325,30 @@ describe('ca serve on an empty Secret', () => {
     expect(lines.slice(at, at + expected.length)).toEqual(expected);
     expect(result.stderr).toContain('[MESHAUTH_ERR_CA_NOT_INITIALIZED]');
   });
+
+  it('fail/a Secret that lacks some CA files → says which and to apply the kept secrets.yaml again, not ca init, exit 2', async () => {
+    const dir = join(cwd, `partial-${Math.random().toString(36).slice(2)}`);
+    const { 'intermediate.key': _key, 'bundle.pem': _bundle, ...rest } = find('Secret', 'meshauth-ca')?.data ?? {};
+    mountSecret(dir, rest);
+    const result = await meshauth(
+      [
+        'ca',
+        'serve',
+        '--dir',
+        dir,
+        '--listen',
+        '127.0.0.1:0',
+        '--k8s-issuer',
+        api.issuer,
+        '--k8s-token-file',
+        api.tokenFile,
+      ],
+      { cwd },
+    );
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain('the Secret meshauth-ca lacks intermediate.key, bundle.pem');
+    expect(result.stderr).toContain('\n  kubectl apply -f meshauth-ca/secrets.yaml\n');
+    expect(result.stderr).not.toContain('meshauth ca init --trust-domain');
+    expect(result.stderr).toContain('[MESHAUTH_ERR_CA_NOT_INITIALIZED]');
+  });
 });

@@ -7,7 +7,8 @@ import { certificatePem, issueLeafDer, x509 } from '../pki/index.js';
 import { fileVersions, SingleFlight } from '../platform/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { caPaths } from './ca-files.js';
-import { logHolderEnded, withRotationLock } from './rotation-lock.js';
+import { logHolderEnded } from './lock-holder.js';
+import { ROTATION_LOCK_FILE, withRotationLock } from './rotation-lock.js';
 import { type CaMaterial, loadCaMaterial } from './store.js';
 
 const RELOAD_CHECK_INTERVAL_MS = 1000;
@@ -75,7 +76,7 @@ export class CaAuthority {
         'CA directory files do not fit together; waiting for a rotation in progress, then reading them again',
       );
       return withRotationLock(dir, load, {
-        onHolderEnded: logHolderEnded(logger),
+        onHolderEnded: logHolderEnded(logger, ROTATION_LOCK_FILE),
       });
     }
   }

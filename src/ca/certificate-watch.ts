@@ -13,8 +13,9 @@ import type { Logger, Metrics } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
 import { expiresSoon, halfLifeOf } from './ca-expiry.js';
 import { caPaths } from './ca-files.js';
+import { logHolderEnded } from './lock-holder.js';
 import { rotateIntermediate } from './rotate.js';
-import { acquireRotationLock, logHolderEnded, ROTATION_LOCK_FILE } from './rotation-lock.js';
+import { acquireRotationLock, ROTATION_LOCK_FILE } from './rotation-lock.js';
 
 const WARNING_INTERVAL_MS = 3600_000;
 /**
@@ -141,7 +142,7 @@ export class CertificateWatch {
     const started = Date.now();
     try {
       const lock = await acquireRotationLock(join(dir, ROTATION_LOCK_FILE), {
-        onHolderEnded: logHolderEnded(logger),
+        onHolderEnded: logHolderEnded(logger, ROTATION_LOCK_FILE),
       });
       if (lock === undefined) return; // another replica is rotating; its result is picked up on reload
       try {

@@ -6,21 +6,15 @@
 // also writes its process identity into the lock, so that another process in the same boot and PID namespace breaks
 // the lock of a holder that has ended (a killed `ca rotate`, `cert renew`) at once instead of a minute later. It must
 // not decide whether a rotation is due: that is CertificateWatch's job.
-import { randomBytes } from 'node:crypto';
 import { lstat, rm } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { MeshauthError } from '../errors/index.js';
-import {
-  type ProcessIdentity,
-  processIdentityOf,
-  processState,
-  readRegularFile,
-  thisProcess,
-} from '../platform/index.js';
-import type { Logger } from '../telemetry/index.js';
+import { readRegularFile } from '../platform/index.js';
 import { createFileExclusive, PRIVATE_FILE_MODE } from './ca-files.js';
+import { type EndedHolder, endedHolder, holderContent, holderLine } from './lock-holder.js';
+
+export type { EndedHolder } from './lock-holder.js';
 
 /** The lock's name in the CA directory (kept from when only intermediate rotations took it: running replicas use it). */
 export const ROTATION_LOCK_FILE = '.intermediate-rotation.lock';
@@ -75,15 +69,6 @@ export interface RotationLock {
  * ages from this host's, so the clocks must agree to well within it too.
  */
 
-/** A lock broken because the process that held it had ended. */
-export interface EndedHolder {
-  readonly pid: number;
-  /** The holder's host name as it wrote it: for the operator, not judged on (boot and PID namespace are). */
-  readonly host: string;
-  /** How long before the break its holder last refreshed it: under STALE_LOCK_MS, it would have been waited out. */
-  readonly lockAgeMs: number;
-}
-
 export interface AcquireOptions {
   /**
    * Called when this process broke a lock whose holder had ended, and awaited before the lock is handed over; what it
@@ -107,28 +92,27 @@ export async function acquireRotationLock(
   // only appear, never be replaced, so what is judged is what is removed.
   let ended: EndedHolder | undefined;
   const taken = await underBreakLock(path, async () => {
-    const found = await contentOf(path);
     const age = await ageOf(path);
-    if (found !== undefined && age !== undefined) {
-      const holder = endedHolder(found);
+    if (age !== undefined) {
+      // Whatever is at the path (a lock, a link, something unreadable): judged by its holder when it names one that
+      // ended, else by its age.
+      const found = await contentOf(path);
+      const holder = found === undefined ? undefined : endedHolder(found, Math.max(0, age));
       // Another breaker replaced it first, or its holder runs (or may: another host, namespace, boot).
       if (holder === undefined && age < STALE_LOCK_MS) return false;
       await rm(path, { force: true });
-      if (holder !== undefined) ended = { ...holder, lockAgeMs: Math.max(0, age) };
+      ended = holder;
     }
     return createFileExclusive(path, content, PRIVATE_FILE_MODE);
   });
-  if (ended !== undefined) await Promise.resolve(options.onHolderEnded?.(ended)).catch(() => undefined);
+  if (ended !== undefined) {
+    try {
+      await options.onHolderEnded?.(ended);
+    } catch {
+      // A report must not cost the lock just taken.
+    }
+  }
   return taken === true ? heldLock(path, content) : undefined;
-}
-
-/** The `onHolderEnded` of a `ca serve` replica: one structured line. */
-export function logHolderEnded(logger: Logger): (holder: EndedHolder) => void {
-  return (holder) =>
-    logger.warn(
-      { event: 'rotation_lock_broken', reason: 'holder_ended', lock: ROTATION_LOCK_FILE, ...holder },
-      `broke ${ROTATION_LOCK_FILE}: the process that held it (pid ${holder.pid}) has ended`,
-    );
 }
 
 /** Whether the lock at `path` is worth judging under the break lock: gone, stale, or held by an ended process. */
@@ -136,7 +120,7 @@ async function mayBreak(path: string): Promise<boolean> {
   const age = await ageOf(path);
   if (age === undefined || age >= STALE_LOCK_MS) return true;
   const found = await contentOf(path);
-  return found === undefined || endedHolder(found) !== undefined;
+  return found === undefined || endedHolder(found, age) !== undefined;
 }
 
 function heldLock(path: string, content: string): RotationLock {
@@ -174,33 +158,6 @@ async function underBreakLock<T>(path: string, action: () => Promise<T>): Promis
   }
 }
 
-/**
- * What a holder writes: a token no other holder has, its host name and pid (the line an operator reads), then, where
- * this process has one, its process identity, by which a process on the same machine tells that it has ended.
- */
-function holderContent(): string {
-  const line = `${randomBytes(16).toString('hex')} ${hostname()} pid ${process.pid}\n`;
-  const self = thisProcess();
-  return self === undefined ? line : `${line}${JSON.stringify(self)}\n`;
-}
-
-/**
- * The holder a lock's content names when it has provably ended; undefined when the content carries no identity (an
- * older meshauth, a process without /proc), names a process that runs, or one this process cannot judge.
- */
-function endedHolder(content: string): Omit<EndedHolder, 'lockAgeMs'> | undefined {
-  const [line = '', identityLine] = content.split('\n');
-  if (identityLine === undefined || identityLine === '') return undefined;
-  let identity: ProcessIdentity | undefined;
-  try {
-    identity = processIdentityOf(JSON.parse(identityLine));
-  } catch {
-    return undefined;
-  }
-  if (identity === undefined || processState(identity, thisProcess()) !== 'ended') return undefined;
-  return { pid: identity.pid, host: line.split(' ')[1] ?? 'unknown' };
-}
-
 /** Milliseconds since the file (not what a symbolic link there names) was last modified; undefined when none. */
 async function ageOf(path: string): Promise<number | undefined> {
   try {
@@ -213,18 +170,16 @@ async function ageOf(path: string): Promise<number | undefined> {
 
 /**
  * What the lock file holds; undefined when there is none. Read without blocking, bounded: a FIFO someone made at the
- * path would hold the open (and the command, silently) until a writer came; what is no regular file, far larger
- * than any holder writes, or another user's lock this user may not read (0600) reads as nobody's content: a holder
- * it cannot judge, whose lock is waited for until stale.
+ * path would hold the open (and the command, silently) until a writer came. What cannot be read as a lock (no
+ * regular file: a FIFO, a socket, a link to itself; far larger than any holder writes; another user's lock this user
+ * may not read, 0600) reads as nobody's content: a holder it cannot judge, whose lock is waited for until stale.
+ * Undefined only when nothing is there to read (ENOENT, also through a link to nothing).
  */
 async function contentOf(path: string): Promise<string | undefined> {
   try {
     return readRegularFile(path, MAX_LOCK_BYTES).bytes.toString('utf8');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ENOTREG' || code === 'EFBIG' || code === 'EACCES' || code === 'EPERM') return '';
-    throw error;
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : '';
   }
 }
 
@@ -322,7 +277,8 @@ function errnoOf(error: unknown): string {
  * lock this user may not read (another user's run, 0600) is still waited for.
  */
 export async function lockHolder(path: string): Promise<string> {
-  return (await contentOf(path).catch(() => undefined))?.split('\n')[0]?.trim() || 'unknown';
+  const content = await contentOf(path);
+  return (content === undefined ? '' : holderLine(content)) || 'unknown';
 }
 
 /**

@@ -501,13 +501,13 @@ function directoryLockNotices(dir: string): LockWaitOptions {
     onWait: (holder) =>
       process.stderr.write(
         `meshauth: waiting for another process changing ${dir} (${ROTATION_LOCK_FILE}: ${holder}); ` +
-          'a lock left by a process that died is broken at once on this machine, after ' +
+          'a lock left by a process that died is broken at once from the same boot and PID namespace, after ' +
           `${Math.round(STALE_LOCK_MS / 1000)} s otherwise\n`,
       ),
     onHolderEnded: (holder) => {
       process.stderr.write(
-        `meshauth: broke ${ROTATION_LOCK_FILE} in ${dir}: the process that held it (pid ${holder.pid} on ` +
-          `${holder.host}) has ended, most likely killed while it changed the directory\n`,
+        `meshauth: broke ${ROTATION_LOCK_FILE} in ${dir}: the process that held it (pid ${holder.holderPid} on ` +
+          `${holder.holderHost}) has ended (killed, most likely)\n`,
       );
     },
     onTakenOver: () =>

@@ -45,7 +45,7 @@ export function sayWaiting(keyFile: string): (holder: string) => void {
   return (holder) =>
     process.stderr.write(
       `meshauth: waiting for another process writing ${keyFile} and its certificate (${keyPairLockPath(keyFile)}: ` +
-        `${holder}); a lock left by a process that died is broken at once on this machine, after ` +
+        `${holder}); a lock left by a process that died is broken at once from the same boot and PID namespace, after ` +
         `${STALE_LOCK_MS / 1000} s without a heartbeat otherwise\n`,
     );
 }
@@ -118,11 +118,9 @@ async function logHolderEnded(keyFile: string, path: string, holder: EndedHolder
       reason: 'holder_ended',
       lock: path,
       key: keyFile,
-      holderPid: holder.pid,
-      holderHost: holder.host,
-      lockAgeMs: Math.round(holder.lockAgeMs),
+      ...holder,
     },
-    `broke ${path}: the process that held it (pid ${holder.pid}) has ended`,
+    `broke ${path}: the process that held it (pid ${holder.holderPid}) has ended`,
   );
 }
 

@@ -13,6 +13,11 @@ export interface ProcessIdentity {
   readonly pid: number;
   /** Clock ticks from boot to the process's start (/proc/PID/stat field 22), as a decimal string. */
   readonly start: string;
+  /**
+   * /proc/self/ns/time, e.g. `time:[4026531834]`: the kernel shifts every start time it reports by the reader's time
+   * namespace, so a start read in another one differs for the same process. Absent on kernels before 5.6.
+   */
+  readonly timeNamespace?: string;
 }
 
 export type ProcessState =
@@ -58,7 +63,9 @@ export function processIdentityOf(value: unknown): ProcessIdentity | undefined {
   const { boot, pidNamespace, pid, start } = value as Record<string, unknown>;
   if (typeof boot !== 'string' || typeof pidNamespace !== 'string' || typeof start !== 'string') return undefined;
   if (typeof pid !== 'number' || !Number.isSafeInteger(pid)) return undefined;
-  return { boot, pidNamespace, pid, start };
+  const { timeNamespace } = value as Record<string, unknown>;
+  if (timeNamespace === undefined) return { boot, pidNamespace, pid, start };
+  return typeof timeNamespace === 'string' ? { boot, pidNamespace, pid, start, timeNamespace } : undefined;
 }
 
 let self: ProcessIdentity | null | undefined;
@@ -76,21 +83,34 @@ function readThisProcess(): ProcessIdentity | undefined {
     const stat = parseProcStat(readProcText('/proc/self/stat'));
     // A /proc mounted from another PID namespace names another process (or none) as self: its pids are not ours.
     if (boot === '' || stat === undefined || stat.pid !== process.pid) return undefined;
-    return { boot, pidNamespace, pid: process.pid, start: stat.start };
+    const timeNamespace = readLinkOrUndefined('/proc/self/ns/time');
+    const identity = { boot, pidNamespace, pid: process.pid, start: stat.start };
+    return timeNamespace === undefined ? identity : { ...identity, timeNamespace };
+  } catch {
+    return undefined;
+  }
+}
+
+function readLinkOrUndefined(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
   } catch {
     return undefined;
   }
 }
 
 /**
- * Whether the process `recorded` still runs, judged by `judge` (this process). Only a process of the same boot and
- * PID namespace is judged: elsewhere the pid names another process or none, and a live process there must never be
- * taken for an ended one. Ended only on proof: no such pid (ESRCH), a zombie, or another start time.
+ * Whether the process `recorded` still runs, judged by `judge` (this process). Only a process of the same boot, PID
+ * namespace and time namespace is judged: elsewhere the pid names another process or none, or its start time reads
+ * shifted, and a live process there must never be taken for an ended one. Ended only on proof: no such pid (ESRCH),
+ * a zombie, or another start time.
  */
 export function processState(recorded: ProcessIdentity, judge: ProcessIdentity | undefined): ProcessState {
   if (judge === undefined || recorded.boot !== judge.boot || recorded.pidNamespace !== judge.pidNamespace) {
     return 'unknown';
   }
+  // A record without one (a kernel before 5.6, or an earlier meshauth) is judged only by a judge without one either.
+  if (recorded.timeNamespace !== judge.timeNamespace) return 'unknown';
   if (!Number.isSafeInteger(recorded.pid) || recorded.pid < 1) return 'unknown';
   try {
     process.kill(recorded.pid, 0);

@@ -19,7 +19,7 @@ const ca = cliCaDirPerTest('meshauth-e2e-rotate-killed-');
 const dir = () => ca.dir;
 const lock = () => join(dir(), ROTATION_LOCK_FILE);
 const BROKE =
-  /meshauth: broke \.intermediate-rotation\.lock in .*: the process that held it \(pid (\d+) on .*\) has ended/;
+  /meshauth: broke \.intermediate-rotation\.lock in .*: the process that held it \(pid (\d+) on .*\) has ended \(killed, most likely\)$/m;
 
 /** A `ca rotate --intermediate` SIGKILLed right after it replaced the key: a torn directory and a fresh lock. */
 async function killedRotation(): Promise<number> {
@@ -55,7 +55,7 @@ describe.runIf(process.platform === 'linux')(
       expect(exit.code, serve.output()).not.toBe(0);
       const broken = serve.logs().filter((line) => line.event === 'rotation_lock_broken');
       expect(broken).toEqual([
-        expect.objectContaining({ level: 'warn', reason: 'holder_ended', lock: ROTATION_LOCK_FILE, pid }),
+        expect.objectContaining({ level: 'warn', reason: 'holder_ended', lock: ROTATION_LOCK_FILE, holderPid: pid }),
       ]);
       expect(broken[0]?.lockAgeMs).toBeLessThan(STALE_LOCK_MS);
       expect(serve.output()).toMatch(/inconsistent|do not fit together/);
@@ -107,7 +107,7 @@ describe.runIf(process.platform === 'linux')(
         20_000,
       );
       expect(serve.logs().filter((line) => line.event === 'rotation_lock_broken')).toEqual([
-        expect.objectContaining({ reason: 'holder_ended', pid }),
+        expect.objectContaining({ reason: 'holder_ended', holderPid: pid }),
       ]);
       await loadCaMaterial(dir());
     });

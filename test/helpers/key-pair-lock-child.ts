@@ -39,10 +39,16 @@ await withKeyPairLock(key, async () => {
 process.stdout.write('done\\n');
 `;
 
-function node(script: string, args: readonly string[], cleanups: (() => Promise<void> | void)[]): CliProcess {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script, '--', MODULE, ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+/** `wrapper` (e.g. `['unshare', '--time', …]`) runs node in another namespace; by default node runs directly. */
+function node(
+  script: string,
+  args: readonly string[],
+  cleanups: (() => Promise<void> | void)[],
+  wrapper: readonly string[] = [],
+): CliProcess {
+  const argv = [process.execPath, '--input-type=module', '-e', script, '--', MODULE, ...args];
+  const [command, ...rest] = [...wrapper, ...argv] as [string, ...string[]];
+  const child = spawn(command, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
   return capturedProcess(child, cleanups);
 }
 
@@ -52,9 +58,13 @@ export interface LockHolder extends CliProcess {
   finish(): void;
 }
 
-/** A process holding the lock of the pair whose key is `key`, once this resolves. */
-export async function holdKeyPairLock(key: string, cleanups: (() => Promise<void> | void)[]): Promise<LockHolder> {
-  const holder = node(HOLDER, [key], cleanups);
+/** A process holding the lock of the pair whose key is `key`, once this resolves (run under `wrapper`, if given). */
+export async function holdKeyPairLock(
+  key: string,
+  cleanups: (() => Promise<void> | void)[],
+  wrapper: readonly string[] = [],
+): Promise<LockHolder> {
+  const holder = node(HOLDER, [key], cleanups, wrapper);
   await waitForCli(holder, 'the child to hold the lock', () => holder.output().includes('held\n'), 15_000);
   const pid = holder.child.pid as number;
   return Object.assign(holder, { pid, finish: () => holder.child.stdin?.end() });

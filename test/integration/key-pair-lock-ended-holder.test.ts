@@ -72,7 +72,7 @@ describe.runIf(process.platform === 'linux')('a key pair lock whose holder ended
       },
     );
     expect(waits).toEqual([]);
-    expect(ended).toEqual([{ pid: holder.pid, host: hostname(), lockAgeMs: expect.any(Number) }]);
+    expect(ended).toEqual([{ holderPid: holder.pid, holderHost: hostname(), lockAgeMs: expect.any(Number) }]);
     expect(ended[0]?.lockAgeMs).toBeLessThan(STALE_LOCK_MS);
     // The action ran under a lock of its own, not the dead holder's.
     expect(result).not.toBe(holderLock);
@@ -89,7 +89,7 @@ describe.runIf(process.platform === 'linux')('a key pair lock whose holder ended
       async () => {
         ran = true;
       },
-      // Past three looks at the holder (one a second).
+      // Past many looks at the holder (one every 100 ms).
       { timeoutMs: 3_500, onHolderEnded: (who) => void ended.push(who) },
     ).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'MESHAUTH_ERR_FILE_UNWRITABLE', reason: 'key_pair_locked' });
@@ -116,7 +116,7 @@ describe.runIf(process.platform === 'linux')('a key pair lock whose holder ended
     process.kill(holder.pid, 'SIGKILL');
     await holder.exited;
     expect(await waiter).toBe('ran');
-    expect(ended.map((who) => who.pid)).toEqual([holder.pid]);
+    expect(ended.map((who) => who.holderPid)).toEqual([holder.pid]);
     expect(ended[0]?.lockAgeMs).toBeLessThan(STALE_LOCK_MS);
   });
 
@@ -171,7 +171,7 @@ describe.runIf(process.platform === 'linux')('a key pair lock whose holder ended
       );
       const taken = locks.filter((taker) => taker !== undefined);
       expect(taken, `round ${round}`).toHaveLength(1);
-      expect(ended.map((who) => who.pid)).toEqual([holder.pid]);
+      expect(ended.map((who) => who.holderPid)).toEqual([holder.pid]);
       expect(existsSync(`${lock}.break`)).toBe(false);
       expect(await taken[0]?.release()).toBe('released');
       expect(existsSync(lock)).toBe(false);
@@ -224,10 +224,35 @@ describe.runIf(process.platform === 'linux')('a key pair lock whose holder ended
     },
   );
 
+  it.runIf(process.getuid?.() === 0)(
+    'ok/a holder that runs in another time namespace (its start time reads shifted here) is never judged ended',
+    async () => {
+      const holder = await holdKeyPairLock(key, cleanups, ['unshare', '--time', '--boottime', '1000']);
+      const held = readFileSync(lock, 'utf8');
+      expect(JSON.parse(held.split('\n')[1] ?? '')).toMatchObject({ timeNamespace: expect.stringMatching(/^time:/) });
+      const ended: EndedHolder[] = [];
+      expect(await acquireRotationLock(lock, { onHolderEnded: (who) => void ended.push(who) })).toBeUndefined();
+      expect(ended).toEqual([]);
+      expect(readFileSync(lock, 'utf8')).toBe(held);
+      holder.finish();
+      expect(await holder.exited).toEqual({ code: 0, signal: null });
+    },
+  );
+
   it('ok/a lock whose holder identity is garbage is not judged: left to go stale', async () => {
     await killedHolder();
     const [line] = lockLines();
-    for (const identity of ['{', '[]', '{"pid":"1"}', `{"boot":"b","pidNamespace":"n","pid":1e400,"start":"1"}`]) {
+    const self = JSON.parse(lockLines()[1] ?? '');
+    const garbage = [
+      '{',
+      '[]',
+      '{"pid":"1"}',
+      `{"boot":"b","pidNamespace":"n","pid":1e400,"start":"1"}`,
+      // This machine's boot and namespaces, and a pid that names no one process.
+      ...[-1, 0, 1.5].map((pid) => JSON.stringify({ ...self, pid })),
+      JSON.stringify({ ...self, timeNamespace: 7 }),
+    ];
+    for (const identity of garbage) {
       rmSync(lock);
       writeFileSync(lock, `${line}\n${identity}\n`);
       expect(await acquireRotationLock(lock), identity).toBeUndefined();

@@ -1,7 +1,7 @@
 // The intermediate-rotation lock on a real temporary directory: replicas racing to break a stale lock (left by a
 // replica that died mid-rotation) get exactly one winner, and a holder whose lock was broken leaves the new one alone.
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { lstat, lutimes, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -49,6 +49,21 @@ async function contentOrMissing(path: string): Promise<string> {
 }
 
 describe('acquireRotationLock', () => {
+  it.each([
+    ['a link to nothing', '/nonexistent/meshauth-lock'],
+    ['a link to itself', '.intermediate-rotation.lock'],
+  ])('ok/%s at the lock path: waited for while fresh, never a throw; broken once stale', async (_name, target) => {
+    await symlink(target, lock);
+    expect(await acquireRotationLock(lock)).toBeUndefined();
+    expect((await lstat(lock)).isSymbolicLink()).toBe(true);
+    const past = new Date(Date.now() - STALE_LOCK_MS - 5_000);
+    await lutimes(lock, past, past);
+    const taken = await acquireRotationLock(lock);
+    expect(taken).toBeDefined();
+    expect((await lstat(lock)).isFile()).toBe(true);
+    expect(await taken?.release()).toBe('released');
+  });
+
   it('ok/a free lock is taken; a held one is refused; after release the next acquirer takes it', async () => {
     const first = await acquireRotationLock(lock);
     expect(first).toBeDefined();

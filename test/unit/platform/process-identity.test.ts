@@ -48,6 +48,8 @@ describe('processState without a look', () => {
       'another PID namespace (a container of the same pod: same host name)',
       { ...judge, pidNamespace: 'pid:[4026532000]' },
     ],
+    ['another time namespace (start times read shifted)', { ...judge, timeNamespace: 'time:[4026532001]' }],
+    ['a record with a time namespace, a judge without one', { ...judge, pid: 1, timeNamespace: 'time:[1]' }],
     ['a pid that is no pid', { ...judge, pid: 0 }],
     ['a negative pid (a process group)', { ...judge, pid: -1 }],
   ])('ok/%s → unknown, never ended', (_name, recorded) => {
@@ -65,6 +67,11 @@ describe('processIdentityOf', () => {
     expect(processIdentityOf({ ...identity, host: 'builder-7' })).toEqual(identity);
   });
 
+  it('ok/a time namespace, when recorded, is kept', () => {
+    const timed = { ...identity, timeNamespace: 'time:[4026531834]' };
+    expect(processIdentityOf(timed)).toEqual(timed);
+  });
+
   it.each<[string, unknown]>([
     ['fail/not an object', 'pid 7'],
     ['fail/null', null],
@@ -72,6 +79,7 @@ describe('processIdentityOf', () => {
     ['fail/start a number', { ...identity, start: 9 }],
     ['fail/pid a string', { ...identity, pid: '7' }],
     ['fail/pid not an integer', { ...identity, pid: 7.5 }],
+    ['fail/time namespace not a string', { ...identity, timeNamespace: 4026531834 }],
   ])('%s → undefined', (_name, value) => {
     expect(processIdentityOf(value)).toBeUndefined();
   });

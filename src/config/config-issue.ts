@@ -36,7 +36,15 @@ export function describeConfigIssue(issue: z.core.$ZodIssue, context: IssueConte
   return `${key === '' ? '(top level)' : key}${origin}: ${issue.message}`;
 }
 
-const WANTED: Readonly<Record<string, string>> = { string: 'a string', array: 'a list', object: 'a map' };
+const WANTED: Readonly<Record<string, string>> = {
+  string: 'a string',
+  array: 'a list',
+  object: 'a map',
+  record: 'a map',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+};
 
 /**
  * What belongs at the issue's key when that key is absent from its map (`a string`, `allow, deny or reject`);

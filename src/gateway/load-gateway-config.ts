@@ -1,3 +1,6 @@
+// loadGatewayConfig: gateway.yaml → one validated, frozen GatewayConfig. Validation runs once on the whole
+// document; every problem names the file, the key path and what was expected, as one MESHAUTH_ERR_CONFIG_INVALID
+// (the CLI turns it into exit code 2).
 import { describeConfigIssue } from '../config/config-issue.js';
 import { checkBundleTrustDomain, keyPath, parseYamlText, readConfigText } from '../config/index.js';
 import { configIssueMessage } from '../config/issue-message.js';

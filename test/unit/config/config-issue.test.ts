@@ -35,7 +35,7 @@ function problems(data: unknown, origin?: (key: string) => string): string[] {
 describe('describeConfigIssue', () => {
   it.each([
     ['name', 'required key is missing (expected a string)'],
-    ['port', 'required key is missing (expected number)'],
+    ['port', 'required key is missing (expected a number)'],
     ['mode', 'required key is missing (expected allow, deny or reject)'],
     ['paths', 'required key is missing (expected a list)'],
     ['limits', 'required key is missing (expected a map)'],
@@ -45,7 +45,9 @@ describe('describeConfigIssue', () => {
   });
 
   it('fail/a missing key under a list item and a map is named by its path', () => {
-    expect(problems({ ...VALID, limits: {} })).toEqual(['limits.maxBytes: required key is missing (expected number)']);
+    expect(problems({ ...VALID, limits: {} })).toEqual([
+      'limits.maxBytes: required key is missing (expected a number)',
+    ]);
   });
 
   it('fail/a key that is there with a wrong value is not called missing: the value is described', () => {

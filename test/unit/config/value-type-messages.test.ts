@@ -99,7 +99,7 @@ describe('maps and strings', () => {
   });
   it('ok/a missing key is still reported as missing', () => {
     expect(fromYaml('admin: { appProbes: { c: { livez: { path: /healthz } } } }')).toBe(
-      'MESHAUTH_CONFIG_YAML: admin.appProbes.c.livez.port: required key is missing (expected number)',
+      'MESHAUTH_CONFIG_YAML: admin.appProbes.c.livez.port: required key is missing (expected a number)',
     );
   });
 });

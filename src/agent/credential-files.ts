@@ -3,14 +3,18 @@
 // The token's content is a secret: it is never put into an error message or a log line, and neither is a "path" that
 // is the token itself (`--token-file <the token>` is not refused by a schema): such a path is withheld
 // (config/secret-path.ts), from the message and from Node's error kept as its cause.
-import { MAX_BUNDLE_BYTES } from '../config/bundle-trust-domain.js';
+import {
+  distinctCertificateCount,
+  MAX_BUNDLE_BYTES,
+  MAX_BUNDLE_CERTIFICATES,
+  TOO_MANY_CERTIFICATES_FIX,
+} from '../config/bundle-trust-domain.js';
 import { fileProblemText } from '../config/file-errno.js';
 import { shownCause, shownPath } from '../config/secret-path.js';
 import { MeshauthError } from '../errors/index.js';
 import type { TrustDomain } from '../identity/index.js';
-import { certificatePemBlocks, parseCertificatesPemOnce, TrustBundle } from '../pki/index.js';
+import { parseCertificatesPemOnce, TrustBundle } from '../pki/index.js';
 import { readRegularFile } from '../platform/index.js';
-import { MAX_BUNDLE_ROOTS } from './svid-response.js';
 
 /** Projected SA tokens are a few KiB; refuse to read a file that cannot be a token into memory. */
 const MAX_TOKEN_BYTES = 64 * 1024;
@@ -18,14 +22,13 @@ const MAX_TOKEN_BYTES = 64 * 1024;
 /** The trust bundle file's roots. `setting` (`ca.bundle`) leads the message when the config named the file. */
 export async function readBundleFile(path: string, trustDomain: TrustDomain, setting?: string): Promise<TrustBundle> {
   const { text } = readText(path, MAX_BUNDLE_BYTES, 'trust bundle', setting);
-  // Counted before parsing: the file is read again at every renewal and bundle refresh, on the thread that serves
-  // traffic, and 1 MiB of certificates (about 1,400) took 0.7 s to parse each time its text changed. A CA's bundle
-  // holds a few roots; the agent takes no more from the CA itself.
-  const blocks = certificatePemBlocks(text).length;
-  if (blocks > MAX_BUNDLE_ROOTS) {
+  // Counted before parsing (see MAX_BUNDLE_CERTIFICATES); also checked at start, but the file may change since.
+  const count = distinctCertificateCount(text);
+  if (count > MAX_BUNDLE_CERTIFICATES) {
     throw new MeshauthError(
       'MESHAUTH_ERR_FILE_UNREADABLE',
-      `${named(setting)}trust bundle ${shownPath(path)} holds ${blocks} certificates, more than ${MAX_BUNDLE_ROOTS}`,
+      `${named(setting)}trust bundle ${shownPath(path)} holds ${count} certificates, more than ` +
+        `${MAX_BUNDLE_CERTIFICATES}: ${TOO_MANY_CERTIFICATES_FIX}`,
       { reason: 'too_large', ...(setting === undefined ? {} : { detail: { key: setting } }) },
     );
   }

@@ -3,6 +3,7 @@
 // renewal must keep our SPIFFE ID. Anything else is rejected and the current credential stays.
 // No I/O: the key comparison uses node:crypto KeyObjects only.
 import { createPublicKey, KeyObject } from 'node:crypto';
+import { MAX_BUNDLE_CERTIFICATES } from '../config/bundle-trust-domain.js';
 import { isMeshauthError, MeshauthError } from '../errors/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import {
@@ -81,9 +82,6 @@ function splitLeafPem(pem: string): { leafDer: Uint8Array; alsoInLeafPem: string
   return { leafDer: certificateDerOfPemBlock(first), alsoInLeafPem: more };
 }
 
-/** Roots a trust bundle from the CA may hold. */
-export const MAX_BUNDLE_ROOTS = 32;
-
 /** A bundle from the CA: every entry a parseable CA certificate, labelled with our trust domain. */
 export function parseBundle(trustDomain: TrustDomain, bundlePem: readonly string[]): TrustBundle {
   const roots = guard('malformed', () => bundlePem.flatMap((pem) => parseCertificatesPemOnce(pem)));
@@ -91,8 +89,11 @@ export function parseBundle(trustDomain: TrustDomain, bundlePem: readonly string
   // A CA's bundle holds its current root and those of a rotation (previous, next): a few. Every root held is compared
   // with every other at each refresh, and one a later bundle drops is remembered, so a CA sending hundreds would cost
   // the sidecar's event loop seconds per refresh and its memory without end.
-  if (roots.length > MAX_BUNDLE_ROOTS) {
-    throw invalid(`the trust bundle holds ${roots.length} certificates, more than ${MAX_BUNDLE_ROOTS}`, 'malformed');
+  if (roots.length > MAX_BUNDLE_CERTIFICATES) {
+    throw invalid(
+      `the trust bundle holds ${roots.length} certificates, more than ${MAX_BUNDLE_CERTIFICATES}`,
+      'malformed',
+    );
   }
   return new TrustBundle(trustDomain, roots);
 }

@@ -4,12 +4,27 @@
 // A file that cannot be read or parsed is left to the agent, which reads it at each bootstrap and says why.
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, type TrustDomain } from '../identity/index.js';
-import { parseCertificatesPem, uriSans } from '../pki/index.js';
+import { certificatePemBlocks, parseCertificatesPem, uriSans } from '../pki/index.js';
 import { readRegularFile } from '../platform/index.js';
 import { envOrigin } from './key-path.js';
 
 /** A trust bundle file is a few roots; the agent reads `ca.bundle` with the same bound. */
 export const MAX_BUNDLE_BYTES = 1024 * 1024;
+
+/**
+ * A CA's bundle holds its current root and those of a rotation (previous, next): a few. The agent refuses more, from
+ * the CA or from `ca.bundle`: it reads the file again at every renewal and refresh, on the thread that serves
+ * traffic, and 1 MiB of certificates (about 1,400) took 0.7 s to parse each time.
+ */
+export const MAX_BUNDLE_CERTIFICATES = 32;
+
+/** How many different certificates `pem` holds (a block given twice counts once), counted without parsing them. */
+export function distinctCertificateCount(pem: string): number {
+  return new Set(certificatePemBlocks(pem).map((block) => block.replace(/\s+/g, ''))).size;
+}
+
+/** The advice of a refusal for too many certificates. */
+export const TOO_MANY_CERTIFICATES_FIX = "give it the CA's bundle.pem, not a system CA bundle or a chain";
 
 export interface BundleSetting {
   /** The config file (or `environment`), first in the message. */
@@ -38,18 +53,36 @@ export function bundleTrustDomains(pem: string): string[] | undefined {
   return [...domains];
 }
 
-/** Throws MESHAUTH_ERR_CONFIG_INVALID when `ca.bundle`'s roots are all for trust domains other than `trustDomain`. */
+/**
+ * Throws MESHAUTH_ERR_CONFIG_INVALID when `ca.bundle` holds more than MAX_BUNDLE_CERTIFICATES certificates, or roots
+ * that are all for trust domains other than `trustDomain`.
+ */
 export function checkBundleTrustDomain(setting: BundleSetting): void {
   const { source, trustDomain, bundleFile } = setting;
+  const variables = setting.variables ?? new Map<string, string>();
+  const bundleKey = `ca.bundle${envOrigin('ca.bundle', variables)}`;
+  let text: string;
+  try {
+    text = readRegularFile(bundleFile, MAX_BUNDLE_BYTES).bytes.toString('utf8');
+  } catch {
+    return;
+  }
+  const count = distinctCertificateCount(text);
+  if (count > MAX_BUNDLE_CERTIFICATES) {
+    throw new MeshauthError(
+      'MESHAUTH_ERR_CONFIG_INVALID',
+      `${source}: ${bundleKey}: ${bundleFile} holds ${count} certificates, more than ${MAX_BUNDLE_CERTIFICATES}: ` +
+        TOO_MANY_CERTIFICATES_FIX,
+      { reason: 'config_invalid', detail: { file: source, key: 'ca.bundle' } },
+    );
+  }
   let domains: string[] | undefined;
   try {
-    domains = bundleTrustDomains(readRegularFile(bundleFile, MAX_BUNDLE_BYTES).bytes.toString('utf8'));
+    domains = bundleTrustDomains(text);
   } catch {
     return;
   }
   if (domains === undefined || domains.includes(trustDomain.name)) return;
-  const variables = setting.variables ?? new Map<string, string>();
-  const bundleKey = `ca.bundle${envOrigin('ca.bundle', variables)}`;
   const tdKey = `trustDomain${envOrigin('trustDomain', variables)}`;
   const one = domains.length === 1;
   const theirs = domains.join(', ');

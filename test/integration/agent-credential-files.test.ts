@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBundleFile, readTokenFile } from '../../src/agent/index.js';
 import { MeshauthError } from '../../src/errors/index.js';
+import { createTestRoot } from '../helpers/issuer-chain.js';
 import { ENDLESS_DEVICE, fifoIn } from '../helpers/special-files.js';
 import { TestCa } from '../helpers/test-ca.js';
 
@@ -94,16 +95,22 @@ describe('agent input files', () => {
 
   // The file is read again at every renewal and bundle refresh on the thread that serves traffic: 1 MiB of
   // certificates (about 1,400) was parsed whole each time its text changed, 0.7 s. As many roots as the agent takes
-  // from the CA (32) still pass.
-  it('ok/32 certificates; fail/33 → too_large, naming the count and the setting', async () => {
-    writeFileSync(join(dir, 'bundle-32.pem'), ca.bundlePem.repeat(32));
+  // from the CA (32) still pass, and a root given twice counts once.
+  it('ok/32 different certificates, or one repeated; fail/33 → too_large, naming the count, the setting and the fix', async () => {
+    const others = await Promise.all(
+      Array.from({ length: 32 }, async () => (await createTestRoot()).cert.toString('pem')),
+    );
+    writeFileSync(join(dir, 'bundle-32.pem'), [ca.bundlePem, ...others.slice(1)].join('\n'));
     expect((await readBundleFile(join(dir, 'bundle-32.pem'), ca.trustDomain)).roots).toHaveLength(32);
-    writeFileSync(join(dir, 'bundle-33.pem'), ca.bundlePem.repeat(33));
+    writeFileSync(join(dir, 'bundle-repeated.pem'), ca.bundlePem.repeat(40));
+    expect((await readBundleFile(join(dir, 'bundle-repeated.pem'), ca.trustDomain)).roots.length).toBeGreaterThan(0);
+    writeFileSync(join(dir, 'bundle-33.pem'), [ca.bundlePem, ...others].join('\n'));
     const error = await failureOf(readBundleFile(join(dir, 'bundle-33.pem'), ca.trustDomain, 'ca.bundle'));
     expect(error.reason).toBe('too_large');
     expect(error.detail).toEqual({ key: 'ca.bundle' });
     expect(error.message).toBe(
-      `ca.bundle: trust bundle ${join(dir, 'bundle-33.pem')} holds 33 certificates, more than 32`,
+      `ca.bundle: trust bundle ${join(dir, 'bundle-33.pem')} holds 33 certificates, more than 32: give it the CA's ` +
+        'bundle.pem, not a system CA bundle or a chain',
     );
   });
 });

@@ -102,6 +102,24 @@ describe('ca.bundle of another trust domain at config load', () => {
   });
 });
 
+describe('ca.bundle with more certificates than a CA publishes, at config load', () => {
+  it('fail/33 different certificates → refused at start, naming the file, the count and the fix', async () => {
+    const example = await TestCa.create('example.org');
+    const plain = await Promise.all(Array.from({ length: 32 }, () => rootWithoutUri()));
+    const many = file('many.pem', `${example.bundlePem}${plain.join('')}`);
+    const path = config('many.yaml', 'example.org', many);
+    expect(configRefusalMessage(() => loadSidecarConfig(path))).toBe(
+      `${path}: ca.bundle: ${many} holds 33 certificates, more than 32: give it the CA's bundle.pem, not a system ` +
+        'CA bundle or a chain',
+    );
+    // 32 different ones, and one root given 40 times (it counts once), load.
+    const enough = file('enough.pem', `${example.bundlePem}${plain.slice(1).join('')}`);
+    expect(loadSidecarConfig(config('enough.yaml', 'example.org', enough)).ca.bundle).toBe(enough);
+    const repeated = file('repeated.pem', example.bundlePem.repeat(40));
+    expect(loadSidecarConfig(config('repeated.yaml', 'example.org', repeated)).ca.bundle).toBe(repeated);
+  });
+});
+
 describe('bundleTrustDomains', () => {
   it('ok/every root naming a trust domain → the trust domains', async () => {
     const ca = await TestCa.create('example.org');

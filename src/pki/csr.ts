@@ -202,6 +202,7 @@ async function verifyCsrDer(der: Buffer): Promise<VerifiedCsr> {
   // The parser stops after the outer SEQUENCE: bytes after it would be unsigned passengers.
   if (derElementLength(der) !== der.length)
     invalid('CSR DER has bytes after the CertificationRequest', 'trailing_data');
+  refuseWhatOpensslRefuses(der);
   const { keyType } = publicKeyOf(Buffer.from(publicKey.rawData));
   // A collision-prone digest proves little: SHA-1 (and anything weaker, which WebCrypto cannot verify) is refused.
   if ((csr.signatureAlgorithm as { hash?: { name?: string } }).hash?.name === 'SHA-1') {
@@ -340,6 +341,67 @@ function isAttributes(der: Buffer, attributes: DerNode): boolean {
   return true;
 }
 
+/**
+ * @peculiar/x509 reads the fields of a request it knows and skips the rest; OpenSSL refuses the rest. A request
+ * accepted here would then hold bytes that no other reader takes as a request: an element after the signature,
+ * inside the outer SEQUENCE (an unsigned passenger, like bytes after it), a field after the attributes, a version
+ * INTEGER with a redundant leading octet, a signature BIT STRING with unused bits. The general path is BER (lengths
+ * in any form, indefinite ones too), so these layers are walked as BER; countElements has read them whole.
+ */
+function refuseWhatOpensslRefuses(der: Buffer): void {
+  const top = berChildren(der, 0);
+  if (top === undefined) invalid('CSR cannot be parsed', 'malformed');
+  if (top.length !== 3) invalid('CSR has elements after its signature', 'trailing_data');
+  const [info, , signature] = top as [BerElement, BerElement, BerElement];
+  const fields = berChildren(der, info.start);
+  if (fields === undefined || fields.length > 4) {
+    invalid('CSR CertificationRequestInfo has fields after its attributes', 'malformed');
+  }
+  const version = fields[0];
+  if (version === undefined || !isMinimalInteger(der.subarray(version.contentStart, version.end))) {
+    invalid('CSR version is not a minimally encoded INTEGER', 'malformed');
+  }
+  // A constructed (BER) BIT STRING is refused by the parser itself; a primitive one must use all its bits.
+  if ((signature.tag & 0x20) === 0 && (signature.end === signature.contentStart || der[signature.contentStart] !== 0)) {
+    invalid('CSR signature BIT STRING has unused bits', 'malformed');
+  }
+}
+
+/** A BER element: its first tag octet, where its content starts, and the offset just past it. */
+interface BerElement {
+  readonly tag: number;
+  readonly start: number;
+  readonly contentStart: number;
+  readonly end: number;
+}
+
+/** The elements directly inside the constructed BER element at `offset`; undefined when they cannot be read. */
+function berChildren(der: Buffer, offset: number): BerElement[] | undefined {
+  const parent = berHeader(der, offset, der.length);
+  if (parent === undefined || (parent.tag & 0x20) === 0) return undefined;
+  const bound = parent.length === undefined ? der.length : parent.contentStart + parent.length;
+  const children: BerElement[] = [];
+  let at = parent.contentStart;
+  while (at < bound) {
+    // The end-of-contents octets of an indefinite length close the parent.
+    if (parent.length === undefined && der[at] === 0 && der[at + 1] === 0) return children;
+    const header = berHeader(der, at, bound);
+    const end = skipElement(der, at, bound, 0, { left: MAX_CSR_ELEMENTS + 1 });
+    if (header === undefined || end === undefined) return undefined;
+    children.push({ tag: header.tag, start: at, contentStart: header.contentStart, end });
+    at = end;
+  }
+  return parent.length === undefined ? undefined : children;
+}
+
+/** An INTEGER's content without a redundant leading 00 or FF octet (and not empty). */
+function isMinimalInteger(content: Buffer): boolean {
+  if (content.length === 0) return false;
+  if (content.length === 1) return true;
+  const [first, second] = content as unknown as [number, number];
+  return !((first === 0x00 && second < 0x80) || (first === 0xff && second >= 0x80));
+}
+
 function paramsMatch(parts: CsrParts, nullParams: boolean): boolean {
   if (parts.signatureParams === undefined) return true;
   return nullParams && parts.signatureParams.equals(DER_NULL);
@@ -370,7 +432,42 @@ function skipElement(
 ): number | undefined {
   budget.left -= 1;
   if (depth > MAX_CSR_DEPTH) budget.left = 0;
-  if (budget.left <= 0 || offset >= bound) return undefined;
+  if (budget.left <= 0) return undefined;
+  const header = berHeader(der, offset, bound);
+  if (header === undefined) return undefined;
+  let at = header.contentStart;
+  if (header.length === undefined) {
+    // Indefinite length (BER, constructed only): elements up to an end-of-contents 00 00.
+    while (at + 1 < bound && !(der[at] === 0 && der[at + 1] === 0)) {
+      const next = skipElement(der, at, bound, depth + 1, budget);
+      if (next === undefined) return undefined;
+      at = next;
+    }
+    return at + 1 < bound ? at + 2 : undefined;
+  }
+  const end = at + header.length;
+  if ((header.tag & 0x20) !== 0) {
+    for (let child = at; child < end; ) {
+      const next = skipElement(der, child, end, depth + 1, budget);
+      if (next === undefined) return undefined;
+      child = next;
+    }
+  } else if (header.tag === 0x04 || header.tag === 0x03) {
+    countEncapsulated(der, header.tag === 0x03 ? at + 1 : at, end, depth + 1, budget);
+  }
+  return end;
+}
+
+/**
+ * The header of the BER element at `offset`, which must end by `bound`: its first tag octet (a high tag number's
+ * octets are passed over), where its content starts, and its length (undefined: indefinite, constructed only).
+ */
+function berHeader(
+  der: Buffer,
+  offset: number,
+  bound: number,
+): { tag: number; contentStart: number; length: number | undefined } | undefined {
+  if (offset >= bound) return undefined;
   const tag = der[offset] as number;
   let at = offset + 1;
   if ((tag & 0x1f) === 0x1f) {
@@ -379,17 +476,7 @@ function skipElement(
   }
   if (at >= bound) return undefined;
   const first = der[at++] as number;
-  const constructed = (tag & 0x20) !== 0;
-  if (first === 0x80) {
-    // Indefinite length (BER, constructed only): elements up to an end-of-contents 00 00.
-    if (!constructed) return undefined;
-    while (at + 1 < bound && !(der[at] === 0 && der[at + 1] === 0)) {
-      const next = skipElement(der, at, bound, depth + 1, budget);
-      if (next === undefined) return undefined;
-      at = next;
-    }
-    return at + 1 < bound ? at + 2 : undefined;
-  }
+  if (first === 0x80) return (tag & 0x20) === 0 ? undefined : { tag, contentStart: at, length: undefined };
   let length = first;
   if (first > 0x80) {
     const octets = first & 0x7f;
@@ -397,18 +484,7 @@ function skipElement(
     length = 0;
     for (let i = 0; i < octets; i++) length = length * 256 + (der[at++] as number);
   }
-  const end = at + length;
-  if (end > bound) return undefined;
-  if (constructed) {
-    for (let child = at; child < end; ) {
-      const next = skipElement(der, child, end, depth + 1, budget);
-      if (next === undefined) return undefined;
-      child = next;
-    }
-  } else if (tag === 0x04 || tag === 0x03) {
-    countEncapsulated(der, tag === 0x03 ? at + 1 : at, end, depth + 1, budget);
-  }
-  return end;
+  return at + length > bound ? undefined : { tag, contentStart: at, length };
 }
 
 /** Counts what a string's content holds when it reads as whole elements; leaves the budget alone when it does not. */

@@ -41,6 +41,20 @@ const EC_PUBLIC_KEY_OID = '1.2.840.10045.2.1';
  */
 const EC_POINT_FORMS = new Set([0x02, 0x03, 0x04]);
 const ED25519_KEY_BYTES = 32;
+/**
+ * The y coordinates (little-endian, the x sign bit cleared) of the eight Ed25519 points of small order: the identity,
+ * the point of order 2 (y = p - 1), those of order 4 (y = 0) and of order 8. Under such a key a signature can be
+ * made without any private key (R the identity and S = 0 verifies for every message under the identity key, and
+ * OpenSSL 3.0, Node 20's, checks neither the key nor R): a request "signed" that way proves no possession, and the
+ * SVID issued for it could be used by anyone who sees it.
+ */
+const ED25519_SMALL_ORDER_Y = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+].map((hex) => Buffer.from(hex, 'hex'));
 
 interface Jwk {
   readonly kty?: string;
@@ -96,6 +110,7 @@ const DECODER_READS_FAST = (() => {
  */
 export function importSpki(spki: Buffer): KeyObject {
   const fixed = fixedLayoutKeyType(spki);
+  if (fixed === 'ed25519') refuseWeakEd25519Key(spki.subarray(ED25519_SPKI_PREFIX.length));
   // A string argument is the one node:crypto tries as nothing but PEM.
   if (fixed !== undefined && DECODER_READS_FAST) return createPublicKey(toPem('PUBLIC KEY', spki));
   if (fixed === 'p256') {
@@ -177,6 +192,20 @@ function refuseUnreadableEcKey(spki: Buffer): void {
   if (point.length < 3 || point[0] !== 0 || !EC_POINT_FORMS.has(point[1] as number)) {
     unsupportedKey('EC public key is not a compressed or uncompressed point');
   }
+}
+
+/**
+ * Refuses an Ed25519 public key that is a point of small order, or whose y is not below p = 2^255 - 19 (no
+ * canonical encoding of any point: p and p + 1 are y = 0 and y = 1 again). Every other 32 bytes are either a
+ * point of large order or no point at all, which the decoder refuses.
+ */
+function refuseWeakEd25519Key(key: Buffer): void {
+  const y = Buffer.from(key);
+  y[31] = (y[31] as number) & 0x7f;
+  if (ED25519_SMALL_ORDER_Y.some((point) => point.equals(y))) unsupportedKey('Ed25519 public key of small order');
+  let belowP = y[31] !== 0x7f || (y[0] as number) < 0xed;
+  for (let i = 1; i < 31 && !belowP; i++) belowP = y[i] !== 0xff;
+  if (!belowP) unsupportedKey('Ed25519 public key is not canonically encoded');
 }
 
 function unsupportedKey(message: string): never {

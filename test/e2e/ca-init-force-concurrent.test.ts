@@ -8,7 +8,7 @@ import { connect } from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { loadCaMaterial, rotateIntermediate } from '../../src/ca/index.js';
 import { cliCaDirPerTest } from '../helpers/ca-dir.js';
-import { spawnCli, waitForCli } from '../helpers/cli-process.js';
+import { spawnAutoRotatingServe, spawnCli, waitForCli } from '../helpers/cli-process.js';
 import { pauseAfterRename } from '../helpers/pause-at-rename.js';
 import { eventually, waitFor } from '../helpers/wait.js';
 
@@ -20,21 +20,7 @@ describe('meshauth ca init --force while ca serve rotates the intermediate', () 
     // An intermediate already past half its life: the server rotates within its first second.
     await rotateIntermediate(dir(), new Date(Date.now() - 120_000), 200_000);
     const pause = pauseAfterRename(ca.cwd, 'intermediate.key', 'serve');
-    const serve = spawnCli(
-      [
-        'ca',
-        'serve',
-        '--dir',
-        dir(),
-        '--listen',
-        '127.0.0.1:0',
-        '--auto-rotate-intermediate',
-        '--intermediate-ttl',
-        '1h',
-      ],
-      ca.cleanups,
-      pause.env,
-    );
+    const serve = spawnAutoRotatingServe(dir(), ca.cleanups, pause.env);
     await pause.reached();
     const init = spawnCli(['ca', 'init', '--force', '--trust-domain', 'example.org', '--dir', dir()], ca.cleanups);
     await waitFor(

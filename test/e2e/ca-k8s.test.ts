@@ -284,6 +284,12 @@ describe('ca serve from the mounted Secret (stateless, read-only)', () => {
   });
 });
 
+/** `ca serve --k8s-issuer` on the Secret mounted at `dir`, as the CA's Deployment runs it; its exit and output. */
+function serveOnSecret(dir: string) {
+  const args = ['ca', 'serve', '--dir', dir, '--listen', '127.0.0.1:0'];
+  return meshauth([...args, '--k8s-issuer', api.issuer, '--k8s-token-file', api.tokenFile], { cwd });
+}
+
 describe('ca serve on an empty Secret', () => {
   it.each([
     ['fail/empty mounted Secret dir', (dir: string) => mountSecret(dir, {})],
@@ -291,21 +297,7 @@ describe('ca serve on an empty Secret', () => {
   ])('%s → prints the first install once, exit 2', async (_name, prepare) => {
     const dir = join(cwd, `empty-${Math.random().toString(36).slice(2)}`);
     prepare(dir);
-    const result = await meshauth(
-      [
-        'ca',
-        'serve',
-        '--dir',
-        dir,
-        '--listen',
-        '127.0.0.1:0',
-        '--k8s-issuer',
-        api.issuer,
-        '--k8s-token-file',
-        api.tokenFile,
-      ],
-      { cwd },
-    );
+    const result = await serveOnSecret(dir);
     expect(result.code, result.stderr).toBe(2);
     expect(result.stdout).toBe('');
     const command =
@@ -330,21 +322,7 @@ describe('ca serve on an empty Secret', () => {
     const dir = join(cwd, `partial-${Math.random().toString(36).slice(2)}`);
     const { 'intermediate.key': _key, 'bundle.pem': _bundle, ...rest } = find('Secret', 'meshauth-ca')?.data ?? {};
     mountSecret(dir, rest);
-    const result = await meshauth(
-      [
-        'ca',
-        'serve',
-        '--dir',
-        dir,
-        '--listen',
-        '127.0.0.1:0',
-        '--k8s-issuer',
-        api.issuer,
-        '--k8s-token-file',
-        api.tokenFile,
-      ],
-      { cwd },
-    );
+    const result = await serveOnSecret(dir);
     expect(result.code, result.stderr).toBe(2);
     expect(result.stderr).toContain('the Secret meshauth-ca lacks intermediate.key, bundle.pem');
     expect(result.stderr).toContain('\n  kubectl apply -f meshauth-ca/secrets.yaml\n');

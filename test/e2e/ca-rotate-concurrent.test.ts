@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { loadCaMaterial, rotateIntermediate } from '../../src/ca/index.js';
 import { loadOrCreateJwtSigningKey } from '../../src/ca/jwt-signing-key.js';
 import { cliCaDirPerTest } from '../helpers/ca-dir.js';
-import { type CliProcess, spawnCli, waitForCli } from '../helpers/cli-process.js';
+import { type CliProcess, spawnAutoRotatingServe, spawnCli, waitForCli } from '../helpers/cli-process.js';
 import { meshauth } from '../helpers/meshauth-cli.js';
 import { pauseAfterRename } from '../helpers/pause-at-rename.js';
 import { waitFor } from '../helpers/wait.js';
@@ -54,21 +54,7 @@ describe('meshauth ca rotate while another process writes the same directory', {
     // An intermediate already past half its life: the server rotates within its first second.
     await rotateIntermediate(dir(), new Date(Date.now() - 120_000), 200_000);
     const pause = pauseAfterRename(ca.cwd, 'intermediate.key', 'serve');
-    const serve = spawnCli(
-      [
-        'ca',
-        'serve',
-        '--dir',
-        dir(),
-        '--listen',
-        '127.0.0.1:0',
-        '--auto-rotate-intermediate',
-        '--intermediate-ttl',
-        '1h',
-      ],
-      ca.cleanups,
-      pause.env,
-    );
+    const serve = spawnAutoRotatingServe(dir(), ca.cleanups, pause.env);
     await pause.reached();
     const rotate = spawnCli(['ca', 'rotate', '--intermediate', '--dir', dir()], ca.cleanups);
     await ranOrWaits(rotate);
@@ -94,21 +80,7 @@ describe('meshauth ca rotate while another process writes the same directory', {
     await rotateIntermediate(dir(), new Date(Date.now() - 120_000), 200_000);
     expect((await meshauth(['ca', 'rotate', '--root', '--dir', dir()], { cwd: ca.cwd })).code).toBe(0);
     const pause = pauseAfterRename(ca.cwd, 'intermediate.key', 'serve');
-    const serve = spawnCli(
-      [
-        'ca',
-        'serve',
-        '--dir',
-        dir(),
-        '--listen',
-        '127.0.0.1:0',
-        '--auto-rotate-intermediate',
-        '--intermediate-ttl',
-        '1h',
-      ],
-      ca.cleanups,
-      pause.env,
-    );
+    const serve = spawnAutoRotatingServe(dir(), ca.cleanups, pause.env);
     await pause.reached();
     const activate = spawnCli(['ca', 'rotate', '--root', '--activate', '--dir', dir()], ca.cleanups);
     await ranOrWaits(activate);

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { loadCaMaterial, rotateIntermediate } from '../../src/ca/index.js';
 import { ROTATION_LOCK_FILE, STALE_LOCK_MS } from '../../src/ca/rotation-lock.js';
 import { cliCaDirPerTest } from '../helpers/ca-dir.js';
-import { capturedProcess, spawnCli, waitForCli } from '../helpers/cli-process.js';
+import { capturedProcess, spawnAutoRotatingServe, spawnCli, waitForCli } from '../helpers/cli-process.js';
 import { ROOT } from '../helpers/meshauth-cli.js';
 import { pauseAfterRename } from '../helpers/pause-at-rename.js';
 
@@ -86,20 +86,7 @@ describe.runIf(process.platform === 'linux')(
       const pid = holder.child.pid as number;
       process.kill(pid, 'SIGKILL');
       await holder.exited;
-      const serve = spawnCli(
-        [
-          'ca',
-          'serve',
-          '--dir',
-          dir(),
-          '--listen',
-          '127.0.0.1:0',
-          '--auto-rotate-intermediate',
-          '--intermediate-ttl',
-          '1h',
-        ],
-        ca.cleanups,
-      );
+      const serve = spawnAutoRotatingServe(dir(), ca.cleanups);
       await waitForCli(
         serve,
         'the replica to rotate',

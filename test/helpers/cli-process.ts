@@ -30,6 +30,19 @@ export function spawnCli(
   );
 }
 
+/**
+ * `meshauth ca serve --dir DIR` on 127.0.0.1:0 that mints its next 1 h intermediate at half-life, as a replica run
+ * with --auto-rotate-intermediate does (give it an intermediate past half its life and it rotates within a second).
+ */
+export function spawnAutoRotatingServe(
+  dir: string,
+  cleanups: (() => Promise<void> | void)[],
+  env: NodeJS.ProcessEnv = process.env,
+): CliProcess {
+  const args = ['ca', 'serve', '--dir', dir, '--listen', '127.0.0.1:0', '--auto-rotate-intermediate'];
+  return spawnCli([...args, '--intermediate-ttl', '1h'], cleanups, env);
+}
+
 /** A spawned child with its stdout and stderr captured, SIGKILLed by `cleanups` if it is still alive then. */
 export function capturedProcess(child: ChildProcess, cleanups: (() => Promise<void> | void)[]): CliProcess {
   let output = '';

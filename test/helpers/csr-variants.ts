@@ -2,10 +2,25 @@
 // after it, a DER with bytes appended inside the PEM, an EC key that is no point. Each is a real PKCS#10 request,
 // correctly self-signed where its key can sign.
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { createCsrPem, KEY_ALGORITHMS, toPem, x509 } from '../../src/pki/index.js';
+import type { MeshauthError } from '../../src/errors/index.js';
+import { createCsrPem, KEY_ALGORITHMS, toPem, verifyCsrPem, x509 } from '../../src/pki/index.js';
 import { EncodingNoise, oid, tlv } from './der-writer.js';
 
 const subtle = globalThis.crypto.subtle;
+
+/**
+ * Why verifyCsrPem refuses `pem` (its MESHAUTH_ERR_CSR_INVALID reason), or undefined when it accepts it. Any other
+ * error (another code) fails the test that asked.
+ */
+export async function csrRefusalReason(pem: string): Promise<string | undefined> {
+  const error = (await verifyCsrPem(pem).then(
+    () => undefined,
+    (e: unknown) => e,
+  )) as MeshauthError | undefined;
+  if (error === undefined) return undefined;
+  if (error.code !== 'MESHAUTH_ERR_CSR_INVALID') throw error;
+  return error.reason;
+}
 
 /** A self-signed CSR for an RSA-2048 key with public exponent `exponent` (e.g. 3). */
 export async function rsaCsrWithExponent(exponent: number): Promise<string> {

@@ -245,7 +245,7 @@ function takeoverHeld(dir: string): MeshauthError {
     'MESHAUTH_ERR_CA_EXISTS',
     `another \`meshauth ca init\` is taking over the marker of an unfinished one in ${dir} (${lock} is held): run ` +
       `\`meshauth ca init\` again in a moment; a lock left by a run that died is broken at once by a run in the same ` +
-      `boot and PID namespace, after ${Math.round(STALE_LOCK_MS / 1000)} s otherwise`,
+      `boot, PID and time namespace, after ${Math.round(STALE_LOCK_MS / 1000)} s otherwise`,
     { reason: 'init_in_progress' },
   );
 }

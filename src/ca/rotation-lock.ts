@@ -3,9 +3,9 @@
 // commands; also a key pair's lock (key-pair-lock.ts). The directory may be a volume shared by several hosts, so the
 // rules every holder can follow are plain file operations: exclusive creation (link(2), see ca-files.ts), the file's
 // mtime for staleness, and a random token per holder (a pid means nothing on another host). A holder on this machine
-// also writes its process identity into the lock, so that another process in the same boot and PID namespace breaks
-// the lock of a holder that has ended (a killed `ca rotate`, `cert renew`) at once instead of a minute later. It must
-// not decide whether a rotation is due: that is CertificateWatch's job.
+// also writes its process identity into the lock, so that another process in the same boot, PID and time namespace
+// breaks the lock of a holder that has ended (a killed `ca rotate`, `cert renew`) at once instead of a minute later.
+// It must not decide whether a rotation is due: that is CertificateWatch's job.
 import { lstat, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -44,7 +44,10 @@ const RELEASE_RETRY_MS = 25;
 export interface RotationLock {
   /** Removes the lock file only if it still holds this holder's token. */
   release(): Promise<ReleaseOutcome>;
-  /** True while the lock file still holds this holder's token (no other process broke it as stale). */
+  /**
+   * True while the lock file still holds this holder's token (no other process broke it as stale); throws when the
+   * file cannot be read.
+   */
   isHeld(): Promise<boolean>;
 }
 
@@ -125,15 +128,16 @@ async function mayBreak(path: string): Promise<boolean> {
 
 function heldLock(path: string, content: string): RotationLock {
   return {
-    isHeld: async () => (await contentOf(path)) === content,
+    isHeld: async () => (await ownContentOf(path)) === content,
     release: async () => {
       for (let attempt = 0; attempt < RELEASE_ATTEMPTS; attempt++) {
         if (attempt > 0) await delay(RELEASE_RETRY_MS);
+        // A read that fails (EMFILE, EIO) says nothing of whose the lock is: tried again, never taken for a takeover.
         const outcome = await underBreakLock(path, async (): Promise<ReleaseOutcome> => {
-          if ((await contentOf(path)) !== content) return 'taken_over';
+          if ((await ownContentOf(path)) !== content) return 'taken_over';
           await rm(path, { force: true });
           return 'released';
-        });
+        }).catch(() => undefined);
         if (outcome !== undefined) return outcome;
       }
       return 'left';
@@ -175,11 +179,24 @@ async function ageOf(path: string): Promise<number | undefined> {
  * may not read, 0600) reads as nobody's content: a holder it cannot judge, whose lock is waited for until stale.
  * Undefined only when nothing is there to read (ENOENT, also through a link to nothing).
  */
-async function contentOf(path: string): Promise<string | undefined> {
+function contentOf(path: string): Promise<string | undefined> {
+  return ownContentOf(path).catch(() => '');
+}
+
+/**
+ * The lock's content as its own holder reads it: as contentOf, but a read that fails (EMFILE, EIO, EACCES) throws
+ * instead of reading as nobody's: for another process's lock that only means waiting until stale, for its own it
+ * would be taken for a takeover.
+ */
+async function ownContentOf(path: string): Promise<string | undefined> {
   try {
     return readRegularFile(path, MAX_LOCK_BYTES).bytes.toString('utf8');
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : '';
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    // Not a regular file, or larger than any holder writes: whatever is there now is not this holder's lock.
+    if (code === 'ENOTREG' || code === 'EFBIG') return '';
+    throw error;
   }
 }
 

@@ -501,7 +501,7 @@ function directoryLockNotices(dir: string): LockWaitOptions {
     onWait: (holder) =>
       process.stderr.write(
         `meshauth: waiting for another process changing ${dir} (${ROTATION_LOCK_FILE}: ${holder}); ` +
-          'a lock left by a process that died is broken at once from the same boot and PID namespace, after ' +
+          'a lock left by a process that died is broken at once from the same boot, PID and time namespace, after ' +
           `${Math.round(STALE_LOCK_MS / 1000)} s otherwise\n`,
       ),
     onHolderEnded: (holder) => {

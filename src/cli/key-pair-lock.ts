@@ -45,8 +45,8 @@ export function sayWaiting(keyFile: string): (holder: string) => void {
   return (holder) =>
     process.stderr.write(
       `meshauth: waiting for another process writing ${keyFile} and its certificate (${keyPairLockPath(keyFile)}: ` +
-        `${holder}); a lock left by a process that died is broken at once from the same boot and PID namespace, after ` +
-        `${STALE_LOCK_MS / 1000} s without a heartbeat otherwise\n`,
+        `${holder}); a lock left by a process that died is broken at once from the same boot, PID and time ` +
+        `namespace, after ${STALE_LOCK_MS / 1000} s without a heartbeat otherwise\n`,
     );
 }
 

@@ -256,7 +256,7 @@ describe.runIf(linux)('initCa refuses what it must not replace', () => {
     const error = await initError(dir);
     expect(error).toMatchObject({ code: 'MESHAUTH_ERR_CA_EXISTS', reason: 'init_in_progress' });
     expect(error.message).toContain(`(${join(dir, '.ca-init.takeover')} is held)`);
-    expect(error.message).toContain('at once by a run in the same boot and PID namespace, after 60 s otherwise');
+    expect(error.message).toContain('at once by a run in the same boot, PID and time namespace, after 60 s otherwise');
   });
 
   it.each([

@@ -5,7 +5,16 @@
 // exactly one breaks it and their actions never overlap; and a lock whose holder this process cannot judge (no
 // identity in it, another boot or PID namespace) is left to go stale.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -229,7 +238,10 @@ describe.runIf(process.platform === 'linux')('a key pair lock whose holder ended
     async () => {
       const holder = await holdKeyPairLock(key, cleanups, ['unshare', '--time', '--boottime', '1000']);
       const held = readFileSync(lock, 'utf8');
-      expect(JSON.parse(held.split('\n')[1] ?? '')).toMatchObject({ timeNamespace: expect.stringMatching(/^time:/) });
+      const identity = JSON.parse(held.split('\n')[1] ?? '');
+      expect(identity).toMatchObject({ timeNamespace: expect.stringMatching(/^time:/) });
+      // Else the holder is in this one and the case tests nothing.
+      expect(identity.timeNamespace).not.toBe(readlinkSync('/proc/self/ns/time'));
       const ended: EndedHolder[] = [];
       expect(await acquireRotationLock(lock, { onHolderEnded: (who) => void ended.push(who) })).toBeUndefined();
       expect(ended).toEqual([]);

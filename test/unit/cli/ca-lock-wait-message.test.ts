@@ -40,7 +40,7 @@ describe('ca rotate waiting for the directory lock', () => {
     try {
       const line = await waitFor('the wait message', () => stderr.find((text) => text.includes('waiting for')));
       expect(line).toContain(
-        'a lock left by a process that died is broken at once from the same boot and PID namespace, after 90 s otherwise\n',
+        'a lock left by a process that died is broken at once from the same boot, PID and time namespace, after 90 s otherwise\n',
       );
     } finally {
       released = (await held?.release()) === 'released';

@@ -56,6 +56,10 @@ describe('processState without a look', () => {
     expect(processState(recorded, judge)).toBe('unknown');
   });
 
+  it('ok/a record without a time namespace (an earlier meshauth), a judge with one → unknown', () => {
+    expect(processState({ ...judge, pid: 1 }, { ...judge, timeNamespace: 'time:[4026531834]' })).toBe('unknown');
+  });
+
   it('ok/a judge with no identity (not Linux) → unknown', () => {
     expect(processState(judge, undefined)).toBe('unknown');
   });

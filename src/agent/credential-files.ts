@@ -4,7 +4,7 @@
 // is the token itself (`--token-file <the token>` is not refused by a schema): such a path is withheld
 // (config/secret-path.ts), from the message and from Node's error kept as its cause.
 import {
-  distinctCertificateCount,
+  distinctCertificateBlocks,
   MAX_BUNDLE_BYTES,
   MAX_BUNDLE_CERTIFICATES,
   TOO_MANY_CERTIFICATES_FIX,
@@ -23,7 +23,8 @@ const MAX_TOKEN_BYTES = 64 * 1024;
 export async function readBundleFile(path: string, trustDomain: TrustDomain, setting?: string): Promise<TrustBundle> {
   const { text } = readText(path, MAX_BUNDLE_BYTES, 'trust bundle', setting);
   // Counted before parsing (see MAX_BUNDLE_CERTIFICATES); also checked at start, but the file may change since.
-  const count = distinctCertificateCount(text);
+  const blocks = distinctCertificateBlocks(text);
+  const count = blocks.length;
   if (count > MAX_BUNDLE_CERTIFICATES) {
     throw new MeshauthError(
       'MESHAUTH_ERR_FILE_UNREADABLE',
@@ -33,7 +34,7 @@ export async function readBundleFile(path: string, trustDomain: TrustDomain, set
     );
   }
   try {
-    return new TrustBundle(trustDomain, parseCertificatesPemOnce(text));
+    return new TrustBundle(trustDomain, parseCertificatesPemOnce(blocks.join('\n')));
   } catch (cause) {
     throw new MeshauthError(
       'MESHAUTH_ERR_FILE_UNREADABLE',

@@ -18,9 +18,18 @@ export const MAX_BUNDLE_BYTES = 1024 * 1024;
  */
 export const MAX_BUNDLE_CERTIFICATES = 32;
 
-/** How many different certificates `pem` holds (a block given twice counts once), counted without parsing them. */
-export function distinctCertificateCount(pem: string): number {
-  return new Set(certificatePemBlocks(pem).map((block) => block.replace(/\s+/g, ''))).size;
+/**
+ * The different certificates of `pem`, each block once (the first of those that differ only in whitespace), found
+ * without parsing them: what is counted against MAX_BUNDLE_CERTIFICATES and then parsed, so a root given a thousand
+ * times is parsed once.
+ */
+export function distinctCertificateBlocks(pem: string): string[] {
+  const seen = new Map<string, string>();
+  for (const block of certificatePemBlocks(pem)) {
+    const key = block.replace(/\s+/g, '');
+    if (!seen.has(key)) seen.set(key, block);
+  }
+  return [...seen.values()];
 }
 
 /** The advice of a refusal for too many certificates. */
@@ -67,7 +76,7 @@ export function checkBundleTrustDomain(setting: BundleSetting): void {
   } catch {
     return;
   }
-  const count = distinctCertificateCount(text);
+  const count = distinctCertificateBlocks(text).length;
   if (count > MAX_BUNDLE_CERTIFICATES) {
     throw new MeshauthError(
       'MESHAUTH_ERR_CONFIG_INVALID',

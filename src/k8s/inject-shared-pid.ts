@@ -11,9 +11,11 @@ import { SIDECAR_UID } from './inject-sidecar.js';
 export function sharedPidNamespaceWarnings(spec: JsonObject, where: string): string[] {
   const hostPid = spec.hostPID === true;
   if (spec.shareProcessNamespace !== true && !hostPid) return [];
+  // Every pod's processes are in the node's PID namespace; hostPID puts this pod's sidecar where the containers of
+  // other hostPID pods see it too.
   const warnings = hostPid
     ? [
-        `${where}: hostPID: any process of uid ${SIDECAR_UID} on the node can read the sidecar's memory (SVID key, token)`,
+        `${where}: hostPID: containers of other hostPID pods running as uid ${SIDECAR_UID} or root can read the sidecar's memory (SVID key, token)`,
       ]
     : [];
   const podUid = objectAt(spec, 'securityContext')?.runAsUser;
@@ -25,7 +27,7 @@ export function sharedPidNamespaceWarnings(spec: JsonObject, where: string): str
     const why = readsSidecarMemory(container, podUid);
     if (why !== undefined) {
       warnings.push(
-        `${where}: container ${String(container.name)} can read the sidecar's memory (SVID key, token) in the shared PID namespace: ${why}`,
+        `${where}: container ${String(container.name)} ${why}: it can read the sidecar's memory (SVID key, token) in the shared PID namespace`,
       );
     }
   }
@@ -34,10 +36,11 @@ export function sharedPidNamespaceWarnings(spec: JsonObject, where: string): str
 
 function readsSidecarMemory(container: JsonObject, podUid: unknown): string | undefined {
   const context = objectAt(container, 'securityContext');
-  if (context?.privileged === true) return 'privileged';
+  if (context?.privileged === true) return 'is privileged';
   const capabilities = objectAt(context ?? {}, 'capabilities') ?? {};
   const added = capabilityNames(arrayAt(capabilities, 'add'));
-  if (added.has('SYS_PTRACE') || added.has('ALL')) return 'adds SYS_PTRACE';
+  if (added.has('ALL')) return 'adds ALL capabilities';
+  if (added.has('SYS_PTRACE')) return 'adds SYS_PTRACE';
   if (added.has('SETUID')) return `adds SETUID (may switch to uid ${SIDECAR_UID})`;
   const uid = context?.runAsUser ?? podUid;
   if (uid === SIDECAR_UID) return `runs as uid ${SIDECAR_UID}, the sidecar's`;

@@ -16,7 +16,7 @@ function pod(spec: Json): Json {
 const warned = (spec: Json) =>
   injectObject(pod(spec), CONFIG).warnings.filter((warning) => warning.includes("the sidecar's memory"));
 const readsMemory = (container: string, why: string) =>
-  `Pod p: container ${container} can read the sidecar's memory (SVID key, token) in the shared PID namespace: ${why}`;
+  `Pod p: container ${container} ${why}: it can read the sidecar's memory (SVID key, token) in the shared PID namespace`;
 const SHARED = { shareProcessNamespace: true };
 
 describe('a pod sharing its PID namespace', () => {
@@ -44,11 +44,11 @@ describe('a pod sharing its PID namespace', () => {
   });
 
   it.each([
-    [{ privileged: true, runAsUser: 1000 }, 'privileged'],
+    [{ privileged: true, runAsUser: 1000 }, 'is privileged'],
     [{ runAsUser: 1000, capabilities: { add: ['SYS_PTRACE'] } }, 'adds SYS_PTRACE'],
     [{ runAsUser: 1000, capabilities: { add: ['CAP_SYS_PTRACE'] } }, 'adds SYS_PTRACE'],
     [{ runAsUser: 1000, capabilities: { add: ['sys_ptrace'] } }, 'adds SYS_PTRACE'],
-    [{ runAsUser: 1000, capabilities: { add: ['ALL'] } }, 'adds SYS_PTRACE'],
+    [{ runAsUser: 1000, capabilities: { add: ['ALL'] } }, 'adds ALL capabilities'],
     [{ runAsUser: 1000, capabilities: { add: ['SETUID'] } }, 'adds SETUID (may switch to uid 65532)'],
     [{ runAsUser: 0 }, 'runs as root (may switch to uid 65532)'],
     [{ runAsUser: 0, capabilities: { drop: ['NET_RAW'] } }, 'runs as root (may switch to uid 65532)'],
@@ -62,7 +62,7 @@ describe('a pod sharing its PID namespace', () => {
     expect(
       warned({ hostPID: true, containers: [{ name: 'app', image: 'a:1', securityContext: { runAsUser: 65532 } }] }),
     ).toEqual([
-      "Pod p: hostPID: any process of uid 65532 on the node can read the sidecar's memory (SVID key, token)",
+      "Pod p: hostPID: containers of other hostPID pods running as uid 65532 or root can read the sidecar's memory (SVID key, token)",
       readsMemory('app', "runs as uid 65532, the sidecar's"),
     ]);
   });

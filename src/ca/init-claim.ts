@@ -265,7 +265,8 @@ function initInProgress(dir: string, holder: InitHolder | undefined): MeshauthEr
   return new MeshauthError(
     'MESHAUTH_ERR_CA_EXISTS',
     `another \`meshauth ca init\`${who} is creating a CA in ${dir}: the CA is there once it has finished. If no such ` +
-      `process runs any more (it ran on another host and stopped), run \`meshauth ca init\` again a minute after it ` +
+      `process runs any more (it ran where this one cannot see it, on another host or in another container, and ` +
+      `stopped), run \`meshauth ca init\` again a minute after it ` +
       `began, or delete ${caPaths(dir).initMarker} and run it again`,
     { reason: 'init_in_progress' },
   );

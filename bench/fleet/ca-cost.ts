@@ -8,12 +8,12 @@ import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '../../src/pk
 import { stageCa, startCaProcess } from './ca-process.js';
 
 /**
- * One number per thread of a process, summed by `key` (the main thread is "main"), read from /proc/PID/task/TID by
- * `value`; a thread that ends while it is read is left out.
+ * One number per thread of a process, summed by `key` (the main thread is "main"), read by `value` from the thread's
+ * /proc/PID/task/TID directory and its stat line; a thread that ends while it is read is left out.
  */
 function perThreadTotals(
   pid: number | undefined,
-  value: (task: string) => number,
+  value: (task: string, stat: string) => number,
   key: (name: string, tid: string) => string,
 ): Map<string, number> {
   const out = new Map<string, number>();
@@ -23,7 +23,7 @@ function perThreadTotals(
       const task = `/proc/${pid}/task/${tid}`;
       const stat = readFileSync(`${task}/stat`, 'utf8');
       const name = tid === String(pid) ? 'main' : key(stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), tid);
-      out.set(name, (out.get(name) ?? 0) + value(task));
+      out.set(name, (out.get(name) ?? 0) + value(task, stat));
     } catch {
       // the thread ended
     }
@@ -35,8 +35,7 @@ function perThreadTotals(
 function threadCpuMs(pid: number | undefined): Map<string, number> {
   return perThreadTotals(
     pid,
-    (task) => {
-      const stat = readFileSync(`${task}/stat`, 'utf8');
+    (_task, stat) => {
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       return (Number(fields[11]) + Number(fields[12])) * 10;
     },

@@ -76,7 +76,7 @@ export class CaAuthority {
         'CA directory files do not fit together; waiting for a rotation in progress, then reading them again',
       );
       return withRotationLock(dir, load, {
-        onHolderEnded: logHolderEnded(logger, ROTATION_LOCK_FILE),
+        onHolderEnded: logHolderEnded(logger, { event: 'rotation_lock_broken', lock: ROTATION_LOCK_FILE }),
       });
     }
   }

@@ -105,7 +105,27 @@ export async function writeNewFile(
   mode: number,
   namedAs: string = path,
 ): Promise<void> {
-  await writeFileAt(path, namedAs, data, mode);
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'wx', mode);
+  } catch (error) {
+    // A directory that cannot take the file (read-only, not writable by this user): reported as writing `namedAs`,
+    // the file the caller named. A temporary name means nothing to the user, and the CLI reads an `open` failure as
+    // a possible read, leaving it unconverted (Node's raw text, exit 1, no code).
+    throw Object.assign(error as NodeJS.ErrnoException, { path: namedAs, syscall: 'write' });
+  }
+  try {
+    await handle.writeFile(data);
+    await handle.chmod(mode); // the umask may have narrowed or widened the mode given to open()
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await rm(path, { force: true });
+    // A full disk fails here, not at open(), and Node's error names no path: named by `namedAs`, the CLI reports it
+    // as MESHAUTH_ERR_FILE_UNWRITABLE naming the file instead of Node's raw text.
+    throw Object.assign(error as NodeJS.ErrnoException, { path: namedAs, syscall: 'write' });
+  }
+  await handle.close();
 }
 
 /** Renames `from` onto `to` (same file system), a failure named by `to`, the file the caller is putting in place. */
@@ -147,31 +167,6 @@ function namingTarget(error: unknown, path: string): unknown {
 /** A complete, fsync'd temporary file next to `path`; the caller renames or links it into place. */
 async function writeTempFile(path: string, data: string | Uint8Array, mode: number): Promise<string> {
   const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
-  await writeFileAt(tmp, path, data, mode);
+  await writeNewFile(tmp, data, mode, path);
   return tmp;
-}
-
-/** Creates `file` exclusively with `data`, fsync'd, mode `mode`; errors are named by `path`, the caller's file. */
-async function writeFileAt(file: string, path: string, data: string | Uint8Array, mode: number): Promise<void> {
-  let handle: FileHandle;
-  try {
-    handle = await open(file, 'wx', mode);
-  } catch (error) {
-    // A directory that cannot take the file (read-only, not writable by this user): reported as writing `path`, the
-    // file the caller named. The temporary name means nothing to the user, and the CLI reads an `open` failure as
-    // a possible read, leaving it unconverted (Node's raw text, exit 1, no code).
-    throw Object.assign(error as NodeJS.ErrnoException, { path, syscall: 'write' });
-  }
-  try {
-    await handle.writeFile(data);
-    await handle.chmod(mode); // the umask may have narrowed or widened the mode given to open()
-    await handle.sync();
-  } catch (error) {
-    await handle.close();
-    await rm(file, { force: true });
-    // A full disk fails here, not at open(), and Node's error names no path: named by `path`, the CLI reports it as
-    // MESHAUTH_ERR_FILE_UNWRITABLE naming the file instead of Node's raw text.
-    throw Object.assign(error as NodeJS.ErrnoException, { path, syscall: 'write' });
-  }
-  await handle.close();
 }

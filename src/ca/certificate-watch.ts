@@ -142,7 +142,7 @@ export class CertificateWatch {
     const started = Date.now();
     try {
       const lock = await acquireRotationLock(join(dir, ROTATION_LOCK_FILE), {
-        onHolderEnded: logHolderEnded(logger, ROTATION_LOCK_FILE),
+        onHolderEnded: logHolderEnded(logger, { event: 'rotation_lock_broken', lock: ROTATION_LOCK_FILE }),
       });
       if (lock === undefined) return; // another replica is rotating; its result is picked up on reload
       try {

@@ -15,6 +15,7 @@ import {
   processIdentityOf,
   processState,
   readRegularFile,
+  sameProcess,
   thisProcess,
 } from '../platform/index.js';
 import { caPaths, createFileExclusive, PRIVATE_FILE_MODE, writeFileAtomic } from './ca-files.js';
@@ -57,7 +58,7 @@ export function isHolderAlive(holder: InitHolder | undefined, check: HolderCheck
   const writer = holder?.writer;
   if (holder === undefined || writer === undefined) return check.ageMs < STALE_LOCK_MS;
   // This very process runs, yet a claim of it that is no longer held is a run that failed here.
-  if (check.self !== undefined && isSameProcess(writer, check.self)) return check.heldHere(holder.token);
+  if (check.self !== undefined && sameProcess(writer, check.self)) return check.heldHere(holder.token);
   switch (check.stateOf(writer)) {
     case 'running':
       return true;
@@ -66,10 +67,6 @@ export function isHolderAlive(holder: InitHolder | undefined, check: HolderCheck
     case 'unknown':
       return check.ageMs < STALE_LOCK_MS;
   }
-}
-
-function isSameProcess(a: ProcessIdentity, b: ProcessIdentity): boolean {
-  return a.boot === b.boot && a.pidNamespace === b.pidNamespace && a.pid === b.pid && a.start === b.start;
 }
 
 export interface InitClaim {
@@ -266,8 +263,8 @@ function initInProgress(dir: string, holder: InitHolder | undefined): MeshauthEr
     'MESHAUTH_ERR_CA_EXISTS',
     `another \`meshauth ca init\`${who} is creating a CA in ${dir}: the CA is there once it has finished. If no such ` +
       `process runs any more (it ran where this one cannot see it, on another host or in another container, and ` +
-      `stopped), run \`meshauth ca init\` again a minute after it ` +
-      `began, or delete ${caPaths(dir).initMarker} and run it again`,
+      `stopped), run \`meshauth ca init\` again a minute after it began, or delete ${caPaths(dir).initMarker} and ` +
+      'run it again',
     { reason: 'init_in_progress' },
   );
 }

@@ -76,12 +76,10 @@ export async function initCaForKubernetes(options: K8sInitOptions): Promise<K8sI
   });
   const secretsFile = join(options.dir, 'secrets.yaml');
   const webhookCaFile = join(options.dir, 'webhook-ca-bundle.pem');
-  let intermediateNotAfter = new Date(0);
   // Written before the init counts as finished: a run stopped before them leaves a half-made CA, which the next
   // `ca init --k8s-secret` replaces, instead of a CA without manifests that it refuses to touch.
   const writeManifests = async () => {
     const ca = await caObjects(options.dir, options, '--out');
-    intermediateNotAfter = ca.intermediateNotAfter;
     await writeFileAtomic(
       secretsFile,
       toYamlDocuments(
@@ -97,7 +95,7 @@ export async function initCaForKubernetes(options: K8sInitOptions): Promise<K8sI
     );
     await writeFileAtomic(webhookCaFile, webhook.caPem, PUBLIC_FILE_MODE);
   };
-  const { paths, interruptedRun } = await initCa({
+  const { paths, intermediateNotAfter, interruptedRun } = await initCa({
     dir: options.dir,
     trustDomain,
     force: options.force === true,

@@ -45,11 +45,17 @@ export function endedHolder(content: string, lockAgeMs: number): EndedHolder | u
   return { holderPid: identity.pid, holderHost: line.split(' ')[1] ?? 'unknown', lockAgeMs: Math.round(lockAgeMs) };
 }
 
-/** The `onHolderEnded` of a `ca serve` replica: one structured line naming the lock (`lock`). */
-export function logHolderEnded(logger: Logger, lock: string): (holder: EndedHolder) => void {
+/** What a broken lock's log line says of it: its event, the lock, and what the lock guards (`key`, for a pair). */
+export interface BrokenLockFields extends Record<string, unknown> {
+  readonly event: string;
+  readonly lock: string;
+}
+
+/** An `onHolderEnded` that writes one structured warn line: `fields`, the reason and who held the lock. */
+export function logHolderEnded(logger: Logger, fields: BrokenLockFields): (holder: EndedHolder) => void {
   return (holder) =>
     logger.warn(
-      { event: 'rotation_lock_broken', reason: 'holder_ended', lock, ...holder },
-      `broke ${lock}: the process that held it (pid ${holder.holderPid}) has ended`,
+      { ...fields, reason: 'holder_ended', ...holder },
+      `broke ${fields.lock}: the process that held it (pid ${holder.holderPid}) has ended`,
     );
 }

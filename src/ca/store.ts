@@ -54,6 +54,8 @@ export interface InitCaOptions {
 export interface InitCaResult {
   readonly trustDomain: TrustDomain;
   readonly paths: CaPaths;
+  /** When the new intermediate expires. */
+  readonly intermediateNotAfter: Date;
   /** The run whose half-made CA this one replaced (it died); undefined when there was none. */
   readonly interruptedRun: InitHolder | undefined;
 }
@@ -100,7 +102,7 @@ export async function initCa(options: InitCaOptions): Promise<InitCaResult> {
     // Again under the claim: another run may have finished its CA since the check above.
     const existing = await firstExisting(CA_FILES.map((name) => paths[name]));
     if (existing !== undefined && !force && !claim.interrupted) await refuseExistingCa(paths);
-    const staged = await stageNewCa(paths, trustDomain, options.now ?? new Date());
+    const { staged, intermediateNotAfter } = await stageNewCa(paths, trustDomain, options.now ?? new Date());
     // Files a `ca serve` may be rotating, or a `ca rotate` writing, are replaced under the lock they take, or a
     // rotation's certificate (under the old root) landed beside the new CA's key. A new directory has no such writer.
     const replacing = existing !== undefined || claim.interrupted;
@@ -118,6 +120,12 @@ export async function initCa(options: InitCaOptions): Promise<InitCaResult> {
     else await publish();
     await rm(paths.initStaging, { recursive: true, force: true });
     await claim.release();
+    return {
+      trustDomain,
+      paths,
+      intermediateNotAfter,
+      interruptedRun: claim.interrupted ? claim.takenFrom : undefined,
+    };
   } catch (error) {
     // Once the directory has changed, or when it was half-made already, the marker stays, begun, for the next run to
     // find; otherwise nothing happened, and none is left.
@@ -129,7 +137,6 @@ export async function initCa(options: InitCaOptions): Promise<InitCaResult> {
     }
     throw error;
   }
-  return { trustDomain, paths, interruptedRun: claim.interrupted ? claim.takenFrom : undefined };
 }
 
 /**
@@ -171,7 +178,11 @@ const PUBLISH_ORDER = [
 ] as const satisfies readonly (keyof CaPaths)[];
 
 /** The new CA written complete, fsync'd and with its final modes into the (emptied) staging directory. */
-async function stageNewCa(paths: CaPaths, trustDomain: TrustDomain, now: Date): Promise<CaPaths> {
+async function stageNewCa(
+  paths: CaPaths,
+  trustDomain: TrustDomain,
+  now: Date,
+): Promise<{ readonly staged: CaPaths; readonly intermediateNotAfter: Date }> {
   await rm(paths.initStaging, { recursive: true, force: true }); // a run that died left it
   await mkdir(paths.initStaging, { mode: 0o700 });
   const staged = caPaths(paths.initStaging);
@@ -189,7 +200,7 @@ async function stageNewCa(paths: CaPaths, trustDomain: TrustDomain, now: Date): 
   };
   // A full disk is reported naming the file of the CA it was for, not its staging copy.
   for (const name of PUBLISH_ORDER) await writeNewFile(staged[name], ...files[name], paths[name]);
-  return staged;
+  return { staged, intermediateNotAfter: intermediate.certificate.notAfter };
 }
 
 /**

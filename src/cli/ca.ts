@@ -629,12 +629,22 @@ The intermediate expires ${result.intermediateNotAfter.toISOString()}. Before th
  * A directory a `ca init` is still making (its `.ca-init` marker) is left to the CA files' own message.
  */
 async function refuseEmptySecretDir(opts: ServeOptions): Promise<void> {
-  const { readdir } = await import('node:fs/promises');
-  const { dirname, join } = await import('node:path');
-  const present = await readdir(opts.dir).catch(() => [] as string[]);
-  const needed = ['root.crt', 'intermediate.crt', 'intermediate.key', 'bundle.pem'];
-  const missing = needed.filter((file) => !present.includes(file));
-  if (missing.length === 0 || present.includes('.ca-init')) return;
+  const { lstatSync } = await import('node:fs');
+  const { basename, dirname, join } = await import('node:path');
+  const { caPaths } = await import('../ca/ca-files.js');
+  const paths = caPaths(opts.dir);
+  // Entries, not what they name: a Secret volume's keys are links into its `..data`. A --dir that is no directory
+  // holds none of them.
+  const present = (file: string) => {
+    try {
+      return lstatSync(file, { throwIfNoEntry: false }) !== undefined;
+    } catch {
+      return false;
+    }
+  };
+  const needed = [paths.rootCert, paths.intermediateCert, paths.intermediateKey, paths.bundle];
+  const missing = needed.filter((file) => !present(file)).map((file) => basename(file));
+  if (missing.length === 0 || present(paths.initMarker)) return;
   // In a pod the service-account directory names the namespace the CA runs in.
   const namespace =
     (await readFile(join(dirname(opts.k8sTokenFile), 'namespace'), 'utf8').catch(() => '')).trim() || 'meshauth';

@@ -5,7 +5,8 @@
 // when its mtime is old, broken under a second lock, and broken at once when the process that holds it has ended
 // on this machine (a `cert renew` killed by a cron job's timeout). It must not read or write the pair itself.
 import { utimes } from 'node:fs/promises';
-import { type EndedHolder, type RotationLock, STALE_LOCK_MS, waitForLock } from '../ca/rotation-lock.js';
+import { logHolderEnded } from '../ca/lock-holder.js';
+import { type EndedHolder, STALE_LOCK_MS, waitForLock } from '../ca/rotation-lock.js';
 import { MeshauthError } from '../errors/index.js';
 
 /** The lock of the pair whose key is `keyFile`: `web.key.lock` beside `web.key`. */
@@ -62,7 +63,22 @@ export async function withKeyPairLock<T>(
   options: KeyPairLockOptions = {},
 ): Promise<T> {
   const path = keyPairLockPath(keyFile);
-  const lock = await waitForPairLock(keyFile, path, options);
+  // Any other holder finishes, ends (its lock broken at once) or goes stale first.
+  const lock = await waitForLock(path, {
+    timeoutMs: options.timeoutMs ?? 2 * STALE_LOCK_MS + 5_000,
+    ...(options.onWait === undefined ? {} : { onWait: options.onWait }),
+    ...(options.remakeDirectory === undefined ? {} : { remakeDirectory: options.remakeDirectory }),
+    onHolderEnded:
+      options.onHolderEnded ??
+      (async (holder) => {
+        // One line on stderr (stdout is the command's answer); the logger is loaded only by a command that meets
+        // an ended holder.
+        const { createLogger } = await import('../telemetry/index.js');
+        const fields = { event: 'key_pair_lock_broken', lock: path, key: keyFile };
+        logHolderEnded(createLogger({ name: 'cli' }), fields)(holder);
+      }),
+    timedOut: (holder) => locked(keyFile, path, holder),
+  });
   // A directory this user cannot create a file in: no command can replace the pair there either (its staged files
   // go beside it), so `action` runs unlocked and fails, or only reads, as it did before the lock, with a message that
   // names the key or chain, not a lock file the user never asked for.
@@ -88,40 +104,6 @@ export async function withKeyPairLock<T>(
     clearInterval(heartbeat);
     await lock.release();
   }
-}
-
-/** The pair's lock, once any other holder has finished, ended (its lock broken at once) or gone stale. */
-async function waitForPairLock(
-  keyFile: string,
-  path: string,
-  options: KeyPairLockOptions,
-): Promise<RotationLock | undefined> {
-  return waitForLock(path, {
-    timeoutMs: options.timeoutMs ?? 2 * STALE_LOCK_MS + 5_000,
-    ...(options.onWait === undefined ? {} : { onWait: options.onWait }),
-    ...(options.remakeDirectory === undefined ? {} : { remakeDirectory: options.remakeDirectory }),
-    onHolderEnded: options.onHolderEnded ?? ((holder) => logHolderEnded(keyFile, path, holder)),
-    timedOut: (holder) => locked(keyFile, path, holder),
-  });
-}
-
-/**
- * One structured line on stderr (stdout is the command's answer): the lock was not waited out, and which process
- * left it (most likely killed while it wrote the pair: the files are checked as usual by the command).
- */
-async function logHolderEnded(keyFile: string, path: string, holder: EndedHolder): Promise<void> {
-  // Loaded only here: a command that never meets an ended holder does not load the logger.
-  const { createLogger } = await import('../telemetry/index.js');
-  createLogger({ name: 'cli' }).warn(
-    {
-      event: 'key_pair_lock_broken',
-      reason: 'holder_ended',
-      lock: path,
-      key: keyFile,
-      ...holder,
-    },
-    `broke ${path}: the process that held it (pid ${holder.holderPid}) has ended`,
-  );
 }
 
 /**

@@ -36,6 +36,24 @@ export function describeConfigIssue(issue: z.core.$ZodIssue, context: IssueConte
   return `${key === '' ? '(top level)' : key}${origin}: ${issue.message}`;
 }
 
+/** A config file with many problems gets the first ones named (one fix often mends several), then a count. */
+export const MAX_REPORTED_ISSUES = 5;
+
+/**
+ * One line per issue, each led by `source` (the file): the first `max`, then `(N more problems)` when there are
+ * more.
+ */
+export function configProblemLines(
+  source: string,
+  issues: readonly z.core.$ZodIssue[],
+  context: IssueContext,
+  max = MAX_REPORTED_ISSUES,
+): string[] {
+  const lines = issues.slice(0, max).map((issue) => `${source}: ${describeConfigIssue(issue, context)}`);
+  if (issues.length > max) lines.push(`(${issues.length - max} more problems)`);
+  return lines;
+}
+
 const WANTED: Readonly<Record<string, string>> = {
   string: 'a string',
   array: 'a list',

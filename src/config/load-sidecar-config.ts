@@ -4,7 +4,7 @@
 import type { z } from 'zod';
 import { MeshauthError } from '../errors/index.js';
 import { checkBundleTrustDomain } from './bundle-trust-domain.js';
-import { describeConfigIssue } from './config-issue.js';
+import { configProblemLines } from './config-issue.js';
 import { configKeys } from './config-reference.js';
 import { type EnvBinding, MESHAUTH_CONFIG_YAML, SIDECAR_ENV } from './env-names.js';
 import { configIssueMessage } from './issue-message.js';
@@ -17,8 +17,6 @@ import { sidecarSchema } from './sidecar-schema.js';
 import { parseYamlText } from './yaml-text.js';
 
 export type Environment = Readonly<Record<string, string | undefined>>;
-
-const MAX_REPORTED_ISSUES = 5;
 
 /**
  * Reads `file` (optional: the environment alone may configure the sidecar) or, without one, the whole document
@@ -167,10 +165,7 @@ function configError(
     reference: 'README: "Configuration reference"',
     origin: (key: string) => envOrigin(key, fromEnv),
   };
-  const lines = issues
-    .slice(0, MAX_REPORTED_ISSUES)
-    .map((issue) => `${source}: ${describeConfigIssue(issue, context)}`);
-  if (issues.length > MAX_REPORTED_ISSUES) lines.push(`(${issues.length - MAX_REPORTED_ISSUES} more problems)`);
+  const lines = configProblemLines(source, issues, context);
   const first = issues[0];
   return new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', lines.join('\n'), {
     reason: 'config_invalid',

@@ -1,15 +1,13 @@
 // loadGatewayConfig: gateway.yaml → one validated, frozen GatewayConfig. Validation runs once on the whole
 // document; every problem names the file, the key path and what was expected, as one MESHAUTH_ERR_CONFIG_INVALID
 // (the CLI turns it into exit code 2).
-import { describeConfigIssue } from '../config/config-issue.js';
+import { configProblemLines } from '../config/config-issue.js';
 import { checkBundleTrustDomain, keyPath, parseYamlText, readConfigText } from '../config/index.js';
 import { configIssueMessage } from '../config/issue-message.js';
 import { schemaLeafPaths } from '../config/schema-keys.js';
 import { MeshauthError } from '../errors/index.js';
 import { type GatewayConfig, resolveGatewayConfig } from './gateway-config.js';
 import { gatewaySchema } from './gateway-schema.js';
-
-const MAX_REPORTED_ISSUES = 5;
 
 export function loadGatewayConfig(file: string): GatewayConfig {
   const document = parseYamlText(readConfigText(file), file);
@@ -33,10 +31,7 @@ export function gatewayConfigFromObject(document: unknown, source = 'gateway con
       leafPaths: gatewayKeyPaths,
       reference: 'see docs/gateway.md for the allowed keys',
     };
-    const lines = issues
-      .slice(0, MAX_REPORTED_ISSUES)
-      .map((issue) => `${source}: ${describeConfigIssue(issue, context)}`);
-    if (issues.length > MAX_REPORTED_ISSUES) lines.push(`(${issues.length - MAX_REPORTED_ISSUES} more problems)`);
+    const lines = configProblemLines(source, issues, context);
     throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', lines.join('\n'), {
       reason: 'config_invalid',
       detail: { file: source, key: issues[0] === undefined ? '' : keyPath(issues[0].path) },

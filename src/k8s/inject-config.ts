@@ -3,7 +3,7 @@
 // second step. Pure: the CLI and the webhook read the file.
 import { z } from 'zod';
 import { booleanFlag } from '../config/boolean-flag.js';
-import { describeConfigIssue } from '../config/config-issue.js';
+import { configProblemLines } from '../config/config-issue.js';
 import { refuseForeignIds } from '../config/id-trust-domain.js';
 import { type EndUserFile, endUserSchema, parseYamlText } from '../config/index.js';
 import { configIssueMessage } from '../config/issue-message.js';
@@ -125,7 +125,8 @@ export function parseInjectConfig(text: string, source: string): InjectConfig {
   const result = injectConfigSchema.safeParse(document, { error: configIssueMessage });
   if (!result.success) {
     const context = { data: document, leafPaths: injectLeafPaths, reference: 'see docs/injection.md' };
-    const lines = result.error.issues.map((issue) => `${source}: ${describeConfigIssue(issue, context)}`);
+    // All of them, unbounded, as inject.yaml's problems have always been listed.
+    const lines = configProblemLines(source, result.error.issues, context, Number.POSITIVE_INFINITY);
     throw new MeshauthError('MESHAUTH_ERR_CONFIG_INVALID', lines.join('\n'), {
       reason: 'config_invalid',
       detail: { file: source },

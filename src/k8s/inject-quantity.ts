@@ -71,10 +71,6 @@ export function parseQuantity(text: string): number | undefined {
   return checked.ok ? Number(checked.nanos) / 1e9 : undefined;
 }
 
-export function isQuantity(text: string): boolean {
-  return checkQuantity(text).ok;
-}
-
 /** By a loop: `/0+$/` tries from every 0 of a long run followed by other digits, quadratic in the text. */
 function withoutTrailingZeros(digits: string): string {
   let end = digits.length;

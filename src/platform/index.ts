@@ -40,6 +40,7 @@ export {
   type ProcessState,
   processIdentityOf,
   processState,
+  sameProcess,
   thisProcess,
 } from './process-identity.js';
 export { pooledRandomBytes } from './random-bytes.js';

@@ -68,6 +68,17 @@ export function processIdentityOf(value: unknown): ProcessIdentity | undefined {
   return typeof timeNamespace === 'string' ? { boot, pidNamespace, pid, start, timeNamespace } : undefined;
 }
 
+/** Whether two identities name the same process (same boot, namespaces, pid and start). */
+export function sameProcess(a: ProcessIdentity, b: ProcessIdentity): boolean {
+  return (
+    a.boot === b.boot &&
+    a.pidNamespace === b.pidNamespace &&
+    a.timeNamespace === b.timeNamespace &&
+    a.pid === b.pid &&
+    a.start === b.start
+  );
+}
+
 let self: ProcessIdentity | null | undefined;
 
 /** This process's identity; undefined where /proc does not give it (not Linux, or a /proc of another namespace). */

@@ -4,7 +4,7 @@
 // tokens checked by TokenReview (against an HTTPS stand-in API server), refuses join tokens, serves /livez /readyz
 // /metrics on --admin-listen; and on an empty Secret prints exactly what to run, once, and exits 2.
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
@@ -328,5 +328,16 @@ describe('ca serve on an empty Secret', () => {
     expect(result.stderr).toContain('\n  kubectl apply -f meshauth-ca/secrets.yaml\n');
     expect(result.stderr).not.toContain('meshauth ca init --trust-domain');
     expect(result.stderr).toContain('[MESHAUTH_ERR_CA_NOT_INITIALIZED]');
+  });
+
+  it('fail/a directory a `ca init` is still making (its marker) → the CA files’ own message, not the Secret’s, exit 2', async () => {
+    const dir = join(cwd, `making-${Math.random().toString(36).slice(2)}`);
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, 'root.crt'), readFileSync(join(OUT(), 'root.crt')));
+    writeFileSync(join(dir, '.ca-init'), '{}\n');
+    const result = await serveOnSecret(dir);
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain('a `meshauth ca init` there has not finished');
+    expect(result.stderr).not.toContain('the Secret meshauth-ca');
   });
 });

@@ -20,30 +20,21 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 /** Paths under this prefix behave as on a full file system: creating a file there fails with ENOSPC. */
 const full = vi.hoisted(() => ({ prefix: undefined as string | undefined }));
-/** Files opened under this prefix take no data: the first write fails with ENOSPC, as on a full disk (open succeeds). */
-const fullAtWrite = vi.hoisted(() => ({ prefix: undefined as string | undefined }));
 /** A file that cannot be replaced (bind-mounted into a container, or immutable): a rename onto it fails with EBUSY. */
 const busy = vi.hoisted(() => ({ path: undefined as string | undefined }));
 
 vi.mock('node:fs/promises', async (original) => {
-  const fs = await original<typeof import('node:fs/promises')>();
+  // Files opened under full-disk-fs's `fullAtWrite.prefix` take no data (open succeeds, the first write fails).
+  const fs = (await import('../../helpers/full-disk-fs.js')).fullDiskFsPromises(
+    await original<typeof import('node:fs/promises')>(),
+  );
   const open = ((path: Parameters<typeof fs.open>[0], ...rest: unknown[]) => {
     if (full.prefix !== undefined && String(path).startsWith(full.prefix)) {
       return Promise.reject(
         Object.assign(new Error(`ENOSPC: no space left on device, open '${path}'`), { code: 'ENOSPC' }),
       );
     }
-    const opened = (fs.open as (...args: unknown[]) => ReturnType<typeof fs.open>)(path, ...rest);
-    if (fullAtWrite.prefix === undefined || !String(path).startsWith(fullAtWrite.prefix)) return opened;
-    return opened.then((handle) =>
-      Object.assign(handle, {
-        // What Node raises for a write(2) failing with ENOSPC: no path.
-        writeFile: () =>
-          Promise.reject(
-            Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write' }),
-          ),
-      }),
-    );
+    return (fs.open as (...args: unknown[]) => ReturnType<typeof fs.open>)(path, ...rest);
   }) as typeof fs.open;
   const rename = ((from: Parameters<typeof fs.rename>[0], to: Parameters<typeof fs.rename>[1]) => {
     if (busy.path !== undefined && String(to) === busy.path) {
@@ -60,6 +51,7 @@ vi.mock('node:fs/promises', async (original) => {
   return { ...fs, default: { ...fs, open, rename }, open, rename };
 });
 
+const { fullAtWrite } = await import('../../helpers/full-disk-fs.js');
 const { writeKeyAndChain } = await import('../../../src/cli/cert.js');
 const { exitCodeFor, formatError, fromFileSystemError } = await import('../../../src/cli/run.js');
 

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseInjectConfig, resolveInjectConfig } from '../../../src/k8s/index.js';
 import { reviewAdmission } from '../../../src/k8s/inject-admission.js';
-import { isQuantity, parseQuantity } from '../../../src/k8s/inject-quantity.js';
+import { checkQuantity, parseQuantity } from '../../../src/k8s/inject-quantity.js';
 import { applyJsonPatch, type Operation } from '../../helpers/json-patch.js';
 
 const CONFIG = resolveInjectConfig({ trustDomain: 'example.org' });
@@ -40,7 +40,7 @@ describe('quantities with the n and u suffixes', () => {
     ['0.5u', 5e-7],
   ] as const) {
     it(`ok/${text} is ${value}`, () => {
-      expect(isQuantity(text)).toBe(true);
+      expect(checkQuantity(text).ok).toBe(true);
       expect(parseQuantity(text)).toBeCloseTo(value, 12);
     });
   }

@@ -18,10 +18,12 @@ import {
   importSpki,
   isFixedLayoutSpki,
   privateKeyEncodings,
+  rsaModulusOf,
   rsaSpkiDerOf,
   spkiDerOf,
 } from './key-der.js';
 import { type KeyPair, type KeyType, keyTypeOf, toPem } from './keys.js';
+import { rsaModulusWeakness } from './rsa-weak-key.js';
 import { x509 } from './x509.js';
 
 const MAX_CSR_PEM_BYTES = 16 * 1024;
@@ -245,7 +247,15 @@ function publicKeyOf(spki: Buffer): { key: KeyObject; keyType: KeyType } {
   if (keyType === 'rsa2048' && key.asymmetricKeyDetails?.publicExponent !== RSA_EXPONENT) {
     invalid('CSR RSA key must use the public exponent 65537', 'rsa_exponent');
   }
+  if (keyType === 'rsa2048') refuseWeakModulus(key);
   return { key, keyType };
+}
+
+/** An RSA key anyone can factor (rsa-weak-key.ts) would let anyone sign as the workload its SVID names. */
+function refuseWeakModulus(key: KeyObject): void {
+  const weakness = rsaModulusWeakness(rsaModulusOf(key));
+  if (weakness === 'small_factor') invalid('CSR RSA modulus has a prime factor below 752', 'rsa_weak_key');
+  if (weakness === 'close_primes') invalid('CSR RSA modulus has two primes close enough to factor it', 'rsa_weak_key');
 }
 
 /**

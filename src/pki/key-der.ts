@@ -158,6 +158,12 @@ export function rsaSpkiDerOf(key: KeyObject): Buffer {
   return derTlv(0x30, RSA_ALGORITHM, derTlv(0x03, Buffer.of(0), rsaPublicKey));
 }
 
+/** An RSA public key's modulus (one JWK export, about 25 µs). */
+export function rsaModulusOf(key: KeyObject): bigint {
+  const { n } = key.export({ format: 'jwk' }) as Jwk;
+  return BigInt(`0x${Buffer.from(n ?? '', 'base64url').toString('hex') || '0'}`);
+}
+
 /** A DER INTEGER of the unsigned big-endian base64url number (a JWK's `n`, `e`). */
 function unsignedInteger(base64url: string | undefined): Buffer {
   return derUnsignedInteger(Buffer.from(base64url ?? '', 'base64url'));

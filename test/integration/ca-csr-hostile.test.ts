@@ -1,6 +1,6 @@
-// Hostile CSRs against the real CA API (TLS on 127.0.0.1): an RSA key with a small public exponent, a CSR with
-// data after it, an EC key at the point at infinity or in the hybrid form and a request of a thousand tiny ASN.1
-// elements are refused with MESHAUTH_ERR_CSR_INVALID, one metric increment and one log line; the CA stays up.
+// Hostile CSRs against the real CA API (TLS on 127.0.0.1): an RSA key with a small public exponent or a modulus
+// anyone can factor, a CSR with data after it, an EC key at the point at infinity or in the hybrid form and a request
+// of a thousand tiny ASN.1 elements are refused with MESHAUTH_ERR_CSR_INVALID, one metric increment and one log line; the CA stays up.
 import { describe, expect, it } from 'vitest';
 import { createCsrPem, generateKeyPair } from '../../src/pki/index.js';
 import { csrCaPerFile } from '../helpers/ca-dir.js';
@@ -10,7 +10,9 @@ import {
   ecCsrWithPoint,
   emptyAttributes,
   hybridPointCsr,
+  rsaCsrFromPrimes,
   rsaCsrWithExponent,
+  rsaPrimes,
   withDerTrailer,
 } from '../helpers/csr-variants.js';
 
@@ -26,6 +28,12 @@ describe('POST /v1/svid refuses hostile CSRs', () => {
 
   it.each([
     ['fail/RSA-2048 with e = 3', () => rsaCsrWithExponent(3), 'csr_rsa_exponent'],
+    // Signed correctly, but anyone can factor the modulus and sign as the workload.
+    [
+      'fail/RSA-2048 with the prime factor 739',
+      () => rsaCsrFromPrimes(...rsaPrimes('small_factor')),
+      'csr_rsa_weak_key',
+    ],
     [
       'fail/CSR PEM followed by garbage',
       async () => `${await createCsrPem(await generateKeyPair())}\u0000garbage after the block`,

@@ -12,7 +12,9 @@ import {
   csrRefusalReason,
   emptyAttributes,
   p256CsrSignedWithSha1,
+  rsaCsrFromPrimes,
   rsaCsrWithExponent,
+  rsaPrimes,
   withDerTrailer,
 } from '../../helpers/csr-variants.js';
 import { oid, tlv } from '../../helpers/der-writer.js';
@@ -24,6 +26,10 @@ describe('verifyCsrPem', () => {
     ['ok/P-256', async () => createCsrPem(await generateKeyPair('p256'))],
     ['ok/Ed25519', async () => createCsrPem(await generateKeyPair('ed25519'))],
     ['ok/RSA-2048 e=65537', () => rsaCsrWithExponent(65537)],
+    [
+      'ok/RSA-2048 of two random primes, written as the weak keys below are',
+      () => rsaCsrFromPrimes(...rsaPrimes('sound')),
+    ],
     ['ok/surrounding whitespace and CRLF', async () => `\r\n  ${await createCsrPem(await generateKeyPair())}\r\n\n`],
   ])('%s', async (_name, make) => {
     expect(await reasonOf(await make())).toBeUndefined();
@@ -32,6 +38,8 @@ describe('verifyCsrPem', () => {
   it.each([
     ['fail/RSA-2048 e=3', () => rsaCsrWithExponent(3), 'rsa_exponent'],
     ['fail/RSA-2048 e=17', () => rsaCsrWithExponent(17), 'rsa_exponent'],
+    ['fail/RSA-2048 with the prime factor 739', () => rsaCsrFromPrimes(...rsaPrimes('small_factor')), 'rsa_weak_key'],
+    ['fail/RSA-2048 of two neighbouring primes', () => rsaCsrFromPrimes(...rsaPrimes('close_primes')), 'rsa_weak_key'],
     ['fail/proof of possession signed with SHA-1', () => p256CsrSignedWithSha1(), 'weak_signature'],
     [
       'fail/text after the PEM block',

@@ -90,6 +90,8 @@ export function plainLeafFacts(leaf: Uint8Array, issuers: readonly x509.X509Cert
       if (flag.tag !== 0x01 || content.length !== 1) return undefined;
       critical = content[0] !== 0;
     }
+    // OpenSSL refuses either key identifier marked critical; the general path says so (unknown_critical_extension).
+    if (critical && (oid === SUBJECT_KEY_ID || oid === AUTHORITY_KEY_ID)) return undefined;
     const wrapper = parts[parts.length - 1] as DerElement;
     if (wrapper.tag !== 0x04) return undefined;
     const value = readDer(der, wrapper.contentStart, wrapper.end);
@@ -165,6 +167,27 @@ function v3Fields(certificate: Uint8Array): { der: Buffer; fields: DerElement[] 
   const tbs = outer?.tag === 0x30 ? derChildren(der, outer)?.[0] : undefined;
   const fields = tbs?.tag === 0x30 ? derChildren(der, tbs) : undefined;
   return { der, fields: fields?.[0]?.tag === 0xa0 ? fields : undefined };
+}
+
+/**
+ * A certificate's validity, read from its DER: both times, `'time_not_der'` when either is not in its DER form
+ * (UTCTime YYMMDDHHMMSSZ, GeneralizedTime YYYYMMDDHHMMSSZ), undefined when the certificate does not split as DER (a
+ * BER length somewhere). @peculiar/x509 reads other time forms wrongly (a UTCTime without seconds or with an offset
+ * as 1899, a GeneralizedTime with an offset days off), where OpenSSL refuses them.
+ */
+export function certificateValidityDer(
+  certificate: Uint8Array,
+): { notBefore: Date; notAfter: Date } | 'time_not_der' | undefined {
+  const der = Buffer.from(certificate.buffer, certificate.byteOffset, certificate.byteLength);
+  const outer = readDer(der, 0);
+  const tbs = outer?.tag === 0x30 ? derChildren(der, outer)?.[0] : undefined;
+  const fields = tbs?.tag === 0x30 ? derChildren(der, tbs) : undefined;
+  const validity = fields?.[fields[0]?.tag === 0xa0 ? 4 : 3];
+  const [first, second, extra] = validity?.tag === 0x30 ? (derChildren(der, validity) ?? []) : [];
+  if (first === undefined || second === undefined || extra !== undefined) return undefined;
+  const notBefore = derTime(der, first);
+  const notAfter = derTime(der, second);
+  return notBefore === undefined || notAfter === undefined ? 'time_not_der' : { notBefore, notAfter };
 }
 
 /** A BIT STRING of whole octets: its unused-bits count is 0 (a signature, a public key). */

@@ -6,7 +6,7 @@ import { X509Certificate as NodeX509Certificate } from 'node:crypto';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId, type TrustDomain } from '../identity/index.js';
 import { parseCertificate, uriSans } from './certificates.js';
-import { plainLeafFacts } from './leaf-der.js';
+import { certificateValidityDer, plainLeafFacts } from './leaf-der.js';
 import { hostAllowed, uriConstraints } from './name-constraints.js';
 import { parseCertificateDerOnce } from './parsed-once.js';
 import type { TrustBundle } from './trust-bundle.js';
@@ -141,9 +141,27 @@ function parsedLeafFacts(leaf: x509.X509Certificate): LeafFacts {
     ca: leaf.getExtension(x509.BasicConstraintsExtension)?.ca,
     keyUsage: usage === null ? null : { critical: usage.critical, usages: usage.usages },
     extKeyUsage: eku === null ? null : eku.usages.map(String),
-    notBefore: leaf.notBefore,
-    notAfter: leaf.notAfter,
+    ...validityOf(leaf),
   };
+}
+
+const validities = new WeakMap<x509.X509Certificate, { readonly notBefore: Date; readonly notAfter: Date }>();
+
+/**
+ * A certificate's validity as its DER says it (leaf-der.ts): a time in another form is malformed, as for OpenSSL. A
+ * certificate that does not split as DER (OpenSSL reads some BER) keeps the parser's reading.
+ */
+function validityOf(cert: x509.X509Certificate): { readonly notBefore: Date; readonly notAfter: Date } {
+  let validity = validities.get(cert);
+  if (validity === undefined) {
+    const read = certificateValidityDer(new Uint8Array(cert.rawData));
+    if (read === 'time_not_der') {
+      fail('MESHAUTH_ERR_SVID_MALFORMED', 'certificate validity is not a DER UTCTime or GeneralizedTime', 'malformed');
+    }
+    validity = read ?? { notBefore: cert.notBefore, notAfter: cert.notAfter };
+    validities.set(cert, validity);
+  }
+  return validity;
 }
 
 function checkLeafFacts(leaf: LeafFacts, trustDomain: TrustDomain, now: Date): SpiffeId {
@@ -264,7 +282,7 @@ export function validateX509SvidLeafDer(
   }
   if (facts === undefined || node === undefined) {
     const leaf = parseCertificate(leafDer);
-    return { ...validateChain([leaf, ...issuers], bundle, now), notBefore: leaf.notBefore, notAfter: leaf.notAfter };
+    return { ...validateChain([leaf, ...issuers], bundle, now), ...validityOf(leaf) };
   }
   const id = checkLeafFacts(facts, bundle.trustDomain, now);
   const path = validatePath(id, undefined, node, issuers, bundle, now);
@@ -307,7 +325,8 @@ function validatePath(
     if (constraints !== undefined && !hostAllowed(id.trustDomain.name, constraints)) {
       fail('MESHAUTH_ERR_SVID_CHAIN', 'SPIFFE ID violates the issuer name constraints', 'name_constraints');
     }
-    if (issuersNotAfter === undefined || parent.notAfter < issuersNotAfter) issuersNotAfter = parent.notAfter;
+    const { notAfter } = validityOf(parent);
+    if (issuersNotAfter === undefined || notAfter < issuersNotAfter) issuersNotAfter = notAfter;
     if (parent !== current && bundle.hasRoot(parent)) return { id, issuersNotAfter };
     caCount += 1;
     current = parent;
@@ -357,7 +376,7 @@ function checkCaCertificate(cert: x509.X509Certificate, casBelow: number, now: D
   if (usage !== null && (usage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
     fail('MESHAUTH_ERR_SVID_CHAIN', 'issuer lacks keyCertSign key usage', 'issuer_key_usage');
   }
-  checkValidity(cert, now, 'issuer');
+  checkValidity(validityOf(cert), now, 'issuer');
 }
 
 /**

@@ -47,6 +47,8 @@ const uriSan = (uri: string) => tlv(0x30, [tlv(0x86, Buffer.from(uri, 'latin1'))
 
 interface Shape {
   serial?: Buffer;
+  /** The Validity SEQUENCE's two times, as written (tag and text). */
+  validity?: (utc: (offsetMs: number) => string) => [Buffer, Buffer];
   innerAlgorithm?: Buffer;
   key?: Buffer;
   extensions?: (standard: Record<string, Buffer>) => Buffer[];
@@ -72,7 +74,7 @@ function leaf(shape: Shape = {}): Uint8Array {
     shape.serial ?? tlv(0x02, Buffer.from('0102030405060708', 'hex')),
     shape.innerAlgorithm ?? ECDSA_SHA256(),
     issuerName,
-    tlv(0x30, [tlv(0x17, Buffer.from(utc(-60_000))), tlv(0x17, Buffer.from(utc(3_600_000)))]),
+    tlv(0x30, shape.validity?.(utc) ?? [tlv(0x17, Buffer.from(utc(-60_000))), tlv(0x17, Buffer.from(utc(3_600_000)))]),
     tlv(0x30, []),
     shape.key ?? spki,
     tlv(0xa3, [tlv(0x30, extensions)]),
@@ -143,6 +145,68 @@ describe('leaf shapes on the DER and the parsed path', () => {
       () => ({
         extensions: (s) => [
           ...Object.values({ ...s, san: ext('2.5.29.17', true, tlv(0x30, [tlv(0xa6, [tlv(0x16, Buffer.from(ID))])])) }),
+        ],
+      }),
+      malformed('malformed'),
+    ],
+    [
+      'fail/a critical subjectKeyIdentifier is refused (OpenSSL does not handle it critical)',
+      () => ({
+        extensions: (s) => [
+          ...Object.values(s).filter((e) => e !== s.ski),
+          ext('2.5.29.14', true, tlv(0x04, Buffer.alloc(20, 7))),
+        ],
+      }),
+      malformed('unknown_critical_extension'),
+    ],
+    [
+      'fail/a critical authorityKeyIdentifier is refused (OpenSSL does not handle it critical)',
+      () => ({
+        extensions: (s) => [
+          ...Object.values(s).filter((e) => e !== s.aki),
+          ext('2.5.29.35', true, tlv(0x30, [tlv(0x80, keyId)])),
+        ],
+      }),
+      malformed('unknown_critical_extension'),
+    ],
+    // @peculiar/x509 read these notBefore times as 1899 (UTCTime) or days early (GeneralizedTime): a leaf not valid
+    // for another day was accepted; OpenSSL refuses each form.
+    [
+      'fail/a UTCTime notBefore with an offset (a day ahead) is malformed, not read as 1899',
+      () => ({
+        validity: (utc) => [
+          tlv(0x17, Buffer.from(utc(86_400_000).replace('Z', '+0000'))),
+          tlv(0x17, Buffer.from(utc(2 * 86_400_000))),
+        ],
+      }),
+      malformed('malformed'),
+    ],
+    [
+      'fail/a UTCTime notBefore without seconds is malformed',
+      () => ({
+        validity: (utc) => [
+          tlv(0x17, Buffer.from(utc(86_400_000).replace(/\d\dZ$/, 'Z'))),
+          tlv(0x17, Buffer.from(utc(2 * 86_400_000))),
+        ],
+      }),
+      malformed('malformed'),
+    ],
+    [
+      'fail/a GeneralizedTime notBefore with an offset (a day ahead) is malformed, not read days early',
+      () => ({
+        validity: (utc) => [
+          tlv(0x18, Buffer.from(`20${utc(86_400_000).replace('Z', '+0000')}`)),
+          tlv(0x17, Buffer.from(utc(2 * 86_400_000))),
+        ],
+      }),
+      malformed('malformed'),
+    ],
+    [
+      'fail/a GeneralizedTime notAfter with fractional seconds is malformed',
+      () => ({
+        validity: (utc) => [
+          tlv(0x17, Buffer.from(utc(-60_000))),
+          tlv(0x18, Buffer.from(`20${utc(3_600_000).replace('Z', '.5Z')}`)),
         ],
       }),
       malformed('malformed'),

@@ -21,6 +21,12 @@ async function reloads(metrics: Metrics, result: string): Promise<number> {
   return data.values.find((v) => v.labels.result === result)?.value ?? 0;
 }
 
+/**
+ * How long a reload waits for the file to stop changing: the product's 1 s would be most of each case's time; the
+ * case about a half-written file sets its own.
+ */
+const SETTLE_MS = 50;
+
 describe('PolicyWatcher', () => {
   let dir: string;
   let file: string;
@@ -37,6 +43,7 @@ describe('PolicyWatcher', () => {
       metrics,
       pollIntervalMs: 50,
       debounceMs: 20,
+      settleMs: SETTLE_MS,
       ...options,
     });
     watcher = started;
@@ -57,6 +64,7 @@ describe('PolicyWatcher', () => {
       onChange: (p) => changes.push(p),
       pollIntervalMs: 50,
       debounceMs: 20,
+      settleMs: SETTLE_MS,
     });
   });
 
@@ -96,6 +104,7 @@ describe('PolicyWatcher', () => {
       metrics,
       pollIntervalMs: 30,
       debounceMs: 10,
+      settleMs: SETTLE_MS,
       fsWatch: false,
     });
     await watcher.start();
@@ -116,6 +125,7 @@ describe('PolicyWatcher', () => {
       },
       pollIntervalMs: 30,
       debounceMs: 10,
+      settleMs: SETTLE_MS,
     });
     await watcher.start();
     await writeFile(file, policyText('/first'));

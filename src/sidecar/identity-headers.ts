@@ -8,10 +8,15 @@ export const XFCC = 'x-forwarded-client-cert';
 export const USER_HEADER = 'x-meshauth-user';
 const MESHAUTH_PREFIX = 'x-meshauth-';
 
-/** True for a header only the sidecar may set (lower-case name); `keepPassport` lets an app-sent passport pass. */
+/**
+ * True for a header only the sidecar may set (lower-case name), also spelt with `_` for `-` (servers such as
+ * Werkzeug, PHP and CGI read `x_forwarded_client_cert` as the same header); `keepPassport` lets an app-sent passport
+ * pass under its own name only.
+ */
 export function isIdentityHeader(lowerName: string, keepPassport: boolean): boolean {
-  if (lowerName === XFCC) return true;
-  if (!lowerName.startsWith(MESHAUTH_PREFIX)) return false;
+  const name = lowerName.includes('_') ? lowerName.replaceAll('_', '-') : lowerName;
+  if (name === XFCC) return true;
+  if (!name.startsWith(MESHAUTH_PREFIX)) return false;
   return !(keepPassport && lowerName === PASSPORT_HEADER);
 }
 
@@ -24,8 +29,8 @@ export interface VerifiedIdentity {
 }
 
 /**
- * Sets the identity headers on `out`, a flat list that the copy step already stripped of every received identity
- * header (http-headers.ts copy functions), so each one appears exactly once, with the verified value.
+ * Sets the identity headers on `out`, a flat list to which the copy step then adds the received headers without
+ * any identity header (http-headers.ts copy functions), so each one appears exactly once, with the verified value.
  */
 export function setIdentityHeaders(out: string[], identity: VerifiedIdentity): void {
   if (identity.xfcc !== undefined) out.push(XFCC, identity.xfcc);

@@ -10,6 +10,25 @@ import { connectionTokens } from '../http-headers.js';
 /** Per-field overhead in the HPACK header list size. */
 const FIELD_OVERHEAD = 32;
 
+/**
+ * The most header fields a request may have (HTTP/2: pseudo-header fields not counted); 431 above. node:http takes
+ * 1,000: Node 24 refuses more, Node 20 keeps the first 1,000 in `req.headers` and drops the rest without a word, in
+ * the sidecar's own view as in a Node app's. So a check of that view (a bearer token beside a passport) could miss a
+ * line the app still gets, and a head padded to the limit could push what the sidecar sets out of an app's view. The
+ * room left, 10 fields, is more than a sidecar adds (XFCC, the user and passport headers, X-Forwarded-For/-Proto).
+ */
+export const MAX_REQUEST_FIELDS = 990;
+/** What the outbound takes from its app: what it forwards (with a Host it may add) must pass the peer's inbound. */
+export const MAX_OUTBOUND_REQUEST_FIELDS = MAX_REQUEST_FIELDS - 10;
+
+/** 431 for a head of more than `max` fields, given as their count. */
+export function tooManyFields(fields: number, max = MAX_REQUEST_FIELDS): MeshauthError | undefined {
+  if (fields <= max) return undefined;
+  return new MeshauthError('MESHAUTH_ERR_HEADERS_TOO_LARGE', `${fields} header fields, more than ${max}`, {
+    reason: 'header_count',
+  });
+}
+
 function badRequest(reason: string, message: string): MeshauthError {
   return new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', message, { reason });
 }
@@ -41,6 +60,8 @@ export function transferCodingRefused(): MeshauthError {
 /** HTTP/1.x: exactly one valid Host line (also on HTTP/1.0), origin-form target, no coding but chunked. */
 export function checkH1Head(target: string, rawHeaders: readonly string[]): MeshauthError | undefined {
   if (!originForm(target)) return badRequest('target_form', 'request-target is not origin-form');
+  const tooMany = tooManyFields(rawHeaders.length / 2);
+  if (tooMany !== undefined) return tooMany;
   let host: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
@@ -68,12 +89,14 @@ export function checkH2Head(
   maxHeaderBytes: number,
 ): MeshauthError | undefined {
   let size = 0;
+  let pseudo = 0;
   let authority: string | undefined;
   let host: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
     const value = rawHeaders[i + 1] as string;
     size += name.length + value.length + FIELD_OVERHEAD;
+    if (name.charCodeAt(0) === 0x3a /* : */) pseudo += 1;
     if (name === ':authority') {
       if (authority !== undefined) return badRequest('host_repeated', 'more than one :authority');
       authority = value;
@@ -89,6 +112,8 @@ export function checkH2Head(
       reason: 'header_list_size',
     });
   }
+  const tooMany = tooManyFields(fields - pseudo);
+  if (tooMany !== undefined) return tooMany;
   const path = headers[':path'];
   if (typeof path !== 'string' || !originForm(path)) {
     return badRequest('target_form', ':path is not origin-form');

@@ -37,7 +37,13 @@ import { type DrainState, ForwardHandler, kResetBySidecar } from '../forward-han
 import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM } from '../http-headers.js';
 import type { Http1Client } from '../http1-client.js';
 import { openFileLimit } from '../inbound/fd-budget.js';
-import { isChunkedOnly, refusedForMethod, transferCodingRefused } from '../inbound/request-checks.js';
+import {
+  isChunkedOnly,
+  MAX_OUTBOUND_REQUEST_FIELDS,
+  refusedForMethod,
+  tooManyFields,
+  transferCodingRefused,
+} from '../inbound/request-checks.js';
 import { type FastRequest, type LeanLane, type LeanResponse, leanLane, nodeHttpLaneHost } from '../lean-lane.js';
 import { waitUntil } from '../listen.js';
 import { MAX_PIPELINED_REQUESTS, methodInvalid, tooManyPipelined } from '../pipeline/rejections.js';
@@ -370,6 +376,12 @@ export class OutboundListener {
         new MeshauthError('MESHAUTH_ERR_NOT_READY', 'no SVID yet', { reason: 'not_ready' }),
         startedAt,
       );
+      return;
+    }
+    // Before anything reads req.headers, which Node 20 stops filling after 1,000 fields (request-checks.ts).
+    const tooMany = tooManyFields(req.rawHeaders.length / 2, MAX_OUTBOUND_REQUEST_FIELDS);
+    if (tooMany !== undefined) {
+      this.#reject(res, '', tooMany, startedAt);
       return;
     }
     const target = readRequestTarget(req.url as string, req.rawHeaders, req.httpVersion !== '1.0');

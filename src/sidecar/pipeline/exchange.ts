@@ -21,7 +21,8 @@ export interface Sink {
   /** The reason to refuse this request head before any stage that reads it (request-checks.ts), if any. */
   refusal(method: string, target: string, maxHeaderBytes: number): MeshauthError | undefined;
   /**
-   * Copies the received headers without hop-by-hop and identity headers into `out`; returns http-headers.ts flags:
+   * Appends to `out` (which holds the identity headers) the listener's own forwarding headers where it sets them,
+   * then the received headers without hop-by-hop and identity headers; returns http-headers.ts flags:
    * HAS_BODY when a body follows, STRIPPED_IDENTITY when a received identity header was dropped.
    */
   copyHeaders(out: string[]): number;

@@ -84,9 +84,8 @@ abstract class H1SinkBase implements Sink {
   }
 
   copyHeaders(out: string[]): number {
-    const flags = copyRequestHeaders(this.rawHeaders, this.#context.policy, out);
     if (this.#context.policy.dropForwarding) setForwarding(out, this.sourceIp);
-    return flags;
+    return copyRequestHeaders(this.rawHeaders, this.#context.policy, out);
   }
 
   reject(
@@ -249,8 +248,8 @@ export class H2Sink implements Sink {
   }
 
   copyHeaders(out: string[]): number {
-    const flags = copyH2RequestHeaders(this.headers, out, this.#context.policy);
     if (this.#context.policy.dropForwarding) setForwarding(out, this.sourceIp);
+    const flags = copyH2RequestHeaders(this.headers, out, this.#context.policy);
     return this.#stream.endAfterHeaders ? flags : flags | HAS_BODY;
   }
 

@@ -92,23 +92,20 @@ export function authorizeWith(hook: (view: InboundRequestView) => AuthzVerdict, 
 }
 
 /**
- * Strip, then set: the copy drops hop-by-hop and every received identity header, then the verified
- * ones are set — XFCC from the mTLS peer, the end-user headers from the authenticator. A request that tried to set
- * one of them itself is reported (`onStripped`: a metric and a rate-limited log line); it still goes on, without them.
+ * Strip, then set: the verified identity headers go first — XFCC from the mTLS peer, the end-user headers from the
+ * authenticator — so that an app which keeps only the first fields of a long head (Node 20 keeps 1,000) still sees
+ * them; then the copy, which drops hop-by-hop and every received identity header. A request that tried to set one of
+ * them itself is reported (`onStripped`: a metric and a rate-limited log line); it still goes on, without them.
  */
 export function identityHeaders(onStripped: (exchange: Exchange) => void): Stage {
   return (exchange) => {
+    const outcome = exchange.outcome;
     const out: string[] = [];
+    setIdentityHeaders(out, { xfcc: exchange.peer?.xfcc, headers: outcome?.headers });
     const flags = exchange.sink.copyHeaders(out);
     exchange.appHasBody = (flags & HAS_BODY) !== 0;
     if ((flags & STRIPPED_IDENTITY) !== 0) onStripped(exchange);
-    setVerifiedIdentity(exchange, out);
+    if (outcome?.dropAuthorization === true) removeHeader(out, 'authorization');
+    exchange.appHeaders = out;
   };
-}
-
-function setVerifiedIdentity(exchange: Exchange, out: string[]): void {
-  const outcome = exchange.outcome;
-  if (outcome?.dropAuthorization === true) removeHeader(out, 'authorization');
-  setIdentityHeaders(out, { xfcc: exchange.peer?.xfcc, headers: outcome?.headers });
-  exchange.appHeaders = out;
 }

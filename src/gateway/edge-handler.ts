@@ -32,7 +32,7 @@ import { clientAddress, clientSourceKey } from '../platform/index.js';
 import { connectionListed, isForwardingHeader, isHopByHop, isTerminatedClaim } from '../sidecar/http-headers.js';
 import { isIdentityHeader } from '../sidecar/identity-headers.js';
 import { h2RequestBody } from '../sidecar/inbound/request-body.js';
-import { checkH1Head, checkH2Head } from '../sidecar/inbound/request-checks.js';
+import { checkH1Head, checkH2Head, MAX_FORWARDED_REQUEST_FIELDS } from '../sidecar/inbound/request-checks.js';
 import type { CallerBody } from '../sidecar/outbound/h2-exchange.js';
 import { refuseStream } from '../sidecar/refused-stream.js';
 import { type Logger, type Metrics, RateLimitedLog } from '../telemetry/index.js';
@@ -218,8 +218,8 @@ export class EdgeHandler {
     // the service then all read the same host.
     const refusal =
       req.httpVersionMajor === 2
-        ? checkH2Head(headers, req.rawHeaders, this.#config.limits.maxHeaderBytes)
-        : checkH1Head(url, req.rawHeaders);
+        ? checkH2Head(headers, req.rawHeaders, this.#config.limits.maxHeaderBytes, MAX_FORWARDED_REQUEST_FIELDS)
+        : checkH1Head(url, req.rawHeaders, MAX_FORWARDED_REQUEST_FIELDS);
     if (refusal !== undefined) {
       req.resume();
       this.#refuse(refusal, req);

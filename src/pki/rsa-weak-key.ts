@@ -2,20 +2,29 @@
 // can compute it: a modulus with a small prime factor, or whose two primes are close, is factored in microseconds,
 // and whoever factors it signs as the workload the SVID names. A careless or broken key generator makes such keys;
 // the CA refuses to certify them.
+import { checkPrimeSync } from 'node:crypto';
 
-/** Trial division covers every prime below this bound (a sound 2048-bit modulus has none). */
+/**
+ * Trial division covers every prime below this bound: a sound 2048-bit modulus has none, and the bound is the one
+ * public CAs check against (it keeps the division to 132 primes).
+ */
 const SMALL_FACTOR_BOUND = 752;
 /** Steps of Fermat's method: primes closer than about 2^(bits/4) apart are found within the first few. */
 const FERMAT_STEPS = 100;
 
-export type RsaWeakness = 'small_factor' | 'close_primes';
+export type RsaWeakness = 'small_factor' | 'close_primes' | 'prime_modulus';
 
 const SMALL_PRIMES = primesBelow(SMALL_FACTOR_BOUND);
 
-/** Why the modulus can be factored at once, or undefined when neither check finds a factor. */
+/**
+ * Why the modulus can be factored at once (a prime modulus needs no factoring: its private exponent is e⁻¹ mod n − 1),
+ * or undefined when no check finds it weak. Not every weak modulus is found (a prime power above p², p²q).
+ */
 export function rsaModulusWeakness(n: bigint): RsaWeakness | undefined {
   if (SMALL_PRIMES.some((p) => n % p === 0n)) return 'small_factor';
   if (fermatFactors(n)) return 'close_primes';
+  // One Miller-Rabin round (about 2 ms, only for RSA keys): a composite modulus fails it at once.
+  if (checkPrimeSync(n, { checks: 1 })) return 'prime_modulus';
   return undefined;
 }
 

@@ -149,16 +149,17 @@ const validities = new WeakMap<x509.X509Certificate, { readonly notBefore: Date;
 
 /**
  * A certificate's validity as its DER says it (leaf-der.ts): a time in another form is malformed, as for OpenSSL. A
- * certificate that does not split as DER (OpenSSL reads some BER) keeps the parser's reading.
+ * certificate that does not split as DER (a BER length anywhere, which OpenSSL reads) has its validity read by
+ * OpenSSL, which refuses those forms too, never by @peculiar/x509, which misreads them.
  */
 function validityOf(cert: x509.X509Certificate): { readonly notBefore: Date; readonly notAfter: Date } {
   let validity = validities.get(cert);
   if (validity === undefined) {
     const read = certificateValidityDer(new Uint8Array(cert.rawData));
-    if (read === 'time_not_der') {
+    validity = read === 'time_not_der' ? undefined : (read ?? opensslValidity(cert));
+    if (validity === undefined) {
       fail('MESHAUTH_ERR_SVID_MALFORMED', 'certificate validity is not a DER UTCTime or GeneralizedTime', 'malformed');
     }
-    validity = read ?? { notBefore: cert.notBefore, notAfter: cert.notAfter };
     validities.set(cert, validity);
   }
   return validity;
@@ -430,6 +431,14 @@ function checkValidity(
   if (now > cert.notAfter) {
     fail('MESHAUTH_ERR_SVID_EXPIRED', `${which} certificate expired at ${cert.notAfter.toISOString()}`, 'expired');
   }
+}
+
+/** The validity OpenSSL reads (to the second), or undefined when it finds no valid time there. */
+function opensslValidity(cert: x509.X509Certificate): { notBefore: Date; notAfter: Date } | undefined {
+  const node = toNode(cert);
+  const notBefore = new Date(node.validFrom);
+  const notAfter = new Date(node.validTo);
+  return Number.isNaN(notBefore.getTime()) || Number.isNaN(notAfter.getTime()) ? undefined : { notBefore, notAfter };
 }
 
 const nodeCertificates = new WeakMap<x509.X509Certificate, NodeX509Certificate>();

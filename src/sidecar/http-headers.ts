@@ -1,6 +1,6 @@
-// Header hygiene at both edges of the data path: hop-by-hop headers and the headers
-// named in `Connection` are removed (they are for one connection only) BEFORE identity headers are set, and every
-// incoming `x-forwarded-client-cert` / `x-meshauth-*` is removed whatever its case, so only the sidecar writes them.
+// Header hygiene at both edges of the data path: hop-by-hop headers and the headers named in `Connection` are removed
+// (they are for one connection only), and every incoming `x-forwarded-client-cert` / `x-meshauth-*` is removed
+// whatever its case or spelling, so the identity headers the sidecar puts ahead of the copy are the only ones.
 // Arrays are built in one pass over the raw header list; no per-request closures or intermediate objects.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { H2HeaderList } from '../platform/index.js';

@@ -57,6 +57,7 @@ export const EDGE_REFUSAL_RULES = Object.freeze({
   host_authority_mismatch: 'an HTTP/2 host header that differs from :authority',
   transfer_encoding: 'a Transfer-Encoding other than chunked',
   header_list_size: 'an HTTP/2 header list over the size limit',
+  header_count: 'a request head of more header fields than node:http keeps whole',
   headers_too_large: 'a request head over the size limit',
   http_malformed: 'a request head the HTTP parser could not read',
   request_timeout: 'a request not received within the server timeout',

@@ -51,7 +51,7 @@ export interface AuthzVerdict {
 export type Authorize = (request: InboundRequestView) => AuthzVerdict;
 
 export interface EndUserOutcome {
-  /** Headers to set for the app (e.g. `x-meshauth-user`, `x-meshauth-passport`), added after stripping. */
+  /** Headers to set for the app (e.g. `x-meshauth-user`, `x-meshauth-passport`): first, every received copy stripped. */
   readonly headers?: Readonly<Record<string, string>>;
   /** The verified end user, handed to authorize. */
   readonly user?: unknown;

@@ -39,7 +39,7 @@ import type { Http1Client } from '../http1-client.js';
 import { openFileLimit } from '../inbound/fd-budget.js';
 import {
   isChunkedOnly,
-  MAX_OUTBOUND_REQUEST_FIELDS,
+  MAX_FORWARDED_REQUEST_FIELDS,
   refusedForMethod,
   tooManyFields,
   transferCodingRefused,
@@ -379,7 +379,7 @@ export class OutboundListener {
       return;
     }
     // Before anything reads req.headers, which Node 20 stops filling after 1,000 fields (request-checks.ts).
-    const tooMany = tooManyFields(req.rawHeaders.length / 2, MAX_OUTBOUND_REQUEST_FIELDS);
+    const tooMany = tooManyFields(req.rawHeaders.length / 2, MAX_FORWARDED_REQUEST_FIELDS);
     if (tooMany !== undefined) {
       this.#reject(res, '', tooMany, startedAt);
       return;
@@ -491,7 +491,12 @@ export class OutboundListener {
     startedAt: number,
     extra?: Readonly<Record<string, string>>,
   ): void {
-    const close = this.#drain.draining || error.code === 'MESHAUTH_ERR_BAD_REQUEST' || bodyStillComing(res.req);
+    // Past 1,000 fields Node 20's view of the head is cut short (header_count), its framing headers maybe among it.
+    const close =
+      this.#drain.draining ||
+      error.code === 'MESHAUTH_ERR_BAD_REQUEST' ||
+      error.reason === 'header_count' ||
+      bodyStillComing(res.req);
     writeErrorH1(res, error, extra, close);
     this.#telemetry.rejected(peerId, error, startedAt);
   }

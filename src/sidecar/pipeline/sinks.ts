@@ -104,6 +104,8 @@ abstract class H1SinkBase implements Sink {
     const close =
       drain.draining ||
       error.code === 'MESHAUTH_ERR_BAD_REQUEST' ||
+      // Past 1,000 fields Node 20's view of the head is cut short, its framing headers maybe among what was cut.
+      error.reason === 'header_count' ||
       !served.has(this.#socket) ||
       this.bodyStillComing();
     writeErrorH1(res, error, extraBody, close);

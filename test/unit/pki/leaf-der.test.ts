@@ -47,6 +47,8 @@ const uriSan = (uri: string) => tlv(0x30, [tlv(0x86, Buffer.from(uri, 'latin1'))
 
 interface Shape {
   serial?: Buffer;
+  /** The signature BIT STRING with a non-minimal length (the certificate no longer splits as DER). */
+  berSignatureLength?: boolean;
   /** The Validity SEQUENCE's two times, as written (tag and text). */
   validity?: (utc: (offsetMs: number) => string) => [Buffer, Buffer];
   innerAlgorithm?: Buffer;
@@ -79,9 +81,13 @@ function leaf(shape: Shape = {}): Uint8Array {
     shape.key ?? spki,
     tlv(0xa3, [tlv(0x30, extensions)]),
   ]);
-  return new Uint8Array(
-    tlv(0x30, [tbs, ECDSA_SHA256(), tlv(0x03, [Buffer.from([0]), sign('sha256', tbs, signingKey)])]),
-  );
+  const signature = Buffer.concat([Buffer.from([0]), sign('sha256', tbs, signingKey)]);
+  // A long-form length where the short form fits: BER, which OpenSSL reads, outside the signed part.
+  const signatureBits =
+    shape.berSignatureLength === true
+      ? Buffer.concat([Buffer.from([0x03, 0x81, signature.length]), signature])
+      : tlv(0x03, signature);
+  return new Uint8Array(tlv(0x30, [tbs, ECDSA_SHA256(), signatureBits]));
 }
 
 type Outcome = { id: string } | { code: string; reason: string | undefined };
@@ -180,6 +186,17 @@ describe('leaf shapes on the DER and the parsed path', () => {
         ],
       }),
       malformed('malformed'),
+    ],
+    [
+      'fail/the same in a certificate with a BER length (the validity is then read by OpenSSL): not yet valid',
+      () => ({
+        berSignatureLength: true,
+        validity: (utc) => [
+          tlv(0x17, Buffer.from(utc(86_400_000).replace('Z', '+0000'))),
+          tlv(0x17, Buffer.from(utc(2 * 86_400_000))),
+        ],
+      }),
+      { code: 'MESHAUTH_ERR_SVID_NOT_YET_VALID', reason: 'not_yet_valid' },
     ],
     [
       'fail/a UTCTime notBefore without seconds is malformed',

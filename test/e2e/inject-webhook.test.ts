@@ -6,7 +6,7 @@ import { connect as connectTcp } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as connectTls } from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { podCreateReview } from '../helpers/admission-review.js';
 import { applyJsonPatch, type Operation } from '../helpers/json-patch.js';
@@ -19,7 +19,10 @@ const FIXTURES = new URL('../fixtures/k8s/', import.meta.url).pathname;
 const HAVE_CURL = available('curl');
 if (!HAVE_CURL) console.warn('inject-webhook: curl not on PATH, skipping');
 
-describe.skipIf(!HAVE_CURL)('meshauth webhook (CLI, curl)', () => {
+// The two groups run side by side, each on webhook processes of its own: most of their time is the webhook's 5 s
+// wait after SIGTERM (TERMINATION_DELAY_MS, fixed in the CLI). Within this group the cases share one webhook and run
+// in order (the review, then its count in /metrics, then the stop).
+describe.skipIf(!HAVE_CURL)('meshauth webhook (CLI, curl)', { concurrent: true }, () => {
   let dir: string;
   let webhook: RunningCli;
   let url: string;
@@ -62,7 +65,7 @@ describe.skipIf(!HAVE_CURL)('meshauth webhook (CLI, curl)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("ok/a pod review is answered with the patch that gives inject's output", async () => {
+  it.sequential("ok/a pod review is answered with the patch that gives inject's output", async ({ expect }) => {
     const pod = parseAllDocuments(readFileSync(join(FIXTURES, 'pod.yaml'), 'utf8'))[0]?.toJS() as Record<
       string,
       unknown
@@ -107,24 +110,27 @@ describe.skipIf(!HAVE_CURL)('meshauth webhook (CLI, curl)', () => {
     expect(applyJsonPatch(pod, ops)).toEqual(expected);
   });
 
-  it('ok/healthz and metrics (the review above counted as injected)', async () => {
+  it.sequential('ok/healthz and metrics (the review above counted as injected)', async ({ expect }) => {
     expect(splitStatus((await curl('/healthz')).stdout)).toEqual(['ok\n', '200']);
     const [metrics] = splitStatus((await curl('/metrics')).stdout);
     expect(metrics).toMatch(/^meshauth_webhook_reviews_total\{result="injected"\} 1$/m);
   });
 
-  it('fail/a plain-HTTP client gets no answer from the TLS port', async () => {
+  it.sequential('fail/a plain-HTTP client gets no answer from the TLS port', async ({ expect }) => {
     const plain = await runCommand('curl', ['-sS', '--max-time', '5', `${url.replace('https:', 'http:')}/healthz`]);
     expect(plain.code).not.toBe(0);
   });
 
-  it('ok/SIGTERM exits 0', async () => {
+  it.sequential('ok/SIGTERM exits 0', async ({ expect }) => {
     expect(await webhook.stop()).toBe(0);
   });
 });
 
-describe('meshauth webhook (CLI): SIGTERM', () => {
-  it('ok/after SIGTERM new reviews are still answered for a while (the endpoint is being removed), then exit 0', async () => {
+// Each case starts a webhook of its own in a directory of its own: they run side by side.
+describe.concurrent('meshauth webhook (CLI): SIGTERM', () => {
+  it('ok/after SIGTERM new reviews are still answered for a while (the endpoint is being removed), then exit 0', async ({
+    expect,
+  }) => {
     // The webhook stopped accepting at the signal, while the API server may still call it until the endpoint
     // removal reaches it: such a refused call admits the pod without its sidecar (failurePolicy Ignore).
     const dir = mkdtempSync(join(tmpdir(), 'meshauth-webhook-term-'));
@@ -143,7 +149,9 @@ describe('meshauth webhook (CLI): SIGTERM', () => {
     }
   }, 40_000);
 
-  it('ok/a review still arriving at SIGTERM is answered (Connection: close), then the webhook exits 0', async () => {
+  it('ok/a review still arriving at SIGTERM is answered (Connection: close), then the webhook exits 0', async ({
+    expect,
+  }) => {
     // close() ended every connection at once: the review got no answer, which the API server counts as a failed
     // call (failurePolicy Ignore: the pod is admitted without its sidecar).
     const dir = mkdtempSync(join(tmpdir(), 'meshauth-webhook-term-'));
@@ -183,7 +191,9 @@ describe('meshauth webhook (CLI): SIGTERM', () => {
     }
   }, 30_000);
 
-  it('ok/a signal while reviews finish ends the process, whichever came first (SIGINT, then SIGTERM)', async () => {
+  it('ok/a signal while reviews finish ends the process, whichever came first (SIGINT, then SIGTERM)', async ({
+    expect,
+  }) => {
     // The first signal's listener for the other signal stayed installed: after SIGINT, a SIGTERM during the wait for
     // a review still arriving was swallowed, and the process lived on until that wait timed out.
     const dir = mkdtempSync(join(tmpdir(), 'meshauth-webhook-term-'));

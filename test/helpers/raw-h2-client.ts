@@ -3,7 +3,10 @@
 // END_STREAM, which node:http2's close() cannot (it ends the writable side first). Header blocks are sent as
 // HPACK literals without indexing (RFC 7541 §6.2.2), never Huffman-coded; responses are not decoded. With a client
 // SVID it speaks to a sidecar's inbound (mTLS), and h2Frame/hpackBlock build frames a test writes in bulk (floods).
+// driveFakeClock moves a faked setTimeout past a deadline of many seconds (an untaken answer's, a session's grace)
+// instead of waiting it out, with realUntil for the waits meanwhile.
 import { connect, type TLSSocket } from 'node:tls';
+import { vi } from 'vitest';
 import type { TestSvid } from './test-ca.js';
 import { eventually, waitFor } from './wait.js';
 
@@ -189,10 +192,50 @@ export async function sendShortBody(
   }
 }
 
+/** A few turns of the event loop. setImmediate is never faked: sockets and streams act on what fake timers did. */
+export async function loopTurns(count = 5): Promise<void> {
+  for (let i = 0; i < count; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Polls `done` on event-loop turns for at most `ms` by the real clock (performance.now, never faked): a wait that
+ * still works while setTimeout is faked (waitFor's own poll is a setTimeout). Whether `done` became true.
+ */
+export async function realUntil(done: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = performance.now() + ms;
+  while (performance.now() < deadline) {
+    if (await done()) return true;
+    await loopTurns();
+  }
+  return done();
+}
+
+/**
+ * While setTimeout is faked (vi.useFakeTimers), moves the fake clock on `stepMs` at a time, with a few event-loop
+ * turns after each step and `each` before it, until `done` or `budgetMs` of fake time passed. Whether `done` became
+ * true. For product timers of many seconds (a deadline, a grace) that a test would otherwise wait out.
+ */
+export async function driveFakeClock(
+  done: () => boolean,
+  budgetMs: number,
+  stepMs: number,
+  each: () => void = () => undefined,
+): Promise<boolean> {
+  for (let faked = 0; !done() && faked < budgetMs; faked += stepMs) {
+    each();
+    vi.advanceTimersByTime(stepMs);
+    await loopTurns();
+  }
+  return done();
+}
+
 /**
  * Asks `path` over HTTP/2 with a flow-control window of 0 (SETTINGS_INITIAL_WINDOW_SIZE), keeping the session busy
  * with a PING every second, and returns the RST_STREAM that ends the request once its answer's head went out (the
- * body never can). For tests that an answer a caller never takes does not hold its stream for ever.
+ * body never can). For tests that an answer a caller never takes does not hold its stream for ever. The deadline is
+ * a setTimeout armed as the answer is written: setTimeout is faked from before the request, and the fake clock is
+ * moved a second at a time (a PING each) for up to 25 s, so the test does not wait the deadline out. node:http2's own
+ * stream timers are not faked: in the moment of real time this takes, none of them can be what resets the stream.
  */
 export async function untakenAnswerReset(
   port: number,
@@ -201,30 +244,38 @@ export async function untakenAnswerReset(
   path: string,
 ): Promise<RawH2Frame> {
   const client = await rawH2Client(port, caPem);
-  const zeroWindow = Buffer.alloc(6);
-  zeroWindow.writeUInt16BE(0x4 /* SETTINGS_INITIAL_WINDOW_SIZE */, 0);
-  client.socket.write(h2Frame(SETTINGS, 0, 0, zeroWindow));
-  client.headers(
-    1,
-    [
-      [':method', 'GET'],
-      [':scheme', 'https'],
-      [':authority', authority],
-      [':path', path],
-    ],
-    true,
-  );
-  const pings = setInterval(() => client.socket.write(h2Frame(0x6 /* PING */, 0, 0, Buffer.alloc(8))), 1_000);
   try {
-    // The answer's head goes out (headers are not flow-controlled); its body waits for a window that never opens.
-    await waitFor('the answer head', () => client.received.find((f) => f.type === HEADERS && f.stream === 1));
-    return await waitFor(
-      'the untaken answer reset',
-      () => client.received.find((f) => f.type === RST_STREAM && f.stream === 1),
-      25_000,
-    );
+    const zeroWindow = Buffer.alloc(6);
+    zeroWindow.writeUInt16BE(0x4 /* SETTINGS_INITIAL_WINDOW_SIZE */, 0);
+    client.socket.write(h2Frame(SETTINGS, 0, 0, zeroWindow));
+    const head = () => client.received.find((f) => f.type === HEADERS && f.stream === 1);
+    const reset = () => client.received.find((f) => f.type === RST_STREAM && f.stream === 1);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      client.headers(
+        1,
+        [
+          [':method', 'GET'],
+          [':scheme', 'https'],
+          [':authority', authority],
+          [':path', path],
+        ],
+        true,
+      );
+      // The answer's head goes out (headers are not flow-controlled); its body waits for a window that never opens.
+      if (!(await realUntil(() => head() !== undefined, 5_000))) throw new Error('no answer head within 5 s');
+      await driveFakeClock(
+        () => reset() !== undefined,
+        25_000,
+        1_000,
+        () => client.socket.write(h2Frame(0x6 /* PING */, 0, 0, Buffer.alloc(8))),
+      );
+    } finally {
+      vi.useRealTimers();
+    }
+    // A reset sent in the last step may still be on its way (real time); the fake clock has stopped.
+    return await waitFor('the untaken answer reset', reset, 5_000);
   } finally {
-    clearInterval(pings);
     client.close();
   }
 }

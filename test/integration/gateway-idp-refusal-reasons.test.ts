@@ -13,22 +13,26 @@ import { type GatewayMesh, gatewayLogins } from '../helpers/gateway-mesh.js';
 
 const SESSION = '__Host-meshauth';
 
-let op: FakeOp;
-let mesh: GatewayMesh;
-beforeAll(async () => {
-  ({ op, mesh } = await startScriptedOpMesh());
-});
-afterAll(async () => {
-  await mesh?.close();
-  await op?.close();
-});
+// Each describe below waits out the relying party's 10 s timeout once (a token answer that never comes, one whose body
+// stalls), so the two run side by side, each with a provider and a mesh of its own: the provider's fault is a setting of
+// the whole provider, and each case counts the logins and log lines of its mesh. Within a describe the cases run one
+// after another (it.sequential).
 
 // The provider's token endpoint in trouble while a browser signs in: a 503 page, a JSON `server_error`, no answer at
 // all. Each is the provider being unavailable (502 MESHAUTH_ERR_IDP_UNAVAILABLE, counted as `idp_unavailable`), never
 // an ID token the gateway refused (401, `id_token_invalid`: what an operator reads as an attack).
-describe('gateway: token endpoint outage during sign-in', () => {
+describe('gateway: token endpoint outage during sign-in', { concurrent: true }, () => {
+  let op: FakeOp;
+  let mesh: GatewayMesh;
+  beforeAll(async () => {
+    ({ op, mesh } = await startScriptedOpMesh());
+  });
+  afterAll(async () => {
+    await mesh?.close();
+    await op?.close();
+  });
   for (const fault of ['html_503', 'server_error', 'no_answer'] as const satisfies readonly TokenEndpointFault[]) {
-    it(`fail/token endpoint ${fault} → 502 MESHAUTH_ERR_IDP_UNAVAILABLE, counted idp_unavailable, one log line`, async () => {
+    it.sequential(`fail/token endpoint ${fault} → 502 MESHAUTH_ERR_IDP_UNAVAILABLE, counted idp_unavailable, one log line`, async () => {
       op.tokenFault = fault;
       const browser = new ScriptedBrowser(mesh.ca.rootPem);
       try {
@@ -48,7 +52,7 @@ describe('gateway: token endpoint outage during sign-in', () => {
     }, 30_000);
   }
 
-  it('ok/the provider back: the next sign-in completes', async () => {
+  it.sequential('ok/the provider back: the next sign-in completes', async () => {
     const browser = new ScriptedBrowser(mesh.ca.rootPem);
     const page = await browser.navigate(`${mesh.origin}/shop`);
     expect(page.status, page.body).toBe(200);
@@ -56,7 +60,16 @@ describe('gateway: token endpoint outage during sign-in', () => {
   });
 });
 
-describe('gateway: the reason a sign-in failed', () => {
+describe('gateway: the reason a sign-in failed', { concurrent: true }, () => {
+  let op: FakeOp;
+  let mesh: GatewayMesh;
+  beforeAll(async () => {
+    ({ op, mesh } = await startScriptedOpMesh());
+  });
+  afterAll(async () => {
+    await mesh?.close();
+    await op?.close();
+  });
   /** Starts a sign-in and follows it to the provider's answer: the callback URL, not yet sent. */
   async function callbackOf(browser: ScriptedBrowser): Promise<URL> {
     const start = await browser.fetch(`${mesh.origin}/shop`);
@@ -91,7 +104,7 @@ describe('gateway: the reason a sign-in failed', () => {
     ['with an empty code', (q: URLSearchParams) => q.set('code', '')],
     ['with the code twice', (q: URLSearchParams) => q.append('code', 'another-code')],
   ] as const) {
-    it(`fail/a callback ${what} → 401, callback_invalid`, async () => {
+    it.sequential(`fail/a callback ${what} → 401, callback_invalid`, async () => {
       const browser = new ScriptedBrowser(mesh.ca.rootPem);
       try {
         const callback = await callbackOf(browser);
@@ -104,7 +117,7 @@ describe('gateway: the reason a sign-in failed', () => {
   }
 
   for (const fault of ['token_type_mac', 'no_access_token'] as const satisfies readonly TokenEndpointFault[]) {
-    it(`fail/a token answer with ${fault} → 401, token_response_invalid`, async () => {
+    it.sequential(`fail/a token answer with ${fault} → 401, token_response_invalid`, async () => {
       const browser = new ScriptedBrowser(mesh.ca.rootPem);
       try {
         const callback = await callbackOf(browser);
@@ -117,7 +130,7 @@ describe('gateway: the reason a sign-in failed', () => {
     });
   }
 
-  it('fail/an ID token for one audience issued to another party (azp) → 401, azp_mismatch', async () => {
+  it.sequential('fail/an ID token for one audience issued to another party (azp) → 401, azp_mismatch', async () => {
     const browser = new ScriptedBrowser(mesh.ca.rootPem);
     try {
       const callback = await callbackOf(browser);
@@ -129,7 +142,7 @@ describe('gateway: the reason a sign-in failed', () => {
     }
   });
 
-  it('fail/an ID token issued one day ahead (valid for ten years) → 401, id_token_invalid', async () => {
+  it.sequential('fail/an ID token issued one day ahead (valid for ten years) → 401, id_token_invalid', async () => {
     const browser = new ScriptedBrowser(mesh.ca.rootPem);
     try {
       const callback = await callbackOf(browser);
@@ -141,7 +154,7 @@ describe('gateway: the reason a sign-in failed', () => {
     }
   });
 
-  it('fail/a token answer whose body stalls after its head → 502 MESHAUTH_ERR_IDP_UNAVAILABLE, idp_unavailable', async () => {
+  it.sequential('fail/a token answer whose body stalls after its head → 502 MESHAUTH_ERR_IDP_UNAVAILABLE, idp_unavailable', async () => {
     const browser = new ScriptedBrowser(mesh.ca.rootPem);
     try {
       const callback = await callbackOf(browser);
@@ -158,7 +171,7 @@ describe('gateway: the reason a sign-in failed', () => {
     }
   }, 30_000);
 
-  it('ok/a well-formed callback and token answer sign in', async () => {
+  it.sequential('ok/a well-formed callback and token answer sign in', async () => {
     const browser = new ScriptedBrowser(mesh.ca.rootPem);
     try {
       const landed = await browser.fetch((await callbackOf(browser)).href);

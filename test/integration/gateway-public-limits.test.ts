@@ -5,8 +5,9 @@
 // without a request and an HTTP/1.1 head trickled byte by byte are closed after 10 s, as the inbound sidecar does (the
 // per-address share: gateway-public-listener-share.test.ts).
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type BadMesh, gatewayH1Socket, h1Exchange, startBadMesh } from '../helpers/gateway-bad-service.js';
+import { driveFakeClock } from '../helpers/raw-h2-client.js';
 import { eventually } from '../helpers/wait.js';
 
 function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
@@ -136,34 +137,51 @@ describe('gateway: HTTP/2 abuse and slow clients', () => {
   });
 
   it('fail/an h2 connection that never sends a request and an HTTP/1.1 head trickled byte by byte are closed after 10 s', async () => {
-    const idle = await h2Conn(m.port, m.mesh.files.caPem);
-    const slow = gatewayH1Socket(m.port, m.mesh.files.caPem);
+    // Both deadlines (PUBLIC_LIMITS.headersTimeoutMs, 10 s, the gateway's default) are setTimeouts armed as each
+    // connection arrives: faked from before the two connect, and the slowloris's pace is kept on the fake clock, not
+    // waited out. node:http's own head timeouts are not faked: in the moment of real time this takes, none of them
+    // can be what closes either connection.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let idle: Conn | undefined;
+    let slow: TLSSocket | undefined;
     let slowClosed = false;
     let slowAnswer = '';
-    slow.on('error', () => undefined);
-    slow.on('data', (c: Buffer) => {
-      slowAnswer += c.toString('latin1');
-    });
-    slow.on('close', () => {
-      slowClosed = true;
-    });
-    await new Promise((resolve) => slow.once('secureConnect', resolve));
-    slow.write('GET /bad/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
     try {
-      for (let i = 0; i < 12 && !slowClosed; i++) {
-        slow.write('a');
-        // A fixed pace on purpose: a slowloris client, one header byte a second.
-        await new Promise((resolve) => setTimeout(resolve, 1_000));
-      }
+      idle = await h2Conn(m.port, m.mesh.files.caPem);
+      slow = gatewayH1Socket(m.port, m.mesh.files.caPem);
+      slow.on('error', () => undefined);
+      slow.on('data', (c: Buffer) => {
+        slowAnswer += c.toString('latin1');
+      });
+      slow.on('close', () => {
+        slowClosed = true;
+      });
+      await new Promise((resolve) => slow?.once('secureConnect', resolve));
+      slow.write('GET /bad/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
+      const conn = idle;
+      const client = slow;
+      // A fixed pace on purpose: a slowloris client, one header byte a second (of the fake clock), for 12 s at most.
+      await driveFakeClock(
+        () => slowClosed && conn.closed(),
+        12_000,
+        1_000,
+        () => client.write('a'),
+      );
+    } finally {
+      vi.useRealTimers();
+    }
+    try {
+      // A close in the last step may still be on its way (real time); the fake clock has stopped.
+      await eventually(() => slowClosed && idle?.closed() === true, 2_000);
       // Both closed by ~10 s (the inbound sidecar's headersTimeout and first-request timer), a 408 for the head.
-      expect({ idleClosed: idle.closed(), slowClosed, slowAnswer: slowAnswer.split('\r\n')[0] }).toEqual({
+      expect({ idleClosed: idle?.closed(), slowClosed, slowAnswer: slowAnswer.split('\r\n')[0] }).toEqual({
         idleClosed: true,
         slowClosed: true,
         slowAnswer: 'HTTP/1.1 408 Request Timeout',
       });
     } finally {
-      idle.socket.destroy();
-      slow.destroy();
+      idle?.socket.destroy();
+      slow?.destroy();
     }
-  }, 30_000);
+  });
 });

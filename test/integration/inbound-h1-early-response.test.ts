@@ -215,24 +215,21 @@ async function trickle(caller: Caller, count: number, everyMs: number): Promise<
   return sent;
 }
 
-describe('inbound HTTP/1.1: the rest of an upload answered early is read and discarded while it flows', () => {
-  let stage: HeldStage;
-  const log = logLines('b');
-
-  beforeAll(async () => {
-    stage = await startEarlyStage(log);
-  });
-  afterAll(async () => {
-    await stage?.close();
-  });
-
+// Each case waits out the 1 s linger after an upload of 3 s, and reads the connection gauge of its sidecar: each has a
+// stage of its own, and the two run side by side.
+describe.concurrent('inbound HTTP/1.1: the rest of an upload answered early is read and discarded while it flows', () => {
   // The linger is 1 s of silence: an upload still flowing after that must not draw a TCP reset (which can cost the
   // client the response it has not read yet), and the connection closes about 1 s after the upload stops.
   for (const [name, path, status] of [
     ['an early complete 200 from the app', '/early', 'HTTP/1.1 200 OK'],
     ['the sidecar answering the app failure (Connection: close)', '/early-fail', 'HTTP/1.1 503 Service Unavailable'],
   ] as const) {
-    it(`fail/${name} while the upload flows for 3 s: no reset, closed once the upload stops`, async () => {
+    it(`fail/${name} while the upload flows for 3 s: no reset, closed once the upload stops`, async ({
+      expect,
+      onTestFinished,
+    }) => {
+      const stage = await startEarlyStage(logLines('b'));
+      onTestFinished(() => stage.close());
       const caller = await connect(stage);
       // A client still uploading: our side stays open after the sidecar's FIN (tls.connect's typings lack allowHalfOpen).
       (caller.socket as TLSSocket & { allowHalfOpen: boolean }).allowHalfOpen = true;

@@ -4,11 +4,18 @@
 // (inbound-h2-early-response.test.ts). It is not left half-open until the stream idle timeout resets it with
 // INTERNAL_ERROR, which a client reads as a failed request. An answer the caller never takes is still reset.
 import { constants } from 'node:http2';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MeshauthError } from '../../src/errors/index.js';
 import type { EndUserOutcome } from '../../src/sidecar/index.js';
 import { eachRequestHead, eventually, type RawApp } from '../helpers/raw-app.js';
-import { h2Frame, type RawH2Frame, rawH2Client, rstCodeOf } from '../helpers/raw-h2-client.js';
+import {
+  driveFakeClock,
+  h2Frame,
+  type RawH2Frame,
+  rawH2Client,
+  realUntil,
+  rstCodeOf,
+} from '../helpers/raw-h2-client.js';
 import { type RawAppBehind, startRawAppBehind, type TestSidecar } from '../helpers/sidecar-harness.js';
 import type { TestCa, TestSvid } from '../helpers/test-ca.js';
 
@@ -114,22 +121,38 @@ describe('inbound h2: an error answer before the request body ended closes the s
 
   it('fail/an error answer the caller never takes, its body still coming, is still reset (INTERNAL_ERROR)', async () => {
     const client = await rawH2Client(b.sidecar.inboundPort, ca.bundlePem, peer);
-    const zeroWindow = Buffer.alloc(6);
-    zeroWindow.writeUInt16BE(0x4 /* SETTINGS_INITIAL_WINDOW_SIZE */, 0);
-    client.socket.write(h2Frame(SETTINGS, 0, 0, zeroWindow));
-    client.headers(1, [
-      [':method', 'POST'],
-      [':scheme', 'https'],
-      [':authority', 'b.mesh'],
-      [':path', '/refused'],
-      ['content-length', '1000'],
-    ]);
-    client.data(1, 'a');
-    // node:http2 puts its stream timer off on any frame of the session: only the answer deadline can end the stream.
-    const pings = setInterval(() => client.socket.write(h2Frame(0x6 /* PING */, 0, 0, Buffer.alloc(8))), 1_000);
     try {
+      const zeroWindow = Buffer.alloc(6);
+      zeroWindow.writeUInt16BE(0x4 /* SETTINGS_INITIAL_WINDOW_SIZE */, 0);
+      client.socket.write(h2Frame(SETTINGS, 0, 0, zeroWindow));
+      const head = () => client.received.some((f) => f.stream === 1 && f.type === HEADERS);
       const reset = () => client.received.find((f) => f.stream === 1 && f.type === RST_STREAM);
-      expect(await eventually(() => reset() !== undefined, 25_000), 'stream 1 reset').toBe(true);
+      // The answer deadline (10 s) is a setTimeout armed as the answer is written: faked from before the request and
+      // driven a second at a time for up to 25 s, not waited out (untakenAnswerReset does the same).
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        client.headers(1, [
+          [':method', 'POST'],
+          [':scheme', 'https'],
+          [':authority', 'b.mesh'],
+          [':path', '/refused'],
+          ['content-length', '1000'],
+        ]);
+        client.data(1, 'a');
+        expect(await realUntil(head, 5_000), 'the answer head').toBe(true);
+        // node:http2 puts its stream timer off on any frame of the session: only the answer deadline can end the
+        // stream. A PING every second of the fake clock keeps the session busy.
+        await driveFakeClock(
+          () => reset() !== undefined,
+          25_000,
+          1_000,
+          () => client.socket.write(h2Frame(0x6 /* PING */, 0, 0, Buffer.alloc(8))),
+        );
+      } finally {
+        vi.useRealTimers();
+      }
+      // A reset sent in the last step may still be on its way (real time); the fake clock has stopped.
+      expect(await eventually(() => reset() !== undefined, 5_000), 'stream 1 reset').toBe(true);
       const frame = reset();
       expect(frame === undefined ? undefined : rstCodeOf(frame)).toBe(constants.NGHTTP2_INTERNAL_ERROR);
       expect(
@@ -137,8 +160,7 @@ describe('inbound h2: an error answer before the request body ended closes the s
         'no body went out: the window stayed shut',
       ).toBe(false);
     } finally {
-      clearInterval(pings);
       client.close();
     }
-  }, 40_000);
+  });
 });

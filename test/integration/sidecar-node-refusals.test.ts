@@ -4,10 +4,11 @@
 // counted nor logged; a parse error in a request pipelined behind one in flight on the outbound was answered but not
 // counted; a broken chunked body on the inbound and the external listener was reported twice (the 400 plus a
 // `client_aborted` reset, or plus the 401 of the token check that was still pending).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { EXTERNAL_TD, type ExternalSidecar, startExternalSidecar } from '../helpers/external-sidecar.js';
 import { type LogLines, logLines } from '../helpers/log-lines.js';
+import { driveFakeClock } from '../helpers/raw-h2-client.js';
 import { rawTlsExchange } from '../helpers/raw-tls.js';
 import { startTestSidecar, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';
 import { rawTcpExchange } from '../helpers/tcp-client.js';
@@ -93,13 +94,22 @@ function warnings(listener: Listener, from: number): Record<string, unknown>[] {
   return targets[listener].log.lines.slice(from).filter((l) => l.direction === listener && l.level === 'warn');
 }
 
-/** Sends `bytes`; expects the JSON error `code` with `status`, one more rejection counted and one log line. */
-async function expectOneRefusal(listener: Listener, bytes: string, status: number, code: string): Promise<void> {
+/**
+ * Sends `bytes` (through `send`, the listener's own by default); expects the JSON error `code` with `status`, one more
+ * rejection counted and one log line.
+ */
+async function expectOneRefusal(
+  listener: Listener,
+  bytes: string,
+  status: number,
+  code: string,
+  send: (bytes: string) => Promise<string> = targets[listener].send,
+): Promise<void> {
   const target = targets[listener];
   const before = await rejected(listener);
   const from = target.log.lines.length;
   const seen = app.seen.length;
-  const reply = await target.send(bytes);
+  const reply = await send(bytes);
   expect(reply.split('\r\n', 1)[0]).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
   expect(JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)).code).toBe(code);
   expect(await rejected(listener)).toBe(before + 1);
@@ -110,6 +120,27 @@ async function expectOneRefusal(listener: Listener, bytes: string, status: numbe
 }
 
 const LISTENERS: readonly Listener[] = ['outbound', 'inbound', 'external'];
+
+/**
+ * The outbound's send with setTimeout faked, the fake clock moved on half a second at a time (15 s at most) until the
+ * reply is in. OUTBOUND_LIMITS.headersTimeoutMs (10 s) is not configurable; the outbound's head timer is a setTimeout
+ * armed as the connection arrives, so it runs out on the fake clock instead of being waited out. The client's own
+ * give-up (a socket timer, not faked) cannot come first in the moment of real time this takes.
+ */
+async function sendOnFakeClock(bytes: string): Promise<string> {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+  let reply: Promise<string>;
+  try {
+    let settled = false;
+    reply = targets.outbound.send(bytes).finally(() => {
+      settled = true;
+    });
+    await driveFakeClock(() => settled, 15_000, 500);
+  } finally {
+    vi.useRealTimers();
+  }
+  return reply;
+}
 
 describe('requests node:http refuses on the sidecar listeners: answered, counted once, logged once', () => {
   it.each(LISTENERS)('fail/%s: HTTP/1.1 without Host → 400 MESHAUTH_ERR_BAD_REQUEST', async (listener) => {
@@ -158,19 +189,19 @@ describe('requests node:http refuses on the sidecar listeners: answered, counted
   );
 
   it('fail/outbound: a head that never finishes (slowloris) → 408 MESHAUTH_ERR_REQUEST_TIMEOUT, as on the inbound', async () => {
-    // OUTBOUND_LIMITS.headersTimeoutMs (10 s) is not configurable: this case waits it out once.
     await expectOneRefusal(
       'outbound',
       'GET /x HTTP/1.1\r\nHost: b.mesh\r\nX-Slow: 1',
       408,
       'MESHAUTH_ERR_REQUEST_TIMEOUT',
+      sendOnFakeClock,
     );
   }, 20_000);
 
   it('fail/outbound: a connection that sends nothing → 408 MESHAUTH_ERR_REQUEST_TIMEOUT at the same head timeout', async () => {
     // The outbound's lean lane holds a new connection until its first bytes: without a timer of its own a silent one
     // waited 65 s for the keep-alive timeout and was dropped unanswered and uncounted (found in review).
-    await expectOneRefusal('outbound', '', 408, 'MESHAUTH_ERR_REQUEST_TIMEOUT');
+    await expectOneRefusal('outbound', '', 408, 'MESHAUTH_ERR_REQUEST_TIMEOUT', sendOnFakeClock);
   }, 20_000);
 
   it.each(LISTENERS)('ok/%s still serves a well-formed request afterwards', async (listener) => {

@@ -9,7 +9,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, beforeAll, describe, it, type OnTestFinishedHandler } from 'vitest';
 import { resolveInjectConfig } from '../../src/k8s/index.js';
 import { REVIEW_BYTES_IN_FLIGHT, WebhookServer } from '../../src/k8s/webhook-server.js';
 import { Metrics } from '../../src/telemetry/index.js';
@@ -98,7 +98,9 @@ async function stall(port: number, cert: WebhookCert, bytes: number, from: strin
   return pending;
 }
 
-describe('webhook: what holds the review budget', () => {
+// Each case has a webhook of its own (its own budget, metrics and log), so the cases run side by side: the last one
+// waits out the 10 s request timeout while the others run. Teardown goes through each case's own onTestFinished.
+describe.concurrent('webhook: what holds the review budget', () => {
   let dir: string;
   let cert: WebhookCert;
 
@@ -108,8 +110,12 @@ describe('webhook: what holds the review budget', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+  type Finished = (fn: OnTestFinishedHandler) => void;
+
   /** A fresh webhook (fresh budget, metrics and log) closed after the test, after the requests it left open. */
-  async function webhook(): Promise<{ port: number; metrics: Metrics; log: ReturnType<typeof logLines> }> {
+  async function webhook(
+    onTestFinished: Finished,
+  ): Promise<{ port: number; metrics: Metrics; log: ReturnType<typeof logLines> }> {
     const metrics = new Metrics();
     const log = logLines('webhook');
     const server = new WebhookServer({
@@ -126,16 +132,19 @@ describe('webhook: what holds the review budget', () => {
     return { port, metrics, log };
   }
 
-  function teardown(requests: Pending[]): void {
+  function teardown(onTestFinished: Finished, requests: Pending[]): void {
     onTestFinished(() => {
       for (const r of requests) r.req.destroy();
     });
   }
 
-  it('ok/heads declaring the 4 MiB cap with no body hold none of the budget: the next review is answered', async () => {
-    const { port, metrics } = await webhook();
+  it('ok/heads declaring the 4 MiB cap with no body hold none of the budget: the next review is answered', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { port, metrics } = await webhook(onTestFinished);
     const heads = [0, 1, 2].map(() => open(port, cert, CAP));
-    teardown(heads);
+    teardown(onTestFinished, heads);
     // The server answers 100 Continue as it hands the request to the webhook: each head has been seen.
     await waitFor('three heads handled', () => heads.every((h) => h.continued), 5_000);
     expect(3 * CAP).toBe(REVIEW_BYTES_IN_FLIGHT);
@@ -146,11 +155,14 @@ describe('webhook: what holds the review budget', () => {
     expect(exposedValue(await metrics.exposition(), 'meshauth_webhook_reviews_total{result="error"}')).toBe(0);
   });
 
-  it('fail/one address holds at most half the budget: its next review gets 503, another address is served', async () => {
-    const { port, log } = await webhook();
+  it('fail/one address holds at most half the budget: its next review gets 503, another address is served', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { port, log } = await webhook(onTestFinished);
     expect(2 * STALLED).toBe(SHARE);
     const stalled = [await stall(port, cert, STALLED, '127.0.0.1'), await stall(port, cert, STALLED, '127.0.0.1')];
-    teardown(stalled);
+    teardown(onTestFinished, stalled);
 
     // Once the server has read both bodies the address's share is full: a review of 1 KiB from it is refused.
     await waitFor('a refusal past the share', async () => (await send(port, cert, review(1024))) === 503, 10_000);
@@ -169,10 +181,13 @@ describe('webhook: what holds the review budget', () => {
     expect(await send(port, cert, review(STALLED), '127.0.0.2')).toBe(200);
   });
 
-  it('fail/addresses that fill the whole budget between them: every other review gets 503, counted and logged', async () => {
-    const { port, metrics, log } = await webhook();
+  it('fail/addresses that fill the whole budget between them: every other review gets 503, counted and logged', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { port, metrics, log } = await webhook(onTestFinished);
     const stalled: Pending[] = [];
-    teardown(stalled);
+    teardown(onTestFinished, stalled);
     for (const from of ['127.0.0.1', '127.0.0.1', '127.0.0.2', '127.0.0.2']) {
       stalled.push(await stall(port, cert, STALLED, from));
     }
@@ -203,10 +218,13 @@ describe('webhook: what holds the review budget', () => {
     expect(1 + suppressed).toBe(refusals);
   });
 
-  it('fail/requests that stop sending end at the 10 s request timeout, and their bytes go back to the budget', async () => {
-    const { port } = await webhook();
+  it('fail/requests that stop sending end at the 10 s request timeout, and their bytes go back to the budget', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { port } = await webhook(onTestFinished);
     const stalled = [await stall(port, cert, STALLED, '127.0.0.1'), await stall(port, cert, STALLED, '127.0.0.1')];
-    teardown(stalled);
+    teardown(onTestFinished, stalled);
     await waitFor('the share full', async () => (await send(port, cert, review(1024))) === 503, 10_000);
 
     // Node checked the timeout every 30 s, so such requests lived up to 40 s; now at most about 11.

@@ -351,6 +351,9 @@ export class EdgeHandler {
         return;
       }
     }
+    // What the service will get: the edge policy's header conditions read exactly that, so none is met (or missed) by a
+    // header the gateway drops or replaces (a client's X-Forwarded-For, its Host, the session cookie).
+    const out = this.#forwardHeaders(req, authority, cookies, route, caller);
     const policy = this.#policy?.();
     if (policy !== undefined) {
       const request: AuthzRequest = {
@@ -358,7 +361,7 @@ export class EdgeHandler {
         path: normalized.path,
         host: authority,
         port: this.#port(),
-        headers: policyHeaderView(headers),
+        headers: out,
         sourceIp: clientAddress(req.socket?.remoteAddress) ?? '',
         user: user?.claims,
         now: this.#now(),
@@ -384,7 +387,6 @@ export class EdgeHandler {
       this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'allow', rule: EDGE_LOGIN_RULES[route.login] });
     }
 
-    const out = this.#forwardHeaders(req, authority, cookies, route, caller);
     const body = hasBody(req) ? requestBody(req) : null;
     if (body === null) req.resume();
     if (setCookies.length > 0) {
@@ -615,24 +617,4 @@ function hostOf(authority: string): string {
   }
   const colon = authority.indexOf(':');
   return (colon === -1 ? authority : authority.slice(0, colon)).toLowerCase().replace(/\.$/, '');
-}
-
-/**
- * The headers the edge policy's conditions read: without those the request's `Connection` names and names with `_`,
- * which #forwardHeaders never passes on, so that no condition is met by a header the service does not get (as at a
- * sidecar, request-checks.ts headerLines).
- */
-function policyHeaderView(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const listed = typeof headers.connection === 'string' ? connectionListed(headers.connection) : undefined;
-  if (listed === undefined && !hasUnderscoredName(headers)) return headers;
-  const view: IncomingHttpHeaders = {};
-  for (const name in headers) {
-    if (listed?.has(name) !== true && !name.includes('_')) view[name] = headers[name];
-  }
-  return view;
-}
-
-function hasUnderscoredName(headers: IncomingHttpHeaders): boolean {
-  for (const name in headers) if (name.includes('_')) return true;
-  return false;
 }

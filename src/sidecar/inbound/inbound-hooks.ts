@@ -21,6 +21,11 @@ export interface InboundRequestView {
    * included): on both, Node keeps only the first of a repeated `authorization` in `headers`.
    */
   readonly rawHeaders?: readonly string[];
+  /**
+   * The header lines the app will get (identity headers aside), by lower-case name: what policy header conditions
+   * read. Absent in a view not built by a listener (the policy then reads the received lines).
+   */
+  readonly appHeaderLines?: ReadonlyMap<string, readonly string[]>;
   readonly sourceIp: string;
   /** The inbound listener port the request arrived on. */
   readonly port: number;

@@ -51,20 +51,19 @@ export function policyAuthorizer(options: PolicyAuthorizerOptions): (view: Autho
     }
     const policy = options.policy();
     const user = view.user as EndUser | undefined;
+    let headers: AuthzRequest['headers'] | undefined;
     const request: AuthzRequest = {
       peerId: view.peer?.id,
       method: view.method,
       path: normalized.path,
       host: view.authority,
       port: view.port,
-      // Every line of a repeated header counts (HTTP/1.1: Node's `headers` keeps only the first `user-agent`, the
-      // app receives them all); none the request's Connection names and no name with `_`, which never reach the app
-      // (headerLines, h2HeaderView). Pseudo-headers never match: policy header names are HTTP tokens, which never start
-      // with `:`.
-      headers:
-        view.httpVersion === '2' || view.rawHeaders === undefined
-          ? h2HeaderView(view.headers)
-          : headerLines(view.rawHeaders),
+      // The lines the app will get (appHeaderLines: every line of a repeated header, none the copy drops, the
+      // listener's own X-Forwarded-*), built on first read: most policies have no header condition.
+      get headers() {
+        headers ??= view.appHeaderLines ?? receivedHeaderLines(view);
+        return headers;
+      },
       sourceIp: view.sourceIp,
       user: user?.claims,
       chain: view.chain,
@@ -82,4 +81,14 @@ export function policyAuthorizer(options: PolicyAuthorizerOptions): (view: Autho
       ...(allow ? { forwardTarget: normalized.target } : {}),
     };
   };
+}
+
+/**
+ * A view without appHeaderLines (built outside a listener): the received lines, without those the request's
+ * Connection names and names with `_`, which never reach the app (headerLines, h2HeaderView).
+ */
+function receivedHeaderLines(view: AuthorizerView): AuthzRequest['headers'] {
+  return view.httpVersion === '2' || view.rawHeaders === undefined
+    ? h2HeaderView(view.headers)
+    : headerLines(view.rawHeaders);
 }

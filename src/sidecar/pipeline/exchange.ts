@@ -87,10 +87,34 @@ export class Exchange<S extends Sink = Sink> {
     this.startedAt = startedAt;
   }
 
+  /**
+   * The header lines the app will get, by lower-case name, without the identity headers: the copy's drops, the
+   * listener's own X-Forwarded-For/-Proto where it sets them, the Host an h2 request names in `:authority`, no
+   * `Authorization` the end-user step drops. What policy header conditions read, so that none is met or missed by a
+   * header the app does not get as read. Built when asked: most policies have no header condition.
+   */
+  appHeaderLines(): Map<string, string[]> {
+    const out: string[] = [];
+    this.sink.copyHeaders(out);
+    const dropAuthorization = this.outcome?.dropAuthorization === true;
+    const lines = new Map<string, string[]>();
+    for (let i = 0; i < out.length; i += 2) {
+      const name = (out[i] as string).toLowerCase();
+      if (dropAuthorization && name === 'authorization') continue;
+      const value = out[i + 1] as string;
+      const list = lines.get(name);
+      if (list === undefined) lines.set(name, [value]);
+      else list.push(value);
+    }
+    return lines;
+  }
+
   /** The hooks' view (built once, on the hooks path only), with what the end-user step verified. */
   view(): InboundRequestView {
     const sink = this.sink;
     const outcome = this.outcome;
+    const exchange = this;
+    let appHeaderLines: Map<string, string[]> | undefined;
     return {
       peer: this.peer as VerifiedPeer,
       method: this.method,
@@ -102,6 +126,10 @@ export class Exchange<S extends Sink = Sink> {
         return sink.headers;
       },
       rawHeaders: sink.rawHeaders,
+      get appHeaderLines() {
+        appHeaderLines ??= exchange.appHeaderLines();
+        return appHeaderLines;
+      },
       sourceIp: sink.sourceIp,
       port: this.port,
       httpVersion: sink.h2 ? '2' : '1.1',

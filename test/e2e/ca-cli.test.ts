@@ -1,5 +1,8 @@
 // `meshauth ca init|issue|token create` through the built CLI: files, modes, exit codes (SPEC §4).
-import { execFileSync, spawnSync } from 'node:child_process';
+// Each case mostly waits for the processes it starts; the `ca init` and `ca issue` cases run side by side (each writes
+// its own paths, and the CA files they share are only read), taking `expect` from their context. `ca token create`
+// comes after them, alone: a run that waits for another's CA directory lock says so on stderr, which it checks.
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,13 +33,15 @@ beforeAll(async () => {
   cwd = mkdtempSync(join(tmpdir(), 'meshauth-e2e-ca-'));
   const init = await meshauth(['ca', 'init', '--trust-domain', 'example.org'], { cwd });
   expect(init.code, init.stderr).toBe(0);
+  // The PKCS#12 password of every `--p12` case, written once: cases running side by side never see it half-written.
+  writeFileSync(join(cwd, 'p12pass'), 'correct horse\n');
 });
 afterAll(() => {
   if (cwd !== undefined) rmSync(cwd, { recursive: true, force: true });
 });
 
-describe('ca init', () => {
-  it('ok/writes the SPEC §4 files, keys 0600', () => {
+describe.concurrent('ca init', () => {
+  it('ok/writes the SPEC §4 files, keys 0600', ({ expect }) => {
     for (const file of ['root.crt', 'intermediate.crt', 'bundle.pem']) {
       expect(readFileSync(join(cwd, 'certs', file), 'utf8')).toContain('BEGIN CERTIFICATE');
     }
@@ -45,7 +50,7 @@ describe('ca init', () => {
     }
   });
 
-  it('fail/init twice without --force → exit 2 and a clear message; nothing replaced', async () => {
+  it('fail/init twice without --force → exit 2 and a clear message; nothing replaced', async ({ expect }) => {
     const before = readFileSync(join(cwd, 'certs', 'root.crt'), 'utf8');
     const again = await meshauth(['ca', 'init', '--trust-domain', 'example.org'], { cwd });
     expect(again.code).toBe(2);
@@ -54,7 +59,7 @@ describe('ca init', () => {
     expect(readFileSync(join(cwd, 'certs', 'root.crt'), 'utf8')).toBe(before);
   });
 
-  it('ok/--force replaces the CA (in another --dir)', async () => {
+  it('ok/--force replaces the CA (in another --dir)', async ({ expect }) => {
     const first = await meshauth(['ca', 'init', '--trust-domain', 'other.org', '--dir', 'other'], { cwd });
     expect(first.code).toBe(0);
     const before = readFileSync(join(cwd, 'other', 'root.crt'), 'utf8');
@@ -63,15 +68,15 @@ describe('ca init', () => {
     expect(readFileSync(join(cwd, 'other', 'root.crt'), 'utf8')).not.toBe(before);
   });
 
-  it('fail/bad trust domain → exit 2', async () => {
+  it('fail/bad trust domain → exit 2', async ({ expect }) => {
     const result = await meshauth(['ca', 'init', '--trust-domain', 'Example.ORG', '--dir', 'bad'], { cwd });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('MESHAUTH_ERR_TRUST_DOMAIN_INVALID');
   });
 });
 
-describe('ca issue', () => {
-  it.each([
+describe.concurrent('ca issue', () => {
+  it.for<[string, string[], string]>([
     ['fail/malformed ID', ['--id', 'spiffe://example.org/a//b'], 'MESHAUTH_ERR_SPIFFE_ID_INVALID'],
     ['fail/ID of another trust domain', ['--id', 'spiffe://evil.org/ns/a/sa/b'], 'MESHAUTH_ERR_SPIFFE_ID_INVALID'],
     ['fail/trust-domain ID without a path', ['--id', 'spiffe://example.org'], 'MESHAUTH_ERR_SPIFFE_ID_INVALID'],
@@ -92,98 +97,32 @@ describe('ca issue', () => {
       ['--id', 'spiffe://example.org/ns/a/sa/b', '--p12-password-file', 'ca-cli-p12pass'],
       '--p12-password-file goes with --p12',
     ],
-  ])('%s → exit 2', async (_name, args, code) => {
+  ])('%s → exit 2', async ([_name, args, code], { expect }) => {
     const result = await meshauth(['ca', 'issue', ...args, '--out', 'never/x'], { cwd });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(code);
     expect(() => statSync(join(cwd, 'never'))).toThrow();
   });
 
-  it('fail/no CA in --dir → exit 2 naming `ca init`', async () => {
+  it('fail/no CA in --dir → exit 2 naming `ca init`', async ({ expect }) => {
     const result = await meshauth(['ca', 'issue', '--id', 'spiffe://example.org/a', '--dir', 'nowhere'], { cwd });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('meshauth ca init');
     expect(result.stderr).toContain('MESHAUTH_ERR_CA_NOT_INITIALIZED');
   });
 
-  it.each(['p256', 'ed25519', 'rsa2048'])('ok/issues PREFIX.crt + PREFIX.key + PREFIX.p12 (%s)', async (keyType) => {
-    writeFileSync(join(cwd, 'p12pass'), 'correct horse\n');
-    const prefix = `out/${keyType}`;
-    const result = await meshauth(
-      [
-        'ca',
-        'issue',
-        '--id',
-        'spiffe://example.org/ns/pay/sa/java',
-        '--ttl',
-        '2h',
-        '--out',
-        prefix,
-        '--key-type',
-        keyType,
-        '--p12',
-        '--p12-password-file',
-        'p12pass',
-      ],
-      { cwd },
-    );
-    expect(result.code, result.stderr).toBe(0);
-    expect(statSync(join(cwd, `${prefix}.key`)).mode & 0o777).toBe(0o600);
-    const chain = readFileSync(join(cwd, `${prefix}.crt`), 'utf8');
-    expect(chain.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
-    const verify = spawnSync(
-      'openssl',
-      [
-        'verify',
-        '-x509_strict',
-        '-purpose',
-        'sslclient',
-        '-CAfile',
-        'certs/root.crt',
-        '-untrusted',
-        'certs/intermediate.crt',
-        `${prefix}.crt`,
-      ],
-      { cwd, encoding: 'utf8' },
-    );
-    expect(verify.stdout + verify.stderr).toContain(': OK');
-    // Stock OpenSSL 3 reads the PKCS#12 without -legacy: the certificates, then the key.
-    const certs = execFileSync(
-      'openssl',
-      ['pkcs12', '-info', '-in', `${prefix}.p12`, '-nokeys', '-passin', 'file:p12pass'],
-      { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    expect(certs.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
-    const info = spawnSync(
-      'openssl',
-      ['pkcs12', '-info', '-in', `${prefix}.p12`, '-nodes', '-passin', 'file:p12pass'],
-      { cwd, encoding: 'utf8' },
-    );
-    expect(info.status, info.stderr).toBe(0);
-    expect(info.stderr).toContain('PBES2, PBKDF2, AES-256-CBC');
-    expect(info.stderr).toMatch(/MAC: sha256/);
-    expect(info.stdout).toContain('BEGIN PRIVATE KEY');
-    const wrong = spawnSync('openssl', ['pkcs12', '-info', '-in', `${prefix}.p12`, '-nodes', '-passin', 'pass:wrong'], {
-      cwd,
-      encoding: 'utf8',
-    });
-    expect(wrong.status).not.toBe(0);
-  });
-
-  it('ok/a JVM keystore accepts the PKCS#12 (keytool -list), every key type', async (context) => {
-    const keytool = spawnSync('keytool', ['-help'], { encoding: 'utf8' });
-    if (keytool.error !== undefined) {
-      console.info('skipped: keytool (Java) is not installed');
-      context.skip();
-    }
-    for (const keyType of ['p256', 'ed25519', 'rsa2048']) {
-      const prefix = `jvm/${keyType}`;
-      const issued = await meshauth(
+  it.for(['p256', 'ed25519', 'rsa2048'])(
+    'ok/issues PREFIX.crt + PREFIX.key + PREFIX.p12 (%s)',
+    async (keyType, { expect }) => {
+      const prefix = `out/${keyType}`;
+      const result = await meshauth(
         [
           'ca',
           'issue',
           '--id',
           'spiffe://example.org/ns/pay/sa/java',
+          '--ttl',
+          '2h',
           '--out',
           prefix,
           '--key-type',
@@ -194,15 +133,97 @@ describe('ca issue', () => {
         ],
         { cwd },
       );
-      expect(issued.code, issued.stderr).toBe(0);
-      const list = spawnSync(
-        'keytool',
-        ['-list', '-storetype', 'PKCS12', '-keystore', `${prefix}.p12`, '-storepass', 'correct horse'],
+      expect(result.code, result.stderr).toBe(0);
+      expect(statSync(join(cwd, `${prefix}.key`)).mode & 0o777).toBe(0o600);
+      const chain = readFileSync(join(cwd, `${prefix}.crt`), 'utf8');
+      expect(chain.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+      const verify = spawnSync(
+        'openssl',
+        [
+          'verify',
+          '-x509_strict',
+          '-purpose',
+          'sslclient',
+          '-CAfile',
+          'certs/root.crt',
+          '-untrusted',
+          'certs/intermediate.crt',
+          `${prefix}.crt`,
+        ],
         { cwd, encoding: 'utf8' },
       );
-      expect(list.status, `${keyType}: ${list.stdout}${list.stderr}`).toBe(0);
-      expect(list.stdout).toContain('PrivateKeyEntry');
+      expect(verify.stdout + verify.stderr).toContain(': OK');
+      // Stock OpenSSL 3 reads the PKCS#12 without -legacy: the certificates, then the key.
+      const certs = execFileSync(
+        'openssl',
+        ['pkcs12', '-info', '-in', `${prefix}.p12`, '-nokeys', '-passin', 'file:p12pass'],
+        { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      expect(certs.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+      const info = spawnSync(
+        'openssl',
+        ['pkcs12', '-info', '-in', `${prefix}.p12`, '-nodes', '-passin', 'file:p12pass'],
+        { cwd, encoding: 'utf8' },
+      );
+      expect(info.status, info.stderr).toBe(0);
+      expect(info.stderr).toContain('PBES2, PBKDF2, AES-256-CBC');
+      expect(info.stderr).toMatch(/MAC: sha256/);
+      expect(info.stdout).toContain('BEGIN PRIVATE KEY');
+      const wrong = spawnSync(
+        'openssl',
+        ['pkcs12', '-info', '-in', `${prefix}.p12`, '-nodes', '-passin', 'pass:wrong'],
+        {
+          cwd,
+          encoding: 'utf8',
+        },
+      );
+      expect(wrong.status).not.toBe(0);
+    },
+  );
+
+  it('ok/a JVM keystore accepts the PKCS#12 (keytool -list), every key type', async (context) => {
+    const { expect } = context;
+    const keytool = spawnSync('keytool', ['-help'], { encoding: 'utf8' });
+    if (keytool.error !== undefined) {
+      console.info('skipped: keytool (Java) is not installed');
+      context.skip();
     }
+    // The key types side by side, each a `ca issue` and a JVM start.
+    const keytoolList = (prefix: string) =>
+      new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          'keytool',
+          ['-list', '-storetype', 'PKCS12', '-keystore', `${prefix}.p12`, '-storepass', 'correct horse'],
+          { cwd, encoding: 'utf8', timeout: 30_000 },
+          (error, stdout, stderr) =>
+            resolve({ status: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr }),
+        );
+      });
+    await Promise.all(
+      ['p256', 'ed25519', 'rsa2048'].map(async (keyType) => {
+        const prefix = `jvm/${keyType}`;
+        const issued = await meshauth(
+          [
+            'ca',
+            'issue',
+            '--id',
+            'spiffe://example.org/ns/pay/sa/java',
+            '--out',
+            prefix,
+            '--key-type',
+            keyType,
+            '--p12',
+            '--p12-password-file',
+            'p12pass',
+          ],
+          { cwd },
+        );
+        expect(issued.code, issued.stderr).toBe(0);
+        const list = await keytoolList(prefix);
+        expect(list.status, `${keyType}: ${list.stdout}${list.stderr}`).toBe(0);
+        expect(list.stdout).toContain('PrivateKeyEntry');
+      }),
+    );
   });
 });
 
@@ -220,11 +241,12 @@ describe('ca token create', () => {
     });
   });
 
-  it.each([
+  // Refused before the CA directory is touched: these run side by side, after the case above.
+  it.concurrent.for<[string, string[]]>([
     ['fail/bad ID', ['--id', 'spiffe://example.org/ns/../x']],
     ['fail/ID of another trust domain', ['--id', 'spiffe://evil.org/ns/a/sa/b']],
     ['fail/ttl too long', ['--id', 'spiffe://example.org/ns/a/sa/b', '--ttl', '30d']],
-  ])('%s → exit 2, nothing on stdout', async (_name, args) => {
+  ])('%s → exit 2, nothing on stdout', async ([_name, args], { expect }) => {
     const result = await meshauth(['ca', 'token', 'create', ...args], { cwd });
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');

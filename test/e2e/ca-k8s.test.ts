@@ -290,11 +290,12 @@ function serveOnSecret(dir: string) {
   return meshauth([...args, '--k8s-issuer', api.issuer, '--k8s-token-file', api.tokenFile], { cwd });
 }
 
-describe('ca serve on an empty Secret', () => {
-  it.each([
+// Each case a directory of its own and a `ca serve` that exits at once: side by side, taking `expect` from the context.
+describe.concurrent('ca serve on an empty Secret', () => {
+  it.for<[string, (dir: string) => void]>([
     ['fail/empty mounted Secret dir', (dir: string) => mountSecret(dir, {})],
     ['fail/missing dir', (_dir: string) => {}],
-  ])('%s → prints the first install once, exit 2', async (_name, prepare) => {
+  ])('%s → prints the first install once, exit 2', async ([_name, prepare], { expect }) => {
     const dir = join(cwd, `empty-${Math.random().toString(36).slice(2)}`);
     prepare(dir);
     const result = await serveOnSecret(dir);
@@ -318,7 +319,9 @@ describe('ca serve on an empty Secret', () => {
     expect(result.stderr).toContain('[MESHAUTH_ERR_CA_NOT_INITIALIZED]');
   });
 
-  it('fail/a Secret that lacks some CA files → says which and to apply the kept secrets.yaml again, not ca init, exit 2', async () => {
+  it('fail/a Secret that lacks some CA files → says which and to apply the kept secrets.yaml again, not ca init, exit 2', async ({
+    expect,
+  }) => {
     const dir = join(cwd, `partial-${Math.random().toString(36).slice(2)}`);
     const { 'intermediate.key': _key, 'bundle.pem': _bundle, ...rest } = find('Secret', 'meshauth-ca')?.data ?? {};
     mountSecret(dir, rest);
@@ -330,7 +333,9 @@ describe('ca serve on an empty Secret', () => {
     expect(result.stderr).toContain('[MESHAUTH_ERR_CA_NOT_INITIALIZED]');
   });
 
-  it('fail/a directory a `ca init` is still making (its marker) → the CA files’ own message, not the Secret’s, exit 2', async () => {
+  it('fail/a directory a `ca init` is still making (its marker) → the CA files’ own message, not the Secret’s, exit 2', async ({
+    expect,
+  }) => {
     const dir = join(cwd, `making-${Math.random().toString(36).slice(2)}`);
     mkdirSync(dir, { mode: 0o700 });
     writeFileSync(join(dir, 'root.crt'), readFileSync(join(OUT(), 'root.crt')));

@@ -47,37 +47,6 @@ describe('ca serve', () => {
     expect(json.spiffe.keys[0]?.use).toBe('x509-svid');
   });
 
-  it('ok/--bundle-refresh-hint 30m is the spiffe_refresh_hint curl reads (default 300 s)', async (context) => {
-    if (spawnSync('curl', ['--version']).error !== undefined) {
-      console.info('skipped: curl is not installed');
-      context.skip();
-    }
-    const hint = (base: string) => {
-      const result = spawnSync('curl', ['-sS', '--fail', '--cacert', 'certs/bundle.pem', `${base}/v1/bundle`], {
-        cwd,
-        encoding: 'utf8',
-      });
-      expect(result.status, result.stderr).toBe(0);
-      return (JSON.parse(result.stdout) as { spiffe: { spiffe_refresh_hint: number } }).spiffe.spiffe_refresh_hint;
-    };
-    expect(hint(url)).toBe(300);
-    const { serve: hinted, url: hintedUrl } = await serveCa(cwd, { args: ['--bundle-refresh-hint', '30m'] });
-    try {
-      expect(hint(hintedUrl)).toBe(1800);
-    } finally {
-      expect(await hinted.stop()).toBe(0);
-    }
-  });
-
-  it.each([
-    ['fail/--bundle-refresh-hint 0s', '0s'],
-    ['fail/--bundle-refresh-hint 25h', '25h'],
-  ])('%s → exit 2, naming the flag and its range', async (_name, hint) => {
-    const result = await meshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--bundle-refresh-hint', hint], { cwd });
-    expect(result.code).toBe(2);
-    expect(result.stderr).toContain('--bundle-refresh-hint');
-  });
-
   it('ok/cert request with a token created after start, then cert renew in place, then cert inspect', async () => {
     const token = await meshauth(['ca', 'token', 'create', '--id', ID], { cwd });
     expect(token.code).toBe(0);
@@ -157,17 +126,53 @@ describe('ca serve', () => {
     expect(result.stderr).toContain('does not chain to any root in the trust bundle other/bundle.pem');
     expect(result.stderr).toContain('MESHAUTH_ERR_SVID_UNKNOWN_CA');
   });
+});
 
-  it.each([
+// Each case runs a `ca serve` of its own on the CA directory (read, never written) and mostly waits for it to start
+// or refuse: side by side, taking `expect` from their context.
+describe.concurrent('ca serve flags', () => {
+  it('ok/--bundle-refresh-hint 30m is the spiffe_refresh_hint curl reads (default 300 s)', async (context) => {
+    const { expect } = context;
+    if (spawnSync('curl', ['--version']).error !== undefined) {
+      console.info('skipped: curl is not installed');
+      context.skip();
+    }
+    const hint = (base: string) => {
+      const result = spawnSync('curl', ['-sS', '--fail', '--cacert', 'certs/bundle.pem', `${base}/v1/bundle`], {
+        cwd,
+        encoding: 'utf8',
+      });
+      expect(result.status, result.stderr).toBe(0);
+      return (JSON.parse(result.stdout) as { spiffe: { spiffe_refresh_hint: number } }).spiffe.spiffe_refresh_hint;
+    };
+    expect(hint(url)).toBe(300);
+    const { serve: hinted, url: hintedUrl } = await serveCa(cwd, { args: ['--bundle-refresh-hint', '30m'] });
+    try {
+      expect(hint(hintedUrl)).toBe(1800);
+    } finally {
+      expect(await hinted.stop()).toBe(0);
+    }
+  });
+
+  it.for<[string, string]>([
+    ['fail/--bundle-refresh-hint 0s', '0s'],
+    ['fail/--bundle-refresh-hint 25h', '25h'],
+  ])('%s → exit 2, naming the flag and its range', async ([_name, hint], { expect }) => {
+    const result = await meshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--bundle-refresh-hint', hint], { cwd });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--bundle-refresh-hint');
+  });
+
+  it.for<[string, string]>([
     ['fail/--svid-ttl 4s', '4s'],
     ['fail/--svid-ttl 25h', '25h'],
-  ])('%s → exit 2', async (_name, ttl) => {
+  ])('%s → exit 2', async ([_name, ttl], { expect }) => {
     const result = await meshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--svid-ttl', ttl], { cwd });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('MESHAUTH_ERR_TTL_OUT_OF_RANGE');
   });
 
-  it('ok/--svid-ttl 5s is accepted with a warning; SIGTERM exits 0', async () => {
+  it('ok/--svid-ttl 5s is accepted with a warning; SIGTERM exits 0', async ({ expect }) => {
     const { serve: short, url: shortUrl } = await serveCa(cwd, { args: ['--svid-ttl', '5s'] });
     try {
       // A 5 s SVID TTL only warns: the CA still listens, and on TLS.
@@ -178,7 +183,7 @@ describe('ca serve', () => {
     }
   });
 
-  it.skipIf(!reusePortSupported())('ok/two `ca serve --reuse-port` processes share one address', async () => {
+  it.skipIf(!reusePortSupported())('ok/two `ca serve --reuse-port` processes share one address', async ({ expect }) => {
     const { serve: first, url: firstUrl } = await serveCa(cwd, { args: ['--reuse-port'] });
     let second: RunningCli | undefined;
     try {
@@ -198,7 +203,7 @@ describe('ca serve', () => {
 
   it.skipIf(reusePortSupported())(
     'fail/--reuse-port on a Node that would ignore it → exit 2 naming the version',
-    async () => {
+    async ({ expect }) => {
       const result = await meshauth(['ca', 'serve', '--listen', '127.0.0.1:0', '--reuse-port'], { cwd });
       expect(result.code).toBe(2);
       expect(result.stderr).toContain('MESHAUTH_ERR_USAGE');

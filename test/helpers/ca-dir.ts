@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, type TestContext } from 'vitest';
 import {
   type CaServer,
   type CaServerOptions,
@@ -126,6 +126,18 @@ export interface CliCaDir {
   readonly cleanups: (() => Promise<void> | void)[];
 }
 
+/** `meshauth ca init --trust-domain example.org` of `cwd/ca`. */
+async function initCliCaDir(cwd: string): Promise<void> {
+  const init = await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', join(cwd, 'ca')], { cwd });
+  expect(init.code, init.stderr).toBe(0);
+}
+
+/** Runs `cleanups` last added first, then removes `cwd`. */
+async function cleanUpCliCaDir(cwd: string, cleanups: (() => Promise<void> | void)[]): Promise<void> {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  rmSync(cwd, { recursive: true, force: true });
+}
+
 /**
  * For e2e tests of the built CLI on a CA directory: registers the hooks that check the build, init a CA in a fresh
  * directory before each test, and run the cleanups and remove the directory after it.
@@ -136,13 +148,9 @@ export function cliCaDirPerTest(prefix: string): CliCaDir {
   beforeAll(() => assertBuilt());
   beforeEach(async () => {
     cwd = mkdtempSync(join(tmpdir(), prefix));
-    const init = await meshauth(['ca', 'init', '--trust-domain', 'example.org', '--dir', join(cwd, 'ca')], { cwd });
-    expect(init.code, init.stderr).toBe(0);
+    await initCliCaDir(cwd);
   });
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-    rmSync(cwd, { recursive: true, force: true });
-  });
+  afterEach(() => cleanUpCliCaDir(cwd, cleanups));
   return {
     get cwd() {
       return cwd;
@@ -152,4 +160,19 @@ export function cliCaDirPerTest(prefix: string): CliCaDir {
     },
     cleanups,
   };
+}
+
+/**
+ * cliCaDirPerTest's directory for one test that runs beside others (`it.concurrent`): made when called, its cleanups
+ * run and the directory removed when that test finishes. The caller checks the build once (assertBuilt).
+ */
+export async function cliCaDirForTest(
+  prefix: string,
+  onTestFinished: TestContext['onTestFinished'],
+): Promise<CliCaDir> {
+  const cwd = mkdtempSync(join(tmpdir(), prefix));
+  const cleanups: (() => Promise<void> | void)[] = [];
+  onTestFinished(() => cleanUpCliCaDir(cwd, cleanups));
+  await initCliCaDir(cwd);
+  return { cwd, dir: join(cwd, 'ca'), cleanups };
 }

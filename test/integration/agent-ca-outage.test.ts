@@ -1,18 +1,25 @@
 // The agent through CA faults (security.md F01, SPEC §9 "faults"): the CA goes away mid-life and comes back on
 // the same port; the SVID expires while the CA is away and the used join token cannot bootstrap again; the CA
 // publishes an extra root and the agent picks it up without a new SVID.
+// Every test has its own CA, agent and cleanup list, and mostly waits out SVID lifetimes: the tests run side by side,
+// taking `expect` from their context.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, it, type TestContext } from 'vitest';
 import type { Credentials } from '../../src/agent/index.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { waitFor } from '../helpers/wait.js';
 import { CaHarness, type Cleanup, rotations, runCleanups, startAgent, WORKLOAD_ID } from './agent-harness.js';
 
-const cleanups: Cleanup[] = [];
-afterEach(() => runCleanups(cleanups));
+/** A test's own cleanup list, run when that test finishes. */
+function cleanupsOf(onTestFinished: TestContext['onTestFinished']): Cleanup[] {
+  const cleanups: Cleanup[] = [];
+  onTestFinished(() => runCleanups(cleanups));
+  return cleanups;
+}
 
-describe('agent through CA outages', () => {
-  it('ok/keeps-the-svid-while-the-ca-is-down-and-recovers-after-restart', async () => {
+describe.concurrent('agent through CA outages', () => {
+  it('ok/keeps-the-svid-while-the-ca-is-down-and-recovers-after-restart', async ({ expect, onTestFinished }) => {
+    const cleanups = cleanupsOf(onTestFinished);
     const ca = await CaHarness.start(8_000, cleanups);
     const { agent, holder, metrics, logs } = startAgent(ca, await ca.token(), cleanups);
     await agent.whenReady();
@@ -38,7 +45,11 @@ describe('agent through CA outages', () => {
     expect(await rotations(metrics, 'success')).toBeGreaterThanOrEqual(2);
   });
 
-  it('fail/used-join-token-cannot-bootstrap-after-expiry-until-a-new-token-arrives', async () => {
+  it('fail/used-join-token-cannot-bootstrap-after-expiry-until-a-new-token-arrives', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const cleanups = cleanupsOf(onTestFinished);
     const ca = await CaHarness.start(3_000, cleanups);
     const { agent, holder, metrics, logs, tokenFile } = startAgent(ca, await ca.token(), cleanups);
     await agent.whenReady();
@@ -66,7 +77,8 @@ describe('agent through CA outages', () => {
     expect(holder.current?.svid.id.toString()).toBe(WORKLOAD_ID);
   });
 
-  it('ok/bundle-refresh-adds-a-root-and-keeps-the-svid', async () => {
+  it('ok/bundle-refresh-adds-a-root-and-keeps-the-svid', async ({ expect, onTestFinished }) => {
+    const cleanups = cleanupsOf(onTestFinished);
     const ca = await CaHarness.start(60_000, cleanups, { bundleRefreshHintMs: 1_000 });
     const { agent, holder, logs } = startAgent(ca, await ca.token(), cleanups, { bundleRefreshMs: 300 });
     await agent.whenReady();

@@ -3,12 +3,13 @@
 // /v1/svid and GET /v1/bundle the test scripts. Whatever it answers, the agent keeps serving with the SVID it has,
 // counts the refusal and says why in a log line, and tries again before that SVID expires.
 // Every test has a server, an agent and a cleanup list of its own, so the tests (which mostly wait for a renewal at
-// half of a 6-second SVID) run side by side, as many at once as vitest's `maxConcurrency` lets them; they take
+// half of a 4-second SVID) run side by side, as many at once as vitest's `maxConcurrency` lets them; they take
 // `expect` from their context, as concurrent tests must.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { beforeAll, describe, it, type TestContext } from 'vitest';
+import { MIN_DELAY_MS, RENEWAL_FRACTION_MIN } from '../../src/agent/schedule.js';
 import {
   generateKeyPair,
   importPrivateKeyPem,
@@ -30,8 +31,13 @@ let ca: TestCa;
 let serving: { readonly chainPem: string; readonly keyPem: string };
 /** A root the test CA is not under. */
 let otherRoot: x509.X509Certificate;
-/** Renewal comes at about half of it: 3 s into a test. */
-const SVID_TTL_MS = 6_000;
+/**
+ * Renewal comes at about half of it, 1.5–2 s into a test (NotAfter has whole seconds): each test waits for it, so a
+ * longer one only makes every test longer. Its second half leaves the agent time to be refused, and to retry.
+ */
+const SVID_TTL_MS = 4_000;
+/** The refused attempts that fit between a renewal and the SVID's expiry, 250 ms apart at least (10 for 4 s). */
+const MAX_REFUSED_RETRIES = Math.floor(((1 - RENEWAL_FRACTION_MIN) * SVID_TTL_MS) / MIN_DELAY_MS) + 2;
 
 interface Signer {
   readonly cert: x509.X509Certificate;
@@ -660,8 +666,10 @@ describe.concurrent('agent against a CA with a hostile Retry-After', () => {
       await waitFor('two refused renewals', async () => (await rotations(metrics, 'failure')) >= 2, SVID_TTL_MS);
       expect(Date.now()).toBeLessThan(notAfter);
       await waitFor('the SVID to expire', () => Date.now() > notAfter, SVID_TTL_MS);
-      // The floor between attempts is 250 ms: a spinning agent would be far past this.
-      expect(await rotations(metrics, 'failure')).toBeLessThan(20);
+      // The floor between attempts is 250 ms: from the first renewal (at 45 % of the SVID's life at the earliest) to
+      // expiry, and one more as the expiry is seen, at most MAX_REFUSED_RETRIES fit. A spinning agent is far past it,
+      // and one without the floor, its backoff capped by a life running out, makes 12 or more.
+      expect(await rotations(metrics, 'failure')).toBeLessThanOrEqual(MAX_REFUSED_RETRIES);
     },
   );
 });

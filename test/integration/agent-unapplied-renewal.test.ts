@@ -7,11 +7,13 @@
 // cluster fails and refuses a valid SVID only after a forced root retirement, and it cannot tell the test which
 // credential each attempt presented. This one asks for a client certificate and records every POST /v1/svid as a
 // bootstrap (a token in the body) or a renewal (with the leaf it presented).
+// Every test has its own scripted CA, agent, logs, metrics and cleanup list, and mostly waits out the agent's
+// backoff: the tests run side by side, taking `expect` from their context.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, it, type TestContext } from 'vitest';
 import { SpiffeId } from '../../src/identity/index.js';
 import { createLeafCertificate, type Issuer, importPrivateKeyPem, verifyCsrPem } from '../../src/pki/index.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -67,16 +69,20 @@ beforeAll(async () => {
   serving = await ca.issue({ id: ca.idFor('/meshauth/ca'), ipAddresses: ['127.0.0.1'], ttlMs: 3600_000 });
 });
 
-const cleanups: Cleanup[] = [];
-afterEach(() => runCleanups(cleanups));
-
 async function readBody(request: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of request) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function startScriptedCa(renewal: Answer, laterBootstraps: Answer): Promise<ScriptedCa> {
+/** A test's own cleanup list, run when that test finishes (agent, directories, then the CA). */
+function cleanupsOf(onTestFinished: TestContext['onTestFinished']): Cleanup[] {
+  const cleanups: Cleanup[] = [];
+  onTestFinished(() => runCleanups(cleanups));
+  return cleanups;
+}
+
+async function startScriptedCa(renewal: Answer, laterBootstraps: Answer, cleanups: Cleanup[]): Promise<ScriptedCa> {
   const attempts: Attempt[] = [];
   const issued: string[] = [];
   let port = 0;
@@ -184,7 +190,7 @@ async function startScriptedCa(renewal: Answer, laterBootstraps: Answer): Promis
  * An agent against `scripted` whose first SVID fails to apply (a preparer throws once, as a listener refusing it
  * would), so it holds nothing and keeps that SVID as unapplied.
  */
-function agentWithUnappliedSvid(scripted: ScriptedCa): AgentHarness {
+function agentWithUnappliedSvid(scripted: ScriptedCa, cleanups: Cleanup[]): AgentHarness {
   const harness = startAgent({ url: scripted.url, bundleFile: '' }, 'join-token', cleanups, {
     bundlePem: ca.bundlePem,
     // No bundle fetch in the way: the attempts counted are the SVID requests.
@@ -206,7 +212,7 @@ function failedModes(harness: AgentHarness): string[] {
   return harness.logs.filter((l) => /^SVID (bootstrap|renewal) failed/.test(l.msg)).map((l) => String(l.mode));
 }
 
-describe('agent: a first SVID that was not applied, while the CA is out of reach or busy', () => {
+describe.concurrent('agent: a first SVID that was not applied, while the CA is out of reach or busy', () => {
   it.for<[string, Answer, string]>([
     ['503', { kind: 'refuse', status: 503, code: 'MESHAUTH_ERR_CA_UNAVAILABLE', retryAfter: '1' }, 'http_503'],
     ['429', { kind: 'refuse', status: 429, code: 'MESHAUTH_ERR_CA_OVERLOADED', retryAfter: '1' }, 'http_429'],
@@ -214,9 +220,10 @@ describe('agent: a first SVID that was not applied, while the CA is out of reach
   ])(
     'ok/%s: it keeps renewing with that SVID, then renews (not bootstraps) once the CA is back',
     { timeout: 60_000 },
-    async ([_name, busy, reason]) => {
-      const scripted = await startScriptedCa(busy, SPENT_TOKEN);
-      const harness = agentWithUnappliedSvid(scripted);
+    async ([_name, busy, reason], { expect, onTestFinished }) => {
+      const cleanups = cleanupsOf(onTestFinished);
+      const scripted = await startScriptedCa(busy, SPENT_TOKEN, cleanups);
+      const harness = agentWithUnappliedSvid(scripted, cleanups);
       const { agent, holder, logs } = harness;
 
       await waitFor('three failed attempts', () => failedModes(harness).length >= 3, 30_000);
@@ -245,7 +252,7 @@ describe('agent: a first SVID that was not applied, while the CA is out of reach
   );
 });
 
-describe('agent: a first SVID that was not applied, refused by the CA', () => {
+describe.concurrent('agent: a first SVID that was not applied, refused by the CA', () => {
   it.for<[string, Answer]>([
     ['401', { kind: 'refuse', status: 401, code: 'MESHAUTH_ERR_CA_UNAUTHENTICATED' }],
     ['403', { kind: 'refuse', status: 403, code: 'MESHAUTH_ERR_CA_IDENTITY_MISMATCH' }],
@@ -253,9 +260,10 @@ describe('agent: a first SVID that was not applied, refused by the CA', () => {
   ])(
     'fail/%s: that SVID is dropped, never presented again; the next attempts bootstrap',
     { timeout: 60_000 },
-    async ([_name, refusal]) => {
-      const scripted = await startScriptedCa(refusal, SPENT_TOKEN);
-      const harness = agentWithUnappliedSvid(scripted);
+    async ([_name, refusal], { expect, onTestFinished }) => {
+      const cleanups = cleanupsOf(onTestFinished);
+      const scripted = await startScriptedCa(refusal, SPENT_TOKEN, cleanups);
+      const harness = agentWithUnappliedSvid(scripted, cleanups);
 
       // The refused renewal, then three more attempts: enough to see a loop back to the dropped SVID.
       await waitFor('four attempts after the first SVID', () => scripted.attempts.length >= 5, 30_000);
@@ -273,9 +281,17 @@ describe('agent: a first SVID that was not applied, refused by the CA', () => {
     },
   );
 
-  it('ok/400: a bootstrap credential that still works (a service-account token) brings the agent ready', async () => {
-    const scripted = await startScriptedCa({ kind: 'refuse', status: 400, code: 'MESHAUTH_ERR_CA_BAD_REQUEST' }, ISSUE);
-    const { agent, holder, logs } = agentWithUnappliedSvid(scripted);
+  it('ok/400: a bootstrap credential that still works (a service-account token) brings the agent ready', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const cleanups = cleanupsOf(onTestFinished);
+    const scripted = await startScriptedCa(
+      { kind: 'refuse', status: 400, code: 'MESHAUTH_ERR_CA_BAD_REQUEST' },
+      ISSUE,
+      cleanups,
+    );
+    const { agent, holder, logs } = agentWithUnappliedSvid(scripted, cleanups);
 
     await waitFor('an SVID in the holder', () => holder.current, 20_000);
     await agent.whenReady();

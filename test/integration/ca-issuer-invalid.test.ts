@@ -4,11 +4,14 @@
 // either way `meshauth_ca_issuer_valid` is 0 with one error line. The same files written over a good intermediate
 // while the CA runs are not loaded: the last good intermediate signs on (its chain still verifies against the
 // bundle), the gauge drops to 0 with one error line (not one a second), and a good rotation brings it back to 1.
+// Every test has its own CA directory, server, metrics and log lines, and mostly waits for the CA's once-a-second
+// checks and the grace given to files that do not load: the tests run side by side, taking `expect` from their
+// context.
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import {
   type CaServer,
   caPaths,
@@ -83,32 +86,37 @@ function plant(dir: string, foreign: string, files: Array<'intermediateCert' | '
 
 const normalize = (pem: string) => pem.trim();
 
-describe('CA issuer unusable at start-up (A13)', () => {
+describe.concurrent('CA issuer unusable at start-up (A13)', () => {
   let foreign: string;
   beforeAll(async () => {
     foreign = await caDir(); // same trust domain, another root
   });
 
-  it.each([
+  it.for<[string, readonly ('intermediateCert' | 'intermediateKey')[], string]>([
     [
       'fail/an intermediate that does not chain to bundle.pem',
-      ['intermediateCert', 'intermediateKey'] as const,
+      ['intermediateCert', 'intermediateKey'],
       'intermediate.crt is not signed by a root in bundle.pem',
     ],
     [
       'fail/an intermediate key that does not match its certificate',
-      ['intermediateKey'] as const,
+      ['intermediateKey'],
       'intermediate.key does not belong to intermediate.crt',
     ],
-  ])('%s → the CA does not start: MESHAUTH_ERR_CA_UNAVAILABLE naming the file', async (_name, files, why) => {
-    const dir = await caDir();
-    plant(dir, foreign, [...files]);
-    const started = start(dir);
-    await expect(started).rejects.toMatchObject({ code: 'MESHAUTH_ERR_CA_UNAVAILABLE', reason: 'inconsistent' });
-    await expect(started).rejects.toThrow(why);
-  });
+  ])(
+    '%s → the CA does not start: MESHAUTH_ERR_CA_UNAVAILABLE naming the file',
+    async ([_name, files, why], { expect }) => {
+      const dir = await caDir();
+      plant(dir, foreign, [...files]);
+      const started = start(dir);
+      await expect(started).rejects.toMatchObject({ code: 'MESHAUTH_ERR_CA_UNAVAILABLE', reason: 'inconsistent' });
+      await expect(started).rejects.toThrow(why);
+    },
+  );
 
-  it('fail/an expired intermediate → every CSR 503 MESHAUTH_ERR_CA_UNAVAILABLE, meshauth_ca_issuer_valid 0, one error line', async () => {
+  it('fail/an expired intermediate → every CSR 503 MESHAUTH_ERR_CA_UNAVAILABLE, meshauth_ca_issuer_valid 0, one error line', async ({
+    expect,
+  }) => {
     const dir = await caDir(-40 * DAY); // the root is valid for years, the 30-day intermediate expired 10 days ago
     const { server, metrics, logs } = await start(dir);
     expect(await issuerValid(metrics)).toBe(0);
@@ -120,7 +128,7 @@ describe('CA issuer unusable at start-up (A13)', () => {
     expect(lines[0]).toMatchObject({ level: 'error', reason: 'intermediate_expired' });
   });
 
-  it('ok/a valid intermediate → meshauth_ca_issuer_valid 1, no error line', async () => {
+  it('ok/a valid intermediate → meshauth_ca_issuer_valid 1, no error line', async ({ expect }) => {
     const dir = await caDir();
     const { server, metrics, logs } = await start(dir);
     expect(await issuerValid(metrics)).toBe(1);
@@ -134,18 +142,18 @@ describe('CA issuer unusable at start-up (A13)', () => {
   });
 });
 
-describe('CA issuer replaced by an unusable one while running (A13)', () => {
+describe.concurrent('CA issuer replaced by an unusable one while running (A13)', () => {
   let foreign: string;
   beforeAll(async () => {
     foreign = await caDir();
   });
 
-  it.each([
-    ['fail/an intermediate that does not chain to bundle.pem', ['intermediateCert', 'intermediateKey'] as const],
-    ['fail/an intermediate key that does not match its certificate', ['intermediateKey'] as const],
+  it.for<[string, readonly ('intermediateCert' | 'intermediateKey')[]]>([
+    ['fail/an intermediate that does not chain to bundle.pem', ['intermediateCert', 'intermediateKey']],
+    ['fail/an intermediate key that does not match its certificate', ['intermediateKey']],
   ])(
     '%s → not loaded: the last good intermediate signs on, meshauth_ca_issuer_valid 0 with one error line, back to 1 after a good rotation',
-    async (_name, files) => {
+    async ([_name, files], { expect }) => {
       const dir = await caDir();
       const { server, metrics, logs } = await start(dir);
       const good = normalize(readFileSync(caPaths(dir).intermediateCert, 'utf8'));

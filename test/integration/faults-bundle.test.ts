@@ -1,4 +1,4 @@
-// Fault injection on real processes: the trust bundle changes under load. A `meshauth ca serve` (10-second SVIDs)
+// Fault injection on real processes: the trust bundle changes under load. A `meshauth ca serve` (6-second SVIDs)
 // and two `meshauth sidecar` processes carry 12 concurrent keep-alive clients while the root is rotated the way
 // docs/ca.md tells an operator to: `ca rotate --root` (a second root in the bundle), `ca rotate --root --activate`
 // (new SVIDs under the new root), then `ca rotate --root --retire --force` (the old root leaves bundle.pem). A peer still holding an SVID of the old root (issued offline) keeps a connection open to the server
@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { type ConnectionOptions, connect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createJoinToken, initCa } from '../../src/ca/index.js';
+import { TrustDomain } from '../../src/identity/index.js';
 import { type CliProcess, freePort, scrapeMetric, spawnCli, waitForCli } from '../helpers/cli-process.js';
 import { waitFor } from '../helpers/fault-harness.js';
 import { MAIN } from '../helpers/meshauth-cli.js';
@@ -54,7 +56,7 @@ describe('the trust bundle changes under load (root rotation on real processes)'
 
   async function startSidecar(name: string, id: string, yaml: string[]): Promise<CliProcess> {
     const token = join(dir, `${name}.token`);
-    writeFileSync(token, (await cli('ca', 'token', 'create', '--id', id, '--dir', caDir)).trim(), { mode: 0o600 });
+    writeFileSync(token, await createJoinToken({ dir: caDir, id, ttlMs: 10 * 60_000 }), { mode: 0o600 });
     // The sidecar's own copy of the bundle, as a deployment mounts it: only the CA's answers update it later.
     const bundle = join(dir, `${name}-bundle.pem`);
     writeFileSync(bundle, readFileSync(join(caDir, 'bundle.pem')));
@@ -74,9 +76,13 @@ describe('the trust bundle changes under load (root rotation on real processes)'
     dir = mkdtempSync(join(tmpdir(), 'meshauth-faults-bundle-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     caDir = join(dir, 'ca');
-    await cli('ca', 'init', '--trust-domain', TD, '--dir', caDir);
+    // The CA directory and the join tokens are made in this process, as `ca init` and `ca token create` make them
+    // (their own tests cover the commands): the processes under test are `ca serve`, the sidecars and `ca rotate`.
+    await initCa({ dir: caDir, trustDomain: TrustDomain.parse(TD) });
     for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
-    ca = spawnCli(['ca', 'serve', '--dir', caDir, '--listen', `127.0.0.1:${ports.ca}`, '--svid-ttl', '10s'], cleanups);
+    // Each step of the rotation waits for a renewal of both sidecars, at half an SVID's life: short SVIDs keep those
+    // waits short, and the 3 s left after each renewal are plenty for a CA that never goes away.
+    ca = spawnCli(['ca', 'serve', '--dir', caDir, '--listen', `127.0.0.1:${ports.ca}`, '--svid-ttl', '6s'], cleanups);
     await waitForCli(ca, 'the CA to listen', () => ca.output().includes('listening') || undefined, 20_000);
 
     app = createServer((req, res) => {

@@ -1,4 +1,4 @@
-// Issue 3's lifecycle proof with every part real: a CA issuing 6-second SVIDs, two sidecars whose agents bootstrap
+// Issue 3's lifecycle proof with every part real: a CA issuing 5-second SVIDs, two sidecars whose agents bootstrap
 // with join tokens and renew over mTLS, and continuous requests app → A → B → app through several rotations with
 // zero failures; then the CA is stopped mid-traffic (requests keep flowing on the current SVIDs) and restarted on
 // the same port (renewal resumes by itself before the SVIDs expire).
@@ -15,9 +15,10 @@ import { CaHarness, type Cleanup } from './agent-harness.js';
 
 const A = 'spiffe://example.org/ns/shop/sa/a';
 const B = 'spiffe://example.org/ns/shop/sa/b';
-// Renewal comes at half-life, so a CA outage must end, and both agents renew, within the other half: 6 s leaves
-// 3 s for a CA restart plus each agent's backoff and still gives three rotations per side in about 10 s.
-const SVID_TTL_MS = 6_000;
+// Renewal comes at half-life, so a CA outage must end, and both agents renew, within the other half: 5 s (4 to 5 s,
+// NotAfter having whole seconds) leaves about 2 s for the in-process CA's restart (tens of milliseconds) plus each
+// agent's backoff (at most a quarter of the SVID's remaining life), and gives three rotations per side in about 7 s.
+const SVID_TTL_MS = 5_000;
 const cleanups: Cleanup[] = [];
 let ca: CaHarness;
 let app: TestApp;

@@ -1,7 +1,10 @@
 // What the edge policy decides on and what a route's service then receives, for a service that is not a sidecar (an
 // HTTP/1.1 mTLS server that echoes its request). Found by a review (2026-12-05); each case failed before its fix:
 // the method-override headers reached the service although the policy decided on the request line's method, and a
-// header the request's Connection names met a `when.headers` condition although the gateway never forwards it.
+// header the request's Connection names met a `when.headers` condition although the gateway never forwards it. And
+// (found by a probe of checks that read another view of the headers than the one forwarded, 2026-12-07) the policy
+// read the client's own forwarding headers: a forged X-Forwarded-For met an allow rule on that address while the
+// service got the real one, and a deny rule on the X-Forwarded-Host the gateway sets never fired.
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { h1Exchange } from '../helpers/gateway-bad-service.js';
@@ -21,6 +24,21 @@ rules:
   - name: web-all
     action: allow
     to: { paths: ["/shop/*", "/shop"] }
+  - name: office-only
+    action: allow
+    to: { paths: ["/internal/*"] }
+    when: { headers: { x-forwarded-for: ["10.1.2.3"] } }
+  - name: over-https
+    action: allow
+    to: { paths: ["/open/*"] }
+    when: { headers: { x-forwarded-proto: ["https"] } }
+  - name: not-this-public-host
+    action: deny
+    to: { paths: ["/blocked/*"] }
+    when: { headers: { x-forwarded-host: ["PUBLIC_HOST"] } }
+  - name: blocked-otherwise
+    action: allow
+    to: { paths: ["/blocked/*"] }
 `;
 
 describe('gateway: the edge policy and a service that is not a sidecar', () => {
@@ -43,10 +61,17 @@ describe('gateway: the edge policy and a service that is not a sidecar', () => {
     mesh = await startGatewayMesh({
       gateway: (base, files) => ({
         ...base,
-        policy: files.write('edge-policy.yaml', POLICY),
+        // The public host:port, what the gateway sets as X-Forwarded-Host.
+        policy: files.write('edge-policy.yaml', POLICY.replace('PUBLIC_HOST', String(base.listen))),
         routes: [
           { name: 'legacy', match: { host: '127.0.0.1', pathPrefix: '/legacy' }, to, login: 'none' },
           { name: 'admin-area', match: { host: '127.0.0.1', pathPrefix: '/admin-area' }, to, login: 'none' },
+          ...['internal', 'open', 'blocked'].map((name) => ({
+            name,
+            match: { host: '127.0.0.1', pathPrefix: `/${name}` },
+            to,
+            login: 'none',
+          })),
           ...(base.routes as unknown[]),
         ],
       }),
@@ -95,5 +120,22 @@ describe('gateway: the edge policy and a service that is not a sidecar', () => {
       'HTTP/1.1 403 Forbidden',
     );
     expect((await send('GET /admin-area/x HTTP/1.1\r\nX_Role: admin\r\n')).status).toBe('HTTP/1.1 403 Forbidden');
+  });
+
+  it('ok/a condition on the X-Forwarded-Proto the gateway sets is met without the client sending it', async () => {
+    const { status, seen } = await send('GET /open/x HTTP/1.1\r\nX-Forwarded-Proto: http\r\n');
+    expect(status).toBe('HTTP/1.1 200 OK');
+    expect(seen?.headers['x-forwarded-proto']).toBe('https');
+  });
+
+  it('fail/a forged X-Forwarded-For does not meet an allow rule on that address', async () => {
+    expect((await send('GET /internal/x HTTP/1.1\r\n')).status).toBe('HTTP/1.1 403 Forbidden');
+    expect((await send('GET /internal/x HTTP/1.1\r\nX-Forwarded-For: 10.1.2.3\r\n')).status).toBe(
+      'HTTP/1.1 403 Forbidden',
+    );
+  });
+
+  it('fail/a deny rule on the X-Forwarded-Host the gateway sets fires without the client sending it', async () => {
+    expect((await send('GET /blocked/x HTTP/1.1\r\n')).status).toBe('HTTP/1.1 403 Forbidden');
   });
 });

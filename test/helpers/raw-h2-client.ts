@@ -230,6 +230,19 @@ export async function driveFakeClock(
 }
 
 /**
+ * Moves the fake clock a second at a time, a PING each (node:http2 puts its stream timer off on any frame of the
+ * session), for up to 25 s or until `stream` is reset: for a deadline of the sidecar's own that only a reset ends.
+ */
+export function pingUntilReset(client: RawH2Client, stream: number): Promise<boolean> {
+  return driveFakeClock(
+    () => client.received.some((f) => f.type === RST_STREAM && f.stream === stream),
+    25_000,
+    1_000,
+    () => client.socket.write(h2Frame(0x6 /* PING */, 0, 0, Buffer.alloc(8))),
+  );
+}
+
+/**
  * Asks `path` over HTTP/2 with a flow-control window of 0 (SETTINGS_INITIAL_WINDOW_SIZE), keeping the session busy
  * with a PING every second, and returns the RST_STREAM that ends the request once its answer's head went out (the
  * body never can). For tests that an answer a caller never takes does not hold its stream for ever. The deadline is
@@ -264,12 +277,7 @@ export async function untakenAnswerReset(
       );
       // The answer's head goes out (headers are not flow-controlled); its body waits for a window that never opens.
       if (!(await realUntil(() => head() !== undefined, 5_000))) throw new Error('no answer head within 5 s');
-      await driveFakeClock(
-        () => reset() !== undefined,
-        25_000,
-        1_000,
-        () => client.socket.write(h2Frame(0x6 /* PING */, 0, 0, Buffer.alloc(8))),
-      );
+      await pingUntilReset(client, 1);
     } finally {
       vi.useRealTimers();
     }

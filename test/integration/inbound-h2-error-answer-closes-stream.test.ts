@@ -9,8 +9,8 @@ import { MeshauthError } from '../../src/errors/index.js';
 import type { EndUserOutcome } from '../../src/sidecar/index.js';
 import { eachRequestHead, eventually, type RawApp } from '../helpers/raw-app.js';
 import {
-  driveFakeClock,
   h2Frame,
+  pingUntilReset,
   type RawH2Frame,
   rawH2Client,
   realUntil,
@@ -140,14 +140,8 @@ describe('inbound h2: an error answer before the request body ended closes the s
         ]);
         client.data(1, 'a');
         expect(await realUntil(head, 5_000), 'the answer head').toBe(true);
-        // node:http2 puts its stream timer off on any frame of the session: only the answer deadline can end the
-        // stream. A PING every second of the fake clock keeps the session busy.
-        await driveFakeClock(
-          () => reset() !== undefined,
-          25_000,
-          1_000,
-          () => client.socket.write(h2Frame(0x6 /* PING */, 0, 0, Buffer.alloc(8))),
-        );
+        // Only the answer deadline can end the stream: the session is kept busy (pingUntilReset).
+        await pingUntilReset(client, 1);
       } finally {
         vi.useRealTimers();
       }

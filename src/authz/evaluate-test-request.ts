@@ -4,6 +4,8 @@
 import type { ErrorCode } from '../errors/index.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
+// The inbound's own header copy, so that the dry run reads what the live policy reads (one owner of those rules).
+import { copyRequestHeaders, hostHeader, INBOUND_POLICY } from '../sidecar/http-headers.js';
 import type { AuthzUser, MeshAuthzRequest } from './authz-request.js';
 import { type Explanation, explain } from './decide-explain.js';
 import { isHostPort } from './host-validate.js';
@@ -66,24 +68,38 @@ export function evaluateTestRequest(policy: CompiledPolicy, input: TestRequestIn
     }
     throw error;
   }
-  const headers = new Map<string, string[]>();
-  for (const [name, value] of Object.entries(input.headers ?? {})) {
-    // As the sidecar: a name with `_` never reaches the policy or the app.
-    if (name.includes('_')) continue;
-    const key = name.toLowerCase();
-    headers.set(key, [...(headers.get(key) ?? []), ...(typeof value === 'string' ? [value] : value)]);
-  }
   const request: MeshAuthzRequest = {
     peerId,
     method,
     path,
     host: input.host ?? '',
     port: input.port ?? 0,
-    headers,
+    headers: appHeaderLines(input),
     sourceIp: input.sourceIp ?? '',
     user: input.user,
     chain: input.chain,
     now: input.now,
   };
   return { kind: 'decision', request, explanation: explain(policy, request) };
+}
+
+/**
+ * The headers as the inbound's policy reads them: those the app would get (the inbound's own copy drops hop-by-hop
+ * headers and those `Connection` names, names with `_`, method and path overrides), with the Host `--host` names.
+ * An `Authorization` stays: whether the end-user step drops it before the app depends on the sidecar's config.
+ */
+function appHeaderLines(input: TestRequestInput): Map<string, string[]> {
+  const received: string[] = [];
+  for (const [name, value] of Object.entries(input.headers ?? {})) {
+    for (const line of typeof value === 'string' ? [value] : value) received.push(name, line);
+  }
+  if (input.host !== undefined && hostHeader(received) === undefined) received.push('host', input.host);
+  const copied: string[] = [];
+  copyRequestHeaders(received, INBOUND_POLICY, copied);
+  const lines = new Map<string, string[]>();
+  for (let i = 0; i < copied.length; i += 2) {
+    const name = (copied[i] as string).toLowerCase();
+    lines.set(name, [...(lines.get(name) ?? []), copied[i + 1] as string]);
+  }
+  return lines;
 }

@@ -223,7 +223,10 @@ export class EdgeHandler {
     if (refusal !== undefined) {
       req.resume();
       this.#refuse(refusal, req);
-      writeError(res, refusal);
+      // Past 1,000 fields Node 20's view of an HTTP/1.1 head is cut short, its framing headers maybe among what was
+      // cut: nothing more is read from that connection.
+      const close = refusal.reason === 'header_count' && req.httpVersionMajor === 1;
+      writeError(res, refusal, close ? { connection: 'close' } : {});
       return;
     }
     const authority = (headers[':authority'] as string | undefined) ?? headers.host ?? '';
@@ -353,7 +356,7 @@ export class EdgeHandler {
     }
     // What the service will get: the edge policy's header conditions read exactly that, so none is met (or missed) by a
     // header the gateway drops or replaces (a client's X-Forwarded-For, its Host, the session cookie).
-    const out = this.#forwardHeaders(req, authority, cookies, route, caller);
+    const { headers: out, spoofed } = this.#forwardHeaders(req, authority, cookies, route, caller);
     const policy = this.#policy?.();
     if (policy !== undefined) {
       const request: AuthzRequest = {
@@ -387,6 +390,8 @@ export class EdgeHandler {
       this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'allow', rule: EDGE_LOGIN_RULES[route.login] });
     }
 
+    // Counted once the request goes on, as at the sidecars: the identity headers were removed before the service.
+    if (spoofed) this.#reportSpoofed(req, route);
     const body = hasBody(req) ? requestBody(req) : null;
     if (body === null) req.resume();
     if (setCookies.length > 0) {
@@ -454,7 +459,7 @@ export class EdgeHandler {
     cookies: ReadonlyMap<string, string>,
     route: GatewayRoute,
     caller: Caller,
-  ): Record<string, string | string[]> {
+  ): { headers: Record<string, string | string[]>; spoofed: boolean } {
     const out: Record<string, string | string[]> = {};
     const headers = req.headers;
     // Headers the browser's Connection names are for the hop to the gateway only.
@@ -482,18 +487,6 @@ export class EdgeHandler {
       const value = headers[name];
       if (value !== undefined) out[name] = value;
     }
-    if (spoofed) {
-      this.#metrics.identityHeadersStripped.inc({ direction: 'edge' });
-      this.#strippedLog.warn(
-        {
-          direction: 'edge',
-          reason: 'identity_headers_stripped',
-          route: route.name,
-          sourceIp: clientAddress(req.socket?.remoteAddress),
-        },
-        'identity headers from the caller removed: only the sidecar sets them',
-      );
-    }
     if (cookies.size > 0) {
       const rest = cookieHeaderWithout(headers.cookie, this.#reservedCookie);
       if (rest !== undefined) out.cookie = rest;
@@ -506,7 +499,21 @@ export class EdgeHandler {
     out['x-forwarded-host'] = authority;
     out['x-forwarded-proto'] = 'https';
     out['x-forwarded-for'] = clientAddress(req.socket?.remoteAddress) ?? '';
-    return out;
+    return { headers: out, spoofed };
+  }
+
+  /** The caller sent identity headers, which #forwardHeaders removed: a metric and a rate-limited warn line. */
+  #reportSpoofed(req: EdgeRequest, route: GatewayRoute): void {
+    this.#metrics.identityHeadersStripped.inc({ direction: 'edge' });
+    this.#strippedLog.warn(
+      {
+        direction: 'edge',
+        reason: 'identity_headers_stripped',
+        route: route.name,
+        sourceIp: clientAddress(req.socket?.remoteAddress),
+      },
+      'identity headers from the caller removed: only the sidecar sets them',
+    );
   }
 
   /** A request refused before routing: counted as a deny without a route, one log line. */

@@ -256,7 +256,6 @@ function refuseWeakModulus(key: KeyObject): void {
   const weakness = rsaModulusWeakness(rsaModulusOf(key));
   if (weakness === 'small_factor') invalid('CSR RSA modulus has a prime factor below 752', 'rsa_weak_key');
   if (weakness === 'close_primes') invalid('CSR RSA modulus has two primes close enough to factor it', 'rsa_weak_key');
-  if (weakness === 'prime_modulus') invalid('CSR RSA modulus is a prime', 'rsa_weak_key');
 }
 
 /**

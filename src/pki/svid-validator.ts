@@ -148,18 +148,19 @@ function parsedLeafFacts(leaf: x509.X509Certificate): LeafFacts {
 const validities = new WeakMap<x509.X509Certificate, { readonly notBefore: Date; readonly notAfter: Date }>();
 
 /**
- * A certificate's validity as its DER says it (leaf-der.ts): a time in another form is malformed, as for OpenSSL. A
- * certificate that does not split as DER (a BER length anywhere, which OpenSSL reads) has its validity read by
- * OpenSSL, which refuses those forms too, never by @peculiar/x509, which misreads them.
+ * A certificate's validity as its DER says it (leaf-der.ts). A time in another form is malformed, as for OpenSSL; so
+ * is a certificate that does not split as DER (a BER length anywhere): OpenSSL reads such a certificate, but prints a
+ * time of another form as leniently as @peculiar/x509 misreads it, and a certificate must be DER.
  */
 function validityOf(cert: x509.X509Certificate): { readonly notBefore: Date; readonly notAfter: Date } {
   let validity = validities.get(cert);
   if (validity === undefined) {
     const read = certificateValidityDer(new Uint8Array(cert.rawData));
-    validity = read === 'time_not_der' ? undefined : (read ?? opensslValidity(cert));
-    if (validity === undefined) {
+    if (read === undefined) fail('MESHAUTH_ERR_SVID_MALFORMED', 'certificate is not DER', 'malformed');
+    if (read === 'time_not_der') {
       fail('MESHAUTH_ERR_SVID_MALFORMED', 'certificate validity is not a DER UTCTime or GeneralizedTime', 'malformed');
     }
+    validity = read;
     validities.set(cert, validity);
   }
   return validity;
@@ -431,14 +432,6 @@ function checkValidity(
   if (now > cert.notAfter) {
     fail('MESHAUTH_ERR_SVID_EXPIRED', `${which} certificate expired at ${cert.notAfter.toISOString()}`, 'expired');
   }
-}
-
-/** The validity OpenSSL reads (to the second), or undefined when it finds no valid time there. */
-function opensslValidity(cert: x509.X509Certificate): { notBefore: Date; notAfter: Date } | undefined {
-  const node = toNode(cert);
-  const notBefore = new Date(node.validFrom);
-  const notAfter = new Date(node.validTo);
-  return Number.isNaN(notBefore.getTime()) || Number.isNaN(notAfter.getTime()) ? undefined : { notBefore, notAfter };
 }
 
 const nodeCertificates = new WeakMap<x509.X509Certificate, NodeX509Certificate>();

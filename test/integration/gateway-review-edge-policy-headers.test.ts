@@ -138,4 +138,16 @@ describe('gateway: the edge policy and a service that is not a sidecar', () => {
   it('fail/a deny rule on the X-Forwarded-Host the gateway sets fires without the client sending it', async () => {
     expect((await send('GET /blocked/x HTTP/1.1\r\n')).status).toBe('HTTP/1.1 403 Forbidden');
   });
+
+  it('ok/identity headers a client sends are counted as removed when the request goes on, not when it is denied', async () => {
+    const stripped = async () =>
+      (await mesh.metrics.identityHeadersStripped.get()).values.find((v) => v.labels.direction === 'edge')?.value ?? 0;
+    const before = await stripped();
+    expect((await send('GET /internal/x HTTP/1.1\r\nX-Meshauth-User: eyJ9\r\n')).status).toBe('HTTP/1.1 403 Forbidden');
+    expect(await stripped()).toBe(before);
+    const passed = await send('GET /open/x HTTP/1.1\r\nX-Meshauth-User: eyJ9\r\n');
+    expect(passed.status).toBe('HTTP/1.1 200 OK');
+    expect(passed.seen?.headers['x-meshauth-user']).toBeUndefined();
+    expect(await stripped()).toBe(before + 1);
+  });
 });

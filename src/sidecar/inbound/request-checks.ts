@@ -12,7 +12,7 @@ const FIELD_OVERHEAD = 32;
 
 /**
  * The most header fields a request may have (HTTP/2: pseudo-header fields not counted); 431 above. node:http takes
- * 1,000: Node 24 (24.21 here) refuses more, Node 20 keeps the first 1,000 in `req.headers` and drops the rest without a word, in
+ * 1,000: Node 24.21 (the version the tests run) refuses more, Node 20 keeps the first 1,000 in `req.headers` and drops the rest without a word, in
  * the sidecar's own view as in a Node app's. So a check of that view (a bearer token beside a passport) could miss a
  * line the app still gets, and a head padded to the limit could push what the sidecar sets out of an app's view. The
  * room left, 10 fields, is more than a sidecar adds (XFCC, the user and passport headers, X-Forwarded-For/-Proto).
@@ -140,7 +140,8 @@ export function checkH2Head(
 }
 
 /**
- * What the policy's header conditions read: every line of every header by lower-case name, in arrival order. From
+ * The received header lines a policy reads of a view a listener did not build (a listener's view carries the lines
+ * the app will get, Exchange.appHeaderLines): every line of every header by lower-case name, in arrival order. From
  * an HTTP/1 raw list, because Node's `req.headers` keeps only the first `user-agent`, `content-type`, … while the app
  * receives every line. Without what never reaches the app, so that no condition is judged on input the app does not
  * get: the headers the request's `Connection` names, and names with `_` (dropped before the app, INBOUND_POLICY).

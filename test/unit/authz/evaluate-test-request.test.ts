@@ -47,4 +47,27 @@ describe('evaluateTestRequest', () => {
     const outcome = evaluateTestRequest(policy, { from: FRONTEND, method, path: '/', now });
     expect(outcome).toMatchObject({ kind: 'decision', explanation: { decision: 'allow' } });
   });
+
+  // The dry run reads the headers as the live policy does: those the app would get (the inbound's copy), with Host.
+  describe('headers as the app would get them', () => {
+    const headerPolicy = policyOf([
+      { name: 'no-admin-host', action: 'deny', when: { headers: { host: ['admin.internal'] } } },
+      { name: 'no-override', action: 'deny', when: { headers: { 'x-http-method-override': ['DELETE'] } } },
+      { name: 'no-upgrade', action: 'deny', when: { headers: { upgrade: ['websocket'] } } },
+      { name: 'all', action: 'allow' },
+    ]);
+    const decision = (input: Partial<Parameters<typeof evaluateTestRequest>[1]>) => {
+      const outcome = evaluateTestRequest(headerPolicy, { from: FRONTEND, method: 'GET', path: '/', now, ...input });
+      return outcome.kind === 'decision' ? outcome.explanation.rule : outcome.reason;
+    };
+
+    it('fail/--host meets a rule on the host header, as the Host line does live', () => {
+      expect(decision({ host: 'admin.internal' })).toBe('no-admin-host');
+    });
+
+    it('ok/a method override or a hop-by-hop header the app never gets meets no rule', () => {
+      expect(decision({ headers: { 'X-HTTP-Method-Override': 'DELETE' } })).toBe('all');
+      expect(decision({ headers: { upgrade: 'websocket' } })).toBe('all');
+    });
+  });
 });

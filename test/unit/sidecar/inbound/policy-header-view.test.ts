@@ -1,5 +1,6 @@
-// What the policy's header conditions read of a request (headerLines for HTTP/1, h2HeaderView for HTTP/2): every
-// line, nothing the request's Connection names and no name with `_` (neither reaches the app).
+// What the policy's header conditions read of a view no listener built (headerLines for HTTP/1, h2HeaderView for
+// HTTP/2; a listener's view carries the lines the app will get): every line, nothing the request's Connection names
+// and no name with `_` (neither reaches the app).
 import { describe, expect, it } from 'vitest';
 import { h2HeaderView, headerLines } from '../../../../src/sidecar/inbound/request-checks.js';
 

@@ -5,7 +5,7 @@ import type { ErrorCode } from '../errors/index.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
 // The inbound's own header copy, so that the dry run reads what the live policy reads (one owner of those rules).
-import { copyRequestHeaders, hostHeader, INBOUND_POLICY } from '../sidecar/http-headers.js';
+import { copyRequestHeaders, headerLinesByName, hostHeader, INBOUND_POLICY } from '../sidecar/http-headers.js';
 import type { AuthzUser, MeshAuthzRequest } from './authz-request.js';
 import { type Explanation, explain } from './decide-explain.js';
 import { isHostPort } from './host-validate.js';
@@ -96,10 +96,5 @@ function appHeaderLines(input: TestRequestInput): Map<string, string[]> {
   if (input.host !== undefined && hostHeader(received) === undefined) received.push('host', input.host);
   const copied: string[] = [];
   copyRequestHeaders(received, INBOUND_POLICY, copied);
-  const lines = new Map<string, string[]>();
-  for (let i = 0; i < copied.length; i += 2) {
-    const name = (copied[i] as string).toLowerCase();
-    lines.set(name, [...(lines.get(name) ?? []), copied[i + 1] as string]);
-  }
-  return lines;
+  return headerLinesByName(copied);
 }

@@ -302,6 +302,18 @@ export function responseHeadersH2(status: number, raw: readonly Buffer[]): H2Hea
   return out;
 }
 
+/** A flat `[name, value, …]` header list by lower-case name, every line kept in order (what policy conditions read). */
+export function headerLinesByName(flat: readonly string[]): Map<string, string[]> {
+  const lines = new Map<string, string[]>();
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = (flat[i] as string).toLowerCase();
+    const list = lines.get(name);
+    if (list === undefined) lines.set(name, [flat[i + 1] as string]);
+    else list.push(flat[i + 1] as string);
+  }
+  return lines;
+}
+
 /** Removes every `name` entry (lower-case) from a flat `[name, value, …]` header list, in place. */
 export function removeHeader(flat: string[], name: string): void {
   let write = 0;

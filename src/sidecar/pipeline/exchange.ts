@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { isMeshauthError, MeshauthError } from '../../errors/index.js';
 import type { VerifiedPeer } from '../../tls/index.js';
 import type { ForwardHandler } from '../forward-handler.js';
+import { headerLinesByName, removeHeader } from '../http-headers.js';
 import type { AuthzVerdict, EndUserOutcome, InboundRequestView } from '../inbound/inbound-hooks.js';
 
 /** The downstream side of one exchange: reads the request as received, answers errors, feeds the app's answer. */
@@ -88,25 +89,25 @@ export class Exchange<S extends Sink = Sink> {
   }
 
   /**
-   * The header lines the app will get, by lower-case name, without the identity headers: the copy's drops, the
-   * listener's own X-Forwarded-For/-Proto where it sets them, the Host an h2 request names in `:authority`, no
-   * `Authorization` the end-user step drops. What policy header conditions read, so that none is met or missed by a
-   * header the app does not get as read. Built when asked: most policies have no header condition.
+   * Appends to `out` the request's headers as the app gets them: the sink's copy (the listener's own X-Forwarded-*,
+   * the received headers without hop-by-hop and identity headers, the Host an h2 request names in `:authority`),
+   * without an `Authorization` the end-user step drops. Returns the sink's flags (http-headers.ts).
+   */
+  copyAppHeaders(out: string[]): number {
+    const flags = this.sink.copyHeaders(out);
+    if (this.outcome?.dropAuthorization === true) removeHeader(out, 'authorization');
+    return flags;
+  }
+
+  /**
+   * The header lines the app will get, identity headers aside, by lower-case name: what policy header conditions
+   * read, so that none is met or missed by a header the app does not get as read. Built when asked: most policies
+   * have no header condition.
    */
   appHeaderLines(): Map<string, string[]> {
     const out: string[] = [];
-    this.sink.copyHeaders(out);
-    const dropAuthorization = this.outcome?.dropAuthorization === true;
-    const lines = new Map<string, string[]>();
-    for (let i = 0; i < out.length; i += 2) {
-      const name = (out[i] as string).toLowerCase();
-      if (dropAuthorization && name === 'authorization') continue;
-      const value = out[i + 1] as string;
-      const list = lines.get(name);
-      if (list === undefined) lines.set(name, [value]);
-      else list.push(value);
-    }
-    return lines;
+    this.copyAppHeaders(out);
+    return headerLinesByName(out);
   }
 
   /** The hooks' view (built once, on the hooks path only), with what the end-user step verified. */

@@ -3,7 +3,7 @@
 // composition root built from config (identity-hooks.ts); a stage only runs them and records what they decided.
 import { isMeshauthError, type MeshauthError } from '../../errors/index.js';
 import type { Metrics } from '../../telemetry/index.js';
-import { HAS_BODY, removeHeader, STRIPPED_IDENTITY } from '../http-headers.js';
+import { HAS_BODY, STRIPPED_IDENTITY } from '../http-headers.js';
 import { setIdentityHeaders } from '../identity-headers.js';
 import type { AuthzVerdict, EndUserOutcome, InboundRequestView } from '../inbound/inbound-hooks.js';
 import type { Exchange, Stage } from './exchange.js';
@@ -102,10 +102,9 @@ export function identityHeaders(onStripped: (exchange: Exchange) => void): Stage
     const outcome = exchange.outcome;
     const out: string[] = [];
     setIdentityHeaders(out, { xfcc: exchange.peer?.xfcc, headers: outcome?.headers });
-    const flags = exchange.sink.copyHeaders(out);
+    const flags = exchange.copyAppHeaders(out);
     exchange.appHasBody = (flags & HAS_BODY) !== 0;
     if ((flags & STRIPPED_IDENTITY) !== 0) onStripped(exchange);
-    if (outcome?.dropAuthorization === true) removeHeader(out, 'authorization');
     exchange.appHeaders = out;
   };
 }

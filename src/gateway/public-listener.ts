@@ -200,6 +200,8 @@ export class PublicListener {
       } as Parameters<typeof createSecureServer>[0],
       // Counting starts before the handler: it may answer before its first await.
       (req, res) => {
+        // Pipelined behind an answer that closes the connection: never run, the close is its answer.
+        if (req.httpVersionMajor !== 2 && this.#unanswered.behindClosingAnswer(req.socket)) return;
         requests.started(res);
         if (
           req.httpVersionMajor !== 2 &&

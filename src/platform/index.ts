@@ -23,6 +23,7 @@ export { loadUndici, undiciIfLoaded } from './lazy-undici.js';
 export { bindOptions, isEveryAddressIpv6, listenOn, REUSE_PORT_MIN_NODE, reusePortSupported } from './listen.js';
 export { HTTP_METHODS, HTTPParser, type LlhttpParser, llhttpParser, releaseParser } from './llhttp.js';
 export {
+  answerClosesConnection,
   firstClientErrorOnly,
   keepReadingAfterEnd,
   pendingResponse,

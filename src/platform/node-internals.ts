@@ -86,6 +86,14 @@ export function pendingResponse(socket: Socket): ServerResponse | undefined {
 }
 
 /**
+ * Whether `res` has written (or queued, behind earlier answers) a head that closes its connection: `Connection:
+ * close`, however it was set (Node's `_last`; `getHeader` does not see headers given to writeHead as an object).
+ */
+export function answerClosesConnection(res: ServerResponse): boolean {
+  return (res as ServerResponse & { _last?: unknown })._last === true;
+}
+
+/**
  * Keeps an HTTP/1.1 server socket reading after a response that finished before its request body ended, with the
  * rest of that body discarded. node:http would not: when the response said `Connection: close`, resOnFinish ends the
  * socket and destroys it on 'finish' (`socket.destroySoon()`), undone here; and once the body's reader destroyed the

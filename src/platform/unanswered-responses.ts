@@ -5,6 +5,7 @@
 // was writing: destroyed, then 'close'.
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { answerClosesConnection } from './node-internals.js';
 
 export class UnansweredResponses {
   readonly #bySocket = new WeakMap<Socket, Set<ServerResponse>>();
@@ -22,6 +23,21 @@ export class UnansweredResponses {
     }
     due.add(res);
     return due.size;
+  }
+
+  /**
+   * Whether a request node:http parsed on `socket` comes behind an answer that closes the connection (one still due
+   * there says `Connection: close`, or the socket's writing side has ended). node:http emits every request it
+   * parses, those pipelined behind such an answer too, and queues their answers; the connection closes first, so a
+   * request served there would run while its caller never gets an answer, and a caller that sends it again on a new
+   * connection would have it run twice. Such a request is left unanswered: the close is its answer.
+   */
+  behindClosingAnswer(socket: Socket): boolean {
+    if (socket.writableEnded) return true;
+    const due = this.#bySocket.get(socket);
+    if (due === undefined) return false;
+    for (const res of due) if (answerClosesConnection(res)) return true;
+    return false;
   }
 
   /** `res` was written whole ('finish'). */

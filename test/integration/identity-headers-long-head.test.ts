@@ -30,6 +30,7 @@ import {
   testConfig,
   viaProxy,
 } from '../helpers/sidecar-harness.js';
+import { rawTcpExchange } from '../helpers/tcp-client.js';
 import { TestCa, type TestSvid } from '../helpers/test-ca.js';
 
 const TD = 'example.org';
@@ -67,6 +68,22 @@ describe('a peer straight to the inbound, with a padded head', () => {
       const got = app.seen[seen];
       expect(got?.rawHeaders[0]?.toLowerCase()).toBe(XFCC);
       expect(got?.headers[XFCC]).toContain(`URI=${client.id}`);
+    } finally {
+      await server.sidecar.close(0);
+    }
+  });
+
+  it('fail/HTTP/1.1 keep-alive, 991 fields after a served request → 431 with Connection: close; the request pipelined behind it is not served', async () => {
+    const server = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), testConfig({ appPort: app.port }));
+    try {
+      const seen = app.seen.length;
+      const head =
+        'GET /first HTTP/1.1\r\nHost: b\r\n\r\n' +
+        `GET /x HTTP/1.1\r\nHost: b\r\n${padLines(990)}\r\nGET /second HTTP/1.1\r\nHost: b\r\n\r\n`;
+      const reply = await rawTlsExchange(server.sidecar.inboundPort, client, ca.bundlePem, head);
+      expect(reply.match(/HTTP\/1\.1 \d+/g)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 431']);
+      expect(reply.toLowerCase()).toContain('\r\nconnection: close\r\n');
+      expect(app.seen.slice(seen).map((r) => r.url)).toEqual(['/first']);
     } finally {
       await server.sidecar.close(0);
     }
@@ -186,7 +203,7 @@ describe('a bearer token beside a passport (forwardOriginalToken), past field 1,
 });
 
 describe('the outbound, with a padded head from its app', () => {
-  it('ok/980 fields reach B with XFCC first; fail/981 fields → 431 header_count at the outbound', async () => {
+  it('ok/980 fields reach B with XFCC first; fail/981 fields → 431 header_count at the outbound, kept-alive or not', async () => {
     const ca = await TestCa.create(TD);
     const pair = await startPair(ca, { http1: true });
     try {
@@ -205,6 +222,16 @@ describe('the outbound, with a padded head from its app', () => {
       });
       expect(passed.status).toBe(200);
       expect(pair.appB.seen[seen]?.rawHeaders[0]).toBe(XFCC);
+      // Kept alive, the refusal closes the connection: a request pipelined behind it is not served.
+      const pipelined = await rawTcpExchange(
+        pair.a.sidecar.outboundPort,
+        Buffer.from(`GET /x HTTP/1.1\r\nHost: b.mesh\r\n${padLines(980)}\r\nGET /y HTTP/1.1\r\nHost: b.mesh\r\n\r\n`),
+      );
+      const reply = pipelined.bytes.toString('latin1');
+      expect(pipelined.closedByServer).toBe(true);
+      expect(statusOf(reply)).toBe(431);
+      expect(reply.match(/HTTP\/1\.1 \d+/g)).toEqual(['HTTP/1.1 431']);
+      expect(pair.appB.seen.map((r) => r.url)).toEqual(['/x']);
     } finally {
       await pair.close();
     }

@@ -25,6 +25,7 @@ import {
   sweepTimeoutsWhileConnected,
   tcpSocketOf,
   UNDICI_PARSER_ERROR_NAME,
+  UnansweredResponses,
 } from '../../src/platform/index.js';
 import { classifyAppError } from '../../src/sidecar/inbound/listener-core.js';
 import { peerChainDer } from '../../src/tls/index.js';
@@ -105,6 +106,35 @@ describe('Node http internals', () => {
     const body = await fetch(`http://127.0.0.1:${port}/`).then((r) => r.text());
     expect(body).toBe('same');
     expect(await eventually(() => served !== undefined && pendingResponse(served) === undefined)).toBe(true);
+  });
+  it('answerClosesConnection: a queued answer that says Connection: close is seen (UnansweredResponses.behindClosingAnswer)', async () => {
+    const unanswered = new UnansweredResponses();
+    const seen: [string, boolean][] = [];
+    const http = createHttpServer((req, res) => {
+      seen.push([req.url as string, unanswered.behindClosingAnswer(req.socket)]);
+      unanswered.add(req.socket, res);
+      res.on('finish', () => unanswered.answered(req.socket, res));
+      // /close is queued behind /keep's answer when it writes its own: node:http keeps that head until its turn.
+      if (req.url === '/close') res.writeHead(200, { connection: 'close', 'content-length': 2 });
+      if (req.url === '/keep') setTimeout(() => res.end('ok'), 20);
+      else res.end('ok');
+    });
+    closers.push(() => http.close());
+    const port = await listening(http);
+    const pipelined = ['/keep', '/close', '/behind'].map((path) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const client = connect(port, '127.0.0.1', () => client.write(pipelined.join('')));
+    closers.push(() => client.destroy());
+    let reply = '';
+    client.on('data', (d: Buffer) => {
+      reply += d.toString('latin1');
+    });
+    await new Promise<void>((resolve) => client.once('close', () => resolve()));
+    expect(seen).toEqual([
+      ['/keep', false],
+      ['/close', false],
+      ['/behind', true],
+    ]);
+    expect(reply.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
   });
   it('keepReadingAfterEnd: the rest of a body after a finished Connection: close answer is read, not reset', async () => {
     let served: { socket: Socket; req: IncomingMessage } | undefined;

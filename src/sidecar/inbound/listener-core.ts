@@ -448,6 +448,8 @@ export class ListenerCore {
       req.socket.destroy();
       return;
     }
+    // Pipelined behind an answer that closes the connection: never run, the close is its answer.
+    if (this.#h1Unanswered.behindClosingAnswer(req.socket)) return;
     const startedAt = performance.now();
     const sink = new H1Sink(req, res, this.#sinks);
     const exchange = new Exchange(

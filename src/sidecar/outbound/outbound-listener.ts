@@ -361,6 +361,8 @@ export class OutboundListener {
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    // Pipelined behind an answer that closes the connection: never run, the close is its answer.
+    if (this.#unanswered.behindClosingAnswer(req.socket)) return;
     const startedAt = performance.now();
     res.on('error', ignore);
     res.on('finish', this.#onExchangeFinish); // comes once: `on` skips `once`'s per-request wrapper

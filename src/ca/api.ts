@@ -330,7 +330,7 @@ async function authenticateSvidRequest(
   checkJoinId: (id: SpiffeId) => void,
 ): Promise<{ id: SpiffeId; method: SvidMethod; spent?: SpentJoinToken; confirm?: () => Promise<void> }> {
   if (token === undefined) {
-    return { id: authenticatePeer(req, options.authority.material, now, 'no token'), method: 'renewal' };
+    return { id: authenticatePeer(req, options.authority.material, now, 'no token').id, method: 'renewal' };
   }
   // A JWT is never a join token (43 base64url characters, no dots): without --k8s-issuer it is just unknown.
   if (looksLikeJwt(token) && options.kubernetes !== undefined) {

@@ -17,6 +17,11 @@ export interface MintJwtSvidOptions {
   readonly audience: string;
   readonly ttlMs: number;
   readonly now: Date;
+  /**
+   * The end of the X509-SVID the caller authenticated with: the token expires no later. A bearer token that outlived
+   * the certificate it was obtained with would keep a workload's identity usable after the CA stopped renewing it.
+   */
+  readonly notAfter?: Date;
 }
 
 export interface MintedJwtSvid {
@@ -28,7 +33,8 @@ export interface MintedJwtSvid {
 }
 
 export async function mintJwtSvid(options: MintJwtSvidOptions): Promise<MintedJwtSvid> {
-  const expiresIn = Math.floor(Math.min(options.ttlMs, JWT_SVID_MAX_TTL_MS) / 1000);
+  const untilNotAfter = options.notAfter === undefined ? Infinity : options.notAfter.getTime() - options.now.getTime();
+  const expiresIn = Math.max(0, Math.floor(Math.min(options.ttlMs, JWT_SVID_MAX_TTL_MS, untilNotAfter) / 1000));
   const iat = Math.floor(options.now.getTime() / 1000);
   const jti = randomUUID();
   const token = await new SignJWT({})

@@ -11,8 +11,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { MeshauthError } from '../errors/index.js';
-import type { SpiffeId } from '../identity/index.js';
-import { checkSvidLeafDer, type TrustBundle, type x509 } from '../pki/index.js';
+import { checkSvidLeafDer, type TrustBundle, type ValidatedLeaf, type x509 } from '../pki/index.js';
 
 /**
  * OpenSSL's verification codes (as Node names them) by the client_cert_* reason of the same refusal; the codes Node
@@ -58,7 +57,7 @@ export interface PeerTrust {
 }
 
 /** The caller's SPIFFE ID, or MESHAUTH_ERR_CA_UNAUTHENTICATED with reason `no_credential` / `client_cert_<why>`. */
-export function authenticatePeer(req: IncomingMessage, trust: PeerTrust, now: Date, what: string): SpiffeId {
+export function authenticatePeer(req: IncomingMessage, trust: PeerTrust, now: Date, what: string): ValidatedLeaf {
   const socket = req.socket as TLSSocket;
   const leaf = peerLeaf(socket);
   if (leaf === undefined) {
@@ -76,7 +75,7 @@ export function authenticatePeer(req: IncomingMessage, trust: PeerTrust, now: Da
   try {
     // The current intermediate as the likely issuer: a leaf it signed (nearly every renewal) is read straight from
     // its DER; any other is parsed whole (about a millisecond more).
-    return checkSvidLeafDer(leaf, trust.issuer.certificate, trust.bundle.trustDomain, now).id;
+    return checkSvidLeafDer(leaf, trust.issuer.certificate, trust.bundle.trustDomain, now);
   } catch (error) {
     const reason = error instanceof MeshauthError ? (error.reason ?? 'invalid') : 'invalid';
     throw new MeshauthError(

@@ -36,7 +36,8 @@ export async function issueAccessToken(
   const now = options.now();
   // Authenticate before judging the body (load shedding has read it already, bounded): an unauthenticated caller
   // learns nothing about it.
-  const subject = authenticatePeer(req, options.authority.material, now, 'token request');
+  const caller = authenticatePeer(req, options.authority.material, now, 'token request');
+  const subject = caller.id;
   const request = parseTokenRequest(req.headers['content-type'], await readBodyLimited(req, MAX_TOKEN_REQUEST_BYTES));
   if (request.clientId !== undefined && request.clientId !== subject.toString()) throw clientIdMismatch();
   // Counted only for a request that would be signed: a malformed one costs no signature and is refused anyway.
@@ -48,6 +49,7 @@ export async function issueAccessToken(
     audience: request.audience,
     ttlMs: options.jwtTtlMs,
     now,
+    notAfter: caller.notAfter,
   });
   options.metrics.caSvidsIssued.inc({ method: 'jwt' });
   options.logger.info(

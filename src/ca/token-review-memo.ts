@@ -1,8 +1,11 @@
-// What the CA remembers of its TokenReviews (`--k8s-token-review`), keyed by the token's SHA-256 (the token itself is
-// never kept). The API server's "not authenticated", for DENIAL_MEMORY_MS (or until the token's `exp`, if sooner): a
-// deleted pod's token replayed in a loop costs one API-server call per that time instead of one per request. A review
-// in progress: the same token sent again meanwhile waits for that answer instead of asking again. Nothing else is
-// remembered (a 503, an answer the CA refuses). No I/O of its own, bounded memory.
+// What the CA remembers of its TokenReviews (`--k8s-token-review`), keyed by the SHA-256 of the token's signed part
+// (header and payload; the token itself is never kept). The API server's "not authenticated", for DENIAL_MEMORY_MS
+// (or until the token's `exp`, if sooner): a deleted pod's token replayed in a loop costs one API-server call per that
+// time instead of one per request. "Unavailable" (no verdict: the API server failing or throttling the CA), for
+// UNAVAILABLE_MEMORY_MS: one pod's token sent in a loop then costs one review a second, not one per request, while
+// the per-identity budget (charged only after a review passed) cannot hold it back. A review in progress: the same
+// token sent again meanwhile waits for that answer instead of asking again. Nothing else is remembered (an answer
+// the CA refuses, which a fix on the cluster's side can change). No I/O of its own, bounded memory.
 import { createHash } from 'node:crypto';
 import { type ErrorCode, MeshauthError } from '../errors/index.js';
 
@@ -14,6 +17,8 @@ export const MAX_REMEMBERED_DENIALS = 10_000;
  * timeout), and a live pod's token must not stay refused for long after that.
  */
 export const DENIAL_MEMORY_MS = 30_000;
+/** How long "no verdict" is remembered: short, so a live pod's token waits about as long as the agent's first retry. */
+export const UNAVAILABLE_MEMORY_MS = 1_000;
 
 interface Denial {
   readonly untilMs: number;
@@ -62,12 +67,19 @@ export class TokenReviewMemo {
     const running = this.#running.get(key);
     if (running !== undefined) return running;
     const started = ask()
-      .then((denied) => {
-        if (denied === undefined) return;
-        const untilMs = Math.min(expiresAtMs, nowMs + DENIAL_MEMORY_MS);
-        this.#remember(key, { untilMs, code: denied.code, message: denied.message, reason: denied.reason }, nowMs);
-        throw denied;
-      })
+      .then(
+        (denied) => {
+          if (denied === undefined) return;
+          this.#remember(key, denied, Math.min(expiresAtMs, nowMs + DENIAL_MEMORY_MS), nowMs);
+          throw denied;
+        },
+        (error: unknown) => {
+          if (error instanceof MeshauthError && error.code === 'MESHAUTH_ERR_CA_UNAVAILABLE') {
+            this.#remember(key, error, Math.min(expiresAtMs, nowMs + UNAVAILABLE_MEMORY_MS), nowMs);
+          }
+          throw error;
+        },
+      )
       .finally(() => this.#running.delete(key));
     this.#running.set(key, started);
     return started;
@@ -77,8 +89,9 @@ export class TokenReviewMemo {
     return this.#denied.size;
   }
 
-  #remember(key: string, denial: Denial, nowMs: number): void {
-    if (denial.untilMs <= nowMs) return;
+  #remember(key: string, refusal: MeshauthError, untilMs: number, nowMs: number): void {
+    if (untilMs <= nowMs) return;
+    const denial: Denial = { untilMs, code: refusal.code, message: refusal.message, reason: refusal.reason };
     if (this.#denied.size >= this.#max) {
       for (const [k, d] of this.#denied) if (d.untilMs <= nowMs) this.#denied.delete(k);
     }
@@ -92,6 +105,13 @@ export class TokenReviewMemo {
   }
 }
 
+/**
+ * The token's signed part (header and payload): an ES256 signature has a second valid form for the same payload (s
+ * and n − s), and a verifier that accepts both would see two tokens where the memo must see one.
+ */
 function keyOf(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
+  const signature = token.lastIndexOf('.');
+  return createHash('sha256')
+    .update(signature < 0 ? token : token.slice(0, signature))
+    .digest('base64url');
 }

@@ -45,7 +45,7 @@ function trust(): PeerTrust {
 
 function outcome(run: () => unknown): { id?: string; code?: string; reason?: string | undefined } {
   try {
-    return { id: String(run()) };
+    return { id: String((run() as { id: unknown }).id) };
   } catch (error) {
     expect(error).toBeInstanceOf(MeshauthError);
     return { code: (error as MeshauthError).code, reason: (error as MeshauthError).reason };
@@ -53,9 +53,10 @@ function outcome(run: () => unknown): { id?: string; code?: string; reason?: str
 }
 
 describe('authenticatePeer', () => {
-  it('ok/a leaf whose chain the handshake verified → its SPIFFE ID', () => {
+  it('ok/a leaf whose chain the handshake verified → its SPIFFE ID and its end (a JWT-SVID expires no later)', () => {
     const { req } = requestWith(Buffer.from(svid.leaf.rawData));
     expect(outcome(() => authenticatePeer(req, trust(), new Date(), 'renewal'))).toEqual({ id: svid.id });
+    expect(authenticatePeer(req, trust(), new Date(), 'token request').notAfter).toEqual(svid.leaf.notAfter);
   });
 
   it('ok/a second request on the same connection is authenticated from the leaf read for the first', () => {

@@ -1,13 +1,16 @@
-// What the CA remembers of its TokenReviews: a denial for DENIAL_MEMORY_MS or until the token's exp (bounded in
-// count), nothing of a review that threw (an unavailable API server, a refusal a cluster fix can change), and one
-// review at a time per token. Found in review: with the per-identity limit charged
-// only after the review, a revoked token replayed in a loop (or sent many times at once) would cost one API-server
-// call per request.
+// What the CA remembers of its TokenReviews: a denial for DENIAL_MEMORY_MS or until the token's exp (bounded in count),
+// "unavailable" for UNAVAILABLE_MEMORY_MS, nothing of any other refusal a review throws (a refusal a cluster fix can
+// change), and one review at a time per token, keyed by the token's signed part. Found in review: with the per-identity
+// limit charged only after the review, a revoked token replayed in a loop (or sent many times at once) would cost one
+// API-server call per request.
 import { describe, expect, it } from 'vitest';
-import { DENIAL_MEMORY_MS, TokenReviewMemo } from '../../../src/ca/token-review-memo.js';
+import { DENIAL_MEMORY_MS, TokenReviewMemo, UNAVAILABLE_MEMORY_MS } from '../../../src/ca/token-review-memo.js';
 import { MeshauthError } from '../../../src/errors/index.js';
 
 const NOW = 1_000_000;
+/** Tokens as header.payload.signature: the memo keys on the signed part. */
+const T1 = 'h.p1.s';
+const T2 = 'h.p2.s';
 const denied = () =>
   new MeshauthError('MESHAUTH_ERR_CA_SA_TOKEN_REVIEW_DENIED', 'TokenReview: pod not found', {
     reason: 'sa_token_review_denied',
@@ -33,10 +36,10 @@ describe('TokenReviewMemo', () => {
       calls += 1;
       return denied();
     };
-    expect(await codeOf(memo.review('t1', expiresAtMs, NOW, review))).toBe('MESHAUTH_ERR_CA_SA_TOKEN_REVIEW_DENIED');
-    expect(memo.denial('t1', NOW + rememberedMs - 1)?.reason).toBe('sa_token_review_denied');
-    expect(memo.denial('t2', NOW)).toBeUndefined();
-    expect(memo.denial('t1', NOW + rememberedMs)).toBeUndefined();
+    expect(await codeOf(memo.review(T1, expiresAtMs, NOW, review))).toBe('MESHAUTH_ERR_CA_SA_TOKEN_REVIEW_DENIED');
+    expect(memo.denial(T1, NOW + rememberedMs - 1)?.reason).toBe('sa_token_review_denied');
+    expect(memo.denial(T2, NOW)).toBeUndefined();
+    expect(memo.denial(T1, NOW + rememberedMs)).toBeUndefined();
     expect(memo.size).toBe(0);
     expect(calls).toBe(1);
   });
@@ -44,16 +47,37 @@ describe('TokenReviewMemo', () => {
   it.each([
     ['ok/a confirmed token is not remembered', async () => undefined],
     [
-      'ok/a refusal the review throws (an unavailable API server) is not remembered',
+      'ok/a refusal a cluster fix can change is not remembered',
       async () => {
-        throw unavailable();
+        throw new MeshauthError('MESHAUTH_ERR_CA_SA_TOKEN_REVIEW_DENIED', 'TokenReview answer refused', {
+          reason: 'sa_token_review_invalid',
+        });
       },
     ],
   ])('%s', async (_name, review) => {
     const memo = new TokenReviewMemo();
-    await codeOf(memo.review('t', NOW + 60_000, NOW, review));
-    expect(memo.denial('t', NOW)).toBeUndefined();
+    await codeOf(memo.review(T1, NOW + 60_000, NOW, review));
+    expect(memo.denial(T1, NOW)).toBeUndefined();
     expect(memo.size).toBe(0);
+  });
+
+  it('fail/an unavailable API server: the same token gets the 503 again without a review, for a second', async () => {
+    const memo = new TokenReviewMemo();
+    let calls = 0;
+    const review = async () => {
+      calls += 1;
+      throw unavailable();
+    };
+    expect(await codeOf(memo.review(T1, NOW + 60_000, NOW, review))).toBe('MESHAUTH_ERR_CA_UNAVAILABLE');
+    expect(memo.denial(T1, NOW + UNAVAILABLE_MEMORY_MS - 1)?.reason).toBe('sa_token_review_unavailable');
+    expect(memo.denial(T1, NOW + UNAVAILABLE_MEMORY_MS)).toBeUndefined();
+    expect(calls).toBe(1);
+  });
+
+  it('fail/an ES256 token with the other form of its signature is the same token to the memo', async () => {
+    const memo = new TokenReviewMemo();
+    await codeOf(memo.review('h.p.s-low', NOW + 60_000, NOW, async () => denied()));
+    expect(memo.denial('h.p.s-high', NOW)?.reason).toBe('sa_token_review_denied');
   });
 
   it('fail/the same token sent again while its review runs waits for that review instead of asking again', async () => {

@@ -1,7 +1,7 @@
 // The reference pairs: HAProxy and nginx doing the same hop as a meshauth pair (plain HTTP in →
 // outbound proxy → TLS 1.3 mTLS with the bench SVIDs → inbound proxy, client certificate required and verified →
 // app), one thread/worker each, upstream keep-alive on, configs in the run's temp dir, foreground, killed by PID.
-// The method is copied from research/performance.md Part B.
+// Each reference does what the meshauth pair does, hop for hop, so the report's rows compare like for like.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -81,7 +81,7 @@ async function child(): Promise<void> {
     });
     port = sidecar.inboundPort;
   } else {
-    // bare: nothing read from the socket; bare-chain: getPeerCertificate(true) as peerChainOf does; bare-x509:
+    // bare: nothing read from the socket; bare-chain: getPeerCertificate(true) as peerChainDerOf does; bare-x509:
     // getPeerX509Certificate() as verifyPeer does; bare-both: both, in the inbound's order.
     const mode = values.server as string;
     // bare-norequest: no client certificate asked for (Node 24 reads the peer certificate itself when one is).

@@ -128,7 +128,7 @@ export class EndUserVerifier {
     for (const { cache } of this.#issuers.values()) cache.start();
   }
 
-  /** The key cache of one configured issuer (readiness checks, tests). */
+  /** The key cache of one configured issuer (tests read its stats and force a refresh). */
   jwksCache(issuer: string): JwksCache | undefined {
     return this.#issuers.get(issuer)?.cache;
   }

@@ -366,10 +366,6 @@ export async function writeKeyAndCert(keyFile: string, certFile: string, ca: CaK
   await writeFileAtomic(certFile, certificateText(ca), PUBLIC_FILE_MODE);
 }
 
-export async function writeState(paths: CaPaths, state: CaState): Promise<void> {
-  await writeFileAtomic(paths.state, stateText(state), PUBLIC_FILE_MODE);
-}
-
 function certificateText(ca: CaKey): string {
   return ca.certificate.toString('pem').concat('\n');
 }

@@ -180,4 +180,3 @@ export const gatewaySchema = z.strictObject({
 });
 
 export type GatewayFile = z.infer<typeof gatewaySchema>;
-export type GatewayRouteFile = z.infer<typeof routeSchema>;

@@ -1,9 +1,10 @@
 // The browser session: what the gateway keeps about a signed-in user, sealed in its own cookie(s) — no server-side
-// store. Idle and absolute timeouts are enforced on every read; the idle clock is re-stamped at most once per
-// STAMP_INTERVAL (not on every request: that would add a Set-Cookie to every response). A sealed session longer
-// than one cookie is split into numbered chunks (`<name>=<count>:<part0>`, `<name>-1=<part1>`, …); more than
-// MAX_CHUNKS, or more of the Cookie header than maxCookieBytes, is a clear error at sign-in, never a truncated cookie
-// (nor cookies the gateway's own head limit would then refuse on every request).
+// store. Idle and absolute timeouts are enforced on every read; the idle clock is re-stamped at most once a minute, or
+// once per tenth of the idle timeout when that is shorter (at least 1 s), not on every request: that would add a
+// Set-Cookie to every response. A sealed session longer than one cookie is split into numbered chunks
+// (`<name>=<count>:<part0>`, `<name>-1=<part1>`, …); more than MAX_CHUNKS, or more of the Cookie header than
+// maxCookieBytes, is a clear error at sign-in, never a truncated cookie (nor cookies the gateway's own head limit would
+// then refuse on every request).
 import { MeshauthError } from '../errors/index.js';
 import { clearCookie, setCookie } from './cookies.js';
 import { type OpenFailure, open, seal } from './sealed-box.js';

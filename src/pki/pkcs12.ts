@@ -1,7 +1,7 @@
 // PKCS#12 export of an SVID for JVM services (`ca issue --p12`). Modern algorithms only, so stock
 // OpenSSL 3 reads it without -legacy and Java 17 keytool accepts it: the key in a PKCS#8 shrouded key bag
 // (PBES2: PBKDF2/HMAC-SHA256 + AES-256-CBC), the chain in cert bags, a SHA-256 MAC over the whole.
-// Built with pkijs (node-forge cannot parse ECDSA certificates; ecosystem.md Q1).
+// Built with pkijs: node-forge cannot parse ECDSA certificates.
 import { createHash, createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import { Attribute as AsnAttribute } from '@peculiar/asn1-x509';

@@ -1,5 +1,5 @@
-// The one import point for @peculiar/x509. Version 2 needs a Reflect polyfill loaded first (ecosystem.md Q1,
-// gotcha 1), and it must use Node's WebCrypto; every pki module imports x509 from here, never directly.
+// The one import point for @peculiar/x509. Version 2 needs a Reflect polyfill loaded first (its tsyringe container
+// throws without one), and it must use Node's WebCrypto; every pki module imports x509 from here, never directly.
 import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';

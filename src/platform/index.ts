@@ -35,7 +35,7 @@ export {
 } from './node-internals.js';
 export { answerOnSocket, expectationUnsupported, nodeRefusal, triageClientError } from './node-refusal.js';
 export { type NodeReleases, nodeHas } from './node-version.js';
-export { atPeerExpiry, MAX_TIMER_MS, notAfterMs } from './peer-expiry.js';
+export { atPeerExpiry, MAX_TIMER_MS } from './peer-expiry.js';
 export {
   type ProcessIdentity,
   type ProcessState,

@@ -33,8 +33,3 @@ export function atPeerExpiry(
   arm(inMs);
   connection.once('close', () => clearTimeout(timer));
 }
-
-/** A certificate's notAfter in ms from its `validTo` (OpenSSL's "Mon DD HH:MM:SS YYYY GMT"; validToDate needs Node 22). */
-export function notAfterMs(validTo: string | undefined): number {
-  return validTo === undefined ? Number.NaN : Date.parse(validTo);
-}

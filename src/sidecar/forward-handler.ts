@@ -1,6 +1,6 @@
 // ForwardHandler: an undici dispatch handler that streams the upstream response into the downstream HTTP/1
-// response or HTTP/2 stream with backpressure (ecosystem.md Q2: `dispatch` with a raw handler was the fastest
-// proxy API). One object per request; the shared listeners below read it from a symbol slot instead of closing
+// response or HTTP/2 stream with backpressure (`dispatch` with a raw handler was the fastest of undici's APIs for a
+// proxy). One object per request; the shared listeners below read it from a symbol slot instead of closing
 // over it, so a request allocates no closures. Errors before the response head become JSON error responses (with
 // holdHead, also an answer cut after its head but before any of its body reached the caller).
 import type { ServerResponse } from 'node:http';

@@ -8,7 +8,7 @@ export type {
   InboundHooks,
   InboundRequestView,
 } from './inbound/inbound-hooks.js';
-export { classifyAppError, INBOUND_LIMITS, type InboundLimits, InboundListener } from './inbound/inbound-listener.js';
+export { classifyAppError, type InboundLimits, InboundListener } from './inbound/inbound-listener.js';
 export { type EgressMatcher, egressMatcher } from './outbound/egress-matcher.js';
 export type { OnOutboundRequest, OutboundRequestContext } from './outbound/outbound-hooks.js';
 export { classifyPeerError, OUTBOUND_LIMITS, OutboundListener } from './outbound/outbound-listener.js';

@@ -88,7 +88,7 @@ export function clientSecureContext(profile: TlsProfile, credentials: Credential
 
 /**
  * Server options of the inbound mTLS listener: the client certificate is required and its chain verified by
- * OpenSSL against the bundle during the handshake; SPIFFE leaf rules are checked right after (verifiedPeer).
+ * OpenSSL against the bundle during the handshake; SPIFFE leaf rules are checked right after (verifyPeer).
  */
 export function mtlsServerOptions(profile: TlsProfile, credentials: Credentials | undefined): TlsOptions {
   const protocol = protocolOptions(profile);

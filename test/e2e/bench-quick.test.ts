@@ -1,4 +1,4 @@
-// The benchmark's own correctness (not its numbers): the SPEC §9 target checks mark ✓/✗/– honestly, and the
+// The benchmark's own correctness (not its numbers): the report's target checks mark ✓/✗/– honestly, and the
 // HAProxy/nginx reference pairs really do the mTLS hop — a request passes with the bench SVIDs and fails when the
 // client certificate comes from another CA. Pair cases are skipped when the peer is not installed.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-// `meshauth ca init|issue|token create` through the built CLI: files, modes, exit codes (SPEC §4).
+// `meshauth ca init|issue|token create` through the built CLI: files, modes, exit codes.
 // Each case mostly waits for the processes it starts; the `ca init` and `ca issue` cases run side by side (each writes
 // its own paths, and the CA files they share are only read), taking `expect` from their context. `ca token create`
 // comes after them, alone: a run that waits for another's CA directory lock says so on stderr, which it checks.

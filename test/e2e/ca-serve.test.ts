@@ -1,5 +1,5 @@
-// `meshauth ca serve` as a real process: prints its URL, serves curl with the bundle, accepts tokens created after
-// it started, and stops cleanly on SIGTERM (SPEC §4). `cert request`/`cert renew` run against it as workloads would.
+// `meshauth ca serve` as a real process: prints its URL, serves curl with the bundle, accepts tokens created after it
+// started, and stops cleanly on SIGTERM. `cert request`/`cert renew` run against it as workloads would.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,5 +1,5 @@
-// JWT-SVIDs from a real `meshauth ca serve` (SPEC §4 POST /v1/token): curl with an SVID from `cert request`, and
-// `meshauth cert token` printing only the token, so `TOKEN=$(meshauth cert token …)` works.
+// JWT-SVIDs from a real `meshauth ca serve` (POST /v1/token): curl with an SVID from `cert request`, and `meshauth cert
+// token` printing only the token, so `TOKEN=$(meshauth cert token …)` works.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

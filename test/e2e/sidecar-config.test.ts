@@ -1,5 +1,5 @@
-// `meshauth sidecar --config FILE` with a bad config exits 2 and names the file, the key and the expectation
-// (SPEC §7). Runs the built CLI (`npm run build` first); skipped with a reason when dist/ is missing.
+// `meshauth sidecar --config FILE` with a bad config exits 2 and names the file, the key and the expectation.
+// Runs the built CLI (`npm run build` first); skipped with a reason when dist/ is missing.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

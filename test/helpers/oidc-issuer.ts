@@ -1,5 +1,5 @@
-// A real OpenID issuer (panva oidc-provider via src/authn/demo-issuer.ts) on http://127.0.0.1:<port 0>, with
-// switches for the JWKS faults of security.md J17–J20 (down, garbage, hanging) and request counters.
+// A real OpenID issuer (panva oidc-provider via src/authn/demo-issuer.ts) on http://127.0.0.1:<port 0>, with switches
+// for the JWKS faults (down, garbage, hanging) and request counters.
 // Reused by the authn, sidecar and demo tests. oidc-provider prints "Unsupported runtime" on Node 20: harmless.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

@@ -1,7 +1,7 @@
-// A CA whose clock runs minutes ahead (security.md F07): its serving certificate, back-dated one minute by its own
-// clock, is not yet valid by ours, so every call fails the TLS check before a token is sent. That is a clean refusal,
-// retried with backoff; the log must also name clock skew as the likely cause, as it does for an SVID that is not
-// yet valid, or an operator reads only "failed TLS authentication" and looks for a wrong bundle.
+// A CA whose clock runs minutes ahead: its serving certificate, back-dated one minute by its own clock, is not yet
+// valid by ours, so every call fails the TLS check before a token is sent. That is a clean refusal, retried with
+// backoff; the log must also name clock skew as the likely cause, as it does for an SVID that is not yet valid, or an
+// operator reads only "failed TLS authentication" and looks for a wrong bundle.
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.js';
 import { CaHarness, type Cleanup, rotations, runCleanups, startAgent } from './agent-harness.js';

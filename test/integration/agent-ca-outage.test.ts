@@ -1,6 +1,6 @@
-// The agent through CA faults (security.md F01, SPEC §9 "faults"): the CA goes away mid-life and comes back on
-// the same port; the SVID expires while the CA is away and the used join token cannot bootstrap again; the CA
-// publishes an extra root and the agent picks it up without a new SVID.
+// The agent through CA faults: the CA goes away mid-life and comes back on the same port; the SVID expires while the CA
+// is away and the used join token cannot bootstrap again; the CA publishes an extra root and the agent picks it up
+// without a new SVID.
 // Every test has its own CA, agent and cleanup list, and mostly waits out SVID lifetimes: the tests run side by side,
 // taking `expect` from their context.
 import { readFileSync, writeFileSync } from 'node:fs';

@@ -1,8 +1,8 @@
-// The CA is down for longer than the SVID's remaining life (security.md F01), for an agent whose bootstrap credential
-// is a Kubernetes service-account token (reusable, unlike a join token). While the CA is away: the agent keeps its
-// SVID until it expires, then holds none that is valid (readiness says no); every attempt is counted as a failure
-// and logged, spaced by a jittered backoff, never a tight loop. Once the CA is back, on the same address, the agent
-// bootstraps again by itself, without a restart.
+// The CA is down for longer than the SVID's remaining life, for an agent whose bootstrap credential is a Kubernetes
+// service-account token (reusable, unlike a join token). While the CA is away: the agent keeps its SVID until it
+// expires, then holds none that is valid (readiness says no); every attempt is counted as a failure and logged, spaced
+// by a jittered backoff, never a tight loop. Once the CA is back, on the same address, the agent bootstraps again by
+// itself, without a restart.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Credentials } from '../../src/agent/index.js';
 import { type FakeApiServer, reviewingCaOptions, startFakeApiServer } from '../helpers/fake-kube-apiserver.js';

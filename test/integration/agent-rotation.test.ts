@@ -1,5 +1,5 @@
-// The agent against a real CA: bootstrap with a join token, repeated rotation with seconds-long SVIDs (SPEC §4,
-// §9 "rotation"), and bootstrap failures that leave it not ready but retrying.
+// The agent against a real CA: bootstrap with a join token, repeated rotation with seconds-long SVIDs, and bootstrap
+// failures that leave it not ready but retrying.
 import { createServer } from 'node:https';
 import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -1,6 +1,6 @@
-// Two `authorization` lines are refused before any is verified (security.md J14), over HTTP/2 as over HTTP/1.1:
-// node:http2 keeps only the first line of a repeated `authorization` in its header object, so the end-user step
-// must read the decoded list, or an h2 caller's second token would pass unseen by the check that refuses two.
+// Two `authorization` lines are refused before any is verified, over HTTP/2 as over HTTP/1.1: node:http2 keeps only the
+// first line of a repeated `authorization` in its header object, so the end-user step must read the decoded list, or an
+// h2 caller's second token would pass unseen by the check that refuses two.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { ClientHttp2Session, IncomingHttpHeaders } from 'node:http2';
 import { tmpdir } from 'node:os';

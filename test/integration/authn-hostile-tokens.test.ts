@@ -1,6 +1,6 @@
-// Hand-forged hostile end-user tokens (SPEC §10 "JWT"; security.md J01–J15, J22) against a verifier whose keys
-// come from a real oidc-provider issuer. Forgeries that need a valid signature use the issuer's own private key,
-// so each case fails for the reason it names and not for a bad signature.
+// Hand-forged hostile end-user tokens against a verifier whose keys come from a real oidc-provider issuer. Forgeries
+// that need a valid signature use the issuer's own private key, so each case fails for the reason it names and not for
+// a bad signature.
 import { createPublicKey } from 'node:crypto';
 import { CompactSign, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
-// End-user token verification against a real oidc-provider issuer on 127.0.0.1 (SPEC §5; security.md J06,
-// J17–J21): discovery, client-credentials tokens, key rotation, issuer outage, slow JWKS.
+// End-user token verification against a real oidc-provider issuer on 127.0.0.1: discovery, client-credentials tokens,
+// key rotation, issuer outage, slow JWKS.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';

@@ -1,10 +1,9 @@
-// A CSR flood from one identity (security.md A14), on a real CA on 127.0.0.1 with real mTLS renewals: one SVID
-// renewing far faster than any agent gets 429 MESHAUTH_ERR_CA_RATE_LIMITED with Retry-After once its identity's
-// burst is spent, counted in meshauth_ca_requests_rejected_total{reason="identity_rate_limited"} with one warn line
-// (the rest suppressed); another identity renews at once meanwhile. The CA's clock is frozen, so exactly the burst
-// is signed, and moved one second on to show the sustained rate. The same for JWT-SVIDs (POST /v1/token, over the
-// same mTLS): an RFC 6749 §5.2 body with Retry-After, from buckets of their own, so a JWT-SVID flood leaves the
-// identity's X509-SVID renewals alone.
+// A CSR flood from one identity, on a real CA on 127.0.0.1 with real mTLS renewals: one SVID renewing far faster than
+// any agent gets 429 MESHAUTH_ERR_CA_RATE_LIMITED with Retry-After once its identity's burst is spent, counted in
+// meshauth_ca_requests_rejected_total{reason="identity_rate_limited"} with one warn line (the rest suppressed); another
+// identity renews at once meanwhile. The CA's clock is frozen, so exactly the burst is signed, and moved one second on
+// to show the sustained rate. The same for JWT-SVIDs (POST /v1/token, over the same mTLS): an RFC 6749 §5.2 body with
+// Retry-After, from buckets of their own, so a JWT-SVID flood leaves the identity's X509-SVID renewals alone.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,12 +1,11 @@
-// A CA whose issuing intermediate is unusable (security.md A13), on a real CA server on 127.0.0.1: at start-up, an
-// intermediate that does not chain to bundle.pem or whose key is not its certificate's stops the CA before it
-// listens (MESHAUTH_ERR_CA_UNAVAILABLE naming the file); an expired one lets it start but refuses every CSR (503);
-// either way `meshauth_ca_issuer_valid` is 0 with one error line. The same files written over a good intermediate
-// while the CA runs are not loaded: the last good intermediate signs on (its chain still verifies against the
-// bundle), the gauge drops to 0 with one error line (not one a second), and a good rotation brings it back to 1.
+// A CA whose issuing intermediate is unusable, on a real CA server on 127.0.0.1: at start-up, an intermediate that does
+// not chain to bundle.pem or whose key is not its certificate's stops the CA before it listens
+// (MESHAUTH_ERR_CA_UNAVAILABLE naming the file); an expired one lets it start but refuses every CSR (503); either way
+// `meshauth_ca_issuer_valid` is 0 with one error line. The same files written over a good intermediate while the CA
+// runs are not loaded: the last good intermediate signs on (its chain still verifies against the bundle), the gauge
+// drops to 0 with one error line (not one a second), and a good rotation brings it back to 1.
 // Every test has its own CA directory, server, metrics and log lines, and mostly waits for the CA's once-a-second
-// checks and the grace given to files that do not load: the tests run side by side, taking `expect` from their
-// context.
+// checks and the grace given to files that do not load: the tests run side by side, taking `expect` from their context.
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

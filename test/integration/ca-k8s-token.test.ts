@@ -1,5 +1,5 @@
-// Kubernetes projected service-account tokens on POST /v1/svid (SPEC §4; security.md A08–A10, A12): tokens shaped
-// like kubelet's, signed here with jose, verified by the CA against a JWKS file (and a JWKS URL on 127.0.0.1).
+// Kubernetes projected service-account tokens on POST /v1/svid: tokens shaped like kubelet's, signed here with jose,
+// verified by the CA against a JWKS file (and a JWKS URL on 127.0.0.1).
 import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';

@@ -1,6 +1,6 @@
-// Rotation against a running CA (SPEC §4): `ca rotate --intermediate`, `--root` and `--root --activate` done from
-// "another process" (the same functions the CLI calls) are picked up without a restart, no request fails, and
-// leaves issued before each step keep verifying against the bundle.
+// Rotation against a running CA: `ca rotate --intermediate`, `--root` and `--root --activate` done from "another
+// process" (the same functions the CLI calls) are picked up without a restart, no request fails, and leaves issued
+// before each step keep verifying against the bundle.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchBundle as fetchBundleResponse, requestSvid } from '../../src/agent/ca-client.js';
 import {

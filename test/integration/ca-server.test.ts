@@ -1,4 +1,4 @@
-// The CA API against a real TLS server on 127.0.0.1 port 0 (SPEC §4, security.md A01–A07).
+// The CA API against a real TLS server on 127.0.0.1 port 0.
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,6 +1,6 @@
-// POST /v1/token against a real CA on 127.0.0.1 port 0 (SPEC §4; RFC 6749 §4.4, §5; RFC 8705 §2.1; security.md
-// W1–W6): a workload bootstraps an SVID with a join token, trades it over mTLS for a JWT-SVID, and an outsider
-// verifies that token knowing only the discovery URL.
+// POST /v1/token against a real CA on 127.0.0.1 port 0 (RFC 6749 §4.4, §5; RFC 8705 §2.1): a workload bootstraps an
+// SVID with a join token, trades it over mTLS for a JWT-SVID, and an outsider verifies that token knowing only the
+// discovery URL.
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, createLocalJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose';

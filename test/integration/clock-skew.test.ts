@@ -1,9 +1,9 @@
-// Clock skew between a workload and the CA or its peers (security.md F07), with injected clocks on real sockets: the
-// CA backdates NotBefore by one minute (BACKDATE_MS), so an agent or a sidecar up to a minute behind accepts an SVID
-// issued just now, and one ahead accepts it for as long as it is valid by its clock; 10 min behind, the SVID is
-// refused as not yet valid — by the agent (never installed) and by a sidecar's inbound (the handshake dropped,
-// counted under meshauth_tls_handshake_failures_total{reason="not_yet_valid"}) — with a log line that names clock
-// skew as the likely cause.
+// Clock skew between a workload and the CA or its peers, with injected clocks on real sockets: the CA backdates
+// NotBefore by one minute (BACKDATE_MS), so an agent or a sidecar up to a minute behind accepts an SVID issued just
+// now, and one ahead accepts it for as long as it is valid by its clock; 10 min behind, the SVID is refused as not yet
+// valid — by the agent (never installed) and by a sidecar's inbound (the handshake dropped, counted under
+// meshauth_tls_handshake_failures_total{reason="not_yet_valid"}) — with a log line that names clock skew as the likely
+// cause.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CredentialHolder } from '../../src/agent/credential-holder.js';
 import { BACKDATE_MS } from '../../src/pki/index.js';

@@ -1,8 +1,8 @@
-// Every refusal of the gateway is an answer with a code, a metric and one log line (SPEC §9 "bad input"), found by
-// an outside test: paths in the gateway's own namespace (404), ambiguous paths (400), a request no route matches
-// (counted, but no log line), a logout by another method or started by another site (403) and a sign-in that
-// could not start because the provider was down (502, logged but not counted) used to answer without a metric
-// or a log line. Refusals before a route is known count in meshauth_gateway_decisions_total{route=""}.
+// Every refusal of the gateway is an answer with a code, a metric and one log line, found by an outside test: paths in
+// the gateway's own namespace (404), ambiguous paths (400), a request no route matches (counted, but no log line), a
+// logout by another method or started by another site (403) and a sign-in that could not start because the provider was
+// down (502, logged but not counted) used to answer without a metric or a log line. Refusals before a route is known
+// count in meshauth_gateway_decisions_total{route=""}.
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reservedRule } from '../../src/authz/index.js';

@@ -1,6 +1,6 @@
-// ALPN at the inbound (security.md T06): a client offering only protocols the sidecar does not speak gets the TLS
-// alert no_application_protocol (120), never a connection in some other mode; a client offering none gets HTTP/1.1,
-// and an HTTP/2 connection preface sent there (h2c prior knowledge over TLS) is refused as a bad HTTP/1.1 request.
+// ALPN at the inbound: a client offering only protocols the sidecar does not speak gets the TLS alert
+// no_application_protocol (120), never a connection in some other mode; a client offering none gets HTTP/1.1, and an
+// HTTP/2 connection preface sent there (h2c prior knowledge over TLS) is refused as a bad HTTP/1.1 request.
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type InboundServer, startInboundServer, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';

@@ -1,6 +1,6 @@
-// Hostile input on the CA API that ca-server/ca-token leave out (SPEC §10 CA API; security.md A05, T01, T03, T04): an
-// oversized `POST /v1/token` body is refused before it is parsed (413 in the OAuth error shape, counted), and the
-// CA's TLS listener refuses TLS ≤ 1.1, CBC-only clients and client-initiated renegotiation.
+// Hostile input on the CA API that ca-server/ca-token leave out: an oversized `POST /v1/token` body is refused before
+// it is parsed (413 in the OAuth error shape, counted), and the CA's TLS listener refuses TLS ≤ 1.1, CBC-only clients
+// and client-initiated renegotiation.
 import { Readable } from 'node:stream';
 import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';

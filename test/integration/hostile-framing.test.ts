@@ -1,7 +1,7 @@
-// Message framing a strict parser refuses (security.md H02, H05), at both ends of the data path: the inbound (a peer
-// over mTLS) and the outbound (the app over plain HTTP/1.1). Each variant gets 400 and a closed connection, and
-// no complete request reaches the app behind the peer: Content-Length lists, signs and other non-digits; bare CR
-// and bare LF as line endings in the head and in chunk-size lines.
+// Message framing a strict parser refuses, at both ends of the data path: the inbound (a peer over mTLS) and the
+// outbound (the app over plain HTTP/1.1). Each variant gets 400 and a closed connection, and no complete request
+// reaches the app behind the peer: Content-Length lists, signs and other non-digits; bare CR and bare LF as line
+// endings in the head and in chunk-size lines.
 import { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawTlsExchange } from '../helpers/raw-tls.js';

@@ -1,7 +1,6 @@
-// Identity-header spoofing in both directions (SPEC §5, §10; security.md I01–I03, I05, I06) on real sockets:
-// a peer speaking straight to the inbound listener (HTTP/1.1 raw bytes and h2) cannot plant or delete the
-// identity header the app reads; what the app sends on an outbound request never reaches the wire to the peer;
-// identity headers in an app's response never reach the caller.
+// Identity-header spoofing in both directions on real sockets: a peer speaking straight to the inbound listener
+// (HTTP/1.1 raw bytes and h2) cannot plant or delete the identity header the app reads; what the app sends on an
+// outbound request never reaches the wire to the peer; identity headers in an app's response never reach the caller.
 import { createHash } from 'node:crypto';
 import { createSecureServer, type Http2SecureServer, type IncomingHttpHeaders } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

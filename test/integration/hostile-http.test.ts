@@ -1,7 +1,6 @@
-// Hostile HTTP at the inbound listener that the other suites leave out (SPEC §9 bad input, §10 HTTP; security.md
-// P01–P05, H09, H14, H15), each through real sockets with its JSON error, its metric and the app untouched:
-// path tricks against a real policy file, slowloris (408), CONNECT and non-token methods, an app that answers
-// with broken framing (502).
+// Hostile HTTP at the inbound listener that the other suites leave out, each through real sockets with its JSON error,
+// its metric and the app untouched: path tricks against a real policy file, slowloris (408), CONNECT and non-token
+// methods, an app that answers with broken framing (502).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as h2Connect, type IncomingHttpHeaders } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';

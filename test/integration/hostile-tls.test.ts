@@ -1,6 +1,6 @@
-// Hostile TLS on the mTLS listener with `inbound.tls12: true` (SPEC §10 TLS; security.md T01, T03, T04), driven by
-// Node's own TLS client so each case runs without external tools: client-initiated renegotiation is refused and
-// never serves another request, CBC-only and TLS ≤ 1.1 clients are refused at the handshake, each counted.
+// Hostile TLS on the mTLS listener with `inbound.tls12: true`, driven by Node's own TLS client so each case runs
+// without external tools: client-initiated renegotiation is refused and never serves another request, CBC-only and TLS
+// ≤ 1.1 clients are refused at the handshake, each counted.
 import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type InboundServer, startInboundServer, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';

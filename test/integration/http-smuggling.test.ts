@@ -1,9 +1,9 @@
-// Request smuggling through the sidecar's HTTP/1.1 listeners (security.md H06), on real sockets in both directions:
-// a second request hidden in the body of the first reaches the upstream as body bytes of one request only; a chunk
-// size that overflows 64 bits and a megabyte of chunk extensions are framing errors, answered 400 (or the
-// connection closed) and counted as MESHAUTH_ERR_BAD_REQUEST; and the upstream connection that carried the broken
-// request is closed, never reused for the next one. Inbound: peer → mTLS → sidecar → app (HTTP/1.1). Outbound:
-// app → plain HTTP/1.1 → sidecar → HTTP/1.1-only peer over mTLS.
+// Request smuggling through the sidecar's HTTP/1.1 listeners, on real sockets in both directions: a second request
+// hidden in the body of the first reaches the upstream as body bytes of one request only; a chunk size that overflows
+// 64 bits and a megabyte of chunk extensions are framing errors, answered 400 (or the connection closed) and counted as
+// MESHAUTH_ERR_BAD_REQUEST; and the upstream connection that carried the broken request is closed, never reused for the
+// next one. Inbound: peer → mTLS → sidecar → app (HTTP/1.1). Outbound: app → plain HTTP/1.1 → sidecar → HTTP/1.1-only
+// peer over mTLS.
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, connect as netConnect, Socket } from 'node:net';

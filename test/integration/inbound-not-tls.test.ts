@@ -1,7 +1,7 @@
-// Plain text sent to the mTLS inbound port (security.md C17): plain-text HTTP from curl and raw bytes (a request line
-// with a body, CONNECT, the h2 preface, bytes that are no TLS record) are closed by the server without a byte of
-// HTTP (no 400 page), nothing reaches the app, each is counted as meshauth_tls_handshake_failures_total
-// {reason="not_tls"}, and the sidecar goes on serving mTLS.
+// Plain text sent to the mTLS inbound port: plain-text HTTP from curl and raw bytes (a request line with a body,
+// CONNECT, the h2 preface, bytes that are no TLS record) are closed by the server without a byte of HTTP (no 400 page),
+// nothing reaches the app, each is counted as meshauth_tls_handshake_failures_total{reason="not_tls"}, and the sidecar
+// goes on serving mTLS.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   available,

@@ -1,7 +1,7 @@
-// A client chain with two intermediates sent in any order (security.md C15): Node reports a server's peer chain by
-// following issuer links that stop when a certificate's issuer is the last one left in the list, so a client that
-// sends (leaf, I_top, I_mid) hides I_top while OpenSSL verifies the path through it. An I_top carrying a workload's
-// SPIFFE ID is refused and counted reason="bad_intermediate" in either order; the app sees nothing.
+// A client chain with two intermediates sent in any order: Node reports a server's peer chain by following issuer links
+// that stop when a certificate's issuer is the last one left in the list, so a client that sends (leaf, I_top, I_mid)
+// hides I_top while OpenSSL verifies the path through it. An I_top carrying a workload's SPIFFE ID is refused and
+// counted reason="bad_intermediate" in either order; the app sees nothing.
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, startTestSidecar, type TestApp, type TestSidecar, testConfig } from '../helpers/sidecar-harness.js';

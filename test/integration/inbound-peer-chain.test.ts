@@ -1,9 +1,8 @@
 // Peer chains the sidecar must refuse although every certificate in them is well formed and signed by the trust
-// bundle's root (security.md C15): an intermediate that carries a workload's SPIFFE ID (one with a path), an
-// intermediate that is no CA (cA=false, or no basicConstraints), a chain with more CAs than a pathLen allows. A real
-// client (curl) is refused at the handshake, the app sees nothing, meshauth_tls_handshake_failures_total counts
-// reason="bad_intermediate", and the sidecar goes on serving. The outbound refuses a server with such a chain
-// before it writes a request byte.
+// bundle's root: an intermediate that carries a workload's SPIFFE ID (one with a path), an intermediate that is no CA
+// (cA=false, or no basicConstraints), a chain with more CAs than a pathLen allows. A real client (curl) is refused at
+// the handshake, the app sees nothing, meshauth_tls_handshake_failures_total counts reason="bad_intermediate", and the
+// sidecar goes on serving. The outbound refuses a server with such a chain before it writes a request byte.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

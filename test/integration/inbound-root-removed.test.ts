@@ -1,6 +1,6 @@
-// A root that leaves the trust bundle cuts the live connections of peers whose chain leads to it (security.md
-// C18): new handshakes already use the new bundle; established ones are closed when the credentials switch, with
-// a metric and one log line. Peers of the roots that stay keep their connections.
+// A root that leaves the trust bundle cuts the live connections of peers whose chain leads to it: new handshakes
+// already use the new bundle; established ones are closed when the credentials switch, with a metric and one log line.
+// Peers of the roots that stay keep their connections.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';

@@ -1,7 +1,7 @@
-// The inbound's SNI handling (security.md T07): one server context whatever the client names. Without SNI or with a
-// name that is not the server's, a client still needs its SVID (no certificate: refused at the handshake, counted
-// no_client_cert) and with it is served as the identity in its certificate; an SNI over the 255 bytes a host name
-// may have (up to 64 KB, in a hand-written ClientHello) is refused cleanly, and the sidecar goes on serving.
+// The inbound's SNI handling: one server context whatever the client names. Without SNI or with a name that is not the
+// server's, a client still needs its SVID (no certificate: refused at the handshake, counted no_client_cert) and with
+// it is served as the identity in its certificate; an SNI over the 255 bytes a host name may have (up to 64 KB, in a
+// hand-written ClientHello) is refused cleanly, and the sidecar goes on serving.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   available,

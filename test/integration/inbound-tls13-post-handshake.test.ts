@@ -1,8 +1,8 @@
-// TLS 1.3 after the handshake on the inbound (security.md T05). Post-handshake client authentication: the client
-// certificate is asked for in the handshake only — a client that offers post_handshake_auth (openssl s_client
-// -enable_pha) sees exactly one CertificateRequest, before its Finished, and none later. A KeyUpdate flood (each
-// asking the server to update too) on an established connection is closed by OpenSSL past 32 KeyUpdates in a row
-// without application data, and harms nothing: the sidecar goes on serving.
+// TLS 1.3 after the handshake on the inbound. Post-handshake client authentication: the client certificate is asked for
+// in the handshake only — a client that offers post_handshake_auth (openssl s_client -enable_pha) sees exactly one
+// CertificateRequest, before its Finished, and none later. A KeyUpdate flood (each asking the server to update too) on
+// an established connection is closed by OpenSSL past 32 KeyUpdates in a row without application data, and harms
+// nothing: the sidecar goes on serving.
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {

@@ -1,7 +1,7 @@
-// A peer cannot exhaust the inbound (SPEC §10): a flood of TCP connections that never send a ClientHello and
-// h2 sessions full of unfinished uploads are held against a sidecar with small limits, while a legitimate client
-// keeps getting 200; then every counted resource returns to its baseline. Real sockets; limits set low so the
-// attack stays small (bounded loops, conditions polled, no fixed sleeps asserted on).
+// A peer cannot exhaust the inbound: a flood of TCP connections that never send a ClientHello and h2 sessions full of
+// unfinished uploads are held against a sidecar with small limits, while a legitimate client keeps getting 200; then
+// every counted resource returns to its baseline. Real sockets; limits set low so the attack stays small (bounded
+// loops, conditions polled, no fixed sleeps asserted on).
 import { createServer, type Server } from 'node:http';
 import { type ClientHttp2Session, constants as h2constants, type IncomingHttpHeaders } from 'node:http2';
 import { type AddressInfo, connect, type Socket } from 'node:net';

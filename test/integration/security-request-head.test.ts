@@ -1,6 +1,6 @@
-// The policy judges exactly what the app receives (SPEC §6, §10): a request head that could be read two ways is
-// refused before any rule runs. Each attack through real mTLS sockets (raw HTTP/1.1 bytes, node:http2 with the
-// headers an attacker chooses), asserting the client's answer, what the app saw, the counter and the log line.
+// The policy judges exactly what the app receives: a request head that could be read two ways is refused before any
+// rule runs. Each attack through real mTLS sockets (raw HTTP/1.1 bytes, node:http2 with the headers an attacker
+// chooses), asserting the client's answer, what the app saw, the counter and the log line.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { tmpdir } from 'node:os';

@@ -1,7 +1,7 @@
-// Truncated messages are never delivered as complete (SPEC §10): a response the app cuts mid-body reaches the
-// caller as a reset stream (h2: RST_STREAM(INTERNAL_ERROR), no END_STREAM; HTTP/1.1: the connection closed
-// without the terminating chunk), and a request the caller cuts mid-body reaches the app as a connection reset
-// mid-body, never as `0\r\n\r\n`. Real sockets end to end: a raw TCP app that records the bytes it receives.
+// Truncated messages are never delivered as complete: a response the app cuts mid-body reaches the caller as a reset
+// stream (h2: RST_STREAM(INTERNAL_ERROR), no END_STREAM; HTTP/1.1: the connection closed without the terminating
+// chunk), and a request the caller cuts mid-body reaches the app as a connection reset mid-body, never as `0\r\n\r\n`.
+// Real sockets end to end: a raw TCP app that records the bytes it receives.
 import { constants, type IncomingHttpHeaders } from 'node:http2';
 import { Writable } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';

@@ -1,6 +1,6 @@
-// Admin endpoints (SPEC §7, §8): /livez + /healthz, /startupz (valid SVID, app not needed), /readyz (valid SVID +
-// app reachable), /app-health/... (404 when the sidecar has no app probes), /metrics exposition that
-// `promtool check metrics` accepts (skipped with a reason when promtool is not installed).
+// Admin endpoints: /livez + /healthz, /startupz (valid SVID, app not needed), /readyz (valid SVID + app reachable),
+// /app-health/... (404 when the sidecar has no app probes), /metrics exposition that `promtool check metrics` accepts
+// (skipped with a reason when promtool is not installed).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available, runCommand, type SidecarPair, startPair, viaProxy } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';

@@ -1,6 +1,5 @@
-// Shutdown (SPEC §9 "SIGTERM: in-flight requests finish"; security.md F10): close(drain) turns readiness off at
-// once, refuses new connections, lets a slow in-flight request complete, then closes. The CLI's SIGTERM handler
-// calls exactly this close().
+// Shutdown, where in-flight requests finish: close(drain) turns readiness off at once, refuses new connections, lets a
+// slow in-flight request complete, then closes. The CLI's SIGTERM handler calls exactly this close().
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SidecarPair, startPair, viaProxy } from '../helpers/sidecar-harness.js';

@@ -1,5 +1,5 @@
-// Faults and hostile HTTP on the data path (SPEC §9 faults, §10 HTTP; security.md F04, F05, C21, H01–H09, H14):
-// every case gets its JSON error (or parser-level refusal), a metric, and the sidecar stays up.
+// Faults and hostile HTTP on the data path (an app down or cut off, malformed requests and framing): every case gets
+// its JSON error (or parser-level refusal), a metric, and the sidecar stays up.
 import { createServer as createNetServer, type Server as NetServer, Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

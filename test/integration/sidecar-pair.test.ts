@@ -1,5 +1,5 @@
-// app A → A's outbound → B's inbound → app B over real sockets (SPEC §2, §5): identity header set from the
-// verified peer, spoofed identity headers never reach app B, HTTP/2 between sidecars.
+// app A → A's outbound → B's inbound → app B over real sockets: identity header set from the verified peer, spoofed
+// identity headers never reach app B, HTTP/2 between sidecars.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SidecarPair, startPair, viaProxy } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';

@@ -1,6 +1,6 @@
-// The outbound side's connection to a peer sidecar (SPEC §7): one node:http2 session per peer, HTTP/1.1 fallback
-// when the peer's ALPN says so, a new session after GOAWAY, 504 on a silent peer, a cut (never completed)
-// response when the peer resets the stream mid-body (security.md F06), and `outbound.http2: false`.
+// The outbound side's connection to a peer sidecar: one node:http2 session per peer, HTTP/1.1 fallback when the peer's
+// ALPN says so, a new session after GOAWAY, 504 on a silent peer, a cut (never completed) response when the peer resets
+// the stream mid-body, and `outbound.http2: false`.
 
 import { constants, createSecureServer, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';

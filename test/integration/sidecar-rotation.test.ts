@@ -1,5 +1,5 @@
-// Rotation under traffic (SPEC §9 "0 failed requests while certificates rotate"): both sidecars get new SVIDs
-// several times while concurrent requests flow; no request fails, and new connections use the new certificates.
+// Rotation under traffic, with no failed request while certificates rotate: both sidecars get new SVIDs several times
+// while concurrent requests flow; no request fails, and new connections use the new certificates.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SidecarPair, startPair, viaProxy } from '../helpers/sidecar-harness.js';
 import { TestCa } from '../helpers/test-ca.js';

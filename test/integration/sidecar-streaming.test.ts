@@ -1,5 +1,5 @@
-// Bodies stream through both sidecars with backpressure, never buffered whole (SPEC §9; ecosystem.md Q2):
-// a 100 MiB upload keeps memory growth far below 100 MiB, and a slow chunked response reaches the caller
+// Bodies stream through both sidecars with backpressure, never buffered whole, so a proxied body costs a sidecar only
+// its buffers: a 100 MiB upload keeps memory growth far below 100 MiB, and a slow chunked response reaches the caller
 // chunk by chunk (the app only writes its second chunk after the caller has received the first).
 import { request as httpRequest } from 'node:http';
 import { Readable } from 'node:stream';

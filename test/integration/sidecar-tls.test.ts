@@ -1,6 +1,6 @@
-// Inbound mTLS refusals with real clients (SPEC §10 certificates + TLS; security.md C01–C08, C16, T01–T03):
-// curl and openssl s_client are refused at the handshake (or right after it, for SPIFFE-rule failures), the app
-// receives nothing, and meshauth_tls_handshake_failures_total counts a bounded reason.
+// Inbound mTLS refusals with real clients (bad certificates, bad TLS): curl and openssl s_client are refused at the
+// handshake (or right after it, for SPIFFE-rule failures), the app receives nothing, and
+// meshauth_tls_handshake_failures_total counts a bounded reason.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

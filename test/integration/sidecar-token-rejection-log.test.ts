@@ -1,8 +1,8 @@
-// A refused end-user token or passport is one log line, as every other rejection (SPEC §9 "bad input"): found by an
-// outside test (2026-12-03) flooding the external listener with tokens of made-up issuers: each 401 wrote the
-// verifier's own "end-user token rejected" line next to the listener's "request rejected" line (which already
-// carries the reason, issuer, alg and kid), so an unauthenticated client doubled the log volume; a passport refused
-// on the inbound wrote "passport rejected" next to it too. Logged at the default level (info), as in production.
+// A refused end-user token or passport is one log line, as every other rejection: found by an outside test (2026-12-03)
+// flooding the external listener with tokens of made-up issuers: each 401 wrote the verifier's own "end-user token
+// rejected" line next to the listener's "request rejected" line (which already carries the reason, issuer, alg and
+// kid), so an unauthenticated client doubled the log volume; a passport refused on the inbound wrote "passport
+// rejected" next to it too. Logged at the default level (info), as in production.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endUserToken, signingKey } from '../helpers/end-user-keys.js';
 import { EXTERNAL_TD, type ExternalSidecar, startExternalSidecar } from '../helpers/external-sidecar.js';

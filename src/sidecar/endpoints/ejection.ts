@@ -1,5 +1,5 @@
-// Passive health of one endpoint (outlier ejection): after CONSECUTIVE_FAILURES connection attempts in a row fail,
-// the endpoint leaves the balancing for an ejection time that doubles with each ejection (bounded); when it runs
+// Passive health of one endpoint (outlier ejection): after EJECTION.consecutiveFailures connection attempts in a row
+// fail, the endpoint leaves the balancing for an ejection time that doubles with each ejection (bounded); when it runs
 // out, one request may try it (the probe): a successful connection brings it back, a failed one ejects it again, and
 // a probe with no outcome after EJECTION.probeTimeoutMs lets the next request probe.
 // Pure state transitions over a mutable record owned by the endpoint.
@@ -46,11 +46,6 @@ export function startProbe(state: EjectionState, now: number): void {
   if (state.ejections === 0) return;
   state.probing = true;
   state.probeStartedAt = now;
-}
-
-/** True when the endpoint is out of the balancing (ejected, probe not yet due or under way). */
-export function isEjected(state: EjectionState): boolean {
-  return state.ejections > 0;
 }
 
 /** Records a failed connection attempt; returns true when this failure ejects the endpoint. */

@@ -22,7 +22,7 @@ export interface ExternalListenerOptions {
   readonly hooks: ExternalHooks;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** Overrides of INBOUND_LIMITS (tests shorten the timeouts). */
+  /** Overrides of `config.inbound.limits` and DEFAULT_INBOUND_LIMITS (tests shorten the timeouts). */
   readonly limits?: Partial<InboundLimits>;
 }
 

@@ -37,13 +37,13 @@ import type { InboundLimits } from './limits.js';
 import { ListenerCore } from './listener-core.js';
 
 export { DEFAULT_INBOUND_LIMITS, type InboundLimits } from './limits.js';
-export { classifyAppError, INBOUND_LIMITS } from './listener-core.js';
+export { classifyAppError } from './listener-core.js';
 
 const PEER_REFUSED_LOG_INTERVAL_MS = 10_000;
 
 export interface InboundListenerOptions {
   readonly config: SidecarConfig;
-  /** Overrides of INBOUND_LIMITS (tests shorten the timeouts). */
+  /** Overrides of `config.inbound.limits` and DEFAULT_INBOUND_LIMITS (tests shorten the timeouts). */
   readonly limits?: Partial<InboundLimits>;
   readonly holder: CredentialHolder;
   readonly metrics: Metrics;

@@ -8,7 +8,10 @@ export interface InboundLimits extends InboundLimitSettings {
   readonly headersTimeoutMs: number;
   /** HTTP/1.1: the whole request (head and body) must arrive within this (408). */
   readonly requestTimeoutMs: number;
-  /** HTTP/1.1: an idle keep-alive connection is closed after this. */
+  /**
+   * HTTP/1.1: an idle keep-alive connection is closed after this. The listener sets it to `sessionIdleTimeoutMs`
+   * (one idle limit for both protocols); only a test's override sets it apart.
+   */
   readonly keepAliveTimeoutMs: number;
 }
 
@@ -16,7 +19,7 @@ export const DEFAULT_INBOUND_LIMITS: InboundLimits = Object.freeze({
   ...INBOUND_LIMIT_DEFAULTS,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 300_000,
-  keepAliveTimeoutMs: 65_000,
+  keepAliveTimeoutMs: INBOUND_LIMIT_DEFAULTS.sessionIdleTimeoutMs,
 });
 
 /**
@@ -35,7 +38,3 @@ export const APP_QUEUE_PER_SHARE = 4;
 
 /** How often a flood-triggerable event (handshake failures, refused connections) is written to the log. */
 export const FLOOD_LOG_INTERVAL_MS = 10_000;
-
-export function inboundLimits(overrides: Partial<InboundLimits> | undefined): InboundLimits {
-  return overrides === undefined ? DEFAULT_INBOUND_LIMITS : Object.freeze({ ...DEFAULT_INBOUND_LIMITS, ...overrides });
-}

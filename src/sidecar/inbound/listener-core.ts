@@ -56,9 +56,6 @@ import { DEFAULT_INBOUND_LIMITS, FLOOD_LOG_INTERVAL_MS, type InboundLimits } fro
 import { PeerH2Sink } from './peer-h2-sink.js';
 import { refusedForMethod } from './request-checks.js';
 
-/** HTTP and connection limits of the inbound and external listeners (SECURITY.md). */
-export const INBOUND_LIMITS: InboundLimits = DEFAULT_INBOUND_LIMITS;
-
 export interface ListenerCoreOptions {
   readonly config: SidecarConfig;
   /** Overrides of `config.inbound.limits` and the defaults (tests shorten the timeouts). */
@@ -146,7 +143,7 @@ export class ListenerCore {
     const limits: InboundLimits = Object.freeze({
       ...DEFAULT_INBOUND_LIMITS,
       // One idle limit for both protocols: an idle keep-alive HTTP/1.1 connection is an idle session.
-      keepAliveTimeoutMs: config.inbound.limits?.sessionIdleTimeoutMs ?? DEFAULT_INBOUND_LIMITS.keepAliveTimeoutMs,
+      keepAliveTimeoutMs: config.inbound.limits.sessionIdleTimeoutMs,
       ...config.inbound.limits,
       ...options.limits,
     });

@@ -1,10 +1,10 @@
 // The name lookups of egress tunnels (`CONNECT host:port`). getaddrinfo runs on libuv's thread pool (four threads
 // unless UV_THREADPOOL_SIZE says otherwise), which file reads, async crypto and the routes' system resolver share.
-// Unbounded, an app opening tunnels to names that resolve slowly held every thread, and each CONNECT waited for as
-// long as the system resolver retried (resolv.conf's timeout × attempts × search domains). So one lookup runs per
-// name, shared by every CONNECT that asks for it meanwhile; at most MAX_IN_FLIGHT names are looked up at once and at
-// most MAX_WAITING more wait their turn in arrival order; every CONNECT is answered within the deadline, its wait
-// included, and one whose app left gives its place up at once. A lookup past its deadline keeps its place until
+// Unbounded, an app opening tunnels to names that resolve slowly held every thread, and each CONNECT waited for as long
+// as the system resolver retried (resolv.conf's timeout × attempts × search domains). So one lookup runs per name,
+// shared by every CONNECT that asks for it meanwhile; at most EGRESS_LOOKUP_LIMITS.maxInFlight names are looked up at
+// once and at most maxWaiting more wait their turn in arrival order; every CONNECT is answered within the deadline, its
+// wait included, and one whose app left gives its place up at once. A lookup past its deadline keeps its place until
 // getaddrinfo returns: its thread is busy until then, whatever the callers were told.
 import { type LookupAddress, lookup } from 'node:dns';
 

@@ -1,4 +1,4 @@
-// RFC 6750 §3 responses for refused end-user tokens (security.md §2.6).
+// RFC 6750 §3 responses for refused end-user tokens.
 import { describe, expect, it } from 'vitest';
 import { bearerChallenge, tokenInvalid } from '../../../src/authn/index.js';
 import { MeshauthError } from '../../../src/errors/index.js';

@@ -1,4 +1,4 @@
-// EndUser construction: the policy view, the x-meshauth-user view (SPEC §5), and the sub fallback (RFC 9068 §2.2).
+// EndUser construction: the policy view, the x-meshauth-user view, and the sub fallback (RFC 9068 §2.2).
 import { describe, expect, it } from 'vitest';
 import { endUserFromClaims, parseUserHeader, userHeaderValue } from '../../../src/authn/index.js';
 

@@ -1,7 +1,7 @@
-// RFC 6750 §2.1 header parsing and the ambiguous cases of security.md J14.
+// RFC 6750 §2.1 header parsing and its ambiguous cases (two Authorization lines, a JWT under another scheme).
 // A JWT under another scheme is recognised by what a decoder reads from it: before, only a header segment starting
-// `eyJ` without `=` was, so `Bearer,AAAA.<claims>.` (jose's decodeJwt never reads the header), a padded header or
-// one with a space in its JSON passed to the app unverified next to no `x-meshauth-user`.
+// `eyJ` without `=` was, so `Bearer,AAAA.<claims>.` (jose's decodeJwt never reads the header), a padded header or one
+// with a space in its JSON passed to the app unverified next to no `x-meshauth-user`.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { extractBearer, type RequestHeaders } from '../../../src/authn/index.js';

@@ -1,4 +1,4 @@
-// Which published keys are usable (security.md J16; RFC 8725 §3.1, §3.4).
+// Which published keys are usable (RFC 8725 §3.1, §3.4).
 import { generateKeyPairSync } from 'node:crypto';
 import { exportJWK, generateKeyPair, generateSecret, type JWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';

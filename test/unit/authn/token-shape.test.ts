@@ -1,4 +1,4 @@
-// Pre-crypto checks (RFC 8725 bis "reject non-JWT syntax"; security.md J11, J12): order and routing data.
+// Pre-crypto checks (RFC 8725 bis "reject non-JWT syntax"): order and routing data.
 import { describe, expect, it } from 'vitest';
 import { inspectToken } from '../../../src/authn/index.js';
 import { isMeshauthError } from '../../../src/errors/index.js';

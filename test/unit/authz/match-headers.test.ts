@@ -1,5 +1,5 @@
-// security.md I09: every value of a repeated or comma-joined header is evaluated, in the direction that can only
-// make the outcome stricter (allow: every value listed; deny: any value listed).
+// Every value of a repeated or comma-joined header is evaluated, in the direction that can only make the outcome
+// stricter (allow: every value listed; deny: any value listed).
 import { describe, expect, it } from 'vitest';
 import { headerMatches } from '../../../src/authz/policy/match-headers.js';
 

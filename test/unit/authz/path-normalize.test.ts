@@ -1,4 +1,4 @@
-// The normalization table of SPEC §6 and security.md §2.5 (P01–P08), written before the normalizer.
+// The path normalization table, written before the normalizer.
 // Each `ok/…` row gives the path policy sees (and the sidecar forwards); each `fail/…` row the reject reason.
 import { describe, expect, it } from 'vitest';
 import { normalizePath } from '../../../src/authz/path-normalize.js';

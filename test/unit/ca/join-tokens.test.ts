@@ -1,4 +1,4 @@
-// Join tokens (SPEC §4, security.md A06/A07): stored hashed, single use under concurrency, expiring.
+// Join tokens: stored hashed, single use under concurrency, expiring.
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// loadSidecarConfig (SPEC §7): strict validation naming file + key + expectation, defaults, env overrides, freeze.
+// loadSidecarConfig: strict validation naming file + key + expectation, defaults, env overrides, freeze.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,5 +1,5 @@
-// Property-based test of the sidecar config loader (SPEC §7): any YAML text, and any edit of a valid config, with
-// any MESHAUTH_* environment, gives either a config or a MeshauthError with a code, never another exception.
+// Property-based test of the sidecar config loader: any YAML text, and any edit of a valid config, with any MESHAUTH_*
+// environment, gives either a config or a MeshauthError with a code, never another exception.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

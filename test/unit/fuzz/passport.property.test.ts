@@ -1,6 +1,6 @@
-// Property-based tests of passport and compact-JWS parsing (SPEC §5): whatever arrives in x-meshauth-passport —
-// random text, or correctly signed JWS whose header and claims hold random JSON — verifyPassport either returns a
-// verified passport or throws a MeshauthError with a passport code; decodeCompact never throws at all.
+// Property-based tests of passport and compact-JWS parsing: whatever arrives in x-meshauth-passport — random text, or
+// correctly signed JWS whose header and claims hold random JSON — verifyPassport either returns a verified passport or
+// throws a MeshauthError with a passport code; decodeCompact never throws at all.
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';

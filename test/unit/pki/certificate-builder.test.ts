@@ -1,5 +1,5 @@
-// The fast leaf signer (node:crypto sign, cached issuer parts; SPEC §9) must produce exactly the TBSCertificate the
-// generic @peculiar/x509 generator produces, for every subject key type and SAN shape.
+// The fast leaf signer (node:crypto sign, cached issuer parts) must produce exactly the TBSCertificate the generic
+// @peculiar/x509 generator produces, for every subject key type and SAN shape.
 import { X509Certificate as NodeX509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SpiffeId, TrustDomain } from '../../../src/identity/index.js';

@@ -1,4 +1,4 @@
-// verifyCsrPem (SPEC §3): exactly one PKCS#10 block and nothing else, a supported key, RSA only with e = 65537.
+// verifyCsrPem: exactly one PKCS#10 block and nothing else, a supported key, RSA only with e = 65537.
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,6 +1,7 @@
-// Our certificates checked by OpenSSL itself, the path validator of the TLS stack (ecosystem.md Q1): every issued
-// leaf passes `openssl verify -x509_strict -purpose sslclient`, carries the SPEC §3 extensions, and a leaf of
-// another trust domain signed by our intermediate fails on the intermediate's name constraints.
+// Our certificates checked by OpenSSL itself, the path validator of the TLS stack: every issued leaf passes
+// `openssl verify -x509_strict -purpose sslclient`, carries the X509-SVID extensions (critical URI SAN, CA:FALSE, key
+// usage, both TLS EKUs, key identifiers), and a leaf of another trust domain signed by our intermediate fails on the
+// intermediate's name constraints.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

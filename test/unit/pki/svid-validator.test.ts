@@ -1,4 +1,4 @@
-// checkSvidLeaf / validateX509Svid (X509-SVID §4, §5; security.md C01–C11) with real certificates from the test CA.
+// checkSvidLeaf / validateX509Svid (X509-SVID §4, §5) with real certificates from the test CA.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MeshauthError } from '../../../src/errors/index.js';
 import { TrustDomain } from '../../../src/identity/index.js';

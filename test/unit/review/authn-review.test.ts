@@ -1,5 +1,5 @@
-// Adversarial review of src/authn (SPEC §5, security.md §1.3–§1.4, §2.6): the pure steps of end-user token
-// handling — bearer extraction, pre-crypto shape checks, claims → EndUser, config validation.
+// Adversarial review of src/authn: the pure steps of end-user token handling — bearer extraction, pre-crypto shape
+// checks, claims → EndUser, config validation.
 import { describe, expect, it } from 'vitest';
 import {
   type EndUserConfig,

@@ -1,5 +1,5 @@
-// Adversarial review of src/authz (SPEC §6, security.md §2.4–§2.5, CVE table §3): every request runs through the
-// same steps as the sidecar (normalizePath → decide) so a bypass shows up as an allow the policy did not mean.
+// Adversarial review of src/authz, including the bypasses of published proxy CVEs: every request runs through the same
+// steps as the sidecar (normalizePath → decide) so a bypass shows up as an allow the policy did not mean.
 // `fail/…` rows are requests that must not get through (400 or deny); `ok/…` rows must keep working.
 import { describe, expect, it } from 'vitest';
 import type { AuthzRequest, AuthzUser } from '../../../src/authz/authz-request.js';

@@ -1,5 +1,5 @@
-// Adversarial review of src/authn/passport (SPEC §5, §10; security.md §1.5, §1.6, §2.7): replay, audience,
-// origin reuse, act-chain forgery, expiry arithmetic, the verification caches and hostile JSON.
+// Adversarial review of src/authn/passport: replay, audience, origin reuse, act-chain forgery, expiry arithmetic, the
+// verification caches and hostile JSON.
 import { createPrivateKey, sign } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { endUserFromClaims } from '../../../src/authn/end-user.js';

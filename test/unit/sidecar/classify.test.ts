@@ -1,4 +1,4 @@
-// Error classification on the data path (security.md F04, F05, C21) and bounded handshake reasons (SPEC §8).
+// Error classification on the data path and the bounded reasons of failed handshakes.
 import { describe, expect, it } from 'vitest';
 import { MeshauthError } from '../../../src/errors/index.js';
 import { classifyAppError, classifyPeerError } from '../../../src/sidecar/index.js';

@@ -1,5 +1,5 @@
-// Header hygiene (SPEC §5, security.md I01–I05): identity and hop-by-hop headers stripped in every case variant,
-// Connection tokens processed before identity headers are set, passport kept only outbound.
+// Header hygiene: identity and hop-by-hop headers stripped in every case variant, Connection tokens processed before
+// identity headers are set, passport kept only outbound.
 import { describe, expect, it } from 'vitest';
 import {
   copyH2RequestHeaders,

@@ -5,7 +5,12 @@ import type { ErrorCode } from '../errors/index.js';
 import { MeshauthError } from '../errors/index.js';
 import { SpiffeId } from '../identity/index.js';
 // The inbound's own header copy, so that the dry run reads what the live policy reads (one owner of those rules).
-import { copyRequestHeaders, headerLinesByName, hostHeader, INBOUND_POLICY } from '../sidecar/http-headers.js';
+import {
+  copyRequestHeaders,
+  headerLinesByName,
+  hostHeader,
+  INBOUND_FORWARDER_POLICY,
+} from '../sidecar/http-headers.js';
 import type { AuthzUser, MeshAuthzRequest } from './authz-request.js';
 import { type Explanation, explain } from './decide-explain.js';
 import { isHostPort } from './host-validate.js';
@@ -86,7 +91,9 @@ export function evaluateTestRequest(policy: CompiledPolicy, input: TestRequestIn
 /**
  * The headers as the inbound's policy reads them: those the app would get (the inbound's own copy drops hop-by-hop
  * headers and those `Connection` names, names with `_`, method and path overrides), with the Host `--host` names.
- * An `Authorization` stays: whether the end-user step drops it before the app depends on the sidecar's config.
+ * An `Authorization` stays: whether the end-user step drops it before the app depends on the sidecar's config. So
+ * do forwarding headers (X-Forwarded-*, Forwarded), as from a peer in `inbound.trustForwardedFrom`: from any other
+ * peer the live sidecar drops them, and a condition on them never holds.
  */
 function appHeaderLines(input: TestRequestInput): Map<string, string[]> {
   const received: string[] = [];
@@ -95,6 +102,6 @@ function appHeaderLines(input: TestRequestInput): Map<string, string[]> {
   }
   if (input.host !== undefined && hostHeader(received) === undefined) received.push('host', input.host);
   const copied: string[] = [];
-  copyRequestHeaders(received, INBOUND_POLICY, copied);
+  copyRequestHeaders(received, INBOUND_FORWARDER_POLICY, copied);
   return headerLinesByName(copied);
 }

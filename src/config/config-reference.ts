@@ -33,6 +33,8 @@ export const CONFIG_DOCS: Readonly<Record<string, string>> = {
     "PEM file of the CAs trusted (instead of the system roots) for https to the issuer's discovery and JWKS.",
   'inbound.endUser.issuers[].algorithms': 'Allowed JWS algorithms (asymmetric only; `none` and HS* are refused).',
   'inbound.endUser.issuers[].typ': 'Required JWT `typ` header, e.g. `at+jwt`.',
+  'inbound.trustForwardedFrom':
+    "SPIFFE IDs of peers whose forwarding headers (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`, the CDN client-address headers) reach the app; every other peer's are dropped, as a mesh workload cannot speak for a client it did not receive. Default: `inbound.endUser.vouchers` (the edge gateway sets `X-Forwarded-For`, `-Host` and `-Proto` for the services behind it).",
   'inbound.endUser.vouchers':
     'SPIFFE IDs allowed to vouch for end users in passports (the sidecars that validate external tokens). A sidecar that only receives passports still names at least one issuer in `issuers`.',
   'inbound.endUser.claims': 'Claims passed to the app in `x-meshauth-user` next to `sub` and `iss`.',

@@ -155,6 +155,11 @@ export interface SidecarConfig {
     /** Tunnel connections (ALPN meshauth-tcp/2 or /1) are piped to this app port, after the L4 policy check. */
     readonly tcp: { readonly app: HostPort } | undefined;
     /**
+     * Peers whose forwarding headers (X-Forwarded-*, Forwarded, X-Real-IP, …) reach the app; every other peer's
+     * are dropped. Default: `endUser.vouchers` (the gateway, which sets them for the services behind it).
+     */
+    readonly trustForwardedFrom: ReadonlySet<string>;
+    /**
      * The app ports /readyz needs to accept a connection: `app`, unless the sidecar is TCP-only (`tcp` set and `app`
      * left out, so `app` is only its default and nothing may listen there), and `tcp.app`.
      */
@@ -273,6 +278,7 @@ export function resolveSidecarConfig(
       external: inbound.external === undefined ? undefined : resolveExternal(inbound.external),
       limits: resolveLimits(inbound.limits ?? {}),
       tcp: tcpApp === undefined ? undefined : { app: tcpApp },
+      trustForwardedFrom: new Set(inbound.trustForwardedFrom ?? inbound.endUser?.vouchers ?? []),
       readinessApps: [
         ...(tcpApp !== undefined && inbound.app === undefined ? [] : [inboundApp]),
         ...(tcpApp === undefined ? [] : [tcpApp]),

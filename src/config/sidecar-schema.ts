@@ -241,6 +241,7 @@ export const sidecarSchema = z
         external: externalSchema.optional(),
         limits: inboundLimitsSchema.optional(),
         tcp: z.strictObject({ app: hostPort }).optional(),
+        trustForwardedFrom: z.array(spiffeId).optional(),
       })
       // External clients are authenticated by bearer tokens only: without issuers nobody could be let in.
       .refine((inbound) => inbound.external === undefined || inbound.endUser !== undefined, {
@@ -289,8 +290,9 @@ function idsInTrustDomain(file: Record<string, unknown>, ctx: z.core.$Refinement
   for (const [listen, route] of Object.entries(outbound?.tcp ?? {})) {
     check(route?.ids, ['outbound', 'tcp', listen, 'ids']);
   }
-  const inbound = file.inbound as { endUser?: { vouchers?: unknown } } | undefined;
+  const inbound = file.inbound as { endUser?: { vouchers?: unknown }; trustForwardedFrom?: unknown } | undefined;
   check(inbound?.endUser?.vouchers, ['inbound', 'endUser', 'vouchers']);
+  check(inbound?.trustForwardedFrom, ['inbound', 'trustForwardedFrom']);
 }
 
 function tryTrustDomain(value: string): boolean {

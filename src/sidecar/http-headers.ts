@@ -44,8 +44,13 @@ export interface ForwardPolicy {
   readonly keepPassport: boolean;
   /** Drop the incoming Host header (the caller sets its own, e.g. from an absolute-form URI). */
   readonly dropHost: boolean;
-  /** Drop forwarding and client-certificate headers (isForwardingHeader): the caller is outside the mesh. */
+  /**
+   * Drop forwarding and client-certificate headers (isForwardingHeader): the caller is outside the mesh, or a peer
+   * not trusted to speak for a client (`inbound.trustForwardedFrom`).
+   */
   readonly dropForwarding: boolean;
+  /** Put the listener's own X-Forwarded-For / -Proto ahead of the copy (setForwarding): it received the client. */
+  readonly setsForwarding: boolean;
   /**
    * Drop headers whose names contain `_` (as nginx does by default): CGI, WSGI, PHP and Rack hand `x_role` to the app
    * as `HTTP_X_ROLE`, the same as `x-role`, so an underscore spelling could pass beside a policy condition or an
@@ -59,18 +64,28 @@ export interface ForwardPolicy {
   readonly dropTerminatedClaims: boolean;
 }
 
+/**
+ * The inbound, from a peer not trusted to forward: what it says about a client (X-Forwarded-Host, -For, -User,
+ * Forwarded, …) is dropped. Apps behind a proxy trust those headers (Express `trust proxy`, Koa `app.proxy`,
+ * auth-proxy apps reading X-Forwarded-User), so any workload of the mesh could otherwise name the host the app
+ * serves or the client it serves it to, past a policy that judged the request's own Host.
+ */
 export const INBOUND_POLICY: ForwardPolicy = Object.freeze({
   keepPassport: false,
   dropHost: false,
-  dropForwarding: false,
+  dropForwarding: true,
+  setsForwarding: false,
   dropUnderscored: true,
   dropTerminatedClaims: true,
 });
+/** The inbound, from a peer in `inbound.trustForwardedFrom` (by default the vouchers: the gateway). */
+export const INBOUND_FORWARDER_POLICY: ForwardPolicy = Object.freeze({ ...INBOUND_POLICY, dropForwarding: false });
 /** The external listener: its callers are outside the mesh, so what they say about proxies and clients is dropped. */
 export const EXTERNAL_POLICY: ForwardPolicy = Object.freeze({
   keepPassport: false,
   dropHost: false,
   dropForwarding: true,
+  setsForwarding: true,
   dropUnderscored: true,
   dropTerminatedClaims: true,
 });
@@ -78,6 +93,7 @@ export const OUTBOUND_ORIGIN_FORM: ForwardPolicy = Object.freeze({
   keepPassport: true,
   dropHost: false,
   dropForwarding: false,
+  setsForwarding: false,
   dropUnderscored: false,
   dropTerminatedClaims: false,
 });
@@ -85,6 +101,7 @@ export const OUTBOUND_PROXY_FORM: ForwardPolicy = Object.freeze({
   keepPassport: true,
   dropHost: true,
   dropForwarding: false,
+  setsForwarding: false,
   dropUnderscored: false,
   dropTerminatedClaims: false,
 });

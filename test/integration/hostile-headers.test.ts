@@ -161,8 +161,9 @@ describe('inbound: a peer cannot plant or remove identity headers (I01–I03)', 
     expect(seen?.method).toBe('GET');
     const names = rawNames(seen?.rawHeaders ?? []);
     expect(names.filter((n) => TERMINATED_CLAIMS.includes(n))).toEqual([]);
-    // Not a claim this hop can check or replace: passed on as before.
-    expect(rawValues(seen?.rawHeaders ?? [], 'x-forwarded-for')).toEqual(['10.0.0.1']);
+    // What a peer not trusted to forward (inbound.trustForwardedFrom) says about a client does not reach the app
+    // either (inbound-trusted-forwarders.test.ts).
+    expect(rawValues(seen?.rawHeaders ?? [], 'x-forwarded-for')).toEqual([]);
   });
 
   it('fail/the same over h2 → none reaches the app', async () => {

@@ -35,7 +35,7 @@ import { DataPlaneTelemetry, type Direction } from '../data-plane-telemetry.js';
 import { lingerAfterEarlyResponse } from '../early-response.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
 import { type DrainState, forwarding, kResetBySidecar } from '../forward-handler.js';
-import { EXTERNAL_POLICY, INBOUND_POLICY } from '../http-headers.js';
+import { EXTERNAL_POLICY, type ForwardPolicy, INBOUND_FORWARDER_POLICY, INBOUND_POLICY } from '../http-headers.js';
 import { STRAY_ANSWER_NO_REUSE_MS } from '../http1-client.js';
 import {
   type FastRequest,
@@ -157,7 +157,7 @@ export class ListenerCore {
       drain: this.drain,
       classify: classifyAppError,
       served: new WeakSet(),
-      policy: options.direction === 'external' ? EXTERNAL_POLICY : INBOUND_POLICY,
+      policyFor: forwardPolicyFor(options.direction, config.inbound.trustForwardedFrom),
       forwardHooks: Object.freeze({ stallTimeoutMs: this.#streamIdleMs }),
     };
     const busy = new BusyRefusals(telemetry, options.metrics, FLOOD_LOG_INTERVAL_MS, performance.now.bind(performance));
@@ -630,3 +630,16 @@ const APP_TIMEOUT_MARGIN_MS = 1_000;
 
 /** How long an error answer written to a failed HTTP/1.1 connection may take to flush before it is destroyed. */
 const ANSWER_GRACE_MS = 1_000;
+
+/**
+ * How a listener copies a caller's headers for the app: the external listener drops what its callers say about
+ * proxies and clients; the inbound keeps it only from the peers trusted to forward (`inbound.trustForwardedFrom`).
+ */
+function forwardPolicyFor(
+  direction: Direction,
+  forwarders: ReadonlySet<string>,
+): (peer: VerifiedPeer | undefined) => ForwardPolicy {
+  if (direction === 'external') return () => EXTERNAL_POLICY;
+  if (forwarders.size === 0) return () => INBOUND_POLICY;
+  return (peer) => (peer !== undefined && forwarders.has(peer.idString) ? INBOUND_FORWARDER_POLICY : INBOUND_POLICY);
+}

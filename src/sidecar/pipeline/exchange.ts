@@ -26,7 +26,7 @@ export interface Sink {
    * then the received headers without hop-by-hop and identity headers; returns http-headers.ts flags:
    * HAS_BODY when a body follows, STRIPPED_IDENTITY when a received identity header was dropped.
    */
-  copyHeaders(out: string[]): number;
+  copyHeaders(out: string[], peer: VerifiedPeer | undefined): number;
   /** The request body for the app (aborted, never ended, when the caller cuts it), or null. */
   body(): Readable | null;
   /** Answers with the sidecar's JSON error (plus optional response headers and body fields). */
@@ -94,7 +94,7 @@ export class Exchange<S extends Sink = Sink> {
    * without an `Authorization` the end-user step drops. Returns the sink's flags (http-headers.ts).
    */
   copyAppHeaders(out: string[]): number {
-    const flags = this.sink.copyHeaders(out);
+    const flags = this.sink.copyHeaders(out, this.peer);
     if (this.outcome?.dropAuthorization === true) removeHeader(out, 'authorization');
     return flags;
   }

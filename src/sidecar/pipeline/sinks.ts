@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { isForwardedMethod } from '../../authz/index.js';
 import type { MeshauthError } from '../../errors/index.js';
 import { clientAddress } from '../../platform/index.js';
+import type { VerifiedPeer } from '../../tls/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import { bodyStillComing } from '../early-response.js';
 import { writeErrorH1, writeErrorH2 } from '../error-response.js';
@@ -30,8 +31,11 @@ export interface SinkContext {
    * (listener-core.ts), so requests that are only ever refused (no token) cannot keep a connection's place.
    */
   readonly served: WeakSet<object>;
-  /** How received headers are copied for the app (the external listener drops forwarding headers). */
-  readonly policy: ForwardPolicy;
+  /**
+   * How received headers are copied for the app, by caller: the external listener drops forwarding headers, the
+   * inbound drops them unless the peer is trusted to forward (`inbound.trustForwardedFrom`).
+   */
+  policyFor(peer: VerifiedPeer | undefined): ForwardPolicy;
   /** The same for every exchange of the listener: how long a response write may wait for the caller to read. */
   readonly forwardHooks: ForwardHooks;
 }
@@ -83,9 +87,10 @@ abstract class H1SinkBase implements Sink {
     return checkH1Head(target, this.rawHeaders);
   }
 
-  copyHeaders(out: string[]): number {
-    if (this.#context.policy.dropForwarding) setForwarding(out, this.sourceIp);
-    return copyRequestHeaders(this.rawHeaders, this.#context.policy, out);
+  copyHeaders(out: string[], peer: VerifiedPeer | undefined): number {
+    const policy = this.#context.policyFor(peer);
+    if (policy.setsForwarding) setForwarding(out, this.sourceIp);
+    return copyRequestHeaders(this.rawHeaders, policy, out);
   }
 
   reject(
@@ -249,9 +254,10 @@ export class H2Sink implements Sink {
     return clientAddress(this.#stream.session?.socket?.remoteAddress) ?? '';
   }
 
-  copyHeaders(out: string[]): number {
-    if (this.#context.policy.dropForwarding) setForwarding(out, this.sourceIp);
-    const flags = copyH2RequestHeaders(this.headers, out, this.#context.policy);
+  copyHeaders(out: string[], peer: VerifiedPeer | undefined): number {
+    const policy = this.#context.policyFor(peer);
+    if (policy.setsForwarding) setForwarding(out, this.sourceIp);
+    const flags = copyH2RequestHeaders(this.headers, out, policy);
     return this.#stream.endAfterHeaders ? flags : flags | HAS_BODY;
   }
 

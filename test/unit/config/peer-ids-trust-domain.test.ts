@@ -52,6 +52,11 @@ describe('peer IDs outside the trust domain', () => {
       { inbound: { endUser: { ...END_USER, vouchers: ['spiffe://other.org/ns/edge/sa/gateway'] } } },
       `sidecar.yaml: inbound.endUser.vouchers[0]: ${EXPECTED}`,
     ],
+    [
+      'fail/a peer trusted to forward',
+      { inbound: { trustForwardedFrom: ['spiffe://other.org/ns/edge/sa/gateway'] } },
+      `sidecar.yaml: inbound.trustForwardedFrom[0]: ${EXPECTED}`,
+    ],
   ])('%s is refused at load', (_name, document, expected) => {
     const message = configRefusalMessage(() => sidecarConfigFromObject({ ...BASE, ...document }, 'sidecar.yaml'));
     expect(message).toContain(expected);
@@ -95,6 +100,16 @@ describe('peer IDs outside the trust domain', () => {
       'spiffe://example.org/ns/shop/sa/orders',
     ]);
     expect(config.outbound.routes.get('*.*.svc')?.idPatterns).toEqual(['spiffe://example.org/ns/{namespace}/sa/*']);
+  });
+
+  it('ok/inbound.trustForwardedFrom defaults to the end-user vouchers (the gateway), else nobody', () => {
+    const gateway = 'spiffe://example.org/ns/edge/sa/gateway';
+    const trusted = (inbound: Record<string, unknown>) => [
+      ...sidecarConfigFromObject({ ...BASE, inbound }, 'sidecar.yaml').inbound.trustForwardedFrom,
+    ];
+    expect(trusted({ endUser: { ...END_USER, vouchers: [gateway] } })).toEqual([gateway]);
+    expect(trusted({})).toEqual([]);
+    expect(trusted({ endUser: { ...END_USER, vouchers: [gateway] }, trustForwardedFrom: [] })).toEqual([]);
   });
 
   it('ok/an invalid trustDomain is reported alone, not once more per ID', () => {

@@ -8,7 +8,11 @@ import type { TLSSocket } from 'node:tls';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SpiffeId, TrustDomain } from '../../../src/identity/index.js';
-import { copyRequestHeaders, INBOUND_POLICY, OUTBOUND_ORIGIN_FORM } from '../../../src/sidecar/http-headers.js';
+import {
+  copyRequestHeaders,
+  INBOUND_FORWARDER_POLICY,
+  OUTBOUND_ORIGIN_FORM,
+} from '../../../src/sidecar/http-headers.js';
 import { verifyPeer } from '../../../src/tls/verified-peer.js';
 import { TestCa } from '../../helpers/test-ca.js';
 import { fuzzParams, fuzzTimeout } from './fuzz-settings.js';
@@ -131,7 +135,7 @@ describe('x-forwarded-client-cert (property)', () => {
       fc.assert(
         fc.property(rawHeaders, fc.boolean(), (pairs, outbound) => {
           const raw = pairs.flat();
-          const policy = outbound ? OUTBOUND_ORIGIN_FORM : INBOUND_POLICY;
+          const policy = outbound ? OUTBOUND_ORIGIN_FORM : INBOUND_FORWARDER_POLICY;
           const out: string[] = [];
           copyRequestHeaders(raw, policy, out);
           expect(out.length % 2).toBe(0);

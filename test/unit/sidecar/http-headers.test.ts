@@ -6,6 +6,7 @@ import {
   copyRequestHeaders,
   HAS_BODY,
   hasTransferCoding,
+  INBOUND_FORWARDER_POLICY,
   INBOUND_POLICY,
   OUTBOUND_ORIGIN_FORM,
   OUTBOUND_PROXY_FORM,
@@ -38,6 +39,36 @@ describe('copyRequestHeaders', () => {
       out,
     );
     expect(out).toEqual(['Host', 'b', 'Accept', '*/*']);
+  });
+
+  it('fail/inbound drops what a peer says about a client unless it is trusted to forward; neither sets its own', () => {
+    const raw = [
+      'Host',
+      'b',
+      'X-Forwarded-Host',
+      'admin.internal',
+      'Forwarded',
+      'host=admin.internal',
+      'X-Forwarded-User',
+      'admin',
+      'X-Real-IP',
+      '10.1.2.3',
+      'Accept',
+      '*/*',
+    ];
+    const untrusted: string[] = [];
+    copyRequestHeaders(raw, INBOUND_POLICY, untrusted);
+    expect(untrusted).toEqual(['Host', 'b', 'Accept', '*/*']);
+    const forwarder: string[] = [];
+    copyRequestHeaders(raw, INBOUND_FORWARDER_POLICY, forwarder);
+    expect(forwarder).toEqual(raw);
+    const h2: string[] = [];
+    copyH2RequestHeaders(
+      { ':authority': 'b', 'x-forwarded-host': 'admin.internal', forwarded: 'for=x' },
+      h2,
+      INBOUND_POLICY,
+    );
+    expect(h2).toEqual(['host', 'b']);
   });
 
   it('fail/inbound drops names with "_" (an app reads x_meshauth_user as x-meshauth-user); outbound keeps them', () => {

@@ -120,6 +120,11 @@ export class Agent {
    */
   #unapplied: Credentials | undefined;
   #tokenWarned = false;
+  /**
+   * The CA renews only with the bootstrap credential (`ca serve --k8s-renew-with-token` answered a renewal with
+   * MESHAUTH_ERR_CA_RENEWAL_TOKEN_REQUIRED): renewals are made as bootstraps with the token file, keeping the ID.
+   */
+  #renewWithToken = false;
   /** Set while the configured bundle file fails to read at renewals and refreshes: one warn line per such run. */
   #bundleFileUnreadable = false;
   /** Set once the token file's permissions were looked at: one warning per start, not one per bootstrap. */
@@ -261,13 +266,22 @@ export class Agent {
     const mode: Mode = current !== undefined && !this.#bootstrapNext ? 'renewal' : 'bootstrap';
     try {
       const issued =
-        mode === 'renewal' && current !== undefined
+        mode === 'renewal' && current !== undefined && !this.#renewWithToken
           ? { credentials: await this.#renew(current, signal), anchors: undefined }
           : await this.#bootstrap(signal);
       if (this.#state !== 'running') return;
       this.#install(issued.credentials, mode, issued.anchors);
     } catch (error) {
       if (this.#state !== 'running') return;
+      if (mode === 'renewal' && !this.#renewWithToken && renewalNeedsToken(error)) {
+        this.#renewWithToken = true;
+        this.#logger.info(
+          { tokenFile: this.#options.tokenFile },
+          'the CA renews SVIDs only with the service-account token: renewing with it from now on',
+        );
+        await this.#rotateOnce(signal);
+        return;
+      }
       // Renewing with an SVID that was never applied is worth repeating only while the CA is out of reach or busy:
       // anything else may be that SVID itself (the reason it did not apply), and the bootstrap credential, if it can
       // still be used (a service-account token), is the way out.
@@ -763,4 +777,9 @@ function describeError(error: unknown): Record<string, unknown> {
 
 function isOlder(a: { notBefore: number; learned: number }, b: { notBefore: number; learned: number }): boolean {
   return a.notBefore < b.notBefore || (a.notBefore === b.notBefore && a.learned < b.learned);
+}
+
+/** The CA's answer to a renewal with the SVID alone when it renews only with a service-account token. */
+function renewalNeedsToken(error: unknown): boolean {
+  return error instanceof MeshauthError && error.code === 'MESHAUTH_ERR_CA_RENEWAL_TOKEN_REQUIRED';
 }

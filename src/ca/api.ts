@@ -330,7 +330,16 @@ async function authenticateSvidRequest(
   checkJoinId: (id: SpiffeId) => void,
 ): Promise<{ id: SpiffeId; method: SvidMethod; spent?: SpentJoinToken; confirm?: () => Promise<void> }> {
   if (token === undefined) {
-    return { id: authenticatePeer(req, options.authority.material, now, 'no token').id, method: 'renewal' };
+    const id = authenticatePeer(req, options.authority.material, now, 'no token').id;
+    // The agent then renews as it bootstraps, with the pod's current token: a deleted pod's is refused.
+    if (options.kubernetes?.renewsWithToken === true) {
+      throw new MeshauthError(
+        'MESHAUTH_ERR_CA_RENEWAL_TOKEN_REQUIRED',
+        "this CA renews an SVID only with a service-account token (--k8s-renew-with-token): send the pod's token",
+        { reason: 'renewal_token_required' },
+      );
+    }
+    return { id, method: 'renewal' };
   }
   // A JWT is never a join token (43 base64url characters, no dots): without --k8s-issuer it is just unknown.
   if (looksLikeJwt(token) && options.kubernetes !== undefined) {

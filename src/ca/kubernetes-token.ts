@@ -57,6 +57,11 @@ export interface KubernetesTokenOptions {
   readonly apiServer?: string;
   /** Ask the API server's TokenReview about every token that verified offline (`--k8s-token-review`). */
   readonly tokenReview?: boolean;
+  /**
+   * Renew only with a service-account token, never with the SVID alone (`--k8s-renew-with-token`): a deleted pod's
+   * token is refused (with TokenReview, at once), so a copy of its SVID and key cannot be renewed on for ever.
+   */
+  readonly renewWithToken?: boolean;
   /** How long a call to the API server or the issuer may take (default 5 s). */
   readonly apiTimeoutMs?: number;
   readonly logger: Logger;
@@ -105,6 +110,8 @@ export class KubernetesTokenVerifier {
   readonly #reviewUrl: string | undefined;
   readonly #reviews = new TokenReviewMemo();
   readonly #logger: Logger;
+  /** `--k8s-renew-with-token`: a renewal over mTLS alone is refused (api.ts), the agent renews with its token. */
+  readonly renewsWithToken: boolean;
 
   private constructor(options: KubernetesTokenOptions, keys: ClusterKeySource, client: ClusterApiClient) {
     this.#issuer = options.issuer;
@@ -113,6 +120,7 @@ export class KubernetesTokenVerifier {
     this.#client = client;
     const apiServer = (options.apiServer ?? DEFAULT_K8S_API_SERVER).replace(/\/+$/, '');
     this.#reviewUrl = options.tokenReview === true ? `${apiServer}${TOKEN_REVIEW_PATH}` : undefined;
+    this.renewsWithToken = options.renewWithToken === true;
     this.#logger = options.logger;
   }
 

@@ -41,6 +41,7 @@ interface ServeOptions {
   k8sTokenFile: string;
   k8sApiServer: string;
   k8sTokenReview?: boolean;
+  k8sRenewWithToken?: boolean;
   k8sSecret: string;
   adminListen?: string;
   autoRotateIntermediate?: boolean;
@@ -238,6 +239,11 @@ export function registerCaCommands(program: Command): void {
       '--k8s-token-review',
       "also ask the API server's TokenReview about each service-account token (a deleted pod's token stops at once)",
     )
+    .option(
+      '--k8s-renew-with-token',
+      "renew SVIDs only with the pod's service-account token, not with the SVID alone (a deleted pod's SVID stops " +
+        'being renewed; every workload of this CA must bootstrap with a service-account token)',
+    )
     .option('--k8s-secret <name>', 'name of the CA Secret, for the hint printed when --dir is empty', 'meshauth-ca')
     .option('--admin-listen <host:port>', 'plain-HTTP admin listener: /livez, /healthz, /readyz, /metrics')
     .option(
@@ -331,6 +337,7 @@ export function registerCaCommands(program: Command): void {
                 tokenFile: opts.k8sTokenFile,
                 apiServer: opts.k8sApiServer,
                 tokenReview: opts.k8sTokenReview === true,
+                renewWithToken: opts.k8sRenewWithToken === true,
               },
             }),
         logger,
@@ -463,6 +470,7 @@ function refuseStrayServeFlags(opts: ServeOptions, given: (option: keyof ServeOp
       ['--k8s-jwks', opts.k8sJwks !== undefined],
       ['--k8s-ca-file', opts.k8sCaFile !== undefined],
       ['--k8s-token-review', opts.k8sTokenReview !== undefined],
+      ['--k8s-renew-with-token', opts.k8sRenewWithToken !== undefined],
       ['--k8s-audience', given('k8sAudience')],
       ['--k8s-token-file', given('k8sTokenFile')],
       ['--k8s-api-server', given('k8sApiServer')],

@@ -57,6 +57,10 @@ export const ERRORS = {
   MESHAUTH_ERR_CA_SA_TOKEN_REVIEW_DENIED: { status: 401, message: 'service-account token rejected by the cluster' },
   MESHAUTH_ERR_CA_IDENTITY_MISMATCH: { status: 403, message: 'requested identity does not match the credential' },
   MESHAUTH_ERR_CA_JOIN_TOKENS_DISABLED: { status: 401, message: 'join tokens are not accepted by this CA' },
+  MESHAUTH_ERR_CA_RENEWAL_TOKEN_REQUIRED: {
+    status: 401,
+    message: 'this CA renews an SVID only with a service-account token',
+  },
   MESHAUTH_ERR_CA_OVERLOADED: { status: 429, message: 'certificate authority overloaded, retry later' },
   MESHAUTH_ERR_CA_RATE_LIMITED: { status: 429, message: 'too many SVID requests for this identity, retry later' },
 

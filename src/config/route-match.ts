@@ -10,6 +10,8 @@ export const HOST_TEMPLATE = '{host}';
 export const NAMESPACE_TEMPLATE = '{namespace}';
 
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** A last label that makes a host an IPv4 address to URL parsers and getaddrinfo (`127.1`, `10.0.0.0x1`). */
+const NUMBER_LABEL = /^(?:[0-9]+|0x[0-9a-f]*)$/;
 const EGRESS_DEFAULT_PORT = 443;
 
 /** Where a route sends calls: a DNS name, an IP literal, or `{host}` (the name the app called). */
@@ -94,10 +96,16 @@ export class RouteTable<R extends RouteEntry> {
   match(host: string): R | undefined {
     const exact = this.#exact.get(host);
     if (exact !== undefined || this.#patterns.length === 0) return exact;
+    // A `*` stands for one DNS label and never for part of an IP literal, which would become the `{host}` address
+    // (`::ffff:0:0` is 0.0.0.0, an address dropped when DNS answers it): an IPv6 host (`::ffff:7f00:1`,
+    // `a:b.cafe`) has no such label, and a host whose last label is a number is an IPv4 address. Exact keys only.
     const labels = host.split('.');
+    if (NUMBER_LABEL.test(labels[labels.length - 1] as string)) return undefined;
+    const matches = (label: string, i: number) =>
+      label === '*' ? DNS_LABEL.test(labels[i] as string) : label === labels[i];
     for (const pattern of this.#patterns) {
       if (pattern.labels.length !== labels.length) continue;
-      if (pattern.labels.every((label, i) => label === '*' || label === labels[i])) return pattern.route;
+      if (pattern.labels.every(matches)) return pattern.route;
     }
     return undefined;
   }

@@ -38,26 +38,39 @@ describe('outbound: {namespace} route and a host without a namespace label', () 
     expect(res.status).toBe(200);
   });
 
-  it.each([
-    ['a one-label host', 'solo'],
-    ['a second label that is no DNS label', 'orders.shop-'],
-  ])('fail/%s → 502 ROUTE_NOT_FOUND naming the missing namespace label, no peer contacted', async (_name, host) => {
-    const before = await rejected('MESHAUTH_ERR_ROUTE_NOT_FOUND');
+  // A `*` is one DNS label and the outbound refuses a label ending in a hyphen as no host name (host-ip-spellings
+  // test), so a second label that is no DNS label (`orders.shop-`) no longer reaches `*.*` and its {namespace}.
+  it('fail/a second label that is no DNS label is no host name → 400 before any route, no peer contacted', async () => {
     const seen = app.seen.length;
-    const res = await viaProxy(a.sidecar.outboundPort, `http://${host}/x`);
-    expect(res.status).toBe(502);
-    const body = JSON.parse(res.body);
-    expect(body).toMatchObject({ code: 'MESHAUTH_ERR_ROUTE_NOT_FOUND', message: 'no route for this host', host });
-    expect(body.hint).toContain('no namespace label');
-    expect(body.hint).toContain('{namespace}');
-    const [line] = logs.find({ code: 'MESHAUTH_ERR_ROUTE_NOT_FOUND', reason: 'no_namespace', host });
-    expect(line?.msg).toMatch(/no namespace label .*\{namespace\}/);
-    expect(await rejected('MESHAUTH_ERR_ROUTE_NOT_FOUND')).toBe(before + 1);
-    // Refused before an endpoint set (DNS, connection) was made for the host.
-    expect(logs.lines.filter((l) => l.msg === 'endpoint set created' && l.address === `${host}:15006`)).toEqual([]);
-    expect(
-      logs.lines.filter((l) => l.msg === 'endpoint set created' && (l.route === '*' || l.route === '*.*')),
-    ).toHaveLength(1); // orders.shop's, from the ok case
+    const res = await viaProxy(a.sidecar.outboundPort, 'http://orders.shop-/x');
+    expect(res.status).toBe(400);
+    expect(JSON.parse(res.body)).toMatchObject({ code: 'MESHAUTH_ERR_BAD_REQUEST' });
+    expect(logs.lines.filter((l) => l.msg === 'endpoint set created' && l.address === 'orders.shop-:15006')).toEqual(
+      [],
+    );
     expect(app.seen.length).toBe(seen);
   });
+
+  it.each([['a one-label host', 'solo']])(
+    'fail/%s → 502 ROUTE_NOT_FOUND naming the missing namespace label, no peer contacted',
+    async (_name, host) => {
+      const before = await rejected('MESHAUTH_ERR_ROUTE_NOT_FOUND');
+      const seen = app.seen.length;
+      const res = await viaProxy(a.sidecar.outboundPort, `http://${host}/x`);
+      expect(res.status).toBe(502);
+      const body = JSON.parse(res.body);
+      expect(body).toMatchObject({ code: 'MESHAUTH_ERR_ROUTE_NOT_FOUND', message: 'no route for this host', host });
+      expect(body.hint).toContain('no namespace label');
+      expect(body.hint).toContain('{namespace}');
+      const [line] = logs.find({ code: 'MESHAUTH_ERR_ROUTE_NOT_FOUND', reason: 'no_namespace', host });
+      expect(line?.msg).toMatch(/no namespace label .*\{namespace\}/);
+      expect(await rejected('MESHAUTH_ERR_ROUTE_NOT_FOUND')).toBe(before + 1);
+      // Refused before an endpoint set (DNS, connection) was made for the host.
+      expect(logs.lines.filter((l) => l.msg === 'endpoint set created' && l.address === `${host}:15006`)).toEqual([]);
+      expect(
+        logs.lines.filter((l) => l.msg === 'endpoint set created' && (l.route === '*' || l.route === '*.*')),
+      ).toHaveLength(1); // orders.shop's, from the ok case
+      expect(app.seen.length).toBe(seen);
+    },
+  );
 });

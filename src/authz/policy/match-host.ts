@@ -1,5 +1,9 @@
 // Hosts for `to.hosts`: compared case-insensitively, without the port and without a trailing dot, on both the
-// policy side and the request side, so a host spelled differently cannot slip past a rule. Pure.
+// policy side and the request side, so a host spelled differently cannot slip past a rule. An IP address has one
+// spelling on both sides (ipSpellingError: requests spelling it another way are refused before any rule runs, and so
+// is an entry here that no request could match). Pure.
+import { ipSpellingError } from '../host-validate.js';
+
 const HOST_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
 const BRACKETED_V6 = /^\[[0-9a-f:.]+\]$/;
 
@@ -24,5 +28,5 @@ export function hostPatternError(pattern: string): string | undefined {
   if (!HOST_NAME.test(bare) && !BRACKETED_V6.test(bare)) {
     return 'expected a host name like "orders.shop.svc" (no wildcards, no port)';
   }
-  return undefined;
+  return ipSpellingError(bare);
 }

@@ -15,7 +15,7 @@ export interface RequestTarget {
   readonly proxyForm: boolean;
 }
 
-const HOST_NAME = /^[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*\.?$/i;
+const HOST_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
 const IPV6 = /^[0-9a-f:.]{2,45}$/i;
 const PORT = /^[0-9]{1,5}$/;
 
@@ -109,7 +109,7 @@ export function hostOfAuthority(authority: string): string | undefined {
     port = colon === -1 ? undefined : authority.slice(colon + 1);
     if (host.length === 0 || host.length > 254 || !HOST_NAME.test(host)) return undefined;
   }
-  if (port !== undefined && (!PORT.test(port) || Number(port) > 65535)) return undefined;
+  if (port !== undefined && (!PORT.test(port) || Number(port) === 0 || Number(port) > 65535)) return undefined;
   const lower = host.toLowerCase();
   return lower.endsWith('.') ? lower.slice(0, -1) : lower;
 }

@@ -24,6 +24,11 @@ describe('evaluateTestRequest', () => {
     });
   });
 
+  it.each(['127.1', '[0::1]'])("fail/--host %s, another spelling of an IP address, is the inbound's 400", (host) => {
+    const outcome = evaluateTestRequest(policy, { from: FRONTEND, method: 'GET', path: '/', host, now });
+    expect(outcome).toMatchObject({ kind: 'reject', code: 'MESHAUTH_ERR_BAD_REQUEST', reason: 'host_invalid' });
+  });
+
   it('ok/an ambiguous path with a valid host is the path refusal', () => {
     const outcome = evaluateTestRequest(policy, { from: FRONTEND, method: 'GET', path: '/admin;x', host: 'a.b', now });
     expect(outcome).toMatchObject({ kind: 'reject', code: 'MESHAUTH_ERR_PATH_AMBIGUOUS', reason: 'path_param' });

@@ -69,6 +69,43 @@ describe('route keys and patterns', () => {
   });
 });
 
+// A `*` is one DNS label, never part of an IP literal: before, `Host: [::ffff:0:0]` matched a `*` route and was
+// dialled as 0.0.0.0 through `{host}`, and `[a:b.cafe]` matched `*.cafe` (found by a probe of the outbound).
+describe('a * is a DNS label, never part of an IP literal', () => {
+  const { table } = routesOf({
+    '*': { address: '{host}:15006' },
+    '*.cafe': { address: '{host}:15006' },
+    '*.*': { address: '{host}:15006' },
+    '*.*.*.*': { address: '{host}:15006' },
+    '10.0.4.12': { address: '10.0.4.12:15006' },
+  });
+
+  it.each([
+    ['ok/one label', 'orders', '*'],
+    ['ok/a label of digits before a name', '127.cafe', '*.cafe'],
+    ['ok/hyphen inside a label', 'b-c.cafe', '*.cafe'],
+    ['ok/an exact route to an IP address', '10.0.4.12', '10.0.4.12'],
+    ['fail/IPv4-mapped IPv6', '::ffff:7f00:1', undefined],
+    ['fail/IPv4-mapped unspecified (0.0.0.0)', '::ffff:0:0', undefined],
+    ['fail/IPv6 loopback', '::1', undefined],
+    ['fail/part of an IPv6 literal', 'a:b.cafe', undefined],
+    ['fail/dotted quad', '10.0.4.13', undefined],
+    ['fail/two-part IPv4', '127.1', undefined],
+    ['fail/hex last label', '127.0.0.0x1', undefined],
+    ['fail/one decimal number', '2130706433', undefined],
+    ['fail/label ending in a hyphen', 'b-.cafe', undefined],
+    ['fail/label starting with a hyphen', '-b.cafe', undefined],
+    ['fail/underscore', 'b_c.cafe', undefined],
+  ])('%s', (_name, host, key) => {
+    expect(table.match(host)?.host).toBe(key);
+  });
+
+  it('ok/the exact IP route keeps its literal address', () => {
+    const route = table.match('10.0.4.12');
+    expect(route && routeAddressFor(route, '10.0.4.12')).toEqual({ host: '10.0.4.12', port: 15006 });
+  });
+});
+
 describe('egress entries', () => {
   it.each([
     ['ok/host gets 443', 'api.example.com', { host: 'api.example.com', port: 443 }],

@@ -27,6 +27,7 @@ describe('readRequestTarget', () => {
     ],
     ['ok/trailing dot', '/', ['host', 'orders.shop.'], { host: 'orders.shop', path: '/', proxyForm: false }],
     ['ok/IPv6 literal', 'http://[::1]:8080/', ['Host', '[::1]:8080'], { host: '::1', path: '/', proxyForm: true }],
+    ['ok/hyphen inside a label', '/', ['Host', 'b-c.shop'], { host: 'b-c.shop', path: '/', proxyForm: false }],
   ])('%s', (_name, url, raw, expected) => {
     const target = readRequestTarget(url, raw);
     expect(isMeshauthError(target)).toBe(false);
@@ -47,6 +48,9 @@ describe('readRequestTarget', () => {
     ['fail/user@ in the URL', 'http://user@b.demo/', [], 'bad_host'],
     ['fail/empty host', 'http:///x', [], 'bad_host'],
     ['fail/port out of range', '/', ['Host', 'a.shop:70000'], 'bad_host'],
+    ['fail/port 0', '/', ['Host', 'b.mesh:0'], 'bad_host'],
+    ['fail/label ending in a hyphen', '/', ['Host', 'b-.shop'], 'bad_host'],
+    ['fail/label ending in a hyphen in the URL', 'http://a.b-/', ['Host', 'a.b-'], 'bad_host'],
     ['fail/no Host', '/', [], 'missing_host'],
     ['fail/https target', 'https://a.shop/', [], 'target_form'],
     ['fail/asterisk form', '*', ['Host', 'a.shop'], 'target_form'],

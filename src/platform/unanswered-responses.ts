@@ -40,6 +40,29 @@ export class UnansweredResponses {
     return false;
   }
 
+  /**
+   * Whether an answer is owed on `res`'s connection after `res` (a request pipelined behind it). A lean-lane answer
+   * has no node:http request and nothing behind it: false.
+   */
+  owedAfter(res: ServerResponse): boolean {
+    const socket = (res.req as ServerResponse['req'] | undefined)?.socket;
+    const due = socket === undefined || socket === null ? undefined : this.#bySocket.get(socket);
+    if (due === undefined) return false;
+    let found = false;
+    for (const owed of due) {
+      if (found) return true;
+      found = owed === res;
+    }
+    return false;
+  }
+
+  /** The last answer owed on `socket` (the one a close must wait for), or undefined when none is. */
+  lastOwed(socket: Socket): ServerResponse | undefined {
+    let last: ServerResponse | undefined;
+    for (const owed of this.#bySocket.get(socket) ?? []) last = owed;
+    return last;
+  }
+
   /** `res` was written whole ('finish'). */
   answered(socket: Socket, res: ServerResponse): void {
     this.#bySocket.get(socket)?.delete(res);

@@ -22,6 +22,18 @@ export type ErrorClassifier = (error: Error) => MeshauthError;
 /** Shared by every handler of one listener: read when a response starts, so draining applies at once. */
 export interface DrainState {
   draining: boolean;
+  /**
+   * Whether an HTTP/1.1 answer is owed on `res`'s connection after `res` (a request pipelined behind it, already
+   * running: node:http emits each request as it parses it). The drain then keeps `res`'s connection alive and closes
+   * after the last answer owed: an answer that closed it first would have node:http drop those queued behind, their
+   * requests run all the same. Unset where nothing is pipelined.
+   */
+  owedAfter?: (res: ServerResponse) => boolean;
+}
+
+/** Whether a SIGTERM drain closes `res`'s HTTP/1.1 connection after it: draining, and no answer owed after it. */
+export function drainCloses(drain: DrainState, res: ServerResponse): boolean {
+  return drain.draining && drain.owedAfter?.(res) !== true;
 }
 
 const kHandler = Symbol('meshauth.forwardHandler');
@@ -223,7 +235,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const res = this.#sink as ServerResponse;
     // SIGTERM drain: no further keep-alive. An answer ahead of the request body's end closes the connection after
     // it (lingerAfterEarlyResponse): the caller learns so before its next request.
-    if (this.#drain.draining || bodyStillComing(res.req)) headers.push('connection', 'close');
+    if (drainCloses(this.#drain, res) || bodyStillComing(res.req)) headers.push('connection', 'close');
     res.writeHead(status, headers);
     this.#telemetry.completed(this.#peerId, status, this.#startedAt, headAt);
   }
@@ -301,7 +313,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       this.#heldHead = undefined;
       const rejection = cutBeforeBody(error);
       const res = sink as ServerResponse;
-      writeErrorH1(res, rejection, undefined, this.#drain.draining || bodyStillComing(res.req));
+      writeErrorH1(res, rejection, undefined, drainCloses(this.#drain, res) || bodyStillComing(res.req));
       this.#telemetry.rejected(this.#peerId, rejection, this.#startedAt);
       return;
     }
@@ -312,7 +324,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       // An answer before the request body ended leaves a connection that cannot carry another request (its rest would
       // have to be read first): say so, and node:http closes it after the answer.
       const res = sink as ServerResponse;
-      writeErrorH1(res, rejection, undefined, this.#drain.draining || bodyStillComing(res.req));
+      writeErrorH1(res, rejection, undefined, drainCloses(this.#drain, res) || bodyStillComing(res.req));
     }
     this.#telemetry.rejected(this.#peerId, rejection, this.#startedAt);
   }

@@ -4,11 +4,17 @@
 // outbound and the inbound forwarded such a request to its app and the gateway to its service: it ran while its
 // caller never got an answer, and a caller that sends it again on a new connection would have it run twice. The
 // outbound's and the inbound's cases are in identity-headers-long-head.test.ts; node:http's side of it is pinned in
-// inbound-node-internals.test.ts.
+// inbound-node-internals.test.ts. A SIGTERM drain that begins while pipelined requests run closes after the last
+// answer owed (found in review: it closed after the first, and the second ran at the app unanswered).
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GatewayWithHttp1Peer, startGatewayWithHttp1Peer } from '../helpers/gateway-mesh.js';
+import { rawTlsSocket } from '../helpers/raw-tls.js';
+import { type AppHandler, startApp, startPair, startTestSidecar, testConfig } from '../helpers/sidecar-harness.js';
+import { rawTcpExchange } from '../helpers/tcp-client.js';
+import { TestCa } from '../helpers/test-ca.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** `count` header lines `a0: 1` …: within the byte limit, past the gateway's field limit (980). */
 const padLines = (count: number): string => Array.from({ length: count }, (_, i) => `a${i}: 1\r\n`).join('');
@@ -66,5 +72,73 @@ describe('the gateway, a request pipelined behind a 431 header_count', () => {
       await warmAgain.close();
     }
     expect(seen).toEqual(['/legacy/warm', '/legacy/after']);
+  });
+});
+
+/** An app that holds /slow until `release` is called, and answers anything else at once. */
+function gatedApp(): { handler: AppHandler; arrived: string[]; release: () => void } {
+  const arrived: string[] = [];
+  let release = (): void => undefined;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const handler: AppHandler = (req, res) => {
+    arrived.push(req.url ?? '');
+    const answer = () => res.end('ok');
+    if (req.url === '/slow') void gate.then(answer);
+    else answer();
+  };
+  return { handler, arrived, release };
+}
+
+const SLOW_THEN_TRANSFER =
+  'GET /slow HTTP/1.1\r\nHost: b.mesh\r\n\r\nPOST /transfer HTTP/1.1\r\nHost: b.mesh\r\nContent-Length: 0\r\n\r\n';
+
+describe('a drain while pipelined requests run', () => {
+  it('fail/the inbound: both pipelined requests ran at the app → both answered, then the close', async () => {
+    const ca = await TestCa.create('example.org');
+    const app = gatedApp();
+    const started = await startApp(app.handler);
+    const server = await startTestSidecar(ca, ca.idFor('/ns/shop/sa/b'), testConfig({ appPort: started.port }));
+    const client = await ca.issue({ id: ca.idFor('/ns/shop/sa/client') });
+    try {
+      let reply = '';
+      const socket = rawTlsSocket(server.sidecar.inboundPort, client, ca.bundlePem);
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.on('error', () => undefined);
+      socket.on('data', (d: Buffer) => {
+        reply += d.toString('latin1');
+      });
+      socket.once('secureConnect', () => socket.write(SLOW_THEN_TRANSFER));
+      await waitFor('both requests at the app', () => app.arrived.length === 2);
+      const closing = server.sidecar.close(5_000);
+      app.release();
+      await closed;
+      await closing;
+      expect(app.arrived).toEqual(['/slow', '/transfer']);
+      expect(reply.match(/HTTP\/1\.1 \d+/g)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200']);
+    } finally {
+      await server.sidecar.close(0);
+      await started.close();
+    }
+  });
+
+  it('fail/the outbound: both pipelined requests ran at the peer app → both answered, then the close', async () => {
+    const ca = await TestCa.create('example.org');
+    const app = gatedApp();
+    const pair = await startPair(ca, { appHandler: app.handler });
+    try {
+      const exchange = rawTcpExchange(pair.a.sidecar.outboundPort, Buffer.from(SLOW_THEN_TRANSFER));
+      await waitFor('both requests at the peer app', () => app.arrived.length === 2);
+      const closing = pair.a.sidecar.close(5_000);
+      app.release();
+      const { bytes, closedByServer } = await exchange;
+      await closing;
+      expect(closedByServer).toBe(true);
+      expect(app.arrived).toEqual(['/slow', '/transfer']);
+      expect(bytes.toString('latin1').match(/HTTP\/1\.1 \d+/g)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200']);
+    } finally {
+      await pair.close();
+    }
   });
 });

@@ -98,7 +98,10 @@ export class ListenerCore {
   readonly telemetry: DataPlaneTelemetry;
   readonly limits: InboundLimits;
   /** Shared with every ForwardHandler: read when a response starts, so draining applies at once. */
-  readonly drain: DrainState = { draining: false };
+  readonly drain: DrainState = {
+    draining: false,
+    owedAfter: (res) => this.#h1Unanswered.owedAfter(res),
+  };
   /** The app hop; its `forward` is the last stage of every list. */
   readonly app: AppForwarder;
   readonly #peerOf: (socket: Socket) => VerifiedPeer | undefined;
@@ -412,7 +415,8 @@ export class ListenerCore {
     }
     const pending = pendingResponse(socket);
     if (pending === undefined) socket.destroy();
-    else pending.shouldKeepAlive = false;
+    // The last answer owed closes it: one closing before it would have node:http drop the answers pipelined behind.
+    else (this.#h1Unanswered.lastOwed(socket) ?? pending).shouldKeepAlive = false;
     return true;
   }
 

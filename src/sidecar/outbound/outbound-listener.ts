@@ -33,7 +33,7 @@ import { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import { bodyStillComing, lingerAfterEarlyResponse } from '../early-response.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { endSocketWithError, writeErrorH1 } from '../error-response.js';
-import { type DrainState, ForwardHandler, kResetBySidecar } from '../forward-handler.js';
+import { type DrainState, drainCloses, ForwardHandler, kResetBySidecar } from '../forward-handler.js';
 import { copyRequestHeaders, HAS_BODY, OUTBOUND_ORIGIN_FORM, OUTBOUND_PROXY_FORM } from '../http-headers.js';
 import type { Http1Client } from '../http1-client.js';
 import { openFileLimit } from '../inbound/fd-budget.js';
@@ -107,7 +107,10 @@ export class OutboundListener {
   readonly #h2Context: H2ExchangeContext<ServerResponse>;
   readonly #egress: EgressMatcher;
   readonly #onOutboundRequest: OnOutboundRequest | undefined;
-  readonly #drain: DrainState = { draining: false };
+  readonly #drain: DrainState = {
+    draining: false,
+    owedAfter: (res) => this.#unanswered.owedAfter(res),
+  };
   readonly #sockets = new Set<Socket>();
   /** Connections still in the lean lane (not handed to node:http). */
   readonly #lanes = new Map<Socket, LeanLane>();
@@ -165,10 +168,12 @@ export class OutboundListener {
         // SIGTERM drain: no further keep-alive. An answer ahead of the request's end (a refusal at the peer, an app
         // that answers a big upload at once) closes the connection after it: the caller learns so before its next
         // request.
-        if (this.#drain.draining || bodyStillComing(res.req)) headers.push('connection', 'close');
+        if (drainCloses(this.#drain, res) || bodyStillComing(res.req)) headers.push('connection', 'close');
         res.writeHead(status, headers);
       },
-      answer: (res, error, close) => writeErrorH1(res, error, undefined, close || bodyStillComing(res.req)),
+      // `draining` closes only after the last answer owed on the connection (drainCloses).
+      answer: (res, error, draining) =>
+        writeErrorH1(res, error, undefined, (draining && drainCloses(this.#drain, res)) || bodyStillComing(res.req)),
       cut: cutResponse,
       forwardHttp1: (exchange, endpoint, client) => this.#forwardHttp1(exchange, endpoint, client),
     };
@@ -495,7 +500,7 @@ export class OutboundListener {
   ): void {
     // Past 1,000 fields Node 20's view of the head is cut short (header_count), its framing headers maybe among it.
     const close =
-      this.#drain.draining ||
+      drainCloses(this.#drain, res) ||
       error.code === 'MESHAUTH_ERR_BAD_REQUEST' ||
       error.reason === 'header_count' ||
       bodyStillComing(res.req);

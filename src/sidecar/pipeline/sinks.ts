@@ -12,7 +12,13 @@ import type { VerifiedPeer } from '../../tls/index.js';
 import type { DataPlaneTelemetry } from '../data-plane-telemetry.js';
 import { bodyStillComing } from '../early-response.js';
 import { writeErrorH1, writeErrorH2 } from '../error-response.js';
-import { type DrainState, type ErrorClassifier, ForwardHandler, type ForwardHooks } from '../forward-handler.js';
+import {
+  type DrainState,
+  drainCloses,
+  type ErrorClassifier,
+  ForwardHandler,
+  type ForwardHooks,
+} from '../forward-handler.js';
 import { copyH2RequestHeaders, copyRequestHeaders, type ForwardPolicy, HAS_BODY, hostHeader } from '../http-headers.js';
 import { h2RequestBody } from '../inbound/request-body.js';
 import { checkH1Head, checkH2Head } from '../inbound/request-checks.js';
@@ -107,7 +113,7 @@ abstract class H1SinkBase implements Sink {
     // connection is closed behind it: lingerAfterEarlyResponse).
     const { drain, served } = this.#context;
     const close =
-      drain.draining ||
+      drainCloses(drain, res as ServerResponse) ||
       error.code === 'MESHAUTH_ERR_BAD_REQUEST' ||
       // Past 1,000 fields Node 20's view of the head is cut short, its framing headers maybe among what was cut.
       error.reason === 'header_count' ||

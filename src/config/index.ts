@@ -49,6 +49,7 @@ export {
   routeSchema,
   type SidecarFile,
   sidecarSchema,
+  spiffeIdSchema,
   tcpRouteSchema,
 } from './sidecar-schema.js';
 export { parseYamlText } from './yaml-text.js';

@@ -82,10 +82,11 @@ const duration = positiveDuration('500ms, 30s, 10m or 1h').refine(withinTimerRan
 // A span compared with token times, never a timer: no timer bound.
 const tokenLifetime = positiveDuration('1h or 24h');
 
-const spiffeId = formatted(
+export const spiffeIdSchema = formatted(
   'expected a SPIFFE ID, e.g. spiffe://example.org/ns/shop/sa/orders',
   (v) => SpiffeId.tryParse(v) !== undefined,
 );
+const spiffeId = spiffeIdSchema;
 
 const trustDomain = formatted(
   'expected a trust domain name of lower-case letters, digits, ".", "-" and "_", e.g. example.org',

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { booleanFlag } from '../config/boolean-flag.js';
 import { configProblemLines } from '../config/config-issue.js';
 import { refuseForeignIds } from '../config/id-trust-domain.js';
-import { type EndUserFile, endUserSchema, parseYamlText } from '../config/index.js';
+import { type EndUserFile, endUserSchema, parseYamlText, spiffeIdSchema } from '../config/index.js';
 import { configIssueMessage } from '../config/issue-message.js';
 import { schemaLeafPaths } from '../config/schema-keys.js';
 import { MeshauthError } from '../errors/index.js';
@@ -70,6 +70,9 @@ export const injectConfigSchema = z
     // The sidecars' `inbound.endUser` (issuers of end-user tokens), mesh-wide; a pod's
     // `config.meshauth.dev/end-user` ConfigMap replaces it for that pod.
     endUser: endUserSchema.optional(),
+    // Every sidecar's `inbound.trustForwardedFrom`: the peers whose X-Forwarded-* reach the app (the gateway, when
+    // its routes' services have no end-user settings naming it a voucher).
+    trustForwardedFrom: z.array(spiffeIdSchema).optional(),
   })
   .superRefine(vouchersInTrustDomain);
 
@@ -96,6 +99,8 @@ export interface InjectConfig {
   readonly failClosed: boolean;
   /** Mesh-wide `inbound.endUser` written into every sidecar's config (undefined: no end-user tokens). */
   readonly endUser: EndUserFile | undefined;
+  /** Mesh-wide `inbound.trustForwardedFrom` (undefined: each sidecar's default, its end-user vouchers). */
+  readonly trustForwardedFrom: readonly string[] | undefined;
 }
 
 export function resolveInjectConfig(file: InjectFile = {}): InjectConfig {
@@ -115,6 +120,7 @@ export function resolveInjectConfig(file: InjectFile = {}): InjectConfig {
     noProxy: Object.freeze([...(file.noProxy ?? [])]),
     failClosed: file.failClosed ?? INJECT_DEFAULTS.failClosed,
     endUser: file.endUser === undefined ? undefined : structuredClone(file.endUser),
+    trustForwardedFrom: file.trustForwardedFrom === undefined ? undefined : Object.freeze([...file.trustForwardedFrom]),
   });
 }
 
@@ -140,12 +146,13 @@ export function parseInjectConfig(text: string, source: string): InjectConfig {
  * (meshauth has no federation): refused here, so the mistake shows at `meshauth inject`, not in every pod's start.
  */
 function vouchersInTrustDomain(
-  file: { trustDomain?: unknown; endUser?: { vouchers?: unknown } | undefined },
+  file: { trustDomain?: unknown; endUser?: { vouchers?: unknown } | undefined; trustForwardedFrom?: unknown },
   ctx: z.core.$RefinementCtx,
 ) {
   const own = file.trustDomain ?? INJECT_DEFAULTS.trustDomain;
   if (typeof own !== 'string' || !isTrustDomain(own)) return;
   refuseForeignIds(own, file.endUser?.vouchers, ['endUser', 'vouchers'], ctx);
+  refuseForeignIds(own, file.trustForwardedFrom, ['trustForwardedFrom'], ctx);
 }
 
 let leafPathCache: readonly string[] | undefined;

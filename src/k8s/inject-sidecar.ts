@@ -70,6 +70,7 @@ export function sidecarConfigDocument(settings: SidecarSettings): Record<string,
   // A pod's own end-user ConfigMap arrives as MESHAUTH_INBOUND_END_USER (which overrides the document): the
   // mesh-wide issuers are then left out rather than shown and silently replaced.
   if (settings.endUserConfigMap === undefined && config.endUser !== undefined) inbound.endUser = config.endUser;
+  if (config.trustForwardedFrom !== undefined) inbound.trustForwardedFrom = [...config.trustForwardedFrom];
   const admin: Record<string, unknown> = { listen: `[::]:${PORT_ADMIN}` };
   if (Object.keys(settings.appProbes).length > 0) admin.appProbes = settings.appProbes;
   return {

@@ -121,6 +121,24 @@ const FORWARDING: ReadonlySet<string> = new Set([
   'fastly-client-ip',
   'x-cluster-client-ip',
   'x-original-forwarded-for',
+  'x-0-client-ip',
+  'x-appengine-user-ip',
+  'fly-client-ip',
+  'cf-pseudo-ipv4',
+  // The host and scheme a proxy says the client asked for, which frameworks build URLs and redirects from.
+  'x-original-host',
+  'x-host',
+  'x-url-scheme',
+  'front-end-https',
+  // The user an authenticating proxy says it signed in (oauth2-proxy, Grafana's and Apache's auth-proxy modes): an
+  // app behind one takes it as the verified user.
+  'remote-user',
+  'x-remote-user',
+  'x-webauth-user',
+  'x-auth-request-user',
+  'x-auth-request-email',
+  'x-auth-request-preferred-username',
+  'x-auth-request-groups',
 ]);
 
 const TERMINATED_CLAIMS: ReadonlySet<string> = new Set([
@@ -150,8 +168,9 @@ export function isTerminatedClaim(lowerName: string): boolean {
 /**
  * Headers in which a proxy tells the next hop about the client (Forwarded, every `x-forwarded-*` —
  * X-Forwarded-For/-Host/-Proto/-User/-Email/-Prefix…, which apps behind auth proxies trust —, X-Real-IP, the CDN
- * client-address fields such as True-Client-IP and CF-Connecting-IP, the Client-Cert / Client-Cert-Chain fields):
- * from a caller outside the mesh they are claims nobody checked. Lower-case name.
+ * client-address fields such as True-Client-IP and CF-Connecting-IP, the host and scheme it was asked for, the user
+ * an authenticating proxy signed in, the Client-Cert / Client-Cert-Chain fields): from a caller outside the mesh, or
+ * a peer not trusted to forward, they are claims nobody checked. Lower-case name.
  */
 export function isForwardingHeader(lowerName: string): boolean {
   return lowerName.startsWith('x-forwarded-') || FORWARDING.has(lowerName);

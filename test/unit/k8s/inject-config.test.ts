@@ -28,6 +28,7 @@ describe('parseInjectConfig', () => {
       noProxy: [],
       failClosed: false,
       endUser: undefined,
+      trustForwardedFrom: undefined,
     });
   });
 
@@ -44,12 +45,14 @@ describe('parseInjectConfig', () => {
         'noProxy: [".corp.example.com", "10.0.0.0/8"]',
         'failClosed: true',
         'endUser: { issuers: [{ issuer: "https://login.example.org", audiences: [orders], algorithms: [ES256] }] }',
+        'trustForwardedFrom: [spiffe://prod.example.org/ns/edge/sa/gateway]',
       ].join('\n'),
       'inject.yaml',
     );
     expect(config).toMatchObject({ trustDomain: 'prod.example.org', clusterDomain: 'k8s.internal', failClosed: true });
     expect(config.proxy).toEqual({ cpu: '100m', memory: '96Mi', cpuLimit: '2', memoryLimit: '1Gi' });
     expect(config.endUser?.issuers[0]?.issuer).toBe('https://login.example.org');
+    expect(config.trustForwardedFrom).toEqual(['spiffe://prod.example.org/ns/edge/sa/gateway']);
   });
 
   it('ok/the inject.yaml that deploy/ ships is accepted', () => {
@@ -93,6 +96,11 @@ describe('parseInjectConfig', () => {
       'a voucher outside the default trust domain',
       'endUser: { issuers: [{ issuer: "https://a.b", audiences: [x], algorithms: [ES256] }], vouchers: ["spiffe://example.org/ns/edge/sa/gw"] }',
       /inject\.yaml: endUser\.vouchers\[0\]: expected an ID in trust domain cluster\.local \(trustDomain\), not example\.org/,
+    ],
+    [
+      'a trusted forwarder of another trust domain',
+      'trustDomain: example.org\ntrustForwardedFrom: ["spiffe://other.org/ns/edge/sa/gw"]',
+      /inject\.yaml: trustForwardedFrom\[0\]: expected an ID in trust domain example\.org \(trustDomain\), not other\.org/,
     ],
     ['not YAML', 'a: [', /inject\.yaml: line 1: not valid YAML/],
     [

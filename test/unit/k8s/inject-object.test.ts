@@ -124,6 +124,16 @@ describe('injectObject', () => {
     expect(sidecarConfig(injectObject(deployment(), CONFIG).object)).not.toContain('endUser');
   });
 
+  it("ok/inject.yaml trustForwardedFrom becomes every sidecar's inbound.trustForwardedFrom; without it, the default", () => {
+    const gateway = 'spiffe://example.org/ns/edge/sa/gateway';
+    const config = resolveInjectConfig({ trustDomain: 'example.org', trustForwardedFrom: [gateway] });
+    const loaded = loadSidecarConfig(undefined, {
+      MESHAUTH_CONFIG_YAML: sidecarConfig(injectObject(deployment(), config).object),
+    });
+    expect([...loaded.inbound.trustForwardedFrom]).toEqual([gateway]);
+    expect(sidecarConfig(injectObject(deployment(), CONFIG).object)).not.toContain('trustForwardedFrom');
+  });
+
   it('ok/the end-user annotation: the ConfigMap key end-user.json arrives as MESHAUTH_INBOUND_END_USER and wins', () => {
     const config = resolveInjectConfig({
       trustDomain: 'example.org',

@@ -7,10 +7,10 @@ import type { Logger, Metrics } from '../telemetry/index.js';
 import type { CaAuthority } from './authority.js';
 import type { IdentityLimit } from './identity-limit.js';
 import type { JwtSigningKey } from './jwt-signing-key.js';
-import { mintJwtSvid } from './jwt-svid.js';
+import { JWT_SVID_MIN_TTL_MS, mintJwtSvid } from './jwt-svid.js';
 import { authenticatePeer } from './peer-svid.js';
 import { readBodyLimited } from './read-body.js';
-import { clientIdMismatch, parseTokenRequest } from './token-request.js';
+import { clientIdMismatch, parseTokenRequest, svidEndsTooSoon } from './token-request.js';
 
 /** A token request is a few parameters; OAuth sets no limit, we set a small one. */
 export const MAX_TOKEN_REQUEST_BYTES = 8 * 1024;
@@ -40,6 +40,8 @@ export async function issueAccessToken(
   const subject = caller.id;
   const request = parseTokenRequest(req.headers['content-type'], await readBodyLimited(req, MAX_TOKEN_REQUEST_BYTES));
   if (request.clientId !== undefined && request.clientId !== subject.toString()) throw clientIdMismatch();
+  const remainingMs = caller.notAfter.getTime() - now.getTime();
+  if (remainingMs < JWT_SVID_MIN_TTL_MS) throw svidEndsTooSoon(remainingMs);
   // Counted only for a request that would be signed: a malformed one costs no signature and is refused anyway.
   options.limit.admit(subject, now, res, { method: 'jwt' });
   const minted = await mintJwtSvid({

@@ -39,6 +39,7 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   audience_invalid: 'audience must be 1-512 printable ASCII characters without spaces',
   resource_invalid: 'resource must be an absolute URI without a fragment (RFC 8707 §2)',
   audience_resource_mismatch: 'audience and resource name different targets; a token has a single audience',
+  client_cert_expiring: 'the client certificate expires in under 30 s (a token never outlives it): renew it first',
   client_id_mismatch: 'client_id does not match the client certificate',
   identity_rate_limited: 'too many token requests for this client; retry after the Retry-After delay',
 };
@@ -88,10 +89,23 @@ export function oauthErrorBody(error: MeshauthError): {
           ? 'invalid_client'
           : 'invalid_request';
   const description =
-    oauthError === 'invalid_client' && error.reason !== 'client_id_mismatch'
+    oauthError === 'invalid_client' && error.reason !== 'client_id_mismatch' && error.reason !== 'client_cert_expiring'
       ? 'client authentication failed: present a valid X509-SVID of this trust domain in the TLS handshake'
       : (DESCRIPTIONS[error.reason ?? ''] ?? error.publicMessage);
   return { error: oauthError, error_description: description, code: error.code };
+}
+
+/**
+ * The caller's X509-SVID ends sooner than the shortest JWT-SVID worth issuing (`JWT_SVID_MIN_TTL_MS`): a token is
+ * never valid past the certificate it was asked with, and one of a few seconds expires before it can be used. The
+ * workload renews first (its agent does so at half the SVID's life).
+ */
+export function svidEndsTooSoon(remainingMs: number): MeshauthError {
+  return new MeshauthError(
+    'MESHAUTH_ERR_CA_UNAUTHENTICATED',
+    `the client certificate expires in ${Math.max(0, Math.floor(remainingMs / 1000))} s: renew it before asking for a token`,
+    { reason: 'client_cert_expiring', detail: { oauthError: 'invalid_client' } },
+  );
 }
 
 export function clientIdMismatch(): MeshauthError {

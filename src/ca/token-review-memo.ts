@@ -7,6 +7,7 @@
 // token sent again meanwhile waits for that answer instead of asking again. Nothing else is remembered (an answer
 // the CA refuses, which a fix on the cluster's side can change). No I/O of its own, bounded memory.
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { type ErrorCode, MeshauthError } from '../errors/index.js';
 
 /** Denials kept at most; past it the expired ones go, then the oldest. Under 1 KiB each (no stack kept). */
@@ -17,7 +18,11 @@ export const MAX_REMEMBERED_DENIALS = 10_000;
  * timeout), and a live pod's token must not stay refused for long after that.
  */
 export const DENIAL_MEMORY_MS = 30_000;
-/** How long "no verdict" is remembered: short, so a live pod's token waits about as long as the agent's first retry. */
+/**
+ * How long "no verdict" is remembered, from when it came: short, since it also holds for a live pod's token. Its
+ * agent, retrying within it, gets the same 503 and backs off further; after the API server is back, a token is
+ * refused for at most this long.
+ */
 export const UNAVAILABLE_MEMORY_MS = 1_000;
 
 interface Denial {
@@ -66,6 +71,8 @@ export class TokenReviewMemo {
     const key = keyOf(token);
     const running = this.#running.get(key);
     if (running !== undefined) return running;
+    // A review that fails slowly (an API server timing out) must not leave a memory that has already lapsed.
+    const startedAt = performance.now();
     const started = ask()
       .then(
         (denied) => {
@@ -75,7 +82,8 @@ export class TokenReviewMemo {
         },
         (error: unknown) => {
           if (error instanceof MeshauthError && error.code === 'MESHAUTH_ERR_CA_UNAVAILABLE') {
-            this.#remember(key, error, Math.min(expiresAtMs, nowMs + UNAVAILABLE_MEMORY_MS), nowMs);
+            const answeredMs = nowMs + (performance.now() - startedAt);
+            this.#remember(key, error, Math.min(expiresAtMs, answeredMs + UNAVAILABLE_MEMORY_MS), answeredMs);
           }
           throw error;
         },

@@ -1,6 +1,7 @@
 // POST /v1/token against a real CA on 127.0.0.1 port 0 (RFC 6749 §4.4, §5; RFC 8705 §2.1): a workload bootstraps an
 // SVID with a join token, trades it over mTLS for a JWT-SVID, and an outsider verifies that token knowing only the
 // discovery URL.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, createLocalJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose';
@@ -311,6 +312,49 @@ describe('POST /v1/token', () => {
     } finally {
       await own?.close();
     }
+  });
+
+  it('fail/a client certificate with under 30 s left → 401 invalid_client saying so; ok/with 40 s the token ends with it', async () => {
+    /** A token asked for by a workload whose SVID, from a replica of this CA issuing `ttlMs` SVIDs, is brand new. */
+    const askWithSvidOf = async (ttlMs: number) => {
+      const replica = await startCaServer({
+        dir,
+        listen: '127.0.0.1:0',
+        svidTtlMs: ttlMs,
+        logger: silentLogger(),
+        metrics: new Metrics(),
+      });
+      const keys = await generateKeyPair('p256');
+      const issued = await caClient.requestSvid(
+        { caUrl: replica.url, bundlePem, trustDomain: TD },
+        { csrPem: await createCsrPem(keys), token: await createJoinToken({ dir, id: ID, ttlMs: 60_000 }) },
+      );
+      const chainPem = issued.certChainPem.join('');
+      const client = new Agent({
+        connect: { ca: bundlePem, cert: chainPem, key: await exportPrivateKeyPem(keys.privateKey) },
+      });
+      try {
+        const response = await request(`${replica.url}/v1/token`, {
+          method: 'POST',
+          dispatcher: client,
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'grant_type=client_credentials&audience=shop',
+        });
+        const json = (await response.body.json()) as Record<string, unknown>;
+        return { status: response.statusCode, json, notAfter: Date.parse(new X509Certificate(chainPem).validTo) };
+      } finally {
+        await client.close();
+        await replica.close();
+      }
+    };
+    const refused = await askWithSvidOf(20_000);
+    expect(refused.status).toBe(401);
+    expect(refused.json).toMatchObject({ error: 'invalid_client', code: 'MESHAUTH_ERR_CA_UNAUTHENTICATED' });
+    expect(String(refused.json.error_description)).toMatch(/expires in under 30 s .*: renew it first/);
+    const issued = await askWithSvidOf(40_000);
+    expect(issued.status).toBe(200);
+    expect(issued.json.expires_in).toBeLessThanOrEqual(40);
+    expect(Number(decodePayload(String(issued.json.access_token)).exp) * 1000).toBeLessThanOrEqual(issued.notAfter);
   });
 
   it('fail/GET /v1/token → 405 in the OAuth error shape', async () => {

@@ -2,10 +2,13 @@
 // the peers in `inbound.trustForwardedFrom` (by default `inbound.endUser.vouchers`: the gateway). Found by a probe:
 // any workload of the mesh sent `X-Forwarded-Host: admin.internal`, which apps behind a proxy trust (Express `trust
 // proxy`, Koa `app.proxy`), and was served the host a `to.hosts` deny rule names, the policy having judged the Host.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sidecarConfigFromObject } from '../../src/config/index.js';
 import { mtlsH2Session } from '../helpers/raw-app.js';
-import { rawTlsExchange } from '../helpers/raw-tls.js';
+import { rawTlsExchange, rawTlsSocket } from '../helpers/raw-tls.js';
 import { startApp, startTestSidecar, type TestApp, type TestSidecar } from '../helpers/sidecar-harness.js';
 import { TestCa, type TestSvid } from '../helpers/test-ca.js';
 
@@ -21,16 +24,35 @@ describe('inbound.trustForwardedFrom', () => {
   let sidecar: TestSidecar;
   let gateway: TestSvid;
   let workload: TestSvid;
+  let dir: string;
   beforeAll(async () => {
     ca = await TestCa.create(TD);
     app = await startApp();
+    dir = mkdtempSync(join(tmpdir(), 'meshauth-forwarders-'));
+    // A deny on the host an app behind a proxy would serve: it can only fire for what reaches the app.
+    const policy = join(dir, 'policy.yaml');
+    writeFileSync(
+      policy,
+      [
+        'apiVersion: meshauth.dev/v1',
+        'kind: Policy',
+        'rules:',
+        '  - name: no-admin-host',
+        '    action: deny',
+        '    to: { paths: ["/deny-admin"] }',
+        '    when: { headers: { x-forwarded-host: ["admin.internal"] } }',
+        '  - name: mesh',
+        '    action: allow',
+        `    from: { trustDomains: ["${TD}"] }`,
+      ].join('\n'),
+    );
     gateway = await ca.issue({ id: ca.idFor('/ns/edge/sa/gateway') });
     workload = await ca.issue({ id: ca.idFor('/ns/shop/sa/other') });
     const config = sidecarConfigFromObject(
       {
         trustDomain: TD,
         ca: { url: 'https://127.0.0.1:1', bundle: '/nonexistent', token: '/nonexistent' },
-        inbound: { listen: '127.0.0.1:0', app: `127.0.0.1:${app.port}`, trustForwardedFrom: [gateway.id] },
+        inbound: { listen: '127.0.0.1:0', app: `127.0.0.1:${app.port}`, policy, trustForwardedFrom: [gateway.id] },
         outbound: { listen: '127.0.0.1:0' },
         admin: { listen: '127.0.0.1:0' },
       },
@@ -41,6 +63,7 @@ describe('inbound.trustForwardedFrom', () => {
   afterAll(async () => {
     await sidecar?.sidecar.close(0);
     await app?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const forwardingSeen = (): Record<string, string | string[] | undefined> => {
@@ -90,6 +113,39 @@ describe('inbound.trustForwardedFrom', () => {
       expect(forwardingSeen()).toEqual(Object.fromEntries(FORWARDING.map((name) => [name, undefined])));
     } finally {
       session.close();
+    }
+  });
+
+  it.each([
+    [
+      'ok/another workload: the header is dropped, so the deny on it cannot fire, and the app never sees it',
+      () => workload,
+      200,
+    ],
+    ['fail/a trusted forwarder: the app would get it, so the deny on it fires', () => gateway, 403],
+  ])('%s (kept-alive HTTP/1.1, the lean lane)', async (_name, caller, status) => {
+    const socket = rawTlsSocket(sidecar.sidecar.inboundPort, caller(), ca.bundlePem);
+    try {
+      const reply = await new Promise<string>((resolve, reject) => {
+        let text = '';
+        socket.once('secureConnect', () =>
+          socket.write('GET /deny-admin HTTP/1.1\r\nHost: b\r\nX-Forwarded-Host: admin.internal\r\n\r\n'),
+        );
+        socket.on('data', (d: Buffer) => {
+          text += d.toString('latin1');
+          const head = text.indexOf('\r\n\r\n');
+          const length = /content-length: (\d+)/i.exec(text)?.[1];
+          if (head >= 0 && length !== undefined && text.length >= head + 4 + Number(length)) resolve(text);
+        });
+        socket.on('error', reject);
+      });
+      expect(Number(reply.split(' ', 2)[1])).toBe(status);
+      if (status === 200) {
+        expect(app.seen.at(-1)?.url).toBe('/deny-admin');
+        expect(app.seen.at(-1)?.headers['x-forwarded-host']).toBeUndefined();
+      }
+    } finally {
+      socket.destroy();
     }
   });
 });

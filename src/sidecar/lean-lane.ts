@@ -3,7 +3,7 @@
 // parsed by Node's own llhttp (strict, as node:http runs it) and answered through LeanResponse, without node:http's
 // IncomingMessage and ServerResponse: those were about a sixth of the outbound's CPU per request on Node 24
 // (docs/performance.md, Round 17). Anything else — a head split over reads, a body, bytes pipelined behind it, a
-// parse error, HTTP/1.0, Connection: close, Upgrade, Expect, CONNECT, more than 32 header lines — goes to node:http
+// parse error, HTTP/1.0, Connection: close, Upgrade, Expect, CONNECT, 32 header fields or more — goes to node:http
 // with every byte from that request on, for the rest of the connection, so node:http answers it exactly as it did
 // before the lane existed (its limits, timeouts, refusals and pipelining bound).
 import { EventEmitter } from 'node:events';
@@ -271,7 +271,7 @@ export function leanLane(socket: Socket, host: LeanLaneHost, limits: LeanLaneLim
   let method: FastRequest['method'] = 'GET';
   let url = '';
   let raw: string[] = [];
-  // node:http's binding hands over a head of more than 32 lines (or one split across reads) in parts.
+  // node:http's binding hands over a head of 32 fields or more (or one split across reads) in parts.
   parser[HTTPParser.kOnHeaders] = () => {
     split = true;
   };

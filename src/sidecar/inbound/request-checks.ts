@@ -193,15 +193,18 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
 /**
  * Whether node:http refused a head for its method (a 'clientError' with the chunk it parsed and where it stopped):
  * the request line holding that point starts with an HTTP token that is no forwarded method. Such a head gets the
- * refusal h2 gives the same method (MESHAUTH_ERR_METHOD_INVALID), not a parse error of its own.
+ * refusal h2 gives the same method (MESHAUTH_ERR_METHOD_INVALID), not a parse error of its own. A read that ends
+ * inside the method (`get` sent ahead of the rest) holds what there is of it: the same head refused the same way
+ * however it is split.
  */
 export function refusedForMethod(error: Error & { code?: string; rawPacket?: unknown; bytesParsed?: number }): boolean {
   const packet = error.rawPacket;
   if (!METHOD_PARSE_ERRORS.has(error.code ?? '') || !Buffer.isBuffer(packet)) return false;
   const at = Math.min(Math.max(error.bytesParsed ?? 0, 0), packet.length);
   const start = at === 0 ? 0 : packet.lastIndexOf(0x0a, at - 1) + 1;
-  const end = packet.indexOf(0x20, start);
-  if (end === -1 || end - start > 32) return false;
+  const space = packet.indexOf(0x20, start);
+  const end = space === -1 ? packet.length : space;
+  if (end === start || end - start > 32) return false;
   const method = packet.toString('latin1', start, end);
   return TOKEN.test(method) && !isForwardedMethod(method);
 }

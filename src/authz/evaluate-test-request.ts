@@ -14,8 +14,9 @@ import {
 import type { AuthzUser, MeshAuthzRequest } from './authz-request.js';
 import { type Explanation, explain } from './decide-explain.js';
 import { isHostPort } from './host-validate.js';
+import { decideWithMethodOverride } from './method-override.js';
 import { isForwardedMethod } from './method-validate.js';
-import { normalizePath } from './path-normalize.js';
+import { type NormalizedTarget, normalizePath } from './path-normalize.js';
 import type { CompiledPolicy } from './policy/compiled-policy.js';
 
 export interface TestRequestInput {
@@ -48,7 +49,7 @@ export function evaluateTestRequest(policy: CompiledPolicy, input: TestRequestIn
   const peerId = SpiffeId.parse(input.from);
   for (const hop of input.chain ?? []) SpiffeId.parse(hop);
   let method: string;
-  let path: string;
+  let normalized: NormalizedTarget;
   try {
     // The inbound's own method check, first of its head checks (pipeline/sinks.ts): `1GET` or CONNECT is a 400.
     if (!isForwardedMethod(input.method)) {
@@ -66,7 +67,7 @@ export function evaluateTestRequest(policy: CompiledPolicy, input: TestRequestIn
     if (input.host !== undefined && !isHostPort(input.host)) {
       throw new MeshauthError('MESHAUTH_ERR_BAD_REQUEST', 'Host is not host[:port]', { reason: 'host_invalid' });
     }
-    path = normalizePath(input.path).path;
+    normalized = normalizePath(input.path);
   } catch (error) {
     if (error instanceof MeshauthError) {
       return { kind: 'reject', status: error.status, code: error.code, reason: error.reason, message: error.message };
@@ -76,7 +77,7 @@ export function evaluateTestRequest(policy: CompiledPolicy, input: TestRequestIn
   const request: MeshAuthzRequest = {
     peerId,
     method,
-    path,
+    path: normalized.path,
     host: input.host ?? '',
     port: input.port ?? 0,
     headers: appHeaderLines(input),
@@ -85,7 +86,9 @@ export function evaluateTestRequest(policy: CompiledPolicy, input: TestRequestIn
     chain: input.chain,
     now: input.now,
   };
-  return { kind: 'decision', request, explanation: explain(policy, request) };
+  // As the inbound decides: a POST with `?_method=DELETE` also as DELETE; a deny for it is reported with that method.
+  const decided = decideWithMethodOverride(policy, request, normalized.query, explain);
+  return { kind: 'decision', request: decided.request, explanation: decided.decision };
 }
 
 /**

@@ -11,13 +11,14 @@ export { ambiguousPathAuditRecord, type DenyAuditRecord, denyAuditRecord } from 
 export { evaluateTestRequest, type TestOutcome, type TestRequestInput } from './evaluate-test-request.js';
 export { isHostPort } from './host-validate.js';
 export { compilePolicyText, type LoadedPolicy, loadPolicyFile, MAX_POLICY_BYTES } from './load-policy-file.js';
+export { decideWithMethodOverride, type OverrideDecision } from './method-override.js';
 export { isForwardedMethod, validateMethod } from './method-validate.js';
 export { type NormalizedTarget, normalizePath, type PathRejectReason } from './path-normalize.js';
 export { compilePolicy } from './policy/compile-policy.js';
 export { CompiledPolicy } from './policy/compiled-policy.js';
 export type { Decision, PolicyMode, RuleAction } from './policy/decision.js';
 export { normalizeHost } from './policy/match-host.js';
-export { pathMatchForm } from './policy/match-path.js';
+export { cutAtEscapedDelimiter, pathMatchForm } from './policy/match-path.js';
 export { formatProblem, type PolicyProblem, parsePolicy } from './policy/parse-policy.js';
 export {
   AMBIGUOUS_PATH_RULE,

@@ -9,9 +9,14 @@ const UPPERCASE_TOKEN = /^[A-Z0-9!#$%&'*+.^_`|~-]{1,32}$/;
 // sees the request), so HTTP/2 forwards no method that HTTP/1.1 could not carry; never CONNECT.
 const FORWARDED_METHODS: ReadonlySet<string> = new Set(METHODS.filter((method) => method !== 'CONNECT'));
 
+/** Whether `method` is an upper-case HTTP token (what validateMethod accepts). */
+export function isMethodToken(method: string): boolean {
+  return UPPERCASE_TOKEN.test(method);
+}
+
 /** Returns the method unchanged, or throws MESHAUTH_ERR_METHOD_INVALID (400). */
 export function validateMethod(method: string): string {
-  if (!UPPERCASE_TOKEN.test(method)) {
+  if (!isMethodToken(method)) {
     throw new MeshauthError('MESHAUTH_ERR_METHOD_INVALID', 'request method must be an upper-case HTTP token', {
       reason: 'method',
     });

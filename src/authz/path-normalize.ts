@@ -29,7 +29,8 @@ const HEX = '0123456789ABCDEF';
  * single percent-decoding of unreserved characters only (other escapes keep their bytes, hex
  * upper-cased), duplicate slashes merged, then `.`/`..` segments removed (never above the root),
  * query split off. Rejects encoded `/` and `\`, raw `\`, NUL, `;` path parameters, `#`, invalid escapes
- * (including escaped bytes that are not valid UTF-8), controls, spaces and non-ASCII.
+ * (including escaped bytes that are not valid UTF-8), controls and DEL (raw or escaped), spaces and non-ASCII,
+ * escaped white space at the end, and segments that one more decode turns into a dot segment.
  */
 export function normalizePath(target: string): NormalizedTarget {
   if (target.length === 0 || target.charCodeAt(0) !== 0x2f) {
@@ -40,11 +41,51 @@ export function normalizePath(target: string): NormalizedTarget {
   const query = queryAt === -1 ? '' : target.slice(queryAt);
   checkQuery(query);
   const decoded = decodeUnreserved(rawPath);
-  const path = removeDotSegments(mergeSlashes(decoded));
+  const path = removeDotSegments(mergeSlashes(decoded ?? rawPath));
+  // Only an escape can read differently after one more decode: a path without "%" costs nothing more here.
+  if (decoded !== undefined) checkDecodedOnceMore(path);
   return { path, query, target: path + query };
 }
 
-function decodeUnreserved(raw: string): string {
+// What an app that decodes the path before parsing it (`new URL(decodeURIComponent(req.url), base)`, `decodeURI`,
+// `.trim()`, Python's `unquote(...).strip()`) reads in the path we forward:
+//  - escaped white space at the end of the path: the URL parser (WHATWG URL "basic URL parser": leading and trailing
+//    C0 control or space) and `trim()`/`strip()` drop it, so `/admin%20` reaches /admin. `%20` elsewhere is an
+//    ordinary byte. The list (ESCAPED_SPACES) is `%20` and what JavaScript's trim() and Python's strip() drop beyond
+//    ASCII; escaped controls are refused before (decodeUnreserved).
+//  - a segment made of `.` and `%252e` (one or two): one more decode gives `..`, `.%2e` or `%2e%2e`, which the URL
+//    parser resolves as a dot segment (WHATWG URL "double-dot URL path segment"), so `/public/%252e%252e/admin`
+//    passed an allow on `/public/*` and reached /admin. The same for such a segment ending at an escaped `?` or `#`
+//    (`/public/..%3F`): the app cuts its path there, and the URL parser resolves what is left.
+const DOT_SEGMENT_AFTER_DECODE = /\/(?:\.|%252[Ee]){1,2}(?:\/|$|%3F|%23)/;
+
+function checkDecodedOnceMore(path: string): void {
+  if (escapedSpaceBefore(path, path.length) > 0) {
+    throw ambiguous('bad_char', 'the path ends in escaped white space, which an app that decodes it drops');
+  }
+  if (DOT_SEGMENT_AFTER_DECODE.test(path)) {
+    throw ambiguous('bad_percent_encoding', 'a double-encoded dot segment (%252e), which one more decode resolves');
+  }
+}
+
+// In normalized form (UTF-8, upper-case hex). Each holds its lead byte, so none ends another valid sequence.
+const ESCAPED_SPACES: readonly string[] = [
+  0x20, 0x85, 0xa0, 0x1680, 0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a,
+  0x2028, 0x2029, 0x202f, 0x205f, 0x3000, 0xfeff,
+].map((c) => encodeURIComponent(String.fromCodePoint(c)));
+
+/**
+ * The length of the escaped white space character that ends `path.slice(0, end)` (`%20`, `%C2%A0`, …), or 0.
+ * `path` is normalized (escapes in upper-case hex). Also the deny rules' cut at an escaped `?` (match-path.ts).
+ */
+export function escapedSpaceBefore(path: string, end: number): number {
+  if (path.charCodeAt(end - 3) !== 0x25 /* % */) return 0;
+  for (const space of ESCAPED_SPACES) if (path.endsWith(space, end)) return space.length;
+  return 0;
+}
+
+/** The path with its unreserved escapes decoded and the others' hex upper-cased; undefined when it has no escape. */
+function decodeUnreserved(raw: string): string | undefined {
   let out = '';
   let copiedTo = 0;
   // Start of the current run of escaped bytes ≥ 0x80 (one or more UTF-8 sequences), or -1.
@@ -64,11 +105,14 @@ function decodeUnreserved(raw: string): string {
       const byte = hi * 16 + lo;
       if (byte >= 0x80 && highRun === -1) highRun = i;
       if (byte === 0) throw ambiguous('nul', 'the path contains an encoded NUL (%00)');
+      // As the raw bytes are (checkRawPathChar): an app that decodes before parsing gets the control itself, and the
+      // URL parser removes tab and newlines anywhere (`/ad%09min` → /admin), trim() others at the ends.
+      if (byte < 0x20 || byte === 0x7f) throw ambiguous('bad_char', 'the path contains an escaped control character');
       if (byte === 0x2f) throw ambiguous('encoded_slash', 'the path contains an encoded "/" (%2F)');
       if (byte === 0x5c) throw ambiguous('backslash', 'the path contains an encoded "\\" (%5C)');
       out += raw.slice(copiedTo, i);
       // Unreserved characters are decoded once; everything else (including %25) keeps its escape, so a
-      // double-encoded %252e stays %252e and can never turn into a dot segment.
+      // double-encoded %252e stays %252e here (an app that decodes once more reads %2e: checkDecodedOnceMore).
       out += isUnreserved(byte) ? String.fromCharCode(byte) : `%${HEX[hi]}${HEX[lo]}`;
       i += 2;
       copiedTo = i + 1;
@@ -77,7 +121,7 @@ function decodeUnreserved(raw: string): string {
     checkRawPathChar(c);
   }
   if (highRun !== -1) checkUtf8(raw, highRun, raw.length);
-  return copiedTo === 0 ? raw : out + raw.slice(copiedTo);
+  return copiedTo === 0 ? undefined : out + raw.slice(copiedTo);
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });

@@ -20,6 +20,7 @@ import {
   type AuthzRequest,
   type CompiledPolicy,
   decide,
+  decideWithMethodOverride,
   denyAuditRecord,
   EDGE_LOGIN_RULES,
   EDGE_REQUIREMENT_RULES,
@@ -369,10 +370,11 @@ export class EdgeHandler {
         user: user?.claims,
         now: this.#now(),
       };
-      const decision = decide(policy, request);
+      // A POST with `?_method=DELETE` is also decided as the DELETE that method-override middleware makes of it.
+      const { request: decided, decision } = decideWithMethodOverride(policy, request, normalized.query, decide);
       this.#metrics.authzDecisions.inc({ decision: decision.decision, rule: decision.rule });
       if (decision.decision === 'deny') {
-        this.#logger.info({ ...denyAuditRecord(request, decision), route: route.name }, 'gateway deny');
+        this.#logger.info({ ...denyAuditRecord(decided, decision), route: route.name }, 'gateway deny');
         this.#metrics.gatewayDecisions.inc({ route: route.name, decision: 'deny', rule: decision.rule });
         if (decision.enforced) {
           writeError(

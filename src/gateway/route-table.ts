@@ -2,8 +2,9 @@
 // segment boundaries of the normalized path (`/api` matches `/api` and `/api/x`, never `/apix`). Both sides compare
 // in the policy's match form (pathMatchForm): an app that decodes the path before routing reads `/v1/items%3Apurge`
 // as `/v1/items:purge`, so that request must get the route of `/v1/items:purge` (its login, roles and scopes), not the
-// route of a shorter prefix.
-import { pathMatchForm } from '../authz/index.js';
+// route of a shorter prefix. For the same reason a path is also matched cut at its first escaped `?` or `#` (an app
+// that decodes before it splits off the query reads `/admin%3Fx` as `/admin`), and the longer prefix of the two wins.
+import { cutAtEscapedDelimiter, pathMatchForm } from '../authz/index.js';
 import type { GatewayRoute } from './gateway-config.js';
 
 interface Entry {
@@ -27,13 +28,23 @@ export class RouteTable {
   /** `host` lower case without port; `path` normalized (no query). */
   match(host: string, path: string): GatewayRoute | undefined {
     const form = pathMatchForm(path);
-    return pick(this.#byHost.get(host), form) ?? pick(this.#byHost.get('*'), form);
+    const cut = cutAtEscapedDelimiter(form);
+    return this.#pick(this.#byHost.get(host), form, cut) ?? this.#pick(this.#byHost.get('*'), form, cut);
+  }
+
+  #pick(entries: readonly Entry[] | undefined, form: string, cut: string | undefined): GatewayRoute | undefined {
+    const whole = pick(entries, form);
+    if (cut === undefined) return whole?.route;
+    const shorter = pick(entries, cut);
+    return (
+      shorter !== undefined && (whole === undefined || shorter.prefix.length > whole.prefix.length) ? shorter : whole
+    )?.route;
   }
 }
 
-function pick(entries: readonly Entry[] | undefined, path: string): GatewayRoute | undefined {
+function pick(entries: readonly Entry[] | undefined, path: string): Entry | undefined {
   if (entries === undefined) return undefined;
-  for (const entry of entries) if (prefixMatches(entry.prefix, path)) return entry.route;
+  for (const entry of entries) if (prefixMatches(entry.prefix, path)) return entry;
   return undefined;
 }
 

@@ -112,6 +112,19 @@ describe('gateway: the edge policy and a service that is not a sidecar', () => {
     expect(names).not.toContain('cf-connecting-ip');
   });
 
+  // Found by a probe of apps that decode before routing (2026-12-07): express's method-override('_method') routes a
+  // POST with `?_method=DELETE` as DELETE, and the query reaches the service as sent.
+  it('fail/a method the policy refuses cannot ride on an allowed POST as a `_method` query parameter', async () => {
+    expect((await send('POST /legacy/orders/42?_method=DELETE HTTP/1.1\r\nContent-Length: 0\r\n')).status).toBe(
+      'HTTP/1.1 403 Forbidden',
+    );
+    expect((await send('POST /legacy/orders/42?%5Fmethod=delete HTTP/1.1\r\nContent-Length: 0\r\n')).status).toBe(
+      'HTTP/1.1 403 Forbidden',
+    );
+    const allowed = await send('POST /legacy/orders/42?_method=GET HTTP/1.1\r\nContent-Length: 0\r\n');
+    expect(allowed.status).toBe('HTTP/1.1 200 OK');
+  });
+
   it('fail/a header the request’s Connection names does not meet a policy condition', async () => {
     const allowed = await send('GET /admin-area/x HTTP/1.1\r\nX-Role: admin\r\n');
     expect(allowed.status).toBe('HTTP/1.1 200 OK');

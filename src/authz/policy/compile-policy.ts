@@ -177,14 +177,17 @@ function compileToChecks(rule: PolicyRule): Check[] {
     );
   }
   if (to.paths !== undefined) {
-    // A deny also catches the spellings with escaped delimiters that an app decodes into its path (match-path.ts).
+    // A deny also catches the spellings with escaped delimiters that an app decodes into its path, and the path cut
+    // at an escaped `?` or `#` that such an app splits off as its query (match-path.ts). Allows read the path as is.
     const deny = rule.action === 'deny';
     const m = compilePathMatcher(deny ? to.paths.map(patternMatchForm) : to.paths);
     checks.push(
       check(
         'to.paths',
         `one of ${list(to.paths)}`,
-        deny ? (_r, c) => pathMatches(m, c.decodedPath) : (r) => pathMatches(m, r.path),
+        deny
+          ? (_r, c) => pathMatches(m, c.decodedPath) || (c.cutPath !== undefined && pathMatches(m, c.cutPath))
+          : (r) => pathMatches(m, r.path),
         (r) => r.path,
       ),
     );

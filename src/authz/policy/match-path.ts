@@ -2,10 +2,11 @@
 // Forms: exact `/orders`; prefix `/orders/*` (matches `/orders/` and everything below it, never `/orders`
 // itself, as in Istio); `{param}` for exactly one non-empty segment (`/users/{id}/profile`), optionally
 // ending in `/*`. Patterns must already be in normalized form, or they could never match a request.
-// Deny rules compare both sides in one match form (escaped or not alike), allow rules the normalized path as is.
+// Deny rules compare both sides in one match form (escaped or not alike), and also the request path cut at an escaped
+// `?` or `#`; allow rules the normalized path as is.
 
 import { errorMessage } from '../../errors/index.js';
-import { normalizePath } from '../path-normalize.js';
+import { escapedSpaceBefore, normalizePath } from '../path-normalize.js';
 
 export interface SegmentPattern {
   /** Literal segment, or null for a `{param}` segment. */
@@ -98,6 +99,25 @@ function matchForm(path: string, request: boolean): string {
     }
   }
   return copiedTo === 0 ? path : out + path.slice(copiedTo);
+}
+
+/**
+ * A deny rule's second reading of a request path in match form: the path cut at its first escaped `?` or `#` (`%3F`,
+ * `%23`; normalization upper-cases their hex), without the escaped white space that then ends it; undefined when
+ * there is none. An app that decodes before it splits off the query (`new URL(decodeURIComponent(req.url), base)`,
+ * `decodeURIComponent(url).split('?')[0]`) routes `/admin%3Fx` and `/admin%20%23` to /admin. Such escapes stay
+ * valid (`/tags/%23rust` is a real path), so only denies read the cut: an escape can only ever make a request
+ * stricter, never let it past a deny and never into an allow. Every "%" of a match form starts an escape.
+ */
+export function cutAtEscapedDelimiter(form: string): string | undefined {
+  const first = form.indexOf('%');
+  if (first === -1) return undefined;
+  const question = form.indexOf('%3F', first);
+  const hash = form.indexOf('%23', first);
+  let end = question === -1 || (hash !== -1 && hash < question) ? hash : question;
+  if (end === -1) return undefined;
+  for (let space = escapedSpaceBefore(form, end); space > 0; space = escapedSpaceBefore(form, end)) end -= space;
+  return form.slice(0, end);
 }
 
 export function compilePathMatcher(patterns: readonly string[]): PathMatcher {

@@ -4,13 +4,15 @@
 import type { AuthzRequest } from '../authz-request.js';
 import { normalizeHost } from './match-host.js';
 import { type IpAddress, parseIp } from './match-ip.js';
-import { pathMatchForm } from './match-path.js';
+import { cutAtEscapedDelimiter, pathMatchForm } from './match-path.js';
 import { type LocalTime, localTime } from './match-time.js';
 
 export class RequestContext {
   #request: AuthzRequest | undefined;
   #host: string | undefined;
   #decodedPath: string | undefined;
+  /** null: the path has no escaped `?` or `#`. */
+  #cutPath: string | null | undefined;
   #ip: IpAddress | null | undefined;
   readonly #times = new Map<Intl.DateTimeFormat, LocalTime>();
 
@@ -18,6 +20,7 @@ export class RequestContext {
     this.#request = request;
     this.#host = undefined;
     this.#decodedPath = undefined;
+    this.#cutPath = undefined;
     this.#ip = undefined;
     if (this.#times.size > 0) this.#times.clear();
     return this;
@@ -32,6 +35,12 @@ export class RequestContext {
   get decodedPath(): string {
     this.#decodedPath ??= pathMatchForm(this.#req().path);
     return this.#decodedPath;
+  }
+
+  /** The match form cut at its first escaped `?` or `#` (cutAtEscapedDelimiter), or undefined when it has none. */
+  get cutPath(): string | undefined {
+    if (this.#cutPath === undefined) this.#cutPath = cutAtEscapedDelimiter(this.decodedPath) ?? null;
+    return this.#cutPath ?? undefined;
   }
 
   /** The parsed source address, or undefined when it does not parse (then no sourceIps condition matches). */

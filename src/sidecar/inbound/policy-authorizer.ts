@@ -9,6 +9,7 @@ import {
   ambiguousPathAuditRecord,
   type CompiledPolicy,
   decide,
+  decideWithMethodOverride,
   denyAuditRecord,
   normalizePath,
 } from '../../authz/index.js';
@@ -69,8 +70,9 @@ export function policyAuthorizer(options: PolicyAuthorizerOptions): (view: Autho
       chain: view.chain,
       now: now(),
     };
-    const decision = decide(policy, request);
-    if (decision.decision === 'deny') logger.info(denyAuditRecord(request, decision), 'authz deny');
+    // A POST with `?_method=DELETE` is also decided as the DELETE that method-override middleware makes of it.
+    const { request: decided, decision } = decideWithMethodOverride(policy, request, normalized.query, decide);
+    if (decision.decision === 'deny') logger.info(denyAuditRecord(decided, decision), 'authz deny');
     const allow = decision.decision === 'allow' || !decision.enforced;
     return {
       allow,

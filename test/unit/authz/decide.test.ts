@@ -155,6 +155,43 @@ describe('decide: escaped delimiters in paths', () => {
   });
 });
 
+describe('decide: a deny also reads the path cut at an escaped "?" or "#"', () => {
+  // `new URL(decodeURIComponent(req.url), base)` or `decodeURIComponent(url).split('?')[0]` routes `/admin%3Fx` to
+  // /admin. Such paths stay valid (`/tags/%23rust`), so only denies read the cut: an allow never does.
+  const policy = policyOf([
+    { name: 'no-admin', action: 'deny', to: { paths: ['/admin', '/admin/*', '/users/@me', '/v1/items:purge'] } },
+    { name: 'rest', action: 'allow', to: { paths: ['/*'] } },
+  ]);
+  it.each([
+    ['fail/escaped-question-mark', '/admin%3F', 'no-admin'],
+    ['fail/escaped-question-mark-then-a-path', '/admin%3Fanything/goes', 'no-admin'],
+    ['fail/escaped-hash', '/admin%23', 'no-admin'],
+    ['fail/escaped-hash-then-more', '/admin%23x', 'no-admin'],
+    ['fail/prefix-rule-cut-inside-the-tree', '/admin/users%3Fx', 'no-admin'],
+    ['fail/escaped-at-and-cut', '/users/%40me%3F', 'no-admin'],
+    ['fail/colon-and-cut', '/v1/items:purge%3F', 'no-admin'],
+    ['fail/escaped-space-before-the-cut', '/admin%20%3F', 'no-admin'],
+    ['ok/legit-escaped-hash', '/tags/%23rust', 'rest'],
+    ['ok/cut-elsewhere', '/administrator%3F', 'rest'],
+    ['ok/escaped-percent-is-no-cut', '/admin%253F', 'rest'],
+  ])('%s: %s', (_name, path, rule) => {
+    expect(decide(policy, request({ path })).rule).toBe(rule);
+    expect(explain(policy, request({ path })).rule).toBe(rule);
+  });
+
+  it('ok/an allow does not read the cut: an escape only ever makes a request stricter', () => {
+    const only = policyOf([{ name: 'admin', action: 'allow', to: { paths: ['/admin'] } }]);
+    expect(decide(only, request({ path: '/admin%3Fx' })).rule).toBe('default-deny');
+    expect(decide(only, request({ path: '/admin' })).rule).toBe('admin');
+  });
+
+  it('ok/one decision reads the cut of its own path only (the context is reset per request)', () => {
+    expect(decide(policy, request({ path: '/admin%3F' })).rule).toBe('no-admin');
+    expect(decide(policy, request({ path: '/other%3F' })).rule).toBe('rest');
+    expect(decide(policy, request({ path: '/admin%23' })).rule).toBe('no-admin');
+  });
+});
+
 describe('decide: when', () => {
   it('fail/a rule with when.user never matches without an end user', () => {
     const policy = policyOf([{ name: 'r', action: 'allow', when: { user: {} } }]);

@@ -53,6 +53,35 @@ describe('evaluateTestRequest', () => {
     expect(outcome).toMatchObject({ kind: 'decision', explanation: { decision: 'allow' } });
   });
 
+  it.each([
+    ['fail/escaped control', '/ad%09min', 'bad_char'],
+    ['fail/trailing escaped space', '/admin%20', 'bad_char'],
+    ['fail/double-encoded dot segment', '/public/%252e%252e/admin', 'bad_percent_encoding'],
+  ])('%s is the 400 the inbound sends', (_name, path, reason) => {
+    const outcome = evaluateTestRequest(policy, { from: FRONTEND, method: 'GET', path, now });
+    expect(outcome).toMatchObject({ kind: 'reject', status: 400, code: 'MESHAUTH_ERR_PATH_AMBIGUOUS', reason });
+  });
+
+  it('fail/a POST with ?_method=DELETE is decided as the DELETE the app routes too, and shown as that DELETE', () => {
+    const noDelete = policyOf([
+      { name: 'no-order-delete', action: 'deny', to: { methods: ['DELETE'], paths: ['/orders/*'] } },
+      { name: 'all', action: 'allow' },
+    ]);
+    const outcome = evaluateTestRequest(noDelete, {
+      from: FRONTEND,
+      method: 'POST',
+      path: '/orders/1?_method=DELETE',
+      now,
+    });
+    expect(outcome).toMatchObject({
+      kind: 'decision',
+      request: { method: 'DELETE', path: '/orders/1' },
+      explanation: { decision: 'deny', rule: 'no-order-delete' },
+    });
+    const plain = evaluateTestRequest(noDelete, { from: FRONTEND, method: 'POST', path: '/orders/1?x=1', now });
+    expect(plain).toMatchObject({ kind: 'decision', request: { method: 'POST' }, explanation: { rule: 'all' } });
+  });
+
   // The dry run reads the headers as the live policy does: those the app would get (the inbound's copy), with Host.
   describe('headers as the app would get them', () => {
     const headerPolicy = policyOf([

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { compilePathMatcher, pathMatches, pathPatternError } from '../../../src/authz/policy/match-path.js';
+import {
+  compilePathMatcher,
+  cutAtEscapedDelimiter,
+  pathMatches,
+  pathPatternError,
+} from '../../../src/authz/policy/match-path.js';
 
 const cases: ReadonlyArray<readonly [name: string, pattern: string, path: string, expected: boolean]> = [
   ['ok/exact', '/orders', '/orders', true],
@@ -53,5 +58,29 @@ describe('path patterns', () => {
     ['fail/semicolon', '/admin;x'],
   ])('%s: %s is refused', (_name, pattern) => {
     expect(pathPatternError(pattern)).toEqual(expect.any(String));
+  });
+});
+
+// What an app that decodes before splitting off its query routes (deny rules read this too, see decide.test.ts).
+describe('cutAtEscapedDelimiter', () => {
+  it.each([
+    ['ok/no-escape', '/admin', undefined],
+    ['ok/other-escapes-only', '/a%20b/%252F', undefined],
+    ['fail/escaped-question-mark', '/admin%3F', '/admin'],
+    ['fail/escaped-question-mark-then-more', '/admin%3Fanything/goes', '/admin'],
+    ['fail/escaped-hash', '/admin%23', '/admin'],
+    ['fail/the-first-of-both', '/a%23b%3Fc', '/a'],
+    ['fail/the-first-of-both-other-order', '/a%3Fb%23c', '/a'],
+    ['fail/after-a-slash', '/admin/%3F', '/admin/'],
+    ['fail/escaped-space-before-it-dropped-as-trim-does', '/admin%20%C2%A0%23', '/admin'],
+    ['ok/escaped-percent-is-no-delimiter', '/admin%253F', undefined],
+    ['fail/at-the-root', '/%3Fadmin', '/'],
+  ])('%s: %s', (_name, form, cut) => {
+    expect(cutAtEscapedDelimiter(form)).toBe(cut);
+  });
+
+  it('fail/patterns ending in escaped white space are refused: they normalize to a refused path', () => {
+    expect(pathPatternError('/admin%20')).toEqual(expect.any(String));
+    expect(pathPatternError('/public/%252e%252e/x')).toEqual(expect.any(String));
   });
 });

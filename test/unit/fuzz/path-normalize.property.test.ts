@@ -48,6 +48,7 @@ function reference(target: string): Reference {
       }
       const byte = Number.parseInt(hex, 16);
       if (byte === 0) rejected.add('nul');
+      if ((byte > 0 && byte < 0x20) || byte === 0x7f) rejected.add('bad_char');
       if (byte === 0x2f) rejected.add('encoded_slash');
       if (byte === 0x5c) rejected.add('backslash');
       escapes += `%${hex}`;
@@ -66,7 +67,27 @@ function reference(target: string): Reference {
   }
   endRun();
   if (rejected.size > 0) return { rejected };
-  return { path: whatwgDots(decoded.replace(/\/{2,}/g, '/')), query };
+  const path = whatwgDots(decoded.replace(/\/{2,}/g, '/'));
+  // What an app that decodes the path once more before parsing it reads (decodeOnceMore).
+  const once = decodeOnceMore(path);
+  if (once.trailingSpace) rejected.add('bad_char');
+  if (once.dotSegment) rejected.add('bad_percent_encoding');
+  return rejected.size > 0 ? { rejected } : { path, query };
+}
+
+/**
+ * The forwarded path decoded once more, as `new URL(decodeURIComponent(url), base)` and `decodeURIComponent(url)
+ * .split('?')[0].trim()` read it: whether it ends in white space that trim() (or Python's strip(), which adds U+0085)
+ * drops, and whether a segment, up to a `?` or `#` the decode made, is one the URL parser resolves as a dot segment.
+ */
+function decodeOnceMore(path: string): { trailingSpace: boolean; dotSegment: boolean; cut: string } {
+  const decoded = decodeURIComponent(path);
+  const cut = decoded.split(/[?#]/)[0] as string;
+  const dotSegment = decoded
+    .split('/')
+    .map((segment) => (segment.split(/[?#]/)[0] as string).replace(/%2e/gi, '.'))
+    .some((segment) => segment === '.' || segment === '..');
+  return { trailingSpace: /[\s\u0085]$/.test(decoded), dotSegment, cut };
 }
 
 // WHATWG URL percent-encodes a few characters of a path; hide them (and the escape character) behind placeholders
@@ -107,6 +128,19 @@ const token = fc.constantFrom(
   '%3b',
   '%3B',
   '%20',
+  '%09',
+  '%0a',
+  '%0D',
+  '%1f',
+  '%7F',
+  '%3F',
+  '%3f',
+  '%23',
+  '%252E',
+  '%25%32%65',
+  '%C2%A0',
+  '%c2%85',
+  '%EF%BB%BF',
   '%C3%A9',
   '%c3%a9',
   '%E2%82%AC',
@@ -235,6 +269,28 @@ describe('normalizePath (property)', () => {
   );
 
   it(
+    'ok/an app that decodes the forwarded path once more and then parses it resolves and drops nothing',
+    () => {
+      fc.assert(
+        fc.property(rawTarget, (target) => {
+          const first = outcome(target);
+          if (first instanceof MeshauthError) return;
+          const once = decodeOnceMore(first.path);
+          expect(once.dotSegment).toBe(false);
+          expect(once.trailingSpace).toBe(false);
+          // No control left for the URL parser to remove, and no segment it resolves away (WHATWG URL itself).
+          const controls = [...decodeURIComponent(first.path)].filter((ch) => ch < ' ' || ch === '\u007f');
+          expect(controls).toEqual([]);
+          const appPath = new URL(decodeURIComponent(first.path), 'http://app.invalid').pathname;
+          expect(appPath.split('/').length).toBe(once.cut.split('/').length);
+        }),
+        fuzzParams(RUNS),
+      );
+    },
+    fuzzTimeout(RUNS),
+  );
+
+  it(
     'ok/every equivalent spelling normalizes to the same path and gets the same decision',
     () => {
       fc.assert(
@@ -299,7 +355,11 @@ describe('deny rules and escaped delimiters (property)', () => {
           delimitedPath,
           fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 1, maxLength: 32 }),
           fc.boolean(),
-          (denied, hows, escapedPattern) => {
+          // An escaped `?` or `#` (spaces before it) the app decodes and splits off with what follows.
+          fc.option(fc.tuple(fc.constantFrom('%3F', '%3f', '%23', '%20%3F', '%C2%A0%23'), delimitedPath), {
+            nil: undefined,
+          }),
+          (denied, hows, escapedPattern, cut) => {
             // The rule may be written either way; the pattern must still be a valid (normalized) one.
             // `*`, `{` and `}` are pattern syntax: a pattern names them as literals only escaped.
             const pattern = [...denied]
@@ -315,10 +375,10 @@ describe('deny rules and escaped delimiters (property)', () => {
                 ],
               }),
             );
-            const spelled = escapedSpelling(denied, hows);
+            const spelled = escapedSpelling(denied, hows) + (cut === undefined ? '' : cut[0] + cut[1].slice(1));
             const normalized = normalizePath(spelled);
-            // The oracle: the app decodes every escape once.
-            expect(decodeURIComponent(normalized.path)).toBe(denied);
+            // The oracle: the app decodes every escape once, then splits off a query and trims.
+            expect((decodeURIComponent(normalized.path).split(/[?#]/)[0] as string).trimEnd()).toBe(denied);
             const d = decide(policy, {
               peerId: PEER,
               method: 'GET',

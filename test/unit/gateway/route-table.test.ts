@@ -26,4 +26,14 @@ describe('gateway route table', () => {
     expect(routes.match('h', '/v1/items:purge')?.name).toBe('/v1/items:purge');
     expect(routes.match('h', '/v1/items:')?.name).toBe('/v1/items%3A');
   });
+
+  it('fail/a path cut at an escaped ? or # takes the route the cut names when that prefix is longer', () => {
+    const routes = table('/', '/admin', '/tags');
+    expect(routes.match('h', '/admin%3Fx')?.name).toBe('/admin');
+    expect(routes.match('h', '/admin%23')?.name).toBe('/admin');
+    expect(routes.match('h', '/admin%3Fanything/goes')?.name).toBe('/admin');
+    // The whole path's route stays when it is the longer one.
+    expect(routes.match('h', '/tags/%23rust')?.name).toBe('/tags');
+    expect(routes.match('h', '/public%3F/admin')?.name).toBe('/');
+  });
 });

@@ -177,6 +177,7 @@ describe('authorize stage over the real policy authorizer', () => {
     exposeRuleNames: true,
     rules: [
       { name: 'no-evil', action: 'deny', when: { headers: { 'user-agent': ['evil'] } } },
+      { name: 'no-delete', action: 'deny', to: { methods: ['DELETE'], paths: ['/orders/*'] } },
       { name: 'frontend', action: 'allow', from: { ids: [PEER_ID] }, to: { paths: ['/orders/*'] } },
     ],
   });
@@ -214,6 +215,21 @@ describe('authorize stage over the real policy authorizer', () => {
         enforced: true,
       }),
     ]);
+  });
+
+  it('fail/a POST with ?_method=DELETE meets the DELETE deny (method-override), and its audit line says DELETE', () => {
+    const log = logLines('sidecar');
+    const audited = policyAuthorizer({ policy: () => policy, logger: log.logger, now: () => new Date(0) });
+    const { ex, sink } = exchange(['Host', 'orders'], '/orders/1?_method=DELETE', 'POST');
+    runStages([authorizeWith(audited, new Metrics())], ex, onRejected);
+    expect(sink.rejected).toEqual([{ code: 'MESHAUTH_ERR_FORBIDDEN', body: { rule: 'no-delete' } }]);
+    expect(log.find({ event: 'authz_deny' })).toEqual([
+      expect.objectContaining({ method: 'DELETE', path: '/orders/1', rule: 'no-delete' }),
+    ]);
+    const plain = exchange(['Host', 'orders'], '/orders/1?x=DELETE', 'POST');
+    runStages([authorizeWith(audited, new Metrics())], plain.ex, onRejected);
+    expect(plain.sink.rejected).toEqual([]);
+    expect(plain.ex.verdict?.forwardTarget).toBe('/orders/1?x=DELETE');
   });
 
   it('fail/an authorizer that throws is a deny with the error code', () => {

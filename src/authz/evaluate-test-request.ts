@@ -10,6 +10,7 @@ import {
   headerLinesByName,
   hostHeader,
   INBOUND_FORWARDER_POLICY,
+  INBOUND_POLICY,
 } from '../sidecar/http-headers.js';
 import type { AuthzUser, MeshAuthzRequest } from './authz-request.js';
 import { type Explanation, explain } from './decide-explain.js';
@@ -31,6 +32,11 @@ export interface TestRequestInput {
   readonly headers?: Readonly<Record<string, string | readonly string[]>> | undefined;
   readonly sourceIp?: string | undefined;
   readonly chain?: readonly string[] | undefined;
+  /**
+   * The caller is in the sidecar's `inbound.trustForwardedFrom`: its forwarding headers (X-Forwarded-*, Forwarded, …)
+   * reach the app and the policy. Otherwise they are dropped, as the live sidecar drops them.
+   */
+  readonly trustedForwarder?: boolean | undefined;
   readonly now: Date;
 }
 
@@ -94,9 +100,9 @@ export function evaluateTestRequest(policy: CompiledPolicy, input: TestRequestIn
 /**
  * The headers as the inbound's policy reads them: those the app would get (the inbound's own copy drops hop-by-hop
  * headers and those `Connection` names, names with `_`, method and path overrides), with the Host `--host` names.
- * An `Authorization` stays: whether the end-user step drops it before the app depends on the sidecar's config. So
- * do forwarding headers (X-Forwarded-*, Forwarded), as from a peer in `inbound.trustForwardedFrom`: from any other
- * peer the live sidecar drops them, and a condition on them never holds.
+ * An `Authorization` stays: whether the end-user step drops it before the app depends on the sidecar's config.
+ * Forwarding headers (X-Forwarded-*, Forwarded, …) stay only for a caller in `inbound.trustForwardedFrom`
+ * (`--trusted-forwarder`), as the live sidecar keeps them.
  */
 function appHeaderLines(input: TestRequestInput): Map<string, string[]> {
   const received: string[] = [];
@@ -105,6 +111,6 @@ function appHeaderLines(input: TestRequestInput): Map<string, string[]> {
   }
   if (input.host !== undefined && hostHeader(received) === undefined) received.push('host', input.host);
   const copied: string[] = [];
-  copyRequestHeaders(received, INBOUND_FORWARDER_POLICY, copied);
+  copyRequestHeaders(received, input.trustedForwarder === true ? INBOUND_FORWARDER_POLICY : INBOUND_POLICY, copied);
   return headerLinesByName(copied);
 }

@@ -1,5 +1,5 @@
-// A POST's `_method` query parameter: method-override middleware (express's `methodOverride('_method')`, Laravel and
-// Symfony's `_method`) makes the app route such a POST as the method it names, so the policy decides it as that
+// A POST's `_method` query parameter: method-override middleware that reads the query (express's
+// `methodOverride('_method')`) makes the app route such a POST as the method it names, so the policy decides it as that
 // method too, and a deny for either method wins. Pure. (The X-HTTP-Method-Override headers never reach the app: the
 // inbound's header copy drops them; a query cannot be dropped without changing what the app reads.)
 import type { AuthzRequest } from './authz-request.js';

@@ -31,6 +31,7 @@ const caseSchema = z
       .optional(),
     sourceIp: z.string().optional(),
     chain: z.array(z.string()).optional(),
+    trustedForwarder: z.boolean().optional(),
     time: z.iso
       .datetime({ offset: true, error: 'expected an ISO 8601 time with its UTC offset, e.g. 2026-01-05T09:00:00Z' })
       .optional(),
@@ -101,6 +102,7 @@ export function runCases(policy: CompiledPolicy, cases: readonly PolicyCase[], n
       headers: c.headers,
       sourceIp: c.sourceIp,
       chain: c.chain,
+      trustedForwarder: c.trustedForwarder,
       now: c.time === undefined ? now : new Date(c.time),
     });
     const actual = outcome.kind === 'reject' ? 'reject' : outcome.explanation.decision;

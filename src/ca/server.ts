@@ -145,6 +145,13 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       : await KubernetesTokenVerifier.create({ ...options.kubernetes, logger: options.logger });
   // A Kubernetes CA serving from a read-only Secret has no join-token store; one with a writable --dir keeps both.
   const joinTokens = kubernetes === undefined || writable;
+  if (joinTokens && kubernetes?.renewsWithToken === true) {
+    // A join token is spent at bootstrap: a workload that came with one cannot renew with it.
+    options.logger.warn(
+      { event: 'join_tokens_cannot_renew', dir: options.dir },
+      '--k8s-renew-with-token: this CA also takes join tokens (its directory is writable), and workloads bootstrapped with one cannot renew: serve them from a CA without the flag',
+    );
+  }
   const workers = options.workers ?? defaultWorkerCount();
   const signer = SigningPool.start(options.dir, authority, workers);
   // The default issuer names the port actually bound, known only after listen(); the handler reads it lazily.

@@ -24,6 +24,7 @@ interface TestOptions extends TrustDomainOption {
   readonly header: string[];
   readonly sourceIp?: string;
   readonly chain?: string;
+  readonly trustedForwarder?: boolean;
   readonly time?: string;
   readonly json?: boolean;
   readonly cases?: string;
@@ -78,6 +79,10 @@ export function registerPolicyCommands(program: Command): void {
     .option('--header <name=value>', 'request header (repeat for several values)', collect, [])
     .option('--source-ip <ip>', "the caller's address")
     .option('--chain <ids>', 'comma-separated SPIFFE IDs of earlier hops, first hop first')
+    .option(
+      '--trusted-forwarder',
+      "the caller is in the sidecar's inbound.trustForwardedFrom: its X-Forwarded-* headers reach the policy",
+    )
     .option('--time <iso>', 'time of the request (default: now)')
     .option('--json', 'machine-readable output')
     .option('--cases <file>', 'YAML table of cases with expected decisions')
@@ -114,6 +119,7 @@ export function registerPolicyCommands(program: Command): void {
         headers: parseHeaders(options.header),
         sourceIp: options.sourceIp,
         chain,
+        trustedForwarder: options.trustedForwarder === true,
         now,
       });
       if (options.json === true) out(JSON.stringify(outcomeJson(outcome), null, 2));

@@ -280,7 +280,16 @@ export class EdgeHandler {
       writeError(res, error);
       return;
     }
-    const route = this.#routes.match(host, normalized.path);
+    let route: ReturnType<RouteTable['match']>;
+    try {
+      route = this.#routes.match(host, normalized.path);
+    } catch (error) {
+      if (!isMeshauthError(error)) throw error;
+      req.resume();
+      this.#refuse(error, req);
+      writeError(res, error);
+      return;
+    }
     if (route === undefined) {
       req.resume();
       const error = new MeshauthError('MESHAUTH_ERR_EDGE_NO_ROUTE', `no route for ${host}${normalized.path}`, {

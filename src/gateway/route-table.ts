@@ -3,8 +3,11 @@
 // in the policy's match form (pathMatchForm): an app that decodes the path before routing reads `/v1/items%3Apurge`
 // as `/v1/items:purge`, so that request must get the route of `/v1/items:purge` (its login, roles and scopes), not the
 // route of a shorter prefix. For the same reason a path is also matched cut at its first escaped `?` or `#` (an app
-// that decodes before it splits off the query reads `/admin%3Fx` as `/admin`), and the longer prefix of the two wins.
+// that decodes before it splits off the query reads `/admin%3Fx` as `/admin`, one that does not reads a path under
+// `/`): when the two readings name different routes, the request is refused, since either route's login, roles and
+// scopes would be the wrong ones for the other reading.
 import { cutAtEscapedDelimiter, pathMatchForm } from '../authz/index.js';
+import { MeshauthError } from '../errors/index.js';
 import type { GatewayRoute } from './gateway-config.js';
 
 interface Entry {
@@ -25,7 +28,10 @@ export class RouteTable {
     for (const list of this.#byHost.values()) list.sort((a, b) => b.prefix.length - a.prefix.length);
   }
 
-  /** `host` lower case without port; `path` normalized (no query). */
+  /**
+   * `host` lower case without port; `path` normalized (no query). Throws 400 MESHAUTH_ERR_PATH_AMBIGUOUS when the
+   * path and its cut at an escaped `?` or `#` name different routes.
+   */
   match(host: string, path: string): GatewayRoute | undefined {
     const form = pathMatchForm(path);
     const cut = cutAtEscapedDelimiter(form);
@@ -35,10 +41,15 @@ export class RouteTable {
   #pick(entries: readonly Entry[] | undefined, form: string, cut: string | undefined): GatewayRoute | undefined {
     const whole = pick(entries, form);
     if (cut === undefined) return whole?.route;
-    const shorter = pick(entries, cut);
-    return (
-      shorter !== undefined && (whole === undefined || shorter.prefix.length > whole.prefix.length) ? shorter : whole
-    )?.route;
+    const other = pick(entries, cut);
+    if (other !== undefined && other !== whole) {
+      throw new MeshauthError(
+        'MESHAUTH_ERR_PATH_AMBIGUOUS',
+        'an escaped ? or # in the path names another route to an app that decodes the path first',
+        { reason: 'bad_percent_encoding' },
+      );
+    }
+    return whole?.route;
   }
 }
 

@@ -121,6 +121,10 @@ const FORWARDING: ReadonlySet<string> = new Set([
   'fastly-client-ip',
   'x-cluster-client-ip',
   'x-original-forwarded-for',
+  'proxy-client-ip',
+  'wl-proxy-client-ip',
+  'do-connecting-ip',
+  'x-azure-clientip',
   'x-0-client-ip',
   'x-appengine-user-ip',
   'fly-client-ip',
@@ -129,6 +133,7 @@ const FORWARDING: ReadonlySet<string> = new Set([
   'x-original-host',
   'x-host',
   'x-url-scheme',
+  'x-scheme',
   'front-end-https',
   // The user an authenticating proxy says it signed in (oauth2-proxy, Grafana's and Apache's auth-proxy modes): an
   // app behind one takes it as the verified user.
@@ -139,7 +144,29 @@ const FORWARDING: ReadonlySet<string> = new Set([
   'x-auth-request-email',
   'x-auth-request-preferred-username',
   'x-auth-request-groups',
+  'x-auth-request-access-token',
+  'x-remote-group',
+  'cf-access-authenticated-user-email',
+  'cf-access-jwt-assertion',
+  // The client certificate a TLS-terminating proxy says it verified (nginx, HAProxy, Apache, AWS ALB).
+  'x-client-cert',
+  'x-amzn-mtls-clientcert',
+  'x-amzn-mtls-clientcert-leaf',
 ]);
+
+/**
+ * Name families of the same: the client certificate's fields a proxy passes on (`ssl-client-verify`,
+ * `x-ssl-client-subject-dn`, …) and the user a cloud edge signed in (`x-goog-authenticated-user-email`,
+ * `x-amzn-oidc-identity`, `x-ms-client-principal-name`).
+ */
+const FORWARDING_PREFIXES: readonly string[] = [
+  'x-forwarded-',
+  'ssl-client-',
+  'x-ssl-client-',
+  'x-goog-authenticated-user-',
+  'x-amzn-oidc-',
+  'x-ms-client-principal',
+];
 
 const TERMINATED_CLAIMS: ReadonlySet<string> = new Set([
   'client-cert',
@@ -173,7 +200,12 @@ export function isTerminatedClaim(lowerName: string): boolean {
  * a peer not trusted to forward, they are claims nobody checked. Lower-case name.
  */
 export function isForwardingHeader(lowerName: string): boolean {
-  return lowerName.startsWith('x-forwarded-') || FORWARDING.has(lowerName);
+  if (FORWARDING.has(lowerName)) return true;
+  // Every family starts with `s` or `x`: other names cost one comparison.
+  const first = lowerName.charCodeAt(0);
+  if (first !== 0x78 /* x */ && first !== 0x73 /* s */) return false;
+  for (const prefix of FORWARDING_PREFIXES) if (lowerName.startsWith(prefix)) return true;
+  return false;
 }
 
 /**

@@ -39,7 +39,7 @@ describe('meshauth policy test --cases: a malformed cases file', () => {
     expect(result.stderr.split('\n')).toEqual([
       `${cases}: cases[0].expect: required key is missing (expected allow, deny or reject) [MESHAUTH_ERR_CONFIG_INVALID]`,
       `${cases}: cases[0].expected (did you mean expect?): unknown key; allowed here: name, from, method, path, host, ` +
-        'port, user, headers, sourceIp, chain, time, expect, rule (see docs/policy.md) [MESHAUTH_ERR_CONFIG_INVALID]',
+        'port, user, headers, sourceIp, chain, trustedForwarder, time, expect, rule (see docs/policy.md) [MESHAUTH_ERR_CONFIG_INVALID]',
       '',
     ]);
   });

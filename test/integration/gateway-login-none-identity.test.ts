@@ -47,6 +47,17 @@ describe('gateway: login none routes and the signed-in user', () => {
     await browser.close();
   });
 
+  it('fail/an escaped ? after a login: none prefix (/public%3F/…) → 400 PATH_AMBIGUOUS, neither route taken', async () => {
+    // Read whole, the path is under `/` (sign-in required); cut at the escaped `?`, as an app that decodes first reads
+    // it, it is `/public` (no sign-in): either route's requirements are wrong for the other reading.
+    const anonymous = new ScriptedBrowser(mesh.ca.rootPem);
+    const page = await anonymous.fetch(`${mesh.origin}/public%3F/secret`);
+    expect(page.status).toBe(400);
+    expect(JSON.parse(page.body)).toMatchObject({ code: 'MESHAUTH_ERR_PATH_AMBIGUOUS' });
+    expect((await anonymous.fetch(`${mesh.origin}/public/a%3Fb`)).status).toBe(200);
+    await anonymous.close();
+  });
+
   it('ok/a signed-in browser can still reach a login: none route with two SPIFFE IDs', async () => {
     const browser = new ScriptedBrowser(mesh.ca.rootPem);
     await browser.signIn(`${mesh.origin}/shop`, ALICE.username, ALICE.password);

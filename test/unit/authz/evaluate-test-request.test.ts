@@ -88,6 +88,7 @@ describe('evaluateTestRequest', () => {
       { name: 'no-admin-host', action: 'deny', when: { headers: { host: ['admin.internal'] } } },
       { name: 'no-override', action: 'deny', when: { headers: { 'x-http-method-override': ['DELETE'] } } },
       { name: 'no-upgrade', action: 'deny', when: { headers: { upgrade: ['websocket'] } } },
+      { name: 'no-admin-forwarded', action: 'deny', when: { headers: { 'x-forwarded-host': ['admin.internal'] } } },
       { name: 'all', action: 'allow' },
     ]);
     const decision = (input: Partial<Parameters<typeof evaluateTestRequest>[1]>) => {
@@ -102,6 +103,12 @@ describe('evaluateTestRequest', () => {
     it('ok/a method override or a hop-by-hop header the app never gets meets no rule', () => {
       expect(decision({ headers: { 'X-HTTP-Method-Override': 'DELETE' } })).toBe('all');
       expect(decision({ headers: { upgrade: 'websocket' } })).toBe('all');
+    });
+
+    it('ok/a forwarding header counts only from a trusted forwarder (--trusted-forwarder), as the live inbound keeps it', () => {
+      const forwarded = { headers: { 'X-Forwarded-Host': 'admin.internal' } };
+      expect(decision(forwarded)).toBe('all');
+      expect(decision({ ...forwarded, trustedForwarder: true })).toBe('no-admin-forwarded');
     });
   });
 });

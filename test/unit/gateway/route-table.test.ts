@@ -27,12 +27,14 @@ describe('gateway route table', () => {
     expect(routes.match('h', '/v1/items:')?.name).toBe('/v1/items%3A');
   });
 
-  it('fail/a path cut at an escaped ? or # takes the route the cut names when that prefix is longer', () => {
-    const routes = table('/', '/admin', '/tags');
-    expect(routes.match('h', '/admin%3Fx')?.name).toBe('/admin');
-    expect(routes.match('h', '/admin%23')?.name).toBe('/admin');
-    expect(routes.match('h', '/admin%3Fanything/goes')?.name).toBe('/admin');
-    // The whole path's route stays when it is the longer one.
+  it('fail/a path whose cut at an escaped ? or # names another route → 400 PATH_AMBIGUOUS; the same route → that route', () => {
+    const routes = table('/', '/admin', '/tags', '/status');
+    for (const path of ['/admin%3Fx', '/admin%23', '/admin%3Fanything/goes', '/status%3F/secret/admin']) {
+      expect(() => routes.match('h', path), path).toThrow(
+        expect.objectContaining({ code: 'MESHAUTH_ERR_PATH_AMBIGUOUS', reason: 'bad_percent_encoding' }),
+      );
+    }
+    // Both readings name the same route: served as before.
     expect(routes.match('h', '/tags/%23rust')?.name).toBe('/tags');
     expect(routes.match('h', '/public%3F/admin')?.name).toBe('/');
   });

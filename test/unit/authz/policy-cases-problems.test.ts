@@ -7,7 +7,8 @@ import { parseCases } from '../../../src/authz/policy-cases.js';
 import { isMeshauthError } from '../../../src/errors/index.js';
 
 const CASE = '  - name: a\n    from: spiffe://example.org/a\n    method: GET\n    path: /\n';
-const ALLOWED = 'name, from, method, path, host, port, user, headers, sourceIp, chain, trustedForwarder, time, expect, rule';
+const ALLOWED =
+  'name, from, method, path, host, port, user, headers, sourceIp, chain, trustedForwarder, time, expect, rule';
 
 /** The refusal's problem lines (`detail.problems`, which the CLI prints), after checking its code and message. */
 function problems(text: string): readonly string[] {

@@ -259,46 +259,14 @@ export class EdgeHandler {
       return;
     }
 
-    let normalized: ReturnType<typeof normalizePath>;
-    try {
-      normalized = normalizePath(url);
-    } catch (error) {
-      if (!isMeshauthError(error)) throw error;
+    const located = this.#locate(url, host);
+    if ('error' in located) {
       req.resume();
-      this.#refuse(error, req);
-      writeError(res, error);
+      this.#refuse(located.error, req, located.rule);
+      writeError(res, located.error);
       return;
     }
-    if (normalized.path === RESERVED_PREFIX.slice(0, -1) || normalized.path.startsWith(RESERVED_PREFIX)) {
-      // A path that only normalizes into the gateway's namespace (`//.meshauth/…`, `/%2Emeshauth/…`): not the
-      // gateway's endpoints, and never forwarded either.
-      req.resume();
-      const error = new MeshauthError('MESHAUTH_ERR_EDGE_NO_ROUTE', `reserved path ${normalized.path.slice(0, 64)}`, {
-        reason: 'reserved_path',
-      });
-      this.#refuse(error, req);
-      writeError(res, error);
-      return;
-    }
-    let route: ReturnType<RouteTable['match']>;
-    try {
-      route = this.#routes.match(host, normalized.path);
-    } catch (error) {
-      if (!isMeshauthError(error)) throw error;
-      req.resume();
-      this.#refuse(error, req);
-      writeError(res, error);
-      return;
-    }
-    if (route === undefined) {
-      req.resume();
-      const error = new MeshauthError('MESHAUTH_ERR_EDGE_NO_ROUTE', `no route for ${host}${normalized.path}`, {
-        reason: 'no_route',
-      });
-      this.#refuse(error, req, EDGE_RULES.noRoute);
-      writeError(res, error);
-      return;
-    }
+    const { normalized, route } = located;
     this.#requests?.route(res, route.name);
     const place = this.#shares.enter(clientSourceKey(req.socket?.remoteAddress), route.name, () =>
       clientShareOf(this.#forwarder.endpoints(route.name)),
@@ -528,6 +496,41 @@ export class EdgeHandler {
   }
 
   /** A request refused before routing: counted as a deny without a route, one log line. */
+  /**
+   * The normalized path and the route of a request, or the refusal that answers it (with its rule when it is not the
+   * error's own): an ambiguous path, one that only normalizes into the gateway's reserved prefix, a path whose
+   * readings name two routes, or no route.
+   */
+  #locate(
+    url: string,
+    host: string,
+  ):
+    | { readonly normalized: ReturnType<typeof normalizePath>; readonly route: GatewayRoute }
+    | { readonly error: MeshauthError; readonly rule?: EdgeRefusalRule } {
+    try {
+      const normalized = normalizePath(url);
+      if (normalized.path === RESERVED_PREFIX.slice(0, -1) || normalized.path.startsWith(RESERVED_PREFIX)) {
+        // A path that only normalizes into the gateway's namespace (`//.meshauth/…`, `/%2Emeshauth/…`): not the
+        // gateway's endpoints, and never forwarded either.
+        const error = new MeshauthError('MESHAUTH_ERR_EDGE_NO_ROUTE', `reserved path ${normalized.path.slice(0, 64)}`, {
+          reason: 'reserved_path',
+        });
+        return { error };
+      }
+      const route = this.#routes.match(host, normalized.path);
+      if (route === undefined) {
+        const error = new MeshauthError('MESHAUTH_ERR_EDGE_NO_ROUTE', `no route for ${host}${normalized.path}`, {
+          reason: 'no_route',
+        });
+        return { error, rule: EDGE_RULES.noRoute };
+      }
+      return { normalized, route };
+    } catch (error) {
+      if (!isMeshauthError(error)) throw error;
+      return { error };
+    }
+  }
+
   #refuse(error: MeshauthError, req: EdgeRequest, rule: EdgeRefusalRule = refusalRule(error)): void {
     recordEdgeRefusal(this.#metrics, this.#logger, {
       error,

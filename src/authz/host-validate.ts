@@ -31,13 +31,13 @@ export function isHostPort(value: string): boolean {
  * Why the host `text.slice(0, end)` (no port; already host syntax: a name, an IPv4 address, or an IPv6 literal in
  * brackets) is an IP address spelt other than its one accepted way; undefined for that spelling and for DNS names.
  *
- * A URL parser (WHATWG URL's host parsing; getaddrinfo's inet_aton alike) reads a host whose last label is a
+ * A URL parser (`new URL`; getaddrinfo's inet_aton alike) reads a host whose last label is a
  * number (`127.1`, `2130706433`, `0x7f.0.0.1`, `127.0.0.01`) as an IPv4 address, and `[0::1]` as `[::1]`: an app
  * that builds `new URL(req.url, 'http://' + host)` sees 127.0.0.1 where `to.hosts` saw another string. Such
  * spellings are refused, not canonicalized, on both sides (requests here, policy entries in hostPatternError): the
  * app gets the Host as sent and `when.headers` compares it exactly, so with one spelling per address `to.hosts`,
  * header conditions, the audit log and the app all read the same string, and no request pays for a canonical form.
- * IPv6 may be in either case (`to.hosts` lower-cases); the canonical form is the one WHATWG URL serializes.
+ * IPv6 may be in either case (`to.hosts` lower-cases); the canonical form is the one `new URL` serializes.
  */
 export function ipSpellingError(text: string, end = text.length): string | undefined {
   // Cheap first: only a bracketed literal costs a URL object, and a name ending in a letter other than a–f or x is
@@ -48,7 +48,7 @@ export function ipSpellingError(text: string, end = text.length): string | undef
   return DOTTED_QUAD.test(text.slice(0, stop)) ? undefined : IPV4_SPELLING;
 }
 
-/** WHATWG URL's "ends in a number" for the label before `stop`: all decimal digits, or `0x` and hex digits. */
+/** Whether `new URL` reads the label before `stop` as a number: all decimal digits, or `0x` and hex digits. */
 function endsInNumber(text: string, stop: number): boolean {
   const last = text.charCodeAt(stop - 1) | 0x20; // a letter in lower case; digits keep their code
   if (!isDigit(last) && !isHexLetter(last) && last !== 0x78 /* x */) return false;

@@ -49,13 +49,13 @@ export function normalizePath(target: string): NormalizedTarget {
 
 // What an app that decodes the path before parsing it (`new URL(decodeURIComponent(req.url), base)`, `decodeURI`,
 // `.trim()`, Python's `unquote(...).strip()`) reads in the path we forward:
-//  - escaped white space at the end of the path: the URL parser (WHATWG URL "basic URL parser": leading and trailing
-//    C0 control or space) and `trim()`/`strip()` drop it, so `/admin%20` reaches /admin. `%20` elsewhere is an
-//    ordinary byte. The list (ESCAPED_SPACES) is `%20` and what JavaScript's trim() and Python's strip() drop beyond
-//    ASCII; escaped controls are refused before (decodeUnreserved).
+//  - escaped white space at the end of the path: `new URL` (which drops leading and trailing controls and spaces)
+//    and `trim()`/`strip()` drop it, so `/admin%20` reaches /admin. `%20` elsewhere is an ordinary byte. The list
+//    (ESCAPED_SPACES) is `%20` and what JavaScript's trim() and Python's strip() drop beyond ASCII; escaped controls
+//    are refused before (decodeUnreserved).
 //  - a segment made of `.` and `%252e` (one or two): one more decode gives `..`, `.%2e` or `%2e%2e`, which the URL
-//    parser resolves as a dot segment (WHATWG URL "double-dot URL path segment"), so `/public/%252e%252e/admin`
-//    passed an allow on `/public/*` and reached /admin. The same for such a segment ending at an escaped `?` or `#`
+//    parser resolves as a dot segment (`new URL` reads `%2e` as `.` there), so `/public/%252e%252e/admin` passed an
+//    allow on `/public/*` and reached /admin. The same for such a segment ending at an escaped `?` or `#`
 //    (`/public/..%3F`): the app cuts its path there, and the URL parser resolves what is left.
 const DOT_SEGMENT_AFTER_DECODE = /\/(?:\.|%252[Ee]){1,2}(?:\/|$|%3F|%23)/;
 

@@ -88,10 +88,12 @@ export function oauthErrorBody(error: MeshauthError): {
         : error.code === 'MESHAUTH_ERR_CA_UNAUTHENTICATED'
           ? 'invalid_client'
           : 'invalid_request';
+  // A refusal with a description of its own says it; any other client-authentication failure gets one generic line.
   const description =
-    oauthError === 'invalid_client' && error.reason !== 'client_id_mismatch' && error.reason !== 'client_cert_expiring'
+    DESCRIPTIONS[error.reason ?? ''] ??
+    (oauthError === 'invalid_client'
       ? 'client authentication failed: present a valid X509-SVID of this trust domain in the TLS handshake'
-      : (DESCRIPTIONS[error.reason ?? ''] ?? error.publicMessage);
+      : error.publicMessage);
   return { error: oauthError, error_description: description, code: error.code };
 }
 

@@ -101,14 +101,19 @@ export class RouteTable<R extends RouteEntry> {
     // `a:b.cafe`) has no such label, and a host whose last label is a number is an IPv4 address. Exact keys only.
     const labels = host.split('.');
     if (NUMBER_LABEL.test(labels[labels.length - 1] as string)) return undefined;
-    const matches = (label: string, i: number) =>
-      label === '*' ? DNS_LABEL.test(labels[i] as string) : label === labels[i];
-    for (const pattern of this.#patterns) {
-      if (pattern.labels.length !== labels.length) continue;
-      if (pattern.labels.every(matches)) return pattern.route;
-    }
+    for (const pattern of this.#patterns) if (labelsFit(pattern.labels, labels)) return pattern.route;
     return undefined;
   }
+}
+
+/** Whether a host's labels fit a pattern's: a `*` takes one DNS label, any other label only itself. */
+function labelsFit(pattern: readonly string[], labels: readonly string[]): boolean {
+  if (pattern.length !== labels.length) return false;
+  for (let i = 0; i < pattern.length; i++) {
+    const label = labels[i] as string;
+    if (pattern[i] === '*' ? !DNS_LABEL.test(label) : pattern[i] !== label) return false;
+  }
+  return true;
 }
 
 /** The peer address for a call to `host` over `route` (`{host}` filled in). */

@@ -86,7 +86,6 @@ export const spiffeIdSchema = formatted(
   'expected a SPIFFE ID, e.g. spiffe://example.org/ns/shop/sa/orders',
   (v) => SpiffeId.tryParse(v) !== undefined,
 );
-const spiffeId = spiffeIdSchema;
 
 const trustDomain = formatted(
   'expected a trust domain name of lower-case letters, digits, ".", "-" and "_", e.g. example.org',
@@ -159,7 +158,7 @@ export const endUserSchema = z.strictObject({
       }),
     )
     .min(1),
-  vouchers: z.array(spiffeId).optional(),
+  vouchers: z.array(spiffeIdSchema).optional(),
   claims: z.array(z.string().min(1)).optional(),
   forwardOriginalToken: booleanFlag().optional(),
   maxClaimBytes: z.number().int().min(CLAIM_BYTES_RANGE.min).max(CLAIM_BYTES_RANGE.max).optional(),
@@ -185,7 +184,7 @@ export const routeSchema = z.strictObject({
 /** `outbound.tcp` values: where the local port's connections are tunnelled to (ALPN meshauth-tcp/2). */
 export const tcpRouteSchema = z.strictObject({
   address: routeAddress,
-  ids: z.array(spiffeId).min(1),
+  ids: z.array(spiffeIdSchema).min(1),
 });
 
 const count = z.number().int().positive();
@@ -242,7 +241,7 @@ export const sidecarSchema = z
         external: externalSchema.optional(),
         limits: inboundLimitsSchema.optional(),
         tcp: z.strictObject({ app: hostPort }).optional(),
-        trustForwardedFrom: z.array(spiffeId).optional(),
+        trustForwardedFrom: z.array(spiffeIdSchema).optional(),
       })
       // External clients are authenticated by bearer tokens only: without issuers nobody could be let in.
       .refine((inbound) => inbound.external === undefined || inbound.endUser !== undefined, {

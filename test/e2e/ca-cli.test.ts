@@ -111,28 +111,31 @@ describe.concurrent('ca issue', () => {
     expect(result.stderr).toContain('MESHAUTH_ERR_CA_NOT_INITIALIZED');
   });
 
+  /** `ca issue` of a JVM service's SVID as PREFIX.crt, PREFIX.key and PREFIX.p12 (password file `p12pass`). */
+  const issueP12 = (prefix: string, keyType: string, ...extra: string[]) =>
+    meshauth(
+      [
+        'ca',
+        'issue',
+        '--id',
+        'spiffe://example.org/ns/pay/sa/java',
+        ...extra,
+        '--out',
+        prefix,
+        '--key-type',
+        keyType,
+        '--p12',
+        '--p12-password-file',
+        'p12pass',
+      ],
+      { cwd },
+    );
+
   it.for(['p256', 'ed25519', 'rsa2048'])(
     'ok/issues PREFIX.crt + PREFIX.key + PREFIX.p12 (%s)',
     async (keyType, { expect }) => {
       const prefix = `out/${keyType}`;
-      const result = await meshauth(
-        [
-          'ca',
-          'issue',
-          '--id',
-          'spiffe://example.org/ns/pay/sa/java',
-          '--ttl',
-          '2h',
-          '--out',
-          prefix,
-          '--key-type',
-          keyType,
-          '--p12',
-          '--p12-password-file',
-          'p12pass',
-        ],
-        { cwd },
-      );
+      const result = await issueP12(prefix, keyType, '--ttl', '2h');
       expect(result.code, result.stderr).toBe(0);
       expect(statSync(join(cwd, `${prefix}.key`)).mode & 0o777).toBe(0o600);
       const chain = readFileSync(join(cwd, `${prefix}.crt`), 'utf8');
@@ -202,22 +205,7 @@ describe.concurrent('ca issue', () => {
     await Promise.all(
       ['p256', 'ed25519', 'rsa2048'].map(async (keyType) => {
         const prefix = `jvm/${keyType}`;
-        const issued = await meshauth(
-          [
-            'ca',
-            'issue',
-            '--id',
-            'spiffe://example.org/ns/pay/sa/java',
-            '--out',
-            prefix,
-            '--key-type',
-            keyType,
-            '--p12',
-            '--p12-password-file',
-            'p12pass',
-          ],
-          { cwd },
-        );
+        const issued = await issueP12(prefix, keyType);
         expect(issued.code, issued.stderr).toBe(0);
         const list = await keytoolList(prefix);
         expect(list.status, `${keyType}: ${list.stdout}${list.stderr}`).toBe(0);

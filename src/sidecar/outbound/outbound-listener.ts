@@ -171,9 +171,9 @@ export class OutboundListener {
         if (drainCloses(this.#drain, res) || bodyStillComing(res.req)) headers.push('connection', 'close');
         res.writeHead(status, headers);
       },
-      // `draining` closes only after the last answer owed on the connection (drainCloses).
-      answer: (res, error, draining) =>
-        writeErrorH1(res, error, undefined, (draining && drainCloses(this.#drain, res)) || bodyStillComing(res.req)),
+      // The exchange's `close` is this listener's draining, which closes only after the last answer owed (drainCloses).
+      answer: (res, error) =>
+        writeErrorH1(res, error, undefined, drainCloses(this.#drain, res) || bodyStillComing(res.req)),
       cut: cutResponse,
       forwardHttp1: (exchange, endpoint, client) => this.#forwardHttp1(exchange, endpoint, client),
     };

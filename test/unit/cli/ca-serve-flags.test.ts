@@ -39,6 +39,8 @@ describe('ca serve flags that need another flag', () => {
     // Given with its default value, it is still given.
     [['--k8s-audience', 'meshauth'], '--k8s-audience needs --k8s-issuer'],
     [['--k8s-jwks', 'jwks.json'], '--k8s-jwks needs --k8s-issuer'],
+    [['--k8s-token-review'], '--k8s-token-review needs --k8s-issuer'],
+    [['--k8s-renew-with-token'], '--k8s-renew-with-token needs --k8s-issuer'],
   ])('fail/%j without --k8s-issuer → %s', async (flags, message) => {
     expect(await serve(...flags)).toMatchObject(usage(message));
   });
